@@ -1,0 +1,107 @@
+/**
+ * The event store port. It mirrors EventStoreDB's semantics (streams, expected revisions,
+ * idempotent event ids, $all reads and catch-up subscriptions) so that an adapter over
+ * `@eventstore/db-client` can implement it without changing a caller.
+ *
+ * Positions and revisions are bigint: they are counters that may pass 2^53.
+ */
+
+/** `any`: no check; `no_stream`: the stream must not exist; `stream_exists`: it must; n: its last revision must be n. */
+export type ExpectedRevision = 'any' | 'no_stream' | 'stream_exists' | bigint;
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export interface EventToAppend {
+  /** A UUID. Appending an id that is already stored is idempotent: it never makes a second event. */
+  readonly id: string;
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata?: JsonObject;
+}
+
+export interface RecordedEvent {
+  readonly id: string;
+  readonly type: string;
+  readonly streamId: string;
+  /** 0-based position of the event within its stream. */
+  readonly revision: bigint;
+  /** Position in the global log ($all). Strictly increasing in the order subscribers see events. */
+  readonly position: bigint;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+  readonly recordedAt: Date;
+}
+
+export interface AppendRequest {
+  readonly streamId: string;
+  readonly expectedRevision: ExpectedRevision;
+  readonly events: readonly EventToAppend[];
+}
+
+export interface AppendResult {
+  readonly streamId: string;
+  /** The stream's last revision after the append: the expected revision for the next one. */
+  readonly nextExpectedRevision: bigint;
+  /** Global position of the stream's last event after the append. */
+  readonly position: bigint;
+  /** True when every event id was already stored, so nothing was written. */
+  readonly idempotent: boolean;
+}
+
+export interface ReadStreamOptions {
+  readonly direction?: 'forwards' | 'backwards';
+  /** Inclusive. Forwards defaults to 0, backwards to the stream's end. */
+  readonly fromRevision?: bigint;
+  readonly maxCount?: number;
+}
+
+export interface ReadAllOptions {
+  /** Exclusive: events strictly after this position. Defaults to the start. */
+  readonly after?: bigint;
+  readonly maxCount?: number;
+}
+
+export interface SubscribeToAllOptions {
+  /** Exclusive checkpoint: delivery starts with the first event after it. */
+  readonly after?: bigint;
+  readonly batchSize?: number;
+  /**
+   * Called with consecutive events, in position order, never concurrently. The subscription
+   * waits for the returned promise before it delivers more, so a handler that throws stops the
+   * subscription (reported through onError) rather than skipping events.
+   */
+  readonly onEvents: (events: readonly RecordedEvent[]) => Promise<void>;
+  readonly onError?: (error: unknown) => void;
+  /** Called once whenever the subscription has caught up with the head (it then goes live). */
+  readonly onCaughtUp?: (position: bigint) => void;
+}
+
+export interface Subscription {
+  /** Stops delivering; resolves after the handler in progress (if any) has returned. */
+  stop(): Promise<void>;
+}
+
+export interface EventStore {
+  appendToStream(
+    streamId: string,
+    events: readonly EventToAppend[],
+    options: { expectedRevision: ExpectedRevision },
+  ): Promise<AppendResult>;
+  /**
+   * Appends to many streams atomically (one transaction, one round trip for the PostgreSQL
+   * store): either every request is written or none is. A mismatched expected revision in any
+   * request fails the whole call with WrongExpectedRevisionError naming the streams.
+   */
+  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
+  readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  /** Reads whole streams forwards, many at once; a missing stream maps to an empty array. */
+  readStreams(streamIds: readonly string[]): Promise<Map<string, RecordedEvent[]>>;
+  /** The stored events among these ids (any stream), for idempotency checks. */
+  readEventsById(eventIds: readonly string[]): Promise<RecordedEvent[]>;
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** Position of the last event in the global log, 0n when the store is empty. */
+  headPosition(): Promise<bigint>;
+  subscribeToAll(options: SubscribeToAllOptions): Subscription;
+  close(): Promise<void>;
+}
