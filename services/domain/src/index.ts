@@ -1,1 +1,9 @@
-export {};
+export * from './errors';
+export * from './credits';
+export * from './decimal';
+export * from './creditProduct';
+export * from './usageEvent';
+export * from './cost';
+export * from './balance';
+export * from './ledgerEventCodec';
+export * from './streams';

@@ -1,0 +1,71 @@
+import { CREDIT_SCALE, MAX_CREDITS, Micros } from './credits';
+import { ConsumptionRule, CreditProduct } from './creditProduct';
+import { divideRoundHalfUp, ExactDecimal, formatExactDecimal, toExactDecimal } from './decimal';
+import { InvalidUsageEventError } from './errors';
+import { PropertyValue, UsageEvent } from './usageEvent';
+
+export type UsageCost =
+  | { readonly matched: false }
+  | {
+      readonly matched: true;
+      /** Σ credits × quantity over the matching rules, rounded half-up to micro-credits once, at the end. */
+      readonly credits: Micros;
+      /** The quantity of the first matching rule, as an exact decimal string. */
+      readonly quantity: string;
+      readonly rulesMatched: number;
+    };
+
+const ONE: ExactDecimal = { digits: 1n, scale: 0 };
+/** 10^15 units: larger quantities are overflow attempts or unit mistakes. */
+const MAX_QUANTITY = 10n ** 15n;
+
+function stringOf(value: PropertyValue | undefined): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  return String(value);
+}
+
+function ruleMatches(rule: ConsumptionRule, usage: UsageEvent): boolean {
+  if (rule.event !== usage.event) return false;
+  for (const [key, expected] of Object.entries(rule.where ?? {})) {
+    if (stringOf(usage.properties[key]) !== expected) return false;
+  }
+  return true;
+}
+
+function quantityOf(rule: ConsumptionRule, usage: UsageEvent): ExactDecimal {
+  if (rule.perUnitOf === undefined) return ONE;
+  const raw = usage.properties[rule.perUnitOf];
+  const quantity = typeof raw === 'number' || typeof raw === 'string' ? toExactDecimal(raw) : undefined;
+  if (quantity === undefined) {
+    throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is missing or not a finite number`);
+  }
+  if (quantity.digits < 0n) throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is negative`);
+  if (quantity.digits > MAX_QUANTITY * 10n ** BigInt(quantity.scale)) {
+    throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is larger than 10^15`);
+  }
+  return quantity;
+}
+
+/**
+ * The cost of one usage event for one product. Exact: every term credits × quantity is
+ * summed over a common denominator before the single rounding, so three rules of 1/3 unit
+ * each cost exactly what one rule of 1 unit costs.
+ */
+export function computeCost(product: CreditProduct, usage: UsageEvent): UsageCost {
+  const terms: { credits: Micros; quantity: ExactDecimal }[] = [];
+  for (const rule of product.consumption) {
+    if (ruleMatches(rule, usage)) terms.push({ credits: rule.credits, quantity: quantityOf(rule, usage) });
+  }
+  const first = terms[0];
+  if (first === undefined) return { matched: false };
+  const scale = Math.max(...terms.map((term) => term.quantity.scale));
+  const numerator = terms.reduce(
+    (sum, term) => sum + term.credits * term.quantity.digits * 10n ** BigInt(scale - term.quantity.scale),
+    0n,
+  );
+  const credits = divideRoundHalfUp(numerator, 10n ** BigInt(scale));
+  if (credits > MAX_CREDITS) {
+    throw new InvalidUsageEventError(`the cost of this event exceeds 10^15 credits (scale ${CREDIT_SCALE})`);
+  }
+  return { matched: true, credits, quantity: formatExactDecimal(first.quantity), rulesMatched: terms.length };
+}

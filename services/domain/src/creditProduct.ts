@@ -1,0 +1,138 @@
+import { formatCredits, Micros, parseNonNegativeCredits, parsePositiveCredits } from './credits';
+import { ValidationError } from './errors';
+
+export interface ConsumptionRule {
+  /** The usage event name this rule matches, e.g. `api_call`. */
+  readonly event: string;
+  /** Credits per event, or per unit when `perUnitOf` is set. */
+  readonly credits: Micros;
+  /** Property whose numeric value is the quantity; without it the quantity is 1. */
+  readonly perUnitOf?: string;
+  /** Every entry must equal the event's property, compared as strings. */
+  readonly where?: Readonly<Record<string, string>>;
+}
+
+export interface Price {
+  /** Money, not credits: a decimal string in the currency's units. */
+  readonly amount: string;
+  /** ISO 4217 code. */
+  readonly currency: string;
+}
+
+export interface Bundle {
+  readonly id: string;
+  readonly credits: Micros;
+  readonly price: Price;
+}
+
+export interface CreditProduct {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly consumption: readonly ConsumptionRule[];
+  readonly lowBalanceThreshold: Micros | null;
+  readonly bundles: readonly Bundle[];
+}
+
+/** The product as JSON carries it (amounts as decimal strings): the catalog's stored and served form. */
+export interface CreditProductDto {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly consumption: ReadonlyArray<{
+    readonly event: string;
+    readonly credits: string;
+    readonly perUnitOf?: string;
+    readonly where?: Readonly<Record<string, string>>;
+  }>;
+  readonly lowBalanceThreshold: string | null;
+  readonly bundles: ReadonlyArray<{ readonly id: string; readonly credits: string; readonly price: Price }>;
+}
+
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const PRICE_AMOUNT = /^\d{1,12}(?:\.\d{1,6})?$/;
+const CURRENCY = /^[A-Z]{3}$/;
+
+export function isValidIdentifier(value: unknown): value is string {
+  return typeof value === 'string' && IDENTIFIER.test(value);
+}
+
+function requireText(value: unknown, field: string, max = 256): string {
+  if (typeof value !== 'string' || value.trim().length === 0 || value.length > max) {
+    throw new ValidationError(`${field} must be a non-empty string of at most ${max} characters`);
+  }
+  return value;
+}
+
+export function parsePrice(price: Price, field: string): Price {
+  if (!PRICE_AMOUNT.test(price.amount)) {
+    throw new ValidationError(`${field}.amount must be a non-negative decimal string, e.g. "49.99"`);
+  }
+  if (!CURRENCY.test(price.currency)) {
+    throw new ValidationError(`${field}.currency must be an ISO 4217 code such as "EUR"`);
+  }
+  return { amount: price.amount, currency: price.currency };
+}
+
+/** Validates a product in its JSON form and converts its amounts to exact micro-credits. */
+export function creditProductFromDto(dto: CreditProductDto): CreditProduct {
+  if (!isValidIdentifier(dto.id)) {
+    throw new ValidationError('id must be 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
+  }
+  const consumption = dto.consumption.map((rule, index): ConsumptionRule => {
+    const field = `consumption[${index}]`;
+    const where = rule.where ?? {};
+    for (const [key, value] of Object.entries(where)) {
+      if (typeof value !== 'string') throw new ValidationError(`${field}.where.${key} must be a string`);
+    }
+    return {
+      event: requireText(rule.event, `${field}.event`),
+      credits: parseNonNegativeCredits(rule.credits, `${field}.credits`),
+      ...(rule.perUnitOf !== undefined ? { perUnitOf: requireText(rule.perUnitOf, `${field}.perUnitOf`) } : {}),
+      ...(Object.keys(where).length > 0 ? { where: { ...where } } : {}),
+    };
+  });
+  const bundleIds = new Set<string>();
+  const bundles = dto.bundles.map((bundle, index): Bundle => {
+    const field = `bundles[${index}]`;
+    if (!isValidIdentifier(bundle.id)) throw new ValidationError(`${field}.id is not a valid identifier`);
+    if (bundleIds.has(bundle.id)) throw new ValidationError(`${field}.id "${bundle.id}" is used twice`);
+    bundleIds.add(bundle.id);
+    return {
+      id: bundle.id,
+      credits: parsePositiveCredits(bundle.credits, `${field}.credits`),
+      price: parsePrice(bundle.price, `${field}.price`),
+    };
+  });
+  return {
+    id: dto.id,
+    name: requireText(dto.name, 'name'),
+    description: typeof dto.description === 'string' ? dto.description : '',
+    consumption,
+    lowBalanceThreshold:
+      dto.lowBalanceThreshold === null || dto.lowBalanceThreshold === undefined
+        ? null
+        : parseNonNegativeCredits(dto.lowBalanceThreshold, 'lowBalanceThreshold'),
+    bundles,
+  };
+}
+
+export function creditProductToDto(product: CreditProduct): CreditProductDto {
+  return {
+    id: product.id,
+    name: product.name,
+    description: product.description,
+    consumption: product.consumption.map((rule) => ({
+      event: rule.event,
+      credits: formatCredits(rule.credits),
+      ...(rule.perUnitOf !== undefined ? { perUnitOf: rule.perUnitOf } : {}),
+      ...(rule.where !== undefined ? { where: { ...rule.where } } : {}),
+    })),
+    lowBalanceThreshold: product.lowBalanceThreshold === null ? null : formatCredits(product.lowBalanceThreshold),
+    bundles: product.bundles.map((bundle) => ({
+      id: bundle.id,
+      credits: formatCredits(bundle.credits),
+      price: { ...bundle.price },
+    })),
+  };
+}

@@ -1,0 +1,85 @@
+import { InvalidUsageEventError } from './errors';
+
+export type PropertyValue = null | boolean | number | string;
+
+/** A usage event as the metering core sees it, whatever its wire format (Avro or JSON). */
+export interface UsageEvent {
+  /** The producer's idempotency key: unique per usage event. */
+  readonly id: string;
+  readonly customerId: string;
+  /** The name consumption rules match, e.g. `api_call`. */
+  readonly event: string;
+  /** When the usage happened, epoch milliseconds. */
+  readonly timestamp: number;
+  readonly properties: Readonly<Record<string, PropertyValue>>;
+}
+
+const MAX_TEXT = 256;
+const MAX_PROPERTIES = 256;
+/** Timestamps outside 1970..2200 are mistakes (seconds for milliseconds, garbage). */
+const MAX_TIMESTAMP = Date.UTC(2200, 0, 1);
+
+function text(record: Record<string, unknown>, field: string): string {
+  const value = record[field];
+  if (typeof value !== 'string') throw new InvalidUsageEventError(`${field} is missing or not a string`);
+  if (value.length === 0 || value.length > MAX_TEXT) {
+    throw new InvalidUsageEventError(`${field} must be 1-${MAX_TEXT} characters`);
+  }
+  return value;
+}
+
+function timestampOf(value: unknown): number {
+  let millis: number;
+  if (typeof value === 'number') millis = value;
+  else if (typeof value === 'bigint') millis = Number(value);
+  else if (value instanceof Date) millis = value.getTime();
+  else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value)) millis = Date.parse(value);
+  else throw new InvalidUsageEventError('timestamp must be epoch milliseconds or an ISO-8601 string');
+  if (!Number.isSafeInteger(millis) || millis < 0 || millis > MAX_TIMESTAMP) {
+    throw new InvalidUsageEventError('timestamp is not a valid time between 1970 and 2200');
+  }
+  return millis;
+}
+
+function propertiesOf(value: unknown): Record<string, PropertyValue> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidUsageEventError('properties must be an object of null, boolean, number or string values');
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_PROPERTIES) throw new InvalidUsageEventError(`properties has more than ${MAX_PROPERTIES} entries`);
+  const properties: Record<string, PropertyValue> = {};
+  for (const [key, raw] of entries) {
+    if (key.length > MAX_TEXT) throw new InvalidUsageEventError('a property name is longer than 256 characters');
+    // Avro unions decode as { long: 5 } wrappers in some clients; unwrap the one branch.
+    const item =
+      raw !== null && typeof raw === 'object' && !Array.isArray(raw) && Object.keys(raw).length === 1
+        ? Object.values(raw as Record<string, unknown>)[0]
+        : raw;
+    if (item === null || typeof item === 'boolean' || typeof item === 'string') properties[key] = item;
+    else if (typeof item === 'number') {
+      if (!Number.isFinite(item)) throw new InvalidUsageEventError(`property ${key} is not a finite number`);
+      properties[key] = item;
+    } else if (typeof item === 'bigint') properties[key] = item.toString();
+    else throw new InvalidUsageEventError(`property ${key} must be null, boolean, number or string`);
+  }
+  return properties;
+}
+
+/**
+ * Validates a decoded record (from Avro or JSON) into a UsageEvent. Throws
+ * InvalidUsageEventError, which is never retriable: such a message goes to the dead letters.
+ */
+export function parseUsageEvent(record: unknown): UsageEvent {
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+    throw new InvalidUsageEventError('a usage event must be an object');
+  }
+  const fields = record as Record<string, unknown>;
+  return {
+    id: text(fields, 'id'),
+    customerId: text(fields, 'customerId'),
+    event: text(fields, 'event'),
+    timestamp: timestampOf(fields.timestamp),
+    properties: propertiesOf(fields.properties),
+  };
+}
