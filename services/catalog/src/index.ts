@@ -1,1 +1,4 @@
-export {};
+export * from './catalogErrors';
+export * from './catalogStore';
+export * from './postgresCatalogStore';
+export * from './catalogCache';

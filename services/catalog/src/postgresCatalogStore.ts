@@ -1,0 +1,165 @@
+import { creditProductFromDto, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
+import { isTransientPgError } from '@tally/postgres';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import {
+  CatalogUnavailableError,
+  DuplicateBalanceError,
+  ProductAlreadyExistsError,
+  ProductNotFoundError,
+} from './catalogErrors';
+import type { BalanceRef, CatalogStore } from './catalogStore';
+
+const UNIQUE_VIOLATION = '23505';
+
+interface ProductRow {
+  id: string;
+  name: string;
+  description: string;
+  consumption: CreditProductDto['consumption'];
+  low_balance_threshold: string | null;
+  bundles: CreditProductDto['bundles'];
+}
+
+interface BalanceRow {
+  id: string;
+  customer_id: string;
+  product_id: string;
+  created_at: Date;
+}
+
+function productFromRow(row: ProductRow): CreditProduct {
+  return creditProductFromDto({
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    consumption: row.consumption,
+    lowBalanceThreshold: row.low_balance_threshold,
+    bundles: row.bundles,
+  });
+}
+
+function balanceFromRow(row: BalanceRow): BalanceRef {
+  return { id: row.id, customerId: row.customer_id, productId: row.product_id, createdAt: row.created_at };
+}
+
+/** Connection failures become CatalogUnavailableError (retriable); anything else passes through. */
+async function guarded<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isTransientPgError(error)) throw new CatalogUnavailableError('the catalog database is unavailable', { cause: error });
+    throw error;
+  }
+}
+
+export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
+  const { pool } = options;
+  const logger = options.logger.child({ module: 'catalog-store' });
+  const productColumns = 'id, name, description, consumption, low_balance_threshold, bundles';
+  const balanceColumns = 'id, customer_id, product_id, created_at';
+
+  return {
+    createProduct: (product) =>
+      guarded(async () => {
+        const dto = creditProductToDto(product);
+        try {
+          await pool.query(
+            `INSERT INTO credit_products (${productColumns}) VALUES ($1, $2, $3, $4, $5, $6)`,
+            [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles)],
+          );
+        } catch (error) {
+          if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+            throw new ProductAlreadyExistsError(`a credit product with id "${product.id}" already exists`);
+          }
+          throw error;
+        }
+        logger.info({ productId: product.id }, 'credit product created');
+      }),
+
+    updateProduct: (product) =>
+      guarded(async () => {
+        const dto = creditProductToDto(product);
+        const result = await pool.query(
+          `UPDATE credit_products
+              SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6, updated_at = now()
+            WHERE id = $1`,
+          [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles)],
+        );
+        if (result.rowCount === 0) throw new ProductNotFoundError(`no credit product with id "${product.id}"`);
+        logger.info({ productId: product.id }, 'credit product updated');
+      }),
+
+    getProduct: (productId) =>
+      guarded(async () => {
+        const { rows } = await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products WHERE id = $1`, [productId]);
+        return rows[0] === undefined ? undefined : productFromRow(rows[0]);
+      }),
+
+    listProducts: () =>
+      guarded(async () => {
+        const { rows } = await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products ORDER BY id`);
+        return rows.map(productFromRow);
+      }),
+
+    registerBalance: (balance) =>
+      guarded(async () => {
+        // ON CONFLICT DO NOTHING, then read the winner: the 409 can name the balance that exists.
+        const inserted = await pool.query<BalanceRow>(
+          `INSERT INTO credit_balances (id, customer_id, product_id) VALUES ($1, $2, $3)
+           ON CONFLICT (customer_id, product_id) DO NOTHING
+           RETURNING ${balanceColumns}`,
+          [balance.id, balance.customerId, balance.productId],
+        );
+        if (inserted.rows[0] !== undefined) return balanceFromRow(inserted.rows[0]);
+        const { rows } = await pool.query<BalanceRow>(
+          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
+          [balance.customerId, balance.productId],
+        );
+        throw new DuplicateBalanceError(
+          `customer "${balance.customerId}" already has a balance of product "${balance.productId}"`,
+          rows[0]?.id ?? '',
+        );
+      }),
+
+    getBalance: (balanceId) =>
+      guarded(async () => {
+        const { rows } = await pool.query<BalanceRow>(`SELECT ${balanceColumns} FROM credit_balances WHERE id = $1`, [balanceId]);
+        return rows[0] === undefined ? undefined : balanceFromRow(rows[0]);
+      }),
+
+    findBalance: (customerId, productId) =>
+      guarded(async () => {
+        const { rows } = await pool.query<BalanceRow>(
+          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
+          [customerId, productId],
+        );
+        return rows[0] === undefined ? undefined : balanceFromRow(rows[0]);
+      }),
+
+    listCustomerBalances: (customerId) =>
+      guarded(async () => {
+        const { rows } = await pool.query<BalanceRow>(
+          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 ORDER BY created_at, id`,
+          [customerId],
+        );
+        return rows.map(balanceFromRow);
+      }),
+
+    balancesOfCustomers: (customerIds) =>
+      guarded(async () => {
+        const byCustomer = new Map<string, BalanceRef[]>();
+        if (customerIds.length === 0) return byCustomer;
+        const { rows } = await pool.query<BalanceRow>(
+          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = ANY($1::text[]) ORDER BY created_at, id`,
+          [customerIds],
+        );
+        for (const row of rows) {
+          const list = byCustomer.get(row.customer_id) ?? [];
+          list.push(balanceFromRow(row));
+          byCustomer.set(row.customer_id, list);
+        }
+        return byCustomer;
+      }),
+  };
+}

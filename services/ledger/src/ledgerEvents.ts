@@ -1,0 +1,57 @@
+import { BalanceEvent, fromLedgerPayload, toLedgerPayload } from '@tally/domain';
+import type { EventToAppend, JsonObject, RecordedEvent } from '@tally/event-store';
+import { LEDGER_EVENT_SCHEMA_VERSION, LedgerEventMetadataV1, LedgerEventPayloadV1 } from '@tally/schemas';
+import { ledgerEventId } from './deterministicId';
+
+export interface BalanceContext {
+  readonly balanceId: string;
+  readonly customerId: string;
+  readonly productId: string;
+}
+
+export interface RecordedBalanceEvent {
+  readonly eventId: string;
+  readonly event: BalanceEvent;
+  readonly metadata: LedgerEventMetadataV1;
+  readonly revision: bigint;
+  readonly position: bigint;
+  readonly recordedAt: Date;
+}
+
+/** Serialises the events a command caused, with ids derived from the command id (see deterministicId). */
+export function toEventsToAppend(
+  events: readonly BalanceEvent[],
+  context: BalanceContext,
+  commandId: string,
+  requestHash?: string,
+): EventToAppend[] {
+  return events.map((event, index) => {
+    const payload = toLedgerPayload(event);
+    const metadata: LedgerEventMetadataV1 = {
+      schemaVersion: LEDGER_EVENT_SCHEMA_VERSION,
+      balanceId: context.balanceId,
+      customerId: context.customerId,
+      productId: context.productId,
+      causationId: commandId,
+      ...(requestHash !== undefined ? { requestHash } : {}),
+    };
+    return {
+      id: ledgerEventId(commandId, index),
+      type: payload.type,
+      data: payload.data as unknown as JsonObject,
+      metadata: metadata as unknown as JsonObject,
+    };
+  });
+}
+
+export function fromRecordedEvent(recorded: RecordedEvent): RecordedBalanceEvent {
+  const payload = { type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1;
+  return {
+    eventId: recorded.id,
+    event: fromLedgerPayload(payload),
+    metadata: recorded.metadata as unknown as LedgerEventMetadataV1,
+    revision: recorded.revision,
+    position: recorded.position,
+    recordedAt: recorded.recordedAt,
+  };
+}
