@@ -165,6 +165,11 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
     case 'OpenBalance': {
       if (state.status === 'open') throw new BalanceAlreadyOpenError('the credit balance is already open');
       if (command.startingBalance < 0n) throw new InvalidAmountError('startingBalance must not be negative');
+      // The same rules as ChangeSettings: otherwise a balance opened with them could never be renamed.
+      if (command.name.trim().length === 0) throw new ValidationError('name must not be empty');
+      if (command.lowBalanceThreshold !== null && command.lowBalanceThreshold < 0n) {
+        throw new InvalidAmountError('lowBalanceThreshold must not be negative');
+      }
       const opened: BalanceEvent = {
         type: 'CreditBalanceOpened',
         balanceId: command.balanceId,
