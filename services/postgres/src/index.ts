@@ -1,1 +1,5 @@
-export {};
+export { createPool, type CreatePoolOptions } from './createPool';
+export { migrate, type MigrateOptions, type MigrateResult } from './migrate';
+export { listMigrations, selectMigrationFiles, DEFAULT_MIGRATIONS_DIR, type Migration } from './listMigrations';
+export { isTransientPgError } from './isTransientPgError';
+export { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';

@@ -1,0 +1,45 @@
+/**
+ * Whether an error from `pg` means "PostgreSQL could not be reached or went away" (or a
+ * concurrency abort), so the same operation can succeed when retried later. Anything else (a
+ * constraint, a syntax error, bad input) will fail the same way again.
+ */
+const TRANSIENT_SYSTEM_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+const TRANSIENT_SQLSTATES = new Set([
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down, recovering)
+  '53300', // too_many_connections
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+]);
+
+// pg reports some connection losses only by message, without a code.
+const TRANSIENT_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error and is not queryable',
+  'the database system is starting up',
+  'the database system is shutting down',
+];
+
+export function isTransientPgError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_SYSTEM_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    // Class 08: connection exceptions.
+    if (/^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  if (error instanceof AggregateError) return error.errors.some(isTransientPgError);
+  return TRANSIENT_MESSAGES.some((message) => error.message.includes(message));
+}

@@ -1,0 +1,94 @@
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import { listMigrations, type Migration } from './listMigrations';
+import { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
+
+export interface MigrateOptions {
+  readonly pool: Pool;
+  /** Created when missing; every migration runs with search_path set to it alone. */
+  readonly schema: string;
+  readonly logger: Logger;
+  readonly migrationsDir?: string;
+}
+
+export interface MigrateResult {
+  /** Names of the migrations this call applied, in order; empty when the schema was current. */
+  readonly applied: string[];
+}
+
+/**
+ * Applies the pending migrations to `schema`, each in its own transaction together with its
+ * schema_migrations row, so a failure leaves the schema at the last complete migration.
+ *
+ * Several processes may start at once (the stack starts services in parallel): a session-level
+ * advisory lock keyed by the schema name makes them take turns, and a latecomer finds the work
+ * done. The lock is taken before CREATE SCHEMA IF NOT EXISTS, which itself is not safe against
+ * a concurrent create.
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
+  const schema = assertSqlIdentifier(options.schema, 'schema');
+  const logger = options.logger.child({ module: 'migrate', schema });
+  const migrations = await listMigrations(options.migrationsDir);
+  const client = await options.pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+    const applied = await applyPending(client, schema, migrations, logger);
+    await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+    client.release();
+    return { applied };
+  } catch (error) {
+    // The connection may be mid-transaction and still hold the lock: destroying it instead of
+    // returning it to the pool ends the session, which rolls back and releases the lock.
+    client.release(true);
+    throw error;
+  }
+}
+
+/** First key of the two-key advisory lock space, so the lock cannot collide with other users'. */
+const MIGRATION_LOCK_CLASS = 0x74616c6d; // 'talm'
+
+async function applyPending(
+  client: PoolClient,
+  schema: string,
+  migrations: readonly Migration[],
+  logger: Logger,
+): Promise<string[]> {
+  const qualified = `${quoteIdentifier(schema)}.schema_migrations`;
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${qualified} (
+       name text PRIMARY KEY,
+       checksum text NOT NULL,
+       applied_at timestamptz NOT NULL DEFAULT now()
+     )`,
+  );
+  const { rows } = await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${qualified}`);
+  const appliedChecksums = new Map(rows.map((row) => [row.name, row.checksum]));
+
+  const applied: string[] = [];
+  for (const migration of migrations) {
+    const previous = appliedChecksums.get(migration.name);
+    if (previous !== undefined) {
+      // Not fatal: a developer's long-lived database should keep starting after a local edit;
+      // the warning says the schema may differ from the file.
+      if (previous !== migration.checksum) {
+        logger.warn({ migration: migration.name }, 'applied migration was edited since; the schema keeps the old version');
+      }
+      continue;
+    }
+    const started = process.hrtime.bigint();
+    await client.query('BEGIN');
+    // SET LOCAL ends with the transaction, so the pooled connection keeps its own search_path.
+    await client.query(`SET LOCAL search_path TO ${quoteIdentifier(schema)}`);
+    await client.query(migration.sql);
+    await client.query(`INSERT INTO ${qualified} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]);
+    await client.query('COMMIT');
+    applied.push(migration.name);
+    logger.info(
+      { migration: migration.name, durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n) },
+      'applied migration',
+    );
+  }
+  if (applied.length === 0) logger.debug({}, 'schema is up to date');
+  return applied;
+}
