@@ -1,0 +1,73 @@
+import { TallyError } from '@tally/domain';
+import type { ExpectedRevision } from './eventStore';
+
+export interface RevisionConflict {
+  readonly streamId: string;
+  readonly expected: ExpectedRevision;
+  /** The stream's last revision when the append was checked, or `no_stream`. */
+  readonly actual: bigint | 'no_stream';
+}
+
+/**
+ * The caller's view of one or more streams is stale: another writer appended first, or the
+ * request re-sent only part of an earlier append. Retriable: reload the streams, decide again,
+ * append again.
+ */
+export class WrongExpectedRevisionError extends TallyError {
+  readonly code = 'wrong_expected_revision';
+  readonly retriable = true;
+  /** Every mismatched stream of the call (appendMany checks all before failing). */
+  readonly conflicts: readonly RevisionConflict[];
+  readonly streamIds: readonly string[];
+  /** The first conflict's stream, expected and actual revision, for the common one-stream case. */
+  readonly streamId: string;
+  readonly expected: ExpectedRevision;
+  readonly actual: bigint | 'no_stream';
+
+  constructor(conflicts: readonly [RevisionConflict, ...RevisionConflict[]]) {
+    const [first] = conflicts;
+    super(
+      `wrong expected revision: ${conflicts
+        .map((c) => `${c.streamId} expected ${String(c.expected)}, actual ${String(c.actual)}`)
+        .join('; ')}`,
+    );
+    this.conflicts = conflicts;
+    this.streamIds = conflicts.map((c) => c.streamId);
+    this.streamId = first.streamId;
+    this.expected = first.expected;
+    this.actual = first.actual;
+  }
+}
+
+/** PostgreSQL could not be reached or dropped the connection; the operation may have to be retried. */
+export class EventStoreUnavailableError extends TallyError {
+  readonly code = 'event_store_unavailable';
+  readonly retriable = true;
+
+  constructor(cause: unknown) {
+    super(`event store unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
+ * An event id of the append is already stored in another stream, or appears twice in the
+ * append. Event ids are derived from what they record, so this is a bug in the caller, and
+ * retrying cannot help.
+ */
+export class DuplicateEventIdError extends TallyError {
+  readonly code = 'duplicate_event_id';
+  readonly retriable = false;
+
+  constructor(
+    readonly eventIds: readonly string[],
+    reason: string,
+  ) {
+    super(`${reason}: ${eventIds.join(', ')}`);
+  }
+}
+
+/** A malformed request to the store (not a UUID, no events, a negative revision): a caller bug. */
+export class InvalidEventStoreRequestError extends TallyError {
+  readonly code = 'invalid_event_store_request';
+  readonly retriable = false;
+}
