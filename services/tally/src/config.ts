@@ -1,0 +1,96 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+export const ROLES = ['consumer', 'projector', 'api', 'relay', 'scheduler'] as const;
+export type Role = (typeof ROLES)[number];
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+const integer = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const text = (fallback: string) => z.string().trim().min(1).default(fallback);
+
+/** Every variable Tally reads, with its default. README.md lists the same table. */
+const schema = z.object({
+  TALLY_HOME: text(path.join(REPO_ROOT, '.tally')),
+  TALLY_ROLES: text(ROLES.join(',')),
+  TALLY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TALLY_KAFKA_BROKERS: text('127.0.0.1:9092'),
+  TALLY_KAFKA_CLIENT_ID: text('tally'),
+  TALLY_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
+  TALLY_DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tally'),
+  TALLY_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public'),
+  TALLY_DATABASE_POOL_SIZE: integer(10, 1, 200),
+  TALLY_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tally'),
+  TALLY_USAGE_TOPIC: text('usage-events'),
+  TALLY_DLQ_TOPIC: text('usage-events.dlq'),
+  TALLY_LEDGER_TOPIC: text('credit-ledger'),
+  TALLY_CONSUMER_GROUP: text('tally-metering'),
+  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: integer(3, 1, 64),
+  TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000),
+  TALLY_API_HOST: text('127.0.0.1'),
+  TALLY_API_PORT: integer(8080, 0, 65535),
+  TALLY_API_KEYS: z.string().optional(),
+  TALLY_SCHEDULER_INTERVAL_MS: integer(10_000, 100, 3_600_000),
+});
+
+export interface Config {
+  readonly home: string;
+  readonly roles: ReadonlySet<Role>;
+  readonly logLevel: string;
+  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  readonly registryUrl: string;
+  readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
+  readonly redis: { readonly url: string; readonly keyPrefix: string };
+  readonly topics: { readonly usage: string; readonly deadLetter: string; readonly ledger: string };
+  readonly consumer: { readonly groupId: string; readonly partitionsConsumedConcurrently: number };
+  readonly catalogRefreshMs: number;
+  readonly api: { readonly host: string; readonly port: number; readonly keys: readonly string[] | undefined };
+  readonly schedulerIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value)) {
+    if (inner !== null && typeof inner === 'object' && !(inner instanceof Set)) deepFreeze(inner as object);
+  }
+  return Object.freeze(value);
+}
+
+/** Turns the environment into a validated, frozen Config; a bad value stops start-up with its name. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  const roles = e.TALLY_ROLES.split(',').map((role) => role.trim()).filter(Boolean);
+  const unknown = roles.filter((role) => !(ROLES as readonly string[]).includes(role));
+  if (unknown.length > 0 || roles.length === 0) {
+    throw new ConfigError(`TALLY_ROLES: unknown role(s) ${unknown.join(', ') || '(none given)'}; use ${ROLES.join(',')}`);
+  }
+  const keys = e.TALLY_API_KEYS?.split(',').map((key) => key.trim()).filter(Boolean);
+  if (keys !== undefined && keys.some((key) => key.length < 16)) {
+    throw new ConfigError('TALLY_API_KEYS: every key must be at least 16 characters');
+  }
+  return deepFreeze({
+    home: e.TALLY_HOME,
+    roles: new Set(roles as Role[]),
+    logLevel: e.TALLY_LOG_LEVEL,
+    kafka: { brokers: e.TALLY_KAFKA_BROKERS.split(',').map((broker) => broker.trim()), clientId: e.TALLY_KAFKA_CLIENT_ID },
+    registryUrl: e.TALLY_SCHEMA_REGISTRY_URL,
+    database: { url: e.TALLY_DATABASE_URL, schema: e.TALLY_DATABASE_SCHEMA, poolSize: e.TALLY_DATABASE_POOL_SIZE },
+    redis: { url: e.TALLY_REDIS_URL, keyPrefix: e.TALLY_REDIS_KEY_PREFIX },
+    topics: { usage: e.TALLY_USAGE_TOPIC, deadLetter: e.TALLY_DLQ_TOPIC, ledger: e.TALLY_LEDGER_TOPIC },
+    consumer: { groupId: e.TALLY_CONSUMER_GROUP, partitionsConsumedConcurrently: e.TALLY_CONSUMER_PARTITIONS_CONCURRENTLY },
+    catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
+    api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },
+    schedulerIntervalMs: e.TALLY_SCHEDULER_INTERVAL_MS,
+  });
+}

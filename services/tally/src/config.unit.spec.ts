@@ -1,0 +1,43 @@
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  it('gives the local stack defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.kafka.brokers).toEqual(['127.0.0.1:9092']);
+    expect(config.registryUrl).toBe('http://127.0.0.1:8081/apis/ccompat/v7');
+    expect(config.topics).toEqual({ usage: 'usage-events', deadLetter: 'usage-events.dlq', ledger: 'credit-ledger' });
+    expect(config.consumer.groupId).toBe('tally-metering');
+    expect(config.api).toEqual({ host: '127.0.0.1', port: 8080, keys: undefined });
+    expect([...config.roles].sort()).toEqual(['api', 'consumer', 'projector', 'relay', 'scheduler']);
+  });
+
+  it('splits roles, brokers and keys', () => {
+    const config = loadConfig({
+      TALLY_ROLES: 'consumer, api',
+      TALLY_KAFKA_BROKERS: 'a:1,b:2',
+      TALLY_API_KEYS: 'aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb',
+      TALLY_API_PORT: '9090',
+    });
+    expect([...config.roles]).toEqual(['consumer', 'api']);
+    expect(config.kafka.brokers).toEqual(['a:1', 'b:2']);
+    expect(config.api.keys).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    expect(config.api.port).toBe(9090);
+  });
+
+  it('is frozen', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.kafka)).toBe(true);
+  });
+
+  it.each([
+    [{ TALLY_ROLES: 'consumer,bogus' }, /TALLY_ROLES/],
+    [{ TALLY_API_PORT: 'eighty' }, /TALLY_API_PORT/],
+    [{ TALLY_API_KEYS: 'short' }, /TALLY_API_KEYS/],
+    [{ TALLY_DATABASE_URL: 'not a url' }, /TALLY_DATABASE_URL/],
+    [{ TALLY_LOG_LEVEL: 'loud' }, /TALLY_LOG_LEVEL/],
+  ])('rejects %j, naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
