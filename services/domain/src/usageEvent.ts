@@ -18,6 +18,8 @@ const MAX_TEXT = 256;
 const MAX_PROPERTIES = 256;
 /** Timestamps outside 1970..2200 are mistakes (seconds for milliseconds, garbage). */
 const MAX_TIMESTAMP = Date.UTC(2200, 0, 1);
+/** The branch names an Avro union of primitives is wrapped in ({ long: 5 }); any other object is nested data. */
+const AVRO_BRANCHES = new Set(['boolean', 'int', 'long', 'float', 'double', 'string']);
 
 function text(record: Record<string, unknown>, field: string): string {
   const value = record[field];
@@ -52,10 +54,9 @@ function propertiesOf(value: unknown): Record<string, PropertyValue> {
   for (const [key, raw] of entries) {
     if (key.length > MAX_TEXT) throw new InvalidUsageEventError('a property name is longer than 256 characters');
     // Avro unions decode as { long: 5 } wrappers in some clients; unwrap the one branch.
+    const branches = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? Object.keys(raw) : [];
     const item =
-      raw !== null && typeof raw === 'object' && !Array.isArray(raw) && Object.keys(raw).length === 1
-        ? Object.values(raw as Record<string, unknown>)[0]
-        : raw;
+      branches.length === 1 && AVRO_BRANCHES.has(branches[0]!) ? Object.values(raw as Record<string, unknown>)[0] : raw;
     if (item === null || typeof item === 'boolean' || typeof item === 'string') properties[key] = item;
     else if (typeof item === 'number') {
       if (!Number.isFinite(item)) throw new InvalidUsageEventError(`property ${key} is not a finite number`);
