@@ -1,0 +1,32 @@
+import { isTransientPgError } from './isTransientPgError';
+
+function withCode(code: string, message = 'failed'): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+describe('isTransientPgError', () => {
+  it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001', '53300', '40001', '40P01'])(
+    'treats %s as transient',
+    (code) => {
+      expect(isTransientPgError(withCode(code))).toBe(true);
+    },
+  );
+
+  it('recognises the connection losses pg reports only by message', () => {
+    expect(isTransientPgError(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isTransientPgError(new Error('timeout exceeded when trying to connect'))).toBe(true);
+  });
+
+  it('looks inside an AggregateError (a host that resolves to several addresses)', () => {
+    expect(isTransientPgError(new AggregateError([withCode('ECONNREFUSED')], 'connect failed'))).toBe(true);
+  });
+
+  it.each(['23505', '42P01', '22P02', 'TY001'])('treats %s as permanent', (code) => {
+    expect(isTransientPgError(withCode(code))).toBe(false);
+  });
+
+  it('is false for anything that is not an Error', () => {
+    expect(isTransientPgError('ECONNREFUSED')).toBe(false);
+    expect(isTransientPgError(undefined)).toBe(false);
+  });
+});

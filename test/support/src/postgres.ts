@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import pino from 'pino';
+import { createPool, migrate, quoteIdentifier } from '@tally/postgres';
+
+export interface TestSchema {
+  /** A pool whose search_path is the new schema, migrated to the latest version. */
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  readonly connectionString: string;
+  /** Drops the schema and everything in it, and ends the pool. */
+  drop(): Promise<void>;
+}
+
+export const TEST_DATABASE_URL = process.env.TALLY_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tally_test';
+
+/**
+ * A fresh, migrated schema in the test database for one test file, so integration tests run in
+ * parallel without seeing each other's rows. The database itself is created on first use.
+ */
+export async function createTestSchema({
+  prefix,
+  max = 10,
+}: {
+  prefix: string;
+  max?: number;
+}): Promise<TestSchema> {
+  const schema = `${prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
+  quoteIdentifier(schema);
+  await ensureDatabase(TEST_DATABASE_URL);
+  const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+  const pool = createPool({ connectionString: TEST_DATABASE_URL, max, applicationName: `test-${prefix}`, schema, logger });
+  try {
+    await migrate({ pool, schema, logger });
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  return {
+    pool,
+    schema,
+    connectionString: TEST_DATABASE_URL,
+    async drop() {
+      try {
+        await pool.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
+      } finally {
+        await pool.end();
+      }
+    },
+  };
+}
+
+async function ensureDatabase(connectionString: string): Promise<void> {
+  const probe = new pg.Client({ connectionString });
+  try {
+    await probe.connect();
+    return;
+  } catch (error) {
+    if ((error as { code?: string }).code !== '3D000') throw error; // 3D000: database does not exist
+  } finally {
+    await probe.end().catch(() => undefined);
+  }
+  const url = new URL(connectionString);
+  const database = decodeURIComponent(url.pathname.slice(1));
+  url.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${quoteIdentifier(database)}`);
+  } catch (error) {
+    // Another test file created it first: 42P04 duplicate_database, or 23505 when both inserted
+    // into pg_database at the same moment.
+    const code = (error as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw error;
+  } finally {
+    await admin.end();
+  }
+}
