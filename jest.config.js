@@ -7,6 +7,7 @@ const packages = {
   '@tally/event-store': 'services/event-store',
   '@tally/catalog': 'services/catalog',
   '@tally/ledger': 'services/ledger',
+  '@tally/subscriptions': 'services/subscriptions',
   '@tally/metering': 'services/metering',
   '@tally/projections': 'projections',
   '@tally/ledger-relay': 'services/ledger-relay',
