@@ -1,2 +1,3 @@
 export * from './eventStore';
 export * from './errors';
+export { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL, type PostgresEventStoreOptions } from './createPostgresEventStore';

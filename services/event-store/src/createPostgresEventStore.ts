@@ -1,0 +1,280 @@
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { DuplicateEventIdError, InvalidEventStoreRequestError } from './errors';
+import type {
+  AppendRequest,
+  AppendResult,
+  EventStore,
+  JsonObject,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  Subscription,
+} from './eventStore';
+import { serializeExpectedRevision } from './expectedRevision';
+import { NotificationListener } from './notificationListener';
+import { startSubscription } from './startSubscription';
+import { translateError } from './translateError';
+
+export interface PostgresEventStoreOptions {
+  /** A pool whose search_path is the schema migrated with @tally/postgres. The caller owns (and ends) it. */
+  readonly pool: Pool;
+  readonly logger: Logger;
+  /** LISTEN/NOTIFY channel for live subscriptions; a plain lower-case identifier. */
+  readonly notifyChannel?: string;
+  /** Longest delay before a live subscription notices an append whose notification was lost. */
+  readonly pollIntervalMs?: number;
+  readonly retryInitialDelayMs?: number;
+  readonly retryMaxDelayMs?: number;
+}
+
+export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata, recorded_at';
+
+interface EventRow {
+  position: string;
+  event_id: string;
+  stream_id: string;
+  revision: string;
+  type: string;
+  data: JsonObject;
+  metadata: JsonObject;
+  recorded_at: Date;
+}
+
+interface AppendRow {
+  request_index: number;
+  last_revision: string;
+  last_position: string;
+  idempotent: boolean;
+}
+
+export function createPostgresEventStore(options: PostgresEventStoreOptions): EventStore {
+  const { pool } = options;
+  const logger = options.logger.child({ module: 'event-store' });
+  const listener = new NotificationListener(pool, options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL, logger);
+  const timing = {
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
+    retryMaxDelayMs: options.retryMaxDelayMs ?? 5000,
+  };
+  const subscriptions = new Set<Subscription>();
+
+  // Every query goes through here so that a lost connection surfaces as the one retriable
+  // error callers know, whichever operation hit it.
+  const query = async <Row extends object>(name: string, text: string, values: unknown[]): Promise<Row[]> => {
+    try {
+      return (await pool.query<Row>({ name, text, values })).rows;
+    } catch (error) {
+      throw translateError(error);
+    }
+  };
+
+  const appendMany = async (requests: readonly AppendRequest[]): Promise<AppendResult[]> => {
+    if (requests.length === 0) return [];
+    const payload = validateAppendRequests(requests);
+    const started = process.hrtime.bigint();
+    const rows = await query<AppendRow>(
+      'tally_es_append',
+      'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::text)',
+      [JSON.stringify(payload), options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL],
+    );
+    const results = rows
+      .sort((a, b) => a.request_index - b.request_index)
+      .map((row) => ({
+        streamId: requests[row.request_index]!.streamId,
+        nextExpectedRevision: BigInt(row.last_revision),
+        position: BigInt(row.last_position),
+        idempotent: row.idempotent,
+      }));
+    logger.debug(
+      {
+        streams: requests.length,
+        events: payload.reduce((n, request) => n + request.events.length, 0),
+        idempotent: results.filter((r) => r.idempotent).length,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      },
+      'appended',
+    );
+    return results;
+  };
+
+  const readAll = async ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
+    const rows = await query<EventRow>(
+      'tally_es_read_all',
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2`,
+      [after.toString(), checkMaxCount(maxCount)],
+    );
+    return rows.map(toRecordedEvent);
+  };
+
+  const store: EventStore = {
+    async appendToStream(streamId, events, { expectedRevision }) {
+      const [result] = await appendMany([{ streamId, events, expectedRevision }]);
+      return result!;
+    },
+
+    appendMany,
+
+    async readStream(streamId, { direction = 'forwards', fromRevision, maxCount }: ReadStreamOptions = {}) {
+      if (fromRevision !== undefined && fromRevision < 0n) {
+        throw new InvalidEventStoreRequestError(`fromRevision must not be negative; got ${fromRevision}`);
+      }
+      const limit = checkMaxCount(maxCount);
+      const rows =
+        direction === 'forwards'
+          ? await query<EventRow>(
+              'tally_es_read_stream_forwards',
+              `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3`,
+              [streamId, (fromRevision ?? 0n).toString(), limit],
+            )
+          : await query<EventRow>(
+              'tally_es_read_stream_backwards',
+              `SELECT ${EVENT_COLUMNS} FROM events
+               WHERE stream_id = $1 AND ($2::bigint IS NULL OR revision <= $2::bigint)
+               ORDER BY revision DESC LIMIT $3`,
+              [streamId, fromRevision?.toString() ?? null, limit],
+            );
+      return rows.map(toRecordedEvent);
+    },
+
+    async readStreams(streamIds) {
+      const streams = new Map<string, RecordedEvent[]>(streamIds.map((id) => [id, []]));
+      if (streamIds.length === 0) return streams;
+      const rows = await query<EventRow>(
+        'tally_es_read_streams',
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
+        [[...new Set(streamIds)]],
+      );
+      for (const row of rows) streams.get(row.stream_id)!.push(toRecordedEvent(row));
+      return streams;
+    },
+
+    async readEventsById(eventIds) {
+      if (eventIds.length === 0) return [];
+      const rows = await query<EventRow>(
+        'tally_es_read_events_by_id',
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ANY ($1::uuid[]) ORDER BY position`,
+        [eventIds.map((id) => checkEventId(id))],
+      );
+      return rows.map(toRecordedEvent);
+    },
+
+    readAll,
+
+    async headPosition() {
+      const [row] = await query<{ head: string }>(
+        'tally_es_head_position',
+        'SELECT coalesce(max(position), 0) AS head FROM events',
+        [],
+      );
+      return BigInt(row!.head);
+    },
+
+    subscribeToAll(subscribeOptions) {
+      const subscription = startSubscription(
+        {
+          readAll: (after, maxCount) => readAll({ after, maxCount }),
+          ensureListening: () =>
+            listener.ensureListening().catch((error: unknown) => {
+              throw translateError(error);
+            }),
+          onAppended: (wake) => listener.register(wake),
+        },
+        timing,
+        subscribeOptions,
+        logger.child({ subscription: subscribeOptions.after?.toString() ?? 'start' }),
+      );
+      const tracked: Subscription = {
+        async stop() {
+          subscriptions.delete(tracked);
+          await subscription.stop();
+        },
+      };
+      subscriptions.add(tracked);
+      return tracked;
+    },
+
+    /** Stops this store's subscriptions and its LISTEN connection; the pool stays open (the caller owns it). */
+    async close() {
+      await Promise.all([...subscriptions].map((subscription) => subscription.stop()));
+      await listener.close();
+    },
+  };
+  return store;
+}
+
+interface AppendPayload {
+  streamId: string;
+  expectedRevision: string;
+  events: { id: string; type: string; data: JsonObject; metadata: JsonObject }[];
+}
+
+/**
+ * Rejects what PostgreSQL would reject less clearly (or, for repeated ids, as an unexplained
+ * constraint violation) and shapes the requests as append_events reads them.
+ */
+function validateAppendRequests(requests: readonly AppendRequest[]): AppendPayload[] {
+  const streamIds = new Set<string>();
+  const eventIds = new Set<string>();
+  const repeatedIds: string[] = [];
+  const payload = requests.map((request) => {
+    if (typeof request.streamId !== 'string' || request.streamId.length === 0) {
+      throw new InvalidEventStoreRequestError('streamId must be a non-empty string');
+    }
+    if (streamIds.has(request.streamId)) {
+      throw new InvalidEventStoreRequestError(`stream ${request.streamId} appears in more than one request; merge them`);
+    }
+    streamIds.add(request.streamId);
+    if (request.events.length === 0) {
+      throw new InvalidEventStoreRequestError(`no events to append to ${request.streamId}`);
+    }
+    return {
+      streamId: request.streamId,
+      expectedRevision: serializeExpectedRevision(request.expectedRevision),
+      events: request.events.map((event) => {
+        const id = checkEventId(event.id);
+        if (eventIds.has(id)) repeatedIds.push(id);
+        eventIds.add(id);
+        if (typeof event.type !== 'string' || event.type.length === 0) {
+          throw new InvalidEventStoreRequestError(`event ${id} has no type`);
+        }
+        return { id, type: event.type, data: event.data, metadata: event.metadata ?? {} };
+      }),
+    };
+  });
+  if (repeatedIds.length > 0) throw new DuplicateEventIdError(repeatedIds, 'event ids repeated within one append');
+  return payload;
+}
+
+/** PostgreSQL returns UUIDs in lower case; normalising keeps ids comparable with what callers sent. */
+function checkEventId(id: string): string {
+  if (typeof id !== 'string' || !UUID.test(id)) {
+    throw new InvalidEventStoreRequestError(`event id must be a UUID; got ${JSON.stringify(id)}`);
+  }
+  return id.toLowerCase();
+}
+
+function checkMaxCount(maxCount: number | undefined): number | null {
+  if (maxCount === undefined) return null;
+  if (!Number.isSafeInteger(maxCount) || maxCount < 0) {
+    throw new InvalidEventStoreRequestError(`maxCount must be a non-negative integer; got ${maxCount}`);
+  }
+  return maxCount;
+}
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    id: row.event_id,
+    type: row.type,
+    streamId: row.stream_id,
+    revision: BigInt(row.revision),
+    position: BigInt(row.position),
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: row.recorded_at,
+  };
+}

@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import type { RecordedEvent, SubscribeToAllOptions, Subscription } from './eventStore';
+
+/** What a subscription needs from its store; an interface so the loop is testable without I/O. */
+export interface SubscriptionSource {
+  readAll(after: bigint, maxCount: number): Promise<RecordedEvent[]>;
+  /** Rejects when live notifications cannot be set up now; the loop retries with backoff. */
+  ensureListening(): Promise<void>;
+  /** The callback runs on every append notification; returns the unregister function. */
+  onAppended(wake: () => void): () => void;
+}
+
+export interface SubscriptionTiming {
+  /** Longest wait between reads when live: a lost notification delays delivery by at most this. */
+  readonly pollIntervalMs: number;
+  readonly retryInitialDelayMs: number;
+  readonly retryMaxDelayMs: number;
+}
+
+const DEFAULT_BATCH_SIZE = 500;
+
+/**
+ * A catch-up subscription to $all: pages through readAll from the checkpoint, then waits for a
+ * notification (or the poll interval) and reads again. The checkpoint only moves past events the
+ * handler has accepted, and reads never skip positions (the store serialises writers), so every
+ * event is delivered exactly once and in order. Read failures are reported and retried from the
+ * same checkpoint with exponential backoff; a handler failure stops the subscription.
+ */
+export function startSubscription(
+  source: SubscriptionSource,
+  timing: SubscriptionTiming,
+  options: SubscribeToAllOptions,
+  logger: Logger,
+): Subscription {
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`batchSize must be a positive integer; got ${batchSize}`);
+  }
+  let position = options.after ?? 0n;
+  let stopped = false;
+  // Set by a notification that arrives while a read is in flight, so the wait after that read
+  // returns at once instead of sleeping through the news.
+  let woken = false;
+  let interrupt: (() => void) | undefined;
+
+  const wake = (): void => {
+    woken = true;
+    interrupt?.();
+  };
+  const unregister = source.onAppended(wake);
+
+  const pause = async (ms: number): Promise<void> => {
+    if (woken || stopped) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      interrupt = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    interrupt = undefined;
+  };
+
+  const report = (error: unknown): void => {
+    try {
+      options.onError?.(error);
+    } catch (callbackError) {
+      logger.error({ err: callbackError }, 'subscription onError callback threw');
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    let live = false;
+    let failures = 0;
+    while (!stopped) {
+      let events: RecordedEvent[];
+      try {
+        // Listen before reading, so an append that commits after the read still wakes the wait.
+        await source.ensureListening();
+        woken = false;
+        events = await source.readAll(position, batchSize);
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        const delayMs = Math.min(timing.retryMaxDelayMs, timing.retryInitialDelayMs * 2 ** (failures - 1));
+        logger.warn({ err: error, position, failures, delayMs }, 'subscription read failed; retrying');
+        report(error);
+        woken = false;
+        await pause(delayMs);
+        continue;
+      }
+      if (stopped) break;
+      if (events.length > 0) {
+        try {
+          await options.onEvents(events);
+        } catch (error) {
+          logger.error({ err: error, position }, 'subscription handler failed; subscription stopped');
+          report(error);
+          stopped = true;
+          break;
+        }
+        position = events[events.length - 1]!.position;
+      }
+      if (events.length === batchSize) {
+        // A full page: there may be more right behind it, so it is catch-up, not live.
+        live = false;
+        continue;
+      }
+      if (!live) {
+        live = true;
+        logger.debug({ position }, 'subscription caught up');
+        try {
+          options.onCaughtUp?.(position);
+        } catch (error) {
+          report(error);
+        }
+      }
+      await pause(timing.pollIntervalMs);
+    }
+  };
+
+  const done = run().finally(unregister);
+  return {
+    async stop() {
+      stopped = true;
+      interrupt?.();
+      await done;
+    },
+  };
+}
