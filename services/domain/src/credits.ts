@@ -32,6 +32,24 @@ export function parseCredits(text: string, field = 'credits'): Micros {
   return sign === '-' ? -magnitude : magnitude;
 }
 
+/** Below 10^31 credits: a running balance can outgrow the input limit, but not this. */
+const STORED_CREDITS_PATTERN = /^(-?)(\d{1,31})(?:\.(\d{1,6}))?$/;
+
+/**
+ * Reads an amount the ledger wrote itself. Only input is limited to 10^15 credits: a
+ * balance is a running sum that many top-ups or usages can take past it, and a stored
+ * event must stay readable, or its whole stream could never be loaded again.
+ */
+export function parseStoredCredits(text: string, field = 'stored amount'): Micros {
+  const match = typeof text === 'string' ? STORED_CREDITS_PATTERN.exec(text) : null;
+  if (!match) {
+    throw new InvalidAmountError(`${field} is not a decimal string with at most 6 fractional digits`);
+  }
+  const [, sign, whole, fraction = ''] = match;
+  const magnitude = BigInt(whole!) * MICROS_PER_CREDIT + BigInt(fraction.padEnd(CREDIT_SCALE, '0'));
+  return sign === '-' ? -magnitude : magnitude;
+}
+
 export function parsePositiveCredits(text: string, field = 'credits'): Micros {
   const value = parseCredits(text, field);
   if (value <= 0n) throw new InvalidAmountError(`${field} must be greater than 0`);

@@ -6,6 +6,7 @@ import {
   parseCredits,
   parseNonNegativeCredits,
   parsePositiveCredits,
+  parseStoredCredits,
 } from './credits';
 import { InvalidAmountError } from './errors';
 
@@ -123,5 +124,31 @@ describe('formatCredits', () => {
         else expect(parseCredits(text)).toBe(expected);
       }),
     );
+  });
+});
+
+describe('parseStoredCredits', () => {
+  it('reads what the ledger wrote, also beyond the 10^15 input limit', () => {
+    expect(parseStoredCredits('12.5')).toBe(12_500_000n);
+    expect(parseStoredCredits('2000000000000000')).toBe(2n * MAX_CREDITS);
+    expect(parseStoredCredits('-3000000000000000.000001')).toBe(-3n * MAX_CREDITS - 1n);
+    expect(parseStoredCredits('9'.repeat(31))).toBe((10n ** 31n - 1n) * MICROS_PER_CREDIT);
+  });
+
+  it('round-trips any formatted amount up to 10^31 credits', () => {
+    const limit = 10n ** 31n * MICROS_PER_CREDIT - 1n;
+    fc.assert(
+      fc.property(fc.bigInt({ min: -limit, max: limit }), (micros) => {
+        expect(parseStoredCredits(formatCredits(micros))).toBe(micros);
+      }),
+    );
+  });
+
+  it.each(['1e5', ' 1', '1.', '.5', '+1', '0.0000001', '', '1'.repeat(32)])('still rejects %p', (text) => {
+    expect(() => parseStoredCredits(text)).toThrow(InvalidAmountError);
+  });
+
+  it('rejects non-strings', () => {
+    expect(() => parseStoredCredits(5 as unknown as string)).toThrow(InvalidAmountError);
   });
 });

@@ -1,6 +1,6 @@
 import type { LedgerEventPayloadV1 } from '@tally/schemas';
 import { BalanceEvent } from './balance';
-import { formatCredits, parseCredits } from './credits';
+import { formatCredits, parseStoredCredits } from './credits';
 
 /**
  * Maps domain events (bigint micro-credits) to their versioned wire payloads (decimal
@@ -73,7 +73,7 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
   }
 }
 
-const credits = (text: string) => parseCredits(text, 'stored amount');
+const credits = (text: string) => parseStoredCredits(text);
 const optionalCredits = (text: string | null) => (text === null ? null : credits(text));
 
 export function fromLedgerPayload(payload: LedgerEventPayloadV1): BalanceEvent {
