@@ -32,14 +32,17 @@ const TRANSIENT_MESSAGES = [
   'the database system is shutting down',
 ];
 
+// Duck-typed, not `instanceof Error`: errors raised by node's own sockets come from another
+// realm than the caller's under jest's VM context, and instanceof would miss them.
 export function isTransientPgError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message, errors } = error as { code?: unknown; message?: unknown; errors?: unknown };
   if (typeof code === 'string') {
     if (TRANSIENT_SYSTEM_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
     // Class 08: connection exceptions.
     if (/^08[0-9A-Z]{3}$/.test(code)) return true;
   }
-  if (error instanceof AggregateError) return error.errors.some(isTransientPgError);
-  return TRANSIENT_MESSAGES.some((message) => error.message.includes(message));
+  // An AggregateError: a host name that resolves to several addresses, each refused.
+  if (Array.isArray(errors) && errors.some(isTransientPgError)) return true;
+  return typeof message === 'string' && TRANSIENT_MESSAGES.some((text) => message.includes(text));
 }
