@@ -1,0 +1,160 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { createPool } from '@tally/postgres';
+import { createPostgresEventStore } from '@tally/event-store';
+import { createBalanceReadModel, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
+import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
+import { SingleBar } from 'cli-progress';
+import { Command } from 'commander';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import pino from 'pino';
+import { loadConfig } from './config';
+import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
+
+/**
+ * `tally`: the engineers' command line. Like main.ts it is an entry point, so it reads the
+ * configuration itself; every command is a thin wrapper over a package's exported API.
+ */
+const config = loadConfig();
+const logger = pino({ level: process.env.TALLY_LOG_LEVEL ?? 'warn' });
+const repoRoot = path.resolve(__dirname, '..', '..', '..');
+
+function progressBar(label: string) {
+  const bar = new SingleBar({
+    format: `${label} [{bar}] {percentage}% | {value}/{total} events | {rate} ev/s | ETA {eta_formatted}`,
+    hideCursor: true,
+  });
+  let started = false;
+  return {
+    update(progress: RebuildProgress) {
+      if (!started) {
+        bar.start(Math.max(progress.total, 1), 0, { rate: '0' });
+        started = true;
+      }
+      bar.setTotal(Math.max(progress.total, 1));
+      bar.update(progress.done, { rate: Math.round(progress.ratePerSecond).toString() });
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+async function withStores<T>(work: (stores: { eventStore: ReturnType<typeof createPostgresEventStore>; redis: Redis }) => Promise<T>) {
+  const pool = createPool({ connectionString: config.database.url, schema: config.database.schema, applicationName: 'tally-cli', max: 4 });
+  const eventStore = createPostgresEventStore({ pool, logger });
+  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  await redis.connect();
+  try {
+    return await work({ eventStore, redis });
+  } finally {
+    await eventStore.close();
+    await pool.end();
+    redis.disconnect();
+  }
+}
+
+const program = new Command('tally').description('Tally: usage metering into prepaid credits');
+
+program
+  .command('send')
+  .description('publish a usage event (Avro through the schema registry, or JSON with --json)')
+  .requiredOption('-c, --customer <customerId>', 'customer id (also the message key)')
+  .requiredOption('-e, --event <name>', 'event name consumption rules match, e.g. api_call')
+  .option('-p, --property <key=value>', 'a property; repeat for more', (value: string, all: string[]) => [...all, value], [])
+  .option('--id <id>', 'idempotency key of the usage event (default: a new UUID)')
+  .option('--timestamp <when>', 'epoch milliseconds or ISO-8601 (default: now)')
+  .option('-n, --count <n>', 'send n events with fresh ids', '1')
+  .option('--json', 'send plain JSON instead of Avro')
+  .action(async (options: { customer: string; event: string; property: string[]; id?: string; timestamp?: string; count: string; json?: boolean }) => {
+    const properties: Record<string, PlainPropertyValue> = Object.fromEntries(options.property.map(parsePropertyArgument));
+    const timestamp =
+      options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? Number(options.timestamp) : Date.parse(options.timestamp);
+    if (!Number.isFinite(timestamp)) throw new Error('--timestamp is neither epoch milliseconds nor ISO-8601');
+    const count = Number(options.count);
+    if (!Number.isSafeInteger(count) || count < 1) throw new Error('--count must be a positive integer');
+    const kafka = new Kafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({ idempotent: true });
+    await producer.connect();
+    try {
+      const registry = new SchemaRegistry({ host: config.registryUrl });
+      const schemaId = options.json
+        ? undefined
+        : (await registry.register(
+            { type: SchemaType.AVRO, schema: JSON.stringify(usageEventAvroSchema) },
+            { subject: topicValueSubject(config.topics.usage) },
+          )).id;
+      const messages = [];
+      for (let index = 0; index < count; index += 1) {
+        const event = {
+          id: count === 1 && options.id !== undefined ? options.id : `${options.id ?? randomUUID()}${count === 1 ? '' : `-${index}`}`,
+          customerId: options.customer,
+          event: options.event,
+          timestamp,
+          properties,
+        };
+        const value =
+          schemaId === undefined ? Buffer.from(JSON.stringify(event)) : await registry.encode(schemaId, toAvroUsageEvent(event));
+        messages.push({ key: options.customer, value });
+        process.stdout.write(`${JSON.stringify(event)}\n`);
+      }
+      await producer.send({ topic: config.topics.usage, acks: -1, messages });
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
+program
+  .command('balance <customerId>')
+  .description("print a customer's credit balances from the Redis snapshots")
+  .action(async (customerId: string) => {
+    const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+    try {
+      const balances = await createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }).getCustomerBalances(customerId);
+      process.stdout.write(`${JSON.stringify({ customerId, items: balances }, null, 2)}\n`);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+program
+  .command('replay')
+  .description('rebuild every balance snapshot from the event store, then switch readers over atomically')
+  .option('--verify', 'rebuild aside and report every balance that differs from the live snapshot, without switching')
+  .option('--batch-size <n>', 'events per read and per Redis write', '1000')
+  .action(async (options: { verify?: boolean; batchSize: string }) => {
+    const bar = progressBar(options.verify ? 'verify' : 'replay');
+    const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize: Number(options.batchSize), onProgress: bar.update };
+    await withStores(async ({ eventStore, redis }) => {
+      if (options.verify) {
+        const result = await verifyBalances({ ...common, eventStore, redis });
+        bar.stop();
+        process.stdout.write(
+          `verified ${result.balances} balances up to position ${result.checkpoint}: ${result.differences.length} difference(s)\n`,
+        );
+        for (const difference of result.differences) process.stdout.write(`${JSON.stringify(difference)}\n`);
+        process.exitCode = result.differences.length === 0 ? 0 : 1;
+      } else {
+        const result = await replayBalances({ ...common, eventStore, redis });
+        bar.stop();
+        process.stdout.write(
+          `replayed ${result.events} events in ${result.seconds.toFixed(1)} s into generation ${result.generation}` +
+            `${result.previous ? ` (replaced ${result.previous})` : ''}\n`,
+        );
+      }
+    });
+  });
+
+program
+  .command('stack <action>')
+  .description('the local stack: up, down or status')
+  .action((action: string) => {
+    if (!['up', 'down', 'status'].includes(action)) throw new Error('stack takes up, down or status');
+    execFileSync('bash', [path.join(repoRoot, 'scripts', 'stack.sh'), action], { stdio: 'inherit' });
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`tally: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
