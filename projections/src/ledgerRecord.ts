@@ -1,0 +1,40 @@
+import { balanceIdOfStream, BalanceEvent, fromLedgerPayload } from '@tally/domain';
+import type { RecordedEvent } from '@tally/event-store';
+import type { LedgerEventPayloadV1 } from '@tally/schemas';
+
+/** A stored ledger event decoded into the domain's event, with where it sits in the log. */
+export interface LedgerRecord {
+  readonly balanceId: string;
+  readonly event: BalanceEvent;
+  readonly revision: bigint;
+  readonly position: bigint;
+  readonly recordedAt: Date;
+}
+
+/** undefined for events of other streams: the store holds more categories than balances. */
+export function toLedgerRecord(recorded: RecordedEvent): LedgerRecord | undefined {
+  const balanceId = balanceIdOfStream(recorded.streamId);
+  if (balanceId === undefined) return undefined;
+  // Stored ledger events are `{ type, data: payload v1 }`; the codec rejects an unknown type.
+  const payload = { type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1;
+  return {
+    balanceId,
+    event: fromLedgerPayload(payload),
+    revision: recorded.revision,
+    position: recorded.position,
+    recordedAt: recorded.recordedAt,
+  };
+}
+
+/** The ledger records of a batch, per balance, each list in position order. */
+export function groupByBalance(events: readonly RecordedEvent[]): Map<string, LedgerRecord[]> {
+  const byBalance = new Map<string, LedgerRecord[]>();
+  for (const recorded of events) {
+    const record = toLedgerRecord(recorded);
+    if (record === undefined) continue;
+    const records = byBalance.get(record.balanceId);
+    if (records === undefined) byBalance.set(record.balanceId, [record]);
+    else records.push(record);
+  }
+  return byBalance;
+}
