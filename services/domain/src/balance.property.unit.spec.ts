@@ -1,0 +1,233 @@
+import { LedgerEventPayloadV1 } from '@tally/schemas';
+import fc from 'fast-check';
+import { BalanceCommand, BalanceEvent, BalanceState, decide, evolve, foldBalance, initialBalanceState, OpenBalance } from './balance';
+import { MAX_CREDITS, Micros } from './credits';
+import { fromLedgerPayload, toLedgerPayload } from './ledgerEventCodec';
+import { AT, changeSettings, consumeUsage, CREDIT, deductManually, openBalance, topUp, USAGE } from './testing/balanceFixtures';
+
+/**
+ * Property-based tests of the balance decider: random command sequences from an opened
+ * balance, checked against the ledger's invariants and against a model computed here,
+ * independently of decide/evolve.
+ */
+
+// Amounts on the scale of the thresholds, so that sequences cross them often; mostly whole
+// credits, so that a balance lands exactly on a threshold or on zero now and then; and a
+// single micro-credit or a huge amount (up to the 10^15 input limit) from time to time.
+const wholeCredits = (max: bigint, min = 1n) => fc.bigInt({ min, max }).map((n) => n * CREDIT);
+const amount = fc.oneof(
+  { weight: 8, arbitrary: wholeCredits(30n) },
+  { weight: 4, arbitrary: fc.bigInt({ min: 1n, max: 30n * CREDIT }) },
+  { weight: 1, arbitrary: fc.bigInt({ min: 1n, max: 3n }) },
+  { weight: 1, arbitrary: fc.bigInt({ min: 1n, max: MAX_CREDITS }) },
+);
+const threshold = fc.option(fc.oneof(wholeCredits(40n, 0n), fc.bigInt({ min: 0n, max: 40n * CREDIT })), {
+  nil: null,
+  freq: 4,
+});
+
+const command: fc.Arbitrary<BalanceCommand> = fc.oneof(
+  fc
+    .tuple(amount, fc.constantFrom('manual' as const, 'purchase' as const, 'grant' as const))
+    .map(([credits, source]) => topUp(credits, { source })),
+  { weight: 3, arbitrary: fc.oneof(amount, fc.constant(0n)).map((credits) => consumeUsage(credits, USAGE)) },
+  amount.map((credits) => deductManually(credits)),
+  fc
+    .record(
+      { name: fc.constantFrom('API credits', 'Tokens', 'Renamed'), lowBalanceThreshold: threshold },
+      { requiredKeys: [] },
+    )
+    .map((settings) => changeSettings(settings)),
+);
+
+const scenario = fc.record({
+  startingBalance: fc.oneof(fc.constant(0n), wholeCredits(60n), fc.bigInt({ min: 0n, max: 60n * CREDIT })),
+  lowBalanceThreshold: threshold,
+  commands: fc.array(command, { maxLength: 60 }),
+});
+
+type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
+
+interface Step {
+  readonly command: BalanceCommand;
+  readonly events: BalanceEvent[];
+  readonly state: OpenBalance;
+}
+
+function asOpen(state: BalanceState): OpenBalance {
+  if (state.status !== 'open') throw new Error('expected an open balance');
+  return state;
+}
+
+/** Runs a scenario through decide + evolve, one command at a time, as the ledger does. */
+function run({ startingBalance, lowBalanceThreshold, commands }: Scenario) {
+  const open = openBalance({ startingBalance, lowBalanceThreshold });
+  const openEvents = decide(open, initialBalanceState);
+  let state = asOpen(openEvents.reduce(evolve, initialBalanceState));
+  const steps: Step[] = [{ command: open, events: openEvents, state }];
+  for (const next of commands) {
+    const events = decide(next, state);
+    state = asOpen(events.reduce(evolve, state as BalanceState));
+    steps.push({ command: next, events, state });
+  }
+  return { steps, state, events: steps.flatMap((step) => step.events) };
+}
+
+const count = (events: readonly BalanceEvent[], type: BalanceEvent['type']) => events.filter((e) => e.type === type).length;
+
+describe('balance decider properties', () => {
+  it('(1) balance = starting + Σ top-ups − Σ consumption, counted from the commands', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        const { state, events } = run(input);
+        let expected = input.startingBalance;
+        for (const c of input.commands) {
+          if (c.type === 'TopUp') expected += c.credits;
+          if (c.type === 'ConsumeUsage' || c.type === 'DeductManually') expected -= c.credits;
+        }
+        expect(state.balance).toBe(expected);
+        // And the same sum counted from the ledger events.
+        const fromEvents = events.reduce(
+          (sum, e) => (e.type === 'CreditToppedUp' ? sum + e.credits : e.type === 'CreditConsumed' ? sum - e.credits : sum),
+          0n,
+        );
+        expect(fromEvents).toBe(expected);
+      }),
+    );
+  });
+
+  it('(2) the balance-after chain is continuous and starts at the starting balance', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        const { events, state } = run(input);
+        const changes = events.filter((e) => e.type === 'CreditToppedUp' || e.type === 'CreditConsumed');
+        if (input.startingBalance > 0n) {
+          expect(changes[0]).toMatchObject({ type: 'CreditToppedUp', source: 'starting', balanceAfter: input.startingBalance });
+        } else {
+          expect(changes.some((e) => e.type === 'CreditToppedUp' && e.source === 'starting')).toBe(false);
+        }
+        let previous = 0n;
+        for (const e of changes) {
+          expect(e.credits > 0n).toBe(true);
+          expect(e.balanceAfter).toBe(e.type === 'CreditToppedUp' ? previous + e.credits : previous - e.credits);
+          previous = e.balanceAfter;
+        }
+        expect(previous).toBe(state.balance);
+      }),
+    );
+  });
+
+  it('(3) one LowBalanceWarned per crossing, and one CreditBalanceDepleted per fall from above zero', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        const { steps } = run(input);
+        // The model: a balance, a threshold and whether a warning is outstanding.
+        let balance = 0n;
+        let limit: Micros | null = input.lowBalanceThreshold;
+        let outstanding = false;
+        let crossings = 0;
+        let falls = 0;
+        for (const { command: c, events } of steps) {
+          const before = balance;
+          if (c.type === 'OpenBalance') balance = c.startingBalance;
+          if (c.type === 'TopUp') balance += c.credits;
+          if (c.type === 'ConsumeUsage' || c.type === 'DeductManually') balance -= c.credits;
+          if (c.type === 'ChangeSettings' && c.lowBalanceThreshold !== undefined) limit = c.lowBalanceThreshold;
+          const below = limit !== null && balance < limit;
+          const warnings = events.filter((e) => e.type === 'LowBalanceWarned');
+          if (below && !outstanding) {
+            crossings += 1;
+            expect(warnings).toEqual([{ type: 'LowBalanceWarned', threshold: limit, balance, occurredAt: AT }]);
+          } else {
+            expect(warnings).toEqual([]);
+          }
+          outstanding = below;
+          const fell = before > 0n && balance <= 0n;
+          if (fell) falls += 1;
+          expect(events.filter((e) => e.type === 'CreditBalanceDepleted')).toEqual(
+            fell ? [{ type: 'CreditBalanceDepleted', balance, occurredAt: AT }] : [],
+          );
+        }
+        const all = steps.flatMap((step) => step.events);
+        expect(count(all, 'LowBalanceWarned')).toBe(crossings);
+        expect(count(all, 'CreditBalanceDepleted')).toBe(falls);
+      }),
+    );
+  });
+
+  it('(3) no two warnings without the balance back at or above the threshold in between, read from the events alone', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        const { events } = run(input);
+        let balance = 0n;
+        let limit: Micros | null = null;
+        let recovered = true; // since the last warning, has the balance been at/above the threshold (or had none)?
+        for (const e of events) {
+          if (e.type === 'CreditBalanceOpened') limit = e.lowBalanceThreshold;
+          if (e.type === 'CreditBalanceSettingsChanged') limit = e.lowBalanceThreshold;
+          if (e.type === 'CreditToppedUp' || e.type === 'CreditConsumed') balance = e.balanceAfter;
+          if (e.type === 'LowBalanceWarned') {
+            expect(recovered).toBe(true);
+            expect(limit).not.toBeNull();
+            expect(e).toMatchObject({ threshold: limit, balance });
+            expect(balance < e.threshold).toBe(true);
+            recovered = false;
+          } else if (limit === null || balance >= limit) {
+            recovered = true;
+          }
+        }
+      }),
+    );
+  });
+
+  it('(4) folding the emitted events from scratch gives the state reached step by step', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        const { events, state } = run(input);
+        expect(foldBalance(events)).toEqual(state);
+        // And that state agrees with the commands on everything but the balance (checked in (1)).
+        let name = 'API credits';
+        let limit = input.lowBalanceThreshold;
+        for (const c of input.commands) {
+          if (c.type === 'ChangeSettings') {
+            name = c.name ?? name;
+            if (c.lowBalanceThreshold !== undefined) limit = c.lowBalanceThreshold;
+          }
+        }
+        expect(state).toMatchObject({ status: 'open', name, lowBalanceThreshold: limit });
+        expect(state.warned).toBe(limit !== null && state.balance < limit);
+      }),
+    );
+  });
+
+  it('(4) a settings change is recorded only when something changes, and zero usage records nothing', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        const { steps } = run(input);
+        for (let i = 1; i < steps.length; i += 1) {
+          const { command: c, events } = steps[i]!;
+          const before = steps[i - 1]!.state;
+          if (c.type === 'ChangeSettings') {
+            const unchanged =
+              (c.name ?? before.name) === before.name &&
+              (c.lowBalanceThreshold === undefined ? before.lowBalanceThreshold : c.lowBalanceThreshold) === before.lowBalanceThreshold;
+            expect(count(events, 'CreditBalanceSettingsChanged')).toBe(unchanged ? 0 : 1);
+            if (unchanged) expect(events).toEqual([]);
+          }
+          if (c.type === 'ConsumeUsage' && c.credits === 0n) expect(events).toEqual([]);
+        }
+      }),
+    );
+  });
+
+  it('(5) every generated event round-trips through its ledger payload and JSON', () => {
+    fc.assert(
+      fc.property(scenario, (input) => {
+        for (const event of run(input).events) {
+          const payload = JSON.parse(JSON.stringify(toLedgerPayload(event))) as LedgerEventPayloadV1;
+          expect(fromLedgerPayload(payload)).toEqual(event);
+        }
+      }),
+    );
+  });
+});

@@ -1,0 +1,165 @@
+import fc from 'fast-check';
+import { computeCost } from './cost';
+import { ConsumptionRule, CreditProduct } from './creditProduct';
+import { MAX_CREDITS } from './credits';
+import { PropertyValue } from './usageEvent';
+
+/**
+ * Property-based tests of the cost: checked against a big-decimal calculation written
+ * here from digit strings (long multiplication on integers, remainder-based rounding),
+ * independently of decimal.ts.
+ */
+
+const CREDIT = 1_000_000n;
+
+/** A quantity as a plain decimal string: up to 15 significant digits, up to 9 fractional ones. */
+const quantityText = fc
+  .tuple(fc.bigInt({ min: 0n, max: 10n ** 15n - 1n }), fc.integer({ min: 0, max: 9 }))
+  .map(([digits, scale]) => {
+    const text = digits.toString().padStart(scale + 1, '0');
+    return scale === 0 ? text : `${text.slice(0, text.length - scale)}.${text.slice(text.length - scale)}`;
+  });
+
+/** Exact value of a plain decimal string as numerator / 10^fractionDigits. */
+function fraction(text: string): { numerator: bigint; denominator: bigint } {
+  const [whole, decimals = ''] = text.split('.');
+  return { numerator: BigInt(`${whole}${decimals}`), denominator: 10n ** BigInt(decimals.length) };
+}
+
+/** round-half-up(Σ credits_i × q_i) in micro-credits, over the exact rational sum. */
+function expectedCost(terms: readonly { credits: bigint; quantity: string }[]): bigint {
+  let numerator = 0n;
+  let denominator = 1n;
+  for (const term of terms) {
+    const q = fraction(term.quantity);
+    // a/b + c·p/d = (a·d + c·p·b) / (b·d)
+    numerator = numerator * q.denominator + term.credits * q.numerator * denominator;
+    denominator *= q.denominator;
+  }
+  const quotient = numerator / denominator;
+  const remainder = numerator % denominator;
+  return remainder * 2n >= denominator ? quotient + 1n : quotient;
+}
+
+const credits = fc.oneof(
+  fc.bigInt({ min: 0n, max: 10n }), // a few micro-credits: rounding dominates
+  fc.bigInt({ min: 0n, max: 1_000n * CREDIT }),
+);
+
+const product = (consumption: ConsumptionRule[]): CreditProduct => ({
+  id: 'prod-1',
+  name: 'p',
+  description: '',
+  consumption,
+  lowBalanceThreshold: null,
+  bundles: [],
+});
+
+const costOf = (consumption: ConsumptionRule[], properties: Record<string, PropertyValue>): bigint => {
+  const cost = computeCost(product(consumption), { id: 'e', customerId: 'c', event: 'use', timestamp: 0, properties });
+  if (!cost.matched) throw new Error('expected a match');
+  return cost.credits;
+};
+
+/** Rules, each per unit of its own property, with their quantities. */
+const terms = fc.array(fc.record({ credits, quantity: quantityText }), { minLength: 1, maxLength: 6 });
+
+function rulesFor(input: readonly { credits: bigint; quantity: string }[], asNumbers: boolean) {
+  const rules: ConsumptionRule[] = input.map((term, i) => ({ event: 'use', credits: term.credits, perUnitOf: `q${i}` }));
+  const properties = Object.fromEntries(input.map((term, i) => [`q${i}`, asNumbers ? Number(term.quantity) : term.quantity]));
+  return { rules, properties };
+}
+
+/** Inputs computeCost accepts: every quantity at most 10^15 units, the cost at most 10^15 credits. */
+const withinLimit = (input: readonly { credits: bigint; quantity: string }[]) =>
+  input.every((term) => {
+    const q = fraction(term.quantity);
+    return q.numerator <= 10n ** 15n * q.denominator;
+  }) && expectedCost(input) <= MAX_CREDITS;
+
+describe('cost properties', () => {
+  it('(6) equals round-half-up of the exact sum Σ credits × quantity, for quantities given as strings', () => {
+    fc.assert(
+      fc.property(terms.filter(withinLimit), (input) => {
+        const { rules, properties } = rulesFor(input, false);
+        expect(costOf(rules, properties)).toBe(expectedCost(input));
+      }),
+    );
+  });
+
+  it('(6) gives the same for the same quantities given as JSON/Avro numbers', () => {
+    fc.assert(
+      fc.property(terms.filter(withinLimit), (input) => {
+        const { rules, properties } = rulesFor(input, true);
+        expect(costOf(rules, properties)).toBe(expectedCost(input));
+      }),
+    );
+  });
+
+  it('(6) k identical rules cost round(k·c·q), not k·round(c·q)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.bigInt({ min: 0n, max: 10n }), quantityText, (k, c, q) => {
+        const rules: ConsumptionRule[] = Array.from({ length: k }, () => ({ event: 'use', credits: c, perUnitOf: 'q' }));
+        expect(costOf(rules, { q })).toBe(expectedCost([{ credits: BigInt(k) * c, quantity: q }]));
+      }),
+    );
+  });
+
+  it('(6) is monotone: more quantity or an extra rule never costs less', () => {
+    fc.assert(
+      fc.property(terms.filter(withinLimit), fc.nat({ max: 5 }), quantityText, credits, (input, index, extra, extraCredits) => {
+        const { rules, properties } = rulesFor(input, false);
+        const base = costOf(rules, properties);
+        // Raise one quantity.
+        const i = index % input.length;
+        const raised = input.map((term, j) => (j === i ? { ...term, quantity: addDecimal(term.quantity, extra) } : term));
+        if (withinLimit(raised)) {
+          const r = rulesFor(raised, false);
+          expect(costOf(r.rules, r.properties) >= base).toBe(true);
+        }
+        // Add a rule.
+        const more = [...input, { credits: extraCredits, quantity: extra }];
+        if (withinLimit(more)) {
+          const m = rulesFor(more, false);
+          expect(costOf(m.rules, m.properties) >= base).toBe(true);
+        }
+      }),
+    );
+  });
+
+  it('(6) is additive up to rounding: cost(A ∪ B) differs from cost(A) + cost(B) by at most one micro-credit', () => {
+    fc.assert(
+      fc.property(terms, terms, (a, b) => {
+        const both = [...a, ...b];
+        if (!withinLimit(both)) return;
+        const ra = rulesFor(a, false);
+        const rb = rulesFor(b, false);
+        const rab = rulesFor(both, false);
+        const separate = costOf(ra.rules, ra.properties) + costOf(rb.rules, rb.properties);
+        const together = costOf(rab.rules, rab.properties);
+        expect(together - separate >= -1n && together - separate <= 1n).toBe(true);
+      }),
+    );
+  });
+
+  it('(6) is exact (no rounding) when every quantity is a whole number', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ credits, quantity: fc.bigInt({ min: 0n, max: 10n ** 6n }) }), { minLength: 1, maxLength: 6 }), (input) => {
+        const rules: ConsumptionRule[] = input.map((t, i) => ({ event: 'use', credits: t.credits, perUnitOf: `q${i}` }));
+        const properties = Object.fromEntries(input.map((t, i) => [`q${i}`, Number(t.quantity)]));
+        expect(costOf(rules, properties)).toBe(input.reduce((sum, t) => sum + t.credits * t.quantity, 0n));
+      }),
+    );
+  });
+});
+
+/** Sum of two plain decimal strings, as a plain decimal string (test-side arithmetic). */
+function addDecimal(x: string, y: string): string {
+  const a = fraction(x);
+  const b = fraction(y);
+  const scale = a.denominator > b.denominator ? a.denominator : b.denominator;
+  const digits = (a.numerator * scale) / a.denominator + (b.numerator * scale) / b.denominator;
+  const places = scale.toString().length - 1;
+  const text = digits.toString().padStart(places + 1, '0');
+  return places === 0 ? text : `${text.slice(0, text.length - places)}.${text.slice(text.length - places)}`;
+}
