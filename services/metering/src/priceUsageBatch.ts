@@ -1,0 +1,110 @@
+import { computeCost, TallyError, type CreditProduct, type Micros, type UsageEvent } from '@tally/domain';
+import { commandIds, ledgerEventId, type BalanceContext } from '@tally/ledger';
+
+/** Why a usage event (or one of its balances) caused no ledger event. None of these is an error. */
+export type SkipReason =
+  /** The customer has no credit balance at all. */
+  | 'no_balance'
+  /** The balance's product is not in the catalog. */
+  | 'product_not_found'
+  /** No consumption rule of the balance's product matches the event. */
+  | 'no_matching_rule'
+  /** Rules matched, but the cost rounds to 0 credits. */
+  | 'zero_cost'
+  /** The registry lists the balance but its stream has no events yet (an opening in progress). */
+  | 'balance_not_opened'
+  /** A CreditConsumed for this usage event and balance is already stored, or earlier in the batch: a duplicate or a redelivery. */
+  | 'already_applied';
+
+export interface UsageSkip {
+  /** Index of the usage event in the batch. */
+  readonly index: number;
+  readonly reason: SkipReason;
+  readonly balanceId?: string;
+}
+
+/** What one usage event costs one balance, before the balance's state is consulted. */
+export interface UsageCharge {
+  readonly index: number;
+  readonly balance: BalanceContext;
+  readonly credits: Micros;
+  /** The quantity of the first matching rule, as an exact decimal string. */
+  readonly quantity: string;
+  readonly commandId: string;
+  /** Id of the CreditConsumed the charge causes: once stored, the charge is applied. */
+  readonly firstEventId: string;
+}
+
+export interface InvalidUsage {
+  readonly index: number;
+  readonly error: TallyError;
+}
+
+export interface PricedUsageBatch {
+  /** In batch order, so each balance sees its usage in the order the partition delivered it. */
+  readonly charges: readonly UsageCharge[];
+  readonly skips: readonly UsageSkip[];
+  /** Events that a product cannot price (e.g. a per-unit quantity that is missing or negative): dead letters. */
+  readonly invalid: readonly InvalidUsage[];
+}
+
+export interface BalanceOfCustomer {
+  readonly id: string;
+  readonly customerId: string;
+  readonly productId: string;
+}
+
+/**
+ * Prices a batch of usage events for every balance of their customers. Pure: the consumer fetches
+ * the balances (one query per batch) and products (cached) and passes them in. An event that one
+ * of its customer's products finds invalid is not charged to any balance: it goes to the dead
+ * letters whole, so that a fixed and replayed event is charged once everywhere.
+ */
+export function priceUsageBatch(
+  usages: readonly UsageEvent[],
+  balancesByCustomer: ReadonlyMap<string, readonly BalanceOfCustomer[]>,
+  products: ReadonlyMap<string, CreditProduct>,
+): PricedUsageBatch {
+  const charges: UsageCharge[] = [];
+  const skips: UsageSkip[] = [];
+  const invalid: InvalidUsage[] = [];
+  usages.forEach((usage, index) => {
+    const balances = balancesByCustomer.get(usage.customerId) ?? [];
+    if (balances.length === 0) {
+      skips.push({ index, reason: 'no_balance' });
+      return;
+    }
+    const eventCharges: UsageCharge[] = [];
+    const eventSkips: UsageSkip[] = [];
+    try {
+      for (const balance of balances) {
+        const product = products.get(balance.productId);
+        if (product === undefined) {
+          eventSkips.push({ index, reason: 'product_not_found', balanceId: balance.id });
+          continue;
+        }
+        const cost = computeCost(product, usage);
+        if (!cost.matched || cost.credits === 0n) {
+          eventSkips.push({ index, reason: cost.matched ? 'zero_cost' : 'no_matching_rule', balanceId: balance.id });
+          continue;
+        }
+        const commandId = commandIds.usage(usage.id, balance.id);
+        eventCharges.push({
+          index,
+          balance: { balanceId: balance.id, customerId: balance.customerId, productId: balance.productId },
+          credits: cost.credits,
+          quantity: cost.quantity,
+          commandId,
+          firstEventId: ledgerEventId(commandId, 0),
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof TallyError) || error.retriable) throw error;
+      invalid.push({ index, error });
+      return;
+    }
+    charges.push(...eventCharges);
+    skips.push(...eventSkips);
+  });
+  return { charges, skips, invalid };
+}

@@ -1,0 +1,99 @@
+import { creditProductFromDto, InvalidUsageEventError, type CreditProduct, type UsageEvent } from '@tally/domain';
+import { commandIds, ledgerEventId } from '@tally/ledger';
+import { priceUsageBatch, type BalanceOfCustomer } from './priceUsageBatch';
+
+const apiProduct: CreditProduct = creditProductFromDto({
+  id: 'api',
+  name: 'API credits',
+  description: '',
+  consumption: [
+    { event: 'api_call', credits: '0.333333' },
+    { event: 'api_call', credits: '1.5', where: { tier: 'premium' } },
+    { event: 'tokens', credits: '0.000002', perUnitOf: 'count' },
+  ],
+  lowBalanceThreshold: null,
+  bundles: [],
+});
+
+const storageProduct: CreditProduct = creditProductFromDto({
+  id: 'storage',
+  name: 'Storage',
+  description: '',
+  consumption: [
+    { event: 'stored', credits: '0.25', perUnitOf: 'gb' },
+    { event: 'api_call', credits: '0' },
+  ],
+  lowBalanceThreshold: null,
+  bundles: [],
+});
+
+const products = new Map([
+  ['api', apiProduct],
+  ['storage', storageProduct],
+]);
+
+const usage = (id: string, customerId: string, event: string, properties: UsageEvent['properties'] = {}): UsageEvent => ({
+  id,
+  customerId,
+  event,
+  timestamp: Date.UTC(2026, 2, 1),
+  properties,
+});
+
+const balance = (id: string, customerId: string, productId: string): BalanceOfCustomer => ({ id, customerId, productId });
+
+const byCustomer = new Map<string, BalanceOfCustomer[]>([
+  ['alice', [balance('a-api', 'alice', 'api'), balance('a-sto', 'alice', 'storage')]],
+  ['bob', [balance('b-api', 'bob', 'api')]],
+  ['carol', [balance('c-old', 'carol', 'retired')]],
+]);
+
+describe('priceUsageBatch', () => {
+  it('charges each balance of the customer what its product costs, with deterministic ids', () => {
+    const priced = priceUsageBatch(
+      [usage('u1', 'alice', 'api_call', { tier: 'premium' }), usage('u2', 'bob', 'tokens', { count: 1250 })],
+      byCustomer,
+      products,
+    );
+    expect(priced.invalid).toEqual([]);
+    expect(priced.charges.map((c) => [c.index, c.balance.balanceId, c.credits, c.quantity])).toEqual([
+      [0, 'a-api', 1_833_333n, '1'],
+      [1, 'b-api', 2_500n, '1250'],
+    ]);
+    const first = priced.charges[0]!;
+    expect(first.balance).toEqual({ balanceId: 'a-api', customerId: 'alice', productId: 'api' });
+    expect(first.commandId).toBe(commandIds.usage('u1', 'a-api'));
+    expect(first.firstEventId).toBe(ledgerEventId(commandIds.usage('u1', 'a-api'), 0));
+    // The storage product has an api_call rule of 0 credits: matched, but nothing to charge.
+    expect(priced.skips).toEqual([{ index: 0, reason: 'zero_cost', balanceId: 'a-sto' }]);
+  });
+
+  it('rounds the sum of the matching rules half-up to micro-credits once', () => {
+    const priced = priceUsageBatch([usage('u1', 'alice', 'stored', { gb: '0.0000042' })], byCustomer, products);
+    // 0.25 × 0.0000042 = 0.00000105 → 0.000001
+    expect(priced.charges.map((c) => c.credits)).toEqual([1n]);
+    expect(priced.skips).toEqual([{ index: 0, reason: 'no_matching_rule', balanceId: 'a-api' }]);
+  });
+
+  it('skips, with a reason, customers without balances and balances whose product is unknown', () => {
+    const priced = priceUsageBatch([usage('u1', 'dave', 'api_call'), usage('u2', 'carol', 'api_call')], byCustomer, products);
+    expect(priced.charges).toEqual([]);
+    expect(priced.skips).toEqual([
+      { index: 0, reason: 'no_balance' },
+      { index: 1, reason: 'product_not_found', balanceId: 'c-old' },
+    ]);
+  });
+
+  it('sends an event that one product finds invalid to the dead letters whole, charging no balance', () => {
+    const priced = priceUsageBatch(
+      [usage('u1', 'alice', 'stored', { gb: -2 }), usage('u2', 'alice', 'stored'), usage('u3', 'alice', 'api_call')],
+      byCustomer,
+      products,
+    );
+    expect(priced.invalid.map((item) => item.index)).toEqual([0, 1]);
+    expect(priced.invalid[0]!.error).toBeInstanceOf(InvalidUsageEventError);
+    expect(priced.invalid[0]!.error.message).toMatch(/negative/);
+    expect(priced.invalid[1]!.error.message).toMatch(/missing/);
+    expect(priced.charges.map((c) => [c.index, c.balance.balanceId])).toEqual([[2, 'a-api']]);
+  });
+});

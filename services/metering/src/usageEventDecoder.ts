@@ -1,0 +1,104 @@
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { parseUsageEvent, type UsageEvent } from '@tally/domain';
+import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
+
+export interface UsageEventDecoder {
+  /**
+   * Decodes a Kafka message value into a validated UsageEvent. Throws UndecodableUsageEventError,
+   * UnknownSchemaIdError or the domain's InvalidUsageEventError (never retriable: dead letters),
+   * or SchemaRegistryUnavailableError (retriable: the same bytes decode once the registry is back).
+   */
+  decode(value: Buffer | null): Promise<UsageEvent>;
+}
+
+export interface UsageEventDecoderOptions {
+  /** Confluent-compatible API root, e.g. http://127.0.0.1:8081/apis/ccompat/v7 (Apicurio). */
+  readonly registryUrl: string;
+  /** Bound on one registry request, so an unresponsive registry fails (and is retried) instead of hanging. */
+  readonly requestTimeoutMs?: number;
+}
+
+type RegistryMiddleware = NonNullable<ConstructorParameters<typeof SchemaRegistry>[0]['middlewares']>[number];
+
+const MAGIC_BYTE = 0;
+const OPEN_BRACE = 0x7b;
+/** Magic byte + 4-byte big-endian schema id. */
+const HEADER_LENGTH = 5;
+
+/** The registry's "no such schema" (Confluent error 40403), as opposed to "cannot answer now". */
+const NOT_FOUND = 404;
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Usage events arrive as Confluent-framed Avro (magic byte 0, schema id, Avro binary) or as JSON.
+ * Writer schemas come from the registry once per id: the library caches them by id for the life
+ * of the process (a registered schema id never changes meaning), so decoding costs no round trip
+ * after the first message of each schema.
+ */
+export function createUsageEventDecoder(options: UsageEventDecoderOptions): UsageEventDecoder {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+  const timeout: RegistryMiddleware = () => ({
+    async prepareRequest(next) {
+      return (await next()).enhance({ timeout: requestTimeoutMs });
+    },
+  });
+  // No retries inside the client: the consumer retries with backoff and keeps heartbeating.
+  const registry = new SchemaRegistry({ host: options.registryUrl, retry: { retries: 0 }, middlewares: [timeout] });
+
+  async function writerSchemaOf(schemaId: number) {
+    try {
+      return await registry.getSchema(schemaId);
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === NOT_FOUND) throw new UnknownSchemaIdError(schemaId, { cause: error });
+      if (status !== undefined) {
+        // mappersmith reports network failures and timeouts as responses too (status 400/408).
+        throw new SchemaRegistryUnavailableError(`schema registry request for id ${schemaId} failed: ${reasonOf(error)}`, {
+          cause: error,
+        });
+      }
+      // The registry answered with a schema the client cannot use: every retry would get the same.
+      throw new UndecodableUsageEventError(`schema ${schemaId} from the registry is not usable: ${reasonOf(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async function decodeRecord(value: Buffer): Promise<unknown> {
+    if (value[0] === MAGIC_BYTE) {
+      if (value.length < HEADER_LENGTH) throw new UndecodableUsageEventError('Confluent-framed message shorter than its 5-byte header');
+      const schemaId = value.readInt32BE(1);
+      const schema = await writerSchemaOf(schemaId);
+      try {
+        return schema.fromBuffer(value.subarray(HEADER_LENGTH));
+      } catch (error) {
+        throw new UndecodableUsageEventError(`Avro payload does not match schema ${schemaId}: ${reasonOf(error)}`, { cause: error });
+      }
+    }
+    if (value[0] === OPEN_BRACE) {
+      try {
+        return JSON.parse(value.toString('utf8')) as unknown;
+      } catch (error) {
+        throw new UndecodableUsageEventError(`invalid JSON: ${reasonOf(error)}`, { cause: error });
+      }
+    }
+    throw new UndecodableUsageEventError(
+      `neither Confluent-framed Avro (magic byte 0) nor JSON (starting with "{"): first byte 0x${value[0]!.toString(16).padStart(2, '0')}`,
+    );
+  }
+
+  return {
+    async decode(value) {
+      if (value === null || value.length === 0) throw new UndecodableUsageEventError('empty message value');
+      return parseUsageEvent(await decodeRecord(value));
+    },
+  };
+}

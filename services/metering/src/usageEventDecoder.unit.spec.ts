@@ -1,0 +1,135 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { InvalidUsageEventError } from '@tally/domain';
+import { usageEventAvroSchema } from '@tally/schemas';
+import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
+import { createUsageEventDecoder } from './usageEventDecoder';
+
+const USAGE_SCHEMA_ID = 7;
+const FAILING_SCHEMA_ID = 500;
+const HANGING_SCHEMA_ID = 408;
+
+/** A stand-in for the registry's Confluent API: only the one endpoint decoding uses. */
+async function startRegistryStub(): Promise<{ url: string; requests: string[]; server: Server }> {
+  const requests: string[] = [];
+  const server = createServer((request, response) => {
+    requests.push(request.url ?? '');
+    const id = Number(/\/schemas\/ids\/(-?\d+)/.exec(request.url ?? '')?.[1]);
+    if (id === HANGING_SCHEMA_ID) return; // never answers
+    response.setHeader('content-type', 'application/vnd.schemaregistry.v1+json');
+    if (id === USAGE_SCHEMA_ID) {
+      response.end(JSON.stringify({ schema: JSON.stringify(usageEventAvroSchema) }));
+    } else if (id === FAILING_SCHEMA_ID) {
+      response.statusCode = 500;
+      response.end(JSON.stringify({ error_code: 50001, message: 'storage unavailable' }));
+    } else {
+      response.statusCode = 404;
+      response.end(JSON.stringify({ error_code: 40403, message: 'Schema not found' }));
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
+}
+
+const record = {
+  id: 'u-1',
+  customerId: 'alice',
+  event: 'api_call',
+  timestamp: Date.UTC(2026, 2, 1),
+  properties: { tier: { string: 'premium' }, count: { long: 3 }, ratio: { double: 0.5 }, on: { boolean: true }, none: null },
+};
+
+describe('createUsageEventDecoder', () => {
+  let stub: Awaited<ReturnType<typeof startRegistryStub>>;
+  let avro: Buffer;
+
+  beforeAll(async () => {
+    stub = await startRegistryStub();
+    avro = await new SchemaRegistry({ host: stub.url }).encode(USAGE_SCHEMA_ID, record);
+  });
+
+  afterAll(async () => {
+    stub.server.closeAllConnections();
+    stub.server.close();
+    await once(stub.server, 'close');
+  });
+
+  const frame = (schemaId: number, body: Buffer) => {
+    const header = Buffer.alloc(5);
+    header.writeInt32BE(schemaId, 1);
+    return Buffer.concat([header, body]);
+  };
+
+  it('decodes Confluent-framed Avro, fetching each writer schema once', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const before = stub.requests.length;
+    const first = await decoder.decode(avro);
+    await decoder.decode(avro);
+    expect(first).toEqual({
+      id: 'u-1',
+      customerId: 'alice',
+      event: 'api_call',
+      timestamp: Date.UTC(2026, 2, 1),
+      properties: { tier: 'premium', count: 3, ratio: 0.5, on: true, none: null },
+    });
+    expect(stub.requests.length - before).toBe(1);
+  });
+
+  it('decodes JSON', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const json = Buffer.from(JSON.stringify({ ...record, timestamp: '2026-03-01T00:00:00Z', properties: { count: 3 } }));
+    await expect(decoder.decode(json)).resolves.toMatchObject({ id: 'u-1', timestamp: Date.UTC(2026, 2, 1), properties: { count: 3 } });
+  });
+
+  it.each([
+    ['an empty value', null],
+    ['a zero-length value', Buffer.alloc(0)],
+    ['garbage bytes', Buffer.from([0xde, 0xad, 0xbe, 0xef])],
+    ['a frame shorter than its header', Buffer.from([0, 0, 0])],
+    ['broken JSON', Buffer.from('{"id": "u-1",')],
+  ])('refuses %s as undecodable', async (_name, value) => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    await expect(decoder.decode(value)).rejects.toBeInstanceOf(UndecodableUsageEventError);
+  });
+
+  it('refuses Avro that does not match its writer schema', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    await expect(decoder.decode(avro.subarray(0, avro.length - 3))).rejects.toBeInstanceOf(UndecodableUsageEventError);
+    await expect(decoder.decode(Buffer.concat([avro, Buffer.from([1, 2])]))).rejects.toThrow(/does not match schema 7/);
+  });
+
+  it('names an unknown schema id, not retriable', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const error = await decoder.decode(frame(4242, avro.subarray(5))).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(UnknownSchemaIdError);
+    expect(error).toMatchObject({ schemaId: 4242, retriable: false, code: 'unknown_schema_id' });
+  });
+
+  it('refuses a well-formed event that is not a valid usage event', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const missing = Buffer.from(JSON.stringify({ id: 'u-1', event: 'api_call', timestamp: 1 }));
+    const wrongType = Buffer.from(JSON.stringify({ ...record, customerId: 42 }));
+    await expect(decoder.decode(missing)).rejects.toBeInstanceOf(InvalidUsageEventError);
+    await expect(decoder.decode(wrongType)).rejects.toThrow(/customerId/);
+  });
+
+  it('reports a registry that fails, hangs or cannot be reached as retriable', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url, requestTimeoutMs: 200 });
+    const failing = await decoder.decode(frame(FAILING_SCHEMA_ID, avro.subarray(5))).catch((caught: unknown) => caught);
+    expect(failing).toBeInstanceOf(SchemaRegistryUnavailableError);
+    expect(failing).toMatchObject({ retriable: true });
+    await expect(decoder.decode(frame(HANGING_SCHEMA_ID, avro.subarray(5)))).rejects.toBeInstanceOf(SchemaRegistryUnavailableError);
+
+    const closed = createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const { port } = closed.address() as AddressInfo;
+    closed.close();
+    await once(closed, 'close');
+    const unreachable = createUsageEventDecoder({ registryUrl: `http://127.0.0.1:${port}` });
+    await expect(unreachable.decode(avro)).rejects.toBeInstanceOf(SchemaRegistryUnavailableError);
+  });
+});
