@@ -55,12 +55,11 @@ SET search_path FROM CURRENT
 AS $fn$
 #variable_conflict use_column
 DECLARE
-  v_request record;
-  v_conflicts jsonb := '[]'::jsonb;
-  v_foreign jsonb := '[]'::jsonb;
-  v_write integer[] := '{}';
-  v_idempotent integer[] := '{}';
-  v_count bigint := 0;
+  v_conflicts jsonb;
+  v_foreign jsonb;
+  v_write integer[];
+  v_idempotent integer[];
+  v_count bigint;
   v_first bigint;
   v_now timestamptz;
 BEGIN
@@ -88,47 +87,53 @@ BEGIN
   PERFORM pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer);
   v_now := clock_timestamp();
 
-  FOR v_request IN
-    WITH req AS (
-      SELECT (r.ord - 1)::integer AS request_index,
-             r.value->>'streamId' AS stream_id,
-             r.value->>'expectedRevision' AS expected,
-             ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(r.value->'events') AS e) AS event_ids
-      FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS r(value, ord)
-    )
-    SELECT req.request_index, req.stream_id, req.expected, cardinality(req.event_ids) AS n_events,
-           s.last_revision, stored.n_same, stored.foreign_ids
+  -- Classify every request in one set-based pass: foreign ids, idempotent repeat, revision
+  -- conflict, or to be written.
+  WITH req AS (
+    SELECT (r.ord - 1)::integer AS request_index,
+           r.value->>'streamId' AS stream_id,
+           r.value->>'expectedRevision' AS expected,
+           jsonb_array_length(r.value->'events') AS n_events
+    FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS r(value, ord)
+  ), stored AS (
+    -- One join for all the call's event ids, not one lookup per request.
+    SELECT (r.ord - 1)::integer AS request_index,
+           count(*) FILTER (WHERE x.stream_id = r.value->>'streamId') AS n_same,
+           jsonb_agg(x.event_id) FILTER (WHERE x.stream_id <> r.value->>'streamId') AS foreign_ids
+    FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS r(value, ord)
+    CROSS JOIN LATERAL jsonb_array_elements(r.value->'events') AS e(value)
+    JOIN events AS x ON x.event_id = (e.value->>'id')::uuid
+    GROUP BY r.ord
+  ), checked AS (
+    SELECT req.request_index, req.stream_id, req.expected, req.n_events, s.last_revision, stored.foreign_ids,
+           CASE
+             WHEN stored.foreign_ids IS NOT NULL THEN 'foreign'
+             WHEN coalesce(stored.n_same, 0) = req.n_events THEN 'idempotent'
+             -- Some ids stored, some not: the caller's view of the stream is stale.
+             WHEN stored.n_same > 0 THEN 'conflict'
+             WHEN CASE req.expected
+                    WHEN 'any' THEN true
+                    WHEN 'no_stream' THEN s.last_revision IS NULL
+                    WHEN 'stream_exists' THEN s.last_revision IS NOT NULL
+                    ELSE s.last_revision IS NOT NULL AND s.last_revision = req.expected::bigint
+                  END THEN 'write'
+             ELSE 'conflict'
+           END AS outcome
     FROM req
     LEFT JOIN streams AS s ON s.stream_id = req.stream_id
-    CROSS JOIN LATERAL (
-      SELECT count(*) FILTER (WHERE x.stream_id = req.stream_id) AS n_same,
-             coalesce(jsonb_agg(x.event_id) FILTER (WHERE x.stream_id <> req.stream_id), '[]') AS foreign_ids
-      FROM events AS x
-      WHERE x.event_id = ANY (req.event_ids)
-    ) AS stored
-    ORDER BY req.request_index
-  LOOP
-    IF jsonb_array_length(v_request.foreign_ids) > 0 THEN
-      v_foreign := v_foreign || jsonb_build_object('streamId', v_request.stream_id, 'eventIds', v_request.foreign_ids);
-    ELSIF v_request.n_same = v_request.n_events THEN
-      v_idempotent := v_idempotent || v_request.request_index;
-    ELSIF v_request.n_same > 0 OR NOT (
-      CASE v_request.expected
-        WHEN 'any' THEN true
-        WHEN 'no_stream' THEN v_request.last_revision IS NULL
-        WHEN 'stream_exists' THEN v_request.last_revision IS NOT NULL
-        ELSE v_request.last_revision IS NOT NULL AND v_request.last_revision = v_request.expected::bigint
-      END
-    ) THEN
-      v_conflicts := v_conflicts || jsonb_build_object(
-        'streamId', v_request.stream_id,
-        'expected', v_request.expected,
-        'actual', coalesce(v_request.last_revision::text, 'no_stream'));
-    ELSE
-      v_write := v_write || v_request.request_index;
-      v_count := v_count + v_request.n_events;
-    END IF;
-  END LOOP;
+    LEFT JOIN stored ON stored.request_index = req.request_index
+  )
+  SELECT
+    coalesce(jsonb_agg(jsonb_build_object('streamId', c.stream_id, 'eventIds', c.foreign_ids) ORDER BY c.request_index)
+      FILTER (WHERE c.outcome = 'foreign'), '[]'),
+    coalesce(jsonb_agg(jsonb_build_object('streamId', c.stream_id, 'expected', c.expected,
+                                          'actual', coalesce(c.last_revision::text, 'no_stream')) ORDER BY c.request_index)
+      FILTER (WHERE c.outcome = 'conflict'), '[]'),
+    coalesce(array_agg(c.request_index) FILTER (WHERE c.outcome = 'write'), '{}'),
+    coalesce(array_agg(c.request_index) FILTER (WHERE c.outcome = 'idempotent'), '{}'),
+    coalesce(sum(c.n_events) FILTER (WHERE c.outcome = 'write'), 0)
+  INTO v_foreign, v_conflicts, v_write, v_idempotent, v_count
+  FROM checked AS c;
 
   IF jsonb_array_length(v_foreign) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = 'TY002', DETAIL = v_foreign::text,
@@ -149,8 +154,8 @@ BEGIN
     WITH ev AS (
       SELECT r.value->>'streamId' AS stream_id, e.value AS event, r.ord AS request_ord, e.ord AS event_ord
       FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS r(value, ord)
+      JOIN unnest(v_write) AS w(request_index) ON w.request_index = r.ord - 1
       CROSS JOIN LATERAL jsonb_array_elements(r.value->'events') WITH ORDINALITY AS e(value, ord)
-      WHERE (r.ord - 1)::integer = ANY (v_write)
     ), numbered AS (
       SELECT ev.stream_id, ev.event,
              v_first - 1 + row_number() OVER (ORDER BY ev.request_ord, ev.event_ord) AS position,
