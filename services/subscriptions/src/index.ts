@@ -1,1 +1,13 @@
 export * from './billingPeriod';
+export * from './plan';
+export * from './subscription';
+export * from './subscriptionErrors';
+export * from './planStore';
+export * from './subscriptionStore';
+export { createPostgresPlanStore } from './postgresPlanStore';
+export { createPostgresSubscriptionStore } from './postgresSubscriptionStore';
+export * from './subscriptionGranter';
+export * from './grantScheduler';
+export * from './subscriptionService';
+export * from './subscriptionView';
+export * from './purchaseService';

@@ -1,0 +1,7 @@
+import type { Plan } from './plan';
+
+export interface PlanStore {
+  /** Throws PlanAlreadyExistsError when the id is taken. */
+  createPlan(plan: Plan): Promise<void>;
+  getPlan(planId: string): Promise<Plan | undefined>;
+}

@@ -1,0 +1,184 @@
+import { formatCredits, parseCredits } from '@tally/domain';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { guardedQuery, isUniqueViolation } from './guardedQuery';
+import type { PlanItemDto } from './plan';
+import { planFromRow } from './postgresPlanStore';
+import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
+import { SubscriptionAlreadyExistsError } from './subscriptionErrors';
+import type { SubscriptionStore } from './subscriptionStore';
+
+interface OverrideJson {
+  productId: string;
+  effectiveFromPeriod: number;
+  creditsPerPeriod: string | null;
+  lowBalanceThreshold: string | null;
+}
+
+interface SubscriptionRow {
+  id: string;
+  customer_id: string;
+  plan_id: string;
+  starts_at: Date;
+  canceled_at: Date | null;
+  created_at: Date;
+  overrides: OverrideJson[];
+  granted_through: Record<string, number>;
+}
+
+interface SchedulableRow extends SubscriptionRow {
+  plan_name: string;
+  plan_items: PlanItemDto[];
+}
+
+// A subscription with its override versions and watermarks in one round trip.
+const SUBSCRIPTION_SELECT = `
+  SELECT s.id, s.customer_id, s.plan_id, s.starts_at, s.canceled_at, s.created_at,
+         COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                             'productId', o.product_id, 'effectiveFromPeriod', o.effective_from_period,
+                             'creditsPerPeriod', o.credits_per_period, 'lowBalanceThreshold', o.low_balance_threshold)
+                           ORDER BY o.product_id, o.effective_from_period)
+                     FROM subscription_overrides AS o WHERE o.subscription_id = s.id), '[]') AS overrides,
+         COALESCE((SELECT jsonb_object_agg(w.product_id, w.granted_through)
+                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '{}') AS granted_through`;
+
+const nullableCredits = (text: string | null) => (text === null ? null : parseCredits(text));
+const formatNullable = (micros: bigint | null) => (micros === null ? null : formatCredits(micros));
+
+function subscriptionFromRow(row: SubscriptionRow): Subscription {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    planId: row.plan_id,
+    startsAt: row.starts_at,
+    canceledAt: row.canceled_at,
+    createdAt: row.created_at,
+    overrides: row.overrides.map(
+      (o): OverrideVersion => ({
+        productId: o.productId,
+        effectiveFromPeriod: o.effectiveFromPeriod,
+        creditsPerPeriod: nullableCredits(o.creditsPerPeriod),
+        lowBalanceThreshold: nullableCredits(o.lowBalanceThreshold),
+      }),
+    ),
+    grantedThrough: row.granted_through,
+  };
+}
+
+function overridesJson(overrides: readonly (CreditOverride & { effectiveFromPeriod: number })[]): string {
+  return JSON.stringify(
+    overrides.map((o) => ({
+      product_id: o.productId,
+      effective_from_period: o.effectiveFromPeriod,
+      credits_per_period: formatNullable(o.creditsPerPeriod),
+      low_balance_threshold: formatNullable(o.lowBalanceThreshold),
+    })),
+  );
+}
+
+/** Override versions arrive as one JSON parameter ($n) and are read as rows. */
+const overrideRecordset = (param: number) =>
+  `jsonb_to_recordset($${param}::jsonb) AS x(product_id text, effective_from_period integer, credits_per_period text, low_balance_threshold text)`;
+
+export function createPostgresSubscriptionStore(options: { pool: Pool; logger: Logger }): SubscriptionStore {
+  const { pool } = options;
+  const logger = options.logger.child({ module: 'subscription-store' });
+
+  async function get(subscriptionId: string): Promise<Subscription | undefined> {
+    const { rows } = await pool.query<SubscriptionRow>(`${SUBSCRIPTION_SELECT} FROM subscriptions AS s WHERE s.id = $1`, [subscriptionId]);
+    return rows[0] === undefined ? undefined : subscriptionFromRow(rows[0]);
+  }
+
+  return {
+    createSubscription: (subscription) =>
+      guardedQuery(async () => {
+        try {
+          // One statement, so a subscription is never seen without its initial overrides.
+          await pool.query(
+            `WITH s AS (
+               INSERT INTO subscriptions (id, customer_id, plan_id, starts_at) VALUES ($1, $2, $3, $4) RETURNING id
+             )
+             INSERT INTO subscription_overrides (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold)
+             SELECT s.id, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold
+               FROM s, ${overrideRecordset(5)}`,
+            [
+              subscription.id,
+              subscription.customerId,
+              subscription.planId,
+              subscription.startsAt,
+              overridesJson(subscription.overrides.map((o) => ({ ...o, effectiveFromPeriod: 0 }))),
+            ],
+          );
+        } catch (error) {
+          if (isUniqueViolation(error)) throw new SubscriptionAlreadyExistsError(`a subscription with id "${subscription.id}" already exists`);
+          throw error;
+        }
+        logger.info({ subscriptionId: subscription.id, customerId: subscription.customerId, planId: subscription.planId }, 'subscription created');
+        const created = await get(subscription.id);
+        if (created === undefined) throw new Error(`subscription ${subscription.id} vanished after its insert`);
+        return created;
+      }),
+
+    getSubscription: (subscriptionId) => guardedQuery(() => get(subscriptionId)),
+
+    saveOverrideVersions: (subscriptionId, versions) =>
+      guardedQuery(async () => {
+        await pool.query(
+          `INSERT INTO subscription_overrides (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold)
+           SELECT $1, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold FROM ${overrideRecordset(2)}
+           ON CONFLICT (subscription_id, product_id, effective_from_period)
+           DO UPDATE SET credits_per_period = excluded.credits_per_period,
+                         low_balance_threshold = excluded.low_balance_threshold,
+                         created_at = now()`,
+          [subscriptionId, overridesJson(versions)],
+        );
+        logger.info({ subscriptionId, versions: versions.length }, 'subscription overrides changed');
+      }),
+
+    cancelSubscription: (subscriptionId, at) =>
+      guardedQuery(async () => {
+        const { rowCount } = await pool.query(
+          'UPDATE subscriptions SET canceled_at = COALESCE(canceled_at, $2) WHERE id = $1',
+          [subscriptionId, at],
+        );
+        if (rowCount === 0) return undefined;
+        logger.info({ subscriptionId }, 'subscription canceled');
+        return get(subscriptionId);
+      }),
+
+    listSchedulable: ({ after, limit }) =>
+      guardedQuery(async () => {
+        const { rows } = await pool.query<SchedulableRow>(
+          `${SUBSCRIPTION_SELECT}, p.name AS plan_name, p.items AS plan_items
+             FROM subscriptions AS s JOIN plans AS p ON p.id = s.plan_id
+            WHERE s.grants_completed_at IS NULL AND ($1::text IS NULL OR s.id > $1)
+            ORDER BY s.id
+            LIMIT $2`,
+          [after, limit],
+        );
+        return rows.map((row) => ({
+          subscription: subscriptionFromRow(row),
+          plan: planFromRow({ id: row.plan_id, name: row.plan_name, items: row.plan_items }),
+        }));
+      }),
+
+    recordGranted: (subscriptionId, productId, period) =>
+      guardedQuery(async () => {
+        await pool.query(
+          `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, granted_through) VALUES ($1, $2, $3)
+           ON CONFLICT (subscription_id, product_id)
+           DO UPDATE SET granted_through = GREATEST(w.granted_through, excluded.granted_through), updated_at = now()`,
+          [subscriptionId, productId, period],
+        );
+      }),
+
+    markGrantsCompleted: (subscriptionId) =>
+      guardedQuery(async () => {
+        await pool.query(
+          'UPDATE subscriptions SET grants_completed_at = now() WHERE id = $1 AND canceled_at IS NOT NULL AND grants_completed_at IS NULL',
+          [subscriptionId],
+        );
+        logger.info({ subscriptionId }, 'canceled subscription granted its last period');
+      }),
+  };
+}

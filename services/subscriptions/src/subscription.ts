@@ -1,0 +1,113 @@
+import { isValidIdentifier, Micros, parseNonNegativeCredits, parsePositiveCredits, ValidationError } from '@tally/domain';
+import { periodIndexAt } from './billingPeriod';
+import type { Plan, PlanItem } from './plan';
+
+/** What one subscription changes about one plan item; null fields take the plan item's value. */
+export interface CreditOverride {
+  readonly productId: string;
+  readonly creditsPerPeriod: Micros | null;
+  readonly lowBalanceThreshold: Micros | null;
+}
+
+/**
+ * Overrides are versioned: a change applies from the item's next period, so the grant of a
+ * period that has already started (granted or not yet) always uses the terms it started with.
+ */
+export interface OverrideVersion extends CreditOverride {
+  /** The first period (of this product's item) the version applies to. */
+  readonly effectiveFromPeriod: number;
+}
+
+export interface Subscription {
+  readonly id: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly startsAt: Date;
+  /** Set once; grants stop after the period that contained it. */
+  readonly canceledAt: Date | null;
+  readonly createdAt: Date;
+  readonly overrides: readonly OverrideVersion[];
+  /**
+   * Per product, the last period known to be granted (absent: none). Only saves the scheduler
+   * from asking the ledger again; a stale or lost value makes it re-send grants the ledger
+   * already holds, which change nothing.
+   */
+  readonly grantedThrough: Readonly<Record<string, number>>;
+}
+
+export interface CreditOverrideDto {
+  readonly productId: string;
+  readonly creditsPerPeriod?: string | null;
+  readonly lowBalanceThreshold?: string | null;
+}
+
+export interface ItemTerms {
+  readonly creditsPerPeriod: Micros;
+  /** For a balance the subscription opens; null takes the product's threshold. */
+  readonly lowBalanceThreshold: Micros | null;
+}
+
+/** The terms of one item in one period: the override version in force then, else the plan's. */
+export function termsAt(subscription: Pick<Subscription, 'overrides'>, item: PlanItem, period: number): ItemTerms {
+  let inForce: OverrideVersion | undefined;
+  for (const version of subscription.overrides) {
+    if (version.productId !== item.productId || version.effectiveFromPeriod > period) continue;
+    if (inForce === undefined || version.effectiveFromPeriod > inForce.effectiveFromPeriod) inForce = version;
+  }
+  return {
+    creditsPerPeriod: inForce?.creditsPerPeriod ?? item.creditsPerPeriod,
+    lowBalanceThreshold: inForce?.lowBalanceThreshold ?? item.lowBalanceThreshold,
+  };
+}
+
+/** Validates overrides against the plan: one per product, each for a product of the plan. */
+export function overridesFromDto(dtos: readonly CreditOverrideDto[], plan: Plan): CreditOverride[] {
+  const products = new Set(plan.items.map((item) => item.productId));
+  const seen = new Set<string>();
+  return dtos.map((dto, index) => {
+    const field = `overrides[${index}]`;
+    if (!products.has(dto.productId)) {
+      throw new ValidationError(`${field}.productId "${dto.productId}" is not a product of plan "${plan.id}"`);
+    }
+    if (seen.has(dto.productId)) throw new ValidationError(`${field}.productId "${dto.productId}" is overridden twice`);
+    seen.add(dto.productId);
+    return {
+      productId: dto.productId,
+      creditsPerPeriod:
+        dto.creditsPerPeriod === undefined || dto.creditsPerPeriod === null
+          ? null
+          : parsePositiveCredits(dto.creditsPerPeriod, `${field}.creditsPerPeriod`),
+      lowBalanceThreshold:
+        dto.lowBalanceThreshold === undefined || dto.lowBalanceThreshold === null
+          ? null
+          : parseNonNegativeCredits(dto.lowBalanceThreshold, `${field}.lowBalanceThreshold`),
+    };
+  });
+}
+
+/**
+ * The versions that replace a subscription's overrides from each item's next period on: one
+ * per plan item, so a product left out of `overrides` goes back to the plan's terms. Before
+ * the start the next period is period 0, and the versions replace the initial ones.
+ */
+export function nextOverrideVersions(
+  subscription: Pick<Subscription, 'startsAt'>,
+  plan: Plan,
+  overrides: readonly CreditOverride[],
+  now: Date,
+): OverrideVersion[] {
+  const byProduct = new Map(overrides.map((override) => [override.productId, override]));
+  return plan.items.map((item) => ({
+    productId: item.productId,
+    creditsPerPeriod: byProduct.get(item.productId)?.creditsPerPeriod ?? null,
+    lowBalanceThreshold: byProduct.get(item.productId)?.lowBalanceThreshold ?? null,
+    effectiveFromPeriod: periodIndexAt(subscription.startsAt, item.period, now) + 1,
+  }));
+}
+
+export function assertSubscriptionId(id: string): string {
+  if (!isValidIdentifier(id)) {
+    throw new ValidationError('id must be 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
+  }
+  return id;
+}

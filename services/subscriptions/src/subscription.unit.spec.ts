@@ -1,0 +1,75 @@
+import { parseCredits, ValidationError } from '@tally/domain';
+import { Plan, planFromDto, planToDto } from './plan';
+import { nextOverrideVersions, overridesFromDto, termsAt } from './subscription';
+
+const plan: Plan = planFromDto({
+  id: 'pro',
+  name: 'Pro',
+  items: [
+    { productId: 'api', creditsPerPeriod: '100', period: 'month', lowBalanceThreshold: '10' },
+    { productId: 'storage', creditsPerPeriod: '5.5', period: { days: 7 } },
+  ],
+});
+const [api, storage] = plan.items as [Plan['items'][0], Plan['items'][0]];
+
+describe('planFromDto', () => {
+  it('parses amounts exactly and round-trips through the JSON form', () => {
+    expect(api).toEqual({ productId: 'api', creditsPerPeriod: 100_000_000n, period: 'month', lowBalanceThreshold: 10_000_000n });
+    expect(storage.lowBalanceThreshold).toBeNull();
+    expect(planFromDto(planToDto(plan))).toEqual(plan);
+  });
+
+  it.each([
+    ['no items', { items: [] }],
+    ['a product twice', { items: [{ productId: 'a', creditsPerPeriod: '1', period: 'month' }, { productId: 'a', creditsPerPeriod: '2', period: 'year' }] }],
+    ['zero credits', { items: [{ productId: 'a', creditsPerPeriod: '0', period: 'month' }] }],
+    ['a float-like amount', { items: [{ productId: 'a', creditsPerPeriod: '1e3', period: 'month' }] }],
+    ['an unknown period', { items: [{ productId: 'a', creditsPerPeriod: '1', period: 'week' }] }],
+    ['zero days', { items: [{ productId: 'a', creditsPerPeriod: '1', period: { days: 0 } }] }],
+    ['a negative threshold', { items: [{ productId: 'a', creditsPerPeriod: '1', period: 'month', lowBalanceThreshold: '-1' }] }],
+    ['a blank name', { name: ' ' }],
+    ['a bad id', { id: '-x' }],
+  ])('refuses %s', (_, change) => {
+    const dto = { ...planToDto(plan), ...change } as Parameters<typeof planFromDto>[0];
+    expect(() => planFromDto(dto)).toThrow(ValidationError);
+  });
+});
+
+describe('overrides', () => {
+  it('refuses a product outside the plan, a product twice and a non-positive amount', () => {
+    expect(() => overridesFromDto([{ productId: 'other', creditsPerPeriod: '1' }], plan)).toThrow(/not a product of plan/);
+    expect(() => overridesFromDto([{ productId: 'api' }, { productId: 'api' }], plan)).toThrow(/overridden twice/);
+    expect(() => overridesFromDto([{ productId: 'api', creditsPerPeriod: '0' }], plan)).toThrow(ValidationError);
+  });
+
+  it('take the version in force for the period, field by field falling back on the plan item', () => {
+    const subscription = {
+      overrides: [
+        { productId: 'api', effectiveFromPeriod: 0, creditsPerPeriod: parseCredits('250'), lowBalanceThreshold: null },
+        { productId: 'api', effectiveFromPeriod: 3, creditsPerPeriod: null, lowBalanceThreshold: parseCredits('1') },
+        { productId: 'storage', effectiveFromPeriod: 1, creditsPerPeriod: parseCredits('9'), lowBalanceThreshold: null },
+      ],
+    };
+    expect(termsAt(subscription, api, 0)).toEqual({ creditsPerPeriod: parseCredits('250'), lowBalanceThreshold: parseCredits('10') });
+    expect(termsAt(subscription, api, 2)).toEqual({ creditsPerPeriod: parseCredits('250'), lowBalanceThreshold: parseCredits('10') });
+    expect(termsAt(subscription, api, 3)).toEqual({ creditsPerPeriod: parseCredits('100'), lowBalanceThreshold: parseCredits('1') });
+    expect(termsAt(subscription, storage, 0).creditsPerPeriod).toBe(parseCredits('5.5'));
+    expect(termsAt(subscription, storage, 1).creditsPerPeriod).toBe(parseCredits('9'));
+  });
+
+  it("a change applies from each item's own next period, and covers every item of the plan", () => {
+    const startsAt = new Date('2024-01-31T00:00:00.000Z');
+    const now = new Date('2024-03-10T00:00:00.000Z'); // month period 1 (from Feb 29); week period 5
+    const versions = nextOverrideVersions({ startsAt }, plan, overridesFromDto([{ productId: 'api', creditsPerPeriod: '7' }], plan), now);
+    expect(versions).toEqual([
+      { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('7'), lowBalanceThreshold: null },
+      { productId: 'storage', effectiveFromPeriod: 6, creditsPerPeriod: null, lowBalanceThreshold: null },
+    ]);
+  });
+
+  it('a change before the start replaces the terms of period 0', () => {
+    const startsAt = new Date('2024-05-01T00:00:00.000Z');
+    const versions = nextOverrideVersions({ startsAt }, plan, [], new Date('2024-04-01T00:00:00.000Z'));
+    expect(versions.map((v) => v.effectiveFromPeriod)).toEqual([0, 0]);
+  });
+});

@@ -1,0 +1,39 @@
+import { TallyError } from '@tally/domain';
+
+export class PlanNotFoundError extends TallyError {
+  readonly code = 'plan_not_found';
+  readonly retriable = false;
+}
+
+export class PlanAlreadyExistsError extends TallyError {
+  readonly code = 'plan_already_exists';
+  readonly retriable = false;
+}
+
+export class SubscriptionNotFoundError extends TallyError {
+  readonly code = 'subscription_not_found';
+  readonly retriable = false;
+}
+
+export class SubscriptionAlreadyExistsError extends TallyError {
+  readonly code = 'subscription_already_exists';
+  readonly retriable = false;
+}
+
+/** A change to a canceled subscription: it grants nothing after its current period, so there is nothing to change. */
+export class SubscriptionCanceledError extends TallyError {
+  readonly code = 'subscription_canceled';
+  readonly retriable = false;
+}
+
+/** The balance's product sells no bundle with this id. */
+export class BundleNotFoundError extends TallyError {
+  readonly code = 'bundle_not_found';
+  readonly retriable = false;
+}
+
+/** PostgreSQL unreachable or restarting: the same call can succeed later. */
+export class SubscriptionsUnavailableError extends TallyError {
+  readonly code = 'subscriptions_unavailable';
+  readonly retriable = true;
+}

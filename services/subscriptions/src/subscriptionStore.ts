@@ -1,0 +1,33 @@
+import type { Plan } from './plan';
+import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
+
+export interface NewSubscription {
+  readonly id: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly startsAt: Date;
+  /** In force from period 0. */
+  readonly overrides: readonly CreditOverride[];
+}
+
+/** A subscription that may still grant, with its plan: all the scheduler needs for it. */
+export interface SchedulableSubscription {
+  readonly subscription: Subscription;
+  readonly plan: Plan;
+}
+
+export interface SubscriptionStore {
+  /** Stores the subscription and its initial overrides together. Throws SubscriptionAlreadyExistsError when the id is taken. */
+  createSubscription(subscription: NewSubscription): Promise<Subscription>;
+  getSubscription(subscriptionId: string): Promise<Subscription | undefined>;
+  /** Adds override versions; a version for a product and period that exists replaces it. */
+  saveOverrideVersions(subscriptionId: string, versions: readonly OverrideVersion[]): Promise<void>;
+  /** Sets canceledAt unless it is set already (the first cancellation stands); undefined when there is no such subscription. */
+  cancelSubscription(subscriptionId: string, at: Date): Promise<Subscription | undefined>;
+  /** A page of the subscriptions that may still grant, ordered by id, after the given id. */
+  listSchedulable(page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
+  /** Raises the watermark (never lowers it: two schedulers may report out of order). */
+  recordGranted(subscriptionId: string, productId: string, period: number): Promise<void>;
+  /** A canceled subscription has granted its last period: the scheduler can skip it from now on. */
+  markGrantsCompleted(subscriptionId: string): Promise<void>;
+}
