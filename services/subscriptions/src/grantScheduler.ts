@@ -1,0 +1,109 @@
+import type { CatalogStore } from '@tally/catalog';
+import type { LedgerService } from '@tally/ledger';
+import type { Logger } from 'pino';
+import { createSubscriptionGranter } from './subscriptionGranter';
+import type { SubscriptionStore } from './subscriptionStore';
+
+export interface GrantSchedulerOptions {
+  readonly subscriptions: SubscriptionStore;
+  readonly ledger: LedgerService;
+  readonly catalog: CatalogStore;
+  /** Time comes in from outside, so a test can walk a subscription through a year in seconds. */
+  readonly clock: () => Date;
+  /** Pause between the end of one tick and the start of the next. */
+  readonly intervalMs: number;
+  readonly logger: Logger;
+  /** Subscriptions read per query. */
+  readonly pageSize?: number;
+}
+
+export interface GrantRunSummary {
+  readonly subscriptions: number;
+  readonly granted: number;
+  readonly alreadyGranted: number;
+  /** Subscriptions whose grants failed this tick; the next tick tries them again. */
+  readonly failed: number;
+}
+
+export interface GrantScheduler {
+  /** Runs a tick now and then one every intervalMs, until stop(). */
+  start(): void;
+  /** Resolves once the tick in progress (if any) has finished. */
+  stop(): Promise<void>;
+  /** One pass over every subscription that may still grant, at the clock's current time. */
+  runOnce(): Promise<GrantRunSummary>;
+}
+
+/**
+ * Grants subscription credits at period boundaries. Each tick grants every period that has
+ * started and is not known to be granted, so a scheduler that was down catches up on all the
+ * periods it missed. Any number of schedulers may run at once: a grant's ledger event id is
+ * derived from (subscription, product, period), see createSubscriptionGranter.
+ */
+export function createGrantScheduler(options: GrantSchedulerOptions): GrantScheduler {
+  const { subscriptions, clock, intervalMs } = options;
+  const pageSize = options.pageSize ?? 200;
+  if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new Error('intervalMs must be a positive integer');
+  if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error('pageSize must be a positive integer');
+  const logger = options.logger.child({ module: 'grant-scheduler' });
+  const granter = createSubscriptionGranter(options);
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<unknown> | undefined;
+
+  async function runOnce(): Promise<GrantRunSummary> {
+    const now = clock();
+    let seen = 0;
+    let granted = 0;
+    let alreadyGranted = 0;
+    let failed = 0;
+    let after: string | null = null;
+    for (;;) {
+      const page = await subscriptions.listSchedulable({ after, limit: pageSize });
+      for (const { subscription, plan } of page) {
+        seen += 1;
+        try {
+          const outcome = await granter.grantDue(subscription, plan, now);
+          granted += outcome.granted;
+          alreadyGranted += outcome.alreadyGranted;
+          if (outcome.complete) await subscriptions.markGrantsCompleted(subscription.id);
+        } catch (error) {
+          // One subscription's failure (a ledger outage, a conflict storm) must not hold up the others.
+          failed += 1;
+          logger.warn({ err: error, subscriptionId: subscription.id }, 'granting failed; the next tick retries');
+        }
+      }
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < pageSize) break;
+      after = last.subscription.id;
+    }
+    const summary = { subscriptions: seen, granted, alreadyGranted, failed };
+    if (granted > 0 || failed > 0) logger.info({ ...summary, now: now.toISOString() }, 'grant tick done');
+    return summary;
+  }
+
+  function tick(): void {
+    inFlight = runOnce()
+      .catch((error: unknown) => logger.error({ err: error }, 'grant tick failed; retrying after the interval'))
+      .finally(() => {
+        inFlight = undefined;
+        // A timeout after each tick rather than an interval: ticks never overlap, however slow.
+        if (running) timer = setTimeout(tick, intervalMs);
+      });
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      tick();
+    },
+    async stop() {
+      running = false;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await inFlight;
+    },
+    runOnce,
+  };
+}

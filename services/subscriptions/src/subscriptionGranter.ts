@@ -1,0 +1,141 @@
+import { BalanceNotOpenError, formatCredits } from '@tally/domain';
+import { CatalogStore, DuplicateBalanceError } from '@tally/catalog';
+import type { CommandResult, LedgerService } from '@tally/ledger';
+import type { Logger } from 'pino';
+import { duePeriods, finalPeriod, periodBounds } from './billingPeriod';
+import type { Plan, PlanItem } from './plan';
+import { ItemTerms, Subscription, termsAt } from './subscription';
+import type { SubscriptionStore } from './subscriptionStore';
+
+export interface GrantOutcome {
+  /** Grants this call appended. */
+  readonly granted: number;
+  /** Due grants the ledger already held (another scheduler, a restart, a stale watermark). */
+  readonly alreadyGranted: number;
+  /** The subscription is canceled and every item has granted its last period. */
+  readonly complete: boolean;
+}
+
+export interface SubscriptionGranter {
+  /** Grants every period of every item that has started by `now` (and not after a cancellation). */
+  grantDue(subscription: Subscription, plan: Plan, now: Date): Promise<GrantOutcome>;
+}
+
+export interface SubscriptionGranterOptions {
+  readonly subscriptions: SubscriptionStore;
+  readonly ledger: LedgerService;
+  readonly catalog: CatalogStore;
+  readonly logger: Logger;
+}
+
+/**
+ * The one grant path, shared by the scheduler and the API (a new subscription's first period,
+ * a cancellation's current one).
+ *
+ * Exactly-once: every grant is `ledger.grant`, whose event id is derived from
+ * (subscription, product, period) (commandIds.grant → ledgerEventId). The event store stores an
+ * event id once (events_event_id_key), and the ledger returns the stored grant instead of
+ * deciding again when the id is present, so two schedulers racing on one period, a scheduler
+ * restarted between the append and the watermark, or a stale watermark all end with one grant.
+ * Nothing here needs a lock or the watermark to be right.
+ */
+export function createSubscriptionGranter(options: SubscriptionGranterOptions): SubscriptionGranter {
+  const { subscriptions, ledger, catalog } = options;
+  const logger = options.logger.child({ module: 'subscription-granter' });
+
+  function openRequest(subscription: Subscription, item: PlanItem, terms: ItemTerms, balanceId?: string) {
+    return {
+      ...(balanceId !== undefined ? { balanceId } : {}),
+      customerId: subscription.customerId,
+      productId: item.productId,
+      startingBalance: 0n,
+      // Without a plan or override threshold, the balance takes the product's.
+      ...(terms.lowBalanceThreshold !== null ? { lowBalanceThreshold: terms.lowBalanceThreshold } : {}),
+    };
+  }
+
+  /** The customer's balance of the product: the existing one, or one opened now. */
+  async function balanceFor(subscription: Subscription, item: PlanItem, terms: ItemTerms): Promise<string> {
+    const existing = await catalog.findBalance(subscription.customerId, item.productId);
+    if (existing !== undefined) return existing.id;
+    try {
+      const opened = await ledger.openBalance(openRequest(subscription, item, terms));
+      logger.info(
+        { subscriptionId: subscription.id, customerId: subscription.customerId, productId: item.productId, balanceId: opened.balance.balanceId },
+        'opened a balance for a subscription',
+      );
+      return opened.balance.balanceId;
+    } catch (error) {
+      // Someone else (another scheduler, the API) opened it between our lookup and our open.
+      if (error instanceof DuplicateBalanceError) return error.existingBalanceId;
+      throw error;
+    }
+  }
+
+  async function grantPeriod(subscription: Subscription, plan: Plan, item: PlanItem, period: number, balanceId: string): Promise<CommandResult> {
+    const bounds = periodBounds(subscription.startsAt, item.period, period);
+    const terms = termsAt(subscription, item, period);
+    const grant = () =>
+      ledger.grant(balanceId, {
+        subscriptionId: subscription.id,
+        planId: plan.id,
+        productId: item.productId,
+        period,
+        periodStart: bounds.start.toISOString(),
+        periodEnd: bounds.end.toISOString(),
+        credits: terms.creditsPerPeriod,
+      });
+    try {
+      return await grant();
+    } catch (error) {
+      if (!(error instanceof BalanceNotOpenError)) throw error;
+      // A registry row without a stream: an opening crashed halfway. Opening again with the
+      // same id completes it (the ledger's open is idempotent by balance id), then grant.
+      await ledger.openBalance(openRequest(subscription, item, terms, balanceId));
+      return grant();
+    }
+  }
+
+  return {
+    async grantDue(subscription, plan, now) {
+      let granted = 0;
+      let alreadyGranted = 0;
+      let complete = subscription.canceledAt !== null;
+      for (const item of plan.items) {
+        let through = subscription.grantedThrough[item.productId] ?? -1;
+        const due = duePeriods({
+          startsAt: subscription.startsAt,
+          period: item.period,
+          now,
+          canceledAt: subscription.canceledAt,
+          grantedThrough: through,
+        });
+        let balanceId: string | undefined;
+        for (const period of due) {
+          balanceId ??= await balanceFor(subscription, item, termsAt(subscription, item, period));
+          const result = await grantPeriod(subscription, plan, item, period, balanceId);
+          if (result.replayed) {
+            alreadyGranted += 1;
+          } else {
+            granted += 1;
+            logger.info(
+              {
+                subscriptionId: subscription.id,
+                productId: item.productId,
+                balanceId,
+                period,
+                credits: formatCredits(termsAt(subscription, item, period).creditsPerPeriod),
+              },
+              'granted subscription credits',
+            );
+          }
+          await subscriptions.recordGranted(subscription.id, item.productId, period);
+          through = period;
+        }
+        const final = finalPeriod(subscription.startsAt, item.period, subscription.canceledAt);
+        if (final === null || through < final) complete = false;
+      }
+      return { granted, alreadyGranted, complete };
+    },
+  };
+}

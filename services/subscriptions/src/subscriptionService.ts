@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { ValidationError } from '@tally/domain';
+import { CatalogStore, ProductNotFoundError } from '@tally/catalog';
+import type { LedgerService } from '@tally/ledger';
+import type { Logger } from 'pino';
+import { Plan, planFromDto, PlanItemDto } from './plan';
+import type { PlanStore } from './planStore';
+import { assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
+import { PlanNotFoundError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
+import { createSubscriptionGranter } from './subscriptionGranter';
+import type { SubscriptionStore } from './subscriptionStore';
+
+export interface PlanInput {
+  readonly id?: string;
+  readonly name: string;
+  readonly items: readonly PlanItemDto[];
+}
+
+export interface SubscriptionInput {
+  readonly id?: string;
+  readonly customerId: string;
+  readonly planId: string;
+  /** Defaults to now. A past start grants every period since then at once. */
+  readonly startsAt?: Date;
+  readonly overrides?: readonly CreditOverrideDto[];
+}
+
+/** A subscription with its plan, as of a moment: what the API renders. */
+export interface SubscriptionDetails {
+  readonly subscription: Subscription;
+  readonly plan: Plan;
+  readonly asOf: Date;
+}
+
+export interface SubscriptionService {
+  /** Throws ProductNotFoundError for an item whose product is not in the catalog. */
+  createPlan(input: PlanInput): Promise<Plan>;
+  getPlan(planId: string): Promise<Plan>;
+  /** Stores the subscription, then grants what is due (period 0 when it starts now). */
+  createSubscription(input: SubscriptionInput): Promise<SubscriptionDetails>;
+  getSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
+  /** Replaces the overrides from each item's next period on; the current period keeps its terms. */
+  changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[]): Promise<SubscriptionDetails>;
+  /** No grants after the current period. Canceling again changes nothing. */
+  cancelSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
+}
+
+export interface SubscriptionServiceOptions {
+  readonly plans: PlanStore;
+  readonly subscriptions: SubscriptionStore;
+  readonly ledger: LedgerService;
+  readonly catalog: CatalogStore;
+  readonly clock: () => Date;
+  readonly logger: Logger;
+}
+
+const MAX_CUSTOMER_ID_LENGTH = 256;
+
+export function createSubscriptionService(options: SubscriptionServiceOptions): SubscriptionService {
+  const { plans, subscriptions, catalog, clock } = options;
+  const logger = options.logger.child({ module: 'subscription-service' });
+  const granter = createSubscriptionGranter(options);
+
+  async function planOf(planId: string): Promise<Plan> {
+    const plan = await plans.getPlan(planId);
+    if (plan === undefined) throw new PlanNotFoundError(`no plan with id "${planId}"`);
+    return plan;
+  }
+
+  async function subscriptionOf(subscriptionId: string): Promise<Subscription> {
+    const subscription = await subscriptions.getSubscription(subscriptionId);
+    if (subscription === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
+    return subscription;
+  }
+
+  /**
+   * Grants what is due right away, so a new subscription's credits are there when the request
+   * returns. The subscription is already stored: if the ledger fails now, the scheduler grants
+   * on its next tick, and the response shows what was granted (grantedThrough).
+   */
+  async function grantNow(subscription: Subscription, plan: Plan, now: Date): Promise<Subscription> {
+    try {
+      const outcome = await granter.grantDue(subscription, plan, now);
+      if (outcome.complete) await subscriptions.markGrantsCompleted(subscription.id);
+    } catch (error) {
+      logger.warn({ err: error, subscriptionId: subscription.id }, 'immediate grant failed; the scheduler will grant');
+    }
+    return subscriptionOf(subscription.id);
+  }
+
+  return {
+    async createPlan(input) {
+      const plan = planFromDto({ id: input.id ?? randomUUID(), name: input.name, items: input.items });
+      for (const item of plan.items) {
+        if ((await catalog.getProduct(item.productId)) === undefined) {
+          throw new ProductNotFoundError(`no credit product with id "${item.productId}"`);
+        }
+      }
+      await plans.createPlan(plan);
+      return plan;
+    },
+
+    getPlan: planOf,
+
+    async createSubscription(input) {
+      const id = assertSubscriptionId(input.id ?? randomUUID());
+      if (typeof input.customerId !== 'string' || input.customerId.length === 0 || input.customerId.length > MAX_CUSTOMER_ID_LENGTH) {
+        throw new ValidationError(`customerId must be 1-${MAX_CUSTOMER_ID_LENGTH} characters`);
+      }
+      const now = clock();
+      const startsAt = input.startsAt ?? now;
+      if (Number.isNaN(startsAt.getTime())) throw new ValidationError('startsAt must be a valid date-time');
+      const plan = await planOf(input.planId);
+      const overrides = overridesFromDto(input.overrides ?? [], plan);
+      const created = await subscriptions.createSubscription({ id, customerId: input.customerId, planId: plan.id, startsAt, overrides });
+      return { subscription: await grantNow(created, plan, now), plan, asOf: now };
+    },
+
+    async getSubscription(subscriptionId) {
+      const subscription = await subscriptionOf(subscriptionId);
+      return { subscription, plan: await planOf(subscription.planId), asOf: clock() };
+    },
+
+    async changeOverrides(subscriptionId, overrideDtos) {
+      const subscription = await subscriptionOf(subscriptionId);
+      if (subscription.canceledAt !== null) {
+        throw new SubscriptionCanceledError(`subscription "${subscriptionId}" is canceled; it grants nothing after its current period`);
+      }
+      const plan = await planOf(subscription.planId);
+      const now = clock();
+      const versions = nextOverrideVersions(subscription, plan, overridesFromDto(overrideDtos, plan), now);
+      await subscriptions.saveOverrideVersions(subscriptionId, versions);
+      return { subscription: await subscriptionOf(subscriptionId), plan, asOf: now };
+    },
+
+    async cancelSubscription(subscriptionId) {
+      const now = clock();
+      const canceled = await subscriptions.cancelSubscription(subscriptionId, now);
+      if (canceled === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
+      const plan = await planOf(canceled.planId);
+      // The current period is still granted: if no tick has granted it yet, this does.
+      return { subscription: await grantNow(canceled, plan, now), plan, asOf: now };
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { formatCredits } from '@tally/domain';
+import { BillingPeriod, finalPeriod, periodBounds, periodIndexAt } from './billingPeriod';
+import { termsAt } from './subscription';
+import type { SubscriptionDetails } from './subscriptionService';
+
+export interface PeriodView {
+  readonly index: number;
+  readonly start: string;
+  readonly end: string;
+}
+
+export interface SubscriptionItemView {
+  readonly productId: string;
+  readonly period: BillingPeriod;
+  /** The period in progress; null before the start. */
+  readonly currentPeriod: PeriodView | null;
+  /** Terms of the current period (of period 0 before the start): overrides applied. */
+  readonly creditsPerPeriod: string;
+  readonly lowBalanceThreshold: string | null;
+  /** The last period known to be granted; null when none is. */
+  readonly grantedThrough: number | null;
+  /** A canceled subscription's last granted period (-1: none); null while active. */
+  readonly finalPeriod: number | null;
+}
+
+export interface SubscriptionView {
+  readonly id: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly startsAt: string;
+  readonly status: 'active' | 'canceled';
+  readonly canceledAt: string | null;
+  readonly createdAt: string;
+  readonly items: readonly SubscriptionItemView[];
+  /** Every override version, oldest period first: a null amount takes the plan's. */
+  readonly overrides: ReadonlyArray<{
+    readonly productId: string;
+    readonly effectiveFromPeriod: number;
+    readonly creditsPerPeriod: string | null;
+    readonly lowBalanceThreshold: string | null;
+  }>;
+}
+
+const formatNullable = (micros: bigint | null) => (micros === null ? null : formatCredits(micros));
+
+/** The subscription as the API answers it: stored facts plus each item's standing at `asOf`. */
+export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetails): SubscriptionView {
+  const { startsAt, canceledAt } = subscription;
+  return {
+    id: subscription.id,
+    customerId: subscription.customerId,
+    planId: subscription.planId,
+    startsAt: startsAt.toISOString(),
+    status: canceledAt === null ? 'active' : 'canceled',
+    canceledAt: canceledAt === null ? null : canceledAt.toISOString(),
+    createdAt: subscription.createdAt.toISOString(),
+    items: plan.items.map((item) => {
+      const index = periodIndexAt(startsAt, item.period, asOf);
+      const bounds = index < 0 ? null : periodBounds(startsAt, item.period, index);
+      const terms = termsAt(subscription, item, Math.max(0, index));
+      return {
+        productId: item.productId,
+        period: item.period,
+        currentPeriod: bounds === null ? null : { index, start: bounds.start.toISOString(), end: bounds.end.toISOString() },
+        creditsPerPeriod: formatCredits(terms.creditsPerPeriod),
+        lowBalanceThreshold: formatNullable(terms.lowBalanceThreshold),
+        grantedThrough: subscription.grantedThrough[item.productId] ?? null,
+        finalPeriod: finalPeriod(startsAt, item.period, canceledAt),
+      };
+    }),
+    overrides: [...subscription.overrides]
+      .sort((a, b) => a.effectiveFromPeriod - b.effectiveFromPeriod || a.productId.localeCompare(b.productId))
+      .map((version) => ({
+        productId: version.productId,
+        effectiveFromPeriod: version.effectiveFromPeriod,
+        creditsPerPeriod: formatNullable(version.creditsPerPeriod),
+        lowBalanceThreshold: formatNullable(version.lowBalanceThreshold),
+      })),
+  };
+}

@@ -1,0 +1,46 @@
+import { parseCredits } from '@tally/domain';
+import { planFromDto } from './plan';
+import type { Subscription } from './subscription';
+import { subscriptionView } from './subscriptionView';
+
+const plan = planFromDto({
+  id: 'pro',
+  name: 'Pro',
+  items: [{ productId: 'api', creditsPerPeriod: '100', period: 'month' }],
+});
+
+const subscription: Subscription = {
+  id: 'sub-1',
+  customerId: 'c-1',
+  planId: 'pro',
+  startsAt: new Date('2024-01-31T00:00:00.000Z'),
+  canceledAt: null,
+  createdAt: new Date('2024-01-30T00:00:00.000Z'),
+  overrides: [{ productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null }],
+  grantedThrough: { api: 1 },
+};
+
+describe('subscriptionView', () => {
+  it("shows each item's current period and the terms in force in it", () => {
+    const view = subscriptionView({ subscription, plan, asOf: new Date('2024-03-31T00:00:00.000Z') });
+    expect(view.status).toBe('active');
+    expect(view.items).toEqual([
+      {
+        productId: 'api',
+        period: 'month',
+        currentPeriod: { index: 2, start: '2024-03-31T00:00:00.000Z', end: '2024-04-30T00:00:00.000Z' },
+        creditsPerPeriod: '400',
+        lowBalanceThreshold: null,
+        grantedThrough: 1,
+        finalPeriod: null,
+      },
+    ]);
+    expect(view.overrides).toEqual([{ productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: '400', lowBalanceThreshold: null }]);
+  });
+
+  it('has no current period before the start, and a final period once canceled', () => {
+    const canceled = { ...subscription, canceledAt: new Date('2024-02-01T00:00:00.000Z'), grantedThrough: {} };
+    const [item] = subscriptionView({ subscription: canceled, plan, asOf: new Date('2024-01-01T00:00:00.000Z') }).items;
+    expect(item).toMatchObject({ currentPeriod: null, creditsPerPeriod: '100', grantedThrough: null, finalPeriod: 0 });
+  });
+});
