@@ -1,0 +1,101 @@
+import {
+  Bundle,
+  formatExactDecimal,
+  InvalidAmountError,
+  MAX_CREDITS,
+  toExactDecimal,
+  ValidationError,
+} from '@tally/domain';
+import { BalanceNotFoundError, CatalogStore, ProductNotFoundError } from '@tally/catalog';
+import type { CommandResult, LedgerService, RequestOptions } from '@tally/ledger';
+import { BundleNotFoundError } from './subscriptionErrors';
+
+export interface PurchaseRequest {
+  readonly bundleId: string;
+  /** Bundles bought at once: an integer from 1 to MAX_PURCHASE_QUANTITY. */
+  readonly quantity: number;
+}
+
+/** What a customer portal offers for one of the customer's balances. */
+export interface PurchaseOption {
+  readonly balanceId: string;
+  readonly productId: string;
+  readonly productName: string;
+  readonly bundles: readonly Bundle[];
+}
+
+export interface PurchaseService {
+  /**
+   * Tops the balance up with the bundle's credits × quantity and records the prices. Throws
+   * BalanceNotFoundError (unknown balance) or BundleNotFoundError (the balance's product has no
+   * such bundle): both are "the thing the request names does not exist", 404.
+   */
+  purchase(balanceId: string, request: PurchaseRequest, options?: RequestOptions): Promise<CommandResult>;
+  /** For each of the customer's balances, the product's bundles with prices (none: an empty list). */
+  purchaseOptions(customerId: string): Promise<PurchaseOption[]>;
+}
+
+export const MAX_PURCHASE_QUANTITY = 1_000_000;
+
+/**
+ * price × quantity, exactly: integer digits times an integer, no float. The result keeps the
+ * unit price's decimals ("49.90" × 3 = "149.70"), as an invoice line shows it.
+ */
+export function totalPrice(unitPrice: string, quantity: number): string {
+  const unit = toExactDecimal(unitPrice);
+  if (unit === undefined || unit.digits < 0n) throw new ValidationError(`unit price "${unitPrice}" is not a non-negative decimal`);
+  if (!Number.isSafeInteger(quantity) || quantity < 1) throw new ValidationError('quantity must be a positive integer');
+  const text = formatExactDecimal({ digits: unit.digits * BigInt(quantity), scale: unit.scale });
+  if (unit.scale === 0) return text;
+  const [whole, fraction = ''] = text.split('.');
+  return `${whole}.${fraction.padEnd(unit.scale, '0')}`;
+}
+
+export function createPurchaseService(options: { catalog: CatalogStore; ledger: LedgerService }): PurchaseService {
+  const { catalog, ledger } = options;
+
+  return {
+    async purchase(balanceId, request, requestOptions) {
+      if (!Number.isInteger(request.quantity) || request.quantity < 1 || request.quantity > MAX_PURCHASE_QUANTITY) {
+        throw new ValidationError(`quantity must be an integer from 1 to ${MAX_PURCHASE_QUANTITY}`);
+      }
+      const ref = await catalog.getBalance(balanceId);
+      if (ref === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+      const product = await catalog.getProduct(ref.productId);
+      if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${ref.productId}"`);
+      const bundle = product.bundles.find((candidate) => candidate.id === request.bundleId);
+      if (bundle === undefined) {
+        throw new BundleNotFoundError(`credit product "${product.id}" has no bundle with id "${request.bundleId}"`);
+      }
+      const credits = bundle.credits * BigInt(request.quantity);
+      if (credits > MAX_CREDITS) throw new InvalidAmountError('the purchase exceeds the largest accepted amount (10^15 credits)');
+      return ledger.purchase(
+        balanceId,
+        {
+          bundleId: bundle.id,
+          quantity: request.quantity,
+          unitPrice: bundle.price.amount,
+          totalPrice: totalPrice(bundle.price.amount, request.quantity),
+          currency: bundle.price.currency,
+          credits,
+        },
+        requestOptions,
+      );
+    },
+
+    async purchaseOptions(customerId) {
+      const balances = await catalog.listCustomerBalances(customerId);
+      const productIds = [...new Set(balances.map((balance) => balance.productId))];
+      const products = new Map(
+        await Promise.all(productIds.map(async (productId) => [productId, await catalog.getProduct(productId)] as const)),
+      );
+      return balances.flatMap((balance) => {
+        const product = products.get(balance.productId);
+        // A registry row always names a catalog product (foreign key); skip rather than fail if not.
+        return product === undefined
+          ? []
+          : [{ balanceId: balance.id, productId: product.id, productName: product.name, bundles: product.bundles }];
+      });
+    },
+  };
+}
