@@ -1,0 +1,84 @@
+import { creditProductFromDto, CreditProductDto, creditProductToDto, isValidIdentifier } from './creditProduct';
+import { InvalidAmountError, ValidationError } from './errors';
+
+const dto = (overrides: Partial<CreditProductDto> = {}): CreditProductDto => ({
+  id: 'llm-tokens',
+  name: 'LLM tokens',
+  description: 'Prepaid tokens',
+  consumption: [
+    { event: 'completion', credits: '0.002', perUnitOf: 'tokens', where: { model: 'large' } },
+    { event: 'completion', credits: '1' },
+  ],
+  lowBalanceThreshold: '12.5',
+  bundles: [
+    { id: 'starter', credits: '1000', price: { amount: '9.99', currency: 'EUR' } },
+    { id: 'pro', credits: '15000.5', price: { amount: '99', currency: 'USD' } },
+  ],
+  ...overrides,
+});
+
+describe('credit products', () => {
+  it('reads amounts as exact micro-credits', () => {
+    expect(creditProductFromDto(dto())).toEqual({
+      id: 'llm-tokens',
+      name: 'LLM tokens',
+      description: 'Prepaid tokens',
+      consumption: [
+        { event: 'completion', credits: 2_000n, perUnitOf: 'tokens', where: { model: 'large' } },
+        { event: 'completion', credits: 1_000_000n },
+      ],
+      lowBalanceThreshold: 12_500_000n,
+      bundles: [
+        { id: 'starter', credits: 1_000_000_000n, price: { amount: '9.99', currency: 'EUR' } },
+        { id: 'pro', credits: 15_000_500_000n, price: { amount: '99', currency: 'USD' } },
+      ],
+    });
+  });
+
+  it('round-trips through its JSON form', () => {
+    expect(creditProductToDto(creditProductFromDto(dto()))).toEqual(dto());
+    const bare = dto({ lowBalanceThreshold: null, bundles: [], consumption: [{ event: 'ping', credits: '0' }] });
+    expect(creditProductToDto(creditProductFromDto(bare))).toEqual(bare);
+  });
+
+  it('drops an empty where', () => {
+    const product = creditProductFromDto(dto({ consumption: [{ event: 'ping', credits: '1', where: {} }] }));
+    expect(product.consumption[0]).not.toHaveProperty('where');
+  });
+
+  it.each<[string, Partial<CreditProductDto>, typeof ValidationError]>([
+    ['an invalid id', { id: '-starts-with-dash' }, ValidationError],
+    ['an empty name', { name: ' ' }, ValidationError],
+    ['negative rule credits', { consumption: [{ event: 'x', credits: '-1' }] }, InvalidAmountError],
+    ['rule credits with 7 decimals', { consumption: [{ event: 'x', credits: '0.0000001' }] }, InvalidAmountError],
+    ['an empty rule event', { consumption: [{ event: '', credits: '1' }] }, ValidationError],
+    ['an empty perUnitOf', { consumption: [{ event: 'x', credits: '1', perUnitOf: '' }] }, ValidationError],
+    ['a non-string where value', { consumption: [{ event: 'x', credits: '1', where: { n: 1 as unknown as string } }] }, ValidationError],
+    ['a negative threshold', { lowBalanceThreshold: '-1' }, InvalidAmountError],
+    ['a zero-credit bundle', { bundles: [{ id: 'b', credits: '0', price: { amount: '1', currency: 'EUR' } }] }, InvalidAmountError],
+    ['a bad currency', { bundles: [{ id: 'b', credits: '1', price: { amount: '1', currency: 'eur' } }] }, ValidationError],
+    ['a negative price', { bundles: [{ id: 'b', credits: '1', price: { amount: '-1', currency: 'EUR' } }] }, ValidationError],
+    [
+      'a bundle id used twice',
+      {
+        bundles: [
+          { id: 'b', credits: '1', price: { amount: '1', currency: 'EUR' } },
+          { id: 'b', credits: '2', price: { amount: '2', currency: 'EUR' } },
+        ],
+      },
+      ValidationError,
+    ],
+  ])('rejects %s', (_what, overrides, errorClass) => {
+    expect(() => creditProductFromDto(dto(overrides))).toThrow(errorClass);
+  });
+
+  it('accepts identifiers of letters, digits, "_", ".", ":" and "-" up to 128 characters', () => {
+    expect(isValidIdentifier('a')).toBe(true);
+    expect(isValidIdentifier('Prod_1.v2:eu-west')).toBe(true);
+    expect(isValidIdentifier('a'.repeat(128))).toBe(true);
+    expect(isValidIdentifier('a'.repeat(129))).toBe(false);
+    expect(isValidIdentifier('')).toBe(false);
+    expect(isValidIdentifier('has space')).toBe(false);
+    expect(isValidIdentifier(42)).toBe(false);
+  });
+});
