@@ -122,6 +122,17 @@ describe('subscribeToAll on PostgreSQL', () => {
     expect(calls).toEqual([1]);
   });
 
+  it('close() stops the subscriptions the store started', async () => {
+    const own = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 20 });
+    const { received, caughtUp } = record(own, { after: await store.headPosition() });
+    await waitFor(() => caughtUp.length === 1, 'catch-up');
+    await own.close();
+    await store.appendToStream(`s-${randomUUID()}`, events(1), { expectedRevision: 'no_stream' });
+    // A subscription still running would poll every 20 ms; give it several chances.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(received).toEqual([]);
+  });
+
   it('a writer that commits late is never skipped: later writers wait for it, so positions follow commit order', async () => {
     const after = await store.headPosition();
     // Polling often, so that a subscriber able to see the fast event early would have done so.
