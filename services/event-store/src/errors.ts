@@ -39,7 +39,11 @@ export class WrongExpectedRevisionError extends TallyError {
   }
 }
 
-/** PostgreSQL could not be reached or dropped the connection; the operation may have to be retried. */
+/**
+ * PostgreSQL could not be reached or dropped the connection. An append that fails this way may
+ * or may not have committed (the acknowledgement can be what was lost); retrying it with the
+ * same event ids is safe, since a repeat of stored events is idempotent.
+ */
 export class EventStoreUnavailableError extends TallyError {
   readonly code = 'event_store_unavailable';
   readonly retriable = true;
