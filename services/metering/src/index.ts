@@ -1,1 +1,12 @@
-export {};
+export { createUsageConsumer, type UsageConsumer } from './usageConsumer';
+export {
+  UsageConsumerOptionsError,
+  type UsageConsumerOptions,
+  type UsageConsumerMetrics,
+  type UsageBatchMetrics,
+} from './usageConsumerOptions';
+export type { UsageConsumerCounters } from './usageConsumerCounters';
+export type { SkipReason } from './priceUsageBatch';
+export { createUsageEventDecoder, type UsageEventDecoder, type UsageEventDecoderOptions } from './usageEventDecoder';
+export { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+export * from './meteringErrors';

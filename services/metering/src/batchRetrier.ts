@@ -1,0 +1,106 @@
+import type { Logger } from 'pino';
+
+/** The parts of a Kafka batch's context that retrying needs: keep the membership alive, notice a stop. */
+export interface BatchLiveness {
+  heartbeat(): Promise<void>;
+  /** False once stop() was called. */
+  isRunning(): boolean;
+  /** True once the partition was sought elsewhere: this batch's messages are no longer ours to commit. */
+  isStale(): boolean;
+}
+
+/**
+ * Thrown out of a retry loop when the consumer is stopping (or the batch went stale) while a
+ * dependency is still down: the batch is left uncommitted and is redelivered to whichever member
+ * owns the partition next, where deterministic event ids make the replay harmless.
+ */
+export class BatchAbandonedError extends Error {
+  override readonly name = 'BatchAbandonedError';
+}
+
+export interface BatchRetrier {
+  /**
+   * Runs `operation` until it succeeds, waiting with exponential backoff (capped) between
+   * attempts and heartbeating throughout, so a slow or failing dependency does not cost the
+   * partition. Errors for which `passThrough` is true are rethrown at once; so are the group's
+   * own errors from heartbeat (a rebalance: the batch must not be committed by this member).
+   */
+  run<T>(stage: string, operation: () => Promise<T>, passThrough?: (error: unknown) => boolean): Promise<T>;
+}
+
+export interface BatchRetrierOptions {
+  readonly liveness: BatchLiveness;
+  readonly logger: Logger;
+  readonly maxBackoffMs: number;
+  readonly initialBackoffMs?: number;
+  /** How often to heartbeat while an operation or a backoff runs; kafkajs throttles to its own interval. */
+  readonly heartbeatEveryMs?: number;
+}
+
+/** Tally's stores wrap connection failures in retriable errors; kafkajs marks its own the same way. */
+export function isTransientError(error: unknown): boolean {
+  return (error as { retriable?: unknown } | null)?.retriable === true;
+}
+
+/** Carries a heartbeat's error past the operation's own outcome. */
+class HeartbeatFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('heartbeat failed while a batch step ran', { cause });
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export function createBatchRetrier(options: BatchRetrierOptions): BatchRetrier {
+  const { liveness, logger, maxBackoffMs } = options;
+  const initialBackoffMs = options.initialBackoffMs ?? 100;
+  const heartbeatEveryMs = options.heartbeatEveryMs ?? 1000;
+
+  /** Heartbeats while `work` runs; a heartbeat failure (a rebalance) wins over the work's outcome. */
+  async function keepingAlive<T>(work: Promise<T>): Promise<T> {
+    let heartbeatError: unknown;
+    const timer = setInterval(() => {
+      liveness.heartbeat().catch((error: unknown) => {
+        heartbeatError ??= error;
+      });
+    }, heartbeatEveryMs);
+    const outcome = await work.then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    clearInterval(timer);
+    if (heartbeatError !== undefined) throw new HeartbeatFailure(heartbeatError);
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  async function backoff(ms: number): Promise<void> {
+    for (let waited = 0; waited < ms; waited += heartbeatEveryMs) {
+      if (!liveness.isRunning() || liveness.isStale()) throw new BatchAbandonedError('consumer stopping while a dependency is down');
+      await sleep(Math.min(heartbeatEveryMs, ms - waited));
+      await liveness.heartbeat();
+    }
+  }
+
+  return {
+    async run(stage, operation, passThrough) {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await keepingAlive(operation());
+        } catch (error) {
+          if (error instanceof HeartbeatFailure) throw error.cause;
+          if (passThrough?.(error)) throw error;
+          if (!liveness.isRunning() || liveness.isStale()) throw new BatchAbandonedError(`consumer stopping after ${stage} failed`, { cause: error });
+          // Exponential with jitter, so members retrying against one recovering service spread out.
+          const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt - 1, 20));
+          const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+          // Nothing is skipped: an unexpected error is retried too (and logged as one), since
+          // dropping a usage event would lose money silently.
+          const level = isTransientError(error) ? 'warn' : 'error';
+          logger[level]({ err: error, stage, attempt, retryInMs: delay }, `${stage} failed; retrying the batch step`);
+          await backoff(delay);
+        }
+      }
+    },
+  };
+}

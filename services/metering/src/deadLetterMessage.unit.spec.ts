@@ -1,0 +1,32 @@
+import { InvalidUsageEventError } from '@tally/domain';
+import type { KafkaMessage } from 'kafkajs';
+import { DEAD_LETTER_HEADERS, deadLetterMessage } from './deadLetterMessage';
+
+describe('deadLetterMessage', () => {
+  it('keeps the original key, value and headers and adds why and where from', () => {
+    const message = {
+      key: Buffer.from('alice'),
+      value: Buffer.from('{"id":1}'),
+      headers: { traceparent: Buffer.from('00-abc-def-01') },
+      offset: '41',
+      timestamp: '1767225600000',
+      attributes: 0,
+    } as KafkaMessage;
+    const dead = deadLetterMessage(
+      { topic: 'usage-events', partition: 2, message },
+      new InvalidUsageEventError('id is missing or not a string'),
+      new Date('2026-03-01T12:00:00Z'),
+    );
+    expect(dead.key).toBe(message.key);
+    expect(dead.value).toBe(message.value);
+    expect(dead.headers).toEqual({
+      traceparent: message.headers!.traceparent,
+      [DEAD_LETTER_HEADERS.reason]: 'id is missing or not a string',
+      [DEAD_LETTER_HEADERS.errorCode]: 'invalid_usage_event',
+      [DEAD_LETTER_HEADERS.sourceTopic]: 'usage-events',
+      [DEAD_LETTER_HEADERS.sourcePartition]: '2',
+      [DEAD_LETTER_HEADERS.sourceOffset]: '41',
+      [DEAD_LETTER_HEADERS.at]: '2026-03-01T12:00:00.000Z',
+    });
+  });
+});

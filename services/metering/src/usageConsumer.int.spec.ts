@@ -1,0 +1,197 @@
+import { waitFor } from '@tally/test-support';
+import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import type { UsageConsumer } from './usageConsumer';
+
+jest.setTimeout(120_000);
+
+const T0 = Date.UTC(2026, 2, 1, 12);
+
+const usage = (id: string, customerId: string, event: string, properties: UsageRecord['properties'] = {}): UsageRecord => ({
+  id,
+  customerId,
+  event,
+  timestamp: T0,
+  properties,
+});
+
+async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
+  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 60_000 });
+}
+
+describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
+  let kit: MeteringTestKit;
+
+  afterEach(async () => {
+    await kit?.close();
+  });
+
+  it('turns Avro and JSON usage events into the balances a hand calculation gives', async () => {
+    kit = await createMeteringTestKit({ partitions: 3 });
+    await kit.createProduct({
+      id: 'api-credits',
+      name: 'API credits',
+      consumption: [
+        { event: 'api_call', credits: '0.1' },
+        { event: 'api_call', credits: '0.05', where: { region: 'eu' } },
+        { event: 'tokens', credits: '0.000033', perUnitOf: 'count' },
+      ],
+      lowBalanceThreshold: null,
+    });
+    await kit.createProduct({
+      id: 'storage-credits',
+      name: 'Storage credits',
+      consumption: [
+        { event: 'storage', credits: '0.333333', perUnitOf: 'gb', where: { class: 'hot' } },
+        { event: 'storage', credits: '0.1', perUnitOf: 'gb', where: { class: 'cold' } },
+        { event: 'api_call', credits: '0.001' },
+      ],
+      lowBalanceThreshold: null,
+    });
+    const aliceApi = await kit.openBalance('alice', 'api-credits', '100');
+    const aliceStorage = await kit.openBalance('alice', 'storage-credits', '50');
+    const bobApi = await kit.openBalance('bob', 'api-credits', '10');
+
+    const events: [UsageRecord, 'avro' | 'json'][] = [
+      [usage('e1', 'alice', 'api_call', { region: 'eu' }), 'avro'], // api 0.15, storage 0.001
+      [usage('e2', 'alice', 'api_call', { region: 'us' }), 'json'], // api 0.1, storage 0.001
+      [usage('e3', 'alice', 'storage', { class: 'hot', gb: 2.5 }), 'avro'], // storage 0.8333325 → 0.833333; api: no rule
+      [usage('e4', 'bob', 'tokens', { count: 1234 }), 'json'], // api 0.040722
+      [usage('e5', 'bob', 'tokens', { count: 7 }), 'avro'], // api 0.000231
+      [usage('e6', 'carol', 'api_call'), 'avro'], // no balance
+      [usage('e7', 'alice', 'storage', { class: 'cold', gb: '1.75' }), 'json'], // storage 0.175; api: no rule
+      [usage('e8', 'bob', 'api_call', { region: 'eu' }), 'avro'], // api 0.15
+    ];
+    await kit.produce(events.map(([record, format]) => ({ key: record.customerId, value: kit[format](record) })));
+    const consumer = await kit.startConsumer();
+    await consumed(consumer, events.length);
+
+    expect(await kit.balanceOf(aliceApi)).toBe('99.75'); // 100 − 0.15 − 0.1
+    expect(await kit.balanceOf(aliceStorage)).toBe('48.989667'); // 50 − 0.001 − 0.001 − 0.833333 − 0.175
+    expect(await kit.balanceOf(bobApi)).toBe('9.809047'); // 10 − 0.040722 − 0.000231 − 0.15
+    expect(consumer.counters()).toMatchObject({
+      consumed: 8,
+      matched: 9,
+      deadLettered: 0,
+      appended: 9,
+      skipped: 3,
+      skippedByReason: { no_balance: 1, no_matching_rule: 2 },
+    });
+    const hot = (await kit.streamOf(aliceStorage)).find((event) => event.type === 'CreditConsumed' && (event.data.usage as { eventId: string }).eventId === 'e3');
+    expect(hot?.data).toMatchObject({
+      credits: '0.833333',
+      source: 'usage',
+      balanceAfter: '49.164667',
+      usage: { eventId: 'e3', event: 'storage', quantity: '2.5', timestamp: new Date(T0).toISOString() },
+    });
+  });
+
+  it('changes nothing for duplicates and redeliveries, however they come back', async () => {
+    kit = await createMeteringTestKit({ partitions: 2 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1.25' }], lowBalanceThreshold: null });
+    const balanceId = await kit.openBalance('alice', 'api', '100');
+    const records = ['u1', 'u2', 'u3', 'u2', 'u4', 'u1'].map((id) => usage(id, 'alice', 'api_call'));
+    await kit.produce(records.map((record, index) => ({ key: 'alice', value: index % 2 === 0 ? kit.avro(record) : kit.json(record) })));
+
+    const first = await kit.startConsumer();
+    await consumed(first, 6);
+    expect(await kit.balanceOf(balanceId)).toBe('95'); // four distinct usage events × 1.25
+    expect(first.counters().skippedByReason.already_applied).toBe(2);
+    const revision = (await kit.streamOf(balanceId)).length;
+    await first.stop();
+
+    // A second group reads the whole topic again, with an empty balance cache.
+    const replay = await kit.startConsumer({ groupId: `${kit.groupId}_replay` });
+    await consumed(replay, 6);
+    expect(replay.counters()).toMatchObject({ matched: 0, appended: 0, skippedByReason: { already_applied: 6 } });
+    await replay.stop();
+
+    // The first group restarts as if it had never committed.
+    await kit.admin.resetOffsets({ groupId: kit.groupId, topic: kit.topic, earliest: true });
+    const restarted = await kit.startConsumer();
+    await consumed(restarted, 6);
+    expect(restarted.counters()).toMatchObject({ matched: 0, appended: 0 });
+
+    expect(await kit.balanceOf(balanceId)).toBe('95');
+    expect(await kit.streamOf(balanceId)).toHaveLength(revision);
+  });
+
+  it('warns of a low balance exactly once per crossing, also when the API writes in between', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '2' }], lowBalanceThreshold: '5' });
+    const balanceId = await kit.openBalance('alice', 'api', '10');
+    const consumer = await kit.startConsumer();
+
+    await kit.produce(['a1', 'a2', 'a3', 'a4'].map((id) => ({ key: 'alice', value: kit.json(usage(id, 'alice', 'api_call')) })));
+    await consumed(consumer, 4); // 8, 6, 4 (warned), 2
+    expect(await kit.balanceOf(balanceId)).toBe('2');
+
+    // A top-up through the API: the consumer's cached revision is now stale.
+    await kit.ledger.topUp(balanceId, { credits: 10_000_000n, reason: 'refill' }); // 12
+    await kit.produce(['b1', 'b2', 'b3', 'b4'].map((id) => ({ key: 'alice', value: kit.avro(usage(id, 'alice', 'api_call')) })));
+    await consumed(consumer, 8); // 10, 8, 6, 4 (warned again)
+
+    expect(await kit.balanceOf(balanceId)).toBe('4');
+    const types = (await kit.streamOf(balanceId)).map((event) => event.type);
+    expect(types.filter((type) => type === 'LowBalanceWarned')).toHaveLength(2);
+    expect(types.slice(2)).toEqual([
+      'CreditConsumed',
+      'CreditConsumed',
+      'CreditConsumed',
+      'LowBalanceWarned',
+      'CreditConsumed',
+      'CreditToppedUp',
+      'CreditConsumed',
+      'CreditConsumed',
+      'CreditConsumed',
+      'CreditConsumed',
+      'LowBalanceWarned',
+    ]);
+    expect(consumer.counters().conflicts).toBeGreaterThanOrEqual(1);
+  });
+
+  it('dead-letters bad messages with their reasons while the good ones behind them pass', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({
+      id: 'storage',
+      name: 'Storage',
+      consumption: [{ event: 'storage', credits: '0.5', perUnitOf: 'gb' }],
+      lowBalanceThreshold: null,
+    });
+    const balanceId = await kit.openBalance('alice', 'storage', '20');
+    const good = (id: string, gb: number) => kit.avro(usage(id, 'alice', 'storage', { gb }));
+    const unknownSchema = Buffer.from(good('x', 1));
+    unknownSchema.writeInt32BE(987_654_321, 1);
+    const bad: { value: Buffer; code: string; reason: RegExp }[] = [
+      { value: Buffer.from([0xde, 0xad, 0xbe, 0xef]), code: 'undecodable_usage_event', reason: /neither Confluent-framed Avro/ },
+      { value: unknownSchema, code: 'unknown_schema_id', reason: /987654321/ },
+      { value: Buffer.from(JSON.stringify({ id: 'm1', event: 'storage', timestamp: T0 })), code: 'invalid_usage_event', reason: /customerId/ },
+      { value: kit.json({ ...usage('w1', 'alice', 'storage'), timestamp: 'yesterday' as unknown as number }), code: 'invalid_usage_event', reason: /timestamp/ },
+      { value: good('n1', -3), code: 'invalid_usage_event', reason: /negative/ },
+    ];
+    await kit.produce([
+      { key: 'alice', value: good('g1', 4) },
+      ...bad.map(({ value }, index) => ({ key: 'alice', value, headers: { 'x-origin': `bad-${index}` } })),
+      { key: 'alice', value: good('g2', 6) },
+    ]);
+    const consumer = await kit.startConsumer();
+    await consumed(consumer, 7);
+
+    expect(await kit.balanceOf(balanceId)).toBe('15'); // 20 − 0.5 × 4 − 0.5 × 6
+    expect(consumer.counters()).toMatchObject({ deadLettered: 5, matched: 2 });
+    const letters = await kit.readTopic(kit.dlqTopic, 5);
+    expect(letters).toHaveLength(5);
+    letters.forEach((letter, index) => {
+      const header = (name: string) => letter.headers?.[name]?.toString();
+      expect(letter.key?.toString()).toBe('alice');
+      expect(letter.value).toEqual(bad[index]!.value);
+      expect(header('x-origin')).toBe(`bad-${index}`);
+      expect(header(DEAD_LETTER_HEADERS.errorCode)).toBe(bad[index]!.code);
+      expect(header(DEAD_LETTER_HEADERS.reason)).toMatch(bad[index]!.reason);
+      expect(header(DEAD_LETTER_HEADERS.sourceTopic)).toBe(kit.topic);
+      expect(header(DEAD_LETTER_HEADERS.sourcePartition)).toBe('0');
+      expect(header(DEAD_LETTER_HEADERS.sourceOffset)).toBe(String(index + 1));
+      expect(Number.isNaN(Date.parse(header(DEAD_LETTER_HEADERS.at) ?? ''))).toBe(false);
+    });
+  });
+});

@@ -1,0 +1,125 @@
+import type { CatalogCache, CatalogStore } from '@tally/catalog';
+import type { EventStore } from '@tally/event-store';
+import type { Logger } from 'pino';
+
+/** What one finished batch (a chunk of a Kafka fetch) looked like, for a metrics exporter. */
+export interface UsageBatchMetrics {
+  readonly topic: string;
+  readonly partition: number;
+  readonly messages: number;
+  readonly durationMs: number;
+  /** Messages behind this batch in the partition (high watermark − next offset) when it was fetched. */
+  readonly lag: number;
+}
+
+export interface UsageConsumerMetrics {
+  /** Called after each batch is committed. Must not throw or block: it runs inside the consumer loop. */
+  batchProcessed(batch: UsageBatchMetrics): void;
+}
+
+export interface UsageConsumerOptions {
+  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  /** The consumer group; `tally-metering` in production. Processes in one group share the partitions. */
+  readonly groupId: string;
+  /** The usage topic, `usage-events`; its message key is the customer id. */
+  readonly topic: string;
+  /** Where bad messages go, `usage-events.dlq`. It must exist: the consumer does not create topics. */
+  readonly dlqTopic: string;
+  /** Confluent-compatible schema registry API root. */
+  readonly registryUrl: string;
+  readonly eventStore: EventStore;
+  readonly catalogStore: CatalogStore;
+  /** Products are priced from this cache. Its owner starts and stops it; the consumer only reads it. */
+  readonly catalogCache: CatalogCache;
+  readonly logger: Logger;
+  readonly metrics?: UsageConsumerMetrics;
+  /** Most messages decided and appended together; a larger Kafka fetch is split. Default 2000. */
+  readonly batchSize?: number;
+  /** Partitions processed at once by this process (each partition stays sequential). Default 3. */
+  readonly partitionsConsumedConcurrently?: number;
+  /** Balances whose state and revision are kept in memory (least recently used leave first). Default 100 000. */
+  readonly balanceCacheSize?: number;
+  /** Where a group without committed offsets starts. Default true: usage is money, none may be left unread. */
+  readonly fromBeginning?: boolean;
+  /** How long the group waits for a silent member before giving its partitions to others. Default 30 000. */
+  readonly sessionTimeoutMs?: number;
+  /** Cap of the exponential backoff between retries of a transient failure. Default 5000. */
+  readonly maxBackoffMs?: number;
+  /** Time comes in from outside, so tests control the events' occurredAt. */
+  readonly clock?: () => Date;
+}
+
+export class UsageConsumerOptionsError extends Error {
+  override readonly name = 'UsageConsumerOptionsError';
+}
+
+export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
+  readonly batchSize: number;
+  readonly partitionsConsumedConcurrently: number;
+  readonly balanceCacheSize: number;
+  readonly fromBeginning: boolean;
+  readonly sessionTimeoutMs: number;
+  readonly maxBackoffMs: number;
+  readonly clock: () => Date;
+}
+
+const BROKER = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+
+function requireText(value: unknown, name: string): void {
+  if (typeof value !== 'string' || value.trim().length === 0) throw new UsageConsumerOptionsError(`${name} must be a non-empty string`);
+}
+
+function integerOption(value: number | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new UsageConsumerOptionsError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function requirePort(value: unknown, name: string, methods: readonly string[]): void {
+  if (value === null || typeof value !== 'object' || methods.some((method) => typeof (value as Record<string, unknown>)[method] !== 'function')) {
+    throw new UsageConsumerOptionsError(`${name} is required (an object with ${methods.join(', ')})`);
+  }
+}
+
+/** Checks every option before anything connects, so a misconfiguration stops start-up with its name. */
+export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
+  const brokers = options.kafka?.brokers;
+  if (!Array.isArray(brokers) || brokers.length === 0 || brokers.some((broker) => typeof broker !== 'string' || !BROKER.test(broker))) {
+    throw new UsageConsumerOptionsError('kafka.brokers must be a non-empty list of "host:port"');
+  }
+  requireText(options.kafka.clientId, 'kafka.clientId');
+  requireText(options.groupId, 'groupId');
+  requireText(options.topic, 'topic');
+  requireText(options.dlqTopic, 'dlqTopic');
+  if (options.dlqTopic === options.topic) throw new UsageConsumerOptionsError('dlqTopic must differ from topic');
+  let registry: URL;
+  try {
+    registry = new URL(options.registryUrl);
+  } catch {
+    throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
+  }
+  if (registry.protocol !== 'http:' && registry.protocol !== 'https:') {
+    throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
+  }
+  requirePort(options.eventStore, 'eventStore', ['appendMany', 'readEventsById', 'readStreams']);
+  requirePort(options.catalogStore, 'catalogStore', ['balancesOfCustomers']);
+  requirePort(options.catalogCache, 'catalogCache', ['getProduct']);
+  requirePort(options.logger, 'logger', ['child']);
+  if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed']);
+  if (options.clock !== undefined && typeof options.clock !== 'function') throw new UsageConsumerOptionsError('clock must be a function');
+  if (options.fromBeginning !== undefined && typeof options.fromBeginning !== 'boolean') {
+    throw new UsageConsumerOptionsError('fromBeginning must be a boolean');
+  }
+  return {
+    ...options,
+    batchSize: integerOption(options.batchSize, 'batchSize', 2000, 1, 100_000),
+    partitionsConsumedConcurrently: integerOption(options.partitionsConsumedConcurrently, 'partitionsConsumedConcurrently', 3, 1, 64),
+    balanceCacheSize: integerOption(options.balanceCacheSize, 'balanceCacheSize', 100_000, 1, 10_000_000),
+    fromBeginning: options.fromBeginning ?? true,
+    sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', 30_000, 6000, 300_000),
+    maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),
+    clock: options.clock ?? (() => new Date()),
+  };
+}

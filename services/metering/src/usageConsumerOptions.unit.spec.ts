@@ -1,0 +1,47 @@
+import pino from 'pino';
+import type { CatalogCache, CatalogStore } from '@tally/catalog';
+import type { EventStore } from '@tally/event-store';
+import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
+
+const valid: UsageConsumerOptions = {
+  kafka: { brokers: ['127.0.0.1:9092'], clientId: 'tally' },
+  groupId: 'tally-metering',
+  topic: 'usage-events',
+  dlqTopic: 'usage-events.dlq',
+  registryUrl: 'http://127.0.0.1:8081/apis/ccompat/v7',
+  eventStore: { appendMany: jest.fn(), readEventsById: jest.fn(), readStreams: jest.fn() } as unknown as EventStore,
+  catalogStore: { balancesOfCustomers: jest.fn() } as unknown as CatalogStore,
+  catalogCache: { getProduct: jest.fn() } as unknown as CatalogCache,
+  logger: pino({ level: 'silent' }),
+};
+
+describe('resolveUsageConsumerOptions', () => {
+  it('fills in the defaults', () => {
+    expect(resolveUsageConsumerOptions(valid)).toMatchObject({
+      batchSize: 2000,
+      partitionsConsumedConcurrently: 3,
+      balanceCacheSize: 100_000,
+      fromBeginning: true,
+      sessionTimeoutMs: 30_000,
+      maxBackoffMs: 5000,
+    });
+  });
+
+  it.each<[string, Partial<UsageConsumerOptions>, RegExp]>([
+    ['no brokers', { kafka: { brokers: [], clientId: 'tally' } }, /kafka.brokers/],
+    ['a broker without a port', { kafka: { brokers: ['localhost'], clientId: 'tally' } }, /host:port/],
+    ['an empty client id', { kafka: { brokers: ['127.0.0.1:9092'], clientId: ' ' } }, /kafka.clientId/],
+    ['no group', { groupId: '' }, /groupId/],
+    ['the usage topic as DLQ', { dlqTopic: 'usage-events' }, /dlqTopic must differ/],
+    ['a registry URL that is not one', { registryUrl: 'localhost:8081' }, /registryUrl/],
+    ['no event store', { eventStore: undefined as unknown as EventStore }, /eventStore is required/],
+    ['a catalog store without the batch query', { catalogStore: {} as CatalogStore }, /balancesOfCustomers/],
+    ['a zero batch size', { batchSize: 0 }, /batchSize must be an integer from 1/],
+    ['a fractional concurrency', { partitionsConsumedConcurrently: 1.5 }, /partitionsConsumedConcurrently/],
+    ['a session timeout below the broker minimum', { sessionTimeoutMs: 1000 }, /sessionTimeoutMs/],
+  ])('refuses %s with a clear message', (_name, change, message) => {
+    const attempt = () => resolveUsageConsumerOptions({ ...valid, ...change });
+    expect(attempt).toThrow(UsageConsumerOptionsError);
+    expect(attempt).toThrow(message);
+  });
+});
