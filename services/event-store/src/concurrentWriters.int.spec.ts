@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { createTestSchema, type TestSchema } from '../../../test/support/src/postgres';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL } from './createPostgresEventStore';
 import { WrongExpectedRevisionError } from './errors';
 import type { AppendRequest, EventStore, RecordedEvent } from './eventStore';
@@ -26,12 +26,9 @@ function seededRandom(seed: number): (below: number) => number {
   };
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** Polls often: these waits are for events that arrive within milliseconds when things work. */
+function until(condition: () => boolean | Promise<boolean>, description: string, timeoutMs = 30_000): Promise<boolean> {
+  return waitFor(condition, { description, timeoutMs, intervalMs: 10 });
 }
 
 describe('concurrent writers and a subscriber', () => {
@@ -125,9 +122,9 @@ describe('concurrent writers and a subscriber', () => {
 
     await Promise.all([...Array.from({ length: WRITERS }, (_, i) => writer(i)), rollbacks()]);
     const expectedTotal = committedIds.size;
-    await waitFor(() => received.length >= expectedTotal, `${expectedTotal} events (have ${received.length})`);
+    await until(() => received.length >= expectedTotal, 'every committed event', 60_000);
     const head = await store.headPosition();
-    await waitFor(() => received.at(-1)?.position === head, 'the subscriber to reach the head');
+    await until(() => received.at(-1)?.position === head, 'the subscriber to reach the head');
     await subscription.stop();
 
     // Exactly once, and nothing that was not committed.

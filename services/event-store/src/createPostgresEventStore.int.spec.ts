@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { createTestSchema, type TestSchema } from '../../../test/support/src/postgres';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore } from './createPostgresEventStore';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError, WrongExpectedRevisionError } from './errors';
 import type { EventStore, EventToAppend, ExpectedRevision } from './eventStore';

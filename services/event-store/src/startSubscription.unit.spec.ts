@@ -1,8 +1,14 @@
 import pino from 'pino';
+import { waitFor } from '@tally/test-support';
 import type { RecordedEvent } from './eventStore';
 import { startSubscription, type SubscriptionSource } from './startSubscription';
 
 const logger = pino({ level: 'silent' });
+/** The loop runs on timers and promises: poll its observable effects briefly, with a deadline. */
+function until(condition: () => boolean): Promise<boolean> {
+  return waitFor(condition, { description: condition.toString(), timeoutMs: 5000, intervalMs: 2 });
+}
+
 function makeEvent(position: bigint): RecordedEvent {
   return {
     id: `event-${position}`,
@@ -54,14 +60,6 @@ class FakeSource implements SubscriptionSource {
   }
 }
 
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
@@ -86,12 +84,12 @@ describe('startSubscription', () => {
       },
       logger,
     );
-    await waitUntil(() => caughtUp.length === 1);
+    await until(() => caughtUp.length === 1);
     expect(batches).toEqual([[10n, 20n, 30n], [40n, 50n, 60n], [70n]]);
     expect(caughtUp).toEqual([70n]);
 
     source.append(2);
-    await waitUntil(() => batches.length === 4);
+    await until(() => batches.length === 4);
     expect(batches[3]).toEqual([80n, 90n]);
     expect(caughtUp).toEqual([70n]);
     await subscription.stop();
@@ -108,7 +106,7 @@ describe('startSubscription', () => {
       { after: 30n, onEvents: async (events) => void seen.push(...events.map((e) => e.position)) },
       logger,
     );
-    await waitUntil(() => seen.length === 2);
+    await until(() => seen.length === 2);
     expect(seen).toEqual([40n, 50n]);
     expect(source.reads[0]!.after).toBe(30n);
     await subscription.stop();
@@ -139,7 +137,7 @@ describe('startSubscription', () => {
       },
       logger,
     );
-    await waitUntil(() => calls === 1);
+    await until(() => calls === 1);
     let stopped = false;
     const stopping = subscription.stop().then(() => (stopped = true));
     await new Promise((resolve) => setImmediate(resolve));
@@ -166,7 +164,7 @@ describe('startSubscription', () => {
       },
       logger,
     );
-    await waitUntil(() => seen.length === 2);
+    await until(() => seen.length === 2);
     expect(errors).toHaveLength(3);
     expect(seen).toEqual([10n, 20n]);
     expect(source.reads.slice(0, 4).map((r) => r.after)).toEqual([0n, 0n, 0n, 0n]);
@@ -191,7 +189,7 @@ describe('startSubscription', () => {
       { onEvents: async (events) => void seen.push(...events.map((e) => e.position)), onError: (e) => errors.push(e) },
       logger,
     );
-    await waitUntil(() => seen.length === 1);
+    await until(() => seen.length === 1);
     expect(errors).toHaveLength(2);
     await subscription.stop();
   });
@@ -215,7 +213,7 @@ describe('startSubscription', () => {
       },
       logger,
     );
-    await waitUntil(() => errors.length === 1);
+    await until(() => errors.length === 1);
     source.append(1);
     await subscription.stop();
     expect(errors).toEqual([failure]);
@@ -232,9 +230,9 @@ describe('startSubscription', () => {
       { onEvents: async (events) => void seen.push(...events.map((e) => e.position)) },
       logger,
     );
-    await waitUntil(() => source.reads.length >= 1);
+    await until(() => source.reads.length >= 1);
     source.log.push(makeEvent(10n)); // written without waking anyone: a lost NOTIFY
-    await waitUntil(() => seen.length === 1);
+    await until(() => seen.length === 1);
     await subscription.stop();
   });
 

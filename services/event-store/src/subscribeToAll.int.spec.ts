@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { createPool } from '@tally/postgres';
-import { createTestSchema, type TestSchema } from '../../../test/support/src/postgres';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL } from './createPostgresEventStore';
 import type { EventStore, EventToAppend, RecordedEvent, SubscribeToAllOptions, Subscription } from './eventStore';
 
@@ -11,14 +11,6 @@ const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
 function events(count: number, type = 'Tested'): EventToAppend[] {
   return Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type, data: { i } }));
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** A subscription that records what it receives, for assertions. */
@@ -38,6 +30,11 @@ function record(
     ...options,
   });
   return { received, errors, caughtUp, subscription };
+}
+
+/** Polls often: these waits are for events that arrive within milliseconds when things work. */
+function until(condition: () => boolean | Promise<boolean>, description: string, timeoutMs = 30_000): Promise<boolean> {
+  return waitFor(condition, { description, timeoutMs, intervalMs: 10 });
 }
 
 describe('subscribeToAll on PostgreSQL', () => {
@@ -60,13 +57,13 @@ describe('subscribeToAll on PostgreSQL', () => {
     const existing = events(7);
     await store.appendToStream(`s-${randomUUID()}`, existing, { expectedRevision: 'no_stream' });
     const { received, caughtUp, subscription } = record(store, { after: from, batchSize: 3 });
-    await waitFor(() => caughtUp.length === 1, 'catch-up');
+    await until(() => caughtUp.length === 1, 'catch-up');
     expect(received.map((e) => e.id)).toEqual(existing.map((e) => e.id));
     expect(caughtUp).toEqual([received[6]!.position]);
 
     const live = events(2);
     await store.appendToStream(`s-${randomUUID()}`, live, { expectedRevision: 'no_stream' });
-    await waitFor(() => received.length === 9, 'live events');
+    await until(() => received.length === 9, 'live events');
     expect(received.slice(7).map((e) => e.id)).toEqual(live.map((e) => e.id));
     await subscription.stop();
   });
@@ -76,7 +73,7 @@ describe('subscribeToAll on PostgreSQL', () => {
     await store.appendToStream(streamId, events(5), { expectedRevision: 'no_stream' });
     const stream = await store.readStream(streamId);
     const { received, caughtUp, subscription } = record(store, { after: stream[2]!.position });
-    await waitFor(() => caughtUp.length === 1, 'catch-up');
+    await until(() => caughtUp.length === 1, 'catch-up');
     expect(received.map((e) => e.revision)).toEqual([3n, 4n]);
     await subscription.stop();
   });
@@ -86,10 +83,10 @@ describe('subscribeToAll on PostgreSQL', () => {
     const writer = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: 'nobody_listens' });
     const polling = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 50 });
     const { received, caughtUp, subscription } = record(polling, { after: await store.headPosition() });
-    await waitFor(() => caughtUp.length === 1, 'catch-up');
+    await until(() => caughtUp.length === 1, 'catch-up');
     const appended = events(3);
     await writer.appendToStream(`s-${randomUUID()}`, appended, { expectedRevision: 'no_stream' });
-    await waitFor(() => received.length === 3, 'polled events');
+    await until(() => received.length === 3, 'polled events');
     await subscription.stop();
     await polling.close();
     await writer.close();
@@ -109,7 +106,7 @@ describe('subscribeToAll on PostgreSQL', () => {
       },
     });
     await store.appendToStream(`s-${randomUUID()}`, events(1), { expectedRevision: 'no_stream' });
-    await waitFor(() => calls.length === 1, 'the handler to start');
+    await until(() => calls.length === 1, 'the handler to start');
 
     let stopped = false;
     const stopping = subscription.stop().then(() => (stopped = true));
@@ -125,7 +122,7 @@ describe('subscribeToAll on PostgreSQL', () => {
   it('close() stops the subscriptions the store started', async () => {
     const own = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 20 });
     const { received, caughtUp } = record(own, { after: await store.headPosition() });
-    await waitFor(() => caughtUp.length === 1, 'catch-up');
+    await until(() => caughtUp.length === 1, 'catch-up');
     await own.close();
     await store.appendToStream(`s-${randomUUID()}`, events(1), { expectedRevision: 'no_stream' });
     // A subscription still running would poll every 20 ms; give it several chances.
@@ -151,12 +148,12 @@ describe('subscribeToAll on PostgreSQL', () => {
       // later position and commit first, or a subscriber reading it would pass the slow one by.
       const fastEvent = events(1, 'Fast');
       const fast = store.appendToStream(`fast-${randomUUID()}`, fastEvent, { expectedRevision: 'any' });
-      await waitFor(async () => (await writersWaitingForTheLock(db)) === 1, 'the fast writer to wait for the lock');
+      await until(async () => (await writersWaitingForTheLock(db)) === 1, 'the fast writer to wait for the lock');
       expect(received).toEqual([]);
 
       await slow.query('COMMIT');
       await fast;
-      await waitFor(() => received.length === 2, 'both events');
+      await until(() => received.length === 2, 'both events');
       expect(received.map((e) => e.type)).toEqual(['Slow', 'Fast']);
       expect(received[0]!.position).toBeLessThan(received[1]!.position);
     } finally {
@@ -182,7 +179,7 @@ describe('subscribeToAll on PostgreSQL', () => {
     }
     const [result] = await store.appendMany([{ streamId: `gap-${randomUUID()}`, expectedRevision: 'any', events: events(1) }]);
     expect(result!.position).toBe(after + 4n);
-    await waitFor(() => received.length === 1, 'the event after the gap');
+    await until(() => received.length === 1, 'the event after the gap');
     await subscription.stop();
   });
 
@@ -195,7 +192,7 @@ describe('subscribeToAll on PostgreSQL', () => {
     try {
       const first = events(3);
       await store.appendToStream(`s-${randomUUID()}`, first, { expectedRevision: 'no_stream' });
-      await waitFor(() => received.length === 3 && caughtUp.length > 0, 'the first events');
+      await until(() => received.length === 3 && caughtUp.length > 0, 'the first events');
 
       // 57P01 admin_shutdown on every connection of that store, its LISTEN connection included.
       const killed = await db.pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
@@ -205,7 +202,7 @@ describe('subscribeToAll on PostgreSQL', () => {
 
       const second = events(5);
       await store.appendToStream(`s-${randomUUID()}`, second, { expectedRevision: 'no_stream' });
-      await waitFor(() => received.length >= 8, 'the events after the outage');
+      await until(() => received.length >= 8, 'the events after the outage');
       expect(received.map((e) => e.id)).toEqual([...first, ...second].map((e) => e.id));
     } finally {
       await subscription.stop();

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { createTestSchema, type TestSchema } from '../../../test/support/src/postgres';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
 import { createPool } from './createPool';
 import { listMigrations } from './listMigrations';
 import { migrate } from './migrate';
