@@ -72,9 +72,15 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
     }
   }
 
-  async function grantPeriod(subscription: Subscription, plan: Plan, item: PlanItem, period: number, balanceId: string): Promise<CommandResult> {
+  async function grantPeriod(
+    subscription: Subscription,
+    plan: Plan,
+    item: PlanItem,
+    period: number,
+    terms: ItemTerms,
+    balanceId: string,
+  ): Promise<CommandResult> {
     const bounds = periodBounds(subscription.startsAt, item.period, period);
-    const terms = termsAt(subscription, item, period);
     const grant = () =>
       ledger.grant(balanceId, {
         subscriptionId: subscription.id,
@@ -112,8 +118,9 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         });
         let balanceId: string | undefined;
         for (const period of due) {
-          balanceId ??= await balanceFor(subscription, item, termsAt(subscription, item, period));
-          const result = await grantPeriod(subscription, plan, item, period, balanceId);
+          const terms = termsAt(subscription, item, period);
+          balanceId ??= await balanceFor(subscription, item, terms);
+          const result = await grantPeriod(subscription, plan, item, period, terms, balanceId);
           if (result.replayed) {
             alreadyGranted += 1;
           } else {
@@ -124,7 +131,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
                 productId: item.productId,
                 balanceId,
                 period,
-                credits: formatCredits(termsAt(subscription, item, period).creditsPerPeriod),
+                credits: formatCredits(terms.creditsPerPeriod),
               },
               'granted subscription credits',
             );

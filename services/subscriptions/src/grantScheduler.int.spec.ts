@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { formatCredits, parseCredits } from '@tally/domain';
+import { waitFor } from '@tally/test-support';
+import { periodStart } from './billingPeriod';
+import type { GrantScheduler } from './grantScheduler';
+import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
+
+jest.setTimeout(120_000);
+
+const START = '2024-01-31T09:00:00.000Z';
+const startsAt = new Date(START);
+const inPeriod = (n: number) => new Date(periodStart(startsAt, 'month', n).getTime() + 1000);
+
+describe('grant scheduler with a test clock', () => {
+  let h: SubscriptionsHarness;
+
+  beforeAll(async () => {
+    h = await createSubscriptionsHarness('subs_scheduler', START);
+  });
+
+  afterAll(async () => {
+    await h.close();
+  });
+
+  beforeEach(() => h.clock.set(START));
+
+  async function subscribe(credits: string, overrideCredits?: string) {
+    const product = await h.createProduct();
+    const plan = await h.service.createPlan({ name: 'Monthly', items: [{ productId: product.id, creditsPerPeriod: credits, period: 'month' }] });
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({
+      customerId,
+      planId: plan.id,
+      startsAt,
+      overrides: overrideCredits === undefined ? [] : [{ productId: product.id, creditsPerPeriod: overrideCredits }],
+    });
+    const grants = async () => {
+      const ref = await h.catalog.findBalance(customerId, product.id);
+      return ref === undefined ? [] : grantsIn(await h.ledgerOf(ref.id));
+    };
+    return { product, subscription, customerId, grants };
+  }
+
+  it('walks twelve monthly periods into exactly twelve grants with two schedulers, one restarted midway', async () => {
+    const { grants, subscription } = await subscribe('100');
+    // Both tick on their own timers, racing each other on every period.
+    let first: GrantScheduler = h.newScheduler(5);
+    const second = h.newScheduler(7);
+    first.start();
+    second.start();
+    try {
+      for (let n = 1; n < 12; n += 1) {
+        h.clock.set(inPeriod(n));
+        if (n === 6) {
+          // A restart: the old process stops, a new one starts with nothing in memory.
+          await first.stop();
+          first = h.newScheduler(5);
+          first.start();
+        }
+        await waitFor(async () => (await grants()).length === n + 1, { description: `the grant of period ${n}`, timeoutMs: 30_000, intervalMs: 20 });
+      }
+      // Both keep ticking in the last period; they must find nothing more to grant.
+      await Promise.all([first.runOnce(), second.runOnce(), first.runOnce()]);
+    } finally {
+      await Promise.all([first.stop(), second.stop()]);
+    }
+
+    const granted = await grants();
+    expect(granted.map((g) => g.period)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(granted.every((g) => g.subscriptionId === subscription.id && g.credits === parseCredits('100'))).toBe(true);
+    const [balance] = await h.catalog.listCustomerBalances(subscription.customerId);
+    expect(formatCredits((await h.ledger.getBalance(balance!.id)).balance.balance)).toBe('1200');
+  });
+
+  it('never grants twice when schedulers race on the same periods with no watermark to go by', async () => {
+    const { grants, subscription } = await subscribe('10');
+    h.clock.set(inPeriod(11));
+    // Four concurrent passes over eleven due periods, and the watermark wiped between rounds so
+    // every pass re-sends every grant: only the ledger's deterministic ids keep them single.
+    let granted = 0;
+    for (let round = 0; round < 2; round += 1) {
+      await h.db.pool.query('DELETE FROM subscription_grant_watermarks WHERE subscription_id = $1', [subscription.id]);
+      const summaries = await Promise.all([1, 2, 3, 4].map(() => h.newScheduler().runOnce()));
+      expect(summaries.every((s) => s.failed === 0)).toBe(true);
+      granted += summaries.reduce((sum, s) => sum + s.granted, 0);
+    }
+    // Period 0 was granted by the subscription's creation; 1-11 once each across 8 passes.
+    expect(granted).toBe(11);
+    expect((await grants()).map((g) => g.period)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  });
+
+  it('catches up on every period missed while down, in order, with the terms each period had', async () => {
+    const { grants, subscription, product } = await subscribe('100', '150');
+    h.clock.set(inPeriod(2));
+    await h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '300' }]);
+
+    h.clock.set(inPeriod(5));
+    const summary = await h.newScheduler().runOnce();
+
+    expect(summary.granted).toBe(5);
+    expect((await grants()).map((g) => [g.period, formatCredits(g.credits)])).toEqual([
+      [0, '150'],
+      [1, '150'],
+      [2, '150'],
+      [3, '300'],
+      [4, '300'],
+      [5, '300'],
+    ]);
+  });
+});

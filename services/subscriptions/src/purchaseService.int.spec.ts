@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { BalanceNotFoundError } from '@tally/catalog';
+import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
+import { IdempotencyKeyReusedError } from '@tally/ledger';
+import { BundleNotFoundError } from './subscriptionErrors';
+import { createSubscriptionsHarness, SubscriptionsHarness } from './testing/subscriptionsHarness';
+
+jest.setTimeout(120_000);
+
+describe('bundle purchases on PostgreSQL and the event store', () => {
+  let h: SubscriptionsHarness;
+
+  beforeAll(async () => {
+    h = await createSubscriptionsHarness('subs_purchases');
+  });
+
+  afterAll(async () => {
+    await h.close();
+  });
+
+  async function balanceWithBundles() {
+    const product = await h.createProduct({
+      bundles: [
+        { id: 'small', credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' } },
+        { id: 'large', credits: parseCredits('1000'), price: { amount: '79', currency: 'EUR' } },
+      ],
+    });
+    const customerId = `customer-${randomUUID()}`;
+    const opened = await h.ledger.openBalance({ customerId, productId: product.id, startingBalance: 0n });
+    return { product, customerId, balanceId: opened.balance.balanceId };
+  }
+
+  it('records the bundle, quantity, unit and exact total price, and adds the credits', async () => {
+    const { balanceId } = await balanceWithBundles();
+
+    const result = await h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 3 });
+
+    expect(result.events[0]?.event).toMatchObject({
+      type: 'CreditToppedUp',
+      source: 'purchase',
+      credits: parseCredits('300'),
+      purchase: { bundleId: 'small', quantity: 3, unitPrice: '9.90', totalPrice: '29.70', currency: 'EUR' },
+    });
+    expect(formatCredits(result.balance.balance)).toBe('300');
+    const ledger = await h.ledgerOf(balanceId);
+    expect(ledger.map(({ event }) => event.type)).toEqual(['CreditBalanceOpened', 'CreditToppedUp']);
+  });
+
+  it('is idempotent by Idempotency-Key: a retry returns the first purchase and adds nothing', async () => {
+    const { balanceId } = await balanceWithBundles();
+    const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'large x2' };
+
+    const first = await h.purchases.purchase(balanceId, { bundleId: 'large', quantity: 2 }, options);
+    const retries = await Promise.all([1, 2, 3].map(() => h.purchases.purchase(balanceId, { bundleId: 'large', quantity: 2 }, options)));
+
+    expect(first.replayed).toBe(false);
+    expect(retries.every((retry) => retry.replayed && retry.events[0]?.eventId === first.events[0]?.eventId)).toBe(true);
+    expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('2000');
+    const purchases = (await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp');
+    expect(purchases).toHaveLength(1);
+    await expect(
+      h.purchases.purchase(balanceId, { bundleId: 'large', quantity: 1 }, { ...options, requestHash: 'large x1' }),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+  });
+
+  it('refuses an unknown bundle or balance and a bad quantity, recording nothing', async () => {
+    const { balanceId } = await balanceWithBundles();
+    await expect(h.purchases.purchase(balanceId, { bundleId: 'huge', quantity: 1 })).rejects.toBeInstanceOf(BundleNotFoundError);
+    await expect(h.purchases.purchase('no-such-balance', { bundleId: 'small', quantity: 1 })).rejects.toBeInstanceOf(BalanceNotFoundError);
+    await expect(h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 0 })).rejects.toBeInstanceOf(ValidationError);
+    expect(await h.ledgerOf(balanceId)).toHaveLength(1);
+  });
+
+  it("lists each of the customer's balances with its product's bundles and prices", async () => {
+    const { product, customerId, balanceId } = await balanceWithBundles();
+    const bare = await h.createProduct();
+    const other = await h.ledger.openBalance({ customerId, productId: bare.id, startingBalance: 0n });
+
+    const options = await h.purchases.purchaseOptions(customerId);
+
+    expect(options).toEqual(
+      expect.arrayContaining([
+        { balanceId, productId: product.id, productName: product.name, bundles: product.bundles },
+        { balanceId: other.balance.balanceId, productId: bare.id, productName: bare.name, bundles: [] },
+      ]),
+    );
+    expect(options).toHaveLength(2);
+    expect(await h.purchases.purchaseOptions(`customer-${randomUUID()}`)).toEqual([]);
+  });
+});

@@ -1,0 +1,211 @@
+import { randomUUID } from 'node:crypto';
+import { ProductNotFoundError } from '@tally/catalog';
+import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
+import { periodStart } from './billingPeriod';
+import { PlanAlreadyExistsError, PlanNotFoundError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
+import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
+
+jest.setTimeout(120_000);
+
+const START = '2024-01-31T09:00:00.000Z';
+const startsAt = new Date(START);
+/** A moment inside monthly period n of a subscription starting at START. */
+const inPeriod = (n: number) => new Date(periodStart(startsAt, 'month', n).getTime() + 60_000);
+
+describe('subscription service on PostgreSQL and the event store', () => {
+  let h: SubscriptionsHarness;
+
+  beforeAll(async () => {
+    h = await createSubscriptionsHarness('subs_service', START);
+  });
+
+  afterAll(async () => {
+    await h.close();
+  });
+
+  beforeEach(() => h.clock.set(START));
+
+  async function monthlyPlan(credits = '100', threshold?: string) {
+    const product = await h.createProduct();
+    const plan = await h.service.createPlan({
+      name: 'Starter',
+      items: [{ productId: product.id, creditsPerPeriod: credits, period: 'month', ...(threshold !== undefined ? { lowBalanceThreshold: threshold } : {}) }],
+    });
+    return { product, plan };
+  }
+
+  async function balanceOf(customerId: string, productId: string): Promise<string> {
+    const ref = await h.catalog.findBalance(customerId, productId);
+    if (ref === undefined) throw new Error(`no balance of ${productId} for ${customerId}`);
+    return ref.id;
+  }
+
+  it('grants the overridden amount while the plan and the catalog stay unchanged', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+
+    const created = await h.service.createSubscription({
+      customerId,
+      planId: plan.id,
+      startsAt,
+      overrides: [{ productId: product.id, creditsPerPeriod: '250' }],
+    });
+
+    expect(created.subscription.grantedThrough).toEqual({ [product.id]: 0 });
+    const balanceId = await balanceOf(customerId, product.id);
+    const grants = grantsIn(await h.ledgerOf(balanceId));
+    expect(grants).toEqual([{ period: 0, credits: parseCredits('250'), subscriptionId: created.subscription.id }]);
+    expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('250');
+
+    expect(await h.service.getPlan(plan.id)).toEqual(plan);
+    expect(await h.catalog.getProduct(product.id)).toEqual(product);
+  });
+
+  it('records the subscription, plan and period bounds on the grant', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const events = await h.ledgerOf(await balanceOf(customerId, product.id));
+    const grant = events.find(({ event }) => event.type === 'CreditToppedUp');
+    expect(grant?.event).toMatchObject({
+      source: 'grant',
+      grant: {
+        subscriptionId: subscription.id,
+        planId: plan.id,
+        period: 0,
+        periodStart: '2024-01-31T09:00:00.000Z',
+        periodEnd: '2024-02-29T09:00:00.000Z',
+      },
+    });
+  });
+
+  it('opens balances with the override threshold, else the plan item threshold', async () => {
+    const { product, plan } = await monthlyPlan('100', '20');
+    const withOverride = `customer-${randomUUID()}`;
+    const withPlan = `customer-${randomUUID()}`;
+    await h.service.createSubscription({ customerId: withOverride, planId: plan.id, startsAt, overrides: [{ productId: product.id, lowBalanceThreshold: '35' }] });
+    await h.service.createSubscription({ customerId: withPlan, planId: plan.id, startsAt });
+
+    const threshold = async (customerId: string) =>
+      (await h.ledger.getBalance(await balanceOf(customerId, product.id))).balance.lowBalanceThreshold;
+    expect(await threshold(withOverride)).toBe(parseCredits('35'));
+    expect(await threshold(withPlan)).toBe(parseCredits('20'));
+  });
+
+  it("grants into the customer's existing balance instead of opening another", async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const existing = await h.ledger.openBalance({ customerId, productId: product.id, startingBalance: parseCredits('7') });
+
+    await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+
+    expect(await h.catalog.listCustomerBalances(customerId)).toHaveLength(1);
+    expect((await h.ledger.getBalance(existing.balance.balanceId)).balance.balance).toBe(parseCredits('107'));
+  });
+
+  it('applies a PATCH from the next period; the current period keeps its terms', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const scheduler = h.newScheduler();
+
+    h.clock.set(inPeriod(1));
+    await scheduler.runOnce();
+    const patched = await h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]);
+    expect(patched.subscription.overrides).toEqual([
+      { productId: product.id, effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null },
+    ]);
+    await scheduler.runOnce();
+    h.clock.set(inPeriod(2));
+    await scheduler.runOnce();
+    // Back to the plan's terms from period 3: the override list no longer names the product.
+    await h.service.changeOverrides(subscription.id, []);
+    h.clock.set(inPeriod(3));
+    await scheduler.runOnce();
+
+    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
+    expect(grants.map((g) => [g.period, formatCredits(g.credits)])).toEqual([
+      [0, '100'],
+      [1, '100'],
+      [2, '400'],
+      [3, '100'],
+    ]);
+  });
+
+  it('cancel stops grants after the current period', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const scheduler = h.newScheduler();
+
+    h.clock.set(inPeriod(1));
+    await scheduler.runOnce();
+    const canceled = await h.service.cancelSubscription(subscription.id);
+    expect(canceled.subscription.canceledAt).toEqual(inPeriod(1));
+    for (let n = 2; n <= 6; n += 1) {
+      h.clock.set(inPeriod(n));
+      await scheduler.runOnce();
+    }
+
+    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
+    expect(grants.map((g) => g.period)).toEqual([0, 1]);
+    // Canceling again keeps the first cancellation; the scheduler no longer visits it.
+    expect((await h.service.cancelSubscription(subscription.id)).subscription.canceledAt).toEqual(inPeriod(1));
+    const schedulable = await h.subscriptions.listSchedulable({ after: null, limit: 1000 });
+    expect(schedulable.map((s) => s.subscription.id)).not.toContain(subscription.id);
+    await expect(h.service.changeOverrides(subscription.id, [])).rejects.toBeInstanceOf(SubscriptionCanceledError);
+  });
+
+  it('a cancellation while the scheduler was down still grants the current period, and none after it', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+
+    h.clock.set(inPeriod(3));
+    await h.service.cancelSubscription(subscription.id);
+    h.clock.set(inPeriod(8));
+    await h.newScheduler().runOnce();
+
+    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
+    expect(grants.map((g) => g.period)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('a subscription starting later grants nothing until its start', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const later = new Date('2024-03-15T00:00:00.000Z');
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt: later });
+    expect(subscription.grantedThrough).toEqual({});
+    expect(await h.catalog.findBalance(customerId, product.id)).toBeUndefined();
+
+    h.clock.set(later);
+    await h.newScheduler().runOnce();
+    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
+    expect(grants.map((g) => g.period)).toEqual([0]);
+  });
+
+  it('refuses what cannot be right', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    await expect(h.service.createSubscription({ customerId, planId: 'no-such-plan' })).rejects.toBeInstanceOf(PlanNotFoundError);
+    await expect(
+      h.service.createSubscription({ customerId, planId: plan.id, overrides: [{ productId: 'not-in-plan', creditsPerPeriod: '1' }] }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      h.service.createSubscription({ customerId, planId: plan.id, overrides: [{ productId: product.id, creditsPerPeriod: '0' }] }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      h.service.createPlan({ name: 'Ghost', items: [{ productId: 'no-such-product', creditsPerPeriod: '1', period: 'month' }] }),
+    ).rejects.toBeInstanceOf(ProductNotFoundError);
+    await expect(h.service.createPlan({ id: plan.id, name: 'Again', items: [...planItems(product.id)] })).rejects.toBeInstanceOf(
+      PlanAlreadyExistsError,
+    );
+    await expect(h.service.getSubscription('no-such-subscription')).rejects.toBeInstanceOf(SubscriptionNotFoundError);
+    // Nothing was stored or granted by the refused requests.
+    expect(await h.catalog.listCustomerBalances(customerId)).toEqual([]);
+  });
+});
+
+function planItems(productId: string) {
+  return [{ productId, creditsPerPeriod: '1', period: 'month' as const }];
+}
