@@ -1,1 +1,2 @@
 export * from './ledgerEventPayloads';
+export * from './ledgerEventAvroSchema';
