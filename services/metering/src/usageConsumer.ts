@@ -3,7 +3,7 @@ import type { BalanceRef } from '@tally/catalog';
 import type { CreditProduct, TallyError, UsageEvent } from '@tally/domain';
 import { WrongExpectedRevisionError } from '@tally/event-store';
 import { loadBalances, type LoadedBalance } from '@tally/ledger';
-import { Kafka, logLevel, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
 import type { Level } from 'pino';
 import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, type BatchRetrier } from './batchRetrier';
@@ -83,6 +83,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
+    // Murmur2 on the key, as the Java client: a customer's dead letters share a partition, in order.
+    createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: options.maxBackoffMs },
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
