@@ -1,1 +1,3 @@
-export {};
+export * from './ledgerRelay';
+export * from './ledgerEventRecord';
+export * from './checkpointStore';

@@ -1,0 +1,95 @@
+import type { RecordedEvent } from '@tally/event-store';
+import { LEDGER_EVENT_TYPES, ledgerEventAvroSchema } from '@tally/schemas';
+// avsc is what the registry client encodes and decodes with: valid here means publishable.
+import { Type } from 'avsc';
+import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
+
+const avroType = Type.forSchema(ledgerEventAvroSchema as Parameters<typeof Type.forSchema>[0]);
+
+const OCCURRED_AT = '2026-03-01T12:00:00.123Z';
+const RECORDED_AT = new Date('2026-03-01T12:00:00.456Z');
+
+function recorded(type: string, data: Record<string, unknown>, overrides: Partial<RecordedEvent> = {}): RecordedEvent {
+  return {
+    id: '6b0f1c9e-5d0a-5c3e-9f4b-2a1d8e7c6b5a',
+    type,
+    streamId: 'creditBalance-bal-1',
+    revision: 3n,
+    position: 42n,
+    data: { ...data, occurredAt: OCCURRED_AT } as RecordedEvent['data'],
+    metadata: { schemaVersion: 1, balanceId: 'bal-1', customerId: 'cust-1', productId: 'api-credits', causationId: 'cmd-1' },
+    recordedAt: RECORDED_AT,
+    ...overrides,
+  };
+}
+
+const purchase = { bundleId: 'bundle-100', quantity: 2, unitPrice: '9.99', totalPrice: '19.98', currency: 'EUR' };
+const grant = { subscriptionId: 'sub-1', planId: 'pro', period: 4, periodStart: '2026-03-01T00:00:00.000Z', periodEnd: '2026-04-01T00:00:00.000Z' };
+const usage = { eventId: 'u-1', event: 'api_call', timestamp: '2026-03-01T11:59:59.5+01:00', quantity: '1.5' };
+
+/** One stored event of every type and shape (nullable sub-records set and unset). */
+const examples: RecordedEvent[] = [
+  recorded('CreditBalanceOpened', { balanceId: 'bal-1', customerId: 'cust-1', productId: 'api-credits', name: 'API credits', lowBalanceThreshold: '10' }),
+  recorded('CreditBalanceOpened', { balanceId: 'bal-1', customerId: 'cust-1', productId: 'api-credits', name: 'API credits', lowBalanceThreshold: null }),
+  recorded('CreditToppedUp', { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null }),
+  recorded('CreditToppedUp', { credits: '100', source: 'grant', reason: null, balanceAfter: '100', purchase: null, grant }),
+  recorded('CreditToppedUp', { credits: '5', source: 'manual', reason: 'goodwill', balanceAfter: '5', purchase: null, grant: null }),
+  recorded('CreditConsumed', { credits: '0.000001', source: 'usage', reason: null, usage, balanceAfter: '-3.25' }),
+  recorded('CreditConsumed', { credits: '2', source: 'manual', reason: 'correction', usage: null, balanceAfter: '1' }),
+  recorded('LowBalanceWarned', { threshold: '10', balance: '9.5' }),
+  recorded('CreditBalanceDepleted', { balance: '-1' }),
+  recorded('CreditBalanceSettingsChanged', { name: 'Renamed', lowBalanceThreshold: null }),
+];
+
+describe('toLedgerEventRecord', () => {
+  it('has an example of every ledger event type', () => {
+    expect(new Set(examples.map((e) => e.type))).toEqual(new Set(LEDGER_EVENT_TYPES));
+  });
+
+  it.each(examples.map((e, i) => [`${e.type} #${i}`, e] as const))('maps %s to a value of the Avro schema that round-trips', (_, event) => {
+    const value = toLedgerEventRecord(event);
+    const invalidPaths: string[] = [];
+    expect(avroType.isValid(value, { errorHook: (path) => invalidPaths.push(path.join('.')) })).toBe(true);
+    expect(invalidPaths).toEqual([]);
+    expect({ ...avroType.fromBuffer(avroType.toBuffer(value)) }).toEqual(value);
+  });
+
+  it('fills the envelope from the stored event and its metadata, times as epoch milliseconds', () => {
+    expect(toLedgerEventRecord(examples[2]!)).toEqual({
+      eventId: '6b0f1c9e-5d0a-5c3e-9f4b-2a1d8e7c6b5a',
+      type: 'CreditToppedUp',
+      balanceId: 'bal-1',
+      customerId: 'cust-1',
+      productId: 'api-credits',
+      streamRevision: 3,
+      globalPosition: 42,
+      occurredAt: Date.parse(OCCURRED_AT),
+      recordedAt: RECORDED_AT.getTime(),
+      payload: {
+        'io.tally.ledger.CreditToppedUp': { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null },
+      },
+    });
+  });
+
+  it('keeps fields the Avro schema does not have out of the payload (they need a schema change first)', () => {
+    const value = toLedgerEventRecord(recorded('LowBalanceWarned', { threshold: '10', balance: '9', addedLater: 'x' }));
+    expect(value.payload).toEqual({ 'io.tally.ledger.LowBalanceWarned': { threshold: '10', balance: '9' } });
+  });
+
+  it('refuses a position that an Avro long in JavaScript cannot carry exactly, rather than publish a wrong one', () => {
+    const event = recorded('CreditBalanceDepleted', { balance: '0' }, { position: 2n ** 53n + 1n });
+    expect(() => toLedgerEventRecord(event)).toThrow(/position/);
+  });
+
+  it('refuses an event without the customer it must be keyed by', () => {
+    const event = recorded('CreditBalanceDepleted', { balance: '0' }, { metadata: { balanceId: 'bal-1' } });
+    expect(() => toLedgerEventRecord(event)).toThrow(/customerId/);
+  });
+});
+
+describe('isLedgerEvent', () => {
+  it('accepts the ledger event types only', () => {
+    expect(examples.every(isLedgerEvent)).toBe(true);
+    expect(isLedgerEvent(recorded('SubscriptionStarted', {}))).toBe(false);
+  });
+});
