@@ -1,2 +1,3 @@
 export * from './ledgerEventPayloads';
+export * from './usageEventSchema';
 export * from './ledgerEventAvroSchema';
