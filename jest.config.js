@@ -22,6 +22,9 @@ const moduleNameMapper = Object.fromEntries(
 
 const transform = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }],
+  // cookie 2 (required by light-my-request, which Fastify's inject() loads) ships only ES
+  // modules; Node 20 can require them, jest's CommonJS runtime cannot, so swc converts it.
+  '/node_modules/cookie/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' } }],
 };
 
 const common = {
@@ -31,6 +34,7 @@ const common = {
   moduleNameMapper,
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  transformIgnorePatterns: ['/node_modules/(?!cookie/)'],
 };
 
 module.exports = {
@@ -40,7 +44,9 @@ module.exports = {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/**/*.int.spec.ts', '<rootDir>/test/**/*.e2e.spec.ts'],
-      testTimeout: 120000,
     },
   ],
+  // A global option (jest ignores it inside projects): integration tests wait on real
+  // services with their own deadlines, well inside this bound.
+  testTimeout: 120000,
 };
