@@ -1,0 +1,21 @@
+# shellcheck shell=bash
+# Sourced by the scripts: the one place where the local stack's defaults live (the README's
+# "Configuration" table and test/support/src/stackConfig.ts repeat them for readers and tests).
+
+TALLY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+export TALLY_HOME="${TALLY_HOME:-$TALLY_ROOT/.tally}"
+export TALLY_KAFKA_BROKERS="${TALLY_KAFKA_BROKERS:-127.0.0.1:9092}"
+export TALLY_KAFKA_CONTROLLER_PORT="${TALLY_KAFKA_CONTROLLER_PORT:-9093}"
+export TALLY_SCHEMA_REGISTRY_URL="${TALLY_SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"
+export TALLY_SCHEMA_REGISTRY_MANAGEMENT_PORT="${TALLY_SCHEMA_REGISTRY_MANAGEMENT_PORT:-9081}"
+export TALLY_DATABASE_URL="${TALLY_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tally}"
+export TALLY_TEST_DATABASE_URL="${TALLY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tally_test}"
+export TALLY_REDIS_URL="${TALLY_REDIS_URL:-redis://127.0.0.1:6379}"
+export TALLY_USAGE_TOPIC="${TALLY_USAGE_TOPIC:-usage-events}"
+export TALLY_USAGE_TOPIC_PARTITIONS="${TALLY_USAGE_TOPIC_PARTITIONS:-6}"
+export TALLY_DLQ_TOPIC="${TALLY_DLQ_TOPIC:-usage-events.dlq}"
+export TALLY_DLQ_TOPIC_PARTITIONS="${TALLY_DLQ_TOPIC_PARTITIONS:-3}"
+export TALLY_LEDGER_TOPIC="${TALLY_LEDGER_TOPIC:-credit-ledger}"
+export TALLY_LEDGER_TOPIC_PARTITIONS="${TALLY_LEDGER_TOPIC_PARTITIONS:-6}"
+export TALLY_STACK_TIMEOUT_SECONDS="${TALLY_STACK_TIMEOUT_SECONDS:-180}"

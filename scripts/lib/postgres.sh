@@ -1,0 +1,68 @@
+# shellcheck shell=bash
+# Sourced by scripts/stack.sh: the machine's PostgreSQL (Debian cluster), Tally's databases and
+# their schema migrations. The server is the machine's, not ours: `down` leaves it running.
+
+PG_AUTHORITY="$(url_authority "$TALLY_DATABASE_URL")"
+PG_HOST="$(host_of "$PG_AUTHORITY")"
+PG_MIGRATE_LOG="$TALLY_HOME/logs/migrate.log"
+PG_MIGRATE_CLI="$TALLY_ROOT/services/postgres/dist/migrateCli.js"
+
+pg_database_of() {
+  local path="${1#*://*/}"
+  printf '%s' "${path%%\?*}"
+}
+# Databases are created from the server's maintenance database, `postgres`.
+pg_admin_url() { sed -E 's#^(postgres(ql)?://[^/]*)/[^?]*#\1/postgres#' <<<"$1"; }
+pg_ready() { pg_isready -q -t 2 -d "$TALLY_DATABASE_URL"; }
+pg_server_log() { ls /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -n 1 || true; }
+
+# Only a machine without PostgreSQL gets it installed; Debian's default cluster asks local TCP
+# clients for a password, while Tally's URLs (like this machine kind's clusters) rely on trust.
+pg_install() {
+  apt_install postgresql postgresql-client
+  sed -i -E 's/^(host\s.*)\s(scram-sha-256|md5)$/\1 trust/' /etc/postgresql/*/main/pg_hba.conf
+}
+
+postgres_up() {
+  command -v pg_isready >/dev/null || apt_install postgresql-client
+  if pg_ready; then return 0; fi
+  is_local_host "$PG_HOST" || fail "postgres: nothing answers at $PG_AUTHORITY and it is not local"
+  if ! command -v pg_ctlcluster >/dev/null || [[ ! -d /etc/postgresql ]]; then pg_install; fi
+  local version
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  say "postgres: starting cluster $version/main"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+    fail "postgres: the cluster did not start; see $(pg_server_log)"
+  wait_until postgres "$(pg_server_log)" "" pg_ready
+}
+
+postgres_ensure_databases() {
+  local url name admin
+  for url in "$TALLY_DATABASE_URL" "$TALLY_TEST_DATABASE_URL"; do
+    name="$(pg_database_of "$url")"
+    admin="$(pg_admin_url "$url")"
+    if [[ "$(psql "$admin" -XtAqc "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]]; then
+      say "postgres: creating database $name"
+      psql "$admin" -Xqc "CREATE DATABASE \"$name\"" || fail "postgres: could not create database $name"
+    fi
+  done
+}
+
+# Tests make their own schemas in the test database; only `tally` is migrated here.
+postgres_migrate() {
+  if [[ ! -f "$PG_MIGRATE_CLI" ]]; then
+    say "postgres: migrations skipped: $PG_MIGRATE_CLI is not built (npm run build)"
+    return 0
+  fi
+  node "$PG_MIGRATE_CLI" >>"$PG_MIGRATE_LOG" 2>&1 ||
+    fail "postgres: migrating $(pg_database_of "$TALLY_DATABASE_URL") failed; see $PG_MIGRATE_LOG"
+}
+
+postgres_status() {
+  if pg_ready; then
+    status_line postgres up "$TALLY_DATABASE_URL" "machine service, log $(pg_server_log)"
+  else
+    status_line postgres down "$TALLY_DATABASE_URL" "machine service, log $(pg_server_log)"
+    return 1
+  fi
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Local stack for Tally on real services, all on 127.0.0.1:
+#   up      start whatever is not running (Kafka, schema registry, PostgreSQL, Redis), create
+#           topics and databases, migrate; returns at once when everything already runs
+#   down    stop what `up` started (Kafka and the schema registry); PostgreSQL and Redis are the
+#           machine's services and keep running
+#   status  print each part's state and address; exit 1 when one is down
+# Logs and data live under $TALLY_HOME (default .tally/). Settings: scripts/lib/env.sh.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
+source "$TALLY_ROOT/scripts/lib/common.sh"
+source "$TALLY_ROOT/scripts/lib/kafka.sh"
+source "$TALLY_ROOT/scripts/lib/schema-registry.sh"
+source "$TALLY_ROOT/scripts/lib/postgres.sh"
+source "$TALLY_ROOT/scripts/lib/redis.sh"
+
+status_line() {
+  printf '%-16s %-5s %-45s %s\n' "$1" "$2" "$3" "($4)"
+}
+
+print_status() {
+  local down=0
+  kafka_status || down=1
+  registry_status || down=1
+  postgres_status || down=1
+  redis_status || down=1
+  return "$down"
+}
+
+# One `up` or `down` at a time per TALLY_HOME (jest runs and `npm start` may race).
+take_lock() {
+  exec 9>"$TALLY_HOME/stack.lock"
+  flock 9
+}
+
+up() {
+  local started=$SECONDS
+  take_lock
+  postgres_up
+  redis_up
+  # Both JVMs start before either is waited for: their start-up overlaps on the two cores.
+  kafka_up_begin
+  registry_up_begin
+  kafka_up_finish
+  registry_up_finish
+  postgres_ensure_databases
+  postgres_migrate
+  print_status
+  say "stack is up ($((SECONDS - started))s); logs in $TALLY_HOME/logs; stop with: npm run stack:down"
+}
+
+down() {
+  take_lock
+  registry_down
+  kafka_down
+}
+
+mkdir -p "$TALLY_HOME/logs"
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) print_status ;;
+  *)
+    say "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac
