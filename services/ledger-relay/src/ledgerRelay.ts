@@ -53,6 +53,7 @@ export interface LedgerRelay {
 const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_LAG_REFRESH_MS = 5_000;
 const DEFAULT_RETRY = { initialDelayMs: 200, maxDelayMs: 5_000 };
+const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 };
 
 /** Raised inside the relay to unwind a retry loop when stop() is called; never leaves the relay. */
 class RelayStoppedError extends Error {}
@@ -82,6 +83,9 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     brokers: [...options.kafka.brokers],
     logLevel: logLevel.WARN,
     logCreator: pinoLogCreator(logger),
+    // Short retry cycles inside kafkajs (connecting, metadata): while the broker is down the relay
+    // waits in its own backoff, which stop() can interrupt, rather than in one kafkajs cannot.
+    retry: KAFKAJS_RETRY,
   });
 
   let started = false;
@@ -89,7 +93,9 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   // Ends every backoff sleep at once when stop() is called.
   const stopSignal = new AbortController();
   let subscription: Subscription | undefined;
+  // Created once and replaced only after a failed send; `connected` tells whether connect() is due.
   let producer: Producer | undefined;
+  let connected = false;
   let lagTimer: NodeJS.Timeout | undefined;
 
   // Lag bookkeeping: what Kafka has (checkpoint), what the store has (head), and since when the
@@ -123,10 +129,8 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     return id;
   }
 
-  async function connectedProducer(): Promise<Producer> {
-    if (producer !== undefined) return producer;
-    if (stopping) throw new RelayStoppedError('connect');
-    const created = kafka.producer({
+  function createProducer(): Producer {
+    return kafka.producer({
       // Idempotence makes the broker drop the duplicates of kafkajs's own retries, and together
       // with one request in flight keeps a partition's messages in send order across retries.
       idempotent: true,
@@ -135,20 +139,22 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       // Java's murmur2 partitioner: a customer's key lands on the same partition as it would
       // from any other Kafka client.
       createPartitioner: Partitioners.DefaultPartitioner,
-      // Bounded, unlike kafkajs's default for idempotent producers (unbounded): a send must
-      // eventually fail so that stop() is not held up for ever by a broker that is down. The
-      // relay then retries the batch with a fresh producer, which can only cause duplicates,
-      // which at-least-once delivery allows.
-      retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5_000 },
+      // Bounded, unlike kafkajs's default for idempotent producers (unbounded): a send must fail
+      // within seconds so that stop() is not held up by a broker that is down (kafkajs warns that
+      // this weakens exactly-once; the relay promises at least once). The relay then retries the
+      // batch with a fresh producer, which can only add duplicates.
+      retry: { ...KAFKAJS_RETRY, retries: 3 },
     });
-    try {
-      await created.connect();
-    } catch (error) {
-      await created.disconnect().catch(() => undefined);
-      throw error;
+  }
+
+  async function connectedProducer(): Promise<Producer> {
+    if (stopping) throw new RelayStoppedError('connect');
+    producer ??= createProducer();
+    if (!connected) {
+      await producer.connect();
+      connected = true;
     }
-    producer = created;
-    return created;
+    return producer;
   }
 
   async function send(messages: Message[]): Promise<void> {
@@ -159,6 +165,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       // A producer that failed after its retries may hold a stale sequence or producer id for
       // the partitions (e.g. across a broker restart); a fresh one starts clean.
       producer = undefined;
+      connected = false;
       await current.disconnect().catch(() => undefined);
       throw error;
     }
@@ -258,6 +265,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       await subscription?.stop();
       await producer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'producer disconnect failed'));
       producer = undefined;
+      connected = false;
       logger.info({ checkpoint: checkpoint.toString() }, 'ledger relay stopped');
     },
 
