@@ -1,0 +1,207 @@
+import { Writable } from 'node:stream';
+import { ledgerEventAvroSchema, LEDGER_EVENT_TYPES } from '@tally/schemas';
+import { stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import pino from 'pino';
+import { createPostgresCheckpointStore } from './checkpointStore';
+import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
+import {
+  createLedgerRelayHarness,
+  expectEveryEventInStreamOrder,
+  firstDeliveries,
+  type LedgerRelayHarness,
+} from './ledgerRelayHarness.spec';
+
+jest.setTimeout(180_000);
+
+describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
+  let harness: LedgerRelayHarness;
+
+  beforeAll(async () => {
+    harness = await createLedgerRelayHarness('ledger_relay');
+  });
+
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it('publishes every ledger event exactly once, keyed by customer, in stream order per balance, with the registered schema', async () => {
+    const topic = await harness.createTopic(3);
+    const reader = await harness.consume(topic);
+    const balances = await harness.openBalances();
+    // Written before the relay starts: it catches up from its (empty) checkpoint.
+    await harness.driveRound(balances, 0);
+    const relay = harness.createRelay(topic);
+    await relay.start();
+    // Written while it is live.
+    await harness.driveRound(balances, 1);
+
+    const stored = await harness.storedLedgerEvents();
+    expect(new Set(stored.map((event) => event.type))).toEqual(new Set(LEDGER_EVENT_TYPES));
+    await waitFor(() => reader.messages.length >= stored.length, {
+      description: `${stored.length} ledger events on ${topic}`,
+      timeoutMs: 60_000,
+    });
+    expectEveryEventInStreamOrder(reader.messages, stored);
+    // Nothing failed, so nothing was sent twice.
+    expect(reader.messages).toHaveLength(stored.length);
+
+    // Keyed by customer: all of a customer's events, across its balances, on one partition.
+    const partitionsByCustomer = new Map<string, Set<number>>();
+    for (const { key, partition } of reader.messages) {
+      partitionsByCustomer.set(key, (partitionsByCustomer.get(key) ?? new Set()).add(partition));
+    }
+    expect(partitionsByCustomer.size).toBe(new Set(balances.map((balance) => balance.customerId)).size);
+    for (const partitions of partitionsByCustomer.values()) expect(partitions.size).toBe(1);
+
+    // The subject of the topic-name strategy holds the .avsc, and every message names that version.
+    const subject = `${topic}-value`;
+    const latest = (await (await fetch(`${stackConfig.schemaRegistryUrl}/subjects/${subject}/versions/latest`)).json()) as {
+      id: number;
+      schema: string;
+    };
+    expect(JSON.parse(latest.schema)).toEqual(ledgerEventAvroSchema);
+    expect(new Set(reader.messages.map((message) => message.schemaId))).toEqual(new Set([latest.id]));
+
+    const head = stored[stored.length - 1]!.position;
+    await waitFor(() => relay.lag().events === 0 && relay.lag().seconds === 0, { description: 'no lag once caught up' });
+    expect(await createPostgresCheckpointStore(harness.db.pool).load(`relay-${topic}`)).toBe(head);
+    await relay.stop();
+  });
+
+  it('restarted mid-stream, and replaying after a lost checkpoint write, still delivers every event in order once deduplicated', async () => {
+    const topic = await harness.createTopic(3);
+    const reader = await harness.consume(topic);
+    const checkpointName = uniqueName('restarted');
+    const checkpoints = createPostgresCheckpointStore(harness.db.pool);
+    const balances = await harness.openBalances();
+    await harness.driveRound(balances, 0);
+
+    const first = harness.createRelay(topic, { checkpointName, batchSize: 5 });
+    await first.start();
+    await harness.driveRound(balances, 1);
+    await waitFor(() => reader.messages.length >= 20, { description: 'the first relay publishing', timeoutMs: 60_000 });
+    await first.stop();
+    const stoppedAt = await checkpoints.load(checkpointName);
+    expect(stoppedAt).toBeGreaterThan(0n);
+
+    // Written while no relay runs.
+    await harness.driveRound(balances, 2);
+    // As if the first relay had crashed after Kafka acknowledged its last batches but before it
+    // saved the checkpoint: the next relay publishes those batches again.
+    await checkpoints.save(checkpointName, stoppedAt / 2n);
+
+    const second = harness.createRelay(topic, { checkpointName, batchSize: 5 });
+    await second.start();
+    // Written while the second relay is live.
+    await harness.driveRound(balances, 3);
+
+    const stored = await harness.storedLedgerEvents();
+    expect(stoppedAt).toBeLessThan(stored[stored.length - 1]!.position);
+    await waitFor(() => firstDeliveries(reader.messages).length >= stored.length, {
+      description: `${stored.length} distinct ledger events on ${topic}`,
+      timeoutMs: 60_000,
+    });
+    expectEveryEventInStreamOrder(reader.messages, stored);
+    expect(reader.messages.length).toBeGreaterThan(stored.length);
+    await second.stop();
+  });
+
+  it('reports its lag while the broker cannot be reached, moves no checkpoint, and still stops', async () => {
+    const topic = await harness.createTopic(1);
+    await harness.driveRound(await harness.openBalances(), 0);
+    const checkpointName = uniqueName('unreachable');
+    const relay = harness.createRelay(topic, {
+      checkpointName,
+      kafka: { brokers: ['127.0.0.1:1'], clientId: uniqueName('unreachable') },
+    });
+    await relay.start();
+    const head = await harness.store.headPosition();
+
+    // The whole log is behind: the first batch from its own positions, the rest once the relay
+    // has refreshed the head; the wait grows from the oldest event's age.
+    await waitFor(
+      () => {
+        const { events, seconds } = relay.lag();
+        return events === Number(head) && seconds > 0;
+      },
+      { description: `a lag of ${head} positions while nothing can be published` },
+    );
+    await relay.stop();
+    expect(await createPostgresCheckpointStore(harness.db.pool).load(checkpointName)).toBe(0n);
+  });
+
+  it('retries registering the schema while the registry is unreachable, until stopped', async () => {
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          lines.push(chunk.toString());
+          callback();
+        },
+      }),
+    );
+    const relay = harness.createRelay('no_topic_needed', { registryUrl: 'http://127.0.0.1:1/apis/ccompat/v7', logger });
+    const started = relay.start();
+    await waitFor(() => lines.filter((line) => line.includes('registering the ledger event schema failed; retrying')).length >= 2, {
+      description: 'two failed registrations',
+    });
+    await relay.stop();
+    await expect(started).resolves.toBeUndefined();
+  });
+
+  it('feeds the example billing consumer one invoice-to-be per purchase, though every event is on the topic twice', async () => {
+    const topic = await harness.createTopic(3);
+    const balances = await harness.openBalances();
+    await harness.driveRound(balances, 0);
+    // Two relays with checkpoints of their own: each publishes the whole ledger once.
+    const relays = [harness.createRelay(topic), harness.createRelay(topic, { checkpointName: uniqueName('second_copy') })];
+    await Promise.all(relays.map((relay) => relay.start()));
+    await waitFor(() => relays.every((relay) => relay.lag().events === 0), { description: 'both relays caught up', timeoutMs: 60_000 });
+
+    const purchases = (await harness.storedLedgerEvents()).filter(
+      (event) => event.type === 'CreditToppedUp' && event.data.source === 'purchase',
+    );
+    const groupId = uniqueName('billing_example');
+    const invoices: InvoiceToBe[] = [];
+    const consumer = await startExampleBillingConsumer({
+      brokers: stackConfig.kafkaBrokers,
+      registryUrl: stackConfig.schemaRegistryUrl,
+      topic,
+      groupId,
+      onInvoice: (invoice) => {
+        invoices.push(invoice);
+      },
+    });
+    try {
+      const ends = await harness.admin.fetchTopicOffsets(topic);
+      // Done when the group has committed every partition's end: it has seen both copies.
+      await waitFor(
+        async () => {
+          const [committed] = await harness.admin.fetchOffsets({ groupId, topics: [topic] });
+          return ends.every(({ partition, offset }) => committed?.partitions.find((p) => p.partition === partition)?.offset === offset);
+        },
+        { description: 'the example consumer reading the whole topic', timeoutMs: 60_000 },
+      );
+    } finally {
+      await consumer.stop();
+    }
+
+    expect(invoices.map((invoice) => invoice.eventId).sort()).toEqual(purchases.map((event) => event.id).sort());
+    const purchase = purchases[0]!;
+    const metadata = purchase.metadata as { balanceId: string; customerId: string; productId: string };
+    expect(invoices.find((invoice) => invoice.eventId === purchase.id)).toEqual({
+      eventId: purchase.id,
+      customerId: metadata.customerId,
+      balanceId: metadata.balanceId,
+      productId: metadata.productId,
+      bundleId: 'bundle-100',
+      quantity: 1,
+      unitPrice: '9.99',
+      totalPrice: '9.99',
+      currency: 'EUR',
+      credits: '100',
+      purchasedAt: new Date(purchase.data.occurredAt as string),
+    });
+  });
+});
