@@ -5,6 +5,9 @@
 #   down    stop what `up` started (Kafka and the schema registry); PostgreSQL and Redis are the
 #           machine's services and keep running
 #   status  print each part's state and address; exit 1 when one is down
+#   kafka-stop, kafka-start
+#           stop, then start again, only the broker that `up` started (its topics and data
+#           stay): for fault tests, which disrupt every other user of Kafka meanwhile
 # Logs and data live under $TALLY_HOME (default .tally/). Settings: scripts/lib/env.sh.
 set -euo pipefail
 
@@ -56,13 +59,26 @@ down() {
   kafka_down
 }
 
+kafka_stop() {
+  take_lock
+  kafka_down
+}
+
+kafka_start() {
+  take_lock
+  kafka_up_begin
+  kafka_up_finish
+}
+
 mkdir -p "$TALLY_HOME/logs"
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  kafka-stop) kafka_stop ;;
+  kafka-start) kafka_start ;;
   status) print_status ;;
   *)
-    say "usage: $0 up|down|status" >&2
+    say "usage: $0 up|down|status|kafka-stop|kafka-start" >&2
     exit 2
     ;;
 esac
