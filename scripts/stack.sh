@@ -9,7 +9,7 @@
 #           stop, then start again, only the broker that `up` started (its topics and data
 #           stay): for fault tests, which disrupt every other user of Kafka meanwhile
 # Logs and data live under $TALLY_HOME (default .tally/). Settings: scripts/lib/env.sh.
-set -euo pipefail
+set -eEuo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 source "$TALLY_ROOT/scripts/lib/common.sh"
@@ -70,13 +70,16 @@ kafka_start() {
   kafka_up_finish
 }
 
+# Every expected failure says what failed; this names the line of an unexpected one.
+trap 'printf "error: stack.sh %s stopped at %s:%s\n" "${1:-}" "${BASH_SOURCE[0]}" "$LINENO" >&2' ERR
+
 mkdir -p "$TALLY_HOME/logs"
 case "${1:-}" in
   up) up ;;
   down) down ;;
   kafka-stop) kafka_stop ;;
   kafka-start) kafka_start ;;
-  status) print_status ;;
+  status) print_status || exit 1 ;;
   *)
     say "usage: $0 up|down|status|kafka-stop|kafka-start" >&2
     exit 2

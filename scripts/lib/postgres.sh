@@ -6,6 +6,9 @@ PG_AUTHORITY="$(url_authority "$TALLY_DATABASE_URL")"
 PG_HOST="$(host_of "$PG_AUTHORITY")"
 PG_MIGRATE_LOG="$TALLY_HOME/logs/migrate.log"
 PG_MIGRATE_CLI="$TALLY_ROOT/services/postgres/dist/migrateCli.js"
+PG_MIGRATIONS_DIR="$TALLY_ROOT/infra/postgres/migrations"
+PG_MIGRATE_STAMP="$TALLY_HOME/postgres-migrations.stamp"
+PG_DATABASE_OID=""
 
 pg_database_of() {
   local path="${1#*://*/}"
@@ -36,26 +39,38 @@ postgres_up() {
   wait_until postgres "$(pg_server_log)" "" pg_ready
 }
 
+# Sets PG_DATABASE_OID, the oid of TALLY_DATABASE_URL's database: a dropped and re-created
+# database gets a new one, which tells postgres_migrate that its stamp no longer holds.
 postgres_ensure_databases() {
-  local url name admin
+  local url name admin oid
   for url in "$TALLY_DATABASE_URL" "$TALLY_TEST_DATABASE_URL"; do
     name="$(pg_database_of "$url")"
     admin="$(pg_admin_url "$url")"
-    if [[ "$(psql "$admin" -XtAqc "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]]; then
+    oid="$(psql "$admin" -XtAqc "SELECT oid FROM pg_database WHERE datname = '$name'")"
+    if [[ -z "$oid" ]]; then
       say "postgres: creating database $name"
       psql "$admin" -Xqc "CREATE DATABASE \"$name\"" || fail "postgres: could not create database $name"
+      oid="$(psql "$admin" -XtAqc "SELECT oid FROM pg_database WHERE datname = '$name'")"
     fi
+    if [[ "$url" == "$TALLY_DATABASE_URL" ]]; then PG_DATABASE_OID="$oid"; fi
   done
 }
 
-# Tests make their own schemas in the test database; only `tally` is migrated here.
+# Tests make their own schemas in the test database; only `tally` is migrated here. Starting
+# node costs most of a warm `up`, so it runs only when the migration files, the target or the
+# database changed since the last successful run.
 postgres_migrate() {
   if [[ ! -f "$PG_MIGRATE_CLI" ]]; then
     say "postgres: migrations skipped: $PG_MIGRATE_CLI is not built (npm run build)"
     return 0
   fi
+  local stamp
+  stamp="$PG_DATABASE_OID $TALLY_DATABASE_URL ${TALLY_DATABASE_SCHEMA:-public} $(cat "$PG_MIGRATIONS_DIR"/*.sql 2>/dev/null | sha256sum)"
+  stamp_matches "$PG_MIGRATE_STAMP" "$stamp" && return 0
+  say "postgres: migrating $(pg_database_of "$TALLY_DATABASE_URL")"
   node "$PG_MIGRATE_CLI" >>"$PG_MIGRATE_LOG" 2>&1 ||
     fail "postgres: migrating $(pg_database_of "$TALLY_DATABASE_URL") failed; see $PG_MIGRATE_LOG"
+  printf '%s' "$stamp" >"$PG_MIGRATE_STAMP"
 }
 
 postgres_status() {
