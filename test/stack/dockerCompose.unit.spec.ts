@@ -1,0 +1,87 @@
+/**
+ * docker-compose.yml cannot run on these machines, so this test keeps it honest: every service
+ * Tally needs is there, on the same host ports and with the same topics as the local stack.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { readStackConfig } from '@tally/test-support';
+
+interface ComposeService {
+  image?: string;
+  ports?: string[];
+  environment?: Record<string, string>;
+}
+
+// `merge` resolves `<<:` keys, which Docker Compose supports and the YAML 1.2 core schema does not.
+const compose = parse(readFileSync(join(__dirname, '..', '..', 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+};
+const defaults = readStackConfig({});
+
+function service(name: string): ComposeService {
+  const found = compose.services[name];
+  if (!found) throw new Error(`docker-compose.yml has no service ${name}`);
+  return found;
+}
+
+function hostPort(address: string): string {
+  return address.includes('://') ? new URL(address).port : address.slice(address.lastIndexOf(':') + 1);
+}
+
+const topicEnvironment = {
+  TALLY_USAGE_TOPIC: defaults.usageTopic,
+  TALLY_USAGE_TOPIC_PARTITIONS: String(defaults.usageTopicPartitions),
+  TALLY_DLQ_TOPIC: defaults.dlqTopic,
+  TALLY_DLQ_TOPIC_PARTITIONS: String(defaults.dlqTopicPartitions),
+  TALLY_LEDGER_TOPIC: defaults.ledgerTopic,
+  TALLY_LEDGER_TOPIC_PARTITIONS: String(defaults.ledgerTopicPartitions),
+};
+
+describe('docker-compose.yml', () => {
+  it.each(['kafka', 'kafka-init', 'schema-registry', 'postgres', 'redis', 'eventstoredb', 'tally'])('has the %s service', (name) => {
+    expect(service(name)).toBeDefined();
+  });
+
+  it.each([
+    ['kafka', hostPort(defaults.kafkaBrokers[0] ?? '')],
+    ['schema-registry', hostPort(defaults.schemaRegistryUrl)],
+    ['postgres', hostPort(defaults.databaseUrl)],
+    ['redis', hostPort(defaults.redisUrl)],
+  ])('publishes %s on 127.0.0.1:%s, as the local stack listens', (name, port) => {
+    expect(service(name).ports?.some((mapping) => mapping.startsWith(`127.0.0.1:${port}:`))).toBe(true);
+  });
+
+  it('advertises Kafka to the host at the local stack address', () => {
+    expect(service('kafka').environment?.KAFKA_ADVERTISED_LISTENERS).toContain(`PLAINTEXT://${defaults.kafkaBrokers[0]}`);
+  });
+
+  it('runs Kafka as one KRaft node without topic auto-creation', () => {
+    expect(service('kafka').environment).toMatchObject({
+      KAFKA_PROCESS_ROLES: 'broker,controller',
+      KAFKA_AUTO_CREATE_TOPICS_ENABLE: 'false',
+      KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0',
+    });
+  });
+
+  it('creates and uses the same topics as the local stack', () => {
+    expect(service('kafka-init').environment).toMatchObject(topicEnvironment);
+    expect(service('tally').environment).toMatchObject(topicEnvironment);
+  });
+
+  it('sets the schema registry up as the client library requires', () => {
+    expect(service('schema-registry').environment).toMatchObject({
+      APICURIO_RULES_GLOBAL_COMPATIBILITY: 'BACKWARD',
+      APICURIO_CCOMPAT_USE_CANONICAL_HASH: 'true',
+    });
+  });
+
+  it("points Tally at the compose network's services", () => {
+    expect(service('tally').environment).toMatchObject({
+      TALLY_KAFKA_BROKERS: 'kafka:29092',
+      TALLY_SCHEMA_REGISTRY_URL: 'http://schema-registry:8080/apis/ccompat/v7',
+      TALLY_DATABASE_URL: 'postgres://postgres@postgres:5432/tally',
+      TALLY_REDIS_URL: 'redis://redis:6379',
+    });
+  });
+});

@@ -1,0 +1,29 @@
+import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import pino from 'pino';
+import { stackConfig } from './stackConfig';
+
+const pinoLevels: Record<number, pino.Level> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/**
+ * A kafkajs client for the local stack's brokers. kafkajs writes its own console logs; they go
+ * through pino instead, silent unless TALLY_TEST_LOG_LEVEL asks for them.
+ */
+export function createTestKafka(clientId: string): Kafka {
+  const logger = pino({ name: 'kafkajs', level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+  return new Kafka({
+    clientId,
+    brokers: [...stackConfig.kafkaBrokers],
+    logLevel: logLevel.INFO,
+    logCreator:
+      () =>
+      ({ namespace, level, log }: LogEntry) => {
+        const { message, ...fields } = log;
+        logger[pinoLevels[level] ?? 'info']({ namespace, ...fields }, message);
+      },
+  });
+}
