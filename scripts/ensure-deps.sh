@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs npm packages when node_modules is missing or older than the lock file, then builds
+# (tsc -b is incremental, so an up-to-date build costs a second or two). `npm start` and `npm test`
+# call this first, which is why a fresh clone needs no other command.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# npm rewrites node_modules/.package-lock.json on every install, so it dates the last install.
+if [[ ! -f package-lock.json ]]; then
+  echo "deps: no package-lock.json; running npm install"
+  npm install --no-audit --no-fund
+elif [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "deps: node_modules is missing or older than package-lock.json; running npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+echo "deps: building (npm run build)"
+npm run --silent build

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `npm test`: installs and builds what is missing, brings the local stack up, lints, type-checks,
+# then runs every jest project (unit and integration) and ends with the line `N passed, N failed`.
+# Arguments go to jest, e.g. `npm test -- test/stack`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/env.sh
+
+bash scripts/ensure-deps.sh
+bash scripts/stack.sh up
+echo "test: lint"
+npm run --silent lint
+echo "test: typecheck"
+npm run --silent typecheck
+
+results="$TALLY_HOME/jest-results.json"
+rm -f "$results"
+# One test file at a time: integration tests share the 2-core machine with Kafka and the registry.
+status=0
+npx jest --ci --runInBand --json --outputFile="$results" "$@" || status=$?
+
+if [[ ! -f "$results" ]]; then
+  echo "error: jest wrote no results to $results" >&2
+  exit $((status == 0 ? 1 : status))
+fi
+# shellcheck disable=SC2016 # a JavaScript template literal, not a shell expansion
+node -e '
+  const r = require(process.argv[1]);
+  if (r.numRuntimeErrorTestSuites > 0) console.log(`${r.numRuntimeErrorTestSuites} test suite(s) failed to run`);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' "$results"
+exit "$status"
