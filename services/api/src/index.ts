@@ -1,1 +1,19 @@
-export {};
+export { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
+export type { BalanceReader, BalanceSnapshotView } from './balanceReader';
+export type { BalanceView } from './balanceView';
+export type { LedgerEntryView } from './ledgerEntryView';
+export type { HealthCheck } from './routes/health';
+export { mapError, type ErrorBody, type MappedError } from './errorMapping';
+export { NotConsistentError } from './waitForConsistency';
+export {
+  createMetricsRegistry,
+  DEFAULT_BUCKETS,
+  type Counter,
+  type Gauge,
+  type GaugeOptions,
+  type Histogram,
+  type HistogramOptions,
+  type Labels,
+  type MetricsRegistry,
+  type MetricsRegistryOptions,
+} from './metricsRegistry';

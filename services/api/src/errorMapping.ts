@@ -1,0 +1,81 @@
+import { TallyError, ValidationError } from '@tally/domain';
+
+/** The body of every error the API answers. */
+export interface ErrorBody {
+  readonly error: string;
+  readonly message: string;
+}
+
+export interface MappedError {
+  readonly statusCode: number;
+  readonly body: ErrorBody;
+  /** Only failures the caller cannot have caused are logged as errors. */
+  readonly unexpected: boolean;
+}
+
+/**
+ * TallyError codes whose status is not implied by their class. Codes missing here fall back
+ * on the class: a ValidationError is 400, a retriable error 503; anything else (a caller bug
+ * inside Tally such as a duplicate event id) is a 500 and is logged.
+ */
+const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  product_not_found: 404,
+  balance_not_found: 404,
+  product_already_exists: 409,
+  balance_already_exists: 409,
+  idempotency_key_reused: 409,
+  // A command that contradicts the balance's state: the request is well-formed but refused.
+  invalid_balance_state: 409,
+};
+
+/** Fastify's own request errors, by its error code: all of them the client's doing. */
+const FASTIFY_ERRORS: Readonly<Record<string, { statusCode: number; error: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, error: 'payload_too_large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, error: 'unsupported_media_type' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, error: 'invalid_content_length' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, error: 'invalid_json' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, error: 'invalid_json' },
+};
+
+export const INTERNAL_ERROR: ErrorBody = { error: 'internal_error', message: 'an unexpected error occurred; it has been logged' };
+
+interface FastifyLikeError {
+  readonly code?: unknown;
+  readonly statusCode?: unknown;
+  readonly validation?: unknown;
+  readonly message?: unknown;
+}
+
+function messageOf(error: FastifyLikeError, fallback: string): string {
+  return typeof error.message === 'string' && error.message.length > 0 ? error.message : fallback;
+}
+
+export function statusOfTallyError(error: TallyError): number | undefined {
+  const byCode = STATUS_BY_CODE[error.code];
+  if (byCode !== undefined) return byCode;
+  if (error instanceof ValidationError) return 400;
+  if (error.retriable) return 503;
+  return undefined;
+}
+
+/** The one place that turns any thrown value into a status and an `{ error, message }` body. */
+export function mapError(thrown: unknown): MappedError {
+  if (thrown instanceof TallyError) {
+    const statusCode = statusOfTallyError(thrown);
+    if (statusCode !== undefined) return { statusCode, body: { error: thrown.code, message: thrown.message }, unexpected: false };
+    return { statusCode: 500, body: INTERNAL_ERROR, unexpected: true };
+  }
+  const error = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as FastifyLikeError;
+  if (error.validation !== undefined) {
+    return { statusCode: 400, body: { error: 'validation_failed', message: messageOf(error, 'the request is invalid') }, unexpected: false };
+  }
+  const known = typeof error.code === 'string' ? FASTIFY_ERRORS[error.code] : undefined;
+  if (known !== undefined) {
+    return { statusCode: known.statusCode, body: { error: known.error, message: messageOf(error, known.error) }, unexpected: false };
+  }
+  // Any other 4xx Fastify raises before the handler (e.g. a malformed URL) is still the client's.
+  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    return { statusCode: error.statusCode, body: { error: 'bad_request', message: messageOf(error, 'bad request') }, unexpected: false };
+  }
+  return { statusCode: 500, body: INTERNAL_ERROR, unexpected: true };
+}

@@ -1,0 +1,92 @@
+import { BalanceNotFoundError, CatalogUnavailableError, DuplicateBalanceError, ProductAlreadyExistsError, ProductNotFoundError } from '@tally/catalog';
+import {
+  BalanceAlreadyOpenError,
+  BalanceNotOpenError,
+  BalanceStateError,
+  InvalidAmountError,
+  InvalidUsageEventError,
+  TallyError,
+  ValidationError,
+} from '@tally/domain';
+import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
+import { ConcurrencyExhaustedError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { INTERNAL_ERROR, mapError } from './errorMapping';
+import { WriteQueueFullError } from './keyedSerializer';
+import { NotConsistentError } from './waitForConsistency';
+
+describe('mapError', () => {
+  it.each([
+    [new ValidationError('bad'), 400, 'validation_failed'],
+    [new InvalidAmountError('bad amount'), 400, 'invalid_amount'],
+    [new InvalidUsageEventError('bad event'), 400, 'invalid_usage_event'],
+    [new ProductNotFoundError('no product'), 404, 'product_not_found'],
+    [new BalanceNotFoundError('no balance'), 404, 'balance_not_found'],
+    [new BalanceNotOpenError('not open'), 404, 'balance_not_found'],
+    [new ProductAlreadyExistsError('taken'), 409, 'product_already_exists'],
+    [new DuplicateBalanceError('taken', 'b1'), 409, 'balance_already_exists'],
+    [new BalanceAlreadyOpenError('open'), 409, 'balance_already_exists'],
+    [new BalanceStateError('refused'), 409, 'invalid_balance_state'],
+    [new IdempotencyKeyReusedError('reused'), 409, 'idempotency_key_reused'],
+    [new ConcurrencyExhaustedError('busy'), 503, 'concurrency_conflict'],
+    [new CatalogUnavailableError('down'), 503, 'catalog_unavailable'],
+    [new EventStoreUnavailableError(new Error('ECONNREFUSED')), 503, 'event_store_unavailable'],
+    [new NotConsistentError('behind'), 503, 'not_consistent'],
+    [new WriteQueueFullError('full'), 503, 'too_many_pending_writes'],
+  ])('maps %p to %i', (error, statusCode, code) => {
+    expect(mapError(error)).toEqual({ statusCode, body: { error: code, message: error.message }, unexpected: false });
+  });
+
+  it('answers a TallyError that no client can cause with a generic 500 and marks it for the log', () => {
+    for (const error of [new DuplicateEventIdError(['e1'], 'stored in another stream'), new InvalidEventStoreRequestError('not a UUID')]) {
+      expect(mapError(error)).toEqual({ statusCode: 500, body: INTERNAL_ERROR, unexpected: true });
+    }
+  });
+
+  it('falls back on the class for codes it does not list', () => {
+    class NewValidation extends ValidationError {
+      override readonly code = 'new_validation';
+    }
+    class NewTransient extends TallyError {
+      readonly code = 'new_transient';
+      readonly retriable = true;
+    }
+    expect(mapError(new NewValidation('x')).statusCode).toBe(400);
+    expect(mapError(new NewTransient('x')).statusCode).toBe(503);
+  });
+
+  it('maps Fastify validation failures to 400 with their message', () => {
+    const error = Object.assign(new Error('body.credits must be a decimal string'), {
+      code: 'FST_ERR_VALIDATION',
+      statusCode: 400,
+      validation: [],
+    });
+    expect(mapError(error)).toEqual({
+      statusCode: 400,
+      body: { error: 'validation_failed', message: 'body.credits must be a decimal string' },
+      unexpected: false,
+    });
+  });
+
+  it.each([
+    ['FST_ERR_CTP_BODY_TOO_LARGE', 413, 'payload_too_large'],
+    ['FST_ERR_CTP_INVALID_MEDIA_TYPE', 415, 'unsupported_media_type'],
+    ['FST_ERR_CTP_INVALID_JSON_BODY', 400, 'invalid_json'],
+    ['FST_ERR_CTP_EMPTY_JSON_BODY', 400, 'invalid_json'],
+    ['FST_ERR_CTP_INVALID_CONTENT_LENGTH', 400, 'invalid_content_length'],
+  ])('maps Fastify %s to %i', (code, statusCode, error) => {
+    const mapped = mapError(Object.assign(new Error('fastify says'), { code, statusCode: 400 }));
+    expect(mapped).toEqual({ statusCode, body: { error, message: 'fastify says' }, unexpected: false });
+  });
+
+  it('keeps any other client error Fastify raises a 4xx', () => {
+    const mapped = mapError(Object.assign(new Error("'%' is not a valid URL"), { code: 'FST_ERR_BAD_URL', statusCode: 400 }));
+    expect(mapped).toEqual({ statusCode: 400, body: { error: 'bad_request', message: "'%' is not a valid URL" }, unexpected: false });
+  });
+
+  it('answers anything else with a generic 500 that leaks nothing', () => {
+    for (const thrown of [new Error('connection string postgres://secret@db'), new TypeError('x is undefined'), 'a string', null, undefined, 42]) {
+      expect(mapError(thrown)).toEqual({ statusCode: 500, body: INTERNAL_ERROR, unexpected: true });
+    }
+    expect(mapError(Object.assign(new Error('server side'), { statusCode: 502 })).statusCode).toBe(500);
+  });
+});

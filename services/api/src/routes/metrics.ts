@@ -1,0 +1,18 @@
+import type { FastifyInstance } from 'fastify';
+import type { MetricsRegistry } from '../metricsRegistry';
+
+/** Prometheus text exposition of every metric registered in the process, not only the API's. */
+export function metrics(app: FastifyInstance, registry: MetricsRegistry): void {
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        security: [],
+        response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4.' } },
+      },
+    },
+    async (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await registry.render()),
+  );
+}
