@@ -148,12 +148,18 @@ kafka_up_finish() {
     wait_until kafka "$KAFKA_LOG" "$KAFKA_LAUNCHED_PID" kafka_broker_answers
   fi
   # Topics are checked with a JVM only when the broker is new to us: the stamp ties the topic
-  # list to the pid of the broker we started, so a warm `up` needs no JVM at all.
-  local pid stamp=""
-  if pid="$(pid_from_file "$KAFKA_PID_FILE" kafka.Kafka)"; then stamp="$pid $(kafka_topic_spec)"; fi
+  # list to the pid listening on the broker port (ours or another checkout's), so a warm `up`
+  # needs no JVM at all.
+  local listener stamp=""
+  listener="$(kafka_listener_pid)"
+  if [[ -n "$listener" ]]; then stamp="$listener $KAFKA_BROKER $(kafka_topic_spec)"; fi
   if [[ -n "$stamp" ]] && stamp_matches "$KAFKA_TOPICS_STAMP" "$stamp"; then return 0; fi
   kafka_ensure_topics
   if [[ -n "$stamp" ]]; then printf '%s' "$stamp" >"$KAFKA_TOPICS_STAMP"; fi
+}
+
+kafka_listener_pid() {
+  { ss -ltnpH "sport = :$KAFKA_PORT" 2>/dev/null || true; } | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true
 }
 
 kafka_down() {
@@ -168,7 +174,7 @@ kafka_down() {
 }
 
 kafka_status() {
-  local pid owner="not started by this checkout; log $KAFKA_LOG"
+  local pid owner="not started by this checkout"
   if pid="$(pid_from_file "$KAFKA_PID_FILE" kafka.Kafka)"; then owner="pid $pid, log $KAFKA_LOG"; fi
   if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
     status_line kafka up "$KAFKA_BROKER" "$owner"

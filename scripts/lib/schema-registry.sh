@@ -128,7 +128,7 @@ registry_down() {
 }
 
 registry_status() {
-  local pid owner="not started by this checkout; log $REGISTRY_LOG"
+  local pid owner="not started by this checkout"
   if pid="$(pid_from_file "$REGISTRY_PID_FILE" quarkus-run.jar)"; then owner="pid $pid, log $REGISTRY_LOG"; fi
   if registry_healthy; then
     status_line schema-registry up "$TALLY_SCHEMA_REGISTRY_URL" "$owner"
