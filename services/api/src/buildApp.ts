@@ -9,6 +9,7 @@ import { sharedSchemas } from './apiSchemas';
 import type { BalanceReader } from './balanceReader';
 import { createBearerAuth } from './bearerAuth';
 import { mapError } from './errorMapping';
+import { guardBalanceReader } from './guardBalanceReader';
 import { createKeyedSerializer } from './keyedSerializer';
 import type { MetricsRegistry } from './metricsRegistry';
 import { creditBalanceLedger } from './routes/creditBalanceLedger';
@@ -130,7 +131,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const routeDeps: RouteDeps = {
     catalog: deps.catalog,
     ledger: deps.ledger,
-    balances: deps.balances,
+    balances: guardBalanceReader(deps.balances),
     eventStore: deps.eventStore,
     balanceWrites: createKeyedSerializer({ maxPending: options.maxPendingWritesPerBalance ?? 1000 }),
     consistency: {

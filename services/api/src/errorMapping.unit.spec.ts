@@ -11,6 +11,7 @@ import {
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
 import { ConcurrencyExhaustedError, IdempotencyKeyReusedError } from '@tally/ledger';
 import { INTERNAL_ERROR, mapError } from './errorMapping';
+import { ReadModelUnavailableError } from './guardBalanceReader';
 import { WriteQueueFullError } from './keyedSerializer';
 import { NotConsistentError } from './waitForConsistency';
 
@@ -32,6 +33,7 @@ describe('mapError', () => {
     [new EventStoreUnavailableError(new Error('ECONNREFUSED')), 503, 'event_store_unavailable'],
     [new NotConsistentError('behind'), 503, 'not_consistent'],
     [new WriteQueueFullError('full'), 503, 'too_many_pending_writes'],
+    [new ReadModelUnavailableError('redis down'), 503, 'read_model_unavailable'],
   ])('maps %p to %i', (error, statusCode, code) => {
     expect(mapError(error)).toEqual({ statusCode, body: { error: code, message: error.message }, unexpected: false });
   });

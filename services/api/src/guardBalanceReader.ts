@@ -1,0 +1,29 @@
+import { TallyError } from '@tally/domain';
+import type { BalanceReader } from './balanceReader';
+
+/** Redis could not answer (down, restarting, out of retries); the same read can succeed later. */
+export class ReadModelUnavailableError extends TallyError {
+  readonly code = 'read_model_unavailable';
+  readonly retriable = true;
+}
+
+/**
+ * The read model's client throws its own errors (ioredis's connection and retry errors); a
+ * failed read is an unavailable dependency, answered 503 like the other stores, not a bug
+ * answered 500.
+ */
+export function guardBalanceReader(reader: BalanceReader): BalanceReader {
+  const guarded = async <T>(read: () => Promise<T>): Promise<T> => {
+    try {
+      return await read();
+    } catch (error) {
+      if (error instanceof TallyError) throw error;
+      throw new ReadModelUnavailableError('the balance read model is unavailable', { cause: error });
+    }
+  };
+  return {
+    getBalance: (balanceId) => guarded(() => reader.getBalance(balanceId)),
+    getCustomerBalances: (customerId) => guarded(() => reader.getCustomerBalances(customerId)),
+    checkpoint: () => guarded(() => reader.checkpoint()),
+  };
+}
