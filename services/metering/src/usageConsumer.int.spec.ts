@@ -1,4 +1,8 @@
-import { waitFor } from '@tally/test-support';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EventStoreUnavailableError, type EventStore } from '@tally/event-store';
+import { stackConfig, waitFor } from '@tally/test-support';
 import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import type { UsageConsumer } from './usageConsumer';
@@ -14,6 +18,11 @@ const usage = (id: string, customerId: string, event: string, properties: UsageR
   timestamp: T0,
   properties,
 });
+
+async function committedOffsets(kit: MeteringTestKit, groupId = kit.groupId): Promise<string[]> {
+  const [offsets] = await kit.admin.fetchOffsets({ groupId, topics: [kit.topic] });
+  return offsets!.partitions.sort((a, b) => a.partition - b.partition).map((partition) => partition.offset);
+}
 
 async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
   await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 60_000 });
@@ -99,6 +108,11 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
     expect(first.counters().skippedByReason.already_applied).toBe(2);
     const revision = (await kit.streamOf(balanceId)).length;
     await first.stop();
+    // stop() committed everything it processed and left the group (resetOffsets below needs it empty).
+    const ends = await kit.admin.fetchTopicOffsets(kit.topic);
+    // (An empty partition has nothing to commit: -1.)
+    const expectedOffsets = ends.sort((a, b) => a.partition - b.partition).map((end) => (end.high === '0' ? '-1' : end.high));
+    expect(await committedOffsets(kit)).toEqual(expectedOffsets);
 
     // A second group reads the whole topic again, with an empty balance cache.
     const replay = await kit.startConsumer({ groupId: `${kit.groupId}_replay` });
@@ -193,5 +207,73 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
       expect(header(DEAD_LETTER_HEADERS.sourceOffset)).toBe(String(index + 1));
       expect(Number.isNaN(Date.parse(header(DEAD_LETTER_HEADERS.at) ?? ''))).toBe(false);
     });
+  });
+
+  it('retries a registry and a PostgreSQL outage without committing or skipping, and recovers by itself', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '0.5' }], lowBalanceThreshold: null });
+    const balanceId = await kit.openBalance('alice', 'api', '10');
+
+    // The registry behind a switch: 503 while "down", the real registry otherwise.
+    let registryDown = true;
+    let registryRefusals = 0;
+    const proxy = createServer((request, response) => {
+      if (registryDown) {
+        registryRefusals += 1;
+        response.statusCode = 503;
+        response.end();
+        return;
+      }
+      fetch(`${stackConfig.schemaRegistryUrl}${request.url ?? ''}`)
+        .then(async (upstream) => {
+          response.statusCode = upstream.status;
+          response.setHeader('content-type', upstream.headers.get('content-type') ?? 'application/json');
+          response.end(Buffer.from(await upstream.arrayBuffer()));
+        })
+        .catch(() => {
+          response.statusCode = 502;
+          response.end();
+        });
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    // The event store behind a switch: appends fail as PostgreSQL being unreachable does.
+    let storeDown = true;
+    let appendRefusals = 0;
+    const flakyStore: EventStore = {
+      ...kit.eventStore,
+      appendMany: async (requests) => {
+        if (storeDown) {
+          appendRefusals += 1;
+          throw new EventStoreUnavailableError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }));
+        }
+        return kit.eventStore.appendMany(requests);
+      },
+    };
+
+    try {
+      await kit.produce(['o1', 'o2', 'o3', 'o4'].map((id) => ({ key: 'alice', value: kit.avro(usage(id, 'alice', 'api_call')) })));
+      const consumer = await kit.startConsumer({
+        registryUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+        eventStore: flakyStore,
+        maxBackoffMs: 200,
+      });
+
+      await waitFor(() => registryRefusals >= 3, { description: 'the decode step retried against the down registry' });
+      registryDown = false;
+      await waitFor(() => appendRefusals >= 3, { description: 'the append retried against the down event store' });
+      // Nothing was committed, dead-lettered or skipped while the dependencies were down.
+      expect(await committedOffsets(kit)).toEqual(['-1']);
+      expect(consumer.counters()).toMatchObject({ consumed: 0, deadLettered: 0, skipped: 0 });
+
+      storeDown = false;
+      await consumed(consumer, 4);
+      expect(await kit.balanceOf(balanceId)).toBe('8');
+      expect(consumer.counters()).toMatchObject({ matched: 4, deadLettered: 0 });
+      await waitFor(async () => (await committedOffsets(kit))[0] === '4', { description: 'offset 4 committed' });
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 });

@@ -147,7 +147,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * Decides the charges against the balances and appends every touched stream in one atomic
    * call, redoing the decision on fresh state when another writer got to a stream first.
    */
-  async function apply(usages: readonly UsageEvent[], charges: readonly UsageCharge[], retrier: BatchRetrier): Promise<{ decision: UsageDecision; appended: number }> {
+  async function apply(
+    usages: readonly UsageEvent[],
+    charges: readonly UsageCharge[],
+    retrier: BatchRetrier,
+  ): Promise<{ decision: UsageDecision; appended: number; matched: number }> {
     for (;;) {
       // Exactly-once effect, however long after: a charge whose first event id (derived from the
       // usage event id and the balance) is stored was applied by an earlier delivery. One query
@@ -160,7 +164,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         retrier,
       );
       const decision = decideUsageBatch({ usages, charges, applied, states, at: clock().toISOString() });
-      if (decision.appends.length === 0) return { decision, appended: 0 };
+      if (decision.appends.length === 0) return { decision, appended: 0, matched: 0 };
       try {
         // One transaction for every stream of the batch, each with the revision its decision
         // was made on: a concurrent writer (the API, another member after a rebalance) makes the
@@ -171,17 +175,20 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           (error) => error instanceof WrongExpectedRevisionError,
         );
         let appended = 0;
+        let matched = 0;
         results.forEach((result, index) => {
           const append = decision.appends[index]!;
-          if (result.idempotent || result.nextExpectedRevision !== append.after.revision) {
-            // Someone else stored these very events: our idea of the stream is not theirs.
+          if (result.idempotent) {
+            // Another member stored these very events between our check and our append (a
+            // rebalance race): nothing was written, and our idea of the stream is not theirs.
             balances.delete(append.balanceId);
-          } else {
-            balances.set(append.balanceId, append.after);
-            appended += append.request.events.length;
+            return;
           }
+          balances.set(append.balanceId, append.after);
+          appended += append.request.events.length;
+          matched += append.charges.length;
         });
-        return { decision, appended };
+        return { decision, appended, matched };
       } catch (error) {
         if (!(error instanceof WrongExpectedRevisionError)) throw error;
         counters.values.conflicts += 1;
@@ -251,7 +258,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     // message twice; it never loses one.)
     await deadLetter(partition, deadLetters, retrier);
 
-    const { decision, appended } = await apply(usages, priced.charges, retrier);
+    const { decision, appended, matched } = await apply(usages, priced.charges, retrier);
 
     const skips: UsageSkip[] = [...priced.skips, ...decision.skips];
     for (const skip of skips) counters.skip(skip.reason);
@@ -270,7 +277,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const values = counters.values;
     values.consumed += messages.length;
     values.deadLettered += deadLetters.length;
-    values.matched += decision.matched.length;
+    values.matched += matched;
     values.appended += appended;
     values.batches += 1;
     counters.lag(topic, partition, lag);
@@ -282,7 +289,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         firstOffset: messages[0]!.offset,
         lastOffset: last,
         messages: messages.length,
-        matched: decision.matched.length,
+        matched,
         skipped: skips.length,
         deadLettered: deadLetters.length,
         appended,
