@@ -26,6 +26,13 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   idempotency_key_reused: 409,
   // A command that contradicts the balance's state: the request is well-formed but refused.
   invalid_balance_state: 409,
+  // Plans, subscriptions and purchases (@tally/subscriptions).
+  plan_not_found: 404,
+  subscription_not_found: 404,
+  bundle_not_found: 404,
+  plan_already_exists: 409,
+  subscription_already_exists: 409,
+  subscription_canceled: 409,
 };
 
 /** Fastify's own request errors, by its error code: all of them the client's doing. */
