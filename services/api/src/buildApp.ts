@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { LedgerService } from '@tally/ledger';
+import { createPurchaseService, type SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { sharedSchemas } from './apiSchemas';
@@ -18,6 +19,9 @@ import { creditProducts } from './routes/creditProducts';
 import { customerCreditBalances } from './routes/customerCreditBalances';
 import { health, type HealthCheck } from './routes/health';
 import { metrics } from './routes/metrics';
+import { plans } from './routes/plans';
+import { purchases } from './routes/purchases';
+import { subscriptions } from './routes/subscriptions';
 import type { RouteDeps } from './routeDeps';
 import { validationErrorFormatter } from './validationErrorFormatter';
 
@@ -34,6 +38,8 @@ export interface ApiDeps {
   readonly health: HealthCheck;
   /** The process's registry: the API adds its HTTP latency histogram, GET /metrics renders all of it. */
   readonly metrics: MetricsRegistry;
+  /** Plans and subscriptions (@tally/subscriptions): their routes are served when it is given. */
+  readonly subscriptions?: SubscriptionService;
   readonly options?: ApiOptions;
 }
 
@@ -146,6 +152,11 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       customerCreditBalances(v1, routeDeps);
       creditBalances(v1, routeDeps);
       creditBalanceLedger(v1, routeDeps);
+      purchases(v1, { ...routeDeps, purchases: createPurchaseService(deps) });
+      if (deps.subscriptions !== undefined) {
+        plans(v1, { subscriptions: deps.subscriptions });
+        subscriptions(v1, { subscriptions: deps.subscriptions });
+      }
     },
     { prefix: '/v1' },
   );

@@ -1,5 +1,4 @@
 import { formatCredits } from '@tally/domain';
-import type { EventStore } from '@tally/event-store';
 import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/subscriptions';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -14,10 +13,10 @@ import {
 import { balanceViewAfterCommand } from '../balanceViewFromEvents';
 import { ledgerEntryView } from '../ledgerEntryView';
 import { requestHash } from '../requestHash';
+import type { RouteDeps } from '../routeDeps';
 
-export interface PurchaseRouteDeps {
+export interface PurchaseRouteDeps extends Pick<RouteDeps, 'eventStore' | 'balanceWrites'> {
   readonly purchases: PurchaseService;
-  readonly eventStore: Pick<EventStore, 'readStream'>;
 }
 
 interface PurchaseRoute {
@@ -86,7 +85,7 @@ export function purchases(app: FastifyInstance, deps: PurchaseRouteDeps): void {
       // The request as the client meant it (the default filled in), not the price: a retry after
       // a price change is still the same purchase and answers what the first one did.
       const options = idempotencyKey === undefined ? undefined : { idempotencyKey, requestHash: requestHash({ bundleId, quantity }) };
-      const result = await deps.purchases.purchase(balanceId, { bundleId, quantity }, options);
+      const result = await deps.balanceWrites.run(balanceId, () => deps.purchases.purchase(balanceId, { bundleId, quantity }, options));
       const entry = result.events[0];
       // A purchase always tops up a positive amount, which records one event first.
       if (entry === undefined) throw new Error(`a purchase of bundle ${bundleId} on balance ${balanceId} recorded no event`);

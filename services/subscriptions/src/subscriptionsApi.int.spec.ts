@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { buildApp, createMetricsRegistry, type LedgerEntryView } from '@tally/api';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { periodStart } from './billingPeriod';
+import { createSubscriptionsHarness, SubscriptionsHarness } from './testing/subscriptionsHarness';
+import type { SubscriptionView } from './subscriptionView';
+
+jest.setTimeout(120_000);
+
+const KEY = 'subscriptions-test-key-0123456789';
+const START = '2024-01-31T09:00:00.000Z';
+const inPeriod = (n: number) => new Date(periodStart(new Date(START), 'month', n).getTime() + 1000);
+
+interface PurchaseOptionsBody {
+  items: Array<{ balanceId: string; productId: string; bundles: Array<{ id: string; credits: string; price: { amount: string; currency: string } }> }>;
+}
+
+/** The plan, subscription and purchase routes through buildApp, as a client sees them. */
+describe('plans, subscriptions and purchases over HTTP', () => {
+  let h: SubscriptionsHarness;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    h = await createSubscriptionsHarness('subs_api', START);
+    app = await buildApp({
+      catalog: h.catalog,
+      ledger: h.ledger,
+      subscriptions: h.service,
+      // No read model here: balance reads fall back on the event store, which is what these tests check.
+      balances: { getBalance: async () => undefined, getCustomerBalances: async () => [], checkpoint: async () => 0n },
+      eventStore: h.eventStore,
+      apiKeys: [KEY],
+      logger: h.logger,
+      health: async () => ({ postgres: 'up' }),
+      metrics: createMetricsRegistry(),
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await h?.close();
+  });
+
+  beforeEach(() => h.clock.set(START));
+
+  function call(options: InjectOptions): Promise<LightMyRequestResponse> {
+    return app.inject({ ...options, headers: { authorization: `Bearer ${KEY}`, ...options.headers } });
+  }
+
+  function expectError(response: LightMyRequestResponse, statusCode: number, error: string): void {
+    expect({ statusCode: response.statusCode, body: response.json() }).toEqual({
+      statusCode,
+      body: { error, message: expect.any(String) },
+    });
+  }
+
+  async function createProduct(bundles: unknown[] = []): Promise<string> {
+    const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'API calls', bundles } });
+    expect(response.statusCode).toBe(201);
+    return response.json<{ id: string }>().id;
+  }
+
+  async function ledgerOf(balanceId: string): Promise<LedgerEntryView[]> {
+    const response = await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger?limit=500` });
+    expect(response.statusCode).toBe(200);
+    return response.json<{ items: LedgerEntryView[] }>().items.reverse();
+  }
+
+  async function balanceIdOf(customerId: string, productId: string): Promise<string> {
+    const response = await call({ method: 'GET', url: `/v1/customers/${customerId}/purchase-options` });
+    const option = response.json<PurchaseOptionsBody>().items.find((item) => item.productId === productId);
+    if (option === undefined) throw new Error(`customer ${customerId} has no balance of ${productId}`);
+    return option.balanceId;
+  }
+
+  it('refuses every route without a valid key', async () => {
+    for (const [method, url] of [
+      ['POST', '/v1/plans'],
+      ['GET', '/v1/plans/p1'],
+      ['POST', '/v1/subscriptions'],
+      ['GET', '/v1/subscriptions/s1'],
+      ['PATCH', '/v1/subscriptions/s1'],
+      ['POST', '/v1/subscriptions/s1/cancel'],
+      ['POST', '/v1/credit-balances/b1/purchases'],
+      ['GET', '/v1/customers/c1/purchase-options'],
+    ] as const) {
+      const response = await app.inject({ method, url, headers: { authorization: 'Bearer wrong' } });
+      expectError(response, 401, 'unauthorized');
+    }
+  });
+
+  describe('plans', () => {
+    it('creates a plan and reads it back, each period shape as documented', async () => {
+      const productId = await createProduct();
+      const other = await createProduct();
+      const payload = {
+        name: 'Pro',
+        items: [
+          { productId, creditsPerPeriod: '1000.5', period: 'month', lowBalanceThreshold: '50' },
+          { productId: other, creditsPerPeriod: '7', period: { days: 14 } },
+        ],
+      };
+      const created = await call({ method: 'POST', url: '/v1/plans', payload });
+      expect(created.statusCode).toBe(201);
+      const plan = created.json<{ id: string }>();
+      expect(plan).toEqual({
+        id: expect.any(String),
+        name: 'Pro',
+        items: [
+          { productId, creditsPerPeriod: '1000.5', period: 'month', lowBalanceThreshold: '50' },
+          { productId: other, creditsPerPeriod: '7', period: { days: 14 }, lowBalanceThreshold: null },
+        ],
+      });
+      const read = await call({ method: 'GET', url: `/v1/plans/${plan.id}` });
+      expect(read.json()).toEqual(plan);
+    });
+
+    it('answers 400 for invalid plans, 404 for unknown products and plans, 409 for a taken id', async () => {
+      const productId = await createProduct();
+      const item = { productId, creditsPerPeriod: '10', period: 'year' };
+      for (const payload of [
+        { name: 'x', items: [] },
+        { name: 'x', items: [{ ...item, period: 'week' }] },
+        { name: 'x', items: [{ ...item, period: { days: 0 } }] },
+        { name: 'x', items: [{ ...item, creditsPerPeriod: '0' }] },
+        { name: 'x', items: [{ ...item, creditsPerPeriod: 10 }] },
+        { name: 'x', items: [item, item] },
+        { name: 'x', items: [item], extra: true },
+      ]) {
+        const response = await call({ method: 'POST', url: '/v1/plans', payload });
+        expect({ payload, statusCode: response.statusCode }).toEqual({ payload, statusCode: 400 });
+      }
+      expectError(
+        await call({ method: 'POST', url: '/v1/plans', payload: { name: 'x', items: [{ ...item, productId: 'nope' }] } }),
+        404,
+        'product_not_found',
+      );
+      expectError(await call({ method: 'GET', url: '/v1/plans/nope' }), 404, 'plan_not_found');
+      const id = `plan-${randomUUID()}`;
+      expect((await call({ method: 'POST', url: '/v1/plans', payload: { id, name: 'x', items: [item] } })).statusCode).toBe(201);
+      expectError(await call({ method: 'POST', url: '/v1/plans', payload: { id, name: 'x', items: [item] } }), 409, 'plan_already_exists');
+    });
+  });
+
+  describe('subscriptions', () => {
+    async function subscribe(creditsPerPeriod: string, overrides: unknown[] = []) {
+      const productId = await createProduct();
+      const plan = await call({ method: 'POST', url: '/v1/plans', payload: { name: 'Monthly', items: [{ productId, creditsPerPeriod, period: 'month' }] } });
+      const customerId = `cus_${randomUUID()}`;
+      const response = await call({
+        method: 'POST',
+        url: '/v1/subscriptions',
+        payload: { customerId, planId: plan.json<{ id: string }>().id, startsAt: START, overrides: overrides.map((o) => ({ productId, ...(o as object) })) },
+      });
+      expect(response.statusCode).toBe(201);
+      return { productId, customerId, subscription: response.json<SubscriptionView>() };
+    }
+
+    it('grants the first period at once, with the override, and shows the grant in the ledger API', async () => {
+      const { productId, customerId, subscription } = await subscribe('100', [{ creditsPerPeriod: '250' }]);
+      expect(subscription).toMatchObject({
+        customerId,
+        startsAt: START,
+        status: 'active',
+        canceledAt: null,
+        items: [
+          {
+            productId,
+            period: 'month',
+            currentPeriod: { index: 0, start: START, end: '2024-02-29T09:00:00.000Z' },
+            creditsPerPeriod: '250',
+            grantedThrough: 0,
+            finalPeriod: null,
+          },
+        ],
+      });
+      const grants = (await ledgerOf(await balanceIdOf(customerId, productId))).filter((entry) => entry.source === 'grant');
+      expect(grants).toEqual([
+        expect.objectContaining({
+          type: 'CreditToppedUp',
+          credits: '250',
+          balanceAfter: '250',
+          grant: { subscriptionId: subscription.id, planId: subscription.planId, period: 0, periodStart: START, periodEnd: '2024-02-29T09:00:00.000Z' },
+        }),
+      ]);
+      const read = await call({ method: 'GET', url: `/v1/subscriptions/${subscription.id}` });
+      expect(read.json()).toEqual(subscription);
+    });
+
+    it('PATCH changes the terms from the next period; cancel stops grants after the current one', async () => {
+      const { productId, customerId, subscription } = await subscribe('100');
+      const scheduler = h.newScheduler();
+
+      const patched = await call({
+        method: 'PATCH',
+        url: `/v1/subscriptions/${subscription.id}`,
+        payload: { overrides: [{ productId, creditsPerPeriod: '300' }] },
+      });
+      expect(patched.statusCode).toBe(200);
+      expect(patched.json<SubscriptionView>().overrides).toEqual([
+        { productId, effectiveFromPeriod: 1, creditsPerPeriod: '300', lowBalanceThreshold: null },
+      ]);
+      expect(patched.json<SubscriptionView>().items[0]?.creditsPerPeriod).toBe('100');
+
+      h.clock.set(inPeriod(1));
+      await scheduler.runOnce();
+      const canceled = await call({ method: 'POST', url: `/v1/subscriptions/${subscription.id}/cancel` });
+      expect(canceled.json<SubscriptionView>()).toMatchObject({ status: 'canceled', canceledAt: inPeriod(1).toISOString(), items: [{ finalPeriod: 1 }] });
+      h.clock.set(inPeriod(4));
+      await scheduler.runOnce();
+
+      const grants = (await ledgerOf(await balanceIdOf(customerId, productId))).filter((entry) => entry.source === 'grant');
+      expect(grants.map((entry) => [entry.grant?.period, entry.credits])).toEqual([
+        [0, '100'],
+        [1, '300'],
+      ]);
+      const again = await call({ method: 'POST', url: `/v1/subscriptions/${subscription.id}/cancel` });
+      expect(again.json<SubscriptionView>().canceledAt).toBe(inPeriod(1).toISOString());
+      expectError(
+        await call({ method: 'PATCH', url: `/v1/subscriptions/${subscription.id}`, payload: { overrides: [] } }),
+        409,
+        'subscription_canceled',
+      );
+    });
+
+    it('answers 404 for unknown plans and subscriptions and 400 for invalid requests', async () => {
+      const { subscription } = await subscribe('100');
+      expectError(await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId: 'c', planId: 'nope' } }), 404, 'plan_not_found');
+      expectError(await call({ method: 'GET', url: '/v1/subscriptions/nope' }), 404, 'subscription_not_found');
+      expectError(await call({ method: 'POST', url: '/v1/subscriptions/nope/cancel' }), 404, 'subscription_not_found');
+      expectError(
+        await call({ method: 'PATCH', url: `/v1/subscriptions/${subscription.id}`, payload: { overrides: [{ productId: 'other', creditsPerPeriod: '1' }] } }),
+        400,
+        'validation_failed',
+      );
+      expectError(
+        await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId: 'c', planId: subscription.planId, startsAt: 'yesterday' } }),
+        400,
+        'validation_failed',
+      );
+      expectError(
+        await call({ method: 'POST', url: '/v1/subscriptions', payload: { id: subscription.id, customerId: 'c', planId: subscription.planId } }),
+        409,
+        'subscription_already_exists',
+      );
+    });
+  });
+
+  describe('purchases', () => {
+    const bundles = [
+      { id: 'small', credits: '100', price: { amount: '9.90', currency: 'EUR' } },
+      { id: 'large', credits: '1000', price: { amount: '79', currency: 'EUR' } },
+    ];
+
+    async function balance() {
+      const productId = await createProduct(bundles);
+      const customerId = `cus_${randomUUID()}`;
+      const opened = await call({ method: 'POST', url: `/v1/customers/${customerId}/credit-balances`, payload: { productId } });
+      expect(opened.statusCode).toBe(201);
+      return { productId, customerId, balanceId: opened.json<{ id: string }>().id };
+    }
+
+    it('buys bundles with prices recorded, idempotently by Idempotency-Key', async () => {
+      const { balanceId } = await balance();
+      const request = {
+        method: 'POST' as const,
+        url: `/v1/credit-balances/${balanceId}/purchases`,
+        headers: { 'idempotency-key': `k-${randomUUID()}` },
+        payload: { bundleId: 'small', quantity: 3 },
+      };
+
+      const first = await call(request);
+      const retry = await call(request);
+
+      expect(first.statusCode).toBe(201);
+      expect(first.headers['idempotent-replayed']).toBe('false');
+      expect(first.json()).toMatchObject({
+        entry: {
+          type: 'CreditToppedUp',
+          source: 'purchase',
+          credits: '300',
+          balanceAfter: '300',
+          purchase: { bundleId: 'small', quantity: 3, unitPrice: '9.90', totalPrice: '29.70', currency: 'EUR' },
+        },
+        balance: { id: balanceId, balance: '300' },
+      });
+      expect(retry.statusCode).toBe(201);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      expect(retry.json()).toEqual(first.json());
+      expectError(await call({ ...request, payload: { bundleId: 'small', quantity: 4 } }), 409, 'idempotency_key_reused');
+      // quantity defaults to 1
+      const single = await call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, payload: { bundleId: 'large' } });
+      expect(single.json()).toMatchObject({ entry: { credits: '1000', purchase: { quantity: 1, totalPrice: '79' } }, balance: { balance: '1300' } });
+      expect((await ledgerOf(balanceId)).filter((entry) => entry.source === 'purchase')).toHaveLength(2);
+    });
+
+    it('answers 404 for an unknown bundle or balance and 400 for a bad quantity', async () => {
+      const { balanceId } = await balance();
+      const url = `/v1/credit-balances/${balanceId}/purchases`;
+      expectError(await call({ method: 'POST', url, payload: { bundleId: 'huge' } }), 404, 'bundle_not_found');
+      expectError(await call({ method: 'POST', url: '/v1/credit-balances/nope/purchases', payload: { bundleId: 'small' } }), 404, 'balance_not_found');
+      for (const quantity of [0, -1, 1.5, '2', 1_000_001]) {
+        expectError(await call({ method: 'POST', url, payload: { bundleId: 'small', quantity } }), 400, 'validation_failed');
+      }
+      expect(await ledgerOf(balanceId)).toHaveLength(1);
+    });
+
+    it("lists purchase options for each of a customer's balances", async () => {
+      const { productId, customerId, balanceId } = await balance();
+      const response = await call({ method: 'GET', url: `/v1/customers/${customerId}/purchase-options` });
+      expect(response.json()).toEqual({ items: [{ balanceId, productId, productName: 'API calls', bundles }] });
+      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/purchase-options` })).json()).toEqual({ items: [] });
+    });
+  });
+});
