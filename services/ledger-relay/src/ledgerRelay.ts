@@ -234,9 +234,11 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       try {
         const schemaId = await untilDone('registering the ledger event schema', registerSchema, isRefusedByRegistry);
         const after = await untilDone('loading the checkpoint', () => checkpoints.load(checkpointName));
+        // Known from the start, so lag() does not report "caught up" before the first batch.
+        const storeHead = await untilDone('reading the head of the event store', () => eventStore.headPosition());
         if (stopping) return;
         checkpoint = after;
-        if (after > head) head = after;
+        head = storeHead > after ? storeHead : after;
         subscription = eventStore.subscribeToAll({
           after,
           batchSize,
