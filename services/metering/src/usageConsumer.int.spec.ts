@@ -209,6 +209,11 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
     });
   });
 
+  it('refuses to start when its dead-letter topic does not exist', async () => {
+    kit = await createMeteringTestKit();
+    await expect(kit.startConsumer({ dlqTopic: `${kit.dlqTopic}_missing` })).rejects.toThrow(/_missing do not exist/);
+  });
+
   it('retries a registry and a PostgreSQL outage without committing or skipping, and recovers by itself', async () => {
     kit = await createMeteringTestKit();
     await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '0.5' }], lowBalanceThreshold: null });

@@ -11,7 +11,7 @@ import { deadLetterMessage } from './deadLetterMessage';
 import { decideUsageBatch, type UsageDecision } from './decideUsageBatch';
 import { priceUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
-import { resolveUsageConsumerOptions, type UsageConsumerOptions } from './usageConsumerOptions';
+import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
 import { createUsageEventDecoder } from './usageEventDecoder';
 
 /**
@@ -40,6 +40,8 @@ interface Decoded {
 interface Rejected {
   readonly message: KafkaMessage;
   readonly error: TallyError;
+  /** Known when the bytes decoded but the event could not be priced. */
+  readonly usage?: UsageEvent;
 }
 
 const KAFKAJS_LEVELS: Record<number, Level> = {
@@ -77,8 +79,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   });
   // Dead letters must not be lost or doubled by the producer's own retries: acks from all in-sync
   // replicas (acks=-1 on send) and the idempotent producer. kafkajs retries sends itself (an
-  // idempotent producer needs unbounded retries to keep its guarantee); the wait between tries is
-  // capped like ours, and our heartbeats continue meanwhile.
+  // idempotent producer needs unbounded retries to keep its guarantee), with the wait between tries
+  // capped like ours and our heartbeats going on meanwhile; a send therefore waits for Kafka to
+  // come back rather than failing, which holds the batch uncommitted just the same.
   const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
@@ -90,6 +93,19 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
+
+  /** A missing DLQ topic would hold the first bad message forever: refuse to start instead. */
+  async function requireTopics(): Promise<void> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const missing = [topic, dlqTopic].filter((name) => !existing.has(name));
+      if (missing.length > 0) throw new UsageConsumerOptionsError(`Kafka topic(s) ${missing.join(', ')} do not exist; create them first`);
+    } finally {
+      await admin.disconnect();
+    }
+  }
 
   let started = false;
   let stopping: Promise<void> | undefined;
@@ -204,9 +220,16 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   async function deadLetter(partition: number, rejected: readonly Rejected[], retrier: BatchRetrier): Promise<void> {
     if (rejected.length === 0) return;
     const at = clock();
-    for (const { message, error } of rejected) {
+    for (const { message, error, usage } of rejected) {
       logger.warn(
-        { partition, offset: message.offset, customerId: message.key?.toString(), errorCode: error.code, reason: error.message },
+        {
+          partition,
+          offset: message.offset,
+          customerId: usage?.customerId ?? message.key?.toString(),
+          usageEventId: usage?.id,
+          errorCode: error.code,
+          reason: error.message,
+        },
         'usage message dead-lettered',
       );
     }
@@ -251,7 +274,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const byCustomer = await retrier.run('find balances', () => catalogStore.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
     const products = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
     const priced = priceUsageBatch(usages, byCustomer, products);
-    const deadLetters = [...rejected, ...priced.invalid.map(({ index, error }) => ({ message: decoded[index]!.message, error }))];
+    const deadLetters = [...rejected, ...priced.invalid.map(({ index, error }): Rejected => ({ ...decoded[index]!, error }))];
 
     // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
     // before this batch's offsets can be committed below. (A crash in between may dead-letter a
@@ -322,6 +345,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     async start() {
       if (started) throw new Error('the usage consumer was already started');
       started = true;
+      await requireTopics();
       await producer.connect();
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: options.fromBeginning });
