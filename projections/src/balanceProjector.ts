@@ -1,0 +1,199 @@
+import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { applyLedgerBatch } from './applyLedgerBatch';
+import { createGenerationStore } from './generationStore';
+import { retryWithBackoff } from './retryWithBackoff';
+
+export interface BalanceProjectorOptions {
+  readonly eventStore: EventStore;
+  readonly redis: Redis;
+  /** Root of every key; default `tally`. */
+  readonly keyPrefix?: string;
+  readonly logger: Logger;
+  /** Events per batch (one HGETALL pipeline and one write per batch). Default 500. */
+  readonly batchSize?: number;
+  /**
+   * How often the projector refreshes the head for lag() and checks that its generation
+   * still exists and is active, so that a FLUSHALL or a replay's switch is noticed even
+   * when no event arrives. Default 1000.
+   */
+  readonly pollIntervalMs?: number;
+}
+
+export interface ProjectorLag {
+  /** head − checkpoint: positions not yet reflected. */
+  readonly events: bigint;
+  /** now − recordedAt of the last applied event while behind; 0 when caught up. */
+  readonly seconds: number;
+}
+
+export interface BalanceProjector {
+  /** Resolves once subscribed; while Redis is unreachable it keeps retrying (stop() ends that). */
+  start(): Promise<void>;
+  /** Resolves after the batch in progress has been written or abandoned. */
+  stop(): Promise<void>;
+  lag(): ProjectorLag;
+  /** Position up to which the active generation's snapshots are written. */
+  checkpoint(): bigint;
+}
+
+/**
+ * Keeps the active generation's snapshots up to date from a catch-up subscription. Every
+ * batch is written and the checkpoint moved by one atomic script, which refuses to write
+ * when the generation is no longer active ('stale': a replay switched) or its keys are gone
+ * ('reset': Redis flushed or restarted empty). Either way the projector resubscribes from
+ * whatever ensureActive() finds: the new generation's checkpoint, or a fresh generation at
+ * position 0, so snapshots come back without anyone running a command.
+ */
+export function createBalanceProjector(options: BalanceProjectorOptions): BalanceProjector {
+  const { eventStore } = options;
+  const logger = options.logger.child({ module: 'balanceProjector' });
+  const store = createGenerationStore({ redis: options.redis, keyPrefix: options.keyPrefix });
+  const batchSize = options.batchSize ?? 500;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const abort = new AbortController();
+
+  let started = false;
+  let generation: string | undefined;
+  let position = 0n;
+  let head = 0n;
+  /** recordedAt of the last applied event, or when the current subscription began. */
+  let freshAsOf = Date.now();
+  let subscription: Subscription | undefined;
+  /** Bumped by every resubscribe: batches of an older subscription are dropped, not applied. */
+  let epoch = 0;
+  let resubscribing: Promise<void> | undefined;
+  let pollTimer: NodeJS.Timeout | undefined;
+
+  const raise = (to: bigint) => {
+    if (to > head) head = to;
+  };
+
+  async function apply(ownEpoch: number, events: readonly RecordedEvent[]): Promise<void> {
+    const last = events[events.length - 1];
+    if (ownEpoch !== epoch || generation === undefined || last === undefined) return;
+    const target = { eventStore, store, logger, generation, mode: 'live' as const };
+    const outcome = await retryWithBackoff(() => applyLedgerBatch(target, events), {
+      logger,
+      what: 'apply a batch',
+      signal: abort.signal,
+    });
+    if (outcome !== 'ok') {
+      void resubscribe(outcome === 'reset' ? 'the generation vanished (Redis flushed or restarted)' : 'another generation is active');
+      return;
+    }
+    position = last.position;
+    freshAsOf = last.recordedAt.getTime();
+    raise(position);
+  }
+
+  function subscribe(after: bigint): void {
+    const ownEpoch = epoch;
+    subscription = eventStore.subscribeToAll({
+      after,
+      batchSize,
+      onEvents: (events) => apply(ownEpoch, events),
+      onCaughtUp: (caughtUpAt) => {
+        if (ownEpoch === epoch) raise(caughtUpAt);
+      },
+      // The port retries failed reads itself; only a throwing handler stops a subscription,
+      // and this handler throws only when stop() aborts it.
+      onError: (error) => {
+        if (ownEpoch === epoch && !abort.signal.aborted) logger.warn({ err: error }, 'subscription reported an error');
+      },
+    });
+  }
+
+  /** One at a time: a trigger that arrives meanwhile is covered by the state this one reads. */
+  function resubscribe(reason: string): Promise<void> {
+    if (resubscribing !== undefined || abort.signal.aborted) return resubscribing ?? Promise.resolve();
+    epoch += 1;
+    resubscribing = (async () => {
+      const previous = subscription;
+      subscription = undefined;
+      await previous?.stop();
+      const active = await retryWithBackoff(() => store.ensureActive(), {
+        logger,
+        what: 'open the active generation',
+        signal: abort.signal,
+      });
+      if (active.created && generation !== undefined) {
+        logger.warn({ generation: active.generation, reason }, 'projection lost: rebuilding every snapshot from position 0');
+      }
+      if (active.abandoned !== undefined) void dropGeneration(active.abandoned);
+      generation = active.generation;
+      position = active.checkpoint;
+      freshAsOf = Date.now();
+      logger.info({ generation, checkpoint: position.toString(), reason }, 'subscribing');
+      subscribe(position);
+    })()
+      .catch((error: unknown) => {
+        if (!abort.signal.aborted) logger.error({ err: error }, 'could not resubscribe');
+      })
+      .finally(() => {
+        resubscribing = undefined;
+      });
+    return resubscribing;
+  }
+
+  async function dropGeneration(abandoned: string): Promise<void> {
+    try {
+      const deleted = await store.deleteGeneration(abandoned);
+      logger.info({ generation: abandoned, deleted }, 'deleted the remains of a lost generation');
+    } catch (error) {
+      logger.warn({ err: error, generation: abandoned }, 'could not delete the remains of a lost generation');
+    }
+  }
+
+  async function poll(): Promise<void> {
+    try {
+      raise(await eventStore.headPosition());
+    } catch (error) {
+      logger.debug({ err: error }, 'could not read the head position');
+    }
+    if (generation === undefined || resubscribing !== undefined) return;
+    try {
+      const outcome = await store.checkGeneration(generation, 'live');
+      if (outcome === 'reset') void resubscribe('the generation vanished (Redis flushed or restarted)');
+      else if (outcome === 'stale') void resubscribe('another generation is active');
+    } catch (error) {
+      // Redis is away; the batch path retries and the next poll looks again.
+      logger.debug({ err: error }, 'could not check the generation');
+    }
+  }
+
+  function schedulePoll(): void {
+    pollTimer = setTimeout(() => {
+      void poll().finally(() => {
+        if (!abort.signal.aborted) schedulePoll();
+      });
+    }, pollIntervalMs);
+    pollTimer.unref();
+  }
+
+  return {
+    async start() {
+      if (started) throw new Error('the projector is already started');
+      started = true;
+      await resubscribe('start');
+      if (!abort.signal.aborted) schedulePoll();
+    },
+
+    async stop() {
+      abort.abort(new Error('the projector is stopping'));
+      clearTimeout(pollTimer);
+      epoch += 1;
+      await resubscribing;
+      await subscription?.stop();
+      subscription = undefined;
+    },
+
+    lag() {
+      const events = head > position ? head - position : 0n;
+      return { events, seconds: events === 0n ? 0 : Math.max(0, (Date.now() - freshAsOf) / 1000) };
+    },
+
+    checkpoint: () => position,
+  };
+}

@@ -1,0 +1,116 @@
+import type { Redis } from 'ioredis';
+import type { BalanceSnapshot } from './balanceSnapshot';
+import { createGenerationStore, GenerationStore } from './generationStore';
+import { createTestRedis, TestRedis } from './testing/testRedis';
+
+const snapshot = (balanceId: string, position: bigint, balance: string): BalanceSnapshot => ({
+  balanceId,
+  customerId: 'c-1',
+  productId: 'p-1',
+  name: 'Main',
+  balance,
+  lowBalanceThreshold: null,
+  belowThreshold: false,
+  revision: '0',
+  position: position.toString(),
+  updatedAt: '2026-01-01T00:00:00.000Z',
+});
+
+jest.setTimeout(60_000);
+
+describe('generation store (Redis)', () => {
+  let testRedis: TestRedis;
+  let redis: Redis;
+  let store: GenerationStore;
+
+  beforeEach(() => {
+    testRedis = createTestRedis('generation-store');
+    redis = testRedis.connect();
+    store = createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix });
+  });
+
+  afterEach(() => testRedis.close());
+
+  const stored = async (generation: string, balanceId: string) =>
+    redis.hgetall(store.keys.balance(generation, balanceId));
+
+  it('creates an active generation at 0 once, and finds it again', async () => {
+    const first = await store.ensureActive();
+    expect(first).toMatchObject({ checkpoint: 0n, created: true, abandoned: undefined });
+    await expect(store.ensureActive()).resolves.toEqual({ ...first, created: false });
+    await expect(redis.get(store.keys.active)).resolves.toBe(first.generation);
+  });
+
+  it('writes a snapshot only above its stored position, comparing positions beyond 2^53 exactly', async () => {
+    const { generation } = await store.ensureActive();
+    // 2^53 + 1 and 2^53 are the same double: a Lua number comparison would take one for the other.
+    const high = 2n ** 53n + 1n;
+    await expect(store.writeBatch(generation, 'live', [snapshot('b', high, '10')], high)).resolves.toBe('ok');
+    await store.writeBatch(generation, 'live', [snapshot('b', high - 1n, 'stale')], high);
+    await store.writeBatch(generation, 'live', [snapshot('b', high, 'again')], high);
+    expect(await stored(generation, 'b')).toMatchObject({ balance: '10', position: high.toString() });
+
+    await store.writeBatch(generation, 'live', [snapshot('b', high + 1n, '11')], high + 1n);
+    expect(await stored(generation, 'b')).toMatchObject({ balance: '11', position: (high + 1n).toString() });
+    // Longer digit strings are greater whatever their first digits; shorter ones are not.
+    await store.writeBatch(generation, 'live', [snapshot('b', 99999999999999999n, 'shorter')], high);
+    await store.writeBatch(generation, 'live', [snapshot('b', 10n ** 17n, 'longer')], 10n ** 17n);
+    expect(await stored(generation, 'b')).toMatchObject({ balance: 'longer', position: (10n ** 17n).toString() });
+    expect(await redis.smembers(store.keys.customer(generation, 'c-1'))).toEqual(['b']);
+  });
+
+  it('only moves the checkpoint forward', async () => {
+    const { generation } = await store.ensureActive();
+    await store.writeBatch(generation, 'live', [], 2n ** 60n);
+    await store.writeBatch(generation, 'live', [], 2n ** 60n - 1n);
+    await expect(redis.get(store.keys.checkpoint(generation))).resolves.toBe((2n ** 60n).toString());
+  });
+
+  it('refuses a live write when another generation is active, and writes aside regardless', async () => {
+    const { generation } = await store.ensureActive();
+    const aside = await store.createAside();
+    await expect(store.writeBatch(aside, 'live', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('stale');
+    await expect(store.writeBatch(aside, 'aside', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('ok');
+    await expect(store.switchActive(aside)).resolves.toBe(generation);
+    await expect(store.writeBatch(generation, 'live', [snapshot('b', 2n, '2')], 2n)).resolves.toBe('stale');
+    expect(await stored(generation, 'b')).toEqual({});
+  });
+
+  it('answers reset, writing nothing, once the active pointer or the checkpoint is gone', async () => {
+    const { generation } = await store.ensureActive();
+    await redis.del(store.keys.checkpoint(generation));
+    await expect(store.writeBatch(generation, 'live', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('reset');
+    await expect(store.checkGeneration(generation, 'live')).resolves.toBe('reset');
+    expect(await stored(generation, 'b')).toEqual({});
+
+    const fresh = await store.ensureActive();
+    expect(fresh).toMatchObject({ checkpoint: 0n, created: true, abandoned: generation });
+    await testRedis.deleteAll();
+    await expect(store.writeBatch(fresh.generation, 'live', [], 1n)).resolves.toBe('reset');
+    await expect(store.writeBatch(fresh.generation, 'aside', [], 1n)).resolves.toBe('reset');
+  });
+
+  it('deletes one generation and leaves the others alone', async () => {
+    const { generation } = await store.ensureActive();
+    const aside = await store.createAside();
+    const many = Array.from({ length: 2500 }, (_, index) => snapshot(`b-${index}`, 1n, '1'));
+    await store.writeBatch(aside, 'aside', many, 1n);
+    await store.writeBatch(generation, 'live', [snapshot('kept', 1n, '1')], 1n);
+
+    const ids = new Set<string>();
+    for await (const chunk of store.scanBalanceIds(aside)) chunk.forEach((id) => ids.add(id));
+    expect(ids.size).toBe(2500);
+
+    await expect(store.deleteGeneration(aside)).resolves.toBe(2500 + 2);
+    expect((await testRedis.keys()).sort()).toEqual(
+      [store.keys.active, store.keys.checkpoint(generation), store.keys.balance(generation, 'kept'), store.keys.customer(generation, 'c-1')].sort(),
+    );
+  });
+
+  it('will not switch to a generation whose keys vanished', async () => {
+    const aside = await store.createAside();
+    await redis.del(store.keys.checkpoint(aside));
+    await expect(store.switchActive(aside)).resolves.toBe('reset');
+    await expect(redis.get(store.keys.active)).resolves.toBeNull();
+  });
+});

@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { BalanceSnapshot, SNAPSHOT_FIELDS, snapshotFromHash, snapshotToHash } from './balanceSnapshot';
+import { createKeySpace, KeySpace } from './keySpace';
+import { createLuaScript } from './luaScript';
+
+/**
+ * The Redis side of the projection: generations (a full set of snapshots with their own
+ * checkpoint), the active pointer, and the batch write. Positions travel as decimal strings
+ * and are compared in Lua by length, then digit chunks of 15 (exact in a double), so a
+ * position beyond 2^53 is never rounded.
+ */
+
+/** `reset`: the generation's keys (or the active pointer) vanished, e.g. FLUSHALL or a restart without persistence. `stale`: another generation is active now. */
+export type WriteOutcome = 'ok' | 'stale' | 'reset';
+
+/** `live` writes only while its generation is active; `aside` builds a generation readers do not see yet. */
+export type WriteMode = 'live' | 'aside';
+
+const POSITION_GREATER = `
+local function greater(a, b)
+  if #a ~= #b then return #a > #b end
+  for i = 1, #a, 15 do
+    local x, y = tonumber(string.sub(a, i, i + 14)), tonumber(string.sub(b, i, i + 14))
+    if x ~= y then return x > y end
+  end
+  return false
+end
+`;
+
+// KEYS: active, checkpoint, then (balance hash, customer set) per snapshot.
+// ARGV: generation, mode, new checkpoint, then the SNAPSHOT_FIELDS values per snapshot.
+const WRITE_BATCH = createLuaScript(`${POSITION_GREATER}
+local active = redis.call('GET', KEYS[1])
+if ARGV[2] == 'live' then
+  if not active then return 'reset' end
+  if active ~= ARGV[1] then return 'stale' end
+end
+local checkpoint = redis.call('GET', KEYS[2])
+if not checkpoint then return 'reset' end
+local fields = ${SNAPSHOT_FIELDS.length}
+local positionArg = ${SNAPSHOT_FIELDS.indexOf('position') + 1}
+for i = 0, (#KEYS - 2) / 2 - 1 do
+  local base = 3 + i * fields
+  local position = ARGV[base + positionArg]
+  local stored = redis.call('HGET', KEYS[3 + 2 * i], 'position')
+  -- An unreadable stored position belongs to a corrupted snapshot, which the caller rebuilt.
+  if not stored or not string.match(stored, '^%d+$') or greater(position, stored) then
+    redis.call('HSET', KEYS[3 + 2 * i], ${SNAPSHOT_FIELDS.map((field, index) => `'${field}', ARGV[base + ${index + 1}]`).join(', ')})
+    redis.call('SADD', KEYS[4 + 2 * i], ARGV[base + 1])
+  end
+end
+if greater(ARGV[3], checkpoint) then redis.call('SET', KEYS[2], ARGV[3]) end
+return 'ok'
+`);
+
+// KEYS: active. ARGV: root, candidate generation. Returns { generation, checkpoint, created '1'/'0', abandoned or '' }.
+const ENSURE_ACTIVE = createLuaScript(`
+local active = redis.call('GET', KEYS[1])
+if active then
+  local checkpoint = redis.call('GET', ARGV[1] .. ':' .. active .. ':checkpoint')
+  if checkpoint then return { active, checkpoint, '0', '' } end
+end
+redis.call('SET', ARGV[1] .. ':' .. ARGV[2] .. ':checkpoint', '0')
+redis.call('SET', KEYS[1], ARGV[2])
+return { ARGV[2], '0', '1', active or '' }
+`);
+
+// KEYS: active, the generation's checkpoint. ARGV: generation.
+const CHECK_GENERATION = createLuaScript(`
+local active = redis.call('GET', KEYS[1])
+if not active or redis.call('EXISTS', KEYS[2]) == 0 then return 'reset' end
+if active ~= ARGV[1] then return 'stale' end
+return 'ok'
+`);
+
+// KEYS: active, the new generation's checkpoint. ARGV: new generation. Returns the previous generation, '' for none, or false when the new one vanished.
+const SWITCH_ACTIVE = createLuaScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+return previous or ''
+`);
+
+// KEYS: active. ARGV: root. The live generation and its checkpoint, or nothing.
+const READ_ACTIVE = createLuaScript(`
+local active = redis.call('GET', KEYS[1])
+if not active then return false end
+local checkpoint = redis.call('GET', ARGV[1] .. ':' .. active .. ':checkpoint')
+if not checkpoint then return false end
+return { active, checkpoint }
+`);
+
+const SCAN_COUNT = '1000';
+
+/** Unique, and sortable by creation time when listing keys by hand. */
+export function newGenerationName(): string {
+  return `g${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+export interface GenerationStore {
+  readonly keys: KeySpace;
+  /** The active generation and its checkpoint; creates a fresh one at 0 when the pointer or the checkpoint is gone. */
+  ensureActive(): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
+  readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
+  checkGeneration(generation: string, mode: WriteMode): Promise<WriteOutcome>;
+  /** A new, empty generation at checkpoint 0, invisible to readers until switched to. */
+  createAside(): Promise<string>;
+  readSnapshots(generation: string, balanceIds: readonly string[]): Promise<Map<string, BalanceSnapshot | undefined>>;
+  /** Writes the snapshots whose position is above the stored one and moves the checkpoint, atomically. */
+  writeBatch(generation: string, mode: WriteMode, snapshots: readonly BalanceSnapshot[], checkpoint: bigint): Promise<WriteOutcome>;
+  /** Points readers at the generation; returns the previous one, or 'reset' when the generation vanished. */
+  switchActive(generation: string): Promise<string | undefined | 'reset'>;
+  /** Deletes every key of a generation in chunks (SCAN + UNLINK); returns how many. */
+  deleteGeneration(generation: string): Promise<number>;
+  /** Balance ids of a generation, in chunks as SCAN returns them (a id may repeat across chunks). */
+  scanBalanceIds(generation: string): AsyncGenerator<string[]>;
+}
+
+export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyPrefix?: string }): GenerationStore {
+  const keys = createKeySpace(keyPrefix);
+
+  async function* scan(pattern: string): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      if (found.length > 0) yield found;
+    } while (cursor !== '0');
+  }
+
+  return {
+    keys,
+
+    async ensureActive() {
+      const reply = await ENSURE_ACTIVE.run(redis, [keys.active], [keys.root, newGenerationName()]);
+      const [generation, checkpoint, created, abandoned] = reply as [string, string, string, string];
+      return {
+        generation,
+        checkpoint: BigInt(checkpoint),
+        created: created === '1',
+        // A pointer whose checkpoint vanished: what is left of that generation is garbage.
+        abandoned: abandoned === '' ? undefined : abandoned,
+      };
+    },
+
+    async readActive() {
+      const found = (await READ_ACTIVE.run(redis, [keys.active], [keys.root])) as [string, string] | null;
+      return found === null ? undefined : { generation: found[0], checkpoint: BigInt(found[1]) };
+    },
+
+    async checkGeneration(generation, mode) {
+      const outcome = (await CHECK_GENERATION.run(redis, [keys.active, keys.checkpoint(generation)], [generation])) as WriteOutcome;
+      // An aside generation is not active by design: only its own keys matter.
+      return mode === 'aside' && outcome === 'stale' ? 'ok' : outcome;
+    },
+
+    async createAside() {
+      const generation = newGenerationName();
+      await redis.set(keys.checkpoint(generation), '0');
+      return generation;
+    },
+
+    async readSnapshots(generation, balanceIds) {
+      const pipeline = redis.pipeline();
+      for (const balanceId of balanceIds) pipeline.hgetall(keys.balance(generation, balanceId));
+      const replies = (await pipeline.exec()) ?? [];
+      const snapshots = new Map<string, BalanceSnapshot | undefined>();
+      balanceIds.forEach((balanceId, index) => {
+        const [error, hash] = replies[index] ?? [new Error('no reply')];
+        if (error) throw error;
+        snapshots.set(balanceId, snapshotFromHash(hash as Record<string, string>));
+      });
+      return snapshots;
+    },
+
+    async writeBatch(generation, mode, snapshots, checkpoint) {
+      const batchKeys = [keys.active, keys.checkpoint(generation)];
+      const args = [generation, mode, checkpoint.toString()];
+      for (const snapshot of snapshots) {
+        batchKeys.push(keys.balance(generation, snapshot.balanceId), keys.customer(generation, snapshot.customerId));
+        const hash = snapshotToHash(snapshot);
+        for (const field of SNAPSHOT_FIELDS) args.push(hash[field]);
+      }
+      return (await WRITE_BATCH.run(redis, batchKeys, args)) as WriteOutcome;
+    },
+
+    async switchActive(generation) {
+      const previous = (await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation)], [generation])) as string | null;
+      if (previous === null) return 'reset';
+      return previous === '' ? undefined : previous;
+    },
+
+    async deleteGeneration(generation) {
+      let deleted = 0;
+      for await (const found of scan(keys.generationPattern(generation))) deleted += await redis.unlink(...found);
+      return deleted;
+    },
+
+    async *scanBalanceIds(generation) {
+      const prefix = keys.balancePrefix(generation);
+      for await (const found of scan(keys.balancePattern(generation))) yield found.map((key) => key.slice(prefix.length));
+    },
+  };
+}

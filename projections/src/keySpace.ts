@@ -1,0 +1,40 @@
+/**
+ * Redis key layout of the balance projection (see projections/README.md). Every key of a
+ * generation starts with `<root>:<generation>:`, so a generation is deleted by one prefix
+ * scan and a switch is one SET of the active pointer.
+ */
+export const DEFAULT_KEY_PREFIX = 'tally';
+
+export interface KeySpace {
+  readonly root: string;
+  /** Holds the name of the generation readers and the live projector use. */
+  readonly active: string;
+  checkpoint(generation: string): string;
+  balance(generation: string, balanceId: string): string;
+  customer(generation: string, customerId: string): string;
+  /** SCAN pattern of every key of a generation. */
+  generationPattern(generation: string): string;
+  /** SCAN pattern of a generation's balance hashes; the balance id is what follows `balancePrefix`. */
+  balancePattern(generation: string): string;
+  balancePrefix(generation: string): string;
+}
+
+/** SCAN MATCH is a glob: a prefix holding `*?[]\` must not match other prefixes' keys. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (character) => `\\${character}`);
+}
+
+export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
+  if (root.length === 0) throw new Error('keyPrefix must not be empty');
+  const generationRoot = (generation: string) => `${root}:${generation}`;
+  return {
+    root,
+    active: `${root}:active`,
+    checkpoint: (generation) => `${generationRoot(generation)}:checkpoint`,
+    balance: (generation, balanceId) => `${generationRoot(generation)}:balance:${balanceId}`,
+    customer: (generation, customerId) => `${generationRoot(generation)}:customer:${customerId}`,
+    generationPattern: (generation) => `${escapeGlob(generationRoot(generation))}:*`,
+    balancePattern: (generation) => `${escapeGlob(generationRoot(generation))}:balance:*`,
+    balancePrefix: (generation) => `${generationRoot(generation)}:balance:`,
+  };
+}
