@@ -1,0 +1,225 @@
+import { createBalanceReadModel, createBalanceProjector } from '@tally/projections';
+import { buildApp, createMetricsRegistry } from '@tally/api';
+import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore } from '@tally/event-store';
+import { createLedgerService } from '@tally/ledger';
+import { createLedgerRelay } from '@tally/ledger-relay';
+import { createUsageConsumer } from '@tally/metering';
+import { createPool, migrate } from '@tally/postgres';
+import {
+  createGrantScheduler,
+  createPostgresPlanStore,
+  createPostgresSubscriptionStore,
+  createSubscriptionService,
+} from '@tally/subscriptions';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { loadConfig } from './config';
+import { instrumentedEventStore } from './instrumentedEventStore';
+import { loadOrCreateLocalApiKey } from './localApiKey';
+
+/**
+ * The main job: every role named in TALLY_ROLES (consumer, projector, api, relay, scheduler)
+ * in one process, wired here and nowhere else. SIGTERM or SIGINT stops the roles in the
+ * reverse order of their start: the API stops taking requests first, the consumer finishes
+ * and commits the batch in hand and leaves its group, and the process exits 0.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = pino({ level: config.logLevel, base: { service: 'tally', pid: process.pid } });
+  const roles = config.roles;
+  logger.info({ roles: [...roles] }, 'starting Tally');
+
+  const stops: Array<{ name: string; stop: () => Promise<void> | void }> = [];
+  let stopping = false;
+  async function shutdown(signal: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    for (const { name, stop } of [...stops].reverse()) {
+      try {
+        await stop();
+        logger.info({ component: name }, 'stopped');
+      } catch (error) {
+        logger.error({ err: error, component: name }, 'failed to stop cleanly');
+      }
+    }
+    logger.info('stopped; bye');
+    process.exit(0);
+  }
+  // Registered first, so a signal during start-up still stops what has started so far.
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  const metrics = createMetricsRegistry({
+    onCollectError: (error, metric) => logger.warn({ err: error, metric }, 'metric collection failed'),
+  });
+  const appendSeconds = metrics.histogram({
+    name: 'tally_event_store_append_seconds',
+    help: 'Time to append to the event store, by operation',
+    labelNames: ['operation'],
+  });
+
+  const pool = createPool({
+    connectionString: config.database.url,
+    schema: config.database.schema,
+    applicationName: `tally-${[...roles].join('-')}`,
+    max: config.database.poolSize,
+    logger,
+  });
+  stops.push({ name: 'postgres', stop: () => pool.end() });
+  await migrate({ pool, schema: config.database.schema, logger });
+
+  const rawEventStore = createPostgresEventStore({ pool, logger });
+  stops.push({ name: 'event-store', stop: () => rawEventStore.close() });
+  const eventStore = instrumentedEventStore(rawEventStore, appendSeconds);
+  const catalog = createPostgresCatalogStore({ pool, logger });
+  const clock = () => new Date();
+  const ledger = createLedgerService({ eventStore, catalog, logger, clock });
+
+  const needsRedis = roles.has('projector') || roles.has('api');
+  const redis = needsRedis ? new Redis(config.redis.url, { maxRetriesPerRequest: null, enableOfflineQueue: true }) : undefined;
+  if (redis !== undefined) {
+    redis.on('error', (error) => logger.warn({ err: error }, 'redis connection problem'));
+    stops.push({ name: 'redis', stop: () => void redis.disconnect() });
+  }
+
+  if (roles.has('consumer')) {
+    const catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: config.catalogRefreshMs });
+    await catalogCache.start();
+    stops.push({ name: 'catalog-cache', stop: () => catalogCache.stop() });
+    const batchSeconds = metrics.histogram({
+      name: 'tally_consumer_batch_seconds',
+      help: 'Time to meter one batch of usage events, from fetch to commit',
+    });
+    const partitionLag = metrics.gauge({
+      name: 'tally_consumer_lag_messages',
+      help: 'Usage events behind the last committed batch, per partition',
+      labelNames: ['topic', 'partition'],
+    });
+    const consumer = createUsageConsumer({
+      kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId },
+      groupId: config.consumer.groupId,
+      topic: config.topics.usage,
+      dlqTopic: config.topics.deadLetter,
+      registryUrl: config.registryUrl,
+      eventStore,
+      catalogStore: catalog,
+      catalogCache,
+      logger,
+      partitionsConsumedConcurrently: config.consumer.partitionsConsumedConcurrently,
+      metrics: {
+        batchProcessed(batch) {
+          batchSeconds.observe(batch.durationMs / 1000);
+          partitionLag.set({ topic: batch.topic, partition: String(batch.partition) }, batch.lag);
+        },
+      },
+    });
+    const counters = [
+      ['consumed', 'Usage events consumed and committed'],
+      ['matched', 'Usage events and balances that became a CreditConsumed'],
+      ['skipped', 'Usage events or pairs that changed nothing (no balance, no matching rule, duplicate)'],
+      ['deadLettered', 'Messages sent to the dead-letter topic'],
+      ['appended', 'Ledger events appended by the consumer'],
+      ['conflicts', 'Appends redone after a concurrent writer'],
+    ] as const;
+    for (const [field, help] of counters) {
+      const name = `tally_consumer_${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)}_total`;
+      // Exposed as gauges read at scrape time: the consumer owns the running totals.
+      metrics.gauge({ name, help, collect: (gauge) => gauge.set(consumer.counters()[field]) });
+    }
+    await consumer.start();
+    stops.push({ name: 'consumer', stop: () => consumer.stop() });
+  }
+
+  if (roles.has('projector') && redis !== undefined) {
+    const projector = createBalanceProjector({ eventStore, redis, keyPrefix: config.redis.keyPrefix, logger });
+    metrics.gauge({
+      name: 'tally_projector_lag_events',
+      help: 'Event store positions not yet reflected in the Redis snapshots',
+      collect: (gauge) => gauge.set(Number(projector.lag().events)),
+    });
+    metrics.gauge({
+      name: 'tally_projector_lag_seconds',
+      help: 'Age of the oldest event not yet reflected in the Redis snapshots',
+      collect: (gauge) => gauge.set(projector.lag().seconds),
+    });
+    await projector.start();
+    stops.push({ name: 'projector', stop: () => projector.stop() });
+  }
+
+  if (roles.has('relay')) {
+    const relay = createLedgerRelay({
+      eventStore,
+      pool,
+      checkpointName: `ledger-relay:${config.topics.ledger}`,
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-relay` },
+      topic: config.topics.ledger,
+      registryUrl: config.registryUrl,
+      logger,
+    });
+    metrics.gauge({
+      name: 'tally_relay_lag_events',
+      help: 'Event store positions not yet published to the ledger topic',
+      collect: (gauge) => gauge.set(relay.lag().events),
+    });
+    metrics.gauge({
+      name: 'tally_relay_lag_seconds',
+      help: 'Age of the oldest ledger event not yet published',
+      collect: (gauge) => gauge.set(relay.lag().seconds),
+    });
+    await relay.start();
+    stops.push({ name: 'relay', stop: () => relay.stop() });
+  }
+
+  const plans = createPostgresPlanStore({ pool, logger });
+  const subscriptionStore = createPostgresSubscriptionStore({ pool, logger });
+  if (roles.has('scheduler')) {
+    const scheduler = createGrantScheduler({
+      subscriptions: subscriptionStore,
+      ledger,
+      catalog,
+      clock,
+      intervalMs: config.schedulerIntervalMs,
+      logger,
+    });
+    await scheduler.start();
+    stops.push({ name: 'scheduler', stop: () => scheduler.stop() });
+  }
+
+  if (roles.has('api') && redis !== undefined) {
+    let apiKeys = config.api.keys;
+    if (apiKeys === undefined) {
+      const local = loadOrCreateLocalApiKey(config.home);
+      apiKeys = [local.key];
+      // Printed on purpose: a newcomer's first curl needs it. Production sets TALLY_API_KEYS.
+      process.stdout.write(`\nTally API key (stored in ${local.file}): ${local.key}\n\n`);
+    }
+    const app = await buildApp({
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }),
+      eventStore,
+      apiKeys,
+      logger,
+      metrics,
+      subscriptions: createSubscriptionService({ plans, subscriptions: subscriptionStore, ledger, catalog, clock, logger }),
+      health: async () => {
+        const [postgres, redisState] = await Promise.all([
+          pool.query('SELECT 1').then(() => 'up' as const, () => 'down' as const),
+          redis.ping().then(() => 'up' as const, () => 'down' as const),
+        ]);
+        return { postgres, redis: redisState };
+      },
+    });
+    await app.listen({ host: config.api.host, port: config.api.port });
+    stops.push({ name: 'api', stop: () => app.close() });
+  }
+
+  logger.info({ roles: [...roles] }, 'Tally is running');
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`tally: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
