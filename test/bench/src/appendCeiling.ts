@@ -1,0 +1,69 @@
+import { performance } from 'node:perf_hooks';
+import type { BenchRun } from './benchRun';
+import { copyInto, copyRowsOf } from './copyRows';
+import { decideAppends, usageCommands } from './ledgerWorkload';
+import { formatCount, progress } from './progress';
+import { benchBalances, openBalances } from './seedBalances';
+
+export interface Rate {
+  readonly events: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+}
+
+export interface AppendCeilingResult {
+  readonly batchSize: number;
+  readonly streamsPerBatch: number;
+  /** The event store's appendMany, one call (one transaction) per batch. */
+  readonly appendMany: Rate;
+  /** The same rows in one COPY into a table without keys or indexes: the ceiling. */
+  readonly copyAll: Rate;
+  /** The same rows, one COPY (one transaction, one commit) per batch. */
+  readonly copyPerBatch: Rate;
+}
+
+export const APPEND_BATCH = 500;
+
+const rate = (events: number, seconds: number): Rate => ({ events, seconds, perSecond: events / seconds });
+
+/**
+ * The event store's batch append against PostgreSQL's own fastest way in, on the same rows. It
+ * runs in a schema of its own, so the ledger the other measurements read stays as metering made it.
+ */
+export async function measureAppendCeiling(run: BenchRun): Promise<AppendCeilingResult> {
+  const { pool, eventStore } = await run.createSchema('append');
+  const balances = benchBalances(run.options.customers);
+  const at = new Date().toISOString();
+  await openBalances(eventStore, balances, at);
+  const total = Math.max(APPEND_BATCH, Math.round(run.options.events / 10 / APPEND_BATCH) * APPEND_BATCH);
+  progress(`append: ${formatCount(total)} CreditConsumed events with appendMany, ${APPEND_BATCH} per call across ${Math.min(APPEND_BATCH, balances.length)} streams`);
+
+  const chunks: Buffer[] = [];
+  let appendSeconds = 0;
+  let position = 1;
+  for (let from = 0; from < total; from += APPEND_BATCH) {
+    // Deciding the events is the caller's work: only the store's append (its JSON encoding
+    // included) is timed. The COPY text below is made outside the COPY timings too.
+    const requests = decideAppends(usageCommands(balances, from, APPEND_BATCH, `${run.id}-append`, at));
+    const started = performance.now();
+    await eventStore.appendMany(requests);
+    appendSeconds += (performance.now() - started) / 1000;
+    const { text, rows } = copyRowsOf(requests, position, at);
+    chunks.push(text);
+    position += rows;
+  }
+  const appendMany = rate(total, appendSeconds);
+  progress(`appendMany: ${formatCount(appendMany.perSecond)} events/s; now COPY of the same rows`);
+
+  // LIKE copies the columns and NOT NULLs only: no key, no unique index, no check.
+  await pool.query('CREATE TABLE copy_target (LIKE events)');
+  let started = performance.now();
+  await copyInto(pool, 'copy_target', chunks);
+  const copyAll = rate(total, (performance.now() - started) / 1000);
+  await pool.query('TRUNCATE copy_target');
+  started = performance.now();
+  for (const chunk of chunks) await copyInto(pool, 'copy_target', [chunk]);
+  const copyPerBatch = rate(total, (performance.now() - started) / 1000);
+  progress(`COPY: ${formatCount(copyAll.perSecond)} rows/s in one, ${formatCount(copyPerBatch.perSecond)} rows/s one per batch`);
+  return { batchSize: APPEND_BATCH, streamsPerBatch: Math.min(APPEND_BATCH, balances.length), appendMany, copyAll, copyPerBatch };
+}

@@ -1,0 +1,54 @@
+import { randomInt } from 'node:crypto';
+import autocannon from 'autocannon';
+import { balanceIdOf } from './seedBalances';
+
+/** What balanceLookups.ts passes in (as JSON, argv[2]) and reads back (as JSON, on stdout). */
+export interface LookupLoad {
+  readonly origin: string;
+  readonly apiKey: string;
+  readonly balances: number;
+  readonly connections: number;
+  readonly durationSeconds: number;
+}
+
+export interface LookupLoadResult {
+  /** 2xx responses per second over the whole run. */
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly ok: number;
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+/**
+ * The load generator, run as its own process (node autocannonLoad.js '<json>') so that it does
+ * not share an event loop, or a core's time slice, with the bench or the API it loads. Each
+ * request asks for a random one of the run's balances.
+ */
+async function main(): Promise<void> {
+  const load = JSON.parse(process.argv[2] ?? '') as LookupLoad;
+  const result = await autocannon({
+    url: load.origin,
+    connections: load.connections,
+    duration: load.durationSeconds,
+    headers: { authorization: `Bearer ${load.apiKey}` },
+    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: `/v1/credit-balances/${balanceIdOf(randomInt(load.balances))}` }) }],
+  });
+  const summary: LookupLoadResult = {
+    perSecond: result['2xx'] / result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`autocannon load failed: ${String(error)}\n`);
+  process.exit(1);
+});

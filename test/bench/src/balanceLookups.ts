@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { LookupLoad, LookupLoadResult } from './autocannonLoad';
+import type { BenchRun } from './benchRun';
+import { ensureProjected } from './ensureProjected';
+import { formatCount, progress } from './progress';
+import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
+import { BALANCE_ID_PREFIX, balanceIdOf } from './seedBalances';
+
+export interface LookupsResult {
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly api: LookupLoadResult;
+  /** HGETALL of the same snapshot hashes, random keys, as many clients: the ceiling. */
+  readonly redis: RedisBenchmarkResult & { readonly requests: number };
+  /** Peak resident memory (VmHWM) of the API process. */
+  readonly peakRssBytes: number;
+}
+
+const CONNECTIONS = 50;
+const REDIS_REQUESTS = 200_000;
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  return port;
+}
+
+async function runAutocannon(load: LookupLoad): Promise<LookupLoadResult> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'autocannonLoad.js'), JSON.stringify(load)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`the autocannon process exited with ${code}: ${stderr.slice(-2000)}`);
+  return JSON.parse(stdout) as LookupLoadResult;
+}
+
+/**
+ * GET /v1/credit-balances/{id} on a Tally API process, loaded by autocannon from a second
+ * process, against redis-benchmark reading the same snapshot hashes straight from Redis.
+ */
+export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResult> {
+  const { customers, lookupSeconds } = run.options;
+  await ensureProjected(run);
+  const port = await freePort();
+  const apiKey = randomBytes(24).toString('hex');
+  const api = await run.startTally('api', { TALLY_API_HOST: '127.0.0.1', TALLY_API_PORT: String(port), TALLY_API_KEYS: apiKey });
+  const origin = `http://127.0.0.1:${port}`;
+  // A wrong key, path or empty projection would otherwise be measured as a fast stream of errors.
+  const probe = await fetch(`${origin}/v1/credit-balances/${balanceIdOf(0)}`, { headers: { authorization: `Bearer ${apiKey}` } });
+  if (probe.status !== 200) throw new Error(`GET /v1/credit-balances/${balanceIdOf(0)} answered ${probe.status}: ${await probe.text()}`);
+
+  progress(`lookups: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API`);
+  const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds });
+  const peakRssBytes = api.peakRssBytes() ?? Number.NaN;
+  await api.kill('SIGTERM');
+  progress(`API: ${formatCount(load.perSecond)} requests/s, p99 ${load.p99Ms} ms (${load.non2xx} non-2xx, ${load.errors} errors)`);
+
+  // The snapshot key layout of projections/src/keySpace.ts: <prefix>:<generation>:balance:<balance id>.
+  const generation = await run.redis.get(`${run.keyPrefix}:active`);
+  if (generation === null) throw new Error(`no active generation under ${run.keyPrefix}`);
+  const key = `${run.keyPrefix}:${generation}:balance:${BALANCE_ID_PREFIX}__rand_int__`;
+  progress(`lookups ceiling: redis-benchmark HGETALL ${key}`);
+  const redis = await runRedisBenchmark(['HGETALL', key], { keyspace: customers, requests: REDIS_REQUESTS, clients: CONNECTIONS });
+  progress(`redis-benchmark: ${formatCount(redis.perSecond)} HGETALL/s, p99 ${redis.p99Ms} ms`);
+  return { connections: CONNECTIONS, durationSeconds: lookupSeconds, api: load, redis: { ...redis, requests: REDIS_REQUESTS }, peakRssBytes };
+}

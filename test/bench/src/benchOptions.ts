@@ -1,0 +1,94 @@
+/** The measurements `npm run bench` can make; `--only` picks some of them. */
+export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'replay'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export interface BenchOptions {
+  /** Usage events pre-loaded for the metering throughput. */
+  readonly events: number;
+  /** Customers (each with one balance) the events are spread across. */
+  readonly customers: number;
+  /** Usage events per second published during the freshness measurement. */
+  readonly rate: number;
+  /** How long the freshness measurement publishes, in seconds. */
+  readonly durationSeconds: number;
+  /** How long autocannon loads the API, in seconds. */
+  readonly lookupSeconds: number;
+  readonly only: ReadonlySet<Phase>;
+  /** Leave the schemas, topics, groups and Redis keys in place for a look afterwards. */
+  readonly keep: boolean;
+  /** Run the metering consumer under --cpu-prof and summarise where its time went. */
+  readonly profile: boolean;
+}
+
+export class BenchUsageError extends Error {
+  override readonly name = 'BenchUsageError';
+}
+
+export const USAGE = `usage: npm run bench [-- options]
+  --events N        usage events pre-loaded for the metering throughput (default 1000000)
+  --customers N     customers, one balance each (default 10000)
+  --rate R          usage events/s published for the freshness measurement (default 2000)
+  --duration S      seconds of publishing for the freshness measurement (default 60)
+  --lookup-seconds S  seconds of HTTP load on the balance lookups (default 15)
+  --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
+  --keep            keep the run's schemas, topics, consumer groups and Redis keys
+  --profile         run the metering consumer with --cpu-prof and summarise its hot functions`;
+
+function positiveInteger(flag: string, raw: string | undefined, max: number): number {
+  const value = Number(raw);
+  if (raw === undefined || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new BenchUsageError(`${flag} takes a whole number from 1 to ${max}, got ${raw ?? 'nothing'}`);
+  }
+  return value;
+}
+
+export function parseBenchOptions(argv: readonly string[]): BenchOptions {
+  let events = 1_000_000;
+  let customers = 10_000;
+  let rate = 2000;
+  let durationSeconds = 60;
+  let lookupSeconds = 15;
+  let only: Set<Phase> = new Set(PHASES);
+  let keep = false;
+  let profile = false;
+  for (let index = 0; index < argv.length; index += 1) {
+    const flag = argv[index]!;
+    const value = () => argv[++index];
+    switch (flag) {
+      case '--events':
+        events = positiveInteger(flag, value(), 100_000_000);
+        break;
+      case '--customers':
+        // 12 digits: balance ids end in the zero-padded index redis-benchmark's __rand_int__ produces.
+        customers = positiveInteger(flag, value(), 999_999_999_999);
+        break;
+      case '--rate':
+        rate = positiveInteger(flag, value(), 1_000_000);
+        break;
+      case '--duration':
+        durationSeconds = positiveInteger(flag, value(), 3600);
+        break;
+      case '--lookup-seconds':
+        lookupSeconds = positiveInteger(flag, value(), 3600);
+        break;
+      case '--only': {
+        const names = (value() ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+        const unknown = names.filter((name) => !(PHASES as readonly string[]).includes(name));
+        if (names.length === 0 || unknown.length > 0) {
+          throw new BenchUsageError(`--only takes a comma-separated list of ${PHASES.join(', ')}; unknown: ${unknown.join(', ') || '(none given)'}`);
+        }
+        only = new Set(names as Phase[]);
+        break;
+      }
+      case '--keep':
+        keep = true;
+        break;
+      case '--profile':
+        profile = true;
+        break;
+      default:
+        throw new BenchUsageError(`unknown argument ${flag}`);
+    }
+  }
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile };
+}

@@ -1,0 +1,92 @@
+import type { AppendCeilingResult } from './appendCeiling';
+import type { LookupsResult } from './balanceLookups';
+import type { FreshnessResult } from './freshness';
+import type { MeteringResult } from './meteringThroughput';
+import type { ReplayResult } from './replayThroughput';
+
+export interface MemoryResult {
+  /** VmHWM of a Node process that loads nothing: the least any Node process holds on this machine. */
+  readonly bareNodeBytes: number;
+  readonly consumerBytes?: number;
+  readonly apiBytes?: number;
+}
+
+export interface BenchResults {
+  metering?: MeteringResult;
+  append?: AppendCeilingResult;
+  replay?: ReplayResult;
+  freshness?: FreshnessResult;
+  lookups?: LookupsResult;
+  memory?: MemoryResult;
+}
+
+/**
+ * One line of the table. The ratio is always the share of the ceiling Tally reaches, so 1.00
+ * means "as good as this machine allows": Tally ÷ ceiling for rates, floor ÷ Tally for latencies
+ * and memory, where less is better.
+ */
+export interface ResultRow {
+  readonly measurement: string;
+  readonly unit: string;
+  readonly tally: number;
+  readonly ceilingName: string;
+  readonly ceiling: number;
+  readonly ratio: number;
+}
+
+function higher(measurement: string, unit: string, tally: number, ceilingName: string, ceiling: number): ResultRow {
+  return { measurement, unit, tally, ceilingName, ceiling, ratio: tally / ceiling };
+}
+
+function lower(measurement: string, unit: string, tally: number, ceilingName: string, ceiling: number): ResultRow {
+  return { measurement, unit, tally, ceilingName, ceiling, ratio: ceiling / tally };
+}
+
+const MIB = 1024 * 1024;
+
+export function resultRows(results: BenchResults): ResultRow[] {
+  const rows: ResultRow[] = [];
+  const { metering, append, freshness, lookups, replay, memory } = results;
+  if (metering !== undefined) {
+    rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs consumer, decode only', metering.kafkajsDecode.perSecond));
+    rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'Kafka ConsumerPerformance', metering.consumerPerformance.fetchPerSecond));
+  }
+  if (append !== undefined) {
+    rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into a bare table', append.copyAll.perSecond));
+    rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, `one COPY per ${append.batchSize} rows`, append.copyPerBatch.perSecond));
+  }
+  if (freshness !== undefined) {
+    for (const percentile of ['p50', 'p95', 'p99', 'max'] as const) {
+      rows.push(lower(`3. freshness ${percentile}, ${freshness.rate}/s`, 'ms', freshness.tally[percentile], `Kafka delivery ${percentile}`, freshness.kafkaDelivery[percentile]));
+    }
+  }
+  if (lookups !== undefined) {
+    rows.push(higher('4. GET /v1/credit-balances/{id}', 'requests/s', lookups.api.perSecond, 'redis-benchmark HGETALL', lookups.redis.perSecond));
+    rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'redis-benchmark HGETALL p99', lookups.redis.p99Ms));
+  }
+  if (replay !== undefined) {
+    rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));
+  }
+  if (memory?.consumerBytes !== undefined) {
+    rows.push(lower('6. peak RSS, consumer process', 'MiB', memory.consumerBytes / MIB, 'bare Node process', memory.bareNodeBytes / MIB));
+  }
+  if (memory?.apiBytes !== undefined) {
+    rows.push(lower('6. peak RSS, API process', 'MiB', memory.apiBytes / MIB, 'bare Node process', memory.bareNodeBytes / MIB));
+  }
+  return rows;
+}
+
+function figure(value: number): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(value >= 10 ? 1 : 2);
+}
+
+/** A Markdown table, so a run's output can go into docs/benchmarks.md as it is. */
+export function formatResultTable(rows: readonly ResultRow[]): string {
+  const lines = [
+    '| measurement | unit | Tally | ceiling (same run) | ceiling | ratio |',
+    '| --- | --- | ---: | --- | ---: | ---: |',
+    ...rows.map((row) => `| ${row.measurement} | ${row.unit} | ${figure(row.tally)} | ${row.ceilingName} | ${figure(row.ceiling)} | ${row.ratio.toFixed(3)} |`),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,59 @@
+import { createTestKafka, createTestRegistry } from '@tally/test-support';
+import type { Admin } from 'kafkajs';
+import { waitForGroupAtEnd } from './groupCommitWatch';
+
+export interface ConsumeRate {
+  readonly messages: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+}
+
+/**
+ * Ceiling (a) of the metering throughput: a kafkajs consumer with the metering consumer's own
+ * settings (session timeout, heartbeat, manual commits, three partitions at a time) that decodes
+ * every message through the registry client and throws it away, committing after each batch.
+ * Timed like Tally: from the moment the group is joined and fetching starts to the poll that sees
+ * every partition committed to its end.
+ */
+export async function measureKafkajsDecodeCeiling(admin: Admin, topic: string, groupId: string, messages: number): Promise<ConsumeRate> {
+  const registry = createTestRegistry();
+  const consumer = createTestKafka(`${groupId}-client`).consumer({
+    groupId,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+    allowAutoTopicCreation: false,
+  });
+  let decoded = 0;
+  let failure: string | undefined;
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    failure = String(payload.error);
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 3,
+      async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary }) {
+        for (const message of batch.messages) {
+          await registry.decode(message.value!);
+          decoded += 1;
+        }
+        const last = batch.lastOffset();
+        resolveOffset(last);
+        await commitOffsetsIfNecessary({
+          topics: [{ topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }],
+        });
+      },
+    });
+    // run() resolves once the group is joined and the first fetch is under way.
+    const started = Date.now();
+    const ended = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
+    const seconds = (ended - started) / 1000;
+    if (decoded < messages) throw new Error(`the decode-only consumer decoded ${decoded} of ${messages} messages`);
+    return { messages, seconds, perSecond: messages / seconds };
+  } finally {
+    await consumer.disconnect();
+  }
+}

@@ -1,0 +1,99 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { measureAppendCeiling } from './appendCeiling';
+import { measureBalanceLookups } from './balanceLookups';
+import { bareNodePeakRssBytes } from './bareNodePeakRss';
+import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
+import { formatResultTable, resultRows, type BenchResults } from './benchResults';
+import { createBenchRun } from './benchRun';
+import { formatCpuProfileSummary } from './cpuProfileSummary';
+import { measureFreshness } from './freshness';
+import { appendUsageLedger } from './ledgerWorkload';
+import { BENCH_RESULTS_DIR, measureMeteringThroughput } from './meteringThroughput';
+import { formatCount, progress } from './progress';
+import { measureReplay } from './replayThroughput';
+import { benchBalances, openBalances, registerBenchBalances } from './seedBalances';
+
+function git(...args: string[]): string {
+  return execFileSync('git', args, { cwd: path.resolve(__dirname, '..', '..', '..') }).toString('utf8').trim();
+}
+
+/**
+ * `npm run bench`: every measurement of issue 5 in one run, each beside a ceiling measured in the
+ * same run on the same machine (a shared 2-core one, where only ratios travel). It asserts nothing
+ * about speed; it prints a table and writes the figures to bench-results/.
+ */
+async function main(): Promise<void> {
+  const options = parseBenchOptions(process.argv.slice(2));
+  const startedAt = new Date();
+  const loadBefore = os.loadavg();
+  const run = await createBenchRun(options);
+  // Ctrl-C: the schemas, topics and keys go anyway (the Tally children get the SIGINT themselves).
+  process.once('SIGINT', () => {
+    progress('interrupted; cleaning up');
+    void run.close().finally(() => process.exit(130));
+  });
+  const results: BenchResults = {};
+  try {
+    progress(`run ${run.id}: ${formatCount(options.customers)} balances in schema ${run.schema}; measuring ${[...options.only].join(', ')}`);
+    const balances = benchBalances(options.customers);
+    await registerBenchBalances(run.pool, run.catalog, balances);
+    await openBalances(run.eventStore, balances, startedAt.toISOString());
+
+    if (options.only.has('metering')) results.metering = await measureMeteringThroughput(run);
+    if (options.only.has('append')) results.append = await measureAppendCeiling(run);
+    if (options.only.has('replay')) {
+      if (results.metering === undefined) {
+        progress(`replay without metering: writing ${formatCount(options.events)} usage deductions into the ledger first (untimed)`);
+        await appendUsageLedger(run.eventStore, balances, options.events, `${run.id}-ledger`);
+      }
+      results.replay = await measureReplay(run);
+    }
+    // After the replay: it leaves the snapshots these two need, so they need not make them.
+    if (options.only.has('freshness')) results.freshness = await measureFreshness(run);
+    if (options.only.has('lookups')) results.lookups = await measureBalanceLookups(run);
+    if (results.metering !== undefined || results.lookups !== undefined) {
+      results.memory = {
+        bareNodeBytes: bareNodePeakRssBytes(),
+        ...(results.metering !== undefined ? { consumerBytes: results.metering.tally.peakRssBytes } : {}),
+        ...(results.lookups !== undefined ? { apiBytes: results.lookups.peakRssBytes } : {}),
+      };
+    }
+  } finally {
+    await run.close();
+  }
+
+  const rows = resultRows(results);
+  const table = formatResultTable(rows);
+  const profile = results.metering?.profile;
+  process.stdout.write(`\n${table}\n`);
+  if (profile !== undefined) process.stdout.write(`\nconsumer CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
+
+  mkdirSync(BENCH_RESULTS_DIR, { recursive: true });
+  const file = path.join(BENCH_RESULTS_DIR, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const report = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    commit: git('rev-parse', 'HEAD'),
+    // The checkout is shared: say whether the measured code had changes beyond the commit.
+    uncommittedChanges: git('status', '--porcelain', '--untracked-files=no').length > 0,
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, ''),
+    options: { ...options, only: [...options.only] },
+    machine: { cpus: os.cpus().length, memoryBytes: os.totalmem(), loadBefore, loadAfter: os.loadavg(), node: process.version },
+    rows,
+    results,
+  };
+  writeFileSync(file, `${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value), 2)}\n`);
+  process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}\n`);
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof BenchUsageError) {
+    process.stderr.write(`${error.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

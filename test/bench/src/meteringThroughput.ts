@@ -1,0 +1,94 @@
+import { mkdirSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { BenchRun } from './benchRun';
+import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
+import { summariseCpuProfile, type CpuProfileSummary } from './cpuProfileSummary';
+import { waitForGroupAtEnd } from './groupCommitWatch';
+import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
+import { formatCount, progress } from './progress';
+import { findLogLine, logTime } from './tallyLog';
+import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
+
+export interface MeteringResult {
+  readonly events: number;
+  readonly tally: ConsumeRate & {
+    /** Peak resident memory (VmHWM) of the consumer process. */
+    readonly peakRssBytes: number;
+    /** CreditConsumed events in the ledger afterwards: one per usage event when nothing was lost or doubled. */
+    readonly creditConsumedEvents: number;
+    /** The consumer's own totals, from its shutdown log line. */
+    readonly counters: unknown;
+  };
+  readonly kafkajsDecode: ConsumeRate;
+  readonly consumerPerformance: ConsumerPerformanceResult;
+  readonly profile?: { readonly file: string; readonly summary: CpuProfileSummary };
+}
+
+export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'bench-results');
+
+/**
+ * Pre-loads the usage topic, then reads it three times from the start, each in a group of its
+ * own: Kafka's ConsumerPerformance, a decode-only kafkajs consumer, and one Tally process with
+ * the consumer role metering every event into the run's ledger.
+ */
+export async function measureMeteringThroughput(run: BenchRun): Promise<MeteringResult> {
+  const { events, customers } = run.options;
+  const topic = await run.createTopic('usage', (name) => createTopic(run.admin, name));
+  // Must exist (the consumer creates no topics); valid events never reach it.
+  const dlq = await run.createTopic('dlq', (name) => createTopic(run.admin, name, 1));
+  const schemaId = await registerUsageSchema(run.registry, topic);
+  await preloadUsageEvents({ kafka: run.kafka, registry: run.registry, schemaId, topic, events, customers, idPrefix: run.id });
+
+  progress('metering ceiling (b): Kafka ConsumerPerformance');
+  const consumerPerformance = await runConsumerPerformance(topic, run.group('java'), events);
+  progress(`ConsumerPerformance: ${formatCount(consumerPerformance.fetchPerSecond)} msg/s`);
+
+  progress('metering ceiling (a): kafkajs consumer, registry decode only');
+  const kafkajsDecode = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('kafkajs'), events);
+  progress(`kafkajs decode-only: ${formatCount(kafkajsDecode.perSecond)} msg/s`);
+
+  const profileDir = path.join(BENCH_RESULTS_DIR, 'profiles', run.id);
+  if (run.options.profile) mkdirSync(profileDir, { recursive: true });
+  progress(`metering: one Tally consumer process${run.options.profile ? ` under --cpu-prof (into ${profileDir})` : ''}`);
+  const groupId = run.group('tally');
+  const tally = await run.startTally(
+    'consumer',
+    { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId },
+    run.options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  );
+  let exitedWith: number | string | undefined;
+  void tally.exited().then((code) => (exitedWith = code));
+  const ended = await waitForGroupAtEnd({
+    admin: run.admin,
+    groupId,
+    topic,
+    timeoutMs: 60 * 60_000,
+    failed: () => (exitedWith === undefined ? undefined : `exited with ${exitedWith}: ${tally.lines.slice(-5).join('\n')}`),
+  });
+  const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
+  // The consumer logs this once it has joined the group; its first fetch follows at once.
+  const started = logTime(tally.lines, 'usage consumer started');
+  // SIGTERM: the consumer leaves its group and the process exits 0, which writes the profile.
+  const exit = await tally.kill('SIGTERM');
+  if (exit !== 0) throw new Error(`the Tally consumer exited with ${exit} on SIGTERM`);
+  const seconds = (ended - started) / 1000;
+  const { rows } = await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'");
+  const result: MeteringResult = {
+    events,
+    tally: {
+      messages: events,
+      seconds,
+      perSecond: events / seconds,
+      peakRssBytes,
+      creditConsumedEvents: Number(rows[0]!.count),
+      counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
+    },
+    kafkajsDecode,
+    consumerPerformance,
+  };
+  progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
+  if (!run.options.profile) return result;
+  const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`the profiled consumer wrote no .cpuprofile into ${profileDir}`);
+  return { ...result, profile: { file: path.join(profileDir, file), summary: summariseCpuProfile(path.join(profileDir, file)) } };
+}

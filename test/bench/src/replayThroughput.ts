@@ -1,0 +1,53 @@
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { replayBalances } from '@tally/projections';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Rate } from './appendCeiling';
+import type { BenchRun } from './benchRun';
+import { EVENT_COLUMNS } from './copyRows';
+import { formatCount, progress } from './progress';
+
+export interface ReplayResult {
+  /** replayBalances: every snapshot rebuilt from position 0 into a fresh generation. */
+  readonly replay: Rate;
+  /** A sequential read of the same events table, streamed out by COPY and discarded: the ceiling. */
+  readonly sequentialRead: Rate & { readonly bytes: number };
+}
+
+/** Streams `COPY (...) TO STDOUT` and throws the bytes away, counting rows (one line each). */
+async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: number }> {
+  const client = await run.pool.connect();
+  let rows = 0;
+  let bytes = 0;
+  try {
+    await pipeline(
+      client.query(copyTo(`COPY (SELECT ${EVENT_COLUMNS} FROM events) TO STDOUT`)),
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          bytes += chunk.length;
+          for (let index = chunk.indexOf(10); index >= 0; index = chunk.indexOf(10, index + 1)) rows += 1;
+          done();
+        },
+      }),
+    );
+  } finally {
+    client.release();
+  }
+  return { rows, bytes };
+}
+
+export async function measureReplay(run: BenchRun): Promise<ReplayResult> {
+  const head = await run.eventStore.headPosition();
+  progress(`replay: rebuilding every snapshot from ${formatCount(Number(head))} positions of the ledger`);
+  let started = performance.now();
+  const result = await replayBalances({ eventStore: run.eventStore, redis: run.redis, keyPrefix: run.keyPrefix, logger: run.logger });
+  const replaySeconds = (performance.now() - started) / 1000;
+  const replay = { events: result.events, seconds: replaySeconds, perSecond: result.events / replaySeconds };
+  progress(`replayBalances: ${formatCount(replay.perSecond)} events/s; now a sequential read of the events table`);
+  started = performance.now();
+  const { rows, bytes } = await readEventsTable(run);
+  const readSeconds = (performance.now() - started) / 1000;
+  progress(`sequential read: ${formatCount(rows / readSeconds)} rows/s`);
+  return { replay, sequentialRead: { events: rows, seconds: readSeconds, perSecond: rows / readSeconds, bytes } };
+}
