@@ -15,6 +15,7 @@ import {
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig } from './config';
+import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
 import { loadOrCreateLocalApiKey } from './localApiKey';
 
@@ -24,6 +25,9 @@ import { loadOrCreateLocalApiKey } from './localApiKey';
  * reverse order of their start: the API stops taking requests first, the consumer finishes
  * and commits the batch in hand and leaves its group, and the process exits 0.
  */
+/** Below the API's own health timeout, so one slow dependency reads as down, not as a hung probe. */
+const PROBE_TIMEOUT_MS = 2000;
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = pino({ level: config.logLevel, base: { service: 'tally', pid: process.pid } });
@@ -205,11 +209,13 @@ async function main(): Promise<void> {
       metrics,
       subscriptions: createSubscriptionService({ plans, subscriptions: subscriptionStore, ledger, catalog, clock, logger }),
       health: async () => {
-        const [postgres, redisState] = await Promise.all([
+        const [postgres, redisState, kafka, schemaRegistry] = await Promise.all([
           pool.query('SELECT 1').then(() => 'up' as const, () => 'down' as const),
           redis.ping().then(() => 'up' as const, () => 'down' as const),
+          probeKafka(config.kafka.brokers, PROBE_TIMEOUT_MS),
+          probeRegistry(config.registryUrl, PROBE_TIMEOUT_MS),
         ]);
-        return { postgres, redis: redisState };
+        return { postgres, redis: redisState, kafka, schemaRegistry };
       },
     });
     await app.listen({ host: config.api.host, port: config.api.port });
