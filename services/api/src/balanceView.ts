@@ -1,5 +1,5 @@
 import { formatCredits, type OpenBalance } from '@tally/domain';
-import type { BalanceSnapshotView } from './balanceReader';
+import type { BalanceSnapshot } from '@tally/projections';
 
 /** A credit balance as the API answers it (the CreditBalance schema). */
 export interface BalanceView {
@@ -15,7 +15,7 @@ export interface BalanceView {
 }
 
 /** The read model's snapshot: what GETs serve. */
-export function balanceViewOfSnapshot(snapshot: BalanceSnapshotView): BalanceView {
+export function balanceViewOfSnapshot(snapshot: BalanceSnapshot): BalanceView {
   return {
     id: snapshot.balanceId,
     customerId: snapshot.customerId,

@@ -3,11 +3,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { LedgerService } from '@tally/ledger';
+import type { BalanceReadModel } from '@tally/projections';
 import { createPurchaseService, type SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { sharedSchemas } from './apiSchemas';
-import type { BalanceReader } from './balanceReader';
 import { createBearerAuth } from './bearerAuth';
 import { mapError } from './errorMapping';
 import { guardBalanceReader } from './guardBalanceReader';
@@ -29,7 +29,7 @@ export interface ApiDeps {
   readonly catalog: CatalogStore;
   readonly ledger: LedgerService;
   /** The balance read model (the Redis projection). */
-  readonly balances: BalanceReader;
+  readonly balances: BalanceReadModel;
   readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream'>;
   /** Bearer keys admitted on /v1; at least one. */
   readonly apiKeys: readonly string[];

@@ -1,5 +1,5 @@
 import { TallyError } from '@tally/domain';
-import type { BalanceReader } from './balanceReader';
+import type { BalanceReadModel } from '@tally/projections';
 
 /** Redis could not answer (down, restarting, out of retries); the same read can succeed later. */
 export class ReadModelUnavailableError extends TallyError {
@@ -12,7 +12,7 @@ export class ReadModelUnavailableError extends TallyError {
  * failed read is an unavailable dependency, answered 503 like the other stores, not a bug
  * answered 500.
  */
-export function guardBalanceReader(reader: BalanceReader): BalanceReader {
+export function guardBalanceReader(reader: BalanceReadModel): BalanceReadModel {
   const guarded = async <T>(read: () => Promise<T>): Promise<T> => {
     try {
       return await read();

@@ -1,5 +1,4 @@
 export { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
-export type { BalanceReader, BalanceSnapshotView } from './balanceReader';
 export type { BalanceView } from './balanceView';
 export type { LedgerEntryView } from './ledgerEntryView';
 export type { HealthCheck } from './routes/health';

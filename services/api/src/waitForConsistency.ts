@@ -1,6 +1,6 @@
 import { TallyError } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
-import type { BalanceReader } from './balanceReader';
+import type { BalanceReadModel } from '@tally/projections';
 
 /** The read model did not reach the event store's head in time; a retry may find it there. */
 export class NotConsistentError extends TallyError {
@@ -9,7 +9,7 @@ export class NotConsistentError extends TallyError {
 }
 
 export interface ConsistencyOptions {
-  readonly balances: Pick<BalanceReader, 'checkpoint'>;
+  readonly balances: Pick<BalanceReadModel, 'checkpoint'>;
   readonly eventStore: Pick<EventStore, 'headPosition'>;
   readonly timeoutMs: number;
   readonly pollIntervalMs: number;

@@ -82,15 +82,8 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
     },
     async (request) => {
       if (request.query.consistent === 'true') await waitForConsistency({ balances, eventStore, ...deps.consistency });
-      const snapshots = await balances.getCustomerBalances(request.params.customerId);
-      const items = snapshots.map(balanceViewOfSnapshot);
-      // The read model keeps a set: sort for an order that does not change between calls.
-      items.sort((a, b) => (a.productId === b.productId ? compare(a.id, b.id) : compare(a.productId, b.productId)));
-      return { items };
+      // In the read model's order: by balance id.
+      return { items: (await balances.getCustomerBalances(request.params.customerId)).map(balanceViewOfSnapshot) };
     },
   );
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

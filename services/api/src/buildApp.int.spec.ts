@@ -1,0 +1,698 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
+import { formatCredits, parseCredits, TallyError } from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService, loadBalance, type LedgerService } from '@tally/ledger';
+import { createBalanceProjector, createBalanceReadModel, type BalanceProjector } from '@tally/projections';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { buildApp, type ApiDeps } from './buildApp';
+import type { BalanceView } from './balanceView';
+import type { LedgerEntryView } from './ledgerEntryView';
+import { createMetricsRegistry } from './metricsRegistry';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const KEY = 'test-key-0123456789abcdef';
+const SECOND_KEY = 'second-key-fedcba9876543210';
+const auth = { authorization: `Bearer ${KEY}` };
+
+interface ChangeResponse {
+  entry: LedgerEntryView;
+  balance: BalanceView;
+}
+
+describe('HTTP API against PostgreSQL and Redis', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let catalog: CatalogStore;
+  let ledger: LedgerService;
+  let redis: Redis;
+  let projector: BalanceProjector;
+  let deps: ApiDeps;
+  let app: FastifyInstance;
+  const keyPrefix = uniqueName('api');
+
+  const startProjector = async () => {
+    projector = createBalanceProjector({ eventStore, redis, keyPrefix, logger, pollIntervalMs: 100 });
+    await projector.start();
+  };
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'api', max: 20 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('api'), pollIntervalMs: 100 });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    ledger = createLedgerService({ eventStore, catalog, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    await startProjector();
+    deps = {
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix }),
+      eventStore,
+      apiKeys: [KEY, SECOND_KEY],
+      logger,
+      health: async () => ({ postgres: 'up', redis: 'up' }),
+      metrics: createMetricsRegistry(),
+      options: { consistencyTimeoutMs: 20_000 },
+    };
+    app = await buildApp(deps);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await projector?.stop();
+    await eventStore?.close();
+    if (redis !== undefined) {
+      const keys = await redis.keys(`${keyPrefix}:*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+      await redis.quit();
+    }
+    await db?.drop();
+  });
+
+  function call(options: InjectOptions): Promise<LightMyRequestResponse> {
+    return app.inject({ ...options, headers: { ...auth, ...options.headers } });
+  }
+
+  async function createProduct(body: Record<string, unknown> = {}): Promise<{ id: string }> {
+    const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'API calls', ...body } });
+    expect(response.statusCode).toBe(201);
+    return response.json();
+  }
+
+  async function openBalance(productId: string, body: Record<string, unknown> = {}, customerId = `cus_${randomUUID()}`) {
+    const response = await call({
+      method: 'POST',
+      url: `/v1/customers/${encodeURIComponent(customerId)}/credit-balances`,
+      payload: { productId, ...body },
+    });
+    expect(response.statusCode).toBe(201);
+    return response.json<BalanceView>();
+  }
+
+  function expectError(response: LightMyRequestResponse, statusCode: number, error: string): void {
+    expect({ statusCode: response.statusCode, error: response.json().error }).toEqual({ statusCode, error });
+    expect(typeof response.json().message).toBe('string');
+    expect(Object.keys(response.json()).sort()).toEqual(['error', 'message']);
+  }
+
+  describe('authentication', () => {
+    it.each([
+      ['no Authorization header', {}],
+      ['another scheme', { authorization: `Basic ${Buffer.from(`x:${KEY}`).toString('base64')}` }],
+      ['a bearer without a key', { authorization: 'Bearer ' }],
+      ['a wrong key', { authorization: 'Bearer not-the-key' }],
+      ['a prefix of the key', { authorization: `Bearer ${KEY.slice(0, -1)}` }],
+      ['the key in another case', { authorization: `Bearer ${KEY.toUpperCase()}` }],
+    ])('refuses %s on every /v1 route with 401', async (_case, headers) => {
+      for (const [method, url] of [
+        ['GET', '/v1/credit-products'],
+        ['POST', '/v1/credit-products'],
+        ['GET', '/v1/credit-balances/b1'],
+        ['POST', '/v1/credit-balances/b1/top-ups'],
+        ['GET', '/v1/credit-balances/b1/ledger'],
+        ['GET', '/v1/customers/c1/credit-balances'],
+      ] as const) {
+        const response = await app.inject({ method, url, headers, payload: method === 'POST' ? {} : undefined });
+        expectError(response, 401, 'unauthorized');
+        expect(response.headers['www-authenticate']).toBe('Bearer');
+      }
+    });
+
+    it('admits every configured key', async () => {
+      for (const key of [KEY, SECOND_KEY]) {
+        const response = await app.inject({ method: 'GET', url: '/v1/credit-products', headers: { authorization: `Bearer ${key}` } });
+        expect(response.statusCode).toBe(200);
+      }
+    });
+
+    it('serves /health, /metrics and /docs without a key', async () => {
+      expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/docs/json' })).statusCode).toBe(200);
+    });
+  });
+
+  describe('request errors', () => {
+    it('answers an unknown route with 404 in the error shape', async () => {
+      expectError(await call({ method: 'GET', url: '/v1/nothing-here' }), 404, 'not_found');
+      expectError(await app.inject({ method: 'GET', url: '/nothing-here' }), 404, 'not_found');
+    });
+
+    it('answers malformed JSON with 400', async () => {
+      const response = await call({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name": ',
+      });
+      expectError(response, 400, 'invalid_json');
+    });
+
+    it('answers a prototype-poisoning body with 400', async () => {
+      const response = await call({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name":"x","__proto__":{"admin":true}}',
+      });
+      expectError(response, 400, 'invalid_json');
+    });
+
+    it('answers a body over the limit with 413', async () => {
+      const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'x', description: 'y'.repeat(70_000) } });
+      expectError(response, 413, 'payload_too_large');
+    });
+
+    it('answers a body that is not JSON with 415', async () => {
+      const response = await call({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: { 'content-type': 'text/plain' },
+        payload: 'name=x',
+      });
+      expectError(response, 415, 'unsupported_media_type');
+    });
+
+    it('answers schema violations with 400 naming the field', async () => {
+      const unknownField = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'x', colour: 'red' } });
+      expectError(unknownField, 400, 'validation_failed');
+      expect(unknownField.json().message).toContain('colour');
+
+      const missing = await call({ method: 'POST', url: '/v1/credit-products', payload: {} });
+      expectError(missing, 400, 'validation_failed');
+      expect(missing.json().message).toContain('name');
+
+      const tooLong = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'x'.repeat(257) } });
+      expectError(tooLong, 400, 'validation_failed');
+
+      const noBody = await call({ method: 'POST', url: '/v1/credit-products' });
+      expectError(noBody, 400, 'validation_failed');
+    });
+  });
+
+  describe('credit products', () => {
+    const rules = [
+      { event: 'api_call', credits: '0.5' },
+      { event: 'tokens', credits: '0.001', perUnitOf: 'count', where: { model: 'large' } },
+    ];
+    const bundles = [{ id: 'starter', credits: '1000', price: { amount: '9.99', currency: 'EUR' } }];
+
+    it('creates, reads, lists and changes a product', async () => {
+      const id = `prod_${randomUUID()}`;
+      const created = await call({
+        method: 'POST',
+        url: '/v1/credit-products',
+        payload: { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100.0', bundles },
+      });
+      expect(created.statusCode).toBe(201);
+      const product = { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100', bundles };
+      expect(created.json()).toEqual(product);
+
+      expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json()).toEqual(product);
+      const list = await call({ method: 'GET', url: '/v1/credit-products' });
+      expect(list.json().items).toContainEqual(product);
+
+      const patched = await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { name: 'Renamed', lowBalanceThreshold: null } });
+      expect(patched.statusCode).toBe(200);
+      expect(patched.json()).toEqual({ ...product, name: 'Renamed', lowBalanceThreshold: null });
+      expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json().name).toBe('Renamed');
+    });
+
+    it('gives a product without an id a generated one, and defaults the optional fields', async () => {
+      const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'Minimal' } });
+      expect(response.statusCode).toBe(201);
+      expect(response.json()).toEqual({
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        name: 'Minimal',
+        description: '',
+        consumption: [],
+        lowBalanceThreshold: null,
+        bundles: [],
+      });
+    });
+
+    it('answers 409 for a taken id and 404 for an unknown one', async () => {
+      const { id } = await createProduct();
+      expectError(await call({ method: 'POST', url: '/v1/credit-products', payload: { id, name: 'Again' } }), 409, 'product_already_exists');
+      expectError(await call({ method: 'GET', url: '/v1/credit-products/nope' }), 404, 'product_not_found');
+      expectError(await call({ method: 'PATCH', url: '/v1/credit-products/nope', payload: { name: 'x' } }), 404, 'product_not_found');
+    });
+
+    it('refuses invalid products with 400', async () => {
+      const invalid: Array<[Record<string, unknown>, string]> = [
+        [{ id: '-starts-with-dash' }, 'validation_failed'],
+        [{ consumption: [{ event: 'api_call', credits: 'a lot' }] }, 'validation_failed'],
+        [{ consumption: [{ event: 'api_call', credits: 1 }] }, 'validation_failed'],
+        [{ consumption: [{ event: 'api_call', credits: '-1' }] }, 'validation_failed'],
+        [{ consumption: [{ event: 'api_call', credits: '1.1234567' }] }, 'validation_failed'],
+        [{ lowBalanceThreshold: '1e3' }, 'validation_failed'],
+        [{ bundles: [{ id: 'b', credits: '10', price: { amount: '1', currency: 'eur' } }] }, 'validation_failed'],
+        [{ bundles: [{ id: 'b', credits: '0', price: { amount: '1', currency: 'EUR' } }] }, 'invalid_amount'],
+        [{ bundles: [bundles[0], bundles[0]] }, 'validation_failed'],
+        [{ name: '   ' }, 'validation_failed'],
+      ];
+      for (const [body, error] of invalid) {
+        const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'Invalid', ...body } });
+        expectError(response, 400, error);
+      }
+      const { id } = await createProduct();
+      expectError(await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: {} }), 400, 'validation_failed');
+      expectError(await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { id: 'other' } }), 400, 'validation_failed');
+    });
+  });
+
+  describe('credit balances', () => {
+    it('opens a balance, serves it from the read model and lists it under the customer', async () => {
+      const product = await createProduct({ name: 'Tokens', lowBalanceThreshold: '50' });
+      const customerId = `cus_${randomUUID()}`;
+      const opened = await openBalance(product.id, { startingBalance: '120.50' }, customerId);
+      expect(opened).toEqual({
+        id: expect.any(String),
+        customerId,
+        productId: product.id,
+        name: 'Tokens',
+        balance: '120.5',
+        lowBalanceThreshold: '50',
+        belowThreshold: false,
+        updatedAt: expect.any(String),
+        position: expect.stringMatching(/^[1-9][0-9]*$/),
+      });
+
+      const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` });
+      expect(read.statusCode).toBe(200);
+      expect(read.json()).toEqual(opened);
+
+      const list = await call({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances?consistent=true` });
+      expect(list.json()).toEqual({ items: [opened] });
+    });
+
+    it('takes the name and threshold given, over the product’s', async () => {
+      const product = await createProduct({ lowBalanceThreshold: '50' });
+      const named = await openBalance(product.id, { name: 'Team credits', lowBalanceThreshold: '10' });
+      expect(named).toMatchObject({ name: 'Team credits', lowBalanceThreshold: '10', balance: '0', belowThreshold: true });
+      const none = await openBalance(product.id, { lowBalanceThreshold: null });
+      expect(none).toMatchObject({ lowBalanceThreshold: null, belowThreshold: false });
+    });
+
+    it('answers 409 for a second balance of the same product and 404 for an unknown product or balance', async () => {
+      const product = await createProduct();
+      const customerId = `cus_${randomUUID()}`;
+      await openBalance(product.id, {}, customerId);
+      const second = await call({ method: 'POST', url: `/v1/customers/${customerId}/credit-balances`, payload: { productId: product.id } });
+      expectError(second, 409, 'balance_already_exists');
+      const unknownProduct = await call({ method: 'POST', url: `/v1/customers/${customerId}/credit-balances`, payload: { productId: 'nope' } });
+      expectError(unknownProduct, 404, 'product_not_found');
+      expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope' }), 404, 'balance_not_found');
+      expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope?consistent=true' }), 404, 'balance_not_found');
+      expectError(await call({ method: 'PATCH', url: '/v1/credit-balances/nope', payload: { name: 'x' } }), 404, 'balance_not_found');
+      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/credit-balances` })).json()).toEqual({ items: [] });
+    });
+
+    it('refuses invalid balance requests with 400', async () => {
+      const product = await createProduct();
+      const url = `/v1/customers/cus_${randomUUID()}/credit-balances`;
+      for (const body of [
+        { productId: product.id, startingBalance: '-5' },
+        { productId: product.id, startingBalance: 5 },
+        { productId: product.id, extra: true },
+        { productId: product.id, name: '' },
+        {},
+      ]) {
+        expectError(await call({ method: 'POST', url, payload: body }), 400, 'validation_failed');
+      }
+      expectError(await call({ method: 'POST', url, payload: { productId: product.id, name: '  ' } }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: `${url}?consistent=yes` }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: `/v1/credit-balances/${'x'.repeat(200)}` }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: `/v1/customers/${'c'.repeat(257)}/credit-balances` }), 400, 'validation_failed');
+      expect((await call({ method: 'GET', url: `/v1/customers/${'c'.repeat(256)}/credit-balances` })).statusCode).toBe(200);
+    });
+
+    it('changes the name and threshold, and says when the balance is below it', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '20' });
+      const patched = await call({ method: 'PATCH', url: `/v1/credit-balances/${opened.id}`, payload: { name: 'Renamed', lowBalanceThreshold: '25' } });
+      expect(patched.statusCode).toBe(200);
+      expect(patched.json()).toMatchObject({ id: opened.id, name: 'Renamed', lowBalanceThreshold: '25', belowThreshold: true, balance: '20' });
+      expect(BigInt(patched.json().position)).toBeGreaterThan(BigInt(opened.position));
+
+      // The same values again change nothing and answer the current state.
+      const same = await call({ method: 'PATCH', url: `/v1/credit-balances/${opened.id}`, payload: { name: 'Renamed' } });
+      expect(same.json()).toEqual(patched.json());
+
+      const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` });
+      expect(read.json()).toEqual(patched.json());
+
+      const cleared = await call({ method: 'PATCH', url: `/v1/credit-balances/${opened.id}`, payload: { lowBalanceThreshold: null } });
+      expect(cleared.json()).toMatchObject({ lowBalanceThreshold: null, belowThreshold: false });
+      expectError(await call({ method: 'PATCH', url: `/v1/credit-balances/${opened.id}`, payload: {} }), 400, 'validation_failed');
+    });
+  });
+
+  describe('top-ups and deductions', () => {
+    it('records them and answers the entry and the balance after', async () => {
+      const product = await createProduct({ lowBalanceThreshold: '10' });
+      const opened = await openBalance(product.id, { startingBalance: '15' });
+
+      const topUp = await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/top-ups`, payload: { credits: '5.25', reason: 'goodwill' } });
+      expect(topUp.statusCode).toBe(201);
+      expect(topUp.headers['idempotent-replayed']).toBe('false');
+      const topUpBody = topUp.json<ChangeResponse>();
+      expect(topUpBody.entry).toEqual({
+        id: expect.any(String),
+        type: 'CreditToppedUp',
+        credits: '5.25',
+        balanceAfter: '20.25',
+        source: 'manual',
+        reason: 'goodwill',
+        usageEventId: null,
+        usageEvent: null,
+        quantity: null,
+        occurredAt: expect.any(String),
+        recordedAt: expect.any(String),
+        revision: expect.any(String),
+        position: expect.any(String),
+        purchase: null,
+        grant: null,
+      });
+      expect(topUpBody.balance).toMatchObject({ id: opened.id, balance: '20.25', belowThreshold: false, position: topUpBody.entry.position });
+
+      const deduction = await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/deductions`, payload: { credits: '30' } });
+      expect(deduction.statusCode).toBe(201);
+      const deductionBody = deduction.json<ChangeResponse>();
+      expect(deductionBody.entry).toMatchObject({ type: 'CreditConsumed', credits: '30', balanceAfter: '-9.75', source: 'manual', reason: null });
+      // The deduction crossed the threshold and zero: the warnings follow the entry, and the balance reflects them.
+      expect(deductionBody.balance).toMatchObject({ balance: '-9.75', belowThreshold: true });
+      expect(BigInt(deductionBody.balance.position)).toBeGreaterThan(BigInt(deductionBody.entry.position));
+
+      const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` });
+      expect(read.json()).toEqual(deductionBody.balance);
+    });
+
+    it('refuses amounts that are not positive decimal strings, and unknown balances', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id);
+      for (const url of [`/v1/credit-balances/${opened.id}/top-ups`, `/v1/credit-balances/${opened.id}/deductions`]) {
+        for (const credits of ['-1', '1.0000001', 'ten', '', 10, null, '12345678901234567']) {
+          expectError(await call({ method: 'POST', url, payload: { credits } }), 400, 'validation_failed');
+        }
+        expectError(await call({ method: 'POST', url, payload: { credits: '0' } }), 400, 'invalid_amount');
+        expectError(await call({ method: 'POST', url, payload: { credits: '1', reason: 'r'.repeat(501) } }), 400, 'validation_failed');
+        expectError(await call({ method: 'POST', url, payload: { credits: '1' }, headers: { 'idempotency-key': 'has space' } }), 400, 'validation_failed');
+      }
+      expectError(await call({ method: 'POST', url: '/v1/credit-balances/nope/top-ups', payload: { credits: '1' } }), 404, 'balance_not_found');
+      expectError(await call({ method: 'POST', url: '/v1/credit-balances/nope/deductions', payload: { credits: '1' } }), 404, 'balance_not_found');
+    });
+
+    it.each(['top-ups', 'deductions'])('honours Idempotency-Key on %s', async (operation) => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '100' });
+      const url = `/v1/credit-balances/${opened.id}/${operation}`;
+      const key = `key-${randomUUID()}`;
+
+      const first = await call({ method: 'POST', url, payload: { credits: '10', reason: 'once' }, headers: { 'idempotency-key': key } });
+      expect(first.statusCode).toBe(201);
+      // A change in between: the replay must still answer the first result, not the state now.
+      await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/top-ups`, payload: { credits: '1' } });
+      const ledgerBefore = (await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger` })).json();
+
+      // The same amount spelled differently, keys in another order: the same request.
+      const again = await call({
+        method: 'POST',
+        url,
+        headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+        payload: '{"reason":"once","credits":"10.000"}',
+      });
+      expect(again.statusCode).toBe(201);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.json()).toEqual(first.json());
+      expect((await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger` })).json()).toEqual(ledgerBefore);
+
+      for (const payload of [{ credits: '11', reason: 'once' }, { credits: '10' }, { credits: '10', reason: 'twice' }]) {
+        expectError(await call({ method: 'POST', url, payload, headers: { 'idempotency-key': key } }), 409, 'idempotency_key_reused');
+      }
+      expect((await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger` })).json()).toEqual(ledgerBefore);
+
+      // Without a key every request is a new one.
+      const plain = { credits: '1' };
+      await call({ method: 'POST', url, payload: plain });
+      await call({ method: 'POST', url, payload: plain });
+      const ledgerAfter = (await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger` })).json();
+      expect(ledgerAfter.items.length).toBe(ledgerBefore.items.length + 2);
+    });
+
+    it('keeps a key of one balance apart from the same key on another', async () => {
+      const product = await createProduct();
+      const a = await openBalance(product.id);
+      const b = await openBalance(product.id);
+      const headers = { 'idempotency-key': 'shared-key' };
+      const onA = await call({ method: 'POST', url: `/v1/credit-balances/${a.id}/top-ups`, payload: { credits: '3' }, headers });
+      const onB = await call({ method: 'POST', url: `/v1/credit-balances/${b.id}/top-ups`, payload: { credits: '4' }, headers });
+      expect([onA.statusCode, onB.statusCode]).toEqual([201, 201]);
+      expect([onA.json().balance.balance, onB.json().balance.balance]).toEqual(['3', '4']);
+    });
+  });
+
+  describe('ledger', () => {
+    it('pages through every entry, newest first, with a cursor', async () => {
+      const product = await createProduct({ lowBalanceThreshold: '5' });
+      const opened = await openBalance(product.id, { startingBalance: '10' });
+      const url = `/v1/credit-balances/${opened.id}`;
+      for (let i = 1; i <= 6; i += 1) {
+        await call({ method: 'POST', url: `${url}/${i % 2 === 0 ? 'top-ups' : 'deductions'}`, payload: { credits: String(i) } });
+      }
+      await call({ method: 'PATCH', url, payload: { name: 'Renamed' } });
+
+      const all = (await call({ method: 'GET', url: `${url}/ledger` })).json();
+      expect(all.next).toBeNull();
+      const revisions = all.items.map((entry: LedgerEntryView) => Number(entry.revision));
+      expect(revisions).toEqual([...revisions].sort((x, y) => y - x));
+      expect(revisions).toEqual(Array.from({ length: revisions.length }, (_, i) => revisions.length - 1 - i));
+      const types = all.items.map((entry: LedgerEntryView) => entry.type);
+      expect(types[0]).toBe('CreditBalanceSettingsChanged');
+      expect(types.at(-1)).toBe('CreditBalanceOpened');
+      expect(types.at(-2)).toBe('CreditToppedUp');
+      // 10 -1 +2 -3 = 8, +4 = 12, -5 = 7, +6 = 13: no warning; every entry has all fields, null where none apply.
+      expect(all.items.at(-1)).toMatchObject({ credits: null, balanceAfter: null, source: null, reason: null });
+      expect(all.items.at(-2)).toMatchObject({ credits: '10', balanceAfter: '10', source: 'starting' });
+      expect(all.items[1]).toMatchObject({ type: 'CreditToppedUp', credits: '6', balanceAfter: '13' });
+
+      const pages: LedgerEntryView[][] = [];
+      let before: string | null | undefined;
+      do {
+        const query = before === undefined ? '?limit=3' : `?limit=3&before=${before}`;
+        const page = await call({ method: 'GET', url: `${url}/ledger${query}` });
+        expect(page.statusCode).toBe(200);
+        pages.push(page.json().items);
+        before = page.json().next;
+      } while (before !== null);
+      expect(pages.map((page) => page.length)).toEqual([3, 3, 3]);
+      expect(pages.flat()).toEqual(all.items);
+
+      const pastTheEnd = await call({ method: 'GET', url: `${url}/ledger?before=0` });
+      expect(pastTheEnd.json()).toEqual({ items: [], next: null });
+    });
+
+    it('records warnings when a deduction crosses the threshold and zero', async () => {
+      const product = await createProduct({ lowBalanceThreshold: '5' });
+      const opened = await openBalance(product.id, { startingBalance: '6' });
+      await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/deductions`, payload: { credits: '7' } });
+      const { items } = (await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger?limit=3` })).json();
+      expect(items.map((entry: LedgerEntryView) => [entry.type, entry.balanceAfter])).toEqual([
+        ['CreditBalanceDepleted', '-1'],
+        ['LowBalanceWarned', '-1'],
+        ['CreditConsumed', '-1'],
+      ]);
+    });
+
+    it('refuses invalid pages and unknown balances', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id);
+      for (const query of ['limit=0', 'limit=501', 'limit=ten', 'limit=1.5', 'before=-1', 'before=abc', 'before=9999999999999999999', 'other=1']) {
+        expectError(await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger?${query}` }), 400, 'validation_failed');
+      }
+      expect((await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger?limit=500` })).statusCode).toBe(200);
+      expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope/ledger' }), 404, 'balance_not_found');
+      expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope/ledger?before=5' }), 404, 'balance_not_found');
+    });
+  });
+
+  describe('consistent reads', () => {
+    it('waits for the read model, and answers 503 when it does not catch up in time', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '1' });
+      expect((await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` })).json().balance).toBe('1');
+
+      const impatient = await buildApp({ ...deps, metrics: createMetricsRegistry(), options: { consistencyTimeoutMs: 300 } });
+      await projector.stop();
+      try {
+        const written = await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/top-ups`, payload: { credits: '2' } });
+        expect(written.json().balance.balance).toBe('3');
+
+        // Without consistency the read model's (stale) snapshot is served.
+        const stale = await impatient.inject({ method: 'GET', url: `/v1/credit-balances/${opened.id}`, headers: auth });
+        expect(stale.json().balance).toBe('1');
+
+        const refused = await impatient.inject({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true`, headers: auth });
+        expectError(refused, 503, 'not_consistent');
+        expect(refused.headers['retry-after']).toBe('1');
+        const refusedList = await impatient.inject({
+          method: 'GET',
+          url: `/v1/customers/${opened.customerId}/credit-balances?consistent=true`,
+          headers: auth,
+        });
+        expectError(refusedList, 503, 'not_consistent');
+      } finally {
+        await startProjector();
+        await impatient.close();
+      }
+      const caughtUp = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` });
+      expect(caughtUp.json().balance).toBe('3');
+    });
+
+    it('folds a balance the read model does not hold yet from the event store', async () => {
+      const product = await createProduct();
+      await projector.stop();
+      try {
+        const opened = await openBalance(product.id, { startingBalance: '4' });
+        const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}` });
+        expect(read.statusCode).toBe(200);
+        expect(read.json()).toEqual(opened);
+      } finally {
+        await startProjector();
+      }
+    });
+  });
+
+  describe('an unreachable read model', () => {
+    it('answers balance reads 503, not 500', async () => {
+      // A real client of a port nothing listens on, failing at once instead of queueing.
+      const unreachable = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      const cut = await buildApp({ ...deps, balances: createBalanceReadModel({ redis: unreachable, keyPrefix }), metrics: createMetricsRegistry() });
+      try {
+        for (const url of ['/v1/credit-balances/b1', '/v1/credit-balances/b1?consistent=true', '/v1/customers/c1/credit-balances']) {
+          const response = await cut.inject({ method: 'GET', url, headers: auth });
+          expectError(response, 503, 'read_model_unavailable');
+        }
+      } finally {
+        await cut.close();
+        unreachable.disconnect();
+      }
+    });
+  });
+
+  describe('concurrency', () => {
+    it('lands 100 concurrent top-ups and deductions on one balance exactly, beside another process writing to it', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '1000' });
+      const requests = Array.from({ length: 100 }, (_, i) => ({
+        operation: i % 3 === 0 ? 'deductions' : 'top-ups',
+        credits: `${(i % 7) + 1}.${String(i).padStart(2, '0')}`,
+      }));
+      // Another process (a second ledger service over the same store, as the grant scheduler or
+      // a second API instance would be) writes at the same time: its appends race the API's.
+      const otherProcess = createLedgerService({ eventStore, catalog, logger });
+      const otherDeductions = Array.from({ length: 20 }, (_, i) => parseCredits(`0.${String(i + 1).padStart(3, '0')}`));
+      const other = (async () => {
+        for (const credits of otherDeductions) {
+          // Like the API's clients on a 503, it tries a retriable failure again: against a
+          // stream the API appends to back to back, its 20 optimistic attempts can all lose.
+          for (;;) {
+            try {
+              await otherProcess.deduct(opened.id, { credits, reason: 'other process' }, { idempotencyKey: `other-${credits}` });
+              break;
+            } catch (error) {
+              if (!(error instanceof TallyError && error.retriable)) throw error;
+            }
+          }
+        }
+      })();
+      const responses = await Promise.all(
+        requests.map(({ operation, credits }) =>
+          call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/${operation}`, payload: { credits } }),
+        ),
+      );
+      await other;
+      expect(responses.map((response) => response.statusCode)).toEqual(requests.map(() => 201));
+
+      const expected =
+        requests.reduce(
+          (sum, { operation, credits }) => (operation === 'top-ups' ? sum + parseCredits(credits) : sum - parseCredits(credits)),
+          parseCredits('1000'),
+        ) - otherDeductions.reduce((sum, credits) => sum + credits, 0n);
+      const { state } = await loadBalance(eventStore, opened.id);
+      expect(state.status === 'open' && formatCredits(state.balance)).toBe(formatCredits(expected));
+
+      const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` });
+      expect(read.json().balance).toBe(formatCredits(expected));
+
+      // Every change was decided on the balance the one before it left: none was lost or overwritten.
+      const ledgerPage = (await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger?limit=500` })).json();
+      const changes = (ledgerPage.items as LedgerEntryView[]).filter((entry) => entry.source === 'manual').reverse();
+      expect(changes).toHaveLength(120);
+      let running = parseCredits('1000');
+      for (const entry of changes) {
+        running += (entry.type === 'CreditToppedUp' ? 1n : -1n) * parseCredits(entry.credits!);
+        expect(entry.balanceAfter).toBe(formatCredits(running));
+      }
+    });
+  });
+
+  describe('operations', () => {
+    it('reports each dependency on /health, 503 when one is down or the check fails', async () => {
+      const up = await app.inject({ method: 'GET', url: '/health' });
+      expect(up.json()).toEqual({ status: 'up', checks: { postgres: 'up', redis: 'up' } });
+
+      for (const health of [
+        async () => ({ postgres: 'up' as const, redis: 'down' as const }),
+        async () => {
+          throw new Error('boom');
+        },
+        () => new Promise<Record<string, 'up' | 'down'>>(() => undefined),
+      ]) {
+        const degraded = await buildApp({ ...deps, health, metrics: createMetricsRegistry(), options: { healthTimeoutMs: 100 } });
+        const response = await degraded.inject({ method: 'GET', url: '/health' });
+        expect(response.statusCode).toBe(503);
+        expect(response.json().status).toBe('down');
+        await degraded.close();
+      }
+    });
+
+    it('exposes HTTP latency by route pattern and status, and other parts’ metrics, on /metrics', async () => {
+      deps.metrics.counter({ name: 'tally_test_things_total', help: 'Things.' }).inc();
+      await call({ method: 'GET', url: '/v1/credit-balances/nope' });
+      const response = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(response.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+      expect(response.body).toContain('# TYPE tally_http_request_duration_seconds histogram');
+      expect(response.body).toMatch(
+        /tally_http_request_duration_seconds_count\{method="GET",route="\/v1\/credit-balances\/:balanceId",status="404"\} [1-9]/,
+      );
+      expect(response.body).not.toContain('route="/v1/credit-balances/nope"');
+      expect(response.body).toContain('tally_test_things_total 1');
+    });
+
+    it('serves the OpenAPI document with every route', async () => {
+      const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+      expect(spec.openapi).toBe('3.1.0');
+      expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining([
+        '/health',
+        '/metrics',
+        '/v1/credit-balances/{balanceId}',
+        '/v1/credit-balances/{balanceId}/deductions',
+        '/v1/credit-balances/{balanceId}/ledger',
+        '/v1/credit-balances/{balanceId}/top-ups',
+        '/v1/credit-products',
+        '/v1/credit-products/{productId}',
+        '/v1/customers/{customerId}/credit-balances',
+      ]));
+      expect(Object.keys(spec.components.schemas)).toEqual(expect.arrayContaining(['CreditBalance', 'CreditProduct', 'LedgerEntry', 'Error']));
+      expect(spec.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer' });
+      expect(spec.paths['/health'].get.security).toEqual([]);
+      expect((await app.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
+    });
+  });
+});
