@@ -19,6 +19,8 @@ import { commandIds, ledgerEventId, MAX_EVENTS_PER_COMMAND } from './determinist
 import { ConcurrencyExhaustedError, IdempotencyKeyReusedError, isWrongExpectedRevision } from './ledgerErrors';
 import { fromRecordedEvent, RecordedBalanceEvent, toEventsToAppend, BalanceContext } from './ledgerEvents';
 
+const MAX_BACKOFF_MS = 250;
+
 export interface CommandResult {
   readonly balance: OpenBalance;
   /** The events the command caused (on a replayed idempotency key: the ones it caused the first time). */
@@ -83,7 +85,7 @@ export interface LedgerServiceOptions {
 export function createLedgerService(options: LedgerServiceOptions): LedgerService {
   const { eventStore, catalog } = options;
   const clock = options.clock ?? (() => new Date());
-  const maxAttempts = options.maxAttempts ?? 20;
+  const maxAttempts = options.maxAttempts ?? 30;
   const logger = options.logger.child({ module: 'ledger-service' });
 
   async function contextOf(balanceId: string): Promise<BalanceContext> {
@@ -142,8 +144,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
           });
         }
         logger.debug({ balanceId: context.balanceId, attempt }, 'expected revision conflict; re-deciding');
-        // A short random pause spreads out writers that conflicted with each other.
-        await new Promise((resolve) => setTimeout(resolve, randomInt(1, 5 + attempt * 5)));
+        // Full-jitter exponential backoff (capped): writers that keep colliding on one stream,
+        // e.g. two API processes, spread out instead of retrying in lockstep until one gives up.
+        const ceiling = Math.min(MAX_BACKOFF_MS, 2 ** attempt);
+        await new Promise((resolve) => setTimeout(resolve, randomInt(0, ceiling + 1)));
       }
     }
   }
