@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresEventStore, EventStore } from '@tally/event-store';
 import pino from 'pino';
-import { createTestSchema, type TestSchema } from '../../test/support/src/postgres';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
-import { createLedgerWriter, expectedSnapshots, LedgerWriter } from './testing/ledgerWriter';
+import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
+import * as checks from './testing/projectionChecks';
 import { startTcpProxy } from './testing/tcpProxy';
 import { createTestRedis, TestRedis } from './testing/testRedis';
-import { waitFor } from './testing/waitFor';
 
 jest.setTimeout(60_000);
 
@@ -68,25 +68,8 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     };
   }
 
-  async function caughtUp(): Promise<void> {
-    const head = await eventStore.headPosition();
-    await waitFor(async () => expect(await readModel.checkpoint()).toBeGreaterThanOrEqual(head));
-  }
-
-  /** Every balance in the store, served exactly as the domain folds it, by id and by customer. */
-  async function expectExactSnapshots(): Promise<void> {
-    await caughtUp();
-    const expected = await expectedSnapshots(eventStore);
-    const byCustomer = new Map<string, string[]>();
-    for (const [balanceId, snapshot] of expected) {
-      expect(await readModel.getBalance(balanceId)).toEqual(snapshot);
-      byCustomer.set(snapshot.customerId, [...(byCustomer.get(snapshot.customerId) ?? []), balanceId]);
-    }
-    for (const [customerId, balanceIds] of byCustomer) {
-      const served = await readModel.getCustomerBalances(customerId);
-      expect(served.map((snapshot) => snapshot.balanceId)).toEqual(balanceIds.sort());
-    }
-  }
+  const caughtUp = () => checks.caughtUp(readModel, eventStore);
+  const expectExactSnapshots = () => checks.expectServedExactly(readModel, eventStore);
 
   it('projects every balance exactly, ignores other streams, and reports no lag once caught up', async () => {
     const ids = await writer.open(30, { customers: 10 });
@@ -98,7 +81,8 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
       expectedRevision: 'no_stream',
     });
     await expectExactSnapshots();
-    await waitFor(() => expect(projector.lag()).toEqual({ events: 0n, seconds: 0 }));
+    await waitFor(() => projector.lag().events === 0n, { description: 'no lag' });
+    expect(projector.lag()).toEqual({ events: 0n, seconds: 0 });
     expect(projector.checkpoint()).toBe(await eventStore.headPosition());
     await expect(readModel.getBalance(randomUUID())).resolves.toBeUndefined();
     await expect(readModel.getCustomerBalances('nobody')).resolves.toEqual([]);
@@ -127,7 +111,7 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     const first = startProjector({ batchSize: 25 });
     await first.started;
     const appending = writer.activity(ids, 25);
-    await waitFor(() => expect(first.projector.checkpoint()).toBeGreaterThan(100n));
+    await waitFor(() => first.projector.checkpoint() > 100n, { description: 'the first instance to be mid-stream' });
     await first.kill();
     const killedAt = first.projector.checkpoint();
     await appending;
@@ -150,7 +134,13 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
 
     // FLUSHALL as far as this prefix goes; the projector detects both the same way (its keys vanish).
     await testRedis.deleteAll();
-    await waitFor(async () => expect(await Promise.all(ids.map((id) => readModel.getBalance(id)))).toEqual(served));
+    await waitFor(
+      async () => {
+        expect(await Promise.all(ids.map((id) => readModel.getBalance(id)))).toEqual(served);
+        return true;
+      },
+      { description: 'the snapshots served before the flush to be back' },
+    );
     await writer.activity(ids, 2);
     await expectExactSnapshots();
   });
@@ -166,12 +156,13 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
       await caughtUp();
       proxy.down();
       await writer.activity(ids, 5);
-      await waitFor(() => expect(warnings).toContain('could not apply a batch; retrying'));
-      await waitFor(() => expect(projector.lag().events).toBeGreaterThan(0n));
+      await waitFor(() => warnings.includes('could not apply a batch; retrying'), { description: 'a failed write to be retried' });
+      await waitFor(() => projector.lag().events > 0n, { description: 'lag to show the events not yet applied' });
       expect(projector.lag().seconds).toBeGreaterThan(0);
       proxy.resume();
       await expectExactSnapshots();
-      await waitFor(() => expect(projector.lag()).toEqual({ events: 0n, seconds: 0 }));
+      await waitFor(() => projector.lag().events === 0n, { description: 'no lag' });
+      expect(projector.lag().seconds).toBe(0);
     } finally {
       // Close the client while the proxy still forwards: one left reconnecting holds jest open.
       proxy.resume();

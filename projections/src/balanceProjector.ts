@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { applyLedgerBatch } from './applyLedgerBatch';
 import { createGenerationStore } from './generationStore';
+import { resolveBatchSize } from './resolveBatchSize';
 import { retryWithBackoff } from './retryWithBackoff';
 
 export interface BalanceProjectorOptions {
@@ -50,7 +51,7 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
   const { eventStore } = options;
   const logger = options.logger.child({ module: 'balanceProjector' });
   const store = createGenerationStore({ redis: options.redis, keyPrefix: options.keyPrefix });
-  const batchSize = options.batchSize ?? 500;
+  const batchSize = resolveBatchSize(options.batchSize, 500);
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const abort = new AbortController();
 

@@ -71,7 +71,7 @@ describe('generation store (Redis)', () => {
     const aside = await store.createAside();
     await expect(store.writeBatch(aside, 'live', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('stale');
     await expect(store.writeBatch(aside, 'aside', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('ok');
-    await expect(store.switchActive(aside)).resolves.toBe(generation);
+    await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'switched', previous: generation });
     await expect(store.writeBatch(generation, 'live', [snapshot('b', 2n, '2')], 2n)).resolves.toBe('stale');
     expect(await stored(generation, 'b')).toEqual({});
   });
@@ -107,10 +107,21 @@ describe('generation store (Redis)', () => {
     );
   });
 
+  it('will not switch to a generation behind the live one, so readers never go back in time', async () => {
+    const { generation } = await store.ensureActive();
+    await store.writeBatch(generation, 'live', [], 2n ** 53n + 1n);
+    const aside = await store.createAside();
+    await store.writeBatch(aside, 'aside', [], 2n ** 53n);
+    await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'behind' });
+    await store.writeBatch(aside, 'aside', [], 2n ** 53n + 1n);
+    await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'switched', previous: generation });
+    await expect(redis.get(store.keys.active)).resolves.toBe(aside);
+  });
+
   it('will not switch to a generation whose keys vanished', async () => {
     const aside = await store.createAside();
     await redis.del(store.keys.checkpoint(aside));
-    await expect(store.switchActive(aside)).resolves.toBe('reset');
+    await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'reset' });
     await expect(redis.get(store.keys.active)).resolves.toBeNull();
   });
 });

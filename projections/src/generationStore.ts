@@ -74,12 +74,18 @@ if active ~= ARGV[1] then return 'stale' end
 return 'ok'
 `);
 
-// KEYS: active, the new generation's checkpoint. ARGV: new generation. Returns the previous generation, '' for none, or false when the new one vanished.
-const SWITCH_ACTIVE = createLuaScript(`
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+// KEYS: active, the new generation's checkpoint. ARGV: new generation, root.
+// Returns { 'switched', previous or '' }, { 'behind' } or { 'reset' }.
+const SWITCH_ACTIVE = createLuaScript(`${POSITION_GREATER}
+local checkpoint = redis.call('GET', KEYS[2])
+if not checkpoint then return { 'reset' } end
 local previous = redis.call('GET', KEYS[1])
+if previous then
+  local live = redis.call('GET', ARGV[2] .. ':' .. previous .. ':checkpoint')
+  if live and greater(live, checkpoint) then return { 'behind' } end
+end
 redis.call('SET', KEYS[1], ARGV[1])
-return previous or ''
+return { 'switched', previous or '' }
 `);
 
 // KEYS: active. ARGV: root. The live generation and its checkpoint, or nothing.
@@ -98,6 +104,8 @@ export function newGenerationName(): string {
   return `g${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 }
 
+export type SwitchOutcome = { kind: 'switched'; previous: string | undefined } | { kind: 'behind' } | { kind: 'reset' };
+
 export interface GenerationStore {
   readonly keys: KeySpace;
   /** The active generation and its checkpoint; creates a fresh one at 0 when the pointer or the checkpoint is gone. */
@@ -109,8 +117,11 @@ export interface GenerationStore {
   readSnapshots(generation: string, balanceIds: readonly string[]): Promise<Map<string, BalanceSnapshot | undefined>>;
   /** Writes the snapshots whose position is above the stored one and moves the checkpoint, atomically. */
   writeBatch(generation: string, mode: WriteMode, snapshots: readonly BalanceSnapshot[], checkpoint: bigint): Promise<WriteOutcome>;
-  /** Points readers at the generation; returns the previous one, or 'reset' when the generation vanished. */
-  switchActive(generation: string): Promise<string | undefined | 'reset'>;
+  /**
+   * Points readers at the generation, unless it vanished ('reset') or the live generation has
+   * moved past its checkpoint meanwhile ('behind'): readers never see positions go backwards.
+   */
+  switchActive(generation: string): Promise<SwitchOutcome>;
   /** Deletes every key of a generation in chunks (SCAN + UNLINK); returns how many. */
   deleteGeneration(generation: string): Promise<number>;
   /** Balance ids of a generation, in chunks as SCAN returns them (a id may repeat across chunks). */
@@ -186,9 +197,10 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
     },
 
     async switchActive(generation) {
-      const previous = (await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation)], [generation])) as string | null;
-      if (previous === null) return 'reset';
-      return previous === '' ? undefined : previous;
+      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation)], [generation, keys.root]);
+      const [kind, previous] = reply as ['switched', string] | ['behind' | 'reset'];
+      if (kind !== 'switched') return { kind };
+      return { kind, previous: previous === '' ? undefined : previous };
     },
 
     async deleteGeneration(generation) {

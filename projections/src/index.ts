@@ -4,3 +4,8 @@ export { createBalanceProjector } from './balanceProjector';
 export type { BalanceProjector, BalanceProjectorOptions, ProjectorLag } from './balanceProjector';
 export { createBalanceReadModel } from './balanceReadModel';
 export type { BalanceReadModel } from './balanceReadModel';
+export type { RebuildProgress } from './rebuildProgress';
+export { replayBalances } from './replayBalances';
+export type { ReplayOptions, ReplayResult } from './replayBalances';
+export { verifyBalances } from './verifyBalances';
+export type { BalanceDifference, VerifyOptions, VerifyResult } from './verifyBalances';

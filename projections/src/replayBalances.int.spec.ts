@@ -1,0 +1,125 @@
+import { createPostgresEventStore, EventStore } from '@tally/event-store';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createBalanceProjector, BalanceProjector } from './balanceProjector';
+import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
+import type { RebuildProgress } from './rebuildProgress';
+import { replayBalances } from './replayBalances';
+import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
+import { caughtUp, expectServedExactly } from './testing/projectionChecks';
+import { createTestRedis, TestRedis } from './testing/testRedis';
+
+jest.setTimeout(60_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+
+describe('replayBalances (PostgreSQL event store, Redis)', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let writer: LedgerWriter;
+  let testRedis: TestRedis;
+  let readModel: BalanceReadModel;
+  let projector: BalanceProjector | undefined;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'replay' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 100 });
+    writer = createLedgerWriter(eventStore, 7);
+  });
+
+  afterAll(async () => {
+    await eventStore.close();
+    await db.drop();
+  });
+
+  beforeEach(() => {
+    testRedis = createTestRedis('replay');
+    readModel = createBalanceReadModel({ redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix });
+  });
+
+  afterEach(async () => {
+    await projector?.stop();
+    projector = undefined;
+    await testRedis.close();
+  });
+
+  const replay = (onProgress?: (progress: RebuildProgress) => void) =>
+    replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: 100, onProgress });
+
+  it('rebuilds into a fresh generation while the live one serves and moves on, then switches and deletes the old one', async () => {
+    const ids = await writer.open(60, { customers: 12 });
+    await writer.activity(ids, 10);
+    projector = createBalanceProjector({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, pollIntervalMs: 50 });
+    await projector.start();
+    await caughtUp(readModel, eventStore);
+    const redis = testRedis.connect();
+    const before = await redis.get(`${testRedis.keyPrefix}:active`);
+
+    // Readers and writers keep going for the whole replay: no balance may ever be missing,
+    // and no reader may see a balance go back in time.
+    let replaying = true;
+    const reading = (async () => {
+      const seen = new Map<string, bigint>();
+      let reads = 0;
+      while (replaying) {
+        for (const snapshot of await Promise.all(ids.map((id) => readModel.getBalance(id)))) {
+          expect(snapshot).toBeDefined();
+          const position = BigInt(snapshot!.position);
+          expect(position).toBeGreaterThanOrEqual(seen.get(snapshot!.balanceId) ?? 0n);
+          seen.set(snapshot!.balanceId, position);
+        }
+        reads += 1;
+      }
+      return reads;
+    })();
+    const appending = (async () => {
+      while (replaying) await writer.activity(ids.slice(0, 10), 1);
+    })();
+    const progress: RebuildProgress[] = [];
+    const result = await replay((update) => progress.push(update)).finally(() => {
+      replaying = false;
+    });
+    expect(await reading).toBeGreaterThan(0);
+    await appending;
+
+    expect(result).toMatchObject({ previous: before });
+    expect(result.events).toBeGreaterThan(ids.length * 10);
+    expect(result.deletedKeys).toBeGreaterThan(ids.length);
+    await expect(redis.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(result.generation);
+    const keys = await testRedis.keys();
+    expect(keys.filter((key) => !key.startsWith(`${testRedis.keyPrefix}:${result.generation}:`))).toEqual([`${testRedis.keyPrefix}:active`]);
+
+    const last = progress[progress.length - 1]!;
+    expect(last.done).toBe(last.total);
+    expect(last).toMatchObject({ etaSeconds: 0 });
+    expect(last.ratePerSecond).toBeGreaterThan(0);
+    expect(progress.map((update) => update.done)).toEqual([...progress.map((update) => update.done)].sort((a, b) => a - b));
+
+    // The live projector noticed the switch and goes on in the new generation.
+    await writer.activity(ids, 2);
+    await expectServedExactly(readModel, eventStore);
+    await waitFor(() => projector!.lag().events === 0n, { description: 'the live projector to catch up in the new generation' });
+  });
+
+  it('after Redis lost everything, a replay serves exactly the balances served before', async () => {
+    const ids = await writer.open(30, { customers: 6 });
+    await writer.activity(ids, 5);
+    await replay();
+    await expectServedExactly(readModel, eventStore);
+    const served = await Promise.all(ids.map((id) => readModel.getBalance(id)));
+
+    await testRedis.deleteAll();
+    await expect(readModel.getBalance(ids[0]!)).resolves.toBeUndefined();
+    const result = await replay();
+    expect(result.previous).toBeUndefined();
+    expect(await Promise.all(ids.map((id) => readModel.getBalance(id)))).toEqual(served);
+    await expectServedExactly(readModel, eventStore);
+  });
+
+  it('rejects a batch size that is not a positive integer before touching anything', async () => {
+    await expect(
+      replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: Number('x') }),
+    ).rejects.toThrow(RangeError);
+    expect(await testRedis.keys()).toEqual([]);
+  });
+});

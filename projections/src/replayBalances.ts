@@ -1,0 +1,66 @@
+import type { EventStore } from '@tally/event-store';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createGenerationStore } from './generationStore';
+import { rebuildGeneration } from './rebuildGeneration';
+import { createProgressTracker, RebuildProgress } from './rebuildProgress';
+import { resolveBatchSize } from './resolveBatchSize';
+
+export interface ReplayOptions {
+  readonly eventStore: EventStore;
+  readonly redis: Redis;
+  readonly keyPrefix?: string;
+  readonly logger: Logger;
+  readonly onProgress?: (progress: RebuildProgress) => void;
+  /** Events per read and per Redis write. Default 1000. */
+  readonly batchSize?: number;
+}
+
+export interface ReplayResult {
+  /** The generation now serving. */
+  readonly generation: string;
+  /** The generation it replaced (now deleted), if there was one. */
+  readonly previous: string | undefined;
+  /** Events folded. */
+  readonly events: number;
+  readonly seconds: number;
+  readonly deletedKeys: number;
+}
+
+/** Keys flushed under a replay again and again means something keeps wiping Redis: stop. */
+const MAX_REBUILDS = 3;
+
+/**
+ * Rebuilds every snapshot from position 0 into a fresh generation while the live one keeps
+ * serving, then points readers at it in one script. If the live projector got past the
+ * rebuild meanwhile, the rebuild reads on and tries again, so the switch never takes readers
+ * back in time. Events appended after the switch are the live projector's: it notices the
+ * switch and continues from the new generation's checkpoint. The replaced generation is
+ * deleted afterwards.
+ */
+export async function replayBalances(options: ReplayOptions): Promise<ReplayResult> {
+  const { eventStore } = options;
+  const logger = options.logger.child({ module: 'replayBalances' });
+  const store = createGenerationStore({ redis: options.redis, keyPrefix: options.keyPrefix });
+  const batchSize = resolveBatchSize(options.batchSize, 1000);
+  for (let rebuild = 1; rebuild <= MAX_REBUILDS; rebuild += 1) {
+    const generation = await store.createAside();
+    const progress = createProgressTracker(await eventStore.headPosition(), options.onProgress);
+    logger.info({ generation }, 'replaying every balance into a fresh generation');
+    let position = 0n;
+    for (;;) {
+      const rebuilt = await rebuildGeneration({ eventStore, store, logger, generation, batchSize, after: position, onBatch: progress.onBatch });
+      position = rebuilt.position;
+      const switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation) : { kind: 'reset' as const };
+      if (switched.kind === 'behind') continue;
+      if (switched.kind === 'reset') break;
+      const { events, elapsedSeconds: seconds } = progress;
+      logger.info({ generation, previous: switched.previous, events, seconds }, 'switched to the rebuilt generation');
+      const deletedKeys = switched.previous === undefined ? 0 : await store.deleteGeneration(switched.previous);
+      return { generation, previous: switched.previous, events, seconds, deletedKeys };
+    }
+    logger.warn({ generation }, 'the rebuilt generation vanished (Redis flushed or restarted?); starting over');
+    await store.deleteGeneration(generation);
+  }
+  throw new Error(`Redis lost the rebuilt generation ${MAX_REBUILDS} times in a row; is something flushing it?`);
+}

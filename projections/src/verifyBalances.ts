@@ -1,0 +1,178 @@
+import type { EventStore } from '@tally/event-store';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { SNAPSHOT_FIELDS, SnapshotField, snapshotToHash } from './balanceSnapshot';
+import { foldBalanceStreams } from './foldBalanceStreams';
+import { createGenerationStore, GenerationStore } from './generationStore';
+import { rebuildGeneration } from './rebuildGeneration';
+import { createProgressTracker, RebuildProgress } from './rebuildProgress';
+import { resolveBatchSize } from './resolveBatchSize';
+
+export interface VerifyOptions {
+  readonly eventStore: EventStore;
+  readonly redis: Redis;
+  readonly keyPrefix?: string;
+  readonly logger: Logger;
+  readonly onProgress?: (progress: RebuildProgress) => void;
+  /** Events per read and per Redis write. Default 1000. */
+  readonly batchSize?: number;
+}
+
+export interface BalanceDifference {
+  readonly balanceId: string;
+  /**
+   * A snapshot field; `snapshot` when one side has no snapshot at all (the missing side is
+   * null, the other 'present'); `customerIndex` when the live customer index lacks the
+   * balance (rebuilt holds the customer id).
+   */
+  readonly field: SnapshotField | 'snapshot' | 'customerIndex';
+  /** null: absent. */
+  readonly live: string | null;
+  readonly rebuilt: string | null;
+}
+
+export interface VerifyResult {
+  /** The live checkpoint the rebuild went up to. */
+  readonly checkpoint: bigint;
+  /** Balances compared. */
+  readonly balances: number;
+  /** Ordered by balance id, then field. */
+  readonly differences: BalanceDifference[];
+}
+
+type Hash = Record<string, string>;
+
+const DIGITS = /^\d+$/;
+const CHUNK = 500;
+
+/**
+ * Rebuilds the snapshots aside up to the live checkpoint and compares them with the live
+ * ones, without switching. The live projector keeps running meanwhile, so a live snapshot
+ * may have moved past that checkpoint by the time it is read: such a balance is folded again
+ * from its own stream up to the position the live snapshot states, which is exactly what
+ * the snapshot must hold.
+ */
+export async function verifyBalances(options: VerifyOptions): Promise<VerifyResult> {
+  const { eventStore, redis } = options;
+  const logger = options.logger.child({ module: 'verifyBalances' });
+  const store = createGenerationStore({ redis, keyPrefix: options.keyPrefix });
+  const live = await store.readActive();
+  if (live === undefined) throw new Error('there is no live projection to verify (Redis empty or flushed?)');
+  const aside = await store.createAside();
+  try {
+    logger.info({ live: live.generation, aside, checkpoint: live.checkpoint.toString() }, 'rebuilding aside to verify');
+    const progress = createProgressTracker(live.checkpoint, options.onProgress);
+    const { outcome } = await rebuildGeneration({
+      eventStore,
+      store,
+      logger,
+      generation: aside,
+      batchSize: resolveBatchSize(options.batchSize, 1000),
+      after: 0n,
+      until: live.checkpoint,
+      onBatch: progress.onBatch,
+    });
+    if (outcome !== 'ok') throw new Error('Redis lost the keys of the verification (flushed or restarted?); run it again');
+    const comparison = createComparison(redis, store, live.generation, aside, live.checkpoint);
+    for await (const balanceIds of store.scanBalanceIds(aside)) await comparison.compare(balanceIds);
+    for await (const balanceIds of store.scanBalanceIds(live.generation)) await comparison.compare(balanceIds);
+    await comparison.compareMoved(eventStore);
+    if ((await store.readActive())?.generation !== live.generation) {
+      throw new Error('the live generation changed while verifying (a replay switched, or Redis was flushed); run it again');
+    }
+    return { checkpoint: live.checkpoint, balances: comparison.compared, differences: comparison.differences() };
+  } finally {
+    await store.deleteGeneration(aside);
+  }
+}
+
+function createComparison(redis: Redis, store: GenerationStore, liveGeneration: string, aside: string, checkpoint: bigint) {
+  const { keys } = store;
+  const seen = new Set<string>();
+  const found = new Map<string, BalanceDifference>();
+  /** Live snapshots past the checkpoint, to compare with their stream folded up to their own position. */
+  const moved = new Map<string, Hash>();
+
+  const report = (difference: BalanceDifference) => found.set(`${difference.balanceId}\u0000${difference.field}`, difference);
+
+  function compareHashes(balanceId: string, liveHash: Hash | undefined, rebuilt: Hash | undefined): void {
+    if (liveHash === undefined || rebuilt === undefined) {
+      if (liveHash !== rebuilt) {
+        report({ balanceId, field: 'snapshot', live: liveHash === undefined ? null : 'present', rebuilt: rebuilt === undefined ? null : 'present' });
+      }
+      return;
+    }
+    for (const field of SNAPSHOT_FIELDS) {
+      const liveValue = liveHash[field] ?? null;
+      if (liveValue !== rebuilt[field]) report({ balanceId, field, live: liveValue, rebuilt: rebuilt[field] ?? null });
+    }
+  }
+
+  async function checkIndex(entries: readonly { balanceId: string; customerId: string }[]): Promise<void> {
+    const pipeline = redis.pipeline();
+    for (const { balanceId, customerId } of entries) pipeline.sismember(keys.customer(liveGeneration, customerId), balanceId);
+    const replies = (await pipeline.exec()) ?? [];
+    entries.forEach(({ balanceId, customerId }, index) => {
+      const [error, member] = replies[index] ?? [new Error('no reply')];
+      if (error) throw error;
+      if (member !== 1) report({ balanceId, field: 'customerIndex', live: null, rebuilt: customerId });
+    });
+  }
+
+  return {
+    get compared() {
+      return seen.size;
+    },
+
+    differences(): BalanceDifference[] {
+      const order = (field: string) => ['snapshot', ...SNAPSHOT_FIELDS, 'customerIndex'].indexOf(field);
+      return [...found.values()].sort((a, b) =>
+        a.balanceId === b.balanceId ? order(a.field) - order(b.field) : a.balanceId < b.balanceId ? -1 : 1,
+      );
+    },
+
+    async compare(scanned: readonly string[]): Promise<void> {
+      const balanceIds = scanned.filter((balanceId) => !seen.has(balanceId));
+      balanceIds.forEach((balanceId) => seen.add(balanceId));
+      const pipeline = redis.pipeline();
+      for (const balanceId of balanceIds) {
+        pipeline.hgetall(keys.balance(liveGeneration, balanceId));
+        pipeline.hgetall(keys.balance(aside, balanceId));
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      const hashAt = (index: number): Hash | undefined => {
+        const [error, hash] = replies[index] ?? [new Error('no reply')];
+        if (error) throw error;
+        return Object.keys(hash as Hash).length === 0 ? undefined : (hash as Hash);
+      };
+      const indexed: { balanceId: string; customerId: string }[] = [];
+      balanceIds.forEach((balanceId, index) => {
+        const liveHash = hashAt(2 * index);
+        const rebuilt = hashAt(2 * index + 1);
+        const livePosition = liveHash?.position;
+        if (livePosition !== undefined && DIGITS.test(livePosition) && BigInt(livePosition) > checkpoint) {
+          moved.set(balanceId, liveHash!);
+          return;
+        }
+        compareHashes(balanceId, liveHash, rebuilt);
+        if (liveHash !== undefined && rebuilt?.customerId !== undefined) indexed.push({ balanceId, customerId: rebuilt.customerId });
+      });
+      if (indexed.length > 0) await checkIndex(indexed);
+    },
+
+    async compareMoved(eventStore: EventStore): Promise<void> {
+      const entries = [...moved.entries()];
+      for (let start = 0; start < entries.length; start += CHUNK) {
+        const chunk = entries.slice(start, start + CHUNK);
+        const folded = await foldBalanceStreams(eventStore, new Map(chunk.map(([balanceId, hash]) => [balanceId, BigInt(hash.position!)])));
+        const indexed: { balanceId: string; customerId: string }[] = [];
+        for (const [balanceId, liveHash] of chunk) {
+          const snapshot = folded.get(balanceId);
+          compareHashes(balanceId, liveHash, snapshot && snapshotToHash(snapshot));
+          if (snapshot !== undefined) indexed.push({ balanceId, customerId: snapshot.customerId });
+        }
+        if (indexed.length > 0) await checkIndex(indexed);
+      }
+    },
+  };
+}
