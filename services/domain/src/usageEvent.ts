@@ -27,6 +27,9 @@ function text(record: Record<string, unknown>, field: string): string {
   if (value.length === 0 || value.length > MAX_TEXT) {
     throw new InvalidUsageEventError(`${field} must be 1-${MAX_TEXT} characters`);
   }
+  // PostgreSQL text and jsonb cannot hold U+0000: an id with one can never be looked up or
+  // stored, and the consumer would retry its batch forever instead of dead-lettering it.
+  if (value.includes('\u0000')) throw new InvalidUsageEventError(`${field} contains the character U+0000`);
   return value;
 }
 

@@ -108,6 +108,10 @@ describe('parseUsageEvent: invalid records', () => {
     invalid(json({ [field]: 'x'.repeat(257) }), new RegExp(field));
   });
 
+  it.each(['id', 'customerId', 'event'])('rejects a %s holding U+0000, which PostgreSQL cannot store', (field) => {
+    invalid(json({ [field]: 'cust\u0000-1' }), new RegExp(`${field} contains the character U\\+0000`));
+  });
+
   it.each<[string, unknown]>([
     ['missing', undefined],
     ['null', null],
