@@ -76,6 +76,30 @@ export function resultRows(results: BenchResults): ResultRow[] {
   return rows;
 }
 
+/** What makes a figure of this run suspect, in words, to print under the table. */
+export function disturbances(results: BenchResults): string[] {
+  const notes: string[] = [];
+  const { metering, freshness, lookups } = results;
+  for (const [name, rate] of [
+    ['Tally consumer', metering?.tally],
+    ['kafkajs decode-only consumer', metering?.kafkajsDecode],
+  ] as const) {
+    if (rate !== undefined && rate.failedPolls > 0) {
+      notes.push(`${name}: ${rate.failedPolls} offset polls failed (broker unreachable?); its time includes that outage`);
+    }
+  }
+  if (metering !== undefined && metering.tally.creditConsumedEvents !== metering.events) {
+    notes.push(`metering: ${metering.tally.creditConsumedEvents} CreditConsumed in the ledger for ${metering.events} usage events`);
+  }
+  if (freshness !== undefined && freshness.unobserved > 0) {
+    notes.push(`freshness: ${freshness.unobserved} tracked events never showed in Redis within the grace period (not in the percentiles)`);
+  }
+  if (lookups !== undefined && lookups.api.non2xx + lookups.api.errors > 0) {
+    notes.push(`lookups: ${lookups.api.non2xx} non-2xx responses and ${lookups.api.errors} connection errors (not counted as served)`);
+  }
+  return notes;
+}
+
 function figure(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
   return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(value >= 10 ? 1 : 2);

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
@@ -143,18 +144,29 @@ export async function createBenchRun(options: BenchOptions): Promise<BenchRun> {
       await Promise.all([...tallies].map((tally) => tally.kill('SIGKILL')));
       if (options.keep) progress(`--keep: left schema ${id}*, topics ${id}_*, groups and Redis keys ${id}:* in place`);
       else {
-        for (const { what, remove } of removals.reverse()) {
-          try {
-            await remove();
-          } catch (error) {
-            progress(`could not remove ${what}: ${String(error)}`);
-          }
-        }
+        for (const { what, remove } of removals.reverse()) await removeWithRetries(what, remove);
       }
       for (const close of closings.reverse()) await close().catch(() => undefined);
     },
   };
   return run;
+}
+
+/** A few tries: a fault test elsewhere may have the shared broker down for a few seconds. */
+async function removeWithRetries(what: string, remove: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await remove();
+      return;
+    } catch (error) {
+      if (attempt === 3) {
+        progress(`could not remove ${what}, left in place: ${String(error)}`);
+        return;
+      }
+      progress(`could not remove ${what} (${String(error)}); trying again in 5 s`);
+      await delay(5000);
+    }
+  }
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {

@@ -6,6 +6,8 @@ export interface ConsumeRate {
   readonly messages: number;
   readonly seconds: number;
   readonly perSecond: number;
+  /** Offset polls that failed meanwhile (see GroupAtEnd): non-zero means the figure includes an outage. */
+  readonly failedPolls: number;
 }
 
 /**
@@ -49,10 +51,10 @@ export async function measureKafkajsDecodeCeiling(admin: Admin, topic: string, g
     });
     // run() resolves once the group is joined and the first fetch is under way.
     const started = Date.now();
-    const ended = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
-    const seconds = (ended - started) / 1000;
+    const { endedAt, failedPolls } = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
+    const seconds = (endedAt - started) / 1000;
     if (decoded < messages) throw new Error(`the decode-only consumer decoded ${decoded} of ${messages} messages`);
-    return { messages, seconds, perSecond: messages / seconds };
+    return { messages, seconds, perSecond: messages / seconds, failedPolls };
   } finally {
     await consumer.disconnect();
   }

@@ -6,7 +6,7 @@ import { measureAppendCeiling } from './appendCeiling';
 import { measureBalanceLookups } from './balanceLookups';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
-import { formatResultTable, resultRows, type BenchResults } from './benchResults';
+import { disturbances, formatResultTable, resultRows, type BenchResults } from './benchResults';
 import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
 import { measureFreshness } from './freshness';
@@ -66,9 +66,10 @@ async function main(): Promise<void> {
   }
 
   const rows = resultRows(results);
-  const table = formatResultTable(rows);
+  const notes = disturbances(results);
   const profile = results.metering?.profile;
-  process.stdout.write(`\n${table}\n`);
+  process.stdout.write(`\n${formatResultTable(rows)}\n`);
+  if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
   if (profile !== undefined) process.stdout.write(`\nconsumer CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
 
   mkdirSync(BENCH_RESULTS_DIR, { recursive: true });
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     options: { ...options, only: [...options.only] },
     machine: { cpus: os.cpus().length, memoryBytes: os.totalmem(), loadBefore, loadAfter: os.loadavg(), node: process.version },
     rows,
+    notes,
     results,
   };
   writeFileSync(file, `${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value), 2)}\n`);

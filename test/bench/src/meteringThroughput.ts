@@ -58,7 +58,7 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   );
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
-  const ended = await waitForGroupAtEnd({
+  const { endedAt, failedPolls } = await waitForGroupAtEnd({
     admin: run.admin,
     groupId,
     topic,
@@ -71,7 +71,7 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   // SIGTERM: the consumer leaves its group and the process exits 0, which writes the profile.
   const exit = await tally.kill('SIGTERM');
   if (exit !== 0) throw new Error(`the Tally consumer exited with ${exit} on SIGTERM`);
-  const seconds = (ended - started) / 1000;
+  const seconds = (endedAt - started) / 1000;
   const { rows } = await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'");
   const result: MeteringResult = {
     events,
@@ -79,6 +79,7 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
       messages: events,
       seconds,
       perSecond: events / seconds,
+      failedPolls,
       peakRssBytes,
       creditConsumedEvents: Number(rows[0]!.count),
       counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,

@@ -1,5 +1,6 @@
 import { SchemaType, type SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { topicValueSubject, usageEventAvroSchema, type UsageEventAvroRecord } from '@tally/schemas';
+import { waitFor } from '@tally/test-support';
 import { Partitioners, type Admin, type Kafka, type Message } from 'kafkajs';
 import { customerIdOf } from './seedBalances';
 import { formatCount, progress } from './progress';
@@ -8,7 +9,17 @@ import { formatCount, progress } from './progress';
 export const USAGE_PARTITIONS = 6;
 
 export async function createTopic(admin: Admin, topic: string, partitions = USAGE_PARTITIONS): Promise<void> {
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }] });
+  // kafkajs's own waitForLeaders fails outright when the broker still calls the new topic unknown
+  // (UNKNOWN_TOPIC_OR_PARTITION), which a busy KRaft broker does for a moment; this waits instead.
+  await waitFor(
+    async () => {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const found = topics[0]?.partitions ?? [];
+      return found.length === partitions && found.every((partition) => partition.leader >= 0);
+    },
+    { description: `leaders for every partition of ${topic}`, timeoutMs: 60_000, intervalMs: 100 },
+  );
 }
 
 /** Registers the usage event schema under the topic's value subject, as a producer would; returns its id. */
