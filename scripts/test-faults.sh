@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `npm run test:faults`: the fault-injection suite (test/faults/*.faults.spec.ts). Installs and
+# builds what is missing, brings the local stack up, runs every scenario in band and ends with the
+# line `N passed, N failed`; each scenario's one-line JSON report is also appended to
+# bench-results/faults-<UTC date>.json.
+# It stops and starts PostgreSQL, Redis (and flushes it) and the Kafka broker that everything on
+# this machine shares: run it alone (CI runs it after the main test run).
+# TALLY_FAULTS_SCALE=full (default) or ci sizes it; TALLY_FAULTS_SEED=<n> replays a run's random
+# choices (the seed is in each report). Arguments go to jest, e.g. `npm run test:faults -- apiFuzz`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/env.sh
+
+bash scripts/ensure-deps.sh
+bash scripts/stack.sh up
+echo "test:faults: scale ${TALLY_FAULTS_SCALE:-full}"
+
+results="$TALLY_HOME/jest-faults-results.json"
+rm -f "$results"
+status=0
+npx jest --config jest.faults.config.js --ci --runInBand --json --outputFile="$results" "$@" || status=$?
+
+if [[ ! -f "$results" ]]; then
+  echo "error: jest wrote no results to $results" >&2
+  exit $((status == 0 ? 1 : status))
+fi
+# shellcheck disable=SC2016 # a JavaScript template literal, not a shell expansion
+node -e '
+  const r = require(process.argv[1]);
+  if (r.numRuntimeErrorTestSuites > 0) console.log(`${r.numRuntimeErrorTestSuites} test suite(s) failed to run`);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' "$results"
+exit "$status"

@@ -1,0 +1,62 @@
+import { waitFor } from '@tally/test-support';
+import { compareWithModel } from './compareWithModel';
+import { faultScale } from './faultScale';
+import { recordFaultReport, summarizeRecovery, type FaultReport } from './faultReport';
+import type { FaultWorld } from './faultWorld';
+
+export interface ScenarioOutcome {
+  readonly scenario: string;
+  readonly startedAt: number;
+  readonly events: Readonly<Record<string, number>>;
+  readonly faults: Readonly<Record<string, number>>;
+  readonly recoveriesMs: readonly number[];
+  /** Differences the scenario found itself (a 5xx, a message missing from the DLQ, ...). */
+  readonly differences?: readonly string[];
+  /** Skip the API read-back (the API fuzz scenario compares through the read side only). */
+  readonly compareApi?: boolean;
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Waits until every usage charge the model expects is stored and the projection has caught up
+ * with the event store, then compares everything with the model and records the report. A wait
+ * that runs out is not thrown: what is missing then shows up as differences in the report.
+ */
+export async function finishScenario(world: FaultWorld, outcome: ScenarioOutcome): Promise<FaultReport> {
+  const expected = world.model.chargeCount();
+  const waits: string[] = [];
+  await waitFor(async () => (await world.consumedCount()) >= expected, {
+    description: `${expected} usage charges stored`,
+    timeoutMs: 180_000,
+    intervalMs: 250,
+  }).catch((error: unknown) => waits.push(String(error)));
+  const head = await world.eventStore.headPosition();
+  await waitFor(async () => (await world.readModel.checkpoint()) >= head, {
+    description: `the projection at position ${head}`,
+    timeoutMs: 120_000,
+    intervalMs: 250,
+  }).catch((error: unknown) => waits.push(String(error)));
+
+  const comparison = await compareWithModel(world, { api: outcome.compareApi ?? true });
+  const differences = [
+    ...comparison.differences,
+    ...world.unexpectedExits().map((exit) => `crash: ${exit}`),
+    ...(outcome.differences ?? []),
+  ];
+  const report: FaultReport = {
+    scenario: outcome.scenario,
+    scale: faultScale.name,
+    seed: world.random.seed,
+    events: { ...outcome.events, balances: comparison.balances, usageCharges: comparison.usageCharges, ledgerEvents: comparison.ledgerEvents },
+    faults: outcome.faults,
+    faultsInjected: Object.values(outcome.faults).reduce((sum, count) => sum + count, 0),
+    recovery: summarizeRecovery(outcome.recoveriesMs),
+    differences: differences.length,
+    firstDifferences: [...waits, ...differences].slice(0, 10),
+    durationMs: Date.now() - outcome.startedAt,
+    logs: world.logDir,
+    ...outcome.extra,
+  };
+  recordFaultReport(report);
+  return report;
+}
