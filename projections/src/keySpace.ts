@@ -9,6 +9,8 @@ export interface KeySpace {
   readonly root: string;
   /** Holds the name of the generation readers and the live projector use. */
   readonly active: string;
+  /** `<root>:<generation>`: the scripts append `:balance:<id>` and `:customer:<id>` themselves. */
+  generationRoot(generation: string): string;
   checkpoint(generation: string): string;
   balance(generation: string, balanceId: string): string;
   customer(generation: string, customerId: string): string;
@@ -30,6 +32,7 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
   return {
     root,
     active: `${root}:active`,
+    generationRoot,
     checkpoint: (generation) => `${generationRoot(generation)}:checkpoint`,
     balance: (generation, balanceId) => `${generationRoot(generation)}:balance:${balanceId}`,
     customer: (generation, customerId) => `${generationRoot(generation)}:customer:${customerId}`,

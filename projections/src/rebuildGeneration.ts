@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { applyLedgerBatch } from './applyLedgerBatch';
 import type { GenerationStore, WriteOutcome } from './generationStore';
 import { retryWithBackoff } from './retryWithBackoff';
+import type { SnapshotCache } from './snapshotCache';
 
 export interface RebuildOptions {
   readonly eventStore: EventStore;
@@ -10,6 +11,8 @@ export interface RebuildOptions {
   readonly logger: Logger;
   /** An aside generation whose checkpoint is `after`. */
   readonly generation: string;
+  /** Created empty with the generation and kept across calls for it. */
+  readonly cache: SnapshotCache;
   readonly batchSize: number;
   /** Where the generation stands: 0n for a fresh one. */
   readonly after: bigint;
@@ -34,8 +37,8 @@ const MAX_ATTEMPTS = 10;
  * written, so the rebuild runs at the pace of the slower of the two, not their sum.
  */
 export async function rebuildGeneration(options: RebuildOptions): Promise<RebuildResult> {
-  const { eventStore, store, logger, generation, batchSize, until } = options;
-  const target = { eventStore, store, logger, generation, mode: 'aside' as const };
+  const { eventStore, store, logger, generation, batchSize, until, cache } = options;
+  const target = { eventStore, store, logger, generation, mode: 'aside' as const, cache };
   const read = (after: bigint): Promise<readonly RecordedEvent[]> => {
     const page = retryWithBackoff(() => eventStore.readAll({ after, maxCount: batchSize }), {
       logger,

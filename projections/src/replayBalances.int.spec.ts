@@ -116,6 +116,18 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     await expectServedExactly(readModel, eventStore);
   });
 
+  it('rebuilds exactly with too small a cache for the balances, reading the evicted ones back from Redis', async () => {
+    const ids = await writer.open(25, { customers: 5 });
+    await writer.activity(ids, 4);
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    const redis = testRedis.connect();
+    await replayBalances({ eventStore, redis, keyPrefix: testRedis.keyPrefix, logger: watched, batchSize: 30, snapshotCacheSize: 7 });
+    await expectServedExactly(readModel, eventStore);
+    // Had an evicted balance been taken for a new one, the fold would have healed it from its stream, with a warning.
+    expect(warnings).toEqual([]);
+  });
+
   it('rejects a batch size that is not a positive integer before touching anything', async () => {
     await expect(
       replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: Number('x') }),

@@ -5,6 +5,7 @@ import { createGenerationStore } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';
 import { resolveBatchSize } from './resolveBatchSize';
+import { createSnapshotCache } from './snapshotCache';
 
 export interface ReplayOptions {
   readonly eventStore: EventStore;
@@ -14,6 +15,8 @@ export interface ReplayOptions {
   readonly onProgress?: (progress: RebuildProgress) => void;
   /** Events per read and per Redis write. Default 1000. */
   readonly batchSize?: number;
+  /** Balances kept in memory between batches (about 600 bytes each); more are re-read from Redis. Default 50 000. */
+  readonly snapshotCacheSize?: number;
 }
 
 export interface ReplayResult {
@@ -45,11 +48,21 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
   const batchSize = resolveBatchSize(options.batchSize, 1000);
   for (let rebuild = 1; rebuild <= MAX_REBUILDS; rebuild += 1) {
     const generation = await store.createAside();
+    const cache = createSnapshotCache(options.snapshotCacheSize);
     const progress = createProgressTracker(await eventStore.headPosition(), options.onProgress);
     logger.info({ generation }, 'replaying every balance into a fresh generation');
     let position = 0n;
     for (;;) {
-      const rebuilt = await rebuildGeneration({ eventStore, store, logger, generation, batchSize, after: position, onBatch: progress.onBatch });
+      const rebuilt = await rebuildGeneration({
+        eventStore,
+        store,
+        logger,
+        generation,
+        cache,
+        batchSize,
+        after: position,
+        onBatch: progress.onBatch,
+      });
       position = rebuilt.position;
       const switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation) : { kind: 'reset' as const };
       if (switched.kind === 'behind') continue;

@@ -3,10 +3,12 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { SNAPSHOT_FIELDS, SnapshotField, snapshotToHash } from './balanceSnapshot';
 import { foldBalanceStreams } from './foldBalanceStreams';
+import { snapshotOf } from './foldedBalance';
 import { createGenerationStore, GenerationStore } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';
 import { resolveBatchSize } from './resolveBatchSize';
+import { createSnapshotCache } from './snapshotCache';
 
 export interface VerifyOptions {
   readonly eventStore: EventStore;
@@ -67,6 +69,7 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
       store,
       logger,
       generation: aside,
+      cache: createSnapshotCache(),
       batchSize: resolveBatchSize(options.batchSize, 1000),
       after: 0n,
       until: live.checkpoint,
@@ -167,9 +170,9 @@ function createComparison(redis: Redis, store: GenerationStore, liveGeneration: 
         const folded = await foldBalanceStreams(eventStore, new Map(chunk.map(([balanceId, hash]) => [balanceId, BigInt(hash.position!)])));
         const indexed: { balanceId: string; customerId: string }[] = [];
         for (const [balanceId, liveHash] of chunk) {
-          const snapshot = folded.get(balanceId);
-          compareHashes(balanceId, liveHash, snapshot && snapshotToHash(snapshot));
-          if (snapshot !== undefined) indexed.push({ balanceId, customerId: snapshot.customerId });
+          const balance = folded.get(balanceId);
+          compareHashes(balanceId, liveHash, balance && snapshotToHash(snapshotOf(balance)));
+          if (balance !== undefined) indexed.push({ balanceId, customerId: balance.state.customerId });
         }
         if (indexed.length > 0) await checkIndex(indexed);
       }

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import type { BalanceEvent } from '@tally/domain';
 import { snapshotFromHash, snapshotToHash } from './balanceSnapshot';
-import { foldBalanceSnapshot, FoldResult } from './foldBalanceSnapshot';
+import { FoldedBalance, foldedFromSnapshot, snapshotOf } from './foldedBalance';
+import { foldLedgerRecords, FoldResult } from './foldLedgerRecords';
 import type { LedgerRecord } from './ledgerRecord';
 
 const BALANCE = 'b-1';
@@ -47,15 +48,20 @@ function records(events: readonly BalanceEvent[], firstPosition = 1n, step = 3n,
   }));
 }
 
-function changed(result: FoldResult) {
-  if (result.kind !== 'changed') throw new Error(`expected a changed snapshot, got ${result.kind}`);
-  return result.snapshot;
+function folded(result: FoldResult): FoldedBalance {
+  if (result.kind !== 'changed') throw new Error(`expected a change, got ${result.kind}`);
+  return result.folded;
 }
 
-describe('foldBalanceSnapshot', () => {
+/** The snapshot readers get after folding `records` onto `base`. */
+const snapshotAfter = (base: FoldedBalance | undefined, records: readonly LedgerRecord[]) => snapshotOf(folded(foldLedgerRecords(base, records)));
+
+/** What the projector does between batches: write the snapshot as strings, read it back. */
+const throughRedis = (balance: FoldedBalance) => foldedFromSnapshot(snapshotFromHash(snapshotToHash(snapshotOf(balance)))!)!;
+
+describe('foldLedgerRecords', () => {
   it('folds a stream into the snapshot readers get: decimal strings, threshold state, revision and position of the last event', () => {
-    const snapshot = changed(foldBalanceSnapshot(undefined, records([opened(), toppedUp(12_500_000n, 1), consumed(8_000_000n, 2)])));
-    expect(snapshot).toEqual({
+    expect(snapshotAfter(undefined, records([opened(), toppedUp(12_500_000n, 1), consumed(8_000_000n, 2)]))).toEqual({
       balanceId: BALANCE,
       customerId: 'c-1',
       productId: 'p-1',
@@ -70,8 +76,8 @@ describe('foldBalanceSnapshot', () => {
   });
 
   it('is not below a threshold it equals, nor below an absent one', () => {
-    expect(changed(foldBalanceSnapshot(undefined, records([opened(), toppedUp(5_000_000n, 1)]))).belowThreshold).toBe(false);
-    const none = changed(foldBalanceSnapshot(undefined, records([opened(null), consumed(1n, 1)])));
+    expect(snapshotAfter(undefined, records([opened(), toppedUp(5_000_000n, 1)])).belowThreshold).toBe(false);
+    const none = snapshotAfter(undefined, records([opened(null), consumed(1n, 1)]));
     expect(none).toMatchObject({ lowBalanceThreshold: null, belowThreshold: false, balance: '-0.000001' });
   });
 
@@ -81,48 +87,41 @@ describe('foldBalanceSnapshot', () => {
       toppedUp(1_000_000n, 1),
       { type: 'LowBalanceWarned', threshold: 5_000_000n, balance: 1_000_000n, occurredAt: at(9) },
     ];
-    expect(changed(foldBalanceSnapshot(undefined, records(events)))).toMatchObject({ revision: '2', position: '7', updatedAt: at(1) });
+    expect(snapshotAfter(undefined, records(events))).toMatchObject({ revision: '2', position: '7', updatedAt: at(1) });
   });
 
   it('changes nothing when every record is at or below the snapshot position (re-delivery)', () => {
     const all = records([opened(), toppedUp(1_000_000n, 1), consumed(1n, 2)]);
-    const snapshot = changed(foldBalanceSnapshot(undefined, all));
-    expect(foldBalanceSnapshot(snapshot, all)).toEqual({ kind: 'unchanged' });
-    expect(foldBalanceSnapshot(snapshot, all.slice(1))).toEqual({ kind: 'unchanged' });
+    const stored = throughRedis(folded(foldLedgerRecords(undefined, all)));
+    expect(foldLedgerRecords(stored, all)).toEqual({ kind: 'unchanged' });
+    expect(foldLedgerRecords(stored, all.slice(1))).toEqual({ kind: 'unchanged' });
   });
 
   it('skips the records it already holds and applies the rest once', () => {
     const all = records([opened(), toppedUp(1_000_000n, 1), consumed(250_000n, 2), toppedUp(3n, 3)]);
-    const early = changed(foldBalanceSnapshot(undefined, all.slice(0, 2)));
-    expect(changed(foldBalanceSnapshot(early, all))).toEqual(changed(foldBalanceSnapshot(undefined, all)));
+    const early = throughRedis(folded(foldLedgerRecords(undefined, all.slice(0, 2))));
+    expect(snapshotAfter(early, all)).toEqual(snapshotAfter(undefined, all));
   });
 
   it('compares positions exactly beyond 2^53, where doubles cannot tell neighbours apart', () => {
     const base = 2n ** 53n;
     expect(Number(base + 1n)).toBe(Number(base));
     const all = records([opened(), toppedUp(1_000_000n, 1), toppedUp(2_000_000n, 2)], base, 1n);
-    const atSecond = changed(foldBalanceSnapshot(undefined, all.slice(0, 2)));
-    expect(atSecond.position).toBe((base + 1n).toString());
-    expect(foldBalanceSnapshot(atSecond, all.slice(1, 2))).toEqual({ kind: 'unchanged' });
-    expect(changed(foldBalanceSnapshot(atSecond, all.slice(1)))).toMatchObject({ balance: '3', position: (base + 2n).toString() });
+    const atSecond = throughRedis(folded(foldLedgerRecords(undefined, all.slice(0, 2))));
+    expect(atSecond.position).toBe(base + 1n);
+    expect(foldLedgerRecords(atSecond, all.slice(1, 2))).toEqual({ kind: 'unchanged' });
+    expect(snapshotAfter(atSecond, all.slice(1))).toMatchObject({ balance: '3', position: (base + 2n).toString() });
   });
 
-  it('reports a gap instead of folding records that do not continue the snapshot', () => {
+  it('reports a gap instead of folding records that do not continue what the snapshot holds', () => {
     const all = records([opened(), toppedUp(1_000_000n, 1), consumed(1n, 2), consumed(1n, 3)]);
-    const snapshot = changed(foldBalanceSnapshot(undefined, all.slice(0, 2)));
-    expect(foldBalanceSnapshot(snapshot, all.slice(3))).toEqual({ kind: 'gap' });
+    const stored = folded(foldLedgerRecords(undefined, all.slice(0, 2)));
+    expect(foldLedgerRecords(stored, all.slice(3))).toEqual({ kind: 'gap' });
     // A lost snapshot: the batch starts mid-stream.
-    expect(foldBalanceSnapshot(undefined, all.slice(2))).toEqual({ kind: 'gap' });
+    expect(foldLedgerRecords(undefined, all.slice(2))).toEqual({ kind: 'gap' });
   });
 
-  it('reports a gap for a snapshot that does not parse, so it is rebuilt rather than trusted', () => {
-    const all = records([opened(), toppedUp(1_000_000n, 1), consumed(1n, 2)]);
-    const snapshot = changed(foldBalanceSnapshot(undefined, all.slice(0, 2)));
-    expect(foldBalanceSnapshot({ ...snapshot, balance: 'lots' }, all)).toEqual({ kind: 'gap' });
-    expect(foldBalanceSnapshot({ ...snapshot, position: '1e3' }, all)).toEqual({ kind: 'gap' });
-  });
-
-  it('gives the same snapshot however the stream is cut into batches', () => {
+  it('gives the same snapshot however the stream is cut into batches, through Redis strings in between', () => {
     const event = fc.oneof(
       fc.bigInt({ min: 1n, max: 10n ** 12n }).map((credits) => toppedUp(credits, 1)),
       fc.bigInt({ min: 1n, max: 10n ** 12n }).map((credits) => consumed(credits, 2)),
@@ -133,31 +132,38 @@ describe('foldBalanceSnapshot', () => {
     fc.assert(
       fc.property(fc.array(event, { maxLength: 30 }), fc.array(fc.nat(31), { maxLength: 5 }), (events, cuts) => {
         const all = records([opened(), ...events]);
-        const whole = changed(foldBalanceSnapshot(undefined, all));
         const bounds = [...new Set([1, ...cuts.map((cut) => Math.min(Math.max(cut, 1), all.length)), all.length])].sort((a, b) => a - b);
-        let snapshot = changed(foldBalanceSnapshot(undefined, all.slice(0, bounds[0])));
+        let stored = throughRedis(folded(foldLedgerRecords(undefined, all.slice(0, bounds[0]))));
         for (let index = 1; index < bounds.length; index += 1) {
           // Each batch overlaps the previous one, as a re-delivery after a crash would.
-          const result = foldBalanceSnapshot(snapshot, all.slice(Math.max(0, bounds[index - 1]! - 2), bounds[index]));
-          if (result.kind === 'changed') snapshot = result.snapshot;
+          const result = foldLedgerRecords(stored, all.slice(Math.max(0, bounds[index - 1]! - 2), bounds[index]));
+          if (result.kind === 'changed') stored = throughRedis(result.folded);
         }
-        expect(snapshot).toEqual(whole);
+        expect(snapshotOf(stored)).toEqual(snapshotAfter(undefined, all));
       }),
     );
   });
 });
 
-describe('snapshot hash', () => {
-  it('round-trips through the Redis hash, with no threshold as an empty string', () => {
-    const snapshot = changed(foldBalanceSnapshot(undefined, records([opened(null), toppedUp(1n, 1)])));
+describe('snapshot strings', () => {
+  it('round-trip through the Redis hash, with no threshold as an empty string', () => {
+    const snapshot = snapshotAfter(undefined, records([opened(null), toppedUp(1n, 1)]));
     const hash = snapshotToHash(snapshot);
     expect(hash).toMatchObject({ lowBalanceThreshold: '', belowThreshold: '0', balance: '0.000001' });
     expect(snapshotFromHash(hash)).toEqual(snapshot);
   });
 
-  it('reads a missing or partial hash as no snapshot', () => {
+  it('read a missing or partial hash as no snapshot', () => {
     expect(snapshotFromHash({})).toBeUndefined();
-    const { name: _name, ...partial } = snapshotToHash(changed(foldBalanceSnapshot(undefined, records([opened()]))));
+    const { name: _name, ...partial } = snapshotToHash(snapshotAfter(undefined, records([opened()])));
     expect(snapshotFromHash(partial)).toBeUndefined();
+  });
+
+  it('refuse a snapshot whose amounts or positions do not parse, so it is rebuilt rather than trusted', () => {
+    const snapshot = snapshotAfter(undefined, records([opened(), toppedUp(1_000_000n, 1)]));
+    expect(foldedFromSnapshot(snapshot)).toBeDefined();
+    expect(foldedFromSnapshot({ ...snapshot, balance: 'lots' })).toBeUndefined();
+    expect(foldedFromSnapshot({ ...snapshot, position: '1e3' })).toBeUndefined();
+    expect(foldedFromSnapshot({ ...snapshot, revision: '-1' })).toBeUndefined();
   });
 });

@@ -1,0 +1,58 @@
+import { formatCredits, OpenBalance, parseStoredCredits } from '@tally/domain';
+import type { BalanceSnapshot } from './balanceSnapshot';
+
+/**
+ * A balance as the fold carries it from batch to batch: the domain state and where it stands
+ * in its stream and in the log. Kept in this form between batches of a rebuild, so a batch
+ * does not parse back the strings the previous one formatted.
+ */
+export interface FoldedBalance {
+  readonly state: OpenBalance;
+  /** Stream revision of the last event folded in. */
+  readonly revision: bigint;
+  /** Global position of the last event folded in. */
+  readonly position: bigint;
+}
+
+const DIGITS = /^(0|[1-9]\d*)$/;
+
+/** undefined when a field does not parse: such a snapshot is rebuilt, never trusted. */
+export function foldedFromSnapshot(snapshot: BalanceSnapshot): FoldedBalance | undefined {
+  if (!DIGITS.test(snapshot.revision) || !DIGITS.test(snapshot.position)) return undefined;
+  try {
+    return {
+      state: {
+        status: 'open',
+        balanceId: snapshot.balanceId,
+        customerId: snapshot.customerId,
+        productId: snapshot.productId,
+        name: snapshot.name,
+        balance: parseStoredCredits(snapshot.balance),
+        lowBalanceThreshold: snapshot.lowBalanceThreshold === null ? null : parseStoredCredits(snapshot.lowBalanceThreshold),
+        // `warned` only gates the warnings `decide` emits; a projection never decides, and no
+        // snapshot field depends on it, so it need not be stored.
+        warned: snapshot.belowThreshold,
+        updatedAt: snapshot.updatedAt,
+      },
+      revision: BigInt(snapshot.revision),
+      position: BigInt(snapshot.position),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export function snapshotOf({ state, revision, position }: FoldedBalance): BalanceSnapshot {
+  return {
+    balanceId: state.balanceId,
+    customerId: state.customerId,
+    productId: state.productId,
+    name: state.name,
+    balance: formatCredits(state.balance),
+    lowBalanceThreshold: state.lowBalanceThreshold === null ? null : formatCredits(state.lowBalanceThreshold),
+    belowThreshold: state.lowBalanceThreshold !== null && state.balance < state.lowBalanceThreshold,
+    revision: revision.toString(),
+    position: position.toString(),
+    updatedAt: state.updatedAt,
+  };
+}
