@@ -145,6 +145,30 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     await expectExactSnapshots();
   });
 
+  it('starts over when the event store is behind its checkpoint (a reset store, or another one)', async () => {
+    const ids = await writer.open(10);
+    await writer.activity(ids, 3);
+    const first = startProjector();
+    await first.started;
+    await caughtUp();
+    await first.projector.stop();
+
+    const other = await createTestSchema({ prefix: 'projector_reset' });
+    const resetStore = createPostgresEventStore({ pool: other.pool, logger, pollIntervalMs: 100 });
+    try {
+      const resetIds = await createLedgerWriter(resetStore, 5).open(3);
+      const second = createBalanceProjector({ eventStore: resetStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, pollIntervalMs: 50 });
+      running.push(second);
+      await second.start();
+      await checks.expectServedExactly(readModel, resetStore);
+      await expect(readModel.getBalance(ids[0]!)).resolves.toBeUndefined();
+      await expect(readModel.getBalance(resetIds[0]!)).resolves.toBeDefined();
+    } finally {
+      await resetStore.close();
+      await other.drop();
+    }
+  });
+
   it('rides out Redis being down: retries, reports lag, skips nothing', async () => {
     const proxy = await startTcpProxy(6379);
     const warnings: string[] = [];

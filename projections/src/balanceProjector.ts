@@ -45,7 +45,8 @@ export interface BalanceProjector {
  * when the generation is no longer active ('stale': a replay switched) or its keys are gone
  * ('reset': Redis flushed or restarted empty). Either way the projector resubscribes from
  * whatever ensureActive() finds: the new generation's checkpoint, or a fresh generation at
- * position 0, so snapshots come back without anyone running a command.
+ * position 0, so snapshots come back without anyone running a command. An event store whose
+ * head is below the checkpoint (reset, or another one) also gets a fresh generation.
  */
 export function createBalanceProjector(options: BalanceProjectorOptions): BalanceProjector {
   const { eventStore } = options;
@@ -114,11 +115,14 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
       const previous = subscription;
       subscription = undefined;
       await previous?.stop();
-      const active = await retryWithBackoff(() => store.ensureActive(), {
-        logger,
-        what: 'open the active generation',
-        signal: abort.signal,
-      });
+      const retrying = { logger, signal: abort.signal };
+      let active = await retryWithBackoff(() => store.ensureActive(), { ...retrying, what: 'open the active generation' });
+      head = await retryWithBackoff(() => eventStore.headPosition(), { ...retrying, what: 'read the head position' });
+      if (head < active.checkpoint) {
+        // Positions never go back: this projection was made from another (or a since reset) store.
+        logger.warn({ checkpoint: active.checkpoint.toString(), head: head.toString() }, 'the event store is behind the projection');
+        active = await retryWithBackoff(() => store.ensureActive({ startOver: true }), { ...retrying, what: 'start a fresh generation' });
+      }
       if (active.created && generation !== undefined) {
         logger.warn({ generation: active.generation, reason }, 'projection lost: rebuilding every snapshot from position 0');
       }
@@ -149,7 +153,11 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
 
   async function poll(): Promise<void> {
     try {
-      raise(await eventStore.headPosition());
+      // Read before the query: the head it returns covers every event applied before it started.
+      const applied = position;
+      const polled = await eventStore.headPosition();
+      if (polled < applied && resubscribing === undefined) void resubscribe('the event store is behind the checkpoint');
+      raise(polled);
     } catch (error) {
       logger.debug({ err: error }, 'could not read the head position');
     }

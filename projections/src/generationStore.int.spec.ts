@@ -34,11 +34,14 @@ describe('generation store (Redis)', () => {
   const stored = async (generation: string, balanceId: string) =>
     redis.hgetall(store.keys.balance(generation, balanceId));
 
-  it('creates an active generation at 0 once, and finds it again', async () => {
+  it('creates an active generation at 0 once, finds it again, and replaces it when told to start over', async () => {
     const first = await store.ensureActive();
     expect(first).toMatchObject({ checkpoint: 0n, created: true, abandoned: undefined });
     await expect(store.ensureActive()).resolves.toEqual({ ...first, created: false });
     await expect(redis.get(store.keys.active)).resolves.toBe(first.generation);
+    const over = await store.ensureActive({ startOver: true });
+    expect(over).toMatchObject({ checkpoint: 0n, created: true, abandoned: first.generation });
+    await expect(redis.get(store.keys.active)).resolves.toBe(over.generation);
   });
 
   it('writes a snapshot only above its stored position, comparing positions beyond 2^53 exactly', async () => {

@@ -68,10 +68,11 @@ end
 return cjson.encode(hashes)
 `);
 
-// KEYS: active. ARGV: root, candidate generation. Returns { generation, checkpoint, created '1'/'0', abandoned or '' }.
+// KEYS: active. ARGV: root, candidate generation, 'over' to replace the active one regardless.
+// Returns { generation, checkpoint, created '1'/'0', abandoned or '' }.
 const ENSURE_ACTIVE = createLuaScript(`
 local active = redis.call('GET', KEYS[1])
-if active then
+if active and ARGV[3] ~= 'over' then
   local checkpoint = redis.call('GET', ARGV[1] .. ':' .. active .. ':checkpoint')
   if checkpoint then return { active, checkpoint, '0', '' } end
 end
@@ -122,8 +123,11 @@ export type SwitchOutcome = { kind: 'switched'; previous: string | undefined } |
 
 export interface GenerationStore {
   readonly keys: KeySpace;
-  /** The active generation and its checkpoint; creates a fresh one at 0 when the pointer or the checkpoint is gone. */
-  ensureActive(): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
+  /**
+   * The active generation and its checkpoint; creates a fresh one at 0 when the pointer or
+   * the checkpoint is gone, or when told to start over.
+   */
+  ensureActive(options?: { startOver?: boolean }): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
   readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
   checkGeneration(generation: string, mode: WriteMode): Promise<WriteOutcome>;
   /** A new, empty generation at checkpoint 0, invisible to readers until switched to. */
@@ -157,14 +161,14 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
   return {
     keys,
 
-    async ensureActive() {
-      const reply = await ENSURE_ACTIVE.run(redis, [keys.active], [keys.root, newGenerationName()]);
+    async ensureActive({ startOver = false } = {}) {
+      const reply = await ENSURE_ACTIVE.run(redis, [keys.active], [keys.root, newGenerationName(), startOver ? 'over' : '']);
       const [generation, checkpoint, created, abandoned] = reply as [string, string, string, string];
       return {
         generation,
         checkpoint: BigInt(checkpoint),
         created: created === '1',
-        // A pointer whose checkpoint vanished: what is left of that generation is garbage.
+        // Replaced, or a pointer whose checkpoint vanished: what is left of that generation is garbage.
         abandoned: abandoned === '' ? undefined : abandoned,
       };
     },
