@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { waitFor } from '@tally/test-support';
 import { compareWithModel } from './compareWithModel';
 import { faultScale } from './faultScale';
@@ -58,5 +60,10 @@ export async function finishScenario(world: FaultWorld, outcome: ScenarioOutcome
     ...outcome.extra,
   };
   recordFaultReport(report);
+  if (differences.length > 0) {
+    // The report keeps ten; the whole list goes beside the processes' logs.
+    mkdirSync(world.logDir, { recursive: true });
+    writeFileSync(path.join(world.logDir, 'differences.txt'), `${[...waits, ...differences].join('\n')}\n`);
+  }
   return report;
 }
