@@ -1,5 +1,6 @@
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
+import type { BalanceSnapshot } from './balanceSnapshot';
 import { FoldedBalance, foldedFromSnapshot, snapshotOf } from './foldedBalance';
 import { foldBalanceStreams } from './foldBalanceStreams';
 import { foldLedgerRecords } from './foldLedgerRecords';
@@ -35,16 +36,21 @@ async function storedBalances(target: BatchTarget, balanceIds: readonly string[]
   return stored;
 }
 
+export interface PreparedBatch {
+  readonly snapshots: readonly BalanceSnapshot[];
+  /** The batch's last position: where the checkpoint moves once the snapshots are written. */
+  readonly checkpoint: bigint;
+}
+
 /**
- * Applies a batch of consecutive events (any streams) to a generation in two Redis round
- * trips: one script that reads the touched balances (none for those in the cache), one that
- * writes the folded snapshots and moves the checkpoint to the batch's last position. Safe to
- * repeat: events already in a snapshot are skipped by the fold, and the script keeps the
- * higher position.
+ * Reads what the touched balances hold (one script; nothing for those in the cache) and
+ * folds the batch onto it. Folding is safe to repeat: events already in a snapshot are
+ * skipped. 'stale' or 'reset' when a snapshot had to be rebuilt and the generation turned
+ * out to be gone or replaced.
  */
-export async function applyLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<WriteOutcome> {
+export async function prepareLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<PreparedBatch | 'stale' | 'reset'> {
   const last = events[events.length - 1];
-  if (last === undefined) return 'ok';
+  if (last === undefined) throw new Error('a batch holds at least one event');
   const { store, generation, mode } = target;
   const byBalance = groupByBalance(events);
   const stored = await storedBalances(target, [...byBalance.keys()]);
@@ -67,7 +73,20 @@ export async function applyLedgerBatch(target: BatchTarget, events: readonly Rec
     const healed = await foldBalanceStreams(target.eventStore, new Map(gaps.map((balanceId) => [balanceId, last.position])));
     for (const folded of healed.values()) if (folded !== undefined) changed.push(folded);
   }
-  const outcome = await store.writeBatch(generation, mode, changed.map(snapshotOf), last.position);
-  if (outcome === 'ok') for (const folded of changed) target.cache?.set(folded);
-  return outcome;
+  for (const folded of changed) target.cache?.set(folded);
+  return { snapshots: changed.map(snapshotOf), checkpoint: last.position };
+}
+
+/** One script: the snapshots whose position is above the stored one, then the checkpoint. Safe to repeat. */
+export function writePreparedBatch(target: BatchTarget, prepared: PreparedBatch): Promise<WriteOutcome> {
+  return target.store.writeBatch(target.generation, target.mode, prepared.snapshots, prepared.checkpoint);
+}
+
+/**
+ * Applies a batch of consecutive events (any streams) to a generation in two Redis round
+ * trips, whatever the batch holds; the checkpoint moves with the snapshots it covers.
+ */
+export async function applyLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<WriteOutcome> {
+  const prepared = await prepareLedgerBatch(target, events);
+  return typeof prepared === 'string' ? prepared : writePreparedBatch(target, prepared);
 }

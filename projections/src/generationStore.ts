@@ -115,7 +115,7 @@ return { active, checkpoint }
 const SCAN_COUNT = '1000';
 
 /** Unique, and sortable by creation time when listing keys by hand. */
-export function newGenerationName(): string {
+function newGenerationName(): string {
   return `g${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 }
 

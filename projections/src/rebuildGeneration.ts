@@ -1,6 +1,6 @@
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
-import { applyLedgerBatch } from './applyLedgerBatch';
+import { prepareLedgerBatch, writePreparedBatch } from './applyLedgerBatch';
 import type { GenerationStore, WriteOutcome } from './generationStore';
 import { retryWithBackoff } from './retryWithBackoff';
 import type { SnapshotCache } from './snapshotCache';
@@ -32,41 +32,57 @@ export interface RebuildResult {
 /** A replay is run by hand: give up after about half a minute rather than hang. */
 const MAX_ATTEMPTS = 10;
 
+/** Awaited later; until then a failure must not count as an unhandled rejection. */
+function inFlight<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 /**
- * Folds the log into an aside generation. The next page is read while the current one is
- * written, so the rebuild runs at the pace of the slower of the two, not their sum.
+ * Folds the log into an aside generation as a three-stage pipeline: while batch n is folded,
+ * page n+1 is being read from the event store and batch n-1 written by Redis, so the rebuild
+ * runs at the pace of its slowest stage rather than at the sum of all three. Writes stay in
+ * order: one is sent only after the previous one has landed.
  */
 export async function rebuildGeneration(options: RebuildOptions): Promise<RebuildResult> {
   const { eventStore, store, logger, generation, batchSize, until, cache } = options;
   const target = { eventStore, store, logger, generation, mode: 'aside' as const, cache };
-  const read = (after: bigint): Promise<readonly RecordedEvent[]> => {
-    const page = retryWithBackoff(() => eventStore.readAll({ after, maxCount: batchSize }), {
-      logger,
-      what: 'read the event store',
-      maxAttempts: MAX_ATTEMPTS,
-    });
-    // Awaited later; until then a failure must not count as an unhandled rejection.
-    page.catch(() => undefined);
-    return page;
-  };
+  const retrying = { logger, maxAttempts: MAX_ATTEMPTS };
+  const read = (after: bigint): Promise<readonly RecordedEvent[]> =>
+    inFlight(retryWithBackoff(() => eventStore.readAll({ after, maxCount: batchSize }), { ...retrying, what: 'read the event store' }));
+
   let position = options.after;
+  let writing: { outcome: Promise<WriteOutcome>; position: bigint; events: number } | undefined;
+  /** Waits for the write in flight; its outcome, 'ok' when there is none. */
+  const landed = async (): Promise<WriteOutcome> => {
+    if (writing === undefined) return 'ok';
+    const { outcome, position: written, events } = writing;
+    writing = undefined;
+    const result = await outcome;
+    if (result === 'ok') {
+      position = written;
+      options.onBatch?.(written, events);
+    }
+    return result;
+  };
+
   if (until !== undefined && position >= until) return { outcome: 'ok', position };
-  let next = read(position);
-  for (;;) {
-    const page = await next;
+  let next: Promise<readonly RecordedEvent[]> | undefined = read(position);
+  while (next !== undefined) {
+    const page: readonly RecordedEvent[] = await next;
     const events = until === undefined ? page : page.filter((event) => event.position <= until);
     const last = events[events.length - 1];
-    if (last === undefined) return { outcome: 'ok', position };
-    const done = until !== undefined && last.position >= until;
-    if (!done) next = read(last.position);
-    const outcome = await retryWithBackoff(() => applyLedgerBatch(target, events), {
-      logger,
-      what: 'write a rebuilt batch',
-      maxAttempts: MAX_ATTEMPTS,
-    });
+    if (last === undefined) break;
+    next = until !== undefined && last.position >= until ? undefined : read(last.position);
+    const prepared = await retryWithBackoff(() => prepareLedgerBatch(target, events), { ...retrying, what: 'fold a rebuilt batch' });
+    const outcome = await landed();
     if (outcome !== 'ok') return { outcome, position };
-    position = last.position;
-    options.onBatch?.(position, events.length);
-    if (done) return { outcome: 'ok', position };
+    if (typeof prepared === 'string') return { outcome: prepared, position };
+    writing = {
+      outcome: inFlight(retryWithBackoff(() => writePreparedBatch(target, prepared), { ...retrying, what: 'write a rebuilt batch' })),
+      position: prepared.checkpoint,
+      events: events.length,
+    };
   }
+  return { outcome: await landed(), position };
 }

@@ -1,11 +1,13 @@
 import type { FoldedBalance } from './foldedBalance';
 
 /**
- * The balances a rebuild wrote to its own aside generation, most recently written last, so
+ * The balances a rebuild folded into its own aside generation, most recently folded last, so
  * the next batch takes them from memory instead of reading and parsing them from Redis.
  * Sound only for a generation with a single writer that starts empty: then, until the first
  * eviction, a balance that is not here is not in Redis either, and a rebuild over fewer
- * balances than the capacity never reads Redis at all.
+ * balances than the capacity never reads Redis at all. Balances go in when folded, before
+ * their write lands: a rebuild retries a failed write with the same snapshots, and abandons
+ * the generation, cache and all, when it cannot write it.
  */
 export interface SnapshotCache {
   get(balanceId: string): FoldedBalance | undefined;
