@@ -9,6 +9,7 @@ import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
 import { BALANCE_ID_PREFIX, balanceIdOf } from './seedBalances';
+import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
 
 export interface LookupsResult {
   readonly connections: number;
@@ -63,10 +64,7 @@ export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResul
   await api.kill('SIGTERM');
   progress(`API: ${formatCount(load.perSecond)} requests/s, p99 ${load.p99Ms} ms (${load.non2xx} non-2xx, ${load.errors} errors)`);
 
-  // The snapshot key layout of projections/src/keySpace.ts: <prefix>:<generation>:balance:<balance id>.
-  const generation = await run.redis.get(`${run.keyPrefix}:active`);
-  if (generation === null) throw new Error(`no active generation under ${run.keyPrefix}`);
-  const key = `${run.keyPrefix}:${generation}:balance:${BALANCE_ID_PREFIX}__rand_int__`;
+  const key = balanceSnapshotKey(run.keyPrefix, await activeGeneration(run.redis, run.keyPrefix), `${BALANCE_ID_PREFIX}__rand_int__`);
   progress(`lookups ceiling: redis-benchmark HGETALL ${key}`);
   const redis = await runRedisBenchmark(['HGETALL', key], { keyspace: customers, requests: REDIS_REQUESTS, clients: CONNECTIONS });
   progress(`redis-benchmark: ${formatCount(redis.perSecond)} HGETALL/s, p99 ${redis.p99Ms} ms`);
