@@ -280,9 +280,18 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
 }
 
 /** The registry answered, and no: an incompatible (409) or invalid (422) schema will not change by waiting. */
-function isRefusedByRegistry(error: unknown): boolean {
+/**
+ * Two first registrations of one subject at once (two relays starting, or a relay and a
+ * consumer) make the client set the subject's compatibility twice, and Apicurio answers the
+ * second with 409 "rule already exists". That is a lost race, not a refusal: retrying finds
+ * the rule in place and registers.
+ */
+const COMPATIBILITY_RULE_RACE = /rule named 'COMPATIBILITY' already exists/i;
+
+export function isRefusedByRegistry(error: unknown): boolean {
   const status = (error as { status?: unknown } | null)?.status;
-  return status === 409 || status === 422;
+  if (status !== 409 && status !== 422) return false;
+  return !COMPATIBILITY_RULE_RACE.test(error instanceof Error ? error.message : String(error));
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
