@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -82,13 +82,27 @@ export interface FaultWorld {
 
 const PUBLISH_CHUNK = 200;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP port');
-  return address.port;
+/**
+ * A free port below the kernel's ephemeral range: the API is killed and restarted on the same
+ * port, and a port from that range may meanwhile become the local end of any outgoing
+ * connection on this busy machine, making the restart fail with EADDRINUSE.
+ */
+async function freeApiPort(random: SeededRandom): Promise<number> {
+  const [ephemeralLow] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const high = Math.min(ephemeralLow ?? 32768, 65536) - 1;
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const port = random.int(Math.max(1024, high - 12_000), high);
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error('no free TCP port below the ephemeral range');
 }
 
 /**
@@ -127,7 +141,7 @@ export async function createFaultWorld(scenario: string, { partitions = 6 }: { p
   await producer.connect();
   const groupId = name;
   const apiKey = `faults_${uniqueName('key')}_${name}`.slice(0, 60);
-  const apiPort = await freePort();
+  const apiPort = await freeApiPort(random);
   const api = createTallyApiClient({ baseUrl: `http://127.0.0.1:${apiPort}`, apiKey });
   const managed: ManagedTally[] = [];
   const crashes: string[] = [];

@@ -51,7 +51,9 @@ export interface TallyApiClient {
  */
 function isRetriable(error: unknown, status?: number): boolean {
   if (status !== undefined) return status >= 500;
-  return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError' || /fetch failed|ECONNREFUSED|ECONNRESET|socket/i.test(`${error.message} ${String(error.cause)}`));
+  // By shape, not instanceof: fetch's errors come from Node's realm, not jest's.
+  const { name, message, cause } = (typeof error === 'object' && error !== null ? error : {}) as { name?: unknown; message?: unknown; cause?: unknown };
+  return name === 'TimeoutError' || name === 'AbortError' || /fetch failed|ECONNREFUSED|ECONNRESET|socket/i.test(`${String(message)} ${String(cause)}`);
 }
 
 export function createTallyApiClient({ baseUrl, apiKey }: { baseUrl: string; apiKey: string }): TallyApiClient {
@@ -93,7 +95,8 @@ export function createTallyApiClient({ baseUrl, apiKey }: { baseUrl: string; api
       } catch (error) {
         if (!isRetriable(error)) throw error;
         // undici reports a refused or reset connection as a TypeError "fetch failed".
-        count(error instanceof Error && error.name !== 'TypeError' ? error.name : 'connection failed');
+        const name = (error as { name?: unknown }).name;
+        count(typeof name === 'string' && name !== 'TypeError' ? name : 'connection failed');
         last = String(error);
       }
       if (response !== undefined) {
