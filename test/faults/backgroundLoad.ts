@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { ModelBalance } from './creditModel';
 import type { FaultWorld } from './faultWorld';
 import type { UsageTraffic } from './usageTraffic';
 
@@ -16,10 +17,22 @@ export interface BackgroundLoad {
 export function startBackgroundLoad(
   world: FaultWorld,
   traffic: UsageTraffic,
-  { eventsPerTick, tickMs = 500, topUpEveryMs = 400, topUpPrefix }: { eventsPerTick: number; tickMs?: number; topUpEveryMs?: number; topUpPrefix: string },
+  {
+    eventsPerTick,
+    tickMs = 500,
+    topUpEveryMs = 400,
+    topUpPrefix,
+    balances = world.model.balances(),
+  }: {
+    eventsPerTick: number;
+    tickMs?: number;
+    topUpEveryMs?: number;
+    topUpPrefix: string;
+    /** The balances top-ups go to; all of them by default. */
+    balances?: readonly ModelBalance[];
+  },
 ): BackgroundLoad {
   const { model, random } = world;
-  const balances = model.balances();
   let running = true;
   let published = 0;
   let topUps = 0;

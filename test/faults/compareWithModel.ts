@@ -25,7 +25,7 @@ interface EventData {
  * continues the running sum; each usage event charged at most once, every expected one present,
  * at the model's price; each top-up Idempotency-Key once; the final balance equal to the model's.
  */
-export async function compareWithModel(world: FaultWorld, { api = true }: { api?: boolean } = {}): Promise<Comparison> {
+export async function compareWithModel(world: FaultWorld): Promise<Comparison> {
   const { model, eventStore } = world;
   const differences: string[] = [];
   const balances = model.balances();
@@ -100,12 +100,10 @@ export async function compareWithModel(world: FaultWorld, { api = true }: { api?
       if (snapshot.balance !== formatCredits(expected)) say(`the Redis snapshot holds ${snapshot.balance}, the model ${formatCredits(expected)}`);
       if (last !== undefined && snapshot.revision !== String(last.revision)) say(`the Redis snapshot is at revision ${snapshot.revision}, the stream at ${last.revision}`);
     }
-    if (api) {
-      const response = await world.api.getBalance(id, { consistent: true });
-      const served = (response.body as { balance?: string }).balance;
-      if (response.status !== 200 || served !== formatCredits(expected)) {
-        say(`the API answers ${response.status} ${served ?? JSON.stringify(response.body)}, the model ${formatCredits(expected)}`);
-      }
+    const response = await world.api.getBalance(id, { consistent: true });
+    const served = (response.body as { balance?: string }).balance;
+    if (response.status !== 200 || served !== formatCredits(expected)) {
+      say(`the API answers ${response.status} ${served ?? JSON.stringify(response.body)}, the model ${formatCredits(expected)}`);
     }
   }
 

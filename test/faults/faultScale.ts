@@ -16,18 +16,21 @@ export interface FaultScale {
 }
 
 const SCALES: Readonly<Record<FaultScaleName, FaultScale>> = {
+  // About ten minutes on a shared 2-core machine, half of it the consumer kills: each one waits
+  // out the dead member's 30 s session before the partitions move.
   full: {
     name: 'full',
-    consumerKills: { events: 6000, kills: 10 },
-    rebalance: { events: 6000, cycles: 2 },
+    consumerKills: { events: 5000, kills: 10 },
+    rebalance: { events: 5000, cycles: 2 },
     outages: { eventsPerTick: 40, postgresDownMs: 10_000, redisDownMs: 3000 },
     readSideKills: { events: 4000, projectorKills: 5, apiKills: 5, topUps: 200 },
     hostile: { hostileMessages: 1500, validEvents: 3000 },
     apiFuzz: { requests: 4000 },
   },
+  // About six minutes: every fault kind and every check, fewer repetitions.
   ci: {
     name: 'ci',
-    consumerKills: { events: 2500, kills: 10 },
+    consumerKills: { events: 2000, kills: 4 },
     rebalance: { events: 2500, cycles: 1 },
     outages: { eventsPerTick: 20, postgresDownMs: 10_000, redisDownMs: 2000 },
     readSideKills: { events: 1500, projectorKills: 3, apiKills: 3, topUps: 80 },

@@ -7,7 +7,6 @@ import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createBalanceReadModel, type BalanceReadModel } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import {
-  waitFor,
   createTestKafka,
   createTestRegistry,
   createTestSchema,
@@ -28,6 +27,7 @@ import { createCreditModel, type CreditModel } from './creditModel';
 import { createSeededRandom, type SeededRandom } from './seededRandom';
 import { createTallyApiClient, type TallyApiClient } from './tallyApiClient';
 import { FAULT_PRODUCTS, type OutgoingUsage } from './usageTraffic';
+import { waitWhileProgressing } from './waitWhileProgressing';
 
 /** One Tally process of a scenario, restartable with the same configuration. */
 export interface ManagedTally {
@@ -69,8 +69,8 @@ export interface FaultWorld {
   publish(usages: readonly OutgoingUsage[], deadlineMs?: number): Promise<void>;
   /** CreditConsumed events in the event store (one per usage event and balance charged). */
   consumedCount(): Promise<number>;
-  /** Resolves once the consumer group has committed every message of the usage topic. */
-  waitForGroupCaughtUp(timeoutMs: number): Promise<void>;
+  /** Resolves once the consumer group has committed every message of the usage topic; rejects when its offsets stop moving. */
+  waitForGroupCaughtUp(): Promise<void>;
   /** Every message of a topic, from its start to its high watermarks when called. */
   readWholeTopic(topic: string): Promise<KafkaMessage[]>;
   /** Processes that exited without being told to: crashes. */
@@ -265,16 +265,18 @@ export async function createFaultWorld(scenario: string, { partitions = 6 }: { p
       return rows[0]!.n;
     },
 
-    async waitForGroupCaughtUp(timeoutMs) {
-      await waitFor(
-        async () => {
-          const ends = await admin.fetchTopicOffsets(topics.usage);
-          const [committed] = await admin.fetchOffsets({ groupId, topics: [topics.usage] });
-          const at = new Map(committed!.partitions.map(({ partition, offset }) => [partition, BigInt(offset)]));
-          return ends.every(({ partition, high }) => (at.get(partition) ?? -1n) >= BigInt(high));
-        },
-        { description: `group ${groupId} at the end of ${topics.usage}`, timeoutMs, intervalMs: 250 },
-      );
+    async waitForGroupCaughtUp() {
+      await waitWhileProgressing(`group ${groupId} at the end of ${topics.usage}`, async () => {
+        const ends = await admin.fetchTopicOffsets(topics.usage);
+        const [committed] = await admin.fetchOffsets({ groupId, topics: [topics.usage] });
+        const at = new Map(committed!.partitions.map(({ partition, offset }) => [partition, BigInt(offset)]));
+        const behind = ends.filter(({ partition, high }) => (at.get(partition) ?? -1n) < BigInt(high));
+        return {
+          done: behind.length === 0,
+          mark: [...at.values()].join(','),
+          detail: `partitions behind (committed/end): ${behind.map(({ partition, high }) => `${partition}: ${at.get(partition)}/${high}`).join(', ')}`,
+        };
+      });
     },
 
     async readWholeTopic(topic) {

@@ -5,6 +5,7 @@ import { compareWithModel } from './compareWithModel';
 import { faultScale } from './faultScale';
 import { recordFaultReport, summarizeRecovery, type FaultReport } from './faultReport';
 import type { FaultWorld } from './faultWorld';
+import { waitWhileProgressing } from './waitWhileProgressing';
 
 export interface ScenarioOutcome {
   readonly scenario: string;
@@ -14,8 +15,6 @@ export interface ScenarioOutcome {
   readonly recoveriesMs: readonly number[];
   /** Differences the scenario found itself (a 5xx, a message missing from the DLQ, ...). */
   readonly differences?: readonly string[];
-  /** Skip the API read-back (the API fuzz scenario compares through the read side only). */
-  readonly compareApi?: boolean;
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
@@ -27,10 +26,9 @@ export interface ScenarioOutcome {
 export async function finishScenario(world: FaultWorld, outcome: ScenarioOutcome): Promise<FaultReport> {
   const expected = world.model.chargeCount();
   const waits: string[] = [];
-  await waitFor(async () => (await world.consumedCount()) >= expected, {
-    description: `${expected} usage charges stored`,
-    timeoutMs: 180_000,
-    intervalMs: 250,
+  await waitWhileProgressing(`${expected} usage charges stored`, async () => {
+    const count = await world.consumedCount();
+    return { done: count >= expected, mark: String(count), detail: `${count} stored` };
   }).catch((error: unknown) => waits.push(String(error)));
   const head = await world.eventStore.headPosition();
   await waitFor(async () => (await world.readModel.checkpoint()) >= head, {
@@ -39,7 +37,7 @@ export async function finishScenario(world: FaultWorld, outcome: ScenarioOutcome
     intervalMs: 250,
   }).catch((error: unknown) => waits.push(String(error)));
 
-  const comparison = await compareWithModel(world, { api: outcome.compareApi ?? true });
+  const comparison = await compareWithModel(world);
   const differences = [
     ...comparison.differences,
     ...world.unexpectedExits().map((exit) => `crash: ${exit}`),

@@ -102,7 +102,7 @@ describe('fault: hostile messages among valid usage', () => {
     }
 
     const differences: string[] = [];
-    await world.waitForGroupCaughtUp(180_000).catch((error: unknown) => differences.push(`the consumer did not get through the topic: ${String(error)}`));
+    await world.waitForGroupCaughtUp().catch((error: unknown) => differences.push(`the consumer did not get through the topic: ${String(error)}`));
     const exit = await consumer.kill('SIGTERM');
     if (exit !== 0) differences.push(`the consumer exited with ${exit} on SIGTERM`);
     const lines = consumer.current().lines;
