@@ -69,87 +69,103 @@ export async function createBenchRun(options: BenchOptions): Promise<BenchRun> {
     return { pool, eventStore };
   }
 
-  const { pool, eventStore } = await schemaPool(id, 8);
-  const redis = new Redis(stackConfig.redisUrl, { maxRetriesPerRequest: 3 });
-  closings.push(async () => redis.disconnect());
-  removals.push({ what: `Redis keys ${id}:*`, remove: () => deleteKeys(redis, `${id}:*`) });
-  const kafka = createTestKafka(id);
-  const admin = kafka.admin();
-  await admin.connect();
-  closings.push(() => admin.disconnect());
-  removals.push({
-    what: 'consumer groups',
-    remove: async () => {
-      // Groups whose members have all left; each deletion stands alone, so one failure hides no other.
-      if (groups.length > 0) await admin.deleteGroups(groups).catch(() => undefined);
-    },
-  });
-  const registry = createTestRegistry();
-
-  const run: BenchRun = {
-    id,
-    options,
-    schema: id,
-    keyPrefix: id,
-    logger,
-    pool,
-    eventStore,
-    catalog: createPostgresCatalogStore({ pool, logger }),
-    redis,
-    kafka,
-    admin,
-    registry,
-    name: (suffix) => `${id}_${suffix}`,
-
-    async createTopic(suffix, create) {
-      const topic = run.name(suffix);
-      removals.push({ what: `topic ${topic}`, remove: () => admin.deleteTopics({ topics: [topic] }) });
-      removals.push({ what: `registry subject ${topicValueSubject(topic)}`, remove: () => deleteSubject(topicValueSubject(topic)) });
-      await create(topic);
-      return topic;
-    },
-
-    async createSchema(suffix) {
-      const schema = run.name(suffix);
-      return { schema, ...(await schemaPool(schema, 4)) };
-    },
-
-    group(suffix) {
-      const group = run.name(suffix);
-      groups.push(group);
-      return group;
-    },
-
-    async startTally(roles, env = {}, nodeArgs = []) {
-      const tally = await startTallyProcess({
-        env: {
-          TALLY_ROLES: roles,
-          TALLY_DATABASE_URL: stackConfig.databaseUrl,
-          TALLY_DATABASE_SCHEMA: id,
-          TALLY_REDIS_KEY_PREFIX: id,
-          TALLY_KAFKA_CLIENT_ID: id,
-          TALLY_LOG_LEVEL: 'info',
-          ...env,
-        },
-        nodeArgs,
-        readyTimeoutMs: 120_000,
-      });
-      tallies.add(tally);
-      void tally.exited().then(() => tallies.delete(tally));
-      return tally;
-    },
-
-    async close() {
+  let cleaning: Promise<void> | undefined;
+  /** Once only, however often asked (Ctrl-C during the end of a run): last made, first removed. */
+  function cleanUp(): Promise<void> {
+    cleaning ??= (async () => {
       // A phase that failed may have left its Tally running: it must not outlive the bench.
       await Promise.all([...tallies].map((tally) => tally.kill('SIGKILL')));
       if (options.keep) progress(`--keep: left schema ${id}*, topics ${id}_*, groups and Redis keys ${id}:* in place`);
-      else {
-        for (const { what, remove } of removals.reverse()) await removeWithRetries(what, remove);
-      }
-      for (const close of closings.reverse()) await close().catch(() => undefined);
-    },
-  };
-  return run;
+      else for (const { what, remove } of [...removals].reverse()) await removeWithRetries(what, remove);
+      for (const close of [...closings].reverse()) await close().catch(() => undefined);
+    })();
+    return cleaning;
+  }
+
+  try {
+    return await connectRun();
+  } catch (error) {
+    // Whatever was made before the failure (a migrated schema, say) goes, as at the end of a run.
+    await cleanUp();
+    throw error;
+  }
+
+  async function connectRun(): Promise<BenchRun> {
+    const { pool, eventStore } = await schemaPool(id, 8);
+    const redis = new Redis(stackConfig.redisUrl, { maxRetriesPerRequest: 3 });
+    closings.push(async () => redis.disconnect());
+    removals.push({ what: `Redis keys ${id}:*`, remove: () => deleteKeys(redis, `${id}:*`) });
+    const kafka = createTestKafka(id);
+    const admin = kafka.admin();
+    await admin.connect();
+    closings.push(() => admin.disconnect());
+    removals.push({
+      what: 'consumer groups',
+      remove: async () => {
+        // The broker deletes each group on its own: one that still has a member (after a failed
+        // phase) fails alone, and is no reason to retry the others.
+        if (groups.length > 0) await admin.deleteGroups(groups).catch(() => undefined);
+      },
+    });
+    const registry = createTestRegistry();
+
+    const run: BenchRun = {
+      id,
+      options,
+      schema: id,
+      keyPrefix: id,
+      logger,
+      pool,
+      eventStore,
+      catalog: createPostgresCatalogStore({ pool, logger }),
+      redis,
+      kafka,
+      admin,
+      registry,
+      name: (suffix) => `${id}_${suffix}`,
+
+      async createTopic(suffix, create) {
+        const topic = run.name(suffix);
+        removals.push({ what: `topic ${topic}`, remove: () => admin.deleteTopics({ topics: [topic] }) });
+        removals.push({ what: `registry subject ${topicValueSubject(topic)}`, remove: () => deleteSubject(topicValueSubject(topic)) });
+        await create(topic);
+        return topic;
+      },
+
+      async createSchema(suffix) {
+        const schema = run.name(suffix);
+        return { schema, ...(await schemaPool(schema, 4)) };
+      },
+
+      group(suffix) {
+        const group = run.name(suffix);
+        groups.push(group);
+        return group;
+      },
+
+      async startTally(roles, env = {}, nodeArgs = []) {
+        const tally = await startTallyProcess({
+          env: {
+            TALLY_ROLES: roles,
+            TALLY_DATABASE_URL: stackConfig.databaseUrl,
+            TALLY_DATABASE_SCHEMA: id,
+            TALLY_REDIS_KEY_PREFIX: id,
+            TALLY_KAFKA_CLIENT_ID: id,
+            TALLY_LOG_LEVEL: 'info',
+            ...env,
+          },
+          nodeArgs,
+          readyTimeoutMs: 120_000,
+        });
+        tallies.add(tally);
+        void tally.exited().then(() => tallies.delete(tally));
+        return tally;
+      },
+
+      close: cleanUp,
+    };
+    return run;
+  }
 }
 
 /** A few tries: a fault test elsewhere may have the shared broker down for a few seconds. */
