@@ -3,7 +3,7 @@ import type { BenchRun } from './benchRun';
 import { copyInto, copyRowsOf } from './copyRows';
 import { decideAppends, usageCommands } from './ledgerWorkload';
 import { formatCount, progress } from './progress';
-import { benchBalances, openBalances } from './seedBalances';
+import { benchBalances, openBalances } from './benchBalances';
 
 export interface Rate {
   readonly events: number;

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import autocannon from 'autocannon';
-import { balanceIdOf } from './seedBalances';
+import { balanceIdOf } from './benchBalances';
 
 /** What balanceLookups.ts passes in (as JSON, argv[2]) and reads back (as JSON, on stdout). */
 export interface LookupLoad {

@@ -8,7 +8,7 @@ import type { BenchRun } from './benchRun';
 import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
-import { BALANCE_ID_PREFIX, balanceIdOf } from './seedBalances';
+import { BALANCE_ID_PREFIX, balanceIdOf } from './benchBalances';
 import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
 
 export interface LookupsResult {

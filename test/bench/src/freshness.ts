@@ -5,10 +5,10 @@ import { waitFor, type TallyProcess } from '@tally/test-support';
 import { Partitioners, type Message } from 'kafkajs';
 import type { BenchRun } from './benchRun';
 import { ensureProjected } from './ensureProjected';
-import { waitForGroupAtEnd } from './groupCommitWatch';
+import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { summariseLatencies, type LatencySummary } from './percentiles';
 import { formatCount, progress } from './progress';
-import { balanceIdOf } from './seedBalances';
+import { balanceIdOf } from './benchBalances';
 import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
 import { benchUsageRecord, createTopic, registerUsageSchema, usageMessage } from './usageTopic';
 

@@ -1,6 +1,6 @@
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
 import type { Admin } from 'kafkajs';
-import { waitForGroupAtEnd } from './groupCommitWatch';
+import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 
 export interface ConsumeRate {
   readonly messages: number;

@@ -13,8 +13,8 @@ import { measureFreshness } from './freshness';
 import { appendUsageLedger } from './ledgerWorkload';
 import { BENCH_RESULTS_DIR, measureMeteringThroughput } from './meteringThroughput';
 import { formatCount, progress } from './progress';
-import { measureReplay } from './replayThroughput';
-import { benchBalances, openBalances, registerBenchBalances } from './seedBalances';
+import { measureReplayThroughput } from './replayThroughput';
+import { benchBalances, openBalances, registerBenchBalances } from './benchBalances';
 
 function git(...args: string[]): string {
   return execFileSync('git', args, { cwd: path.resolve(__dirname, '..', '..', '..') }).toString('utf8').trim();
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
         progress(`replay without metering: writing ${formatCount(options.events)} usage deductions into the ledger first (untimed)`);
         await appendUsageLedger(run.eventStore, balances, options.events, `${run.id}-ledger`);
       }
-      results.replay = await measureReplay(run);
+      results.replay = await measureReplayThroughput(run);
     }
     // After the replay: it leaves the snapshots these two need, so they need not make them.
     if (options.only.has('freshness')) results.freshness = await measureFreshness(run);

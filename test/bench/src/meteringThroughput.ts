@@ -3,10 +3,10 @@ import path from 'node:path';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { summariseCpuProfile, type CpuProfileSummary } from './cpuProfileSummary';
-import { waitForGroupAtEnd } from './groupCommitWatch';
+import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
-import { findLogLine, logTime } from './tallyLog';
+import { findLogLine, logTime } from './findLogLine';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
 
 export interface MeteringResult {

@@ -37,7 +37,7 @@ async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: nu
   return { rows, bytes };
 }
 
-export async function measureReplay(run: BenchRun): Promise<ReplayResult> {
+export async function measureReplayThroughput(run: BenchRun): Promise<ReplayResult> {
   const head = await run.eventStore.headPosition();
   progress(`replay: rebuilding every snapshot from ${formatCount(Number(head))} positions of the ledger`);
   let started = performance.now();

@@ -2,7 +2,7 @@ import { SchemaType, type SchemaRegistry } from '@kafkajs/confluent-schema-regis
 import { topicValueSubject, usageEventAvroSchema, type UsageEventAvroRecord } from '@tally/schemas';
 import { waitFor } from '@tally/test-support';
 import { Partitioners, type Admin, type Kafka, type Message } from 'kafkajs';
-import { customerIdOf } from './seedBalances';
+import { customerIdOf } from './benchBalances';
 import { formatCount, progress } from './progress';
 
 /** As the production usage topic (scripts/lib/env.sh): the consumer spreads partitions over its workers. */
