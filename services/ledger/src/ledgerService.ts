@@ -125,7 +125,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const after = events.reduce(evolve, loaded.state);
       if (after.status !== 'open') throw new BalanceNotOpenError('the credit balance does not exist');
       if (events.length === 0) return { balance: after, events: [], replayed: false };
-      const toAppend = toEventsToAppend(events, context, commandId, requestHash);
+      const toAppend = toEventsToAppend(events, context, commandId, { requestHash });
       try {
         const result = await eventStore.appendToStream(streamId, toAppend, {
           expectedRevision: expectedRevisionOf(loaded.revision),

@@ -80,7 +80,7 @@ export function decideUsageBatch(input: DecideUsageBatchInput): UsageDecision {
       },
       entry.current.state,
     );
-    entry.events.push(...toEventsToAppend(events, charge.balance, charge.commandId));
+    entry.events.push(...toEventsToAppend(events, charge.balance, charge.commandId, { firstEventId: charge.firstEventId }));
     entry.current = { state: events.reduce(evolve, entry.current.state), revision: entry.current.revision + BigInt(events.length) };
     entry.charges.push(charge);
     decided.add(charge.firstEventId);
