@@ -99,7 +99,8 @@ const BAD_BODIES: ReadonlyArray<readonly [string | undefined, string | Buffer, b
   ['application/json', `{"name": "${'n'.repeat(70 * 1024)}"}`, true],
   ['application/json', Buffer.alloc(5 * 1024 * 1024, 0x20), true],
   ['application/json', Buffer.from([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])],
-  ['application/json; charset=utf-16', '{"credits": "1"}'],
+  // Declared and encoded as UTF-16: the API reads JSON only as UTF-8 (ASCII declared as UTF-16 it accepts, as most servers do).
+  ['application/json; charset=utf-16', Buffer.from('{"credits": "1"}', 'utf16le')],
   ['text/plain', '{"credits": "1"}'],
   ['application/x-www-form-urlencoded', 'credits=1'],
   ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="credits"\r\n\r\n1\r\n--x--'],
