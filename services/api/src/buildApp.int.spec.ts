@@ -163,6 +163,19 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expectError(response, 400, 'invalid_json');
     });
 
+    it('answers a NUL character (which PostgreSQL cannot store) with 400, in a body, a path or a query', async () => {
+      const body = await call({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name":"bad\\u0000name","description":"","consumption":[],"bundles":[]}',
+      });
+      expectError(body, 400, 'validation_failed');
+      expect(JSON.parse(body.body).message).toContain('body.name');
+      expectError(await call({ method: 'GET', url: '/v1/customers/nul%00customer/credit-balances' }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: '/v1/credit-products?x=%00' }), 400, 'validation_failed');
+    });
+
     it('answers a body over the limit with 413', async () => {
       const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'x', description: 'y'.repeat(70_000) } });
       expectError(response, 413, 'payload_too_large');

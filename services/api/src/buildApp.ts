@@ -24,6 +24,7 @@ import { purchases } from './routes/purchases';
 import { subscriptions } from './routes/subscriptions';
 import type { RouteDeps } from './routeDeps';
 import { validationErrorFormatter } from './validationErrorFormatter';
+import { rejectNulCharacters } from './rejectNulCharacters';
 
 export interface ApiDeps {
   readonly catalog: CatalogStore;
@@ -128,6 +129,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     help: 'HTTP request latency by route pattern and status.',
     labelNames: ['method', 'route', 'status'],
   });
+  app.addHook('preValidation', rejectNulCharacters);
+
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL: ids in paths would make a series per balance.
     const route = request.routeOptions.url ?? 'unmatched';
