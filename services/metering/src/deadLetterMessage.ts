@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { TallyError } from '@tally/domain';
 import type { KafkaMessage, Message } from 'kafkajs';
 
@@ -12,7 +13,19 @@ export const DEAD_LETTER_HEADERS = {
   sourceOffset: 'tally.source.offset',
   /** When the consumer dead-lettered it, ISO-8601. */
   at: 'tally.dlq.at',
+  /** Present when the value was cut: its original length in bytes. */
+  valueTruncatedFrom: 'tally.dlq.value-truncated-from',
+  /** SHA-256 (hex) of the whole original value, when it was cut. */
+  valueSha256: 'tally.dlq.value-sha256',
 } as const;
+
+/**
+ * The most of an original value a dead letter carries. A value near the broker's message size
+ * limit plus the dead-letter headers would not fit the DLQ topic, and a dead letter that cannot
+ * be written would stop its partition: such a value is cut, and the headers say so. Nothing is
+ * lost: the whole original stays in the source topic at the partition and offset named here.
+ */
+export const MAX_DEAD_LETTER_VALUE_BYTES = 256 * 1024;
 
 /** Long enough for any decoder or validation message; a header is not the place for a whole payload. */
 const MAX_REASON_LENGTH = 1000;
@@ -28,11 +41,19 @@ export function deadLetterMessage(
   at: Date,
 ): Message {
   const { message } = source;
+  const value = message.value;
+  const cut = value !== null && value.length > MAX_DEAD_LETTER_VALUE_BYTES;
   return {
     key: message.key,
-    value: message.value,
+    value: cut ? value.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES) : value,
     headers: {
       ...message.headers,
+      ...(cut
+        ? {
+            [DEAD_LETTER_HEADERS.valueTruncatedFrom]: String(value.length),
+            [DEAD_LETTER_HEADERS.valueSha256]: createHash('sha256').update(value).digest('hex'),
+          }
+        : {}),
       [DEAD_LETTER_HEADERS.reason]: error.message.slice(0, MAX_REASON_LENGTH),
       [DEAD_LETTER_HEADERS.errorCode]: error.code,
       [DEAD_LETTER_HEADERS.sourceTopic]: source.topic,

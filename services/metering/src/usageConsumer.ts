@@ -233,13 +233,14 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         'usage message dead-lettered',
       );
     }
-    await retrier.run('dead-letter', () =>
-      producer.send({
-        topic: dlqTopic,
-        acks: -1,
-        messages: rejected.map(({ message, error }) => deadLetterMessage({ topic, partition, message }, error, at)),
-      }),
-    );
+    // One request per dead letter, in order: the broker limits a partition's record batch, and
+    // several large bad messages together could exceed it where each alone fits. Bad input is
+    // rare, so the extra round trips cost nothing that matters.
+    for (const { message, error } of rejected) {
+      await retrier.run('dead-letter', () =>
+        producer.send({ topic: dlqTopic, acks: -1, messages: [deadLetterMessage({ topic, partition, message }, error, at)] }),
+      );
+    }
   }
 
   function logDetails(partition: number, decoded: readonly Decoded[], skips: readonly UsageSkip[], decision: UsageDecision): void {
