@@ -57,8 +57,9 @@ describe('fault: consumer SIGKILL', () => {
           timeoutMs: 120_000,
           intervalMs: 20,
         });
-        // A random moment while the round is metered: a batch decided, appending, or committing.
-        await delay(random.int(0, 600));
+        // A random moment while the round is metered (a batch decided, appending, or committing);
+        // a round takes well under a second, so later would mostly hit an idle consumer.
+        await delay(random.int(0, 250));
         const killedAt = Date.now();
         await consumer.kill('SIGKILL');
         killed += 1;
