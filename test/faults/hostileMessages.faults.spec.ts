@@ -4,6 +4,7 @@
  * skipped and counted; nothing may crash, stall or be charged that should not be; the valid
  * traffic around them must end exact.
  */
+import { createHash } from 'node:crypto';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { DEAD_LETTER_HEADERS } from '@tally/metering';
 import { createTestRegistry, createTestTopic, deleteTopics } from '@tally/test-support';
@@ -124,7 +125,7 @@ describe('fault: hostile messages among valid usage', () => {
       }
       byIndex.set(Number(index), [...(byIndex.get(Number(index)) ?? []), letter]);
     }
-    const outcomes = { deadLettered: 0, skipped: 0, charged: 0, eitherDeadLettered: 0, eitherSkipped: 0 };
+    const outcomes = { deadLettered: 0, skipped: 0, charged: 0, eitherDeadLettered: 0, eitherSkipped: 0, cut: 0 };
     const check = (item: HostileMessage) => {
       const letters = byIndex.get(item.index) ?? [];
       const where = `hostile #${item.index} (${item.kind})`;
@@ -136,8 +137,18 @@ describe('fault: hostile messages among valid usage', () => {
         if (header(letter, DEAD_LETTER_HEADERS.sourceTopic) !== world!.topics.usage || header(letter, DEAD_LETTER_HEADERS.sourceOffset) === undefined) {
           differences.push(`${where}: dead letter without its source topic and offset`);
         }
-        if (!(letter.value ?? Buffer.alloc(0)).equals(item.message.value === null || item.message.value === undefined ? Buffer.alloc(0) : Buffer.from(item.message.value))) {
-          differences.push(`${where}: the dead letter's value is not the original`);
+        const original = item.message.value === null || item.message.value === undefined ? Buffer.alloc(0) : Buffer.from(item.message.value);
+        const value = letter.value ?? Buffer.alloc(0);
+        const cutFrom = header(letter, DEAD_LETTER_HEADERS.valueTruncatedFrom);
+        if (cutFrom === undefined) {
+          if (!value.equals(original)) differences.push(`${where}: the dead letter's value is not the original`);
+        } else {
+          // Cut to fit the DLQ topic: a prefix of the original, whose length and digest the headers give.
+          outcomes.cut += 1;
+          const sha256 = createHash('sha256').update(original).digest('hex');
+          if (Number(cutFrom) !== original.length || header(letter, DEAD_LETTER_HEADERS.valueSha256) !== sha256 || !original.subarray(0, value.length).equals(value)) {
+            differences.push(`${where}: the cut dead letter does not match its original (length ${cutFrom} of ${original.length})`);
+          }
         }
         if (item.expect === 'dlq') outcomes.deadLettered += 1;
         else outcomes.eitherDeadLettered += 1;
