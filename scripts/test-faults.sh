@@ -13,7 +13,9 @@ source scripts/lib/env.sh
 
 bash scripts/ensure-deps.sh
 bash scripts/stack.sh up
-echo "test:faults: scale ${TALLY_FAULTS_SCALE:-full}"
+TALLY_FAULTS_RUN="$(date -u +%Y%m%dT%H%M%SZ)"
+export TALLY_FAULTS_RUN
+echo "test:faults: scale ${TALLY_FAULTS_SCALE:-full}, run $TALLY_FAULTS_RUN"
 
 results="$TALLY_HOME/jest-faults-results.json"
 rm -f "$results"

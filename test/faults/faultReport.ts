@@ -41,7 +41,8 @@ export function summarizeRecovery(samplesMs: readonly number[]): RecoverySummary
  * come from. Jest runs the suite in band, so the read-modify-write has no concurrent writer.
  */
 export function recordFaultReport(report: FaultReport): void {
-  const line = JSON.stringify({ ...report, at: new Date().toISOString() });
+  // One suite run's reports share its run id (set by scripts/test-faults.sh); the day's file holds every run.
+  const line = JSON.stringify({ ...report, run: process.env.TALLY_FAULTS_RUN ?? 'manual', at: new Date().toISOString() });
   process.stdout.write(`FAULT REPORT ${line}\n`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `faults-${new Date().toISOString().slice(0, 10)}.json`);
