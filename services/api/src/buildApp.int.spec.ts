@@ -176,6 +176,18 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expectError(await call({ method: 'GET', url: '/v1/credit-products?x=%00' }), 400, 'validation_failed');
     });
 
+    it('answers a deeply nested body with 4xx, not a stack overflow', async () => {
+      const depth = 20_000;
+      const response = await call({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: { 'content-type': 'application/json' },
+        payload: `${'['.repeat(depth)}${']'.repeat(depth)}`,
+      });
+      expect(response.statusCode).toBeGreaterThanOrEqual(400);
+      expect(response.statusCode).toBeLessThan(500);
+    });
+
     it('answers a body over the limit with 413', async () => {
       const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'x', description: 'y'.repeat(70_000) } });
       expectError(response, 413, 'payload_too_large');

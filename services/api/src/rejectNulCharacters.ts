@@ -3,20 +3,23 @@ import type { FastifyRequest } from 'fastify';
 
 const NUL = '\u0000';
 
-function findNul(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return value.includes(NUL) ? path : undefined;
-  if (Array.isArray(value)) {
-    for (let index = 0; index < value.length; index += 1) {
-      const found = findNul(value[index], `${path}[${index}]`);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-  if (value !== null && typeof value === 'object') {
-    for (const [key, inner] of Object.entries(value)) {
-      if (key.includes(NUL)) return `${path}.<key>`;
-      const found = findNul(inner, `${path}.${key}`);
-      if (found !== undefined) return found;
+/**
+ * The path of the first string (or key) holding a NUL. Walked with an explicit stack, not
+ * recursion: a body is attacker-shaped, and 64 KiB of `[[[[...` nests deeper than the call stack.
+ */
+function findNul(root: unknown, rootPath: string): string | undefined {
+  const pending: Array<{ value: unknown; path: string }> = [{ value: root, path: rootPath }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, path } = next;
+    if (typeof value === 'string') {
+      if (value.includes(NUL)) return path;
+    } else if (Array.isArray(value)) {
+      value.forEach((inner, index) => pending.push({ value: inner, path: `${path}[${index}]` }));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) {
+        if (key.includes(NUL)) return `${path}.<key>`;
+        pending.push({ value: inner, path: `${path}.${key}` });
+      }
     }
   }
   return undefined;
