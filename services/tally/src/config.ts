@@ -29,6 +29,8 @@ const schema = z.object({
   TALLY_LEDGER_TOPIC: text('credit-ledger'),
   TALLY_CONSUMER_GROUP: text('tally-metering'),
   TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: integer(3, 1, 64),
+  // Kafka's group.min.session.timeout.ms is 6 s by default; a lower value is refused at join.
+  TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(10_000, 6_000, 300_000),
   TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000),
   TALLY_API_HOST: text('127.0.0.1'),
   TALLY_API_PORT: integer(8080, 0, 65535),
@@ -45,7 +47,12 @@ export interface Config {
   readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
   readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly topics: { readonly usage: string; readonly deadLetter: string; readonly ledger: string };
-  readonly consumer: { readonly groupId: string; readonly partitionsConsumedConcurrently: number };
+  readonly consumer: {
+    readonly groupId: string;
+    readonly partitionsConsumedConcurrently: number;
+    /** How long a silent (crashed) consumer keeps its partitions before the group moves them. */
+    readonly sessionTimeoutMs: number;
+  };
   readonly catalogRefreshMs: number;
   readonly api: { readonly host: string; readonly port: number; readonly keys: readonly string[] | undefined };
   readonly schedulerIntervalMs: number;
@@ -88,7 +95,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: { url: e.TALLY_DATABASE_URL, schema: e.TALLY_DATABASE_SCHEMA, poolSize: e.TALLY_DATABASE_POOL_SIZE },
     redis: { url: e.TALLY_REDIS_URL, keyPrefix: e.TALLY_REDIS_KEY_PREFIX },
     topics: { usage: e.TALLY_USAGE_TOPIC, deadLetter: e.TALLY_DLQ_TOPIC, ledger: e.TALLY_LEDGER_TOPIC },
-    consumer: { groupId: e.TALLY_CONSUMER_GROUP, partitionsConsumedConcurrently: e.TALLY_CONSUMER_PARTITIONS_CONCURRENTLY },
+    consumer: {
+      groupId: e.TALLY_CONSUMER_GROUP,
+      partitionsConsumedConcurrently: e.TALLY_CONSUMER_PARTITIONS_CONCURRENTLY,
+      sessionTimeoutMs: e.TALLY_CONSUMER_SESSION_TIMEOUT_MS,
+    },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
     api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },
     schedulerIntervalMs: e.TALLY_SCHEDULER_INTERVAL_MS,

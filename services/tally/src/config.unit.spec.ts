@@ -7,6 +7,7 @@ describe('loadConfig', () => {
     expect(config.registryUrl).toBe('http://127.0.0.1:8081/apis/ccompat/v7');
     expect(config.topics).toEqual({ usage: 'usage-events', deadLetter: 'usage-events.dlq', ledger: 'credit-ledger' });
     expect(config.consumer.groupId).toBe('tally-metering');
+    expect(config.consumer.sessionTimeoutMs).toBe(10_000);
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8080, keys: undefined });
     expect([...config.roles].sort()).toEqual(['api', 'consumer', 'projector', 'relay', 'scheduler']);
   });
@@ -36,6 +37,7 @@ describe('loadConfig', () => {
     [{ TALLY_API_KEYS: 'short' }, /TALLY_API_KEYS/],
     [{ TALLY_DATABASE_URL: 'not a url' }, /TALLY_DATABASE_URL/],
     [{ TALLY_LOG_LEVEL: 'loud' }, /TALLY_LOG_LEVEL/],
+    [{ TALLY_CONSUMER_SESSION_TIMEOUT_MS: '1000' }, /TALLY_CONSUMER_SESSION_TIMEOUT_MS/],
   ])('rejects %j, naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

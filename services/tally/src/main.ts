@@ -112,6 +112,7 @@ async function main(): Promise<void> {
       catalogCache,
       logger,
       partitionsConsumedConcurrently: config.consumer.partitionsConsumedConcurrently,
+      sessionTimeoutMs: config.consumer.sessionTimeoutMs,
       metrics: {
         batchProcessed(batch) {
           batchSeconds.observe(batch.durationMs / 1000);
