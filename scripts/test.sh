@@ -24,10 +24,5 @@ if [[ ! -f "$results" ]]; then
   echo "error: jest wrote no results to $results" >&2
   exit $((status == 0 ? 1 : status))
 fi
-# shellcheck disable=SC2016 # a JavaScript template literal, not a shell expansion
-node -e '
-  const r = require(process.argv[1]);
-  if (r.numRuntimeErrorTestSuites > 0) console.log(`${r.numRuntimeErrorTestSuites} test suite(s) failed to run`);
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);
-' "$results"
+node scripts/lib/jest-summary.js "$results"
 exit "$status"
