@@ -71,8 +71,13 @@ kafka_tool() {
 kafka_format_once() {
   [[ -f "$KAFKA_DATA/meta.properties" ]] && return 0
   local cluster_id
-  # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64. One that starts with '-'
+  # is read by the storage tool as an option (a fresh clone's CI failed on "-PXCum..."), so draw
+  # again, as Kafka's own Uuid.randomUuid() does.
+  cluster_id="-"
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   say "kafka: formatting storage in $KAFKA_DATA (cluster $cluster_id)"
   kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG" >>"$KAFKA_TOOLS_LOG" 2>&1 ||
     fail "kafka storage format failed; see $KAFKA_TOOLS_LOG"
