@@ -3,3 +3,4 @@ export { migrate, type MigrateOptions, type MigrateResult } from './migrate';
 export { listMigrations, selectMigrationFiles, DEFAULT_MIGRATIONS_DIR, type Migration } from './listMigrations';
 export { isTransientPgError } from './isTransientPgError';
 export { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
+export { tryAcquireAdvisoryLease, leaseHolders, LEASE_LOCK_CLASS, type AdvisoryLease, type AdvisoryLeaseOptions } from './advisoryLease';

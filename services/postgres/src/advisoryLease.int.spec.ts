@@ -1,0 +1,89 @@
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createPool } from './createPool';
+import { leaseHolders, tryAcquireAdvisoryLease } from './advisoryLease';
+
+describe('advisory lease on PostgreSQL', () => {
+  let db: TestSchema;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'advisory_lease' });
+  });
+
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  const holders = (...names: string[]): Promise<number[]> => leaseHolders(db.pool, names);
+
+  it('is held by one session at a time, and free for the next once released', async () => {
+    const first = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-a' });
+    expect(first).toBeDefined();
+    expect(await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-a' })).toBeUndefined();
+    // Another name is another lease.
+    const other = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-b' });
+    expect(other).toBeDefined();
+    expect(await holders('relay-a', 'relay-b')).toHaveLength(2);
+
+    await first!.release();
+    const second = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-a' });
+    expect(second).toBeDefined();
+    await second!.release();
+    await other!.release();
+    expect(await holders('relay-a', 'relay-b')).toEqual([]);
+    // Released connections went back to the pool; none is left checked out.
+    expect(db.pool.totalCount - db.pool.idleCount).toBe(0);
+  });
+
+  it('is keyed by schema, so the same name in another schema is another lease', async () => {
+    const elsewhere = await createTestSchema({ prefix: 'advisory_lease_other' });
+    try {
+      const here = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-a' });
+      const there = await tryAcquireAdvisoryLease({ pool: elsewhere.pool, name: 'relay-a' });
+      expect(here).toBeDefined();
+      expect(there).toBeDefined();
+      await here!.release();
+      await there!.release();
+    } finally {
+      await elsewhere.drop();
+    }
+  });
+
+  it('reports the loss when its session is terminated, and the lock is free for another session', async () => {
+    const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-terminated', heartbeatMs: 100 });
+    expect(lease).toBeDefined();
+    const [pid] = await holders('relay-terminated');
+    expect(pid).toBeDefined();
+    let lost: Error | undefined;
+    void lease!.lost.then((error) => {
+      lost = error;
+    });
+
+    await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    await waitFor(() => lost !== undefined, { description: 'the lease reported lost', timeoutMs: 10_000 });
+    // The server releases the lock as the terminated backend exits, which may finish a moment
+    // after the client saw its connection close: a standby retries, and so does this test.
+    let next: Awaited<ReturnType<typeof tryAcquireAdvisoryLease>>;
+    await waitFor(async () => (next = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-terminated' })) !== undefined, {
+      description: 'the lease taken by another session',
+      timeoutMs: 10_000,
+    });
+    await next!.release();
+    // Releasing a lost lease changes nothing and does not throw.
+    await expect(lease!.release()).resolves.toBeUndefined();
+  });
+
+  it('throws when PostgreSQL cannot be reached', async () => {
+    const unreachable = createPool({
+      connectionString: 'postgres://postgres@127.0.0.1:1/tally_test',
+      applicationName: 'advisory-lease-unreachable',
+      connectionTimeoutMillis: 2_000,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      await expect(tryAcquireAdvisoryLease({ pool: unreachable, name: 'relay-a' })).rejects.toThrow(/ECONNREFUSED|connect/);
+    } finally {
+      await unreachable.end();
+    }
+  });
+});

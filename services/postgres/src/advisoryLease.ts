@@ -1,0 +1,123 @@
+import type { Pool, PoolClient } from 'pg';
+
+/** First key of the two-key advisory lock space for leases, apart from the migrations' and the event store's. */
+export const LEASE_LOCK_CLASS = 1952541798;
+const DEFAULT_HEARTBEAT_MS = 2_000;
+const LOCK_KEY = "$1, hashtext(current_schema() || '.' || $2)";
+
+function ignoreError(): void {}
+
+export interface AdvisoryLeaseOptions {
+  readonly pool: Pool;
+  /**
+   * What is leased, e.g. a relay's checkpoint name. The lock is keyed by the connection's current
+   * schema and this name (hashed to 32 bits: two names can collide, which only makes their holders
+   * take turns), so tests in schemas of their own never exclude each other.
+   */
+  readonly name: string;
+  /** How often the holder's connection is checked; a lease is known lost within about this long. */
+  readonly heartbeatMs?: number;
+}
+
+export interface AdvisoryLease {
+  /** Settles when the lease is lost (its connection failed or was terminated); never after release(). */
+  readonly lost: Promise<Error>;
+  /** Gives the lease up, so another session can take it at once. */
+  release(): Promise<void>;
+}
+
+/**
+ * One attempt at a PostgreSQL session-level advisory lock, held on a connection of its own for as
+ * long as the lease lasts. Resolves to undefined when another session holds it; throws when
+ * PostgreSQL cannot be reached. PostgreSQL releases the lock itself when the holder's session
+ * ends (a crash, a kill, a network failure), so a lease never outlives its holder; the holder
+ * learns of a loss from its connection's error or from the heartbeat, and must then stop acting
+ * as the holder.
+ */
+export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Promise<AdvisoryLease | undefined> {
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const client = await options.pool.connect();
+  let signalLost: (error: Error) => void = () => undefined;
+  const lost = new Promise<Error>((resolve) => {
+    signalLost = resolve;
+  });
+  // A checked-out client that the server drops emits 'error'; unhandled, it would crash the process.
+  const onError = (error: Error): void => end(error);
+  client.on('error', onError);
+
+  let ended = false;
+  let heartbeat: NodeJS.Timeout | undefined = undefined;
+  function end(error?: Error): void {
+    if (ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    client.off('error', onError);
+    // A failed connection is destroyed, not returned to the pool.
+    client.release(error ?? true);
+    if (error !== undefined) signalLost(error);
+  }
+
+  let held: boolean;
+  try {
+    const { rows } = await client.query<{ held: boolean }>(
+      `SELECT pg_try_advisory_lock(${LOCK_KEY}) AS held`,
+      [LEASE_LOCK_CLASS, options.name],
+    );
+    held = rows[0]?.held === true;
+  } catch (error) {
+    end(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  }
+  if (!held) {
+    ended = true;
+    client.off('error', onError);
+    client.release();
+    return undefined;
+  }
+
+  heartbeat = setInterval(() => void check(client), heartbeatMs);
+  heartbeat.unref();
+  async function check(holder: PoolClient): Promise<void> {
+    try {
+      await holder.query('SELECT 1');
+    } catch (error) {
+      end(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  return {
+    lost,
+    async release() {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      // From here a connection failure is this call's to handle, not a lost lease.
+      client.off('error', onError);
+      client.on('error', ignoreError);
+      let failure: Error | undefined;
+      try {
+        await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`, [LEASE_LOCK_CLASS, options.name]);
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      client.off('error', ignoreError);
+      // A failed connection is destroyed: that ends the session, which releases the lock all the same.
+      client.release(failure);
+    },
+  };
+}
+
+/**
+ * The backend pids (pg_stat_activity.pid) holding these leases in the pool's schema: what an
+ * operator looks for to see which process publishes, or to end its session.
+ */
+export async function leaseHolders(pool: Pool, names: readonly string[]): Promise<number[]> {
+  // A two-key advisory lock shows in pg_locks as classid = key 1, objid = key 2 as an unsigned oid, objsubid = 2.
+  const { rows } = await pool.query<{ pid: number }>(
+    `SELECT l.pid FROM pg_locks l JOIN unnest($2::text[]) AS n(name)
+       ON l.objid = ((hashtext(current_schema() || '.' || n.name)::bigint & 4294967295)::text)::oid
+     WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objsubid = 2 AND l.granted`,
+    [LEASE_LOCK_CLASS, names],
+  );
+  return rows.map((row) => row.pid);
+}
