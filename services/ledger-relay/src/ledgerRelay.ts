@@ -1,5 +1,6 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
+import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
 import { Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
@@ -10,9 +11,12 @@ import { pinoLogCreator } from './pinoLogCreator';
 
 export interface LedgerRelayOptions {
   readonly eventStore: EventStore;
-  /** Holds the checkpoint (table subscription_checkpoints). */
+  /** Holds the checkpoint (table subscription_checkpoints) and the lease. */
   readonly pool: Pool;
-  /** The checkpoint's row: one per relay, so two relays of one topic must not share it. */
+  /**
+   * The checkpoint's row, and the name of the lease: of the relays sharing a checkpoint name, one
+   * publishes and the others stand by to take over.
+   */
   readonly checkpointName: string;
   readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
   /** Must exist: topics are provisioned (scripts/stack.sh), the broker does not auto-create them. */
@@ -26,6 +30,10 @@ export interface LedgerRelayOptions {
   readonly lagRefreshMs?: number;
   /** Backoff between attempts at an operation that failed (registry, broker, PostgreSQL). */
   readonly retry?: { readonly initialDelayMs: number; readonly maxDelayMs: number };
+  /** How often a standing-by relay tries to take the lease over; default 2000. */
+  readonly standbyPollMs?: number;
+  /** How often the publishing relay checks the connection holding its lease; default 2000. */
+  readonly leaseHeartbeatMs?: number;
 }
 
 export interface LedgerRelayLag {
@@ -40,22 +48,31 @@ export interface LedgerRelayLag {
 
 export interface LedgerRelay {
   /**
-   * Registers the schema, loads the checkpoint and starts publishing. Resolves once running,
-   * retrying the registry and PostgreSQL until they answer; rejects only when the registry refuses
-   * the schema (incompatible). Resolves early if stop() is called meanwhile.
+   * Registers the schema, then either takes the lease, loads the checkpoint and starts publishing,
+   * or, when another relay holds the lease, stands by to take over. Resolves once publishing or
+   * standing by, retrying the registry and PostgreSQL until they answer; rejects only when the
+   * registry refuses the schema (incompatible). Resolves early if stop() is called meanwhile.
    */
   start(): Promise<void>;
-  /** Stops publishing; resolves after the batch in progress was acknowledged or abandoned. */
+  /**
+   * Stops publishing and gives the lease up; resolves after the batch in progress was
+   * acknowledged or abandoned.
+   */
   stop(): Promise<void>;
+  /** Measured against the shared checkpoint, so a standing-by relay reports the publishing one's lag. */
   lag(): LedgerRelayLag;
+  /** Whether this relay holds the lease and publishes (false while standing by). */
+  isPublishing(): boolean;
 }
 
 const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_LAG_REFRESH_MS = 5_000;
 const DEFAULT_RETRY = { initialDelayMs: 200, maxDelayMs: 5_000 };
+const DEFAULT_STANDBY_POLL_MS = 2_000;
+const DEFAULT_LEASE_HEARTBEAT_MS = 2_000;
 const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 };
 
-/** Raised inside the relay to unwind a retry loop when stop() is called; never leaves the relay. */
+/** Raised inside the relay to unwind a retry loop when it stops or loses its lease; never leaves the relay. */
 class RelayStoppedError extends Error {}
 
 /**
@@ -69,6 +86,15 @@ class RelayStoppedError extends Error {}
  * down) is retried with backoff for as long as it lasts; nothing is ever skipped. A batch whose
  * acknowledgement was lost, or a restart between acknowledgement and checkpoint, publishes some
  * events again; consumers deduplicate by event id.
+ *
+ * Relays sharing a checkpoint name (the main job scaled out with the relay role in every
+ * process) take turns through a PostgreSQL advisory lease: one publishes, the others stand by and
+ * take over within `standbyPollMs` of its stop or crash, from the checkpoint it left. Without
+ * the lease each would publish the whole ledger. The lease is a session lock, so PostgreSQL frees
+ * it when its holder dies; a holder whose lease connection fails stops publishing as soon as it
+ * notices (within `leaseHeartbeatMs`), and until then two relays may publish the same events:
+ * duplicates, which at-least-once delivery allows, never a gap, since each resumes from the
+ * checkpoint that only acknowledgements move.
  */
 export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const { eventStore, checkpointName, topic } = options;
@@ -76,6 +102,8 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const lagRefreshMs = options.lagRefreshMs ?? DEFAULT_LAG_REFRESH_MS;
   const retry = options.retry ?? DEFAULT_RETRY;
+  const standbyPollMs = options.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
+  const leaseHeartbeatMs = options.leaseHeartbeatMs ?? DEFAULT_LEASE_HEARTBEAT_MS;
   const checkpoints = createPostgresCheckpointStore(options.pool);
   const registry = new SchemaRegistry({ host: options.registryUrl, clientId: options.kafka.clientId });
   const kafka = new Kafka({
@@ -93,6 +121,11 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   // Ends every backoff sleep at once when stop() is called.
   const stopSignal = new AbortController();
   let subscription: Subscription | undefined;
+  // Set while this relay holds the lease; the term's controller is aborted when the lease is lost.
+  let lease: AdvisoryLease | undefined;
+  let term: AbortController | undefined;
+  let standingBy = false;
+  let campaignTimer: NodeJS.Timeout | undefined;
   // Created once and replaced only after a failed send; `connected` tells whether connect() is due.
   let producer: Producer | undefined;
   let connected = false;
@@ -104,17 +137,27 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   let head = 0n;
   let waitingSince: Date | undefined;
 
-  /** Runs `operation` until it succeeds; gives up only when the relay stops or `isFatal` says so. */
-  async function untilDone<T>(what: string, operation: () => Promise<T>, isFatal: (error: unknown) => boolean = () => false): Promise<T> {
+  /**
+   * Runs `operation` until it succeeds; gives up only when `signal` is aborted (the relay stops,
+   * or the term it works for ended) or `isFatal` says so.
+   */
+  async function untilDone<T>(
+    what: string,
+    operation: () => Promise<T>,
+    { signal = stopSignal.signal, isFatal = () => false }: { signal?: AbortSignal; isFatal?: (error: unknown) => boolean } = {},
+  ): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
+      // The first attempt always runs, so a batch the broker acknowledged while stopping still
+      // moves the checkpoint; retries do not.
+      if (attempt > 1 && signal.aborted) throw new RelayStoppedError(what);
       try {
         return await operation();
       } catch (error) {
-        if (stopping || error instanceof RelayStoppedError) throw new RelayStoppedError(what);
+        if (signal.aborted || error instanceof RelayStoppedError) throw new RelayStoppedError(what);
         if (isFatal(error)) throw error;
         const delayMs = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** Math.min(attempt - 1, 20));
         logger.warn({ err: error, attempt, delayMs }, `${what} failed; retrying`);
-        await sleep(delayMs, stopSignal.signal);
+        await sleep(delayMs, signal);
       }
     }
   }
@@ -184,26 +227,27 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     );
   }
 
-  async function publish(events: readonly RecordedEvent[], schemaId: number): Promise<void> {
+  async function publish(events: readonly RecordedEvent[], schemaId: number, signal: AbortSignal): Promise<void> {
     const last = events[events.length - 1];
-    if (last === undefined || stopping) return;
+    if (last === undefined || signal.aborted) return;
     if (last.position > head) head = last.position;
     waitingSince ??= events[0]!.recordedAt;
     const ledgerEvents = events.filter(isLedgerEvent);
     try {
       if (ledgerEvents.length > 0) {
-        await untilDone('publishing ledger events', async () => send(await toMessages(ledgerEvents, schemaId)));
+        await untilDone('publishing ledger events', async () => send(await toMessages(ledgerEvents, schemaId)), { signal });
       }
       // Only now, with the broker's acknowledgement of every event up to `last` in hand, may the
       // checkpoint pass them: moved earlier, a crash or a failed send would lose events for good.
       // A crash after the send but before this write publishes the batch again on restart, which
       // at-least-once delivery allows. Batches without ledger events move it too, so a restart
       // does not re-read them.
-      await untilDone('saving the checkpoint', () => checkpoints.save(checkpointName, last.position));
+      await untilDone('saving the checkpoint', () => checkpoints.save(checkpointName, last.position), { signal });
     } catch (error) {
-      // Stopping: the checkpoint stays where the broker's acknowledgements are, and the next
-      // start resumes there. Returning (not throwing) is safe because the subscription is being
-      // stopped and its in-memory position dies with it; a throw would only log a spurious error.
+      // Stopping, or the lease is lost: the checkpoint stays where the broker's acknowledgements
+      // are, and the next term (here or in another relay) resumes there. Returning (not throwing)
+      // is safe because the subscription is being stopped and its in-memory position dies with
+      // it; a throw would only log a spurious error.
       if (error instanceof RelayStoppedError) return;
       throw error;
     }
@@ -214,6 +258,17 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   /** Learns the head of the log (and the age of the next event) while no batch brings news. */
   async function refreshLag(): Promise<void> {
     try {
+      // A relay standing by learns the publishing relay's progress from the shared checkpoint.
+      if (term === undefined) {
+        const saved = await checkpoints.load(checkpointName);
+        const position = await eventStore.headPosition();
+        const [next] = position > saved ? await eventStore.readAll({ after: saved, maxCount: 1 }) : [];
+        if (term !== undefined) return;
+        checkpoint = saved;
+        head = position > saved ? position : saved;
+        waitingSince = next?.recordedAt;
+        return;
+      }
       const known = checkpoint;
       const position = await eventStore.headPosition();
       if (position > head) head = position;
@@ -227,31 +282,88 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     }
   }
 
+  /** One attempt at the lease: publishes when it is taken, else stands by and tries again later. */
+  async function campaign(schemaId: number): Promise<void> {
+    const taken = await tryAcquireAdvisoryLease({ pool: options.pool, name: checkpointName, heartbeatMs: leaseHeartbeatMs });
+    if (stopping) {
+      await taken?.release();
+      return;
+    }
+    if (taken === undefined) {
+      if (!standingBy) logger.info('another relay holds the lease of this checkpoint and publishes; standing by');
+      standingBy = true;
+      scheduleCampaign(schemaId);
+      return;
+    }
+    standingBy = false;
+    await lead(taken, schemaId);
+  }
+
+  function scheduleCampaign(schemaId: number): void {
+    campaignTimer = setTimeout(() => {
+      untilDone('taking the relay lease', () => campaign(schemaId)).catch((error: unknown) => {
+        if (!(error instanceof RelayStoppedError)) logger.error({ err: error }, 'taking the relay lease failed');
+      });
+    }, standbyPollMs);
+  }
+
+  /** Publishes from the checkpoint for as long as the lease lasts. */
+  async function lead(taken: AdvisoryLease, schemaId: number): Promise<void> {
+    const current = new AbortController();
+    const signal = AbortSignal.any([stopSignal.signal, current.signal]);
+    lease = taken;
+    term = current;
+    void taken.lost.then((error) => abdicate(current, error, schemaId));
+    try {
+      const after = await untilDone('loading the checkpoint', () => checkpoints.load(checkpointName), { signal });
+      // Known from the start, so lag() does not report "caught up" before the first batch.
+      const storeHead = await untilDone('reading the head of the event store', () => eventStore.headPosition(), { signal });
+      // Stopped, or the lease lost, while these were read: this term must not start publishing.
+      if (signal.aborted) throw new RelayStoppedError('starting to publish');
+      checkpoint = after;
+      head = storeHead > after ? storeHead : after;
+      waitingSince = undefined;
+      subscription = eventStore.subscribeToAll({
+        after,
+        batchSize,
+        onEvents: (events) => publish(events, schemaId, signal),
+        // The store reports read failures here and retries them itself; publish never throws.
+        onError: (error) => logger.debug({ err: error }, 'event store subscription reported an error'),
+        onCaughtUp: (position) => {
+          if (position > head) head = position;
+        },
+      });
+      logger.info({ after: after.toString(), schemaId }, 'ledger relay publishing');
+    } catch (error) {
+      if (!(error instanceof RelayStoppedError)) await taken.release();
+      throw error;
+    }
+  }
+
+  /** The lease's connection failed: PostgreSQL may already have let another relay take over. */
+  async function abdicate(ended: AbortController, error: Error, schemaId: number): Promise<void> {
+    if (stopping || term !== ended) return;
+    logger.warn({ err: error }, 'lost the relay lease; stopping publishing and standing by');
+    ended.abort();
+    term = undefined;
+    lease = undefined;
+    const stopped = subscription;
+    subscription = undefined;
+    await stopped?.stop();
+    if (stopping) return;
+    standingBy = true;
+    scheduleCampaign(schemaId);
+  }
+
   return {
     async start() {
       if (started) throw new Error('the ledger relay was already started');
       started = true;
       try {
-        const schemaId = await untilDone('registering the ledger event schema', registerSchema, isRefusedByRegistry);
-        const after = await untilDone('loading the checkpoint', () => checkpoints.load(checkpointName));
-        // Known from the start, so lag() does not report "caught up" before the first batch.
-        const storeHead = await untilDone('reading the head of the event store', () => eventStore.headPosition());
-        if (stopping) return;
-        checkpoint = after;
-        head = storeHead > after ? storeHead : after;
-        subscription = eventStore.subscribeToAll({
-          after,
-          batchSize,
-          onEvents: (events) => publish(events, schemaId),
-          // The store reports read failures here and retries them itself; publish never throws.
-          onError: (error) => logger.debug({ err: error }, 'event store subscription reported an error'),
-          onCaughtUp: (position) => {
-            if (position > head) head = position;
-          },
-        });
+        const schemaId = await untilDone('registering the ledger event schema', registerSchema, { isFatal: isRefusedByRegistry });
         lagTimer = setInterval(() => void refreshLag(), lagRefreshMs);
         lagTimer.unref();
-        logger.info({ after: after.toString(), schemaId }, 'ledger relay started');
+        await untilDone('taking the relay lease', () => campaign(schemaId));
       } catch (error) {
         if (error instanceof RelayStoppedError) return;
         throw error;
@@ -263,12 +375,19 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       stopping = true;
       stopSignal.abort();
       clearInterval(lagTimer);
+      clearTimeout(campaignTimer);
       // Called before any await, so the subscription delivers no further batch.
       await subscription?.stop();
+      // Only now, with no batch in flight, may another relay take over from the checkpoint.
+      await lease?.release();
       await producer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'producer disconnect failed'));
       producer = undefined;
       connected = false;
       logger.info({ checkpoint: checkpoint.toString() }, 'ledger relay stopped');
+    },
+
+    isPublishing() {
+      return term !== undefined;
     },
 
     lag() {
@@ -279,7 +398,6 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   };
 }
 
-/** The registry answered, and no: an incompatible (409) or invalid (422) schema will not change by waiting. */
 /**
  * Two first registrations of one subject at once (two relays starting, or a relay and a
  * consumer) make the client set the subject's compatibility twice, and Apicurio answers the
@@ -288,6 +406,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
  */
 const COMPATIBILITY_RULE_RACE = /rule named 'COMPATIBILITY' already exists/i;
 
+/** The registry answered, and no: an incompatible (409) or invalid (422) schema will not change by waiting. */
 export function isRefusedByRegistry(error: unknown): boolean {
   const status = (error as { status?: unknown } | null)?.status;
   if (status !== 409 && status !== 422) return false;

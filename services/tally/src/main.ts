@@ -173,6 +173,11 @@ async function main(): Promise<void> {
       help: 'Age of the oldest ledger event not yet published',
       collect: (gauge) => gauge.set(relay.lag().seconds),
     });
+    metrics.gauge({
+      name: 'tally_relay_publishing',
+      help: '1 while this process holds the relay lease and publishes, 0 while it stands by',
+      collect: (gauge) => gauge.set(relay.isPublishing() ? 1 : 0),
+    });
     await relay.start();
     stops.push({ name: 'relay', stop: () => relay.stop() });
   }
