@@ -14,7 +14,7 @@ import {
 } from '@tally/subscriptions';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { loadConfig } from './config';
+import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
 import { loadOrCreateLocalApiKey } from './localApiKey';
@@ -232,6 +232,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`tally: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // A configuration mistake is the operator's to fix, and the message names the variable: a stack
+  // trace would only bury it. Anything else is ours, and its stack is what a bug report needs.
+  const detail = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`tally: failed to start: ${detail}\n`);
   process.exit(1);
 });
