@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createTestSchema, createUnreachablePool, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore } from './createPostgresEventStore';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError, WrongExpectedRevisionError } from './errors';
 import type { EventStore, EventToAppend, ExpectedRevision } from './eventStore';
-import { createPool } from '@tally/postgres';
 
 jest.setTimeout(30_000);
 
@@ -330,7 +329,7 @@ describe('PostgreSQL event store on an empty schema', () => {
 describe('PostgreSQL event store without PostgreSQL', () => {
   it('fails with the retriable EventStoreUnavailableError', async () => {
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
-    const pool = createPool({ connectionString: 'postgres://postgres@127.0.0.1:1/tally_test', applicationName: 'es-down', logger });
+    const pool = createUnreachablePool('es-down');
     const store = createPostgresEventStore({ pool, logger });
     try {
       const error = await rejection(store.appendToStream('s', events(1), { expectedRevision: 'any' }));

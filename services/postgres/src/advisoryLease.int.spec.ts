@@ -1,6 +1,4 @@
-import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
-import pino from 'pino';
-import { createPool } from './createPool';
+import { createTestSchema, createUnreachablePool, waitFor, type TestSchema } from '@tally/test-support';
 import { leaseHolders, tryAcquireAdvisoryLease } from './advisoryLease';
 
 describe('advisory lease on PostgreSQL', () => {
@@ -74,12 +72,7 @@ describe('advisory lease on PostgreSQL', () => {
   });
 
   it('throws when PostgreSQL cannot be reached', async () => {
-    const unreachable = createPool({
-      connectionString: 'postgres://postgres@127.0.0.1:1/tally_test',
-      applicationName: 'advisory-lease-unreachable',
-      connectionTimeoutMillis: 2_000,
-      logger: pino({ level: 'silent' }),
-    });
+    const unreachable = createUnreachablePool('advisory-lease-unreachable');
     try {
       await expect(tryAcquireAdvisoryLease({ pool: unreachable, name: 'relay-a' })).rejects.toThrow(/ECONNREFUSED|connect/);
     } finally {

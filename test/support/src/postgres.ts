@@ -50,6 +50,19 @@ export async function createTestSchema({
   };
 }
 
+/**
+ * A real pool of a PostgreSQL nobody listens on (port 1): every query fails at once with
+ * ECONNREFUSED, as it does while the server is down. End it after use.
+ */
+export function createUnreachablePool(applicationName: string): pg.Pool {
+  return createPool({
+    connectionString: 'postgres://postgres@127.0.0.1:1/tally_test',
+    applicationName,
+    connectionTimeoutMillis: 2_000,
+    logger: pino({ level: 'silent' }),
+  });
+}
+
 async function ensureDatabase(connectionString: string): Promise<void> {
   const probe = new pg.Client({ connectionString });
   try {
