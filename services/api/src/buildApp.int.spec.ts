@@ -4,7 +4,7 @@ import { formatCredits, parseCredits, TallyError } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, loadBalance, type LedgerService } from '@tally/ledger';
 import { createBalanceProjector, createBalanceReadModel, type BalanceProjector } from '@tally/projections';
-import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import { createTestSchema, createUnreachablePool, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -579,16 +579,44 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(caughtUp.json().balance).toBe('3');
     });
 
-    it('folds a balance the read model does not hold yet from the event store', async () => {
+    it('folds a balance the read model does not hold yet from the event store, alone and in the customer list', async () => {
       const product = await createProduct();
+      const other = await createProduct();
+      const customerId = `cus_${randomUUID()}`;
+      const projected = await openBalance(product.id, { startingBalance: '7' }, customerId);
+      await waitFor(async () => (await deps.balances.getBalance(projected.id)) !== undefined, { description: 'the first balance projected' });
       await projector.stop();
       try {
-        const opened = await openBalance(product.id, { startingBalance: '4' });
+        const opened = await openBalance(other.id, { startingBalance: '4' }, customerId);
+        expect(await deps.balances.getBalance(opened.id)).toBeUndefined();
         const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}` });
         expect(read.statusCode).toBe(200);
         expect(read.json()).toEqual(opened);
+        // One balance from the read model, the other folded, in balance id order.
+        const list = await call({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances` });
+        expect(list.statusCode).toBe(200);
+        expect(list.json()).toEqual({ items: [projected, opened].sort((a, b) => (a.id < b.id ? -1 : 1)) });
       } finally {
         await startProjector();
+      }
+    });
+  });
+
+  describe('an unreachable balance registry', () => {
+    it("lists a customer's balances from the read model alone, rather than failing", async () => {
+      const product = await createProduct();
+      const customerId = `cus_${randomUUID()}`;
+      const opened = await openBalance(product.id, {}, customerId);
+      await waitFor(async () => (await deps.balances.getBalance(opened.id)) !== undefined, { description: 'the balance projected' });
+      const unreachable = createUnreachablePool('api-registry-down');
+      const cut = await buildApp({ ...deps, catalog: createPostgresCatalogStore({ pool: unreachable, logger }), metrics: createMetricsRegistry() });
+      try {
+        const list = await cut.inject({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances`, headers: auth });
+        expect(list.statusCode).toBe(200);
+        expect(list.json()).toEqual({ items: [opened] });
+      } finally {
+        await cut.close();
+        await unreachable.end();
       }
     });
   });

@@ -1,7 +1,8 @@
+import type { BalanceRef } from '@tally/catalog';
 import { parseNonNegativeCredits } from '@tally/domain';
 import type { FastifyInstance } from 'fastify';
 import { BALANCE_REF, consistentQuerystring, credits, customerId, errorResponses, identifier, nullableCredits } from '../apiSchemas';
-import { balanceViewAfterCommand } from '../balanceViewFromEvents';
+import { balanceViewAfterCommand, balanceViewFromEvents } from '../balanceViewFromEvents';
 import { balanceViewOfSnapshot } from '../balanceView';
 import type { RouteDeps } from '../routeDeps';
 import { waitForConsistency } from '../waitForConsistency';
@@ -22,7 +23,7 @@ const customerParams = {
 
 const tags = ['credit balances'];
 
-/** A customer's balances: one per credit product, opened here and listed from the read model. */
+/** A customer's balances: one per credit product, opened here and listed from the read model (the event store for those it lacks). */
 export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): void {
   const { ledger, balances, eventStore } = deps;
 
@@ -71,7 +72,7 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
         tags,
         summary: "List a customer's balances",
         description:
-          'Served from the read model, which may lag the writes by a moment (a balance opened just now may be missing); `consistent=true` waits until it has caught up.',
+          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, so the list has every balance of the customer; only while PostgreSQL is unreachable is it the read model\'s alone.',
         params: customerParams,
         querystring: consistentQuerystring,
         response: {
@@ -82,8 +83,26 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
     },
     async (request) => {
       if (request.query.consistent === 'true') await waitForConsistency({ balances, eventStore, ...deps.consistency });
-      // In the read model's order: by balance id.
-      return { items: (await balances.getCustomerBalances(request.params.customerId)).map(balanceViewOfSnapshot) };
+      const { customerId: customer } = request.params;
+      const [snapshots, registered] = await Promise.all([
+        balances.getCustomerBalances(customer),
+        // Without PostgreSQL the list is still served, from the read model alone, as it was
+        // before the fallback existed: a read should not fail for want of a completeness check.
+        deps.catalog.balancesOfCustomers([customer]).catch((error: unknown) => {
+          request.log.warn({ err: error, customerId: customer }, 'balance registry unreadable; listing the read model alone');
+          return new Map<string, readonly BalanceRef[]>();
+        }),
+      ]);
+      const views = new Map(snapshots.map((snapshot) => [snapshot.balanceId, balanceViewOfSnapshot(snapshot)]));
+      // The balance registry knows every balance opened; the event store has the truth of those
+      // the read model has not projected yet, as the single-balance GET does.
+      for (const { id } of registered.get(customer) ?? []) {
+        if (views.has(id)) continue;
+        const folded = await balanceViewFromEvents(eventStore, id);
+        if (folded !== undefined) views.set(id, folded);
+      }
+      // By balance id, the read model's order.
+      return { items: [...views.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
     },
   );
 }
