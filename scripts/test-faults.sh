@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run test:faults`: the fault-injection suite (test/faults/*.faults.spec.ts). Installs and
+# `npm run test:faults`: the fault-injection suite (test/faults/*.faults.spec.ts and the packages'
+# services/*/src/*.faults.spec.ts). Installs and
 # builds what is missing, brings the local stack up, runs every scenario in band and ends with the
 # line `N passed, N failed`; each scenario's one-line JSON report is also appended to
 # bench-results/faults-<UTC date>.json.

@@ -1,7 +1,7 @@
 /**
  * Stops and starts the local stack's Kafka broker (`scripts/stack.sh kafka-stop`, `kafka-start`),
- * which every other test on the machine shares: so it runs only when asked for, with
- * TALLY_FAULT_TESTS=1, at a moment when nothing else needs Kafka.
+ * which every other test on the machine shares: so it is part of the fault suite
+ * (`npm run test:faults`, jest.faults.config.js), which runs alone, and never of `npm test`.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -19,9 +19,7 @@ async function stack(command: 'kafka-stop' | 'kafka-start'): Promise<void> {
   testLogger.info({ command, stdout, stderr }, 'stack script');
 }
 
-const describeFaults = process.env.TALLY_FAULT_TESTS === '1' ? describe : describe.skip;
-
-describeFaults('ledger relay across a broker restart', () => {
+describe('ledger relay across a broker restart', () => {
   let harness: LedgerRelayHarness;
   let brokerStopped = false;
 
