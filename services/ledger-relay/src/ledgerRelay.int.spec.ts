@@ -125,6 +125,7 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     await waitFor(() => standingBy.lag().events === 0, { description: 'the standby seeing no lag' });
 
     await publishing.stop();
+    expect(publishing.isPublishing()).toBe(false);
     await waitFor(() => standingBy.isPublishing(), { description: 'the standby taking over', timeoutMs: 10_000 });
     await harness.driveRound(balances, 1);
 

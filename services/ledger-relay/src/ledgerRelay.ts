@@ -380,6 +380,8 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       await subscription?.stop();
       // Only now, with no batch in flight, may another relay take over from the checkpoint.
       await lease?.release();
+      lease = undefined;
+      term = undefined;
       await producer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'producer disconnect failed'));
       producer = undefined;
       connected = false;
