@@ -3,7 +3,7 @@ import pino from 'pino';
 import { createTestSchema, createUnreachablePool, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore } from './createPostgresEventStore';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError, WrongExpectedRevisionError } from './errors';
-import type { EventStore, EventToAppend, ExpectedRevision } from './eventStore';
+import type { EventStore, EventToAppend, ExpectedRevision, RecordedEvent } from './eventStore';
 
 jest.setTimeout(30_000);
 
@@ -278,6 +278,37 @@ describe('PostgreSQL event store', () => {
       expect(streams.get(missing)).toEqual([]);
       expect(streams.get(other)).toHaveLength(2);
       expect(await store.readStreams([])).toEqual(new Map());
+    });
+
+    it('reads many streams in pages of bounded size, each stream in order and contiguous, the same events readStreams gives', async () => {
+      const lengths = [1, 3, 12, 2, 2, 4, 9];
+      const ids = lengths.map(() => newStream());
+      await store.appendMany(ids.map((streamId, i) => ({ streamId, expectedRevision: 'no_stream', events: events(lengths[i]!) })));
+      const missing = newStream();
+      const asked = [missing, ...ids, ids[0]!];
+
+      const pages: RecordedEvent[][] = [];
+      for await (const page of store.readStreamsPaged(asked, { maxPageEvents: 4 })) pages.push(page);
+      // No page over 4 events; the 12- and 9-event streams span pages of their own.
+      expect(Math.max(...pages.map((page) => page.length))).toBeLessThanOrEqual(4);
+      const read = pages.flat();
+      expect(read).toHaveLength(33);
+      expect(pages.filter((page) => page.every((e) => e.streamId === ids[2])).map((page) => page.length)).toEqual([4, 4, 4]);
+      expect(pages.filter((page) => page.every((e) => e.streamId === ids[6])).map((page) => page.length)).toEqual([4, 4, 1]);
+      expect(new Set(read.map((e) => e.id)).size).toBe(read.length);
+      // Each stream's events are one run, in revision order.
+      const runs = read.map((e) => e.streamId).filter((id, i, all) => i === 0 || all[i - 1] !== id);
+      expect(new Set(runs).size).toBe(runs.length);
+      const whole = await store.readStreams(asked);
+      for (const streamId of ids) expect(read.filter((e) => e.streamId === streamId)).toEqual(whole.get(streamId));
+      expect(read.some((e) => e.streamId === missing)).toBe(false);
+
+      const empty: RecordedEvent[][] = [];
+      for await (const page of store.readStreamsPaged([])) empty.push(page);
+      expect(empty).toEqual([]);
+      await expect(store.readStreamsPaged(ids, { maxPageEvents: 0 })[Symbol.asyncIterator]().next()).rejects.toBeInstanceOf(
+        InvalidEventStoreRequestError,
+      );
     });
 
     it('finds stored events by id in any stream', async () => {

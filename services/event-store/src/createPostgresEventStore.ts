@@ -12,6 +12,7 @@ import type {
   Subscription,
 } from './eventStore';
 import { serializeExpectedRevision } from './expectedRevision';
+import { groupStreamsByEvents } from './groupStreamsByEvents';
 import { NotificationListener } from './notificationListener';
 import { startSubscription } from './startSubscription';
 import { translateError } from './translateError';
@@ -29,6 +30,7 @@ export interface PostgresEventStoreOptions {
 }
 
 export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
+const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -151,6 +153,42 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       );
       for (const row of rows) streams.get(row.stream_id)!.push(toRecordedEvent(row));
       return streams;
+    },
+
+    async *readStreamsPaged(streamIds, { maxPageEvents = DEFAULT_MAX_PAGE_EVENTS } = {}) {
+      if (!Number.isSafeInteger(maxPageEvents) || maxPageEvents < 1) {
+        throw new InvalidEventStoreRequestError(`maxPageEvents must be a positive integer; got ${maxPageEvents}`);
+      }
+      if (streamIds.length === 0) return;
+      // The streams table knows each stream's length, so the reads can be cut to size before
+      // any event is fetched: one query per group of short streams, pages for a long one.
+      const lengths = await query<{ stream_id: string; last_revision: string }>(
+        'tally_es_stream_lengths',
+        'SELECT stream_id, last_revision FROM streams WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id',
+        [[...new Set(streamIds)]],
+      );
+      const groups = groupStreamsByEvents(
+        lengths.map((row) => ({ streamId: row.stream_id, events: BigInt(row.last_revision) + 1n })),
+        maxPageEvents,
+      );
+      for (const group of groups) {
+        if (group.kind === 'together') {
+          const rows = await query<EventRow>(
+            'tally_es_read_streams',
+            `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
+            [group.streamIds],
+          );
+          yield rows.map(toRecordedEvent);
+          continue;
+        }
+        // Until a short page: events appended meanwhile are read too, as readStreams would.
+        for (let from = 0n; ; ) {
+          const page = await store.readStream(group.streamId, { fromRevision: from, maxCount: maxPageEvents });
+          if (page.length > 0) yield page;
+          if (page.length < maxPageEvents) break;
+          from = page[page.length - 1]!.revision + 1n;
+        }
+      }
     },
 
     async readEventsById(eventIds) {

@@ -95,8 +95,18 @@ export interface EventStore {
    */
   appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
-  /** Reads whole streams forwards, many at once; a missing stream maps to an empty array. */
+  /**
+   * Reads whole streams forwards, many at once; a missing stream maps to an empty array. Holds
+   * every event of them in memory at once: to fold streams that may be long, use readStreamsPaged.
+   */
   readStreams(streamIds: readonly string[]): Promise<Map<string, RecordedEvent[]>>;
+  /**
+   * The events of these streams as pages of about `maxPageEvents` (default 10,000) events, each
+   * stream's events in revision order and contiguous (a stream longer than a page spans several
+   * consecutive pages); missing streams yield nothing. For folding many streams, however long, in
+   * bounded memory.
+   */
+  readStreamsPaged(streamIds: readonly string[], options?: { readonly maxPageEvents?: number }): AsyncIterable<RecordedEvent[]>;
   /** The stored events among these ids (any stream), for idempotency checks. */
   readEventsById(eventIds: readonly string[]): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;

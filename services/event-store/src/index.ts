@@ -1,3 +1,4 @@
 export * from './eventStore';
 export * from './errors';
 export { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL, type PostgresEventStoreOptions } from './createPostgresEventStore';
+export { streamRuns } from './streamRuns';
