@@ -1,5 +1,5 @@
 import { balanceStreamId, BalanceState, evolve, initialBalanceState } from '@tally/domain';
-import type { EventStore, ExpectedRevision, RecordedEvent } from '@tally/event-store';
+import { streamRuns, type EventStore, type ExpectedRevision, type RecordedEvent } from '@tally/event-store';
 import { fromRecordedEvent } from './ledgerEvents';
 
 /** A balance folded from its stream, with the revision to expect when appending next. */
@@ -28,10 +28,25 @@ export async function loadBalance(eventStore: EventStore, balanceId: string): Pr
   return foldRecorded(await eventStore.readStream(balanceStreamId(balanceId)));
 }
 
-/** Loads many balances in one read (the metering consumer warms its cache a batch at a time). */
-export async function loadBalances(eventStore: EventStore, balanceIds: readonly string[]): Promise<Map<string, LoadedBalance>> {
-  const streams = await eventStore.readStreams(balanceIds.map(balanceStreamId));
-  const loaded = new Map<string, LoadedBalance>();
-  for (const balanceId of balanceIds) loaded.set(balanceId, foldRecorded(streams.get(balanceStreamId(balanceId)) ?? []));
+/**
+ * Loads many balances at once (the metering consumer warms its cache a batch at a time). The
+ * streams are folded page by page as they are read, so memory holds one page of events and the
+ * states, however long the streams have grown; a missing stream loads as not opened.
+ */
+export async function loadBalances(
+  eventStore: EventStore,
+  balanceIds: readonly string[],
+  options?: { readonly maxPageEvents?: number },
+): Promise<Map<string, LoadedBalance>> {
+  const empty: LoadedBalance = { state: initialBalanceState, revision: NO_STREAM };
+  const loaded = new Map<string, LoadedBalance>(balanceIds.map((balanceId) => [balanceId, empty]));
+  const balanceOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
+  for await (const page of eventStore.readStreamsPaged([...balanceOf.keys()], options)) {
+    // Each run of one stream's events is folded onto what the earlier pages gave.
+    for (const run of streamRuns(page)) {
+      const balanceId = balanceOf.get(run[0]!.streamId)!;
+      loaded.set(balanceId, foldRecorded(run, loaded.get(balanceId)));
+    }
+  }
   return loaded;
 }

@@ -9,7 +9,7 @@ const valid: UsageConsumerOptions = {
   topic: 'usage-events',
   dlqTopic: 'usage-events.dlq',
   registryUrl: 'http://127.0.0.1:8081/apis/ccompat/v7',
-  eventStore: { appendMany: jest.fn(), readEventsById: jest.fn(), readStreams: jest.fn() } as unknown as EventStore,
+  eventStore: { appendMany: jest.fn(), readEventsById: jest.fn(), readStreamsPaged: jest.fn() } as unknown as EventStore,
   catalogStore: { balancesOfCustomers: jest.fn() } as unknown as CatalogStore,
   catalogCache: { getProduct: jest.fn() } as unknown as CatalogCache,
   logger: pino({ level: 'silent' }),
