@@ -176,9 +176,14 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
     const good = (id: string, gb: number) => kit.avro(usage(id, 'alice', 'storage', { gb }));
     const unknownSchema = Buffer.from(good('x', 1));
     unknownSchema.writeInt32BE(987_654_321, 1);
+    // Its properties map claims 2^52 entries (the varint of 2^53, zig-zag) in the three bytes
+    // left: avsc alone would loop on it for hours, holding the partition.
+    const emptyProperties = kit.avro(usage('b1', 'alice', 'storage'));
+    const mapBomb = Buffer.concat([emptyProperties.subarray(0, -1), Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]), Buffer.from('abc')]);
     const bad: { value: Buffer; code: string; reason: RegExp }[] = [
       { value: Buffer.from([0xde, 0xad, 0xbe, 0xef]), code: 'undecodable_usage_event', reason: /neither Confluent-framed Avro/ },
       { value: unknownSchema, code: 'unknown_schema_id', reason: /987654321/ },
+      { value: mapBomb, code: 'undecodable_usage_event', reason: /declares 4503599627370496 items, but at most 1 can follow/ },
       { value: Buffer.from(JSON.stringify({ id: 'm1', event: 'storage', timestamp: T0 })), code: 'invalid_usage_event', reason: /customerId/ },
       { value: kit.json({ ...usage('w1', 'alice', 'storage'), timestamp: 'yesterday' as unknown as number }), code: 'invalid_usage_event', reason: /timestamp/ },
       { value: good('n1', -3), code: 'invalid_usage_event', reason: /negative/ },
@@ -189,12 +194,12 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
       { key: 'alice', value: good('g2', 6) },
     ]);
     const consumer = await kit.startConsumer();
-    await consumed(consumer, 7);
+    await consumed(consumer, 8);
 
     expect(await kit.balanceOf(balanceId)).toBe('15'); // 20 − 0.5 × 4 − 0.5 × 6
-    expect(consumer.counters()).toMatchObject({ deadLettered: 5, matched: 2 });
-    const letters = await kit.readTopic(kit.dlqTopic, 5);
-    expect(letters).toHaveLength(5);
+    expect(consumer.counters()).toMatchObject({ deadLettered: 6, matched: 2 });
+    const letters = await kit.readTopic(kit.dlqTopic, 6);
+    expect(letters).toHaveLength(6);
     letters.forEach((letter, index) => {
       const header = (name: string) => letter.headers?.[name]?.toString();
       expect(letter.key?.toString()).toBe('alice');

@@ -1,5 +1,7 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { parseUsageEvent, type UsageEvent } from '@tally/domain';
+import type { Type } from 'avsc';
+import { assertAvroBlocksBounded } from './avroBlockGuard';
 import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
 
 export interface UsageEventDecoder {
@@ -31,6 +33,11 @@ const NOT_FOUND = 404;
 function statusOf(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | null)?.status;
   return typeof status === 'number' ? status : undefined;
+}
+
+/** The registry client returns avsc Types for Avro schemas, other objects for JSON Schema or Protobuf. */
+function isAvroType(schema: unknown): schema is Type {
+  return typeof (schema as { typeName?: unknown }).typeName === 'string';
 }
 
 function reasonOf(error: unknown): string {
@@ -77,8 +84,12 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
       if (value.length < HEADER_LENGTH) throw new UndecodableUsageEventError('Confluent-framed message shorter than its 5-byte header');
       const schemaId = value.readInt32BE(1);
       const schema = await writerSchemaOf(schemaId);
+      const body = value.subarray(HEADER_LENGTH);
       try {
-        return schema.fromBuffer(value.subarray(HEADER_LENGTH));
+        // avsc trusts the item counts of arrays and maps; a body that declares more than its
+        // bytes can hold would keep it looping for hours and stall the partition.
+        if (isAvroType(schema)) assertAvroBlocksBounded(schema, body);
+        return schema.fromBuffer(body);
       } catch (error) {
         throw new UndecodableUsageEventError(`Avro payload does not match schema ${schemaId}: ${reasonOf(error)}`, { cause: error });
       }

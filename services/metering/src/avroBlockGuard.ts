@@ -1,0 +1,225 @@
+import type { Type } from 'avsc';
+
+/**
+ * The most array or map items, in all, that a body may hold when they can be encoded in 0 bytes
+ * (nulls, records of nulls): no byte count bounds those, so a limit must.
+ */
+export const MAX_ZERO_BYTE_ITEMS = 100_000;
+
+/** Why an Avro body is refused before decoding; the message names the offending block. */
+export class AvroBlockBombError extends Error {
+  override readonly name = 'AvroBlockBombError';
+}
+
+/** The parts of an avsc Type this walk reads (avsc types the schema tree loosely). */
+interface TypeNode {
+  readonly typeName: string;
+  readonly fields?: readonly { readonly type: TypeNode }[];
+  readonly itemsType?: TypeNode;
+  readonly valuesType?: TypeNode;
+  readonly types?: readonly TypeNode[];
+  readonly underlyingType?: TypeNode;
+  readonly size?: number;
+}
+
+/**
+ * Walks an Avro body against its writer type, reading only lengths and counts, and throws
+ * AvroBlockBombError when an array or map block declares more items than the bytes left could
+ * hold. avsc's decoder trusts those counts: a random or malicious body that declares 2^60 map
+ * entries keeps it looping, reading past the end, for hours, which stalls the partition behind
+ * the message (seen in the fault suite's random-after-frame messages). A body that passes is
+ * left for avsc to decode and validate in full; this walk checks nothing else.
+ */
+export function assertAvroBlocksBounded(type: Type, body: Buffer): void {
+  walk(type as unknown as TypeNode, body, { pos: 0, zeroByteItemsLeft: MAX_ZERO_BYTE_ITEMS, minSizes: new Map() });
+}
+
+interface Walk {
+  pos: number;
+  zeroByteItemsLeft: number;
+  readonly minSizes: Map<TypeNode, number>;
+}
+
+function walk(type: TypeNode, body: Buffer, at: Walk): void {
+  // Past the end the body is invalid anyway: avsc reports that, with its own message.
+  if (at.pos > body.length) return;
+  switch (kindOf(type)) {
+    case 'null':
+      return;
+    case 'boolean':
+      at.pos += 1;
+      return;
+    case 'int':
+    case 'long':
+    case 'enum':
+      readLong(body, at);
+      return;
+    case 'float':
+      at.pos += 4;
+      return;
+    case 'double':
+      at.pos += 8;
+      return;
+    case 'fixed':
+      at.pos += type.size ?? 0;
+      return;
+    case 'string':
+    case 'bytes': {
+      const length = readLong(body, at);
+      at.pos += length > 0 ? length : 0;
+      return;
+    }
+    case 'record':
+      for (const field of type.fields ?? []) {
+        walk(field.type, body, at);
+        if (at.pos > body.length) return;
+      }
+      return;
+    case 'union': {
+      const branch = type.types?.[readLong(body, at)];
+      if (branch !== undefined) walk(branch, body, at);
+      return;
+    }
+    case 'array':
+      walkBlocks(body, at, [type.itemsType!]);
+      return;
+    case 'map':
+      walkBlocks(body, at, [STRING, type.valuesType!]);
+      return;
+    case 'logical':
+      walk(type.underlyingType!, body, at);
+      return;
+    case 'unknown':
+      return;
+  }
+}
+
+const STRING: TypeNode = { typeName: 'string' };
+
+/** Array and map blocks: a count (negative: followed by the block's byte size), then the items; 0 ends. */
+function walkBlocks(body: Buffer, at: Walk, item: readonly TypeNode[]): void {
+  const itemMinSize = item.reduce((sum, part) => sum + minSizeOf(part, at.minSizes), 0);
+  for (;;) {
+    let count = readLong(body, at);
+    if (count === 0) return;
+    if (count < 0) {
+      count = -count;
+      readLong(body, at);
+    }
+    // Past the end too: avsc reads missing bytes as zeros and still loops `count` times.
+    const left = Math.max(0, body.length - at.pos);
+    // Items of at least one byte each cannot outnumber the bytes left; items of none share one
+    // budget for the whole body, or a body of many blocks could still declare billions.
+    const bound = itemMinSize > 0 ? Math.floor(left / itemMinSize) : at.zeroByteItemsLeft;
+    if (!(count <= bound)) {
+      throw new AvroBlockBombError(
+        itemMinSize > 0
+          ? `an array or map block declares ${count} items, but at most ${bound} can follow in the ${left} bytes left`
+          : `an array or map block declares ${count} items of no size, over the ${MAX_ZERO_BYTE_ITEMS} a message may hold`,
+      );
+    }
+    if (itemMinSize === 0) at.zeroByteItemsLeft -= count;
+    for (let i = 0; i < count; i += 1) {
+      for (const part of item) walk(part, body, at);
+      if (at.pos > body.length) return;
+    }
+  }
+}
+
+/** The fewest bytes a value of the type takes. A recursive reference counts as 0 while its own size is worked out. */
+function minSizeOf(type: TypeNode, minSizes: Map<TypeNode, number>): number {
+  const known = minSizes.get(type);
+  if (known !== undefined) return known;
+  minSizes.set(type, 0);
+  let size: number;
+  switch (kindOf(type)) {
+    case 'null':
+    case 'unknown':
+      size = 0;
+      break;
+    case 'float':
+      size = 4;
+      break;
+    case 'double':
+      size = 8;
+      break;
+    case 'fixed':
+      size = type.size ?? 0;
+      break;
+    case 'record':
+      size = (type.fields ?? []).reduce((sum, field) => sum + minSizeOf(field.type, minSizes), 0);
+      break;
+    case 'logical':
+      size = minSizeOf(type.underlyingType!, minSizes);
+      break;
+    // boolean, int, long, enum, string, bytes (a length), union (a branch index), array and map
+    // (the closing 0 count): at least one byte each.
+    default:
+      size = 1;
+  }
+  minSizes.set(type, size);
+  return size;
+}
+
+type Kind =
+  | 'null'
+  | 'boolean'
+  | 'int'
+  | 'long'
+  | 'enum'
+  | 'float'
+  | 'double'
+  | 'fixed'
+  | 'string'
+  | 'bytes'
+  | 'record'
+  | 'union'
+  | 'array'
+  | 'map'
+  | 'logical'
+  | 'unknown';
+
+function kindOf(type: TypeNode): Kind {
+  // avsc names unions 'union:wrapped' or 'union:unwrapped', records of errors 'error', and gives
+  // logical types (timestamp-millis and the like) an underlying type.
+  if (type.underlyingType !== undefined) return 'logical';
+  const name = type.typeName;
+  if (name.startsWith('union')) return 'union';
+  if (name === 'error') return 'record';
+  switch (name) {
+    case 'null':
+    case 'boolean':
+    case 'int':
+    case 'long':
+    case 'enum':
+    case 'float':
+    case 'double':
+    case 'fixed':
+    case 'string':
+    case 'bytes':
+    case 'record':
+    case 'array':
+    case 'map':
+      return name;
+    default:
+      return 'unknown';
+  }
+}
+
+/**
+ * A zig-zag varint, as a Number (exact up to 2^53, which is all a bound needs). Bytes past the
+ * end read as 0, as avsc reads them, so a varint cut short has the value avsc would act on.
+ */
+function readLong(body: Buffer, at: Walk): number {
+  let value = 0;
+  let scale = 1;
+  for (let shift = 0; shift < 70; shift += 7) {
+    const byte = at.pos < body.length ? body[at.pos]! : 0;
+    at.pos += 1;
+    value += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) break;
+    scale *= 128;
+  }
+  // Zig-zag: even values are positive, odd ones negative.
+  return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
+}
