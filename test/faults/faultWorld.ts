@@ -114,6 +114,9 @@ async function freeApiPort(random: SeededRandom): Promise<number> {
 export async function createFaultWorld(scenario: string, { partitions = 6 }: { partitions?: number } = {}): Promise<FaultWorld> {
   const name = uniqueName(`faults_${scenario}`);
   const random = createSeededRandom();
+  // Printed now, not only in the report: a run that hangs until jest's deadline prints no report,
+  // and this is what replays it (TALLY_FAULTS_SEED).
+  process.stderr.write(`fault scenario ${scenario}: seed ${random.seed}, world ${name}\n`);
   const model = createCreditModel();
   const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
   const db = await createTestSchema({ prefix: `faults_${scenario}`, max: 4 });

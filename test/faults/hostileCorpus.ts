@@ -108,6 +108,14 @@ const BUILDS: readonly Build[] = [
     key: null,
     value: framed(input.usageSchemaId, input.random.bytes(input.random.int(1, 300))),
   }),
+  (input, n) => {
+    // A properties map that claims up to 2^52 entries in the few bytes left: avsc alone would loop
+    // on it for hours. Random noise behind a frame hits this now and then; here it is every time.
+    const body = input.avroBody(usage(input, n, { properties: {} }));
+    const count = Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, input.random.pick([0x10, 0x01, 0x7e])]);
+    const value = framed(input.usageSchemaId, Buffer.concat([body.subarray(0, -1), count, input.random.bytes(input.random.int(0, 16))]));
+    return { kind: 'avro-block-bomb', expect: 'dlq', key: input.random.pick(input.customers), value };
+  },
   (input, n) => ({ kind: 'foreign-schema', expect: 'dlq', key: input.random.pick(input.customers), value: framed(input.foreignSchema.id, input.foreignSchema.encode({ name: `not usage ${n}`, size: n })) }),
   (input, n) => {
     const wrong = input.random.pick<Record<string, unknown>>([
