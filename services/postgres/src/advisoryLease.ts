@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 
 /** First key of the two-key advisory lock space for leases, apart from the migrations' and the event store's. */
 export const LEASE_LOCK_CLASS = 1952541798;
@@ -42,69 +42,64 @@ export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Pr
     signalLost = resolve;
   });
   // A checked-out client that the server drops emits 'error'; unhandled, it would crash the process.
-  const onError = (error: Error): void => end(error);
+  const onError = (error: Error): void => lose(error);
   client.on('error', onError);
 
   let ended = false;
   let heartbeat: NodeJS.Timeout | undefined = undefined;
-  function end(error?: Error): void {
-    if (ended) return;
+  /** Returns the connection to the pool, or destroys it when it failed (which ends its session). */
+  function giveBack(failure?: Error): void {
     ended = true;
     clearInterval(heartbeat);
     client.off('error', onError);
-    // A failed connection is destroyed, not returned to the pool.
-    client.release(error ?? true);
-    if (error !== undefined) signalLost(error);
+    client.release(failure);
+  }
+  function lose(error: Error): void {
+    if (ended) return;
+    giveBack(error);
+    signalLost(error);
   }
 
   let held: boolean;
   try {
-    const { rows } = await client.query<{ held: boolean }>(
-      `SELECT pg_try_advisory_lock(${LOCK_KEY}) AS held`,
-      [LEASE_LOCK_CLASS, options.name],
-    );
+    const { rows } = await client.query<{ held: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS held`, [LEASE_LOCK_CLASS, options.name]);
     held = rows[0]?.held === true;
   } catch (error) {
-    end(error instanceof Error ? error : new Error(String(error)));
+    lose(asError(error));
     throw error;
   }
   if (!held) {
-    ended = true;
-    client.off('error', onError);
-    client.release();
+    giveBack();
     return undefined;
   }
 
-  heartbeat = setInterval(() => void check(client), heartbeatMs);
+  heartbeat = setInterval(() => {
+    client.query('SELECT 1').catch((error: unknown) => lose(asError(error)));
+  }, heartbeatMs);
   heartbeat.unref();
-  async function check(holder: PoolClient): Promise<void> {
-    try {
-      await holder.query('SELECT 1');
-    } catch (error) {
-      end(error instanceof Error ? error : new Error(String(error)));
-    }
-  }
 
   return {
     lost,
     async release() {
       if (ended) return;
-      ended = true;
-      clearInterval(heartbeat);
       // From here a connection failure is this call's to handle, not a lost lease.
+      ended = true;
       client.off('error', onError);
       client.on('error', ignoreError);
       let failure: Error | undefined;
       try {
         await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`, [LEASE_LOCK_CLASS, options.name]);
       } catch (error) {
-        failure = error instanceof Error ? error : new Error(String(error));
+        failure = asError(error);
       }
       client.off('error', ignoreError);
-      // A failed connection is destroyed: that ends the session, which releases the lock all the same.
-      client.release(failure);
+      giveBack(failure);
     },
   };
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 /**
