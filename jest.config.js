@@ -4,6 +4,7 @@ const packages = {
   '@tally/schemas': 'schemas',
   '@tally/domain': 'services/domain',
   '@tally/postgres': 'services/postgres',
+  '@tally/kafka': 'services/kafka',
   '@tally/event-store': 'services/event-store',
   '@tally/catalog': 'services/catalog',
   '@tally/ledger': 'services/ledger',
@@ -25,6 +26,8 @@ const transform = {
   // cookie 2 (required by light-my-request, which Fastify's inject() loads) ships only ES
   // modules; Node 20 can require them, jest's CommonJS runtime cannot, so swc converts it.
   '/node_modules/cookie/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' } }],
+  // The zstd codec's WebAssembly build is an ES module too (loaded with import() in production).
+  '/node_modules/@hpcc-js/wasm-zstd/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' } }],
 };
 
 const common = {
@@ -34,7 +37,7 @@ const common = {
   moduleNameMapper,
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  transformIgnorePatterns: ['/node_modules/(?!cookie/)'],
+  transformIgnorePatterns: ['/node_modules/(?!cookie/|@hpcc-js/wasm-zstd/)'],
 };
 
 module.exports = {

@@ -1,10 +1,11 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka } from '@tally/kafka';
+import { logLevel } from 'kafkajs';
 import type { LedgerEventRecord } from './ledgerEventRecord';
 
 /**
  * The example consumer of docs/ledger.md: what a billing service needs to read `credit-ledger`,
- * using only kafkajs and the registry client. It turns every purchase of credits into an
+ * using only kafkajs (with the codecs of @tally/kafka, for a topic written compressed) and the registry client. It turns every purchase of credits into an
  * invoice-to-be. Run it with `node scripts/example-billing-consumer.js` after `npm run build`.
  */
 
@@ -62,7 +63,7 @@ export interface ExampleBillingConsumer {
 
 export async function startExampleBillingConsumer(options: ExampleBillingConsumerOptions): Promise<ExampleBillingConsumer> {
   const registry = new SchemaRegistry({ host: options.registryUrl });
-  const kafka = new Kafka({ clientId: options.groupId, brokers: [...options.brokers], logLevel: logLevel.ERROR });
+  const kafka = createKafka({ clientId: options.groupId, brokers: [...options.brokers], logLevel: logLevel.ERROR });
   const consumer = kafka.consumer({ groupId: options.groupId });
   // Delivery is at least once, so an event can arrive twice. A real billing service records the
   // event id with the invoice line in one transaction (a unique key on it); this example only

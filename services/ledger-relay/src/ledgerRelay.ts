@@ -2,7 +2,8 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
 import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
-import { Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
+import { createKafka } from '@tally/kafka';
+import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createPostgresCheckpointStore } from './checkpointStore';
@@ -24,6 +25,8 @@ export interface LedgerRelayOptions {
   /** Confluent-compatible registry API, e.g. http://127.0.0.1:8081/apis/ccompat/v7. */
   readonly registryUrl: string;
   readonly logger: Logger;
+  /** Codec of the batches published (kafkajs's CompressionTypes); default none. */
+  readonly compression?: CompressionTypes;
   /** Events read from the store and published per Kafka request; default 500. */
   readonly batchSize?: number;
   /** How often lag() learns the head of the log while no events flow; default 5000. */
@@ -106,7 +109,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const leaseHeartbeatMs = options.leaseHeartbeatMs ?? DEFAULT_LEASE_HEARTBEAT_MS;
   const checkpoints = createPostgresCheckpointStore(options.pool);
   const registry = new SchemaRegistry({ host: options.registryUrl, clientId: options.kafka.clientId });
-  const kafka = new Kafka({
+  const kafka = createKafka({
     clientId: options.kafka.clientId,
     brokers: [...options.kafka.brokers],
     logLevel: logLevel.WARN,
@@ -203,7 +206,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   async function send(messages: Message[]): Promise<void> {
     const current = await connectedProducer();
     try {
-      await current.send({ topic, acks: -1, messages });
+      await current.send({ topic, acks: -1, compression: options.compression, messages });
     } catch (error) {
       // A producer that failed after its retries may hold a stale sequence or producer id for
       // the partitions (e.g. across a broker restart); a fresh one starts clean.

@@ -3,7 +3,8 @@ import type { BalanceRef } from '@tally/catalog';
 import type { CreditProduct, TallyError, UsageEvent } from '@tally/domain';
 import { WrongExpectedRevisionError } from '@tally/event-store';
 import { loadBalances, type LoadedBalance } from '@tally/ledger';
-import { Kafka, logLevel, Partitioners, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
+import { createKafka } from '@tally/kafka';
+import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
 import type { Level } from 'pino';
 import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, type BatchRetrier } from './batchRetrier';
@@ -60,7 +61,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const balances = createBalanceStateCache(options.balanceCacheSize);
   const counters = createCounterRegistry();
 
-  const kafka = new Kafka({
+  const kafka = createKafka({
     clientId: options.kafka.clientId,
     brokers: [...options.kafka.brokers],
     logLevel: logLevel.INFO,
@@ -238,7 +239,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     // rare, so the extra round trips cost nothing that matters.
     for (const { message, error } of rejected) {
       await retrier.run('dead-letter', () =>
-        producer.send({ topic: dlqTopic, acks: -1, messages: [deadLetterMessage({ topic, partition, message }, error, at)] }),
+        producer.send({ topic: dlqTopic, acks: -1, compression: options.compression, messages: [deadLetterMessage({ topic, partition, message }, error, at)] }),
       );
     }
   }

@@ -1,5 +1,6 @@
 import type { CatalogCache, CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
+import type { CompressionTypes } from 'kafkajs';
 import type { Logger } from 'pino';
 
 /** What one finished batch (a chunk of a Kafka fetch) looked like, for a metrics exporter. */
@@ -45,6 +46,8 @@ export interface UsageConsumerOptions {
   readonly sessionTimeoutMs?: number;
   /** Cap of the exponential backoff between retries of a transient failure. Default 5000. */
   readonly maxBackoffMs?: number;
+  /** Codec of the dead letters this consumer writes (kafkajs's CompressionTypes); default none. */
+  readonly compression?: CompressionTypes;
   /** Time comes in from outside, so tests control the events' occurredAt. */
   readonly clock?: () => Date;
 }

@@ -9,7 +9,8 @@ import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka } from '@tally/kafka';
+import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { loadConfig } from './config';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
@@ -74,7 +75,7 @@ program
     if (!Number.isFinite(timestamp)) throw new Error('--timestamp is neither epoch milliseconds nor ISO-8601');
     const count = Number(options.count);
     if (!Number.isSafeInteger(count) || count < 1) throw new Error('--count must be a positive integer');
-    const kafka = new Kafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING });
+    const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
     try {

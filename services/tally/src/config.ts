@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
 import { z } from 'zod';
 
 export const ROLES = ['consumer', 'projector', 'api', 'relay', 'scheduler'] as const;
@@ -18,6 +19,7 @@ const schema = z.object({
   TALLY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TALLY_KAFKA_BROKERS: text('127.0.0.1:9092'),
   TALLY_KAFKA_CLIENT_ID: text('tally'),
+  TALLY_KAFKA_COMPRESSION: z.enum(COMPRESSION_NAMES).default('none'),
   TALLY_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
   TALLY_DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tally'),
   TALLY_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public'),
@@ -42,7 +44,12 @@ export interface Config {
   readonly home: string;
   readonly roles: ReadonlySet<Role>;
   readonly logLevel: string;
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly clientId: string;
+    /** Codec of what Tally itself produces (dead letters, ledger topic, HTTP-ingested usage). */
+    readonly compression: CompressionName;
+  };
   readonly registryUrl: string;
   readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
   readonly redis: { readonly url: string; readonly keyPrefix: string };
@@ -90,7 +97,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     home: e.TALLY_HOME,
     roles: new Set(roles as Role[]),
     logLevel: e.TALLY_LOG_LEVEL,
-    kafka: { brokers: e.TALLY_KAFKA_BROKERS.split(',').map((broker) => broker.trim()), clientId: e.TALLY_KAFKA_CLIENT_ID },
+    kafka: {
+      brokers: e.TALLY_KAFKA_BROKERS.split(',').map((broker) => broker.trim()),
+      clientId: e.TALLY_KAFKA_CLIENT_ID,
+      compression: e.TALLY_KAFKA_COMPRESSION,
+    },
     registryUrl: e.TALLY_SCHEMA_REGISTRY_URL,
     database: { url: e.TALLY_DATABASE_URL, schema: e.TALLY_DATABASE_SCHEMA, poolSize: e.TALLY_DATABASE_POOL_SIZE },
     redis: { url: e.TALLY_REDIS_URL, keyPrefix: e.TALLY_REDIS_KEY_PREFIX },

@@ -3,6 +3,7 @@ import { buildApp, createMetricsRegistry } from '@tally/api';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService } from '@tally/ledger';
+import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
 import { createUsageConsumer } from '@tally/metering';
 import { createPool, migrate } from '@tally/postgres';
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
       logger,
       partitionsConsumedConcurrently: config.consumer.partitionsConsumedConcurrently,
       sessionTimeoutMs: config.consumer.sessionTimeoutMs,
+      compression: compressionType(config.kafka.compression),
       metrics: {
         batchProcessed(batch) {
           batchSeconds.observe(batch.durationMs / 1000);
@@ -161,6 +163,7 @@ async function main(): Promise<void> {
       kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-relay` },
       topic: config.topics.ledger,
       registryUrl: config.registryUrl,
+      compression: compressionType(config.kafka.compression),
       logger,
     });
     metrics.gauge({

@@ -1,4 +1,5 @@
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import { createKafka } from '@tally/kafka';
+import { logLevel, type Kafka, type LogEntry } from 'kafkajs';
 import pino from 'pino';
 import { stackConfig } from './stackConfig';
 
@@ -15,7 +16,7 @@ const pinoLevels: Record<number, pino.Level> = {
  */
 export function createTestKafka(clientId: string): Kafka {
   const logger = pino({ name: 'kafkajs', level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
-  return new Kafka({
+  return createKafka({
     clientId,
     brokers: [...stackConfig.kafkaBrokers],
     logLevel: logLevel.INFO,

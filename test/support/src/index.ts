@@ -6,3 +6,4 @@ export * from './uniqueName';
 export * from './waitFor';
 export * from './postgres';
 export * from './tallyProcess';
+export * from './kafkaTools';

@@ -1,0 +1,3 @@
+export { createKafka } from './createKafka';
+export { registerCompressionCodecs, compressionType, COMPRESSION_NAMES, type CompressionName } from './compressionCodecs';
+export { undecodableBatchOf, type UndecodableBatch } from './undecodableBatch';
