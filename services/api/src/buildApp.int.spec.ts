@@ -715,6 +715,15 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       }
     });
 
+    it('shows a usage partition stalled at an undecodable batch on /health, 503', async () => {
+      const stall = { topic: 'usage-events', partition: 4, offset: '1200', lastOffset: '1299', codec: 'zstd', reason: 'zstd batch could not be decompressed', since: '2026-03-01T12:00:00.000Z' };
+      const stalled = await buildApp({ ...deps, stalledPartitions: () => [stall], metrics: createMetricsRegistry() });
+      const response = await stalled.inject({ method: 'GET', url: '/health' });
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toEqual({ status: 'down', checks: { postgres: 'up', redis: 'up', usagePartitions: 'down' }, stalledPartitions: [stall] });
+      await stalled.close();
+    });
+
     it('exposes HTTP latency by route pattern and status, and other parts’ metrics, on /metrics', async () => {
       deps.metrics.counter({ name: 'tally_test_things_total', help: 'Things.' }).inc();
       await call({ method: 'GET', url: '/v1/credit-balances/nope' });

@@ -17,7 +17,7 @@ import { creditBalanceLedger } from './routes/creditBalanceLedger';
 import { creditBalances } from './routes/creditBalances';
 import { creditProducts } from './routes/creditProducts';
 import { customerCreditBalances } from './routes/customerCreditBalances';
-import { health, type HealthCheck } from './routes/health';
+import { health, type HealthCheck, type StalledPartitionView } from './routes/health';
 import { metrics } from './routes/metrics';
 import { plans } from './routes/plans';
 import { purchases } from './routes/purchases';
@@ -37,6 +37,8 @@ export interface ApiDeps {
   readonly logger: Logger;
   /** Each dependency's state, for GET /health. */
   readonly health: HealthCheck;
+  /** Usage partitions this process's metering consumer stopped at, shown on GET /health. */
+  readonly stalledPartitions?: () => readonly StalledPartitionView[];
   /** The process's registry: the API adds its HTTP latency histogram, GET /metrics renders all of it. */
   readonly metrics: MetricsRegistry;
   /** Plans and subscriptions (@tally/subscriptions): their routes are served when it is given. */
@@ -141,7 +143,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     else request.log.info(line, 'request completed');
   });
 
-  health(app, { check: deps.health, timeoutMs: options.healthTimeoutMs ?? 3000 });
+  health(app, { check: deps.health, timeoutMs: options.healthTimeoutMs ?? 3000, stalledPartitions: deps.stalledPartitions });
   metrics(app, deps.metrics);
 
   const routeDeps: RouteDeps = {

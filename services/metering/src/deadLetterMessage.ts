@@ -11,6 +11,8 @@ export const DEAD_LETTER_HEADERS = {
   sourceTopic: 'tally.source.topic',
   sourcePartition: 'tally.source.partition',
   sourceOffset: 'tally.source.offset',
+  /** Only on a skipped undecodable batch (`tally skip-batch`): the last offset it covered. */
+  sourceLastOffset: 'tally.source.last-offset',
   /** When the consumer dead-lettered it, ISO-8601. */
   at: 'tally.dlq.at',
   /** Present when the value was cut: its original length in bytes. */

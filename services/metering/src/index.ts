@@ -10,3 +10,11 @@ export type { SkipReason } from './priceUsageBatch';
 export { createUsageEventDecoder, type UsageEventDecoder, type UsageEventDecoderOptions } from './usageEventDecoder';
 export { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 export * from './meteringErrors';
+export { type StalledPartition } from './stalledPartitions';
+export {
+  skipUndecodableBatch,
+  SkipBatchRefusedError,
+  UNDECODABLE_BATCH_ERROR_CODE,
+  type SkipUndecodableBatchOptions,
+  type SkippedBatch,
+} from './skipUndecodableBatch';

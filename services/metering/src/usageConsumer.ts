@@ -12,6 +12,7 @@ import { deadLetterMessage } from './deadLetterMessage';
 import { decideUsageBatch, type UsageDecision } from './decideUsageBatch';
 import { priceUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
+import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
 import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
 import { createUsageEventDecoder } from './usageEventDecoder';
 
@@ -31,6 +32,8 @@ export interface UsageConsumer {
   start(): Promise<void>;
   stop(): Promise<void>;
   counters(): UsageConsumerCounters;
+  /** Partitions this member stopped at an undecodable batch (see stalledPartitions.ts). */
+  stalledPartitions(): readonly StalledPartition[];
 }
 
 interface Decoded {
@@ -60,6 +63,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl });
   const balances = createBalanceStateCache(options.balanceCacheSize);
   const counters = createCounterRegistry();
+  const stalls = createStalledPartitions(logger, clock);
 
   const kafka = createKafka({
     clientId: options.kafka.clientId,
@@ -90,6 +94,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     // Murmur2 on the key, as the Java client: a customer's dead letters share a partition, in order.
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: options.maxBackoffMs },
+  });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    stalls.retain(Object.entries(payload.memberAssignment).flatMap(([name, partitions]) => partitions.map((partition) => ({ topic: name, partition }))));
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
@@ -326,7 +333,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
-    const { messages } = payload.batch;
+    // What precedes an undecodable batch is metered; the partition then waits at the batch.
+    const undecodable = stalls.firstUndecodable(payload.batch.messages);
+    const messages = undecodable === -1 ? payload.batch.messages : payload.batch.messages.slice(0, undecodable);
     try {
       // Per-customer order: the key is the customer id, so a customer's events share a partition;
       // kafkajs hands over one partition's batches one at a time, in offset order, and chunks are
@@ -336,6 +345,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         // partition's next owner. A stale batch (the partition was sought) is not ours to commit.
         if (!payload.isRunning() || payload.isStale()) return;
         await processChunk(payload, messages.slice(start, start + batchSize));
+      }
+      if (undecodable !== -1 && payload.isRunning() && !payload.isStale()) {
+        stalls.stall(topic, payload.batch.partition, payload.batch.messages[undecodable]!);
+        payload.pause();
       }
     } catch (error) {
       if (!(error instanceof BatchAbandonedError)) throw error;
@@ -376,5 +389,6 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     },
 
     counters: () => counters.snapshot(),
+    stalledPartitions: () => stalls.list(),
   };
 }

@@ -9,7 +9,8 @@ import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { createKafka } from '@tally/kafka';
+import { compressionType, createKafka } from '@tally/kafka';
+import { skipUndecodableBatch } from '@tally/metering';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { loadConfig } from './config';
@@ -104,6 +105,30 @@ program
     } finally {
       await producer.disconnect();
     }
+  });
+
+program
+  .command('skip-batch')
+  .description('move the consumer group past a record batch it cannot decode, after dead-lettering the raw batch (stop the consumers first)')
+  .requiredOption('--partition <n>', 'partition of the usage topic, as reported by the consumer (log, /health)')
+  .requiredOption('--offset <offset>', 'offset where the partition waits, as reported')
+  .option('--group <groupId>', 'consumer group', config.consumer.groupId)
+  .option('--topic <topic>', 'usage topic', config.topics.usage)
+  .action(async (options: { partition: string; offset: string; group: string; topic: string }) => {
+    if (!/^\d+$/.test(options.partition) || !/^\d+$/.test(options.offset)) throw new Error('--partition and --offset take non-negative integers');
+    const skipped = await skipUndecodableBatch({
+      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli' },
+      groupId: options.group,
+      topic: options.topic,
+      dlqTopic: config.topics.deadLetter,
+      partition: Number(options.partition),
+      offset: options.offset,
+      compression: compressionType(config.kafka.compression),
+    });
+    process.stdout.write(
+      `skipped ${skipped.topic}/${skipped.partition} offsets ${skipped.firstOffset}..${skipped.lastOffset} (${skipped.records} records, ${skipped.codec}: ${skipped.reason});\n` +
+        `raw batch (${skipped.deadLetterBytes} bytes) sent to ${config.topics.deadLetter}; group ${options.group} resumes at ${skipped.committed}\n`,
+    );
   });
 
 program

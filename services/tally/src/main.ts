@@ -5,7 +5,7 @@ import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
-import { createUsageConsumer } from '@tally/metering';
+import { createUsageConsumer, type StalledPartition } from '@tally/metering';
 import { createPool, migrate } from '@tally/postgres';
 import {
   createGrantScheduler,
@@ -89,6 +89,8 @@ async function main(): Promise<void> {
     stops.push({ name: 'redis', stop: () => void redis.disconnect() });
   }
 
+  // Read by /health when this process also runs the consumer.
+  let stalledPartitions: (() => readonly StalledPartition[]) | undefined;
   if (roles.has('consumer')) {
     const catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: config.catalogRefreshMs });
     await catalogCache.start();
@@ -135,6 +137,12 @@ async function main(): Promise<void> {
       // Exposed as gauges read at scrape time: the consumer owns the running totals.
       metrics.gauge({ name, help, collect: (gauge) => gauge.set(consumer.counters()[field]) });
     }
+    metrics.gauge({
+      name: 'tally_consumer_stalled_partitions',
+      help: 'Partitions stopped at a record batch that cannot be decoded (see the log and /health; tally skip-batch)',
+      collect: (gauge) => gauge.set(consumer.stalledPartitions().length),
+    });
+    stalledPartitions = () => consumer.stalledPartitions();
     await consumer.start();
     stops.push({ name: 'consumer', stop: () => consumer.stop() });
   }
@@ -217,6 +225,7 @@ async function main(): Promise<void> {
       logger,
       metrics,
       subscriptions: createSubscriptionService({ plans, subscriptions: subscriptionStore, ledger, catalog, clock, logger }),
+      stalledPartitions: () => stalledPartitions?.() ?? [],
       health: async () => {
         const [postgres, redisState, kafka, schemaRegistry] = await Promise.all([
           pool.query('SELECT 1').then(() => 'up' as const, () => 'down' as const),

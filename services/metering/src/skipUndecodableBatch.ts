@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import { createKafka, undecodableBatchOf, type UndecodableBatch } from '@tally/kafka';
+import { logLevel, Partitioners, type CompressionTypes } from 'kafkajs';
+import { DEAD_LETTER_HEADERS, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
+
+export interface SkipUndecodableBatchOptions {
+  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  readonly groupId: string;
+  readonly topic: string;
+  readonly dlqTopic: string;
+  readonly partition: number;
+  /** The offset the consumer reported (log, /health): the batch must start there or contain it. */
+  readonly offset: string;
+  readonly compression?: CompressionTypes;
+  /** How long to wait for the batch to be fetched; default 30 s. */
+  readonly timeoutMs?: number;
+  readonly clock?: () => Date;
+}
+
+export interface SkippedBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly firstOffset: string;
+  readonly lastOffset: string;
+  readonly records: number;
+  readonly codec: string;
+  readonly reason: string;
+  /** The offset the group now resumes from. */
+  readonly committed: string;
+  readonly deadLetterBytes: number;
+}
+
+/** Refused for a reason the operator can act on (consumers running, wrong offset, batch readable). */
+export class SkipBatchRefusedError extends Error {
+  override readonly name = 'SkipBatchRefusedError';
+}
+
+export const UNDECODABLE_BATCH_ERROR_CODE = 'undecodable_batch';
+
+/**
+ * Moves a consumer group's partition past a record batch that cannot be decoded, after sending
+ * the raw batch (its header and compressed records, as stored) to the dead-letter topic, so that
+ * it can be examined and, once readable, replayed. The group must have no running member: Kafka
+ * accepts an offset from outside the group only then, and a running member would go on from its
+ * own position anyway. It also refuses a batch that decodes (the cure then is to restart the
+ * consumers, not to skip usage) and an offset that is not where the group waits.
+ */
+export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions): Promise<SkippedBatch> {
+  const { groupId, topic, partition } = options;
+  const kafka = createKafka({ clientId: options.kafka.clientId, brokers: [...options.kafka.brokers], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const {
+      groups: [group],
+    } = await admin.describeGroups([groupId]);
+    if (group !== undefined && group.members.length > 0) {
+      throw new SkipBatchRefusedError(
+        `consumer group ${groupId} has ${group.members.length} running member(s) (state ${group.state}); stop the consumers (TALLY_ROLES with consumer) first`,
+      );
+    }
+    const [committedOffsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const committed = committedOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+    const readerGroup = `tally-skip-batch-${process.pid}-${Date.now()}`;
+    const batch = await readBatchAt(kafka, readerGroup, topic, partition, options.offset, options.timeoutMs ?? 30_000).finally(() =>
+      admin.deleteGroups([readerGroup]).catch(() => undefined),
+    );
+    if (batch === undefined) {
+      throw new SkipBatchRefusedError(`the batch at ${topic}/${partition} offset ${options.offset} decodes: restart the consumers instead of skipping usage`);
+    }
+    const waitsInside = committed === '-1' || (BigInt(committed) >= BigInt(batch.baseOffset) && BigInt(committed) <= BigInt(batch.lastOffset));
+    if (!waitsInside) {
+      throw new SkipBatchRefusedError(
+        `group ${groupId} is at offset ${committed} of ${topic}/${partition}, outside the undecodable batch ${batch.baseOffset}..${batch.lastOffset}`,
+      );
+    }
+
+    // Bad input never disappears: the raw batch is acknowledged by every in-sync replica of the
+    // dead-letter topic before the group's offset moves past it.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const cut = batch.raw.length > MAX_DEAD_LETTER_VALUE_BYTES;
+    try {
+      await producer.send({
+        topic: options.dlqTopic,
+        acks: -1,
+        compression: options.compression,
+        messages: [
+          {
+            key: null,
+            value: cut ? batch.raw.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES) : batch.raw,
+            headers: {
+              ...(cut
+                ? {
+                    [DEAD_LETTER_HEADERS.valueTruncatedFrom]: String(batch.raw.length),
+                    [DEAD_LETTER_HEADERS.valueSha256]: createHash('sha256').update(batch.raw).digest('hex'),
+                  }
+                : {}),
+              [DEAD_LETTER_HEADERS.reason]: batch.reason.slice(0, 1000),
+              [DEAD_LETTER_HEADERS.errorCode]: UNDECODABLE_BATCH_ERROR_CODE,
+              [DEAD_LETTER_HEADERS.sourceTopic]: topic,
+              [DEAD_LETTER_HEADERS.sourcePartition]: String(partition),
+              [DEAD_LETTER_HEADERS.sourceOffset]: batch.baseOffset,
+              [DEAD_LETTER_HEADERS.sourceLastOffset]: batch.lastOffset,
+              [DEAD_LETTER_HEADERS.at]: (options.clock ?? (() => new Date()))().toISOString(),
+            },
+          },
+        ],
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    const next = (BigInt(batch.lastOffset) + 1n).toString();
+    await admin.setOffsets({ groupId, topic, partitions: [{ partition, offset: next }] });
+    return {
+      topic,
+      partition,
+      firstOffset: batch.baseOffset,
+      lastOffset: batch.lastOffset,
+      records: batch.records,
+      codec: batch.codec,
+      reason: batch.reason,
+      committed: next,
+      deadLetterBytes: cut ? MAX_DEAD_LETTER_VALUE_BYTES : batch.raw.length,
+    };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * The undecodable batch at `offset` of one partition, read by a consumer of its own (a fresh
+ * group that commits nothing) seeking there; undefined when the records there decode.
+ */
+async function readBatchAt(
+  kafka: ReturnType<typeof createKafka>,
+  groupId: string,
+  topic: string,
+  partition: number,
+  offset: string,
+  timeoutMs: number,
+): Promise<UndecodableBatch | undefined> {
+  const reader = kafka.consumer({ groupId, allowAutoTopicCreation: false });
+  await reader.connect();
+  try {
+    await reader.subscribe({ topic, fromBeginning: false });
+    let settle: (batch: UndecodableBatch | undefined) => void = () => undefined;
+    const found = new Promise<UndecodableBatch | undefined>((resolve) => (settle = resolve));
+    await reader.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        // Only the sought partition, from the sought offset on (the seek makes earlier fetches stale).
+        if (batch.partition !== partition || batch.messages.length === 0) return;
+        settle(undecodableBatchOf(batch.messages[0]!));
+      },
+    });
+    reader.seek({ topic, partition, offset });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no batch of ${topic}/${partition} at offset ${offset} within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([found, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await reader.disconnect();
+  }
+}

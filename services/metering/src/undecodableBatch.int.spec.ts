@@ -1,0 +1,117 @@
+import { openSync, closeSync, readSync, writeSync, readdirSync, fstatSync } from 'node:fs';
+import path from 'node:path';
+import { partitionLogDir, stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { CompressionTypes } from 'kafkajs';
+import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { SkipBatchRefusedError, skipUndecodableBatch } from './skipUndecodableBatch';
+
+jest.setTimeout(180_000);
+
+const T0 = Date.UTC(2026, 2, 1, 12);
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * Breaks the gzip header of the batch that starts at `baseOffset` in the partition's log on the
+ * broker's disk, as a failing disk or a buggy producer would. The broker serves log bytes as they
+ * are, and kafkajs checks no CRC, so the consumer meets a batch it cannot decompress.
+ */
+async function corruptBatch(kit: MeteringTestKit, partition: number, baseOffset: bigint): Promise<void> {
+  const dir = await partitionLogDir(kit.admin, kit.topic, partition);
+  const [segment] = readdirSync(dir).filter((file) => file.endsWith('.log'));
+  const fd = openSync(path.join(dir, segment!), 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    const header = Buffer.alloc(61);
+    for (let position = 0; position + 61 <= size; ) {
+      readSync(fd, header, 0, 61, position);
+      const length = header.readInt32BE(8);
+      if (header.readBigInt64BE(0) === baseOffset) {
+        const payload = Buffer.alloc(2);
+        readSync(fd, payload, 0, 2, position + 61);
+        expect([...payload]).toEqual(GZIP_MAGIC);
+        writeSync(fd, Buffer.from('XX'), 0, 2, position + 61);
+        return;
+      }
+      position += 12 + length;
+    }
+    throw new Error(`no batch at offset ${baseOffset} in ${dir}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const usage = (id: string, customerId: string): UsageRecord => ({ id, customerId, event: 'api_call', timestamp: T0 });
+
+describe('a record batch the consumer cannot decode', () => {
+  let kit: MeteringTestKit;
+
+  afterEach(async () => {
+    await kit?.close();
+  });
+
+  it('stops only its partition, visibly, until skip-batch dead-letters it and moves the group past it', async () => {
+    kit = await createMeteringTestKit({ partitions: 2 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const alice = await kit.openBalance('alice', 'api', '100');
+    const bob = await kit.openBalance('bob', 'api', '100');
+    const producer = kit.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const send = (partition: number, records: UsageRecord[]) =>
+      producer.send({
+        topic: kit.topic,
+        acks: -1,
+        compression: CompressionTypes.GZIP,
+        messages: records.map((record) => ({ partition, key: record.customerId, value: kit.json(record) })),
+      });
+    // Partition 0: 2 good, 3 in the batch to be broken (offsets 2..4), 4 good. Partition 1: 5 good.
+    await send(0, [usage('a1', 'alice'), usage('a2', 'alice')]);
+    await send(0, [usage('a3', 'alice'), usage('a4', 'alice'), usage('a5', 'alice')]);
+    await send(0, [usage('a6', 'alice'), usage('a7', 'alice'), usage('a8', 'alice'), usage('a9', 'alice')]);
+    await send(1, [usage('b1', 'bob'), usage('b2', 'bob'), usage('b3', 'bob'), usage('b4', 'bob'), usage('b5', 'bob')]);
+    await producer.disconnect();
+    await corruptBatch(kit, 0, 2n);
+
+    const consumer = await kit.startConsumer();
+    await waitFor(() => consumer.stalledPartitions().length === 1, { description: 'partition 0 reported stalled', timeoutMs: 60_000 });
+    const [stall] = consumer.stalledPartitions();
+    expect(stall).toMatchObject({ topic: kit.topic, partition: 0, offset: '2', lastOffset: '4', records: 3, codec: 'gzip' });
+    expect(stall!.reason).toMatch(/gzip batch could not be decompressed/);
+    // The other partition, and what precedes the batch, are metered.
+    await waitFor(async () => (await kit.balanceOf(bob)) === '95', { description: "bob's 5 calls metered", timeoutMs: 60_000 });
+    expect(await kit.balanceOf(alice)).toBe('98');
+    const [offsets] = await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] });
+    expect(offsets!.partitions.find((entry) => entry.partition === 0)!.offset).toBe('2');
+
+    const skip = {
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('skip') },
+      groupId: kit.groupId,
+      topic: kit.topic,
+      dlqTopic: kit.dlqTopic,
+      partition: 0,
+      offset: '2',
+    };
+    // Never behind a running consumer's back.
+    await expect(skipUndecodableBatch(skip)).rejects.toThrow(SkipBatchRefusedError);
+    await consumer.stop();
+
+    await expect(skipUndecodableBatch({ ...skip, offset: '6' })).rejects.toThrow(/decodes: restart the consumers/);
+    const skipped = await skipUndecodableBatch(skip);
+    expect(skipped).toMatchObject({ firstOffset: '2', lastOffset: '4', records: 3, codec: 'gzip', committed: '5' });
+
+    const [letter] = await kit.readTopic(kit.dlqTopic, 1);
+    const header = (name: string) => letter!.headers![name]!.toString();
+    expect(header(DEAD_LETTER_HEADERS.errorCode)).toBe('undecodable_batch');
+    expect(header(DEAD_LETTER_HEADERS.sourcePartition)).toBe('0');
+    expect(header(DEAD_LETTER_HEADERS.sourceOffset)).toBe('2');
+    expect(header(DEAD_LETTER_HEADERS.sourceLastOffset)).toBe('4');
+    // The raw batch as stored: its base offset first, the broken payload after the 61-byte header.
+    expect(letter!.value!.readBigInt64BE(0)).toBe(2n);
+    expect(letter!.value!.subarray(61, 63).toString()).toBe('XX');
+
+    const resumed = await kit.startConsumer();
+    await waitFor(async () => (await kit.balanceOf(alice)) === '94', { description: "alice's calls after the batch metered", timeoutMs: 60_000 });
+    expect(resumed.stalledPartitions()).toEqual([]);
+    expect(await kit.balanceOf(bob)).toBe('95');
+  });
+});
