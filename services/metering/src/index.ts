@@ -18,3 +18,4 @@ export {
   type SkipUndecodableBatchOptions,
   type SkippedBatch,
 } from './skipUndecodableBatch';
+export { usageEventFromJson, cloudEventUsageId } from './cloudEventUsage';

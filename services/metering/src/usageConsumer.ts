@@ -123,7 +123,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const rejected: Rejected[] = [];
     for (const message of messages) {
       try {
-        decoded.push({ message, usage: await decoder.decode(message.value) });
+        decoded.push({ message, usage: await decoder.decode(message.value, message.headers) });
       } catch (error) {
         // A registry outage fails the whole step (retried); only a verdict on the bytes themselves
         // sends a message to the dead letters.

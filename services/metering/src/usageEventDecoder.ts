@@ -1,16 +1,19 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { parseUsageEvent, type UsageEvent } from '@tally/domain';
 import type { Type } from 'avsc';
+import type { IHeaders } from 'kafkajs';
 import { assertAvroBlocksBounded } from './avroBlockGuard';
+import { binaryCloudEventAttributes, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
 import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
 
 export interface UsageEventDecoder {
   /**
-   * Decodes a Kafka message value into a validated UsageEvent. Throws UndecodableUsageEventError,
+   * Decodes a Kafka message into a validated UsageEvent: Confluent-framed Avro, Tally's JSON, a
+   * structured-mode CloudEvent, or a binary-mode one (`ce_` headers, the data as the value). Throws UndecodableUsageEventError,
    * UnknownSchemaIdError or the domain's InvalidUsageEventError (never retriable: dead letters),
    * or SchemaRegistryUnavailableError (retriable: the same bytes decode once the registry is back).
    */
-  decode(value: Buffer | null): Promise<UsageEvent>;
+  decode(value: Buffer | null, headers?: IHeaders): Promise<UsageEvent>;
 }
 
 export interface UsageEventDecoderOptions {
@@ -79,27 +82,33 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
     }
   }
 
-  async function decodeRecord(value: Buffer): Promise<unknown> {
+  async function decodeRecord(value: Buffer): Promise<UsageEvent> {
     if (value[0] === MAGIC_BYTE) {
       if (value.length < HEADER_LENGTH) throw new UndecodableUsageEventError('Confluent-framed message shorter than its 5-byte header');
       const schemaId = value.readInt32BE(1);
       const schema = await writerSchemaOf(schemaId);
       const body = value.subarray(HEADER_LENGTH);
+      let record: unknown;
       try {
         // avsc trusts the item counts of arrays and maps; a body that declares more than its
         // bytes can hold would keep it looping for hours and stall the partition.
         if (isAvroType(schema)) assertAvroBlocksBounded(schema, body);
-        return schema.fromBuffer(body);
+        record = schema.fromBuffer(body);
       } catch (error) {
         throw new UndecodableUsageEventError(`Avro payload does not match schema ${schemaId}: ${reasonOf(error)}`, { cause: error });
       }
+      // The writer's schema decodes the record, whatever version it is: a field added by a newer
+      // version is read and ignored, so producers may move on without a restart here.
+      return parseUsageEvent(record);
     }
     if (value[0] === OPEN_BRACE) {
+      let record: unknown;
       try {
-        return JSON.parse(value.toString('utf8')) as unknown;
+        record = JSON.parse(value.toString('utf8')) as unknown;
       } catch (error) {
         throw new UndecodableUsageEventError(`invalid JSON: ${reasonOf(error)}`, { cause: error });
       }
+      return usageEventFromJson(record);
     }
     throw new UndecodableUsageEventError(
       `neither Confluent-framed Avro (magic byte 0) nor JSON (starting with "{"): first byte 0x${value[0]!.toString(16).padStart(2, '0')}`,
@@ -107,9 +116,11 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
   }
 
   return {
-    async decode(value) {
+    async decode(value, headers) {
+      const cloudEvent = binaryCloudEventAttributes(headers);
+      if (cloudEvent !== undefined) return usageEventFromBinaryCloudEvent(cloudEvent, value ?? Buffer.alloc(0));
       if (value === null || value.length === 0) throw new UndecodableUsageEventError('empty message value');
-      return parseUsageEvent(await decodeRecord(value));
+      return decodeRecord(value);
     },
   };
 }

@@ -1,0 +1,103 @@
+import { InvalidUsageEventError, parseUsageEvent, type UsageEvent } from '@tally/domain';
+import { CloudEvent, ValidationError } from 'cloudevents';
+import type { IHeaders } from 'kafkajs';
+
+/**
+ * CloudEvents 1.0 (JSON format, Kafka protocol binding) as usage events, the format other
+ * metering systems ingest: `subject` is the customer, `type` the event name, `time` the
+ * timestamp, `data` the properties. The official SDK validates the attributes against the spec
+ * (required ones present and non-empty, `time` RFC 3339, names lowercase alphanumeric); its Kafka
+ * binding is not used because it throws a RangeError on an event without `time` instead of a
+ * validation error, and the mapping of `ce_` headers is a few lines.
+ */
+
+const BINARY_PREFIX = 'ce_';
+
+/**
+ * The usage id of a CloudEvent. The spec makes `source` + `id` unique, so both are in it; the
+ * source's length comes first, so no two (source, id) pairs give the same id however either is
+ * spelled ("a:b" + "c" and "a" + "b:c" differ). The `ce:` prefix keeps these ids apart from most
+ * native ones; a producer of Tally's own JSON should not start its ids with it.
+ */
+export function cloudEventUsageId(source: string, id: string): string {
+  return `ce:${source.length}:${source}:${id}`;
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof ValidationError && Array.isArray(error.errors) && error.errors.length > 0) {
+    return error.errors.map((detail) => (typeof detail === 'string' ? detail : `${detail.instancePath || '/'} ${detail.message ?? ''}`.trim())).join('; ');
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function validated(attributes: Record<string, unknown>): CloudEvent<unknown> {
+  if (attributes.specversion !== '1.0') throw new InvalidUsageEventError(`CloudEvent specversion must be "1.0", got ${JSON.stringify(attributes.specversion)}`);
+  if ('data_base64' in attributes) throw new InvalidUsageEventError('CloudEvent data_base64 is not usage: send data as a JSON object');
+  // The SDK makes up a missing id (a random UUID) and time (now): a redelivered event would then
+  // count again. Both, and the rest that usage needs, must come from the producer.
+  for (const name of ['id', 'source', 'type'] as const) {
+    const value = attributes[name];
+    if (typeof value !== 'string' || value.length === 0) throw new InvalidUsageEventError(`not a valid CloudEvent: ${name} must be a non-empty string`);
+  }
+  if (attributes.subject === undefined) throw new InvalidUsageEventError('CloudEvent subject (the customer id) is missing');
+  if (attributes.time === undefined) throw new InvalidUsageEventError('CloudEvent time (when the usage happened) is missing');
+  try {
+    return new CloudEvent<unknown>(attributes as never, true);
+  } catch (error) {
+    throw new InvalidUsageEventError(`not a valid CloudEvent: ${reasonOf(error)}`, { cause: error });
+  }
+}
+
+function toUsage(event: CloudEvent<unknown>): UsageEvent {
+  const data = event.data;
+  if (data !== undefined && data !== null && (typeof data !== 'object' || Array.isArray(data))) {
+    throw new InvalidUsageEventError('CloudEvent data (the properties) must be a JSON object');
+  }
+  const id = cloudEventUsageId(event.source, event.id);
+  if (id.length > 256) throw new InvalidUsageEventError('CloudEvent source and id are too long together for a usage id (256 characters)');
+  return parseUsageEvent({ id, customerId: event.subject, event: event.type, timestamp: event.time, properties: data ?? {} });
+}
+
+/** Whether a decoded JSON object is a structured-mode CloudEvent rather than Tally's own JSON. */
+export function isStructuredCloudEvent(record: unknown): record is Record<string, unknown> {
+  return record !== null && typeof record === 'object' && !Array.isArray(record) && 'specversion' in record;
+}
+
+/** A usage event from a JSON object: a structured-mode CloudEvent, or Tally's own JSON. */
+export function usageEventFromJson(record: unknown): UsageEvent {
+  return isStructuredCloudEvent(record) ? toUsage(validated(record)) : parseUsageEvent(record);
+}
+
+function headerText(value: IHeaders[string]): string | undefined {
+  const single = Array.isArray(value) ? value[0] : value;
+  return single === undefined ? undefined : single.toString();
+}
+
+/** The CloudEvent attributes of a binary-mode message (`ce_` headers), or undefined when it has none. */
+export function binaryCloudEventAttributes(headers: IHeaders | undefined): Record<string, string> | undefined {
+  if (headers === undefined || headers[`${BINARY_PREFIX}specversion`] === undefined) return undefined;
+  const attributes: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith(BINARY_PREFIX)) continue;
+    const text = headerText(value);
+    if (text !== undefined) attributes[name.slice(BINARY_PREFIX.length)] = text;
+  }
+  const contentType = headerText(headers['content-type']);
+  if (contentType !== undefined) attributes.datacontenttype = contentType;
+  return attributes;
+}
+
+/** A binary-mode CloudEvent: attributes from the headers, the value is the data (JSON). */
+export function usageEventFromBinaryCloudEvent(attributes: Record<string, string>, value: Buffer): UsageEvent {
+  const contentType = attributes.datacontenttype;
+  if (contentType !== undefined && !/^application\/([\w.+-]+\+)?json(\s*;.*)?$/i.test(contentType)) {
+    throw new InvalidUsageEventError(`CloudEvent data of content type ${contentType} is not usage: send application/json`);
+  }
+  let data: unknown;
+  try {
+    data = value.length === 0 ? undefined : (JSON.parse(value.toString('utf8')) as unknown);
+  } catch (error) {
+    throw new InvalidUsageEventError(`CloudEvent data is not JSON: ${reasonOf(error)}`, { cause: error });
+  }
+  return toUsage(validated({ ...attributes, ...(data === undefined ? {} : { data }) }));
+}

@@ -1,0 +1,83 @@
+import { InvalidUsageEventError } from '@tally/domain';
+import fc from 'fast-check';
+import { binaryCloudEventAttributes, cloudEventUsageId, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
+
+const structured = {
+  specversion: '1.0',
+  id: 'evt-1',
+  source: '//billing.example.com/api',
+  type: 'api_call',
+  subject: 'acme',
+  time: '2026-03-01T12:00:00.250Z',
+  datacontenttype: 'application/json',
+  data: { tokens: 1500, model: 'large' },
+};
+
+describe('CloudEvents as usage events', () => {
+  it('maps subject, type, time and data of a structured-mode event', () => {
+    expect(usageEventFromJson(structured)).toEqual({
+      id: 'ce:25://billing.example.com/api:evt-1',
+      customerId: 'acme',
+      event: 'api_call',
+      timestamp: Date.UTC(2026, 2, 1, 12, 0, 0, 250),
+      properties: { tokens: 1500, model: 'large' },
+    });
+  });
+
+  it("leaves Tally's own JSON to the usual rules", () => {
+    expect(usageEventFromJson({ id: 'u1', customerId: 'acme', event: 'api_call', timestamp: 5 }).id).toBe('u1');
+  });
+
+  it('maps a binary-mode event from ce_ headers and a JSON value', () => {
+    const headers = {
+      ce_specversion: Buffer.from('1.0'),
+      ce_id: Buffer.from('evt-2'),
+      ce_source: Buffer.from('/svc'),
+      ce_type: Buffer.from('tokens_used'),
+      ce_subject: Buffer.from('acme'),
+      ce_time: Buffer.from('2026-03-01T12:00:00+02:00'),
+      'content-type': Buffer.from('application/json'),
+      traceparent: Buffer.from('00-abc'),
+    };
+    const attributes = binaryCloudEventAttributes(headers)!;
+    expect(usageEventFromBinaryCloudEvent(attributes, Buffer.from('{"tokens":7}'))).toEqual({
+      id: 'ce:4:/svc:evt-2',
+      customerId: 'acme',
+      event: 'tokens_used',
+      timestamp: Date.UTC(2026, 2, 1, 10),
+      properties: { tokens: 7 },
+    });
+    expect(binaryCloudEventAttributes({ 'content-type': Buffer.from('application/json') })).toBeUndefined();
+  });
+
+  it.each([
+    [{ ...structured, specversion: '0.3' }, /specversion must be "1.0"/],
+    [{ ...structured, id: '' }, /not a valid CloudEvent/],
+    [{ ...structured, source: undefined }, /not a valid CloudEvent/],
+    [{ ...structured, time: 'yesterday' }, /not a valid CloudEvent/],
+    [{ ...structured, subject: undefined }, /subject \(the customer id\) is missing/],
+    [{ ...structured, time: undefined }, /time \(when the usage happened\) is missing/],
+    [{ ...structured, data: [1, 2] }, /data \(the properties\) must be a JSON object/],
+    [{ ...structured, data: undefined, data_base64: 'AAAA' }, /data_base64/],
+    [{ ...structured, data: { nested: { a: 1 } } }, /property nested/],
+  ])('refuses %j', (event, reason) => {
+    expect(() => usageEventFromJson(JSON.parse(JSON.stringify(event)))).toThrow(InvalidUsageEventError);
+    expect(() => usageEventFromJson(JSON.parse(JSON.stringify(event)))).toThrow(reason);
+  });
+
+  it('refuses binary data that is not JSON', () => {
+    const attributes = { specversion: '1.0', id: 'x', source: '/s', type: 't', subject: 'acme', time: '2026-03-01T12:00:00Z' };
+    expect(() => usageEventFromBinaryCloudEvent({ ...attributes, datacontenttype: 'text/plain' }, Buffer.from('hi'))).toThrow(/content type/);
+    expect(() => usageEventFromBinaryCloudEvent(attributes, Buffer.from('{nope'))).toThrow(/not JSON/);
+  });
+
+  it('derives different ids from different (source, id) pairs, however they are spelled', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), fc.string(), fc.string(), (sourceA, idA, sourceB, idB) => {
+        fc.pre(sourceA !== sourceB || idA !== idB);
+        expect(cloudEventUsageId(sourceA, idA)).not.toBe(cloudEventUsageId(sourceB, idB));
+      }),
+    );
+    expect(cloudEventUsageId('a:b', 'c')).not.toBe(cloudEventUsageId('a', 'b:c'));
+  });
+});
