@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { LedgerService } from '@tally/ledger';
+import type { UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import { createPurchaseService, type SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -22,6 +23,7 @@ import { metrics } from './routes/metrics';
 import { plans } from './routes/plans';
 import { purchases } from './routes/purchases';
 import { subscriptions } from './routes/subscriptions';
+import { usageEvents } from './routes/usageEvents';
 import type { RouteDeps } from './routeDeps';
 import { validationErrorFormatter } from './validationErrorFormatter';
 import { rejectNulCharacters } from './rejectNulCharacters';
@@ -41,6 +43,8 @@ export interface ApiDeps {
   readonly stalledPartitions?: () => readonly StalledPartitionView[];
   /** The process's registry: the API adds its HTTP latency histogram, GET /metrics renders all of it. */
   readonly metrics: MetricsRegistry;
+  /** Publishes HTTP-ingested usage to the usage topic: POST /v1/usage-events is served when it is given. */
+  readonly usagePublisher?: UsagePublisher;
   /** Plans and subscriptions (@tally/subscriptions): their routes are served when it is given. */
   readonly subscriptions?: SubscriptionService;
   readonly options?: ApiOptions;
@@ -54,6 +58,8 @@ export interface ApiOptions {
   readonly consistencyPollIntervalMs?: number;
   /** Writes to one balance that may wait in this process before more are refused with 503; default 1000. */
   readonly maxPendingWritesPerBalance?: number;
+  /** Largest body of POST /v1/usage-events in bytes; default 5 MiB. */
+  readonly usageBodyLimit?: number;
   /** Longest a health check may take before it counts as down; default 3 s. */
   readonly healthTimeoutMs?: number;
 }
@@ -165,6 +171,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       creditBalances(v1, routeDeps);
       creditBalanceLedger(v1, routeDeps);
       purchases(v1, { ...routeDeps, purchases: createPurchaseService(deps) });
+      if (deps.usagePublisher !== undefined) {
+        await v1.register(usageEvents, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
+      }
       if (deps.subscriptions !== undefined) {
         plans(v1, { subscriptions: deps.subscriptions });
         subscriptions(v1, { subscriptions: deps.subscriptions });

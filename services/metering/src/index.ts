@@ -19,3 +19,4 @@ export {
   type SkippedBatch,
 } from './skipUndecodableBatch';
 export { usageEventFromJson, cloudEventUsageId } from './cloudEventUsage';
+export { createUsagePublisher, UsagePublishError, type UsagePublisher, type UsagePublisherOptions, type UsageToPublish } from './usagePublisher';

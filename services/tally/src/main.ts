@@ -5,7 +5,7 @@ import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
-import { createUsageConsumer, type StalledPartition } from '@tally/metering';
+import { createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
 import { createPool, migrate } from '@tally/postgres';
 import {
   createGrantScheduler,
@@ -216,6 +216,14 @@ async function main(): Promise<void> {
       // Printed on purpose: a newcomer's first curl needs it. Production sets TALLY_API_KEYS.
       process.stdout.write(`\nTally API key (stored in ${local.file}): ${local.key}\n\n`);
     }
+    // HTTP-ingested usage goes to the usage topic, for the consumer to meter like any other.
+    const usagePublisher = createUsagePublisher({
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-ingest` },
+      topic: config.topics.usage,
+      compression: compressionType(config.kafka.compression),
+      logger,
+    });
+    stops.push({ name: 'usage-publisher', stop: () => usagePublisher.stop() });
     const app = await buildApp({
       catalog,
       ledger,
@@ -226,6 +234,7 @@ async function main(): Promise<void> {
       metrics,
       subscriptions: createSubscriptionService({ plans, subscriptions: subscriptionStore, ledger, catalog, clock, logger }),
       stalledPartitions: () => stalledPartitions?.() ?? [],
+      usagePublisher,
       health: async () => {
         const [postgres, redisState, kafka, schemaRegistry] = await Promise.all([
           pool.query('SELECT 1').then(() => 'up' as const, () => 'down' as const),

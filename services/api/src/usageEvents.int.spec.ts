@@ -1,0 +1,209 @@
+import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
+import { creditProductFromDto, formatCredits, parseCredits } from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService, type LedgerService } from '@tally/ledger';
+import { createUsageConsumer, createUsagePublisher, type UsageConsumer, type UsagePublisher } from '@tally/metering';
+import { createBalanceReadModel } from '@tally/projections';
+import {
+  createTestKafka,
+  createTestSchema,
+  createTestTopic,
+  deleteTopics,
+  stackConfig,
+  uniqueName,
+  waitFor,
+  type TestSchema,
+} from '@tally/test-support';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Admin, KafkaMessage } from 'kafkajs';
+import pino from 'pino';
+import { buildApp } from './buildApp';
+import { createMetricsRegistry } from './metricsRegistry';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const KEY = 'ingest-key-0123456789abcdef';
+const auth = { authorization: `Bearer ${KEY}` };
+const T0 = '2026-03-01T12:00:00Z';
+
+describe('POST /v1/usage-events, through Kafka and the metering consumer', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let catalog: CatalogStore;
+  let catalogCache: CatalogCache;
+  let ledger: LedgerService;
+  let redis: Redis;
+  let admin: Admin;
+  let topic: string;
+  let dlqTopic: string;
+  let publisher: UsagePublisher;
+  let consumer: UsageConsumer;
+  let app: FastifyInstance;
+  let acme: string;
+  let globex: string;
+  const groupId = uniqueName('ingest');
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'ingest' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    ledger = createLedgerService({ eventStore, catalog, logger });
+    catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: 200 });
+    await catalogCache.start();
+    redis = new Redis(stackConfig.redisUrl);
+    admin = createTestKafka(uniqueName('ingest-admin')).admin();
+    await admin.connect();
+    topic = await createTestTopic(admin, { prefix: 'ingest', partitions: 3 });
+    dlqTopic = await createTestTopic(admin, { prefix: 'ingest_dlq', partitions: 1 });
+    await catalog.createProduct(
+      creditProductFromDto({
+        id: 'api',
+        name: 'API',
+        description: '',
+        bundles: [],
+        consumption: [
+          { event: 'api_call', credits: '1' },
+          { event: 'tokens_used', credits: '0.001', perUnitOf: 'tokens' },
+        ],
+        lowBalanceThreshold: null,
+      }),
+    );
+    acme = (await ledger.openBalance({ customerId: 'acme', productId: 'api', startingBalance: parseCredits('100') })).balance.balanceId;
+    globex = (await ledger.openBalance({ customerId: 'globex', productId: 'api', startingBalance: parseCredits('100') })).balance.balanceId;
+    publisher = createUsagePublisher({ kafka: { brokers: stackConfig.kafkaBrokers, clientId: uniqueName('ingest') }, topic, logger });
+    consumer = createUsageConsumer({
+      kafka: { brokers: stackConfig.kafkaBrokers, clientId: uniqueName('ingest') },
+      groupId,
+      topic,
+      dlqTopic,
+      registryUrl: stackConfig.schemaRegistryUrl,
+      eventStore,
+      catalogStore: catalog,
+      catalogCache,
+      logger,
+      sessionTimeoutMs: 10_000,
+    });
+    await consumer.start();
+    app = await buildApp({
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('ingest') }),
+      eventStore,
+      apiKeys: [KEY],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      usagePublisher: publisher,
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await consumer?.stop();
+    await publisher?.stop();
+    catalogCache?.stop();
+    await deleteTopics(admin, [topic, dlqTopic]).catch(() => undefined);
+    await admin?.deleteGroups([groupId]).catch(() => undefined);
+    await admin?.disconnect();
+    redis?.disconnect();
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  const balanceOf = async (balanceId: string) => formatCredits((await ledger.getBalance(balanceId)).balance.balance);
+  const post = (payload: unknown, contentType = 'application/json', headers: Record<string, string> = auth) =>
+    app.inject({ method: 'POST', url: '/v1/usage-events', headers: { ...headers, 'content-type': contentType }, payload: JSON.stringify(payload) });
+
+  it('publishes the valid events, lists the refused ones, and the balance changes once per event id', async () => {
+    const events = [
+      { id: 'h1', customerId: 'acme', event: 'api_call', timestamp: T0 },
+      { id: 'h2', customerId: 'acme', event: 'api_call', timestamp: 'yesterday' },
+      { id: 'h3', customerId: 'acme', event: 'tokens_used', timestamp: T0, properties: { tokens: 1500 } },
+      { specversion: '1.0', id: 'c1', source: '/checkout', type: 'api_call', subject: 'globex', time: T0 },
+      { customerId: 'acme', event: 'api_call', timestamp: T0 },
+    ];
+    const response = await post({ events });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toEqual({
+      accepted: 3,
+      refused: [
+        { index: 1, id: 'h2', error: 'invalid_usage_event', message: 'timestamp must be epoch milliseconds or an ISO-8601 string' },
+        { index: 4, error: 'invalid_usage_event', message: 'id is missing or not a string' },
+      ],
+    });
+    await waitFor(() => consumer.counters().consumed >= 3, { description: '3 events metered', timeoutMs: 60_000 });
+    expect(await balanceOf(acme)).toBe('97.5');
+    expect(await balanceOf(globex)).toBe('99');
+
+    // The client did not hear the answer and sends the same request again: accepted, charged once.
+    expect((await post({ events })).statusCode).toBe(202);
+    await waitFor(() => consumer.counters().consumed >= 6, { description: 'the retried events consumed', timeoutMs: 60_000 });
+    expect(await balanceOf(acme)).toBe('97.5');
+    expect(await balanceOf(globex)).toBe('99');
+  });
+
+  it('takes a CloudEvents JSON batch, and puts every event on the usage topic keyed by its customer', async () => {
+    const before = consumer.counters().consumed;
+    const batch = [
+      { specversion: '1.0', id: 'c2', source: '/checkout', type: 'api_call', subject: 'globex', time: T0, data: {} },
+      { specversion: '1.0', id: 'c3', source: '/checkout', type: 'tokens_used', subject: 'acme', time: T0, data: { tokens: 500 } },
+      { id: 'not-a-cloud-event', customerId: 'acme', event: 'api_call', timestamp: T0 },
+    ];
+    const response = await post(batch, 'application/cloudevents-batch+json');
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toMatchObject({ accepted: 2, refused: [{ index: 2, id: 'not-a-cloud-event', error: 'validation_failed' }] });
+    await waitFor(() => consumer.counters().consumed >= before + 2, { description: 'the batch metered', timeoutMs: 60_000 });
+    expect(await balanceOf(acme)).toBe('97');
+    expect(await balanceOf(globex)).toBe('98');
+
+    const reader = createTestKafka(uniqueName('ingest-reader')).consumer({ groupId: uniqueName('ingest-reader') });
+    const messages: KafkaMessage[] = [];
+    await reader.connect();
+    await reader.subscribe({ topic, fromBeginning: true });
+    await reader.run({ eachMessage: async ({ message }) => void messages.push(message) });
+    await waitFor(() => messages.length >= before + 2, { description: 'every published event read back', timeoutMs: 30_000 });
+    await reader.disconnect();
+    const c3 = messages.find((message) => message.value!.toString().includes('"c3"'))!;
+    expect(c3.key!.toString()).toBe('acme');
+    expect(c3.headers!['content-type']!.toString()).toBe('application/cloudevents+json');
+  });
+
+  it('refuses a request whose events are all invalid, too many events, and a missing key', async () => {
+    const allBad = await post({ events: [{ id: 'x' }] });
+    expect(allBad.statusCode).toBe(400);
+    expect(allBad.json()).toMatchObject({ error: 'invalid_usage_events', refused: [{ index: 0, id: 'x' }] });
+
+    const tooMany = Array.from({ length: 1001 }, (_, index) => ({ id: `m${index}`, customerId: 'acme', event: 'api_call', timestamp: T0 }));
+    const refusedBatch = await post({ events: tooMany });
+    expect(refusedBatch.statusCode).toBe(400);
+    expect(refusedBatch.json().message).toMatch(/1000/);
+    expect((await post({ events: [] })).statusCode).toBe(400);
+
+    expect((await post({ events: [{ id: 'y' }] }, 'application/json', {})).statusCode).toBe(401);
+  });
+
+  it('declares the ingest key scope on the route and documents it in OpenAPI', async () => {
+    const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const operation = spec.paths['/v1/usage-events'].post;
+    expect(Object.keys(operation.requestBody.content)).toEqual(['application/json', 'application/cloudevents-batch+json']);
+    expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['202', '400']));
+    const scopes: unknown[] = [];
+    const probe = await buildApp({
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('ingest') }),
+      eventStore,
+      apiKeys: [KEY],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      usagePublisher: publisher,
+    });
+    probe.addHook('onRequest', async (request) => void scopes.push(request.routeOptions.config.scope));
+    await probe.inject({ method: 'POST', url: '/v1/usage-events', headers: auth, payload: { events: [{ id: 'z' }] } });
+    await probe.close();
+    expect(scopes).toEqual(['ingest']);
+  });
+});
