@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
@@ -9,7 +10,7 @@ import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { compressionType, createKafka } from '@tally/kafka';
+import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
 import { skipUndecodableBatch } from '@tally/metering';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
@@ -69,24 +70,44 @@ program
   .option('--timestamp <when>', 'epoch milliseconds or ISO-8601 (default: now)')
   .option('-n, --count <n>', 'send n events with fresh ids', '1')
   .option('--json', 'send plain JSON instead of Avro')
-  .action(async (options: { customer: string; event: string; property: string[]; id?: string; timestamp?: string; count: string; json?: boolean }) => {
+  .option('--schema <file>', "register and write with this Avro schema (a newer version of Tally's usage-event schema) instead of the one Tally ships")
+  .option('--compression <codec>', `codec of the batch: ${COMPRESSION_NAMES.join(', ')}`, config.kafka.compression)
+  .action(async (options: {
+    customer: string;
+    event: string;
+    property: string[];
+    id?: string;
+    timestamp?: string;
+    count: string;
+    json?: boolean;
+    schema?: string;
+    compression: string;
+  }) => {
     const properties: Record<string, PlainPropertyValue> = Object.fromEntries(options.property.map(parsePropertyArgument));
     const timestamp =
       options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? Number(options.timestamp) : Date.parse(options.timestamp);
     if (!Number.isFinite(timestamp)) throw new Error('--timestamp is neither epoch milliseconds nor ISO-8601');
     const count = Number(options.count);
     if (!Number.isSafeInteger(count) || count < 1) throw new Error('--count must be a positive integer');
+    const compression = options.compression as CompressionName;
+    if (!COMPRESSION_NAMES.includes(compression)) throw new Error(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
+    const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readFileSync(options.schema, 'utf8');
     const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
     try {
       const registry = new SchemaRegistry({ host: config.registryUrl });
-      const schemaId = options.json
-        ? undefined
-        : (await registry.register(
-            { type: SchemaType.AVRO, schema: JSON.stringify(usageEventAvroSchema) },
-            { subject: topicValueSubject(config.topics.usage) },
-          )).id;
+      const subject = topicValueSubject(config.topics.usage);
+      let schemaId: number | undefined;
+      if (!options.json) {
+        try {
+          schemaId = (await registry.register({ type: SchemaType.AVRO, schema }, { subject })).id;
+        } catch (error) {
+          // Never a silent loss: a schema the registry refuses (incompatible under the subject's
+          // rule) stops the send, with the registry's own words.
+          throw new Error(`the schema registry refused the schema for ${subject}; nothing was sent: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
       const messages = [];
       for (let index = 0; index < count; index += 1) {
         const event = {
@@ -101,7 +122,7 @@ program
         messages.push({ key: options.customer, value });
         process.stdout.write(`${JSON.stringify(event)}\n`);
       }
-      await producer.send({ topic: config.topics.usage, acks: -1, messages });
+      await producer.send({ topic: config.topics.usage, acks: -1, compression: compressionType(compression), messages });
     } finally {
       await producer.disconnect();
     }
