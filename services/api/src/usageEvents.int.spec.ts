@@ -18,7 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Admin, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
-import { buildApp } from './buildApp';
+import { buildApp, type ApiDeps } from './buildApp';
 import { createMetricsRegistry } from './metricsRegistry';
 
 jest.setTimeout(120_000);
@@ -44,6 +44,18 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
   let acme: string;
   let globex: string;
   const groupId = uniqueName('ingest');
+
+  const apiDeps = (): ApiDeps => ({
+    catalog,
+    ledger,
+    balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('ingest') }),
+    eventStore,
+    apiKeys: [KEY],
+    logger,
+    health: async () => ({}),
+    metrics: createMetricsRegistry(),
+    usagePublisher: publisher,
+  });
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'ingest' });
@@ -86,17 +98,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
       sessionTimeoutMs: 10_000,
     });
     await consumer.start();
-    app = await buildApp({
-      catalog,
-      ledger,
-      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('ingest') }),
-      eventStore,
-      apiKeys: [KEY],
-      logger,
-      health: async () => ({}),
-      metrics: createMetricsRegistry(),
-      usagePublisher: publisher,
-    });
+    app = await buildApp(apiDeps());
   });
 
   afterAll(async () => {
@@ -190,17 +192,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(Object.keys(operation.requestBody.content)).toEqual(['application/json', 'application/cloudevents-batch+json']);
     expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['202', '400']));
     const scopes: unknown[] = [];
-    const probe = await buildApp({
-      catalog,
-      ledger,
-      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('ingest') }),
-      eventStore,
-      apiKeys: [KEY],
-      logger,
-      health: async () => ({}),
-      metrics: createMetricsRegistry(),
-      usagePublisher: publisher,
-    });
+    const probe = await buildApp(apiDeps());
     probe.addHook('onRequest', async (request) => void scopes.push(request.routeOptions.config.scope));
     await probe.inject({ method: 'POST', url: '/v1/usage-events', headers: auth, payload: { events: [{ id: 'z' }] } });
     await probe.close();

@@ -14,7 +14,6 @@ export { type StalledPartition } from './stalledPartitions';
 export {
   skipUndecodableBatch,
   SkipBatchRefusedError,
-  UNDECODABLE_BATCH_ERROR_CODE,
   type SkipUndecodableBatchOptions,
   type SkippedBatch,
 } from './skipUndecodableBatch';

@@ -24,3 +24,9 @@ export class SchemaRegistryUnavailableError extends TallyError {
   readonly code = 'schema_registry_unavailable';
   readonly retriable = true;
 }
+
+/** A record batch that could not be decompressed, skipped by an operator (`tally skip-batch`): its raw bytes are dead-lettered. */
+export class UndecodableBatchError extends TallyError {
+  readonly code = 'undecodable_batch';
+  readonly retriable = false;
+}

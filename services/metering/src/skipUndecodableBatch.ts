@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { createKafka, undecodableBatchOf, type UndecodableBatch } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes } from 'kafkajs';
-import { DEAD_LETTER_HEADERS, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
+import { DEAD_LETTER_HEADERS, deadLetterMessage } from './deadLetterMessage';
+import { UndecodableBatchError } from './meteringErrors';
 
 export interface SkipUndecodableBatchOptions {
   readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
@@ -27,15 +27,12 @@ export interface SkippedBatch {
   readonly reason: string;
   /** The offset the group now resumes from. */
   readonly committed: string;
-  readonly deadLetterBytes: number;
 }
 
 /** Refused for a reason the operator can act on (consumers running, wrong offset, batch readable). */
 export class SkipBatchRefusedError extends Error {
   override readonly name = 'SkipBatchRefusedError';
 }
-
-export const UNDECODABLE_BATCH_ERROR_CODE = 'undecodable_batch';
 
 /**
  * Moves a consumer group's partition past a record batch that cannot be decoded, after sending
@@ -77,36 +74,28 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
 
     // Bad input never disappears: the raw batch is acknowledged by every in-sync replica of the
     // dead-letter topic before the group's offset moves past it.
+    // The one dead-letter format: the raw batch stands as the message (at the batch's first
+    // offset), cut like any large value, with the batch's last offset besides.
+    const letter = deadLetterMessage(
+      {
+        topic,
+        partition,
+        message: {
+          key: null,
+          value: batch.raw,
+          offset: batch.baseOffset,
+          timestamp: '0',
+          attributes: 0,
+          headers: { [DEAD_LETTER_HEADERS.sourceLastOffset]: batch.lastOffset },
+        },
+      },
+      new UndecodableBatchError(batch.reason),
+      (options.clock ?? (() => new Date()))(),
+    );
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
-    const cut = batch.raw.length > MAX_DEAD_LETTER_VALUE_BYTES;
     try {
-      await producer.send({
-        topic: options.dlqTopic,
-        acks: -1,
-        compression: options.compression,
-        messages: [
-          {
-            key: null,
-            value: cut ? batch.raw.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES) : batch.raw,
-            headers: {
-              ...(cut
-                ? {
-                    [DEAD_LETTER_HEADERS.valueTruncatedFrom]: String(batch.raw.length),
-                    [DEAD_LETTER_HEADERS.valueSha256]: createHash('sha256').update(batch.raw).digest('hex'),
-                  }
-                : {}),
-              [DEAD_LETTER_HEADERS.reason]: batch.reason.slice(0, 1000),
-              [DEAD_LETTER_HEADERS.errorCode]: UNDECODABLE_BATCH_ERROR_CODE,
-              [DEAD_LETTER_HEADERS.sourceTopic]: topic,
-              [DEAD_LETTER_HEADERS.sourcePartition]: String(partition),
-              [DEAD_LETTER_HEADERS.sourceOffset]: batch.baseOffset,
-              [DEAD_LETTER_HEADERS.sourceLastOffset]: batch.lastOffset,
-              [DEAD_LETTER_HEADERS.at]: (options.clock ?? (() => new Date()))().toISOString(),
-            },
-          },
-        ],
-      });
+      await producer.send({ topic: options.dlqTopic, acks: -1, compression: options.compression, messages: [letter] });
     } finally {
       await producer.disconnect();
     }
@@ -121,7 +110,6 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
       codec: batch.codec,
       reason: batch.reason,
       committed: next,
-      deadLetterBytes: cut ? MAX_DEAD_LETTER_VALUE_BYTES : batch.raw.length,
     };
   } finally {
     await admin.disconnect();

@@ -148,7 +148,7 @@ program
     });
     process.stdout.write(
       `skipped ${skipped.topic}/${skipped.partition} offsets ${skipped.firstOffset}..${skipped.lastOffset} (${skipped.records} records, ${skipped.codec}: ${skipped.reason});\n` +
-        `raw batch (${skipped.deadLetterBytes} bytes) sent to ${config.topics.deadLetter}; group ${options.group} resumes at ${skipped.committed}\n`,
+        `raw batch sent to ${config.topics.deadLetter}; group ${options.group} resumes at ${skipped.committed}\n`,
     );
   });
 
