@@ -25,6 +25,11 @@ describe('loadConfig', () => {
     expect(config.api.port).toBe(9090);
   });
 
+  it("takes the codec of Tally's own producers, none by default", () => {
+    expect(loadConfig({}).kafka.compression).toBe('none');
+    expect(loadConfig({ TALLY_KAFKA_COMPRESSION: 'zstd' }).kafka.compression).toBe('zstd');
+  });
+
   it('is frozen', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config)).toBe(true);
@@ -38,6 +43,7 @@ describe('loadConfig', () => {
     [{ TALLY_DATABASE_URL: 'not a url' }, /TALLY_DATABASE_URL/],
     [{ TALLY_LOG_LEVEL: 'loud' }, /TALLY_LOG_LEVEL/],
     [{ TALLY_CONSUMER_SESSION_TIMEOUT_MS: '1000' }, /TALLY_CONSUMER_SESSION_TIMEOUT_MS/],
+    [{ TALLY_KAFKA_COMPRESSION: 'brotli' }, /TALLY_KAFKA_COMPRESSION/],
   ])('rejects %j, naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
