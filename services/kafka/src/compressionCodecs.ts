@@ -1,9 +1,8 @@
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CompressionCodecs, CompressionTypes } from 'kafkajs';
-import { compressFrame, decompressFrame } from 'lz4-napi';
-import { snappyCompress, snappyDecompress } from './xerialSnappy';
 import { standInRecords } from './undecodableBatch';
+import { snappyCompress, snappyDecompress } from './xerialSnappy';
 
 /** What kafkajs calls with a batch: `compress` gets its Encoder, `decompress` the compressed records. */
 interface Codec {
@@ -16,14 +15,21 @@ interface Compression {
   decompress(buffer: Buffer): Promise<Buffer>;
 }
 
-type ZstdModule = Awaited<ReturnType<(typeof import('@hpcc-js/wasm-zstd', { with: { 'resolution-mode': 'import' } }))['Zstd']['load']>>;
-let zstd: Promise<ZstdModule> | undefined;
-/** The WASM module is instantiated on first use, once per process. */
-function loadZstd(): Promise<ZstdModule> {
-  // A real dynamic import: the package is an ES module, this one CommonJS.
-  zstd ??= import('@hpcc-js/wasm-zstd').then(({ Zstd }) => Zstd.load());
-  return zstd;
+/**
+ * Each codec's package is loaded on first use, once per process: a package that cannot load here
+ * (no binary for this platform) costs only its own codec, whose batches then stop their
+ * partitions visibly (see undecodableBatch.ts) instead of the process failing to start.
+ */
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined;
+  return () => (loaded ??= load());
 }
+
+type ZstdModule = Awaited<ReturnType<(typeof import('@hpcc-js/wasm-zstd', { with: { 'resolution-mode': 'import' } }))['Zstd']['load']>>;
+// A real dynamic import: the package is an ES module, this one CommonJS.
+const loadZstd = once<ZstdModule>(() => import('@hpcc-js/wasm-zstd').then(({ Zstd }) => Zstd.load()));
+const loadLz4 = once(() => import('lz4-napi'));
+const loadSnappy = once(() => import('snappy'));
 
 /** zstd's own default level, as Kafka's producer uses. */
 const ZSTD_LEVEL = 3;
@@ -38,8 +44,14 @@ const gunzipAsync = promisify(gunzip);
  */
 const compressions: Record<'gzip' | 'snappy' | 'lz4' | 'zstd', Compression> = {
   gzip: { compress: (buffer) => gzipAsync(buffer), decompress: (buffer) => gunzipAsync(buffer) },
-  snappy: { compress: snappyCompress, decompress: snappyDecompress },
-  lz4: { compress: (buffer) => compressFrame(buffer), decompress: (buffer) => decompressFrame(buffer) },
+  snappy: {
+    compress: async (buffer) => snappyCompress(await loadSnappy(), buffer),
+    decompress: async (buffer) => snappyDecompress(await loadSnappy(), buffer),
+  },
+  lz4: {
+    compress: async (buffer) => (await loadLz4()).compressFrame(buffer),
+    decompress: async (buffer) => (await loadLz4()).decompressFrame(buffer),
+  },
   zstd: {
     compress: async (buffer) => Buffer.from((await loadZstd()).compress(buffer, ZSTD_LEVEL)),
     decompress: async (buffer) => Buffer.from((await loadZstd()).decompress(buffer)),

@@ -1,4 +1,8 @@
-import { compress, uncompress } from 'snappy';
+/** The raw snappy block codec (the `snappy` package's functions). */
+export interface SnappyBlocks {
+  compress(input: Buffer): Promise<Buffer>;
+  uncompress(input: Buffer, options: { asBuffer: true }): Promise<string | Buffer>;
+}
 
 /**
  * Kafka's Java client writes snappy through snappy-java's SnappyOutputStream: a 16-byte header
@@ -17,11 +21,8 @@ function isXerialFramed(buffer: Buffer): boolean {
   return buffer.length >= XERIAL_HEADER_LENGTH && buffer.subarray(0, XERIAL_MAGIC.length).equals(XERIAL_MAGIC);
 }
 
-async function uncompressBlock(block: Buffer): Promise<Buffer> {
-  return (await uncompress(block, { asBuffer: true })) as Buffer;
-}
-
-export async function snappyDecompress(buffer: Buffer): Promise<Buffer> {
+export async function snappyDecompress(snappy: SnappyBlocks, buffer: Buffer): Promise<Buffer> {
+  const uncompressBlock = async (block: Buffer) => (await snappy.uncompress(block, { asBuffer: true })) as Buffer;
   if (!isXerialFramed(buffer)) return uncompressBlock(buffer);
   const blocks: Buffer[] = [];
   let offset = XERIAL_HEADER_LENGTH;
@@ -36,14 +37,14 @@ export async function snappyDecompress(buffer: Buffer): Promise<Buffer> {
   return Buffer.concat(blocks);
 }
 
-export async function snappyCompress(buffer: Buffer): Promise<Buffer> {
+export async function snappyCompress(snappy: SnappyBlocks, buffer: Buffer): Promise<Buffer> {
   const header = Buffer.alloc(XERIAL_HEADER_LENGTH);
   XERIAL_MAGIC.copy(header);
   header.writeInt32BE(XERIAL_VERSION, 8);
   header.writeInt32BE(XERIAL_COMPATIBLE_VERSION, 12);
   const parts: Buffer[] = [header];
   for (let offset = 0; offset < buffer.length; offset += BLOCK_SIZE) {
-    const block = await compress(buffer.subarray(offset, offset + BLOCK_SIZE));
+    const block = await snappy.compress(buffer.subarray(offset, offset + BLOCK_SIZE));
     const length = Buffer.alloc(4);
     length.writeInt32BE(block.length);
     parts.push(length, block);
