@@ -190,6 +190,27 @@ const BUILDS: readonly Build[] = [
       'charge',
     ),
   (input, n) => {
+    // A structured-mode CloudEvent with one thing wrong for usage: the spec's rules, or Tally's
+    // (subject and time required, data an object). The SDK would make up a missing id and time.
+    const event = { specversion: '1.0', id: `hostile-${n}`, source: '/hostile', type: 'api_call', subject: input.random.pick(input.customers), time: '2026-02-01T00:00:00Z', data: { count: 1 } };
+    const broken = input.random.pick<Record<string, unknown>>([
+      { id: '' },
+      { id: undefined },
+      { id: 42 },
+      { source: undefined },
+      { type: ['api_call'] },
+      { time: undefined },
+      { time: 'yesterday' },
+      { subject: undefined },
+      { specversion: '0.3' },
+      { data: [1, 2] },
+      { data: 'count=1' },
+      { data: undefined, data_base64: 'AAAA' },
+      { data: { count: { nested: 1 } } },
+    ]);
+    return { kind: 'cloudevent-invalid', expect: 'dlq', key: event.subject, value: json({ ...event, ...broken }) };
+  },
+  (input, n) => {
     // PostgreSQL text and jsonb cannot hold U+0000: such an id can be neither looked up nor stored.
     const field = input.random.pick(['id', 'customerId', 'event'] as const);
     const record = { ...usage(input, n), [field]: `nul\u0000${n}` };
