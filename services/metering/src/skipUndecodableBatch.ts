@@ -57,7 +57,12 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
       );
     }
     const [committedOffsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    const committed = committedOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+    let committed = committedOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+    if (committed === '-1') {
+      // Nothing committed yet: the group starts at the partition's earliest offset (fromBeginning).
+      const watermarks = await admin.fetchTopicOffsets(topic);
+      committed = watermarks.find((entry) => entry.partition === partition)?.low ?? '0';
+    }
     const readerGroup = `tally-skip-batch-${process.pid}-${Date.now()}`;
     const batch = await readBatchAt(kafka, readerGroup, topic, partition, options.offset, options.timeoutMs ?? 30_000).finally(() =>
       admin.deleteGroups([readerGroup]).catch(() => undefined),
@@ -65,7 +70,7 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
     if (batch === undefined) {
       throw new SkipBatchRefusedError(`the batch at ${topic}/${partition} offset ${options.offset} decodes: restart the consumers instead of skipping usage`);
     }
-    const waitsInside = committed === '-1' || (BigInt(committed) >= BigInt(batch.baseOffset) && BigInt(committed) <= BigInt(batch.lastOffset));
+    const waitsInside = BigInt(committed) >= BigInt(batch.baseOffset) && BigInt(committed) <= BigInt(batch.lastOffset);
     if (!waitsInside) {
       throw new SkipBatchRefusedError(
         `group ${groupId} is at offset ${committed} of ${topic}/${partition}, outside the undecodable batch ${batch.baseOffset}..${batch.lastOffset}`,

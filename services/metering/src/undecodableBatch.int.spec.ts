@@ -96,6 +96,8 @@ describe('a record batch the consumer cannot decode', () => {
     await consumer.stop();
 
     await expect(skipUndecodableBatch({ ...skip, offset: '6' })).rejects.toThrow(/decodes: restart the consumers/);
+    // A group that has committed nothing starts at offset 0, before the batch: skipping would lose 0..1.
+    await expect(skipUndecodableBatch({ ...skip, groupId: uniqueName('fresh') })).rejects.toThrow(/is at offset 0 .* outside the undecodable batch 2\.\.4/);
     const skipped = await skipUndecodableBatch(skip);
     expect(skipped).toMatchObject({ firstOffset: '2', lastOffset: '4', records: 3, codec: 'gzip', committed: '5' });
 
