@@ -186,6 +186,23 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect((await post({ events: [{ id: 'y' }] }, 'application/json', {})).statusCode).toBe(401);
   });
 
+  it('answers 503 with Retry-After when Kafka does not take the events in time', async () => {
+    // Nothing listens on port 1: every connection is refused, as while the brokers are down.
+    const away = createUsagePublisher({ kafka: { brokers: ['127.0.0.1:1'], clientId: uniqueName('away') }, topic, logger, timeoutMs: 1000 });
+    const offline = await buildApp({ ...apiDeps(), usagePublisher: away });
+    const response = await offline.inject({
+      method: 'POST',
+      url: '/v1/usage-events',
+      headers: auth,
+      payload: { events: [{ id: 'o1', customerId: 'acme', event: 'api_call', timestamp: T0 }] },
+    });
+    await offline.close();
+    await away.stop();
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(response.json()).toMatchObject({ error: 'usage_not_published', message: expect.stringMatching(/retry the request/) });
+  });
+
   it('declares the ingest key scope on the route and documents it in OpenAPI', async () => {
     const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
     const operation = spec.paths['/v1/usage-events'].post;

@@ -25,6 +25,9 @@ export interface UsagePublisherOptions {
   readonly timeoutMs?: number;
 }
 
+/** Bounded, so a request fails (503) instead of hanging while Kafka is away. */
+const KAFKAJS_RETRY = { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 };
+
 /** Kafka did not take the events in time: nothing is lost, the caller retries (event ids dedupe). */
 export class UsagePublishError extends TallyError {
   readonly code = 'usage_not_published';
@@ -47,9 +50,11 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
     brokers: [...options.kafka.brokers],
     logLevel: logLevel.ERROR,
     logCreator: () => (entry) => logger.warn({ kafkajs: entry.namespace }, entry.log.message),
+    retry: KAFKAJS_RETRY,
   });
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
+  let stopped = false;
 
   function connected(): Promise<Producer> {
     connecting ??= (async () => {
@@ -58,10 +63,14 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         createPartitioner: Partitioners.DefaultPartitioner,
-        // Bounded, so a request fails (503) instead of hanging while Kafka is away.
-        retry: { retries: 5, maxRetryTime: 2000 },
+        retry: KAFKAJS_RETRY,
       });
       await created.connect();
+      if (stopped) {
+        // Stopped while connecting: stop() did not wait for a broker that may be away.
+        await created.disconnect();
+        throw new Error('the usage publisher is stopped');
+      }
       producer = created;
       return created;
     })().catch((error: unknown) => {
@@ -74,6 +83,7 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
   return {
     async publish(events) {
       if (events.length === 0) return;
+      if (stopped) throw new UsagePublishError('the usage publisher is stopped');
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${timeoutMs} ms`)), timeoutMs);
@@ -99,7 +109,7 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
       }
     },
     async stop() {
-      await connecting?.catch(() => undefined);
+      stopped = true;
       await producer?.disconnect();
     },
   };
