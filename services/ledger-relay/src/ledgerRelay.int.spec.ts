@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { leaseHolders } from '@tally/postgres';
 import { ledgerEventAvroSchema, LEDGER_EVENT_TYPES } from '@tally/schemas';
-import { stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { dumpPartitionLog, stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { CompressionTypes } from 'kafkajs';
 import pino from 'pino';
 import { createPostgresCheckpointStore } from './checkpointStore';
 import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
@@ -67,6 +68,21 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     await waitFor(() => relay.lag().events === 0 && relay.lag().seconds === 0, { description: 'no lag once caught up' });
     expect(await createPostgresCheckpointStore(harness.db.pool).load(`relay-${topic}`)).toBe(head);
     await relay.stop();
+  });
+
+  it('publishes with the codec it is given, which the billing side reads', async () => {
+    const topic = await harness.createTopic(1);
+    const reader = await harness.consume(topic);
+    const balances = await harness.openBalances();
+    await harness.driveRound(balances, 0);
+    const relay = harness.createRelay(topic, { compression: CompressionTypes.LZ4 });
+    await relay.start();
+    const stored = await harness.storedLedgerEvents();
+    await waitFor(() => reader.messages.length >= stored.length, { description: `${stored.length} ledger events on ${topic}`, timeoutMs: 60_000 });
+    expectEveryEventInStreamOrder(reader.messages, stored);
+    await relay.stop();
+    // The batches as the broker stored them.
+    expect(await dumpPartitionLog(harness.admin, topic, 0)).toMatch(/compresscodec: lz4/i);
   });
 
   it('restarted mid-stream, and replaying after a lost checkpoint write, still delivers every event in order once deduplicated', async () => {
