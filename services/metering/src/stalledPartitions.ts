@@ -1,5 +1,5 @@
 import { undecodableBatchOf, type UndecodableBatch } from '@tally/kafka';
-import type { KafkaMessage } from 'kafkajs';
+import type { Batch, Consumer, EachBatchHandler, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 
 /** A partition the consumer stopped at because a record batch there could not be decoded. */
@@ -18,12 +18,13 @@ export interface StalledPartition {
 }
 
 export interface StalledPartitions {
-  /** Index of the first message that stands in for an undecodable batch, or -1. */
-  firstUndecodable(messages: readonly KafkaMessage[]): number;
-  /** Records and reports the stall at `message` (a stand-in); the caller pauses the partition. */
-  stall(topic: string, partition: number, message: KafkaMessage): StalledPartition;
-  /** Forgets the stalls of partitions no longer assigned to this member (after a rebalance). */
-  retain(assigned: ReadonlyArray<{ readonly topic: string; readonly partition: number }>): void;
+  /**
+   * Wraps the consumer's batch handler: the messages before an undecodable batch go to the
+   * handler as a batch of their own; then the stall is reported and the partition paused.
+   */
+  guard(handler: EachBatchHandler): EachBatchHandler;
+  /** Forgets the stalls of partitions this member no longer owns after each rebalance. */
+  watch(consumer: Consumer): void;
   list(): readonly StalledPartition[];
 }
 
@@ -38,36 +39,54 @@ const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`
  */
 export function createStalledPartitions(logger: Logger, clock: () => Date): StalledPartitions {
   const stalled = new Map<string, StalledPartition>();
+
+  function stall(topic: string, partition: number, message: KafkaMessage): StalledPartition {
+    const batch = undecodableBatchOf(message) as UndecodableBatch;
+    const existing = stalled.get(keyOf(topic, partition));
+    if (existing?.offset === batch.baseOffset) return existing;
+    const entry: StalledPartition = {
+      topic,
+      partition,
+      offset: batch.baseOffset,
+      lastOffset: batch.lastOffset,
+      records: batch.records,
+      codec: batch.codec,
+      reason: batch.reason,
+      since: clock().toISOString(),
+    };
+    stalled.set(keyOf(topic, partition), entry);
+    logger.error(
+      { ...entry, rawBytes: batch.raw.length },
+      'a record batch cannot be decoded: metering of this partition waits there; see README "A partition stalled on an undecodable batch"',
+    );
+    return entry;
+  }
+
   return {
-    firstUndecodable(messages) {
-      return messages.findIndex((message) => undecodableBatchOf(message) !== undefined);
-    },
-
-    stall(topic, partition, message) {
-      const batch = undecodableBatchOf(message) as UndecodableBatch;
-      const existing = stalled.get(keyOf(topic, partition));
-      if (existing?.offset === batch.baseOffset) return existing;
-      const entry: StalledPartition = {
-        topic,
-        partition,
-        offset: batch.baseOffset,
-        lastOffset: batch.lastOffset,
-        records: batch.records,
-        codec: batch.codec,
-        reason: batch.reason,
-        since: clock().toISOString(),
+    guard(handler) {
+      return async (payload) => {
+        const { batch } = payload;
+        const undecodable = batch.messages.findIndex((message) => undecodableBatchOf(message) !== undefined);
+        if (undecodable === -1) return handler(payload);
+        if (undecodable > 0) {
+          // The same batch (its methods, high watermark) with the messages before the stand-in only.
+          const before = Object.create(batch, { messages: { value: batch.messages.slice(0, undecodable) } }) as Batch;
+          await handler({ ...payload, batch: before });
+        }
+        // Not when stopping (what came before may be uncommitted) or when the partition was sought.
+        if (!payload.isRunning() || payload.isStale()) return;
+        stall(batch.topic, batch.partition, batch.messages[undecodable]!);
+        payload.pause();
       };
-      stalled.set(keyOf(topic, partition), entry);
-      logger.error(
-        { ...entry, rawBytes: batch.raw.length },
-        'a record batch cannot be decoded: metering of this partition waits there; see README "A partition stalled on an undecodable batch"',
-      );
-      return entry;
     },
 
-    retain(assigned) {
-      const keep = new Set(assigned.map(({ topic, partition }) => keyOf(topic, partition)));
-      for (const key of [...stalled.keys()]) if (!keep.has(key)) stalled.delete(key);
+    watch(consumer) {
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        const owned = new Set(
+          Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => keyOf(topic, partition))),
+        );
+        for (const key of [...stalled.keys()]) if (!owned.has(key)) stalled.delete(key);
+      });
     },
 
     list: () => [...stalled.values()],

@@ -95,9 +95,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: options.maxBackoffMs },
   });
-  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    stalls.retain(Object.entries(payload.memberAssignment).flatMap(([name, partitions]) => partitions.map((partition) => ({ topic: name, partition }))));
-  });
+  stalls.watch(consumer);
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
@@ -333,9 +331,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
-    // What precedes an undecodable batch is metered; the partition then waits at the batch.
-    const undecodable = stalls.firstUndecodable(payload.batch.messages);
-    const messages = undecodable === -1 ? payload.batch.messages : payload.batch.messages.slice(0, undecodable);
+    const { messages } = payload.batch;
     try {
       // Per-customer order: the key is the customer id, so a customer's events share a partition;
       // kafkajs hands over one partition's batches one at a time, in offset order, and chunks are
@@ -345,10 +341,6 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         // partition's next owner. A stale batch (the partition was sought) is not ours to commit.
         if (!payload.isRunning() || payload.isStale()) return;
         await processChunk(payload, messages.slice(start, start + batchSize));
-      }
-      if (undecodable !== -1 && payload.isRunning() && !payload.isStale()) {
-        stalls.stall(topic, payload.batch.partition, payload.batch.messages[undecodable]!);
-        payload.pause();
       }
     } catch (error) {
       if (!(error instanceof BatchAbandonedError)) throw error;
@@ -368,7 +360,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-        eachBatch,
+        // A batch that cannot be decoded stops its partition there, visibly (stalledPartitions.ts).
+        eachBatch: stalls.guard(eachBatch),
       });
       logger.info({ topic, groupId: options.groupId, dlqTopic }, 'usage consumer started');
     },
