@@ -146,7 +146,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(await balanceOf(globex)).toBe('99');
   });
 
-  it('takes a CloudEvents JSON batch, and puts every event on the usage topic keyed by its customer', async () => {
+  it('takes CloudEvents as a JSON batch or one structured event, and puts every event on the usage topic keyed by its customer', async () => {
     const before = consumer.counters().consumed;
     const batch = [
       { specversion: '1.0', id: 'c2', source: '/checkout', type: 'api_call', subject: 'globex', time: T0, data: {} },
@@ -160,12 +160,19 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(await balanceOf(acme)).toBe('97');
     expect(await balanceOf(globex)).toBe('98');
 
+    // One event in the HTTP binding's structured mode.
+    const single = await post({ specversion: '1.0', id: 'c4', source: '/checkout', type: 'api_call', subject: 'globex', time: T0 }, 'application/cloudevents+json');
+    expect(single.statusCode).toBe(202);
+    expect(single.json()).toEqual({ accepted: 1, refused: [] });
+    await waitFor(() => consumer.counters().consumed >= before + 3, { description: 'the single event metered', timeoutMs: 60_000 });
+    expect(await balanceOf(globex)).toBe('97');
+
     const reader = createTestKafka(uniqueName('ingest-reader')).consumer({ groupId: uniqueName('ingest-reader') });
     const messages: KafkaMessage[] = [];
     await reader.connect();
     await reader.subscribe({ topic, fromBeginning: true });
     await reader.run({ eachMessage: async ({ message }) => void messages.push(message) });
-    await waitFor(() => messages.length >= before + 2, { description: 'every published event read back', timeoutMs: 30_000 });
+    await waitFor(() => messages.length >= before + 3, { description: 'every published event read back', timeoutMs: 30_000 });
     await reader.disconnect();
     const c3 = messages.find((message) => message.value!.toString().includes('"c3"'))!;
     expect(c3.key!.toString()).toBe('acme');
@@ -206,7 +213,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
   it('declares the ingest key scope on the route and documents it in OpenAPI', async () => {
     const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
     const operation = spec.paths['/v1/usage-events'].post;
-    expect(Object.keys(operation.requestBody.content)).toEqual(['application/json', 'application/cloudevents-batch+json']);
+    expect(Object.keys(operation.requestBody.content)).toEqual(['application/json', 'application/cloudevents-batch+json', 'application/cloudevents+json']);
     expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['202', '400']));
     const scopes: unknown[] = [];
     const probe = await buildApp(apiDeps());

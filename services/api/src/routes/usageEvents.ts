@@ -61,9 +61,10 @@ const tags = ['usage'];
  */
 export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDeps): Promise<void> {
   // A CloudEvents JSON batch (the spec's batched content mode) is JSON under its own media type.
-  app.addContentTypeParser(CLOUDEVENTS_BATCH, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // One CloudEvent in the HTTP binding's structured mode is JSON too.
+  app.addContentTypeParser([CLOUDEVENTS_BATCH, CLOUDEVENT], { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
-  app.post<{ Body: { events: unknown[] } | unknown[] }>(
+  app.post<{ Body: { events: unknown[] } | unknown[] | Record<string, unknown> }>(
     '/usage-events',
     {
       // The key scope this route needs (read by the API's key scopes); until they exist any key may ingest.
@@ -74,7 +75,7 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
         summary: 'Send usage events',
         description:
           `Up to ${MAX_EVENTS_PER_REQUEST} usage events: \`application/json\` with \`{ "events": [...] }\` (Tally's JSON usage events or ` +
-          `structured CloudEvents 1.0), or \`${CLOUDEVENTS_BATCH}\` with an array of CloudEvents. Each is validated as the metering ` +
+          `structured CloudEvents 1.0), \`${CLOUDEVENTS_BATCH}\` with an array of CloudEvents, or \`${CLOUDEVENT}\` with one. Each is validated as the metering ` +
           'consumer validates it; the valid ones are published to the usage topic and the answer (202) comes once Kafka has them. ' +
           'Balances change when the consumer has metered them (usually within a second). Retrying a request is safe: an event id ' +
           "(a CloudEvent's source and id) is charged once.",
@@ -84,6 +85,7 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
               schema: { type: 'object', required: ['events'], additionalProperties: false, properties: { events: eventsArray } },
             },
             [CLOUDEVENTS_BATCH]: { schema: eventsArray },
+            [CLOUDEVENT]: { schema: { type: 'object' } },
           },
         },
         response: {
@@ -104,15 +106,17 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
       },
     },
     async (request, reply) => {
-      const cloudEventsOnly = request.headers['content-type']?.startsWith(CLOUDEVENTS_BATCH) === true;
-      const records = Array.isArray(request.body) ? request.body : request.body.events;
+      const contentType = request.headers['content-type'] ?? '';
+      const cloudEventsOnly = contentType.startsWith(CLOUDEVENTS_BATCH) || contentType.startsWith(CLOUDEVENT);
+      const body = request.body;
+      const records = Array.isArray(body) ? body : contentType.startsWith(CLOUDEVENT) ? [body] : (body as { events: unknown[] }).events;
       const accepted: UsageToPublish[] = [];
       const refused: Refusal[] = [];
       records.forEach((record, index) => {
         const id = idOf(record);
         const cloudEvent = record !== null && typeof record === 'object' && 'specversion' in record;
         try {
-          if (cloudEventsOnly && !cloudEvent) throw new ValidationError(`a ${CLOUDEVENTS_BATCH} batch holds CloudEvents only (specversion missing)`);
+          if (cloudEventsOnly && !cloudEvent) throw new ValidationError(`${contentType.split(';')[0]} takes CloudEvents only (specversion missing)`);
           accepted.push({
             usage: usageEventFromJson(record),
             // The event as sent: the consumer decodes these very bytes, with the same validation.
