@@ -1,4 +1,4 @@
-import type { LoadedBalance } from '@tally/ledger';
+import type { LoadedBalance } from './balanceLoader';
 import { createBalanceStateCache } from './balanceStateCache';
 
 const loaded = (revision: bigint): LoadedBalance => ({ state: { status: 'unopened' }, revision });

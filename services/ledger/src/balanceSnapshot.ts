@@ -1,0 +1,73 @@
+import { BALANCE_FOLD_VERSION, type BalanceState, type OpenBalance } from '@tally/domain';
+import { LEDGER_EVENT_SCHEMA_VERSION } from '@tally/schemas';
+import type { LoadedBalance } from './balanceLoader';
+
+/**
+ * A snapshot is a cached fold: the state `evolve` gives for a balance's stream up to `revision`,
+ * nothing more. The stream stays the truth (a balance is the fold of its stream): a snapshot is
+ * read only at the version it was made with, so a new event schema or a changed fold
+ * (BALANCE_FOLD_VERSION) makes every older snapshot invisible and balances are folded again.
+ */
+export const BALANCE_SNAPSHOT_VERSION = `events-v${LEDGER_EVENT_SCHEMA_VERSION}.fold-v${BALANCE_FOLD_VERSION}`;
+
+/** Where snapshots are kept: a small port, so the command path does not know PostgreSQL. */
+export interface BalanceSnapshotStore {
+  /** The latest snapshot of the balance at or before `atOrBefore` (any revision when absent), of the current version. */
+  load(balanceId: string, atOrBefore?: bigint): Promise<LoadedBalance | undefined>;
+  /** Keeps these folds; a snapshot already kept at the same revision is left as it is (it is the same fold). */
+  save(snapshots: readonly { readonly balanceId: string; readonly loaded: LoadedBalance }[]): Promise<void>;
+}
+
+/** The JSON form of an open balance: micro-credits as integer strings, never numbers. */
+export interface EncodedBalanceState {
+  readonly balanceId: string;
+  readonly customerId: string;
+  readonly productId: string;
+  readonly name: string;
+  readonly lowBalanceThreshold: string | null;
+  readonly balance: string;
+  readonly warned: boolean;
+  readonly updatedAt: string;
+}
+
+export function encodeBalanceState(state: OpenBalance): EncodedBalanceState {
+  return {
+    balanceId: state.balanceId,
+    customerId: state.customerId,
+    productId: state.productId,
+    name: state.name,
+    lowBalanceThreshold: state.lowBalanceThreshold === null ? null : state.lowBalanceThreshold.toString(),
+    balance: state.balance.toString(),
+    warned: state.warned,
+    updatedAt: state.updatedAt,
+  };
+}
+
+const INTEGER = /^-?\d{1,30}$/;
+
+function micros(value: unknown, field: string): bigint {
+  if (typeof value !== 'string' || !INTEGER.test(value)) throw new Error(`balance snapshot: ${field} is not an integer string`);
+  return BigInt(value);
+}
+
+function text(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw new Error(`balance snapshot: ${field} is not a string`);
+  return value;
+}
+
+/** Reads back what encodeBalanceState wrote; a row that does not parse is a bug, not data to guess at. */
+export function decodeBalanceState(encoded: unknown): BalanceState {
+  const row = (encoded ?? {}) as Record<string, unknown>;
+  if (typeof row.warned !== 'boolean') throw new Error('balance snapshot: warned is not a boolean');
+  return {
+    status: 'open',
+    balanceId: text(row.balanceId, 'balanceId'),
+    customerId: text(row.customerId, 'customerId'),
+    productId: text(row.productId, 'productId'),
+    name: text(row.name, 'name'),
+    lowBalanceThreshold: row.lowBalanceThreshold === null ? null : micros(row.lowBalanceThreshold, 'lowBalanceThreshold'),
+    balance: micros(row.balance, 'balance'),
+    warned: row.warned,
+    updatedAt: text(row.updatedAt, 'updatedAt'),
+  };
+}

@@ -1,0 +1,53 @@
+import { balanceStreamId } from '@tally/domain';
+import { EventStoreUnavailableError } from '@tally/event-store';
+import { isTransientPgError } from '@tally/postgres';
+import type { Pool } from 'pg';
+import { BALANCE_SNAPSHOT_VERSION, decodeBalanceState, encodeBalanceState, type BalanceSnapshotStore } from './balanceSnapshot';
+
+/** Connection failures are the event store's database being unavailable: retriable, as for the stream reads beside them. */
+async function guarded<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isTransientPgError(error)) throw new EventStoreUnavailableError(error);
+    throw error;
+  }
+}
+
+/** Snapshots in the `balance_snapshots` table (migration 006), in the event store's schema. */
+export function createPostgresBalanceSnapshotStore(options: { readonly pool: Pool; readonly version?: string }): BalanceSnapshotStore {
+  const { pool } = options;
+  const version = options.version ?? BALANCE_SNAPSHOT_VERSION;
+  return {
+    load: (balanceId, atOrBefore) =>
+      guarded(async () => {
+        const { rows } = await pool.query<{ revision: string; state: unknown }>({
+          name: 'tally_ledger_snapshot_load',
+          text: `SELECT revision, state FROM balance_snapshots
+                 WHERE stream_id = $1 AND version = $2 AND ($3::bigint IS NULL OR revision <= $3::bigint)
+                 ORDER BY revision DESC LIMIT 1`,
+          values: [balanceStreamId(balanceId), version, atOrBefore?.toString() ?? null],
+        });
+        const row = rows[0];
+        return row === undefined ? undefined : { state: decodeBalanceState(row.state), revision: BigInt(row.revision) };
+      }),
+
+    save: (snapshots) =>
+      guarded(async () => {
+        const open = snapshots.filter(({ loaded }) => loaded.state.status === 'open');
+        if (open.length === 0) return;
+        await pool.query({
+          name: 'tally_ledger_snapshot_save',
+          text: `INSERT INTO balance_snapshots (stream_id, version, revision, state)
+                 SELECT s, $1, r, j::json FROM unnest($2::text[], $3::bigint[], $4::text[]) AS t(s, r, j)
+                 ON CONFLICT DO NOTHING`,
+          values: [
+            version,
+            open.map(({ balanceId }) => balanceStreamId(balanceId)),
+            open.map(({ loaded }) => loaded.revision.toString()),
+            open.map(({ loaded }) => JSON.stringify(encodeBalanceState(loaded.state as Extract<typeof loaded.state, { status: 'open' }>))),
+          ],
+        });
+      }),
+  };
+}
