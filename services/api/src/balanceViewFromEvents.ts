@@ -23,10 +23,10 @@ export async function balanceViewFromEvents(
 }
 
 /**
- * The balance a write answers with. A fresh command's result carries the state after it. A
- * replayed Idempotency-Key must answer what the first request answered, so the state is
- * folded up to the last event that request caused, not read as it is now. A command that
- * changed nothing (a settings patch to the same values) answers the current state.
+ * The balance a write answers with: the ledger's result carries the state after the command's
+ * events, and for a replayed Idempotency-Key the state the first request left (what it answered
+ * then), so nothing here reads the stream. A command that changed nothing (a settings patch to
+ * the same values) answers the current state, at the position of the stream's last event.
  */
 export async function balanceViewAfterCommand(
   eventStore: Pick<EventStore, 'readStream'>,
@@ -34,9 +34,9 @@ export async function balanceViewAfterCommand(
   result: CommandResult,
 ): Promise<BalanceView> {
   const last = result.events.at(-1);
-  if (last !== undefined && !result.replayed) return balanceViewOfState(result.balance, last.position);
-  const view = await balanceViewFromEvents(eventStore, balanceId, last?.revision);
+  if (last !== undefined) return balanceViewOfState(result.balance, last.position);
+  const [head] = await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 });
   // The command found the balance open, and streams only grow: a miss here is a broken store.
-  if (view === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
-  return view;
+  if (head === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
+  return balanceViewOfState(result.balance, head.position);
 }

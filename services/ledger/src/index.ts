@@ -5,5 +5,6 @@ export * from './balanceStateCache';
 export * from './balanceSnapshot';
 export * from './postgresBalanceSnapshotStore';
 export * from './balanceStates';
+export * from './balanceCommandPath';
 export * from './ledgerErrors';
 export * from './ledgerService';

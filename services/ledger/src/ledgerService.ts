@@ -1,10 +1,9 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
+  BalanceAlreadyOpenError,
   BalanceCommand,
   BalanceNotOpenError,
   balanceStreamId,
-  decide,
-  evolve,
   Micros,
   OpenBalance,
   PurchaseDetails,
@@ -14,14 +13,15 @@ import {
 import { BalanceNotFoundError, CatalogStore, DuplicateBalanceError, ProductNotFoundError } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
-import { expectedRevisionOf, loadBalance, NO_STREAM } from './balanceLoader';
-import { commandIds, ledgerEventId, MAX_EVENTS_PER_COMMAND } from './deterministicId';
-import { ConcurrencyExhaustedError, IdempotencyKeyReusedError, isWrongExpectedRevision } from './ledgerErrors';
-import { fromRecordedEvent, RecordedBalanceEvent, toEventsToAppend, BalanceContext } from './ledgerEvents';
-
-const MAX_BACKOFF_MS = 250;
+import { createBalanceCommandPath } from './balanceCommandPath';
+import type { BalanceSnapshotStore } from './balanceSnapshot';
+import { createBalanceStates } from './balanceStates';
+import { commandIds } from './deterministicId';
+import { IdempotencyKeyReusedError } from './ledgerErrors';
+import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext } from './ledgerEvents';
 
 export interface CommandResult {
+  /** The balance after the command's events; on a replay, as the first run left it (what it answered then). */
   readonly balance: OpenBalance;
   /** The events the command caused (on a replayed idempotency key: the ones it caused the first time). */
   readonly events: readonly RecordedBalanceEvent[];
@@ -71,22 +71,37 @@ export interface LedgerServiceOptions {
   readonly eventStore: EventStore;
   readonly catalog: CatalogStore;
   readonly logger: Logger;
+  /** Stored snapshots of balances (createPostgresBalanceSnapshotStore); without, only this process's cache shortens reads. */
+  readonly snapshots?: BalanceSnapshotStore;
   /** Time comes in from outside, so tests control it. */
   readonly clock?: () => Date;
   readonly maxAttempts?: number;
+  /** Balances whose state this process keeps in memory; default 10,000. */
+  readonly balanceCacheSize?: number;
 }
 
 /**
- * The command path for every writer but the metering consumer's batches (the API, the grant
- * scheduler): load the stream, decide, append with the expected revision. A concurrent writer
- * makes the append fail instead of overwriting; the command is then re-decided on the fresh
- * state, so 100 concurrent top-ups and deductions on one balance all land, exactly.
+ * Every writer but the metering consumer's batches (the API, purchases, the grant scheduler)
+ * goes through the one command path (createBalanceCommandPath): state from the cache or a
+ * snapshot plus the stream's tail, decide, append with the expected revision, and on a
+ * conflict read only the tail and decide again. So 100 concurrent top-ups on one balance all
+ * land, exactly, and a write on a million-event stream reads what it has not seen yet.
  */
 export function createLedgerService(options: LedgerServiceOptions): LedgerService {
   const { eventStore, catalog } = options;
   const clock = options.clock ?? (() => new Date());
-  const maxAttempts = options.maxAttempts ?? 30;
-  const logger = options.logger.child({ module: 'ledger-service' });
+  const states = createBalanceStates({
+    eventStore,
+    ...(options.snapshots !== undefined ? { snapshots: options.snapshots } : {}),
+    logger: options.logger,
+    ...(options.balanceCacheSize !== undefined ? { cacheSize: options.balanceCacheSize } : {}),
+  });
+  const commands = createBalanceCommandPath({
+    eventStore,
+    states,
+    logger: options.logger,
+    retry: { ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}) },
+  });
 
   async function contextOf(balanceId: string): Promise<BalanceContext> {
     const ref = await catalog.getBalance(balanceId);
@@ -94,62 +109,12 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     return { balanceId: ref.id, customerId: ref.customerId, productId: ref.productId };
   }
 
-  /** The events a command id already caused, if it ran before; checked against the request digest. */
-  async function previousRun(commandId: string, requestHash: string | undefined): Promise<RecordedBalanceEvent[] | undefined> {
-    const ids = Array.from({ length: MAX_EVENTS_PER_COMMAND + 1 }, (_, index) => ledgerEventId(commandId, index));
-    const stored = await eventStore.readEventsById(ids);
-    if (stored.length === 0) return undefined;
-    const events = stored.map(fromRecordedEvent).sort((a, b) => (a.revision < b.revision ? -1 : 1));
-    if (requestHash !== undefined && events[0]?.metadata.requestHash !== requestHash) {
-      throw new IdempotencyKeyReusedError('this Idempotency-Key was already used with a different request');
-    }
-    return events;
-  }
-
-  async function execute(
-    context: BalanceContext,
-    commandId: string,
-    command: () => BalanceCommand,
-    requestHash?: string,
-  ): Promise<CommandResult> {
-    const streamId = balanceStreamId(context.balanceId);
-    for (let attempt = 1; ; attempt += 1) {
-      const earlier = await previousRun(commandId, requestHash);
-      if (earlier !== undefined) {
-        const { state } = await loadBalance(eventStore, context.balanceId);
-        if (state.status !== 'open') throw new BalanceNotOpenError('the credit balance does not exist');
-        return { balance: state, events: earlier, replayed: true };
-      }
-      const loaded = await loadBalance(eventStore, context.balanceId);
-      const events = decide(command(), loaded.state);
-      const after = events.reduce(evolve, loaded.state);
-      if (after.status !== 'open') throw new BalanceNotOpenError('the credit balance does not exist');
-      if (events.length === 0) return { balance: after, events: [], replayed: false };
-      const toAppend = toEventsToAppend(events, context, commandId, { requestHash });
-      try {
-        const result = await eventStore.appendToStream(streamId, toAppend, {
-          expectedRevision: expectedRevisionOf(loaded.revision),
-        });
-        const recorded = await eventStore.readEventsById(toAppend.map((event) => event.id));
-        const ordered = recorded.map(fromRecordedEvent).sort((a, b) => (a.revision < b.revision ? -1 : 1));
-        if (!result.idempotent) return { balance: after, events: ordered, replayed: false };
-        // Another writer stored this very command between our check and our append.
-        const { state } = await loadBalance(eventStore, context.balanceId);
-        return { balance: state.status === 'open' ? state : after, events: ordered, replayed: true };
-      } catch (error) {
-        if (!isWrongExpectedRevision(error)) throw error;
-        if (attempt >= maxAttempts) {
-          throw new ConcurrencyExhaustedError(`gave up after ${attempt} conflicting writes on balance ${context.balanceId}`, {
-            cause: error,
-          });
-        }
-        logger.debug({ balanceId: context.balanceId, attempt }, 'expected revision conflict; re-deciding');
-        // Full-jitter exponential backoff (capped): writers that keep colliding on one stream,
-        // e.g. two API processes, spread out instead of retrying in lockstep until one gives up.
-        const ceiling = Math.min(MAX_BACKOFF_MS, 2 ** attempt);
-        await new Promise((resolve) => setTimeout(resolve, randomInt(0, ceiling + 1)));
-      }
-    }
+  async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, requestHash?: string): Promise<CommandResult> {
+    const [outcome] = await commands.execute([{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}) }]);
+    if (!outcome!.ok) throw outcome!.error;
+    const { state, events, replayed } = outcome!;
+    if (state.status !== 'open') throw new BalanceNotOpenError('the credit balance does not exist');
+    return { balance: state, events, replayed };
   }
 
   function requestCommandId(balanceId: string, operation: string, options: RequestOptions | undefined): string {
@@ -170,8 +135,8 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         if (!(error instanceof DuplicateBalanceError)) throw error;
         // The registry row is written before the stream: a crash in between leaves a row
         // without a stream, and the next request for the pair completes that opening.
-        const existing = await loadBalance(eventStore, error.existingBalanceId);
-        if (existing.revision !== NO_STREAM) throw error;
+        const [first] = await eventStore.readStream(balanceStreamId(error.existingBalanceId), { maxCount: 1 });
+        if (first !== undefined) throw error;
         balanceId = error.existingBalanceId;
       }
       const context = { balanceId, customerId: request.customerId, productId: request.productId };
@@ -179,16 +144,33 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const name = request.name ?? product.name;
       if (name.trim().length === 0) throw new ValidationError('name must not be empty');
       const at = clock().toISOString();
-      return execute(context, commandIds.open(balanceId), () => ({
-        type: 'OpenBalance',
-        balanceId,
-        customerId: request.customerId,
-        productId: request.productId,
-        name,
-        lowBalanceThreshold: threshold,
-        startingBalance: request.startingBalance,
-        at,
-      }));
+      // Two requests may both find the row without a stream and race to open it with the same
+      // event ids (commandIds.open). Each call carries its own nonce in place of a request
+      // digest, so the loser finds the winner's opening stored under another nonce and answers
+      // 409, as a second open of the pair always does, instead of taking the winner's 201.
+      const nonce = randomUUID();
+      try {
+        return await execute(
+          context,
+          commandIds.open(balanceId),
+          {
+            type: 'OpenBalance',
+            balanceId,
+            customerId: request.customerId,
+            productId: request.productId,
+            name,
+            lowBalanceThreshold: threshold,
+            startingBalance: request.startingBalance,
+            at,
+          },
+          nonce,
+        );
+      } catch (error) {
+        if (error instanceof IdempotencyKeyReusedError || error instanceof BalanceAlreadyOpenError) {
+          throw new DuplicateBalanceError(`customer "${request.customerId}" already has a balance of product "${request.productId}"`, balanceId);
+        }
+        throw error;
+      }
     },
 
     async topUp(balanceId, input, requestOptions) {
@@ -197,7 +179,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       return execute(
         context,
         requestCommandId(balanceId, 'top-up', requestOptions),
-        () => ({ type: 'TopUp', credits: input.credits, source: 'manual', reason: input.reason, at }),
+        { type: 'TopUp', credits: input.credits, source: 'manual', reason: input.reason, at },
         requestOptions?.requestHash,
       );
     },
@@ -208,7 +190,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       return execute(
         context,
         requestCommandId(balanceId, 'deduction', requestOptions),
-        () => ({ type: 'DeductManually', credits: input.credits, reason: input.reason, at }),
+        { type: 'DeductManually', credits: input.credits, reason: input.reason, at },
         requestOptions?.requestHash,
       );
     },
@@ -220,7 +202,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       return execute(
         context,
         requestCommandId(balanceId, 'purchase', requestOptions),
-        () => ({ type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at }),
+        { type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at },
         requestOptions?.requestHash,
       );
     },
@@ -229,24 +211,24 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
       const { credits, productId, ...details } = grant;
-      return execute(context, commandIds.grant(details.subscriptionId, productId, details.period), () => ({
+      return execute(context, commandIds.grant(details.subscriptionId, productId, details.period), {
         type: 'TopUp',
         credits,
         source: 'grant',
         reason: null,
         grant: details,
         at,
-      }));
+      });
     },
 
     async changeSettings(balanceId, input) {
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
-      return execute(context, `settings:${balanceId}:${randomUUID()}`, () => ({ type: 'ChangeSettings', ...input, at }));
+      return execute(context, `settings:${balanceId}:${randomUUID()}`, { type: 'ChangeSettings', ...input, at });
     },
 
     async getBalance(balanceId) {
-      const { state, revision } = await loadBalance(eventStore, balanceId);
+      const { state, revision } = await states.current(balanceId);
       if (state.status !== 'open') throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       return { balance: state, revision };
     },

@@ -96,8 +96,12 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
     } catch (error) {
       if (!(error instanceof BalanceNotOpenError)) throw error;
       // A registry row without a stream: an opening crashed halfway. Opening again with the
-      // same id completes it (the ledger's open is idempotent by balance id), then grant.
-      await ledger.openBalance(openRequest(subscription, item, terms, balanceId));
+      // same id completes it, then grant; another writer completing it first is as good.
+      try {
+        await ledger.openBalance(openRequest(subscription, item, terms, balanceId));
+      } catch (openError) {
+        if (!(openError instanceof DuplicateBalanceError)) throw openError;
+      }
       return grant();
     }
   }

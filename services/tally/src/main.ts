@@ -2,7 +2,7 @@ import { createBalanceReadModel, createBalanceProjector } from '@tally/projectio
 import { buildApp, createMetricsRegistry } from '@tally/api';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
-import { createLedgerService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceSnapshotStore } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
 import { createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const eventStore = instrumentedEventStore(rawEventStore, appendSeconds);
   const catalog = createPostgresCatalogStore({ pool, logger });
   const clock = () => new Date();
-  const ledger = createLedgerService({ eventStore, catalog, logger, clock });
+  const ledger = createLedgerService({ eventStore, catalog, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
 
   const needsRedis = roles.has('projector') || roles.has('api');
   const redis = needsRedis ? new Redis(config.redis.url, { maxRetriesPerRequest: null, enableOfflineQueue: true }) : undefined;

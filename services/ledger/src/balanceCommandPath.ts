@@ -1,0 +1,240 @@
+import { randomInt } from 'node:crypto';
+import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState } from '@tally/domain';
+import { DuplicateEventIdError, WrongExpectedRevisionError, type AppendRequest, type EventStore } from '@tally/event-store';
+import type { Logger } from 'pino';
+import { expectedRevisionOf, type LoadedBalance } from './balanceLoader';
+import type { BalanceStates } from './balanceStates';
+import { ledgerEventId, MAX_EVENTS_PER_COMMAND } from './deterministicId';
+import { ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
+import { fromRecordedEvent, toEventsToAppend, type BalanceContext, type RecordedBalanceEvent } from './ledgerEvents';
+
+/** One command on one balance. */
+export interface BalanceCommandRequest {
+  readonly context: BalanceContext;
+  /** Ledger event ids derive from it (deterministicId): a command whose first id is stored is done. */
+  readonly commandId: string;
+  readonly command: BalanceCommand;
+  /** Stored with the events; a stored run of the same command id with another digest is IdempotencyKeyReusedError. */
+  readonly requestHash?: string;
+}
+
+export type BalanceCommandOutcome =
+  | {
+      readonly ok: true;
+      /** The balance after the command's events; for a replay, as the first run left it. */
+      readonly state: BalanceState;
+      readonly revision: bigint;
+      /** The events the command caused (on a replay: the ones it caused the first time). */
+      readonly events: readonly RecordedBalanceEvent[];
+      /** The command id was found already done: nothing was appended now. */
+      readonly replayed: boolean;
+    }
+  | { readonly ok: false; readonly error: unknown };
+
+export interface BalanceCommandPath {
+  /**
+   * Runs a batch of commands: the outcomes come in request order. Commands on one balance are
+   * decided in request order, each on the state the one before it left; all the batch's
+   * balances are appended in one atomic call. A command refused by the decider fails alone.
+   */
+  execute(requests: readonly BalanceCommandRequest[]): Promise<BalanceCommandOutcome[]>;
+}
+
+export interface ConflictRetryOptions {
+  /** Appends that may conflict before the commands still pending fail with ConcurrencyExhaustedError. Default 30. */
+  readonly maxAttempts?: number;
+  /** Cap of the full-jitter exponential backoff between attempts, in ms. Default 250. */
+  readonly maxBackoffMs?: number;
+}
+
+export interface BalanceCommandPathOptions {
+  readonly eventStore: Pick<EventStore, 'appendMany' | 'readEventsById'>;
+  readonly states: BalanceStates;
+  readonly logger: Logger;
+  readonly retry?: ConflictRetryOptions;
+}
+
+interface Decided {
+  readonly index: number;
+  readonly eventIds: readonly string[];
+  readonly after: LoadedBalance;
+}
+
+interface StreamPlan {
+  readonly balanceId: string;
+  readonly start: LoadedBalance;
+  readonly append: AppendRequest & { events: AppendRequest['events'][number][] };
+  readonly decided: Decided[];
+  /** Commands the decider refused (or that changed nothing), settled once the append confirms the state they saw. */
+  readonly settled: Map<number, BalanceCommandOutcome>;
+  end: LoadedBalance;
+}
+
+/**
+ * The one command path for balance writes (issue 11 §1), used by the ledger service (API
+ * writes, purchases, grants) and shaped for the metering consumer's batches:
+ *
+ * 1. Earlier runs: one read by event id for every command's possible events. A command id
+ *    already stored is done: its stored events are the answer (checked against the request's
+ *    digest and its stream), whatever happened since.
+ * 2. State: BalanceStates gives each balance from the cache or a snapshot plus the stream's tail.
+ * 3. Decide: the pure decider, in request order per balance.
+ * 4. Append: one appendMany with the revision each decision was made on. A concurrent writer
+ *    makes it fail instead of overwriting; then the tail after the state already held is read
+ *    (never the whole stream) and the pending commands are decided again, with full-jitter
+ *    exponential backoff between attempts, so a write on a stream that the consumer appends to
+ *    at full rate lands after a few short attempts.
+ */
+export function createBalanceCommandPath(options: BalanceCommandPathOptions): BalanceCommandPath {
+  const { eventStore, states } = options;
+  const logger = options.logger.child({ module: 'balance-command-path' });
+  const maxAttempts = options.retry?.maxAttempts ?? 30;
+  const maxBackoffMs = options.retry?.maxBackoffMs ?? 250;
+
+  /** Settles the commands found already done; returns how many were. */
+  async function settleEarlierRuns(
+    requests: readonly BalanceCommandRequest[],
+    pending: readonly number[],
+    outcomes: (BalanceCommandOutcome | undefined)[],
+  ): Promise<void> {
+    const owners = new Map<string, number[]>();
+    for (const index of pending) {
+      for (let k = 0; k <= MAX_EVENTS_PER_COMMAND; k += 1) {
+        const id = ledgerEventId(requests[index]!.commandId, k);
+        owners.set(id, [...(owners.get(id) ?? []), index]);
+      }
+    }
+    // The event_id index answers this, whatever the streams' lengths.
+    const stored = await eventStore.readEventsById([...owners.keys()]);
+    const earlier = new Map<number, RecordedBalanceEvent[]>();
+    for (const recorded of stored) {
+      for (const index of owners.get(recorded.id) ?? []) earlier.set(index, [...(earlier.get(index) ?? []), fromRecordedEvent(recorded)]);
+    }
+    await Promise.all(
+      [...earlier].map(async ([index, events]) => {
+        const request = requests[index]!;
+        events.sort((a, b) => (a.revision < b.revision ? -1 : 1));
+        const streamId = balanceStreamId(request.context.balanceId);
+        const foreign = stored.filter((event) => events.some((e) => e.eventId === event.id) && event.streamId !== streamId);
+        if (foreign.length > 0) {
+          // Never "already done": the id was made for another balance.
+          outcomes[index] = { ok: false, error: new DuplicateEventIdError(foreign.map((e) => e.id), `command ${request.commandId} is stored on another stream`) };
+          return;
+        }
+        if (request.requestHash !== undefined && events[0]!.metadata.requestHash !== request.requestHash) {
+          outcomes[index] = { ok: false, error: new IdempotencyKeyReusedError('this Idempotency-Key was already used with a different request') };
+          return;
+        }
+        const last = events[events.length - 1]!;
+        // What the first run answered: the fold up to its last event (a snapshot kept at that
+        // revision when it was written), not the balance as it is now.
+        const at = await states.at(request.context.balanceId, last.revision);
+        outcomes[index] = { ok: true, state: at.state, revision: at.revision, events, replayed: true };
+      }),
+    );
+  }
+
+  async function plan(requests: readonly BalanceCommandRequest[], pending: readonly number[], known: Map<string, LoadedBalance>): Promise<Map<string, StreamPlan>> {
+    const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
+    await Promise.all(balanceIds.map(async (balanceId) => known.set(balanceId, await states.current(balanceId, known.get(balanceId)))));
+    const plans = new Map<string, StreamPlan>();
+    for (const index of pending) {
+      const { context, commandId, command, requestHash } = requests[index]!;
+      let stream = plans.get(context.balanceId);
+      if (stream === undefined) {
+        const start = known.get(context.balanceId)!;
+        stream = {
+          balanceId: context.balanceId,
+          start,
+          end: start,
+          append: { streamId: balanceStreamId(context.balanceId), expectedRevision: expectedRevisionOf(start.revision), events: [] },
+          decided: [],
+          settled: new Map(),
+        };
+        plans.set(context.balanceId, stream);
+      }
+      let events;
+      try {
+        events = decide(command, stream.end.state);
+      } catch (error) {
+        stream.settled.set(index, { ok: false, error });
+        continue;
+      }
+      const after: LoadedBalance = { state: events.reduce(evolve, stream.end.state), revision: stream.end.revision + BigInt(events.length) };
+      if (events.length === 0) {
+        stream.settled.set(index, { ok: true, state: after.state, revision: after.revision, events: [], replayed: false });
+        continue;
+      }
+      const toAppend = toEventsToAppend(events, context, commandId, requestHash === undefined ? {} : { requestHash });
+      stream.append.events.push(...toAppend);
+      stream.decided.push({ index, eventIds: toAppend.map((event) => event.id), after });
+      stream.end = after;
+    }
+    return plans;
+  }
+
+  async function backoff(attempt: number): Promise<void> {
+    // Full jitter, capped: writers that keep colliding on one stream spread out instead of
+    // retrying in lockstep.
+    const ceiling = Math.min(maxBackoffMs, 2 ** attempt);
+    await new Promise((resolve) => setTimeout(resolve, randomInt(0, ceiling + 1)));
+  }
+
+  return {
+    async execute(requests) {
+      const outcomes: (BalanceCommandOutcome | undefined)[] = new Array(requests.length).fill(undefined);
+      // The states this call holds: after a conflict only the events after them are read.
+      const known = new Map<string, LoadedBalance>();
+      for (let attempt = 1; ; attempt += 1) {
+        const unsettled = () => requests.flatMap((_, index) => (outcomes[index] === undefined ? [index] : []));
+        if (unsettled().length === 0) return outcomes as BalanceCommandOutcome[];
+        await settleEarlierRuns(requests, unsettled(), outcomes);
+        const pending = unsettled();
+        if (pending.length === 0) return outcomes as BalanceCommandOutcome[];
+        const plans = [...(await plan(requests, pending, known)).values()];
+        const writing = plans.filter((stream) => stream.append.events.length > 0);
+        let results;
+        try {
+          results = writing.length === 0 ? [] : await eventStore.appendMany(writing.map((stream) => stream.append));
+        } catch (error) {
+          if (!(error instanceof WrongExpectedRevisionError)) throw error;
+          if (attempt >= maxAttempts) {
+            const exhausted = new ConcurrencyExhaustedError(`gave up after ${attempt} conflicting writes on ${error.streamIds.join(', ')}`, { cause: error });
+            for (const index of pending) outcomes[index] = { ok: false, error: exhausted };
+            return outcomes as BalanceCommandOutcome[];
+          }
+          logger.debug({ streams: error.streamIds, attempt }, 'expected revision conflict; reading the tail and deciding again');
+          await backoff(attempt);
+          continue;
+        }
+        const recorded = new Map(
+          (await eventStore.readEventsById(writing.flatMap((stream) => stream.append.events.map((event) => event.id)))).map((event) => [
+            event.id,
+            fromRecordedEvent(event),
+          ]),
+        );
+        const written: { balanceId: string; loaded: LoadedBalance }[] = [];
+        writing.forEach((stream, position) => {
+          if (results[position]!.idempotent) {
+            // Another writer stored these very commands between the check and the append: the
+            // next round finds them as earlier runs and checks their digests.
+            known.delete(stream.balanceId);
+            states.forget(stream.balanceId);
+            return;
+          }
+          for (const { index, eventIds, after } of stream.decided) {
+            outcomes[index] = { ok: true, state: after.state, revision: after.revision, events: eventIds.map((id) => recorded.get(id)!), replayed: false };
+          }
+          known.set(stream.balanceId, stream.end);
+          written.push({ balanceId: stream.balanceId, loaded: stream.end });
+        });
+        // The refusals and no-ops stand: the state they were decided on was the stream's end.
+        for (const stream of plans) {
+          if (stream.append.events.length > 0 && !written.some((w) => w.balanceId === stream.balanceId)) continue;
+          for (const [index, outcome] of stream.settled) outcomes[index] = outcome;
+        }
+        await states.written(written);
+      }
+    },
+  };
+}
