@@ -8,7 +8,12 @@ export interface TestSchema {
   readonly pool: pg.Pool;
   readonly schema: string;
   readonly connectionString: string;
-  /** Drops the schema and everything in it, and ends the pool. */
+  /**
+   * Another pool on the same schema, as a second process of Tally would have one (ended by
+   * drop()): for tests of what holds across processes.
+   */
+  anotherPool(max?: number): pg.Pool;
+  /** Drops the schema and everything in it, and ends the pools. */
   drop(): Promise<void>;
 }
 
@@ -36,11 +41,18 @@ export async function createTestSchema({
     await pool.end();
     throw error;
   }
+  const others: pg.Pool[] = [];
   return {
     pool,
     schema,
     connectionString: TEST_DATABASE_URL,
+    anotherPool(otherMax = max) {
+      const other = createPool({ connectionString: TEST_DATABASE_URL, max: otherMax, applicationName: `test-${prefix}-${others.length + 2}`, schema, logger });
+      others.push(other);
+      return other;
+    },
     async drop() {
+      await Promise.all(others.splice(0).map((other) => other.end()));
       try {
         await pool.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
       } finally {
