@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { DuplicateEventIdError, InvalidEventStoreRequestError } from './errors';
 import type {
@@ -28,6 +28,9 @@ export interface PostgresEventStoreOptions {
   readonly retryInitialDelayMs?: number;
   readonly retryMaxDelayMs?: number;
 }
+
+/** The pool, or one client holding a transaction. */
+type Queryable = Pick<Pool, 'query'>;
 
 export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
 const DEFAULT_MAX_PAGE_EVENTS = 10_000;
@@ -66,20 +69,23 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   const subscriptions = new Set<Subscription>();
 
   // Every query goes through here so that a lost connection surfaces as the one retriable
-  // error callers know, whichever operation hit it.
-  const query = async <Row extends object>(name: string, text: string, values: unknown[]): Promise<Row[]> => {
+  // error callers know, whichever operation hit it. `on` is the pool, or the client of an
+  // exclusive append's transaction.
+  const queryOn = async <Row extends object>(on: Queryable, name: string, text: string, values: unknown[]): Promise<Row[]> => {
     try {
-      return (await pool.query<Row>({ name, text, values })).rows;
+      return (await on.query<Row>({ name, text, values })).rows;
     } catch (error) {
       throw translateError(error);
     }
   };
+  const query = <Row extends object>(name: string, text: string, values: unknown[]): Promise<Row[]> => queryOn<Row>(pool, name, text, values);
 
-  const appendMany = async (requests: readonly AppendRequest[]): Promise<AppendResult[]> => {
+  const appendOn = async (on: Queryable, requests: readonly AppendRequest[]): Promise<AppendResult[]> => {
     if (requests.length === 0) return [];
     const payload = validateAppendRequests(requests);
     const started = process.hrtime.bigint();
-    const rows = await query<AppendRow>(
+    const rows = await queryOn<AppendRow>(
+      on,
       'tally_es_append',
       'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::text)',
       [JSON.stringify(payload), options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL],
@@ -103,6 +109,8 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     );
     return results;
   };
+
+  const appendMany = (requests: readonly AppendRequest[]): Promise<AppendResult[]> => appendOn(pool, requests);
 
   const readAll = async ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
     const rows = await query<EventRow>(
@@ -141,6 +149,43 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
               [streamId, fromRevision?.toString() ?? null, limit],
             );
       return rows.map(toRecordedEvent);
+    },
+
+    async appendExclusively(work) {
+      let client: PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw translateError(error);
+      }
+      let broken = false;
+      try {
+        const plain = async (text: string) => {
+          try {
+            await client.query(text);
+          } catch (error) {
+            throw translateError(error);
+          }
+        };
+        await plain('BEGIN');
+        // The very lock append_events takes (001_event_store.sql), held from before the reads
+        // until the commit: no append to this store's schema commits in between, so what `work`
+        // reads (on any connection) is what the append below finds. Taken first, as
+        // append_events takes it first, so lock order is the same everywhere: no deadlock.
+        await plain("SELECT pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer)");
+        const { requests, value } = await work();
+        const results = await appendOn(client, requests);
+        await plain('COMMIT');
+        return { results, value };
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw error;
+      } finally {
+        // A connection that could not even roll back is not given back to the pool.
+        client.release(broken);
+      }
     },
 
     async readStreams(streamIds) {

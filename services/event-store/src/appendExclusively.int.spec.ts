@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import pino from 'pino';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import { createPostgresEventStore } from './createPostgresEventStore';
+import { WrongExpectedRevisionError } from './errors';
+import type { EventStore, EventToAppend } from './eventStore';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const event = (type = 'Happened'): EventToAppend => ({ id: randomUUID(), type, data: { at: new Date().toISOString() } });
+
+describe('appendExclusively', () => {
+  let db: TestSchema;
+  let store: EventStore;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'es_exclusive', max: 6 });
+    store = createPostgresEventStore({ pool: db.pool, logger });
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  /** Appends of this schema waiting for the store's append lock, as pg_locks shows them. */
+  async function waitingAppends(): Promise<number> {
+    const { rows } = await db.pool.query<{ waiting: string }>(
+      "SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 'events'::regclass::oid",
+    );
+    return Number(rows[0]!.waiting);
+  }
+
+  it('holds every other append back from its reads to its commit, so its expected revision holds', async () => {
+    const streamId = `s-${randomUUID()}`;
+    await store.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
+    let racing: Promise<unknown> | undefined;
+    const { results, value } = await store.appendExclusively(async () => {
+      const [last] = await store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+      // Another writer that read the same revision appends now: it must wait for us.
+      racing = store.appendToStream(streamId, [event('Racer')], { expectedRevision: last!.revision }).catch((error: unknown) => error);
+      await waitFor(async () => (await waitingAppends()) === 1, { description: 'the other append to wait for the lock', timeoutMs: 30_000, intervalMs: 10 });
+      return { requests: [{ streamId, expectedRevision: last!.revision, events: [event('Exclusive')] }], value: last!.revision };
+    });
+    expect(value).toBe(0n);
+    expect(results).toEqual([expect.objectContaining({ streamId, nextExpectedRevision: 1n, idempotent: false })]);
+    // The racer ran after our commit, on a stream that had moved: it conflicts, it does not overwrite.
+    expect(await racing).toBeInstanceOf(WrongExpectedRevisionError);
+    expect((await store.readStream(streamId)).map((recorded) => recorded.type)).toEqual(['Happened', 'Exclusive']);
+  });
+
+  it('appends nothing and lets the others go when the work fails', async () => {
+    const streamId = `s-${randomUUID()}`;
+    await expect(
+      store.appendExclusively(async () => {
+        throw new Error('decided against it');
+      }),
+    ).rejects.toThrow('decided against it');
+    await store.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
+    expect(await store.readStream(streamId)).toHaveLength(1);
+    expect(await waitingAppends()).toBe(0);
+  });
+});
