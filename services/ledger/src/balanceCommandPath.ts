@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState } from '@tally/domain';
-import { DuplicateEventIdError, WrongExpectedRevisionError, type AppendRequest, type EventStore } from '@tally/event-store';
+import { DuplicateEventIdError, WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { expectedRevisionOf, type LoadedBalance } from './balanceLoader';
 import type { BalanceStates } from './balanceStates';
@@ -43,12 +43,17 @@ export interface BalanceCommandPath {
 export interface ConflictRetryOptions {
   /** Appends that may conflict before the commands still pending fail with ConcurrencyExhaustedError. Default 30. */
   readonly maxAttempts?: number;
+  /**
+   * Optimistic attempts that may conflict before the next one holds every other append back
+   * (EventStore.appendExclusively) and so cannot conflict. Default 3.
+   */
+  readonly exclusiveAfter?: number;
   /** Cap of the full-jitter exponential backoff between attempts, in ms. Default 250. */
   readonly maxBackoffMs?: number;
 }
 
 export interface BalanceCommandPathOptions {
-  readonly eventStore: Pick<EventStore, 'appendMany' | 'readEventsById'>;
+  readonly eventStore: Pick<EventStore, 'appendMany' | 'appendExclusively' | 'readEventsById'>;
   readonly states: BalanceStates;
   readonly logger: Logger;
   readonly retry?: ConflictRetryOptions;
@@ -82,14 +87,16 @@ interface StreamPlan {
  * 4. Append: one appendMany with the revision each decision was made on. A concurrent writer
  *    makes it fail instead of overwriting; then the tail after the state already held is read
  *    (never the whole stream) and the pending commands are decided again, with full-jitter
- *    exponential backoff between attempts, so a write on a stream that the consumer appends to
- *    at full rate lands after a few short attempts.
+ *    exponential backoff between attempts. After `exclusiveAfter` lost races the attempt runs
+ *    with every other append held back (appendExclusively) and cannot lose: a write on a stream
+ *    that the consumer appends to at full rate lands within exclusiveAfter + 1 attempts.
  */
 export function createBalanceCommandPath(options: BalanceCommandPathOptions): BalanceCommandPath {
   const { eventStore, states } = options;
   const logger = options.logger.child({ module: 'balance-command-path' });
   const maxAttempts = options.retry?.maxAttempts ?? 30;
   const maxBackoffMs = options.retry?.maxBackoffMs ?? 250;
+  const exclusiveAfter = options.retry?.exclusiveAfter ?? 3;
 
   /** Settles the commands found already done; returns how many were. */
   async function settleEarlierRuns(
@@ -191,11 +198,29 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         await settleEarlierRuns(requests, unsettled(), outcomes);
         const pending = unsettled();
         if (pending.length === 0) return outcomes as BalanceCommandOutcome[];
-        const plans = [...(await plan(requests, pending, known)).values()];
-        const writing = plans.filter((stream) => stream.append.events.length > 0);
-        let results;
+        const planned = async () => {
+          const plans = [...(await plan(requests, pending, known)).values()];
+          return { plans, writing: plans.filter((stream) => stream.append.events.length > 0) };
+        };
+        let plans: StreamPlan[];
+        let writing: StreamPlan[];
+        let results: readonly AppendResult[];
         try {
-          results = writing.length === 0 ? [] : await eventStore.appendMany(writing.map((stream) => stream.append));
+          if (attempt <= exclusiveAfter) {
+            ({ plans, writing } = await planned());
+            results = writing.length === 0 ? [] : await eventStore.appendMany(writing.map((stream) => stream.append));
+          } else {
+            // Starvation ends here: a stream that another writer appends to back to back (the
+            // consumer at full rate) can make every optimistic attempt lose. This one reads the
+            // tail and appends while every other append waits, so it cannot conflict; it holds
+            // them back for a tail read and a decision only.
+            const exclusive = await eventStore.appendExclusively(async () => {
+              const value = await planned();
+              return { requests: value.writing.map((stream) => stream.append), value };
+            });
+            ({ plans, writing } = exclusive.value);
+            results = exclusive.results;
+          }
         } catch (error) {
           if (!(error instanceof WrongExpectedRevisionError)) throw error;
           if (attempt >= maxAttempts) {

@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
+import { balanceStreamId, BalanceNotOpenError, formatCredits, MICROS_PER_CREDIT } from '@tally/domain';
+import { createPostgresEventStore, type EventStore, type ReadStreamOptions } from '@tally/event-store';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import type { Pool } from 'pg';
+import pino from 'pino';
+import { loadBalances } from './balanceLoader';
+import { createBalanceCommandPath } from './balanceCommandPath';
+import { createBalanceStates } from './balanceStates';
+import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceSnapshotStore } from './postgresBalanceSnapshotStore';
+
+jest.setTimeout(300_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
+const HISTORY = 150_000;
+const STARTING = 1_000_000;
+
+/** The event store port with what one "process" read and appended counted: assertions are on what was read, never on time. */
+function countingEventStore(inner: EventStore) {
+  const reads: { fromRevision: bigint; maxCount: number | undefined; events: number }[] = [];
+  let appends = 0;
+  let exclusive = 0;
+  const store: EventStore = {
+    ...inner,
+    async readStream(streamId, options: ReadStreamOptions = {}) {
+      const events = await inner.readStream(streamId, options);
+      reads.push({ fromRevision: options.fromRevision ?? 0n, maxCount: options.maxCount, events: events.length });
+      return events;
+    },
+    readStreams: () => Promise.reject(new Error('the command path must not read whole streams')),
+    readStreamsPaged: () => {
+      throw new Error('the command path must not read whole streams');
+    },
+    async appendMany(requests) {
+      appends += 1;
+      return inner.appendMany(requests);
+    },
+    async appendExclusively(work) {
+      appends += 1;
+      exclusive += 1;
+      return inner.appendExclusively(work);
+    },
+  };
+  return {
+    store,
+    reads,
+    eventsRead: () => reads.reduce((sum, read) => sum + read.events, 0),
+    appends: () => appends,
+    exclusiveAppends: () => exclusive,
+  };
+}
+
+/**
+ * Writes `count` CreditConsumed events of 1 credit each after the stream's current end, in one
+ * INSERT: a long history in a second or two instead of minutes of appends. The rows are what
+ * append_events stores (same payload and metadata shape, revisions and positions in order).
+ */
+async function insertHistory(pool: Pool, balanceId: string, customerId: string, productId: string, count: number): Promise<void> {
+  const streamId = balanceStreamId(balanceId);
+  const { rows } = await pool.query<{ last_revision: string }>('SELECT last_revision FROM streams WHERE stream_id = $1', [streamId]);
+  const after = BigInt(rows[0]!.last_revision);
+  const occurredAt = new Date().toISOString();
+  await pool.query(
+    `INSERT INTO events (position, event_id, stream_id, revision, type, data, metadata, recorded_at)
+     SELECT nextval('events_position_seq'), md5($1 || ':' || g)::uuid, $2, $3::bigint + g, 'CreditConsumed',
+            jsonb_build_object('credits', '1', 'source', 'manual', 'reason', 'history', 'usage', null,
+                               'balanceAfter', ($4::bigint - g)::text, 'occurredAt', $5::text),
+            jsonb_build_object('schemaVersion', 1, 'balanceId', $6::text, 'customerId', $7::text, 'productId', $8::text,
+                               'causationId', 'history:' || g),
+            now()
+     FROM generate_series(1, $9::bigint) AS g`,
+    [randomUUID(), streamId, after.toString(), STARTING, occurredAt, balanceId, customerId, productId, count],
+  );
+  await pool.query(
+    `UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM events WHERE stream_id = $1) WHERE stream_id = $1`,
+    [streamId],
+  );
+  await pool.query('ANALYZE events');
+}
+
+describe('the balance command path on long, busy streams', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let catalog: CatalogStore;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'command_path', max: 12 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [] });
+  });
+
+  afterAll(async () => {
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  /** A ledger service as one process has it: its own cache, the shared snapshot table, a counted event store. */
+  function process(options: { snapshotVersion?: string; maxAttempts?: number } = {}) {
+    const counted = countingEventStore(eventStore);
+    const ledger = createLedgerService({
+      eventStore: counted.store,
+      catalog,
+      logger,
+      snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool, ...(options.snapshotVersion ? { version: options.snapshotVersion } : {}) }),
+      ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+    });
+    return { ledger, ...counted };
+  }
+
+  async function longBalance(): Promise<{ balanceId: string }> {
+    const opener = process();
+    const customerId = `c_${randomUUID()}`;
+    const { balance } = await opener.ledger.openBalance({ customerId, productId: 'p', startingBalance: credits(STARTING) });
+    await insertHistory(db.pool, balance.balanceId, customerId, 'p', HISTORY);
+    return { balanceId: balance.balanceId };
+  }
+
+  /** Another writer deducting 1 credit at a time, back to back, until stopped: as busy as one stream gets. */
+  function startWriter(ledger: LedgerService, balanceId: string) {
+    let running = true;
+    let written = 0;
+    const done = (async () => {
+      while (running) {
+        await ledger.deduct(balanceId, { credits: credits(1), reason: 'busy writer' });
+        written += 1;
+      }
+    })();
+    return {
+      written: () => written,
+      async stop() {
+        running = false;
+        await done;
+      },
+    };
+  }
+
+  it('folds a stream it has no snapshot of a page at a time, and keeps the fold as a snapshot', async () => {
+    const { balanceId } = await longBalance();
+    const cold = process();
+    const result = await cold.ledger.topUp(balanceId, { credits: credits(5), reason: 'cold' });
+    expect(formatCredits(result.balance.balance)).toBe(String(STARTING - HISTORY + 5));
+    // Memory per write is one page, however long the stream: no read asked for more.
+    expect(cold.reads.every((read) => read.maxCount !== undefined && read.maxCount <= 1000)).toBe(true);
+    // From the snapshot its opening left (revision 1): the whole history, once.
+    expect(cold.eventsRead()).toBe(HISTORY);
+
+    // The next process starts from that snapshot: it reads nothing of the history.
+    const warm = process();
+    await warm.ledger.topUp(balanceId, { credits: credits(1), reason: 'warm' });
+    expect(warm.eventsRead()).toBe(0);
+    expect(warm.reads.every((read) => read.fromRevision > BigInt(HISTORY))).toBe(true);
+  });
+
+  it('lands writes on a long stream that another writer appends to continuously, reading only the tail', async () => {
+    const { balanceId } = await longBalance();
+    await process().ledger.topUp(balanceId, { credits: credits(1), reason: 'makes the snapshot' });
+    const writerProcess = process();
+    const writer = startWriter(writerProcess.ledger, balanceId);
+    try {
+      await waitFor(() => writer.written() >= 20, { description: 'the other writer to be appending', timeoutMs: 60_000, intervalMs: 10 });
+      // A fresh process, whose attempts race the writer's appends: after 3 lost races the
+      // fourth holds the other appends back, so each write takes 4 attempts at most.
+      const api = process({ maxAttempts: 4 });
+      const topUps = 30;
+      for (let i = 0; i < topUps; i += 1) {
+        const result = await api.ledger.topUp(balanceId, { credits: credits(2), reason: `top-up ${i}` }, { idempotencyKey: `k${i}`, requestHash: 'h' });
+        expect(result.replayed).toBe(false);
+      }
+      // Only the tail: never a revision of the 150,000-event history, in pages, and in total
+      // about what the writer appended meanwhile (each conflict re-reads from the state held).
+      expect(api.reads.every((read) => read.fromRevision > BigInt(HISTORY))).toBe(true);
+      expect(api.reads.every((read) => read.maxCount !== undefined && read.maxCount <= 1000)).toBe(true);
+      expect(api.eventsRead()).toBeLessThanOrEqual(writer.written() + topUps);
+      expect(api.appends()).toBeLessThanOrEqual(4 * topUps);
+    } finally {
+      await writer.stop();
+    }
+    const folded = (await loadBalances(eventStore, [balanceId])).get(balanceId)!;
+    const expected = STARTING - HISTORY + 1 + 30 * 2 - writer.written();
+    expect(folded.state.status === 'open' && formatCredits(folded.state.balance)).toBe(String(expected));
+  });
+
+  it('answers a replayed Idempotency-Key from the snapshot at its revision, reading no events', async () => {
+    const { balanceId } = await longBalance();
+    const first = process();
+    const original = await first.ledger.deduct(balanceId, { credits: credits(3), reason: 'once' }, { idempotencyKey: 'replayed', requestHash: 'h1' });
+    for (let i = 0; i < 5; i += 1) await first.ledger.topUp(balanceId, { credits: credits(1), reason: 'later' });
+
+    const other = process();
+    const replay = await other.ledger.deduct(balanceId, { credits: credits(3), reason: 'once' }, { idempotencyKey: 'replayed', requestHash: 'h1' });
+    expect(replay.replayed).toBe(true);
+    expect(replay.balance).toEqual(original.balance);
+    expect(replay.events.map((event) => event.eventId)).toEqual(original.events.map((event) => event.eventId));
+    expect(other.eventsRead()).toBe(0);
+    await expect(
+      other.ledger.deduct(balanceId, { credits: credits(4), reason: 'once' }, { idempotencyKey: 'replayed', requestHash: 'h2' }),
+    ).rejects.toMatchObject({ code: 'idempotency_key_reused' });
+  });
+
+  it('ignores snapshots of another fold or event schema version, folding the stream again', async () => {
+    const { balanceId } = await longBalance();
+    await process().ledger.topUp(balanceId, { credits: credits(1), reason: 'snapshot at the current version' });
+    const otherVersion = process({ snapshotVersion: 'events-v1.fold-v999' });
+    const result = await otherVersion.ledger.topUp(balanceId, { credits: credits(1), reason: 'after a fold change' });
+    expect(formatCredits(result.balance.balance)).toBe(String(STARTING - HISTORY + 2));
+    expect(otherVersion.reads[0]!.fromRevision).toBe(0n);
+    expect(otherVersion.eventsRead()).toBeGreaterThan(HISTORY);
+  });
+
+  it('decides a batch in order per balance, fails a refused command alone, and appends once', async () => {
+    const opener = process();
+    const a = await opener.ledger.openBalance({ customerId: `c_${randomUUID()}`, productId: 'p', startingBalance: credits(10) });
+    const counted = countingEventStore(eventStore);
+    const path = createBalanceCommandPath({ eventStore: counted.store, states: createBalanceStates({ eventStore: counted.store, logger }), logger });
+    const context = { balanceId: a.balance.balanceId, customerId: a.balance.customerId, productId: 'p' };
+    const unopened = { balanceId: randomUUID(), customerId: 'nobody', productId: 'p' };
+    const at = new Date().toISOString();
+    const outcomes = await path.execute([
+      { context, commandId: `t:${randomUUID()}`, command: { type: 'TopUp', credits: credits(5), source: 'manual', reason: null, at } },
+      { context: unopened, commandId: `d:${randomUUID()}`, command: { type: 'DeductManually', credits: credits(1), reason: null, at } },
+      { context, commandId: `d:${randomUUID()}`, command: { type: 'DeductManually', credits: credits(2), reason: null, at } },
+    ]);
+    expect(outcomes.map((outcome) => outcome.ok)).toEqual([true, false, true]);
+    expect(!outcomes[1]!.ok && outcomes[1]!.error).toBeInstanceOf(BalanceNotOpenError);
+    const topUp = outcomes[0]!;
+    const deduction = outcomes[2]!;
+    expect(topUp.ok && deduction.ok && [topUp.revision, deduction.revision]).toEqual([2n, 3n]);
+    expect(deduction.ok && deduction.state.status === 'open' && formatCredits(deduction.state.balance)).toBe('13');
+    expect(counted.appends()).toBe(1);
+  });
+});
