@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { LookupLoad, LookupLoadResult } from './autocannonLoad';
 import type { BenchRun } from './benchRun';
+import { freePort } from './freePort';
 import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
@@ -23,14 +23,6 @@ export interface LookupsResult {
 
 const CONNECTIONS = 50;
 const REDIS_REQUESTS = 200_000;
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  return port;
-}
 
 async function runAutocannon(load: LookupLoad): Promise<LookupLoadResult> {
   const child = spawn(process.execPath, [path.join(__dirname, 'autocannonLoad.js'), JSON.stringify(load)], { stdio: ['ignore', 'pipe', 'pipe'] });

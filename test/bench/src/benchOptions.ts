@@ -1,5 +1,5 @@
 /** The measurements `npm run bench` can make; `--only` picks some of them. */
-export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'replay'] as const;
+export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'replay', 'writes'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -18,6 +18,14 @@ export interface BenchOptions {
   readonly keep: boolean;
   /** Run the metering consumer under --cpu-prof and summarise where its time went. */
   readonly profile: boolean;
+  /** Events of history on the busy balance of the writes measurement. */
+  readonly history: number;
+  /** Manual top-ups timed on the busy balance (and on a quiet one, the ceiling). */
+  readonly topUps: number;
+  /** Longest a top-up may take before it counts as unanswered, in seconds. */
+  readonly topUpTimeoutSeconds: number;
+  /** The main job the Tally processes run: default this checkout's build; another checkout's for a before/after pair. */
+  readonly tallyMain?: string;
 }
 
 export class BenchUsageError extends Error {
@@ -32,7 +40,12 @@ export const USAGE = `usage: npm run bench [-- options]
   --lookup-seconds S  seconds of HTTP load on the balance lookups (default 15)
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
-  --profile         run the metering consumer with --cpu-prof and summarise its hot functions`;
+  --profile         run the metering consumer with --cpu-prof and summarise its hot functions
+  --history N       events of history on the busy balance of the writes measurement (default 1000000)
+  --top-ups N       manual top-ups timed in the writes measurement (default 100)
+  --top-up-timeout S  seconds a top-up may take before it counts as unanswered (default 120)
+  --tally-main PATH   the main job to run (default this checkout's services/tally/dist/main.js),
+                    e.g. another checkout's build for a before/after pair`;
 
 function positiveInteger(flag: string, raw: string | undefined, max: number): number {
   const value = Number(raw);
@@ -51,6 +64,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let only: Set<Phase> = new Set(PHASES);
   let keep = false;
   let profile = false;
+  let history = 1_000_000;
+  let topUps = 100;
+  let topUpTimeoutSeconds = 120;
+  let tallyMain: string | undefined;
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index]!;
     const value = () => argv[++index];
@@ -86,9 +103,23 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--profile':
         profile = true;
         break;
+      case '--history':
+        history = positiveInteger(flag, value(), 100_000_000);
+        break;
+      case '--top-ups':
+        topUps = positiveInteger(flag, value(), 1_000_000);
+        break;
+      case '--top-up-timeout':
+        topUpTimeoutSeconds = positiveInteger(flag, value(), 3600);
+        break;
+      case '--tally-main': {
+        tallyMain = value();
+        if (tallyMain === undefined || tallyMain.length === 0) throw new BenchUsageError('--tally-main takes the path of a built main.js');
+        break;
+      }
       default:
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}) };
 }

@@ -13,7 +13,14 @@ describe('parseBenchOptions', () => {
     expect([...options.only]).toEqual(['metering', 'replay']);
   });
 
-  it.each([[['--events', '0']], [['--events']], [['--rate', '1.5']], [['--only', 'metering,speed']], [['--fast']]])('refuses %j', (argv) => {
+  it('takes the writes measurement\'s sizes and another checkout\'s main job', () => {
+    expect(parseBenchOptions([])).toMatchObject({ history: 1_000_000, topUps: 100, topUpTimeoutSeconds: 120 });
+    expect(parseBenchOptions([]).tallyMain).toBeUndefined();
+    const options = parseBenchOptions(['--only', 'writes', '--history', '1000', '--top-ups', '5', '--top-up-timeout', '30', '--tally-main', '/tmp/base/main.js']);
+    expect(options).toMatchObject({ history: 1000, topUps: 5, topUpTimeoutSeconds: 30, tallyMain: '/tmp/base/main.js' });
+  });
+
+  it.each([[['--tally-main']], [['--top-ups', '0']], [['--events', '0']], [['--events']], [['--rate', '1.5']], [['--only', 'metering,speed']], [['--fast']]])('refuses %j', (argv) => {
     expect(() => parseBenchOptions(argv)).toThrow(BenchUsageError);
   });
 });

@@ -1,4 +1,5 @@
 import type { AppendCeilingResult } from './appendCeiling';
+import type { BusyWritesResult } from './busyBalanceWrites';
 import type { LookupsResult } from './balanceLookups';
 import type { FreshnessResult } from './freshness';
 import type { MeteringResult } from './meteringThroughput';
@@ -17,6 +18,7 @@ export interface BenchResults {
   replay?: ReplayResult;
   freshness?: FreshnessResult;
   lookups?: LookupsResult;
+  writes?: BusyWritesResult;
   memory?: MemoryResult;
 }
 
@@ -46,7 +48,7 @@ const MIB = 1024 * 1024;
 
 export function resultRows(results: BenchResults): ResultRow[] {
   const rows: ResultRow[] = [];
-  const { metering, append, freshness, lookups, replay, memory } = results;
+  const { metering, append, freshness, lookups, replay, writes, memory } = results;
   if (metering !== undefined) {
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs consumer, decode only', metering.kafkajsDecode.perSecond));
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'Kafka ConsumerPerformance', metering.consumerPerformance.fetchPerSecond));
@@ -67,6 +69,14 @@ export function resultRows(results: BenchResults): ResultRow[] {
   if (replay !== undefined) {
     rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));
   }
+  if (writes !== undefined) {
+    const busy = `7. top-up, ${formatHistory(writes.history)}-event balance being metered`;
+    for (const percentile of ['p50', 'p99'] as const) {
+      rows.push(
+        lower(`${busy}, ${percentile}`, 'ms', writes.busy.answered?.[percentile] ?? Number.NaN, `same top-up, quiet balance, ${percentile}`, writes.quiet.answered?.[percentile] ?? Number.NaN),
+      );
+    }
+  }
   if (memory?.consumerBytes !== undefined) {
     rows.push(lower('6. peak RSS, consumer process', 'MiB', memory.consumerBytes / MIB, 'bare Node process', memory.bareNodeBytes / MIB));
   }
@@ -79,7 +89,17 @@ export function resultRows(results: BenchResults): ResultRow[] {
 /** What makes a figure of this run suspect, in words, to print under the table. */
 export function disturbances(results: BenchResults): string[] {
   const notes: string[] = [];
-  const { metering, freshness, lookups } = results;
+  const { metering, freshness, lookups, writes } = results;
+  if (writes !== undefined) {
+    const { busy, first, quiet } = writes;
+    const answered = busy.outcomes['201'] ?? 0;
+    notes.push(
+      `writes: ${answered} of ${busy.attempted} top-ups on the busy balance answered 201 (${JSON.stringify(busy.outcomes)}; timeout ${writes.timeoutSeconds} s), ` +
+        `while the consumer metered ${Math.round(writes.meteredPerSecond)} events/s onto it; the first, on a balance the API had never read: ` +
+        `${first.outcome}${first.ms === null ? '' : ` in ${Math.round(first.ms)} ms`}; quiet: ${JSON.stringify(quiet.outcomes)}; ` +
+        `API process peak RSS ${Math.round(writes.apiPeakRssBytes / MIB)} MiB`,
+    );
+  }
   for (const [name, rate] of [
     ['Tally consumer', metering?.tally],
     ['kafkajs decode-only consumer', metering?.kafkajsDecode],
@@ -98,6 +118,10 @@ export function disturbances(results: BenchResults): string[] {
     notes.push(`lookups: ${lookups.api.non2xx} non-2xx responses and ${lookups.api.errors} connection errors (not counted as served)`);
   }
   return notes;
+}
+
+function formatHistory(events: number): string {
+  return events.toLocaleString('en-US');
 }
 
 function figure(value: number): string {

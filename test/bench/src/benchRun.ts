@@ -155,6 +155,7 @@ export async function createBenchRun(options: BenchOptions): Promise<BenchRun> {
             ...env,
           },
           nodeArgs,
+          ...(options.tallyMain !== undefined ? { main: options.tallyMain } : {}),
           readyTimeoutMs: 120_000,
         });
         tallies.add(tally);

@@ -14,6 +14,8 @@ export interface TallyProcessOptions {
   readonly readyTimeoutMs?: number;
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeArgs?: readonly string[];
+  /** The main job to run; default this checkout's build (TALLY_MAIN). The bench runs another checkout's for a before/after pair. */
+  readonly main?: string;
 }
 
 export interface TallyProcess {
@@ -33,7 +35,7 @@ export interface TallyProcess {
  * restart it and run several in one consumer group. Resolves once it logs that it is running.
  */
 export async function startTallyProcess(options: TallyProcessOptions): Promise<TallyProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), TALLY_MAIN], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.main ?? TALLY_MAIN], {
     cwd: REPO_ROOT,
     env: { ...process.env, TALLY_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
