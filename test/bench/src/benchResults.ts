@@ -95,7 +95,8 @@ export function disturbances(results: BenchResults): string[] {
     const answered = busy.outcomes['201'] ?? 0;
     notes.push(
       `writes: ${answered} of ${busy.attempted} top-ups on the busy balance answered 201 (${JSON.stringify(busy.outcomes)}; timeout ${writes.timeoutSeconds} s), ` +
-        `while the consumer metered ${Math.round(writes.meteredPerSecond)} events/s onto it; the first, on a balance the API had never read: ` +
+        `while the consumer metered ${Math.round(writes.meteredPerSecond)} events/s onto it (${Math.round(writes.meteredBeforePerSecond)}/s before the first top-up; ` +
+        `${writes.consumerConflicts ?? 'unknown'} of its appends lost to a top-up); the first, on a balance the API had never read: ` +
         `${first.outcome}${first.ms === null ? '' : ` in ${Math.round(first.ms)} ms`}; quiet: ${JSON.stringify(quiet.outcomes)}; ` +
         `API process peak RSS ${Math.round(writes.apiPeakRssBytes / MIB)} MiB`,
     );

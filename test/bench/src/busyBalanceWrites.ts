@@ -12,6 +12,7 @@ import { copyInto, copyRowsOf } from './copyRows';
 import { freePort } from './freePort';
 import { decideAppends, unopenedBalance, usageCommands } from './ledgerWorkload';
 import { summariseLatencies, type LatencySummary } from './percentiles';
+import { findLogLine } from './findLogLine';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 import { benchUsageRecord, createTopic, registerUsageSchema, usageMessage } from './usageTopic';
@@ -34,8 +35,12 @@ export interface BusyWritesResult {
   readonly busy: TopUpSeries;
   /** Seconds the consumer took from its start to meter the busy balance (it folds the history once). */
   readonly consumerWarmUpSeconds: number;
+  /** Usage events the consumer metered onto the busy balance per second in the window before the first top-up. */
+  readonly meteredBeforePerSecond: number;
   /** Usage events the consumer metered onto the busy balance per second while the busy top-ups ran. */
   readonly meteredPerSecond: number;
+  /** Appends of the consumer that lost to another writer (a top-up), from its own counters. */
+  readonly consumerConflicts: number | null;
   /** Peak resident memory (VmHWM) of the API process. */
   readonly apiPeakRssBytes: number;
 }
@@ -45,6 +50,10 @@ const BACKLOG = 20_000;
 const PUBLISH_BATCH = 5000;
 /** The old path answers nothing within the timeout on the busy balance; after this many in a row the series stops. */
 const MAX_TIMEOUTS_IN_A_ROW = 2;
+/** Untimed top-ups on the quiet balance first: connections, JIT and caches warm, as for the busy ones. */
+const WARM_UP_TOP_UPS = 10;
+/** How long the consumer's own rate on the busy balance is watched before the first top-up. */
+const RATE_WINDOW_MS = 15_000;
 
 /**
  * Appends `count` usage deductions to the balance's stream by COPY, as the event store would
@@ -135,7 +144,8 @@ export async function measureBusyBalanceWrites(run: BenchRun): Promise<BusyWrite
   const apiKey = randomBytes(24).toString('hex');
   const api = await run.startTally('api', { TALLY_API_HOST: '127.0.0.1', TALLY_API_PORT: String(port), TALLY_API_KEYS: apiKey });
   const origin = `http://127.0.0.1:${port}`;
-  progress(`writes: ceiling, ${topUps} top-ups on a quiet balance`);
+  progress(`writes: ceiling, ${topUps} top-ups on a quiet balance (after ${WARM_UP_TOP_UPS} untimed)`);
+  await topUpSeries(origin, apiKey, balanceIdOf(0), WARM_UP_TOP_UPS, timeoutMs, `${run.id}-warm`);
   const quiet = await topUpSeries(origin, apiKey, balanceIdOf(0), topUps, timeoutMs, `${run.id}-quiet`);
 
   const topic = await run.createTopic('busy', (name) => createTopic(run.admin, name));
@@ -175,7 +185,10 @@ export async function measureBusyBalanceWrites(run: BenchRun): Promise<BusyWrite
       intervalMs: 200,
     });
     const consumerWarmUpSeconds = (performance.now() - consumerStarted) / 1000;
-    progress(`writes: the consumer meters the busy balance after ${consumerWarmUpSeconds.toFixed(1)} s; first top-up on it`);
+    progress(`writes: the consumer meters the busy balance after ${consumerWarmUpSeconds.toFixed(1)} s; its rate over ${RATE_WINDOW_MS / 1000} s, then the first top-up`);
+    const windowStart = await metered();
+    await delay(RATE_WINDOW_MS);
+    const meteredBeforePerSecond = ((await metered()) - windowStart) / (RATE_WINDOW_MS / 1000);
 
     const first = await timedTopUp(origin, apiKey, busy.context.balanceId, `${run.id}-first`, timeoutMs);
     progress(`writes: first top-up ${first.outcome}${first.ms === null ? '' : ` after ${Math.round(first.ms)} ms`}; ${topUps} more`);
@@ -188,11 +201,23 @@ export async function measureBusyBalanceWrites(run: BenchRun): Promise<BusyWrite
       `writes: busy top-ups ${JSON.stringify(busySeries.outcomes)}, p50 ${busySeries.answered?.p50.toFixed(0) ?? 'n/a'} ms, p99 ${busySeries.answered?.p99.toFixed(0) ?? 'n/a'} ms; consumer ${formatCount(meteredPerSecond)} events/s meanwhile`,
     );
     await consumer.kill('SIGTERM');
+    const counters = findLogLine(consumer.lines, 'usage consumer stopped')?.counters as { conflicts?: number } | undefined;
     // The processes' own lines, for a look at what they did (conflicts, retries, counters).
     mkdirSync(BENCH_RESULTS_DIR, { recursive: true });
     writeFileSync(path.join(BENCH_RESULTS_DIR, `${run.id}-writes-consumer.log`), `${consumer.lines.join('\n')}\n`);
     writeFileSync(path.join(BENCH_RESULTS_DIR, `${run.id}-writes-api.log`), `${api.lines.join('\n')}\n`);
-    return { history, timeoutSeconds: topUpTimeoutSeconds, quiet, first, busy: busySeries, consumerWarmUpSeconds, meteredPerSecond, apiPeakRssBytes };
+    return {
+      history,
+      timeoutSeconds: topUpTimeoutSeconds,
+      quiet,
+      first,
+      busy: busySeries,
+      consumerWarmUpSeconds,
+      meteredBeforePerSecond,
+      meteredPerSecond,
+      consumerConflicts: counters?.conflicts ?? null,
+      apiPeakRssBytes,
+    };
   } finally {
     publishing = false;
     await publisher.catch(() => undefined);
