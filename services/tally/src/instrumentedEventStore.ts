@@ -15,5 +15,7 @@ export function instrumentedEventStore(eventStore: EventStore, appendSeconds: Hi
     ...eventStore,
     appendToStream: (streamId, events, options) => timed('append', () => eventStore.appendToStream(streamId, events, options)),
     appendMany: (requests) => timed('append_many', () => eventStore.appendMany(requests)),
+    // Includes the tail read and the decision it holds the other appends back for.
+    appendExclusively: (work) => timed('append_exclusively', () => eventStore.appendExclusively(work)),
   };
 }
