@@ -101,6 +101,9 @@ export interface LedgerEventMetadataV1 {
   productId: string;
   /** The command that caused the event (usage event id, idempotency key, grant id), for tracing. */
   causationId: string | null;
-  /** Hash of the request that caused it, when an Idempotency-Key must be checked against its body. */
+  /**
+   * Hash of the request that caused it, when an Idempotency-Key must be checked against its body;
+   * on an opening, a nonce of the call, so that of two concurrent opens the loser is told apart.
+   */
   requestHash?: string;
 }
