@@ -36,8 +36,8 @@ describe('appendExclusively', () => {
     const streamId = `s-${randomUUID()}`;
     await store.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
     let racing: Promise<unknown> | undefined;
-    const { results, value } = await store.appendExclusively(async () => {
-      const [last] = await store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+    const { results, value } = await store.appendExclusively(async (reader) => {
+      const [last] = await reader.readStream(streamId, { direction: 'backwards', maxCount: 1 });
       // Another writer that read the same revision appends now: it must wait for us.
       racing = store.appendToStream(streamId, [event('Racer')], { expectedRevision: last!.revision }).catch((error: unknown) => error);
       await waitFor(async () => (await waitingAppends()) === 1, { description: 'the other append to wait for the lock', timeoutMs: 30_000, intervalMs: 10 });
@@ -48,6 +48,25 @@ describe('appendExclusively', () => {
     // The racer ran after our commit, on a stream that had moved: it conflicts, it does not overwrite.
     expect(await racing).toBeInstanceOf(WrongExpectedRevisionError);
     expect((await store.readStream(streamId)).map((recorded) => recorded.type)).toEqual(['Happened', 'Exclusive']);
+  });
+
+  it('reads on its own connection, so callers that hold the rest of the pool cannot stall it', async () => {
+    // Two connections, three callers: while the first holds the lock, the second holds the other
+    // connection waiting for it, and the third waits for a connection. Reads on the pool would
+    // wait for ever; the transaction's own connection does not.
+    const small = createPostgresEventStore({ pool: db.anotherPool(2), logger });
+    const streamId = `s-${randomUUID()}`;
+    await small.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
+    const appendOne = () =>
+      small.appendExclusively(async (reader) => {
+        const [last] = await reader.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+        return { requests: [{ streamId, expectedRevision: last!.revision, events: [event('Exclusive')] }], value: last!.revision };
+      });
+    const outcomes = await Promise.all([appendOne(), appendOne(), appendOne()]);
+    // Each read the revision the one before it wrote: none conflicted.
+    expect(outcomes.map((outcome) => outcome.value).sort()).toEqual([0n, 1n, 2n]);
+    expect(await small.readStream(streamId)).toHaveLength(4);
+    await small.close();
   });
 
   it('appends nothing and lets the others go when the work fails', async () => {

@@ -112,6 +112,34 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
 
   const appendMany = (requests: readonly AppendRequest[]): Promise<AppendResult[]> => appendOn(pool, requests);
 
+  const readStreamOn = async (
+    on: Queryable,
+    streamId: string,
+    { direction = 'forwards', fromRevision, maxCount }: ReadStreamOptions = {},
+  ): Promise<RecordedEvent[]> => {
+    if (fromRevision !== undefined && fromRevision < 0n) {
+      throw new InvalidEventStoreRequestError(`fromRevision must not be negative; got ${fromRevision}`);
+    }
+    const limit = checkMaxCount(maxCount);
+    const rows =
+      direction === 'forwards'
+        ? await queryOn<EventRow>(
+            on,
+            'tally_es_read_stream_forwards',
+            `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3`,
+            [streamId, (fromRevision ?? 0n).toString(), limit],
+          )
+        : await queryOn<EventRow>(
+            on,
+            'tally_es_read_stream_backwards',
+            `SELECT ${EVENT_COLUMNS} FROM events
+             WHERE stream_id = $1 AND ($2::bigint IS NULL OR revision <= $2::bigint)
+             ORDER BY revision DESC LIMIT $3`,
+            [streamId, fromRevision?.toString() ?? null, limit],
+          );
+    return rows.map(toRecordedEvent);
+  };
+
   const readAll = async ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
     const rows = await query<EventRow>(
       'tally_es_read_all',
@@ -129,27 +157,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
 
     appendMany,
 
-    async readStream(streamId, { direction = 'forwards', fromRevision, maxCount }: ReadStreamOptions = {}) {
-      if (fromRevision !== undefined && fromRevision < 0n) {
-        throw new InvalidEventStoreRequestError(`fromRevision must not be negative; got ${fromRevision}`);
-      }
-      const limit = checkMaxCount(maxCount);
-      const rows =
-        direction === 'forwards'
-          ? await query<EventRow>(
-              'tally_es_read_stream_forwards',
-              `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3`,
-              [streamId, (fromRevision ?? 0n).toString(), limit],
-            )
-          : await query<EventRow>(
-              'tally_es_read_stream_backwards',
-              `SELECT ${EVENT_COLUMNS} FROM events
-               WHERE stream_id = $1 AND ($2::bigint IS NULL OR revision <= $2::bigint)
-               ORDER BY revision DESC LIMIT $3`,
-              [streamId, fromRevision?.toString() ?? null, limit],
-            );
-      return rows.map(toRecordedEvent);
-    },
+    readStream: (streamId, options) => readStreamOn(pool, streamId, options),
 
     async appendExclusively(work) {
       let client: PoolClient;
@@ -170,10 +178,10 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         await plain('BEGIN');
         // The very lock append_events takes (001_event_store.sql), held from before the reads
         // until the commit: no append to this store's schema commits in between, so what `work`
-        // reads (on any connection) is what the append below finds. Taken first, as
-        // append_events takes it first, so lock order is the same everywhere: no deadlock.
+        // reads is what the append below finds. Taken first, as append_events takes it first,
+        // so lock order is the same everywhere: no deadlock.
         await plain("SELECT pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer)");
-        const { requests, value } = await work();
+        const { requests, value } = await work({ readStream: (streamId, options) => readStreamOn(client, streamId, options) });
         const results = await appendOn(client, requests);
         await plain('COMMIT');
         return { results, value };

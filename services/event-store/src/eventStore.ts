@@ -97,14 +97,15 @@ export interface EventStore {
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /**
    * Runs `work` while every other append to this store waits, then appends the requests it
-   * returns, in one transaction. The store's streams cannot move between the reads `work`
-   * makes (through this store, on any connection) and that append, so an expected revision
-   * taken from them always holds. It stalls every appender of the store while it runs: the
-   * fallback of a writer that keeps losing optimistic races on a busy stream, never the normal
-   * path. Keep `work` short (a tail read and a decision).
+   * returns, in one transaction. `work` reads through `reader`, on the transaction's own
+   * connection (a pool that other waiting callers exhausted cannot stall it); the streams cannot
+   * move between those reads and the append, so an expected revision taken from them always
+   * holds. It stalls every appender of the store while it runs: the fallback of a writer that
+   * keeps losing optimistic races on a busy stream, never the normal path. Keep `work` short
+   * (a tail read and a decision) and make it touch no other connection.
    */
   appendExclusively<T>(
-    work: () => Promise<{ readonly requests: readonly AppendRequest[]; readonly value: T }>,
+    work: (reader: Pick<EventStore, 'readStream'>) => Promise<{ readonly requests: readonly AppendRequest[]; readonly value: T }>,
   ): Promise<{ readonly results: AppendResult[]; readonly value: T }>;
   /**
    * Reads whole streams forwards, many at once; a missing stream maps to an empty array. Holds

@@ -141,9 +141,14 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
     );
   }
 
-  async function plan(requests: readonly BalanceCommandRequest[], pending: readonly number[], known: Map<string, LoadedBalance>): Promise<Map<string, StreamPlan>> {
+  async function plan(
+    requests: readonly BalanceCommandRequest[],
+    pending: readonly number[],
+    known: Map<string, LoadedBalance>,
+    reader?: Pick<EventStore, 'readStream'>,
+  ): Promise<Map<string, StreamPlan>> {
     const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
-    await Promise.all(balanceIds.map(async (balanceId) => known.set(balanceId, await states.current(balanceId, known.get(balanceId)))));
+    await Promise.all(balanceIds.map(async (balanceId) => known.set(balanceId, await states.current(balanceId, known.get(balanceId), reader))));
     const plans = new Map<string, StreamPlan>();
     for (const index of pending) {
       const { context, commandId, command, requestHash } = requests[index]!;
@@ -198,8 +203,8 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         await settleEarlierRuns(requests, unsettled(), outcomes);
         const pending = unsettled();
         if (pending.length === 0) return outcomes as BalanceCommandOutcome[];
-        const planned = async () => {
-          const plans = [...(await plan(requests, pending, known)).values()];
+        const planned = async (reader?: Pick<EventStore, 'readStream'>) => {
+          const plans = [...(await plan(requests, pending, known, reader)).values()];
           return { plans, writing: plans.filter((stream) => stream.append.events.length > 0) };
         };
         let plans: StreamPlan[];
@@ -213,9 +218,14 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
             // Starvation ends here: a stream that another writer appends to back to back (the
             // consumer at full rate) can make every optimistic attempt lose. This one reads the
             // tail and appends while every other append waits, so it cannot conflict; it holds
-            // them back for a tail read and a decision only.
-            const exclusive = await eventStore.appendExclusively(async () => {
-              const value = await planned();
+            // them back for a tail read and a decision only. Every balance's state is in hand
+            // first (outside the lock), so inside only the transaction's connection is used.
+            for (const index of pending) {
+              const { balanceId } = requests[index]!.context;
+              if (!known.has(balanceId)) known.set(balanceId, await states.current(balanceId));
+            }
+            const exclusive = await eventStore.appendExclusively(async (reader) => {
+              const value = await planned(reader);
               return { requests: value.writing.map((stream) => stream.append), value };
             });
             ({ plans, writing } = exclusive.value);

@@ -15,8 +15,10 @@ export interface BalanceStates {
   /**
    * The balance at the stream's end as read now. `known` (a state this caller already holds,
    * e.g. from the attempt that just conflicted) saves the lookup: only events after it are read.
+   * `reader` reads that tail instead of the store (an exclusive append's transaction); with it,
+   * nothing else is touched (no snapshot is loaded or kept), so give `known` with it.
    */
-  current(balanceId: string, known?: LoadedBalance): Promise<LoadedBalance>;
+  current(balanceId: string, known?: LoadedBalance, reader?: Pick<EventStore, 'readStream'>): Promise<LoadedBalance>;
   /** The balance exactly at `revision` (an earlier command's last event): what that command answered. */
   at(balanceId: string, revision: bigint): Promise<LoadedBalance>;
   /** States this process just appended: cached, and kept as snapshots when due. */
@@ -53,14 +55,19 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   const empty: LoadedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
 
   /** Folds the stream's events after `from`, a page at a time, up to `through` (inclusive) when given. */
-  async function foldTail(balanceId: string, from: LoadedBalance, through?: bigint): Promise<{ loaded: LoadedBalance; read: number }> {
+  async function foldTail(
+    balanceId: string,
+    from: LoadedBalance,
+    through?: bigint,
+    reader: Pick<EventStore, 'readStream'> = eventStore,
+  ): Promise<{ loaded: LoadedBalance; read: number }> {
     const streamId = balanceStreamId(balanceId);
     let loaded = from;
     let read = 0;
     for (;;) {
       const remaining = through === undefined ? pageEvents : Math.min(pageEvents, Number(through - loaded.revision));
       if (remaining <= 0) return { loaded, read };
-      const page = await eventStore.readStream(streamId, { fromRevision: loaded.revision + 1n, maxCount: remaining });
+      const page = await reader.readStream(streamId, { fromRevision: loaded.revision + 1n, maxCount: remaining });
       loaded = foldRecorded(page, loaded);
       read += page.length;
       if (page.length < remaining) return { loaded, read };
@@ -78,11 +85,11 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   }
 
   return {
-    async current(balanceId, known) {
-      const start = known ?? cache.get(balanceId) ?? (await snapshots?.load(balanceId)) ?? empty;
-      const { loaded, read } = await foldTail(balanceId, start);
+    async current(balanceId, known, reader) {
+      const start = known ?? cache.get(balanceId) ?? (reader === undefined ? await snapshots?.load(balanceId) : undefined) ?? empty;
+      const { loaded, read } = await foldTail(balanceId, start, undefined, reader);
       if (loaded.state.status === 'open') cache.set(balanceId, loaded);
-      if (read >= snapshotAfterEvents) await keep([{ balanceId, loaded }]);
+      if (reader === undefined && read >= snapshotAfterEvents) await keep([{ balanceId, loaded }]);
       return loaded;
     },
 
