@@ -140,7 +140,12 @@ describe('HTTP API against PostgreSQL and Redis', () => {
   describe('request errors', () => {
     it('answers an unknown route with 404 in the error shape', async () => {
       expectError(await call({ method: 'GET', url: '/v1/nothing-here' }), 404, 'not_found');
-      expectError(await app.inject({ method: 'GET', url: '/nothing-here' }), 404, 'not_found');
+      expectError(await call({ method: 'GET', url: '/nothing-here' }), 404, 'not_found');
+    });
+
+    it('answers an unknown route 401 to a client without a valid key, so it learns no route', async () => {
+      expectError(await app.inject({ method: 'GET', url: '/nothing-here' }), 401, 'unauthorized');
+      expectError(await app.inject({ method: 'POST', url: '/v1/nothing-here', headers: { authorization: 'Bearer wrong-key-0123456789' } }), 401, 'unauthorized');
     });
 
     it('answers malformed JSON with 400', async () => {
@@ -696,9 +701,10 @@ describe('HTTP API against PostgreSQL and Redis', () => {
   });
 
   describe('operations', () => {
-    it('reports each dependency on /health, 503 when one is down or the check fails', async () => {
-      const up = await app.inject({ method: 'GET', url: '/health' });
-      expect(up.json()).toEqual({ status: 'up', checks: { postgres: 'up', redis: 'up' } });
+    it('reports each dependency on /health to a key, the status alone without one, 503 when one is down or the check fails', async () => {
+      const up = await call({ method: 'GET', url: '/health' });
+      expect(up.json()).toEqual({ status: 'up', checks: { postgres: 'up', redis: 'up' }, checkedAt: expect.any(String) });
+      expect((await app.inject({ method: 'GET', url: '/health' })).json()).toEqual({ status: 'up' });
 
       for (const health of [
         async () => ({ postgres: 'up' as const, redis: 'down' as const }),

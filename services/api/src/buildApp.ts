@@ -1,3 +1,4 @@
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { CatalogStore } from '@tally/catalog';
@@ -8,9 +9,13 @@ import type { BalanceReadModel } from '@tally/projections';
 import { createPurchaseService, type SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
 import { sharedSchemas } from './apiSchemas';
+import type { ApiKey } from './apiScopes';
 import { createBearerAuth } from './bearerAuth';
 import { mapError } from './errorMapping';
+import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
+import { declareRouteScopes } from './routeScopes';
 import { guardBalanceReader } from './guardBalanceReader';
 import { createKeyedSerializer } from './keyedSerializer';
 import type { MetricsRegistry } from './metricsRegistry';
@@ -34,8 +39,8 @@ export interface ApiDeps {
   /** The balance read model (the Redis projection). */
   readonly balances: BalanceReadModel;
   readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream'>;
-  /** Bearer keys admitted on /v1; at least one. */
-  readonly apiKeys: readonly string[];
+  /** Bearer keys and their scopes; at least one. A plain string is an `admin` key. */
+  readonly apiKeys: ReadonlyArray<string | ApiKey>;
   readonly logger: Logger;
   /** Each dependency's state, for GET /health. */
   readonly health: HealthCheck;
@@ -62,18 +67,45 @@ export interface ApiOptions {
   readonly usageBodyLimit?: number;
   /** Longest a health check may take before it counts as down; default 3 s. */
   readonly healthTimeoutMs?: number;
+  /** How often /health's state is refreshed in the background; default 5 s. */
+  readonly healthIntervalMs?: number;
+  /** Longest the whole request (headers and body) may take to arrive; default 30 s. 0 is no limit. */
+  readonly requestTimeoutMs?: number;
+  /** Longest the headers may take to arrive; default 10 s. */
+  readonly headersTimeoutMs?: number;
+  /** Longest the body may take to arrive once the request is admitted; default 10 s. 0 is no limit. */
+  readonly bodyTimeoutMs?: number;
+  /** A connection with nothing sent either way for this long is closed; default 30 s. */
+  readonly connectionTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this long; default 5 s. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Connections this process holds at once; more are closed as they arrive. Default 1024. */
+  readonly maxConnections?: number;
+  readonly rateLimit?: RateLimitOptions;
 }
 
 const MAX_URL_IN_MESSAGE = 200;
 
 /**
  * The HTTP API as a Fastify instance, ready but not listening: the main job listens, tests use
- * `inject()`. Every /v1 route takes a bearer key; /health, /metrics and /docs do not.
+ * `inject()`. Every route declares the scope a key needs (`config: { scope }`, see
+ * routeScopes.ts); /health, /metrics and /docs are public, everything else takes a key.
  */
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const options = deps.options ?? {};
   const auth = createBearerAuth(deps.apiKeys);
   const app = Fastify({
+    // Timeouts on by default: a client that sends slowly, or nothing at all, holds a socket and
+    // its buffers only this long (Fastify's defaults are no limit).
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    connectionTimeout: options.connectionTimeoutMs ?? 30_000,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+    // Node checks the request and headers timeouts every connectionsCheckingInterval (30 s by
+    // default), which would let a slow client stay that much past them.
+    http: { connectionsCheckingInterval: 1_000, headersTimeout: options.headersTimeoutMs ?? 10_000 },
+    // Errors raised before a route is found, in the same `{ error, message }` contract.
+    frameworkErrors: frameworkErrorHandler(auth),
+    clientErrorHandler,
     // Typed as Fastify's logger interface, which pino implements, so the route modules can take
     // a plain FastifyInstance instead of one parameterised with pino's type.
     loggerInstance: deps.logger.child({ module: 'api' }) as FastifyBaseLogger,
@@ -98,6 +130,37 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body would otherwise reach the schema as a string (a 400) instead
   // of being refused for its media type (a 415).
   app.removeContentTypeParser('text/plain');
+  // Before any route is added: every route must declare its scope, which the document shows.
+  declareRouteScopes(app);
+  registerRequestLimits(app, auth, {
+    bodyTimeoutMs: options.bodyTimeoutMs ?? 10_000,
+    maxConnections: options.maxConnections ?? 1024,
+  });
+  await registerAccessGuard(app, auth, options.rateLimit);
+  await app.register(helmet, {
+    global: true,
+    // Strict for the console and portal pages to come: their own scripts, styles and images,
+    // nothing inline, no frames, no plugins. /docs sets its own (swagger-ui's staticCSP).
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        baseUri: ["'none'"],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    // An API answers JSON to programs: cross-origin isolation headers would only get in the way
+    // of the pages' own fetches, and HSTS belongs to whatever terminates TLS in front.
+    crossOriginEmbedderPolicy: false,
+    strictTransportSecurity: false,
+  });
 
   for (const schema of sharedSchemas) app.addSchema(schema);
 
@@ -118,13 +181,13 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`),
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
   app.setErrorHandler((error, request, reply) => {
     const mapped = mapError(error);
     if (mapped.unexpected) request.log.error({ err: error }, 'request failed unexpectedly');
     else if (mapped.statusCode >= 500) request.log.warn({ err: error }, 'request failed; a retry may succeed');
-    if (mapped.statusCode === 503) reply.header('retry-after', '1');
+    for (const [name, value] of Object.entries(mapped.headers ?? {})) reply.header(name, value);
     return reply.code(mapped.statusCode).send(mapped.body);
   });
 
@@ -149,7 +212,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     else request.log.info(line, 'request completed');
   });
 
-  health(app, { check: deps.health, timeoutMs: options.healthTimeoutMs ?? 3000, stalledPartitions: deps.stalledPartitions });
+  health(app, {
+    check: deps.health,
+    timeoutMs: options.healthTimeoutMs ?? 3000,
+    intervalMs: options.healthIntervalMs ?? 5000,
+    stalledPartitions: deps.stalledPartitions,
+  });
   metrics(app, deps.metrics);
 
   const routeDeps: RouteDeps = {
@@ -165,7 +233,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   };
   await app.register(
     async (v1) => {
-      v1.addHook('onRequest', auth);
       creditProducts(v1, routeDeps);
       customerCreditBalances(v1, routeDeps);
       creditBalances(v1, routeDeps);

@@ -1,4 +1,5 @@
 import { TallyError, ValidationError } from '@tally/domain';
+import { RateLimitedError } from './apiErrors';
 
 /** The body of every error the API answers. */
 export interface ErrorBody {
@@ -11,6 +12,8 @@ export interface MappedError {
   readonly body: ErrorBody;
   /** Only failures the caller cannot have caused are logged as errors. */
   readonly unexpected: boolean;
+  /** Headers the status calls for (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -33,16 +36,52 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   plan_already_exists: 409,
   subscription_already_exists: 409,
   subscription_canceled: 409,
+  // The API's own refusals (apiErrors.ts).
+  unauthorized: 401,
+  insufficient_scope: 403,
+  request_timeout: 408,
+  unsupported_content_encoding: 415,
+  rate_limited: 429,
 };
 
-/** Fastify's own request errors, by its error code: all of them the client's doing. */
-const FASTIFY_ERRORS: Readonly<Record<string, { statusCode: number; error: string }>> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, error: 'payload_too_large' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, error: 'unsupported_media_type' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, error: 'invalid_content_length' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, error: 'invalid_json' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, error: 'invalid_json' },
+/**
+ * Fastify's own request errors, by its error code: all of them the client's doing. Each has a
+ * message of ours, written for people: Fastify's own name codes and internals.
+ */
+const FASTIFY_ERRORS: Readonly<Record<string, { statusCode: number; error: string; message: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, error: 'payload_too_large', message: 'the request body is larger than the API accepts' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    statusCode: 415,
+    error: 'unsupported_media_type',
+    message: 'the request body must be JSON, sent with Content-Type: application/json',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    statusCode: 400,
+    error: 'invalid_content_length',
+    message: 'the request body is not as long as its Content-Length header says',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, error: 'invalid_json', message: 'the request says it has a JSON body but the body is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, error: 'invalid_json', message: 'the request body is not valid JSON' },
+  FST_ERR_CTP_INVALID_TYPE: { statusCode: 400, error: 'bad_request', message: 'the Content-Type header is not valid' },
+  FST_ERR_BAD_URL: { statusCode: 400, error: 'bad_url', message: 'the URL has a part that is not valid percent-encoded UTF-8' },
+  FST_ERR_ASYNC_CONSTRAINT: { statusCode: 400, error: 'bad_request', message: 'the request cannot be routed' },
 };
+
+/**
+ * Errors the HTTP server raises before Fastify sees a request (Node's `clientError`), by code:
+ * a malformed request line or header, headers too large, a request that took too long.
+ */
+const CLIENT_ERRORS: Readonly<Record<string, { statusCode: number; error: string; message: string }>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { statusCode: 408, error: 'request_timeout', message: 'the request did not arrive in time' },
+  HPE_HEADER_OVERFLOW: { statusCode: 431, error: 'headers_too_large', message: 'the request headers are larger than the API accepts' },
+};
+const MALFORMED_REQUEST = { statusCode: 400, error: 'bad_request', message: 'the request is not well-formed HTTP' };
+
+/** What to answer on a connection whose request Node could not parse; see `clientErrorResponse`. */
+export function mapClientError(error: { readonly code?: unknown }): { statusCode: number; body: ErrorBody } {
+  const known = (typeof error.code === 'string' ? CLIENT_ERRORS[error.code] : undefined) ?? MALFORMED_REQUEST;
+  return { statusCode: known.statusCode, body: { error: known.error, message: known.message } };
+}
 
 export const INTERNAL_ERROR: ErrorBody = { error: 'internal_error', message: 'an unexpected error occurred; it has been logged' };
 
@@ -57,6 +96,14 @@ function messageOf(error: FastifyLikeError, fallback: string): string {
   return typeof error.message === 'string' && error.message.length > 0 ? error.message : fallback;
 }
 
+function headersFor(statusCode: number, error: TallyError): Pick<MappedError, 'headers'> {
+  if (statusCode === 401) return { headers: { 'www-authenticate': 'Bearer' } };
+  if (error instanceof RateLimitedError) return { headers: { 'retry-after': String(error.retryAfterSeconds) } };
+  // A retriable failure: a second later is as good a guess as any, and keeps clients from spinning.
+  if (statusCode === 503) return { headers: { 'retry-after': '1' } };
+  return {};
+}
+
 export function statusOfTallyError(error: TallyError): number | undefined {
   const byCode = STATUS_BY_CODE[error.code];
   if (byCode !== undefined) return byCode;
@@ -69,7 +116,9 @@ export function statusOfTallyError(error: TallyError): number | undefined {
 export function mapError(thrown: unknown): MappedError {
   if (thrown instanceof TallyError) {
     const statusCode = statusOfTallyError(thrown);
-    if (statusCode !== undefined) return { statusCode, body: { error: thrown.code, message: thrown.message }, unexpected: false };
+    if (statusCode !== undefined) {
+      return { statusCode, body: { error: thrown.code, message: thrown.message }, unexpected: false, ...headersFor(statusCode, thrown) };
+    }
     return { statusCode: 500, body: INTERNAL_ERROR, unexpected: true };
   }
   const error = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as FastifyLikeError;
@@ -78,7 +127,7 @@ export function mapError(thrown: unknown): MappedError {
   }
   const known = typeof error.code === 'string' ? FASTIFY_ERRORS[error.code] : undefined;
   if (known !== undefined) {
-    return { statusCode: known.statusCode, body: { error: known.error, message: messageOf(error, known.error) }, unexpected: false };
+    return { statusCode: known.statusCode, body: { error: known.error, message: known.message }, unexpected: false };
   }
   // Any other 4xx Fastify raises before the handler (e.g. a malformed URL) is still the client's.
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {

@@ -89,13 +89,14 @@ export function creditBalanceLedger(app: FastifyInstance, deps: RouteDeps): void
 
   app.post<ChangeRoute>(
     '/credit-balances/:balanceId/top-ups',
-    { schema: changeSchema('Top up a balance', 'Adds credits (source `manual`).') },
+    { config: { scope: 'write' }, schema: changeSchema('Top up a balance', 'Adds credits (source `manual`).') },
     changeHandler((balanceId, input, options) => ledger.topUp(balanceId, input, options)),
   );
 
   app.post<ChangeRoute>(
     '/credit-balances/:balanceId/deductions',
     {
+      config: { scope: 'write' },
       schema: changeSchema(
         'Deduct credits by hand',
         'Takes credits (source `manual`), e.g. to retain usage recorded elsewhere; the balance may go below zero.',
@@ -107,6 +108,7 @@ export function creditBalanceLedger(app: FastifyInstance, deps: RouteDeps): void
   app.get<{ Params: BalanceParams; Querystring: { limit?: string; before?: string } }>(
     '/credit-balances/:balanceId/ledger',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: "A balance's ledger, newest first",

@@ -20,6 +20,7 @@ export function creditBalances(app: FastifyInstance, deps: RouteDeps): void {
   app.get<{ Params: BalanceParams; Querystring: { consistent?: 'true' | 'false' } }>(
     '/credit-balances/:balanceId',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: 'Get a balance',
@@ -45,6 +46,7 @@ export function creditBalances(app: FastifyInstance, deps: RouteDeps): void {
   app.patch<{ Params: BalanceParams; Body: { name?: string; lowBalanceThreshold?: string | null } }>(
     '/credit-balances/:balanceId',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: "Rename a balance or change its low-balance threshold",

@@ -69,6 +69,7 @@ export function creditProducts(app: FastifyInstance, { catalog }: RouteDeps): vo
   app.post<{ Body: CreateProductBody }>(
     '/credit-products',
     {
+      config: { scope: 'admin' },
       schema: {
         tags,
         summary: 'Create a credit product',
@@ -99,6 +100,7 @@ export function creditProducts(app: FastifyInstance, { catalog }: RouteDeps): vo
   app.get(
     '/credit-products',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: 'List credit products',
@@ -113,7 +115,7 @@ export function creditProducts(app: FastifyInstance, { catalog }: RouteDeps): vo
 
   app.get<{ Params: { productId: string } }>(
     '/credit-products/:productId',
-    { schema: { tags, summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT_REF, ...errorResponses } } },
+    { config: { scope: 'read' }, schema: { tags, summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT_REF, ...errorResponses } } },
     async (request) => {
       const product = await catalog.getProduct(request.params.productId);
       if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${request.params.productId}"`);
@@ -124,6 +126,7 @@ export function creditProducts(app: FastifyInstance, { catalog }: RouteDeps): vo
   app.patch<{ Params: { productId: string }; Body: PatchProductBody }>(
     '/credit-products/:productId',
     {
+      config: { scope: 'admin' },
       schema: {
         tags,
         summary: 'Change a credit product',

@@ -30,6 +30,7 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
   app.post<{ Params: { customerId: string }; Body: OpenBalanceBody }>(
     '/customers/:customerId/credit-balances',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: "Open a customer's balance of a credit product",
@@ -68,6 +69,7 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
   app.get<{ Params: { customerId: string }; Querystring: { consistent?: 'true' | 'false' } }>(
     '/customers/:customerId/credit-balances',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: "List a customer's balances",

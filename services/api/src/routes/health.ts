@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { createHealthMonitor, type HealthCheck } from '../healthMonitor';
 
-export type HealthCheck = () => Promise<Record<string, 'up' | 'down'>>;
+export type { HealthCheck } from '../healthMonitor';
 
 /** A usage partition the metering consumer of this process stopped at (an undecodable batch). */
 export interface StalledPartitionView {
@@ -15,13 +16,19 @@ export interface StalledPartitionView {
 
 const healthBody = {
   type: 'object',
-  required: ['status', 'checks'],
+  required: ['status'],
   properties: {
     status: { type: 'string', enum: ['up', 'down'] },
-    checks: { type: 'object', additionalProperties: { type: 'string', enum: ['up', 'down'] } },
+    checks: {
+      type: 'object',
+      description: 'Only with a valid key.',
+      additionalProperties: { type: 'string', enum: ['up', 'down'] },
+    },
+    checkedAt: { type: 'string', format: 'date-time', description: 'When the dependencies were last checked; only with a valid key.' },
     stalledPartitions: {
       type: 'array',
-      description: 'Present when a usage partition waits at a record batch that cannot be decoded; `tally skip-batch` moves past it',
+      description:
+        'Only with a valid key; present when a usage partition waits at a record batch that cannot be decoded; `tally skip-batch` moves past it',
       items: {
         type: 'object',
         properties: {
@@ -38,47 +45,50 @@ const healthBody = {
   },
 } as const;
 
+export interface HealthRouteOptions {
+  readonly check: HealthCheck;
+  /** Longest a check may take before it counts as down. */
+  readonly timeoutMs: number;
+  /** How often the state is refreshed in the background. */
+  readonly intervalMs: number;
+  /** This process's stalled usage partitions: in-process state, read at each request. */
+  readonly stalledPartitions?: (() => readonly StalledPartitionView[]) | undefined;
+}
+
 /**
- * Each dependency's state, for load balancers and people: 200 when all are up, 503 otherwise.
- * The check is bounded in time, so a hung dependency reads as down rather than hanging the probe.
+ * The service's state, for load balancers and people: 200 when every dependency is up, 503
+ * otherwise. Answered from the state the background monitor last took, so callers, however
+ * many, cost no dependency a thing; each dependency's state is shown only to a valid key.
  */
-export function health(
-  app: FastifyInstance,
-  { check, timeoutMs, stalledPartitions }: { check: HealthCheck; timeoutMs: number; stalledPartitions?: () => readonly StalledPartitionView[] },
-): void {
-  const logger = app.log.child({ module: 'health' });
+export function health(app: FastifyInstance, options: HealthRouteOptions): void {
+  const monitor = createHealthMonitor({ ...options, logger: app.log.child({ module: 'health' }) });
+  app.addHook('onClose', async () => monitor.stop());
 
   app.get(
     '/health',
     {
+      config: { scope: 'public' },
       schema: {
         tags: ['operations'],
-        summary: "Each dependency's state",
+        summary: "The service's state",
+        description: `Dependencies are checked in the background every ${options.intervalMs} ms. A valid key (any scope) sees each one's state.`,
         security: [],
         response: { 200: healthBody, 503: healthBody },
       },
     },
-    async (_request, reply) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`health check took longer than ${timeoutMs} ms`)), timeoutMs);
-      });
-      let checks: Record<string, 'up' | 'down'>;
-      try {
-        checks = await Promise.race([check(), timeout]);
-      } catch (error) {
-        logger.warn({ err: error }, 'health check failed');
-        checks = { health: 'down' };
-      } finally {
-        clearTimeout(timer);
-      }
+    async (request, reply) => {
+      const state = await monitor.current();
+      let checks = state.checks;
       // A stalled partition meters nothing until an operator acts: the process is not healthy.
-      const stalled = stalledPartitions?.() ?? [];
+      const stalled = options.stalledPartitions?.() ?? [];
       if (stalled.length > 0) checks = { ...checks, usagePartitions: 'down' };
-      const up = Object.values(checks).every((state) => state === 'up');
-      return reply
-        .code(up ? 200 : 503)
-        .send({ status: up ? 'up' : 'down', checks, ...(stalled.length > 0 ? { stalledPartitions: stalled } : {}) });
+      const up = Object.values(checks).every((check) => check === 'up');
+      const status = up ? 'up' : 'down';
+      const body =
+        request.principal?.kind === 'key'
+          ? { status, checks, checkedAt: state.checkedAt.toISOString(), ...(stalled.length > 0 ? { stalledPartitions: stalled } : {}) }
+          : { status };
+      return reply.code(up ? 200 : 503).header('cache-control', 'no-store').send(body);
     },
   );
 }

@@ -6,6 +6,7 @@ export function metrics(app: FastifyInstance, registry: MetricsRegistry): void {
   app.get(
     '/metrics',
     {
+      config: { scope: 'public' },
       schema: {
         tags: ['operations'],
         summary: 'Prometheus metrics',

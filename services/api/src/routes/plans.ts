@@ -49,6 +49,7 @@ export function plans(app: FastifyInstance, deps: PlanRouteDeps): void {
   app.post<{ Body: { id?: string; name: string; items: PlanItemDto[] } }>(
     '/plans',
     {
+      config: { scope: 'admin' },
       schema: {
         tags,
         summary: 'Create a plan',
@@ -88,6 +89,7 @@ export function plans(app: FastifyInstance, deps: PlanRouteDeps): void {
   app.get<{ Params: { planId: string } }>(
     '/plans/:planId',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: 'Get a plan',

@@ -56,6 +56,7 @@ export function purchases(app: FastifyInstance, deps: PurchaseRouteDeps): void {
   app.post<PurchaseRoute>(
     '/credit-balances/:balanceId/purchases',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: 'Buy a bundle of credits',
@@ -97,6 +98,7 @@ export function purchases(app: FastifyInstance, deps: PurchaseRouteDeps): void {
   app.get<{ Params: { customerId: string } }>(
     '/customers/:customerId/purchase-options',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: 'What a customer can buy',

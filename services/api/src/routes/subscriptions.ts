@@ -95,6 +95,7 @@ export function subscriptions(app: FastifyInstance, deps: SubscriptionRouteDeps)
   app.post<{ Body: { id?: string; customerId: string; planId: string; startsAt?: string; overrides?: CreditOverrideDto[] } }>(
     '/subscriptions',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: 'Subscribe a customer to a plan',
@@ -125,6 +126,7 @@ export function subscriptions(app: FastifyInstance, deps: SubscriptionRouteDeps)
   app.get<{ Params: SubscriptionParams }>(
     '/subscriptions/:subscriptionId',
     {
+      config: { scope: 'read' },
       schema: { tags, summary: 'Get a subscription', params: subscriptionParams, response: { 200: subscriptionSchema, ...errorResponses } },
     },
     async (request) => subscriptionView(await service.getSubscription(request.params.subscriptionId)),
@@ -133,6 +135,7 @@ export function subscriptions(app: FastifyInstance, deps: SubscriptionRouteDeps)
   app.patch<{ Params: SubscriptionParams; Body: { overrides: CreditOverrideDto[] } }>(
     '/subscriptions/:subscriptionId',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: "Change a subscription's overrides from the next period",
@@ -149,6 +152,7 @@ export function subscriptions(app: FastifyInstance, deps: SubscriptionRouteDeps)
   app.post<{ Params: SubscriptionParams }>(
     '/subscriptions/:subscriptionId/cancel',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: 'Cancel a subscription',

@@ -3,13 +3,6 @@ import { usageEventFromJson, type UsagePublisher, type UsageToPublish } from '@t
 import type { FastifyInstance } from 'fastify';
 import { errorResponses } from '../apiSchemas';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The API key scope a route needs (`ingest`, ...), declared on the route for the key check to read. */
-    scope?: string;
-  }
-}
-
 export interface UsageEventRouteDeps {
   readonly publisher: UsagePublisher;
   /** Largest request body in bytes; default 5 MiB (1,000 events of several KiB each). */
@@ -67,7 +60,7 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
   app.post<{ Body: { events: unknown[] } | unknown[] | Record<string, unknown> }>(
     '/usage-events',
     {
-      // The key scope this route needs (read by the API's key scopes); until they exist any key may ingest.
+      // Producers hold `ingest` keys: they may send usage and nothing else (accessGuard.ts).
       config: { scope: 'ingest' },
       bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024,
       schema: {

@@ -1,0 +1,37 @@
+import { TallyError, ValidationError } from '@tally/domain';
+
+/** No key, or not a valid one: 401 with `WWW-Authenticate: Bearer`. */
+export class AuthenticationRequiredError extends TallyError {
+  readonly code = 'unauthorized';
+  readonly retriable = false;
+}
+
+/** A valid key without the scope the route needs: 403. */
+export class InsufficientScopeError extends TallyError {
+  readonly code = 'insufficient_scope';
+  readonly retriable = false;
+}
+
+/** Over a rate limit: 429, with `Retry-After` in whole seconds. */
+export class RateLimitedError extends TallyError {
+  readonly code = 'rate_limited';
+  readonly retriable = true;
+
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A body compressed (or otherwise encoded) in a way the API does not decode: 415. */
+export class UnsupportedContentEncodingError extends ValidationError {
+  override readonly code = 'unsupported_content_encoding';
+}
+
+/** The body did not arrive in time: 408, and the connection is closed. */
+export class RequestBodyTimeoutError extends TallyError {
+  readonly code = 'request_timeout';
+  readonly retriable = false;
+}
