@@ -318,7 +318,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(read.json()).toEqual(opened);
 
       const list = await call({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances?consistent=true` });
-      expect(list.json()).toEqual({ items: [opened] });
+      expect(list.json()).toEqual({ items: [opened], next: null });
     });
 
     it('takes the name and threshold given, over the product’s', async () => {
@@ -340,7 +340,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope' }), 404, 'balance_not_found');
       expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope?consistent=true' }), 404, 'balance_not_found');
       expectError(await call({ method: 'PATCH', url: '/v1/credit-balances/nope', payload: { name: 'x' } }), 404, 'balance_not_found');
-      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/credit-balances` })).json()).toEqual({ items: [] });
+      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/credit-balances` })).json()).toEqual({ items: [], next: null });
     });
 
     it('refuses invalid balance requests with 400', async () => {
@@ -600,7 +600,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         // One balance from the read model, the other folded, in balance id order.
         const list = await call({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances` });
         expect(list.statusCode).toBe(200);
-        expect(list.json()).toEqual({ items: [projected, opened].sort((a, b) => (a.id < b.id ? -1 : 1)) });
+        expect(list.json()).toEqual({ items: [projected, opened].sort((a, b) => (a.id < b.id ? -1 : 1)), next: null });
       } finally {
         await startProjector();
       }
@@ -618,7 +618,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       try {
         const list = await cut.inject({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances`, headers: auth });
         expect(list.statusCode).toBe(200);
-        expect(list.json()).toEqual({ items: [opened] });
+        expect(list.json()).toEqual({ items: [opened], next: null });
       } finally {
         await cut.close();
         await unreachable.end();

@@ -18,8 +18,10 @@ export function validationErrorFormatter(errors: readonly SchemaError[], dataVar
     if (error.keyword === 'additionalProperties') return `${field} has an unknown property "${String(error.params.additionalProperty)}"`;
     if (error.keyword === 'pattern') {
       const meaning = PATTERN_MESSAGES[String(error.params.pattern)];
-      if (meaning !== undefined) return `${field} ${meaning}`;
+      // Never the regular expression itself: people read these messages.
+      return `${field} ${meaning ?? 'is not in the format the API document gives for it'}`;
     }
+    if (error.keyword === 'format' && error.params.format === 'date-time') return `${field} must be a date-time such as "2026-01-31T12:00:00Z"`;
     return `${field} ${error.message ?? 'is invalid'}`;
   });
   return new Error(sentences.join('; '));

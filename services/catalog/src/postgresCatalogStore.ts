@@ -96,9 +96,16 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         return rows[0] === undefined ? undefined : productFromRow(rows[0]);
       }),
 
-    listProducts: () =>
+    listProducts: (page) =>
       guarded(async () => {
-        const { rows } = await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products ORDER BY id`);
+        const { rows } =
+          page === undefined
+            ? await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products ORDER BY id`)
+            : await pool.query<ProductRow>(
+                // COLLATE "C": byte order, the order the API's `after` cursor compares in.
+                `SELECT ${productColumns} FROM credit_products WHERE $1::text IS NULL OR id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2`,
+                [page.after ?? null, page.limit],
+              );
         return rows.map(productFromRow);
       }),
 

@@ -308,8 +308,8 @@ describe('plans, subscriptions and purchases over HTTP', () => {
     it("lists purchase options for each of a customer's balances", async () => {
       const { productId, customerId, balanceId } = await balance();
       const response = await call({ method: 'GET', url: `/v1/customers/${customerId}/purchase-options` });
-      expect(response.json()).toEqual({ items: [{ balanceId, productId, productName: 'API calls', bundles }] });
-      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/purchase-options` })).json()).toEqual({ items: [] });
+      expect(response.json()).toEqual({ items: [{ balanceId, productId, productName: 'API calls', bundles }], next: null });
+      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/purchase-options` })).json()).toEqual({ items: [], next: null });
     });
   });
 });

@@ -3,6 +3,7 @@ import { creditProductFromDto, creditProductToDto, type CreditProductDto } from 
 import { ProductNotFoundError } from '@tally/catalog';
 import type { FastifyInstance } from 'fastify';
 import { credits, errorResponses, identifier, nullableCredits, PRODUCT_REF } from '../apiSchemas';
+import { pageOf, pageQuerystring, pageSchema, pageSize, type PageQuery } from '../pagination';
 import type { RouteDeps } from '../routeDeps';
 
 type ProductFields = Omit<CreditProductDto, 'id'>;
@@ -97,20 +98,24 @@ export function creditProducts(app: FastifyInstance, { catalog }: RouteDeps): vo
     },
   );
 
-  app.get(
+  app.get<{ Querystring: PageQuery }>(
     '/credit-products',
     {
       config: { scope: 'read' },
       schema: {
         tags,
         summary: 'List credit products',
-        response: {
-          200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: PRODUCT_REF } } },
-          ...errorResponses,
-        },
+        description: 'In id order, a page at a time.',
+        querystring: { type: 'object', additionalProperties: false, properties: pageQuerystring },
+        response: { 200: pageSchema(PRODUCT_REF), ...errorResponses },
       },
     },
-    async () => ({ items: (await catalog.listProducts()).map(creditProductToDto) }),
+    async (request) => {
+      const size = pageSize(request.query);
+      const fetched = await catalog.listProducts({ ...(request.query.after !== undefined ? { after: request.query.after } : {}), limit: size + 1 });
+      const page = pageOf(fetched, size, (product) => product.id);
+      return { items: page.items.map(creditProductToDto), next: page.next };
+    },
   );
 
   app.get<{ Params: { productId: string } }>(

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { BALANCE_REF, consistentQuerystring, credits, customerId, errorResponses, identifier, nullableCredits } from '../apiSchemas';
 import { balanceViewAfterCommand, balanceViewFromEvents } from '../balanceViewFromEvents';
 import { balanceViewOfSnapshot } from '../balanceView';
+import { pageOfList, pageQuerystring, pageSchema, type PageQuery } from '../pagination';
 import type { RouteDeps } from '../routeDeps';
 import { waitForConsistency } from '../waitForConsistency';
 
@@ -66,7 +67,7 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
     },
   );
 
-  app.get<{ Params: { customerId: string }; Querystring: { consistent?: 'true' | 'false' } }>(
+  app.get<{ Params: { customerId: string }; Querystring: PageQuery & { consistent?: 'true' | 'false' } }>(
     '/customers/:customerId/credit-balances',
     {
       config: { scope: 'read' },
@@ -76,11 +77,8 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
         description:
           'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, so the list has every balance of the customer; only while PostgreSQL is unreachable is it the read model\'s alone.',
         params: customerParams,
-        querystring: consistentQuerystring,
-        response: {
-          200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: BALANCE_REF } } },
-          ...errorResponses,
-        },
+        querystring: { ...consistentQuerystring, properties: { ...consistentQuerystring.properties, ...pageQuerystring } },
+        response: { 200: pageSchema(BALANCE_REF), ...errorResponses },
       },
     },
     async (request) => {
@@ -104,7 +102,7 @@ export function customerCreditBalances(app: FastifyInstance, deps: RouteDeps): v
         if (folded !== undefined) views.set(id, folded);
       }
       // By balance id, the read model's order.
-      return { items: [...views.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
+      return pageOfList([...views.values()], request.query, (view) => view.id);
     },
   );
 }

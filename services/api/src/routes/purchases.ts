@@ -13,6 +13,7 @@ import {
 import { balanceViewAfterCommand } from '../balanceViewFromEvents';
 import { ledgerEntryView } from '../ledgerEntryView';
 import { requestHash } from '../requestHash';
+import { pageOfList, pageQuerystring, pageSchema, type PageQuery } from '../pagination';
 import type { RouteDeps } from '../routeDeps';
 
 export interface PurchaseRouteDeps extends Pick<RouteDeps, 'eventStore' | 'balanceWrites'> {
@@ -95,7 +96,7 @@ export function purchases(app: FastifyInstance, deps: PurchaseRouteDeps): void {
     },
   );
 
-  app.get<{ Params: { customerId: string } }>(
+  app.get<{ Params: { customerId: string }; Querystring: PageQuery }>(
     '/customers/:customerId/purchase-options',
     {
       config: { scope: 'read' },
@@ -104,20 +105,17 @@ export function purchases(app: FastifyInstance, deps: PurchaseRouteDeps): void {
         summary: 'What a customer can buy',
         description: "For each of the customer's balances, its product's bundles with prices (an empty list when the product sells none).",
         params: { type: 'object', additionalProperties: false, required: ['customerId'], properties: { customerId } },
-        response: {
-          200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: purchaseOptionSchema } } },
-          ...errorResponses,
-        },
+        querystring: { type: 'object', additionalProperties: false, properties: pageQuerystring },
+        response: { 200: pageSchema(purchaseOptionSchema), ...errorResponses },
       },
     },
     async (request) => {
       const options = await deps.purchases.purchaseOptions(request.params.customerId);
-      return {
-        items: options.map((option) => ({
-          ...option,
-          bundles: option.bundles.map((bundle) => ({ id: bundle.id, credits: formatCredits(bundle.credits), price: { ...bundle.price } })),
-        })),
-      };
+      const items = options.map((option) => ({
+        ...option,
+        bundles: option.bundles.map((bundle) => ({ id: bundle.id, credits: formatCredits(bundle.credits), price: { ...bundle.price } })),
+      }));
+      return pageOfList(items, request.query, (option) => option.balanceId);
     },
   );
 }
