@@ -1,4 +1,6 @@
 export { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
+export { API_SCOPES, parseApiKeys, type ApiKey, type ApiScope, type RouteScope } from './apiScopes';
+export { DEFAULT_RATE_LIMITS, type RateLimitOptions } from './accessGuard';
 export type { BalanceView } from './balanceView';
 export type { LedgerEntryView } from './ledgerEntryView';
 export type { HealthCheck } from './routes/health';

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
 import { z } from 'zod';
 
@@ -38,6 +39,18 @@ const schema = z.object({
   TALLY_API_PORT: integer(8080, 0, 65535),
   TALLY_API_KEYS: z.string().optional(),
   TALLY_SCHEDULER_INTERVAL_MS: integer(10_000, 100, 3_600_000),
+  // The API under hostile clients: timeouts, a connection cap, rate limits (per minute by default).
+  TALLY_API_REQUEST_TIMEOUT_MS: integer(30_000, 0, 600_000),
+  TALLY_API_HEADERS_TIMEOUT_MS: integer(10_000, 1_000, 600_000),
+  TALLY_API_BODY_TIMEOUT_MS: integer(10_000, 0, 600_000),
+  TALLY_API_CONNECTION_TIMEOUT_MS: integer(30_000, 1_000, 3_600_000),
+  TALLY_API_KEEP_ALIVE_TIMEOUT_MS: integer(5_000, 1_000, 600_000),
+  TALLY_API_MAX_CONNECTIONS: integer(1024, 1, 1_000_000),
+  TALLY_API_RATE_LIMIT_WINDOW_MS: integer(60_000, 1_000, 3_600_000),
+  TALLY_API_RATE_LIMIT_PER_KEY: integer(60_000, 0, 100_000_000),
+  TALLY_API_RATE_LIMIT_PER_ADDRESS: integer(1_200, 1, 100_000_000),
+  TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000),
+  TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000),
 });
 
 export interface Config {
@@ -61,7 +74,18 @@ export interface Config {
     readonly sessionTimeoutMs: number;
   };
   readonly catalogRefreshMs: number;
-  readonly api: { readonly host: string; readonly port: number; readonly keys: readonly string[] | undefined };
+  readonly api: { readonly host: string; readonly port: number; readonly keys: readonly ApiKey[] | undefined };
+  /** How the API protects itself from slow, numerous or over-curious clients (README, "The API under hostile clients"). */
+  readonly apiProtection: {
+    readonly requestTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    readonly bodyTimeoutMs: number;
+    readonly connectionTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly maxConnections: number;
+    readonly healthIntervalMs: number;
+    readonly rateLimit: { readonly windowMs: number; readonly perKey: number; readonly perAddress: number; readonly failedAuthPerAddress: number };
+  };
   readonly schedulerIntervalMs: number;
 }
 
@@ -89,9 +113,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (unknown.length > 0 || roles.length === 0) {
     throw new ConfigError(`TALLY_ROLES: unknown role(s) ${unknown.join(', ') || '(none given)'}; use ${ROLES.join(',')}`);
   }
-  const keys = e.TALLY_API_KEYS?.split(',').map((key) => key.trim()).filter(Boolean);
-  if (keys !== undefined && keys.some((key) => key.length < 16)) {
-    throw new ConfigError('TALLY_API_KEYS: every key must be at least 16 characters');
+  let keys: ApiKey[] | undefined;
+  try {
+    keys = e.TALLY_API_KEYS === undefined ? undefined : parseApiKeys(e.TALLY_API_KEYS);
+  } catch (error) {
+    // parseApiKeys names a key by its place in the list, never by its text.
+    throw new ConfigError(`TALLY_API_KEYS: ${(error as Error).message}`);
   }
   return deepFreeze({
     home: e.TALLY_HOME,
@@ -114,5 +141,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
     api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },
     schedulerIntervalMs: e.TALLY_SCHEDULER_INTERVAL_MS,
+    apiProtection: {
+      requestTimeoutMs: e.TALLY_API_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.TALLY_API_HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: e.TALLY_API_BODY_TIMEOUT_MS,
+      connectionTimeoutMs: e.TALLY_API_CONNECTION_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.TALLY_API_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: e.TALLY_API_MAX_CONNECTIONS,
+      healthIntervalMs: e.TALLY_API_HEALTH_INTERVAL_MS,
+      rateLimit: {
+        windowMs: e.TALLY_API_RATE_LIMIT_WINDOW_MS,
+        perKey: e.TALLY_API_RATE_LIMIT_PER_KEY,
+        perAddress: e.TALLY_API_RATE_LIMIT_PER_ADDRESS,
+        failedAuthPerAddress: e.TALLY_API_RATE_LIMIT_FAILED_AUTH,
+      },
+    },
   });
 }

@@ -21,13 +21,44 @@ describe('loadConfig', () => {
     });
     expect([...config.roles]).toEqual(['consumer', 'api']);
     expect(config.kafka.brokers).toEqual(['a:1', 'b:2']);
-    expect(config.api.keys).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    expect(config.api.keys).toEqual([
+      { key: 'aaaaaaaaaaaaaaaa', scopes: ['admin'] },
+      { key: 'bbbbbbbbbbbbbbbb', scopes: ['admin'] },
+    ]);
     expect(config.api.port).toBe(9090);
   });
 
   it("takes the codec of Tally's own producers, none by default", () => {
     expect(loadConfig({}).kafka.compression).toBe('none');
     expect(loadConfig({ TALLY_KAFKA_COMPRESSION: 'zstd' }).kafka.compression).toBe('zstd');
+  });
+
+  it('reads each key\'s scopes: key:scope+scope, a plain key being admin', () => {
+    const config = loadConfig({ TALLY_API_KEYS: 'readerreaderreader:read, writerwriterwriter:read+write,ingestingesting00:ingest,plainplainplain00' });
+    expect(config.api.keys).toEqual([
+      { key: 'readerreaderreader', scopes: ['read'] },
+      { key: 'writerwriterwriter', scopes: ['read', 'write'] },
+      { key: 'ingestingesting00', scopes: ['ingest'] },
+      { key: 'plainplainplain00', scopes: ['admin'] },
+    ]);
+  });
+
+  it('refuses an unknown scope without printing the key', () => {
+    expect(() => loadConfig({ TALLY_API_KEYS: 'secretsecretsecret:reed' })).toThrow(/TALLY_API_KEYS: key 1: unknown scope\(s\) "reed"/);
+    expect(() => loadConfig({ TALLY_API_KEYS: 'secretsecretsecret:reed' })).not.toThrow(/secretsecret/);
+  });
+
+  it('turns on timeouts, a connection cap and rate limits by default', () => {
+    expect(loadConfig({}).apiProtection).toEqual({
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 10_000,
+      connectionTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      maxConnections: 1024,
+      healthIntervalMs: 5_000,
+      rateLimit: { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60 },
+    });
   });
 
   it('is frozen', () => {

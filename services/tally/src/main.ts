@@ -1,5 +1,5 @@
 import { createBalanceReadModel, createBalanceProjector } from '@tally/projections';
-import { buildApp, createMetricsRegistry } from '@tally/api';
+import { buildApp, createMetricsRegistry, type ApiKey } from '@tally/api';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceSnapshotStore } from '@tally/ledger';
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
   }
 
   if (roles.has('api') && redis !== undefined) {
-    let apiKeys = config.api.keys;
+    let apiKeys: ReadonlyArray<string | ApiKey> | undefined = config.api.keys;
     if (apiKeys === undefined) {
       const local = loadOrCreateLocalApiKey(config.home);
       apiKeys = [local.key];
@@ -224,7 +224,23 @@ async function main(): Promise<void> {
       logger,
     });
     stops.push({ name: 'usage-publisher', stop: () => usagePublisher.stop() });
+    // The rate limiter's own connection: it must fail fast (no offline queue, a command timeout)
+    // so that while Redis is away requests are let through, not held behind the counters.
+    const rateLimitRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 250 });
+    rateLimitRedis.on('error', (error) => logger.warn({ err: error }, 'rate-limit redis connection problem'));
+    stops.push({ name: 'rate-limit-redis', stop: () => void rateLimitRedis.disconnect() });
+    const protection = config.apiProtection;
     const app = await buildApp({
+      options: {
+        requestTimeoutMs: protection.requestTimeoutMs,
+        headersTimeoutMs: protection.headersTimeoutMs,
+        bodyTimeoutMs: protection.bodyTimeoutMs,
+        connectionTimeoutMs: protection.connectionTimeoutMs,
+        keepAliveTimeoutMs: protection.keepAliveTimeoutMs,
+        maxConnections: protection.maxConnections,
+        healthIntervalMs: protection.healthIntervalMs,
+        rateLimit: { ...protection.rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
+      },
       catalog,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }),
