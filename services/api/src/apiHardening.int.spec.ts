@@ -1,0 +1,341 @@
+import { connect, type Socket } from 'node:net';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService } from '@tally/ledger';
+import { createBalanceReadModel } from '@tally/projections';
+import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
+import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { scopesGrant, type ApiScope } from './apiScopes';
+import { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
+import { createMetricsRegistry } from './metricsRegistry';
+
+jest.setTimeout(60_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const KEYS: Record<ApiScope, string> = {
+  admin: 'admin-key-0123456789abcdef',
+  write: 'write-key-0123456789abcdef',
+  read: 'read-key-0123456789abcdef0',
+  ingest: 'ingest-key-0123456789abcde',
+};
+const bearer = (scope: ApiScope) => ({ authorization: `Bearer ${KEYS[scope]}` });
+
+/** Writes raw bytes on a fresh connection and collects what comes back until it closes or `untilMs` passes. */
+function rawExchange(port: number, write: (socket: Socket) => void, untilMs: number): Promise<{ text: string; closed: boolean; ms: number }> {
+  return new Promise((resolve) => {
+    const startedAt = Date.now();
+    const socket = connect({ host: '127.0.0.1', port });
+    let text = '';
+    const finish = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed, ms: Date.now() - startedAt });
+    };
+    const timer = setTimeout(() => finish(false), untilMs);
+    socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => undefined);
+    socket.on('connect', () => write(socket));
+  });
+}
+
+function expectError(response: LightMyRequestResponse, statusCode: number, error: string): void {
+  expect({ statusCode: response.statusCode, body: response.json() }).toEqual({ statusCode, body: { error, message: expect.any(String) } });
+}
+
+describe('the API under hostile clients', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let deps: ApiDeps;
+  let app: FastifyInstance;
+  const keyPrefix = uniqueName('hardening');
+  const apps: FastifyInstance[] = [];
+
+  const build = async (options: ApiOptions = {}, extra: Partial<ApiDeps> = {}) => {
+    const built = await buildApp({ ...deps, metrics: createMetricsRegistry(), ...extra, options: { ...deps.options, ...options } });
+    apps.push(built);
+    return built;
+  };
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'hardening', max: 10 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('hardening'), pollIntervalMs: 100 });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const ledger = createLedgerService({ eventStore, catalog, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    const clock = () => new Date();
+    deps = {
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix }),
+      eventStore,
+      apiKeys: (Object.keys(KEYS) as ApiScope[]).map((scope) => ({ key: KEYS[scope], scopes: [scope] })),
+      logger,
+      health: async () => ({ postgres: 'up' }),
+      metrics: createMetricsRegistry(),
+      subscriptions: createSubscriptionService({
+        plans: createPostgresPlanStore({ pool: db.pool, logger }),
+        subscriptions: createPostgresSubscriptionStore({ pool: db.pool, logger }),
+        ledger,
+        catalog,
+        clock,
+        logger,
+      }),
+    };
+    app = await build();
+  });
+
+  afterAll(async () => {
+    for (const built of apps) await built.close();
+    await eventStore?.close();
+    if (redis !== undefined) {
+      const keys = await redis.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+      await redis.quit();
+    }
+    await db?.drop();
+  });
+
+  describe('scoped keys', () => {
+    it('declares a scope on every operation of the OpenAPI document, and enforces it route by route', async () => {
+      const document = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+      const operations = Object.entries(document.paths as Record<string, Record<string, { 'x-tally-scope'?: string; security?: unknown }>>).flatMap(
+        ([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method: method.toUpperCase(), operation })),
+      );
+      const versioned = operations.filter(({ path }) => path.startsWith('/v1/'));
+      expect(versioned.length).toBeGreaterThanOrEqual(19);
+      for (const { path, method, operation } of operations) {
+        const scope = operation['x-tally-scope'];
+        expect({ route: `${method} ${path}`, scope }).toEqual({ route: `${method} ${path}`, scope: path.startsWith('/v1/') ? expect.stringMatching(/^(admin|write|read|ingest)$/) : 'public' });
+        expect(operation.security).toEqual(scope === 'public' ? [] : [{ bearerAuth: [scope] }]);
+      }
+      for (const { path, method, operation } of versioned) {
+        const needed = operation['x-tally-scope'] as ApiScope;
+        const url = path.replace(/\{[^}]+\}/g, 'scope-probe');
+        for (const held of Object.keys(KEYS) as ApiScope[]) {
+          const response = await app.inject({ method: method as 'GET', url, headers: bearer(held), ...(method === 'GET' ? {} : { payload: {} }) });
+          const route = `${method} ${path} with a ${held} key`;
+          if (scopesGrant([held], needed)) {
+            expect({ route, status: response.statusCode }).not.toEqual({ route, status: 403 });
+            expect({ route, status: response.statusCode }).not.toEqual({ route, status: 401 });
+          } else {
+            expect({ route, status: response.statusCode }).toEqual({ route, status: 403 });
+            expectError(response, 403, 'insufficient_scope');
+          }
+        }
+      }
+    });
+
+    it('lets admin do everything, write read and write, read only read, ingest none of these', () => {
+      expect(scopesGrant(['admin'], 'ingest')).toBe(true);
+      expect(scopesGrant(['write'], 'read')).toBe(true);
+      expect(scopesGrant(['write'], 'admin')).toBe(false);
+      expect(scopesGrant(['read'], 'write')).toBe(false);
+      expect(scopesGrant(['ingest'], 'read')).toBe(false);
+    });
+  });
+
+  describe('errors before a route runs', () => {
+    it('answers 401 to a client without a key on unknown routes and bad URLs, the contract to one with', async () => {
+      expectError(await app.inject({ method: 'GET', url: '/v1/credit-balances/%zz' }), 401, 'unauthorized');
+      expectError(await app.inject({ method: 'DELETE', url: '/admin' }), 401, 'unauthorized');
+      const badUrl = await app.inject({ method: 'GET', url: '/v1/credit-balances/%zz', headers: bearer('read') });
+      expectError(badUrl, 400, 'bad_url');
+    });
+
+    it('refuses an encoded body with 415 and says so in words', async () => {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: { ...bearer('admin'), 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        payload: Buffer.from([0x1f, 0x8b, 0x08, 0x00]),
+      });
+      expectError(response, 415, 'unsupported_content_encoding');
+    });
+
+    it('never prints a regular expression in a validation message', async () => {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: bearer('admin'),
+        payload: { name: 'x', bundles: [{ id: 'b', credits: '1', price: { amount: '1', currency: 'euro' } }] },
+      });
+      expectError(response, 400, 'validation_failed');
+      expect(response.json().message).not.toMatch(/[\^$\\[\]{}]/);
+    });
+  });
+
+  describe('safe headers', () => {
+    it('sends nosniff and a strict content security policy, and no-store on what needs a key', async () => {
+      const read = await app.inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('read') });
+      expect(read.statusCode).toBe(200);
+      expect(read.headers['x-content-type-options']).toBe('nosniff');
+      expect(read.headers['cache-control']).toBe('no-store');
+      expect(read.headers['content-security-policy']).toContain("default-src 'none'");
+      expect(read.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      const refused = await app.inject({ method: 'GET', url: '/v1/credit-products' });
+      expect(refused.headers['cache-control']).toBe('no-store');
+      expect(refused.headers['www-authenticate']).toBe('Bearer');
+    });
+  });
+
+  describe('pagination', () => {
+    it('pages credit products by id with limit and the next cursor', async () => {
+      for (const id of ['page-a', 'page-b', 'page-c', 'page-d', 'page-e']) {
+        expect((await app.inject({ method: 'POST', url: '/v1/credit-products', headers: bearer('admin'), payload: { id, name: id } })).statusCode).toBe(201);
+      }
+      const seen: string[] = [];
+      let after: string | null = null;
+      for (let pages = 0; pages < 10; pages += 1) {
+        const query: string = after === null ? '?limit=2' : `?limit=2&after=${after}`;
+        const page = (await app.inject({ method: 'GET', url: `/v1/credit-products${query}`, headers: bearer('read') })).json();
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((product: { id: string }) => product.id));
+        after = page.next;
+        if (after === null) break;
+      }
+      expect(seen).toEqual(['page-a', 'page-b', 'page-c', 'page-d', 'page-e']);
+      expectError(await app.inject({ method: 'GET', url: '/v1/credit-products?limit=501', headers: bearer('read') }), 400, 'validation_failed');
+    });
+  });
+
+  describe('health', () => {
+    it('answers any number of callers from the background state, one check in flight at most', async () => {
+      let calls = 0;
+      let inFlight = 0;
+      let mostInFlight = 0;
+      const check = async () => {
+        calls += 1;
+        inFlight += 1;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        inFlight -= 1;
+        return { postgres: 'up' as const };
+      };
+      const watched = await build({ healthIntervalMs: 100, healthTimeoutMs: 50 }, { health: check });
+      const answers = await Promise.all(Array.from({ length: 200 }, () => watched.inject({ method: 'GET', url: '/health' })));
+      // The first check outlives its 50 ms timeout: reported down, and not run again until it ends.
+      expect(new Set(answers.map((answer) => answer.json().status))).toEqual(new Set(['down']));
+      await waitFor(async () => ((await watched.inject({ method: 'GET', url: '/health' })).json().status === 'down' && calls >= 3 ? true : undefined), {
+        description: 'three background checks',
+        timeoutMs: 10_000,
+      });
+      expect(mostInFlight).toBe(1);
+      expect(calls).toBeLessThan(20);
+    });
+  });
+
+  describe('rate limits in Redis, shared by every API process', () => {
+    it('counts a key across two processes and answers 429 with Retry-After past its limit', async () => {
+      const limiterRedis = new Redis(stackConfig.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      await waitFor(() => (limiterRedis.status === 'ready' ? true : undefined), { description: 'limiter redis ready', timeoutMs: 5000 });
+      const rateLimit = { redis: limiterRedis, redisKeyPrefix: `${keyPrefix}:rl:`, perKey: 6, failedAuthPerAddress: 3, windowMs: 60_000 };
+      const [first, second] = [await build({ rateLimit }), await build({ rateLimit })];
+      try {
+        const statuses: number[] = [];
+        for (let n = 0; n < 8; n += 1) {
+          statuses.push((await (n % 2 === 0 ? first : second).inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('read') })).statusCode);
+        }
+        expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 429, 429]);
+        const limited = await second.inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('read') });
+        expectError(limited, 429, 'rate_limited');
+        expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        // Another key has its own count.
+        expect((await first.inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('write') })).statusCode).toBe(200);
+
+        // Without a valid key the address gets 3 tries in the window, then 429 before any key is checked.
+        const keyless: number[] = [];
+        for (let n = 0; n < 5; n += 1) {
+          keyless.push((await first.inject({ method: 'GET', url: '/v1/credit-products', headers: { authorization: 'Bearer guessed-key-000000000' } })).statusCode);
+        }
+        expect(keyless).toEqual([401, 401, 401, 429, 429]);
+        expect(await limiterRedis.keys(`${keyPrefix}:rl:*`)).not.toEqual([]);
+      } finally {
+        limiterRedis.disconnect();
+      }
+    });
+  });
+
+  describe('slow and greedy clients, over real connections', () => {
+    let port: number;
+    beforeAll(async () => {
+      const listening = await build({ bodyTimeoutMs: 500, headersTimeoutMs: 1000, requestTimeoutMs: 3000, maxConnections: 20 });
+      await listening.listen({ host: '127.0.0.1', port: 0 });
+      port = (listening.server.address() as { port: number }).port;
+    });
+
+    it('answers 401 to a keyless 10 MB upload after one byte, without reading the rest, and closes', async () => {
+      const { text, closed, ms } = await rawExchange(
+        port,
+        (socket) => socket.write('POST /v1/credit-products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{'),
+        5000,
+      );
+      expect(text).toMatch(/^HTTP\/1\.1 401 /);
+      expect(text).toContain('"error":"unauthorized"');
+      expect(closed).toBe(true);
+      expect(ms).toBeLessThan(2000);
+    });
+
+    it('answers Expect: 100-continue only to a valid key', async () => {
+      const request = (headers: string) => (socket: Socket) =>
+        socket.write(`POST /v1/credit-products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nExpect: 100-continue\r\n${headers}\r\n`);
+      const keyless = await rawExchange(port, request(''), 1500);
+      expect(keyless.text).toMatch(/^HTTP\/1\.1 401 /);
+      expect(keyless.text).not.toContain('100 Continue');
+      const keyed = await rawExchange(port, request(`Authorization: Bearer ${KEYS.admin}\r\n`), 700);
+      expect(keyed.text).toMatch(/^HTTP\/1\.1 100 Continue/);
+    });
+
+    it('gives a slow body 408 at the body timeout, and closes the connection', async () => {
+      const { text, closed, ms } = await rawExchange(
+        port,
+        (socket) =>
+          socket.write(`POST /v1/credit-products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.admin}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`),
+        5000,
+      );
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(text).toContain('"error":"request_timeout"');
+      expect(closed).toBe(true);
+      expect(ms).toBeLessThan(3000);
+    });
+
+    it('closes a connection whose headers never finish, with a 408 in the error contract', async () => {
+      const { text, closed } = await rawExchange(port, (socket) => socket.write('GET /v1/credit-products HTTP/1.1\r\nHost: x\r\n'), 5000);
+      expect(closed).toBe(true);
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(text).toContain('"error":"request_timeout"');
+    });
+
+    it('answers a request that is not HTTP in the error contract', async () => {
+      const { text } = await rawExchange(port, (socket) => socket.write('HELLO\r\n\r\n'), 3000);
+      expect(text).toMatch(/^HTTP\/1\.1 400 /);
+      expect(text).toContain('"error":"bad_request"');
+    });
+
+    it('holds no more connections than its cap', async () => {
+      const held: Socket[] = [];
+      try {
+        for (let n = 0; n < 20; n += 1) {
+          const socket = connect({ host: '127.0.0.1', port });
+          socket.on('error', () => undefined);
+          held.push(socket);
+          await new Promise((resolve) => socket.once('connect', resolve));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const { text, closed } = await rawExchange(port, (socket) => socket.write(`GET /health HTTP/1.1\r\nHost: x\r\n\r\n`), 3000);
+        expect(closed).toBe(true);
+        expect(text).toBe('');
+      } finally {
+        for (const socket of held) socket.destroy();
+      }
+      await waitFor(async () => ((await rawExchange(port, (socket) => socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'), 2000)).text.startsWith('HTTP/1.1 200') ? true : undefined), {
+        description: 'the API answering again once the held connections are gone',
+        timeoutMs: 10_000,
+      });
+    });
+  });
+});
