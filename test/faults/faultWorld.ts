@@ -57,7 +57,10 @@ export interface FaultWorld {
   readonly keyPrefix: string;
   readonly usageSchemaId: number;
   readonly api: TallyApiClient;
-  startTally(label: string, roles: readonly Role[]): Promise<ManagedTally>;
+  /** `env` adds to or overrides the scenario's configuration for this process. */
+  startTally(label: string, roles: readonly Role[], env?: Readonly<Record<string, string>>): Promise<ManagedTally>;
+  /** A TCP port nothing listens on, for a second API process. */
+  freePort(): Promise<number>;
   /** Creates FAULT_PRODUCTS and opens, through the API, a compute balance per customer and a storage balance for every third. */
   openCatalog(customers: readonly string[], startingBalance?: { compute: string; storage: string }): Promise<void>;
   encode(outgoing: OutgoingUsage): Message;
@@ -171,8 +174,8 @@ export async function createFaultWorld(scenario: string, { partitions = 6 }: { p
     TALLY_API_KEYS: apiKey,
   });
 
-  async function startTally(label: string, roles: readonly Role[]): Promise<ManagedTally> {
-    const env = envFor(label, roles);
+  async function startTally(label: string, roles: readonly Role[], extraEnv: Readonly<Record<string, string>> = {}): Promise<ManagedTally> {
+    const env = { ...envFor(label, roles), ...extraEnv };
     let running: TallyProcess;
     let exitIntended = false;
     const launch = async () => {
@@ -227,6 +230,7 @@ export async function createFaultWorld(scenario: string, { partitions = 6 }: { p
     usageSchemaId,
     api,
     startTally,
+    freePort: () => freeApiPort(random),
 
     async openCatalog(customers, startingBalance = { compute: '100', storage: '50' }) {
       for (const product of FAULT_PRODUCTS) {
