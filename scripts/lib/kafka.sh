@@ -42,11 +42,18 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$TALLY_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$TALLY_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$TALLY_KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$TALLY_KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$TALLY_KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+# SASL on its own listener, for trying Tally with authentication (README, "TLS and authentication
+# to the services"). SCRAM users live in the cluster metadata (created at format, or by
+# kafka_ensure_sasl_user); the PLAIN user is declared here.
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$TALLY_KAFKA_LOCAL_SASL_USER="$TALLY_KAFKA_LOCAL_SASL_PASSWORD";
 log.dirs=$KAFKA_DATA
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -79,7 +86,10 @@ kafka_format_once() {
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   done
   say "kafka: formatting storage in $KAFKA_DATA (cluster $cluster_id)"
-  kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG" >>"$KAFKA_TOOLS_LOG" 2>&1 ||
+  kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG" \
+    --add-scram "SCRAM-SHA-256=[name=$TALLY_KAFKA_LOCAL_SASL_USER,password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$TALLY_KAFKA_LOCAL_SASL_USER,password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD]" \
+    >>"$KAFKA_TOOLS_LOG" 2>&1 ||
     fail "kafka storage format failed; see $KAFKA_TOOLS_LOG"
 }
 
@@ -160,7 +170,19 @@ kafka_up_finish() {
   if [[ -n "$listener" ]]; then stamp="$listener $KAFKA_BROKER $(kafka_topic_spec)"; fi
   if [[ -n "$stamp" ]] && stamp_matches "$KAFKA_TOPICS_STAMP" "$stamp"; then return 0; fi
   kafka_ensure_topics
+  kafka_ensure_sasl_user
   if [[ -n "$stamp" ]]; then printf '%s' "$stamp" >"$KAFKA_TOPICS_STAMP"; fi
+}
+
+# A broker formatted before the SASL listener existed has no SCRAM user: once it has been
+# restarted with the listener (which this script never does to a running broker), add it.
+# Idempotent; nothing happens while no SASL listener answers.
+kafka_ensure_sasl_user() {
+  port_open 127.0.0.1 "$TALLY_KAFKA_SASL_PORT" || return 0
+  kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BROKER" --alter --entity-type users \
+    --entity-name "$TALLY_KAFKA_LOCAL_SASL_USER" \
+    --add-config "SCRAM-SHA-256=[password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD],SCRAM-SHA-512=[password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD]" \
+    >>"$KAFKA_TOOLS_LOG" 2>&1 || say "kafka: could not add the SCRAM user $TALLY_KAFKA_LOCAL_SASL_USER; see $KAFKA_TOOLS_LOG"
 }
 
 kafka_listener_pid() {

@@ -3,7 +3,7 @@ import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store
 import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
 import { createKafka } from '@tally/kafka';
-import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
+import { logLevel, Partitioners, type CompressionTypes, type KafkaConfig, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createPostgresCheckpointStore } from './checkpointStore';
@@ -19,11 +19,14 @@ export interface LedgerRelayOptions {
    * publishes and the others stand by to take over.
    */
   readonly checkpointName: string;
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  /** `ssl` and `sasl` as kafkajs takes them, when the brokers want TLS or SASL (optional). */
+  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string } & Readonly<Pick<KafkaConfig, 'ssl' | 'sasl'>>;
   /** Must exist: topics are provisioned (scripts/stack.sh), the broker does not auto-create them. */
   readonly topic: string;
   /** Confluent-compatible registry API, e.g. http://127.0.0.1:8081/apis/ccompat/v7. */
   readonly registryUrl: string;
+  /** HTTP basic authentication to the registry, when it wants it. */
+  readonly registryAuth?: { readonly username: string; readonly password: string };
   readonly logger: Logger;
   /** Codec of the batches published (kafkajs's CompressionTypes); default none. */
   readonly compression?: CompressionTypes;
@@ -108,10 +111,16 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const standbyPollMs = options.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
   const leaseHeartbeatMs = options.leaseHeartbeatMs ?? DEFAULT_LEASE_HEARTBEAT_MS;
   const checkpoints = createPostgresCheckpointStore(options.pool);
-  const registry = new SchemaRegistry({ host: options.registryUrl, clientId: options.kafka.clientId });
+  const registry = new SchemaRegistry({
+    host: options.registryUrl,
+    clientId: options.kafka.clientId,
+    ...(options.registryAuth !== undefined ? { auth: { ...options.registryAuth } } : {}),
+  });
   const kafka = createKafka({
     clientId: options.kafka.clientId,
     brokers: [...options.kafka.brokers],
+    ...(options.kafka.ssl !== undefined ? { ssl: options.kafka.ssl } : {}),
+    ...(options.kafka.sasl !== undefined ? { sasl: options.kafka.sasl } : {}),
     logLevel: logLevel.WARN,
     logCreator: pinoLogCreator(logger),
     // Short retry cycles inside kafkajs (connecting, metadata): while the broker is down the relay

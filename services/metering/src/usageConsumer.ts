@@ -60,7 +60,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const { eventStore, catalogStore, catalogCache, topic, dlqTopic, batchSize, clock } = options;
   const logger = options.logger.child({ module: 'usage-consumer' });
   const kafkaLogger = logger.child({ component: 'kafkajs' });
-  const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl });
+  const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl, ...(options.registryAuth !== undefined ? { auth: options.registryAuth } : {}) });
   const balances = createBalanceStateCache(options.balanceCacheSize);
   const counters = createCounterRegistry();
   const stalls = createStalledPartitions(logger, clock);
@@ -68,6 +68,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const kafka = createKafka({
     clientId: options.kafka.clientId,
     brokers: [...options.kafka.brokers],
+    ...(options.kafka.ssl !== undefined ? { ssl: options.kafka.ssl } : {}),
+    ...(options.kafka.sasl !== undefined ? { sasl: options.kafka.sasl } : {}),
     logLevel: logLevel.INFO,
     logCreator:
       () =>

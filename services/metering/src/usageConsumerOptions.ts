@@ -1,3 +1,4 @@
+import type { KafkaConfig } from 'kafkajs';
 import type { CatalogCache, CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { CompressionTypes } from 'kafkajs';
@@ -19,7 +20,8 @@ export interface UsageConsumerMetrics {
 }
 
 export interface UsageConsumerOptions {
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  /** `ssl` and `sasl` as kafkajs takes them, when the brokers want TLS or SASL (optional). */
+  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string } & Readonly<Pick<KafkaConfig, 'ssl' | 'sasl'>>;
   /** The consumer group; `tally-metering` in production. Processes in one group share the partitions. */
   readonly groupId: string;
   /** The usage topic, `usage-events`; its message key is the customer id. */
@@ -28,6 +30,8 @@ export interface UsageConsumerOptions {
   readonly dlqTopic: string;
   /** Confluent-compatible schema registry API root. */
   readonly registryUrl: string;
+  /** HTTP basic authentication to the registry, when it wants it. */
+  readonly registryAuth?: { readonly username: string; readonly password: string };
   readonly eventStore: EventStore;
   readonly catalogStore: CatalogStore;
   /** Products are priced from this cache. Its owner starts and stops it; the consumer only reads it. */

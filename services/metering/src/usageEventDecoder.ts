@@ -19,6 +19,8 @@ export interface UsageEventDecoder {
 export interface UsageEventDecoderOptions {
   /** Confluent-compatible API root, e.g. http://127.0.0.1:8081/apis/ccompat/v7 (Apicurio). */
   readonly registryUrl: string;
+  /** HTTP basic authentication, when the registry wants it. */
+  readonly auth?: { readonly username: string; readonly password: string };
   /** Bound on one registry request, so an unresponsive registry fails (and is retried) instead of hanging. */
   readonly requestTimeoutMs?: number;
 }
@@ -61,7 +63,12 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
     },
   });
   // No retries inside the client: the consumer retries with backoff and keeps heartbeating.
-  const registry = new SchemaRegistry({ host: options.registryUrl, retry: { retries: 0 }, middlewares: [timeout] });
+  const registry = new SchemaRegistry({
+    host: options.registryUrl,
+    retry: { retries: 0 },
+    middlewares: [timeout],
+    ...(options.auth !== undefined ? { auth: { ...options.auth } } : {}),
+  });
 
   async function writerSchemaOf(schemaId: number) {
     try {

@@ -51,6 +51,15 @@ const schema = z.object({
   TALLY_API_RATE_LIMIT_PER_ADDRESS: integer(1_200, 1, 100_000_000),
   TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000),
   TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000),
+  // TLS and authentication to the services (README, "TLS and authentication to the services").
+  TALLY_KAFKA_SSL: z.enum(['true', 'false']).default('false'),
+  TALLY_KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
+  TALLY_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  TALLY_KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  TALLY_KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  TALLY_SCHEMA_REGISTRY_USERNAME: z.string().min(1).optional(),
+  TALLY_SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional(),
+  TALLY_REDIS_TLS_CA_FILE: z.string().min(1).optional(),
 });
 
 export interface Config {
@@ -75,6 +84,18 @@ export interface Config {
   };
   readonly catalogRefreshMs: number;
   readonly api: { readonly host: string; readonly port: number; readonly keys: readonly ApiKey[] | undefined };
+  /** TLS and authentication to Kafka, the registry and Redis; PostgreSQL's are in its URL (`sslmode`, `sslrootcert`). */
+  readonly connections: {
+    readonly kafka: {
+      /** TLS to the brokers; with `caFile`, trusting that CA (PEM) instead of the system's. */
+      readonly ssl: boolean;
+      readonly caFile: string | undefined;
+      readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | undefined;
+    };
+    readonly registryAuth: { readonly username: string; readonly password: string } | undefined;
+    /** CA (PEM) for a `rediss://` URL's certificate, instead of the system's. */
+    readonly redisCaFile: string | undefined;
+  };
   /** How the API protects itself from slow, numerous or over-curious clients (README, "The API under hostile clients"). */
   readonly apiProtection: {
     readonly requestTimeoutMs: number;
@@ -120,7 +141,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // parseApiKeys names a key by its place in the list, never by its text.
     throw new ConfigError(`TALLY_API_KEYS: ${(error as Error).message}`);
   }
+  const sasl = e.TALLY_KAFKA_SASL_MECHANISM;
+  if ((sasl !== undefined) !== (e.TALLY_KAFKA_SASL_USERNAME !== undefined && e.TALLY_KAFKA_SASL_PASSWORD !== undefined)) {
+    throw new ConfigError('TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME and TALLY_KAFKA_SASL_PASSWORD go together: set all three or none');
+  }
+  if ((e.TALLY_SCHEMA_REGISTRY_USERNAME === undefined) !== (e.TALLY_SCHEMA_REGISTRY_PASSWORD === undefined)) {
+    throw new ConfigError('TALLY_SCHEMA_REGISTRY_USERNAME and TALLY_SCHEMA_REGISTRY_PASSWORD go together');
+  }
+  if (e.TALLY_REDIS_TLS_CA_FILE !== undefined && !e.TALLY_REDIS_URL.startsWith('rediss://')) {
+    throw new ConfigError('TALLY_REDIS_TLS_CA_FILE is for TLS: TALLY_REDIS_URL must then start with rediss://');
+  }
   return deepFreeze({
+    connections: {
+      kafka: {
+        ssl: e.TALLY_KAFKA_SSL === 'true' || e.TALLY_KAFKA_SSL_CA_FILE !== undefined,
+        caFile: e.TALLY_KAFKA_SSL_CA_FILE,
+        sasl:
+          sasl === undefined ? undefined : { mechanism: sasl, username: e.TALLY_KAFKA_SASL_USERNAME!, password: e.TALLY_KAFKA_SASL_PASSWORD! },
+      },
+      registryAuth:
+        e.TALLY_SCHEMA_REGISTRY_USERNAME === undefined
+          ? undefined
+          : { username: e.TALLY_SCHEMA_REGISTRY_USERNAME, password: e.TALLY_SCHEMA_REGISTRY_PASSWORD! },
+      redisCaFile: e.TALLY_REDIS_TLS_CA_FILE,
+    },
     home: e.TALLY_HOME,
     roles: new Set(roles as Role[]),
     logLevel: e.TALLY_LOG_LEVEL,

@@ -61,6 +61,39 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes TLS and SASL to Kafka, basic auth to the registry and a CA for Redis, all optional', () => {
+    expect(loadConfig({}).connections).toEqual({
+      kafka: { ssl: false, caFile: undefined, sasl: undefined },
+      registryAuth: undefined,
+      redisCaFile: undefined,
+    });
+    const config = loadConfig({
+      TALLY_KAFKA_SSL_CA_FILE: '/etc/tally/kafka-ca.pem',
+      TALLY_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      TALLY_KAFKA_SASL_USERNAME: 'tally',
+      TALLY_KAFKA_SASL_PASSWORD: 'secret',
+      TALLY_SCHEMA_REGISTRY_USERNAME: 'reg',
+      TALLY_SCHEMA_REGISTRY_PASSWORD: 'istry',
+      TALLY_REDIS_URL: 'rediss://redis.internal:6380',
+      TALLY_REDIS_TLS_CA_FILE: '/etc/tally/redis-ca.pem',
+    });
+    expect(config.connections).toEqual({
+      kafka: { ssl: true, caFile: '/etc/tally/kafka-ca.pem', sasl: { mechanism: 'scram-sha-512', username: 'tally', password: 'secret' } },
+      registryAuth: { username: 'reg', password: 'istry' },
+      redisCaFile: '/etc/tally/redis-ca.pem',
+    });
+  });
+
+  it.each([
+    [{ TALLY_KAFKA_SASL_MECHANISM: 'scram-sha-256' }, /TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME and TALLY_KAFKA_SASL_PASSWORD/],
+    [{ TALLY_KAFKA_SASL_USERNAME: 'u', TALLY_KAFKA_SASL_PASSWORD: 'p' }, /TALLY_KAFKA_SASL_MECHANISM/],
+    [{ TALLY_KAFKA_SASL_MECHANISM: 'gssapi' }, /TALLY_KAFKA_SASL_MECHANISM/],
+    [{ TALLY_SCHEMA_REGISTRY_USERNAME: 'u' }, /TALLY_SCHEMA_REGISTRY_PASSWORD/],
+    [{ TALLY_REDIS_TLS_CA_FILE: '/ca.pem' }, /rediss:\/\//],
+  ])('refuses half a connection setting %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
   it('is frozen', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config)).toBe(true);

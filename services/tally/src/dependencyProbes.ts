@@ -26,9 +26,15 @@ export async function probeKafka(brokers: readonly string[], timeoutMs: number):
 }
 
 /** The schema registry answers its subject list (the Confluent-compatible API's cheapest call). */
-export async function probeRegistry(registryUrl: string, timeoutMs: number): Promise<ProbeState> {
+export async function probeRegistry(
+  registryUrl: string,
+  timeoutMs: number,
+  auth?: { readonly username: string; readonly password: string },
+): Promise<ProbeState> {
+  const headers: Record<string, string> =
+    auth === undefined ? {} : { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
   try {
-    const response = await fetch(`${registryUrl.replace(/\/$/, '')}/subjects`, { signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(`${registryUrl.replace(/\/$/, '')}/subjects`, { signal: AbortSignal.timeout(timeoutMs), headers });
     return response.ok ? 'up' : 'down';
   } catch {
     return 'down';

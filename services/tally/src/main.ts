@@ -18,6 +18,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
+import { serviceConnections } from './serviceConnections';
 import { loadOrCreateLocalApiKey } from './localApiKey';
 
 /**
@@ -56,6 +57,9 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
+  // TLS and authentication to Kafka, the registry and Redis, for every client created below.
+  const connections = serviceConnections(config);
+
   const metrics = createMetricsRegistry({
     onCollectError: (error, metric) => logger.warn({ err: error, metric }, 'metric collection failed'),
   });
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
   const ledger = createLedgerService({ eventStore, catalog, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
 
   const needsRedis = roles.has('projector') || roles.has('api');
-  const redis = needsRedis ? new Redis(config.redis.url, { maxRetriesPerRequest: null, enableOfflineQueue: true }) : undefined;
+  const redis = needsRedis ? new Redis(config.redis.url, { ...connections.redis, maxRetriesPerRequest: null, enableOfflineQueue: true }) : undefined;
   if (redis !== undefined) {
     redis.on('error', (error) => logger.warn({ err: error }, 'redis connection problem'));
     stops.push({ name: 'redis', stop: () => void redis.disconnect() });
@@ -105,11 +109,12 @@ async function main(): Promise<void> {
       labelNames: ['topic', 'partition'],
     });
     const consumer = createUsageConsumer({
-      kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId },
+      kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId, ...connections.kafka },
       groupId: config.consumer.groupId,
       topic: config.topics.usage,
       dlqTopic: config.topics.deadLetter,
       registryUrl: config.registryUrl,
+      ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
       eventStore,
       catalogStore: catalog,
       catalogCache,
@@ -168,10 +173,11 @@ async function main(): Promise<void> {
       eventStore,
       pool,
       checkpointName: `ledger-relay:${config.topics.ledger}`,
-      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-relay` },
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-relay`, ...connections.kafka },
       topic: config.topics.ledger,
       registryUrl: config.registryUrl,
       compression: compressionType(config.kafka.compression),
+      ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
       logger,
     });
     metrics.gauge({
@@ -226,7 +232,7 @@ async function main(): Promise<void> {
     stops.push({ name: 'usage-publisher', stop: () => usagePublisher.stop() });
     // The rate limiter's own connection: it must fail fast (no offline queue, a command timeout)
     // so that while Redis is away requests are let through, not held behind the counters.
-    const rateLimitRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 250 });
+    const rateLimitRedis = new Redis(config.redis.url, { ...connections.redis, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 250 });
     rateLimitRedis.on('error', (error) => logger.warn({ err: error }, 'rate-limit redis connection problem'));
     stops.push({ name: 'rate-limit-redis', stop: () => void rateLimitRedis.disconnect() });
     const protection = config.apiProtection;
@@ -256,7 +262,7 @@ async function main(): Promise<void> {
           pool.query('SELECT 1').then(() => 'up' as const, () => 'down' as const),
           redis.ping().then(() => 'up' as const, () => 'down' as const),
           probeKafka(config.kafka.brokers, PROBE_TIMEOUT_MS),
-          probeRegistry(config.registryUrl, PROBE_TIMEOUT_MS),
+          probeRegistry(config.registryUrl, PROBE_TIMEOUT_MS, connections.registryAuth),
         ]);
         return { postgres, redis: redisState, kafka, schemaRegistry };
       },

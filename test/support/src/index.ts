@@ -7,3 +7,4 @@ export * from './waitFor';
 export * from './postgres';
 export * from './tallyProcess';
 export * from './kafkaTools';
+export * from './selfSignedCertificate';
