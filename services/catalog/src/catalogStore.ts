@@ -15,7 +15,7 @@ export interface CatalogStore {
   updateProduct(product: CreditProduct): Promise<void>;
   getProduct(productId: string): Promise<CreditProduct | undefined>;
   /** By id; with a page, at most `limit` products with ids after `after` (the API's cursor). */
-  listProducts(page?: { readonly after?: string; readonly limit: number }): Promise<CreditProduct[]>;
+  listProducts(page?: { readonly after: string | null; readonly limit: number }): Promise<CreditProduct[]>;
   /** Throws DuplicateBalanceError when the customer already has a balance of this product. */
   registerBalance(balance: { id: string; customerId: string; productId: string }): Promise<BalanceRef>;
   getBalance(balanceId: string): Promise<BalanceRef | undefined>;

@@ -102,9 +102,8 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
           page === undefined
             ? await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products ORDER BY id`)
             : await pool.query<ProductRow>(
-                // COLLATE "C": byte order, the order the API's `after` cursor compares in.
-                `SELECT ${productColumns} FROM credit_products WHERE $1::text IS NULL OR id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2`,
-                [page.after ?? null, page.limit],
+                `SELECT ${productColumns} FROM credit_products WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`,
+                [page.after, page.limit],
               );
         return rows.map(productFromRow);
       }),

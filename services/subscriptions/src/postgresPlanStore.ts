@@ -38,5 +38,14 @@ export function createPostgresPlanStore(options: { pool: Pool; logger: Logger })
         const { rows } = await pool.query<PlanRow>('SELECT id, name, items FROM plans WHERE id = $1', [planId]);
         return rows[0] === undefined ? undefined : planFromRow(rows[0]);
       }),
+
+    listPlans: ({ after, limit }) =>
+      guardedQuery(async () => {
+        const { rows } = await pool.query<PlanRow>(
+          'SELECT id, name, items FROM plans WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2',
+          [after, limit],
+        );
+        return rows.map(planFromRow);
+      }),
   };
 }

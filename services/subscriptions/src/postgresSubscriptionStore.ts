@@ -6,7 +6,7 @@ import type { PlanItemDto } from './plan';
 import { planFromRow } from './postgresPlanStore';
 import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
 import { SubscriptionAlreadyExistsError } from './subscriptionErrors';
-import type { SubscriptionStore } from './subscriptionStore';
+import type { SchedulableSubscription, SubscriptionStore } from './subscriptionStore';
 
 interface OverrideJson {
   productId: string;
@@ -80,6 +80,13 @@ function overridesJson(overrides: readonly (CreditOverride & { effectiveFromPeri
 const overrideRecordset = (param: number) =>
   `jsonb_to_recordset($${param}::jsonb) AS x(product_id text, effective_from_period integer, credits_per_period text, low_balance_threshold text)`;
 
+function withPlan(row: SchedulableRow): SchedulableSubscription {
+  return {
+    subscription: subscriptionFromRow(row),
+    plan: planFromRow({ id: row.plan_id, name: row.plan_name, items: row.plan_items }),
+  };
+}
+
 export function createPostgresSubscriptionStore(options: { pool: Pool; logger: Logger }): SubscriptionStore {
   const { pool } = options;
   const logger = options.logger.child({ module: 'subscription-store' });
@@ -146,6 +153,20 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
         return get(subscriptionId);
       }),
 
+    listCustomerSubscriptions: (customerId, { after, limit }) =>
+      guardedQuery(async () => {
+        // Served by subscriptions_customer_idx (migration 009).
+        const { rows } = await pool.query<SchedulableRow>(
+          `${SUBSCRIPTION_SELECT}, p.name AS plan_name, p.items AS plan_items
+             FROM subscriptions AS s JOIN plans AS p ON p.id = s.plan_id
+            WHERE s.customer_id = $1 AND ($2::text IS NULL OR s.id > $2)
+            ORDER BY s.id
+            LIMIT $3`,
+          [customerId, after, limit],
+        );
+        return rows.map(withPlan);
+      }),
+
     listSchedulable: ({ after, limit }) =>
       guardedQuery(async () => {
         const { rows } = await pool.query<SchedulableRow>(
@@ -156,10 +177,7 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
             LIMIT $2`,
           [after, limit],
         );
-        return rows.map((row) => ({
-          subscription: subscriptionFromRow(row),
-          plan: planFromRow({ id: row.plan_id, name: row.plan_name, items: row.plan_items }),
-        }));
+        return rows.map(withPlan);
       }),
 
     recordGranted: (subscriptionId, productId, period) =>

@@ -36,9 +36,13 @@ export interface SubscriptionService {
   /** Throws ProductNotFoundError for an item whose product is not in the catalog. */
   createPlan(input: PlanInput): Promise<Plan>;
   getPlan(planId: string): Promise<Plan>;
+  /** A page of plans by id, after the given id. */
+  listPlans(page: { after: string | null; limit: number }): Promise<Plan[]>;
   /** Stores the subscription, then grants what is due (period 0 when it starts now). */
   createSubscription(input: SubscriptionInput): Promise<SubscriptionDetails>;
   getSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
+  /** A page of a customer's subscriptions by id, after the given id; canceled ones too. */
+  listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SubscriptionDetails[]>;
   /** Replaces the overrides from each item's next period on; the current period keeps its terms. */
   changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[]): Promise<SubscriptionDetails>;
   /** No grants after the current period. Canceling again changes nothing. */
@@ -102,6 +106,8 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
 
     getPlan: planOf,
 
+    listPlans: (page) => plans.listPlans(page),
+
     async createSubscription(input) {
       const id = assertSubscriptionId(input.id ?? randomUUID());
       if (typeof input.customerId !== 'string' || input.customerId.length === 0 || input.customerId.length > MAX_CUSTOMER_ID_LENGTH) {
@@ -119,6 +125,11 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
     async getSubscription(subscriptionId) {
       const subscription = await subscriptionOf(subscriptionId);
       return { subscription, plan: await planOf(subscription.planId), asOf: clock() };
+    },
+
+    async listCustomerSubscriptions(customerId, page) {
+      const asOf = clock();
+      return (await subscriptions.listCustomerSubscriptions(customerId, page)).map(({ subscription, plan }) => ({ subscription, plan, asOf }));
     },
 
     async changeOverrides(subscriptionId, overrideDtos) {

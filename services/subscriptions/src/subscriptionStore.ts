@@ -24,6 +24,8 @@ export interface SubscriptionStore {
   saveOverrideVersions(subscriptionId: string, versions: readonly OverrideVersion[]): Promise<void>;
   /** Sets canceledAt unless it is set already (the first cancellation stands); undefined when there is no such subscription. */
   cancelSubscription(subscriptionId: string, at: Date): Promise<Subscription | undefined>;
+  /** A page of a customer's subscriptions (canceled ones too) with their plans, by id, after the given id. */
+  listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /** A page of the subscriptions that may still grant, ordered by id, after the given id. */
   listSchedulable(page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /** Raises the watermark (never lowers it: two schedulers may report out of order). */

@@ -83,6 +83,8 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       ['POST', '/v1/subscriptions/s1/cancel'],
       ['POST', '/v1/credit-balances/b1/purchases'],
       ['GET', '/v1/customers/c1/purchase-options'],
+      ['GET', '/v1/plans'],
+      ['GET', '/v1/customers/c1/subscriptions'],
     ] as const) {
       const response = await app.inject({ method, url, headers: { authorization: 'Bearer wrong' } });
       expectError(response, 401, 'unauthorized');
@@ -185,6 +187,39 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       ]);
       const read = await call({ method: 'GET', url: `/v1/subscriptions/${subscription.id}` });
       expect(read.json()).toEqual(subscription);
+    });
+
+    it("lists a customer's subscriptions and the plans a page at a time", async () => {
+      const { customerId, subscription, productId } = await subscribe('5');
+      const planIds = [subscription.planId];
+      const second = await call({
+        method: 'POST',
+        url: '/v1/subscriptions',
+        payload: { customerId, planId: subscription.planId, startsAt: START, id: `${subscription.id}-second` },
+      });
+      expect(second.statusCode).toBe(201);
+      const first = await call({ method: 'GET', url: `/v1/customers/${customerId}/subscriptions?limit=1` });
+      expect(first.json()).toEqual({ items: [subscription], next: subscription.id });
+      const rest = await call({ method: 'GET', url: `/v1/customers/${customerId}/subscriptions?limit=1&after=${subscription.id}` });
+      expect(rest.json()).toEqual({ items: [second.json()], next: null });
+      expect((await call({ method: 'GET', url: `/v1/customers/cus_${randomUUID()}/subscriptions` })).json()).toEqual({ items: [], next: null });
+
+      for (let n = 0; n < 2; n += 1) {
+        const plan = await call({ method: 'POST', url: '/v1/plans', payload: { name: `Page ${n}`, items: [{ productId, creditsPerPeriod: '1', period: 'year' }] } });
+        planIds.push(plan.json<{ id: string }>().id);
+      }
+      const seen: string[] = [];
+      let after: string | null = null;
+      do {
+        const page: { items: Array<{ id: string }>; next: string | null } = (
+          await call({ method: 'GET', url: `/v1/plans?limit=2${after === null ? '' : `&after=${after}`}` })
+        ).json();
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((plan) => plan.id));
+        after = page.next;
+      } while (after !== null);
+      expect(seen).toEqual([...seen].sort());
+      expect(seen).toEqual(expect.arrayContaining(planIds));
     });
 
     it('PATCH changes the terms from the next period; cancel stops grants after the current one', async () => {

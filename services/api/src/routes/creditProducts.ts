@@ -112,7 +112,7 @@ export function creditProducts(app: FastifyInstance, { catalog }: RouteDeps): vo
     },
     async (request) => {
       const size = pageSize(request.query);
-      const fetched = await catalog.listProducts({ ...(request.query.after !== undefined ? { after: request.query.after } : {}), limit: size + 1 });
+      const fetched = await catalog.listProducts({ after: request.query.after ?? null, limit: size + 1 });
       const page = pageOf(fetched, size, (product) => product.id);
       return { items: page.items.map(creditProductToDto), next: page.next };
     },

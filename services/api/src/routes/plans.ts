@@ -1,6 +1,7 @@
 import { MAX_PERIOD_DAYS, MAX_PLAN_ITEMS, planToDto, type PlanItemDto, type SubscriptionService } from '@tally/subscriptions';
 import type { FastifyInstance } from 'fastify';
 import { credits, errorResponses, identifier, nullableCredits } from '../apiSchemas';
+import { pageOf, pageQuerystring, pageSchema, pageSize, type PageQuery } from '../pagination';
 
 export interface PlanRouteDeps {
   readonly subscriptions: SubscriptionService;
@@ -84,6 +85,26 @@ export function plans(app: FastifyInstance, deps: PlanRouteDeps): void {
       },
     },
     async (request, reply) => reply.code(201).send(planToDto(await deps.subscriptions.createPlan(request.body))),
+  );
+
+  app.get<{ Querystring: PageQuery }>(
+    '/plans',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'List plans',
+        description: 'In id order, a page at a time.',
+        querystring: { type: 'object', additionalProperties: false, properties: pageQuerystring },
+        response: { 200: pageSchema(planSchema), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const size = pageSize(request.query);
+      const fetched = await deps.subscriptions.listPlans({ after: request.query.after ?? null, limit: size + 1 });
+      const page = pageOf(fetched, size, (plan) => plan.id);
+      return { items: page.items.map(planToDto), next: page.next };
+    },
   );
 
   app.get<{ Params: { planId: string } }>(

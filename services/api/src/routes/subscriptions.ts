@@ -1,6 +1,7 @@
 import { subscriptionView, type CreditOverrideDto, type SubscriptionService } from '@tally/subscriptions';
 import type { FastifyInstance } from 'fastify';
 import { customerId, errorResponses, identifier, nullableCredits } from '../apiSchemas';
+import { pageOf, pageQuerystring, pageSchema, pageSize, type PageQuery } from '../pagination';
 import { periodSchema } from './plans';
 
 export interface SubscriptionRouteDeps {
@@ -130,6 +131,27 @@ export function subscriptions(app: FastifyInstance, deps: SubscriptionRouteDeps)
       schema: { tags, summary: 'Get a subscription', params: subscriptionParams, response: { 200: subscriptionSchema, ...errorResponses } },
     },
     async (request) => subscriptionView(await service.getSubscription(request.params.subscriptionId)),
+  );
+
+  app.get<{ Params: { customerId: string }; Querystring: PageQuery }>(
+    '/customers/:customerId/subscriptions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List a customer's subscriptions",
+        description: 'Canceled ones too, in id order, a page at a time.',
+        params: { type: 'object', additionalProperties: false, required: ['customerId'], properties: { customerId } },
+        querystring: { type: 'object', additionalProperties: false, properties: pageQuerystring },
+        response: { 200: pageSchema(subscriptionSchema), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const size = pageSize(request.query);
+      const fetched = await service.listCustomerSubscriptions(request.params.customerId, { after: request.query.after ?? null, limit: size + 1 });
+      const page = pageOf(fetched, size, (details) => details.subscription.id);
+      return { items: page.items.map(subscriptionView), next: page.next };
+    },
   );
 
   app.patch<{ Params: SubscriptionParams; Body: { overrides: CreditOverrideDto[] } }>(
