@@ -27,20 +27,24 @@ export function registerRequestLimits(app: FastifyInstance, auth: BearerAuth, op
     app.server.emit('request', request, response);
   });
 
-  app.addHook('preParsing', async (request, _reply, payload) => {
+  app.addHook('preParsing', async (request, reply, payload) => {
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();
     if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
       throw new UnsupportedContentEncodingError(`Content-Encoding "${encoding.slice(0, 40)}" is not supported; send the body uncompressed`);
     }
-    if (options.bodyTimeoutMs <= 0) return payload;
+    const hasBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+    if (options.bodyTimeoutMs <= 0 || !hasBody) return payload;
     // The body parser listens for the payload's errors: this one becomes a 408, and the
     // connection is closed (onSend below) with whatever the client had still to send.
     const timer = setTimeout(() => {
       payload.emit('error', new RequestBodyTimeoutError(`the request body did not arrive within ${options.bodyTimeoutMs} ms`));
     }, options.bodyTimeoutMs);
+    timer.unref();
     const clear = () => clearTimeout(timer);
     payload.once('end', clear);
     payload.once('close', clear);
+    // Answered before the body was read (a 413 on Content-Length, say): the deadline is moot.
+    reply.raw.once('close', clear);
     return payload;
   });
 
