@@ -47,7 +47,7 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
  * against a much smaller limit than keyed ones: guessing keys is slow and costs nothing.
  */
 export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth, options: RateLimitOptions = {}): Promise<void> {
-  const limits = { ...DEFAULT_RATE_LIMITS, ...stripUndefined(options) };
+  const limits = { ...DEFAULT_RATE_LIMITS, ...limitsGiven(options) };
   await app.register(rateLimit, {
     global: false,
     // Fail open: an outage of the counters' store must not take the API down with it.
@@ -94,6 +94,7 @@ export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth
   });
 }
 
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, inner]) => inner !== undefined && typeof inner === 'number')) as Partial<T>;
+/** The numeric limits the caller set, leaving the defaults for the rest. */
+function limitsGiven(options: RateLimitOptions): Partial<typeof DEFAULT_RATE_LIMITS> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => typeof value === 'number'));
 }

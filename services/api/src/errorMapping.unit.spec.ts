@@ -10,7 +10,14 @@ import {
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
 import { ConcurrencyExhaustedError, IdempotencyKeyReusedError } from '@tally/ledger';
-import { INTERNAL_ERROR, mapError } from './errorMapping';
+import {
+  AuthenticationRequiredError,
+  InsufficientScopeError,
+  RateLimitedError,
+  RequestBodyTimeoutError,
+  UnsupportedContentEncodingError,
+} from './apiErrors';
+import { INTERNAL_ERROR, mapClientError, mapError } from './errorMapping';
 import { ReadModelUnavailableError } from './guardBalanceReader';
 import { WriteQueueFullError } from './keyedSerializer';
 import { NotConsistentError } from './waitForConsistency';
@@ -34,8 +41,29 @@ describe('mapError', () => {
     [new NotConsistentError('behind'), 503, 'not_consistent'],
     [new WriteQueueFullError('full'), 503, 'too_many_pending_writes'],
     [new ReadModelUnavailableError('redis down'), 503, 'read_model_unavailable'],
+    [new AuthenticationRequiredError('no key'), 401, 'unauthorized'],
+    [new InsufficientScopeError('read only'), 403, 'insufficient_scope'],
+    [new RequestBodyTimeoutError('slow'), 408, 'request_timeout'],
+    [new UnsupportedContentEncodingError('gzip'), 415, 'unsupported_content_encoding'],
+    [new RateLimitedError('too many', 7), 429, 'rate_limited'],
   ])('maps %p to %i', (error, statusCode, code) => {
-    expect(mapError(error)).toEqual({ statusCode, body: { error: code, message: error.message }, unexpected: false });
+    expect(mapError(error)).toMatchObject({ statusCode, body: { error: code, message: error.message }, unexpected: false });
+  });
+
+  it('adds the headers a status calls for', () => {
+    expect(mapError(new AuthenticationRequiredError('no key')).headers).toEqual({ 'www-authenticate': 'Bearer' });
+    expect(mapError(new RateLimitedError('too many', 7)).headers).toEqual({ 'retry-after': '7' });
+    expect(mapError(new CatalogUnavailableError('down')).headers).toEqual({ 'retry-after': '1' });
+    expect(mapError(new ValidationError('bad')).headers).toBeUndefined();
+  });
+
+  it.each([
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'request_timeout'],
+    ['HPE_HEADER_OVERFLOW', 431, 'headers_too_large'],
+    ['HPE_INVALID_METHOD', 400, 'bad_request'],
+    [undefined, 400, 'bad_request'],
+  ])("maps Node's client error %s to %i", (code, statusCode, error) => {
+    expect(mapClientError({ code })).toEqual({ statusCode, body: { error, message: expect.any(String) } });
   });
 
   it('answers a TallyError that no client can cause with a generic 500 and marks it for the log', () => {
@@ -75,14 +103,15 @@ describe('mapError', () => {
     ['FST_ERR_CTP_INVALID_JSON_BODY', 400, 'invalid_json'],
     ['FST_ERR_CTP_EMPTY_JSON_BODY', 400, 'invalid_json'],
     ['FST_ERR_CTP_INVALID_CONTENT_LENGTH', 400, 'invalid_content_length'],
-  ])('maps Fastify %s to %i', (code, statusCode, error) => {
-    const mapped = mapError(Object.assign(new Error('fastify says'), { code, statusCode: 400 }));
-    expect(mapped).toEqual({ statusCode, body: { error, message: 'fastify says' }, unexpected: false });
+    ['FST_ERR_BAD_URL', 400, 'bad_url'],
+  ])('maps Fastify %s to %i in words of its own', (code, statusCode, error) => {
+    const mapped = mapError(Object.assign(new Error('FST says'), { code, statusCode: 400 }));
+    expect(mapped).toEqual({ statusCode, body: { error, message: expect.stringMatching(/^the /) }, unexpected: false });
   });
 
   it('keeps any other client error Fastify raises a 4xx', () => {
-    const mapped = mapError(Object.assign(new Error("'%' is not a valid URL"), { code: 'FST_ERR_BAD_URL', statusCode: 400 }));
-    expect(mapped).toEqual({ statusCode: 400, body: { error: 'bad_request', message: "'%' is not a valid URL" }, unexpected: false });
+    const mapped = mapError(Object.assign(new Error('Unsupported thing'), { code: 'FST_ERR_SOMETHING_NEW', statusCode: 400 }));
+    expect(mapped).toEqual({ statusCode: 400, body: { error: 'bad_request', message: 'Unsupported thing' }, unexpected: false });
   });
 
   it('answers anything else with a generic 500 that leaks nothing', () => {
