@@ -15,6 +15,7 @@ import { skipUndecodableBatch } from '@tally/metering';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { loadConfig } from './config';
+import { serviceConnections } from './serviceConnections';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
 
 /**
@@ -22,6 +23,8 @@ import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './u
  * configuration itself; every command is a thin wrapper over a package's exported API.
  */
 const config = loadConfig();
+/** TLS and authentication to the services, as the main job uses them. */
+const connections = serviceConnections(config);
 const logger = pino({ level: process.env.TALLY_LOG_LEVEL ?? 'warn' });
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
@@ -47,7 +50,7 @@ function progressBar(label: string) {
 async function withStores<T>(work: (stores: { eventStore: ReturnType<typeof createPostgresEventStore>; redis: Redis }) => Promise<T>) {
   const pool = createPool({ connectionString: config.database.url, schema: config.database.schema, applicationName: 'tally-cli', max: 4 });
   const eventStore = createPostgresEventStore({ pool, logger });
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const redis = new Redis(config.redis.url, { ...connections.redis, lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   try {
     return await work({ eventStore, redis });
@@ -92,11 +95,12 @@ program
     const compression = options.compression as CompressionName;
     if (!COMPRESSION_NAMES.includes(compression)) throw new Error(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
     const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readFileSync(options.schema, 'utf8');
-    const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING });
+    const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, ...connections.kafka });
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
     try {
-      const registry = new SchemaRegistry({ host: config.registryUrl });
+      const { registryAuth } = connections;
+      const registry = new SchemaRegistry({ host: config.registryUrl, ...(registryAuth !== undefined ? { auth: { ...registryAuth } } : {}) });
       const subject = topicValueSubject(config.topics.usage);
       let schemaId: number | undefined;
       if (!options.json) {
@@ -156,7 +160,7 @@ program
   .command('balance <customerId>')
   .description("print a customer's credit balances from the Redis snapshots")
   .action(async (customerId: string) => {
-    const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+    const redis = new Redis(config.redis.url, { ...connections.redis, maxRetriesPerRequest: 3 });
     try {
       const balances = await createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }).getCustomerBalances(customerId);
       process.stdout.write(`${JSON.stringify({ customerId, items: balances }, null, 2)}\n`);
