@@ -94,15 +94,18 @@ const MAX_URL_IN_MESSAGE = 200;
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const options = deps.options ?? {};
   const auth = createBearerAuth(deps.apiKeys);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  // Node refuses a headers timeout longer than the request timeout; the request's is the bound.
+  const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? 10_000, requestTimeoutMs > 0 ? requestTimeoutMs : Infinity);
   const app = Fastify({
     // Timeouts on by default: a client that sends slowly, or nothing at all, holds a socket and
     // its buffers only this long (Fastify's defaults are no limit).
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    requestTimeout: requestTimeoutMs,
     connectionTimeout: options.connectionTimeoutMs ?? 30_000,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
     // Node checks the request and headers timeouts every connectionsCheckingInterval (30 s by
     // default), which would let a slow client stay that much past them.
-    http: { connectionsCheckingInterval: 1_000, headersTimeout: options.headersTimeoutMs ?? 10_000 },
+    http: { connectionsCheckingInterval: 1_000, headersTimeout: headersTimeoutMs },
     // Errors raised before a route is found, in the same `{ error, message }` contract.
     frameworkErrors: frameworkErrorHandler(auth),
     clientErrorHandler,
