@@ -260,6 +260,24 @@ describe('the API under hostile clients', () => {
     });
   });
 
+  describe('client addresses behind a proxy', () => {
+    it("counts keyless requests by the forwarded address only when the proxy is trusted", async () => {
+      const keyless = (built: FastifyInstance, forwardedFor: string) =>
+        built.inject({ method: 'GET', url: '/v1/credit-products', remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': forwardedFor } });
+      const statuses = async (built: FastifyInstance, addresses: string[]) => {
+        const seen: number[] = [];
+        for (const address of addresses) seen.push((await keyless(built, address)).statusCode);
+        return seen;
+      };
+      const rateLimit = { failedAuthPerAddress: 2 };
+      const trusting = await build({ trustProxy: ['10.9.8.7'], rateLimit });
+      expect(await statuses(trusting, ['203.0.113.1', '203.0.113.1', '203.0.113.1', '203.0.113.2'])).toEqual([401, 401, 429, 401]);
+      // Not trusted: the header is the client's say-so, and everyone behind the peer shares its budget.
+      const untrusting = await build({ rateLimit });
+      expect(await statuses(untrusting, ['203.0.113.1', '203.0.113.2', '203.0.113.3'])).toEqual([401, 401, 429]);
+    });
+  });
+
   describe('slow and greedy clients, over real connections', () => {
     let port: number;
     beforeAll(async () => {

@@ -82,6 +82,12 @@ export interface ApiOptions {
   /** Connections this process holds at once; more are closed as they arrive. Default 1024. */
   readonly maxConnections?: number;
   readonly rateLimit?: RateLimitOptions;
+  /**
+   * Which proxies' `X-Forwarded-For` to believe for the client's address (Fastify's
+   * `trustProxy`: true, a hop count, or addresses and CIDR ranges); default none, so the per-address
+   * limits count the TCP peer. Behind a load balancer, name it, or every client shares its address.
+   */
+  readonly trustProxy?: boolean | number | readonly string[];
 }
 
 const MAX_URL_IN_MESSAGE = 200;
@@ -108,6 +114,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     http: { connectionsCheckingInterval: 1_000, headersTimeout: headersTimeoutMs },
     // Errors raised before a route is found, in the same `{ error, message }` contract.
     frameworkErrors: frameworkErrorHandler(auth),
+    ...(options.trustProxy !== undefined ? { trustProxy: typeof options.trustProxy === 'object' ? [...options.trustProxy] : options.trustProxy } : {}),
     clientErrorHandler,
     // Typed as Fastify's logger interface, which pino implements, so the route modules can take
     // a plain FastifyInstance instead of one parameterised with pino's type.

@@ -51,6 +51,7 @@ const schema = z.object({
   TALLY_API_RATE_LIMIT_PER_ADDRESS: integer(1_200, 1, 100_000_000),
   TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000),
   TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000),
+  TALLY_API_TRUST_PROXY: z.string().trim().min(1).optional(),
   // TLS and authentication to the services (README, "TLS and authentication to the services").
   TALLY_KAFKA_SSL: z.enum(['true', 'false']).default('false'),
   TALLY_KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
@@ -105,6 +106,8 @@ export interface Config {
     readonly keepAliveTimeoutMs: number;
     readonly maxConnections: number;
     readonly healthIntervalMs: number;
+    /** Proxies whose X-Forwarded-For names the client: true, a hop count, or addresses/CIDRs; undefined for none. */
+    readonly trustProxy: boolean | number | readonly string[] | undefined;
     readonly rateLimit: { readonly windowMs: number; readonly perKey: number; readonly perAddress: number; readonly failedAuthPerAddress: number };
   };
   readonly schedulerIntervalMs: number;
@@ -119,6 +122,14 @@ function deepFreeze<T extends object>(value: T): T {
     if (inner !== null && typeof inner === 'object' && !(inner instanceof Set)) deepFreeze(inner as object);
   }
   return Object.freeze(value);
+}
+
+/** `true`, a hop count, or a comma-separated list of proxy addresses and CIDR ranges. */
+function trustProxyOf(text: string | undefined): boolean | number | string[] | undefined {
+  if (text === undefined || text === 'false') return undefined;
+  if (text === 'true') return true;
+  if (/^[0-9]{1,2}$/.test(text)) return Number(text);
+  return text.split(',').map((entry) => entry.trim()).filter(Boolean);
 }
 
 /** Turns the environment into a validated, frozen Config; a bad value stops start-up with its name. */
@@ -193,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       keepAliveTimeoutMs: e.TALLY_API_KEEP_ALIVE_TIMEOUT_MS,
       maxConnections: e.TALLY_API_MAX_CONNECTIONS,
       healthIntervalMs: e.TALLY_API_HEALTH_INTERVAL_MS,
+      trustProxy: trustProxyOf(e.TALLY_API_TRUST_PROXY),
       rateLimit: {
         windowMs: e.TALLY_API_RATE_LIMIT_WINDOW_MS,
         perKey: e.TALLY_API_RATE_LIMIT_PER_KEY,

@@ -57,6 +57,7 @@ describe('loadConfig', () => {
       keepAliveTimeoutMs: 5_000,
       maxConnections: 1024,
       healthIntervalMs: 5_000,
+      trustProxy: undefined,
       rateLimit: { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60 },
     });
   });
@@ -92,6 +93,15 @@ describe('loadConfig', () => {
     [{ TALLY_REDIS_TLS_CA_FILE: '/ca.pem' }, /rediss:\/\//],
   ])('refuses half a connection setting %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it.each([
+    ['true', true],
+    ['2', 2],
+    ['10.0.0.1, 10.1.0.0/16', ['10.0.0.1', '10.1.0.0/16']],
+    ['false', undefined],
+  ])('reads TALLY_API_TRUST_PROXY=%s', (text, trustProxy) => {
+    expect(loadConfig({ TALLY_API_TRUST_PROXY: text }).apiProtection.trustProxy).toEqual(trustProxy);
   });
 
   it('is frozen', () => {

@@ -245,6 +245,7 @@ async function main(): Promise<void> {
         keepAliveTimeoutMs: protection.keepAliveTimeoutMs,
         maxConnections: protection.maxConnections,
         healthIntervalMs: protection.healthIntervalMs,
+        ...(protection.trustProxy !== undefined ? { trustProxy: protection.trustProxy } : {}),
         rateLimit: { ...protection.rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
       },
       catalog,
