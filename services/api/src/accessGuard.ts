@@ -48,20 +48,32 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
  */
 export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth, options: RateLimitOptions = {}): Promise<void> {
   const limits = { ...DEFAULT_RATE_LIMITS, ...limitsGiven(options) };
-  await app.register(rateLimit, {
-    global: false,
-    // Fail open: an outage of the counters' store must not take the API down with it.
-    skipOnError: true,
-    ...(options.redis !== undefined ? { redis: options.redis, nameSpace: options.redisKeyPrefix ?? 'tally:rate-limit:' } : {}),
-  });
   app.decorateRequest('principal', undefined);
 
   const enabled = limits.perKey > 0;
-  const limiter = (name: string, max: number, keyOf: (request: FastifyRequest) => string): Limiter =>
-    app.createRateLimit({ max, timeWindow: limits.windowMs, keyGenerator: (request) => `${name}:${keyOf(request)}` });
-  const perKey = limiter('key', limits.perKey, (request) => (request.principal?.kind === 'key' ? request.principal.keyId : ''));
-  const perAddress = limiter('addr', limits.perAddress, (request) => request.ip);
-  const failedAuth = limiter('authfail', limits.failedAuthPerAddress, (request) => request.ip);
+  const store = options.redis !== undefined ? { redis: options.redis, nameSpace: options.redisKeyPrefix ?? 'tally:rate-limit:' } : {};
+  // One plugin instance per limit, each in a scope of its own: its counters are then named
+  // `<prefix><name>:<who>` (a limiter derived with options would put its route in the name).
+  const limiter = async (name: string, max: number, keyOf: (request: FastifyRequest) => string): Promise<Limiter> => {
+    let limit: Limiter | undefined;
+    await app.register(async (scope) => {
+      await scope.register(rateLimit, {
+        global: false,
+        // Fail open: an outage of the counters' store must not take the API down with it.
+        skipOnError: true,
+        max,
+        timeWindow: limits.windowMs,
+        keyGenerator: (request) => `${name}:${keyOf(request)}`,
+        ...store,
+      });
+      limit = scope.createRateLimit();
+    });
+    if (limit === undefined) throw new Error(`the ${name} rate limiter did not register`);
+    return limit;
+  };
+  const perKey = await limiter('key', limits.perKey, (request) => (request.principal?.kind === 'key' ? request.principal.keyId : ''));
+  const perAddress = await limiter('addr', limits.perAddress, (request) => request.ip);
+  const failedAuth = await limiter('authfail', limits.failedAuthPerAddress, (request) => request.ip);
 
   async function count(limit: Limiter, request: FastifyRequest, reply: FastifyReply, who: string): Promise<void> {
     if (!enabled) return;
