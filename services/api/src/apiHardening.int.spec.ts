@@ -139,6 +139,22 @@ describe('the API under hostile clients', () => {
     });
   });
 
+  describe('keys in logs', () => {
+    it('never writes a key, valid or not, to the log, even at trace level', async () => {
+      const lines: string[] = [];
+      const traced = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+      const logged = await build({}, { logger: traced });
+      const guessed = 'guessed-key-that-is-not-valid-0123';
+      for (const headers of [bearer('read'), bearer('admin'), { authorization: `Bearer ${guessed}` }]) {
+        await logged.inject({ method: 'GET', url: '/v1/credit-products', headers });
+        await logged.inject({ method: 'POST', url: '/v1/credit-products', headers, payload: { name: 'x', bad: true } });
+        await logged.inject({ method: 'GET', url: '/v1/nothing', headers });
+      }
+      expect(lines.length).toBeGreaterThan(0);
+      for (const secret of [...Object.values(KEYS), guessed]) expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+    });
+  });
+
   describe('errors before a route runs', () => {
     it('answers 401 to a client without a key on unknown routes and bad URLs, the contract to one with', async () => {
       expectError(await app.inject({ method: 'GET', url: '/v1/credit-balances/%zz' }), 401, 'unauthorized');
