@@ -2,8 +2,8 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
 import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
-import { createKafka } from '@tally/kafka';
-import { logLevel, Partitioners, type CompressionTypes, type KafkaConfig, type Message, type Producer } from 'kafkajs';
+import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createPostgresCheckpointStore } from './checkpointStore';
@@ -20,7 +20,7 @@ export interface LedgerRelayOptions {
    */
   readonly checkpointName: string;
   /** `ssl` and `sasl` as kafkajs takes them, when the brokers want TLS or SASL (optional). */
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string } & Readonly<Pick<KafkaConfig, 'ssl' | 'sasl'>>;
+  readonly kafka: KafkaConnection;
   /** Must exist: topics are provisioned (scripts/stack.sh), the broker does not auto-create them. */
   readonly topic: string;
   /** Confluent-compatible registry API, e.g. http://127.0.0.1:8081/apis/ccompat/v7. */
@@ -117,10 +117,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     ...(options.registryAuth !== undefined ? { auth: { ...options.registryAuth } } : {}),
   });
   const kafka = createKafka({
-    clientId: options.kafka.clientId,
-    brokers: [...options.kafka.brokers],
-    ...(options.kafka.ssl !== undefined ? { ssl: options.kafka.ssl } : {}),
-    ...(options.kafka.sasl !== undefined ? { sasl: options.kafka.sasl } : {}),
+    ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.WARN,
     logCreator: pinoLogCreator(logger),
     // Short retry cycles inside kafkajs (connecting, metadata): while the broker is down the relay

@@ -1,10 +1,10 @@
-import { createKafka, undecodableBatchOf, type UndecodableBatch } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, undecodableBatchOf, type KafkaConnection, type UndecodableBatch } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterMessage } from './deadLetterMessage';
 import { UndecodableBatchError } from './meteringErrors';
 
 export interface SkipUndecodableBatchOptions {
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  readonly kafka: KafkaConnection;
   readonly groupId: string;
   readonly topic: string;
   readonly dlqTopic: string;
@@ -44,7 +44,7 @@ export class SkipBatchRefusedError extends Error {
  */
 export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions): Promise<SkippedBatch> {
   const { groupId, topic, partition } = options;
-  const kafka = createKafka({ clientId: options.kafka.clientId, brokers: [...options.kafka.brokers], logLevel: logLevel.NOTHING });
+  const kafka = createKafka({ ...kafkaConnectionConfig(options.kafka), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
   try {

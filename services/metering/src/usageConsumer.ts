@@ -3,7 +3,7 @@ import type { BalanceRef } from '@tally/catalog';
 import type { CreditProduct, TallyError, UsageEvent } from '@tally/domain';
 import { WrongExpectedRevisionError } from '@tally/event-store';
 import { loadBalances, type LoadedBalance } from '@tally/ledger';
-import { createKafka } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
 import type { Level } from 'pino';
 import { createBalanceStateCache } from './balanceStateCache';
@@ -66,10 +66,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const stalls = createStalledPartitions(logger, clock);
 
   const kafka = createKafka({
-    clientId: options.kafka.clientId,
-    brokers: [...options.kafka.brokers],
-    ...(options.kafka.ssl !== undefined ? { ssl: options.kafka.ssl } : {}),
-    ...(options.kafka.sasl !== undefined ? { sasl: options.kafka.sasl } : {}),
+    ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.INFO,
     logCreator:
       () =>

@@ -1,4 +1,4 @@
-import type { KafkaConfig } from 'kafkajs';
+import type { KafkaConnection } from '@tally/kafka';
 import type { CatalogCache, CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { CompressionTypes } from 'kafkajs';
@@ -21,7 +21,7 @@ export interface UsageConsumerMetrics {
 
 export interface UsageConsumerOptions {
   /** `ssl` and `sasl` as kafkajs takes them, when the brokers want TLS or SASL (optional). */
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string } & Readonly<Pick<KafkaConfig, 'ssl' | 'sasl'>>;
+  readonly kafka: KafkaConnection;
   /** The consumer group; `tally-metering` in production. Processes in one group share the partitions. */
   readonly groupId: string;
   /** The usage topic, `usage-events`; its message key is the customer id. */

@@ -1,5 +1,5 @@
 import { TallyError, type UsageEvent } from '@tally/domain';
-import { createKafka } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 
@@ -17,7 +17,7 @@ export interface UsagePublisher {
 }
 
 export interface UsagePublisherOptions {
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  readonly kafka: KafkaConnection;
   readonly topic: string;
   readonly compression?: CompressionTypes;
   readonly logger: Logger;
@@ -46,8 +46,7 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
   const logger = options.logger.child({ module: 'usage-publisher', topic: options.topic });
   const timeoutMs = options.timeoutMs ?? 10_000;
   const kafka = createKafka({
-    clientId: options.kafka.clientId,
-    brokers: [...options.kafka.brokers],
+    ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.ERROR,
     logCreator: () => (entry) => logger.warn({ kafkajs: entry.namespace }, entry.log.message),
     retry: KAFKAJS_RETRY,

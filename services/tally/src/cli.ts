@@ -142,7 +142,7 @@ program
   .action(async (options: { partition: string; offset: string; group: string; topic: string }) => {
     if (!/^\d+$/.test(options.partition) || !/^\d+$/.test(options.offset)) throw new Error('--partition and --offset take non-negative integers');
     const skipped = await skipUndecodableBatch({
-      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli' },
+      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
       groupId: options.group,
       topic: options.topic,
       dlqTopic: config.topics.deadLetter,

@@ -224,7 +224,7 @@ async function main(): Promise<void> {
     }
     // HTTP-ingested usage goes to the usage topic, for the consumer to meter like any other.
     const usagePublisher = createUsagePublisher({
-      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-ingest` },
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-ingest`, ...connections.kafka },
       topic: config.topics.usage,
       compression: compressionType(config.kafka.compression),
       logger,

@@ -7,7 +7,8 @@ import { createUsageEventDecoder } from '@tally/metering';
 import { createPool } from '@tally/postgres';
 import { createSelfSignedCertificate, stackConfig, waitFor, type SelfSignedCertificate } from '@tally/test-support';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka } from '@tally/kafka';
+import { logLevel } from 'kafkajs';
 import pg from 'pg';
 import { loadConfig } from './config';
 import { probeRegistry, probeTcp } from './dependencyProbes';
@@ -211,7 +212,7 @@ describe('TLS and authentication to the services', () => {
           TALLY_KAFKA_SASL_USERNAME: process.env.TALLY_KAFKA_LOCAL_SASL_USER ?? 'tally',
           TALLY_KAFKA_SASL_PASSWORD: password,
         });
-        const kafka = new Kafka({ clientId: 'tally-sasl-test', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, ...serviceConnections(config).kafka });
+        const kafka = createKafka({ clientId: 'tally-sasl-test', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, ...serviceConnections(config).kafka });
         const admin = kafka.admin();
         try {
           await admin.connect();
