@@ -721,12 +721,19 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       }
     });
 
-    it('shows a usage partition stalled at an undecodable batch on /health, 503', async () => {
+    it('shows a usage partition stalled at an undecodable batch on /health, 503; the details to a key', async () => {
       const stall = { topic: 'usage-events', partition: 4, offset: '1200', lastOffset: '1299', codec: 'zstd', reason: 'zstd batch could not be decompressed', since: '2026-03-01T12:00:00.000Z' };
       const stalled = await buildApp({ ...deps, stalledPartitions: () => [stall], metrics: createMetricsRegistry() });
-      const response = await stalled.inject({ method: 'GET', url: '/health' });
+      const response = await stalled.inject({ method: 'GET', url: '/health', headers: auth });
       expect(response.statusCode).toBe(503);
-      expect(response.json()).toEqual({ status: 'down', checks: { postgres: 'up', redis: 'up', usagePartitions: 'down' }, stalledPartitions: [stall] });
+      expect(response.json()).toEqual({
+        status: 'down',
+        checks: { postgres: 'up', redis: 'up', usagePartitions: 'down' },
+        checkedAt: expect.any(String),
+        stalledPartitions: [stall],
+      });
+      const keyless = await stalled.inject({ method: 'GET', url: '/health' });
+      expect({ status: keyless.statusCode, body: keyless.json() }).toEqual({ status: 503, body: { status: 'down' } });
       await stalled.close();
     });
 
