@@ -48,6 +48,7 @@ up() {
   kafka_up_finish
   registry_up_finish
   postgres_ensure_databases
+  postgres_ensure_tls
   postgres_migrate
   print_status
   say "stack is up ($((SECONDS - started))s); logs in $TALLY_HOME/logs; stop with: npm run stack:down"

@@ -39,6 +39,44 @@ postgres_up() {
   wait_until postgres "$(pg_server_log)" "" pg_ready
 }
 
+# TLS on the machine's own server, so Tally's `sslmode=require` path is tested against a real
+# server and not only a proxy. Only a local cluster with ssl off is touched: a self-signed
+# certificate the server alone can read, then `ALTER SYSTEM` and a reload (ssl needs no restart,
+# and clients that do not ask for TLS keep connecting as before). TALLY_POSTGRES_TLS=off skips it.
+postgres_ensure_tls() {
+  [[ "${TALLY_POSTGRES_TLS:-on}" == "off" ]] && return 0
+  is_local_host "$PG_HOST" || return 0
+  local admin dir
+  admin="$(pg_admin_url "$TALLY_DATABASE_URL")"
+  [[ "$(psql "$admin" -XtAqc 'SHOW ssl')" == "on" ]] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  dir="$(psql "$admin" -XtAqc 'SHOW data_directory')/tally-tls"
+  if [[ ! -s "$dir/server.key" || ! -s "$dir/server.crt" ]]; then
+    say "postgres: creating a self-signed TLS certificate in $dir"
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$dir/server.key" -out "$dir/server.crt" >/dev/null 2>&1 ||
+      fail "postgres: openssl could not create a certificate in $dir"
+    chown -R postgres:postgres "$dir" 2>/dev/null || true
+    chmod 700 "$dir"
+    chmod 600 "$dir/server.key"
+  fi
+  say "postgres: turning TLS on (ALTER SYSTEM SET ssl = on, then a reload)"
+  psql "$admin" -Xq -v ON_ERROR_STOP=1 \
+    -c "ALTER SYSTEM SET ssl_cert_file = '$dir/server.crt'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$dir/server.key'" \
+    -c "ALTER SYSTEM SET ssl = on" \
+    -c "SELECT pg_reload_conf()" >/dev/null || fail "postgres: could not turn TLS on; see $(pg_server_log)"
+  # The reload is asynchronous; a server that refused the files keeps ssl off and says why in its log.
+  local tries=0
+  until [[ "$(psql "$admin" -XtAqc 'SHOW ssl')" == "on" ]]; do
+    tries=$((tries + 1))
+    ((tries > 50)) && fail "postgres: ssl stayed off after the reload; see $(pg_server_log)"
+    sleep 0.1
+  done
+}
+
 # Sets PG_DATABASE_OID, the oid of TALLY_DATABASE_URL's database: a dropped and re-created
 # database gets a new one, which tells postgres_migrate that its stamp no longer holds.
 postgres_ensure_databases() {
