@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresEventStore, EventStore } from '@tally/event-store';
 import pino from 'pino';
-import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import { createTestSchema, startTcpProxy, waitFor, type TestSchema } from '@tally/test-support';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
 import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
 import * as checks from './testing/projectionChecks';
-import { startTcpProxy } from './testing/tcpProxy';
 import { createTestRedis, TestRedis } from './testing/testRedis';
 
 jest.setTimeout(60_000);

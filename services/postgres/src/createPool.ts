@@ -11,16 +11,35 @@ export interface CreatePoolOptions {
   /** Without a bound, a connect to an unreachable host would hang its caller indefinitely. */
   readonly connectionTimeoutMillis?: number;
   readonly idleTimeoutMillis?: number;
+  /**
+   * Server-side `statement_timeout` of every connection (default 30 s): PostgreSQL cancels a
+   * statement that runs, or waits on a lock, longer than this. The client also gives up on a
+   * query it has heard nothing of for this long plus QUERY_TIMEOUT_MARGIN_MS (pg's
+   * `query_timeout`), which is what bounds a query when the server cannot be reached at all and
+   * so cannot cancel anything; `pool.query` then discards that connection.
+   */
+  readonly statementTimeoutMillis?: number;
   readonly logger?: Logger;
 }
 
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
+/** How much longer than the server's statement timeout the client waits: the server's cancel wins when it can speak. */
+export const QUERY_TIMEOUT_MARGIN_MS = 2_000;
+
 export function createPool(options: CreatePoolOptions): pg.Pool {
   const logger = (options.logger ?? pino({ name: 'tally' })).child({ module: 'postgres-pool' });
+  const statementTimeoutMillis = options.statementTimeoutMillis ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  if (!Number.isInteger(statementTimeoutMillis) || statementTimeoutMillis < 1) {
+    throw new RangeError(`statementTimeoutMillis must be a positive integer; got ${statementTimeoutMillis}`);
+  }
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName,
-    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+    statement_timeout: statementTimeoutMillis,
+    query_timeout: statementTimeoutMillis + QUERY_TIMEOUT_MARGIN_MS,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
     keepAlive: true,
     // Set at connection start-up rather than by a query after connecting, so no statement can

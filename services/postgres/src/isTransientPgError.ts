@@ -21,6 +21,10 @@ const TRANSIENT_SQLSTATES = new Set([
   '53300', // too_many_connections
   '40001', // serialization_failure
   '40P01', // deadlock_detected
+  // statement_timeout (createPool sets one on every connection): a slow or blocked server, not a
+  // bad statement. Treating it as permanent would dead-letter good usage while PostgreSQL is slow.
+  '57014', // query_canceled
+  '55P03', // lock_not_available (lock_timeout)
 ]);
 
 // pg reports some connection losses only by message, without a code.
@@ -30,6 +34,8 @@ const TRANSIENT_MESSAGES = [
   'Client has encountered a connection error and is not queryable',
   'the database system is starting up',
   'the database system is shutting down',
+  // The client-side query timeout (createPool's query_timeout): the server did not answer at all.
+  'Query read timeout',
 ];
 
 // Duck-typed, not `instanceof Error`: errors raised by node's own sockets come from another

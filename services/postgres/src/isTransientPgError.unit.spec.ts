@@ -5,7 +5,7 @@ function withCode(code: string, message = 'failed'): Error {
 }
 
 describe('isTransientPgError', () => {
-  it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001', '53300', '40001', '40P01'])(
+  it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001', '53300', '40001', '40P01', '57014', '55P03'])(
     'treats %s as transient',
     (code) => {
       expect(isTransientPgError(withCode(code))).toBe(true);
@@ -15,6 +15,7 @@ describe('isTransientPgError', () => {
   it('recognises the connection losses pg reports only by message', () => {
     expect(isTransientPgError(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isTransientPgError(new Error('timeout exceeded when trying to connect'))).toBe(true);
+    expect(isTransientPgError(new Error('Query read timeout'))).toBe(true);
   });
 
   it('looks inside an AggregateError (a host that resolves to several addresses)', () => {

@@ -1,6 +1,8 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, QueryResult } from 'pg';
 import type { Logger } from 'pino';
+import { QUERY_TIMEOUT_MARGIN_MS } from './createPool';
 import { listMigrations, type Migration } from './listMigrations';
+import { queryWithTimeout } from './queryWithTimeout';
 import { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
 
 export interface MigrateOptions {
@@ -9,6 +11,12 @@ export interface MigrateOptions {
   readonly schema: string;
   readonly logger: Logger;
   readonly migrationsDir?: string;
+  /**
+   * Bound of each migration statement and of the wait for another process's migration, in place
+   * of the pool's statement timeout (which is sized for the service's queries, not for an index
+   * built on a large table). Default 10 minutes.
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 export interface MigrateResult {
@@ -29,11 +37,17 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const schema = assertSqlIdentifier(options.schema, 'schema');
   const logger = options.logger.child({ module: 'migrate', schema });
   const migrations = await listMigrations(options.migrationsDir);
+  const timeoutMs = options.statementTimeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
   const client = await options.pool.connect();
+  // Each query's client-side bound (pg's query_timeout) matches the server-side one set below.
+  const bounded: BoundedQuery = (text, values) => queryWithTimeout(client, text, values, timeoutMs + QUERY_TIMEOUT_MARGIN_MS);
   try {
-    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
-    const applied = await applyPending(client, schema, migrations, logger);
-    await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+    // Session-wide until RESET below, which returns the pooled connection to the pool's timeout.
+    await bounded(`SET statement_timeout = ${Math.trunc(timeoutMs)}`);
+    await bounded('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+    const applied = await applyPending(bounded, schema, migrations, logger);
+    await bounded('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+    await bounded('RESET statement_timeout');
     client.release();
     return { applied };
   } catch (error) {
@@ -46,23 +60,26 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 
 /** First key of the two-key advisory lock space, so the lock cannot collide with other users'. */
 const MIGRATION_LOCK_CLASS = 0x74616c6d; // 'talm'
+const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
+
+type BoundedQuery = (text: string, values?: unknown[]) => Promise<QueryResult>;
 
 async function applyPending(
-  client: PoolClient,
+  query: BoundedQuery,
   schema: string,
   migrations: readonly Migration[],
   logger: Logger,
 ): Promise<string[]> {
   const qualified = `${quoteIdentifier(schema)}.schema_migrations`;
-  await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
-  await client.query(
+  await query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
+  await query(
     `CREATE TABLE IF NOT EXISTS ${qualified} (
        name text PRIMARY KEY,
        checksum text NOT NULL,
        applied_at timestamptz NOT NULL DEFAULT now()
      )`,
   );
-  const { rows } = await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${qualified}`);
+  const { rows } = (await query(`SELECT name, checksum FROM ${qualified}`)) as QueryResult<{ name: string; checksum: string }>;
   const appliedChecksums = new Map(rows.map((row) => [row.name, row.checksum]));
 
   const applied: string[] = [];
@@ -77,12 +94,12 @@ async function applyPending(
       continue;
     }
     const started = process.hrtime.bigint();
-    await client.query('BEGIN');
+    await query('BEGIN');
     // SET LOCAL ends with the transaction, so the pooled connection keeps its own search_path.
-    await client.query(`SET LOCAL search_path TO ${quoteIdentifier(schema)}`);
-    await client.query(migration.sql);
-    await client.query(`INSERT INTO ${qualified} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]);
-    await client.query('COMMIT');
+    await query(`SET LOCAL search_path TO ${quoteIdentifier(schema)}`);
+    await query(migration.sql);
+    await query(`INSERT INTO ${qualified} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]);
+    await query('COMMIT');
     applied.push(migration.name);
     logger.info(
       { migration: migration.name, durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n) },

@@ -8,3 +8,4 @@ export * from './postgres';
 export * from './tallyProcess';
 export * from './kafkaTools';
 export * from './selfSignedCertificate';
+export * from './tcpProxy';

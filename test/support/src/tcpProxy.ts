@@ -1,0 +1,90 @@
+import { createServer, connect, Socket } from 'node:net';
+
+/**
+ * Test-only: a TCP proxy in front of a shared service (PostgreSQL, Redis, a Kafka bootstrap
+ * address) that a test can cut or stall, which is what a client sees when the service goes down
+ * or the network between them fails, without touching the service other tests share.
+ */
+export interface TcpProxy {
+  readonly port: number;
+  /** Cuts the open connections and refuses new ones until resume(): the service is down. */
+  down(): void;
+  /**
+   * Stops forwarding anything, either way, on the open connections, and accepts new ones that
+   * never reach the service: a network partition, where nothing fails and nothing answers, so
+   * only the client's own timeouts end its waits. resume() closes those connections.
+   */
+  stall(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  let state: 'up' | 'down' | 'stalled' = 'up';
+  const sockets = new Set<Socket>();
+  /** Connections held open without forwarding since stall(). */
+  const stalled = new Set<Socket>();
+
+  function hold(socket: Socket): void {
+    socket.unpipe();
+    socket.pause();
+    stalled.add(socket);
+  }
+
+  const server = createServer((client) => {
+    if (state === 'down') {
+      client.destroy();
+      return;
+    }
+    client.on('error', () => client.destroy());
+    if (state === 'stalled') {
+      hold(client);
+      return;
+    }
+    const upstream = connect(targetPort, targetHost);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', close);
+      socket.on('close', close);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+
+  function destroyAll(): void {
+    for (const socket of [...sockets, ...stalled]) socket.destroy();
+    sockets.clear();
+    stalled.clear();
+  }
+
+  return {
+    port: address.port,
+    down() {
+      state = 'down';
+      destroyAll();
+    },
+    stall() {
+      state = 'stalled';
+      for (const socket of sockets) hold(socket);
+      sockets.clear();
+    },
+    resume() {
+      if (state === 'stalled') destroyAll();
+      state = 'up';
+    },
+    async close() {
+      state = 'down';
+      destroyAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
