@@ -7,6 +7,12 @@ import type { Pool } from 'pg';
 export interface CheckpointStore {
   /** The saved position, or 0n (before the first event) when the name has none yet. */
   load(name: string): Promise<bigint>;
+  /**
+   * Moves the checkpoint forward to `position`; a position at or below the saved one changes
+   * nothing. Enforced here, in the one statement that writes, so no caller (a relay that lost
+   * its lease and finishes a late batch, two relays briefly overlapping) can move it backwards
+   * and make billing receive a stretch of the ledger a second time.
+   */
   save(name: string, position: bigint): Promise<void>;
 }
 
@@ -20,9 +26,12 @@ export function createPostgresCheckpointStore(pool: Pool): CheckpointStore {
     },
 
     async save(name, position) {
+      // Compare-and-set in one statement: the row lock taken by the upsert orders concurrent
+      // saves, and the WHERE keeps the greater position whatever their order.
       await pool.query(
-        `INSERT INTO subscription_checkpoints (name, position, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+        `INSERT INTO subscription_checkpoints AS c (name, position, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+         WHERE c.position < excluded.position`,
         [name, position.toString()],
       );
     },

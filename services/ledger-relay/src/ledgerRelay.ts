@@ -40,6 +40,12 @@ export interface LedgerRelayOptions {
   readonly standbyPollMs?: number;
   /** How often the publishing relay checks the connection holding its lease; default 2000. */
   readonly leaseHeartbeatMs?: number;
+  /**
+   * How long a lease heartbeat may go unanswered before the relay counts the lease as lost and
+   * stops publishing; default 5000. Bounds the time a partitioned relay keeps publishing beside
+   * the one that took over.
+   */
+  readonly leaseTimeoutMs?: number;
 }
 
 export interface LedgerRelayLag {
@@ -76,6 +82,7 @@ const DEFAULT_LAG_REFRESH_MS = 5_000;
 const DEFAULT_RETRY = { initialDelayMs: 200, maxDelayMs: 5_000 };
 const DEFAULT_STANDBY_POLL_MS = 2_000;
 const DEFAULT_LEASE_HEARTBEAT_MS = 2_000;
+const DEFAULT_LEASE_TIMEOUT_MS = 5_000;
 const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 };
 
 /** Raised inside the relay to unwind a retry loop when it stops or loses its lease; never leaves the relay. */
@@ -98,7 +105,7 @@ class RelayStoppedError extends Error {}
  * take over within `standbyPollMs` of its stop or crash, from the checkpoint it left. Without
  * the lease each would publish the whole ledger. The lease is a session lock, so PostgreSQL frees
  * it when its holder dies; a holder whose lease connection fails stops publishing as soon as it
- * notices (within `leaseHeartbeatMs`), and until then two relays may publish the same events:
+ * notices (within `leaseHeartbeatMs` plus `leaseTimeoutMs`), and until then two relays may publish the same events:
  * duplicates, which at-least-once delivery allows, never a gap, since each resumes from the
  * checkpoint that only acknowledgements move.
  */
@@ -110,6 +117,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const retry = options.retry ?? DEFAULT_RETRY;
   const standbyPollMs = options.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
   const leaseHeartbeatMs = options.leaseHeartbeatMs ?? DEFAULT_LEASE_HEARTBEAT_MS;
+  const leaseTimeoutMs = options.leaseTimeoutMs ?? DEFAULT_LEASE_TIMEOUT_MS;
   const checkpoints = createPostgresCheckpointStore(options.pool);
   const registry = new SchemaRegistry({
     host: options.registryUrl,
@@ -293,7 +301,12 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
 
   /** One attempt at the lease: publishes when it is taken, else stands by and tries again later. */
   async function campaign(schemaId: number): Promise<void> {
-    const taken = await tryAcquireAdvisoryLease({ pool: options.pool, name: checkpointName, heartbeatMs: leaseHeartbeatMs });
+    const taken = await tryAcquireAdvisoryLease({
+      pool: options.pool,
+      name: checkpointName,
+      heartbeatMs: leaseHeartbeatMs,
+      timeoutMs: leaseTimeoutMs,
+    });
     if (stopping) {
       await taken?.release();
       return;

@@ -1,4 +1,6 @@
-import { createTestSchema, createUnreachablePool, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createTestSchema, createUnreachablePool, startTcpProxy, stackConfig, waitFor, type TestSchema } from '@tally/test-support';
+import { createPool } from './createPool';
 import { leaseHolders, tryAcquireAdvisoryLease } from './advisoryLease';
 
 describe('advisory lease on PostgreSQL', () => {
@@ -77,6 +79,31 @@ describe('advisory lease on PostgreSQL', () => {
       await expect(tryAcquireAdvisoryLease({ pool: unreachable, name: 'relay-a' })).rejects.toThrow(/ECONNREFUSED|connect/);
     } finally {
       await unreachable.end();
+    }
+  });
+
+  it('reports the loss when a heartbeat gets no answer within its timeout (a partition, not a failure)', async () => {
+    const url = new URL(stackConfig.testDatabaseUrl);
+    const proxy = await startTcpProxy(Number(url.port || 5432), url.hostname);
+    url.port = String(proxy.port);
+    const pool = createPool({ connectionString: url.toString(), schema: db.schema, applicationName: 'lease-partition', logger: pino({ level: 'silent' }) });
+    try {
+      const lease = await tryAcquireAdvisoryLease({ pool, name: 'relay-partitioned', heartbeatMs: 100, timeoutMs: 500 });
+      expect(lease).toBeDefined();
+      let lost: Error | undefined;
+      void lease!.lost.then((error) => {
+        lost = error;
+      });
+      // Nothing fails and nothing answers: only the heartbeat's timeout can tell.
+      proxy.stall();
+      await waitFor(() => lost !== undefined, { description: 'the lease reported lost', timeoutMs: 10_000 });
+      expect(lost!.message).toMatch(/timeout/i);
+      // The lost lease gave its connection up: a release afterwards neither waits nor throws.
+      await expect(lease!.release()).resolves.toBeUndefined();
+    } finally {
+      proxy.resume();
+      await pool.end();
+      await proxy.close();
     }
   });
 });

@@ -1,8 +1,10 @@
-import type { Pool } from 'pg';
+import type { Pool, QueryResultRow } from 'pg';
+import { queryWithTimeout } from './queryWithTimeout';
 
 /** First key of the two-key advisory lock space for leases, apart from the migrations' and the event store's. */
 export const LEASE_LOCK_CLASS = 1952541798;
 const DEFAULT_HEARTBEAT_MS = 2_000;
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
 const LOCK_KEY = "$1, hashtext(current_schema() || '.' || $2)";
 
 function ignoreError(): void {}
@@ -17,6 +19,13 @@ export interface AdvisoryLeaseOptions {
   readonly name: string;
   /** How often the holder's connection is checked; a lease is known lost within about this long. */
   readonly heartbeatMs?: number;
+  /**
+   * How long a heartbeat, the lock attempt or the unlock may wait for PostgreSQL (default 5 s).
+   * A connection that stops answering without failing (a network partition) would otherwise hold
+   * the holder in the belief that it still leads for as long as TCP takes to notice, while
+   * PostgreSQL may have ended the session and let another holder in.
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface AdvisoryLease {
@@ -36,7 +45,9 @@ export interface AdvisoryLease {
  */
 export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Promise<AdvisoryLease | undefined> {
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
   const client = await options.pool.connect();
+  const bounded = <Row extends QueryResultRow>(text: string, values?: unknown[]) => queryWithTimeout<Row>(client, text, values, timeoutMs);
   let signalLost: (error: Error) => void = () => undefined;
   const lost = new Promise<Error>((resolve) => {
     signalLost = resolve;
@@ -62,7 +73,7 @@ export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Pr
 
   let held: boolean;
   try {
-    const { rows } = await client.query<{ held: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS held`, [LEASE_LOCK_CLASS, options.name]);
+    const { rows } = await bounded<{ held: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS held`, [LEASE_LOCK_CLASS, options.name]);
     held = rows[0]?.held === true;
   } catch (error) {
     lose(asError(error));
@@ -73,8 +84,17 @@ export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Pr
     return undefined;
   }
 
+  // One heartbeat at a time: a slow one is not joined by more behind it, it times out and loses
+  // the lease (destroying the connection, which ends the session and with it the lock).
+  let beating = false;
   heartbeat = setInterval(() => {
-    client.query('SELECT 1').catch((error: unknown) => lose(asError(error)));
+    if (beating) return;
+    beating = true;
+    bounded('SELECT 1')
+      .catch((error: unknown) => lose(asError(error)))
+      .finally(() => {
+        beating = false;
+      });
   }, heartbeatMs);
   heartbeat.unref();
 
@@ -88,7 +108,7 @@ export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Pr
       client.on('error', ignoreError);
       let failure: Error | undefined;
       try {
-        await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`, [LEASE_LOCK_CLASS, options.name]);
+        await bounded(`SELECT pg_advisory_unlock(${LOCK_KEY})`, [LEASE_LOCK_CLASS, options.name]);
       } catch (error) {
         failure = asError(error);
       }
