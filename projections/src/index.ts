@@ -9,3 +9,5 @@ export { replayBalances } from './replayBalances';
 export type { ReplayOptions, ReplayResult } from './replayBalances';
 export { verifyBalances } from './verifyBalances';
 export type { BalanceDifference, VerifyOptions, VerifyResult } from './verifyBalances';
+export { createRedisClient, DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from './createRedisClient';
+export type { RedisClientOptions } from './createRedisClient';

@@ -1,0 +1,36 @@
+import { Redis } from 'ioredis';
+
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 5_000;
+
+export interface RedisClientOptions {
+  readonly url: string;
+  /**
+   * How long a command may wait for its reply, including time spent queued while disconnected;
+   * then it fails with "Command timed out" (default 5 s). Without it a command sent to a Redis
+   * that stopped answering (a partition, a stalled failover) waits for ever, and so does
+   * whatever awaits it: an API request, a projector batch, a shutdown.
+   */
+  readonly commandTimeoutMs?: number;
+  /**
+   * Retries of a command across reconnections; null (the default) keeps it queued until Redis is
+   * back or its timeout ends it, which is what long-running roles want. A one-shot CLI gives a
+   * small number so that it fails instead of waiting.
+   */
+  readonly maxRetriesPerRequest?: number | null;
+  /** Connect on the first command rather than at once. */
+  readonly lazyConnect?: boolean;
+}
+
+/** The one way Tally's processes open a Redis connection, so that none is without a command timeout. */
+export function createRedisClient(options: RedisClientOptions): Redis {
+  const commandTimeout = options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS;
+  if (!Number.isInteger(commandTimeout) || commandTimeout < 1) {
+    throw new RangeError(`commandTimeoutMs must be a positive integer; got ${commandTimeout}`);
+  }
+  return new Redis(options.url, {
+    commandTimeout,
+    maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? null : options.maxRetriesPerRequest,
+    enableOfflineQueue: true,
+    lazyConnect: options.lazyConnect ?? false,
+  });
+}
