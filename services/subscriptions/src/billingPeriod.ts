@@ -86,15 +86,22 @@ export interface DuePeriodsInput {
   readonly canceledAt: Date | null;
   /** The last period known to be granted (-1: none). Only an optimisation: granting again is a no-op. */
   readonly grantedThrough: number;
+  /** At most this many periods, the earliest first (default: all); the rest are due next time. */
+  readonly limit?: number;
 }
 
-/** The periods to grant at `now`, in order: every period that has started and is not known to be granted. */
+/**
+ * The periods to grant at `now`, in order: every period that has started and is not known to be
+ * granted, or the first `limit` of them. A subscription backdated by years has thousands.
+ */
 export function duePeriods(input: DuePeriodsInput): number[] {
   const current = periodIndexAt(input.startsAt, input.period, input.now);
   const final = finalPeriod(input.startsAt, input.period, input.canceledAt);
   const last = final === null ? current : Math.min(current, final);
+  const first = Math.max(0, input.grantedThrough + 1);
+  const end = input.limit === undefined ? last : Math.min(last, first + Math.max(0, input.limit) - 1);
   const due: number[] = [];
-  for (let index = Math.max(0, input.grantedThrough + 1); index <= last; index += 1) due.push(index);
+  for (let index = first; index <= end; index += 1) due.push(index);
   return due;
 }
 

@@ -66,6 +66,18 @@ describe('periodIndexAt', () => {
 });
 
 describe('duePeriods', () => {
+  it('gives at most `limit` periods, the earliest first, continuing after the watermark', () => {
+    const daily = { days: 1 };
+    const start = at('2020-01-01T00:00:00.000Z');
+    const now = at('2025-01-01T12:00:00.000Z');
+    const all = duePeriods({ startsAt: start, period: daily, now, canceledAt: null, grantedThrough: -1 });
+    expect(all).toHaveLength(1828);
+    expect(duePeriods({ startsAt: start, period: daily, now, canceledAt: null, grantedThrough: -1, limit: 3 })).toEqual([0, 1, 2]);
+    expect(duePeriods({ startsAt: start, period: daily, now, canceledAt: null, grantedThrough: 1000, limit: 2 })).toEqual([1001, 1002]);
+    expect(duePeriods({ startsAt: start, period: daily, now, canceledAt: null, grantedThrough: 1825, limit: 10 })).toEqual([1826, 1827]);
+    expect(duePeriods({ startsAt: start, period: daily, now, canceledAt: null, grantedThrough: -1, limit: 0 })).toEqual([]);
+  });
+
   const startsAt = at('2024-01-15T00:00:00.000Z');
 
   it('catches up every started period after the watermark', () => {

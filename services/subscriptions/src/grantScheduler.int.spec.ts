@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { formatCredits, parseCredits } from '@tally/domain';
 import { waitFor } from '@tally/test-support';
-import { periodStart } from './billingPeriod';
+import { periodIndexAt, periodStart } from './billingPeriod';
 import type { GrantScheduler } from './grantScheduler';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
@@ -107,4 +107,74 @@ describe('grant scheduler with a test clock', () => {
       [5, '300'],
     ]);
   });
+
+  it('started, runs the next bounded run at once while a subscription is behind, without the interval', async () => {
+    const product = await h.createProduct();
+    const plan = await h.service.createPlan({ name: 'Daily', items: [{ productId: product.id, creditsPerPeriod: '1', period: { days: 1 } }] });
+    const now = new Date(startsAt.getTime() + 400 * 86_400_000 + 60_000);
+    h.clock.set(now);
+    const { subscription } = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id, startsAt });
+    const grantedThrough = async () => (await h.subscriptions.getSubscription(subscription.id))!.grantedThrough[product.id];
+    expect(await grantedThrough()).toBe(11);
+    // An hour between runs: only running again at once while behind brings it up to date in time.
+    const scheduler = h.newScheduler(3_600_000, 50);
+    scheduler.start();
+    try {
+      await waitFor(async () => (await grantedThrough()) === 400, { description: 'period 400 granted', timeoutMs: 60_000, intervalMs: 50 });
+    } finally {
+      await scheduler.stop();
+    }
+  });
+});
+
+describe('grant scheduler catching up a backdated subscription', () => {
+  // A harness of its own, so that a run's summary counts this subscription's grants alone.
+  let backdated: SubscriptionsHarness;
+
+  beforeAll(async () => {
+    backdated = await createSubscriptionsHarness('subs_backdated', START);
+  });
+
+  afterAll(async () => {
+    await backdated.close();
+  });
+
+  it('catches a subscription backdated five years with a daily period up in bounded runs: the request grants a few, every period once', async () => {
+    const h = backdated;
+    // "Now" is five years and a bit after the start: 1,8xx daily periods are due at once.
+    const fiveYearsLater = new Date(startsAt.getTime() + (5 * 365 + 1) * 86_400_000 + 3_600_000);
+    h.clock.set(fiveYearsLater);
+    const current = periodIndexAt(startsAt, { days: 1 }, fiveYearsLater);
+    expect(current).toBeGreaterThan(1800);
+    const product = await h.createProduct();
+    const plan = await h.service.createPlan({ name: 'Daily', items: [{ productId: product.id, creditsPerPeriod: '1', period: { days: 1 } }] });
+    const customerId = `customer-${randomUUID()}`;
+
+    // What the API's POST /v1/subscriptions calls: it grants the service's inline bound, no more.
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const ref = await h.catalog.findBalance(customerId, product.id);
+    const grants = async () => grantsIn(await h.ledgerOf(ref!.id));
+    expect((await grants()).map((g) => g.period)).toEqual([...Array(12).keys()]);
+    expect(subscription.grantedThrough).toEqual({ [product.id]: 11 });
+
+    // Each run grants at most its bound and keeps its progress in the watermark.
+    const bound = 500;
+    const scheduler = h.newScheduler(60_000, bound);
+    const runs: { granted: number; behind: number }[] = [];
+    for (let run = 0; run < 10; run += 1) {
+      const summary = await scheduler.runOnce();
+      expect(summary.failed).toBe(0);
+      runs.push({ granted: summary.granted, behind: summary.behind });
+      if (summary.behind === 0) break;
+    }
+    expect(runs.every((r) => r.granted <= bound)).toBe(true);
+    expect(runs.length).toBe(Math.ceil((current + 1 - 12) / bound));
+    expect(runs.at(-1)!.behind).toBe(0);
+    expect(runs.slice(0, -1).every((r) => r.granted === bound && r.behind === 1)).toBe(true);
+
+    // Every period from 0 to the current one, exactly once, and nothing more on another run.
+    expect((await scheduler.runOnce()).granted).toBe(0);
+    expect((await grants()).map((g) => g.period)).toEqual([...Array(current + 1).keys()]);
+    expect((await h.subscriptions.getSubscription(subscription.id))!.grantedThrough).toEqual({ [product.id]: current });
+  }, 300_000);
 });

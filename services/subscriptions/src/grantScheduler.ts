@@ -15,6 +15,12 @@ export interface GrantSchedulerOptions {
   readonly logger: Logger;
   /** Subscriptions read per query. */
   readonly pageSize?: number;
+  /**
+   * Periods one run grants per subscription (default 100). A subscription further behind (one
+   * backdated by years) is caught up over several runs, which then follow each other without the
+   * interval's pause; the watermark keeps the progress.
+   */
+  readonly maxPeriodsPerRun?: number;
 }
 
 export interface GrantRunSummary {
@@ -23,6 +29,8 @@ export interface GrantRunSummary {
   readonly alreadyGranted: number;
   /** Subscriptions whose grants failed this tick; the next tick tries them again. */
   readonly failed: number;
+  /** Subscriptions with periods still due after this run's bound; the next run continues. */
+  readonly behind: number;
 }
 
 export interface GrantScheduler {
@@ -40,9 +48,13 @@ export interface GrantScheduler {
  * periods it missed. Any number of schedulers may run at once: a grant's ledger event id is
  * derived from (subscription, product, period), see createSubscriptionGranter.
  */
+const DEFAULT_MAX_PERIODS_PER_RUN = 100;
+
 export function createGrantScheduler(options: GrantSchedulerOptions): GrantScheduler {
   const { subscriptions, clock, intervalMs } = options;
   const pageSize = options.pageSize ?? 200;
+  const maxPeriodsPerRun = options.maxPeriodsPerRun ?? DEFAULT_MAX_PERIODS_PER_RUN;
+  if (!Number.isInteger(maxPeriodsPerRun) || maxPeriodsPerRun < 1) throw new Error('maxPeriodsPerRun must be a positive integer');
   if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new Error('intervalMs must be a positive integer');
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error('pageSize must be a positive integer');
   const logger = options.logger.child({ module: 'grant-scheduler' });
@@ -57,15 +69,17 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
     let granted = 0;
     let alreadyGranted = 0;
     let failed = 0;
+    let behind = 0;
     let after: string | null = null;
     for (;;) {
       const page = await subscriptions.listSchedulable({ after, limit: pageSize });
       for (const { subscription, plan } of page) {
         seen += 1;
         try {
-          const outcome = await granter.grantDue(subscription, plan, now);
+          const outcome = await granter.grantDue(subscription, plan, now, { maxPeriods: maxPeriodsPerRun });
           granted += outcome.granted;
           alreadyGranted += outcome.alreadyGranted;
+          if (!outcome.caughtUp) behind += 1;
           if (outcome.complete) await subscriptions.markGrantsCompleted(subscription.id);
         } catch (error) {
           // One subscription's failure (a ledger outage, a conflict storm) must not hold up the others.
@@ -77,18 +91,23 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
       if (last === undefined || page.length < pageSize) break;
       after = last.subscription.id;
     }
-    const summary = { subscriptions: seen, granted, alreadyGranted, failed };
-    if (granted > 0 || failed > 0) logger.info({ ...summary, now: now.toISOString() }, 'grant tick done');
+    const summary = { subscriptions: seen, granted, alreadyGranted, failed, behind };
+    if (granted > 0 || failed > 0 || behind > 0) logger.info({ ...summary, now: now.toISOString() }, 'grant tick done');
     return summary;
   }
 
   function tick(): void {
+    let catchingUp = false;
     inFlight = runOnce()
+      .then((summary) => {
+        catchingUp = summary.behind > 0;
+      })
       .catch((error: unknown) => logger.error({ err: error }, 'grant tick failed; retrying after the interval'))
       .finally(() => {
         inFlight = undefined;
         // A timeout after each tick rather than an interval: ticks never overlap, however slow.
-        if (running) timer = setTimeout(tick, intervalMs);
+        // Periods left by a run's bound are due already: the next run starts at once.
+        if (running) timer = setTimeout(tick, catchingUp ? 0 : intervalMs);
       });
   }
 

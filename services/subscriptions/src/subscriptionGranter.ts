@@ -14,11 +14,18 @@ export interface GrantOutcome {
   readonly alreadyGranted: number;
   /** The subscription is canceled and every item has granted its last period. */
   readonly complete: boolean;
+  /** Every period due at `now` is granted; false when `maxPeriods` left some for the next call. */
+  readonly caughtUp: boolean;
 }
 
 export interface SubscriptionGranter {
-  /** Grants every period of every item that has started by `now` (and not after a cancellation). */
-  grantDue(subscription: Subscription, plan: Plan, now: Date): Promise<GrantOutcome>;
+  /**
+   * Grants the periods of every item that have started by `now` (and not after a cancellation),
+   * in order, at most `maxPeriods` in all (default: no bound), so that a subscription backdated by
+   * years never makes one call, and the request or scheduler run waiting for it, run long. The
+   * watermark moves with every grant, so the next call continues where this one stopped.
+   */
+  grantDue(subscription: Subscription, plan: Plan, now: Date, bound?: { maxPeriods?: number }): Promise<GrantOutcome>;
 }
 
 export interface SubscriptionGranterOptions {
@@ -107,19 +114,28 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
   }
 
   return {
-    async grantDue(subscription, plan, now) {
+    async grantDue(subscription, plan, now, bound = {}) {
       let granted = 0;
       let alreadyGranted = 0;
       let complete = subscription.canceledAt !== null;
+      let caughtUp = true;
+      let budget = bound.maxPeriods ?? Number.POSITIVE_INFINITY;
       for (const item of plan.items) {
         let through = subscription.grantedThrough[item.productId] ?? -1;
-        const due = duePeriods({
+        const dueInput = {
           startsAt: subscription.startsAt,
           period: item.period,
           now,
           canceledAt: subscription.canceledAt,
           grantedThrough: through,
-        });
+        };
+        // One period past the budget tells whether the bound left any for the next call.
+        const due = duePeriods(Number.isFinite(budget) ? { ...dueInput, limit: budget + 1 } : dueInput);
+        if (due.length > budget) {
+          caughtUp = false;
+          due.length = budget;
+        }
+        budget -= due.length;
         let balanceId: string | undefined;
         for (const period of due) {
           const terms = termsAt(subscription, item, period);
@@ -146,7 +162,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         const final = finalPeriod(subscription.startsAt, item.period, subscription.canceledAt);
         if (final === null || through < final) complete = false;
       }
-      return { granted, alreadyGranted, complete };
+      return { granted, alreadyGranted, complete, caughtUp };
     },
   };
 }

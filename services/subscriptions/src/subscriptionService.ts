@@ -20,7 +20,10 @@ export interface SubscriptionInput {
   readonly id?: string;
   readonly customerId: string;
   readonly planId: string;
-  /** Defaults to now. A past start grants every period since then at once. */
+  /**
+   * Defaults to now. A past start makes every period since then due: the request grants the
+   * first `inlineGrantPeriods` of them, the scheduler the rest, in bounded runs.
+   */
   readonly startsAt?: Date;
   readonly overrides?: readonly CreditOverrideDto[];
 }
@@ -56,14 +59,23 @@ export interface SubscriptionServiceOptions {
   readonly catalog: CatalogStore;
   readonly clock: () => Date;
   readonly logger: Logger;
+  /**
+   * Periods a create or cancel request grants before it answers (default 12: a year of monthly
+   * periods); anything further behind is the scheduler's, so a backdated subscription never
+   * makes a request run long. 0 leaves every grant to the scheduler.
+   */
+  readonly inlineGrantPeriods?: number;
 }
 
 const MAX_CUSTOMER_ID_LENGTH = 256;
+const DEFAULT_INLINE_GRANT_PERIODS = 12;
 
 export function createSubscriptionService(options: SubscriptionServiceOptions): SubscriptionService {
   const { plans, subscriptions, catalog, clock } = options;
   const logger = options.logger.child({ module: 'subscription-service' });
   const granter = createSubscriptionGranter(options);
+  const inlineGrantPeriods = options.inlineGrantPeriods ?? DEFAULT_INLINE_GRANT_PERIODS;
+  if (!Number.isInteger(inlineGrantPeriods) || inlineGrantPeriods < 0) throw new Error('inlineGrantPeriods must be a non-negative integer');
 
   async function planOf(planId: string): Promise<Plan> {
     const plan = await plans.getPlan(planId);
@@ -78,13 +90,17 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
   }
 
   /**
-   * Grants what is due right away, so a new subscription's credits are there when the request
-   * returns. The subscription is already stored: if the ledger fails now, the scheduler grants
-   * on its next tick, and the response shows what was granted (grantedThrough).
+   * Grants what is due right away, up to inlineGrantPeriods, so a new subscription's credits are
+   * there when the request returns. The subscription is already stored: if the ledger fails now,
+   * or more periods are due than a request grants, the scheduler grants the rest on its next
+   * ticks, and the response shows what was granted (grantedThrough).
    */
   async function grantNow(subscription: Subscription, plan: Plan, now: Date): Promise<Subscription> {
     try {
-      const outcome = await granter.grantDue(subscription, plan, now);
+      const outcome = await granter.grantDue(subscription, plan, now, { maxPeriods: inlineGrantPeriods });
+      if (!outcome.caughtUp) {
+        logger.info({ subscriptionId: subscription.id, granted: outcome.granted }, 'more periods due than a request grants; the scheduler grants the rest');
+      }
       if (outcome.complete) await subscriptions.markGrantsCompleted(subscription.id);
     } catch (error) {
       logger.warn({ err: error, subscriptionId: subscription.id }, 'immediate grant failed; the scheduler will grant');

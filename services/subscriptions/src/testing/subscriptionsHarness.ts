@@ -39,7 +39,7 @@ export interface SubscriptionsHarness {
   readonly service: SubscriptionService;
   readonly purchases: PurchaseService;
   /** A scheduler as the main job builds it; its interval is long, tests call runOnce or start it. */
-  newScheduler(intervalMs?: number): GrantScheduler;
+  newScheduler(intervalMs?: number, maxPeriodsPerRun?: number): GrantScheduler;
   /** A credit product with a fresh id, no consumption rules. */
   createProduct(fields?: Partial<CreditProduct>): Promise<CreditProduct>;
   /** Every ledger event of a balance, oldest first. */
@@ -69,7 +69,8 @@ export async function createSubscriptionsHarness(prefix: string, start = '2024-0
     subscriptions,
     service,
     purchases,
-    newScheduler: (intervalMs = 60_000) => createGrantScheduler({ subscriptions, ledger, catalog, clock, intervalMs, logger }),
+    newScheduler: (intervalMs = 60_000, maxPeriodsPerRun?: number) =>
+      createGrantScheduler({ subscriptions, ledger, catalog, clock, intervalMs, logger, ...(maxPeriodsPerRun !== undefined ? { maxPeriodsPerRun } : {}) }),
     async createProduct(fields = {}) {
       const product: CreditProduct = {
         id: `product-${randomUUID()}`,
@@ -84,8 +85,15 @@ export async function createSubscriptionsHarness(prefix: string, start = '2024-0
       return product;
     },
     async ledgerOf(balanceId) {
-      const page = await ledger.readLedger(balanceId, { limit: 1000 });
-      return [...page.items].reverse();
+      // Every page, newest first, so a balance with thousands of grants is read whole.
+      const items: RecordedBalanceEvent[] = [];
+      let before: bigint | undefined;
+      do {
+        const page = await ledger.readLedger(balanceId, { limit: 1000, ...(before !== undefined ? { before } : {}) });
+        items.push(...page.items);
+        before = page.next ?? undefined;
+      } while (before !== undefined);
+      return items.reverse();
     },
     async close() {
       await eventStore.close();
