@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 5_000;
 
@@ -19,6 +19,13 @@ export interface RedisClientOptions {
   readonly maxRetriesPerRequest?: number | null;
   /** Connect on the first command rather than at once. */
   readonly lazyConnect?: boolean;
+  /**
+   * Queue commands while disconnected (default true). False fails them at once instead, for a
+   * client whose callers would rather go without an answer than wait (the API's rate limiter).
+   */
+  readonly enableOfflineQueue?: boolean;
+  /** TLS options (a CA of one's own); a `rediss://` URL turns TLS on by itself. */
+  readonly tls?: RedisOptions['tls'];
 }
 
 /** The one way Tally's processes open a Redis connection, so that none is without a command timeout. */
@@ -30,7 +37,8 @@ export function createRedisClient(options: RedisClientOptions): Redis {
   return new Redis(options.url, {
     commandTimeout,
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? null : options.maxRetriesPerRequest,
-    enableOfflineQueue: true,
+    enableOfflineQueue: options.enableOfflineQueue ?? true,
     lazyConnect: options.lazyConnect ?? false,
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
   });
 }

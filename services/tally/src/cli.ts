@@ -5,11 +5,11 @@ import path from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { createPool } from '@tally/postgres';
 import { createPostgresEventStore } from '@tally/event-store';
-import { createBalanceReadModel, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
+import { createBalanceReadModel, createRedisClient, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
 import { skipUndecodableBatch } from '@tally/metering';
 import { logLevel } from 'kafkajs';
@@ -47,10 +47,28 @@ function progressBar(label: string) {
   };
 }
 
+/** A command fails after a few reconnections rather than waiting for a Redis that is away. */
+function cliRedis(options: { lazyConnect?: boolean } = {}): Redis {
+  return createRedisClient({
+    url: config.redis.url,
+    commandTimeoutMs: config.timeouts.redisCommandMs,
+    maxRetriesPerRequest: 3,
+    ...connections.redis,
+    ...options,
+  });
+}
+
 async function withStores<T>(work: (stores: { eventStore: ReturnType<typeof createPostgresEventStore>; redis: Redis }) => Promise<T>) {
-  const pool = createPool({ connectionString: config.database.url, schema: config.database.schema, applicationName: 'tally-cli', max: 4 });
+  const pool = createPool({
+    connectionString: config.database.url,
+    schema: config.database.schema,
+    applicationName: 'tally-cli',
+    max: 4,
+    statementTimeoutMillis: config.timeouts.databaseStatementMs,
+    connectionTimeoutMillis: config.timeouts.databaseConnectMs,
+  });
   const eventStore = createPostgresEventStore({ pool, logger });
-  const redis = new Redis(config.redis.url, { ...connections.redis, lazyConnect: true, maxRetriesPerRequest: 3 });
+  const redis = cliRedis({ lazyConnect: true });
   await redis.connect();
   try {
     return await work({ eventStore, redis });
@@ -160,7 +178,7 @@ program
   .command('balance <customerId>')
   .description("print a customer's credit balances from the Redis snapshots")
   .action(async (customerId: string) => {
-    const redis = new Redis(config.redis.url, { ...connections.redis, maxRetriesPerRequest: 3 });
+    const redis = cliRedis();
     try {
       const balances = await createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }).getCustomerBalances(customerId);
       process.stdout.write(`${JSON.stringify({ customerId, items: balances }, null, 2)}\n`);

@@ -61,6 +61,14 @@ const schema = z.object({
   TALLY_SCHEMA_REGISTRY_USERNAME: z.string().min(1).optional(),
   TALLY_SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional(),
   TALLY_REDIS_TLS_CA_FILE: z.string().min(1).optional(),
+  // Bounds on every wait (issue 10 §5); README.md's table says what each one bounds.
+  TALLY_SHUTDOWN_TIMEOUT_MS: integer(15_000, 100, 600_000),
+  TALLY_DATABASE_STATEMENT_TIMEOUT_MS: integer(30_000, 100, 3_600_000),
+  TALLY_DATABASE_CONNECT_TIMEOUT_MS: integer(10_000, 100, 600_000),
+  TALLY_REDIS_COMMAND_TIMEOUT_MS: integer(5_000, 100, 600_000),
+  TALLY_RELAY_LEASE_TIMEOUT_MS: integer(5_000, 100, 600_000),
+  TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: integer(100, 1, 100_000),
+  TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000),
 });
 
 export interface Config {
@@ -111,6 +119,20 @@ export interface Config {
     readonly rateLimit: { readonly windowMs: number; readonly perKey: number; readonly perAddress: number; readonly failedAuthPerAddress: number };
   };
   readonly schedulerIntervalMs: number;
+  readonly timeouts: {
+    /** From SIGTERM to exit, whatever is still stopping. */
+    readonly shutdownMs: number;
+    readonly databaseStatementMs: number;
+    readonly databaseConnectMs: number;
+    readonly redisCommandMs: number;
+    readonly relayLeaseMs: number;
+  };
+  readonly grants: {
+    /** Periods one scheduler run grants per subscription item; the next run continues. */
+    readonly maxPeriodsPerRun: number;
+    /** Periods a create or cancel request grants itself; the scheduler grants the rest. */
+    readonly inlinePeriods: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -211,6 +233,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         perAddress: e.TALLY_API_RATE_LIMIT_PER_ADDRESS,
         failedAuthPerAddress: e.TALLY_API_RATE_LIMIT_FAILED_AUTH,
       },
+    },
+    timeouts: {
+      shutdownMs: e.TALLY_SHUTDOWN_TIMEOUT_MS,
+      databaseStatementMs: e.TALLY_DATABASE_STATEMENT_TIMEOUT_MS,
+      databaseConnectMs: e.TALLY_DATABASE_CONNECT_TIMEOUT_MS,
+      redisCommandMs: e.TALLY_REDIS_COMMAND_TIMEOUT_MS,
+      relayLeaseMs: e.TALLY_RELAY_LEASE_TIMEOUT_MS,
+    },
+    grants: {
+      maxPeriodsPerRun: e.TALLY_SCHEDULER_MAX_PERIODS_PER_RUN,
+      inlinePeriods: e.TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS,
     },
   });
 }

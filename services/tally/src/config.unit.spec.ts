@@ -10,6 +10,28 @@ describe('loadConfig', () => {
     expect(config.consumer.sessionTimeoutMs).toBe(10_000);
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8080, keys: undefined });
     expect([...config.roles].sort()).toEqual(['api', 'consumer', 'projector', 'relay', 'scheduler']);
+    expect(config.timeouts).toEqual({
+      shutdownMs: 15_000,
+      databaseStatementMs: 30_000,
+      databaseConnectMs: 10_000,
+      redisCommandMs: 5_000,
+      relayLeaseMs: 5_000,
+    });
+    expect(config.grants).toEqual({ maxPeriodsPerRun: 100, inlinePeriods: 12 });
+  });
+
+  it('reads the bounds of every wait', () => {
+    const config = loadConfig({
+      TALLY_SHUTDOWN_TIMEOUT_MS: '3000',
+      TALLY_DATABASE_STATEMENT_TIMEOUT_MS: '1500',
+      TALLY_DATABASE_CONNECT_TIMEOUT_MS: '2500',
+      TALLY_REDIS_COMMAND_TIMEOUT_MS: '700',
+      TALLY_RELAY_LEASE_TIMEOUT_MS: '900',
+      TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: '7',
+      TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: '0',
+    });
+    expect(config.timeouts).toEqual({ shutdownMs: 3000, databaseStatementMs: 1500, databaseConnectMs: 2500, redisCommandMs: 700, relayLeaseMs: 900 });
+    expect(config.grants).toEqual({ maxPeriodsPerRun: 7, inlinePeriods: 0 });
   });
 
   it('splits roles, brokers and keys', () => {
@@ -118,6 +140,9 @@ describe('loadConfig', () => {
     [{ TALLY_LOG_LEVEL: 'loud' }, /TALLY_LOG_LEVEL/],
     [{ TALLY_CONSUMER_SESSION_TIMEOUT_MS: '1000' }, /TALLY_CONSUMER_SESSION_TIMEOUT_MS/],
     [{ TALLY_KAFKA_COMPRESSION: 'brotli' }, /TALLY_KAFKA_COMPRESSION/],
+    [{ TALLY_SHUTDOWN_TIMEOUT_MS: '0' }, /TALLY_SHUTDOWN_TIMEOUT_MS/],
+    [{ TALLY_DATABASE_STATEMENT_TIMEOUT_MS: 'soon' }, /TALLY_DATABASE_STATEMENT_TIMEOUT_MS/],
+    [{ TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: '0' }, /TALLY_SCHEDULER_MAX_PERIODS_PER_RUN/],
   ])('rejects %j, naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

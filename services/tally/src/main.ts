@@ -1,4 +1,4 @@
-import { createBalanceReadModel, createBalanceProjector } from '@tally/projections';
+import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
 import { buildApp, createMetricsRegistry, type ApiKey } from '@tally/api';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
@@ -13,7 +13,6 @@ import {
   createPostgresSubscriptionStore,
   createSubscriptionService,
 } from '@tally/subscriptions';
-import { Redis } from 'ioredis';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
@@ -41,8 +40,20 @@ async function main(): Promise<void> {
   async function shutdown(signal: string): Promise<void> {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping');
+    const timeoutMs = config.timeouts.shutdownMs;
+    logger.info({ signal, timeoutMs }, 'stopping');
+    let current = 'start-up';
+    // The bound on the whole stop. Whatever is still waiting when it ends (a batch retrying a
+    // database that does not answer, a dead letter for a broker that is gone, a lease release) is
+    // abandoned, and that loses nothing: Kafka offsets and the relay's checkpoint move only after
+    // what they cover is durable, so the work in hand is delivered again to whoever takes over,
+    // and the deterministic ledger event ids make it apply once.
+    const deadline = setTimeout(() => {
+      logger.error({ component: current, timeoutMs }, 'did not stop within TALLY_SHUTDOWN_TIMEOUT_MS; exiting, uncommitted work is redelivered');
+      process.exit(1);
+    }, timeoutMs);
     for (const { name, stop } of [...stops].reverse()) {
+      current = name;
       try {
         await stop();
         logger.info({ component: name }, 'stopped');
@@ -50,6 +61,7 @@ async function main(): Promise<void> {
         logger.error({ err: error, component: name }, 'failed to stop cleanly');
       }
     }
+    clearTimeout(deadline);
     logger.info('stopped; bye');
     process.exit(0);
   }
@@ -74,6 +86,8 @@ async function main(): Promise<void> {
     schema: config.database.schema,
     applicationName: `tally-${[...roles].join('-')}`,
     max: config.database.poolSize,
+    statementTimeoutMillis: config.timeouts.databaseStatementMs,
+    connectionTimeoutMillis: config.timeouts.databaseConnectMs,
     logger,
   });
   stops.push({ name: 'postgres', stop: () => pool.end() });
@@ -87,7 +101,9 @@ async function main(): Promise<void> {
   const ledger = createLedgerService({ eventStore, catalog, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
 
   const needsRedis = roles.has('projector') || roles.has('api');
-  const redis = needsRedis ? new Redis(config.redis.url, { ...connections.redis, maxRetriesPerRequest: null, enableOfflineQueue: true }) : undefined;
+  const redis = needsRedis
+    ? createRedisClient({ url: config.redis.url, commandTimeoutMs: config.timeouts.redisCommandMs, ...connections.redis })
+    : undefined;
   if (redis !== undefined) {
     redis.on('error', (error) => logger.warn({ err: error }, 'redis connection problem'));
     stops.push({ name: 'redis', stop: () => void redis.disconnect() });
@@ -178,6 +194,7 @@ async function main(): Promise<void> {
       registryUrl: config.registryUrl,
       compression: compressionType(config.kafka.compression),
       ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
+      leaseTimeoutMs: config.timeouts.relayLeaseMs,
       logger,
     });
     metrics.gauge({
@@ -208,6 +225,7 @@ async function main(): Promise<void> {
       catalog,
       clock,
       intervalMs: config.schedulerIntervalMs,
+      maxPeriodsPerRun: config.grants.maxPeriodsPerRun,
       logger,
     });
     await scheduler.start();
@@ -232,7 +250,13 @@ async function main(): Promise<void> {
     stops.push({ name: 'usage-publisher', stop: () => usagePublisher.stop() });
     // The rate limiter's own connection: it must fail fast (no offline queue, a command timeout)
     // so that while Redis is away requests are let through, not held behind the counters.
-    const rateLimitRedis = new Redis(config.redis.url, { ...connections.redis, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 250 });
+    const rateLimitRedis = createRedisClient({
+      url: config.redis.url,
+      commandTimeoutMs: 250,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      ...connections.redis,
+    });
     rateLimitRedis.on('error', (error) => logger.warn({ err: error }, 'rate-limit redis connection problem'));
     stops.push({ name: 'rate-limit-redis', stop: () => void rateLimitRedis.disconnect() });
     const protection = config.apiProtection;
@@ -255,7 +279,15 @@ async function main(): Promise<void> {
       apiKeys,
       logger,
       metrics,
-      subscriptions: createSubscriptionService({ plans, subscriptions: subscriptionStore, ledger, catalog, clock, logger }),
+      subscriptions: createSubscriptionService({
+        plans,
+        subscriptions: subscriptionStore,
+        ledger,
+        catalog,
+        clock,
+        logger,
+        inlineGrantPeriods: config.grants.inlinePeriods,
+      }),
       stalledPartitions: () => stalledPartitions?.() ?? [],
       usagePublisher,
       health: async () => {
