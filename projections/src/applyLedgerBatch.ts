@@ -16,6 +16,11 @@ export interface BatchTarget {
   readonly mode: WriteMode;
   /** Only for an aside generation this process alone writes, created empty with it. */
   readonly cache?: SnapshotCache;
+  /**
+   * The position this writer last wrote to the generation: a stored checkpoint below it means
+   * Redis was rolled back, and the batch is refused ('rewound') rather than written over the gap.
+   */
+  readonly written?: bigint;
 }
 
 /** What each balance's snapshot holds, or 'unreadable' for a snapshot that does not parse. */
@@ -48,7 +53,7 @@ export interface PreparedBatch {
  * skipped. 'stale' or 'reset' when a snapshot had to be rebuilt and the generation turned
  * out to be gone or replaced.
  */
-export async function prepareLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<PreparedBatch | 'stale' | 'reset'> {
+export async function prepareLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<PreparedBatch | Exclude<WriteOutcome, 'ok'>> {
   const last = events[events.length - 1];
   if (last === undefined) throw new Error('a batch holds at least one event');
   const { store, generation, mode } = target;
@@ -64,7 +69,7 @@ export async function prepareLedgerBatch(target: BatchTarget, events: readonly R
   }
   if (gaps.length > 0) {
     // Missing snapshots are most often a flushed Redis: find out before reading streams for nothing.
-    const outcome = await store.checkGeneration(generation, mode);
+    const outcome = await store.checkGeneration(generation, mode, target.written);
     if (outcome !== 'ok') return outcome;
     target.logger.warn(
       { generation, balances: gaps.length, sample: gaps.slice(0, 10) },
@@ -79,7 +84,7 @@ export async function prepareLedgerBatch(target: BatchTarget, events: readonly R
 
 /** One script: the snapshots whose position is above the stored one, then the checkpoint. Safe to repeat. */
 export function writePreparedBatch(target: BatchTarget, prepared: PreparedBatch): Promise<WriteOutcome> {
-  return target.store.writeBatch(target.generation, target.mode, prepared.snapshots, prepared.checkpoint);
+  return target.store.writeBatch(target.generation, target.mode, prepared.snapshots, prepared.checkpoint, target.written);
 }
 
 /**

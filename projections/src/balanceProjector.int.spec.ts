@@ -4,6 +4,7 @@ import pino from 'pino';
 import { createTestSchema, startTcpProxy, waitFor, type TestSchema } from '@tally/test-support';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
+import { verifyBalances } from './verifyBalances';
 import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
 import * as checks from './testing/projectionChecks';
 import { createTestRedis, TestRedis } from './testing/testRedis';
@@ -103,6 +104,83 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     expect(second.projector.checkpoint()).toBe(0n);
     await caughtUp();
     expect(await Promise.all(ids.map((id) => readModel.getBalance(id)))).toEqual(before);
+  });
+
+  /** Every key under the test's prefix as DUMP blobs: what an RDB snapshot or a lagging replica holds. */
+  async function snapshotRedis(): Promise<Map<string, Buffer>> {
+    const admin = testRedis.connect();
+    const dumps = new Map<string, Buffer>();
+    for (const key of await testRedis.keys()) {
+      const dump = await admin.dumpBuffer(key);
+      if (dump !== null) dumps.set(key, dump);
+    }
+    return dumps;
+  }
+
+  /**
+   * Puts the prefix back exactly as snapshotted (keys written since are gone, older values are
+   * back) in one transaction, as a restart from an RDB file or a failover looks to a client: the
+   * projector never sees the keys half gone, which would read as a flush instead.
+   */
+  async function restoreRedis(dumps: Map<string, Buffer>): Promise<void> {
+    const transaction = testRedis.connect().multi();
+    const current = await testRedis.keys();
+    if (current.length > 0) transaction.del(...current);
+    for (const [key, dump] of dumps) transaction.restore(key, 0, dump, 'REPLACE');
+    await transaction.exec();
+  }
+
+  it('heals from a rollback of Redis (an older snapshot restored while it runs): verify then finds no difference', async () => {
+    const ids = await writer.open(30, { customers: 6 });
+    await writer.activity(ids, 3);
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    const { projector, started } = startProjector({ batchSize: 20, logger: watched });
+    await started;
+    await caughtUp();
+    const older = await snapshotRedis();
+    const olderCheckpoint = await readModel.checkpoint();
+
+    // Written after the snapshot: activity on the first 20 balances and 4 new balances. None of
+    // them is written again after the rollback, so only projecting again from the restored
+    // checkpoint can bring them back.
+    await writer.activity(ids.slice(0, 20), 4);
+    const opened = await writer.open(4, { customers: 2 });
+    await caughtUp();
+    const projected = projector.checkpoint();
+    expect(projected).toBeGreaterThan(olderCheckpoint);
+
+    await restoreRedis(older);
+    // More events, on the other balances only.
+    await writer.activity(ids.slice(20), 2);
+
+    await caughtUp();
+    await waitFor(() => projector.checkpoint() >= projected, { description: 'the projector past where it was before the rollback' });
+    const verified = await verifyBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: 50 });
+    // The file's event store also holds the balances of the tests before this one.
+    expect(verified.balances).toBeGreaterThanOrEqual(ids.length + opened.length);
+    expect(verified.differences).toEqual([]);
+    await expectExactSnapshots();
+    expect(warnings).toContain('the checkpoint moved backwards: projecting again from it');
+  });
+
+  it('heals from a rollback of Redis while no event arrives (its poll notices)', async () => {
+    const ids = await writer.open(10);
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    const { projector, started } = startProjector({ logger: watched });
+    await started;
+    await caughtUp();
+    const older = await snapshotRedis();
+    await writer.activity(ids, 3);
+    await caughtUp();
+    const projected = projector.checkpoint();
+
+    await restoreRedis(older);
+    // Nothing is written after the rollback: the poll compares the checkpoint with what it wrote.
+    await waitFor(() => warnings.includes('the checkpoint moved backwards: projecting again from it'), { description: 'the rollback noticed' });
+    await waitFor(async () => (await readModel.checkpoint()) >= projected, { description: 'the checkpoint back where it was' });
+    await expectExactSnapshots();
   });
 
   it('is killed mid-stream and a new instance ends with exact snapshots', async () => {

@@ -2,7 +2,7 @@ import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { applyLedgerBatch } from './applyLedgerBatch';
-import { createGenerationStore } from './generationStore';
+import { createGenerationStore, type WriteOutcome } from './generationStore';
 import { resolveBatchSize } from './resolveBatchSize';
 import { retryWithBackoff } from './retryWithBackoff';
 
@@ -42,12 +42,24 @@ export interface BalanceProjector {
 /**
  * Keeps the active generation's snapshots up to date from a catch-up subscription. Every
  * batch is written and the checkpoint moved by one atomic script, which refuses to write
- * when the generation is no longer active ('stale': a replay switched) or its keys are gone
- * ('reset': Redis flushed or restarted empty). Either way the projector resubscribes from
- * whatever ensureActive() finds: the new generation's checkpoint, or a fresh generation at
- * position 0, so snapshots come back without anyone running a command. An event store whose
- * head is below the checkpoint (reset, or another one) also gets a fresh generation.
+ * when the generation is no longer active ('stale': a replay switched), its keys are gone
+ * ('reset': Redis flushed or restarted empty), or its checkpoint is below the position this
+ * projector wrote ('rewound': Redis restored from an older snapshot or failed over to a lagging
+ * replica, which took the snapshots back with it). In each case the projector resubscribes from
+ * whatever ensureActive() finds: the new generation's checkpoint, a fresh generation at position
+ * 0, or the rolled-back checkpoint, so snapshots come back without anyone running a command.
+ * Projecting again from a checkpoint is safe because every write is idempotent by position: a
+ * snapshot is written only past its stored position, the fold skips events at or below it, the
+ * customer index is a set and the checkpoint only moves forward. An event store whose head is
+ * below the checkpoint (reset, or another one) also gets a fresh generation.
  */
+/** Why the projector subscribes again, by what the Redis side answered. */
+const REASONS: Record<Exclude<WriteOutcome, 'ok'>, string> = {
+  reset: 'the generation vanished (Redis flushed or restarted)',
+  stale: 'another generation is active',
+  rewound: 'the checkpoint is behind what this projector wrote (Redis restored from an older snapshot, or failed over to a lagging replica)',
+};
+
 export function createBalanceProjector(options: BalanceProjectorOptions): BalanceProjector {
   const { eventStore } = options;
   const logger = options.logger.child({ module: 'balanceProjector' });
@@ -75,14 +87,15 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
   async function apply(ownEpoch: number, events: readonly RecordedEvent[]): Promise<void> {
     const last = events[events.length - 1];
     if (ownEpoch !== epoch || generation === undefined || last === undefined) return;
-    const target = { eventStore, store, logger, generation, mode: 'live' as const };
+    // `written`: what this projector knows it wrote, so a checkpoint found below it is a rollback.
+    const target = { eventStore, store, logger, generation, mode: 'live' as const, written: position };
     const outcome = await retryWithBackoff(() => applyLedgerBatch(target, events), {
       logger,
       what: 'apply a batch',
       signal: abort.signal,
     });
     if (outcome !== 'ok') {
-      void resubscribe(outcome === 'reset' ? 'the generation vanished (Redis flushed or restarted)' : 'another generation is active');
+      void resubscribe(REASONS[outcome]);
       return;
     }
     position = last.position;
@@ -125,6 +138,11 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
       }
       if (active.created && generation !== undefined) {
         logger.warn({ generation: active.generation, reason }, 'projection lost: rebuilding every snapshot from position 0');
+      } else if (active.generation === generation && active.checkpoint < position) {
+        logger.warn(
+          { generation, checkpoint: active.checkpoint.toString(), projected: position.toString(), reason },
+          'the checkpoint moved backwards: projecting again from it',
+        );
       }
       if (active.abandoned !== undefined) void dropGeneration(active.abandoned);
       generation = active.generation;
@@ -163,9 +181,8 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
     }
     if (generation === undefined || resubscribing !== undefined) return;
     try {
-      const outcome = await store.checkGeneration(generation, 'live');
-      if (outcome === 'reset') void resubscribe('the generation vanished (Redis flushed or restarted)');
-      else if (outcome === 'stale') void resubscribe('another generation is active');
+      const outcome = await store.checkGeneration(generation, 'live', position);
+      if (outcome !== 'ok') void resubscribe(REASONS[outcome]);
     } catch (error) {
       // Redis is away; the batch path retries and the next poll looks again.
       logger.debug({ err: error }, 'could not check the generation');

@@ -44,6 +44,29 @@ describe('generation store (Redis)', () => {
     await expect(redis.get(store.keys.active)).resolves.toBe(over.generation);
   });
 
+  it("answers 'rewound' and writes nothing when the checkpoint is below what the writer wrote (Redis went back in time)", async () => {
+    const { generation } = await store.ensureActive();
+    await expect(store.writeBatch(generation, 'live', [snapshot('a', 10n, '5')], 10n, 0n)).resolves.toBe('ok');
+    await expect(store.writeBatch(generation, 'live', [snapshot('a', 20n, '6')], 20n, 10n)).resolves.toBe('ok');
+    await expect(store.checkGeneration(generation, 'live', 20n)).resolves.toBe('ok');
+    // A restore of an older snapshot: the checkpoint and the snapshot are back at 10.
+    await redis.set(store.keys.checkpoint(generation), '10');
+    await redis.hset(store.keys.balance(generation, 'a'), 'balance', '5', 'position', '10');
+
+    await expect(store.checkGeneration(generation, 'live', 20n)).resolves.toBe('rewound');
+    await expect(store.writeBatch(generation, 'live', [snapshot('a', 30n, '7')], 30n, 20n)).resolves.toBe('rewound');
+    expect(await redis.get(store.keys.checkpoint(generation))).toBe('10');
+    expect(await stored(generation, 'a')).toMatchObject({ balance: '5', position: '10' });
+    // A writer that goes on from the restored checkpoint (or knows no position) writes again.
+    await expect(store.writeBatch(generation, 'live', [snapshot('a', 20n, '6')], 20n, 10n)).resolves.toBe('ok');
+    await expect(store.writeBatch(generation, 'live', [snapshot('a', 30n, '7')], 30n)).resolves.toBe('ok');
+    expect(await redis.get(store.keys.checkpoint(generation))).toBe('30');
+    // Beyond 2^53 the comparison is exact too.
+    await redis.set(store.keys.checkpoint(generation), (2n ** 53n).toString());
+    await expect(store.checkGeneration(generation, 'live', 2n ** 53n + 1n)).resolves.toBe('rewound');
+    await expect(store.checkGeneration(generation, 'live', 2n ** 53n)).resolves.toBe('ok');
+  });
+
   it('writes a snapshot only above its stored position, comparing positions beyond 2^53 exactly', async () => {
     const { generation } = await store.ensureActive();
     // 2^53 + 1 and 2^53 are the same double: a Lua number comparison would take one for the other.

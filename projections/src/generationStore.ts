@@ -11,8 +11,13 @@ import { createLuaScript } from './luaScript';
  * position beyond 2^53 is never rounded.
  */
 
-/** `reset`: the generation's keys (or the active pointer) vanished, e.g. FLUSHALL or a restart without persistence. `stale`: another generation is active now. */
-export type WriteOutcome = 'ok' | 'stale' | 'reset';
+/**
+ * `reset`: the generation's keys (or the active pointer) vanished, e.g. FLUSHALL or a restart
+ * without persistence. `stale`: another generation is active now. `rewound`: the generation's
+ * checkpoint is below the position the writer knows it wrote, so Redis went back in time (restored
+ * from an older snapshot, or failed over to a lagging replica) and the snapshots with it.
+ */
+export type WriteOutcome = 'ok' | 'stale' | 'reset' | 'rewound';
 
 /** `live` writes only while its generation is active; `aside` builds a generation readers do not see yet. */
 export type WriteMode = 'live' | 'aside';
@@ -33,7 +38,8 @@ end
 // scripts build a generation's keys from its root, the layout keySpace.ts documents.
 
 // KEYS: active, checkpoint. ARGV: generation, mode, new checkpoint, generation root,
-// JSON array of snapshots, each the SNAPSHOT_FIELDS values in order.
+// JSON array of snapshots, each the SNAPSHOT_FIELDS values in order, the position the writer
+// last wrote ('' when it does not know one).
 const WRITE_BATCH = createLuaScript(`${POSITION_GREATER}
 local active = redis.call('GET', KEYS[1])
 if ARGV[2] == 'live' then
@@ -42,6 +48,9 @@ if ARGV[2] == 'live' then
 end
 local checkpoint = redis.call('GET', KEYS[2])
 if not checkpoint then return 'reset' end
+-- A checkpoint only moves forward, so one below what this writer wrote means Redis went back in
+-- time: writing on would move it past events whose snapshots the rollback undid.
+if ARGV[6] ~= '' and greater(ARGV[6], checkpoint) then return 'rewound' end
 local root = ARGV[4]
 for _, row in ipairs(cjson.decode(ARGV[5])) do
   local key = root .. ':balance:' .. row[1]
@@ -81,11 +90,14 @@ redis.call('SET', KEYS[1], ARGV[2])
 return { ARGV[2], '0', '1', active or '' }
 `);
 
-// KEYS: active, the generation's checkpoint. ARGV: generation.
-const CHECK_GENERATION = createLuaScript(`
+// KEYS: active, the generation's checkpoint. ARGV: generation, the position the caller last
+// wrote ('' when it does not know one).
+const CHECK_GENERATION = createLuaScript(`${POSITION_GREATER}
 local active = redis.call('GET', KEYS[1])
-if not active or redis.call('EXISTS', KEYS[2]) == 0 then return 'reset' end
+local checkpoint = redis.call('GET', KEYS[2])
+if not active or not checkpoint then return 'reset' end
 if active ~= ARGV[1] then return 'stale' end
+if ARGV[2] ~= '' and greater(ARGV[2], checkpoint) then return 'rewound' end
 return 'ok'
 `);
 
@@ -129,12 +141,23 @@ export interface GenerationStore {
    */
   ensureActive(options?: { startOver?: boolean }): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
   readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
-  checkGeneration(generation: string, mode: WriteMode): Promise<WriteOutcome>;
+  /** `written`: the position the caller last wrote to this generation, to detect a rollback ('rewound'). */
+  checkGeneration(generation: string, mode: WriteMode, written?: bigint): Promise<WriteOutcome>;
   /** A new, empty generation at checkpoint 0, invisible to readers until switched to. */
   createAside(): Promise<string>;
   readSnapshots(generation: string, balanceIds: readonly string[]): Promise<Map<string, BalanceSnapshot | undefined>>;
-  /** Writes the snapshots whose position is above the stored one and moves the checkpoint, atomically. */
-  writeBatch(generation: string, mode: WriteMode, snapshots: readonly BalanceSnapshot[], checkpoint: bigint): Promise<WriteOutcome>;
+  /**
+   * Writes the snapshots whose position is above the stored one and moves the checkpoint,
+   * atomically. With `written` (the position this writer last wrote), writes nothing and answers
+   * 'rewound' when the stored checkpoint is below it.
+   */
+  writeBatch(
+    generation: string,
+    mode: WriteMode,
+    snapshots: readonly BalanceSnapshot[],
+    checkpoint: bigint,
+    written?: bigint,
+  ): Promise<WriteOutcome>;
   /**
    * Points readers at the generation, unless it vanished ('reset') or the live generation has
    * moved past its checkpoint meanwhile ('behind'): readers never see positions go backwards.
@@ -178,8 +201,9 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
       return found === null ? undefined : { generation: found[0], checkpoint: BigInt(found[1]) };
     },
 
-    async checkGeneration(generation, mode) {
-      const outcome = (await CHECK_GENERATION.run(redis, [keys.active, keys.checkpoint(generation)], [generation])) as WriteOutcome;
+    async checkGeneration(generation, mode, written) {
+      const args = [generation, written === undefined ? '' : written.toString()];
+      const outcome = (await CHECK_GENERATION.run(redis, [keys.active, keys.checkpoint(generation)], args)) as WriteOutcome;
       // An aside generation is not active by design: only its own keys matter.
       return mode === 'aside' && outcome === 'stale' ? 'ok' : outcome;
     },
@@ -202,12 +226,19 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
       return snapshots;
     },
 
-    async writeBatch(generation, mode, snapshots, checkpoint) {
+    async writeBatch(generation, mode, snapshots, checkpoint, written) {
       const rows = snapshots.map((snapshot) => {
         const hash = snapshotToHash(snapshot);
         return SNAPSHOT_FIELDS.map((field) => hash[field]);
       });
-      const args = [generation, mode, checkpoint.toString(), keys.generationRoot(generation), JSON.stringify(rows)];
+      const args = [
+        generation,
+        mode,
+        checkpoint.toString(),
+        keys.generationRoot(generation),
+        JSON.stringify(rows),
+        written === undefined ? '' : written.toString(),
+      ];
       return (await WRITE_BATCH.run(redis, [keys.active, keys.checkpoint(generation)], args)) as WriteOutcome;
     },
 
