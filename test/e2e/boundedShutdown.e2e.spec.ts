@@ -85,7 +85,7 @@ describe('bounded shutdown of the main job', () => {
 
     const productId = `product-${randomUUID()}`;
     await createPostgresCatalogStore({ pool: db.pool, logger }).createProduct(
-      creditProductFromDto({ id: productId, name: 'API credits', description: '', bundles: [], consumption: [{ event: 'api_call', credits: '1' }] }),
+      creditProductFromDto({ id: productId, name: 'API credits', description: '', bundles: [], lowBalanceThreshold: null, consumption: [{ event: 'api_call', credits: '1' }] }),
     );
     const customerId = `customer-${randomUUID()}`;
     const { balance } = await ledger.openBalance({ customerId, productId, startingBalance: parseCredits('1000') });
