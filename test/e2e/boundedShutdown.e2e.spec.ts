@@ -11,6 +11,7 @@ import {
   stackConfig,
   startTallyProcess,
   startTcpProxy,
+  startTcpProxyFor,
   uniqueName,
   waitFor,
   type TallyProcess,
@@ -38,13 +39,6 @@ const SHUTDOWN_TIMEOUT_MS = 4_000;
 /** Process exit after the deadline: flushing logs, the kernel reaping it, the event reaching jest. */
 const EXIT_SLACK_MS = 3_000;
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
-
-function proxiedUrl(url: string, port: number): string {
-  const parsed = new URL(url);
-  parsed.hostname = '127.0.0.1';
-  parsed.port = String(port);
-  return parsed.toString();
-}
 
 describe('bounded shutdown of the main job', () => {
   let db: TestSchema;
@@ -91,16 +85,16 @@ describe('bounded shutdown of the main job', () => {
     const { balance } = await ledger.openBalance({ customerId, productId, startingBalance: parseCredits('1000') });
     const balanceNow = async () => formatCredits((await ledger.getBalance(balance.balanceId)).balance.balance);
 
-    const postgres = await startTcpProxy(Number(new URL(stackConfig.testDatabaseUrl).port || 5432));
-    const redis = await startTcpProxy(Number(new URL(stackConfig.redisUrl).port || 6379));
+    const { proxy: postgres, url: databaseUrl } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
+    const { proxy: redis, url: redisUrl } = await startTcpProxyFor(stackConfig.redisUrl);
     const kafkaBootstrap = await startTcpProxy(Number(stackConfig.kafkaBrokers[0]!.split(':')[1]));
     proxies.push(postgres, redis, kafkaBootstrap);
 
     const env = {
       TALLY_ROLES: 'consumer,projector,relay,scheduler,api',
-      TALLY_DATABASE_URL: proxiedUrl(stackConfig.testDatabaseUrl, postgres.port),
+      TALLY_DATABASE_URL: databaseUrl,
       TALLY_DATABASE_SCHEMA: db.schema,
-      TALLY_REDIS_URL: proxiedUrl(stackConfig.redisUrl, redis.port),
+      TALLY_REDIS_URL: redisUrl,
       TALLY_REDIS_KEY_PREFIX: uniqueName('shutdown'),
       TALLY_KAFKA_BROKERS: `127.0.0.1:${kafkaBootstrap.port}`,
       TALLY_USAGE_TOPIC: usageTopic,

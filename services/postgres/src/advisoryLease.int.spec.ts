@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { createTestSchema, createUnreachablePool, startTcpProxy, stackConfig, waitFor, type TestSchema } from '@tally/test-support';
+import { createTestSchema, createUnreachablePool, stackConfig, startTcpProxyFor, waitFor, type TestSchema } from '@tally/test-support';
 import { createPool } from './createPool';
 import { leaseHolders, tryAcquireAdvisoryLease } from './advisoryLease';
 
@@ -83,10 +83,8 @@ describe('advisory lease on PostgreSQL', () => {
   });
 
   it('reports the loss when a heartbeat gets no answer within its timeout (a partition, not a failure)', async () => {
-    const url = new URL(stackConfig.testDatabaseUrl);
-    const proxy = await startTcpProxy(Number(url.port || 5432), url.hostname);
-    url.port = String(proxy.port);
-    const pool = createPool({ connectionString: url.toString(), schema: db.schema, applicationName: 'lease-partition', logger: pino({ level: 'silent' }) });
+    const { proxy, url } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
+    const pool = createPool({ connectionString: url, schema: db.schema, applicationName: 'lease-partition', logger: pino({ level: 'silent' }) });
     try {
       const lease = await tryAcquireAdvisoryLease({ pool, name: 'relay-partitioned', heartbeatMs: 100, timeoutMs: 500 });
       expect(lease).toBeDefined();

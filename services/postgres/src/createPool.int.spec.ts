@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { createTestSchema, startTcpProxy, stackConfig, type TestSchema } from '@tally/test-support';
+import { createTestSchema, stackConfig, startTcpProxyFor, type TestSchema } from '@tally/test-support';
 import { createPool } from './createPool';
 import { isTransientPgError } from './isTransientPgError';
 
@@ -35,10 +35,8 @@ describe('createPool bounds every wait', () => {
   });
 
   it('gives up on a query the server never answers (a partition) a little after the statement timeout', async () => {
-    const url = new URL(stackConfig.testDatabaseUrl);
-    const proxy = await startTcpProxy(Number(url.port || 5432), url.hostname);
-    url.port = String(proxy.port);
-    const pool = createPool({ connectionString: url.toString(), applicationName: 'pool-partition', statementTimeoutMillis: 300, logger });
+    const { proxy, url } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
+    const pool = createPool({ connectionString: url, applicationName: 'pool-partition', statementTimeoutMillis: 300, logger });
     try {
       await pool.query('SELECT 1');
       proxy.stall();
@@ -56,11 +54,9 @@ describe('createPool bounds every wait', () => {
   });
 
   it('gives up on a connection that is never accepted within the connection timeout', async () => {
-    const url = new URL(stackConfig.testDatabaseUrl);
-    const proxy = await startTcpProxy(Number(url.port || 5432), url.hostname);
-    url.port = String(proxy.port);
+    const { proxy, url } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
     proxy.stall();
-    const pool = createPool({ connectionString: url.toString(), applicationName: 'pool-connect', connectionTimeoutMillis: 300, logger });
+    const pool = createPool({ connectionString: url, applicationName: 'pool-connect', connectionTimeoutMillis: 300, logger });
     try {
       const error = await pool.query('SELECT 1').then(
         () => undefined,

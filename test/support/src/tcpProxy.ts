@@ -88,3 +88,19 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
   };
 }
+
+/**
+ * A proxy in front of the service a URL names (postgres://, redis://), and the same URL pointed
+ * at the proxy: what a test hands to the client or process it wants to cut off.
+ */
+export async function startTcpProxyFor(url: string, defaultPort?: number): Promise<{ proxy: TcpProxy; url: string }> {
+  const parsed = new URL(url);
+  const port = Number(parsed.port || defaultPort || DEFAULT_PORTS[parsed.protocol]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in ${url}`);
+  const proxy = await startTcpProxy(port, parsed.hostname);
+  parsed.hostname = '127.0.0.1';
+  parsed.port = String(proxy.port);
+  return { proxy, url: parsed.toString() };
+}
+
+const DEFAULT_PORTS: Record<string, number> = { 'postgres:': 5432, 'postgresql:': 5432, 'redis:': 6379 };
