@@ -9,28 +9,27 @@ import {
   createTestTopic,
   deleteTopics,
   stackConfig,
+  startKafkaProxy,
   startTallyProcess,
-  startTcpProxy,
   startTcpProxyFor,
   uniqueName,
   waitFor,
+  type KafkaProxy,
   type TallyProcess,
   type TcpProxy,
   type TestSchema,
 } from '@tally/test-support';
-import type { Admin, Producer } from 'kafkajs';
+import type { Admin, Kafka, Producer } from 'kafkajs';
 import pino from 'pino';
 
 /**
- * SIGTERM ends the main job within TALLY_SHUTDOWN_TIMEOUT_MS while PostgreSQL and Redis do not
+ * SIGTERM ends the main job within TALLY_SHUTDOWN_TIMEOUT_MS while its dependencies do not
  * answer, and the usage it had in hand is applied once, later, by the process that takes over.
  *
- * The process reaches PostgreSQL, Redis and Kafka through TCP proxies this test controls, and
- * the test stalls them (a partition: nothing fails, nothing answers), so the shared services
- * keep running for everyone else. Kafka only partly: its proxy carries the bootstrap connection,
- * but kafkajs then connects to the address the broker advertises (127.0.0.1:9092), which no
- * proxy of ours sits in front of. The consumer therefore still fetches the usage below and is
- * held up where it appends it, in PostgreSQL.
+ * The process reaches PostgreSQL, Redis and Kafka only through proxies this test controls (the
+ * Kafka one rewrites the broker's advertised address, so every Kafka connection goes through
+ * it), and the test stalls them: a partition, where nothing fails and nothing answers. The
+ * shared services keep running for everyone else.
  */
 
 jest.setTimeout(240_000);
@@ -38,12 +37,27 @@ jest.setTimeout(240_000);
 const SHUTDOWN_TIMEOUT_MS = 4_000;
 /** Process exit after the deadline: flushing logs, the kernel reaping it, the event reaching jest. */
 const EXIT_SLACK_MS = 3_000;
+const PRODUCE = 0;
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+
+interface World {
+  readonly env: Record<string, string>;
+  readonly postgres: TcpProxy;
+  readonly redis: TcpProxy;
+  readonly kafka: KafkaProxy;
+  readonly dlqTopic: string;
+  readonly balanceNow: () => Promise<string>;
+  /** Usage ids of the balance's CreditConsumed events, in stream order. */
+  readonly chargedUsageIds: () => Promise<string[]>;
+  send(values: readonly string[]): Promise<void>;
+  usage(index: number): string;
+}
 
 describe('bounded shutdown of the main job', () => {
   let db: TestSchema;
   let eventStore: EventStore;
   let ledger: LedgerService;
+  let kafka: Kafka;
   let admin: Admin;
   let producer: Producer;
   const topics: string[] = [];
@@ -54,7 +68,7 @@ describe('bounded shutdown of the main job', () => {
     db = await createTestSchema({ prefix: 'bounded_shutdown' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
     ledger = createLedgerService({ eventStore, catalog: createPostgresCatalogStore({ pool: db.pool, logger }), logger, clock: () => new Date() });
-    const kafka = createTestKafka('bounded-shutdown');
+    kafka = createTestKafka('bounded-shutdown');
     admin = kafka.admin();
     await admin.connect();
     producer = kafka.producer();
@@ -71,92 +85,152 @@ describe('bounded shutdown of the main job', () => {
     await db?.drop();
   });
 
-  it('ends within TALLY_SHUTDOWN_TIMEOUT_MS while PostgreSQL and Redis are partitioned; the usage in hand is applied once afterwards', async () => {
-    const usageTopic = await createTestTopic(admin, { prefix: 'shutdown_usage', partitions: 2 });
-    const dlqTopic = await createTestTopic(admin, { prefix: 'shutdown_dlq' });
-    const ledgerTopic = await createTestTopic(admin, { prefix: 'shutdown_ledger' });
+  /** Topics, a product, a customer's balance of 1000 credits, and the proxies in front of everything. */
+  async function createWorld(name: string): Promise<World> {
+    const usageTopic = await createTestTopic(admin, { prefix: `${name}_usage`, partitions: 2 });
+    const dlqTopic = await createTestTopic(admin, { prefix: `${name}_dlq` });
+    const ledgerTopic = await createTestTopic(admin, { prefix: `${name}_ledger` });
     topics.push(usageTopic, dlqTopic, ledgerTopic);
 
     const productId = `product-${randomUUID()}`;
     await createPostgresCatalogStore({ pool: db.pool, logger }).createProduct(
-      creditProductFromDto({ id: productId, name: 'API credits', description: '', bundles: [], lowBalanceThreshold: null, consumption: [{ event: 'api_call', credits: '1' }] }),
+      creditProductFromDto({
+        id: productId,
+        name: 'API credits',
+        description: '',
+        bundles: [],
+        lowBalanceThreshold: null,
+        consumption: [{ event: 'api_call', credits: '1' }],
+      }),
     );
     const customerId = `customer-${randomUUID()}`;
     const { balance } = await ledger.openBalance({ customerId, productId, startingBalance: parseCredits('1000') });
-    const balanceNow = async () => formatCredits((await ledger.getBalance(balance.balanceId)).balance.balance);
 
-    const { proxy: postgres, url: databaseUrl } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
-    const { proxy: redis, url: redisUrl } = await startTcpProxyFor(stackConfig.redisUrl);
-    const kafkaBootstrap = await startTcpProxy(Number(stackConfig.kafkaBrokers[0]!.split(':')[1]));
-    proxies.push(postgres, redis, kafkaBootstrap);
+    const postgres = await startTcpProxyFor(stackConfig.testDatabaseUrl);
+    const redis = await startTcpProxyFor(stackConfig.redisUrl);
+    const kafkaProxy = await startKafkaProxy(stackConfig.kafkaBrokers[0]!);
+    proxies.push(postgres.proxy, redis.proxy, kafkaProxy);
 
-    const env = {
-      TALLY_ROLES: 'consumer,projector,relay,scheduler,api',
-      TALLY_DATABASE_URL: databaseUrl,
-      TALLY_DATABASE_SCHEMA: db.schema,
-      TALLY_REDIS_URL: redisUrl,
-      TALLY_REDIS_KEY_PREFIX: uniqueName('shutdown'),
-      TALLY_KAFKA_BROKERS: `127.0.0.1:${kafkaBootstrap.port}`,
-      TALLY_USAGE_TOPIC: usageTopic,
-      TALLY_DLQ_TOPIC: dlqTopic,
-      TALLY_LEDGER_TOPIC: ledgerTopic,
-      TALLY_CONSUMER_GROUP: uniqueName('shutdown_group'),
-      TALLY_API_PORT: '0',
-      TALLY_API_KEYS: 'bounded-shutdown-test-key',
-      TALLY_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-      // Tells the test when the partition has been felt (see below); the other bounds keep their
-      // defaults, all longer than the shutdown's, so only the shutdown's own bound can end it in time.
-      TALLY_RELAY_LEASE_TIMEOUT_MS: '1000',
+    const usage = (index: number) => JSON.stringify({ id: `${name}-usage-${index}`, customerId, event: 'api_call', timestamp: Date.now() });
+    return {
+      env: {
+        TALLY_ROLES: 'consumer,projector,relay,scheduler,api',
+        TALLY_DATABASE_URL: postgres.url,
+        TALLY_DATABASE_SCHEMA: db.schema,
+        TALLY_REDIS_URL: redis.url,
+        TALLY_REDIS_KEY_PREFIX: uniqueName(name),
+        TALLY_KAFKA_BROKERS: kafkaProxy.broker,
+        TALLY_USAGE_TOPIC: usageTopic,
+        TALLY_DLQ_TOPIC: dlqTopic,
+        TALLY_LEDGER_TOPIC: ledgerTopic,
+        TALLY_CONSUMER_GROUP: uniqueName(`${name}_group`),
+        TALLY_API_PORT: '0',
+        TALLY_API_KEYS: 'bounded-shutdown-test-key',
+        TALLY_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        // Tells the test when a PostgreSQL partition has been felt (below). Every other bound
+        // keeps its default, longer than the shutdown's: only the shutdown's own bound ends it in time.
+        TALLY_RELAY_LEASE_TIMEOUT_MS: '1000',
+      },
+      postgres: postgres.proxy,
+      redis: redis.proxy,
+      kafka: kafkaProxy,
+      dlqTopic,
+      balanceNow: async () => formatCredits((await ledger.getBalance(balance.balanceId)).balance.balance),
+      chargedUsageIds: async () =>
+        (await eventStore.readStream(balanceStreamId(balance.balanceId)))
+          .filter((event) => event.type === 'CreditConsumed')
+          .map((event) => (event.data as { usage: { eventId: string } | null }).usage?.eventId ?? 'none'),
+      // The test's own producer goes straight to Kafka: only the process under test is cut off.
+      send: async (values) => {
+        await producer.send({ topic: usageTopic, messages: values.map((value) => ({ key: customerId, value })) });
+      },
+      usage,
     };
-    const send = async (from: number, count: number) => {
-      const messages = Array.from({ length: count }, (_, index) => ({
-        key: customerId,
-        value: JSON.stringify({ id: `usage-${from + index}`, customerId, event: 'api_call', timestamp: Date.now() }),
-      }));
-      await producer.send({ topic: usageTopic, messages });
-    };
+  }
 
-    const first = await startTallyProcess({ env });
-    processes.push(first);
-    await send(0, 20);
-    await waitFor(async () => (await balanceNow()) === '980', { description: 'the first 20 usage events metered', timeoutMs: 60_000 });
+  /**
+   * With `roles`, the process that takes over: it must stop cleanly, so it keeps the default bound
+   * (a clean stop waits for the consumer's fetch in flight, up to kafkajs's 5 s long poll).
+   */
+  async function start(world: World, roles?: string): Promise<TallyProcess> {
+    const env = roles === undefined ? world.env : { ...world.env, TALLY_ROLES: roles, TALLY_SHUTDOWN_TIMEOUT_MS: '15000' };
+    const tally = await startTallyProcess({ env });
+    processes.push(tally);
+    return tally;
+  }
 
-    // The partition. Then usage the consumer fetches (Kafka is reachable) and cannot append.
-    postgres.stall();
-    redis.stall();
-    kafkaBootstrap.stall();
-    await send(20, 10);
+  /** SIGTERM, and how long the exit took. */
+  async function terminate(tally: TallyProcess): Promise<{ exit: number | string; tookMs: number }> {
+    const signalledAt = Date.now();
+    const exit = await tally.kill('SIGTERM');
+    return { exit, tookMs: Date.now() - signalledAt };
+  }
+
+  const timedOut = (tally: TallyProcess) => tally.lines.some((line) => line.includes('did not stop within TALLY_SHUTDOWN_TIMEOUT_MS'));
+  const range = (from: number, count: number) => Array.from({ length: count }, (_, index) => from + index);
+
+  it('ends within the bound while PostgreSQL, Redis and Kafka are partitioned; the usage in hand is applied once afterwards', async () => {
+    const world = await createWorld('partition');
+    const first = await start(world);
+    await world.send(range(0, 20).map(world.usage));
+    await waitFor(async () => (await world.balanceNow()) === '980', { description: 'the first 20 usage events metered', timeoutMs: 60_000 });
+
+    // PostgreSQL first, so that the consumer fetches the next usage and is held where it appends it.
+    world.postgres.stall();
+    await world.send(range(20, 10).map(world.usage));
     // The relay's lease heartbeat is the first to time out: from then on the process is surely
     // waiting on PostgreSQL, and the consumer has had the new usage in hand for a second or more.
     await waitFor(() => first.lines.some((line) => line.includes('lost the relay lease')), {
       description: 'the relay noticing the partition',
       timeoutMs: 30_000,
     });
+    world.redis.stall();
+    world.kafka.stall();
 
-    const signalledAt = Date.now();
-    const exit = await first.kill('SIGTERM');
-    const tookMs = Date.now() - signalledAt;
+    const { exit, tookMs } = await terminate(first);
     expect(tookMs).toBeLessThan(SHUTDOWN_TIMEOUT_MS + EXIT_SLACK_MS);
-    // It was held up (so the bound, not a clean stop, ended it) and says so.
+    // It was held up (so the bound, not a clean stop, ended it) and said so.
     expect(exit).toBe(1);
-    expect(first.lines.some((line) => line.includes('did not stop within TALLY_SHUTDOWN_TIMEOUT_MS'))).toBe(true);
-    // Nothing of the partitioned batch reached the ledger.
-    expect(await balanceNow()).toBe('980');
+    expect(timedOut(first)).toBe(true);
+    expect(await world.balanceNow()).toBe('980');
 
     // The partition heals; the process that takes over gets the uncommitted usage again.
-    postgres.resume();
-    redis.resume();
-    kafkaBootstrap.resume();
-    const second = await startTallyProcess({ env: { ...env, TALLY_ROLES: 'consumer' } });
-    processes.push(second);
-    await waitFor(async () => (await balanceNow()) === '970', { description: 'the 10 redelivered usage events metered', timeoutMs: 60_000 });
-
+    world.postgres.resume();
+    world.redis.resume();
+    world.kafka.resume();
+    const second = await start(world, 'consumer');
+    await waitFor(async () => (await world.balanceNow()) === '970', { description: 'the 10 redelivered usage events metered', timeoutMs: 60_000 });
+    expect((await terminate(second)).exit).toBe(0);
     // Once: 30 usage events, 30 charges, each usage id once.
-    await second.kill('SIGTERM');
-    const consumed = (await eventStore.readStream(balanceStreamId(balance.balanceId))).filter((event) => event.type === 'CreditConsumed');
-    expect(consumed).toHaveLength(30);
-    const usageIds = consumed.map((event) => (event.data as { usage: { eventId: string } | null }).usage?.eventId);
-    expect(new Set(usageIds)).toEqual(new Set(Array.from({ length: 30 }, (_, index) => `usage-${index}`)));
-    expect(await balanceNow()).toBe('970');
+    expect((await world.chargedUsageIds()).sort()).toEqual(range(0, 30).map((index) => `partition-usage-${index}`).sort());
+    expect(await world.balanceNow()).toBe('970');
+  });
+
+  it('ends within the bound while a dead letter waits for Kafka to acknowledge it; the batch is applied once afterwards', async () => {
+    const world = await createWorld('dlq');
+    const first = await start(world);
+    await world.send(range(0, 5).map(world.usage));
+    await waitFor(async () => (await world.balanceNow()) === '995', { description: 'the first 5 usage events metered', timeoutMs: 60_000 });
+
+    // Every produce request of the process now goes unanswered; fetches still work.
+    world.kafka.swallow([PRODUCE]);
+    await world.send(['{ not json', ...range(5, 5).map(world.usage)]);
+    await waitFor(() => world.kafka.swallowedCount() > 0, { description: 'the dead letter sent and unanswered', timeoutMs: 30_000 });
+
+    const { exit, tookMs } = await terminate(first);
+    expect(tookMs).toBeLessThan(SHUTDOWN_TIMEOUT_MS + EXIT_SLACK_MS);
+    expect(exit).toBe(1);
+    expect(timedOut(first)).toBe(true);
+    // The batch waited for its dead letter: none of its usage was charged or committed.
+    expect(await world.balanceNow()).toBe('995');
+
+    world.kafka.swallow([]);
+    const second = await start(world, 'consumer');
+    await waitFor(async () => (await world.balanceNow()) === '990', { description: 'the redelivered batch metered', timeoutMs: 60_000 });
+    expect((await terminate(second)).exit).toBe(0);
+    expect((await world.chargedUsageIds()).sort()).toEqual(range(0, 10).map((index) => `dlq-usage-${index}`).sort());
+    // The dead letter arrived, once: the swallowed send never reached the broker.
+    const offsets = await admin.fetchTopicOffsets(world.dlqTopic);
+    expect(offsets.reduce((sum, offset) => sum + Number(offset.high), 0)).toBe(1);
   });
 });

@@ -9,3 +9,4 @@ export * from './tallyProcess';
 export * from './kafkaTools';
 export * from './selfSignedCertificate';
 export * from './tcpProxy';
+export * from './kafkaProxy';

@@ -1,4 +1,5 @@
 import { createServer, connect, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
  * Test-only: a TCP proxy in front of a shared service (PostgreSQL, Redis, a Kafka bootstrap
@@ -19,7 +20,20 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+/** What a proxy does to the bytes of one connection on their way, each direction its own stream. */
+export interface ProxyIntercept {
+  readonly toServer: Duplex;
+  readonly toClient: Duplex;
+}
+
+export interface TcpProxyOptions {
+  /** Called per connection; without it bytes pass unchanged. */
+  readonly intercept?: () => ProxyIntercept;
+  /** Port to listen on; default any free one. */
+  readonly listenPort?: number;
+}
+
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', options: TcpProxyOptions = {}): Promise<TcpProxy> {
   let state: 'up' | 'down' | 'stalled' = 'up';
   const sockets = new Set<Socket>();
   /** Connections held open without forwarding since stall(). */
@@ -53,10 +67,17 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       socket.on('error', close);
       socket.on('close', close);
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
+    const intercept = options.intercept?.();
+    if (intercept === undefined) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    } else {
+      for (const stream of [intercept.toServer, intercept.toClient]) stream.on('error', close);
+      client.pipe(intercept.toServer).pipe(upstream);
+      upstream.pipe(intercept.toClient).pipe(client);
+    }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.listenPort ?? 0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('proxy has no port');
 
