@@ -158,6 +158,21 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       return { productId, customerId, subscription: response.json<SubscriptionView>() };
     }
 
+    it('answers a subscription backdated five years with a daily period at once, having granted only its inline bound', async () => {
+      h.clock.set(new Date(new Date(START).getTime() + 5 * 366 * 86_400_000));
+      const productId = await createProduct();
+      const plan = await call({ method: 'POST', url: '/v1/plans', payload: { name: 'Daily', items: [{ productId, creditsPerPeriod: '1', period: { days: 1 } }] } });
+      const customerId = `cus_${randomUUID()}`;
+      const response = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: plan.json<{ id: string }>().id, startsAt: START } });
+      expect(response.statusCode).toBe(201);
+      const [item] = response.json<SubscriptionView>().items;
+      expect(item!.currentPeriod?.index).toBe(5 * 366);
+      // 12 grants (the service's default inline bound) of 1,831 due: the scheduler grants the rest.
+      expect(item!.grantedThrough).toBe(11);
+      const grants = (await ledgerOf(await balanceIdOf(customerId, productId))).filter((entry) => entry.source === 'grant');
+      expect(grants).toHaveLength(12);
+    });
+
     it('grants the first period at once, with the override, and shows the grant in the ledger API', async () => {
       const { productId, customerId, subscription } = await subscribe('100', [{ creditsPerPeriod: '250' }]);
       expect(subscription).toMatchObject({
