@@ -19,6 +19,8 @@ import pino, { type Logger } from 'pino';
 import type { BenchOptions } from './benchOptions';
 import { progress } from './progress';
 
+const BENCH_STATEMENT_TIMEOUT_MS = 60 * 60_000;
+
 /**
  * Everything one `npm run bench` owns: a migrated schema `bench_<id>` in the tally database, a
  * Redis key prefix, topics, consumer groups and registry subjects named after the same id, and
@@ -59,7 +61,16 @@ export async function createBenchRun(options: BenchOptions): Promise<BenchRun> {
   const tallies = new Set<TallyProcess>();
 
   async function schemaPool(schema: string, max: number): Promise<{ pool: Pool; eventStore: EventStore }> {
-    const pool = createPool({ connectionString: stackConfig.databaseUrl, schema, max, applicationName: `tally-${schema}`, logger });
+    // The bench loads and copies millions of rows on purpose: statements far longer than the
+    // service's bound (createPool's default 30 s), so it gets one sized for that.
+    const pool = createPool({
+      connectionString: stackConfig.databaseUrl,
+      schema,
+      max,
+      applicationName: `tally-${schema}`,
+      statementTimeoutMillis: BENCH_STATEMENT_TIMEOUT_MS,
+      logger,
+    });
     closings.push(() => pool.end());
     // Registered before migrating, so that a failed migration's half-made schema goes too.
     removals.push({ what: `schema ${schema}`, remove: () => pool.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`) });
