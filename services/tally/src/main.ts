@@ -24,7 +24,8 @@ import { loadOrCreateLocalApiKey } from './localApiKey';
  * The main job: every role named in TALLY_ROLES (consumer, projector, api, relay, scheduler)
  * in one process, wired here and nowhere else. SIGTERM or SIGINT stops the roles in the
  * reverse order of their start: the API stops taking requests first, the consumer finishes
- * and commits the batch in hand and leaves its group, and the process exits 0.
+ * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
+ * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer), exits 1.
  */
 /** Below the API's own health timeout, so one slow dependency reads as down, not as a hung probe. */
 const PROBE_TIMEOUT_MS = 2000;
