@@ -12,6 +12,7 @@ const packages = {
   '@tally/metering': 'services/metering',
   '@tally/projections': 'projections',
   '@tally/ledger-relay': 'services/ledger-relay',
+  '@tally/metrics': 'services/metrics',
   '@tally/api': 'services/api',
   '@tally/app': 'services/tally',
   '@tally/test-support': 'test/support',

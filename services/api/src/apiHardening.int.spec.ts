@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { scopesGrant, type ApiScope } from './apiScopes';
 import { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
-import { createMetricsRegistry } from './metricsRegistry';
+import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(60_000);
 

@@ -11,7 +11,7 @@ import pino from 'pino';
 import { buildApp, type ApiDeps } from './buildApp';
 import type { BalanceView } from './balanceView';
 import type { LedgerEntryView } from './ledgerEntryView';
-import { createMetricsRegistry } from './metricsRegistry';
+import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(120_000);
 

@@ -18,7 +18,7 @@ import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from
 import { declareRouteScopes } from './routeScopes';
 import { guardBalanceReader } from './guardBalanceReader';
 import { createKeyedSerializer } from './keyedSerializer';
-import type { MetricsRegistry } from './metricsRegistry';
+import type { MetricsRegistry } from '@tally/metrics';
 import { creditBalanceLedger } from './routes/creditBalanceLedger';
 import { creditBalances } from './routes/creditBalances';
 import { creditProducts } from './routes/creditProducts';
@@ -208,7 +208,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const httpDuration = deps.metrics.histogram({
     name: 'tally_http_request_duration_seconds',
     help: 'HTTP request latency by route pattern and status.',
-    labelNames: ['method', 'route', 'status'],
+    labelNames: ['method', 'route', 'status'] as const,
   });
   app.addHook('preValidation', rejectNulCharacters);
 

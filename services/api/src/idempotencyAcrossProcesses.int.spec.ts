@@ -11,7 +11,7 @@ import type { Pool } from 'pg';
 import pino from 'pino';
 import type { BalanceView } from './balanceView';
 import { buildApp } from './buildApp';
-import { createMetricsRegistry } from './metricsRegistry';
+import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(180_000);
 

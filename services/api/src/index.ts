@@ -6,15 +6,3 @@ export type { LedgerEntryView } from './ledgerEntryView';
 export type { HealthCheck } from './routes/health';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './waitForConsistency';
-export {
-  createMetricsRegistry,
-  DEFAULT_BUCKETS,
-  type Counter,
-  type Gauge,
-  type GaugeOptions,
-  type Histogram,
-  type HistogramOptions,
-  type Labels,
-  type MetricsRegistry,
-  type MetricsRegistryOptions,
-} from './metricsRegistry';

@@ -19,7 +19,7 @@ import { Redis } from 'ioredis';
 import type { Admin, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { buildApp, type ApiDeps } from './buildApp';
-import { createMetricsRegistry } from './metricsRegistry';
+import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(120_000);
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { buildApp, createMetricsRegistry, type LedgerEntryView } from '@tally/api';
+import { buildApp, type LedgerEntryView } from '@tally/api';
+import { createMetricsRegistry } from '@tally/metrics';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { periodStart } from './billingPeriod';
 import { createSubscriptionsHarness, SubscriptionsHarness } from './testing/subscriptionsHarness';

@@ -1,14 +1,15 @@
-import type { Histogram } from '@tally/api';
 import type { EventStore } from '@tally/event-store';
+import type { Histogram } from '@tally/metrics';
 
 /** The event store with every append timed into a histogram: append latency is a headline metric. */
-export function instrumentedEventStore(eventStore: EventStore, appendSeconds: Histogram): EventStore {
+export function instrumentedEventStore(eventStore: EventStore, appendSeconds: Histogram<'operation'>): EventStore {
   async function timed<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const started = process.hrtime.bigint();
+    // The label is bound when the timer starts; a failed append is timed too.
+    const end = appendSeconds.startTimer({ operation });
     try {
       return await work();
     } finally {
-      appendSeconds.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
+      end();
     }
   }
   return {

@@ -1,5 +1,6 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
-import { buildApp, createMetricsRegistry, type ApiKey } from '@tally/api';
+import { buildApp, type ApiKey } from '@tally/api';
+import { createMetricsRegistry } from '@tally/metrics';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceSnapshotStore } from '@tally/ledger';
@@ -74,12 +75,13 @@ async function main(): Promise<void> {
   const connections = serviceConnections(config);
 
   const metrics = createMetricsRegistry({
+    defaultMetrics: true,
     onCollectError: (error, metric) => logger.warn({ err: error, metric }, 'metric collection failed'),
   });
   const appendSeconds = metrics.histogram({
     name: 'tally_event_store_append_seconds',
     help: 'Time to append to the event store, by operation',
-    labelNames: ['operation'],
+    labelNames: ['operation'] as const,
   });
 
   const pool = createPool({
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
     const partitionLag = metrics.gauge({
       name: 'tally_consumer_lag_messages',
       help: 'Usage events behind the last committed batch, per partition',
-      labelNames: ['topic', 'partition'],
+      labelNames: ['topic', 'partition'] as const,
     });
     const consumer = createUsageConsumer({
       kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId, ...connections.kafka },

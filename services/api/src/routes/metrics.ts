@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { MetricsRegistry } from '../metricsRegistry';
+import type { MetricsRegistry } from '@tally/metrics';
 
 /** Prometheus text exposition of every metric registered in the process, not only the API's. */
 export function metrics(app: FastifyInstance, registry: MetricsRegistry): void {
@@ -14,6 +14,6 @@ export function metrics(app: FastifyInstance, registry: MetricsRegistry): void {
         response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4.' } },
       },
     },
-    async (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await registry.render()),
+    async (_request, reply) => reply.type(registry.contentType).send(await registry.render()),
   );
 }
