@@ -21,8 +21,7 @@ import {
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import pino from 'pino';
-import type { Role } from '../../services/tally/src/config';
-import { toAvroUsageEvent } from '../../services/tally/src/usageEventAvro';
+import { toAvroUsageEvent, type Role } from '@tally/app';
 import { createCreditModel, type CreditModel } from './creditModel';
 import { createSeededRandom, type SeededRandom } from './seededRandom';
 import { createTallyApiClient, type TallyApiClient } from './tallyApiClient';

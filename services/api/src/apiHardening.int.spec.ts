@@ -3,7 +3,7 @@ import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService } from '@tally/ledger';
 import { createBalanceReadModel } from '@tally/projections';
-import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
+import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService, createPurchaseService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
@@ -77,6 +77,7 @@ describe('the API under hostile clients', () => {
       logger,
       health: async () => ({ postgres: 'up' }),
       metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, ledger }),
       subscriptions: createSubscriptionService({
         plans: createPostgresPlanStore({ pool: db.pool, logger }),
         subscriptions: createPostgresSubscriptionStore({ pool: db.pool, logger }),

@@ -12,6 +12,7 @@ import { buildApp, type ApiDeps } from './buildApp';
 import type { BalanceView } from './balanceView';
 import type { LedgerEntryView } from './ledgerEntryView';
 import { createMetricsRegistry } from '@tally/metrics';
+import { createPurchaseService } from '@tally/subscriptions';
 
 jest.setTimeout(120_000);
 
@@ -57,6 +58,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       logger,
       health: async () => ({ postgres: 'up', redis: 'up' }),
       metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, ledger }),
       options: { consistencyTimeoutMs: 20_000 },
     };
     app = await buildApp(deps);

@@ -6,7 +6,7 @@ import type { EventStore } from '@tally/event-store';
 import type { LedgerService } from '@tally/ledger';
 import type { UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
-import { createPurchaseService, type SubscriptionService } from '@tally/subscriptions';
+import type { PurchaseService, SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
@@ -52,6 +52,8 @@ export interface ApiDeps {
   readonly usagePublisher?: UsagePublisher;
   /** Plans and subscriptions (@tally/subscriptions): their routes are served when it is given. */
   readonly subscriptions?: SubscriptionService;
+  /** Bundle purchases on a balance (@tally/subscriptions' purchase service). */
+  readonly purchases: PurchaseService;
   readonly options?: ApiOptions;
 }
 
@@ -247,7 +249,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       customerCreditBalances(v1, routeDeps);
       creditBalances(v1, routeDeps);
       creditBalanceLedger(v1, routeDeps);
-      purchases(v1, { ...routeDeps, purchases: createPurchaseService(deps) });
+      purchases(v1, { ...routeDeps, purchases: deps.purchases });
       if (deps.usagePublisher !== undefined) {
         await v1.register(usageEvents, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
       }

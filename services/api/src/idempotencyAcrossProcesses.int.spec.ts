@@ -12,6 +12,7 @@ import pino from 'pino';
 import type { BalanceView } from './balanceView';
 import { buildApp } from './buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
+import { createPurchaseService } from '@tally/subscriptions';
 
 jest.setTimeout(180_000);
 
@@ -46,6 +47,7 @@ describe('idempotency across API processes', () => {
       logger,
       health: async () => ({}),
       metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, ledger }),
     });
     apps.push(app);
     return app;

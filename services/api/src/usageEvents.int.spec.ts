@@ -20,6 +20,7 @@ import type { Admin, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { buildApp, type ApiDeps } from './buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
+import { createPurchaseService } from '@tally/subscriptions';
 
 jest.setTimeout(120_000);
 
@@ -54,6 +55,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     logger,
     health: async () => ({}),
     metrics: createMetricsRegistry(),
+    purchases: createPurchaseService({ catalog, ledger }),
     usagePublisher: publisher,
   });
 

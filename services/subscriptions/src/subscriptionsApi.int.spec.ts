@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildApp, type LedgerEntryView } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
+import { createPurchaseService } from './purchaseService';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { periodStart } from './billingPeriod';
 import { createSubscriptionsHarness, SubscriptionsHarness } from './testing/subscriptionsHarness';
@@ -27,6 +28,7 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       catalog: h.catalog,
       ledger: h.ledger,
       subscriptions: h.service,
+      purchases: createPurchaseService({ catalog: h.catalog, ledger: h.ledger }),
       // No read model here: balance reads fall back on the event store, which is what these tests check.
       balances: { getBalance: async () => undefined, getCustomerBalances: async () => [], checkpoint: async () => 0n },
       eventStore: h.eventStore,

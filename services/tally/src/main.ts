@@ -12,6 +12,7 @@ import {
   createGrantScheduler,
   createPostgresPlanStore,
   createPostgresSubscriptionStore,
+  createPurchaseService,
   createSubscriptionService,
 } from '@tally/subscriptions';
 import pino from 'pino';
@@ -291,6 +292,7 @@ async function main(): Promise<void> {
         logger,
         inlineGrantPeriods: config.grants.inlinePeriods,
       }),
+      purchases: createPurchaseService({ catalog, ledger }),
       stalledPartitions: () => stalledPartitions?.() ?? [],
       usagePublisher,
       health: async () => {
