@@ -1,5 +1,6 @@
 export { createUsageConsumer, type UsageConsumer } from './usageConsumer';
 export {
+  DEFAULT_SESSION_TIMEOUT_MS,
   UsageConsumerOptionsError,
   type UsageConsumerOptions,
   type UsageConsumerMetrics,

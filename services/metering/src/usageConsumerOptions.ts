@@ -91,6 +91,9 @@ function requirePort(value: unknown, name: string, methods: readonly string[]): 
 }
 
 /** Checks every option before anything connects, so a misconfiguration stops start-up with its name. */
+/** The main job's TALLY_CONSUMER_SESSION_TIMEOUT_MS defaults to this too, so the two cannot disagree. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
+
 export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
   const brokers = options.kafka?.brokers;
   if (!Array.isArray(brokers) || brokers.length === 0 || brokers.some((broker) => typeof broker !== 'string' || !BROKER.test(broker))) {
@@ -125,7 +128,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
     partitionsConsumedConcurrently: integerOption(options.partitionsConsumedConcurrently, 'partitionsConsumedConcurrently', 3, 1, 64),
     balanceCacheSize: integerOption(options.balanceCacheSize, 'balanceCacheSize', 100_000, 1, 10_000_000),
     fromBeginning: options.fromBeginning ?? true,
-    sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', 30_000, 6000, 300_000),
+    sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', DEFAULT_SESSION_TIMEOUT_MS, 6000, 300_000),
     maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),
     clock: options.clock ?? (() => new Date()),
   };
