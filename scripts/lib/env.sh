@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Sourced by the scripts: the one place where the local stack's defaults live (the README's
-# "Configuration" table and test/support/src/stackConfig.ts repeat them for readers and tests).
+# Sourced by the scripts: the local stack's defaults. Tally's own variables are defined in
+# services/tally/src/config.ts; services/tally/src/configSources.unit.spec.ts checks these lines,
+# the README's tables and test/support/src/stackConfig.ts against it.
 
 TALLY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 

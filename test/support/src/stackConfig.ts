@@ -1,6 +1,7 @@
 /**
  * Where the local stack listens and what it names its topics: the same variables and defaults as
- * scripts/lib/env.sh, so tests reach whatever `npm run stack:up` started.
+ * scripts/lib/env.sh, so tests reach whatever `npm run stack:up` started (both checked against
+ * services/tally/src/config.ts by its configSources.unit.spec.ts).
  */
 export interface StackConfig {
   readonly kafkaBrokers: readonly string[];
