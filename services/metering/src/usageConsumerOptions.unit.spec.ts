@@ -22,7 +22,7 @@ describe('resolveUsageConsumerOptions', () => {
       partitionsConsumedConcurrently: 3,
       balanceCacheSize: 100_000,
       fromBeginning: true,
-      // The main job's default (TALLY_CONSUMER_SESSION_TIMEOUT_MS) since issue 12 §5: it was 30 s here and 10 s there.
+      // The main job's default too (TALLY_CONSUMER_SESSION_TIMEOUT_MS).
       sessionTimeoutMs: 10_000,
       maxBackoffMs: 5000,
     });

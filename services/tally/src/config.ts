@@ -22,58 +22,85 @@ const text = (fallback: string) => z.string().trim().min(1).default(fallback);
 export const configSchema = z.object({
   TALLY_HOME: text(path.join(REPO_ROOT, '.tally')).describe('logs, data, downloaded artifacts and pid files of the local stack'),
   TALLY_ROLES: text(ROLES.join(',')).describe('roles the main job runs in this process'),
-  TALLY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level of the main job and the CLI (`warn` for the CLI when unset)'),
+  TALLY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+    .describe('pino level of the main job and the CLI (`warn` for the CLI when unset)'),
   TALLY_KAFKA_BROKERS: text('127.0.0.1:9092').describe('Kafka bootstrap servers, comma-separated; the local broker listens on the first'),
   TALLY_KAFKA_CLIENT_ID: text('tally').describe('kafkajs client id (the relay appends `-relay`, the HTTP ingestion\'s producer `-ingest`)'),
-  TALLY_KAFKA_COMPRESSION: z.enum(COMPRESSION_NAMES).default('none').describe('codec of what Tally produces: dead letters, the ledger topic, HTTP-ingested usage, `tally send`; `none`, `gzip`, `snappy`, `lz4` or `zstd` (consumers read every codec whatever this is)'),
-  TALLY_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7').describe('Confluent-compatible schema registry API; the local registry listens on its host and port'),
-  TALLY_DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tally').describe('Tally\'s database; `stack:up` creates and migrates it'),
-  TALLY_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public').describe('PostgreSQL schema the migrations and Tally use'),
+  TALLY_KAFKA_COMPRESSION: z.enum(COMPRESSION_NAMES).default('none')
+    .describe('codec of what Tally produces: dead letters, the ledger topic, HTTP-ingested usage, `tally send`; `none`, `gzip`, `snappy`, `lz4` or `zstd` (consumers read every codec whatever this is)'),
+  TALLY_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7')
+    .describe('Confluent-compatible schema registry API; the local registry listens on its host and port'),
+  TALLY_DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tally')
+    .describe('Tally\'s database; `stack:up` creates and migrates it'),
+  TALLY_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public')
+    .describe('PostgreSQL schema the migrations and Tally use'),
   TALLY_DATABASE_POOL_SIZE: integer(10, 1, 200).describe('PostgreSQL connections per process'),
   TALLY_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for balance snapshots'),
-  TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tally').describe('root of every Redis key of the balance snapshots'),
+  TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tally')
+    .describe('root of every Redis key of the balance snapshots'),
   TALLY_USAGE_TOPIC: text('usage-events').describe('topic of usage events'),
   TALLY_DLQ_TOPIC: text('usage-events.dlq').describe('dead-letter topic of usage events'),
   TALLY_LEDGER_TOPIC: text('credit-ledger').describe('topic of ledger events'),
   TALLY_CONSUMER_GROUP: text('tally-metering').describe('consumer group of the metering consumer'),
-  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: integer(3, 1, 64).describe('partitions one consumer process meters at once (each stays in order)'),
+  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: integer(3, 1, 64)
+    .describe('partitions one consumer process meters at once (each stays in order)'),
   // Kafka's group.min.session.timeout.ms is 6 s by default; a lower value is refused at join.
-  TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(DEFAULT_SESSION_TIMEOUT_MS, 6_000, 300_000).describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
-  TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000).describe('how often the consumer reloads credit products (catalog changes apply within this)'),
+  TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(DEFAULT_SESSION_TIMEOUT_MS, 6_000, 300_000)
+    .describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
+  TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000)
+    .describe('how often the consumer reloads credit products (catalog changes apply within this)'),
   TALLY_API_HOST: text('127.0.0.1').describe('address the API listens on'),
   TALLY_API_PORT: integer(8080, 0, 65535).describe('its port'),
-  TALLY_API_KEYS: z.string().optional().describe('bearer keys and their scopes, `key[:scope[+scope]]` comma-separated, each key at least 16 characters; see [The API under hostile clients](#the-api-under-hostile-clients)'),
+  TALLY_API_KEYS: z.string().optional()
+    .describe('bearer keys and their scopes, `key[:scope[+scope]]` comma-separated, each key at least 16 characters; see [The API under hostile clients](#the-api-under-hostile-clients)'),
   TALLY_SCHEDULER_INTERVAL_MS: integer(10_000, 100, 3_600_000).describe('pause between the grant scheduler\'s runs'),
   // The API under hostile clients: timeouts, a connection cap, rate limits (per minute by default).
   TALLY_API_REQUEST_TIMEOUT_MS: integer(30_000, 0, 600_000).describe('the whole request (0: no limit)'),
-  TALLY_API_HEADERS_TIMEOUT_MS: integer(10_000, 1_000, 600_000).describe('a request\'s headers must arrive within this; else `408` and the connection is closed'),
-  TALLY_API_BODY_TIMEOUT_MS: integer(10_000, 0, 600_000).describe('its body must arrive within this once admitted (0: no limit); else `408 request_timeout`'),
+  TALLY_API_HEADERS_TIMEOUT_MS: integer(10_000, 1_000, 600_000)
+    .describe('a request\'s headers must arrive within this; else `408` and the connection is closed'),
+  TALLY_API_BODY_TIMEOUT_MS: integer(10_000, 0, 600_000)
+    .describe('its body must arrive within this once admitted (0: no limit); else `408 request_timeout`'),
   TALLY_API_CONNECTION_TIMEOUT_MS: integer(30_000, 1_000, 3_600_000).describe('a connection with nothing sent either way is closed'),
   TALLY_API_KEEP_ALIVE_TIMEOUT_MS: integer(5_000, 1_000, 600_000).describe('an idle keep-alive connection is closed'),
   TALLY_API_MAX_CONNECTIONS: integer(1024, 1, 1_000_000).describe('connections one process holds; more are closed as they arrive'),
   TALLY_API_RATE_LIMIT_WINDOW_MS: integer(60_000, 1_000, 3_600_000).describe('the window every limit counts in'),
-  TALLY_API_RATE_LIMIT_PER_KEY: integer(60_000, 0, 100_000_000).describe('requests per window per key (1,000 a second); `0` turns all limits off'),
-  TALLY_API_RATE_LIMIT_PER_ADDRESS: integer(1_200, 1, 100_000_000).describe('requests per window per client address to `/health`, `/metrics`, `/docs`'),
-  TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000).describe('requests without a valid key per window per address, to everything else: guessing keys is slow'),
-  TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000).describe('how often `/health`\'s state is refreshed in the background (one check in flight at most)'),
-  TALLY_API_TRUST_PROXY: z.string().trim().min(1).optional().describe('proxies whose `X-Forwarded-For` names the client: `true`, a hop count, or addresses and CIDR ranges'),
+  TALLY_API_RATE_LIMIT_PER_KEY: integer(60_000, 0, 100_000_000)
+    .describe('requests per window per key (1,000 a second); `0` turns all limits off'),
+  TALLY_API_RATE_LIMIT_PER_ADDRESS: integer(1_200, 1, 100_000_000)
+    .describe('requests per window per client address to `/health`, `/metrics`, `/docs`'),
+  TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000)
+    .describe('requests without a valid key per window per address, to everything else: guessing keys is slow'),
+  TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000)
+    .describe('how often `/health`\'s state is refreshed in the background (one check in flight at most)'),
+  TALLY_API_TRUST_PROXY: z.string().trim().min(1).optional()
+    .describe('proxies whose `X-Forwarded-For` names the client: `true`, a hop count, or addresses and CIDR ranges'),
   // TLS and authentication to the services (README, "TLS and authentication to the services").
   TALLY_KAFKA_SSL: z.enum(['true', 'false']).default('false').describe('TLS to the brokers, trusting the system\'s CAs'),
   TALLY_KAFKA_SSL_CA_FILE: z.string().min(1).optional().describe('a CA (PEM) to trust instead; implies `TALLY_KAFKA_SSL=true`'),
-  TALLY_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional().describe('`plain`, `scram-sha-256` or `scram-sha-512`'),
+  TALLY_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional()
+    .describe('`plain`, `scram-sha-256` or `scram-sha-512`'),
   TALLY_KAFKA_SASL_USERNAME: z.string().min(1).optional().describe('the SASL account; all three SASL variables together or none'),
   TALLY_KAFKA_SASL_PASSWORD: z.string().min(1).optional().describe('the SASL account; all three SASL variables together or none'),
-  TALLY_SCHEMA_REGISTRY_USERNAME: z.string().min(1).optional().describe('HTTP basic authentication to the registry (consumer, relay, health probe)'),
-  TALLY_SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional().describe('HTTP basic authentication to the registry (consumer, relay, health probe)'),
-  TALLY_REDIS_TLS_CA_FILE: z.string().min(1).optional().describe('a CA (PEM) for Redis\'s certificate instead of the system\'s; needs `rediss://`'),
+  TALLY_SCHEMA_REGISTRY_USERNAME: z.string().min(1).optional()
+    .describe('HTTP basic authentication to the registry (consumer, relay, health probe)'),
+  TALLY_SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional()
+    .describe('HTTP basic authentication to the registry (consumer, relay, health probe)'),
+  TALLY_REDIS_TLS_CA_FILE: z.string().min(1).optional()
+    .describe('a CA (PEM) for Redis\'s certificate instead of the system\'s; needs `rediss://`'),
   // Bounds on every wait (issue 10 §5); README.md's table says what each one bounds.
-  TALLY_SHUTDOWN_TIMEOUT_MS: integer(15_000, 100, 600_000).describe('from `SIGTERM`/`SIGINT` to exit: what has not stopped by then is abandoned (exit 1) and its uncommitted work redelivered'),
-  TALLY_DATABASE_STATEMENT_TIMEOUT_MS: integer(30_000, 100, 3_600_000).describe('PostgreSQL `statement_timeout` of every connection; the client abandons a query 2 s after it'),
+  TALLY_SHUTDOWN_TIMEOUT_MS: integer(15_000, 100, 600_000)
+    .describe('from `SIGTERM`/`SIGINT` to exit: what has not stopped by then is abandoned (exit 1) and its uncommitted work redelivered'),
+  TALLY_DATABASE_STATEMENT_TIMEOUT_MS: integer(30_000, 100, 3_600_000)
+    .describe('PostgreSQL `statement_timeout` of every connection; the client abandons a query 2 s after it'),
   TALLY_DATABASE_CONNECT_TIMEOUT_MS: integer(10_000, 100, 600_000).describe('how long opening a PostgreSQL connection may take'),
-  TALLY_REDIS_COMMAND_TIMEOUT_MS: integer(5_000, 100, 600_000).describe('how long a Redis command may wait for its reply, queued time included'),
-  TALLY_RELAY_LEASE_TIMEOUT_MS: integer(5_000, 100, 600_000).describe('how long the relay\'s lease heartbeat may go unanswered before the relay stops publishing'),
-  TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: integer(100, 1, 100_000).describe('periods one scheduler run grants per subscription; a subscription further behind is caught up over several runs, which then follow each other at once'),
-  TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000).describe('periods a create or cancel request grants before it answers (the scheduler grants the rest); `0` leaves every grant to the scheduler'),
+  TALLY_REDIS_COMMAND_TIMEOUT_MS: integer(5_000, 100, 600_000)
+    .describe('how long a Redis command may wait for its reply, queued time included'),
+  TALLY_RELAY_LEASE_TIMEOUT_MS: integer(5_000, 100, 600_000)
+    .describe('how long the relay\'s lease heartbeat may go unanswered before the relay stops publishing'),
+  TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: integer(100, 1, 100_000)
+    .describe('periods one scheduler run grants per subscription; a subscription further behind is caught up over several runs, which then follow each other at once'),
+  TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000)
+    .describe('periods a create or cancel request grants before it answers (the scheduler grants the rest); `0` leaves every grant to the scheduler'),
 });
 
 export interface Config {
