@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { waitFor } from '@tally/test-support';
-import { createLedgerRelayHarness, expectEveryEventInStreamOrder, firstDeliveries, testLogger, type LedgerRelayHarness } from './ledgerRelayHarness.spec';
+import { createLedgerRelayHarness, expectEveryEventInStreamOrder, firstDeliveries, testLogger, type LedgerRelayHarness } from './testing/ledgerRelayHarness';
 
 jest.setTimeout(600_000);
 

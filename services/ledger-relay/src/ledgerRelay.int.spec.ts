@@ -11,7 +11,7 @@ import {
   expectEveryEventInStreamOrder,
   firstDeliveries,
   type LedgerRelayHarness,
-} from './ledgerRelayHarness.spec';
+} from './testing/ledgerRelayHarness';
 
 jest.setTimeout(180_000);
 

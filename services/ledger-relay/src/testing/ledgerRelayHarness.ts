@@ -2,7 +2,7 @@
  * What the relay's integration tests share: a migrated test schema with the PostgreSQL event store
  * and the ledger service on it, topics and registry subjects of their own (removed afterwards),
  * a plain kafkajs consumer that decodes with the registry client, and a workload that produces
- * every ledger event type. Named `.spec.ts` so the build leaves it out; jest runs no test in it.
+ * every ledger event type. In src/testing/, which the build leaves out.
  */
 import { randomUUID } from 'node:crypto';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
@@ -29,8 +29,8 @@ import {
 } from '@tally/test-support';
 import type { Admin, IHeaders, Kafka } from 'kafkajs';
 import pino, { type Logger } from 'pino';
-import { createLedgerRelay, type LedgerRelay, type LedgerRelayOptions } from './ledgerRelay';
-import { isLedgerEvent, type LedgerEventRecord } from './ledgerEventRecord';
+import { createLedgerRelay, type LedgerRelay, type LedgerRelayOptions } from '../ledgerRelay';
+import { isLedgerEvent, type LedgerEventRecord } from '../ledgerEventRecord';
 
 export const testLogger: Logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
