@@ -1,11 +1,11 @@
 import { randomInt } from 'node:crypto';
 import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState } from '@tally/domain';
-import { DuplicateEventIdError, WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
+import { WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { expectedRevisionOf, type LoadedBalance } from './balanceLoader';
 import type { BalanceStates } from './balanceStates';
 import { ledgerEventId, MAX_EVENTS_PER_COMMAND } from './deterministicId';
-import { ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
+import { CommandIdCollisionError, ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
 import { fromRecordedEvent, toEventsToAppend, type BalanceContext, type RecordedBalanceEvent } from './ledgerEvents';
 
 /** One command on one balance. */
@@ -125,7 +125,10 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         const foreign = stored.filter((event) => events.some((e) => e.eventId === event.id) && event.streamId !== streamId);
         if (foreign.length > 0) {
           // Never "already done": the id was made for another balance.
-          outcomes[index] = { ok: false, error: new DuplicateEventIdError(foreign.map((e) => e.id), `command ${request.commandId} is stored on another stream`) };
+          outcomes[index] = {
+            ok: false,
+            error: new CommandIdCollisionError(`command ${request.commandId} maps to ${foreign.map((e) => `${e.id} in ${e.streamId}`).join(', ')}, not ${streamId}`),
+          };
           return;
         }
         if (request.requestHash !== undefined && events[0]!.metadata.requestHash !== request.requestHash) {

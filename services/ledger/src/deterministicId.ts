@@ -34,9 +34,42 @@ export function ledgerEventId(commandId: string, index: number): string {
 /** Most events one command can cause (a change, a low-balance warning, a depletion). */
 export const MAX_EVENTS_PER_COMMAND = 3;
 
+/**
+ * One part of a multi-part id: `%` and `:` are percent-escaped, so `:` only ever separates parts
+ * and no two different tuples of parts join to the same id (subscription `s:x` with product `p`
+ * against subscription `s` with product `x:p`). A part holding neither character encodes as
+ * itself: every id that was already unambiguous before this encoding (UUID balance ids, usage
+ * ids and keys without `:` or `%`) is unchanged, so the ledgers stored before the upgrade keep
+ * deduplicating on their event ids. An id whose parts held `:` or `%` changes; usage stays
+ * deduplicated anyway by the metered-usage record (migration 005, backfilled from the ledger).
+ */
+export function idPart(part: string): string {
+  return part.includes('%') || part.includes(':') ? part.replaceAll('%', '%25').replaceAll(':', '%3A') : part;
+}
+
+/** Joins parts with `:`, each encoded by idPart: distinct tuples give distinct ids. */
+export function joinIdParts(parts: readonly string[]): string {
+  return parts.map(idPart).join(':');
+}
+
+/**
+ * Command ids: the name each ledger event id derives from (ledgerEventId). The first part names
+ * the kind of command, so ids of different kinds never meet either.
+ */
 export const commandIds = {
-  usage: (usageEventId: string, balanceId: string) => `usage:${balanceId}:${usageEventId}`,
-  open: (balanceId: string) => `open:${balanceId}`,
-  request: (balanceId: string, operation: string, idempotencyKey: string) => `${operation}:${balanceId}:${idempotencyKey}`,
-  grant: (subscriptionId: string, productId: string, period: number) => `grant:${subscriptionId}:${productId}:${period}`,
+  usage: (usageEventId: string, balanceId: string) => joinIdParts(['usage', balanceId, usageEventId]),
+  open: (balanceId: string) => joinIdParts(['open', balanceId]),
+  /** A request of the API; `operation` is one of top-up, deduction, purchase. */
+  request: (balanceId: string, operation: string, idempotencyKey: string) => joinIdParts([operation, balanceId, idempotencyKey]),
+  grant: (subscriptionId: string, productId: string, period: number) => joinIdParts(['grant', subscriptionId, productId, String(period)]),
+  settings: (balanceId: string, nonce: string) => joinIdParts(['settings', balanceId, nonce]),
 };
+
+/**
+ * The record that a usage event was metered (see the event store's append markers): one per
+ * customer and usage id, whatever it charged. Kept in step with migration 005's backfill, which
+ * derives the same string from the CreditConsumed events stored before it.
+ */
+export function meteredUsageMarker(customerId: string, usageEventId: string): string {
+  return joinIdParts([customerId, usageEventId]);
+}

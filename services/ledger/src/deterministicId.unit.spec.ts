@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { deterministicId, ledgerEventId } from './deterministicId';
+import { commandIds, deterministicId, idPart, joinIdParts, ledgerEventId, meteredUsageMarker } from './deterministicId';
 
 /** RFC 9562 UUID v5 computed the long way, to check the one-shot path against. */
 function referenceV5(namespaceHex: string, name: string): string {
@@ -28,5 +28,48 @@ describe('deterministicId', () => {
     const ids = [0, 1, 2].map((index) => ledgerEventId('usage:b1:e1', index));
     expect(new Set(ids).size).toBe(3);
     expect([0, 1, 2].map((index) => ledgerEventId('usage:b1:e1', index))).toEqual(ids);
+  });
+});
+
+describe('multi-part ids', () => {
+  const part = fc.string({ unit: fc.constantFrom('a', 'b', ':', '%', '3', 'A', '2', '5', 'é') });
+
+  it('gives distinct tuples distinct ids', () => {
+    fc.assert(
+      fc.property(fc.array(part, { minLength: 1, maxLength: 4 }), fc.array(part, { minLength: 1, maxLength: 4 }), (a, b) => {
+        fc.pre(a.length !== b.length || a.some((value, index) => value !== b[index]));
+        expect(joinIdParts(a)).not.toBe(joinIdParts(b));
+      }),
+    );
+  });
+
+  it('gives distinct grants, usages and requests distinct command ids', () => {
+    fc.assert(
+      fc.property(part, part, part, part, fc.nat(), (s1, p1, s2, p2, period) => {
+        fc.pre(s1 !== s2 || p1 !== p2);
+        expect(commandIds.grant(s1, p1, period)).not.toBe(commandIds.grant(s2, p2, period));
+        expect(commandIds.usage(s1, p1)).not.toBe(commandIds.usage(s2, p2));
+        expect(commandIds.request(s1, 'top-up', p1)).not.toBe(commandIds.request(s2, 'top-up', p2));
+        expect(meteredUsageMarker(s1, p1)).not.toBe(meteredUsageMarker(s2, p2));
+      }),
+    );
+  });
+
+  it('separates the collision of issue 10: subscription s:x on p against s on x:p', () => {
+    expect(commandIds.grant('s:x', 'p', 1)).toBe('grant:s%3Ax:p:1');
+    expect(commandIds.grant('s', 'x:p', 1)).toBe('grant:s:x%3Ap:1');
+  });
+
+  it('leaves every id whose parts hold neither ":" nor "%" as it was before the encoding', () => {
+    fc.assert(
+      fc.property(fc.string().filter((value) => !value.includes(':') && !value.includes('%')), (value) => {
+        expect(idPart(value)).toBe(value);
+      }),
+    );
+    // The exact strings stored ledgers were derived from.
+    expect(commandIds.usage('e1', 'b1')).toBe('usage:b1:e1');
+    expect(commandIds.grant('sub-1', 'api-credits', 3)).toBe('grant:sub-1:api-credits:3');
+    expect(commandIds.request('b1', 'top-up', 'key-1')).toBe('top-up:b1:key-1');
+    expect(commandIds.open('b1')).toBe('open:b1');
   });
 });

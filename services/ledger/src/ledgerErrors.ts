@@ -12,6 +12,16 @@ export class ConcurrencyExhaustedError extends TallyError {
   readonly retriable = true;
 }
 
+/**
+ * A command's deterministic event id is already stored in another balance's stream: two
+ * different commands derived the same id. Never "already done": that would drop a write. A bug
+ * (or an id encoded ambiguously before the upgrade), so retrying cannot help.
+ */
+export class CommandIdCollisionError extends TallyError {
+  readonly code = 'command_id_collision';
+  readonly retriable = false;
+}
+
 export function isWrongExpectedRevision(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'wrong_expected_revision';
 }

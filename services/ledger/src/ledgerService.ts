@@ -120,7 +120,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   function requestCommandId(balanceId: string, operation: string, options: RequestOptions | undefined): string {
     // Without an Idempotency-Key every request is a new command: a random id.
     return options?.idempotencyKey === undefined
-      ? `${operation}:${balanceId}:${randomUUID()}`
+      ? commandIds.request(balanceId, operation, randomUUID())
       : commandIds.request(balanceId, operation, options.idempotencyKey);
   }
 
@@ -224,7 +224,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     async changeSettings(balanceId, input) {
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
-      return execute(context, `settings:${balanceId}:${randomUUID()}`, { type: 'ChangeSettings', ...input, at });
+      return execute(context, commandIds.settings(balanceId, randomUUID()), { type: 'ChangeSettings', ...input, at });
     },
 
     async getBalance(balanceId) {
