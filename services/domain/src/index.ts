@@ -7,3 +7,4 @@ export * from './cost';
 export * from './balance';
 export * from './ledgerEventCodec';
 export * from './streams';
+export * from './wellFormedText';

@@ -1,7 +1,10 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { DuplicateEventIdError, InvalidEventStoreRequestError } from './errors';
+import { createHash } from 'node:crypto';
+import { isWellFormedText } from '@tally/domain';
+import { DuplicateEventIdError, InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
 import type {
+  AppendManyOptions,
   AppendRequest,
   AppendResult,
   EventStore,
@@ -75,21 +78,42 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     try {
       return (await on.query<Row>({ name, text, values })).rows;
     } catch (error) {
+      const { code, detail } = error as { code?: unknown; detail?: unknown };
+      if (code === 'TY004' && typeof detail === 'string') throw new MarkerAlreadyRecordedHashes(JSON.parse(detail) as string[]);
       throw translateError(error);
     }
   };
   const query = <Row extends object>(name: string, text: string, values: unknown[]): Promise<Row[]> => queryOn<Row>(pool, name, text, values);
 
-  const appendOn = async (on: Queryable, requests: readonly AppendRequest[]): Promise<AppendResult[]> => {
-    if (requests.length === 0) return [];
+  const appendOn = async (on: Queryable, requests: readonly AppendRequest[], markers: readonly string[] = []): Promise<AppendResult[]> => {
+    if (requests.length === 0 && markers.length === 0) return [];
     const payload = validateAppendRequests(requests);
     const started = process.hrtime.bigint();
-    const rows = await queryOn<AppendRow>(
-      on,
-      'tally_es_append',
-      'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::text)',
-      [JSON.stringify(payload), options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL],
-    );
+    const notifyChannel = options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL;
+    let rows: AppendRow[];
+    if (markers.length === 0) {
+      rows = await queryOn<AppendRow>(
+        on,
+        'tally_es_append',
+        'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::text)',
+        [JSON.stringify(payload), notifyChannel],
+      );
+    } else {
+      // Markers and events in one statement, so one transaction (005_append_markers.sql).
+      const hashes = markerHashes(markers);
+      try {
+        rows = await queryOn<AppendRow>(
+          on,
+          'tally_es_append_marked',
+          `SELECT request_index, last_revision, last_position, idempotent
+           FROM append_events_marked($1::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($2::text[]) AS h), $3::text)`,
+          [JSON.stringify(payload), [...hashes.keys()], notifyChannel],
+        );
+      } catch (error) {
+        if (!(error instanceof MarkerAlreadyRecordedHashes)) throw error;
+        throw new MarkerAlreadyRecordedError(error.hashes.map((hash) => hashes.get(hash)!).filter((marker) => marker !== undefined));
+      }
+    }
     const results = rows
       .sort((a, b) => a.request_index - b.request_index)
       .map((row) => ({
@@ -110,7 +134,8 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     return results;
   };
 
-  const appendMany = (requests: readonly AppendRequest[]): Promise<AppendResult[]> => appendOn(pool, requests);
+  const appendMany = (requests: readonly AppendRequest[], appendOptions: AppendManyOptions = {}): Promise<AppendResult[]> =>
+    appendOn(pool, requests, appendOptions.markers);
 
   const readStreamOn = async (
     on: Queryable,
@@ -254,6 +279,18 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       return rows.map(toRecordedEvent);
     },
 
+    async readMarkers(markers) {
+      if (markers.length === 0) return new Set();
+      const hashes = markerHashes(markers);
+      const rows = await query<{ hash: string }>(
+        'tally_es_read_markers',
+        `SELECT encode(marker_hash, 'hex') AS hash FROM append_markers
+         WHERE marker_hash = ANY (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)`,
+        [[...hashes.keys()]],
+      );
+      return new Set(rows.map((row) => hashes.get(row.hash)!));
+    },
+
     readAll,
 
     async headPosition() {
@@ -296,6 +333,29 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     },
   };
   return store;
+}
+
+/** TY004 from append_events_marked, before its hashes are mapped back to the caller's markers. */
+class MarkerAlreadyRecordedHashes extends Error {
+  constructor(readonly hashes: readonly string[]) {
+    super('append markers already recorded');
+  }
+}
+
+/**
+ * Each distinct marker by the hex of its stored key: the first 16 bytes of the SHA-256 of its
+ * UTF-8, as migration 005's backfill computes it. A fixed 16 bytes per marker, whatever its
+ * length, for a table that keeps one row per usage event for ever.
+ */
+function markerHashes(markers: readonly string[]): Map<string, string> {
+  const hashes = new Map<string, string>();
+  for (const marker of markers) {
+    if (typeof marker !== 'string' || !isWellFormedText(marker)) {
+      throw new InvalidEventStoreRequestError('a marker must be a well-formed string');
+    }
+    hashes.set(createHash('sha256').update(marker, 'utf8').digest().subarray(0, 16).toString('hex'), marker);
+  }
+  return hashes;
 }
 
 interface AppendPayload {

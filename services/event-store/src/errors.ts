@@ -75,3 +75,17 @@ export class InvalidEventStoreRequestError extends TallyError {
   readonly code = 'invalid_event_store_request';
   readonly retriable = false;
 }
+
+/**
+ * An append's marker (see AppendManyOptions.markers) is already recorded: another writer consumed
+ * that input first. Nothing of the append was written. Retriable: re-read the markers, decide
+ * again without those inputs, append again.
+ */
+export class MarkerAlreadyRecordedError extends TallyError {
+  readonly code = 'marker_already_recorded';
+  readonly retriable = true;
+
+  constructor(readonly markers: readonly string[]) {
+    super(`${markers.length} append marker(s) already recorded`);
+  }
+}

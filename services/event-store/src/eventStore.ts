@@ -62,6 +62,25 @@ export interface ReadAllOptions {
   readonly maxCount?: number;
 }
 
+export interface AppendManyOptions {
+  /**
+   * Records that the inputs these ids name were consumed, in the same transaction as the
+   * events: the markers and the events are stored together or not at all, and a marker is kept
+   * for ever. When any of them is already recorded nothing is written and the call fails with
+   * MarkerAlreadyRecordedError (another writer consumed that input first: re-read with
+   * readMarkers and decide again). May be given with no requests, to record inputs that caused
+   * no event. The metering consumer marks each usage event it meters (@tally/ledger's
+   * meteredUsageMarker); a new kind of marker must be prefixed so that it cannot meet those.
+   *
+   * Every store must honour this atomically. One without multi-stream transactions (an
+   * EventStoreDB adapter, issue 16) cannot write a marker stream beside the balance streams and
+   * keep the promise; it has to append the markers and the events as one write to one stream
+   * with an expected revision (e.g. a batch event that carries both, from which the balance
+   * streams are derived), or the consumer's record and its charges can disagree after a crash.
+   */
+  readonly markers?: readonly string[];
+}
+
 export interface SubscribeToAllOptions {
   /** Exclusive checkpoint: delivery starts with the first event after it. */
   readonly after?: bigint;
@@ -93,7 +112,9 @@ export interface EventStore {
    * store): either every request is written or none is. A mismatched expected revision in any
    * request fails the whole call with WrongExpectedRevisionError naming the streams.
    */
-  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
+  appendMany(requests: readonly AppendRequest[], options?: AppendManyOptions): Promise<AppendResult[]>;
+  /** The markers among these that are recorded (see AppendManyOptions.markers). */
+  readMarkers(markers: readonly string[]): Promise<Set<string>>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /**
    * Runs `work` while every other append to this store waits, then appends the requests it

@@ -26,9 +26,12 @@ export const TEST_DATABASE_URL = process.env.TALLY_TEST_DATABASE_URL ?? 'postgre
 export async function createTestSchema({
   prefix,
   max = 10,
+  migrationsDir,
 }: {
   prefix: string;
   max?: number;
+  /** Migrate from this folder instead of infra/postgres/migrations (a test of a migration's own upgrade). */
+  migrationsDir?: string;
 }): Promise<TestSchema> {
   const schema = `${prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
   quoteIdentifier(schema);
@@ -36,7 +39,7 @@ export async function createTestSchema({
   const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
   const pool = createPool({ connectionString: TEST_DATABASE_URL, max, applicationName: `test-${prefix}`, schema, logger });
   try {
-    await migrate({ pool, schema, logger });
+    await migrate({ pool, schema, logger, ...(migrationsDir !== undefined ? { migrationsDir } : {}) });
   } catch (error) {
     await pool.end();
     throw error;
