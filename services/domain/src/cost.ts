@@ -24,17 +24,25 @@ function stringOf(value: PropertyValue | undefined): string | undefined {
   return String(value);
 }
 
+/**
+ * A property of the event itself: never an inherited member of the object (a rule reading
+ * `constructor` or `toString` finds it missing, not a function).
+ */
+function propertyOf(usage: UsageEvent, name: string): PropertyValue | undefined {
+  return Object.hasOwn(usage.properties, name) ? usage.properties[name] : undefined;
+}
+
 function ruleMatches(rule: ConsumptionRule, usage: UsageEvent): boolean {
   if (rule.event !== usage.event) return false;
   for (const [key, expected] of Object.entries(rule.where ?? {})) {
-    if (stringOf(usage.properties[key]) !== expected) return false;
+    if (stringOf(propertyOf(usage, key)) !== expected) return false;
   }
   return true;
 }
 
 function quantityOf(rule: ConsumptionRule, usage: UsageEvent): ExactDecimal {
   if (rule.perUnitOf === undefined) return ONE;
-  const raw = usage.properties[rule.perUnitOf];
+  const raw = propertyOf(usage, rule.perUnitOf);
   const quantity = typeof raw === 'number' || typeof raw === 'string' ? toExactDecimal(raw) : undefined;
   if (quantity === undefined) {
     throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is missing or not a finite number`);

@@ -23,6 +23,21 @@ const usage = (event: string, properties: Record<string, PropertyValue> = {}): U
 });
 
 describe('computeCost', () => {
+  it('reads a perUnitOf or where name among the event\'s own properties only, never inherited members', () => {
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      expect(() => computeCost(product({ event: 'x', credits: CREDIT, perUnitOf: name }), usage('x'))).toThrow(
+        new InvalidUsageEventError(`property ${name} (the quantity) is missing or not a finite number`),
+      );
+      expect(computeCost(product({ event: 'x', credits: CREDIT, where: { [name]: 'function Object() { [native code] }' } }), usage('x'))).toEqual({
+        matched: false,
+      });
+    }
+    const own: Record<string, PropertyValue> = {};
+    Object.defineProperty(own, 'constructor', { value: 3, enumerable: true });
+    expect(computeCost(product({ event: 'x', credits: CREDIT, perUnitOf: 'constructor' }), usage('x', own))).toMatchObject({ credits: 3n * CREDIT });
+  });
+
+
   it('charges a per-event rule once, with quantity 1', () => {
     expect(computeCost(product({ event: 'api_call', credits: 2_500_000n }), usage('api_call'))).toEqual({
       matched: true,

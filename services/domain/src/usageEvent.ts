@@ -1,4 +1,5 @@
 import { InvalidUsageEventError } from './errors';
+import { isWellFormedText } from './wellFormedText';
 
 export type PropertyValue = null | boolean | number | string;
 
@@ -15,7 +16,6 @@ export interface UsageEvent {
 }
 
 const MAX_TEXT = 256;
-const MAX_PROPERTIES = 256;
 /** Timestamps outside 1970..2200 are mistakes (seconds for milliseconds, garbage). */
 const MAX_TIMESTAMP = Date.UTC(2200, 0, 1);
 /** The branch names an Avro union of primitives is wrapped in ({ long: 5 }); any other object is nested data. */
@@ -30,6 +30,7 @@ function text(record: Record<string, unknown>, field: string): string {
   // PostgreSQL text and jsonb cannot hold U+0000: an id with one can never be looked up or
   // stored, and the consumer would retry its batch forever instead of dead-lettering it.
   if (value.includes('\u0000')) throw new InvalidUsageEventError(`${field} contains the character U+0000`);
+  if (!isWellFormedText(value)) throw new InvalidUsageEventError(`${field} is not well-formed Unicode (it holds a lone surrogate)`);
   return value;
 }
 
@@ -46,26 +47,37 @@ function timestampOf(value: unknown): number {
   return millis;
 }
 
+/**
+ * The usable properties: null, boolean, finite number and string values (an Avro union's one
+ * branch unwrapped). A property of any other shape (nested data, NaN) is left out rather than
+ * refused: a property no rule reads must never send a usage event to the dead letters, and a rule
+ * that reads one left out finds it missing and says so. Every name and string value must be
+ * well-formed Unicode, though: a lone surrogate is refused anywhere in a usage event, since no
+ * store or wire format downstream (PostgreSQL, Avro, Kafka headers) can hold it.
+ */
 function propertiesOf(value: unknown): Record<string, PropertyValue> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new InvalidUsageEventError('properties must be an object of null, boolean, number or string values');
   }
-  const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length > MAX_PROPERTIES) throw new InvalidUsageEventError(`properties has more than ${MAX_PROPERTIES} entries`);
   const properties: Record<string, PropertyValue> = {};
-  for (const [key, raw] of entries) {
-    if (key.length > MAX_TEXT) throw new InvalidUsageEventError('a property name is longer than 256 characters');
+  for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
+    if (!isWellFormedText(key)) throw new InvalidUsageEventError('a property name is not well-formed Unicode (it holds a lone surrogate)');
     // Avro unions decode as { long: 5 } wrappers in some clients; unwrap the one branch.
     const branches = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? Object.keys(raw) : [];
     const item =
       branches.length === 1 && AVRO_BRANCHES.has(branches[0]!) ? Object.values(raw as Record<string, unknown>)[0] : raw;
-    if (item === null || typeof item === 'boolean' || typeof item === 'string') properties[key] = item;
-    else if (typeof item === 'number') {
-      if (!Number.isFinite(item)) throw new InvalidUsageEventError(`property ${key} is not a finite number`);
-      properties[key] = item;
-    } else if (typeof item === 'bigint') properties[key] = item.toString();
-    else throw new InvalidUsageEventError(`property ${key} must be null, boolean, number or string`);
+    let usable: PropertyValue | undefined;
+    if (item === null || typeof item === 'boolean') usable = item;
+    else if (typeof item === 'string') {
+      if (!isWellFormedText(item)) throw new InvalidUsageEventError(`property ${key} is not well-formed Unicode (it holds a lone surrogate)`);
+      usable = item;
+    } else if (typeof item === 'number') usable = Number.isFinite(item) ? item : undefined;
+    else if (typeof item === 'bigint') usable = item.toString();
+    if (usable === undefined) continue;
+    // The name __proto__ is data here, never the object's prototype.
+    if (key === '__proto__') Object.defineProperty(properties, key, { value: usable, enumerable: true, writable: true, configurable: true });
+    else properties[key] = usable;
   }
   return properties;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Type } from 'avsc';
 
 /**
@@ -9,6 +10,11 @@ export const MAX_ZERO_BYTE_ITEMS = 100_000;
 /** Why an Avro body is refused before decoding; the message names the offending block. */
 export class AvroBlockBombError extends Error {
   override readonly name = 'AvroBlockBombError';
+}
+
+/** An Avro string (a field, a map key) whose bytes are not valid UTF-8. */
+export class AvroInvalidUtf8Error extends Error {
+  override readonly name = 'AvroInvalidUtf8Error';
 }
 
 /** The parts of an avsc Type this walk reads (avsc types the schema tree loosely). */
@@ -27,8 +33,9 @@ interface TypeNode {
  * AvroBlockBombError when an array or map block declares more items than the bytes left could
  * hold. avsc's decoder trusts those counts: a random or malicious body that declares 2^60 map
  * entries keeps it looping, reading past the end, for hours, which stalls the partition behind
- * the message (seen in the fault suite's random-after-frame messages). A body that passes is
- * left for avsc to decode and validate in full; this walk checks nothing else.
+ * the message (seen in the fault suite's random-after-frame messages). It also refuses strings
+ * that are not valid UTF-8 (AvroInvalidUtf8Error), which avsc would decode with replacement
+ * characters. A body that passes is left for avsc to decode and validate in full.
  */
 export function assertAvroBlocksBounded(type: Type, body: Buffer): void {
   walk(type as unknown as TypeNode, body, { pos: 0, zeroByteItemsLeft: MAX_ZERO_BYTE_ITEMS, minSizes: new Map() });
@@ -63,7 +70,18 @@ function walk(type: TypeNode, body: Buffer, at: Walk): void {
     case 'fixed':
       at.pos += type.size ?? 0;
       return;
-    case 'string':
+    case 'string': {
+      const length = readLong(body, at);
+      const start = at.pos;
+      at.pos += length > 0 ? length : 0;
+      // avsc decodes invalid UTF-8 into U+FFFD without a word, so a usage event would be metered
+      // under another id than the one its producer sent: not well-formed strings are refused here,
+      // where their bytes are in hand (map keys too: they are read as strings).
+      if (length > 0 && at.pos <= body.length && !isUtf8(body.subarray(start, at.pos))) {
+        throw new AvroInvalidUtf8Error(`an Avro string at byte ${start} is not valid UTF-8`);
+      }
+      return;
+    }
     case 'bytes': {
       const length = readLong(body, at);
       at.pos += length > 0 ? length : 0;

@@ -1,7 +1,7 @@
 import { usageEventAvroSchema } from '@tally/schemas';
 import { Type } from 'avsc';
 import fc from 'fast-check';
-import { assertAvroBlocksBounded, AvroBlockBombError, MAX_ZERO_BYTE_ITEMS } from './avroBlockGuard';
+import { assertAvroBlocksBounded, AvroBlockBombError, AvroInvalidUtf8Error, MAX_ZERO_BYTE_ITEMS } from './avroBlockGuard';
 
 const usageType = Type.forSchema(usageEventAvroSchema as Parameters<typeof Type.forSchema>[0]);
 
@@ -82,6 +82,28 @@ describe('assertAvroBlocksBounded', () => {
     expect(() => assertAvroBlocksBounded(nulls, blocks(MAX_ZERO_BYTE_ITEMS, 1))).toThrow(AvroBlockBombError);
   });
 
+  it('refuses a string that is not valid UTF-8: an id, a property name or a property value', () => {
+    /** The body with the first occurrence of `marker` (ASCII) overwritten by `bytes` of the same length. */
+    const corrupt = (body: Buffer, marker: string, bytes: number[]): Buffer => {
+      const copy = Buffer.from(body);
+      const at = copy.indexOf(marker);
+      expect(at).toBeGreaterThanOrEqual(0);
+      Buffer.from(bytes).copy(copy, at);
+      return copy;
+    };
+    const body = usageType.toBuffer(usage({ zkeyz: { string: 'zvalz' } }));
+    expect(() => assertAvroBlocksBounded(usageType, body)).not.toThrow();
+    for (const [marker, bytes] of [
+      ['u-1', [0xff, 0x2d, 0x31]], // a byte that never occurs in UTF-8
+      ['zkeyz', [0x7a, 0xed, 0xa0, 0x80, 0x7a]], // an encoded surrogate (CESU-8), not UTF-8
+      ['zvalz', [0x7a, 0xc3, 0x7a, 0x7a, 0x7a]], // a sequence cut short
+    ] as const) {
+      expect(() => assertAvroBlocksBounded(usageType, corrupt(body, marker, [...bytes]))).toThrow(AvroInvalidUtf8Error);
+    }
+    // Multi-byte UTF-8 passes.
+    expect(() => assertAvroBlocksBounded(usageType, usageType.toBuffer({ ...usage({ 'ключ': { string: '😀' } }), id: 'é' }))).not.toThrow();
+  });
+
   it('walks nested and recursive types', () => {
     const tree = Type.forSchema({
       type: 'record',
@@ -109,7 +131,7 @@ describe('assertAvroBlocksBounded', () => {
         try {
           assertAvroBlocksBounded(usageType, body);
         } catch (error) {
-          expect(error).toBeInstanceOf(AvroBlockBombError);
+          expect([AvroBlockBombError, AvroInvalidUtf8Error]).toContain((error as Error).constructor);
           return;
         }
         try {
