@@ -1,3 +1,4 @@
+import { isTransientPgError } from '@tally/postgres';
 import type { Logger } from 'pino';
 
 /** The parts of a Kafka batch's context that retrying needs: keep the membership alive, notice a stop. */
@@ -20,10 +21,13 @@ export class BatchAbandonedError extends Error {
 
 export interface BatchRetrier {
   /**
-   * Runs `operation` until it succeeds, waiting with exponential backoff (capped) between
-   * attempts and heartbeating throughout, so a slow or failing dependency does not cost the
-   * partition. Errors for which `passThrough` is true are rethrown at once; so are the group's
-   * own errors from heartbeat (a rebalance: the batch must not be committed by this member).
+   * Runs `operation` until it succeeds, retrying transient failures (isTransientError) with
+   * exponential backoff (capped) between attempts and heartbeating throughout, so a dependency
+   * that is down does not cost the partition. Any other failure is rethrown at once: it would
+   * fail the same way again, and the consumer isolates the message(s) behind it instead of
+   * stalling the partition on them. Errors for which `passThrough` is true are rethrown at once
+   * too; so are the group's own errors from heartbeat (a rebalance: the batch must not be
+   * committed by this member; see isHeartbeatError).
    */
   run<T>(stage: string, operation: () => Promise<T>, passThrough?: (error: unknown) => boolean): Promise<T>;
 }
@@ -37,9 +41,21 @@ export interface BatchRetrierOptions {
   readonly heartbeatEveryMs?: number;
 }
 
-/** Tally's stores wrap connection failures in retriable errors; kafkajs marks its own the same way. */
+/**
+ * Whether trying again can succeed: Tally's errors (stores wrap connection failures, timeouts and
+ * serialization failures in retriable errors) and kafkajs's (broker unavailable, request timeout)
+ * say so with `retriable`; a raw pg error that escaped a store is classified by PostgreSQL's own
+ * list. Everything else is deterministic.
+ */
 export function isTransientError(error: unknown): boolean {
-  return (error as { retriable?: unknown } | null)?.retriable === true;
+  return (error as { retriable?: unknown } | null)?.retriable === true || isTransientPgError(error);
+}
+
+/** Errors the group's heartbeat raised: they end the batch (a rebalance), never a message's fault. */
+const heartbeatErrors = new WeakSet<object>();
+
+export function isHeartbeatError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && heartbeatErrors.has(error);
 }
 
 /** Carries a heartbeat's error past the operation's own outcome. */
@@ -88,16 +104,17 @@ export function createBatchRetrier(options: BatchRetrierOptions): BatchRetrier {
         try {
           return await keepingAlive(operation());
         } catch (error) {
-          if (error instanceof HeartbeatFailure) throw error.cause;
+          if (error instanceof HeartbeatFailure) {
+            if (typeof error.cause === 'object' && error.cause !== null) heartbeatErrors.add(error.cause);
+            throw error.cause;
+          }
           if (passThrough?.(error)) throw error;
+          if (!isTransientError(error)) throw error;
           if (!liveness.isRunning() || liveness.isStale()) throw new BatchAbandonedError(`consumer stopping after ${stage} failed`, { cause: error });
           // Exponential with jitter, so members retrying against one recovering service spread out.
           const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt - 1, 20));
           const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-          // Nothing is skipped: an unexpected error is retried too (and logged as one), since
-          // dropping a usage event would lose money silently.
-          const level = isTransientError(error) ? 'warn' : 'error';
-          logger[level]({ err: error, stage, attempt, retryInMs: delay }, `${stage} failed; retrying the batch step`);
+          logger.warn({ err: error, stage, attempt, retryInMs: delay }, `${stage} failed; retrying the batch step`);
           await backoff(delay);
         }
       }

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { BatchAbandonedError, createBatchRetrier, type BatchLiveness } from './batchRetrier';
+import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, type BatchLiveness } from './batchRetrier';
 
 const logger = pino({ level: 'silent' });
 
@@ -25,12 +25,31 @@ describe('createBatchRetrier', () => {
     let calls = 0;
     const result = await retrier.run('append', async () => {
       calls += 1;
-      if (calls < 4) throw calls % 2 === 0 ? new Error('unexpected') : transient();
+      if (calls < 4) throw calls % 2 === 0 ? Object.assign(new Error('serialization failure'), { code: '40001' }) : transient();
       return 'done';
     });
     expect(result).toBe('done');
     expect(calls).toBe(4);
     expect(live.heartbeats).toBeGreaterThanOrEqual(3);
+  });
+
+  it('rethrows a deterministic failure at once, for the consumer to isolate', async () => {
+    const retrier = createBatchRetrier({ liveness: liveness(), logger, maxBackoffMs: 20, initialBackoffMs: 10 });
+    for (const failure of [
+      Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' }),
+      Object.assign(new Error('not retriable'), { retriable: false }),
+      new TypeError('a bug'),
+    ]) {
+      let calls = 0;
+      await expect(
+        retrier.run('append', async () => {
+          calls += 1;
+          throw failure;
+        }),
+      ).rejects.toBe(failure);
+      expect(calls).toBe(1);
+      expect(isHeartbeatError(failure)).toBe(false);
+    }
   });
 
   it('heartbeats while a slow step runs', async () => {
@@ -65,5 +84,6 @@ describe('createBatchRetrier', () => {
     const retrier = createBatchRetrier({ liveness: live, logger, maxBackoffMs: 20, heartbeatEveryMs: 5 });
     await expect(retrier.run('slow', () => new Promise((resolve) => setTimeout(resolve, 30)))).rejects.toBe(rebalance);
     await expect(retrier.run('failing', () => Promise.reject(transient()))).rejects.toBe(rebalance);
+    expect(isHeartbeatError(rebalance)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TallyError } from '@tally/domain';
-import type { KafkaMessage, Message } from 'kafkajs';
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 
 /** Headers a dead letter carries besides the original message's own. */
 export const DEAD_LETTER_HEADERS = {
@@ -19,6 +19,21 @@ export const DEAD_LETTER_HEADERS = {
   valueTruncatedFrom: 'tally.dlq.value-truncated-from',
   /** SHA-256 (hex) of the whole original value, when it was cut. */
   valueSha256: 'tally.dlq.value-sha256',
+  /** Present when the key was cut: its original length in bytes. */
+  keyTruncatedFrom: 'tally.dlq.key-truncated-from',
+  /** SHA-256 (hex) of the whole original key, when it was cut. */
+  keySha256: 'tally.dlq.key-sha256',
+  /** Present when original headers were left out: their original total size in bytes (names and values). */
+  headersTruncatedFrom: 'tally.dlq.headers-truncated-from',
+  /** How many original header values were left out. */
+  headersDropped: 'tally.dlq.headers-dropped',
+  /**
+   * SHA-256 (hex) of every original header, when some were left out: over each name and value in
+   * order, each as a 4-byte big-endian length then its bytes.
+   */
+  headersSha256: 'tally.dlq.headers-sha256',
+  /** The code of the failure behind an `unmeterable_usage` dead letter (a SQLSTATE such as 22P02). */
+  causeCode: 'tally.dlq.cause-code',
 } as const;
 
 /**
@@ -29,13 +44,68 @@ export const DEAD_LETTER_HEADERS = {
  */
 export const MAX_DEAD_LETTER_VALUE_BYTES = 256 * 1024;
 
+/** The most of an original key a dead letter carries (a customer id is at most 256 characters). */
+export const MAX_DEAD_LETTER_KEY_BYTES = 16 * 1024;
+
+/**
+ * The most bytes of original headers (names and values) a dead letter carries. With the value and
+ * key limits and Tally's own headers, a dead letter stays well under Kafka's default 1 MB limit
+ * (message.max.bytes), whatever the original carried.
+ */
+export const MAX_DEAD_LETTER_HEADER_BYTES = 64 * 1024;
+
 /** Long enough for any decoder or validation message; a header is not the place for a whole payload. */
 const MAX_REASON_LENGTH = 1000;
+
+const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+function lengthPrefixed(data: Buffer): Buffer[] {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  return [length, data];
+}
+
+/**
+ * The original headers that fit MAX_DEAD_LETTER_HEADER_BYTES, in order (a value too large is
+ * left out, the next ones still kept), and, when some were left out, headers that say so.
+ */
+function keptHeaders(original: IHeaders | undefined): IHeaders {
+  if (original === undefined) return {};
+  const entries: [string, Buffer][] = [];
+  for (const [name, raw] of Object.entries(original)) {
+    if (raw === undefined) continue;
+    for (const item of Array.isArray(raw) ? raw : [raw]) entries.push([name, Buffer.isBuffer(item) ? item : Buffer.from(String(item), 'utf8')]);
+  }
+  const total = entries.reduce((sum, [name, value]) => sum + Buffer.byteLength(name, 'utf8') + value.length, 0);
+  if (total <= MAX_DEAD_LETTER_HEADER_BYTES) return original;
+  const kept: Record<string, Buffer[]> = {};
+  let used = 0;
+  let dropped = 0;
+  for (const [name, value] of entries) {
+    const size = Buffer.byteLength(name, 'utf8') + value.length;
+    if (used + size > MAX_DEAD_LETTER_HEADER_BYTES) {
+      dropped += 1;
+      continue;
+    }
+    used += size;
+    (kept[name] ??= []).push(value);
+  }
+  const digest = sha256(Buffer.concat(entries.flatMap(([name, value]) => [...lengthPrefixed(Buffer.from(name, 'utf8')), ...lengthPrefixed(value)])));
+  return {
+    ...Object.fromEntries(Object.entries(kept).map(([name, values]) => [name, values.length === 1 ? values[0]! : values])),
+    [DEAD_LETTER_HEADERS.headersTruncatedFrom]: String(total),
+    [DEAD_LETTER_HEADERS.headersDropped]: String(dropped),
+    [DEAD_LETTER_HEADERS.headersSha256]: digest,
+  };
+}
 
 /**
  * The dead letter for a message: the original key (so it lands on the customer's DLQ partition,
  * in order), value and headers, untouched, so it can be fixed and replayed into the source topic
- * as it was, plus headers that say why and where it came from.
+ * as it was, plus headers that say why and where it came from. A dead letter always fits the DLQ
+ * topic, since one that cannot be written would stop its partition: a value, key or header set
+ * too large is cut, with the original length and SHA-256 of what was cut in headers; the whole
+ * original stays in the source topic at the partition and offset named here.
  */
 export function deadLetterMessage(
   source: { readonly topic: string; readonly partition: number; readonly message: KafkaMessage },
@@ -43,19 +113,18 @@ export function deadLetterMessage(
   at: Date,
 ): Message {
   const { message } = source;
-  const value = message.value;
-  const cut = value !== null && value.length > MAX_DEAD_LETTER_VALUE_BYTES;
+  const { value, key } = message;
+  const valueCut = value !== null && value.length > MAX_DEAD_LETTER_VALUE_BYTES;
+  const keyCut = key !== null && key !== undefined && key.length > MAX_DEAD_LETTER_KEY_BYTES;
+  const causeCode = (error as { causeCode?: unknown }).causeCode;
   return {
-    key: message.key,
-    value: cut ? value.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES) : value,
+    key: keyCut ? key.subarray(0, MAX_DEAD_LETTER_KEY_BYTES) : key,
+    value: valueCut ? value.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES) : value,
     headers: {
-      ...message.headers,
-      ...(cut
-        ? {
-            [DEAD_LETTER_HEADERS.valueTruncatedFrom]: String(value.length),
-            [DEAD_LETTER_HEADERS.valueSha256]: createHash('sha256').update(value).digest('hex'),
-          }
-        : {}),
+      ...keptHeaders(message.headers),
+      ...(valueCut ? { [DEAD_LETTER_HEADERS.valueTruncatedFrom]: String(value.length), [DEAD_LETTER_HEADERS.valueSha256]: sha256(value) } : {}),
+      ...(keyCut ? { [DEAD_LETTER_HEADERS.keyTruncatedFrom]: String(key.length), [DEAD_LETTER_HEADERS.keySha256]: sha256(key) } : {}),
+      ...(typeof causeCode === 'string' ? { [DEAD_LETTER_HEADERS.causeCode]: causeCode.slice(0, 64) } : {}),
       [DEAD_LETTER_HEADERS.reason]: error.message.slice(0, MAX_REASON_LENGTH),
       [DEAD_LETTER_HEADERS.errorCode]: error.code,
       [DEAD_LETTER_HEADERS.sourceTopic]: source.topic,

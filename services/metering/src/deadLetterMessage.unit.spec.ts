@@ -1,7 +1,20 @@
 import { InvalidUsageEventError } from '@tally/domain';
 import { createHash } from 'node:crypto';
 import type { KafkaMessage } from 'kafkajs';
-import { DEAD_LETTER_HEADERS, deadLetterMessage, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
+import { DEAD_LETTER_HEADERS, deadLetterMessage, MAX_DEAD_LETTER_HEADER_BYTES, MAX_DEAD_LETTER_KEY_BYTES, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
+import { UnmeterableUsageError } from './meteringErrors';
+
+/** Kafka's default message.max.bytes, the limit the DLQ topic has unless configured otherwise. */
+const KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
+
+function sizeOf(message: ReturnType<typeof deadLetterMessage>): number {
+  let size = (message.key as Buffer | null)?.length ?? 0;
+  size += (message.value as Buffer | null)?.length ?? 0;
+  for (const [name, raw] of Object.entries(message.headers ?? {})) {
+    for (const item of Array.isArray(raw) ? raw : [raw]) size += Buffer.byteLength(name) + (Buffer.isBuffer(item) ? item.length : Buffer.byteLength(String(item)));
+  }
+  return size;
+}
 
 describe('deadLetterMessage', () => {
   it('keeps the original key, value and headers and adds why and where from', () => {
@@ -49,5 +62,73 @@ describe('deadLetterMessage', () => {
     const dead = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, new InvalidUsageEventError('not JSON'), new Date(0));
     expect(dead.value).toBe(value);
     expect(dead.headers).not.toHaveProperty(DEAD_LETTER_HEADERS.valueTruncatedFrom);
+  });
+
+  it('cuts a key near 1 MB, saying how long it was and its hash', () => {
+    const key = Buffer.alloc(1_000_000, 'k');
+    const message = { key, value: Buffer.from('{}'), headers: {}, offset: '9', timestamp: '0', attributes: 0 } as KafkaMessage;
+    const dead = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, new InvalidUsageEventError('x'), new Date(0));
+    expect((dead.key as Buffer).length).toBe(MAX_DEAD_LETTER_KEY_BYTES);
+    expect(dead.headers).toMatchObject({
+      [DEAD_LETTER_HEADERS.keyTruncatedFrom]: '1000000',
+      [DEAD_LETTER_HEADERS.keySha256]: createHash('sha256').update(key).digest('hex'),
+    });
+  });
+
+  it('leaves out headers beyond the limit, keeping those that fit, with the total size and hash of all', () => {
+    const small = Buffer.from('00-abc-def-01');
+    const huge = Buffer.alloc(900_000, 'h');
+    const message = {
+      key: Buffer.from('k'),
+      value: Buffer.from('{}'),
+      headers: { traceparent: small, bulk: huge, many: [Buffer.from('a'), Buffer.from('b')] },
+      offset: '10',
+      timestamp: '0',
+      attributes: 0,
+    } as KafkaMessage;
+    const dead = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, new InvalidUsageEventError('x'), new Date(0));
+    const lp = (data: Buffer): Buffer[] => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(data.length);
+      return [length, data];
+    };
+    const all = Buffer.concat(
+      [['traceparent', small], ['bulk', huge], ['many', Buffer.from('a')], ['many', Buffer.from('b')]].flatMap(([name, value]) => [
+        ...lp(Buffer.from(name as string)),
+        ...lp(value as Buffer),
+      ]),
+    );
+    expect(dead.headers).toMatchObject({
+      traceparent: small,
+      many: [Buffer.from('a'), Buffer.from('b')],
+      [DEAD_LETTER_HEADERS.headersTruncatedFrom]: String('traceparent'.length + small.length + 'bulk'.length + huge.length + 2 * ('many'.length + 1)),
+      [DEAD_LETTER_HEADERS.headersDropped]: '1',
+      [DEAD_LETTER_HEADERS.headersSha256]: createHash('sha256').update(all).digest('hex'),
+    });
+    expect(dead.headers).not.toHaveProperty('bulk');
+  });
+
+  it('always fits the topic: value, key and headers all near 1 MB at once', () => {
+    const message = {
+      key: Buffer.alloc(1_000_000, 'k'),
+      value: Buffer.alloc(1_000_000, 'v'),
+      headers: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`h${i}`, Buffer.alloc(10_000, 'h')])),
+      offset: '11',
+      timestamp: '0',
+      attributes: 0,
+    } as KafkaMessage;
+    const dead = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, new InvalidUsageEventError('x'.repeat(100_000)), new Date(0));
+    expect(sizeOf(dead)).toBeLessThan(MAX_DEAD_LETTER_VALUE_BYTES + MAX_DEAD_LETTER_KEY_BYTES + MAX_DEAD_LETTER_HEADER_BYTES + 4096);
+    expect(sizeOf(dead)).toBeLessThan(KAFKA_DEFAULT_MAX_MESSAGE_BYTES / 2);
+  });
+
+  it('names the code of an unanticipated failure', () => {
+    const message = { key: null, value: Buffer.from('{}'), headers: {}, offset: '12', timestamp: '0', attributes: 0 } as KafkaMessage;
+    const dead = deadLetterMessage(
+      { topic: 'usage-events', partition: 0, message },
+      new UnmeterableUsageError('22P02', 'metering failed (22P02): invalid input syntax for type json'),
+      new Date(0),
+    );
+    expect(dead.headers).toMatchObject({ [DEAD_LETTER_HEADERS.errorCode]: 'unmeterable_usage', [DEAD_LETTER_HEADERS.causeCode]: '22P02' });
   });
 });
