@@ -30,3 +30,41 @@ export class UndecodableBatchError extends TallyError {
   readonly code = 'undecodable_batch';
   readonly retriable = false;
 }
+
+/**
+ * A usage event whose customer has a balance registered but not yet opened (its opening event is
+ * not appended), still so after the consumer waited `balanceOpenWaitMs`. It is not metered as
+ * "nothing to charge" (that would be final): it goes to the dead letters unmarked, and replaying
+ * it once the balance is open meters it.
+ */
+export class BalanceNotOpenedError extends TallyError {
+  readonly code = 'balance_not_opened';
+  readonly retriable = false;
+}
+
+/**
+ * The balance a usage event charges is registered but its opening is not appended yet: the
+ * consumer waits for it (retried with backoff), for at most `balanceOpenWaitMs`.
+ */
+export class BalanceOpeningPendingError extends TallyError {
+  readonly code = 'balance_opening_pending';
+  readonly retriable = true;
+}
+
+/**
+ * Metering this message failed in a way that retrying cannot fix (PostgreSQL refused what it
+ * would store, a bug): the consumer isolated it from the rest of its chunk and dead-letters it
+ * with the failure's own code in the reason, instead of stalling the partition on it.
+ */
+export class UnmeterableUsageError extends TallyError {
+  readonly code = 'unmeterable_usage';
+  readonly retriable = false;
+
+  constructor(
+    readonly causeCode: string | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

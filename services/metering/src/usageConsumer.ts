@@ -1,16 +1,17 @@
 import { performance } from 'node:perf_hooks';
 import type { BalanceRef } from '@tally/catalog';
-import type { CreditProduct, TallyError, UsageEvent } from '@tally/domain';
-import { WrongExpectedRevisionError } from '@tally/event-store';
-import { loadBalances, type LoadedBalance } from '@tally/ledger';
+import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
+import { MarkerAlreadyRecordedError, WrongExpectedRevisionError } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
+import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type LoadedBalance } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
 import type { Level } from 'pino';
 import { createBalanceStateCache } from './balanceStateCache';
-import { BatchAbandonedError, createBatchRetrier, type BatchRetrier } from './batchRetrier';
+import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
 import { deadLetterMessage } from './deadLetterMessage';
 import { decideUsageBatch, type UsageDecision } from './decideUsageBatch';
-import { priceUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
+import { BalanceNotOpenedError, BalanceOpeningPendingError, UnmeterableUsageError } from './meteringErrors';
+import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
 import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
@@ -39,6 +40,37 @@ export interface UsageConsumer {
 interface Decoded {
   readonly message: KafkaMessage;
   readonly usage: UsageEvent;
+}
+
+interface ChunkOutcome {
+  readonly deadLettered: number;
+  readonly appended: number;
+  readonly matched: number;
+  readonly skipped: number;
+}
+
+interface Applied {
+  readonly decision: UsageDecision;
+  readonly appended: number;
+  readonly matched: number;
+  /** Usage waiting for a balance's opening past balanceOpenWaitMs: dead-lettered, unmarked. */
+  readonly pending: ReadonlySet<number>;
+  /** Usage metered before (marked, or charged before markers existed), or earlier in the batch. */
+  readonly already: readonly number[];
+  /** Usage metered by this call (unless pending). */
+  readonly fresh: ReadonlySet<number>;
+}
+
+/**
+ * What a failure nobody anticipated becomes on a dead letter: its own code (a SQLSTATE, a Node
+ * error code) kept in the reason and the cause-code header.
+ */
+function unmeterable(error: unknown): TallyError {
+  if (error instanceof TallyError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const causeCode = typeof code === 'string' || typeof code === 'number' ? String(code) : undefined;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new UnmeterableUsageError(causeCode, `metering failed${causeCode !== undefined ? ` (${causeCode})` : ''}: ${reason}`, { cause: error });
 }
 
 interface Rejected {
@@ -165,43 +197,108 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /**
-   * Decides the charges against the balances and appends every touched stream in one atomic
-   * call, redoing the decision on fresh state when another writer got to a stream first.
+   * The states of the charged balances, waiting (retried with backoff, up to balanceOpenWaitMs
+   * after the chunk began) for a balance that is registered but whose opening event is not
+   * appended yet: usage must not be metered as "nothing to charge" against an opening in progress,
+   * since metering is final. Usage still waiting at the deadline is returned as pending, to be
+   * dead-lettered unmarked, so that the partition moves on and a replay meters it later.
+   */
+  async function openStates(
+    charges: readonly UsageCharge[],
+    retrier: BatchRetrier,
+    openDeadline: number,
+  ): Promise<{ states: Map<string, LoadedBalance>; pending: Set<number> }> {
+    return retrier.run('wait for balance openings', async () => {
+      const states = await statesFor(charges, retrier);
+      const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
+      if (waiting.length === 0) return { states, pending: new Set<number>() };
+      const balanceIds = [...new Set(waiting.map((charge) => charge.balance.balanceId))];
+      if (Date.now() < openDeadline) {
+        throw new BalanceOpeningPendingError(`waiting for credit balance(s) ${balanceIds.join(', ')} to be opened`);
+      }
+      return { states, pending: new Set(waiting.map((charge) => charge.index)) };
+    });
+  }
+
+  /**
+   * Meters a priced batch: each usage event not metered before is decided against the balances
+   * and appended, every touched stream and the usage events' markers in one atomic call,
+   * redoing the decision on fresh state when another writer got to a stream or a usage event
+   * first.
+   *
+   * Exactly once, whenever: a usage event is metered at its first delivery, with the catalog and
+   * balances of that moment, and its marker (customer and usage id) is recorded in the same
+   * transaction as its charges, whatever they are (several balances, one, or none: no balance, no
+   * matching rule, zero cost). A later delivery finds the marker and changes nothing, however
+   * the rules, prices or balances changed meanwhile.
    */
   async function apply(
     usages: readonly UsageEvent[],
-    charges: readonly UsageCharge[],
+    priced: PricedUsageBatch,
+    excluded: ReadonlySet<number>,
     retrier: BatchRetrier,
-  ): Promise<{ decision: UsageDecision; appended: number; matched: number }> {
+    openDeadline: number,
+  ): Promise<Applied> {
+    const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
+    const candidates = [...new Set(markers.filter((_, index) => !excluded.has(index)))];
     for (;;) {
-      // Exactly-once effect, however long after: a charge whose first event id (derived from the
-      // usage event id and the balance) is stored was applied by an earlier delivery. One query
-      // for the whole batch.
+      const metered = await retrier.run('metered check', () => eventStore.readMarkers(candidates));
+      // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
+      const fresh = new Set<number>();
+      const seen = new Set<string>();
+      const already: number[] = [];
+      markers.forEach((marker, index) => {
+        if (excluded.has(index)) return;
+        if (metered.has(marker) || seen.has(marker)) already.push(index);
+        else {
+          seen.add(marker);
+          fresh.add(index);
+        }
+      });
+      let charges = priced.charges.filter((charge) => fresh.has(charge.index));
+      // Usage charged before markers existed and after migration 005's backfill (a consumer of
+      // the previous version still running during the upgrade) has its charges stored by id but
+      // no marker: it counts as metered, and its marker is recorded now.
       const stored =
         charges.length === 0 ? [] : await retrier.run('idempotency check', () => eventStore.readEventsById(charges.map((charge) => charge.firstEventId)));
-      const applied = new Set(stored.map((event) => event.id));
-      const states = await statesFor(
-        charges.filter((charge) => !applied.has(charge.firstEventId)),
-        retrier,
-      );
-      const decision = decideUsageBatch({ usages, charges, applied, states, at: clock().toISOString() });
-      if (decision.appends.length === 0) return { decision, appended: 0, matched: 0 };
+      if (stored.length > 0) {
+        const chargeOf = new Map(charges.map((charge) => [charge.firstEventId, charge]));
+        const legacy = new Set<number>();
+        for (const event of stored) {
+          const charge = chargeOf.get(event.id)!;
+          if (event.streamId !== balanceStreamId(charge.balance.balanceId)) {
+            throw new CommandIdCollisionError(`usage charge ${charge.commandId} maps to event ${event.id}, stored in stream ${event.streamId}`);
+          }
+          legacy.add(charge.index);
+        }
+        charges = charges.filter((charge) => !legacy.has(charge.index));
+        for (const index of legacy) already.push(index);
+      }
+      const { states, pending } = await openStates(charges, retrier, openDeadline);
+      charges = charges.filter((charge) => !pending.has(charge.index));
+      const decision = decideUsageBatch({ usages, charges, applied: new Set(), states, at: clock().toISOString() });
+      // Every usage event metered now is marked, whatever it charged; one still waiting for a
+      // balance's opening is not (it is dead-lettered, and a replay meters it).
+      const toMark = [...fresh].filter((index) => !pending.has(index)).map((index) => markers[index]!);
+      const outcome = { decision, pending, already, fresh };
+      if (decision.appends.length === 0 && toMark.length === 0) return { ...outcome, appended: 0, matched: 0 };
       try {
         // One transaction for every stream of the batch, each with the revision its decision
-        // was made on: a concurrent writer (the API, another member after a rebalance) makes the
-        // whole append fail instead of being overwritten, and nothing is half-written.
+        // was made on, and the markers: a concurrent writer (the API, another member after a
+        // rebalance) makes the whole append fail instead of being overwritten, and nothing is
+        // half-written; the record of what was metered and its charges cannot disagree.
         const results = await retrier.run(
           'append',
-          () => eventStore.appendMany(decision.appends.map((append) => append.request)),
-          (error) => error instanceof WrongExpectedRevisionError,
+          () => eventStore.appendMany(decision.appends.map((append) => append.request), { markers: toMark }),
+          (error) => error instanceof WrongExpectedRevisionError || error instanceof MarkerAlreadyRecordedError,
         );
         let appended = 0;
         let matched = 0;
         results.forEach((result, index) => {
           const append = decision.appends[index]!;
           if (result.idempotent) {
-            // Another member stored these very events between our check and our append (a
-            // rebalance race): nothing was written, and our idea of the stream is not theirs.
+            // These very events were stored without a marker (see above, between our check and
+            // our append): nothing was written, and our idea of the stream is not theirs.
             balances.delete(append.balanceId);
             return;
           }
@@ -209,10 +306,17 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           appended += append.request.events.length;
           matched += append.charges.length;
         });
-        return { decision, appended, matched };
+        return { ...outcome, appended, matched };
       } catch (error) {
-        if (!(error instanceof WrongExpectedRevisionError)) throw error;
         counters.values.conflicts += 1;
+        if (error instanceof MarkerAlreadyRecordedError) {
+          // Another member metered some of these usage events first (a rebalance race): it
+          // appended to their balances too, so none of our states is to be trusted.
+          for (const append of decision.appends) balances.delete(append.balanceId);
+          logger.info({ usageEvents: error.markers.length }, 'another member metered some of these usage events first; redeciding the batch');
+          continue;
+        }
+        if (!(error instanceof WrongExpectedRevisionError)) throw error;
         const conflicted = new Set(error.streamIds);
         for (const append of decision.appends) {
           if (conflicted.has(append.request.streamId)) balances.delete(append.balanceId);
@@ -230,7 +334,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         {
           partition,
           offset: message.offset,
-          customerId: usage?.customerId ?? message.key?.toString(),
+          customerId: usage?.customerId ?? message.key?.subarray(0, 256).toString(),
           usageEventId: usage?.id,
           errorCode: error.code,
           reason: error.message,
@@ -265,6 +369,77 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
+  /** Meters some messages of a partition, in order. Throws the first failure retrying cannot fix. */
+  async function meter(partition: number, messages: readonly KafkaMessage[], retrier: BatchRetrier, openDeadline: number): Promise<ChunkOutcome> {
+    const { decoded, rejected } = await retrier.run('decode', () => decodeAll(messages));
+    const usages = decoded.map((item) => item.usage);
+    const byCustomer = await retrier.run('find balances', () => catalogStore.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
+    const products = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
+    const priced = priceUsageBatch(usages, byCustomer, products);
+    const invalid = new Set(priced.invalid.map(({ index }) => index));
+
+    const { decision, appended, matched, pending, already, fresh } = await apply(usages, priced, invalid, retrier, openDeadline);
+
+    // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
+    // before this chunk's offsets can be committed. They are sent after the append, so that a
+    // chunk split to isolate a failure does not send its dead letters once per try. (A crash in
+    // between may dead-letter a message twice; it never loses one.)
+    const deadLetters: Rejected[] = [
+      ...rejected,
+      ...priced.invalid.map(({ index, error }): Rejected => ({ ...decoded[index]!, error })),
+      ...[...pending].map((index): Rejected => ({
+        ...decoded[index]!,
+        error: new BalanceNotOpenedError(`a credit balance of customer ${usages[index]!.customerId} is registered but was not opened within ${options.balanceOpenWaitMs} ms`),
+      })),
+    ];
+    await deadLetter(partition, deadLetters, retrier);
+
+    const skips: UsageSkip[] = [
+      ...priced.skips.filter((skip) => fresh.has(skip.index) && !pending.has(skip.index)),
+      ...decision.skips,
+      ...already.map((index): UsageSkip => ({ index, reason: 'already_applied' })),
+    ];
+    for (const skip of skips) counters.skip(skip.reason);
+    // Per-item logs only when asked for: at a million events, even unused log objects cost.
+    if (logger.isLevelEnabled('debug')) logDetails(partition, decoded, skips, decision);
+    return { deadLettered: deadLetters.length, appended, matched, skipped: skips.length };
+  }
+
+  /**
+   * Meters messages, isolating what cannot be metered: a failure that retrying cannot fix (a
+   * transient one was already retried by the step that met it) splits the messages in halves,
+   * each metered on its own, down to the single message(s) that cause it, which go to the dead
+   * letters with the failure's reason and code. Everything else is metered, so no message and no
+   * deterministic failure stalls the partition. Halves run in order and a half that was metered
+   * is durable before the next begins; redoing work after a split changes nothing, since what was
+   * metered is marked.
+   */
+  async function meterIsolating(partition: number, messages: readonly KafkaMessage[], retrier: BatchRetrier, openDeadline: number): Promise<ChunkOutcome> {
+    try {
+      return await meter(partition, messages, retrier, openDeadline);
+    } catch (error) {
+      if (error instanceof BatchAbandonedError || isHeartbeatError(error) || isTransientError(error)) throw error;
+      if (messages.length === 1) {
+        const message = messages[0]!;
+        await deadLetter(partition, [{ message, error: unmeterable(error) }], retrier);
+        return { deadLettered: 1, appended: 0, matched: 0, skipped: 0 };
+      }
+      logger.warn(
+        { partition, firstOffset: messages[0]!.offset, messages: messages.length, err: error },
+        'metering failed in a way retrying cannot fix; splitting the chunk to isolate the message(s) that cause it',
+      );
+      const middle = Math.ceil(messages.length / 2);
+      const first = await meterIsolating(partition, messages.slice(0, middle), retrier, openDeadline);
+      const second = await meterIsolating(partition, messages.slice(middle), retrier, openDeadline);
+      return {
+        deadLettered: first.deadLettered + second.deadLettered,
+        appended: first.appended + second.appended,
+        matched: first.matched + second.matched,
+        skipped: first.skipped + second.skipped,
+      };
+    }
+  }
+
   async function processChunk(payload: EachBatchPayload, messages: readonly KafkaMessage[]): Promise<void> {
     const started = performance.now();
     const { batch } = payload;
@@ -275,37 +450,20 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       maxBackoffMs: options.maxBackoffMs,
     });
 
-    const { decoded, rejected } = await retrier.run('decode', () => decodeAll(messages));
-    const usages = decoded.map((item) => item.usage);
-    const byCustomer = await retrier.run('find balances', () => catalogStore.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
-    const products = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
-    const priced = priceUsageBatch(usages, byCustomer, products);
-    const deadLetters = [...rejected, ...priced.invalid.map(({ index, error }): Rejected => ({ ...decoded[index]!, error }))];
-
-    // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
-    // before this batch's offsets can be committed below. (A crash in between may dead-letter a
-    // message twice; it never loses one.)
-    await deadLetter(partition, deadLetters, retrier);
-
-    const { decision, appended, matched } = await apply(usages, priced.charges, retrier);
-
-    const skips: UsageSkip[] = [...priced.skips, ...decision.skips];
-    for (const skip of skips) counters.skip(skip.reason);
-    // Per-item logs only when asked for: at a million events, even unused log objects cost.
-    if (logger.isLevelEnabled('debug')) logDetails(partition, decoded, skips, decision);
+    const { deadLettered, appended, matched, skipped } = await meterIsolating(partition, messages, retrier, Date.now() + options.balanceOpenWaitMs);
 
     const last = messages[messages.length - 1]!.offset;
     payload.resolveOffset(last);
-    // Offsets are committed only here, after the appends (one PostgreSQL transaction) and the
-    // dead letters are durable: a crash or rebalance before this line redelivers the batch, and
-    // its charges are then found stored by id and skipped, so nothing is lost and nothing is
-    // charged twice.
+    // Offsets are committed only here, after the appends (one PostgreSQL transaction each) and
+    // the dead letters are durable: a crash or rebalance before this line redelivers the chunk,
+    // and its usage events are then found marked as metered and skipped, so nothing is lost and
+    // nothing is charged twice.
     await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }] });
 
     const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
     const values = counters.values;
     values.consumed += messages.length;
-    values.deadLettered += deadLetters.length;
+    values.deadLettered += deadLettered;
     values.matched += matched;
     values.appended += appended;
     values.batches += 1;
@@ -319,8 +477,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         lastOffset: last,
         messages: messages.length,
         matched,
-        skipped: skips.length,
-        deadLettered: deadLetters.length,
+        skipped,
+        deadLettered,
         appended,
         lag,
         durationMs: Math.round(durationMs),

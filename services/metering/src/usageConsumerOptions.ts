@@ -52,6 +52,11 @@ export interface UsageConsumerOptions {
   readonly maxBackoffMs?: number;
   /** Codec of the dead letters this consumer writes (kafkajs's CompressionTypes); default none. */
   readonly compression?: CompressionTypes;
+  /**
+   * How long a chunk waits for a balance that is registered but not yet opened (an opening in
+   * progress) before its usage goes to the dead letters, unmetered, so the partition moves on.
+   */
+  readonly balanceOpenWaitMs?: number;
   /** Time comes in from outside, so tests control the events' occurredAt. */
   readonly clock?: () => Date;
 }
@@ -67,6 +72,7 @@ export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
   readonly fromBeginning: boolean;
   readonly sessionTimeoutMs: number;
   readonly maxBackoffMs: number;
+  readonly balanceOpenWaitMs: number;
   readonly clock: () => Date;
 }
 
@@ -130,6 +136,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
     fromBeginning: options.fromBeginning ?? true,
     sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', DEFAULT_SESSION_TIMEOUT_MS, 6000, 300_000),
     maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),
+    balanceOpenWaitMs: integerOption(options.balanceOpenWaitMs, 'balanceOpenWaitMs', 30_000, 0, 3_600_000),
     clock: options.clock ?? (() => new Date()),
   };
 }
