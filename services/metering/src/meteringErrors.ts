@@ -68,3 +68,13 @@ export class UnmeterableUsageError extends TallyError {
     super(message, options);
   }
 }
+
+/**
+ * A credit product of the customer's balances is stored in the catalog but fails validation (an
+ * older version or a hand edit wrote it): the usage cannot be priced until it is fixed, so it
+ * goes to the dead letters, to be replayed after the fix.
+ */
+export class StoredProductInvalidError extends TallyError {
+  readonly code = 'stored_product_invalid';
+  readonly retriable = false;
+}

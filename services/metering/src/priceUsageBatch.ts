@@ -64,6 +64,8 @@ export function priceUsageBatch(
   usages: readonly UsageEvent[],
   balancesByCustomer: ReadonlyMap<string, readonly BalanceOfCustomer[]>,
   products: ReadonlyMap<string, CreditProduct>,
+  /** Products that cannot be used (stored, but failing validation): their customers' usage is invalid. */
+  unusableProducts: ReadonlyMap<string, TallyError> = new Map(),
 ): PricedUsageBatch {
   const charges: UsageCharge[] = [];
   const skips: UsageSkip[] = [];
@@ -78,6 +80,8 @@ export function priceUsageBatch(
     const eventSkips: UsageSkip[] = [];
     try {
       for (const balance of balances) {
+        const unusable = unusableProducts.get(balance.productId);
+        if (unusable !== undefined) throw unusable;
         const product = products.get(balance.productId);
         if (product === undefined) {
           eventSkips.push({ index, reason: 'product_not_found', balanceId: balance.id });

@@ -1,5 +1,6 @@
 import { creditProductFromDto, InvalidUsageEventError, type CreditProduct, type UsageEvent } from '@tally/domain';
 import { commandIds, ledgerEventId } from '@tally/ledger';
+import { StoredProductInvalidError } from './meteringErrors';
 import { priceUsageBatch, type BalanceOfCustomer } from './priceUsageBatch';
 
 const apiProduct: CreditProduct = creditProductFromDto({
@@ -95,5 +96,12 @@ describe('priceUsageBatch', () => {
     expect(priced.invalid[0]!.error.message).toMatch(/negative/);
     expect(priced.invalid[1]!.error.message).toMatch(/missing/);
     expect(priced.charges.map((c) => [c.index, c.balance.balanceId])).toEqual([[2, 'a-api']]);
+  });
+
+  it('sends the usage of a customer with a balance on a product stored invalid to the dead letters, and prices the rest', () => {
+    const broken = new StoredProductInvalidError('credit product storage as stored fails validation: credits must be positive');
+    const priced = priceUsageBatch([usage('u1', 'alice', 'api_call'), usage('u2', 'bob', 'api_call')], byCustomer, products, new Map([['storage', broken]]));
+    expect(priced.invalid).toEqual([{ index: 0, error: broken }]);
+    expect(priced.charges.map((c) => [c.index, c.balance.balanceId])).toEqual([[1, 'b-api']]);
   });
 });

@@ -10,7 +10,7 @@ import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
 import { deadLetterMessage } from './deadLetterMessage';
 import { decideUsageBatch, type UsageDecision } from './decideUsageBatch';
-import { BalanceNotOpenedError, BalanceOpeningPendingError, UnmeterableUsageError } from './meteringErrors';
+import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UnmeterableUsageError } from './meteringErrors';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
@@ -163,17 +163,28 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     return { decoded, rejected };
   }
 
-  async function productsOf(refs: Iterable<BalanceRef>): Promise<Map<string, CreditProduct>> {
+  /**
+   * The products of these balances. A stored product that fails today's validation (written by an
+   * older version, or by hand) is returned among the unusable ones: its customers' usage cannot be
+   * priced, so it goes to the dead letters with the reason, while everything else is metered.
+   */
+  async function productsOf(refs: Iterable<BalanceRef>): Promise<{ products: Map<string, CreditProduct>; unusable: Map<string, TallyError> }> {
     const ids = new Set<string>();
     for (const ref of refs) ids.add(ref.productId);
     const products = new Map<string, CreditProduct>();
+    const unusable = new Map<string, TallyError>();
     await Promise.all(
       [...ids].map(async (id) => {
-        const product = await catalogCache.getProduct(id);
-        if (product !== undefined) products.set(id, product);
+        try {
+          const product = await catalogCache.getProduct(id);
+          if (product !== undefined) products.set(id, product);
+        } catch (error) {
+          if (!(error instanceof TallyError) || error.retriable) throw error;
+          unusable.set(id, new StoredProductInvalidError(`credit product ${id} as stored fails validation: ${error.message}`, { cause: error }));
+        }
       }),
     );
-    return products;
+    return { products, unusable };
   }
 
   /** States of the balances the charges need: from memory, the rest loaded in one read. */
@@ -374,8 +385,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const { decoded, rejected } = await retrier.run('decode', () => decodeAll(messages));
     const usages = decoded.map((item) => item.usage);
     const byCustomer = await retrier.run('find balances', () => catalogStore.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
-    const products = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
-    const priced = priceUsageBatch(usages, byCustomer, products);
+    const { products, unusable } = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
+    const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));
 
     const { decision, appended, matched, pending, already, fresh } = await apply(usages, priced, invalid, retrier, openDeadline);
