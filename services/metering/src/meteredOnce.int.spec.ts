@@ -1,0 +1,183 @@
+import { Writable } from 'node:stream';
+import { creditProductFromDto, type CreditProductDto } from '@tally/domain';
+import { meteredUsageMarker } from '@tally/ledger';
+import { waitFor } from '@tally/test-support';
+import pino from 'pino';
+import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import type { UsageConsumer } from './usageConsumer';
+
+jest.setTimeout(180_000);
+
+const T0 = Date.UTC(2026, 2, 1, 12);
+
+const usage = (id: string, customerId: string, event: string, properties: UsageRecord['properties'] = {}): UsageRecord => ({
+  id,
+  customerId,
+  event,
+  timestamp: T0,
+  properties,
+});
+
+async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
+  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 90_000 });
+}
+
+const product = (dto: Omit<CreditProductDto, 'description' | 'bundles' | 'lowBalanceThreshold'>) =>
+  creditProductFromDto({ description: '', bundles: [], lowBalanceThreshold: null, ...dto });
+
+/**
+ * Issue 10 §1: a usage event is metered once, at its first delivery, with the catalog and the
+ * balances of that moment; no later delivery changes anything, whatever changed in between.
+ */
+describe('a usage event is metered at its first delivery only', () => {
+  let kit: MeteringTestKit;
+
+  afterEach(async () => {
+    await kit?.close();
+  });
+
+  it('is not re-rated on redelivery after a rule is added, a price changes and a balance is opened', async () => {
+    kit = await createMeteringTestKit({ partitions: 2 });
+    await kit.createProduct({
+      id: 'api',
+      name: 'API',
+      consumption: [
+        { event: 'api_call', credits: '1' },
+        { event: 'ping', credits: '0' },
+      ],
+      lowBalanceThreshold: null,
+    });
+    await kit.createProduct({ id: 'storage', name: 'Storage', consumption: [{ event: 'stored', credits: '3' }], lowBalanceThreshold: null });
+    const aliceApi = await kit.openBalance('alice', 'api', '100');
+
+    // Charged (alice api_call), zero cost (alice ping), matched by no rule (alice tokens), no
+    // balance at all (bob), and one id delivered twice.
+    const before = [
+      usage('p1', 'alice', 'ping'),
+      usage('a1', 'alice', 'api_call'),
+      usage('a2', 'alice', 'api_call'),
+      usage('t1', 'alice', 'tokens', { count: 1000 }),
+      usage('b1', 'bob', 'api_call'),
+      usage('b2', 'bob', 'stored'),
+      usage('a1', 'alice', 'api_call'),
+    ];
+    await kit.produce(before.map((record, index) => ({ key: record.customerId, value: index % 2 === 0 ? kit.avro(record) : kit.json(record) })));
+    const first = await kit.startConsumer();
+    await consumed(first, before.length);
+    expect(await kit.balanceOf(aliceApi)).toBe('98');
+    expect(first.counters()).toMatchObject({ matched: 2, skippedByReason: { already_applied: 1 } });
+    await first.stop();
+    // Every usage event of the first delivery is recorded, whatever it charged.
+    const markers = ['alice:p1', 'alice:a1', 'alice:a2', 'alice:t1', 'bob:b1', 'bob:b2'];
+    expect(await kit.eventStore.readMarkers(markers.map((pair) => meteredUsageMarker(...(pair.split(':') as [string, string]))))).toEqual(
+      new Set(markers.map((pair) => meteredUsageMarker(...(pair.split(':') as [string, string])))),
+    );
+
+    // Everything that would price the old usage differently now: a rule that matches the
+    // unmatched tokens, new prices for api_call and ping, balances opened for bob, and a second
+    // balance of alice whose product now has a rule for her api_call.
+    await kit.catalogStore.updateProduct(
+      product({
+        id: 'api',
+        name: 'API',
+        consumption: [
+          { event: 'api_call', credits: '2' },
+          { event: 'ping', credits: '4' },
+          { event: 'tokens', credits: '0.01', perUnitOf: 'count' },
+        ],
+      }),
+    );
+    await kit.catalogStore.updateProduct(product({ id: 'storage', name: 'Storage', consumption: [{ event: 'stored', credits: '3' }, { event: 'api_call', credits: '5' }] }));
+    await kit.catalogCache.refresh();
+    const bobApi = await kit.openBalance('bob', 'api', '50');
+    const bobStorage = await kit.openBalance('bob', 'storage', '50');
+    const aliceStorage = await kit.openBalance('alice', 'storage', '50');
+    const balances = async () =>
+      Object.fromEntries(await Promise.all(Object.entries({ aliceApi, bobApi, bobStorage, aliceStorage }).map(async ([name, id]) => [name, await kit.balanceOf(id)])));
+    const unchanged = { aliceApi: '98', bobApi: '50', bobStorage: '50', aliceStorage: '50' };
+    expect(await balances()).toEqual(unchanged);
+
+    // Redelivery 1: the group's offsets reset to the earliest.
+    await kit.admin.resetOffsets({ groupId: kit.groupId, topic: kit.topic, earliest: true });
+    const reset = await kit.startConsumer();
+    await consumed(reset, before.length);
+    expect(reset.counters()).toMatchObject({ matched: 0, appended: 0, skippedByReason: { already_applied: before.length } });
+    expect(await balances()).toEqual(unchanged);
+    await reset.stop();
+
+    // Redelivery 2: a new group reads the topic from the start, with an empty balance cache.
+    const fresh = await kit.startConsumer({ groupId: `${kit.groupId}_new` });
+    await consumed(fresh, before.length);
+    expect(fresh.counters()).toMatchObject({ matched: 0, appended: 0, skippedByReason: { already_applied: before.length } });
+    expect(await balances()).toEqual(unchanged);
+
+    // New usage is priced by today's rules, on today's balances.
+    const after = [usage('a3', 'alice', 'api_call'), usage('t2', 'alice', 'tokens', { count: 1000 }), usage('b3', 'bob', 'api_call'), usage('b4', 'bob', 'stored')];
+    await kit.produce(after.map((record) => ({ key: record.customerId, value: kit.avro(record) })));
+    await consumed(fresh, before.length + after.length);
+    expect(await balances()).toEqual({
+      aliceApi: '86', // 98 - 2 (a3) - 10 (t2: 1000 × 0.01)
+      aliceStorage: '45', // 50 - 5 (a3)
+      bobApi: '48', // 50 - 2 (b3)
+      bobStorage: '42', // 50 - 5 (b3) - 3 (b4)
+    });
+  });
+
+  it('waits for a balance whose opening is in progress instead of recording "nothing to charge"', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    // The API registers a balance before it appends its opening; here the opening has not come yet.
+    await kit.catalogStore.registerBalance({ id: 'carol-api', customerId: 'carol', productId: 'api' });
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    await kit.produce([{ key: 'carol', value: kit.avro(usage('c1', 'carol', 'api_call')) }]);
+    const consumer = await kit.startConsumer({ logger, balanceOpenWaitMs: 120_000, maxBackoffMs: 200 });
+    await waitFor(() => lines.filter((line) => line.includes('"stage":"wait for balance openings"')).length >= 2, {
+      description: 'the consumer waiting for the opening',
+      timeoutMs: 60_000,
+    });
+    expect(consumer.counters().consumed).toBe(0);
+    expect(await kit.eventStore.readMarkers([meteredUsageMarker('carol', 'c1')])).toEqual(new Set());
+
+    // The opening completes (the API's next request for the pair does it): the usage is charged.
+    const balanceId = await kit.openBalance('carol', 'api', '10');
+    expect(balanceId).toBe('carol-api');
+    await consumed(consumer, 1);
+    expect(await kit.balanceOf(balanceId)).toBe('9');
+    expect(consumer.counters()).toMatchObject({ matched: 1, deadLettered: 0 });
+  });
+
+  it('dead-letters, unrecorded, usage whose balance stays unopened past the wait, and meters the rest', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    await kit.catalogStore.registerBalance({ id: 'dave-api', customerId: 'dave', productId: 'api' });
+    const erin = await kit.openBalance('erin', 'api', '10');
+    await kit.produce([
+      { key: 'erin', value: kit.avro(usage('e1', 'erin', 'api_call')) },
+      { key: 'dave', value: kit.avro(usage('d1', 'dave', 'api_call')) },
+      { key: 'erin', value: kit.avro(usage('e2', 'erin', 'api_call')) },
+    ]);
+    const consumer = await kit.startConsumer({ balanceOpenWaitMs: 1000, maxBackoffMs: 200 });
+    await consumed(consumer, 3);
+    expect(await kit.balanceOf(erin)).toBe('8');
+    const [dead] = await kit.readTopic(kit.dlqTopic, 1);
+    expect(dead!.headers![DEAD_LETTER_HEADERS.errorCode]!.toString()).toBe('balance_not_opened');
+    expect(dead!.headers![DEAD_LETTER_HEADERS.sourceOffset]!.toString()).toBe('1');
+    expect(await kit.eventStore.readMarkers([meteredUsageMarker('dave', 'd1')])).toEqual(new Set());
+
+    // Replayed once the balance is open, it is metered.
+    const dave = await kit.openBalance('dave', 'api', '10');
+    await kit.produce([{ key: 'dave', value: dead!.value }]);
+    await consumed(consumer, 4);
+    expect(await kit.balanceOf(dave)).toBe('9');
+  });
+});
