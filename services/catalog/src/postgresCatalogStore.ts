@@ -1,4 +1,4 @@
-import { creditProductFromDto, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
+import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
 import { isTransientPgError } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
@@ -105,7 +105,19 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
                 `SELECT ${productColumns} FROM credit_products WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`,
                 [page.after, page.limit],
               );
-        return rows.map(productFromRow);
+        // One stored product that fails today's validation (an older version or a hand edit wrote
+        // it) must not fail the whole catalog: the consumer's cache could neither start nor see
+        // changes to the others. It is left out here and reported; reading it by id still raises
+        // its ValidationError, and the consumer dead-letters the usage it cannot price.
+        return rows.flatMap((row) => {
+          try {
+            return [productFromRow(row)];
+          } catch (error) {
+            if (!(error instanceof ValidationError)) throw error;
+            logger.error({ productId: row.id, err: error }, 'stored credit product fails validation; left out of the catalog listing');
+            return [];
+          }
+        });
       }),
 
     registerBalance: (balance) =>
