@@ -183,6 +183,17 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expectError(await call({ method: 'GET', url: '/v1/credit-products?x=%00' }), 400, 'validation_failed');
     });
 
+    it('answers a lone surrogate (which PostgreSQL cannot store) with 400, in a value or a key', async () => {
+      for (const payload of [
+        '{"name":"bad\\udc00","description":"","consumption":[],"bundles":[]}',
+        '{"name":"x","description":"","consumption":[{"event":"e","credits":"1","where":{"k\\ud83d":"v"}}],"bundles":[]}',
+      ]) {
+        const response = await call({ method: 'POST', url: '/v1/credit-products', headers: { 'content-type': 'application/json' }, payload });
+        expectError(response, 400, 'validation_failed');
+        expect(JSON.parse(response.body).message).toMatch(/lone surrogate/);
+      }
+    });
+
     it('answers a deeply nested body with 4xx, not a stack overflow', async () => {
       const depth = 20_000;
       const response = await call({
@@ -386,6 +397,24 @@ describe('HTTP API against PostgreSQL and Redis', () => {
   });
 
   describe('top-ups and deductions', () => {
+    it('answers a reason holding a lone surrogate (which PostgreSQL cannot store) with 400, and writes nothing', async () => {
+      const product = await createProduct({ lowBalanceThreshold: '10' });
+      const opened = await openBalance(product.id, { startingBalance: '15' });
+      for (const kind of ['top-ups', 'deductions']) {
+        const response = await call({
+          method: 'POST',
+          url: `/v1/credit-balances/${opened.id}/${kind}`,
+          headers: { 'content-type': 'application/json' },
+          payload: '{"credits":"1","reason":"bad\\ud800"}',
+        });
+        expectError(response, 400, 'validation_failed');
+        expect(JSON.parse(response.body).message).toBe('body.reason is not well-formed Unicode (it holds a lone surrogate), which is not accepted');
+      }
+      const ledger = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger` });
+      // The opening and its starting balance only.
+      expect(ledger.json<{ items: unknown[] }>().items).toHaveLength(2);
+    });
+
     it('records them and answers the entry and the balance after', async () => {
       const product = await createProduct({ lowBalanceThreshold: '10' });
       const opened = await openBalance(product.id, { startingBalance: '15' });

@@ -31,7 +31,7 @@ import { subscriptions } from './routes/subscriptions';
 import { usageEvents } from './routes/usageEvents';
 import type { RouteDeps } from './routeDeps';
 import { validationErrorFormatter } from './validationErrorFormatter';
-import { rejectNulCharacters } from './rejectNulCharacters';
+import { rejectUnstorableText } from './rejectUnstorableText';
 
 export interface ApiDeps {
   readonly catalog: CatalogStore;
@@ -212,7 +212,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     help: 'HTTP request latency by route pattern and status.',
     labelNames: ['method', 'route', 'status'] as const,
   });
-  app.addHook('preValidation', rejectNulCharacters);
+  app.addHook('preValidation', rejectUnstorableText);
 
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL: ids in paths would make a series per balance.
