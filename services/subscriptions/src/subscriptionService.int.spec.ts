@@ -61,6 +61,22 @@ describe('subscription service on PostgreSQL and the event store', () => {
     expect(await h.catalog.getProduct(product.id)).toEqual(product);
   });
 
+  it('grants both subscriptions whose ids met before ids were encoded: s:x on p and s on x:p (issue 10)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const p = await h.createProduct({ id: `p${tag}` });
+    const xp = await h.createProduct({ id: `x:p${tag}` });
+    const planOf = async (productId: string) =>
+      h.service.createPlan({ name: 'Starter', items: [{ productId, creditsPerPeriod: '100', period: 'month' }] });
+    const [planP, planXp] = [await planOf(p.id), await planOf(xp.id)];
+    const first = await h.service.createSubscription({ id: `s${tag}:x`, customerId: `alice-${tag}`, planId: planP.id, startsAt });
+    const second = await h.service.createSubscription({ id: `s${tag}`, customerId: `bob-${tag}`, planId: planXp.id, startsAt });
+    expect(first.subscription.grantedThrough).toEqual({ [p.id]: 0 });
+    expect(second.subscription.grantedThrough).toEqual({ [xp.id]: 0 });
+    for (const [customerId, productId] of [[`alice-${tag}`, p.id], [`bob-${tag}`, xp.id]] as const) {
+      expect(formatCredits((await h.ledger.getBalance(await balanceOf(customerId, productId))).balance.balance)).toBe('100');
+    }
+  });
+
   it('records the subscription, plan and period bounds on the grant', async () => {
     const { product, plan } = await monthlyPlan('100');
     const customerId = `customer-${randomUUID()}`;
