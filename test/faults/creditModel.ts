@@ -133,8 +133,14 @@ export function createCreditModel(): CreditModel {
       byCustomer.set(customerId, [...(byCustomer.get(customerId) ?? []), balance]);
     },
     publish(usage) {
-      const first = !published.has(usage.id);
-      published.add(usage.id);
+      // Metered once, at its first publication (issue 10): a later one of the same customer and
+      // id charges nothing and counts once as already applied, whatever it would charge now.
+      const key = JSON.stringify([usage.customerId, usage.id]);
+      if (published.has(key)) {
+        skippedByReason.already_applied += 1;
+        return new Map<string, Micros>();
+      }
+      published.add(key);
       const owned = byCustomer.get(usage.customerId) ?? [];
       if (owned.length === 0) skippedByReason.no_balance += 1;
       const charges = new Map<string, Micros>();
@@ -142,7 +148,6 @@ export function createCreditModel(): CreditModel {
         const cost = modelCost(products.get(balance.productId)!, usage);
         if (cost === undefined) skippedByReason.no_matching_rule += 1;
         else if (cost === 0n) skippedByReason.zero_cost += 1;
-        else if (!first) skippedByReason.already_applied += 1;
         else {
           balance.usage.set(usage.id, cost);
           charges.set(balance.balanceId, cost);

@@ -33,6 +33,8 @@ export interface HostileCorpusInput {
   readonly foreignSchema: { readonly id: number; readonly encode: (record: unknown) => Buffer };
   /** The largest message value the usage topic accepts with this corpus's key and headers. */
   readonly largestValueBytes: number;
+  /** A customer whose only balance is on a product stored in a shape today's validation refuses. */
+  readonly invalidProductCustomer: string;
 }
 
 const INJECTIONS = [
@@ -56,7 +58,23 @@ const INJECTIONS = [
   '\r\nSet-Cookie: x=1',
 ];
 
-type Build = (input: HostileCorpusInput, n: number) => { kind: string; expect: HostileExpectation; key: string | null; value: Buffer | null };
+interface Built {
+  kind: string;
+  expect: HostileExpectation;
+  key: Buffer | string | null;
+  value: Buffer | null;
+  headers?: IHeaders;
+  /** Set for a key near 1 MB: kafkajs's key partitioner (murmur2) takes minutes on one. */
+  partition?: number;
+}
+
+type Build = (input: HostileCorpusInput, n: number) => Built;
+
+/** A JSON string escape of a lone UTF-16 surrogate: valid JSON, not valid Unicode. */
+const LONE_SURROGATES = ['\ud800', '\udbff', '\udc00', '\udfff', 'x\ud83d', '\ude00x'];
+
+/** Byte sequences that are not UTF-8: a byte UTF-8 never uses, an encoded surrogate (CESU-8), a sequence cut short, an overlong NUL. */
+const INVALID_UTF8 = [[0xff], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0xc0, 0x80], [0x80]];
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const framed = (schemaId: number, body: Buffer) => {
@@ -168,8 +186,40 @@ const BUILDS: readonly Build[] = [
     return { kind: 'too-long-text', expect: 'dlq', key: record.customerId, value: json(record) };
   },
   (input, n) => {
-    const properties = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`p${i}`, i]));
-    return { kind: 'too-many-properties', expect: 'dlq', key: null, value: json(usage(input, n, { properties })) };
+    // Properties no rule reads never dead-letter an event, however many or however shaped.
+    const extra = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`p${i}`, i]));
+    const record = { ...usage(input, n), properties: { ...extra, count: 10, nested: { deep: [1] }, list: [1, 2], ['k'.repeat(300)]: 'v' } };
+    const event: ModelUsage = { ...record, properties: { count: 10 } };
+    input.model.publish(event);
+    return { kind: 'many-properties', expect: 'charge', key: record.customerId, value: json(record) };
+  },
+  (input, n) => {
+    // A lone surrogate in any string of a JSON event: PostgreSQL refuses it (22P02), so it is refused up front.
+    const lone = JSON.parse(`"${input.random.pick(LONE_SURROGATES)}"`) as string;
+    const record: { [field: string]: unknown; properties: Record<string, unknown> } = usage(input, n);
+    const field = input.random.pick(['id', 'customerId', 'event', 'property-name', 'property-value'] as const);
+    if (field === 'property-name') record.properties = { ...record.properties, [`note${lone}`]: 1 };
+    else if (field === 'property-value') record.properties = { ...record.properties, note: `v${lone}` };
+    else record[field] = `${String(record[field])}${lone}`;
+    return { kind: `lone-surrogate-${field}`, expect: 'dlq', key: input.random.pick(input.customers), value: json(record) };
+  },
+  (input, n) => {
+    // Invalid UTF-8 in any Avro string: avsc would decode it into U+FFFD without a word.
+    const field = input.random.pick(['id', 'customerId', 'event', 'property-name', 'property-value'] as const);
+    const marker = `zq${n}qz`;
+    const record: { [field: string]: unknown; properties: Record<string, unknown> } = usage(input, n, { properties: { count: { long: 10 } } });
+    if (field === 'property-name') record.properties = { ...record.properties, [marker]: { string: 'v' } };
+    else if (field === 'property-value') record.properties = { ...record.properties, note: { string: marker } };
+    else record[field] = marker;
+    const body = input.avroBody(record);
+    const bad = input.random.pick(INVALID_UTF8);
+    body.set(bad, body.indexOf(marker) + 1);
+    return { kind: `invalid-utf8-avro-${field}`, expect: 'dlq', key: input.random.pick(input.customers), value: framed(input.usageSchemaId, body) };
+  },
+  (input, n) => {
+    // The customer's balance is on a product stored before today's validation: unpriceable, never "nothing to charge".
+    const record = usage(input, n, { customerId: input.invalidProductCustomer });
+    return { kind: 'stored-product-invalid', expect: 'dlq', key: record.customerId, value: json(record) };
   },
   (input) => ({ kind: 'empty-value', expect: 'dlq', key: input.random.pick(input.customers), value: input.random.chance(0.5) ? null : Buffer.alloc(0) }),
   (input, n) =>
@@ -226,18 +276,39 @@ function hugeMessage(input: HostileCorpusInput, n: number, bytes: number) {
 }
 
 /**
+ * A key or a header set near 1 MB on an invalid event: its dead letter, which keeps both and adds
+ * headers of its own, would not fit the DLQ topic whole.
+ */
+function hugeKeyOrHeaders(input: HostileCorpusInput, n: number, which: 'key' | 'headers'): Built {
+  const value = json(usage(input, n, { id: '' }));
+  const room = input.largestValueBytes - value.length - 1024;
+  return which === 'key'
+    ? { kind: 'huge-key', expect: 'dlq', key: Buffer.alloc(room, 0x6b), value, partition: 0 }
+    : {
+        kind: 'huge-headers',
+        expect: 'dlq',
+        key: input.random.pick(input.customers),
+        value,
+        headers: { bulk: Buffer.alloc(Math.floor(room * 0.7), 0x68), more: Buffer.alloc(Math.floor(room * 0.3) - 64, 0x68) },
+      };
+}
+
+/**
  * At least `count` hostile messages, every kind above in turn plus a handful of huge ones, each
  * tagged with HOSTILE_HEADERS. Well-formed ones are recorded in the model as they are made.
  */
 export function createHostileCorpus(input: HostileCorpusInput, count: number): HostileMessage[] {
   const hugeSizes = [64 * 1024, 256 * 1024, 512 * 1024, 900 * 1024, input.largestValueBytes];
   const corpus: HostileMessage[] = [];
-  const add = (built: ReturnType<Build>) => {
+  const add = (built: Built) => {
     const index = corpus.length;
-    const headers: IHeaders = { [HOSTILE_HEADERS.index]: String(index), [HOSTILE_HEADERS.kind]: built.kind };
-    corpus.push({ index, kind: built.kind, expect: built.expect, message: { key: built.key, value: built.value, headers } });
+    const headers: IHeaders = { [HOSTILE_HEADERS.index]: String(index), [HOSTILE_HEADERS.kind]: built.kind, ...built.headers };
+    const message: Message = { key: built.key, value: built.value, headers, ...(built.partition !== undefined ? { partition: built.partition } : {}) };
+    corpus.push({ index, kind: built.kind, expect: built.expect, message });
   };
   for (const bytes of hugeSizes) add(hugeMessage(input, corpus.length, bytes));
+  add(hugeKeyOrHeaders(input, corpus.length, 'key'));
+  add(hugeKeyOrHeaders(input, corpus.length, 'headers'));
   while (corpus.length < count) add(BUILDS[corpus.length % BUILDS.length]!(input, corpus.length));
   return corpus;
 }

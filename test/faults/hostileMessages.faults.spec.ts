@@ -19,6 +19,9 @@ import { createUsageTraffic } from './usageTraffic';
 /** Fixed width, so the probe for the largest message has the same key length as the corpus. */
 const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `hostile-customer-${String(i).padStart(2, '0')}`);
 const TOPIC_LIMIT = 1_048_588; // Kafka's default max.message.bytes, which the test topics keep.
+/** Her only balance is on a product that is then stored in a shape today's validation refuses. */
+const INVALID_PRODUCT_CUSTOMER = 'hostile-legacy-customer';
+const LEGACY_PRODUCT = { id: 'legacy', name: 'Legacy credits', consumption: [{ event: 'tokens', credits: '1' }], lowBalanceThreshold: null };
 
 const header = (message: KafkaMessage, name: string) => message.headers?.[name]?.toString();
 
@@ -67,6 +70,12 @@ describe('fault: hostile messages among valid usage', () => {
     const { model, random } = world;
     await world.startTally('read-side', ['projector', 'api']);
     await world.openCatalog(CUSTOMERS);
+    await world.api.createProduct(LEGACY_PRODUCT);
+    model.addProduct(LEGACY_PRODUCT);
+    const legacyBalance = await world.api.openBalance(INVALID_PRODUCT_CUSTOMER, LEGACY_PRODUCT.id, '10');
+    model.openBalance({ balanceId: legacyBalance, customerId: INVALID_PRODUCT_CUSTOMER, productId: LEGACY_PRODUCT.id, starting: '10' });
+    // As an older version (or a hand edit) might have stored it: a negative price.
+    await world.db.pool.query(`UPDATE credit_products SET consumption = '[{"event":"tokens","credits":"-1"}]' WHERE id = $1`, [LEGACY_PRODUCT.id]);
     const registry = createTestRegistry();
     const { id: foreignId } = await registry.register(
       {
@@ -87,14 +96,16 @@ describe('fault: hostile messages among valid usage', () => {
         avroBody: (record) => world!.avroBody(record),
         foreignSchema: { id: foreignId, encode: (record) => foreignType.toBuffer(record) },
         largestValueBytes,
+        invalidProductCustomer: INVALID_PRODUCT_CUSTOMER,
       },
       faultScale.hostile.hostileMessages,
     );
     const traffic = createUsageTraffic({ model, random, customers: CUSTOMERS, idPrefix: 'valid' });
     const valid = traffic.next(faultScale.hostile.validEvents).map((outgoing) => world!.encode(outgoing));
-    // Hostile and valid interleaved at random; the huge ones alone, as no batch can hold two.
-    const mixed: Message[] = random.shuffle([...valid, ...corpus.filter((item) => item.kind !== 'huge').map((item) => item.message)]);
-    const huge = corpus.filter((item) => item.kind === 'huge');
+    // Hostile and valid interleaved at random; the huge ones (value, key or headers) alone, as no batch can hold two.
+    const isHuge = (item: HostileMessage) => item.kind.startsWith('huge');
+    const mixed: Message[] = random.shuffle([...valid, ...corpus.filter((item) => !isHuge(item)).map((item) => item.message)]);
+    const huge = corpus.filter(isHuge);
     const consumer = await world.startTally('consumer', ['consumer']);
     const chunk = Math.ceil(mixed.length / (huge.length + 1));
     for (let start = 0, next = 0; start < mixed.length; start += chunk, next += 1) {
@@ -150,6 +161,15 @@ describe('fault: hostile messages among valid usage', () => {
             differences.push(`${where}: the cut dead letter does not match its original (length ${cutFrom} of ${original.length})`);
           }
         }
+        const keyCutFrom = header(letter, DEAD_LETTER_HEADERS.keyTruncatedFrom);
+        if (keyCutFrom !== undefined) {
+          outcomes.cut += 1;
+          const key = item.message.key === null || item.message.key === undefined ? Buffer.alloc(0) : Buffer.from(item.message.key);
+          if (Number(keyCutFrom) !== key.length || header(letter, DEAD_LETTER_HEADERS.keySha256) !== createHash('sha256').update(key).digest('hex') || !key.subarray(0, letter.key?.length ?? 0).equals(letter.key ?? Buffer.alloc(0))) {
+            differences.push(`${where}: the cut key does not match its original (length ${keyCutFrom} of ${key.length})`);
+          }
+        }
+        if (header(letter, DEAD_LETTER_HEADERS.headersTruncatedFrom) !== undefined) outcomes.cut += 1;
         if (item.expect === 'dlq') outcomes.deadLettered += 1;
         else outcomes.eitherDeadLettered += 1;
         return;

@@ -13,7 +13,7 @@ export type SkipReason =
   | 'zero_cost'
   /** The registry lists the balance but its stream has no events yet (an opening in progress). */
   | 'balance_not_opened'
-  /** A CreditConsumed for this usage event and balance is already stored, or earlier in the batch: a duplicate or a redelivery. */
+  /** This usage event (customer and id) was metered before, or earlier in the batch: a duplicate or a redelivery. Counted once per event. */
   | 'already_applied';
 
 export interface UsageSkip {
