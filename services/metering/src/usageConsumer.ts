@@ -272,9 +272,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // no marker: it counts as metered, and its marker is recorded now.
       const stored =
         charges.length === 0 ? [] : await retrier.run('idempotency check', () => eventStore.readEventsById(charges.map((charge) => charge.firstEventId)));
+      const legacy = new Set<number>();
       if (stored.length > 0) {
         const chargeOf = new Map(charges.map((charge) => [charge.firstEventId, charge]));
-        const legacy = new Set<number>();
         for (const event of stored) {
           const charge = chargeOf.get(event.id)!;
           if (event.streamId !== balanceStreamId(charge.balance.balanceId)) {
@@ -283,14 +283,17 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           legacy.add(charge.index);
         }
         charges = charges.filter((charge) => !legacy.has(charge.index));
-        for (const index of legacy) already.push(index);
+        for (const index of legacy) {
+          fresh.delete(index);
+          already.push(index);
+        }
       }
       const { states, pending } = await openStates(charges, retrier, openDeadline);
       charges = charges.filter((charge) => !pending.has(charge.index));
       const decision = decideUsageBatch({ usages, charges, applied: new Set(), states, at: clock().toISOString() });
       // Every usage event metered now is marked, whatever it charged; one still waiting for a
       // balance's opening is not (it is dead-lettered, and a replay meters it).
-      const toMark = [...fresh].filter((index) => !pending.has(index)).map((index) => markers[index]!);
+      const toMark = [...fresh, ...legacy].filter((index) => !pending.has(index)).map((index) => markers[index]!);
       const outcome = { decision, pending, already, fresh };
       if (decision.appends.length === 0 && toMark.length === 0) return { ...outcome, appended: 0, matched: 0 };
       try {
