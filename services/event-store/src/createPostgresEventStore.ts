@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { isWellFormedText } from '@tally/domain';
 import { DuplicateEventIdError, InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
 import type {
@@ -347,13 +347,17 @@ class MarkerAlreadyRecordedHashes extends Error {
  * UTF-8, as migration 005's backfill computes it. A fixed 16 bytes per marker, whatever its
  * length, for a table that keeps one row per usage event for ever.
  */
+/** One-shot hashing where Node has it (20.12+): no Hash object per marker. */
+const sha256Hex = (text: string): string =>
+  typeof oneShotHash === 'function' ? oneShotHash('sha256', text, 'hex') : createHash('sha256').update(text, 'utf8').digest('hex');
+
 function markerHashes(markers: readonly string[]): Map<string, string> {
   const hashes = new Map<string, string>();
   for (const marker of markers) {
     if (typeof marker !== 'string' || !isWellFormedText(marker)) {
       throw new InvalidEventStoreRequestError('a marker must be a well-formed string');
     }
-    hashes.set(createHash('sha256').update(marker, 'utf8').digest().subarray(0, 16).toString('hex'), marker);
+    hashes.set(sha256Hex(marker).slice(0, 32), marker);
   }
   return hashes;
 }

@@ -253,7 +253,14 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
     const candidates = [...new Set(markers.filter((_, index) => !excluded.has(index)))];
     for (;;) {
-      const metered = await retrier.run('metered check', () => eventStore.readMarkers(candidates));
+      // The markers, and the charges stored by id (see below), in parallel: one round trip's wait.
+      const candidateCharges = priced.charges.filter((charge) => !excluded.has(charge.index));
+      const [metered, storedCharges] = await Promise.all([
+        retrier.run('metered check', () => eventStore.readMarkers(candidates)),
+        candidateCharges.length === 0
+          ? Promise.resolve([])
+          : retrier.run('idempotency check', () => eventStore.readEventsById(candidateCharges.map((charge) => charge.firstEventId))),
+      ]);
       // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
       const fresh = new Set<number>();
       const seen = new Set<string>();
@@ -270,13 +277,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // Usage charged before markers existed and after migration 005's backfill (a consumer of
       // the previous version still running during the upgrade) has its charges stored by id but
       // no marker: it counts as metered, and its marker is recorded now.
-      const stored =
-        charges.length === 0 ? [] : await retrier.run('idempotency check', () => eventStore.readEventsById(charges.map((charge) => charge.firstEventId)));
       const legacy = new Set<number>();
-      if (stored.length > 0) {
+      if (storedCharges.length > 0) {
         const chargeOf = new Map(charges.map((charge) => [charge.firstEventId, charge]));
-        for (const event of stored) {
-          const charge = chargeOf.get(event.id)!;
+        for (const event of storedCharges) {
+          const charge = chargeOf.get(event.id);
+          // A charge of usage found marked (or repeated in the batch) needs no second look.
+          if (charge === undefined) continue;
           if (event.streamId !== balanceStreamId(charge.balance.balanceId)) {
             throw new CommandIdCollisionError(`usage charge ${charge.commandId} maps to event ${event.id}, stored in stream ${event.streamId}`);
           }
