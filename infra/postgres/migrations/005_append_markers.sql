@@ -16,11 +16,13 @@ CREATE TABLE append_markers (
 -- hashes) when a marker is already recorded, writing nothing: another writer consumed that input
 -- first, and the caller re-reads the markers and decides again.
 --
--- The check and the insert run under append_events' own lock (transaction-scoped and re-entrant,
--- so append_events takes it again at no cost): every marker is written through here, so while
--- this transaction holds the lock no other can record one, and a plain SELECT sees every marker
--- committed before. Taking the lock first also means two writers racing for one marker never
--- wait on each other's row while holding the lock the other needs.
+-- The markers are inserted before append_events takes its lock, so that appends of other
+-- partitions are not held behind this index work (the lock serialises every append). The primary
+-- key decides between writers racing for one marker: the second waits for the first to end, and
+-- then finds the marker recorded (or, if the first rolled back, records it). A writer only ever
+-- waits on another's marker rows before it holds the lock, so the lock cannot be part of a wait
+-- cycle; two writers each holding a marker the other wants are a deadlock PostgreSQL breaks
+-- (40P01, which callers retry as transient).
 CREATE FUNCTION append_events_marked(p_requests jsonb, p_markers bytea[], p_notify_channel text)
 RETURNS TABLE (request_index integer, last_revision bigint, last_position bigint, idempotent boolean)
 LANGUAGE plpgsql
@@ -29,18 +31,22 @@ AS $fn$
 DECLARE
   v_recorded jsonb;
 BEGIN
-  PERFORM pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer);
-
-  SELECT jsonb_agg(encode(m.marker_hash, 'hex'))
+  WITH wanted AS (
+    SELECT DISTINCT h FROM unnest(p_markers) AS h
+  ), inserted AS (
+    INSERT INTO append_markers (marker_hash) SELECT w.h FROM wanted AS w
+    ON CONFLICT (marker_hash) DO NOTHING
+    RETURNING marker_hash
+  )
+  SELECT jsonb_agg(encode(w.h, 'hex'))
   INTO v_recorded
-  FROM append_markers AS m
-  WHERE m.marker_hash = ANY (p_markers);
+  FROM wanted AS w
+  WHERE NOT EXISTS (SELECT 1 FROM inserted AS i WHERE i.marker_hash = w.h);
   IF v_recorded IS NOT NULL THEN
+    -- Raising rolls back the markers this call did insert.
     RAISE EXCEPTION USING ERRCODE = 'TY004', DETAIL = v_recorded::text,
       MESSAGE = 'append markers already recorded';
   END IF;
-
-  INSERT INTO append_markers (marker_hash) SELECT DISTINCT h FROM unnest(p_markers) AS h;
 
   RETURN QUERY SELECT * FROM append_events(p_requests, p_notify_channel);
 END;
