@@ -59,10 +59,15 @@ describe('CloudEvents as usage events', () => {
     [{ ...structured, time: undefined }, /time \(when the usage happened\) is missing/],
     [{ ...structured, data: [1, 2] }, /data \(the properties\) must be a JSON object/],
     [{ ...structured, data: undefined, data_base64: 'AAAA' }, /data_base64/],
-    [{ ...structured, data: { nested: { a: 1 } } }, /property nested/],
+    [{ ...structured, data: { note: 'lone \ud800' } }, /property note is not well-formed Unicode/],
   ])('refuses %j', (event, reason) => {
     expect(() => usageEventFromJson(JSON.parse(JSON.stringify(event)))).toThrow(InvalidUsageEventError);
     expect(() => usageEventFromJson(JSON.parse(JSON.stringify(event)))).toThrow(reason);
+  });
+
+  it('leaves out a property no rule can read (nested data) rather than refusing the event', () => {
+    const usage = usageEventFromJson(JSON.parse(JSON.stringify({ ...structured, data: { nested: { a: 1 }, tokens: 5 } })));
+    expect(usage.properties).toEqual({ tokens: 5 });
   });
 
   it('refuses binary data that is not JSON', () => {
