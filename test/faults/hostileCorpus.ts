@@ -256,7 +256,8 @@ const BUILDS: readonly Build[] = [
       { data: [1, 2] },
       { data: 'count=1' },
       { data: undefined, data_base64: 'AAAA' },
-      { data: { count: { nested: 1 } } },
+      // (Nested data no rule reads is left out and the event charged, issue 10; a lone surrogate is refused.)
+      { data: { count: 1, note: 'lone \ud800' } },
     ]);
     return { kind: 'cloudevent-invalid', expect: 'dlq', key: event.subject, value: json({ ...event, ...broken }) };
   },
