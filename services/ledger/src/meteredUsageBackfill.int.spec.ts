@@ -53,7 +53,7 @@ describe('migration 005 backfills the metered-usage markers', () => {
       })),
     );
 
-    expect(await migrate({ pool: db.pool, schema: db.schema, logger })).toEqual({ applied: ['005_append_markers'] });
+    expect((await migrate({ pool: db.pool, schema: db.schema, logger })).applied).toContain('005_append_markers');
 
     const markers = charged.map(([customerId, usageId]) => meteredUsageMarker(customerId, usageId));
     expect(await eventStore.readMarkers(markers)).toEqual(new Set(markers));
