@@ -1,4 +1,4 @@
-import type { Histogram } from '@tally/api';
+import type { Histogram } from '@tally/metrics';
 import type { AppendManyOptions, AppendRequest, EventStore } from '@tally/event-store';
 import { instrumentedEventStore } from './instrumentedEventStore';
 
@@ -7,7 +7,10 @@ describe('instrumentedEventStore', () => {
     const seen: [readonly AppendRequest[], AppendManyOptions | undefined][] = [];
     const store = { appendMany: async (requests: readonly AppendRequest[], options?: AppendManyOptions) => (seen.push([requests, options]), []) } as unknown as EventStore;
     const observed: string[] = [];
-    const histogram = { observe: (labels: { operation: string }) => observed.push(labels.operation) } as unknown as Histogram;
+    const histogram = {
+      startTimer: (labels: { operation: string }) => () => observed.push(labels.operation),
+      observe: (labels: { operation: string }) => observed.push(labels.operation),
+    } as unknown as Histogram<'operation'>;
     await instrumentedEventStore(store, histogram).appendMany([], { markers: ['alice:u1'] });
     expect(seen).toEqual([[[], { markers: ['alice:u1'] }]]);
     expect(observed).toEqual(['append_many']);
