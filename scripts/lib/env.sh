@@ -11,6 +11,7 @@ export TALLY_KAFKA_CONTROLLER_PORT="${TALLY_KAFKA_CONTROLLER_PORT:-9093}"
 # The local broker's SASL listener (SCRAM-SHA-256/512 and PLAIN, no TLS), for trying Tally with
 # authentication to Kafka; a local account, not a secret. Not TALLY_KAFKA_SASL_*: those are Tally's.
 export TALLY_KAFKA_SASL_PORT="${TALLY_KAFKA_SASL_PORT:-9094}"
+export TALLY_KAFKA_TLS_PORT="${TALLY_KAFKA_TLS_PORT:-9095}"
 export TALLY_KAFKA_LOCAL_SASL_USER="${TALLY_KAFKA_LOCAL_SASL_USER:-tally}"
 export TALLY_KAFKA_LOCAL_SASL_PASSWORD="${TALLY_KAFKA_LOCAL_SASL_PASSWORD:-tally-local-sasl}"
 export TALLY_SCHEMA_REGISTRY_URL="${TALLY_SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"

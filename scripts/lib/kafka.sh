@@ -11,6 +11,8 @@ KAFKA_TOPICS_STAMP="$KAFKA_DIR/topics.stamp"
 KAFKA_LOG="$TALLY_HOME/logs/kafka.log"
 KAFKA_OUT="$TALLY_HOME/logs/kafka.out"
 KAFKA_TOOLS_LOG="$TALLY_HOME/logs/kafka-tools.log"
+# The TLS listener's self-signed certificate and key (PEM; clients trust kafka-ca.pem).
+KAFKA_TLS_DIR="$KAFKA_DIR/tls"
 KAFKA_BROKER="$(first_broker "$TALLY_KAFKA_BROKERS")"
 KAFKA_HOST="$(host_of "$KAFKA_BROKER")"
 KAFKA_PORT="$(port_of "$KAFKA_BROKER")"
@@ -42,11 +44,16 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$TALLY_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$TALLY_KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$TALLY_KAFKA_SASL_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$TALLY_KAFKA_SASL_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$TALLY_KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$TALLY_KAFKA_SASL_PORT,SSL://127.0.0.1:$TALLY_KAFKA_TLS_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$TALLY_KAFKA_SASL_PORT,SSL://127.0.0.1:$TALLY_KAFKA_TLS_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+# TLS on its own listener, for trying Tally's TALLY_KAFKA_SSL_CA_FILE: a PEM keystore (key and
+# certificate in one file, made by kafka_ensure_tls_certificate), so no keytool step is needed.
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$KAFKA_TLS_DIR/kafka-keystore.pem
+listener.name.ssl.ssl.client.auth=none
 # SASL on its own listener, for trying Tally with authentication (README, "TLS and authentication
 # to the services"). SCRAM users live in the cluster metadata (created at format, or by
 # kafka_ensure_sasl_user); the PLAIN user is declared here.
@@ -93,9 +100,25 @@ kafka_format_once() {
     fail "kafka storage format failed; see $KAFKA_TOOLS_LOG"
 }
 
+# A self-signed certificate for 127.0.0.1 and localhost, made once; clients trust kafka-ca.pem
+# (the certificate itself). The key is PKCS#8, which Kafka's PEM keystore reads.
+kafka_ensure_tls_certificate() {
+  [[ -s "$KAFKA_TLS_DIR/kafka-keystore.pem" && -s "$KAFKA_TLS_DIR/kafka-ca.pem" ]] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$KAFKA_TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$KAFKA_TLS_DIR/key.pem" -out "$KAFKA_TLS_DIR/kafka-ca.pem" >>"$KAFKA_TOOLS_LOG" 2>&1 ||
+    fail "kafka: openssl could not create the TLS listener's certificate; see $KAFKA_TOOLS_LOG"
+  cat "$KAFKA_TLS_DIR/key.pem" "$KAFKA_TLS_DIR/kafka-ca.pem" >"$KAFKA_TLS_DIR/kafka-keystore.pem"
+  rm -f "$KAFKA_TLS_DIR/key.pem"
+  chmod 600 "$KAFKA_TLS_DIR/kafka-keystore.pem"
+}
+
 kafka_launch() {
   kafka_resolve_libs
   mkdir -p "$KAFKA_DATA"
+  kafka_ensure_tls_certificate
   kafka_write_config
   kafka_format_once
   say "kafka: starting on $KAFKA_BROKER (log: $KAFKA_LOG)"
