@@ -56,6 +56,10 @@ export function resultRows(results: BenchResults): ResultRow[] {
   if (append !== undefined) {
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into a bare table', append.copyAll.perSecond));
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, `one COPY per ${append.batchSize} rows`, append.copyPerBatch.perSecond));
+    rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into an indexed copy of events', append.copyIndexed.perSecond));
+    rows.push(
+      lower('8. storage per ledger event (heap + indexes)', 'bytes', append.storage.bytesPerRow, 'same rows, bare table, no index', append.bareStorage.bytesPerRow),
+    );
   }
   if (freshness !== undefined) {
     for (const percentile of ['p50', 'p95', 'p99', 'max'] as const) {
@@ -64,7 +68,9 @@ export function resultRows(results: BenchResults): ResultRow[] {
   }
   if (lookups !== undefined) {
     rows.push(higher('4. GET /v1/credit-balances/{id}', 'requests/s', lookups.api.perSecond, 'redis-benchmark HGETALL', lookups.redis.perSecond));
+    rows.push(higher('4. GET /v1/credit-balances/{id}', 'requests/s', lookups.api.perSecond, 'bare Fastify + ioredis route', lookups.bareRoute.perSecond));
     rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'redis-benchmark HGETALL p99', lookups.redis.p99Ms));
+    rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'bare Fastify + ioredis route p99', lookups.bareRoute.p99Ms));
   }
   if (replay !== undefined) {
     rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { analyzeSchema } from './analyzeSchema';
 import { measureAppendCeiling } from './appendCeiling';
 import { measureBalanceLookups } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
     const balances = benchBalances(options.customers);
     await registerBenchBalances(run.pool, run.catalog, balances);
     await openBalances(run.eventStore, balances, startedAt.toISOString());
+    await analyzeSchema(run.pool);
 
     if (options.only.has('metering')) results.metering = await measureMeteringThroughput(run);
     if (options.only.has('append')) results.append = await measureAppendCeiling(run);
@@ -50,6 +52,8 @@ async function main(): Promise<void> {
         progress(`replay without metering: writing ${formatCount(options.events)} usage deductions into the ledger first (untimed)`);
         await appendUsageLedger(run.eventStore, balances, options.events, `${run.id}-ledger`);
       }
+      // Metering or the line above just loaded the ledger the replay reads.
+      await analyzeSchema(run.pool);
       results.replay = await measureReplayThroughput(run);
     }
     // After the replay: it leaves the snapshots these two need, so they need not make them.
