@@ -40,7 +40,7 @@ export const USAGE = `usage: npm run bench [-- options]
   --lookup-seconds S  seconds of HTTP load on the balance lookups (default 15)
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
-  --profile         run the metering consumer with --cpu-prof and summarise its hot functions
+  --profile         run the metering consumer and the API with --cpu-prof and summarise their hot functions
   --history N       events of history on the busy balance of the writes measurement (default 1000000)
   --top-ups N       manual top-ups timed in the writes measurement (default 100)
   --top-up-timeout S  seconds a top-up may take before it counts as unanswered (default 120)

@@ -73,10 +73,14 @@ async function main(): Promise<void> {
 
   const rows = resultRows(results);
   const notes = disturbances(results);
-  const profile = results.metering?.profile;
   process.stdout.write(`\n${formatResultTable(rows)}\n`);
   if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
-  if (profile !== undefined) process.stdout.write(`\nconsumer CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
+  for (const [what, profile] of [
+    ['consumer', results.metering?.profile],
+    ['API', results.lookups?.profile],
+  ] as const) {
+    if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
+  }
 
   mkdirSync(BENCH_RESULTS_DIR, { recursive: true });
   const file = path.join(BENCH_RESULTS_DIR, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);

@@ -1,8 +1,7 @@
-import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
-import { summariseCpuProfile, type CpuProfileSummary } from './cpuProfileSummary';
+import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
@@ -21,7 +20,7 @@ export interface MeteringResult {
   };
   readonly kafkajsDecode: ConsumeRate;
   readonly consumerPerformance: ConsumerPerformanceResult;
-  readonly profile?: { readonly file: string; readonly summary: CpuProfileSummary };
+  readonly profile?: CollectedProfile;
 }
 
 export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'bench-results');
@@ -47,14 +46,13 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const kafkajsDecode = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('kafkajs'), events);
   progress(`kafkajs decode-only: ${formatCount(kafkajsDecode.perSecond)} msg/s`);
 
-  const profileDir = path.join(BENCH_RESULTS_DIR, 'profiles', run.id);
-  if (run.options.profile) mkdirSync(profileDir, { recursive: true });
-  progress(`metering: one Tally consumer process${run.options.profile ? ` under --cpu-prof (into ${profileDir})` : ''}`);
+  const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
+  progress(`metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
   const groupId = run.group('tally');
   const tally = await run.startTally(
     'consumer',
     { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId },
-    run.options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    profiling?.nodeArgs ?? [],
   );
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
@@ -88,8 +86,5 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
     consumerPerformance,
   };
   progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
-  if (!run.options.profile) return result;
-  const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
-  if (file === undefined) throw new Error(`the profiled consumer wrote no .cpuprofile into ${profileDir}`);
-  return { ...result, profile: { file: path.join(profileDir, file), summary: summariseCpuProfile(path.join(profileDir, file)) } };
+  return profiling === undefined ? result : { ...result, profile: profiling.collect() };
 }
