@@ -1,6 +1,7 @@
 import type { AppendCeilingResult } from './appendCeiling';
 import type { LookupsResult } from './balanceLookups';
-import { resultRows } from './benchResults';
+import { derivedFigures, freshnessAddedMs, resultRows } from './benchResults';
+import type { FreshnessResult } from './freshness';
 import { storageOf } from './tableStorage';
 
 const rate = (perSecond: number) => ({ events: perSecond, seconds: 1, perSecond });
@@ -44,5 +45,14 @@ describe('storageOf', () => {
   it('counts heap and indexes per row, and has no per-row figure for an empty table', () => {
     expect(storageOf(4, 1000, 200).bytesPerRow).toBe(300);
     expect(storageOf(0, 8192, 8192).bytesPerRow).toBeNaN();
+  });
+});
+
+describe('freshnessAddedMs', () => {
+  it("is Tally's latency less the Kafka delivery floor, per percentile", () => {
+    const latency = (p50: number, p95: number, p99: number, max: number) => ({ p50, p95, p99, max });
+    const freshness = { tally: latency(40, 90, 150, 300), kafkaDelivery: latency(10, 60, 107, 310) } as unknown as FreshnessResult;
+    expect(freshnessAddedMs(freshness)).toEqual({ p50: 30, p95: 30, p99: 43, max: -10 });
+    expect(derivedFigures({ freshness })).toEqual(['freshness: Tally adds +30 ms at p50, +30 ms at p95, +43 ms at p99 over the Kafka delivery floor']);
   });
 });

@@ -8,7 +8,7 @@ import { measureBalanceLookups } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
-import { disturbances, formatResultTable, resultRows, type BenchResults } from './benchResults';
+import { derivedFigures, disturbances, formatResultTable, resultRows, type BenchResults } from './benchResults';
 import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
 import { measureFreshness } from './freshness';
@@ -73,7 +73,9 @@ async function main(): Promise<void> {
 
   const rows = resultRows(results);
   const notes = disturbances(results);
+  const derived = derivedFigures(results);
   process.stdout.write(`\n${formatResultTable(rows)}\n`);
+  if (derived.length > 0) process.stdout.write(`\n${derived.map((line) => `- ${line}`).join('\n')}\n`);
   if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
   for (const [what, profile] of [
     ['consumer', results.metering?.profile],
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
     options: { ...options, only: [...options.only] },
     machine: { cpus: os.cpus().length, memoryBytes: os.totalmem(), loadBefore, loadAfter: os.loadavg(), node: process.version },
     rows,
+    derived,
     notes,
     results,
   };

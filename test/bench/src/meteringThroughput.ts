@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
+import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
@@ -19,6 +20,8 @@ export interface MeteringResult {
     readonly counters: unknown;
   };
   readonly kafkajsDecode: ConsumeRate;
+  /** Decode, COPY each batch into an indexed events-shaped table, then commit: the durable ceiling. */
+  readonly kafkajsDurable: ConsumeRate;
   readonly consumerPerformance: ConsumerPerformanceResult;
   readonly profile?: CollectedProfile;
 }
@@ -45,6 +48,12 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   progress('metering ceiling (a): kafkajs consumer, registry decode only');
   const kafkajsDecode = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('kafkajs'), events);
   progress(`kafkajs decode-only: ${formatCount(kafkajsDecode.perSecond)} msg/s`);
+
+  progress('metering ceiling (c): kafkajs consumer, decode, one COPY per batch into an indexed events-shaped table, then commit');
+  // LIKE ... INCLUDING INDEXES: the key, the unique event id and (stream, revision) indexes and the checks.
+  await run.pool.query('CREATE TABLE durable_ceiling (LIKE events INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+  const durable = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('durable'), events, durableCopySink(run.pool, 'durable_ceiling'));
+  progress(`kafkajs durable: ${formatCount(durable.perSecond)} msg/s`);
 
   const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
   progress(`metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
@@ -83,6 +92,7 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
       counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
     },
     kafkajsDecode,
+    kafkajsDurable: durable,
     consumerPerformance,
   };
   progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
