@@ -14,7 +14,7 @@ export interface BatchTarget {
   readonly logger: Logger;
   readonly generation: string;
   readonly mode: WriteMode;
-  /** Only for an aside generation this process alone writes, created empty with it. */
+  /** Balances this writer folded (snapshotCache.ts says when a hit, and a miss, is sound). */
   readonly cache?: SnapshotCache;
   /**
    * The position this writer last wrote to the generation: a stored checkpoint below it means
