@@ -86,12 +86,3 @@ export async function prepareLedgerBatch(target: BatchTarget, events: readonly R
 export function writePreparedBatch(target: BatchTarget, prepared: PreparedBatch): Promise<WriteOutcome> {
   return target.store.writeBatch(target.generation, target.mode, prepared.snapshots, prepared.checkpoint, target.written);
 }
-
-/**
- * Applies a batch of consecutive events (any streams) to a generation in two Redis round
- * trips, whatever the batch holds; the checkpoint moves with the snapshots it covers.
- */
-export async function applyLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<WriteOutcome> {
-  const prepared = await prepareLedgerBatch(target, events);
-  return typeof prepared === 'string' ? prepared : writePreparedBatch(target, prepared);
-}

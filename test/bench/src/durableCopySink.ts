@@ -12,6 +12,11 @@ export interface DecodedMessage {
 /** Avro longs may decode as bigints, which JSON.stringify refuses. */
 const jsonOf = (value: unknown): string => JSON.stringify(value, (_key, field: unknown) => (typeof field === 'bigint' ? field.toString() : field));
 
+/** The events table's ids are uuids: partition and offset, each in a field of its own (offsets below 2^48). */
+export function messageUuid(partition: number, offset: string): string {
+  return `${partition.toString(16).padStart(8, '0')}-0000-4000-8000-${BigInt(offset).toString(16).padStart(12, '0')}`;
+}
+
 /**
  * One events-table row per message, as COPY text: its own position, an id and a (stream, revision)
  * made from its partition and offset (unique, as the table's indexes require), the decoded value
@@ -21,7 +26,7 @@ export function usageCopyRows(messages: readonly DecodedMessage[], firstPosition
   const lines = messages.map((message, index) =>
     [
       String(firstPosition + index),
-      `usage-${message.partition}-${message.offset}`,
+      messageUuid(message.partition, message.offset),
       `usage-${message.partition}`,
       message.offset,
       'UsageRecorded',
