@@ -2,6 +2,7 @@ import type { AppendCeilingResult } from './appendCeiling';
 import type { BusyWritesResult } from './busyBalanceWrites';
 import type { LookupsResult } from './balanceLookups';
 import type { FreshnessResult } from './freshness';
+import type { GrowthResult } from './meteringGrowth';
 import type { MeteringResult } from './meteringThroughput';
 import type { ReplayResult } from './replayThroughput';
 
@@ -14,6 +15,7 @@ export interface MemoryResult {
 
 export interface BenchResults {
   metering?: MeteringResult;
+  growth?: GrowthResult;
   append?: AppendCeilingResult;
   replay?: ReplayResult;
   freshness?: FreshnessResult;
@@ -55,6 +57,12 @@ export function resultRows(results: BenchResults): ResultRow[] {
       higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs decode + COPY per batch + commit', metering.kafkajsDurable.perSecond),
     );
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'Kafka ConsumerPerformance', metering.consumerPerformance.fetchPerSecond));
+  }
+  if (results.growth !== undefined) {
+    const { small, large } = results.growth;
+    rows.push(
+      higher(`1. metering at ${formatHistory(large.customers)} customers`, 'usage events/s', large.tally.perSecond, `same, at ${formatHistory(small.customers)} customers`, small.tally.perSecond),
+    );
   }
   if (append !== undefined) {
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into a bare table', append.copyAll.perSecond));
@@ -144,6 +152,11 @@ export function disturbances(results: BenchResults): string[] {
   ] as const) {
     if (rate !== undefined && rate.failedPolls > 0) {
       notes.push(`${name}: ${rate.failedPolls} offset polls failed (broker unreachable?); its time includes that outage`);
+    }
+  }
+  for (const { customers, tally } of results.growth === undefined ? [] : [results.growth.small, results.growth.large]) {
+    if (tally.creditConsumedEvents !== tally.messages) {
+      notes.push(`growth at ${customers} customers: ${tally.creditConsumedEvents} CreditConsumed in the ledger for ${tally.messages} usage events`);
     }
   }
   if (metering !== undefined && metering.tally.creditConsumedEvents !== metering.events) {

@@ -13,6 +13,7 @@ import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
 import { measureFreshness } from './freshness';
 import { appendUsageLedger } from './ledgerWorkload';
+import { measureGrowth } from './meteringGrowth';
 import { BENCH_RESULTS_DIR, measureMeteringThroughput } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 import { measureReplayThroughput } from './replayThroughput';
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
     await analyzeSchema(run.pool);
 
     if (options.only.has('metering')) results.metering = await measureMeteringThroughput(run);
+    if (options.growth !== undefined) results.growth = await measureGrowth(run, options.growth);
     if (options.only.has('append')) results.append = await measureAppendCeiling(run);
     if (options.only.has('replay')) {
       if (results.metering === undefined) {

@@ -57,12 +57,37 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
 
   const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
   progress(`metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
-  const groupId = run.group('tally');
-  const tally = await run.startTally(
-    'consumer',
-    { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId },
-    profiling?.nodeArgs ?? [],
-  );
+  const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs: profiling?.nodeArgs ?? [] });
+  const result: MeteringResult = {
+    events,
+    tally,
+    kafkajsDecode,
+    kafkajsDurable: durable,
+    consumerPerformance,
+  };
+  progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
+  return profiling === undefined ? result : { ...result, profile: profiling.collect() };
+}
+
+export type TallyMeteringRate = MeteringResult['tally'];
+
+const countCreditConsumed = async (run: BenchRun): Promise<number> =>
+  Number((await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'")).rows[0]!.count);
+
+/**
+ * One Tally process with the consumer role meters the pre-loaded topic from the start, timed from
+ * its `usage consumer started` line to the poll that sees its group committed to the end; the
+ * CreditConsumed events it added to the ledger are counted (one per usage event when nothing was
+ * lost or doubled).
+ */
+export async function meterWithTally(
+  run: BenchRun,
+  options: { readonly topic: string; readonly dlq: string; readonly events: number; readonly groupSuffix: string; readonly nodeArgs?: readonly string[] },
+): Promise<TallyMeteringRate> {
+  const { topic, dlq, events } = options;
+  const groupId = run.group(options.groupSuffix);
+  const before = await countCreditConsumed(run);
+  const tally = await run.startTally('consumer', { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId }, options.nodeArgs ?? []);
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
   const { endedAt, failedPolls } = await waitForGroupAtEnd({
@@ -79,22 +104,13 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const exit = await tally.kill('SIGTERM');
   if (exit !== 0) throw new Error(`the Tally consumer exited with ${exit} on SIGTERM`);
   const seconds = (endedAt - started) / 1000;
-  const { rows } = await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'");
-  const result: MeteringResult = {
-    events,
-    tally: {
-      messages: events,
-      seconds,
-      perSecond: events / seconds,
-      failedPolls,
-      peakRssBytes,
-      creditConsumedEvents: Number(rows[0]!.count),
-      counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
-    },
-    kafkajsDecode,
-    kafkajsDurable: durable,
-    consumerPerformance,
+  return {
+    messages: events,
+    seconds,
+    perSecond: events / seconds,
+    failedPolls,
+    peakRssBytes,
+    creditConsumedEvents: (await countCreditConsumed(run)) - before,
+    counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
   };
-  progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
-  return profiling === undefined ? result : { ...result, profile: profiling.collect() };
 }
