@@ -14,7 +14,7 @@ export interface BatchTarget {
   readonly logger: Logger;
   readonly generation: string;
   readonly mode: WriteMode;
-  /** Only for an aside generation this process alone writes, created empty with it. */
+  /** Balances this writer folded (snapshotCache.ts says when a hit, and a miss, is sound). */
   readonly cache?: SnapshotCache;
   /**
    * The position this writer last wrote to the generation: a stored checkpoint below it means
@@ -85,13 +85,4 @@ export async function prepareLedgerBatch(target: BatchTarget, events: readonly R
 /** One script: the snapshots whose position is above the stored one, then the checkpoint. Safe to repeat. */
 export function writePreparedBatch(target: BatchTarget, prepared: PreparedBatch): Promise<WriteOutcome> {
   return target.store.writeBatch(target.generation, target.mode, prepared.snapshots, prepared.checkpoint, target.written);
-}
-
-/**
- * Applies a batch of consecutive events (any streams) to a generation in two Redis round
- * trips, whatever the batch holds; the checkpoint moves with the snapshots it covers.
- */
-export async function applyLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<WriteOutcome> {
-  const prepared = await prepareLedgerBatch(target, events);
-  return typeof prepared === 'string' ? prepared : writePreparedBatch(target, prepared);
 }

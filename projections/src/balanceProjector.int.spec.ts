@@ -88,6 +88,26 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     await expect(readModel.getCustomerBalances('nobody')).resolves.toEqual([]);
   });
 
+  it('writes a batch of balances it folded before in one round trip, without reading their snapshots back', async () => {
+    const ids = await writer.open(10);
+    const { projector, redis, started } = startProjector({ batchSize: 1000 });
+    await started;
+    await caughtUp();
+    // Scripts by their number of keys: reading snapshots is the only one that takes none.
+    const scripts: number[] = [];
+    const evalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+    jest.spyOn(redis, 'evalsha').mockImplementation(((...args: unknown[]) => {
+      scripts.push(Number(args[1]));
+      return evalsha(...args);
+    }) as typeof redis.evalsha);
+    await writer.activity(ids, 2);
+    await caughtUp();
+    // Written (checkpoint and snapshots at the head), and no snapshot read back to get there.
+    await expectExactSnapshots();
+    expect(projector.checkpoint()).toBe(await eventStore.headPosition());
+    expect(scripts.filter((keys) => keys === 0)).toEqual([]);
+  });
+
   it('changes nothing when it applies events again (checkpoint moved back)', async () => {
     const ids = await writer.open(20);
     await writer.activity(ids, 3);

@@ -1,4 +1,4 @@
-import { startTcpProxyFor } from '@tally/test-support';
+import { startTcpProxyFor, uniqueName } from '@tally/test-support';
 import { createRedisClient } from './createRedisClient';
 import { TEST_REDIS_URL } from './testing/testRedis';
 
@@ -19,6 +19,27 @@ describe('createRedisClient', () => {
     } finally {
       redis.disconnect();
       await proxy.close();
+    }
+  });
+
+  it('with enableAutoPipelining, sends the commands of one tick as one pipeline, each answered to its own caller', async () => {
+    const key = uniqueName('autopipeline');
+    const redis = createRedisClient({ url: TEST_REDIS_URL, enableAutoPipelining: true });
+    const plain = createRedisClient({ url: TEST_REDIS_URL });
+    try {
+      await Promise.all([redis.ping(), plain.ping()]);
+      await redis.hset(key, { balance: '42', name: 'n' });
+      const reads = [redis.hgetall(key), redis.hget(key, 'balance'), redis.exists(`${key}:none`)];
+      // Queued for one write at the end of the tick, rather than written one by one.
+      expect(redis.autoPipelineQueueSize).toBe(reads.length);
+      const plainRead = plain.hget(key, 'balance');
+      expect(plain.autoPipelineQueueSize).toBe(0);
+      expect(await Promise.all(reads)).toEqual([{ balance: '42', name: 'n' }, '42', 0]);
+      expect(await plainRead).toBe('42');
+    } finally {
+      await redis.del(key);
+      redis.disconnect();
+      plain.disconnect();
     }
   });
 });

@@ -24,6 +24,13 @@ export interface RedisClientOptions {
    * client whose callers would rather go without an answer than wait (the API's rate limiter).
    */
   readonly enableOfflineQueue?: boolean;
+  /**
+   * Send the commands issued in one tick of the event loop as one pipeline (default false). Many
+   * concurrent readers (the API's lookups) then share a write and a round trip instead of each
+   * paying one; replies still resolve each caller's own promise, in order. Off by default: a
+   * client that must fail fast while disconnected (no offline queue) keeps plain commands.
+   */
+  readonly enableAutoPipelining?: boolean;
   /** TLS options (a CA of one's own); a `rediss://` URL turns TLS on by itself. */
   readonly tls?: RedisOptions['tls'];
 }
@@ -39,6 +46,7 @@ export function createRedisClient(options: RedisClientOptions): Redis {
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? null : options.maxRetriesPerRequest,
     enableOfflineQueue: options.enableOfflineQueue ?? true,
     lazyConnect: options.lazyConnect ?? false,
+    enableAutoPipelining: options.enableAutoPipelining ?? false,
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
   });
 }

@@ -1,28 +1,33 @@
 import type { FoldedBalance } from './foldedBalance';
 
 /**
- * The balances a rebuild folded into its own aside generation, most recently folded last, so
- * the next batch takes them from memory instead of reading and parsing them from Redis.
- * Sound only for a generation with a single writer that starts empty: then, until the first
- * eviction, a balance that is not here is not in Redis either, and a rebuild over fewer
- * balances than the capacity never reads Redis at all. Balances go in when folded, before
- * their write lands: a rebuild retries a failed write with the same snapshots, and abandons
- * the generation, cache and all, when it cannot write it.
+ * The balances a writer folded, most recently folded last, so the next batch takes them from
+ * memory instead of reading and parsing them from Redis. A folded balance is the fold of its
+ * stream up to its position, whoever else writes Redis, so a hit is always sound for a writer
+ * that folds the log in order. Balances go in when folded, before their write lands: a writer
+ * retries a failed write with the same prepared snapshots (never by folding again onto what
+ * the cache already holds), and drops the cache whenever it starts projecting from a
+ * checkpoint again (a rollback, a flush, a switch), since Redis then holds less than it does.
+ *
+ * A miss is a balance the generation does not hold only for a rebuild's aside generation,
+ * which starts empty and has a single writer (`startsEmpty`): then, until the first eviction,
+ * a rebuild over fewer balances than the capacity never reads Redis at all. The live projector
+ * reads its misses from Redis.
  */
 export interface SnapshotCache {
   get(balanceId: string): FoldedBalance | undefined;
   set(folded: FoldedBalance): void;
-  /** True while nothing was evicted: a miss is then a balance the generation does not hold. */
+  /** True for a cache made `startsEmpty` while nothing was evicted: a miss is then a balance the generation does not hold. */
   readonly complete: boolean;
 }
 
 /** About 30 MB of balances. */
 const DEFAULT_CAPACITY = 50_000;
 
-export function createSnapshotCache(capacity = DEFAULT_CAPACITY): SnapshotCache {
+export function createSnapshotCache(capacity = DEFAULT_CAPACITY, { startsEmpty = true }: { readonly startsEmpty?: boolean } = {}): SnapshotCache {
   if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`snapshotCacheSize must be a non-negative integer; got ${capacity}`);
   const balances = new Map<string, FoldedBalance>();
-  let complete = true;
+  let complete = startsEmpty;
   return {
     get: (balanceId) => balances.get(balanceId),
     set(folded) {

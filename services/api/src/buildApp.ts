@@ -1,4 +1,4 @@
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { CatalogStore } from '@tally/catalog';
@@ -149,8 +149,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     maxConnections: options.maxConnections ?? 1024,
   });
   await registerAccessGuard(app, auth, options.rateLimit);
-  await app.register(helmet, {
-    global: true,
+  // helmet's middleware is built once, here: @fastify/helmet built it anew on every request,
+  // parsing the CSP directives each time (about 4% of a lookup's CPU in the bench's profile),
+  // for headers that are the same on every route. Same headers, same place among the hooks.
+  const securityHeaders = helmet({
     // Strict for the console and portal pages to come: their own scripts, styles and images,
     // nothing inline, no frames, no plugins. /docs sets its own (swagger-ui's staticCSP).
     contentSecurityPolicy: {
@@ -172,6 +174,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // of the pages' own fetches, and HSTS belongs to whatever terminates TLS in front.
     crossOriginEmbedderPolicy: false,
     strictTransportSecurity: false,
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    // Only sets headers; it calls done() synchronously, or throws (helmet 8.1+) on a bad option.
+    securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error instanceof Error ? error : undefined));
   });
 
   for (const schema of sharedSchemas) app.addSchema(schema);

@@ -106,7 +106,8 @@ async function main(): Promise<void> {
 
   const needsRedis = roles.has('projector') || roles.has('api');
   const redis = needsRedis
-    ? createRedisClient({ url: config.redis.url, commandTimeoutMs: config.timeouts.redisCommandMs, ...connections.redis })
+    ? // Auto-pipelined: concurrent lookups share round trips (projections/src/createRedisClient.ts).
+      createRedisClient({ url: config.redis.url, commandTimeoutMs: config.timeouts.redisCommandMs, enableAutoPipelining: true, ...connections.redis })
     : undefined;
   if (redis !== undefined) {
     redis.on('error', (error) => logger.warn({ err: error }, 'redis connection problem'));

@@ -3,8 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
 import type { LookupLoad, LookupLoadResult } from './autocannonLoad';
+import { stackConfig } from '@tally/test-support';
+import type { BareLookupServerOptions } from './bareLookupServer';
 import type { BenchRun } from './benchRun';
+import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 import { freePort } from './freePort';
+import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
@@ -15,14 +19,39 @@ export interface LookupsResult {
   readonly connections: number;
   readonly durationSeconds: number;
   readonly api: LookupLoadResult;
+  /** The same GET, same load, on a bare Fastify + ioredis route (bareLookupServer.ts): the ceiling for a Node HTTP service. */
+  readonly bareRoute: LookupLoadResult;
   /** HGETALL of the same snapshot hashes, random keys, as many clients: the ceiling. */
   readonly redis: RedisBenchmarkResult & { readonly requests: number };
   /** Peak resident memory (VmHWM) of the API process. */
   readonly peakRssBytes: number;
+  /** With --profile: where the API process spent its time under the load. */
+  readonly profile?: CollectedProfile;
 }
 
 const CONNECTIONS = 50;
 const REDIS_REQUESTS = 200_000;
+
+/** Starts bareLookupServer.js and resolves once it prints `listening`; the returned function stops it. */
+async function startBareLookupServer(options: BareLookupServerOptions): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'bareLookupServer.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = once(child, 'exit');
+  const listening = new Promise<void>((resolve) => {
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      if (stdout.includes('listening\n')) resolve();
+    });
+  });
+  const started = await Promise.race([listening.then(() => true), exited.then(() => false)]);
+  if (!started) throw new Error(`the bare lookup server exited before listening: ${stderr.slice(-2000)}`);
+  return async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+}
 
 async function runAutocannon(load: LookupLoad): Promise<LookupLoadResult> {
   const child = spawn(process.execPath, [path.join(__dirname, 'autocannonLoad.js'), JSON.stringify(load)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -44,24 +73,48 @@ export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResul
   await ensureProjected(run);
   const port = await freePort();
   const apiKey = randomBytes(24).toString('hex');
-  const api = await run.startTally('api', { TALLY_API_HOST: '127.0.0.1', TALLY_API_PORT: String(port), TALLY_API_KEYS: apiKey,
-    // The per-key limit stays on, so its Redis round trip is in the figures, but above the load;
-    // TALLY_API_RATE_LIMIT_PER_KEY=0 in the bench's environment measures without it.
-    TALLY_API_RATE_LIMIT_PER_KEY: process.env.TALLY_API_RATE_LIMIT_PER_KEY ?? '100000000' });
+  const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'api') : undefined;
+  const api = await run.startTally(
+    'api',
+    {
+      TALLY_API_HOST: '127.0.0.1',
+      TALLY_API_PORT: String(port),
+      TALLY_API_KEYS: apiKey,
+      // The per-key limit stays on, so its Redis round trip is in the figures, but above the load;
+      // TALLY_API_RATE_LIMIT_PER_KEY=0 in the bench's environment measures without it.
+      TALLY_API_RATE_LIMIT_PER_KEY: process.env.TALLY_API_RATE_LIMIT_PER_KEY ?? '100000000',
+    },
+    profiling?.nodeArgs ?? [],
+  );
   const origin = `http://127.0.0.1:${port}`;
   // A wrong key, path or empty projection would otherwise be measured as a fast stream of errors.
   const probe = await fetch(`${origin}/v1/credit-balances/${balanceIdOf(0)}`, { headers: { authorization: `Bearer ${apiKey}` } });
   if (probe.status !== 200) throw new Error(`GET /v1/credit-balances/${balanceIdOf(0)} answered ${probe.status}: ${await probe.text()}`);
 
-  progress(`lookups: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API`);
+  progress(`lookups: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
   const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds });
   const peakRssBytes = api.peakRssBytes() ?? Number.NaN;
+  // SIGTERM: the API closes and the process exits 0, which writes the profile.
   await api.kill('SIGTERM');
+  const profile = profiling?.collect();
   progress(`API: ${formatCount(load.perSecond)} requests/s, p99 ${load.p99Ms} ms (${load.non2xx} non-2xx, ${load.errors} errors)`);
 
-  const key = balanceSnapshotKey(run.keyPrefix, await activeGeneration(run.redis, run.keyPrefix), `${BALANCE_ID_PREFIX}__rand_int__`);
+  const generation = await activeGeneration(run.redis, run.keyPrefix);
+  const barePort = await freePort();
+  const stopBare = await startBareLookupServer({ redisUrl: stackConfig.redisUrl, snapshotKeyPrefix: balanceSnapshotKey(run.keyPrefix, generation, ''), port: barePort });
+  progress(`lookups ceiling: the same load on a bare Fastify + ioredis route`);
+  let bareRoute: LookupLoadResult;
+  try {
+    bareRoute = await runAutocannon({ origin: `http://127.0.0.1:${barePort}`, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds });
+  } finally {
+    await stopBare();
+  }
+  if (bareRoute.non2xx + bareRoute.errors > 0) throw new Error(`the bare lookup route answered ${bareRoute.non2xx} non-2xx and ${bareRoute.errors} errors`);
+  progress(`bare route: ${formatCount(bareRoute.perSecond)} requests/s, p99 ${bareRoute.p99Ms} ms`);
+
+  const key = balanceSnapshotKey(run.keyPrefix, generation, `${BALANCE_ID_PREFIX}__rand_int__`);
   progress(`lookups ceiling: redis-benchmark HGETALL ${key}`);
   const redis = await runRedisBenchmark(['HGETALL', key], { keyspace: customers, requests: REDIS_REQUESTS, clients: CONNECTIONS });
   progress(`redis-benchmark: ${formatCount(redis.perSecond)} HGETALL/s, p99 ${redis.p99Ms} ms`);
-  return { connections: CONNECTIONS, durationSeconds: lookupSeconds, api: load, redis: { ...redis, requests: REDIS_REQUESTS }, peakRssBytes };
+  return { connections: CONNECTIONS, durationSeconds: lookupSeconds, api: load, bareRoute, redis: { ...redis, requests: REDIS_REQUESTS }, peakRssBytes, ...(profile !== undefined ? { profile } : {}) };
 }

@@ -77,6 +77,11 @@ export async function openBalances(eventStore: EventStore, balances: readonly Wo
  */
 export async function registerBenchBalances(pool: Pool, catalog: CatalogStore, balances: readonly WorkloadBalance[]): Promise<void> {
   await catalog.createProduct(creditProductFromDto(BENCH_PRODUCT));
+  await registerBalanceRows(pool, balances);
+}
+
+/** More balances of the product registerBenchBalances created, in the same one INSERT. */
+export async function registerBalanceRows(pool: Pool, balances: readonly WorkloadBalance[]): Promise<void> {
   const contexts = balances.map((balance) => balance.context);
   await pool.query(
     'INSERT INTO credit_balances (id, customer_id, product_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])',

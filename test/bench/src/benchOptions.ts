@@ -26,6 +26,8 @@ export interface BenchOptions {
   readonly topUpTimeoutSeconds: number;
   /** The main job the Tally processes run: default this checkout's build; another checkout's for a before/after pair. */
   readonly tallyMain?: string;
+  /** `--growth`: Tally's metering rate at `large` customers against `small` (not in the default run). */
+  readonly growth?: { readonly small: number; readonly large: number };
 }
 
 export class BenchUsageError extends Error {
@@ -40,10 +42,12 @@ export const USAGE = `usage: npm run bench [-- options]
   --lookup-seconds S  seconds of HTTP load on the balance lookups (default 15)
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
-  --profile         run the metering consumer with --cpu-prof and summarise its hot functions
+  --profile         run the metering consumer and the API with --cpu-prof and summarise their hot functions
   --history N       events of history on the busy balance of the writes measurement (default 1000000)
   --top-ups N       manual top-ups timed in the writes measurement (default 100)
   --top-up-timeout S  seconds a top-up may take before it counts as unanswered (default 120)
+  --growth          also meter --events at 1,000 and at 100,000 customers (Tally only; not in the default run)
+  --growth-customers A,B  the growth run's two sizes instead (implies --growth)
   --tally-main PATH   the main job to run (default this checkout's services/tally/dist/main.js),
                     e.g. another checkout's build for a before/after pair`;
 
@@ -53,6 +57,16 @@ function positiveInteger(flag: string, raw: string | undefined, max: number): nu
     throw new BenchUsageError(`${flag} takes a whole number from 1 to ${max}, got ${raw ?? 'nothing'}`);
   }
   return value;
+}
+
+/** `--growth-customers A,B`: two whole numbers, the first below the second. */
+export function parseGrowthCustomers(raw: string | undefined): { small: number; large: number } {
+  const parts = (raw ?? '').split(',').map((part) => part.trim());
+  if (parts.length !== 2) throw new BenchUsageError(`--growth-customers takes two sizes, A,B; got ${raw ?? 'nothing'}`);
+  const small = positiveInteger('--growth-customers', parts[0], 999_999_999_999);
+  const large = positiveInteger('--growth-customers', parts[1], 999_999_999_999);
+  if (small >= large) throw new BenchUsageError(`--growth-customers takes the smaller size first; got ${raw}`);
+  return { small, large };
 }
 
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
@@ -68,6 +82,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let topUps = 100;
   let topUpTimeoutSeconds = 120;
   let tallyMain: string | undefined;
+  let growth: { small: number; large: number } | undefined;
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index]!;
     const value = () => argv[++index];
@@ -112,6 +127,12 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--top-up-timeout':
         topUpTimeoutSeconds = positiveInteger(flag, value(), 3600);
         break;
+      case '--growth':
+        growth ??= { small: 1000, large: 100_000 };
+        break;
+      case '--growth-customers':
+        growth = parseGrowthCustomers(value());
+        break;
       case '--tally-main': {
         tallyMain = value();
         if (tallyMain === undefined || tallyMain.length === 0) throw new BenchUsageError('--tally-main takes the path of a built main.js');
@@ -121,5 +142,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth } : {}) };
 }

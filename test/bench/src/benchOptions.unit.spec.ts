@@ -20,6 +20,17 @@ describe('parseBenchOptions', () => {
     expect(options).toMatchObject({ history: 1000, topUps: 5, topUpTimeoutSeconds: 30, tallyMain: '/tmp/base/main.js' });
   });
 
+  it('takes the growth run only when asked, at 1,000 and 100,000 customers or the sizes given', () => {
+    expect(parseBenchOptions([]).growth).toBeUndefined();
+    expect(parseBenchOptions(['--growth']).growth).toEqual({ small: 1000, large: 100_000 });
+    expect(parseBenchOptions(['--growth-customers', '500, 20000']).growth).toEqual({ small: 500, large: 20_000 });
+    expect(parseBenchOptions(['--growth-customers', '500,20000', '--growth']).growth).toEqual({ small: 500, large: 20_000 });
+  });
+
+  it.each([[['--growth-customers']], [['--growth-customers', '1000']], [['--growth-customers', '2000,1000']], [['--growth-customers', '1000,1000']], [['--growth-customers', '0,10']], [['--growth-customers', '1,2,3']]])('refuses %j', (argv) => {
+    expect(() => parseBenchOptions(argv)).toThrow(BenchUsageError);
+  });
+
   it.each([[['--tally-main']], [['--top-ups', '0']], [['--events', '0']], [['--events']], [['--rate', '1.5']], [['--only', 'metering,speed']], [['--fast']]])('refuses %j', (argv) => {
     expect(() => parseBenchOptions(argv)).toThrow(BenchUsageError);
   });

@@ -2,6 +2,7 @@ import type { AppendCeilingResult } from './appendCeiling';
 import type { BusyWritesResult } from './busyBalanceWrites';
 import type { LookupsResult } from './balanceLookups';
 import type { FreshnessResult } from './freshness';
+import type { GrowthResult } from './meteringGrowth';
 import type { MeteringResult } from './meteringThroughput';
 import type { ReplayResult } from './replayThroughput';
 
@@ -14,6 +15,7 @@ export interface MemoryResult {
 
 export interface BenchResults {
   metering?: MeteringResult;
+  growth?: GrowthResult;
   append?: AppendCeilingResult;
   replay?: ReplayResult;
   freshness?: FreshnessResult;
@@ -51,11 +53,24 @@ export function resultRows(results: BenchResults): ResultRow[] {
   const { metering, append, freshness, lookups, replay, writes, memory } = results;
   if (metering !== undefined) {
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs consumer, decode only', metering.kafkajsDecode.perSecond));
+    rows.push(
+      higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs decode + COPY per batch + commit', metering.kafkajsDurable.perSecond),
+    );
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'Kafka ConsumerPerformance', metering.consumerPerformance.fetchPerSecond));
+  }
+  if (results.growth !== undefined) {
+    const { small, large } = results.growth;
+    rows.push(
+      higher(`1. metering at ${formatHistory(large.customers)} customers`, 'usage events/s', large.tally.perSecond, `same, at ${formatHistory(small.customers)} customers`, small.tally.perSecond),
+    );
   }
   if (append !== undefined) {
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into a bare table', append.copyAll.perSecond));
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, `one COPY per ${append.batchSize} rows`, append.copyPerBatch.perSecond));
+    rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into an indexed copy of events', append.copyIndexed.perSecond));
+    rows.push(
+      lower('8. storage per ledger event (heap + indexes)', 'bytes', append.storage.bytesPerRow, 'same rows, bare table, no index', append.bareStorage.bytesPerRow),
+    );
   }
   if (freshness !== undefined) {
     for (const percentile of ['p50', 'p95', 'p99', 'max'] as const) {
@@ -64,7 +79,9 @@ export function resultRows(results: BenchResults): ResultRow[] {
   }
   if (lookups !== undefined) {
     rows.push(higher('4. GET /v1/credit-balances/{id}', 'requests/s', lookups.api.perSecond, 'redis-benchmark HGETALL', lookups.redis.perSecond));
+    rows.push(higher('4. GET /v1/credit-balances/{id}', 'requests/s', lookups.api.perSecond, 'bare Fastify + ioredis route', lookups.bareRoute.perSecond));
     rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'redis-benchmark HGETALL p99', lookups.redis.p99Ms));
+    rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'bare Fastify + ioredis route p99', lookups.bareRoute.p99Ms));
   }
   if (replay !== undefined) {
     rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));
@@ -86,6 +103,33 @@ export function resultRows(results: BenchResults): ResultRow[] {
   return rows;
 }
 
+/**
+ * Freshness as the issue's goal states it: what Tally adds over the Kafka delivery floor of the
+ * same run, per percentile, in ms (the table's ratio divides them instead).
+ */
+export function freshnessAddedMs(freshness: FreshnessResult): Record<'p50' | 'p95' | 'p99' | 'max', number> {
+  const added = (percentile: 'p50' | 'p95' | 'p99' | 'max') => freshness.tally[percentile] - freshness.kafkaDelivery[percentile];
+  return { p50: added('p50'), p95: added('p95'), p99: added('p99'), max: added('max') };
+}
+
+/** The figures derived from the table's, in words, to print under it. */
+export function derivedFigures(results: BenchResults): string[] {
+  const lines: string[] = [];
+  if (results.freshness !== undefined) {
+    const added = freshnessAddedMs(results.freshness);
+    const ms = (value: number) => `${value >= 0 ? '+' : ''}${Math.round(value)} ms`;
+    lines.push(`freshness: Tally adds ${ms(added.p50)} at p50, ${ms(added.p95)} at p95, ${ms(added.p99)} at p99 over the Kafka delivery floor`);
+  }
+  if (results.append !== undefined) {
+    const { storage } = results.append;
+    lines.push(
+      `storage: ${Math.round(storage.bytesPerRow)} bytes per ledger event over ${storage.rows} events ` +
+        `(heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)} per event)`,
+    );
+  }
+  return lines;
+}
+
 /** What makes a figure of this run suspect, in words, to print under the table. */
 export function disturbances(results: BenchResults): string[] {
   const notes: string[] = [];
@@ -104,9 +148,15 @@ export function disturbances(results: BenchResults): string[] {
   for (const [name, rate] of [
     ['Tally consumer', metering?.tally],
     ['kafkajs decode-only consumer', metering?.kafkajsDecode],
+    ['kafkajs durable consumer', metering?.kafkajsDurable],
   ] as const) {
     if (rate !== undefined && rate.failedPolls > 0) {
       notes.push(`${name}: ${rate.failedPolls} offset polls failed (broker unreachable?); its time includes that outage`);
+    }
+  }
+  for (const { customers, tally } of results.growth === undefined ? [] : [results.growth.small, results.growth.large]) {
+    if (tally.creditConsumedEvents !== tally.messages) {
+      notes.push(`growth at ${customers} customers: ${tally.creditConsumedEvents} CreditConsumed in the ledger for ${tally.messages} usage events`);
     }
   }
   if (metering !== undefined && metering.tally.creditConsumedEvents !== metering.events) {

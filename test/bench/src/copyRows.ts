@@ -8,7 +8,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 export const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata, recorded_at';
 
 /** COPY's text format: a backslash, tab, newline or carriage return in a value must be escaped. */
-function copyText(value: string): string {
+export function copyText(value: string): string {
   return value.replace(/[\\\t\n\r]/g, (character) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[character]!);
 }
 

@@ -1,5 +1,6 @@
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
 import type { Admin } from 'kafkajs';
+import type { DecodedMessage } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 
 export interface ConsumeRate {
@@ -11,13 +12,21 @@ export interface ConsumeRate {
 }
 
 /**
- * Ceiling (a) of the metering throughput: a kafkajs consumer with the metering consumer's own
- * settings (session timeout, heartbeat, manual commits, three partitions at a time) that decodes
- * every message through the registry client and throws it away, committing after each batch.
- * Timed like Tally: from the moment the group is joined and fetching starts to the poll that sees
- * every partition committed to its end.
+ * Ceilings (a) and (c) of the metering throughput: a kafkajs consumer with the metering consumer's
+ * own settings (session timeout, heartbeat, manual commits, three partitions at a time) that
+ * decodes every message through the registry client and, for (a), throws it away, or, for (c),
+ * hands each batch's decoded messages to `sink` (a COPY into an indexed events-shaped table) and
+ * only then commits the batch's offsets, as a durable consumer must. Timed like Tally: from the
+ * moment the group is joined and fetching starts to the poll that sees every partition committed
+ * to its end.
  */
-export async function measureKafkajsDecodeCeiling(admin: Admin, topic: string, groupId: string, messages: number): Promise<ConsumeRate> {
+export async function measureKafkajsDecodeCeiling(
+  admin: Admin,
+  topic: string,
+  groupId: string,
+  messages: number,
+  sink?: (decoded: readonly DecodedMessage[]) => Promise<void>,
+): Promise<ConsumeRate> {
   const registry = createTestRegistry();
   const consumer = createTestKafka(`${groupId}-client`).consumer({
     groupId,
@@ -38,10 +47,14 @@ export async function measureKafkajsDecodeCeiling(admin: Admin, topic: string, g
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 3,
       async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary }) {
+        const values: DecodedMessage[] = [];
         for (const message of batch.messages) {
-          await registry.decode(message.value!);
+          const value: unknown = await registry.decode(message.value!);
+          if (sink !== undefined) values.push({ partition: batch.partition, offset: message.offset, value });
           decoded += 1;
         }
+        // Durable before committed: a crash here redelivers the batch rather than losing it.
+        if (sink !== undefined) await sink(values);
         const last = batch.lastOffset();
         resolveOffset(last);
         await commitOffsetsIfNecessary({
@@ -53,7 +66,7 @@ export async function measureKafkajsDecodeCeiling(admin: Admin, topic: string, g
     const started = Date.now();
     const { endedAt, failedPolls } = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
     const seconds = (endedAt - started) / 1000;
-    if (decoded < messages) throw new Error(`the decode-only consumer decoded ${decoded} of ${messages} messages`);
+    if (decoded < messages) throw new Error(`the ${sink === undefined ? 'decode-only' : 'durable'} consumer decoded ${decoded} of ${messages} messages`);
     return { messages, seconds, perSecond: messages / seconds, failedPolls };
   } finally {
     await consumer.disconnect();

@@ -2,16 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { analyzeSchema } from './analyzeSchema';
 import { measureAppendCeiling } from './appendCeiling';
 import { measureBalanceLookups } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
-import { disturbances, formatResultTable, resultRows, type BenchResults } from './benchResults';
+import { derivedFigures, disturbances, formatResultTable, resultRows, type BenchResults } from './benchResults';
 import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
 import { measureFreshness } from './freshness';
 import { appendUsageLedger } from './ledgerWorkload';
+import { measureGrowth } from './meteringGrowth';
 import { BENCH_RESULTS_DIR, measureMeteringThroughput } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 import { measureReplayThroughput } from './replayThroughput';
@@ -42,14 +44,18 @@ async function main(): Promise<void> {
     const balances = benchBalances(options.customers);
     await registerBenchBalances(run.pool, run.catalog, balances);
     await openBalances(run.eventStore, balances, startedAt.toISOString());
+    await analyzeSchema(run.pool);
 
     if (options.only.has('metering')) results.metering = await measureMeteringThroughput(run);
+    if (options.growth !== undefined) results.growth = await measureGrowth(run, options.growth);
     if (options.only.has('append')) results.append = await measureAppendCeiling(run);
     if (options.only.has('replay')) {
       if (results.metering === undefined) {
         progress(`replay without metering: writing ${formatCount(options.events)} usage deductions into the ledger first (untimed)`);
         await appendUsageLedger(run.eventStore, balances, options.events, `${run.id}-ledger`);
       }
+      // Metering or the line above just loaded the ledger the replay reads.
+      await analyzeSchema(run.pool);
       results.replay = await measureReplayThroughput(run);
     }
     // After the replay: it leaves the snapshots these two need, so they need not make them.
@@ -69,10 +75,16 @@ async function main(): Promise<void> {
 
   const rows = resultRows(results);
   const notes = disturbances(results);
-  const profile = results.metering?.profile;
+  const derived = derivedFigures(results);
   process.stdout.write(`\n${formatResultTable(rows)}\n`);
+  if (derived.length > 0) process.stdout.write(`\n${derived.map((line) => `- ${line}`).join('\n')}\n`);
   if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
-  if (profile !== undefined) process.stdout.write(`\nconsumer CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
+  for (const [what, profile] of [
+    ['consumer', results.metering?.profile],
+    ['API', results.lookups?.profile],
+  ] as const) {
+    if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
+  }
 
   mkdirSync(BENCH_RESULTS_DIR, { recursive: true });
   const file = path.join(BENCH_RESULTS_DIR, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -86,6 +98,7 @@ async function main(): Promise<void> {
     options: { ...options, only: [...options.only] },
     machine: { cpus: os.cpus().length, memoryBytes: os.totalmem(), loadBefore, loadAfter: os.loadavg(), node: process.version },
     rows,
+    derived,
     notes,
     results,
   };

@@ -1,8 +1,8 @@
-import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
-import { summariseCpuProfile, type CpuProfileSummary } from './cpuProfileSummary';
+import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
+import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
@@ -20,8 +20,10 @@ export interface MeteringResult {
     readonly counters: unknown;
   };
   readonly kafkajsDecode: ConsumeRate;
+  /** Decode, COPY each batch into an indexed events-shaped table, then commit: the durable ceiling. */
+  readonly kafkajsDurable: ConsumeRate;
   readonly consumerPerformance: ConsumerPerformanceResult;
-  readonly profile?: { readonly file: string; readonly summary: CpuProfileSummary };
+  readonly profile?: CollectedProfile;
 }
 
 export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'bench-results');
@@ -47,15 +49,45 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const kafkajsDecode = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('kafkajs'), events);
   progress(`kafkajs decode-only: ${formatCount(kafkajsDecode.perSecond)} msg/s`);
 
-  const profileDir = path.join(BENCH_RESULTS_DIR, 'profiles', run.id);
-  if (run.options.profile) mkdirSync(profileDir, { recursive: true });
-  progress(`metering: one Tally consumer process${run.options.profile ? ` under --cpu-prof (into ${profileDir})` : ''}`);
-  const groupId = run.group('tally');
-  const tally = await run.startTally(
-    'consumer',
-    { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId },
-    run.options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
-  );
+  progress('metering ceiling (c): kafkajs consumer, decode, one COPY per batch into an indexed events-shaped table, then commit');
+  // LIKE ... INCLUDING INDEXES: the key, the unique event id and (stream, revision) indexes and the checks.
+  await run.pool.query('CREATE TABLE durable_ceiling (LIKE events INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+  const durable = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('durable'), events, durableCopySink(run.pool, 'durable_ceiling'));
+  progress(`kafkajs durable: ${formatCount(durable.perSecond)} msg/s`);
+
+  const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
+  progress(`metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
+  const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs: profiling?.nodeArgs ?? [] });
+  const result: MeteringResult = {
+    events,
+    tally,
+    kafkajsDecode,
+    kafkajsDurable: durable,
+    consumerPerformance,
+  };
+  progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
+  return profiling === undefined ? result : { ...result, profile: profiling.collect() };
+}
+
+export type TallyMeteringRate = MeteringResult['tally'];
+
+const countCreditConsumed = async (run: BenchRun): Promise<number> =>
+  Number((await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'")).rows[0]!.count);
+
+/**
+ * One Tally process with the consumer role meters the pre-loaded topic from the start, timed from
+ * its `usage consumer started` line to the poll that sees its group committed to the end; the
+ * CreditConsumed events it added to the ledger are counted (one per usage event when nothing was
+ * lost or doubled).
+ */
+export async function meterWithTally(
+  run: BenchRun,
+  options: { readonly topic: string; readonly dlq: string; readonly events: number; readonly groupSuffix: string; readonly nodeArgs?: readonly string[] },
+): Promise<TallyMeteringRate> {
+  const { topic, dlq, events } = options;
+  const groupId = run.group(options.groupSuffix);
+  const before = await countCreditConsumed(run);
+  const tally = await run.startTally('consumer', { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId }, options.nodeArgs ?? []);
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
   const { endedAt, failedPolls } = await waitForGroupAtEnd({
@@ -72,24 +104,13 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const exit = await tally.kill('SIGTERM');
   if (exit !== 0) throw new Error(`the Tally consumer exited with ${exit} on SIGTERM`);
   const seconds = (endedAt - started) / 1000;
-  const { rows } = await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'");
-  const result: MeteringResult = {
-    events,
-    tally: {
-      messages: events,
-      seconds,
-      perSecond: events / seconds,
-      failedPolls,
-      peakRssBytes,
-      creditConsumedEvents: Number(rows[0]!.count),
-      counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
-    },
-    kafkajsDecode,
-    consumerPerformance,
+  return {
+    messages: events,
+    seconds,
+    perSecond: events / seconds,
+    failedPolls,
+    peakRssBytes,
+    creditConsumedEvents: (await countCreditConsumed(run)) - before,
+    counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
   };
-  progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
-  if (!run.options.profile) return result;
-  const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
-  if (file === undefined) throw new Error(`the profiled consumer wrote no .cpuprofile into ${profileDir}`);
-  return { ...result, profile: { file: path.join(profileDir, file), summary: summariseCpuProfile(path.join(profileDir, file)) } };
 }

@@ -1,0 +1,58 @@
+import type { AppendCeilingResult } from './appendCeiling';
+import type { LookupsResult } from './balanceLookups';
+import { derivedFigures, freshnessAddedMs, resultRows } from './benchResults';
+import type { FreshnessResult } from './freshness';
+import { storageOf } from './tableStorage';
+
+const rate = (perSecond: number) => ({ events: perSecond, seconds: 1, perSecond });
+const load = (perSecond: number, p99Ms: number) => ({ perSecond, p50Ms: 1, p99Ms, maxMs: p99Ms, ok: perSecond, non2xx: 0, errors: 0 });
+
+describe('resultRows', () => {
+  it('puts appends beside the indexed COPY, and storage per event beside the bare rows, as the share of the ceiling', () => {
+    const append: AppendCeilingResult = {
+      batchSize: 500,
+      streamsPerBatch: 500,
+      appendMany: rate(10_000),
+      copyAll: rate(80_000),
+      copyPerBatch: rate(40_000),
+      copyIndexed: rate(20_000),
+      storage: storageOf(1000, 600_000, 300_000),
+      bareStorage: storageOf(900, 270_000, 0),
+    };
+    const rows = resultRows({ append });
+    expect(rows.find((row) => row.ceilingName === 'one COPY into an indexed copy of events')).toMatchObject({ tally: 10_000, ceiling: 20_000, ratio: 0.5 });
+    expect(rows.find((row) => row.unit === 'bytes')).toMatchObject({ tally: 900, ceiling: 300, ratio: 300 / 900 });
+  });
+
+  it('puts lookups beside the bare Fastify + ioredis route, for the rate and the p99', () => {
+    const lookups: LookupsResult = {
+      connections: 50,
+      durationSeconds: 15,
+      api: load(4000, 20),
+      bareRoute: load(16_000, 5),
+      redis: { perSecond: 40_000, p50Ms: 1, p99Ms: 2, maxMs: 2, requests: 200_000 },
+      peakRssBytes: 1,
+    };
+    const rows = resultRows({ lookups }).filter((row) => row.ceilingName.startsWith('bare Fastify'));
+    expect(rows.map((row) => [row.unit, row.ratio])).toEqual([
+      ['requests/s', 0.25],
+      ['ms', 0.25],
+    ]);
+  });
+});
+
+describe('storageOf', () => {
+  it('counts heap and indexes per row, and has no per-row figure for an empty table', () => {
+    expect(storageOf(4, 1000, 200).bytesPerRow).toBe(300);
+    expect(storageOf(0, 8192, 8192).bytesPerRow).toBeNaN();
+  });
+});
+
+describe('freshnessAddedMs', () => {
+  it("is Tally's latency less the Kafka delivery floor, per percentile", () => {
+    const latency = (p50: number, p95: number, p99: number, max: number) => ({ p50, p95, p99, max });
+    const freshness = { tally: latency(40, 90, 150, 300), kafkaDelivery: latency(10, 60, 107, 310) } as unknown as FreshnessResult;
+    expect(freshnessAddedMs(freshness)).toEqual({ p50: 30, p95: 30, p99: 43, max: -10 });
+    expect(derivedFigures({ freshness })).toEqual(['freshness: Tally adds +30 ms at p50, +30 ms at p95, +43 ms at p99 over the Kafka delivery floor']);
+  });
+});

@@ -1,0 +1,54 @@
+import type { Pool } from 'pg';
+import { copyInto, copyText } from './copyRows';
+
+/** A decoded message, where it came from. */
+export interface DecodedMessage {
+  readonly partition: number;
+  /** Kafka's offset, a decimal string. */
+  readonly offset: string;
+  readonly value: unknown;
+}
+
+/** Avro longs may decode as bigints, which JSON.stringify refuses. */
+const jsonOf = (value: unknown): string => JSON.stringify(value, (_key, field: unknown) => (typeof field === 'bigint' ? field.toString() : field));
+
+/** The events table's ids are uuids: partition and offset, each in a field of its own (offsets below 2^48). */
+export function messageUuid(partition: number, offset: string): string {
+  return `${partition.toString(16).padStart(8, '0')}-0000-4000-8000-${BigInt(offset).toString(16).padStart(12, '0')}`;
+}
+
+/**
+ * One events-table row per message, as COPY text: its own position, an id and a (stream, revision)
+ * made from its partition and offset (unique, as the table's indexes require), the decoded value
+ * as JSON data.
+ */
+export function usageCopyRows(messages: readonly DecodedMessage[], firstPosition: number, recordedAt: string): Buffer {
+  const lines = messages.map((message, index) =>
+    [
+      String(firstPosition + index),
+      messageUuid(message.partition, message.offset),
+      `usage-${message.partition}`,
+      message.offset,
+      'UsageRecorded',
+      copyText(jsonOf(message.value)),
+      '{}',
+      recordedAt,
+    ].join('\t'),
+  );
+  return Buffer.from(`${lines.join('\n')}\n`);
+}
+
+/**
+ * The durable ceiling's write: each batch's decoded messages in one COPY (one transaction, one
+ * commit) into `table`, shaped and indexed like the events table. Positions are taken before
+ * the COPY starts, so batches of partitions consumed at once never share one.
+ */
+export function durableCopySink(pool: Pool, table: string): (messages: readonly DecodedMessage[]) => Promise<void> {
+  let nextPosition = 1;
+  return async (messages) => {
+    if (messages.length === 0) return;
+    const first = nextPosition;
+    nextPosition += messages.length;
+    await copyInto(pool, table, [usageCopyRows(messages, first, new Date().toISOString())]);
+  };
+}

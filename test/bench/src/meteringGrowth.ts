@@ -1,0 +1,42 @@
+import type { BenchRun } from './benchRun';
+import { analyzeSchema } from './analyzeSchema';
+import { benchBalances, openBalances, registerBalanceRows } from './benchBalances';
+import { meterWithTally, type TallyMeteringRate } from './meteringThroughput';
+import { formatCount, progress } from './progress';
+import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
+
+export interface GrowthResult {
+  readonly events: number;
+  readonly small: { readonly customers: number; readonly tally: TallyMeteringRate };
+  readonly large: { readonly customers: number; readonly tally: TallyMeteringRate };
+}
+
+/**
+ * The growth run (`--growth`): the same number of usage events metered by a fresh Tally consumer
+ * over `small` customers, then over `large`, each from a topic of its own; the ratio is the share
+ * of its small-scale rate Tally keeps at the larger scale (issue 11's goal: at least 0.8). The
+ * balances beyond the run's `--customers` are registered and opened first (untimed), then analysed.
+ */
+export async function measureGrowth(run: BenchRun, sizes: { readonly small: number; readonly large: number }): Promise<GrowthResult> {
+  const { events, customers } = run.options;
+  if (sizes.large > customers) {
+    const more = benchBalances(sizes.large).slice(customers);
+    progress(`growth: opening ${formatCount(more.length)} more balances (untimed)`);
+    await registerBalanceRows(run.pool, more);
+    await openBalances(run.eventStore, more, new Date().toISOString());
+    await analyzeSchema(run.pool);
+  }
+  const meterOver = async (over: number): Promise<TallyMeteringRate> => {
+    const topic = await run.createTopic(`growth${over}`, (name) => createTopic(run.admin, name));
+    const dlq = await run.createTopic(`growth${over}_dlq`, (name) => createTopic(run.admin, name, 1));
+    const schemaId = await registerUsageSchema(run.registry, topic);
+    await preloadUsageEvents({ kafka: run.kafka, registry: run.registry, schemaId, topic, events, customers: over, idPrefix: `${run.id}-growth${over}` });
+    progress(`growth: one Tally consumer metering ${formatCount(events)} events over ${formatCount(over)} customers`);
+    const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}` });
+    progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers`);
+    return tally;
+  };
+  const small = await meterOver(sizes.small);
+  const large = await meterOver(sizes.large);
+  return { events, small: { customers: sizes.small, tally: small }, large: { customers: sizes.large, tally: large } };
+}
