@@ -1,6 +1,9 @@
 export { createUsageConsumer, type UsageConsumer } from './usageConsumer';
 export {
   DEFAULT_SESSION_TIMEOUT_MS,
+  DEFAULT_MAX_FETCH_BYTES,
+  DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+  MAX_PARTITIONS_CONCURRENTLY,
   UsageConsumerOptionsError,
   type UsageConsumerOptions,
   type UsageConsumerMetrics,

@@ -14,7 +14,7 @@ import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalid
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
-import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
+import { MAX_PARTITIONS_CONCURRENTLY, resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
 import { createUsageEventDecoder } from './usageEventDecoder';
 
 /**
@@ -112,6 +112,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     sessionTimeout: options.sessionTimeoutMs,
     heartbeatInterval: Math.min(3000, Math.floor(options.sessionTimeoutMs / 3)),
     allowAutoTopicCreation: false,
+    // Bounded memory: what one fetch may bring, from a broker and from one partition. Fetched
+    // messages are the consumer's largest transient allocation (issue 11 §6).
+    maxBytes: options.maxFetchBytes,
+    maxBytesPerPartition: options.maxFetchBytesPerPartition,
   });
   // Dead letters must not be lost or doubled by the producer's own retries: acks from all in-sync
   // replicas (acks=-1 on send) and the idempotent producer. kafkajs retries sends itself (an
@@ -131,14 +135,19 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
 
-  /** A missing DLQ topic would hold the first bad message forever: refuse to start instead. */
-  async function requireTopics(): Promise<void> {
+  /**
+   * A missing DLQ topic would hold the first bad message forever: refuse to start instead.
+   * Returns the usage topic's partition count.
+   */
+  async function requireTopics(): Promise<number> {
     const admin = kafka.admin();
     await admin.connect();
     try {
       const existing = new Set(await admin.listTopics());
       const missing = [topic, dlqTopic].filter((name) => !existing.has(name));
       if (missing.length > 0) throw new UsageConsumerOptionsError(`Kafka topic(s) ${missing.join(', ')} do not exist; create them first`);
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      return topics[0]?.partitions.length ?? 1;
     } finally {
       await admin.disconnect();
     }
@@ -530,18 +539,25 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     async start() {
       if (started) throw new Error('the usage consumer was already started');
       started = true;
-      await requireTopics();
+      const partitions = await requireTopics();
+      // Every partition this process is assigned metered at once, by default: a process is never
+      // assigned more than the topic has. kafkajs still hands each partition's batches over one at
+      // a time, in offset order, and each batch commits only its own partition's offset after its
+      // appends (processChunk), so per-customer order and the commit-after-append guarantee hold
+      // per partition whatever the concurrency. (Partitions added to the topic later are metered
+      // concurrently from the next start.)
+      const concurrently = options.partitionsConsumedConcurrently ?? Math.min(Math.max(1, partitions), MAX_PARTITIONS_CONCURRENTLY);
       await producer.connect();
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: options.fromBeginning });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+        partitionsConsumedConcurrently: concurrently,
         // A batch that cannot be decoded stops its partition there, visibly (stalledPartitions.ts).
         eachBatch: stalls.guard(eachBatch),
       });
-      logger.info({ topic, groupId: options.groupId, dlqTopic }, 'usage consumer started');
+      logger.info({ topic, groupId: options.groupId, dlqTopic, partitionsConsumedConcurrently: concurrently }, 'usage consumer started');
     },
 
     stop() {

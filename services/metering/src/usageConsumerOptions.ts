@@ -40,8 +40,20 @@ export interface UsageConsumerOptions {
   readonly metrics?: UsageConsumerMetrics;
   /** Most messages decided and appended together; a larger Kafka fetch is split. Default 2000. */
   readonly batchSize?: number;
-  /** Partitions processed at once by this process (each partition stays sequential). Default 3. */
+  /**
+   * Partitions processed at once by this process (each partition stays sequential). Default: as
+   * many as the usage topic has when the consumer starts, so every partition assigned to this
+   * process is metered concurrently; a lower number is an override for a small machine.
+   */
   readonly partitionsConsumedConcurrently?: number;
+  /**
+   * Most bytes one fetch brings from a broker (kafkajs `maxBytes`), and from one partition
+   * (`maxBytesPerPartition`): together with the partitions in hand they bound the memory the
+   * consumer holds in fetched messages. Defaults 4 MiB and 1 MiB. A message larger than the
+   * per-partition bound is still fetched (Kafka returns at least one record batch).
+   */
+  readonly maxFetchBytes?: number;
+  readonly maxFetchBytesPerPartition?: number;
   /** Balances whose state and revision are kept in memory (least recently used leave first). Default 100 000. */
   readonly balanceCacheSize?: number;
   /** Where a group without committed offsets starts. Default true: usage is money, none may be left unread. */
@@ -67,7 +79,10 @@ export class UsageConsumerOptionsError extends Error {
 
 export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
   readonly batchSize: number;
-  readonly partitionsConsumedConcurrently: number;
+  /** Undefined: one per partition of the topic, read when the consumer starts. */
+  readonly partitionsConsumedConcurrently: number | undefined;
+  readonly maxFetchBytes: number;
+  readonly maxFetchBytesPerPartition: number;
   readonly balanceCacheSize: number;
   readonly fromBeginning: boolean;
   readonly sessionTimeoutMs: number;
@@ -100,6 +115,11 @@ function requirePort(value: unknown, name: string, methods: readonly string[]): 
 /** The main job's TALLY_CONSUMER_SESSION_TIMEOUT_MS defaults to this too, so the two cannot disagree. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
+/** Defaults of the fetch bounds, shared with the main job's TALLY_CONSUMER_MAX_FETCH_BYTES(_PER_PARTITION). */
+export const DEFAULT_MAX_FETCH_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 1024 * 1024;
+export const MAX_PARTITIONS_CONCURRENTLY = 1024;
+
 export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
   const brokers = options.kafka?.brokers;
   if (!Array.isArray(brokers) || brokers.length === 0 || brokers.some((broker) => typeof broker !== 'string' || !BROKER.test(broker))) {
@@ -125,13 +145,31 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   requirePort(options.logger, 'logger', ['child']);
   if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed']);
   if (options.clock !== undefined && typeof options.clock !== 'function') throw new UsageConsumerOptionsError('clock must be a function');
+  if (
+    options.maxFetchBytes !== undefined &&
+    options.maxFetchBytesPerPartition !== undefined &&
+    options.maxFetchBytesPerPartition > options.maxFetchBytes
+  ) {
+    throw new UsageConsumerOptionsError('maxFetchBytesPerPartition must not exceed maxFetchBytes');
+  }
   if (options.fromBeginning !== undefined && typeof options.fromBeginning !== 'boolean') {
     throw new UsageConsumerOptionsError('fromBeginning must be a boolean');
   }
   return {
     ...options,
     batchSize: integerOption(options.batchSize, 'batchSize', 2000, 1, 100_000),
-    partitionsConsumedConcurrently: integerOption(options.partitionsConsumedConcurrently, 'partitionsConsumedConcurrently', 3, 1, 64),
+    partitionsConsumedConcurrently:
+      options.partitionsConsumedConcurrently === undefined
+        ? undefined
+        : integerOption(options.partitionsConsumedConcurrently, 'partitionsConsumedConcurrently', 1, 1, MAX_PARTITIONS_CONCURRENTLY),
+    maxFetchBytes: integerOption(options.maxFetchBytes, 'maxFetchBytes', DEFAULT_MAX_FETCH_BYTES, 1024, 1024 * 1024 * 1024),
+    maxFetchBytesPerPartition: integerOption(
+      options.maxFetchBytesPerPartition,
+      'maxFetchBytesPerPartition',
+      DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+      1024,
+      1024 * 1024 * 1024,
+    ),
     balanceCacheSize: integerOption(options.balanceCacheSize, 'balanceCacheSize', 100_000, 1, 10_000_000),
     fromBeginning: options.fromBeginning ?? true,
     sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', DEFAULT_SESSION_TIMEOUT_MS, 6000, 300_000),

@@ -19,7 +19,10 @@ describe('resolveUsageConsumerOptions', () => {
   it('fills in the defaults', () => {
     expect(resolveUsageConsumerOptions(valid)).toMatchObject({
       batchSize: 2000,
-      partitionsConsumedConcurrently: 3,
+      // Undefined: every partition of the topic, counted when the consumer starts.
+      partitionsConsumedConcurrently: undefined,
+      maxFetchBytes: 4 * 1024 * 1024,
+      maxFetchBytesPerPartition: 1024 * 1024,
       balanceCacheSize: 100_000,
       fromBeginning: true,
       // The main job's default too (TALLY_CONSUMER_SESSION_TIMEOUT_MS).
@@ -39,6 +42,9 @@ describe('resolveUsageConsumerOptions', () => {
     ['a catalog store without the batch query', { catalogStore: {} as CatalogStore }, /balancesOfCustomers/],
     ['a zero batch size', { batchSize: 0 }, /batchSize must be an integer from 1/],
     ['a fractional concurrency', { partitionsConsumedConcurrently: 1.5 }, /partitionsConsumedConcurrently/],
+    ['a zero concurrency', { partitionsConsumedConcurrently: 0 }, /partitionsConsumedConcurrently/],
+    ['a tiny fetch', { maxFetchBytes: 100 }, /maxFetchBytes must be an integer/],
+    ['a partition bound above the fetch bound', { maxFetchBytes: 1024 * 1024, maxFetchBytesPerPartition: 2 * 1024 * 1024 }, /must not exceed maxFetchBytes/],
     ['a session timeout below the broker minimum', { sessionTimeoutMs: 1000 }, /sessionTimeoutMs/],
   ])('refuses %s with a clear message', (_name, change, message) => {
     const attempt = () => resolveUsageConsumerOptions({ ...valid, ...change });

@@ -1,7 +1,12 @@
 import path from 'node:path';
 import { parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
-import { DEFAULT_SESSION_TIMEOUT_MS } from '@tally/metering';
+import {
+  DEFAULT_MAX_FETCH_BYTES,
+  DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+  DEFAULT_SESSION_TIMEOUT_MS,
+  MAX_PARTITIONS_CONCURRENTLY,
+} from '@tally/metering';
 import { z } from 'zod';
 
 export const ROLES = ['consumer', 'projector', 'api', 'relay', 'scheduler'] as const;
@@ -42,8 +47,15 @@ export const configSchema = z.object({
   TALLY_DLQ_TOPIC: text('usage-events.dlq').describe('dead-letter topic of usage events'),
   TALLY_LEDGER_TOPIC: text('credit-ledger').describe('topic of ledger events'),
   TALLY_CONSUMER_GROUP: text('tally-metering').describe('consumer group of the metering consumer'),
-  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: integer(3, 1, 64)
-    .describe('partitions one consumer process meters at once (each stays in order)'),
+  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(MAX_PARTITIONS_CONCURRENTLY).optional()
+    .describe('partitions one consumer process meters at once (each stays in order); a lower number is an override for a small machine'),
+  // Bounded memory (issue 11 §6): what a fetch may bring, and how many balances stay in memory.
+  TALLY_CONSUMER_MAX_FETCH_BYTES: integer(DEFAULT_MAX_FETCH_BYTES, 1024, 1024 ** 3)
+    .describe('most bytes one Kafka fetch brings the consumer from a broker (kafkajs `maxBytes`)'),
+  TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION: integer(DEFAULT_MAX_FETCH_BYTES_PER_PARTITION, 1024, 1024 ** 3)
+    .describe('most bytes it brings from one partition (kafkajs `maxBytesPerPartition`; a larger record batch is still fetched, alone)'),
+  TALLY_CONSUMER_BALANCE_CACHE_SIZE: integer(100_000, 1, 10_000_000)
+    .describe('balances whose state the consumer keeps in memory, least recently used leaving first'),
   // Kafka's group.min.session.timeout.ms is 6 s by default; a lower value is refused at join.
   TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(DEFAULT_SESSION_TIMEOUT_MS, 6_000, 300_000)
     .describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
@@ -119,7 +131,11 @@ export interface Config {
   readonly topics: { readonly usage: string; readonly deadLetter: string; readonly ledger: string };
   readonly consumer: {
     readonly groupId: string;
-    readonly partitionsConsumedConcurrently: number;
+    /** Undefined: every partition of the usage topic. */
+    readonly partitionsConsumedConcurrently: number | undefined;
+    readonly maxFetchBytes: number;
+    readonly maxFetchBytesPerPartition: number;
+    readonly balanceCacheSize: number;
     /** How long a silent (crashed) consumer keeps its partitions before the group moves them. */
     readonly sessionTimeoutMs: number;
   };
@@ -245,6 +261,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     consumer: {
       groupId: e.TALLY_CONSUMER_GROUP,
       partitionsConsumedConcurrently: e.TALLY_CONSUMER_PARTITIONS_CONCURRENTLY,
+      maxFetchBytes: e.TALLY_CONSUMER_MAX_FETCH_BYTES,
+      maxFetchBytesPerPartition: e.TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION,
+      balanceCacheSize: e.TALLY_CONSUMER_BALANCE_CACHE_SIZE,
       sessionTimeoutMs: e.TALLY_CONSUMER_SESSION_TIMEOUT_MS,
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,

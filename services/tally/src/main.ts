@@ -140,7 +140,12 @@ async function main(): Promise<void> {
       catalogStore: catalog,
       catalogCache,
       logger,
-      partitionsConsumedConcurrently: config.consumer.partitionsConsumedConcurrently,
+      ...(config.consumer.partitionsConsumedConcurrently !== undefined
+        ? { partitionsConsumedConcurrently: config.consumer.partitionsConsumedConcurrently }
+        : {}),
+      maxFetchBytes: config.consumer.maxFetchBytes,
+      maxFetchBytesPerPartition: config.consumer.maxFetchBytesPerPartition,
+      balanceCacheSize: config.consumer.balanceCacheSize,
       sessionTimeoutMs: config.consumer.sessionTimeoutMs,
       compression: compressionType(config.kafka.compression),
       metrics: {
