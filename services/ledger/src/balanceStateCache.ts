@@ -1,3 +1,4 @@
+import { createLruCache } from '@tally/domain';
 import type { LoadedBalance } from './balanceLoader';
 
 /**
@@ -15,27 +16,5 @@ export interface BalanceStateCache {
 
 export function createBalanceStateCache(capacity: number): BalanceStateCache {
   if (!Number.isSafeInteger(capacity) || capacity < 1) throw new Error('balance cache capacity must be a positive integer');
-  // A Map iterates in insertion order: re-inserting on use keeps the least recent entry first.
-  const entries = new Map<string, LoadedBalance>();
-  return {
-    get(balanceId) {
-      const balance = entries.get(balanceId);
-      if (balance !== undefined) {
-        entries.delete(balanceId);
-        entries.set(balanceId, balance);
-      }
-      return balance;
-    },
-    set(balanceId, balance) {
-      entries.delete(balanceId);
-      entries.set(balanceId, balance);
-      if (entries.size > capacity) entries.delete(entries.keys().next().value!);
-    },
-    delete(balanceId) {
-      entries.delete(balanceId);
-    },
-    get size() {
-      return entries.size;
-    },
-  };
+  return createLruCache<string, LoadedBalance>(capacity);
 }
