@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { createHash, hash as oneShotHash } from 'node:crypto';
 import { isWellFormedText } from '@tally/domain';
+import { NotificationListener } from '@tally/postgres';
 import { DuplicateEventIdError, InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
 import type {
   AppendManyOptions,
@@ -16,7 +17,6 @@ import type {
 } from './eventStore';
 import { serializeExpectedRevision } from './expectedRevision';
 import { groupStreamsByEvents } from './groupStreamsByEvents';
-import { NotificationListener } from './notificationListener';
 import { startSubscription } from './startSubscription';
 import { translateError } from './translateError';
 

@@ -5,3 +5,4 @@ export { isTransientPgError } from './isTransientPgError';
 export { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
 export { tryAcquireAdvisoryLease, leaseHolders, LEASE_LOCK_CLASS, type AdvisoryLease, type AdvisoryLeaseOptions } from './advisoryLease';
 export { queryWithTimeout } from './queryWithTimeout';
+export { NotificationListener, type NotificationWaker } from './notificationListener';

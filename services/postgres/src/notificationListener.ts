@@ -1,17 +1,23 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { quoteIdentifier } from '@tally/postgres';
+import { quoteIdentifier } from './sqlIdentifier';
 
 /**
- * One LISTEN connection per store, shared by its subscriptions: a notification wakes them all
- * and each re-reads from its own checkpoint. The connection is opened outside the pool (it is
+ * Called with a notification's payload, or with `undefined` when the connection was lost: the
+ * notifications sent meanwhile are gone, so whatever they would have said must be assumed.
+ */
+export type NotificationWaker = (payload: string | undefined) => void;
+
+/**
+ * One LISTEN connection per channel and user (the event store's subscriptions, the consumer's
+ * balance registry cache): a notification wakes them all; each re-reads what it needs. The connection is opened outside the pool (it is
  * held for as long as anything subscribes) with the pool's settings, on first use, and again
  * after it fails. Losing it only delays delivery: subscriptions also poll.
  */
 export class NotificationListener {
   private client: pg.Client | undefined;
   private connecting: Promise<void> | undefined;
-  private readonly wakers = new Set<() => void>();
+  private readonly wakers = new Set<NotificationWaker>();
   private closed = false;
 
   constructor(
@@ -23,11 +29,16 @@ export class NotificationListener {
   }
 
   /** Registers a callback for every notification, and for the loss of the connection. */
-  register(waker: () => void): () => void {
+  register(waker: NotificationWaker): () => void {
     this.wakers.add(waker);
     return () => {
       this.wakers.delete(waker);
     };
+  }
+
+  /** Whether LISTEN is in place now: notifications are arriving. */
+  get listening(): boolean {
+    return this.client !== undefined;
   }
 
   /** Resolves once LISTEN is in place; rejects when it could not be set up (retry later). */
@@ -49,7 +60,7 @@ export class NotificationListener {
 
   private async connect(): Promise<void> {
     const client = new pg.Client(this.pool.options);
-    client.on('notification', () => this.wakeAll());
+    client.on('notification', (message) => this.wakeAll(message.payload ?? ''));
     client.on('error', (error) => this.drop(client, error));
     client.on('end', () => this.drop(client, undefined));
     try {
@@ -64,7 +75,7 @@ export class NotificationListener {
       return;
     }
     this.client = client;
-    this.logger.debug({ channel: this.channel }, 'listening for appends');
+    this.logger.debug({ channel: this.channel }, 'listening');
   }
 
   private drop(client: pg.Client, error: Error | undefined): void {
@@ -75,10 +86,10 @@ export class NotificationListener {
       this.logger.warn({ err: error, channel: this.channel }, 'lost the LISTEN connection; polling until it is back');
     }
     // Notifications sent while no connection listened are gone: make every subscription re-read.
-    this.wakeAll();
+    this.wakeAll(undefined);
   }
 
-  private wakeAll(): void {
-    for (const wake of this.wakers) wake();
+  private wakeAll(payload: string | undefined): void {
+    for (const wake of this.wakers) wake(payload);
   }
 }
