@@ -8,4 +8,4 @@ export * from './balance';
 export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
-export { createLruCache, type LruCache } from './lruCache';
+export { LruCache } from './lruCache';

@@ -1,4 +1,4 @@
-import { createLruCache } from '@tally/domain';
+import { LruCache } from '@tally/domain';
 import type { LoadedBalance } from './balanceLoader';
 
 /**
@@ -16,5 +16,5 @@ export interface BalanceStateCache {
 
 export function createBalanceStateCache(capacity: number): BalanceStateCache {
   if (!Number.isSafeInteger(capacity) || capacity < 1) throw new Error('balance cache capacity must be a positive integer');
-  return createLruCache<string, LoadedBalance>(capacity);
+  return new LruCache<string, LoadedBalance>(capacity);
 }
