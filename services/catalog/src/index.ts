@@ -2,3 +2,4 @@ export * from './catalogErrors';
 export * from './catalogStore';
 export * from './postgresCatalogStore';
 export * from './catalogCache';
+export * from './balanceRegistryCache';

@@ -5,7 +5,7 @@
  * registered for the topic, and helpers to create products, open balances and produce events.
  */
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
-import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
+import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, type BalanceRegistryCache, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { balanceStreamId, creditProductFromDto, formatCredits, parseCredits, type CreditProductDto } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
 import { createLedgerService, type LedgerService } from '@tally/ledger';
@@ -52,6 +52,8 @@ export interface MeteringTestKit {
   readonly eventStore: EventStore;
   readonly catalogStore: CatalogStore;
   readonly catalogCache: CatalogCache;
+  /** The balance registry as the consumers read it, as the main job wires it: cached, LISTENing. */
+  readonly balanceRegistry: BalanceRegistryCache;
   readonly ledger: LedgerService;
   readonly logger: Logger;
   createProduct(dto: Omit<CreditProductDto, 'description' | 'bundles'> & Partial<CreditProductDto>): Promise<void>;
@@ -101,6 +103,8 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
   const catalogStore = createPostgresCatalogStore({ pool: db.pool, logger });
   const catalogCache = createCatalogCache({ store: catalogStore, logger, refreshIntervalMs: 200 });
   await catalogCache.start();
+  const balanceRegistry = createBalanceRegistryCache({ store: catalogStore, pool: db.pool, logger });
+  await balanceRegistry.start();
   const ledger = createLedgerService({ eventStore, catalog: catalogStore, logger });
   const consumers: UsageConsumer[] = [];
 
@@ -115,6 +119,7 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
     eventStore,
     catalogStore,
     catalogCache,
+    balanceRegistry,
     ledger,
     logger,
 
@@ -150,7 +155,7 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
         dlqTopic,
         registryUrl: stackConfig.schemaRegistryUrl,
         eventStore,
-        catalogStore,
+        catalogStore: balanceRegistry,
         catalogCache,
         logger,
         sessionTimeoutMs: 10_000,
@@ -197,6 +202,7 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
     async close() {
       await Promise.all(consumers.map((consumer) => consumer.stop()));
       catalogCache.stop();
+      await balanceRegistry.close();
       await producer.disconnect();
       await deleteTopics(admin, [topic, dlqTopic]).catch((error: unknown) => logger.warn({ err: error }, 'topic cleanup failed'));
       await admin.deleteGroups([groupId]).catch(() => undefined);

@@ -54,6 +54,8 @@ export const configSchema = z.object({
     .describe('most bytes one Kafka fetch brings the consumer from a broker (kafkajs `maxBytes`)'),
   TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION: integer(DEFAULT_MAX_FETCH_BYTES_PER_PARTITION, 1024, 1024 ** 3)
     .describe('most bytes it brings from one partition (kafkajs `maxBytesPerPartition`; a larger record batch is still fetched, alone)'),
+  TALLY_CONSUMER_REGISTRY_CACHE_SIZE: integer(100_000, 1, 10_000_000)
+    .describe('customers whose list of balances the consumer keeps in memory, dropped on change through `LISTEN`/`NOTIFY`'),
   TALLY_CONSUMER_BALANCE_CACHE_SIZE: integer(100_000, 1, 10_000_000)
     .describe('balances whose state the consumer keeps in memory, least recently used leaving first'),
   // Kafka's group.min.session.timeout.ms is 6 s by default; a lower value is refused at join.
@@ -136,6 +138,8 @@ export interface Config {
     readonly maxFetchBytes: number;
     readonly maxFetchBytesPerPartition: number;
     readonly balanceCacheSize: number;
+    /** Customers in the consumer's balance registry cache. */
+    readonly registryCacheSize: number;
     /** How long a silent (crashed) consumer keeps its partitions before the group moves them. */
     readonly sessionTimeoutMs: number;
   };
@@ -264,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxFetchBytes: e.TALLY_CONSUMER_MAX_FETCH_BYTES,
       maxFetchBytesPerPartition: e.TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION,
       balanceCacheSize: e.TALLY_CONSUMER_BALANCE_CACHE_SIZE,
+      registryCacheSize: e.TALLY_CONSUMER_REGISTRY_CACHE_SIZE,
       sessionTimeoutMs: e.TALLY_CONSUMER_SESSION_TIMEOUT_MS,
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,

@@ -1,7 +1,7 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
 import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
+import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceSnapshotStore } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
@@ -120,6 +120,10 @@ async function main(): Promise<void> {
     const catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: config.catalogRefreshMs });
     await catalogCache.start();
     stops.push({ name: 'catalog-cache', stop: () => catalogCache.stop() });
+    // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY.
+    const registry = createBalanceRegistryCache({ store: catalog, pool, logger, capacity: config.consumer.registryCacheSize });
+    await registry.start();
+    stops.push({ name: 'balance-registry-cache', stop: () => registry.close() });
     const batchSeconds = metrics.histogram({
       name: 'tally_consumer_batch_seconds',
       help: 'Time to meter one batch of usage events, from fetch to commit',
@@ -137,7 +141,7 @@ async function main(): Promise<void> {
       registryUrl: config.registryUrl,
       ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
       eventStore,
-      catalogStore: catalog,
+      catalogStore: registry,
       catalogCache,
       logger,
       ...(config.consumer.partitionsConsumedConcurrently !== undefined
