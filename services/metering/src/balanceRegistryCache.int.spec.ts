@@ -1,5 +1,9 @@
-import { createBalanceRegistryCache, type BalanceRegistryCache } from '@tally/catalog';
-import { uniqueName, waitFor } from '@tally/test-support';
+import { createBalanceRegistryCache, createPostgresCatalogStore, type BalanceRegistryCache } from '@tally/catalog';
+import { creditProductFromDto } from '@tally/domain';
+import { createPool } from '@tally/postgres';
+import { createTestSchema, stackConfig, startTcpProxyFor, uniqueName, waitFor, type TcpProxy, type TestSchema } from '@tally/test-support';
+import type { Pool } from 'pg';
+import pino from 'pino';
 import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 
 jest.setTimeout(120_000);
@@ -74,5 +78,69 @@ describe('the balance registry cached and invalidated by LISTEN/NOTIFY', () => {
     // The usage from before the registration stays as it was metered (exactly once, whenever).
     const charged = (await kit.streamOf(bobApi)).filter((event) => event.type === 'CreditConsumed');
     expect(charged).toHaveLength(1);
+  });
+});
+
+/**
+ * The LISTEN connection lost: notifications sent meanwhile are gone, so the cache must neither
+ * serve nor keep anything until it listens again. Its connection goes through a proxy this test
+ * cuts, so the shared PostgreSQL is not touched.
+ */
+describe('the balance registry cache without its LISTEN connection', () => {
+  let db: TestSchema | undefined;
+  let proxied: { proxy: TcpProxy; pool: Pool } | undefined;
+  let registry: BalanceRegistryCache | undefined;
+
+  afterEach(async () => {
+    await registry?.close();
+    await proxied?.pool.end();
+    await proxied?.proxy.close();
+    await db?.drop();
+  });
+
+  it('is cleared when the connection drops, reads the store until it is back, then caches again', async () => {
+    db = await createTestSchema({ prefix: 'registry_listen' });
+    const logger = pino({ level: 'silent' });
+    const store = createPostgresCatalogStore({ pool: db.pool, logger });
+    await store.createProduct(creditProductFromDto({ id: 'api', name: 'API', description: '', bundles: [], lowBalanceThreshold: null, consumption: [] }));
+    const { proxy, url } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
+    proxied = { proxy, pool: createPool({ connectionString: url, schema: db.schema, applicationName: 'registry-listen', logger }) };
+    const queried: string[][] = [];
+    // Registry reads on the direct pool; only the LISTEN connection (opened with the proxied
+    // pool's settings) goes through the proxy.
+    registry = createBalanceRegistryCache({
+      store: { ...store, balancesOfCustomers: (ids) => (queried.push([...ids]), store.balancesOfCustomers(ids)) },
+      pool: proxied.pool,
+      logger,
+    });
+    await registry.start();
+    const carol = uniqueName('carol');
+    const lookup = async () => (await registry!.balancesOfCustomers([carol])).get(carol)?.map((ref) => ref.id) ?? [];
+
+    expect(await lookup()).toEqual([]);
+    expect(await lookup()).toEqual([]);
+    expect(queried).toHaveLength(1);
+
+    // The connection is lost: the cache is cleared at once (the loss counts as an invalidation).
+    const invalidations = registry.stats().invalidations;
+    proxy.down();
+    await waitFor(() => registry!.stats().invalidations > invalidations, { description: 'the LISTEN connection lost', timeoutMs: 10_000 });
+    // A registration nobody hears: its NOTIFY is gone. Every lookup now reads the store.
+    await store.registerBalance({ id: `${carol}-api`, customerId: carol, productId: 'api' });
+    expect(await lookup()).toEqual([`${carol}-api`]);
+    expect(await lookup()).toEqual([`${carol}-api`]);
+    expect(queried).toHaveLength(3);
+
+    // Back: a lookup reconnects in the background, and once LISTEN is in place answers are kept.
+    proxy.resume();
+    await waitFor(
+      async () => {
+        const before = registry!.stats().hits;
+        await lookup();
+        return registry!.stats().hits > before;
+      },
+      { description: 'the cache serving again after LISTEN is back', timeoutMs: 20_000 },
+    );
+    expect(await lookup()).toEqual([`${carol}-api`]);
   });
 });
