@@ -136,7 +136,7 @@ describe('usage consumer scaled out over processes', () => {
     if (code !== 0) throw new Error(`survivor exited with ${String(code)}:\n${survivor.output()}`);
     await waitFor(async () => (await kit.admin.describeGroups([kit.groupId])).groups[0]?.state === 'Empty', {
       description: 'the group empty after the survivor left',
-      timeoutMs: 10_000,
+      timeoutMs: 30_000,
     });
   });
 });
