@@ -199,6 +199,19 @@ describe('TLS and authentication to the services', () => {
   });
 
   describe('Kafka', () => {
+    /** Lists topics through one local listener, with the connection settings these variables give. */
+    async function listTopicsThrough(port: string, env: Record<string, string>): Promise<string[]> {
+      const config = loadConfig({ TALLY_KAFKA_BROKERS: `127.0.0.1:${port}`, ...env });
+      const kafka = createKafka({ clientId: 'tally-connections-test', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, ...serviceConnections(config).kafka });
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+        return await admin.listTopics();
+      } finally {
+        await admin.disconnect();
+      }
+    }
+
     it('authenticates with SCRAM-SHA-256 on the local broker\'s SASL listener, when it has one', async () => {
       const port = process.env.TALLY_KAFKA_SASL_PORT ?? '9094';
       if ((await probeTcp(`127.0.0.1:${port}`, 1000)) === 'down') {
@@ -206,22 +219,12 @@ describe('TLS and authentication to the services', () => {
         console.log(`SKIPPED: no SASL listener on 127.0.0.1:${port}; restart the local broker (npm run stack:down && npm run stack:up) to add it`);
         return;
       }
-      const connect = async (password: string) => {
-        const config = loadConfig({
-          TALLY_KAFKA_BROKERS: `127.0.0.1:${port}`,
+      const connect = (password: string) =>
+        listTopicsThrough(port, {
           TALLY_KAFKA_SASL_MECHANISM: 'scram-sha-256',
           TALLY_KAFKA_SASL_USERNAME: process.env.TALLY_KAFKA_LOCAL_SASL_USER ?? 'tally',
           TALLY_KAFKA_SASL_PASSWORD: password,
         });
-        const kafka = createKafka({ clientId: 'tally-sasl-test', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, ...serviceConnections(config).kafka });
-        const admin = kafka.admin();
-        try {
-          await admin.connect();
-          return await admin.listTopics();
-        } finally {
-          await admin.disconnect();
-        }
-      };
       expect(Array.isArray(await connect(process.env.TALLY_KAFKA_LOCAL_SASL_PASSWORD ?? 'tally-local-sasl'))).toBe(true);
       await expect(connect('not-the-password')).rejects.toThrow();
     });
@@ -235,20 +238,9 @@ describe('TLS and authentication to the services', () => {
       }
       // The certificate scripts/lib/kafka.sh made for the listener, under the stack's TALLY_HOME.
       const caFile = path.join(process.env.TALLY_HOME ?? path.resolve(__dirname, '../../..', '.tally'), 'kafka', 'tls', 'kafka-ca.pem');
-      const listTopics = async (env: Record<string, string>) => {
-        const config = loadConfig({ TALLY_KAFKA_BROKERS: `127.0.0.1:${port}`, ...env });
-        const kafka = createKafka({ clientId: 'tally-tls-test', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, ...serviceConnections(config).kafka });
-        const admin = kafka.admin();
-        try {
-          await admin.connect();
-          return await admin.listTopics();
-        } finally {
-          await admin.disconnect();
-        }
-      };
-      expect(await listTopics({ TALLY_KAFKA_SSL_CA_FILE: caFile })).toContain(stackConfig.usageTopic);
+      expect(await listTopicsThrough(port, { TALLY_KAFKA_SSL_CA_FILE: caFile })).toContain(stackConfig.usageTopic);
       // Trusting another CA (the test's own certificate) must fail the handshake: the TLS was verified.
-      await expect(listTopics({ TALLY_KAFKA_SSL_CA_FILE: certificate.certFile })).rejects.toThrow();
+      await expect(listTopicsThrough(port, { TALLY_KAFKA_SSL_CA_FILE: certificate.certFile })).rejects.toThrow();
     });
   });
 });
