@@ -202,10 +202,15 @@ kafka_up_finish() {
 # Idempotent; nothing happens while no SASL listener answers.
 kafka_ensure_sasl_user() {
   port_open 127.0.0.1 "$TALLY_KAFKA_SASL_PORT" || return 0
-  kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BROKER" --alter --entity-type users \
-    --entity-name "$TALLY_KAFKA_LOCAL_SASL_USER" \
-    --add-config "SCRAM-SHA-256=[password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD],SCRAM-SHA-512=[password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD]" \
-    >>"$KAFKA_TOOLS_LOG" 2>&1 || say "kafka: could not add the SCRAM user $TALLY_KAFKA_LOCAL_SASL_USER; see $KAFKA_TOOLS_LOG"
+  local mechanism
+  # One mechanism per call: the broker refuses a request that alters one user's credentials twice
+  # ("A user credential cannot be altered twice in the same request").
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BROKER" --alter --entity-type users \
+      --entity-name "$TALLY_KAFKA_LOCAL_SASL_USER" \
+      --add-config "$mechanism=[password=$TALLY_KAFKA_LOCAL_SASL_PASSWORD]" \
+      >>"$KAFKA_TOOLS_LOG" 2>&1 || say "kafka: could not add the $mechanism user $TALLY_KAFKA_LOCAL_SASL_USER; see $KAFKA_TOOLS_LOG"
+  done
 }
 
 kafka_listener_pid() {
