@@ -8,7 +8,8 @@
 --
 -- Now the input is walked once, into columns (one array per field); every later statement reads
 -- those arrays through unnest, so no row ever carries more than its own event. Positions are a
--- per-request offset plus the event's ordinal: no sort of the events at all.
+-- per-request offset plus the event's ordinal: no window over the events. Stored ids and streams
+-- are looked up with = ANY of the call's array (one index scan each, as readMarkers does).
 --
 -- Same signature, input, result rows, error codes and lock as 001 (see its comments, which still
 -- describe the contract); append_events_marked (005) and appendExclusively call it unchanged.
@@ -86,6 +87,10 @@ BEGIN
       AS q(request_index, stream_id, expected, n_events)
   ), ev AS (
     SELECT * FROM unnest(v_ev_req, v_ev_id) AS e(request_index, event_id)
+  ), known AS (
+    -- Streams as events: one index scan for the array (a join on the unnest can be planned as
+    -- a hash of the whole table once the call is large).
+    SELECT s.stream_id, s.last_revision FROM streams AS s WHERE s.stream_id = ANY (v_req_stream)
   ), found AS (
     -- One index scan for the whole array of ids (= ANY of an array, not a join on the unnest).
     SELECT x.event_id, x.stream_id FROM events AS x WHERE x.event_id = ANY (v_ev_id)
@@ -113,7 +118,7 @@ BEGIN
              ELSE 'conflict'
            END AS outcome
     FROM req
-    LEFT JOIN streams AS s ON s.stream_id = req.stream_id
+    LEFT JOIN known AS s ON s.stream_id = req.stream_id
     LEFT JOIN stored ON stored.request_index = req.request_index
   )
   SELECT
@@ -146,15 +151,17 @@ BEGIN
 
     -- Per written request: where its block of positions starts (requests in order, each
     -- contiguous, so positions follow request order then event order as in 001) and the
-    -- revision its first event takes. Only these few rows are sorted, never the events.
-    WITH written AS (
+    -- revision its first event takes: a window over the requests, not the events.
+    WITH known AS (
+      SELECT s.stream_id, s.last_revision FROM streams AS s WHERE s.stream_id = ANY (v_req_stream)
+    ), written AS (
       SELECT q.request_index, q.stream_id, q.n_events,
              coalesce(s.last_revision, -1) AS base_revision,
              v_first + coalesce(sum(q.n_events) OVER (ORDER BY q.request_index
                                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS base_position
       FROM unnest(v_req_index, v_req_stream, v_req_events) AS q(request_index, stream_id, n_events)
       JOIN unnest(v_write) AS w(request_index) ON w.request_index = q.request_index
-      LEFT JOIN streams AS s ON s.stream_id = q.stream_id
+      LEFT JOIN known AS s ON s.stream_id = q.stream_id
     ), inserted AS (
       -- The unique indexes stay the last word on ids and (stream, revision).
       INSERT INTO events (position, event_id, stream_id, revision, type, data, metadata, recorded_at)
@@ -178,7 +185,7 @@ BEGIN
   RETURN QUERY
     SELECT q.request_index, s.last_revision, s.last_position, i.request_index IS NOT NULL
     FROM unnest(v_req_index, v_req_stream) AS q(request_index, stream_id)
-    JOIN streams AS s ON s.stream_id = q.stream_id
+    JOIN (SELECT * FROM streams WHERE stream_id = ANY (v_req_stream)) AS s ON s.stream_id = q.stream_id
     LEFT JOIN unnest(v_idempotent) AS i(request_index) ON i.request_index = q.request_index
     ORDER BY q.request_index;
 END;
