@@ -89,6 +89,7 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
   let epoch = 0;
   let resubscribing: Promise<void> | undefined;
   let pollTimer: NodeJS.Timeout | undefined;
+  let checkingGeneration = false;
 
   const raise = (to: bigint) => {
     if (to > head) head = to;
@@ -191,14 +192,24 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
     } catch (error) {
       logger.debug({ err: error }, 'could not read the head position');
     }
-    if (generation === undefined || resubscribing !== undefined) return;
-    try {
-      const outcome = await store.checkGeneration(generation, 'live', position);
-      if (outcome !== 'ok') void resubscribe(REASONS[outcome]);
-    } catch (error) {
-      // Redis is away; the batch path retries and the next poll looks again.
-      logger.debug({ err: error }, 'could not check the generation');
-    }
+    if (generation === undefined || resubscribing !== undefined || checkingGeneration) return;
+    // Not awaited: a Redis that does not answer (its commands queue while it reconnects) must not
+    // hold back the next poll, whose head lag() reports from. One check at a time.
+    checkingGeneration = true;
+    store
+      .checkGeneration(generation, 'live', position)
+      .then(
+        (outcome) => {
+          if (outcome !== 'ok') void resubscribe(REASONS[outcome]);
+        },
+        (error: unknown) => {
+          // Redis is away; the batch path retries and a later poll looks again.
+          logger.debug({ err: error }, 'could not check the generation');
+        },
+      )
+      .finally(() => {
+        checkingGeneration = false;
+      });
   }
 
   function schedulePoll(): void {
