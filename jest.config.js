@@ -13,6 +13,7 @@ const packages = {
   '@tally/projections': 'projections',
   '@tally/ledger-relay': 'services/ledger-relay',
   '@tally/metrics': 'services/metrics',
+  '@tally/runtime': 'services/runtime',
   '@tally/api': 'services/api',
   '@tally/app': 'services/tally',
   '@tally/test-support': 'test/support',

@@ -12,8 +12,12 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DEPLOYABLE = 'services/tally';
-/** Client factories of the infrastructure packages (the one Kafka client factory, the pool, the registry) are for every adapter. */
-const INFRASTRUCTURE = new Set(['@tally/kafka', '@tally/postgres', '@tally/metrics']);
+/**
+ * Client factories of the infrastructure packages (the one Kafka client factory, the pool, the
+ * registry) are for every adapter; so are the runtime's (the one retry, worker lifecycle and
+ * checkpointed processor), which every background role is built on.
+ */
+const INFRASTRUCTURE = new Set(['@tally/kafka', '@tally/postgres', '@tally/metrics', '@tally/runtime']);
 const TEST_ONLY = /^(@tally\/test-support|jest|fast-check|@jest\/.+)$/;
 
 const packages = new Map();

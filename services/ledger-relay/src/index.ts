@@ -1,4 +1,3 @@
 export * from './ledgerRelay';
 export * from './ledgerEventRecord';
-export * from './checkpointStore';
 export * from './exampleBillingConsumer';

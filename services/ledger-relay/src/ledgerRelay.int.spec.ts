@@ -4,7 +4,7 @@ import { ledgerEventAvroSchema, LEDGER_EVENT_TYPES } from '@tally/schemas';
 import { dumpPartitionLog, stackConfig, uniqueName, waitFor } from '@tally/test-support';
 import { CompressionTypes } from 'kafkajs';
 import pino from 'pino';
-import { createPostgresCheckpointStore } from './checkpointStore';
+import { createPostgresCheckpointStore } from '@tally/runtime';
 import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
 import {
   createLedgerRelayHarness,

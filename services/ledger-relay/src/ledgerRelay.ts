@@ -3,10 +3,10 @@ import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store
 import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
 import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { createPostgresCheckpointStore } from '@tally/runtime';
 import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { createPostgresCheckpointStore } from './checkpointStore';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
 import { pinoLogCreator } from './pinoLogCreator';
 

@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createCheckpointedProcessor, type CheckpointedProcessor, type CheckpointedProcessorOptions } from './checkpointedProcessor';
+import { createPostgresCheckpointStore, type CheckpointStore } from './checkpointStore';
+
+jest.setTimeout(60_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const fastRetry = { initialDelayMs: 5, maxDelayMs: 20 };
+
+describe('checkpointed processor on PostgreSQL', () => {
+  let db: TestSchema;
+  let store: EventStore;
+  let checkpoints: CheckpointStore;
+  const running: CheckpointedProcessor[] = [];
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'checkpointed_processor' });
+    store = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 200 });
+    checkpoints = createPostgresCheckpointStore(db.pool);
+  });
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((processor) => processor.stop()));
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await db.drop();
+  });
+
+  function processor(options: Partial<CheckpointedProcessorOptions> & Pick<CheckpointedProcessorOptions, 'name' | 'handle'>): CheckpointedProcessor {
+    const created = createCheckpointedProcessor({ eventStore: store, checkpoints, logger, what: 'handling test events', retry: fastRetry, batchSize: 4, ...options });
+    running.push(created);
+    return created;
+  }
+
+  /** Appends `count` events to a stream of the test's own; returns their positions. */
+  async function append(count: number): Promise<bigint[]> {
+    const stream = `processor-test-${randomUUID()}`;
+    await store.appendToStream(
+      stream,
+      Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type: 'ProcessorTested', data: { i } })),
+      { expectedRevision: 'no_stream' },
+    );
+    return (await store.readStream(stream)).map((event) => event.position);
+  }
+
+  it('handles every event once, in order, and resumes after a restart from the saved checkpoint', async () => {
+    const name = uniqueName('resume');
+    const positions = await append(10);
+    // Earlier events of other tests in this schema: start past them.
+    await checkpoints.save(name, positions[0]! - 1n);
+    const handled: RecordedEvent[] = [];
+    const first = processor({ name, handle: async (events) => void handled.push(...events) });
+    await first.start();
+    expect(first.isLeading()).toBe(true);
+    await waitFor(() => first.checkpoint() === positions[9], { description: 'the first ten events handled' });
+    expect(await checkpoints.load(name)).toBe(positions[9]);
+    await first.stop();
+
+    const more = await append(5);
+    const second = processor({ name, handle: async (events) => void handled.push(...events) });
+    await second.start();
+    await waitFor(() => second.checkpoint() === more[4], { description: 'the next five events handled' });
+    expect(handled.map((event) => event.position)).toEqual([...positions, ...more]);
+    expect(second.lag().events).toBe(0);
+  });
+
+  it('retries a failing handler with the same batch and moves the checkpoint only after it succeeds', async () => {
+    const name = uniqueName('retry');
+    const positions = await append(3);
+    await checkpoints.save(name, positions[0]! - 1n);
+    const attempts: bigint[][] = [];
+    const checkpointsSeen: bigint[] = [];
+    const handled = processor({
+      name,
+      handle: async (events) => {
+        attempts.push(events.map((event) => event.position));
+        // What the store holds while the handler runs: never past what was handled before.
+        checkpointsSeen.push(await checkpoints.load(name));
+        if (attempts.length < 3) throw Object.assign(new Error('redis away'), { retriable: true });
+      },
+    });
+    await handled.start();
+    await waitFor(async () => (await checkpoints.load(name)) === positions[2], { description: 'the batch handled after two failures' });
+    expect(attempts).toEqual([positions, positions, positions]);
+    expect(checkpointsSeen).toEqual([positions[0]! - 1n, positions[0]! - 1n, positions[0]! - 1n]);
+  });
+
+  it('reports its lag through the metrics registry', async () => {
+    const name = uniqueName('lag');
+    const positions = await append(6);
+    await checkpoints.save(name, positions[0]! - 1n);
+    const registry = createMetricsRegistry();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const lagging = processor({
+      name,
+      // Holds the first batch until the test has read the lag.
+      handle: () => gate,
+      metrics: {
+        registry,
+        lagEvents: { name: 'test_processor_lag_events', help: 'positions behind' },
+        lagSeconds: { name: 'test_processor_lag_seconds', help: 'age of the oldest unhandled event' },
+        leading: { name: 'test_processor_leading', help: '1 while leading' },
+      },
+    });
+    await lagging.start();
+    const behind = Number(positions[5]! - positions[0]! + 1n);
+    await waitFor(async () => (await registry.render()).includes(`test_processor_lag_events ${behind}`), { description: 'the lag gauge' });
+    expect(await registry.render()).toContain('test_processor_leading 1');
+    release();
+    await waitFor(() => lagging.checkpoint() === positions[5], { description: 'caught up' });
+    expect(await registry.render()).toContain('test_processor_lag_events 0');
+    expect(await registry.render()).toContain('test_processor_lag_seconds 0');
+  });
+
+  it('with a lease, one of two processors works and the other takes over from its checkpoint', async () => {
+    const name = uniqueName('lease');
+    const positions = await append(4);
+    await checkpoints.save(name, positions[0]! - 1n);
+    const handledBy = new Map<string, bigint[]>([
+      ['a', []],
+      ['b', []],
+    ]);
+    const leased = (id: string, pool = db.pool) =>
+      processor({
+        name,
+        handle: async (events) => void handledBy.get(id)!.push(...events.map((event) => event.position)),
+        lease: { pool, standbyPollMs: 50, heartbeatMs: 100 },
+      });
+    const a = leased('a');
+    await a.start();
+    const b = leased('b', db.anotherPool(2));
+    await b.start();
+    await waitFor(() => a.checkpoint() === positions[3], { description: 'the leader handled the first events' });
+    expect(a.isLeading()).toBe(true);
+    expect(b.isLeading()).toBe(false);
+
+    await a.stop();
+    await waitFor(() => b.isLeading(), { description: 'the standby took the lease over' });
+    const more = await append(3);
+    await waitFor(() => b.checkpoint() === more[2], { description: 'the new leader handled the next events' });
+    expect(handledBy.get('a')).toEqual(positions);
+    // From the checkpoint the first one left: nothing again, nothing skipped.
+    expect(handledBy.get('b')).toEqual(more);
+  });
+});

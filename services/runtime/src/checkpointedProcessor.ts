@@ -1,0 +1,294 @@
+import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
+import type { MetricsRegistry } from '@tally/metrics';
+import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { CheckpointStore } from './checkpointStore';
+import { retry, type BackoffOptions } from './retry';
+import { createWorker, type Worker } from './worker';
+
+export interface ProcessorLease {
+  /** Holds the advisory lock on a connection of its own; the lease is named after the processor. */
+  readonly pool: Pool;
+  /** How often a standing-by processor tries to take the lease over; default 2000. */
+  readonly standbyPollMs?: number;
+  /** How often the holder checks the connection holding its lease; default 2000. */
+  readonly heartbeatMs?: number;
+  /**
+   * How long a lease heartbeat may go unanswered before the holder counts the lease as lost and
+   * stops; default 5000. Bounds the time a partitioned holder keeps working beside its successor.
+   */
+  readonly timeoutMs?: number;
+}
+
+interface MetricName {
+  readonly name: string;
+  readonly help: string;
+}
+
+export interface ProcessorMetrics {
+  readonly registry: MetricsRegistry;
+  /** Gauge of lag().events. */
+  readonly lagEvents: MetricName;
+  /** Gauge of lag().seconds. */
+  readonly lagSeconds: MetricName;
+  /** Gauge, 1 while this process holds the lease (or has none to hold) and processes, else 0. */
+  readonly leading?: MetricName;
+}
+
+export interface CheckpointedProcessorOptions {
+  /** The checkpoint's name (and the lease's): processors sharing it share one position and take turns. */
+  readonly name: string;
+  readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
+  readonly checkpoints: CheckpointStore;
+  /**
+   * Does the work for a batch. Retried (with the same batch) until it succeeds or the processor
+   * stops or loses its lease, which abort `signal`; it must be safe to run again for events it
+   * has handled before (a crash between the handler and the checkpoint replays the batch).
+   */
+  handle(events: readonly RecordedEvent[], signal: AbortSignal): Promise<void>;
+  readonly logger: Logger;
+  /** What the handler does, for the log: "publishing ledger events". */
+  readonly what: string;
+  /** Events per batch; default 500. */
+  readonly batchSize?: number;
+  /** Backoff of the handler, the checkpoint and the lease; default 200 ms doubling to 5 s. */
+  readonly retry?: BackoffOptions;
+  /** How often lag() learns the head of the log while no events flow; default 5000. */
+  readonly lagRefreshMs?: number;
+  /** When set, one of the processors sharing the name works and the others stand by to take over. */
+  readonly lease?: ProcessorLease;
+  readonly metrics?: ProcessorMetrics;
+}
+
+export interface ProcessorLag {
+  /**
+   * Global positions between the head of the event store and the checkpoint: an upper bound of
+   * the events not yet handled (positions have gaps and count every stream).
+   */
+  readonly events: number;
+  /** Age of the oldest event not yet handled, in seconds; 0 when caught up. */
+  readonly seconds: number;
+}
+
+export interface CheckpointedProcessor extends Worker {
+  /** Measured against the shared checkpoint, so a standing-by processor reports the working one's lag. */
+  lag(): ProcessorLag;
+  /** Whether this processor works: it holds the lease, or needs none, and is subscribed. */
+  isLeading(): boolean;
+  /** The position up to which this processor's checkpoint is saved. */
+  checkpoint(): bigint;
+}
+
+const DEFAULT_BATCH_SIZE = 500;
+const DEFAULT_LAG_REFRESH_MS = 5_000;
+const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 5_000 };
+const DEFAULT_STANDBY_POLL_MS = 2_000;
+
+/**
+ * The one processor over the event store's subscription (issue 12 §1): loads its checkpoint,
+ * hands every batch to `handle` in global position order, and saves the checkpoint after the
+ * handler succeeded. Delivery to the handler is at least once: nothing is ever skipped (a failing
+ * handler is retried for as long as it fails), and a crash or a lost lease between the handler
+ * and the save hands the batch over again. With a lease, processors sharing a name take turns
+ * through a PostgreSQL advisory lock: one works, the others stand by and take over within
+ * standbyPollMs of its stop or crash, from the checkpoint it left. PostgreSQL frees the lock when
+ * its holder's session dies; a holder whose lease connection fails stops as soon as it notices,
+ * and until then two processors may handle the same events: duplicates, never a gap.
+ */
+export function createCheckpointedProcessor(options: CheckpointedProcessorOptions): CheckpointedProcessor {
+  const { eventStore, checkpoints, name } = options;
+  const logger = options.logger.child({ module: 'checkpointed-processor', processor: name });
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const lagRefreshMs = options.lagRefreshMs ?? DEFAULT_LAG_REFRESH_MS;
+  const backoff = options.retry ?? DEFAULT_RETRY;
+  const standbyPollMs = options.lease?.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
+
+  let subscription: Subscription | undefined;
+  // Set while this processor works; the term's controller is aborted when the lease is lost.
+  let lease: AdvisoryLease | undefined;
+  let term: AbortController | undefined;
+  let standingBy = false;
+  let campaignTimer: NodeJS.Timeout | undefined;
+  let lagTimer: NodeJS.Timeout | undefined;
+
+  // Lag bookkeeping: what is handled (checkpoint), what the store has (head), and since when the
+  // oldest unhandled event waits (undefined: unknown or nothing waits).
+  let checkpoint = 0n;
+  let head = 0n;
+  let waitingSince: Date | undefined;
+
+  const retrying = (what: string, signal: AbortSignal) => ({ ...backoff, what, logger, signal });
+
+  async function process(events: readonly RecordedEvent[], signal: AbortSignal): Promise<void> {
+    const last = events[events.length - 1];
+    if (last === undefined || signal.aborted) return;
+    if (last.position > head) head = last.position;
+    waitingSince ??= events[0]!.recordedAt;
+    try {
+      await retry(() => options.handle(events, signal), retrying(options.what, signal));
+      // Only now, with the handler's work durable, may the checkpoint pass these events: moved
+      // earlier, a crash or a failed handler would lose them for good. A crash after the handler
+      // but before this write hands the batch over again on restart, which at-least-once allows.
+      // The store moves it forward only, so a late save of a deposed holder never rewinds it.
+      await retry(() => checkpoints.save(name, last.position), retrying('saving the checkpoint', signal));
+    } catch (error) {
+      // Stopping, or the lease is lost: the checkpoint stays where the handled work is, and the
+      // next term (here or in another process) resumes there. Returning (not throwing) is safe
+      // because the subscription is being stopped and its in-memory position dies with it.
+      if (signal.aborted) return;
+      throw error;
+    }
+    checkpoint = last.position;
+    waitingSince = undefined;
+  }
+
+  /** Learns the head of the log (and the age of the next event) while no batch brings news. */
+  async function refreshLag(): Promise<void> {
+    try {
+      // A processor standing by learns the working one's progress from the shared checkpoint.
+      if (term === undefined) {
+        const saved = await checkpoints.load(name);
+        const position = await eventStore.headPosition();
+        const [next] = position > saved ? await eventStore.readAll({ after: saved, maxCount: 1 }) : [];
+        if (term !== undefined) return;
+        checkpoint = saved;
+        head = position > saved ? position : saved;
+        waitingSince = next?.recordedAt;
+        return;
+      }
+      const known = checkpoint;
+      const position = await eventStore.headPosition();
+      if (position > head) head = position;
+      if (head > known && waitingSince === undefined) {
+        const [next] = await eventStore.readAll({ after: known, maxCount: 1 });
+        // A batch may have been handled meanwhile; then `next` is no longer waiting.
+        if (next !== undefined && checkpoint === known && waitingSince === undefined) waitingSince = next.recordedAt;
+      }
+    } catch (error) {
+      logger.debug({ err: error }, 'could not refresh the lag; keeping the last known');
+    }
+  }
+
+  /** One attempt at the lease: works when it is taken (or none is needed), else stands by and tries again later. */
+  async function campaign(stop: AbortSignal): Promise<void> {
+    if (options.lease === undefined) return lead(undefined, stop);
+    const taken = await tryAcquireAdvisoryLease({
+      pool: options.lease.pool,
+      name,
+      ...(options.lease.heartbeatMs !== undefined ? { heartbeatMs: options.lease.heartbeatMs } : {}),
+      ...(options.lease.timeoutMs !== undefined ? { timeoutMs: options.lease.timeoutMs } : {}),
+    });
+    if (stop.aborted) {
+      await taken?.release();
+      return;
+    }
+    if (taken === undefined) {
+      if (!standingBy) logger.info('another process holds the lease of this checkpoint; standing by');
+      standingBy = true;
+      scheduleCampaign(stop);
+      return;
+    }
+    standingBy = false;
+    await lead(taken, stop);
+  }
+
+  function scheduleCampaign(stop: AbortSignal): void {
+    campaignTimer = setTimeout(() => {
+      retry(() => campaign(stop), retrying('taking the lease', stop)).catch((error: unknown) => {
+        if (!stop.aborted) logger.error({ err: error }, 'taking the lease failed');
+      });
+    }, standbyPollMs);
+  }
+
+  /** Works from the checkpoint for as long as the lease lasts (or until stopped, without one). */
+  async function lead(taken: AdvisoryLease | undefined, stop: AbortSignal): Promise<void> {
+    const current = new AbortController();
+    const signal = AbortSignal.any([stop, current.signal]);
+    lease = taken;
+    term = current;
+    if (taken !== undefined) void taken.lost.then((error) => abdicate(current, error, stop));
+    try {
+      const after = await retry(() => checkpoints.load(name), retrying('loading the checkpoint', signal));
+      // Known from the start, so lag() does not report "caught up" before the first batch.
+      const storeHead = await retry(() => eventStore.headPosition(), retrying('reading the head of the event store', signal));
+      // Stopped, or the lease lost, while these were read: this term must not start.
+      signal.throwIfAborted();
+      checkpoint = after;
+      head = storeHead > after ? storeHead : after;
+      waitingSince = undefined;
+      subscription = eventStore.subscribeToAll({
+        after,
+        batchSize,
+        onEvents: (events) => process(events, signal),
+        // The store reports read failures here and retries them itself; process never throws but for a bug.
+        onError: (error) => logger.debug({ err: error }, 'event store subscription reported an error'),
+        onCaughtUp: (position) => {
+          if (position > head) head = position;
+        },
+      });
+      logger.info({ after: after.toString() }, 'processing');
+    } catch (error) {
+      if (!signal.aborted) await taken?.release();
+      throw error;
+    }
+  }
+
+  /** The lease's connection failed: PostgreSQL may already have let another process take over. */
+  async function abdicate(ended: AbortController, error: Error, stop: AbortSignal): Promise<void> {
+    if (stop.aborted || term !== ended) return;
+    logger.warn({ err: error }, 'lost the lease; stopping and standing by');
+    ended.abort();
+    term = undefined;
+    lease = undefined;
+    const stopped = subscription;
+    subscription = undefined;
+    await stopped?.stop();
+    if (stop.aborted) return;
+    standingBy = true;
+    scheduleCampaign(stop);
+  }
+
+  function lag(): ProcessorLag {
+    const behind = head > checkpoint ? Number(head - checkpoint) : 0;
+    const seconds = behind > 0 && waitingSince !== undefined ? Math.max(0, (Date.now() - waitingSince.getTime()) / 1000) : 0;
+    return { events: behind, seconds };
+  }
+
+  const metrics = options.metrics;
+  if (metrics !== undefined) {
+    metrics.registry.gauge({ ...metrics.lagEvents, collect: (gauge) => gauge.set(lag().events) });
+    metrics.registry.gauge({ ...metrics.lagSeconds, collect: (gauge) => gauge.set(lag().seconds) });
+    if (metrics.leading !== undefined) metrics.registry.gauge({ ...metrics.leading, collect: (gauge) => gauge.set(term !== undefined ? 1 : 0) });
+  }
+
+  const worker = createWorker(name, {
+    async start(stop) {
+      lagTimer = setInterval(() => void refreshLag(), lagRefreshMs);
+      lagTimer.unref();
+      try {
+        await retry(() => campaign(stop), retrying('taking the lease', stop));
+      } catch (error) {
+        if (!stop.aborted) throw error;
+      }
+    },
+    async stop() {
+      clearInterval(lagTimer);
+      clearTimeout(campaignTimer);
+      // The worker aborted start's signal before this: the subscription delivers no further batch.
+      await subscription?.stop();
+      subscription = undefined;
+      // Only now, with no batch in flight, may another process take over from the checkpoint.
+      await lease?.release();
+      lease = undefined;
+      term = undefined;
+      logger.info({ checkpoint: checkpoint.toString() }, 'stopped');
+    },
+  });
+
+  return Object.assign(worker, {
+    lag,
+    isLeading: () => term !== undefined,
+    checkpoint: () => checkpoint,
+  });
+}
