@@ -14,7 +14,7 @@ const packages = {
   '@tally/ledger-relay': 'services/ledger-relay',
   '@tally/metrics': 'services/metrics',
   '@tally/api': 'services/api',
-  '@tally/app': 'services/tally',
+  '@tally/tally': 'services/tally',
   '@tally/test-support': 'test/support',
 };
 
