@@ -15,7 +15,7 @@ const packages = {
   '@tally/metrics': 'services/metrics',
   '@tally/runtime': 'services/runtime',
   '@tally/api': 'services/api',
-  '@tally/app': 'services/tally',
+  '@tally/tally': 'services/tally',
   '@tally/test-support': 'test/support',
 };
 

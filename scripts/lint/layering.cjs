@@ -77,7 +77,7 @@ module.exports = {
       if (!testCode && TEST_ONLY.test(source)) return report('testOnly');
       const name = source.startsWith('@') ? source.split('/').slice(0, 2).join('/') : source.split('/')[0];
       if (!source.startsWith('@tally/')) return;
-      if (name === '@tally/app' && !testCode) return report('deployable');
+      if (name === '@tally/tally' && !testCode) return report('deployable');
       if (own.json !== undefined && name !== own.json.name) {
         const declared = testCode
           ? { ...own.json.dependencies, ...own.json.devDependencies }

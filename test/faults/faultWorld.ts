@@ -21,7 +21,7 @@ import {
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import pino from 'pino';
-import { toAvroUsageEvent, type Role } from '@tally/app';
+import { toAvroUsageEvent, type Role } from '@tally/tally';
 import { createCreditModel, type CreditModel } from './creditModel';
 import { createSeededRandom, type SeededRandom } from './seededRandom';
 import { createTallyApiClient, type TallyApiClient } from './tallyApiClient';

@@ -9,8 +9,8 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { buildApp, type ApiDeps } from './buildApp';
-import type { BalanceView } from './balanceView';
-import type { LedgerEntryView } from './ledgerEntryView';
+import type { BalanceView } from './balances/balanceView';
+import type { LedgerEntryView } from './ledger/ledgerEntryView';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPurchaseService } from '@tally/subscriptions';
 

@@ -1,8 +1,8 @@
 import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { CatalogStore } from '@tally/catalog';
-import type { EventStore } from '@tally/event-store';
 import type { LedgerService } from '@tally/ledger';
 import type { UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
@@ -10,35 +10,38 @@ import type { PurchaseService, SubscriptionService } from '@tally/subscriptions'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
-import { sharedSchemas } from './apiSchemas';
+import { ErrorSchema } from './apiSchemas';
 import type { ApiKey } from './apiScopes';
+import { balanceRoutes } from './balances/balanceRoutes';
+import { createBalanceService, type BalanceEventStore } from './balances/balanceService';
+import { CreditBalanceSchema } from './balances/balanceView';
 import { createBearerAuth } from './bearerAuth';
+import { catalogRoutes, CreditProductSchema } from './catalog/catalogRoutes';
+import { createProductCatalog } from './catalog/productCatalog';
 import { mapError } from './errorMapping';
-import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
-import { declareRouteScopes } from './routeScopes';
 import { guardBalanceReader } from './guardBalanceReader';
 import { createKeyedSerializer } from './keyedSerializer';
+import { LedgerEntrySchema } from './ledger/ledgerEntryView';
+import { createLedgerHistory } from './ledger/ledgerHistory';
+import { ledgerRoutes } from './ledger/ledgerRoutes';
 import type { MetricsRegistry } from '@tally/metrics';
-import { creditBalanceLedger } from './routes/creditBalanceLedger';
-import { creditBalances } from './routes/creditBalances';
-import { creditProducts } from './routes/creditProducts';
-import { customerCreditBalances } from './routes/customerCreditBalances';
-import { health, type HealthCheck, type StalledPartitionView } from './routes/health';
-import { metrics } from './routes/metrics';
-import { plans } from './routes/plans';
-import { purchases } from './routes/purchases';
-import { subscriptions } from './routes/subscriptions';
-import { usageEvents } from './routes/usageEvents';
-import type { RouteDeps } from './routeDeps';
-import { validationErrorFormatter } from './validationErrorFormatter';
+import { healthRoutes, type HealthCheck, type StalledPartitionView } from './operations/healthRoutes';
+import { metricsRoutes } from './operations/metricsRoutes';
+import { purchaseRoutes } from './purchases/purchaseRoutes';
+import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
 import { rejectUnstorableText } from './rejectUnstorableText';
+import { declareRouteScopes } from './routeScopes';
+import { planRoutes } from './subscriptions/planRoutes';
+import { subscriptionRoutes } from './subscriptions/subscriptionRoutes';
+import { usageRoutes } from './usage/usageRoutes';
+import { validationErrorFormatter } from './validationErrorFormatter';
 
 export interface ApiDeps {
   readonly catalog: CatalogStore;
   readonly ledger: LedgerService;
   /** The balance read model (the Redis projection). */
   readonly balances: BalanceReadModel;
-  readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream'>;
+  readonly eventStore: BalanceEventStore;
   /** Bearer keys and their scopes; at least one. A plain string is an `admin` key. */
   readonly apiKeys: ReadonlyArray<string | ApiKey>;
   readonly logger: Logger;
@@ -138,7 +141,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // Path parameters may be customer ids of up to 256 characters, percent-encoded; Fastify's
     // default of 100 would answer longer ones 404 before the schema could say what is wrong.
     routerOptions: { maxParamLength: 1024 },
-  });
+    // Request and response types come from the routes' TypeBox schemas; validation stays with
+    // Fastify's Ajv and the options above.
+  }).withTypeProvider<TypeBoxTypeProvider>();
   // JSON only: a text/plain body would otherwise reach the schema as a string (a 400) instead
   // of being refused for its media type (a 415).
   app.removeContentTypeParser('text/plain');
@@ -180,7 +185,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error instanceof Error ? error : undefined));
   });
 
-  for (const schema of sharedSchemas) app.addSchema(schema);
+  // The shapes several routes answer, named in the document by their $id.
+  for (const schema of [ErrorSchema, CreditBalanceSchema, CreditProductSchema, LedgerEntrySchema]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -230,38 +236,37 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     else request.log.info(line, 'request completed');
   });
 
-  health(app, {
+  await app.register(healthRoutes, {
     check: deps.health,
     timeoutMs: options.healthTimeoutMs ?? 3000,
     intervalMs: options.healthIntervalMs ?? 5000,
     stalledPartitions: deps.stalledPartitions,
   });
-  metrics(app, deps.metrics);
+  await app.register(metricsRoutes, { registry: deps.metrics });
 
-  const routeDeps: RouteDeps = {
-    catalog: deps.catalog,
+  // Each domain's routes are a plugin over its service; the services are built here from the
+  // ports the deployable hands in.
+  const balances = createBalanceService({
     ledger: deps.ledger,
-    balances: guardBalanceReader(deps.balances),
+    readModel: guardBalanceReader(deps.balances),
     eventStore: deps.eventStore,
+    catalog: deps.catalog,
     balanceWrites: createKeyedSerializer({ maxPending: options.maxPendingWritesPerBalance ?? 1000 }),
-    consistency: {
-      timeoutMs: options.consistencyTimeoutMs ?? 5000,
-      pollIntervalMs: options.consistencyPollIntervalMs ?? 20,
-    },
-  };
+    consistency: { timeoutMs: options.consistencyTimeoutMs ?? 5000, pollIntervalMs: options.consistencyPollIntervalMs ?? 20 },
+    logger: deps.logger,
+  });
   await app.register(
     async (v1) => {
-      creditProducts(v1, routeDeps);
-      customerCreditBalances(v1, routeDeps);
-      creditBalances(v1, routeDeps);
-      creditBalanceLedger(v1, routeDeps);
-      purchases(v1, { ...routeDeps, purchases: deps.purchases });
+      await v1.register(catalogRoutes, { products: createProductCatalog(deps.catalog) });
+      await v1.register(balanceRoutes, { balances });
+      await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, catalog: deps.catalog }) });
+      await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
       if (deps.usagePublisher !== undefined) {
-        await v1.register(usageEvents, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
+        await v1.register(usageRoutes, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
       }
       if (deps.subscriptions !== undefined) {
-        plans(v1, { subscriptions: deps.subscriptions });
-        subscriptions(v1, { subscriptions: deps.subscriptions });
+        await v1.register(planRoutes, { subscriptions: deps.subscriptions });
+        await v1.register(subscriptionRoutes, { subscriptions: deps.subscriptions });
       }
     },
     { prefix: '/v1' },

@@ -9,7 +9,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import pino from 'pino';
-import type { BalanceView } from './balanceView';
+import type { BalanceView } from './balances/balanceView';
 import { buildApp } from './buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPurchaseService } from '@tally/subscriptions';

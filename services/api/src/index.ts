@@ -1,8 +1,8 @@
 export { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
 export { API_SCOPES, parseApiKeys, type ApiKey, type ApiScope, type RouteScope } from './apiScopes';
 export { DEFAULT_RATE_LIMITS, type RateLimitOptions } from './accessGuard';
-export type { BalanceView } from './balanceView';
-export type { LedgerEntryView } from './ledgerEntryView';
-export type { HealthCheck } from './routes/health';
+export type { BalanceView } from './balances/balanceView';
+export type { LedgerEntryView } from './ledger/ledgerEntryView';
+export type { HealthCheck } from './operations/healthRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './waitForConsistency';

@@ -1,3 +1,4 @@
+import { Type, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
 import { IDENTIFIER_PATTERN, LIMIT_PATTERN } from './apiSchemas';
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -8,14 +9,15 @@ export const DEFAULT_PAGE_SIZE = 50;
  * following page, null on the last one. Lists are in id order, compared as strings by code unit.
  */
 export const pageQuerystring = {
-  limit: { type: 'string', pattern: LIMIT_PATTERN, description: `Items per page, 1-500; default ${DEFAULT_PAGE_SIZE}.` },
-  after: { type: 'string', pattern: IDENTIFIER_PATTERN, description: 'The `next` of the previous page.' },
-} as const;
+  limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: `Items per page, 1-500; default ${DEFAULT_PAGE_SIZE}.` })),
+  after: Type.Optional(Type.String({ pattern: IDENTIFIER_PATTERN, description: 'The `next` of the previous page.' })),
+};
 
-export interface PageQuery {
-  readonly limit?: string;
-  readonly after?: string;
-}
+/** The querystring of a list: the page's fields and any of the route's own. */
+export const pageQuery = <P extends TProperties>(more: P = {} as P) =>
+  Type.Object({ ...more, ...pageQuerystring }, { additionalProperties: false });
+
+export type PageQuery = Static<TObject<typeof pageQuerystring>>;
 
 export interface Page<T> {
   readonly items: T[];
@@ -27,15 +29,11 @@ export function pageSize(query: PageQuery): number {
 }
 
 /** The response schema of a page of `items`. */
-export function pageSchema(items: object) {
-  return {
-    type: 'object',
-    required: ['items', 'next'],
-    properties: {
-      items: { type: 'array', items },
-      next: { type: ['string', 'null'], description: 'Pass as `after` for the next page; null on the last page.' },
-    },
-  } as const;
+export function pageSchema<T extends TSchema>(items: T) {
+  return Type.Object({
+    items: Type.Array(items),
+    next: Type.Unsafe<string | null>({ type: ['string', 'null'], description: 'Pass as `after` for the next page; null on the last page.' }),
+  });
 }
 
 /**
@@ -46,6 +44,16 @@ export function pageOf<T>(fetched: readonly T[], size: number, idOf: (item: T) =
   const items = fetched.slice(0, size);
   const last = items.at(-1);
   return { items, next: fetched.length > size && last !== undefined ? idOf(last) : null };
+}
+
+/** A page from a store's list, which takes the cursor and how many to fetch (one more than the page). */
+export async function fetchPage<T>(
+  query: PageQuery,
+  fetch: (range: { readonly after: string | null; readonly limit: number }) => Promise<readonly T[]>,
+  idOf: (item: T) => string,
+): Promise<Page<T>> {
+  const size = pageSize(query);
+  return pageOf(await fetch({ after: query.after ?? null, limit: size + 1 }), size, idOf);
 }
 
 /** A page of a list already whole in memory (a customer's balances: one per product). */

@@ -21,3 +21,8 @@ export function canonicalJson(value: Canonical): string {
 export function requestHash(request: Canonical): string {
   return createHash('sha256').update(canonicalJson(request), 'utf8').digest('hex');
 }
+
+/** What the ledger takes for a request's Idempotency-Key: the key and the digest of the normalised request; none without a key. */
+export function idempotencyOf(idempotencyKey: string | undefined, request: Canonical): { idempotencyKey: string; requestHash: string } | undefined {
+  return idempotencyKey === undefined ? undefined : { idempotencyKey, requestHash: requestHash(request) };
+}

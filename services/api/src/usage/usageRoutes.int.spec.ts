@@ -18,7 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Admin, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
-import { buildApp, type ApiDeps } from './buildApp';
+import { buildApp, type ApiDeps } from '../buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPurchaseService } from '@tally/subscriptions';
 

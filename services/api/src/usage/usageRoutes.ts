@@ -1,9 +1,10 @@
 import { ValidationError } from '@tally/domain';
 import { usageEventFromJson, type UsagePublisher, type UsageToPublish } from '@tally/metering';
-import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errorResponses } from '../apiSchemas';
 
-export interface UsageEventRouteDeps {
+export interface UsageRoutesOptions {
   readonly publisher: UsagePublisher;
   /** Largest request body in bytes; default 5 MiB (1,000 events of several KiB each). */
   readonly bodyLimit?: number;
@@ -14,35 +15,17 @@ export const MAX_EVENTS_PER_REQUEST = 1000;
 const CLOUDEVENTS_BATCH = 'application/cloudevents-batch+json';
 const CLOUDEVENT = 'application/cloudevents+json';
 
-interface Refusal {
-  readonly index: number;
-  readonly id?: string;
-  readonly error: string;
-  readonly message: string;
-}
+// Each event is checked by the consumer's own validation in the handler, so that one bad event
+// is refused alone (with its reason) instead of failing the request.
+const eventsArray = Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_EVENTS_PER_REQUEST });
 
-const eventsArray = {
-  type: 'array',
-  minItems: 1,
-  maxItems: MAX_EVENTS_PER_REQUEST,
-  // Each event is checked by the consumer's own validation in the handler, so that one bad event
-  // is refused alone (with its reason) instead of failing the request.
-  items: {},
-} as const;
-
-const refusedSchema = {
-  type: 'array',
-  items: {
-    type: 'object',
-    required: ['index', 'error', 'message'],
-    properties: {
-      index: { type: 'integer', description: 'Position of the event in the request' },
-      id: { type: 'string', description: "The event's id (or a CloudEvent's), when it had one" },
-      error: { type: 'string' },
-      message: { type: 'string' },
-    },
-  },
-} as const;
+const refusalSchema = Type.Object({
+  index: Type.Integer({ description: 'Position of the event in the request' }),
+  id: Type.Optional(Type.String({ description: "The event's id (or a CloudEvent's), when it had one" })),
+  error: Type.String(),
+  message: Type.String(),
+});
+const refusedSchema = Type.Array(refusalSchema);
 
 const tags = ['usage'];
 
@@ -52,12 +35,12 @@ const tags = ['usage'];
  * them like any other, so there is one metering path, and a retried request is charged once
  * (by event id, or a CloudEvent's source and id). Nothing is charged by the time of the answer.
  */
-export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDeps): Promise<void> {
+export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, deps) => {
   // A CloudEvents JSON batch (the spec's batched content mode) is JSON under its own media type.
   // One CloudEvent in the HTTP binding's structured mode is JSON too.
   app.addContentTypeParser([CLOUDEVENTS_BATCH, CLOUDEVENT], { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
-  app.post<{ Body: { events: unknown[] } | unknown[] | Record<string, unknown> }>(
+  app.post(
     '/usage-events',
     {
       // Producers hold `ingest` keys: they may send usage and nothing else (accessGuard.ts).
@@ -75,25 +58,21 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
         body: {
           content: {
             'application/json': {
-              schema: { type: 'object', required: ['events'], additionalProperties: false, properties: { events: eventsArray } },
+              schema: Type.Object({ events: eventsArray }, { additionalProperties: false }),
             },
             [CLOUDEVENTS_BATCH]: { schema: eventsArray },
-            [CLOUDEVENT]: { schema: { type: 'object' } },
+            [CLOUDEVENT]: { schema: Type.Unsafe<Record<string, unknown>>({ type: 'object' }) },
           },
         },
         response: {
-          202: {
-            description: 'The accepted events are on the usage topic; the refused ones are listed with their reasons.',
-            type: 'object',
-            required: ['accepted', 'refused'],
-            properties: { accepted: { type: 'integer' }, refused: refusedSchema },
-          },
-          400: {
-            description: 'Malformed request, or every event was refused (listed with their reasons).',
-            type: 'object',
-            required: ['error', 'message'],
-            properties: { error: { type: 'string' }, message: { type: 'string' }, refused: refusedSchema },
-          },
+          202: Type.Object(
+            { accepted: Type.Integer(), refused: refusedSchema },
+            { description: 'The accepted events are on the usage topic; the refused ones are listed with their reasons.' },
+          ),
+          400: Type.Object(
+            { error: Type.String(), message: Type.String(), refused: Type.Optional(refusedSchema) },
+            { description: 'Malformed request, or every event was refused (listed with their reasons).' },
+          ),
           ...errorResponses,
         },
       },
@@ -104,7 +83,7 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
       const body = request.body;
       const records = Array.isArray(body) ? body : contentType.startsWith(CLOUDEVENT) ? [body] : (body as { events: unknown[] }).events;
       const accepted: UsageToPublish[] = [];
-      const refused: Refusal[] = [];
+      const refused: Static<typeof refusalSchema>[] = [];
       records.forEach((record, index) => {
         const id = idOf(record);
         const cloudEvent = record !== null && typeof record === 'object' && 'specversion' in record;
@@ -128,7 +107,7 @@ export async function usageEvents(app: FastifyInstance, deps: UsageEventRouteDep
       return reply.code(202).send({ accepted: accepted.length, refused });
     },
   );
-}
+};
 
 function idOf(record: unknown): string | undefined {
   const id = record !== null && typeof record === 'object' ? (record as { id?: unknown }).id : undefined;

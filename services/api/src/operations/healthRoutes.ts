@@ -1,49 +1,38 @@
-import type { FastifyInstance } from 'fastify';
-import { createHealthMonitor, type HealthCheck } from '../healthMonitor';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { readonlyArray, stringEnum } from '../apiSchemas';
+import { createHealthMonitor, type HealthCheck } from './healthMonitor';
 
-export type { HealthCheck } from '../healthMonitor';
+export type { HealthCheck } from './healthMonitor';
 
 /** A usage partition the metering consumer of this process stopped at (an undecodable batch). */
-export interface StalledPartitionView {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-  readonly lastOffset: string;
-  readonly codec: string;
-  readonly reason: string;
-  readonly since: string;
-}
+const stalledPartitionSchema = Type.Object({
+  topic: Type.String(),
+  partition: Type.Integer(),
+  offset: Type.String(),
+  lastOffset: Type.String(),
+  codec: Type.String(),
+  reason: Type.String(),
+  since: Type.String(),
+});
 
-const healthBody = {
-  type: 'object',
-  required: ['status'],
-  properties: {
-    status: { type: 'string', enum: ['up', 'down'] },
-    checks: {
-      type: 'object',
-      description: 'Only with a valid key.',
-      additionalProperties: { type: 'string', enum: ['up', 'down'] },
-    },
-    checkedAt: { type: 'string', format: 'date-time', description: 'When the dependencies were last checked; only with a valid key.' },
-    stalledPartitions: {
-      type: 'array',
-      description:
-        'Only with a valid key; present when a usage partition waits at a record batch that cannot be decoded; `tally skip-batch` moves past it',
-      items: {
-        type: 'object',
-        properties: {
-          topic: { type: 'string' },
-          partition: { type: 'integer' },
-          offset: { type: 'string' },
-          lastOffset: { type: 'string' },
-          codec: { type: 'string' },
-          reason: { type: 'string' },
-          since: { type: 'string' },
-        },
+export type StalledPartitionView = Static<typeof stalledPartitionSchema>;
+
+const upOrDown = stringEnum(['up', 'down'] as const);
+
+const healthBody = Type.Object({
+  status: upOrDown,
+  checks: Type.Optional(Type.Unsafe<Record<string, 'up' | 'down'>>({ type: 'object', description: 'Only with a valid key.', additionalProperties: upOrDown })),
+  checkedAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the dependencies were last checked; only with a valid key.' })),
+  stalledPartitions: Type.Optional(
+    readonlyArray(stalledPartitionSchema,
+      {
+        description:
+          'Only with a valid key; present when a usage partition waits at a record batch that cannot be decoded; `tally skip-batch` moves past it',
       },
-    },
-  },
-} as const;
+    ),
+  ),
+});
 
 export interface HealthRouteOptions {
   readonly check: HealthCheck;
@@ -60,7 +49,7 @@ export interface HealthRouteOptions {
  * otherwise. Answered from the state the background monitor last took, so callers, however
  * many, cost no dependency a thing; each dependency's state is shown only to a valid key.
  */
-export function health(app: FastifyInstance, options: HealthRouteOptions): void {
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async (app, options) => {
   const monitor = createHealthMonitor({ ...options, logger: app.log.child({ module: 'health' }) });
   app.addHook('onClose', async () => monitor.stop());
 
@@ -83,7 +72,7 @@ export function health(app: FastifyInstance, options: HealthRouteOptions): void 
       const stalled = options.stalledPartitions?.() ?? [];
       if (stalled.length > 0) checks = { ...checks, usagePartitions: 'down' };
       const up = Object.values(checks).every((check) => check === 'up');
-      const status = up ? 'up' : 'down';
+      const status = up ? ('up' as const) : ('down' as const);
       const body =
         request.principal?.kind === 'key'
           ? { status, checks, checkedAt: state.checkedAt.toISOString(), ...(stalled.length > 0 ? { stalledPartitions: stalled } : {}) }
@@ -91,4 +80,4 @@ export function health(app: FastifyInstance, options: HealthRouteOptions): void 
       return reply.code(up ? 200 : 503).header('cache-control', 'no-store').send(body);
     },
   );
-}
+};

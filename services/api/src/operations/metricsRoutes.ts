@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { MetricsRegistry } from '@tally/metrics';
 
 /** Prometheus text exposition of every metric registered in the process, not only the API's. */
-export function metrics(app: FastifyInstance, registry: MetricsRegistry): void {
+export const metricsRoutes: FastifyPluginAsyncTypebox<{ readonly registry: MetricsRegistry }> = async (app, { registry }) => {
   app.get(
     '/metrics',
     {
@@ -16,4 +16,4 @@ export function metrics(app: FastifyInstance, registry: MetricsRegistry): void {
     },
     async (_request, reply) => reply.type(registry.contentType).send(await registry.render()),
   );
-}
+};

@@ -1,0 +1,170 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { formatCredits, parseNonNegativeCredits, parsePositiveCredits } from '@tally/domain';
+import {
+  balanceParams,
+  consistent,
+  credits,
+  customerId,
+  errorResponses,
+  identifier,
+  idempotencyKeyHeaders,
+  nullableCredits,
+  params,
+  reason,
+  refTo,
+  text,
+} from '../apiSchemas';
+import { LedgerEntrySchema } from '../ledger/ledgerEntryView';
+import { pageOfList, pageQuery, pageSchema } from '../pagination';
+import { idempotencyOf } from '../requestHash';
+import type { BalanceService } from './balanceService';
+import { CreditBalanceSchema } from './balanceView';
+
+export interface BalanceRoutesOptions {
+  readonly balances: BalanceService;
+}
+
+const tags = ['credit balances'];
+const STARTING_BALANCE = '0';
+const customerParams = params({ customerId });
+export const BALANCE = refTo(CreditBalanceSchema);
+/** What a top-up, deduction or purchase answers: the event it recorded and the balance after it. */
+export const balanceChangeResponse = Type.Object({ entry: refTo(LedgerEntrySchema), balance: BALANCE });
+
+const changeSchema = (summary: string, description: string) => ({
+  tags,
+  summary,
+  description: `${description} The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true) and changes nothing; with another body it is 409.`,
+  params: balanceParams,
+  headers: idempotencyKeyHeaders,
+  body: Type.Object({ credits: Type.Unsafe<string>({ ...credits, description: 'Greater than 0.' }), reason: Type.Optional(reason) }, { additionalProperties: false }),
+  response: { 201: balanceChangeResponse, ...errorResponses },
+});
+
+/** Credit balances: opened per customer and product, read from the read model, changed through the ledger. */
+export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = async (app, { balances }) => {
+  app.post(
+    '/customers/:customerId/credit-balances',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: "Open a customer's balance of a credit product",
+        description: 'One balance per customer and product: a second is 409. The starting balance shows in the ledger as a top-up with source `starting`.',
+        params: customerParams,
+        body: Type.Object(
+          {
+            productId: identifier,
+            name: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: "Defaults to the product's name." })),
+            startingBalance: Type.Optional(Type.Unsafe<string>({ ...credits, default: STARTING_BALANCE })),
+            lowBalanceThreshold: Type.Optional(
+              Type.Unsafe<string | null>({ ...nullableCredits, description: "Overrides the product's threshold; null for none. Absent: the product's." }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: BALANCE, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { productId, name, startingBalance = STARTING_BALANCE, lowBalanceThreshold } = request.body;
+      const opened = await balances.open({
+        customerId: request.params.customerId,
+        productId,
+        name,
+        startingBalance: parseNonNegativeCredits(startingBalance, 'startingBalance'),
+        lowBalanceThreshold:
+          lowBalanceThreshold === undefined || lowBalanceThreshold === null
+            ? lowBalanceThreshold
+            : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold'),
+      });
+      return reply.code(201).send(opened);
+    },
+  );
+
+  app.get(
+    '/customers/:customerId/credit-balances',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List a customer's balances",
+        description:
+          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, so the list has every balance of the customer; only while PostgreSQL is unreachable is it the read model\'s alone.',
+        params: customerParams,
+        querystring: pageQuery({ consistent: Type.Optional(consistent) }),
+        response: { 200: pageSchema(BALANCE), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const views = await balances.listOfCustomer(request.params.customerId, { consistent: request.query.consistent === 'true' });
+      // By balance id, the read model's order.
+      return pageOfList(views, request.query, (view) => view.id);
+    },
+  );
+
+  app.get(
+    '/credit-balances/:balanceId',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Get a balance',
+        description:
+          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up with every write made before the request. A balance the read model does not hold yet is folded from the event store.',
+        params: balanceParams,
+        querystring: Type.Object({ consistent: Type.Optional(consistent) }, { additionalProperties: false }),
+        response: { 200: BALANCE, ...errorResponses },
+      },
+    },
+    async (request) => balances.get(request.params.balanceId, { consistent: request.query.consistent === 'true' }),
+  );
+
+  app.patch(
+    '/credit-balances/:balanceId',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: 'Rename a balance or change its low-balance threshold',
+        params: balanceParams,
+        body: Type.Object(
+          {
+            name: Type.Optional(text(256)),
+            lowBalanceThreshold: Type.Optional(Type.Unsafe<string | null>({ ...nullableCredits, description: 'null removes the threshold.' })),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: BALANCE, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { name, lowBalanceThreshold } = request.body;
+      return balances.changeSettings(request.params.balanceId, {
+        ...(name !== undefined ? { name } : {}),
+        ...(lowBalanceThreshold !== undefined
+          ? { lowBalanceThreshold: lowBalanceThreshold === null ? null : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold') }
+          : {}),
+      });
+    },
+  );
+
+  for (const [path, change, schema] of [
+    ['top-ups', balances.topUp, changeSchema('Top up a balance', 'Adds credits (source `manual`).')],
+    [
+      'deductions',
+      balances.deduct,
+      changeSchema('Deduct credits by hand', 'Takes credits (source `manual`), e.g. to retain usage recorded elsewhere; the balance may go below zero.'),
+    ],
+  ] as const) {
+    app.post(`/credit-balances/:balanceId/${path}`, { config: { scope: 'write' }, schema }, async (request, reply) => {
+      const amount = parsePositiveCredits(request.body.credits);
+      const input = { credits: amount, reason: request.body.reason ?? null };
+      // Hashed in normalised form: "10" and "10.0" are the same request.
+      const idempotency = idempotencyOf(request.headers['idempotency-key'], { credits: formatCredits(amount), reason: input.reason });
+      const { replayed, ...body } = await change(request.params.balanceId, input, idempotency);
+      return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
+    });
+  }
+};

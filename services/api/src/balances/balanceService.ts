@@ -1,0 +1,151 @@
+import { BalanceNotFoundError, type BalanceRef, type CatalogStore } from '@tally/catalog';
+import { balanceStreamId, type Micros } from '@tally/domain';
+import { streamRuns, type EventStore } from '@tally/event-store';
+import { foldRecorded, type CommandResult, type LedgerService, type LoadedBalance, type OpenBalanceRequest, type RequestOptions } from '@tally/ledger';
+import type { BalanceReadModel } from '@tally/projections';
+import type { Logger } from 'pino';
+import type { KeyedSerializer } from '../keyedSerializer';
+import { ledgerEntryView, type LedgerEntryView } from '../ledger/ledgerEntryView';
+import { waitForConsistency } from '../waitForConsistency';
+import { balanceViewOfSnapshot, balanceViewOfState, type BalanceView } from './balanceView';
+
+export type BalanceEventStore = Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
+
+export interface BalanceServiceDeps {
+  readonly ledger: LedgerService;
+  /** Guarded (guardBalanceReader): a failed read is an unavailable dependency. */
+  readonly readModel: BalanceReadModel;
+  readonly eventStore: BalanceEventStore;
+  /** The balance registry: every balance opened, whether projected yet or not. */
+  readonly catalog: Pick<CatalogStore, 'balancesOfCustomers'>;
+  /** Every write to an existing balance runs through it, keyed by the balance id. */
+  readonly balanceWrites: KeyedSerializer;
+  /** How long `consistent` reads wait for the read model, and how often they look. */
+  readonly consistency: { readonly timeoutMs: number; readonly pollIntervalMs: number };
+  readonly logger: Logger;
+}
+
+/** A write's answer: the event it recorded first and the balance after it. */
+export interface BalanceChange {
+  readonly entry: LedgerEntryView;
+  readonly balance: BalanceView;
+  /** True when an Idempotency-Key found the change already made: this is what it answered then. */
+  readonly replayed: boolean;
+}
+
+export interface BalanceChangeInput {
+  readonly credits: Micros;
+  readonly reason: string | null;
+}
+
+/**
+ * Credit balances as the API shows them: reads from the read model, completed from the event
+ * store for balances it does not hold yet; writes through the ledger, answered with the state
+ * their events left (the read model may not have it yet).
+ */
+export interface BalanceService {
+  /** Throws BalanceNotFoundError when no balance has the id. */
+  get(balanceId: string, options: { readonly consistent: boolean }): Promise<BalanceView>;
+  /** Every balance of the customer, in no particular order. */
+  listOfCustomer(customerId: string, options: { readonly consistent: boolean }): Promise<BalanceView[]>;
+  open(request: OpenBalanceRequest): Promise<BalanceView>;
+  changeSettings(balanceId: string, settings: { readonly name?: string; readonly lowBalanceThreshold?: Micros | null }): Promise<BalanceView>;
+  topUp(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
+  deduct(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
+  /** Runs another write on an existing balance (a purchase), queued behind the balance's other writes. */
+  change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange>;
+}
+
+export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
+  const { ledger, readModel, eventStore, balanceWrites } = deps;
+  const logger = deps.logger.child({ module: 'balance-service' });
+
+  async function caughtUp(consistent: boolean): Promise<void> {
+    if (consistent) await waitForConsistency({ balances: readModel, eventStore, ...deps.consistency });
+  }
+
+  /**
+   * The open balances among `balanceIds` folded from their streams, read together in pages: one
+   * round of queries however many balances the read model lacks (a customer's, while it is rebuilt).
+   */
+  async function foldedViews(balanceIds: readonly string[]): Promise<BalanceView[]> {
+    if (balanceIds.length === 0) return [];
+    const idOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
+    const folded = new Map<string, { loaded: LoadedBalance; position: bigint }>();
+    for await (const page of eventStore.readStreamsPaged([...idOf.keys()])) {
+      // A stream's events may span pages: each run is folded onto what the earlier pages gave.
+      for (const run of streamRuns(page)) {
+        const balanceId = idOf.get(run[0]!.streamId)!;
+        folded.set(balanceId, { loaded: foldRecorded(run, folded.get(balanceId)?.loaded), position: run.at(-1)!.position });
+      }
+    }
+    return [...folded.values()].flatMap(({ loaded: { state }, position }) => (state.status === 'open' ? [balanceViewOfState(state, position)] : []));
+  }
+
+  /**
+   * The balance a write answers with: the ledger's result carries the state after the command's
+   * events, and for a replayed Idempotency-Key the state the first request left (what it answered
+   * then), so nothing here reads the stream. A command that changed nothing (a settings patch to
+   * the same values) answers the current state, at the position of the stream's last event.
+   */
+  async function viewAfter(balanceId: string, result: CommandResult): Promise<BalanceView> {
+    const last = result.events.at(-1);
+    if (last !== undefined) return balanceViewOfState(result.balance, last.position);
+    const [head] = await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 });
+    // The command found the balance open, and streams only grow: a miss here is a broken store.
+    if (head === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
+    return balanceViewOfState(result.balance, head.position);
+  }
+
+  async function change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange> {
+    const result = await balanceWrites.run(balanceId, command);
+    const entry = result.events[0];
+    // A top-up, deduction or purchase of a positive amount always records one event first.
+    if (entry === undefined) throw new Error(`a change on balance ${balanceId} recorded no event`);
+    return { entry: ledgerEntryView(entry), balance: await viewAfter(balanceId, result), replayed: result.replayed };
+  }
+
+  return {
+    async get(balanceId, { consistent }) {
+      await caughtUp(consistent);
+      const snapshot = await readModel.getBalance(balanceId);
+      if (snapshot !== undefined) return balanceViewOfSnapshot(snapshot);
+      // Opened a moment ago, or the read model is being rebuilt: the event store has the truth.
+      const [folded] = await foldedViews([balanceId]);
+      if (folded === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+      return folded;
+    },
+
+    async listOfCustomer(customerId, { consistent }) {
+      await caughtUp(consistent);
+      const [snapshots, registered] = await Promise.all([
+        readModel.getCustomerBalances(customerId),
+        // Without PostgreSQL the list is still served, from the read model alone, as it was
+        // before the fallback existed: a read should not fail for want of a completeness check.
+        deps.catalog.balancesOfCustomers([customerId]).catch((error: unknown) => {
+          logger.warn({ err: error, customerId }, 'balance registry unreadable; listing the read model alone');
+          return new Map<string, readonly BalanceRef[]>();
+        }),
+      ]);
+      const views = snapshots.map(balanceViewOfSnapshot);
+      // The balance registry knows every balance opened; the event store has the truth of those
+      // the read model has not projected yet, as the single-balance GET does.
+      const projected = new Set(views.map((view) => view.id));
+      const missing = (registered.get(customerId) ?? []).map(({ id }) => id).filter((id) => !projected.has(id));
+      return [...views, ...(await foldedViews(missing))];
+    },
+
+    async open(request) {
+      const result = await ledger.openBalance(request);
+      return viewAfter(result.balance.balanceId, result);
+    },
+
+    async changeSettings(balanceId, settings) {
+      return viewAfter(balanceId, await balanceWrites.run(balanceId, () => ledger.changeSettings(balanceId, settings)));
+    },
+
+    topUp: (balanceId, input, options) => change(balanceId, () => ledger.topUp(balanceId, input, options)),
+    deduct: (balanceId, input, options) => change(balanceId, () => ledger.deduct(balanceId, input, options)),
+    change,
+  };
+}

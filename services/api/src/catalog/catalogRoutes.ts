@@ -1,0 +1,134 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { credits, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, refTo, text } from '../apiSchemas';
+import { pageQuery, pageSchema } from '../pagination';
+import type { ProductCatalog } from './productCatalog';
+
+export interface CatalogRoutesOptions {
+  readonly products: ProductCatalog;
+}
+
+/** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
+export const CreditProductSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    description: Type.String(),
+    consumption: readonlyArray(
+      Type.Object({
+        event: Type.String(),
+        credits: Type.String(),
+        perUnitOf: Type.Optional(Type.String()),
+        where: Type.Optional(Type.Unsafe<Readonly<Record<string, string>>>({ type: 'object', additionalProperties: { type: 'string' } })),
+      }),
+    ),
+    lowBalanceThreshold: nullableString(),
+    bundles: readonlyArray(Type.Object({ id: Type.String(), credits: Type.String(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) })),
+  },
+  { $id: 'CreditProduct' },
+);
+
+const PRODUCT = refTo(CreditProductSchema);
+
+const productFields = {
+  name: text(256),
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+  consumption: Type.Optional(
+    Type.Array(
+      Type.Object(
+        {
+          event: text(256),
+          credits,
+          perUnitOf: Type.Optional(text(256)),
+          where: Type.Optional(
+            Type.Unsafe<Record<string, string>>({
+              type: 'object',
+              maxProperties: 32,
+              propertyNames: { maxLength: 256 },
+              additionalProperties: { type: 'string', maxLength: 256 },
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 100, description: 'Rules pricing usage events; all matching rules apply, each costing credits per event or per unit of a property.' },
+    ),
+  ),
+  lowBalanceThreshold: Type.Optional(nullableCredits),
+  bundles: Type.Optional(
+    Type.Array(
+      Type.Object(
+        {
+          id: identifier,
+          credits,
+          price: Type.Object(
+            {
+              amount: Type.String({ pattern: '^[0-9]{1,12}(\\.[0-9]{1,6})?$' }),
+              currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+            },
+            { additionalProperties: false },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 50 },
+    ),
+  ),
+};
+
+const productParams = params({ productId: identifier });
+const tags = ['credit products'];
+
+/** The catalog: what credits are, what usage costs, and what bundles sell them. */
+export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = async (app, { products }) => {
+  app.post(
+    '/credit-products',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Create a credit product',
+        body: Type.Object({ id: Type.Optional(identifier), ...productFields }, { additionalProperties: false }),
+        response: { 201: PRODUCT, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await products.create(request.body)),
+  );
+
+  app.get(
+    '/credit-products',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'List credit products',
+        description: 'In id order, a page at a time.',
+        querystring: pageQuery(),
+        response: { 200: pageSchema(PRODUCT), ...errorResponses },
+      },
+    },
+    async (request) => products.list(request.query),
+  );
+
+  app.get(
+    '/credit-products/:productId',
+    { config: { scope: 'read' }, schema: { tags, summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT, ...errorResponses } } },
+    async (request) => products.get(request.params.productId),
+  );
+
+  app.patch(
+    '/credit-products/:productId',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Change a credit product',
+        description: 'Fields given replace the stored ones; the metering consumer sees the change within its catalog refresh interval.',
+        params: productParams,
+        body: Type.Partial(Type.Object(productFields), { additionalProperties: false, minProperties: 1 }),
+        response: { 200: PRODUCT, ...errorResponses },
+      },
+    },
+    async (request) => products.update(request.params.productId, request.body),
+  );
+};

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
+import { creditProductFromDto, creditProductToDto, type CreditProductDto } from '@tally/domain';
+import { fetchPage, type Page, type PageQuery } from '../pagination';
+
+export type ProductFields = Partial<Omit<CreditProductDto, 'id'>>;
+
+/** The catalog as the API shows it: credit products as DTOs, validated by the domain on the way in. */
+export interface ProductCatalog {
+  /** The id is generated (a UUID) when absent; absent fields take their empty defaults. */
+  create(fields: ProductFields & { readonly id?: string; readonly name: string }): Promise<CreditProductDto>;
+  list(query: PageQuery): Promise<Page<CreditProductDto>>;
+  /** Throws ProductNotFoundError, as update does. */
+  get(productId: string): Promise<CreditProductDto>;
+  /** The fields given replace the stored ones. */
+  update(productId: string, fields: ProductFields): Promise<CreditProductDto>;
+}
+
+export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
+  async function stored(productId: string) {
+    const product = await catalog.getProduct(productId);
+    if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
+    return product;
+  }
+  return {
+    async create(fields) {
+      const product = creditProductFromDto({ description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields, id: fields.id ?? randomUUID() });
+      await catalog.createProduct(product);
+      return creditProductToDto(product);
+    },
+    async list(query) {
+      const page = await fetchPage(query, (range) => catalog.listProducts(range), (product) => product.id);
+      return { items: page.items.map(creditProductToDto), next: page.next };
+    },
+    get: async (productId) => creditProductToDto(await stored(productId)),
+    async update(productId, fields) {
+      const current = await stored(productId);
+      const product = creditProductFromDto({ ...creditProductToDto(current), ...fields, id: current.id });
+      await catalog.updateProduct(product);
+      return creditProductToDto(product);
+    },
+  };
+}

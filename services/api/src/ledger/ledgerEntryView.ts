@@ -1,0 +1,111 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { formatCredits, type GrantDetails, type PurchaseDetails } from '@tally/domain';
+import type { RecordedBalanceEvent } from '@tally/ledger';
+import { nullableString, stringEnum } from '../apiSchemas';
+
+const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'usage', null] as const;
+
+/** One ledger line as the API answers it: every event type, null where a field does not apply. */
+export const LedgerEntrySchema = Type.Object(
+  {
+    id: Type.String({ description: 'Event id.' }),
+    type: stringEnum(['CreditBalanceOpened', 'CreditToppedUp', 'CreditConsumed', 'LowBalanceWarned', 'CreditBalanceDepleted', 'CreditBalanceSettingsChanged'] as const),
+    credits: nullableString({ description: 'Credits added (top-ups) or taken (consumption); null for other events.' }),
+    balanceAfter: nullableString({ description: 'The balance after the event; null where the event does not change or state it.' }),
+    source: Type.Unsafe<(typeof SOURCES)[number]>({ type: ['string', 'null'], enum: SOURCES }),
+    reason: nullableString(),
+    usageEventId: nullableString(),
+    usageEvent: nullableString({ description: 'The usage event name, e.g. api_call.' }),
+    quantity: nullableString(),
+    occurredAt: Type.String({ format: 'date-time' }),
+    recordedAt: Type.String({ format: 'date-time' }),
+    revision: Type.String({ description: 'Position within the balance stream; the pagination cursor.' }),
+    position: Type.String(),
+    purchase: Type.Unsafe<PurchaseDetails | null>({
+      type: ['object', 'null'],
+      properties: {
+        bundleId: Type.String(),
+        quantity: Type.Integer(),
+        unitPrice: Type.String(),
+        totalPrice: Type.String(),
+        currency: Type.String(),
+      },
+    }),
+    grant: Type.Unsafe<GrantDetails | null>({
+      type: ['object', 'null'],
+      properties: {
+        subscriptionId: Type.String(),
+        planId: Type.String(),
+        period: Type.Integer(),
+        periodStart: Type.String(),
+        periodEnd: Type.String(),
+      },
+    }),
+  },
+  { $id: 'LedgerEntry' },
+);
+
+export type LedgerEntryView = Static<typeof LedgerEntrySchema>;
+
+type EntryDetails = Omit<LedgerEntryView, 'id' | 'type' | 'occurredAt' | 'recordedAt' | 'revision' | 'position'>;
+
+const NO_DETAILS: EntryDetails = {
+  credits: null,
+  balanceAfter: null,
+  source: null,
+  reason: null,
+  usageEventId: null,
+  usageEvent: null,
+  quantity: null,
+  purchase: null,
+  grant: null,
+};
+
+function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
+  switch (event.type) {
+    case 'CreditToppedUp':
+      return {
+        ...NO_DETAILS,
+        credits: formatCredits(event.credits),
+        balanceAfter: formatCredits(event.balanceAfter),
+        source: event.source,
+        reason: event.reason,
+        purchase: event.purchase,
+        grant: event.grant,
+      };
+    case 'CreditConsumed':
+      return {
+        ...NO_DETAILS,
+        credits: formatCredits(event.credits),
+        balanceAfter: formatCredits(event.balanceAfter),
+        source: event.source,
+        reason: event.reason,
+        usageEventId: event.usage?.eventId ?? null,
+        usageEvent: event.usage?.event ?? null,
+        quantity: event.usage?.quantity ?? null,
+      };
+    // Warnings record the balance at the change that caused them: the balance after it.
+    case 'LowBalanceWarned':
+    case 'CreditBalanceDepleted':
+      return { ...NO_DETAILS, balanceAfter: formatCredits(event.balance) };
+    case 'CreditBalanceOpened':
+    case 'CreditBalanceSettingsChanged':
+      return NO_DETAILS;
+    default: {
+      const unhandled: never = event;
+      throw new Error(`Unhandled ledger event ${JSON.stringify(unhandled)}`);
+    }
+  }
+}
+
+export function ledgerEntryView(recorded: RecordedBalanceEvent): LedgerEntryView {
+  return {
+    id: recorded.eventId,
+    type: recorded.event.type,
+    ...detailsOf(recorded.event),
+    occurredAt: recorded.event.occurredAt,
+    recordedAt: recorded.recordedAt.toISOString(),
+    revision: recorded.revision.toString(),
+    position: recorded.position.toString(),
+  };
+}

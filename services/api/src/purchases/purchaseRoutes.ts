@@ -1,0 +1,87 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { formatCredits } from '@tally/domain';
+import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/subscriptions';
+import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
+import { balanceChangeResponse } from '../balances/balanceRoutes';
+import type { BalanceService } from '../balances/balanceService';
+import { pageOfList, pageQuery, pageSchema } from '../pagination';
+import { idempotencyOf } from '../requestHash';
+
+export interface PurchaseRoutesOptions {
+  readonly purchases: PurchaseService;
+  /** Purchases are writes to a balance: queued behind its other writes, answered with the balance after. */
+  readonly balances: BalanceService;
+}
+
+const tags = ['purchases'];
+const DEFAULT_QUANTITY = 1;
+
+const purchaseOptionSchema = Type.Object({
+  balanceId: Type.String(),
+  productId: Type.String(),
+  productName: Type.String(),
+  bundles: Type.Array(
+    Type.Object({ id: Type.String(), credits: Type.String(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) }),
+  ),
+});
+
+/** Bundle purchases: credits bought at the catalog's price, recorded with the price in the ledger. */
+export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = async (app, { purchases, balances }) => {
+  app.post(
+    '/credit-balances/:balanceId/purchases',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: 'Buy a bundle of credits',
+        description:
+          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`). The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed since; with another body it is 409.",
+        params: balanceParams,
+        headers: idempotencyKeyHeaders,
+        body: Type.Object(
+          {
+            bundleId: identifier,
+            quantity: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: MAX_PURCHASE_QUANTITY, default: DEFAULT_QUANTITY, description: 'Bundles bought; default 1.' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: balanceChangeResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { balanceId } = request.params;
+      const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
+      // The request as the client meant it (the default filled in), not the price: a retry after
+      // a price change is still the same purchase and answers what the first one did.
+      const idempotency = idempotencyOf(request.headers['idempotency-key'], { bundleId, quantity });
+      const { replayed, ...body } = await balances.change(balanceId, () => purchases.purchase(balanceId, { bundleId, quantity }, idempotency));
+      return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
+    },
+  );
+
+  app.get(
+    '/customers/:customerId/purchase-options',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'What a customer can buy',
+        description: "For each of the customer's balances, its product's bundles with prices (an empty list when the product sells none).",
+        params: params({ customerId }),
+        querystring: pageQuery(),
+        response: { 200: pageSchema(purchaseOptionSchema), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const options = await purchases.purchaseOptions(request.params.customerId);
+      const items = options.map((option) => ({
+        ...option,
+        bundles: option.bundles.map((bundle) => ({ id: bundle.id, credits: formatCredits(bundle.credits), price: { ...bundle.price } })),
+      }));
+      return pageOfList(items, request.query, (option) => option.balanceId);
+    },
+  );
+};

@@ -1,0 +1,155 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { subscriptionView } from '@tally/subscriptions';
+import { customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
+import { fetchPage, pageQuery, pageSchema } from '../pagination';
+import { periodSchema, tags, type SubscriptionRoutesOptions } from './planRoutes';
+
+const overridesSchema = Type.Array(
+  Type.Object(
+    {
+      productId: identifier,
+      creditsPerPeriod: Type.Optional(Type.Unsafe<string | null>({ ...nullableCredits, description: 'Greater than 0.' })),
+      lowBalanceThreshold: Type.Optional(nullableCredits),
+    },
+    { additionalProperties: false },
+  ),
+  {
+    maxItems: 100,
+    description:
+      "Per product of the plan: `creditsPerPeriod` and/or `lowBalanceThreshold` for this subscription only; absent or null takes the plan's.",
+  },
+);
+
+const subscriptionSchema = Type.Object({
+  id: Type.String(),
+  customerId: Type.String(),
+  planId: Type.String(),
+  startsAt: Type.String({ format: 'date-time' }),
+  status: stringEnum(['active', 'canceled'] as const),
+  canceledAt: nullableString({ format: 'date-time' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  items: readonlyArray(
+    Type.Object({
+      productId: Type.String(),
+      period: periodSchema,
+      currentPeriod: Type.Unsafe<{ index: number; start: string; end: string } | null>({
+        type: ['object', 'null'],
+        description: 'The period in progress (0-based index, start inclusive, end exclusive); null before the start.',
+        properties: { index: Type.Integer(), start: Type.String(), end: Type.String() },
+      }),
+      creditsPerPeriod: Type.String({ description: 'In force for the current period (period 0 before the start).' }),
+      lowBalanceThreshold: nullableString(),
+      grantedThrough: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'The last period known to be granted.' }),
+      finalPeriod: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'When canceled: the last period that grants (-1: none).' }),
+    }),
+    { description: "Each plan item's standing now." },
+  ),
+  overrides: readonlyArray(
+    Type.Object({
+      productId: Type.String(),
+      effectiveFromPeriod: Type.Integer(),
+      creditsPerPeriod: nullableString(),
+      lowBalanceThreshold: nullableString(),
+    }),
+    { description: 'Every override version; each applies from `effectiveFromPeriod` until a later version of the same product.' },
+  ),
+});
+
+const subscriptionParams = params({ subscriptionId: identifier });
+
+/** Subscriptions: a customer on a plan, granted credits every period by the grant scheduler. */
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionRoutesOptions> = async (app, { subscriptions }) => {
+  app.post(
+    '/subscriptions',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: 'Subscribe a customer to a plan',
+        description:
+          "Opens the customer's balance of each plan product where there is none (else uses it) and grants every period that has started, so a subscription starting now has its first period's credits when this returns (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). An unknown plan is 404 `plan_not_found`.",
+        body: Type.Object(
+          {
+            id: Type.Optional(
+              Type.Unsafe<string>({ ...identifier, description: 'Generated (a UUID) when absent; a retry with the same id is 409 rather than a second subscription.' }),
+            ),
+            customerId,
+            planId: identifier,
+            startsAt: Type.Optional(Type.String({ format: 'date-time', description: 'Start of period 0; default now.' })),
+            overrides: Type.Optional(overridesSchema),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: subscriptionSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { startsAt, ...input } = request.body;
+      const details = await subscriptions.createSubscription({ ...input, ...(startsAt !== undefined ? { startsAt: new Date(startsAt) } : {}) });
+      return reply.code(201).send(subscriptionView(details));
+    },
+  );
+
+  app.get(
+    '/subscriptions/:subscriptionId',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'Get a subscription', params: subscriptionParams, response: { 200: subscriptionSchema, ...errorResponses } },
+    },
+    async (request) => subscriptionView(await subscriptions.getSubscription(request.params.subscriptionId)),
+  );
+
+  app.get(
+    '/customers/:customerId/subscriptions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List a customer's subscriptions",
+        description: 'Canceled ones too, in id order, a page at a time.',
+        params: params({ customerId }),
+        querystring: pageQuery(),
+        response: { 200: pageSchema(subscriptionSchema), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { customerId: customer } = request.params;
+      const page = await fetchPage(request.query, (range) => subscriptions.listCustomerSubscriptions(customer, range), (details) => details.subscription.id);
+      return { items: page.items.map(subscriptionView), next: page.next };
+    },
+  );
+
+  app.patch(
+    '/subscriptions/:subscriptionId',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: "Change a subscription's overrides from the next period",
+        description:
+          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A canceled subscription is 409 `subscription_canceled`.",
+        params: subscriptionParams,
+        body: Type.Object({ overrides: overridesSchema }, { additionalProperties: false }),
+        response: { 200: subscriptionSchema, ...errorResponses },
+      },
+    },
+    async (request) => subscriptionView(await subscriptions.changeOverrides(request.params.subscriptionId, request.body.overrides)),
+  );
+
+  app.post(
+    '/subscriptions/:subscriptionId/cancel',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: 'Cancel a subscription',
+        description:
+          'The period in progress keeps its grant (granted now if it was not yet); no period after it grants. Canceling again changes nothing and answers the subscription.',
+        params: subscriptionParams,
+        response: { 200: subscriptionSchema, ...errorResponses },
+      },
+    },
+    async (request) => subscriptionView(await subscriptions.cancelSubscription(request.params.subscriptionId)),
+  );
+};
