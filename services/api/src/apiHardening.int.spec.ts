@@ -1,9 +1,9 @@
 import { connect, type Socket } from 'node:net';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService } from '@tally/ledger';
+import { createLedgerService, createPurchaseService } from '@tally/ledger';
 import { createBalanceReadModel } from '@tally/projections';
-import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService, createPurchaseService } from '@tally/subscriptions';
+import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, TallyError } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, loadBalance, type LedgerService } from '@tally/ledger';
+import { createLedgerService, createPurchaseService, loadBalance, type LedgerService } from '@tally/ledger';
 import { createBalanceProjector, createBalanceReadModel, type BalanceProjector } from '@tally/projections';
 import { createTestSchema, createUnreachablePool, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -12,7 +12,6 @@ import { buildApp, type ApiDeps } from './buildApp';
 import type { BalanceView } from './balances/balanceView';
 import type { LedgerEntryView } from './ledger/ledgerEntryView';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createPurchaseService } from '@tally/subscriptions';
 
 jest.setTimeout(120_000);
 

@@ -3,10 +3,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { CatalogStore } from '@tally/catalog';
-import type { LedgerService } from '@tally/ledger';
+import type { LedgerService, PurchaseService } from '@tally/ledger';
 import type { UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
-import type { PurchaseService, SubscriptionService } from '@tally/subscriptions';
+import type { SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
@@ -55,7 +55,7 @@ export interface ApiDeps {
   readonly usagePublisher?: UsagePublisher;
   /** Plans and subscriptions (@tally/subscriptions): their routes are served when it is given. */
   readonly subscriptions?: SubscriptionService;
-  /** Bundle purchases on a balance (@tally/subscriptions' purchase service). */
+  /** Bundle purchases on a balance (@tally/ledger's purchase service). */
   readonly purchases: PurchaseService;
   readonly options?: ApiOptions;
 }

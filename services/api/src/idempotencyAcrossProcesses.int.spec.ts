@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceSnapshotStore, loadBalance } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceSnapshotStore, createPurchaseService, loadBalance } from '@tally/ledger';
 import { createBalanceReadModel } from '@tally/projections';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -12,7 +12,6 @@ import pino from 'pino';
 import type { BalanceView } from './balances/balanceView';
 import { buildApp } from './buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createPurchaseService } from '@tally/subscriptions';
 
 jest.setTimeout(180_000);
 

@@ -8,3 +8,4 @@ export * from './balanceStates';
 export * from './balanceCommandPath';
 export * from './ledgerErrors';
 export * from './ledgerService';
+export * from './purchaseService';

@@ -22,6 +22,12 @@ export class CommandIdCollisionError extends TallyError {
   readonly retriable = false;
 }
 
+/** The balance's product sells no bundle with this id. */
+export class BundleNotFoundError extends TallyError {
+  readonly code = 'bundle_not_found';
+  readonly retriable = false;
+}
+
 export function isWrongExpectedRevision(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'wrong_expected_revision';
 }

@@ -10,4 +10,3 @@ export * from './subscriptionGranter';
 export * from './grantScheduler';
 export * from './subscriptionService';
 export * from './subscriptionView';
-export * from './purchaseService';

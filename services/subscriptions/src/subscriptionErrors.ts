@@ -26,12 +26,6 @@ export class SubscriptionCanceledError extends TallyError {
   readonly retriable = false;
 }
 
-/** The balance's product sells no bundle with this id. */
-export class BundleNotFoundError extends TallyError {
-  readonly code = 'bundle_not_found';
-  readonly retriable = false;
-}
-
 /** PostgreSQL unreachable or restarting: the same call can succeed later. */
 export class SubscriptionsUnavailableError extends TallyError {
   readonly code = 'subscriptions_unavailable';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildApp, type LedgerEntryView } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createPurchaseService } from './purchaseService';
+import { createPurchaseService } from '@tally/ledger';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { periodStart } from './billingPeriod';
 import { createSubscriptionsHarness, SubscriptionsHarness } from './testing/subscriptionsHarness';

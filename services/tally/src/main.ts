@@ -3,7 +3,7 @@ import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceSnapshotStore } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceSnapshotStore, createPurchaseService } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
 import { createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
@@ -12,7 +12,6 @@ import {
   createGrantScheduler,
   createPostgresPlanStore,
   createPostgresSubscriptionStore,
-  createPurchaseService,
   createSubscriptionService,
 } from '@tally/subscriptions';
 import pino from 'pino';

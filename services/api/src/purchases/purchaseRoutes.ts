@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits } from '@tally/domain';
-import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/subscriptions';
+import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
 import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
 import type { BalanceService } from '../balances/balanceService';

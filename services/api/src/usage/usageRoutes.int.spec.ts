@@ -1,7 +1,7 @@
 import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { creditProductFromDto, formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, type LedgerService } from '@tally/ledger';
+import { createLedgerService, createPurchaseService, type LedgerService } from '@tally/ledger';
 import { createUsageConsumer, createUsagePublisher, type UsageConsumer, type UsagePublisher } from '@tally/metering';
 import { createBalanceReadModel } from '@tally/projections';
 import {
@@ -20,7 +20,6 @@ import type { Admin, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { buildApp, type ApiDeps } from '../buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createPurchaseService } from '@tally/subscriptions';
 
 jest.setTimeout(120_000);
 

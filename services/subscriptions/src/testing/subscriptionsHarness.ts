@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { CatalogStore, createPostgresCatalogStore } from '@tally/catalog';
 import type { CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, LedgerService, RecordedBalanceEvent } from '@tally/ledger';
+import { createLedgerService, createPurchaseService, LedgerService, PurchaseService, RecordedBalanceEvent } from '@tally/ledger';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino, { type Logger } from 'pino';
 import { createGrantScheduler, GrantScheduler } from '../grantScheduler';
 import { createPostgresPlanStore } from '../postgresPlanStore';
 import { createPostgresSubscriptionStore } from '../postgresSubscriptionStore';
-import { createPurchaseService, PurchaseService } from '../purchaseService';
 import { createSubscriptionService, SubscriptionService } from '../subscriptionService';
 import type { SubscriptionStore } from '../subscriptionStore';
 

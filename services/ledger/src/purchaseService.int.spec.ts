@@ -1,21 +1,48 @@
 import { randomUUID } from 'node:crypto';
-import { BalanceNotFoundError } from '@tally/catalog';
-import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
-import { IdempotencyKeyReusedError } from '@tally/ledger';
-import { BundleNotFoundError } from './subscriptionErrors';
-import { createSubscriptionsHarness, SubscriptionsHarness } from './testing/subscriptionsHarness';
+import { BalanceNotFoundError, createPostgresCatalogStore } from '@tally/catalog';
+import { formatCredits, parseCredits, ValidationError, type CreditProduct } from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { BundleNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
+import type { RecordedBalanceEvent } from './ledgerEvents';
+import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPurchaseService, type PurchaseService } from './purchaseService';
 
 jest.setTimeout(120_000);
 
 describe('bundle purchases on PostgreSQL and the event store', () => {
-  let h: SubscriptionsHarness;
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let h: {
+    ledger: LedgerService;
+    purchases: PurchaseService;
+    createProduct(fields?: Partial<CreditProduct>): Promise<CreditProduct>;
+    ledgerOf(balanceId: string): Promise<readonly RecordedBalanceEvent[]>;
+  };
 
   beforeAll(async () => {
-    h = await createSubscriptionsHarness('subs_purchases');
+    db = await createTestSchema({ prefix: 'purchases' });
+    const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const ledger = createLedgerService({ eventStore, catalog, logger });
+    h = {
+      ledger,
+      purchases: createPurchaseService({ catalog, ledger }),
+      async createProduct(fields = {}) {
+        const product = { id: `product-${randomUUID()}`, name: 'API credits', description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields };
+        await catalog.createProduct(product);
+        return product;
+      },
+      // Oldest first; these balances have a handful of events, one page.
+      ledgerOf: async (balanceId) => [...(await ledger.readLedger(balanceId, { limit: 500 })).items].reverse(),
+    };
   });
 
   afterAll(async () => {
-    await h.close();
+    await eventStore?.close();
+    await db?.drop();
   });
 
   async function balanceWithBundles() {

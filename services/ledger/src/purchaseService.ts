@@ -7,8 +7,8 @@ import {
   ValidationError,
 } from '@tally/domain';
 import { BalanceNotFoundError, CatalogStore, ProductNotFoundError } from '@tally/catalog';
-import type { CommandResult, LedgerService, RequestOptions } from '@tally/ledger';
-import { BundleNotFoundError } from './subscriptionErrors';
+import { BundleNotFoundError } from './ledgerErrors';
+import type { CommandResult, LedgerService, RequestOptions } from './ledgerService';
 
 export interface PurchaseRequest {
   readonly bundleId: string;
