@@ -277,7 +277,7 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
       await caughtUp();
       proxy.down();
       await writer.activity(ids, 5);
-      await waitFor(() => warnings.includes('could not apply a batch; retrying'), { description: 'a failed write to be retried' });
+      await waitFor(() => warnings.includes('applying a batch failed; retrying'), { description: 'a failed write to be retried' });
       await waitFor(() => projector.lag().events > 0n, { description: 'lag to show the events not yet applied' });
       expect(projector.lag().seconds).toBeGreaterThan(0);
       proxy.resume();

@@ -1,8 +1,8 @@
 import type { EventStore, RecordedEvent } from '@tally/event-store';
+import { retry } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { prepareLedgerBatch, writePreparedBatch } from './applyLedgerBatch';
 import type { GenerationStore, WriteOutcome } from './generationStore';
-import { retryWithBackoff } from './retryWithBackoff';
 import type { SnapshotCache } from './snapshotCache';
 
 export interface RebuildOptions {
@@ -49,7 +49,7 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
   const target = { eventStore, store, logger, generation, mode: 'aside' as const, cache };
   const retrying = { logger, maxAttempts: MAX_ATTEMPTS };
   const read = (after: bigint): Promise<readonly RecordedEvent[]> =>
-    inFlight(retryWithBackoff(() => eventStore.readAll({ after, maxCount: batchSize }), { ...retrying, what: 'read the event store' }));
+    inFlight(retry(() => eventStore.readAll({ after, maxCount: batchSize }), { ...retrying, what: 'reading the event store' }));
 
   let position = options.after;
   let writing: { outcome: Promise<WriteOutcome>; position: bigint; events: number } | undefined;
@@ -74,12 +74,12 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
     const last = events[events.length - 1];
     if (last === undefined) break;
     next = until !== undefined && last.position >= until ? undefined : read(last.position);
-    const prepared = await retryWithBackoff(() => prepareLedgerBatch(target, events), { ...retrying, what: 'fold a rebuilt batch' });
+    const prepared = await retry(() => prepareLedgerBatch(target, events), { ...retrying, what: 'folding a rebuilt batch' });
     const outcome = await landed();
     if (outcome !== 'ok') return { outcome, position };
     if (typeof prepared === 'string') return { outcome: prepared, position };
     writing = {
-      outcome: inFlight(retryWithBackoff(() => writePreparedBatch(target, prepared), { ...retrying, what: 'write a rebuilt batch' })),
+      outcome: inFlight(retry(() => writePreparedBatch(target, prepared), { ...retrying, what: 'writing a rebuilt batch' })),
       position: prepared.checkpoint,
       events: events.length,
     };

@@ -47,6 +47,7 @@ describe('the layering rules of the lint step', () => {
     ['the deployable wiring packages', { file: 'services/tally/src/ok.ts', code: "import { createLedgerService } from '@tally/ledger';\nexport const l = createLedgerService;\n" }],
     ['a package taking another package’s types', { file: 'services/api/src/ok.ts', code: "import type { LedgerService } from '@tally/ledger';\nexport type L = LedgerService;\n" }],
     ['an adapter using the one Kafka client factory', { file: 'services/metering/src/ok.ts', code: "import { createKafka } from '@tally/kafka';\nexport const k = createKafka;\n" }],
+    ['a role built on the runtime’s worker and processor', { file: 'services/ledger-relay/src/ok.ts', code: "import { createCheckpointedProcessor, createWorker } from '@tally/runtime';\nexport const r = [createCheckpointedProcessor, createWorker];\n" }],
     ['a test using its declared test support and a helper in src/testing/', { file: 'services/ledger/src/ok.int.spec.ts', code: "import { waitFor } from '@tally/test-support';\nimport { h } from './testing/helper';\nexport const w = [waitFor, h];\n" }],
     ['the domain using the schemas', { file: 'services/domain/src/ok.ts', code: "import { usageEventAvroSchema } from '@tally/schemas';\nexport const s = usageEventAvroSchema;\n" }],
   ];

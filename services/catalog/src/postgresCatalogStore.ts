@@ -1,5 +1,5 @@
 import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
-import { isTransientPgError } from '@tally/postgres';
+import { guardTransientPgErrors } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import {
@@ -44,14 +44,7 @@ function balanceFromRow(row: BalanceRow): BalanceRef {
 }
 
 /** Connection failures become CatalogUnavailableError (retriable); anything else passes through. */
-async function guarded<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isTransientPgError(error)) throw new CatalogUnavailableError('the catalog database is unavailable', { cause: error });
-    throw error;
-  }
-}
+const guarded = guardTransientPgErrors((cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));
 
 export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
   const { pool } = options;

@@ -1,3 +1,4 @@
+import { retry } from '@tally/runtime';
 import type { Logger } from 'pino';
 import type { RecordedEvent, SubscribeToAllOptions, Subscription } from './eventStore';
 
@@ -24,7 +25,7 @@ const DEFAULT_BATCH_SIZE = 500;
  * notification (or the poll interval) and reads again. The checkpoint only moves past events the
  * handler has accepted, and reads never skip positions (the store serialises writers), so every
  * event is delivered exactly once and in order. Read failures are reported and retried from the
- * same checkpoint with exponential backoff; a handler failure stops the subscription.
+ * same checkpoint with the runtime's backoff; a handler failure stops the subscription.
  */
 export function startSubscription(
   source: SubscriptionSource,
@@ -68,25 +69,34 @@ export function startSubscription(
     }
   };
 
+  // Aborted by stop(): ends a read retry's backoff at once.
+  const stopping = new AbortController();
+
   const run = async (): Promise<void> => {
     let live = false;
-    let failures = 0;
     while (!stopped) {
       let events: RecordedEvent[];
       try {
-        // Listen before reading, so an append that commits after the read still wakes the wait.
-        await source.ensureListening();
-        woken = false;
-        events = await source.readAll(position, batchSize);
-        failures = 0;
-      } catch (error) {
-        failures += 1;
-        const delayMs = Math.min(timing.retryMaxDelayMs, timing.retryInitialDelayMs * 2 ** (failures - 1));
-        logger.warn({ err: error, position, failures, delayMs }, 'subscription read failed; retrying');
-        report(error);
-        woken = false;
-        await pause(delayMs);
-        continue;
+        events = await retry(
+          async () => {
+            // Listen before reading, so an append that commits after the read still wakes the wait.
+            await source.ensureListening();
+            woken = false;
+            return source.readAll(position, batchSize);
+          },
+          {
+            what: 'subscription read',
+            logger,
+            signal: stopping.signal,
+            initialDelayMs: timing.retryInitialDelayMs,
+            maxDelayMs: timing.retryMaxDelayMs,
+            // Reported on every failure, and retried from the same position: nothing is skipped.
+            onAttempt: ({ error }) => report(error),
+          },
+        );
+      } catch {
+        // Every read failure is retried: only a stop ends the retry.
+        break;
       }
       if (stopped) break;
       if (events.length > 0) {
@@ -122,6 +132,7 @@ export function startSubscription(
   return {
     async stop() {
       stopped = true;
+      stopping.abort(new Error('the subscription is stopping'));
       interrupt?.();
       await done;
     },

@@ -1,14 +1,13 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
-import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
+import type { EventStore, RecordedEvent } from '@tally/event-store';
+import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
 import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
-import { createPostgresCheckpointStore } from '@tally/runtime';
+import { createCheckpointedProcessor, createPostgresCheckpointStore, createWorker, retry, type ProcessorLag, type Worker } from '@tally/runtime';
 import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
-import { pinoLogCreator } from './pinoLogCreator';
 
 export interface LedgerRelayOptions {
   readonly eventStore: EventStore;
@@ -46,47 +45,27 @@ export interface LedgerRelayOptions {
    * the one that took over.
    */
   readonly leaseTimeoutMs?: number;
+  /** Where the lag and publishing gauges go (tally_relay_*); none without it. */
+  readonly metrics?: MetricsRegistry;
 }
 
-export interface LedgerRelayLag {
-  /**
-   * Global positions between the head of the event store and the relay's checkpoint: an upper
-   * bound of the ledger events not yet on the topic (positions have gaps and count every stream).
-   */
-  readonly events: number;
-  /** Age of the oldest event not yet on the topic, in seconds; 0 when caught up. */
-  readonly seconds: number;
-}
-
-export interface LedgerRelay {
-  /**
-   * Registers the schema, then either takes the lease, loads the checkpoint and starts publishing,
-   * or, when another relay holds the lease, stands by to take over. Resolves once publishing or
-   * standing by, retrying the registry and PostgreSQL until they answer; rejects only when the
-   * registry refuses the schema (incompatible). Resolves early if stop() is called meanwhile.
-   */
-  start(): Promise<void>;
-  /**
-   * Stops publishing and gives the lease up; resolves after the batch in progress was
-   * acknowledged or abandoned.
-   */
-  stop(): Promise<void>;
+/**
+ * A worker: start() registers the schema, then either takes the lease, loads the checkpoint and
+ * starts publishing, or, when another relay holds the lease, stands by to take over. It resolves
+ * once publishing or standing by, retrying the registry and PostgreSQL until they answer; it
+ * rejects only when the registry refuses the schema (incompatible), and resolves early if stop()
+ * is called meanwhile. stop() stops publishing and gives the lease up; it resolves after the
+ * batch in progress was acknowledged or abandoned.
+ */
+export interface LedgerRelay extends Worker {
   /** Measured against the shared checkpoint, so a standing-by relay reports the publishing one's lag. */
-  lag(): LedgerRelayLag;
+  lag(): ProcessorLag;
   /** Whether this relay holds the lease and publishes (false while standing by). */
   isPublishing(): boolean;
 }
 
-const DEFAULT_BATCH_SIZE = 500;
-const DEFAULT_LAG_REFRESH_MS = 5_000;
 const DEFAULT_RETRY = { initialDelayMs: 200, maxDelayMs: 5_000 };
-const DEFAULT_STANDBY_POLL_MS = 2_000;
-const DEFAULT_LEASE_HEARTBEAT_MS = 2_000;
-const DEFAULT_LEASE_TIMEOUT_MS = 5_000;
 const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 };
-
-/** Raised inside the relay to unwind a retry loop when it stops or loses its lease; never leaves the relay. */
-class RelayStoppedError extends Error {}
 
 /**
  * Publishes every ledger event of the event store to a Kafka topic, in global position order:
@@ -94,31 +73,24 @@ class RelayStoppedError extends Error {}
  * in order), value = Confluent-framed Avro (`avro/ledger-event.avsc`, subject `<topic>-value`),
  * headers `tally.event-type` and `tally.event-id`.
  *
- * Delivery is at least once: a batch is sent with acks=-1 by an idempotent producer, and the
- * checkpoint moves only after the broker acknowledged it. A failure (broker down, PostgreSQL
- * down) is retried with backoff for as long as it lasts; nothing is ever skipped. A batch whose
- * acknowledgement was lost, or a restart between acknowledgement and checkpoint, publishes some
- * events again; consumers deduplicate by event id.
+ * A checkpointed processor (@tally/runtime) with a lease: delivery is at least once, since a
+ * batch is sent with acks=-1 by an idempotent producer and the checkpoint moves only after the
+ * broker acknowledged it. A failure (broker down, PostgreSQL down) is retried with backoff for as
+ * long as it lasts; nothing is ever skipped. A batch whose acknowledgement was lost, or a restart
+ * between acknowledgement and checkpoint, publishes some events again; consumers deduplicate by
+ * event id.
  *
  * Relays sharing a checkpoint name (the main job scaled out with the relay role in every
- * process) take turns through a PostgreSQL advisory lease: one publishes, the others stand by and
- * take over within `standbyPollMs` of its stop or crash, from the checkpoint it left. Without
- * the lease each would publish the whole ledger. The lease is a session lock, so PostgreSQL frees
- * it when its holder dies; a holder whose lease connection fails stops publishing as soon as it
- * notices (within `leaseHeartbeatMs` plus `leaseTimeoutMs`), and until then two relays may publish the same events:
- * duplicates, which at-least-once delivery allows, never a gap, since each resumes from the
- * checkpoint that only acknowledgements move.
+ * process) take turns through the processor's PostgreSQL advisory lease: one publishes, the
+ * others stand by and take over within `standbyPollMs` of its stop or crash, from the checkpoint
+ * it left. Without the lease each would publish the whole ledger. Until a holder whose lease
+ * connection failed notices (within `leaseHeartbeatMs` plus `leaseTimeoutMs`), two relays may
+ * publish the same events: duplicates, which at-least-once delivery allows, never a gap.
  */
 export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const { eventStore, checkpointName, topic } = options;
   const logger = options.logger.child({ module: 'ledger-relay', topic, checkpointName });
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
-  const lagRefreshMs = options.lagRefreshMs ?? DEFAULT_LAG_REFRESH_MS;
-  const retry = options.retry ?? DEFAULT_RETRY;
-  const standbyPollMs = options.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
-  const leaseHeartbeatMs = options.leaseHeartbeatMs ?? DEFAULT_LEASE_HEARTBEAT_MS;
-  const leaseTimeoutMs = options.leaseTimeoutMs ?? DEFAULT_LEASE_TIMEOUT_MS;
-  const checkpoints = createPostgresCheckpointStore(options.pool);
+  const backoff = options.retry ?? DEFAULT_RETRY;
   const registry = new SchemaRegistry({
     host: options.registryUrl,
     clientId: options.kafka.clientId,
@@ -127,57 +99,16 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const kafka = createKafka({
     ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.WARN,
-    logCreator: pinoLogCreator(logger),
+    logger,
     // Short retry cycles inside kafkajs (connecting, metadata): while the broker is down the relay
     // waits in its own backoff, which stop() can interrupt, rather than in one kafkajs cannot.
     retry: KAFKAJS_RETRY,
   });
 
-  let started = false;
-  let stopping = false;
-  // Ends every backoff sleep at once when stop() is called.
-  const stopSignal = new AbortController();
-  let subscription: Subscription | undefined;
-  // Set while this relay holds the lease; the term's controller is aborted when the lease is lost.
-  let lease: AdvisoryLease | undefined;
-  let term: AbortController | undefined;
-  let standingBy = false;
-  let campaignTimer: NodeJS.Timeout | undefined;
+  let schemaId: number | undefined;
   // Created once and replaced only after a failed send; `connected` tells whether connect() is due.
   let producer: Producer | undefined;
   let connected = false;
-  let lagTimer: NodeJS.Timeout | undefined;
-
-  // Lag bookkeeping: what Kafka has (checkpoint), what the store has (head), and since when the
-  // oldest unpublished event waits (undefined: unknown or nothing waits).
-  let checkpoint = 0n;
-  let head = 0n;
-  let waitingSince: Date | undefined;
-
-  /**
-   * Runs `operation` until it succeeds; gives up only when `signal` is aborted (the relay stops,
-   * or the term it works for ended) or `isFatal` says so.
-   */
-  async function untilDone<T>(
-    what: string,
-    operation: () => Promise<T>,
-    { signal = stopSignal.signal, isFatal = () => false }: { signal?: AbortSignal; isFatal?: (error: unknown) => boolean } = {},
-  ): Promise<T> {
-    for (let attempt = 1; ; attempt += 1) {
-      // The first attempt always runs, so a batch the broker acknowledged while stopping still
-      // moves the checkpoint; retries do not.
-      if (attempt > 1 && signal.aborted) throw new RelayStoppedError(what);
-      try {
-        return await operation();
-      } catch (error) {
-        if (signal.aborted || error instanceof RelayStoppedError) throw new RelayStoppedError(what);
-        if (isFatal(error)) throw error;
-        const delayMs = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** Math.min(attempt - 1, 20));
-        logger.warn({ err: error, attempt, delayMs }, `${what} failed; retrying`);
-        await sleep(delayMs, signal);
-      }
-    }
-  }
 
   async function registerSchema(): Promise<number> {
     // Topic-name strategy: the subject is `<topic>-value`, which is where Confluent-compatible
@@ -207,19 +138,14 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     });
   }
 
-  async function connectedProducer(): Promise<Producer> {
-    if (stopping) throw new RelayStoppedError('connect');
-    producer ??= createProducer();
-    if (!connected) {
-      await producer.connect();
-      connected = true;
-    }
-    return producer;
-  }
-
-  async function send(messages: Message[]): Promise<void> {
-    const current = await connectedProducer();
+  async function send(messages: Message[], signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const current = (producer ??= createProducer());
     try {
+      if (!connected) {
+        await current.connect();
+        connected = true;
+      }
       await current.send({ topic, acks: -1, compression: options.compression, messages });
     } catch (error) {
       // A producer that failed after its retries may hold a stale sequence or producer id for
@@ -231,195 +157,79 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     }
   }
 
-  async function toMessages(events: readonly RecordedEvent[], schemaId: number): Promise<Message[]> {
+  async function toMessages(events: readonly RecordedEvent[], id: number): Promise<Message[]> {
     return Promise.all(
       events.map(async (recorded) => {
         const value = toLedgerEventRecord(recorded);
         return {
           key: value.customerId,
-          value: await registry.encode(schemaId, value),
+          value: await registry.encode(id, value),
           headers: { 'tally.event-type': value.type, 'tally.event-id': value.eventId },
         };
       }),
     );
   }
 
-  async function publish(events: readonly RecordedEvent[], schemaId: number, signal: AbortSignal): Promise<void> {
-    const last = events[events.length - 1];
-    if (last === undefined || signal.aborted) return;
-    if (last.position > head) head = last.position;
-    waitingSince ??= events[0]!.recordedAt;
-    const ledgerEvents = events.filter(isLedgerEvent);
-    try {
-      if (ledgerEvents.length > 0) {
-        await untilDone('publishing ledger events', async () => send(await toMessages(ledgerEvents, schemaId)), { signal });
-      }
-      // Only now, with the broker's acknowledgement of every event up to `last` in hand, may the
-      // checkpoint pass them: moved earlier, a crash or a failed send would lose events for good.
-      // A crash after the send but before this write publishes the batch again on restart, which
-      // at-least-once delivery allows. Batches without ledger events move it too, so a restart
-      // does not re-read them.
-      await untilDone('saving the checkpoint', () => checkpoints.save(checkpointName, last.position), { signal });
-    } catch (error) {
-      // Stopping, or the lease is lost: the checkpoint stays where the broker's acknowledgements
-      // are, and the next term (here or in another relay) resumes there. Returning (not throwing)
-      // is safe because the subscription is being stopped and its in-memory position dies with
-      // it; a throw would only log a spurious error.
-      if (error instanceof RelayStoppedError) return;
-      throw error;
-    }
-    checkpoint = last.position;
-    waitingSince = undefined;
-  }
-
-  /** Learns the head of the log (and the age of the next event) while no batch brings news. */
-  async function refreshLag(): Promise<void> {
-    try {
-      // A relay standing by learns the publishing relay's progress from the shared checkpoint.
-      if (term === undefined) {
-        const saved = await checkpoints.load(checkpointName);
-        const position = await eventStore.headPosition();
-        const [next] = position > saved ? await eventStore.readAll({ after: saved, maxCount: 1 }) : [];
-        if (term !== undefined) return;
-        checkpoint = saved;
-        head = position > saved ? position : saved;
-        waitingSince = next?.recordedAt;
-        return;
-      }
-      const known = checkpoint;
-      const position = await eventStore.headPosition();
-      if (position > head) head = position;
-      if (head > known && waitingSince === undefined) {
-        const [next] = await eventStore.readAll({ after: known, maxCount: 1 });
-        // A batch may have been acknowledged meanwhile; then `next` is no longer waiting.
-        if (next !== undefined && checkpoint === known && waitingSince === undefined) waitingSince = next.recordedAt;
-      }
-    } catch (error) {
-      logger.debug({ err: error }, 'could not refresh the lag; keeping the last known');
-    }
-  }
-
-  /** One attempt at the lease: publishes when it is taken, else stands by and tries again later. */
-  async function campaign(schemaId: number): Promise<void> {
-    const taken = await tryAcquireAdvisoryLease({
+  const processor = createCheckpointedProcessor({
+    name: checkpointName,
+    eventStore,
+    checkpoints: createPostgresCheckpointStore(options.pool),
+    logger,
+    what: 'publishing ledger events',
+    retry: backoff,
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...(options.lagRefreshMs !== undefined ? { lagRefreshMs: options.lagRefreshMs } : {}),
+    lease: {
       pool: options.pool,
-      name: checkpointName,
-      heartbeatMs: leaseHeartbeatMs,
-      timeoutMs: leaseTimeoutMs,
-    });
-    if (stopping) {
-      await taken?.release();
-      return;
-    }
-    if (taken === undefined) {
-      if (!standingBy) logger.info('another relay holds the lease of this checkpoint and publishes; standing by');
-      standingBy = true;
-      scheduleCampaign(schemaId);
-      return;
-    }
-    standingBy = false;
-    await lead(taken, schemaId);
-  }
+      ...(options.standbyPollMs !== undefined ? { standbyPollMs: options.standbyPollMs } : {}),
+      ...(options.leaseHeartbeatMs !== undefined ? { heartbeatMs: options.leaseHeartbeatMs } : {}),
+      ...(options.leaseTimeoutMs !== undefined ? { timeoutMs: options.leaseTimeoutMs } : {}),
+    },
+    ...(options.metrics !== undefined
+      ? {
+          metrics: {
+            registry: options.metrics,
+            lagEvents: { name: 'tally_relay_lag_events', help: 'Event store positions not yet published to the ledger topic' },
+            lagSeconds: { name: 'tally_relay_lag_seconds', help: 'Age of the oldest ledger event not yet published' },
+            leading: { name: 'tally_relay_publishing', help: '1 while this process holds the relay lease and publishes, 0 while it stands by' },
+          },
+        }
+      : {}),
+    // Batches without ledger events still move the checkpoint, so a restart does not re-read them.
+    handle: async (events, signal) => {
+      const ledgerEvents = events.filter(isLedgerEvent);
+      if (ledgerEvents.length === 0) return;
+      // Never skipped for want of an id: the processor starts only after the registration.
+      if (schemaId === undefined) throw new Error('the ledger event schema is not registered');
+      await send(await toMessages(ledgerEvents, schemaId), signal);
+    },
+  });
 
-  function scheduleCampaign(schemaId: number): void {
-    campaignTimer = setTimeout(() => {
-      untilDone('taking the relay lease', () => campaign(schemaId)).catch((error: unknown) => {
-        if (!(error instanceof RelayStoppedError)) logger.error({ err: error }, 'taking the relay lease failed');
-      });
-    }, standbyPollMs);
-  }
-
-  /** Publishes from the checkpoint for as long as the lease lasts. */
-  async function lead(taken: AdvisoryLease, schemaId: number): Promise<void> {
-    const current = new AbortController();
-    const signal = AbortSignal.any([stopSignal.signal, current.signal]);
-    lease = taken;
-    term = current;
-    void taken.lost.then((error) => abdicate(current, error, schemaId));
-    try {
-      const after = await untilDone('loading the checkpoint', () => checkpoints.load(checkpointName), { signal });
-      // Known from the start, so lag() does not report "caught up" before the first batch.
-      const storeHead = await untilDone('reading the head of the event store', () => eventStore.headPosition(), { signal });
-      // Stopped, or the lease lost, while these were read: this term must not start publishing.
-      if (signal.aborted) throw new RelayStoppedError('starting to publish');
-      checkpoint = after;
-      head = storeHead > after ? storeHead : after;
-      waitingSince = undefined;
-      subscription = eventStore.subscribeToAll({
-        after,
-        batchSize,
-        onEvents: (events) => publish(events, schemaId, signal),
-        // The store reports read failures here and retries them itself; publish never throws.
-        onError: (error) => logger.debug({ err: error }, 'event store subscription reported an error'),
-        onCaughtUp: (position) => {
-          if (position > head) head = position;
-        },
-      });
-      logger.info({ after: after.toString(), schemaId }, 'ledger relay publishing');
-    } catch (error) {
-      if (!(error instanceof RelayStoppedError)) await taken.release();
-      throw error;
-    }
-  }
-
-  /** The lease's connection failed: PostgreSQL may already have let another relay take over. */
-  async function abdicate(ended: AbortController, error: Error, schemaId: number): Promise<void> {
-    if (stopping || term !== ended) return;
-    logger.warn({ err: error }, 'lost the relay lease; stopping publishing and standing by');
-    ended.abort();
-    term = undefined;
-    lease = undefined;
-    const stopped = subscription;
-    subscription = undefined;
-    await stopped?.stop();
-    if (stopping) return;
-    standingBy = true;
-    scheduleCampaign(schemaId);
-  }
-
-  return {
-    async start() {
-      if (started) throw new Error('the ledger relay was already started');
-      started = true;
+  const worker = createWorker('relay', {
+    async start(signal) {
       try {
-        const schemaId = await untilDone('registering the ledger event schema', registerSchema, { isFatal: isRefusedByRegistry });
-        lagTimer = setInterval(() => void refreshLag(), lagRefreshMs);
-        lagTimer.unref();
-        await untilDone('taking the relay lease', () => campaign(schemaId));
+        schemaId = await retry(registerSchema, {
+          ...backoff,
+          what: 'registering the ledger event schema',
+          logger,
+          signal,
+          isTransient: (error) => !isRefusedByRegistry(error),
+        });
       } catch (error) {
-        if (error instanceof RelayStoppedError) return;
+        if (signal.aborted) return;
         throw error;
       }
+      await processor.start();
     },
-
     async stop() {
-      if (stopping) return;
-      stopping = true;
-      stopSignal.abort();
-      clearInterval(lagTimer);
-      clearTimeout(campaignTimer);
-      // Called before any await, so the subscription delivers no further batch.
-      await subscription?.stop();
-      // Only now, with no batch in flight, may another relay take over from the checkpoint.
-      await lease?.release();
-      lease = undefined;
-      term = undefined;
+      await processor.stop();
       await producer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'producer disconnect failed'));
       producer = undefined;
       connected = false;
-      logger.info({ checkpoint: checkpoint.toString() }, 'ledger relay stopped');
     },
+  });
 
-    isPublishing() {
-      return term !== undefined;
-    },
-
-    lag() {
-      const behind = head > checkpoint ? Number(head - checkpoint) : 0;
-      const seconds = behind > 0 && waitingSince !== undefined ? Math.max(0, (Date.now() - waitingSince.getTime()) / 1000) : 0;
-      return { events: behind, seconds };
-    },
-  };
+  return Object.assign(worker, { lag: processor.lag, isPublishing: processor.isLeading });
 }
 
 /**
@@ -435,20 +245,4 @@ export function isRefusedByRegistry(error: unknown): boolean {
   const status = (error as { status?: unknown } | null)?.status;
   if (status !== 409 && status !== 422) return false;
   return !COMPATIBILITY_RULE_RACE.test(error instanceof Error ? error.message : String(error));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
 }

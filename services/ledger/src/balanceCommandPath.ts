@@ -1,6 +1,6 @@
-import { randomInt } from 'node:crypto';
 import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState } from '@tally/domain';
 import { WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
+import { createBackoff } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { expectedRevisionOf, type LoadedBalance } from './balanceLoader';
 import type { BalanceStates } from './balanceStates';
@@ -97,6 +97,11 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
   const maxAttempts = options.retry?.maxAttempts ?? 30;
   const maxBackoffMs = options.retry?.maxBackoffMs ?? 250;
   const exclusiveAfter = options.retry?.exclusiveAfter ?? 3;
+  // The runtime's backoff with full jitter, from 2 ms doubling to the cap: writers that keep
+  // colliding on one stream spread out instead of retrying in lockstep. This loop is not the
+  // runtime's retry because its attempts are not alike: they count rounds that settled commands
+  // found stored by another writer, and the later ones run exclusively.
+  const backoff = createBackoff({ initialDelayMs: 2, maxDelayMs: maxBackoffMs });
 
   /** Settles the commands found already done; returns how many were. */
   async function settleEarlierRuns(
@@ -188,12 +193,6 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
     return plans;
   }
 
-  async function backoff(attempt: number): Promise<void> {
-    // Full jitter, capped: writers that keep colliding on one stream spread out instead of
-    // retrying in lockstep.
-    const ceiling = Math.min(maxBackoffMs, 2 ** attempt);
-    await new Promise((resolve) => setTimeout(resolve, randomInt(0, ceiling + 1)));
-  }
 
   return {
     async execute(requests) {
@@ -242,7 +241,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
             return outcomes as BalanceCommandOutcome[];
           }
           logger.debug({ streams: error.streamIds, attempt }, 'expected revision conflict; reading the tail and deciding again');
-          await backoff(attempt);
+          await backoff.wait(attempt);
           continue;
         }
         const recorded = new Map(

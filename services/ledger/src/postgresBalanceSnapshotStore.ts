@@ -1,18 +1,11 @@
 import { balanceStreamId } from '@tally/domain';
 import { EventStoreUnavailableError } from '@tally/event-store';
-import { isTransientPgError } from '@tally/postgres';
+import { guardTransientPgErrors } from '@tally/postgres';
 import type { Pool } from 'pg';
 import { BALANCE_SNAPSHOT_VERSION, decodeBalanceState, encodeBalanceState, type BalanceSnapshotStore } from './balanceSnapshot';
 
 /** Connection failures are the event store's database being unavailable: retriable, as for the stream reads beside them. */
-async function guarded<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isTransientPgError(error)) throw new EventStoreUnavailableError(error);
-    throw error;
-  }
-}
+const guarded = guardTransientPgErrors((cause) => new EventStoreUnavailableError(cause));
 
 /** Snapshots in the `balance_snapshots` table (migration 006), in the event store's schema. */
 export function createPostgresBalanceSnapshotStore(options: { readonly pool: Pool; readonly version?: string }): BalanceSnapshotStore {

@@ -1,4 +1,5 @@
 import { isTransientPgError } from '@tally/postgres';
+import { HeartbeatError, retry } from '@tally/runtime';
 import type { Logger } from 'pino';
 
 /** The parts of a Kafka batch's context that retrying needs: keep the membership alive, notice a stop. */
@@ -58,65 +59,47 @@ export function isHeartbeatError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && heartbeatErrors.has(error);
 }
 
-/** Carries a heartbeat's error past the operation's own outcome. */
-class HeartbeatFailure extends Error {
-  constructor(override readonly cause: unknown) {
-    super('heartbeat failed while a batch step ran', { cause });
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 export function createBatchRetrier(options: BatchRetrierOptions): BatchRetrier {
   const { liveness, logger, maxBackoffMs } = options;
   const initialBackoffMs = options.initialBackoffMs ?? 100;
   const heartbeatEveryMs = options.heartbeatEveryMs ?? 1000;
-
-  /** Heartbeats while `work` runs; a heartbeat failure (a rebalance) wins over the work's outcome. */
-  async function keepingAlive<T>(work: Promise<T>): Promise<T> {
-    let heartbeatError: unknown;
-    const timer = setInterval(() => {
-      liveness.heartbeat().catch((error: unknown) => {
-        heartbeatError ??= error;
-      });
-    }, heartbeatEveryMs);
-    const outcome = await work.then(
-      (value) => ({ ok: true as const, value }),
-      (error: unknown) => ({ ok: false as const, error }),
-    );
-    clearInterval(timer);
-    if (heartbeatError !== undefined) throw new HeartbeatFailure(heartbeatError);
-    if (!outcome.ok) throw outcome.error;
-    return outcome.value;
-  }
-
-  async function backoff(ms: number): Promise<void> {
-    for (let waited = 0; waited < ms; waited += heartbeatEveryMs) {
-      if (!liveness.isRunning() || liveness.isStale()) throw new BatchAbandonedError('consumer stopping while a dependency is down');
-      await sleep(Math.min(heartbeatEveryMs, ms - waited));
-      await liveness.heartbeat();
-    }
-  }
+  const abandoned = () => !liveness.isRunning() || liveness.isStale();
 
   return {
     async run(stage, operation, passThrough) {
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          return await keepingAlive(operation());
-        } catch (error) {
-          if (error instanceof HeartbeatFailure) {
-            if (typeof error.cause === 'object' && error.cause !== null) heartbeatErrors.add(error.cause);
-            throw error.cause;
-          }
-          if (passThrough?.(error)) throw error;
-          if (!isTransientError(error)) throw error;
-          if (!liveness.isRunning() || liveness.isStale()) throw new BatchAbandonedError(`consumer stopping after ${stage} failed`, { cause: error });
-          // Exponential with jitter, so members retrying against one recovering service spread out.
-          const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt - 1, 20));
-          const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-          logger.warn({ err: error, stage, attempt, retryInMs: delay }, `${stage} failed; retrying the batch step`);
-          await backoff(delay);
+      // Aborted by the heartbeat once the consumer stops or the batch goes stale: the attempt in
+      // flight finishes (its outcome may still be committed), no further one starts.
+      const stopping = new AbortController();
+      try {
+        return await retry(operation, {
+          what: stage,
+          logger,
+          initialDelayMs: initialBackoffMs,
+          maxDelayMs: maxBackoffMs,
+          // Equal jitter: members retrying against one recovering service spread out, and none
+          // retries sooner than half the ceiling, so a stop is noticed before the next attempt.
+          jitter: 'equal',
+          signal: stopping.signal,
+          isTransient: (error) => !passThrough?.(error) && isTransientError(error),
+          onAttempt: ({ error }) => {
+            if (abandoned()) throw new BatchAbandonedError(`consumer stopping after ${stage} failed`, { cause: error });
+          },
+          // Keeps the group membership while a step runs or waits, so a dependency that is down
+          // does not cost the partition.
+          heartbeat: {
+            everyMs: heartbeatEveryMs,
+            beat: async () => {
+              if (abandoned()) stopping.abort(new BatchAbandonedError('consumer stopping while a dependency is down'));
+              await liveness.heartbeat();
+            },
+          },
+        });
+      } catch (error) {
+        if (error instanceof HeartbeatError) {
+          if (typeof error.cause === 'object' && error.cause !== null) heartbeatErrors.add(error.cause);
+          throw error.cause;
         }
+        throw error;
       }
     },
   };

@@ -3,9 +3,9 @@ import type { BalanceRef } from '@tally/catalog';
 import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
 import { MarkerAlreadyRecordedError, WrongExpectedRevisionError } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
+import { createWorker, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type LoadedBalance } from '@tally/ledger';
-import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage, type LogEntry } from 'kafkajs';
-import type { Level } from 'pino';
+import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
 import { deadLetterMessage } from './deadLetterMessage';
@@ -29,9 +29,7 @@ import { createUsageEventDecoder } from './usageEventDecoder';
  *   that is down is left uncommitted instead of holding up the shutdown: it is redelivered and,
  *   thanks to the deterministic event ids, applied once. Calling stop() again returns the same promise.
  */
-export interface UsageConsumer {
-  start(): Promise<void>;
-  stop(): Promise<void>;
+export interface UsageConsumer extends Worker {
   counters(): UsageConsumerCounters;
   /** Partitions this member stopped at an undecodable batch (see stalledPartitions.ts). */
   stalledPartitions(): readonly StalledPartition[];
@@ -80,18 +78,10 @@ interface Rejected {
   readonly usage?: UsageEvent;
 }
 
-const KAFKAJS_LEVELS: Record<number, Level> = {
-  [logLevel.ERROR]: 'error',
-  [logLevel.WARN]: 'warn',
-  [logLevel.INFO]: 'info',
-  [logLevel.DEBUG]: 'debug',
-};
-
 export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer {
   const options = resolveUsageConsumerOptions(input);
   const { eventStore, catalogStore, catalogCache, topic, dlqTopic, batchSize, clock } = options;
   const logger = options.logger.child({ module: 'usage-consumer' });
-  const kafkaLogger = logger.child({ component: 'kafkajs' });
   const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl, ...(options.registryAuth !== undefined ? { auth: options.registryAuth } : {}) });
   const balances = createBalanceStateCache(options.balanceCacheSize);
   const counters = createCounterRegistry();
@@ -100,12 +90,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const kafka = createKafka({
     ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.INFO,
-    logCreator:
-      () =>
-      ({ namespace, level, log }: LogEntry) => {
-        const { message, timestamp: _timestamp, ...fields } = log;
-        kafkaLogger[KAFKAJS_LEVELS[level] ?? 'info']({ namespace, ...fields }, message);
-      },
+    logger,
   });
   const consumer = kafka.consumer({
     groupId: options.groupId,
@@ -153,8 +138,6 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
-  let started = false;
-  let stopping: Promise<void> | undefined;
 
   async function decodeAll(messages: readonly KafkaMessage[]): Promise<{ decoded: Decoded[]; rejected: Rejected[] }> {
     const decoded: Decoded[] = [];
@@ -535,10 +518,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
-  return {
+  const worker = createWorker('consumer', {
     async start() {
-      if (started) throw new Error('the usage consumer was already started');
-      started = true;
       const partitions = await requireTopics();
       // Every partition this process is assigned metered at once, by default: a process is never
       // assigned more than the topic has. kafkajs still hands each partition's batches over one at
@@ -560,22 +541,20 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       logger.info({ topic, groupId: options.groupId, dlqTopic, partitionsConsumedConcurrently: concurrently }, 'usage consumer started');
     },
 
-    stop() {
-      stopping ??= (async () => {
-        if (!started) return;
-        // disconnect() stops fetching, waits for the batches in hand (see eachBatch), leaves the
-        // group and closes the connections. The producer goes last: those batches may dead-letter.
-        try {
-          await consumer.disconnect();
-        } finally {
-          await producer.disconnect();
-        }
-        logger.info({ counters: counters.snapshot() }, 'usage consumer stopped');
-      })();
-      return stopping;
+    async stop() {
+      // disconnect() stops fetching, waits for the batches in hand (see eachBatch), leaves the
+      // group and closes the connections. The producer goes last: those batches may dead-letter.
+      try {
+        await consumer.disconnect();
+      } finally {
+        await producer.disconnect();
+      }
+      logger.info({ counters: counters.snapshot() }, 'usage consumer stopped');
     },
+  });
 
+  return Object.assign(worker, {
     counters: () => counters.snapshot(),
     stalledPartitions: () => stalls.list(),
-  };
+  });
 }

@@ -48,7 +48,7 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
   const kafka = createKafka({
     ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.ERROR,
-    logCreator: () => (entry) => logger.warn({ kafkajs: entry.namespace }, entry.log.message),
+    logger,
     retry: KAFKAJS_RETRY,
   });
   let producer: Producer | undefined;

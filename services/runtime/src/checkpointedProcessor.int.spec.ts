@@ -32,7 +32,7 @@ describe('checkpointed processor on PostgreSQL', () => {
     await db.drop();
   });
 
-  function processor(options: Partial<CheckpointedProcessorOptions> & Pick<CheckpointedProcessorOptions, 'name' | 'handle'>): CheckpointedProcessor {
+  function processor(options: Partial<CheckpointedProcessorOptions<RecordedEvent>> & Pick<CheckpointedProcessorOptions<RecordedEvent>, 'name' | 'handle'>): CheckpointedProcessor {
     const created = createCheckpointedProcessor({ eventStore: store, checkpoints, logger, what: 'handling test events', retry: fastRetry, batchSize: 4, ...options });
     running.push(created);
     return created;

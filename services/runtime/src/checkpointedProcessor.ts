@@ -1,4 +1,3 @@
-import type { EventStore, RecordedEvent, Subscription } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
 import type { Pool } from 'pg';
@@ -6,6 +5,28 @@ import type { Logger } from 'pino';
 import type { CheckpointStore } from './checkpointStore';
 import { retry, type BackoffOptions } from './retry';
 import { createWorker, type Worker } from './worker';
+
+/** What the processor needs of an event: its place in the global log and when it was recorded. */
+export interface PositionedEvent {
+  readonly position: bigint;
+  readonly recordedAt: Date;
+}
+
+/**
+ * The event store's catch-up subscription and reads, as the processor uses them (EventStore of
+ * @tally/event-store is one; declared here so that the event store may use the runtime's retry).
+ */
+export interface ProcessorSource<E extends PositionedEvent> {
+  subscribeToAll(options: {
+    readonly after?: bigint;
+    readonly batchSize?: number;
+    readonly onEvents: (events: readonly E[]) => Promise<void>;
+    readonly onError?: (error: unknown) => void;
+    readonly onCaughtUp?: (position: bigint) => void;
+  }): { stop(): Promise<void> };
+  headPosition(): Promise<bigint>;
+  readAll(options: { readonly after?: bigint; readonly maxCount?: number }): Promise<E[]>;
+}
 
 export interface ProcessorLease {
   /** Holds the advisory lock on a connection of its own; the lease is named after the processor. */
@@ -36,17 +57,19 @@ export interface ProcessorMetrics {
   readonly leading?: MetricName;
 }
 
-export interface CheckpointedProcessorOptions {
+export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
   /** The checkpoint's name (and the lease's): processors sharing it share one position and take turns. */
   readonly name: string;
-  readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
+  readonly eventStore: ProcessorSource<E>;
   readonly checkpoints: CheckpointStore;
   /**
    * Does the work for a batch. Retried (with the same batch) until it succeeds or the processor
    * stops or loses its lease, which abort `signal`; it must be safe to run again for events it
    * has handled before (a crash between the handler and the checkpoint replays the batch).
+   * Resolving to `{ restart }` says the batch was not handled and the processor must start again
+   * from the checkpoint as load() then finds it (a projection whose store was reset under it).
    */
-  handle(events: readonly RecordedEvent[], signal: AbortSignal): Promise<void>;
+  handle(events: readonly E[], signal: AbortSignal): Promise<void | { readonly restart: string }>;
   readonly logger: Logger;
   /** What the handler does, for the log: "publishing ledger events". */
   readonly what: string;
@@ -59,6 +82,17 @@ export interface CheckpointedProcessorOptions {
   /** When set, one of the processors sharing the name works and the others stand by to take over. */
   readonly lease?: ProcessorLease;
   readonly metrics?: ProcessorMetrics;
+  /**
+   * Abandons the attempt in flight (the handler's, a checkpoint's) at once on stop or a lost
+   * lease, for clients that hold a command until their server is back (ioredis).
+   */
+  readonly abandonOnAbort?: boolean;
+  /**
+   * Called with the head of the log each time the working processor learns it (every
+   * lagRefreshMs) and the checkpoint it had before asking: where a processor checks what its
+   * batches do not tell it (a head below the checkpoint means another or a reset event store).
+   */
+  readonly onHead?: (head: bigint, checkpoint: bigint) => void;
 }
 
 export interface ProcessorLag {
@@ -78,6 +112,11 @@ export interface CheckpointedProcessor extends Worker {
   isLeading(): boolean;
   /** The position up to which this processor's checkpoint is saved. */
   checkpoint(): bigint;
+  /**
+   * Stops the subscription and starts again from the checkpoint as the store's load() finds it
+   * now, keeping the lease. One at a time: a call while one runs joins it.
+   */
+  restart(reason: string): Promise<void>;
 }
 
 const DEFAULT_BATCH_SIZE = 500;
@@ -96,7 +135,7 @@ const DEFAULT_STANDBY_POLL_MS = 2_000;
  * its holder's session dies; a holder whose lease connection fails stops as soon as it notices,
  * and until then two processors may handle the same events: duplicates, never a gap.
  */
-export function createCheckpointedProcessor(options: CheckpointedProcessorOptions): CheckpointedProcessor {
+export function createCheckpointedProcessor<E extends PositionedEvent>(options: CheckpointedProcessorOptions<E>): CheckpointedProcessor {
   const { eventStore, checkpoints, name } = options;
   const logger = options.logger.child({ module: 'checkpointed-processor', processor: name });
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
@@ -104,7 +143,7 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
   const backoff = options.retry ?? DEFAULT_RETRY;
   const standbyPollMs = options.lease?.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
 
-  let subscription: Subscription | undefined;
+  let subscription: { stop(): Promise<void> } | undefined;
   // Set while this processor works; the term's controller is aborted when the lease is lost.
   let lease: AdvisoryLease | undefined;
   let term: AbortController | undefined;
@@ -118,15 +157,22 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
   let head = 0n;
   let waitingSince: Date | undefined;
 
-  const retrying = (what: string, signal: AbortSignal) => ({ ...backoff, what, logger, signal });
+  const retrying = (what: string, signal: AbortSignal) => ({ ...backoff, what, logger, signal, abandonOnAbort: options.abandonOnAbort === true });
+  let restarting: Promise<void> | undefined;
+  let stopped: AbortSignal | undefined;
 
-  async function process(events: readonly RecordedEvent[], signal: AbortSignal): Promise<void> {
+  async function process(events: readonly E[], signal: AbortSignal): Promise<void> {
     const last = events[events.length - 1];
     if (last === undefined || signal.aborted) return;
     if (last.position > head) head = last.position;
     waitingSince ??= events[0]!.recordedAt;
     try {
-      await retry(() => options.handle(events, signal), retrying(options.what, signal));
+      const outcome = await retry(() => options.handle(events, signal), retrying(options.what, signal));
+      if (outcome !== undefined) {
+        // Not handled: the checkpoint stays, and the processor starts again from what load() finds.
+        void restart(outcome.restart);
+        return;
+      }
       // Only now, with the handler's work durable, may the checkpoint pass these events: moved
       // earlier, a crash or a failed handler would lose them for good. A crash after the handler
       // but before this write hands the batch over again on restart, which at-least-once allows.
@@ -148,6 +194,8 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
     try {
       // A processor standing by learns the working one's progress from the shared checkpoint.
       if (term === undefined) {
+        // Without a lease nobody else works: this one is starting or restarting.
+        if (options.lease === undefined) return;
         const saved = await checkpoints.load(name);
         const position = await eventStore.headPosition();
         const [next] = position > saved ? await eventStore.readAll({ after: saved, maxCount: 1 }) : [];
@@ -160,6 +208,7 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
       const known = checkpoint;
       const position = await eventStore.headPosition();
       if (position > head) head = position;
+      if (term !== undefined && restarting === undefined) options.onHead?.(position, known);
       if (head > known && waitingSince === undefined) {
         const [next] = await eventStore.readAll({ after: known, maxCount: 1 });
         // A batch may have been handled meanwhile; then `next` is no longer waiting.
@@ -249,6 +298,29 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
     scheduleCampaign(stop);
   }
 
+  function restart(reason: string): Promise<void> {
+    const ended = term;
+    const stop = stopped;
+    if (restarting !== undefined || ended === undefined || stop === undefined || stop.aborted) return restarting ?? Promise.resolve();
+    const held = lease;
+    restarting = (async () => {
+      ended.abort();
+      term = undefined;
+      const previous = subscription;
+      subscription = undefined;
+      await previous?.stop();
+      logger.info({ reason }, 'starting again from the checkpoint');
+      await lead(held, stop);
+    })()
+      .catch((error: unknown) => {
+        if (!stop.aborted) logger.error({ err: error }, 'could not start again from the checkpoint');
+      })
+      .finally(() => {
+        restarting = undefined;
+      });
+    return restarting;
+  }
+
   function lag(): ProcessorLag {
     const behind = head > checkpoint ? Number(head - checkpoint) : 0;
     const seconds = behind > 0 && waitingSince !== undefined ? Math.max(0, (Date.now() - waitingSince.getTime()) / 1000) : 0;
@@ -264,6 +336,7 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
 
   const worker = createWorker(name, {
     async start(stop) {
+      stopped = stop;
       lagTimer = setInterval(() => void refreshLag(), lagRefreshMs);
       lagTimer.unref();
       try {
@@ -275,6 +348,7 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
     async stop() {
       clearInterval(lagTimer);
       clearTimeout(campaignTimer);
+      await restarting;
       // The worker aborted start's signal before this: the subscription delivers no further batch.
       await subscription?.stop();
       subscription = undefined;
@@ -290,5 +364,6 @@ export function createCheckpointedProcessor(options: CheckpointedProcessorOption
     lag,
     isLeading: () => term !== undefined,
     checkpoint: () => checkpoint,
+    restart,
   });
 }

@@ -1,5 +1,6 @@
 import type { CatalogStore } from '@tally/catalog';
 import type { LedgerService } from '@tally/ledger';
+import { createPeriodicWorker, type Worker } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { createSubscriptionGranter } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
@@ -33,11 +34,8 @@ export interface GrantRunSummary {
   readonly behind: number;
 }
 
-export interface GrantScheduler {
-  /** Runs a tick now and then one every intervalMs, until stop(). */
-  start(): void;
-  /** Resolves once the tick in progress (if any) has finished. */
-  stop(): Promise<void>;
+/** A periodic worker: start() runs a tick now and then one every intervalMs; stop() waits for the tick in progress. */
+export interface GrantScheduler extends Worker {
   /** One pass over every subscription that may still grant, at the clock's current time. */
   runOnce(): Promise<GrantRunSummary>;
 }
@@ -55,13 +53,9 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
   const pageSize = options.pageSize ?? 200;
   const maxPeriodsPerRun = options.maxPeriodsPerRun ?? DEFAULT_MAX_PERIODS_PER_RUN;
   if (!Number.isInteger(maxPeriodsPerRun) || maxPeriodsPerRun < 1) throw new Error('maxPeriodsPerRun must be a positive integer');
-  if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new Error('intervalMs must be a positive integer');
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error('pageSize must be a positive integer');
   const logger = options.logger.child({ module: 'grant-scheduler' });
   const granter = createSubscriptionGranter(options);
-  let running = false;
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight: Promise<unknown> | undefined;
 
   async function runOnce(): Promise<GrantRunSummary> {
     const now = clock();
@@ -96,33 +90,7 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
     return summary;
   }
 
-  function tick(): void {
-    let catchingUp = false;
-    inFlight = runOnce()
-      .then((summary) => {
-        catchingUp = summary.behind > 0;
-      })
-      .catch((error: unknown) => logger.error({ err: error }, 'grant tick failed; retrying after the interval'))
-      .finally(() => {
-        inFlight = undefined;
-        // A timeout after each tick rather than an interval: ticks never overlap, however slow.
-        // Periods left by a run's bound are due already: the next run starts at once.
-        if (running) timer = setTimeout(tick, catchingUp ? 0 : intervalMs);
-      });
-  }
-
-  return {
-    start() {
-      if (running) return;
-      running = true;
-      tick();
-    },
-    async stop() {
-      running = false;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      await inFlight;
-    },
-    runOnce,
-  };
+  // Periods left by a run's bound are due already: the next run starts at once.
+  const worker = createPeriodicWorker({ name: 'scheduler', logger, intervalMs, run: async () => (await runOnce()).behind > 0 });
+  return Object.assign(worker, { runOnce });
 }

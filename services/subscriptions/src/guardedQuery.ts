@@ -1,15 +1,8 @@
-import { isTransientPgError } from '@tally/postgres';
+import { guardTransientPgErrors } from '@tally/postgres';
 import { SubscriptionsUnavailableError } from './subscriptionErrors';
 
 /** Connection failures become SubscriptionsUnavailableError (retriable); anything else passes through. */
-export async function guardedQuery<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isTransientPgError(error)) throw new SubscriptionsUnavailableError('the subscriptions database is unavailable', { cause: error });
-    throw error;
-  }
-}
+export const guardedQuery = guardTransientPgErrors((cause) => new SubscriptionsUnavailableError('the subscriptions database is unavailable', { cause }));
 
 export const UNIQUE_VIOLATION = '23505';
 

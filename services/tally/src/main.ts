@@ -1,6 +1,7 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
 import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
+import { createWorkerGroup } from '@tally/runtime';
 import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceSnapshotStore, createPurchaseService } from '@tally/ledger';
@@ -37,33 +38,24 @@ async function main(): Promise<void> {
   const roles = config.roles;
   logger.info({ roles: [...roles] }, 'starting Tally');
 
-  const stops: Array<{ name: string; stop: () => Promise<void> | void }> = [];
+  // Every role and connection, stopped in the reverse order of their start within one bound.
+  // Whatever is still stopping when it ends (a batch retrying a database that does not answer, a
+  // dead letter for a broker that is gone, a lease release) is abandoned, and that loses nothing:
+  // Kafka offsets and the relay's checkpoint move only after what they cover is durable, so the
+  // work in hand is delivered again to whoever takes over, and the deterministic ledger event ids
+  // make it apply once.
+  const parts = createWorkerGroup({ logger, stopTimeoutMs: config.timeouts.shutdownMs });
   let stopping = false;
   async function shutdown(signal: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     const timeoutMs = config.timeouts.shutdownMs;
     logger.info({ signal, timeoutMs }, 'stopping');
-    let current = 'start-up';
-    // The bound on the whole stop. Whatever is still waiting when it ends (a batch retrying a
-    // database that does not answer, a dead letter for a broker that is gone, a lease release) is
-    // abandoned, and that loses nothing: Kafka offsets and the relay's checkpoint move only after
-    // what they cover is durable, so the work in hand is delivered again to whoever takes over,
-    // and the deterministic ledger event ids make it apply once.
-    const deadline = setTimeout(() => {
-      logger.error({ component: current, timeoutMs }, 'did not stop within TALLY_SHUTDOWN_TIMEOUT_MS; exiting, uncommitted work is redelivered');
+    const outcome = await parts.stop();
+    if (!outcome.completed) {
+      logger.error({ component: outcome.waitingFor, timeoutMs }, 'did not stop within TALLY_SHUTDOWN_TIMEOUT_MS; exiting, uncommitted work is redelivered');
       process.exit(1);
-    }, timeoutMs);
-    for (const { name, stop } of [...stops].reverse()) {
-      current = name;
-      try {
-        await stop();
-        logger.info({ component: name }, 'stopped');
-      } catch (error) {
-        logger.error({ err: error, component: name }, 'failed to stop cleanly');
-      }
     }
-    clearTimeout(deadline);
     logger.info('stopped; bye');
     process.exit(0);
   }
@@ -93,11 +85,11 @@ async function main(): Promise<void> {
     connectionTimeoutMillis: config.timeouts.databaseConnectMs,
     logger,
   });
-  stops.push({ name: 'postgres', stop: () => pool.end() });
+  parts.add('postgres', () => pool.end());
   await migrate({ pool, schema: config.database.schema, logger });
 
   const rawEventStore = createPostgresEventStore({ pool, logger });
-  stops.push({ name: 'event-store', stop: () => rawEventStore.close() });
+  parts.add('event-store', () => rawEventStore.close());
   const eventStore = instrumentedEventStore(rawEventStore, appendSeconds);
   const catalog = createPostgresCatalogStore({ pool, logger });
   const clock = () => new Date();
@@ -110,7 +102,7 @@ async function main(): Promise<void> {
     : undefined;
   if (redis !== undefined) {
     redis.on('error', (error) => logger.warn({ err: error }, 'redis connection problem'));
-    stops.push({ name: 'redis', stop: () => void redis.disconnect() });
+    parts.add('redis', () => void redis.disconnect());
   }
 
   // Read by /health when this process also runs the consumer.
@@ -118,11 +110,11 @@ async function main(): Promise<void> {
   if (roles.has('consumer')) {
     const catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: config.catalogRefreshMs });
     await catalogCache.start();
-    stops.push({ name: 'catalog-cache', stop: () => catalogCache.stop() });
+    parts.add('catalog-cache', () => catalogCache.stop());
     // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY.
     const registry = createBalanceRegistryCache({ store: catalog, pool, logger, capacity: config.consumer.registryCacheSize });
     await registry.start();
-    stops.push({ name: 'balance-registry-cache', stop: () => registry.close() });
+    parts.add('balance-registry-cache', () => registry.close());
     const batchSeconds = metrics.histogram({
       name: 'tally_consumer_batch_seconds',
       help: 'Time to meter one batch of usage events, from fetch to commit',
@@ -177,24 +169,12 @@ async function main(): Promise<void> {
       collect: (gauge) => gauge.set(consumer.stalledPartitions().length),
     });
     stalledPartitions = () => consumer.stalledPartitions();
-    await consumer.start();
-    stops.push({ name: 'consumer', stop: () => consumer.stop() });
+    await parts.start(consumer);
   }
 
   if (roles.has('projector') && redis !== undefined) {
-    const projector = createBalanceProjector({ eventStore, redis, keyPrefix: config.redis.keyPrefix, logger });
-    metrics.gauge({
-      name: 'tally_projector_lag_events',
-      help: 'Event store positions not yet reflected in the Redis snapshots',
-      collect: (gauge) => gauge.set(Number(projector.lag().events)),
-    });
-    metrics.gauge({
-      name: 'tally_projector_lag_seconds',
-      help: 'Age of the oldest event not yet reflected in the Redis snapshots',
-      collect: (gauge) => gauge.set(projector.lag().seconds),
-    });
-    await projector.start();
-    stops.push({ name: 'projector', stop: () => projector.stop() });
+    const projector = createBalanceProjector({ eventStore, redis, keyPrefix: config.redis.keyPrefix, metrics, logger });
+    await parts.start(projector);
   }
 
   if (roles.has('relay')) {
@@ -208,25 +188,10 @@ async function main(): Promise<void> {
       compression: compressionType(config.kafka.compression),
       ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
       leaseTimeoutMs: config.timeouts.relayLeaseMs,
+      metrics,
       logger,
     });
-    metrics.gauge({
-      name: 'tally_relay_lag_events',
-      help: 'Event store positions not yet published to the ledger topic',
-      collect: (gauge) => gauge.set(relay.lag().events),
-    });
-    metrics.gauge({
-      name: 'tally_relay_lag_seconds',
-      help: 'Age of the oldest ledger event not yet published',
-      collect: (gauge) => gauge.set(relay.lag().seconds),
-    });
-    metrics.gauge({
-      name: 'tally_relay_publishing',
-      help: '1 while this process holds the relay lease and publishes, 0 while it stands by',
-      collect: (gauge) => gauge.set(relay.isPublishing() ? 1 : 0),
-    });
-    await relay.start();
-    stops.push({ name: 'relay', stop: () => relay.stop() });
+    await parts.start(relay);
   }
 
   const plans = createPostgresPlanStore({ pool, logger });
@@ -241,8 +206,7 @@ async function main(): Promise<void> {
       maxPeriodsPerRun: config.grants.maxPeriodsPerRun,
       logger,
     });
-    await scheduler.start();
-    stops.push({ name: 'scheduler', stop: () => scheduler.stop() });
+    await parts.start(scheduler);
   }
 
   if (roles.has('api') && redis !== undefined) {
@@ -260,7 +224,7 @@ async function main(): Promise<void> {
       compression: compressionType(config.kafka.compression),
       logger,
     });
-    stops.push({ name: 'usage-publisher', stop: () => usagePublisher.stop() });
+    parts.add('usage-publisher', () => usagePublisher.stop());
     // The rate limiter's own connection: it must fail fast (no offline queue, a command timeout)
     // so that while Redis is away requests are let through, not held behind the counters.
     const rateLimitRedis = createRedisClient({
@@ -271,7 +235,7 @@ async function main(): Promise<void> {
       ...connections.redis,
     });
     rateLimitRedis.on('error', (error) => logger.warn({ err: error }, 'rate-limit redis connection problem'));
-    stops.push({ name: 'rate-limit-redis', stop: () => void rateLimitRedis.disconnect() });
+    parts.add('rate-limit-redis', () => void rateLimitRedis.disconnect());
     const protection = config.apiProtection;
     const app = await buildApp({
       options: {
@@ -315,7 +279,7 @@ async function main(): Promise<void> {
       },
     });
     await app.listen({ host: config.api.host, port: config.api.port });
-    stops.push({ name: 'api', stop: () => app.close() });
+    parts.add('api', () => app.close());
   }
 
   logger.info({ roles: [...roles] }, 'Tally is running');

@@ -1,14 +1,7 @@
 import { createKafka } from '@tally/kafka';
-import { logLevel, type Kafka, type LogEntry } from 'kafkajs';
+import { logLevel, type Kafka } from 'kafkajs';
 import pino from 'pino';
 import { stackConfig } from './stackConfig';
-
-const pinoLevels: Record<number, pino.Level> = {
-  [logLevel.ERROR]: 'error',
-  [logLevel.WARN]: 'warn',
-  [logLevel.INFO]: 'info',
-  [logLevel.DEBUG]: 'debug',
-};
 
 /**
  * A kafkajs client for the local stack's brokers. kafkajs writes its own console logs; they go
@@ -20,11 +13,6 @@ export function createTestKafka(clientId: string): Kafka {
     clientId,
     brokers: [...stackConfig.kafkaBrokers],
     logLevel: logLevel.INFO,
-    logCreator:
-      () =>
-      ({ namespace, level, log }: LogEntry) => {
-        const { message, ...fields } = log;
-        logger[pinoLevels[level] ?? 'info']({ namespace, ...fields }, message);
-      },
+    logger,
   });
 }

@@ -1,0 +1,52 @@
+import type { Logger } from 'pino';
+import { createWorker, type Worker } from './worker';
+
+export interface PeriodicWorkerOptions {
+  readonly name: string;
+  readonly logger: Logger;
+  /** Pause between the end of one run and the start of the next. */
+  readonly intervalMs: number;
+  /**
+   * One run. Resolving to true runs the next one at once (work is left that a bound per run held
+   * back). A rejection is logged and the next run comes after the interval: a run must be safe to
+   * repeat. `signal` is aborted by stop(); stop() waits for the run in flight.
+   */
+  run(signal: AbortSignal): Promise<boolean | void>;
+}
+
+/**
+ * A worker that runs `run` at start and then again `intervalMs` after each run ends: a timeout
+ * after each run rather than an interval, so runs never overlap however slow one is.
+ */
+export function createPeriodicWorker(options: PeriodicWorkerOptions): Worker {
+  const { name, intervalMs } = options;
+  if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new RangeError(`intervalMs must be a positive integer; got ${intervalMs}`);
+  const logger = options.logger.child({ worker: name });
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> | undefined;
+
+  function tick(signal: AbortSignal): void {
+    let again = false;
+    inFlight = options
+      .run(signal)
+      .then((more) => {
+        again = more === true;
+      })
+      .catch((error: unknown) => logger.error({ err: error }, `${name} run failed; running again after the interval`))
+      .finally(() => {
+        inFlight = undefined;
+        if (!signal.aborted) timer = setTimeout(() => tick(signal), again ? 0 : intervalMs);
+      });
+  }
+
+  return createWorker(name, {
+    async start(signal) {
+      tick(signal);
+    },
+    async stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      await inFlight;
+    },
+  });
+}
