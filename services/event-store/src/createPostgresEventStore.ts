@@ -1,9 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { createHash, hash as oneShotHash } from 'node:crypto';
-import { isWellFormedText } from '@tally/domain';
 import { NotificationListener } from '@tally/postgres';
-import { DuplicateEventIdError, InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
+import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests } from './appendValidation';
+import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
 import type {
   AppendManyOptions,
   AppendRequest,
@@ -15,7 +14,6 @@ import type {
   RecordedEvent,
   Subscription,
 } from './eventStore';
-import { serializeExpectedRevision } from './expectedRevision';
 import { groupStreamsByEvents } from './groupStreamsByEvents';
 import { startSubscription } from './startSubscription';
 import { translateError } from './translateError';
@@ -37,8 +35,6 @@ type Queryable = Pick<Pool, 'query'>;
 
 export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
 const DEFAULT_MAX_PAGE_EVENTS = 10_000;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata, recorded_at';
 
@@ -342,85 +338,6 @@ class MarkerAlreadyRecordedHashes extends Error {
   constructor(readonly hashes: readonly string[]) {
     super('append markers already recorded');
   }
-}
-
-/**
- * Each distinct marker by the hex of its stored key: the first 16 bytes of the SHA-256 of its
- * UTF-8, as migration 005's backfill computes it. A fixed 16 bytes per marker, whatever its
- * length, for a table that keeps one row per usage event for ever.
- */
-/** One-shot hashing where Node has it (20.12+): no Hash object per marker. */
-const sha256Hex = (text: string): string =>
-  typeof oneShotHash === 'function' ? oneShotHash('sha256', text, 'hex') : createHash('sha256').update(text, 'utf8').digest('hex');
-
-function markerHashes(markers: readonly string[]): Map<string, string> {
-  const hashes = new Map<string, string>();
-  for (const marker of markers) {
-    if (typeof marker !== 'string' || !isWellFormedText(marker)) {
-      throw new InvalidEventStoreRequestError('a marker must be a well-formed string');
-    }
-    hashes.set(sha256Hex(marker).slice(0, 32), marker);
-  }
-  return hashes;
-}
-
-interface AppendPayload {
-  streamId: string;
-  expectedRevision: string;
-  events: { id: string; type: string; data: JsonObject; metadata: JsonObject }[];
-}
-
-/**
- * Rejects what PostgreSQL would reject less clearly (or, for repeated ids, as an unexplained
- * constraint violation) and shapes the requests as append_events reads them.
- */
-function validateAppendRequests(requests: readonly AppendRequest[]): AppendPayload[] {
-  const streamIds = new Set<string>();
-  const eventIds = new Set<string>();
-  const repeatedIds: string[] = [];
-  const payload = requests.map((request) => {
-    if (typeof request.streamId !== 'string' || request.streamId.length === 0) {
-      throw new InvalidEventStoreRequestError('streamId must be a non-empty string');
-    }
-    if (streamIds.has(request.streamId)) {
-      throw new InvalidEventStoreRequestError(`stream ${request.streamId} appears in more than one request; merge them`);
-    }
-    streamIds.add(request.streamId);
-    if (request.events.length === 0) {
-      throw new InvalidEventStoreRequestError(`no events to append to ${request.streamId}`);
-    }
-    return {
-      streamId: request.streamId,
-      expectedRevision: serializeExpectedRevision(request.expectedRevision),
-      events: request.events.map((event) => {
-        const id = checkEventId(event.id);
-        if (eventIds.has(id)) repeatedIds.push(id);
-        eventIds.add(id);
-        if (typeof event.type !== 'string' || event.type.length === 0) {
-          throw new InvalidEventStoreRequestError(`event ${id} has no type`);
-        }
-        return { id, type: event.type, data: event.data, metadata: event.metadata ?? {} };
-      }),
-    };
-  });
-  if (repeatedIds.length > 0) throw new DuplicateEventIdError(repeatedIds, 'event ids repeated within one append');
-  return payload;
-}
-
-/** PostgreSQL returns UUIDs in lower case; normalising keeps ids comparable with what callers sent. */
-function checkEventId(id: string): string {
-  if (typeof id !== 'string' || !UUID.test(id)) {
-    throw new InvalidEventStoreRequestError(`event id must be a UUID; got ${JSON.stringify(id)}`);
-  }
-  return id.toLowerCase();
-}
-
-function checkMaxCount(maxCount: number | undefined): number | null {
-  if (maxCount === undefined) return null;
-  if (!Number.isSafeInteger(maxCount) || maxCount < 0) {
-    throw new InvalidEventStoreRequestError(`maxCount must be a non-negative integer; got ${maxCount}`);
-  }
-  return maxCount;
 }
 
 function toRecordedEvent(row: EventRow): RecordedEvent {

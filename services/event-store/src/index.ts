@@ -2,3 +2,9 @@ export * from './eventStore';
 export * from './errors';
 export { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL, type PostgresEventStoreOptions } from './createPostgresEventStore';
 export { streamRuns } from './streamRuns';
+export {
+  createEventStoreDbEventStore,
+  DEFAULT_INTERNAL_PREFIX,
+  type EventStoreDbClient,
+  type EventStoreDbEventStoreOptions,
+} from './createEventStoreDbEventStore';

@@ -15,6 +15,8 @@ export interface StackConfig {
   readonly dlqTopicPartitions: number;
   readonly ledgerTopic: string;
   readonly ledgerTopicPartitions: number;
+  /** Where the EventStoreDB conformance suite looks for a server (docker-compose.yml's, by default). */
+  readonly eventStoreDbConnectionString: string;
 }
 
 export function readStackConfig(env: NodeJS.ProcessEnv): StackConfig {
@@ -30,6 +32,7 @@ export function readStackConfig(env: NodeJS.ProcessEnv): StackConfig {
     dlqTopicPartitions: Number(env.TALLY_DLQ_TOPIC_PARTITIONS ?? 3),
     ledgerTopic: env.TALLY_LEDGER_TOPIC ?? 'credit-ledger',
     ledgerTopicPartitions: Number(env.TALLY_LEDGER_TOPIC_PARTITIONS ?? 6),
+    eventStoreDbConnectionString: env.TALLY_EVENTSTORE_CONNECTION_STRING ?? 'esdb://127.0.0.1:2113?tls=false',
   };
 }
 

@@ -1,0 +1,634 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  BACKWARDS,
+  END,
+  EventStoreDBClient,
+  FORWARDS,
+  jsonEvent,
+  NO_STREAM,
+  ErrorType,
+  START,
+  streamNameFilter,
+  type AllStreamResolvedEvent,
+  type AllStreamSubscription,
+  type Position,
+  type ReadPosition,
+  type ReadRevision,
+  type ResolvedEvent,
+  type StreamingRead,
+} from '@eventstore/db-client';
+import type { Logger } from 'pino';
+import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
+import {
+  DuplicateEventIdError,
+  EventStoreUnavailableError,
+  InvalidEventStoreRequestError,
+  MarkerAlreadyRecordedError,
+  WrongExpectedRevisionError,
+  type RevisionConflict,
+} from './errors';
+import type { AppendRequest, AppendResult, EventStore, JsonObject, ReadAllOptions, ReadStreamOptions, RecordedEvent, Subscription } from './eventStore';
+import { parseExpectedRevision } from './expectedRevision';
+import { startSubscription } from './startSubscription';
+
+/**
+ * The event store port over EventStoreDB 22.6+ or KurrentDB, through @eventstore/db-client: the
+ * only module that knows that library. README, "EventStoreDB as the event store", says the same
+ * as the comments here for operators.
+ *
+ * EventStoreDB appends to one stream atomically, never to several, and deduplicates event ids
+ * only within a stream at a known revision; the port promises more (appendMany all or nothing,
+ * with its markers; ids unique across streams; appendExclusively). So every write goes through
+ * one journal stream, as PostgreSQL's append_events goes through one lock:
+ *
+ * 1. settle: the journal's last entry is applied (idempotently, see 4) if this process has not
+ *    seen it applied. Entry n+1 is only ever written by a writer that settled entry n, so every
+ *    entry before the last is applied already.
+ * 2. check: markers, event ids (through one index stream per stored event id) and expected
+ *    revisions are checked against the streams as they are after every journal entry so far,
+ *    exactly as append_events checks them (same outcomes, same errors).
+ * 3. commit: the events are staged in a batch stream of their own (invisible: no reader looks
+ *    there until an entry names it), then one small entry naming the batch and each stream's
+ *    revision before it is appended to the journal with the journal revision read in 1. That
+ *    append is the commit point: it fails if another writer committed since step 1, and the
+ *    whole call starts again from 1. Staging first means a committed entry always fits the
+ *    server's limits (what did not fit failed before the commit).
+ * 4. apply: each stream's events are appended with the exact revision the entry recorded, then
+ *    the id-index and marker streams (expected revision no_stream), all with deterministic event
+ *    ids. EventStoreDB treats a repeat of events at a known revision as idempotent, so applying
+ *    an entry twice (a crash between two streams' appends, then a settle by anyone) writes each
+ *    event once. Every read settles first, so no reader sees a committed entry half applied.
+ *
+ * Exactly once for the metering consumer: its charges and markers are one journal entry. A crash
+ * between two streams' appends leaves a committed entry that the next settle (the next read or
+ * append by any process) completes; the redelivered usage then finds its markers recorded and is
+ * not metered again. A crash before the journal append leaves only an orphaned batch stream.
+ *
+ * Positions: a Tally position is the event's commit position in the transaction log ($all).
+ * Tally never writes explicit transactions (the gRPC API has none), and for every other event
+ * commit and prepare positions are equal, so the one number says it all and orders events as
+ * $all does. Byte offsets: far below 2^63, so PostgreSQL's bigint checkpoints hold them.
+ * Servers older than 22.6 do not report positions on stream reads; they are refused.
+ */
+/** The calls of the client the adapter makes: a test can stand a model of the server in for it. */
+export type EventStoreDbClient = Pick<EventStoreDBClient, 'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'>;
+
+export interface EventStoreDbEventStoreOptions {
+  /** `esdb://host:2113?tls=false` (or `kurrentdb://`, `esdb+discover://`): see the client's docs. */
+  readonly connectionString: string;
+  /** Instead of a client made from the connection string (tests: a model of the server). */
+  readonly client?: EventStoreDbClient;
+  readonly logger: Logger;
+  /** Longest delay before a live subscription notices an append whose wake-up was lost. */
+  readonly pollIntervalMs?: number;
+  readonly retryInitialDelayMs?: number;
+  readonly retryMaxDelayMs?: number;
+  /**
+   * Prefix of the adapter's own streams (journal, batches, id index, markers); a caller's stream
+   * may not start with it, and reads of $all leave them out. A distinct prefix gives a test its
+   * own journal on a shared server.
+   */
+  readonly internalPrefix?: string;
+}
+
+export const DEFAULT_INTERNAL_PREFIX = 'tally-store.';
+const DEFAULT_MAX_PAGE_EVENTS = 10_000;
+/** Reads and writes in flight at once for one call (the client multiplexes them over HTTP/2). */
+const CONCURRENCY = 64;
+/** Below the server's default 1 MiB MaxAppendSize, with room for the envelope of each event. */
+const MAX_APPEND_BYTES = 768 * 1024;
+/** Above this, a position cannot be a log offset: a server without positions on stream reads. */
+const NO_POSITION = 2n ** 63n;
+
+interface JournalEntry {
+  readonly batch: string;
+  /** Events of the batch stream: the writes in order, each its events in order. */
+  readonly batchEvents: number;
+  /** Per stream written: its last revision before the entry (-1: no stream) and its event count. */
+  readonly writes: readonly { readonly streamId: string; readonly after: string; readonly count: number }[];
+  readonly markers: readonly string[];
+}
+
+/** An event as staged in a batch stream, and as applied to its stream. */
+interface StagedEvent {
+  readonly streamId: string;
+  readonly id: string;
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+}
+
+interface Indexed {
+  readonly streamId: string;
+  readonly revision: bigint;
+}
+
+type PlannedOutcome = { kind: 'write'; after: bigint } | { kind: 'idempotent'; last: RecordedEvent };
+
+export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOptions): EventStore {
+  const logger = options.logger.child({ module: 'event-store', store: 'eventstoredb' });
+  let client: EventStoreDbClient;
+  try {
+    client = options.client ?? EventStoreDBClient.connectionString(options.connectionString);
+  } catch (error) {
+    // The client's own words name what is wrong; the string itself may hold a password.
+    throw new InvalidEventStoreRequestError(`TALLY_EVENTSTORE_CONNECTION_STRING is not a valid EventStoreDB connection string: ${(error as Error).message}`);
+  }
+  const prefix = options.internalPrefix ?? DEFAULT_INTERNAL_PREFIX;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw new InvalidEventStoreRequestError(`internalPrefix must be 1 to 64 of [A-Za-z0-9_.-]; got ${prefix}`);
+  const journalStream = `${prefix}journal`;
+  const batchStream = (id: string) => `${prefix}batch-${id}`;
+  const indexStream = (eventId: string) => `${prefix}event-${eventId}`;
+  const markerStream = (hash: string) => `${prefix}marker-${hash}`;
+  const isTallyStream = (streamId: string) => !streamId.startsWith('$') && !streamId.startsWith(prefix);
+  const timing = {
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
+    retryMaxDelayMs: options.retryMaxDelayMs ?? 5000,
+  };
+
+  /** Every client call goes through here, so that a lost server is the one retriable error callers know. */
+  const call = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw translateEsdbError(error);
+    }
+  };
+
+  /** A stream's events from a revision, in one direction; a missing stream reads as empty. */
+  const readRaw = (streamId: string, fromRevision: ReadRevision, direction: typeof FORWARDS | typeof BACKWARDS, maxCount: number) =>
+    call(async () => {
+      const read: StreamingRead<ResolvedEvent> = client.readStream(streamId, { fromRevision, direction, maxCount });
+      const events: RecordedEvent[] = [];
+      try {
+        for await (const resolved of read) {
+          if (resolved.event !== undefined) events.push(toRecordedEvent(resolved.event));
+        }
+      } catch (error) {
+        if (errorType(error) === ErrorType.STREAM_NOT_FOUND) return [];
+        throw error;
+      }
+      return events;
+    });
+
+  const lastEvent = async (streamId: string): Promise<RecordedEvent | undefined> => (await readRaw(streamId, END, BACKWARDS, 1))[0];
+
+  /** Appends with an exact expected revision; a repeat of what is stored there is idempotent. */
+  const appendExact = async (streamId: string, after: bigint, events: readonly StagedEvent[]): Promise<void> => {
+    try {
+      await call(() =>
+        client.appendToStream(
+          streamId,
+          events.map((event) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: event.metadata })),
+          { expectedRevision: after < 0n ? NO_STREAM : after },
+        ),
+      );
+    } catch (error) {
+      if (errorType(error) !== ErrorType.WRONG_EXPECTED_VERSION) throw error;
+      // Only a concurrent apply of the same entry gets here (the journal admits no other writer
+      // to these revisions): the events must be there, exactly, or the store is corrupt.
+      const stored = await readRaw(streamId, after + 1n, FORWARDS, events.length);
+      if (stored.length !== events.length || stored.some((event, i) => event.id !== events[i]!.id)) {
+        throw new Error(`journal entry cannot be applied to ${streamId} after revision ${after}: the stream holds other events there`, { cause: error });
+      }
+    }
+  };
+
+  /** Runs `work` over the items, CONCURRENCY at a time. */
+  const eachLimited = async <T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> => {
+    const results: R[] = [];
+    for (let start = 0; start < items.length; start += CONCURRENCY) {
+      results.push(...(await Promise.all(items.slice(start, start + CONCURRENCY).map(work))));
+    }
+    return results;
+  };
+
+  const readIndex = async (eventId: string): Promise<Indexed | undefined> => {
+    const [entry] = await readRaw(indexStream(eventId), START, FORWARDS, 1);
+    return entry === undefined ? undefined : { streamId: String(entry.data.streamId), revision: BigInt(String(entry.data.revision)) };
+  };
+
+  // --- the journal ---------------------------------------------------------------------------
+
+  /** Highest journal revision this process knows to be applied; -1: none. */
+  let appliedThrough = -1n;
+  let settling: { revision: bigint; done: Promise<void> } | undefined;
+
+  const apply = async (entry: JournalEntry): Promise<void> => {
+    const staged: StagedEvent[] = (await readRaw(batchStream(entry.batch), START, FORWARDS, entry.batchEvents)).map((event) => event.data as unknown as StagedEvent);
+    if (staged.length !== entry.batchEvents) throw new Error(`journal batch ${entry.batch} holds ${staged.length} of its ${entry.batchEvents} events`);
+    let offset = 0;
+    const indexed: { eventId: string; streamId: string; revision: bigint }[] = [];
+    // Streams in request order, each in chunks under the server's append limit: positions follow
+    // request order, then event order, as on PostgreSQL.
+    for (const write of entry.writes) {
+      const events = staged.slice(offset, offset + write.count);
+      offset += write.count;
+      let after = BigInt(write.after);
+      for (const chunk of chunksBySize(events)) {
+        await appendExact(write.streamId, after, chunk);
+        after += BigInt(chunk.length);
+      }
+      events.forEach((event, i) => indexed.push({ eventId: event.id, streamId: write.streamId, revision: BigInt(write.after) + 1n + BigInt(i) }));
+    }
+    await eachLimited(indexed, (item) =>
+      appendExact(indexStream(item.eventId), -1n, [
+        { streamId: item.streamId, id: derivedUuid('index', item.eventId), type: 'EventStored', data: { streamId: item.streamId, revision: item.revision.toString() }, metadata: {} },
+      ]),
+    );
+    await eachLimited(entry.markers, (hash) =>
+      appendExact(markerStream(hash), -1n, [{ streamId: '', id: derivedUuid('marker', hash), type: 'InputConsumed', data: { hash }, metadata: {} }]),
+    );
+  };
+
+  /** Applies the journal's last entry unless known applied; returns the journal's last revision (-1: empty). */
+  const settle = async (): Promise<bigint> => {
+    const [tail] = await readRaw(journalStream, END, BACKWARDS, 1);
+    if (tail === undefined) return -1n;
+    if (tail.revision <= appliedThrough) return tail.revision;
+    if (settling?.revision !== tail.revision) {
+      const done = apply(tail.data as unknown as JournalEntry).then(() => {
+        if (tail.revision > appliedThrough) appliedThrough = tail.revision;
+      });
+      settling = { revision: tail.revision, done };
+      done.catch(() => undefined).finally(() => {
+        if (settling?.done === done) settling = undefined;
+      });
+    }
+    await settling.done;
+    return tail.revision;
+  };
+
+  /** Steps 2 and 3 of the class comment, again from step 1 whenever another writer commits first. */
+  const appendOn = async (requests: readonly AppendRequest[], markers: readonly string[], beforeCheck?: () => Promise<readonly AppendRequest[]>): Promise<AppendResult[]> => {
+    for (;;) {
+      const journal = await settle();
+      const current = beforeCheck === undefined ? requests : await beforeCheck();
+      const payload = validateAppendRequests(current);
+      for (const request of payload) {
+        if (!isTallyStream(request.streamId)) throw new InvalidEventStoreRequestError(`stream ${request.streamId} is reserved (system streams and ${prefix}*)`);
+      }
+      if (payload.length === 0 && markers.length === 0) return [];
+      const hashes = markerHashes(markers);
+      const recorded = (await eachLimited([...hashes.keys()], async (hash) => ((await readRaw(markerStream(hash), START, FORWARDS, 1)).length > 0 ? hash : undefined))).filter(
+        (hash): hash is string => hash !== undefined,
+      );
+      if (recorded.length > 0) throw new MarkerAlreadyRecordedError(recorded.map((hash) => hashes.get(hash)!));
+      const outcomes = await plan(payload);
+      const writes = payload.flatMap((request, i) => {
+        const outcome = outcomes[i]!;
+        return outcome.kind === 'write' ? [{ request, after: outcome.after }] : [];
+      });
+      if (writes.length > 0 || hashes.size > 0) {
+        const batch = randomUUID();
+        const staged = writes.flatMap(({ request }) =>
+          request.events.map((event): StagedEvent => ({ streamId: request.streamId, id: event.id, type: event.type, data: event.data, metadata: event.metadata })),
+        );
+        let after = -1n;
+        for (const chunk of chunksBySize(staged)) {
+          await appendExact(batchStream(batch), after, chunk.map((event) => ({ ...event, id: randomUUID(), type: 'StagedEvent', data: event as unknown as JsonObject, metadata: {} })));
+          after += BigInt(chunk.length);
+        }
+        const entry: JournalEntry = {
+          batch,
+          batchEvents: staged.length,
+          writes: writes.map(({ request, after: before }) => ({ streamId: request.streamId, after: before.toString(), count: request.events.length })),
+          markers: [...hashes.keys()],
+        };
+        try {
+          await call(() =>
+            client.appendToStream(journalStream, jsonEvent({ id: randomUUID(), type: 'Committed', data: entry as unknown as JsonObject }), {
+              expectedRevision: journal < 0n ? NO_STREAM : journal,
+            }),
+          );
+        } catch (error) {
+          if (errorType(error) !== ErrorType.WRONG_EXPECTED_VERSION) throw error;
+          logger.debug({ journal }, 'another writer committed first; checking again');
+          continue;
+        }
+        // Ours is the last entry now: applying it is settling it.
+        await settle();
+      }
+      return Promise.all(
+        payload.map(async (request, i): Promise<AppendResult> => {
+          const outcome = outcomes[i]!;
+          if (outcome.kind === 'idempotent') {
+            return { streamId: request.streamId, nextExpectedRevision: outcome.last.revision, position: outcome.last.position, idempotent: true };
+          }
+          const last = outcome.after + BigInt(request.events.length);
+          const [event] = await readRaw(request.streamId, last, FORWARDS, 1);
+          return { streamId: request.streamId, nextExpectedRevision: last, position: event!.position, idempotent: false };
+        }),
+      );
+    }
+  };
+
+  /** append_events' checks (010_set_based_append.sql): foreign ids, idempotent repeats, conflicts. */
+  const plan = async (payload: readonly AppendPayload[]): Promise<PlannedOutcome[]> => {
+    const ids = payload.flatMap((request) => request.events.map((event) => event.id));
+    const found = new Map<string, Indexed>();
+    (await eachLimited(ids, async (id) => [id, await readIndex(id)] as const)).forEach(([id, indexed]) => indexed && found.set(id, indexed));
+    const tails = await eachLimited(payload, (request) => lastEvent(request.streamId));
+    const foreign: { streamId: string; eventIds: string[] }[] = [];
+    const conflicts: RevisionConflict[] = [];
+    const outcomes = payload.map((request, i): PlannedOutcome => {
+      const tail = tails[i];
+      const same = request.events.filter((event) => found.get(event.id)?.streamId === request.streamId).length;
+      const elsewhere = request.events.filter((event) => found.has(event.id) && found.get(event.id)!.streamId !== request.streamId).map((event) => event.id);
+      if (elsewhere.length > 0) foreign.push({ streamId: request.streamId, eventIds: elsewhere });
+      if (same === request.events.length && tail !== undefined) return { kind: 'idempotent', last: tail };
+      const expected = parseExpectedRevision(request.expectedRevision);
+      const holds =
+        same === 0 &&
+        (expected === 'any' ||
+          (expected === 'no_stream' && tail === undefined) ||
+          (expected === 'stream_exists' && tail !== undefined) ||
+          (typeof expected === 'bigint' && tail !== undefined && tail.revision === expected));
+      if (!holds) conflicts.push({ streamId: request.streamId, expected, actual: tail?.revision ?? 'no_stream' });
+      return { kind: 'write', after: tail?.revision ?? -1n };
+    });
+    if (foreign.length > 0) {
+      throw new DuplicateEventIdError(
+        foreign.flatMap((f) => f.eventIds),
+        `event ids already stored in another stream (appending to ${foreign.map((f) => f.streamId).join(', ')})`,
+      );
+    }
+    if (conflicts.length > 0) throw new WrongExpectedRevisionError(conflicts as [RevisionConflict, ...RevisionConflict[]]);
+    return outcomes;
+  };
+
+  // --- reads -----------------------------------------------------------------------------------
+
+  const readStream = async (streamId: string, { direction = 'forwards', fromRevision, maxCount }: ReadStreamOptions = {}, settled = false): Promise<RecordedEvent[]> => {
+    if (fromRevision !== undefined && fromRevision < 0n) throw new InvalidEventStoreRequestError(`fromRevision must not be negative; got ${fromRevision}`);
+    const limit = checkMaxCount(maxCount);
+    if (limit === 0) return [];
+    if (!settled) await settle();
+    return readRaw(
+      streamId,
+      fromRevision ?? (direction === 'forwards' ? START : END),
+      direction === 'forwards' ? FORWARDS : BACKWARDS,
+      limit ?? Number.MAX_SAFE_INTEGER,
+    );
+  };
+
+  /** Tally's events of $all in one direction from a position, up to maxCount of them. */
+  const scanAll = (fromPosition: ReadPosition, direction: typeof FORWARDS | typeof BACKWARDS, keep: (event: RecordedEvent) => boolean, maxCount: number) =>
+    call(async () => {
+      const events: RecordedEvent[] = [];
+      if (maxCount === 0) return events;
+      const read: StreamingRead<AllStreamResolvedEvent> = client.readAll({ fromPosition, direction });
+      try {
+        for await (const resolved of read) {
+          const recorded = resolved.event;
+          if (recorded === undefined || !isTallyStream(recorded.streamId)) continue;
+          const event = toRecordedEvent(recorded);
+          if (!keep(event)) continue;
+          events.push(event);
+          if (events.length >= maxCount) break;
+        }
+      } finally {
+        await read.cancel().catch(() => undefined);
+      }
+      return events;
+    });
+
+  const readAll = ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
+    const limit = checkMaxCount(maxCount) ?? Number.MAX_SAFE_INTEGER;
+    // A Tally position is an event's commit (= prepare) position, so it is a valid place to start;
+    // $all reads include their start, subscriptions' checkpoints exclude it: drop it here.
+    return scanAll(after <= 0n ? START : { commit: after, prepare: after }, FORWARDS, (event) => event.position > after, limit);
+  };
+
+  // --- live wake-ups for subscriptions ----------------------------------------------------------
+
+  const wakes = new Set<() => void>();
+  let live: AllStreamSubscription | undefined;
+  const ensureLive = async (): Promise<void> => {
+    if (live !== undefined) return;
+    // Only a signal that something was appended (like PostgreSQL's NOTIFY): the subscription loop
+    // re-reads $all from its own checkpoint, so a lost wake-up costs at most the poll interval.
+    const subscription = client.subscribeToAll({
+      fromPosition: END,
+      filter: streamNameFilter({ regex: `^(?!\\$|${escapeRegex(prefix)})` }),
+    });
+    subscription.on('data', () => wakes.forEach((wake) => wake()));
+    subscription.on('error', (error) => {
+      logger.warn({ err: error }, 'live $all subscription failed; polling until it is back');
+      if (live === subscription) live = undefined;
+    });
+    subscription.on('end', () => {
+      if (live === subscription) live = undefined;
+    });
+    live = subscription;
+  };
+
+  const subscriptions = new Set<Subscription>();
+
+  const store: EventStore = {
+    async appendToStream(streamId, events, { expectedRevision }) {
+      const [result] = await appendOn([{ streamId, events, expectedRevision }], []);
+      return result!;
+    },
+
+    appendMany: (requests, appendOptions = {}) => appendOn(requests, appendOptions.markers ?? []),
+
+    async readMarkers(markers) {
+      if (markers.length === 0) return new Set();
+      const hashes = markerHashes(markers);
+      await settle();
+      const recorded = await eachLimited([...hashes.keys()], async (hash) => ((await readRaw(markerStream(hash), START, FORWARDS, 1)).length > 0 ? hash : undefined));
+      return new Set(recorded.filter((hash): hash is string => hash !== undefined).map((hash) => hashes.get(hash)!));
+    },
+
+    readStream: (streamId, readOptions) => readStream(streamId, readOptions),
+
+    /**
+     * EventStoreDB has no lock to hold the other appenders back, so this is optimistic where
+     * PostgreSQL's is pessimistic: `work` reads the streams as of the journal's last entry, and
+     * its append commits only if no other entry got in meanwhile; else `work` runs again on the
+     * new state. The promise kept is the same (its expected revisions hold when it commits), but
+     * `work` may run more than once, and under a storm of writers it can keep losing.
+     */
+    async appendExclusively(work) {
+      let value: unknown;
+      const results = await appendOn([], [], async () => {
+        const decided = await work({ readStream: (streamId, readOptions) => readStream(streamId, readOptions, true) });
+        value = decided.value;
+        return decided.requests;
+      });
+      return { results, value: value as never };
+    },
+
+    async readStreams(streamIds) {
+      await settle();
+      const unique = [...new Set(streamIds)];
+      const read = await eachLimited(unique, (streamId) => readStream(streamId, {}, true));
+      const streams = new Map<string, RecordedEvent[]>(streamIds.map((id) => [id, []]));
+      unique.forEach((streamId, i) => streams.set(streamId, read[i]!));
+      return streams;
+    },
+
+    async *readStreamsPaged(streamIds, { maxPageEvents = DEFAULT_MAX_PAGE_EVENTS } = {}) {
+      if (!Number.isSafeInteger(maxPageEvents) || maxPageEvents < 1) {
+        throw new InvalidEventStoreRequestError(`maxPageEvents must be a positive integer; got ${maxPageEvents}`);
+      }
+      if (streamIds.length === 0) return;
+      await settle();
+      // Streams one after another, each from its start in reads no longer than what the page
+      // still has room for: every page at most maxPageEvents, each stream contiguous.
+      let page: RecordedEvent[] = [];
+      for (const streamId of [...new Set(streamIds)]) {
+        for (let from = 0n; ; ) {
+          const room = maxPageEvents - page.length;
+          const read = await readRaw(streamId, from, FORWARDS, room);
+          page.push(...read);
+          if (page.length >= maxPageEvents) {
+            yield page;
+            page = [];
+          }
+          if (read.length < room) break;
+          from = read[read.length - 1]!.revision + 1n;
+        }
+      }
+      if (page.length > 0) yield page;
+    },
+
+    async readEventsById(eventIds) {
+      if (eventIds.length === 0) return [];
+      const ids = [...new Set(eventIds.map((id) => checkEventId(id)))];
+      await settle();
+      const found = await eachLimited(ids, async (id) => {
+        const indexed = await readIndex(id);
+        return indexed === undefined ? undefined : (await readRaw(indexed.streamId, indexed.revision, FORWARDS, 1))[0];
+      });
+      return found.filter((event): event is RecordedEvent => event !== undefined).sort((a, b) => (a.position < b.position ? -1 : 1));
+    },
+
+    readAll,
+
+    async headPosition() {
+      const [last] = await scanAll(END, BACKWARDS, () => true, 1);
+      return last?.position ?? 0n;
+    },
+
+    subscribeToAll(subscribeOptions) {
+      const subscription = startSubscription(
+        {
+          readAll: (after, maxCount) => readAll({ after, maxCount }),
+          ensureListening: () => ensureLive(),
+          onAppended: (wake) => {
+            wakes.add(wake);
+            return () => wakes.delete(wake);
+          },
+        },
+        timing,
+        subscribeOptions,
+        logger.child({ subscription: subscribeOptions.after?.toString() ?? 'start' }),
+      );
+      const tracked: Subscription = {
+        async stop() {
+          subscriptions.delete(tracked);
+          await subscription.stop();
+        },
+      };
+      subscriptions.add(tracked);
+      return tracked;
+    },
+
+    /** Stops this store's subscriptions and closes its client: the adapter made it, the adapter ends it. */
+    async close() {
+      await Promise.all([...subscriptions].map((subscription) => subscription.stop()));
+      await live?.unsubscribe().catch(() => undefined);
+      live = undefined;
+      await client.dispose();
+    },
+  };
+  return store;
+}
+
+function toRecordedEvent(event: NonNullable<ResolvedEvent['event']>): RecordedEvent {
+  const position = eventPosition(event.position, event.streamId, event.revision);
+  if (!event.isJson || typeof event.data !== 'object' || event.data === null || Array.isArray(event.data)) {
+    throw new Error(`event ${event.id} of ${event.streamId} is not a JSON object; Tally writes nothing else`);
+  }
+  const metadata = event.metadata;
+  return {
+    id: event.id.toLowerCase(),
+    type: event.type,
+    streamId: event.streamId,
+    revision: event.revision,
+    position,
+    data: event.data as JsonObject,
+    metadata: metadata !== undefined && typeof metadata === 'object' && !(metadata instanceof Uint8Array) && !Array.isArray(metadata) ? (metadata as JsonObject) : {},
+    recordedAt: event.created,
+  };
+}
+
+/**
+ * The commit position: each event has its own (events of one append included), in $all order.
+ * For events not written in explicit transactions (all of Tally's) it equals the prepare
+ * position, which is why readAll can start at { commit: p, prepare: p }.
+ */
+function eventPosition(position: Position | undefined, streamId: string, revision: bigint): bigint {
+  if (position === undefined || position.commit >= NO_POSITION) {
+    throw new Error(`EventStoreDB gave no log position for ${streamId}@${revision}: Tally needs EventStoreDB 22.6 or later (positions on stream reads)`);
+  }
+  return position.commit;
+}
+
+/**
+ * Connection failures are retriable, as on PostgreSQL; an append whose answer was lost may have
+ * committed, and retrying it is safe (the retry settles it and finds its ids stored).
+ */
+export function translateEsdbError(error: unknown): unknown {
+  const type = errorType(error);
+  if (type === 'unavailable' || type === 'deadline-exceeded' || type === 'timeout' || type === 'not-leader' || type === 'cancelled') {
+    return new EventStoreUnavailableError(error);
+  }
+  // A discovery connection string (esdb+discover://) whose gossip never answered.
+  if (error instanceof Error && /^Failed to discover/.test(error.message)) return new EventStoreUnavailableError(error);
+  if (type === 'maximum-append-size-exceeded') {
+    return new InvalidEventStoreRequestError(`append larger than the server's MaxAppendSize (EVENTSTORE_MAX_APPEND_SIZE): ${(error as Error).message}`, { cause: error });
+  }
+  return error;
+}
+
+/** The client's errors say what they are in `type` (its ErrorType). */
+function errorType(error: unknown): unknown {
+  return typeof error === 'object' && error !== null ? (error as { type?: unknown }).type : undefined;
+}
+
+/** Chunks of consecutive events, each under MAX_APPEND_BYTES by its JSON size (one event at least). */
+function chunksBySize<T extends { readonly data: JsonObject; readonly metadata: JsonObject }>(events: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const event of events) {
+    const size = Buffer.byteLength(JSON.stringify(event.data)) + Buffer.byteLength(JSON.stringify(event.metadata)) + 256;
+    if (chunk.length > 0 && bytes + size > MAX_APPEND_BYTES) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(event);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/**
+ * A UUID derived from what it names (SHA-256, version 8 bits set): the same bookkeeping event gets
+ * the same id whoever applies a journal entry, so a second apply is EventStoreDB's idempotent repeat.
+ */
+function derivedUuid(kind: string, name: string): string {
+  const hex = createHash('sha256').update(`${kind}\u0000${name}`, 'utf8').digest('hex');
+  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
