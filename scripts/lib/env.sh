@@ -19,6 +19,8 @@ export TALLY_SCHEMA_REGISTRY_MANAGEMENT_PORT="${TALLY_SCHEMA_REGISTRY_MANAGEMENT
 export TALLY_DATABASE_URL="${TALLY_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tally}"
 export TALLY_TEST_DATABASE_URL="${TALLY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tally_test}"
 export TALLY_REDIS_URL="${TALLY_REDIS_URL:-redis://127.0.0.1:6379}"
+# No EventStoreDB runs in the local stack; its conformance suite runs where this reaches one.
+export TALLY_EVENTSTORE_CONNECTION_STRING="${TALLY_EVENTSTORE_CONNECTION_STRING:-esdb://127.0.0.1:2113?tls=false}"
 export TALLY_USAGE_TOPIC="${TALLY_USAGE_TOPIC:-usage-events}"
 export TALLY_USAGE_TOPIC_PARTITIONS="${TALLY_USAGE_TOPIC_PARTITIONS:-6}"
 export TALLY_DLQ_TOPIC="${TALLY_DLQ_TOPIC:-usage-events.dlq}"

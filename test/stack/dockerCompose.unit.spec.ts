@@ -11,6 +11,8 @@ interface ComposeService {
   image?: string;
   ports?: string[];
   environment?: Record<string, string>;
+  profiles?: string[];
+  depends_on?: Record<string, { condition: string }>;
 }
 
 // `merge` resolves `<<:` keys, which Docker Compose supports and the YAML 1.2 core schema does not.
@@ -39,7 +41,7 @@ const topicEnvironment = {
 };
 
 describe('docker-compose.yml', () => {
-  it.each(['kafka', 'kafka-init', 'schema-registry', 'postgres', 'redis', 'eventstoredb', 'tally'])('has the %s service', (name) => {
+  it.each(['kafka', 'kafka-init', 'schema-registry', 'postgres', 'redis', 'eventstoredb', 'tally', 'tally-eventstoredb'])('has the %s service', (name) => {
     expect(service(name)).toBeDefined();
   });
 
@@ -82,6 +84,29 @@ describe('docker-compose.yml', () => {
       TALLY_SCHEMA_REGISTRY_URL: 'http://schema-registry:8080/apis/ccompat/v7',
       TALLY_DATABASE_URL: 'postgres://postgres@postgres:5432/tally',
       TALLY_REDIS_URL: 'redis://redis:6379',
+    });
+  });
+
+  describe('the eventstoredb profile', () => {
+    it('runs EventStoreDB as one insecure node, published where the default connection string looks', () => {
+      expect(service('eventstoredb').profiles).toEqual(['eventstoredb']);
+      expect(service('eventstoredb').environment).toMatchObject({ EVENTSTORE_CLUSTER_SIZE: '1', EVENTSTORE_INSECURE: 'true' });
+      expect(service('eventstoredb').ports?.some((mapping) => mapping.startsWith(`127.0.0.1:${hostPort(defaults.eventStoreDbConnectionString.split('?')[0]!)}:2113`))).toBe(true);
+    });
+
+    it('runs Tally on it, configured as the default tally service otherwise', () => {
+      const { TALLY_EVENT_STORE, TALLY_EVENTSTORE_CONNECTION_STRING, ...rest } = service('tally-eventstoredb').environment ?? {};
+      expect(service('tally-eventstoredb').profiles).toEqual(['eventstoredb']);
+      expect({ TALLY_EVENT_STORE, TALLY_EVENTSTORE_CONNECTION_STRING }).toEqual({
+        TALLY_EVENT_STORE: 'eventstoredb',
+        TALLY_EVENTSTORE_CONNECTION_STRING: 'esdb://eventstoredb:2113?tls=false',
+      });
+      expect(rest).toEqual(service('tally').environment);
+      expect(service('tally-eventstoredb').depends_on?.eventstoredb).toEqual({ condition: 'service_healthy' });
+      // Without the profile nothing may wait for EventStoreDB (compose refuses a dependency on an inactive service).
+      expect(service('tally').profiles).toBeUndefined();
+      expect(service('tally').depends_on?.eventstoredb).toBeUndefined();
+      expect(service('tally').environment?.TALLY_EVENT_STORE).toBeUndefined();
     });
   });
 });

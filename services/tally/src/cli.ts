@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { createPool } from '@tally/postgres';
-import { createPostgresEventStore } from '@tally/event-store';
+import type { EventStore } from '@tally/event-store';
 import { createBalanceReadModel, createRedisClient, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
@@ -15,6 +15,7 @@ import { skipUndecodableBatch } from '@tally/metering';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { loadConfig } from './config';
+import { openEventStore } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
 
@@ -58,7 +59,7 @@ function cliRedis(options: { lazyConnect?: boolean } = {}): Redis {
   });
 }
 
-async function withStores<T>(work: (stores: { eventStore: ReturnType<typeof createPostgresEventStore>; redis: Redis }) => Promise<T>) {
+async function withStores<T>(work: (stores: { eventStore: EventStore; redis: Redis }) => Promise<T>) {
   const pool = createPool({
     connectionString: config.database.url,
     schema: config.database.schema,
@@ -67,10 +68,16 @@ async function withStores<T>(work: (stores: { eventStore: ReturnType<typeof crea
     statementTimeoutMillis: config.timeouts.databaseStatementMs,
     connectionTimeoutMillis: config.timeouts.databaseConnectMs,
   });
-  const eventStore = createPostgresEventStore({ pool, logger });
-  const redis = cliRedis({ lazyConnect: true });
-  await redis.connect();
+  let eventStore: EventStore;
   try {
+    eventStore = await openEventStore(config, pool, logger);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const redis = cliRedis({ lazyConnect: true });
+  try {
+    await redis.connect();
     return await work({ eventStore, redis });
   } finally {
     await eventStore.close();

@@ -12,6 +12,8 @@ import { z } from 'zod';
 export const ROLES = ['consumer', 'projector', 'api', 'relay', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
 
+export const EVENT_STORES = ['postgres', 'eventstoredb'] as const;
+
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 const integer = (fallback: number, min: number, max: number) =>
@@ -40,6 +42,10 @@ export const configSchema = z.object({
   TALLY_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public')
     .describe('PostgreSQL schema the migrations and Tally use'),
   TALLY_DATABASE_POOL_SIZE: integer(10, 1, 200).describe('PostgreSQL connections per process'),
+  TALLY_EVENT_STORE: z.enum(EVENT_STORES).default('postgres')
+    .describe('where the ledger\'s events are kept: `postgres` (Tally\'s database) or `eventstoredb` (the server at `TALLY_EVENTSTORE_CONNECTION_STRING`)'),
+  TALLY_EVENTSTORE_CONNECTION_STRING: text('esdb://127.0.0.1:2113?tls=false')
+    .describe('EventStoreDB or KurrentDB (22.6 or later) when `TALLY_EVENT_STORE=eventstoredb`: `esdb://` or `esdb+discover://`; docker-compose.yml\'s server by default'),
   TALLY_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for balance snapshots'),
   TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tally')
     .describe('root of every Redis key of the balance snapshots'),
@@ -129,6 +135,8 @@ export interface Config {
   };
   readonly registryUrl: string;
   readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
+  /** The event store; PostgreSQL stays Tally's database (catalog, checkpoints) either way. */
+  readonly eventStore: { readonly kind: 'postgres' } | { readonly kind: 'eventstoredb'; readonly connectionString: string };
   readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly topics: { readonly usage: string; readonly deadLetter: string; readonly ledger: string };
   readonly consumer: {
@@ -233,6 +241,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.TALLY_SCHEMA_REGISTRY_USERNAME === undefined) !== (e.TALLY_SCHEMA_REGISTRY_PASSWORD === undefined)) {
     throw new ConfigError('TALLY_SCHEMA_REGISTRY_USERNAME and TALLY_SCHEMA_REGISTRY_PASSWORD go together');
   }
+  if (e.TALLY_EVENT_STORE === 'eventstoredb' && !/^esdb(\+discover)?:\/\/[^/?]/.test(e.TALLY_EVENTSTORE_CONNECTION_STRING)) {
+    // Not the value itself in the message: it may hold a password.
+    throw new ConfigError('TALLY_EVENTSTORE_CONNECTION_STRING: not an EventStoreDB connection string; it starts with esdb:// or esdb+discover:// and names a host');
+  }
   if (e.TALLY_REDIS_TLS_CA_FILE !== undefined && !e.TALLY_REDIS_URL.startsWith('rediss://')) {
     throw new ConfigError('TALLY_REDIS_TLS_CA_FILE is for TLS: TALLY_REDIS_URL must then start with rediss://');
   }
@@ -260,6 +272,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     registryUrl: e.TALLY_SCHEMA_REGISTRY_URL,
     database: { url: e.TALLY_DATABASE_URL, schema: e.TALLY_DATABASE_SCHEMA, poolSize: e.TALLY_DATABASE_POOL_SIZE },
+    eventStore:
+      e.TALLY_EVENT_STORE === 'postgres' ? { kind: 'postgres' } : { kind: 'eventstoredb', connectionString: e.TALLY_EVENTSTORE_CONNECTION_STRING },
     redis: { url: e.TALLY_REDIS_URL, keyPrefix: e.TALLY_REDIS_KEY_PREFIX },
     topics: { usage: e.TALLY_USAGE_TOPIC, deadLetter: e.TALLY_DLQ_TOPIC, ledger: e.TALLY_LEDGER_TOPIC },
     consumer: {

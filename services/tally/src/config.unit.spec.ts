@@ -20,6 +20,20 @@ describe('loadConfig', () => {
     expect(config.grants).toEqual({ maxPeriodsPerRun: 100, inlinePeriods: 12 });
   });
 
+  it('keeps the events in PostgreSQL unless TALLY_EVENT_STORE says eventstoredb', () => {
+    expect(loadConfig({}).eventStore).toEqual({ kind: 'postgres' });
+    expect(loadConfig({ TALLY_EVENT_STORE: 'eventstoredb' }).eventStore).toEqual({ kind: 'eventstoredb', connectionString: 'esdb://127.0.0.1:2113?tls=false' });
+    const cluster = 'esdb+discover://admin:changeit@cluster.example:2113?tls=true';
+    expect(loadConfig({ TALLY_EVENT_STORE: 'eventstoredb', TALLY_EVENTSTORE_CONNECTION_STRING: cluster }).eventStore).toEqual({ kind: 'eventstoredb', connectionString: cluster });
+    // Ignored, so not checked, while PostgreSQL holds the events.
+    expect(loadConfig({ TALLY_EVENTSTORE_CONNECTION_STRING: 'http://nope' }).eventStore).toEqual({ kind: 'postgres' });
+    expect(() => loadConfig({ TALLY_EVENT_STORE: 'mongodb' })).toThrow(/TALLY_EVENT_STORE/);
+    const wrong = () => loadConfig({ TALLY_EVENT_STORE: 'eventstoredb', TALLY_EVENTSTORE_CONNECTION_STRING: 'https://user:hunter2@esdb.example:2113' });
+    expect(wrong).toThrow(ConfigError);
+    expect(wrong).toThrow(/^TALLY_EVENTSTORE_CONNECTION_STRING: not an EventStoreDB connection string/);
+    expect(wrong).not.toThrow(/hunter2/);
+  });
+
   it('reads the bounds of every wait', () => {
     const config = loadConfig({
       TALLY_SHUTDOWN_TIMEOUT_MS: '3000',

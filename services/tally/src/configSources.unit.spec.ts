@@ -88,6 +88,7 @@ describe("the configuration schema (services/tally/src/config.ts)", () => {
     const environment = tally.environment ?? {};
     const known = new Set([...variables.map((variable) => variable.name), ...scriptDefaults.keys()]);
     expect(Object.keys(environment).filter((name) => !known.has(name))).toEqual([]);
+    expect(Object.keys(compose.services['tally-eventstoredb']?.environment ?? {}).filter((name) => !known.has(name))).toEqual([]);
     for (const name of ['TALLY_USAGE_TOPIC', 'TALLY_DLQ_TOPIC', 'TALLY_LEDGER_TOPIC']) expect([name, environment[name]]).toEqual([name, defaultOf(name)]);
     expect(tally.ports).toContain(`127.0.0.1:${defaultOf('TALLY_API_PORT')}:${environment.TALLY_API_PORT ?? defaultOf('TALLY_API_PORT')}`);
   });

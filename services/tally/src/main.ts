@@ -3,7 +3,6 @@ import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createWorkerGroup } from '@tally/runtime';
 import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
-import { createPostgresEventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceSnapshotStore, createPurchaseService } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
@@ -19,6 +18,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
+import { openEventStore } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { loadOrCreateLocalApiKey } from './localApiKey';
 
@@ -88,7 +88,8 @@ async function main(): Promise<void> {
   parts.add('postgres', () => pool.end());
   await migrate({ pool, schema: config.database.schema, logger });
 
-  const rawEventStore = createPostgresEventStore({ pool, logger });
+  // PostgreSQL or EventStoreDB (TALLY_EVENT_STORE); every role below sees only the port.
+  const rawEventStore = await openEventStore(config, pool, logger);
   parts.add('event-store', () => rawEventStore.close());
   const eventStore = instrumentedEventStore(rawEventStore, appendSeconds);
   const catalog = createPostgresCatalogStore({ pool, logger });

@@ -1,0 +1,35 @@
+import { createEventStoreDbEventStore, createPostgresEventStore, type EventStore } from '@tally/event-store';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { ConfigError, type Config } from './config';
+
+/**
+ * The event store TALLY_EVENT_STORE names, for the main job and the CLI alike: the one place that
+ * chooses, so nothing else changes with the choice. An EventStoreDB that cannot be reached (or
+ * read: $all needs a user allowed to read it) stops the start with the reason, rather than the
+ * first append of some role failing later.
+ */
+export async function openEventStore(config: Pick<Config, 'eventStore'>, pool: Pool, logger: Logger): Promise<EventStore> {
+  const chosen = config.eventStore;
+  if (chosen.kind === 'postgres') return createPostgresEventStore({ pool, logger });
+  const where = redactedConnectionString(chosen.connectionString);
+  let store: EventStore;
+  try {
+    store = createEventStoreDbEventStore({ connectionString: chosen.connectionString, logger });
+  } catch (error) {
+    throw new ConfigError(`TALLY_EVENTSTORE_CONNECTION_STRING (${where}): ${(error as Error).message}`);
+  }
+  try {
+    await store.headPosition();
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw new ConfigError(`TALLY_EVENTSTORE_CONNECTION_STRING: cannot use the EventStoreDB at ${where}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  logger.info({ eventStore: 'eventstoredb', at: where }, 'event store: EventStoreDB');
+  return store;
+}
+
+/** The connection string without its user and password. */
+export function redactedConnectionString(connectionString: string): string {
+  return connectionString.replace(/^([a-z+]+:\/\/)[^@/?]*@/i, '$1***@');
+}
