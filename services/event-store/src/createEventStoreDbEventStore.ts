@@ -209,6 +209,12 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     return entry === undefined ? undefined : { streamId: String(entry.data.streamId), revision: BigInt(String(entry.data.revision)) };
   };
 
+  /** The marker hashes among these whose stream exists. */
+  const recordedMarkers = async (hashes: readonly string[]): Promise<string[]> =>
+    (await eachLimited(hashes, async (hash) => ((await readRaw(markerStream(hash), START, FORWARDS, 1)).length > 0 ? hash : undefined))).filter(
+      (hash): hash is string => hash !== undefined,
+    );
+
   // --- the journal ---------------------------------------------------------------------------
 
   /** Highest journal revision this process knows to be applied; -1: none. */
@@ -216,7 +222,9 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
   let settling: { revision: bigint; done: Promise<void> } | undefined;
 
   const apply = async (entry: JournalEntry): Promise<void> => {
-    const staged: StagedEvent[] = (await readRaw(batchStream(entry.batch), START, FORWARDS, entry.batchEvents)).map((event) => event.data as unknown as StagedEvent);
+    // A markers-only entry staged nothing (and a read of 0 events is not a read the server takes).
+    const staged: StagedEvent[] =
+      entry.batchEvents === 0 ? [] : (await readRaw(batchStream(entry.batch), START, FORWARDS, entry.batchEvents)).map((event) => event.data as unknown as StagedEvent);
     if (staged.length !== entry.batchEvents) throw new Error(`journal batch ${entry.batch} holds ${staged.length} of its ${entry.batchEvents} events`);
     let offset = 0;
     const indexed: { eventId: string; streamId: string; revision: bigint }[] = [];
@@ -271,9 +279,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       }
       if (payload.length === 0 && markers.length === 0) return [];
       const hashes = markerHashes(markers);
-      const recorded = (await eachLimited([...hashes.keys()], async (hash) => ((await readRaw(markerStream(hash), START, FORWARDS, 1)).length > 0 ? hash : undefined))).filter(
-        (hash): hash is string => hash !== undefined,
-      );
+      const recorded = await recordedMarkers([...hashes.keys()]);
       if (recorded.length > 0) throw new MarkerAlreadyRecordedError(recorded.map((hash) => hashes.get(hash)!));
       const outcomes = await plan(payload);
       const writes = payload.flatMap((request, i) => {
@@ -438,8 +444,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       if (markers.length === 0) return new Set();
       const hashes = markerHashes(markers);
       await settle();
-      const recorded = await eachLimited([...hashes.keys()], async (hash) => ((await readRaw(markerStream(hash), START, FORWARDS, 1)).length > 0 ? hash : undefined));
-      return new Set(recorded.filter((hash): hash is string => hash !== undefined).map((hash) => hashes.get(hash)!));
+      return new Set((await recordedMarkers([...hashes.keys()])).map((hash) => hashes.get(hash)!));
     },
 
     readStream: (streamId, readOptions) => readStream(streamId, readOptions),

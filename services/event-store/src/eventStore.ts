@@ -72,11 +72,12 @@ export interface AppendManyOptions {
    * no event. The metering consumer marks each usage event it meters (@tally/ledger's
    * meteredUsageMarker); a new kind of marker must be prefixed so that it cannot meet those.
    *
-   * Every store must honour this atomically. One without multi-stream transactions (an
-   * EventStoreDB adapter, issue 16) cannot write a marker stream beside the balance streams and
-   * keep the promise; it has to append the markers and the events as one write to one stream
-   * with an expected revision (e.g. a batch event that carries both, from which the balance
-   * streams are derived), or the consumer's record and its charges can disagree after a crash.
+   * Every store must honour this atomically. One without multi-stream transactions cannot write
+   * a marker stream beside the balance streams and keep the promise; it has to append the markers
+   * and the events as one write to one stream with an expected revision, from which the balance
+   * and marker streams are derived, or the consumer's record and its charges can disagree after a
+   * crash. The EventStoreDB adapter does so: one journal entry per call, completed by whoever
+   * reads or writes next (createEventStoreDbEventStore.ts).
    */
   readonly markers?: readonly string[];
 }

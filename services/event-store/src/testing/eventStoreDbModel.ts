@@ -145,6 +145,8 @@ export function createEventStoreDbModel(): EventStoreDbModel {
           const stream = streams.get(streamName);
           if (stream === undefined) throw typedError('stream-not-found', `${streamName} not found`);
           const max = Number(options.maxCount ?? Number.MAX_SAFE_INTEGER);
+          // Not a read the server is known to take: the adapter must never ask for it.
+          if (max <= 0) throw typedError('invalid-argument', `maxCount must be positive; got ${max}`);
           const backwards = options.direction === 'backwards';
           const from = options.fromRevision ?? (backwards ? 'end' : 'start');
           let picked: ModelEvent[];
