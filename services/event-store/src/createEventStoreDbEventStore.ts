@@ -27,9 +27,10 @@ import {
   WrongExpectedRevisionError,
   type RevisionConflict,
 } from './errors';
-import type { AppendRequest, AppendResult, EventStore, JsonObject, ReadAllOptions, ReadStreamOptions, RecordedEvent, Subscription } from './eventStore';
+import type { AppendRequest, AppendResult, EventStore, JsonObject, ReadAllOptions, ReadStreamOptions, RecordedEvent } from './eventStore';
 import { parseExpectedRevision } from './expectedRevision';
 import { startSubscription } from './startSubscription';
+import { createSubscriptionRegistry } from './subscriptionRegistry';
 
 /**
  * The event store port over EventStoreDB 22.6+ or KurrentDB, through @eventstore/db-client: the
@@ -97,6 +98,7 @@ const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 const CONCURRENCY = 64;
 /** Below the server's default 1 MiB MaxAppendSize, with room for the envelope of each event. */
 const MAX_APPEND_BYTES = 768 * 1024;
+const TRANSIENT_GRPC_CODES = new Set([1, 4, 8, 10, 14]);
 /** Above this, a position cannot be a log offset: a server without positions on stream reads. */
 const NO_POSITION = 2n ** 63n;
 
@@ -430,7 +432,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     live = subscription;
   };
 
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = createSubscriptionRegistry();
 
   const store: EventStore = {
     async appendToStream(streamId, events, { expectedRevision }) {
@@ -532,19 +534,12 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
         subscribeOptions,
         logger.child({ subscription: subscribeOptions.after?.toString() ?? 'start' }),
       );
-      const tracked: Subscription = {
-        async stop() {
-          subscriptions.delete(tracked);
-          await subscription.stop();
-        },
-      };
-      subscriptions.add(tracked);
-      return tracked;
+      return subscriptions.track(subscription);
     },
 
     /** Stops this store's subscriptions and closes its client: the adapter made it, the adapter ends it. */
     async close() {
-      await Promise.all([...subscriptions].map((subscription) => subscription.stop()));
+      await subscriptions.stopAll();
       await live?.unsubscribe().catch(() => undefined);
       live = undefined;
       await client.dispose();
@@ -594,6 +589,10 @@ export function translateEsdbError(error: unknown): unknown {
   }
   // A discovery connection string (esdb+discover://) whose gossip never answered.
   if (error instanceof Error && /^Failed to discover/.test(error.message)) return new EventStoreUnavailableError(error);
+  // gRPC statuses that say "not now" whatever the client made of them (an `unknown` error of a
+  // server restarting, say): CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE.
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  if (typeof code === 'number' && TRANSIENT_GRPC_CODES.has(code)) return new EventStoreUnavailableError(error);
   if (type === 'maximum-append-size-exceeded') {
     return new InvalidEventStoreRequestError(`append larger than the server's MaxAppendSize (EVENTSTORE_MAX_APPEND_SIZE): ${(error as Error).message}`, { cause: error });
   }

@@ -12,10 +12,10 @@ import type {
   ReadAllOptions,
   ReadStreamOptions,
   RecordedEvent,
-  Subscription,
 } from './eventStore';
 import { groupStreamsByEvents } from './groupStreamsByEvents';
 import { startSubscription } from './startSubscription';
+import { createSubscriptionRegistry } from './subscriptionRegistry';
 import { translateError } from './translateError';
 
 export interface PostgresEventStoreOptions {
@@ -65,7 +65,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
     retryMaxDelayMs: options.retryMaxDelayMs ?? 5000,
   };
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = createSubscriptionRegistry();
 
   // Every query goes through here so that a lost connection surfaces as the one retriable
   // error callers know, whichever operation hit it. `on` is the pool, or the client of an
@@ -314,19 +314,12 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         subscribeOptions,
         logger.child({ subscription: subscribeOptions.after?.toString() ?? 'start' }),
       );
-      const tracked: Subscription = {
-        async stop() {
-          subscriptions.delete(tracked);
-          await subscription.stop();
-        },
-      };
-      subscriptions.add(tracked);
-      return tracked;
+      return subscriptions.track(subscription);
     },
 
     /** Stops this store's subscriptions and its LISTEN connection; the pool stays open (the caller owns it). */
     async close() {
-      await Promise.all([...subscriptions].map((subscription) => subscription.stop()));
+      await subscriptions.stopAll();
       await listener.close();
     },
   };

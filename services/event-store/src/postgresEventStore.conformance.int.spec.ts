@@ -8,6 +8,9 @@ jest.setTimeout(120_000);
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
 describeEventStoreConformance('PostgreSQL', {
+  // A schema of its own; positions from one sequence, drawn under the append lock.
+  isolated: true,
+  contiguousPositions: true,
   async open() {
     const db = await createTestSchema({ prefix: 'es_conformance', max: 12 });
     // Live delivery through NOTIFY; the poll interval only bounds a lost notification.

@@ -11,6 +11,13 @@ import type { AppendRequest, EventStore, EventToAppend, ExpectedRevision, Record
  * hold other tests' events (a shared server), so each test looks at its own streams.
  */
 export interface ConformanceTarget {
+  /**
+   * Nobody else writes to the store while the suite runs (a schema of its own, an in-memory
+   * model): the head then moves only with this suite's writes, and that is asserted too.
+   */
+  readonly isolated: boolean;
+  /** Positions are contiguous: one per event, no gap within or between calls (PostgreSQL's sequence). */
+  readonly contiguousPositions: boolean;
   /** Opens the store under test; `close` ends it and whatever it needs. */
   open(): Promise<{ readonly store: EventStore; close(): Promise<void> }>;
   /** A store whose server cannot be reached. */
@@ -109,8 +116,10 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         const batch = events(2);
         const first = await store.appendToStream(streamId, batch, { expectedRevision: 'no_stream' });
         const last = await store.appendToStream(streamId, events(1), { expectedRevision: 1n });
+        const head = await store.headPosition();
         const again = await store.appendToStream(streamId, batch, { expectedRevision: 'no_stream' });
         expect(again).toEqual({ streamId, nextExpectedRevision: 2n, position: last.position, idempotent: true });
+        if (target.isolated) expect([head, await store.headPosition()]).toEqual([last.position, last.position]);
         expect(first.idempotent).toBe(false);
         expect(await store.readStream(streamId)).toHaveLength(3);
         // Stored ids with `any` too: the store's own record, not a best-effort cache.
@@ -181,11 +190,16 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         ]);
         expect(strictlyIncreasing(written.map((e) => e.position))).toBe(true);
         expect(results.map((r) => r.position)).toEqual([written[2]!.position, written[3]!.position, written[5]!.position]);
+        if (target.contiguousPositions) {
+          expect(written.map((e) => e.position)).toEqual(written.map((_, i) => written[0]!.position + BigInt(i)));
+          expect((await store.readAll({ after: written[0]!.position - 1n })).map((e) => e.id)).toEqual(written.map((e) => e.id));
+        }
       });
 
       it('is all or nothing: one mismatched stream fails the call, naming every mismatch, and writes nothing', async () => {
         const [a, b, c] = [newStream(), newStream(), newStream()];
         await store.appendToStream(b, events(1), { expectedRevision: 'no_stream' });
+        const head = await store.headPosition();
         const error = await rejection(
           store.appendMany([
             { streamId: a, expectedRevision: 'no_stream', events: events(2) },
@@ -200,6 +214,7 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         ]);
         const streams = await store.readStreams([a, b, c]);
         expect([streams.get(a), streams.get(b)!.length, streams.get(c)]).toEqual([[], 1, []]);
+        if (target.isolated) expect(await store.headPosition()).toBe(head);
       });
 
       it('mixes idempotent repeats and new appends in one call', async () => {
@@ -329,6 +344,7 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         const all = await store.readStream(streamId);
         expect(all.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n, 4n]);
         expect(strictlyIncreasing(all.map((e) => e.position))).toBe(true);
+        if (target.contiguousPositions) expect(all.map((e) => e.position)).toEqual(all.map((_, i) => all[0]!.position + BigInt(i)));
         expect(all[1]).toEqual({
           id: appended[1]!.id,
           type: 'Counted',
@@ -443,6 +459,7 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         ]);
         const head = await store.headPosition();
         expect(head).toBeGreaterThan(before);
+        if (target.contiguousPositions && target.isolated) expect(head).toBe(before + 7n);
         const seen: RecordedEvent[] = [];
         let after = before;
         for (;;) {
@@ -454,6 +471,8 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
           after = page[page.length - 1]!.position;
         }
         expect(strictlyIncreasing(seen.map((e) => e.position))).toBe(true);
+        if (target.isolated) expect(seen.map((e) => e.streamId).every((streamId) => mine.has(streamId))).toBe(true);
+        if (target.contiguousPositions && target.isolated) expect(seen.map((e) => e.position)).toEqual(seen.map((_, i) => before + 1n + BigInt(i)));
         const streams = await store.readStreams([a, b]);
         expect(seen.filter((e) => mine.has(e.streamId)).map((e) => e.id)).toEqual([...streams.get(a)!, ...streams.get(b)!].map((e) => e.id));
         expect(seen.filter((e) => mine.has(e.streamId)).at(-1)!.position).toBeLessThanOrEqual(head);
