@@ -252,6 +252,8 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     );
   };
 
+  const journalRevision = async (): Promise<bigint> => (await readRaw(journalStream, END, BACKWARDS, 1))[0]?.revision ?? -1n;
+
   /** Applies the journal's last entry unless known applied; returns the journal's last revision (-1: empty). */
   const settle = async (): Promise<bigint> => {
     const [tail] = await readRaw(journalStream, END, BACKWARDS, 1);
@@ -283,7 +285,15 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       const hashes = markerHashes(markers);
       const recorded = await recordedMarkers([...hashes.keys()]);
       if (recorded.length > 0) throw new MarkerAlreadyRecordedError(recorded.map((hash) => hashes.get(hash)!));
-      const outcomes = await plan(payload);
+      let outcomes: PlannedOutcome[];
+      try {
+        outcomes = await plan(payload);
+      } catch (error) {
+        // appendExclusively's work decided on the streams as of `journal`: a conflict with an
+        // entry committed since is not its mistake, and it decides again (it must not lose).
+        if (beforeCheck === undefined || !(error instanceof WrongExpectedRevisionError) || (await journalRevision()) === journal) throw error;
+        continue;
+      }
       const writes = payload.flatMap((request, i) => {
         const outcome = outcomes[i]!;
         return outcome.kind === 'write' ? [{ request, after: outcome.after }] : [];
@@ -455,8 +465,9 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
      * EventStoreDB has no lock to hold the other appenders back, so this is optimistic where
      * PostgreSQL's is pessimistic: `work` reads the streams as of the journal's last entry, and
      * its append commits only if no other entry got in meanwhile; else `work` runs again on the
-     * new state. The promise kept is the same (its expected revisions hold when it commits), but
-     * `work` may run more than once, and under a storm of writers it can keep losing.
+     * new state, never failing with a conflict it did not cause. The promise kept is the same
+     * (its expected revisions hold when it commits), but `work` may run more than once, and
+     * under a storm of writers it may take many rounds.
      */
     async appendExclusively(work) {
       let value: unknown;

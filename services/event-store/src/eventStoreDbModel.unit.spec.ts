@@ -123,3 +123,26 @@ describe('EventStoreDB adapter: a crash between two streams\' appends', () => {
     await Promise.all([writer, ...readers].map((store) => store.close()));
   });
 });
+
+describe('EventStoreDB adapter: appendExclusively without a lock', () => {
+  it('decides again, instead of failing, when another write commits between its reads and its append', async () => {
+    const model = createEventStoreDbModel();
+    const store = open(model);
+    const other = open(model);
+    const streamId = `creditBalance-${randomUUID()}`;
+    await store.appendToStream(streamId, [{ id: randomUUID(), type: 'Opened', data: {} }], { expectedRevision: 'no_stream' });
+    let rounds = 0;
+    const { results, value } = await store.appendExclusively(async (reader) => {
+      rounds += 1;
+      const [last] = await reader.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+      // The first time only, another process appends after this read: the decision is stale.
+      if (rounds === 1) await other.appendToStream(streamId, [{ id: randomUUID(), type: 'Raced', data: {} }], { expectedRevision: 'any' });
+      return { requests: [{ streamId, expectedRevision: last!.revision, events: [{ id: randomUUID(), type: 'Exclusive', data: {} }] }], value: last!.revision };
+    });
+    expect(rounds).toBe(2);
+    expect(value).toBe(1n);
+    expect(results[0]).toMatchObject({ nextExpectedRevision: 2n, idempotent: false });
+    expect((await store.readStream(streamId)).map((event) => event.type)).toEqual(['Opened', 'Raced', 'Exclusive']);
+    await Promise.all([store.close(), other.close()]);
+  });
+});

@@ -317,6 +317,31 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         else expect(types).toEqual(['Tested', 'Racer', 'Exclusive']);
       });
 
+      it('never fails with a conflict, however busy the stream: what work read is what it appends after', async () => {
+        const streamId = newStream();
+        await store.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
+        const busy = Promise.all(
+          Array.from({ length: 4 }, async (_, w) => {
+            for (let i = 0; i < 10; i += 1) await store.appendToStream(streamId, [event('Busy', { w, i })], { expectedRevision: 'any' });
+          }),
+        );
+        const exclusive = await Promise.all(
+          Array.from({ length: 4 }, () =>
+            store.appendExclusively(async (reader) => {
+              const [last] = await reader.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+              return { requests: [{ streamId, expectedRevision: last!.revision, events: [event('Exclusive')] }], value: last!.revision };
+            }),
+          ),
+        );
+        await busy;
+        const stored = await store.readStream(streamId);
+        expect(stored).toHaveLength(1 + 40 + 4);
+        for (const { results, value } of exclusive) {
+          expect(results[0]!.nextExpectedRevision).toBe(value + 1n);
+          expect(stored[Number(value) + 1]!.type).toBe('Exclusive');
+        }
+      });
+
       it('appends nothing when the work fails', async () => {
         const streamId = newStream();
         await expect(
