@@ -71,7 +71,8 @@ describe("the configuration schema (services/tally/src/config.ts)", () => {
       TALLY_USAGE_TOPIC: stack.usageTopic,
       TALLY_DLQ_TOPIC: stack.dlqTopic,
       TALLY_LEDGER_TOPIC: stack.ledgerTopic,
-    }).toEqual(Object.fromEntries(['TALLY_KAFKA_BROKERS', 'TALLY_SCHEMA_REGISTRY_URL', 'TALLY_DATABASE_URL', 'TALLY_REDIS_URL', 'TALLY_USAGE_TOPIC', 'TALLY_DLQ_TOPIC', 'TALLY_LEDGER_TOPIC'].map((name) => [name, defaultOf(name)])));
+      TALLY_EVENTSTORE_CONNECTION_STRING: stack.eventStoreDbConnectionString,
+    }).toEqual(Object.fromEntries(['TALLY_KAFKA_BROKERS', 'TALLY_SCHEMA_REGISTRY_URL', 'TALLY_DATABASE_URL', 'TALLY_REDIS_URL', 'TALLY_USAGE_TOPIC', 'TALLY_DLQ_TOPIC', 'TALLY_LEDGER_TOPIC', 'TALLY_EVENTSTORE_CONNECTION_STRING'].map((name) => [name, defaultOf(name)])));
     expect({
       TALLY_TEST_DATABASE_URL: stack.testDatabaseUrl,
       TALLY_USAGE_TOPIC_PARTITIONS: String(stack.usageTopicPartitions),
