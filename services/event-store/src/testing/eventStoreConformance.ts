@@ -501,7 +501,8 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         const streams = await store.readStreams([a, b]);
         expect(seen.filter((e) => mine.has(e.streamId)).map((e) => e.id)).toEqual([...streams.get(a)!, ...streams.get(b)!].map((e) => e.id));
         expect(seen.filter((e) => mine.has(e.streamId)).at(-1)!.position).toBeLessThanOrEqual(head);
-        expect(await store.readAll({ after: after, maxCount: 10 })).toEqual([]);
+        // Past the last event there is nothing (on a shared server, only while nobody else writes).
+        if (target.isolated) expect(await store.readAll({ after, maxCount: 10 })).toEqual([]);
       });
     });
 
