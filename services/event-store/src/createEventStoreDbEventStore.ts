@@ -75,7 +75,7 @@ import { createSubscriptionRegistry } from './subscriptionRegistry';
 export type EventStoreDbClient = Pick<EventStoreDBClient, 'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'>;
 
 export interface EventStoreDbEventStoreOptions {
-  /** `esdb://host:2113?tls=false` (or `kurrentdb://`, `esdb+discover://`): see the client's docs. */
+  /** `esdb://host:2113?tls=false` or `esdb+discover://...` (KurrentDB servers take them too): see the client's docs. */
   readonly connectionString: string;
   /** Instead of a client made from the connection string (tests: a model of the server). */
   readonly client?: EventStoreDbClient;
