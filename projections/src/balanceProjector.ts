@@ -188,15 +188,11 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
     abandonOnAbort: true,
     onHead: checkHead,
     handle: apply,
-    ...(options.metrics !== undefined
-      ? {
-          metrics: {
-            registry: options.metrics,
-            lagEvents: { name: 'tally_projector_lag_events', help: 'Event store positions not yet reflected in the Redis snapshots' },
-            lagSeconds: { name: 'tally_projector_lag_seconds', help: 'Age of the oldest event not yet reflected in the Redis snapshots' },
-          },
-        }
-      : {}),
+    metrics: options.metrics && {
+      registry: options.metrics,
+      lagEvents: { name: 'tally_projector_lag_events', help: 'Event store positions not yet reflected in the Redis snapshots' },
+      lagSeconds: { name: 'tally_projector_lag_seconds', help: 'Age of the oldest event not yet reflected in the Redis snapshots' },
+    },
   });
 
   // In bigints, as the projector has always reported it.

@@ -172,29 +172,21 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
 
   const processor = createCheckpointedProcessor({
     name: checkpointName,
+    role: 'relay',
     eventStore,
     checkpoints: createPostgresCheckpointStore(options.pool),
     logger,
     what: 'publishing ledger events',
     retry: backoff,
-    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-    ...(options.lagRefreshMs !== undefined ? { lagRefreshMs: options.lagRefreshMs } : {}),
-    lease: {
-      pool: options.pool,
-      ...(options.standbyPollMs !== undefined ? { standbyPollMs: options.standbyPollMs } : {}),
-      ...(options.leaseHeartbeatMs !== undefined ? { heartbeatMs: options.leaseHeartbeatMs } : {}),
-      ...(options.leaseTimeoutMs !== undefined ? { timeoutMs: options.leaseTimeoutMs } : {}),
+    batchSize: options.batchSize,
+    lagRefreshMs: options.lagRefreshMs,
+    lease: { pool: options.pool, standbyPollMs: options.standbyPollMs, heartbeatMs: options.leaseHeartbeatMs, timeoutMs: options.leaseTimeoutMs },
+    metrics: options.metrics && {
+      registry: options.metrics,
+      lagEvents: { name: 'tally_relay_lag_events', help: 'Event store positions not yet published to the ledger topic' },
+      lagSeconds: { name: 'tally_relay_lag_seconds', help: 'Age of the oldest ledger event not yet published' },
+      leading: { name: 'tally_relay_publishing', help: '1 while this process holds the relay lease and publishes, 0 while it stands by' },
     },
-    ...(options.metrics !== undefined
-      ? {
-          metrics: {
-            registry: options.metrics,
-            lagEvents: { name: 'tally_relay_lag_events', help: 'Event store positions not yet published to the ledger topic' },
-            lagSeconds: { name: 'tally_relay_lag_seconds', help: 'Age of the oldest ledger event not yet published' },
-            leading: { name: 'tally_relay_publishing', help: '1 while this process holds the relay lease and publishes, 0 while it stands by' },
-          },
-        }
-      : {}),
     // Batches without ledger events still move the checkpoint, so a restart does not re-read them.
     handle: async (events, signal) => {
       const ledgerEvents = events.filter(isLedgerEvent);

@@ -73,7 +73,8 @@ export function createBatchRetrier(options: BatchRetrierOptions): BatchRetrier {
       try {
         return await retry(operation, {
           what: stage,
-          logger,
+          // The stage on every line, as operators (and tests) look for it.
+          logger: logger.child({ stage }),
           initialDelayMs: initialBackoffMs,
           maxDelayMs: maxBackoffMs,
           // Equal jitter: members retrying against one recovering service spread out, and none

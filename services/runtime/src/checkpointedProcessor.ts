@@ -73,6 +73,8 @@ export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
   readonly logger: Logger;
   /** What the handler does, for the log: "publishing ledger events". */
   readonly what: string;
+  /** What the log calls this processor: 'relay' logs "lost the relay lease". Default 'processor'. */
+  readonly role?: string;
   /** Events per batch; default 500. */
   readonly batchSize?: number;
   /** Backoff of the handler, the checkpoint and the lease; default 200 ms doubling to 5 s. */
@@ -142,6 +144,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   const lagRefreshMs = options.lagRefreshMs ?? DEFAULT_LAG_REFRESH_MS;
   const backoff = options.retry ?? DEFAULT_RETRY;
   const standbyPollMs = options.lease?.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
+  const role = options.role ?? 'processor';
 
   let subscription: { stop(): Promise<void> } | undefined;
   // Set while this processor works; the term's controller is aborted when the lease is lost.
@@ -222,18 +225,14 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   /** One attempt at the lease: works when it is taken (or none is needed), else stands by and tries again later. */
   async function campaign(stop: AbortSignal): Promise<void> {
     if (options.lease === undefined) return lead(undefined, stop);
-    const taken = await tryAcquireAdvisoryLease({
-      pool: options.lease.pool,
-      name,
-      ...(options.lease.heartbeatMs !== undefined ? { heartbeatMs: options.lease.heartbeatMs } : {}),
-      ...(options.lease.timeoutMs !== undefined ? { timeoutMs: options.lease.timeoutMs } : {}),
-    });
+    const { pool, heartbeatMs, timeoutMs } = options.lease;
+    const taken = await tryAcquireAdvisoryLease({ pool, name, heartbeatMs, timeoutMs });
     if (stop.aborted) {
       await taken?.release();
       return;
     }
     if (taken === undefined) {
-      if (!standingBy) logger.info('another process holds the lease of this checkpoint; standing by');
+      if (!standingBy) logger.info(`another ${role} holds the lease of this checkpoint; standing by`);
       standingBy = true;
       scheduleCampaign(stop);
       return;
@@ -244,8 +243,8 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
 
   function scheduleCampaign(stop: AbortSignal): void {
     campaignTimer = setTimeout(() => {
-      retry(() => campaign(stop), retrying('taking the lease', stop)).catch((error: unknown) => {
-        if (!stop.aborted) logger.error({ err: error }, 'taking the lease failed');
+      retry(() => campaign(stop), retrying(`taking the ${role} lease`, stop)).catch((error: unknown) => {
+        if (!stop.aborted) logger.error({ err: error }, `taking the ${role} lease failed`);
       });
     }, standbyPollMs);
   }
@@ -276,7 +275,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
           if (position > head) head = position;
         },
       });
-      logger.info({ after: after.toString() }, 'processing');
+      logger.info({ after: after.toString() }, `${role} working`);
     } catch (error) {
       if (!signal.aborted) await taken?.release();
       throw error;
@@ -286,7 +285,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   /** The lease's connection failed: PostgreSQL may already have let another process take over. */
   async function abdicate(ended: AbortController, error: Error, stop: AbortSignal): Promise<void> {
     if (stop.aborted || term !== ended) return;
-    logger.warn({ err: error }, 'lost the lease; stopping and standing by');
+    logger.warn({ err: error }, `lost the ${role} lease; stopping and standing by`);
     ended.abort();
     term = undefined;
     lease = undefined;
@@ -340,7 +339,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       lagTimer = setInterval(() => void refreshLag(), lagRefreshMs);
       lagTimer.unref();
       try {
-        await retry(() => campaign(stop), retrying('taking the lease', stop));
+        await retry(() => campaign(stop), retrying(`taking the ${role} lease`, stop));
       } catch (error) {
         if (!stop.aborted) throw error;
       }
@@ -356,7 +355,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       await lease?.release();
       lease = undefined;
       term = undefined;
-      logger.info({ checkpoint: checkpoint.toString() }, 'stopped');
+      logger.info({ checkpoint: checkpoint.toString() }, `${role} stopped`);
     },
   });
 
