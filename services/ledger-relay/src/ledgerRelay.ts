@@ -3,13 +3,22 @@ import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
 import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
-import { createCheckpointedProcessor, createPostgresCheckpointStore, createWorker, retry, type ProcessorLag, type Worker } from '@tally/runtime';
+import {
+  createCheckpointedProcessor,
+  createPostgresCheckpointStore,
+  createWorker,
+  retry,
+  type CheckpointedProcessorOptions,
+  type ProcessorLag,
+  type Worker,
+} from '@tally/runtime';
 import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
 
-export interface LedgerRelayOptions {
+/** batchSize, lagRefreshMs and retry (registry, broker, PostgreSQL) as the processor takes them. */
+export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<RecordedEvent>, 'batchSize' | 'lagRefreshMs' | 'retry'> {
   readonly eventStore: EventStore;
   /** Holds the checkpoint (table subscription_checkpoints) and the lease. */
   readonly pool: Pool;
@@ -29,21 +38,9 @@ export interface LedgerRelayOptions {
   readonly logger: Logger;
   /** Codec of the batches published (kafkajs's CompressionTypes); default none. */
   readonly compression?: CompressionTypes;
-  /** Events read from the store and published per Kafka request; default 500. */
-  readonly batchSize?: number;
-  /** How often lag() learns the head of the log while no events flow; default 5000. */
-  readonly lagRefreshMs?: number;
-  /** Backoff between attempts at an operation that failed (registry, broker, PostgreSQL). */
-  readonly retry?: { readonly initialDelayMs: number; readonly maxDelayMs: number };
-  /** How often a standing-by relay tries to take the lease over; default 2000. */
+  /** The lease's standbyPollMs, heartbeatMs and timeoutMs (ProcessorLease): a partitioned relay stops within heartbeat + timeout. */
   readonly standbyPollMs?: number;
-  /** How often the publishing relay checks the connection holding its lease; default 2000. */
   readonly leaseHeartbeatMs?: number;
-  /**
-   * How long a lease heartbeat may go unanswered before the relay counts the lease as lost and
-   * stops publishing; default 5000. Bounds the time a partitioned relay keeps publishing beside
-   * the one that took over.
-   */
   readonly leaseTimeoutMs?: number;
   /** Where the lag and publishing gauges go (tally_relay_*); none without it. */
   readonly metrics?: MetricsRegistry;
@@ -64,7 +61,6 @@ export interface LedgerRelay extends Worker {
   isPublishing(): boolean;
 }
 
-const DEFAULT_RETRY = { initialDelayMs: 200, maxDelayMs: 5_000 };
 const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 };
 
 /**
@@ -90,7 +86,6 @@ const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 }
 export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const { eventStore, checkpointName, topic } = options;
   const logger = options.logger.child({ module: 'ledger-relay', topic, checkpointName });
-  const backoff = options.retry ?? DEFAULT_RETRY;
   const registry = new SchemaRegistry({
     host: options.registryUrl,
     clientId: options.kafka.clientId,
@@ -177,7 +172,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     checkpoints: createPostgresCheckpointStore(options.pool),
     logger,
     what: 'publishing ledger events',
-    retry: backoff,
+    retry: options.retry,
     batchSize: options.batchSize,
     lagRefreshMs: options.lagRefreshMs,
     lease: { pool: options.pool, standbyPollMs: options.standbyPollMs, heartbeatMs: options.leaseHeartbeatMs, timeoutMs: options.leaseTimeoutMs },
@@ -201,7 +196,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     async start(signal) {
       try {
         schemaId = await retry(registerSchema, {
-          ...backoff,
+          ...options.retry,
           what: 'registering the ledger event schema',
           logger,
           signal,

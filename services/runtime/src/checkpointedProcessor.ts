@@ -1,6 +1,5 @@
-import type { MetricsRegistry } from '@tally/metrics';
-import { tryAcquireAdvisoryLease, type AdvisoryLease } from '@tally/postgres';
-import type { Pool } from 'pg';
+import type { GaugeOptions, MetricsRegistry } from '@tally/metrics';
+import { tryAcquireAdvisoryLease, type AdvisoryLease, type AdvisoryLeaseOptions } from '@tally/postgres';
 import type { Logger } from 'pino';
 import type { CheckpointStore } from './checkpointStore';
 import { retry, type BackoffOptions } from './retry';
@@ -28,24 +27,13 @@ export interface ProcessorSource<E extends PositionedEvent> {
   readAll(options: { readonly after?: bigint; readonly maxCount?: number }): Promise<E[]>;
 }
 
-export interface ProcessorLease {
-  /** Holds the advisory lock on a connection of its own; the lease is named after the processor. */
-  readonly pool: Pool;
+/** The advisory lease's settings (its name is the processor's). */
+export interface ProcessorLease extends Omit<AdvisoryLeaseOptions, 'name'> {
   /** How often a standing-by processor tries to take the lease over; default 2000. */
   readonly standbyPollMs?: number;
-  /** How often the holder checks the connection holding its lease; default 2000. */
-  readonly heartbeatMs?: number;
-  /**
-   * How long a lease heartbeat may go unanswered before the holder counts the lease as lost and
-   * stops; default 5000. Bounds the time a partitioned holder keeps working beside its successor.
-   */
-  readonly timeoutMs?: number;
 }
 
-interface MetricName {
-  readonly name: string;
-  readonly help: string;
-}
+type MetricName = Pick<GaugeOptions, 'name' | 'help'>;
 
 export interface ProcessorMetrics {
   readonly registry: MetricsRegistry;
@@ -142,7 +130,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   const logger = options.logger.child({ module: 'checkpointed-processor', processor: name });
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const lagRefreshMs = options.lagRefreshMs ?? DEFAULT_LAG_REFRESH_MS;
-  const backoff = options.retry ?? DEFAULT_RETRY;
+  const backoff = { ...DEFAULT_RETRY, ...options.retry };
   const standbyPollMs = options.lease?.standbyPollMs ?? DEFAULT_STANDBY_POLL_MS;
   const role = options.role ?? 'processor';
 
@@ -225,8 +213,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   /** One attempt at the lease: works when it is taken (or none is needed), else stands by and tries again later. */
   async function campaign(stop: AbortSignal): Promise<void> {
     if (options.lease === undefined) return lead(undefined, stop);
-    const { pool, heartbeatMs, timeoutMs } = options.lease;
-    const taken = await tryAcquireAdvisoryLease({ pool, name, heartbeatMs, timeoutMs });
+    const taken = await tryAcquireAdvisoryLease({ ...options.lease, name });
     if (stop.aborted) {
       await taken?.release();
       return;
@@ -282,41 +269,39 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     }
   }
 
+  /** Ends the term in progress: no batch of it is handled or saved any more. */
+  async function endTerm(): Promise<void> {
+    term?.abort();
+    term = undefined;
+    const previous = subscription;
+    subscription = undefined;
+    await previous?.stop();
+  }
+
   /** The lease's connection failed: PostgreSQL may already have let another process take over. */
   async function abdicate(ended: AbortController, error: Error, stop: AbortSignal): Promise<void> {
     if (stop.aborted || term !== ended) return;
     logger.warn({ err: error }, `lost the ${role} lease; stopping and standing by`);
-    ended.abort();
-    term = undefined;
     lease = undefined;
-    const stopped = subscription;
-    subscription = undefined;
-    await stopped?.stop();
+    await endTerm();
     if (stop.aborted) return;
     standingBy = true;
     scheduleCampaign(stop);
   }
 
   function restart(reason: string): Promise<void> {
-    const ended = term;
     const stop = stopped;
-    if (restarting !== undefined || ended === undefined || stop === undefined || stop.aborted) return restarting ?? Promise.resolve();
+    if (restarting !== undefined || term === undefined || stop === undefined || stop.aborted) return restarting ?? Promise.resolve();
     const held = lease;
     restarting = (async () => {
-      ended.abort();
-      term = undefined;
-      const previous = subscription;
-      subscription = undefined;
-      await previous?.stop();
+      await endTerm();
       logger.info({ reason }, 'starting again from the checkpoint');
       await lead(held, stop);
     })()
       .catch((error: unknown) => {
         if (!stop.aborted) logger.error({ err: error }, 'could not start again from the checkpoint');
       })
-      .finally(() => {
-        restarting = undefined;
-      });
+      .finally(() => (restarting = undefined));
     return restarting;
   }
 
@@ -349,12 +334,10 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       clearTimeout(campaignTimer);
       await restarting;
       // The worker aborted start's signal before this: the subscription delivers no further batch.
-      await subscription?.stop();
-      subscription = undefined;
+      await endTerm();
       // Only now, with no batch in flight, may another process take over from the checkpoint.
       await lease?.release();
       lease = undefined;
-      term = undefined;
       logger.info({ checkpoint: checkpoint.toString() }, `${role} stopped`);
     },
   });

@@ -1,4 +1,4 @@
-export { createBackoff, HeartbeatError, retry, sleep, type Backoff, type BackoffOptions, type FailedAttempt, type RetryOptions } from './retry';
+export { createBackoff, HeartbeatError, retry, type Backoff, type BackoffOptions, type FailedAttempt, type RetryOptions } from './retry';
 export { createPeriodicWorker, type PeriodicWorkerOptions } from './periodicWorker';
 export { createWorker, createWorkerGroup, type StopOutcome, type Worker, type WorkerBody, type WorkerGroup, type WorkerGroupOptions, type WorkerState } from './worker';
 export { createPostgresCheckpointStore, type CheckpointStore } from './checkpointStore';

@@ -43,8 +43,8 @@ export function createBackoff(options: BackoffOptions = {}): Backoff {
   return { delayMs, wait: (failures, signal) => sleep(delayMs(failures), signal) };
 }
 
-/** Resolves after `ms`, or at once when `signal` is (or becomes) aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` is (or becomes) aborted. On the global timers, which fake clocks drive. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const done = (): void => {
