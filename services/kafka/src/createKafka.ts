@@ -24,7 +24,7 @@ export function createKafka(options: CreateKafkaOptions): Kafka {
  * attempt of an operation it is still retrying at ERROR (a broker restart produces dozens); those
  * become warnings here, because the caller logs the failures that are left once retries end.
  */
-export function kafkaLogCreator(logger: Logger): logCreator {
+function kafkaLogCreator(logger: Logger): logCreator {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
   return () =>
     ({ namespace, level, log }) => {
