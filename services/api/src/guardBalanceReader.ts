@@ -1,5 +1,6 @@
 import { TallyError } from '@tally/domain';
 import type { BalanceReadModel } from '@tally/projections';
+import { guardTransient } from '@tally/runtime';
 
 /** Redis could not answer (down, restarting, out of retries); the same read can succeed later. */
 export class ReadModelUnavailableError extends TallyError {
@@ -13,14 +14,10 @@ export class ReadModelUnavailableError extends TallyError {
  * answered 500.
  */
 export function guardBalanceReader(reader: BalanceReadModel): BalanceReadModel {
-  const guarded = async <T>(read: () => Promise<T>): Promise<T> => {
-    try {
-      return await read();
-    } catch (error) {
-      if (error instanceof TallyError) throw error;
-      throw new ReadModelUnavailableError('the balance read model is unavailable', { cause: error });
-    }
-  };
+  const guarded = guardTransient(
+    (error) => !(error instanceof TallyError),
+    (cause) => new ReadModelUnavailableError('the balance read model is unavailable', { cause }),
+  );
   return {
     getBalance: (balanceId) => guarded(() => reader.getBalance(balanceId)),
     getCustomerBalances: (customerId) => guarded(() => reader.getCustomerBalances(customerId)),

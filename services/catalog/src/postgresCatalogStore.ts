@@ -1,5 +1,6 @@
 import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
-import { guardTransientPgErrors } from '@tally/postgres';
+import { isTransientPgError } from '@tally/postgres';
+import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import {
@@ -44,7 +45,7 @@ function balanceFromRow(row: BalanceRow): BalanceRef {
 }
 
 /** Connection failures become CatalogUnavailableError (retriable); anything else passes through. */
-const guarded = guardTransientPgErrors((cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));
+const guarded = guardTransient(isTransientPgError, (cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));
 
 export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
   const { pool } = options;

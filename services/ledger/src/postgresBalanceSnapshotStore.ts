@@ -1,11 +1,12 @@
 import { balanceStreamId } from '@tally/domain';
 import { EventStoreUnavailableError } from '@tally/event-store';
-import { guardTransientPgErrors } from '@tally/postgres';
+import { isTransientPgError } from '@tally/postgres';
+import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
 import { BALANCE_SNAPSHOT_VERSION, decodeBalanceState, encodeBalanceState, type BalanceSnapshotStore } from './balanceSnapshot';
 
 /** Connection failures are the event store's database being unavailable: retriable, as for the stream reads beside them. */
-const guarded = guardTransientPgErrors((cause) => new EventStoreUnavailableError(cause));
+const guarded = guardTransient(isTransientPgError, (cause) => new EventStoreUnavailableError(cause));
 
 /** Snapshots in the `balance_snapshots` table (migration 006), in the event store's schema. */
 export function createPostgresBalanceSnapshotStore(options: { readonly pool: Pool; readonly version?: string }): BalanceSnapshotStore {

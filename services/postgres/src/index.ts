@@ -2,7 +2,6 @@ export { createPool, DEFAULT_CONNECTION_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate';
 export { listMigrations, selectMigrationFiles, DEFAULT_MIGRATIONS_DIR, type Migration } from './listMigrations';
 export { isTransientPgError } from './isTransientPgError';
-export { guardTransientPgErrors, type PgGuard } from './guardTransientPgErrors';
 export { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
 export { tryAcquireAdvisoryLease, leaseHolders, LEASE_LOCK_CLASS, type AdvisoryLease, type AdvisoryLeaseOptions } from './advisoryLease';
 export { queryWithTimeout } from './queryWithTimeout';

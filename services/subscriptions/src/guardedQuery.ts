@@ -1,8 +1,9 @@
-import { guardTransientPgErrors } from '@tally/postgres';
+import { isTransientPgError } from '@tally/postgres';
+import { guardTransient } from '@tally/runtime';
 import { SubscriptionsUnavailableError } from './subscriptionErrors';
 
 /** Connection failures become SubscriptionsUnavailableError (retriable); anything else passes through. */
-export const guardedQuery = guardTransientPgErrors((cause) => new SubscriptionsUnavailableError('the subscriptions database is unavailable', { cause }));
+export const guardedQuery = guardTransient(isTransientPgError, (cause) => new SubscriptionsUnavailableError('the subscriptions database is unavailable', { cause }));
 
 export const UNIQUE_VIOLATION = '23505';
 

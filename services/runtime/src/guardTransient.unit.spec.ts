@@ -1,13 +1,14 @@
-import { guardTransientPgErrors } from './guardTransientPgErrors';
+import { isTransientPgError } from '@tally/postgres';
+import { guardTransient } from './guardTransient';
 
 class StoreUnavailableError extends Error {
   readonly retriable = true;
 }
 
-describe('guardTransientPgErrors', () => {
-  const guarded = guardTransientPgErrors((cause) => new StoreUnavailableError('the store is unavailable', { cause }));
+describe('guardTransient', () => {
+  const guarded = guardTransient(isTransientPgError, (cause) => new StoreUnavailableError('the store is unavailable', { cause }));
 
-  it('turns a transient PostgreSQL failure into the store’s unavailable error, keeping the cause', async () => {
+  it('turns a transient failure into the store’s unavailable error, keeping the cause', async () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
     const failure = await guarded(() => Promise.reject(refused)).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(StoreUnavailableError);
