@@ -91,6 +91,35 @@ describe('checkpointed processor on PostgreSQL', () => {
     expect(checkpointsSeen).toEqual([positions[0]! - 1n, positions[0]! - 1n, positions[0]! - 1n]);
   });
 
+  it('starts again from what load() then finds when the handler asks, neither saving nor moving past the batch', async () => {
+    const name = uniqueName('restart');
+    const positions = await append(3);
+    await checkpoints.save(name, positions[0]! - 1n);
+    const loads: bigint[] = [];
+    // A store whose checkpoint was taken back under the processor (a projection restored from an older copy).
+    const rewinding: CheckpointStore = {
+      load: async (loaded) => {
+        const position = await checkpoints.load(loaded);
+        loads.push(position);
+        return position;
+      },
+      save: (saved, position) => checkpoints.save(saved, position),
+    };
+    const handled: bigint[][] = [];
+    const restarting = processor({
+      name,
+      checkpoints: rewinding,
+      handle: async (events) => {
+        handled.push(events.map((event) => event.position));
+        return handled.length === 1 ? { restart: 'the store was reset' } : undefined;
+      },
+    });
+    await restarting.start();
+    await waitFor(() => restarting.checkpoint() === positions[2], { description: 'the batch handled after the restart' });
+    expect(loads).toEqual([positions[0]! - 1n, positions[0]! - 1n]);
+    expect(handled).toEqual([positions, positions]);
+  });
+
   it('reports its lag through the metrics registry', async () => {
     const name = uniqueName('lag');
     const positions = await append(6);
