@@ -4,6 +4,13 @@
 # call this first, which is why a fresh clone needs no other command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh
+
+# The browser tests (test/browser) drive Debian's Chromium through playwright-core, which never
+# downloads a browser of its own: install it once, only when it is missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
 
 # npm rewrites node_modules/.package-lock.json on every install, so it dates the last install.
 if [[ ! -f package-lock.json ]]; then
