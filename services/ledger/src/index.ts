@@ -9,3 +9,4 @@ export * from './balanceCommandPath';
 export * from './ledgerErrors';
 export * from './ledgerService';
 export * from './purchaseService';
+export * from './consumptionStore';

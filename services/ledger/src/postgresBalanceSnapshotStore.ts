@@ -6,7 +6,7 @@ import type { Pool } from 'pg';
 import { BALANCE_SNAPSHOT_VERSION, decodeBalanceState, encodeBalanceState, type BalanceSnapshotStore } from './balanceSnapshot';
 
 /** Connection failures are the event store's database being unavailable: retriable, as for the stream reads beside them. */
-const guarded = guardTransient(isTransientPgError, (cause) => new EventStoreUnavailableError(cause));
+export const guarded = guardTransient(isTransientPgError, (cause) => new EventStoreUnavailableError(cause));
 
 /** Snapshots in the `balance_snapshots` table (migration 006), in the event store's schema. */
 export function createPostgresBalanceSnapshotStore(options: { readonly pool: Pool; readonly version?: string }): BalanceSnapshotStore {
