@@ -3,3 +3,4 @@ export * from './catalogStore';
 export * from './postgresCatalogStore';
 export * from './catalogCache';
 export * from './balanceRegistryCache';
+export * from './customerDirectory';

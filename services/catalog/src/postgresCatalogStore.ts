@@ -45,7 +45,7 @@ function balanceFromRow(row: BalanceRow): BalanceRef {
 }
 
 /** Connection failures become CatalogUnavailableError (retriable); anything else passes through. */
-const guarded = guardTransient(isTransientPgError, (cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));
+export const guarded = guardTransient(isTransientPgError, (cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));
 
 export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
   const { pool } = options;
