@@ -23,6 +23,8 @@ export interface Bundle {
   readonly id: string;
   readonly credits: Micros;
   readonly price: Price;
+  /** Offered to the customer on the portal's purchase options; a bundle that is not can be sold only through the API. */
+  readonly purchaseOption: boolean;
 }
 
 export interface CreditProduct {
@@ -46,7 +48,8 @@ export interface CreditProductDto {
     readonly where?: Readonly<Record<string, string>>;
   }>;
   readonly lowBalanceThreshold: string | null;
-  readonly bundles: ReadonlyArray<{ readonly id: string; readonly credits: string; readonly price: Price }>;
+  /** `purchaseOption` absent (products stored before it existed): true, every bundle was offered. */
+  readonly bundles: ReadonlyArray<{ readonly id: string; readonly credits: string; readonly price: Price; readonly purchaseOption?: boolean }>;
 }
 
 const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -102,6 +105,7 @@ export function creditProductFromDto(dto: CreditProductDto): CreditProduct {
       id: bundle.id,
       credits: parsePositiveCredits(bundle.credits, `${field}.credits`),
       price: parsePrice(bundle.price, `${field}.price`),
+      purchaseOption: bundle.purchaseOption ?? true,
     };
   });
   return {
@@ -133,6 +137,7 @@ export function creditProductToDto(product: CreditProduct): CreditProductDto {
       id: bundle.id,
       credits: formatCredits(bundle.credits),
       price: { ...bundle.price },
+      purchaseOption: bundle.purchaseOption,
     })),
   };
 }

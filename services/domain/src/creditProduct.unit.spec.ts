@@ -11,8 +11,8 @@ const dto = (overrides: Partial<CreditProductDto> = {}): CreditProductDto => ({
   ],
   lowBalanceThreshold: '12.5',
   bundles: [
-    { id: 'starter', credits: '1000', price: { amount: '9.99', currency: 'EUR' } },
-    { id: 'pro', credits: '15000.5', price: { amount: '99', currency: 'USD' } },
+    { id: 'starter', credits: '1000', price: { amount: '9.99', currency: 'EUR' }, purchaseOption: true },
+    { id: 'pro', credits: '15000.5', price: { amount: '99', currency: 'USD' }, purchaseOption: false },
   ],
   ...overrides,
 });
@@ -29,8 +29,8 @@ describe('credit products', () => {
       ],
       lowBalanceThreshold: 12_500_000n,
       bundles: [
-        { id: 'starter', credits: 1_000_000_000n, price: { amount: '9.99', currency: 'EUR' } },
-        { id: 'pro', credits: 15_000_500_000n, price: { amount: '99', currency: 'USD' } },
+        { id: 'starter', credits: 1_000_000_000n, price: { amount: '9.99', currency: 'EUR' }, purchaseOption: true },
+        { id: 'pro', credits: 15_000_500_000n, price: { amount: '99', currency: 'USD' }, purchaseOption: false },
       ],
     });
   });
@@ -39,6 +39,12 @@ describe('credit products', () => {
     expect(creditProductToDto(creditProductFromDto(dto()))).toEqual(dto());
     const bare = dto({ lowBalanceThreshold: null, bundles: [], consumption: [{ event: 'ping', credits: '0' }] });
     expect(creditProductToDto(creditProductFromDto(bare))).toEqual(bare);
+  });
+
+  it('offers a bundle stored before purchase options existed on the portal', () => {
+    const stored = dto({ bundles: [{ id: 'old', credits: '5', price: { amount: '1', currency: 'EUR' } }] });
+    expect(creditProductFromDto(stored).bundles[0]?.purchaseOption).toBe(true);
+    expect(creditProductToDto(creditProductFromDto(stored)).bundles[0]).toEqual({ ...stored.bundles[0], purchaseOption: true });
   });
 
   it('drops an empty where', () => {

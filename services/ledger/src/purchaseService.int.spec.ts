@@ -48,8 +48,8 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
   async function balanceWithBundles() {
     const product = await h.createProduct({
       bundles: [
-        { id: 'small', credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' } },
-        { id: 'large', credits: parseCredits('1000'), price: { amount: '79', currency: 'EUR' } },
+        { id: 'small', credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' }, purchaseOption: true },
+        { id: 'large', credits: parseCredits('1000'), price: { amount: '79', currency: 'EUR' }, purchaseOption: true },
       ],
     });
     const customerId = `customer-${randomUUID()}`;

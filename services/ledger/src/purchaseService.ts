@@ -31,7 +31,7 @@ export interface PurchaseService {
    * such bundle): both are "the thing the request names does not exist", 404.
    */
   purchase(balanceId: string, request: PurchaseRequest, options?: RequestOptions): Promise<CommandResult>;
-  /** For each of the customer's balances, the product's bundles with prices (none: an empty list). */
+  /** For each of the customer's balances, the bundles its product offers as purchase options, with prices (none: an empty list). */
   purchaseOptions(customerId: string): Promise<PurchaseOption[]>;
 }
 
@@ -94,7 +94,8 @@ export function createPurchaseService(options: { catalog: CatalogStore; ledger: 
         // A registry row always names a catalog product (foreign key); skip rather than fail if not.
         return product === undefined
           ? []
-          : [{ balanceId: balance.id, productId: product.id, productName: product.name, bundles: product.bundles }];
+          : // Only the bundles the operator chose to offer: what the portal shows and lets a customer buy.
+            [{ balanceId: balance.id, productId: product.id, productName: product.name, bundles: product.bundles.filter((bundle) => bundle.purchaseOption) }];
       });
     },
   };

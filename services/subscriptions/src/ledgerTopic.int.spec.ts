@@ -81,7 +81,7 @@ describe('grants and purchases on the ledger topic', () => {
 
   it('carries each grant with its subscription and period, and each purchase with its prices', async () => {
     const product = await h.createProduct({
-      bundles: [{ id: 'pack', credits: parseCredits('500'), price: { amount: '12.50', currency: 'USD' } }],
+      bundles: [{ id: 'pack', credits: parseCredits('500'), price: { amount: '12.50', currency: 'USD' }, purchaseOption: true }],
     });
     const plan = await h.service.createPlan({ name: 'Monthly', items: [{ productId: product.id, creditsPerPeriod: '100', period: 'month' }] });
     const customerId = `customer-${randomUUID()}`;

@@ -23,7 +23,14 @@ export const CreditProductSchema = Type.Object(
       }),
     ),
     lowBalanceThreshold: nullableString(),
-    bundles: readonlyArray(Type.Object({ id: Type.String(), credits: Type.String(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) })),
+    bundles: readonlyArray(
+      Type.Object({
+        id: Type.String(),
+        credits: Type.String(),
+        price: Type.Object({ amount: Type.String(), currency: Type.String() }),
+        purchaseOption: Type.Boolean({ description: "Shown among the customer's purchase options on the portal." }),
+      }),
+    ),
   },
   { $id: 'CreditProduct' },
 );
@@ -67,6 +74,9 @@ const productFields = {
               currency: Type.String({ pattern: '^[A-Z]{3}$' }),
             },
             { additionalProperties: false },
+          ),
+          purchaseOption: Type.Optional(
+            Type.Boolean({ default: true, description: "Shown to the customer among the portal's purchase options; default true." }),
           ),
         },
         { additionalProperties: false },

@@ -104,7 +104,7 @@ export async function createLedgerRelayHarness(prefix: string): Promise<LedgerRe
       description: '',
       consumption: [],
       lowBalanceThreshold: threshold === null ? null : credits(threshold),
-      bundles: [{ id: 'bundle-100', credits: credits(100), price: { amount: '9.99', currency: 'EUR' } }],
+      bundles: [{ id: 'bundle-100', credits: credits(100), price: { amount: '9.99', currency: 'EUR' }, purchaseOption: true }],
     });
   }
 
