@@ -1,14 +1,22 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { AuthenticationRequiredError, InsufficientScopeError, RateLimitedError } from './apiErrors';
+import { timingSafeEqual } from 'node:crypto';
+import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
 import type { BearerAuth, Principal } from './bearerAuth';
+import { JWT_SHAPE, type SignedTokens } from './signedTokens';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The scope a key needs for the route; `public` routes take none. Every route declares one. */
     scope?: RouteScope;
+    /**
+     * Whether a portal token reaches the route, and how its customer is found: `customer` from the
+     * `customerId` path parameter, `balance` as the owner of the `balanceId` one. Routes without
+     * it answer 403 to a portal token, whatever the customer.
+     */
+    portal?: PortalAccess;
   }
   interface FastifyRequest {
     /** Set by the access guard before anything else runs. */
@@ -35,6 +43,23 @@ export interface RateLimitOptions {
   readonly redisKeyPrefix?: string;
 }
 
+export type PortalAccess = 'customer' | 'balance';
+
+/** The console's session cookie: HttpOnly, SameSite=Strict, set by POST /v1/console-sessions. */
+export const SESSION_COOKIE = 'tally_session';
+/** The header a cookie-authenticated write carries the session's CSRF token in (double submit). */
+export const CSRF_HEADER = 'x-csrf-token';
+
+/** The web interfaces' credentials beside the keys: console session cookies and portal tokens. */
+export interface WebCredentials {
+  readonly tokens: SignedTokens;
+  /** The customer a balance belongs to (the balance registry), undefined for an unknown balance. */
+  readonly balanceOwner: (balanceId: string) => Promise<string | undefined>;
+  readonly now: () => Date;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 export const DEFAULT_RATE_LIMITS = { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60 } as const;
 
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
@@ -46,7 +71,12 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
  * nothing about which routes exist. Requests without a valid key are counted per address
  * against a much smaller limit than keyed ones: guessing keys is slow and costs nothing.
  */
-export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth, options: RateLimitOptions = {}): Promise<void> {
+export async function registerAccessGuard(
+  app: FastifyInstance,
+  auth: BearerAuth,
+  options: RateLimitOptions = {},
+  web?: WebCredentials,
+): Promise<void> {
   const limits = { ...DEFAULT_RATE_LIMITS, ...limitsGiven(options) };
   app.decorateRequest('principal', undefined);
 
@@ -71,7 +101,10 @@ export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth
     if (limit === undefined) throw new Error(`the ${name} rate limiter did not register`);
     return limit;
   };
-  const perKey = await limiter('key', limits.perKey, (request) => (request.principal?.kind === 'key' ? request.principal.keyId : ''));
+  // A portal token counts against its customer's own limit, as a key does against its key's.
+  const perKey = await limiter('key', limits.perKey, (request) =>
+    request.principal?.kind === 'key' ? request.principal.keyId : request.principal?.kind === 'customer' ? `customer:${request.principal.customerId}` : '',
+  );
   const perAddress = await limiter('addr', limits.perAddress, (request) => request.ip);
   const failedAuth = await limiter('authfail', limits.failedAuthPerAddress, (request) => request.ip);
 
@@ -85,17 +118,60 @@ export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth
     }
   }
 
+  /**
+   * Who the request is: a configured key in the Authorization header; else, with web credentials,
+   * a portal token there, or (no Authorization header at all) the console's session cookie.
+   */
+  async function authenticate(request: FastifyRequest): Promise<Principal> {
+    const header = request.headers.authorization;
+    const byKey = auth.authenticate(header);
+    if (byKey.kind === 'key' || web === undefined) return byKey;
+    const bearer = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+    if (bearer !== undefined && JWT_SHAPE.test(bearer)) {
+      const claims = await web.tokens.verifyPortalToken(bearer, web.now());
+      return claims === undefined ? { kind: 'anonymous', reason: 'the portal token is not valid or has expired' } : { kind: 'customer', customerId: claims.customerId };
+    }
+    const cookie = header === undefined ? request.cookies?.[SESSION_COOKIE] : undefined;
+    if (cookie === undefined || cookie === '') return byKey;
+    const session = await web.tokens.verifySession(cookie, web.now());
+    if (session === undefined || !auth.hasKeyId(session.keyId)) return { kind: 'anonymous', reason: 'the session has expired; sign in again' };
+    return { kind: 'key', keyId: session.keyId, scopes: session.scopes, session: { csrfToken: session.csrfToken } };
+  }
+
+  /** A portal token reaches a route that declares `portal` access, for its own customer only. */
+  async function admitsCustomer(request: FastifyRequest, customerId: string): Promise<boolean> {
+    const access = request.routeOptions.config.portal;
+    const params = request.params as Record<string, string | undefined>;
+    if (access === 'customer') return params.customerId === customerId;
+    if (access === 'balance' && web !== undefined && params.balanceId !== undefined) {
+      return (await web.balanceOwner(params.balanceId)) === customerId;
+    }
+    return false;
+  }
+
   app.addHook('onRequest', async (request, reply) => {
     // undefined on the not-found handler: an unknown route is treated as one needing a key.
     const scope = request.routeOptions.config.scope;
-    const principal = auth.authenticate(request.headers.authorization);
+    const principal = await authenticate(request);
     request.principal = principal;
     if (principal.kind === 'key') {
       await count(perKey, request, reply, 'with this key');
+      // SameSite=Strict keeps the cookie off other sites' requests; the token, which only the
+      // console's own pages can read, makes sure a write is the console's, whatever the browser.
+      if (principal.session !== undefined && !SAFE_METHODS.has(request.method) && !sameText(request.headers[CSRF_HEADER], principal.session.csrfToken)) {
+        throw new CsrfTokenInvalidError(`a write with the session cookie needs the session's CSRF token in ${CSRF_HEADER}`);
+      }
       if (scope === undefined || scope === 'public' || scopesGrant(principal.scopes, scope)) return;
       throw new InsufficientScopeError(
         `this key has the scope ${principal.scopes.join('+')}; ${request.method} ${request.routeOptions.url} needs ${scope}`,
       );
+    }
+    if (principal.kind === 'customer') {
+      await count(perKey, request, reply, 'with this portal token');
+      if (scope === 'public' || (await admitsCustomer(request, principal.customerId))) return;
+      // The same answer for another customer's balance and for a route portals never reach:
+      // a token tells its holder nothing about what else exists.
+      throw new InsufficientScopeError(`a portal token reaches only its own customer's balances, ledger and purchases; not ${request.method} ${request.routeOptions.url ?? request.url.slice(0, 200)}`);
     }
     if (scope === 'public') {
       await count(perAddress, request, reply, 'from this address');
@@ -104,6 +180,13 @@ export async function registerAccessGuard(app: FastifyInstance, auth: BearerAuth
     await count(failedAuth, request, reply, 'without a valid key from this address');
     throw new AuthenticationRequiredError(principal.reason);
   });
+}
+
+function sameText(given: string | string[] | undefined, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** The numeric limits the caller set, leaving the defaults for the rest. */

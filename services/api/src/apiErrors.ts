@@ -12,6 +12,18 @@ export class InsufficientScopeError extends TallyError {
   readonly retriable = false;
 }
 
+/** A write with the console's session cookie but without its CSRF token: 403. */
+export class CsrfTokenInvalidError extends TallyError {
+  readonly code = 'csrf_token_invalid';
+  readonly retriable = false;
+}
+
+/** GET /v1/console-sessions/current without a session cookie: 404. */
+export class NoConsoleSessionError extends TallyError {
+  readonly code = 'no_console_session';
+  readonly retriable = false;
+}
+
 /** Over a rate limit: 429, with `Retry-After` in whole seconds. */
 export class RateLimitedError extends TallyError {
   readonly code = 'rate_limited';

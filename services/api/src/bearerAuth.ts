@@ -9,12 +9,23 @@ function digest(text: string): Buffer {
 
 /** Who a request is, as far as its Authorization header says. */
 export type Principal =
-  /** `keyId` is a prefix of the key's SHA-256: what logs and rate-limit counters name, never the key. */
-  | { readonly kind: 'key'; readonly keyId: string; readonly scopes: readonly ApiScope[] }
+  /**
+   * `keyId` is a prefix of the key's SHA-256: what logs and rate-limit counters name, never the key.
+   * `session` is set when the key was presented once to open a console session and the request
+   * carries the session cookie instead: its writes must send the session's CSRF token.
+   */
+  | { readonly kind: 'key'; readonly keyId: string; readonly scopes: readonly ApiScope[]; readonly session?: { readonly csrfToken: string } }
+  /** A portal token's holder: one customer, on the routes that declare `portal` access alone. */
+  | { readonly kind: 'customer'; readonly customerId: string }
   | { readonly kind: 'anonymous'; readonly reason: string };
 
+/** What a key alone can tell: a key's holder or nobody. */
+export type KeyOrAnonymous = Exclude<Principal, { kind: 'customer' }>;
+
 export interface BearerAuth {
-  authenticate(authorization: string | undefined): Principal;
+  authenticate(authorization: string | undefined): KeyOrAnonymous;
+  /** Whether a key with this id is configured (a console session outlives no key it was opened with). */
+  hasKeyId(keyId: string): boolean;
 }
 
 /**
@@ -33,7 +44,10 @@ export function createBearerAuth(apiKeys: ReadonlyArray<string | ApiKey>): Beare
     return { hash, principal: { kind: 'key', keyId: hash.toString('hex').slice(0, 12), scopes } as const };
   });
 
+  const keyIds = new Set(candidates.map(({ principal }) => principal.keyId));
+
   return {
+    hasKeyId: (keyId) => keyIds.has(keyId),
     authenticate(header) {
       const match = header === undefined ? null : BEARER.exec(header);
       if (match === null) {
@@ -43,7 +57,7 @@ export function createBearerAuth(apiKeys: ReadonlyArray<string | ApiKey>): Beare
         };
       }
       const presented = digest(match[1]!);
-      let found: Principal | undefined;
+      let found: KeyOrAnonymous | undefined;
       for (const candidate of candidates) {
         if (timingSafeEqual(presented, candidate.hash)) found = candidate.principal;
       }

@@ -39,6 +39,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // The API's own refusals (apiErrors.ts).
   unauthorized: 401,
   insufficient_scope: 403,
+  csrf_token_invalid: 403,
+  no_console_session: 404,
   request_timeout: 408,
   unsupported_content_encoding: 415,
   rate_limited: 429,

@@ -1,8 +1,11 @@
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import type { RouteScope } from './apiScopes';
 
-/** Routes of the API's own documentation (swagger-ui), which declare nothing themselves. */
-const DOCS = /^\/docs(\/|$)/;
+/**
+ * Routes of the API's own documentation (swagger-ui) and the web interfaces' static files
+ * (@fastify/static under /ui/), which declare nothing themselves: public, they hold no data.
+ */
+const DOCS = /^\/(docs|ui)(\/|$)/;
 
 /**
  * Every route declares the scope it needs as `config: { scope }`; one without is a bug caught
@@ -21,6 +24,8 @@ export function declareRouteScopes(app: FastifyInstance): void {
     route.schema = {
       ...route.schema,
       'x-tally-scope': scope,
+      // Whether a customer's portal token reaches the route too (accessGuard.ts), and for whom.
+      ...(route.config?.portal !== undefined ? { 'x-tally-portal': route.config.portal } : {}),
       security: scope === 'public' ? [] : [{ bearerAuth: [scope] }],
     } as FastifySchema;
   });

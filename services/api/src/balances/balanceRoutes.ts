@@ -86,7 +86,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
   app.get(
     '/customers/:customerId/credit-balances',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', portal: 'customer' },
       schema: {
         tags,
         summary: "List a customer's balances",
@@ -107,7 +107,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
   app.get(
     '/credit-balances/:balanceId',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', portal: 'balance' },
       schema: {
         tags,
         summary: 'Get a balance',

@@ -15,7 +15,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<LedgerRoutesOptions> = asyn
   app.get(
     '/credit-balances/:balanceId/ledger',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', portal: 'balance' },
       schema: {
         tags: ['credit balances'],
         summary: "A balance's ledger, newest first",

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits } from '@tally/domain';
-import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
+import { BundleNotFoundError, MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
 import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
 import type { BalanceService } from '../balances/balanceService';
@@ -31,7 +31,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
   app.post(
     '/credit-balances/:balanceId/purchases',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', portal: 'balance' },
       schema: {
         tags,
         summary: 'Buy a bundle of credits',
@@ -54,6 +54,15 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
     async (request, reply) => {
       const { balanceId } = request.params;
       const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
+      // A customer on the portal buys what the portal offers, nothing the operator kept off it.
+      const buyer = request.principal;
+      if (buyer?.kind === 'customer') {
+        const offered = await purchases.purchaseOptions(buyer.customerId);
+        const option = offered.find((candidate) => candidate.balanceId === balanceId);
+        if (option === undefined || !option.bundles.some((bundle) => bundle.id === bundleId)) {
+          throw new BundleNotFoundError(`balance ${balanceId} offers no bundle "${bundleId}" as a purchase option`);
+        }
+      }
       // The request as the client meant it (the default filled in), not the price: a retry after
       // a price change is still the same purchase and answers what the first one did.
       const idempotency = idempotencyOf(request.headers['idempotency-key'], { bundleId, quantity });
@@ -65,11 +74,12 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
   app.get(
     '/customers/:customerId/purchase-options',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', portal: 'customer' },
       schema: {
         tags,
         summary: 'What a customer can buy',
-        description: "For each of the customer's balances, its product's bundles with prices (an empty list when the product sells none).",
+        description:
+          "For each of the customer's balances, the bundles its product offers as purchase options (`purchaseOption: true`), with prices (an empty list when it offers none). A portal token of the customer reaches it.",
         params: params({ customerId }),
         querystring: pageQuery(),
         response: { 200: pageSchema(purchaseOptionSchema), ...errorResponses },
