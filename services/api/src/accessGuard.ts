@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
 import type { BearerAuth, Principal } from './bearerAuth';
-import { JWT_SHAPE, type SignedTokens } from './signedTokens';
+import { JWT_SHAPE, type SignedTokens } from './web/signedTokens';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

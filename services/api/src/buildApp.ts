@@ -1,9 +1,10 @@
+import cookie from '@fastify/cookie';
 import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { CatalogStore } from '@tally/catalog';
-import type { LedgerService, PurchaseService } from '@tally/ledger';
+import type { CatalogStore, CustomerDirectory } from '@tally/catalog';
+import type { ConsumptionStore, LedgerService, PurchaseService } from '@tally/ledger';
 import type { UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
@@ -29,6 +30,11 @@ import { healthRoutes, type HealthCheck, type StalledPartitionView } from './ope
 import { metricsRoutes } from './operations/metricsRoutes';
 import { purchaseRoutes } from './purchases/purchaseRoutes';
 import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
+import { customerRoutes } from './customers/customerRoutes';
+import { consumptionRoutes } from './ledger/consumptionRoutes';
+import { webPages } from './web/webPages';
+import { webSessionRoutes } from './web/webSessionRoutes';
+import { createSignedTokens } from './web/signedTokens';
 import { rejectUnstorableText } from './rejectUnstorableText';
 import { declareRouteScopes } from './routeScopes';
 import { planRoutes } from './subscriptions/planRoutes';
@@ -57,7 +63,25 @@ export interface ApiDeps {
   readonly subscriptions?: SubscriptionService;
   /** Bundle purchases on a balance (@tally/ledger's purchase service). */
   readonly purchases: PurchaseService;
+  /** The customer list and search (GET /v1/customers); served when given. */
+  readonly customers?: CustomerDirectory;
+  /** Consumption over time (GET /v1/credit-balances/{id}/consumption); served when given. */
+  readonly consumption?: ConsumptionStore;
+  /** The console and the portal: their sessions, portal links and pages; served when given. */
+  readonly web?: WebOptions;
   readonly options?: ApiOptions;
+}
+
+export interface WebOptions {
+  /** Signs console sessions and portal tokens (HS256); at least 32 characters, the same in every API process. */
+  readonly secret: string;
+  /** How long a console session lasts; default 8 hours. */
+  readonly sessionTtlMs?: number;
+  /** How long a portal link admits its customer; default 1 hour. */
+  readonly portalTtlMs?: number;
+  /** Where @tally/web's build is; without it only the API side is served. */
+  readonly pagesRoot?: string;
+  readonly now?: () => Date;
 }
 
 export interface ApiOptions {
@@ -153,7 +177,22 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     bodyTimeoutMs: options.bodyTimeoutMs ?? 10_000,
     maxConnections: options.maxConnections ?? 1024,
   });
-  await registerAccessGuard(app, auth, options.rateLimit);
+  const web = deps.web;
+  const now = web?.now ?? (() => new Date());
+  const tokens =
+    web === undefined
+      ? undefined
+      : createSignedTokens({ secret: web.secret, sessionTtlMs: web.sessionTtlMs ?? 8 * 3_600_000, portalTtlMs: web.portalTtlMs ?? 3_600_000 });
+  // Parses the console's session cookie before the access guard reads it.
+  await app.register(cookie);
+  await registerAccessGuard(
+    app,
+    auth,
+    options.rateLimit,
+    tokens === undefined
+      ? undefined
+      : { tokens, now, balanceOwner: async (balanceId) => (await deps.catalog.getBalance(balanceId))?.customerId },
+  );
   // helmet's middleware is built once, here: @fastify/helmet built it anew on every request,
   // parsing the CSP directives each time (about 4% of a lookup's CPU in the bench's profile),
   // for headers that are the same on every route. Same headers, same place among the hooks.
@@ -261,6 +300,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(balanceRoutes, { balances });
       await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, catalog: deps.catalog }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
+      if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
+      if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, catalog: deps.catalog, now });
+      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now });
       if (deps.usagePublisher !== undefined) {
         await v1.register(usageRoutes, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
       }
@@ -271,6 +313,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     },
     { prefix: '/v1' },
   );
+
+  if (web?.pagesRoot !== undefined) await webPages(app, { root: web.pagesRoot });
 
   return app;
 }

@@ -73,6 +73,10 @@ export const configSchema = z.object({
   TALLY_API_PORT: integer(8080, 0, 65535).describe('its port'),
   TALLY_API_KEYS: z.string().optional()
     .describe('bearer keys and their scopes, `key[:scope[+scope]]` comma-separated, each key at least 16 characters; see [The API under hostile clients](#the-api-under-hostile-clients)'),
+  TALLY_SESSION_SECRET: z.string().min(32).optional()
+    .describe('signs console sessions and portal links (HS256), at least 32 characters, the same for every API process'),
+  TALLY_CONSOLE_SESSION_TTL_MS: integer(8 * 3_600_000, 60_000, 7 * 86_400_000).describe('how long a console sign-in lasts'),
+  TALLY_PORTAL_LINK_TTL_MS: integer(3_600_000, 60_000, 30 * 86_400_000).describe('how long a customer portal link admits its customer'),
   TALLY_SCHEDULER_INTERVAL_MS: integer(10_000, 100, 3_600_000).describe('pause between the grant scheduler\'s runs'),
   // The API under hostile clients: timeouts, a connection cap, rate limits (per minute by default).
   TALLY_API_REQUEST_TIMEOUT_MS: integer(30_000, 0, 600_000).describe('the whole request (0: no limit)'),
@@ -153,6 +157,8 @@ export interface Config {
   };
   readonly catalogRefreshMs: number;
   readonly api: { readonly host: string; readonly port: number; readonly keys: readonly ApiKey[] | undefined };
+  /** The console and the portal; without a secret the main job keeps one in `home`. */
+  readonly web: { readonly sessionSecret: string | undefined; readonly sessionTtlMs: number; readonly portalLinkTtlMs: number };
   /** TLS and authentication to Kafka, the registry and Redis; PostgreSQL's are in its URL (`sslmode`, `sslrootcert`). */
   readonly connections: {
     readonly kafka: {
@@ -287,6 +293,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
     api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },
+    web: { sessionSecret: e.TALLY_SESSION_SECRET, sessionTtlMs: e.TALLY_CONSOLE_SESSION_TTL_MS, portalLinkTtlMs: e.TALLY_PORTAL_LINK_TTL_MS },
     schedulerIntervalMs: e.TALLY_SCHEDULER_INTERVAL_MS,
     apiProtection: {
       requestTimeoutMs: e.TALLY_API_REQUEST_TIMEOUT_MS,

@@ -7,15 +7,27 @@ import path from 'node:path';
  * in the stack's folder (mode 0600) so it survives restarts, and the caller prints it.
  */
 export function loadOrCreateLocalApiKey(home: string): { key: string; file: string; created: boolean } {
-  const file = path.join(home, 'api-key');
+  return loadOrCreateLocalSecret(home, 'api-key', 'tally_local_', 16);
+}
+
+/**
+ * Without TALLY_SESSION_SECRET, the secret that signs console sessions and portal links is kept
+ * the same way, so that sessions and links outlive a restart of the local main job.
+ */
+export function loadOrCreateLocalSessionSecret(home: string): string {
+  return loadOrCreateLocalSecret(home, 'session-secret', '', 32).key;
+}
+
+function loadOrCreateLocalSecret(home: string, name: string, prefix: string, minLength: number): { key: string; file: string; created: boolean } {
+  const file = path.join(home, name);
   try {
     const key = readFileSync(file, 'utf8').trim();
-    if (key.length >= 16) return { key, file, created: false };
+    if (key.length >= minLength) return { key, file, created: false };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   mkdirSync(home, { recursive: true });
-  const key = `tally_local_${randomBytes(24).toString('base64url')}`;
+  const key = `${prefix}${randomBytes(32).toString('base64url')}`;
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return { key, file, created: true };
 }

@@ -2,8 +2,8 @@ import { createBalanceReadModel, createBalanceProjector, createRedisClient } fro
 import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createWorkerGroup } from '@tally/runtime';
-import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
-import { createLedgerService, createPostgresBalanceSnapshotStore, createPurchaseService } from '@tally/ledger';
+import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
+import { createLedgerService, createPostgresBalanceSnapshotStore, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
 import { createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
@@ -20,7 +20,8 @@ import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
 import { openEventStore } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
-import { loadOrCreateLocalApiKey } from './localApiKey';
+import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret } from './localApiKey';
+import { webPagesRoot } from './webPagesRoot';
 
 /**
  * The main job: every role named in TALLY_ROLES (consumer, projector, api, relay, scheduler)
@@ -267,6 +268,14 @@ async function main(): Promise<void> {
         inlineGrantPeriods: config.grants.inlinePeriods,
       }),
       purchases: createPurchaseService({ catalog, ledger }),
+      customers: createPostgresCustomerDirectory({ pool }),
+      consumption: createPostgresConsumptionStore({ pool }),
+      web: {
+        secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
+        sessionTtlMs: config.web.sessionTtlMs,
+        portalTtlMs: config.web.portalLinkTtlMs,
+        pagesRoot: webPagesRoot(logger),
+      },
       stalledPartitions: () => stalledPartitions?.() ?? [],
       usagePublisher,
       health: async () => {

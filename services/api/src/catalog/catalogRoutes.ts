@@ -28,7 +28,7 @@ export const CreditProductSchema = Type.Object(
         id: Type.String(),
         credits: Type.String(),
         price: Type.Object({ amount: Type.String(), currency: Type.String() }),
-        purchaseOption: Type.Boolean({ description: "Shown among the customer's purchase options on the portal." }),
+        purchaseOption: Type.Optional(Type.Boolean({ description: "Shown among the customer's purchase options on the portal (always present in answers)." })),
       }),
     ),
   },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { isApiScope, type ApiScope } from './apiScopes';
+import { isApiScope, type ApiScope } from '../apiScopes';
 
 /**
  * Tokens Tally signs for its own web interfaces, as JWTs (HS256, by `jose`: no crypto written

@@ -1,0 +1,86 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { BalanceNotFoundError, type CatalogStore } from '@tally/catalog';
+import { formatCredits, ValidationError } from '@tally/domain';
+import type { ConsumptionBucketSize, ConsumptionStore } from '@tally/ledger';
+import { balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
+
+export interface ConsumptionRoutesOptions {
+  readonly consumption: ConsumptionStore;
+  readonly catalog: Pick<CatalogStore, 'getBalance'>;
+  readonly now: () => Date;
+}
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** The widest range per bucket size, so that one answer stays small (at most ~750 buckets per event name). */
+const MAX_RANGE_MS: Readonly<Record<ConsumptionBucketSize, number>> = { hour: 31 * DAY_MS, day: 731 * DAY_MS };
+const DEFAULT_RANGE_MS: Readonly<Record<ConsumptionBucketSize, number>> = { hour: DAY_MS, day: 30 * DAY_MS };
+
+const bucketSize = stringEnum(['hour', 'day'] as const);
+
+function instant(text: string | undefined, field: string, fallback: Date): Date {
+  if (text === undefined) return fallback;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) throw new ValidationError(`${field} must be a date-time, e.g. 2026-03-01T00:00:00Z`);
+  return date;
+}
+
+/** Consumption over time, for the console's and the portal's charts. */
+export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptions> = async (app, deps) => {
+  app.get(
+    '/credit-balances/:balanceId/consumption',
+    {
+      config: { scope: 'read', portal: 'balance' },
+      schema: {
+        tags: ['credit balances'],
+        summary: "A balance's consumption over time, per bucket and usage event name",
+        description:
+          'Credits consumed (usage, and credits retained by hand with `event` null) summed per hour or per UTC day and per usage event name, from `from` (rounded down to its bucket) to `to` (exclusive). Defaults: `bucket=hour`, `to` now, `from` one day (hours) or 30 days (days) before `to`; at most 31 days of hours or 731 of days. Buckets without consumption are left out. Served from a projection the event store keeps in the same transaction as the events (migration 014).',
+        params: balanceParams,
+        querystring: Type.Object(
+          {
+            from: Type.Optional(Type.String({ format: 'date-time' })),
+            to: Type.Optional(Type.String({ format: 'date-time' })),
+            bucket: Type.Optional(bucketSize),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            bucket: bucketSize,
+            from: Type.String({ format: 'date-time' }),
+            to: Type.String({ format: 'date-time' }),
+            items: Type.Array(
+              Type.Object({
+                start: Type.String({ format: 'date-time' }),
+                event: nullableString({ description: 'The usage event name; null for credits retained by hand.' }),
+                credits: Type.String({ description: 'Decimal string.' }),
+                entries: Type.Integer({ description: 'How many ledger entries the bucket sums.' }),
+              }),
+            ),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { balanceId } = request.params;
+      const bucket = request.query.bucket ?? 'hour';
+      const to = instant(request.query.to, 'to', deps.now());
+      const from = instant(request.query.from, 'from', new Date(to.getTime() - DEFAULT_RANGE_MS[bucket]));
+      if (from.getTime() >= to.getTime()) throw new ValidationError('from must be before to');
+      if (to.getTime() - from.getTime() > MAX_RANGE_MS[bucket]) {
+        throw new ValidationError(`a range of ${bucket}s spans at most ${MAX_RANGE_MS[bucket] / DAY_MS} days`);
+      }
+      if ((await deps.catalog.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+      const buckets = await deps.consumption.consumption(balanceId, { from, to, bucket });
+      return {
+        bucket,
+        from: from.toISOString(),
+        to: to.toISOString(),
+        items: buckets.map((item) => ({ start: item.start.toISOString(), event: item.event, credits: formatCredits(item.credits), entries: item.entries })),
+      };
+    },
+  );
+};

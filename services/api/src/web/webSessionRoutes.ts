@@ -1,0 +1,117 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SESSION_COOKIE } from '../accessGuard';
+import { AuthenticationRequiredError, InsufficientScopeError, NoConsoleSessionError } from '../apiErrors';
+import { customerId, errorResponses, params } from '../apiSchemas';
+import { scopesGrant } from '../apiScopes';
+import type { BearerAuth } from '../bearerAuth';
+import type { SignedTokens } from './signedTokens';
+
+export interface WebSessionRoutesOptions {
+  readonly auth: BearerAuth;
+  readonly tokens: SignedTokens;
+  readonly now: () => Date;
+}
+
+const SessionSchema = Type.Object({
+  scopes: Type.Array(Type.String()),
+  expiresAt: Type.String({ format: 'date-time' }),
+  csrfToken: Type.String({ description: 'Send it as X-CSRF-Token on every write made with the session cookie.' }),
+});
+
+const tags = ['web interfaces'];
+
+/** Secure only where the request came over TLS: the local console is plain http on 127.0.0.1. */
+function cookieOptions(request: FastifyRequest) {
+  return { path: '/', httpOnly: true, sameSite: 'strict', secure: request.protocol === 'https' } as const;
+}
+
+function clearSession(request: FastifyRequest, reply: FastifyReply): void {
+  reply.clearCookie(SESSION_COOKIE, cookieOptions(request));
+}
+
+/**
+ * The web interfaces' credentials: an operator exchanges an admin key for the console's session
+ * cookie; an operator or a product backend makes a customer a portal link.
+ */
+export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions> = async (app, { auth, tokens, now }) => {
+  app.post(
+    '/console-sessions',
+    {
+      // Public: the key is in the body. A wrong one is 401.
+      config: { scope: 'public' },
+      schema: {
+        tags,
+        summary: 'Sign in to the console',
+        description:
+          "Exchanges an API key with the admin scope for a session cookie (HttpOnly, SameSite=Strict, expiring). Requests with the cookie (and no Authorization header) act with the key's scopes while the key is configured; writes must also send the returned `csrfToken` as `X-CSRF-Token`.",
+        body: Type.Object({ key: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
+        response: { 201: SessionSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const principal = auth.authenticate(`Bearer ${request.body.key}`);
+      if (principal.kind !== 'key') throw new AuthenticationRequiredError('the API key is not valid');
+      if (!scopesGrant(principal.scopes, 'admin')) throw new InsufficientScopeError('the console needs a key with the admin scope');
+      const { token, claims } = await tokens.openSession(principal, now());
+      reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request), expires: claims.expiresAt });
+      return reply.code(201).send({ scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken });
+    },
+  );
+
+  app.get(
+    '/console-sessions/current',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'The console session of the request',
+        description: "What the console reads after a reload: the session's scopes, expiry and CSRF token. 404 `no_console_session` for a request made with a key.",
+        response: { 200: SessionSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const principal = request.principal;
+      if (principal?.kind !== 'key' || principal.session === undefined) throw new NoConsoleSessionError('this request carries no console session cookie');
+      const claims = await tokens.verifySession(request.cookies[SESSION_COOKIE] ?? '', now());
+      if (claims === undefined) throw new NoConsoleSessionError('the console session has ended');
+      return { scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken };
+    },
+  );
+
+  app.delete(
+    '/console-sessions/current',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'Sign out of the console', description: 'Clears the session cookie.', response: { 204: Type.Null(), ...errorResponses } },
+    },
+    async (request, reply) => {
+      clearSession(request, reply);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/customers/:customerId/portal-sessions',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: "A link to the customer's portal",
+        description:
+          "A signed, expiring token that admits this customer alone to the portal: its balances, ledger, consumption, purchase options and purchases (the routes marked `x-tally-portal`); every other route answers it 403. `url` opens the portal with it; the token is in the URL's fragment, which browsers never send to a server. Give the link to the customer's browser only.",
+        params: params({ customerId }),
+        response: {
+          201: Type.Object({ url: Type.String(), token: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { token, claims } = await tokens.issuePortalToken(request.params.customerId, now());
+      const url = `${request.protocol}://${request.host}/portal#token=${token}`;
+      return reply.code(201).send({ url, token, expiresAt: claims.expiresAt.toISOString() });
+    },
+  );
+};
