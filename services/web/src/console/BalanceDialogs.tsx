@@ -1,0 +1,167 @@
+import { useEffect, useState } from 'preact/hooks';
+import { fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import type { BalanceChange, CreditBalance, CreditProduct, Page } from '../shared/apiTypes';
+import { CREDITS_INPUT_PATTERN } from '../shared/format';
+import { Dialog, ErrorMessage, Field, SelectField } from '../shared/ui';
+
+/** Add credit balance: product, name, starting balance and warning limit (the product's unless changed). */
+export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { api: ApiClient; customerId: string; open: boolean; onClose: () => void; onAdded: (balance: CreditBalance) => void }) {
+  const [products, setProducts] = useState<CreditProduct[]>([]);
+  const [productId, setProductId] = useState('');
+  const [name, setName] = useState('');
+  const [startingBalance, setStartingBalance] = useState('0');
+  const [limit, setLimit] = useState('');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [general, setGeneral] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (!open) return;
+    api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then(
+      (page) => {
+        setProducts(page.items);
+        const first = page.items[0];
+        if (first !== undefined && productId === '') choose(first.id, page.items);
+      },
+      (failure: Error) => setGeneral(failure.message),
+    );
+  }, [api, open]);
+  function choose(id: string, list = products) {
+    setProductId(id);
+    const product = list.find((candidate) => candidate.id === id);
+    setName(product?.name ?? '');
+    setLimit(product?.lowBalanceThreshold ?? '');
+  }
+  return (
+    <Dialog title="Add credit balance" open={open} onClose={onClose}>
+      <form
+        noValidate
+        onSubmit={async (event) => {
+          event.preventDefault();
+          setBusy(true);
+          setErrors({});
+          setGeneral(undefined);
+          try {
+            const product = products.find((candidate) => candidate.id === productId);
+            const balance = await api.post<CreditBalance>(path`/customers/${customerId}/credit-balances`, {
+              body: {
+                productId,
+                ...(name !== '' ? { name } : {}),
+                startingBalance: startingBalance === '' ? '0' : startingBalance,
+                // Left as the product's: absent, so a later change of the product's limit is not overridden.
+                ...(limit === (product?.lowBalanceThreshold ?? '') ? {} : { lowBalanceThreshold: limit === '' ? null : limit }),
+              },
+            });
+            onAdded(balance);
+            onClose();
+          } catch (failure) {
+            const found = fieldErrors(failure, (field) => ['productId', 'name', 'startingBalance', 'lowBalanceThreshold'].includes(field));
+            setErrors(found.fields);
+            setGeneral(found.general);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <SelectField label="Credit product" value={productId} error={errors.productId} onChange={(event) => choose(event.currentTarget.value)}>
+          {products.length === 0 && <option value="">No credit products yet</option>}
+          {products.map((product) => (
+            <option key={product.id} value={product.id}>
+              {product.name}
+            </option>
+          ))}
+        </SelectField>
+        <Field label="Name" value={name} error={errors.name} onInput={(event) => setName(event.currentTarget.value)} />
+        <Field
+          label="Starting balance"
+          inputMode="decimal"
+          pattern={CREDITS_INPUT_PATTERN}
+          value={startingBalance}
+          error={errors.startingBalance}
+          onInput={(event) => setStartingBalance(event.currentTarget.value)}
+        />
+        <Field
+          label="Warning limit"
+          inputMode="decimal"
+          pattern={CREDITS_INPUT_PATTERN}
+          value={limit}
+          error={errors.lowBalanceThreshold}
+          hint="The product's, unless changed; empty for none."
+          onInput={(event) => setLimit(event.currentTarget.value)}
+        />
+        <ErrorMessage message={general} />
+        <div class="actions">
+          <button type="submit" disabled={busy || productId === ''}>
+            Add
+          </button>
+          <button type="button" class="secondary" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+export type ChangeKind = 'top-up' | 'retain';
+
+const KINDS: Readonly<Record<ChangeKind, { title: string; route: string }>> = {
+  'top-up': { title: 'Top up', route: 'top-ups' },
+  retain: { title: 'Retain usage', route: 'deductions' },
+};
+
+/**
+ * Top up, or retain usage (a manual deduction), by hand. One Idempotency-Key per opening of the
+ * dialog: a double click, or a retry after a lost answer, sends the same key, and the API
+ * changes the balance once and answers the first result again.
+ */
+export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: { api: ApiClient; balance: CreditBalance; kind: ChangeKind | undefined; onClose: () => void; onChanged: (change: BalanceChange) => void }) {
+  const [credits, setCredits] = useState('');
+  const [reason, setReason] = useState('');
+  const [key, setKey] = useState(newIdempotencyKey);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [general, setGeneral] = useState<string>();
+  useEffect(() => {
+    if (kind === undefined) return;
+    setCredits('');
+    setReason('');
+    setErrors({});
+    setGeneral(undefined);
+    setKey(newIdempotencyKey());
+  }, [kind]);
+  const details = kind === undefined ? undefined : KINDS[kind];
+  return (
+    <Dialog title={`${details?.title ?? ''}: ${balance.name}`} open={kind !== undefined} onClose={onClose}>
+      <form
+        noValidate
+        onSubmit={async (event) => {
+          event.preventDefault();
+          if (details === undefined) return;
+          setErrors({});
+          setGeneral(undefined);
+          try {
+            const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/` + details.route, {
+              body: { credits, reason: reason === '' ? null : reason },
+              idempotencyKey: key,
+            });
+            onChanged(change);
+            onClose();
+          } catch (failure) {
+            const found = fieldErrors(failure, (field) => field === 'credits' || field === 'reason');
+            setErrors(found.fields);
+            setGeneral(found.general);
+          }
+        }}
+      >
+        <Field label="Credits" inputMode="decimal" pattern={CREDITS_INPUT_PATTERN} required value={credits} error={errors.credits} onInput={(event) => setCredits(event.currentTarget.value)} />
+        <Field label="Reason" value={reason} maxLength={500} error={errors.reason} onInput={(event) => setReason(event.currentTarget.value)} />
+        <ErrorMessage message={general} />
+        <div class="actions">
+          <button type="submit">{details?.title}</button>
+          <button type="button" class="secondary" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

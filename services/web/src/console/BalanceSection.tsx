@@ -1,0 +1,82 @@
+import { useState } from 'preact/hooks';
+import { path, type ApiClient } from '../shared/apiClient';
+import type { CreditBalance, LedgerEntry } from '../shared/apiTypes';
+import { BalanceFigure } from '../shared/BalanceFigure';
+import { ConsumptionChart } from '../shared/ConsumptionChart';
+import { LedgerTable } from '../shared/LedgerTable';
+import { Pager, usePager, usePolling } from '../shared/ui';
+import { useRecentConsumption } from '../shared/useRecentConsumption';
+import { BalanceChangeDialog, type ChangeKind } from './BalanceDialogs';
+
+const REFRESH_MS = 2000;
+
+/**
+ * One balance on the Credits tab: its figure, the Top up and Retain usage dialogs, and its recent
+ * consumption, read again every two seconds while the page is open: the newest ledger entries and
+ * the last day's consumption per hour and event name. The full ledger is paged on demand.
+ */
+export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; onChanged: () => void }) {
+  const [change, setChange] = useState<ChangeKind>();
+  const [shown, setShown] = useState(balance);
+  if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
+  // A change (a top-up, newly metered usage) moves the position: the ledger is read again at once.
+  const { recent, consumption, readAt: now } = useRecentConsumption(api, balance.id, { bucket: 'hour', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
+  const headingId = `balance-${balance.id}`;
+  return (
+    <section class="card" aria-labelledby={headingId}>
+      <div class="title-row">
+        <h3 id={headingId}>
+          {shown.name} <small>{shown.productId}</small>
+        </h3>
+        <div class="actions">
+          <button type="button" onClick={() => setChange('top-up')}>
+            Top up
+          </button>
+          <button type="button" onClick={() => setChange('retain')}>
+            Retain usage
+          </button>
+        </div>
+      </div>
+      <BalanceFigure balance={shown} readAt={readAt} now={now} />
+      <h4>Recent consumption</h4>
+      <div class="two-columns">
+        <ConsumptionChart consumption={consumption} title="Consumption in the last 24 hours" />
+        <LedgerTable entries={recent} caption="Newest ledger entries" />
+      </div>
+      <FullLedger api={api} balanceId={balance.id} />
+      <BalanceChangeDialog
+        api={api}
+        balance={shown}
+        kind={change}
+        onClose={() => setChange(undefined)}
+        onChanged={(result) => {
+          // The answer carries the balance after the change: shown at once, before the read model catches up.
+          if (BigInt(result.balance.position) > BigInt(shown.position)) setShown(result.balance);
+          onChanged();
+        }}
+      />
+    </section>
+  );
+}
+
+/** The whole ledger, newest first, a page at a time (the API's `before` cursor). */
+function FullLedger({ api, balanceId }: { api: ApiClient; balanceId: string }) {
+  const [open, setOpen] = useState(false);
+  const pager = usePager();
+  const [page, setPage] = useState<{ items: LedgerEntry[]; next: string | null }>();
+  const before = pager.cursor;
+  usePolling(
+    async () => {
+      if (open) setPage(await api.get<{ items: LedgerEntry[]; next: string | null }>(path`/credit-balances/${balanceId}/ledger`, { query: { limit: '50', before } }));
+    },
+    60_000,
+    [api, balanceId, open, before],
+  );
+  return (
+    <details onToggle={(event) => setOpen(event.currentTarget.open)}>
+      <summary>Ledger</summary>
+      {page !== undefined && <LedgerTable entries={page.items} caption={`Ledger, page ${pager.number}`} />}
+      <Pager pager={pager} next={page?.next} labels={['Newer entries', 'Older entries']} />
+    </details>
+  );
+}

@@ -1,0 +1,61 @@
+import { useEffect, useState } from 'preact/hooks';
+import type { ApiClient } from '../shared/apiClient';
+import type { CreditProduct, Page } from '../shared/apiTypes';
+import { formatCredits } from '../shared/format';
+import { ErrorMessage, Pager, usePager } from '../shared/ui';
+import { href } from './router';
+
+/** The credit products, a page at a time. */
+export function CatalogPage({ api }: { api: ApiClient }) {
+  const [page, setPage] = useState<Page<CreditProduct>>();
+  const pager = usePager();
+  const [error, setError] = useState<string>();
+  const after = pager.cursor;
+  useEffect(() => {
+    api
+      .get<Page<CreditProduct>>('/credit-products', { query: { after, limit: '25' } })
+      .then(setPage, (failure: Error) => setError(failure.message));
+  }, [api, after]);
+  return (
+    <section>
+      <div class="title-row">
+        <h1>Catalog</h1>
+        <a class="button" href={href({ screen: 'product', productId: null })}>
+          New credit product
+        </a>
+      </div>
+      <ErrorMessage message={error} />
+      <div class="table-scroll">
+        <table>
+          <caption>Credit products</caption>
+          <thead>
+            <tr>
+              <th scope="col">Product</th>
+              <th scope="col">Consumption rules</th>
+              <th scope="col">Warning limit</th>
+              <th scope="col">Bundles</th>
+            </tr>
+          </thead>
+          <tbody>
+            {page?.items.length === 0 && (
+              <tr>
+                <td colSpan={4}>No credit products yet.</td>
+              </tr>
+            )}
+            {page?.items.map((product) => (
+              <tr key={product.id}>
+                <td>
+                  <a href={href({ screen: 'product', productId: product.id })}>{product.name}</a> <small>{product.id}</small>
+                </td>
+                <td>{product.consumption.map((rule) => `${rule.event}: ${rule.credits}${rule.perUnitOf !== undefined ? ` per ${rule.perUnitOf}` : ''}`).join('; ')}</td>
+                <td class="number">{product.lowBalanceThreshold === null ? 'none' : formatCredits(product.lowBalanceThreshold)}</td>
+                <td>{product.bundles.map((bundle) => `${bundle.id}${bundle.purchaseOption === false ? ' (not offered)' : ''}`).join(', ')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <Pager pager={pager} next={page?.next} />
+    </section>
+  );
+}

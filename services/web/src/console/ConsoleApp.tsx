@@ -1,0 +1,127 @@
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { ApiError, createApiClient, type ApiClient } from '../shared/apiClient';
+import type { ConsoleSession } from '../shared/apiTypes';
+import { ErrorMessage, Field } from '../shared/ui';
+import { CatalogPage } from './CatalogPage';
+import { CustomerPage } from './CustomerPage';
+import { CustomersPage } from './CustomersPage';
+import { PlansPage } from './PlansPage';
+import { ProductForm } from './ProductForm';
+import { href, useRoute, type Route } from './router';
+
+type SessionState = { readonly status: 'checking' } | { readonly status: 'signed-out'; readonly reason?: string } | { readonly status: 'signed-in'; readonly session: ConsoleSession };
+
+/**
+ * The operator console. Signing in exchanges an admin key for an HttpOnly session cookie; the
+ * page never keeps the key. Writes carry the session's CSRF token, which lives in memory only
+ * and is read again from the session after a reload.
+ */
+export function ConsoleApp() {
+  const [state, setState] = useState<SessionState>({ status: 'checking' });
+  const csrf = useRef<string | undefined>(undefined);
+  const api = useMemo(
+    () => createApiClient({ kind: 'session', csrfToken: () => csrf.current }, () => setState({ status: 'signed-out', reason: 'Your session has ended; sign in again.' })),
+    [],
+  );
+  useEffect(() => {
+    api
+      .get<ConsoleSession>('/console-sessions/current')
+      .then((session) => {
+        csrf.current = session.csrfToken;
+        setState({ status: 'signed-in', session });
+      })
+      .catch(() => setState({ status: 'signed-out' }));
+  }, [api]);
+
+  if (state.status === 'checking') return <p class="loading">Loading…</p>;
+  if (state.status === 'signed-out') {
+    return (
+      <SignIn
+        api={api}
+        reason={state.reason}
+        onSignedIn={(session) => {
+          csrf.current = session.csrfToken;
+          setState({ status: 'signed-in', session });
+        }}
+      />
+    );
+  }
+  return (
+    <Shell
+      api={api}
+      onSignOut={async () => {
+        await api.delete('/console-sessions/current').catch(() => undefined);
+        csrf.current = undefined;
+        setState({ status: 'signed-out' });
+      }}
+    />
+  );
+}
+
+function SignIn({ api, reason, onSignedIn }: { api: ApiClient; reason: string | undefined; onSignedIn: (session: ConsoleSession) => void }) {
+  const [key, setKey] = useState('');
+  const [error, setError] = useState<string | undefined>(reason);
+  const [busy, setBusy] = useState(false);
+  return (
+    <main class="sign-in">
+      <h1>Tally console</h1>
+      <form
+        onSubmit={async (event) => {
+          event.preventDefault();
+          setBusy(true);
+          try {
+            onSignedIn(await api.post<ConsoleSession>('/console-sessions', { body: { key } }));
+          } catch (failure) {
+            setError(failure instanceof ApiError && failure.status === 401 ? 'That API key is not valid.' : failure instanceof Error ? failure.message : String(failure));
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <Field label="API key" type="password" autoComplete="off" required value={key} onInput={(event) => setKey(event.currentTarget.value)} hint="An admin key, as `npm start` prints it." />
+        <ErrorMessage message={error} />
+        <button type="submit" disabled={busy}>
+          Sign in
+        </button>
+      </form>
+    </main>
+  );
+}
+
+const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<Route['screen']> }> = [
+  { label: 'Customers', route: { screen: 'customers' }, matches: ['customers', 'customer'] },
+  { label: 'Catalog', route: { screen: 'catalog' }, matches: ['catalog', 'product'] },
+  { label: 'Plans', route: { screen: 'plans' }, matches: ['plans'] },
+];
+
+function Shell({ api, onSignOut }: { api: ApiClient; onSignOut: () => Promise<void> }) {
+  const route = useRoute();
+  return (
+    <>
+      <header class="top">
+        <span class="brand">Tally console</span>
+        <nav aria-label="Main">
+          <ul>
+            {NAV.map((item) => (
+              <li key={item.label}>
+                <a href={href(item.route)} aria-current={item.matches.includes(route.screen) ? 'page' : undefined}>
+                  {item.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <button type="button" class="secondary" onClick={() => void onSignOut()}>
+          Sign out
+        </button>
+      </header>
+      <main>
+        {route.screen === 'catalog' && <CatalogPage api={api} />}
+        {route.screen === 'product' && <ProductForm api={api} productId={route.productId} key={route.productId ?? 'new'} />}
+        {route.screen === 'customers' && <CustomersPage api={api} />}
+        {route.screen === 'customer' && <CustomerPage api={api} customerId={route.customerId} key={route.customerId} />}
+        {route.screen === 'plans' && <PlansPage api={api} />}
+      </main>
+    </>
+  );
+}

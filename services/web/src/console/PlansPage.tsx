@@ -1,0 +1,126 @@
+import { useEffect, useState } from 'preact/hooks';
+import { fieldErrors, type ApiClient } from '../shared/apiClient';
+import type { CreditProduct, Page, Period, Plan } from '../shared/apiTypes';
+import { ErrorMessage, Field, SelectField } from '../shared/ui';
+
+interface ItemDraft {
+  productId: string;
+  creditsPerPeriod: string;
+  period: 'month' | 'year' | 'days';
+  days: string;
+}
+
+export function periodText(period: Period): string {
+  return typeof period === 'string' ? `per ${period}` : `every ${period.days} days`;
+}
+
+/** Plans: each grants credits of its products every period. Created here; immutable once created. */
+export function PlansPage({ api }: { api: ApiClient }) {
+  const [plans, setPlans] = useState<Plan[]>([]);
+  const [products, setProducts] = useState<CreditProduct[]>([]);
+  const [name, setName] = useState('');
+  const [items, setItems] = useState<ItemDraft[]>([]);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [general, setGeneral] = useState<string>();
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => setPlans(page.items), (failure: Error) => setGeneral(failure.message));
+    api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items), () => undefined);
+  }, [api, version]);
+  const newItem = (): ItemDraft => ({ productId: products[0]?.id ?? '', creditsPerPeriod: '', period: 'month', days: '30' });
+  const updateItem = (index: number, change: Partial<ItemDraft>) => setItems(items.map((item, at) => (at === index ? { ...item, ...change } : item)));
+  return (
+    <section>
+      <h1>Plans</h1>
+      <div class="table-scroll">
+        <table>
+          <caption>Plans</caption>
+          <thead>
+            <tr>
+              <th scope="col">Plan</th>
+              <th scope="col">Grants</th>
+            </tr>
+          </thead>
+          <tbody>
+            {plans.length === 0 && (
+              <tr>
+                <td colSpan={2}>No plans yet.</td>
+              </tr>
+            )}
+            {plans.map((plan) => (
+              <tr key={plan.id}>
+                <td>
+                  {plan.name} <small>{plan.id}</small>
+                </td>
+                <td>{plan.items.map((item) => `${item.creditsPerPeriod} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <h2>New plan</h2>
+      <form
+        noValidate
+        onSubmit={async (event) => {
+          event.preventDefault();
+          setErrors({});
+          setGeneral(undefined);
+          try {
+            await api.post<Plan>('/plans', {
+              body: {
+                name,
+                items: items.map((item) => ({
+                  productId: item.productId,
+                  creditsPerPeriod: item.creditsPerPeriod,
+                  period: item.period === 'days' ? { days: Number(item.days) } : item.period,
+                })),
+              },
+            });
+            setName('');
+            setItems([]);
+            setVersion(version + 1);
+          } catch (failure) {
+            const found = fieldErrors(failure, (field) => /^(name|items\.\d+\.(productId|creditsPerPeriod|period))$/.test(field));
+            setErrors(found.fields);
+            setGeneral(found.general);
+          }
+        }}
+      >
+        <Field label="Plan name" value={name} error={errors.name} onInput={(event) => setName(event.currentTarget.value)} />
+        {items.map((item, index) => (
+          <fieldset class="row" key={index}>
+            <legend>Credit product {index + 1}</legend>
+            <SelectField label="Credit product" value={item.productId} error={errors[`items.${index}.productId`]} onChange={(event) => updateItem(index, { productId: event.currentTarget.value })}>
+              {products.map((product) => (
+                <option key={product.id} value={product.id}>
+                  {product.name}
+                </option>
+              ))}
+            </SelectField>
+            <Field
+              label="Credits per period"
+              inputMode="decimal"
+              value={item.creditsPerPeriod}
+              error={errors[`items.${index}.creditsPerPeriod`]}
+              onInput={(event) => updateItem(index, { creditsPerPeriod: event.currentTarget.value })}
+            />
+            <SelectField label="Period" value={item.period} error={errors[`items.${index}.period`]} onChange={(event) => updateItem(index, { period: event.currentTarget.value as ItemDraft['period'] })}>
+              <option value="month">Month</option>
+              <option value="year">Year</option>
+              <option value="days">A number of days</option>
+            </SelectField>
+            {item.period === 'days' && <Field label="Days" inputMode="numeric" value={item.days} onInput={(event) => updateItem(index, { days: event.currentTarget.value })} />}
+            <button type="button" class="secondary" onClick={() => setItems(items.filter((_, at) => at !== index))}>
+              Remove credit product {index + 1}
+            </button>
+          </fieldset>
+        ))}
+        <button type="button" class="secondary" onClick={() => setItems([...items, newItem()])} disabled={products.length === 0}>
+          Add credit product to plan
+        </button>
+        <ErrorMessage message={general} />
+        <button type="submit">Create plan</button>
+      </form>
+    </section>
+  );
+}

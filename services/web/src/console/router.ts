@@ -1,0 +1,53 @@
+import { useEffect, useState } from 'preact/hooks';
+
+/** The console's screens live in the URL's fragment (#/customers/acme): no server routes, and the back button works. */
+export type Route =
+  | { readonly screen: 'catalog' }
+  | { readonly screen: 'product'; readonly productId: string | null }
+  | { readonly screen: 'customers' }
+  | { readonly screen: 'customer'; readonly customerId: string }
+  | { readonly screen: 'plans' };
+
+export function parseRoute(hash: string): Route {
+  const parts = hash.replace(/^#\/?/, '').split('/').map((part) => decodeURIComponent(part));
+  switch (parts[0]) {
+    case 'catalog':
+      if (parts[1] === 'new') return { screen: 'product', productId: null };
+      return parts[1] !== undefined && parts[1] !== '' ? { screen: 'product', productId: parts[1] } : { screen: 'catalog' };
+    case 'customers':
+      return parts[1] !== undefined && parts[1] !== '' ? { screen: 'customer', customerId: parts[1] } : { screen: 'customers' };
+    case 'plans':
+      return { screen: 'plans' };
+    default:
+      return { screen: 'customers' };
+  }
+}
+
+export function href(route: Route): string {
+  switch (route.screen) {
+    case 'catalog':
+      return '#/catalog';
+    case 'product':
+      return route.productId === null ? '#/catalog/new' : `#/catalog/${encodeURIComponent(route.productId)}`;
+    case 'customers':
+      return '#/customers';
+    case 'customer':
+      return `#/customers/${encodeURIComponent(route.customerId)}`;
+    case 'plans':
+      return '#/plans';
+  }
+}
+
+export function navigate(route: Route): void {
+  window.location.hash = href(route);
+}
+
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseRoute(window.location.hash));
+  useEffect(() => {
+    const onChange = () => setRoute(parseRoute(window.location.hash));
+    window.addEventListener('hashchange', onChange);
+    return () => window.removeEventListener('hashchange', onChange);
+  }, []);
+  return route;
+}

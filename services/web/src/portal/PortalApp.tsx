@@ -1,0 +1,140 @@
+import { useMemo, useState } from 'preact/hooks';
+import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import type { BalanceChange, CreditBalance, Page, PurchaseOption } from '../shared/apiTypes';
+import { BalanceFigure } from '../shared/BalanceFigure';
+import { ConsumptionChart } from '../shared/ConsumptionChart';
+import { formatCredits, formatPrice, formatTime } from '../shared/format';
+import { LedgerTable } from '../shared/LedgerTable';
+import { ErrorMessage, usePolling } from '../shared/ui';
+import { useRecentConsumption } from '../shared/useRecentConsumption';
+import { takePortalToken, tokenCustomer } from './portalToken';
+
+const REFRESH_MS = 5000;
+
+/** The customer portal: the customer's balances, consumption, recent ledger and purchase options. */
+export function PortalApp() {
+  const [token] = useState(takePortalToken);
+  const [expired, setExpired] = useState(false);
+  const claims = token === undefined ? undefined : tokenCustomer(token);
+  const api = useMemo(() => (token === undefined ? undefined : createApiClient({ kind: 'bearer', token }, () => setExpired(true))), [token]);
+  if (api === undefined || claims === undefined || expired) {
+    return (
+      <main class="sign-in">
+        <h1>Your credits</h1>
+        <p role="alert">This link is not valid or has expired. Ask for a new link where you got this one.</p>
+      </main>
+    );
+  }
+  return <Portal api={api} customerId={claims.customerId} expiresAt={claims.expiresAt} />;
+}
+
+function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: string; expiresAt: Date }) {
+  const [balances, setBalances] = useState<CreditBalance[]>();
+  const [options, setOptions] = useState<PurchaseOption[]>([]);
+  const [readAt, setReadAt] = useState(Date.now());
+  const [version, setVersion] = useState(0);
+  const [error, setError] = useState<string>();
+  usePolling(
+    async () => {
+      try {
+        const [page, offered] = await Promise.all([
+          api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } }),
+          api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } }),
+        ]);
+        setBalances(page.items);
+        setOptions(offered.items);
+        setReadAt(Date.now());
+        setError(undefined);
+      } catch (failure) {
+        setError(failure instanceof Error ? failure.message : String(failure));
+      }
+    },
+    REFRESH_MS,
+    [api, customerId, version],
+  );
+  return (
+    <>
+      <header class="top">
+        <span class="brand">Your credits</span>
+        <small>
+          {customerId} · this link works until {formatTime(expiresAt.toISOString())}
+        </small>
+      </header>
+      <main>
+        <ErrorMessage message={error} />
+        {balances?.length === 0 && <p>You have no credit balances yet.</p>}
+        {balances?.map((balance) => (
+          <PortalBalance
+            key={balance.id}
+            api={api}
+            balance={balance}
+            readAt={readAt}
+            option={options.find((option) => option.balanceId === balance.id)}
+            onBought={() => setVersion(version + 1)}
+          />
+        ))}
+      </main>
+    </>
+  );
+}
+
+function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiClient; balance: CreditBalance; readAt: number; option: PurchaseOption | undefined; onBought: () => void }) {
+  const [shown, setShown] = useState(balance);
+  const [message, setMessage] = useState<string>();
+  const [error, setError] = useState<string>();
+  // One key per bundle until its purchase succeeds: a double click or a retry buys once.
+  const [keys, setKeys] = useState<Record<string, string>>({});
+  if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
+  const { recent, consumption, readAt: now } = useRecentConsumption(api, balance.id, { bucket: 'day', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
+  const headingId = `balance-${balance.id}`;
+  return (
+    <section class="card" aria-labelledby={headingId}>
+      <h2 id={headingId}>{shown.name}</h2>
+      <BalanceFigure balance={shown} readAt={readAt} now={now} />
+      <h3>Purchase options</h3>
+      {option === undefined || option.bundles.length === 0 ? (
+        <p>Nothing to buy for this balance.</p>
+      ) : (
+        <ul class="bundles">
+          {option.bundles.map((bundle) => (
+            <li key={bundle.id} class="bundle">
+              <span>
+                <strong>{formatCredits(bundle.credits)} credits</strong> for {formatPrice(bundle.price)}
+              </span>
+              <button
+                type="button"
+                aria-label={`Buy ${formatCredits(bundle.credits)} credits for ${formatPrice(bundle.price)}`}
+                onClick={async () => {
+                  const key = keys[bundle.id] ?? newIdempotencyKey();
+                  setKeys({ ...keys, [bundle.id]: key });
+                  setError(undefined);
+                  try {
+                    const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/purchases`, { body: { bundleId: bundle.id }, idempotencyKey: key });
+                    if (BigInt(change.balance.position) > BigInt(shown.position)) setShown(change.balance);
+                    setKeys((current) => Object.fromEntries(Object.entries(current).filter(([id]) => id !== bundle.id)));
+                    setMessage(`Bought ${formatCredits(bundle.credits)} credits. Your balance is now ${formatCredits(change.balance.balance)}.`);
+                    onBought();
+                  } catch (failure) {
+                    setError(failure instanceof ApiError ? failure.message : String(failure));
+                  }
+                }}
+              >
+                Buy
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {message !== undefined && (
+        <p class="ok" role="status">
+          {message}
+        </p>
+      )}
+      <ErrorMessage message={error} />
+      <div class="two-columns">
+        <ConsumptionChart consumption={consumption} title="Consumption in the last 30 days" />
+        <LedgerTable entries={recent} caption="Recent activity" />
+      </div>
+    </section>
+  );
+}

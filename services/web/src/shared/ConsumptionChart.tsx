@@ -1,0 +1,114 @@
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import type { Consumption } from './apiTypes';
+import { formatCredits } from './format';
+
+const COLOURS = ['#2f6fdf', '#d9480f', '#2b8a3e', '#9c36b5', '#e8590c', '#0b7285', '#5c940d', '#c2255c'];
+
+/** The event names of a consumption answer, retained-by-hand last. */
+function seriesNames(consumption: Consumption): Array<string | null> {
+  const names = [...new Set(consumption.items.map((item) => item.event))];
+  return names.sort((a, b) => (a === null ? 1 : b === null ? -1 : a.localeCompare(b)));
+}
+
+const label = (event: string | null) => event ?? 'retained by hand';
+
+/**
+ * Credits consumed per bucket and event name, drawn with uPlot, with the same figures as a table
+ * for screen readers and keyboard users. The credits are plotted as numbers: a chart needs pixel
+ * positions, and nothing is computed from them; the table shows the API's exact decimal strings.
+ */
+export function ConsumptionChart({ consumption, title }: { consumption: Consumption | undefined; title: string }) {
+  const holder = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const element = holder.current;
+    if (element === null || consumption === undefined || consumption.items.length === 0) return;
+    const names = seriesNames(consumption);
+    const starts = [...new Set(consumption.items.map((item) => Date.parse(item.start) / 1000))].sort((a, b) => a - b);
+    const index = new Map(starts.map((start, position) => [start, position]));
+    const columns = names.map(() => starts.map(() => 0 as number | null));
+    for (const item of consumption.items) {
+      const column = columns[names.indexOf(item.event)];
+      const position = index.get(Date.parse(item.start) / 1000);
+      if (column !== undefined && position !== undefined) column[position] = Number(item.credits);
+    }
+    const width = () => Math.max(240, element.clientWidth);
+    const plot = new uPlot(
+      {
+        width: width(),
+        height: 220,
+        series: [
+          {},
+          ...names.map((name, position) => ({
+            label: label(name),
+            stroke: COLOURS[position % COLOURS.length],
+            width: 2,
+            points: { show: true },
+          })),
+        ],
+        axes: [{}, { size: 60 }],
+        // The whole period asked for, not just the buckets that have consumption.
+        scales: { x: { time: true, range: [Date.parse(consumption.from) / 1000, Date.parse(consumption.to) / 1000] } },
+      },
+      [starts, ...columns],
+      element,
+    );
+    const resize = new ResizeObserver(() => plot.setSize({ width: width(), height: 220 }));
+    resize.observe(element);
+    return () => {
+      resize.disconnect();
+      plot.destroy();
+    };
+  }, [consumption]);
+
+  const totals = new Map<string | null, { credits: string; entries: number }>();
+  for (const item of consumption?.items ?? []) {
+    const total = totals.get(item.event);
+    totals.set(item.event, { credits: total === undefined ? item.credits : addDecimal(total.credits, item.credits), entries: (total?.entries ?? 0) + item.entries });
+  }
+  return (
+    <figure class="chart">
+      <figcaption>{title}</figcaption>
+      {consumption === undefined ? (
+        <p>Loading…</p>
+      ) : consumption.items.length === 0 ? (
+        <p>No consumption in this period.</p>
+      ) : (
+        <>
+          <div ref={holder} class="chart-canvas" aria-hidden="true" />
+          <table aria-label={`${title} by event`}>
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">Credits</th>
+                <th scope="col">Entries</th>
+              </tr>
+            </thead>
+            <tbody>
+              {[...totals.entries()].map(([event, total]) => (
+                <tr key={event ?? ''}>
+                  <td>{label(event)}</td>
+                  <td class="number">{formatCredits(total.credits)}</td>
+                  <td class="number">{total.entries}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </figure>
+  );
+}
+
+/** Two non-negative decimal strings added exactly, digit strings as BigInt (micro-credits). */
+export function addDecimal(a: string, b: string): string {
+  const micros = (text: string) => {
+    const [whole = '0', fraction = ''] = text.split('.');
+    return BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, '0').slice(0, 6));
+  };
+  const sum = micros(a) + micros(b);
+  const whole = sum / 1_000_000n;
+  const fraction = (sum % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
+  return fraction === '' ? whole.toString() : `${whole}.${fraction}`;
+}

@@ -1,0 +1,40 @@
+import type { LedgerEntry } from './apiTypes';
+import { entryLabel, formatCredits, formatTime } from './format';
+
+/** Ledger entries, newest first: what happened, by how much, and the balance after it. */
+export function LedgerTable({ entries, caption }: { entries: readonly LedgerEntry[]; caption: string }) {
+  return (
+    <div class="table-scroll">
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">What</th>
+            <th scope="col">Credits</th>
+            <th scope="col">Balance after</th>
+            <th scope="col">Reason</th>
+          </tr>
+        </thead>
+        <tbody>
+          {entries.length === 0 && (
+            <tr>
+              <td colSpan={5}>No entries yet.</td>
+            </tr>
+          )}
+          {entries.map((entry) => (
+            <tr key={entry.id}>
+              <td>{formatTime(entry.occurredAt)}</td>
+              <td>{entryLabel(entry)}</td>
+              <td class="number">
+                {entry.credits === null ? '' : `${entry.type === 'CreditConsumed' ? '−' : '+'}${formatCredits(entry.credits)}`}
+              </td>
+              <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
+              <td>{entry.purchase !== null ? `bundle ${entry.purchase.bundleId}, ${entry.purchase.totalPrice} ${entry.purchase.currency}` : (entry.reason ?? '')}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -1,0 +1,96 @@
+import type { ApiErrorBody } from './apiTypes';
+
+/** A refusal of the API: its status and `{ error, message }`, as every 4xx and 5xx answers. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How the page proves who it is: the console's session cookie (with its CSRF token on writes), or a portal token. */
+export type Credential = { readonly kind: 'session'; readonly csrfToken: () => string | undefined } | { readonly kind: 'bearer'; readonly token: string };
+
+export interface RequestOptions {
+  readonly query?: Readonly<Record<string, string | undefined>>;
+  readonly body?: unknown;
+  /** Sent as Idempotency-Key: the same key for a retried or double-clicked write changes the balance once. */
+  readonly idempotencyKey?: string;
+}
+
+export interface ApiClient {
+  get<T>(path: string, options?: RequestOptions): Promise<T>;
+  post<T>(path: string, options?: RequestOptions): Promise<T>;
+  patch<T>(path: string, options?: RequestOptions): Promise<T>;
+  delete(path: string): Promise<void>;
+}
+
+/** Path segments are encoded here, so ids with any characters reach the route they name. */
+export function path(strings: TemplateStringsArray, ...values: string[]): string {
+  return strings.reduce((text, part, index) => text + part + (index < values.length ? encodeURIComponent(values[index]!) : ''), '');
+}
+
+/** The same public /v1 API a script would call: everything the pages do can be done with curl. */
+export function createApiClient(credential: Credential, onUnauthorized?: () => void): ApiClient {
+  async function request<T>(method: string, url: string, options: RequestOptions = {}): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    if (credential.kind === 'bearer') headers.authorization = `Bearer ${credential.token}`;
+    else if (method !== 'GET') {
+      const csrf = credential.csrfToken();
+      if (csrf !== undefined) headers['x-csrf-token'] = csrf;
+    }
+    const query = Object.entries(options.query ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '');
+    const target = `/v1${url}${query.length > 0 ? `?${new URLSearchParams(query).toString()}` : ''}`;
+    const response = await fetch(target, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    });
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    const body: unknown = text === '' ? undefined : JSON.parse(text);
+    if (!response.ok) {
+      const error = body as Partial<ApiErrorBody> | undefined;
+      if (response.status === 401) onUnauthorized?.();
+      throw new ApiError(response.status, error?.error ?? 'error', error?.message ?? `the API answered ${response.status}`);
+    }
+    return body as T;
+  }
+  return {
+    get: (url, options) => request('GET', url, options),
+    post: (url, options) => request('POST', url, options),
+    patch: (url, options) => request('PATCH', url, options),
+    delete: (url) => request('DELETE', url),
+  };
+}
+
+/**
+ * Which field a validation message is about, as the form names it (`bundles.0.price.currency`):
+ * the API says `body.bundles.0.price.currency ...`, the domain `bundles[0].credits ...`, and a
+ * missing property is "body must have required property 'name'". Each sentence of the message
+ * (they are joined with "; ") goes to its field when the form has it, else to the form as a whole.
+ */
+export function fieldErrors(error: unknown, hasField: (field: string) => boolean): { readonly fields: Record<string, string>; readonly general: string | undefined } {
+  if (!(error instanceof ApiError)) return { fields: {}, general: error instanceof Error ? error.message : String(error) };
+  const fields: Record<string, string> = {};
+  const general: string[] = [];
+  for (const sentence of error.message.split('; ')) {
+    const required = /^body((?:\.\w+)*) must have required property '(\w+)'/.exec(sentence);
+    const named = /^(?:body\.)?([A-Za-z][\w.[\]]*)\s(.*)$/.exec(sentence);
+    const field = required !== null ? `${required[1]!.slice(1)}${required[1] ? '.' : ''}${required[2]}` : named?.[1]?.replace(/\[(\d+)\]/g, '.$1');
+    if (field !== undefined && hasField(field)) fields[field] = required !== null ? 'is required' : named![2]!;
+    else general.push(sentence);
+  }
+  return { fields, general: general.length > 0 ? general.join('; ') : undefined };
+}
+
+/** A new Idempotency-Key for one intended change (one dialog opening), kept across its retries. */
+export function newIdempotencyKey(): string {
+  return crypto.randomUUID();
+}

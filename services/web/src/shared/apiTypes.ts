@@ -1,0 +1,130 @@
+import type { BalanceView, LedgerEntryView } from '@tally/api';
+
+/**
+ * The shapes of the /v1 API that the console and the portal use, as the OpenAPI document at
+ * /docs gives them (services/api/src/apiSchemas.ts and the route modules); the views @tally/api
+ * exports are taken from it. Amounts are decimal
+ * strings everywhere: the pages display them and send them back, and never compute with floats.
+ */
+export interface ApiErrorBody {
+  readonly error: string;
+  readonly message: string;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly next: string | null;
+}
+
+export interface Price {
+  readonly amount: string;
+  readonly currency: string;
+}
+
+export interface Bundle {
+  readonly id: string;
+  readonly credits: string;
+  readonly price: Price;
+  readonly purchaseOption?: boolean;
+}
+
+export interface ConsumptionRule {
+  readonly event: string;
+  readonly credits: string;
+  readonly perUnitOf?: string;
+  readonly where?: Readonly<Record<string, string>>;
+}
+
+export interface CreditProduct {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly consumption: ConsumptionRule[];
+  readonly lowBalanceThreshold: string | null;
+  readonly bundles: Bundle[];
+}
+
+/** The API's own view types, imported (types only, erased from the bundle): one definition on both sides. */
+export type CreditBalance = BalanceView;
+export type LedgerEntry = LedgerEntryView;
+
+export interface BalanceChange {
+  readonly entry: LedgerEntry;
+  readonly balance: CreditBalance;
+}
+
+export interface ConsumptionBucket {
+  readonly start: string;
+  readonly event: string | null;
+  readonly credits: string;
+  readonly entries: number;
+}
+
+export interface Consumption {
+  readonly bucket: 'hour' | 'day';
+  readonly from: string;
+  readonly to: string;
+  readonly items: ConsumptionBucket[];
+}
+
+export interface CustomerSummary {
+  readonly id: string;
+  readonly balances: number;
+  readonly since: string;
+}
+
+export interface PurchaseOption {
+  readonly balanceId: string;
+  readonly productId: string;
+  readonly productName: string;
+  readonly bundles: Bundle[];
+}
+
+export interface ConsoleSession {
+  readonly scopes: string[];
+  readonly expiresAt: string;
+  readonly csrfToken: string;
+}
+
+export interface PortalLink {
+  readonly url: string;
+  readonly token: string;
+  readonly expiresAt: string;
+}
+
+export type Period = 'month' | 'year' | { readonly days: number };
+
+export interface PlanItem {
+  readonly productId: string;
+  readonly creditsPerPeriod: string;
+  readonly period: Period;
+  readonly lowBalanceThreshold?: string | null;
+}
+
+export interface Plan {
+  readonly id: string;
+  readonly name: string;
+  readonly items: PlanItem[];
+}
+
+export interface Subscription {
+  readonly id: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly startsAt: string;
+  readonly status: string;
+  readonly items: Array<{
+    productId: string;
+    period: Period;
+    creditsPerPeriod: string;
+    currentPeriod: { index: number; start: string; end: string } | null;
+    grantedThrough: number | null;
+  }>;
+  readonly overrides: Array<{ productId: string; effectiveFromPeriod: number; creditsPerPeriod: string | null; lowBalanceThreshold: string | null }>;
+}
+
+export interface CreditOverride {
+  readonly productId: string;
+  readonly creditsPerPeriod?: string | null;
+  readonly lowBalanceThreshold?: string | null;
+}

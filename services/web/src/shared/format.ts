@@ -1,0 +1,44 @@
+/** Decimal strings stay strings: grouping digits for reading is text work, not arithmetic. */
+export function formatCredits(value: string): string {
+  const negative = value.startsWith('-');
+  const [whole = '0', fraction] = (negative ? value.slice(1) : value).split('.');
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${negative ? '-' : ''}${grouped}${fraction !== undefined && fraction !== '' ? `.${fraction}` : ''}`;
+}
+
+export function formatPrice(price: { amount: string; currency: string }): string {
+  return `${formatCredits(price.amount)} ${price.currency}`;
+}
+
+const TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+
+export function formatTime(iso: string): string {
+  return TIME.format(new Date(iso));
+}
+
+/** "12 s ago", for how fresh a figure is. */
+export function age(iso: string, now: number): string {
+  const seconds = Math.max(0, Math.round((now - new Date(iso).getTime()) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}
+
+const ENTRY_LABELS: Readonly<Record<string, string>> = {
+  CreditBalanceOpened: 'Opened',
+  CreditToppedUp: 'Top-up',
+  CreditConsumed: 'Consumed',
+  LowBalanceWarned: 'Below warning limit',
+  CreditBalanceDepleted: 'Depleted',
+  CreditBalanceSettingsChanged: 'Settings changed',
+};
+
+export function entryLabel(entry: { type: string; source: string | null; usageEvent: string | null }): string {
+  if (entry.type === 'CreditConsumed') return entry.usageEvent ?? 'Usage retained by hand';
+  if (entry.type === 'CreditToppedUp' && entry.source !== null && entry.source !== 'manual') return `Top-up (${entry.source})`;
+  return ENTRY_LABELS[entry.type] ?? entry.type;
+}
+
+/** A credits amount as the API's pattern has it (up to 16 integer and 6 fractional digits). */
+export const CREDITS_INPUT_PATTERN = '[0-9]{1,16}(\\.[0-9]{1,6})?';

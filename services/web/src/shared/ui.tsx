@@ -1,0 +1,160 @@
+import type { ComponentChildren, TargetedEvent } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+
+let nextId = 0;
+/** An id for a label's `for`, stable for the component's life. */
+export function useId(prefix: string): string {
+  const id = useRef<string | undefined>(undefined);
+  if (id.current === undefined) id.current = `${prefix}-${++nextId}`;
+  return id.current;
+}
+
+/**
+ * A labelled input: the label is the input's accessible name, and the field's error (from the
+ * API's validation message) sits under it and is announced with it (aria-describedby).
+ */
+export interface FieldProps {
+  readonly label: string;
+  readonly value: string;
+  readonly onInput?: (event: TargetedEvent<HTMLInputElement, Event>) => void;
+  readonly error?: string | undefined;
+  readonly hint?: string;
+  readonly type?: 'text' | 'password';
+  readonly required?: boolean;
+  readonly inputMode?: 'decimal' | 'numeric' | 'text';
+  readonly pattern?: string;
+  readonly maxLength?: number;
+  readonly autoComplete?: string;
+}
+
+export function Field({ label, error, hint, ...input }: FieldProps) {
+  const id = useId('field');
+  const described = [hint !== undefined ? `${id}-hint` : '', error !== undefined ? `${id}-error` : ''].filter(Boolean).join(' ');
+  const attributes = {
+    id,
+    value: input.value,
+    onInput: input.onInput,
+    required: input.required,
+    inputMode: input.inputMode,
+    pattern: input.pattern,
+    maxLength: input.maxLength,
+    autoComplete: input.autoComplete,
+    'aria-invalid': error !== undefined,
+    'aria-describedby': described || undefined,
+  };
+  return (
+    <div class={`field${error !== undefined ? ' has-error' : ''}`}>
+      <label for={id}>{label}</label>
+      {input.type === 'password' ? <input type="password" {...attributes} /> : <input type="text" {...attributes} />}
+      {hint !== undefined && (
+        <small id={`${id}-hint`} class="hint">
+          {hint}
+        </small>
+      )}
+      {error !== undefined && (
+        <small id={`${id}-error`} class="error" role="alert">
+          {error}
+        </small>
+      )}
+    </div>
+  );
+}
+
+export function SelectField(props: {
+  label: string;
+  value: string;
+  error?: string | undefined;
+  onChange: (event: TargetedEvent<HTMLSelectElement, Event>) => void;
+  children: ComponentChildren;
+}) {
+  const { label, error, children } = props;
+  const id = useId('select');
+  return (
+    <div class={`field${error !== undefined ? ' has-error' : ''}`}>
+      <label for={id}>{label}</label>
+      <select id={id} value={props.value} onChange={props.onChange} aria-invalid={error !== undefined} aria-describedby={error !== undefined ? `${id}-error` : undefined}>
+        {children}
+      </select>
+      {error !== undefined && (
+        <small id={`${id}-error`} class="error" role="alert">
+          {error}
+        </small>
+      )}
+    </div>
+  );
+}
+
+/**
+ * A modal dialog on the browser's own <dialog>: focus moves into it and stays there, Escape
+ * closes it, and focus returns to what opened it.
+ */
+export function Dialog({ title, open, onClose, children }: { title: string; open: boolean; onClose: () => void; children: ComponentChildren }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  const titleId = useId('dialog');
+  useEffect(() => {
+    const element = dialog.current;
+    if (element === null) return;
+    if (open && !element.open) element.showModal();
+    if (!open && element.open) element.close();
+  }, [open]);
+  return (
+    <dialog ref={dialog} aria-labelledby={titleId} onClose={onClose} class="dialog">
+      <h2 id={titleId}>{title}</h2>
+      {open && children}
+    </dialog>
+  );
+}
+
+export function ErrorMessage({ message }: { message: string | undefined }) {
+  return message === undefined ? null : (
+    <p class="error" role="alert">
+      {message}
+    </p>
+  );
+}
+
+/** Polls `load` every `intervalMs` while the page is open (and visible), from the first render. */
+export function usePolling(load: () => Promise<void> | void, intervalMs: number, deps: readonly unknown[]): void {
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = async () => {
+      if (stopped) return;
+      if (document.visibilityState !== 'hidden') {
+        try {
+          await load();
+        } catch {
+          // The next tick tries again; the page keeps showing the last figures it had.
+        }
+      }
+      if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
+    };
+    void tick();
+    return () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+    };
+  }, deps);
+}
+
+/**
+ * Cursor pagination as the API has it: the cursors of the pages seen so far, so "Previous" goes
+ * back and "Next" passes the page's `next` on. `cursor` is what to send for the page shown.
+ */
+export function usePager() {
+  const [cursors, setCursors] = useState<string[]>([]);
+  return { cursor: cursors.at(-1), number: cursors.length + 1, back: () => setCursors(cursors.slice(0, -1)), forward: (next: string) => setCursors([...cursors, next]), reset: () => setCursors([]) };
+}
+
+export function Pager({ pager, next, labels = ['Previous page', 'Next page'] }: { pager: ReturnType<typeof usePager>; next: string | null | undefined; labels?: readonly [string, string] }) {
+  return (
+    <div class="pager">
+      <button type="button" class="secondary" disabled={pager.number === 1} onClick={pager.back}>
+        {labels[0]}
+      </button>
+      <button type="button" class="secondary" disabled={next == null} onClick={() => next != null && pager.forward(next)}>
+        {labels[1]}
+      </button>
+    </div>
+  );
+}
