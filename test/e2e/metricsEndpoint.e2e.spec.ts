@@ -1,21 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
-import { createTestSchema, stackConfig, startTallyProcess, uniqueName, type TallyProcess, type TestSchema } from '@tally/test-support';
+import { createTestSchema, freePort, stackConfig, startTallyProcess, uniqueName, type TallyProcess, type TestSchema } from '@tally/test-support';
 
 /**
  * The main job's /metrics, as Prometheus scrapes it: Tally's own metrics and the Node runtime's,
  * each listed in docs/metrics.md.
  */
 jest.setTimeout(120_000);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('GET /metrics of the main job', () => {
   let db: TestSchema;

@@ -10,3 +10,5 @@ export * from './kafkaTools';
 export * from './selfSignedCertificate';
 export * from './tcpProxy';
 export * from './kafkaProxy';
+export * from './chromium';
+export * from './freePort';

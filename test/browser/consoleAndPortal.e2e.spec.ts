@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Admin } from 'kafkajs';
+import {
+  createTestKafka,
+  createTestSchema,
+  createTestTopic,
+  deleteTopics,
+  freePort,
+  launchChromium,
+  stackConfig,
+  startTallyProcess,
+  uniqueName,
+  waitFor,
+  type Browser,
+  type Locator,
+  type Page,
+  type TallyProcess,
+  type TestSchema,
+} from '@tally/test-support';
+
+/**
+ * The console and the portal in a real browser (Debian's Chromium through playwright-core)
+ * against the real main job (consumer, projector and API) on the local stack: what an operator
+ * and a customer do, by clicking and typing, from sign-in to a bought bundle.
+ *
+ * Screenshots of the main screens go to .tally/screenshots; with TALLY_UPDATE_SCREENSHOTS=1
+ * they go to docs/screenshots, which the README shows.
+ */
+jest.setTimeout(240_000);
+
+const ADMIN_KEY = `browser-admin-${randomUUID()}`;
+const ROOT = path.resolve(__dirname, '..', '..');
+const SCREENSHOTS =
+  process.env.TALLY_UPDATE_SCREENSHOTS === '1'
+    ? path.join(ROOT, 'docs', 'screenshots')
+    : path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'screenshots');
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+/** Waits, with a deadline, until the locator's text satisfies the check; no fixed sleeps. */
+async function untilText(locator: Locator, check: (text: string) => boolean, description: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const text = await locator.innerText({ timeout: 1000 });
+      return check(text) ? text : undefined;
+    },
+    { description, timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
+describe('the console and the portal in Chromium', () => {
+  let db: TestSchema;
+  let admin: Admin;
+  const topics: string[] = [];
+  let tally: TallyProcess | undefined;
+  let browser: Browser | undefined;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'browser_e2e' });
+    admin = createTestKafka('browser-e2e-admin').admin();
+    await admin.connect();
+    const usage = await createTestTopic(admin, { prefix: 'browser_usage', partitions: 2 });
+    const dlq = await createTestTopic(admin, { prefix: 'browser_dlq' });
+    const ledger = await createTestTopic(admin, { prefix: 'browser_ledger' });
+    topics.push(usage, dlq, ledger);
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    [tally, browser] = await Promise.all([
+      startTallyProcess({
+        env: {
+          TALLY_ROLES: 'consumer,projector,api',
+          TALLY_KAFKA_BROKERS: stackConfig.kafkaBrokers.join(','),
+          TALLY_SCHEMA_REGISTRY_URL: stackConfig.schemaRegistryUrl,
+          TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
+          TALLY_DATABASE_SCHEMA: db.schema,
+          TALLY_REDIS_URL: stackConfig.redisUrl,
+          TALLY_REDIS_KEY_PREFIX: uniqueName('browser_e2e'),
+          TALLY_USAGE_TOPIC: usage,
+          TALLY_DLQ_TOPIC: dlq,
+          TALLY_LEDGER_TOPIC: ledger,
+          TALLY_CONSUMER_GROUP: uniqueName('browser_e2e'),
+          TALLY_CATALOG_REFRESH_MS: '200',
+          TALLY_API_PORT: String(port),
+          TALLY_API_KEYS: `${ADMIN_KEY}:admin`,
+          TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
+        },
+        readyTimeoutMs: 90_000,
+      }),
+      launchChromium(),
+    ]);
+    mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await tally?.kill('SIGTERM');
+    await deleteTopics(admin, topics).catch(() => undefined);
+    await admin?.disconnect();
+    await db?.drop();
+  });
+
+  async function publishUsage(customerId: string, event: string, count: number): Promise<void> {
+    const now = Date.now();
+    const events = Array.from({ length: count }, (_, index) => ({
+      id: `browser-${randomUUID()}`,
+      customerId,
+      event,
+      timestamp: new Date(now - index).toISOString(),
+    }));
+    const response = await fetch(`${base}/v1/usage-events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ events }),
+    });
+    expect(response.status).toBe(202);
+  }
+
+  it('takes an operator from sign-in to a portal link, and a customer from that link to a bought bundle', async () => {
+    const consoleContext = await browser!.newContext({ viewport: DESKTOP });
+    const page: Page = await consoleContext.newPage();
+    const customerId = 'acme';
+    const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+
+    // Sign in with the admin key: a session cookie, the key is not kept by the page.
+    await page.goto(`${base}/console`);
+    await page.getByLabel('API key').fill(ADMIN_KEY);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    const cookies = await consoleContext.cookies();
+    const session = cookies.find((cookie) => cookie.name === 'tally_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    expect(session?.expires).toBeGreaterThan(Date.now() / 1000);
+
+    // A credit product; the API's validation error shows next to the field it concerns.
+    await nav('Catalog').click();
+    await page.getByRole('link', { name: 'New credit product' }).click();
+    await page.getByLabel('Product id').fill('api-credits');
+    await page.getByLabel('Name', { exact: true }).fill('API credits');
+    await page.getByLabel('Warning limit').fill('100');
+    await page.getByLabel('Event name').fill('api_call');
+    await page.getByLabel('Credits', { exact: true }).fill('1');
+    await page.getByRole('button', { name: 'Add bundle' }).click();
+    await page.getByLabel('Bundle id').fill('starter');
+    await page.getByLabel('Bundle credits').fill('1000');
+    await page.getByLabel('Price').fill('9.90');
+    await page.getByLabel('Currency').fill('eur');
+    await page.getByRole('button', { name: 'Create credit product' }).click();
+    const currencyError = page.locator('.field.has-error', { has: page.getByLabel('Currency') }).locator('.error');
+    await untilText(currencyError, (text) => text.length > 0, 'the currency error next to its field');
+    await page.getByLabel('Currency').fill('EUR');
+    // A second bundle kept off the portal's purchase options.
+    await page.getByRole('button', { name: 'Add bundle' }).click();
+    await page.getByLabel('Bundle id').nth(1).fill('wholesale');
+    await page.getByLabel('Bundle credits').nth(1).fill('100000');
+    await page.getByLabel('Price').nth(1).fill('500');
+    await page.getByLabel('Currency').nth(1).fill('EUR');
+    await page.getByLabel('Shown as a purchase option on the portal').nth(1).uncheck();
+    await page.getByRole('button', { name: 'Create credit product' }).click();
+    await page.getByRole('heading', { name: 'Edit API credits' }).waitFor();
+    await nav('Catalog').click();
+    await page.getByRole('link', { name: 'API credits' }).waitFor();
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-catalog.png') });
+
+    // The customer's Credits tab: Add credit balance, the warning limit defaulting to the product's.
+    await nav('Customers').click();
+    await page.getByLabel('Customer id').fill(customerId);
+    await page.getByRole('button', { name: 'Open customer' }).click();
+    await page.getByRole('heading', { name: `Customer ${customerId}` }).waitFor();
+    await page.getByRole('button', { name: 'Add credit balance' }).click();
+    const addDialog = page.getByRole('dialog', { name: 'Add credit balance' });
+    await untilText(addDialog.getByLabel('Credit product'), (text) => text.includes('API credits'), 'the product in the dialog');
+    expect(await addDialog.getByLabel('Warning limit').inputValue()).toBe('100');
+    await addDialog.getByLabel('Starting balance').fill('150');
+    await addDialog.getByRole('button', { name: 'Add', exact: true }).click();
+    const card = page.getByRole('region', { name: /API credits/ });
+    const amount = card.getByTestId('balance-amount');
+    await untilText(amount, (text) => text === '150', 'the opened balance');
+
+    // Usage published by a backend shows in recent consumption without a reload.
+    await publishUsage(customerId, 'api_call', 3);
+    await untilText(amount, (text) => text === '147', 'the metered usage on the balance');
+    const consumptionTable = card.getByRole('table', { name: /by event/ });
+    await untilText(consumptionTable, (text) => /api_call\s+3\s+3/.test(text), 'recent consumption by event');
+    await untilText(card.getByRole('table', { name: 'Newest ledger entries' }), (text) => text.includes('api_call'), 'the newest ledger entries');
+
+    // Top up, clicked twice: one Idempotency-Key, so the balance changes once.
+    await card.getByRole('button', { name: 'Top up' }).click();
+    const topUp = page.getByRole('dialog', { name: /^Top up/ });
+    await topUp.getByLabel('Credits').fill('50');
+    await topUp.getByLabel('Reason').fill('goodwill');
+    await topUp.getByRole('button', { name: 'Top up' }).dblclick();
+    await untilText(amount, (text) => text === '197', 'the top-up');
+    const ledger = (await (
+      await fetch(`${base}/v1/customers/${customerId}/credit-balances`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    ).json()) as { items: Array<{ id: string }> };
+    const balanceId = ledger.items[0]!.id;
+    const entries = (await (await fetch(`${base}/v1/credit-balances/${balanceId}/ledger`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as {
+      items: Array<{ reason: string | null }>;
+    };
+    expect(entries.items.filter((entry) => entry.reason === 'goodwill')).toHaveLength(1);
+
+    // Retain usage below the warning limit: the below-limit state shows.
+    await card.getByRole('button', { name: 'Retain usage' }).click();
+    const retain = page.getByRole('dialog', { name: /^Retain usage/ });
+    await retain.getByLabel('Credits').fill('100');
+    await retain.getByLabel('Reason').fill('usage billed elsewhere');
+    await retain.getByRole('button', { name: 'Retain usage' }).click();
+    await untilText(amount, (text) => text === '97', 'the retained usage');
+    await card.getByText('Below warning limit').waitFor();
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-customer-credits.png'), fullPage: true });
+
+    // A portal link, opened in another profile (a fresh context: no console cookie) on a phone.
+    await page.getByRole('button', { name: 'Create portal link' }).click();
+    const url = await page.getByLabel('Portal link').inputValue();
+    expect(url).toContain('/portal#token=');
+    const portalContext = await browser!.newContext({ viewport: PHONE });
+    const portal = await portalContext.newPage();
+    await portal.goto(url.replace(/^http:\/\/[^/]+/, base));
+    const portalCard = portal.getByRole('region', { name: 'API credits' });
+    const portalAmount = portalCard.getByTestId('balance-amount');
+    await untilText(portalAmount, (text) => text === '97', 'the balance on the portal');
+    expect(portal.url()).not.toContain('token=');
+    await portal.getByRole('heading', { name: 'Purchase options' }).waitFor();
+    const buy = portalCard.getByRole('button', { name: /^Buy/ });
+    expect(await buy.count()).toBe(1);
+    expect(await buy.getAttribute('aria-label')).toBe('Buy 1,000 credits for 9.90 EUR');
+    await portal.screenshot({ path: path.join(SCREENSHOTS, 'portal.png'), fullPage: true });
+    await buy.click();
+    await untilText(portalAmount, (text) => text === '1,097', 'the bought bundle on the portal');
+    await untilText(amount, (text) => text === '1,097', 'the bought bundle in the console');
+
+    // Keyboard alone: Tab from the top reaches the first Buy button and Enter activates it.
+    const focusedBuy = await waitFor(
+      async () => {
+        await portal.keyboard.press('Tab');
+        // A string: this file is compiled without the DOM's types; it runs in the page.
+        return portal.evaluate<boolean>("document.activeElement?.getAttribute('aria-label')?.startsWith('Buy') === true");
+      },
+      { description: 'keyboard focus on Buy', timeoutMs: 10_000, intervalMs: 0 },
+    );
+    expect(focusedBuy).toBe(true);
+
+    await portalContext.close();
+    await consoleContext.close();
+  });
+});
