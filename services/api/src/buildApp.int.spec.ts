@@ -252,7 +252,8 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         payload: { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100.0', bundles },
       });
       expect(created.statusCode).toBe(201);
-      const product = { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100', bundles };
+      // A bundle is a purchase option unless the product says otherwise.
+      const product = { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100', bundles: bundles.map((bundle) => ({ ...bundle, purchaseOption: true })) };
       expect(created.json()).toEqual(product);
 
       expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json()).toEqual(product);
