@@ -209,7 +209,7 @@ describe('the console and the portal in Chromium', () => {
     await retain.getByLabel('Reason').fill('usage billed elsewhere');
     await retain.getByRole('button', { name: 'Retain usage' }).click();
     await untilText(amount, (text) => text === '97', 'the retained usage');
-    await card.getByText('Below warning limit').waitFor();
+    await card.getByRole('status').filter({ hasText: 'Below warning limit' }).waitFor();
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-customer-credits.png'), fullPage: true });
 
     // A portal link, opened in another profile (a fresh context: no console cookie) on a phone.
