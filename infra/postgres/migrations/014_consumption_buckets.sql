@@ -11,8 +11,10 @@ CREATE TABLE consumption_buckets (
   bucket_start  timestamptz NOT NULL,
   -- The usage event's name; '' for credits retained by hand (a manual deduction has no usage event).
   event         text NOT NULL,
-  -- Exact integer micro-credits, as everywhere in Tally.
-  micro_credits bigint NOT NULL,
+  -- Exact integer micro-credits, as everywhere in Tally. numeric, not bigint: an amount may have 16
+  -- integer digits of credits, 22 digits of micro-credits, beyond bigint; a sum must never fail
+  -- the append it is part of.
+  micro_credits numeric NOT NULL,
   entries       bigint NOT NULL,
   PRIMARY KEY (balance_id, bucket_start, event)
 );
@@ -28,7 +30,7 @@ BEGIN
   SELECT n.metadata->>'balanceId',
          date_trunc('hour', (n.data->>'occurredAt')::timestamptz, 'UTC'),
          coalesce(n.data->'usage'->>'event', ''),
-         sum(((n.data->>'credits')::numeric * 1000000)::bigint),
+         sum((n.data->>'credits')::numeric * 1000000),
          count(*)
   FROM inserted n
   WHERE n.type = 'CreditConsumed'
@@ -51,7 +53,7 @@ INSERT INTO consumption_buckets (balance_id, bucket_start, event, micro_credits,
 SELECT e.metadata->>'balanceId',
        date_trunc('hour', (e.data->>'occurredAt')::timestamptz, 'UTC'),
        coalesce(e.data->'usage'->>'event', ''),
-       sum(((e.data->>'credits')::numeric * 1000000)::bigint),
+       sum((e.data->>'credits')::numeric * 1000000),
        count(*)
 FROM events e
 WHERE e.type = 'CreditConsumed'

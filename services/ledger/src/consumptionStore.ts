@@ -29,7 +29,7 @@ export interface ConsumptionStore {
 /**
  * Reads `consumption_buckets` (migration 014), which the event store's trigger keeps per hour in
  * the same statement as the CreditConsumed events; days are summed from their hours here (UTC
- * days). Sums are bigint micro-credits in PostgreSQL and come back as text, so nothing rounds.
+ * days). Sums are numeric micro-credits in PostgreSQL and come back as text, so nothing rounds.
  */
 export function createPostgresConsumptionStore(options: { readonly pool: Pool }): ConsumptionStore {
   const { pool } = options;
@@ -39,7 +39,7 @@ export function createPostgresConsumptionStore(options: { readonly pool: Pool })
         const { rows } = await pool.query<{ start: Date; event: string; credits: string; entries: string }>({
           name: 'tally_ledger_consumption',
           text: `SELECT date_trunc($4, bucket_start, 'UTC') AS start, event,
-                        sum(micro_credits)::text AS credits, sum(entries)::text AS entries
+                        trunc(sum(micro_credits))::text AS credits, sum(entries)::text AS entries
                  FROM consumption_buckets
                  WHERE balance_id = $1 AND bucket_start >= date_trunc($4, $2::timestamptz, 'UTC') AND bucket_start < $3
                  GROUP BY 1, 2 ORDER BY 1, 2`,
