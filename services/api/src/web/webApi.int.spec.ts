@@ -1,0 +1,211 @@
+import { createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService, createPostgresConsumptionStore } from '@tally/ledger';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createBalanceReadModel } from '@tally/projections';
+import { createPurchaseService } from '@tally/subscriptions';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { buildApp, type ApiDeps } from '../buildApp';
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const ADMIN = 'web-admin-key-0123456789abcdef';
+const READ = 'web-read-key-0123456789abcdef0';
+const SECRET = 'web-api-session-secret-0123456789abcdef';
+
+/** The session cookie's value and attributes, from a Set-Cookie header. */
+function sessionCookie(response: LightMyRequestResponse): { value: string; attributes: string } {
+  const header = ([] as string[]).concat(response.headers['set-cookie'] ?? []).find((line) => line.startsWith('tally_session='));
+  if (header === undefined) throw new Error('no tally_session cookie was set');
+  const [pair = '', ...attributes] = header.split('; ');
+  return { value: pair.slice('tally_session='.length), attributes: attributes.join('; ') };
+}
+
+/** The API the console and the portal use: sessions, CSRF, portal links, customers, consumption. */
+describe('the web interfaces\' API', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let deps: ApiDeps;
+  let app: FastifyInstance;
+  const apps: FastifyInstance[] = [];
+  const keyPrefix = uniqueName('webapi');
+
+  const build = async (extra: Partial<ApiDeps> = {}) => {
+    const built = await buildApp({ ...deps, metrics: createMetricsRegistry(), ...extra });
+    apps.push(built);
+    return built;
+  };
+  const admin = { authorization: `Bearer ${ADMIN}` };
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'webapi' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('webapi'), pollIntervalMs: 100 });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const ledger = createLedgerService({ eventStore, catalog, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    deps = {
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix }),
+      eventStore,
+      apiKeys: [
+        { key: ADMIN, scopes: ['admin'] },
+        { key: READ, scopes: ['read'] },
+      ],
+      logger,
+      health: async () => ({ postgres: 'up' }),
+      metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, ledger }),
+      customers: createPostgresCustomerDirectory({ pool: db.pool }),
+      consumption: createPostgresConsumptionStore({ pool: db.pool }),
+      web: { secret: SECRET },
+    };
+    app = await build();
+    const product = await app.inject({
+      method: 'POST',
+      url: '/v1/credit-products',
+      headers: admin,
+      payload: { id: 'web-credits', name: 'Web credits', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: '10' },
+    });
+    expect(product.statusCode).toBe(201);
+  });
+
+  afterAll(async () => {
+    for (const built of apps) await built.close();
+    await eventStore?.close();
+    if (redis !== undefined) {
+      const keys = await redis.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+      await redis.quit();
+    }
+    await db?.drop();
+  });
+
+  const openBalance = async (customerId: string) => {
+    const opened = await app.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/credit-balances`, headers: admin, payload: { productId: 'web-credits', startingBalance: '100' } });
+    expect(opened.statusCode).toBe(201);
+    return opened.json().id as string;
+  };
+
+  describe('console sessions', () => {
+    it('exchanges an admin key for an HttpOnly, SameSite=Strict, expiring cookie; its writes need the CSRF token', async () => {
+      const signIn = await app.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: ADMIN } });
+      expect(signIn.statusCode).toBe(201);
+      const { csrfToken, scopes, expiresAt } = signIn.json();
+      expect(scopes).toEqual(['admin']);
+      expect(Date.parse(expiresAt)).toBeGreaterThan(Date.now());
+      const cookie = sessionCookie(signIn);
+      expect(cookie.attributes).toMatch(/HttpOnly/);
+      expect(cookie.attributes).toMatch(/SameSite=Strict/);
+      expect(cookie.attributes).toMatch(/Path=\//);
+      expect(cookie.attributes).toMatch(/Expires=/);
+      expect(cookie.value).not.toContain(ADMIN);
+      const cookies = { tally_session: cookie.value };
+
+      const current = await app.inject({ method: 'GET', url: '/v1/console-sessions/current', cookies });
+      expect(current.json()).toEqual({ scopes: ['admin'], expiresAt, csrfToken });
+      expect((await app.inject({ method: 'GET', url: '/v1/credit-products', cookies })).statusCode).toBe(200);
+
+      const balanceId = await openBalance(uniqueName('session-customer'));
+      const topUp = { method: 'POST' as const, url: `/v1/credit-balances/${balanceId}/top-ups`, payload: { credits: '5' } };
+      const withoutToken = await app.inject({ ...topUp, cookies });
+      expect({ status: withoutToken.statusCode, error: withoutToken.json().error }).toEqual({ status: 403, error: 'csrf_token_invalid' });
+      const wrongToken = await app.inject({ ...topUp, cookies, headers: { 'x-csrf-token': `${csrfToken}x` } });
+      expect(wrongToken.statusCode).toBe(403);
+      const withToken = await app.inject({ ...topUp, cookies, headers: { 'x-csrf-token': csrfToken } });
+      expect(withToken.statusCode).toBe(201);
+      expect(withToken.json().balance.balance).toBe('105');
+
+      const signOut = await app.inject({ method: 'DELETE', url: '/v1/console-sessions/current', cookies, headers: { 'x-csrf-token': csrfToken } });
+      expect(signOut.statusCode).toBe(204);
+      expect(([] as string[]).concat(signOut.headers['set-cookie'] ?? []).join()).toMatch(/tally_session=;/);
+    });
+
+    it('opens none for a key without the admin scope or a wrong key', async () => {
+      const read = await app.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: READ } });
+      expect({ status: read.statusCode, error: read.json().error, cookie: read.headers['set-cookie'] }).toEqual({ status: 403, error: 'insufficient_scope', cookie: undefined });
+      const wrong = await app.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: 'not-a-key-0123456789abcdef' } });
+      expect({ status: wrong.statusCode, error: wrong.json().error }).toEqual({ status: 401, error: 'unauthorized' });
+      expect((await app.inject({ method: 'GET', url: '/v1/console-sessions/current', headers: admin })).json().error).toBe('no_console_session');
+    });
+
+    it('ends a session when its key is no longer configured, when it expires, or when another secret signed it', async () => {
+      const signIn = await app.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: ADMIN } });
+      const cookies = { tally_session: sessionCookie(signIn).value };
+      const rotated = await build({ apiKeys: [{ key: 'rotated-admin-key-0123456789ab', scopes: ['admin'] }] });
+      expect((await rotated.inject({ method: 'GET', url: '/v1/credit-products', cookies })).statusCode).toBe(401);
+      const later = await build({ web: { secret: SECRET, now: () => new Date(Date.now() + 9 * 3_600_000) } });
+      expect((await later.inject({ method: 'GET', url: '/v1/credit-products', cookies })).statusCode).toBe(401);
+      const otherSecret = await build({ web: { secret: `${SECRET}-other` } });
+      expect((await otherSecret.inject({ method: 'GET', url: '/v1/credit-products', cookies })).statusCode).toBe(401);
+      // A session cookie is not a portal token, nor the other way round.
+      expect((await app.inject({ method: 'GET', url: '/v1/credit-products', headers: { authorization: `Bearer ${cookies.tally_session}` } })).statusCode).toBe(401);
+    });
+  });
+
+  describe('portal links', () => {
+    it('links to the portal with an expiring token in the fragment, which reads that customer\'s balances', async () => {
+      const customerId = uniqueName('portal customer/ü');
+      await openBalance(customerId);
+      const link = await app.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/portal-sessions`, headers: { ...admin, host: 'tally.example:8080' } });
+      expect(link.statusCode).toBe(201);
+      const { url, token, expiresAt } = link.json();
+      expect(url).toBe(`http://tally.example:8080/portal#token=${token}`);
+      expect(Date.parse(expiresAt) - Date.now()).toBeGreaterThan(50 * 60_000);
+      const balances = await app.inject({ method: 'GET', url: `/v1/customers/${encodeURIComponent(customerId)}/credit-balances`, headers: { authorization: `Bearer ${token}` } });
+      expect(balances.statusCode).toBe(200);
+      expect(balances.json().items).toHaveLength(1);
+      expect((await app.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/portal-sessions`, headers: { authorization: `Bearer ${READ}` } })).statusCode).toBe(403);
+    });
+  });
+
+  describe('customers', () => {
+    it('lists customers with balances by id, searched by prefix, a page at a time', async () => {
+      const prefix = uniqueName('cust');
+      const ids = [`${prefix}-b`, `${prefix}-a`, `${prefix}-c:1`, `${prefix}-a%`, `${prefix}x`];
+      for (const id of ids) await openBalance(id);
+      const seen: Array<{ id: string; balances: number }> = [];
+      let after: string | null = null;
+      for (let pages = 0; pages < 10; pages += 1) {
+        const query = new URLSearchParams({ prefix: `${prefix}-`, limit: '2', ...(after !== null ? { after } : {}) });
+        const page = await app.inject({ method: 'GET', url: `/v1/customers?${query.toString()}`, headers: { authorization: `Bearer ${READ}` } });
+        expect(page.statusCode).toBe(200);
+        const body = page.json() as { items: Array<{ id: string; balances: number; since: string }>; next: string | null };
+        expect(body.items.length).toBeLessThanOrEqual(2);
+        seen.push(...body.items.map(({ id, balances }) => ({ id, balances })));
+        after = body.next;
+        if (after === null) break;
+      }
+      const expected = ids.filter((id) => id.startsWith(`${prefix}-`)).sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      expect(seen).toEqual(expected.map((id) => ({ id, balances: 1 })));
+    });
+  });
+
+  describe('consumption', () => {
+    it('answers a balance\'s consumption per bucket and event name, and refuses a range it does not serve', async () => {
+      const balanceId = await openBalance(uniqueName('consuming'));
+      const deduct = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/deductions`, headers: admin, payload: { credits: '2.5', reason: 'retained' } });
+      expect(deduct.statusCode).toBe(201);
+      const day = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/consumption?bucket=day`, headers: admin });
+      expect(day.statusCode).toBe(200);
+      const body = day.json();
+      expect(body.bucket).toBe('day');
+      expect(body.items).toEqual([{ start: expect.stringMatching(/T00:00:00\.000Z$/), event: null, credits: '2.5', entries: 1 }]);
+      expect(Date.parse(body.to) - Date.parse(body.from)).toBe(30 * 86_400_000);
+      const refusals = [
+        'bucket=minute',
+        'from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z',
+        'bucket=hour&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z',
+        'from=yesterday',
+      ];
+      for (const query of refusals) {
+        const refused = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/consumption?${query}`, headers: admin });
+        expect({ query, status: refused.statusCode }).toEqual({ query, status: 400 });
+      }
+      expect((await app.inject({ method: 'GET', url: '/v1/credit-balances/nope/consumption', headers: admin })).statusCode).toBe(404);
+    });
+  });
+});
