@@ -23,3 +23,6 @@ export {
 } from './skipUndecodableBatch';
 export { usageEventFromJson, cloudEventUsageId } from './cloudEventUsage';
 export { createUsagePublisher, UsagePublishError, type UsagePublisher, type UsagePublisherOptions, type UsageToPublish } from './usagePublisher';
+export * from './deadLetterRecord';
+export * from './deadLetterLog';
+export * from './deadLetterRecorder';
