@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { CatalogStore, CustomerDirectory } from '@tally/catalog';
 import type { ConsumptionStore, LedgerService, PurchaseService } from '@tally/ledger';
-import type { UsagePublisher } from '@tally/metering';
+import type { DeadLetterLog, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -31,6 +31,7 @@ import { metricsRoutes } from './operations/metricsRoutes';
 import { purchaseRoutes } from './purchases/purchaseRoutes';
 import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
 import { customerRoutes } from './customers/customerRoutes';
+import { deadLetterRoutes } from './operations/deadLetterRoutes';
 import { consumptionRoutes } from './ledger/consumptionRoutes';
 import { webPages } from './web/webPages';
 import { webSessionRoutes } from './web/webSessionRoutes';
@@ -67,6 +68,8 @@ export interface ApiDeps {
   readonly customers?: CustomerDirectory;
   /** Consumption over time (GET /v1/credit-balances/{id}/consumption); served when given. */
   readonly consumption?: ConsumptionStore;
+  /** The most recent dead letters (GET /v1/dead-letters); served when given. */
+  readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** The console and the portal: their sessions, portal links and pages; served when given. */
   readonly web?: WebOptions;
   readonly options?: ApiOptions;
@@ -303,6 +306,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, catalog: deps.catalog, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now });
+      if (deps.deadLetters !== undefined) await v1.register(deadLetterRoutes, { deadLetters: deps.deadLetters });
       if (deps.usagePublisher !== undefined) {
         await v1.register(usageRoutes, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
       }

@@ -3,6 +3,7 @@ export { API_SCOPES, parseApiKeys, type ApiKey, type ApiScope, type RouteScope }
 export { DEFAULT_RATE_LIMITS, type RateLimitOptions } from './accessGuard';
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
+export type { DeadLetterView } from './operations/deadLetterRoutes';
 export type { HealthCheck } from './operations/healthRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './waitForConsistency';

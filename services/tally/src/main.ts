@@ -6,7 +6,7 @@ import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogSt
 import { createLedgerService, createPostgresBalanceSnapshotStore, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
-import { createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterRecorder, createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
 import { createPool, migrate } from '@tally/postgres';
 import {
   createGrantScheduler,
@@ -238,6 +238,17 @@ async function main(): Promise<void> {
     });
     rateLimitRedis.on('error', (error) => logger.warn({ err: error }, 'rate-limit redis connection problem'));
     parts.add('rate-limit-redis', () => void rateLimitRedis.disconnect());
+    // The console's Dead letters page: the API processes read the dead-letter topic, as one group,
+    // into a bounded log in Redis.
+    const deadLetters = createDeadLetterLog({ redis, keyPrefix: config.redis.keyPrefix });
+    const deadLetterRecorder = createDeadLetterRecorder({
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-dead-letters`, ...connections.kafka },
+      topic: config.topics.deadLetter,
+      groupId: `${config.consumer.groupId}-dead-letters`,
+      log: deadLetters,
+      logger,
+    });
+    await parts.start(deadLetterRecorder);
     const protection = config.apiProtection;
     const app = await buildApp({
       options: {
@@ -270,6 +281,7 @@ async function main(): Promise<void> {
       purchases: createPurchaseService({ catalog, ledger }),
       customers: createPostgresCustomerDirectory({ pool }),
       consumption: createPostgresConsumptionStore({ pool }),
+      deadLetters,
       web: {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
         sessionTtlMs: config.web.sessionTtlMs,
