@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Admin } from 'kafkajs';
+import type { Admin, Producer } from 'kafkajs';
 import {
   createTestKafka,
   createTestSchema,
@@ -53,6 +53,8 @@ async function untilText(locator: Locator, check: (text: string) => boolean, des
 describe('the console and the portal in Chromium', () => {
   let db: TestSchema;
   let admin: Admin;
+  let producer: Producer;
+  let usageTopic: string;
   const topics: string[] = [];
   let tally: TallyProcess | undefined;
   let browser: Browser | undefined;
@@ -60,9 +62,12 @@ describe('the console and the portal in Chromium', () => {
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'browser_e2e' });
-    admin = createTestKafka('browser-e2e-admin').admin();
-    await admin.connect();
+    const kafka = createTestKafka('browser-e2e');
+    admin = kafka.admin();
+    producer = kafka.producer();
+    await Promise.all([admin.connect(), producer.connect()]);
     const usage = await createTestTopic(admin, { prefix: 'browser_usage', partitions: 2 });
+    usageTopic = usage;
     const dlq = await createTestTopic(admin, { prefix: 'browser_dlq' });
     const ledger = await createTestTopic(admin, { prefix: 'browser_ledger' });
     topics.push(usage, dlq, ledger);
@@ -98,7 +103,7 @@ describe('the console and the portal in Chromium', () => {
     await browser?.close();
     await tally?.kill('SIGTERM');
     await deleteTopics(admin, topics).catch(() => undefined);
-    await admin?.disconnect();
+    await Promise.all([admin?.disconnect(), producer?.disconnect()]);
     await db?.drop();
   });
 
@@ -244,6 +249,13 @@ describe('the console and the portal in Chromium', () => {
     expect(focusedBuy).toBe(true);
 
     await portalContext.close();
+
+    // A broken producer: its message is dead-lettered by the consumer and shows on Dead letters.
+    await producer.send({ topic: usageTopic, messages: [{ key: customerId, value: '{"this is": not json' }] });
+    await nav('Dead letters').click();
+    const letters = page.getByRole('table', { name: 'Most recent dead letters' });
+    await untilText(letters, (text) => text.includes('{"this is": not json') && text.includes(customerId), 'the dead letter on its page');
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png') });
     await consoleContext.close();
   });
 });

@@ -5,6 +5,7 @@ import { ErrorMessage, Field } from '../shared/ui';
 import { CatalogPage } from './CatalogPage';
 import { CustomerPage } from './CustomerPage';
 import { CustomersPage } from './CustomersPage';
+import { DeadLettersPage } from './DeadLettersPage';
 import { PlansPage } from './PlansPage';
 import { ProductForm } from './ProductForm';
 import { href, useRoute, type Route } from './router';
@@ -92,6 +93,7 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
   { label: 'Customers', route: { screen: 'customers' }, matches: ['customers', 'customer'] },
   { label: 'Catalog', route: { screen: 'catalog' }, matches: ['catalog', 'product'] },
   { label: 'Plans', route: { screen: 'plans' }, matches: ['plans'] },
+  { label: 'Dead letters', route: { screen: 'dead-letters' }, matches: ['dead-letters'] },
 ];
 
 function Shell({ api, onSignOut }: { api: ApiClient; onSignOut: () => Promise<void> }) {
@@ -121,6 +123,7 @@ function Shell({ api, onSignOut }: { api: ApiClient; onSignOut: () => Promise<vo
         {route.screen === 'customers' && <CustomersPage api={api} />}
         {route.screen === 'customer' && <CustomerPage api={api} customerId={route.customerId} key={route.customerId} />}
         {route.screen === 'plans' && <PlansPage api={api} />}
+        {route.screen === 'dead-letters' && <DeadLettersPage api={api} />}
       </main>
     </>
   );

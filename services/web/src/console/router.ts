@@ -6,7 +6,8 @@ export type Route =
   | { readonly screen: 'product'; readonly productId: string | null }
   | { readonly screen: 'customers' }
   | { readonly screen: 'customer'; readonly customerId: string }
-  | { readonly screen: 'plans' };
+  | { readonly screen: 'plans' }
+  | { readonly screen: 'dead-letters' };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((part) => decodeURIComponent(part));
@@ -18,6 +19,8 @@ export function parseRoute(hash: string): Route {
       return parts[1] !== undefined && parts[1] !== '' ? { screen: 'customer', customerId: parts[1] } : { screen: 'customers' };
     case 'plans':
       return { screen: 'plans' };
+    case 'dead-letters':
+      return { screen: 'dead-letters' };
     default:
       return { screen: 'customers' };
   }
@@ -35,6 +38,8 @@ export function href(route: Route): string {
       return `#/customers/${encodeURIComponent(route.customerId)}`;
     case 'plans':
       return '#/plans';
+    case 'dead-letters':
+      return '#/dead-letters';
   }
 }
 

@@ -1,4 +1,4 @@
-import type { BalanceView, LedgerEntryView } from '@tally/api';
+import type { BalanceView, DeadLetterView, LedgerEntryView } from '@tally/api';
 
 /**
  * The shapes of the /v1 API that the console and the portal use, as the OpenAPI document at
@@ -47,6 +47,7 @@ export interface CreditProduct {
 /** The API's own view types, imported (types only, erased from the bundle): one definition on both sides. */
 export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
+export type DeadLetter = DeadLetterView;
 
 export interface BalanceChange {
   readonly entry: LedgerEntry;
