@@ -2,7 +2,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { Consumption } from './apiTypes';
-import { formatCredits } from './format';
+import { addDecimal, formatCredits } from './format';
 
 const COLOURS = ['#2f6fdf', '#d9480f', '#2b8a3e', '#9c36b5', '#e8590c', '#0b7285', '#5c940d', '#c2255c'];
 
@@ -99,16 +99,4 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
       )}
     </figure>
   );
-}
-
-/** Two non-negative decimal strings added exactly, digit strings as BigInt (micro-credits). */
-export function addDecimal(a: string, b: string): string {
-  const micros = (text: string) => {
-    const [whole = '0', fraction = ''] = text.split('.');
-    return BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, '0').slice(0, 6));
-  };
-  const sum = micros(a) + micros(b);
-  const whole = sum / 1_000_000n;
-  const fraction = (sum % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
-  return fraction === '' ? whole.toString() : `${whole}.${fraction}`;
 }

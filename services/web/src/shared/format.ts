@@ -42,3 +42,15 @@ export function entryLabel(entry: { type: string; source: string | null; usageEv
 
 /** A credits amount as the API's pattern has it (up to 16 integer and 6 fractional digits). */
 export const CREDITS_INPUT_PATTERN = '[0-9]{1,16}(\\.[0-9]{1,6})?';
+
+/** Two non-negative decimal strings added exactly, digit strings as BigInt (micro-credits). */
+export function addDecimal(a: string, b: string): string {
+  const micros = (text: string) => {
+    const [whole = '0', fraction = ''] = text.split('.');
+    return BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, '0').slice(0, 6));
+  };
+  const sum = micros(a) + micros(b);
+  const whole = sum / 1_000_000n;
+  const fraction = (sum % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
+  return fraction === '' ? whole.toString() : `${whole}.${fraction}`;
+}

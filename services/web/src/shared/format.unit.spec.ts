@@ -1,0 +1,48 @@
+import { ApiError, fieldErrors } from './apiClient';
+import { addDecimal, entryLabel, formatCredits } from './format';
+
+describe('what the pages show', () => {
+  it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
+    expect(formatCredits('1234567.000001')).toBe('1,234,567.000001');
+    expect(formatCredits('-1000')).toBe('-1,000');
+    expect(formatCredits('999')).toBe('999');
+    expect(formatCredits('9999999999999999.999999')).toBe('9,999,999,999,999,999.999999');
+  });
+
+  it('adds credits exactly, beyond what a double holds', () => {
+    expect(addDecimal('0.1', '0.2')).toBe('0.3');
+    expect(addDecimal('9999999999999999.999999', '0.000001')).toBe('10000000000000000');
+    expect(addDecimal('3', '2.5')).toBe('5.5');
+  });
+
+  it('names a ledger entry by its usage event, or says it was retained by hand', () => {
+    expect(entryLabel({ type: 'CreditConsumed', source: 'usage', usageEvent: 'api_call' })).toBe('api_call');
+    expect(entryLabel({ type: 'CreditConsumed', source: 'manual', usageEvent: null })).toBe('Usage retained by hand');
+    expect(entryLabel({ type: 'CreditToppedUp', source: 'purchase', usageEvent: null })).toBe('Top-up (purchase)');
+  });
+});
+
+describe('validation errors next to their fields', () => {
+  const fields = new Set(['name', 'lowBalanceThreshold', 'bundles.0.price.currency', 'consumption.1.credits']);
+  const has = (field: string) => fields.has(field);
+
+  it('puts each sentence of the API\'s message on the field it names, and the rest on the form', () => {
+    const error = new ApiError(
+      400,
+      'validation_failed',
+      "body.bundles.0.price.currency must be a 3-letter code; body must have required property 'name'; consumption[1].credits must be a decimal string; something else is wrong",
+    );
+    expect(fieldErrors(error, has)).toEqual({
+      fields: {
+        'bundles.0.price.currency': 'must be a 3-letter code',
+        name: 'is required',
+        'consumption.1.credits': 'must be a decimal string',
+      },
+      general: 'something else is wrong',
+    });
+  });
+
+  it('shows anything but an API refusal as it is', () => {
+    expect(fieldErrors(new Error('Failed to fetch'), has)).toEqual({ fields: {}, general: 'Failed to fetch' });
+  });
+});
