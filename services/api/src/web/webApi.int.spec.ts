@@ -162,6 +162,46 @@ describe('the web interfaces\' API', () => {
     });
   });
 
+  describe('purchase options', () => {
+    it('offers a portal only the bundles shown as purchase options, and lets it buy those alone', async () => {
+      const productId = uniqueName('bundled');
+      const created = await app.inject({
+        method: 'POST',
+        url: '/v1/credit-products',
+        headers: admin,
+        payload: {
+          id: productId,
+          name: 'Bundled',
+          bundles: [
+            { id: 'offered', credits: '100', price: { amount: '9.90', currency: 'EUR' } },
+            { id: 'kept-back', credits: '100000', price: { amount: '500', currency: 'EUR' }, purchaseOption: false },
+          ],
+        },
+      });
+      expect(created.json().bundles.map((bundle: { id: string; purchaseOption: boolean }) => [bundle.id, bundle.purchaseOption])).toEqual([
+        ['offered', true],
+        ['kept-back', false],
+      ]);
+      const customerId = uniqueName('buyer');
+      const opened = await app.inject({ method: 'POST', url: `/v1/customers/${customerId}/credit-balances`, headers: admin, payload: { productId } });
+      const balanceId = opened.json().id as string;
+      const link = await app.inject({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions`, headers: admin });
+      const portal = { authorization: `Bearer ${link.json().token as string}` };
+
+      const options = await app.inject({ method: 'GET', url: `/v1/customers/${customerId}/purchase-options`, headers: portal });
+      expect(options.json().items).toEqual([{ balanceId, productId, productName: 'Bundled', bundles: [{ id: 'offered', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] }]);
+      const buy = (bundleId: string, headers: Record<string, string>, key: string) =>
+        app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { ...headers, 'idempotency-key': key }, payload: { bundleId } });
+      const keptBack = await buy('kept-back', portal, 'portal-1');
+      expect({ status: keptBack.statusCode, error: keptBack.json().error }).toEqual({ status: 404, error: 'bundle_not_found' });
+      const bought = await buy('offered', portal, 'portal-2');
+      expect(bought.statusCode).toBe(201);
+      expect((await buy('offered', portal, 'portal-2')).headers['idempotent-replayed']).toBe('true');
+      // The API still sells a bundle kept off the portal, to a key.
+      expect((await buy('kept-back', admin, 'admin-1')).json().balance.balance).toBe('100100');
+    });
+  });
+
   describe('customers', () => {
     it('lists customers with balances by id, searched by prefix, a page at a time', async () => {
       const prefix = uniqueName('cust');
