@@ -22,6 +22,13 @@ declare module 'fastify' {
     /** Set by the access guard before anything else runs. */
     principal: Principal | undefined;
   }
+  interface FastifyInstance {
+    /**
+     * Counts a key refused in a request's body (signing in to the console) against the same
+     * per-address limit as a refused Authorization header: guessing keys stays slow either way.
+     */
+    countFailedAuthentication(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+  }
 }
 
 export interface RateLimitOptions {
@@ -107,6 +114,10 @@ export async function registerAccessGuard(
   );
   const perAddress = await limiter('addr', limits.perAddress, (request) => request.ip);
   const failedAuth = await limiter('authfail', limits.failedAuthPerAddress, (request) => request.ip);
+
+  app.decorate('countFailedAuthentication', (request: FastifyRequest, reply: FastifyReply) =>
+    count(failedAuth, request, reply, 'without a valid key from this address'),
+  );
 
   async function count(limit: Limiter, request: FastifyRequest, reply: FastifyReply, who: string): Promise<void> {
     if (!enabled) return;

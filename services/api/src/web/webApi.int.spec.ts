@@ -132,6 +132,17 @@ describe('the web interfaces\' API', () => {
       expect((await app.inject({ method: 'GET', url: '/v1/console-sessions/current', headers: admin })).json().error).toBe('no_console_session');
     });
 
+    it('counts wrong keys given to sign in against the per-address limit of wrong bearer keys', async () => {
+      const limited = await build({ options: { rateLimit: { failedAuthPerAddress: 2 } } });
+      const statuses: number[] = [];
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        statuses.push((await limited.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: `guess-${attempt}-0123456789abcdef` } })).statusCode);
+      }
+      expect(statuses).toEqual([401, 401, 429]);
+      // The next request without a valid key from that address, of any kind, is refused too.
+      expect((await limited.inject({ method: 'GET', url: '/v1/credit-products' })).statusCode).toBe(429);
+    });
+
     it('ends a session when its key is no longer configured, when it expires, or when another secret signed it', async () => {
       const signIn = await app.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: ADMIN } });
       const cookies = { tally_session: sessionCookie(signIn).value };

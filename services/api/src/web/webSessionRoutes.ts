@@ -39,7 +39,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
   app.post(
     '/console-sessions',
     {
-      // Public: the key is in the body. A wrong one is 401.
+      // Public: the key is in the body. A wrong one is 401, counted like a wrong bearer key.
       config: { scope: 'public' },
       schema: {
         tags,
@@ -52,7 +52,10 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
     },
     async (request, reply) => {
       const principal = auth.authenticate(`Bearer ${request.body.key}`);
-      if (principal.kind !== 'key') throw new AuthenticationRequiredError('the API key is not valid');
+      if (principal.kind !== 'key') {
+        await app.countFailedAuthentication(request, reply);
+        throw new AuthenticationRequiredError('the API key is not valid');
+      }
       if (!scopesGrant(principal.scopes, 'admin')) throw new InsufficientScopeError('the console needs a key with the admin scope');
       const { token, claims } = await tokens.openSession(principal, now());
       reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request), expires: claims.expiresAt });
