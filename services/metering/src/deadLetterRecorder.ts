@@ -27,7 +27,7 @@ export function createDeadLetterRecorder(options: DeadLetterRecorderOptions): Wo
   const kafka = createKafka({
     ...kafkaConnectionConfig(options.kafka),
     logLevel: logLevel.ERROR,
-    logCreator: () => (entry) => logger.warn({ kafkajs: entry.namespace }, entry.log.message),
+    logger,
   });
   const consumer = kafka.consumer({ groupId: options.groupId, allowAutoTopicCreation: false });
   let running: Promise<void> | undefined;

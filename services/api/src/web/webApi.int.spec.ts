@@ -1,9 +1,8 @@
 import { createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresConsumptionStore } from '@tally/ledger';
+import { createLedgerService, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
-import { createPurchaseService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
