@@ -19,21 +19,36 @@ CREATE TABLE consumption_buckets (
   PRIMARY KEY (balance_id, bucket_start, event)
 );
 
--- The rows of one statement's CreditConsumed events, summed per bucket. Amounts are decimal
--- strings with at most 6 fractional digits, so × 10^6 as numeric is an exact integer.
+-- What a CreditConsumed event adds, read the same way by the trigger and by the backfill below.
+-- An amount is a decimal string with at most 6 fractional digits, so × 10^6 as numeric is an
+-- exact integer; an event whose amount is not one (none of Tally's) adds nothing rather than
+-- failing the append it is part of. The hour is the event's occurredAt, or when it was recorded
+-- for an event without a well-formed one.
+CREATE FUNCTION consumed_micro_credits(p_data jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE
+AS $fn$
+  SELECT CASE WHEN p_data->>'credits' ~ '^[0-9]{1,16}(\.[0-9]{1,6})?$' THEN (p_data->>'credits')::numeric * 1000000 END
+$fn$;
+
+CREATE FUNCTION consumption_hour(p_data jsonb, p_recorded_at timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE
+AS $fn$
+  SELECT date_trunc('hour',
+    CASE WHEN p_data->>'occurredAt' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$'
+         THEN (p_data->>'occurredAt')::timestamptz ELSE p_recorded_at END,
+    'UTC')
+$fn$;
+
 CREATE FUNCTION consumption_of_events() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $fn$
 BEGIN
   INSERT INTO consumption_buckets AS b (balance_id, bucket_start, event, micro_credits, entries)
-  SELECT n.metadata->>'balanceId',
-         date_trunc('hour', (n.data->>'occurredAt')::timestamptz, 'UTC'),
-         coalesce(n.data->'usage'->>'event', ''),
-         sum((n.data->>'credits')::numeric * 1000000),
-         count(*)
+  SELECT n.metadata->>'balanceId', consumption_hour(n.data, n.recorded_at), coalesce(n.data->'usage'->>'event', ''),
+         sum(consumed_micro_credits(n.data)), count(*)
   FROM inserted n
-  WHERE n.type = 'CreditConsumed'
+  WHERE n.type = 'CreditConsumed' AND consumed_micro_credits(n.data) IS NOT NULL AND n.metadata->>'balanceId' IS NOT NULL
   GROUP BY 1, 2, 3
   -- One order for every writer: two statements never wait on each other's rows crosswise.
   ORDER BY 1, 2, 3
@@ -50,11 +65,8 @@ FOR EACH STATEMENT EXECUTE FUNCTION consumption_of_events();
 
 -- What was consumed before this migration.
 INSERT INTO consumption_buckets (balance_id, bucket_start, event, micro_credits, entries)
-SELECT e.metadata->>'balanceId',
-       date_trunc('hour', (e.data->>'occurredAt')::timestamptz, 'UTC'),
-       coalesce(e.data->'usage'->>'event', ''),
-       sum((e.data->>'credits')::numeric * 1000000),
-       count(*)
+SELECT e.metadata->>'balanceId', consumption_hour(e.data, e.recorded_at), coalesce(e.data->'usage'->>'event', ''),
+       sum(consumed_micro_credits(e.data)), count(*)
 FROM events e
-WHERE e.type = 'CreditConsumed'
+WHERE e.type = 'CreditConsumed' AND consumed_micro_credits(e.data) IS NOT NULL AND e.metadata->>'balanceId' IS NOT NULL
 GROUP BY 1, 2, 3;

@@ -85,6 +85,18 @@ describe('consumption per bucket and event name (migration 014)', () => {
     expect(await store.consumption(`nobody-${balanceId}`, { from: new Date(0), to: new Date(), bucket: 'day' })).toEqual([]);
   });
 
+  it('never fails an append for an event it cannot read: no amount adds nothing, no occurredAt counts when recorded', async () => {
+    const balanceId = `b-${randomUUID()}`;
+    const odd = consumed(balanceId, '1', '2026-03-01T10:00:00Z', 'api_call');
+    const noTime = { ...odd, id: randomUUID(), data: { ...odd.data, occurredAt: 'yesterday' } };
+    const noAmount = { ...odd, id: randomUUID(), data: { ...odd.data, credits: 'lots' } };
+    const before = new Date();
+    await eventStore.appendToStream(`creditBalance-${balanceId}`, [noTime, noAmount], { expectedRevision: 'no_stream' });
+    const hours = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, { from: new Date(before.getTime() - 3_600_000), to: new Date(Date.now() + 3_600_000), bucket: 'hour' });
+    expect(hours).toEqual([{ start: expect.any(Date), event: 'api_call', credits: 1_000_000n, entries: 1 }]);
+    expect(hours[0]!.start.getTime()).toBeGreaterThan(before.getTime() - 3_600_000);
+  });
+
   it('fills the buckets from the events stored before the migration', async () => {
     const before014 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
     try {
