@@ -81,18 +81,12 @@ function CreditsTab({ api, customerId }: { api: ApiClient; customerId: string })
   const [balances, setBalances] = useState<CreditBalance[]>();
   const [readAt, setReadAt] = useState(Date.now());
   const [adding, setAdding] = useState(false);
-  const [error, setError] = useState<string>();
   const [version, setVersion] = useState(0);
-  usePolling(
+  const error = usePolling(
     async () => {
-      try {
-        const page = await api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } });
-        setBalances(page.items);
-        setReadAt(Date.now());
-        setError(undefined);
-      } catch (failure) {
-        setError(failure instanceof Error ? failure.message : String(failure));
-      }
+      const page = await api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } });
+      setBalances(page.items);
+      setReadAt(Date.now());
     },
     REFRESH_MS,
     [api, customerId, version],

@@ -9,15 +9,9 @@ const REFRESH_MS = 5000;
 /** The usage events that could not be metered lately, newest first, read again every five seconds. */
 export function DeadLettersPage({ api }: { api: ApiClient }) {
   const [letters, setLetters] = useState<DeadLetter[]>();
-  const [error, setError] = useState<string>();
-  usePolling(
+  const error = usePolling(
     async () => {
-      try {
-        setLetters((await api.get<{ items: DeadLetter[] }>('/dead-letters', { query: { limit: '100' } })).items);
-        setError(undefined);
-      } catch (failure) {
-        setError(failure instanceof Error ? failure.message : String(failure));
-      }
+      setLetters((await api.get<{ items: DeadLetter[] }>('/dead-letters', { query: { limit: '100' } })).items);
     },
     REFRESH_MS,
     [api],

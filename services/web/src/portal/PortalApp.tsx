@@ -33,21 +33,15 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
   const [options, setOptions] = useState<PurchaseOption[]>([]);
   const [readAt, setReadAt] = useState(Date.now());
   const [version, setVersion] = useState(0);
-  const [error, setError] = useState<string>();
-  usePolling(
+  const error = usePolling(
     async () => {
-      try {
-        const [page, offered] = await Promise.all([
-          api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } }),
-          api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } }),
-        ]);
-        setBalances(page.items);
-        setOptions(offered.items);
-        setReadAt(Date.now());
-        setError(undefined);
-      } catch (failure) {
-        setError(failure instanceof Error ? failure.message : String(failure));
-      }
+      const [page, offered] = await Promise.all([
+        api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } }),
+        api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } }),
+      ]);
+      setBalances(page.items);
+      setOptions(offered.items);
+      setReadAt(Date.now());
     },
     REFRESH_MS,
     [api, customerId, version],

@@ -113,8 +113,13 @@ export function ErrorMessage({ message }: { message: string | undefined }) {
   );
 }
 
-/** Polls `load` every `intervalMs` while the page is open (and visible), from the first render. */
-export function usePolling(load: () => Promise<void> | void, intervalMs: number, deps: readonly unknown[]): void {
+/**
+ * Polls `load` every `intervalMs` while the page is open (and visible), from the first render.
+ * Returns the last failure's message, cleared by the next success: the page keeps showing the
+ * last figures it had and says why they are not fresh.
+ */
+export function usePolling(load: () => Promise<void> | void, intervalMs: number, deps: readonly unknown[]): string | undefined {
+  const [error, setError] = useState<string>();
   useEffect(() => {
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -123,8 +128,9 @@ export function usePolling(load: () => Promise<void> | void, intervalMs: number,
       if (document.visibilityState !== 'hidden') {
         try {
           await load();
-        } catch {
-          // The next tick tries again; the page keeps showing the last figures it had.
+          if (!stopped) setError(undefined);
+        } catch (failure) {
+          if (!stopped) setError(failure instanceof Error ? failure.message : String(failure));
         }
       }
       if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
@@ -135,6 +141,7 @@ export function usePolling(load: () => Promise<void> | void, intervalMs: number,
       if (timer !== undefined) clearTimeout(timer);
     };
   }, deps);
+  return error;
 }
 
 /**
