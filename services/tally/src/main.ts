@@ -280,7 +280,9 @@ async function main(): Promise<void> {
       }),
       purchases: createPurchaseService({ catalog, ledger }),
       customers: createPostgresCustomerDirectory({ pool }),
-      consumption: createPostgresConsumptionStore({ pool }),
+      // Consumption per bucket is projected by the PostgreSQL event store itself (migration 014):
+      // with EventStoreDB holding the events there is no such projection yet, and no route.
+      ...(config.eventStore.kind === 'postgres' ? { consumption: createPostgresConsumptionStore({ pool }) } : {}),
       deadLetters,
       web: {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
