@@ -250,6 +250,24 @@ describe('the console and the portal in Chromium', () => {
 
     await portalContext.close();
 
+    // A plan of the product, and the customer subscribed with an override of its own.
+    await nav('Plans').click();
+    await page.getByLabel('Plan name').fill('Monthly API');
+    await page.getByRole('button', { name: 'Add credit product to plan' }).click();
+    await page.getByLabel('Credits per period').fill('500');
+    await page.getByRole('button', { name: 'Create plan' }).click();
+    await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes('Monthly API') && text.includes('500 api-credits per month'), 'the new plan');
+    await nav('Customers').click();
+    await page.getByRole('link', { name: customerId, exact: true }).click();
+    await page.getByRole('tab', { name: 'Subscriptions' }).click();
+    await untilText(page.getByLabel('Plan'), (text) => text.includes('Monthly API'), 'the plan to subscribe to');
+    await page.getByLabel('Credits per period for this subscription').fill('750');
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    const grants = page.getByRole('table', { name: 'Grants' });
+    await untilText(grants, (text) => text.includes('750') && /Granted through period[\s\S]*\b1\b/.test(text), "the subscription's first grant");
+    await page.getByRole('tab', { name: 'Credits' }).click();
+    await untilText(amount, (text) => text === '1,847', 'the granted credits on the balance');
+
     // A broken producer: its message is dead-lettered by the consumer and shows on Dead letters.
     await producer.send({ topic: usageTopic, messages: [{ key: customerId, value: '{"this is": not json' }] });
     await nav('Dead letters').click();
