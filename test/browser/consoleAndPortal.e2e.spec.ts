@@ -126,6 +126,16 @@ describe('the console and the portal in Chromium', () => {
   it('takes an operator from sign-in to a portal link, and a customer from that link to a bought bundle', async () => {
     const consoleContext = await browser!.newContext({ viewport: DESKTOP });
     const page: Page = await consoleContext.newPage();
+    // Whatever the browser complains of: a script or style the Content-Security-Policy blocked, an
+    // error thrown by a page. Expected failures (a refused request) are answered, not thrown.
+    const complaints: string[] = [];
+    const listen = (watched: Page) => {
+      watched.on('console', (message) => {
+        if (message.type() === 'error' && !/the server responded with a status of (400|401|404)/.test(message.text())) complaints.push(message.text());
+      });
+      watched.on('pageerror', (error) => complaints.push(String(error)));
+    };
+    listen(page);
     const customerId = 'acme';
     const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
 
@@ -223,6 +233,7 @@ describe('the console and the portal in Chromium', () => {
     expect(url).toContain('/portal#token=');
     const portalContext = await browser!.newContext({ viewport: PHONE });
     const portal = await portalContext.newPage();
+    listen(portal);
     await portal.goto(url.replace(/^http:\/\/[^/]+/, base));
     const portalCard = portal.getByRole('region', { name: 'API credits' });
     const portalAmount = portalCard.getByTestId('balance-amount');
@@ -274,6 +285,7 @@ describe('the console and the portal in Chromium', () => {
     const letters = page.getByRole('table', { name: 'Most recent dead letters' });
     await untilText(letters, (text) => text.includes('{"this is": not json') && text.includes(customerId), 'the dead letter on its page');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png') });
+    expect(complaints).toEqual([]);
     await consoleContext.close();
   });
 });
