@@ -8,7 +8,18 @@ export interface BalanceSnapshot {
   readonly customerId: string;
   readonly productId: string;
   readonly name: string;
+  /** Settled credits. */
   readonly balance: string;
+  /** Σ credits of the open holds. */
+  readonly held: string;
+  /** balance − held: what holds and entitlement checks may spend, down to −overdraftLimit. */
+  readonly available: string;
+  readonly overdraftLimit: string;
+  /**
+   * The open holds, JSON `{ holdId: { credits, expiresAt, reference } }`: the fold needs them to
+   * free the right amount when a later batch captures, releases or expires one.
+   */
+  readonly holds: string;
   readonly lowBalanceThreshold: string | null;
   readonly belowThreshold: boolean;
   /** Stream revision of the last event folded in. */
@@ -26,6 +37,10 @@ export const SNAPSHOT_FIELDS = [
   'productId',
   'name',
   'balance',
+  'held',
+  'available',
+  'overdraftLimit',
+  'holds',
   'lowBalanceThreshold',
   'belowThreshold',
   'revision',
@@ -43,6 +58,10 @@ export function snapshotToHash(snapshot: BalanceSnapshot): SnapshotHash {
     productId: snapshot.productId,
     name: snapshot.name,
     balance: snapshot.balance,
+    held: snapshot.held,
+    available: snapshot.available,
+    overdraftLimit: snapshot.overdraftLimit,
+    holds: snapshot.holds,
     // A hash holds strings only: '' stands for "no threshold".
     lowBalanceThreshold: snapshot.lowBalanceThreshold ?? '',
     belowThreshold: snapshot.belowThreshold ? '1' : '0',
@@ -52,7 +71,11 @@ export function snapshotToHash(snapshot: BalanceSnapshot): SnapshotHash {
   };
 }
 
-/** undefined for a missing (empty) hash or one that lacks a field, e.g. a half-deleted key. */
+/**
+ * undefined for a missing (empty) hash or one that lacks a field, e.g. a half-deleted key, or one
+ * written before holds (no `held`): readers fall back to the event store and the projector folds
+ * such a balance again from its stream.
+ */
 export function snapshotFromHash(hash: Readonly<Record<string, string>>): BalanceSnapshot | undefined {
   if (SNAPSHOT_FIELDS.some((field) => hash[field] === undefined)) return undefined;
   const fields = hash as SnapshotHash;
@@ -62,6 +85,10 @@ export function snapshotFromHash(hash: Readonly<Record<string, string>>): Balanc
     productId: fields.productId,
     name: fields.name,
     balance: fields.balance,
+    held: fields.held,
+    available: fields.available,
+    overdraftLimit: fields.overdraftLimit,
+    holds: fields.holds,
     lowBalanceThreshold: fields.lowBalanceThreshold === '' ? null : fields.lowBalanceThreshold,
     belowThreshold: fields.belowThreshold === '1',
     revision: fields.revision,

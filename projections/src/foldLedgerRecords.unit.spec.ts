@@ -15,6 +15,7 @@ const opened = (threshold: bigint | null = 5_000_000n): BalanceEvent => ({
   productId: 'p-1',
   name: 'Main',
   lowBalanceThreshold: threshold,
+  overdraftLimit: 0n,
   occurredAt: at(0),
 });
 const toppedUp = (credits: bigint, second: number): BalanceEvent => ({
@@ -23,6 +24,7 @@ const toppedUp = (credits: bigint, second: number): BalanceEvent => ({
   source: 'manual',
   reason: null,
   balanceAfter: 0n,
+  heldAfter: 0n,
   purchase: null,
   grant: null,
   occurredAt: at(second),
@@ -34,6 +36,7 @@ const consumed = (credits: bigint, second: number): BalanceEvent => ({
   reason: null,
   usage: null,
   balanceAfter: 0n,
+  heldAfter: 0n,
   occurredAt: at(second),
 });
 
@@ -67,6 +70,10 @@ describe('foldLedgerRecords', () => {
       productId: 'p-1',
       name: 'Main',
       balance: '4.5',
+      held: '0',
+      available: '4.5',
+      overdraftLimit: '0',
+      holds: '{}',
       lowBalanceThreshold: '5',
       belowThreshold: true,
       revision: '2',
@@ -126,12 +133,31 @@ describe('foldLedgerRecords', () => {
       fc.bigInt({ min: 1n, max: 10n ** 12n }).map((credits) => toppedUp(credits, 1)),
       fc.bigInt({ min: 1n, max: 10n ** 12n }).map((credits) => consumed(credits, 2)),
       fc.option(fc.bigInt({ min: 0n, max: 10n ** 12n })).map(
-        (threshold): BalanceEvent => ({ type: 'CreditBalanceSettingsChanged', name: 'x', lowBalanceThreshold: threshold, occurredAt: at(3) }),
+        (threshold): BalanceEvent => ({ type: 'CreditBalanceSettingsChanged', name: 'x', lowBalanceThreshold: threshold, overdraftLimit: 0n, occurredAt: at(3) }),
       ),
+      // Holds placed in one batch and freed in a later one: the snapshot must carry them between.
+      fc.record({ hold: fc.constantFrom('h-1', 'h-2', 'h-3'), credits: fc.bigInt({ min: 1n, max: 10n ** 9n }), free: fc.constantFrom('HoldCaptured', 'HoldReleased', 'HoldExpired') }),
     );
+    /** Hold entries become a CreditsHeld when the hold is not open, else the freeing event named. */
+    const withHolds = (entries: readonly (BalanceEvent | { hold: string; credits: bigint; free: string })[]): BalanceEvent[] => {
+      const open = new Map<string, bigint>();
+      return entries.map((entry): BalanceEvent => {
+        if ('type' in entry) return entry;
+        const figures = { balanceAfter: 0n, heldAfter: 0n, occurredAt: at(4) };
+        const credits = open.get(entry.hold);
+        if (credits === undefined) {
+          open.set(entry.hold, entry.credits);
+          return { type: 'CreditsHeld', holdId: entry.hold, credits: entry.credits, expiresAt: at(9), reference: null, ...figures };
+        }
+        open.delete(entry.hold);
+        if (entry.free === 'HoldCaptured') return { type: 'HoldCaptured', holdId: entry.hold, credits, released: 0n, ...figures };
+        if (entry.free === 'HoldReleased') return { type: 'HoldReleased', holdId: entry.hold, credits, reason: null, usageEventId: null, ...figures };
+        return { type: 'HoldExpired', holdId: entry.hold, credits, expiresAt: at(9), ...figures };
+      });
+    };
     fc.assert(
-      fc.property(fc.array(event, { maxLength: 30 }), fc.array(fc.nat(31), { maxLength: 5 }), (events, cuts) => {
-        const all = records([opened(), ...events]);
+      fc.property(fc.array(event, { maxLength: 30 }), fc.array(fc.nat(31), { maxLength: 5 }), (entries, cuts) => {
+        const all = records([opened(), ...withHolds(entries)]);
         const bounds = [...new Set([1, ...cuts.map((cut) => Math.min(Math.max(cut, 1), all.length)), all.length])].sort((a, b) => a - b);
         let stored = throughRedis(folded(foldLedgerRecords(undefined, all.slice(0, bounds[0]))));
         for (let index = 1; index < bounds.length; index += 1) {
@@ -146,6 +172,19 @@ describe('foldLedgerRecords', () => {
 });
 
 describe('snapshot strings', () => {
+  it('carry held, available, the overdraft limit and the open holds', () => {
+    const holding = records([
+      opened(null),
+      toppedUp(5_000_000n, 1),
+      { type: 'CreditsHeld', holdId: 'h:1', credits: 7_000_000n, expiresAt: at(9), reference: 'job', balanceAfter: 5_000_000n, heldAfter: 7_000_000n, occurredAt: at(2) },
+    ]);
+    const snapshot = snapshotAfter(undefined, holding);
+    expect(snapshot).toMatchObject({ balance: '5', held: '7', available: '-2', overdraftLimit: '0' });
+    expect(JSON.parse(snapshot.holds)).toEqual({ 'h:1': { credits: '7', expiresAt: at(9), reference: 'job' } });
+    expect(snapshotOf(throughRedis(folded(foldLedgerRecords(undefined, holding))))).toEqual(snapshot);
+    expect(foldedFromSnapshot({ ...snapshot, holds: '[1]' })).toBeUndefined();
+  });
+
   it('round-trip through the Redis hash, with no threshold as an empty string', () => {
     const snapshot = snapshotAfter(undefined, records([opened(null), toppedUp(1n, 1)]));
     const hash = snapshotToHash(snapshot);

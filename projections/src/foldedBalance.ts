@@ -1,4 +1,4 @@
-import { formatCredits, OpenBalance, parseStoredCredits } from '@tally/domain';
+import { availableOf, formatCredits, OpenBalance, OpenHold, parseStoredCredits } from '@tally/domain';
 import type { BalanceSnapshot } from './balanceSnapshot';
 
 /**
@@ -28,6 +28,9 @@ export function foldedFromSnapshot(snapshot: BalanceSnapshot): FoldedBalance | u
         productId: snapshot.productId,
         name: snapshot.name,
         balance: parseStoredCredits(snapshot.balance),
+        held: parseStoredCredits(snapshot.held),
+        holds: holdsFromJson(snapshot.holds),
+        overdraftLimit: parseStoredCredits(snapshot.overdraftLimit),
         lowBalanceThreshold: snapshot.lowBalanceThreshold === null ? null : parseStoredCredits(snapshot.lowBalanceThreshold),
         // `warned` only gates the warnings `decide` emits; a projection never decides, and no
         // snapshot field depends on it, so it need not be stored.
@@ -42,6 +45,28 @@ export function foldedFromSnapshot(snapshot: BalanceSnapshot): FoldedBalance | u
   }
 }
 
+function holdsToJson(holds: OpenBalance['holds']): string {
+  return JSON.stringify(
+    Object.fromEntries(
+      Object.entries(holds).map(([holdId, hold]) => [holdId, { credits: formatCredits(hold.credits), expiresAt: hold.expiresAt, reference: hold.reference }]),
+    ),
+  );
+}
+
+/** Throws on anything holdsToJson did not write: the caller then rebuilds the snapshot. */
+function holdsFromJson(json: string): OpenBalance['holds'] {
+  const parsed: unknown = JSON.parse(json);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('holds is not an object');
+  return Object.fromEntries(
+    Object.entries(parsed as Record<string, { credits?: unknown; expiresAt?: unknown; reference?: unknown }>).map(([holdId, hold]): [string, OpenHold] => {
+      if (typeof hold.credits !== 'string' || typeof hold.expiresAt !== 'string' || (hold.reference !== null && typeof hold.reference !== 'string')) {
+        throw new Error(`hold ${holdId} is malformed`);
+      }
+      return [holdId, { credits: parseStoredCredits(hold.credits), expiresAt: hold.expiresAt, reference: hold.reference }];
+    }),
+  );
+}
+
 export function snapshotOf({ state, revision, position }: FoldedBalance): BalanceSnapshot {
   return {
     balanceId: state.balanceId,
@@ -49,6 +74,10 @@ export function snapshotOf({ state, revision, position }: FoldedBalance): Balanc
     productId: state.productId,
     name: state.name,
     balance: formatCredits(state.balance),
+    held: formatCredits(state.held),
+    available: formatCredits(availableOf(state)),
+    overdraftLimit: formatCredits(state.overdraftLimit),
+    holds: holdsToJson(state.holds),
     lowBalanceThreshold: state.lowBalanceThreshold === null ? null : formatCredits(state.lowBalanceThreshold),
     belowThreshold: state.lowBalanceThreshold !== null && state.balance < state.lowBalanceThreshold,
     revision: revision.toString(),

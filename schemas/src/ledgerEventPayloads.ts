@@ -13,6 +13,10 @@ export const LEDGER_EVENT_TYPES = [
   'LowBalanceWarned',
   'CreditBalanceDepleted',
   'CreditBalanceSettingsChanged',
+  'CreditsHeld',
+  'HoldCaptured',
+  'HoldReleased',
+  'HoldExpired',
 ] as const;
 
 export type LedgerEventType = (typeof LEDGER_EVENT_TYPES)[number];
@@ -23,6 +27,8 @@ export interface CreditBalanceOpenedV1 {
   productId: string;
   name: string;
   lowBalanceThreshold: string | null;
+  /** Added with holds; absent means "0" (no overdraft), as it was for every balance opened before. */
+  overdraftLimit?: string;
   occurredAt: string;
 }
 
@@ -47,6 +53,8 @@ export interface CreditToppedUpV1 {
   source: 'starting' | 'manual' | 'purchase' | 'grant';
   reason: string | null;
   balanceAfter: string;
+  /** Added with holds: credits held after the event; absent means "0" (stored before holds, or none open). */
+  heldAfter?: string;
   purchase: PurchaseV1 | null;
   grant: GrantV1 | null;
   occurredAt: string;
@@ -61,10 +69,13 @@ export interface UsageV1 {
 
 export interface CreditConsumedV1 {
   credits: string;
-  source: 'usage' | 'manual';
+  /** `hold`: a hold's capture (added with holds). */
+  source: 'usage' | 'manual' | 'hold';
   reason: string | null;
   usage: UsageV1 | null;
   balanceAfter: string;
+  /** As in CreditToppedUpV1. */
+  heldAfter?: string;
   occurredAt: string;
 }
 
@@ -82,6 +93,50 @@ export interface CreditBalanceDepletedV1 {
 export interface CreditBalanceSettingsChangedV1 {
   name: string;
   lowBalanceThreshold: string | null;
+  /** As in CreditBalanceOpenedV1. */
+  overdraftLimit?: string;
+  occurredAt: string;
+}
+
+/** Credits set aside until `expiresAt` (ISO-8601) for a job about to run. */
+export interface CreditsHeldV1 {
+  holdId: string;
+  credits: string;
+  expiresAt: string;
+  reference: string | null;
+  balanceAfter: string;
+  heldAfter: string;
+  occurredAt: string;
+}
+
+/** A hold charged (`credits`, by the CreditConsumed with source "hold" just before) and the rest (`released`) freed. */
+export interface HoldCapturedV1 {
+  holdId: string;
+  credits: string;
+  released: string;
+  balanceAfter: string;
+  heldAfter: string;
+  occurredAt: string;
+}
+
+/** A hold freed in full: released by the caller, or settled by the usage event `usageEventId`. */
+export interface HoldReleasedV1 {
+  holdId: string;
+  credits: string;
+  reason: string | null;
+  usageEventId: string | null;
+  balanceAfter: string;
+  heldAfter: string;
+  occurredAt: string;
+}
+
+/** A hold freed because nobody captured or released it by its `expiresAt`. */
+export interface HoldExpiredV1 {
+  holdId: string;
+  credits: string;
+  expiresAt: string;
+  balanceAfter: string;
+  heldAfter: string;
   occurredAt: string;
 }
 
@@ -91,7 +146,11 @@ export type LedgerEventPayloadV1 =
   | { type: 'CreditConsumed'; data: CreditConsumedV1 }
   | { type: 'LowBalanceWarned'; data: LowBalanceWarnedV1 }
   | { type: 'CreditBalanceDepleted'; data: CreditBalanceDepletedV1 }
-  | { type: 'CreditBalanceSettingsChanged'; data: CreditBalanceSettingsChangedV1 };
+  | { type: 'CreditBalanceSettingsChanged'; data: CreditBalanceSettingsChangedV1 }
+  | { type: 'CreditsHeld'; data: CreditsHeldV1 }
+  | { type: 'HoldCaptured'; data: HoldCapturedV1 }
+  | { type: 'HoldReleased'; data: HoldReleasedV1 }
+  | { type: 'HoldExpired'; data: HoldExpiredV1 };
 
 /** Metadata stored with every ledger event: who it belongs to, so readers need no lookup. */
 export interface LedgerEventMetadataV1 {

@@ -154,6 +154,14 @@ export async function expectedSnapshots(eventStore: EventStore): Promise<Map<str
       productId: state.productId,
       name: state.name,
       balance: formatCredits(state.balance),
+      held: formatCredits(state.held),
+      available: formatCredits(state.balance - state.held),
+      overdraftLimit: formatCredits(state.overdraftLimit),
+      holds: JSON.stringify(
+        Object.fromEntries(
+          Object.entries(state.holds).map(([id, hold]) => [id, { credits: formatCredits(hold.credits), expiresAt: hold.expiresAt, reference: hold.reference }]),
+        ),
+      ),
       lowBalanceThreshold: state.lowBalanceThreshold === null ? null : formatCredits(state.lowBalanceThreshold),
       belowThreshold: state.lowBalanceThreshold !== null && state.balance < state.lowBalanceThreshold,
       revision: revision.toString(),

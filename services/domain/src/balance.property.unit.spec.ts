@@ -3,7 +3,21 @@ import fc from 'fast-check';
 import { BalanceCommand, BalanceEvent, BalanceState, decide, evolve, foldBalance, initialBalanceState, OpenBalance } from './balance';
 import { MAX_CREDITS, Micros } from './credits';
 import { fromLedgerPayload, toLedgerPayload } from './ledgerEventCodec';
-import { AT, changeSettings, consumeUsage, CREDIT, deductManually, openBalance, topUp, USAGE } from './testing/balanceFixtures';
+import { InsufficientCreditsError } from './errors';
+import {
+  AT,
+  captureHold,
+  changeSettings,
+  consumeUsage,
+  CREDIT,
+  deductManually,
+  expireHold,
+  openBalance,
+  placeHold,
+  releaseHold,
+  topUp,
+  USAGE,
+} from './testing/balanceFixtures';
 
 /**
  * Property-based tests of the balance decider: random command sequences from an opened
@@ -224,6 +238,133 @@ describe('balance decider properties', () => {
     fc.assert(
       fc.property(scenario, (input) => {
         for (const event of run(input).events) {
+          const payload = JSON.parse(JSON.stringify(toLedgerPayload(event))) as LedgerEventPayloadV1;
+          expect(fromLedgerPayload(payload)).toEqual(event);
+        }
+      }),
+    );
+  });
+});
+
+/**
+ * Holds: random sequences of holds, captures, releases, expiries and usage that settles holds,
+ * over a small pool of hold ids so that commands meet the same hold often. A refused command
+ * (does not fit, hold not open) changes nothing, as on the command path.
+ */
+const HOLD_IDS = ['h-0', 'h-1', 'h-2', 'h-3'] as const;
+const holdId = fc.constantFrom(...HOLD_IDS);
+const holdCommand: fc.Arbitrary<BalanceCommand> = fc.oneof(
+  { weight: 4, arbitrary: fc.tuple(holdId, amount).map(([id, credits]) => placeHold(id, credits)) },
+  { weight: 2, arbitrary: fc.tuple(holdId, fc.option(amount, { nil: undefined })).map(([id, credits]) => captureHold(id, credits)) },
+  { weight: 1, arbitrary: holdId.map((id) => releaseHold(id)) },
+  { weight: 1, arbitrary: holdId.map((id) => expireHold(id)) },
+  { weight: 2, arbitrary: fc.tuple(amount, fc.option(holdId, { nil: undefined })).map(([credits, id]) => consumeUsage(credits, USAGE, id)) },
+  { weight: 1, arbitrary: amount.map((credits) => topUp(credits)) },
+  { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: 20n * CREDIT }).map((overdraftLimit) => changeSettings({ overdraftLimit })) },
+);
+const holdScenario = fc.record({
+  startingBalance: fc.oneof(fc.constant(0n), wholeCredits(60n)),
+  overdraftLimit: fc.oneof(fc.constant(0n), wholeCredits(20n)),
+  commands: fc.array(holdCommand, { maxLength: 60 }),
+});
+
+function runHolds({ startingBalance, overdraftLimit, commands }: typeof holdScenario extends fc.Arbitrary<infer T> ? T : never) {
+  const open = openBalance({ startingBalance, overdraftLimit });
+  let state = asOpen(decide(open, initialBalanceState).reduce(evolve, initialBalanceState));
+  const events: BalanceEvent[] = decide(open, initialBalanceState);
+  const steps: { command: BalanceCommand; before: OpenBalance; events: BalanceEvent[] | Error; state: OpenBalance }[] = [];
+  for (const next of commands) {
+    const before = state;
+    let decided: BalanceEvent[] | Error;
+    try {
+      decided = decide(next, state);
+      state = asOpen(decided.reduce(evolve, state as BalanceState));
+      events.push(...decided);
+    } catch (error) {
+      decided = error as Error;
+    }
+    steps.push({ command: next, before, events: decided, state });
+  }
+  return { steps, state, events };
+}
+
+describe('balance decider properties: holds', () => {
+  it('(H1) held is the sum of the open holds, and every event records the figures the fold reaches', () => {
+    fc.assert(
+      fc.property(holdScenario, (input) => {
+        let state: BalanceState = initialBalanceState;
+        for (const event of runHolds(input).events) {
+          state = evolve(state, event);
+          const open = asOpen(state);
+          expect(open.held).toBe(Object.values(open.holds).reduce((sum, hold) => sum + hold.credits, 0n));
+          if ('heldAfter' in event) expect(event.heldAfter).toBe(open.held);
+          if ('balanceAfter' in event) expect(event.balanceAfter).toBe(open.balance);
+        }
+      }),
+    );
+  });
+
+  it('(H2) a hold is granted exactly when it fits, and holds never take available below −overdraftLimit', () => {
+    fc.assert(
+      fc.property(holdScenario, (input) => {
+        for (const { command, before, events, state } of runHolds(input).steps) {
+          if (command.type !== 'PlaceHold') continue;
+          const fits = before.balance - before.held - command.credits >= -before.overdraftLimit;
+          const taken = Object.hasOwn(before.holds, command.holdId);
+          expect(events instanceof Error).toBe(!fits || taken);
+          if (!(events instanceof Error)) expect(state.balance - state.held >= -state.overdraftLimit).toBe(true);
+          if (!taken && !fits) expect(events).toBeInstanceOf(InsufficientCreditsError);
+        }
+      }),
+    );
+  });
+
+  it('(H3) each hold is freed once, and a capture charges at most what was held', () => {
+    fc.assert(
+      fc.property(holdScenario, (input) => {
+        const { events } = runHolds(input);
+        const open = new Map<string, Micros>();
+        for (const [index, event] of events.entries()) {
+          if (event.type === 'CreditsHeld') {
+            expect(open.has(event.holdId)).toBe(false);
+            open.set(event.holdId, event.credits);
+          }
+          if (event.type === 'HoldCaptured' || event.type === 'HoldReleased' || event.type === 'HoldExpired') {
+            const credits = open.get(event.holdId);
+            expect(credits).toBeDefined();
+            open.delete(event.holdId);
+            if (event.type === 'HoldCaptured') {
+              expect(event.credits + event.released).toBe(credits);
+              expect(event.credits > 0n && event.credits <= credits!).toBe(true);
+              // The charge is the CreditConsumed just before it.
+              expect(events[index - 1]).toMatchObject({ type: 'CreditConsumed', source: 'hold', credits: event.credits });
+            } else {
+              expect(event.credits).toBe(credits);
+            }
+          }
+        }
+      }),
+    );
+  });
+
+  it('(H4) balance = starting + Σ top-ups − Σ consumption, captures included; holds alone never move it', () => {
+    fc.assert(
+      fc.property(holdScenario, (input) => {
+        const { state, events } = runHolds(input);
+        const fromEvents = events.reduce(
+          (sum, e) => (e.type === 'CreditToppedUp' ? sum + e.credits : e.type === 'CreditConsumed' ? sum - e.credits : sum),
+          0n,
+        );
+        expect(state.balance).toBe(fromEvents);
+        expect(foldBalance(events)).toEqual(state);
+      }),
+    );
+  });
+
+  it('(H5) every hold event round-trips through its ledger payload and JSON', () => {
+    fc.assert(
+      fc.property(holdScenario, (input) => {
+        for (const event of runHolds(input).events) {
           const payload = JSON.parse(JSON.stringify(toLedgerPayload(event))) as LedgerEventPayloadV1;
           expect(fromLedgerPayload(payload)).toEqual(event);
         }

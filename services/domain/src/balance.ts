@@ -1,5 +1,14 @@
 import { Micros } from './credits';
-import { BalanceAlreadyOpenError, BalanceNotOpenError, InvalidAmountError, ValidationError } from './errors';
+import {
+  BalanceAlreadyOpenError,
+  BalanceNotOpenError,
+  HoldAlreadyPlacedError,
+  HoldNotExpiredError,
+  HoldNotOpenError,
+  InsufficientCreditsError,
+  InvalidAmountError,
+  ValidationError,
+} from './errors';
 
 /**
  * A credit balance (one per customer and credit product) as a pure decider:
@@ -9,7 +18,8 @@ import { BalanceAlreadyOpenError, BalanceNotOpenError, InvalidAmountError, Valid
  */
 
 export type TopUpSource = 'starting' | 'manual' | 'purchase' | 'grant';
-export type ConsumptionSource = 'usage' | 'manual';
+/** `hold`: a capture of a hold (see CaptureHold). */
+export type ConsumptionSource = 'usage' | 'manual' | 'hold';
 
 export interface PurchaseDetails {
   readonly bundleId: string;
@@ -44,6 +54,8 @@ export type BalanceEvent =
       readonly productId: string;
       readonly name: string;
       readonly lowBalanceThreshold: Micros | null;
+      /** How far below zero holds may take `available`; 0 for balances opened before overdrafts existed. */
+      readonly overdraftLimit: Micros;
       readonly occurredAt: string;
     }
   | {
@@ -52,6 +64,8 @@ export type BalanceEvent =
       readonly source: TopUpSource;
       readonly reason: string | null;
       readonly balanceAfter: Micros;
+      /** Credits held after this event (a record for readers, as balanceAfter is); 0 in events stored before holds. */
+      readonly heldAfter: Micros;
       readonly purchase: PurchaseDetails | null;
       readonly grant: GrantDetails | null;
       readonly occurredAt: string;
@@ -63,6 +77,7 @@ export type BalanceEvent =
       readonly reason: string | null;
       readonly usage: UsageDetails | null;
       readonly balanceAfter: Micros;
+      readonly heldAfter: Micros;
       readonly occurredAt: string;
     }
   | { readonly type: 'LowBalanceWarned'; readonly threshold: Micros; readonly balance: Micros; readonly occurredAt: string }
@@ -71,6 +86,49 @@ export type BalanceEvent =
       readonly type: 'CreditBalanceSettingsChanged';
       readonly name: string;
       readonly lowBalanceThreshold: Micros | null;
+      readonly overdraftLimit: Micros;
+      readonly occurredAt: string;
+    }
+  // Holds: credits set aside for a job about to run. Every hold event records the balance and
+  // the held total after it, so a reader of the ledger sees all three figures without a fold.
+  | {
+      readonly type: 'CreditsHeld';
+      readonly holdId: string;
+      readonly credits: Micros;
+      readonly expiresAt: string;
+      readonly reference: string | null;
+      readonly balanceAfter: Micros;
+      readonly heldAfter: Micros;
+      readonly occurredAt: string;
+    }
+  | {
+      /** Follows the CreditConsumed (source `hold`) that charged `credits`; `released` is the rest, freed. */
+      readonly type: 'HoldCaptured';
+      readonly holdId: string;
+      readonly credits: Micros;
+      readonly released: Micros;
+      readonly balanceAfter: Micros;
+      readonly heldAfter: Micros;
+      readonly occurredAt: string;
+    }
+  | {
+      /** Freed in full: by a release, or by the usage event named in `usageEventId` (charged just before). */
+      readonly type: 'HoldReleased';
+      readonly holdId: string;
+      readonly credits: Micros;
+      readonly reason: string | null;
+      readonly usageEventId: string | null;
+      readonly balanceAfter: Micros;
+      readonly heldAfter: Micros;
+      readonly occurredAt: string;
+    }
+  | {
+      readonly type: 'HoldExpired';
+      readonly holdId: string;
+      readonly credits: Micros;
+      readonly expiresAt: string;
+      readonly balanceAfter: Micros;
+      readonly heldAfter: Micros;
       readonly occurredAt: string;
     };
 
@@ -85,6 +143,8 @@ export type BalanceCommand =
       readonly name: string;
       readonly lowBalanceThreshold: Micros | null;
       readonly startingBalance: Micros;
+      /** Default 0: holds may not take `available` below zero. */
+      readonly overdraftLimit?: Micros;
       readonly at: string;
     }
   | {
@@ -96,15 +156,49 @@ export type BalanceCommand =
       readonly grant?: GrantDetails;
       readonly at: string;
     }
-  | { readonly type: 'ConsumeUsage'; readonly credits: Micros; readonly usage: UsageDetails; readonly at: string }
+  | {
+      readonly type: 'ConsumeUsage';
+      readonly credits: Micros;
+      readonly usage: UsageDetails;
+      /** The hold this usage settles: freed in the same decision, if it is still open. */
+      readonly holdId?: string;
+      readonly at: string;
+    }
   | { readonly type: 'DeductManually'; readonly credits: Micros; readonly reason: string | null; readonly at: string }
   | {
       readonly type: 'ChangeSettings';
       readonly name?: string;
       /** null clears the override; undefined leaves it. */
       readonly lowBalanceThreshold?: Micros | null;
+      readonly overdraftLimit?: Micros;
       readonly at: string;
-    };
+    }
+  | {
+      readonly type: 'PlaceHold';
+      readonly holdId: string;
+      readonly credits: Micros;
+      /** ISO-8601, after `at`. */
+      readonly expiresAt: string;
+      readonly reference: string | null;
+      readonly at: string;
+    }
+  | {
+      readonly type: 'CaptureHold';
+      readonly holdId: string;
+      /** At most the held amount; undefined charges all of it. */
+      readonly credits?: Micros;
+      readonly reason: string | null;
+      readonly at: string;
+    }
+  | { readonly type: 'ReleaseHold'; readonly holdId: string; readonly reason: string | null; readonly at: string }
+  | { readonly type: 'ExpireHold'; readonly holdId: string; readonly at: string };
+
+/** A hold not yet captured, released or expired. */
+export interface OpenHold {
+  readonly credits: Micros;
+  readonly expiresAt: string;
+  readonly reference: string | null;
+}
 
 export interface OpenBalance {
   readonly status: 'open';
@@ -113,7 +207,13 @@ export interface OpenBalance {
   readonly productId: string;
   readonly name: string;
   readonly lowBalanceThreshold: Micros | null;
+  /** Settled credits: top-ups minus consumption. Holds do not change it. */
   readonly balance: Micros;
+  /** Σ credits of the open holds. */
+  readonly held: Micros;
+  /** The open holds by id; a hold leaves once captured, released or expired. */
+  readonly holds: Readonly<Record<string, OpenHold>>;
+  readonly overdraftLimit: Micros;
   /** A LowBalanceWarned is outstanding: no other until the balance is back at or above the threshold. */
   readonly warned: boolean;
   readonly updatedAt: string;
@@ -129,7 +229,7 @@ export const initialBalanceState: BalanceState = { status: 'unopened' };
  * whenever `evolve` or `BalanceState` changes meaning, and every older snapshot is ignored (the
  * balance is folded from its stream again). The ledger's golden-state test fails until it is.
  */
-export const BALANCE_FOLD_VERSION = 1;
+export const BALANCE_FOLD_VERSION = 2;
 
 function assertNever(value: never): never {
   throw new Error(`Unhandled variant: ${JSON.stringify(value)}`);
@@ -142,6 +242,33 @@ function requireOpen(state: BalanceState): OpenBalance {
 
 function requirePositive(credits: Micros, what: string): void {
   if (credits <= 0n) throw new InvalidAmountError(`${what} must be greater than 0`);
+}
+
+function requireOverdraftLimit(limit: Micros): void {
+  if (limit < 0n) throw new InvalidAmountError('overdraftLimit must not be negative');
+}
+
+/** balance − held: what holds and entitlement checks may spend, down to −overdraftLimit. */
+export function availableOf(state: Pick<OpenBalance, 'balance' | 'held'>): Micros {
+  return state.balance - state.held;
+}
+
+/** Whether `credits` more may be set aside or spent now: `available` may reach −overdraftLimit and no further. */
+export function fitsAvailable(state: Pick<OpenBalance, 'balance' | 'held' | 'overdraftLimit'>, credits: Micros): boolean {
+  return availableOf(state) - credits >= -state.overdraftLimit;
+}
+
+function requireOpenHold(state: OpenBalance, holdId: string): OpenHold {
+  const hold = Object.hasOwn(state.holds, holdId) ? state.holds[holdId] : undefined;
+  if (hold === undefined) throw new HoldNotOpenError(`hold ${holdId} is not open: it was captured, released or expired, or never placed`);
+  return hold;
+}
+
+/** Times are compared as instants: ISO strings with different offsets or precision still order right. */
+function instant(iso: string, field: string): number {
+  const millis = Date.parse(iso);
+  if (Number.isNaN(millis)) throw new ValidationError(`${field} is not an ISO-8601 time`);
+  return millis;
 }
 
 /**
@@ -178,6 +305,8 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       if (command.lowBalanceThreshold !== null && command.lowBalanceThreshold < 0n) {
         throw new InvalidAmountError('lowBalanceThreshold must not be negative');
       }
+      const overdraftLimit = command.overdraftLimit ?? 0n;
+      requireOverdraftLimit(overdraftLimit);
       const opened: BalanceEvent = {
         type: 'CreditBalanceOpened',
         balanceId: command.balanceId,
@@ -185,6 +314,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
         productId: command.productId,
         name: command.name,
         lowBalanceThreshold: command.lowBalanceThreshold,
+        overdraftLimit,
         occurredAt: command.at,
       };
       const openedState = evolve(state, opened) as OpenBalance;
@@ -198,6 +328,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
                 source: 'starting',
                 reason: null,
                 balanceAfter: command.startingBalance,
+                heldAfter: 0n,
                 purchase: null,
                 grant: null,
                 occurredAt: command.at,
@@ -218,6 +349,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
             source: command.source,
             reason: command.reason,
             balanceAfter: open.balance + command.credits,
+            heldAfter: open.held,
             purchase: command.purchase ?? null,
             grant: command.grant ?? null,
             occurredAt: command.at,
@@ -230,22 +362,38 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       const open = requireOpen(state);
       // Usage has already happened: consumption is never refused, the balance may go negative.
       if (command.credits < 0n) throw new InvalidAmountError('consumed credits must not be negative');
-      if (command.credits === 0n) return [];
-      return withWarnings(
-        open,
-        [
-          {
-            type: 'CreditConsumed',
-            credits: command.credits,
-            source: 'usage',
-            reason: null,
-            usage: command.usage,
-            balanceAfter: open.balance - command.credits,
-            occurredAt: command.at,
-          },
-        ],
-        command.at,
-      );
+      // A hold named by the usage is freed with it; one no longer open (captured, released,
+      // expired, never placed) changes nothing: the usage is charged all the same.
+      const hold = command.holdId !== undefined && Object.hasOwn(open.holds, command.holdId) ? open.holds[command.holdId] : undefined;
+      const balanceAfter = open.balance - command.credits;
+      const change: BalanceEvent[] =
+        command.credits === 0n
+          ? []
+          : [
+              {
+                type: 'CreditConsumed',
+                credits: command.credits,
+                source: 'usage',
+                reason: null,
+                usage: command.usage,
+                balanceAfter,
+                heldAfter: open.held,
+                occurredAt: command.at,
+              },
+            ];
+      if (hold !== undefined) {
+        change.push({
+          type: 'HoldReleased',
+          holdId: command.holdId!,
+          credits: hold.credits,
+          reason: null,
+          usageEventId: command.usage.eventId,
+          balanceAfter,
+          heldAfter: open.held - hold.credits,
+          occurredAt: command.at,
+        });
+      }
+      return change.length === 0 ? [] : withWarnings(open, change, command.at);
     }
     case 'DeductManually': {
       const open = requireOpen(state);
@@ -260,6 +408,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
             reason: command.reason,
             usage: null,
             balanceAfter: open.balance - command.credits,
+            heldAfter: open.held,
             occurredAt: command.at,
           },
         ],
@@ -272,12 +421,112 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       if (name.trim().length === 0) throw new ValidationError('name must not be empty');
       const threshold = command.lowBalanceThreshold === undefined ? open.lowBalanceThreshold : command.lowBalanceThreshold;
       if (threshold !== null && threshold < 0n) throw new InvalidAmountError('lowBalanceThreshold must not be negative');
-      if (name === open.name && threshold === open.lowBalanceThreshold) return [];
+      const overdraftLimit = command.overdraftLimit ?? open.overdraftLimit;
+      requireOverdraftLimit(overdraftLimit);
+      if (name === open.name && threshold === open.lowBalanceThreshold && overdraftLimit === open.overdraftLimit) return [];
+      // A lowered limit never cancels holds already granted: it only bounds the next ones.
       return withWarnings(
         open,
-        [{ type: 'CreditBalanceSettingsChanged', name, lowBalanceThreshold: threshold, occurredAt: command.at }],
+        [{ type: 'CreditBalanceSettingsChanged', name, lowBalanceThreshold: threshold, overdraftLimit, occurredAt: command.at }],
         command.at,
       );
+    }
+    case 'PlaceHold': {
+      const open = requireOpen(state);
+      requirePositive(command.credits, 'credits');
+      if (instant(command.expiresAt, 'expiresAt') <= instant(command.at, 'at')) throw new ValidationError('expiresAt must be in the future');
+      // The hold id derives from the caller's key, and a repeated key is answered from the stored
+      // events before the decider sees it: an open hold under this id is another command's.
+      if (Object.hasOwn(open.holds, command.holdId)) throw new HoldAlreadyPlacedError(`hold ${command.holdId} is already placed`);
+      // The guarantee of holds: decided on the state at the stream's revision and appended with
+      // it as the expected revision, so two concurrent holds cannot both take the last credits.
+      if (!fitsAvailable(open, command.credits)) {
+        throw new InsufficientCreditsError(`the hold of ${command.credits} micro-credits does not fit`, availableOf(open), open.overdraftLimit);
+      }
+      return [
+        {
+          type: 'CreditsHeld',
+          holdId: command.holdId,
+          credits: command.credits,
+          expiresAt: command.expiresAt,
+          reference: command.reference,
+          balanceAfter: open.balance,
+          heldAfter: open.held + command.credits,
+          occurredAt: command.at,
+        },
+      ];
+    }
+    case 'CaptureHold': {
+      const open = requireOpen(state);
+      const hold = requireOpenHold(open, command.holdId);
+      // Past expiresAt the hold no longer authorises spending, even before HoldExpired is written.
+      if (instant(command.at, 'at') >= instant(hold.expiresAt, 'expiresAt')) {
+        throw new HoldNotOpenError(`hold ${command.holdId} expired at ${hold.expiresAt}`);
+      }
+      const credits = command.credits ?? hold.credits;
+      requirePositive(credits, 'credits');
+      if (credits > hold.credits) throw new InvalidAmountError(`credits must not exceed the ${hold.credits} micro-credits held`);
+      const balanceAfter = open.balance - credits;
+      // Charged first, freed second: between the two, a reader sees less available, never more.
+      return withWarnings(
+        open,
+        [
+          {
+            type: 'CreditConsumed',
+            credits,
+            source: 'hold',
+            reason: command.reason,
+            usage: null,
+            balanceAfter,
+            heldAfter: open.held,
+            occurredAt: command.at,
+          },
+          {
+            type: 'HoldCaptured',
+            holdId: command.holdId,
+            credits,
+            released: hold.credits - credits,
+            balanceAfter,
+            heldAfter: open.held - hold.credits,
+            occurredAt: command.at,
+          },
+        ],
+        command.at,
+      );
+    }
+    case 'ReleaseHold': {
+      const open = requireOpen(state);
+      const hold = requireOpenHold(open, command.holdId);
+      return [
+        {
+          type: 'HoldReleased',
+          holdId: command.holdId,
+          credits: hold.credits,
+          reason: command.reason,
+          usageEventId: null,
+          balanceAfter: open.balance,
+          heldAfter: open.held - hold.credits,
+          occurredAt: command.at,
+        },
+      ];
+    }
+    case 'ExpireHold': {
+      const open = requireOpen(state);
+      const hold = requireOpenHold(open, command.holdId);
+      if (instant(command.at, 'at') < instant(hold.expiresAt, 'expiresAt')) {
+        throw new HoldNotExpiredError(`hold ${command.holdId} expires at ${hold.expiresAt}`);
+      }
+      return [
+        {
+          type: 'HoldExpired',
+          holdId: command.holdId,
+          credits: hold.credits,
+          expiresAt: hold.expiresAt,
+          balanceAfter: open.balance,
+          heldAfter: open.held - hold.credits,
+          occurredAt: command.at,
+        },
+      ];
     }
     default:
       return assertNever(command);
@@ -301,6 +550,9 @@ export function evolve(state: BalanceState, event: BalanceEvent): BalanceState {
         name: event.name,
         lowBalanceThreshold: event.lowBalanceThreshold,
         balance: 0n,
+        held: 0n,
+        holds: {},
+        overdraftLimit: event.overdraftLimit,
         warned: false,
         updatedAt: event.occurredAt,
       };
@@ -324,12 +576,31 @@ export function evolve(state: BalanceState, event: BalanceEvent): BalanceState {
         ...open,
         name: event.name,
         lowBalanceThreshold: event.lowBalanceThreshold,
+        overdraftLimit: event.overdraftLimit,
         updatedAt: event.occurredAt,
       });
     }
+    case 'CreditsHeld': {
+      const open = requireOpen(state);
+      const hold: OpenHold = { credits: event.credits, expiresAt: event.expiresAt, reference: event.reference };
+      return { ...open, held: open.held + event.credits, holds: { ...open.holds, [event.holdId]: hold }, updatedAt: event.occurredAt };
+    }
+    case 'HoldCaptured':
+    case 'HoldReleased':
+    case 'HoldExpired':
+      return withoutHold(requireOpen(state), event.holdId, event.occurredAt);
     default:
       return assertNever(event);
   }
+}
+
+/** Frees a hold: `held` falls by what the hold set aside (a capture's charge was a CreditConsumed before it). */
+function withoutHold(open: OpenBalance, holdId: string, at: string): OpenBalance {
+  const hold = Object.hasOwn(open.holds, holdId) ? open.holds[holdId] : undefined;
+  if (hold === undefined) throw new HoldNotOpenError(`hold ${holdId} is not open in the stream`);
+  const holds = { ...open.holds };
+  delete holds[holdId];
+  return { ...open, held: open.held - hold.credits, holds, updatedAt: at };
 }
 
 export function foldBalance(events: readonly BalanceEvent[], state: BalanceState = initialBalanceState): BalanceState {

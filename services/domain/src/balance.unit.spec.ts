@@ -317,6 +317,9 @@ describe('evolve', () => {
       name: 'API credits',
       lowBalanceThreshold: null,
       balance: 10n,
+      held: 0n,
+      holds: {},
+      overdraftLimit: 0n,
       warned: false,
       updatedAt: AT,
     });

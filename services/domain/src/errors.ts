@@ -41,3 +41,35 @@ export class BalanceNotOpenError extends BalanceStateError {
 export class BalanceAlreadyOpenError extends BalanceStateError {
   override readonly code = 'balance_already_exists';
 }
+
+/** A hold's id is already taken by an open hold (a different command derived the same id). */
+export class HoldAlreadyPlacedError extends BalanceStateError {
+  override readonly code = 'hold_already_placed';
+}
+
+/** The hold was captured, released or expired (or never placed): it cannot be captured or released now. */
+export class HoldNotOpenError extends BalanceStateError {
+  override readonly code = 'hold_not_open';
+}
+
+/** The expiry worker came early (its clock, or a hold re-read): the hold stays until its expiresAt. */
+export class HoldNotExpiredError extends BalanceStateError {
+  override readonly code = 'hold_not_expired';
+}
+
+/**
+ * A hold (or an entitlement) does not fit: it would take `available` below −overdraftLimit.
+ * Carries the figures the caller needs to decide what to do; retrying the same request can only
+ * succeed after a top-up or a release, so it is not retriable.
+ */
+export class InsufficientCreditsError extends BalanceStateError {
+  override readonly code = 'insufficient_credits';
+
+  constructor(
+    message: string,
+    readonly available: bigint,
+    readonly overdraftLimit: bigint,
+  ) {
+    super(message);
+  }
+}

@@ -18,6 +18,7 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
           productId: event.productId,
           name: event.name,
           lowBalanceThreshold: event.lowBalanceThreshold === null ? null : formatCredits(event.lowBalanceThreshold),
+          ...unlessZero('overdraftLimit', event.overdraftLimit),
           occurredAt: event.occurredAt,
         },
       };
@@ -29,6 +30,7 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
           source: event.source,
           reason: event.reason,
           balanceAfter: formatCredits(event.balanceAfter),
+          ...unlessZero('heldAfter', event.heldAfter),
           purchase: event.purchase === null ? null : { ...event.purchase },
           grant: event.grant === null ? null : { ...event.grant },
           occurredAt: event.occurredAt,
@@ -43,6 +45,7 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
           reason: event.reason,
           usage: event.usage === null ? null : { ...event.usage },
           balanceAfter: formatCredits(event.balanceAfter),
+          ...unlessZero('heldAfter', event.heldAfter),
           occurredAt: event.occurredAt,
         },
       };
@@ -63,6 +66,53 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
         data: {
           name: event.name,
           lowBalanceThreshold: event.lowBalanceThreshold === null ? null : formatCredits(event.lowBalanceThreshold),
+          ...unlessZero('overdraftLimit', event.overdraftLimit),
+          occurredAt: event.occurredAt,
+        },
+      };
+    case 'CreditsHeld':
+      return {
+        type: event.type,
+        data: {
+          holdId: event.holdId,
+          credits: formatCredits(event.credits),
+          expiresAt: event.expiresAt,
+          reference: event.reference,
+          ...figures(event),
+          occurredAt: event.occurredAt,
+        },
+      };
+    case 'HoldCaptured':
+      return {
+        type: event.type,
+        data: {
+          holdId: event.holdId,
+          credits: formatCredits(event.credits),
+          released: formatCredits(event.released),
+          ...figures(event),
+          occurredAt: event.occurredAt,
+        },
+      };
+    case 'HoldReleased':
+      return {
+        type: event.type,
+        data: {
+          holdId: event.holdId,
+          credits: formatCredits(event.credits),
+          reason: event.reason,
+          usageEventId: event.usageEventId,
+          ...figures(event),
+          occurredAt: event.occurredAt,
+        },
+      };
+    case 'HoldExpired':
+      return {
+        type: event.type,
+        data: {
+          holdId: event.holdId,
+          credits: formatCredits(event.credits),
+          expiresAt: event.expiresAt,
+          ...figures(event),
           occurredAt: event.occurredAt,
         },
       };
@@ -73,19 +123,38 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
   }
 }
 
+/**
+ * Fields added with holds are left out while zero: events of balances without holds or overdraft
+ * are stored exactly as before, and an absent field reads back as the zero it stood for.
+ */
+function unlessZero<K extends string>(field: K, micros: bigint): { [P in K]?: string } {
+  return (micros === 0n ? {} : { [field]: formatCredits(micros) }) as { [P in K]?: string };
+}
+
+function figures(event: { balanceAfter: bigint; heldAfter: bigint }): { balanceAfter: string; heldAfter: string } {
+  return { balanceAfter: formatCredits(event.balanceAfter), heldAfter: formatCredits(event.heldAfter) };
+}
+
 const credits = (text: string) => parseStoredCredits(text);
 const optionalCredits = (text: string | null) => (text === null ? null : credits(text));
+const zeroUnless = (text: string | undefined) => (text === undefined ? 0n : credits(text));
 
 export function fromLedgerPayload(payload: LedgerEventPayloadV1): BalanceEvent {
   switch (payload.type) {
     case 'CreditBalanceOpened':
-      return { type: payload.type, ...payload.data, lowBalanceThreshold: optionalCredits(payload.data.lowBalanceThreshold) };
+      return {
+        type: payload.type,
+        ...payload.data,
+        lowBalanceThreshold: optionalCredits(payload.data.lowBalanceThreshold),
+        overdraftLimit: zeroUnless(payload.data.overdraftLimit),
+      };
     case 'CreditToppedUp':
       return {
         type: payload.type,
         ...payload.data,
         credits: credits(payload.data.credits),
         balanceAfter: credits(payload.data.balanceAfter),
+        heldAfter: zeroUnless(payload.data.heldAfter),
         purchase: payload.data.purchase ?? null,
         grant: payload.data.grant ?? null,
       };
@@ -95,6 +164,7 @@ export function fromLedgerPayload(payload: LedgerEventPayloadV1): BalanceEvent {
         ...payload.data,
         credits: credits(payload.data.credits),
         balanceAfter: credits(payload.data.balanceAfter),
+        heldAfter: zeroUnless(payload.data.heldAfter),
         usage: payload.data.usage ?? null,
       };
     case 'LowBalanceWarned':
@@ -111,6 +181,49 @@ export function fromLedgerPayload(payload: LedgerEventPayloadV1): BalanceEvent {
         type: payload.type,
         name: payload.data.name,
         lowBalanceThreshold: optionalCredits(payload.data.lowBalanceThreshold),
+        overdraftLimit: zeroUnless(payload.data.overdraftLimit),
+        occurredAt: payload.data.occurredAt,
+      };
+    case 'CreditsHeld':
+      return {
+        type: payload.type,
+        holdId: payload.data.holdId,
+        credits: credits(payload.data.credits),
+        expiresAt: payload.data.expiresAt,
+        reference: payload.data.reference ?? null,
+        balanceAfter: credits(payload.data.balanceAfter),
+        heldAfter: credits(payload.data.heldAfter),
+        occurredAt: payload.data.occurredAt,
+      };
+    case 'HoldCaptured':
+      return {
+        type: payload.type,
+        holdId: payload.data.holdId,
+        credits: credits(payload.data.credits),
+        released: credits(payload.data.released),
+        balanceAfter: credits(payload.data.balanceAfter),
+        heldAfter: credits(payload.data.heldAfter),
+        occurredAt: payload.data.occurredAt,
+      };
+    case 'HoldReleased':
+      return {
+        type: payload.type,
+        holdId: payload.data.holdId,
+        credits: credits(payload.data.credits),
+        reason: payload.data.reason ?? null,
+        usageEventId: payload.data.usageEventId ?? null,
+        balanceAfter: credits(payload.data.balanceAfter),
+        heldAfter: credits(payload.data.heldAfter),
+        occurredAt: payload.data.occurredAt,
+      };
+    case 'HoldExpired':
+      return {
+        type: payload.type,
+        holdId: payload.data.holdId,
+        credits: credits(payload.data.credits),
+        expiresAt: payload.data.expiresAt,
+        balanceAfter: credits(payload.data.balanceAfter),
+        heldAfter: credits(payload.data.heldAfter),
         occurredAt: payload.data.occurredAt,
       };
     default: {

@@ -4,7 +4,22 @@ import { MAX_CREDITS } from './credits';
 import { InvalidAmountError } from './errors';
 import { fromLedgerPayload, toLedgerPayload } from './ledgerEventCodec';
 import { balanceIdOfStream, balanceStreamId } from './streams';
-import { CREDIT, consumed, deducted, depleted, opened, settingsChanged, toppedUp, USAGE, warned } from './testing/balanceFixtures';
+import {
+  captured,
+  chargedByHold,
+  CREDIT,
+  consumed,
+  deducted,
+  depleted,
+  expired,
+  held,
+  opened,
+  released,
+  settingsChanged,
+  toppedUp,
+  USAGE,
+  warned,
+} from './testing/balanceFixtures';
 
 const purchase = { bundleId: 'starter', quantity: 3, unitPrice: '9.99', totalPrice: '29.97', currency: 'EUR' };
 const grant = {
@@ -32,6 +47,15 @@ const examples: [string, BalanceEvent][] = [
   ['CreditBalanceDepleted below zero', depleted(-250_000n)],
   ['CreditBalanceSettingsChanged', settingsChanged('Renamed', 1n)],
   ['CreditBalanceSettingsChanged clearing the threshold', settingsChanged('Renamed', null)],
+  ['CreditBalanceOpened with an overdraft limit', { ...opened(), overdraftLimit: 5n * CREDIT }],
+  ['CreditBalanceSettingsChanged with an overdraft limit', settingsChanged('Renamed', null, 1n)],
+  ['CreditToppedUp while credits are held', { ...toppedUp(CREDIT, 2n * CREDIT), heldAfter: 3n * CREDIT }],
+  ['CreditConsumed by a hold capture', chargedByHold(2n * CREDIT, { balanceAfter: -CREDIT, heldAfter: 2n * CREDIT })],
+  ['CreditsHeld', { ...held('h-1', 2n * CREDIT, { balanceAfter: CREDIT, heldAfter: 2n * CREDIT }), reference: 'render 7' }],
+  ['HoldCaptured in part', captured('h-1', 1n, 2n * CREDIT - 1n, { balanceAfter: -1n, heldAfter: 0n })],
+  ['HoldReleased by the caller', released('h-1', 2n * CREDIT, { balanceAfter: CREDIT, heldAfter: 0n }, { reason: 'job cancelled' })],
+  ['HoldReleased by a usage event', released('h-1', 2n * CREDIT, { balanceAfter: 0n, heldAfter: CREDIT }, { usageEventId: 'evt-9' })],
+  ['HoldExpired', expired('h-1', 2n * CREDIT, { balanceAfter: CREDIT, heldAfter: 0n })],
 ];
 
 describe('ledger event codec', () => {
@@ -48,6 +72,14 @@ describe('ledger event codec', () => {
     const viaJson = JSON.parse(JSON.stringify(payload)) as LedgerEventPayloadV1;
     expect(viaJson).toEqual(payload);
     expect(fromLedgerPayload(viaJson)).toEqual(event);
+  });
+
+  it('stores events without holds or overdraft exactly as before holds existed: the added fields are left out while zero', () => {
+    expect(toLedgerPayload(opened()).data).not.toHaveProperty('overdraftLimit');
+    expect(toLedgerPayload(toppedUp(CREDIT, CREDIT)).data).not.toHaveProperty('heldAfter');
+    expect(toLedgerPayload(consumed(CREDIT, 0n)).data).not.toHaveProperty('heldAfter');
+    expect(toLedgerPayload(settingsChanged('x', null)).data).not.toHaveProperty('overdraftLimit');
+    expect(toLedgerPayload({ ...toppedUp(CREDIT, CREDIT), heldAfter: 1n }).data).toMatchObject({ heldAfter: '0.000001' });
   });
 
   it('writes amounts as shortest decimal strings', () => {

@@ -1,3 +1,4 @@
+import { formatCredits, parseStoredCredits } from '@tally/domain';
 import type { RecordedEvent } from '@tally/event-store';
 import {
   LEDGER_EVENT_TYPES,
@@ -6,6 +7,10 @@ import {
   type CreditBalanceSettingsChangedV1,
   type CreditConsumedV1,
   type CreditToppedUpV1,
+  type CreditsHeldV1,
+  type HoldCapturedV1,
+  type HoldExpiredV1,
+  type HoldReleasedV1,
   type LedgerEventMetadataV1,
   type LedgerEventPayloadV1,
   type LedgerEventType,
@@ -13,12 +18,18 @@ import {
 } from '@tally/schemas';
 
 /** The payload records of the Avro schema: the stored payload without what the envelope carries. */
-export type CreditBalanceOpenedRecord = Pick<CreditBalanceOpenedV1, 'name' | 'lowBalanceThreshold'>;
-export type CreditToppedUpRecord = Omit<CreditToppedUpV1, 'occurredAt'>;
-export type CreditConsumedRecord = Omit<CreditConsumedV1, 'occurredAt'>;
+export type CreditBalanceOpenedRecord = Pick<CreditBalanceOpenedV1, 'name' | 'lowBalanceThreshold'> & { overdraftLimit: string };
+export type CreditToppedUpRecord = Omit<CreditToppedUpV1, 'occurredAt' | 'heldAfter'>;
+export type CreditConsumedRecord = Omit<CreditConsumedV1, 'occurredAt' | 'heldAfter'>;
 export type LowBalanceWarnedRecord = Omit<LowBalanceWarnedV1, 'occurredAt'>;
 export type CreditBalanceDepletedRecord = Omit<CreditBalanceDepletedV1, 'occurredAt'>;
-export type CreditBalanceSettingsChangedRecord = Omit<CreditBalanceSettingsChangedV1, 'occurredAt'>;
+export type CreditBalanceSettingsChangedRecord = Omit<CreditBalanceSettingsChangedV1, 'occurredAt' | 'overdraftLimit'> & { overdraftLimit: string };
+// The figures after a hold event travel in the envelope (balance, held, available), as for every event that records them.
+type Figures = 'balanceAfter' | 'heldAfter' | 'occurredAt';
+export type CreditsHeldRecord = Omit<CreditsHeldV1, Figures>;
+export type HoldCapturedRecord = Omit<HoldCapturedV1, Figures>;
+export type HoldReleasedRecord = Omit<HoldReleasedV1, Figures>;
+export type HoldExpiredRecord = Omit<HoldExpiredV1, Figures>;
 
 interface PayloadRecords {
   CreditBalanceOpened: CreditBalanceOpenedRecord;
@@ -27,6 +38,10 @@ interface PayloadRecords {
   LowBalanceWarned: LowBalanceWarnedRecord;
   CreditBalanceDepleted: CreditBalanceDepletedRecord;
   CreditBalanceSettingsChanged: CreditBalanceSettingsChangedRecord;
+  CreditsHeld: CreditsHeldRecord;
+  HoldCaptured: HoldCapturedRecord;
+  HoldReleased: HoldReleasedRecord;
+  HoldExpired: HoldExpiredRecord;
 }
 
 /**
@@ -50,6 +65,10 @@ export interface LedgerEventRecord {
   readonly occurredAt: number;
   readonly recordedAt: number;
   readonly payload: LedgerEventPayloadRecord;
+  /** The three figures after the event, where it records them (top-ups, consumption, holds); null otherwise. */
+  readonly balance: string | null;
+  readonly held: string | null;
+  readonly available: string | null;
 }
 
 const ledgerEventTypes: ReadonlySet<string> = new Set(LEDGER_EVENT_TYPES);
@@ -78,14 +97,30 @@ export function toLedgerEventRecord(recorded: RecordedEvent): LedgerEventRecord 
     occurredAt: toEpochMillis(payload.data.occurredAt, recorded),
     recordedAt: recorded.recordedAt.getTime(),
     payload: toPayloadRecord(payload),
+    ...figuresOf(payload),
+  };
+}
+
+/**
+ * balance, held and available after the event, from what it records. A top-up or consumption
+ * stored before holds has no heldAfter: nothing was held then, so it is 0.
+ */
+function figuresOf(payload: LedgerEventPayloadV1): Pick<LedgerEventRecord, 'balance' | 'held' | 'available'> {
+  const data = payload.data as { balanceAfter?: string; heldAfter?: string };
+  if (data.balanceAfter === undefined) return { balance: null, held: null, available: null };
+  const heldAfter = data.heldAfter ?? '0';
+  return {
+    balance: data.balanceAfter,
+    held: heldAfter,
+    available: formatCredits(parseStoredCredits(data.balanceAfter) - parseStoredCredits(heldAfter)),
   };
 }
 
 function toPayloadRecord(payload: LedgerEventPayloadV1): LedgerEventPayloadRecord {
   switch (payload.type) {
     case 'CreditBalanceOpened': {
-      const { name, lowBalanceThreshold } = payload.data;
-      return { 'io.tally.ledger.CreditBalanceOpened': { name, lowBalanceThreshold } };
+      const { name, lowBalanceThreshold, overdraftLimit } = payload.data;
+      return { 'io.tally.ledger.CreditBalanceOpened': { name, lowBalanceThreshold, overdraftLimit: overdraftLimit ?? '0' } };
     }
     case 'CreditToppedUp': {
       const { credits, source, reason, balanceAfter, purchase, grant } = payload.data;
@@ -111,8 +146,24 @@ function toPayloadRecord(payload: LedgerEventPayloadV1): LedgerEventPayloadRecor
     case 'CreditBalanceDepleted':
       return { 'io.tally.ledger.CreditBalanceDepleted': { balance: payload.data.balance } };
     case 'CreditBalanceSettingsChanged': {
-      const { name, lowBalanceThreshold } = payload.data;
-      return { 'io.tally.ledger.CreditBalanceSettingsChanged': { name, lowBalanceThreshold } };
+      const { name, lowBalanceThreshold, overdraftLimit } = payload.data;
+      return { 'io.tally.ledger.CreditBalanceSettingsChanged': { name, lowBalanceThreshold, overdraftLimit: overdraftLimit ?? '0' } };
+    }
+    case 'CreditsHeld': {
+      const { holdId, credits, expiresAt, reference } = payload.data;
+      return { 'io.tally.ledger.CreditsHeld': { holdId, credits, expiresAt, reference: reference ?? null } };
+    }
+    case 'HoldCaptured': {
+      const { holdId, credits, released } = payload.data;
+      return { 'io.tally.ledger.HoldCaptured': { holdId, credits, released } };
+    }
+    case 'HoldReleased': {
+      const { holdId, credits, reason, usageEventId } = payload.data;
+      return { 'io.tally.ledger.HoldReleased': { holdId, credits, reason: reason ?? null, usageEventId: usageEventId ?? null } };
+    }
+    case 'HoldExpired': {
+      const { holdId, credits, expiresAt } = payload.data;
+      return { 'io.tally.ledger.HoldExpired': { holdId, credits, expiresAt } };
     }
     default: {
       const unhandled: never = payload;

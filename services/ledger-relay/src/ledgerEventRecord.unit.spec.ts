@@ -39,6 +39,12 @@ const examples: RecordedEvent[] = [
   recorded('LowBalanceWarned', { threshold: '10', balance: '9.5' }),
   recorded('CreditBalanceDepleted', { balance: '-1' }),
   recorded('CreditBalanceSettingsChanged', { name: 'Renamed', lowBalanceThreshold: null }),
+  recorded('CreditBalanceSettingsChanged', { name: 'Renamed', lowBalanceThreshold: null, overdraftLimit: '5' }),
+  recorded('CreditConsumed', { credits: '2', source: 'hold', reason: null, usage: null, balanceAfter: '1', heldAfter: '3' }),
+  recorded('CreditsHeld', { holdId: 'h-1', credits: '3', expiresAt: '2026-03-01T13:00:00.000Z', reference: 'render 7', balanceAfter: '1', heldAfter: '3' }),
+  recorded('HoldCaptured', { holdId: 'h-1', credits: '2', released: '1', balanceAfter: '-1', heldAfter: '0' }),
+  recorded('HoldReleased', { holdId: 'h-1', credits: '3', reason: null, usageEventId: 'u-1', balanceAfter: '1', heldAfter: '0' }),
+  recorded('HoldExpired', { holdId: 'h-1', credits: '3', expiresAt: '2026-03-01T13:00:00.000Z', balanceAfter: '1', heldAfter: '0' }),
 ];
 
 describe('toLedgerEventRecord', () => {
@@ -68,7 +74,21 @@ describe('toLedgerEventRecord', () => {
       payload: {
         'io.tally.ledger.CreditToppedUp': { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null },
       },
+      // Stored before holds: no heldAfter, so nothing was held.
+      balance: '250.5',
+      held: '0',
+      available: '250.5',
     });
+  });
+
+  it('carries balance, held and available in the envelope where the event records them, null where it does not', () => {
+    const held = toLedgerEventRecord(examples.find((e) => e.type === 'CreditsHeld')!);
+    expect(held).toMatchObject({ balance: '1', held: '3', available: '-2' });
+    expect(held.payload).toEqual({
+      'io.tally.ledger.CreditsHeld': { holdId: 'h-1', credits: '3', expiresAt: '2026-03-01T13:00:00.000Z', reference: 'render 7' },
+    });
+    expect(toLedgerEventRecord(examples.find((e) => e.type === 'HoldCaptured')!)).toMatchObject({ balance: '-1', held: '0', available: '-1' });
+    expect(toLedgerEventRecord(examples.find((e) => e.type === 'LowBalanceWarned')!)).toMatchObject({ balance: null, held: null, available: null });
   });
 
   it('keeps fields the Avro schema does not have out of the payload (they need a schema change first)', () => {

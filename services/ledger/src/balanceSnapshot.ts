@@ -26,6 +26,10 @@ export interface EncodedBalanceState {
   readonly name: string;
   readonly lowBalanceThreshold: string | null;
   readonly balance: string;
+  readonly held: string;
+  /** The open holds by id, amounts as integer strings. */
+  readonly holds: Readonly<Record<string, { credits: string; expiresAt: string; reference: string | null }>>;
+  readonly overdraftLimit: string;
   readonly warned: boolean;
   readonly updatedAt: string;
 }
@@ -38,6 +42,11 @@ export function encodeBalanceState(state: OpenBalance): EncodedBalanceState {
     name: state.name,
     lowBalanceThreshold: state.lowBalanceThreshold === null ? null : state.lowBalanceThreshold.toString(),
     balance: state.balance.toString(),
+    held: state.held.toString(),
+    holds: Object.fromEntries(
+      Object.entries(state.holds).map(([holdId, hold]) => [holdId, { credits: hold.credits.toString(), expiresAt: hold.expiresAt, reference: hold.reference }]),
+    ),
+    overdraftLimit: state.overdraftLimit.toString(),
     warned: state.warned,
     updatedAt: state.updatedAt,
   };
@@ -55,6 +64,21 @@ function text(value: unknown, field: string): string {
   return value;
 }
 
+function decodeHolds(value: unknown): OpenBalance['holds'] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('balance snapshot: holds is not an object');
+  // fromEntries, not assignment: every id stays an own property, `__proto__` included.
+  return Object.fromEntries(
+    Object.entries(value as Record<string, Record<string, unknown>>).map(([holdId, hold]) => [
+      holdId,
+      {
+        credits: micros(hold.credits, `holds.${holdId}.credits`),
+        expiresAt: text(hold.expiresAt, `holds.${holdId}.expiresAt`),
+        reference: hold.reference === null ? null : text(hold.reference, `holds.${holdId}.reference`),
+      },
+    ]),
+  );
+}
+
 /** Reads back what encodeBalanceState wrote; a row that does not parse is a bug, not data to guess at. */
 export function decodeBalanceState(encoded: unknown): BalanceState {
   const row = (encoded ?? {}) as Record<string, unknown>;
@@ -67,6 +91,9 @@ export function decodeBalanceState(encoded: unknown): BalanceState {
     name: text(row.name, 'name'),
     lowBalanceThreshold: row.lowBalanceThreshold === null ? null : micros(row.lowBalanceThreshold, 'lowBalanceThreshold'),
     balance: micros(row.balance, 'balance'),
+    held: micros(row.held, 'held'),
+    holds: decodeHolds(row.holds),
+    overdraftLimit: micros(row.overdraftLimit, 'overdraftLimit'),
     warned: row.warned,
     updatedAt: text(row.updatedAt, 'updatedAt'),
   };

@@ -7,19 +7,22 @@ const LATER = '2026-03-02T08:30:00.000Z';
 
 /** Every event type once, in an order that crosses the threshold, warns, depletes and recovers. */
 const HISTORY: BalanceEvent[] = [
-  { type: 'CreditBalanceOpened', balanceId: 'bal-1', customerId: 'cus-1', productId: 'prod-1', name: 'API credits', lowBalanceThreshold: 5_000_000n, occurredAt: AT },
-  { type: 'CreditToppedUp', credits: 10_000_000n, source: 'starting', reason: null, balanceAfter: 10_000_000n, purchase: null, grant: null, occurredAt: AT },
-  { type: 'CreditConsumed', credits: 7_500_001n, source: 'usage', reason: null, usage: { eventId: 'e1', event: 'api_call', timestamp: AT, quantity: '1' }, balanceAfter: 2_499_999n, occurredAt: AT },
+  { type: 'CreditBalanceOpened', balanceId: 'bal-1', customerId: 'cus-1', productId: 'prod-1', name: 'API credits', lowBalanceThreshold: 5_000_000n, overdraftLimit: 0n, occurredAt: AT },
+  { type: 'CreditToppedUp', credits: 10_000_000n, source: 'starting', reason: null, balanceAfter: 10_000_000n, heldAfter: 0n, purchase: null, grant: null, occurredAt: AT },
+  { type: 'CreditConsumed', credits: 7_500_001n, source: 'usage', reason: null, usage: { eventId: 'e1', event: 'api_call', timestamp: AT, quantity: '1' }, balanceAfter: 2_499_999n, heldAfter: 0n, occurredAt: AT },
   { type: 'LowBalanceWarned', threshold: 5_000_000n, balance: 2_499_999n, occurredAt: AT },
-  { type: 'CreditConsumed', credits: 3_000_000n, source: 'manual', reason: 'fix', usage: null, balanceAfter: -500_001n, occurredAt: AT },
+  { type: 'CreditsHeld', holdId: 'h-1', credits: 1_000_000n, expiresAt: LATER, reference: 'job', balanceAfter: 2_499_999n, heldAfter: 1_000_000n, occurredAt: AT },
+  { type: 'CreditsHeld', holdId: 'h-2', credits: 250_000n, expiresAt: LATER, reference: null, balanceAfter: 2_499_999n, heldAfter: 1_250_000n, occurredAt: AT },
+  { type: 'CreditConsumed', credits: 3_000_000n, source: 'manual', reason: 'fix', usage: null, balanceAfter: -500_001n, heldAfter: 1_250_000n, occurredAt: AT },
   { type: 'CreditBalanceDepleted', balance: -500_001n, occurredAt: AT },
-  { type: 'CreditBalanceSettingsChanged', name: 'Renamed', lowBalanceThreshold: 1_000_000n, occurredAt: LATER },
+  { type: 'HoldReleased', holdId: 'h-2', credits: 250_000n, reason: null, usageEventId: null, balanceAfter: -500_001n, heldAfter: 1_000_000n, occurredAt: AT },
+  { type: 'CreditBalanceSettingsChanged', name: 'Renamed', lowBalanceThreshold: 1_000_000n, overdraftLimit: 2_000_000n, occurredAt: LATER },
 ];
 
 describe('balance snapshots', () => {
   it('are folds of the current event schema and fold version', () => {
     // A new event schema or BALANCE_FOLD_VERSION gives a new version: older snapshots are then never read.
-    expect(BALANCE_SNAPSHOT_VERSION).toBe('events-v1.fold-v1');
+    expect(BALANCE_SNAPSHOT_VERSION).toBe('events-v1.fold-v2');
   });
 
   it('store what evolve gives for a known history (when this fails, evolve changed: bump BALANCE_FOLD_VERSION)', () => {
@@ -31,6 +34,9 @@ describe('balance snapshots', () => {
       name: 'Renamed',
       lowBalanceThreshold: '1000000',
       balance: '-500001',
+      held: '1000000',
+      holds: { 'h-1': { credits: '1000000', expiresAt: LATER, reference: 'job' } },
+      overdraftLimit: '2000000',
       warned: true,
       updatedAt: LATER,
     });
@@ -47,6 +53,9 @@ describe('balance snapshots', () => {
           name: fc.string(),
           lowBalanceThreshold: fc.option(micros, { nil: null }),
           balance: micros,
+          held: micros,
+          holds: fc.dictionary(fc.string(), fc.record({ credits: micros, expiresAt: fc.string(), reference: fc.option(fc.string(), { nil: null }) })),
+          overdraftLimit: micros,
           warned: fc.boolean(),
           updatedAt: fc.string(),
         }),

@@ -36,6 +36,9 @@ const open = (balanceId: string, balance: Micros, revision: bigint, threshold: M
     name: 'API credits',
     lowBalanceThreshold: threshold,
     balance,
+    held: 0n,
+    holds: {},
+    overdraftLimit: 0n,
     warned: false,
     updatedAt: AT,
   };

@@ -39,10 +39,11 @@ export const topUp = (credits: Micros, overrides: Partial<Omit<Command<'TopUp'>,
   ...overrides,
 });
 
-export const consumeUsage = (credits: Micros, usage: UsageDetails = USAGE): Command<'ConsumeUsage'> => ({
+export const consumeUsage = (credits: Micros, usage: UsageDetails = USAGE, holdId?: string): Command<'ConsumeUsage'> => ({
   type: 'ConsumeUsage',
   credits,
   usage,
+  ...(holdId !== undefined ? { holdId } : {}),
   at: AT,
 });
 
@@ -54,7 +55,7 @@ export const deductManually = (credits: Micros, reason: string | null = 'correct
 });
 
 export const changeSettings = (
-  settings: { name?: string; lowBalanceThreshold?: Micros | null } = {},
+  settings: { name?: string; lowBalanceThreshold?: Micros | null; overdraftLimit?: Micros } = {},
 ): Command<'ChangeSettings'> => ({ type: 'ChangeSettings', ...settings, at: AT });
 
 type Event<T extends BalanceEvent['type']> = Extract<BalanceEvent, { type: T }>;
@@ -66,6 +67,7 @@ export const opened = (lowBalanceThreshold: Micros | null = null, name = 'API cr
   productId: 'prod-1',
   name,
   lowBalanceThreshold,
+  overdraftLimit: 0n,
   occurredAt: AT,
 });
 
@@ -80,6 +82,7 @@ export const toppedUp = (
   source,
   reason: null,
   balanceAfter,
+  heldAfter: 0n,
   purchase: null,
   grant: null,
   occurredAt: AT,
@@ -93,6 +96,7 @@ export const consumed = (credits: Micros, balanceAfter: Micros, usage: UsageDeta
   reason: null,
   usage,
   balanceAfter,
+  heldAfter: 0n,
   occurredAt: AT,
 });
 
@@ -103,6 +107,7 @@ export const deducted = (credits: Micros, balanceAfter: Micros, reason: string |
   reason,
   usage: null,
   balanceAfter,
+  heldAfter: 0n,
   occurredAt: AT,
 });
 
@@ -119,9 +124,99 @@ export const depleted = (balance: Micros): Event<'CreditBalanceDepleted'> => ({
   occurredAt: AT,
 });
 
-export const settingsChanged = (name: string, lowBalanceThreshold: Micros | null): Event<'CreditBalanceSettingsChanged'> => ({
+export const settingsChanged = (
+  name: string,
+  lowBalanceThreshold: Micros | null,
+  overdraftLimit: Micros = 0n,
+): Event<'CreditBalanceSettingsChanged'> => ({
   type: 'CreditBalanceSettingsChanged',
   name,
   lowBalanceThreshold,
+  overdraftLimit,
   occurredAt: AT,
+});
+
+/** An hour after AT: holds in tests expire then unless told otherwise. */
+export const EXPIRES = '2026-03-01T13:00:00.000Z';
+
+export const placeHold = (
+  holdId: string,
+  credits: Micros,
+  overrides: Partial<Omit<Command<'PlaceHold'>, 'type' | 'holdId' | 'credits'>> = {},
+): Command<'PlaceHold'> => ({ type: 'PlaceHold', holdId, credits, expiresAt: EXPIRES, reference: null, at: AT, ...overrides });
+
+export const captureHold = (holdId: string, credits?: Micros, at: string = AT): Command<'CaptureHold'> => ({
+  type: 'CaptureHold',
+  holdId,
+  ...(credits !== undefined ? { credits } : {}),
+  reason: null,
+  at,
+});
+
+export const releaseHold = (holdId: string, reason: string | null = null): Command<'ReleaseHold'> => ({ type: 'ReleaseHold', holdId, reason, at: AT });
+
+export const expireHold = (holdId: string, at: string = EXPIRES): Command<'ExpireHold'> => ({ type: 'ExpireHold', holdId, at });
+
+/** The figures every hold event records: the settled balance and the held total after it. */
+interface Figures {
+  readonly balanceAfter: Micros;
+  readonly heldAfter: Micros;
+}
+
+export const held = (holdId: string, credits: Micros, { balanceAfter, heldAfter }: Figures, expiresAt = EXPIRES): Event<'CreditsHeld'> => ({
+  type: 'CreditsHeld',
+  holdId,
+  credits,
+  expiresAt,
+  reference: null,
+  balanceAfter,
+  heldAfter,
+  occurredAt: AT,
+});
+
+export const captured = (holdId: string, credits: Micros, released: Micros, { balanceAfter, heldAfter }: Figures): Event<'HoldCaptured'> => ({
+  type: 'HoldCaptured',
+  holdId,
+  credits,
+  released,
+  balanceAfter,
+  heldAfter,
+  occurredAt: AT,
+});
+
+export const chargedByHold = (credits: Micros, { balanceAfter, heldAfter }: Figures): Event<'CreditConsumed'> => ({
+  type: 'CreditConsumed',
+  credits,
+  source: 'hold',
+  reason: null,
+  usage: null,
+  balanceAfter,
+  heldAfter,
+  occurredAt: AT,
+});
+
+export const released = (
+  holdId: string,
+  credits: Micros,
+  { balanceAfter, heldAfter }: Figures,
+  by: { reason?: string | null; usageEventId?: string | null } = {},
+): Event<'HoldReleased'> => ({
+  type: 'HoldReleased',
+  holdId,
+  credits,
+  reason: by.reason ?? null,
+  usageEventId: by.usageEventId ?? null,
+  balanceAfter,
+  heldAfter,
+  occurredAt: AT,
+});
+
+export const expired = (holdId: string, credits: Micros, { balanceAfter, heldAfter }: Figures, at: string = EXPIRES): Event<'HoldExpired'> => ({
+  type: 'HoldExpired',
+  holdId,
+  credits,
+  expiresAt: EXPIRES,
+  balanceAfter,
+  heldAfter,
+  occurredAt: at,
 });
