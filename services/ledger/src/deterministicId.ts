@@ -31,8 +31,11 @@ export function ledgerEventId(commandId: string, index: number): string {
   return deterministicId(`${commandId}#${index}`);
 }
 
-/** Most events one command can cause (a change, a low-balance warning, a depletion). */
-export const MAX_EVENTS_PER_COMMAND = 3;
+/**
+ * Most events one command can cause: a change, a low-balance warning, a depletion, and the freed
+ * hold of a capture or of usage that settles one.
+ */
+export const MAX_EVENTS_PER_COMMAND = 4;
 
 /**
  * One part of a multi-part id: `%` and `:` are percent-escaped, so `:` only ever separates parts
@@ -52,6 +55,28 @@ export function joinIdParts(parts: readonly string[]): string {
   return parts.map(idPart).join(':');
 }
 
+/** The parts joinIdParts joined: `:` separates, and each part's escapes are undone. */
+export function splitIdParts(id: string): string[] {
+  // One pass, so an escape is never read as part of another (`%253A` is `%3A`, not `:`).
+  return id.split(':').map((part) => part.replace(/%(25|3A)/g, (escape) => (escape === '%25' ? '%' : ':')));
+}
+
+/**
+ * A hold's id: its balance and the Idempotency-Key it was placed with. Deterministic, so a
+ * retried placement finds the hold it made; and it leads to the balance's stream without a
+ * lookup (balanceIdOfHold), which is all capture, release and expiry need.
+ */
+export function holdIdOf(balanceId: string, idempotencyKey: string): string {
+  return joinIdParts([balanceId, idempotencyKey]);
+}
+
+/** The balance a hold id belongs to, or undefined for a string no holdIdOf could have made. */
+export function parseHoldId(holdId: string): { balanceId: string; idempotencyKey: string } | undefined {
+  const parts = splitIdParts(holdId);
+  if (parts.length !== 2 || holdIdOf(parts[0]!, parts[1]!) !== holdId || parts[0]!.length === 0 || parts[1]!.length === 0) return undefined;
+  return { balanceId: parts[0]!, idempotencyKey: parts[1]! };
+}
+
 /**
  * Command ids: the name each ledger event id derives from (ledgerEventId). The first part names
  * the kind of command, so ids of different kinds never meet either.
@@ -63,6 +88,10 @@ export const commandIds = {
   request: (balanceId: string, operation: string, idempotencyKey: string) => joinIdParts([operation, balanceId, idempotencyKey]),
   grant: (subscriptionId: string, productId: string, period: number) => joinIdParts(['grant', subscriptionId, productId, String(period)]),
   settings: (balanceId: string, nonce: string) => joinIdParts(['settings', balanceId, nonce]),
+  /** One capture, one release and one expiry per hold at most: the hold id is the key, so each is idempotent. */
+  holdCapture: (holdId: string) => joinIdParts(['hold-capture', holdId]),
+  holdRelease: (holdId: string) => joinIdParts(['hold-release', holdId]),
+  holdExpiry: (holdId: string) => joinIdParts(['hold-expiry', holdId]),
 };
 
 /**

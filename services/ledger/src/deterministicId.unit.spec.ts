@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { commandIds, deterministicId, idPart, joinIdParts, ledgerEventId, meteredUsageMarker } from './deterministicId';
+import { commandIds, deterministicId, holdIdOf, idPart, joinIdParts, ledgerEventId, meteredUsageMarker, parseHoldId, splitIdParts } from './deterministicId';
 
 /** RFC 9562 UUID v5 computed the long way, to check the one-shot path against. */
 function referenceV5(namespaceHex: string, name: string): string {
@@ -41,6 +41,24 @@ describe('multi-part ids', () => {
         expect(joinIdParts(a)).not.toBe(joinIdParts(b));
       }),
     );
+  });
+
+  it('splits back into the parts it joined', () => {
+    fc.assert(
+      fc.property(fc.array(part, { minLength: 1, maxLength: 4 }), (parts) => {
+        expect(splitIdParts(joinIdParts(parts))).toEqual(parts);
+      }),
+    );
+  });
+
+  it('leads from a hold id to its balance and key, and refuses strings no hold id is', () => {
+    fc.assert(
+      fc.property(part.filter((p) => p.length > 0), part.filter((p) => p.length > 0), (balanceId, key) => {
+        expect(parseHoldId(holdIdOf(balanceId, key))).toEqual({ balanceId, idempotencyKey: key });
+      }),
+    );
+    expect(holdIdOf('b:1', 'job%7')).toBe('b%3A1:job%257');
+    for (const bad of ['', 'b', 'b:', ':k', 'a:b:c', 'b:%3', 'b:%41']) expect(parseHoldId(bad)).toBeUndefined();
   });
 
   it('gives distinct grants, usages and requests distinct command ids', () => {

@@ -3,6 +3,7 @@ import {
   BalanceAlreadyOpenError,
   BalanceCommand,
   BalanceNotOpenError,
+  HoldNotOpenError,
   balanceStreamId,
   Micros,
   OpenBalance,
@@ -16,8 +17,8 @@ import type { Logger } from 'pino';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import type { BalanceSnapshotStore } from './balanceSnapshot';
 import { createBalanceStates } from './balanceStates';
-import { commandIds } from './deterministicId';
-import { IdempotencyKeyReusedError } from './ledgerErrors';
+import { commandIds, holdIdOf, ledgerEventId, parseHoldId } from './deterministicId';
+import { HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
 import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext } from './ledgerEvents';
 
 export interface CommandResult {
@@ -37,6 +38,19 @@ export interface OpenBalanceRequest {
   readonly startingBalance: Micros;
   /** Overrides the product's threshold for this balance only; undefined takes the product's. */
   readonly lowBalanceThreshold?: Micros | null;
+  /** How far below zero holds may take `available`; default 0. */
+  readonly overdraftLimit?: Micros;
+}
+
+export interface PlaceHoldRequest {
+  readonly credits: Micros;
+  /** An ISO-8601 time, or seconds from now (this service's clock). */
+  readonly expires: { readonly at: string } | { readonly inSeconds: number };
+  readonly reference: string | null;
+}
+
+export interface HoldCommandResult extends CommandResult {
+  readonly holdId: string;
 }
 
 export interface RequestOptions {
@@ -61,8 +75,19 @@ export interface LedgerService {
   grant(balanceId: string, grant: GrantDetails & { credits: Micros; productId: string }): Promise<CommandResult>;
   changeSettings(
     balanceId: string,
-    input: { name?: string; lowBalanceThreshold?: Micros | null },
+    input: { name?: string; lowBalanceThreshold?: Micros | null; overdraftLimit?: Micros },
   ): Promise<CommandResult>;
+  /**
+   * Sets credits aside. The key is required: it makes the hold id (holdIdOf), so a retried
+   * placement answers the hold it made instead of placing a second one. InsufficientCreditsError
+   * when it does not fit.
+   */
+  placeHold(balanceId: string, request: PlaceHoldRequest, options: RequestOptions & { idempotencyKey: string }): Promise<HoldCommandResult>;
+  /** Charges the hold (all of it, or `credits` of it) and frees the rest; once per hold, so a retry answers the first capture. */
+  captureHold(holdId: string, input: { credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash'>): Promise<HoldCommandResult>;
+  releaseHold(holdId: string, input: { reason: string | null }, options?: Pick<RequestOptions, 'requestHash'>): Promise<HoldCommandResult>;
+  /** For the expiry worker: frees a hold past its expiresAt (HoldNotExpiredError before, HoldNotOpenError once freed). */
+  expireHold(holdId: string): Promise<HoldCommandResult>;
   getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
   readLedger(balanceId: string, page: { limit: number; before?: bigint }): Promise<LedgerPage>;
 }
@@ -117,6 +142,32 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     return { balance: state, events, replayed };
   }
 
+  /** The balance a hold id leads to; HoldNotFoundError for an id Tally never made or a balance that does not exist. */
+  async function holdContext(holdId: string): Promise<{ context: BalanceContext; idempotencyKey: string }> {
+    const parsed = parseHoldId(holdId);
+    const ref = parsed === undefined ? undefined : await catalog.getBalance(parsed.balanceId);
+    if (parsed === undefined || ref === undefined) throw new HoldNotFoundError(`no hold with id "${holdId}"`);
+    return { context: { balanceId: ref.id, customerId: ref.customerId, productId: ref.productId }, idempotencyKey: parsed.idempotencyKey };
+  }
+
+  /**
+   * A command on an existing hold. The decider only knows open holds; when it refuses one as not
+   * open, the hold's placement event (its id is deterministic) tells "never placed" (404) from
+   * "captured, released or expired" (409).
+   */
+  async function onHold(holdId: string, commandId: (holdId: string) => string, command: BalanceCommand, requestHash?: string): Promise<HoldCommandResult> {
+    const { context, idempotencyKey } = await holdContext(holdId);
+    try {
+      return { ...(await execute(context, commandId(holdId), command, requestHash)), holdId };
+    } catch (error) {
+      if (error instanceof HoldNotOpenError) {
+        const placed = await eventStore.readEventsById([ledgerEventId(commandIds.request(context.balanceId, 'hold', idempotencyKey), 0)]);
+        if (placed.length === 0) throw new HoldNotFoundError(`no hold with id "${holdId}"`);
+      }
+      throw error;
+    }
+  }
+
   function requestCommandId(balanceId: string, operation: string, options: RequestOptions | undefined): string {
     // Without an Idempotency-Key every request is a new command: a random id.
     return options?.idempotencyKey === undefined
@@ -161,6 +212,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
             name,
             lowBalanceThreshold: threshold,
             startingBalance: request.startingBalance,
+            ...(request.overdraftLimit !== undefined ? { overdraftLimit: request.overdraftLimit } : {}),
             at,
           },
           nonce,
@@ -225,6 +277,35 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
       return execute(context, commandIds.settings(balanceId, randomUUID()), { type: 'ChangeSettings', ...input, at });
+    },
+
+    async placeHold(balanceId, request, requestOptions) {
+      const context = await contextOf(balanceId);
+      const now = clock();
+      const expiresAt = 'at' in request.expires ? request.expires.at : new Date(now.getTime() + request.expires.inSeconds * 1000).toISOString();
+      const holdId = holdIdOf(balanceId, requestOptions.idempotencyKey);
+      const result = await execute(
+        context,
+        commandIds.request(balanceId, 'hold', requestOptions.idempotencyKey),
+        { type: 'PlaceHold', holdId, credits: request.credits, expiresAt, reference: request.reference, at: now.toISOString() },
+        requestOptions.requestHash,
+      );
+      return { ...result, holdId };
+    },
+
+    async captureHold(holdId, input, requestOptions) {
+      const at = clock().toISOString();
+      const command: BalanceCommand = { type: 'CaptureHold', holdId, ...(input.credits !== undefined ? { credits: input.credits } : {}), reason: input.reason, at };
+      return onHold(holdId, commandIds.holdCapture, command, requestOptions?.requestHash);
+    },
+
+    async releaseHold(holdId, input, requestOptions) {
+      const at = clock().toISOString();
+      return onHold(holdId, commandIds.holdRelease, { type: 'ReleaseHold', holdId, reason: input.reason, at }, requestOptions?.requestHash);
+    },
+
+    async expireHold(holdId) {
+      return onHold(holdId, commandIds.holdExpiry, { type: 'ExpireHold', holdId, at: clock().toISOString() });
     },
 
     async getBalance(balanceId) {

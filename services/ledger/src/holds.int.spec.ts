@@ -1,0 +1,177 @@
+import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
+import {
+  availableOf,
+  balanceStreamId,
+  HoldNotExpiredError,
+  HoldNotOpenError,
+  InsufficientCreditsError,
+  InvalidAmountError,
+  MICROS_PER_CREDIT,
+  type OpenBalance,
+} from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
+import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceSnapshotStore } from './postgresBalanceSnapshotStore';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
+
+describe('holds through the ledger service (PostgreSQL)', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let catalog: CatalogStore;
+  let now = new Date('2026-03-01T12:00:00.000Z');
+  const clock = () => now;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'holds', max: 12 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [] });
+  });
+
+  afterAll(async () => {
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  /** One process's ledger: its own cache, the shared store and snapshot table. */
+  const ledgerProcess = (): LedgerService =>
+    createLedgerService({ eventStore, catalog, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool }) });
+
+  let customer = 0;
+  async function openBalance(ledger: LedgerService, starting: bigint, overdraftLimit?: bigint): Promise<string> {
+    customer += 1;
+    const opened = await ledger.openBalance({
+      customerId: `c-${customer}`,
+      productId: 'p',
+      startingBalance: starting,
+      ...(overdraftLimit !== undefined ? { overdraftLimit } : {}),
+    });
+    return opened.balance.balanceId;
+  }
+
+  async function streamTypes(balanceId: string): Promise<string[]> {
+    return (await eventStore.readStream(balanceStreamId(balanceId))).map((event) => event.type);
+  }
+
+  const inAnHour = { inSeconds: 3600 };
+
+  it('grants exactly the holds that fit when 50 race for a balance that fits 10, across two processes', async () => {
+    const processes = [ledgerProcess(), ledgerProcess()];
+    const balanceId = await openBalance(processes[0]!, credits(10));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, index) =>
+        processes[index % 2]!.placeHold(balanceId, { credits: credits(1), expires: inAnHour, reference: `job-${index}` }, { idempotencyKey: `k-${index}` }),
+      ),
+    );
+    const granted = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const refused = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+    expect(granted).toHaveLength(10);
+    expect(refused).toHaveLength(40);
+    for (const error of refused) expect(error).toBeInstanceOf(InsufficientCreditsError);
+    // Every grant saw available at or above zero after it: decided on the stream's revision.
+    for (const outcome of granted) expect(availableOf((outcome as PromiseFulfilledResult<{ balance: OpenBalance }>).value.balance) >= 0n).toBe(true);
+    const { balance } = await ledgerProcess().getBalance(balanceId);
+    expect(balance).toMatchObject({ balance: credits(10), held: credits(10) });
+    expect(Object.keys(balance.holds)).toHaveLength(10);
+    expect((await streamTypes(balanceId)).filter((type) => type === 'CreditsHeld')).toHaveLength(10);
+  });
+
+  it('lets 50 racing holds take available down to −overdraftLimit and no further', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(10), credits(5));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, index) => ledger.placeHold(balanceId, { credits: credits(1), expires: inAnHour, reference: null }, { idempotencyKey: `o-${index}` })),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(15);
+    const { balance } = await ledger.getBalance(balanceId);
+    expect(availableOf(balance)).toBe(-credits(5));
+  });
+
+  it('answers a repeated placement with the hold it made, and refuses the key with another request', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(10));
+    const request = { credits: credits(3), expires: inAnHour, reference: 'render' };
+    const first = await ledger.placeHold(balanceId, request, { idempotencyKey: 'job:1', requestHash: 'h1' });
+    const again = await ledgerProcess().placeHold(balanceId, request, { idempotencyKey: 'job:1', requestHash: 'h1' });
+    expect(again).toMatchObject({ holdId: first.holdId, replayed: true });
+    expect(again.events.map((e) => e.eventId)).toEqual(first.events.map((e) => e.eventId));
+    await expect(ledger.placeHold(balanceId, { ...request, credits: credits(4) }, { idempotencyKey: 'job:1', requestHash: 'h2' })).rejects.toThrow(
+      IdempotencyKeyReusedError,
+    );
+    expect((await ledger.getBalance(balanceId)).balance.held).toBe(credits(3));
+  });
+
+  it('captures in full and in part, exactly and once; a released hold cannot be captured', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(10));
+    const full = await ledger.placeHold(balanceId, { credits: credits(4), expires: inAnHour, reference: null }, { idempotencyKey: 'full' });
+    const part = await ledger.placeHold(balanceId, { credits: credits(3), expires: inAnHour, reference: null }, { idempotencyKey: 'part' });
+    const free = await ledger.placeHold(balanceId, { credits: credits(2), expires: inAnHour, reference: null }, { idempotencyKey: 'free' });
+    expect((await ledger.getBalance(balanceId)).balance).toMatchObject({ balance: credits(10), held: credits(9) });
+
+    const captured = await ledger.captureHold(full.holdId, { reason: null });
+    expect(captured.balance).toMatchObject({ balance: credits(6), held: credits(5) });
+    await expect(ledger.captureHold(part.holdId, { credits: credits(3) + 1n, reason: null })).rejects.toThrow(InvalidAmountError);
+    const partial = await ledger.captureHold(part.holdId, { credits: 1_250_000n, reason: 'render finished early' });
+    expect(partial.balance).toMatchObject({ balance: credits(6) - 1_250_000n, held: credits(2) });
+    expect(partial.events.map((e) => e.event.type)).toEqual(['CreditConsumed', 'HoldCaptured']);
+    expect(partial.events[1]!.event).toMatchObject({ credits: 1_250_000n, released: 1_750_000n });
+
+    const released = await ledger.releaseHold(free.holdId, { reason: 'cancelled' });
+    expect(released.balance).toMatchObject({ balance: credits(6) - 1_250_000n, held: 0n });
+
+    // Idempotent: the same capture or release again answers the first one and appends nothing.
+    const revision = (await ledger.getBalance(balanceId)).revision;
+    expect(await ledgerProcess().captureHold(full.holdId, { reason: null })).toMatchObject({ replayed: true, balance: captured.balance });
+    expect(await ledger.releaseHold(free.holdId, { reason: 'cancelled' })).toMatchObject({ replayed: true });
+    expect((await ledger.getBalance(balanceId)).revision).toBe(revision);
+
+    // Other operations on a freed hold are refused.
+    await expect(ledger.captureHold(free.holdId, { reason: null })).rejects.toThrow(HoldNotOpenError);
+    await expect(ledger.releaseHold(full.holdId, { reason: null })).rejects.toThrow(HoldNotOpenError);
+  });
+
+  it('says "not found" for a hold never placed or an id Tally never made', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(1));
+    await expect(ledger.captureHold(`${balanceId}:never`, { reason: null })).rejects.toThrow(HoldNotFoundError);
+    await expect(ledger.releaseHold('not-a-hold', { reason: null })).rejects.toThrow(HoldNotFoundError);
+    await expect(ledger.releaseHold('no-such-balance:k', { reason: null })).rejects.toThrow(HoldNotFoundError);
+  });
+
+  it('expires a hold once, only at or after its expiresAt, and capture is refused from then on', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(10));
+    const hold = await ledger.placeHold(balanceId, { credits: credits(6), expires: { inSeconds: 60 }, reference: null }, { idempotencyKey: 'exp' });
+    await expect(ledger.expireHold(hold.holdId)).rejects.toThrow(HoldNotExpiredError);
+    now = new Date(now.getTime() + 60_000);
+    try {
+      await expect(ledger.captureHold(hold.holdId, { reason: null })).rejects.toThrow(HoldNotOpenError);
+      const [a, b] = await Promise.all([ledger.expireHold(hold.holdId), ledgerProcess().expireHold(hold.holdId)]);
+      expect([a.replayed, b.replayed].sort()).toEqual([false, true]);
+      expect(a.balance).toMatchObject({ balance: credits(10), held: 0n });
+      expect((await streamTypes(balanceId)).filter((type) => type === 'HoldExpired')).toHaveLength(1);
+    } finally {
+      now = new Date('2026-03-01T12:00:00.000Z');
+    }
+  });
+
+  it('sets the overdraft limit at open and by a settings change', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, 0n, credits(2));
+    await ledger.placeHold(balanceId, { credits: credits(2), expires: inAnHour, reference: null }, { idempotencyKey: 'a' });
+    await expect(ledger.placeHold(balanceId, { credits: 1n, expires: inAnHour, reference: null }, { idempotencyKey: 'b' })).rejects.toThrow(
+      InsufficientCreditsError,
+    );
+    await ledger.changeSettings(balanceId, { overdraftLimit: credits(3) });
+    await ledger.placeHold(balanceId, { credits: credits(1), expires: inAnHour, reference: null }, { idempotencyKey: 'b' });
+    expect((await ledger.getBalance(balanceId)).balance).toMatchObject({ overdraftLimit: credits(3), held: credits(3) });
+  });
+});
