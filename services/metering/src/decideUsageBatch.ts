@@ -3,6 +3,9 @@ import type { AppendRequest, EventToAppend } from '@tally/event-store';
 import { expectedRevisionOf, toEventsToAppend, type LoadedBalance } from '@tally/ledger';
 import type { UsageCharge, UsageSkip } from './priceUsageBatch';
 
+/** The usage property that names the hold a usage event settles (README, Holds). */
+export const HOLD_ID_PROPERTY = 'holdId';
+
 export interface BalanceAppend {
   readonly balanceId: string;
   readonly request: AppendRequest;
@@ -66,6 +69,9 @@ export function decideUsageBatch(input: DecideUsageBatchInput): UsageDecision {
       working.set(balanceId, entry);
     }
     const usage = input.usages[charge.index]!;
+    // A usage event may settle a hold: its `holdId` property names it, and the decider frees it in
+    // this same append (on the balance holding it; elsewhere the id names no open hold).
+    const holdId = usage.properties[HOLD_ID_PROPERTY];
     const events = decide(
       {
         type: 'ConsumeUsage',
@@ -76,6 +82,7 @@ export function decideUsageBatch(input: DecideUsageBatchInput): UsageDecision {
           timestamp: new Date(usage.timestamp).toISOString(),
           quantity: charge.quantity,
         },
+        ...(typeof holdId === 'string' ? { holdId } : {}),
         at: input.at,
       },
       entry.current.state,

@@ -7,12 +7,12 @@ import type { UsageCharge } from './priceUsageBatch';
 const CREDIT = 1_000_000n;
 const AT = '2026-03-01T12:00:00.000Z';
 
-const usage = (id: string, customerId = 'alice'): UsageEvent => ({
+const usage = (id: string, customerId = 'alice', properties: UsageEvent['properties'] = {}): UsageEvent => ({
   id,
   customerId,
   event: 'api_call',
   timestamp: Date.UTC(2026, 2, 1, 11),
-  properties: {},
+  properties,
 });
 
 const charge = (index: number, usageId: string, balanceId: string, credits: Micros, customerId = 'alice'): UsageCharge => {
@@ -46,6 +46,30 @@ const open = (balanceId: string, balance: Micros, revision: bigint, threshold: M
 };
 
 describe('decideUsageBatch', () => {
+  it('settles the hold a usage event names in its holdId property, in the same append as the charge', () => {
+    const base = open('a', 10n * CREDIT, 2n);
+    const holding: LoadedBalance = {
+      state: { ...(base.state as Extract<BalanceState, { status: 'open' }>), held: 4n * CREDIT, holds: { 'a:job': { credits: 4n * CREDIT, expiresAt: AT, reference: null } } },
+      revision: 2n,
+    };
+    const decision = decideUsageBatch({
+      usages: [usage('u1', 'alice', { holdId: 'a:job' }), usage('u2', 'alice', { holdId: 'a:job' })],
+      charges: [charge(0, 'u1', 'a', 3n * CREDIT), charge(1, 'u2', 'a', CREDIT)],
+      applied: new Set(),
+      states: new Map([['a', holding]]),
+      at: AT,
+    });
+    const [a] = decision.appends;
+    expect(a!.request.events.map((event) => [event.type, event.data.credits])).toEqual([
+      ['CreditConsumed', '3'],
+      ['HoldReleased', '4'],
+      // The second usage names a hold the first one freed: charged all the same, nothing more freed.
+      ['CreditConsumed', '1'],
+    ]);
+    expect(a!.request.events[1]!.data).toMatchObject({ usageEventId: 'u1', heldAfter: '0' });
+    expect(a!.after.state).toMatchObject({ balance: 6n * CREDIT, held: 0n, holds: {} });
+  });
+
   it('appends every charge of a balance in one request, in batch order, with the expected revision', () => {
     const usages = [usage('u1'), usage('u2'), usage('u3', 'bob')];
     const decision = decideUsageBatch({
