@@ -25,7 +25,7 @@ import type { BalanceSnapshot } from '../balanceSnapshot';
 export interface LedgerWriter {
   /** Opens balances, one stream each, in one append. Returns their ids. */
   open(count: number, options?: { customers?: number; threshold?: bigint | null }): Promise<string[]>;
-  /** Runs one pseudo-random command on each chosen balance (top-up, usage, manual deduction, settings), several balances per append. */
+  /** Runs one pseudo-random command on each chosen balance (top-up, usage, manual deduction, settings, holds), several balances per append. */
   activity(balanceIds: readonly string[], rounds: number): Promise<void>;
   run(balanceId: string, command: BalanceCommand): Promise<void>;
 }
@@ -48,7 +48,15 @@ export function createLedgerWriter(eventStore: EventStore, seed = 1): LedgerWrit
 
   function request(balanceId: string, command: BalanceCommand): AppendRequest | undefined {
     const tracked = balances.get(balanceId) ?? { state: initialBalanceState, revision: -1n };
-    const events = decide(command, tracked.state);
+    let events: BalanceEvent[];
+    try {
+      events = decide(command, tracked.state);
+    } catch (error) {
+      // Random hold commands are often refused (does not fit, hold not open, not yet expired): as
+      // on the command path, a refusal appends nothing.
+      if (command.type === 'PlaceHold' || command.type === 'CaptureHold' || command.type === 'ReleaseHold' || command.type === 'ExpireHold') return undefined;
+      throw error;
+    }
     if (events.length === 0) return undefined;
     const state = events.reduce(evolve, tracked.state) as OpenBalance;
     balances.set(balanceId, { state, revision: tracked.revision + BigInt(events.length) });
@@ -76,7 +84,19 @@ export function createLedgerWriter(eventStore: EventStore, seed = 1): LedgerWrit
 
   function randomCommand(): BalanceCommand {
     const credits = BigInt(1 + next(5_000_000));
-    switch (next(7)) {
+    // A few hold ids per balance, so holds are placed, captured, released and expired across batches.
+    const holdId = `hold-${next(3)}`;
+    switch (next(11)) {
+      case 7: {
+        const placedAt = at();
+        return { type: 'PlaceHold', holdId, credits, expiresAt: new Date(Date.parse(placedAt) + 5000).toISOString(), reference: null, at: placedAt };
+      }
+      case 8:
+        return { type: 'CaptureHold', holdId, ...(next(2) === 0 ? { credits: BigInt(1 + next(1_000_000)) } : {}), reason: null, at: at() };
+      case 9:
+        return { type: 'ReleaseHold', holdId, reason: null, at: at() };
+      case 10:
+        return { type: 'ExpireHold', holdId, at: at() };
       case 0:
       case 1:
         return { type: 'TopUp', credits, source: 'manual', reason: 'test', at: at() };
