@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { createPostgresCatalogStore } from '@tally/catalog';
-import { balanceStreamId, decide, MICROS_PER_CREDIT } from '@tally/domain';
+import { balanceStreamId, decide, formatCredits, HoldNotExpiredError, MICROS_PER_CREDIT, parseStoredCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
 import {
   commandIds,
@@ -25,6 +25,7 @@ import {
   deleteTopics,
   stackConfig,
   uniqueName,
+  waitFor,
   type TestSchema,
 } from '@tally/test-support';
 import type { Admin, IHeaders, Kafka } from 'kafkajs';
@@ -69,8 +70,9 @@ export interface LedgerRelayHarness {
   /** Two customers, three balances: the first customer has one of each product. */
   openBalances(): Promise<BalanceFixture[]>;
   /**
-   * One round per balance of: a purchase, a grant, usage, a manual deduction, a settings change;
-   * the usage and deductions take balances below their threshold and past zero.
+   * One round per balance of: a purchase, a grant, holds (captured, released, expired), usage, a
+   * manual deduction, a settings change; the usage and deductions take balances below their
+   * threshold and past zero.
    */
   driveRound(balances: readonly BalanceFixture[], round: number): Promise<void>;
   /** Every ledger event in the store, in position order. */
@@ -209,6 +211,23 @@ export async function createLedgerRelayHarness(prefix: string): Promise<LedgerRe
           credits: credits(50),
           productId: balance.productId,
         });
+        // Holds, each freed one way: captured in part, released, and expired (a millisecond after).
+        const hold = (key: string, inSeconds: number) =>
+          ledger.placeHold(balance.balanceId, { credits: credits(2), expires: { inSeconds }, reference: key }, { idempotencyKey: `${key}-${round}` });
+        await ledger.captureHold((await hold('capture', 3600)).holdId, { credits: credits(1), reason: null });
+        await ledger.releaseHold((await hold('release', 3600)).holdId, { reason: 'cancelled' });
+        const expiring = await hold('expire', 0.001);
+        await waitFor(
+          () =>
+            ledger.expireHold(expiring.holdId).then(
+              () => true,
+              (error: unknown) => {
+                if (error instanceof HoldNotExpiredError) return false;
+                throw error;
+              },
+            ),
+          { description: 'the hold to be past its expiry', intervalMs: 5 },
+        );
         // Usage and a deduction that take the balance from above the threshold to below zero,
         // so LowBalanceWarned and CreditBalanceDepleted happen every round.
         const { balance: state } = await ledger.getBalance(balance.balanceId);
@@ -280,8 +299,15 @@ export function expectEveryEventInStreamOrder(messages: readonly ConsumedMessage
     const event = storedById.get(message.value.eventId)!;
     const metadata = event.metadata as { balanceId: string; customerId: string; productId: string };
     const { occurredAt, ...data } = event.data as Record<string, unknown>;
-    // CreditBalanceOpened repeats the envelope's ids in its stored payload; the Avro payload does not.
-    const payload = Object.fromEntries(Object.entries(data).filter(([name]) => !['balanceId', 'customerId', 'productId'].includes(name)));
+    // CreditBalanceOpened repeats the envelope's ids in its stored payload; the Avro payload does
+    // not. The figures after the event (balanceAfter, heldAfter) travel in the envelope for hold
+    // events; top-ups and consumption keep balanceAfter in the payload as before holds.
+    const holdEvent = ['CreditsHeld', 'HoldCaptured', 'HoldReleased', 'HoldExpired'].includes(event.type);
+    const left = ['balanceId', 'customerId', 'productId', 'heldAfter', ...(holdEvent ? ['balanceAfter'] : [])];
+    const payload: Record<string, unknown> = Object.fromEntries(Object.entries(data).filter(([name]) => !left.includes(name)));
+    if (event.type === 'CreditBalanceOpened' || event.type === 'CreditBalanceSettingsChanged') payload.overdraftLimit ??= '0';
+    const balanceAfter = data.balanceAfter as string | undefined;
+    const heldAfter = balanceAfter === undefined ? undefined : ((data.heldAfter as string | undefined) ?? '0');
     expect(message.key).toBe(metadata.customerId);
     expect(message.headers).toEqual({ 'tally.event-type': event.type, 'tally.event-id': event.id });
     expect(plain(message.value)).toEqual({
@@ -295,6 +321,9 @@ export function expectEveryEventInStreamOrder(messages: readonly ConsumedMessage
       occurredAt: Date.parse(occurredAt as string),
       recordedAt: event.recordedAt.getTime(),
       payload: { [`io.tally.ledger.${event.type}`]: payload },
+      balance: balanceAfter ?? null,
+      held: heldAfter ?? null,
+      available: balanceAfter === undefined ? null : formatCredits(parseStoredCredits(balanceAfter) - parseStoredCredits(heldAfter!)),
     });
   }
 }
