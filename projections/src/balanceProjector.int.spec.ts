@@ -88,6 +88,28 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     await expect(readModel.getCustomerBalances('nobody')).resolves.toEqual([]);
   });
 
+  it('answers an entitlement read with the balance of the product, the checkpoint and how fresh it is, in one script', async () => {
+    const ids = await writer.open(6, { customers: 2 });
+    await writer.activity(ids, 4);
+    const { projector, started } = startProjector();
+    await started;
+    await expectExactSnapshots();
+    const snapshot = (await readModel.getBalance(ids[3]!))!;
+    // Fresh once a poll found the projector at the head.
+    const read = await waitFor(
+      async () => {
+        const found = await readModel.getEntitlement(snapshot.customerId, snapshot.productId);
+        return found.freshAsOf !== undefined && found.checkpoint === projector.checkpoint() ? found : undefined;
+      },
+      { description: 'a fresh entitlement read' },
+    );
+    expect(read.snapshot).toEqual(snapshot);
+    expect(read.checkpoint).toBeGreaterThanOrEqual(BigInt(snapshot.position));
+    expect(read.freshAsOf).toBeLessThanOrEqual(Date.now());
+    await expect(readModel.getEntitlement(snapshot.customerId, 'no-such-product')).resolves.toMatchObject({ snapshot: undefined, checkpoint: read.checkpoint });
+    await expect(readModel.getEntitlement('nobody', snapshot.productId)).resolves.toMatchObject({ snapshot: undefined });
+  });
+
   it('writes a batch of balances it folded before in one round trip, without reading their snapshots back', async () => {
     const ids = await writer.open(10);
     const { projector, redis, started } = startProjector({ batchSize: 1000 });

@@ -157,8 +157,13 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
     // Not awaited: a Redis that does not answer (its commands queue while it reconnects) must not
     // hold back the next head poll, whose head lag() reports from. One check at a time.
     checkingGeneration = true;
-    store
-      .checkGeneration(generation, 'live', written)
+    const checked = generation;
+    // At the head, the generation holds every event recorded before the head was read (give or
+    // take that query's round trip): entitlement checks measure lagMs from here. Behind, the last
+    // mark stands, so lagMs can only overstate how stale the read model is.
+    const fresh = head <= applied ? Date.now() : undefined;
+    (fresh === undefined ? Promise.resolve() : store.markFresh(checked, fresh))
+      .then(() => store.checkGeneration(checked, 'live', written))
       .then(
         (outcome) => {
           if (outcome !== 'ok') restart(REASONS[outcome]);

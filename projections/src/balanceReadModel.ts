@@ -25,6 +25,23 @@ end
 return balances
 `);
 
+// KEYS: active. ARGV: root, customer id, product id. { checkpoint, freshAsOf or '', the balance's
+// flat HGETALL or nothing }: the customer's balances are few, so the product's is found by scanning them.
+const GET_ENTITLEMENT = createLuaScript(`
+local generation = redis.call('GET', KEYS[1])
+if not generation then return {} end
+local root = ARGV[1] .. ':' .. generation
+local checkpoint = redis.call('GET', root .. ':checkpoint') or '0'
+local fresh = redis.call('GET', root .. ':freshAsOf') or ''
+for _, balanceId in ipairs(redis.call('SMEMBERS', root .. ':customer:' .. ARGV[2])) do
+  local key = root .. ':balance:' .. balanceId
+  if redis.call('HGET', key, 'productId') == ARGV[3] then
+    return { checkpoint, fresh, redis.call('HGETALL', key) }
+  end
+end
+return { checkpoint, fresh }
+`);
+
 // KEYS: active. ARGV: root.
 const GET_CHECKPOINT = createLuaScript(`
 local generation = redis.call('GET', KEYS[1])
@@ -32,10 +49,22 @@ if not generation then return false end
 return redis.call('GET', ARGV[1] .. ':' .. generation .. ':checkpoint')
 `);
 
+/** What an entitlement check reads, in one round trip. */
+export interface EntitlementRead {
+  /** The customer's balance of the product; undefined when the read model holds none. */
+  readonly snapshot: BalanceSnapshot | undefined;
+  /** The read model reflects every event up to this position. */
+  readonly checkpoint: bigint;
+  /** Epoch ms as of which it held every event recorded; undefined until a projector has said. */
+  readonly freshAsOf: number | undefined;
+}
+
 export interface BalanceReadModel {
   getBalance(balanceId: string): Promise<BalanceSnapshot | undefined>;
   /** Every balance of the customer, ordered by balance id. */
   getCustomerBalances(customerId: string): Promise<BalanceSnapshot[]>;
+  /** The customer's balance of a product with the read model's position and freshness, in one round trip (entitlement checks). */
+  getEntitlement(customerId: string, productId: string): Promise<EntitlementRead>;
   /** Position the served snapshots reflect; 0n while there is no projection (e.g. right after a flush). */
   checkpoint(): Promise<bigint>;
 }
@@ -54,6 +83,16 @@ export function createBalanceReadModel({ redis, keyPrefix }: { redis: Redis; key
         .map((flat) => snapshotFromHash(hashFromFlatArray(flat)))
         .filter((snapshot): snapshot is BalanceSnapshot => snapshot !== undefined)
         .sort((a, b) => (a.balanceId < b.balanceId ? -1 : a.balanceId > b.balanceId ? 1 : 0));
+    },
+
+    async getEntitlement(customerId, productId) {
+      const reply = (await GET_ENTITLEMENT.run(redis, [keys.active], [keys.root, customerId, productId])) as [string?, string?, string[]?];
+      const [checkpoint, fresh, flat] = reply;
+      return {
+        snapshot: flat === undefined ? undefined : snapshotFromHash(hashFromFlatArray(flat)),
+        checkpoint: checkpoint === undefined ? 0n : BigInt(checkpoint),
+        freshAsOf: fresh === undefined || fresh === '' ? undefined : Number(fresh),
+      };
     },
 
     async checkpoint() {

@@ -124,6 +124,13 @@ if not checkpoint then return false end
 return { active, checkpoint }
 `);
 
+// KEYS: the generation's checkpoint, its freshAsOf. ARGV: epoch ms. Only while the generation
+// exists: a write after a FLUSHALL would leave a key no generation's deletion ever removes.
+const MARK_FRESH = createLuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[2], ARGV[1]) end
+return 'ok'
+`);
+
 const SCAN_COUNT = '1000';
 
 /** Unique, and sortable by creation time when listing keys by hand. */
@@ -167,6 +174,8 @@ export interface GenerationStore {
   deleteGeneration(generation: string): Promise<number>;
   /** Balance ids of a generation, in chunks as SCAN returns them (a id may repeat across chunks). */
   scanBalanceIds(generation: string): AsyncGenerator<string[]>;
+  /** Records that the generation held every event recorded up to `millis` (epoch ms): what readers' lagMs is measured from. */
+  markFresh(generation: string, millis: number): Promise<void>;
 }
 
 export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyPrefix?: string }): GenerationStore {
@@ -206,6 +215,10 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
       const outcome = (await CHECK_GENERATION.run(redis, [keys.active, keys.checkpoint(generation)], args)) as WriteOutcome;
       // An aside generation is not active by design: only its own keys matter.
       return mode === 'aside' && outcome === 'stale' ? 'ok' : outcome;
+    },
+
+    async markFresh(generation, millis) {
+      await MARK_FRESH.run(redis, [keys.checkpoint(generation), keys.freshAsOf(generation)], [String(Math.floor(millis))]);
     },
 
     async createAside() {

@@ -3,7 +3,7 @@ export { DEFAULT_KEY_PREFIX } from './keySpace';
 export { createBalanceProjector } from './balanceProjector';
 export type { BalanceProjector, BalanceProjectorOptions, ProjectorLag } from './balanceProjector';
 export { createBalanceReadModel } from './balanceReadModel';
-export type { BalanceReadModel } from './balanceReadModel';
+export type { BalanceReadModel, EntitlementRead } from './balanceReadModel';
 export type { RebuildProgress } from './rebuildProgress';
 export { replayBalances } from './replayBalances';
 export type { ReplayOptions, ReplayResult } from './replayBalances';

@@ -12,6 +12,8 @@ export interface KeySpace {
   /** `<root>:<generation>`: the scripts append `:balance:<id>` and `:customer:<id>` themselves. */
   generationRoot(generation: string): string;
   checkpoint(generation: string): string;
+  /** Epoch ms as of which the generation is known to hold every event (the projector's last look at the head). */
+  freshAsOf(generation: string): string;
   balance(generation: string, balanceId: string): string;
   customer(generation: string, customerId: string): string;
   /** SCAN pattern of every key of a generation. */
@@ -34,6 +36,7 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
     active: `${root}:active`,
     generationRoot,
     checkpoint: (generation) => `${generationRoot(generation)}:checkpoint`,
+    freshAsOf: (generation) => `${generationRoot(generation)}:freshAsOf`,
     balance: (generation, balanceId) => `${generationRoot(generation)}:balance:${balanceId}`,
     customer: (generation, customerId) => `${generationRoot(generation)}:customer:${customerId}`,
     generationPattern: (generation) => `${escapeGlob(generationRoot(generation))}:*`,

@@ -21,6 +21,7 @@ export function guardBalanceReader(reader: BalanceReadModel): BalanceReadModel {
   return {
     getBalance: (balanceId) => guarded(() => reader.getBalance(balanceId)),
     getCustomerBalances: (customerId) => guarded(() => reader.getCustomerBalances(customerId)),
+    getEntitlement: (customerId, productId) => guarded(() => reader.getEntitlement(customerId, productId)),
     checkpoint: () => guarded(() => reader.checkpoint()),
   };
 }

@@ -188,7 +188,9 @@ program
     const redis = cliRedis();
     try {
       const balances = await createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }).getCustomerBalances(customerId);
-      process.stdout.write(`${JSON.stringify({ customerId, items: balances }, null, 2)}\n`);
+      // balance (settled), held and available side by side; the open holds as data, not a JSON string.
+      const items = balances.map((snapshot) => ({ ...snapshot, holds: JSON.parse(snapshot.holds) as unknown }));
+      process.stdout.write(`${JSON.stringify({ customerId, items }, null, 2)}\n`);
     } finally {
       redis.disconnect();
     }
