@@ -49,7 +49,16 @@ export const reason = nullableString({ maxLength: 500 });
 export const customerId = Type.String({ minLength: 1, maxLength: 256 });
 export const text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
 
-export const ErrorSchema = Type.Object({ error: Type.String(), message: Type.String() }, { $id: 'Error' });
+export const ErrorSchema = Type.Object(
+  {
+    error: Type.String(),
+    message: Type.String(),
+    // insufficient_credits (402) says what there was to spend.
+    available: Type.Optional(Type.String({ description: 'insufficient_credits only: what the balance had available (balance − held).' })),
+    overdraftLimit: Type.Optional(Type.String({ description: 'insufficient_credits only: how far below zero available may go.' })),
+  },
+  { $id: 'Error' },
+);
 /** Every route may answer these; 4xx and 5xx bodies are always `{ error, message }`. */
 export const errorResponses = { '4xx': refTo(ErrorSchema), '5xx': refTo(ErrorSchema) };
 

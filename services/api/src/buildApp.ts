@@ -21,6 +21,11 @@ import { catalogRoutes, CreditProductSchema } from './catalog/catalogRoutes';
 import { createProductCatalog } from './catalog/productCatalog';
 import { mapError } from './errorMapping';
 import { guardBalanceReader } from './guardBalanceReader';
+import { entitlementRoutes } from './entitlements/entitlementRoutes';
+import { createEntitlementService } from './entitlements/entitlementService';
+import { holdRoutes } from './holds/holdRoutes';
+import { createHoldService } from './holds/holdService';
+import { HoldSchema } from './holds/holdView';
 import { createKeyedSerializer } from './keyedSerializer';
 import { LedgerEntrySchema } from './ledger/ledgerEntryView';
 import { createLedgerHistory } from './ledger/ledgerHistory';
@@ -228,7 +233,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   // The shapes several routes answer, named in the document by their $id.
-  for (const schema of [ErrorSchema, CreditBalanceSchema, CreditProductSchema, LedgerEntrySchema]) app.addSchema(schema);
+  for (const schema of [ErrorSchema, CreditBalanceSchema, CreditProductSchema, LedgerEntrySchema, HoldSchema]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -288,13 +293,15 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Each domain's routes are a plugin over its service; the services are built here from the
   // ports the deployable hands in.
+  const readModel = guardBalanceReader(deps.balances);
+  const consistency = { timeoutMs: options.consistencyTimeoutMs ?? 5000, pollIntervalMs: options.consistencyPollIntervalMs ?? 20 };
   const balances = createBalanceService({
     ledger: deps.ledger,
-    readModel: guardBalanceReader(deps.balances),
+    readModel,
     eventStore: deps.eventStore,
     catalog: deps.catalog,
     balanceWrites: createKeyedSerializer({ maxPending: options.maxPendingWritesPerBalance ?? 1000 }),
-    consistency: { timeoutMs: options.consistencyTimeoutMs ?? 5000, pollIntervalMs: options.consistencyPollIntervalMs ?? 20 },
+    consistency,
     logger: deps.logger,
   });
   await app.register(
@@ -307,6 +314,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, catalog: deps.catalog, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now });
       if (deps.deadLetters !== undefined) await v1.register(deadLetterRoutes, { deadLetters: deps.deadLetters });
+      await v1.register(holdRoutes, { holds: createHoldService({ ledger: deps.ledger, balances }) });
+      await v1.register(entitlementRoutes, {
+        entitlements: createEntitlementService({ readModel, eventStore: deps.eventStore, balances, consistency }),
+      });
       if (deps.usagePublisher !== undefined) {
         await v1.register(usageRoutes, { publisher: deps.usagePublisher, bodyLimit: options.usageBodyLimit });
       }

@@ -1,10 +1,13 @@
-import { TallyError, ValidationError } from '@tally/domain';
+import { formatCredits, InsufficientCreditsError, TallyError, ValidationError } from '@tally/domain';
 import { RateLimitedError } from './apiErrors';
 
 /** The body of every error the API answers. */
 export interface ErrorBody {
   readonly error: string;
   readonly message: string;
+  /** insufficient_credits only: the figures the refusal was decided on. */
+  readonly available?: string;
+  readonly overdraftLimit?: string;
 }
 
 export interface MappedError {
@@ -27,6 +30,13 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   product_already_exists: 409,
   balance_already_exists: 409,
   idempotency_key_reused: 409,
+  // Holds (issue 15): a hold or entitlement that does not fit is 402 with what is available; a
+  // capture or release of a hold already captured, released or expired is 409.
+  insufficient_credits: 402,
+  hold_not_found: 404,
+  hold_not_open: 409,
+  hold_already_placed: 409,
+  hold_not_expired: 409,
   // A command that contradicts the balance's state: the request is well-formed but refused.
   invalid_balance_state: 409,
   // Plans, subscriptions and purchases (@tally/subscriptions).
@@ -119,7 +129,11 @@ export function mapError(thrown: unknown): MappedError {
   if (thrown instanceof TallyError) {
     const statusCode = statusOfTallyError(thrown);
     if (statusCode !== undefined) {
-      return { statusCode, body: { error: thrown.code, message: thrown.message }, unexpected: false, ...headersFor(statusCode, thrown) };
+      const figures =
+        thrown instanceof InsufficientCreditsError
+          ? { available: formatCredits(thrown.available), overdraftLimit: formatCredits(thrown.overdraftLimit) }
+          : {};
+      return { statusCode, body: { error: thrown.code, message: thrown.message, ...figures }, unexpected: false, ...headersFor(statusCode, thrown) };
     }
     return { statusCode: 500, body: INTERNAL_ERROR, unexpected: true };
   }

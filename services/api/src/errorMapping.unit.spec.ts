@@ -3,13 +3,16 @@ import {
   BalanceAlreadyOpenError,
   BalanceNotOpenError,
   BalanceStateError,
+  HoldAlreadyPlacedError,
+  HoldNotOpenError,
+  InsufficientCreditsError,
   InvalidAmountError,
   InvalidUsageEventError,
   TallyError,
   ValidationError,
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
-import { ConcurrencyExhaustedError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { ConcurrencyExhaustedError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
 import {
   AuthenticationRequiredError,
   InsufficientScopeError,
@@ -23,6 +26,15 @@ import { WriteQueueFullError } from './keyedSerializer';
 import { NotConsistentError } from './waitForConsistency';
 
 describe('mapError', () => {
+  it('answers insufficient_credits with what was available and the overdraft limit, as decimal strings', () => {
+    expect(mapError(new InsufficientCreditsError('does not fit', -1_500_000n, 2_000_000n)).body).toEqual({
+      error: 'insufficient_credits',
+      message: 'does not fit',
+      available: '-1.5',
+      overdraftLimit: '2',
+    });
+  });
+
   it.each([
     [new ValidationError('bad'), 400, 'validation_failed'],
     [new InvalidAmountError('bad amount'), 400, 'invalid_amount'],
@@ -46,6 +58,10 @@ describe('mapError', () => {
     [new RequestBodyTimeoutError('slow'), 408, 'request_timeout'],
     [new UnsupportedContentEncodingError('gzip'), 415, 'unsupported_content_encoding'],
     [new RateLimitedError('too many', 7), 429, 'rate_limited'],
+    [new InsufficientCreditsError('does not fit', 1n, 0n), 402, 'insufficient_credits'],
+    [new HoldNotFoundError('no hold'), 404, 'hold_not_found'],
+    [new HoldNotOpenError('captured'), 409, 'hold_not_open'],
+    [new HoldAlreadyPlacedError('taken'), 409, 'hold_already_placed'],
   ])('maps %p to %i', (error, statusCode, code) => {
     expect(mapError(error)).toMatchObject({ statusCode, body: { error: code, message: error.message }, unexpected: false });
   });

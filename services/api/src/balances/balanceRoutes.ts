@@ -61,6 +61,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
             lowBalanceThreshold: Type.Optional(
               Type.Unsafe<string | null>({ ...nullableCredits, description: "Overrides the product's threshold; null for none. Absent: the product's." }),
             ),
+            overdraftLimit: Type.Optional(Type.Unsafe<string>({ ...credits, description: 'How far below zero holds may take available. Default 0.' })),
           },
           { additionalProperties: false },
         ),
@@ -68,7 +69,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const { productId, name, startingBalance = STARTING_BALANCE, lowBalanceThreshold } = request.body;
+      const { productId, name, startingBalance = STARTING_BALANCE, lowBalanceThreshold, overdraftLimit } = request.body;
       const opened = await balances.open({
         customerId: request.params.customerId,
         productId,
@@ -78,6 +79,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
           lowBalanceThreshold === undefined || lowBalanceThreshold === null
             ? lowBalanceThreshold
             : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold'),
+        ...(overdraftLimit !== undefined ? { overdraftLimit: parseNonNegativeCredits(overdraftLimit, 'overdraftLimit') } : {}),
       });
       return reply.code(201).send(opened);
     },
@@ -127,12 +129,14 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
       config: { scope: 'write' },
       schema: {
         tags,
-        summary: 'Rename a balance or change its low-balance threshold',
+        summary: 'Rename a balance, change its low-balance threshold or its overdraft limit',
+        description: 'A lowered overdraft limit never cancels holds already granted; it bounds the next ones.',
         params: balanceParams,
         body: Type.Object(
           {
             name: Type.Optional(text(256)),
             lowBalanceThreshold: Type.Optional(Type.Unsafe<string | null>({ ...nullableCredits, description: 'null removes the threshold.' })),
+            overdraftLimit: Type.Optional(Type.Unsafe<string>({ ...credits, description: 'How far below zero holds may take available.' })),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
@@ -140,9 +144,10 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = as
       },
     },
     async (request) => {
-      const { name, lowBalanceThreshold } = request.body;
+      const { name, lowBalanceThreshold, overdraftLimit } = request.body;
       return balances.changeSettings(request.params.balanceId, {
         ...(name !== undefined ? { name } : {}),
+        ...(overdraftLimit !== undefined ? { overdraftLimit: parseNonNegativeCredits(overdraftLimit, 'overdraftLimit') } : {}),
         ...(lowBalanceThreshold !== undefined
           ? { lowBalanceThreshold: lowBalanceThreshold === null ? null : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold') }
           : {}),

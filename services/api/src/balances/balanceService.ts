@@ -49,11 +49,16 @@ export interface BalanceService {
   /** Every balance of the customer, in no particular order. */
   listOfCustomer(customerId: string, options: { readonly consistent: boolean }): Promise<BalanceView[]>;
   open(request: OpenBalanceRequest): Promise<BalanceView>;
-  changeSettings(balanceId: string, settings: { readonly name?: string; readonly lowBalanceThreshold?: Micros | null }): Promise<BalanceView>;
+  changeSettings(
+    balanceId: string,
+    settings: { readonly name?: string; readonly lowBalanceThreshold?: Micros | null; readonly overdraftLimit?: Micros },
+  ): Promise<BalanceView>;
   topUp(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
   deduct(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
   /** Runs another write on an existing balance (a purchase), queued behind the balance's other writes. */
   change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange>;
+  /** As change, for a command whose answer is built from its events (holds): the ledger's result and the balance after it. */
+  run<R extends CommandResult>(balanceId: string, command: () => Promise<R>): Promise<{ result: R; balance: BalanceView }>;
 }
 
 export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
@@ -97,12 +102,17 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     return balanceViewOfState(result.balance, head.position);
   }
 
-  async function change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange> {
+  async function run<R extends CommandResult>(balanceId: string, command: () => Promise<R>): Promise<{ result: R; balance: BalanceView }> {
     const result = await balanceWrites.run(balanceId, command);
+    return { result, balance: await viewAfter(balanceId, result) };
+  }
+
+  async function change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange> {
+    const { result, balance } = await run(balanceId, command);
     const entry = result.events[0];
     // A top-up, deduction or purchase of a positive amount always records one event first.
     if (entry === undefined) throw new Error(`a change on balance ${balanceId} recorded no event`);
-    return { entry: ledgerEntryView(entry), balance: await viewAfter(balanceId, result), replayed: result.replayed };
+    return { entry: ledgerEntryView(entry), balance, replayed: result.replayed };
   }
 
   return {
@@ -147,5 +157,6 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     topUp: (balanceId, input, options) => change(balanceId, () => ledger.topUp(balanceId, input, options)),
     deduct: (balanceId, input, options) => change(balanceId, () => ledger.deduct(balanceId, input, options)),
     change,
+    run,
   };
 }

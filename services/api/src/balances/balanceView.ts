@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { formatCredits, type OpenBalance } from '@tally/domain';
+import { availableOf, formatCredits, type OpenBalance } from '@tally/domain';
 import type { BalanceSnapshot } from '@tally/projections';
 import { nullableString } from '../apiSchemas';
 
@@ -10,7 +10,10 @@ export const CreditBalanceSchema = Type.Object(
     customerId: Type.String(),
     productId: Type.String(),
     name: Type.String(),
-    balance: Type.String({ description: 'Decimal string; may be negative after usage.' }),
+    balance: Type.String({ description: 'Settled credits, a decimal string; may be negative after usage.' }),
+    held: Type.String({ description: 'Credits set aside by open holds.' }),
+    available: Type.String({ description: 'balance − held: what holds and entitlement checks may spend, down to −overdraftLimit.' }),
+    overdraftLimit: Type.String({ description: 'How far below zero holds and entitlement checks may take available (usage is charged in full regardless).' }),
     lowBalanceThreshold: nullableString(),
     belowThreshold: Type.Boolean(),
     updatedAt: Type.String({ format: 'date-time' }),
@@ -23,8 +26,8 @@ export type BalanceView = Static<typeof CreditBalanceSchema>;
 
 /** The read model's snapshot: what GETs serve. */
 export function balanceViewOfSnapshot(snapshot: BalanceSnapshot): BalanceView {
-  const { balanceId, customerId, productId, name, balance, lowBalanceThreshold, belowThreshold, updatedAt, position } = snapshot;
-  return { id: balanceId, customerId, productId, name, balance, lowBalanceThreshold, belowThreshold, updatedAt, position };
+  const { balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position } = snapshot;
+  return { id: balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position };
 }
 
 /**
@@ -39,6 +42,9 @@ export function balanceViewOfState(state: OpenBalance, position: bigint): Balanc
     productId: state.productId,
     name: state.name,
     balance: formatCredits(state.balance),
+    held: formatCredits(state.held),
+    available: formatCredits(availableOf(state)),
+    overdraftLimit: formatCredits(state.overdraftLimit),
     lowBalanceThreshold: threshold === null ? null : formatCredits(threshold),
     belowThreshold: threshold !== null && state.balance < threshold,
     updatedAt: state.updatedAt,

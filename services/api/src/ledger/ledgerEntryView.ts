@@ -1,17 +1,32 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { formatCredits, type GrantDetails, type PurchaseDetails } from '@tally/domain';
+import { formatCredits, type BalanceEventType, type GrantDetails, type PurchaseDetails } from '@tally/domain';
 import type { RecordedBalanceEvent } from '@tally/ledger';
 import { nullableString, stringEnum } from '../apiSchemas';
 
-const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'usage', null] as const;
+const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'usage', 'hold', null] as const;
 
 /** One ledger line as the API answers it: every event type, null where a field does not apply. */
 export const LedgerEntrySchema = Type.Object(
   {
     id: Type.String({ description: 'Event id.' }),
-    type: stringEnum(['CreditBalanceOpened', 'CreditToppedUp', 'CreditConsumed', 'LowBalanceWarned', 'CreditBalanceDepleted', 'CreditBalanceSettingsChanged'] as const),
-    credits: nullableString({ description: 'Credits added (top-ups) or taken (consumption); null for other events.' }),
+    type: stringEnum([
+      'CreditBalanceOpened',
+      'CreditToppedUp',
+      'CreditConsumed',
+      'LowBalanceWarned',
+      'CreditBalanceDepleted',
+      'CreditBalanceSettingsChanged',
+      'CreditsHeld',
+      'HoldCaptured',
+      'HoldReleased',
+      'HoldExpired',
+    ] satisfies BalanceEventType[]),
+    credits: nullableString({
+      description: 'Credits added (top-ups), taken (consumption), held (CreditsHeld), charged (HoldCaptured) or freed (HoldReleased, HoldExpired); null for other events.',
+    }),
     balanceAfter: nullableString({ description: 'The balance after the event; null where the event does not change or state it.' }),
+    heldAfter: nullableString({ description: 'Credits held by open holds after the event; null where the event does not state it.' }),
+    holdId: nullableString({ description: 'The hold a hold event is about.' }),
     source: Type.Unsafe<(typeof SOURCES)[number]>({ type: ['string', 'null'], enum: SOURCES }),
     reason: nullableString(),
     usageEventId: nullableString(),
@@ -52,6 +67,8 @@ type EntryDetails = Omit<LedgerEntryView, 'id' | 'type' | 'occurredAt' | 'record
 const NO_DETAILS: EntryDetails = {
   credits: null,
   balanceAfter: null,
+  heldAfter: null,
+  holdId: null,
   source: null,
   reason: null,
   usageEventId: null,
@@ -61,6 +78,10 @@ const NO_DETAILS: EntryDetails = {
   grant: null,
 };
 
+function holdDetails(event: { holdId: string; credits: bigint; balanceAfter: bigint; heldAfter: bigint }): Partial<EntryDetails> {
+  return { holdId: event.holdId, credits: formatCredits(event.credits), balanceAfter: formatCredits(event.balanceAfter), heldAfter: formatCredits(event.heldAfter) };
+}
+
 function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
   switch (event.type) {
     case 'CreditToppedUp':
@@ -68,6 +89,7 @@ function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
         ...NO_DETAILS,
         credits: formatCredits(event.credits),
         balanceAfter: formatCredits(event.balanceAfter),
+        heldAfter: formatCredits(event.heldAfter),
         source: event.source,
         reason: event.reason,
         purchase: event.purchase,
@@ -78,6 +100,7 @@ function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
         ...NO_DETAILS,
         credits: formatCredits(event.credits),
         balanceAfter: formatCredits(event.balanceAfter),
+        heldAfter: formatCredits(event.heldAfter),
         source: event.source,
         reason: event.reason,
         usageEventId: event.usage?.eventId ?? null,
@@ -91,6 +114,12 @@ function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
     case 'CreditBalanceOpened':
     case 'CreditBalanceSettingsChanged':
       return NO_DETAILS;
+    case 'CreditsHeld':
+    case 'HoldCaptured':
+    case 'HoldExpired':
+      return { ...NO_DETAILS, ...holdDetails(event) };
+    case 'HoldReleased':
+      return { ...NO_DETAILS, ...holdDetails(event), reason: event.reason, usageEventId: event.usageEventId };
     default: {
       const unhandled: never = event;
       throw new Error(`Unhandled ledger event ${JSON.stringify(unhandled)}`);

@@ -1,0 +1,65 @@
+import { BalanceNotFoundError } from '@tally/catalog';
+import { fitsAvailable, parseStoredCredits, type Micros } from '@tally/domain';
+import type { EventStore } from '@tally/event-store';
+import type { BalanceReadModel } from '@tally/projections';
+import type { BalanceService } from '../balances/balanceService';
+import { waitForConsistency } from '../waitForConsistency';
+
+export interface EntitlementView {
+  readonly allowed: boolean;
+  readonly available: string;
+  readonly balance: string;
+  readonly held: string;
+  readonly overdraftLimit: string;
+  readonly position: string;
+  /** How long ago the read model last held every event; null before a projector has said. */
+  readonly lagMs: number | null;
+}
+
+export interface EntitlementServiceDeps {
+  /** Guarded (guardBalanceReader). */
+  readonly readModel: Pick<BalanceReadModel, 'getEntitlement' | 'checkpoint'>;
+  readonly eventStore: Pick<EventStore, 'headPosition'>;
+  /** For a balance the read model does not hold yet: the customer's balances, completed from the event store. */
+  readonly balances: Pick<BalanceService, 'listOfCustomer'>;
+  readonly consistency: { readonly timeoutMs: number; readonly pollIntervalMs: number };
+  readonly clock?: () => number;
+}
+
+export interface EntitlementService {
+  /** May the customer spend `credits` of the product now? Decided as a hold would be (fitsAvailable), on the read model. */
+  check(customerId: string, productId: string, credits: Micros, options: { readonly consistent: boolean }): Promise<EntitlementView>;
+}
+
+/**
+ * The hottest read a product backend makes: one Redis script (the balance of the product, the
+ * checkpoint and the read model's freshness). It decides nothing and sets nothing aside: a hold
+ * does that; this answers whether one (or usage of that size) would fit right now.
+ */
+export function createEntitlementService(deps: EntitlementServiceDeps): EntitlementService {
+  const clock = deps.clock ?? Date.now;
+  return {
+    async check(customerId, productId, credits, { consistent }) {
+      if (consistent) await waitForConsistency({ balances: deps.readModel, eventStore: deps.eventStore, ...deps.consistency });
+      const read = await deps.readModel.getEntitlement(customerId, productId);
+      let figures: { balance: string; held: string; available: string; overdraftLimit: string; position: string };
+      let lagMs: number | null;
+      if (read.snapshot !== undefined) {
+        figures = { ...read.snapshot, position: read.checkpoint.toString() };
+        lagMs = read.freshAsOf === undefined ? null : Math.max(0, clock() - read.freshAsOf);
+      } else {
+        // Opened a moment ago, or the read model is rebuilt: folded from the event store, current.
+        const view = (await deps.balances.listOfCustomer(customerId, { consistent: false })).find((candidate) => candidate.productId === productId);
+        if (view === undefined) throw new BalanceNotFoundError(`customer "${customerId}" has no balance of product "${productId}"`);
+        figures = view;
+        lagMs = 0;
+      }
+      const allowed = fitsAvailable(
+        { balance: parseStoredCredits(figures.balance), held: parseStoredCredits(figures.held), overdraftLimit: parseStoredCredits(figures.overdraftLimit) },
+        credits,
+      );
+      const { balance, held, available, overdraftLimit, position } = figures;
+      return { allowed, available, balance, held, overdraftLimit, position, lagMs };
+    },
+  };
+}

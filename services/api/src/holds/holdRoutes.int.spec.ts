@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService } from '@tally/ledger';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createBalanceProjector, createBalanceReadModel, replayBalances, type BalanceProjector } from '@tally/projections';
+import { createPurchaseService } from '@tally/subscriptions';
+import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import type { BalanceView } from '../balances/balanceView';
+import { buildApp } from '../buildApp';
+import type { HoldView } from './holdView';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const KEY = 'holds-key-0123456789abcdef';
+
+/** Issue 15 against the real stack: holds, captures, releases and entitlement checks over HTTP, with the read model behind. */
+describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let catalog: CatalogStore;
+  let redis: Redis;
+  let projector: BalanceProjector;
+  let app: FastifyInstance;
+  const keyPrefix = uniqueName('holds-api');
+  let productId: string;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'holds_api', max: 20 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('holds'), pollIntervalMs: 100 });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const ledger = createLedgerService({ eventStore, catalog, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    projector = createBalanceProjector({ eventStore, redis, keyPrefix, logger, pollIntervalMs: 100 });
+    await projector.start();
+    app = await buildApp({
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix }),
+      eventStore,
+      apiKeys: [KEY],
+      logger,
+      health: async () => ({ postgres: 'up', redis: 'up' }),
+      metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, ledger }),
+      options: { consistencyTimeoutMs: 20_000 },
+    });
+    const product = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'Renders' } });
+    productId = product.json<{ id: string }>().id;
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await projector?.stop();
+    await eventStore?.close();
+    if (redis !== undefined) {
+      const keys = await redis.keys(`${keyPrefix}:*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+      await redis.quit();
+    }
+    await db?.drop();
+  });
+
+  function call(options: InjectOptions): Promise<LightMyRequestResponse> {
+    return app.inject({ ...options, headers: { authorization: `Bearer ${KEY}`, ...options.headers } });
+  }
+
+  async function openBalance(startingBalance: string, overdraftLimit?: string): Promise<BalanceView> {
+    const response = await call({
+      method: 'POST',
+      url: `/v1/customers/cus_${randomUUID()}/credit-balances`,
+      payload: { productId, startingBalance, ...(overdraftLimit !== undefined ? { overdraftLimit } : {}) },
+    });
+    expect(response.statusCode).toBe(201);
+    return response.json<BalanceView>();
+  }
+
+  const hold = (balanceId: string, key: string, payload: Record<string, unknown>) =>
+    call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/holds`, headers: { 'idempotency-key': key }, payload });
+  const onHold = (holdId: string, action: 'capture' | 'release', payload: Record<string, unknown> = {}) =>
+    call({ method: 'POST', url: `/v1/holds/${encodeURIComponent(holdId)}/${action}`, payload });
+  const balanceOf = async (balanceId: string) =>
+    (await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}?consistent=true` })).json<BalanceView>();
+  const figures = (view: { balance: string; held: string; available: string }) => ({ balance: view.balance, held: view.held, available: view.available });
+
+  it('grants exactly 10 of 50 concurrent holds on a balance that fits 10, and refuses the rest 402 with what is available', async () => {
+    const balance = await openBalance('10');
+    const responses = await Promise.all(Array.from({ length: 50 }, (_, index) => hold(balance.id, `job-${index}`, { credits: '1', expiresInSeconds: 600 })));
+    const granted = responses.filter((response) => response.statusCode === 201);
+    const refused = responses.filter((response) => response.statusCode === 402);
+    expect({ granted: granted.length, refused: refused.length }).toEqual({ granted: 10, refused: 40 });
+    for (const response of refused) expect(response.json()).toMatchObject({ error: 'insufficient_credits', available: expect.any(String), overdraftLimit: '0' });
+    // Never below −overdraftLimit through holds, at any grant.
+    for (const response of granted) expect(Number(response.json<HoldView>().available)).toBeGreaterThanOrEqual(0);
+    expect(figures(await balanceOf(balance.id))).toEqual({ balance: '10', held: '10', available: '0' });
+  });
+
+  it('places a hold (201 { id, credits, expiresAt, available }), answers a retry with it, and refuses the key with another body', async () => {
+    const balance = await openBalance('10');
+    const expiresAt = new Date(Date.now() + 60_000).toISOString();
+    const first = await hold(balance.id, 'render:1', { credits: '2.5', expiresAt, reference: 'frame 1' });
+    expect(first.statusCode).toBe(201);
+    const placed = first.json<HoldView>();
+    expect(placed).toMatchObject({ id: `${balance.id}:render%3A1`, status: 'open', credits: '2.5', expiresAt, available: '7.5', held: '2.5', balance: '10', reference: 'frame 1' });
+    const again = await hold(balance.id, 'render:1', { credits: '2.50', expiresAt, reference: 'frame 1' });
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(placed);
+    expect((await hold(balance.id, 'render:1', { credits: '3', expiresAt })).statusCode).toBe(409);
+    expect((await hold(balance.id, 'both', { credits: '1', expiresAt, expiresInSeconds: 5 })).statusCode).toBe(400);
+    expect((await hold(balance.id, 'neither', { credits: '1' })).statusCode).toBe(400);
+    expect((await hold(balance.id, 'past', { credits: '1', expiresAt: '2020-01-01T00:00:00Z' })).statusCode).toBe(400);
+    const withoutKey = await call({ method: 'POST', url: `/v1/credit-balances/${balance.id}/holds`, payload: { credits: '1', expiresInSeconds: 5 } });
+    expect(withoutKey.statusCode).toBe(400);
+  });
+
+  it('captures in full and in part and releases, exactly, idempotently, visible in all three figures; then 409 on a freed hold', async () => {
+    const balance = await openBalance('10');
+    const full = (await hold(balance.id, 'full', { credits: '4', expiresInSeconds: 600 })).json<HoldView>();
+    const part = (await hold(balance.id, 'part', { credits: '3', expiresInSeconds: 600 })).json<HoldView>();
+    const free = (await hold(balance.id, 'free', { credits: '2', expiresInSeconds: 600 })).json<HoldView>();
+    expect(figures(await balanceOf(balance.id))).toEqual({ balance: '10', held: '9', available: '1' });
+
+    const captured = await onHold(full.id, 'capture');
+    expect(captured.statusCode).toBe(200);
+    expect(captured.json()).toMatchObject({ status: 'captured', credits: '4', captured: '4', released: '0', balance: '6', held: '5', available: '1' });
+    expect((await onHold(part.id, 'capture', { credits: '3.000001' })).statusCode).toBe(400);
+    const partial = await onHold(part.id, 'capture', { credits: '1.25', reason: 'finished early' });
+    expect(partial.json()).toMatchObject({ status: 'captured', credits: '3', captured: '1.25', released: '1.75', balance: '4.75', held: '2', available: '2.75' });
+    const released = await onHold(free.id, 'release', { reason: 'cancelled' });
+    expect(released.json()).toMatchObject({ status: 'released', credits: '2', released: '2', balance: '4.75', held: '0', available: '4.75' });
+
+    const again = await onHold(part.id, 'capture', { credits: '1.250', reason: 'finished early' });
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(partial.json());
+    expect((await onHold(free.id, 'release', { reason: 'cancelled' })).headers['idempotent-replayed']).toBe('true');
+    expect((await onHold(part.id, 'capture', { credits: '1' })).statusCode).toBe(409);
+    const capturedReleased = await onHold(free.id, 'capture');
+    expect({ status: capturedReleased.statusCode, error: capturedReleased.json().error }).toEqual({ status: 409, error: 'hold_not_open' });
+    expect((await onHold(full.id, 'release')).statusCode).toBe(409);
+    expect((await onHold(`${balance.id}:never`, 'capture')).statusCode).toBe(404);
+    expect((await onHold('nonsense', 'release')).statusCode).toBe(404);
+
+    // The ledger shows every step; the read model agrees, and so does a replay from the event store.
+    const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balance.id}/ledger?limit=50` })).json<{ items: { type: string }[] }>();
+    expect(ledger.items.map((entry) => entry.type).reverse()).toEqual([
+      'CreditBalanceOpened',
+      'CreditToppedUp',
+      'CreditsHeld',
+      'CreditsHeld',
+      'CreditsHeld',
+      'CreditConsumed',
+      'HoldCaptured',
+      'CreditConsumed',
+      'HoldCaptured',
+      'HoldReleased',
+    ]);
+    const before = await balanceOf(balance.id);
+    expect(figures(before)).toEqual({ balance: '4.75', held: '0', available: '4.75' });
+    await replayBalances({ eventStore, redis, keyPrefix, logger });
+    await waitFor(async () => (await balanceOf(balance.id)).position === before.position, { description: 'the replayed read model to serve the balance' });
+    expect(await balanceOf(balance.id)).toEqual(before);
+  });
+
+  it('answers entitlement checks from the read model, with overdraft, position and lag', async () => {
+    const balance = await openBalance('5', '2');
+    await hold(balance.id, 'e1', { credits: '4', expiresInSeconds: 600 });
+    const url = (credits: string) => `/v1/customers/${encodeURIComponent(balance.customerId)}/entitlements/${productId}?credits=${credits}&consistent=true`;
+    const fits = await call({ method: 'GET', url: url('3') });
+    expect(fits.statusCode).toBe(200);
+    expect(fits.json()).toMatchObject({ allowed: true, balance: '5', held: '4', available: '1', overdraftLimit: '2' });
+    expect(typeof fits.json().position).toBe('string');
+    expect(fits.json().lagMs === null || fits.json().lagMs >= 0).toBe(true);
+    expect((await call({ method: 'GET', url: url('3.000001') })).json()).toMatchObject({ allowed: false, available: '1' });
+    // A hold of what the check allowed is granted; one more micro-credit is not.
+    expect((await hold(balance.id, 'e2', { credits: '3', expiresInSeconds: 600 })).statusCode).toBe(201);
+    expect((await hold(balance.id, 'e3', { credits: '0.000001', expiresInSeconds: 600 })).statusCode).toBe(402);
+    expect((await call({ method: 'GET', url: url('0') })).json()).toMatchObject({ allowed: true, available: '-2' });
+    const none = await call({ method: 'GET', url: `/v1/customers/${encodeURIComponent(balance.customerId)}/entitlements/no-such-product` });
+    expect(none.statusCode).toBe(404);
+    // PATCH changes the limit, and the check follows.
+    expect((await call({ method: 'PATCH', url: `/v1/credit-balances/${balance.id}`, payload: { overdraftLimit: '3' } })).json()).toMatchObject({ overdraftLimit: '3' });
+    expect((await call({ method: 'GET', url: url('1') })).json()).toMatchObject({ allowed: true, overdraftLimit: '3' });
+  });
+});
