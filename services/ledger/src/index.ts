@@ -10,3 +10,5 @@ export * from './ledgerErrors';
 export * from './ledgerService';
 export * from './purchaseService';
 export * from './consumptionStore';
+export * from './holdExpiryIndex';
+export * from './holdExpiryWorker';

@@ -1,9 +1,16 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
 import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createWorkerGroup } from '@tally/runtime';
+import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime';
 import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
-import { createLedgerService, createPostgresBalanceSnapshotStore, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
+import {
+  createHoldExpiryWorker,
+  createLedgerService,
+  createPostgresBalanceSnapshotStore,
+  createPostgresConsumptionStore,
+  createPostgresHoldExpiryIndex,
+  createPurchaseService,
+} from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
 import { createDeadLetterLog, createDeadLetterRecorder, createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
@@ -209,6 +216,19 @@ async function main(): Promise<void> {
       logger,
     });
     await parts.start(scheduler);
+    // Holds not captured or released by their expiry are freed here: one process of those
+    // running the scheduler role at a time (a lease), resuming from its checkpoint after a restart.
+    const holdExpiry = createHoldExpiryWorker({
+      eventStore,
+      checkpoints: createPostgresCheckpointStore(pool),
+      index: createPostgresHoldExpiryIndex(pool),
+      ledger,
+      logger,
+      lease: { pool },
+      metrics,
+      clock,
+    });
+    await parts.start(holdExpiry);
   }
 
   if (roles.has('api') && redis !== undefined) {

@@ -1,0 +1,115 @@
+import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
+import { balanceStreamId, MICROS_PER_CREDIT } from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createPostgresCheckpointStore } from '@tally/runtime';
+import { createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createPostgresHoldExpiryIndex } from './holdExpiryIndex';
+import { createHoldExpiryWorker, type HoldExpiryWorker } from './holdExpiryWorker';
+import { createLedgerService, type LedgerService } from './ledgerService';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
+
+describe('hold expiry worker (PostgreSQL)', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let catalog: CatalogStore;
+  let ledger: LedgerService;
+  const running: HoldExpiryWorker[] = [];
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'hold_expiry', max: 16 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 100 });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    ledger = createLedgerService({ eventStore, catalog, logger });
+    await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [] });
+  });
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((worker) => worker.stop()));
+  });
+
+  afterAll(async () => {
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  function worker(name: string): HoldExpiryWorker {
+    const created = createHoldExpiryWorker({
+      eventStore,
+      checkpoints: createPostgresCheckpointStore(db.pool),
+      index: createPostgresHoldExpiryIndex(db.pool),
+      // Each process its own ledger service (its own cache), as separate deployments would have.
+      ledger: createLedgerService({ eventStore, catalog, logger }),
+      logger,
+      name,
+      lease: { pool: db.pool, standbyPollMs: 100, heartbeatMs: 200 },
+      pollIntervalMs: 50,
+    });
+    running.push(created);
+    return created;
+  }
+
+  let customer = 0;
+  async function openBalance(): Promise<string> {
+    customer += 1;
+    return (await ledger.openBalance({ customerId: `c-${customer}`, productId: 'p', startingBalance: credits(10) })).balance.balanceId;
+  }
+
+  const typesOf = async (balanceId: string) => (await eventStore.readStream(balanceStreamId(balanceId))).map((event) => event.type);
+  const count = (types: string[], type: string) => types.filter((candidate) => candidate === type).length;
+
+  it('frees each hold not captured or released by its expiry exactly once, with two processes sharing the lease', async () => {
+    const name = uniqueName('expiry');
+    const [a, b] = [worker(name), worker(name)];
+    await Promise.all([a.start(), b.start()]);
+    expect([a.isLeading(), b.isLeading()].filter(Boolean)).toHaveLength(1);
+
+    const balanceId = await openBalance();
+    const place = (key: string, inSeconds: number) =>
+      ledger.placeHold(balanceId, { credits: credits(1), expires: { inSeconds }, reference: null }, { idempotencyKey: key });
+    const expiring = await Promise.all(['x1', 'x2', 'x3'].map((key) => place(key, 0.5)));
+    // Captured and released before their expiry (well before: the machine may be slow); the index must drop them too.
+    const captured = await place('captured', 3600);
+    const released = await place('released', 3600);
+    const lasting = await place('lasting', 3600);
+    await ledger.captureHold(captured.holdId, { reason: null });
+    await ledger.releaseHold(released.holdId, { reason: null });
+
+    await waitFor(async () => count(await typesOf(balanceId), 'HoldExpired') === expiring.length, { description: 'the three holds to expire' });
+    const { balance } = await ledger.getBalance(balanceId);
+    expect(Object.keys(balance.holds)).toEqual([lasting.holdId]);
+    expect(balance).toMatchObject({ balance: credits(9), held: credits(1) });
+    // The index follows: only the lasting hold is left in it.
+    await waitFor(async () => (await db.pool.query('SELECT hold_id FROM hold_expiries')).rows.length === 1, { description: 'the index to drop the freed holds' });
+    expect((await db.pool.query('SELECT hold_id FROM hold_expiries')).rows).toEqual([{ hold_id: lasting.holdId }]);
+
+    // The leader stops: the other takes over from the shared checkpoint and expires what comes due.
+    const leader = a.isLeading() ? a : b;
+    const standby = leader === a ? b : a;
+    await leader.stop();
+    await waitFor(() => standby.isLeading(), { description: 'the standby to take the lease' });
+    const later = await place('later', 0.5);
+    await waitFor(async () => Object.keys((await ledger.getBalance(balanceId)).balance.holds).length === 1, {
+      description: 'the hold placed after the takeover to expire',
+    });
+    const types = await typesOf(balanceId);
+    expect(count(types, 'HoldExpired')).toBe(4);
+    expect((await ledger.getBalance(balanceId)).balance.holds).not.toHaveProperty(later.holdId);
+  });
+
+  it('catches up after a restart: holds placed while no worker ran expire once one starts', async () => {
+    const name = uniqueName('restart');
+    const first = worker(name);
+    await first.start();
+    await first.stop();
+    const balanceId = await openBalance();
+    await ledger.placeHold(balanceId, { credits: credits(1), expires: { inSeconds: 0.2 }, reference: null }, { idempotencyKey: 'while-down' });
+    const second = worker(name);
+    await second.start();
+    await waitFor(async () => count(await typesOf(balanceId), 'HoldExpired') === 1, { description: 'the hold placed while down to expire' });
+  });
+});

@@ -1,0 +1,154 @@
+import { balanceIdOfStream, HoldNotExpiredError, HoldNotOpenError } from '@tally/domain';
+import type { EventStore, RecordedEvent } from '@tally/event-store';
+import {
+  createCheckpointedProcessor,
+  createWorker,
+  type CheckpointStore,
+  type ProcessorLag,
+  type ProcessorLease,
+  type ProcessorMetrics,
+  type Worker,
+} from '@tally/runtime';
+import type { Logger } from 'pino';
+import type { HoldExpiryIndex, HoldIndexChange } from './holdExpiryIndex';
+import { HoldNotFoundError } from './ledgerErrors';
+import { fromRecordedEvent } from './ledgerEvents';
+import type { LedgerService } from './ledgerService';
+
+export interface HoldExpiryWorkerOptions {
+  readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
+  readonly checkpoints: CheckpointStore;
+  readonly index: HoldExpiryIndex;
+  readonly ledger: Pick<LedgerService, 'expireHold'>;
+  readonly logger: Logger;
+  /** Processes sharing it share one index checkpoint and take turns (one expires, the others stand by). */
+  readonly lease?: ProcessorLease;
+  /** The checkpoint's (and the lease's) name; default `hold-expiry`. */
+  readonly name?: string;
+  /** How often the leader looks for holds past their expiry; default 1000. */
+  readonly pollIntervalMs?: number;
+  /** Holds expired per look at most; default 100 (the next look takes the rest). */
+  readonly batchSize?: number;
+  readonly clock?: () => Date;
+  /** The process's registry: the index's lag and whether this process leads, as gauges. */
+  readonly metrics?: ProcessorMetrics['registry'];
+}
+
+export interface HoldExpiryWorker extends Worker {
+  /** How far the index is behind the ledger. */
+  lag(): ProcessorLag;
+  /** Whether this process indexes and expires (holds the lease), or stands by. */
+  isLeading(): boolean;
+}
+
+const HOLD_EVENTS: ReadonlySet<string> = new Set(['CreditsHeld', 'HoldCaptured', 'HoldReleased', 'HoldExpired']);
+
+/** The index changes a batch of ledger events makes, last one per hold winning (a hold placed and freed in one batch is freed). */
+export function holdIndexChanges(events: readonly RecordedEvent[]): HoldIndexChange[] {
+  const changes = new Map<string, HoldIndexChange>();
+  for (const recorded of events) {
+    if (!HOLD_EVENTS.has(recorded.type)) continue;
+    const balanceId = balanceIdOfStream(recorded.streamId);
+    if (balanceId === undefined) continue;
+    const { event } = fromRecordedEvent(recorded);
+    if (event.type === 'CreditsHeld') changes.set(event.holdId, { holdId: event.holdId, balanceId, expiresAt: new Date(event.expiresAt) });
+    else if (event.type === 'HoldCaptured' || event.type === 'HoldReleased' || event.type === 'HoldExpired') {
+      changes.set(event.holdId, { holdId: event.holdId, balanceId, expiresAt: null });
+    }
+  }
+  return [...changes.values()];
+}
+
+/**
+ * Frees holds nobody captured or released by their expiresAt (issue 15). Two halves, one lease:
+ * a checkpointed processor keeps the index of open holds by expiry (migration 016) in step with
+ * the ledger, resuming from its checkpoint after a restart; and, while this process leads, a poll
+ * expires what the index says is due. Each hold expires once however many processes try: the
+ * expiry is a command on the hold's balance with a command id derived from the hold id, so a
+ * second attempt (a deposed leader, a retry after a crash) finds the first stored, and the decider
+ * refuses a hold already captured or released. The index may briefly list a hold freed a moment
+ * ago; expiring it is then refused and the row goes when the processor reaches the freeing event.
+ */
+export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldExpiryWorker {
+  const { index, ledger } = options;
+  const name = options.name ?? 'hold-expiry';
+  const logger = options.logger.child({ module: 'hold-expiry' });
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const batchSize = options.batchSize ?? 100;
+  const clock = options.clock ?? (() => new Date());
+
+  const processor = createCheckpointedProcessor({
+    name,
+    eventStore: options.eventStore,
+    checkpoints: options.checkpoints,
+    // Idempotent: the changes are the net effect of the batch, applied as upsert and delete.
+    handle: (events) => index.apply(holdIndexChanges(events)),
+    logger,
+    what: 'indexing holds by expiry',
+    ...(options.lease !== undefined ? { lease: options.lease } : {}),
+    ...(options.metrics !== undefined
+      ? {
+          metrics: {
+            registry: options.metrics,
+            lagEvents: { name: 'tally_hold_expiry_lag_events', help: 'Event store positions the index of holds by expiry is behind' },
+            lagSeconds: { name: 'tally_hold_expiry_lag_seconds', help: 'Age of the oldest event the index of holds by expiry has not taken in' },
+            leading: { name: 'tally_hold_expiry_leading', help: '1 while this process holds the hold expiry lease and expires holds, 0 while it stands by' },
+          },
+        }
+      : {}),
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
+
+  /** Expires what is due, a batch at a time, while this process leads. A failure waits for the next look. */
+  async function sweep(stop: AbortSignal): Promise<void> {
+    for (;;) {
+      if (stop.aborted || !processor.isLeading()) return;
+      const due = await index.due(clock(), batchSize);
+      let expired = 0;
+      for (const { holdId } of due) {
+        if (stop.aborted) return;
+        try {
+          const result = await ledger.expireHold(holdId);
+          if (!result.replayed) expired += 1;
+        } catch (error) {
+          // Freed meanwhile, or this clock is behind the one that wrote the expiry: nothing to do now.
+          if (error instanceof HoldNotOpenError || error instanceof HoldNotExpiredError || error instanceof HoldNotFoundError) {
+            logger.debug({ holdId, reason: (error as Error).message }, 'hold not expired');
+            continue;
+          }
+          throw error;
+        }
+      }
+      if (expired > 0) logger.info({ expired }, 'expired holds');
+      if (due.length < batchSize) return;
+    }
+  }
+
+  function schedule(stop: AbortSignal): void {
+    timer = setTimeout(() => {
+      sweeping = sweep(stop)
+        .catch((error: unknown) => logger.warn({ err: error }, 'could not expire holds; trying again at the next look'))
+        .finally(() => {
+          sweeping = undefined;
+          if (!stop.aborted) schedule(stop);
+        });
+    }, pollIntervalMs);
+    timer.unref();
+  }
+
+  const worker = createWorker(name, {
+    async start(stop) {
+      await processor.start();
+      if (!stop.aborted) schedule(stop);
+    },
+    async stop() {
+      clearTimeout(timer);
+      await sweeping;
+      await processor.stop();
+    },
+  });
+
+  return Object.assign(worker, { lag: () => processor.lag(), isLeading: () => processor.isLeading() });
+}
