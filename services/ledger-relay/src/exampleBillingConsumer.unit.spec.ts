@@ -16,6 +16,9 @@ function decoded(payload: LedgerEventPayloadRecord): LedgerEventRecord {
     occurredAt: OCCURRED_AT,
     recordedAt: OCCURRED_AT + 18,
     payload,
+    balance: null,
+    held: null,
+    available: null,
   };
 }
 
@@ -45,7 +48,7 @@ describe('invoiceToBeOf', () => {
       decoded({
         'io.tally.ledger.CreditConsumed': { credits: '1', source: 'manual', reason: null, usage: null, balanceAfter: '219' },
       }),
-      decoded({ 'io.tally.ledger.CreditBalanceOpened': { name: 'API credits', lowBalanceThreshold: null } }),
+      decoded({ 'io.tally.ledger.CreditBalanceOpened': { name: 'API credits', lowBalanceThreshold: null, overdraftLimit: '0' } }),
     ];
     expect(others.map(invoiceToBeOf)).toEqual(others.map(() => undefined));
   });

@@ -30,7 +30,12 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       subscriptions: h.service,
       purchases: createPurchaseService({ catalog: h.catalog, ledger: h.ledger }),
       // No read model here: balance reads fall back on the event store, which is what these tests check.
-      balances: { getBalance: async () => undefined, getCustomerBalances: async () => [], checkpoint: async () => 0n },
+      balances: {
+        getBalance: async () => undefined,
+        getCustomerBalances: async () => [],
+        getEntitlement: async () => ({ snapshot: undefined, checkpoint: 0n, freshAsOf: undefined }),
+        checkpoint: async () => 0n,
+      },
       eventStore: h.eventStore,
       apiKeys: [KEY],
       logger: h.logger,
