@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import autocannon from 'autocannon';
-import { balanceIdOf } from './benchBalances';
+import { balanceIdOf, BENCH_PRODUCT, customerIdOf } from './benchBalances';
 
 /** What balanceLookups.ts passes in (as JSON, argv[2]) and reads back (as JSON, on stdout). */
 export interface LookupLoad {
@@ -9,6 +9,15 @@ export interface LookupLoad {
   readonly balances: number;
   readonly connections: number;
   readonly durationSeconds: number;
+  /** Which read: a balance by id (default), or the entitlement check of a random customer for 1 credit. */
+  readonly route?: 'balance' | 'entitlement';
+}
+
+/** The path of one request of the load, for a random balance (and its customer) of the run. */
+export function lookupPath(route: LookupLoad['route'], index: number): string {
+  return route === 'entitlement'
+    ? `/v1/customers/${customerIdOf(index)}/entitlements/${BENCH_PRODUCT.id}?credits=1`
+    : `/v1/credit-balances/${balanceIdOf(index)}`;
 }
 
 export interface LookupLoadResult {
@@ -34,7 +43,7 @@ async function main(): Promise<void> {
     connections: load.connections,
     duration: load.durationSeconds,
     headers: { authorization: `Bearer ${load.apiKey}` },
-    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: `/v1/credit-balances/${balanceIdOf(randomInt(load.balances))}` }) }],
+    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: lookupPath(load.route, randomInt(load.balances)) }) }],
   });
   const summary: LookupLoadResult = {
     perSecond: result['2xx'] / result.duration,
@@ -48,7 +57,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`autocannon load failed: ${String(error)}\n`);
-  process.exit(1);
-});
+// Run as a process of its own; imported (by balanceLookups.ts, for lookupPath) it does nothing.
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`autocannon load failed: ${String(error)}\n`);
+    process.exit(1);
+  });
+}

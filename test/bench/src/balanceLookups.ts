@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
-import type { LookupLoad, LookupLoadResult } from './autocannonLoad';
+import { lookupPath, type LookupLoad, type LookupLoadResult } from './autocannonLoad';
 import { stackConfig } from '@tally/test-support';
 import type { BareLookupServerOptions } from './bareLookupServer';
 import type { BenchRun } from './benchRun';
@@ -12,7 +12,7 @@ import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
-import { BALANCE_ID_PREFIX, balanceIdOf } from './benchBalances';
+import { BALANCE_ID_PREFIX } from './benchBalances';
 import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
 
 export interface LookupsResult {
@@ -27,6 +27,16 @@ export interface LookupsResult {
   readonly peakRssBytes: number;
   /** With --profile: where the API process spent its time under the load. */
   readonly profile?: CollectedProfile;
+}
+
+/** GET /v1/customers/{id}/entitlements/{product}: the hottest route a product backend calls, against the same ceiling. */
+export interface EntitlementsResult {
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly api: LookupLoadResult;
+  /** HGETALL of the snapshot hashes at the same concurrency, as for lookups (the issue's goal: ≥ 0.3× of it). */
+  readonly redis: RedisBenchmarkResult & { readonly requests: number };
+  readonly peakRssBytes: number;
 }
 
 const CONNECTIONS = 50;
@@ -64,16 +74,17 @@ async function runAutocannon(load: LookupLoad): Promise<LookupLoadResult> {
   return JSON.parse(stdout) as LookupLoadResult;
 }
 
-/**
- * GET /v1/credit-balances/{id} on a Tally API process, loaded by autocannon from a second
- * process, against redis-benchmark reading the same snapshot hashes straight from Redis.
- */
-export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResult> {
+/** Loads one read route of a Tally API process with autocannon (from a second process); the API is stopped after. */
+async function loadApiRoute(
+  run: BenchRun,
+  route: NonNullable<LookupLoad['route']>,
+  profileName?: string,
+): Promise<{ load: LookupLoadResult; peakRssBytes: number; profile?: CollectedProfile; apiKey: string }> {
   const { customers, lookupSeconds } = run.options;
   await ensureProjected(run);
   const port = await freePort();
   const apiKey = randomBytes(24).toString('hex');
-  const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'api') : undefined;
+  const profiling = run.options.profile && profileName !== undefined ? cpuProfiling(BENCH_RESULTS_DIR, run.id, profileName) : undefined;
   const api = await run.startTally(
     'api',
     {
@@ -88,16 +99,36 @@ export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResul
   );
   const origin = `http://127.0.0.1:${port}`;
   // A wrong key, path or empty projection would otherwise be measured as a fast stream of errors.
-  const probe = await fetch(`${origin}/v1/credit-balances/${balanceIdOf(0)}`, { headers: { authorization: `Bearer ${apiKey}` } });
-  if (probe.status !== 200) throw new Error(`GET /v1/credit-balances/${balanceIdOf(0)} answered ${probe.status}: ${await probe.text()}`);
+  const path0 = lookupPath(route, 0);
+  const probe = await fetch(`${origin}${path0}`, { headers: { authorization: `Bearer ${apiKey}` } });
+  if (probe.status !== 200) throw new Error(`GET ${path0} answered ${probe.status}: ${await probe.text()}`);
 
-  progress(`lookups: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
-  const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds });
+  progress(`${route}s: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
+  const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds, route });
   const peakRssBytes = api.peakRssBytes() ?? Number.NaN;
   // SIGTERM: the API closes and the process exits 0, which writes the profile.
   await api.kill('SIGTERM');
   const profile = profiling?.collect();
   progress(`API: ${formatCount(load.perSecond)} requests/s, p99 ${load.p99Ms} ms (${load.non2xx} non-2xx, ${load.errors} errors)`);
+  return { load, peakRssBytes, apiKey, ...(profile !== undefined ? { profile } : {}) };
+}
+
+/** redis-benchmark HGETALL of random snapshot hashes of the run, at the API loads' concurrency: the ceiling of both reads. */
+async function snapshotReadCeiling(run: BenchRun, generation: string): Promise<RedisBenchmarkResult & { readonly requests: number }> {
+  const key = balanceSnapshotKey(run.keyPrefix, generation, `${BALANCE_ID_PREFIX}__rand_int__`);
+  progress(`ceiling: redis-benchmark HGETALL ${key}`);
+  const redis = await runRedisBenchmark(['HGETALL', key], { keyspace: run.options.customers, requests: REDIS_REQUESTS, clients: CONNECTIONS });
+  progress(`redis-benchmark: ${formatCount(redis.perSecond)} HGETALL/s, p99 ${redis.p99Ms} ms`);
+  return { ...redis, requests: REDIS_REQUESTS };
+}
+
+/**
+ * GET /v1/credit-balances/{id} on a Tally API process, loaded by autocannon from a second
+ * process, against redis-benchmark reading the same snapshot hashes straight from Redis.
+ */
+export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResult> {
+  const { customers, lookupSeconds } = run.options;
+  const { load, peakRssBytes, profile, apiKey } = await loadApiRoute(run, 'balance', 'api');
 
   const generation = await activeGeneration(run.redis, run.keyPrefix);
   const barePort = await freePort();
@@ -112,9 +143,17 @@ export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResul
   if (bareRoute.non2xx + bareRoute.errors > 0) throw new Error(`the bare lookup route answered ${bareRoute.non2xx} non-2xx and ${bareRoute.errors} errors`);
   progress(`bare route: ${formatCount(bareRoute.perSecond)} requests/s, p99 ${bareRoute.p99Ms} ms`);
 
-  const key = balanceSnapshotKey(run.keyPrefix, generation, `${BALANCE_ID_PREFIX}__rand_int__`);
-  progress(`lookups ceiling: redis-benchmark HGETALL ${key}`);
-  const redis = await runRedisBenchmark(['HGETALL', key], { keyspace: customers, requests: REDIS_REQUESTS, clients: CONNECTIONS });
-  progress(`redis-benchmark: ${formatCount(redis.perSecond)} HGETALL/s, p99 ${redis.p99Ms} ms`);
-  return { connections: CONNECTIONS, durationSeconds: lookupSeconds, api: load, bareRoute, redis: { ...redis, requests: REDIS_REQUESTS }, peakRssBytes, ...(profile !== undefined ? { profile } : {}) };
+  const redis = await snapshotReadCeiling(run, generation);
+  return { connections: CONNECTIONS, durationSeconds: lookupSeconds, api: load, bareRoute, redis, peakRssBytes, ...(profile !== undefined ? { profile } : {}) };
+}
+
+/**
+ * GET /v1/customers/{id}/entitlements/{product}?credits=1 (issue 15): one Redis script per request
+ * (the customer's balance of the product, the checkpoint, the freshness), against the same
+ * redis-benchmark HGETALL ceiling as the balance lookups, at the same concurrency.
+ */
+export async function measureEntitlements(run: BenchRun): Promise<EntitlementsResult> {
+  const { load, peakRssBytes } = await loadApiRoute(run, 'entitlement');
+  const redis = await snapshotReadCeiling(run, await activeGeneration(run.redis, run.keyPrefix));
+  return { connections: CONNECTIONS, durationSeconds: run.options.lookupSeconds, api: load, redis, peakRssBytes };
 }

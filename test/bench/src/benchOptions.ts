@@ -1,5 +1,5 @@
 /** The measurements `npm run bench` can make; `--only` picks some of them. */
-export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'replay', 'writes'] as const;
+export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'entitlements', 'replay', 'writes'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -39,7 +39,7 @@ export const USAGE = `usage: npm run bench [-- options]
   --customers N     customers, one balance each (default 10000)
   --rate R          usage events/s published for the freshness measurement (default 2000)
   --duration S      seconds of publishing for the freshness measurement (default 60)
-  --lookup-seconds S  seconds of HTTP load on the balance lookups (default 15)
+  --lookup-seconds S  seconds of HTTP load on the balance lookups and on the entitlement checks (default 15)
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
   --profile         run the metering consumer and the API with --cpu-prof and summarise their hot functions

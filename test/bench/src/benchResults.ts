@@ -1,6 +1,6 @@
 import type { AppendCeilingResult } from './appendCeiling';
 import type { BusyWritesResult } from './busyBalanceWrites';
-import type { LookupsResult } from './balanceLookups';
+import type { EntitlementsResult, LookupsResult } from './balanceLookups';
 import type { FreshnessResult } from './freshness';
 import type { GrowthResult } from './meteringGrowth';
 import type { MeteringResult } from './meteringThroughput';
@@ -20,6 +20,7 @@ export interface BenchResults {
   replay?: ReplayResult;
   freshness?: FreshnessResult;
   lookups?: LookupsResult;
+  entitlements?: EntitlementsResult;
   writes?: BusyWritesResult;
   memory?: MemoryResult;
 }
@@ -50,7 +51,7 @@ const MIB = 1024 * 1024;
 
 export function resultRows(results: BenchResults): ResultRow[] {
   const rows: ResultRow[] = [];
-  const { metering, append, freshness, lookups, replay, writes, memory } = results;
+  const { metering, append, freshness, lookups, entitlements, replay, writes, memory } = results;
   if (metering !== undefined) {
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs consumer, decode only', metering.kafkajsDecode.perSecond));
     rows.push(
@@ -82,6 +83,11 @@ export function resultRows(results: BenchResults): ResultRow[] {
     rows.push(higher('4. GET /v1/credit-balances/{id}', 'requests/s', lookups.api.perSecond, 'bare Fastify + ioredis route', lookups.bareRoute.perSecond));
     rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'redis-benchmark HGETALL p99', lookups.redis.p99Ms));
     rows.push(lower('4. GET /v1/credit-balances/{id} p99', 'ms', lookups.api.p99Ms, 'bare Fastify + ioredis route p99', lookups.bareRoute.p99Ms));
+  }
+  if (entitlements !== undefined) {
+    const route = '8. GET /v1/customers/{id}/entitlements/{product}';
+    rows.push(higher(route, 'requests/s', entitlements.api.perSecond, 'redis-benchmark HGETALL', entitlements.redis.perSecond));
+    rows.push(lower(`${route} p99`, 'ms', entitlements.api.p99Ms, 'redis-benchmark HGETALL p99', entitlements.redis.p99Ms));
   }
   if (replay !== undefined) {
     rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));
@@ -133,7 +139,7 @@ export function derivedFigures(results: BenchResults): string[] {
 /** What makes a figure of this run suspect, in words, to print under the table. */
 export function disturbances(results: BenchResults): string[] {
   const notes: string[] = [];
-  const { metering, freshness, lookups, writes } = results;
+  const { metering, freshness, lookups, entitlements, writes } = results;
   if (writes !== undefined) {
     const { busy, first, quiet } = writes;
     const answered = busy.outcomes['201'] ?? 0;
@@ -165,8 +171,13 @@ export function disturbances(results: BenchResults): string[] {
   if (freshness !== undefined && freshness.unobserved > 0) {
     notes.push(`freshness: ${freshness.unobserved} tracked events never showed in Redis within the grace period (not in the percentiles)`);
   }
-  if (lookups !== undefined && lookups.api.non2xx + lookups.api.errors > 0) {
-    notes.push(`lookups: ${lookups.api.non2xx} non-2xx responses and ${lookups.api.errors} connection errors (not counted as served)`);
+  for (const [name, read] of [
+    ['lookups', lookups],
+    ['entitlements', entitlements],
+  ] as const) {
+    if (read !== undefined && read.api.non2xx + read.api.errors > 0) {
+      notes.push(`${name}: ${read.api.non2xx} non-2xx responses and ${read.api.errors} connection errors (not counted as served)`);
+    }
   }
   return notes;
 }

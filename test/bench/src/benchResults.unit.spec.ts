@@ -1,6 +1,6 @@
 import type { AppendCeilingResult } from './appendCeiling';
-import type { LookupsResult } from './balanceLookups';
-import { derivedFigures, freshnessAddedMs, resultRows } from './benchResults';
+import type { EntitlementsResult, LookupsResult } from './balanceLookups';
+import { derivedFigures, disturbances, freshnessAddedMs, resultRows } from './benchResults';
 import type { FreshnessResult } from './freshness';
 import { storageOf } from './tableStorage';
 
@@ -37,6 +37,26 @@ describe('resultRows', () => {
     expect(rows.map((row) => [row.unit, row.ratio])).toEqual([
       ['requests/s', 0.25],
       ['ms', 0.25],
+    ]);
+  });
+});
+
+describe('entitlement rows', () => {
+  it('put the entitlement checks beside redis-benchmark HGETALL at the same concurrency, for the rate and the p99', () => {
+    const entitlements: EntitlementsResult = {
+      connections: 50,
+      durationSeconds: 15,
+      api: load(12_000, 4),
+      redis: { perSecond: 40_000, p50Ms: 1, p99Ms: 2, maxMs: 2, requests: 200_000 },
+      peakRssBytes: 1,
+    };
+    const rows = resultRows({ entitlements });
+    expect(rows.map((row) => [row.measurement, row.ceilingName, row.ratio])).toEqual([
+      ['8. GET /v1/customers/{id}/entitlements/{product}', 'redis-benchmark HGETALL', 0.3],
+      ['8. GET /v1/customers/{id}/entitlements/{product} p99', 'redis-benchmark HGETALL p99', 0.5],
+    ]);
+    expect(disturbances({ entitlements: { ...entitlements, api: { ...entitlements.api, non2xx: 3 } } })).toEqual([
+      'entitlements: 3 non-2xx responses and 0 connection errors (not counted as served)',
     ]);
   });
 });

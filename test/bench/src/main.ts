@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { analyzeSchema } from './analyzeSchema';
 import { measureAppendCeiling } from './appendCeiling';
-import { measureBalanceLookups } from './balanceLookups';
+import { measureBalanceLookups, measureEntitlements } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     // After the replay: it leaves the snapshots these two need, so they need not make them.
     if (options.only.has('freshness')) results.freshness = await measureFreshness(run);
     if (options.only.has('lookups')) results.lookups = await measureBalanceLookups(run);
+    if (options.only.has('entitlements')) results.entitlements = await measureEntitlements(run);
     if (options.only.has('writes')) results.writes = await measureBusyBalanceWrites(run);
     if (results.metering !== undefined || results.lookups !== undefined) {
       results.memory = {
