@@ -39,6 +39,19 @@ export interface ModelBalance {
   readonly topUps: ReadonlyMap<string, Micros>;
   /** Usage charges by usage event id: however often an event was published, it counts once. */
   readonly usage: ReadonlyMap<string, Micros>;
+  /** Holds as their clients learned them (a definitive answer, after any retries with the same key). */
+  readonly holds: ReadonlyMap<string, ModelHold>;
+}
+
+/**
+ * What a hold's client was told: granted (201) or refused (402); then captured (200, with the
+ * credits charged), released (200), or refused as no longer open (409: only an expiry can have
+ * freed it, since each hold's client does one thing with it), or left to expire.
+ */
+export interface ModelHold {
+  readonly placed: 'granted' | 'refused';
+  readonly credits: Micros;
+  readonly ended?: { readonly by: 'captured'; readonly credits: Micros } | { readonly by: 'released' } | { readonly by: 'not_open' } | { readonly by: 'left' };
 }
 
 export type SkipReason = 'no_balance' | 'no_matching_rule' | 'zero_cost' | 'already_applied';
@@ -56,6 +69,10 @@ export interface CreditModel {
   /** One publication of a usage event (a first one or a duplicate); returns the credits it costs each balance. */
   publish(usage: ModelUsage): ReadonlyMap<string, Micros>;
   topUp(balanceId: string, idempotencyKey: string, credits: string): void;
+  /** A hold's placement as its client finally learned it. */
+  placeHold(balanceId: string, holdId: string, credits: Micros, placed: ModelHold['placed']): void;
+  /** What the client did with a granted hold, as the answer said. */
+  endHold(balanceId: string, holdId: string, ended: NonNullable<ModelHold['ended']>): void;
   balances(): readonly ModelBalance[];
   balance(balanceId: string): ModelBalance;
   expectedBalance(balanceId: string): Micros;
@@ -105,6 +122,7 @@ interface MutableBalance {
   readonly starting: Micros;
   readonly topUps: Map<string, Micros>;
   readonly usage: Map<string, Micros>;
+  readonly holds: Map<string, ModelHold>;
 }
 
 export function createCreditModel(): CreditModel {
@@ -128,7 +146,7 @@ export function createCreditModel(): CreditModel {
     },
     openBalance({ balanceId, customerId, productId, starting }) {
       if (!products.has(productId)) throw new Error(`the model has no product ${productId}`);
-      const balance: MutableBalance = { balanceId, customerId, productId, starting: parseCredits(starting), topUps: new Map(), usage: new Map() };
+      const balance: MutableBalance = { balanceId, customerId, productId, starting: parseCredits(starting), topUps: new Map(), usage: new Map(), holds: new Map() };
       balances.set(balanceId, balance);
       byCustomer.set(customerId, [...(byCustomer.get(customerId) ?? []), balance]);
     },
@@ -159,6 +177,15 @@ export function createCreditModel(): CreditModel {
     topUp(balanceId, idempotencyKey, credits) {
       balanceOf(balanceId).topUps.set(idempotencyKey, parseCredits(credits));
     },
+    placeHold(balanceId, holdId, credits, placed) {
+      balanceOf(balanceId).holds.set(holdId, { placed, credits });
+    },
+    endHold(balanceId, holdId, ended) {
+      const holds = balanceOf(balanceId).holds;
+      const hold = holds.get(holdId);
+      if (hold === undefined || hold.placed !== 'granted') throw new Error(`the model has no granted hold ${holdId}`);
+      holds.set(holdId, { ...hold, ended });
+    },
     balances: () => [...balances.values()],
     balance: balanceOf,
     expectedBalance(balanceId) {
@@ -166,6 +193,8 @@ export function createCreditModel(): CreditModel {
       let total = balance.starting;
       for (const credits of balance.topUps.values()) total += credits;
       for (const credits of balance.usage.values()) total -= credits;
+      // A capture is the only hold outcome that moves the settled balance.
+      for (const hold of balance.holds.values()) if (hold.ended?.by === 'captured') total -= hold.ended.credits;
       return total;
     },
     chargeCount: () => [...balances.values()].reduce((sum, balance) => sum + balance.usage.size, 0),

@@ -13,6 +13,7 @@ export interface FaultScale {
   readonly readSideKills: { readonly events: number; readonly projectorKills: number; readonly apiKills: number; readonly topUps: number };
   readonly hostile: { readonly hostileMessages: number; readonly validEvents: number };
   readonly apiFuzz: { readonly requests: number };
+  readonly holds: { readonly rounds: number; readonly holdsPerRound: number; readonly apiKills: number; readonly schedulerKills: number };
 }
 
 const SCALES: Readonly<Record<FaultScaleName, FaultScale>> = {
@@ -26,6 +27,7 @@ const SCALES: Readonly<Record<FaultScaleName, FaultScale>> = {
     readSideKills: { events: 4000, projectorKills: 5, apiKills: 5, topUps: 200 },
     hostile: { hostileMessages: 1500, validEvents: 3000 },
     apiFuzz: { requests: 4000 },
+    holds: { rounds: 40, holdsPerRound: 12, apiKills: 4, schedulerKills: 4 },
   },
   // About six minutes: every fault kind and every check, fewer repetitions.
   ci: {
@@ -36,6 +38,7 @@ const SCALES: Readonly<Record<FaultScaleName, FaultScale>> = {
     readSideKills: { events: 1500, projectorKills: 3, apiKills: 3, topUps: 80 },
     hostile: { hostileMessages: 1000, validEvents: 1200 },
     apiFuzz: { requests: 1500 },
+    holds: { rounds: 16, holdsPerRound: 10, apiKills: 2, schedulerKills: 2 },
   },
 };
 

@@ -40,6 +40,10 @@ export interface TallyApiClient {
   /** Resolves once the top-up is stored (201), however many attempts that took; returns the attempts. */
   topUp(balanceId: string, credits: string, idempotencyKey: string, deadlineMs?: number): Promise<number>;
   getBalance(balanceId: string, options?: { consistent?: boolean }): Promise<ApiResponse>;
+  /** Places a hold, retrying with its Idempotency-Key until the answer is 201 or 402; returns that answer. */
+  placeHold(balanceId: string, idempotencyKey: string, body: { credits: string; expiresInSeconds: number }, deadlineMs?: number): Promise<ApiResponse>;
+  /** Captures (with `credits`) or releases a hold, retrying the same request until the answer is 200 or 409. */
+  endHold(holdId: string, action: 'capture' | 'release', body: Readonly<Record<string, string>>, deadlineMs?: number): Promise<ApiResponse>;
   /** Every answer or failure that made a persistent write retry, by HTTP status or error name: what clients saw during faults. */
   retried(): Readonly<Record<string, number>>;
 }
@@ -83,7 +87,13 @@ export function createTallyApiClient({ baseUrl, apiKey }: { baseUrl: string; api
   }
 
   /** Sends until an answer that is not a retriable failure arrives, or the deadline passes. */
-  async function persist(what: string, make: () => ApiRequest, expected: number, deadlineMs: number): Promise<{ response: ApiResponse; attempts: number }> {
+  async function persist(
+    what: string,
+    make: () => ApiRequest,
+    expected: number | readonly number[],
+    deadlineMs: number,
+  ): Promise<{ response: ApiResponse; attempts: number }> {
+    const accepted = typeof expected === 'number' ? [expected] : expected;
     const deadline = Date.now() + deadlineMs;
     let attempts = 0;
     let last = '';
@@ -100,7 +110,7 @@ export function createTallyApiClient({ baseUrl, apiKey }: { baseUrl: string; api
         last = String(error);
       }
       if (response !== undefined) {
-        if (response.status === expected) return { response, attempts };
+        if (accepted.includes(response.status)) return { response, attempts };
         if (!isRetriable(undefined, response.status)) throw new Error(`${what}: HTTP ${response.status} ${JSON.stringify(response.body)}`);
         count(String(response.status));
         last = `HTTP ${response.status} ${JSON.stringify(response.body)}`;
@@ -143,6 +153,24 @@ export function createTallyApiClient({ baseUrl, apiKey }: { baseUrl: string; api
     },
     getBalance(balanceId, { consistent = false } = {}) {
       return request({ method: 'GET', path: `/v1/credit-balances/${encodeURIComponent(balanceId)}${consistent ? '?consistent=true' : ''}`, timeoutMs: 30_000 });
+    },
+    async placeHold(balanceId, idempotencyKey, body, deadlineMs = 120_000) {
+      const { response } = await persist(
+        `hold ${idempotencyKey}`,
+        () => ({ method: 'POST', path: `/v1/credit-balances/${encodeURIComponent(balanceId)}/holds`, headers: { 'idempotency-key': idempotencyKey }, body }),
+        [201, 402],
+        deadlineMs,
+      );
+      return response;
+    },
+    async endHold(holdId, action, body, deadlineMs = 120_000) {
+      const { response } = await persist(
+        `${action} ${holdId}`,
+        () => ({ method: 'POST', path: `/v1/holds/${encodeURIComponent(holdId)}/${action}`, body }),
+        [200, 409],
+        deadlineMs,
+      );
+      return response;
     },
     retried: () => ({ ...retried }),
   };
