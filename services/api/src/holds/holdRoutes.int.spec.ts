@@ -113,6 +113,10 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     expect((await hold(balance.id, 'both', { credits: '1', expiresAt, expiresInSeconds: 5 })).statusCode).toBe(400);
     expect((await hold(balance.id, 'neither', { credits: '1' })).statusCode).toBe(400);
     expect((await hold(balance.id, 'past', { credits: '1', expiresAt: '2020-01-01T00:00:00Z' })).statusCode).toBe(400);
+    expect((await hold(balance.id, 'no-such-time', { credits: '1', expiresAt: '2030-13-01T25:00:00Z' })).statusCode).toBe(400);
+    expect((await hold(balance.id, 'too-far', { credits: '1', expiresAt: '2099-01-01T00:00:00Z' })).statusCode).toBe(400);
+    expect((await hold(balance.id, 'zero', { credits: '0', expiresInSeconds: 5 })).statusCode).toBe(400);
+    expect((await hold('no-such-balance', 'k', { credits: '1', expiresInSeconds: 5 })).statusCode).toBe(404);
     const withoutKey = await call({ method: 'POST', url: `/v1/credit-balances/${balance.id}/holds`, payload: { credits: '1', expiresInSeconds: 5 } });
     expect(withoutKey.statusCode).toBe(400);
   });

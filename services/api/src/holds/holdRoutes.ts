@@ -53,6 +53,8 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       const { credits: amount, expiresInSeconds, expiresAt, reference = null } = request.body;
       if ((expiresInSeconds === undefined) === (expiresAt === undefined)) throw new ValidationError('give exactly one of expiresInSeconds and expiresAt');
       const expiry = expiresAt === undefined ? undefined : Date.parse(expiresAt);
+      // The pattern admits a month 13 or an hour 25; the instant they do not name is refused here.
+      if (expiry !== undefined && Number.isNaN(expiry)) throw new ValidationError('expiresAt is not a valid time');
       if (expiry !== undefined && expiry > Date.now() + MAX_HOLD_SECONDS * 1000) throw new ValidationError('expiresAt must be at most a week ahead');
       const held = parsePositiveCredits(amount);
       const idempotencyKey = request.headers['idempotency-key'];
