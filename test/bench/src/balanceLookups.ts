@@ -37,6 +37,8 @@ export interface EntitlementsResult {
   /** HGETALL of the snapshot hashes at the same concurrency, as for lookups (the goal: ≥ 0.3× of it). */
   readonly redis: RedisBenchmarkResult & { readonly requests: number };
   readonly peakRssBytes: number;
+  /** With --profile: where the API process spent its time under the load. */
+  readonly profile?: CollectedProfile;
 }
 
 const CONNECTIONS = 50;
@@ -153,7 +155,7 @@ export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResul
  * redis-benchmark HGETALL ceiling as the balance lookups, at the same concurrency.
  */
 export async function measureEntitlements(run: BenchRun): Promise<EntitlementsResult> {
-  const { load, peakRssBytes } = await loadApiRoute(run, 'entitlement');
+  const { load, peakRssBytes, profile } = await loadApiRoute(run, 'entitlement', 'api-entitlements');
   const redis = await snapshotReadCeiling(run, await activeGeneration(run.redis, run.keyPrefix));
-  return { connections: CONNECTIONS, durationSeconds: run.options.lookupSeconds, api: load, redis, peakRssBytes };
+  return { connections: CONNECTIONS, durationSeconds: run.options.lookupSeconds, api: load, redis, peakRssBytes, ...(profile !== undefined ? { profile } : {}) };
 }

@@ -83,6 +83,7 @@ async function main(): Promise<void> {
   for (const [what, profile] of [
     ['consumer', results.metering?.profile],
     ['API', results.lookups?.profile],
+    ['API (entitlements)', results.entitlements?.profile],
   ] as const) {
     if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
   }
