@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService } from '@tally/ledger';
+import { createLedgerService, createPurchaseService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceProjector, createBalanceReadModel, replayBalances, type BalanceProjector } from '@tally/projections';
-import { createPurchaseService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
