@@ -163,6 +163,41 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     }
   });
 
+  /** A ledger process whose first look for earlier runs lets `meanwhile` store the same command first: the race of two retries. */
+  function racingProcess(meanwhile: () => Promise<unknown>): LedgerService {
+    let raced = false;
+    const racing: EventStore = {
+      ...eventStore,
+      async readEventsById(ids) {
+        const found = await eventStore.readEventsById(ids);
+        if (!raced) {
+          raced = true;
+          await meanwhile();
+        }
+        return found;
+      },
+    };
+    return createLedgerService({ eventStore: racing, catalog, logger, clock });
+  }
+
+  it('answers a placement or an expiry stored by a racing twin as a replay, not as a refusal', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(10));
+    const request = { credits: credits(2), expires: { inSeconds: 60 }, reference: null };
+    const placed = await racingProcess(() => ledger.placeHold(balanceId, request, { idempotencyKey: 'twin' })).placeHold(balanceId, request, {
+      idempotencyKey: 'twin',
+    });
+    expect(placed.replayed).toBe(true);
+    now = new Date(now.getTime() + 60_000);
+    try {
+      const expired = await racingProcess(() => ledger.expireHold(placed.holdId)).expireHold(placed.holdId);
+      expect(expired).toMatchObject({ replayed: true, balance: { held: 0n } });
+      expect((await streamTypes(balanceId)).filter((type) => type === 'HoldExpired')).toHaveLength(1);
+    } finally {
+      now = new Date('2026-03-01T12:00:00.000Z');
+    }
+  });
+
   it('sets the overdraft limit at open and by a settings change', async () => {
     const ledger = ledgerProcess();
     const balanceId = await openBalance(ledger, 0n, credits(2));
