@@ -1,10 +1,16 @@
 /**
- * Ledger event payloads, version 1, as stored in the event store and published to the
- * `credit-ledger` topic. Built from primitives only: amounts are decimal strings, times are
- * ISO-8601 strings. A new field is added as optional (or nullable) in a new version, so
- * every stored event stays readable.
+ * Ledger event payloads as stored in the event store and published to the `credit-ledger` topic.
+ * Built from primitives only: amounts are decimal strings, times are ISO-8601 strings. A new
+ * field is added as optional (or nullable) in a new version, so every stored event stays
+ * readable; the version an event was written with is in its metadata (`schemaVersion`).
+ *
+ * - 1: the first payloads.
+ * - 2 (holds, issue 15): CreditsHeld, HoldCaptured, HoldReleased and HoldExpired; `heldAfter` on
+ *   CreditToppedUp and CreditConsumed, `overdraftLimit` on CreditBalanceOpened and
+ *   CreditBalanceSettingsChanged, each left out while zero (so a version 1 event reads as the
+ *   zero it stood for); CreditConsumed's `source` may be `hold`.
  */
-export const LEDGER_EVENT_SCHEMA_VERSION = 1;
+export const LEDGER_EVENT_SCHEMA_VERSION = 2;
 
 export const LEDGER_EVENT_TYPES = [
   'CreditBalanceOpened',

@@ -14,7 +14,7 @@ import {
   toLedgerPayload,
 } from '@tally/domain';
 import type { AppendRequest, EventStore, JsonObject } from '@tally/event-store';
-import type { LedgerEventMetadataV1, LedgerEventPayloadV1 } from '@tally/schemas';
+import { LEDGER_EVENT_SCHEMA_VERSION, type LedgerEventMetadataV1, type LedgerEventPayloadV1 } from '@tally/schemas';
 import type { BalanceSnapshot } from '../balanceSnapshot';
 
 /**
@@ -61,7 +61,7 @@ export function createLedgerWriter(eventStore: EventStore, seed = 1): LedgerWrit
     const state = events.reduce(evolve, tracked.state) as OpenBalance;
     balances.set(balanceId, { state, revision: tracked.revision + BigInt(events.length) });
     const metadata: LedgerEventMetadataV1 = {
-      schemaVersion: 1,
+      schemaVersion: LEDGER_EVENT_SCHEMA_VERSION,
       balanceId,
       customerId: state.customerId,
       productId: state.productId,
