@@ -1,19 +1,10 @@
-import { createServer } from 'node:net';
-import { createTestSchema, stackConfig, startTallyProcess, uniqueName, waitFor, type TallyProcess, type TestSchema } from '@tally/test-support';
+import { createTestSchema, freePort, stackConfig, startTallyProcess, uniqueName, waitFor, type TallyProcess, type TestSchema } from '@tally/test-support';
 
 /**
  * The main job as deployed (issue 15): a hold placed over HTTP and left alone is freed by the
  * scheduler role's expiry worker, and every figure shows it; its gauges are on /metrics.
  */
 jest.setTimeout(120_000);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('hold expiry in the main job', () => {
   let db: TestSchema;
