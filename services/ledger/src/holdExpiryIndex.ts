@@ -1,5 +1,6 @@
-import { isTransientPgError } from '@tally/postgres';
 import { EventStoreUnavailableError } from '@tally/event-store';
+import { isTransientPgError } from '@tally/postgres';
+import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
 
 /** One change to the index: a hold placed (with its expiry) or freed (null). */
@@ -18,14 +19,8 @@ export interface HoldExpiryIndex {
   due(now: Date, limit: number): Promise<{ holdId: string; expiresAt: Date }[]>;
 }
 
-async function guarded<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isTransientPgError(error)) throw new EventStoreUnavailableError(error);
-    throw error;
-  }
-}
+/** Connection failures are the database being unavailable: retriable, as for the event store beside it. */
+const guarded = guardTransient(isTransientPgError, (cause) => new EventStoreUnavailableError(cause));
 
 export function createPostgresHoldExpiryIndex(pool: Pool): HoldExpiryIndex {
   return {
