@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { Writable } from 'node:stream';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { DEFAULT_MIGRATIONS_DIR, migrate } from '@tally/postgres';
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
-import { createPostgresConsumptionStore } from './consumptionStore';
+import { createConsumptionProjection, createConsumptionProjector } from './consumptionProjector';
+import { createPostgresConsumptionStore, type ConsumptionQuery } from './consumptionStore';
 
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -33,98 +31,150 @@ const topUp = (balanceId: string, occurredAt: string) => ({
   metadata: { schemaVersion: 1, balanceId, customerId: 'c', productId: 'p', causationId: null },
 });
 
-/** Migration 014's projection, as the charts read it: sums exact, once per stored event, from the append itself. */
-describe('consumption per bucket and event name (migration 014)', () => {
+const withIsoStarts = (buckets: ReadonlyArray<{ start: Date }>) => buckets.map((bucket) => ({ ...bucket, start: bucket.start.toISOString() }));
+
+/** A logger whose warnings the test reads. */
+function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, stream), lines };
+}
+
+/**
+ * The consumption projection as the charts read it: fed by the event store's subscription through
+ * the checkpointed processor, sums exact, once per event however often a batch is handed over.
+ * Each test has a schema of its own, hence its own checkpoint and buckets.
+ */
+describe('consumption per bucket and event name (consumption projector)', () => {
   let db: TestSchema;
   let eventStore: EventStore;
 
-  beforeAll(async () => {
+  beforeEach(async () => {
     db = await createTestSchema({ prefix: 'consumption' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger });
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     await eventStore?.close();
     await db?.drop();
   });
 
-  it('sums each hour and day per event name exactly, manual deductions apart, and counts a repeated append once', async () => {
+  /** Waits until the projection has handled every event stored so far. */
+  async function caughtUp(position: () => bigint): Promise<void> {
+    const head = await eventStore.headPosition();
+    await waitFor(() => position() >= head, { description: `the consumption projection at position ${head}` });
+  }
+
+  it('sums each hour and day per event name exactly, manual deductions apart, from the subscription', async () => {
     const balanceId = `b-${randomUUID()}`;
     const stream = `creditBalance-${balanceId}`;
     const repeated = consumed(balanceId, '0.000001', '2026-03-01T10:59:59.999Z', 'api_call');
-    const first = [
-      consumed(balanceId, '1.5', '2026-03-01T10:00:00Z', 'api_call'),
-      repeated,
-      consumed(balanceId, '2', '2026-03-01T10:30:00Z', 'tokens_used'),
-      consumed(balanceId, '9999999999999999.999999', '2026-03-01T11:00:00Z', 'api_call'),
-      consumed(balanceId, '3', '2026-03-02T00:00:00Z', null),
-      topUp(balanceId, '2026-03-01T10:10:00Z'),
-    ];
-    await eventStore.appendToStream(stream, first, { expectedRevision: 'no_stream' });
-    // The same event again (a redelivery's idempotent append) inserts nothing and sums nothing.
+    await eventStore.appendToStream(
+      stream,
+      [
+        consumed(balanceId, '1.5', '2026-03-01T10:00:00Z', 'api_call'),
+        repeated,
+        consumed(balanceId, '2', '2026-03-01T10:30:00Z', 'tokens_used'),
+        // 22 digits of micro-credits: beyond bigint in PostgreSQL, exact in numeric.
+        consumed(balanceId, '9999999999999999.999999', '2026-03-01T11:00:00Z', 'api_call'),
+        consumed(balanceId, '3', '2026-03-02T00:00:00Z', null),
+        topUp(balanceId, '2026-03-01T10:10:00Z'),
+      ],
+      { expectedRevision: 'no_stream' },
+    );
+    // The same event again (a redelivery's idempotent append) is stored once, so counted once.
     await eventStore.appendToStream(stream, [repeated], { expectedRevision: 'any' });
-    // Another balance's consumption stays its own.
+    // Another balance's consumption stays its own; a stream of another category is no balance's.
     await eventStore.appendToStream(`creditBalance-other-${balanceId}`, [consumed(`other-${balanceId}`, '7', '2026-03-01T10:00:00Z', 'api_call')], {
       expectedRevision: 'no_stream',
     });
+    await eventStore.appendToStream(`elsewhere-${balanceId}`, [consumed(balanceId, '5', '2026-03-01T10:00:00Z', 'api_call')], { expectedRevision: 'no_stream' });
+
+    // Several processes, as several projector roles run it: the lease lets one work at a time.
+    const projectors = [0, 1].map(() => createConsumptionProjector({ eventStore, pool: db.pool, logger, lease: { standbyPollMs: 100 } }));
+    await Promise.all(projectors.map((projector) => projector.start()));
+    try {
+      await caughtUp(() => projectors.reduce((furthest, projector) => (projector.checkpoint() > furthest ? projector.checkpoint() : furthest), 0n));
+      expect(projectors.filter((projector) => projector.isLeading())).toHaveLength(1);
+    } finally {
+      await Promise.all(projectors.map((projector) => projector.stop()));
+    }
 
     const store = createPostgresConsumptionStore({ pool: db.pool });
     const hours = await store.consumption(balanceId, { from: new Date('2026-03-01T10:20:00Z'), to: new Date('2026-03-03T00:00:00Z'), bucket: 'hour' });
     // `from` is rounded down to its bucket: 10:00 is in.
-    expect(hours.map((bucket) => ({ ...bucket, start: bucket.start.toISOString() }))).toEqual([
+    expect(withIsoStarts(hours.buckets)).toEqual([
       { start: '2026-03-01T10:00:00.000Z', event: 'api_call', credits: 1_500_001n, entries: 2 },
       { start: '2026-03-01T10:00:00.000Z', event: 'tokens_used', credits: 2_000_000n, entries: 1 },
       { start: '2026-03-01T11:00:00.000Z', event: 'api_call', credits: 9_999_999_999_999_999_999_999n, entries: 1 },
       { start: '2026-03-02T00:00:00.000Z', event: null, credits: 3_000_000n, entries: 1 },
     ]);
+    // The position the sums reflect is the projection's checkpoint: every event stored.
+    expect(hours.position).toBe(await eventStore.headPosition());
     const days = await store.consumption(balanceId, { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-02T00:00:00Z'), bucket: 'day' });
-    expect(days.map((bucket) => ({ ...bucket, start: bucket.start.toISOString() }))).toEqual([
+    expect(withIsoStarts(days.buckets)).toEqual([
       { start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 10_000_000_000_000_001_500_000n, entries: 3 },
       { start: '2026-03-01T00:00:00.000Z', event: 'tokens_used', credits: 2_000_000n, entries: 1 },
     ]);
-    expect(await store.consumption(`nobody-${balanceId}`, { from: new Date(0), to: new Date(), bucket: 'day' })).toEqual([]);
+    expect(await store.consumption(`nobody-${balanceId}`, { from: new Date(0), to: new Date(), bucket: 'day' })).toEqual({ position: hours.position, buckets: [] });
   });
 
-  it('never fails an append for an event it cannot read: no amount adds nothing, no occurredAt counts when recorded', async () => {
+  it('counts a batch handed over again, whole or overlapping, once', async () => {
+    const balanceId = `b-${randomUUID()}`;
+    await eventStore.appendToStream(
+      `creditBalance-${balanceId}`,
+      ['1', '2', '4', '8'].map((credits) => consumed(balanceId, credits, '2026-03-01T10:00:00Z', 'api_call')),
+      { expectedRevision: 'no_stream' },
+    );
+    const events = await eventStore.readAll({});
+    expect(events).toHaveLength(4);
+    const projection = createConsumptionProjection({ pool: db.pool, logger });
+    // As a processor that crashed before its bookkeeping, or a deposed lease holder, hands them over.
+    await projection.handle(events.slice(0, 2));
+    await projection.handle(events.slice(0, 2));
+    await projection.handle(events.slice(1));
+    await Promise.all([projection.handle(events), projection.handle(events.slice(2))]);
+
+    const query: ConsumptionQuery = { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-02T00:00:00Z'), bucket: 'day' };
+    const { buckets, position } = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, query);
+    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 15_000_000n, entries: 4 }]);
+    expect(position).toBe(events[3]!.position);
+    expect(await projection.checkpoints.load('consumption-projection')).toBe(events[3]!.position);
+  });
+
+  it('skips an event it cannot decode with its reason logged, never stalling; an unreadable time counts when recorded', async () => {
     const balanceId = `b-${randomUUID()}`;
     const odd = consumed(balanceId, '1', '2026-03-01T10:00:00Z', 'api_call');
     const noTime = { ...odd, id: randomUUID(), data: { ...odd.data, occurredAt: 'yesterday' } };
     const noAmount = { ...odd, id: randomUUID(), data: { ...odd.data, credits: 'lots' } };
     const before = new Date();
-    await eventStore.appendToStream(`creditBalance-${balanceId}`, [noTime, noAmount], { expectedRevision: 'no_stream' });
-    const hours = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, { from: new Date(before.getTime() - 3_600_000), to: new Date(Date.now() + 3_600_000), bucket: 'hour' });
-    expect(hours).toEqual([{ start: expect.any(Date), event: 'api_call', credits: 1_000_000n, entries: 1 }]);
-    expect(hours[0]!.start.getTime()).toBeGreaterThan(before.getTime() - 3_600_000);
-  });
+    await eventStore.appendToStream(`creditBalance-${balanceId}`, [noAmount, noTime, odd], { expectedRevision: 'no_stream' });
 
-  it('fills the buckets from the events stored before the migration', async () => {
-    const before014 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
+    const { logger: capturing, lines } = capturingLogger();
+    const projector = createConsumptionProjector({ eventStore, pool: db.pool, logger: capturing });
+    await projector.start();
     try {
-      for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) {
-        if (/^0(0[0-9]|1[0-3])_.*\.sql$/.test(file)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(before014, file));
-      }
-      const old = await createTestSchema({ prefix: 'consumption_backfill', migrationsDir: before014 });
-      const oldStore = createPostgresEventStore({ pool: old.pool, logger });
-      try {
-        const balanceId = `b-${randomUUID()}`;
-        await oldStore.appendToStream(
-          `creditBalance-${balanceId}`,
-          [consumed(balanceId, '1', '2026-03-01T10:00:00Z', 'api_call'), consumed(balanceId, '2', '2026-03-01T10:05:00Z', 'api_call')],
-          { expectedRevision: 'no_stream' },
-        );
-        expect((await migrate({ pool: old.pool, schema: old.schema, logger })).applied).toEqual(['014_consumption_buckets']);
-        const hours = await createPostgresConsumptionStore({ pool: old.pool }).consumption(balanceId, {
-          from: new Date('2026-03-01T00:00:00Z'),
-          to: new Date('2026-03-02T00:00:00Z'),
-          bucket: 'hour',
-        });
-        expect(hours).toEqual([{ start: new Date('2026-03-01T10:00:00Z'), event: 'api_call', credits: 3_000_000n, entries: 2 }]);
-      } finally {
-        await oldStore.close();
-        await old.drop();
-      }
+      await caughtUp(() => projector.checkpoint());
     } finally {
-      await rm(before014, { recursive: true, force: true });
+      await projector.stop();
     }
+
+    const hours = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, {
+      from: new Date('2026-03-01T00:00:00Z'),
+      to: new Date(Date.now() + 3_600_000),
+      bucket: 'hour',
+    });
+    expect(hours.buckets).toEqual([
+      { start: new Date('2026-03-01T10:00:00Z'), event: 'api_call', credits: 1_000_000n, entries: 1 },
+      { start: expect.any(Date), event: 'api_call', credits: 1_000_000n, entries: 1 },
+    ]);
+    expect(hours.buckets[1]!.start.getTime()).toBeGreaterThan(before.getTime() - 3_600_000);
+    const skipped = lines.filter((line) => line.msg === 'skipping a CreditConsumed event that cannot be decoded');
+    expect(skipped).toEqual([expect.objectContaining({ eventId: noAmount.id, err: expect.objectContaining({ message: expect.any(String) }) })]);
   });
 });

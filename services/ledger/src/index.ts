@@ -12,3 +12,4 @@ export * from './purchaseService';
 export * from './consumptionStore';
 export * from './holdExpiryIndex';
 export * from './holdExpiryWorker';
+export * from './consumptionProjector';

@@ -1,0 +1,177 @@
+import { balanceIdOfStream } from '@tally/domain';
+import type { EventStore, RecordedEvent } from '@tally/event-store';
+import {
+  createCheckpointedProcessor,
+  createPostgresCheckpointStore,
+  type CheckpointedProcessor,
+  type CheckpointStore,
+  type ProcessorLease,
+  type ProcessorMetrics,
+} from '@tally/runtime';
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import { fromRecordedEvent } from './ledgerEvents';
+
+/** The processor's (and its lease's and checkpoint row's) name; migration 019 resets it. */
+export const CONSUMPTION_PROJECTION = 'consumption-projection';
+
+export interface ConsumptionProjectorOptions {
+  readonly eventStore: EventStore;
+  /** Holds `consumption_buckets` and the checkpoint (subscription_checkpoints). */
+  readonly pool: Pool;
+  readonly logger: Logger;
+  /** Processes sharing the database take turns (an advisory lock); default: a lease with the runtime's defaults. */
+  readonly lease?: Omit<ProcessorLease, 'pool'>;
+  readonly batchSize?: number;
+  readonly lagRefreshMs?: number;
+  /** Where the lag and lease gauges go (tally_consumption_*); none without it. */
+  readonly metrics?: ProcessorMetrics['registry'];
+}
+
+const HOUR_MS = 3_600_000;
+
+/** One row's worth of a batch: consumption of one balance in one hour by one event name. */
+interface BucketSum {
+  readonly balanceId: string;
+  readonly start: Date;
+  readonly event: string;
+  microCredits: bigint;
+  entries: number;
+}
+
+/**
+ * Keeps `consumption_buckets` (migration 014) from the event store's subscription, through the
+ * runtime's one checkpointed processor, so it works with either event store. Events are decoded by
+ * the ledger's one stored-event mapping (fromRecordedEvent), so the sums do not depend on how the
+ * store encodes them.
+ *
+ * Exactly once per event: the batch's sums and its checkpoint are written in one PostgreSQL
+ * transaction, which first locks the checkpoint row and adds only the events after the position
+ * it holds. A replayed batch (a crash before the processor's own bookkeeping, a deposed lease
+ * holder still finishing a batch while the next one works) finds the checkpoint already past its
+ * events and adds nothing; a failed transaction adds nothing and moves nothing, and is retried.
+ * An event that cannot be decoded is skipped with its reason logged: it must not stall the
+ * projection behind it (the ledger's own fold would refuse it the same way).
+ */
+export function createConsumptionProjector(options: ConsumptionProjectorOptions): CheckpointedProcessor {
+  const { pool } = options;
+  const logger = options.logger.child({ module: 'consumptionProjector' });
+  const { checkpoints, handle } = createConsumptionProjection({ pool, logger });
+  return createCheckpointedProcessor({
+    name: CONSUMPTION_PROJECTION,
+    role: 'consumption projection',
+    eventStore: options.eventStore,
+    checkpoints,
+    lease: { pool, ...options.lease },
+    logger,
+    what: 'projecting consumption',
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...(options.lagRefreshMs !== undefined ? { lagRefreshMs: options.lagRefreshMs } : {}),
+    handle,
+    metrics: options.metrics && {
+      registry: options.metrics,
+      lagEvents: { name: 'tally_consumption_lag_events', help: 'Event store positions not yet in the consumption buckets' },
+      lagSeconds: { name: 'tally_consumption_lag_seconds', help: 'Age of the oldest event not yet in the consumption buckets' },
+      leading: { name: 'tally_consumption_projecting', help: '1 while this process holds the consumption projection lease and projects, 0 while it stands by' },
+    },
+  });
+}
+
+/** The projection's side of the processor: its checkpoint store and its batch handler. */
+export interface ConsumptionProjection {
+  readonly checkpoints: CheckpointStore;
+  /** Adds a batch's consumption and moves the checkpoint past it, once however often it is handed over. */
+  handle(events: readonly RecordedEvent[]): Promise<void>;
+}
+
+export function createConsumptionProjection(options: { readonly pool: Pool; readonly logger: Logger }): ConsumptionProjection {
+  const { pool, logger } = options;
+
+  /** save() has nothing to do: handle() moved the checkpoint in the transaction of the sums. */
+  const checkpoints: CheckpointStore = { load: createPostgresCheckpointStore(pool).load, save: async () => {} };
+
+  function sumsOf(events: readonly RecordedEvent[]): BucketSum[] {
+    const sums = new Map<string, BucketSum>();
+    for (const recorded of events) {
+      if (recorded.type !== 'CreditConsumed') continue;
+      const balanceId = balanceIdOfStream(recorded.streamId);
+      if (balanceId === undefined) continue;
+      let decoded;
+      try {
+        decoded = fromRecordedEvent(recorded).event;
+      } catch (error) {
+        logger.warn({ err: error, position: recorded.position.toString(), eventId: recorded.id, streamId: recorded.streamId }, 'skipping a CreditConsumed event that cannot be decoded');
+        continue;
+      }
+      if (decoded.type !== 'CreditConsumed') continue;
+      // The hour it occurred in; when it was recorded for an event without a readable time.
+      const occurred = Date.parse(decoded.occurredAt);
+      const at = Number.isNaN(occurred) ? recorded.recordedAt.getTime() : occurred;
+      const start = new Date(Math.floor(at / HOUR_MS) * HOUR_MS);
+      const event = decoded.usage?.event ?? '';
+      const key = JSON.stringify([balanceId, start.getTime(), event]);
+      const sum = sums.get(key);
+      if (sum === undefined) sums.set(key, { balanceId, start, event, microCredits: decoded.credits, entries: 1 });
+      else {
+        sum.microCredits += decoded.credits;
+        sum.entries += 1;
+      }
+    }
+    // One order for every writer, so two transactions never wait on each other's rows crosswise.
+    return [...sums.values()].sort((a, b) => compare(a.balanceId, b.balanceId) || a.start.getTime() - b.start.getTime() || compare(a.event, b.event));
+  }
+
+  async function inTransaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+      client.release();
+    } catch (error) {
+      // Destroyed, not returned: the connection may be mid-transaction or broken.
+      client.release(true);
+      throw error;
+    }
+  }
+
+  async function handle(events: readonly RecordedEvent[]): Promise<void> {
+    const last = events[events.length - 1];
+    if (last === undefined) return;
+    await inTransaction(async (client) => {
+      await client.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING', [CONSUMPTION_PROJECTION]);
+      // The row lock orders this transaction after any other writer's (a deposed holder's), and
+      // the position it then reads says which of these events are already in the sums.
+      const { rows } = await client.query<{ position: string }>('SELECT position FROM subscription_checkpoints WHERE name = $1 FOR UPDATE', [
+        CONSUMPTION_PROJECTION,
+      ]);
+      const saved = BigInt(rows[0]!.position);
+      if (last.position <= saved) return;
+      const sums = sumsOf(events.filter((event) => event.position > saved));
+      if (sums.length > 0) {
+        await client.query(
+          `INSERT INTO consumption_buckets AS b (balance_id, bucket_start, event, micro_credits, entries)
+           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::bigint[])
+           ON CONFLICT (balance_id, bucket_start, event) DO UPDATE
+             SET micro_credits = b.micro_credits + excluded.micro_credits, entries = b.entries + excluded.entries`,
+          [
+            sums.map((sum) => sum.balanceId),
+            sums.map((sum) => sum.start),
+            sums.map((sum) => sum.event),
+            // Decimal strings: micro-credits beyond bigint reach numeric exactly.
+            sums.map((sum) => sum.microCredits.toString()),
+            sums.map((sum) => sum.entries),
+          ],
+        );
+      }
+      await client.query('UPDATE subscription_checkpoints SET position = $2, updated_at = now() WHERE name = $1', [
+        CONSUMPTION_PROJECTION,
+        last.position.toString(),
+      ]);
+    });
+  }
+
+  return { checkpoints, handle };
+}
+
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
