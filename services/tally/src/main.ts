@@ -4,6 +4,7 @@ import { createMetricsRegistry } from '@tally/metrics';
 import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime';
 import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
 import {
+  createConsumptionProjector,
   createHoldExpiryWorker,
   createLedgerService,
   createPostgresBalanceSnapshotStore,
@@ -184,6 +185,9 @@ async function main(): Promise<void> {
   if (roles.has('projector') && redis !== undefined) {
     const projector = createBalanceProjector({ eventStore, redis, keyPrefix: config.redis.keyPrefix, metrics, logger });
     await parts.start(projector);
+    // Consumption per hour and event name (the console's charts) in PostgreSQL, from either event
+    // store; with a lease, so that of several projector processes one works at a time.
+    await parts.start(createConsumptionProjector({ eventStore, pool, metrics, logger }));
   }
 
   if (roles.has('relay')) {
@@ -300,9 +304,8 @@ async function main(): Promise<void> {
       }),
       purchases: createPurchaseService({ catalog, ledger }),
       customers: createPostgresCustomerDirectory({ pool }),
-      // Consumption per bucket is projected by the PostgreSQL event store itself (migration 014):
-      // with EventStoreDB holding the events there is no such projection yet, and no route.
-      ...(config.eventStore.kind === 'postgres' ? { consumption: createPostgresConsumptionStore({ pool }) } : {}),
+      // Kept by the projector role's consumption projector (see above), whichever event store.
+      consumption: createPostgresConsumptionStore({ pool }),
       deadLetters,
       web: {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),

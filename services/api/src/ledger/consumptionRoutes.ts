@@ -36,7 +36,7 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
         tags: ['credit balances'],
         summary: "A balance's consumption over time, per bucket and usage event name",
         description:
-          'Credits consumed (usage, and credits retained by hand with `event` null) summed per hour or per UTC day and per usage event name, from `from` (rounded down to its bucket) to `to` (exclusive). Defaults: `bucket=hour`, `to` now, `from` one day (hours) or 30 days (days) before `to`; at most 31 days of hours or 731 of days. Buckets without consumption are left out. Served from a projection the event store keeps in the same transaction as the events (migration 014).',
+          'Credits consumed (usage, and credits retained by hand with `event` null) summed per hour or per UTC day and per usage event name, from `from` (rounded down to its bucket) to `to` (exclusive). Defaults: `bucket=hour`, `to` now, `from` one day (hours) or 30 days (days) before `to`; at most 31 days of hours or 731 of days. Buckets without consumption are left out. Served from a projection of the ledger that may lag the writes by a moment: `position` is the event store position it reflects (as a balance\'s `position` is).',
         params: balanceParams,
         querystring: Type.Object(
           {
@@ -49,6 +49,7 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
         response: {
           200: Type.Object({
             bucket: bucketSize,
+            position: Type.String({ description: 'Global event store position these sums reflect: every ledger event up to it, none after.' }),
             from: Type.String({ format: 'date-time' }),
             to: Type.String({ format: 'date-time' }),
             items: Type.Array(
@@ -74,9 +75,10 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
         throw new ValidationError(`a range of ${bucket}s spans at most ${MAX_RANGE_MS[bucket] / DAY_MS} days`);
       }
       if ((await deps.catalog.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
-      const buckets = await deps.consumption.consumption(balanceId, { from, to, bucket });
+      const { position, buckets } = await deps.consumption.consumption(balanceId, { from, to, bucket });
       return {
         bucket,
+        position: position.toString(),
         from: from.toISOString(),
         to: to.toISOString(),
         items: buckets.map((item) => ({ start: item.start.toISOString(), event: item.event, credits: formatCredits(item.credits), entries: item.entries })),

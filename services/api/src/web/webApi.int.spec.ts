@@ -1,9 +1,10 @@
 import { createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
+import { createConsumptionProjector, createLedgerService, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
-import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import type { Worker } from '@tally/runtime';
+import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -29,6 +30,7 @@ describe('the web interfaces\' API', () => {
   let redis: Redis;
   let deps: ApiDeps;
   let app: FastifyInstance;
+  let consumptionProjector: Worker | undefined;
   const apps: FastifyInstance[] = [];
   const keyPrefix = uniqueName('webapi');
 
@@ -62,6 +64,9 @@ describe('the web interfaces\' API', () => {
       consumption: createPostgresConsumptionStore({ pool: db.pool }),
       web: { secret: SECRET },
     };
+    // What the projector role runs: the consumption route reads its sums.
+    consumptionProjector = createConsumptionProjector({ eventStore, pool: db.pool, logger });
+    await consumptionProjector.start();
     app = await build();
     const product = await app.inject({
       method: 'POST',
@@ -74,6 +79,7 @@ describe('the web interfaces\' API', () => {
 
   afterAll(async () => {
     for (const built of apps) await built.close();
+    await consumptionProjector?.stop();
     await eventStore?.close();
     if (redis !== undefined) {
       const keys = await redis.keys(`${keyPrefix}*`);
@@ -239,8 +245,15 @@ describe('the web interfaces\' API', () => {
       const balanceId = await openBalance(uniqueName('consuming'));
       const deduct = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/deductions`, headers: admin, payload: { credits: '2.5', reason: 'retained' } });
       expect(deduct.statusCode).toBe(201);
-      const day = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/consumption?bucket=day`, headers: admin });
-      expect(day.statusCode).toBe(200);
+      // From a projection, a moment behind the ledger: its answer says which position it reflects.
+      const written = await eventStore.headPosition();
+      const day = await waitFor(
+        async () => {
+          const answer = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/consumption?bucket=day`, headers: admin });
+          return answer.statusCode === 200 && BigInt(answer.json<{ position: string }>().position) >= written && answer;
+        },
+        { description: 'the consumption projection past the deduction' },
+      );
       const body = day.json();
       expect(body.bucket).toBe('day');
       expect(body.items).toEqual([{ start: expect.stringMatching(/T00:00:00\.000Z$/), event: null, credits: '2.5', entries: 1 }]);
