@@ -19,11 +19,11 @@ const label = (event: string | null) => event ?? 'retained by hand';
  * for screen readers and keyboard users. The credits are plotted as numbers: a chart needs pixel
  * positions, and nothing is computed from them; the table shows the API's exact decimal strings.
  */
-export function ConsumptionChart({ consumption, title }: { consumption: Consumption | null | undefined; title: string }) {
+export function ConsumptionChart({ consumption, title }: { consumption: Consumption | undefined; title: string }) {
   const holder = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = holder.current;
-    if (element === null || consumption === undefined || consumption === null || consumption.items.length === 0) return;
+    if (element === null || consumption === undefined || consumption.items.length === 0) return;
     const names = seriesNames(consumption);
     const starts = [...new Set(consumption.items.map((item) => Date.parse(item.start) / 1000))].sort((a, b) => a - b);
     const index = new Map(starts.map((start, position) => [start, position]));
@@ -72,8 +72,6 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
       <figcaption>{title}</figcaption>
       {consumption === undefined ? (
         <p>Loading…</p>
-      ) : consumption === null ? (
-        <p>Consumption over time needs the PostgreSQL event store; the ledger shows every entry.</p>
       ) : consumption.items.length === 0 ? (
         <p>No consumption in this period.</p>
       ) : (

@@ -63,6 +63,8 @@ export interface ConsumptionBucket {
 
 export interface Consumption {
   readonly bucket: 'hour' | 'day';
+  /** The event store position the sums reflect. */
+  readonly position: string;
   readonly from: string;
   readonly to: string;
   readonly items: ConsumptionBucket[];

@@ -1,4 +1,4 @@
-import { ApiError, path, type ApiClient } from './apiClient';
+import { path, type ApiClient } from './apiClient';
 import type { Consumption, LedgerEntry } from './apiTypes';
 import { usePolling } from './ui';
 import { useState } from 'preact/hooks';
@@ -10,19 +10,14 @@ import { useState } from 'preact/hooks';
  */
 export function useRecentConsumption(api: ApiClient, balanceId: string, options: { bucket: 'hour' | 'day'; entries: number; intervalMs: number; position: string }) {
   const [recent, setRecent] = useState<LedgerEntry[]>([]);
-  /** null: this deployment serves no consumption over time. */
-  const [consumption, setConsumption] = useState<Consumption | null>();
+  const [consumption, setConsumption] = useState<Consumption>();
   const [readAt, setReadAt] = useState(Date.now());
   usePolling(
     async () => {
       const [ledger, used] = await Promise.all([
         api.get<{ items: LedgerEntry[] }>(path`/credit-balances/${balanceId}/ledger`, { query: { limit: String(options.entries) } }),
-        // A deployment without the consumption projection (EventStoreDB) has no such route: the
-        // ledger is still shown, the chart says it is not available.
-        api.get<Consumption>(path`/credit-balances/${balanceId}/consumption`, { query: { bucket: options.bucket } }).catch((error: unknown) => {
-          if (error instanceof ApiError && error.code === 'not_found' && error.message.startsWith('no route')) return null;
-          throw error;
-        }),
+        // From a projection that may be a moment behind the ledger: the next read catches up.
+        api.get<Consumption>(path`/credit-balances/${balanceId}/consumption`, { query: { bucket: options.bucket } }),
       ]);
       setRecent(ledger.items);
       setConsumption(used);
