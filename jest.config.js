@@ -14,6 +14,7 @@ const packages = {
   '@tally/ledger-relay': 'services/ledger-relay',
   '@tally/metrics': 'services/metrics',
   '@tally/runtime': 'services/runtime',
+  '@tally/webhooks': 'services/webhooks',
   '@tally/api': 'services/api',
   '@tally/tally': 'services/tally',
   '@tally/test-support': 'test/support',
