@@ -1,0 +1,80 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { WebhookUrlRefusedError } from './webhookErrors';
+
+/**
+ * Whether an address is one a webhook may be sent to: only ordinary global unicast. Loopback,
+ * private (RFC 1918, IPv6 unique local), link-local (and with it 169.254.169.254, the cloud
+ * metadata service), carrier-grade NAT, multicast, reserved and the IPv6 ranges that embed an
+ * IPv4 address (6to4, Teredo, NAT64) are refused: a customer-supplied URL must not reach
+ * Tally's own network. ipaddr.js's range tables classify; IPv4-mapped IPv6 is unwrapped first.
+ */
+export function isPublicAddress(address: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  return ipaddr.process(address).range() === 'unicast';
+}
+
+export interface AddressPolicy {
+  /** TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: every address is allowed (tests, a receiver on the same host). */
+  readonly allowPrivateNetworks: boolean;
+}
+
+function refusal(host: string, address: string): WebhookUrlRefusedError {
+  return new WebhookUrlRefusedError(
+    `${host} resolves to ${address}, a loopback, private, link-local or otherwise non-public address; ` +
+      'webhooks are not sent there unless TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true',
+  );
+}
+
+/**
+ * A DNS lookup for http.request's `lookup` option that refuses non-public addresses. The check
+ * runs on the address the socket then connects to, at connect time, so a name that resolved
+ * to a public address when the endpoint was registered and to 127.0.0.1 now (DNS rebinding)
+ * is still refused.
+ */
+export function guardedLookup(policy: AddressPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+      if (error) return callback(error, '', 0);
+      const allowed = policy.allowPrivateNetworks ? addresses : addresses.filter((entry) => isPublicAddress(entry.address));
+      const first = allowed[0];
+      if (first === undefined) {
+        return callback(refusal(hostname, addresses[0]?.address ?? 'no address') as NodeJS.ErrnoException, '', 0);
+      }
+      if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, allowed);
+      return callback(null, first.address, first.family);
+    });
+  };
+}
+
+/**
+ * Checks a URL before it is stored or sent to: http or https, no credentials in it, and a host
+ * that resolves only to addresses the policy allows (all of them: refusing at registration
+ * what the connect-time check would refuse at every delivery). Throws WebhookUrlRefusedError.
+ */
+export async function assertDeliverableUrl(text: string, policy: AddressPolicy): Promise<URL> {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new WebhookUrlRefusedError(`url is not an absolute URL: ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new WebhookUrlRefusedError('url must be http or https');
+  if (url.username !== '' || url.password !== '') throw new WebhookUrlRefusedError('url must not carry credentials');
+  if (policy.allowPrivateNetworks) return url;
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const addresses = isIP(host) !== 0 ? [host] : await resolveAll(host);
+  const refused = addresses.find((address) => !isPublicAddress(address));
+  if (refused !== undefined) throw refusal(host, refused);
+  return url;
+}
+
+async function resolveAll(host: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    dnsLookup(host, { all: true }, (error, addresses) => {
+      if (error) reject(new WebhookUrlRefusedError(`${host} does not resolve (${error.code ?? error.message})`));
+      else resolve(addresses.map((entry) => entry.address));
+    });
+  });
+}

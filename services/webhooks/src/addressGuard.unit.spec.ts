@@ -1,0 +1,58 @@
+import { assertDeliverableUrl, isPublicAddress } from './addressGuard';
+import { WebhookUrlRefusedError } from './webhookErrors';
+
+const strict = { allowPrivateNetworks: false };
+
+describe('isPublicAddress', () => {
+  it.each([
+    ['127.0.0.1', 'loopback'],
+    ['127.10.0.3', 'loopback'],
+    ['::1', 'IPv6 loopback'],
+    ['10.1.2.3', 'private'],
+    ['172.16.0.1', 'private'],
+    ['192.168.1.1', 'private'],
+    ['169.254.169.254', 'the cloud metadata service (link-local)'],
+    ['fe80::1', 'IPv6 link-local'],
+    ['fd00:ec2::254', 'IPv6 unique local (a metadata service)'],
+    ['::ffff:127.0.0.1', 'IPv4-mapped loopback'],
+    ['::ffff:10.0.0.1', 'IPv4-mapped private'],
+    ['100.100.100.200', 'carrier-grade NAT (a metadata service)'],
+    ['0.0.0.0', 'unspecified'],
+    ['::', 'IPv6 unspecified'],
+    ['224.0.0.1', 'multicast'],
+    ['2002:7f00:1::', '6to4 of 127.0.0.1'],
+    ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'],
+    ['not-an-address', 'not an address'],
+  ])('refuses %s (%s)', (address) => {
+    expect(isPublicAddress(address)).toBe(false);
+  });
+
+  it.each(['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])('allows the public address %s', (address) => {
+    expect(isPublicAddress(address)).toBe(true);
+  });
+});
+
+describe('assertDeliverableUrl', () => {
+  it.each([
+    ['http://127.0.0.1:8080/hook', /non-public/],
+    ['http://[::1]/hook', /non-public/],
+    ['http://169.254.169.254/latest/meta-data', /non-public/],
+    ['http://localhost:9000/hook', /non-public/],
+    ['ftp://example.com/hook', /http or https/],
+    ['https://user:pass@example.com/hook', /credentials/],
+    ['/relative', /absolute URL/],
+  ])('refuses %s', async (url, message) => {
+    const refused = assertDeliverableUrl(url, strict);
+    await expect(refused).rejects.toBeInstanceOf(WebhookUrlRefusedError);
+    await expect(refused).rejects.toThrow(message);
+  });
+
+  it('names the setting that allows private networks', async () => {
+    await expect(assertDeliverableUrl('http://10.0.0.5/hook', strict)).rejects.toThrow('TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true');
+  });
+
+  it('accepts a public literal, and any address when private networks are allowed', async () => {
+    await expect(assertDeliverableUrl('https://8.8.8.8/hook', strict)).resolves.toBeInstanceOf(URL);
+    await expect(assertDeliverableUrl('http://127.0.0.1:8080/hook', { allowPrivateNetworks: true })).resolves.toBeInstanceOf(URL);
+  });
+});
