@@ -1,3 +1,4 @@
 export * from './ledgerEventPayloads';
 export * from './usageEventSchema';
 export * from './ledgerEventAvroSchema';
+export * from './webhookPayloads';

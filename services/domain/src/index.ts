@@ -9,3 +9,4 @@ export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
 export { LruCache } from './lruCache';
+export * from './balanceFigures';
