@@ -1,0 +1,309 @@
+import type { WebhookEventType } from '@tally/schemas';
+import type { Pool } from 'pg';
+import type {
+  DueWebhookDelivery,
+  WebhookAttempt,
+  WebhookDelivery,
+  WebhookEndpoint,
+  WebhookStore,
+} from './webhookStore';
+
+interface EndpointRow {
+  id: string;
+  url: string;
+  description: string | null;
+  events: string[];
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_until: Date | null;
+  after_position: string;
+  disabled_at: Date | null;
+  disabled_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface DeliveryRow {
+  id: string;
+  endpoint_id: string;
+  ledger_event_id: string;
+  balance_id: string;
+  position: string;
+  event_type: string;
+  status: WebhookDelivery['status'];
+  attempts: number;
+  next_attempt_at: Date;
+  first_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: Date;
+}
+
+interface AttemptRow {
+  delivery_id: string;
+  attempt: number;
+  started_at: Date;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_body: string | null;
+}
+
+const ENDPOINT_COLUMNS = `id, url, description, events, secret, previous_secret, previous_secret_until, after_position,
+  disabled_at, disabled_reason, created_at, updated_at`;
+const DELIVERY_COLUMNS = `id, endpoint_id, ledger_event_id, balance_id, position, event_type, status, attempts,
+  next_attempt_at, first_attempt_at, delivered_at, created_at`;
+
+function endpointOf(row: EndpointRow): WebhookEndpoint {
+  return {
+    id: row.id,
+    url: row.url,
+    description: row.description,
+    events: row.events as WebhookEventType[],
+    secret: row.secret,
+    previousSecret:
+      row.previous_secret === null || row.previous_secret_until === null ? null : { secret: row.previous_secret, until: row.previous_secret_until },
+    afterPosition: BigInt(row.after_position),
+    disabled: row.disabled_at === null ? null : { at: row.disabled_at, reason: row.disabled_reason ?? '' },
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function deliveryOf(row: DeliveryRow): WebhookDelivery {
+  return {
+    id: row.id,
+    endpointId: row.endpoint_id,
+    ledgerEventId: row.ledger_event_id,
+    balanceId: row.balance_id,
+    position: BigInt(row.position),
+    eventType: row.event_type,
+    status: row.status,
+    attempts: row.attempts,
+    nextAttemptAt: row.status === 'pending' ? row.next_attempt_at : null,
+    firstAttemptAt: row.first_attempt_at,
+    deliveredAt: row.delivered_at,
+    createdAt: row.created_at,
+  };
+}
+
+function attemptOf(row: AttemptRow): WebhookAttempt {
+  return {
+    attempt: row.attempt,
+    startedAt: row.started_at,
+    durationMs: row.duration_ms,
+    statusCode: row.status_code,
+    error: row.error,
+    responseBody: row.response_body,
+  };
+}
+
+/** The oldest pending delivery of each active endpoint and balance: the only one that may be sent. */
+const HEADS = `SELECT DISTINCT ON (d.endpoint_id, d.balance_id) d.id, d.endpoint_id, d.attempts, d.first_attempt_at, d.next_attempt_at
+  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.disabled_at IS NULL
+  WHERE d.status = 'pending' ORDER BY d.endpoint_id, d.balance_id, d.position`;
+
+/** Webhook endpoints and deliveries in PostgreSQL (migration 015). */
+export function createPostgresWebhookStore(pool: Pool): WebhookStore {
+  return {
+    async createEndpoint(endpoint) {
+      const { rows } = await pool.query<EndpointRow>(
+        `INSERT INTO webhook_endpoints (id, url, description, events, secret, after_position)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${ENDPOINT_COLUMNS}`,
+        [endpoint.id, endpoint.url, endpoint.description, endpoint.events, endpoint.secret, endpoint.afterPosition.toString()],
+      );
+      return endpointOf(rows[0]!);
+    },
+
+    async listEndpoints({ limit, after }) {
+      const { rows } = await pool.query<EndpointRow>(
+        `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE $1::text IS NULL OR id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2`,
+        [after ?? null, limit],
+      );
+      return rows.map(endpointOf);
+    },
+
+    async getEndpoint(id) {
+      const { rows } = await pool.query<EndpointRow>(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1`, [id]);
+      return rows[0] === undefined ? undefined : endpointOf(rows[0]);
+    },
+
+    async updateEndpoint(id, changes) {
+      const { rows } = await pool.query<EndpointRow>(
+        `UPDATE webhook_endpoints SET
+           url = COALESCE($2, url),
+           description = CASE WHEN $3 THEN $4 ELSE description END,
+           events = COALESCE($5, events),
+           disabled_at = CASE WHEN $6::boolean IS NULL THEN disabled_at WHEN $6 THEN NULL ELSE COALESCE(disabled_at, now()) END,
+           disabled_reason = CASE WHEN $6::boolean IS NULL THEN disabled_reason WHEN $6 THEN NULL
+                                  ELSE COALESCE(disabled_reason, 'disabled by request') END,
+           updated_at = now()
+         WHERE id = $1 RETURNING ${ENDPOINT_COLUMNS}`,
+        [
+          id,
+          changes.url ?? null,
+          changes.description !== undefined,
+          changes.description ?? null,
+          changes.events ?? null,
+          changes.enabled ?? null,
+        ],
+      );
+      return rows[0] === undefined ? undefined : endpointOf(rows[0]);
+    },
+
+    async deleteEndpoint(id) {
+      const { rowCount } = await pool.query('DELETE FROM webhook_endpoints WHERE id = $1', [id]);
+      return (rowCount ?? 0) > 0;
+    },
+
+    async rotateSecret(id, secret, previousUntil) {
+      const { rows } = await pool.query<EndpointRow>(
+        `UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = now()
+         WHERE id = $1 RETURNING ${ENDPOINT_COLUMNS}`,
+        [id, secret, previousUntil],
+      );
+      return rows[0] === undefined ? undefined : endpointOf(rows[0]);
+    },
+
+    async activeEndpoints() {
+      const { rows } = await pool.query<EndpointRow>(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE disabled_at IS NULL`);
+      return rows.map(endpointOf);
+    },
+
+    async recordDeliveries(deliveries, now) {
+      if (deliveries.length === 0) return;
+      // One statement for the batch; ON CONFLICT keeps a delivery recorded before (and perhaps
+      // already sent) as it is, which is what makes recording a redelivered batch harmless.
+      // An endpoint deleted meanwhile has no row to refer to: its deliveries are dropped.
+      await pool.query(
+        `INSERT INTO webhook_deliveries (id, endpoint_id, ledger_event_id, balance_id, position, event_type, body, next_attempt_at)
+         SELECT d.*, $8::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])
+           AS d(id, endpoint_id, ledger_event_id, balance_id, position, event_type, body)
+         WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id)
+         ON CONFLICT (id) DO NOTHING`,
+        [
+          deliveries.map((d) => d.id),
+          deliveries.map((d) => d.endpointId),
+          deliveries.map((d) => d.ledgerEventId),
+          deliveries.map((d) => d.balanceId),
+          deliveries.map((d) => d.position.toString()),
+          deliveries.map((d) => d.eventType),
+          deliveries.map((d) => d.body),
+          now,
+        ],
+      );
+    },
+
+    async dueDeliveries(now, limit) {
+      // Head of each endpoint's and balance's queue first, then whether it is due: a later
+      // delivery of the same balance is never sent while an earlier one waits for its retry.
+      const { rows } = await pool.query<{
+        id: string;
+        endpoint_id: string;
+        url: string;
+        secret: string;
+        previous_secret: string | null;
+        body: string;
+        attempts: number;
+        first_attempt_at: Date | null;
+      }>(
+        `SELECT h.id, h.endpoint_id, e.url, e.secret,
+                CASE WHEN e.previous_secret_until > $1 THEN e.previous_secret END AS previous_secret,
+                d.body, h.attempts, h.first_attempt_at
+         FROM (${HEADS}) h
+         JOIN webhook_endpoints e ON e.id = h.endpoint_id
+         JOIN webhook_deliveries d ON d.id = h.id
+         WHERE h.next_attempt_at <= $1
+         ORDER BY h.next_attempt_at LIMIT $2`,
+        [now, limit],
+      );
+      return rows.map(
+        (row): DueWebhookDelivery => ({
+          id: row.id,
+          endpointId: row.endpoint_id,
+          url: row.url,
+          secrets: row.previous_secret === null ? [row.secret] : [row.secret, row.previous_secret],
+          body: row.body,
+          attempts: row.attempts,
+          firstAttemptAt: row.first_attempt_at,
+        }),
+      );
+    },
+
+    async nextDueAt() {
+      const { rows } = await pool.query<{ due: Date | null }>(`SELECT min(h.next_attempt_at) AS due FROM (${HEADS}) h`);
+      return rows[0]?.due ?? undefined;
+    },
+
+    async recordAttempt(deliveryId, attempt, outcome) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(
+          `INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+          [deliveryId, attempt.attempt, attempt.startedAt, attempt.durationMs, attempt.statusCode, attempt.error, attempt.responseBody],
+        );
+        const { rows } = await client.query<{ endpoint_id: string }>(
+          `UPDATE webhook_deliveries SET
+             status = $2,
+             attempts = GREATEST(attempts, $3),
+             first_attempt_at = COALESCE(first_attempt_at, $4),
+             last_attempt_at = $4,
+             next_attempt_at = COALESCE($5, next_attempt_at),
+             delivered_at = CASE WHEN $2 = 'succeeded' THEN $6 ELSE delivered_at END
+           WHERE id = $1 RETURNING endpoint_id`,
+          [
+            deliveryId,
+            outcome.status,
+            attempt.attempt,
+            attempt.startedAt,
+            outcome.status === 'pending' ? outcome.nextAttemptAt : null,
+            new Date(attempt.startedAt.getTime() + attempt.durationMs),
+          ],
+        );
+        if (outcome.status === 'failed' && rows[0] !== undefined) {
+          await client.query(
+            `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now()
+             WHERE id = $1 AND disabled_at IS NULL`,
+            [rows[0].endpoint_id, outcome.disableReason],
+          );
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+
+    async listDeliveries(endpointId, { limit, before }) {
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
+         WHERE endpoint_id = $1 AND ($2::bigint IS NULL OR position < $2) ORDER BY position DESC LIMIT $3`,
+        [endpointId, before?.toString() ?? null, limit],
+      );
+      const attempts = await pool.query<AttemptRow>(
+        `SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body
+         FROM webhook_delivery_attempts WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt`,
+        [rows.map((row) => row.id)],
+      );
+      const byDelivery = new Map<string, WebhookAttempt[]>();
+      for (const row of attempts.rows) {
+        const list = byDelivery.get(row.delivery_id) ?? [];
+        list.push(attemptOf(row));
+        byDelivery.set(row.delivery_id, list);
+      }
+      return rows.map((row) => ({ ...deliveryOf(row), attemptLog: byDelivery.get(row.id) ?? [] }));
+    },
+
+    async retryDelivery(endpointId, deliveryId, now) {
+      const { rows } = await pool.query<DeliveryRow>(
+        `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, first_attempt_at = NULL
+         WHERE id = $2 AND endpoint_id = $1 RETURNING ${DELIVERY_COLUMNS}`,
+        [endpointId, deliveryId, now],
+      );
+      return rows[0] === undefined ? undefined : deliveryOf(rows[0]);
+    },
+  };
+}

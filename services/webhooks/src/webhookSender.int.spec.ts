@@ -1,0 +1,92 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createWebhookSender, RESPONSE_BODY_LIMIT } from './webhookSender';
+
+/** A server on 127.0.0.1 whose handler each test sets. */
+async function localServer(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const open = { allowPrivateNetworks: true, connectTimeoutMs: 2_000, responseTimeoutMs: 500 };
+
+describe('webhook sender', () => {
+  it('posts the body and headers, and keeps the status and the first KiB of the answer', async () => {
+    let received: { headers: http.IncomingHttpHeaders; body: string } | undefined;
+    const server = await localServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        received = { headers: req.headers, body: Buffer.concat(chunks).toString() };
+        res.writeHead(202).end('x'.repeat(64 * 1024));
+      });
+    });
+    try {
+      const response = await createWebhookSender(open)({ url: server.url, headers: { 'webhook-id': 'msg_1' }, body: '{"a":1}' });
+      expect(response).toMatchObject({ statusCode: 202, error: null });
+      expect(response.body).toHaveLength(RESPONSE_BODY_LIMIT);
+      expect(received?.body).toBe('{"a":1}');
+      expect(received?.headers['webhook-id']).toBe('msg_1');
+      expect(received?.headers['content-type']).toBe('application/json');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('gives up on a receiver that does not answer within the response timeout', async () => {
+    const server = await localServer(() => undefined);
+    try {
+      const response = await createWebhookSender(open)({ url: server.url, headers: {}, body: '{}' });
+      expect(response).toMatchObject({ statusCode: null, error: 'response timeout after 500 ms' });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('reports a refused connection as an error, not a status', async () => {
+    const server = await localServer(() => undefined);
+    const { url } = server;
+    await server.close();
+    const response = await createWebhookSender(open)({ url, headers: {}, body: '{}' });
+    expect(response.statusCode).toBeNull();
+    expect(response.error).toMatch(/ECONNREFUSED/);
+  });
+
+  it('does not follow a redirect', async () => {
+    const server = await localServer((_req, res) => res.writeHead(307, { location: 'http://169.254.169.254/' }).end());
+    try {
+      const response = await createWebhookSender(open)({ url: server.url, headers: {}, body: '{}' });
+      expect(response.statusCode).toBe(307);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses loopback, by literal and by name, without the private-networks setting, and sends nothing', async () => {
+    let requests = 0;
+    const server = await localServer((_req, res) => {
+      requests += 1;
+      res.end();
+    });
+    try {
+      const strict = createWebhookSender({ ...open, allowPrivateNetworks: false });
+      const byLiteral = await strict({ url: server.url, headers: {}, body: '{}' });
+      const byName = await strict({ url: server.url.replace('127.0.0.1', 'localhost'), headers: {}, body: '{}' });
+      expect(byLiteral).toMatchObject({ statusCode: null, error: expect.stringMatching(/non-public/) });
+      expect(byName).toMatchObject({ statusCode: null, error: expect.stringMatching(/non-public/) });
+      expect(requests).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+});

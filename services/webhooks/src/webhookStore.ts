@@ -1,0 +1,126 @@
+import type { WebhookEventType } from '@tally/schemas';
+
+export interface WebhookEndpoint {
+  readonly id: string;
+  readonly url: string;
+  readonly description: string | null;
+  readonly events: readonly WebhookEventType[];
+  readonly secret: string;
+  /** The secret a rotation replaced, while it is still signed with. */
+  readonly previousSecret: { readonly secret: string; readonly until: Date } | null;
+  /** Only ledger events after this global position reach the endpoint. */
+  readonly afterPosition: bigint;
+  readonly disabled: { readonly at: Date; readonly reason: string } | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface NewWebhookEndpoint {
+  readonly id: string;
+  readonly url: string;
+  readonly description: string | null;
+  readonly events: readonly WebhookEventType[];
+  readonly secret: string;
+  readonly afterPosition: bigint;
+}
+
+export interface WebhookEndpointChanges {
+  readonly url?: string;
+  readonly description?: string | null;
+  readonly events?: readonly WebhookEventType[];
+  /** true re-enables a disabled endpoint (its pending deliveries resume); false disables it by hand. */
+  readonly enabled?: boolean;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed';
+
+export interface NewWebhookDelivery {
+  /** The webhook-id (webhookMessageId). */
+  readonly id: string;
+  readonly endpointId: string;
+  readonly ledgerEventId: string;
+  readonly balanceId: string;
+  readonly position: bigint;
+  readonly eventType: WebhookEventType;
+  readonly body: string;
+}
+
+export interface WebhookAttempt {
+  readonly attempt: number;
+  readonly startedAt: Date;
+  readonly durationMs: number;
+  /** null when no response came. */
+  readonly statusCode: number | null;
+  readonly error: string | null;
+  /** At most the first KiB of the body. */
+  readonly responseBody: string | null;
+}
+
+export interface WebhookDelivery {
+  readonly id: string;
+  readonly endpointId: string;
+  readonly ledgerEventId: string;
+  readonly balanceId: string;
+  readonly position: bigint;
+  readonly eventType: string;
+  readonly status: WebhookDeliveryStatus;
+  readonly attempts: number;
+  readonly nextAttemptAt: Date | null;
+  readonly firstAttemptAt: Date | null;
+  readonly deliveredAt: Date | null;
+  readonly createdAt: Date;
+}
+
+/** A delivery due now, with what sending it needs. */
+export interface DueWebhookDelivery {
+  readonly id: string;
+  readonly endpointId: string;
+  readonly url: string;
+  /** The endpoint's secret first, then the previous one while its grace period lasts. */
+  readonly secrets: readonly string[];
+  readonly body: string;
+  readonly attempts: number;
+  readonly firstAttemptAt: Date | null;
+}
+
+/** What became of an attempt: delivered, to be tried again, or given up on (which disables the endpoint). */
+export type WebhookAttemptOutcome =
+  | { readonly status: 'succeeded' }
+  | { readonly status: 'pending'; readonly nextAttemptAt: Date }
+  | { readonly status: 'failed'; readonly disableReason: string };
+
+export interface WebhookStore {
+  createEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint>;
+  /** In id order, `limit` at most, after the `after` id. */
+  listEndpoints(options: { readonly limit: number; readonly after?: string }): Promise<WebhookEndpoint[]>;
+  getEndpoint(id: string): Promise<WebhookEndpoint | undefined>;
+  updateEndpoint(id: string, changes: WebhookEndpointChanges): Promise<WebhookEndpoint | undefined>;
+  /** Deletes it and its deliveries; false when there was none. */
+  deleteEndpoint(id: string): Promise<boolean>;
+  /** Replaces the secret, keeping the old one valid until `previousUntil`. */
+  rotateSecret(id: string, secret: string, previousUntil: Date): Promise<WebhookEndpoint | undefined>;
+  /** The endpoints that receive new deliveries: every one not disabled. */
+  activeEndpoints(): Promise<WebhookEndpoint[]>;
+  /** Records deliveries, due at `now`; one already recorded (same id) is left as it is. */
+  recordDeliveries(deliveries: readonly NewWebhookDelivery[], now: Date): Promise<void>;
+  /**
+   * Deliveries to send now, `limit` at most: for each endpoint (not disabled) and balance only
+   * the oldest pending one, and only when it is due. A delivery waiting for its retry holds back
+   * the later ones of its balance to that endpoint, and nothing else.
+   */
+  dueDeliveries(now: Date, limit: number): Promise<DueWebhookDelivery[]>;
+  /** Earliest next_attempt_at among pending deliveries of active endpoints; undefined when none. */
+  nextDueAt(): Promise<Date | undefined>;
+  /** Keeps an attempt and its outcome together (one transaction). */
+  recordAttempt(deliveryId: string, attempt: WebhookAttempt, outcome: WebhookAttemptOutcome): Promise<void>;
+  /** An endpoint's deliveries, newest first, `limit` at most, before the position `before`. */
+  listDeliveries(
+    endpointId: string,
+    options: { readonly limit: number; readonly before?: bigint },
+  ): Promise<Array<WebhookDelivery & { readonly attemptLog: readonly WebhookAttempt[] }>>;
+  /**
+   * Makes a delivery of the endpoint pending and due now, with a fresh retry period; undefined
+   * when the endpoint has no such delivery.
+   */
+  retryDelivery(endpointId: string, deliveryId: string, now: Date): Promise<WebhookDelivery | undefined>;
+}
