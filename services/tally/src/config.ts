@@ -9,7 +9,7 @@ import {
 } from '@tally/metering';
 import { z } from 'zod';
 
-export const ROLES = ['consumer', 'projector', 'api', 'relay', 'scheduler'] as const;
+export const ROLES = ['consumer', 'projector', 'api', 'relay', 'scheduler', 'webhooks'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const EVENT_STORES = ['postgres', 'eventstoredb'] as const;
@@ -125,6 +125,21 @@ export const configSchema = z.object({
     .describe('periods one scheduler run grants per subscription; a subscription further behind is caught up over several runs, which then follow each other at once'),
   TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000)
     .describe('periods a create or cancel request grants before it answers (the scheduler grants the rest); `0` leaves every grant to the scheduler'),
+  // Webhooks (README, "Webhooks"): where they may go, how long a receiver may take, how long they are retried.
+  TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: z.enum(['true', 'false']).default('false')
+    .describe('`true` lets webhook endpoints resolve to loopback, private, link-local and metadata addresses (a receiver on this host, tests); refused otherwise'),
+  TALLY_WEBHOOKS_CONNECT_TIMEOUT_MS: integer(5_000, 100, 120_000).describe('how long connecting to a webhook receiver may take'),
+  TALLY_WEBHOOKS_RESPONSE_TIMEOUT_MS: integer(15_000, 100, 600_000)
+    .describe('how long a webhook receiver may take to answer once connected; slower counts as a failed attempt'),
+  TALLY_WEBHOOKS_RETRY_INITIAL_DELAY_MS: integer(5_000, 1, 86_400_000)
+    .describe('pause after a webhook\'s first failed attempt; it doubles, with jitter, after each further one'),
+  TALLY_WEBHOOKS_RETRY_MAX_DELAY_MS: integer(3_600_000, 1, 86_400_000).describe('longest pause between two attempts of a webhook'),
+  TALLY_WEBHOOKS_RETRY_FOR_MS: integer(259_200_000, 1, 2_592_000_000)
+    .describe('how long a webhook is retried from its first attempt (3 days); then it is given up and its endpoint disabled with the reason'),
+  TALLY_WEBHOOKS_SECRET_GRACE_MS: integer(86_400_000, 0, 2_592_000_000)
+    .describe('how long a rotated-out webhook secret still signs (beside the new one), so receivers can switch'),
+  TALLY_WEBHOOKS_CONCURRENCY: integer(8, 1, 1_000).describe('webhooks in flight at once (each to a different endpoint and balance)'),
+  TALLY_WEBHOOKS_POLL_MS: integer(1_000, 10, 600_000).describe('how often the deliverer looks for webhooks due for a retry'),
 });
 
 export interface Config {
@@ -192,6 +207,15 @@ export interface Config {
     readonly databaseConnectMs: number;
     readonly redisCommandMs: number;
     readonly relayLeaseMs: number;
+  };
+  readonly webhooks: {
+    readonly allowPrivateNetworks: boolean;
+    readonly connectTimeoutMs: number;
+    readonly responseTimeoutMs: number;
+    readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number; readonly retryForMs: number };
+    readonly secretGraceMs: number;
+    readonly concurrency: number;
+    readonly pollMs: number;
   };
   readonly grants: {
     /** Periods one scheduler run grants per subscription item; the next run continues. */
@@ -317,6 +341,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       databaseConnectMs: e.TALLY_DATABASE_CONNECT_TIMEOUT_MS,
       redisCommandMs: e.TALLY_REDIS_COMMAND_TIMEOUT_MS,
       relayLeaseMs: e.TALLY_RELAY_LEASE_TIMEOUT_MS,
+    },
+    webhooks: {
+      allowPrivateNetworks: e.TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS === 'true',
+      connectTimeoutMs: e.TALLY_WEBHOOKS_CONNECT_TIMEOUT_MS,
+      responseTimeoutMs: e.TALLY_WEBHOOKS_RESPONSE_TIMEOUT_MS,
+      retry: {
+        initialDelayMs: e.TALLY_WEBHOOKS_RETRY_INITIAL_DELAY_MS,
+        maxDelayMs: e.TALLY_WEBHOOKS_RETRY_MAX_DELAY_MS,
+        retryForMs: e.TALLY_WEBHOOKS_RETRY_FOR_MS,
+      },
+      secretGraceMs: e.TALLY_WEBHOOKS_SECRET_GRACE_MS,
+      concurrency: e.TALLY_WEBHOOKS_CONCURRENCY,
+      pollMs: e.TALLY_WEBHOOKS_POLL_MS,
     },
     grants: {
       maxPeriodsPerRun: e.TALLY_SCHEDULER_MAX_PERIODS_PER_RUN,

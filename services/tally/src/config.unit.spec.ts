@@ -9,7 +9,7 @@ describe('loadConfig', () => {
     expect(config.consumer.groupId).toBe('tally-metering');
     expect(config.consumer.sessionTimeoutMs).toBe(10_000);
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8080, keys: undefined });
-    expect([...config.roles].sort()).toEqual(['api', 'consumer', 'projector', 'relay', 'scheduler']);
+    expect([...config.roles].sort()).toEqual(['api', 'consumer', 'projector', 'relay', 'scheduler', 'webhooks']);
     expect(config.timeouts).toEqual({
       shutdownMs: 15_000,
       databaseStatementMs: 30_000,
@@ -46,6 +46,26 @@ describe('loadConfig', () => {
     });
     expect(config.timeouts).toEqual({ shutdownMs: 3000, databaseStatementMs: 1500, databaseConnectMs: 2500, redisCommandMs: 700, relayLeaseMs: 900 });
     expect(config.grants).toEqual({ maxPeriodsPerRun: 7, inlinePeriods: 0 });
+  });
+
+  it('refuses private webhook addresses and retries webhooks for 3 days unless told otherwise', () => {
+    expect(loadConfig({}).webhooks).toEqual({
+      allowPrivateNetworks: false,
+      connectTimeoutMs: 5_000,
+      responseTimeoutMs: 15_000,
+      retry: { initialDelayMs: 5_000, maxDelayMs: 3_600_000, retryForMs: 3 * 24 * 3_600_000 },
+      secretGraceMs: 24 * 3_600_000,
+      concurrency: 8,
+      pollMs: 1_000,
+    });
+    const tuned = loadConfig({
+      TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true',
+      TALLY_WEBHOOKS_RETRY_INITIAL_DELAY_MS: '50',
+      TALLY_WEBHOOKS_RETRY_MAX_DELAY_MS: '400',
+      TALLY_WEBHOOKS_RETRY_FOR_MS: '5000',
+    }).webhooks;
+    expect(tuned).toMatchObject({ allowPrivateNetworks: true, retry: { initialDelayMs: 50, maxDelayMs: 400, retryForMs: 5000 } });
+    expect(() => loadConfig({ TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'yes' })).toThrow(/TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS/);
   });
 
   it('splits roles, brokers and keys', () => {
