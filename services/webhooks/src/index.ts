@@ -10,3 +10,4 @@ export * from './webhookSender';
 export * from './webhookEndpointService';
 export * from './webhookRecorder';
 export * from './webhookDispatcher';
+export * from './webhookDeliverer';

@@ -229,11 +229,6 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       );
     },
 
-    async nextDueAt() {
-      const { rows } = await pool.query<{ due: Date | null }>(`SELECT min(h.next_attempt_at) AS due FROM (${HEADS}) h`);
-      return rows[0]?.due ?? undefined;
-    },
-
     async recordAttempt(deliveryId, attempt, outcome) {
       const client = await pool.connect();
       try {

@@ -109,8 +109,6 @@ export interface WebhookStore {
    * the later ones of its balance to that endpoint, and nothing else.
    */
   dueDeliveries(now: Date, limit: number): Promise<DueWebhookDelivery[]>;
-  /** Earliest next_attempt_at among pending deliveries of active endpoints; undefined when none. */
-  nextDueAt(): Promise<Date | undefined>;
   /** Keeps an attempt and its outcome together (one transaction). */
   recordAttempt(deliveryId: string, attempt: WebhookAttempt, outcome: WebhookAttemptOutcome): Promise<void>;
   /** An endpoint's deliveries, newest first, `limit` at most, before the position `before`. */

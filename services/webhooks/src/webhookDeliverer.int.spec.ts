@@ -1,0 +1,139 @@
+import { waitFor } from '@tally/test-support';
+import { createWebhookEndpointService } from './webhookEndpointService';
+import { createWebhookHarness, type WebhookHarness } from './testing/webhookHarness';
+import { startWebhookReceiver, type WebhookReceiver } from './testing/webhookReceiver';
+import { webhookMessageId } from './webhookMessageId';
+
+jest.setTimeout(120_000);
+
+/** Each balance's webhooks as the receiver first got them, by ledger position. */
+function positionsByBalance(receiver: WebhookReceiver): Map<string, bigint[]> {
+  const byBalance = new Map<string, bigint[]>();
+  for (const { payload } of receiver.delivered) {
+    const list = byBalance.get(payload.data.balance.id) ?? [];
+    list.push(BigInt(payload.data.position));
+    byBalance.set(payload.data.balance.id, list);
+  }
+  return byBalance;
+}
+
+describe('webhook deliverer', () => {
+  let harness: WebhookHarness;
+  const receivers: WebhookReceiver[] = [];
+
+  beforeEach(async () => {
+    harness = await createWebhookHarness('webhook_deliverer');
+  });
+
+  afterEach(async () => {
+    await harness.close();
+    await Promise.all(receivers.splice(0).map((receiver) => receiver.close()));
+  });
+
+  async function receiverWithEndpoint(): Promise<{ receiver: WebhookReceiver; endpointId: string; afterPosition: bigint }> {
+    const receiver = await startWebhookReceiver();
+    receivers.push(receiver);
+    const endpoint = await harness.endpoints.create({
+      url: receiver.url,
+      events: ['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted'],
+    });
+    receiver.secrets = [endpoint.secret];
+    return { receiver, endpointId: endpoint.id, afterPosition: endpoint.afterPosition };
+  }
+
+  it('delivers every webhook, verified and in order per balance, across a receiver failing with 500s and timeouts', async () => {
+    const { receiver, endpointId, afterPosition } = await receiverWithEndpoint();
+    const balances = [await harness.openBalance(), await harness.openBalance()];
+    receiver.mode = { kind: 'status', status: 500 };
+    const deliverer = harness.createDeliverer();
+    await deliverer.start();
+    for (const [round, balanceId] of balances.entries()) await harness.driveRound(balanceId, round);
+    await waitFor(() => receiver.requests.filter((request) => request.answered === 500).length >= 4, { description: 'attempts answered 500' });
+    receiver.mode = { kind: 'hang' };
+    await waitFor(() => receiver.requests.filter((request) => request.answered === 'hung').length >= 4, { description: 'attempts that time out' });
+    receiver.mode = { kind: 'ok' };
+    for (const [round, balanceId] of balances.entries()) await harness.driveRound(balanceId, round + 2);
+
+    const expected = await harness.expectedWebhooks(afterPosition);
+    expect(new Set(expected.map((webhook) => webhook.type))).toEqual(
+      new Set(['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted']),
+    );
+    await waitFor(() => receiver.delivered.length >= expected.length, { description: `${expected.length} webhooks`, timeoutMs: 60_000 });
+
+    expect(receiver.rejected).toEqual([]);
+    // Every event once per webhook-id, and that id is the one derived from endpoint and event.
+    expect(receiver.delivered.map((webhook) => webhook.id).sort()).toEqual(expected.map((webhook) => webhookMessageId(endpointId, webhook.eventId)).sort());
+    expect(receiver.delivered.map((webhook) => webhook.payload.data.eventId).sort()).toEqual(expected.map((webhook) => webhook.eventId).sort());
+    // In ledger order per balance, whatever the failures in between.
+    for (const [balanceId, positions] of positionsByBalance(receiver)) {
+      expect([balanceId, positions]).toEqual([balanceId, [...positions].sort((a, b) => (a < b ? -1 : 1))]);
+    }
+    // The payload's figures are the balance just after its event.
+    for (const { payload } of receiver.delivered) {
+      expect(payload.data.balance.held).toBe('0');
+      expect(payload.data.balance.available).toBe(payload.data.balance.balance);
+      if (payload.type === 'credit_balance.low' || payload.type === 'credit_balance.depleted') {
+        expect(payload.data.balance.balance).toBe(payload.data.event.balance);
+      } else {
+        expect(payload.data.balance.balance).toBe(payload.data.event.balanceAfter);
+      }
+    }
+
+    // The last attempts are recorded just after the receiver answered them.
+    const deliveries = await waitFor(
+      async () => {
+        const listed = await harness.endpoints.deliveries(endpointId, { limit: 500 });
+        return listed.every((delivery) => delivery.status === 'succeeded') && listed;
+      },
+      { description: 'every delivery recorded as succeeded' },
+    );
+    expect(deliveries).toHaveLength(expected.length);
+    const attempts = deliveries.flatMap((delivery) => delivery.attemptLog);
+    expect(attempts.some((attempt) => attempt.statusCode === 500 && attempt.responseBody === 'failing on purpose (500)')).toBe(true);
+    expect(attempts.some((attempt) => attempt.statusCode === null && attempt.error === 'response timeout after 400 ms')).toBe(true);
+  });
+
+  it('gives a delivery up after the retry period, disables the endpoint with the reason, and delivers once re-enabled and retried by hand', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId, afterPosition } = await receiverWithEndpoint();
+    receiver.mode = { kind: 'status', status: 503 };
+    const deliverer = harness.createDeliverer({ retry: { initialDelayMs: 20, maxDelayMs: 100, retryForMs: 600 } });
+    await deliverer.start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'one webhook' });
+
+    const disabled = await waitFor(async () => (await harness.endpoints.get(endpointId)).disabled, { description: 'the endpoint disabled' });
+    expect(disabled.reason).toMatch(/HTTP 503/);
+    const [given] = await harness.endpoints.deliveries(endpointId, { limit: 10 });
+    expect(given).toMatchObject({ status: 'failed' });
+    expect(given!.attemptLog.length).toBeGreaterThan(1);
+
+    receiver.mode = { kind: 'ok' };
+    await harness.endpoints.update(endpointId, { enabled: true });
+    await harness.endpoints.retry(endpointId, given!.id);
+    await waitFor(() => receiver.delivered.length === 1, { description: 'the retried webhook' });
+    const [expected] = await harness.expectedWebhooks(afterPosition);
+    expect(receiver.delivered[0]).toMatchObject({ id: given!.id, payload: { data: { eventId: expected!.eventId } } });
+  });
+
+  it('keeps signing with the previous secret during the grace period after a rotation', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId } = await receiverWithEndpoint();
+    const oldSecret = receiver.secrets[0]!;
+    const rotated = await harness.endpoints.rotateSecret(endpointId);
+    expect(rotated.secret).not.toBe(oldSecret);
+    // A receiver that has not switched yet still verifies.
+    receiver.secrets = [oldSecret];
+    await harness.createDeliverer().start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'after the rotation' });
+    await waitFor(() => receiver.delivered.length === 1, { description: 'a webhook verified with the old secret' });
+    expect(receiver.rejected).toEqual([]);
+  });
+
+  it('refuses an endpoint on a private address without the setting, and stores nothing', async () => {
+    const strict = createWebhookEndpointService({ store: harness.store, eventStore: harness.eventStore, secretGraceMs: 0, clock: () => new Date(), allowPrivateNetworks: false });
+    await expect(strict.create({ url: 'http://127.0.0.1:9/hook', events: ['credit_balance.low'] })).rejects.toThrow(/TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS/);
+    await expect(strict.create({ url: 'http://169.254.169.254/latest', events: ['credit_balance.low'] })).rejects.toThrow(/non-public/);
+    await expect(strict.create({ url: 'http://localhost:9/hook', events: ['credit_balance.low'] })).rejects.toThrow(/non-public/);
+    expect(await strict.list({ limit: 10 })).toEqual([]);
+  });
+});

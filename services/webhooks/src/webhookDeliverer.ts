@@ -1,0 +1,144 @@
+import type { EventStore } from '@tally/event-store';
+import type { BalanceStates } from '@tally/ledger';
+import {
+  createBackoff,
+  createCheckpointedProcessor,
+  createWorker,
+  retry,
+  sleep,
+  type CheckpointStore,
+  type ProcessorLag,
+  type ProcessorMetrics,
+  type Worker,
+} from '@tally/runtime';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { createWebhookDispatcher } from './webhookDispatcher';
+import { createWebhookRecorder } from './webhookRecorder';
+import type { WebhookSender } from './webhookSender';
+import type { WebhookStore } from './webhookStore';
+
+export interface WebhookDelivererOptions {
+  readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
+  /** Where the subscription's position is kept (subscription_checkpoints). */
+  readonly checkpoints: CheckpointStore;
+  /** Holds the lease: of the deliverers sharing a name, one works and the others stand by. */
+  readonly pool: Pool;
+  readonly store: WebhookStore;
+  /** The ledger's balance states, for the balance in each payload. */
+  readonly balanceStates: Pick<BalanceStates, 'at'>;
+  readonly send: WebhookSender;
+  /** The checkpoint's and the lease's name; default `webhooks`. */
+  readonly name?: string;
+  readonly retry: {
+    /** First pause after a failed attempt; it doubles (with jitter) up to maxDelayMs. */
+    readonly initialDelayMs: number;
+    readonly maxDelayMs: number;
+    /** How long a delivery is retried before it is given up and its endpoint disabled. */
+    readonly retryForMs: number;
+  };
+  /** Deliveries in flight at once; default 8. */
+  readonly concurrency?: number;
+  /** How often the sender looks for deliveries due (a new one recorded here wakes it at once); default 1000. */
+  readonly pollMs?: number;
+  /** Events read from the store per batch; default 500. */
+  readonly batchSize?: number;
+  readonly lease?: { readonly standbyPollMs?: number; readonly heartbeatMs?: number; readonly timeoutMs?: number };
+  readonly clock: () => Date;
+  readonly logger: Logger;
+  readonly metrics?: ProcessorMetrics;
+}
+
+export interface WebhookDeliverer extends Worker {
+  /** Whether this process holds the lease and delivers (false while standing by). */
+  isLeading(): boolean;
+  /** How far recording deliveries is behind the event store. */
+  lag(): ProcessorLag;
+}
+
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_POLL_MS = 1_000;
+
+/**
+ * Webhooks from the event store, in two stages that a table of deliveries joins:
+ *
+ * 1. Recording: a checkpointed subscription (@tally/runtime) hands every batch of ledger events
+ *    to the recorder, which writes a delivery per event and endpoint that takes it; only then
+ *    does the checkpoint move, so no event is skipped, and a crash in between records the batch
+ *    again, which the deterministic webhook-ids make a no-op.
+ * 2. Sending: a loop sends the deliveries that are due, the oldest pending one per endpoint and
+ *    balance at a time, so each balance's webhooks reach an endpoint in ledger order and a
+ *    receiver failing for one balance holds back nothing else. A failed attempt is retried after
+ *    a backoff with jitter (the runtime's schedule) until retry.retryForMs have passed since the
+ *    first attempt; then the delivery is given up and its endpoint disabled with the reason.
+ *
+ * Both stages run only in the process that holds the lease (the processor's): with several
+ * processes one delivers and the others stand by, taking over from the checkpoint and the
+ * table when it stops or dies. A SIGKILL mid-send leaves that attempt unrecorded, so the
+ * successor sends it again under the same webhook-id: at least once, never lost.
+ */
+export function createWebhookDeliverer(options: WebhookDelivererOptions): WebhookDeliverer {
+  const name = options.name ?? 'webhooks';
+  const logger = options.logger.child({ module: 'webhook-deliverer', name });
+  const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+  const backoff = createBackoff({ initialDelayMs: options.retry.initialDelayMs, maxDelayMs: options.retry.maxDelayMs, jitter: 'equal' });
+  // Wakes the sender when deliveries were just recorded, rather than waiting for its next poll.
+  let nap: AbortController | undefined;
+
+  const record = createWebhookRecorder({ store: options.store, balanceStates: options.balanceStates, clock: options.clock });
+  const processor = createCheckpointedProcessor({
+    name,
+    eventStore: options.eventStore,
+    checkpoints: options.checkpoints,
+    what: 'recording webhook deliveries',
+    logger,
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    lease: { pool: options.pool, ...options.lease },
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    async handle(events) {
+      if ((await record(events)) > 0) nap?.abort();
+    },
+  });
+  const dispatch = createWebhookDispatcher({
+    store: options.store,
+    send: options.send,
+    retry: { retryForMs: options.retry.retryForMs, delayAfter: (attempt) => backoff.delayMs(attempt) },
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    clock: options.clock,
+    logger,
+  });
+
+  async function sendWhileRunning(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      let made = 0;
+      if (processor.isLeading()) {
+        // PostgreSQL failing under the round is retried here; a receiver failing is not an
+        // error at all (it is an attempt with its outcome, scheduled by the dispatcher).
+        made = await retry(() => dispatch(signal), { what: 'sending webhooks', logger, signal, initialDelayMs: 200, maxDelayMs: 5_000 }).catch(
+          (error: unknown) => {
+            if (!signal.aborted) throw error;
+            return 0;
+          },
+        );
+      }
+      if (made === 0) {
+        nap = new AbortController();
+        await sleep(pollMs, AbortSignal.any([signal, nap.signal]));
+      }
+    }
+  }
+
+  let sending: Promise<void> | undefined;
+  const worker = createWorker(name, {
+    async start(signal) {
+      await processor.start();
+      sending = sendWhileRunning(signal).catch((error: unknown) => logger.error({ err: error }, 'the webhook sender stopped'));
+    },
+    async stop() {
+      // The sender first: the attempts in flight end within the send timeouts and are recorded.
+      await sending;
+      await processor.stop();
+    },
+  });
+  return { ...worker, isLeading: () => processor.isLeading(), lag: () => processor.lag() };
+}
