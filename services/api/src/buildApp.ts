@@ -8,6 +8,7 @@ import type { ConsumptionStore, LedgerService, PurchaseService } from '@tally/le
 import type { DeadLetterLog, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
+import type { WebhookEndpointService } from '@tally/webhooks';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
@@ -47,6 +48,7 @@ import { planRoutes } from './subscriptions/planRoutes';
 import { subscriptionRoutes } from './subscriptions/subscriptionRoutes';
 import { usageRoutes } from './usage/usageRoutes';
 import { validationErrorFormatter } from './validationErrorFormatter';
+import { webhookRoutes } from './webhooks/webhookRoutes';
 
 export interface ApiDeps {
   readonly catalog: CatalogStore;
@@ -77,6 +79,8 @@ export interface ApiDeps {
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** The console and the portal: their sessions, portal links and pages; served when given. */
   readonly web?: WebOptions;
+  /** Webhook endpoints (@tally/webhooks): their routes are served when it is given. */
+  readonly webhooks?: WebhookEndpointService;
   readonly options?: ApiOptions;
 }
 
@@ -325,6 +329,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
         await v1.register(planRoutes, { subscriptions: deps.subscriptions });
         await v1.register(subscriptionRoutes, { subscriptions: deps.subscriptions });
       }
+      if (deps.webhooks !== undefined) await v1.register(webhookRoutes, { webhooks: deps.webhooks });
     },
     { prefix: '/v1' },
   );

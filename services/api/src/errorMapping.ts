@@ -46,6 +46,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   plan_already_exists: 409,
   subscription_already_exists: 409,
   subscription_canceled: 409,
+  // Webhook endpoints (@tally/webhooks).
+  webhook_endpoint_not_found: 404,
+  webhook_delivery_not_found: 404,
+  webhook_url_refused: 422,
   // The API's own refusals (apiErrors.ts).
   unauthorized: 401,
   insufficient_scope: 403,

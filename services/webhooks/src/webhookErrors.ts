@@ -1,30 +1,26 @@
+import { TallyError, ValidationError } from '@tally/domain';
+
 /**
- * Errors of webhook endpoints and their deliveries. Each says whether waiting could help
- * (`transient`); services/api's errorMapping turns the ones a request can cause into statuses.
+ * The endpoint's URL is not one Tally sends to: not http(s), credentials in it, or a host that
+ * resolves to a loopback, private, link-local or metadata address (without the setting).
+ * Retrying the same URL cannot help; services/api's errorMapping answers it 422.
  */
-export abstract class WebhookError extends Error {
-  abstract readonly transient: boolean;
+export class WebhookUrlRefusedError extends TallyError {
+  readonly code = 'webhook_url_refused';
+  readonly retriable = false;
 }
 
-/** The endpoint's URL is not one Tally will send to (scheme, form, or an address it refuses). */
-export class WebhookUrlRefusedError extends WebhookError {
-  override readonly name = 'WebhookUrlRefusedError';
-  readonly transient = false;
+export class WebhookEndpointNotFoundError extends TallyError {
+  readonly code = 'webhook_endpoint_not_found';
+  readonly retriable = false;
 }
 
-/** No webhook endpoint (or delivery of it) with that id. */
-export class WebhookEndpointNotFoundError extends WebhookError {
-  override readonly name = 'WebhookEndpointNotFoundError';
-  readonly transient = false;
+export class WebhookDeliveryNotFoundError extends TallyError {
+  readonly code = 'webhook_delivery_not_found';
+  readonly retriable = false;
 }
 
-export class WebhookDeliveryNotFoundError extends WebhookError {
-  override readonly name = 'WebhookDeliveryNotFoundError';
-  readonly transient = false;
-}
-
-/** A request that names an unknown event type, or no event type at all. */
-export class WebhookEventTypeError extends WebhookError {
-  override readonly name = 'WebhookEventTypeError';
-  readonly transient = false;
+/** A request naming an unknown webhook event type, or none. */
+export class WebhookEventTypeError extends ValidationError {
+  override readonly code = 'unknown_webhook_event_type';
 }

@@ -1,0 +1,146 @@
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService } from '@tally/ledger';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createBalanceReadModel } from '@tally/projections';
+import { createPurchaseService } from '@tally/subscriptions';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import { createPostgresWebhookStore, createWebhookEndpointService, type WebhookStore } from '@tally/webhooks';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { buildApp } from '../buildApp';
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const ADMIN = 'admin-key-0123456789abcdef';
+const READER = 'reader-key-0123456789abcdef';
+const admin = { authorization: `Bearer ${ADMIN}` };
+
+describe('/v1/webhook-endpoints', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let store: WebhookStore;
+  let open: FastifyInstance;
+  let strict: FastifyInstance;
+
+  async function appWith(allowPrivateNetworks: boolean): Promise<FastifyInstance> {
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const ledger = createLedgerService({ eventStore, catalog, logger });
+    return buildApp({
+      catalog,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('webhook_routes') }),
+      eventStore,
+      apiKeys: [ADMIN, { key: READER, scopes: ['read'] }],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, ledger }),
+      webhooks: createWebhookEndpointService({ store, eventStore, secretGraceMs: 3_600_000, clock: () => new Date(), allowPrivateNetworks }),
+    });
+  }
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'webhook_routes' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    store = createPostgresWebhookStore(db.pool);
+    open = await appWith(true);
+    strict = await appWith(false);
+  });
+
+  afterAll(async () => {
+    await open?.close();
+    await strict?.close();
+    redis?.disconnect();
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  it('refuses a loopback, private or metadata URL without the setting: 422 webhook_url_refused', async () => {
+    for (const url of ['http://127.0.0.1:9000/hook', 'http://10.1.2.3/hook', 'http://169.254.169.254/latest/meta-data', 'http://localhost/hook']) {
+      const response = await strict.inject({ method: 'POST', url: '/v1/webhook-endpoints', headers: admin, payload: { url, events: ['credit_balance.low'] } });
+      expect([url, response.statusCode, response.json().error]).toEqual([url, 422, 'webhook_url_refused']);
+    }
+    const listed = await strict.inject({ method: 'GET', url: '/v1/webhook-endpoints', headers: admin });
+    expect(listed.json()).toEqual({ items: [], next: null });
+  });
+
+  it('creates, lists, changes, rotates and deletes an endpoint; only creation and rotation show the secret', async () => {
+    const created = await open.inject({
+      method: 'POST',
+      url: '/v1/webhook-endpoints',
+      headers: admin,
+      payload: { url: 'http://127.0.0.1:9000/hook', events: ['credit_balance.low', 'credit_balance.depleted'], description: 'billing alerts' },
+    });
+    expect(created.statusCode).toBe(201);
+    const endpoint = created.json();
+    expect(endpoint).toMatchObject({ url: 'http://127.0.0.1:9000/hook', events: ['credit_balance.low', 'credit_balance.depleted'], description: 'billing alerts', enabled: true, disabledReason: null, previousSecretExpiresAt: null });
+    expect(endpoint.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+
+    const read = await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin });
+    expect(read.statusCode).toBe(200);
+    expect(read.json().secret).toBeUndefined();
+    const listed = await open.inject({ method: 'GET', url: '/v1/webhook-endpoints?limit=10', headers: admin });
+    expect(listed.json().items.map((item: { id: string }) => item.id)).toContain(endpoint.id);
+
+    const changed = await open.inject({ method: 'PATCH', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin, payload: { events: ['hold.expired'], enabled: false } });
+    expect(changed.json()).toMatchObject({ events: ['hold.expired'], enabled: false, disabledReason: 'disabled by request' });
+    const enabled = await open.inject({ method: 'PATCH', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin, payload: { enabled: true } });
+    expect(enabled.json()).toMatchObject({ enabled: true, disabledReason: null });
+
+    const rotated = await open.inject({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, headers: admin });
+    expect(rotated.statusCode).toBe(200);
+    expect(rotated.json().secret).not.toBe(endpoint.secret);
+    expect(Date.parse(rotated.json().previousSecretExpiresAt)).toBeGreaterThan(Date.now());
+
+    const deleted = await open.inject({ method: 'DELETE', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin });
+    expect(deleted.statusCode).toBe(204);
+    const gone = await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin });
+    expect([gone.statusCode, gone.json().error]).toEqual([404, 'webhook_endpoint_not_found']);
+  });
+
+  it('shows deliveries with every attempt, and retries one by hand', async () => {
+    const endpoint = (await open.inject({ method: 'POST', url: '/v1/webhook-endpoints', headers: admin, payload: { url: 'http://127.0.0.1:9000/d', events: ['credit_balance.low'] } })).json();
+    const startedAt = new Date('2026-11-30T12:00:00.000Z');
+    await store.recordDeliveries([{ id: 'msg_1', endpointId: endpoint.id, ledgerEventId: 'e-1', balanceId: 'b-1', position: 7n, eventType: 'credit_balance.low', body: '{}' }], startedAt);
+    await store.recordAttempt('msg_1', { attempt: 1, startedAt, durationMs: 12, statusCode: 500, error: null, responseBody: 'boom' }, { status: 'failed', disableReason: 'gave up' });
+
+    const deliveries = await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${endpoint.id}/deliveries`, headers: admin });
+    expect(deliveries.json()).toEqual({
+      items: [
+        {
+          id: 'msg_1',
+          eventId: 'e-1',
+          eventType: 'credit_balance.low',
+          balanceId: 'b-1',
+          position: '7',
+          status: 'failed',
+          attempts: 1,
+          nextAttemptAt: null,
+          deliveredAt: null,
+          createdAt: expect.any(String),
+          attemptLog: [{ attempt: 1, startedAt: '2026-11-30T12:00:00.000Z', durationMs: 12, statusCode: 500, error: null, responseBody: 'boom' }],
+        },
+      ],
+      next: null,
+    });
+    expect((await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin })).json()).toMatchObject({ enabled: false, disabledReason: 'gave up' });
+
+    const retried = await open.inject({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/deliveries/msg_1/retry`, headers: admin });
+    expect(retried.statusCode).toBe(202);
+    expect(retried.json()).toMatchObject({ id: 'msg_1', status: 'pending' });
+    const unknown = await open.inject({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/deliveries/msg_2/retry`, headers: admin });
+    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'webhook_delivery_not_found']);
+  });
+
+  it('refuses unknown event types and keys without the admin scope', async () => {
+    const unknown = await open.inject({ method: 'POST', url: '/v1/webhook-endpoints', headers: admin, payload: { url: 'http://127.0.0.1/x', events: ['balance.exploded'] } });
+    expect(unknown.statusCode).toBe(400);
+    const none = await open.inject({ method: 'POST', url: '/v1/webhook-endpoints', headers: admin, payload: { url: 'http://127.0.0.1/x', events: [] } });
+    expect(none.statusCode).toBe(400);
+    const reader = await open.inject({ method: 'GET', url: '/v1/webhook-endpoints', headers: { authorization: `Bearer ${READER}` } });
+    expect(reader.statusCode).toBe(403);
+  });
+});
