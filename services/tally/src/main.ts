@@ -4,6 +4,7 @@ import { createMetricsRegistry } from '@tally/metrics';
 import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime';
 import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
 import {
+  createBalanceStates,
   createConsumptionProjector,
   createHoldExpiryWorker,
   createLedgerService,
@@ -22,6 +23,7 @@ import {
   createPostgresSubscriptionStore,
   createSubscriptionService,
 } from '@tally/subscriptions';
+import { createPostgresWebhookStore, createWebhookDeliverer, createWebhookEndpointService, createWebhookSender } from '@tally/webhooks';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
@@ -32,7 +34,7 @@ import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret } from './local
 import { webPagesRoot } from './webPagesRoot';
 
 /**
- * The main job: every role named in TALLY_ROLES (consumer, projector, api, relay, scheduler)
+ * The main job: every role named in TALLY_ROLES (consumer, projector, api, relay, scheduler, webhooks)
  * in one process, wired here and nowhere else. SIGTERM or SIGINT stops the roles in the
  * reverse order of their start: the API stops taking requests first, the consumer finishes
  * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
@@ -207,6 +209,35 @@ async function main(): Promise<void> {
     await parts.start(relay);
   }
 
+  const webhookStore = createPostgresWebhookStore(pool);
+  if (roles.has('webhooks')) {
+    // Of the processes with this role one delivers (it holds the lease) and the others stand by.
+    const deliverer = createWebhookDeliverer({
+      eventStore,
+      checkpoints: createPostgresCheckpointStore(pool),
+      pool,
+      store: webhookStore,
+      balanceStates: createBalanceStates({ eventStore, snapshots: createPostgresBalanceSnapshotStore({ pool }), logger }),
+      send: createWebhookSender({
+        allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+        connectTimeoutMs: config.webhooks.connectTimeoutMs,
+        responseTimeoutMs: config.webhooks.responseTimeoutMs,
+      }),
+      retry: config.webhooks.retry,
+      concurrency: config.webhooks.concurrency,
+      pollMs: config.webhooks.pollMs,
+      clock,
+      logger,
+      metrics: {
+        registry: metrics,
+        lagEvents: { name: 'tally_webhooks_lag_events', help: 'Event store positions not yet turned into webhook deliveries' },
+        lagSeconds: { name: 'tally_webhooks_lag_seconds', help: 'Age of the oldest event not yet turned into webhook deliveries' },
+        leading: { name: 'tally_webhooks_delivering', help: '1 while this process holds the webhooks lease and delivers, 0 while it stands by' },
+      },
+    });
+    await parts.start(deliverer);
+  }
+
   const plans = createPostgresPlanStore({ pool, logger });
   const subscriptionStore = createPostgresSubscriptionStore({ pool, logger });
   if (roles.has('scheduler')) {
@@ -313,6 +344,13 @@ async function main(): Promise<void> {
         portalTtlMs: config.web.portalLinkTtlMs,
         pagesRoot: webPagesRoot(logger),
       },
+      webhooks: createWebhookEndpointService({
+        store: webhookStore,
+        eventStore,
+        secretGraceMs: config.webhooks.secretGraceMs,
+        clock,
+        allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+      }),
       stalledPartitions: () => stalledPartitions?.() ?? [],
       usagePublisher,
       health: async () => {
