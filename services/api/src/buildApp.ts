@@ -48,6 +48,7 @@ import { planRoutes } from './subscriptions/planRoutes';
 import { subscriptionRoutes } from './subscriptions/subscriptionRoutes';
 import { usageRoutes } from './usage/usageRoutes';
 import { validationErrorFormatter } from './validationErrorFormatter';
+import { webhookDocument } from './webhooks/webhookDocument';
 import { webhookRoutes } from './webhooks/webhookRoutes';
 
 export interface ApiDeps {
@@ -250,6 +251,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearerAuth: [] }],
+      // What Tally sends to webhook endpoints, beside the routes that manage them.
+      ...(deps.webhooks !== undefined ? { webhooks: webhookDocument() } : {}),
     },
     // Name the shared schemas after their $id in the document, not def-0, def-1.
     refResolver: {

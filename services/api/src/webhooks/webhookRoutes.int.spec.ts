@@ -3,6 +3,7 @@ import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
+import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
 import { createPurchaseService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import { createPostgresWebhookStore, createWebhookEndpointService, type WebhookStore } from '@tally/webhooks';
@@ -133,6 +134,23 @@ describe('/v1/webhook-endpoints', () => {
     expect(retried.json()).toMatchObject({ id: 'msg_1', status: 'pending' });
     const unknown = await open.inject({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/deliveries/msg_2/retry`, headers: admin });
     expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'webhook_delivery_not_found']);
+  });
+
+  it('documents the routes and, as OpenAPI webhooks, every payload with its signature headers at /docs', async () => {
+    const document = (await open.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(document.paths).filter((route: string) => route.includes('webhook')).sort()).toEqual([
+      '/v1/webhook-endpoints',
+      '/v1/webhook-endpoints/{endpointId}',
+      '/v1/webhook-endpoints/{endpointId}/deliveries',
+      '/v1/webhook-endpoints/{endpointId}/deliveries/{deliveryId}/retry',
+      '/v1/webhook-endpoints/{endpointId}/rotate-secret',
+    ]);
+    expect(Object.keys(document.webhooks).sort()).toEqual([...WEBHOOK_EVENT_TYPES].sort());
+    const low = document.webhooks['credit_balance.low'].post;
+    expect(low.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    expect(Object.keys(low.requestBody.content['application/json'].schema.properties.data.properties.balance.properties)).toEqual(
+      expect.arrayContaining(['balance', 'held', 'available']),
+    );
   });
 
   it('refuses unknown event types and keys without the admin scope', async () => {
