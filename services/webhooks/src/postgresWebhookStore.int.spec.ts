@@ -86,5 +86,9 @@ describe('PostgreSQL webhook store', () => {
     await store.recordDeliveries([delivery('ep-delete', 'b1', 41n)], t0);
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = 'ep-delete'");
     expect(rows[0].n).toBe(0);
+    // An attempt that was running when its endpoint was deleted is dropped, not an error.
+    await expect(
+      store.recordAttempt('ep-delete:40', { attempt: 1, startedAt: t0, durationMs: 1, statusCode: 200, error: null, responseBody: null }, { status: 'succeeded' }),
+    ).resolves.toBeUndefined();
   });
 });

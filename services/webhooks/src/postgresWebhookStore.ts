@@ -234,8 +234,10 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       try {
         await client.query('BEGIN');
         await client.query(
+          // A delivery deleted with its endpoint while the attempt ran has nothing to record.
           `INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+           SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR KEY SHARE)
+           ON CONFLICT DO NOTHING`,
           [deliveryId, attempt.attempt, attempt.startedAt, attempt.durationMs, attempt.statusCode, attempt.error, attempt.responseBody],
         );
         const { rows } = await client.query<{ endpoint_id: string }>(

@@ -94,7 +94,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
         made += 1;
       }
     }
-    await Promise.all(Array.from({ length: Math.min(options.concurrency, due.length) }, lane));
+    // Every lane ends before the round does, even when one fails (PostgreSQL away): a retried
+    // round must not overlap attempts still running from this one.
+    const lanes = await Promise.allSettled(Array.from({ length: Math.min(options.concurrency, due.length) }, lane));
+    const failed = lanes.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     return made;
   };
 }
