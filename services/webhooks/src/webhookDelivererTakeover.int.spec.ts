@@ -1,64 +1,50 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { waitFor } from '@tally/test-support';
-import { createWebhookHarness, type WebhookHarness } from './testing/webhookHarness';
+import { startTallyProcess, waitFor, type TallyProcess } from '@tally/test-support';
+import { createWebhookHarness, TEST_DELIVERER_ENV, type WebhookHarness } from './testing/webhookHarness';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhookReceiver';
 import { webhookMessageId } from './webhookMessageId';
 
 jest.setTimeout(180_000);
 
-/** The built entry (`npx tsc -b tsconfig.build.json`, which `npm test` runs before jest). */
-const DELIVERER_PROCESS = path.resolve(__dirname, '../dist/testing/delivererProcess.js');
+const leads = (tally: TallyProcess) => tally.lines.some((line) => line.includes('"processor":"webhooks"') && line.includes('"msg":"processing"'));
+const standsBy = (tally: TallyProcess) => tally.lines.some((line) => line.includes('"processor":"webhooks"') && line.includes('standing by'));
 
-describe('webhook deliverer across processes', () => {
+describe('the webhooks role across processes', () => {
   let harness: WebhookHarness;
   let receiver: WebhookReceiver;
-  const children: ChildProcess[] = [];
+  const processes: TallyProcess[] = [];
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await Promise.allSettled(processes.map((tally) => tally.kill('SIGKILL')));
     await receiver?.close();
     await harness?.close();
   });
 
-  function startProcess(name: string): { child: ChildProcess; output: () => string } {
-    let output = '';
-    const child = spawn(process.execPath, [DELIVERER_PROCESS], {
+  /** The main job with the webhooks role only, on the harness's schema, with the test timings. */
+  async function startDeliverer(): Promise<TallyProcess> {
+    const tally = await startTallyProcess({
       env: {
-        ...process.env,
-        TALLY_TEST_DATABASE_URL: harness.db.connectionString,
-        TALLY_TEST_DATABASE_SCHEMA: harness.db.schema,
-        TALLY_TEST_WEBHOOKS_NAME: harness.name,
-        TALLY_TEST_LOG_LEVEL: process.env.TALLY_TEST_LOG_LEVEL ?? 'info',
+        TALLY_ROLES: 'webhooks',
+        TALLY_DATABASE_URL: harness.db.connectionString,
+        TALLY_DATABASE_SCHEMA: harness.db.schema,
+        TALLY_DATABASE_POOL_SIZE: '4',
+        ...TEST_DELIVERER_ENV,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const collect = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (process.env.TALLY_TEST_LOG_LEVEL !== undefined) process.stdout.write(`[${name}] ${chunk.toString()}`);
-    };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
-    children.push(child);
-    return { child, output: () => output };
+    processes.push(tally);
+    return tally;
   }
 
   it('delivers every low-balance and depletion webhook across 500s, a SIGKILL of the delivering process mid-stream, the takeover, and timeouts', async () => {
-    if (!existsSync(DELIVERER_PROCESS)) throw new Error(`${DELIVERER_PROCESS} is missing: run npx tsc -b tsconfig.build.json first`);
     harness = await createWebhookHarness('webhook_takeover');
     receiver = await startWebhookReceiver();
     const balances = await Promise.all(Array.from({ length: 4 }, () => harness.openBalance()));
     const endpoint = await harness.endpoints.create({ url: receiver.url, events: ['credit_balance.low', 'credit_balance.depleted'] });
     receiver.secrets = [endpoint.secret];
 
-    const first = startProcess('first');
-    await waitFor(() => first.output().includes('webhook deliverer process started'), { description: 'the first deliverer up' });
-    const second = startProcess('second');
-    await waitFor(() => second.output().includes('webhook deliverer process started'), { description: 'the second deliverer up' });
-    expect(first.output()).toContain('"leading":true');
-    expect(second.output()).toContain('"leading":false');
+    const first = await startDeliverer();
+    await waitFor(() => leads(first), { description: 'the first process to deliver' });
+    const second = await startDeliverer();
+    await waitFor(() => standsBy(second), { description: 'the second process to stand by' });
 
     // A stream of ledger events the first process delivers until it is killed in the middle.
     const rounds = 6;
@@ -74,9 +60,9 @@ describe('webhook deliverer across processes', () => {
     const answered = (what: number | 'hung') => receiver.requests.filter((request) => request.answered === what).length;
     receiver.mode = { kind: 'status', status: 500 };
     await waitFor(() => answered(500) >= 3, { description: 'attempts answered 500' });
-    first.child.kill('SIGKILL');
-    await once(first.child, 'exit');
+    expect(await first.kill('SIGKILL')).toBe('SIGKILL');
     expect(driven).toBeLessThan(rounds);
+    await waitFor(() => leads(second), { description: 'the second process to take over', timeoutMs: 30_000 });
     const hungBefore = answered('hung');
     receiver.mode = { kind: 'hang' };
     await waitFor(() => answered('hung') >= hungBefore + 3, { description: 'attempts of the second process timing out' });
@@ -90,15 +76,11 @@ describe('webhook deliverer across processes', () => {
 
     expect(receiver.rejected).toEqual([]);
     expect(receiver.delivered.map((webhook) => webhook.id).sort()).toEqual(expected.map((webhook) => webhookMessageId(endpoint.id, webhook.eventId)).sort());
-    expect(second.output()).toContain('"msg":"processing"');
     // Per balance in ledger order, across the kill.
     for (const balanceId of balances) {
       const positions = receiver.delivered.filter((webhook) => webhook.payload.data.balance.id === balanceId).map((webhook) => BigInt(webhook.payload.data.position));
       expect(positions).toEqual([...positions].sort((a, b) => (a < b ? -1 : 1)));
     }
-
-    second.child.kill('SIGTERM');
-    const [code] = (await once(second.child, 'exit')) as [number | null];
-    expect(code).toBe(0);
+    expect(await second.kill('SIGTERM')).toBe(0);
   });
 });

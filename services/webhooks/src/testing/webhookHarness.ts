@@ -17,9 +17,31 @@ import { createWebhookEndpointService, type WebhookEndpointService } from '../we
 import { webhookEventTypeOf } from '../webhookEvents';
 import { createWebhookSender } from '../webhookSender';
 import type { WebhookStore } from '../webhookStore';
-import { TEST_DELIVERER_TIMINGS } from './testDelivererTimings';
 
 export const testLogger: Logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+
+/**
+ * The deliverer's timings in tests: delays of tens of milliseconds instead of seconds to hours,
+ * so retries, a receiver's timeouts and a takeover all happen within a test's few seconds.
+ */
+const TEST_DELIVERER_TIMINGS = {
+  retry: { initialDelayMs: 50, maxDelayMs: 400, retryForMs: 10 * 60_000 },
+  send: { connectTimeoutMs: 1_000, responseTimeoutMs: 400 },
+  pollMs: 50,
+  batchSize: 20,
+  lease: { standbyPollMs: 200, heartbeatMs: 200, timeoutMs: 1_000 },
+} as const;
+
+/** The same timings for the main job as an OS process (TALLY_ROLES=webhooks), as its variables. */
+export const TEST_DELIVERER_ENV = {
+  TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true',
+  TALLY_WEBHOOKS_RETRY_INITIAL_DELAY_MS: String(TEST_DELIVERER_TIMINGS.retry.initialDelayMs),
+  TALLY_WEBHOOKS_RETRY_MAX_DELAY_MS: String(TEST_DELIVERER_TIMINGS.retry.maxDelayMs),
+  TALLY_WEBHOOKS_RETRY_FOR_MS: String(TEST_DELIVERER_TIMINGS.retry.retryForMs),
+  TALLY_WEBHOOKS_CONNECT_TIMEOUT_MS: String(TEST_DELIVERER_TIMINGS.send.connectTimeoutMs),
+  TALLY_WEBHOOKS_RESPONSE_TIMEOUT_MS: String(TEST_DELIVERER_TIMINGS.send.responseTimeoutMs),
+  TALLY_WEBHOOKS_POLL_MS: String(TEST_DELIVERER_TIMINGS.pollMs),
+} as const;
 
 const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
 
