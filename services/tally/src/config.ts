@@ -139,7 +139,7 @@ export const configSchema = z.object({
   TALLY_WEBHOOKS_SECRET_GRACE_MS: integer(86_400_000, 0, 2_592_000_000)
     .describe('how long a rotated-out webhook secret still signs (beside the new one), so receivers can switch'),
   TALLY_WEBHOOKS_CONCURRENCY: integer(8, 1, 1_000).describe('webhooks in flight at once (each to a different endpoint and balance)'),
-  TALLY_WEBHOOKS_POLL_MS: integer(1_000, 10, 600_000).describe('how often the deliverer looks for webhooks due for a retry'),
+  TALLY_WEBHOOKS_POLL_MS: integer(1_000, 10, 600_000).describe('how often the deliverer looks for webhooks to send, new ones and retries come due (at once again while it finds some)'),
 });
 
 export interface Config {

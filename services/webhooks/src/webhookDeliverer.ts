@@ -3,9 +3,8 @@ import type { BalanceStates } from '@tally/ledger';
 import {
   createBackoff,
   createCheckpointedProcessor,
+  createPeriodicWorker,
   createWorker,
-  retry,
-  sleep,
   type CheckpointStore,
   type ProcessorLag,
   type ProcessorMetrics,
@@ -39,7 +38,7 @@ export interface WebhookDelivererOptions {
   };
   /** Deliveries in flight at once; default 8. */
   readonly concurrency?: number;
-  /** How often the sender looks for deliveries due (a new one recorded here wakes it at once); default 1000. */
+  /** How often the sender looks for deliveries due (at once again while a round found some); default 1000. */
   readonly pollMs?: number;
   /** Events read from the store per batch; default 500. */
   readonly batchSize?: number;
@@ -66,7 +65,7 @@ const DEFAULT_POLL_MS = 1_000;
  *    to the recorder, which writes a delivery per event and endpoint that takes it; only then
  *    does the checkpoint move, so no event is skipped, and a crash in between records the batch
  *    again, which the deterministic webhook-ids make a no-op.
- * 2. Sending: a loop sends the deliveries that are due, the oldest pending one per endpoint and
+ * 2. Sending: the runtime's periodic worker sends, every pollMs, the deliveries that are due, the oldest pending one per endpoint and
  *    balance at a time, so each balance's webhooks reach an endpoint in ledger order and a
  *    receiver failing for one balance holds back nothing else. A failed attempt is retried after
  *    a backoff with jitter (the runtime's schedule) until retry.retryForMs have passed since the
@@ -82,8 +81,6 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
   const logger = options.logger.child({ module: 'webhook-deliverer', name });
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   const backoff = createBackoff({ initialDelayMs: options.retry.initialDelayMs, maxDelayMs: options.retry.maxDelayMs, jitter: 'equal' });
-  // Wakes the sender when deliveries were just recorded, rather than waiting for its next poll.
-  let nap: AbortController | undefined;
 
   const record = createWebhookRecorder({ store: options.store, balanceStates: options.balanceStates, clock: options.clock });
   const processor = createCheckpointedProcessor({
@@ -96,7 +93,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
     lease: { pool: options.pool, ...options.lease },
     ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
     async handle(events) {
-      if ((await record(events)) > 0) nap?.abort();
+      await record(events);
     },
   });
   const dispatch = createWebhookDispatcher({
@@ -108,35 +105,25 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
     logger,
   });
 
-  async function sendWhileRunning(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      let made = 0;
-      if (processor.isLeading()) {
-        // PostgreSQL failing under the round is retried here; a receiver failing is not an
-        // error at all (it is an attempt with its outcome, scheduled by the dispatcher).
-        made = await retry(() => dispatch(signal), { what: 'sending webhooks', logger, signal, initialDelayMs: 200, maxDelayMs: 5_000 }).catch(
-          (error: unknown) => {
-            if (!signal.aborted) throw error;
-            return 0;
-          },
-        );
-      }
-      if (made === 0) {
-        nap = new AbortController();
-        await sleep(pollMs, AbortSignal.any([signal, nap.signal]));
-      }
-    }
-  }
+  // Only the process holding the processor's lease sends; the others' rounds do nothing. A round
+  // that failed (PostgreSQL away) is logged and runs again after the interval: every round starts
+  // from the table, so repeating one is safe. A receiver failing is no error here: it is an
+  // attempt with its outcome, scheduled by the dispatcher.
+  const sender = createPeriodicWorker({
+    name: `${name}-sender`,
+    logger,
+    intervalMs: pollMs,
+    run: async (signal) => processor.isLeading() && (await dispatch(signal)) > 0,
+  });
 
-  let sending: Promise<void> | undefined;
   const worker = createWorker(name, {
-    async start(signal) {
+    async start() {
       await processor.start();
-      sending = sendWhileRunning(signal).catch((error: unknown) => logger.error({ err: error }, 'the webhook sender stopped'));
+      await sender.start();
     },
     async stop() {
       // The sender first: the attempts in flight end within the send timeouts and are recorded.
-      await sending;
+      await sender.stop();
       await processor.stop();
     },
   });

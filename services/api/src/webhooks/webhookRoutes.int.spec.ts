@@ -1,10 +1,9 @@
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService } from '@tally/ledger';
+import { createLedgerService, createPurchaseService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
 import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
-import { createPurchaseService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import { createPostgresWebhookStore, createWebhookEndpointService, type WebhookStore } from '@tally/webhooks';
 import type { FastifyInstance } from 'fastify';
