@@ -3,6 +3,7 @@ import { createWebhookEndpointService } from './webhookEndpointService';
 import { createWebhookHarness, type WebhookHarness } from './testing/webhookHarness';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhookReceiver';
 import { webhookMessageId } from './webhookMessageId';
+import { createWebhookSender } from './webhookSender';
 
 jest.setTimeout(120_000);
 
@@ -113,6 +114,25 @@ describe('webhook deliverer', () => {
     await waitFor(() => receiver.delivered.length === 1, { description: 'the retried webhook' });
     const [expected] = await harness.expectedWebhooks(afterPosition);
     expect(receiver.delivered[0]).toMatchObject({ id: given!.id, payload: { data: { eventId: expected!.eventId } } });
+  });
+
+  it('stops without waiting for a hung receiver: that attempt is dropped, and the next deliverer makes it', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId } = await receiverWithEndpoint();
+    receiver.mode = { kind: 'hang' };
+    const first = harness.createDeliverer({ send: createWebhookSender({ allowPrivateNetworks: true, connectTimeoutMs: 1_000, responseTimeoutMs: 600_000 }) });
+    await first.start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'to a hung receiver' });
+    await waitFor(() => receiver.requests.length === 1, { description: 'the attempt the receiver holds' });
+    await first.stop();
+    const [held] = await harness.endpoints.deliveries(endpointId, { limit: 10 });
+    // Had the stop waited for the answer (600 s), the attempt would be recorded as timed out.
+    expect(held).toMatchObject({ status: 'pending', attempts: 0, attemptLog: [] });
+
+    receiver.mode = { kind: 'ok' };
+    await harness.createDeliverer().start();
+    await waitFor(() => receiver.delivered.length === 1, { description: 'the webhook from the next deliverer' });
+    expect(receiver.delivered[0]!.id).toBe(held!.id);
   });
 
   it('keeps signing with the previous secret during the grace period after a rotation', async () => {

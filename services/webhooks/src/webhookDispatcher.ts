@@ -57,11 +57,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
   const { store, send, retry, clock } = options;
   const logger = options.logger.child({ module: 'webhook-dispatcher' });
 
-  async function attempt(delivery: DueWebhookDelivery): Promise<void> {
+  async function attempt(delivery: DueWebhookDelivery, signal: AbortSignal): Promise<void> {
     const number = delivery.attempts + 1;
     const startedAt = clock();
     const headers = signWebhook({ id: delivery.id, timestamp: startedAt, body: delivery.body, secrets: delivery.secrets });
-    const response = await send({ url: delivery.url, headers: { ...headers }, body: delivery.body });
+    const response = await send({ url: delivery.url, headers: { ...headers }, body: delivery.body, signal });
+    // Cut short by a stop: not the receiver's failure, so not an attempt; the delivery stays due.
+    if (response.aborted === true) return;
     const failure = isDelivered(response.statusCode) ? undefined : (response.error ?? `HTTP ${response.statusCode}`);
     const outcome: WebhookAttemptOutcome = failure === undefined ? { status: 'succeeded' } : outcomeOfFailure(delivery, number, startedAt, retry, failure);
     if (outcome.status === 'failed') logger.warn({ endpointId: delivery.endpointId, deliveryId: delivery.id, reason: outcome.disableReason }, 'giving up a webhook delivery; disabling its endpoint');
@@ -90,7 +92,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
         const delivery = due[next];
         next += 1;
         if (delivery === undefined) return;
-        await attempt(delivery);
+        await attempt(delivery, signal);
         made += 1;
       }
     }

@@ -53,6 +53,18 @@ describe('webhook sender', () => {
     }
   });
 
+  it('abandons a request when its signal is aborted (a stop), reporting no attempt', async () => {
+    const server = await localServer(() => undefined);
+    try {
+      const stopping = new AbortController();
+      const sending = createWebhookSender({ ...open, responseTimeoutMs: 60_000 })({ url: server.url, headers: {}, body: '{}', signal: stopping.signal });
+      stopping.abort();
+      expect(await sending).toMatchObject({ statusCode: null, aborted: true });
+    } finally {
+      await server.close();
+    }
+  });
+
   it('reports a refused connection as an error, not a status', async () => {
     const server = await localServer(() => undefined);
     const { url } = server;

@@ -20,6 +20,8 @@ export interface WebhookRequest {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
+  /** Aborts the request (the process is stopping): the answer is then `aborted`, no attempt to record. */
+  readonly signal?: AbortSignal;
 }
 
 /** What one attempt came to: a status (any), or an error and no status. */
@@ -29,6 +31,8 @@ export interface WebhookResponse {
   /** At most RESPONSE_BODY_LIMIT bytes of the body, decoded as UTF-8. */
   readonly body: string | null;
   readonly durationMs: number;
+  /** The request was abandoned by its signal: it says nothing of the receiver. */
+  readonly aborted?: boolean;
 }
 
 export type WebhookSender = (request: WebhookRequest) => Promise<WebhookResponse>;
@@ -84,6 +88,16 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
         req.destroy();
       };
       const connectTimer = setTimeout(() => fail(`connect timeout after ${options.connectTimeoutMs} ms`), options.connectTimeoutMs);
+      // Stopping does not wait for a slow receiver: the attempt is dropped, and made again (same
+      // webhook-id) by whichever process delivers next.
+      const abort = () => {
+        if (settled) return;
+        finish({ statusCode: null, error: 'aborted: the deliverer is stopping', body: null, aborted: true });
+        req.destroy();
+      };
+      if (request.signal?.aborted) abort();
+      request.signal?.addEventListener('abort', abort, { once: true });
+      req.once('close', () => request.signal?.removeEventListener('abort', abort));
       req.on('socket', (socket) => {
         const connected = () => {
           clearTimeout(connectTimer);
