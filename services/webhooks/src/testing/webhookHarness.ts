@@ -93,7 +93,7 @@ export async function createWebhookHarness(prefix: string): Promise<WebhookHarne
     description: '',
     consumption: [],
     lowBalanceThreshold: credits(10),
-    bundles: [{ id: 'bundle-100', credits: credits(100), price: { amount: '9.99', currency: 'EUR' } }],
+    bundles: [{ id: 'bundle-100', credits: credits(100), price: { amount: '9.99', currency: 'EUR' }, purchaseOption: true }],
   });
   const deliverers: WebhookDeliverer[] = [];
   const name = uniqueName('webhooks');
