@@ -5,7 +5,8 @@ import { webhookMessageId } from './webhookMessageId';
 
 jest.setTimeout(180_000);
 
-const leads = (tally: TallyProcess) => tally.lines.some((line) => line.includes('"processor":"webhooks"') && line.includes('"msg":"processing"'));
+/** The processor's line on taking up work carries the checkpoint it starts `after`; no other line does. */
+const leads = (tally: TallyProcess) => tally.lines.some((line) => /"processor":"webhooks".*"after":"[0-9]+"/.test(line));
 const standsBy = (tally: TallyProcess) => tally.lines.some((line) => line.includes('"processor":"webhooks"') && line.includes('standing by'));
 
 describe('the webhooks role across processes', () => {
