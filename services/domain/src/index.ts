@@ -9,4 +9,3 @@ export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
 export { LruCache } from './lruCache';
-export * from './balanceFigures';

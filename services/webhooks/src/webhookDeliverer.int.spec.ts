@@ -31,13 +31,12 @@ describe('webhook deliverer', () => {
     await Promise.all(receivers.splice(0).map((receiver) => receiver.close()));
   });
 
-  async function receiverWithEndpoint(): Promise<{ receiver: WebhookReceiver; endpointId: string; afterPosition: bigint }> {
+  const BALANCE_EVENTS = ['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted'];
+
+  async function receiverWithEndpoint(events: readonly string[] = BALANCE_EVENTS): Promise<{ receiver: WebhookReceiver; endpointId: string; afterPosition: bigint }> {
     const receiver = await startWebhookReceiver();
     receivers.push(receiver);
-    const endpoint = await harness.endpoints.create({
-      url: receiver.url,
-      events: ['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted'],
-    });
+    const endpoint = await harness.endpoints.create({ url: receiver.url, events });
     receiver.secrets = [endpoint.secret];
     return { receiver, endpointId: endpoint.id, afterPosition: endpoint.afterPosition };
   }
@@ -133,6 +132,28 @@ describe('webhook deliverer', () => {
     await harness.createDeliverer().start();
     await waitFor(() => receiver.delivered.length === 1, { description: 'the webhook from the next deliverer' });
     expect(receiver.delivered[0]!.id).toBe(held!.id);
+  });
+
+  it('sends hold.expired when a hold is freed at its expiry, with the balance, held and available after it', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver } = await receiverWithEndpoint(['hold.expired']);
+    const expiring = await harness.ledger.placeHold(balanceId, { credits: 5_000_000n, expires: { inSeconds: 60 }, reference: 'job-1' }, { idempotencyKey: 'hold-1' });
+    await harness.ledger.placeHold(balanceId, { credits: 3_000_000n, expires: { inSeconds: 3_600 }, reference: 'job-2' }, { idempotencyKey: 'hold-2' });
+    harness.advanceLedgerClock(120_000);
+    const expired = await harness.ledger.expireHold(expiring.holdId);
+    await harness.createDeliverer().start();
+
+    await waitFor(() => receiver.delivered.length === 1, { description: 'the hold.expired webhook' });
+    expect(receiver.rejected).toEqual([]);
+    expect(receiver.delivered[0]!.payload).toMatchObject({
+      type: 'hold.expired',
+      data: {
+        eventId: expired.events[0]!.eventId,
+        eventType: 'HoldExpired',
+        balance: { id: balanceId, balance: '20', held: '3', available: '17' },
+        event: { holdId: expiring.holdId },
+      },
+    });
   });
 
   it('keeps signing with the previous secret during the grace period after a rotation', async () => {

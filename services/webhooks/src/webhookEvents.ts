@@ -1,4 +1,4 @@
-import { balanceFigures, formatCredits, type OpenBalance } from '@tally/domain';
+import { availableOf, formatCredits, type OpenBalance } from '@tally/domain';
 import type { JsonObject } from '@tally/event-store';
 import { WEBHOOK_PAYLOAD_VERSION, type WebhookEventType, type WebhookPayloadV1 } from '@tally/schemas';
 
@@ -40,7 +40,6 @@ export function webhookEventTypeOf(event: Pick<LedgerEventForWebhook, 'type' | '
  * the exact bytes, and a retry must carry what the first attempt carried.
  */
 export function webhookPayload(type: WebhookEventType, event: LedgerEventForWebhook, balance: OpenBalance): WebhookPayloadV1 {
-  const figures = balanceFigures(balance);
   const occurredAt = typeof event.data.occurredAt === 'string' ? event.data.occurredAt : event.recordedAt.toISOString();
   return {
     type,
@@ -55,9 +54,10 @@ export function webhookPayload(type: WebhookEventType, event: LedgerEventForWebh
         customerId: balance.customerId,
         productId: balance.productId,
         name: balance.name,
-        balance: formatCredits(figures.balance),
-        held: formatCredits(figures.held),
-        available: formatCredits(figures.available),
+        // The three figures as the fold keeps them; available through the domain's one definition.
+        balance: formatCredits(balance.balance),
+        held: formatCredits(balance.held),
+        available: formatCredits(availableOf(balance)),
         lowBalanceThreshold: balance.lowBalanceThreshold === null ? null : formatCredits(balance.lowBalanceThreshold),
       },
       event: event.data,

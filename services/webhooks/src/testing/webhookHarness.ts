@@ -61,6 +61,8 @@ export interface WebhookHarness {
   readonly endpoints: WebhookEndpointService;
   /** A deliverer name of the test's own (checkpoint and lease). */
   readonly name: string;
+  /** Moves the ledger's clock (not the deliverer's) forward, e.g. past a hold's expiry. */
+  advanceLedgerClock(ms: number): void;
   openBalance(): Promise<string>;
   /**
    * A top-up, a purchase and a grant, then deductions below the threshold (10) and below zero:
@@ -78,7 +80,8 @@ export async function createWebhookHarness(prefix: string): Promise<WebhookHarne
   const db = await createTestSchema({ prefix });
   const eventStore = createPostgresEventStore({ pool: db.pool, logger: testLogger });
   const catalog = createPostgresCatalogStore({ pool: db.pool, logger: testLogger });
-  const ledger = createLedgerService({ eventStore, catalog, logger: testLogger });
+  let ledgerClockOffsetMs = 0;
+  const ledger = createLedgerService({ eventStore, catalog, logger: testLogger, clock: () => new Date(Date.now() + ledgerClockOffsetMs) });
   const store = createPostgresWebhookStore(db.pool);
   const endpoints = createWebhookEndpointService({
     store,
@@ -105,6 +108,10 @@ export async function createWebhookHarness(prefix: string): Promise<WebhookHarne
     store,
     endpoints,
     name,
+
+    advanceLedgerClock(ms) {
+      ledgerClockOffsetMs += ms;
+    },
 
     async openBalance() {
       const { balance } = await ledger.openBalance({ customerId: uniqueName('customer'), productId: 'api-credits', startingBalance: credits(20) });
