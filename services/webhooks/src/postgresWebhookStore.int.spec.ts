@@ -61,7 +61,8 @@ describe('PostgreSQL webhook store', () => {
     await store.recordDeliveries([delivery('ep-gone', 'b1', 20n), delivery('ep-gone', 'b2', 21n)], t0);
     await store.recordAttempt('ep-gone:20', { attempt: 9, startedAt: later(5_000), durationMs: 3, statusCode: null, error: 'ECONNREFUSED', responseBody: null }, { status: 'failed', disableReason: 'gave up' });
     expect((await store.getEndpoint('ep-gone'))?.disabled).toMatchObject({ reason: 'gave up' });
-    expect((await store.activeEndpoints()).map((e) => e.id)).not.toContain('ep-gone');
+    // Still recorded for (its deliveries wait), not sent to.
+    expect((await store.allEndpoints()).map((e) => e.id)).toContain('ep-gone');
     expect((await store.dueDeliveries(later(10_000), 10)).filter((due) => due.endpointId === 'ep-gone')).toEqual([]);
     await store.updateEndpoint('ep-gone', { enabled: true });
     expect((await store.dueDeliveries(later(10_000), 10)).filter((due) => due.endpointId === 'ep-gone').map((due) => due.id)).toEqual(['ep-gone:21']);

@@ -176,8 +176,8 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       return rows[0] === undefined ? undefined : endpointOf(rows[0]);
     },
 
-    async activeEndpoints() {
-      const { rows } = await pool.query<EndpointRow>(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE disabled_at IS NULL`);
+    async allEndpoints() {
+      const { rows } = await pool.query<EndpointRow>(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints`);
       return rows.map(endpointOf);
     },
 

@@ -115,6 +115,23 @@ describe('webhook deliverer', () => {
     expect(receiver.delivered[0]).toMatchObject({ id: given!.id, payload: { data: { eventId: expected!.eventId } } });
   });
 
+  it('keeps the events of a disabled endpoint and sends them, in order, once it is enabled again', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId, afterPosition } = await receiverWithEndpoint();
+    await harness.endpoints.update(endpointId, { enabled: false });
+    await harness.createDeliverer().start();
+    await harness.driveRound(balanceId, 0);
+    const expected = await harness.expectedWebhooks(afterPosition);
+    await waitFor(async () => (await harness.endpoints.deliveries(endpointId, { limit: 500 })).length === expected.length, {
+      description: 'the deliveries recorded while the endpoint is disabled',
+    });
+    expect(receiver.requests).toEqual([]);
+
+    await harness.endpoints.update(endpointId, { enabled: true });
+    await waitFor(() => receiver.delivered.length === expected.length, { description: 'the deliveries sent once enabled' });
+    expect(receiver.delivered.map((webhook) => webhook.payload.data.eventId)).toEqual(expected.map((webhook) => webhook.eventId));
+  });
+
   it('stops without waiting for a hung receiver: that attempt is dropped, and the next deliverer makes it', async () => {
     const balanceId = await harness.openBalance();
     const { receiver, endpointId } = await receiverWithEndpoint();

@@ -6,7 +6,7 @@ import { webhookMessageId } from './webhookMessageId';
 import type { NewWebhookDelivery, WebhookStore } from './webhookStore';
 
 export interface WebhookRecorderOptions {
-  readonly store: Pick<WebhookStore, 'activeEndpoints' | 'recordDeliveries'>;
+  readonly store: Pick<WebhookStore, 'allEndpoints' | 'recordDeliveries'>;
   /** The ledger's balance states: the one fold, with its snapshots. */
   readonly balanceStates: Pick<BalanceStates, 'at'>;
   readonly clock: () => Date;
@@ -23,7 +23,7 @@ export interface WebhookRecorderOptions {
 export function createWebhookRecorder(options: WebhookRecorderOptions): (events: readonly RecordedEvent[]) => Promise<number> {
   const { store, balanceStates, clock } = options;
   return async (events) => {
-    const endpoints = await store.activeEndpoints();
+    const endpoints = await store.allEndpoints();
     if (endpoints.length === 0) return 0;
     const states = new Map<string, LoadedBalance>();
     const deliveries: NewWebhookDelivery[] = [];

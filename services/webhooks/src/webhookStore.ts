@@ -99,8 +99,12 @@ export interface WebhookStore {
   deleteEndpoint(id: string): Promise<boolean>;
   /** Replaces the secret, keeping the old one valid until `previousUntil`. */
   rotateSecret(id: string, secret: string, previousUntil: Date): Promise<WebhookEndpoint | undefined>;
-  /** The endpoints that receive new deliveries: every one not disabled. */
-  activeEndpoints(): Promise<WebhookEndpoint[]>;
+  /**
+   * Every endpoint, disabled ones too: deliveries are recorded for all of them, and a disabled
+   * endpoint's wait (unsent) until it is enabled again, so pausing one, or one disabled after
+   * failing for days, loses no event.
+   */
+  allEndpoints(): Promise<WebhookEndpoint[]>;
   /** Records deliveries, due at `now`; one already recorded (same id) is left as it is. */
   recordDeliveries(deliveries: readonly NewWebhookDelivery[], now: Date): Promise<void>;
   /**
