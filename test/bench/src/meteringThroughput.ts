@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
+import { createEventsShapedTable } from './copyRows';
 import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
@@ -51,7 +52,7 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
 
   progress('metering ceiling (c): kafkajs consumer, decode, one COPY per batch into an indexed events-shaped table, then commit');
   // LIKE ... INCLUDING INDEXES: the key, the unique event id and (stream, revision) indexes and the checks.
-  await run.pool.query('CREATE TABLE durable_ceiling (LIKE events INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+  await createEventsShapedTable(run.pool, 'durable_ceiling', { indexed: true });
   const durable = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('durable'), events, durableCopySink(run.pool, 'durable_ceiling'));
   progress(`kafkajs durable: ${formatCount(durable.perSecond)} msg/s`);
 
