@@ -39,11 +39,17 @@ const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 
 /**
  * The compact ledger (migrations 012, 013): `event_log` rows with the stream's name from
- * `streams`, the metadata rebuilt from the stream's header in SQL, and the payload (shape number
- * and body) decoded here, where a shape is looked up once per process.
+ * `streams`, the metadata rebuilt from the stream's header in SQL (012's es_decode_metadata,
+ * written out: a SQL function with a sub-select is not inlined, and would start an executor per
+ * row), and the payload (shape number and body) decoded here, where a shape is looked up once per
+ * process.
  */
-const EVENT_COLUMNS =
-  'e.position, e.event_id, s.stream_id, e.revision, e.shape_no, e.body, es_decode_metadata(s.header, e.meta, e.meta_absent) AS metadata, e.recorded_at';
+const EVENT_COLUMNS = `e.position, e.event_id, s.stream_id, e.revision, e.shape_no, e.body,
+  CASE WHEN e.meta_absent IS NULL THEN s.header ELSE
+    s.header - ARRAY(SELECT k.key FROM jsonb_object_keys(s.header) WITH ORDINALITY AS k(key, ord)
+                     WHERE e.meta_absent & (1 << (k.ord - 1)::integer) <> 0)
+  END || coalesce(e.meta, '{}') AS metadata,
+  e.recorded_at`;
 const EVENTS = 'event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no';
 
 /** Shapes are immutable and few; past this many the cache starts again rather than grow. */
