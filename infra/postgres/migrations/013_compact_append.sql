@@ -30,6 +30,10 @@ DECLARE
   v_ev_shape integer[];
   v_ev_body text[];
   v_ev_metadata jsonb[];
+  -- Per event, its metadata against its stream's header: the header keys it lacks (a bit mask)
+  -- and the keys whose values differ (see 012).
+  v_ev_absent integer[];
+  v_ev_diff jsonb[];
   -- The number of each of p_shapes, by its 0-based index.
   v_shape_nos integer[];
   v_conflicts jsonb;
@@ -152,6 +156,39 @@ BEGIN
       PERFORM setval('events_position_seq', v_first + v_count - 1);
     END IF;
 
+    -- Each event's metadata reduced against its stream's header: an existing stream's (a header
+    -- never changes), or for a new one its first event's metadata (es_header's rule, the first
+    -- 31 keys). In a statement of its own, over the arrays: the same sub-selects in the insert
+    -- below, correlated with its joins, measured ten times slower (2 s for 2,000 streams).
+    WITH firsts AS (
+      SELECT e.request_index, e.metadata
+      FROM unnest(v_ev_req, v_ev_ord, v_ev_metadata) AS e(request_index, ord, metadata)
+      WHERE e.ord = 1
+    ), headers AS (
+      SELECT q.request_index,
+             coalesce(s.header,
+                      (SELECT coalesce(jsonb_object_agg(h.key, h.value), '{}')
+                       FROM (SELECT j.key, j.value FROM jsonb_each(f.metadata) AS j LIMIT 31) AS h)) AS header
+      FROM unnest(v_req_index, v_req_stream) AS q(request_index, stream_id)
+      JOIN unnest(v_write) AS w(request_index) ON w.request_index = q.request_index
+      JOIN firsts AS f ON f.request_index = q.request_index
+      LEFT JOIN streams AS s ON s.stream_id = q.stream_id
+    ), reduced AS (
+      SELECT e.i,
+             CASE WHEN e.metadata = h.header THEN NULL ELSE
+               (SELECT nullif(coalesce(sum(1 << (k.ord - 1)::integer) FILTER (WHERE NOT e.metadata ? k.key), 0), 0)::integer
+                FROM jsonb_object_keys(h.header) WITH ORDINALITY AS k(key, ord))
+             END AS absent,
+             CASE WHEN e.metadata = h.header THEN NULL ELSE
+               (SELECT jsonb_object_agg(m.key, m.value) FROM jsonb_each(e.metadata) AS m WHERE h.header->m.key IS DISTINCT FROM m.value)
+             END AS diff
+      FROM unnest(v_ev_req, v_ev_metadata) WITH ORDINALITY AS e(request_index, metadata, i)
+      JOIN headers AS h ON h.request_index = e.request_index
+    )
+    SELECT array_agg(r.absent ORDER BY r.i), array_agg(r.diff ORDER BY r.i)
+    INTO v_ev_absent, v_ev_diff
+    FROM reduced AS r;
+
     -- The streams rows first (a new stream needs its number before its events), computed per
     -- request from the state before the call, as 010 did; a new stream's header is its first
     -- event's metadata. Then the events, encoded against the header the upsert returned.
@@ -181,21 +218,14 @@ BEGIN
              END
       FROM written AS w JOIN firsts AS f ON f.request_index = w.request_index
       ON CONFLICT (stream_id) DO UPDATE SET last_revision = excluded.last_revision, last_position = excluded.last_position
-      RETURNING s.stream_id, s.stream_no, s.header
+      RETURNING s.stream_id, s.stream_no
     )
     -- The unique indexes stay the last word on ids and (stream, revision).
     INSERT INTO event_log (position, event_id, revision, recorded_at, stream_no, shape_no, meta_absent, body, meta)
     SELECT w.base_position + e.ord - 1, e.event_id, w.base_revision + e.ord, v_now, u.stream_no, v_shape_nos[e.shape + 1],
-           CASE WHEN e.metadata = u.header THEN NULL ELSE
-             (SELECT nullif(coalesce(sum(1 << (k.ord - 1)::integer) FILTER (WHERE NOT e.metadata ? k.key), 0), 0)::integer
-              FROM jsonb_object_keys(u.header) WITH ORDINALITY AS k(key, ord))
-           END,
-           e.body,
-           CASE WHEN e.metadata = u.header THEN NULL ELSE
-             (SELECT jsonb_object_agg(m.key, m.value) FROM jsonb_each(e.metadata) AS m WHERE u.header->m.key IS DISTINCT FROM m.value)
-           END
-    FROM unnest(v_ev_req, v_ev_ord, v_ev_id, v_ev_shape, v_ev_body, v_ev_metadata)
-      AS e(request_index, ord, event_id, shape, body, metadata)
+           e.absent, e.body, e.diff
+    FROM unnest(v_ev_req, v_ev_ord, v_ev_id, v_ev_shape, v_ev_body, v_ev_absent, v_ev_diff)
+      AS e(request_index, ord, event_id, shape, body, absent, diff)
     JOIN written AS w ON w.request_index = e.request_index
     JOIN upserted AS u ON u.stream_id = w.stream_id;
 

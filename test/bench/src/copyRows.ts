@@ -1,8 +1,8 @@
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AppendRequest } from '@tally/event-store';
 import type { Pool } from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom } from 'pg-copy-streams';
 
 /** The columns of an events table as it was before the compact ledger (012), in COPY's order. */
 export const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata, recorded_at';
@@ -25,24 +25,20 @@ export async function createEventsShapedTable(pool: Pool, table: string, { index
   );
 }
 
-/** The rows event_log holds at positions from..to (inclusive), as COPY text: what the store wrote. */
+/**
+ * The rows event_log holds at positions from..to (inclusive), as COPY text: what the store wrote.
+ * Read with a plain query: a COPY TO on a pool with a query timeout left pg's timer running (the
+ * COPY stream has no callback to clear it), which kept the bench process alive for an hour.
+ */
 export async function storedRows(pool: Pool, from: bigint, to: bigint): Promise<Buffer> {
-  const client = await pool.connect();
-  const chunks: Buffer[] = [];
-  try {
-    await pipeline(
-      client.query(copyTo(`COPY (SELECT ${EVENT_LOG_COLUMNS} FROM event_log WHERE position BETWEEN ${from} AND ${to} ORDER BY position) TO STDOUT`)),
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          chunks.push(chunk);
-          done();
-        },
-      }),
-    );
-  } finally {
-    client.release();
-  }
-  return Buffer.concat(chunks);
+  const { rows } = await pool.query<(string | null)[]>({
+    text: `SELECT position::text, event_id::text, revision::text, recorded_at::text, stream_no::text, shape_no::text, meta_absent::text, body, meta::text
+           FROM event_log WHERE position BETWEEN $1 AND $2 ORDER BY position`,
+    values: [from.toString(), to.toString()],
+    rowMode: 'array',
+  });
+  const lines = rows.map((row) => row.map((value) => (value === null ? '\\N' : copyText(value))).join('\t'));
+  return Buffer.from(`${lines.join('\n')}\n`);
 }
 
 /** COPY's text format: a backslash, tab, newline or carriage return in a value must be escaped. */
