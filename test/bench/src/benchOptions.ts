@@ -28,6 +28,8 @@ export interface BenchOptions {
   readonly tallyMain?: string;
   /** `--heap-snapshot`: the metering consumer writes a heap snapshot half-way through (SIGUSR2). */
   readonly heapSnapshot: boolean;
+  /** `--consumer-max-old-space MiB`: V8's old-space limit for the metering consumer (node --max-old-space-size). */
+  readonly consumerMaxOldSpaceMib?: number;
   /**
    * `--growth`: Tally's metering rate at `large` customers against `small` (not in the default
    * run); `history`: events of history copied over the `large` balances before both are metered.
@@ -51,6 +53,7 @@ export const USAGE = `usage: npm run bench [-- options]
   --heap-snapshot   the metering consumer writes a V8 heap snapshot half-way through its run (into
                     bench-results/profiles/<run id>/consumer-heap/; summarise it with
                     node test/bench/dist/heapSnapshotSummaryCli.js <file>)
+  --consumer-max-old-space MiB  run the metering consumer with node --max-old-space-size=MiB
   --history N       events of history on the busy balance of the writes measurement (default 1000000)
   --top-ups N       manual top-ups timed in the writes measurement (default 100)
   --top-up-timeout S  seconds a top-up may take before it counts as unanswered (default 120)
@@ -89,6 +92,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let keep = false;
   let profile = false;
   let heapSnapshot = false;
+  let consumerMaxOldSpaceMib: number | undefined;
   let history = 1_000_000;
   let topUps = 100;
   let topUpTimeoutSeconds = 120;
@@ -133,6 +137,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--heap-snapshot':
         heapSnapshot = true;
         break;
+      case '--consumer-max-old-space':
+        consumerMaxOldSpaceMib = positiveInteger(flag, value(), 1_000_000);
+        break;
       case '--history':
         history = positiveInteger(flag, value(), 100_000_000);
         break;
@@ -161,5 +168,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
 }

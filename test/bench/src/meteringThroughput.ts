@@ -64,7 +64,11 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
     `metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}` +
       `${heapDir !== undefined ? `, a heap snapshot half-way (into ${heapDir})` : ''}`,
   );
-  const nodeArgs = [...(profiling?.nodeArgs ?? []), ...(heapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : [])];
+  const nodeArgs = [
+    ...(profiling?.nodeArgs ?? []),
+    ...(heapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
+    ...(run.options.consumerMaxOldSpaceMib !== undefined ? [`--max-old-space-size=${run.options.consumerMaxOldSpaceMib}`] : []),
+  ];
   const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs, signalHalfWay: heapDir !== undefined });
   const result: MeteringResult = {
     events,
