@@ -43,32 +43,32 @@ const comparable = (events: readonly RecordedEvent[]) =>
   events.map(({ id, type, streamId, revision, position, data, metadata, recordedAt }) => ({ id, type, streamId, revision, position, data, metadata, recordedAt }));
 
 /**
- * Migration 012 converts a ledger written before it, and 013's append writes the same encoding:
+ * Migration 017 converts a ledger written before it, and 018's append writes the same encoding:
  * whatever the store held or is given, it reads back as it was appended, through the event store
  * (Node's decoding) and through the `events` view (SQL's).
  */
-describe('the compact ledger (migrations 012 and 013)', () => {
+describe('the compact ledger (migrations 017 and 018)', () => {
   let db: TestSchema;
-  let before012: string;
+  let before017: string;
   let store: EventStore;
 
   beforeAll(async () => {
-    before012 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
+    before017 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
     for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) {
-      if (/^0(0\d|1[01])_.*\.sql$/.test(file)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(before012, file));
+      if (/^0(0\d|1[0-6])_.*\.sql$/.test(file)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(before017, file));
     }
-    db = await createTestSchema({ prefix: 'compact_ledger', migrationsDir: before012 });
+    db = await createTestSchema({ prefix: 'compact_ledger', migrationsDir: before017 });
     store = createPostgresEventStore({ pool: db.pool, logger });
   });
 
   afterAll(async () => {
     await store?.close();
     await db?.drop();
-    await rm(before012, { recursive: true, force: true });
+    await rm(before017, { recursive: true, force: true });
   });
 
   it('converts the events stored before it, and reads them back, new appends beside them, as appended', async () => {
-    // Written as the store did before 012: 001's input to 010's append_events, jsonb columns.
+    // Written as the store did before 017: 001's input to 010's append_events, jsonb columns.
     const streams = Array.from({ length: 4 }, (_, i) => ({ streamId: `credit-balance-bal-${i}`, events: varied(i, 7 + i) }));
     await db.pool.query('SELECT * FROM append_events($1::jsonb, $2)', [
       JSON.stringify(streams.map((s) => ({ streamId: s.streamId, expectedRevision: 'no_stream', events: s.events }))),
@@ -79,7 +79,7 @@ describe('the compact ledger (migrations 012 and 013)', () => {
     );
 
     const { applied } = await migrate({ pool: db.pool, schema: db.schema, logger });
-    expect(applied).toEqual(expect.arrayContaining(['012_compact_ledger', '013_compact_append']));
+    expect(applied).toEqual(expect.arrayContaining(['017_compact_ledger', '018_compact_append']));
 
     const all = await store.readAll();
     expect(comparable(all)).toEqual(
@@ -117,6 +117,29 @@ describe('the compact ledger (migrations 012 and 013)', () => {
     expect(viewed.map((row) => ({ id: row.event_id, streamId: row.stream_id, revision: BigInt(row.revision), type: row.type, data: row.data, metadata: row.metadata }))).toEqual(
       everything.map(({ id, streamId, revision, type, data, metadata }) => ({ id, streamId, revision, type, data, metadata })),
     );
+  });
+
+  it("keeps 014's consumption buckets moving with every charge appended after the conversion", async () => {
+    const charge = (credits: string, event: string, at: string): EventToAppend => ({
+      id: randomUUID(),
+      type: 'CreditConsumed',
+      data: { credits, source: 'usage', reason: null, usage: { eventId: randomUUID(), event, timestamp: at, quantity: '1' }, balanceAfter: '0', occurredAt: at },
+      metadata: { schemaVersion: 1, balanceId: 'bal-charged', customerId: 'c', productId: 'p' },
+    });
+    await store.appendMany([
+      {
+        streamId: 'credit-balance-bal-charged',
+        expectedRevision: 'any',
+        events: [charge('1.5', 'api_call', '2026-11-30T11:05:28.123Z'), charge('2', 'api_call', '2026-11-30T11:59:59.999Z'), charge('0.25', 'tokens', '2026-11-30T12:00:00.000Z')],
+      },
+    ]);
+    const { rows } = await db.pool.query<{ bucket: string; event: string; micro: string; entries: string }>(
+      "SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'HH24') AS bucket, event, micro_credits::bigint::text AS micro, entries::text FROM consumption_buckets WHERE balance_id = 'bal-charged' ORDER BY 1, 2",
+    );
+    expect(rows).toEqual([
+      { bucket: '11', event: 'api_call', micro: '3500000', entries: '2' },
+      { bucket: '12', event: 'tokens', micro: '250000', entries: '1' },
+    ]);
   });
 
   it('stores rows written into the events view as an append would, for scripts that write history directly', async () => {

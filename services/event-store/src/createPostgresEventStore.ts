@@ -38,8 +38,8 @@ export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
 const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 
 /**
- * The compact ledger (migrations 012, 013): `event_log` rows with the stream's name from
- * `streams`, the metadata rebuilt from the stream's header in SQL (012's es_decode_metadata,
+ * The compact ledger (migrations 017, 018): `event_log` rows with the stream's name from
+ * `streams`, the metadata rebuilt from the stream's header in SQL (017's es_decode_metadata,
  * written out: a SQL function with a sub-select is not inlined, and would start an executor per
  * row), and the payload (shape number and body) decoded here, where a shape is looked up once per
  * process.
@@ -372,7 +372,7 @@ class MarkerAlreadyRecordedHashes extends Error {
 }
 
 /**
- * The validated requests as 013's append_events reads them: each event's payload encoded (see
+ * The validated requests as 018's append_events reads them: each event's payload encoded (see
  * eventPayloadCodec), its shape named by its index among the call's distinct shapes.
  */
 function encodeAppendPayload(payload: readonly AppendPayload[]): { encoded: unknown[]; shapesJson: string } {

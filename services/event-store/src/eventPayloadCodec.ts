@@ -1,7 +1,7 @@
 import type { JsonObject, JsonValue } from './eventStore';
 
 /**
- * The compact payload encoding of the PostgreSQL store (migration 012): an event's type and
+ * The compact payload encoding of the PostgreSQL store (migration 017): an event's type and
  * data become a shape, stored once per store, and a body, the JSON array of the data's values in
  * shape order. The shape lists the data's keys in their order, nested objects as nested shapes,
  * and how each value is written:
@@ -16,7 +16,7 @@ import type { JsonObject, JsonValue } from './eventStore';
  * - 'v': any other value, as JSON.
  *
  * Lossless for every JSON object: decode(encode(x)) has x's keys, values and (for keys the
- * shape orders) order. The same encoding is written in SQL (012's es_pack and es_unpack) for
+ * shape orders) order. The same encoding is written in SQL (017's es_pack and es_unpack) for
  * the conversion of existing rows and the `events` view; either decodes the other's rows.
  */
 export type ValueKind = 'v' | 'n' | 't' | 'z';

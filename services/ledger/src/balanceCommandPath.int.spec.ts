@@ -56,7 +56,7 @@ function countingEventStore(inner: EventStore) {
 /**
  * Writes `count` CreditConsumed events of 1 credit each after the stream's current end, in one
  * INSERT: a long history in seconds instead of minutes of appends. The rows are what
- * append_events stores: encoded by the compact ledger's own SQL (012's es_pack and metadata
+ * append_events stores: encoded by the compact ledger's own SQL (017's es_pack and metadata
  * functions), positions and revisions in order. Straight into event_log, since a row-by-row
  * INSERT into the `events` view measured about 200 µs a row on this machine.
  */

@@ -40,7 +40,7 @@ describe('migration 005 backfills the metered-usage markers', () => {
       for (const usageId of usageIds) charged.push([customerId, usageId]);
     }
     // Written as the store of that time did (001's append_events): today's event store writes
-    // the compact ledger of 012, which this schema does not have yet.
+    // the compact ledger of 017, which this schema does not have yet.
     const requests = JSON.stringify(
       customers.map((customerId) => ({
         streamId: `balance-${randomUUID()}`,

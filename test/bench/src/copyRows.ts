@@ -4,14 +4,14 @@ import type { AppendRequest } from '@tally/event-store';
 import type { Pool } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
-/** The columns of an events table as it was before the compact ledger (012), in COPY's order. */
+/** The columns of an events table as it was before the compact ledger (017), in COPY's order. */
 export const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata, recorded_at';
 
-/** The stored columns of the compact ledger's event_log (migration 012), in COPY's order. */
+/** The stored columns of the compact ledger's event_log (migration 017), in COPY's order. */
 export const EVENT_LOG_COLUMNS = 'position, event_id, revision, recorded_at, stream_no, shape_no, meta_absent, body, meta';
 
 /**
- * A table laid out as `events` was before 012 (text stream name and type, jsonb payload and
+ * A table laid out as `events` was before 017 (text stream name and type, jsonb payload and
  * metadata), with its key, unique indexes and checks when `indexed`: the durable ceiling writes
  * each usage message into one, as JSON.
  */
@@ -47,7 +47,7 @@ export function copyText(value: string): string {
 }
 
 /**
- * The rows an append of these requests would have written before 012, as COPY text: the same
+ * The rows an append of these requests would have written before 017, as COPY text: the same
  * ids, streams, revisions and JSON. Positions are numbered from `firstPosition` on.
  */
 export function copyRowsOf(requests: readonly AppendRequest[], firstPosition: number, recordedAt: string): { text: Buffer; rows: number } {

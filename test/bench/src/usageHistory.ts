@@ -10,7 +10,7 @@ const COPY_CHUNK = 50_000;
  * Writes `count` usage deductions round-robin over already opened balances straight into the
  * compact ledger by COPY, as the event store stores them: payloads encoded by the store's own
  * codec, shapes registered and metadata reduced against each stream's header by the SQL of
- * migration 012, positions after the head and revisions in order. Then moves the streams' rows
+ * migration 017, positions after the head and revisions in order. Then moves the streams' rows
  * and the position sequence past them and analyses. Millions of events of history in minutes,
  * not the hours appends would take; the domain's decider decides every event.
  */

@@ -1,10 +1,10 @@
--- append_events and append_events_marked over the compact ledger of 012.
+-- append_events and append_events_marked over the compact ledger of 017.
 --
 -- The contract is 001's (see its comments): same result rows, error codes (TY001 to TY004,
 -- 22023), lock and position order, and 010's linear, set-based shape. What changes is the input:
 -- the event store encodes payloads before the call (services/event-store/src/eventPayloadCodec.ts),
 -- so an event is { "id": uuid, "shape": <index into p_shapes>, "body": text, "metadata": {...} },
--- and p_shapes holds the call's distinct shapes ([type, object shape], see 012). Shapes are
+-- and p_shapes holds the call's distinct shapes ([type, object shape], see 017). Shapes are
 -- registered before the store's append lock is taken, like markers: it is index work that other
 -- appends need not wait behind, and a shape row is harmless if the append then fails.
 -- Metadata is still sent whole; the function stores what differs from the stream's header.
@@ -31,7 +31,7 @@ DECLARE
   v_ev_body text[];
   v_ev_metadata jsonb[];
   -- Per event, its metadata against its stream's header: the header keys it lacks (a bit mask)
-  -- and the keys whose values differ (see 012).
+  -- and the keys whose values differ (see 017).
   v_ev_absent integer[];
   v_ev_diff jsonb[];
   -- The number of each of p_shapes, by its 0-based index.
@@ -86,7 +86,7 @@ BEGIN
 
   -- Writers are serialised so that commit order equals position order; see 001_event_store.sql
   -- for why (a subscriber must never skip an event) and why the key is this schema's `events`
-  -- (a view since 012; the key only has to be the same for every writer of the schema).
+  -- (a view since 017; the key only has to be the same for every writer of the schema).
   PERFORM pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer);
   v_now := clock_timestamp();
 
@@ -275,7 +275,7 @@ END;
 $fn$;
 
 -- 001's input ({ "id", "type", "data", "metadata" } per event) still accepted, encoded here with
--- 012's SQL encoding: for scripts and tests that call append_events directly. The event store
+-- 017's SQL encoding: for scripts and tests that call append_events directly. The event store
 -- encodes in Node and calls the three-argument form.
 CREATE FUNCTION append_events(p_requests jsonb, p_notify_channel text)
 RETURNS TABLE (request_index integer, last_revision bigint, last_position bigint, idempotent boolean)
