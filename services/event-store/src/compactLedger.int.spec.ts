@@ -119,29 +119,6 @@ describe('the compact ledger (migrations 017 and 018)', () => {
     );
   });
 
-  it("keeps 014's consumption buckets moving with every charge appended after the conversion", async () => {
-    const charge = (credits: string, event: string, at: string): EventToAppend => ({
-      id: randomUUID(),
-      type: 'CreditConsumed',
-      data: { credits, source: 'usage', reason: null, usage: { eventId: randomUUID(), event, timestamp: at, quantity: '1' }, balanceAfter: '0', occurredAt: at },
-      metadata: { schemaVersion: 1, balanceId: 'bal-charged', customerId: 'c', productId: 'p' },
-    });
-    await store.appendMany([
-      {
-        streamId: 'credit-balance-bal-charged',
-        expectedRevision: 'any',
-        events: [charge('1.5', 'api_call', '2026-11-30T11:05:28.123Z'), charge('2', 'api_call', '2026-11-30T11:59:59.999Z'), charge('0.25', 'tokens', '2026-11-30T12:00:00.000Z')],
-      },
-    ]);
-    const { rows } = await db.pool.query<{ bucket: string; event: string; micro: string; entries: string }>(
-      "SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'HH24') AS bucket, event, micro_credits::bigint::text AS micro, entries::text FROM consumption_buckets WHERE balance_id = 'bal-charged' ORDER BY 1, 2",
-    );
-    expect(rows).toEqual([
-      { bucket: '11', event: 'api_call', micro: '3500000', entries: '2' },
-      { bucket: '12', event: 'tokens', micro: '250000', entries: '1' },
-    ]);
-  });
-
   it('stores rows written into the events view as an append would, for scripts that write history directly', async () => {
     const streamId = `scripted-${randomUUID()}`;
     const [opened] = await store.appendMany([{ streamId, expectedRevision: 'no_stream', events: varied(1, 1) }]);
