@@ -1,3 +1,4 @@
+import { balanceStreamId } from '@tally/domain';
 import type { BenchRun } from './benchRun';
 import { analyzeSchema } from './analyzeSchema';
 import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
@@ -32,9 +33,10 @@ export async function measureGrowth(run: BenchRun, sizes: { readonly small: numb
   }
   if (sizes.history > 0) {
     // Decided from each balance's opened state: only right while nothing else wrote to them.
-    const { rows } = await run.pool.query<{ moved: string }>(
-      "SELECT count(*) AS moved FROM streams WHERE stream_id LIKE 'credit-balance-%' AND last_revision > 1",
-    );
+    // An opened bench balance is at revision 1 (its opening and starting top-up).
+    const { rows } = await run.pool.query<{ moved: string }>('SELECT count(*) AS moved FROM streams WHERE stream_id = ANY ($1::text[]) AND last_revision > 1', [
+      benchBalances(sizes.large).map((balance) => balanceStreamId(balance.context.balanceId)),
+    ]);
     if (Number(rows[0]!.moved) > 0) throw new Error('--growth-history needs balances nothing has metered yet: run it with --only append (or alone)');
     progress(`growth: copying ${formatCount(sizes.history)} events of history over ${formatCount(sizes.large)} balances (untimed)`);
     await copyUsageHistory(run.pool, openedInMemory(benchBalances(sizes.large), at), sizes.history, `${run.id}-growth-history`, at);
