@@ -164,8 +164,12 @@ export interface LedgerEventMetadataV1 {
   balanceId: string;
   customerId: string;
   productId: string;
-  /** The command that caused the event (usage event id, idempotency key, grant id), for tracing. */
-  causationId: string | null;
+  /**
+   * The command that caused the event (usage event id, idempotency key, grant id), for tracing.
+   * Absent on a usage charge (CreditConsumed with usage), whose command id is derived from its
+   * usage id and balance: @tally/ledger's causationOf gives it for any event.
+   */
+  causationId?: string | null;
   /**
    * Hash of the request that caused it, when an Idempotency-Key must be checked against its body;
    * on an opening, a nonce of the call, so that of two concurrent opens the loser is told apart.

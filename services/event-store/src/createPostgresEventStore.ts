@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { NotificationListener } from '@tally/postgres';
-import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests } from './appendValidation';
+import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
 import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
 import type {
   AppendManyOptions,
@@ -13,6 +13,7 @@ import type {
   ReadStreamOptions,
   RecordedEvent,
 } from './eventStore';
+import { decodePayload, encodePayload, toEventShape, type EventShape } from './eventPayloadCodec';
 import { groupStreamsByEvents } from './groupStreamsByEvents';
 import { startSubscription } from './startSubscription';
 import { createSubscriptionRegistry } from './subscriptionRegistry';
@@ -36,15 +37,31 @@ type Queryable = Pick<Pool, 'query'>;
 export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
 const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 
-const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata, recorded_at';
+/**
+ * The compact ledger (migrations 017, 018): `event_log` rows with the stream's name from
+ * `streams`, the metadata rebuilt from the stream's header in SQL (017's es_decode_metadata,
+ * written out: a SQL function with a sub-select is not inlined, and would start an executor per
+ * row), and the payload (shape number and body) decoded here, where a shape is looked up once per
+ * process.
+ */
+const EVENT_COLUMNS = `e.position, e.event_id, s.stream_id, e.revision, e.shape_no, e.body,
+  CASE WHEN e.meta_absent IS NULL THEN s.header ELSE
+    s.header - ARRAY(SELECT k.key FROM jsonb_object_keys(s.header) WITH ORDINALITY AS k(key, ord)
+                     WHERE e.meta_absent & (1 << (k.ord - 1)::integer) <> 0)
+  END || coalesce(e.meta, '{}') AS metadata,
+  e.recorded_at`;
+const EVENTS = 'event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no';
+
+/** Shapes are immutable and few; past this many the cache starts again rather than grow. */
+const MAX_CACHED_SHAPES = 10_000;
 
 interface EventRow {
   position: string;
   event_id: string;
   stream_id: string;
   revision: string;
-  type: string;
-  data: JsonObject;
+  shape_no: number;
+  body: string;
   metadata: JsonObject;
   recorded_at: Date;
 }
@@ -81,9 +98,30 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   };
   const query = <Row extends object>(name: string, text: string, values: unknown[]): Promise<Row[]> => queryOn<Row>(pool, name, text, values);
 
+  // Shapes by number, read once: a shape never changes once stored. Only committed shapes are
+  // ever read (a row names a shape of its own transaction or an earlier one), so nothing here can
+  // name a shape that a rolled-back append registered.
+  const shapes = new Map<number, EventShape>();
+  const toRecordedEvents = async (on: Queryable, rows: readonly EventRow[]): Promise<RecordedEvent[]> => {
+    const missing = new Set<number>();
+    for (const row of rows) if (!shapes.has(row.shape_no)) missing.add(row.shape_no);
+    if (missing.size > 0) {
+      if (shapes.size + missing.size > MAX_CACHED_SHAPES) shapes.clear();
+      const found = await queryOn<{ shape_no: number; shape: unknown }>(
+        on,
+        'tally_es_read_shapes',
+        'SELECT shape_no, shape FROM event_shapes WHERE shape_no = ANY ($1::integer[])',
+        [[...missing]],
+      );
+      for (const row of found) shapes.set(row.shape_no, toEventShape(row.shape));
+    }
+    return rows.map((row) => toRecordedEvent(row, shapes.get(row.shape_no)));
+  };
+
   const appendOn = async (on: Queryable, requests: readonly AppendRequest[], markers: readonly string[] = []): Promise<AppendResult[]> => {
     if (requests.length === 0 && markers.length === 0) return [];
     const payload = validateAppendRequests(requests);
+    const { encoded, shapesJson } = encodeAppendPayload(payload);
     const started = process.hrtime.bigint();
     const notifyChannel = options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL;
     let rows: AppendRow[];
@@ -91,8 +129,8 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       rows = await queryOn<AppendRow>(
         on,
         'tally_es_append',
-        'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::text)',
-        [JSON.stringify(payload), notifyChannel],
+        'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::jsonb, $3::text)',
+        [JSON.stringify(encoded), shapesJson, notifyChannel],
       );
     } else {
       // Markers and events in one statement, so one transaction (005_append_markers.sql).
@@ -102,8 +140,8 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
           on,
           'tally_es_append_marked',
           `SELECT request_index, last_revision, last_position, idempotent
-           FROM append_events_marked($1::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($2::text[]) AS h), $3::text)`,
-          [JSON.stringify(payload), [...hashes.keys()], notifyChannel],
+           FROM append_events_marked($1::jsonb, $2::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($3::text[]) AS h), $4::text)`,
+          [JSON.stringify(encoded), shapesJson, [...hashes.keys()], notifyChannel],
         );
       } catch (error) {
         if (!(error instanceof MarkerAlreadyRecordedHashes)) throw error;
@@ -147,27 +185,27 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         ? await queryOn<EventRow>(
             on,
             'tally_es_read_stream_forwards',
-            `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3`,
+            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE s.stream_id = $1 AND e.revision >= $2 ORDER BY e.revision LIMIT $3`,
             [streamId, (fromRevision ?? 0n).toString(), limit],
           )
         : await queryOn<EventRow>(
             on,
             'tally_es_read_stream_backwards',
-            `SELECT ${EVENT_COLUMNS} FROM events
-             WHERE stream_id = $1 AND ($2::bigint IS NULL OR revision <= $2::bigint)
-             ORDER BY revision DESC LIMIT $3`,
+            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS}
+             WHERE s.stream_id = $1 AND ($2::bigint IS NULL OR e.revision <= $2::bigint)
+             ORDER BY e.revision DESC LIMIT $3`,
             [streamId, fromRevision?.toString() ?? null, limit],
           );
-    return rows.map(toRecordedEvent);
+    return toRecordedEvents(on, rows);
   };
 
   const readAll = async ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
     const rows = await query<EventRow>(
       'tally_es_read_all',
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2`,
+      `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE e.position > $1 ORDER BY e.position LIMIT $2`,
       [after.toString(), checkMaxCount(maxCount)],
     );
-    return rows.map(toRecordedEvent);
+    return toRecordedEvents(pool, rows);
   };
 
   const store: EventStore = {
@@ -222,10 +260,10 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       if (streamIds.length === 0) return streams;
       const rows = await query<EventRow>(
         'tally_es_read_streams',
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
+        `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE s.stream_id = ANY ($1::text[]) ORDER BY s.stream_id, e.revision`,
         [[...new Set(streamIds)]],
       );
-      for (const row of rows) streams.get(row.stream_id)!.push(toRecordedEvent(row));
+      for (const event of await toRecordedEvents(pool, rows)) streams.get(event.streamId)!.push(event);
       return streams;
     },
 
@@ -249,10 +287,10 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         if (group.kind === 'together') {
           const rows = await query<EventRow>(
             'tally_es_read_streams',
-            `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
+            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE s.stream_id = ANY ($1::text[]) ORDER BY s.stream_id, e.revision`,
             [group.streamIds],
           );
-          yield rows.map(toRecordedEvent);
+          yield await toRecordedEvents(pool, rows);
           continue;
         }
         // Until a short page: events appended meanwhile are read too, as readStreams would.
@@ -269,10 +307,10 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       if (eventIds.length === 0) return [];
       const rows = await query<EventRow>(
         'tally_es_read_events_by_id',
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ANY ($1::uuid[]) ORDER BY position`,
+        `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE e.event_id = ANY ($1::uuid[]) ORDER BY e.position`,
         [eventIds.map((id) => checkEventId(id))],
       );
-      return rows.map(toRecordedEvent);
+      return toRecordedEvents(pool, rows);
     },
 
     async readMarkers(markers) {
@@ -294,7 +332,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     async headPosition() {
       const [row] = await query<{ head: string }>(
         'tally_es_head_position',
-        'SELECT coalesce(max(position), 0) AS head FROM events',
+        'SELECT coalesce(max(position), 0) AS head FROM event_log',
         [],
       );
       return BigInt(row!.head);
@@ -333,14 +371,38 @@ class MarkerAlreadyRecordedHashes extends Error {
   }
 }
 
-function toRecordedEvent(row: EventRow): RecordedEvent {
+/**
+ * The validated requests as 018's append_events reads them: each event's payload encoded (see
+ * eventPayloadCodec), its shape named by its index among the call's distinct shapes.
+ */
+function encodeAppendPayload(payload: readonly AppendPayload[]): { encoded: unknown[]; shapesJson: string } {
+  const shapeIndexes = new Map<string, number>();
+  const encoded = payload.map((request) => ({
+    streamId: request.streamId,
+    expectedRevision: request.expectedRevision,
+    events: request.events.map((event) => {
+      const { shapeKey, body } = encodePayload(event.type, event.data);
+      let shape = shapeIndexes.get(shapeKey);
+      if (shape === undefined) {
+        shape = shapeIndexes.size;
+        shapeIndexes.set(shapeKey, shape);
+      }
+      return { id: event.id, shape, body, metadata: event.metadata };
+    }),
+  }));
+  return { encoded, shapesJson: `[${[...shapeIndexes.keys()].join(',')}]` };
+}
+
+function toRecordedEvent(row: EventRow, shape: EventShape | undefined): RecordedEvent {
+  if (shape === undefined) throw new Error(`event ${row.event_id} names shape ${row.shape_no}, which the store does not hold`);
+  const { type, data } = decodePayload(shape, row.body);
   return {
     id: row.event_id,
-    type: row.type,
+    type,
     streamId: row.stream_id,
     revision: BigInt(row.revision),
     position: BigInt(row.position),
-    data: row.data,
+    data,
     metadata: row.metadata,
     recordedAt: row.recorded_at,
   };

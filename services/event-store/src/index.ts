@@ -8,3 +8,4 @@ export {
   type EventStoreDbClient,
   type EventStoreDbEventStoreOptions,
 } from './createEventStoreDbEventStore';
+export { decodePayload, encodePayload, type EncodedPayload, type EventShape } from './eventPayloadCodec';

@@ -1,7 +1,7 @@
 import { BalanceEvent, fromLedgerPayload, toLedgerPayload } from '@tally/domain';
 import type { EventToAppend, JsonObject, RecordedEvent } from '@tally/event-store';
 import { LEDGER_EVENT_SCHEMA_VERSION, LedgerEventMetadataV1, LedgerEventPayloadV1 } from '@tally/schemas';
-import { ledgerEventId } from './deterministicId';
+import { commandIds, ledgerEventId } from './deterministicId';
 
 export interface BalanceContext {
   readonly balanceId: string;
@@ -37,7 +37,9 @@ export function toEventsToAppend(
       balanceId: context.balanceId,
       customerId: context.customerId,
       productId: context.productId,
-      causationId: commandId,
+      // A usage charge's causation is its usage id and balance, both stored already: not
+      // written (about 50 bytes of every ledger event), derived again on reading (causationOf).
+      ...(derivedCausation(event, context.balanceId) === commandId ? {} : { causationId: commandId }),
       ...(requestHash !== undefined ? { requestHash } : {}),
     };
     return {
@@ -49,12 +51,24 @@ export function toEventsToAppend(
   });
 }
 
+/** The command id a stored event need not name: a usage charge's (see toEventsToAppend). */
+function derivedCausation(event: BalanceEvent, balanceId: string): string | undefined {
+  return event.type === 'CreditConsumed' && event.usage !== null ? commandIds.usage(event.usage.eventId, balanceId) : undefined;
+}
+
+/** The command that caused a stored event, whether its metadata names it or it is derived. */
+export function causationOf(event: BalanceEvent, metadata: LedgerEventMetadataV1): string | null {
+  return metadata.causationId ?? derivedCausation(event, metadata.balanceId) ?? null;
+}
+
 export function fromRecordedEvent(recorded: RecordedEvent): RecordedBalanceEvent {
   const payload = { type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1;
+  const event = fromLedgerPayload(payload);
+  const stored = recorded.metadata as unknown as LedgerEventMetadataV1;
   return {
     eventId: recorded.id,
-    event: fromLedgerPayload(payload),
-    metadata: recorded.metadata as unknown as LedgerEventMetadataV1,
+    event,
+    metadata: { ...stored, causationId: causationOf(event, stored) },
     revision: recorded.revision,
     position: recorded.position,
     recordedAt: recorded.recordedAt,

@@ -93,7 +93,10 @@ describe('decideUsageBatch', () => {
     ]);
     expect(a!.request.events[0]!.id).toBe(ledgerEventId(commandIds.usage('u1', 'a'), 0));
     expect(a!.request.events[0]!.data.usage).toEqual({ eventId: 'u1', event: 'api_call', timestamp: '2026-03-01T11:00:00.000Z', quantity: '1' });
-    expect(a!.request.events[0]!.metadata).toMatchObject({ balanceId: 'a', customerId: 'alice', causationId: commandIds.usage('u1', 'a') });
+    // The charge's causation is derived from its usage id and balance, not stored (issue 11 §5).
+    expect(a!.request.events[0]!.metadata).toMatchObject({ balanceId: 'a', customerId: 'alice' });
+    expect(a!.request.events[0]!.metadata).not.toHaveProperty('causationId');
+    expect(b!.request.events[1]!.metadata).toMatchObject({ causationId: commandIds.usage('u3', 'b') });
     expect(a!.after).toMatchObject({ revision: 6n, state: { balance: 5n * CREDIT } });
     // Crossing zero: the depletion is part of the same request.
     expect(b!.request.events.map((event) => event.type)).toEqual(['CreditConsumed', 'CreditBalanceDepleted']);

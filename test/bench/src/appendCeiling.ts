@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { BenchRun } from './benchRun';
-import { copyInto, copyRowsOf } from './copyRows';
+import { copyInto, EVENT_LOG_COLUMNS, storedRows } from './copyRows';
 import { decideAppends, usageCommands } from './ledgerWorkload';
 import { analyzeSchema } from './analyzeSchema';
 import { formatCount, progress } from './progress';
@@ -47,45 +47,49 @@ export async function measureAppendCeiling(run: BenchRun): Promise<AppendCeiling
   const total = Math.max(APPEND_BATCH, Math.round(run.options.events / 10 / APPEND_BATCH) * APPEND_BATCH);
   progress(`append: ${formatCount(total)} CreditConsumed events with appendMany, ${APPEND_BATCH} per call across ${Math.min(APPEND_BATCH, balances.length)} streams`);
 
-  const chunks: Buffer[] = [];
+  const batches: { from: bigint; to: bigint }[] = [];
   let appendSeconds = 0;
-  let position = 1;
+  let head = await eventStore.headPosition();
   for (let from = 0; from < total; from += APPEND_BATCH) {
-    // Deciding the events is the caller's work: only the store's append (its JSON encoding
+    // Deciding the events is the caller's work: only the store's append (its encoding
     // included) is timed. The COPY text below is made outside the COPY timings too.
     const requests = decideAppends(usageCommands(balances, from, APPEND_BATCH, `${run.id}-append`, at));
     const started = performance.now();
-    await eventStore.appendMany(requests);
+    const results = await eventStore.appendMany(requests);
     appendSeconds += (performance.now() - started) / 1000;
-    const { text, rows } = copyRowsOf(requests, position, at);
-    chunks.push(text);
-    position += rows;
+    const last = results.reduce((max, result) => (result.position > max ? result.position : max), head);
+    batches.push({ from: head + 1n, to: last });
+    head = last;
   }
+  // The ceilings COPY the very rows the store wrote (event_log's compact encoding), one chunk per
+  // append call.
+  const chunks: Buffer[] = [];
+  for (const batch of batches) chunks.push(await storedRows(pool, batch.from, batch.to));
   const appendMany = rate(total, appendSeconds);
   progress(`appendMany: ${formatCount(appendMany.perSecond)} events/s; now COPY of the same rows`);
 
   // LIKE copies the columns and NOT NULLs only: no key, no unique index, no check.
-  await pool.query('CREATE TABLE copy_target (LIKE events)');
+  await pool.query('CREATE TABLE copy_target (LIKE event_log)');
   let started = performance.now();
-  await copyInto(pool, 'copy_target', chunks);
+  await copyInto(pool, 'copy_target', chunks, EVENT_LOG_COLUMNS);
   const copyAll = rate(total, (performance.now() - started) / 1000);
   await pool.query('TRUNCATE copy_target');
   started = performance.now();
-  for (const chunk of chunks) await copyInto(pool, 'copy_target', [chunk]);
+  for (const chunk of chunks) await copyInto(pool, 'copy_target', [chunk], EVENT_LOG_COLUMNS);
   const copyPerBatch = rate(total, (performance.now() - started) / 1000);
   const bareStorage = await tableStorage(pool, 'copy_target');
 
   // The unique indexes (ids, stream revisions) and checks are what make an append an append:
   // this is the ceiling for a store that keeps them, with no per-row logic of its own.
-  await pool.query('CREATE TABLE copy_indexed (LIKE events INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+  await pool.query('CREATE TABLE copy_indexed (LIKE event_log INCLUDING CONSTRAINTS INCLUDING INDEXES)');
   started = performance.now();
-  await copyInto(pool, 'copy_indexed', chunks);
+  await copyInto(pool, 'copy_indexed', chunks, EVENT_LOG_COLUMNS);
   const copyIndexed = rate(total, (performance.now() - started) / 1000);
   progress(
     `COPY: ${formatCount(copyAll.perSecond)} rows/s in one, ${formatCount(copyPerBatch.perSecond)} rows/s one per batch, ` +
       `${formatCount(copyIndexed.perSecond)} rows/s in one into the indexed copy`,
   );
-  const storage = await tableStorage(pool, 'events');
+  const storage = await tableStorage(pool, 'event_log');
   progress(`storage: ${Math.round(storage.bytesPerRow)} bytes per ledger event over ${formatCount(storage.rows)} events (heap ${storage.heapBytes}, indexes ${storage.indexBytes} bytes)`);
   const streamsPerBatch = Math.min(APPEND_BATCH, balances.length);
   return { batchSize: APPEND_BATCH, streamsPerBatch, appendMany, copyAll, copyPerBatch, copyIndexed, storage, bareStorage };

@@ -46,28 +46,38 @@ export function benchBalances(customers: number): WorkloadBalance[] {
   );
 }
 
+/** The opening of each balance, decided (its state moves on), as openBalances appends it. */
+function decideOpenings(balances: readonly WorkloadBalance[], at: string) {
+  const startingBalance = parsePositiveCredits(STARTING_CREDITS, 'startingBalance');
+  return decideAppends(
+    balances.map((balance) => ({
+      balance,
+      commandId: commandIds.open(balance.context.balanceId),
+      command: {
+        type: 'OpenBalance',
+        balanceId: balance.context.balanceId,
+        customerId: balance.context.customerId,
+        productId: balance.context.productId,
+        name: BENCH_PRODUCT.name,
+        lowBalanceThreshold: null,
+        startingBalance,
+        at,
+      },
+    })),
+  );
+}
+
 /** Opens the balances through the event store, up to `chunk` streams per atomic append. */
 export async function openBalances(eventStore: EventStore, balances: readonly WorkloadBalance[], at: string, chunk = 500): Promise<void> {
-  const startingBalance = parsePositiveCredits(STARTING_CREDITS, 'startingBalance');
   for (let start = 0; start < balances.length; start += chunk) {
-    const requests = decideAppends(
-      balances.slice(start, start + chunk).map((balance) => ({
-        balance,
-        commandId: commandIds.open(balance.context.balanceId),
-        command: {
-          type: 'OpenBalance',
-          balanceId: balance.context.balanceId,
-          customerId: balance.context.customerId,
-          productId: balance.context.productId,
-          name: BENCH_PRODUCT.name,
-          lowBalanceThreshold: null,
-          startingBalance,
-          at,
-        },
-      })),
-    );
-    await eventStore.appendMany(requests);
+    await eventStore.appendMany(decideOpenings(balances.slice(start, start + chunk), at));
   }
+}
+
+/** The balances as openBalances leaves them, without appending: their state after the opening. */
+export function openedInMemory(balances: readonly WorkloadBalance[], at: string): WorkloadBalance[] {
+  decideOpenings(balances, at);
+  return [...balances];
 }
 
 /**

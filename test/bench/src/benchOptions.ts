@@ -26,8 +26,15 @@ export interface BenchOptions {
   readonly topUpTimeoutSeconds: number;
   /** The main job the Tally processes run: default this checkout's build; another checkout's for a before/after pair. */
   readonly tallyMain?: string;
-  /** `--growth`: Tally's metering rate at `large` customers against `small` (not in the default run). */
-  readonly growth?: { readonly small: number; readonly large: number };
+  /** `--heap-snapshot`: the metering consumer writes a heap snapshot half-way through (SIGUSR2). */
+  readonly heapSnapshot: boolean;
+  /** `--consumer-max-old-space MiB`: V8's old-space limit for the metering consumer (node --max-old-space-size). */
+  readonly consumerMaxOldSpaceMib?: number;
+  /**
+   * `--growth`: Tally's metering rate at `large` customers against `small` (not in the default
+   * run); `history`: events of history copied over the `large` balances before both are metered.
+   */
+  readonly growth?: { readonly small: number; readonly large: number; readonly history: number };
 }
 
 export class BenchUsageError extends Error {
@@ -43,11 +50,17 @@ export const USAGE = `usage: npm run bench [-- options]
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
   --profile         run the metering consumer and the API with --cpu-prof and summarise their hot functions
+  --heap-snapshot   the metering consumer writes a V8 heap snapshot half-way through its run (into
+                    bench-results/profiles/<run id>/consumer-heap/; summarise it with
+                    node test/bench/dist/heapSnapshotSummaryCli.js <file>)
+  --consumer-max-old-space MiB  run the metering consumer with node --max-old-space-size=MiB
   --history N       events of history on the busy balance of the writes measurement (default 1000000)
   --top-ups N       manual top-ups timed in the writes measurement (default 100)
   --top-up-timeout S  seconds a top-up may take before it counts as unanswered (default 120)
   --growth          also meter --events at 1,000 and at 100,000 customers (Tally only; not in the default run)
   --growth-customers A,B  the growth run's two sizes instead (implies --growth)
+  --growth-history N  first copy N usage events of history over the growth run's larger set of
+                    balances, straight into the ledger (implies --growth; e.g. 10000000)
   --tally-main PATH   the main job to run (default this checkout's services/tally/dist/main.js),
                     e.g. another checkout's build for a before/after pair`;
 
@@ -78,11 +91,14 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let only: Set<Phase> = new Set(PHASES);
   let keep = false;
   let profile = false;
+  let heapSnapshot = false;
+  let consumerMaxOldSpaceMib: number | undefined;
   let history = 1_000_000;
   let topUps = 100;
   let topUpTimeoutSeconds = 120;
   let tallyMain: string | undefined;
   let growth: { small: number; large: number } | undefined;
+  let growthHistory = 0;
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index]!;
     const value = () => argv[++index];
@@ -118,6 +134,12 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--profile':
         profile = true;
         break;
+      case '--heap-snapshot':
+        heapSnapshot = true;
+        break;
+      case '--consumer-max-old-space':
+        consumerMaxOldSpaceMib = positiveInteger(flag, value(), 1_000_000);
+        break;
       case '--history':
         history = positiveInteger(flag, value(), 100_000_000);
         break;
@@ -133,6 +155,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--growth-customers':
         growth = parseGrowthCustomers(value());
         break;
+      case '--growth-history':
+        growthHistory = positiveInteger(flag, value(), 1_000_000_000);
+        growth ??= { small: 1000, large: 100_000 };
+        break;
       case '--tally-main': {
         tallyMain = value();
         if (tallyMain === undefined || tallyMain.length === 0) throw new BenchUsageError('--tally-main takes the path of a built main.js');
@@ -142,5 +168,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
 }

@@ -22,9 +22,11 @@ describe('parseBenchOptions', () => {
 
   it('takes the growth run only when asked, at 1,000 and 100,000 customers or the sizes given', () => {
     expect(parseBenchOptions([]).growth).toBeUndefined();
-    expect(parseBenchOptions(['--growth']).growth).toEqual({ small: 1000, large: 100_000 });
-    expect(parseBenchOptions(['--growth-customers', '500, 20000']).growth).toEqual({ small: 500, large: 20_000 });
-    expect(parseBenchOptions(['--growth-customers', '500,20000', '--growth']).growth).toEqual({ small: 500, large: 20_000 });
+    expect(parseBenchOptions(['--growth']).growth).toEqual({ small: 1000, large: 100_000, history: 0 });
+    expect(parseBenchOptions(['--growth-customers', '500, 20000']).growth).toEqual({ small: 500, large: 20_000, history: 0 });
+    expect(parseBenchOptions(['--growth-customers', '500,20000', '--growth']).growth).toEqual({ small: 500, large: 20_000, history: 0 });
+    expect(parseBenchOptions(['--growth-history', '10000000']).growth).toEqual({ small: 1000, large: 100_000, history: 10_000_000 });
+    expect(parseBenchOptions(['--growth-customers', '500,20000', '--growth-history', '1000']).growth).toEqual({ small: 500, large: 20_000, history: 1000 });
   });
 
   it.each([[['--growth-customers']], [['--growth-customers', '1000']], [['--growth-customers', '2000,1000']], [['--growth-customers', '1000,1000']], [['--growth-customers', '0,10']], [['--growth-customers', '1,2,3']]])('refuses %j', (argv) => {

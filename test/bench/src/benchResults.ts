@@ -62,7 +62,13 @@ export function resultRows(results: BenchResults): ResultRow[] {
   if (results.growth !== undefined) {
     const { small, large } = results.growth;
     rows.push(
-      higher(`1. metering at ${formatHistory(large.customers)} customers`, 'usage events/s', large.tally.perSecond, `same, at ${formatHistory(small.customers)} customers`, small.tally.perSecond),
+      higher(
+        `1. metering at ${formatHistory(large.customers)} customers${results.growth.history > 0 ? `, ${formatHistory(results.growth.history)} events of history` : ''}`,
+        'usage events/s',
+        large.tally.perSecond,
+        `same, at ${formatHistory(small.customers)} customers`,
+        small.tally.perSecond,
+      ),
     );
   }
   if (append !== undefined) {

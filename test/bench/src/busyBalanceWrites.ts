@@ -8,8 +8,8 @@ import { freePort, waitFor } from '@tally/test-support';
 import { Partitioners, type Message } from 'kafkajs';
 import { BENCH_PRODUCT, balanceIdOf, customerIdOf, openBalances } from './benchBalances';
 import type { BenchRun } from './benchRun';
-import { copyInto, copyRowsOf } from './copyRows';
-import { decideAppends, unopenedBalance, usageCommands } from './ledgerWorkload';
+import { unopenedBalance } from './ledgerWorkload';
+import { copyUsageHistory } from './usageHistory';
 import { summariseLatencies, type LatencySummary } from './percentiles';
 import { findLogLine } from './findLogLine';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
@@ -44,7 +44,6 @@ export interface BusyWritesResult {
   readonly apiPeakRssBytes: number;
 }
 
-const COPY_CHUNK = 50_000;
 const BACKLOG = 20_000;
 const PUBLISH_BATCH = 5000;
 /** The old path answers nothing within the timeout on the busy balance; after this many in a row the series stops. */
@@ -53,31 +52,6 @@ const MAX_TIMEOUTS_IN_A_ROW = 2;
 const WARM_UP_TOP_UPS = 10;
 /** How long the consumer's own rate on the busy balance is watched before the first top-up. */
 const RATE_WINDOW_MS = 15_000;
-
-/**
- * Appends `count` usage deductions to the balance's stream by COPY, as the event store would
- * store them (same payloads, revisions in order, positions after the head), then moves the
- * stream's row and the position sequence past them: a million events of history in seconds.
- */
-async function copyHistory(run: BenchRun, balance: ReturnType<typeof unopenedBalance>, count: number, at: string): Promise<void> {
-  let position = Number(await run.eventStore.headPosition()) + 1;
-  for (let from = 0; from < count; from += COPY_CHUNK) {
-    const requests = decideAppends(usageCommands([balance], from, Math.min(COPY_CHUNK, count - from), `${run.id}-history`, at));
-    const { text, rows } = copyRowsOf(requests, position, at);
-    await copyInto(run.pool, 'events', [text]);
-    position += rows;
-    if ((from + COPY_CHUNK) % 250_000 === 0) progress(`writes: ${formatCount(from + COPY_CHUNK)} of ${formatCount(count)} history events copied`);
-  }
-  const streamId = balanceStreamId(balance.context.balanceId);
-  await run.pool.query("SELECT setval('events_position_seq', $1)", [position - 1]);
-  await run.pool.query(
-    'UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM events WHERE stream_id = $1) WHERE stream_id = $1',
-    [streamId],
-  );
-  // This machine's PostgreSQL has autovacuum off: without statistics the planner may scan.
-  await run.pool.query('ANALYZE events');
-  await run.pool.query('ANALYZE streams');
-}
 
 async function lastRevision(run: BenchRun, balanceId: string): Promise<bigint> {
   const { rows } = await run.pool.query<{ last_revision: string }>('SELECT last_revision FROM streams WHERE stream_id = $1', [balanceStreamId(balanceId)]);
@@ -137,7 +111,7 @@ export async function measureBusyBalanceWrites(run: BenchRun): Promise<BusyWrite
   ]);
   await openBalances(run.eventStore, [busy], at);
   progress(`writes: copying ${formatCount(history)} events of history into ${busy.context.balanceId}`);
-  await copyHistory(run, busy, history, at);
+  await copyUsageHistory(run.pool, [busy], history, `${run.id}-history`, at);
 
   const port = await freePort();
   const apiKey = randomBytes(24).toString('hex');

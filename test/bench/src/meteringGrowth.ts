@@ -1,12 +1,16 @@
+import { balanceStreamId } from '@tally/domain';
 import type { BenchRun } from './benchRun';
 import { analyzeSchema } from './analyzeSchema';
-import { benchBalances, openBalances, registerBalanceRows } from './benchBalances';
+import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
 import { meterWithTally, type TallyMeteringRate } from './meteringThroughput';
 import { formatCount, progress } from './progress';
+import { copyUsageHistory } from './usageHistory';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
 
 export interface GrowthResult {
   readonly events: number;
+  /** Usage events of history copied over the large set of balances before either was metered. */
+  readonly history: number;
   readonly small: { readonly customers: number; readonly tally: TallyMeteringRate };
   readonly large: { readonly customers: number; readonly tally: TallyMeteringRate };
 }
@@ -17,14 +21,25 @@ export interface GrowthResult {
  * of its small-scale rate Tally keeps at the larger scale (issue 11's goal: at least 0.8). The
  * balances beyond the run's `--customers` are registered and opened first (untimed), then analysed.
  */
-export async function measureGrowth(run: BenchRun, sizes: { readonly small: number; readonly large: number }): Promise<GrowthResult> {
+export async function measureGrowth(run: BenchRun, sizes: { readonly small: number; readonly large: number; readonly history: number }): Promise<GrowthResult> {
   const { events, customers } = run.options;
+  const at = new Date().toISOString();
   if (sizes.large > customers) {
     const more = benchBalances(sizes.large).slice(customers);
     progress(`growth: opening ${formatCount(more.length)} more balances (untimed)`);
     await registerBalanceRows(run.pool, more);
-    await openBalances(run.eventStore, more, new Date().toISOString());
+    await openBalances(run.eventStore, more, at);
     await analyzeSchema(run.pool);
+  }
+  if (sizes.history > 0) {
+    // Decided from each balance's opened state: only right while nothing else wrote to them.
+    // An opened bench balance is at revision 1 (its opening and starting top-up).
+    const { rows } = await run.pool.query<{ moved: string }>('SELECT count(*) AS moved FROM streams WHERE stream_id = ANY ($1::text[]) AND last_revision > 1', [
+      benchBalances(sizes.large).map((balance) => balanceStreamId(balance.context.balanceId)),
+    ]);
+    if (Number(rows[0]!.moved) > 0) throw new Error('--growth-history needs balances nothing has metered yet: run it with --only append (or alone)');
+    progress(`growth: copying ${formatCount(sizes.history)} events of history over ${formatCount(sizes.large)} balances (untimed)`);
+    await copyUsageHistory(run.pool, openedInMemory(benchBalances(sizes.large), at), sizes.history, `${run.id}-growth-history`, at);
   }
   const meterOver = async (over: number): Promise<TallyMeteringRate> => {
     const topic = await run.createTopic(`growth${over}`, (name) => createTopic(run.admin, name));
@@ -38,5 +53,5 @@ export async function measureGrowth(run: BenchRun, sizes: { readonly small: numb
   };
   const small = await meterOver(sizes.small);
   const large = await meterOver(sizes.large);
-  return { events, small: { customers: sizes.small, tally: small }, large: { customers: sizes.large, tally: large } };
+  return { events, history: sizes.history, small: { customers: sizes.small, tally: small }, large: { customers: sizes.large, tally: large } };
 }

@@ -1,7 +1,9 @@
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
+import { createEventsShapedTable } from './copyRows';
 import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
@@ -51,13 +53,23 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
 
   progress('metering ceiling (c): kafkajs consumer, decode, one COPY per batch into an indexed events-shaped table, then commit');
   // LIKE ... INCLUDING INDEXES: the key, the unique event id and (stream, revision) indexes and the checks.
-  await run.pool.query('CREATE TABLE durable_ceiling (LIKE events INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+  await createEventsShapedTable(run.pool, 'durable_ceiling', { indexed: true });
   const durable = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('durable'), events, durableCopySink(run.pool, 'durable_ceiling'));
   progress(`kafkajs durable: ${formatCount(durable.perSecond)} msg/s`);
 
   const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
-  progress(`metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
-  const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs: profiling?.nodeArgs ?? [] });
+  const heapDir = run.options.heapSnapshot ? path.join(BENCH_RESULTS_DIR, 'profiles', run.id, 'consumer-heap') : undefined;
+  if (heapDir !== undefined) mkdirSync(heapDir, { recursive: true });
+  progress(
+    `metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}` +
+      `${heapDir !== undefined ? `, a heap snapshot half-way (into ${heapDir})` : ''}`,
+  );
+  const nodeArgs = [
+    ...(profiling?.nodeArgs ?? []),
+    ...(heapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
+    ...(run.options.consumerMaxOldSpaceMib !== undefined ? [`--max-old-space-size=${run.options.consumerMaxOldSpaceMib}`] : []),
+  ];
+  const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs, signalHalfWay: heapDir !== undefined });
   const result: MeteringResult = {
     events,
     tally,
@@ -82,7 +94,15 @@ const countCreditConsumed = async (run: BenchRun): Promise<number> =>
  */
 export async function meterWithTally(
   run: BenchRun,
-  options: { readonly topic: string; readonly dlq: string; readonly events: number; readonly groupSuffix: string; readonly nodeArgs?: readonly string[] },
+  options: {
+    readonly topic: string;
+    readonly dlq: string;
+    readonly events: number;
+    readonly groupSuffix: string;
+    readonly nodeArgs?: readonly string[];
+    /** Half-way through, the consumer is sent SIGUSR2 (it then writes a heap snapshot: --heap-snapshot). */
+    readonly signalHalfWay?: boolean;
+  },
 ): Promise<TallyMeteringRate> {
   const { topic, dlq, events } = options;
   const groupId = run.group(options.groupSuffix);
@@ -90,11 +110,18 @@ export async function meterWithTally(
   const tally = await run.startTally('consumer', { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId }, options.nodeArgs ?? []);
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
+  let signalled = !options.signalHalfWay;
   const { endedAt, failedPolls } = await waitForGroupAtEnd({
     admin: run.admin,
     groupId,
     topic,
     timeoutMs: 60 * 60_000,
+    onProgress: (done, total) => {
+      if (signalled || done * 2n < total) return;
+      signalled = true;
+      progress(`metering: half-way (${formatCount(Number(done))} committed), signalling the consumer for a heap snapshot`);
+      process.kill(tally.pid, 'SIGUSR2');
+    },
     failed: () => (exitedWith === undefined ? undefined : `exited with ${exitedWith}: ${tally.lines.slice(-5).join('\n')}`),
   });
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;

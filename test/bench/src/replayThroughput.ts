@@ -5,7 +5,7 @@ import { replayBalances } from '@tally/projections';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Rate } from './appendCeiling';
 import type { BenchRun } from './benchRun';
-import { EVENT_COLUMNS } from './copyRows';
+import { EVENT_LOG_COLUMNS } from './copyRows';
 import { formatCount, progress } from './progress';
 
 export interface ReplayResult {
@@ -22,7 +22,7 @@ async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: nu
   let bytes = 0;
   try {
     await pipeline(
-      client.query(copyTo(`COPY (SELECT ${EVENT_COLUMNS} FROM events) TO STDOUT`)),
+      client.query(copyTo(`COPY (SELECT ${EVENT_LOG_COLUMNS} FROM event_log) TO STDOUT`)),
       new Writable({
         write(chunk: Buffer, _encoding, done) {
           bytes += chunk.length;

@@ -10,6 +10,8 @@ export interface CommitWatchOptions {
   readonly failed?: () => string | undefined;
   readonly timeoutMs: number;
   readonly intervalMs?: number;
+  /** Called after every poll with the offsets committed so far and the total. */
+  readonly onProgress?: (done: bigint, total: bigint) => void;
 }
 
 export interface GroupAtEnd {
@@ -46,6 +48,7 @@ export async function waitForGroupAtEnd(options: CommitWatchOptions): Promise<Gr
         if (offset !== '-1') done += BigInt(offset) < end ? BigInt(offset) : end;
       }
       if (done === total) return { endedAt: Date.now(), failedPolls };
+      options.onProgress?.(done, total);
     } catch (error) {
       failedPolls += 1;
       progress(`${groupId}: could not read its committed offsets (${String(error)}); still waiting`);

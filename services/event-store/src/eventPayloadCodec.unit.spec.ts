@@ -1,0 +1,94 @@
+import fc from 'fast-check';
+import { decodePayload, encodePayload, toEventShape } from './eventPayloadCodec';
+import type { JsonObject } from './eventStore';
+
+const roundTrip = (type: string, data: JsonObject) => {
+  const { shapeKey, body } = encodePayload(type, data);
+  return decodePayload(toEventShape(JSON.parse(shapeKey)), body);
+};
+
+describe('the compact payload encoding', () => {
+  it('writes a usage charge as its values alone: amounts as numbers, times as milliseconds, nulls in the shape', () => {
+    const data = {
+      credits: '1.5',
+      source: 'usage',
+      reason: null,
+      usage: { eventId: 'u-1', event: 'api_call', timestamp: '2026-11-30T11:05:28.123Z', quantity: '500' },
+      balanceAfter: '999998.5',
+      occurredAt: '2026-11-30T11:05:29.000Z',
+    };
+    const { shapeKey, body } = encodePayload('CreditConsumed', data);
+    expect(JSON.parse(shapeKey)).toEqual([
+      'CreditConsumed',
+      [['credits', 'n'], ['source', 'v'], ['reason', 'z'], ['usage', [['eventId', 'v'], ['event', 'v'], ['timestamp', 't'], ['quantity', 'n']]], ['balanceAfter', 'n'], ['occurredAt', 't']],
+    ]);
+    const millis = Date.parse('2026-11-30T11:05:28.123Z');
+    // The first time in full, the later ones after it.
+    expect(body).toBe(`[1.5,"usage","u-1","api_call",${millis},500,999998.5,877]`);
+    expect(roundTrip('CreditConsumed', data)).toEqual({ type: 'CreditConsumed', data });
+  });
+
+  it('keeps as text what a number or a time would not spell back the same', () => {
+    const data = {
+      zeros: '1.50',
+      leading: '007',
+      negativeZero: '-0',
+      long: '1234567890123456',
+      tiny: '0.0000001',
+      exponent: '1e3',
+      noMillis: '2026-11-30T11:05:28Z',
+      offset: '2026-11-30T11:05:28.123+01:00',
+      impossible: '2026-02-30T00:00:00.000Z',
+      number: 1.5,
+      flag: true,
+      list: ['1.5', { a: 1 }],
+      early: '1999-01-01T00:00:00.000Z',
+      late: '2100-01-01T00:00:00.000Z',
+    };
+    const { shapeKey } = encodePayload('Edge', data);
+    const kinds = (JSON.parse(shapeKey) as [string, [string, string][]])[1].map(([, kind]) => kind);
+    expect(kinds).toEqual([...Array(12).fill('v'), 't', 't']);
+    expect(roundTrip('Edge', data)).toEqual({ type: 'Edge', data });
+  });
+
+  it('gives two payloads of one structure one shape', () => {
+    const a = encodePayload('T', { amount: '1', at: '2026-01-01T00:00:00.000Z', nested: { x: 'a' } });
+    const b = encodePayload('T', { amount: '250.75', at: '1999-12-31T23:59:59.999Z', nested: { x: 'b' } });
+    expect(a.shapeKey).toBe(b.shapeKey);
+    expect(a.body).not.toBe(b.body);
+  });
+
+  it('keeps "__proto__" an ordinary key, as JSON.parse does', () => {
+    const data = JSON.parse('{"__proto__": {"polluted": "yes"}, "a": "1"}') as JsonObject;
+    const decoded = roundTrip('T', data).data;
+    expect(Object.keys(decoded)).toEqual(['__proto__', 'a']);
+    expect(({} as { polluted?: string }).polluted).toBeUndefined();
+  });
+
+  it('rejects a body that does not fit its shape', () => {
+    const { shapeKey } = encodePayload('T', { a: 'x', b: 'y' });
+    expect(() => decodePayload(toEventShape(JSON.parse(shapeKey)), '["x"]')).toThrow(/fewer values/);
+    expect(() => decodePayload(toEventShape(JSON.parse(shapeKey)), '["x","y","z"]')).toThrow(/3 values/);
+    expect(() => toEventShape(['T', [['a', 'q']]])).toThrow(/not an event shape/);
+  });
+
+  it('decodes whatever it encodes (any JSON object, amounts and times included)', () => {
+    const decimal = fc
+      .tuple(fc.bigInt({ min: -(10n ** 12n), max: 10n ** 12n }), fc.integer({ min: 0, max: 8 }))
+      .map(([units, scale]) => {
+        const text = (units < 0n ? -units : units).toString().padStart(scale + 1, '0');
+        return `${units < 0n ? '-' : ''}${scale === 0 ? text : `${text.slice(0, -scale)}.${text.slice(-scale)}`}`;
+      });
+    const time = fc.date({ min: new Date('0999-01-01T00:00:00.000Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString());
+    const leaf = fc.oneof(fc.jsonValue(), decimal, time, fc.string());
+    const object = fc.letrec((tie) => ({
+      object: fc.dictionary(fc.string(), fc.oneof({ depthSize: 'small' }, leaf, tie('object')), { maxKeys: 6 }),
+    })).object as fc.Arbitrary<JsonObject>;
+    fc.assert(
+      fc.property(fc.string(), object, (type, data) => {
+        const normalised = JSON.parse(JSON.stringify(data)) as JsonObject;
+        expect(roundTrip(type, normalised)).toEqual({ type, data: normalised });
+      }),
+    );
+  });
+});
