@@ -1,4 +1,4 @@
-import { BalanceNotFoundError, CatalogUnavailableError, DuplicateBalanceError, ProductAlreadyExistsError, ProductNotFoundError } from '@tally/catalog';
+import { CatalogUnavailableError, ProductAlreadyExistsError, ProductNotFoundError } from '@tally/catalog';
 import {
   BalanceAlreadyOpenError,
   BalanceNotOpenError,
@@ -12,7 +12,7 @@ import {
   ValidationError,
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
-import { ConcurrencyExhaustedError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
 import {
   AuthenticationRequiredError,
   InsufficientScopeError,

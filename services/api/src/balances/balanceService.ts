@@ -1,7 +1,15 @@
-import { BalanceNotFoundError, type BalanceRef, type CatalogStore } from '@tally/catalog';
-import { balanceStreamId, type Micros } from '@tally/domain';
+import { balanceStreamId } from '@tally/domain';
 import { streamRuns, type EventStore } from '@tally/event-store';
-import { foldRecorded, type CommandResult, type LedgerService, type LoadedBalance, type OpenBalanceRequest, type RequestOptions } from '@tally/ledger';
+import {
+  BalanceNotFoundError,
+  foldRecorded,
+  type BalanceRef,
+  type BalanceRegistry,
+  type CommandResult,
+  type LedgerService,
+  type LoadedBalance,
+  type OpenBalanceRequest,
+} from '@tally/ledger';
 import type { BalanceReadModel } from '@tally/projections';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from '../keyedSerializer';
@@ -16,8 +24,8 @@ export interface BalanceServiceDeps {
   /** Guarded (guardBalanceReader): a failed read is an unavailable dependency. */
   readonly readModel: BalanceReadModel;
   readonly eventStore: BalanceEventStore;
-  /** The balance registry: every balance opened, whether projected yet or not. */
-  readonly catalog: Pick<CatalogStore, 'balancesOfCustomers'>;
+  /** Every balance opened, whether projected yet or not. */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers'>;
   /** Every write to an existing balance runs through it, keyed by the balance id. */
   readonly balanceWrites: KeyedSerializer;
   /** How long `consistent` reads wait for the read model, and how often they look. */
@@ -33,11 +41,6 @@ export interface BalanceChange {
   readonly replayed: boolean;
 }
 
-export interface BalanceChangeInput {
-  readonly credits: Micros;
-  readonly reason: string | null;
-}
-
 /**
  * Credit balances as the API shows them: reads from the read model, completed from the event
  * store for balances it does not hold yet; writes through the ledger, answered with the state
@@ -49,12 +52,9 @@ export interface BalanceService {
   /** Every balance of the customer, in no particular order. */
   listOfCustomer(customerId: string, options: { readonly consistent: boolean }): Promise<BalanceView[]>;
   open(request: OpenBalanceRequest): Promise<BalanceView>;
-  changeSettings(
-    balanceId: string,
-    settings: { readonly name?: string; readonly lowBalanceThreshold?: Micros | null; readonly overdraftLimit?: Micros },
-  ): Promise<BalanceView>;
-  topUp(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
-  deduct(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
+  changeSettings(...request: Parameters<LedgerService['changeSettings']>): Promise<BalanceView>;
+  topUp(...request: Parameters<LedgerService['topUp']>): Promise<BalanceChange>;
+  deduct(...request: Parameters<LedgerService['deduct']>): Promise<BalanceChange>;
   /** Runs another write on an existing balance (a purchase), queued behind the balance's other writes. */
   change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange>;
   /** As change, for a command whose answer is built from its events (holds): the ledger's result and the balance after it. */
@@ -132,7 +132,7 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
         readModel.getCustomerBalances(customerId),
         // Without PostgreSQL the list is still served, from the read model alone, as it was
         // before the fallback existed: a read should not fail for want of a completeness check.
-        deps.catalog.balancesOfCustomers([customerId]).catch((error: unknown) => {
+        deps.balanceRegistry.balancesOfCustomers([customerId]).catch((error: unknown) => {
           logger.warn({ err: error, customerId }, 'balance registry unreadable; listing the read model alone');
           return new Map<string, readonly BalanceRef[]>();
         }),

@@ -1,4 +1,4 @@
-import { BalanceNotFoundError } from '@tally/catalog';
+import { BalanceNotFoundError } from '@tally/ledger';
 import { fitsAvailable, parseStoredCredits, type Micros } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import type { BalanceReadModel } from '@tally/projections';
