@@ -14,7 +14,7 @@ import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
 import { ErrorSchema } from './apiSchemas';
 import type { ApiKey } from './apiScopes';
 import { balanceRoutes } from './balances/balanceRoutes';
-import { createBalanceService, type BalanceEventStore } from './balances/balanceService';
+import { createBalanceService, type BalanceServiceDeps } from './balances/balanceService';
 import { CreditBalanceSchema } from './balances/balanceView';
 import { createBearerAuth } from './bearerAuth';
 import { catalogRoutes, CreditProductSchema } from './catalog/catalogRoutes';
@@ -55,7 +55,7 @@ export interface ApiDeps {
   readonly ledger: LedgerService;
   /** The balance read model (the Redis projection). */
   readonly balances: BalanceReadModel;
-  readonly eventStore: BalanceEventStore;
+  readonly eventStore: BalanceServiceDeps['eventStore'];
   /** Bearer keys and their scopes; at least one. A plain string is an `admin` key. */
   readonly apiKeys: ReadonlyArray<string | ApiKey>;
   readonly logger: Logger;

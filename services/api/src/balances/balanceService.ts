@@ -1,29 +1,21 @@
 import { balanceStreamId } from '@tally/domain';
-import { streamRuns, type EventStore } from '@tally/event-store';
-import {
-  BalanceNotFoundError,
-  foldRecorded,
-  type BalanceRef,
-  type BalanceRegistry,
-  type CommandResult,
-  type LedgerService,
-  type LoadedBalance,
-  type OpenBalanceRequest,
-} from '@tally/ledger';
-import type { BalanceReadModel } from '@tally/projections';
+import type { EventStore } from '@tally/event-store';
+import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type CommandResult, type LedgerService, type OpenBalanceRequest } from '@tally/ledger';
+import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type FoldedBalance } from '@tally/projections';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from '../keyedSerializer';
 import { ledgerEntryView, type LedgerEntryView } from '../ledger/ledgerEntryView';
 import { waitForConsistency } from '../waitForConsistency';
-import { balanceViewOfSnapshot, balanceViewOfState, type BalanceView } from './balanceView';
+import { balanceViewOfSnapshot, type BalanceView } from './balanceView';
 
-export type BalanceEventStore = Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
+/** A folded balance as the API shows it: through the read model's snapshot, so both are written alike. */
+const viewOf = (balance: FoldedBalance): BalanceView => balanceViewOfSnapshot(snapshotOf(balance));
 
 export interface BalanceServiceDeps {
   readonly ledger: LedgerService;
   /** Guarded (guardBalanceReader): a failed read is an unavailable dependency. */
   readonly readModel: BalanceReadModel;
-  readonly eventStore: BalanceEventStore;
+  readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
   /** Every balance opened, whether projected yet or not. */
   readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers'>;
   /** Every write to an existing balance runs through it, keyed by the balance id. */
@@ -70,21 +62,16 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
   }
 
   /**
-   * The open balances among `balanceIds` folded from their streams, read together in pages: one
-   * round of queries however many balances the read model lacks (a customer's, while it is rebuilt).
+   * The balances among `balanceIds` folded from their streams by the projection's own fold (so
+   * the answer is what the read model will hold), up to the store's head as the read began. The
+   * streams are read together in pages: one round of queries however many balances the read
+   * model lacks (a customer's, while it is rebuilt).
    */
   async function foldedViews(balanceIds: readonly string[]): Promise<BalanceView[]> {
     if (balanceIds.length === 0) return [];
-    const idOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
-    const folded = new Map<string, { loaded: LoadedBalance; position: bigint }>();
-    for await (const page of eventStore.readStreamsPaged([...idOf.keys()])) {
-      // A stream's events may span pages: each run is folded onto what the earlier pages gave.
-      for (const run of streamRuns(page)) {
-        const balanceId = idOf.get(run[0]!.streamId)!;
-        folded.set(balanceId, { loaded: foldRecorded(run, folded.get(balanceId)?.loaded), position: run.at(-1)!.position });
-      }
-    }
-    return [...folded.values()].flatMap(({ loaded: { state }, position }) => (state.status === 'open' ? [balanceViewOfState(state, position)] : []));
+    const head = await eventStore.headPosition();
+    const folded = await foldBalanceStreams(eventStore, new Map(balanceIds.map((balanceId) => [balanceId, head])));
+    return [...folded.values()].flatMap((balance) => (balance === undefined ? [] : [viewOf(balance)]));
   }
 
   /**
@@ -94,12 +81,10 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
    * the same values) answers the current state, at the position of the stream's last event.
    */
   async function viewAfter(balanceId: string, result: CommandResult): Promise<BalanceView> {
-    const last = result.events.at(-1);
-    if (last !== undefined) return balanceViewOfState(result.balance, last.position);
-    const [head] = await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 });
+    const last = result.events.at(-1) ?? (await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 }))[0];
     // The command found the balance open, and streams only grow: a miss here is a broken store.
-    if (head === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
-    return balanceViewOfState(result.balance, head.position);
+    if (last === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
+    return viewOf({ state: result.balance, revision: last.revision, position: last.position });
   }
 
   async function run<R extends CommandResult>(balanceId: string, command: () => Promise<R>): Promise<{ result: R; balance: BalanceView }> {
