@@ -21,9 +21,9 @@ import {
   UnsupportedContentEncodingError,
 } from './apiErrors';
 import { INTERNAL_ERROR, mapClientError, mapError } from './errorMapping';
-import { ReadModelUnavailableError } from './guardBalanceReader';
-import { WriteQueueFullError } from './keyedSerializer';
-import { NotConsistentError } from './waitForConsistency';
+import { ReadModelUnavailableError } from './balances/guardBalanceReader';
+import { WriteQueueFullError } from './balances/keyedSerializer';
+import { NotConsistentError } from './balances/waitForConsistency';
 
 describe('mapError', () => {
   it('answers insufficient_credits with what was available and the overdraft limit, as decimal strings', () => {

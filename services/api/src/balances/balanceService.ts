@@ -3,9 +3,9 @@ import type { EventStore } from '@tally/event-store';
 import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type CommandResult, type LedgerService, type OpenBalanceRequest } from '@tally/ledger';
 import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type FoldedBalance } from '@tally/projections';
 import type { Logger } from 'pino';
-import type { KeyedSerializer } from '../keyedSerializer';
+import type { KeyedSerializer } from './keyedSerializer';
 import { ledgerEntryView, type LedgerEntryView } from '../ledger/ledgerEntryView';
-import { waitForConsistency } from '../waitForConsistency';
+import { waitForConsistency } from './waitForConsistency';
 import { balanceViewOfSnapshot, type BalanceView } from './balanceView';
 
 /** A folded balance as the API shows it: through the read model's snapshot, so both are written alike. */
