@@ -9,8 +9,8 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import pino from 'pino';
-import type { BalanceView } from './balances/balanceView';
-import { buildApp } from './buildApp';
+import type { BalanceView } from './balanceView';
+import { buildApp } from '../buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(180_000);
