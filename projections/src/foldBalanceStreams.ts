@@ -11,7 +11,7 @@ import { LedgerRecord, toLedgerRecord } from './ledgerRecord';
  * events however long they are.
  */
 export async function foldBalanceStreams(
-  eventStore: EventStore,
+  eventStore: Pick<EventStore, 'readStreamsPaged'>,
   upTo: ReadonlyMap<string, bigint>,
 ): Promise<Map<string, FoldedBalance | undefined>> {
   const folded = new Map<string, FoldedBalance | undefined>([...upTo.keys()].map((balanceId) => [balanceId, undefined]));

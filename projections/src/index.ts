@@ -1,4 +1,6 @@
 export type { BalanceSnapshot } from './balanceSnapshot';
+export { snapshotOf, type FoldedBalance } from './foldedBalance';
+export { foldBalanceStreams } from './foldBalanceStreams';
 export { DEFAULT_KEY_PREFIX } from './keySpace';
 export { createBalanceProjector } from './balanceProjector';
 export type { BalanceProjector, BalanceProjectorOptions, ProjectorLag } from './balanceProjector';

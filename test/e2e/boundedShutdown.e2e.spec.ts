@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { balanceStreamId, creditProductFromDto, formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, type LedgerService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, type LedgerService } from '@tally/ledger';
 import {
   createTestKafka,
   createTestSchema,
@@ -67,7 +67,13 @@ describe('bounded shutdown of the main job', () => {
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'bounded_shutdown' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
-    ledger = createLedgerService({ eventStore, catalog: createPostgresCatalogStore({ pool: db.pool, logger }), logger, clock: () => new Date() });
+    ledger = createLedgerService({
+      eventStore,
+      catalog: createPostgresCatalogStore({ pool: db.pool, logger }),
+      balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }),
+      logger,
+      clock: () => new Date(),
+    });
     kafka = createTestKafka('bounded-shutdown');
     admin = kafka.admin();
     await admin.connect();

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
-import { createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
+import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPostgresConsumptionStore, createPostgresCustomerDirectory, createPurchaseService } from '@tally/ledger';
 import { createBalanceReadModel } from '@tally/projections';
 import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
@@ -69,11 +69,13 @@ describe('the API under hostile clients', () => {
     db = await createTestSchema({ prefix: 'hardening', max: 10 });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('hardening'), pollIntervalMs: 100 });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     redis = new Redis(stackConfig.redisUrl);
     const clock = () => new Date();
     deps = {
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
@@ -81,7 +83,7 @@ describe('the API under hostile clients', () => {
       logger,
       health: async () => ({ postgres: 'up' }),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       customers: createPostgresCustomerDirectory({ pool: db.pool }),
       consumption: createPostgresConsumptionStore({ pool: db.pool }),
       web: { secret: SECRET },
@@ -91,6 +93,7 @@ describe('the API under hostile clients', () => {
         subscriptions: createPostgresSubscriptionStore({ pool: db.pool, logger }),
         ledger,
         catalog,
+        balanceRegistry,
         clock,
         logger,
       }),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, TallyError } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPurchaseService, loadBalance, type LedgerService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService, loadBalance, type BalanceRegistry, type LedgerService } from '@tally/ledger';
 import { createBalanceProjector, createBalanceReadModel, type BalanceProjector } from '@tally/projections';
 import { createTestSchema, createUnreachablePool, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -29,6 +29,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
   let db: TestSchema;
   let eventStore: EventStore;
   let catalog: CatalogStore;
+  let balanceRegistry: BalanceRegistry;
   let ledger: LedgerService;
   let redis: Redis;
   let projector: BalanceProjector;
@@ -45,11 +46,13 @@ describe('HTTP API against PostgreSQL and Redis', () => {
     db = await createTestSchema({ prefix: 'api', max: 20 });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('api'), pollIntervalMs: 100 });
     catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    ledger = createLedgerService({ eventStore, catalog, logger });
+    balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     redis = new Redis(stackConfig.redisUrl);
     await startProjector();
     deps = {
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
@@ -57,7 +60,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       logger,
       health: async () => ({ postgres: 'up', redis: 'up' }),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       options: { consistencyTimeoutMs: 20_000 },
     };
     app = await buildApp(deps);
@@ -650,7 +653,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       const opened = await openBalance(product.id, {}, customerId);
       await waitFor(async () => (await deps.balances.getBalance(opened.id)) !== undefined, { description: 'the balance projected' });
       const unreachable = createUnreachablePool('api-registry-down');
-      const cut = await buildApp({ ...deps, catalog: createPostgresCatalogStore({ pool: unreachable, logger }), metrics: createMetricsRegistry() });
+      const cut = await buildApp({ ...deps, balanceRegistry: createPostgresBalanceRegistry({ pool: unreachable }), metrics: createMetricsRegistry() });
       try {
         const list = await cut.inject({ method: 'GET', url: `/v1/customers/${customerId}/credit-balances`, headers: auth });
         expect(list.statusCode).toBe(200);
@@ -689,7 +692,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       }));
       // Another process (a second ledger service over the same store, as the grant scheduler or
       // a second API instance would be) writes at the same time: its appends race the API's.
-      const otherProcess = createLedgerService({ eventStore, catalog, logger });
+      const otherProcess = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
       const otherDeductions = Array.from({ length: 20 }, (_, i) => parseCredits(`0.${String(i + 1).padStart(3, '0')}`));
       const other = (async () => {
         for (const credits of otherDeductions) {

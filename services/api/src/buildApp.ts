@@ -3,8 +3,8 @@ import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { CatalogStore, CustomerDirectory } from '@tally/catalog';
-import type { ConsumptionStore, LedgerService, PurchaseService } from '@tally/ledger';
+import type { CatalogStore } from '@tally/catalog';
+import type { BalanceRegistry, ConsumptionStore, CustomerDirectory, LedgerService, PurchaseService } from '@tally/ledger';
 import type { DeadLetterLog, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
@@ -15,19 +15,19 @@ import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
 import { ErrorSchema } from './apiSchemas';
 import type { ApiKey } from './apiScopes';
 import { balanceRoutes } from './balances/balanceRoutes';
-import { createBalanceService, type BalanceEventStore } from './balances/balanceService';
+import { createBalanceService, type BalanceServiceDeps } from './balances/balanceService';
+import { guardBalanceReader } from './balances/guardBalanceReader';
+import { createKeyedSerializer } from './balances/keyedSerializer';
 import { CreditBalanceSchema } from './balances/balanceView';
 import { createBearerAuth } from './bearerAuth';
 import { catalogRoutes, CreditProductSchema } from './catalog/catalogRoutes';
 import { createProductCatalog } from './catalog/productCatalog';
 import { mapError } from './errorMapping';
-import { guardBalanceReader } from './guardBalanceReader';
 import { entitlementRoutes } from './entitlements/entitlementRoutes';
 import { createEntitlementService } from './entitlements/entitlementService';
 import { holdRoutes } from './holds/holdRoutes';
 import { createHoldService } from './holds/holdService';
 import { HoldSchema } from './holds/holdView';
-import { createKeyedSerializer } from './keyedSerializer';
 import { LedgerEntrySchema } from './ledger/ledgerEntryView';
 import { createLedgerHistory } from './ledger/ledgerHistory';
 import { ledgerRoutes } from './ledger/ledgerRoutes';
@@ -53,10 +53,12 @@ import { webhookRoutes } from './webhooks/webhookRoutes';
 
 export interface ApiDeps {
   readonly catalog: CatalogStore;
+  /** Which balances exist: a customer's list is completed from the event store with those the read model lacks. */
+  readonly balanceRegistry: BalanceRegistry;
   readonly ledger: LedgerService;
   /** The balance read model (the Redis projection). */
   readonly balances: BalanceReadModel;
-  readonly eventStore: BalanceEventStore;
+  readonly eventStore: BalanceServiceDeps['eventStore'];
   /** Bearer keys and their scopes; at least one. A plain string is an `admin` key. */
   readonly apiKeys: ReadonlyArray<string | ApiKey>;
   readonly logger: Logger;
@@ -204,7 +206,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     options.rateLimit,
     tokens === undefined
       ? undefined
-      : { tokens, now, balanceOwner: async (balanceId) => (await deps.catalog.getBalance(balanceId))?.customerId },
+      : { tokens, now, balanceOwner: async (balanceId) => (await deps.balanceRegistry.getBalance(balanceId))?.customerId },
   );
   // helmet's middleware is built once, here: @fastify/helmet built it anew on every request,
   // parsing the CSP directives each time (about 4% of a lookup's CPU in the bench's profile),
@@ -306,7 +308,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     ledger: deps.ledger,
     readModel,
     eventStore: deps.eventStore,
-    catalog: deps.catalog,
+    balanceRegistry: deps.balanceRegistry,
     balanceWrites: createKeyedSerializer({ maxPending: options.maxPendingWritesPerBalance ?? 1000 }),
     consistency,
     logger: deps.logger,
@@ -315,10 +317,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     async (v1) => {
       await v1.register(catalogRoutes, { products: createProductCatalog(deps.catalog) });
       await v1.register(balanceRoutes, { balances });
-      await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, catalog: deps.catalog }) });
+      await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, balanceRegistry: deps.balanceRegistry }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
-      if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, catalog: deps.catalog, now });
+      if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now });
       if (deps.deadLetters !== undefined) await v1.register(deadLetterRoutes, { deadLetters: deps.deadLetters });
       await v1.register(holdRoutes, { holds: createHoldService({ ledger: deps.ledger, balances }) });

@@ -1,4 +1,4 @@
-import { BalanceNotFoundError, CatalogUnavailableError, DuplicateBalanceError, ProductAlreadyExistsError, ProductNotFoundError } from '@tally/catalog';
+import { CatalogUnavailableError, ProductAlreadyExistsError, ProductNotFoundError } from '@tally/catalog';
 import {
   BalanceAlreadyOpenError,
   BalanceNotOpenError,
@@ -12,7 +12,7 @@ import {
   ValidationError,
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
-import { ConcurrencyExhaustedError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
 import {
   AuthenticationRequiredError,
   InsufficientScopeError,
@@ -21,9 +21,9 @@ import {
   UnsupportedContentEncodingError,
 } from './apiErrors';
 import { INTERNAL_ERROR, mapClientError, mapError } from './errorMapping';
-import { ReadModelUnavailableError } from './guardBalanceReader';
-import { WriteQueueFullError } from './keyedSerializer';
-import { NotConsistentError } from './waitForConsistency';
+import { ReadModelUnavailableError } from './balances/guardBalanceReader';
+import { WriteQueueFullError } from './balances/keyedSerializer';
+import { NotConsistentError } from './balances/waitForConsistency';
 
 describe('mapError', () => {
   it('answers insufficient_credits with what was available and the overdraft limit, as decimal strings', () => {

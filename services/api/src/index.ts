@@ -6,4 +6,4 @@ export type { LedgerEntryView } from './ledger/ledgerEntryView';
 export type { DeadLetterView } from './operations/deadLetterRoutes';
 export type { HealthCheck } from './operations/healthRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
-export { NotConsistentError } from './waitForConsistency';
+export { NotConsistentError } from './balances/waitForConsistency';

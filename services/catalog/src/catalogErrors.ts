@@ -1,4 +1,6 @@
 import { TallyError } from '@tally/domain';
+import { isTransientPgError } from '@tally/postgres';
+import { guardTransient } from '@tally/runtime';
 
 export class ProductNotFoundError extends TallyError {
   readonly code = 'product_not_found';
@@ -10,25 +12,15 @@ export class ProductAlreadyExistsError extends TallyError {
   readonly retriable = false;
 }
 
-export class BalanceNotFoundError extends TallyError {
-  readonly code = 'balance_not_found';
-  readonly retriable = false;
-}
-
-/** A second balance for the same customer and product. */
-export class DuplicateBalanceError extends TallyError {
-  readonly code = 'balance_already_exists';
-  readonly retriable = false;
-  constructor(
-    message: string,
-    readonly existingBalanceId: string,
-  ) {
-    super(message);
-  }
-}
-
 /** PostgreSQL unreachable or restarting: the same call can succeed later. */
 export class CatalogUnavailableError extends TallyError {
   readonly code = 'catalog_unavailable';
   readonly retriable = true;
 }
+
+/**
+ * Runs a query of the catalog's database (the products, and the balance registry beside the
+ * ledger): connection failures become CatalogUnavailableError (retriable, 503), so clients see
+ * the one outage by one name; anything else passes through.
+ */
+export const guardCatalogQuery = guardTransient(isTransientPgError, (cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));

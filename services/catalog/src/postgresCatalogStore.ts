@@ -1,15 +1,8 @@
 import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
-import { isTransientPgError } from '@tally/postgres';
-import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import {
-  CatalogUnavailableError,
-  DuplicateBalanceError,
-  ProductAlreadyExistsError,
-  ProductNotFoundError,
-} from './catalogErrors';
-import type { BalanceRef, CatalogStore } from './catalogStore';
+import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError } from './catalogErrors';
+import type { CatalogStore } from './catalogStore';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -20,13 +13,6 @@ interface ProductRow {
   consumption: CreditProductDto['consumption'];
   low_balance_threshold: string | null;
   bundles: CreditProductDto['bundles'];
-}
-
-interface BalanceRow {
-  id: string;
-  customer_id: string;
-  product_id: string;
-  created_at: Date;
 }
 
 function productFromRow(row: ProductRow): CreditProduct {
@@ -40,18 +26,10 @@ function productFromRow(row: ProductRow): CreditProduct {
   });
 }
 
-function balanceFromRow(row: BalanceRow): BalanceRef {
-  return { id: row.id, customerId: row.customer_id, productId: row.product_id, createdAt: row.created_at };
-}
-
-/** Connection failures become CatalogUnavailableError (retriable); anything else passes through. */
-export const guarded = guardTransient(isTransientPgError, (cause) => new CatalogUnavailableError('the catalog database is unavailable', { cause }));
-
 export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
   const { pool } = options;
   const logger = options.logger.child({ module: 'catalog-store' });
   const productColumns = 'id, name, description, consumption, low_balance_threshold, bundles';
-  const balanceColumns = 'id, customer_id, product_id, created_at';
 
   return {
     createProduct: (product) =>
@@ -112,66 +90,6 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
             return [];
           }
         });
-      }),
-
-    registerBalance: (balance) =>
-      guarded(async () => {
-        // ON CONFLICT DO NOTHING, then read the winner: the 409 can name the balance that exists.
-        const inserted = await pool.query<BalanceRow>(
-          `INSERT INTO credit_balances (id, customer_id, product_id) VALUES ($1, $2, $3)
-           ON CONFLICT (customer_id, product_id) DO NOTHING
-           RETURNING ${balanceColumns}`,
-          [balance.id, balance.customerId, balance.productId],
-        );
-        if (inserted.rows[0] !== undefined) return balanceFromRow(inserted.rows[0]);
-        const { rows } = await pool.query<BalanceRow>(
-          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
-          [balance.customerId, balance.productId],
-        );
-        throw new DuplicateBalanceError(
-          `customer "${balance.customerId}" already has a balance of product "${balance.productId}"`,
-          rows[0]?.id ?? '',
-        );
-      }),
-
-    getBalance: (balanceId) =>
-      guarded(async () => {
-        const { rows } = await pool.query<BalanceRow>(`SELECT ${balanceColumns} FROM credit_balances WHERE id = $1`, [balanceId]);
-        return rows[0] === undefined ? undefined : balanceFromRow(rows[0]);
-      }),
-
-    findBalance: (customerId, productId) =>
-      guarded(async () => {
-        const { rows } = await pool.query<BalanceRow>(
-          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
-          [customerId, productId],
-        );
-        return rows[0] === undefined ? undefined : balanceFromRow(rows[0]);
-      }),
-
-    listCustomerBalances: (customerId) =>
-      guarded(async () => {
-        const { rows } = await pool.query<BalanceRow>(
-          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 ORDER BY created_at, id`,
-          [customerId],
-        );
-        return rows.map(balanceFromRow);
-      }),
-
-    balancesOfCustomers: (customerIds) =>
-      guarded(async () => {
-        const byCustomer = new Map<string, BalanceRef[]>();
-        if (customerIds.length === 0) return byCustomer;
-        const { rows } = await pool.query<BalanceRow>(
-          `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = ANY($1::text[]) ORDER BY created_at, id`,
-          [customerIds],
-        );
-        for (const row of rows) {
-          const list = byCustomer.get(row.customer_id) ?? [];
-          list.push(balanceFromRow(row));
-          byCustomer.set(row.customer_id, list);
-        }
-        return byCustomer;
       }),
   };
 }

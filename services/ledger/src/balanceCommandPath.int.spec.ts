@@ -9,6 +9,7 @@ import { loadBalances } from './balanceLoader';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import { createBalanceStates } from './balanceStates';
 import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 import { createPostgresBalanceSnapshotStore } from './postgresBalanceSnapshotStore';
 
 jest.setTimeout(300_000);
@@ -108,6 +109,7 @@ describe('the balance command path on long, busy streams', () => {
     const ledger = createLedgerService({
       eventStore: counted.store,
       catalog,
+      balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }),
       logger,
       snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool, ...(options.snapshotVersion ? { version: options.snapshotVersion } : {}) }),
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),

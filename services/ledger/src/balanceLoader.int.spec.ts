@@ -6,6 +6,7 @@ import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { loadBalance, loadBalances, NO_STREAM } from './balanceLoader';
 import { createLedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
@@ -24,7 +25,7 @@ describe('loadBalances on PostgreSQL', () => {
   it('folds streams longer than a page, page by page, to the states a whole-stream fold gives', async () => {
     const eventStore = createPostgresEventStore({ pool: db.pool, logger });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger });
     await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: credits(5), bundles: [] });
 
     // Streams of 2, 7 and 16 events (opened, starting top-up, then changes that cross the threshold and zero).

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { commandIds } from './deterministicId';
 import { CommandIdCollisionError } from './ledgerErrors';
 import { createLedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -23,7 +24,7 @@ describe('a command id found in another balance stream', () => {
   it('is an error, never "already done"', async () => {
     const eventStore = createPostgresEventStore({ pool: db.pool, logger });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger });
     await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [] });
     const { balance } = await ledger.openBalance({ customerId: 'alice', productId: 'p', startingBalance: 0n });
     const { balance: other } = await ledger.openBalance({ customerId: 'bob', productId: 'p', startingBalance: 0n });

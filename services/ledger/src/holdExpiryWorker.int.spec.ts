@@ -7,6 +7,7 @@ import pino from 'pino';
 import { createPostgresHoldExpiryIndex } from './holdExpiryIndex';
 import { createHoldExpiryWorker, type HoldExpiryWorker } from './holdExpiryWorker';
 import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 
 jest.setTimeout(120_000);
 
@@ -24,7 +25,7 @@ describe('hold expiry worker (PostgreSQL)', () => {
     db = await createTestSchema({ prefix: 'hold_expiry', max: 16 });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 100 });
     catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    ledger = createLedgerService({ eventStore, catalog, logger });
+    ledger = createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger });
     await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [] });
   });
 
@@ -43,7 +44,7 @@ describe('hold expiry worker (PostgreSQL)', () => {
       checkpoints: createPostgresCheckpointStore(db.pool),
       index: createPostgresHoldExpiryIndex(db.pool),
       // Each process its own ledger service (its own cache), as separate deployments would have.
-      ledger: createLedgerService({ eventStore, catalog, logger }),
+      ledger: createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger }),
       logger,
       name,
       lease: { pool: db.pool, standbyPollMs: 100, heartbeatMs: 200 },

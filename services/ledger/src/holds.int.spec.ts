@@ -14,6 +14,7 @@ import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
 import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 import { createPostgresBalanceSnapshotStore } from './postgresBalanceSnapshotStore';
 
 jest.setTimeout(120_000);
@@ -42,7 +43,7 @@ describe('holds through the ledger service (PostgreSQL)', () => {
 
   /** One process's ledger: its own cache, the shared store and snapshot table. */
   const ledgerProcess = (): LedgerService =>
-    createLedgerService({ eventStore, catalog, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool }) });
+    createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool }) });
 
   let customer = 0;
   async function openBalance(ledger: LedgerService, starting: bigint, overdraftLimit?: bigint): Promise<string> {
@@ -177,7 +178,7 @@ describe('holds through the ledger service (PostgreSQL)', () => {
         return found;
       },
     };
-    return createLedgerService({ eventStore: racing, catalog, logger, clock });
+    return createLedgerService({ eventStore: racing, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger, clock });
   }
 
   it('answers a placement or an expiry stored by a racing twin as a replay, not as a refusal', async () => {

@@ -13,3 +13,7 @@ export * from './consumptionStore';
 export * from './holdExpiryIndex';
 export * from './holdExpiryWorker';
 export * from './consumptionProjector';
+export * from './balanceRegistry';
+export * from './postgresBalanceRegistry';
+export * from './balanceRegistryCache';
+export * from './customerDirectory';

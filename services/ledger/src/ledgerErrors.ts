@@ -22,6 +22,24 @@ export class CommandIdCollisionError extends TallyError {
   readonly retriable = false;
 }
 
+/** No balance has this id in the registry. */
+export class BalanceNotFoundError extends TallyError {
+  readonly code = 'balance_not_found';
+  readonly retriable = false;
+}
+
+/** A second balance for the same customer and product. */
+export class DuplicateBalanceError extends TallyError {
+  readonly code = 'balance_already_exists';
+  readonly retriable = false;
+  constructor(
+    message: string,
+    readonly existingBalanceId: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The balance's product sells no bundle with this id. */
 export class BundleNotFoundError extends TallyError {
   readonly code = 'bundle_not_found';

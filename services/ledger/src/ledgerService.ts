@@ -12,14 +12,15 @@ import {
   GrantDetails,
   ValidationError,
 } from '@tally/domain';
-import { BalanceNotFoundError, CatalogStore, DuplicateBalanceError, ProductNotFoundError } from '@tally/catalog';
+import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import type { BalanceSnapshotStore } from './balanceSnapshot';
 import { createBalanceStates } from './balanceStates';
 import { commandIds, holdIdOf, ledgerEventId, parseHoldId } from './deterministicId';
-import { HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
+import type { BalanceRegistry } from './balanceRegistry';
+import { BalanceNotFoundError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
 import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext } from './ledgerEvents';
 
 export interface CommandResult {
@@ -95,7 +96,9 @@ export interface LedgerService {
 
 export interface LedgerServiceOptions {
   readonly eventStore: EventStore;
-  readonly catalog: CatalogStore;
+  /** Products: an opened balance takes its product's name and threshold unless given. */
+  readonly catalog: Pick<CatalogStore, 'getProduct'>;
+  readonly balanceRegistry: BalanceRegistry;
   readonly logger: Logger;
   /** Stored snapshots of balances (createPostgresBalanceSnapshotStore); without, only this process's cache shortens reads. */
   readonly snapshots?: BalanceSnapshotStore;
@@ -114,7 +117,7 @@ export interface LedgerServiceOptions {
  * land, exactly, and a write on a million-event stream reads what it has not seen yet.
  */
 export function createLedgerService(options: LedgerServiceOptions): LedgerService {
-  const { eventStore, catalog } = options;
+  const { eventStore, catalog, balanceRegistry } = options;
   const clock = options.clock ?? (() => new Date());
   const states = createBalanceStates({
     eventStore,
@@ -130,7 +133,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   });
 
   async function contextOf(balanceId: string): Promise<BalanceContext> {
-    const ref = await catalog.getBalance(balanceId);
+    const ref = await balanceRegistry.getBalance(balanceId);
     if (ref === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
     return { balanceId: ref.id, customerId: ref.customerId, productId: ref.productId };
   }
@@ -146,7 +149,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   /** The balance a hold id leads to; HoldNotFoundError for an id Tally never made or a balance that does not exist. */
   async function holdContext(holdId: string): Promise<{ context: BalanceContext; idempotencyKey: string }> {
     const parsed = parseHoldId(holdId);
-    const ref = parsed === undefined ? undefined : await catalog.getBalance(parsed.balanceId);
+    const ref = parsed === undefined ? undefined : await balanceRegistry.getBalance(parsed.balanceId);
     if (parsed === undefined || ref === undefined) throw new HoldNotFoundError(`no hold with id "${holdId}"`);
     return { context: { balanceId: ref.id, customerId: ref.customerId, productId: ref.productId }, idempotencyKey: parsed.idempotencyKey };
   }
@@ -203,7 +206,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${request.productId}"`);
       let balanceId = request.balanceId ?? randomUUID();
       try {
-        await catalog.registerBalance({ id: balanceId, customerId: request.customerId, productId: request.productId });
+        await balanceRegistry.registerBalance({ id: balanceId, customerId: request.customerId, productId: request.productId });
       } catch (error) {
         if (!(error instanceof DuplicateBalanceError)) throw error;
         // The registry row is written before the stream: a crash in between leaves a row

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { BalanceNotFoundError, createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError, type CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
-import { BundleNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
+import { BalanceNotFoundError, BundleNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
 import type { RecordedBalanceEvent } from './ledgerEvents';
 import { createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 import { createPurchaseService, type PurchaseService } from './purchaseService';
 
 jest.setTimeout(120_000);
@@ -26,10 +27,11 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     h = {
       ledger,
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       async createProduct(fields = {}) {
         const product = { id: `product-${randomUUID()}`, name: 'API credits', description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields };
         await catalog.createProduct(product);

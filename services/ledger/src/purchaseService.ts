@@ -6,8 +6,9 @@ import {
   toExactDecimal,
   ValidationError,
 } from '@tally/domain';
-import { BalanceNotFoundError, CatalogStore, ProductNotFoundError } from '@tally/catalog';
-import { BundleNotFoundError } from './ledgerErrors';
+import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
+import type { BalanceRegistry } from './balanceRegistry';
+import { BalanceNotFoundError, BundleNotFoundError } from './ledgerErrors';
 import type { CommandResult, LedgerService, RequestOptions } from './ledgerService';
 
 export interface PurchaseRequest {
@@ -51,15 +52,19 @@ export function totalPrice(unitPrice: string, quantity: number): string {
   return `${whole}.${fraction.padEnd(unit.scale, '0')}`;
 }
 
-export function createPurchaseService(options: { catalog: CatalogStore; ledger: LedgerService }): PurchaseService {
-  const { catalog, ledger } = options;
+export function createPurchaseService(options: {
+  catalog: Pick<CatalogStore, 'getProduct'>;
+  balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'>;
+  ledger: LedgerService;
+}): PurchaseService {
+  const { catalog, balanceRegistry, ledger } = options;
 
   return {
     async purchase(balanceId, request, requestOptions) {
       if (!Number.isInteger(request.quantity) || request.quantity < 1 || request.quantity > MAX_PURCHASE_QUANTITY) {
         throw new ValidationError(`quantity must be an integer from 1 to ${MAX_PURCHASE_QUANTITY}`);
       }
-      const ref = await catalog.getBalance(balanceId);
+      const ref = await balanceRegistry.getBalance(balanceId);
       if (ref === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       const product = await catalog.getProduct(ref.productId);
       if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${ref.productId}"`);
@@ -84,7 +89,7 @@ export function createPurchaseService(options: { catalog: CatalogStore; ledger: 
     },
 
     async purchaseOptions(customerId) {
-      const balances = await catalog.listCustomerBalances(customerId);
+      const balances = await balanceRegistry.listCustomerBalances(customerId);
       const productIds = [...new Set(balances.map((balance) => balance.productId))];
       const products = new Map(
         await Promise.all(productIds.map(async (productId) => [productId, await catalog.getProduct(productId)] as const)),

@@ -1,4 +1,5 @@
-import { createBalanceRegistryCache, createPostgresCatalogStore, type BalanceRegistryCache } from '@tally/catalog';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createBalanceRegistryCache, createPostgresBalanceRegistry, type BalanceRegistryCache } from '@tally/ledger';
 import { creditProductFromDto } from '@tally/domain';
 import { createPool } from '@tally/postgres';
 import { createTestSchema, stackConfig, startTcpProxyFor, uniqueName, waitFor, type TcpProxy, type TestSchema } from '@tally/test-support';
@@ -27,7 +28,7 @@ describe('the balance registry cached and invalidated by LISTEN/NOTIFY', () => {
 
   it('charges usage arriving after a balance is registered and opened while the consumer runs', async () => {
     kit = await createMeteringTestKit();
-    const store = kit.catalogStore;
+    const store = kit.registryStore;
     await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
     // Customer ids of this test alone: the channel is database-wide, and another test's
     // registration for a customer of the same name would drop our entry too (harmless, but it
@@ -46,7 +47,7 @@ describe('the balance registry cached and invalidated by LISTEN/NOTIFY', () => {
     await registry.start();
     const queriesOf = (customerId: string) => queried.filter((ids) => ids.includes(customerId)).length;
 
-    const consumer = await kit.startConsumer({ catalogStore: registry, batchSize: 1 });
+    const consumer = await kit.startConsumer({ balanceRegistry: registry, batchSize: 1 });
     // bob has no balance yet: his usage is metered as "nothing to charge", and remembered so.
     await kit.produce([{ key: bob, value: kit.json(usage('b1', bob)) }, { key: alice, value: kit.json(usage('a1', alice)) }]);
     await waitFor(() => consumer.counters().consumed >= 2, { description: 'the first usage consumed', timeoutMs: 60_000 });
@@ -101,8 +102,8 @@ describe('the balance registry cache without its LISTEN connection', () => {
   it('is cleared when the connection drops, reads the store until it is back, then caches again', async () => {
     db = await createTestSchema({ prefix: 'registry_listen' });
     const logger = pino({ level: 'silent' });
-    const store = createPostgresCatalogStore({ pool: db.pool, logger });
-    await store.createProduct(creditProductFromDto({ id: 'api', name: 'API', description: '', bundles: [], lowBalanceThreshold: null, consumption: [] }));
+    const store = createPostgresBalanceRegistry({ pool: db.pool });
+    await createPostgresCatalogStore({ pool: db.pool, logger }).createProduct(creditProductFromDto({ id: 'api', name: 'API', description: '', bundles: [], lowBalanceThreshold: null, consumption: [] }));
     const { proxy, url } = await startTcpProxyFor(stackConfig.testDatabaseUrl);
     proxied = { proxy, pool: createPool({ connectionString: url, schema: db.schema, applicationName: 'registry-listen', logger }) };
     const queried: string[][] = [];

@@ -128,7 +128,7 @@ describe('a usage event is metered at its first delivery only', () => {
     kit = await createMeteringTestKit();
     await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
     // The API registers a balance before it appends its opening; here the opening has not come yet.
-    await kit.catalogStore.registerBalance({ id: 'carol-api', customerId: 'carol', productId: 'api' });
+    await kit.registryStore.registerBalance({ id: 'carol-api', customerId: 'carol', productId: 'api' });
     const lines: string[] = [];
     const logger = pino(
       { level: 'warn' },
@@ -159,7 +159,7 @@ describe('a usage event is metered at its first delivery only', () => {
   it('dead-letters, unrecorded, usage whose balance stays unopened past the wait, and meters the rest', async () => {
     kit = await createMeteringTestKit();
     await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
-    await kit.catalogStore.registerBalance({ id: 'dave-api', customerId: 'dave', productId: 'api' });
+    await kit.registryStore.registerBalance({ id: 'dave-api', customerId: 'dave', productId: 'api' });
     const erin = await kit.openBalance('erin', 'api', '10');
     await kit.produce([
       { key: 'erin', value: kit.avro(usage('e1', 'erin', 'api_call')) },

@@ -5,10 +5,17 @@
  * registered for the topic, and helpers to create products, open balances and produce events.
  */
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
-import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, type BalanceRegistryCache, type CatalogCache, type CatalogStore } from '@tally/catalog';
+import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { balanceStreamId, creditProductFromDto, formatCredits, parseCredits, type CreditProductDto } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
-import { createLedgerService, type LedgerService } from '@tally/ledger';
+import {
+  createBalanceRegistryCache,
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  type BalanceRegistry,
+  type BalanceRegistryCache,
+  type LedgerService,
+} from '@tally/ledger';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import {
   createTestKafka,
@@ -52,6 +59,8 @@ export interface MeteringTestKit {
   readonly eventStore: EventStore;
   readonly catalogStore: CatalogStore;
   readonly catalogCache: CatalogCache;
+  /** The balance registry's PostgreSQL store, uncached. */
+  readonly registryStore: BalanceRegistry;
   /** The balance registry as the consumers read it, as the main job wires it: cached, LISTENing. */
   readonly balanceRegistry: BalanceRegistryCache;
   readonly ledger: LedgerService;
@@ -103,9 +112,10 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
   const catalogStore = createPostgresCatalogStore({ pool: db.pool, logger });
   const catalogCache = createCatalogCache({ store: catalogStore, logger, refreshIntervalMs: 200 });
   await catalogCache.start();
-  const balanceRegistry = createBalanceRegistryCache({ store: catalogStore, pool: db.pool, logger });
+  const registryStore = createPostgresBalanceRegistry({ pool: db.pool });
+  const balanceRegistry = createBalanceRegistryCache({ store: registryStore, pool: db.pool, logger });
   await balanceRegistry.start();
-  const ledger = createLedgerService({ eventStore, catalog: catalogStore, logger });
+  const ledger = createLedgerService({ eventStore, catalog: catalogStore, balanceRegistry: registryStore, logger });
   const consumers: UsageConsumer[] = [];
 
   return {
@@ -119,6 +129,7 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
     eventStore,
     catalogStore,
     catalogCache,
+    registryStore,
     balanceRegistry,
     ledger,
     logger,
@@ -155,7 +166,7 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
         dlqTopic,
         registryUrl: stackConfig.schemaRegistryUrl,
         eventStore,
-        catalogStore: balanceRegistry,
+        balanceRegistry,
         catalogCache,
         logger,
         sessionTimeoutMs: 10_000,

@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type { BalanceRef } from '@tally/catalog';
 import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
 import { MarkerAlreadyRecordedError, WrongExpectedRevisionError } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createWorker, type Worker } from '@tally/runtime';
-import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type LoadedBalance } from '@tally/ledger';
+import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type BalanceRef, type LoadedBalance } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
@@ -80,7 +79,7 @@ interface Rejected {
 
 export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer {
   const options = resolveUsageConsumerOptions(input);
-  const { eventStore, catalogStore, catalogCache, topic, dlqTopic, batchSize, clock } = options;
+  const { eventStore, balanceRegistry, catalogCache, topic, dlqTopic, batchSize, clock } = options;
   const logger = options.logger.child({ module: 'usage-consumer' });
   const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl, ...(options.registryAuth !== undefined ? { auth: options.registryAuth } : {}) });
   const balances = createBalanceStateCache(options.balanceCacheSize);
@@ -386,7 +385,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   async function meter(partition: number, messages: readonly KafkaMessage[], retrier: BatchRetrier, openDeadline: number): Promise<ChunkOutcome> {
     const { decoded, rejected } = await retrier.run('decode', () => decodeAll(messages));
     const usages = decoded.map((item) => item.usage);
-    const byCustomer = await retrier.run('find balances', () => catalogStore.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
+    const byCustomer = await retrier.run('find balances', () => balanceRegistry.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
     const { products, unusable } = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
     const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));

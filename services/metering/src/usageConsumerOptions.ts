@@ -1,6 +1,7 @@
 import type { KafkaConnection } from '@tally/kafka';
-import type { CatalogCache, CatalogStore } from '@tally/catalog';
+import type { CatalogCache } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
+import type { BalanceRegistry } from '@tally/ledger';
 import type { CompressionTypes } from 'kafkajs';
 import type { Logger } from 'pino';
 
@@ -33,7 +34,8 @@ export interface UsageConsumerOptions {
   /** HTTP basic authentication to the registry, when it wants it. */
   readonly registryAuth?: { readonly username: string; readonly password: string };
   readonly eventStore: EventStore;
-  readonly catalogStore: CatalogStore;
+  /** Which balances each customer has (a BalanceRegistryCache in the main job: one query a batch at most). */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers'>;
   /** Products are priced from this cache. Its owner starts and stops it; the consumer only reads it. */
   readonly catalogCache: CatalogCache;
   readonly logger: Logger;
@@ -140,7 +142,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
     throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
   }
   requirePort(options.eventStore, 'eventStore', ['appendMany', 'readEventsById', 'readStreamsPaged']);
-  requirePort(options.catalogStore, 'catalogStore', ['balancesOfCustomers']);
+  requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers']);
   requirePort(options.catalogCache, 'catalogCache', ['getProduct']);
   requirePort(options.logger, 'logger', ['child']);
   if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed']);

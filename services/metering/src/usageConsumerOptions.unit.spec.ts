@@ -1,5 +1,6 @@
 import pino from 'pino';
-import type { CatalogCache, CatalogStore } from '@tally/catalog';
+import type { CatalogCache } from '@tally/catalog';
+import type { BalanceRegistry } from '@tally/ledger';
 import type { EventStore } from '@tally/event-store';
 import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
 
@@ -10,7 +11,7 @@ const valid: UsageConsumerOptions = {
   dlqTopic: 'usage-events.dlq',
   registryUrl: 'http://127.0.0.1:8081/apis/ccompat/v7',
   eventStore: { appendMany: jest.fn(), readEventsById: jest.fn(), readStreamsPaged: jest.fn() } as unknown as EventStore,
-  catalogStore: { balancesOfCustomers: jest.fn() } as unknown as CatalogStore,
+  balanceRegistry: { balancesOfCustomers: jest.fn() } as unknown as BalanceRegistry,
   catalogCache: { getProduct: jest.fn() } as unknown as CatalogCache,
   logger: pino({ level: 'silent' }),
 };
@@ -39,7 +40,7 @@ describe('resolveUsageConsumerOptions', () => {
     ['the usage topic as DLQ', { dlqTopic: 'usage-events' }, /dlqTopic must differ/],
     ['a registry URL that is not one', { registryUrl: 'localhost:8081' }, /registryUrl/],
     ['no event store', { eventStore: undefined as unknown as EventStore }, /eventStore is required/],
-    ['a catalog store without the batch query', { catalogStore: {} as CatalogStore }, /balancesOfCustomers/],
+    ['a balance registry without the batch query', { balanceRegistry: {} as BalanceRegistry }, /balancesOfCustomers/],
     ['a zero batch size', { batchSize: 0 }, /batchSize must be an integer from 1/],
     ['a fractional concurrency', { partitionsConsumedConcurrently: 1.5 }, /partitionsConsumedConcurrently/],
     ['a zero concurrency', { partitionsConsumedConcurrently: 0 }, /partitionsConsumedConcurrently/],

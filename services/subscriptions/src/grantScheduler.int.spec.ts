@@ -35,7 +35,7 @@ describe('grant scheduler with a test clock', () => {
       overrides: overrideCredits === undefined ? [] : [{ productId: product.id, creditsPerPeriod: overrideCredits }],
     });
     const grants = async () => {
-      const ref = await h.catalog.findBalance(customerId, product.id);
+      const ref = await h.balanceRegistry.findBalance(customerId, product.id);
       return ref === undefined ? [] : grantsIn(await h.ledgerOf(ref.id));
     };
     return { product, subscription, customerId, grants };
@@ -68,7 +68,7 @@ describe('grant scheduler with a test clock', () => {
     const granted = await grants();
     expect(granted.map((g) => g.period)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(granted.every((g) => g.subscriptionId === subscription.id && g.credits === parseCredits('100'))).toBe(true);
-    const [balance] = await h.catalog.listCustomerBalances(subscription.customerId);
+    const [balance] = await h.balanceRegistry.listCustomerBalances(subscription.customerId);
     expect(formatCredits((await h.ledger.getBalance(balance!.id)).balance.balance)).toBe('1200');
   });
 
@@ -152,7 +152,7 @@ describe('grant scheduler catching up a backdated subscription', () => {
 
     // What the API's POST /v1/subscriptions calls: it grants the service's inline bound, no more.
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
-    const ref = await h.catalog.findBalance(customerId, product.id);
+    const ref = await h.balanceRegistry.findBalance(customerId, product.id);
     const grants = async () => grantsIn(await h.ledgerOf(ref!.id));
     expect((await grants()).map((g) => g.period)).toEqual([...Array(12).keys()]);
     expect(subscription.grantedThrough).toEqual({ [product.id]: 11 });

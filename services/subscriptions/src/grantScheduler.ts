@@ -1,5 +1,4 @@
-import type { CatalogStore } from '@tally/catalog';
-import type { LedgerService } from '@tally/ledger';
+import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import { createPeriodicWorker, type Worker } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { createSubscriptionGranter } from './subscriptionGranter';
@@ -8,7 +7,7 @@ import type { SubscriptionStore } from './subscriptionStore';
 export interface GrantSchedulerOptions {
   readonly subscriptions: SubscriptionStore;
   readonly ledger: LedgerService;
-  readonly catalog: CatalogStore;
+  readonly balanceRegistry: Pick<BalanceRegistry, 'findBalance'>;
   /** Time comes in from outside, so a test can walk a subscription through a year in seconds. */
   readonly clock: () => Date;
   /** Pause between the end of one tick and the start of the next. */

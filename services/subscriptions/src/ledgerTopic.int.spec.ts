@@ -88,7 +88,7 @@ describe('grants and purchases on the ledger topic', () => {
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt: new Date(START) });
     h.clock.set(periodStart(new Date(START), 'month', 1));
     await h.newScheduler().runOnce();
-    const balance = await h.catalog.findBalance(customerId, product.id);
+    const balance = await h.balanceRegistry.findBalance(customerId, product.id);
     await h.purchases.purchase(balance!.id, { bundleId: 'pack', quantity: 2 });
 
     const onTopic = await waitFor(

@@ -25,7 +25,7 @@ describe('subscription granter completing a half-made opening', () => {
     const customerId = `customer-${randomUUID()}`;
     // A registry row without a stream: an opening that crashed between the two.
     const orphan = `bal-${randomUUID()}`;
-    await h.catalog.registerBalance({ id: orphan, customerId, productId: product.id });
+    await h.balanceRegistry.registerBalance({ id: orphan, customerId, productId: product.id });
 
     // Another scheduler completes that opening just before this one tries to.
     let raced = 0;
@@ -44,6 +44,7 @@ describe('subscription granter completing a half-made opening', () => {
       subscriptions: h.subscriptions,
       ledger: racingLedger,
       catalog: h.catalog,
+      balanceRegistry: h.balanceRegistry,
       clock: h.clock,
       logger: h.logger,
     });

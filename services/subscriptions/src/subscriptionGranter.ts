@@ -1,6 +1,5 @@
 import { BalanceNotOpenError, formatCredits } from '@tally/domain';
-import { CatalogStore, DuplicateBalanceError } from '@tally/catalog';
-import type { CommandResult, LedgerService } from '@tally/ledger';
+import { DuplicateBalanceError, type BalanceRegistry, type CommandResult, type LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
 import { duePeriods, finalPeriod, periodBounds } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
@@ -31,7 +30,8 @@ export interface SubscriptionGranter {
 export interface SubscriptionGranterOptions {
   readonly subscriptions: SubscriptionStore;
   readonly ledger: LedgerService;
-  readonly catalog: CatalogStore;
+  /** Where the customer's balance of each plan product is found, when there is one. */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'findBalance'>;
   readonly logger: Logger;
 }
 
@@ -47,7 +47,7 @@ export interface SubscriptionGranterOptions {
  * Nothing here needs a lock or the watermark to be right.
  */
 export function createSubscriptionGranter(options: SubscriptionGranterOptions): SubscriptionGranter {
-  const { subscriptions, ledger, catalog } = options;
+  const { subscriptions, ledger, balanceRegistry } = options;
   const logger = options.logger.child({ module: 'subscription-granter' });
 
   function openRequest(subscription: Subscription, item: PlanItem, terms: ItemTerms, balanceId?: string) {
@@ -63,7 +63,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
 
   /** The customer's balance of the product: the existing one, or one opened now. */
   async function balanceFor(subscription: Subscription, item: PlanItem, terms: ItemTerms): Promise<string> {
-    const existing = await catalog.findBalance(subscription.customerId, item.productId);
+    const existing = await balanceRegistry.findBalance(subscription.customerId, item.productId);
     if (existing !== undefined) return existing.id;
     try {
       const opened = await ledger.openBalance(openRequest(subscription, item, terms));

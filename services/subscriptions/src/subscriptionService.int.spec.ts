@@ -35,7 +35,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
   }
 
   async function balanceOf(customerId: string, productId: string): Promise<string> {
-    const ref = await h.catalog.findBalance(customerId, productId);
+    const ref = await h.balanceRegistry.findBalance(customerId, productId);
     if (ref === undefined) throw new Error(`no balance of ${productId} for ${customerId}`);
     return ref.id;
   }
@@ -115,7 +115,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
 
     await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
 
-    expect(await h.catalog.listCustomerBalances(customerId)).toHaveLength(1);
+    expect(await h.balanceRegistry.listCustomerBalances(customerId)).toHaveLength(1);
     expect((await h.ledger.getBalance(existing.balance.balanceId)).balance.balance).toBe(parseCredits('107'));
   });
 
@@ -192,7 +192,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
     const later = new Date('2024-03-15T00:00:00.000Z');
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt: later });
     expect(subscription.grantedThrough).toEqual({});
-    expect(await h.catalog.findBalance(customerId, product.id)).toBeUndefined();
+    expect(await h.balanceRegistry.findBalance(customerId, product.id)).toBeUndefined();
 
     h.clock.set(later);
     await h.newScheduler().runOnce();
@@ -218,7 +218,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
     );
     await expect(h.service.getSubscription('no-such-subscription')).rejects.toBeInstanceOf(SubscriptionNotFoundError);
     // Nothing was stored or granted by the refused requests.
-    expect(await h.catalog.listCustomerBalances(customerId)).toEqual([]);
+    expect(await h.balanceRegistry.listCustomerBalances(customerId)).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from '@tally/domain';
 import { CatalogStore, ProductNotFoundError } from '@tally/catalog';
-import type { LedgerService } from '@tally/ledger';
+import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
 import { Plan, planFromDto, PlanItemDto } from './plan';
 import type { PlanStore } from './planStore';
@@ -56,7 +56,8 @@ export interface SubscriptionServiceOptions {
   readonly plans: PlanStore;
   readonly subscriptions: SubscriptionStore;
   readonly ledger: LedgerService;
-  readonly catalog: CatalogStore;
+  readonly catalog: Pick<CatalogStore, 'getProduct'>;
+  readonly balanceRegistry: Pick<BalanceRegistry, 'findBalance'>;
   readonly clock: () => Date;
   readonly logger: Logger;
   /**

@@ -26,9 +26,10 @@ describe('plans, subscriptions and purchases over HTTP', () => {
     h = await createSubscriptionsHarness('subs_api', START);
     app = await buildApp({
       catalog: h.catalog,
+      balanceRegistry: h.balanceRegistry,
       ledger: h.ledger,
       subscriptions: h.service,
-      purchases: createPurchaseService({ catalog: h.catalog, ledger: h.ledger }),
+      purchases: createPurchaseService({ catalog: h.catalog, balanceRegistry: h.balanceRegistry, ledger: h.ledger }),
       // No read model here: balance reads fall back on the event store, which is what these tests check.
       balances: {
         getBalance: async () => undefined,

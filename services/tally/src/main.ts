@@ -2,14 +2,17 @@ import { createBalanceReadModel, createBalanceProjector, createRedisClient } fro
 import { buildApp, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime';
-import { createBalanceRegistryCache, createCatalogCache, createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
+import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import {
+  createBalanceRegistryCache,
   createBalanceStates,
   createConsumptionProjector,
   createHoldExpiryWorker,
   createLedgerService,
+  createPostgresBalanceRegistry,
   createPostgresBalanceSnapshotStore,
   createPostgresConsumptionStore,
+  createPostgresCustomerDirectory,
   createPostgresHoldExpiryIndex,
   createPurchaseService,
 } from '@tally/ledger';
@@ -104,8 +107,9 @@ async function main(): Promise<void> {
   parts.add('event-store', () => rawEventStore.close());
   const eventStore = instrumentedEventStore(rawEventStore, appendSeconds);
   const catalog = createPostgresCatalogStore({ pool, logger });
+  const balanceRegistry = createPostgresBalanceRegistry({ pool });
   const clock = () => new Date();
-  const ledger = createLedgerService({ eventStore, catalog, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
+  const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
 
   const needsRedis = roles.has('projector') || roles.has('api');
   const redis = needsRedis
@@ -124,9 +128,9 @@ async function main(): Promise<void> {
     await catalogCache.start();
     parts.add('catalog-cache', () => catalogCache.stop());
     // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY.
-    const registry = createBalanceRegistryCache({ store: catalog, pool, logger, capacity: config.consumer.registryCacheSize });
-    await registry.start();
-    parts.add('balance-registry-cache', () => registry.close());
+    const registryCache = createBalanceRegistryCache({ store: balanceRegistry, pool, logger, capacity: config.consumer.registryCacheSize });
+    await registryCache.start();
+    parts.add('balance-registry-cache', () => registryCache.close());
     const batchSeconds = metrics.histogram({
       name: 'tally_consumer_batch_seconds',
       help: 'Time to meter one batch of usage events, from fetch to commit',
@@ -144,7 +148,7 @@ async function main(): Promise<void> {
       registryUrl: config.registryUrl,
       ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
       eventStore,
-      catalogStore: registry,
+      balanceRegistry: registryCache,
       catalogCache,
       logger,
       ...(config.consumer.partitionsConsumedConcurrently !== undefined
@@ -244,7 +248,7 @@ async function main(): Promise<void> {
     const scheduler = createGrantScheduler({
       subscriptions: subscriptionStore,
       ledger,
-      catalog,
+      balanceRegistry,
       clock,
       intervalMs: config.schedulerIntervalMs,
       maxPeriodsPerRun: config.grants.maxPeriodsPerRun,
@@ -318,6 +322,7 @@ async function main(): Promise<void> {
         rateLimit: { ...protection.rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
       },
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }),
       eventStore,
@@ -329,11 +334,12 @@ async function main(): Promise<void> {
         subscriptions: subscriptionStore,
         ledger,
         catalog,
+        balanceRegistry,
         clock,
         logger,
         inlineGrantPeriods: config.grants.inlinePeriods,
       }),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       customers: createPostgresCustomerDirectory({ pool }),
       // Kept by the projector role's consumption projector (see above), whichever event store.
       consumption: createPostgresConsumptionStore({ pool }),

@@ -21,10 +21,6 @@ import { idempotencyOf } from '../requestHash';
 import type { BalanceService } from './balanceService';
 import { CreditBalanceSchema } from './balanceView';
 
-export interface BalanceRoutesOptions {
-  readonly balances: BalanceService;
-}
-
 const tags = ['credit balances'];
 const STARTING_BALANCE = '0';
 const customerParams = params({ customerId });
@@ -43,7 +39,7 @@ const changeSchema = (summary: string, description: string) => ({
 });
 
 /** Credit balances: opened per customer and product, read from the read model, changed through the ledger. */
-export const balanceRoutes: FastifyPluginAsyncTypebox<BalanceRoutesOptions> = async (app, { balances }) => {
+export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: BalanceService }> = async (app, { balances }) => {
   app.post(
     '/customers/:customerId/credit-balances',
     {

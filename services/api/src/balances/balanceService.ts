@@ -1,23 +1,23 @@
-import { BalanceNotFoundError, type BalanceRef, type CatalogStore } from '@tally/catalog';
-import { balanceStreamId, type Micros } from '@tally/domain';
-import { streamRuns, type EventStore } from '@tally/event-store';
-import { foldRecorded, type CommandResult, type LedgerService, type LoadedBalance, type OpenBalanceRequest, type RequestOptions } from '@tally/ledger';
-import type { BalanceReadModel } from '@tally/projections';
+import { balanceStreamId } from '@tally/domain';
+import type { EventStore } from '@tally/event-store';
+import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type CommandResult, type LedgerService, type OpenBalanceRequest } from '@tally/ledger';
+import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type FoldedBalance } from '@tally/projections';
 import type { Logger } from 'pino';
-import type { KeyedSerializer } from '../keyedSerializer';
+import type { KeyedSerializer } from './keyedSerializer';
 import { ledgerEntryView, type LedgerEntryView } from '../ledger/ledgerEntryView';
-import { waitForConsistency } from '../waitForConsistency';
-import { balanceViewOfSnapshot, balanceViewOfState, type BalanceView } from './balanceView';
+import { waitForConsistency } from './waitForConsistency';
+import { balanceViewOfSnapshot, type BalanceView } from './balanceView';
 
-export type BalanceEventStore = Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
+/** A folded balance as the API shows it: through the read model's snapshot, so both are written alike. */
+const viewOf = (balance: FoldedBalance): BalanceView => balanceViewOfSnapshot(snapshotOf(balance));
 
 export interface BalanceServiceDeps {
   readonly ledger: LedgerService;
   /** Guarded (guardBalanceReader): a failed read is an unavailable dependency. */
   readonly readModel: BalanceReadModel;
-  readonly eventStore: BalanceEventStore;
-  /** The balance registry: every balance opened, whether projected yet or not. */
-  readonly catalog: Pick<CatalogStore, 'balancesOfCustomers'>;
+  readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
+  /** Every balance opened, whether projected yet or not. */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers'>;
   /** Every write to an existing balance runs through it, keyed by the balance id. */
   readonly balanceWrites: KeyedSerializer;
   /** How long `consistent` reads wait for the read model, and how often they look. */
@@ -33,11 +33,6 @@ export interface BalanceChange {
   readonly replayed: boolean;
 }
 
-export interface BalanceChangeInput {
-  readonly credits: Micros;
-  readonly reason: string | null;
-}
-
 /**
  * Credit balances as the API shows them: reads from the read model, completed from the event
  * store for balances it does not hold yet; writes through the ledger, answered with the state
@@ -49,12 +44,9 @@ export interface BalanceService {
   /** Every balance of the customer, in no particular order. */
   listOfCustomer(customerId: string, options: { readonly consistent: boolean }): Promise<BalanceView[]>;
   open(request: OpenBalanceRequest): Promise<BalanceView>;
-  changeSettings(
-    balanceId: string,
-    settings: { readonly name?: string; readonly lowBalanceThreshold?: Micros | null; readonly overdraftLimit?: Micros },
-  ): Promise<BalanceView>;
-  topUp(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
-  deduct(balanceId: string, input: BalanceChangeInput, options?: RequestOptions): Promise<BalanceChange>;
+  changeSettings(...request: Parameters<LedgerService['changeSettings']>): Promise<BalanceView>;
+  topUp(...request: Parameters<LedgerService['topUp']>): Promise<BalanceChange>;
+  deduct(...request: Parameters<LedgerService['deduct']>): Promise<BalanceChange>;
   /** Runs another write on an existing balance (a purchase), queued behind the balance's other writes. */
   change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange>;
   /** As change, for a command whose answer is built from its events (holds): the ledger's result and the balance after it. */
@@ -70,21 +62,16 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
   }
 
   /**
-   * The open balances among `balanceIds` folded from their streams, read together in pages: one
-   * round of queries however many balances the read model lacks (a customer's, while it is rebuilt).
+   * The balances among `balanceIds` folded from their streams by the projection's own fold (so
+   * the answer is what the read model will hold), up to the store's head as the read began. The
+   * streams are read together in pages: one round of queries however many balances the read
+   * model lacks (a customer's, while it is rebuilt).
    */
   async function foldedViews(balanceIds: readonly string[]): Promise<BalanceView[]> {
     if (balanceIds.length === 0) return [];
-    const idOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
-    const folded = new Map<string, { loaded: LoadedBalance; position: bigint }>();
-    for await (const page of eventStore.readStreamsPaged([...idOf.keys()])) {
-      // A stream's events may span pages: each run is folded onto what the earlier pages gave.
-      for (const run of streamRuns(page)) {
-        const balanceId = idOf.get(run[0]!.streamId)!;
-        folded.set(balanceId, { loaded: foldRecorded(run, folded.get(balanceId)?.loaded), position: run.at(-1)!.position });
-      }
-    }
-    return [...folded.values()].flatMap(({ loaded: { state }, position }) => (state.status === 'open' ? [balanceViewOfState(state, position)] : []));
+    const head = await eventStore.headPosition();
+    const folded = await foldBalanceStreams(eventStore, new Map(balanceIds.map((balanceId) => [balanceId, head])));
+    return [...folded.values()].flatMap((balance) => (balance === undefined ? [] : [viewOf(balance)]));
   }
 
   /**
@@ -94,12 +81,10 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
    * the same values) answers the current state, at the position of the stream's last event.
    */
   async function viewAfter(balanceId: string, result: CommandResult): Promise<BalanceView> {
-    const last = result.events.at(-1);
-    if (last !== undefined) return balanceViewOfState(result.balance, last.position);
-    const [head] = await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 });
+    const last = result.events.at(-1) ?? (await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 }))[0];
     // The command found the balance open, and streams only grow: a miss here is a broken store.
-    if (head === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
-    return balanceViewOfState(result.balance, head.position);
+    if (last === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
+    return viewOf({ state: result.balance, revision: last.revision, position: last.position });
   }
 
   async function run<R extends CommandResult>(balanceId: string, command: () => Promise<R>): Promise<{ result: R; balance: BalanceView }> {
@@ -132,7 +117,7 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
         readModel.getCustomerBalances(customerId),
         // Without PostgreSQL the list is still served, from the read model alone, as it was
         // before the fallback existed: a read should not fail for want of a completeness check.
-        deps.catalog.balancesOfCustomers([customerId]).catch((error: unknown) => {
+        deps.balanceRegistry.balancesOfCustomers([customerId]).catch((error: unknown) => {
           logger.warn({ err: error, customerId }, 'balance registry unreadable; listing the read model alone');
           return new Map<string, readonly BalanceRef[]>();
         }),

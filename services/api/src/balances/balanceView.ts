@@ -1,5 +1,4 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { availableOf, formatCredits, type OpenBalance } from '@tally/domain';
 import type { BalanceSnapshot } from '@tally/projections';
 import { nullableString } from '../apiSchemas';
 
@@ -24,30 +23,8 @@ export const CreditBalanceSchema = Type.Object(
 
 export type BalanceView = Static<typeof CreditBalanceSchema>;
 
-/** The read model's snapshot: what GETs serve. */
+/** A balance as the API answers it, from the read model's snapshot (a folded one goes through snapshotOf first). */
 export function balanceViewOfSnapshot(snapshot: BalanceSnapshot): BalanceView {
   const { balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position } = snapshot;
   return { id: balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position };
-}
-
-/**
- * A state folded from the event store: what writes answer, since the snapshot may not have
- * caught up with the events they just appended.
- */
-export function balanceViewOfState(state: OpenBalance, position: bigint): BalanceView {
-  const threshold = state.lowBalanceThreshold;
-  return {
-    id: state.balanceId,
-    customerId: state.customerId,
-    productId: state.productId,
-    name: state.name,
-    balance: formatCredits(state.balance),
-    held: formatCredits(state.held),
-    available: formatCredits(availableOf(state)),
-    overdraftLimit: formatCredits(state.overdraftLimit),
-    lowBalanceThreshold: threshold === null ? null : formatCredits(threshold),
-    belowThreshold: threshold !== null && state.balance < threshold,
-    updatedAt: state.updatedAt,
-    position: position.toString(),
-  };
 }

@@ -4,10 +4,6 @@ import { credits, errorResponses, identifier, nullableCredits, nullableString, p
 import { pageQuery, pageSchema } from '../pagination';
 import type { ProductCatalog } from './productCatalog';
 
-export interface CatalogRoutesOptions {
-  readonly products: ProductCatalog;
-}
-
 /** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
 export const CreditProductSchema = Type.Object(
   {
@@ -90,7 +86,7 @@ const productParams = params({ productId: identifier });
 const tags = ['credit products'];
 
 /** The catalog: what credits are, what usage costs, and what bundles sell them. */
-export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = async (app, { products }) => {
+export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: ProductCatalog }> = async (app, { products }) => {
   app.post(
     '/credit-products',
     {

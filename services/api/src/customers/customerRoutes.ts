@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { CustomerDirectory } from '@tally/catalog';
+import type { CustomerDirectory } from '@tally/ledger';
 import { customerId, errorResponses, LIMIT_PATTERN } from '../apiSchemas';
 import { fetchPage, pageSchema } from '../pagination';
 

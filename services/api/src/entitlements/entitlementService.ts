@@ -1,9 +1,9 @@
-import { BalanceNotFoundError } from '@tally/catalog';
+import { BalanceNotFoundError } from '@tally/ledger';
 import { fitsAvailable, parseStoredCredits, type Micros } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import type { BalanceReadModel } from '@tally/projections';
 import type { BalanceService } from '../balances/balanceService';
-import { waitForConsistency } from '../waitForConsistency';
+import { waitForConsistency } from '../balances/waitForConsistency';
 
 export interface EntitlementView {
   readonly allowed: boolean;

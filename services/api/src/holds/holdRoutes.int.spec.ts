@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPurchaseService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceProjector, createBalanceReadModel, replayBalances, type BalanceProjector } from '@tally/projections';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
@@ -32,12 +32,14 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     db = await createTestSchema({ prefix: 'holds_api', max: 20 });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('holds'), pollIntervalMs: 100 });
     catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     redis = new Redis(stackConfig.redisUrl);
     projector = createBalanceProjector({ eventStore, redis, keyPrefix, logger, pollIntervalMs: 100 });
     await projector.start();
     app = await buildApp({
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
@@ -45,7 +47,7 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
       logger,
       health: async () => ({ postgres: 'up', redis: 'up' }),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       options: { consistencyTimeoutMs: 20_000 },
     });
     const product = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'Renders' } });

@@ -1,13 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { BalanceNotFoundError, type CatalogStore } from '@tally/catalog';
 import { formatCredits, ValidationError } from '@tally/domain';
-import type { ConsumptionBucketSize, ConsumptionStore } from '@tally/ledger';
+import { BalanceNotFoundError, type BalanceRegistry, type ConsumptionBucketSize, type ConsumptionStore } from '@tally/ledger';
 import { balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
 
 export interface ConsumptionRoutesOptions {
   readonly consumption: ConsumptionStore;
-  readonly catalog: Pick<CatalogStore, 'getBalance'>;
+  readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'>;
   readonly now: () => Date;
 }
 
@@ -74,7 +73,7 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
       if (to.getTime() - from.getTime() > MAX_RANGE_MS[bucket]) {
         throw new ValidationError(`a range of ${bucket}s spans at most ${MAX_RANGE_MS[bucket] / DAY_MS} days`);
       }
-      if ((await deps.catalog.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+      if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       const { position, buckets } = await deps.consumption.consumption(balanceId, { from, to, bucket });
       return {
         bucket,

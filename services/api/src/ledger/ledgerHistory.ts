@@ -1,5 +1,4 @@
-import { BalanceNotFoundError, type CatalogStore } from '@tally/catalog';
-import type { LedgerService } from '@tally/ledger';
+import { BalanceNotFoundError, type BalanceRegistry, type LedgerService } from '@tally/ledger';
 import type { Page } from '../pagination';
 import { ledgerEntryView, type LedgerEntryView } from './ledgerEntryView';
 
@@ -9,11 +8,11 @@ export interface LedgerHistory {
   page(balanceId: string, page: { readonly limit: number; readonly before?: bigint }): Promise<Page<LedgerEntryView>>;
 }
 
-export function createLedgerHistory(deps: { readonly ledger: LedgerService; readonly catalog: Pick<CatalogStore, 'getBalance'> }): LedgerHistory {
+export function createLedgerHistory(deps: { readonly ledger: LedgerService; readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'> }): LedgerHistory {
   return {
     async page(balanceId, page) {
       // The registry, not the page, says whether the balance exists: a page past the end is empty, not a 404.
-      if ((await deps.catalog.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+      if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       const { items, next } = await deps.ledger.readLedger(balanceId, page);
       return { items: items.map(ledgerEntryView), next: next === null ? null : next.toString() };
     },

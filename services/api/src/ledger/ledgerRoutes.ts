@@ -6,12 +6,8 @@ import { LedgerEntrySchema } from './ledgerEntryView';
 
 export const DEFAULT_LEDGER_PAGE = 50;
 
-export interface LedgerRoutesOptions {
-  readonly history: LedgerHistory;
-}
-
 /** The ledger: every change of a balance, the manual ones, purchases, grants and usage alike. */
-export const ledgerRoutes: FastifyPluginAsyncTypebox<LedgerRoutesOptions> = async (app, { history }) => {
+export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerHistory }> = async (app, { history }) => {
   app.get(
     '/credit-balances/:balanceId/ledger',
     {

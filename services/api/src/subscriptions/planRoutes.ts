@@ -4,10 +4,6 @@ import { MAX_PERIOD_DAYS, MAX_PLAN_ITEMS, planToDto, type PlanDto, type Subscrip
 import { credits, errorResponses, identifier, nullableCredits, nullableString, params, stringEnum, text } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 
-export interface SubscriptionRoutesOptions {
-  readonly subscriptions: SubscriptionService;
-}
-
 /** `"month"`, `"year"` or `{ "days": n }`: one field, so a plan reads the way it is billed. */
 export const periodSchema = Type.Union(
   [
@@ -31,7 +27,7 @@ const planSchema = Type.Object({
 export const tags = ['plans and subscriptions'];
 
 /** Billing plans: what each credit product in them grants per period. Immutable once created. */
-export const planRoutes: FastifyPluginAsyncTypebox<SubscriptionRoutesOptions> = async (app, { subscriptions }) => {
+export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: SubscriptionService }> = async (app, { subscriptions }) => {
   app.post(
     '/plans',
     {

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { subscriptionView } from '@tally/subscriptions';
+import { subscriptionView, type SubscriptionService } from '@tally/subscriptions';
 import { customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
-import { periodSchema, tags, type SubscriptionRoutesOptions } from './planRoutes';
+import { periodSchema, tags } from './planRoutes';
 
 const overridesSchema = Type.Array(
   Type.Object(
@@ -59,7 +59,7 @@ const subscriptionSchema = Type.Object({
 const subscriptionParams = params({ subscriptionId: identifier });
 
 /** Subscriptions: a customer on a plan, granted credits every period by the grant scheduler. */
-export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionRoutesOptions> = async (app, { subscriptions }) => {
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: SubscriptionService }> = async (app, { subscriptions }) => {
   app.post(
     '/subscriptions',
     {

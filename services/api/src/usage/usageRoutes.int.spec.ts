@@ -1,7 +1,7 @@
 import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { creditProductFromDto, formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPurchaseService, type LedgerService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService, type BalanceRegistry, type LedgerService } from '@tally/ledger';
 import { createUsageConsumer, createUsagePublisher, type UsageConsumer, type UsagePublisher } from '@tally/metering';
 import { createBalanceReadModel } from '@tally/projections';
 import {
@@ -32,6 +32,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
   let db: TestSchema;
   let eventStore: EventStore;
   let catalog: CatalogStore;
+  let balanceRegistry: BalanceRegistry;
   let catalogCache: CatalogCache;
   let ledger: LedgerService;
   let redis: Redis;
@@ -47,6 +48,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
 
   const apiDeps = (): ApiDeps => ({
     catalog,
+    balanceRegistry,
     ledger,
     balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('ingest') }),
     eventStore,
@@ -54,7 +56,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     logger,
     health: async () => ({}),
     metrics: createMetricsRegistry(),
-    purchases: createPurchaseService({ catalog, ledger }),
+    purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
     usagePublisher: publisher,
   });
 
@@ -62,7 +64,8 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     db = await createTestSchema({ prefix: 'ingest' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger });
     catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    ledger = createLedgerService({ eventStore, catalog, logger });
+    balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: 200 });
     await catalogCache.start();
     redis = new Redis(stackConfig.redisUrl);
@@ -93,7 +96,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
       dlqTopic,
       registryUrl: stackConfig.schemaRegistryUrl,
       eventStore,
-      catalogStore: catalog,
+      balanceRegistry,
       catalogCache,
       logger,
       sessionTimeoutMs: 10_000,

@@ -1,6 +1,13 @@
-import { createPostgresCatalogStore, createPostgresCustomerDirectory } from '@tally/catalog';
+import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createConsumptionProjector, createLedgerService, createPostgresConsumptionStore, createPurchaseService } from '@tally/ledger';
+import {
+  createConsumptionProjector,
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  createPostgresConsumptionStore,
+  createPostgresCustomerDirectory,
+  createPurchaseService,
+} from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
 import type { Worker } from '@tally/runtime';
@@ -45,10 +52,12 @@ describe('the web interfaces\' API', () => {
     db = await createTestSchema({ prefix: 'webapi' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('webapi'), pollIntervalMs: 100 });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     redis = new Redis(stackConfig.redisUrl);
     deps = {
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
@@ -59,7 +68,7 @@ describe('the web interfaces\' API', () => {
       logger,
       health: async () => ({ postgres: 'up' }),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       customers: createPostgresCustomerDirectory({ pool: db.pool }),
       consumption: createPostgresConsumptionStore({ pool: db.pool }),
       web: { secret: SECRET },

@@ -1,6 +1,6 @@
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPurchaseService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
 import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
@@ -26,9 +26,11 @@ describe('/v1/webhook-endpoints', () => {
 
   async function appWith(allowPrivateNetworks: boolean): Promise<FastifyInstance> {
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     return buildApp({
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('webhook_routes') }),
       eventStore,
@@ -36,7 +38,7 @@ describe('/v1/webhook-endpoints', () => {
       logger,
       health: async () => ({}),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       webhooks: createWebhookEndpointService({ store, eventStore, secretGraceMs: 3_600_000, clock: () => new Date(), allowPrivateNetworks }),
     });
   }

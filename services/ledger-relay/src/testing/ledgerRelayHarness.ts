@@ -12,6 +12,7 @@ import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@
 import {
   commandIds,
   createLedgerService,
+  createPostgresBalanceRegistry,
   expectedRevisionOf,
   loadBalance,
   toEventsToAppend,
@@ -86,7 +87,7 @@ export async function createLedgerRelayHarness(prefix: string): Promise<LedgerRe
   const db = await createTestSchema({ prefix });
   const store = createPostgresEventStore({ pool: db.pool, logger: testLogger });
   const catalog = createPostgresCatalogStore({ pool: db.pool, logger: testLogger });
-  const ledger = createLedgerService({ eventStore: store, catalog, logger: testLogger });
+  const ledger = createLedgerService({ eventStore: store, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger: testLogger });
   const registry = createTestRegistry();
   const kafka: Kafka = createTestKafka(uniqueName(prefix));
   const admin: Admin = kafka.admin();

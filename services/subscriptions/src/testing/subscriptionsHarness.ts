@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { CatalogStore, createPostgresCatalogStore } from '@tally/catalog';
 import type { CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPurchaseService, LedgerService, PurchaseService, RecordedBalanceEvent } from '@tally/ledger';
+import {
+  BalanceRegistry,
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  createPurchaseService,
+  LedgerService,
+  PurchaseService,
+  RecordedBalanceEvent,
+} from '@tally/ledger';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino, { type Logger } from 'pino';
 import { createGrantScheduler, GrantScheduler } from '../grantScheduler';
@@ -33,6 +41,7 @@ export interface SubscriptionsHarness {
   readonly clock: TestClock;
   readonly eventStore: EventStore;
   readonly catalog: CatalogStore;
+  readonly balanceRegistry: BalanceRegistry;
   readonly ledger: LedgerService;
   readonly subscriptions: SubscriptionStore;
   readonly service: SubscriptionService;
@@ -52,11 +61,12 @@ export async function createSubscriptionsHarness(prefix: string, start = '2024-0
   const clock = createTestClock(start);
   const eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
   const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
-  const ledger = createLedgerService({ eventStore, catalog, logger, clock });
+  const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+  const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, clock });
   const plans = createPostgresPlanStore({ pool: db.pool, logger });
   const subscriptions = createPostgresSubscriptionStore({ pool: db.pool, logger });
-  const service = createSubscriptionService({ plans, subscriptions, ledger, catalog, clock, logger });
-  const purchases = createPurchaseService({ catalog, ledger });
+  const service = createSubscriptionService({ plans, subscriptions, ledger, catalog, balanceRegistry, clock, logger });
+  const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
 
   return {
     db,
@@ -64,12 +74,13 @@ export async function createSubscriptionsHarness(prefix: string, start = '2024-0
     clock,
     eventStore,
     catalog,
+    balanceRegistry,
     ledger,
     subscriptions,
     service,
     purchases,
     newScheduler: (intervalMs = 60_000, maxPeriodsPerRun?: number) =>
-      createGrantScheduler({ subscriptions, ledger, catalog, clock, intervalMs, logger, ...(maxPeriodsPerRun !== undefined ? { maxPeriodsPerRun } : {}) }),
+      createGrantScheduler({ subscriptions, ledger, balanceRegistry, clock, intervalMs, logger, ...(maxPeriodsPerRun !== undefined ? { maxPeriodsPerRun } : {}) }),
     async createProduct(fields = {}) {
       const product: CreditProduct = {
         id: `product-${randomUUID()}`,

@@ -6,7 +6,7 @@
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { balanceIdOfStream, MICROS_PER_CREDIT } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createBalanceStates, createLedgerService, type LedgerService } from '@tally/ledger';
+import { createBalanceStates, createLedgerService, createPostgresBalanceRegistry, type LedgerService } from '@tally/ledger';
 import { createPostgresCheckpointStore } from '@tally/runtime';
 import { createTestSchema, uniqueName, type TestSchema } from '@tally/test-support';
 import type { WebhookEventType } from '@tally/schemas';
@@ -81,7 +81,8 @@ export async function createWebhookHarness(prefix: string): Promise<WebhookHarne
   const eventStore = createPostgresEventStore({ pool: db.pool, logger: testLogger });
   const catalog = createPostgresCatalogStore({ pool: db.pool, logger: testLogger });
   let ledgerClockOffsetMs = 0;
-  const ledger = createLedgerService({ eventStore, catalog, logger: testLogger, clock: () => new Date(Date.now() + ledgerClockOffsetMs) });
+  const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+  const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger: testLogger, clock: () => new Date(Date.now() + ledgerClockOffsetMs) });
   const store = createPostgresWebhookStore(db.pool);
   const endpoints = createWebhookEndpointService({
     store,

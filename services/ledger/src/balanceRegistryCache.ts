@@ -2,14 +2,14 @@ import { LruCache } from '@tally/domain';
 import { NotificationListener } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import type { BalanceRef, CatalogStore } from './catalogStore';
+import type { BalanceRef, BalanceRegistry } from './balanceRegistry';
 
 /** Where migration 011's trigger tells which customer's balances changed (an empty payload: all). */
 export const BALANCE_REGISTRY_CHANNEL = 'tally_credit_balances';
 
 export interface BalanceRegistryCacheOptions {
   /** The registry itself; every method but balancesOfCustomers passes straight through. */
-  readonly store: CatalogStore;
+  readonly store: BalanceRegistry;
   /** Its database: the LISTEN connection is opened with this pool's settings, outside it. */
   readonly pool: Pool;
   readonly logger: Logger;
@@ -17,7 +17,7 @@ export interface BalanceRegistryCacheOptions {
   readonly capacity?: number;
 }
 
-export interface BalanceRegistryCache extends CatalogStore {
+export interface BalanceRegistryCache extends BalanceRegistry {
   /**
    * Sets up LISTEN, so that the cache serves from the first lookups on. A failure is logged, not
    * thrown: the store answers everything meanwhile, and each lookup tries to listen again.

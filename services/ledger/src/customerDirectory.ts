@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { guarded } from './postgresCatalogStore';
+import { guardCatalogQuery as guarded } from '@tally/catalog';
 
 /** A customer as the operator console lists it: one who has at least one balance. */
 export interface CustomerSummary {

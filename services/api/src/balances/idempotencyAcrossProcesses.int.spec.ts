@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceSnapshotStore, createPurchaseService, loadBalance } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPostgresBalanceSnapshotStore, createPurchaseService, loadBalance } from '@tally/ledger';
 import { createBalanceReadModel } from '@tally/projections';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import pino from 'pino';
-import type { BalanceView } from './balances/balanceView';
-import { buildApp } from './buildApp';
+import type { BalanceView } from './balanceView';
+import { buildApp } from '../buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(180_000);
@@ -36,9 +36,11 @@ describe('idempotency across API processes', () => {
     const eventStore = createPostgresEventStore({ pool, logger, notifyChannel: uniqueName('idem') });
     stores.push(eventStore);
     const catalog = createPostgresCatalogStore({ pool, logger });
-    const ledger = createLedgerService({ eventStore, catalog, logger, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
     const app = await buildApp({
       catalog,
+      balanceRegistry,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
@@ -46,7 +48,7 @@ describe('idempotency across API processes', () => {
       logger,
       health: async () => ({}),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, ledger }),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
     });
     apps.push(app);
     return app;
