@@ -1,7 +1,7 @@
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
 import type { BalanceSnapshot } from './balanceSnapshot';
-import { FoldedBalance, foldedFromSnapshot, snapshotOf } from './foldedBalance';
+import { PositionedBalance, foldedFromSnapshot, snapshotOf } from './positionedBalance';
 import { foldBalanceStreams } from './foldBalanceStreams';
 import { foldLedgerRecords } from './foldLedgerRecords';
 import type { GenerationStore, WriteMode, WriteOutcome } from './generationStore';
@@ -24,9 +24,9 @@ export interface BatchTarget {
 }
 
 /** What each balance's snapshot holds, or 'unreadable' for a snapshot that does not parse. */
-async function storedBalances(target: BatchTarget, balanceIds: readonly string[]): Promise<Map<string, FoldedBalance | undefined | 'unreadable'>> {
+async function storedBalances(target: BatchTarget, balanceIds: readonly string[]): Promise<Map<string, PositionedBalance | undefined | 'unreadable'>> {
   const { cache } = target;
-  const stored = new Map<string, FoldedBalance | undefined | 'unreadable'>();
+  const stored = new Map<string, PositionedBalance | undefined | 'unreadable'>();
   const unknown: string[] = [];
   for (const balanceId of balanceIds) {
     const cached = cache?.get(balanceId);
@@ -59,7 +59,7 @@ export async function prepareLedgerBatch(target: BatchTarget, events: readonly R
   const { store, generation, mode } = target;
   const byBalance = groupByBalance(events);
   const stored = await storedBalances(target, [...byBalance.keys()]);
-  const changed: FoldedBalance[] = [];
+  const changed: PositionedBalance[] = [];
   const gaps: string[] = [];
   for (const [balanceId, records] of byBalance) {
     const base = stored.get(balanceId);

@@ -1,6 +1,6 @@
 import { balanceStreamId } from '@tally/domain';
 import { streamRuns, type EventStore } from '@tally/event-store';
-import type { FoldedBalance } from './foldedBalance';
+import type { PositionedBalance } from './positionedBalance';
 import { foldLedgerRecords } from './foldLedgerRecords';
 import { LedgerRecord, toLedgerRecord } from './ledgerRecord';
 
@@ -13,8 +13,8 @@ import { LedgerRecord, toLedgerRecord } from './ledgerRecord';
 export async function foldBalanceStreams(
   eventStore: Pick<EventStore, 'readStreamsPaged'>,
   upTo: ReadonlyMap<string, bigint>,
-): Promise<Map<string, FoldedBalance | undefined>> {
-  const folded = new Map<string, FoldedBalance | undefined>([...upTo.keys()].map((balanceId) => [balanceId, undefined]));
+): Promise<Map<string, PositionedBalance | undefined>> {
+  const folded = new Map<string, PositionedBalance | undefined>([...upTo.keys()].map((balanceId) => [balanceId, undefined]));
   const balanceOf = new Map([...upTo.keys()].map((balanceId) => [balanceStreamId(balanceId), balanceId]));
   for await (const page of eventStore.readStreamsPaged([...balanceOf.keys()])) {
     // Each run of one stream's events is folded onto what the earlier pages gave.

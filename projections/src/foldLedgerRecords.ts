@@ -1,11 +1,11 @@
 import { BalanceState, evolve } from '@tally/domain';
-import type { FoldedBalance } from './foldedBalance';
+import type { PositionedBalance } from './positionedBalance';
 import type { LedgerRecord } from './ledgerRecord';
 
 export type FoldResult =
   /** Every record is at or below the base's position: applying them again changes nothing. */
   | { readonly kind: 'unchanged' }
-  | { readonly kind: 'changed'; readonly folded: FoldedBalance }
+  | { readonly kind: 'changed'; readonly folded: PositionedBalance }
   /** The records do not continue the base (a stream revision is missing between them): fold the whole stream again. */
   | { readonly kind: 'gap' };
 
@@ -15,7 +15,7 @@ export type FoldResult =
  * a crash harmless. The rest must continue the stream exactly (revision = base's + 1, and so
  * on), so a lost or stale snapshot is never silently folded forward.
  */
-export function foldLedgerRecords(base: FoldedBalance | undefined, records: readonly LedgerRecord[]): FoldResult {
+export function foldLedgerRecords(base: PositionedBalance | undefined, records: readonly LedgerRecord[]): FoldResult {
   let state: BalanceState = base?.state ?? { status: 'unopened' };
   let nextRevision = base === undefined ? 0n : base.revision + 1n;
   const position = base?.position ?? -1n;

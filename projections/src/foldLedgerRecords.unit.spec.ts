@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { BalanceEvent } from '@tally/domain';
 import { snapshotFromHash, snapshotToHash } from './balanceSnapshot';
-import { FoldedBalance, foldedFromSnapshot, snapshotOf } from './foldedBalance';
+import { PositionedBalance, foldedFromSnapshot, snapshotOf } from './positionedBalance';
 import { foldLedgerRecords, FoldResult } from './foldLedgerRecords';
 import type { LedgerRecord } from './ledgerRecord';
 
@@ -51,16 +51,16 @@ function records(events: readonly BalanceEvent[], firstPosition = 1n, step = 3n,
   }));
 }
 
-function folded(result: FoldResult): FoldedBalance {
+function folded(result: FoldResult): PositionedBalance {
   if (result.kind !== 'changed') throw new Error(`expected a change, got ${result.kind}`);
   return result.folded;
 }
 
 /** The snapshot readers get after folding `records` onto `base`. */
-const snapshotAfter = (base: FoldedBalance | undefined, records: readonly LedgerRecord[]) => snapshotOf(folded(foldLedgerRecords(base, records)));
+const snapshotAfter = (base: PositionedBalance | undefined, records: readonly LedgerRecord[]) => snapshotOf(folded(foldLedgerRecords(base, records)));
 
 /** What the projector does between batches: write the snapshot as strings, read it back. */
-const throughRedis = (balance: FoldedBalance) => foldedFromSnapshot(snapshotFromHash(snapshotToHash(snapshotOf(balance)))!)!;
+const throughRedis = (balance: PositionedBalance) => foldedFromSnapshot(snapshotFromHash(snapshotToHash(snapshotOf(balance)))!)!;
 
 describe('foldLedgerRecords', () => {
   it('folds a stream into the snapshot readers get: decimal strings, threshold state, revision and position of the last event', () => {

@@ -1,5 +1,5 @@
 export type { BalanceSnapshot } from './balanceSnapshot';
-export { snapshotOf, type FoldedBalance } from './foldedBalance';
+export { snapshotOf, type PositionedBalance } from './positionedBalance';
 export { foldBalanceStreams } from './foldBalanceStreams';
 export { DEFAULT_KEY_PREFIX } from './keySpace';
 export { createBalanceProjector } from './balanceProjector';

@@ -1,4 +1,4 @@
-import type { FoldedBalance } from './foldedBalance';
+import type { PositionedBalance } from './positionedBalance';
 
 /**
  * The balances a writer folded, most recently folded last, so the next batch takes them from
@@ -15,8 +15,8 @@ import type { FoldedBalance } from './foldedBalance';
  * reads its misses from Redis.
  */
 export interface SnapshotCache {
-  get(balanceId: string): FoldedBalance | undefined;
-  set(folded: FoldedBalance): void;
+  get(balanceId: string): PositionedBalance | undefined;
+  set(folded: PositionedBalance): void;
   /** True for a cache made `startsEmpty` while nothing was evicted: a miss is then a balance the generation does not hold. */
   readonly complete: boolean;
 }
@@ -26,7 +26,7 @@ const DEFAULT_CAPACITY = 50_000;
 
 export function createSnapshotCache(capacity = DEFAULT_CAPACITY, { startsEmpty = true }: { readonly startsEmpty?: boolean } = {}): SnapshotCache {
   if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`snapshotCacheSize must be a non-negative integer; got ${capacity}`);
-  const balances = new Map<string, FoldedBalance>();
+  const balances = new Map<string, PositionedBalance>();
   let complete = startsEmpty;
   return {
     get: (balanceId) => balances.get(balanceId),

@@ -1,8 +1,8 @@
 import type { OpenBalance } from '@tally/domain';
-import type { FoldedBalance } from './foldedBalance';
+import type { PositionedBalance } from './positionedBalance';
 import { createSnapshotCache } from './snapshotCache';
 
-const balance = (balanceId: string, position: bigint): FoldedBalance => ({
+const balance = (balanceId: string, position: bigint): PositionedBalance => ({
   state: { balanceId } as OpenBalance,
   revision: 0n,
   position,

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { SNAPSHOT_FIELDS, SnapshotField, snapshotToHash } from './balanceSnapshot';
 import { foldBalanceStreams } from './foldBalanceStreams';
-import { snapshotOf } from './foldedBalance';
+import { snapshotOf } from './positionedBalance';
 import { createGenerationStore, GenerationStore } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';

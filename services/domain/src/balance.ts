@@ -224,6 +224,16 @@ export type BalanceState = { readonly status: 'unopened' } | OpenBalance;
 export const initialBalanceState: BalanceState = { status: 'unopened' };
 
 /**
+ * A balance folded from its stream: the state `evolve` made and the revision of the last event
+ * folded in (-1n when the stream does not exist), which is what the next append expects. The
+ * ledger folds any state; the read model only open ones (`FoldedBalance<OpenBalance>`).
+ */
+export interface FoldedBalance<S extends BalanceState = BalanceState> {
+  readonly state: S;
+  readonly revision: bigint;
+}
+
+/**
  * Version of what `evolve` makes of a stream. Stored snapshots of balances (@tally/ledger) are
  * folds cached at a revision and are only trusted at the version they were made with: bump this
  * whenever `evolve` or `BalanceState` changes meaning, and every older snapshot is ignored (the

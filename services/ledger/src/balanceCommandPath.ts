@@ -1,8 +1,8 @@
-import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState } from '@tally/domain';
+import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState, type FoldedBalance } from '@tally/domain';
 import { WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
 import { createBackoff } from '@tally/runtime';
 import type { Logger } from 'pino';
-import { expectedRevisionOf, type LoadedBalance } from './balanceLoader';
+import { expectedRevisionOf } from './balanceLoader';
 import type { BalanceStates } from './balanceStates';
 import { ledgerEventId, MAX_EVENTS_PER_COMMAND } from './deterministicId';
 import { CommandIdCollisionError, ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
@@ -62,17 +62,17 @@ export interface BalanceCommandPathOptions {
 interface Decided {
   readonly index: number;
   readonly eventIds: readonly string[];
-  readonly after: LoadedBalance;
+  readonly after: FoldedBalance;
 }
 
 interface StreamPlan {
   readonly balanceId: string;
-  readonly start: LoadedBalance;
+  readonly start: FoldedBalance;
   readonly append: AppendRequest & { events: AppendRequest['events'][number][] };
   readonly decided: Decided[];
   /** Commands the decider refused (or that changed nothing), settled once the append confirms the state they saw. */
   readonly settled: Map<number, BalanceCommandOutcome>;
-  end: LoadedBalance;
+  end: FoldedBalance;
 }
 
 /**
@@ -152,7 +152,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
   async function plan(
     requests: readonly BalanceCommandRequest[],
     pending: readonly number[],
-    known: Map<string, LoadedBalance>,
+    known: Map<string, FoldedBalance>,
     reader?: Pick<EventStore, 'readStream'>,
   ): Promise<Map<string, StreamPlan>> {
     const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
@@ -180,7 +180,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         stream.settled.set(index, { ok: false, error });
         continue;
       }
-      const after: LoadedBalance = { state: events.reduce(evolve, stream.end.state), revision: stream.end.revision + BigInt(events.length) };
+      const after: FoldedBalance = { state: events.reduce(evolve, stream.end.state), revision: stream.end.revision + BigInt(events.length) };
       if (events.length === 0) {
         stream.settled.set(index, { ok: true, state: after.state, revision: after.revision, events: [], replayed: false });
         continue;
@@ -198,7 +198,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
     async execute(requests) {
       const outcomes: (BalanceCommandOutcome | undefined)[] = new Array(requests.length).fill(undefined);
       // The states this call holds: after a conflict only the events after them are read.
-      const known = new Map<string, LoadedBalance>();
+      const known = new Map<string, FoldedBalance>();
       for (let attempt = 1; ; attempt += 1) {
         const unsettled = () => requests.flatMap((_, index) => (outcomes[index] === undefined ? [index] : []));
         if (unsettled().length === 0) return outcomes as BalanceCommandOutcome[];
@@ -250,7 +250,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
             fromRecordedEvent(event),
           ]),
         );
-        const written: { balanceId: string; loaded: LoadedBalance }[] = [];
+        const written: { balanceId: string; loaded: FoldedBalance }[] = [];
         writing.forEach((stream, position) => {
           if (results[position]!.idempotent) {
             // Another writer stored these very commands between the check and the append: the

@@ -1,13 +1,6 @@
-import { balanceStreamId, BalanceState, evolve, initialBalanceState } from '@tally/domain';
+import { balanceStreamId, evolve, initialBalanceState, type FoldedBalance } from '@tally/domain';
 import { streamRuns, type EventStore, type ExpectedRevision, type RecordedEvent } from '@tally/event-store';
 import { fromRecordedEvent } from './ledgerEvents';
-
-/** A balance folded from its stream, with the revision to expect when appending next. */
-export interface LoadedBalance {
-  readonly state: BalanceState;
-  /** Last revision of the stream; -1n when the stream does not exist. */
-  readonly revision: bigint;
-}
 
 export const NO_STREAM = -1n;
 
@@ -15,7 +8,7 @@ export function expectedRevisionOf(revision: bigint): ExpectedRevision {
   return revision === NO_STREAM ? 'no_stream' : revision;
 }
 
-export function foldRecorded(events: readonly RecordedEvent[], from: LoadedBalance = { state: initialBalanceState, revision: NO_STREAM }): LoadedBalance {
+export function foldRecorded(events: readonly RecordedEvent[], from: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM }): FoldedBalance {
   let { state, revision } = from;
   for (const recorded of events) {
     state = evolve(state, fromRecordedEvent(recorded).event);
@@ -24,7 +17,7 @@ export function foldRecorded(events: readonly RecordedEvent[], from: LoadedBalan
   return { state, revision };
 }
 
-export async function loadBalance(eventStore: EventStore, balanceId: string): Promise<LoadedBalance> {
+export async function loadBalance(eventStore: EventStore, balanceId: string): Promise<FoldedBalance> {
   return foldRecorded(await eventStore.readStream(balanceStreamId(balanceId)));
 }
 
@@ -37,9 +30,9 @@ export async function loadBalances(
   eventStore: EventStore,
   balanceIds: readonly string[],
   options?: { readonly maxPageEvents?: number },
-): Promise<Map<string, LoadedBalance>> {
-  const empty: LoadedBalance = { state: initialBalanceState, revision: NO_STREAM };
-  const loaded = new Map<string, LoadedBalance>(balanceIds.map((balanceId) => [balanceId, empty]));
+): Promise<Map<string, FoldedBalance>> {
+  const empty: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM };
+  const loaded = new Map<string, FoldedBalance>(balanceIds.map((balanceId) => [balanceId, empty]));
   const balanceOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
   for await (const page of eventStore.readStreamsPaged([...balanceOf.keys()], options)) {
     // Each run of one stream's events is folded onto what the earlier pages gave.

@@ -1,6 +1,5 @@
-import { BALANCE_FOLD_VERSION, type BalanceState, type OpenBalance } from '@tally/domain';
+import { BALANCE_FOLD_VERSION, type BalanceState, type OpenBalance, type FoldedBalance } from '@tally/domain';
 import { LEDGER_EVENT_SCHEMA_VERSION } from '@tally/schemas';
-import type { LoadedBalance } from './balanceLoader';
 
 /**
  * A snapshot is a cached fold: the state `evolve` gives for a balance's stream up to `revision`,
@@ -13,9 +12,9 @@ export const BALANCE_SNAPSHOT_VERSION = `events-v${LEDGER_EVENT_SCHEMA_VERSION}.
 /** Where snapshots are kept: a small port, so the command path does not know PostgreSQL. */
 export interface BalanceSnapshotStore {
   /** The latest snapshot of the balance at or before `atOrBefore` (any revision when absent), of the current version. */
-  load(balanceId: string, atOrBefore?: bigint): Promise<LoadedBalance | undefined>;
+  load(balanceId: string, atOrBefore?: bigint): Promise<FoldedBalance | undefined>;
   /** Keeps these folds; a snapshot already kept at the same revision is left as it is (it is the same fold). */
-  save(snapshots: readonly { readonly balanceId: string; readonly loaded: LoadedBalance }[]): Promise<void>;
+  save(snapshots: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
 }
 
 /** The JSON form of an open balance: micro-credits as integer strings, never numbers. */

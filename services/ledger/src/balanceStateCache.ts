@@ -1,5 +1,4 @@
-import { LruCache } from '@tally/domain';
-import type { LoadedBalance } from './balanceLoader';
+import { LruCache, type FoldedBalance } from '@tally/domain';
 
 /**
  * The consumer's memory of balances: state and revision per balance, so a batch decides without
@@ -8,13 +7,13 @@ import type { LoadedBalance } from './balanceLoader';
  * that, and the consumer then drops the entry and reloads.
  */
 export interface BalanceStateCache {
-  get(balanceId: string): LoadedBalance | undefined;
-  set(balanceId: string, balance: LoadedBalance): void;
+  get(balanceId: string): FoldedBalance | undefined;
+  set(balanceId: string, balance: FoldedBalance): void;
   delete(balanceId: string): void;
   readonly size: number;
 }
 
 export function createBalanceStateCache(capacity: number): BalanceStateCache {
   if (!Number.isSafeInteger(capacity) || capacity < 1) throw new Error('balance cache capacity must be a positive integer');
-  return new LruCache<string, LoadedBalance>(capacity);
+  return new LruCache<string, FoldedBalance>(capacity);
 }

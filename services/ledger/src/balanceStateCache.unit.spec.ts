@@ -1,7 +1,7 @@
-import type { LoadedBalance } from './balanceLoader';
+import type { FoldedBalance } from '@tally/domain';
 import { createBalanceStateCache } from './balanceStateCache';
 
-const loaded = (revision: bigint): LoadedBalance => ({ state: { status: 'unopened' }, revision });
+const loaded = (revision: bigint): FoldedBalance => ({ state: { status: 'unopened' }, revision });
 
 describe('createBalanceStateCache', () => {
   it('evicts the least recently used balance once full', () => {

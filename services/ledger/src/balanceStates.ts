@@ -1,7 +1,7 @@
-import { balanceStreamId } from '@tally/domain';
+import { balanceStreamId, type FoldedBalance } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
-import { foldRecorded, NO_STREAM, type LoadedBalance } from './balanceLoader';
+import { foldRecorded, NO_STREAM } from './balanceLoader';
 import type { BalanceSnapshotStore } from './balanceSnapshot';
 import { createBalanceStateCache } from './balanceStateCache';
 
@@ -18,11 +18,11 @@ export interface BalanceStates {
    * `reader` reads that tail instead of the store (an exclusive append's transaction); with it,
    * nothing else is touched (no snapshot is loaded or kept), so give `known` with it.
    */
-  current(balanceId: string, known?: LoadedBalance, reader?: Pick<EventStore, 'readStream'>): Promise<LoadedBalance>;
+  current(balanceId: string, known?: FoldedBalance, reader?: Pick<EventStore, 'readStream'>): Promise<FoldedBalance>;
   /** The balance exactly at `revision` (an earlier command's last event): what that command answered. */
-  at(balanceId: string, revision: bigint): Promise<LoadedBalance>;
+  at(balanceId: string, revision: bigint): Promise<FoldedBalance>;
   /** States this process just appended: cached, and kept as snapshots when due. */
-  written(balances: readonly { readonly balanceId: string; readonly loaded: LoadedBalance }[]): Promise<void>;
+  written(balances: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
   /** Drops the cached state (another writer's events make it stale: the next read starts from the snapshot). */
   forget(balanceId: string): void;
 }
@@ -52,15 +52,15 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   const pageEvents = options.pageEvents ?? 1000;
   const snapshotAfterEvents = options.snapshotAfterEvents ?? 10_000;
   const snapshotEveryWrite = options.snapshotEveryWrite ?? true;
-  const empty: LoadedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
+  const empty: FoldedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
 
   /** Folds the stream's events after `from`, a page at a time, up to `through` (inclusive) when given. */
   async function foldTail(
     balanceId: string,
-    from: LoadedBalance,
+    from: FoldedBalance,
     through?: bigint,
     reader: Pick<EventStore, 'readStream'> = eventStore,
-  ): Promise<{ loaded: LoadedBalance; read: number }> {
+  ): Promise<{ loaded: FoldedBalance; read: number }> {
     const streamId = balanceStreamId(balanceId);
     let loaded = from;
     let read = 0;
@@ -74,7 +74,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     }
   }
 
-  async function keep(balances: readonly { balanceId: string; loaded: LoadedBalance }[]): Promise<void> {
+  async function keep(balances: readonly { balanceId: string; loaded: FoldedBalance }[]): Promise<void> {
     if (snapshots === undefined || balances.length === 0) return;
     try {
       await snapshots.save(balances);

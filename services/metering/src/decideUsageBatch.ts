@@ -1,6 +1,6 @@
-import { balanceStreamId, decide, evolve, type UsageEvent } from '@tally/domain';
+import { balanceStreamId, decide, evolve, type UsageEvent, type FoldedBalance } from '@tally/domain';
 import type { AppendRequest, EventToAppend } from '@tally/event-store';
-import { expectedRevisionOf, toEventsToAppend, type LoadedBalance } from '@tally/ledger';
+import { expectedRevisionOf, toEventsToAppend } from '@tally/ledger';
 import type { UsageCharge, UsageSkip } from './priceUsageBatch';
 
 /** The usage property that names the hold a usage event settles (README, Holds). */
@@ -10,7 +10,7 @@ export interface BalanceAppend {
   readonly balanceId: string;
   readonly request: AppendRequest;
   /** The balance once the request is stored, at the revision the append leaves its stream. */
-  readonly after: LoadedBalance;
+  readonly after: FoldedBalance;
   readonly charges: readonly UsageCharge[];
 }
 
@@ -28,14 +28,14 @@ export interface DecideUsageBatchInput {
   /** First-event ids of charges already stored (see UsageCharge.firstEventId). */
   readonly applied: ReadonlySet<string>;
   /** Current state and revision of every charged balance that has a stream; a missing one has none yet. */
-  readonly states: ReadonlyMap<string, LoadedBalance>;
+  readonly states: ReadonlyMap<string, FoldedBalance>;
   /** When the consumer decides, ISO-8601: the events' occurredAt. */
   readonly at: string;
 }
 
 interface WorkingBalance {
-  readonly start: LoadedBalance;
-  current: LoadedBalance;
+  readonly start: FoldedBalance;
+  current: FoldedBalance;
   readonly events: EventToAppend[];
   readonly charges: UsageCharge[];
 }

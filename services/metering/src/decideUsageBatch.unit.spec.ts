@@ -1,5 +1,4 @@
-import { balanceStreamId, type BalanceState, type Micros, type UsageEvent } from '@tally/domain';
-import type { LoadedBalance } from '@tally/ledger';
+import { balanceStreamId, type BalanceState, type Micros, type UsageEvent, type FoldedBalance } from '@tally/domain';
 import { commandIds, ledgerEventId } from '@tally/ledger';
 import { decideUsageBatch } from './decideUsageBatch';
 import type { UsageCharge } from './priceUsageBatch';
@@ -27,7 +26,7 @@ const charge = (index: number, usageId: string, balanceId: string, credits: Micr
   };
 };
 
-const open = (balanceId: string, balance: Micros, revision: bigint, threshold: Micros | null = null): LoadedBalance => {
+const open = (balanceId: string, balance: Micros, revision: bigint, threshold: Micros | null = null): FoldedBalance => {
   const state: BalanceState = {
     status: 'open',
     balanceId,
@@ -48,7 +47,7 @@ const open = (balanceId: string, balance: Micros, revision: bigint, threshold: M
 describe('decideUsageBatch', () => {
   it('settles the hold a usage event names in its holdId property, in the same append as the charge', () => {
     const base = open('a', 10n * CREDIT, 2n);
-    const holding: LoadedBalance = {
+    const holding: FoldedBalance = {
       state: { ...(base.state as Extract<BalanceState, { status: 'open' }>), held: 4n * CREDIT, holds: { 'a:job': { credits: 4n * CREDIT, expiresAt: AT, reference: null } } },
       revision: 2n,
     };

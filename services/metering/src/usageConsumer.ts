@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
+import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent, type FoldedBalance } from '@tally/domain';
 import { MarkerAlreadyRecordedError, WrongExpectedRevisionError } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createWorker, type Worker } from '@tally/runtime';
-import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type BalanceRef, type LoadedBalance } from '@tally/ledger';
+import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
@@ -179,8 +179,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /** States of the balances the charges need: from memory, the rest loaded in one read. */
-  async function statesFor(charges: readonly UsageCharge[], retrier: BatchRetrier): Promise<Map<string, LoadedBalance>> {
-    const states = new Map<string, LoadedBalance>();
+  async function statesFor(charges: readonly UsageCharge[], retrier: BatchRetrier): Promise<Map<string, FoldedBalance>> {
+    const states = new Map<string, FoldedBalance>();
     const missing = new Set<string>();
     for (const { balance } of charges) {
       const cached = balances.get(balance.balanceId);
@@ -209,7 +209,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     charges: readonly UsageCharge[],
     retrier: BatchRetrier,
     openDeadline: number,
-  ): Promise<{ states: Map<string, LoadedBalance>; pending: Set<number> }> {
+  ): Promise<{ states: Map<string, FoldedBalance>; pending: Set<number> }> {
     return retrier.run('wait for balance openings', async () => {
       const states = await statesFor(charges, retrier);
       const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');

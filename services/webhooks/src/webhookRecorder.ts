@@ -1,6 +1,6 @@
-import { balanceIdOfStream } from '@tally/domain';
+import { balanceIdOfStream, type FoldedBalance } from '@tally/domain';
 import type { RecordedEvent } from '@tally/event-store';
-import { foldRecorded, type BalanceStates, type LoadedBalance } from '@tally/ledger';
+import { foldRecorded, type BalanceStates } from '@tally/ledger';
 import { webhookEventTypeOf, webhookPayload } from './webhookEvents';
 import { webhookMessageId } from './webhookMessageId';
 import type { NewWebhookDelivery, WebhookStore } from './webhookStore';
@@ -25,7 +25,7 @@ export function createWebhookRecorder(options: WebhookRecorderOptions): (events:
   return async (events) => {
     const endpoints = await store.allEndpoints();
     if (endpoints.length === 0) return 0;
-    const states = new Map<string, LoadedBalance>();
+    const states = new Map<string, FoldedBalance>();
     const deliveries: NewWebhookDelivery[] = [];
     for (const event of events) {
       const balanceId = balanceIdOfStream(event.streamId);

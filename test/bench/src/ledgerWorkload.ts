@@ -1,11 +1,11 @@
-import { balanceStreamId, decide, evolve, initialBalanceState, parsePositiveCredits, type BalanceCommand } from '@tally/domain';
+import { balanceStreamId, decide, evolve, initialBalanceState, parsePositiveCredits, type BalanceCommand, type FoldedBalance } from '@tally/domain';
 import type { AppendRequest, EventStore, EventToAppend } from '@tally/event-store';
-import { commandIds, expectedRevisionOf, NO_STREAM, toEventsToAppend, type BalanceContext, type LoadedBalance } from '@tally/ledger';
+import { commandIds, expectedRevisionOf, NO_STREAM, toEventsToAppend, type BalanceContext } from '@tally/ledger';
 
 /** A balance the bench writes to directly, with its state kept in memory instead of re-read. */
 export interface WorkloadBalance {
   readonly context: BalanceContext;
-  loaded: LoadedBalance;
+  loaded: FoldedBalance;
 }
 
 export interface WorkloadCommand {

@@ -1,7 +1,7 @@
 import { balanceStreamId } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type CommandResult, type LedgerService, type OpenBalanceRequest } from '@tally/ledger';
-import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type FoldedBalance } from '@tally/projections';
+import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type PositionedBalance } from '@tally/projections';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from './keyedSerializer';
 import { ledgerEntryView, type LedgerEntryView } from '../ledger/ledgerEntryView';
@@ -9,7 +9,7 @@ import { waitForConsistency } from './waitForConsistency';
 import { balanceViewOfSnapshot, type BalanceView } from './balanceView';
 
 /** A folded balance as the API shows it: through the read model's snapshot, so both are written alike. */
-const viewOf = (balance: FoldedBalance): BalanceView => balanceViewOfSnapshot(snapshotOf(balance));
+const viewOf = (balance: PositionedBalance): BalanceView => balanceViewOfSnapshot(snapshotOf(balance));
 
 export interface BalanceServiceDeps {
   readonly ledger: LedgerService;

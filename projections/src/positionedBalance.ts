@@ -1,23 +1,19 @@
-import { availableOf, formatCredits, OpenBalance, OpenHold, parseStoredCredits } from '@tally/domain';
+import { availableOf, formatCredits, OpenBalance, OpenHold, parseStoredCredits, type FoldedBalance } from '@tally/domain';
 import type { BalanceSnapshot } from './balanceSnapshot';
 
 /**
- * A balance as the fold carries it from batch to batch: the domain state and where it stands
- * in its stream and in the log. Kept in this form between batches of a rebuild, so a batch
- * does not parse back the strings the previous one formatted.
+ * An open balance as the fold carries it from batch to batch, with the global position of the
+ * last event folded in. Kept in this form between batches of a rebuild, so a batch does not
+ * parse back the strings the previous one formatted.
  */
-export interface FoldedBalance {
-  readonly state: OpenBalance;
-  /** Stream revision of the last event folded in. */
-  readonly revision: bigint;
-  /** Global position of the last event folded in. */
+export interface PositionedBalance extends FoldedBalance<OpenBalance> {
   readonly position: bigint;
 }
 
 const DIGITS = /^(0|[1-9]\d*)$/;
 
 /** undefined when a field does not parse: such a snapshot is rebuilt, never trusted. */
-export function foldedFromSnapshot(snapshot: BalanceSnapshot): FoldedBalance | undefined {
+export function foldedFromSnapshot(snapshot: BalanceSnapshot): PositionedBalance | undefined {
   if (!DIGITS.test(snapshot.revision) || !DIGITS.test(snapshot.position)) return undefined;
   try {
     return {
@@ -67,7 +63,7 @@ function holdsFromJson(json: string): OpenBalance['holds'] {
   );
 }
 
-export function snapshotOf({ state, revision, position }: FoldedBalance): BalanceSnapshot {
+export function snapshotOf({ state, revision, position }: PositionedBalance): BalanceSnapshot {
   return {
     balanceId: state.balanceId,
     customerId: state.customerId,
