@@ -10,7 +10,7 @@ import { createBalanceCommandPath } from './balanceCommandPath';
 import { createBalanceStates } from './balanceStates';
 import { createLedgerService, type LedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
-import { createPostgresBalanceSnapshotStore } from './postgresBalanceSnapshotStore';
+import { createPostgresBalanceStateStore } from './postgresBalanceStateStore';
 
 jest.setTimeout(300_000);
 
@@ -111,7 +111,7 @@ describe('the balance command path on long, busy streams', () => {
       catalog,
       balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }),
       logger,
-      snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool, ...(options.snapshotVersion ? { version: options.snapshotVersion } : {}) }),
+      stateStore: createPostgresBalanceStateStore({ pool: db.pool, ...(options.snapshotVersion ? { version: options.snapshotVersion } : {}) }),
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });
     return { ledger, ...counted };

@@ -2,7 +2,7 @@ import { balanceStreamId, type FoldedBalance } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { foldRecorded, NO_STREAM } from './balanceLoader';
-import type { BalanceSnapshotStore } from './balanceSnapshot';
+import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStateCache } from './balanceStateCache';
 
 /**
@@ -30,7 +30,7 @@ export interface BalanceStates {
 export interface BalanceStatesOptions {
   readonly eventStore: Pick<EventStore, 'readStream'>;
   /** Without one, states come from the cache or the stream's start. */
-  readonly snapshots?: BalanceSnapshotStore;
+  readonly stateStore?: BalanceStateStore;
   readonly logger: Logger;
   /** Balances kept in memory (least recently used go first). Default 10,000. */
   readonly cacheSize?: number;
@@ -46,7 +46,7 @@ export interface BalanceStatesOptions {
 }
 
 export function createBalanceStates(options: BalanceStatesOptions): BalanceStates {
-  const { eventStore, snapshots } = options;
+  const { eventStore, stateStore } = options;
   const logger = options.logger.child({ module: 'balance-states' });
   const cache = createBalanceStateCache(options.cacheSize ?? 10_000);
   const pageEvents = options.pageEvents ?? 1000;
@@ -75,9 +75,9 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   }
 
   async function keep(balances: readonly { balanceId: string; loaded: FoldedBalance }[]): Promise<void> {
-    if (snapshots === undefined || balances.length === 0) return;
+    if (stateStore === undefined || balances.length === 0) return;
     try {
-      await snapshots.save(balances);
+      await stateStore.save(balances);
     } catch (error) {
       // A snapshot is only a shortcut: failing to keep one costs a longer read later, never a write.
       logger.warn({ err: error, balances: balances.length }, 'could not keep balance snapshots');
@@ -86,7 +86,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
 
   return {
     async current(balanceId, known, reader) {
-      const start = known ?? cache.get(balanceId) ?? (reader === undefined ? await snapshots?.load(balanceId) : undefined) ?? empty;
+      const start = known ?? cache.get(balanceId) ?? (reader === undefined ? await stateStore?.load(balanceId) : undefined) ?? empty;
       const { loaded, read } = await foldTail(balanceId, start, undefined, reader);
       if (loaded.state.status === 'open') cache.set(balanceId, loaded);
       if (reader === undefined && read >= snapshotAfterEvents) await keep([{ balanceId, loaded }]);
@@ -96,7 +96,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     async at(balanceId, revision) {
       const cached = cache.get(balanceId);
       if (cached?.revision === revision) return cached;
-      const stored = (await snapshots?.load(balanceId, revision)) ?? empty;
+      const stored = (await stateStore?.load(balanceId, revision)) ?? empty;
       // Whichever of the two is nearer below the revision: fewer events to fold.
       const start = cached !== undefined && cached.revision < revision && cached.revision > stored.revision ? cached : stored;
       const { loaded, read } = await foldTail(balanceId, start, revision);

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { CONSUMPTION_PROJECTION } from './consumptionProjector';
-import { guarded } from './postgresBalanceSnapshotStore';
+import { guarded } from './postgresBalanceStateStore';
 
 export type ConsumptionBucketSize = 'hour' | 'day';
 

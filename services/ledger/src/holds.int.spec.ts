@@ -15,7 +15,7 @@ import pino from 'pino';
 import { HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
 import { createLedgerService, type LedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
-import { createPostgresBalanceSnapshotStore } from './postgresBalanceSnapshotStore';
+import { createPostgresBalanceStateStore } from './postgresBalanceStateStore';
 
 jest.setTimeout(120_000);
 
@@ -43,7 +43,7 @@ describe('holds through the ledger service (PostgreSQL)', () => {
 
   /** One process's ledger: its own cache, the shared store and snapshot table. */
   const ledgerProcess = (): LedgerService =>
-    createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool: db.pool }) });
+    createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger, clock, stateStore: createPostgresBalanceStateStore({ pool: db.pool }) });
 
   let customer = 0;
   async function openBalance(ledger: LedgerService, starting: bigint, overdraftLimit?: bigint): Promise<string> {

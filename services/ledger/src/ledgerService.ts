@@ -16,7 +16,7 @@ import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { createBalanceCommandPath } from './balanceCommandPath';
-import type { BalanceSnapshotStore } from './balanceSnapshot';
+import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
 import { commandIds, holdIdOf, ledgerEventId, parseHoldId } from './deterministicId';
 import type { BalanceRegistry } from './balanceRegistry';
@@ -100,8 +100,8 @@ export interface LedgerServiceOptions {
   readonly catalog: Pick<CatalogStore, 'getProduct'>;
   readonly balanceRegistry: BalanceRegistry;
   readonly logger: Logger;
-  /** Stored snapshots of balances (createPostgresBalanceSnapshotStore); without, only this process's cache shortens reads. */
-  readonly snapshots?: BalanceSnapshotStore;
+  /** Stored states of balances (createPostgresBalanceStateStore); without, only this process's cache shortens reads. */
+  readonly stateStore?: BalanceStateStore;
   /** Time comes in from outside, so tests control it. */
   readonly clock?: () => Date;
   readonly maxAttempts?: number;
@@ -121,7 +121,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   const clock = options.clock ?? (() => new Date());
   const states = createBalanceStates({
     eventStore,
-    ...(options.snapshots !== undefined ? { snapshots: options.snapshots } : {}),
+    ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
     logger: options.logger,
     ...(options.balanceCacheSize !== undefined ? { cacheSize: options.balanceCacheSize } : {}),
   });

@@ -10,7 +10,7 @@ import {
   createHoldExpiryWorker,
   createLedgerService,
   createPostgresBalanceRegistry,
-  createPostgresBalanceSnapshotStore,
+  createPostgresBalanceStateStore,
   createPostgresConsumptionStore,
   createPostgresCustomerDirectory,
   createPostgresHoldExpiryIndex,
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const catalog = createPostgresCatalogStore({ pool, logger });
   const balanceRegistry = createPostgresBalanceRegistry({ pool });
   const clock = () => new Date();
-  const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, clock, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
+  const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, clock, stateStore: createPostgresBalanceStateStore({ pool }) });
 
   const needsRedis = roles.has('projector') || roles.has('api');
   const redis = needsRedis
@@ -221,7 +221,7 @@ async function main(): Promise<void> {
       checkpoints: createPostgresCheckpointStore(pool),
       pool,
       store: webhookStore,
-      balanceStates: createBalanceStates({ eventStore, snapshots: createPostgresBalanceSnapshotStore({ pool }), logger }),
+      balanceStates: createBalanceStates({ eventStore, stateStore: createPostgresBalanceStateStore({ pool }), logger }),
       send: createWebhookSender({
         allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
         connectTimeoutMs: config.webhooks.connectTimeoutMs,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceRegistry, createPostgresBalanceSnapshotStore, createPurchaseService, loadBalance } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPostgresBalanceStateStore, createPurchaseService, loadBalance } from '@tally/ledger';
 import { createBalanceReadModel } from '@tally/projections';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -37,7 +37,7 @@ describe('idempotency across API processes', () => {
     stores.push(eventStore);
     const catalog = createPostgresCatalogStore({ pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool });
-    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, snapshots: createPostgresBalanceSnapshotStore({ pool }) });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, stateStore: createPostgresBalanceStateStore({ pool }) });
     const app = await buildApp({
       catalog,
       balanceRegistry,

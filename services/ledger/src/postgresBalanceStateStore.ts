@@ -3,15 +3,15 @@ import { EventStoreUnavailableError } from '@tally/event-store';
 import { isTransientPgError } from '@tally/postgres';
 import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
-import { BALANCE_SNAPSHOT_VERSION, decodeBalanceState, encodeBalanceState, type BalanceSnapshotStore } from './balanceSnapshot';
+import { BALANCE_STATE_VERSION, decodeBalanceState, encodeBalanceState, type BalanceStateStore } from './balanceStateStore';
 
 /** Connection failures are the event store's database being unavailable: retriable, as for the stream reads beside them. */
 export const guarded = guardTransient(isTransientPgError, (cause) => new EventStoreUnavailableError(cause));
 
-/** Snapshots in the `balance_snapshots` table (migration 006), in the event store's schema. */
-export function createPostgresBalanceSnapshotStore(options: { readonly pool: Pool; readonly version?: string }): BalanceSnapshotStore {
+/** Folded states in the `balance_snapshots` table (migration 006), in the event store's schema. */
+export function createPostgresBalanceStateStore(options: { readonly pool: Pool; readonly version?: string }): BalanceStateStore {
   const { pool } = options;
-  const version = options.version ?? BALANCE_SNAPSHOT_VERSION;
+  const version = options.version ?? BALANCE_STATE_VERSION;
   return {
     load: (balanceId, atOrBefore) =>
       guarded(async () => {
@@ -26,9 +26,9 @@ export function createPostgresBalanceSnapshotStore(options: { readonly pool: Poo
         return row === undefined ? undefined : { state: decodeBalanceState(row.state), revision: BigInt(row.revision) };
       }),
 
-    save: (snapshots) =>
+    save: (states) =>
       guarded(async () => {
-        const open = snapshots.filter(({ loaded }) => loaded.state.status === 'open');
+        const open = states.filter(({ loaded }) => loaded.state.status === 'open');
         if (open.length === 0) return;
         await pool.query({
           name: 'tally_ledger_snapshot_save',

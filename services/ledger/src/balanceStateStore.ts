@@ -2,19 +2,20 @@ import { BALANCE_FOLD_VERSION, type BalanceState, type OpenBalance, type FoldedB
 import { LEDGER_EVENT_SCHEMA_VERSION } from '@tally/schemas';
 
 /**
- * A snapshot is a cached fold: the state `evolve` gives for a balance's stream up to `revision`,
- * nothing more. The stream stays the truth (a balance is the fold of its stream): a snapshot is
- * read only at the version it was made with, so a new event schema or a changed fold
- * (BALANCE_FOLD_VERSION) makes every older snapshot invisible and balances are folded again.
+ * A stored balance state is a cached fold: the state `evolve` gives for a balance's stream up to
+ * `revision`, nothing more (the read model's BalanceSnapshot, in @tally/projections, is another
+ * thing: what the API serves). The stream stays the truth (a balance is the fold of its stream):
+ * a stored state is read only at the version it was made with, so a new event schema or a changed
+ * fold (BALANCE_FOLD_VERSION) makes every older one invisible and balances are folded again.
  */
-export const BALANCE_SNAPSHOT_VERSION = `events-v${LEDGER_EVENT_SCHEMA_VERSION}.fold-v${BALANCE_FOLD_VERSION}`;
+export const BALANCE_STATE_VERSION = `events-v${LEDGER_EVENT_SCHEMA_VERSION}.fold-v${BALANCE_FOLD_VERSION}`;
 
-/** Where snapshots are kept: a small port, so the command path does not know PostgreSQL. */
-export interface BalanceSnapshotStore {
-  /** The latest snapshot of the balance at or before `atOrBefore` (any revision when absent), of the current version. */
+/** Where folded states are kept: a small port, so the command path does not know PostgreSQL. */
+export interface BalanceStateStore {
+  /** The latest stored state of the balance at or before `atOrBefore` (any revision when absent), of the current version. */
   load(balanceId: string, atOrBefore?: bigint): Promise<FoldedBalance | undefined>;
-  /** Keeps these folds; a snapshot already kept at the same revision is left as it is (it is the same fold). */
-  save(snapshots: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
+  /** Keeps these folds; a state already kept at the same revision is left as it is (it is the same fold). */
+  save(states: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
 }
 
 /** The JSON form of an open balance: micro-credits as integer strings, never numbers. */

@@ -1,6 +1,6 @@
 import { foldBalance, type BalanceEvent, type OpenBalance } from '@tally/domain';
 import fc from 'fast-check';
-import { BALANCE_SNAPSHOT_VERSION, decodeBalanceState, encodeBalanceState } from './balanceSnapshot';
+import { BALANCE_STATE_VERSION, decodeBalanceState, encodeBalanceState } from './balanceStateStore';
 
 const AT = '2026-03-01T12:00:00.000Z';
 const LATER = '2026-03-02T08:30:00.000Z';
@@ -22,7 +22,7 @@ const HISTORY: BalanceEvent[] = [
 describe('balance snapshots', () => {
   it('are folds of the current event schema and fold version', () => {
     // A new event schema or BALANCE_FOLD_VERSION gives a new version: older snapshots are then never read.
-    expect(BALANCE_SNAPSHOT_VERSION).toBe('events-v2.fold-v2');
+    expect(BALANCE_STATE_VERSION).toBe('events-v2.fold-v2');
   });
 
   it('store what evolve gives for a known history (when this fails, evolve changed: bump BALANCE_FOLD_VERSION)', () => {
