@@ -1,5 +1,5 @@
 import { computeCost, TallyError, type CreditProduct, type Micros, type UsageEvent } from '@tally/domain';
-import { commandIds, ledgerEventId, type BalanceContext } from '@tally/ledger';
+import { commandIds, ledgerEventId, type BalanceContext, type BalanceRef } from '@tally/ledger';
 
 /** Why a usage event (or one of its balances) caused no ledger event. None of these is an error. */
 export type SkipReason =
@@ -48,12 +48,6 @@ export interface PricedUsageBatch {
   readonly invalid: readonly InvalidUsage[];
 }
 
-export interface BalanceOfCustomer {
-  readonly id: string;
-  readonly customerId: string;
-  readonly productId: string;
-}
-
 /**
  * Prices a batch of usage events for every balance of their customers. Pure: the consumer fetches
  * the balances (one query per batch) and products (cached) and passes them in. An event that one
@@ -62,7 +56,7 @@ export interface BalanceOfCustomer {
  */
 export function priceUsageBatch(
   usages: readonly UsageEvent[],
-  balancesByCustomer: ReadonlyMap<string, readonly BalanceOfCustomer[]>,
+  balancesByCustomer: ReadonlyMap<string, readonly Pick<BalanceRef, 'id' | 'customerId' | 'productId'>[]>,
   products: ReadonlyMap<string, CreditProduct>,
   /** Products that cannot be used (stored, but failing validation): their customers' usage is invalid. */
   unusableProducts: ReadonlyMap<string, TallyError> = new Map(),

@@ -1,7 +1,7 @@
 import { creditProductFromDto, InvalidUsageEventError, type CreditProduct, type UsageEvent } from '@tally/domain';
-import { commandIds, ledgerEventId } from '@tally/ledger';
+import { commandIds, ledgerEventId, type BalanceRef } from '@tally/ledger';
 import { StoredProductInvalidError } from './meteringErrors';
-import { priceUsageBatch, type BalanceOfCustomer } from './priceUsageBatch';
+import { priceUsageBatch } from './priceUsageBatch';
 
 const apiProduct: CreditProduct = creditProductFromDto({
   id: 'api',
@@ -41,9 +41,9 @@ const usage = (id: string, customerId: string, event: string, properties: UsageE
   properties,
 });
 
-const balance = (id: string, customerId: string, productId: string): BalanceOfCustomer => ({ id, customerId, productId });
+const balance = (id: string, customerId: string, productId: string): Pick<BalanceRef, 'id' | 'customerId' | 'productId'> => ({ id, customerId, productId });
 
-const byCustomer = new Map<string, BalanceOfCustomer[]>([
+const byCustomer = new Map<string, Pick<BalanceRef, 'id' | 'customerId' | 'productId'>[]>([
   ['alice', [balance('a-api', 'alice', 'api'), balance('a-sto', 'alice', 'storage')]],
   ['bob', [balance('b-api', 'bob', 'api')]],
   ['carol', [balance('c-old', 'carol', 'retired')]],
