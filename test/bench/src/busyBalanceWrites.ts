@@ -68,7 +68,7 @@ async function topUpSeries(origin: string, apiKey: string, balanceId: string, co
     const { ms, outcome } = await timedTopUp(origin, apiKey, balanceId, `${label}-${i}`, timeoutMs);
     attempted += 1;
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    timeoutsInARow = outcome === 'timeout' ? timeoutsInARow + 1 : 0;
+    timeoutsInARow = outcome === 'timeout' || outcome.startsWith('failed') ? timeoutsInARow + 1 : 0;
     if (outcome === '201' && ms !== null) latencies.push(ms);
   }
   return { attempted, answered: latencies.length === 0 ? null : summariseLatencies(latencies), outcomes };
@@ -87,7 +87,10 @@ async function timedTopUp(origin: string, apiKey: string, balanceId: string, key
     return { ms: performance.now() - started, outcome: String(response.status) };
   } catch (error) {
     if ((error as Error).name === 'TimeoutError') return { ms: null, outcome: 'timeout' };
-    throw error;
+    // The server may give up first (its request or idle timeout closes the connection): that is an
+    // outcome to report, like a timeout of ours, not a reason to lose the whole bench run.
+    const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
+    return { ms: null, outcome: `failed: ${cause?.code ?? cause?.message ?? (error as Error).message}` };
   }
 }
 
