@@ -10,6 +10,8 @@ export interface RouteSpec {
   readonly hasQuery: boolean;
   readonly hasBody: boolean;
   readonly hasIdempotencyKey: boolean;
+  /** The scope the route declares (`x-tally-scope`); `public` routes take no key in a header. */
+  readonly scope: string | undefined;
 }
 
 export interface FuzzCase {
@@ -23,6 +25,7 @@ export interface FuzzCase {
 interface OpenApiOperation {
   readonly parameters?: ReadonlyArray<{ readonly in: string; readonly name: string; readonly schema?: { readonly pattern?: string } }>;
   readonly requestBody?: unknown;
+  readonly 'x-tally-scope'?: string;
 }
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
@@ -42,6 +45,7 @@ export function routesOf(document: { paths: Readonly<Record<string, Partial<Reco
         hasQuery: parameters.some((p) => p.in === 'query'),
         hasBody: operation.requestBody !== undefined,
         hasIdempotencyKey: parameters.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key'),
+        scope: operation['x-tally-scope'],
       });
     }
   }
