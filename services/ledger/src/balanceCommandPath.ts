@@ -266,10 +266,19 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           written.push({ balanceId: stream.balanceId, loaded: stream.end });
         });
         // The refusals and no-ops stand: the state they were decided on was the stream's end.
+        const refusals = new Map<number, BalanceCommandOutcome>();
         for (const stream of plans) {
           if (stream.append.events.length > 0 && !written.some((w) => w.balanceId === stream.balanceId)) continue;
-          for (const [index, outcome] of stream.settled) outcomes[index] = outcome;
+          for (const [index, outcome] of stream.settled) {
+            if (outcome.ok) outcomes[index] = outcome;
+            else refusals.set(index, outcome);
+          }
         }
+        // Unless the command itself is what made the state refuse it: a twin (a retry, a second
+        // worker) may have stored it between this round's look for earlier runs and its read of
+        // the state. Looked for again, such a command answers as the replay it is.
+        if (refusals.size > 0) await settleEarlierRuns(requests, [...refusals.keys()], outcomes);
+        for (const [index, refusal] of refusals) outcomes[index] ??= refusal;
         await states.written(written);
       }
     },

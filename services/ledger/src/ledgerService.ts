@@ -3,7 +3,6 @@ import {
   BalanceAlreadyOpenError,
   BalanceCommand,
   BalanceNotOpenError,
-  HoldAlreadyPlacedError,
   HoldNotOpenError,
   balanceStreamId,
   Micros,
@@ -159,31 +158,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
    * open, the hold's placement event (its id is deterministic) tells "never placed" (404) from
    * "captured, released or expired" (409).
    */
-  /**
-   * Runs a hold command, and once more when the decider refuses it as `refusal`: the same command
-   * (a retry, a second expiry worker) may have been stored by another writer between this run's
-   * look for earlier runs and its read of the state, which then no longer has the hold as it was.
-   * The second run finds that command stored and answers it; a refusal that stands is real.
-   */
-  async function executeHoldCommand(
-    context: BalanceContext,
-    commandId: string,
-    command: BalanceCommand,
-    requestHash: string | undefined,
-    refusal: typeof HoldNotOpenError | typeof HoldAlreadyPlacedError,
-  ): Promise<CommandResult> {
-    try {
-      return await execute(context, commandId, command, requestHash);
-    } catch (error) {
-      if (!(error instanceof refusal)) throw error;
-      return execute(context, commandId, command, requestHash);
-    }
-  }
-
   async function onHold(holdId: string, commandId: (holdId: string) => string, command: BalanceCommand, requestHash?: string): Promise<HoldCommandResult> {
     const { context, idempotencyKey } = await holdContext(holdId);
     try {
-      return { ...(await executeHoldCommand(context, commandId(holdId), command, requestHash, HoldNotOpenError)), holdId };
+      return { ...(await execute(context, commandId(holdId), command, requestHash)), holdId };
     } catch (error) {
       if (error instanceof HoldNotOpenError) {
         const placed = await eventStore.readEventsById([ledgerEventId(commandIds.request(context.balanceId, 'hold', idempotencyKey), 0)]);
@@ -309,12 +287,11 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const now = clock();
       const expiresAt = 'at' in request.expires ? request.expires.at : new Date(now.getTime() + request.expires.inSeconds * 1000).toISOString();
       const holdId = holdIdOf(balanceId, requestOptions.idempotencyKey);
-      const result = await executeHoldCommand(
+      const result = await execute(
         context,
         commandIds.request(balanceId, 'hold', requestOptions.idempotencyKey),
         { type: 'PlaceHold', holdId, credits: request.credits, expiresAt, reference: request.reference, at: now.toISOString() },
         requestOptions.requestHash,
-        HoldAlreadyPlacedError,
       );
       return { ...result, holdId };
     },
