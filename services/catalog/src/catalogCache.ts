@@ -1,4 +1,5 @@
 import type { CreditProduct } from '@tally/domain';
+import { createPeriodicWorker } from '@tally/runtime';
 import type { Logger } from 'pino';
 import type { CatalogStore } from './catalogStore';
 
@@ -6,8 +7,10 @@ export interface CatalogCache {
   /** The product as of the last refresh; a product unknown to the cache is looked up once in the store. */
   getProduct(productId: string): Promise<CreditProduct | undefined>;
   refresh(): Promise<void>;
+  /** Loads the catalog (rejects when the store cannot), then refreshes it in the background. */
   start(): Promise<void>;
-  stop(): void;
+  /** Ends the refreshes; resolves once the one in flight, if any, has ended. */
+  stop(): Promise<void>;
 }
 
 export interface CatalogCacheOptions {
@@ -27,14 +30,14 @@ export function createCatalogCache(options: CatalogCacheOptions): CatalogCache {
   if (!Number.isInteger(refreshIntervalMs) || refreshIntervalMs < 10) {
     throw new Error('refreshIntervalMs must be an integer of at least 10');
   }
-  const logger = options.logger.child({ module: 'catalog-cache' });
   let products = new Map<string, CreditProduct>();
-  let timer: NodeJS.Timeout | undefined;
 
   async function refresh(): Promise<void> {
     const list = await options.store.listProducts();
     products = new Map(list.map((product) => [product.id, product]));
   }
+  // Loaded by start() itself, so the first background refresh comes one interval later.
+  const refresher = createPeriodicWorker({ name: 'catalog-cache', logger: options.logger, intervalMs: refreshIntervalMs, runAtStart: false, run: refresh });
 
   return {
     async getProduct(productId) {
@@ -47,14 +50,8 @@ export function createCatalogCache(options: CatalogCacheOptions): CatalogCache {
     refresh,
     async start() {
       await refresh();
-      timer = setInterval(() => {
-        refresh().catch((error: unknown) => logger.warn({ err: error }, 'catalog refresh failed; serving the last copy'));
-      }, refreshIntervalMs);
-      timer.unref();
+      await refresher.start();
     },
-    stop() {
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
-    },
+    stop: () => refresher.stop(),
   };
 }

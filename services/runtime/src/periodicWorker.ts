@@ -6,6 +6,8 @@ export interface PeriodicWorkerOptions {
   readonly logger: Logger;
   /** Pause between the end of one run and the start of the next. */
   readonly intervalMs: number;
+  /** false: the first run comes intervalMs after start (an owner that loaded its state in its own start). Default true. */
+  readonly runAtStart?: boolean;
   /**
    * One run. Resolving to true runs the next one at once (work is left that a bound per run held
    * back). A rejection is logged and the next run comes after the interval: a run must be safe to
@@ -15,8 +17,9 @@ export interface PeriodicWorkerOptions {
 }
 
 /**
- * A worker that runs `run` at start and then again `intervalMs` after each run ends: a timeout
- * after each run rather than an interval, so runs never overlap however slow one is.
+ * A worker that runs `run` at start (or `intervalMs` after, see runAtStart) and then again
+ * `intervalMs` after each run ends: a timeout after each run rather than an interval, so runs
+ * never overlap however slow one is. The one timer loop of every background role.
  */
 export function createPeriodicWorker(options: PeriodicWorkerOptions): Worker {
   const { name, intervalMs } = options;
@@ -24,6 +27,10 @@ export function createPeriodicWorker(options: PeriodicWorkerOptions): Worker {
   const logger = options.logger.child({ worker: name });
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> | undefined;
+
+  const schedule = (signal: AbortSignal, ms: number): void => {
+    if (!signal.aborted) timer = setTimeout(() => tick(signal), ms);
+  };
 
   function tick(signal: AbortSignal): void {
     let again = false;
@@ -35,13 +42,14 @@ export function createPeriodicWorker(options: PeriodicWorkerOptions): Worker {
       .catch((error: unknown) => logger.error({ err: error }, `${name} run failed; running again after the interval`))
       .finally(() => {
         inFlight = undefined;
-        if (!signal.aborted) timer = setTimeout(() => tick(signal), again ? 0 : intervalMs);
+        schedule(signal, again ? 0 : intervalMs);
       });
   }
 
   return createWorker(name, {
     async start(signal) {
-      tick(signal);
+      if (options.runAtStart === false) schedule(signal, intervalMs);
+      else tick(signal);
     },
     async stop() {
       clearTimeout(timer);

@@ -79,6 +79,21 @@ describe('createPeriodicWorker', () => {
     expect(calls).toBe(1);
   });
 
+  it('with runAtStart false, runs first intervalMs after start', async () => {
+    let calls = 0;
+    const worker = createPeriodicWorker({ name: 'cache', logger, intervalMs: 300, runAtStart: false, run: async () => void (calls += 1) });
+    await worker.start();
+    await jest.advanceTimersByTimeAsync(299);
+    expect(calls).toBe(0);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(1);
+    await jest.advanceTimersByTimeAsync(300);
+    expect(calls).toBe(2);
+    await worker.stop();
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(2);
+  });
+
   it('refuses an interval that is not a positive integer', () => {
     expect(() => createPeriodicWorker({ name: 'x', logger, intervalMs: 0, run: async () => undefined })).toThrow(RangeError);
   });
