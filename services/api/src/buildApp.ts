@@ -297,6 +297,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     timeoutMs: options.healthTimeoutMs ?? 3000,
     intervalMs: options.healthIntervalMs ?? 5000,
     stalledPartitions: deps.stalledPartitions,
+    logger: deps.logger.child({ module: 'health' }),
   });
   await app.register(metricsRoutes, { registry: deps.metrics });
 

@@ -1,16 +1,18 @@
-import type { FastifyBaseLogger } from 'fastify';
+import { createPeriodicWorker } from '@tally/runtime';
+import type { Logger } from 'pino';
 
 export type HealthCheck = () => Promise<Record<string, 'up' | 'down'>>;
 
-export interface HealthState {
+interface HealthState {
   readonly checks: Readonly<Record<string, 'up' | 'down'>>;
   readonly checkedAt: Date;
 }
 
-export interface HealthMonitor {
+interface HealthMonitor {
   /** The latest state; until the first check has finished, that check. */
   current(): Promise<HealthState>;
-  stop(): void;
+  /** Resolves at once even while a check hangs: the check is abandoned, never run again. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -19,17 +21,12 @@ export interface HealthMonitor {
  * down at the timeout, but not run again while it still hangs). So no number of callers makes
  * more than one check in flight.
  */
-export function createHealthMonitor(options: {
-  check: HealthCheck;
-  timeoutMs: number;
-  intervalMs: number;
-  logger: FastifyBaseLogger;
-}): HealthMonitor {
+export function createHealthMonitor(options: { check: HealthCheck; timeoutMs: number; intervalMs: number; logger: Logger }): HealthMonitor {
   const { check, timeoutMs, intervalMs, logger } = options;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
+  let firstState: (state: Promise<HealthState>) => void = () => undefined;
+  let latest = new Promise<HealthState>((resolve) => (firstState = resolve));
 
-  function runOnce(): { state: Promise<HealthState>; settled: Promise<unknown> } {
+  async function runOnce(stop: AbortSignal): Promise<void> {
     const running = Promise.resolve().then(check);
     let timeout: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
@@ -42,32 +39,21 @@ export function createHealthMonitor(options: {
       })
       .then((checks) => ({ checks, checkedAt: new Date() }))
       .finally(() => clearTimeout(timeout));
-    return { state, settled: Promise.allSettled([running, state]) };
+    firstState(state);
+    // The previous state keeps being served until the new one is known.
+    void state.then(() => (latest = state));
+    // The next check waits for this one to settle, however long it hangs; a stop does not.
+    let release = (): void => undefined;
+    const stopped = new Promise<void>((resolve) => (release = resolve));
+    stop.addEventListener('abort', release);
+    try {
+      await Promise.race([Promise.allSettled([running, state]), stopped]);
+    } finally {
+      stop.removeEventListener('abort', release);
+    }
   }
 
-  const first = runOnce();
-  let latest = first.state;
-  const loop = (settled: Promise<unknown>) => {
-    void settled.then(() => {
-      if (stopped) return;
-      timer = setTimeout(() => {
-        const next = runOnce();
-        // The previous state keeps being served until the new one is known.
-        void next.state.then(() => {
-          latest = next.state;
-        });
-        loop(next.settled);
-      }, intervalMs);
-      timer.unref();
-    });
-  };
-  loop(first.settled);
-
-  return {
-    current: () => latest,
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-    },
-  };
+  const worker = createPeriodicWorker({ name: 'health-monitor', logger, intervalMs, run: runOnce });
+  void worker.start();
+  return { current: () => latest, stop: () => worker.stop() };
 }

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { Logger } from 'pino';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { readonlyArray, stringEnum } from '../apiSchemas';
 import { createHealthMonitor, type HealthCheck } from './healthMonitor';
@@ -42,6 +43,7 @@ export interface HealthRouteOptions {
   readonly intervalMs: number;
   /** This process's stalled usage partitions: in-process state, read at each request. */
   readonly stalledPartitions?: (() => readonly StalledPartitionView[]) | undefined;
+  readonly logger: Logger;
 }
 
 /**
@@ -50,8 +52,8 @@ export interface HealthRouteOptions {
  * many, cost no dependency a thing; each dependency's state is shown only to a valid key.
  */
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async (app, options) => {
-  const monitor = createHealthMonitor({ ...options, logger: app.log.child({ module: 'health' }) });
-  app.addHook('onClose', async () => monitor.stop());
+  const monitor = createHealthMonitor(options);
+  app.addHook('onClose', () => monitor.stop());
 
   app.get(
     '/health',
