@@ -2,6 +2,7 @@ import { balanceIdOfStream, HoldNotExpiredError, HoldNotOpenError } from '@tally
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import {
   createCheckpointedProcessor,
+  createPeriodicWorker,
   createWorker,
   type CheckpointStore,
   type ProcessorLag,
@@ -98,54 +99,38 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
       : {}),
   });
 
-  let timer: NodeJS.Timeout | undefined;
-  let sweeping: Promise<void> | undefined;
-
-  /** Expires what is due, a batch at a time, while this process leads. A failure waits for the next look. */
-  async function sweep(stop: AbortSignal): Promise<void> {
-    for (;;) {
-      if (stop.aborted || !processor.isLeading()) return;
-      const due = await index.due(clock(), batchSize);
-      let expired = 0;
-      for (const { holdId } of due) {
-        if (stop.aborted) return;
-        try {
-          const result = await ledger.expireHold(holdId);
-          if (!result.replayed) expired += 1;
-        } catch (error) {
-          // Freed meanwhile, or this clock is behind the one that wrote the expiry: nothing to do now.
-          if (error instanceof HoldNotOpenError || error instanceof HoldNotExpiredError || error instanceof HoldNotFoundError) {
-            logger.debug({ holdId, reason: (error as Error).message }, 'hold not expired');
-            continue;
-          }
-          throw error;
+  /** Expires a batch of what is due while this process leads; a full batch runs the next at once. A failure waits for the next look. */
+  async function sweep(stop: AbortSignal): Promise<boolean> {
+    if (!processor.isLeading()) return false;
+    const due = await index.due(clock(), batchSize);
+    let expired = 0;
+    for (const { holdId } of due) {
+      if (stop.aborted) return false;
+      try {
+        const result = await ledger.expireHold(holdId);
+        if (!result.replayed) expired += 1;
+      } catch (error) {
+        // Freed meanwhile, or this clock is behind the one that wrote the expiry: nothing to do now.
+        if (error instanceof HoldNotOpenError || error instanceof HoldNotExpiredError || error instanceof HoldNotFoundError) {
+          logger.debug({ holdId, reason: (error as Error).message }, 'hold not expired');
+          continue;
         }
+        throw error;
       }
-      if (expired > 0) logger.info({ expired }, 'expired holds');
-      if (due.length < batchSize) return;
     }
+    if (expired > 0) logger.info({ expired }, 'expired holds');
+    return due.length === batchSize;
   }
 
-  function schedule(stop: AbortSignal): void {
-    timer = setTimeout(() => {
-      sweeping = sweep(stop)
-        .catch((error: unknown) => logger.warn({ err: error }, 'could not expire holds; trying again at the next look'))
-        .finally(() => {
-          sweeping = undefined;
-          if (!stop.aborted) schedule(stop);
-        });
-    }, pollIntervalMs);
-    timer.unref();
-  }
+  const sweeper = createPeriodicWorker({ name: `${name}-sweep`, logger, intervalMs: pollIntervalMs, runAtStart: false, run: sweep });
 
   const worker = createWorker(name, {
     async start(stop) {
       await processor.start();
-      if (!stop.aborted) schedule(stop);
+      if (!stop.aborted) await sweeper.start();
     },
     async stop() {
-      clearTimeout(timer);
-      await sweeping;
+      await sweeper.stop();
       await processor.stop();
     },
   });
