@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { formatCredits, type BalanceEventType, type GrantDetails, type PurchaseDetails } from '@tally/domain';
+import { formatCredits, type GrantDetails, type PurchaseDetails } from '@tally/domain';
+import { LEDGER_EVENT_TYPES } from '@tally/schemas';
 import type { RecordedBalanceEvent } from '@tally/ledger';
 import { nullableString, stringEnum } from '../apiSchemas';
 
@@ -9,18 +10,7 @@ const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'usage', 'hold', nul
 export const LedgerEntrySchema = Type.Object(
   {
     id: Type.String({ description: 'Event id.' }),
-    type: stringEnum([
-      'CreditBalanceOpened',
-      'CreditToppedUp',
-      'CreditConsumed',
-      'LowBalanceWarned',
-      'CreditBalanceDepleted',
-      'CreditBalanceSettingsChanged',
-      'CreditsHeld',
-      'HoldCaptured',
-      'HoldReleased',
-      'HoldExpired',
-    ] satisfies BalanceEventType[]),
+    type: stringEnum(LEDGER_EVENT_TYPES),
     credits: nullableString({
       description: 'Credits added (top-ups), taken (consumption), held (CreditsHeld), charged (HoldCaptured) or freed (HoldReleased, HoldExpired); null for other events.',
     }),
@@ -78,29 +68,18 @@ const NO_DETAILS: EntryDetails = {
   grant: null,
 };
 
-function holdDetails(event: { holdId: string; credits: bigint; balanceAfter: bigint; heldAfter: bigint }): Partial<EntryDetails> {
-  return { holdId: event.holdId, credits: formatCredits(event.credits), balanceAfter: formatCredits(event.balanceAfter), heldAfter: formatCredits(event.heldAfter) };
+function amountDetails(event: { credits: bigint; balanceAfter: bigint; heldAfter: bigint }): Partial<EntryDetails> {
+  return { credits: formatCredits(event.credits), balanceAfter: formatCredits(event.balanceAfter), heldAfter: formatCredits(event.heldAfter) };
 }
 
 function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
   switch (event.type) {
     case 'CreditToppedUp':
-      return {
-        ...NO_DETAILS,
-        credits: formatCredits(event.credits),
-        balanceAfter: formatCredits(event.balanceAfter),
-        heldAfter: formatCredits(event.heldAfter),
-        source: event.source,
-        reason: event.reason,
-        purchase: event.purchase,
-        grant: event.grant,
-      };
+      return { ...NO_DETAILS, ...amountDetails(event), source: event.source, reason: event.reason, purchase: event.purchase, grant: event.grant };
     case 'CreditConsumed':
       return {
         ...NO_DETAILS,
-        credits: formatCredits(event.credits),
-        balanceAfter: formatCredits(event.balanceAfter),
-        heldAfter: formatCredits(event.heldAfter),
+        ...amountDetails(event),
         source: event.source,
         reason: event.reason,
         usageEventId: event.usage?.eventId ?? null,
@@ -117,9 +96,9 @@ function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
     case 'CreditsHeld':
     case 'HoldCaptured':
     case 'HoldExpired':
-      return { ...NO_DETAILS, ...holdDetails(event) };
+      return { ...NO_DETAILS, ...amountDetails(event), holdId: event.holdId };
     case 'HoldReleased':
-      return { ...NO_DETAILS, ...holdDetails(event), reason: event.reason, usageEventId: event.usageEventId };
+      return { ...NO_DETAILS, ...amountDetails(event), holdId: event.holdId, reason: event.reason, usageEventId: event.usageEventId };
     default: {
       const unhandled: never = event;
       throw new Error(`Unhandled ledger event ${JSON.stringify(unhandled)}`);
