@@ -1,24 +1,16 @@
 import type { EventStore } from '@tally/event-store';
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
 import { SNAPSHOT_FIELDS, SnapshotField, snapshotToHash } from './balanceSnapshot';
 import { foldBalanceStreams } from './foldBalanceStreams';
 import { snapshotOf } from './positionedBalance';
 import { createGenerationStore, GenerationStore } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
-import { createProgressTracker, RebuildProgress } from './rebuildProgress';
+import { createProgressTracker } from './rebuildProgress';
+import type { ReplayOptions } from './replayBalances';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache } from './snapshotCache';
 
-export interface VerifyOptions {
-  readonly eventStore: EventStore;
-  readonly redis: Redis;
-  readonly keyPrefix?: string;
-  readonly logger: Logger;
-  readonly onProgress?: (progress: RebuildProgress) => void;
-  /** Events per read and per Redis write. Default 1000. */
-  readonly batchSize?: number;
-}
+export type VerifyOptions = Omit<ReplayOptions, 'snapshotCacheSize'>;
 
 export interface BalanceDifference {
   readonly balanceId: string;
