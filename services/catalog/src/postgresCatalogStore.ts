@@ -1,10 +1,9 @@
 import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
+import { isUniqueViolation } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError } from './catalogErrors';
 import type { CatalogStore } from './catalogStore';
-
-const UNIQUE_VIOLATION = '23505';
 
 interface ProductRow {
   id: string;
@@ -41,9 +40,7 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
             [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles)],
           );
         } catch (error) {
-          if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-            throw new ProductAlreadyExistsError(`a credit product with id "${product.id}" already exists`);
-          }
+          if (isUniqueViolation(error)) throw new ProductAlreadyExistsError(`a credit product with id "${product.id}" already exists`);
           throw error;
         }
         logger.info({ productId: product.id }, 'credit product created');

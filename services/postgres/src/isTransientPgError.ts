@@ -52,3 +52,8 @@ export function isTransientPgError(error: unknown): boolean {
   if (Array.isArray(errors) && errors.some(isTransientPgError)) return true;
   return typeof message === 'string' && TRANSIENT_MESSAGES.some((text) => message.includes(text));
 }
+
+/** Whether an insert failed on a unique constraint (23505): the row is there already. */
+export function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '23505';
+}

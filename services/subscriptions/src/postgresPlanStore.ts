@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { guardedQuery, isUniqueViolation } from './guardedQuery';
+import { isUniqueViolation } from '@tally/postgres';
+import { guardedQuery } from './guardedQuery';
 import { Plan, planFromDto, PlanItemDto, planToDto } from './plan';
 import type { PlanStore } from './planStore';
 import { PlanAlreadyExistsError } from './subscriptionErrors';

@@ -1,7 +1,8 @@
 import { formatCredits, parseCredits } from '@tally/domain';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { guardedQuery, isUniqueViolation } from './guardedQuery';
+import { isUniqueViolation } from '@tally/postgres';
+import { guardedQuery } from './guardedQuery';
 import type { PlanItemDto } from './plan';
 import { planFromRow } from './postgresPlanStore';
 import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
