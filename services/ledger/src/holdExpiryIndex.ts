@@ -1,7 +1,5 @@
-import { EventStoreUnavailableError } from '@tally/event-store';
-import { isTransientPgError } from '@tally/postgres';
-import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
+import { guarded } from './postgresBalanceStateStore';
 
 /** One change to the index: a hold placed (with its expiry) or freed (null). */
 export interface HoldIndexChange {
@@ -18,9 +16,6 @@ export interface HoldExpiryIndex {
   /** Holds whose expiry is at or before `now`, oldest first. */
   due(now: Date, limit: number): Promise<{ holdId: string; expiresAt: Date }[]>;
 }
-
-/** Connection failures are the database being unavailable: retriable, as for the event store beside it. */
-const guarded = guardTransient(isTransientPgError, (cause) => new EventStoreUnavailableError(cause));
 
 export function createPostgresHoldExpiryIndex(pool: Pool): HoldExpiryIndex {
   return {

@@ -46,10 +46,6 @@ export class BundleNotFoundError extends TallyError {
   readonly retriable = false;
 }
 
-export function isWrongExpectedRevision(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === 'wrong_expected_revision';
-}
-
 /** No hold with this id was ever placed (or the id is not one Tally makes). */
 export class HoldNotFoundError extends TallyError {
   readonly code = 'hold_not_found';
