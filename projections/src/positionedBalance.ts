@@ -1,4 +1,4 @@
-import { availableOf, formatCredits, OpenBalance, OpenHold, parseStoredCredits, type FoldedBalance } from '@tally/domain';
+import { availableOf, formatCredits, formatNullableCredits, OpenBalance, OpenHold, parseStoredCredits, type FoldedBalance } from '@tally/domain';
 import type { BalanceSnapshot } from './balanceSnapshot';
 
 /**
@@ -74,7 +74,7 @@ export function snapshotOf({ state, revision, position }: PositionedBalance): Ba
     available: formatCredits(availableOf(state)),
     overdraftLimit: formatCredits(state.overdraftLimit),
     holds: holdsToJson(state.holds),
-    lowBalanceThreshold: state.lowBalanceThreshold === null ? null : formatCredits(state.lowBalanceThreshold),
+    lowBalanceThreshold: formatNullableCredits(state.lowBalanceThreshold),
     belowThreshold: state.lowBalanceThreshold !== null && state.balance < state.lowBalanceThreshold,
     revision: revision.toString(),
     position: position.toString(),

@@ -1,4 +1,4 @@
-import { formatCredits, Micros, parseNonNegativeCredits, parsePositiveCredits } from './credits';
+import { formatCredits, formatNullableCredits, Micros, parseNonNegativeCredits, parsePositiveCredits } from './credits';
 import { ValidationError } from './errors';
 
 export interface ConsumptionRule {
@@ -132,7 +132,7 @@ export function creditProductToDto(product: CreditProduct): CreditProductDto {
       ...(rule.perUnitOf !== undefined ? { perUnitOf: rule.perUnitOf } : {}),
       ...(rule.where !== undefined ? { where: { ...rule.where } } : {}),
     })),
-    lowBalanceThreshold: product.lowBalanceThreshold === null ? null : formatCredits(product.lowBalanceThreshold),
+    lowBalanceThreshold: formatNullableCredits(product.lowBalanceThreshold),
     bundles: product.bundles.map((bundle) => ({
       id: bundle.id,
       credits: formatCredits(bundle.credits),

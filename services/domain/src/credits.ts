@@ -70,3 +70,6 @@ export function formatCredits(micros: Micros): string {
   const fraction = (magnitude % MICROS_PER_CREDIT).toString().padStart(CREDIT_SCALE, '0').replace(/0+$/, '');
   return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
 }
+
+/** formatCredits of an amount that may be absent (a threshold, an override): null stays null. */
+export const formatNullableCredits = (micros: Micros | null): string | null => (micros === null ? null : formatCredits(micros));

@@ -1,6 +1,6 @@
 import type { LedgerEventPayloadV1 } from '@tally/schemas';
 import { BalanceEvent } from './balance';
-import { formatCredits, parseStoredCredits } from './credits';
+import { formatCredits, formatNullableCredits, parseStoredCredits } from './credits';
 
 /**
  * Maps domain events (bigint micro-credits) to their versioned wire payloads (decimal
@@ -17,7 +17,7 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
           customerId: event.customerId,
           productId: event.productId,
           name: event.name,
-          lowBalanceThreshold: event.lowBalanceThreshold === null ? null : formatCredits(event.lowBalanceThreshold),
+          lowBalanceThreshold: formatNullableCredits(event.lowBalanceThreshold),
           ...unlessZero('overdraftLimit', event.overdraftLimit),
           occurredAt: event.occurredAt,
         },
@@ -65,7 +65,7 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
         type: event.type,
         data: {
           name: event.name,
-          lowBalanceThreshold: event.lowBalanceThreshold === null ? null : formatCredits(event.lowBalanceThreshold),
+          lowBalanceThreshold: formatNullableCredits(event.lowBalanceThreshold),
           ...unlessZero('overdraftLimit', event.overdraftLimit),
           occurredAt: event.occurredAt,
         },

@@ -1,5 +1,6 @@
 import {
   formatCredits,
+  formatNullableCredits,
   isValidIdentifier,
   Micros,
   parseNonNegativeCredits,
@@ -91,7 +92,7 @@ export function planToDto(plan: Plan): PlanDto {
       productId: item.productId,
       creditsPerPeriod: formatCredits(item.creditsPerPeriod),
       period: item.period,
-      lowBalanceThreshold: item.lowBalanceThreshold === null ? null : formatCredits(item.lowBalanceThreshold),
+      lowBalanceThreshold: formatNullableCredits(item.lowBalanceThreshold),
     })),
   };
 }

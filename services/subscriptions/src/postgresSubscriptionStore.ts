@@ -1,4 +1,4 @@
-import { formatCredits, parseCredits } from '@tally/domain';
+import { formatNullableCredits, parseCredits } from '@tally/domain';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isUniqueViolation } from '@tally/postgres';
@@ -44,7 +44,6 @@ const SUBSCRIPTION_SELECT = `
                      FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '{}') AS granted_through`;
 
 const nullableCredits = (text: string | null) => (text === null ? null : parseCredits(text));
-const formatNullable = (micros: bigint | null) => (micros === null ? null : formatCredits(micros));
 
 function subscriptionFromRow(row: SubscriptionRow): Subscription {
   return {
@@ -71,8 +70,8 @@ function overridesJson(overrides: readonly (CreditOverride & { effectiveFromPeri
     overrides.map((o) => ({
       product_id: o.productId,
       effective_from_period: o.effectiveFromPeriod,
-      credits_per_period: formatNullable(o.creditsPerPeriod),
-      low_balance_threshold: formatNullable(o.lowBalanceThreshold),
+      credits_per_period: formatNullableCredits(o.creditsPerPeriod),
+      low_balance_threshold: formatNullableCredits(o.lowBalanceThreshold),
     })),
   );
 }

@@ -1,4 +1,4 @@
-import { formatCredits } from '@tally/domain';
+import { formatCredits, formatNullableCredits } from '@tally/domain';
 import { BillingPeriod, finalPeriod, periodBounds, periodIndexAt } from './billingPeriod';
 import { termsAt } from './subscription';
 import type { SubscriptionDetails } from './subscriptionService';
@@ -41,8 +41,6 @@ export interface SubscriptionView {
   }>;
 }
 
-const formatNullable = (micros: bigint | null) => (micros === null ? null : formatCredits(micros));
-
 /** The subscription as the API answers it: stored facts plus each item's standing at `asOf`. */
 export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetails): SubscriptionView {
   const { startsAt, canceledAt } = subscription;
@@ -63,7 +61,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
         period: item.period,
         currentPeriod: bounds === null ? null : { index, start: bounds.start.toISOString(), end: bounds.end.toISOString() },
         creditsPerPeriod: formatCredits(terms.creditsPerPeriod),
-        lowBalanceThreshold: formatNullable(terms.lowBalanceThreshold),
+        lowBalanceThreshold: formatNullableCredits(terms.lowBalanceThreshold),
         grantedThrough: subscription.grantedThrough[item.productId] ?? null,
         finalPeriod: finalPeriod(startsAt, item.period, canceledAt),
       };
@@ -73,8 +71,8 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
       .map((version) => ({
         productId: version.productId,
         effectiveFromPeriod: version.effectiveFromPeriod,
-        creditsPerPeriod: formatNullable(version.creditsPerPeriod),
-        lowBalanceThreshold: formatNullable(version.lowBalanceThreshold),
+        creditsPerPeriod: formatNullableCredits(version.creditsPerPeriod),
+        lowBalanceThreshold: formatNullableCredits(version.lowBalanceThreshold),
       })),
   };
 }

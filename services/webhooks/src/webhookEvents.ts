@@ -1,4 +1,4 @@
-import { availableOf, formatCredits, type OpenBalance } from '@tally/domain';
+import { availableOf, formatCredits, formatNullableCredits, type OpenBalance } from '@tally/domain';
 import type { JsonObject } from '@tally/event-store';
 import { WEBHOOK_PAYLOAD_VERSION, type WebhookEventType, type WebhookPayloadV1 } from '@tally/schemas';
 
@@ -58,7 +58,7 @@ export function webhookPayload(type: WebhookEventType, event: LedgerEventForWebh
         balance: formatCredits(balance.balance),
         held: formatCredits(balance.held),
         available: formatCredits(availableOf(balance)),
-        lowBalanceThreshold: balance.lowBalanceThreshold === null ? null : formatCredits(balance.lowBalanceThreshold),
+        lowBalanceThreshold: formatNullableCredits(balance.lowBalanceThreshold),
       },
       event: event.data,
     },
