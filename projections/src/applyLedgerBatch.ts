@@ -8,7 +8,7 @@ import type { GenerationStore, WriteMode, WriteOutcome } from './generationStore
 import { groupByBalance } from './ledgerRecord';
 import type { SnapshotCache } from './snapshotCache';
 
-export interface BatchTarget {
+interface BatchTarget {
   readonly eventStore: EventStore;
   readonly store: GenerationStore;
   readonly logger: Logger;
@@ -41,7 +41,7 @@ async function storedBalances(target: BatchTarget, balanceIds: readonly string[]
   return stored;
 }
 
-export interface PreparedBatch {
+interface PreparedBatch {
   readonly snapshots: readonly BalanceSnapshot[];
   /** The batch's last position: where the checkpoint moves once the snapshots are written. */
   readonly checkpoint: bigint;

@@ -8,7 +8,7 @@ import { createGenerationStore, type WriteOutcome } from './generationStore';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache, type SnapshotCache } from './snapshotCache';
 
-export interface BalanceProjectorOptions {
+interface BalanceProjectorOptions {
   readonly eventStore: EventStore;
   readonly redis: Redis;
   /** Root of every key; default `tally`. */

@@ -49,7 +49,7 @@ export const SNAPSHOT_FIELDS = [
 ] as const;
 
 export type SnapshotField = (typeof SNAPSHOT_FIELDS)[number];
-export type SnapshotHash = Record<SnapshotField, string>;
+type SnapshotHash = Record<SnapshotField, string>;
 
 export function snapshotToHash(snapshot: BalanceSnapshot): SnapshotHash {
   return {

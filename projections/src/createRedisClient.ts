@@ -1,8 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 
-export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 5_000;
+const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 5_000;
 
-export interface RedisClientOptions {
+interface RedisClientOptions {
   readonly url: string;
   /**
    * How long a command may wait for its reply, including time spent queued while disconnected;

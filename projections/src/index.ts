@@ -1,15 +1,12 @@
 export type { BalanceSnapshot } from './balanceSnapshot';
 export { snapshotOf, type PositionedBalance } from './positionedBalance';
 export { foldBalanceStreams } from './foldBalanceStreams';
-export { DEFAULT_KEY_PREFIX } from './keySpace';
 export { createBalanceProjector } from './balanceProjector';
-export type { BalanceProjector, BalanceProjectorOptions, ProjectorLag } from './balanceProjector';
+export type { BalanceProjector, ProjectorLag } from './balanceProjector';
 export { createBalanceReadModel } from './balanceReadModel';
 export type { BalanceReadModel, EntitlementRead } from './balanceReadModel';
 export type { RebuildProgress } from './rebuildProgress';
 export { replayBalances } from './replayBalances';
 export type { ReplayOptions, ReplayResult } from './replayBalances';
 export { verifyBalances } from './verifyBalances';
-export type { BalanceDifference, VerifyOptions, VerifyResult } from './verifyBalances';
-export { createRedisClient, DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from './createRedisClient';
-export type { RedisClientOptions } from './createRedisClient';
+export { createRedisClient } from './createRedisClient';

@@ -3,7 +3,7 @@
  * generation starts with `<root>:<generation>:`, so a generation is deleted by one prefix
  * scan and a switch is one SET of the active pointer.
  */
-export const DEFAULT_KEY_PREFIX = 'tally';
+const DEFAULT_KEY_PREFIX = 'tally';
 
 export interface KeySpace {
   readonly root: string;

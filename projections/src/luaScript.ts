@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
-export interface LuaScript {
+interface LuaScript {
   run(redis: Redis, keys: readonly string[], args: readonly string[]): Promise<unknown>;
 }
 

@@ -5,7 +5,7 @@ import { prepareLedgerBatch, writePreparedBatch } from './applyLedgerBatch';
 import type { GenerationStore, WriteOutcome } from './generationStore';
 import type { SnapshotCache } from './snapshotCache';
 
-export interface RebuildOptions {
+interface RebuildOptions {
   readonly eventStore: EventStore;
   readonly store: GenerationStore;
   readonly logger: Logger;
@@ -22,7 +22,7 @@ export interface RebuildOptions {
   readonly onBatch?: (position: bigint, events: number) => void;
 }
 
-export interface RebuildResult {
+interface RebuildResult {
   /** 'reset' when the generation's keys vanished under the rebuild. */
   readonly outcome: WriteOutcome;
   /** The position written up to. */

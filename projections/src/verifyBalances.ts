@@ -10,9 +10,9 @@ import type { ReplayOptions } from './replayBalances';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache } from './snapshotCache';
 
-export type VerifyOptions = Omit<ReplayOptions, 'snapshotCacheSize'>;
+type VerifyOptions = Omit<ReplayOptions, 'snapshotCacheSize'>;
 
-export interface BalanceDifference {
+interface BalanceDifference {
   readonly balanceId: string;
   /**
    * A snapshot field; `snapshot` when one side has no snapshot at all (the missing side is
@@ -25,7 +25,7 @@ export interface BalanceDifference {
   readonly rebuilt: string | null;
 }
 
-export interface VerifyResult {
+interface VerifyResult {
   /** The live checkpoint the rebuild went up to. */
   readonly checkpoint: bigint;
   /** Balances compared. */

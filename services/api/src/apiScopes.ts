@@ -37,7 +37,7 @@ export interface ApiKey {
 /** Keys are printable ASCII without spaces; `,` `:` and `+` are the list's own separators. */
 const KEY = /^[!-~]+$/;
 const SEPARATORS = /[,:+]/;
-export const MIN_KEY_LENGTH = 16;
+const MIN_KEY_LENGTH = 16;
 
 /**
  * `TALLY_API_KEYS`: `key[:scope[+scope...]]` entries separated by commas, e.g.

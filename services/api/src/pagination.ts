@@ -1,7 +1,7 @@
 import { Type, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
 import { IDENTIFIER_PATTERN, LIMIT_PATTERN } from './apiSchemas';
 
-export const DEFAULT_PAGE_SIZE = 50;
+const DEFAULT_PAGE_SIZE = 50;
 
 /**
  * Every list answers `{ items, next }`, as the ledger does: `limit` items at most (1-500), and
@@ -40,7 +40,7 @@ export function pageSchema<T extends TSchema>(items: T) {
  * A page of `fetched`, which holds the items after the cursor in id order and, to tell whether
  * there is a next page without counting, one more than the page size when there are more.
  */
-export function pageOf<T>(fetched: readonly T[], size: number, idOf: (item: T) => string): Page<T> {
+function pageOf<T>(fetched: readonly T[], size: number, idOf: (item: T) => string): Page<T> {
   const items = fetched.slice(0, size);
   const last = items.at(-1);
   return { items, next: fetched.length > size && last !== undefined ? idOf(last) : null };

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 type Canonical = string | number | boolean | null | readonly Canonical[] | { readonly [key: string]: Canonical };
 
 /** JSON with object keys sorted at every level, so equal requests serialise to equal text. */
-export function canonicalJson(value: Canonical): string {
+function canonicalJson(value: Canonical): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const record = value as { readonly [key: string]: Canonical };

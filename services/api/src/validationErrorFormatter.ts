@@ -1,7 +1,7 @@
 import { PATTERN_MESSAGES } from './apiSchemas';
 
 /** The fields of an Ajv error that the message uses. */
-export interface SchemaError {
+interface SchemaError {
   readonly keyword: string;
   readonly instancePath: string;
   readonly message?: string;

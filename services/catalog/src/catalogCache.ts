@@ -13,7 +13,7 @@ export interface CatalogCache {
   stop(): Promise<void>;
 }
 
-export interface CatalogCacheOptions {
+interface CatalogCacheOptions {
   readonly store: CatalogStore;
   readonly logger: Logger;
   /** How stale a product may be: changes are seen within this interval, without a restart. */

@@ -4,7 +4,7 @@ import { divideRoundHalfUp, ExactDecimal, formatExactDecimal, toExactDecimal } f
 import { InvalidUsageEventError } from './errors';
 import { PropertyValue, UsageEvent } from './usageEvent';
 
-export type UsageCost =
+type UsageCost =
   | { readonly matched: false }
   | {
       readonly matched: true;

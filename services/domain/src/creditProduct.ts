@@ -67,7 +67,7 @@ function requireText(value: unknown, field: string, max = 256): string {
   return value;
 }
 
-export function parsePrice(price: Price, field: string): Price {
+function parsePrice(price: Price, field: string): Price {
   if (!PRICE_AMOUNT.test(price.amount)) {
     throw new ValidationError(`${field}.amount must be a non-negative decimal string, e.g. "49.99"`);
   }

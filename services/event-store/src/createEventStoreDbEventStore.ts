@@ -74,7 +74,7 @@ import { createSubscriptionRegistry } from './subscriptionRegistry';
 /** The calls of the client the adapter makes: a test can stand a model of the server in for it. */
 export type EventStoreDbClient = Pick<EventStoreDBClient, 'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'>;
 
-export interface EventStoreDbEventStoreOptions {
+interface EventStoreDbEventStoreOptions {
   /** `esdb://host:2113?tls=false` or `esdb+discover://...` (KurrentDB servers take them too): see the client's docs. */
   readonly connectionString: string;
   /** Instead of a client made from the connection string (tests: a model of the server). */
@@ -92,7 +92,7 @@ export interface EventStoreDbEventStoreOptions {
   readonly internalPrefix?: string;
 }
 
-export const DEFAULT_INTERNAL_PREFIX = 'tally-store.';
+const DEFAULT_INTERNAL_PREFIX = 'tally-store.';
 const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 /** Reads and writes in flight at once for one call (the client multiplexes them over HTTP/2). */
 const CONCURRENCY = 64;

@@ -19,7 +19,7 @@ import { startSubscription } from './startSubscription';
 import { createSubscriptionRegistry } from './subscriptionRegistry';
 import { translateError } from './translateError';
 
-export interface PostgresEventStoreOptions {
+interface PostgresEventStoreOptions {
   /** A pool whose search_path is the schema migrated with @tally/postgres. The caller owns (and ends) it. */
   readonly pool: Pool;
   readonly logger: Logger;

@@ -19,12 +19,12 @@ import type { JsonObject, JsonValue } from './eventStore';
  * shape orders) order. The same encoding is written in SQL (017's es_pack and es_unpack) for
  * the conversion of existing rows and the `events` view; either decodes the other's rows.
  */
-export type ValueKind = 'v' | 'n' | 't' | 'z';
+type ValueKind = 'v' | 'n' | 't' | 'z';
 export type ObjectShape = readonly (readonly [string, ValueKind | ObjectShape])[];
 /** [type, data shape], as stored in event_shapes. */
 export type EventShape = readonly [string, ObjectShape];
 
-export interface EncodedPayload {
+interface EncodedPayload {
   /** JSON of the EventShape: the key under which a store registers it. */
   readonly shapeKey: string;
   readonly body: string;

@@ -5,7 +5,7 @@ export interface StreamLength {
 }
 
 /** Streams read together in one query, or one stream too long for a page, read in pages of its own. */
-export type StreamReadGroup =
+type StreamReadGroup =
   | { readonly kind: 'together'; readonly streamIds: readonly string[] }
   | { readonly kind: 'paged'; readonly streamId: string };
 

@@ -11,7 +11,7 @@ export interface SubscriptionSource {
   onAppended(wake: () => void): () => void;
 }
 
-export interface SubscriptionTiming {
+interface SubscriptionTiming {
   /** Longest wait between reads when live: a lost notification delays delivery by at most this. */
   readonly pollIntervalMs: number;
   readonly retryInitialDelayMs: number;

@@ -2,7 +2,7 @@ import { Kafka, logLevel, type KafkaConfig, type logCreator } from 'kafkajs';
 import type { Logger } from 'pino';
 import { registerCompressionCodecs } from './compressionCodecs';
 
-export interface CreateKafkaOptions extends Omit<KafkaConfig, 'logCreator'> {
+interface CreateKafkaOptions extends Omit<KafkaConfig, 'logCreator'> {
   /** Where kafkajs's own log goes (a child with component: kafkajs); without it, nowhere but logLevel's console output. */
   readonly logger?: Logger;
 }

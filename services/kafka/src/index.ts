@@ -1,4 +1,4 @@
-export { createKafka, type CreateKafkaOptions } from './createKafka';
+export { createKafka } from './createKafka';
 export { registerCompressionCodecs, compressionType, COMPRESSION_NAMES, type CompressionName } from './compressionCodecs';
 export { undecodableBatchOf, type UndecodableBatch } from './undecodableBatch';
 export { kafkaConnectionConfig, type KafkaConnection } from './kafkaConnection';

@@ -1,5 +1,5 @@
 /** The raw snappy block codec (the `snappy` package's functions). */
-export interface SnappyBlocks {
+interface SnappyBlocks {
   compress(input: Buffer): Promise<Buffer>;
   uncompress(input: Buffer, options: { asBuffer: true }): Promise<string | Buffer>;
 }

@@ -48,7 +48,7 @@ export function invoiceToBeOf(event: LedgerEventRecord): InvoiceToBe | undefined
   };
 }
 
-export interface ExampleBillingConsumerOptions {
+interface ExampleBillingConsumerOptions {
   readonly brokers: readonly string[];
   readonly registryUrl: string;
   readonly topic: string;
@@ -57,7 +57,7 @@ export interface ExampleBillingConsumerOptions {
   readonly onInvoice: (invoice: InvoiceToBe) => void | Promise<void>;
 }
 
-export interface ExampleBillingConsumer {
+interface ExampleBillingConsumer {
   stop(): Promise<void>;
 }
 

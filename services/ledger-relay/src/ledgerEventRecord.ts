@@ -18,18 +18,18 @@ import {
 } from '@tally/schemas';
 
 /** The payload records of the Avro schema: the stored payload without what the envelope carries. */
-export type CreditBalanceOpenedRecord = Pick<CreditBalanceOpenedV1, 'name' | 'lowBalanceThreshold'> & { overdraftLimit: string };
-export type CreditToppedUpRecord = Omit<CreditToppedUpV1, 'occurredAt' | 'heldAfter'>;
-export type CreditConsumedRecord = Omit<CreditConsumedV1, 'occurredAt' | 'heldAfter'>;
-export type LowBalanceWarnedRecord = Omit<LowBalanceWarnedV1, 'occurredAt'>;
-export type CreditBalanceDepletedRecord = Omit<CreditBalanceDepletedV1, 'occurredAt'>;
-export type CreditBalanceSettingsChangedRecord = Omit<CreditBalanceSettingsChangedV1, 'occurredAt' | 'overdraftLimit'> & { overdraftLimit: string };
+type CreditBalanceOpenedRecord = Pick<CreditBalanceOpenedV1, 'name' | 'lowBalanceThreshold'> & { overdraftLimit: string };
+type CreditToppedUpRecord = Omit<CreditToppedUpV1, 'occurredAt' | 'heldAfter'>;
+type CreditConsumedRecord = Omit<CreditConsumedV1, 'occurredAt' | 'heldAfter'>;
+type LowBalanceWarnedRecord = Omit<LowBalanceWarnedV1, 'occurredAt'>;
+type CreditBalanceDepletedRecord = Omit<CreditBalanceDepletedV1, 'occurredAt'>;
+type CreditBalanceSettingsChangedRecord = Omit<CreditBalanceSettingsChangedV1, 'occurredAt' | 'overdraftLimit'> & { overdraftLimit: string };
 // The figures after a hold event travel in the envelope (balance, held, available), as for every event that records them.
 type Figures = 'balanceAfter' | 'heldAfter' | 'occurredAt';
-export type CreditsHeldRecord = Omit<CreditsHeldV1, Figures>;
-export type HoldCapturedRecord = Omit<HoldCapturedV1, Figures>;
-export type HoldReleasedRecord = Omit<HoldReleasedV1, Figures>;
-export type HoldExpiredRecord = Omit<HoldExpiredV1, Figures>;
+type CreditsHeldRecord = Omit<CreditsHeldV1, Figures>;
+type HoldCapturedRecord = Omit<HoldCapturedV1, Figures>;
+type HoldReleasedRecord = Omit<HoldReleasedV1, Figures>;
+type HoldExpiredRecord = Omit<HoldExpiredV1, Figures>;
 
 interface PayloadRecords {
   CreditBalanceOpened: CreditBalanceOpenedRecord;

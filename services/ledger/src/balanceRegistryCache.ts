@@ -5,9 +5,9 @@ import type { Logger } from 'pino';
 import type { BalanceRef, BalanceRegistry } from './balanceRegistry';
 
 /** Where migration 011's trigger tells which customer's balances changed (an empty payload: all). */
-export const BALANCE_REGISTRY_CHANNEL = 'tally_credit_balances';
+const BALANCE_REGISTRY_CHANNEL = 'tally_credit_balances';
 
-export interface BalanceRegistryCacheOptions {
+interface BalanceRegistryCacheOptions {
   /** The registry itself; every method but balancesOfCustomers passes straight through. */
   readonly store: BalanceRegistry;
   /** Its database: the LISTEN connection is opened with this pool's settings, outside it. */

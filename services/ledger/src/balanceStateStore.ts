@@ -19,7 +19,7 @@ export interface BalanceStateStore {
 }
 
 /** The JSON form of an open balance: micro-credits as integer strings, never numbers. */
-export interface EncodedBalanceState {
+interface EncodedBalanceState {
   readonly balanceId: string;
   readonly customerId: string;
   readonly productId: string;

@@ -15,7 +15,7 @@ import { fromRecordedEvent } from './ledgerEvents';
 /** The processor's (and its lease's and checkpoint row's) name; migration 019 resets it. */
 export const CONSUMPTION_PROJECTION = 'consumption-projection';
 
-export interface ConsumptionProjectorOptions {
+interface ConsumptionProjectorOptions {
   readonly eventStore: EventStore;
   /** Holds `consumption_buckets` and the checkpoint (subscription_checkpoints). */
   readonly pool: Pool;
@@ -78,7 +78,7 @@ export function createConsumptionProjector(options: ConsumptionProjectorOptions)
 }
 
 /** The projection's side of the processor: its checkpoint store and its batch handler. */
-export interface ConsumptionProjection {
+interface ConsumptionProjection {
   readonly checkpoints: CheckpointStore;
   /** Adds a batch's consumption and moves the checkpoint past it, once however often it is handed over. */
   handle(events: readonly RecordedEvent[]): Promise<void>;

@@ -16,7 +16,7 @@ import { HoldNotFoundError } from './ledgerErrors';
 import { fromRecordedEvent } from './ledgerEvents';
 import type { LedgerService } from './ledgerService';
 
-export interface HoldExpiryWorkerOptions {
+interface HoldExpiryWorkerOptions {
   readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
   readonly checkpoints: CheckpointStore;
   readonly index: HoldExpiryIndex;

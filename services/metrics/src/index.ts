@@ -1,9 +1,2 @@
-export {
-  createMetricsRegistry,
-  DEFAULT_BUCKETS,
-  type GaugeOptions,
-  type HistogramOptions,
-  type MetricsRegistry,
-  type MetricsRegistryOptions,
-} from './metricsRegistry';
+export { createMetricsRegistry, type GaugeOptions, type HistogramOptions, type MetricsRegistry } from './metricsRegistry';
 export type { Counter, Gauge, Histogram } from 'prom-client';

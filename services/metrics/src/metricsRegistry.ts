@@ -36,7 +36,7 @@ export interface MetricsRegistry {
   readonly contentType: string;
 }
 
-export interface MetricsRegistryOptions {
+interface MetricsRegistryOptions {
   /** A failing collect callback keeps its gauge's last values; the scrape still answers. */
   readonly onCollectError?: (error: unknown, metricName: string) => void;
   /** prom-client's default metrics of the Node runtime (heap, event-loop lag, GC, CPU, handles); the main job turns them on. */
@@ -44,7 +44,7 @@ export interface MetricsRegistryOptions {
 }
 
 /** Seconds; spans an in-memory answer (1 ms) to a request that waited for a slow database. */
-export const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 type Kind = typeof Counter | typeof Gauge | typeof Histogram;
 

@@ -2,7 +2,7 @@ import type { Pool, QueryResultRow } from 'pg';
 import { queryWithTimeout } from './queryWithTimeout';
 
 /** First key of the two-key advisory lock space for leases, apart from the migrations' and the event store's. */
-export const LEASE_LOCK_CLASS = 1952541798;
+const LEASE_LOCK_CLASS = 1952541798;
 const DEFAULT_HEARTBEAT_MS = 2_000;
 const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
 const LOCK_KEY = "$1, hashtext(current_schema() || '.' || $2)";

@@ -2,7 +2,7 @@ import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { assertSqlIdentifier } from './sqlIdentifier';
 
-export interface CreatePoolOptions {
+interface CreatePoolOptions {
   readonly connectionString: string;
   readonly max?: number;
   readonly applicationName: string;
@@ -22,8 +22,8 @@ export interface CreatePoolOptions {
   readonly logger?: Logger;
 }
 
-export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
-export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
+const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
 /** How much longer than the server's statement timeout the client waits: the server's cancel wins when it can speak. */
 export const QUERY_TIMEOUT_MARGIN_MS = 2_000;
 

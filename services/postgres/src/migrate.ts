@@ -5,7 +5,7 @@ import { listMigrations, type Migration } from './listMigrations';
 import { queryWithTimeout } from './queryWithTimeout';
 import { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
 
-export interface MigrateOptions {
+interface MigrateOptions {
   readonly pool: Pool;
   /** Created when missing; every migration runs with search_path set to it alone. */
   readonly schema: string;
@@ -19,7 +19,7 @@ export interface MigrateOptions {
   readonly statementTimeoutMs?: number;
 }
 
-export interface MigrateResult {
+interface MigrateResult {
   /** Names of the migrations this call applied, in order; empty when the schema was current. */
   readonly applied: string[];
 }

@@ -6,7 +6,7 @@ import { quoteIdentifier } from './sqlIdentifier';
  * Called with a notification's payload, or with `undefined` when the connection was lost: the
  * notifications sent meanwhile are gone, so whatever they would have said must be assumed.
  */
-export type NotificationWaker = (payload: string | undefined) => void;
+type NotificationWaker = (payload: string | undefined) => void;
 
 /**
  * One LISTEN connection per channel and user (the event store's subscriptions, the consumer's

@@ -1,5 +1,5 @@
 /** Runs a store's call; what the guard made of a transient failure is thrown in its place. */
-export type TransientGuard = <T>(work: () => Promise<T>) => Promise<T>;
+type TransientGuard = <T>(work: () => Promise<T>) => Promise<T>;
 
 /**
  * The one mapping of a dependency's transient failures (PostgreSQL's isTransientPgError, a Redis

@@ -1,7 +1,7 @@
-export { createBackoff, HeartbeatError, retry, type Backoff, type BackoffOptions, type FailedAttempt, type RetryOptions } from './retry';
-export { guardTransient, type TransientGuard } from './guardTransient';
-export { createPeriodicWorker, type PeriodicWorkerOptions } from './periodicWorker';
-export { createWorker, createWorkerGroup, type StopOutcome, type Worker, type WorkerBody, type WorkerGroup, type WorkerGroupOptions, type WorkerState } from './worker';
+export { createBackoff, HeartbeatError, retry, type Backoff, type BackoffOptions } from './retry';
+export { guardTransient } from './guardTransient';
+export { createPeriodicWorker } from './periodicWorker';
+export { createWorker, createWorkerGroup, type Worker, type WorkerBody, type WorkerState } from './worker';
 export { createPostgresCheckpointStore, type CheckpointStore } from './checkpointStore';
 export {
   createCheckpointedProcessor,

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { createWorker, type Worker } from './worker';
 
-export interface PeriodicWorkerOptions {
+interface PeriodicWorkerOptions {
   readonly name: string;
   readonly logger: Logger;
   /** Pause between the end of one run and the start of the next. */

@@ -58,7 +58,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** What onAttempt learns about a failed attempt that is about to be retried. */
-export interface FailedAttempt {
+interface FailedAttempt {
   /** 1 for the first attempt. */
   readonly attempt: number;
   readonly error: unknown;
@@ -66,7 +66,7 @@ export interface FailedAttempt {
   readonly delayMs: number;
 }
 
-export interface RetryOptions extends BackoffOptions {
+interface RetryOptions extends BackoffOptions {
   /** What is being done, for the log: "publishing ledger events" logs "publishing ledger events failed; retrying". */
   readonly what: string;
   /** Logs each retried failure at warn; omitted, nothing is logged (onAttempt can). */

@@ -67,16 +67,16 @@ export function createWorker(name: string, body: WorkerBody): Worker {
   };
 }
 
-export interface WorkerGroupOptions {
+interface WorkerGroupOptions {
   readonly logger: Logger;
   /** Bound on the whole of stop(); what is still stopping then is abandoned. */
   readonly stopTimeoutMs: number;
 }
 
-export type StopOutcome = { readonly completed: true } | { readonly completed: false; readonly waitingFor: string };
+type StopOutcome = { readonly completed: true } | { readonly completed: false; readonly waitingFor: string };
 
 /** How main.ts starts every role and stops them all: in reverse order, within one bound. */
-export interface WorkerGroup {
+interface WorkerGroup {
   /** Starts the worker; once started (or failed) it is stopped with the rest. */
   start(worker: Worker): Promise<void>;
   /** Something that is not a worker but must be closed in the same order (a pool, a client, a server). */

@@ -13,7 +13,7 @@
  */
 export type BillingPeriod = 'month' | 'year' | { readonly days: number };
 
-export interface PeriodBounds {
+interface PeriodBounds {
   /** 0-based: period 0 starts at the subscription's startsAt. */
   readonly index: number;
   readonly start: Date;
@@ -78,7 +78,7 @@ export function periodIndexAt(startsAt: Date, period: BillingPeriod, at: Date): 
   return periodStart(startsAt, period, candidate).getTime() <= at.getTime() ? candidate : candidate - 1;
 }
 
-export interface DuePeriodsInput {
+interface DuePeriodsInput {
   readonly startsAt: Date;
   readonly period: BillingPeriod;
   readonly now: Date;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { createSubscriptionGranter } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
 
-export interface GrantSchedulerOptions {
+interface GrantSchedulerOptions {
   readonly subscriptions: SubscriptionStore;
   readonly ledger: LedgerService;
   readonly balanceRegistry: Pick<BalanceRegistry, 'findBalance'>;

@@ -47,7 +47,7 @@ export interface PlanDto {
 
 export const MAX_PLAN_ITEMS = 100;
 
-export function planItemFromDto(dto: PlanItemDto, field: string): PlanItem {
+function planItemFromDto(dto: PlanItemDto, field: string): PlanItem {
   if (!isValidIdentifier(dto.productId)) throw new ValidationError(`${field}.productId is not a valid identifier`);
   if (!isBillingPeriod(dto.period)) {
     throw new ValidationError(`${field}.period must be "month", "year" or { "days": n } with n from 1 to ${MAX_PERIOD_DAYS}`);

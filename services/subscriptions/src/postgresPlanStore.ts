@@ -6,7 +6,7 @@ import { Plan, planFromDto, PlanItemDto, planToDto } from './plan';
 import type { PlanStore } from './planStore';
 import { PlanAlreadyExistsError } from './subscriptionErrors';
 
-export interface PlanRow {
+interface PlanRow {
   id: string;
   name: string;
   items: PlanItemDto[];

@@ -6,7 +6,7 @@ import type { Plan, PlanItem } from './plan';
 import { ItemTerms, Subscription, termsAt } from './subscription';
 import type { SubscriptionStore } from './subscriptionStore';
 
-export interface GrantOutcome {
+interface GrantOutcome {
   /** Grants this call appended. */
   readonly granted: number;
   /** Due grants the ledger already held (another scheduler, a restart, a stale watermark). */
@@ -17,7 +17,7 @@ export interface GrantOutcome {
   readonly caughtUp: boolean;
 }
 
-export interface SubscriptionGranter {
+interface SubscriptionGranter {
   /**
    * Grants the periods of every item that have started by `now` (and not after a cancellation),
    * in order, at most `maxPeriods` in all (default: no bound), so that a subscription backdated by
@@ -27,7 +27,7 @@ export interface SubscriptionGranter {
   grantDue(subscription: Subscription, plan: Plan, now: Date, bound?: { maxPeriods?: number }): Promise<GrantOutcome>;
 }
 
-export interface SubscriptionGranterOptions {
+interface SubscriptionGranterOptions {
   readonly subscriptions: SubscriptionStore;
   readonly ledger: LedgerService;
   /** Where the customer's balance of each plan product is found, when there is one. */

@@ -52,7 +52,7 @@ export interface SubscriptionService {
   cancelSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
 }
 
-export interface SubscriptionServiceOptions {
+interface SubscriptionServiceOptions {
   readonly plans: PlanStore;
   readonly subscriptions: SubscriptionStore;
   readonly ledger: LedgerService;

@@ -3,7 +3,7 @@ import { BillingPeriod, finalPeriod, periodBounds, periodIndexAt } from './billi
 import { termsAt } from './subscription';
 import type { SubscriptionDetails } from './subscriptionService';
 
-export interface PeriodView {
+interface PeriodView {
   readonly index: number;
   readonly start: string;
   readonly end: string;

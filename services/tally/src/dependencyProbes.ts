@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 
-export type ProbeState = 'up' | 'down';
+type ProbeState = 'up' | 'down';
 
 /** A broker that accepts a TCP connection; cheap enough for every health probe, and holds nothing open. */
 export function probeTcp(hostPort: string, timeoutMs: number): Promise<ProbeState> {

@@ -3,7 +3,7 @@ import type { RedisOptions } from 'ioredis';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import type { Config } from './config';
 
-export interface ServiceConnections {
+interface ServiceConnections {
   /** Spread into every kafkajs client's configuration. */
   readonly kafka: Readonly<Pick<KafkaConfig, 'ssl' | 'sasl'>>;
   /** Spread into every ioredis client's options. */

@@ -6,7 +6,7 @@ export type PlainPropertyValue = null | boolean | number | string;
  * avsc keeps union values wrapped ({ long: 5 }) because the property union has two numeric
  * branches; an integral number is sent as long, any other as double.
  */
-export function toAvroProperty(value: PlainPropertyValue): UsageEventAvroPropertyValue {
+function toAvroProperty(value: PlainPropertyValue): UsageEventAvroPropertyValue {
   if (value === null) return null;
   if (typeof value === 'boolean') return { boolean: value };
   if (typeof value === 'string') return { string: value };

@@ -10,7 +10,7 @@ export interface WebhookRetryPolicy {
   delayAfter(attempt: number): number;
 }
 
-export interface WebhookDispatcherOptions {
+interface WebhookDispatcherOptions {
   readonly store: Pick<WebhookStore, 'dueDeliveries' | 'recordAttempt'>;
   readonly send: WebhookSender;
   readonly retry: WebhookRetryPolicy;

@@ -6,7 +6,7 @@ import { WebhookDeliveryNotFoundError, WebhookEndpointNotFoundError, WebhookEven
 import { newWebhookSecret } from './webhookSecret';
 import type { WebhookDelivery, WebhookEndpoint, WebhookEndpointChanges, WebhookStore } from './webhookStore';
 
-export interface WebhookEndpointServiceOptions extends AddressPolicy {
+interface WebhookEndpointServiceOptions extends AddressPolicy {
   readonly store: WebhookStore;
   /** Where a new endpoint starts: it receives the ledger events after the head at its creation. */
   readonly eventStore: Pick<EventStore, 'headPosition'>;

@@ -3,7 +3,7 @@ import type { JsonObject } from '@tally/event-store';
 import { WEBHOOK_PAYLOAD_VERSION, type WebhookEventType, type WebhookPayloadV1 } from '@tally/schemas';
 
 /** What of a recorded ledger event the mapping reads. */
-export interface LedgerEventForWebhook {
+interface LedgerEventForWebhook {
   readonly id: string;
   readonly type: string;
   readonly position: bigint;

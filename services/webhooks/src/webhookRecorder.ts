@@ -5,7 +5,7 @@ import { webhookEventTypeOf, webhookPayload } from './webhookEvents';
 import { webhookMessageId } from './webhookMessageId';
 import type { NewWebhookDelivery, WebhookStore } from './webhookStore';
 
-export interface WebhookRecorderOptions {
+interface WebhookRecorderOptions {
   readonly store: Pick<WebhookStore, 'allEndpoints' | 'recordDeliveries'>;
   /** The ledger's balance states: the one fold, with its snapshots. */
   readonly balanceStates: Pick<BalanceStates, 'at'>;

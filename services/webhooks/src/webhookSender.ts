@@ -7,7 +7,7 @@ import { WebhookUrlRefusedError } from './webhookErrors';
 /** Only the first KiB of a response is kept: enough to see an error message, never a receiver's whole page. */
 export const RESPONSE_BODY_LIMIT = 1024;
 
-export interface WebhookSenderOptions extends AddressPolicy {
+interface WebhookSenderOptions extends AddressPolicy {
   /** How long the TCP (and TLS) connection may take to open. */
   readonly connectTimeoutMs: number;
   /** How long the receiver may take to answer, body included, once connected. */

@@ -1,13 +1,13 @@
 import { Webhook } from 'standardwebhooks';
 
 /** The headers that carry a message's identity and signature (Standard Webhooks). */
-export interface WebhookSignatureHeaders {
+interface WebhookSignatureHeaders {
   readonly 'webhook-id': string;
   readonly 'webhook-timestamp': string;
   readonly 'webhook-signature': string;
 }
 
-export interface WebhookSigningInput {
+interface WebhookSigningInput {
   /** Stable across every attempt of the message: the receiver deduplicates by it. */
   readonly id: string;
   /** Time of this attempt: receivers refuse a timestamp far from their clock (replays). */

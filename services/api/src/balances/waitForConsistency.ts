@@ -8,7 +8,7 @@ export class NotConsistentError extends TallyError {
   readonly retriable = true;
 }
 
-export interface ConsistencyOptions {
+interface ConsistencyOptions {
   readonly balances: Pick<BalanceReadModel, 'checkpoint'>;
   readonly eventStore: Pick<EventStore, 'headPosition'>;
   readonly timeoutMs: number;

@@ -4,7 +4,7 @@ import type { CustomerDirectory } from '@tally/ledger';
 import { customerId, errorResponses, LIMIT_PATTERN } from '../apiSchemas';
 import { fetchPage, pageSchema } from '../pagination';
 
-export interface CustomerRoutesOptions {
+interface CustomerRoutesOptions {
   readonly customers: CustomerDirectory;
 }
 

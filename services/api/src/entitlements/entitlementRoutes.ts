@@ -4,7 +4,7 @@ import { parseNonNegativeCredits } from '@tally/domain';
 import { consistent, credits, customerId, errorResponses, identifier, params } from '../apiSchemas';
 import type { EntitlementService } from './entitlementService';
 
-export interface EntitlementRoutesOptions {
+interface EntitlementRoutesOptions {
   readonly entitlements: EntitlementService;
 }
 

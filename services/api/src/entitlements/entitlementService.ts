@@ -16,7 +16,7 @@ export interface EntitlementView {
   readonly lagMs: number | null;
 }
 
-export interface EntitlementServiceDeps {
+interface EntitlementServiceDeps {
   /** Guarded (guardBalanceReader). */
   readonly readModel: Pick<BalanceReadModel, 'getEntitlement' | 'checkpoint'>;
   readonly eventStore: Pick<EventStore, 'headPosition'>;

@@ -6,7 +6,7 @@ import { requestHash } from '../requestHash';
 import type { HoldService } from './holdService';
 import { HoldSchema } from './holdView';
 
-export interface HoldRoutesOptions {
+interface HoldRoutesOptions {
   readonly holds: HoldService;
 }
 

@@ -3,7 +3,7 @@ import { parseHoldId, type HoldCommandResult, type LedgerService, type PlaceHold
 import type { BalanceService } from '../balances/balanceService';
 import { holdViewOf, type HoldView } from './holdView';
 
-export interface HoldServiceDeps {
+interface HoldServiceDeps {
   readonly ledger: Pick<LedgerService, 'placeHold' | 'captureHold' | 'releaseHold'>;
   /** Holds are writes to their balance: queued behind its other writes, answered with the balance after. */
   readonly balances: Pick<BalanceService, 'run'>;

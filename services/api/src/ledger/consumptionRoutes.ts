@@ -4,7 +4,7 @@ import { formatCredits, ValidationError } from '@tally/domain';
 import { BalanceNotFoundError, type BalanceRegistry, type ConsumptionBucketSize, type ConsumptionStore } from '@tally/ledger';
 import { balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
 
-export interface ConsumptionRoutesOptions {
+interface ConsumptionRoutesOptions {
   readonly consumption: ConsumptionStore;
   readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'>;
   readonly now: () => Date;

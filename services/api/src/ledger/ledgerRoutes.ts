@@ -4,7 +4,7 @@ import { balanceParams, CURSOR_PATTERN, errorResponses, LIMIT_PATTERN, nullableS
 import type { LedgerHistory } from './ledgerHistory';
 import { LedgerEntrySchema } from './ledgerEntryView';
 
-export const DEFAULT_LEDGER_PAGE = 50;
+const DEFAULT_LEDGER_PAGE = 50;
 
 /** The ledger: every change of a balance, the manual ones, purchases, grants and usage alike. */
 export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerHistory }> = async (app, { history }) => {

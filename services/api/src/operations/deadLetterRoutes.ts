@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { DeadLetterLog } from '@tally/metering';
 import { errorResponses, LIMIT_PATTERN, nullableString } from '../apiSchemas';
 
-export interface DeadLetterRoutesOptions {
+interface DeadLetterRoutesOptions {
   readonly deadLetters: Pick<DeadLetterLog, 'recent'>;
 }
 

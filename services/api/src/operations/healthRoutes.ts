@@ -35,7 +35,7 @@ const healthBody = Type.Object({
   ),
 });
 
-export interface HealthRouteOptions {
+interface HealthRouteOptions {
   readonly check: HealthCheck;
   /** Longest a check may take before it counts as down. */
   readonly timeoutMs: number;

@@ -8,7 +8,7 @@ import type { BalanceService } from '../balances/balanceService';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
 import { idempotencyOf } from '../requestHash';
 
-export interface PurchaseRoutesOptions {
+interface PurchaseRoutesOptions {
   readonly purchases: PurchaseService;
   /** Purchases are writes to a balance: queued behind its other writes, answered with the balance after. */
   readonly balances: BalanceService;

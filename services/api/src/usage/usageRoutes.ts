@@ -4,14 +4,14 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errorResponses } from '../apiSchemas';
 
-export interface UsageRoutesOptions {
+interface UsageRoutesOptions {
   readonly publisher: UsagePublisher;
   /** Largest request body in bytes; default 5 MiB (1,000 events of several KiB each). */
   readonly bodyLimit?: number;
 }
 
 /** Most events one request may carry. */
-export const MAX_EVENTS_PER_REQUEST = 1000;
+const MAX_EVENTS_PER_REQUEST = 1000;
 const CLOUDEVENTS_BATCH = 'application/cloudevents-batch+json';
 const CLOUDEVENT = 'application/cloudevents+json';
 

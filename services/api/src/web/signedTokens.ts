@@ -33,7 +33,7 @@ export interface SignedTokens {
   verifyPortalToken(token: string, now: Date): Promise<PortalClaims | undefined>;
 }
 
-export interface SignedTokenOptions {
+interface SignedTokenOptions {
   /** At least 32 bytes of secret (HS256's key size); every API process must share it. */
   readonly secret: string;
   readonly sessionTtlMs: number;
@@ -43,7 +43,7 @@ export interface SignedTokenOptions {
 const ISSUER = 'tally';
 const SESSION_AUDIENCE = 'tally-console';
 const PORTAL_AUDIENCE = 'tally-portal';
-export const MIN_SECRET_LENGTH = 32;
+const MIN_SECRET_LENGTH = 32;
 
 /** A JWT is three base64url parts: what the access guard tries as a portal token when no key matches. */
 export const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;

@@ -8,7 +8,7 @@ import { scopesGrant } from '../apiScopes';
 import type { BearerAuth } from '../bearerAuth';
 import type { SignedTokens } from './signedTokens';
 
-export interface WebSessionRoutesOptions {
+interface WebSessionRoutesOptions {
   readonly auth: BearerAuth;
   readonly tokens: SignedTokens;
   readonly now: () => Date;

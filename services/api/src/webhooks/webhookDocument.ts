@@ -3,7 +3,7 @@ import { WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhookPayloadV1 } fro
 import { nullableString, stringEnum } from '../apiSchemas';
 
 /** The body of every webhook (schemas' WebhookPayloadV1), as JSON Schema for the OpenAPI document. */
-export const WebhookPayloadSchema = Type.Object({
+const WebhookPayloadSchema = Type.Object({
   type: stringEnum(WEBHOOK_EVENT_TYPES),
   timestamp: Type.String({ format: 'date-time', description: 'When the ledger event occurred.' }),
   data: Type.Object({

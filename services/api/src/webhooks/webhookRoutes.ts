@@ -5,7 +5,7 @@ import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointS
 import { CURSOR_PATTERN, errorResponses, identifier, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 
-export interface WebhookRoutesOptions {
+interface WebhookRoutesOptions {
   readonly webhooks: WebhookEndpointService;
 }
 
