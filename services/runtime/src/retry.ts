@@ -174,7 +174,11 @@ export async function retry<T>(operation: (attempt: number) => Promise<T>, optio
   }
 }
 
-function abandonable<T>(operation: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+/**
+ * `operation`, or a rejection with `signal.reason` as soon as the signal aborts: the caller stops
+ * waiting, the operation goes on (and its later failure is nobody's unhandled rejection).
+ */
+export function abandonable<T>(operation: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return operation;
   // The abandoned attempt may still fail later; nobody is waiting for it then.
   operation.catch(() => undefined);
