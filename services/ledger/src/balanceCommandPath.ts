@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState, type FoldedBalance } from '@tally/domain';
 import { WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
 import { createBackoff } from '@tally/runtime';
@@ -31,13 +32,23 @@ export type BalanceCommandOutcome =
     }
   | { readonly ok: false; readonly error: unknown };
 
+export interface ExecuteOptions {
+  /**
+   * `performance.now()` when the write began (an HTTP request's arrival): the load budget counts
+   * from it, so time spent queued behind the balance's other writes counts too. Default: now.
+   */
+  readonly startedAt?: number;
+}
+
 export interface BalanceCommandPath {
   /**
    * Runs a batch of commands: the outcomes come in request order. Commands on one balance are
    * decided in request order, each on the state the one before it left; all the batch's
    * balances are appended in one atomic call. A command refused by the decider fails alone.
+   * With a load budget, a state that does not load within it throws BalanceLoadingError before
+   * anything is appended.
    */
-  execute(requests: readonly BalanceCommandRequest[]): Promise<BalanceCommandOutcome[]>;
+  execute(requests: readonly BalanceCommandRequest[], options?: ExecuteOptions): Promise<BalanceCommandOutcome[]>;
 }
 
 export interface ConflictRetryOptions {
@@ -57,6 +68,13 @@ export interface BalanceCommandPathOptions {
   readonly states: BalanceStates;
   readonly logger: Logger;
   readonly retry?: ConflictRetryOptions;
+  /**
+   * How long a write may wait for its balances' states to load (ms), well under the API's request
+   * timeout so a client is answered (503 balance_loading) rather than cut off. The load goes on
+   * in the background and its result is kept, so the retry is fast. Undefined or 0: no budget
+   * (the metering consumer's batches have no client waiting; they wait as long as the fold takes).
+   */
+  readonly loadBudgetMs?: number;
 }
 
 interface Decided {
@@ -102,6 +120,19 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
   // runtime's retry because its attempts are not alike: they count rounds that settled commands
   // found stored by another writer, and the later ones run exclusively.
   const backoff = createBackoff({ initialDelayMs: 2, maxDelayMs: maxBackoffMs });
+  const loadBudgetMs = options.loadBudgetMs ?? 0;
+
+  /**
+   * What bounds this call's waits for state loads: the budget from `startedAt`, but never less
+   * than a tenth of it from now, so a write that spent its budget queued behind another one still
+   * gets a look at the state that one may just have loaded (a tail read, if the load is done).
+   */
+  function loadDeadline(startedAt: number | undefined): AbortSignal | undefined {
+    if (loadBudgetMs <= 0) return undefined;
+    const now = performance.now();
+    // Whole milliseconds: AbortSignal.timeout refuses a fraction (performance.now() has them).
+    return AbortSignal.timeout(Math.ceil(Math.max((startedAt ?? now) + loadBudgetMs - now, loadBudgetMs / 10)));
+  }
 
   /** Settles the commands found already done; returns how many were. */
   async function settleEarlierRuns(
@@ -154,9 +185,13 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
     pending: readonly number[],
     known: Map<string, FoldedBalance>,
     reader?: Pick<EventStore, 'readStream'>,
+    loadSignal?: AbortSignal,
   ): Promise<Map<string, StreamPlan>> {
     const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
-    await Promise.all(balanceIds.map(async (balanceId) => known.set(balanceId, await states.current(balanceId, known.get(balanceId), reader))));
+    // The budget bounds only the wait for a state, before anything is decided or appended (never
+    // inside appendExclusively's transaction, which reads with `reader` from a known state).
+    const wait = reader === undefined && loadSignal !== undefined ? { signal: loadSignal } : undefined;
+    await Promise.all(balanceIds.map(async (balanceId) => known.set(balanceId, await states.current(balanceId, known.get(balanceId), reader, wait))));
     const plans = new Map<string, StreamPlan>();
     for (const index of pending) {
       const { context, commandId, command, requestHash } = requests[index]!;
@@ -195,8 +230,11 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
 
 
   return {
-    async execute(requests) {
+    async execute(requests, executeOptions) {
       const outcomes: (BalanceCommandOutcome | undefined)[] = new Array(requests.length).fill(undefined);
+      // Once an append has started it finishes (or fails) as ever: the budget only ends waits
+      // for states, so a write that runs out of it has appended nothing.
+      const loadSignal = loadDeadline(executeOptions?.startedAt);
       // The states this call holds: after a conflict only the events after them are read.
       const known = new Map<string, FoldedBalance>();
       for (let attempt = 1; ; attempt += 1) {
@@ -206,7 +244,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         const pending = unsettled();
         if (pending.length === 0) return outcomes as BalanceCommandOutcome[];
         const planned = async (reader?: Pick<EventStore, 'readStream'>) => {
-          const plans = [...(await plan(requests, pending, known, reader)).values()];
+          const plans = [...(await plan(requests, pending, known, reader, loadSignal)).values()];
           return { plans, writing: plans.filter((stream) => stream.append.events.length > 0) };
         };
         let plans: StreamPlan[];
@@ -224,7 +262,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
             // first (outside the lock), so inside only the transaction's connection is used.
             for (const index of pending) {
               const { balanceId } = requests[index]!.context;
-              if (!known.has(balanceId)) known.set(balanceId, await states.current(balanceId));
+              if (!known.has(balanceId)) known.set(balanceId, await states.current(balanceId, undefined, undefined, loadSignal === undefined ? undefined : { signal: loadSignal }));
             }
             const exclusive = await eventStore.appendExclusively(async (reader) => {
               const value = await planned(reader);

@@ -1,7 +1,9 @@
 import { balanceStreamId, type FoldedBalance } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
+import { abandonable } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { foldRecorded, NO_STREAM } from './balanceLoader';
+import { BalanceLoadingError } from './ledgerErrors';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStateCache } from './balanceStateCache';
 
@@ -17,14 +19,30 @@ export interface BalanceStates {
    * e.g. from the attempt that just conflicted) saves the lookup: only events after it are read.
    * `reader` reads that tail instead of the store (an exclusive append's transaction); with it,
    * nothing else is touched (no snapshot is loaded or kept), so give `known` with it.
+   *
+   * Without `known` and `reader`, concurrent calls for one balance share one load (single
+   * flight): ten clients retrying a write on a million-event balance fold its history once.
+   * `wait.signal` bounds how long this caller waits for that load: when it aborts first, the call
+   * fails with BalanceLoadingError (transient) while the load goes on in the background and keeps
+   * its result (cache and snapshot), so the retry finds it done.
    */
-  current(balanceId: string, known?: FoldedBalance, reader?: Pick<EventStore, 'readStream'>): Promise<FoldedBalance>;
+  current(
+    balanceId: string,
+    known?: FoldedBalance,
+    reader?: Pick<EventStore, 'readStream'>,
+    wait?: { readonly signal?: AbortSignal },
+  ): Promise<FoldedBalance>;
   /** The balance exactly at `revision` (an earlier command's last event): what that command answered. */
   at(balanceId: string, revision: bigint): Promise<FoldedBalance>;
   /** States this process just appended: cached, and kept as snapshots when due. */
   written(balances: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
   /** Drops the cached state (another writer's events make it stale: the next read starts from the snapshot). */
   forget(balanceId: string): void;
+  /**
+   * Abandons the loads in flight at their next page (their waiters get BalanceLoadingError) and
+   * resolves once they have all ended: a stopping process leaves no fold running behind it.
+   */
+  close(): Promise<void>;
 }
 
 export interface BalanceStatesOptions {
@@ -53,13 +71,21 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   const snapshotAfterEvents = options.snapshotAfterEvents ?? 10_000;
   const snapshotEveryWrite = options.snapshotEveryWrite ?? true;
   const empty: FoldedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
+  /** Aborted by close(): every shared load stops at its next page. */
+  const closing = new AbortController();
+  /** The shared loads in flight, by balance (see `current`). */
+  const flights = new Map<string, { readonly loaded: Promise<FoldedBalance>; readonly progress: { read: number }; waiting: number }>();
 
-  /** Folds the stream's events after `from`, a page at a time, up to `through` (inclusive) when given. */
+  /**
+   * Folds the stream's events after `from`, a page at a time, up to `through` (inclusive) when given.
+   * `progress` (a shared load's) counts the events read so far and stops the fold between pages at shutdown.
+   */
   async function foldTail(
     balanceId: string,
     from: FoldedBalance,
     through?: bigint,
     reader: Pick<EventStore, 'readStream'> = eventStore,
+    progress?: { read: number; readonly stop: AbortSignal },
   ): Promise<{ loaded: FoldedBalance; read: number }> {
     const streamId = balanceStreamId(balanceId);
     let loaded = from;
@@ -67,11 +93,47 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     for (;;) {
       const remaining = through === undefined ? pageEvents : Math.min(pageEvents, Number(through - loaded.revision));
       if (remaining <= 0) return { loaded, read };
+      if (progress?.stop.aborted) {
+        throw new BalanceLoadingError(`the process is stopping: the fold of balance ${balanceId} was abandoned after ${read} events; retry the request`);
+      }
       const page = await reader.readStream(streamId, { fromRevision: loaded.revision + 1n, maxCount: remaining });
       loaded = foldRecorded(page, loaded);
       read += page.length;
+      if (progress !== undefined) progress.read = read;
       if (page.length < remaining) return { loaded, read };
     }
+  }
+
+  /**
+   * The one load of a balance from the cache or its snapshot plus the stream's tail, shared by
+   * every caller that asks while it runs. It runs to its end whether or not anyone still waits
+   * (a waiter whose budget ran out has been answered 503 and will retry): its result is cached,
+   * and kept as a snapshot when it folded many events, so the retry and every later process start
+   * there. A caller that joins while it runs may get a state a page or so older than the stream's
+   * end: like any stale state, that costs a conflict on append, after which the tail is read.
+   */
+  function sharedLoad(balanceId: string): { readonly loaded: Promise<FoldedBalance>; readonly progress: { read: number }; waiting: number } {
+    const inFlight = flights.get(balanceId);
+    if (inFlight !== undefined) return inFlight;
+    const progress = { read: 0, stop: closing.signal };
+    const loaded = (async () => {
+      const start = cache.get(balanceId) ?? (await stateStore?.load(balanceId)) ?? empty;
+      const { loaded: folded, read } = await foldTail(balanceId, start, undefined, eventStore, progress);
+      // Never replaces a newer state this process wrote meanwhile (a stale one only costs a conflict, but needlessly).
+      if (folded.state.status === 'open' && (cache.get(balanceId)?.revision ?? -2n) < folded.revision) cache.set(balanceId, folded);
+      if (read >= snapshotAfterEvents) await keep([{ balanceId, loaded: folded }]);
+      return folded;
+    })().finally(() => flights.delete(balanceId));
+    const flight = { loaded, progress, waiting: 0 };
+    // Nobody may be waiting by the time it fails (every waiter's budget ran out): its failure is
+    // logged here, never an unhandled rejection. A waiter still there gets the error itself.
+    loaded.catch((error: unknown) => {
+      if (flight.waiting > 0) return;
+      if (closing.signal.aborted) logger.debug({ balanceId, read: progress.read }, 'balance load abandoned at shutdown');
+      else logger.warn({ err: error, balanceId, read: progress.read }, 'background balance load failed; the next request loads it again');
+    });
+    flights.set(balanceId, flight);
+    return flight;
   }
 
   async function keep(balances: readonly { balanceId: string; loaded: FoldedBalance }[]): Promise<void> {
@@ -85,7 +147,22 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   }
 
   return {
-    async current(balanceId, known, reader) {
+    async current(balanceId, known, reader, wait) {
+      if (known === undefined && reader === undefined) {
+        const flight = sharedLoad(balanceId);
+        flight.waiting += 1;
+        try {
+          return await abandonable(flight.loaded, wait?.signal);
+        } catch (error) {
+          if (wait?.signal?.aborted !== true || error !== wait.signal.reason) throw error;
+          // Nothing is decided or appended on this path: the write can be sent again as it is.
+          throw new BalanceLoadingError(
+            `the history of balance ${balanceId} is still being folded (${flight.progress.read} events read so far); nothing was changed: retry the request shortly`,
+          );
+        } finally {
+          flight.waiting -= 1;
+        }
+      }
       const start = known ?? cache.get(balanceId) ?? (reader === undefined ? await stateStore?.load(balanceId) : undefined) ?? empty;
       const { loaded, read } = await foldTail(balanceId, start, undefined, reader);
       if (loaded.state.status === 'open') cache.set(balanceId, loaded);
@@ -111,6 +188,12 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
 
     forget(balanceId) {
       cache.delete(balanceId);
+    },
+
+    async close() {
+      closing.abort();
+      // Each ends at its next page at the latest; their failures are logged by sharedLoad.
+      await Promise.allSettled([...flights.values()].map((flight) => flight.loaded));
     },
   };
 }

@@ -13,6 +13,19 @@ export class ConcurrencyExhaustedError extends TallyError {
 }
 
 /**
+ * A write's time budget ran out while the balance's state was still loading: a long history
+ * being folded (a balance of a million events that this process has not read and that has no
+ * recent snapshot). Nothing was appended, so the request can be sent again as it is (the same
+ * Idempotency-Key applies once). The fold goes on in the background and keeps its result (cache
+ * and snapshot), so the retry finds the state loaded. Also what a fold abandoned at shutdown
+ * leaves its waiters: another process answers the retry.
+ */
+export class BalanceLoadingError extends TallyError {
+  readonly code = 'balance_loading';
+  readonly retriable = true;
+}
+
+/**
  * A command's deterministic event id is already stored in another balance's stream: two
  * different commands derived the same id. Never "already done": that would drop a write. A bug
  * (or an id encoded ambiguously before the upgrade), so retrying cannot help.

@@ -59,6 +59,11 @@ export interface RequestOptions {
   readonly idempotencyKey?: string;
   /** A digest of the request body, stored with the events, to tell a retry from a different request. */
   readonly requestHash?: string;
+  /**
+   * `performance.now()` when the request arrived: the load budget counts from it, so time queued
+   * behind the balance's other writes counts too (see LedgerServiceOptions.loadBudgetMs).
+   */
+  readonly startedAt?: number;
 }
 
 export interface LedgerPage {
@@ -91,7 +96,12 @@ export interface LedgerService {
   expireHold(holdId: string): Promise<HoldCommandResult>;
   getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
   readLedger(balanceId: string, page: { limit: number; before?: bigint }): Promise<LedgerPage>;
+  /** Abandons the balance loads still folding in the background (at shutdown, before the event store closes). */
+  close(): Promise<void>;
 }
+
+/** A write's default time budget for loading its balance's state; the API's request timeout is 30 s. */
+export const DEFAULT_LOAD_BUDGET_MS = 10_000;
 
 export interface LedgerServiceOptions {
   readonly eventStore: EventStore;
@@ -106,6 +116,12 @@ export interface LedgerServiceOptions {
   readonly maxAttempts?: number;
   /** Balances whose state this process keeps in memory; default 10,000. */
   readonly balanceCacheSize?: number;
+  /**
+   * How long a write may wait for its balance's state to load before it fails with
+   * BalanceLoadingError (503, retriable; the load goes on in the background), in ms. Default
+   * DEFAULT_LOAD_BUDGET_MS (TALLY_BALANCE_LOAD_BUDGET_MS); 0 waits as long as the load takes.
+   */
+  readonly loadBudgetMs?: number;
 }
 
 /**
@@ -129,6 +145,9 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     states,
     logger: options.logger,
     retry: { ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}) },
+    // Every write here may have a client waiting (the API, a purchase, a scheduler tick that retries):
+    // each gets the budget, so it is answered before the request timeout cuts it off.
+    loadBudgetMs: options.loadBudgetMs ?? DEFAULT_LOAD_BUDGET_MS,
   });
 
   async function contextOf(balanceId: string): Promise<BalanceContext> {
@@ -137,8 +156,11 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     return { balanceId: ref.id, customerId: ref.customerId, productId: ref.productId };
   }
 
-  async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, requestHash?: string): Promise<CommandResult> {
-    const [outcome] = await commands.execute([{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}) }]);
+  async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, requestHash?: string, startedAt?: number): Promise<CommandResult> {
+    const [outcome] = await commands.execute(
+      [{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}) }],
+      startedAt !== undefined ? { startedAt } : {},
+    );
     if (!outcome!.ok) throw outcome!.error;
     const { state, events, replayed } = outcome!;
     if (state.status !== 'open') throw new BalanceNotOpenError('the credit balance does not exist');
@@ -236,6 +258,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         requestCommandId(balanceId, 'top-up', requestOptions),
         { type: 'TopUp', credits: input.credits, source: 'manual', reason: input.reason, at },
         requestOptions?.requestHash,
+        requestOptions?.startedAt,
       );
     },
 
@@ -247,6 +270,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         requestCommandId(balanceId, 'deduction', requestOptions),
         { type: 'DeductManually', credits: input.credits, reason: input.reason, at },
         requestOptions?.requestHash,
+        requestOptions?.startedAt,
       );
     },
 
@@ -259,6 +283,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         requestCommandId(balanceId, 'purchase', requestOptions),
         { type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at },
         requestOptions?.requestHash,
+        requestOptions?.startedAt,
       );
     },
 
@@ -292,6 +317,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         commandIds.request(balanceId, 'hold', requestOptions.idempotencyKey),
         { type: 'PlaceHold', holdId, credits: request.credits, expiresAt, reference: request.reference, at: now.toISOString() },
         requestOptions.requestHash,
+        requestOptions.startedAt,
       );
       return { ...result, holdId };
     },
@@ -332,5 +358,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const last = items[items.length - 1];
       return { items, next: recorded.length > page.limit && last !== undefined ? last.revision : null };
     },
+
+    close: () => states.close(),
   };
 }
