@@ -39,6 +39,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   hold_not_expired: 409,
   // A command that contradicts the balance's state: the request is well-formed but refused.
   invalid_balance_state: 409,
+  // A write whose balance's history was still being folded when its budget ran out: nothing was
+  // appended and the fold goes on, so the same request (same Idempotency-Key) soon succeeds.
+  // Answered well before the request timeout, so the client is told to retry, never cut off.
+  balance_loading: 503,
   // Plans, subscriptions and purchases (@tally/subscriptions).
   plan_not_found: 404,
   subscription_not_found: 404,

@@ -12,7 +12,7 @@ import {
   ValidationError,
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
-import { BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { BalanceLoadingError, BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
 import {
   AuthenticationRequiredError,
   InsufficientScopeError,
@@ -48,6 +48,7 @@ describe('mapError', () => {
     [new BalanceStateError('refused'), 409, 'invalid_balance_state'],
     [new IdempotencyKeyReusedError('reused'), 409, 'idempotency_key_reused'],
     [new ConcurrencyExhaustedError('busy'), 503, 'concurrency_conflict'],
+    [new BalanceLoadingError('still folding'), 503, 'balance_loading'],
     [new CatalogUnavailableError('down'), 503, 'catalog_unavailable'],
     [new EventStoreUnavailableError(new Error('ECONNREFUSED')), 503, 'event_store_unavailable'],
     [new NotConsistentError('behind'), 503, 'not_consistent'],
@@ -70,6 +71,13 @@ describe('mapError', () => {
     expect(mapError(new AuthenticationRequiredError('no key')).headers).toEqual({ 'www-authenticate': 'Bearer' });
     expect(mapError(new RateLimitedError('too many', 7)).headers).toEqual({ 'retry-after': '7' });
     expect(mapError(new CatalogUnavailableError('down')).headers).toEqual({ 'retry-after': '1' });
+    // A write whose balance was still loading: told to come back (the fold goes on meanwhile), not cut off.
+    expect(mapError(new BalanceLoadingError('still folding'))).toEqual({
+      statusCode: 503,
+      body: { error: 'balance_loading', message: 'still folding' },
+      unexpected: false,
+      headers: { 'retry-after': '1' },
+    });
     expect(mapError(new ValidationError('bad')).headers).toBeUndefined();
   });
 

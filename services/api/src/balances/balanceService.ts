@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { balanceStreamId } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type CommandResult, type LedgerService, type OpenBalanceRequest } from '@tally/ledger';
@@ -139,8 +140,16 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
       return viewAfter(balanceId, await balanceWrites.run(balanceId, () => ledger.changeSettings(balanceId, settings)));
     },
 
-    topUp: (balanceId, input, options) => change(balanceId, () => ledger.topUp(balanceId, input, options)),
-    deduct: (balanceId, input, options) => change(balanceId, () => ledger.deduct(balanceId, input, options)),
+    // The ledger's load budget counts from here, before the queue: a write queued behind others
+    // on a balance still loading is answered 503 within about the budget, not cut off by the request timeout.
+    topUp: (balanceId, input, options) => {
+      const startedAt = performance.now();
+      return change(balanceId, () => ledger.topUp(balanceId, input, { ...options, startedAt }));
+    },
+    deduct: (balanceId, input, options) => {
+      const startedAt = performance.now();
+      return change(balanceId, () => ledger.deduct(balanceId, input, { ...options, startedAt }));
+    },
     change,
     run,
   };
