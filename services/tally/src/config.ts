@@ -121,6 +121,8 @@ export const configSchema = z.object({
     .describe('how long a Redis command may wait for its reply, queued time included'),
   TALLY_RELAY_LEASE_TIMEOUT_MS: integer(5_000, 100, 600_000)
     .describe('how long the relay\'s lease heartbeat may go unanswered before the relay stops publishing'),
+  TALLY_BALANCE_LOAD_BUDGET_MS: integer(10_000, 1, 600_000)
+    .describe('how long a balance write may wait for the balance\'s state to load (a long history folded) before it answers `503 balance_loading` with `Retry-After`; the fold goes on and is kept, so the retry is fast; below `TALLY_API_REQUEST_TIMEOUT_MS`'),
   TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: integer(100, 1, 100_000)
     .describe('periods one scheduler run grants per subscription; a subscription further behind is caught up over several runs, which then follow each other at once'),
   TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000)
@@ -207,6 +209,8 @@ export interface Config {
     readonly databaseConnectMs: number;
     readonly redisCommandMs: number;
     readonly relayLeaseMs: number;
+    /** How long a balance write waits for its balance's state before answering balance_loading. */
+    readonly balanceLoadMs: number;
   };
   readonly webhooks: {
     readonly allowPrivateNetworks: boolean;
@@ -275,6 +279,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Not the value itself in the message: it may hold a password.
     throw new ConfigError('TALLY_EVENTSTORE_CONNECTION_STRING: not an EventStoreDB connection string; it starts with esdb:// or esdb+discover:// and names a host');
   }
+  if (e.TALLY_API_REQUEST_TIMEOUT_MS > 0 && e.TALLY_BALANCE_LOAD_BUDGET_MS >= e.TALLY_API_REQUEST_TIMEOUT_MS) {
+    // A budget past the request timeout would let the server cut the client off before it answers.
+    throw new ConfigError('TALLY_BALANCE_LOAD_BUDGET_MS must be below TALLY_API_REQUEST_TIMEOUT_MS, so a write is answered before the request times out');
+  }
   if (e.TALLY_REDIS_TLS_CA_FILE !== undefined && !e.TALLY_REDIS_URL.startsWith('rediss://')) {
     throw new ConfigError('TALLY_REDIS_TLS_CA_FILE is for TLS: TALLY_REDIS_URL must then start with rediss://');
   }
@@ -341,6 +349,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       databaseConnectMs: e.TALLY_DATABASE_CONNECT_TIMEOUT_MS,
       redisCommandMs: e.TALLY_REDIS_COMMAND_TIMEOUT_MS,
       relayLeaseMs: e.TALLY_RELAY_LEASE_TIMEOUT_MS,
+      balanceLoadMs: e.TALLY_BALANCE_LOAD_BUDGET_MS,
     },
     webhooks: {
       allowPrivateNetworks: e.TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS === 'true',

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       databaseConnectMs: 10_000,
       redisCommandMs: 5_000,
       relayLeaseMs: 5_000,
+      balanceLoadMs: 10_000,
     });
     expect(config.grants).toEqual({ maxPeriodsPerRun: 100, inlinePeriods: 12 });
   });
@@ -41,11 +42,19 @@ describe('loadConfig', () => {
       TALLY_DATABASE_CONNECT_TIMEOUT_MS: '2500',
       TALLY_REDIS_COMMAND_TIMEOUT_MS: '700',
       TALLY_RELAY_LEASE_TIMEOUT_MS: '900',
+      TALLY_BALANCE_LOAD_BUDGET_MS: '400',
       TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: '7',
       TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: '0',
     });
-    expect(config.timeouts).toEqual({ shutdownMs: 3000, databaseStatementMs: 1500, databaseConnectMs: 2500, redisCommandMs: 700, relayLeaseMs: 900 });
+    expect(config.timeouts).toEqual({ shutdownMs: 3000, databaseStatementMs: 1500, databaseConnectMs: 2500, redisCommandMs: 700, relayLeaseMs: 900, balanceLoadMs: 400 });
     expect(config.grants).toEqual({ maxPeriodsPerRun: 7, inlinePeriods: 0 });
+  });
+
+  it('keeps the balance load budget below the request timeout, so a write is answered before the server gives up on it', () => {
+    expect(() => loadConfig({ TALLY_BALANCE_LOAD_BUDGET_MS: '30000' })).toThrow(/TALLY_BALANCE_LOAD_BUDGET_MS must be below TALLY_API_REQUEST_TIMEOUT_MS/);
+    expect(loadConfig({ TALLY_BALANCE_LOAD_BUDGET_MS: '30000', TALLY_API_REQUEST_TIMEOUT_MS: '60000' }).timeouts.balanceLoadMs).toBe(30_000);
+    // No request timeout: nothing to stay below.
+    expect(loadConfig({ TALLY_BALANCE_LOAD_BUDGET_MS: '60000', TALLY_API_REQUEST_TIMEOUT_MS: '0' }).timeouts.balanceLoadMs).toBe(60_000);
   });
 
   it('refuses private webhook addresses and retries webhooks for 3 days unless told otherwise', () => {

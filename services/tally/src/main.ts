@@ -109,7 +109,18 @@ async function main(): Promise<void> {
   const catalog = createPostgresCatalogStore({ pool, logger });
   const balanceRegistry = createPostgresBalanceRegistry({ pool });
   const clock = () => new Date();
-  const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, clock, stateStore: createPostgresBalanceStateStore({ pool }) });
+  const ledger = createLedgerService({
+    eventStore,
+    catalog,
+    balanceRegistry,
+    logger,
+    clock,
+    stateStore: createPostgresBalanceStateStore({ pool }),
+    loadBudgetMs: config.timeouts.balanceLoadMs,
+  });
+  // Stopped after the roles that write through it and before the event store: a balance fold
+  // still running in the background (a write answered 503 balance_loading) ends at its next page.
+  parts.add('ledger', () => ledger.close());
 
   const needsRedis = roles.has('projector') || roles.has('api');
   const redis = needsRedis
