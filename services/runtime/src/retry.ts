@@ -175,13 +175,16 @@ export async function retry<T>(operation: (attempt: number) => Promise<T>, optio
 }
 
 /**
- * `operation`, or a rejection with `signal.reason` as soon as the signal aborts: the caller stops
- * waiting, the operation goes on (and its later failure is nobody's unhandled rejection).
+ * `operation`, or a rejection with `signal.reason` as soon as the signal aborts (at once if it
+ * has): the caller stops waiting, the operation goes on (and its later failure is nobody's
+ * unhandled rejection).
  */
 export function abandonable<T>(operation: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return operation;
   // The abandoned attempt may still fail later; nobody is waiting for it then.
   operation.catch(() => undefined);
+  // Aborted already (a deadline passed before the wait began): the abort event will not come again.
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

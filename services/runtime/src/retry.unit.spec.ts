@@ -1,4 +1,4 @@
-import { createBackoff, HeartbeatError, retry } from './retry';
+import { abandonable, createBackoff, HeartbeatError, retry } from './retry';
 
 const transient = (message = 'connection refused') => Object.assign(new Error(message), { retriable: true });
 const isTransient = (error: unknown) => (error as { retriable?: unknown }).retriable === true;
@@ -144,6 +144,21 @@ describe('retry', () => {
     const reason = new Error('projector stopping');
     hanging.abort(reason);
     await expect(stuck).rejects.toBe(reason);
+  });
+
+  it('abandons a wait when its signal aborts, or at once when it already has, leaving the work to go on', async () => {
+    let finish: (value: string) => void = () => undefined;
+    const work = new Promise<string>((resolve) => (finish = resolve));
+    const budget = new AbortController();
+    const waiting = abandonable(work, budget.signal);
+    const spent = new Error('budget spent');
+    budget.abort(spent);
+    await expect(waiting).rejects.toBe(spent);
+    // A deadline that passed before the wait began: refused at once, not after the work.
+    await expect(abandonable(work, budget.signal)).rejects.toBe(spent);
+    finish('done');
+    await expect(work).resolves.toBe('done');
+    await expect(abandonable(work, new AbortController().signal)).resolves.toBe('done');
   });
 
   it('heartbeats while an attempt and a backoff run, and after each failure', async () => {
