@@ -78,14 +78,15 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
 
   /**
    * Folds the stream's events after `from`, a page at a time, up to `through` (inclusive) when given.
-   * `progress` (a shared load's) counts the events read so far and stops the fold between pages at shutdown.
+   * `progress` (a shared load's) counts the events read so far, keeps a snapshot every
+   * `snapshotAfterEvents` of them, and stops the fold between pages at shutdown.
    */
   async function foldTail(
     balanceId: string,
     from: FoldedBalance,
     through?: bigint,
     reader: Pick<EventStore, 'readStream'> = eventStore,
-    progress?: { read: number; readonly stop: AbortSignal },
+    progress?: { read: number; kept: number; readonly stop: AbortSignal },
   ): Promise<{ loaded: FoldedBalance; read: number }> {
     const streamId = balanceStreamId(balanceId);
     let loaded = from;
@@ -101,6 +102,13 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       read += page.length;
       if (progress !== undefined) progress.read = read;
       if (page.length < remaining) return { loaded, read };
+      // A long fold keeps its progress as it goes (a fold up to its revision, like any snapshot):
+      // one abandoned at shutdown, or outrun by a stream that grows faster than it is read, is
+      // resumed from here by the next process instead of from the start.
+      if (progress !== undefined && read - progress.kept >= snapshotAfterEvents) {
+        progress.kept = read;
+        await keep([{ balanceId, loaded }]);
+      }
     }
   }
 
@@ -115,13 +123,13 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   function sharedLoad(balanceId: string): { readonly loaded: Promise<FoldedBalance>; readonly progress: { read: number }; waiting: number } {
     const inFlight = flights.get(balanceId);
     if (inFlight !== undefined) return inFlight;
-    const progress = { read: 0, stop: closing.signal };
+    const progress = { read: 0, kept: 0, stop: closing.signal };
     const loaded = (async () => {
       const start = cache.get(balanceId) ?? (await stateStore?.load(balanceId)) ?? empty;
       const { loaded: folded, read } = await foldTail(balanceId, start, undefined, eventStore, progress);
       // Never replaces a newer state this process wrote meanwhile (a stale one only costs a conflict, but needlessly).
       if (folded.state.status === 'open' && (cache.get(balanceId)?.revision ?? -2n) < folded.revision) cache.set(balanceId, folded);
-      if (read >= snapshotAfterEvents) await keep([{ balanceId, loaded: folded }]);
+      if (read >= snapshotAfterEvents && read > progress.kept) await keep([{ balanceId, loaded: folded }]);
       return folded;
     })().finally(() => flights.delete(balanceId));
     const flight = { loaded, progress, waiting: 0 };

@@ -26,6 +26,7 @@ function stream(): RecordedEvent[] {
   }));
   return toEventsToAppend([...opening, ...charges], context, 'history').map((event, index) => ({
     ...event,
+    metadata: event.metadata ?? {},
     streamId: balanceStreamId(BALANCE),
     revision: BigInt(index),
     position: BigInt(index),
@@ -111,7 +112,10 @@ describe('BalanceStates.current', () => {
   it('abandons the load at its next page on close, telling its waiters to retry and logging what nobody waits for', async () => {
     const gated = gatedStore();
     const { logger, lines } = recordingLogger();
-    const states = createBalanceStates({ eventStore: gated.store, logger, pageEvents: PAGE });
+    // Progress is kept every 20 events folded: what the abandoned fold had done is not lost.
+    const kept: bigint[] = [];
+    const stateStore = { load: async () => undefined, save: async (states: readonly { loaded: { revision: bigint } }[]) => void kept.push(...states.map((state) => state.loaded.revision)) };
+    const states = createBalanceStates({ eventStore: gated.store, stateStore, logger, pageEvents: PAGE, snapshotAfterEvents: 20 });
     // Its outcome is taken at once: it settles while close() is awaited below.
     const patient = states.current(BALANCE).then(
       () => undefined,
@@ -120,7 +124,8 @@ describe('BalanceStates.current', () => {
     const budget = new AbortController();
     const other = createBalanceStates({ eventStore: gated.store, logger, pageEvents: PAGE });
     const impatient = other.current(BALANCE, undefined, undefined, { signal: budget.signal });
-    await gated.release(() => gated.pages() >= 2);
+    // Three pages of the first fold (it asked first, so its pages come first), one of the other's.
+    await gated.release(() => kept.length > 0 && gated.pages() >= 4);
     budget.abort(new Error('budget spent'));
     await expect(impatient).rejects.toBeInstanceOf(BalanceLoadingError);
 
@@ -128,8 +133,10 @@ describe('BalanceStates.current', () => {
     await gated.release();
     await closed;
     expect(await patient).toMatchObject({ code: 'balance_loading', message: expect.stringMatching(/stopping/) });
-    // Both folds stopped after the page in hand, long before the stream's end.
-    expect(gated.pages()).toBeLessThan(4);
+    // Both folds stopped after the page in hand, long before the stream's end, the first having
+    // kept a snapshot after its second page (revision 19: events 0 to 19).
+    expect(gated.pages()).toBeLessThan(7);
+    expect(kept).toEqual([19n]);
     // The impatient one's fold had nobody waiting: its end is logged, not thrown into the void.
     expect(lines.filter((line) => line.msg === 'balance load abandoned at shutdown')).toHaveLength(1);
   });
