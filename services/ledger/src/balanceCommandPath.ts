@@ -32,7 +32,7 @@ export type BalanceCommandOutcome =
     }
   | { readonly ok: false; readonly error: unknown };
 
-export interface ExecuteOptions {
+interface ExecuteOptions {
   /**
    * `performance.now()` when the write began (an HTTP request's arrival): the load budget counts
    * from it, so time spent queued behind the balance's other writes counts too. Default: now.

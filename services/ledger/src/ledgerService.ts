@@ -101,7 +101,7 @@ export interface LedgerService {
 }
 
 /** A write's default time budget for loading its balance's state; the API's request timeout is 30 s. */
-export const DEFAULT_LOAD_BUDGET_MS = 10_000;
+const DEFAULT_LOAD_BUDGET_MS = 10_000;
 
 export interface LedgerServiceOptions {
   readonly eventStore: EventStore;
