@@ -17,6 +17,7 @@ jest.setTimeout(300_000);
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
 const HISTORY = 150_000;
+const HISTORY_CHUNK = 25_000;
 const STARTING = 1_000_000;
 
 /** The event store port with what one "process" read and appended counted: assertions are on what was read, never on time. */
@@ -64,25 +65,30 @@ function countingEventStore(inner: EventStore) {
 async function insertHistory(pool: Pool, balanceId: string, customerId: string, productId: string, count: number): Promise<void> {
   const streamId = balanceStreamId(balanceId);
   const occurredAt = new Date().toISOString();
-  await pool.query(
-    `INSERT INTO event_log (position, event_id, revision, recorded_at, stream_no, shape_no, meta_absent, body, meta)
-     SELECT nextval('events_position_seq'), md5($1 || ':' || g)::uuid, s.last_revision + g, now(), s.stream_no,
-            es_shape_no(jsonb_build_array('CreditConsumed', (p).shape)), es_meta_absent(s.header, m), '[' || (p).parts || ']',
-            es_meta_diff(s.header, m)
-     FROM streams AS s
-     CROSS JOIN generate_series(1, $3::bigint) AS g
-     CROSS JOIN LATERAL (SELECT es_pack(jsonb_build_object('credits', '1', 'source', 'manual', 'reason', 'history', 'usage', null,
-                                                           'balanceAfter', ($4::bigint - g)::text, 'occurredAt', $5::text)) AS p,
-                                jsonb_build_object('schemaVersion', 1, 'balanceId', $6::text, 'customerId', $7::text, 'productId', $8::text,
-                                                   'causationId', 'history:' || g) AS m) AS d
-     WHERE s.stream_id = $2`,
-    [randomUUID(), streamId, count, STARTING, occurredAt, balanceId, customerId, productId],
-  );
-  await pool.query(
-    `UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM event_log AS e WHERE e.stream_no = streams.stream_no)
-     WHERE stream_id = $1`,
-    [streamId],
-  );
+  const runId = randomUUID();
+  // In statements of at most 25,000 rows: one statement of the whole history can outlast the
+  // 30 s statement_timeout on a loaded machine, where each of these stays far below it.
+  for (let done = 0; done < count; done += HISTORY_CHUNK) {
+    await pool.query(
+      `INSERT INTO event_log (position, event_id, revision, recorded_at, stream_no, shape_no, meta_absent, body, meta)
+       SELECT nextval('events_position_seq'), md5($1 || ':' || ($9::bigint + g))::uuid, s.last_revision + g, now(), s.stream_no,
+              es_shape_no(jsonb_build_array('CreditConsumed', (p).shape)), es_meta_absent(s.header, m), '[' || (p).parts || ']',
+              es_meta_diff(s.header, m)
+       FROM streams AS s
+       CROSS JOIN generate_series(1, $3::bigint) AS g
+       CROSS JOIN LATERAL (SELECT es_pack(jsonb_build_object('credits', '1', 'source', 'manual', 'reason', 'history', 'usage', null,
+                                                             'balanceAfter', ($4::bigint - $9::bigint - g)::text, 'occurredAt', $5::text)) AS p,
+                                  jsonb_build_object('schemaVersion', 1, 'balanceId', $6::text, 'customerId', $7::text, 'productId', $8::text,
+                                                     'causationId', 'history:' || ($9::bigint + g)) AS m) AS d
+       WHERE s.stream_id = $2`,
+      [runId, streamId, Math.min(HISTORY_CHUNK, count - done), STARTING, occurredAt, balanceId, customerId, productId, done],
+    );
+    await pool.query(
+      `UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM event_log AS e WHERE e.stream_no = streams.stream_no)
+       WHERE stream_id = $1`,
+      [streamId],
+    );
+  }
   await pool.query('ANALYZE event_log');
 }
 
