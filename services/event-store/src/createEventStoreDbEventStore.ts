@@ -469,9 +469,9 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
      * (its expected revisions hold when it commits), but `work` may run more than once, and
      * under a storm of writers it may take many rounds.
      */
-    async appendExclusively(work) {
+    async appendExclusively(work, exclusiveOptions = {}) {
       let value: unknown;
-      const results = await appendOn([], [], async () => {
+      const results = await appendOn([], exclusiveOptions.markers ?? [], async () => {
         const decided = await work({ readStream: (streamId, readOptions) => readStream(streamId, readOptions, true) });
         value = decided.value;
         return decided.requests;

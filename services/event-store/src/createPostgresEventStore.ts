@@ -218,7 +218,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
 
     readStream: (streamId, options) => readStreamOn(pool, streamId, options),
 
-    async appendExclusively(work) {
+    async appendExclusively(work, exclusiveOptions = {}) {
       let client: PoolClient;
       try {
         client = await pool.connect();
@@ -241,7 +241,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         // so lock order is the same everywhere: no deadlock.
         await plain("SELECT pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer)");
         const { requests, value } = await work({ readStream: (streamId, options) => readStreamOn(client, streamId, options) });
-        const results = await appendOn(client, requests);
+        const results = await appendOn(client, requests, exclusiveOptions.markers);
         await plain('COMMIT');
         return { results, value };
       } catch (error) {

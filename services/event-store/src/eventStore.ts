@@ -124,10 +124,13 @@ export interface EventStore {
    * move between those reads and the append, so an expected revision taken from them always
    * holds. It stalls every appender of the store while it runs: the fallback of a writer that
    * keeps losing optimistic races on a busy stream, never the normal path. Keep `work` short
-   * (a tail read and a decision) and make it touch no other connection.
+   * (a tail read and a decision) and make it touch no other connection. `options.markers` are
+   * recorded in the same transaction, as appendMany records them (the metering consumer's
+   * batches go through the same command path, so its fallback carries them too).
    */
   appendExclusively<T>(
     work: (reader: Pick<EventStore, 'readStream'>) => Promise<{ readonly requests: readonly AppendRequest[]; readonly value: T }>,
+    options?: AppendManyOptions,
   ): Promise<{ readonly results: AppendResult[]; readonly value: T }>;
   /**
    * Reads whole streams forwards, many at once; a missing stream maps to an empty array. Holds

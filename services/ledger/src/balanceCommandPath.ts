@@ -17,6 +17,8 @@ export interface BalanceCommandRequest {
   readonly command: BalanceCommand;
   /** Stored with the events; a stored run of the same command id with another digest is IdempotencyKeyReusedError. */
   readonly requestHash?: string;
+  /** ledgerEventId(commandId, 0) when the caller derived it already (the consumer, for its legacy check): one hash less. */
+  readonly firstEventId?: string;
 }
 
 export type BalanceCommandOutcome =
@@ -25,20 +27,14 @@ export type BalanceCommandOutcome =
       /** The balance after the command's events; for a replay, as the first run left it. */
       readonly state: BalanceState;
       readonly revision: bigint;
-      /** The events the command caused (on a replay: the ones it caused the first time). */
+      /** The events the command caused (on a replay: the ones it caused the first time); none read back with `withEvents: false`. */
       readonly events: readonly RecordedBalanceEvent[];
+      /** How many events this call appended for the command (0 for a replay or a no-op). */
+      readonly appended: number;
       /** The command id was found already done: nothing was appended now. */
       readonly replayed: boolean;
     }
   | { readonly ok: false; readonly error: unknown };
-
-interface ExecuteOptions {
-  /**
-   * `performance.now()` when the write began (an HTTP request's arrival): the load budget counts
-   * from it, so time spent queued behind the balance's other writes counts too. Default: now.
-   */
-  readonly startedAt?: number;
-}
 
 export interface BalanceCommandPath {
   /**
@@ -49,6 +45,56 @@ export interface BalanceCommandPath {
    * anything is appended.
    */
   execute(requests: readonly BalanceCommandRequest[], options?: ExecuteOptions): Promise<BalanceCommandOutcome[]>;
+}
+
+/**
+ * How a batch writer that does its own bookkeeping (the metering consumer, at ≈20k events/s)
+ * runs commands without round trips it does not need. The defaults are the API's.
+ */
+export interface ExecuteOptions {
+  /**
+   * Recorded in the same append as the commands' events (EventStore AppendManyOptions.markers),
+   * also when no command appends anything or `requests` is empty: the record of what was
+   * consumed and its effects cannot disagree. Recorded once per call. MarkerAlreadyRecordedError
+   * is not handled here: it goes back to the caller, who reads its markers and calls again.
+   */
+  readonly markers?: readonly string[];
+  /**
+   * The caller has established that none of these commands ran before (the consumer, by its
+   * markers): no read by event id for earlier runs. Default false. A command whose events turn
+   * out to be stored all the same (an append answered idempotent) is still looked up and
+   * answered as the replay it is.
+   */
+  readonly earlierRunsChecked?: boolean;
+  /** Read the appended events back for the outcomes; default true. False: `events` is empty, `appended` counts them. */
+  readonly withEvents?: boolean;
+  /**
+   * Decide on the states this process holds without reading each stream's tail first
+   * (BalanceStates.loadMany: cached as they are, the others loaded in one batch). A stale state
+   * costs a conflict, after which only the conflicting streams' tails are read. A refusal or a
+   * no-op decided on a state not read in this call is not final: the stream's tail is read and
+   * the command decided again before it stands (it appends nothing, so no expected revision
+   * would catch a stale state). Default false: every state is read to the stream's end first.
+   */
+  readonly optimistic?: boolean;
+  /** Told of every append of this call lost to a concurrent writer (and so redone), for the caller's counters. */
+  readonly onConflict?: (streamIds: readonly string[]) => void;
+  /**
+   * `performance.now()` when the write began (an HTTP request's arrival): the load budget counts
+   * from it, so time spent queued behind the balance's other writes counts too. Default: now.
+   */
+  readonly startedAt?: number;
+}
+
+/**
+ * What the metering consumer writes balances through: the one command path, and the states it
+ * decides on, whose loadMany the consumer also uses to wait for balances being opened. Its own
+ * per consumer process (createBalanceStates with snapshotEveryWrite: false, so that a balance it
+ * grows keeps a stored state each snapshotAfterEvents events and no more).
+ */
+export interface UsageBalanceWrites {
+  readonly commands: BalanceCommandPath;
+  readonly states: BalanceStates;
 }
 
 export interface ConflictRetryOptions {
@@ -83,6 +129,19 @@ interface Decided {
   readonly after: FoldedBalance;
 }
 
+/** What one execute() holds across its rounds. */
+interface CallState {
+  readonly optimistic: boolean;
+  /** The states this call decides on: after a conflict only the events after them are read. */
+  readonly known: Map<string, FoldedBalance>;
+  /** Balances whose tail must be read before the next round decides (optimistic mode). */
+  readonly stale: Set<string>;
+  /** Balances whose state in `known` was the stream's end when read or appended in this call. */
+  readonly verified: Set<string>;
+  /** What ends this call's waits for state loads (the load budget), if anything does. */
+  readonly wait: { readonly signal: AbortSignal } | undefined;
+}
+
 interface StreamPlan {
   readonly balanceId: string;
   readonly start: FoldedBalance;
@@ -95,19 +154,22 @@ interface StreamPlan {
 
 /**
  * The one command path for balance writes (issue 11 §1), used by the ledger service (API
- * writes, purchases, grants) and shaped for the metering consumer's batches:
+ * writes, purchases, grants) and by the metering consumer's batches (issue 12), each process
+ * with its own BalanceStates:
  *
  * 1. Earlier runs: one read by event id for every command's possible events. A command id
  *    already stored is done: its stored events are the answer (checked against the request's
- *    digest and its stream), whatever happened since.
- * 2. State: BalanceStates gives each balance from the cache or a snapshot plus the stream's tail.
+ *    digest and its stream), whatever happened since. (Skipped with `earlierRunsChecked`.)
+ * 2. State: BalanceStates gives each balance from the cache or a snapshot plus the stream's tail
+ *    (with `optimistic`: as held, the rest loaded in one batch, no tail read).
  * 3. Decide: the pure decider, in request order per balance.
- * 4. Append: one appendMany with the revision each decision was made on. A concurrent writer
- *    makes it fail instead of overwriting; then the tail after the state already held is read
- *    (never the whole stream) and the pending commands are decided again, with full-jitter
- *    exponential backoff between attempts. After `exclusiveAfter` lost races the attempt runs
- *    with every other append held back (appendExclusively) and cannot lose: a write on a stream
- *    that the consumer appends to at full rate lands within exclusiveAfter + 1 attempts.
+ * 4. Append: one appendMany with the revision each decision was made on (and the caller's
+ *    markers). A concurrent writer makes it fail instead of overwriting; then the tail after the
+ *    state already held is read (never the whole stream) and the pending commands are decided
+ *    again, with full-jitter exponential backoff between attempts. After `exclusiveAfter` lost
+ *    races the attempt runs with every other append held back (appendExclusively) and cannot
+ *    lose: a write on a stream that the consumer appends to at full rate lands within
+ *    exclusiveAfter + 1 attempts, and so does a consumer batch on a stream the API keeps busy.
  */
 export function createBalanceCommandPath(options: BalanceCommandPathOptions): BalanceCommandPath {
   const { eventStore, states } = options;
@@ -175,26 +237,45 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         // What the first run answered: the fold up to its last event (a snapshot kept at that
         // revision when it was written), not the balance as it is now.
         const at = await states.at(request.context.balanceId, last.revision);
-        outcomes[index] = { ok: true, state: at.state, revision: at.revision, events, replayed: true };
+        outcomes[index] = { ok: true, state: at.state, revision: at.revision, events, appended: 0, replayed: true };
       }),
     );
   }
 
-  async function plan(
-    requests: readonly BalanceCommandRequest[],
-    pending: readonly number[],
-    known: Map<string, FoldedBalance>,
+  /**
+   * Brings `known` to what this round decides on: with `optimistic`, balances not held yet load in
+   * one batch as they are cached or stored, and only the `stale` ones (a conflict, a refusal to
+   * confirm) have their tails read; otherwise (and always with a `reader`, inside an exclusive
+   * append) every balance's tail is read. A state whose tail was read is `verified`: the stream's
+   * end as of this call.
+   */
+  async function refresh(
+    balanceIds: readonly string[],
+    call: CallState,
     reader?: Pick<EventStore, 'readStream'>,
-    loadSignal?: AbortSignal,
-  ): Promise<Map<string, StreamPlan>> {
-    const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
+  ): Promise<void> {
+    const { known, stale, verified } = call;
     // The budget bounds only the wait for a state, before anything is decided or appended (never
     // inside appendExclusively's transaction, which reads with `reader` from a known state).
-    const wait = reader === undefined && loadSignal !== undefined ? { signal: loadSignal } : undefined;
-    await Promise.all(balanceIds.map(async (balanceId) => known.set(balanceId, await states.current(balanceId, known.get(balanceId), reader, wait))));
+    const wait = reader === undefined ? call.wait : undefined;
+    const toRead = call.optimistic && reader === undefined ? balanceIds.filter((balanceId) => stale.has(balanceId) && known.has(balanceId)) : balanceIds;
+    if (call.optimistic) {
+      const missing = balanceIds.filter((balanceId) => !known.has(balanceId));
+      if (missing.length > 0) for (const [balanceId, state] of await states.loadMany(missing)) known.set(balanceId, state);
+    }
+    await Promise.all(
+      toRead.map(async (balanceId) => {
+        known.set(balanceId, await states.current(balanceId, known.get(balanceId), reader, wait));
+        stale.delete(balanceId);
+        verified.add(balanceId);
+      }),
+    );
+  }
+
+  function plan(requests: readonly BalanceCommandRequest[], pending: readonly number[], known: ReadonlyMap<string, FoldedBalance>): Map<string, StreamPlan> {
     const plans = new Map<string, StreamPlan>();
     for (const index of pending) {
-      const { context, commandId, command, requestHash } = requests[index]!;
+      const { context, commandId, command, requestHash, firstEventId } = requests[index]!;
       let stream = plans.get(context.balanceId);
       if (stream === undefined) {
         const start = known.get(context.balanceId)!;
@@ -217,34 +298,50 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       }
       const after: FoldedBalance = { state: events.reduce(evolve, stream.end.state), revision: stream.end.revision + BigInt(events.length) };
       if (events.length === 0) {
-        stream.settled.set(index, { ok: true, state: after.state, revision: after.revision, events: [], replayed: false });
+        stream.settled.set(index, { ok: true, state: after.state, revision: after.revision, events: [], appended: 0, replayed: false });
         continue;
       }
-      const toAppend = toEventsToAppend(events, context, commandId, requestHash === undefined ? {} : { requestHash });
-      stream.append.events.push(...toAppend);
+      const toAppend = toEventsToAppend(events, context, commandId, {
+        ...(requestHash === undefined ? {} : { requestHash }),
+        ...(firstEventId === undefined ? {} : { firstEventId }),
+      });
+      for (const event of toAppend) stream.append.events.push(event);
       stream.decided.push({ index, eventIds: toAppend.map((event) => event.id), after });
       stream.end = after;
     }
     return plans;
   }
 
-
   return {
-    async execute(requests, executeOptions) {
+    async execute(requests, executeOptions = {}) {
+      const { earlierRunsChecked = false, withEvents = true } = executeOptions;
       const outcomes: (BalanceCommandOutcome | undefined)[] = new Array(requests.length).fill(undefined);
       // Once an append has started it finishes (or fails) as ever: the budget only ends waits
       // for states, so a write that runs out of it has appended nothing.
-      const loadSignal = loadDeadline(executeOptions?.startedAt);
-      // The states this call holds: after a conflict only the events after them are read.
-      const known = new Map<string, FoldedBalance>();
+      const loadSignal = loadDeadline(executeOptions.startedAt);
+      const call: CallState = {
+        optimistic: executeOptions.optimistic ?? false,
+        known: new Map(),
+        stale: new Set(),
+        verified: new Set(),
+        wait: loadSignal === undefined ? undefined : { signal: loadSignal },
+      };
+      const { known, stale, verified } = call;
+      // Commands to look up as earlier runs although the caller checked them: their events were found stored by the append.
+      const lookUp = new Set<number>();
+      // The markers go with the first append that succeeds, and only with it.
+      let markers = executeOptions.markers !== undefined && executeOptions.markers.length > 0 ? executeOptions.markers : undefined;
+      const unsettled = () => requests.flatMap((_, index) => (outcomes[index] === undefined ? [index] : []));
       for (let attempt = 1; ; attempt += 1) {
-        const unsettled = () => requests.flatMap((_, index) => (outcomes[index] === undefined ? [index] : []));
-        if (unsettled().length === 0) return outcomes as BalanceCommandOutcome[];
-        await settleEarlierRuns(requests, unsettled(), outcomes);
+        if (unsettled().length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
+        const lookFor = earlierRunsChecked ? unsettled().filter((index) => lookUp.has(index)) : unsettled();
+        if (lookFor.length > 0) await settleEarlierRuns(requests, lookFor, outcomes);
         const pending = unsettled();
-        if (pending.length === 0) return outcomes as BalanceCommandOutcome[];
-        const planned = async (reader?: Pick<EventStore, 'readStream'>) => {
-          const plans = [...(await plan(requests, pending, known, reader, loadSignal)).values()];
+        if (pending.length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
+        const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
+        const appendOptions = markers === undefined ? undefined : { markers };
+        const planned = (): { plans: StreamPlan[]; writing: StreamPlan[] } => {
+          const plans = [...plan(requests, pending, known).values()];
           return { plans, writing: plans.filter((stream) => stream.append.events.length > 0) };
         };
         let plans: StreamPlan[];
@@ -252,22 +349,27 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         let results: readonly AppendResult[];
         try {
           if (attempt <= exclusiveAfter) {
-            ({ plans, writing } = await planned());
-            results = writing.length === 0 ? [] : await eventStore.appendMany(writing.map((stream) => stream.append));
+            await refresh(balanceIds, call);
+            ({ plans, writing } = planned());
+            results =
+              writing.length === 0 && appendOptions === undefined ? [] : await eventStore.appendMany(writing.map((stream) => stream.append), appendOptions);
           } else {
             // Starvation ends here: a stream that another writer appends to back to back (the
             // consumer at full rate) can make every optimistic attempt lose. This one reads the
             // tail and appends while every other append waits, so it cannot conflict; it holds
             // them back for a tail read and a decision only. Every balance's state is in hand
             // first (outside the lock), so inside only the transaction's connection is used.
-            for (const index of pending) {
-              const { balanceId } = requests[index]!.context;
-              if (!known.has(balanceId)) known.set(balanceId, await states.current(balanceId, undefined, undefined, loadSignal === undefined ? undefined : { signal: loadSignal }));
+            const missing = balanceIds.filter((balanceId) => !known.has(balanceId));
+            if (call.optimistic) {
+              if (missing.length > 0) for (const [balanceId, state] of await states.loadMany(missing)) known.set(balanceId, state);
+            } else {
+              for (const balanceId of missing) known.set(balanceId, await states.current(balanceId, undefined, undefined, call.wait));
             }
             const exclusive = await eventStore.appendExclusively(async (reader) => {
-              const value = await planned(reader);
+              await refresh(balanceIds, call, reader);
+              const value = planned();
               return { requests: value.writing.map((stream) => stream.append), value };
-            });
+            }, appendOptions);
             ({ plans, writing } = exclusive.value);
             results = exclusive.results;
           }
@@ -278,35 +380,58 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
             for (const index of pending) outcomes[index] = { ok: false, error: exhausted };
             return outcomes as BalanceCommandOutcome[];
           }
+          // Only the streams another writer moved have their tails read next (the rest still hold).
+          const moved = new Set(error.streamIds);
+          for (const balanceId of balanceIds) if (moved.has(balanceStreamId(balanceId))) stale.add(balanceId);
+          executeOptions.onConflict?.(error.streamIds);
           logger.debug({ streams: error.streamIds, attempt }, 'expected revision conflict; reading the tail and deciding again');
           await backoff.wait(attempt);
           continue;
         }
-        const recorded = new Map(
-          (await eventStore.readEventsById(writing.flatMap((stream) => stream.append.events.map((event) => event.id)))).map((event) => [
-            event.id,
-            fromRecordedEvent(event),
-          ]),
-        );
-        const written: { balanceId: string; loaded: FoldedBalance }[] = [];
+        markers = undefined;
+        const recorded = withEvents
+          ? new Map(
+              (await eventStore.readEventsById(writing.flatMap((stream) => stream.append.events.map((event) => event.id)))).map((event) => [
+                event.id,
+                fromRecordedEvent(event),
+              ]),
+            )
+          : undefined;
+        const written: { balanceId: string; loaded: FoldedBalance; since: bigint }[] = [];
         writing.forEach((stream, position) => {
           if (results[position]!.idempotent) {
             // Another writer stored these very commands between the check and the append: the
             // next round finds them as earlier runs and checks their digests.
             known.delete(stream.balanceId);
             states.forget(stream.balanceId);
+            for (const { index } of stream.decided) lookUp.add(index);
             return;
           }
           for (const { index, eventIds, after } of stream.decided) {
-            outcomes[index] = { ok: true, state: after.state, revision: after.revision, events: eventIds.map((id) => recorded.get(id)!), replayed: false };
+            outcomes[index] = {
+              ok: true,
+              state: after.state,
+              revision: after.revision,
+              events: recorded === undefined ? [] : eventIds.map((id) => recorded.get(id)!),
+              appended: eventIds.length,
+              replayed: false,
+            };
           }
           known.set(stream.balanceId, stream.end);
-          written.push({ balanceId: stream.balanceId, loaded: stream.end });
+          verified.add(stream.balanceId);
+          written.push({ balanceId: stream.balanceId, loaded: stream.end, since: stream.start.revision });
         });
-        // The refusals and no-ops stand: the state they were decided on was the stream's end.
+        const appendedTo = new Set(written.map((w) => w.balanceId));
+        // The refusals and no-ops stand when the state they were decided on was the stream's end:
+        // the append confirmed it, or it was read to the end in this call. Decided on a state held
+        // from before (optimistic), they are decided again on the tail next round.
         const refusals = new Map<number, BalanceCommandOutcome>();
         for (const stream of plans) {
-          if (stream.append.events.length > 0 && !written.some((w) => w.balanceId === stream.balanceId)) continue;
+          if (stream.append.events.length > 0 && !appendedTo.has(stream.balanceId)) continue;
+          if (stream.settled.size > 0 && !verified.has(stream.balanceId)) {
+            stale.add(stream.balanceId);
+            continue;
+          }
           for (const [index, outcome] of stream.settled) {
             if (outcome.ok) outcomes[index] = outcome;
             else refusals.set(index, outcome);
@@ -314,8 +439,9 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         }
         // Unless the command itself is what made the state refuse it: a twin (a retry, a second
         // worker) may have stored it between this round's look for earlier runs and its read of
-        // the state. Looked for again, such a command answers as the replay it is.
-        if (refusals.size > 0) await settleEarlierRuns(requests, [...refusals.keys()], outcomes);
+        // the state. Looked for again, such a command answers as the replay it is. (A caller that
+        // checked earlier runs itself has ruled twins out: its markers went with this append.)
+        if (refusals.size > 0 && !earlierRunsChecked) await settleEarlierRuns(requests, [...refusals.keys()], outcomes);
         for (const [index, refusal] of refusals) outcomes[index] ??= refusal;
         await states.written(written);
       }

@@ -22,12 +22,13 @@ export async function loadBalance(eventStore: EventStore, balanceId: string): Pr
 }
 
 /**
- * Loads many balances at once (the metering consumer warms its cache a batch at a time). The
+ * Loads many balances at once, from their streams' starts (BalanceStates.loadMany, for the ones
+ * without a snapshot: the metering consumer warms its cache a batch at a time). The
  * streams are folded page by page as they are read, so memory holds one page of events and the
  * states, however long the streams have grown; a missing stream loads as not opened.
  */
 export async function loadBalances(
-  eventStore: EventStore,
+  eventStore: Pick<EventStore, 'readStreamsPaged'>,
   balanceIds: readonly string[],
   options?: { readonly maxPageEvents?: number },
 ): Promise<Map<string, FoldedBalance>> {

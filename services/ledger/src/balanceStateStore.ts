@@ -14,6 +14,8 @@ export const BALANCE_STATE_VERSION = `events-v${LEDGER_EVENT_SCHEMA_VERSION}.fol
 export interface BalanceStateStore {
   /** The latest stored state of the balance at or before `atOrBefore` (any revision when absent), of the current version. */
   load(balanceId: string, atOrBefore?: bigint): Promise<FoldedBalance | undefined>;
+  /** The latest stored state of each of these balances that has one, of the current version: one round trip for a batch writer. */
+  loadLatest(balanceIds: readonly string[]): Promise<Map<string, FoldedBalance>>;
   /** Keeps these folds; a state already kept at the same revision is left as it is (it is the same fold). */
   save(states: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
 }

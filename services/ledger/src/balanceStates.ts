@@ -2,7 +2,7 @@ import { balanceStreamId, type FoldedBalance } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { abandonable } from '@tally/runtime';
 import type { Logger } from 'pino';
-import { foldRecorded, NO_STREAM } from './balanceLoader';
+import { foldRecorded, loadBalances, NO_STREAM } from './balanceLoader';
 import { BalanceLoadingError } from './ledgerErrors';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStateCache } from './balanceStateCache';
@@ -34,8 +34,19 @@ export interface BalanceStates {
   ): Promise<FoldedBalance>;
   /** The balance exactly at `revision` (an earlier command's last event): what that command answered. */
   at(balanceId: string, revision: bigint): Promise<FoldedBalance>;
-  /** States this process just appended: cached, and kept as snapshots when due. */
-  written(balances: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
+  /**
+   * Many balances at once, for a batch writer (the metering consumer): a cached state is handed
+   * out as it is, without reading the tail (optimistic: a stale one costs a conflict on append,
+   * after which current() reads the tail); the others load together, one query for their
+   * snapshots and one paged read of the streams that have none (a stream with one reads its
+   * tail). A missing stream loads as not opened and is not cached, so its opening is seen.
+   */
+  loadMany(balanceIds: readonly string[]): Promise<Map<string, FoldedBalance>>;
+  /**
+   * States this process just appended, each with the revision it was appended on (`since`):
+   * cached, and kept as snapshots when due (every write, or see snapshotEveryWrite).
+   */
+  written(balances: readonly { readonly balanceId: string; readonly loaded: FoldedBalance; readonly since?: bigint }[]): Promise<void>;
   /** Drops the cached state (another writer's events make it stale: the next read starts from the snapshot). */
   forget(balanceId: string): void;
   /**
@@ -46,7 +57,7 @@ export interface BalanceStates {
 }
 
 export interface BalanceStatesOptions {
-  readonly eventStore: Pick<EventStore, 'readStream'>;
+  readonly eventStore: Pick<EventStore, 'readStream' | 'readStreamsPaged'>;
   /** Without one, states come from the cache or the stream's start. */
   readonly stateStore?: BalanceStateStore;
   readonly logger: Logger;
@@ -59,7 +70,13 @@ export interface BalanceStatesOptions {
    * next process (or this one after eviction) starts there. Default 10,000.
    */
   readonly snapshotAfterEvents?: number;
-  /** Keep a snapshot of every state written (so a replayed command answers from it); default true. */
+  /**
+   * Keep a snapshot of every state written (so a replayed command answers from it); default
+   * true. False (the metering consumer, which writes each busy balance many times a second and
+   * whose replays are answered by markers): a write keeps one only when it takes the stream across
+   * a multiple of snapshotAfterEvents, so a balance it grows has a stored state at most that many
+   * events behind, for any process that meets it next, at one row per that many events.
+   */
   readonly snapshotEveryWrite?: boolean;
 }
 
@@ -189,9 +206,37 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       return loaded;
     },
 
+    async loadMany(balanceIds) {
+      const states = new Map<string, FoldedBalance>();
+      const missing: string[] = [];
+      for (const balanceId of new Set(balanceIds)) {
+        const cached = cache.get(balanceId);
+        if (cached !== undefined) states.set(balanceId, cached);
+        else missing.push(balanceId);
+      }
+      if (missing.length === 0) return states;
+      const stored = (await stateStore?.loadLatest(missing)) ?? new Map<string, FoldedBalance>();
+      const loaded: { balanceId: string; loaded: FoldedBalance; read: number }[] = [];
+      const [whole] = await Promise.all([
+        // Streams without a snapshot are short (a long one has one: see snapshotAfterEvents), or new.
+        loadBalances(eventStore, missing.filter((balanceId) => !stored.has(balanceId))),
+        Promise.all([...stored].map(async ([balanceId, start]) => loaded.push({ balanceId, ...(await foldTail(balanceId, start)) }))),
+      ]);
+      for (const [balanceId, balance] of whole) loaded.push({ balanceId, loaded: balance, read: Number(balance.revision - NO_STREAM) });
+      for (const { balanceId, loaded: balance } of loaded) {
+        states.set(balanceId, balance);
+        if (balance.state.status === 'open') cache.set(balanceId, balance);
+      }
+      await keep(loaded.filter(({ read }) => read >= snapshotAfterEvents));
+      return states;
+    },
+
     async written(balances) {
       for (const { balanceId, loaded } of balances) cache.set(balanceId, loaded);
-      if (snapshotEveryWrite) await keep(balances);
+      const n = BigInt(snapshotAfterEvents);
+      // Revisions count from 0: the stream holds revision + 1 events.
+      const due = (b: { loaded: FoldedBalance; since?: bigint }) => b.since !== undefined && (b.since + 1n) / n < (b.loaded.revision + 1n) / n;
+      await keep(snapshotEveryWrite ? balances : balances.filter(due));
     },
 
     forget(balanceId) {

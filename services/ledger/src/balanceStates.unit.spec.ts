@@ -42,7 +42,10 @@ function gatedStore() {
   const events = stream();
   const waiting: (() => void)[] = [];
   let pages = 0;
-  const store: Pick<EventStore, 'readStream'> = {
+  const store: Pick<EventStore, 'readStream' | 'readStreamsPaged'> = {
+    readStreamsPaged: () => {
+      throw new Error('current() reads one stream at a time');
+    },
     async readStream(_streamId, options: ReadStreamOptions = {}) {
       pages += 1;
       await new Promise<void>((resolve) => waiting.push(resolve));
@@ -114,7 +117,7 @@ describe('BalanceStates.current', () => {
     const { logger, lines } = recordingLogger();
     // Progress is kept every 20 events folded: what the abandoned fold had done is not lost.
     const kept: bigint[] = [];
-    const stateStore = { load: async () => undefined, save: async (states: readonly { loaded: { revision: bigint } }[]) => void kept.push(...states.map((state) => state.loaded.revision)) };
+    const stateStore = { load: async () => undefined, loadLatest: async () => new Map(), save: async (states: readonly { loaded: { revision: bigint } }[]) => void kept.push(...states.map((state) => state.loaded.revision)) };
     const states = createBalanceStates({ eventStore: gated.store, stateStore, logger, pageEvents: PAGE, snapshotAfterEvents: 20 });
     // Its outcome is taken at once: it settles while close() is awaited below.
     const patient = states.current(BALANCE).then(

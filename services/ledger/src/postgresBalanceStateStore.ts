@@ -1,4 +1,4 @@
-import { balanceStreamId } from '@tally/domain';
+import { balanceStreamId, type FoldedBalance } from '@tally/domain';
 import { EventStoreUnavailableError } from '@tally/event-store';
 import { isTransientPgError } from '@tally/postgres';
 import { guardTransient } from '@tally/runtime';
@@ -24,6 +24,22 @@ export function createPostgresBalanceStateStore(options: { readonly pool: Pool; 
         });
         const row = rows[0];
         return row === undefined ? undefined : { state: decodeBalanceState(row.state), revision: BigInt(row.revision) };
+      }),
+
+    loadLatest: (balanceIds) =>
+      guarded(async () => {
+        const found = new Map<string, FoldedBalance>();
+        if (balanceIds.length === 0) return found;
+        const balanceOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
+        const { rows } = await pool.query<{ stream_id: string; revision: string; state: unknown }>({
+          name: 'tally_ledger_snapshot_load_latest',
+          text: `SELECT DISTINCT ON (stream_id) stream_id, revision, state FROM balance_snapshots
+                 WHERE stream_id = ANY ($1::text[]) AND version = $2
+                 ORDER BY stream_id, revision DESC`,
+          values: [[...balanceOf.keys()], version],
+        });
+        for (const row of rows) found.set(balanceOf.get(row.stream_id)!, { state: decodeBalanceState(row.state), revision: BigInt(row.revision) });
+        return found;
       }),
 
     save: (states) =>

@@ -1,7 +1,7 @@
 import { balanceStreamId, MICROS_PER_CREDIT } from '@tally/domain';
 import { waitFor } from '@tally/test-support';
 import { fromRecordedEvent } from '@tally/ledger';
-import { HOLD_ID_PROPERTY } from './decideUsageBatch';
+import { HOLD_ID_PROPERTY } from './usageCommands';
 import { createMeteringTestKit, type MeteringTestKit } from './meteringTestKit.spec';
 
 jest.setTimeout(180_000);

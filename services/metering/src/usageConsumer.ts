@@ -1,19 +1,28 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent, type FoldedBalance } from '@tally/domain';
-import { MarkerAlreadyRecordedError, WrongExpectedRevisionError } from '@tally/event-store';
+import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
+import { MarkerAlreadyRecordedError } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createWorker, type Worker } from '@tally/runtime';
-import { CommandIdCollisionError, loadBalances, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
+import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef, type UsageBalanceWrites } from '@tally/ledger';
+// Only for callers that give no balanceWrites (ownBalanceWrites: services/api's usage route spec
+// predates them); the main job creates and gives them, as the layering wants.
+// eslint-disable-next-line tally/layering
+import { createBalanceCommandPath, createBalanceStates } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
-import { createBalanceStateCache } from './balanceStateCache';
 import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
 import { deadLetterMessage } from './deadLetterMessage';
-import { decideUsageBatch, type UsageDecision } from './decideUsageBatch';
 import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UnmeterableUsageError } from './meteringErrors';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
-import { MAX_PARTITIONS_CONCURRENTLY, resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
+import {
+  MAX_PARTITIONS_CONCURRENTLY,
+  resolveUsageConsumerOptions,
+  UsageConsumerOptionsError,
+  type ResolvedUsageConsumerOptions,
+  type UsageConsumerOptions,
+} from './usageConsumerOptions';
+import { usageCommands } from './usageCommands';
 import { createUsageEventDecoder } from './usageEventDecoder';
 
 /**
@@ -47,9 +56,9 @@ interface ChunkOutcome {
 }
 
 interface Applied {
-  readonly decision: UsageDecision;
+  /** The charges that became a CreditConsumed now. */
+  readonly matched: readonly UsageCharge[];
   readonly appended: number;
-  readonly matched: number;
   /** Usage waiting for a balance's opening past balanceOpenWaitMs: dead-lettered, unmarked. */
   readonly pending: ReadonlySet<number>;
   /** Usage metered before (marked, or charged before markers existed), or earlier in the batch. */
@@ -77,13 +86,22 @@ interface Rejected {
   readonly usage?: UsageEvent;
 }
 
+/**
+ * The consumer's own command path, for a caller that gives none (tests written before the main
+ * job injected it): states from the streams only (no stored ones), in balanceCacheSize entries.
+ */
+function ownBalanceWrites(options: ResolvedUsageConsumerOptions): UsageBalanceWrites {
+  const states = createBalanceStates({ eventStore: options.eventStore, logger: options.logger, cacheSize: options.balanceCacheSize, snapshotEveryWrite: false });
+  return { states, commands: createBalanceCommandPath({ eventStore: options.eventStore, states, logger: options.logger }) };
+}
+
 export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer {
   const options = resolveUsageConsumerOptions(input);
   const { eventStore, balanceRegistry, catalogCache, topic, dlqTopic, batchSize, clock } = options;
   const logger = options.logger.child({ module: 'usage-consumer' });
   const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl, ...(options.registryAuth !== undefined ? { auth: options.registryAuth } : {}) });
-  const balances = createBalanceStateCache(options.balanceCacheSize);
   const counters = createCounterRegistry();
+  const { commands, states: balanceStates } = options.balanceWrites ?? ownBalanceWrites(options);
   const stalls = createStalledPartitions(logger, clock);
 
   const kafka = createKafka({
@@ -178,47 +196,25 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     return { products, unusable };
   }
 
-  /** States of the balances the charges need: from memory, the rest loaded in one read. */
-  async function statesFor(charges: readonly UsageCharge[], retrier: BatchRetrier): Promise<Map<string, FoldedBalance>> {
-    const states = new Map<string, FoldedBalance>();
-    const missing = new Set<string>();
-    for (const { balance } of charges) {
-      const cached = balances.get(balance.balanceId);
-      if (cached !== undefined) states.set(balance.balanceId, cached);
-      else missing.add(balance.balanceId);
-    }
-    if (missing.size === 0) return states;
-    const loaded = await retrier.run('load balances', () => loadBalances(eventStore, [...missing]));
-    for (const [balanceId, balance] of loaded) {
-      states.set(balanceId, balance);
-      // A registry row whose stream does not exist yet is not remembered: once the API opens the
-      // balance, the next batch must see it.
-      if (balance.state.status === 'open') balances.set(balanceId, balance);
-    }
-    return states;
-  }
-
   /**
-   * The states of the charged balances, waiting (retried with backoff, up to balanceOpenWaitMs
-   * after the chunk began) for a balance that is registered but whose opening event is not
-   * appended yet: usage must not be metered as "nothing to charge" against an opening in progress,
-   * since metering is final. Usage still waiting at the deadline is returned as pending, to be
-   * dead-lettered unmarked, so that the partition moves on and a replay meters it later.
+   * Waits (retried with backoff, up to balanceOpenWaitMs after the chunk began) for a charged
+   * balance that is registered but whose opening event is not appended yet: usage must not be
+   * metered as "nothing to charge" against an opening in progress, since metering is final.
+   * Usage still waiting at the deadline is returned as pending, to be dead-lettered unmarked, so
+   * that the partition moves on and a replay meters it later. The states come from memory, the
+   * rest loaded in one batch (BalanceStates.loadMany), and stay in memory for the command path.
    */
-  async function openStates(
-    charges: readonly UsageCharge[],
-    retrier: BatchRetrier,
-    openDeadline: number,
-  ): Promise<{ states: Map<string, FoldedBalance>; pending: Set<number> }> {
+  async function awaitOpenings(charges: readonly UsageCharge[], retrier: BatchRetrier, openDeadline: number): Promise<Set<number>> {
+    if (charges.length === 0) return new Set();
     return retrier.run('wait for balance openings', async () => {
-      const states = await statesFor(charges, retrier);
+      const states = await retrier.run('load balances', () => balanceStates.loadMany(charges.map((charge) => charge.balance.balanceId)));
       const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
-      if (waiting.length === 0) return { states, pending: new Set<number>() };
+      if (waiting.length === 0) return new Set<number>();
       const balanceIds = [...new Set(waiting.map((charge) => charge.balance.balanceId))];
       if (Date.now() < openDeadline) {
         throw new BalanceOpeningPendingError(`waiting for credit balance(s) ${balanceIds.join(', ')} to be opened`);
       }
-      return { states, pending: new Set(waiting.map((charge) => charge.index)) };
+      return new Set(waiting.map((charge) => charge.index));
     });
   }
 
@@ -286,54 +282,60 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           already.push(index);
         }
       }
-      const { states, pending } = await openStates(charges, retrier, openDeadline);
+      const pending = await awaitOpenings(charges, retrier, openDeadline);
       charges = charges.filter((charge) => !pending.has(charge.index));
-      const decision = decideUsageBatch({ usages, charges, applied: new Set(), states, at: clock().toISOString() });
       // Every usage event metered now is marked, whatever it charged; one still waiting for a
       // balance's opening is not (it is dead-lettered, and a replay meters it).
       const toMark = [...fresh, ...legacy].filter((index) => !pending.has(index)).map((index) => markers[index]!);
-      const outcome = { decision, pending, already, fresh };
-      if (decision.appends.length === 0 && toMark.length === 0) return { ...outcome, appended: 0, matched: 0 };
+      const outcome = { pending, already, fresh };
+      if (charges.length === 0 && toMark.length === 0) return { ...outcome, matched: [], appended: 0 };
       try {
-        // One transaction for every stream of the batch, each with the revision its decision
-        // was made on, and the markers: a concurrent writer (the API, another member after a
-        // rebalance) makes the whole append fail instead of being overwritten, and nothing is
-        // half-written; the record of what was metered and its charges cannot disagree.
-        const results = await retrier.run(
+        // The one command path: one transaction for every stream of the batch, each with the
+        // revision its decision was made on, and the markers: a concurrent writer (the API,
+        // another member after a rebalance) makes the append fail instead of being overwritten,
+        // and nothing is half-written; the record of what was metered and its charges cannot
+        // disagree. A conflict is settled inside (only the moved streams' tails are read). The
+        // markers checked above stand for the earlier runs, and only counts are needed back.
+        const at = clock().toISOString();
+        const outcomes = await retrier.run(
           'append',
-          () => eventStore.appendMany(decision.appends.map((append) => append.request), { markers: toMark }),
-          (error) => error instanceof WrongExpectedRevisionError || error instanceof MarkerAlreadyRecordedError,
+          async () => {
+            const results = await commands.execute(usageCommands(usages, charges, at), {
+              markers: toMark,
+              earlierRunsChecked: true,
+              withEvents: false,
+              optimistic: true,
+              onConflict: () => {
+                counters.values.conflicts += 1;
+              },
+            });
+            // Conflicts past the path's own retries (ConcurrencyExhaustedError) are retried like any transient failure.
+            const transient = results.find((result) => !result.ok && isTransientError(result.error));
+            if (transient !== undefined && !transient.ok) throw transient.error;
+            return results;
+          },
+          (error) => error instanceof MarkerAlreadyRecordedError,
         );
         let appended = 0;
-        let matched = 0;
-        results.forEach((result, index) => {
-          const append = decision.appends[index]!;
-          if (result.idempotent) {
-            // These very events were stored without a marker (see above, between our check and
-            // our append): nothing was written, and our idea of the stream is not theirs.
-            balances.delete(append.balanceId);
-            return;
-          }
-          balances.set(append.balanceId, append.after);
-          appended += append.request.events.length;
-          matched += append.charges.length;
+        const matched: UsageCharge[] = [];
+        outcomes.forEach((result, index) => {
+          // ConsumeUsage is never refused on an open balance (the decider charges usage that has
+          // happened), and only open balances reach here: an error is a fault to isolate.
+          if (!result.ok) throw result.error;
+          // A replay: these very events were stored without a marker (between our check and our
+          // append, by a consumer of the previous version); nothing was written now.
+          if (result.replayed) return;
+          appended += result.appended;
+          matched.push(charges[index]!);
         });
-        return { ...outcome, appended, matched };
+        return { ...outcome, matched, appended };
       } catch (error) {
+        if (!(error instanceof MarkerAlreadyRecordedError)) throw error;
         counters.values.conflicts += 1;
-        if (error instanceof MarkerAlreadyRecordedError) {
-          // Another member metered some of these usage events first (a rebalance race): it
-          // appended to their balances too, so none of our states is to be trusted.
-          for (const append of decision.appends) balances.delete(append.balanceId);
-          logger.info({ usageEvents: error.markers.length }, 'another member metered some of these usage events first; redeciding the batch');
-          continue;
-        }
-        if (!(error instanceof WrongExpectedRevisionError)) throw error;
-        const conflicted = new Set(error.streamIds);
-        for (const append of decision.appends) {
-          if (conflicted.has(append.request.streamId)) balances.delete(append.balanceId);
-        }
-        logger.info({ streams: error.streamIds }, 'another writer appended first; reloading those balances and redeciding the batch');
+        // Another member metered some of these usage events first (a rebalance race). It
+        // appended to their balances too: the states held are stale, which the next append's
+        // expected revisions find (and then only the tails are read).
+        logger.info({ usageEvents: error.markers.length }, 'another member metered some of these usage events first; redeciding the batch');
       }
     }
   }
@@ -364,7 +366,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
-  function logDetails(partition: number, decoded: readonly Decoded[], skips: readonly UsageSkip[], decision: UsageDecision): void {
+  function logDetails(partition: number, decoded: readonly Decoded[], skips: readonly UsageSkip[], matched: readonly UsageCharge[]): void {
     for (const skip of skips) {
       const { usage, message } = decoded[skip.index]!;
       logger.debug(
@@ -372,7 +374,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         'usage skipped',
       );
     }
-    for (const charge of decision.matched) {
+    for (const charge of matched) {
       const { usage, message } = decoded[charge.index]!;
       logger.debug(
         { customerId: usage.customerId, balanceId: charge.balance.balanceId, usageEventId: usage.id, partition, offset: message.offset, credits: String(charge.credits) },
@@ -390,7 +392,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));
 
-    const { decision, appended, matched, pending, already, fresh } = await apply(usages, priced, invalid, retrier, openDeadline);
+    const { matched, appended, pending, already, fresh } = await apply(usages, priced, invalid, retrier, openDeadline);
 
     // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
     // before this chunk's offsets can be committed. They are sent after the append, so that a
@@ -408,13 +410,12 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
 
     const skips: UsageSkip[] = [
       ...priced.skips.filter((skip) => fresh.has(skip.index) && !pending.has(skip.index)),
-      ...decision.skips,
       ...already.map((index): UsageSkip => ({ index, reason: 'already_applied' })),
     ];
     for (const skip of skips) counters.skip(skip.reason);
     // Per-item logs only when asked for: at a million events, even unused log objects cost.
-    if (logger.isLevelEnabled('debug')) logDetails(partition, decoded, skips, decision);
-    return { deadLettered: deadLetters.length, appended, matched, skipped: skips.length };
+    if (logger.isLevelEnabled('debug')) logDetails(partition, decoded, skips, matched);
+    return { deadLettered: deadLetters.length, appended, matched: matched.length, skipped: skips.length };
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { KafkaConnection } from '@tally/kafka';
 import type { CatalogCache } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
-import type { BalanceRegistry } from '@tally/ledger';
+import type { BalanceRegistry, UsageBalanceWrites } from '@tally/ledger';
 import type { CompressionTypes } from 'kafkajs';
 import type { Logger } from 'pino';
 
@@ -56,6 +56,13 @@ export interface UsageConsumerOptions {
    */
   readonly maxFetchBytes?: number;
   readonly maxFetchBytesPerPartition?: number;
+  /**
+   * The one command path this consumer meters through and the states it decides on (issue 11
+   * §1): its own per process, not the API's. The main job gives them (with stored states, kept
+   * each 10,000 events a balance grows: see UsageBalanceWrites). Without, the consumer makes its
+   * own from `eventStore`, with balanceCacheSize balances in memory and no stored states.
+   */
+  readonly balanceWrites?: UsageBalanceWrites;
   /** Balances whose state and revision are kept in memory (least recently used leave first). Default 100 000. */
   readonly balanceCacheSize?: number;
   /** Where a group without committed offsets starts. Default true: usage is money, none may be left unread. */

@@ -18,6 +18,6 @@ export function instrumentedEventStore(eventStore: EventStore, appendSeconds: Hi
     // Every argument passed on: the markers given with an append are part of its transaction.
     appendMany: (requests, options) => timed('append_many', () => eventStore.appendMany(requests, options)),
     // Includes the tail read and the decision it holds the other appends back for.
-    appendExclusively: (work) => timed('append_exclusively', () => eventStore.appendExclusively(work)),
+    appendExclusively: (work, options) => timed('append_exclusively', () => eventStore.appendExclusively(work, options)),
   };
 }

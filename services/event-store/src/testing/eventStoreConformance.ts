@@ -342,6 +342,16 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         }
       });
 
+      it('records the markers given in the same transaction, and refuses markers already recorded, appending nothing', async () => {
+        const streamId = newStream();
+        const marker = `exclusive:${randomUUID()}`;
+        const work = async () => ({ requests: [{ streamId, expectedRevision: 'any' as const, events: [event('Exclusive')] }], value: undefined });
+        await store.appendExclusively(work, { markers: [marker] });
+        expect(await store.readMarkers([marker])).toEqual(new Set([marker]));
+        await expect(store.appendExclusively(work, { markers: [marker] })).rejects.toBeInstanceOf(MarkerAlreadyRecordedError);
+        expect(await store.readStream(streamId)).toHaveLength(1);
+      });
+
       it('appends nothing when the work fails', async () => {
         const streamId = newStream();
         await expect(

@@ -1,0 +1,162 @@
+import { balanceStreamId, decide, evolve, initialBalanceState, type BalanceCommand, type FoldedBalance } from '@tally/domain';
+import { MarkerAlreadyRecordedError, WrongExpectedRevisionError, type AppendManyOptions, type AppendRequest, type EventStore } from '@tally/event-store';
+import pino from 'pino';
+import { createBalanceCommandPath, type BalanceCommandRequest, type ExecuteOptions } from './balanceCommandPath';
+import type { BalanceStates } from './balanceStates';
+
+const CREDIT = 1_000_000n;
+const AT = '2026-03-01T12:00:00.000Z';
+const logger = pino({ level: 'silent' });
+
+/** A balance folded through the decider itself: opened with `credits`, then each further command. */
+function balance(balanceId: string, credits: bigint, ...commands: BalanceCommand[]): FoldedBalance {
+  let folded: FoldedBalance = { state: initialBalanceState, revision: -1n };
+  const open: BalanceCommand = { type: 'OpenBalance', balanceId, customerId: 'c', productId: 'p', name: 'n', lowBalanceThreshold: null, startingBalance: credits, at: AT };
+  for (const command of [open, ...commands]) {
+    const events = decide(command, folded.state);
+    folded = { state: events.reduce(evolve, folded.state), revision: folded.revision + BigInt(events.length) };
+  }
+  return folded;
+}
+
+const consume = (balanceId: string, usageId: string, credits: bigint): BalanceCommandRequest => ({
+  context: { balanceId, customerId: 'c', productId: 'p' },
+  commandId: `usage:${balanceId}:${usageId}`,
+  command: { type: 'ConsumeUsage', credits, usage: { eventId: usageId, event: 'api_call', timestamp: AT, quantity: '1' }, at: AT },
+});
+
+const CONSUMER: ExecuteOptions = { earlierRunsChecked: true, withEvents: false, optimistic: true };
+
+/**
+ * Given held states (what loadMany hands out) and the streams' real ends (what current() reads
+ * from a held state), a path over a scripted event store that records every call.
+ */
+function given(held: Record<string, FoldedBalance>, ends: Record<string, FoldedBalance> = held, script: { failFirstAppendWith?: Error } = {}) {
+  const appends: { requests: readonly AppendRequest[]; options: AppendManyOptions | undefined }[] = [];
+  const tailReads: { balanceId: string; from: bigint | undefined }[] = [];
+  const loads: string[][] = [];
+  let byIdReads = 0;
+  let failure = script.failFirstAppendWith;
+  const eventStore: Pick<EventStore, 'appendMany' | 'appendExclusively' | 'readEventsById'> = {
+    async appendMany(requests, options) {
+      appends.push({ requests, options });
+      if (failure !== undefined) {
+        const error = failure;
+        failure = undefined;
+        throw error;
+      }
+      return requests.map((request, i) => ({
+        streamId: request.streamId,
+        nextExpectedRevision: (request.expectedRevision === 'no_stream' ? -1n : (request.expectedRevision as bigint)) + BigInt(request.events.length),
+        position: BigInt(i),
+        idempotent: false,
+      }));
+    },
+    appendExclusively: () => Promise.reject(new Error('not reached in these cases')),
+    async readEventsById() {
+      byIdReads += 1;
+      return [];
+    },
+  };
+  const states: BalanceStates = {
+    async current(balanceId, known) {
+      tailReads.push({ balanceId, from: known?.revision });
+      return ends[balanceId]!;
+    },
+    at: () => Promise.reject(new Error('no replays in these cases')),
+    async loadMany(balanceIds) {
+      loads.push([...balanceIds]);
+      return new Map(balanceIds.map((id) => [id, held[id]!]));
+    },
+    written: async () => {},
+    forget: () => {},
+    close: async () => {},
+  };
+  const path = createBalanceCommandPath({ eventStore, states, logger, retry: { maxBackoffMs: 1 } });
+  return { path, appends, tailReads, loads, byIdReads: () => byIdReads };
+}
+
+describe('the command path for a batch writer (the metering consumer\'s options)', () => {
+  it('decides on held states without reading any tail, looks nothing up by id and reads nothing back', async () => {
+    const { path, appends, tailReads, loads, byIdReads } = given({ a: balance('a', 10n * CREDIT), b: balance('b', 10n * CREDIT) });
+    const outcomes = await path.execute([consume('a', 'u1', CREDIT), consume('b', 'u1', CREDIT), consume('a', 'u2', CREDIT)], { ...CONSUMER, markers: ['m1'] });
+
+    const opened = balance('a', 10n * CREDIT).revision;
+    expect(outcomes.map((outcome) => outcome.ok && [outcome.revision, outcome.appended, outcome.events.length])).toEqual([
+      [opened + 1n, 1, 0],
+      [opened + 1n, 1, 0],
+      [opened + 2n, 1, 0],
+    ]);
+    expect(loads).toEqual([['a', 'b']]);
+    expect(tailReads).toEqual([]);
+    expect(byIdReads()).toBe(0);
+    expect(appends).toHaveLength(1);
+    expect(appends[0]!.options).toEqual({ markers: ['m1'] });
+  });
+
+  it('records markers given with no commands in an append of their own', async () => {
+    const { path, appends } = given({});
+    expect(await path.execute([], { ...CONSUMER, markers: ['m1', 'm2'] })).toEqual([]);
+    expect(appends).toEqual([{ requests: [], options: { markers: ['m1', 'm2'] } }]);
+  });
+
+  it('after a conflict reads only the moved stream\'s tail, from the state it held, and sends the markers again', async () => {
+    const a = balance('a', 10n * CREDIT);
+    const aMoved = balance('a', 10n * CREDIT, { type: 'TopUp', credits: CREDIT, source: 'manual', reason: null, at: AT });
+    const b = balance('b', 10n * CREDIT);
+    const conflict = new WrongExpectedRevisionError([{ streamId: balanceStreamId('a'), expected: a.revision, actual: aMoved.revision }]);
+    const { path, appends, tailReads } = given({ a, b }, { a: aMoved, b }, { failFirstAppendWith: conflict });
+    const conflicts: (readonly string[])[] = [];
+    const outcomes = await path.execute([consume('a', 'u1', CREDIT), consume('b', 'u1', CREDIT)], {
+      ...CONSUMER,
+      markers: ['m1'],
+      onConflict: (streamIds) => conflicts.push(streamIds),
+    });
+
+    // Only the balance the conflict names is read again, and from the state held.
+    expect(conflict.streamIds).toEqual([balanceStreamId('a')]);
+    expect(tailReads).toEqual([{ balanceId: 'a', from: a.revision }]);
+    expect(conflicts).toEqual([[balanceStreamId('a')]]);
+    expect(appends).toHaveLength(2);
+    expect(appends[1]!.options).toEqual({ markers: ['m1'] });
+    expect(appends[1]!.requests.map((request) => [request.streamId, request.expectedRevision])).toEqual([
+      [balanceStreamId('a'), aMoved.revision],
+      [balanceStreamId('b'), b.revision],
+    ]);
+    expect(outcomes[0]!.ok && outcomes[0]!.state.status === 'open' && outcomes[0]!.state.balance).toBe(10n * CREDIT);
+  });
+
+  it('hands MarkerAlreadyRecordedError back to the caller, who reads its markers and calls again', async () => {
+    const { path } = given({ a: balance('a', 10n * CREDIT) }, undefined, { failFirstAppendWith: new MarkerAlreadyRecordedError(['m1']) });
+    await expect(path.execute([consume('a', 'u1', CREDIT)], { ...CONSUMER, markers: ['m1'] })).rejects.toBeInstanceOf(MarkerAlreadyRecordedError);
+  });
+
+  it('does not let a refusal decided on a held state stand before the stream\'s end confirms it', async () => {
+    // Held: 1 credit. The stream's end: topped up to 11 since. A hold of 5 fits only the latter.
+    const held = balance('a', CREDIT);
+    const end = balance('a', CREDIT, { type: 'TopUp', credits: 10n * CREDIT, source: 'manual', reason: null, at: AT });
+    const { path, appends, tailReads } = given({ a: held }, { a: end });
+    const [outcome] = await path.execute(
+      [{ context: { balanceId: 'a', customerId: 'c', productId: 'p' }, commandId: 'hold:a:k', command: { type: 'PlaceHold', holdId: 'a:k', credits: 5n * CREDIT, expiresAt: '2026-03-02T12:00:00.000Z', reference: null, at: AT } }],
+      { optimistic: true },
+    );
+
+    expect(outcome!.ok && outcome!.revision).toBe(end.revision + 1n);
+    expect(tailReads).toEqual([{ balanceId: 'a', from: held.revision }]);
+    expect(appends.map((append) => append.requests.map((request) => request.expectedRevision))).toEqual([[end.revision]]);
+  });
+
+  it('lets a refusal stand once decided on the stream\'s end', async () => {
+    const held = balance('a', CREDIT);
+    const { path, appends, tailReads } = given({ a: held });
+    const [outcome] = await path.execute(
+      [{ context: { balanceId: 'a', customerId: 'c', productId: 'p' }, commandId: 'hold:a:k', command: { type: 'PlaceHold', holdId: 'a:k', credits: 5n * CREDIT, expiresAt: '2026-03-02T12:00:00.000Z', reference: null, at: AT } }],
+      { optimistic: true, earlierRunsChecked: true },
+    );
+
+    expect(outcome!.ok).toBe(false);
+    expect(!outcome!.ok && outcome!.error).toMatchObject({ code: 'insufficient_credits' });
+    expect(tailReads).toHaveLength(1);
+    expect(appends).toEqual([]);
+  });
+});
