@@ -8,4 +8,13 @@ export * from './balance';
 export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
-export { LruCache } from './lruCache';
+export {
+  ENTRY_OVERHEAD_BYTES,
+  ESTIMATED_DATE_BYTES,
+  estimatedArrayBytes,
+  estimatedBigIntBytes,
+  estimatedObjectBytes,
+  estimatedStringBytes,
+  LruCache,
+  type LruCacheBounds,
+} from './lruCache';

@@ -3,6 +3,7 @@ import { NotificationListener } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { BalanceRef, BalanceRegistry } from './balanceRegistry';
+import { estimatedBalanceRefsBytes } from './cacheWeights';
 
 /** Where migration 011's trigger tells which customer's balances changed (an empty payload: all). */
 const BALANCE_REGISTRY_CHANNEL = 'tally_credit_balances';
@@ -15,6 +16,11 @@ interface BalanceRegistryCacheOptions {
   readonly logger: Logger;
   /** Customers whose balances are kept in memory, least recently used leaving first. Default 100 000. */
   readonly capacity?: number;
+  /**
+   * Estimated bytes the kept customers may take (cacheWeights.ts), least recently used leaving
+   * first; with `capacity`, whichever is reached first. Default: no byte bound.
+   */
+  readonly maxBytes?: number;
 }
 
 export interface BalanceRegistryCache extends BalanceRegistry {
@@ -48,7 +54,10 @@ export interface BalanceRegistryCache extends BalanceRegistry {
 export function createBalanceRegistryCache(options: BalanceRegistryCacheOptions): BalanceRegistryCache {
   const { store } = options;
   const logger = options.logger.child({ module: 'balance-registry-cache' });
-  const entries = new LruCache<string, readonly BalanceRef[]>(options.capacity ?? 100_000);
+  const entries = new LruCache<string, readonly BalanceRef[]>({
+    maxEntries: options.capacity ?? 100_000,
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes, weigh: estimatedBalanceRefsBytes } : {}),
+  });
   const listener = new NotificationListener(options.pool, BALANCE_REGISTRY_CHANNEL, logger);
   // Bumped by every notification and by the loss of the connection: a read that saw it change
   // may hold what was true before, and is not remembered.

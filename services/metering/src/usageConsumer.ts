@@ -82,7 +82,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const { eventStore, balanceRegistry, catalogCache, topic, dlqTopic, batchSize, clock } = options;
   const logger = options.logger.child({ module: 'usage-consumer' });
   const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl, ...(options.registryAuth !== undefined ? { auth: options.registryAuth } : {}) });
-  const balances = createBalanceStateCache(options.balanceCacheSize);
+  const balances = createBalanceStateCache({ maxEntries: options.balanceCacheSize, maxBytes: options.balanceCacheBytes });
   const counters = createCounterRegistry();
   const stalls = createStalledPartitions(logger, clock);
 

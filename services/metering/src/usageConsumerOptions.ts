@@ -58,6 +58,12 @@ export interface UsageConsumerOptions {
   readonly maxFetchBytesPerPartition?: number;
   /** Balances whose state and revision are kept in memory (least recently used leave first). Default 100 000. */
   readonly balanceCacheSize?: number;
+  /**
+   * Estimated bytes those balances may take (@tally/ledger's cacheWeights.ts: a conservative
+   * estimate of each state's heap size); with balanceCacheSize, whichever is reached first.
+   * Default DEFAULT_BALANCE_CACHE_BYTES.
+   */
+  readonly balanceCacheBytes?: number;
   /** Where a group without committed offsets starts. Default true: usage is money, none may be left unread. */
   readonly fromBeginning?: boolean;
   /** How long the group waits for a silent member before giving its partitions to others. Default 30 000. */
@@ -86,6 +92,7 @@ export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
   readonly maxFetchBytes: number;
   readonly maxFetchBytesPerPartition: number;
   readonly balanceCacheSize: number;
+  readonly balanceCacheBytes: number;
   readonly fromBeginning: boolean;
   readonly sessionTimeoutMs: number;
   readonly maxBackoffMs: number;
@@ -121,6 +128,13 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_FETCH_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 1024 * 1024;
 export const MAX_PARTITIONS_CONCURRENTLY = 1024;
+/**
+ * Defaults of the byte bounds of the consumer's caches, shared with the main job's
+ * TALLY_CONSUMER_BALANCE_CACHE_BYTES and TALLY_CONSUMER_REGISTRY_CACHE_BYTES: together with the
+ * fetch bounds they keep one consumer process within 256 MiB (issue 11 §6, docs/benchmarks.md).
+ */
+export const DEFAULT_BALANCE_CACHE_BYTES = 48 * 1024 * 1024;
+export const DEFAULT_REGISTRY_CACHE_BYTES = 16 * 1024 * 1024;
 
 export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
   const brokers = options.kafka?.brokers;
@@ -173,6 +187,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
       1024 * 1024 * 1024,
     ),
     balanceCacheSize: integerOption(options.balanceCacheSize, 'balanceCacheSize', 100_000, 1, 10_000_000),
+    balanceCacheBytes: integerOption(options.balanceCacheBytes, 'balanceCacheBytes', DEFAULT_BALANCE_CACHE_BYTES, 64 * 1024, 64 * 1024 ** 3),
     fromBeginning: options.fromBeginning ?? true,
     sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', DEFAULT_SESSION_TIMEOUT_MS, 6000, 300_000),
     maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),

@@ -139,7 +139,13 @@ async function main(): Promise<void> {
     await catalogCache.start();
     parts.add('catalog-cache', () => catalogCache.stop());
     // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY.
-    const registryCache = createBalanceRegistryCache({ store: balanceRegistry, pool, logger, capacity: config.consumer.registryCacheSize });
+    const registryCache = createBalanceRegistryCache({
+      store: balanceRegistry,
+      pool,
+      logger,
+      capacity: config.consumer.registryCacheSize,
+      maxBytes: config.consumer.registryCacheBytes,
+    });
     await registryCache.start();
     parts.add('balance-registry-cache', () => registryCache.close());
     const batchSeconds = metrics.histogram({
@@ -168,6 +174,7 @@ async function main(): Promise<void> {
       maxFetchBytes: config.consumer.maxFetchBytes,
       maxFetchBytesPerPartition: config.consumer.maxFetchBytesPerPartition,
       balanceCacheSize: config.consumer.balanceCacheSize,
+      balanceCacheBytes: config.consumer.balanceCacheBytes,
       sessionTimeoutMs: config.consumer.sessionTimeoutMs,
       compression: compressionType(config.kafka.compression),
       metrics: {
