@@ -10,7 +10,7 @@ export * from './streams';
 export * from './wellFormedText';
 export {
   ENTRY_OVERHEAD_BYTES,
-  ESTIMATED_DATE_BYTES,
+  ESTIMATED_NUMBER_BYTES,
   estimatedArrayBytes,
   estimatedBigIntBytes,
   estimatedObjectBytes,

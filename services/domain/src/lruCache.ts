@@ -43,8 +43,8 @@ export function estimatedBigIntBytes(value: bigint): number {
 export function estimatedArrayBytes(length: number): number {
   return 32 + 16 + 8 * length;
 }
-/** A Date: its header, the time value and the date fields V8 caches in it. */
-export const ESTIMATED_DATE_BYTES = 104;
+/** A number that is not a small integer (a time in milliseconds): a boxed double. */
+export const ESTIMATED_NUMBER_BYTES = 16;
 /**
  * What the cache itself holds per entry, beyond what `weigh` counts: the Map's slots (key,
  * value, chain link, and a bucket), counted twice because a Map's table is up to twice its

@@ -1,6 +1,6 @@
 import { ENTRY_OVERHEAD_BYTES, type FoldedBalance } from '@tally/domain';
 import { createBalanceStateCache } from './balanceStateCache';
-import { estimatedBalanceBytes, estimatedBalanceRefsBytes } from './cacheWeights';
+import { estimatedBalanceBytes, keptRefs, refsOfKept, weighKeptRefs } from './cacheWeights';
 
 const loaded = (revision: bigint): FoldedBalance => ({ state: { status: 'unopened' }, revision });
 
@@ -68,9 +68,17 @@ describe('cache weights', () => {
     expect(estimatedBalanceBytes('bal-1', open(0, 'A much longer product name'))).toBe(bare + 2 * 24);
   });
 
-  it('weighs a customer\'s list of balances by its refs', () => {
-    const ref = { id: 'bal-1', customerId: 'cus-1', productId: 'api', createdAt: new Date(0) };
-    const none = estimatedBalanceRefsBytes('cus-1', []);
-    expect(estimatedBalanceRefsBytes('cus-1', [ref, ref])).toBeGreaterThan(none + 2 * 200);
+  it('keeps a customer\'s balances compactly, one string per product, and gives them back as they were', () => {
+    const refs = [
+      { id: 'bal-1', customerId: 'cus-1', productId: 'api', createdAt: new Date(1_700_000_000_123) },
+      { id: 'bal-2', customerId: 'cus-1', productId: 'storage', createdAt: new Date(0) },
+    ];
+    const productIds = new Map<string, string>();
+    const kept = keptRefs(refs, productIds);
+    expect(refsOfKept('cus-1', kept)).toEqual(refs);
+    expect([...productIds.keys()]).toEqual(['api', 'storage']);
+    const again = keptRefs([{ ...refs[0]!, productId: ['a', 'p', 'i'].join('') }], productIds);
+    expect(again[1]).toBe(kept[1]);
+    expect(weighKeptRefs('cus-1', kept)).toBeGreaterThan(weighKeptRefs('cus-1', []) + 2 * 40);
   });
 });

@@ -1,5 +1,5 @@
 import {
-  ESTIMATED_DATE_BYTES,
+  ESTIMATED_NUMBER_BYTES,
   estimatedArrayBytes,
   estimatedBigIntBytes,
   estimatedObjectBytes,
@@ -15,7 +15,8 @@ import type { BalanceRef } from './balanceRegistry';
  * heap (`process.memoryUsage().heapUsed` before and after filling an LruCache with 100,000
  * entries of strings fresh from JSON, after full collections; Node 20, 2026-11-30): an open
  * balance without holds estimates 760 bytes and takes 549; one with 5 holds and a two-byte
- * name 2,000 and 1,687; a customer's list of one balance 512 and 397, of two 840 and 717.
+ * name 2,000 and 1,687; a customer's kept balances (KeptRefs), one balance 296 and 237, two
+ * 392 and 317 (as BalanceRef objects they took 397 and 717).
  */
 
 /** A cached balance state: its key, the FoldedBalance and, when open, everything the state holds. */
@@ -48,16 +49,50 @@ export function estimatedBalanceBytes(balanceId: string, balance: FoldedBalance)
   return bytes;
 }
 
-/** A customer's cached list of balances: its key, the array, and each ref with its Date. */
-export function estimatedBalanceRefsBytes(customerId: string, refs: readonly BalanceRef[]): number {
-  let bytes = estimatedStringBytes(customerId) + estimatedArrayBytes(refs.length);
+/**
+ * What the balance registry cache keeps of a customer's balances: per balance its id, its
+ * product id (one string per product, shared through `productIds`) and its creation time in
+ * milliseconds, flattened into one array; the customer id is the cache's key. BalanceRef objects
+ * with their Date are made again on each hit: short-lived garbage instead of a resident object,
+ * a Date and a repeated customer id per balance.
+ */
+export type KeptRefs = readonly (string | number)[];
+
+/** Product ids interned at most (a catalog is far smaller); past it the table starts again. */
+const MAX_INTERNED_PRODUCT_IDS = 10_000;
+
+export function keptRefs(refs: readonly BalanceRef[], productIds: Map<string, string>): KeptRefs {
+  // Allocated at its size: an array grown by push keeps room for 17 elements at least.
+  const kept = new Array<string | number>(refs.length * 3);
+  let index = 0;
   for (const ref of refs) {
-    bytes +=
-      estimatedObjectBytes(4) +
-      estimatedStringBytes(ref.id) +
-      estimatedStringBytes(ref.customerId) +
-      estimatedStringBytes(ref.productId) +
-      ESTIMATED_DATE_BYTES;
+    let productId = productIds.get(ref.productId);
+    if (productId === undefined) {
+      if (productIds.size >= MAX_INTERNED_PRODUCT_IDS) productIds.clear();
+      productId = ref.productId;
+      productIds.set(productId, productId);
+    }
+    kept[index++] = ref.id;
+    kept[index++] = productId;
+    kept[index++] = ref.createdAt.getTime();
   }
+  return kept;
+}
+
+export function refsOfKept(customerId: string, kept: KeptRefs): BalanceRef[] {
+  const refs: BalanceRef[] = [];
+  for (let index = 0; index < kept.length; index += 3) {
+    refs.push({ id: kept[index] as string, customerId, productId: kept[index + 1] as string, createdAt: new Date(kept[index + 2] as number) });
+  }
+  return refs;
+}
+
+/**
+ * A customer's kept balances: its key, the array, and per balance its id and the boxed number of
+ * its time (the shared product ids are counted by the interning table's bound, not per entry).
+ */
+export function weighKeptRefs(customerId: string, kept: KeptRefs): number {
+  let bytes = estimatedStringBytes(customerId) + estimatedArrayBytes(kept.length);
+  for (let index = 0; index < kept.length; index += 3) bytes += estimatedStringBytes(kept[index] as string) + ESTIMATED_NUMBER_BYTES;
   return bytes;
 }

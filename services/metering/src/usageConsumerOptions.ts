@@ -133,8 +133,8 @@ export const MAX_PARTITIONS_CONCURRENTLY = 1024;
  * TALLY_CONSUMER_BALANCE_CACHE_BYTES and TALLY_CONSUMER_REGISTRY_CACHE_BYTES: together with the
  * fetch bounds they keep one consumer process within 256 MiB (issue 11 §6, docs/benchmarks.md).
  */
-export const DEFAULT_BALANCE_CACHE_BYTES = 48 * 1024 * 1024;
-export const DEFAULT_REGISTRY_CACHE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_BALANCE_CACHE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_REGISTRY_CACHE_BYTES = 24 * 1024 * 1024;
 
 export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
   const brokers = options.kafka?.brokers;
