@@ -16,5 +16,4 @@ export {
   estimatedObjectBytes,
   estimatedStringBytes,
   LruCache,
-  type LruCacheBounds,
 } from './lruCache';

@@ -2,7 +2,6 @@ export * from './deterministicId';
 export * from './ledgerEvents';
 export * from './balanceLoader';
 export * from './balanceStateCache';
-export * from './cacheWeights';
 export * from './balanceStateStore';
 export * from './postgresBalanceStateStore';
 export * from './balanceStates';
