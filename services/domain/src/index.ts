@@ -8,4 +8,12 @@ export * from './balance';
 export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
-export { LruCache } from './lruCache';
+export {
+  ENTRY_OVERHEAD_BYTES,
+  ESTIMATED_NUMBER_BYTES,
+  estimatedArrayBytes,
+  estimatedBigIntBytes,
+  estimatedObjectBytes,
+  estimatedStringBytes,
+  LruCache,
+} from './lruCache';

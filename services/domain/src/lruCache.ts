@@ -1,42 +1,145 @@
 /**
- * A map bounded by entries: once `capacity` is reached, the least recently used entry leaves
- * first. A plain data structure (like Map, not a part to be wired), shared by the consumer's
- * caches (balance states, the balance registry), so their memory stays bounded however many
- * balances and customers there are.
+ * How an LruCache is bounded: by entries, by estimated bytes, or both (whichever is reached
+ * first makes the least recently used entries leave).
+ */
+export interface LruCacheBounds<K, V> {
+  /** Most entries held. */
+  readonly maxEntries?: number;
+  /**
+   * Most estimated bytes held: the sum of `weigh` over the entries, plus ENTRY_OVERHEAD_BYTES
+   * each for the cache's own structures. Needs `weigh`.
+   */
+  readonly maxBytes?: number;
+  /**
+   * An entry's estimated size in bytes, key included (see estimatedStringBytes and the
+   * constants below). Called once per `set` and never again for that entry (its weight is kept),
+   * so it must be cheap: count what the value holds, do not serialise it.
+   */
+  readonly weigh?: (key: K, value: V) => number;
+}
+
+/*
+ * Estimates of V8's heap sizes (64-bit, without pointer compression, as Node 20's builds are),
+ * rounded up so that a cache's estimate is a bound on what its entries hold, not an average.
+ * Shared strings (the same id held by two entries) are counted every time, which only makes
+ * the estimate larger. How they compare with the heap: @tally/ledger's cacheWeights.ts.
+ */
+/** A string's header (map, hash, length), plus its characters: 2 bytes each, enough for either representation V8 picks. */
+export function estimatedStringBytes(text: string): number {
+  return 16 + roundUp8(text.length * 2);
+}
+/** A plain object: header (map, properties, elements) and one 8-byte slot per own property, plus slack. */
+export function estimatedObjectBytes(properties: number): number {
+  return 32 + 8 * properties;
+}
+/** A bigint of up to 64 bits (every amount of micro-credits and revision in practice): header and one digit; 8 more per further digit. */
+export function estimatedBigIntBytes(value: bigint): number {
+  const magnitude = value < 0n ? -value : value;
+  let digits = 1;
+  for (let rest = magnitude >> 64n; rest > 0n; rest >>= 64n) digits += 1;
+  return 16 + 8 * digits;
+}
+/** An array: its header and its backing store, one slot per element (what the elements point to is not included). */
+export function estimatedArrayBytes(length: number): number {
+  return 32 + 16 + 8 * length;
+}
+/** A number that is not a small integer (a time in milliseconds): a boxed double. */
+export const ESTIMATED_NUMBER_BYTES = 16;
+/**
+ * What the cache itself holds per entry, beyond what `weigh` counts: the Map's slots (key,
+ * value, chain link, and a bucket), counted twice because a Map's table is up to twice its
+ * size, and the small record keeping the value with its weight.
+ */
+export const ENTRY_OVERHEAD_BYTES = 2 * 32 + 40;
+
+function roundUp8(bytes: number): number {
+  return Math.ceil(bytes / 8) * 8;
+}
+
+function positiveInteger(value: number | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`cache ${what} must be a positive integer`);
+  return value;
+}
+
+interface Entry<V> {
+  readonly value: V;
+  readonly weight: number;
+}
+
+/**
+ * A map bounded by entries, by estimated bytes, or both: once a bound is passed, the least
+ * recently used entries leave first. A plain data structure (like Map, not a part to be wired),
+ * shared by the consumer's caches (balance states, the balance registry), so their memory stays
+ * bounded however many balances and customers there are. Bounding by bytes is what bounds
+ * memory: entries differ in size (a balance with many open holds, a customer with many balances).
  */
 export class LruCache<K, V> {
   // A Map iterates in insertion order: re-inserting on use keeps the least recent entry first.
-  private readonly entries = new Map<K, V>();
+  private readonly entries = new Map<K, Entry<V>>();
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly weigh: ((key: K, value: V) => number) | undefined;
+  private totalBytes = 0;
 
-  constructor(private readonly capacity: number) {
-    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new Error('cache capacity must be a positive integer');
+  /** A number is `{ maxEntries }`, as before bytes could bound it. */
+  constructor(bounds: number | LruCacheBounds<K, V>) {
+    const given = typeof bounds === 'number' ? { maxEntries: bounds } : bounds;
+    const maxEntries = positiveInteger(given.maxEntries, 'capacity');
+    const maxBytes = positiveInteger(given.maxBytes, 'byte budget');
+    if (maxBytes !== undefined && given.weigh === undefined) throw new Error('a cache bounded by bytes needs a weigh function');
+    if (maxEntries === undefined && maxBytes === undefined) throw new Error('cache capacity must be a positive integer (entries, bytes or both)');
+    this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
+    this.maxBytes = maxBytes ?? Number.POSITIVE_INFINITY;
+    this.weigh = given.weigh;
   }
 
   /** The value, which becomes the most recently used. */
   get(key: K): V | undefined {
-    const value = this.entries.get(key);
-    if (value !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, value);
-    }
-    return value;
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry.value;
   }
 
+  /**
+   * Keeps the value as the most recently used, then drops the least recently used entries until
+   * both bounds hold. A value heavier than the whole budget is not kept (nor the key's old value).
+   */
   set(key: K, value: V): void {
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.delete(key);
+    const weight = this.weigh === undefined ? 0 : ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
+    if (!(weight >= 0) || !Number.isFinite(weight)) throw new Error(`cache entry weight must be a finite number of bytes, got ${weight}`);
+    if (weight > this.maxBytes) return;
+    this.entries.set(key, { value, weight });
+    this.totalBytes += weight;
+    while (this.entries.size > this.maxEntries || this.totalBytes > this.maxBytes) {
+      // Never the entry just set: it alone fits, so older ones leave before it comes first.
+      const [oldest, entry] = this.entries.entries().next().value!;
+      this.entries.delete(oldest);
+      this.totalBytes -= entry.weight;
+    }
   }
 
   delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
     this.entries.delete(key);
+    this.totalBytes -= entry.weight;
   }
 
   clear(): void {
     this.entries.clear();
+    this.totalBytes = 0;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Estimated bytes held (0 without a weigh function). */
+  get bytes(): number {
+    return this.totalBytes;
   }
 }

@@ -3,6 +3,7 @@ import { NotificationListener } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { BalanceRef, BalanceRegistry } from './balanceRegistry';
+import { keptRefs, refsOfKept, weighKeptRefs, type KeptRefs } from './cacheWeights';
 
 /** Where migration 011's trigger tells which customer's balances changed (an empty payload: all). */
 const BALANCE_REGISTRY_CHANNEL = 'tally_credit_balances';
@@ -15,6 +16,11 @@ interface BalanceRegistryCacheOptions {
   readonly logger: Logger;
   /** Customers whose balances are kept in memory, least recently used leaving first. Default 100 000. */
   readonly capacity?: number;
+  /**
+   * Estimated bytes the kept customers may take (cacheWeights.ts), least recently used leaving
+   * first; with `capacity`, whichever is reached first. Default: no byte bound.
+   */
+  readonly maxBytes?: number;
 }
 
 export interface BalanceRegistryCache extends BalanceRegistry {
@@ -48,7 +54,13 @@ export interface BalanceRegistryCache extends BalanceRegistry {
 export function createBalanceRegistryCache(options: BalanceRegistryCacheOptions): BalanceRegistryCache {
   const { store } = options;
   const logger = options.logger.child({ module: 'balance-registry-cache' });
-  const entries = new LruCache<string, readonly BalanceRef[]>(options.capacity ?? 100_000);
+  // Kept compact (cacheWeights.ts): about half the heap of the BalanceRef objects themselves.
+  const entries = new LruCache<string, KeptRefs>({
+    maxEntries: options.capacity ?? 100_000,
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes, weigh: weighKeptRefs } : {}),
+  });
+  // Product ids are few and each is held by many balances: one string each, bounded all the same.
+  const productIds = new Map<string, string>();
   const listener = new NotificationListener(options.pool, BALANCE_REGISTRY_CHANNEL, logger);
   // Bumped by every notification and by the loss of the connection: a read that saw it change
   // may hold what was true before, and is not remembered.
@@ -78,7 +90,7 @@ export function createBalanceRegistryCache(options: BalanceRegistryCacheOptions)
     for (const customerId of customerIds) {
       const cached = listening ? entries.get(customerId) : undefined;
       if (cached === undefined) missing.push(customerId);
-      else if (cached.length > 0) byCustomer.set(customerId, [...cached]);
+      else if (cached.length > 0) byCustomer.set(customerId, refsOfKept(customerId, cached));
     }
     hits += customerIds.length - missing.length;
     misses += missing.length;
@@ -91,7 +103,7 @@ export function createBalanceRegistryCache(options: BalanceRegistryCacheOptions)
       if (refs !== undefined) byCustomer.set(customerId, refs);
       // A customer without balances is remembered too: most usage of such customers is skipped,
       // and the registration that changes it notifies like any other.
-      if (keep) entries.set(customerId, refs ?? []);
+      if (keep) entries.set(customerId, keptRefs(refs ?? [], productIds));
     }
     return byCustomer;
   }

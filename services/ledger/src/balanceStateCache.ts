@@ -1,4 +1,5 @@
 import { LruCache, type FoldedBalance } from '@tally/domain';
+import { estimatedBalanceBytes } from './cacheWeights';
 
 /**
  * The consumer's memory of balances: state and revision per balance, so a batch decides without
@@ -13,7 +14,20 @@ export interface BalanceStateCache {
   readonly size: number;
 }
 
-export function createBalanceStateCache(capacity: number): BalanceStateCache {
-  if (!Number.isSafeInteger(capacity) || capacity < 1) throw new Error('balance cache capacity must be a positive integer');
-  return new LruCache<string, FoldedBalance>(capacity);
+/** Balances kept (`maxEntries`), estimated bytes they may take (`maxBytes`, see cacheWeights.ts), or both. */
+export interface BalanceStateCacheBounds {
+  readonly maxEntries?: number;
+  readonly maxBytes?: number;
+}
+
+/** A number is a count of balances, as before bytes could bound the cache. */
+export function createBalanceStateCache(bounds: number | BalanceStateCacheBounds): BalanceStateCache {
+  const { maxEntries, maxBytes } = typeof bounds === 'number' ? { maxEntries: bounds, maxBytes: undefined } : bounds;
+  for (const [value, what] of [[maxEntries, 'capacity'], [maxBytes, 'byte budget']] as const) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new Error(`balance cache ${what} must be a positive integer`);
+  }
+  return new LruCache<string, FoldedBalance>({
+    ...(maxEntries !== undefined ? { maxEntries } : {}),
+    ...(maxBytes !== undefined ? { maxBytes, weigh: estimatedBalanceBytes } : {}),
+  });
 }

@@ -1,5 +1,6 @@
-import type { FoldedBalance } from '@tally/domain';
+import { ENTRY_OVERHEAD_BYTES, type FoldedBalance } from '@tally/domain';
 import { createBalanceStateCache } from './balanceStateCache';
+import { estimatedBalanceBytes, keptRefs, refsOfKept, weighKeptRefs } from './cacheWeights';
 
 const loaded = (revision: bigint): FoldedBalance => ({ state: { status: 'unopened' }, revision });
 
@@ -28,5 +29,56 @@ describe('createBalanceStateCache', () => {
 
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => createBalanceStateCache(0)).toThrow(/positive integer/);
+  });
+
+  it('bounded by bytes, keeps the balances whose estimated states fit, least recently used leaving first', () => {
+    const perEntry = estimatedBalanceBytes('a', loaded(1n)) + ENTRY_OVERHEAD_BYTES;
+    const cache = createBalanceStateCache({ maxEntries: 100, maxBytes: 2 * perEntry });
+    cache.set('a', loaded(1n));
+    cache.set('b', loaded(2n));
+    cache.get('a');
+    cache.set('c', loaded(3n));
+    expect([cache.get('a')?.revision, cache.get('b'), cache.get('c')?.revision, cache.size]).toEqual([1n, undefined, 3n, 2]);
+  });
+});
+
+describe('cache weights', () => {
+  const open = (holds: number, name = 'API'): FoldedBalance => ({
+    revision: 7n,
+    state: {
+      status: 'open',
+      balanceId: 'bal-1',
+      customerId: 'cus-1',
+      productId: 'api',
+      name,
+      lowBalanceThreshold: 5n,
+      balance: 10n,
+      held: 0n,
+      holds: Object.fromEntries(Array.from({ length: holds }, (_, i) => [`hold-${i}`, { credits: 1n, expiresAt: '2026-01-01T00:00:00.000Z', reference: null }])),
+      overdraftLimit: 0n,
+      warned: false,
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    },
+  });
+
+  it('weighs what a state holds: more for its holds and longer strings, never less than an unopened one', () => {
+    const bare = estimatedBalanceBytes('bal-1', open(0));
+    expect(bare).toBeGreaterThan(estimatedBalanceBytes('bal-1', loaded(0n)));
+    expect(estimatedBalanceBytes('bal-1', open(3))).toBeGreaterThan(bare + 3 * 100);
+    expect(estimatedBalanceBytes('bal-1', open(0, 'A much longer product name'))).toBe(bare + 2 * 24);
+  });
+
+  it('keeps a customer\'s balances compactly, one string per product, and gives them back as they were', () => {
+    const refs = [
+      { id: 'bal-1', customerId: 'cus-1', productId: 'api', createdAt: new Date(1_700_000_000_123) },
+      { id: 'bal-2', customerId: 'cus-1', productId: 'storage', createdAt: new Date(0) },
+    ];
+    const productIds = new Map<string, string>();
+    const kept = keptRefs(refs, productIds);
+    expect(refsOfKept('cus-1', kept)).toEqual(refs);
+    expect([...productIds.keys()]).toEqual(['api', 'storage']);
+    const again = keptRefs([{ ...refs[0]!, productId: ['a', 'p', 'i'].join('') }], productIds);
+    expect(again[1]).toBe(kept[1]);
+    expect(weighKeptRefs('cus-1', kept)).toBeGreaterThan(weighKeptRefs('cus-1', []) + 2 * 40);
   });
 });

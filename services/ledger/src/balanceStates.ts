@@ -63,6 +63,8 @@ export interface BalanceStatesOptions {
   readonly logger: Logger;
   /** Balances kept in memory (least recently used go first). Default 10,000. */
   readonly cacheSize?: number;
+  /** And at most about this many bytes of them (an estimate of each state's heap size), whichever bound comes first. */
+  readonly cacheBytes?: number;
   /** Events read and folded at a time: memory per load is one page, however long the stream. Default 1,000. */
   readonly pageEvents?: number;
   /**
@@ -83,7 +85,7 @@ export interface BalanceStatesOptions {
 export function createBalanceStates(options: BalanceStatesOptions): BalanceStates {
   const { eventStore, stateStore } = options;
   const logger = options.logger.child({ module: 'balance-states' });
-  const cache = createBalanceStateCache(options.cacheSize ?? 10_000);
+  const cache = createBalanceStateCache({ maxEntries: options.cacheSize ?? 10_000, ...(options.cacheBytes !== undefined ? { maxBytes: options.cacheBytes } : {}) });
   const pageEvents = options.pageEvents ?? 1000;
   const snapshotAfterEvents = options.snapshotAfterEvents ?? 10_000;
   const snapshotEveryWrite = options.snapshotEveryWrite ?? true;

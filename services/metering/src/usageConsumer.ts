@@ -91,7 +91,13 @@ interface Rejected {
  * job injected it): states from the streams only (no stored ones), in balanceCacheSize entries.
  */
 function ownBalanceWrites(options: ResolvedUsageConsumerOptions): UsageBalanceWrites {
-  const states = createBalanceStates({ eventStore: options.eventStore, logger: options.logger, cacheSize: options.balanceCacheSize, snapshotEveryWrite: false });
+  const states = createBalanceStates({
+    eventStore: options.eventStore,
+    logger: options.logger,
+    cacheSize: options.balanceCacheSize,
+    cacheBytes: options.balanceCacheBytes,
+    snapshotEveryWrite: false,
+  });
   return { states, commands: createBalanceCommandPath({ eventStore: options.eventStore, states, logger: options.logger }) };
 }
 

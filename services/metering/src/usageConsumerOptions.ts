@@ -51,7 +51,7 @@ export interface UsageConsumerOptions {
   /**
    * Most bytes one fetch brings from a broker (kafkajs `maxBytes`), and from one partition
    * (`maxBytesPerPartition`): together with the partitions in hand they bound the memory the
-   * consumer holds in fetched messages. Defaults 4 MiB and 1 MiB. A message larger than the
+   * consumer holds in fetched messages. Defaults 1 MiB and 256 KiB. A message larger than the
    * per-partition bound is still fetched (Kafka returns at least one record batch).
    */
   readonly maxFetchBytes?: number;
@@ -65,6 +65,12 @@ export interface UsageConsumerOptions {
   readonly balanceWrites?: UsageBalanceWrites;
   /** Balances whose state and revision are kept in memory (least recently used leave first). Default 100 000. */
   readonly balanceCacheSize?: number;
+  /**
+   * Estimated bytes those balances may take (@tally/ledger's cacheWeights.ts: a conservative
+   * estimate of each state's heap size); with balanceCacheSize, whichever is reached first.
+   * Default DEFAULT_BALANCE_CACHE_BYTES.
+   */
+  readonly balanceCacheBytes?: number;
   /** Where a group without committed offsets starts. Default true: usage is money, none may be left unread. */
   readonly fromBeginning?: boolean;
   /** How long the group waits for a silent member before giving its partitions to others. Default 30 000. */
@@ -93,6 +99,7 @@ export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
   readonly maxFetchBytes: number;
   readonly maxFetchBytesPerPartition: number;
   readonly balanceCacheSize: number;
+  readonly balanceCacheBytes: number;
   readonly fromBeginning: boolean;
   readonly sessionTimeoutMs: number;
   readonly maxBackoffMs: number;
@@ -125,9 +132,28 @@ function requirePort(value: unknown, name: string, methods: readonly string[]): 
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
 /** Defaults of the fetch bounds, shared with the main job's TALLY_CONSUMER_MAX_FETCH_BYTES(_PER_PARTITION). */
-export const DEFAULT_MAX_FETCH_BYTES = 4 * 1024 * 1024;
-export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 1024 * 1024;
+// Fetched messages cost several times their size on the wire once kafkajs has made them objects
+// (a heap snapshot of the consumer held 83,000 Buffers at 4 MiB and 1 MiB): 1 MiB a fetch, 256 KiB
+// a partition is about one chunk (batchSize) of usage per partition in hand, enough to keep it busy.
+export const DEFAULT_MAX_FETCH_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 256 * 1024;
 export const MAX_PARTITIONS_CONCURRENTLY = 1024;
+/**
+ * Defaults of the byte bounds of the consumer's caches, shared with the main job's
+ * TALLY_CONSUMER_BALANCE_CACHE_BYTES and TALLY_CONSUMER_REGISTRY_CACHE_BYTES: together with the
+ * fetch bounds they keep one consumer process within 256 MiB (issue 11 §6, docs/benchmarks.md).
+ */
+export const DEFAULT_BALANCE_CACHE_BYTES = 80 * 1024 * 1024;
+export const DEFAULT_REGISTRY_CACHE_BYTES = 32 * 1024 * 1024;
+/**
+ * The V8 limits a process running only the consumer role is sized for, with the defaults above:
+ * Node's own default lets the old space grow to several times the live objects before a full
+ * collection, which is where most of an unlimited consumer's memory goes (README, "Memory of a
+ * consumer process"). Given as node flags (NODE_OPTIONS) by whoever starts the process.
+ */
+export const CONSUMER_MAX_OLD_SPACE_MIB = 176;
+export const CONSUMER_MAX_SEMI_SPACE_MIB = 2;
+export const CONSUMER_NODE_OPTIONS = `--max-old-space-size=${CONSUMER_MAX_OLD_SPACE_MIB} --max-semi-space-size=${CONSUMER_MAX_SEMI_SPACE_MIB}`;
 
 export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
   const brokers = options.kafka?.brokers;
@@ -180,6 +206,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
       1024 * 1024 * 1024,
     ),
     balanceCacheSize: integerOption(options.balanceCacheSize, 'balanceCacheSize', 100_000, 1, 10_000_000),
+    balanceCacheBytes: integerOption(options.balanceCacheBytes, 'balanceCacheBytes', DEFAULT_BALANCE_CACHE_BYTES, 64 * 1024, 64 * 1024 ** 3),
     fromBeginning: options.fromBeginning ?? true,
     sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', DEFAULT_SESSION_TIMEOUT_MS, 6000, 300_000),
     maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),

@@ -22,9 +22,10 @@ describe('resolveUsageConsumerOptions', () => {
       batchSize: 2000,
       // Undefined: every partition of the topic, counted when the consumer starts.
       partitionsConsumedConcurrently: undefined,
-      maxFetchBytes: 4 * 1024 * 1024,
-      maxFetchBytesPerPartition: 1024 * 1024,
+      maxFetchBytes: 1024 * 1024,
+      maxFetchBytesPerPartition: 256 * 1024,
       balanceCacheSize: 100_000,
+      balanceCacheBytes: 80 * 1024 * 1024,
       fromBeginning: true,
       // The main job's default too (TALLY_CONSUMER_SESSION_TIMEOUT_MS).
       sessionTimeoutMs: 10_000,

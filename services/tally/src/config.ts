@@ -2,8 +2,10 @@ import path from 'node:path';
 import { parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
 import {
+  DEFAULT_BALANCE_CACHE_BYTES,
   DEFAULT_MAX_FETCH_BYTES,
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+  DEFAULT_REGISTRY_CACHE_BYTES,
   DEFAULT_SESSION_TIMEOUT_MS,
   MAX_PARTITIONS_CONCURRENTLY,
 } from '@tally/metering';
@@ -64,6 +66,11 @@ export const configSchema = z.object({
     .describe('customers whose list of balances the consumer keeps in memory, dropped on change through `LISTEN`/`NOTIFY`'),
   TALLY_CONSUMER_BALANCE_CACHE_SIZE: integer(100_000, 1, 10_000_000)
     .describe('balances whose state the consumer keeps in memory, least recently used leaving first'),
+  // The byte bounds are what bound memory (entries differ in size); both bounds apply, the first reached wins.
+  TALLY_CONSUMER_REGISTRY_CACHE_BYTES: integer(DEFAULT_REGISTRY_CACHE_BYTES, 64 * 1024, 64 * 1024 ** 3)
+    .describe('estimated bytes those customers\' lists may take (a conservative estimate of their heap size)'),
+  TALLY_CONSUMER_BALANCE_CACHE_BYTES: integer(DEFAULT_BALANCE_CACHE_BYTES, 64 * 1024, 64 * 1024 ** 3)
+    .describe('estimated bytes those balances\' states may take (a conservative estimate of their heap size)'),
   // Kafka's group.min.session.timeout.ms is 6 s by default; a lower value is refused at join.
   TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(DEFAULT_SESSION_TIMEOUT_MS, 6_000, 300_000)
     .describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
@@ -167,8 +174,11 @@ export interface Config {
     readonly maxFetchBytes: number;
     readonly maxFetchBytesPerPartition: number;
     readonly balanceCacheSize: number;
+    /** Estimated bytes of the balance states cache. */
+    readonly balanceCacheBytes: number;
     /** Customers in the consumer's balance registry cache. */
     readonly registryCacheSize: number;
+    readonly registryCacheBytes: number;
     /** How long a silent (crashed) consumer keeps its partitions before the group moves them. */
     readonly sessionTimeoutMs: number;
   };
@@ -320,7 +330,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxFetchBytes: e.TALLY_CONSUMER_MAX_FETCH_BYTES,
       maxFetchBytesPerPartition: e.TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION,
       balanceCacheSize: e.TALLY_CONSUMER_BALANCE_CACHE_SIZE,
+      balanceCacheBytes: e.TALLY_CONSUMER_BALANCE_CACHE_BYTES,
       registryCacheSize: e.TALLY_CONSUMER_REGISTRY_CACHE_SIZE,
+      registryCacheBytes: e.TALLY_CONSUMER_REGISTRY_CACHE_BYTES,
       sessionTimeoutMs: e.TALLY_CONSUMER_SESSION_TIMEOUT_MS,
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,

@@ -19,7 +19,16 @@ import {
 } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay } from '@tally/ledger-relay';
-import { createDeadLetterLog, createDeadLetterRecorder, createUsageConsumer, createUsagePublisher, type StalledPartition } from '@tally/metering';
+import {
+  CONSUMER_MAX_OLD_SPACE_MIB,
+  CONSUMER_MAX_SEMI_SPACE_MIB,
+  CONSUMER_NODE_OPTIONS,
+  createDeadLetterLog,
+  createDeadLetterRecorder,
+  createUsageConsumer,
+  createUsagePublisher,
+  type StalledPartition,
+} from '@tally/metering';
 import { createPool, migrate } from '@tally/postgres';
 import {
   createGrantScheduler,
@@ -28,6 +37,7 @@ import {
   createSubscriptionService,
 } from '@tally/subscriptions';
 import { createPostgresWebhookStore, createWebhookDeliverer, createWebhookEndpointService, createWebhookSender } from '@tally/webhooks';
+import { getHeapStatistics } from 'node:v8';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
@@ -51,7 +61,16 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = pino({ level: config.logLevel, base: { service: 'tally', pid: process.pid } });
   const roles = config.roles;
-  logger.info({ roles: [...roles] }, 'starting Tally');
+  logger.info({ roles: [...roles], heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20) }, 'starting Tally');
+  // The caches and fetches are bounded by bytes, but the process's memory is bounded only if V8's
+  // heap is: node flags, which this process cannot set for itself once started.
+  const sizedHeapBytes = (CONSUMER_MAX_OLD_SPACE_MIB + 3 * CONSUMER_MAX_SEMI_SPACE_MIB + 16) * 2 ** 20;
+  if (roles.size === 1 && roles.has('consumer') && getHeapStatistics().heap_size_limit > sizedHeapBytes) {
+    logger.warn(
+      { recommended: CONSUMER_NODE_OPTIONS },
+      'the consumer runs without a bounded V8 heap, so its memory follows V8\'s headroom rather than its caches; start it with NODE_OPTIONS set to the recommended flags (README, "Memory of a consumer process")',
+    );
+  }
 
   // Every role and connection, stopped in the reverse order of their start within one bound.
   // Whatever is still stopping when it ends (a batch retrying a database that does not answer, a
@@ -140,7 +159,13 @@ async function main(): Promise<void> {
     await catalogCache.start();
     parts.add('catalog-cache', () => catalogCache.stop());
     // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY.
-    const registryCache = createBalanceRegistryCache({ store: balanceRegistry, pool, logger, capacity: config.consumer.registryCacheSize });
+    const registryCache = createBalanceRegistryCache({
+      store: balanceRegistry,
+      pool,
+      logger,
+      capacity: config.consumer.registryCacheSize,
+      maxBytes: config.consumer.registryCacheBytes,
+    });
     await registryCache.start();
     parts.add('balance-registry-cache', () => registryCache.close());
     const batchSeconds = metrics.histogram({
@@ -160,6 +185,7 @@ async function main(): Promise<void> {
       stateStore: createPostgresBalanceStateStore({ pool }),
       logger,
       cacheSize: config.consumer.balanceCacheSize,
+      cacheBytes: config.consumer.balanceCacheBytes,
       snapshotEveryWrite: false,
     });
     const consumer = createUsageConsumer({

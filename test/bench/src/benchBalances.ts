@@ -26,6 +26,54 @@ export const BENCH_PRODUCT: CreditProductDto = {
 const STARTING_CREDITS = '1000000000000';
 
 /**
+ * The second product of the metering workload (the default; `--one-balance` leaves it out):
+ * every customer also holds a balance of it, which a rule on the same usage charges 1 credit an
+ * event, so each usage event is two CreditConsumed; that balance opens just above its
+ * low-balance threshold (warnedOpening), so about half-way through the run it drops below it and
+ * a LowBalanceWarned is appended too, once per balance (the warning is not repeated until the
+ * balance is back above the threshold, which nothing here does).
+ */
+export const BENCH_WARNED_PRODUCT: CreditProductDto = {
+  id: 'bench-api-quota',
+  name: 'Bench API quota',
+  description: 'npm run bench: the second balance of each customer',
+  consumption: [{ event: 'api_call', credits: '1' }],
+  lowBalanceThreshold: '100',
+  bundles: [],
+};
+
+/** How a bench balance opens: BENCH_PRODUCT's default; warnedOpening for BENCH_WARNED_PRODUCT's. */
+export interface BenchOpening {
+  readonly name: string;
+  readonly lowBalanceThreshold: string | null;
+  readonly startingBalance: string;
+}
+
+const BENCH_OPENING: BenchOpening = { name: BENCH_PRODUCT.name, lowBalanceThreshold: null, startingBalance: STARTING_CREDITS };
+
+/**
+ * Opening of the second balances when `events` are spread round-robin over `customers`: the
+ * threshold plus half of a customer's events (each 1 credit), so the threshold is crossed half-way.
+ */
+export function warnedOpening(events: number, customers: number): BenchOpening {
+  // Round-robin: every customer has at least this many events (some one more).
+  const perCustomer = Math.floor(events / customers);
+  const threshold = Number(BENCH_WARNED_PRODUCT.lowBalanceThreshold);
+  return { name: BENCH_WARNED_PRODUCT.name, lowBalanceThreshold: String(threshold), startingBalance: String(threshold + Math.floor(perCustomer / 2)) };
+}
+
+export function warnedBalanceIdOf(index: number): string {
+  return `quota-${String(index).padStart(INDEX_DIGITS, '0')}`;
+}
+
+/** Each customer's second balance, of BENCH_WARNED_PRODUCT. */
+export function warnedBalances(customers: number): WorkloadBalance[] {
+  return Array.from({ length: customers }, (_, index) =>
+    unopenedBalance({ balanceId: warnedBalanceIdOf(index), customerId: customerIdOf(index), productId: BENCH_WARNED_PRODUCT.id }),
+  );
+}
+
+/**
  * Ids end in a 12-digit zero-padded index because that is what redis-benchmark puts in place
  * of `__rand_int__`: its HGETALL then reads the very snapshot keys the API serves.
  */
@@ -47,8 +95,9 @@ export function benchBalances(customers: number): WorkloadBalance[] {
 }
 
 /** The opening of each balance, decided (its state moves on), as openBalances appends it. */
-function decideOpenings(balances: readonly WorkloadBalance[], at: string) {
-  const startingBalance = parsePositiveCredits(STARTING_CREDITS, 'startingBalance');
+function decideOpenings(balances: readonly WorkloadBalance[], at: string, opening: BenchOpening = BENCH_OPENING) {
+  const startingBalance = parsePositiveCredits(opening.startingBalance, 'startingBalance');
+  const lowBalanceThreshold = opening.lowBalanceThreshold === null ? null : parsePositiveCredits(opening.lowBalanceThreshold, 'lowBalanceThreshold');
   return decideAppends(
     balances.map((balance) => ({
       balance,
@@ -58,8 +107,8 @@ function decideOpenings(balances: readonly WorkloadBalance[], at: string) {
         balanceId: balance.context.balanceId,
         customerId: balance.context.customerId,
         productId: balance.context.productId,
-        name: BENCH_PRODUCT.name,
-        lowBalanceThreshold: null,
+        name: opening.name,
+        lowBalanceThreshold,
         startingBalance,
         at,
       },
@@ -68,9 +117,15 @@ function decideOpenings(balances: readonly WorkloadBalance[], at: string) {
 }
 
 /** Opens the balances through the event store, up to `chunk` streams per atomic append. */
-export async function openBalances(eventStore: EventStore, balances: readonly WorkloadBalance[], at: string, chunk = 500): Promise<void> {
+export async function openBalances(
+  eventStore: EventStore,
+  balances: readonly WorkloadBalance[],
+  at: string,
+  opening: BenchOpening = BENCH_OPENING,
+  chunk = 500,
+): Promise<void> {
   for (let start = 0; start < balances.length; start += chunk) {
-    await eventStore.appendMany(decideOpenings(balances.slice(start, start + chunk), at));
+    await eventStore.appendMany(decideOpenings(balances.slice(start, start + chunk), at, opening));
   }
 }
 
@@ -90,7 +145,7 @@ export async function registerBenchBalances(pool: Pool, catalog: CatalogStore, b
   await registerBalanceRows(pool, balances);
 }
 
-/** More balances of the product registerBenchBalances created, in the same one INSERT. */
+/** More balances of a product the catalog has, in the same one INSERT. */
 export async function registerBalanceRows(pool: Pool, balances: readonly WorkloadBalance[]): Promise<void> {
   const contexts = balances.map((balance) => balance.context);
   await pool.query(

@@ -28,8 +28,20 @@ export interface BenchOptions {
   readonly tallyMain?: string;
   /** `--heap-snapshot`: the metering consumer writes a heap snapshot half-way through (SIGUSR2). */
   readonly heapSnapshot: boolean;
-  /** `--consumer-max-old-space MiB`: V8's old-space limit for the metering consumer (node --max-old-space-size). */
+  /**
+   * `--consumer-max-old-space MiB`: V8's old-space limit for the metering consumer (node
+   * --max-old-space-size); default @tally/metering's CONSUMER_MAX_OLD_SPACE_MIB, as it is deployed.
+   */
   readonly consumerMaxOldSpaceMib?: number;
+  /**
+   * `--one-balance`: the metering workload of before (one balance per customer, no threshold)
+   * instead of two balances per customer, the second crossing its low-balance threshold.
+   */
+  readonly oneBalance: boolean;
+  /** `--consumer-max-semi-space MiB`: V8's young-generation semi-space limit for it (node --max-semi-space-size); default CONSUMER_MAX_SEMI_SPACE_MIB. */
+  readonly consumerMaxSemiSpaceMib?: number;
+  /** `--consumer-default-heap`: neither limit, Node's own defaults (the consumer as it ran before they were set). */
+  readonly consumerDefaultHeap: boolean;
   /**
    * `--growth`: Tally's metering rate at `large` customers against `small` (not in the default
    * run); `history`: events of history copied over the `large` balances before both are metered.
@@ -43,7 +55,9 @@ export class BenchUsageError extends Error {
 
 export const USAGE = `usage: npm run bench [-- options]
   --events N        usage events pre-loaded for the metering throughput (default 1000000)
-  --customers N     customers, one balance each (default 10000)
+  --customers N     customers (default 10000): one balance each, and a second, of another product,
+                    in the metering measurement
+  --one-balance     meter the old workload: one balance per customer, no low-balance threshold
   --rate R          usage events/s published for the freshness measurement (default 2000)
   --duration S      seconds of publishing for the freshness measurement (default 60)
   --lookup-seconds S  seconds of HTTP load on the balance lookups and on the entitlement checks (default 15)
@@ -54,6 +68,9 @@ export const USAGE = `usage: npm run bench [-- options]
                     bench-results/profiles/<run id>/consumer-heap/; summarise it with
                     node test/bench/dist/heapSnapshotSummaryCli.js <file>)
   --consumer-max-old-space MiB  run the metering consumer with node --max-old-space-size=MiB
+                    (default 176, as README's "Memory of a consumer process" says to run it)
+  --consumer-max-semi-space MiB  run the metering consumer with node --max-semi-space-size=MiB (default 2)
+  --consumer-default-heap  run the metering consumer with Node's default heap limits instead
   --history N       events of history on the busy balance of the writes measurement (default 1000000)
   --top-ups N       manual top-ups timed in the writes measurement (default 100)
   --top-up-timeout S  seconds a top-up may take before it counts as unanswered (default 120)
@@ -93,6 +110,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let profile = false;
   let heapSnapshot = false;
   let consumerMaxOldSpaceMib: number | undefined;
+  let consumerMaxSemiSpaceMib: number | undefined;
+  let oneBalance = false;
+  let consumerDefaultHeap = false;
   let history = 1_000_000;
   let topUps = 100;
   let topUpTimeoutSeconds = 120;
@@ -140,6 +160,15 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--consumer-max-old-space':
         consumerMaxOldSpaceMib = positiveInteger(flag, value(), 1_000_000);
         break;
+      case '--consumer-default-heap':
+        consumerDefaultHeap = true;
+        break;
+      case '--one-balance':
+        oneBalance = true;
+        break;
+      case '--consumer-max-semi-space':
+        consumerMaxSemiSpaceMib = positiveInteger(flag, value(), 1024);
+        break;
       case '--history':
         history = positiveInteger(flag, value(), 100_000_000);
         break;
@@ -168,5 +197,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, oneBalance, consumerDefaultHeap, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
 }

@@ -3,7 +3,7 @@ import { BenchUsageError, parseBenchOptions, PHASES } from './benchOptions';
 describe('parseBenchOptions', () => {
   it('defaults to every measurement at the sizes of issue 5', () => {
     const options = parseBenchOptions([]);
-    expect(options).toMatchObject({ events: 1_000_000, customers: 10_000, rate: 2000, durationSeconds: 60, keep: false, profile: false });
+    expect(options).toMatchObject({ events: 1_000_000, customers: 10_000, rate: 2000, durationSeconds: 60, keep: false, profile: false, oneBalance: false });
     expect([...options.only]).toEqual([...PHASES]);
   });
 
@@ -11,6 +11,11 @@ describe('parseBenchOptions', () => {
     const options = parseBenchOptions(['--events', '5000', '--rate', '100', '--duration', '5', '--only', 'metering, replay', '--keep', '--profile']);
     expect(options).toMatchObject({ events: 5000, rate: 100, durationSeconds: 5, keep: true, profile: true });
     expect([...options.only]).toEqual(['metering', 'replay']);
+  });
+
+  it('takes the old one-balance metering workload and the consumer\'s V8 limits', () => {
+    const options = parseBenchOptions(['--one-balance', '--consumer-max-old-space', '176', '--consumer-max-semi-space', '2']);
+    expect(options).toMatchObject({ oneBalance: true, consumerMaxOldSpaceMib: 176, consumerMaxSemiSpaceMib: 2 });
   });
 
   it('takes the writes measurement\'s sizes and another checkout\'s main job', () => {

@@ -132,6 +132,14 @@ export function derivedFigures(results: BenchResults): string[] {
     const ms = (value: number) => `${value >= 0 ? '+' : ''}${Math.round(value)} ms`;
     lines.push(`freshness: Tally adds ${ms(added.p50)} at p50, ${ms(added.p95)} at p95, ${ms(added.p99)} at p99 over the Kafka delivery floor`);
   }
+  if (results.metering !== undefined) {
+    const { tally, ledgerStorage: storage, balancesPerCustomer } = results.metering;
+    lines.push(
+      `metering: ${balancesPerCustomer} balance(s) per customer, ${Math.round(tally.ledgerEventsPerSecond)} ledger events/s ` +
+        `(${tally.creditConsumedEvents} CreditConsumed, ${tally.lowBalanceWarnedEvents} LowBalanceWarned); ` +
+        `${Math.round(storage.bytesPerRow)} bytes per ledger event over the ${storage.rows} in the ledger (heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)})`,
+    );
+  }
   if (results.append !== undefined) {
     const { storage } = results.append;
     lines.push(
@@ -171,8 +179,10 @@ export function disturbances(results: BenchResults): string[] {
       notes.push(`growth at ${customers} customers: ${tally.creditConsumedEvents} CreditConsumed in the ledger for ${tally.messages} usage events`);
     }
   }
-  if (metering !== undefined && metering.tally.creditConsumedEvents !== metering.events) {
-    notes.push(`metering: ${metering.tally.creditConsumedEvents} CreditConsumed in the ledger for ${metering.events} usage events`);
+  if (metering !== undefined && metering.tally.creditConsumedEvents !== metering.events * metering.balancesPerCustomer) {
+    notes.push(
+      `metering: ${metering.tally.creditConsumedEvents} CreditConsumed in the ledger for ${metering.events} usage events on ${metering.balancesPerCustomer} balance(s) per customer`,
+    );
   }
   if (freshness !== undefined && freshness.unobserved > 0) {
     notes.push(`freshness: ${freshness.unobserved} tracked events never showed in Redis within the grace period (not in the percentiles)`);

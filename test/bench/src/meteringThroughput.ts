@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { CONSUMER_MAX_OLD_SPACE_MIB, CONSUMER_MAX_SEMI_SPACE_MIB } from '@tally/metering';
+import type { BenchOptions } from './benchOptions';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
@@ -10,14 +12,26 @@ import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCe
 import { formatCount, progress } from './progress';
 import { findLogLine, logTime } from './findLogLine';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
+import { creditProductFromDto } from '@tally/domain';
+import { analyzeSchema } from './analyzeSchema';
+import { BENCH_WARNED_PRODUCT, openBalances, registerBalanceRows, warnedBalances, warnedOpening } from './benchBalances';
+import { tableStorage, type TableStorage } from './tableStorage';
 
 export interface MeteringResult {
   readonly events: number;
+  /** Balances each customer holds, each charged by every usage event: 2 by default, 1 with --one-balance. */
+  readonly balancesPerCustomer: number;
+  /** The ledger's table afterwards (openings included): bytes per ledger event. */
+  readonly ledgerStorage: TableStorage;
   readonly tally: ConsumeRate & {
     /** Peak resident memory (VmHWM) of the consumer process. */
     readonly peakRssBytes: number;
-    /** CreditConsumed events in the ledger afterwards: one per usage event when nothing was lost or doubled. */
+    /** CreditConsumed events in the ledger afterwards: one per usage event and balance when nothing was lost or doubled. */
     readonly creditConsumedEvents: number;
+    /** LowBalanceWarned events it appended (the workload's second balances cross their threshold). */
+    readonly lowBalanceWarnedEvents: number;
+    /** Every ledger event it appended, per second of its run. */
+    readonly ledgerEventsPerSecond: number;
     /** The consumer's own totals, from its shutdown log line. */
     readonly counters: unknown;
   };
@@ -33,10 +47,21 @@ export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'benc
 /**
  * Pre-loads the usage topic, then reads it three times from the start, each in a group of its
  * own: Kafka's ConsumerPerformance, a decode-only kafkajs consumer, and one Tally process with
- * the consumer role metering every event into the run's ledger.
+ * the consumer role metering every event into the run's ledger, onto two balances per customer
+ * (one of them crossing its low-balance threshold) unless --one-balance.
  */
 export async function measureMeteringThroughput(run: BenchRun): Promise<MeteringResult> {
-  const { events, customers } = run.options;
+  const { events, customers, oneBalance } = run.options;
+  if (!oneBalance) {
+    // Untimed, like the first balances (bench main): every customer's second balance, opened
+    // just above its threshold for this run's number of events per customer.
+    progress(`metering workload: a second balance (${BENCH_WARNED_PRODUCT.id}, low-balance threshold crossed half-way) for each of ${formatCount(customers)} customers`);
+    const second = warnedBalances(customers);
+    await run.catalog.createProduct(creditProductFromDto(BENCH_WARNED_PRODUCT));
+    await registerBalanceRows(run.pool, second);
+    await openBalances(run.eventStore, second, new Date().toISOString(), warnedOpening(events, customers));
+    await analyzeSchema(run.pool);
+  }
   const topic = await run.createTopic('usage', (name) => createTopic(run.admin, name));
   // Must exist (the consumer creates no topics); valid events never reach it.
   const dlq = await run.createTopic('dlq', (name) => createTopic(run.admin, name, 1));
@@ -67,24 +92,48 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const nodeArgs = [
     ...(profiling?.nodeArgs ?? []),
     ...(heapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
-    ...(run.options.consumerMaxOldSpaceMib !== undefined ? [`--max-old-space-size=${run.options.consumerMaxOldSpaceMib}`] : []),
+    ...consumerHeapArgs(run.options),
   ];
   const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs, signalHalfWay: heapDir !== undefined });
   const result: MeteringResult = {
     events,
+    balancesPerCustomer: oneBalance ? 1 : 2,
+    ledgerStorage: await tableStorage(run.pool, 'event_log'),
     tally,
     kafkajsDecode,
     kafkajsDurable: durable,
     consumerPerformance,
   };
-  progress(`Tally consumer: ${formatCount(result.tally.perSecond)} events/s, ${formatCount(result.tally.creditConsumedEvents)} CreditConsumed in the ledger`);
+  progress(
+    `Tally consumer: ${formatCount(result.tally.perSecond)} usage events/s (${formatCount(result.tally.ledgerEventsPerSecond)} ledger events/s), ` +
+      `${formatCount(result.tally.creditConsumedEvents)} CreditConsumed and ${formatCount(result.tally.lowBalanceWarnedEvents)} LowBalanceWarned in the ledger, ` +
+      `${Math.round(result.ledgerStorage.bytesPerRow)} bytes per ledger event`,
+  );
   return profiling === undefined ? result : { ...result, profile: profiling.collect() };
 }
 
 export type TallyMeteringRate = MeteringResult['tally'];
 
-const countCreditConsumed = async (run: BenchRun): Promise<number> =>
-  Number((await run.pool.query<{ count: string }>("SELECT count(*) FROM events WHERE type = 'CreditConsumed'")).rows[0]!.count);
+/**
+ * The consumer's V8 limits: those a consumer process is sized for (CONSUMER_NODE_OPTIONS, as
+ * README's "Memory of a consumer process" says to run it), unless given, or Node's own defaults
+ * with --consumer-default-heap.
+ */
+export function consumerHeapArgs(options: BenchOptions): string[] {
+  if (options.consumerDefaultHeap) return [];
+  return [
+    `--max-old-space-size=${options.consumerMaxOldSpaceMib ?? CONSUMER_MAX_OLD_SPACE_MIB}`,
+    `--max-semi-space-size=${options.consumerMaxSemiSpaceMib ?? CONSUMER_MAX_SEMI_SPACE_MIB}`,
+  ];
+}
+
+/** Ledger events so far: all of them, CreditConsumed and LowBalanceWarned. */
+async function countLedgerEvents(run: BenchRun): Promise<{ all: number; consumed: number; warned: number }> {
+  const { rows } = await run.pool.query<{ all: string; consumed: string; warned: string }>(
+    "SELECT count(*) AS all, count(*) FILTER (WHERE type = 'CreditConsumed') AS consumed, count(*) FILTER (WHERE type = 'LowBalanceWarned') AS warned FROM events",
+  );
+  return { all: Number(rows[0]!.all), consumed: Number(rows[0]!.consumed), warned: Number(rows[0]!.warned) };
+}
 
 /**
  * One Tally process with the consumer role meters the pre-loaded topic from the start, timed from
@@ -106,8 +155,12 @@ export async function meterWithTally(
 ): Promise<TallyMeteringRate> {
   const { topic, dlq, events } = options;
   const groupId = run.group(options.groupSuffix);
-  const before = await countCreditConsumed(run);
-  const tally = await run.startTally('consumer', { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId }, options.nodeArgs ?? []);
+  const before = await countLedgerEvents(run);
+  const tally = await run.startTally(
+    'consumer',
+    { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId },
+    options.nodeArgs ?? consumerHeapArgs(run.options),
+  );
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
   let signalled = !options.signalHalfWay;
@@ -131,13 +184,16 @@ export async function meterWithTally(
   const exit = await tally.kill('SIGTERM');
   if (exit !== 0) throw new Error(`the Tally consumer exited with ${exit} on SIGTERM`);
   const seconds = (endedAt - started) / 1000;
+  const after = await countLedgerEvents(run);
   return {
     messages: events,
     seconds,
     perSecond: events / seconds,
     failedPolls,
     peakRssBytes,
-    creditConsumedEvents: (await countCreditConsumed(run)) - before,
+    creditConsumedEvents: after.consumed - before.consumed,
+    lowBalanceWarnedEvents: after.warned - before.warned,
+    ledgerEventsPerSecond: (after.all - before.all) / seconds,
     counters: findLogLine(tally.lines, 'usage consumer stopped')?.counters,
   };
 }

@@ -1,0 +1,107 @@
+import fc from 'fast-check';
+import { ENTRY_OVERHEAD_BYTES, estimatedBigIntBytes, estimatedStringBytes, LruCache } from './lruCache';
+
+type Op =
+  | { readonly kind: 'set'; readonly key: number; readonly weight: number }
+  | { readonly kind: 'get'; readonly key: number }
+  | { readonly kind: 'delete'; readonly key: number };
+
+const ops: fc.Arbitrary<Op[]> = fc.array(
+  fc.oneof(
+    fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 15 }), weight: fc.integer({ min: 0, max: 400 }) }),
+    fc.record({ kind: fc.constant('get' as const), key: fc.integer({ min: 0, max: 15 }) }),
+    fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 15 }) }),
+  ),
+  { maxLength: 200 },
+);
+
+/** The reference: entries in order of use (least recent first), each with its weight. */
+function model(operations: readonly Op[], maxEntries: number, maxBytes: number): Array<{ key: number; weight: number }> {
+  let entries: Array<{ key: number; weight: number }> = [];
+  for (const op of operations) {
+    const found = entries.find((entry) => entry.key === op.key);
+    if (op.kind === 'get') {
+      if (found !== undefined) entries = [...entries.filter((entry) => entry !== found), found];
+    } else if (op.kind === 'delete') {
+      entries = entries.filter((entry) => entry !== found);
+    } else {
+      entries = entries.filter((entry) => entry !== found);
+      const weight = ENTRY_OVERHEAD_BYTES + op.weight;
+      if (weight > maxBytes) continue;
+      entries.push({ key: op.key, weight });
+      while (entries.length > maxEntries || entries.reduce((sum, entry) => sum + entry.weight, 0) > maxBytes) entries.shift();
+    }
+  }
+  return entries;
+}
+
+describe('LruCache', () => {
+  it('never holds more estimated bytes or entries than its bounds, and evicts in order of least recent use', () => {
+    fc.assert(
+      fc.property(ops, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 2000 }), (operations, maxEntries, maxBytes) => {
+        // The weight travels in the value, so the weigh function is a pure read of the entry.
+        const cache = new LruCache<number, { weight: number }>({ maxEntries, maxBytes, weigh: (_key, value) => value.weight });
+        const seen = new Map<number, number>();
+        for (const op of operations) {
+          if (op.kind === 'set') {
+            cache.set(op.key, { weight: op.weight });
+            seen.set(op.key, op.weight);
+          } else if (op.kind === 'get') cache.get(op.key);
+          else cache.delete(op.key);
+          expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+          expect(cache.size).toBeLessThanOrEqual(maxEntries);
+        }
+        const expected = model(operations, maxEntries, maxBytes);
+        expect(cache.size).toBe(expected.length);
+        expect(cache.bytes).toBe(expected.reduce((sum, entry) => sum + entry.weight, 0));
+        // Every key the model holds is there with its last value; the others are gone.
+        const held = new Set(expected.map((entry) => entry.key));
+        for (const key of seen.keys()) {
+          expect(cache.get(key) !== undefined).toBe(held.has(key));
+        }
+      }),
+    );
+  });
+
+  it('evicts the least recently used entry first when bounded by entries only', () => {
+    const cache = new LruCache<string, number>(2);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    expect(cache.get('a')).toBe(1);
+    cache.set('c', 3);
+    expect(cache.get('b')).toBeUndefined();
+    expect([cache.get('a'), cache.get('c'), cache.size, cache.bytes]).toEqual([1, 3, 2, 0]);
+  });
+
+  it('makes room for a heavy entry by evicting several light ones, oldest first', () => {
+    const cache = new LruCache<string, number>({ maxBytes: 3 * (ENTRY_OVERHEAD_BYTES + 100), weigh: (_key, weight) => weight });
+    cache.set('a', 100);
+    cache.set('b', 100);
+    cache.set('c', 100);
+    cache.get('a');
+    cache.set('d', 100 + ENTRY_OVERHEAD_BYTES + 50); // needs the room of two: b and c leave, a (used) stays
+    expect([cache.get('b'), cache.get('c'), cache.get('a'), cache.size]).toEqual([undefined, undefined, 100, 2]);
+  });
+
+  it('does not keep an entry heavier than the whole budget, nor the value it replaced', () => {
+    const cache = new LruCache<string, number>({ maxBytes: ENTRY_OVERHEAD_BYTES + 10, weigh: (_key, weight) => weight });
+    cache.set('a', 5);
+    cache.set('a', 11);
+    expect([cache.get('a'), cache.size, cache.bytes]).toEqual([undefined, 0, 0]);
+  });
+
+  it('refuses bounds that bound nothing or cannot be weighed, and weights that are not byte counts', () => {
+    expect(() => new LruCache(0)).toThrow(/positive integer/);
+    expect(() => new LruCache({})).toThrow(/positive integer/);
+    expect(() => new LruCache({ maxBytes: 1000 })).toThrow(/weigh/);
+    const cache = new LruCache<string, number>({ maxBytes: 1000, weigh: () => Number.NaN });
+    expect(() => cache.set('a', 1)).toThrow(/finite number/);
+  });
+
+  it('estimates strings at two bytes a character and bigints by their 64-bit digits', () => {
+    expect(estimatedStringBytes('')).toBe(16);
+    expect(estimatedStringBytes('bal-000000000001')).toBe(48);
+    expect(estimatedBigIntBytes(0n)).toBe(24);
+    expect(estimatedBigIntBytes(-(2n ** 64n))).toBe(32);
+  });
+});
