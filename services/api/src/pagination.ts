@@ -37,23 +37,25 @@ export function pageSchema<T extends TSchema>(items: T) {
 }
 
 /**
- * A page of `fetched`, which holds the items after the cursor in id order and, to tell whether
+ * A page of `fetched`, which holds the items past the cursor in the list's order and, to tell whether
  * there is a next page without counting, one more than the page size when there are more.
  */
-function pageOf<T>(fetched: readonly T[], size: number, idOf: (item: T) => string): Page<T> {
+export function pageOf<T>(fetched: readonly T[], size: number, idOf: (item: T) => string): Page<T> {
   const items = fetched.slice(0, size);
   const last = items.at(-1);
   return { items, next: fetched.length > size && last !== undefined ? idOf(last) : null };
 }
 
-/** A page from a store's list, which takes the cursor and how many to fetch (one more than the page). */
-export async function fetchPage<T>(
+/** A page from a store's list, which takes the cursor and how many to fetch (one more than the page); items as `view` answers them. */
+export async function fetchPage<T, V>(
   query: PageQuery,
   fetch: (range: { readonly after: string | null; readonly limit: number }) => Promise<readonly T[]>,
   idOf: (item: T) => string,
-): Promise<Page<T>> {
+  view: (item: T) => V,
+): Promise<Page<V>> {
   const size = pageSize(query);
-  return pageOf(await fetch({ after: query.after ?? null, limit: size + 1 }), size, idOf);
+  const page = pageOf(await fetch({ after: query.after ?? null, limit: size + 1 }), size, idOf);
+  return { items: page.items.map((item) => view(item)), next: page.next };
 }
 
 /** A page of a list already whole in memory (a customer's balances: one per product). */

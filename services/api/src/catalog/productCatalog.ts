@@ -28,10 +28,7 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
       await catalog.createProduct(product);
       return creditProductToDto(product);
     },
-    async list(query) {
-      const page = await fetchPage(query, (range) => catalog.listProducts(range), (product) => product.id);
-      return { items: page.items.map(creditProductToDto), next: page.next };
-    },
+    list: (query) => fetchPage(query, (range) => catalog.listProducts(range), (product) => product.id, creditProductToDto),
     get: async (productId) => creditProductToDto(await stored(productId)),
     async update(productId, fields) {
       const current = await stored(productId);

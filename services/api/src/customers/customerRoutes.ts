@@ -40,13 +40,9 @@ export const customerRoutes: FastifyPluginAsyncTypebox<CustomerRoutesOptions> = 
     async (request) =>
       fetchPage(
         request.query,
-        async ({ after, limit }) =>
-          (await customers.listCustomers({ prefix: request.query.prefix ?? '', after, limit })).map((customer) => ({
-            id: customer.customerId,
-            balances: customer.balances,
-            since: customer.since.toISOString(),
-          })),
-        (customer) => customer.id,
+        ({ after, limit }) => customers.listCustomers({ prefix: request.query.prefix ?? '', after, limit }),
+        (customer) => customer.customerId,
+        (customer) => ({ id: customer.customerId, balances: customer.balances, since: customer.since.toISOString() }),
       ),
   );
 };

@@ -74,10 +74,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
         response: { 200: pageSchema(planSchema), ...errorResponses },
       },
     },
-    async (request) => {
-      const page = await fetchPage(request.query, (range) => subscriptions.listPlans(range), (plan) => plan.id);
-      return { items: page.items.map(planToDto), next: page.next };
-    },
+    async (request) => fetchPage(request.query, (range) => subscriptions.listPlans(range), (plan) => plan.id, planToDto),
   );
 
   app.get(

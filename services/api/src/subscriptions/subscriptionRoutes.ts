@@ -113,11 +113,13 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         response: { 200: pageSchema(subscriptionSchema), ...errorResponses },
       },
     },
-    async (request) => {
-      const { customerId: customer } = request.params;
-      const page = await fetchPage(request.query, (range) => subscriptions.listCustomerSubscriptions(customer, range), (details) => details.subscription.id);
-      return { items: page.items.map(subscriptionView), next: page.next };
-    },
+    async (request) =>
+      fetchPage(
+        request.query,
+        (range) => subscriptions.listCustomerSubscriptions(request.params.customerId, range),
+        (details) => details.subscription.id,
+        subscriptionView,
+      ),
   );
 
   app.patch(

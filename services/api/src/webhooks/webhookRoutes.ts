@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
 import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointService } from '@tally/webhooks';
 import { CURSOR_PATTERN, errorResponses, identifier, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
-import { fetchPage, pageQuery, pageSchema } from '../pagination';
+import { fetchPage, pageOf, pageQuery, pageSchema } from '../pagination';
 
 interface WebhookRoutesOptions {
   readonly webhooks: WebhookEndpointService;
@@ -123,14 +123,13 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: { tags, summary: 'List webhook endpoints', querystring: pageQuery(), response: { 200: pageSchema(WebhookEndpointSchema), ...errorResponses } },
     },
-    async (request) => {
-      const page = await fetchPage(
+    async (request) =>
+      fetchPage(
         request.query,
         ({ after, limit }) => webhooks.list({ limit, ...(after !== null ? { after } : {}) }),
         (endpoint) => endpoint.id,
-      );
-      return { items: page.items.map(endpointView), next: page.next };
-    },
+        endpointView,
+      ),
   );
 
   app.get(
@@ -223,12 +222,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       const limit = request.query.limit === undefined ? DEFAULT_DELIVERY_PAGE : Number(request.query.limit);
       const before = request.query.before === undefined ? undefined : BigInt(request.query.before);
       const fetched = await webhooks.deliveries(request.params.endpointId, { limit: limit + 1, ...(before !== undefined ? { before } : {}) });
-      const items = fetched.slice(0, limit);
-      const last = items.at(-1);
-      return {
-        items: items.map((delivery) => deliveryView(delivery, delivery.attemptLog)),
-        next: fetched.length > limit && last !== undefined ? last.position.toString() : null,
-      };
+      const page = pageOf(fetched, limit, (delivery) => delivery.position.toString());
+      return { items: page.items.map((delivery) => deliveryView(delivery, delivery.attemptLog)), next: page.next };
     },
   );
 
