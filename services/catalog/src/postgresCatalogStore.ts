@@ -1,34 +1,16 @@
-import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto, type CreditProduct } from '@tally/domain';
+import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto } from '@tally/domain';
 import { isUniqueViolation } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError } from './catalogErrors';
 import type { CatalogStore } from './catalogStore';
 
-interface ProductRow {
-  id: string;
-  name: string;
-  description: string;
-  consumption: CreditProductDto['consumption'];
-  low_balance_threshold: string | null;
-  bundles: CreditProductDto['bundles'];
-}
-
-function productFromRow(row: ProductRow): CreditProduct {
-  return creditProductFromDto({
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    consumption: row.consumption,
-    lowBalanceThreshold: row.low_balance_threshold,
-    bundles: row.bundles,
-  });
-}
+// Read under the DTO's field names, so that a row is a CreditProductDto as it stands.
+const PRODUCT_SELECT = 'SELECT id, name, description, consumption, low_balance_threshold AS "lowBalanceThreshold", bundles FROM credit_products';
 
 export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
   const { pool } = options;
   const logger = options.logger.child({ module: 'catalog-store' });
-  const productColumns = 'id, name, description, consumption, low_balance_threshold, bundles';
 
   return {
     createProduct: (product) =>
@@ -36,7 +18,7 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         const dto = creditProductToDto(product);
         try {
           await pool.query(
-            `INSERT INTO credit_products (${productColumns}) VALUES ($1, $2, $3, $4, $5, $6)`,
+            `INSERT INTO credit_products (id, name, description, consumption, low_balance_threshold, bundles) VALUES ($1, $2, $3, $4, $5, $6)`,
             [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles)],
           );
         } catch (error) {
@@ -61,17 +43,17 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
 
     getProduct: (productId) =>
       guarded(async () => {
-        const { rows } = await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products WHERE id = $1`, [productId]);
-        return rows[0] === undefined ? undefined : productFromRow(rows[0]);
+        const { rows } = await pool.query<CreditProductDto>(`${PRODUCT_SELECT} WHERE id = $1`, [productId]);
+        return rows[0] === undefined ? undefined : creditProductFromDto(rows[0]);
       }),
 
     listProducts: (page) =>
       guarded(async () => {
         const { rows } =
           page === undefined
-            ? await pool.query<ProductRow>(`SELECT ${productColumns} FROM credit_products ORDER BY id`)
-            : await pool.query<ProductRow>(
-                `SELECT ${productColumns} FROM credit_products WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`,
+            ? await pool.query<CreditProductDto>(`${PRODUCT_SELECT} ORDER BY id`)
+            : await pool.query<CreditProductDto>(
+                `${PRODUCT_SELECT} WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`,
                 [page.after, page.limit],
               );
         // One stored product that fails today's validation (an older version or a hand edit wrote
@@ -80,7 +62,7 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         // its ValidationError, and the consumer dead-letters the usage it cannot price.
         return rows.flatMap((row) => {
           try {
-            return [productFromRow(row)];
+            return [creditProductFromDto(row)];
           } catch (error) {
             if (!(error instanceof ValidationError)) throw error;
             logger.error({ productId: row.id, err: error }, 'stored credit product fails validation; left out of the catalog listing');
