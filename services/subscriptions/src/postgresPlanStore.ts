@@ -2,21 +2,11 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
-import { Plan, planFromDto, PlanItemDto, planToDto } from './plan';
+import { planFromDto, type PlanDto, planToDto } from './plan';
 import type { PlanStore } from './planStore';
 import { PlanAlreadyExistsError } from './subscriptionErrors';
 
-interface PlanRow {
-  id: string;
-  name: string;
-  items: PlanItemDto[];
-}
-
-/** Rows were validated on the way in; parsing again turns them back into exact amounts. */
-export function planFromRow(row: PlanRow): Plan {
-  return planFromDto({ id: row.id, name: row.name, items: row.items });
-}
-
+/** A row is a plan's DTO. Rows were validated on the way in; planFromDto turns them back into exact amounts. */
 export function createPostgresPlanStore(options: { pool: Pool; logger: Logger }): PlanStore {
   const { pool } = options;
   const logger = options.logger.child({ module: 'plan-store' });
@@ -36,17 +26,17 @@ export function createPostgresPlanStore(options: { pool: Pool; logger: Logger })
 
     getPlan: (planId) =>
       guardedQuery(async () => {
-        const { rows } = await pool.query<PlanRow>('SELECT id, name, items FROM plans WHERE id = $1', [planId]);
-        return rows[0] === undefined ? undefined : planFromRow(rows[0]);
+        const { rows } = await pool.query<PlanDto>('SELECT id, name, items FROM plans WHERE id = $1', [planId]);
+        return rows[0] === undefined ? undefined : planFromDto(rows[0]);
       }),
 
     listPlans: ({ after, limit }) =>
       guardedQuery(async () => {
-        const { rows } = await pool.query<PlanRow>(
+        const { rows } = await pool.query<PlanDto>(
           'SELECT id, name, items FROM plans WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2',
           [after, limit],
         );
-        return rows.map(planFromRow);
+        return rows.map(planFromDto);
       }),
   };
 }

@@ -3,8 +3,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
-import type { PlanItemDto } from './plan';
-import { planFromRow } from './postgresPlanStore';
+import { planFromDto, type PlanItemDto } from './plan';
 import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
 import { SubscriptionAlreadyExistsError } from './subscriptionErrors';
 import type { SchedulableSubscription, SubscriptionStore } from './subscriptionStore';
@@ -83,7 +82,7 @@ const overrideRecordset = (param: number) =>
 function withPlan(row: SchedulableRow): SchedulableSubscription {
   return {
     subscription: subscriptionFromRow(row),
-    plan: planFromRow({ id: row.plan_id, name: row.plan_name, items: row.plan_items }),
+    plan: planFromDto({ id: row.plan_id, name: row.plan_name, items: row.plan_items }),
   };
 }
 
