@@ -23,35 +23,15 @@ interface EndpointRow {
   updated_at: Date;
 }
 
-interface DeliveryRow {
-  id: string;
-  endpoint_id: string;
-  ledger_event_id: string;
-  balance_id: string;
-  position: string;
-  event_type: string;
-  status: WebhookDelivery['status'];
-  attempts: number;
-  next_attempt_at: Date;
-  first_attempt_at: Date | null;
-  delivered_at: Date | null;
-  created_at: Date;
-}
-
-interface AttemptRow {
-  delivery_id: string;
-  attempt: number;
-  started_at: Date;
-  duration_ms: number;
-  status_code: number | null;
-  error: string | null;
-  response_body: string | null;
-}
+// Deliveries and attempts are read under their fields' names (the SELECT lists alias them), so
+// that only what is not a plain column needs mapping.
+type DeliveryRow = Omit<WebhookDelivery, 'position' | 'nextAttemptAt'> & { position: string; nextAttemptAt: Date };
 
 const ENDPOINT_COLUMNS = `id, url, description, events, secret, previous_secret, previous_secret_until, after_position,
   disabled_at, disabled_reason, created_at, updated_at`;
-const DELIVERY_COLUMNS = `id, endpoint_id, ledger_event_id, balance_id, position, event_type, status, attempts,
-  next_attempt_at, first_attempt_at, delivered_at, created_at`;
+const DELIVERY_COLUMNS = `id, endpoint_id AS "endpointId", ledger_event_id AS "ledgerEventId", balance_id AS "balanceId", position,
+  event_type AS "eventType", status, attempts, next_attempt_at AS "nextAttemptAt", first_attempt_at AS "firstAttemptAt",
+  delivered_at AS "deliveredAt", created_at AS "createdAt"`;
 
 function endpointOf(row: EndpointRow): WebhookEndpoint {
   return {
@@ -70,31 +50,7 @@ function endpointOf(row: EndpointRow): WebhookEndpoint {
 }
 
 function deliveryOf(row: DeliveryRow): WebhookDelivery {
-  return {
-    id: row.id,
-    endpointId: row.endpoint_id,
-    ledgerEventId: row.ledger_event_id,
-    balanceId: row.balance_id,
-    position: BigInt(row.position),
-    eventType: row.event_type,
-    status: row.status,
-    attempts: row.attempts,
-    nextAttemptAt: row.status === 'pending' ? row.next_attempt_at : null,
-    firstAttemptAt: row.first_attempt_at,
-    deliveredAt: row.delivered_at,
-    createdAt: row.created_at,
-  };
-}
-
-function attemptOf(row: AttemptRow): WebhookAttempt {
-  return {
-    attempt: row.attempt,
-    startedAt: row.started_at,
-    durationMs: row.duration_ms,
-    statusCode: row.status_code,
-    error: row.error,
-    responseBody: row.response_body,
-  };
+  return { ...row, position: BigInt(row.position), nextAttemptAt: row.status === 'pending' ? row.nextAttemptAt : null };
 }
 
 /**
@@ -293,16 +249,17 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
          WHERE endpoint_id = $1 AND ($2::bigint IS NULL OR position < $2) ORDER BY position DESC LIMIT $3`,
         [endpointId, before?.toString() ?? null, limit],
       );
-      const attempts = await pool.query<AttemptRow>(
-        `SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body
+      const attempts = await pool.query<WebhookAttempt & { deliveryId: string }>(
+        `SELECT delivery_id AS "deliveryId", attempt, started_at AS "startedAt", duration_ms AS "durationMs", status_code AS "statusCode",
+                error, response_body AS "responseBody"
          FROM webhook_delivery_attempts WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt`,
         [rows.map((row) => row.id)],
       );
       const byDelivery = new Map<string, WebhookAttempt[]>();
-      for (const row of attempts.rows) {
-        const list = byDelivery.get(row.delivery_id) ?? [];
-        list.push(attemptOf(row));
-        byDelivery.set(row.delivery_id, list);
+      for (const { deliveryId, ...attempt } of attempts.rows) {
+        const list = byDelivery.get(deliveryId) ?? [];
+        list.push(attempt);
+        byDelivery.set(deliveryId, list);
       }
       return rows.map((row) => ({ ...deliveryOf(row), attemptLog: byDelivery.get(row.id) ?? [] }));
     },
