@@ -356,18 +356,13 @@ async function main(): Promise<void> {
       logger,
     });
     await parts.start(deadLetterRecorder);
-    const protection = config.apiProtection;
+    // The timeouts and limits are ApiOptions' own fields, passed as they are.
+    const { trustProxy, rateLimit, ...limits } = config.apiProtection;
     const app = await buildApp({
       options: {
-        requestTimeoutMs: protection.requestTimeoutMs,
-        headersTimeoutMs: protection.headersTimeoutMs,
-        bodyTimeoutMs: protection.bodyTimeoutMs,
-        connectionTimeoutMs: protection.connectionTimeoutMs,
-        keepAliveTimeoutMs: protection.keepAliveTimeoutMs,
-        maxConnections: protection.maxConnections,
-        healthIntervalMs: protection.healthIntervalMs,
-        ...(protection.trustProxy !== undefined ? { trustProxy: protection.trustProxy } : {}),
-        rateLimit: { ...protection.rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
+        ...limits,
+        ...(trustProxy !== undefined ? { trustProxy } : {}),
+        rateLimit: { ...rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
       },
       catalog,
       balanceRegistry,
