@@ -15,43 +15,27 @@ interface OverrideJson {
   lowBalanceThreshold: string | null;
 }
 
-interface SubscriptionRow {
-  id: string;
-  customer_id: string;
-  plan_id: string;
-  starts_at: Date;
-  canceled_at: Date | null;
-  created_at: Date;
-  overrides: OverrideJson[];
-  granted_through: Record<string, number>;
-}
+type SubscriptionRow = Omit<Subscription, 'overrides'> & { overrides: OverrideJson[] };
+type SchedulableRow = SubscriptionRow & { planName: string; planItems: PlanItemDto[] };
 
-interface SchedulableRow extends SubscriptionRow {
-  plan_name: string;
-  plan_items: PlanItemDto[];
-}
-
-// A subscription with its override versions and watermarks in one round trip.
+// A subscription with its override versions and watermarks in one round trip, under the
+// Subscription's field names so that only the overrides' amounts need parsing.
 const SUBSCRIPTION_SELECT = `
-  SELECT s.id, s.customer_id, s.plan_id, s.starts_at, s.canceled_at, s.created_at,
+  SELECT s.id, s.customer_id AS "customerId", s.plan_id AS "planId", s.starts_at AS "startsAt", s.canceled_at AS "canceledAt",
+         s.created_at AS "createdAt",
          COALESCE((SELECT jsonb_agg(jsonb_build_object(
                              'productId', o.product_id, 'effectiveFromPeriod', o.effective_from_period,
                              'creditsPerPeriod', o.credits_per_period, 'lowBalanceThreshold', o.low_balance_threshold)
                            ORDER BY o.product_id, o.effective_from_period)
                      FROM subscription_overrides AS o WHERE o.subscription_id = s.id), '[]') AS overrides,
          COALESCE((SELECT jsonb_object_agg(w.product_id, w.granted_through)
-                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '{}') AS granted_through`;
+                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '{}') AS "grantedThrough"`;
 
 const nullableCredits = (text: string | null) => (text === null ? null : parseCredits(text));
 
 function subscriptionFromRow(row: SubscriptionRow): Subscription {
   return {
-    id: row.id,
-    customerId: row.customer_id,
-    planId: row.plan_id,
-    startsAt: row.starts_at,
-    canceledAt: row.canceled_at,
-    createdAt: row.created_at,
+    ...row,
     overrides: row.overrides.map(
       (o): OverrideVersion => ({
         productId: o.productId,
@@ -60,7 +44,6 @@ function subscriptionFromRow(row: SubscriptionRow): Subscription {
         lowBalanceThreshold: nullableCredits(o.lowBalanceThreshold),
       }),
     ),
-    grantedThrough: row.granted_through,
   };
 }
 
@@ -79,10 +62,10 @@ function overridesJson(overrides: readonly (CreditOverride & { effectiveFromPeri
 const overrideRecordset = (param: number) =>
   `jsonb_to_recordset($${param}::jsonb) AS x(product_id text, effective_from_period integer, credits_per_period text, low_balance_threshold text)`;
 
-function withPlan(row: SchedulableRow): SchedulableSubscription {
+function withPlan({ planName, planItems, ...row }: SchedulableRow): SchedulableSubscription {
   return {
     subscription: subscriptionFromRow(row),
-    plan: planFromDto({ id: row.plan_id, name: row.plan_name, items: row.plan_items }),
+    plan: planFromDto({ id: row.planId, name: planName, items: planItems }),
   };
 }
 
@@ -156,7 +139,7 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
       guardedQuery(async () => {
         // Served by subscriptions_customer_idx (migration 009).
         const { rows } = await pool.query<SchedulableRow>(
-          `${SUBSCRIPTION_SELECT}, p.name AS plan_name, p.items AS plan_items
+          `${SUBSCRIPTION_SELECT}, p.name AS "planName", p.items AS "planItems"
              FROM subscriptions AS s JOIN plans AS p ON p.id = s.plan_id
             WHERE s.customer_id = $1 AND ($2::text IS NULL OR s.id > $2)
             ORDER BY s.id
@@ -169,7 +152,7 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
     listSchedulable: ({ after, limit }) =>
       guardedQuery(async () => {
         const { rows } = await pool.query<SchedulableRow>(
-          `${SUBSCRIPTION_SELECT}, p.name AS plan_name, p.items AS plan_items
+          `${SUBSCRIPTION_SELECT}, p.name AS "planName", p.items AS "planItems"
              FROM subscriptions AS s JOIN plans AS p ON p.id = s.plan_id
             WHERE s.grants_completed_at IS NULL AND ($1::text IS NULL OR s.id > $1)
             ORDER BY s.id
