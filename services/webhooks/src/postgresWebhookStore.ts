@@ -1,4 +1,3 @@
-import type { WebhookEventType } from '@tally/schemas';
 import type { Pool } from 'pg';
 import type {
   DueWebhookDelivery,
@@ -8,44 +7,30 @@ import type {
   WebhookStore,
 } from './webhookStore';
 
-interface EndpointRow {
-  id: string;
-  url: string;
-  description: string | null;
-  events: string[];
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_until: Date | null;
-  after_position: string;
-  disabled_at: Date | null;
-  disabled_reason: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-// Deliveries and attempts are read under their fields' names (the SELECT lists alias them), so
-// that only what is not a plain column needs mapping.
+// Endpoints, deliveries and attempts are read under their fields' names (the SELECT lists alias
+// the columns), so that only what is not a plain column needs mapping.
+type EndpointRow = Omit<WebhookEndpoint, 'previousSecret' | 'afterPosition' | 'disabled'> & {
+  previousSecret: string | null;
+  previousSecretUntil: Date | null;
+  afterPosition: string;
+  disabledAt: Date | null;
+  disabledReason: string | null;
+};
 type DeliveryRow = Omit<WebhookDelivery, 'position' | 'nextAttemptAt'> & { position: string; nextAttemptAt: Date };
 
-const ENDPOINT_COLUMNS = `id, url, description, events, secret, previous_secret, previous_secret_until, after_position,
-  disabled_at, disabled_reason, created_at, updated_at`;
+const ENDPOINT_COLUMNS = `id, url, description, events, secret, previous_secret AS "previousSecret",
+  previous_secret_until AS "previousSecretUntil", after_position AS "afterPosition", disabled_at AS "disabledAt",
+  disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`;
 const DELIVERY_COLUMNS = `id, endpoint_id AS "endpointId", ledger_event_id AS "ledgerEventId", balance_id AS "balanceId", position,
   event_type AS "eventType", status, attempts, next_attempt_at AS "nextAttemptAt", first_attempt_at AS "firstAttemptAt",
   delivered_at AS "deliveredAt", created_at AS "createdAt"`;
 
-function endpointOf(row: EndpointRow): WebhookEndpoint {
+function endpointOf({ previousSecret, previousSecretUntil, afterPosition, disabledAt, disabledReason, ...row }: EndpointRow): WebhookEndpoint {
   return {
-    id: row.id,
-    url: row.url,
-    description: row.description,
-    events: row.events as WebhookEventType[],
-    secret: row.secret,
-    previousSecret:
-      row.previous_secret === null || row.previous_secret_until === null ? null : { secret: row.previous_secret, until: row.previous_secret_until },
-    afterPosition: BigInt(row.after_position),
-    disabled: row.disabled_at === null ? null : { at: row.disabled_at, reason: row.disabled_reason ?? '' },
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    ...row,
+    previousSecret: previousSecret === null || previousSecretUntil === null ? null : { secret: previousSecret, until: previousSecretUntil },
+    afterPosition: BigInt(afterPosition),
+    disabled: disabledAt === null ? null : { at: disabledAt, reason: disabledReason ?? '' },
   };
 }
 
@@ -164,20 +149,13 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
     async dueDeliveries(now, limit) {
       // Head of each endpoint's and balance's queue first, then whether it is due: a later
       // delivery of the same balance is never sent while an earlier one waits for its retry.
-      const { rows } = await pool.query<{
-        id: string;
-        endpoint_id: string;
-        url: string;
-        secret: string;
-        previous_secret: string | null;
-        body: string;
-        attempts: number;
-        first_attempt_at: Date | null;
-      }>(
+      // The previous secret signs too until its grace period ends.
+      const { rows } = await pool.query<DueWebhookDelivery>(
         `${HEADS}
-         SELECT h.id, h.endpoint_id, e.url, e.secret,
-                CASE WHEN e.previous_secret_until > $1 THEN e.previous_secret END AS previous_secret,
-                d.body, h.attempts, h.first_attempt_at
+         SELECT h.id, h.endpoint_id AS "endpointId", e.url,
+                CASE WHEN e.previous_secret_until > $1 AND e.previous_secret IS NOT NULL THEN ARRAY[e.secret, e.previous_secret]
+                     ELSE ARRAY[e.secret] END AS secrets,
+                d.body, h.attempts, h.first_attempt_at AS "firstAttemptAt"
          FROM heads h
          JOIN webhook_endpoints e ON e.id = h.endpoint_id AND e.disabled_at IS NULL
          JOIN webhook_deliveries d ON d.id = h.id
@@ -185,17 +163,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
          ORDER BY h.next_attempt_at LIMIT $2`,
         [now, limit],
       );
-      return rows.map(
-        (row): DueWebhookDelivery => ({
-          id: row.id,
-          endpointId: row.endpoint_id,
-          url: row.url,
-          secrets: row.previous_secret === null ? [row.secret] : [row.secret, row.previous_secret],
-          body: row.body,
-          attempts: row.attempts,
-          firstAttemptAt: row.first_attempt_at,
-        }),
-      );
+      return rows;
     },
 
     async recordAttempt(deliveryId, attempt, outcome) {
