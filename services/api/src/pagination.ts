@@ -1,5 +1,5 @@
 import { Type, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
-import { IDENTIFIER_PATTERN, LIMIT_PATTERN } from './apiSchemas';
+import { CURSOR_PATTERN, IDENTIFIER_PATTERN, LIMIT_PATTERN } from './apiSchemas';
 
 const DEFAULT_PAGE_SIZE = 50;
 
@@ -19,12 +19,22 @@ export const pageQuery = <P extends TProperties>(more: P = {} as P) =>
 
 export type PageQuery = Static<TObject<typeof pageQuerystring>>;
 
+/** The querystring of a list newest first (the ledger, webhook deliveries): `next` comes back as `before`, a position. */
+export const beforePageQuery = (itemsName: string) =>
+  Type.Object(
+    {
+      limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: `${itemsName} per page, 1-500; default ${DEFAULT_PAGE_SIZE}.` })),
+      before: Type.Optional(Type.String({ pattern: CURSOR_PATTERN, description: 'The `next` of the previous page.' })),
+    },
+    { additionalProperties: false },
+  );
+
 export interface Page<T> {
   readonly items: T[];
   readonly next: string | null;
 }
 
-export function pageSize(query: PageQuery): number {
+export function pageSize(query: { readonly limit?: string }): number {
   return query.limit === undefined ? DEFAULT_PAGE_SIZE : Number(query.limit);
 }
 

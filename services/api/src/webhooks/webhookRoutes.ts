@@ -2,15 +2,14 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
 import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointService } from '@tally/webhooks';
-import { CURSOR_PATTERN, errorResponses, identifier, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
-import { fetchPage, pageOf, pageQuery, pageSchema } from '../pagination';
+import { errorResponses, identifier, nullableString, params, stringEnum } from '../apiSchemas';
+import { beforePageQuery, fetchPage, pageOf, pageQuery, pageSchema, pageSize } from '../pagination';
 
 interface WebhookRoutesOptions {
   readonly webhooks: WebhookEndpointService;
 }
 
 const tags = ['webhooks'];
-const DEFAULT_DELIVERY_PAGE = 50;
 const MAX_URL_LENGTH = 2048;
 
 const endpointParams = params({ endpointId: identifier });
@@ -208,18 +207,12 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         description:
           'Each delivery with every attempt: when, how long, the status code (or the error when none came) and the first KiB of the answer. Pass `next` back as `before` for the following (older) page.',
         params: endpointParams,
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: `Deliveries per page, 1-500; default ${DEFAULT_DELIVERY_PAGE}.` })),
-            before: Type.Optional(Type.String({ pattern: CURSOR_PATTERN, description: 'The `next` of the previous page.' })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: beforePageQuery('Deliveries'),
         response: { 200: Type.Object({ items: Type.Array(DeliverySchema), next: nullableString() }), ...errorResponses },
       },
     },
     async (request) => {
-      const limit = request.query.limit === undefined ? DEFAULT_DELIVERY_PAGE : Number(request.query.limit);
+      const limit = pageSize(request.query);
       const before = request.query.before === undefined ? undefined : BigInt(request.query.before);
       const fetched = await webhooks.deliveries(request.params.endpointId, { limit: limit + 1, ...(before !== undefined ? { before } : {}) });
       const page = pageOf(fetched, limit, (delivery) => delivery.position.toString());
