@@ -3,33 +3,23 @@ import type { Pool } from 'pg';
 import type { BalanceRef, BalanceRegistry } from './balanceRegistry';
 import { DuplicateBalanceError } from './ledgerErrors';
 
-interface BalanceRow {
-  id: string;
-  customer_id: string;
-  product_id: string;
-  created_at: Date;
-}
-
-function balanceFromRow(row: BalanceRow): BalanceRef {
-  return { id: row.id, customerId: row.customer_id, productId: row.product_id, createdAt: row.created_at };
-}
-
 export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceRegistry {
   const { pool } = options;
-  const balanceColumns = 'id, customer_id, product_id, created_at';
+  // Under BalanceRef's names, so that a row is a BalanceRef as it stands.
+  const balanceColumns = 'id, customer_id AS "customerId", product_id AS "productId", created_at AS "createdAt"';
 
   return {
     registerBalance: (balance) =>
       guarded(async () => {
         // ON CONFLICT DO NOTHING, then read the winner: the 409 can name the balance that exists.
-        const inserted = await pool.query<BalanceRow>(
+        const inserted = await pool.query<BalanceRef>(
           `INSERT INTO credit_balances (id, customer_id, product_id) VALUES ($1, $2, $3)
            ON CONFLICT (customer_id, product_id) DO NOTHING
            RETURNING ${balanceColumns}`,
           [balance.id, balance.customerId, balance.productId],
         );
-        if (inserted.rows[0] !== undefined) return balanceFromRow(inserted.rows[0]);
-        const { rows } = await pool.query<BalanceRow>(
+        if (inserted.rows[0] !== undefined) return inserted.rows[0];
+        const { rows } = await pool.query<BalanceRef>(
           `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
           [balance.customerId, balance.productId],
         );
@@ -41,40 +31,40 @@ export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceR
 
     getBalance: (balanceId) =>
       guarded(async () => {
-        const { rows } = await pool.query<BalanceRow>(`SELECT ${balanceColumns} FROM credit_balances WHERE id = $1`, [balanceId]);
-        return rows[0] === undefined ? undefined : balanceFromRow(rows[0]);
+        const { rows } = await pool.query<BalanceRef>(`SELECT ${balanceColumns} FROM credit_balances WHERE id = $1`, [balanceId]);
+        return rows[0];
       }),
 
     findBalance: (customerId, productId) =>
       guarded(async () => {
-        const { rows } = await pool.query<BalanceRow>(
+        const { rows } = await pool.query<BalanceRef>(
           `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
           [customerId, productId],
         );
-        return rows[0] === undefined ? undefined : balanceFromRow(rows[0]);
+        return rows[0];
       }),
 
     listCustomerBalances: (customerId) =>
       guarded(async () => {
-        const { rows } = await pool.query<BalanceRow>(
+        const { rows } = await pool.query<BalanceRef>(
           `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 ORDER BY created_at, id`,
           [customerId],
         );
-        return rows.map(balanceFromRow);
+        return rows;
       }),
 
     balancesOfCustomers: (customerIds) =>
       guarded(async () => {
         const byCustomer = new Map<string, BalanceRef[]>();
         if (customerIds.length === 0) return byCustomer;
-        const { rows } = await pool.query<BalanceRow>(
+        const { rows } = await pool.query<BalanceRef>(
           `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = ANY($1::text[]) ORDER BY created_at, id`,
           [customerIds],
         );
         for (const row of rows) {
-          const list = byCustomer.get(row.customer_id) ?? [];
-          list.push(balanceFromRow(row));
-          byCustomer.set(row.customer_id, list);
+          const list = byCustomer.get(row.customerId) ?? [];
+          list.push(row);
+          byCustomer.set(row.customerId, list);
         }
         return byCustomer;
       }),
