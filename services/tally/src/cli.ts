@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { createPool } from '@tally/postgres';
 import type { EventStore } from '@tally/event-store';
 import { createBalanceReadModel, createRedisClient, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
@@ -15,7 +14,7 @@ import { skipUndecodableBatch } from '@tally/metering';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { loadConfig } from './config';
-import { openEventStore } from './openEventStore';
+import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
 
@@ -60,14 +59,7 @@ function cliRedis(options: { lazyConnect?: boolean } = {}): Redis {
 }
 
 async function withStores<T>(work: (stores: { eventStore: EventStore; redis: Redis }) => Promise<T>) {
-  const pool = createPool({
-    connectionString: config.database.url,
-    schema: config.database.schema,
-    applicationName: 'tally-cli',
-    max: 4,
-    statementTimeoutMillis: config.timeouts.databaseStatementMs,
-    connectionTimeoutMillis: config.timeouts.databaseConnectMs,
-  });
+  const pool = openPool(config, { applicationName: 'tally-cli', max: 4 });
   let eventStore: EventStore;
   try {
     eventStore = await openEventStore(config, pool, logger);

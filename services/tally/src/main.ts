@@ -29,7 +29,7 @@ import {
   createUsagePublisher,
   type StalledPartition,
 } from '@tally/metering';
-import { createPool, migrate } from '@tally/postgres';
+import { migrate } from '@tally/postgres';
 import {
   createGrantScheduler,
   createPostgresPlanStore,
@@ -42,7 +42,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
-import { openEventStore } from './openEventStore';
+import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret } from './localApiKey';
 import { webPagesRoot } from './webPagesRoot';
@@ -110,15 +110,7 @@ async function main(): Promise<void> {
     labelNames: ['operation'] as const,
   });
 
-  const pool = createPool({
-    connectionString: config.database.url,
-    schema: config.database.schema,
-    applicationName: `tally-${[...roles].join('-')}`,
-    max: config.database.poolSize,
-    statementTimeoutMillis: config.timeouts.databaseStatementMs,
-    connectionTimeoutMillis: config.timeouts.databaseConnectMs,
-    logger,
-  });
+  const pool = openPool(config, { applicationName: `tally-${[...roles].join('-')}`, max: config.database.poolSize, logger });
   parts.add('postgres', () => pool.end());
   await migrate({ pool, schema: config.database.schema, logger });
 

@@ -1,4 +1,5 @@
 import { createEventStoreDbEventStore, createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createPool } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from './config';
@@ -27,6 +28,17 @@ export async function openEventStore(config: Pick<Config, 'eventStore'>, pool: P
   }
   logger.info({ eventStore: 'eventstoredb', at: where }, 'event store: EventStoreDB');
   return store;
+}
+
+/** The PostgreSQL pool TALLY_DATABASE_* describe, for the main job and the CLI alike. */
+export function openPool(config: Pick<Config, 'database' | 'timeouts'>, client: { applicationName: string; max: number; logger?: Logger }): Pool {
+  return createPool({
+    connectionString: config.database.url,
+    schema: config.database.schema,
+    statementTimeoutMillis: config.timeouts.databaseStatementMs,
+    connectionTimeoutMillis: config.timeouts.databaseConnectMs,
+    ...client,
+  });
 }
 
 /** The connection string without its user and password. */
