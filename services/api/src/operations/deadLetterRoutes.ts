@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { DeadLetterLog } from '@tally/metering';
 import { errorResponses, LIMIT_PATTERN, nullableString } from '../apiSchemas';
+import { pageSize } from '../pagination';
 
 interface DeadLetterRoutesOptions {
   readonly deadLetters: Pick<DeadLetterLog, 'recent'>;
@@ -45,6 +46,6 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
         response: { 200: Type.Object({ items: Type.Array(DeadLetterSchema) }), ...errorResponses },
       },
     },
-    async (request) => ({ items: await deadLetters.recent(request.query.limit === undefined ? 50 : Number(request.query.limit)) }),
+    async (request) => ({ items: await deadLetters.recent(pageSize(request.query)) }),
   );
 };
