@@ -2,14 +2,13 @@ import { performance } from 'node:perf_hooks';
 import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
 import { MarkerAlreadyRecordedError } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
-import { createWorker, type Worker } from '@tally/runtime';
+import { createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef, type UsageBalanceWrites } from '@tally/ledger';
 // Only for callers that give no balanceWrites (ownBalanceWrites: services/api's usage route spec
 // predates them); the main job creates and gives them, as the layering wants.
 // eslint-disable-next-line tally/layering
 import { createBalanceCommandPath, createBalanceStates } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
-import { BatchAbandonedError, createBatchRetrier, isHeartbeatError, isTransientError, type BatchRetrier } from './batchRetrier';
 import { deadLetterMessage } from './deadLetterMessage';
 import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UnmeterableUsageError } from './meteringErrors';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
@@ -77,6 +76,22 @@ function unmeterable(error: unknown): TallyError {
   const causeCode = typeof code === 'string' || typeof code === 'number' ? String(code) : undefined;
   const reason = error instanceof Error ? error.message : String(error);
   return new UnmeterableUsageError(causeCode, `metering failed${causeCode !== undefined ? ` (${causeCode})` : ''}: ${reason}`, { cause: error });
+}
+
+/**
+ * One step of a chunk under the runtime's retry (built in processChunk): transient failures are
+ * retried (those `isTransient` allows, by default isTransientError) while heartbeating; any other
+ * is rethrown at once, for meterIsolating to isolate the message(s) behind it.
+ */
+type Step = <T>(what: string, operation: () => Promise<T>, isTransient?: (error: unknown) => boolean) => Promise<T>;
+
+/**
+ * Ends a chunk's retries when the consumer is stopping (or the batch went stale) while a
+ * dependency is still down: the batch is left uncommitted and is redelivered to whichever member
+ * owns the partition next, where deterministic event ids make the replay harmless.
+ */
+class BatchAbandonedError extends Error {
+  override readonly name = 'BatchAbandonedError';
 }
 
 interface Rejected {
@@ -210,10 +225,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * that the partition moves on and a replay meters it later. The states come from memory, the
    * rest loaded in one batch (BalanceStates.loadMany), and stay in memory for the command path.
    */
-  async function awaitOpenings(charges: readonly UsageCharge[], retrier: BatchRetrier, openDeadline: number): Promise<Set<number>> {
+  async function awaitOpenings(charges: readonly UsageCharge[], step: Step, openDeadline: number): Promise<Set<number>> {
     if (charges.length === 0) return new Set();
-    return retrier.run('wait for balance openings', async () => {
-      const states = await retrier.run('load balances', () => balanceStates.loadMany(charges.map((charge) => charge.balance.balanceId)));
+    return step('wait for balance openings', async () => {
+      const states = await step('load balances', () => balanceStates.loadMany(charges.map((charge) => charge.balance.balanceId)));
       const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
       if (waiting.length === 0) return new Set<number>();
       const balanceIds = [...new Set(waiting.map((charge) => charge.balance.balanceId))];
@@ -240,7 +255,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     usages: readonly UsageEvent[],
     priced: PricedUsageBatch,
     excluded: ReadonlySet<number>,
-    retrier: BatchRetrier,
+    step: Step,
     openDeadline: number,
   ): Promise<Applied> {
     const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
@@ -249,10 +264,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // The markers, and the charges stored by id (see below), in parallel: one round trip's wait.
       const candidateCharges = priced.charges.filter((charge) => !excluded.has(charge.index));
       const [metered, storedCharges] = await Promise.all([
-        retrier.run('metered check', () => eventStore.readMarkers(candidates)),
+        step('metered check', () => eventStore.readMarkers(candidates)),
         candidateCharges.length === 0
           ? Promise.resolve([])
-          : retrier.run('idempotency check', () => eventStore.readEventsById(candidateCharges.map((charge) => charge.firstEventId))),
+          : step('idempotency check', () => eventStore.readEventsById(candidateCharges.map((charge) => charge.firstEventId))),
       ]);
       // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
       const fresh = new Set<number>();
@@ -288,7 +303,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           already.push(index);
         }
       }
-      const pending = await awaitOpenings(charges, retrier, openDeadline);
+      const pending = await awaitOpenings(charges, step, openDeadline);
       charges = charges.filter((charge) => !pending.has(charge.index));
       // Every usage event metered now is marked, whatever it charged; one still waiting for a
       // balance's opening is not (it is dead-lettered, and a replay meters it).
@@ -303,7 +318,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         // disagree. A conflict is settled inside (only the moved streams' tails are read). The
         // markers checked above stand for the earlier runs, and only counts are needed back.
         const at = clock().toISOString();
-        const outcomes = await retrier.run(
+        const outcomes = await step(
           'append',
           async () => {
             const results = await commands.execute(usageCommands(usages, charges, at), {
@@ -320,7 +335,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
             if (transient !== undefined && !transient.ok) throw transient.error;
             return results;
           },
-          (error) => error instanceof MarkerAlreadyRecordedError,
+          // A usage event another member metered first: redecided below, not retried as it is.
+          (error) => !(error instanceof MarkerAlreadyRecordedError) && isTransientError(error),
         );
         let appended = 0;
         const matched: UsageCharge[] = [];
@@ -346,7 +362,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
-  async function deadLetter(partition: number, rejected: readonly Rejected[], retrier: BatchRetrier): Promise<void> {
+  async function deadLetter(partition: number, rejected: readonly Rejected[], step: Step): Promise<void> {
     if (rejected.length === 0) return;
     const at = clock();
     for (const { message, error, usage } of rejected) {
@@ -366,7 +382,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     // several large bad messages together could exceed it where each alone fits. Bad input is
     // rare, so the extra round trips cost nothing that matters.
     for (const { message, error } of rejected) {
-      await retrier.run('dead-letter', () =>
+      await step('dead-letter', () =>
         producer.send({ topic: dlqTopic, acks: -1, compression: options.compression, messages: [deadLetterMessage({ topic, partition, message }, error, at)] }),
       );
     }
@@ -390,15 +406,15 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /** Meters some messages of a partition, in order. Throws the first failure retrying cannot fix. */
-  async function meter(partition: number, messages: readonly KafkaMessage[], retrier: BatchRetrier, openDeadline: number): Promise<ChunkOutcome> {
-    const { decoded, rejected } = await retrier.run('decode', () => decodeAll(messages));
+  async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number): Promise<ChunkOutcome> {
+    const { decoded, rejected } = await step('decode', () => decodeAll(messages));
     const usages = decoded.map((item) => item.usage);
-    const byCustomer = await retrier.run('find balances', () => balanceRegistry.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
-    const { products, unusable } = await retrier.run('read products', () => productsOf([...byCustomer.values()].flat()));
+    const byCustomer = await step('find balances', () => balanceRegistry.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
+    const { products, unusable } = await step('read products', () => productsOf([...byCustomer.values()].flat()));
     const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));
 
-    const { matched, appended, pending, already, fresh } = await apply(usages, priced, invalid, retrier, openDeadline);
+    const { matched, appended, pending, already, fresh } = await apply(usages, priced, invalid, step, openDeadline);
 
     // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
     // before this chunk's offsets can be committed. They are sent after the append, so that a
@@ -412,7 +428,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         error: new BalanceNotOpenedError(`a credit balance of customer ${usages[index]!.customerId} is registered but was not opened within ${options.balanceOpenWaitMs} ms`),
       })),
     ];
-    await deadLetter(partition, deadLetters, retrier);
+    await deadLetter(partition, deadLetters, step);
 
     const skips: UsageSkip[] = [
       ...priced.skips.filter((skip) => fresh.has(skip.index) && !pending.has(skip.index)),
@@ -433,14 +449,14 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * is durable before the next begins; redoing work after a split changes nothing, since what was
    * metered is marked.
    */
-  async function meterIsolating(partition: number, messages: readonly KafkaMessage[], retrier: BatchRetrier, openDeadline: number): Promise<ChunkOutcome> {
+  async function meterIsolating(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number): Promise<ChunkOutcome> {
     try {
-      return await meter(partition, messages, retrier, openDeadline);
+      return await meter(partition, messages, step, openDeadline);
     } catch (error) {
-      if (error instanceof BatchAbandonedError || isHeartbeatError(error) || isTransientError(error)) throw error;
+      if (error instanceof BatchAbandonedError || error instanceof HeartbeatError || isTransientError(error)) throw error;
       if (messages.length === 1) {
         const message = messages[0]!;
-        await deadLetter(partition, [{ message, error: unmeterable(error) }], retrier);
+        await deadLetter(partition, [{ message, error: unmeterable(error) }], step);
         return { deadLettered: 1, appended: 0, matched: 0, skipped: 0 };
       }
       logger.warn(
@@ -448,8 +464,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         'metering failed in a way retrying cannot fix; splitting the chunk to isolate the message(s) that cause it',
       );
       const middle = Math.ceil(messages.length / 2);
-      const first = await meterIsolating(partition, messages.slice(0, middle), retrier, openDeadline);
-      const second = await meterIsolating(partition, messages.slice(middle), retrier, openDeadline);
+      const first = await meterIsolating(partition, messages.slice(0, middle), step, openDeadline);
+      const second = await meterIsolating(partition, messages.slice(middle), step, openDeadline);
       return {
         deadLettered: first.deadLettered + second.deadLettered,
         appended: first.appended + second.appended,
@@ -463,13 +479,32 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const started = performance.now();
     const { batch } = payload;
     const { partition } = batch;
-    const retrier = createBatchRetrier({
-      liveness: payload,
-      logger: logger.child({ partition }),
-      maxBackoffMs: options.maxBackoffMs,
-    });
+    // Once the consumer stops or the batch goes stale, the heartbeat aborts the chunk: the attempt
+    // in flight finishes (its outcome may still be committed), no further one starts.
+    const abandon = new AbortController();
+    const stepLogger = logger.child({ partition });
+    const step: Step = (what, operation, isTransient = isTransientError) =>
+      retry(operation, {
+        what,
+        logger: stepLogger,
+        maxDelayMs: options.maxBackoffMs,
+        // Equal jitter: members retrying against one recovering service spread out, and none
+        // retries sooner than half the ceiling, so a stop is noticed before the next attempt.
+        jitter: 'equal',
+        isTransient,
+        signal: abandon.signal,
+        // Keeps the group membership while a step runs or waits, so a dependency that is down
+        // does not cost the partition. A failed heartbeat (a rebalance) ends the batch: see eachBatch.
+        heartbeat: {
+          everyMs: 1000,
+          beat: () => {
+            if (!payload.isRunning() || payload.isStale()) abandon.abort(new BatchAbandonedError('consumer stopping while a dependency is down'));
+            return payload.heartbeat();
+          },
+        },
+      });
 
-    const { deadLettered, appended, matched, skipped } = await meterIsolating(partition, messages, retrier, Date.now() + options.balanceOpenWaitMs);
+    const { deadLettered, appended, matched, skipped } = await meterIsolating(partition, messages, step, Date.now() + options.balanceOpenWaitMs);
 
     const last = messages[messages.length - 1]!.offset;
     payload.resolveOffset(last);
@@ -519,6 +554,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         await processChunk(payload, messages.slice(start, start + batchSize));
       }
     } catch (error) {
+      // A rebalance seen by a heartbeat: this member must not commit the batch, and kafkajs must
+      // see its own error to rejoin the group.
+      if (error instanceof HeartbeatError) throw error.cause;
       if (!(error instanceof BatchAbandonedError)) throw error;
       logger.info({ partition: payload.batch.partition, reason: error.message }, 'batch left uncommitted; it will be redelivered');
     }

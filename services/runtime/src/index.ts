@@ -1,4 +1,4 @@
-export { abandonable, createBackoff, HeartbeatError, retry, type Backoff, type BackoffOptions } from './retry';
+export { abandonable, createBackoff, HeartbeatError, isTransientError, retry, type Backoff, type BackoffOptions } from './retry';
 export { guardTransient } from './guardTransient';
 export { createPeriodicWorker } from './periodicWorker';
 export { createWorker, createWorkerGroup, type Worker, type WorkerBody, type WorkerState } from './worker';

@@ -1,4 +1,15 @@
+import { isTransientPgError } from '@tally/postgres';
 import type { Logger } from 'pino';
+
+/**
+ * Whether trying again can succeed, for `isTransient`: Tally's errors (stores wrap connection
+ * failures, timeouts and serialization failures in retriable errors) and kafkajs's (broker
+ * unavailable, request timeout) say so with `retriable`; a raw pg error that escaped a store is
+ * classified by PostgreSQL's own list. Everything else is deterministic.
+ */
+export function isTransientError(error: unknown): boolean {
+  return (error as { retriable?: unknown } | null)?.retriable === true || isTransientPgError(error);
+}
 
 /**
  * The delay schedule of every retry in Tally: exponential from `initialDelayMs`, capped at
@@ -67,7 +78,10 @@ interface FailedAttempt {
 }
 
 interface RetryOptions extends BackoffOptions {
-  /** What is being done, for the log: "publishing ledger events" logs "publishing ledger events failed; retrying". */
+  /**
+   * What is being done, for the log: "publishing ledger events" logs "publishing ledger events
+   * failed; retrying", with `what` also as the line's `stage` field, which operators query.
+   */
   readonly what: string;
   /** Logs each retried failure at warn; omitted, nothing is logged (onAttempt can). */
   readonly logger?: Logger;
@@ -155,13 +169,15 @@ export async function retry<T>(operation: (attempt: number) => Promise<T>, optio
         checkHeartbeat();
         if (signal?.aborted && (options.abandonOnAbort || error === signal.reason)) throw signal.reason;
         if (!isTransient(error) || attempt >= maxAttempts) throw error;
-        signal?.throwIfAborted();
         const delayMs = backoff.delayMs(attempt);
         if (Date.now() + delayMs > deadline) throw error;
-        options.onAttempt?.({ attempt, error, delayMs });
-        options.logger?.warn({ err: error, attempt, delayMs }, `${options.what} failed; retrying`);
+        // The beat comes first: when it fails, or aborts the signal (it found the work given up),
+        // the retry ends here, and no retry is announced that will not happen.
         await beat();
         checkHeartbeat();
+        signal?.throwIfAborted();
+        options.onAttempt?.({ attempt, error, delayMs });
+        options.logger?.warn({ stage: options.what, err: error, attempt, delayMs }, `${options.what} failed; retrying`);
         await sleep(delayMs, signal);
         checkHeartbeat();
         continue;

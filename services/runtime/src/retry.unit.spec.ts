@@ -1,4 +1,6 @@
-import { abandonable, createBackoff, HeartbeatError, retry } from './retry';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { abandonable, createBackoff, HeartbeatError, isTransientError, retry } from './retry';
 
 const transient = (message = 'connection refused') => Object.assign(new Error(message), { retriable: true });
 const isTransient = (error: unknown) => (error as { retriable?: unknown }).retriable === true;
@@ -191,6 +193,91 @@ describe('retry', () => {
     const error = (outcome as PromiseRejectedResult).reason;
     expect(error).toBeInstanceOf(HeartbeatError);
     expect(error.cause).toBe(rebalance);
+
+    // And instead of retrying a transient failure: the heartbeat after it fails.
+    let calls = 0;
+    const failing = await settle(
+      retry(
+        async () => {
+          calls += 1;
+          throw transient();
+        },
+        { what: 'append', heartbeat, initialDelayMs: 10 },
+      ),
+    );
+    expect((failing as PromiseRejectedResult).reason).toBeInstanceOf(HeartbeatError);
+    expect(calls).toBe(1);
+  });
+
+  it('lets a heartbeat that finds the work given up abort it: no further attempt, the signal\'s reason thrown', async () => {
+    let running = true;
+    const abort = new AbortController();
+    const stopping = new Error('consumer stopping');
+    const heartbeat = {
+      everyMs: 5,
+      beat: async () => {
+        if (!running) abort.abort(stopping);
+      },
+    };
+    let calls = 0;
+    const outcome = await settle(
+      retry(
+        async () => {
+          calls += 1;
+          if (calls === 1) setTimeout(() => (running = false), 10);
+          throw transient();
+        },
+        { what: 'append', heartbeat, signal: abort.signal, jitter: 'equal', initialDelayMs: 60_000, maxDelayMs: 60_000 },
+      ),
+    );
+    expect(outcome).toEqual({ status: 'rejected', reason: stopping });
+    expect(calls).toBe(1);
+
+    // Given up while the attempt ran: the beat after its failure ends the retry, announcing none.
+    const givenUp = new AbortController();
+    let failed = false;
+    const retried: number[] = [];
+    const given = await settle(
+      retry(
+        async () => {
+          failed = true;
+          throw transient();
+        },
+        {
+          what: 'append',
+          heartbeat: { everyMs: 60_000, beat: async () => void (failed && givenUp.abort(stopping)) },
+          signal: givenUp.signal,
+          onAttempt: ({ attempt }) => retried.push(attempt),
+        },
+      ),
+    );
+    expect(given).toEqual({ status: 'rejected', reason: stopping });
+    expect(retried).toEqual([]);
+  });
+
+  it('logs each retried failure with what was being done as its stage', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    });
+    let calls = 0;
+    const outcome = await settle(
+      retry(
+        async () => {
+          calls += 1;
+          if (calls < 3) throw transient();
+        },
+        { what: 'wait for balance openings', logger: pino(sink), initialDelayMs: 0, maxDelayMs: 0 },
+      ),
+    );
+    expect(outcome.status).toBe('fulfilled');
+    expect(lines.map(({ msg, stage, attempt }) => ({ msg, stage, attempt }))).toEqual([
+      { msg: 'wait for balance openings failed; retrying', stage: 'wait for balance openings', attempt: 1 },
+      { msg: 'wait for balance openings failed; retrying', stage: 'wait for balance openings', attempt: 2 },
+    ]);
   });
 
   it('ends with what onAttempt throws', async () => {
@@ -204,5 +291,21 @@ describe('retry', () => {
       }),
     );
     expect(outcome).toEqual({ status: 'rejected', reason: abandoned });
+  });
+});
+
+describe('isTransientError', () => {
+  it('retries what says it is retriable and PostgreSQL\'s transient failures, nothing else', () => {
+    expect(isTransientError(transient())).toBe(true);
+    expect(isTransientError(Object.assign(new Error('serialization failure'), { code: '40001' }))).toBe(true);
+    for (const deterministic of [
+      Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' }),
+      Object.assign(new Error('not retriable'), { retriable: false }),
+      new TypeError('a bug'),
+      undefined,
+      null,
+    ]) {
+      expect(isTransientError(deterministic)).toBe(false);
+    }
   });
 });
