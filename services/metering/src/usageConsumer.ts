@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
-import { MarkerAlreadyRecordedError } from '@tally/event-store';
+import { MarkerAlreadyRecordedError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef, type UsageBalanceWrites } from '@tally/ledger';
@@ -52,6 +52,41 @@ interface ChunkOutcome {
   readonly appended: number;
   readonly matched: number;
   readonly skipped: number;
+}
+
+/**
+ * A chunk's stateless work, done without looking at any balance's state: decoded, its balances
+ * found (registry), its products read (catalog), priced, and its earlier runs read. It may be done
+ * while the chunk before is still being appended (see eachBatch); the decisions are not.
+ */
+interface Prepared {
+  readonly decoded: readonly Decoded[];
+  readonly rejected: readonly Rejected[];
+  readonly usages: readonly UsageEvent[];
+  readonly priced: PricedUsageBatch;
+  readonly invalid: ReadonlySet<number>;
+  readonly earlier: EarlierRuns;
+}
+
+/**
+ * What earlier runs metered of a chunk's usage, as of the read: its markers, and its charges
+ * stored by id (charged before markers existed). Read ahead, it may predate the previous chunk's
+ * append: it can only miss what was metered since (markers are never removed), and apply's
+ * append, which records the markers in the same transaction, catches exactly that.
+ */
+interface EarlierRuns {
+  readonly metered: ReadonlySet<string>;
+  readonly storedCharges: readonly RecordedEvent[];
+}
+
+/** A settled outcome: a failure of work done ahead is kept for when its chunk is processed. */
+type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** A chunk of a partition's batch, its stateless work started (possibly ahead of its turn). */
+interface Chunk {
+  readonly messages: readonly KafkaMessage[];
+  readonly step: Step;
+  readonly prepared: Promise<Settled<Prepared>>;
 }
 
 interface Applied {
@@ -239,6 +274,20 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     });
   }
 
+  /** What earlier runs metered of a batch's usage (see EarlierRuns). */
+  async function readEarlierRuns(markers: readonly string[], priced: PricedUsageBatch, excluded: ReadonlySet<number>, step: Step): Promise<EarlierRuns> {
+    const candidates = [...new Set(markers.filter((_, index) => !excluded.has(index)))];
+    // The markers, and the charges stored by id (see apply), in parallel: one round trip's wait.
+    const candidateCharges = priced.charges.filter((charge) => !excluded.has(charge.index));
+    const [metered, storedCharges] = await Promise.all([
+      step('metered check', () => eventStore.readMarkers(candidates)),
+      candidateCharges.length === 0
+        ? Promise.resolve([])
+        : step('idempotency check', () => eventStore.readEventsById(candidateCharges.map((charge) => charge.firstEventId))),
+    ]);
+    return { metered, storedCharges };
+  }
+
   /**
    * Meters a priced batch: each usage event not metered before is decided against the balances
    * and appended, every touched stream and the usage events' markers in one atomic call,
@@ -257,18 +306,17 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     excluded: ReadonlySet<number>,
     step: Step,
     openDeadline: number,
+    readAhead?: EarlierRuns,
   ): Promise<Applied> {
     const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
-    const candidates = [...new Set(markers.filter((_, index) => !excluded.has(index)))];
+    let earlier = readAhead;
     for (;;) {
-      // The markers, and the charges stored by id (see below), in parallel: one round trip's wait.
-      const candidateCharges = priced.charges.filter((charge) => !excluded.has(charge.index));
-      const [metered, storedCharges] = await Promise.all([
-        step('metered check', () => eventStore.readMarkers(candidates)),
-        candidateCharges.length === 0
-          ? Promise.resolve([])
-          : step('idempotency check', () => eventStore.readEventsById(candidateCharges.map((charge) => charge.firstEventId))),
-      ]);
+      // The first pass may use the earlier runs read ahead (while the previous chunk was being
+      // appended): they may miss what that chunk metered, a usage id in both chunks. Then this
+      // append's markers collide with that chunk's (MarkerAlreadyRecordedError, below) and the
+      // next pass reads them again, after it: charged once.
+      const { metered, storedCharges } = earlier ?? (await readEarlierRuns(markers, priced, excluded, step));
+      earlier = undefined;
       // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
       const fresh = new Set<number>();
       const seen = new Set<string>();
@@ -405,16 +453,34 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
-  /** Meters some messages of a partition, in order. Throws the first failure retrying cannot fix. */
-  async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number): Promise<ChunkOutcome> {
+  /**
+   * The stateless stage of metering some messages: nothing here reads or depends on a balance's
+   * state, so it may run while the chunk before is appended (eachBatch). Its earlier runs are read
+   * last, as late as possible.
+   */
+  async function prepare(messages: readonly KafkaMessage[], step: Step): Promise<Prepared> {
     const { decoded, rejected } = await step('decode', () => decodeAll(messages));
     const usages = decoded.map((item) => item.usage);
     const byCustomer = await step('find balances', () => balanceRegistry.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
     const { products, unusable } = await step('read products', () => productsOf([...byCustomer.values()].flat()));
     const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));
+    const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
+    const earlier = await readEarlierRuns(markers, priced, invalid, step);
+    return { decoded, rejected, usages, priced, invalid, earlier };
+  }
 
-    const { matched, appended, pending, already, fresh } = await apply(usages, priced, invalid, step, openDeadline);
+  /**
+   * Meters some messages of a partition, in order. Throws the first failure retrying cannot fix.
+   * `ahead` is their stateless stage when it was done ahead (eachBatch); its failure is thrown
+   * here, as if it had happened now, so it is isolated like any other failure of these messages.
+   */
+  async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number, ahead?: Settled<Prepared>): Promise<ChunkOutcome> {
+    if (ahead !== undefined && !ahead.ok) throw ahead.error;
+    const { decoded, rejected, usages, priced, invalid, earlier } = ahead?.value ?? (await prepare(messages, step));
+
+    // The write stage: decided on the balances' states as the previous chunk's append left them.
+    const { matched, appended, pending, already, fresh } = await apply(usages, priced, invalid, step, openDeadline, earlier);
 
     // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
     // before this chunk's offsets can be committed. They are sent after the append, so that a
@@ -447,11 +513,17 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * letters with the failure's reason and code. Everything else is metered, so no message and no
    * deterministic failure stalls the partition. Halves run in order and a half that was metered
    * is durable before the next begins; redoing work after a split changes nothing, since what was
-   * metered is marked.
+   * metered is marked. Only the first try uses the stage done `ahead`: the halves do their own.
    */
-  async function meterIsolating(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number): Promise<ChunkOutcome> {
+  async function meterIsolating(
+    partition: number,
+    messages: readonly KafkaMessage[],
+    step: Step,
+    openDeadline: number,
+    ahead?: Settled<Prepared>,
+  ): Promise<ChunkOutcome> {
     try {
-      return await meter(partition, messages, step, openDeadline);
+      return await meter(partition, messages, step, openDeadline, ahead);
     } catch (error) {
       if (error instanceof BatchAbandonedError || error instanceof HeartbeatError || isTransientError(error)) throw error;
       if (messages.length === 1) {
@@ -475,10 +547,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
-  async function processChunk(payload: EachBatchPayload, messages: readonly KafkaMessage[]): Promise<void> {
-    const started = performance.now();
-    const { batch } = payload;
-    const { partition } = batch;
+  /**
+   * Starts a chunk's stateless stage. Its outcome is settled (kept, never thrown here): a failure
+   * of work done ahead belongs to this chunk and surfaces when it is processed, not in the chunk
+   * being appended meanwhile; nor is it ever an unhandled rejection if that chunk never comes.
+   */
+  function beginChunk(payload: EachBatchPayload, messages: readonly KafkaMessage[]): Chunk {
+    const { partition } = payload.batch;
     // Once the consumer stops or the batch goes stale, the heartbeat aborts the chunk: the attempt
     // in flight finishes (its outcome may still be committed), no further one starts.
     const abandon = new AbortController();
@@ -503,8 +578,19 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           },
         },
       });
+    const prepared = prepare(messages, step).then(
+      (value): Settled<Prepared> => ({ ok: true, value }),
+      (error: unknown): Settled<Prepared> => ({ ok: false, error }),
+    );
+    return { messages, step, prepared };
+  }
 
-    const { deadLettered, appended, matched, skipped } = await meterIsolating(partition, messages, step, Date.now() + options.balanceOpenWaitMs);
+  async function processChunk(payload: EachBatchPayload, chunk: Chunk, ahead: Settled<Prepared>, started: number): Promise<void> {
+    const { batch } = payload;
+    const { partition } = batch;
+    const { messages, step } = chunk;
+
+    const { deadLettered, appended, matched, skipped } = await meterIsolating(partition, messages, step, Date.now() + options.balanceOpenWaitMs, ahead);
 
     const last = messages[messages.length - 1]!.offset;
     payload.resolveOffset(last);
@@ -543,6 +629,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { messages } = payload.batch;
+    const live = () => payload.isRunning() && !payload.isStale();
+    // The chunk whose stateless stage runs ahead: at most one (memory: one chunk ahead).
+    let next: Chunk | undefined;
     try {
       // Per-customer order: the key is the customer id, so a customer's events share a partition;
       // kafkajs hands over one partition's batches one at a time, in offset order, and chunks are
@@ -550,8 +639,19 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       for (let start = 0; start < messages.length; start += batchSize) {
         // On stop() the chunk in hand was finished and committed; the rest is redelivered to the
         // partition's next owner. A stale batch (the partition was sought) is not ours to commit.
-        if (!payload.isRunning() || payload.isStale()) return;
-        await processChunk(payload, messages.slice(start, start + batchSize));
+        if (!live()) return;
+        const started = performance.now();
+        const chunk = next ?? beginChunk(payload, messages.slice(start, start + batchSize));
+        next = undefined;
+        const ahead = await chunk.prepared;
+        // Pipelined: while this chunk is decided and appended (PostgreSQL's work), the next one is
+        // decoded, priced and its markers read (Node's). Only that stateless stage runs ahead:
+        // the next chunk is decided only once this one's append has returned (processChunk is
+        // awaited), on the states it left (per-balance order), and its offsets are committed only
+        // after this chunk's (offsets in order, each after its own chunk's writes).
+        const after = start + batchSize;
+        if (after < messages.length && live()) next = beginChunk(payload, messages.slice(after, after + batchSize));
+        await processChunk(payload, chunk, ahead, started);
       }
     } catch (error) {
       // A rebalance seen by a heartbeat: this member must not commit the batch, and kafkajs must
@@ -559,6 +659,12 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       if (error instanceof HeartbeatError) throw error.cause;
       if (!(error instanceof BatchAbandonedError)) throw error;
       logger.info({ partition: payload.batch.partition, reason: error.message }, 'batch left uncommitted; it will be redelivered');
+    } finally {
+      // Bounded shutdown as before: nothing of this batch outlives eachBatch (stop() waits for it).
+      // A stage left ahead ends soon: its heartbeat aborts it once the consumer stops or the batch
+      // goes stale, and fails with the group's error on a rebalance; its outcome is dropped, its
+      // messages redelivered to whoever owns them next.
+      if (next !== undefined) await next.prepared;
     }
   }
 
