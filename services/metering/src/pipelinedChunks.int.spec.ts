@@ -1,0 +1,102 @@
+import { Writable } from 'node:stream';
+import type { EventStore } from '@tally/event-store';
+import { meteredUsageMarker } from '@tally/ledger';
+import { waitFor } from '@tally/test-support';
+import pino from 'pino';
+import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+
+jest.setTimeout(180_000);
+
+const T0 = Date.UTC(2026, 2, 1, 12);
+const usage = (id: string): UsageRecord => ({ id, customerId: 'alice', event: 'api_call', timestamp: T0 });
+
+/**
+ * Issue 11 §3: within a partition, the next chunk is decoded, priced and its markers read while
+ * the chunk before is appended. A usage id in two consecutive chunks is then read as unmetered
+ * for the second (its marker is not recorded yet): the second chunk's append must collide on the
+ * marker and redecide, so it is charged once; and offsets are committed chunk by chunk, in order.
+ */
+describe('pipelined chunks of one partition', () => {
+  let kit: MeteringTestKit;
+
+  afterEach(async () => {
+    await kit?.close();
+  });
+
+  it('charges a usage id in two consecutive chunks once and commits their offsets in order', async () => {
+    kit = await createMeteringTestKit({ partitions: 1 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const balanceId = await kit.openBalance('alice', 'api', '100');
+
+    // batchSize 2: chunks [u1 u2] [u2 u3] [u3 u4]; u2 and u3 each straddle two chunks.
+    const ids = ['u1', 'u2', 'u2', 'u3', 'u3', 'u4'];
+    // One send: one record batch, so kafkajs hands the six messages over as one batch of three chunks.
+    await kit.produce(ids.map((id) => ({ key: 'alice', value: kit.avro(usage(id)) })));
+
+    // The real event store, with the race forced instead of hoped for: the first chunk's append
+    // (the one recording u2's marker) waits until u2's marker has been read a second time, i.e.
+    // by the next chunk's read ahead, so that read cannot have seen the first chunk's marker.
+    const u2 = meteredUsageMarker('alice', 'u2');
+    let u2Reads = 0;
+    let held = false;
+    const eventStore = new Proxy(kit.eventStore, {
+      get(target, property, receiver) {
+        if (property === 'readMarkers') {
+          return async (markers: readonly string[]) => {
+            const read = await target.readMarkers(markers);
+            if (markers.includes(u2)) u2Reads += 1;
+            return read;
+          };
+        }
+        if (property === 'appendMany') {
+          return async (...args: Parameters<EventStore['appendMany']>) => {
+            if (!held && args[1]?.markers?.includes(u2) === true) {
+              held = true;
+              await waitFor(() => u2Reads >= 2, { description: "the next chunk's read of u2's marker", timeoutMs: 30_000 });
+            }
+            return target.appendMany(...args);
+          };
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    const consumer = await kit.startConsumer({ eventStore, logger, batchSize: 2 });
+    await waitFor(() => consumer.counters().consumed >= ids.length, { description: `${ids.length} messages consumed`, timeoutMs: 90_000 });
+
+    // Charged once each: u1..u4, 1 credit apiece, whichever chunk met them first.
+    expect(await kit.balanceOf(balanceId)).toBe('96');
+    const charged = (await kit.streamOf(balanceId))
+      .filter((event) => event.type === 'CreditConsumed')
+      .map((event) => (event.data as { usage: { eventId: string } }).usage.eventId);
+    expect(charged).toEqual(['u1', 'u2', 'u3', 'u4']);
+    // The second chunk's read ahead missed u2's marker: its append collided and it redecided.
+    expect(held).toBe(true);
+    expect(consumer.counters()).toMatchObject({ matched: 4, skippedByReason: { already_applied: 2 } });
+    expect(consumer.counters().conflicts).toBeGreaterThanOrEqual(1);
+
+    // Offsets committed chunk by chunk, in order: each commit (logged once it returned) starts
+    // where the one before ended.
+    const commits = lines
+      .map((line) => JSON.parse(line) as { msg?: string; firstOffset?: string; lastOffset?: string })
+      .filter((line) => line.msg === 'usage batch committed')
+      .map(({ firstOffset, lastOffset }) => [Number(firstOffset), Number(lastOffset)]);
+    expect(commits).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
+    const [offsets] = await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] });
+    expect(offsets!.partitions).toEqual([expect.objectContaining({ partition: 0, offset: '6' })]);
+  });
+});
