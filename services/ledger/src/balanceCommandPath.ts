@@ -86,17 +86,6 @@ export interface ExecuteOptions {
   readonly startedAt?: number;
 }
 
-/**
- * What the metering consumer writes balances through: the one command path, and the states it
- * decides on, whose loadMany the consumer also uses to wait for balances being opened. Its own
- * per consumer process (createBalanceStates with snapshotEveryWrite: false, so that a balance it
- * grows keeps a stored state each snapshotAfterEvents events and no more).
- */
-export interface UsageBalanceWrites {
-  readonly commands: BalanceCommandPath;
-  readonly states: BalanceStates;
-}
-
 export interface ConflictRetryOptions {
   /** Appends that may conflict before the commands still pending fail with ConcurrencyExhaustedError. Default 30. */
   readonly maxAttempts?: number;

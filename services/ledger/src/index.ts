@@ -6,6 +6,7 @@ export * from './balanceStateStore';
 export * from './postgresBalanceStateStore';
 export * from './balanceStates';
 export * from './balanceCommandPath';
+export * from './usageBalanceWrites';
 export * from './ledgerErrors';
 export * from './ledgerService';
 export * from './purchaseService';

@@ -3,11 +3,7 @@ import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from
 import { MarkerAlreadyRecordedError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
-import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef, type UsageBalanceWrites } from '@tally/ledger';
-// Only for callers that give no balanceWrites (ownBalanceWrites: services/api's usage route spec
-// predates them); the main job creates and gives them, as the layering wants.
-// eslint-disable-next-line tally/layering
-import { createBalanceCommandPath, createBalanceStates } from '@tally/ledger';
+import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { deadLetterMessage } from './deadLetterMessage';
 import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UnmeterableUsageError } from './meteringErrors';
@@ -18,7 +14,6 @@ import {
   MAX_PARTITIONS_CONCURRENTLY,
   resolveUsageConsumerOptions,
   UsageConsumerOptionsError,
-  type ResolvedUsageConsumerOptions,
   type UsageConsumerOptions,
 } from './usageConsumerOptions';
 import { usageCommands } from './usageCommands';
@@ -136,28 +131,13 @@ interface Rejected {
   readonly usage?: UsageEvent;
 }
 
-/**
- * The consumer's own command path, for a caller that gives none (tests written before the main
- * job injected it): states from the streams only (no stored ones), in balanceCacheSize entries.
- */
-function ownBalanceWrites(options: ResolvedUsageConsumerOptions): UsageBalanceWrites {
-  const states = createBalanceStates({
-    eventStore: options.eventStore,
-    logger: options.logger,
-    cacheSize: options.balanceCacheSize,
-    cacheBytes: options.balanceCacheBytes,
-    snapshotEveryWrite: false,
-  });
-  return { states, commands: createBalanceCommandPath({ eventStore: options.eventStore, states, logger: options.logger }) };
-}
-
 export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer {
   const options = resolveUsageConsumerOptions(input);
   const { eventStore, balanceRegistry, catalogCache, topic, dlqTopic, batchSize, clock } = options;
   const logger = options.logger.child({ module: 'usage-consumer' });
   const decoder = createUsageEventDecoder({ registryUrl: options.registryUrl, ...(options.registryAuth !== undefined ? { auth: options.registryAuth } : {}) });
   const counters = createCounterRegistry();
-  const { commands, states: balanceStates } = options.balanceWrites ?? ownBalanceWrites(options);
+  const { commands, states: balanceStates } = options.balanceWrites;
   const stalls = createStalledPartitions(logger, clock);
 
   const kafka = createKafka({

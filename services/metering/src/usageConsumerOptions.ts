@@ -58,19 +58,10 @@ export interface UsageConsumerOptions {
   readonly maxFetchBytesPerPartition?: number;
   /**
    * The one command path this consumer meters through and the states it decides on (issue 11
-   * §1): its own per process, not the API's. The main job gives them (with stored states, kept
-   * each 10,000 events a balance grows: see UsageBalanceWrites). Without, the consumer makes its
-   * own from `eventStore`, with balanceCacheSize balances in memory and no stored states.
+   * §1): its own per process, not the API's (createUsageBalanceWrites, given by the main job, which
+   * sizes its cache: TALLY_CONSUMER_BALANCE_CACHE_SIZE and _BYTES).
    */
-  readonly balanceWrites?: UsageBalanceWrites;
-  /** Balances whose state and revision are kept in memory (least recently used leave first). Default 100 000. */
-  readonly balanceCacheSize?: number;
-  /**
-   * Estimated bytes those balances may take (@tally/ledger's cacheWeights.ts: a conservative
-   * estimate of each state's heap size); with balanceCacheSize, whichever is reached first.
-   * Default DEFAULT_BALANCE_CACHE_BYTES.
-   */
-  readonly balanceCacheBytes?: number;
+  readonly balanceWrites: UsageBalanceWrites;
   /** Where a group without committed offsets starts. Default true: usage is money, none may be left unread. */
   readonly fromBeginning?: boolean;
   /** How long the group waits for a silent member before giving its partitions to others. Default 30 000. */
@@ -98,8 +89,6 @@ export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
   readonly partitionsConsumedConcurrently: number | undefined;
   readonly maxFetchBytes: number;
   readonly maxFetchBytesPerPartition: number;
-  readonly balanceCacheSize: number;
-  readonly balanceCacheBytes: number;
   readonly fromBeginning: boolean;
   readonly sessionTimeoutMs: number;
   readonly maxBackoffMs: number;
@@ -205,8 +194,6 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
       1024,
       1024 * 1024 * 1024,
     ),
-    balanceCacheSize: integerOption(options.balanceCacheSize, 'balanceCacheSize', 100_000, 1, 10_000_000),
-    balanceCacheBytes: integerOption(options.balanceCacheBytes, 'balanceCacheBytes', DEFAULT_BALANCE_CACHE_BYTES, 64 * 1024, 64 * 1024 ** 3),
     fromBeginning: options.fromBeginning ?? true,
     sessionTimeoutMs: integerOption(options.sessionTimeoutMs, 'sessionTimeoutMs', DEFAULT_SESSION_TIMEOUT_MS, 6000, 300_000),
     maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import type { CatalogCache } from '@tally/catalog';
-import type { BalanceRegistry } from '@tally/ledger';
+import type { BalanceRegistry, UsageBalanceWrites } from '@tally/ledger';
 import type { EventStore } from '@tally/event-store';
 import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
 
@@ -12,6 +12,7 @@ const valid: UsageConsumerOptions = {
   registryUrl: 'http://127.0.0.1:8081/apis/ccompat/v7',
   eventStore: { appendMany: jest.fn(), readEventsById: jest.fn(), readStreamsPaged: jest.fn() } as unknown as EventStore,
   balanceRegistry: { balancesOfCustomers: jest.fn() } as unknown as BalanceRegistry,
+  balanceWrites: { commands: { execute: jest.fn() }, states: { loadMany: jest.fn() } } as unknown as UsageBalanceWrites,
   catalogCache: { getProduct: jest.fn() } as unknown as CatalogCache,
   logger: pino({ level: 'silent' }),
 };
@@ -24,8 +25,6 @@ describe('resolveUsageConsumerOptions', () => {
       partitionsConsumedConcurrently: undefined,
       maxFetchBytes: 1024 * 1024,
       maxFetchBytesPerPartition: 256 * 1024,
-      balanceCacheSize: 100_000,
-      balanceCacheBytes: 80 * 1024 * 1024,
       fromBeginning: true,
       // The main job's default too (TALLY_CONSUMER_SESSION_TIMEOUT_MS).
       sessionTimeoutMs: 10_000,

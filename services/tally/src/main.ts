@@ -5,8 +5,8 @@ import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import {
   createBalanceRegistryCache,
-  createBalanceCommandPath,
   createBalanceStates,
+  createUsageBalanceWrites,
   createConsumptionProjector,
   createHoldExpiryWorker,
   createLedgerService,
@@ -169,17 +169,6 @@ async function main(): Promise<void> {
       help: 'Usage events behind the last committed batch, per partition',
       labelNames: ['topic', 'partition'] as const,
     });
-    // The consumer's own states and command path (not the API's): its balances in memory, and a
-    // stored state kept each 10,000 events a balance grows rather than on every write, so that an
-    // API process meeting a balance the consumer grew to a million events folds a short tail.
-    const consumerStates = createBalanceStates({
-      eventStore,
-      stateStore: createPostgresBalanceStateStore({ pool }),
-      logger,
-      cacheSize: config.consumer.balanceCacheSize,
-      cacheBytes: config.consumer.balanceCacheBytes,
-      snapshotEveryWrite: false,
-    });
     const consumer = createUsageConsumer({
       kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId, ...connections.kafka },
       groupId: config.consumer.groupId,
@@ -188,7 +177,14 @@ async function main(): Promise<void> {
       registryUrl: config.registryUrl,
       ...(connections.registryAuth !== undefined ? { registryAuth: connections.registryAuth } : {}),
       eventStore,
-      balanceWrites: { states: consumerStates, commands: createBalanceCommandPath({ eventStore, states: consumerStates, logger }) },
+      // The consumer's own states and command path, not the API's (see createUsageBalanceWrites).
+      balanceWrites: createUsageBalanceWrites({
+        eventStore,
+        stateStore: createPostgresBalanceStateStore({ pool }),
+        logger,
+        cacheSize: config.consumer.balanceCacheSize,
+        cacheBytes: config.consumer.balanceCacheBytes,
+      }),
       balanceRegistry: registryCache,
       catalogCache,
       logger,

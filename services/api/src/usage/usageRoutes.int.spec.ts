@@ -1,7 +1,7 @@
 import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { creditProductFromDto, formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService, type BalanceRegistry, type LedgerService } from '@tally/ledger';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService, createUsageBalanceWrites, type BalanceRegistry, type LedgerService } from '@tally/ledger';
 import { createUsageConsumer, createUsagePublisher, type UsageConsumer, type UsagePublisher } from '@tally/metering';
 import { createBalanceReadModel } from '@tally/projections';
 import {
@@ -96,6 +96,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
       dlqTopic,
       registryUrl: stackConfig.schemaRegistryUrl,
       eventStore,
+      balanceWrites: createUsageBalanceWrites({ eventStore, logger }),
       balanceRegistry,
       catalogCache,
       logger,

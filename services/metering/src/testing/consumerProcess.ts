@@ -10,7 +10,7 @@
  */
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore } from '@tally/event-store';
-import { createPostgresBalanceRegistry } from '@tally/ledger';
+import { createPostgresBalanceRegistry, createUsageBalanceWrites } from '@tally/ledger';
 import { createPool } from '@tally/postgres';
 import pino from 'pino';
 import { createUsageConsumer } from '../usageConsumer';
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     dlqTopic: required('TALLY_TEST_DLQ_TOPIC'),
     registryUrl: required('TALLY_TEST_REGISTRY_URL'),
     eventStore,
+    balanceWrites: createUsageBalanceWrites({ eventStore, logger }),
     balanceRegistry: createPostgresBalanceRegistry({ pool }),
     catalogCache,
     logger,

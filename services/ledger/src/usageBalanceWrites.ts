@@ -1,0 +1,30 @@
+import type { EventStore } from '@tally/event-store';
+import { createBalanceCommandPath, type BalanceCommandPath } from './balanceCommandPath';
+import { createBalanceStates, type BalanceStates, type BalanceStatesOptions } from './balanceStates';
+
+/**
+ * What the metering consumer writes balances through: the one command path, and the states it
+ * decides on, whose loadMany the consumer also uses to wait for balances being opened. Its own
+ * per consumer process (createBalanceStates with snapshotEveryWrite: false, so that a balance it
+ * grows keeps a stored state each snapshotAfterEvents events and no more).
+ */
+export interface UsageBalanceWrites {
+  readonly commands: BalanceCommandPath;
+  readonly states: BalanceStates;
+}
+
+/**
+ * The metering consumer's states and command path, one pair per consumer process. Its states
+ * keep a stored state each snapshotAfterEvents events a balance grows rather than on every write
+ * (snapshotEveryWrite: false): the consumer writes a busy balance many times a second, and its
+ * replays are answered by markers, while an API process meeting a balance the consumer grew to a
+ * million events then folds a short tail.
+ */
+export function createUsageBalanceWrites(
+  options: Omit<BalanceStatesOptions, 'snapshotEveryWrite' | 'eventStore'> & {
+    readonly eventStore: Pick<EventStore, 'readStream' | 'readStreamsPaged' | 'appendMany' | 'appendExclusively' | 'readEventsById'>;
+  },
+): UsageBalanceWrites {
+  const states = createBalanceStates({ ...options, snapshotEveryWrite: false });
+  return { states, commands: createBalanceCommandPath({ eventStore: options.eventStore, states, logger: options.logger }) };
+}
