@@ -167,7 +167,9 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
         dlqTopic,
         registryUrl: stackConfig.schemaRegistryUrl,
         eventStore,
-        balanceWrites: createUsageBalanceWrites({ eventStore, logger }),
+        // Over the store the test gives, if it gives one (a poisoned or unreachable store must
+        // reach the appends too, which go through the command path).
+        balanceWrites: createUsageBalanceWrites({ eventStore: overrides.eventStore ?? eventStore, logger }),
         balanceRegistry,
         catalogCache,
         logger,
