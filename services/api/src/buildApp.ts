@@ -144,6 +144,8 @@ const MAX_URL_IN_MESSAGE = 200;
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const options = deps.options ?? {};
   const auth = createBearerAuth(deps.apiKeys);
+  // The requests' loggers are its children, at its level.
+  const apiLogger = deps.logger.child({ module: 'api' });
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   // Node refuses a headers timeout longer than the request timeout; the request's is the bound.
   const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? 10_000, requestTimeoutMs > 0 ? requestTimeoutMs : Infinity);
@@ -162,7 +164,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     clientErrorHandler,
     // Typed as Fastify's logger interface, which pino implements, so the route modules can take
     // a plain FastifyInstance instead of one parameterised with pino's type.
-    loggerInstance: deps.logger.child({ module: 'api' }) as FastifyBaseLogger,
+    loggerInstance: apiLogger as FastifyBaseLogger,
     // Fastify's own request logging writes two lines per request, which on the balance lookup
     // path cost more than the lookup; the onResponse hook below writes one line instead.
     disableRequestLogging: true,
@@ -286,9 +288,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // The route pattern, never the raw URL: ids in paths would make a series per balance.
     const route = request.routeOptions.url ?? 'unmatched';
     httpDuration.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000);
-    // Writes are the audit trail and get an info line; reads are many and go to debug.
+    // Writes are the audit trail and get an info line; reads are many and go to debug, and their
+    // line is not even built unless debug is on (a lookup would pay for an object nobody writes).
+    const read = request.method === 'GET' || request.method === 'HEAD';
+    if (!apiLogger.isLevelEnabled(read ? 'debug' : 'info')) return;
     const line = { method: request.method, route, url: request.url.slice(0, MAX_URL_IN_MESSAGE), status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
-    if (request.method === 'GET' || request.method === 'HEAD') request.log.debug(line, 'request completed');
+    if (read) request.log.debug(line, 'request completed');
     else request.log.info(line, 'request completed');
   });
 
