@@ -265,6 +265,16 @@ describe('the API under hostile clients', () => {
       const refused = await app.inject({ method: 'GET', url: '/v1/credit-products' });
       expect(refused.headers['cache-control']).toBe('no-store');
       expect(refused.headers['www-authenticate']).toBe('Bearer');
+      // The same headers on an error past the access guard as on an answer.
+      const unknown = await app.inject({ method: 'GET', url: '/v1/nothing', headers: bearer('read') });
+      expect(unknown.statusCode).toBe(404);
+      expect(unknown.headers['x-content-type-options']).toBe('nosniff');
+      expect(unknown.headers['content-security-policy']).toBe(read.headers['content-security-policy']);
+      // /docs keeps its own policy (swagger-ui's), which replaces the API's.
+      const docs = await app.inject({ method: 'GET', url: '/docs/' });
+      expect(docs.statusCode).toBe(200);
+      expect(docs.headers['content-security-policy']).not.toBe(read.headers['content-security-policy']);
+      expect(docs.headers['content-security-policy']).toContain('script-src');
     });
   });
 

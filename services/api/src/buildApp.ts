@@ -1,4 +1,5 @@
 import cookie from '@fastify/cookie';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -137,6 +138,28 @@ export interface ApiOptions {
 const MAX_URL_IN_MESSAGE = 200;
 
 /**
+ * The headers a connect-style middleware sets on every response, taken by running it once on a
+ * response that only records them. Fails at start-up if the middleware fails, removes a header
+ * or calls anything else: then its headers are not the same on every request.
+ */
+function constantHeaders(middleware: (request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void): Record<string, string> {
+  const headers: Record<string, string> = {};
+  let outcome: unknown = 'next() was not called';
+  const recorder = {
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value);
+    },
+    // helmet's hidePoweredBy: Fastify never sets X-Powered-By, so there is nothing to remove.
+    removeHeader(name: string) {
+      if (name.toLowerCase() !== 'x-powered-by') throw new Error(`the middleware removes ${name}`);
+    },
+  };
+  middleware({} as IncomingMessage, recorder as unknown as ServerResponse, (error) => (outcome = error));
+  if (outcome !== undefined) throw new Error(`the security headers could not be taken once: ${String(outcome)}`);
+  return headers;
+}
+
+/**
  * The HTTP API as a Fastify instance, ready but not listening: the main job listens, tests use
  * `inject()`. Every route declares the scope a key needs (`config: { scope }`, see
  * routeScopes.ts); /health, /metrics and /docs are public, everything else takes a key.
@@ -236,9 +259,14 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     crossOriginEmbedderPolicy: false,
     strictTransportSecurity: false,
   });
-  app.addHook('onRequest', (request, reply, done) => {
-    // Only sets headers; it calls done() synchronously, or throws (helmet 8.1+) on a bad option.
-    securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error instanceof Error ? error : undefined));
+  // And its headers are taken once, here: none of its options depends on the request (no CSP
+  // nonce, no directive function), so every request gets the same values. Set as the reply's own
+  // headers, they are written with Fastify's in one pass; helmet setting each on the raw
+  // response per request cost ~2% of a lookup's CPU and sent Node's writeHead down its slow path.
+  const securityHeaderValues = constantHeaders(securityHeaders);
+  app.addHook('onRequest', (_request, reply, done) => {
+    void reply.headers(securityHeaderValues);
+    done();
   });
 
   // The shapes several routes answer, named in the document by their $id.
