@@ -57,8 +57,10 @@ export interface RateLimitOptions {
  * And it auto-pipelines: every keyed request runs the limiter's script, and the scripts of one
  * tick then share one write and one round trip instead of each paying its own (issue 11 §7: the
  * plain client's per-request write was ~10% of a balance lookup's CPU). Each script still counts
- * its request in Redis, exactly, across processes; while disconnected a pipeline's commands are
- * refused at once as plain ones are, and a stalled one ends at the command timeout.
+ * its request in Redis, exactly, across processes. While disconnected a pipeline's commands are
+ * refused at once, as plain ones are. If Redis stalls, the commands of a tick wait for the pipeline
+ * in flight (ioredis sends one at a time) and then for their own, so a request is let through
+ * within about twice the command timeout.
  */
 export const RATE_LIMIT_REDIS_CLIENT = { commandTimeoutMs: 250, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableAutoPipelining: true } as const;
 
