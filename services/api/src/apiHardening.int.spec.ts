@@ -1,14 +1,16 @@
+import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPostgresConsumptionStore, createPostgresCustomerDirectory, createPurchaseService } from '@tally/ledger';
-import { createBalanceReadModel } from '@tally/projections';
+import { createBalanceReadModel, createRedisClient } from '@tally/projections';
 import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { scopesGrant, type ApiScope } from './apiScopes';
+import { RATE_LIMIT_REDIS_CLIENT } from './accessGuard';
 import { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createSignedTokens } from './web/signedTokens';
@@ -263,6 +265,16 @@ describe('the API under hostile clients', () => {
       const refused = await app.inject({ method: 'GET', url: '/v1/credit-products' });
       expect(refused.headers['cache-control']).toBe('no-store');
       expect(refused.headers['www-authenticate']).toBe('Bearer');
+      // The same headers on an error past the access guard as on an answer.
+      const unknown = await app.inject({ method: 'GET', url: '/v1/nothing', headers: bearer('read') });
+      expect(unknown.statusCode).toBe(404);
+      expect(unknown.headers['x-content-type-options']).toBe('nosniff');
+      expect(unknown.headers['content-security-policy']).toBe(read.headers['content-security-policy']);
+      // /docs keeps its own policy (swagger-ui's), which replaces the API's.
+      const docs = await app.inject({ method: 'GET', url: '/docs/' });
+      expect(docs.statusCode).toBe(200);
+      expect(docs.headers['content-security-policy']).not.toBe(read.headers['content-security-policy']);
+      expect(docs.headers['content-security-policy']).toContain('script-src');
     });
   });
 
@@ -314,9 +326,50 @@ describe('the API under hostile clients', () => {
   });
 
   describe('rate limits in Redis, shared by every API process', () => {
-    it('counts a key across two processes and answers 429 with Retry-After past its limit', async () => {
-      const limiterRedis = new Redis(stackConfig.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    /** The limiter's connection as main opens it: fail-fast and auto-pipelined. */
+    const readyLimiterRedis = async (): Promise<Redis> => {
+      const limiterRedis = createRedisClient({ url: stackConfig.redisUrl, ...RATE_LIMIT_REDIS_CLIENT });
       await waitFor(() => (limiterRedis.status === 'ready' ? true : undefined), { description: 'limiter redis ready', timeoutMs: 5000 });
+      return limiterRedis;
+    };
+
+    it('counts every one of many concurrent requests, whose counts share pipelines, across two processes', async () => {
+      const limiterRedis = await readyLimiterRedis();
+      const rateLimit = { redis: limiterRedis, redisKeyPrefix: `${keyPrefix}:rl-concurrent:`, perKey: 7, windowMs: 60_000 };
+      const [first, second] = [await build({ rateLimit }), await build({ rateLimit })];
+      try {
+        // Issued together: the limiter's scripts of a tick go to Redis as one pipeline.
+        const responses = await Promise.all(
+          Array.from({ length: 24 }, (_, n) => (n % 2 === 0 ? first : second).inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('read') })),
+        );
+        const statuses = responses.map((response) => response.statusCode);
+        expect(statuses.filter((status) => status === 200)).toHaveLength(7);
+        expect(statuses.filter((status) => status === 429)).toHaveLength(17);
+        expect(await limiterRedis.get(`${keyPrefix}:rl-concurrent:key:${createHash('sha256').update(KEYS.read).digest('hex').slice(0, 12)}`)).toBe('24');
+      } finally {
+        limiterRedis.disconnect();
+      }
+    });
+
+    it('lets requests through at once while its Redis is unreachable, and counts again once it is back', async () => {
+      const limiterRedis = await readyLimiterRedis();
+      const rateLimit = { redis: limiterRedis, redisKeyPrefix: `${keyPrefix}:rl-open:`, perKey: 2, windowMs: 60_000 };
+      const limited = await build({ rateLimit });
+      const get = async () => (await limited.inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('read') })).statusCode;
+      try {
+        expect([await get(), await get(), await get()]).toEqual([200, 200, 429]);
+        limiterRedis.disconnect();
+        // Fail open, without waiting for a connection: the pipelined script is refused at once.
+        expect(await Promise.all([get(), get(), get()])).toEqual([200, 200, 200]);
+        await limiterRedis.connect();
+        expect(await get()).toBe(429);
+      } finally {
+        limiterRedis.disconnect();
+      }
+    });
+
+    it('counts a key across two processes and answers 429 with Retry-After past its limit', async () => {
+      const limiterRedis = await readyLimiterRedis();
       const rateLimit = { redis: limiterRedis, redisKeyPrefix: `${keyPrefix}:rl:`, perKey: 6, failedAuthPerAddress: 3, windowMs: 60_000 };
       const [first, second] = [await build({ rateLimit }), await build({ rateLimit })];
       try {

@@ -1,5 +1,5 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
-import { buildApp, type ApiKey } from '@tally/api';
+import { buildApp, RATE_LIMIT_REDIS_CLIENT, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
@@ -322,15 +322,8 @@ async function main(): Promise<void> {
       logger,
     });
     parts.add('usage-publisher', () => usagePublisher.stop());
-    // The rate limiter's own connection: it must fail fast (no offline queue, a command timeout)
-    // so that while Redis is away requests are let through, not held behind the counters.
-    const rateLimitRedis = createRedisClient({
-      url: config.redis.url,
-      commandTimeoutMs: 250,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      ...connections.redis,
-    });
+    // The rate limiter's own connection: fail-fast and auto-pipelined (RATE_LIMIT_REDIS_CLIENT says why).
+    const rateLimitRedis = createRedisClient({ url: config.redis.url, ...RATE_LIMIT_REDIS_CLIENT, ...connections.redis });
     rateLimitRedis.on('error', (error) => logger.warn({ err: error }, 'rate-limit redis connection problem'));
     parts.add('rate-limit-redis', () => void rateLimitRedis.disconnect());
     // The console's Dead letters page: the API processes read the dead-letter topic, as one group,
