@@ -421,7 +421,7 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
   const shapes: number[] = [];
   const bodies: string[] = [];
   const absents: (number | null)[] = [];
-  let metadata = '';
+  const metadata: string[] = [];
   for (const request of payload) {
     const header = headers?.get(request.streamId);
     streams.push(request.streamId);
@@ -442,10 +442,10 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
       let absent: number | null = null;
       if (header !== undefined) ({ meta, absent } = reduceMetadata(event.metadata, header));
       absents.push(absent);
-      metadata = `${metadata}${metadata.length === 0 ? '' : ','}${JSON.stringify(meta)}`;
+      metadata.push(JSON.stringify(meta));
     }
   }
-  return [streams, expected, counts, streamNos, ids, shapes, bodies, `[${metadata}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
+  return [streams, expected, counts, streamNos, ids, shapes, bodies, `[${metadata.join(',')}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
 }
 
 function toRecordedEvent(row: EventRow, shape: EventShape | undefined): RecordedEvent {
