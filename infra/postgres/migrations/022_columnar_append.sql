@@ -26,13 +26,15 @@ DROP FUNCTION append_events(jsonb, jsonb, text);
 -- Streams: p_streams (names), p_expected ('any' | 'no_stream' | 'stream_exists' | '<n>'),
 -- p_counts (events of each, at least 1), p_stream_nos (the number of a stream whose header the
 -- caller reduced against, else NULL). Events, request by request: p_ids, p_shape_idx (index
--- into p_shapes, the call's distinct shapes as in 018), p_bodies, p_metadata (a JSON array: an
+-- into p_shapes, the call's distinct shapes as in 018), p_bodies (the bodies joined by U+001F,
+-- the unit separator, which no JSON text holds unescaped: one text, not an array literal to
+-- escape element by element), p_metadata (a JSON array: an
 -- event's metadata, or for a request with a stream number its reduced metadata, 017's `meta`,
 -- null when none) and p_absent (017's `meta_absent` for such a request; NULL otherwise).
 -- p_markers: 005's marker hashes (NULL or empty: none).
 CREATE FUNCTION append_events(
   p_streams text[], p_expected text[], p_counts integer[], p_stream_nos bigint[],
-  p_ids uuid[], p_shape_idx integer[], p_bodies text[], p_metadata jsonb, p_absent integer[],
+  p_ids uuid[], p_shape_idx integer[], p_bodies text, p_metadata jsonb, p_absent integer[],
   p_shapes jsonb, p_markers bytea[], p_notify_channel text)
 RETURNS TABLE (request_index integer, last_revision bigint, last_position bigint, idempotent boolean,
                stream_no bigint, header_keys text[], header jsonb)
@@ -43,6 +45,7 @@ AS $fn$
 DECLARE
   v_requests integer := coalesce(array_length(p_streams, 1), 0);
   v_events integer;
+  v_bodies text[] := string_to_array(p_bodies, chr(31));
   v_recorded jsonb;
   v_shape_nos integer[];
   -- Each request's stream as found after the lock (NULL: no such stream yet).
@@ -79,7 +82,7 @@ BEGIN
      OR coalesce(array_length(p_expected, 1), 0) <> v_requests OR coalesce(array_length(p_counts, 1), 0) <> v_requests
      OR coalesce(array_length(p_stream_nos, 1), 0) <> v_requests
      OR coalesce(array_length(p_ids, 1), 0) <> v_events OR coalesce(array_length(p_shape_idx, 1), 0) <> v_events
-     OR coalesce(array_length(p_bodies, 1), 0) <> v_events OR coalesce(array_length(p_absent, 1), 0) <> v_events
+     OR coalesce(array_length(v_bodies, 1), 0) <> v_events OR coalesce(array_length(p_absent, 1), 0) <> v_events
      OR coalesce(jsonb_array_length(p_metadata), 0) <> v_events THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'append_events: the columns do not line up, or a request has no events';
   END IF;
@@ -262,7 +265,7 @@ BEGIN
     SELECT v_first + row_number() OVER (ORDER BY e.i) - 1,
            e.event_id, coalesce(v_last_revisions[e.r + 1], -1) + e.ord, v_now, v_nos[e.r + 1], v_shape_nos[e.shape + 1],
            e.absent, e.body, e.metadata
-    FROM unnest(p_ids, p_shape_idx, p_bodies, v_ev_req, v_ev_ord, v_absent, v_metadata) WITH ORDINALITY
+    FROM unnest(p_ids, p_shape_idx, v_bodies, v_ev_req, v_ev_ord, v_absent, v_metadata) WITH ORDINALITY
       AS e(event_id, shape, body, r, ord, absent, metadata, i)
     WHERE v_write[e.r + 1];
 
@@ -306,7 +309,7 @@ DECLARE
   v_counts integer[];
   v_ids uuid[];
   v_shape_idx integer[];
-  v_bodies text[];
+  v_bodies text;
   v_metadata jsonb;
 BEGIN
   WITH packed AS MATERIALIZED (
@@ -323,7 +326,7 @@ BEGIN
     (SELECT coalesce(jsonb_agg(s.shape ORDER BY s.shape_index), '[]') FROM shapes AS s),
     (SELECT array_agg((p.event->>'id')::uuid ORDER BY p.request_ord, p.event_ord) FROM packed AS p),
     (SELECT array_agg(s.shape_index ORDER BY p.request_ord, p.event_ord) FROM packed AS p JOIN shapes AS s ON s.shape = p.shape),
-    (SELECT array_agg(p.body ORDER BY p.request_ord, p.event_ord) FROM packed AS p),
+    (SELECT string_agg(p.body, chr(31) ORDER BY p.request_ord, p.event_ord) FROM packed AS p),
     (SELECT coalesce(jsonb_agg(coalesce(p.event->'metadata', '{}') ORDER BY p.request_ord, p.event_ord), '[]') FROM packed AS p)
   INTO v_shapes, v_ids, v_shape_idx, v_bodies, v_metadata;
   SELECT array_agg(r.value->>'streamId' ORDER BY r.ord), array_agg(r.value->>'expectedRevision' ORDER BY r.ord),

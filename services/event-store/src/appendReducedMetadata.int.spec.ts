@@ -86,6 +86,19 @@ describe('metadata reduced by the PostgreSQL store (migration 022)', () => {
     expect(rows[1]!.meta).toEqual({ big: Number('12345678901234567890'), ratio: 2.5, nested: { x: [1, 2] } });
   });
 
+  it('keeps a value holding U+001F, the character that joins the bodies of a call', async () => {
+    const streamId = `separator-${randomUUID()}`;
+    const appended = [
+      { id: randomUUID(), type: 'Odd', data: { a: 'x\u001fy', b: '\u001f' }, metadata: {} },
+      { id: randomUUID(), type: 'Odd', data: { a: '', c: 'z' }, metadata: {} },
+    ];
+    await store.appendMany([
+      { streamId, expectedRevision: 'no_stream', events: appended },
+      { streamId: `${streamId}-2`, expectedRevision: 'no_stream', events: events(2) },
+    ]);
+    expect((await store.readStream(streamId)).map((e) => e.data)).toEqual(appended.map((e) => e.data));
+  });
+
   it('sends the metadata whole again when a kept header no longer names the stream (TY005)', async () => {
     const streamId = `recreated-${randomUUID()}`;
     await store.appendToStream(streamId, [{ id: randomUUID(), type: 'Opened', data: {}, metadata: header }], { expectedRevision: 'no_stream' });

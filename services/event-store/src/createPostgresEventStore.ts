@@ -84,7 +84,7 @@ interface AppendRow {
 
 /** 022's append_events: the call's columns (see the migration), its markers' hashes in hex, its channel. */
 const APPEND_SQL = `SELECT request_index, last_revision, last_position, idempotent, stream_no, header_keys, header
-  FROM append_events($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::uuid[], $6::integer[], $7::text[], $8::jsonb,
+  FROM append_events($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::uuid[], $6::integer[], $7::text, $8::jsonb,
                      $9::integer[], $10::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($11::text[]) AS h), $12::text)`;
 
 export function createPostgresEventStore(options: PostgresEventStoreOptions): EventStore {
@@ -445,7 +445,10 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
       metadata.push(JSON.stringify(meta));
     }
   }
-  return [streams, expected, counts, streamNos, ids, shapes, bodies, `[${metadata.join(',')}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
+  // Written here rather than by pg's array escaping, element by element: ids are checked UUIDs
+  // and expected revisions keywords or digits, which an array literal takes as they are; bodies
+  // are JSON texts, in which U+001F only ever appears escaped (022 splits them on it).
+  return [streams, `{${expected.join(',')}}`, counts, streamNos, `{${ids.join(',')}}`, shapes, bodies.join('\u001f'), `[${metadata.join(',')}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
 }
 
 function toRecordedEvent(row: EventRow, shape: EventShape | undefined): RecordedEvent {
