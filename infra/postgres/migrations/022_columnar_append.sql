@@ -129,12 +129,21 @@ BEGIN
 
   -- The one lookup of the call's streams: under the lock, so their revisions are current.
   SELECT array_agg(s.stream_no ORDER BY q.i), array_agg(s.last_revision ORDER BY q.i),
-         array_agg(s.last_position ORDER BY q.i), array_agg(s.header ORDER BY q.i),
+         -- Headers only where this call reduces: the others were reduced by the caller.
+         array_agg(s.last_position ORDER BY q.i), array_agg(CASE WHEN q.assumed IS NULL THEN s.header END ORDER BY q.i),
          array_agg(q.assumed IS NULL ORDER BY q.i),
          jsonb_agg(q.i - 1 ORDER BY q.i) FILTER (WHERE q.assumed IS NOT NULL AND q.assumed IS DISTINCT FROM s.stream_no)
   INTO v_nos, v_last_revisions, v_last_positions, v_headers, v_reduce, v_stale
   FROM unnest(p_streams, p_stream_nos) WITH ORDINALITY AS q(stream_id, assumed, i)
-  LEFT JOIN streams AS s ON s.stream_id = q.stream_id;
+  -- A stream the caller names by number is found by it (a bigint key, where a name is compared
+  -- by collation), and must have the request's name: else it is no stream of the request.
+  LEFT JOIN LATERAL (
+    SELECT k.stream_no, k.last_revision, k.last_position, k.header FROM streams AS k
+    WHERE q.assumed IS NOT NULL AND k.stream_no = q.assumed AND k.stream_id = q.stream_id
+    UNION ALL
+    SELECT k.stream_no, k.last_revision, k.last_position, k.header FROM streams AS k
+    WHERE q.assumed IS NULL AND k.stream_id = q.stream_id
+  ) AS s ON true;
   IF v_stale IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'TY005', DETAIL = v_stale::text,
       MESSAGE = 'stream numbers that name no stream of the request: send its metadata unreduced';
