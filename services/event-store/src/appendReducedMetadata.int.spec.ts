@@ -88,7 +88,7 @@ describe('metadata reduced by the PostgreSQL store (migration 022)', () => {
 
   it('keeps a value holding U+001F, the character that joins the bodies of a call', async () => {
     const streamId = `separator-${randomUUID()}`;
-    const appended = [
+    const appended: EventToAppend[] = [
       { id: randomUUID(), type: 'Odd', data: { a: 'x\u001fy', b: '\u001f' }, metadata: {} },
       { id: randomUUID(), type: 'Odd', data: { a: '', c: 'z' }, metadata: {} },
     ];
