@@ -60,6 +60,8 @@ DECLARE
   v_ev_ord integer[];
   v_metadata jsonb[];
   v_absent integer[];
+  v_found_ids uuid[];
+  v_found_nos bigint[];
   v_conflicts jsonb;
   v_foreign jsonb;
   v_write boolean[];
@@ -156,15 +158,17 @@ BEGIN
   CROSS JOIN LATERAL generate_series(1, c.n) AS g(ord);
 
   -- Outcomes, per request: as 018 decided them. The ids already stored are one index scan for
-  -- the whole array; none is the usual case, and then nothing is joined.
-  WITH found AS (
-    SELECT x.event_id, x.stream_no FROM event_log AS x WHERE x.event_id = ANY (p_ids)
-  ), stored AS (
+  -- the whole array; none is the usual case, and then nothing is joined (the gate below keeps
+  -- the join from even hashing the call's ids).
+  SELECT array_agg(x.event_id), array_agg(x.stream_no) INTO v_found_ids, v_found_nos
+  FROM event_log AS x WHERE x.event_id = ANY (p_ids);
+  WITH stored AS (
     SELECT e.r,
            count(*) FILTER (WHERE f.stream_no = v_nos[e.r + 1]) AS n_same,
            jsonb_agg(f.event_id) FILTER (WHERE f.stream_no IS DISTINCT FROM v_nos[e.r + 1]) AS foreign_ids
-    FROM found AS f
+    FROM unnest(v_found_ids, v_found_nos) AS f(event_id, stream_no)
     JOIN unnest(p_ids, v_ev_req) AS e(event_id, r) ON e.event_id = f.event_id
+    WHERE v_found_ids IS NOT NULL
     GROUP BY e.r
   ), checked AS (
     SELECT q.i - 1 AS r, q.stream_id, q.expected, q.n, v_last_revisions[q.i] AS last_revision, st.foreign_ids,
