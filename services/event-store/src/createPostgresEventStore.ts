@@ -15,6 +15,7 @@ import type {
 } from './eventStore';
 import { decodePayload, encodePayload, toEventShape, type EventShape } from './eventPayloadCodec';
 import { groupStreamsByEvents } from './groupStreamsByEvents';
+import { reduceMetadata, StreamHeaders } from './streamHeaders';
 import { startSubscription } from './startSubscription';
 import { createSubscriptionRegistry } from './subscriptionRegistry';
 import { translateError } from './translateError';
@@ -29,6 +30,8 @@ interface PostgresEventStoreOptions {
   readonly pollIntervalMs?: number;
   readonly retryInitialDelayMs?: number;
   readonly retryMaxDelayMs?: number;
+  /** Stream headers kept for reducing metadata before an append (see streamHeaders.ts); 0 keeps none. */
+  readonly maxStreamHeaders?: number;
 }
 
 /** The pool, or one client holding a transaction. */
@@ -36,6 +39,8 @@ type Queryable = Pick<Pool, 'query'>;
 
 export const DEFAULT_NOTIFY_CHANNEL = 'tally_event_store';
 const DEFAULT_MAX_PAGE_EVENTS = 10_000;
+/** About half a kilobyte each: 20,000 balances' headers in some 10 MB of a consumer's heap. */
+const DEFAULT_MAX_STREAM_HEADERS = 20_000;
 
 /**
  * The compact ledger (migrations 017, 018): `event_log` rows with the stream's name from
@@ -71,7 +76,16 @@ interface AppendRow {
   last_revision: string;
   last_position: string;
   idempotent: boolean;
+  stream_no: string;
+  /** The stream's header and its keys in jsonb's order, when the call reduced the request's metadata itself. */
+  header_keys: string[] | null;
+  header: JsonObject | null;
 }
+
+/** 022's append_events: the call's columns (see the migration), its markers' hashes in hex, its channel. */
+const APPEND_SQL = `SELECT request_index, last_revision, last_position, idempotent, stream_no, header_keys, header
+  FROM append_events($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::uuid[], $6::integer[], $7::text, $8::jsonb,
+                     $9::integer[], $10::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($11::text[]) AS h), $12::text)`;
 
 export function createPostgresEventStore(options: PostgresEventStoreOptions): EventStore {
   const { pool } = options;
@@ -93,6 +107,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     } catch (error) {
       const { code, detail } = error as { code?: unknown; detail?: unknown };
       if (code === 'TY004' && typeof detail === 'string') throw new MarkerAlreadyRecordedHashes(JSON.parse(detail) as string[]);
+      if (code === 'TY005' && typeof detail === 'string') throw new StaleStreamHeaders(JSON.parse(detail) as number[]);
       throw translateError(error);
     }
   };
@@ -118,44 +133,56 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     return rows.map((row) => toRecordedEvent(row, shapes.get(row.shape_no)));
   };
 
-  const appendOn = async (on: Queryable, requests: readonly AppendRequest[], markers: readonly string[] = []): Promise<AppendResult[]> => {
+  const headers = new StreamHeaders(options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS);
+
+  /**
+   * One call of append_events. `reduce`: the metadata of streams whose headers are kept is
+   * reduced here (the pool's calls); not inside appendExclusively's transaction, where a TY005
+   * could not be answered by sending again.
+   */
+  const appendOn = async (
+    on: Queryable,
+    requests: readonly AppendRequest[],
+    markers: readonly string[] = [],
+    reduce = false,
+  ): Promise<AppendResult[]> => {
     if (requests.length === 0 && markers.length === 0) return [];
     const payload = validateAppendRequests(requests);
-    const { encoded, shapesJson } = encodeAppendPayload(payload);
+    const hashes = markerHashes(markers);
     const started = process.hrtime.bigint();
     const notifyChannel = options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL;
-    let rows: AppendRow[];
-    if (markers.length === 0) {
-      rows = await queryOn<AppendRow>(
-        on,
-        'tally_es_append',
-        'SELECT request_index, last_revision, last_position, idempotent FROM append_events($1::jsonb, $2::jsonb, $3::text)',
-        [JSON.stringify(encoded), shapesJson, notifyChannel],
-      );
-    } else {
-      // Markers and events in one statement, so one transaction (005_append_markers.sql).
-      const hashes = markerHashes(markers);
+    const call = async (useHeaders: boolean): Promise<AppendRow[]> => {
+      const columns = encodeAppendColumns(payload, useHeaders ? headers : undefined);
       try {
-        rows = await queryOn<AppendRow>(
-          on,
-          'tally_es_append_marked',
-          `SELECT request_index, last_revision, last_position, idempotent
-           FROM append_events_marked($1::jsonb, $2::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($3::text[]) AS h), $4::text)`,
-          [JSON.stringify(encoded), shapesJson, [...hashes.keys()], notifyChannel],
-        );
+        return await queryOn<AppendRow>(on, 'tally_es_append_columns', APPEND_SQL, [...columns, [...hashes.keys()], notifyChannel]);
       } catch (error) {
-        if (!(error instanceof MarkerAlreadyRecordedHashes)) throw error;
-        throw new MarkerAlreadyRecordedError(error.hashes.map((hash) => hashes.get(hash)!).filter((marker) => marker !== undefined));
+        if (error instanceof MarkerAlreadyRecordedHashes) {
+          throw new MarkerAlreadyRecordedError(error.hashes.map((hash) => hashes.get(hash)!).filter((marker) => marker !== undefined));
+        }
+        throw error;
       }
+    };
+    let rows: AppendRow[];
+    try {
+      rows = await call(reduce);
+    } catch (error) {
+      if (!(error instanceof StaleStreamHeaders)) throw error;
+      // A kept header whose stream number names no stream of that name (nothing was written):
+      // forgotten, and the call sent again with those requests' metadata whole.
+      for (const index of error.requestIndexes) headers.delete(payload[index]!.streamId);
+      rows = await call(true);
     }
-    const results = rows
-      .sort((a, b) => a.request_index - b.request_index)
-      .map((row) => ({
+    rows.sort((a, b) => a.request_index - b.request_index);
+    const results = rows.map((row) => {
+      const { streamId } = payload[row.request_index]!;
+      if (row.header_keys !== null && row.header !== null) headers.set(streamId, { streamNo: row.stream_no, keys: row.header_keys, header: row.header });
+      return {
         streamId: requests[row.request_index]!.streamId,
         nextExpectedRevision: BigInt(row.last_revision),
         position: BigInt(row.last_position),
         idempotent: row.idempotent,
-      }));
+      };
+    });
     logger.debug(
       {
         streams: requests.length,
@@ -169,7 +196,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   };
 
   const appendMany = (requests: readonly AppendRequest[], appendOptions: AppendManyOptions = {}): Promise<AppendResult[]> =>
-    appendOn(pool, requests, appendOptions.markers);
+    appendOn(pool, requests, appendOptions.markers, true);
 
   const readStreamOn = async (
     on: Queryable,
@@ -364,33 +391,64 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   return store;
 }
 
-/** TY004 from append_events_marked, before its hashes are mapped back to the caller's markers. */
+/** TY004 from append_events, before its hashes are mapped back to the caller's markers. */
 class MarkerAlreadyRecordedHashes extends Error {
   constructor(readonly hashes: readonly string[]) {
     super('append markers already recorded');
   }
 }
 
+/** TY005 from append_events: the requests whose stream numbers name no stream of theirs. */
+class StaleStreamHeaders extends Error {
+  constructor(readonly requestIndexes: readonly number[]) {
+    super('stream numbers that name no stream of the request');
+  }
+}
+
 /**
- * The validated requests as 018's append_events reads them: each event's payload encoded (see
- * eventPayloadCodec), its shape named by its index among the call's distinct shapes.
+ * The validated requests as 022's append_events reads them, one array per column: each event's
+ * payload encoded (see eventPayloadCodec), its shape named by its index among the call's
+ * distinct shapes; its metadata reduced against its stream's header when `headers` keeps it
+ * (p_stream_nos then names the stream), else whole.
  */
-function encodeAppendPayload(payload: readonly AppendPayload[]): { encoded: unknown[]; shapesJson: string } {
+function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamHeaders | undefined): unknown[] {
   const shapeIndexes = new Map<string, number>();
-  const encoded = payload.map((request) => ({
-    streamId: request.streamId,
-    expectedRevision: request.expectedRevision,
-    events: request.events.map((event) => {
+  const streams: string[] = [];
+  const expected: string[] = [];
+  const counts: number[] = [];
+  const streamNos: (string | null)[] = [];
+  const ids: string[] = [];
+  const shapes: number[] = [];
+  const bodies: string[] = [];
+  const absents: (number | null)[] = [];
+  const metadata: string[] = [];
+  for (const request of payload) {
+    const header = headers?.get(request.streamId);
+    streams.push(request.streamId);
+    expected.push(request.expectedRevision);
+    counts.push(request.events.length);
+    streamNos.push(header?.streamNo ?? null);
+    for (const event of request.events) {
       const { shapeKey, body } = encodePayload(event.type, event.data);
       let shape = shapeIndexes.get(shapeKey);
       if (shape === undefined) {
         shape = shapeIndexes.size;
         shapeIndexes.set(shapeKey, shape);
       }
-      return { id: event.id, shape, body, metadata: event.metadata };
-    }),
-  }));
-  return { encoded, shapesJson: `[${[...shapeIndexes.keys()].join(',')}]` };
+      ids.push(event.id);
+      shapes.push(shape);
+      bodies.push(body);
+      let meta: JsonObject | null = event.metadata;
+      let absent: number | null = null;
+      if (header !== undefined) ({ meta, absent } = reduceMetadata(event.metadata, header));
+      absents.push(absent);
+      metadata.push(JSON.stringify(meta));
+    }
+  }
+  // Written here rather than by pg's array escaping, element by element: ids are checked UUIDs
+  // and expected revisions keywords or digits, which an array literal takes as they are; bodies
+  // are JSON texts, in which U+001F only ever appears escaped (022 splits them on it).
+  return [streams, `{${expected.join(',')}}`, counts, streamNos, `{${ids.join(',')}}`, shapes, bodies.join('\u001f'), `[${metadata.join(',')}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
 }
 
 function toRecordedEvent(row: EventRow, shape: EventShape | undefined): RecordedEvent {

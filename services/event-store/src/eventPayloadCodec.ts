@@ -30,71 +30,159 @@ interface EncodedPayload {
   readonly body: string;
 }
 
-const COMPACT_DECIMAL = /^-?(?:0|[1-9]\d*)(?:\.\d{0,5}[1-9])?$/;
-const ISO_MILLIS = /^[1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+// The encoder runs for every appended event (the metering consumer's hot path): the checks
+// below are written as single passes over the characters, with no regular expression, no Date
+// round trip and no shape objects built only to be stringified. Their definitions (the same
+// as 017's SQL, es_is_compact_decimal and es_iso_millis) are the regular expressions the unit
+// spec checks them against.
 
+const DIGIT_0 = 48;
+const DIGIT_9 = 57;
+const isDigit = (code: number): boolean => code >= DIGIT_0 && code <= DIGIT_9;
+
+/** ^-?(0|[1-9][0-9]*)(\.[0-9]{0,5}[1-9])?$, not "-0", at most 15 digits. */
 function isCompactDecimal(text: string): boolean {
-  if (!COMPACT_DECIMAL.test(text) || text === '-0') return false;
-  let digits = 0;
-  for (let i = 0; i < text.length; i += 1) {
-    const code = text.charCodeAt(i);
-    if (code >= 48 && code <= 57) digits += 1;
+  const length = text.length;
+  let i = text.charCodeAt(0) === 45 /* - */ ? 1 : 0;
+  if (i >= length) return false;
+  const first = text.charCodeAt(i);
+  if (!isDigit(first)) return false;
+  let digits = 1;
+  i += 1;
+  if (first !== DIGIT_0) {
+    while (i < length && isDigit(text.charCodeAt(i))) {
+      i += 1;
+      digits += 1;
+    }
+  } else if (i === length && length === 2) {
+    return false; // "-0"
   }
+  if (i < length) {
+    if (text.charCodeAt(i) !== 46 /* . */) return false;
+    const fractionStart = i + 1;
+    const fraction = length - fractionStart;
+    if (fraction < 1 || fraction > 6) return false;
+    for (let j = fractionStart; j < length; j += 1) if (!isDigit(text.charCodeAt(j))) return false;
+    if (text.charCodeAt(length - 1) === DIGIT_0) return false;
+    digits += fraction;
+  }
+  // At most 15 digits spell back exactly; the check costs little and keeps the rule's promise.
   return digits <= 15 && String(Number(text)) === text;
 }
 
+/** The number written by the digits of text from `from` to `to` (all digits: checked before). */
+function digitsAt(text: string, from: number, to: number): number {
+  let value = 0;
+  for (let i = from; i < to; i += 1) value = value * 10 + (text.charCodeAt(i) - DIGIT_0);
+  return value;
+}
+
+const daysInMonth = (year: number, month: number): number =>
+  month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+
+/**
+ * Epoch milliseconds of a time as toISOString() writes it, years 1000 to 9999, or undefined:
+ * ^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$ and a
+ * day its month has (02-30 is not a time).
+ */
 function isoMillis(text: string): number | undefined {
-  if (text.length !== 24 || !ISO_MILLIS.test(text)) return undefined;
-  const millis = Date.parse(text);
-  // Rejects what Date.parse normalises (02-30 would become 03-02).
-  return Number.isNaN(millis) || new Date(millis).toISOString() !== text ? undefined : millis;
+  if (text.length !== 24 || text.charCodeAt(23) !== 90 /* Z */ || text.charCodeAt(10) !== 84 /* T */) return undefined;
+  for (let i = 0; i < 23; i += 1) {
+    const code = text.charCodeAt(i);
+    // YYYY-MM-DDTHH:MM:SS.mmm: a fixed character at 4, 7, 10, 13, 16 and 19, digits elsewhere.
+    if (i === 4 || i === 7) {
+      if (code !== 45 /* - */) return undefined;
+    } else if (i === 13 || i === 16) {
+      if (code !== 58 /* : */) return undefined;
+    } else if (i === 19) {
+      if (code !== 46 /* . */) return undefined;
+    } else if (i !== 10 && !isDigit(code)) {
+      return undefined;
+    }
+  }
+  const year = digitsAt(text, 0, 4);
+  const month = digitsAt(text, 5, 7);
+  const day = digitsAt(text, 8, 10);
+  const hour = digitsAt(text, 11, 13);
+  const minute = digitsAt(text, 14, 16);
+  const second = digitsAt(text, 17, 19);
+  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, digitsAt(text, 20, 23));
 }
 
 const isPlainObject = (value: JsonValue | undefined): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** The body's values so far, and its first time (the base of the later ones). */
+/** The body's values so far (joined by commas as they come), and its first time (the base of the later ones). */
 interface Packing {
-  readonly parts: string[];
+  body: string;
+  values: number;
   base: number | undefined;
 }
 
-function packObject(object: JsonObject, packing: Packing): ObjectShape {
-  const { parts } = packing;
-  const shape: (readonly [string, ValueKind | ObjectShape])[] = [];
+/** JSON of each key met, by key: a payload's keys are few and repeat in every event. */
+const keyJson = new Map<string, string>();
+const MAX_KEY_JSON = 10_000;
+function jsonOfKey(key: string): string {
+  let json = keyJson.get(key);
+  if (json === undefined) {
+    json = JSON.stringify(key);
+    if (keyJson.size >= MAX_KEY_JSON) keyJson.clear();
+    keyJson.set(key, json);
+  }
+  return json;
+}
+
+const addValue = (packing: Packing, text: string): void => {
+  packing.body = packing.values === 0 ? text : `${packing.body},${text}`;
+  packing.values += 1;
+};
+
+/**
+ * The object's values added to the body, and its shape's JSON: written as JSON.stringify would
+ * write the ObjectShape ([[key, kind], ...]), so that the key under which a store registers a
+ * shape is unchanged.
+ */
+function packObject(object: JsonObject, packing: Packing): string {
+  let shape = '[';
+  let first = true;
   for (const key of Object.keys(object)) {
     const value = object[key];
     if (value === undefined) continue; // as JSON.stringify drops it
+    let kind: string;
     if (isPlainObject(value)) {
-      shape.push([key, packObject(value, packing)]);
+      kind = packObject(value, packing);
     } else if (value === null) {
-      shape.push([key, 'z']);
+      kind = '"z"';
     } else if (typeof value === 'string' && isCompactDecimal(value)) {
-      shape.push([key, 'n']);
-      parts.push(value);
+      kind = '"n"';
+      addValue(packing, value);
     } else {
       const millis = typeof value === 'string' ? isoMillis(value) : undefined;
       if (millis !== undefined) {
-        shape.push([key, 't']);
+        kind = '"t"';
         if (packing.base === undefined) {
           packing.base = millis;
-          parts.push(String(millis));
+          addValue(packing, String(millis));
         } else {
-          parts.push(String(millis - packing.base));
+          addValue(packing, String(millis - packing.base));
         }
       } else {
-        shape.push([key, 'v']);
-        parts.push(JSON.stringify(value));
+        kind = '"v"';
+        addValue(packing, JSON.stringify(value));
       }
     }
+    shape = `${shape}${first ? '' : ','}[${jsonOfKey(key)},${kind}]`;
+    first = false;
   }
-  return shape;
+  return `${shape}]`;
 }
 
 export function encodePayload(type: string, data: JsonObject): EncodedPayload {
-  const packing: Packing = { parts: [], base: undefined };
-  const shape: EventShape = [type, packObject(data, packing)];
-  return { shapeKey: JSON.stringify(shape), body: `[${packing.parts.join(',')}]` };
+  const packing: Packing = { body: '', values: 0, base: undefined };
+  const objectShape = packObject(data, packing);
+  return { shapeKey: `[${JSON.stringify(type)},${objectShape}]`, body: `[${packing.body}]` };
 }
 
 function unpackObject(shape: ObjectShape, values: readonly JsonValue[], at: { index: number; base: number | undefined }): JsonObject {

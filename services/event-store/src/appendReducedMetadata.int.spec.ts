@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import pino from 'pino';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createPostgresEventStore } from './createPostgresEventStore';
+import type { EventStore, EventToAppend, JsonObject } from './eventStore';
+
+jest.setTimeout(60_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+
+// Keys jsonb orders otherwise than a JavaScript object does (integer-like ones, by length), a
+// number a double cannot hold, a nested value, "__proto__": the edges of the mask and the diff.
+const header = JSON.parse(
+  '{"schemaVersion": 2, "10": "ten", "2": "two", "balanceId": "bal-1", "big": 12345678901234567890, "ratio": 2.5, "nested": {"x": [1, 2]}, "causationId": "open", "__proto__": "p", "1234567": "seven digits"}',
+) as JsonObject;
+const { causationId: _causation, ...withoutCausation } = header;
+const { ratio: _ratio, ...withoutRatio } = header;
+const metadatas: JsonObject[] = [
+  withoutCausation,
+  header,
+  { ...header, 2: 'changed', extra: 'new' },
+  {},
+  { ...withoutCausation, 10: null },
+  withoutRatio,
+  JSON.parse('{"__proto__": "other", "big": 12345678901234567890, "ratio": 2.5}') as JsonObject,
+];
+
+const events = (count: number, type = 'Charged'): EventToAppend[] =>
+  Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type, data: { n: String(i) }, metadata: metadatas[i % metadatas.length]! }));
+
+/**
+ * 022: the store reduces an event's metadata against its stream's header itself once it has
+ * been given the header, and the rows read back as appended, through Node's decoding and SQL's.
+ */
+describe('metadata reduced by the PostgreSQL store (migration 022)', () => {
+  let db: TestSchema;
+  let store: EventStore;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'es_reduced_meta' });
+    store = createPostgresEventStore({ pool: db.pool, logger });
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await db.drop();
+  });
+
+  const stored = async (streamId: string) =>
+    (
+      await db.pool.query<{ revision: string; metadata: JsonObject; meta: JsonObject | null; absent: number | null; sql_absent: number | null }>(
+        `SELECT e.revision, v.metadata, e.meta, e.meta_absent AS absent, es_meta_absent(s.header, v.metadata) AS sql_absent
+         FROM event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no JOIN events AS v ON v.event_id = e.event_id
+         WHERE s.stream_id = $1 ORDER BY e.revision`,
+        [streamId],
+      )
+    ).rows;
+
+  it('reads back, through a fresh store and the events view, what it reduced', async () => {
+    const streamId = `reduced-${randomUUID()}`;
+    const opening = { id: randomUUID(), type: 'Opened', data: {}, metadata: header };
+    // The first append reduces in SQL and hands the header back; the later ones reduce in Node.
+    await store.appendToStream(streamId, [opening], { expectedRevision: 'no_stream' });
+    const first = events(7);
+    const second = events(7, 'Again');
+    await store.appendMany([{ streamId, expectedRevision: 0n, events: first }]);
+    await store.appendMany([{ streamId, expectedRevision: 7n, events: second }]);
+    const appended = [opening, ...first, ...second];
+
+    const fresh = createPostgresEventStore({ pool: db.pool, logger });
+    try {
+      for (const reader of [store, fresh]) {
+        expect((await reader.readStream(streamId)).map((e) => ({ id: e.id, metadata: e.metadata }))).toEqual(
+          appended.map((e) => ({ id: e.id, metadata: JSON.parse(JSON.stringify(e.metadata)) as JsonObject })),
+        );
+      }
+    } finally {
+      await fresh.close();
+    }
+    const rows = await stored(streamId);
+    expect(rows.map((row) => row.metadata)).toEqual(appended.map((e) => JSON.parse(JSON.stringify(e.metadata)) as JsonObject));
+    // The mask is SQL's, bit for bit (jsonb's key order, not JavaScript's).
+    expect(rows.map((row) => row.absent)).toEqual(rows.map((row) => row.sql_absent));
+    // Node's reduction keeps what it cannot be sure is equal (a number not a safe integer, a
+    // nested value) where SQL's drops it: so the appends after the first were reduced in Node.
+    expect(rows[1]!.meta).toEqual({ big: Number('12345678901234567890'), ratio: 2.5, nested: { x: [1, 2] } });
+  });
+
+  it('keeps a value holding U+001F, the character that joins the bodies of a call', async () => {
+    const streamId = `separator-${randomUUID()}`;
+    const appended: EventToAppend[] = [
+      { id: randomUUID(), type: 'Odd', data: { a: 'x\u001fy', b: '\u001f' }, metadata: {} },
+      { id: randomUUID(), type: 'Odd', data: { a: '', c: 'z' }, metadata: {} },
+    ];
+    await store.appendMany([
+      { streamId, expectedRevision: 'no_stream', events: appended },
+      { streamId: `${streamId}-2`, expectedRevision: 'no_stream', events: events(2) },
+    ]);
+    expect((await store.readStream(streamId)).map((e) => e.data)).toEqual(appended.map((e) => e.data));
+  });
+
+  it('sends the metadata whole again when a kept header no longer names the stream (TY005)', async () => {
+    const streamId = `recreated-${randomUUID()}`;
+    await store.appendToStream(streamId, [{ id: randomUUID(), type: 'Opened', data: {}, metadata: header }], { expectedRevision: 'no_stream' });
+    await store.appendMany([{ streamId, expectedRevision: 0n, events: events(2) }]);
+    // The stream made again under another number with another header, behind the store's back.
+    await db.pool.query('DELETE FROM event_log WHERE stream_no = (SELECT stream_no FROM streams WHERE stream_id = $1)', [streamId]);
+    await db.pool.query('DELETE FROM streams WHERE stream_id = $1', [streamId]);
+    const other = createPostgresEventStore({ pool: db.pool, logger });
+    const reopened = { id: randomUUID(), type: 'Opened', data: {}, metadata: { causationId: 'again', 2: 'two' } };
+    try {
+      await other.appendToStream(streamId, [reopened], { expectedRevision: 'no_stream' });
+    } finally {
+      await other.close();
+    }
+
+    const later = events(6);
+    const [result] = await store.appendMany([{ streamId, expectedRevision: 0n, events: later }]);
+    expect(result!.nextExpectedRevision).toBe(6n);
+    const read = await store.readStream(streamId);
+    expect(read.map((e) => e.metadata)).toEqual([reopened, ...later].map((e) => JSON.parse(JSON.stringify(e.metadata)) as JsonObject));
+    const rows = await stored(streamId);
+    expect(rows.map((row) => row.absent)).toEqual(rows.map((row) => row.sql_absent));
+  });
+});
