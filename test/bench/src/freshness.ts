@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { createBalanceReadModel, type BalanceReadModel } from '@tally/projections';
@@ -6,6 +8,7 @@ import { balanceStreamId } from '@tally/domain';
 import { Partitioners, type Message } from 'kafkajs';
 import type { BenchRun } from './benchRun';
 import { ensureProjected } from './ensureProjected';
+import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { summariseLatencies, type LatencySummary } from './percentiles';
 import { formatCount, progress } from './progress';
@@ -35,6 +38,10 @@ export interface FreshnessResult {
   readonly peakRssBytes: number;
   /** With --freshness-stages: where the tracked events' time went (freshnessStages.ts). */
   readonly stages?: StageBreakdown;
+  /** CPU seconds (user + system) the consumer+projector process used per second of publishing: 1 is a whole core. */
+  readonly cpuShare?: number;
+  /** With --freshness-stages: the process's log lines, written beside the results. */
+  readonly logFile?: string;
 }
 
 /**
@@ -188,6 +195,8 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   })();
 
   let published = 0;
+  let cpuShare: number | undefined;
+  const cpuBefore = cpuSeconds(tally.pid);
   const started = performance.now();
   try {
     for (;;) {
@@ -227,6 +236,8 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
       }
       await delay(5);
     }
+    const cpuAfter = cpuSeconds(tally.pid);
+    if (cpuBefore !== undefined && cpuAfter !== undefined) cpuShare = (cpuAfter - cpuBefore) / ((performance.now() - started) / 1000);
     progress(`freshness: published ${formatCount(published)} events; waiting for the tracked snapshots`);
     publishing = false;
     await Promise.race([poller, delay(GRACE_MS)]);
@@ -243,6 +254,8 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
   await tally.kill('SIGTERM');
   const stages = staged ? await stagesOf(run, tracked, queues, deliveredAt, tally.lines) : undefined;
+  const logFile = staged ? path.join(BENCH_RESULTS_DIR, `${run.id}-freshness.log`) : undefined;
+  if (logFile !== undefined) writeFileSync(logFile, `${tally.lines.join('\n')}\n`);
   return {
     rate,
     durationSeconds,
@@ -255,7 +268,21 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
     pollIntervalMs: POLL_INTERVAL_MS,
     peakRssBytes,
     ...(stages !== undefined ? { stages } : {}),
+    ...(cpuShare !== undefined ? { cpuShare } : {}),
+    ...(logFile !== undefined ? { logFile } : {}),
   };
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc; undefined elsewhere). */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    // The fields after the command name (which may hold spaces, hence the last ')'): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Each tracked event's ledger position and recorded_at, matched with the logged chunks and batches. */

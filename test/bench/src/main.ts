@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   if (derived.length > 0) process.stdout.write(`\n${derived.map((line) => `- ${line}`).join('\n')}\n`);
   if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
   if (results.freshness?.stages !== undefined) process.stdout.write(`\n${formatStages(results.freshness.stages).join('\n')}\n`);
+  if (results.freshness?.cpuShare !== undefined) process.stdout.write(`freshness: the consumer+projector process used ${results.freshness.cpuShare.toFixed(2)} CPU seconds per second while publishing\n`);
   for (const [what, profile] of [
     ['consumer', results.metering?.profile],
     ['API', results.lookups?.profile],
