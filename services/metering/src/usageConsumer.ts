@@ -417,16 +417,18 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   function logDetails(partition: number, decoded: readonly Decoded[], skips: readonly UsageSkip[], matched: readonly UsageCharge[]): void {
+    // One line per usage event: trace, below the per-chunk debug lines (a consumer at debug
+    // level would otherwise print thousands of these a second around each of those).
     for (const skip of skips) {
       const { usage, message } = decoded[skip.index]!;
-      logger.debug(
+      logger.trace(
         { customerId: usage.customerId, balanceId: skip.balanceId, usageEventId: usage.id, partition, offset: message.offset, reason: skip.reason },
         'usage skipped',
       );
     }
     for (const charge of matched) {
       const { usage, message } = decoded[charge.index]!;
-      logger.debug(
+      logger.trace(
         { customerId: usage.customerId, balanceId: charge.balance.balanceId, usageEventId: usage.id, partition, offset: message.offset, credits: String(charge.credits) },
         'usage charged',
       );
