@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import type { Redis } from 'ioredis';
@@ -127,9 +128,11 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
   async function apply(events: readonly RecordedEvent[], signal: AbortSignal): Promise<void | { restart: string }> {
     const last = events[events.length - 1];
     if (generation === undefined || last === undefined) return;
+    const received = performance.now();
     const target = { eventStore, store, logger, generation, mode: 'live' as const, written: written ?? 0n, ...(cache !== undefined ? { cache } : {}) };
     // A failed fold is retried by the processor.
     const prepared = await prepareLedgerBatch(target, events);
+    const preparedAt = performance.now();
     // A failed write is retried here, with the same snapshots: folding the batch again would find
     // it already in the cache and write nothing but the checkpoint.
     const outcome =
@@ -139,6 +142,18 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
       return { restart: reason };
     }
     written = last.position;
+    // When each batch became visible to readers (the freshness bench reads these lines' times).
+    logger.debug(
+      {
+        first: events[0]!.position.toString(),
+        last: last.position.toString(),
+        events: events.length,
+        balances: typeof prepared === 'string' ? 0 : prepared.snapshots.length,
+        preparedMs: Math.round((preparedAt - received) * 10) / 10,
+        durationMs: Math.round((performance.now() - received) * 10) / 10,
+      },
+      'batch projected',
+    );
   }
 
   async function dropGeneration(abandoned: string): Promise<void> {

@@ -43,6 +43,11 @@ export interface BenchOptions {
   /** `--consumer-default-heap`: neither limit, Node's own defaults (the consumer as it ran before they were set). */
   readonly consumerDefaultHeap: boolean;
   /**
+   * `--freshness-stages`: the freshness measurement's Tally process logs at debug level, and the
+   * bench splits each tracked event's latency into stages by those lines' times (freshnessStages.ts).
+   */
+  readonly freshnessStages: boolean;
+  /**
    * `--growth`: Tally's metering rate at `large` customers against `small` (not in the default
    * run); `history`: events of history copied over the `large` balances before both are metered.
    */
@@ -78,6 +83,9 @@ export const USAGE = `usage: npm run bench [-- options]
   --growth-customers A,B  the growth run's two sizes instead (implies --growth)
   --growth-history N  first copy N usage events of history over the growth run's larger set of
                     balances, straight into the ledger (implies --growth; e.g. 10000000)
+  --freshness-stages  split the freshness latency into stages (Kafka to the consumer, metering,
+                    append, projector wake-up and read, Redis write, the bench's poll) from the
+                    Tally process's debug log lines
   --tally-main PATH   the main job to run (default this checkout's services/tally/dist/main.js),
                     e.g. another checkout's build for a before/after pair`;
 
@@ -113,6 +121,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let consumerMaxSemiSpaceMib: number | undefined;
   let oneBalance = false;
   let consumerDefaultHeap = false;
+  let freshnessStages = false;
   let history = 1_000_000;
   let topUps = 100;
   let topUpTimeoutSeconds = 120;
@@ -163,6 +172,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--consumer-default-heap':
         consumerDefaultHeap = true;
         break;
+      case '--freshness-stages':
+        freshnessStages = true;
+        break;
       case '--one-balance':
         oneBalance = true;
         break;
@@ -197,5 +209,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, oneBalance, consumerDefaultHeap, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, oneBalance, consumerDefaultHeap, freshnessStages, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
 }

@@ -1,16 +1,22 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { createBalanceReadModel, type BalanceReadModel } from '@tally/projections';
 import { waitFor, type TallyProcess } from '@tally/test-support';
+import { balanceStreamId } from '@tally/domain';
+import { CONSUMPTION_PROJECTION } from '@tally/ledger';
 import { Partitioners, type Message } from 'kafkajs';
 import type { BenchRun } from './benchRun';
 import { ensureProjected } from './ensureProjected';
+import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { summariseLatencies, type LatencySummary } from './percentiles';
 import { formatCount, progress } from './progress';
 import { balanceIdOf } from './benchBalances';
-import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
-import { benchUsageRecord, createTopic, registerUsageSchema, usageMessage } from './usageTopic';
+import { activeGeneration, balanceSnapshotKey, checkpointKey } from './snapshotKeys';
+import { benchUsageRecord, createTopic, registerUsageSchema, usageMessage, USAGE_PARTITIONS } from './usageTopic';
+import { consumerChunks, freshnessStages, projectedBatches, type StageBreakdown, type TrackedEvent } from './freshnessStages';
 
 export interface FreshnessResult {
   readonly rate: number;
@@ -31,20 +37,39 @@ export interface FreshnessResult {
   readonly pollIntervalMs: number;
   /** Peak resident memory (VmHWM) of the consumer+projector process. */
   readonly peakRssBytes: number;
+  /** With --freshness-stages: where the tracked events' time went (freshnessStages.ts). */
+  readonly stages?: StageBreakdown;
+  /** CPU seconds (user + system) the consumer+projector process used per second of publishing: 1 is a whole core. */
+  readonly cpuShare?: number;
+  /** With --freshness-stages: the process's log lines, written beside the results. */
+  readonly logFile?: string;
 }
 
 /**
- * Few enough that reading them every POLL_INTERVAL_MS (2,500 HGETs a second, one pipeline per
- * poll) takes little of a Redis that the projector writes to and redis-benchmark measures at
- * only some 15,000 commands a second on this busy machine.
+ * Few enough that reading them each time the projection's checkpoint moves (one pipeline of at
+ * most 50 HGETs per projector batch) takes little of a Redis that the projector writes to and
+ * redis-benchmark measures at only some 15,000 commands a second on this busy machine.
  */
 const TRACKED_BALANCES = 50;
 /** One event in this many goes to a tracked balance. */
 const TRACKED_SHARE = 10;
-const POLL_INTERVAL_MS = 20;
+/**
+ * Between GETs of the generation's checkpoint, which the projector's write script moves with the
+ * snapshots, atomically: the tracked hashes are read only when it moved. So an event is seen at
+ * most this plus two round trips after its batch is written (with the 20 ms poll of every hash
+ * before 2026-11-30, up to 20 ms plus one, which the bench counted as Tally's).
+ */
+const POLL_INTERVAL_MS = 2;
 const GRACE_MS = 60_000;
 
-/** Waits until the process has committed the whole topic and projected everything it appended. */
+/**
+ * Waits until the process has committed the whole topic and projected everything it appended:
+ * into the balance snapshots, and into the consumption buckets, which the projector role keeps
+ * too (createConsumptionProjector). The process's consumption projection starts where the
+ * schema's checkpoint stands, which after the full run's metering (a consumer-only process) is 0
+ * with two million ledger events to go; measured while it caught up, that backlog's reads and
+ * writes were the freshness (docs/benchmarks.md). Lag 0 of every subscriber before measuring.
+ */
 async function waitUntilSettled(run: BenchRun, readModel: BalanceReadModel, topic: string, groupId: string, tally: TallyProcess): Promise<void> {
   let exitedWith: number | string | undefined;
   void tally.exited().then((code) => (exitedWith = code));
@@ -57,12 +82,29 @@ async function waitUntilSettled(run: BenchRun, readModel: BalanceReadModel, topi
   });
   const head = await run.eventStore.headPosition();
   await waitFor(async () => (await readModel.checkpoint()) >= head, { description: 'the projector to reach the head of the ledger', timeoutMs: 10 * 60_000, intervalMs: 100 });
+  let reported = 0;
+  await waitFor(
+    async () => {
+      const { rows } = await run.pool.query<{ position: string }>('SELECT position FROM subscription_checkpoints WHERE name = $1', [CONSUMPTION_PROJECTION]);
+      const position = BigInt(rows[0]?.position ?? '0');
+      if (position < head && Date.now() - reported >= 10_000) {
+        reported = Date.now();
+        progress(`freshness: the consumption projection is at ${formatCount(Number(position))} of ${formatCount(Number(head))}`);
+      }
+      return position >= head;
+    },
+    { description: 'the consumption projection to reach the head of the ledger', timeoutMs: 60 * 60_000, intervalMs: 200 },
+  );
 }
 
 interface Expectation {
   /** The snapshot reflects the event once its stream revision reaches this. */
   readonly revision: bigint;
   readonly publishedAt: number;
+  /** Where the send put it: the partition by the producer's own partitioner, the offset from the send's reply. */
+  partition?: number;
+  offset?: bigint;
+  seenAt?: number;
 }
 
 /**
@@ -70,7 +112,7 @@ interface Expectation {
  * the projector, and measures how long each takes to show in Redis. Each usage event is exactly one
  * ledger event on its balance (see BENCH_PRODUCT), so the k-th event published for a tracked
  * balance is reflected once the snapshot's revision is k past where it started. The tracked
- * balances' snapshot hashes are read in one pipeline every POLL_INTERVAL_MS.
+ * balances' snapshot hashes are read in one pipeline each time the generation's checkpoint moves.
  */
 export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> {
   const { customers, rate, durationSeconds } = run.options;
@@ -80,7 +122,14 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   const schemaId = await registerUsageSchema(run.registry, topic);
   const readModel = createBalanceReadModel({ redis: run.redis, keyPrefix: run.keyPrefix });
   const groupId = run.group('fresh');
-  const tally = await run.startTally('consumer,projector', { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId });
+  const staged = run.options.freshnessStages;
+  const tally = await run.startTally('consumer,projector', {
+    TALLY_USAGE_TOPIC: topic,
+    TALLY_DLQ_TOPIC: dlq,
+    TALLY_CONSUMER_GROUP: groupId,
+    // The consumer's and the projector's per-batch lines, whose times the stages are made of.
+    ...(staged ? { TALLY_LOG_LEVEL: 'debug' } : {}),
+  });
   const producer = run.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   await producer.connect();
   const settle = () => waitUntilSettled(run, readModel, topic, groupId, tally);
@@ -103,29 +152,51 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   const tracked = Array.from({ length: Math.min(TRACKED_BALANCES, customers) }, (_, index) => index * step);
   // No replay runs meanwhile, so the generation stays the active one throughout.
   const generation = await activeGeneration(run.redis, run.keyPrefix);
-  const queues = new Map<number, { key: string; next: bigint; pending: Expectation[] }>();
+  const queues = new Map<number, { key: string; next: bigint; pending: Expectation[]; all: Expectation[] }>();
   for (const customer of tracked) {
     const snapshot = await readModel.getBalance(balanceIdOf(customer));
     if (snapshot === undefined) throw new Error(`no snapshot of ${balanceIdOf(customer)} to start from`);
-    queues.set(customer, { key: balanceSnapshotKey(run.keyPrefix, generation, balanceIdOf(customer)), next: BigInt(snapshot.revision) + 1n, pending: [] });
+    queues.set(customer, { key: balanceSnapshotKey(run.keyPrefix, generation, balanceIdOf(customer)), next: BigInt(snapshot.revision) + 1n, pending: [], all: [] });
   }
 
   // The floor: the same messages, received by a consumer that does nothing else. It joins after
   // the warm-up and starts at the end, so it sees only the measured messages.
   const deliveries: number[] = [];
+  /** `partition:offset` → when the floor received it, kept only for the stages. */
+  const deliveredAt = new Map<string, number>();
   const floor = run.kafka.consumer({ groupId: run.group('fresh_floor'), allowAutoTopicCreation: false });
   await floor.connect();
   await floor.subscribe({ topic, fromBeginning: false });
-  await floor.run({ eachMessage: async ({ message }) => void deliveries.push(Date.now() - Number(message.timestamp)) });
+  await floor.run({
+    eachMessage: async ({ partition, message }) => {
+      const now = Date.now();
+      deliveries.push(now - Number(message.timestamp));
+      if (staged) deliveredAt.set(`${partition}:${message.offset}`, now);
+    },
+  });
+  // The producer's partitioner (murmur2 on the key) applied to the bench's own topic, whose partitions all have leaders.
+  const partitionOf = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: USAGE_PARTITIONS }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
 
   progress(`freshness: ${formatCount(rate)} events/s for ${durationSeconds} s, ${tracked.length} balances tracked`);
 
   const latencies: number[] = [];
   let publishing = true;
+  const checkpointAt = checkpointKey(run.keyPrefix, generation);
+  let lastCheckpoint: string | null = null;
   const poller = (async () => {
     for (;;) {
+      if (!publishing && [...queues.values()].every((queue) => queue.pending.length === 0)) return;
+      // The hashes hold at least what the checkpoint read before them says: a batch written after
+      // this GET moves the checkpoint again, so no write goes unread. Events published before the
+      // GET are all among those waiting (published after it, their batch moves it again).
+      const checkpoint = await run.redis.get(checkpointAt);
       const waiting = [...queues.values()].filter((queue) => queue.pending.length > 0);
-      if (waiting.length === 0 && !publishing) return;
+      if (checkpoint === lastCheckpoint || waiting.length === 0) {
+        await delay(POLL_INTERVAL_MS);
+        continue;
+      }
+      lastCheckpoint = checkpoint;
       const pipeline = run.redis.pipeline();
       for (const queue of waiting) pipeline.hget(queue.key, 'revision');
       const replies = (await pipeline.exec()) ?? [];
@@ -135,7 +206,9 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
         if (error) throw error;
         const revision = typeof value === 'string' ? BigInt(value) : -1n;
         while (queue.pending[0] !== undefined && queue.pending[0].revision <= revision) {
-          latencies.push(seenAt - queue.pending.shift()!.publishedAt);
+          const seen = queue.pending.shift()!;
+          seen.seenAt = seenAt;
+          latencies.push(seenAt - seen.publishedAt);
         }
       });
       await delay(POLL_INTERVAL_MS);
@@ -143,6 +216,8 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   })();
 
   let published = 0;
+  let cpuShare: number | undefined;
+  const cpuBefore = cpuSeconds(tally.pid);
   const started = performance.now();
   try {
     for (;;) {
@@ -153,20 +228,37 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
         // The usage timestamp is the publish time, and the latency runs from it.
         const publishedAt = Date.now();
         const messages: Message[] = [];
+        const sent: { expectation: Expectation; partition: number; index: number }[] = [];
+        const perPartition = new Map<number, number>();
         for (let sequence = published; sequence < published + due; sequence += 1) {
           const customer = sequence % TRACKED_SHARE === 0 ? tracked[(sequence / TRACKED_SHARE) % tracked.length]! : (sequence * 7919) % customers;
+          const message = await usageMessage(run.registry, schemaId, benchUsageRecord(`${run.id}-fresh-${sequence}`, customer, sequence, publishedAt));
+          // kafkajs sends each partition's messages in the order given, from the offset its reply names.
+          const partition = partitionOf({ topic, partitionMetadata, message });
+          const index = perPartition.get(partition) ?? 0;
+          perPartition.set(partition, index + 1);
           const queue = queues.get(customer);
           if (queue !== undefined) {
-            queue.pending.push({ revision: queue.next, publishedAt });
+            const expectation: Expectation = { revision: queue.next, publishedAt };
+            queue.pending.push(expectation);
+            queue.all.push(expectation);
+            sent.push({ expectation, partition, index });
             queue.next += 1n;
           }
-          messages.push(await usageMessage(run.registry, schemaId, benchUsageRecord(`${run.id}-fresh-${sequence}`, customer, sequence, publishedAt)));
+          messages.push(message);
         }
-        await producer.send({ topic, acks: -1, messages });
+        const replies = await producer.send({ topic, acks: -1, messages });
+        const baseOffsets = new Map(replies.map((reply) => [reply.partition, BigInt(reply.baseOffset ?? '-1')]));
+        for (const { expectation, partition, index } of sent) {
+          const base = baseOffsets.get(partition);
+          if (base !== undefined && base >= 0n) Object.assign(expectation, { partition, offset: base + BigInt(index) });
+        }
         published += due;
       }
       await delay(5);
     }
+    const cpuAfter = cpuSeconds(tally.pid);
+    if (cpuBefore !== undefined && cpuAfter !== undefined) cpuShare = (cpuAfter - cpuBefore) / ((performance.now() - started) / 1000);
     progress(`freshness: published ${formatCount(published)} events; waiting for the tracked snapshots`);
     publishing = false;
     await Promise.race([poller, delay(GRACE_MS)]);
@@ -182,6 +274,9 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   await settle();
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
   await tally.kill('SIGTERM');
+  const stages = staged ? await stagesOf(run, tracked, queues, deliveredAt, tally.lines) : undefined;
+  const logFile = staged ? path.join(BENCH_RESULTS_DIR, `${run.id}-freshness.log`) : undefined;
+  if (logFile !== undefined) writeFileSync(logFile, `${tally.lines.join('\n')}\n`);
   return {
     rate,
     durationSeconds,
@@ -193,5 +288,55 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
     trackedBalances: tracked.length,
     pollIntervalMs: POLL_INTERVAL_MS,
     peakRssBytes,
+    ...(stages !== undefined ? { stages } : {}),
+    ...(cpuShare !== undefined ? { cpuShare } : {}),
+    ...(logFile !== undefined ? { logFile } : {}),
   };
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc; undefined elsewhere). */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    // The fields after the command name (which may hold spaces, hence the last ')'): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Each tracked event's ledger position and recorded_at, matched with the logged chunks and batches. */
+async function stagesOf(
+  run: BenchRun,
+  tracked: readonly number[],
+  queues: ReadonlyMap<number, { all: readonly Expectation[] }>,
+  deliveredAt: ReadonlyMap<string, number>,
+  lines: readonly string[],
+): Promise<StageBreakdown> {
+  const events: TrackedEvent[] = [];
+  for (const customer of tracked) {
+    const all = queues.get(customer)?.all ?? [];
+    if (all.length === 0) continue;
+    const { rows } = await run.pool.query<{ revision: string; position: string; recorded_at: Date }>(
+      `SELECT e.revision, e.position, e.recorded_at FROM event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no
+        WHERE s.stream_id = $1 AND e.revision >= $2`,
+      [balanceStreamId(balanceIdOf(customer)), all[0]!.revision.toString()],
+    );
+    const byRevision = new Map(rows.map((row) => [BigInt(row.revision), row]));
+    for (const expectation of all) {
+      if (expectation.partition === undefined || expectation.offset === undefined) continue;
+      const row = byRevision.get(expectation.revision);
+      const delivered = deliveredAt.get(`${expectation.partition}:${expectation.offset}`);
+      events.push({
+        publishedAt: expectation.publishedAt,
+        partition: expectation.partition,
+        offset: expectation.offset,
+        ...(delivered !== undefined ? { deliveredAt: delivered } : {}),
+        ...(row !== undefined ? { position: BigInt(row.position), recordedAt: row.recorded_at.getTime() } : {}),
+        ...(expectation.seenAt !== undefined ? { seenAt: expectation.seenAt } : {}),
+      });
+    }
+  }
+  return freshnessStages(events, consumerChunks(lines), projectedBatches(lines));
 }

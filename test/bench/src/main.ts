@@ -12,6 +12,7 @@ import { derivedFigures, disturbances, formatResultTable, resultRows, type Bench
 import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
 import { measureFreshness } from './freshness';
+import { formatStages } from './freshnessStages';
 import { appendUsageLedger } from './ledgerWorkload';
 import { measureGrowth } from './meteringGrowth';
 import { BENCH_RESULTS_DIR, measureMeteringThroughput } from './meteringThroughput';
@@ -80,6 +81,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${formatResultTable(rows)}\n`);
   if (derived.length > 0) process.stdout.write(`\n${derived.map((line) => `- ${line}`).join('\n')}\n`);
   if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
+  if (results.freshness?.stages !== undefined) process.stdout.write(`\n${formatStages(results.freshness.stages).join('\n')}\n`);
+  if (results.freshness?.cpuShare !== undefined) process.stdout.write(`freshness: the consumer+projector process used ${results.freshness.cpuShare.toFixed(2)} CPU seconds per second while publishing\n`);
   for (const [what, profile] of [
     ['consumer', results.metering?.profile],
     ['API', results.lookups?.profile],
