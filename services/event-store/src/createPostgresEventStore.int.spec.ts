@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { createTestSchema } from '@tally/test-support';
 import { createPostgresEventStore } from './createPostgresEventStore';
-import type { EventToAppend } from './eventStore';
+import type { EventToAppend, JsonObject } from './eventStore';
 
 /**
  * What PostgreSQL's store does beyond the port (the port's behaviour, and PostgreSQL's contiguous
@@ -46,6 +46,46 @@ describe('PostgreSQL event store on an empty schema', () => {
     try {
       expect(await store.headPosition()).toBe(0n);
       expect(await store.readAll()).toEqual([]);
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+});
+
+describe('PostgreSQL event store metadata', () => {
+  it("rebuilds each event's metadata in Node exactly as 017's es_decode_metadata does in SQL", async () => {
+    const db = await createTestSchema({ prefix: 'es_meta' });
+    const store = createPostgresEventStore({ pool: db.pool, logger });
+    try {
+      const streamId = `balance-${randomUUID()}`;
+      // The first event's metadata is the stream's header; integer-like, non-ASCII and
+      // "__proto__" keys, where an object's own key order differs from jsonb's. As JSON: in a
+      // literal, "__proto__" would set the prototype instead of making a key.
+      const header = '"causationId":"c-1","10":"ten","2":"two","é":"accent","zz":"z","nested":{"a":[1,2]},"__proto__":"proto","n":1.5';
+      const fewer = '"causationId":"c-1","2":"two","é":"accent","nested":{"a":[1,2]},"__proto__":"proto","n":1.5';
+      const metadatas = [
+        `{${header}}`,
+        '{}', // every header key absent
+        `{${header},"causationId":"c-2"}`, // a key differing
+        `{${fewer}}`, // two keys absent, one of them integer-like
+        `{${fewer},"extra":true,"7":null,"b":{"deep":"x"},"n":2}`, // absent, added and differing
+      ];
+      const toAppend = metadatas.map((metadata) => ({ id: randomUUID(), type: 'Tested', data: { at: 1 }, metadata: JSON.parse(metadata) as JsonObject }));
+      await store.appendToStream(streamId, toAppend, { expectedRevision: 'no_stream' });
+      const { rows } = await db.pool.query<{ metadata: string }>('SELECT metadata::text FROM events WHERE stream_id = $1 ORDER BY revision', [streamId]);
+      const inSql = rows.map((row) => JSON.parse(row.metadata) as unknown);
+      expect(inSql).toHaveLength(metadatas.length);
+      const read = [(await store.readAll()).map((e) => e.metadata), (await store.readStream(streamId)).map((e) => e.metadata)];
+      for (const metadata of read) {
+        // Same keys, values and key order as jsonb's text parsed.
+        expect(metadata.map((m) => JSON.stringify(m))).toEqual(inSql.map((m) => JSON.stringify(m)));
+        expect(metadata).toEqual(inSql);
+      }
+      expect(Object.prototype.hasOwnProperty.call(read[0]![0], '__proto__')).toBe(true);
+      // The header's nested values are each event's own.
+      (read[0]![0]!.nested as { a: number[] }).a.push(3);
+      expect((await store.readAll())[0]!.metadata.nested).toEqual({ a: [1, 2] });
     } finally {
       await store.close();
       await db.drop();

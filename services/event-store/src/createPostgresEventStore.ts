@@ -15,7 +15,8 @@ import type {
 } from './eventStore';
 import { decodePayload, encodePayload, toEventShape, type EventShape } from './eventPayloadCodec';
 import { groupStreamsByEvents } from './groupStreamsByEvents';
-import { reduceMetadata, StreamHeaders } from './streamHeaders';
+import { decodeStoredMetadata } from './storedMetadata';
+import { reduceMetadata, StreamHeaders, type StreamHeader } from './streamHeaders';
 import { startSubscription } from './startSubscription';
 import { createSubscriptionRegistry } from './subscriptionRegistry';
 import { translateError } from './translateError';
@@ -43,31 +44,37 @@ const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 const DEFAULT_MAX_STREAM_HEADERS = 20_000;
 
 /**
- * The compact ledger (migrations 017, 018): `event_log` rows with the stream's name from
- * `streams`, the metadata rebuilt from the stream's header in SQL (017's es_decode_metadata,
- * written out: a SQL function with a sub-select is not inlined, and would start an executor per
- * row), and the payload (shape number and body) decoded here, where a shape is looked up once per
- * process.
+ * The compact ledger (migrations 017, 018): `event_log` rows as stored, no function of a row in
+ * SQL. The stream's name and header come from `streams`, and the payload's shape from
+ * `event_shapes`, each read once per process and kept (neither changes once stored); the payload
+ * (shape and body) and the metadata (header, absent keys, differing keys: 017's
+ * es_decode_metadata, storedMetadata.ts) are decoded here. Rebuilding the metadata in SQL took
+ * most of a replay page's time in PostgreSQL (a sub-select and two jsonb values per row, and the
+ * join to `streams` per row): 150 to 185 ms for 10,000 events against 6 to 8 ms without.
  */
-const EVENT_COLUMNS = `e.position, e.event_id, s.stream_id, e.revision, e.shape_no, e.body,
-  CASE WHEN e.meta_absent IS NULL THEN s.header ELSE
-    s.header - ARRAY(SELECT k.key FROM jsonb_object_keys(s.header) WITH ORDINALITY AS k(key, ord)
-                     WHERE e.meta_absent & (1 << (k.ord - 1)::integer) <> 0)
-  END || coalesce(e.meta, '{}') AS metadata,
-  e.recorded_at`;
+const EVENT_COLUMNS = 'e.position, e.event_id, e.stream_no, e.revision, e.shape_no, e.body, e.meta_absent, e.meta, e.recorded_at';
+/** For the reads that select by stream name; readAll needs no join. */
 const EVENTS = 'event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no';
 
 /** Shapes are immutable and few; past this many the cache starts again rather than grow. */
 const MAX_CACHED_SHAPES = 10_000;
+/** Streams are many: a reader keeps this many names and headers (a few hundred bytes each), then starts again. */
+const MAX_CACHED_STREAMS = 100_000;
+
+interface StreamRef {
+  readonly streamId: string;
+  readonly header: StreamHeader;
+}
 
 interface EventRow {
   position: string;
   event_id: string;
-  stream_id: string;
+  stream_no: string;
   revision: string;
   shape_no: number;
   body: string;
-  metadata: JsonObject;
+  meta_absent: number | null;
+  meta: JsonObject | null;
   recorded_at: Date;
 }
 
@@ -113,24 +120,45 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   };
   const query = <Row extends object>(name: string, text: string, values: unknown[]): Promise<Row[]> => queryOn<Row>(pool, name, text, values);
 
-  // Shapes by number, read once: a shape never changes once stored. Only committed shapes are
-  // ever read (a row names a shape of its own transaction or an earlier one), so nothing here can
-  // name a shape that a rolled-back append registered.
+  // Shapes by number and streams (name and header) by number, read once: neither changes once
+  // stored. Only committed ones are ever read (a row names a shape or stream of its own
+  // transaction or an earlier one), so nothing here can name what a rolled-back append registered.
   const shapes = new Map<number, EventShape>();
+  const streams = new Map<string, StreamRef>();
   const toRecordedEvents = async (on: Queryable, rows: readonly EventRow[]): Promise<RecordedEvent[]> => {
-    const missing = new Set<number>();
-    for (const row of rows) if (!shapes.has(row.shape_no)) missing.add(row.shape_no);
-    if (missing.size > 0) {
-      if (shapes.size + missing.size > MAX_CACHED_SHAPES) shapes.clear();
-      const found = await queryOn<{ shape_no: number; shape: unknown }>(
-        on,
-        'tally_es_read_shapes',
-        'SELECT shape_no, shape FROM event_shapes WHERE shape_no = ANY ($1::integer[])',
-        [[...missing]],
-      );
-      for (const row of found) shapes.set(row.shape_no, toEventShape(row.shape));
+    const missingShapes = new Set<number>();
+    const missingStreams = new Set<string>();
+    for (const row of rows) {
+      if (!shapes.has(row.shape_no)) missingShapes.add(row.shape_no);
+      if (!streams.has(row.stream_no)) missingStreams.add(row.stream_no);
     }
-    return rows.map((row) => toRecordedEvent(row, shapes.get(row.shape_no)));
+    const [foundShapes, foundStreams] = await Promise.all([
+      missingShapes.size === 0
+        ? []
+        : queryOn<{ shape_no: number; shape: unknown }>(
+            on,
+            'tally_es_read_shapes',
+            'SELECT shape_no, shape FROM event_shapes WHERE shape_no = ANY ($1::integer[])',
+            [[...missingShapes]],
+          ),
+      // The header's keys in jsonb's order, as 022's append_events returns them: the mask's bit order.
+      missingStreams.size === 0
+        ? []
+        : queryOn<{ stream_no: string; stream_id: string; header_keys: string[]; header: JsonObject }>(
+            on,
+            'tally_es_read_stream_headers',
+            'SELECT stream_no, stream_id, ARRAY(SELECT jsonb_object_keys(header)) AS header_keys, header FROM streams WHERE stream_no = ANY ($1::bigint[])',
+            [[...missingStreams]],
+          ),
+    ]);
+    // Cleared and filled after the awaits, so that every row's shape and stream is here below.
+    if (shapes.size + foundShapes.length > MAX_CACHED_SHAPES) shapes.clear();
+    for (const row of foundShapes) shapes.set(row.shape_no, toEventShape(row.shape));
+    if (streams.size + foundStreams.length > MAX_CACHED_STREAMS) streams.clear();
+    for (const row of foundStreams) {
+      streams.set(row.stream_no, { streamId: row.stream_id, header: { streamNo: row.stream_no, keys: row.header_keys, header: row.header } });
+    }
+    return rows.map((row) => toRecordedEvent(row, shapes.get(row.shape_no), streams.get(row.stream_no)));
   };
 
   const headers = new StreamHeaders(options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS);
@@ -229,7 +257,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   const readAll = async ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
     const rows = await query<EventRow>(
       'tally_es_read_all',
-      `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE e.position > $1 ORDER BY e.position LIMIT $2`,
+      `SELECT ${EVENT_COLUMNS} FROM event_log AS e WHERE e.position > $1 ORDER BY e.position LIMIT $2`,
       [after.toString(), checkMaxCount(maxCount)],
     );
     return toRecordedEvents(pool, rows);
@@ -451,17 +479,18 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
   return [streams, `{${expected.join(',')}}`, counts, streamNos, `{${ids.join(',')}}`, shapes, bodies.join('\u001f'), `[${metadata.join(',')}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
 }
 
-function toRecordedEvent(row: EventRow, shape: EventShape | undefined): RecordedEvent {
+function toRecordedEvent(row: EventRow, shape: EventShape | undefined, stream: StreamRef | undefined): RecordedEvent {
   if (shape === undefined) throw new Error(`event ${row.event_id} names shape ${row.shape_no}, which the store does not hold`);
+  if (stream === undefined) throw new Error(`event ${row.event_id} names stream ${row.stream_no}, which the store does not hold`);
   const { type, data } = decodePayload(shape, row.body);
   return {
     id: row.event_id,
     type,
-    streamId: row.stream_id,
+    streamId: stream.streamId,
     revision: BigInt(row.revision),
     position: BigInt(row.position),
     data,
-    metadata: row.metadata,
+    metadata: decodeStoredMetadata(stream.header, row.meta_absent, row.meta),
     recordedAt: row.recorded_at,
   };
 }

@@ -150,4 +150,20 @@ describe('the compact payload encoding', () => {
       }),
     );
   });
+
+  it("writes a time back as Date's toISOString does, for every millisecond 't' can hold, and fails as it does beyond", () => {
+    const shape = toEventShape(['T', [['at', 't']]]);
+    const decodedAt = (millis: number) => decodePayload(shape, `[${millis}]`).data.at;
+    const edges = ['1000-01-01T00:00:00.000Z', '9999-12-31T23:59:59.999Z', '1970-01-01T00:00:00.000Z', '1969-12-31T23:59:59.999Z', '2000-02-29T12:34:56.789Z', '1900-03-01T00:00:00.000Z', '2100-02-28T23:59:59.999Z'];
+    for (const iso of edges) expect(decodedAt(Date.parse(iso))).toBe(iso);
+    fc.assert(
+      fc.property(fc.integer({ min: Date.parse('1000-01-01T00:00:00.000Z'), max: Date.parse('9999-12-31T23:59:59.999Z') }), (millis) => {
+        expect(decodedAt(millis)).toBe(new Date(millis).toISOString());
+      }),
+      { numRuns: 20_000 },
+    );
+    // Outside the range (a body 't' never wrote), Date's own answer, or its RangeError.
+    expect(decodedAt(Date.parse('0999-12-31T23:59:59.999Z'))).toBe('0999-12-31T23:59:59.999Z');
+    expect(() => decodedAt(1e20)).toThrow(RangeError);
+  });
 });

@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     ['consumer', results.metering?.profile],
     ['API', results.lookups?.profile],
     ['API (entitlements)', results.entitlements?.profile],
+    ['replay (bench process)', results.replay?.profile],
   ] as const) {
     if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
   }

@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -6,6 +9,8 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Rate } from './appendCeiling';
 import type { BenchRun } from './benchRun';
 import { EVENT_LOG_COLUMNS } from './copyRows';
+import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
+import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 
 export interface ReplayResult {
@@ -13,6 +18,30 @@ export interface ReplayResult {
   readonly replay: Rate;
   /** A sequential read of the same events table, streamed out by COPY and discarded: the ceiling. */
   readonly sequentialRead: Rate & { readonly bytes: number };
+  /** `--profile`: where the bench process spent its time during replayBalances (and only then). */
+  readonly profile?: CollectedProfile;
+}
+
+/**
+ * The replay runs inside the bench process, so `--profile` profiles it in-process through the
+ * inspector, started just before replayBalances and stopped just after: the ledger load and the
+ * sequential read stay out of it.
+ */
+async function profiled<T>(run: BenchRun, work: () => Promise<T>): Promise<{ value: T; profile?: CollectedProfile }> {
+  if (!run.options.profile) return { value: await work() };
+  const profiling = cpuProfiling(BENCH_RESULTS_DIR, run.id, 'replay');
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    const value = await work();
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(path.join(profiling.dir, 'replay.cpuprofile'), JSON.stringify(profile));
+    return { value, profile: profiling.collect() };
+  } finally {
+    session.disconnect();
+  }
 }
 
 /** Streams `COPY (...) TO STDOUT` and throws the bytes away, counting rows (one line each). */
@@ -41,7 +70,9 @@ export async function measureReplayThroughput(run: BenchRun): Promise<ReplayResu
   const head = await run.eventStore.headPosition();
   progress(`replay: rebuilding every snapshot from ${formatCount(Number(head))} positions of the ledger`);
   let started = performance.now();
-  const result = await replayBalances({ eventStore: run.eventStore, redis: run.redis, keyPrefix: run.keyPrefix, logger: run.logger });
+  const { value: result, profile } = await profiled(run, () =>
+    replayBalances({ eventStore: run.eventStore, redis: run.redis, keyPrefix: run.keyPrefix, logger: run.logger }),
+  );
   const replaySeconds = (performance.now() - started) / 1000;
   const replay = { events: result.events, seconds: replaySeconds, perSecond: result.events / replaySeconds };
   progress(`replayBalances: ${formatCount(replay.perSecond)} events/s; now a sequential read of the events table`);
@@ -49,5 +80,5 @@ export async function measureReplayThroughput(run: BenchRun): Promise<ReplayResu
   const { rows, bytes } = await readEventsTable(run);
   const readSeconds = (performance.now() - started) / 1000;
   progress(`sequential read: ${formatCount(rows / readSeconds)} rows/s`);
-  return { replay, sequentialRead: { events: rows, seconds: readSeconds, perSecond: rows / readSeconds, bytes } };
+  return { replay, sequentialRead: { events: rows, seconds: readSeconds, perSecond: rows / readSeconds, bytes }, ...(profile !== undefined ? { profile } : {}) };
 }
