@@ -38,8 +38,9 @@ export interface BalanceStates {
    * Many balances at once, for a batch writer (the metering consumer): a cached state is handed
    * out as it is, without reading the tail (optimistic: a stale one costs a conflict on append,
    * after which current() reads the tail); the others load together, one query for their
-   * snapshots and one paged read of the streams that have none (a stream with one reads its
-   * tail). A missing stream loads as not opened and is not cached, so its opening is seen.
+   * snapshots and one paged read of their streams, each from after its snapshot (or its start):
+   * a balance whose snapshot is at its stream's end reads no event. A missing stream loads as
+   * not opened and is not cached, so its opening is seen.
    */
   loadMany(balanceIds: readonly string[]): Promise<Map<string, FoldedBalance>>;
   /**
@@ -258,12 +259,11 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       if (missing.length === 0) return states;
       const stored = (await stateStore?.loadLatest(missing)) ?? new Map<string, FoldedBalance>();
       const loaded: { balanceId: string; loaded: FoldedBalance; read: number }[] = [];
-      const [whole] = await Promise.all([
-        // Streams without a snapshot are short (a long one has one: see snapshotAfterEvents), or new.
-        loadBalances(eventStore, missing.filter((balanceId) => !stored.has(balanceId))),
-        Promise.all([...stored].map(async ([balanceId, start]) => loaded.push({ balanceId, ...(await foldTail(balanceId, start)) }))),
-      ]);
-      for (const [balanceId, balance] of whole) loaded.push({ balanceId, loaded: balance, read: Number(balance.revision - NO_STREAM) });
+      // One paged read for them all: the streams without a stored state from their start (short,
+      // or new: a long one has one, see snapshotAfterEvents and the write-behind), the others from
+      // after their stored state (a stream with nothing after it reads no events at all).
+      const whole = await loadBalances(eventStore, missing, { from: stored });
+      for (const [balanceId, balance] of whole) loaded.push({ balanceId, loaded: balance, read: Number(balance.revision - (stored.get(balanceId)?.revision ?? NO_STREAM)) });
       for (const { balanceId, loaded: balance } of loaded) {
         states.set(balanceId, balance);
         if (balance.state.status === 'open') cache.set(balanceId, balance);
