@@ -4,7 +4,8 @@ import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanc
 import type { BenchRun } from './benchRun';
 import { analyzeSchema } from './analyzeSchema';
 import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
-import { meterWithTally, type TallyMeteringRate } from './meteringThroughput';
+import { cpuProfiling } from './cpuProfiles';
+import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, type TallyMeteringRate } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 import { copyUsageHistory } from './usageHistory';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
@@ -69,8 +70,12 @@ export async function measureGrowth(
     const schemaId = await registerUsageSchema(run.registry, topic);
     await preloadUsageEvents({ kafka: run.kafka, registry: run.registry, schemaId, topic, events, customers: over, idPrefix: `${run.id}-growth${over}` });
     progress(`growth: one Tally consumer metering ${formatCount(events)} events over ${formatCount(over)} customers`);
-    const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}` });
+    // --profile: each size's consumer under --cpu-prof, summarised as the metering run's is.
+    const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}`) : undefined;
+    const nodeArgs = [...(profiling?.nodeArgs ?? []), ...consumerHeapArgs(run.options)];
+    const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}`, nodeArgs });
     progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers`);
+    if (profiling !== undefined) progress(`growth: the consumer's profile at ${formatCount(over)} customers: ${profiling.collect().file}`);
     return tally;
   };
   const small = await meterOver(sizes.small);
