@@ -103,6 +103,11 @@ export class LruCache<K, V> {
     return entry.value;
   }
 
+  /** The value, leaving the order of use as it is (a background reader must not keep entries alive). */
+  peek(key: K): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
   /**
    * Keeps the value as the most recently used, then drops the least recently used entries until
    * both bounds hold. A value heavier than the whole budget is not kept (nor the key's old value).

@@ -488,17 +488,17 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       return streams;
     },
 
-    async *readStreamsPaged(streamIds, { maxPageEvents = DEFAULT_MAX_PAGE_EVENTS } = {}) {
+    async *readStreamsPaged(streamIds, { maxPageEvents = DEFAULT_MAX_PAGE_EVENTS, fromRevisions } = {}) {
       if (!Number.isSafeInteger(maxPageEvents) || maxPageEvents < 1) {
         throw new InvalidEventStoreRequestError(`maxPageEvents must be a positive integer; got ${maxPageEvents}`);
       }
       if (streamIds.length === 0) return;
       await settle();
-      // Streams one after another, each from its start in reads no longer than what the page
+      // Streams one after another, each from its start (or its fromRevisions entry) in reads no longer than what the page
       // still has room for: every page at most maxPageEvents, each stream contiguous.
       let page: RecordedEvent[] = [];
       for (const streamId of [...new Set(streamIds)]) {
-        for (let from = 0n; ; ) {
+        for (let from = fromRevisions?.get(streamId) ?? 0n; ; ) {
           const room = maxPageEvents - page.length;
           const read = await readRaw(streamId, from, FORWARDS, room);
           page.push(...read);

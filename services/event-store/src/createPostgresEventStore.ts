@@ -322,34 +322,37 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       return streams;
     },
 
-    async *readStreamsPaged(streamIds, { maxPageEvents = DEFAULT_MAX_PAGE_EVENTS } = {}) {
+    async *readStreamsPaged(streamIds, { maxPageEvents = DEFAULT_MAX_PAGE_EVENTS, fromRevisions } = {}) {
       if (!Number.isSafeInteger(maxPageEvents) || maxPageEvents < 1) {
         throw new InvalidEventStoreRequestError(`maxPageEvents must be a positive integer; got ${maxPageEvents}`);
       }
       if (streamIds.length === 0) return;
       // The streams table knows each stream's length, so the reads can be cut to size before
-      // any event is fetched: one query per group of short streams, pages for a long one.
+      // any event is fetched: one query per group of short streams, pages for a long one. A stream
+      // read from a revision counts only what follows it (nothing: no read at all).
+      const fromOf = (streamId: string): bigint => fromRevisions?.get(streamId) ?? 0n;
       const lengths = await query<{ stream_id: string; last_revision: string }>(
         'tally_es_stream_lengths',
         'SELECT stream_id, last_revision FROM streams WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id',
         [[...new Set(streamIds)]],
       );
       const groups = groupStreamsByEvents(
-        lengths.map((row) => ({ streamId: row.stream_id, events: BigInt(row.last_revision) + 1n })),
+        lengths.map((row) => ({ streamId: row.stream_id, events: BigInt(row.last_revision) + 1n - fromOf(row.stream_id) })),
         maxPageEvents,
       );
       for (const group of groups) {
         if (group.kind === 'together') {
           const rows = await query<EventRow>(
-            'tally_es_read_streams',
-            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE s.stream_id = ANY ($1::text[]) ORDER BY s.stream_id, e.revision`,
-            [group.streamIds],
+            'tally_es_read_stream_tails',
+            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} JOIN unnest($1::text[], $2::bigint[]) AS f(stream_id, from_revision) ON f.stream_id = s.stream_id
+             WHERE e.revision >= f.from_revision ORDER BY s.stream_id, e.revision`,
+            [group.streamIds, group.streamIds.map((streamId) => fromOf(streamId).toString())],
           );
           yield await toRecordedEvents(pool, rows);
           continue;
         }
         // Until a short page: events appended meanwhile are read too, as readStreams would.
-        for (let from = 0n; ; ) {
+        for (let from = fromOf(group.streamId); ; ) {
           const page = await store.readStream(group.streamId, { fromRevision: from, maxCount: maxPageEvents });
           if (page.length > 0) yield page;
           if (page.length < maxPageEvents) break;

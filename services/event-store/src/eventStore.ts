@@ -141,9 +141,14 @@ export interface EventStore {
    * The events of these streams as pages of about `maxPageEvents` (default 10,000) events, each
    * stream's events in revision order and contiguous (a stream longer than a page spans several
    * consecutive pages); missing streams yield nothing. For folding many streams, however long, in
-   * bounded memory.
+   * bounded memory. `fromRevisions`: a stream listed there is read from that revision (the tails
+   * after stored states, for a batch loader), the others from their start; a stream with nothing
+   * from there yields nothing, and costs no read of events.
    */
-  readStreamsPaged(streamIds: readonly string[], options?: { readonly maxPageEvents?: number }): AsyncIterable<RecordedEvent[]>;
+  readStreamsPaged(
+    streamIds: readonly string[],
+    options?: { readonly maxPageEvents?: number; readonly fromRevisions?: ReadonlyMap<string, bigint> },
+  ): AsyncIterable<RecordedEvent[]>;
   /** The stored events among these ids (any stream), for idempotency checks. */
   readEventsById(eventIds: readonly string[]): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;

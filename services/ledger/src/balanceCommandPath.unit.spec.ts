@@ -64,6 +64,7 @@ function given(held: Record<string, FoldedBalance>, ends: Record<string, FoldedB
       return ends[balanceId]!;
     },
     at: () => Promise.reject(new Error('no replays in these cases')),
+    flush: async () => ({ kept: 0, behind: 0 }),
     async loadMany(balanceIds) {
       loads.push([...balanceIds]);
       return new Map(balanceIds.map((id) => [id, held[id]!]));

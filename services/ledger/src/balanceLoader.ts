@@ -22,20 +22,25 @@ export async function loadBalance(eventStore: EventStore, balanceId: string): Pr
 }
 
 /**
- * Loads many balances at once, from their streams' starts (BalanceStates.loadMany, for the ones
- * without a snapshot: the metering consumer warms its cache a batch at a time). The
+ * Loads many balances at once, from their streams' starts or from the states given in `from`
+ * (stored states: only the events after each are read, in the same paged reads), for
+ * BalanceStates.loadMany: the metering consumer warms its cache a batch at a time. The
  * streams are folded page by page as they are read, so memory holds one page of events and the
  * states, however long the streams have grown; a missing stream loads as not opened.
  */
 export async function loadBalances(
   eventStore: Pick<EventStore, 'readStreamsPaged'>,
   balanceIds: readonly string[],
-  options?: { readonly maxPageEvents?: number },
+  options?: { readonly maxPageEvents?: number; readonly from?: ReadonlyMap<string, FoldedBalance> },
 ): Promise<Map<string, FoldedBalance>> {
   const empty: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM };
-  const loaded = new Map<string, FoldedBalance>(balanceIds.map((balanceId) => [balanceId, empty]));
+  const from = options?.from;
+  const loaded = new Map<string, FoldedBalance>(balanceIds.map((balanceId) => [balanceId, from?.get(balanceId) ?? empty]));
   const balanceOf = new Map(balanceIds.map((balanceId) => [balanceStreamId(balanceId), balanceId]));
-  for await (const page of eventStore.readStreamsPaged([...balanceOf.keys()], options)) {
+  const fromRevisions = new Map<string, bigint>();
+  if (from !== undefined) for (const [balanceId, start] of from) fromRevisions.set(balanceStreamId(balanceId), start.revision + 1n);
+  const readOptions = { ...(options?.maxPageEvents !== undefined ? { maxPageEvents: options.maxPageEvents } : {}), ...(fromRevisions.size > 0 ? { fromRevisions } : {}) };
+  for await (const page of eventStore.readStreamsPaged([...balanceOf.keys()], readOptions)) {
     // Each run of one stream's events is folded onto what the earlier pages gave.
     for (const run of streamRuns(page)) {
       const balanceId = balanceOf.get(run[0]!.streamId)!;

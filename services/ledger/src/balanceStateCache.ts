@@ -9,6 +9,8 @@ import { estimatedBalanceBytes } from './cacheWeights';
  */
 export interface BalanceStateCache {
   get(balanceId: string): FoldedBalance | undefined;
+  /** The entry without making it the most recently used (the write-behind flush reads this way). */
+  peek(balanceId: string): FoldedBalance | undefined;
   set(balanceId: string, balance: FoldedBalance): void;
   delete(balanceId: string): void;
   readonly size: number;

@@ -16,8 +16,14 @@ export interface BalanceStateStore {
   load(balanceId: string, atOrBefore?: bigint): Promise<FoldedBalance | undefined>;
   /** The latest stored state of each of these balances that has one, of the current version: one round trip for a batch writer. */
   loadLatest(balanceIds: readonly string[]): Promise<Map<string, FoldedBalance>>;
-  /** Keeps these folds; a state already kept at the same revision is left as it is (it is the same fold). */
-  save(states: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[]): Promise<void>;
+  /**
+   * Keeps these folds; a state already kept at the same revision is left as it is (it is the same
+   * fold). `replaceable`: states kept only to shorten the next load (write-behind, a load's long
+   * tail, the operator's keep-balance-states), never a command's answer at its revision: each
+   * replaces the stream's older replaceable ones, so a stream keeps one such row however often it
+   * is flushed (migration 020).
+   */
+  save(states: readonly { readonly balanceId: string; readonly loaded: FoldedBalance }[], options?: { readonly replaceable?: boolean }): Promise<void>;
 }
 
 /** The JSON form of an open balance: micro-credits as integer strings, never numbers. */

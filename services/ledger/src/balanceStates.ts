@@ -38,8 +38,9 @@ export interface BalanceStates {
    * Many balances at once, for a batch writer (the metering consumer): a cached state is handed
    * out as it is, without reading the tail (optimistic: a stale one costs a conflict on append,
    * after which current() reads the tail); the others load together, one query for their
-   * snapshots and one paged read of the streams that have none (a stream with one reads its
-   * tail). A missing stream loads as not opened and is not cached, so its opening is seen.
+   * snapshots and one paged read of their streams, each from after its snapshot (or its start):
+   * a balance whose snapshot is at its stream's end reads no event. A missing stream loads as
+   * not opened and is not cached, so its opening is seen.
    */
   loadMany(balanceIds: readonly string[]): Promise<Map<string, FoldedBalance>>;
   /**
@@ -49,6 +50,13 @@ export interface BalanceStates {
   written(balances: readonly { readonly balanceId: string; readonly loaded: FoldedBalance; readonly since?: bigint }[]): Promise<void>;
   /** Drops the cached state (another writer's events make it stale: the next read starts from the snapshot). */
   forget(balanceId: string): void;
+  /**
+   * Write-behind (snapshotEveryWrite: false): keeps, in one batched write, the states of up to
+   * `max` balances this process wrote since their last stored state (the longest-waiting first),
+   * and says how many are still behind. The metering consumer calls it periodically and at a
+   * graceful stop (usageConsumer.ts). A no-op with snapshotEveryWrite, or without a stateStore.
+   */
+  flush(max: number): Promise<{ readonly kept: number; readonly behind: number }>;
   /**
    * Abandons the loads in flight at their next page (their waiters get BalanceLoadingError) and
    * resolves once they have all ended: a stopping process leaves no fold running behind it.
@@ -73,6 +81,12 @@ export interface BalanceStatesOptions {
    */
   readonly snapshotAfterEvents?: number;
   /**
+   * A load of the latest state (not at()) that had to fold at least this many events keeps its
+   * result at once (a replaceable stored state), so that the next cold load reads one row and a
+   * short tail. Default snapshotAfterEvents; the metering consumer uses CONSUMER_KEEP_AFTER_LOAD_EVENTS.
+   */
+  readonly keepAfterLoadEvents?: number;
+  /**
    * Keep a snapshot of every state written (so a replayed command answers from it); default
    * true. False (the metering consumer, which writes each busy balance many times a second and
    * whose replays are answered by markers): a write keeps one only when it takes the stream across
@@ -89,6 +103,17 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   const pageEvents = options.pageEvents ?? 1000;
   const snapshotAfterEvents = options.snapshotAfterEvents ?? 10_000;
   const snapshotEveryWrite = options.snapshotEveryWrite ?? true;
+  const keepAfterLoadEvents = options.keepAfterLoadEvents ?? snapshotAfterEvents;
+  if (!Number.isSafeInteger(keepAfterLoadEvents) || keepAfterLoadEvents < 1) throw new RangeError(`keepAfterLoadEvents must be a positive integer; got ${keepAfterLoadEvents}`);
+  /**
+   * Write-behind: the balances whose cached state holds events written since their last stored
+   * state, oldest first (a Set keeps insertion order). Only ids: the states are read from the
+   * cache at flush time, so this costs no more memory than the ids, and it is bounded like the
+   * cache (a balance the cache evicted has no state to flush; the oldest ids go first).
+   */
+  const behind = new Set<string>();
+  const maxBehind = options.cacheSize ?? 10_000;
+  const writeBehind = !snapshotEveryWrite && stateStore !== undefined;
   const empty: FoldedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
   /** Aborted by close(): every shared load stops at its next page. */
   const closing = new AbortController();
@@ -126,7 +151,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       // resumed from here by the next process instead of from the start.
       if (progress !== undefined && read - progress.kept >= snapshotAfterEvents) {
         progress.kept = read;
-        await keep([{ balanceId, loaded }]);
+        await keep([{ balanceId, loaded }], true);
       }
     }
   }
@@ -148,7 +173,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       const { loaded: folded, read } = await foldTail(balanceId, start, undefined, eventStore, progress);
       // Never replaces a newer state this process wrote meanwhile (a stale one only costs a conflict, but needlessly).
       if (folded.state.status === 'open' && (cache.get(balanceId)?.revision ?? -2n) < folded.revision) cache.set(balanceId, folded);
-      if (read >= snapshotAfterEvents && read > progress.kept) await keep([{ balanceId, loaded: folded }]);
+      if (read >= keepAfterLoadEvents && read > progress.kept) await keep([{ balanceId, loaded: folded }], true);
       return folded;
     })().finally(() => flights.delete(balanceId));
     const flight = { loaded, progress, waiting: 0 };
@@ -163,14 +188,29 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     return flight;
   }
 
-  async function keep(balances: readonly { balanceId: string; loaded: FoldedBalance }[]): Promise<void> {
-    if (stateStore === undefined || balances.length === 0) return;
+  /**
+   * Keeps these states; `replaceable` for those kept only to shorten the next load (see
+   * BalanceStateStore.save). Resolves whether it succeeded: a snapshot is only a shortcut, so
+   * failing to keep one costs a longer read later, never a write.
+   */
+  async function keep(balances: readonly { balanceId: string; loaded: FoldedBalance }[], replaceable = false): Promise<boolean> {
+    if (stateStore === undefined || balances.length === 0) return true;
     try {
-      await stateStore.save(balances);
+      await stateStore.save(balances, replaceable ? { replaceable } : undefined);
+      return true;
     } catch (error) {
-      // A snapshot is only a shortcut: failing to keep one costs a longer read later, never a write.
       logger.warn({ err: error, balances: balances.length }, 'could not keep balance snapshots');
+      return false;
     }
+  }
+
+  /** Marks a balance as written since its last stored state (write-behind), within the bound. */
+  function markBehind(balanceId: string): void {
+    behind.delete(balanceId);
+    behind.add(balanceId);
+    // Past the bound the longest-waiting id goes: most likely evicted from the cache already, and
+    // at worst its next load folds the events since its last stored state (bounded by snapshotAfterEvents).
+    if (behind.size > maxBehind) behind.delete(behind.values().next().value!);
   }
 
   return {
@@ -193,7 +233,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       const start = known ?? cache.get(balanceId) ?? (reader === undefined ? await stateStore?.load(balanceId) : undefined) ?? empty;
       const { loaded, read } = await foldTail(balanceId, start, undefined, reader);
       if (loaded.state.status === 'open') cache.set(balanceId, loaded);
-      if (reader === undefined && read >= snapshotAfterEvents) await keep([{ balanceId, loaded }]);
+      if (reader === undefined && read >= keepAfterLoadEvents) await keep([{ balanceId, loaded }], true);
       return loaded;
     },
 
@@ -219,17 +259,19 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       if (missing.length === 0) return states;
       const stored = (await stateStore?.loadLatest(missing)) ?? new Map<string, FoldedBalance>();
       const loaded: { balanceId: string; loaded: FoldedBalance; read: number }[] = [];
-      const [whole] = await Promise.all([
-        // Streams without a snapshot are short (a long one has one: see snapshotAfterEvents), or new.
-        loadBalances(eventStore, missing.filter((balanceId) => !stored.has(balanceId))),
-        Promise.all([...stored].map(async ([balanceId, start]) => loaded.push({ balanceId, ...(await foldTail(balanceId, start)) }))),
-      ]);
-      for (const [balanceId, balance] of whole) loaded.push({ balanceId, loaded: balance, read: Number(balance.revision - NO_STREAM) });
+      // One paged read for them all: the streams without a stored state from their start (short,
+      // or new: a long one has one, see snapshotAfterEvents and the write-behind), the others from
+      // after their stored state (a stream with nothing after it reads no events at all).
+      const whole = await loadBalances(eventStore, missing, { from: stored });
+      for (const [balanceId, balance] of whole) loaded.push({ balanceId, loaded: balance, read: Number(balance.revision - (stored.get(balanceId)?.revision ?? NO_STREAM)) });
       for (const { balanceId, loaded: balance } of loaded) {
         states.set(balanceId, balance);
         if (balance.state.status === 'open') cache.set(balanceId, balance);
       }
-      await keep(loaded.filter(({ read }) => read >= snapshotAfterEvents));
+      await keep(
+        loaded.filter(({ read }) => read >= keepAfterLoadEvents),
+        true,
+      );
       return states;
     },
 
@@ -238,7 +280,44 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       const n = BigInt(snapshotAfterEvents);
       // Revisions count from 0: the stream holds revision + 1 events.
       const due = (b: { loaded: FoldedBalance; since?: bigint }) => b.since !== undefined && (b.since + 1n) / n < (b.loaded.revision + 1n) / n;
-      await keep(snapshotEveryWrite ? balances : balances.filter(due));
+      if (snapshotEveryWrite) {
+        await keep(balances);
+        return;
+      }
+      const kept = balances.filter(due);
+      // Every state handed here was appended and committed (the command path calls written()
+      // after its transaction), so what the flush later keeps from the cache is a fold of
+      // committed events; a state decided but not committed never reaches the cache this way.
+      if (writeBehind) {
+        for (const { balanceId, loaded } of balances) if (loaded.state.status === 'open') markBehind(balanceId);
+      }
+      if (kept.length > 0 && (await keep(kept))) for (const { balanceId } of kept) behind.delete(balanceId);
+    },
+
+    async flush(max) {
+      if (!writeBehind || behind.size === 0) return { kept: 0, behind: behind.size };
+      const taken: string[] = [];
+      for (const balanceId of behind) {
+        if (taken.length >= max) break;
+        taken.push(balanceId);
+      }
+      for (const balanceId of taken) behind.delete(balanceId);
+      // From the cache, which only ever holds folds of committed events (loads read committed
+      // events; written() is called after the append commits): a stored state must never be a
+      // state that was decided but not committed, or every later process would start from a
+      // balance the stream does not hold. An id whose state the cache evicted or forgot (another
+      // writer moved it) is skipped: nothing known to keep.
+      const states: { balanceId: string; loaded: FoldedBalance }[] = [];
+      for (const balanceId of taken) {
+        const loaded = cache.peek(balanceId);
+        if (loaded !== undefined && loaded.state.status === 'open') states.push({ balanceId, loaded });
+      }
+      if (!(await keep(states, true))) {
+        // Kept for the next flush, unless written again meanwhile (then already marked).
+        for (const { balanceId } of states) if (!behind.has(balanceId)) markBehind(balanceId);
+        return { kept: 0, behind: behind.size };
+      }
+      return { kept: states.length, behind: behind.size };
     },
 
     forget(balanceId) {

@@ -31,8 +31,9 @@ function given(stored: Record<string, FoldedBalance>) {
       return [];
     },
     // Streams that do not exist: no pages.
-    readStreamsPaged(streamIds) {
-      calls.push(`readStreamsPaged ${streamIds.join(',')}`);
+    readStreamsPaged(streamIds, options) {
+      const from = [...(options?.fromRevisions ?? [])].map(([streamId, revision]) => ` ${streamId} from ${revision}`).join('');
+      calls.push(`readStreamsPaged ${streamIds.join(',')}${from}`);
       return (async function* () {})();
     },
   };
@@ -46,8 +47,8 @@ describe('BalanceStates for a batch writer', () => {
     const first = await states.loadMany(['a', 'b', 'a']);
     expect(first.get('a')).toEqual({ state: { status: 'unopened' }, revision: -1n });
     expect(first.get('b')).toEqual(open('b', 500n));
-    // A stream with a snapshot reads only its tail; the others are read from their start together.
-    expect(calls.sort()).toEqual(['loadLatest a,b', 'readStream creditBalance-b from 501', 'readStreamsPaged creditBalance-a']);
+    // One paged read: a stream with a snapshot from after it (its tail), the others from their start.
+    expect(calls).toEqual(['loadLatest a,b', 'readStreamsPaged creditBalance-a,creditBalance-b creditBalance-b from 501']);
 
     calls.length = 0;
     await states.written([{ balanceId: 'a', loaded: open('a', 0n), since: -1n }]);

@@ -7,6 +7,7 @@ export * from './postgresBalanceStateStore';
 export * from './balanceStates';
 export * from './balanceCommandPath';
 export * from './usageBalanceWrites';
+export * from './keepBalanceStates';
 export * from './ledgerErrors';
 export * from './ledgerService';
 export * from './purchaseService';

@@ -70,3 +70,21 @@ export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceR
       }),
   };
 }
+
+/**
+ * Every registered balance's id in id order, a page at a time after `after` (keyset paging on the
+ * primary key: each page one index range scan, however many balances; a balance registered while
+ * paging is met if its id sorts after the page in hand). For operator commands over all balances.
+ */
+export function createPostgresBalancePages(options: { pool: Pool }): (after: string | undefined, limit: number) => Promise<string[]> {
+  const { pool } = options;
+  return (after, limit) =>
+    guarded(async () => {
+      const { rows } = await pool.query<{ id: string }>({
+        name: 'tally_ledger_balance_ids_page',
+        text: 'SELECT id FROM credit_balances WHERE $1::text IS NULL OR id > $1::text ORDER BY id LIMIT $2',
+        values: [after ?? null, limit],
+      });
+      return rows.map((row) => row.id);
+    });
+}

@@ -42,21 +42,40 @@ export function createPostgresBalanceStateStore(options: { readonly pool: Pool; 
         return found;
       }),
 
-    save: (states) =>
+    save: (states, saveOptions) =>
       guarded(async () => {
         const open = states.filter(({ loaded }) => loaded.state.status === 'open');
         if (open.length === 0) return;
+        const values = [
+          version,
+          open.map(({ balanceId }) => balanceStreamId(balanceId)),
+          open.map(({ loaded }) => loaded.revision.toString()),
+          open.map(({ loaded }) => JSON.stringify(encodeBalanceState(loaded.state as Extract<typeof loaded.state, { status: 'open' }>))),
+        ];
+        if (saveOptions?.replaceable !== true) {
+          await pool.query({
+            name: 'tally_ledger_snapshot_save',
+            text: `INSERT INTO balance_snapshots (stream_id, version, revision, state)
+                   SELECT s, $1, r, j::json FROM unnest($2::text[], $3::bigint[], $4::text[]) AS t(s, r, j)
+                   ON CONFLICT DO NOTHING`,
+            values,
+          });
+          return;
+        }
+        // One statement: the new rows in, the streams' older replaceable rows out (never a row a
+        // replayed command answers from, which is not replaceable). Both parts see the same
+        // snapshot and touch different revisions, so a stream is never left without the new row.
         await pool.query({
-          name: 'tally_ledger_snapshot_save',
-          text: `INSERT INTO balance_snapshots (stream_id, version, revision, state)
-                 SELECT s, $1, r, j::json FROM unnest($2::text[], $3::bigint[], $4::text[]) AS t(s, r, j)
+          name: 'tally_ledger_snapshot_save_replaceable',
+          text: `WITH t AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::text[]) AS t(s, r, j)),
+                 replaced AS (
+                   DELETE FROM balance_snapshots AS b USING t
+                   WHERE b.stream_id = t.s AND b.version = $1 AND b.revision < t.r AND b.replaceable
+                 )
+                 INSERT INTO balance_snapshots (stream_id, version, revision, state, replaceable)
+                 SELECT s, $1, r, j::json, true FROM t
                  ON CONFLICT DO NOTHING`,
-          values: [
-            version,
-            open.map(({ balanceId }) => balanceStreamId(balanceId)),
-            open.map(({ loaded }) => loaded.revision.toString()),
-            open.map(({ loaded }) => JSON.stringify(encodeBalanceState(loaded.state as Extract<typeof loaded.state, { status: 'open' }>))),
-          ],
+          values,
         });
       }),
   };

@@ -1,6 +1,7 @@
 export { createUsageConsumer, type UsageConsumer } from './usageConsumer';
 export {
   DEFAULT_SESSION_TIMEOUT_MS,
+  DEFAULT_STATE_FLUSH_MS,
   DEFAULT_MAX_FETCH_BYTES,
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
   CONSUMER_MAX_OLD_SPACE_MIB,

@@ -69,6 +69,7 @@ async function decideUsage(input: { usages: readonly UsageEvent[]; charges: read
   const states: BalanceStates = {
     current: () => Promise.reject(new Error('an optimistic call reads no tail without a conflict')),
     at: () => Promise.reject(new Error('no replays here')),
+    flush: async () => ({ kept: 0, behind: 0 }),
     loadMany: async (balanceIds) => new Map(balanceIds.flatMap((id) => (input.states.has(id) ? [[id, input.states.get(id)!] as const] : []))),
     written: async () => {},
     forget: () => {},
@@ -166,6 +167,7 @@ describe('usage charges on the one command path', () => {
     const states: BalanceStates = {
       current: async () => unopened,
       at: () => Promise.reject(new Error('no replays here')),
+      flush: async () => ({ kept: 0, behind: 0 }),
       loadMany: async () => new Map([['a', unopened]]),
       written: async () => {},
       forget: () => {},

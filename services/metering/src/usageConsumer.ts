@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
 import { MarkerAlreadyRecordedError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
-import { createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
+import { createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { deadLetterMessage } from './deadLetterMessage';
@@ -13,6 +13,7 @@ import { createStalledPartitions, type StalledPartition } from './stalledPartiti
 import {
   MAX_PARTITIONS_CONCURRENTLY,
   resolveUsageConsumerOptions,
+  STATE_FLUSH_BATCH,
   UsageConsumerOptionsError,
   type UsageConsumerOptions,
 } from './usageConsumerOptions';
@@ -139,6 +140,33 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const counters = createCounterRegistry();
   const { commands, states: balanceStates } = options.balanceWrites;
   const stalls = createStalledPartitions(logger, clock);
+  /**
+   * Write-behind of the balances' stored states (policy: DEFAULT_STATE_FLUSH_MS). Every state it
+   * keeps is one this consumer appended and committed (BalanceStates.flush), never one decided on
+   * and not committed. A batch that leaves some behind runs the next at once, each bounded.
+   */
+  const stateFlush = createPeriodicWorker({
+    name: 'balance-state-flush',
+    logger,
+    intervalMs: options.stateFlushIntervalMs,
+    runAtStart: false,
+    run: async () => {
+      const { kept, behind } = await balanceStates.flush(STATE_FLUSH_BATCH);
+      return kept > 0 && behind > 0;
+    },
+  });
+
+  /** At a graceful stop, after the last batch committed: every balance behind gets its stored state. */
+  async function flushAll(): Promise<void> {
+    let total = 0;
+    for (;;) {
+      const { kept, behind } = await balanceStates.flush(STATE_FLUSH_BATCH);
+      total += kept;
+      // A failed write (logged by flush) ends it: stored states are a shortcut, and the stop is bounded.
+      if (kept === 0 || behind === 0) break;
+    }
+    logger.info({ kept: total }, 'balance states kept at stop');
+  }
 
   const kafka = createKafka({
     ...kafkaConnectionConfig(options.kafka),
@@ -673,6 +701,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         // A batch that cannot be decoded stops its partition there, visibly (stalledPartitions.ts).
         eachBatch: stalls.guard(eachBatch),
       });
+      await stateFlush.start();
       logger.info({ topic, groupId: options.groupId, dlqTopic, partitionsConsumedConcurrently: concurrently }, 'usage consumer started');
     },
 
@@ -684,6 +713,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       } finally {
         await producer.disconnect();
       }
+      // After disconnect: no batch is in hand, so every state behind is a committed one and none moves on.
+      await stateFlush.stop();
+      await flushAll();
       logger.info({ counters: counters.snapshot() }, 'usage consumer stopped');
     },
   });

@@ -11,6 +11,8 @@ import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
 import { skipUndecodableBatch } from '@tally/metering';
+import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
+import { migrate } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { loadConfig } from './config';
@@ -214,6 +216,39 @@ program
         );
       }
     });
+  });
+
+program
+  .command('keep-balance-states')
+  .description('keep a stored state for every balance that has none or an older one (after a bulk import or restore), so that no writer folds its whole history')
+  .option('--page-size <n>', 'balances loaded and kept together', '1000')
+  .option('--after <balanceId>', 'resume after this balance id (the last one a previous run printed)')
+  .action(async (options: { pageSize: string; after?: string }) => {
+    const pageSize = Number(options.pageSize);
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 100_000) throw new Error('--page-size takes an integer from 1 to 100000');
+    const pool = openPool(config, { applicationName: 'tally-cli', max: 4 });
+    try {
+      // The schema as the services have it (idempotent; takes turns with a starting service).
+      await migrate({ pool, schema: config.database.schema, logger });
+      const eventStore = await openEventStore(config, pool, logger);
+      try {
+        const result = await keepBalanceStates({
+          eventStore,
+          stateStore: createPostgresBalanceStateStore({ pool }),
+          pageBalanceIds: createPostgresBalancePages({ pool }),
+          logger,
+          pageSize,
+          ...(options.after !== undefined ? { after: options.after } : {}),
+          // One line per page: the last id is where --after resumes if the run is interrupted.
+          onPage: ({ balances, kept, last }) => process.stdout.write(`${balances} balances checked, ${kept} states kept; done through ${last}\n`),
+        });
+        process.stdout.write(`kept ${result.kept} stored states over ${result.balances} balances\n`);
+      } finally {
+        await eventStore.close();
+      }
+    } finally {
+      await pool.end();
+    }
   });
 
 program

@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
   DEFAULT_REGISTRY_CACHE_BYTES,
   DEFAULT_SESSION_TIMEOUT_MS,
+  DEFAULT_STATE_FLUSH_MS,
   MAX_PARTITIONS_CONCURRENTLY,
 } from '@tally/metering';
 import { z } from 'zod';
@@ -74,6 +75,8 @@ export const configSchema = z.object({
   // Kafka's group.min.session.timeout.ms is 6 s by default; a lower value is refused at join.
   TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(DEFAULT_SESSION_TIMEOUT_MS, 6_000, 300_000)
     .describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
+  TALLY_CONSUMER_STATE_FLUSH_MS: integer(DEFAULT_STATE_FLUSH_MS, 10, 3_600_000)
+    .describe('how often the consumer keeps a stored state of each balance it wrote since its last one (write-behind; also at a graceful stop), so that the next consumer to meet it folds only what came after'),
   TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000)
     .describe('how often the consumer reloads credit products (catalog changes apply within this)'),
   TALLY_API_HOST: text('127.0.0.1').describe('address the API listens on'),
@@ -179,8 +182,9 @@ export interface Config {
     /** Customers in the consumer's balance registry cache. */
     readonly registryCacheSize: number;
     readonly registryCacheBytes: number;
-    /** How long a silent (crashed) consumer keeps its partitions before the group moves them. */
     readonly sessionTimeoutMs: number;
+    /** How often the consumer keeps the stored states of the balances it wrote (write-behind). */
+    readonly stateFlushMs: number;
   };
   readonly catalogRefreshMs: number;
   readonly api: { readonly host: string; readonly port: number; readonly keys: readonly ApiKey[] | undefined };
@@ -334,6 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       registryCacheSize: e.TALLY_CONSUMER_REGISTRY_CACHE_SIZE,
       registryCacheBytes: e.TALLY_CONSUMER_REGISTRY_CACHE_BYTES,
       sessionTimeoutMs: e.TALLY_CONSUMER_SESSION_TIMEOUT_MS,
+      stateFlushMs: e.TALLY_CONSUMER_STATE_FLUSH_MS,
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
     api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },

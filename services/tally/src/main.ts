@@ -194,6 +194,7 @@ async function main(): Promise<void> {
       maxFetchBytes: config.consumer.maxFetchBytes,
       maxFetchBytesPerPartition: config.consumer.maxFetchBytesPerPartition,
       sessionTimeoutMs: config.consumer.sessionTimeoutMs,
+      stateFlushIntervalMs: config.consumer.stateFlushMs,
       compression: compressionType(config.kafka.compression),
       metrics: {
         batchProcessed(batch) {

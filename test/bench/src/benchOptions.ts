@@ -51,7 +51,7 @@ export interface BenchOptions {
    * `--growth`: Tally's metering rate at `large` customers against `small` (not in the default
    * run); `history`: events of history copied over the `large` balances before both are metered.
    */
-  readonly growth?: { readonly small: number; readonly large: number; readonly history: number };
+  readonly growth?: { readonly small: number; readonly large: number; readonly history: number; readonly withoutStates?: boolean };
 }
 
 export class BenchUsageError extends Error {
@@ -83,7 +83,10 @@ export const USAGE = `usage: npm run bench [-- options]
   --growth          also meter --events at 1,000 and at 100,000 customers (Tally only; not in the default run)
   --growth-customers A,B  the growth run's two sizes instead (implies --growth)
   --growth-history N  first copy N usage events of history over the growth run's larger set of
-                    balances, straight into the ledger (implies --growth; e.g. 10000000)
+                    balances, straight into the ledger (implies --growth; e.g. 10000000), then keep
+                    every balance's stored state as \`tally keep-balance-states\` does (untimed)
+  --growth-history-without-states  copy the history but keep no stored states (the store as a bulk
+                    import leaves it before the operator runs keep-balance-states; for a before/after pair)
   --freshness-stages  split the freshness latency into stages (Kafka to the consumer, metering,
                     append, projector wake-up and read, Redis write, the bench's poll) from the
                     Tally process's debug log lines
@@ -129,6 +132,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let tallyMain: string | undefined;
   let growth: { small: number; large: number } | undefined;
   let growthHistory = 0;
+  let withoutStates = false;
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index]!;
     const value = () => argv[++index];
@@ -201,6 +205,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         growthHistory = positiveInteger(flag, value(), 1_000_000_000);
         growth ??= { small: 1000, large: 100_000 };
         break;
+      case '--growth-history-without-states':
+        withoutStates = true;
+        break;
       case '--tally-main': {
         tallyMain = value();
         if (tallyMain === undefined || tallyMain.length === 0) throw new BenchUsageError('--tally-main takes the path of a built main.js');
@@ -210,5 +217,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, oneBalance, consumerDefaultHeap, freshnessStages, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory } } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, oneBalance, consumerDefaultHeap, freshnessStages, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory, ...(withoutStates ? { withoutStates } : {}) } } : {}) };
 }

@@ -1,8 +1,11 @@
+import { performance } from 'node:perf_hooks';
 import { balanceStreamId } from '@tally/domain';
+import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import type { BenchRun } from './benchRun';
 import { analyzeSchema } from './analyzeSchema';
 import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
-import { meterWithTally, type TallyMeteringRate } from './meteringThroughput';
+import { cpuProfiling } from './cpuProfiles';
+import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, type TallyMeteringRate } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 import { copyUsageHistory } from './usageHistory';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
@@ -21,7 +24,10 @@ export interface GrowthResult {
  * of its small-scale rate Tally keeps at the larger scale (issue 11's goal: at least 0.8). The
  * balances beyond the run's `--customers` are registered and opened first (untimed), then analysed.
  */
-export async function measureGrowth(run: BenchRun, sizes: { readonly small: number; readonly large: number; readonly history: number }): Promise<GrowthResult> {
+export async function measureGrowth(
+  run: BenchRun,
+  sizes: { readonly small: number; readonly large: number; readonly history: number; readonly withoutStates?: boolean },
+): Promise<GrowthResult> {
   const { events, customers } = run.options;
   const at = new Date().toISOString();
   if (sizes.large > customers) {
@@ -40,6 +46,23 @@ export async function measureGrowth(run: BenchRun, sizes: { readonly small: numb
     if (Number(rows[0]!.moved) > 0) throw new Error('--growth-history needs balances nothing has metered yet: run it with --only append (or alone)');
     progress(`growth: copying ${formatCount(sizes.history)} events of history over ${formatCount(sizes.large)} balances (untimed)`);
     await copyUsageHistory(run.pool, openedInMemory(benchBalances(sizes.large), at), sizes.history, `${run.id}-growth-history`, at);
+    // A store whose history Tally's writers wrote has their stored states; one filled by a bulk
+    // copy gets them from the operator's command (tally keep-balance-states), the same code run here.
+    if (sizes.withoutStates !== true) {
+      progress(`growth: keeping every balance's stored state, as tally keep-balance-states does (untimed)`);
+      const started = performance.now();
+      const kept = await keepBalanceStates({
+        eventStore: run.eventStore,
+        stateStore: createPostgresBalanceStateStore({ pool: run.pool }),
+        pageBalanceIds: createPostgresBalancePages({ pool: run.pool }),
+        logger: run.logger,
+        onPage: ({ balances }) => {
+          if (balances % 20_000 === 0) progress(`keep-balance-states: ${formatCount(balances)} balances checked`);
+        },
+      });
+      progress(`growth: ${formatCount(kept.kept)} stored states kept over ${formatCount(kept.balances)} balances in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      await run.pool.query('ANALYZE balance_snapshots');
+    }
   }
   const meterOver = async (over: number): Promise<TallyMeteringRate> => {
     const topic = await run.createTopic(`growth${over}`, (name) => createTopic(run.admin, name));
@@ -47,8 +70,12 @@ export async function measureGrowth(run: BenchRun, sizes: { readonly small: numb
     const schemaId = await registerUsageSchema(run.registry, topic);
     await preloadUsageEvents({ kafka: run.kafka, registry: run.registry, schemaId, topic, events, customers: over, idPrefix: `${run.id}-growth${over}` });
     progress(`growth: one Tally consumer metering ${formatCount(events)} events over ${formatCount(over)} customers`);
-    const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}` });
+    // --profile: each size's consumer under --cpu-prof, summarised as the metering run's is.
+    const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}`) : undefined;
+    const nodeArgs = [...(profiling?.nodeArgs ?? []), ...consumerHeapArgs(run.options)];
+    const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}`, nodeArgs });
     progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers`);
+    if (profiling !== undefined) progress(`growth: the consumer's profile at ${formatCount(over)} customers: ${profiling.collect().file}`);
     return tally;
   };
   const small = await meterOver(sizes.small);
