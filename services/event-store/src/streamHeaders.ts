@@ -1,3 +1,4 @@
+import { LruCache } from '@tally/domain';
 import type { JsonObject, JsonValue } from './eventStore';
 
 /**
@@ -19,23 +20,23 @@ export interface StreamHeader {
 }
 
 export class StreamHeaders {
-  private readonly headers = new Map<string, StreamHeader>();
+  // The one bounded cache (least recently used leaves first); undefined when none is kept.
+  private readonly headers: LruCache<string, StreamHeader> | undefined;
 
-  constructor(private readonly maxHeaders: number) {}
+  constructor(maxHeaders: number) {
+    this.headers = maxHeaders > 0 ? new LruCache(maxHeaders) : undefined;
+  }
 
   get(streamId: string): StreamHeader | undefined {
-    return this.headers.get(streamId);
+    return this.headers?.get(streamId);
   }
 
   set(streamId: string, header: StreamHeader): void {
-    if (this.maxHeaders <= 0) return;
-    this.headers.delete(streamId);
-    if (this.headers.size >= this.maxHeaders) this.headers.delete(this.headers.keys().next().value!);
-    this.headers.set(streamId, header);
+    this.headers?.set(streamId, header);
   }
 
   delete(streamId: string): void {
-    this.headers.delete(streamId);
+    this.headers?.delete(streamId);
   }
 }
 
