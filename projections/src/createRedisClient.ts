@@ -27,8 +27,10 @@ interface RedisClientOptions {
   /**
    * Send the commands issued in one tick of the event loop as one pipeline (default false). Many
    * concurrent readers (the API's lookups) then share a write and a round trip instead of each
-   * paying one; replies still resolve each caller's own promise, in order. Off by default: a
-   * client that must fail fast while disconnected (no offline queue) keeps plain commands.
+   * paying one; replies still resolve each caller's own promise, in order. Off by default; it
+   * also suits a client without an offline queue (the rate limiter's): while disconnected its
+   * commands still fail at once, and while Redis stalls they fail within the command timeout
+   * (about twice it, ioredis sending one pipeline at a time).
    */
   readonly enableAutoPipelining?: boolean;
   /** TLS options (a CA of one's own); a `rediss://` URL turns TLS on by itself. */
