@@ -1,9 +1,8 @@
-import { balanceStreamId, decide, initialBalanceState, MICROS_PER_CREDIT, type BalanceEvent } from '@tally/domain';
 import type { EventStore, ReadStreamOptions, RecordedEvent } from '@tally/event-store';
 import pino from 'pino';
 import { createBalanceStates } from './balanceStates';
 import { BalanceLoadingError } from './ledgerErrors';
-import { toEventsToAppend } from './ledgerEvents';
+import { recordedChargeStream } from './testing/recordedChargeStream';
 
 const BALANCE = 'b-1';
 const PAGE = 10;
@@ -12,26 +11,7 @@ const context = { balanceId: BALANCE, customerId: 'c-1', productId: 'p' };
 
 /** An opened balance and HISTORY charges of 1 credit, as the store would return them. */
 function stream(): RecordedEvent[] {
-  const at = '2026-01-01T00:00:00.000Z';
-  const opening = decide({ type: 'OpenBalance', ...context, name: 'n', lowBalanceThreshold: null, startingBalance: 1000n * MICROS_PER_CREDIT, at }, initialBalanceState);
-  const charges: BalanceEvent[] = Array.from({ length: HISTORY }, (_, i) => ({
-    type: 'CreditConsumed',
-    credits: MICROS_PER_CREDIT,
-    source: 'manual',
-    reason: null,
-    usage: null,
-    balanceAfter: BigInt(999 - i) * MICROS_PER_CREDIT,
-    heldAfter: 0n,
-    occurredAt: at,
-  }));
-  return toEventsToAppend([...opening, ...charges], context, 'history').map((event, index) => ({
-    ...event,
-    metadata: event.metadata ?? {},
-    streamId: balanceStreamId(BALANCE),
-    revision: BigInt(index),
-    position: BigInt(index),
-    recordedAt: new Date(0),
-  }));
+  return recordedChargeStream(context, HISTORY, '2026-01-01T00:00:00.000Z');
 }
 
 /**

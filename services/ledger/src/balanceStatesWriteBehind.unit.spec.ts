@@ -1,9 +1,9 @@
-import { balanceStreamId, decide, evolve, initialBalanceState, MICROS_PER_CREDIT, type BalanceEvent, type FoldedBalance } from '@tally/domain';
+import { balanceStreamId, decide, evolve, initialBalanceState, type FoldedBalance } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import pino from 'pino';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
-import { toEventsToAppend } from './ledgerEvents';
+import { recordedChargeStream } from './testing/recordedChargeStream';
 
 const AT = '2026-03-01T12:00:00.000Z';
 
@@ -14,26 +14,7 @@ function open(balanceId: string, revision: bigint): FoldedBalance {
 
 /** A balance's stream: its opening (2 events) and `charges` charges of 1 credit, as the store returns them. */
 function stream(balanceId: string, charges: number): RecordedEvent[] {
-  const context = { balanceId, customerId: `c-${balanceId}`, productId: 'p' };
-  const opening = decide({ type: 'OpenBalance', ...context, name: 'n', lowBalanceThreshold: null, startingBalance: 1000n * MICROS_PER_CREDIT, at: AT }, initialBalanceState);
-  const consumed: BalanceEvent[] = Array.from({ length: charges }, (_, i) => ({
-    type: 'CreditConsumed',
-    credits: MICROS_PER_CREDIT,
-    source: 'manual',
-    reason: null,
-    usage: null,
-    balanceAfter: BigInt(999 - i) * MICROS_PER_CREDIT,
-    heldAfter: 0n,
-    occurredAt: AT,
-  }));
-  return toEventsToAppend([...opening, ...consumed], context, 'history').map((event, index) => ({
-    ...event,
-    metadata: event.metadata ?? {},
-    streamId: balanceStreamId(balanceId),
-    revision: BigInt(index),
-    position: BigInt(index),
-    recordedAt: new Date(0),
-  }));
+  return recordedChargeStream({ balanceId, customerId: `c-${balanceId}`, productId: 'p' }, charges, AT);
 }
 
 /** States over these streams and a state store that records every save (and fails while `failing`). */
