@@ -359,6 +359,9 @@ describe('the API under hostile clients', () => {
       try {
         expect([await get(), await get(), await get()]).toEqual([200, 200, 429]);
         limiterRedis.disconnect();
+        // disconnect() only ends the socket; ioredis reaches 'end' on its close event, and until then
+        // connect() refuses with "already connecting/connected" (seen once in CI under load).
+        await waitFor(() => (limiterRedis.status === 'end' ? true : undefined), { description: 'limiter redis closed', timeoutMs: 5000 });
         // Fail open, without waiting for a connection: the pipelined script is refused at once.
         expect(await Promise.all([get(), get(), get()])).toEqual([200, 200, 200]);
         await limiterRedis.connect();
