@@ -14,7 +14,8 @@ const usage = (id: string): UsageRecord => ({ id, customerId: 'alice', event: 'a
  * Issue 11 §3: within a partition, the next chunk is decoded, priced and its markers read while
  * the chunk before is appended. A usage id in two consecutive chunks is then read as unmetered
  * for the second (its marker is not recorded yet): the second chunk's append must collide on the
- * marker and redecide, so it is charged once; and offsets are committed chunk by chunk, in order.
+ * marker and redecide, so it is charged once; and offsets are handed over chunk by chunk, in order, and
+ * committed (off the fetch cycle) never backwards.
  */
 describe('pipelined chunks of one partition', () => {
   let kit: MeteringTestKit;
@@ -85,18 +86,27 @@ describe('pipelined chunks of one partition', () => {
     expect(consumer.counters()).toMatchObject({ matched: 4, skippedByReason: { already_applied: 2 } });
     expect(consumer.counters().conflicts).toBeGreaterThanOrEqual(1);
 
-    // Offsets committed chunk by chunk, in order: each commit (logged once it returned) starts
-    // where the one before ended.
-    const commits = lines
+    // Chunks metered in order, each handing over its offsets only after its own appends.
+    const chunks = lines
       .map((line) => JSON.parse(line) as { msg?: string; firstOffset?: string; lastOffset?: string })
-      .filter((line) => line.msg === 'usage batch committed')
+      .filter((line) => line.msg === 'usage batch metered')
       .map(({ firstOffset, lastOffset }) => [Number(firstOffset), Number(lastOffset)]);
-    expect(commits).toEqual([
+    expect(chunks).toEqual([
       [0, 1],
       [2, 3],
       [4, 5],
     ]);
-    const [offsets] = await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] });
-    expect(offsets!.partitions).toEqual([expect.objectContaining({ partition: 0, offset: '6' })]);
+    // The committer commits them off the fetch cycle, never backwards, ending past the last chunk.
+    await waitFor(async () => (await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] }))[0]!.partitions[0]!.offset === '6', {
+      description: 'offset 6 committed',
+      timeoutMs: 10_000,
+    });
+    const commits = lines
+      .map((line) => JSON.parse(line) as { msg?: string; partitions?: { partition: number; offset: string }[] })
+      .filter((line) => line.msg === 'offsets committed')
+      .map(({ partitions }) => Number(partitions!.find(({ partition }) => partition === 0)!.offset));
+    expect(commits.length).toBeGreaterThanOrEqual(1);
+    expect(commits).toEqual([...commits].sort((a, b) => a - b));
+    expect(commits.at(-1)).toBe(6);
   });
 });

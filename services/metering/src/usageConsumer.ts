@@ -10,6 +10,7 @@ import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalid
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
+import { createOffsetCommitter, type OffsetCommitter } from './offsetCommitter';
 import {
   MAX_PARTITIONS_CONCURRENTLY,
   resolveUsageConsumerOptions,
@@ -197,6 +198,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: options.maxBackoffMs },
   });
   stalls.watch(consumer);
+  /** Offsets committed off the fetch cycle (offsetCommitter.ts); one per run, closed at stop. */
+  let committer: OffsetCommitter = createOffsetCommitter({ topic, logger });
+  // Offsets handed over under the old assignment are not this member's to commit any more.
+  consumer.on(consumer.events.GROUP_JOIN, () => committer.forget());
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
@@ -605,11 +610,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
 
     const last = messages[messages.length - 1]!.offset;
     payload.resolveOffset(last);
-    // Offsets are committed only here, after the appends (one PostgreSQL transaction each) and
-    // the dead letters are durable: a crash or rebalance before this line redelivers the chunk,
-    // and its usage events are then found marked as metered and skipped, so nothing is lost and
-    // nothing is charged twice.
-    await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }] });
+    // Offsets are handed to the committer only here, after the appends (one PostgreSQL transaction
+    // each) and the dead letters are durable: a crash or rebalance before the commit redelivers the
+    // chunk, and its usage events are then found marked as metered and skipped, so nothing is lost
+    // and nothing is charged twice. The commit itself follows off the fetch cycle, in order.
+    await committer.done(partition, BigInt(last) + 1n, payload.commitOffsetsIfNecessary);
 
     const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
     const values = counters.values;
@@ -632,11 +637,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         deadLettered,
         appended,
         lag,
-        // Chunk start to appends returned, and to offsets committed: the freshness bench's stages.
+        // Chunk start to appends returned, and to offsets handed over: the freshness bench's stages.
         meteredMs: Math.round(meteredMs * 10) / 10,
         durationMs: Math.round(durationMs * 10) / 10,
       },
-      'usage batch committed',
+      'usage batch metered',
     );
   }
 
@@ -678,6 +683,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // goes stale, and fails with the group's error on a rebalance; its outcome is dropped, its
       // messages redelivered to whoever owns them next.
       if (next !== undefined) await next.prepared;
+      // kafkajs is stopping (ours or its own restart): it leaves the group once every eachBatch
+      // returned, so what this member handed over is committed before that.
+      if (!payload.isRunning()) await committer.drain();
     }
   }
 
@@ -691,6 +699,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // per partition whatever the concurrency. (Partitions added to the topic later are metered
       // concurrently from the next start.)
       const concurrently = options.partitionsConsumedConcurrently ?? Math.min(Math.max(1, partitions), MAX_PARTITIONS_CONCURRENTLY);
+      committer = createOffsetCommitter({ topic, logger });
       await producer.connect();
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: options.fromBeginning });
@@ -708,6 +717,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     async stop() {
       // disconnect() stops fetching, waits for the batches in hand (see eachBatch), leaves the
       // group and closes the connections. The producer goes last: those batches may dead-letter.
+      // Every offset handed over is committed while this member still owns its partitions; from
+      // here on the chunks in hand commit inline, before kafkajs leaves the group.
+      await committer.close();
       try {
         await consumer.disconnect();
       } finally {

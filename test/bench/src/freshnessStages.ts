@@ -15,12 +15,12 @@ export interface TrackedEvent {
   readonly seenAt?: number;
 }
 
-/** A chunk the consumer committed, from its "usage batch committed" debug line. */
+/** A chunk the consumer metered, from its "usage batch metered" debug line. */
 export interface ConsumerChunk {
   readonly partition: number;
   readonly firstOffset: bigint;
   readonly lastOffset: bigint;
-  /** Epoch ms: the chunk began (its messages in hand), its appends returned, its offsets were committed. */
+  /** Epoch ms: the chunk began (its messages in hand), its appends returned, its offsets were handed to the committer (which commits them off the fetch cycle). */
   readonly startedAt: number;
   readonly meteredAt: number;
   readonly committedAt: number;
@@ -51,7 +51,7 @@ function parseLines(lines: readonly string[], message: string): Record<string, u
 }
 
 export function consumerChunks(lines: readonly string[]): ConsumerChunk[] {
-  return parseLines(lines, 'usage batch committed').map((line) => {
+  return parseLines(lines, 'usage batch metered').map((line) => {
     const time = Number(line.time);
     const durationMs = Number(line.durationMs);
     const startedAt = time - durationMs;
@@ -84,7 +84,7 @@ export const STAGES = [
   ['projector fold', 'batch handed → folded (reading from Redis the snapshots its cache lacks)'],
   ['projector write', 'folded → its snapshots written (one Redis script)'],
   ['bench poll', 'written → the bench\'s poll sees it (up to its interval plus a round trip)'],
-  ['offset commit', 'append returned → offsets committed to Kafka (not on the way to Redis, but the partition\'s next chunk waits for it)'],
+  ['offset hand-over', 'append returned → offsets handed to the committer, which commits them to Kafka off the fetch cycle (its own time is in the "offsets committed" debug lines)'],
   ['total', 'publish → seen'],
 ] as const;
 
@@ -124,7 +124,7 @@ export function freshnessStages(events: readonly TrackedEvent[], chunks: readonl
     add('projector fold', batch.preparedAt - batch.receivedAt);
     add('projector write', batch.writtenAt - batch.preparedAt);
     add('bench poll', event.seenAt - batch.writtenAt);
-    add('offset commit', chunk.committedAt - chunk.meteredAt);
+    add('offset hand-over', chunk.committedAt - chunk.meteredAt);
     add('total', event.seenAt - event.publishedAt);
   }
   const stages: Partial<Record<StageName, LatencySummary>> = {};

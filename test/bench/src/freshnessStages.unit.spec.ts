@@ -1,7 +1,7 @@
 import { consumerChunks, freshnessStages, projectedBatches } from './freshnessStages';
 
 const chunkLine = (partition: number, first: number, last: number, time: number, meteredMs: number, durationMs: number) =>
-  JSON.stringify({ level: 20, time, msg: 'usage batch committed', partition, firstOffset: String(first), lastOffset: String(last), meteredMs, durationMs });
+  JSON.stringify({ level: 20, time, msg: 'usage batch metered', partition, firstOffset: String(first), lastOffset: String(last), meteredMs, durationMs });
 const batchLine = (first: number, last: number, time: number, preparedMs: number, durationMs: number) =>
   JSON.stringify({ level: 20, time, msg: 'batch projected', first: String(first), last: String(last), preparedMs, durationMs });
 
@@ -25,7 +25,7 @@ describe('freshnessStages', () => {
       'projector fold': 5,
       'projector write': 7,
       'bench poll': 3,
-      'offset commit': 10,
+      'offset hand-over': 10,
       total: 133,
     });
   });
