@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
@@ -276,7 +276,11 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   await tally.kill('SIGTERM');
   const stages = staged ? await stagesOf(run, tracked, queues, deliveredAt, tally.lines) : undefined;
   const logFile = staged ? path.join(BENCH_RESULTS_DIR, `${run.id}-freshness.log`) : undefined;
-  if (logFile !== undefined) writeFileSync(logFile, `${tally.lines.join('\n')}\n`);
+  if (logFile !== undefined) {
+    // The folder is made when the results are written, after this: a first run with stages needs it now.
+    mkdirSync(BENCH_RESULTS_DIR, { recursive: true });
+    writeFileSync(logFile, `${tally.lines.join('\n')}\n`);
+  }
   return {
     rate,
     durationSeconds,
