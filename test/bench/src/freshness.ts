@@ -6,7 +6,10 @@ import { createBalanceReadModel, type BalanceReadModel } from '@tally/projection
 import { waitFor, type TallyProcess } from '@tally/test-support';
 import { balanceStreamId } from '@tally/domain';
 import { CONSUMPTION_PROJECTION } from '@tally/ledger';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Partitioners, type Message } from 'kafkajs';
+import type { KafkaFloorConsumerOptions } from './kafkaFloorConsumer';
 import type { BenchRun } from './benchRun';
 import { ensureProjected } from './ensureProjected';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
@@ -159,20 +162,15 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
     queues.set(customer, { key: balanceSnapshotKey(run.keyPrefix, generation, balanceIdOf(customer)), next: BigInt(snapshot.revision) + 1n, pending: [], all: [] });
   }
 
-  // The floor: the same messages, received by a consumer that does nothing else. It joins after
-  // the warm-up and starts at the end, so it sees only the measured messages.
+  // The floor: the same messages, received by a consumer that does nothing else, in a process of
+  // its own as Tally's consumer is (kafkaFloorConsumer.ts). It joins after the warm-up and starts
+  // at the end, so it sees only the measured messages.
   const deliveries: number[] = [];
   /** `partition:offset` → when the floor received it, kept only for the stages. */
   const deliveredAt = new Map<string, number>();
-  const floor = run.kafka.consumer({ groupId: run.group('fresh_floor'), allowAutoTopicCreation: false });
-  await floor.connect();
-  await floor.subscribe({ topic, fromBeginning: false });
-  await floor.run({
-    eachMessage: async ({ partition, message }) => {
-      const now = Date.now();
-      deliveries.push(now - Number(message.timestamp));
-      if (staged) deliveredAt.set(`${partition}:${message.offset}`, now);
-    },
+  const floor = await startKafkaFloorConsumer({ clientId: `${run.id}-floor`, groupId: run.group('fresh_floor'), topic }, (partition, offset, receivedAt, timestamp) => {
+    deliveries.push(receivedAt - timestamp);
+    if (staged) deliveredAt.set(`${partition}:${offset}`, receivedAt);
   });
   // The producer's partitioner (murmur2 on the key) applied to the bench's own topic, whose partitions all have leaders.
   const partitionOf = Partitioners.DefaultPartitioner();
@@ -266,7 +264,7 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
     publishing = false;
     await producer.disconnect();
   }
-  await floor.disconnect();
+  await floor.stop();
   const unobserved = [...queues.values()].reduce((sum, queue) => sum + queue.pending.length, 0);
   for (const queue of queues.values()) queue.pending.length = 0;
   await poller;
@@ -343,4 +341,46 @@ async function stagesOf(
     }
   }
   return freshnessStages(events, consumerChunks(lines), projectedBatches(lines));
+}
+
+/** Starts kafkaFloorConsumer.js, resolves once it joined its group, and hands over each message it received. */
+async function startKafkaFloorConsumer(
+  options: KafkaFloorConsumerOptions,
+  received: (partition: number, offset: string, receivedAt: number, timestamp: number) => void,
+): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'kafkaFloorConsumer.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = once(child, 'exit');
+  let joined: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (joined = resolve));
+  let partial = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === 'ready') joined();
+      else if (line !== '') {
+        const [partition, offset, receivedAt, timestamp] = line.split(' ');
+        received(Number(partition), offset!, Number(receivedAt), Number(timestamp));
+      }
+    }
+  });
+  const deadline = new AbortController();
+  const outcome = await Promise.race([
+    ready.then(() => 'ready' as const),
+    exited.then(() => 'exited' as const),
+    delay(60_000, 'timed out' as const, { signal: deadline.signal }).catch(() => 'timed out' as const),
+  ]);
+  deadline.abort();
+  if (outcome !== 'ready') {
+    child.kill('SIGTERM');
+    throw new Error(`the Kafka floor consumer did not join its group (${outcome}): ${stderr.slice(-2000)}`);
+  }
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
