@@ -4,4 +4,3 @@ export { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL } from './createPostgr
 export { streamRuns } from './streamRuns';
 export { createEventStoreDbEventStore, type EventStoreDbClient } from './createEventStoreDbEventStore';
 export { decodePayload, encodePayload, type EventShape } from './eventPayloadCodec';
-export { groupAppends, type GroupAppendsOptions } from './groupAppends';

@@ -1,4 +1,4 @@
-import { groupAppends, type EventStore } from '@tally/event-store';
+import type { EventStore } from '@tally/event-store';
 import { createBalanceCommandPath, type BalanceCommandPath } from './balanceCommandPath';
 import { createBalanceStates, type BalanceStates, type BalanceStatesOptions } from './balanceStates';
 
@@ -35,7 +35,5 @@ export function createUsageBalanceWrites(
   // Write-behind instead (BalanceStates.flush, run by the consumer), and a load that folded a long
   // tail keeps its result at once (CONSUMER_KEEP_AFTER_LOAD_EVENTS); the policy as a whole: DEFAULT_STATE_FLUSH_MS in @tally/metering.
   const states = createBalanceStates({ ...options, snapshotEveryWrite: false, keepAfterLoadEvents: CONSUMER_KEEP_AFTER_LOAD_EVENTS });
-  // Grouped: the partitions' chunks that are metered at once append in one transaction instead of
-  // one each behind the store's writers' lock (groupAppends says why each keeps its own outcome).
-  return { states, commands: createBalanceCommandPath({ eventStore: groupAppends(options.eventStore), states, logger: options.logger }) };
+  return { states, commands: createBalanceCommandPath({ eventStore: options.eventStore, states, logger: options.logger }) };
 }
