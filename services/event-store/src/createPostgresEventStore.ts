@@ -58,8 +58,14 @@ const EVENTS = 'event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no';
 
 /** Shapes are immutable and few; past this many the cache starts again rather than grow. */
 const MAX_CACHED_SHAPES = 10_000;
-/** Streams are many: a reader keeps this many names and headers (a few hundred bytes each), then starts again. */
-const MAX_CACHED_STREAMS = 100_000;
+/**
+ * Streams are many: a reader keeps this many names and headers, then starts again. Its entries
+ * are weighed by no cache budget, so it stays small: at 100,000 (about 60 MiB once a consumer had
+ * loaded 100,000 balances) the consumer ran out of its bounded heap (176 MiB, README "Memory of
+ * a consumer process") in the growth run at 100,000 customers. A miss costs one lookup by number
+ * per page, for the missing streams only.
+ */
+const MAX_CACHED_STREAMS = 20_000;
 
 interface StreamRef {
   readonly streamId: string;
