@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { createBackoff, isTransientError, type Backoff } from '@tally/runtime';
+import { isTransientError, retry, type BackoffOptions } from '@tally/runtime';
 import type { Logger } from 'pino';
 
 /** Commits `{ partition, offset }` (the next offset to read) for one topic; kafkajs's payload.commitOffsetsIfNecessary. */
@@ -25,7 +25,8 @@ export interface OffsetCommitterOptions {
   readonly logger: Logger;
   /** Attempts for a transient commit failure before the offsets are left to the next commit. Default 5. */
   readonly attempts?: number;
-  readonly backoff?: Backoff;
+  /** The retry's delays; default 50 ms doubling to 1 s. */
+  readonly retryDelays?: Pick<BackoffOptions, 'initialDelayMs' | 'maxDelayMs'>;
 }
 
 /**
@@ -49,7 +50,7 @@ export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCo
   const { topic } = options;
   const logger = options.logger.child({ module: 'offsetCommitter' });
   const attempts = options.attempts ?? 5;
-  const backoff = options.backoff ?? createBackoff({ initialDelayMs: 50, maxDelayMs: 1000 });
+  const retryDelays = options.retryDelays ?? { initialDelayMs: 50, maxDelayMs: 1000 };
   let pending = new Map<number, bigint>();
   let commitWith: CommitOffsets | undefined;
   let running: Promise<void> | undefined;
@@ -71,22 +72,21 @@ export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCo
     while (pending.size > 0 && commitWith !== undefined) {
       const offsets = pending;
       pending = new Map();
-      for (let failures = 0; ; ) {
-        try {
-          await send(offsets, commitWith);
-          break;
-        } catch (error) {
-          failures += 1;
-          if (!isTransientError(error) || failures >= attempts) {
-            // Dropped, not lost: see the guarantees above. A later chunk's commit covers these partitions.
-            logger.warn({ err: error, partitions: [...offsets.keys()], failures }, 'offset commit dropped; the partitions are redelivered from their last commit if nothing commits past it');
-            break;
-          }
-          await backoff.wait(failures);
-          // Offsets handed over meanwhile are newer: the retry sends the latest of each partition.
-          for (const [partition, next] of pending) merge(offsets, partition, next);
-          pending = new Map();
-        }
+      try {
+        await retry(
+          async (attempt) => {
+            if (attempt > 1) {
+              // Offsets handed over since the failed attempt are newer: send the latest of each partition.
+              for (const [partition, next] of pending) merge(offsets, partition, next);
+              pending = new Map();
+            }
+            await send(offsets, commitWith!);
+          },
+          { what: 'committing offsets', logger, isTransient: isTransientError, maxAttempts: attempts, ...retryDelays },
+        );
+      } catch (error) {
+        // Dropped, not lost: see the guarantees above. A later chunk's commit covers these partitions.
+        logger.warn({ err: error, partitions: [...offsets.keys()] }, 'offset commit dropped; the partitions are redelivered from their last commit if nothing commits past it');
       }
     }
   }

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { waitFor } from '@tally/test-support';
 import { createOffsetCommitter, type CommitOffsets } from './offsetCommitter';
 
 type Sent = Record<number, string>;
@@ -16,8 +17,7 @@ function recordingCommit() {
 }
 
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
-const noWait = { delayMs: () => 0, wait: async () => {} };
-const committerFor = (attempts?: number) => createOffsetCommitter({ topic: 'usage', logger: pino({ level: 'silent' }), backoff: noWait, attempts });
+const committerFor = (attempts?: number) => createOffsetCommitter({ topic: 'usage', logger: pino({ level: 'silent' }), retryDelays: { initialDelayMs: 0, maxDelayMs: 0 }, attempts });
 
 describe('createOffsetCommitter', () => {
   it('returns at once while open, and commits the latest offset of every partition together, one commit at a time', async () => {
@@ -58,7 +58,8 @@ describe('createOffsetCommitter', () => {
     await committer.done(0, 1n, commit);
     await committer.done(0, 2n, commit);
     release(Object.assign(new Error('request timed out'), { retriable: true }));
-    await settle();
+    // The retry's backoff is a timer (0 ms here): wait for its attempt, with a deadline.
+    await waitFor(() => sent.length >= 2, { description: 'the retried commit', timeoutMs: 2000, intervalMs: 1 });
     expect(sent).toEqual([{ 0: '1' }, { 0: '2' }]);
     release(Object.assign(new Error('The coordinator is not aware of this member'), { retriable: false }));
     await committer.drain();
