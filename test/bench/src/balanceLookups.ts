@@ -5,6 +5,7 @@ import path from 'node:path';
 import { lookupPath, type LookupLoad, type LookupLoadResult } from './autocannonLoad';
 import { freePort, stackConfig } from '@tally/test-support';
 import type { BareLookupServerOptions } from './bareLookupServer';
+import { startBenchChild } from './benchChildProcess';
 import type { BenchRun } from './benchRun';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
@@ -45,23 +46,8 @@ const REDIS_REQUESTS = 200_000;
 
 /** Starts bareLookupServer.js and resolves once it prints `listening`; the returned function stops it. */
 async function startBareLookupServer(options: BareLookupServerOptions): Promise<() => Promise<void>> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'bareLookupServer.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const exited = once(child, 'exit');
-  const listening = new Promise<void>((resolve) => {
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-      if (stdout.includes('listening\n')) resolve();
-    });
-  });
-  const started = await Promise.race([listening.then(() => true), exited.then(() => false)]);
-  if (!started) throw new Error(`the bare lookup server exited before listening: ${stderr.slice(-2000)}`);
-  return async () => {
-    child.kill('SIGTERM');
-    await exited;
-  };
+  const server = await startBenchChild('bareLookupServer.js', options, { ready: 'listening' });
+  return () => server.stop();
 }
 
 async function runAutocannon(load: LookupLoad): Promise<LookupLoadResult> {

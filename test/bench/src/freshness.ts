@@ -6,10 +6,9 @@ import { createBalanceReadModel, type BalanceReadModel } from '@tally/projection
 import { waitFor, type TallyProcess } from '@tally/test-support';
 import { balanceStreamId } from '@tally/domain';
 import { CONSUMPTION_PROJECTION } from '@tally/ledger';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { Partitioners, type Message } from 'kafkajs';
 import type { KafkaFloorConsumerOptions } from './kafkaFloorConsumer';
+import { startBenchChild } from './benchChildProcess';
 import type { BenchRun } from './benchRun';
 import { ensureProjected } from './ensureProjected';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
@@ -168,10 +167,16 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   const deliveries: number[] = [];
   /** `partition:offset` → when the floor received it, kept only for the stages. */
   const deliveredAt = new Map<string, number>();
-  const floor = await startKafkaFloorConsumer({ clientId: `${run.id}-floor`, groupId: run.group('fresh_floor'), topic }, (partition, offset, receivedAt, timestamp) => {
-    deliveries.push(receivedAt - timestamp);
-    if (staged) deliveredAt.set(`${partition}:${offset}`, receivedAt);
+  const floorOptions: KafkaFloorConsumerOptions = { clientId: `${run.id}-floor`, groupId: run.group('fresh_floor'), topic };
+  const floor = await startBenchChild('kafkaFloorConsumer.js', floorOptions, {
+    ready: 'ready',
+    onLine(line) {
+      const [partition, offset, receivedAt, timestamp] = line.split(' ');
+      deliveries.push(Number(receivedAt) - Number(timestamp));
+      if (staged) deliveredAt.set(`${partition}:${offset}`, Number(receivedAt));
+    },
   });
+
   // The producer's partitioner (murmur2 on the key) applied to the bench's own topic, whose partitions all have leaders.
   const partitionOf = Partitioners.DefaultPartitioner();
   const partitionMetadata = Array.from({ length: USAGE_PARTITIONS }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
@@ -343,44 +348,3 @@ async function stagesOf(
   return freshnessStages(events, consumerChunks(lines), projectedBatches(lines));
 }
 
-/** Starts kafkaFloorConsumer.js, resolves once it joined its group, and hands over each message it received. */
-async function startKafkaFloorConsumer(
-  options: KafkaFloorConsumerOptions,
-  received: (partition: number, offset: string, receivedAt: number, timestamp: number) => void,
-): Promise<{ stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'kafkaFloorConsumer.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const exited = once(child, 'exit');
-  let joined: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (joined = resolve));
-  let partial = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    const lines = (partial + chunk.toString('utf8')).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line === 'ready') joined();
-      else if (line !== '') {
-        const [partition, offset, receivedAt, timestamp] = line.split(' ');
-        received(Number(partition), offset!, Number(receivedAt), Number(timestamp));
-      }
-    }
-  });
-  const deadline = new AbortController();
-  const outcome = await Promise.race([
-    ready.then(() => 'ready' as const),
-    exited.then(() => 'exited' as const),
-    delay(60_000, 'timed out' as const, { signal: deadline.signal }).catch(() => 'timed out' as const),
-  ]);
-  deadline.abort();
-  if (outcome !== 'ready') {
-    child.kill('SIGTERM');
-    throw new Error(`the Kafka floor consumer did not join its group (${outcome}): ${stderr.slice(-2000)}`);
-  }
-  return {
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
