@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     parts.add('balance-registry-cache', () => registryCache.close());
     const batchSeconds = metrics.histogram({
       name: 'tally_consumer_batch_seconds',
-      help: 'Time to meter one batch of usage events, from fetch to commit',
+      help: 'Time to meter one batch of usage events, from its start to its offsets handed to the committer (the commit follows off the fetch cycle)',
     });
     const partitionLag = metrics.gauge({
       name: 'tally_consumer_lag_messages',
