@@ -46,8 +46,9 @@ interface BucketSum {
  * store encodes them.
  *
  * Exactly once per event: the batch's sums and its checkpoint are written in one PostgreSQL
- * transaction, which first locks the checkpoint row and adds only the events after the position
- * it holds. A replayed batch (a crash before the processor's own bookkeeping, a deposed lease
+ * statement when the checkpoint is still below the batch (the usual case, one round trip), and
+ * otherwise in one transaction, which first locks the checkpoint row and adds only the events
+ * after the position it holds. A replayed batch (a crash before the processor's own bookkeeping, a deposed lease
  * holder still finishing a batch while the next one works) finds the checkpoint already past its
  * events and adds nothing; a failed transaction adds nothing and moves nothing, and is retried.
  * An event that cannot be decoded is skipped with its reason logged: it must not stall the
@@ -135,9 +136,55 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
     }
   }
 
+  /** The batch's sums as the statements' array parameters, in unnest's column order. */
+  function bucketColumns(sums: readonly BucketSum[]): unknown[] {
+    return [
+      sums.map((sum) => sum.balanceId),
+      sums.map((sum) => sum.start),
+      sums.map((sum) => sum.event),
+      // Decimal strings: micro-credits beyond bigint reach numeric exactly.
+      sums.map((sum) => sum.microCredits.toString()),
+      sums.map((sum) => sum.entries),
+    ];
+  }
+
+  const ADD_BUCKETS = `INSERT INTO consumption_buckets AS b (balance_id, bucket_start, event, micro_credits, entries)
+           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::bigint[])`;
+  const ON_BUCKET = `ON CONFLICT (balance_id, bucket_start, event) DO UPDATE
+             SET micro_credits = b.micro_credits + excluded.micro_credits, entries = b.entries + excluded.entries`;
+
+  /**
+   * The usual case, a batch that starts past the checkpoint, in one statement and one round trip:
+   * the checkpoint moves only if it is still below the batch's first event (the UPDATE locks the
+   * row, and under READ COMMITTED a writer that waited on it checks that condition again against
+   * the committed row), and the sums are added only if it moved. A single statement commits or
+   * fails whole, like the transaction below. False when the checkpoint row is missing or already
+   * at or past the first event: some of the batch may be counted, which only the transaction
+   * below sorts out.
+   */
+  async function addIfAhead(events: readonly RecordedEvent[], sums: readonly BucketSum[]): Promise<boolean> {
+    const first = events[0]!;
+    const last = events[events.length - 1]!;
+    const { rows } = await pool.query<{ moved: number }>(
+      `WITH moved AS (
+         UPDATE subscription_checkpoints SET position = $6, updated_at = now()
+          WHERE name = $7 AND position < $8
+          RETURNING 1),
+       added AS (
+         ${ADD_BUCKETS}
+           WHERE EXISTS (SELECT 1 FROM moved)
+         ${ON_BUCKET})
+       SELECT count(*)::int AS moved FROM moved`,
+      [...bucketColumns(sums), last.position.toString(), CONSUMPTION_PROJECTION, first.position.toString()],
+    );
+    return rows[0]?.moved === 1;
+  }
+
   async function handle(events: readonly RecordedEvent[]): Promise<void> {
     const last = events[events.length - 1];
     if (last === undefined) return;
+    const whole = sumsOf(events);
+    if (await addIfAhead(events, whole)) return;
     await inTransaction(async (client) => {
       await client.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING', [CONSUMPTION_PROJECTION]);
       // The row lock orders this transaction after any other writer's (a deposed holder's), and
@@ -147,23 +194,8 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
       ]);
       const saved = BigInt(rows[0]!.position);
       if (last.position <= saved) return;
-      const sums = sumsOf(events.filter((event) => event.position > saved));
-      if (sums.length > 0) {
-        await client.query(
-          `INSERT INTO consumption_buckets AS b (balance_id, bucket_start, event, micro_credits, entries)
-           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::bigint[])
-           ON CONFLICT (balance_id, bucket_start, event) DO UPDATE
-             SET micro_credits = b.micro_credits + excluded.micro_credits, entries = b.entries + excluded.entries`,
-          [
-            sums.map((sum) => sum.balanceId),
-            sums.map((sum) => sum.start),
-            sums.map((sum) => sum.event),
-            // Decimal strings: micro-credits beyond bigint reach numeric exactly.
-            sums.map((sum) => sum.microCredits.toString()),
-            sums.map((sum) => sum.entries),
-          ],
-        );
-      }
+      const sums = saved < events[0]!.position ? whole : sumsOf(events.filter((event) => event.position > saved));
+      if (sums.length > 0) await client.query(`${ADD_BUCKETS}\n           ${ON_BUCKET}`, bucketColumns(sums));
       await client.query('UPDATE subscription_checkpoints SET position = $2, updated_at = now() WHERE name = $1', [
         CONSUMPTION_PROJECTION,
         last.position.toString(),

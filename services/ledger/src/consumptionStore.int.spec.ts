@@ -147,6 +147,50 @@ describe('consumption per bucket and event name (consumption projector)', () => 
     expect(await projection.checkpoints.load('consumption-projection')).toBe(events[3]!.position);
   });
 
+  it('adds a batch that starts past its checkpoint in one statement, and one that overlaps it in a transaction', async () => {
+    const balanceId = `b-${randomUUID()}`;
+    await eventStore.appendToStream(
+      `creditBalance-${balanceId}`,
+      ['1', '2', '4'].map((credits) => consumed(balanceId, credits, '2026-03-01T10:00:00Z', 'api_call')),
+      { expectedRevision: 'no_stream' },
+    );
+    const events = await eventStore.readAll({});
+    // What the projection sends: statements on the pool, and transactions on a connection of its own.
+    const statements: string[] = [];
+    let transactions = 0;
+    const counted = Object.assign(Object.create(db.pool) as typeof db.pool, {
+      query: (text: string, values?: unknown[]) => {
+        statements.push(text);
+        return db.pool.query(text, values);
+      },
+      connect: () => {
+        transactions += 1;
+        return db.pool.connect();
+      },
+    });
+    const projection = createConsumptionProjection({ pool: counted, logger });
+    // A first batch: no checkpoint row yet, so the transaction makes it.
+    await projection.handle(events.slice(0, 1));
+    expect(transactions).toBe(1);
+    statements.length = 0;
+
+    await projection.handle(events.slice(1, 2));
+    expect(statements).toHaveLength(1);
+    expect(transactions).toBe(1);
+
+    // Handed over again with one event more: only that one is added, under the row's lock.
+    await projection.handle(events.slice(1));
+    expect(transactions).toBe(2);
+
+    const { buckets, position } = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, {
+      from: new Date('2026-03-01T00:00:00Z'),
+      to: new Date('2026-03-02T00:00:00Z'),
+      bucket: 'day',
+    });
+    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 7_000_000n, entries: 3 }]);
+    expect(position).toBe(events[2]!.position);
+  });
+
   it('skips an event it cannot decode with its reason logged, never stalling; an unreadable time counts when recorded', async () => {
     const balanceId = `b-${randomUUID()}`;
     const odd = consumed(balanceId, '1', '2026-03-01T10:00:00Z', 'api_call');

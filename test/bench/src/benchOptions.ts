@@ -68,7 +68,8 @@ export const USAGE = `usage: npm run bench [-- options]
   --lookup-seconds S  seconds of HTTP load on the balance lookups and on the entitlement checks (default 15)
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
-  --profile         run the metering consumer and the API with --cpu-prof and summarise their hot functions;
+  --profile         run the metering consumer, the freshness consumer+projector and the API with --cpu-prof and
+                    summarise their hot functions;
                     profile the replay (in the bench process) while it runs
   --heap-snapshot   the metering consumer writes a V8 heap snapshot half-way through its run (into
                     bench-results/profiles/<run id>/consumer-heap/; summarise it with

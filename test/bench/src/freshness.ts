@@ -19,6 +19,7 @@ import { balanceIdOf } from './benchBalances';
 import { activeGeneration, balanceSnapshotKey, checkpointKey } from './snapshotKeys';
 import { benchUsageRecord, createTopic, registerUsageSchema, usageMessage, USAGE_PARTITIONS } from './usageTopic';
 import { consumerChunks, freshnessStages, projectedBatches, type StageBreakdown, type TrackedEvent } from './freshnessStages';
+import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 
 export interface FreshnessResult {
   readonly rate: number;
@@ -45,6 +46,8 @@ export interface FreshnessResult {
   readonly cpuShare?: number;
   /** With --freshness-stages: the process's log lines, written beside the results. */
   readonly logFile?: string;
+  /** With --profile: the consumer+projector process's CPU profile, warm-up included. */
+  readonly profile?: CollectedProfile;
 }
 
 /**
@@ -125,13 +128,19 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   const readModel = createBalanceReadModel({ redis: run.redis, keyPrefix: run.keyPrefix });
   const groupId = run.group('fresh');
   const staged = run.options.freshnessStages;
-  const tally = await run.startTally('consumer,projector', {
-    TALLY_USAGE_TOPIC: topic,
-    TALLY_DLQ_TOPIC: dlq,
-    TALLY_CONSUMER_GROUP: groupId,
-    // The consumer's and the projector's per-batch lines, whose times the stages are made of.
-    ...(staged ? { TALLY_LOG_LEVEL: 'debug' } : {}),
-  });
+  const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'freshness') : undefined;
+  if (profiling !== undefined) progress(`freshness: the consumer+projector process under --cpu-prof (into ${profiling.dir})`);
+  const tally = await run.startTally(
+    'consumer,projector',
+    {
+      TALLY_USAGE_TOPIC: topic,
+      TALLY_DLQ_TOPIC: dlq,
+      TALLY_CONSUMER_GROUP: groupId,
+      // The consumer's and the projector's per-batch lines, whose times the stages are made of.
+      ...(staged ? { TALLY_LOG_LEVEL: 'debug' } : {}),
+    },
+    profiling?.nodeArgs,
+  );
   const producer = run.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   await producer.connect();
   const settle = () => waitUntilSettled(run, readModel, topic, groupId, tally);
@@ -276,7 +285,9 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
   // Everything metered and projected before the process stops: the lookups read these snapshots.
   await settle();
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
-  await tally.kill('SIGTERM');
+  // SIGTERM: the process stops its roles and exits 0, which writes the profile.
+  const exit = await tally.kill('SIGTERM');
+  if (profiling !== undefined && exit !== 0) throw new Error(`the profiled consumer+projector process exited with ${exit} on SIGTERM`);
   const stages = staged ? await stagesOf(run, tracked, queues, deliveredAt, tally.lines) : undefined;
   const logFile = staged ? path.join(BENCH_RESULTS_DIR, `${run.id}-freshness.log`) : undefined;
   if (logFile !== undefined) {
@@ -298,6 +309,7 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
     ...(stages !== undefined ? { stages } : {}),
     ...(cpuShare !== undefined ? { cpuShare } : {}),
     ...(logFile !== undefined ? { logFile } : {}),
+    ...(profiling !== undefined ? { profile: profiling.collect() } : {}),
   };
 }
 

@@ -85,6 +85,7 @@ async function main(): Promise<void> {
   if (results.freshness?.cpuShare !== undefined) process.stdout.write(`freshness: the consumer+projector process used ${results.freshness.cpuShare.toFixed(2)} CPU seconds per second while publishing\n`);
   for (const [what, profile] of [
     ['consumer', results.metering?.profile],
+    ['consumer+projector (freshness, warm-up included)', results.freshness?.profile],
     ['API', results.lookups?.profile],
     ['API (entitlements)', results.entitlements?.profile],
     ['replay (bench process)', results.replay?.profile],
