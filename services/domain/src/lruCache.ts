@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+
 /**
  * How an LruCache is bounded: by entries, by estimated bytes, or both (whichever is reached
  * first makes the least recently used entries leave).
@@ -46,11 +48,12 @@ export function estimatedArrayBytes(length: number): number {
 /** A number that is not a small integer (a time in milliseconds): a boxed double. */
 export const ESTIMATED_NUMBER_BYTES = 16;
 /**
- * What the cache itself holds per entry, beyond what `weigh` counts: the Map's slots (key,
- * value, chain link, and a bucket), counted twice because a Map's table is up to twice its
- * size, and the small record keeping the value with its weight.
+ * What the cache itself holds per entry, beyond what `weigh` counts: lru-cache's index Map (key,
+ * value, chain link and a bucket, counted twice because a Map's table is up to twice its size)
+ * and its slot in each of its five growing arrays (keys, values, next, previous, sizes), with
+ * their growth slack.
  */
-export const ENTRY_OVERHEAD_BYTES = 2 * 32 + 40;
+export const ENTRY_OVERHEAD_BYTES = 2 * 32 + 5 * 12;
 
 function roundUp8(bytes: number): number {
   return Math.ceil(bytes / 8) * 8;
@@ -62,25 +65,27 @@ function positiveInteger(value: number | undefined, what: string): number | unde
   return value;
 }
 
-interface Entry<V> {
-  readonly value: V;
-  readonly weight: number;
-}
-
 /**
  * A map bounded by entries, by estimated bytes, or both: once a bound is passed, the least
  * recently used entries leave first. A plain data structure (like Map, not a part to be wired),
- * shared by the consumer's caches (balance states, the balance registry), so their memory stays
- * bounded however many balances and customers there are. Bounding by bytes is what bounds
- * memory: entries differ in size (a balance with many open holds, a customer with many balances).
+ * shared by the consumer's caches (balance states, the balance registry, stream headers), so
+ * their memory stays bounded however many balances and customers there are. Bounding by bytes is
+ * what bounds memory: entries differ in size (a balance with many open holds, a customer with
+ * many balances).
+ *
+ * The order of use is lru-cache's linked list, O(1) per operation however many entries leave. A
+ * JS Map re-inserted on use (what this was) slows down as it evicts: V8 leaves a deleted entry's
+ * slot in place until the table is rebuilt, and finding the oldest entry walks every such slot,
+ * which at 100,000 customers took a tenth of the consumer's time (docs/benchmarks.md).
+ * lru-cache is given no `max`: with one it allocates arrays of that length up front, and the
+ * entry bound may be configured in millions. Its byte budget carries both bounds: the weights
+ * when bounded by bytes (the entry count then checked after each set), else 1 per entry.
  */
-export class LruCache<K, V> {
-  // A Map iterates in insertion order: re-inserting on use keeps the least recent entry first.
-  private readonly entries = new Map<K, Entry<V>>();
+export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unknown>> {
+  private readonly cache: LRUCache<K, V>;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly weigh: ((key: K, value: V) => number) | undefined;
-  private totalBytes = 0;
 
   /** A number is `{ maxEntries }`, as before bytes could bound it. */
   constructor(bounds: number | LruCacheBounds<K, V>) {
@@ -91,21 +96,18 @@ export class LruCache<K, V> {
     if (maxEntries === undefined && maxBytes === undefined) throw new Error('cache capacity must be a positive integer (entries, bytes or both)');
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
     this.maxBytes = maxBytes ?? Number.POSITIVE_INFINITY;
-    this.weigh = given.weigh;
+    this.weigh = maxBytes === undefined ? undefined : given.weigh;
+    this.cache = new LRUCache<K, V>({ maxSize: maxBytes ?? maxEntries! });
   }
 
   /** The value, which becomes the most recently used. */
   get(key: K): V | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return entry.value;
+    return this.cache.get(key);
   }
 
   /** The value, leaving the order of use as it is (a background reader must not keep entries alive). */
   peek(key: K): V | undefined {
-    return this.entries.get(key)?.value;
+    return this.cache.peek(key);
   }
 
   /**
@@ -113,38 +115,34 @@ export class LruCache<K, V> {
    * both bounds hold. A value heavier than the whole budget is not kept (nor the key's old value).
    */
   set(key: K, value: V): void {
-    this.delete(key);
-    const weight = this.weigh === undefined ? 0 : ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
+    this.cache.delete(key);
+    if (this.weigh === undefined) {
+      this.cache.set(key, value, { size: 1 });
+      return;
+    }
+    const weight = ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
     if (!(weight >= 0) || !Number.isFinite(weight)) throw new Error(`cache entry weight must be a finite number of bytes, got ${weight}`);
     if (weight > this.maxBytes) return;
-    this.entries.set(key, { value, weight });
-    this.totalBytes += weight;
-    while (this.entries.size > this.maxEntries || this.totalBytes > this.maxBytes) {
-      // Never the entry just set: it alone fits, so older ones leave before it comes first.
-      const [oldest, entry] = this.entries.entries().next().value!;
-      this.entries.delete(oldest);
-      this.totalBytes -= entry.weight;
-    }
+    // Whole bytes, as lru-cache counts them; it drops the least recently used until the entry fits.
+    this.cache.set(key, value, { size: Math.ceil(weight) });
+    // Never the entry just set: it is the most recently used, and the bound is at least 1.
+    while (this.cache.size > this.maxEntries) this.cache.pop();
   }
 
   delete(key: K): void {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return;
-    this.entries.delete(key);
-    this.totalBytes -= entry.weight;
+    this.cache.delete(key);
   }
 
   clear(): void {
-    this.entries.clear();
-    this.totalBytes = 0;
+    this.cache.clear();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.cache.size;
   }
 
   /** Estimated bytes held (0 without a weigh function). */
   get bytes(): number {
-    return this.totalBytes;
+    return this.weigh === undefined ? 0 : this.cache.calculatedSize;
   }
 }
