@@ -86,6 +86,27 @@ describe('metadata reduced by the PostgreSQL store (migration 022)', () => {
     expect(rows[1]!.meta).toEqual({ big: Number('12345678901234567890'), ratio: 2.5, nested: { x: [1, 2] } });
   });
 
+  it('reduces in Node, from its first append, the metadata of a stream it has read', async () => {
+    const streamId = `read-first-${randomUUID()}`;
+    const opening = { id: randomUUID(), type: 'Opened', data: {}, metadata: header };
+    await store.appendToStream(streamId, [opening], { expectedRevision: 'no_stream' });
+    // A process that meets the stream by reading it (a consumer loading a balance before charging it).
+    const reader = createPostgresEventStore({ pool: db.pool, logger });
+    const charged = { id: randomUUID(), type: 'Charged', data: {}, metadata: header };
+    try {
+      await reader.readStream(streamId);
+      await reader.appendMany([{ streamId, expectedRevision: 0n, events: [charged] }]);
+    } finally {
+      await reader.close();
+    }
+    const rows = await stored(streamId);
+    expect(rows.map((row) => row.metadata)).toEqual([opening, charged].map((e) => JSON.parse(JSON.stringify(e.metadata)) as JsonObject));
+    expect(rows.map((row) => row.absent)).toEqual(rows.map((row) => row.sql_absent));
+    // SQL would have stored nothing for metadata equal to the header; Node keeps what it cannot be
+    // sure is equal: the header it was given by the read stood for the first append.
+    expect(rows[1]!.meta).toEqual({ big: Number('12345678901234567890'), ratio: 2.5, nested: { x: [1, 2] } });
+  });
+
   it('keeps a value holding U+001F, the character that joins the bodies of a call', async () => {
     const streamId = `separator-${randomUUID()}`;
     const appended: EventToAppend[] = [

@@ -131,6 +131,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   // transaction or an earlier one), so nothing here can name what a rolled-back append registered.
   const shapes = new Map<number, EventShape>();
   const streams = new Map<string, StreamRef>();
+  const headers = new StreamHeaders(options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS);
   const toRecordedEvents = async (on: Queryable, rows: readonly EventRow[]): Promise<RecordedEvent[]> => {
     const missingShapes = new Set<number>();
     const missingStreams = new Set<string>();
@@ -162,12 +163,16 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     for (const row of foundShapes) shapes.set(row.shape_no, toEventShape(row.shape));
     if (streams.size + foundStreams.length > MAX_CACHED_STREAMS) streams.clear();
     for (const row of foundStreams) {
-      streams.set(row.stream_no, { streamId: row.stream_id, header: { streamNo: row.stream_no, keys: row.header_keys, header: row.header } });
+      const header = { streamNo: row.stream_no, keys: row.header_keys, header: row.header };
+      streams.set(row.stream_no, { streamId: row.stream_id, header });
+      // The appends' cache too: a stream read (a balance loaded before it is charged) is then
+      // appended to with its metadata reduced here, and append_events neither reduces it nor
+      // sends the header back. Same header, same keys in jsonb's order; the function checks the
+      // number against the stream's own anyway (TY005).
+      headers.set(row.stream_id, header);
     }
     return rows.map((row) => toRecordedEvent(row, shapes.get(row.shape_no), streams.get(row.stream_no)));
   };
-
-  const headers = new StreamHeaders(options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS);
 
   /**
    * One call of append_events. `reduce`: the metadata of streams whose headers are kept is
