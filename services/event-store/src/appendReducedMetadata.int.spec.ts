@@ -107,6 +107,21 @@ describe('metadata reduced by the PostgreSQL store (migration 022)', () => {
     expect(rows[1]!.meta).toEqual({ big: Number('12345678901234567890'), ratio: 2.5, nested: { x: [1, 2] } });
   });
 
+  it('reads a page whose streams are partly in a full stream cache and partly not', async () => {
+    const streamIds = [0, 1, 2].map((i) => `small-cache-${i}-${randomUUID()}`);
+    await store.appendMany(streamIds.map((streamId) => ({ streamId, expectedRevision: 'no_stream' as const, events: events(1) })));
+    const small = createPostgresEventStore({ pool: db.pool, logger, maxStreamHeaders: 2 });
+    try {
+      // The first stream cached, then a page naming it and two more: the cache cannot hold all three.
+      await small.readStream(streamIds[0]!);
+      const read = await small.readAll({});
+      expect(streamIds.every((streamId) => read.some((event) => event.streamId === streamId))).toBe(true);
+      expect((await small.readStream(streamIds[0]!)).map((event) => event.streamId)).toEqual([streamIds[0]]);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('keeps a value holding U+001F, the character that joins the bodies of a call', async () => {
     const streamId = `separator-${randomUUID()}`;
     const appended: EventToAppend[] = [

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
+import { LruCache } from '@tally/domain';
 import { NotificationListener } from '@tally/postgres';
 import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
 import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
@@ -31,7 +32,10 @@ interface PostgresEventStoreOptions {
   readonly pollIntervalMs?: number;
   readonly retryInitialDelayMs?: number;
   readonly retryMaxDelayMs?: number;
-  /** Stream headers kept for reducing metadata before an append (see streamHeaders.ts); 0 keeps none. */
+  /**
+   * Stream headers kept, by number for reads and by name for reducing metadata before an append
+   * (see streamHeaders.ts); 0 keeps none for appends (reads then keep one).
+   */
   readonly maxStreamHeaders?: number;
 }
 
@@ -56,16 +60,8 @@ const EVENT_COLUMNS = 'e.position, e.event_id, e.stream_no, e.revision, e.shape_
 /** For the reads that select by stream name; readAll needs no join. */
 const EVENTS = 'event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no';
 
-/** Shapes are immutable and few; past this many the cache starts again rather than grow. */
+/** Shapes are immutable and few: a reader keeps this many, least recently used leaving first. */
 const MAX_CACHED_SHAPES = 10_000;
-/**
- * Streams are many: a reader keeps this many names and headers, then starts again. Its entries
- * are weighed by no cache budget, so it stays small: at 100,000 (about 60 MiB once a consumer had
- * loaded 100,000 balances) the consumer ran out of its bounded heap (176 MiB, README "Memory of
- * a consumer process") in the growth run at 100,000 customers. A miss costs one lookup by number
- * per page, for the missing streams only.
- */
-const MAX_CACHED_STREAMS = 20_000;
 
 interface StreamRef {
   readonly streamId: string;
@@ -129,15 +125,33 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   // Shapes by number and streams (name and header) by number, read once: neither changes once
   // stored. Only committed ones are ever read (a row names a shape or stream of its own
   // transaction or an earlier one), so nothing here can name what a rolled-back append registered.
-  const shapes = new Map<number, EventShape>();
-  const streams = new Map<string, StreamRef>();
-  const headers = new StreamHeaders(options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS);
+  const shapes = new LruCache<number, EventShape>(MAX_CACHED_SHAPES);
+  // Streams are many: their names and headers by number for reads, and the same headers by name
+  // for appends, each bounded like the other (maxStreamHeaders). Weighed by no cache budget, so
+  // they stay small: 100,000 (about 60 MiB) ran a consumer out of its bounded heap (176 MiB,
+  // README "Memory of a consumer process") at 100,000 customers. A miss costs one lookup by
+  // number per page, for the missing streams only.
+  const maxStreamHeaders = options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS;
+  const streams = new LruCache<string, StreamRef>(Math.max(1, maxStreamHeaders));
+  const headers = new StreamHeaders(maxStreamHeaders);
   const toRecordedEvents = async (on: Queryable, rows: readonly EventRow[]): Promise<RecordedEvent[]> => {
+    // This page's own shapes and streams, taken from the caches before the awaits: another read
+    // may evict them meanwhile, and every row below must find its own.
+    const pageShapes = new Map<number, EventShape>();
+    const pageStreams = new Map<string, StreamRef>();
     const missingShapes = new Set<number>();
     const missingStreams = new Set<string>();
     for (const row of rows) {
-      if (!shapes.has(row.shape_no)) missingShapes.add(row.shape_no);
-      if (!streams.has(row.stream_no)) missingStreams.add(row.stream_no);
+      if (!pageShapes.has(row.shape_no) && !missingShapes.has(row.shape_no)) {
+        const shape = shapes.get(row.shape_no);
+        if (shape === undefined) missingShapes.add(row.shape_no);
+        else pageShapes.set(row.shape_no, shape);
+      }
+      if (!pageStreams.has(row.stream_no) && !missingStreams.has(row.stream_no)) {
+        const stream = streams.get(row.stream_no);
+        if (stream === undefined) missingStreams.add(row.stream_no);
+        else pageStreams.set(row.stream_no, stream);
+      }
     }
     const [foundShapes, foundStreams] = await Promise.all([
       missingShapes.size === 0
@@ -158,20 +172,23 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
             [[...missingStreams]],
           ),
     ]);
-    // Cleared and filled after the awaits, so that every row's shape and stream is here below.
-    if (shapes.size + foundShapes.length > MAX_CACHED_SHAPES) shapes.clear();
-    for (const row of foundShapes) shapes.set(row.shape_no, toEventShape(row.shape));
-    if (streams.size + foundStreams.length > MAX_CACHED_STREAMS) streams.clear();
+    for (const row of foundShapes) {
+      const shape = toEventShape(row.shape);
+      shapes.set(row.shape_no, shape);
+      pageShapes.set(row.shape_no, shape);
+    }
     for (const row of foundStreams) {
       const header = { streamNo: row.stream_no, keys: row.header_keys, header: row.header };
-      streams.set(row.stream_no, { streamId: row.stream_id, header });
+      const stream = { streamId: row.stream_id, header };
+      streams.set(row.stream_no, stream);
+      pageStreams.set(row.stream_no, stream);
       // The appends' cache too: a stream read (a balance loaded before it is charged) is then
       // appended to with its metadata reduced here, and append_events neither reduces it nor
       // sends the header back. Same header, same keys in jsonb's order; the function checks the
       // number against the stream's own anyway (TY005).
       headers.set(row.stream_id, header);
     }
-    return rows.map((row) => toRecordedEvent(row, shapes.get(row.shape_no), streams.get(row.stream_no)));
+    return rows.map((row) => toRecordedEvent(row, pageShapes.get(row.shape_no), pageStreams.get(row.stream_no)));
   };
 
   /**
