@@ -459,6 +459,12 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       return new Set((await recordedMarkers([...hashes.keys()])).map((hash) => hashes.get(hash)!));
     },
 
+    // EventStoreDB reads markers and events by separate requests anyway: the two at once.
+    async readAppendTraces(markers, eventIds) {
+      const [found, events] = await Promise.all([store.readMarkers(markers), store.readEventsById(eventIds)]);
+      return { markers: found, events };
+    },
+
     readStream: (streamId, readOptions) => readStream(streamId, readOptions),
 
     /**

@@ -68,6 +68,8 @@ interface StreamRef {
   readonly header: StreamHeader;
 }
 
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
 interface EventRow {
   position: string;
   event_id: string;
@@ -411,6 +413,28 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         [[...hashes.keys()]],
       );
       return new Set(rows.map((row) => hashes.get(row.hash)!));
+    },
+
+    async readAppendTraces(markers, eventIds) {
+      if (markers.length === 0 && eventIds.length === 0) return { markers: new Set(), events: [] };
+      const hashes = markerHashes(markers);
+      // readMarkers' lookup and readEventsById's in one statement: a writer checks both before
+      // every append, and each round trip costs the caller a syscall and a wake-up of the
+      // backend, most of a small batch's time on a busy machine. The hashes found come on every
+      // row; the events' columns are null on the one row there is when no event is stored.
+      const rows = await query<{ hashes: string[] } & Nullable<EventRow>>(
+        'tally_es_read_append_traces',
+        `SELECT m.hashes, e.* FROM (
+           SELECT coalesce(array_agg(encode(marker_hash, 'hex')), '{}') AS hashes FROM append_markers
+           WHERE marker_hash = ANY (ARRAY(SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h))
+         ) AS m
+         LEFT JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM event_log AS e WHERE e.event_id = ANY ($2::uuid[])) AS e ON true
+         ORDER BY e.position`,
+        [[...hashes.keys()], eventIds.map((id) => checkEventId(id))],
+      );
+      const found = new Set((rows[0]?.hashes ?? []).map((hash) => hashes.get(hash)!));
+      const stored = rows.filter((row): row is { hashes: string[] } & EventRow => row.position !== null);
+      return { markers: found, events: await toRecordedEvents(pool, stored) };
     },
 
     readAll,

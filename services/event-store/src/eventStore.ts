@@ -102,6 +102,14 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/** What readAppendTraces found. */
+export interface AppendTraces {
+  /** The recorded markers among those asked for. */
+  readonly markers: Set<string>;
+  /** The stored events among the ids asked for, in position order (as readEventsById). */
+  readonly events: RecordedEvent[];
+}
+
 export interface EventStore {
   appendToStream(
     streamId: string,
@@ -116,6 +124,12 @@ export interface EventStore {
   appendMany(requests: readonly AppendRequest[], options?: AppendManyOptions): Promise<AppendResult[]>;
   /** The markers among these that are recorded (see AppendManyOptions.markers). */
   readMarkers(markers: readonly string[]): Promise<Set<string>>;
+  /**
+   * readMarkers and readEventsById in one read, one round trip for the PostgreSQL store: what
+   * earlier appends left of an input about to be appended (its markers, and events stored under
+   * the ids it would write), for a writer that checks both before every append.
+   */
+  readAppendTraces(markers: readonly string[], eventIds: readonly string[]): Promise<AppendTraces>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /**
    * Runs `work` while every other append to this store waits, then appends the requests it

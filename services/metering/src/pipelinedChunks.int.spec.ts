@@ -42,10 +42,10 @@ describe('pipelined chunks of one partition', () => {
     let held = false;
     const eventStore = new Proxy(kit.eventStore, {
       get(target, property, receiver) {
-        if (property === 'readMarkers') {
-          return async (markers: readonly string[]) => {
-            const read = await target.readMarkers(markers);
-            if (markers.includes(u2)) u2Reads += 1;
+        if (property === 'readAppendTraces') {
+          return async (...args: Parameters<EventStore['readAppendTraces']>) => {
+            const read = await target.readAppendTraces(...args);
+            if (args[0].includes(u2)) u2Reads += 1;
             return read;
           };
         }

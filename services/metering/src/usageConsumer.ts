@@ -290,15 +290,15 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   /** What earlier runs metered of a batch's usage (see EarlierRuns). */
   async function readEarlierRuns(markers: readonly string[], priced: PricedUsageBatch, excluded: ReadonlySet<number>, step: Step): Promise<EarlierRuns> {
     const candidates = [...new Set(markers.filter((_, index) => !excluded.has(index)))];
-    // The markers, and the charges stored by id (see apply), in parallel: one round trip's wait.
+    // The markers, and the charges stored by id (see apply), in one read: one round trip.
     const candidateCharges = priced.charges.filter((charge) => !excluded.has(charge.index));
-    const [metered, storedCharges] = await Promise.all([
-      step('metered check', () => eventStore.readMarkers(candidates)),
-      candidateCharges.length === 0
-        ? Promise.resolve([])
-        : step('idempotency check', () => eventStore.readEventsById(candidateCharges.map((charge) => charge.firstEventId))),
-    ]);
-    return { metered, storedCharges };
+    const traces = await step('metered check', () =>
+      eventStore.readAppendTraces(
+        candidates,
+        candidateCharges.map((charge) => charge.firstEventId),
+      ),
+    );
+    return { metered: traces.markers, storedCharges: traces.events };
   }
 
   /**

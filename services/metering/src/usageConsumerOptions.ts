@@ -182,7 +182,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   if (registry.protocol !== 'http:' && registry.protocol !== 'https:') {
     throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
   }
-  requirePort(options.eventStore, 'eventStore', ['appendMany', 'readEventsById', 'readStreamsPaged']);
+  requirePort(options.eventStore, 'eventStore', ['appendMany', 'readAppendTraces', 'readEventsById', 'readStreamsPaged']);
   requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers']);
   requirePort(options.catalogCache, 'catalogCache', ['getProduct']);
   requirePort(options.logger, 'logger', ['child']);

@@ -261,6 +261,27 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         expect(await store.readStream(streamId)).toHaveLength(1);
       });
 
+      it('reads recorded markers and stored events in one call, as readMarkers and readEventsById do', async () => {
+        const [a, b, unknown] = [marker(), marker(), marker()];
+        const [first, second] = [newStream(), newStream()];
+        const [e1, e2, e3] = [event(), event(), event()];
+        await store.appendMany([{ streamId: first, expectedRevision: 'no_stream', events: [e1, e2] }], { markers: [a] });
+        await store.appendMany([{ streamId: second, expectedRevision: 'no_stream', events: [e3] }], { markers: [b] });
+
+        const traces = await store.readAppendTraces([unknown, b, a], [e3.id, randomUUID(), e1.id]);
+        expect(traces.markers).toEqual(new Set([a, b]));
+        expect(traces.events.map((e) => [e.id, e.streamId, e.revision])).toEqual([
+          [e1.id, first, 0n],
+          [e3.id, second, 0n],
+        ]);
+        expect(traces.events).toEqual(await store.readEventsById([e1.id, e3.id]));
+
+        expect(await store.readAppendTraces([a], [])).toEqual({ markers: new Set([a]), events: [] });
+        expect((await store.readAppendTraces([unknown], [e2.id])).events.map((e) => e.id)).toEqual([e2.id]);
+        expect(await store.readAppendTraces([unknown], [randomUUID()])).toEqual({ markers: new Set(), events: [] });
+        expect(await store.readAppendTraces([], [])).toEqual({ markers: new Set(), events: [] });
+      });
+
       it('records markers of inputs that caused no event, whatever their length', async () => {
         const [a, long] = [marker(), `${marker()}:${'x'.repeat(10_000)}`];
         expect(await store.appendMany([], { markers: [a, long] })).toEqual([]);
