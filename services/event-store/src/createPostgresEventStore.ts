@@ -18,6 +18,7 @@ import { decodePayload, encodePayload, toEventShape, type EventShape } from './e
 import { groupStreamsByEvents } from './groupStreamsByEvents';
 import { decodeStoredMetadata } from './storedMetadata';
 import { reduceMetadata, StreamHeaders, type StreamHeader } from './streamHeaders';
+import { sharedPageReads } from './sharedPageReads';
 import { startSubscription } from './startSubscription';
 import { createSubscriptionRegistry } from './subscriptionRegistry';
 import { translateError } from './translateError';
@@ -293,6 +294,16 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     return toRecordedEvents(pool, rows);
   };
 
+  // The store's subscriptions share their reads of a page (see sharedPageReads).
+  const subscriptionSource = sharedPageReads({
+    readAll: (after, maxCount) => readAll({ after, maxCount }),
+    ensureListening: () =>
+      listener.ensureListening().catch((error: unknown) => {
+        throw translateError(error);
+      }),
+    onAppended: (wake) => listener.register(wake),
+  });
+
   const store: EventStore = {
     async appendToStream(streamId, events, { expectedRevision }) {
       const [result] = await appendMany([{ streamId, events, expectedRevision }]);
@@ -450,14 +461,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
 
     subscribeToAll(subscribeOptions) {
       const subscription = startSubscription(
-        {
-          readAll: (after, maxCount) => readAll({ after, maxCount }),
-          ensureListening: () =>
-            listener.ensureListening().catch((error: unknown) => {
-              throw translateError(error);
-            }),
-          onAppended: (wake) => listener.register(wake),
-        },
+        subscriptionSource,
         timing,
         subscribeOptions,
         logger.child({ subscription: subscribeOptions.after?.toString() ?? 'start' }),

@@ -68,6 +68,33 @@ describe('subscribeToAll on PostgreSQL', () => {
     await subscription.stop();
   });
 
+  it("serves two caught-up subscriptions woken by the same append with one read of its page", async () => {
+    // The store's own pool, with its reads of $all counted.
+    let pageReads = 0;
+    const counted = new Proxy(db.pool, {
+      get(target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver) as unknown;
+        return (config: unknown, ...rest: unknown[]) => {
+          if ((config as { name?: string } | undefined)?.name === 'tally_es_read_all') pageReads += 1;
+          return (target.query as (...args: unknown[]) => unknown)(config, ...rest);
+        };
+      },
+    });
+    const sharing = createPostgresEventStore({ pool: counted, logger, pollIntervalMs: 60_000 });
+    const from = await sharing.headPosition();
+    const [first, second] = [record(sharing, { after: from }), record(sharing, { after: from })];
+    await until(() => first.caughtUp.length === 1 && second.caughtUp.length === 1, 'both caught up');
+
+    pageReads = 0;
+    const appended = events(3);
+    await sharing.appendToStream(`s-${randomUUID()}`, appended, { expectedRevision: 'no_stream' });
+    await until(() => first.received.length === 3 && second.received.length === 3, 'the append delivered to both');
+    expect(first.received.map((e) => e.id)).toEqual(appended.map((e) => e.id));
+    expect(second.received).toEqual(first.received);
+    expect(pageReads).toBe(1);
+    await sharing.close();
+  });
+
   it('starts after a checkpoint, exclusive', async () => {
     const streamId = `s-${randomUUID()}`;
     await store.appendToStream(streamId, events(5), { expectedRevision: 'no_stream' });
