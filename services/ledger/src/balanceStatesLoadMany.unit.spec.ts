@@ -12,7 +12,7 @@ function open(balanceId: string, revision: bigint): FoldedBalance {
 }
 
 /** Given stored states, states over an event store whose streams hold nothing more: every call recorded. */
-function given(stored: Record<string, FoldedBalance>) {
+function given(stored: Record<string, FoldedBalance>, pageEvents?: number) {
   const saved: { balanceId: string; revision: bigint }[] = [];
   const calls: string[] = [];
   const stateStore: BalanceStateStore = {
@@ -33,11 +33,11 @@ function given(stored: Record<string, FoldedBalance>) {
     // Streams that do not exist: no pages.
     readStreamsPaged(streamIds, options) {
       const from = [...(options?.fromRevisions ?? [])].map(([streamId, revision]) => ` ${streamId} from ${revision}`).join('');
-      calls.push(`readStreamsPaged ${streamIds.join(',')}${from}`);
+      calls.push(`readStreamsPaged ${streamIds.join(',')}${from} pages of ${options?.maxPageEvents}`);
       return (async function* () {})();
     },
   };
-  const states = createBalanceStates({ eventStore, stateStore, logger: pino({ level: 'silent' }), snapshotEveryWrite: false, snapshotAfterEvents: 100 });
+  const states = createBalanceStates({ eventStore, stateStore, logger: pino({ level: 'silent' }), snapshotEveryWrite: false, snapshotAfterEvents: 100, ...(pageEvents !== undefined ? { pageEvents } : {}) });
   return { states, saved, calls };
 }
 
@@ -48,7 +48,7 @@ describe('BalanceStates for a batch writer', () => {
     expect(first.get('a')).toEqual({ state: { status: 'unopened' }, revision: -1n });
     expect(first.get('b')).toEqual(open('b', 500n));
     // One paged read: a stream with a snapshot from after it (its tail), the others from their start.
-    expect(calls).toEqual(['loadLatest a,b', 'readStreamsPaged creditBalance-a,creditBalance-b creditBalance-b from 501']);
+    expect(calls).toEqual(['loadLatest a,b', 'readStreamsPaged creditBalance-a,creditBalance-b creditBalance-b from 501 pages of 1000']);
 
     calls.length = 0;
     await states.written([{ balanceId: 'a', loaded: open('a', 0n), since: -1n }]);
@@ -56,6 +56,12 @@ describe('BalanceStates for a batch writer', () => {
     // Both held now (b opened, a written): nothing is read.
     expect(calls).toEqual([]);
     expect(second.get('a')).toEqual(open('a', 0n));
+  });
+
+  it('reads in pages of pageEvents, as its other loads do: what one batch load holds in memory is bounded', async () => {
+    const { states, calls } = given({}, 250);
+    await states.loadMany(['a']);
+    expect(calls).toEqual(['loadLatest a', 'readStreamsPaged creditBalance-a pages of 250']);
   });
 
   it('keeps a stored state only when a write takes the stream across a multiple of snapshotAfterEvents', async () => {
