@@ -262,9 +262,8 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       // One paged read for them all: the streams without a stored state from their start (short,
       // or new: a long one has one, see snapshotAfterEvents and the write-behind), the others from
       // after their stored state (a stream with nothing after it reads no events at all).
-      // In pages of pageEvents, as every other load here: the store's own default page (10,000
-      // events, some 12 MiB decoded) times the partitions metered at once ran a consumer out of
-      // its bounded heap at 100,000 balances.
+      // In pages of pageEvents, as every other load here: the store's default page (10,000
+      // events, some 12 MiB decoded) would be held by every partition's chunk at once.
       const whole = await loadBalances(eventStore, missing, { from: stored, maxPageEvents: pageEvents });
       for (const [balanceId, balance] of whole) loaded.push({ balanceId, loaded: balance, read: Number(balance.revision - (stored.get(balanceId)?.revision ?? NO_STREAM)) });
       for (const { balanceId, loaded: balance } of loaded) {

@@ -150,12 +150,10 @@ export const STATE_FLUSH_BATCH = 1000;
  * Defaults of the byte bounds of the consumer's caches, shared with the main job's
  * TALLY_CONSUMER_BALANCE_CACHE_BYTES and TALLY_CONSUMER_REGISTRY_CACHE_BYTES: together with the
  * fetch bounds they keep one consumer process within 256 MiB (issue 11 §6, docs/benchmarks.md).
- * What else the old space holds beside them, measured in a heap snapshot at 100,000 balances:
- * the event store's two stream-header caches (about 29 MiB at their 20,000 entries each), the
- * write-behind ids (5 MiB), two or three chunks in flight (9 to 17 MiB each) and the code and
- * connections (about 25 MiB). 80 and 32 MiB left no room for them under
- * CONSUMER_MAX_OLD_SPACE_MIB: such a consumer aborted after 70,000 usage events over 50,000
- * customers of two balances; with these it meters the 1,000,000.
+ * They leave room under CONSUMER_MAX_OLD_SPACE_MIB for what no budget weighs, measured in a
+ * heap snapshot at 100,000 balances: the event store's two stream-header caches (about 29 MiB at
+ * 20,000 entries each), the write-behind ids (5 MiB), two or three chunks in flight (9 to 17 MiB
+ * each), code and connections (about 25 MiB).
  */
 export const DEFAULT_BALANCE_CACHE_BYTES = 40 * 1024 * 1024;
 export const DEFAULT_REGISTRY_CACHE_BYTES = 16 * 1024 * 1024;
