@@ -134,10 +134,19 @@ export function derivedFigures(results: BenchResults): string[] {
   }
   if (results.metering !== undefined) {
     const { tally, ledgerStorage: storage, balancesPerCustomer } = results.metering;
+    const cpu = tally.cpuMsPerThousand === undefined ? '' : `; the consumer process spent ${Math.round(tally.cpuMsPerThousand)} ms of CPU per 1,000 usage events`;
     lines.push(
       `metering: ${balancesPerCustomer} balance(s) per customer, ${Math.round(tally.ledgerEventsPerSecond)} ledger events/s ` +
         `(${tally.creditConsumedEvents} CreditConsumed, ${tally.lowBalanceWarnedEvents} LowBalanceWarned); ` +
-        `${Math.round(storage.bytesPerRow)} bytes per ledger event over the ${storage.rows} in the ledger (heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)})`,
+        `${Math.round(storage.bytesPerRow)} bytes per ledger event over the ${storage.rows} in the ledger (heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)})${cpu}`,
+    );
+  }
+  if (results.growth !== undefined) {
+    const { small, large } = results.growth;
+    const cpu = (rate: { cpuMsPerThousand?: number }) => (rate.cpuMsPerThousand === undefined ? 'unknown' : `${Math.round(rate.cpuMsPerThousand)} ms`);
+    lines.push(
+      `growth: the consumer process's CPU per 1,000 usage events: ${cpu(large.tally)} at ${formatHistory(large.customers)} customers, ` +
+        `${cpu(small.tally)} at ${formatHistory(small.customers)}`,
     );
   }
   if (results.append !== undefined) {

@@ -7,6 +7,28 @@ import { storageOf } from './tableStorage';
 const rate = (perSecond: number) => ({ events: perSecond, seconds: 1, perSecond });
 const load = (perSecond: number, p99Ms: number) => ({ perSecond, p50Ms: 1, p99Ms, maxMs: p99Ms, ok: perSecond, non2xx: 0, errors: 0 });
 
+describe('derivedFigures for the growth run', () => {
+  const meter = (perSecond: number, cpuMsPerThousand?: number) => ({
+    messages: 1000,
+    seconds: 1000 / perSecond,
+    perSecond,
+    failedPolls: 0,
+    peakRssBytes: 1,
+    creditConsumedEvents: 2000,
+    lowBalanceWarnedEvents: 0,
+    ledgerEventsPerSecond: perSecond * 2,
+    counters: undefined,
+    ...(cpuMsPerThousand !== undefined ? { cpuMsPerThousand } : {}),
+  });
+
+  it("says what CPU the consumer spent per 1,000 usage events at each size, or that it is unknown", () => {
+    const growth = { events: 1000, history: 0, small: { customers: 1000, tally: meter(10_000, 80.4) }, large: { customers: 100_000, tally: meter(4000) } };
+    expect(derivedFigures({ growth }).filter((line) => line.startsWith('growth:'))).toEqual([
+      "growth: the consumer process's CPU per 1,000 usage events: unknown at 100,000 customers, 80 ms at 1,000",
+    ]);
+  });
+});
+
 describe('resultRows', () => {
   it('puts appends beside the indexed COPY, and storage per event beside the bare rows, as the share of the ceiling', () => {
     const append: AppendCeilingResult = {

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { summariseLatencies, type LatencySummary } from './percentiles';
 import { formatCount, progress } from './progress';
+import { processCpuSeconds } from './processCpuSeconds';
 import { balanceIdOf } from './benchBalances';
 import { activeGeneration, balanceSnapshotKey, checkpointKey } from './snapshotKeys';
 import { benchUsageRecord, createTopic, registerUsageSchema, usageMessage, USAGE_PARTITIONS } from './usageTopic';
@@ -229,7 +230,7 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
 
   let published = 0;
   let cpuShare: number | undefined;
-  const cpuBefore = cpuSeconds(tally.pid);
+  const cpuBefore = processCpuSeconds(tally.pid);
   const started = performance.now();
   try {
     for (;;) {
@@ -269,7 +270,7 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
       }
       await delay(5);
     }
-    const cpuAfter = cpuSeconds(tally.pid);
+    const cpuAfter = processCpuSeconds(tally.pid);
     if (cpuBefore !== undefined && cpuAfter !== undefined) cpuShare = (cpuAfter - cpuBefore) / ((performance.now() - started) / 1000);
     progress(`freshness: published ${formatCount(published)} events; waiting for the tracked snapshots`);
     publishing = false;
@@ -311,18 +312,6 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
     ...(logFile !== undefined ? { logFile } : {}),
     ...(profiling !== undefined ? { profile: profiling.collect() } : {}),
   };
-}
-
-/** User + system CPU seconds of a process so far (Linux /proc; undefined elsewhere). */
-function cpuSeconds(pid: number): number | undefined {
-  try {
-    // The fields after the command name (which may hold spaces, hence the last ')'): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Each tracked event's ledger position and recorded_at, matched with the logged chunks and batches. */

@@ -74,7 +74,8 @@ export async function measureGrowth(
     const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}`) : undefined;
     const nodeArgs = [...(profiling?.nodeArgs ?? []), ...consumerHeapArgs(run.options)];
     const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}`, nodeArgs });
-    progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers`);
+    const cpu = tally.cpuMsPerThousand === undefined ? '' : `, the consumer ${formatCount(tally.cpuMsPerThousand)} CPU ms per 1,000`;
+    progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers${cpu}`);
     if (profiling !== undefined) progress(`growth: the consumer's profile at ${formatCount(over)} customers: ${profiling.collect().file}`);
     return tally;
   };

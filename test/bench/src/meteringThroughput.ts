@@ -10,6 +10,7 @@ import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
+import { processCpuSeconds } from './processCpuSeconds';
 import { findLogLine, logTime } from './findLogLine';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
 import { creditProductFromDto } from '@tally/domain';
@@ -26,6 +27,8 @@ export interface MeteringResult {
   readonly tally: ConsumeRate & {
     /** Peak resident memory (VmHWM) of the consumer process. */
     readonly peakRssBytes: number;
+    /** The consumer process's user + system CPU ms per 1,000 usage events, from its start to the end of the topic. */
+    readonly cpuMsPerThousand?: number;
     /** CreditConsumed events in the ledger afterwards: one per usage event and balance when nothing was lost or doubled. */
     readonly creditConsumedEvents: number;
     /** LowBalanceWarned events it appended (the workload's second balances cross their threshold). */
@@ -178,6 +181,9 @@ export async function meterWithTally(
     failed: () => (exitedWith === undefined ? undefined : `exited with ${exitedWith}: ${tally.lines.slice(-5).join('\n')}`),
   });
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
+  // Start-up (loading modules, joining the group) included: a second or less against the tens
+  // of seconds a measurement takes.
+  const cpu = processCpuSeconds(tally.pid);
   // The consumer logs this once it has joined the group; its first fetch follows at once.
   const started = logTime(tally.lines, 'usage consumer started');
   // SIGTERM: the consumer leaves its group and the process exits 0, which writes the profile.
@@ -191,6 +197,7 @@ export async function meterWithTally(
     perSecond: events / seconds,
     failedPolls,
     peakRssBytes,
+    ...(cpu !== undefined ? { cpuMsPerThousand: (cpu * 1000) / (events / 1000) } : {}),
     creditConsumedEvents: after.consumed - before.consumed,
     lowBalanceWarnedEvents: after.warned - before.warned,
     ledgerEventsPerSecond: (after.all - before.all) / seconds,
