@@ -92,3 +92,29 @@ describe('PostgreSQL event store metadata', () => {
     }
   });
 });
+
+describe('PostgreSQL event store recorded times', () => {
+  it('gives each event the recordedAt pg itself makes of recorded_at, microseconds dropped, before 1970 too', async () => {
+    const db = await createTestSchema({ prefix: 'es_recorded' });
+    const store = createPostgresEventStore({ pool: db.pool, logger });
+    try {
+      const streamId = `balance-${randomUUID()}`;
+      await store.appendMany([{ streamId, expectedRevision: 'no_stream', events: events(6) }]);
+      // Times with and without microseconds, on both sides of the epoch, as stored rows may hold.
+      const stored = ['2026-12-01 12:00:00.123456+00', '2026-12-01 12:00:00.999999+00', '2026-12-01 12:00:00+00', '1969-12-31 23:59:59.000001+00', '1900-02-28 01:02:03.0505+00'];
+      await db.pool.query(
+        `UPDATE event_log SET recorded_at = (ARRAY[${stored.map((_, i) => `$${i + 1}::timestamptz`).join(',')}])[revision + 1]
+         WHERE revision < ${stored.length} AND stream_no = (SELECT stream_no FROM streams WHERE stream_id = $${stored.length + 1})`,
+        [...stored, streamId],
+      );
+      const byPg = await db.pool.query<{ event_id: string; recorded_at: Date }>('SELECT event_id, recorded_at FROM event_log ORDER BY position');
+      const read = await store.readStream(streamId);
+      expect(read.map((event) => [event.id, event.recordedAt.getTime()])).toEqual(byPg.rows.map((row) => [row.event_id, row.recorded_at.getTime()]));
+      expect(read[0]!.recordedAt.toISOString()).toBe('2026-12-01T12:00:00.123Z');
+      expect(read[3]!.recordedAt.toISOString()).toBe('1969-12-31T23:59:59.000Z');
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+});
