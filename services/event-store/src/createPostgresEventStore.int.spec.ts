@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { createTestSchema } from '@tally/test-support';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore } from './createPostgresEventStore';
-import type { EventToAppend, JsonObject } from './eventStore';
+import type { EventStore, EventToAppend, JsonObject } from './eventStore';
 
 /**
  * What PostgreSQL's store does beyond the port (the port's behaviour, and PostgreSQL's contiguous
@@ -19,11 +19,21 @@ function events(count: number): EventToAppend[] {
   return Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type: 'Tested', data: { i } }));
 }
 
+/** A store over a schema of its own, closed and dropped after the test whatever it did. */
+async function withStore(prefix: string, test: (store: EventStore, db: TestSchema) => Promise<void>): Promise<void> {
+  const db = await createTestSchema({ prefix });
+  const store = createPostgresEventStore({ pool: db.pool, logger });
+  try {
+    await test(store, db);
+  } finally {
+    await store.close();
+    await db.drop();
+  }
+}
+
 describe('PostgreSQL event store paged reads', () => {
-  it('gives a stream longer than a page pages of its own, and groups short streams', async () => {
-    const db = await createTestSchema({ prefix: 'es_paged' });
-    const store = createPostgresEventStore({ pool: db.pool, logger });
-    try {
+  it('gives a stream longer than a page pages of its own, and groups short streams', () =>
+    withStore('es_paged', async (store) => {
       const lengths = [1, 3, 12, 2, 2, 4, 9];
       const ids = lengths.map(() => `balance-${randomUUID()}`);
       await store.appendMany(ids.map((streamId, i) => ({ streamId, expectedRevision: 'no_stream', events: events(lengths[i]!) })));
@@ -32,32 +42,20 @@ describe('PostgreSQL event store paged reads', () => {
       expect(pages.filter((page) => page.every((id) => id === ids[2])).map((page) => page.length)).toEqual([4, 4, 4]);
       expect(pages.filter((page) => page.every((id) => id === ids[6])).map((page) => page.length)).toEqual([4, 4, 1]);
       expect(pages.flat()).toHaveLength(33);
-    } finally {
-      await store.close();
-      await db.drop();
-    }
-  });
+    }));
 });
 
 describe('PostgreSQL event store on an empty schema', () => {
-  it('has head position 0 and nothing to read', async () => {
-    const db = await createTestSchema({ prefix: 'es_empty' });
-    const store = createPostgresEventStore({ pool: db.pool, logger });
-    try {
+  it('has head position 0 and nothing to read', () =>
+    withStore('es_empty', async (store) => {
       expect(await store.headPosition()).toBe(0n);
       expect(await store.readAll()).toEqual([]);
-    } finally {
-      await store.close();
-      await db.drop();
-    }
-  });
+    }));
 });
 
 describe('PostgreSQL event store metadata', () => {
-  it("rebuilds each event's metadata in Node exactly as 017's es_decode_metadata does in SQL", async () => {
-    const db = await createTestSchema({ prefix: 'es_meta' });
-    const store = createPostgresEventStore({ pool: db.pool, logger });
-    try {
+  it("rebuilds each event's metadata in Node exactly as 017's es_decode_metadata does in SQL", () =>
+    withStore('es_meta', async (store, db) => {
       const streamId = `balance-${randomUUID()}`;
       // The first event's metadata is the stream's header; integer-like, non-ASCII and
       // "__proto__" keys, where an object's own key order differs from jsonb's. As JSON: in a
@@ -86,18 +84,12 @@ describe('PostgreSQL event store metadata', () => {
       // The header's nested values are each event's own.
       (read[0]![0]!.nested as { a: number[] }).a.push(3);
       expect((await store.readAll())[0]!.metadata.nested).toEqual({ a: [1, 2] });
-    } finally {
-      await store.close();
-      await db.drop();
-    }
-  });
+    }));
 });
 
 describe('PostgreSQL event store recorded times', () => {
-  it('gives each event the recordedAt pg itself makes of recorded_at, microseconds dropped, before 1970 too', async () => {
-    const db = await createTestSchema({ prefix: 'es_recorded' });
-    const store = createPostgresEventStore({ pool: db.pool, logger });
-    try {
+  it('gives each event the recordedAt pg itself makes of recorded_at, microseconds dropped, before 1970 too', () =>
+    withStore('es_recorded', async (store, db) => {
       const streamId = `balance-${randomUUID()}`;
       await store.appendMany([{ streamId, expectedRevision: 'no_stream', events: events(6) }]);
       // Times with and without microseconds, on both sides of the epoch, as stored rows may hold.
@@ -112,9 +104,5 @@ describe('PostgreSQL event store recorded times', () => {
       expect(read.map((event) => [event.id, event.recordedAt.getTime()])).toEqual(byPg.rows.map((row) => [row.event_id, row.recorded_at.getTime()]));
       expect(read[0]!.recordedAt.toISOString()).toBe('2026-12-01T12:00:00.123Z');
       expect(read[3]!.recordedAt.toISOString()).toBe('1969-12-31T23:59:59.000Z');
-    } finally {
-      await store.close();
-      await db.drop();
-    }
-  });
+    }));
 });
