@@ -1,6 +1,5 @@
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
-import type { BalanceSnapshot } from './balanceSnapshot';
 import { PositionedBalance, foldedFromSnapshot, snapshotOf } from './positionedBalance';
 import { foldBalanceStreams } from './foldBalanceStreams';
 import { foldLedgerRecords } from './foldLedgerRecords';
@@ -41,8 +40,9 @@ async function storedBalances(target: BatchTarget, balanceIds: readonly string[]
   return stored;
 }
 
-interface PreparedBatch {
-  readonly snapshots: readonly BalanceSnapshot[];
+export interface PreparedBatch {
+  /** The balances the batch changed, folded; formatted into snapshots only when written. */
+  readonly changed: readonly PositionedBalance[];
   /** The batch's last position: where the checkpoint moves once the snapshots are written. */
   readonly checkpoint: bigint;
 }
@@ -79,10 +79,10 @@ export async function prepareLedgerBatch(target: BatchTarget, events: readonly R
     for (const folded of healed.values()) if (folded !== undefined) changed.push(folded);
   }
   for (const folded of changed) target.cache?.set(folded);
-  return { snapshots: changed.map(snapshotOf), checkpoint: last.position };
+  return { changed, checkpoint: last.position };
 }
 
 /** One script: the snapshots whose position is above the stored one, then the checkpoint. Safe to repeat. */
 export function writePreparedBatch(target: BatchTarget, prepared: PreparedBatch): Promise<WriteOutcome> {
-  return target.store.writeBatch(target.generation, target.mode, prepared.snapshots, prepared.checkpoint, target.written);
+  return target.store.writeBatch(target.generation, target.mode, prepared.changed.map(snapshotOf), prepared.checkpoint, target.written);
 }

@@ -148,7 +148,7 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
         first: events[0]!.position.toString(),
         last: last.position.toString(),
         events: events.length,
-        balances: typeof prepared === 'string' ? 0 : prepared.snapshots.length,
+        balances: typeof prepared === 'string' ? 0 : prepared.changed.length,
         preparedMs: Math.round((preparedAt - received) * 10) / 10,
         durationMs: Math.round((performance.now() - received) * 10) / 10,
       },

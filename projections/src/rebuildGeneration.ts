@@ -1,8 +1,9 @@
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import { retry } from '@tally/runtime';
 import type { Logger } from 'pino';
-import { prepareLedgerBatch, writePreparedBatch } from './applyLedgerBatch';
+import { prepareLedgerBatch, writePreparedBatch, type PreparedBatch } from './applyLedgerBatch';
 import type { GenerationStore, WriteOutcome } from './generationStore';
+import type { PositionedBalance } from './positionedBalance';
 import type { SnapshotCache } from './snapshotCache';
 
 interface RebuildOptions {
@@ -18,7 +19,7 @@ interface RebuildOptions {
   readonly after: bigint;
   /** Stop after this position (inclusive); by default, at the head as it is when a read comes back empty. */
   readonly until?: bigint;
-  /** Called after every written batch with its last position and how many events it held. */
+  /** Called after every write that landed, with its last position and how many events it covered. */
   readonly onBatch?: (position: bigint, events: number) => void;
 }
 
@@ -32,6 +33,14 @@ interface RebuildResult {
 /** A replay is run by hand: give up after about half a minute rather than hang. */
 const MAX_ATTEMPTS = 10;
 
+/**
+ * Events folded in memory, at most, before the balances they changed are written. A balance
+ * met in every page was written once per page, which made a rebuild write about one snapshot
+ * per event; folded over this many events it is written once for all of them. Progress is
+ * reported at least this often.
+ */
+export const WRITE_EVERY_EVENTS = 100_000;
+
 /** Awaited later; until then a failure must not count as an unhandled rejection. */
 function inFlight<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
@@ -39,10 +48,14 @@ function inFlight<T>(promise: Promise<T>): Promise<T> {
 }
 
 /**
- * Folds the log into an aside generation as a three-stage pipeline: while batch n is folded,
- * page n+1 is being read from the event store and batch n-1 written by Redis, so the rebuild
- * runs at the pace of its slowest stage rather than at the sum of all three. Writes stay in
- * order: one is sent only after the previous one has landed.
+ * Folds the log into an aside generation as a three-stage pipeline: while pages are folded, the
+ * next page is being read from the event store and the balances folded before are written by
+ * Redis, so the rebuild runs at the pace of its slowest stage rather than at the sum of all
+ * three. The fold runs ahead of the writes in memory: each balance a page changes is written
+ * once, at its latest fold, when WRITE_EVERY_EVENTS events were folded, when the cache could
+ * otherwise push one of them out, or at the end. Writes stay in order: one is sent only after
+ * the previous one has landed, and the checkpoint moves with the last script of a write, once
+ * every snapshot it covers is in.
  */
 export async function rebuildGeneration(options: RebuildOptions): Promise<RebuildResult> {
   const { eventStore, store, logger, generation, batchSize, until, cache } = options;
@@ -51,8 +64,18 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
   const read = (after: bigint): Promise<readonly RecordedEvent[]> =>
     inFlight(retry(() => eventStore.readAll({ after, maxCount: batchSize }), { ...retrying, what: 'reading the event store' }));
 
+  /** One write in scripts of batchSize snapshots (a script blocks Redis while it runs); only the last one moves the checkpoint. */
+  const write = async (balances: readonly PositionedBalance[], from: bigint, checkpoint: bigint): Promise<WriteOutcome> => {
+    for (let start = 0; ; start += batchSize) {
+      const last = start + batchSize >= balances.length;
+      const prepared: PreparedBatch = { changed: balances.slice(start, start + batchSize), checkpoint: last ? checkpoint : from };
+      const outcome = await retry(() => writePreparedBatch(target, prepared), { ...retrying, what: 'writing a rebuilt batch' });
+      if (outcome !== 'ok' || last) return outcome;
+    }
+  };
+
   let position = options.after;
-  let writing: { outcome: Promise<WriteOutcome>; position: bigint; events: number } | undefined;
+  let writing: { outcome: Promise<WriteOutcome>; position: bigint; events: number; balances: number } | undefined;
   /** Waits for the write in flight; its outcome, 'ok' when there is none. */
   const landed = async (): Promise<WriteOutcome> => {
     if (writing === undefined) return 'ok';
@@ -66,6 +89,20 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
     return result;
   };
 
+  // Folded since the last write, each balance at its latest fold (the same objects the cache holds).
+  let pending = new Map<string, PositionedBalance>();
+  let pendingEvents = 0;
+  let pendingCheckpoint = position;
+  const startWrite = async (): Promise<WriteOutcome> => {
+    const outcome = await landed();
+    if (outcome !== 'ok') return outcome;
+    const balances = [...pending.values()];
+    writing = { outcome: inFlight(write(balances, position, pendingCheckpoint)), position: pendingCheckpoint, events: pendingEvents, balances: balances.length };
+    pending = new Map();
+    pendingEvents = 0;
+    return 'ok';
+  };
+
   if (until !== undefined && position >= until) return { outcome: 'ok', position };
   let next: Promise<readonly RecordedEvent[]> | undefined = read(position);
   while (next !== undefined) {
@@ -74,15 +111,29 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
     const last = events[events.length - 1];
     if (last === undefined) break;
     next = until !== undefined && last.position >= until ? undefined : read(last.position);
+    // A balance the cache dropped is read back from Redis, which must then hold its latest fold:
+    // so what is folded but not yet written (pending, and a write of several scripts still in
+    // flight) stays within the cache, the balances folded last being the ones it keeps.
+    if (writing !== undefined && writing.balances + pending.size + batchSize > cache.capacity) {
+      const outcome = await landed();
+      if (outcome !== 'ok') return { outcome, position };
+    }
     const prepared = await retry(() => prepareLedgerBatch(target, events), { ...retrying, what: 'folding a rebuilt batch' });
-    const outcome = await landed();
+    if (typeof prepared === 'string') {
+      const outcome = await landed();
+      return { outcome: outcome === 'ok' ? prepared : outcome, position };
+    }
+    for (const folded of prepared.changed) pending.set(folded.state.balanceId, folded);
+    pendingEvents += events.length;
+    pendingCheckpoint = prepared.checkpoint;
+    if (pending.size + batchSize > cache.capacity || pendingEvents >= WRITE_EVERY_EVENTS) {
+      const outcome = await startWrite();
+      if (outcome !== 'ok') return { outcome, position };
+    }
+  }
+  if (pendingEvents > 0) {
+    const outcome = await startWrite();
     if (outcome !== 'ok') return { outcome, position };
-    if (typeof prepared === 'string') return { outcome: prepared, position };
-    writing = {
-      outcome: inFlight(retry(() => writePreparedBatch(target, prepared), { ...retrying, what: 'writing a rebuilt batch' })),
-      position: prepared.checkpoint,
-      events: events.length,
-    };
   }
   return { outcome: await landed(), position };
 }

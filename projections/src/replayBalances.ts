@@ -13,7 +13,7 @@ export interface ReplayOptions {
   readonly keyPrefix?: string;
   readonly logger: Logger;
   readonly onProgress?: (progress: RebuildProgress) => void;
-  /** Events per read and per Redis write. Default 1000. */
+  /** Events per read, and snapshots per Redis script. Default 1000. */
   readonly batchSize?: number;
   /** Balances kept in memory between batches (about 600 bytes each); more are re-read from Redis. Default 50 000. */
   readonly snapshotCacheSize?: number;

@@ -19,6 +19,8 @@ export interface SnapshotCache {
   set(folded: PositionedBalance): void;
   /** True for a cache made `startsEmpty` while nothing was evicted: a miss is then a balance the generation does not hold. */
   readonly complete: boolean;
+  /** Balances it holds at most: a rebuild writes its folded balances before this many could push one out. */
+  readonly capacity: number;
 }
 
 /** About 30 MB of balances. */
@@ -43,5 +45,6 @@ export function createSnapshotCache(capacity = DEFAULT_CAPACITY, { startsEmpty =
     get complete() {
       return complete;
     },
+    capacity,
   };
 }
