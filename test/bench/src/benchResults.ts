@@ -124,6 +124,12 @@ export function freshnessAddedMs(freshness: FreshnessResult): Record<'p50' | 'p9
   return { p50: added('p50'), p95: added('p95'), p99: added('p99'), max: added('max') };
 }
 
+/** A consumer's CPU per 1,000 messages and PostgreSQL's over the same time, each 'unknown' where /proc could not tell. */
+function cpuPair(rate: { readonly cpuMsPerThousand?: number; readonly postgresCpuMsPerThousand?: number }): string {
+  const ms = (value: number | undefined) => (value === undefined ? 'unknown' : `${Math.round(value)}`);
+  return `${ms(rate.cpuMsPerThousand)} + ${ms(rate.postgresCpuMsPerThousand)}`;
+}
+
 /** The figures derived from the table's, in words, to print under it. */
 export function derivedFigures(results: BenchResults): string[] {
   const lines: string[] = [];
@@ -133,20 +139,20 @@ export function derivedFigures(results: BenchResults): string[] {
     lines.push(`freshness: Tally adds ${ms(added.p50)} at p50, ${ms(added.p95)} at p95, ${ms(added.p99)} at p99 over the Kafka delivery floor`);
   }
   if (results.metering !== undefined) {
-    const { tally, ledgerStorage: storage, balancesPerCustomer } = results.metering;
-    const cpu = tally.cpuMsPerThousand === undefined ? '' : `; the consumer process spent ${Math.round(tally.cpuMsPerThousand)} ms of CPU per 1,000 usage events`;
+    const { tally, kafkajsDurable, kafkajsDecode, ledgerStorage: storage, balancesPerCustomer } = results.metering;
     lines.push(
       `metering: ${balancesPerCustomer} balance(s) per customer, ${Math.round(tally.ledgerEventsPerSecond)} ledger events/s ` +
         `(${tally.creditConsumedEvents} CreditConsumed, ${tally.lowBalanceWarnedEvents} LowBalanceWarned); ` +
-        `${Math.round(storage.bytesPerRow)} bytes per ledger event over the ${storage.rows} in the ledger (heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)})${cpu}`,
+        `${Math.round(storage.bytesPerRow)} bytes per ledger event over the ${storage.rows} in the ledger (heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)})`,
+      `metering: CPU ms per 1,000 usage events (the consumer + PostgreSQL): Tally ${cpuPair(tally)}, ` +
+        `kafkajs durable ${cpuPair(kafkajsDurable)}, kafkajs decode-only ${cpuPair(kafkajsDecode)}`,
     );
   }
   if (results.growth !== undefined) {
     const { small, large } = results.growth;
-    const cpu = (rate: { cpuMsPerThousand?: number }) => (rate.cpuMsPerThousand === undefined ? 'unknown' : `${Math.round(rate.cpuMsPerThousand)} ms`);
     lines.push(
-      `growth: the consumer process's CPU per 1,000 usage events: ${cpu(large.tally)} at ${formatHistory(large.customers)} customers, ` +
-        `${cpu(small.tally)} at ${formatHistory(small.customers)}`,
+      `growth: CPU ms per 1,000 usage events (the consumer + PostgreSQL): ${cpuPair(large.tally)} at ${formatHistory(large.customers)} customers, ` +
+        `${cpuPair(small.tally)} at ${formatHistory(small.customers)}`,
     );
   }
   if (results.append !== undefined) {

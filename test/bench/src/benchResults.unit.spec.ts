@@ -8,7 +8,7 @@ const rate = (perSecond: number) => ({ events: perSecond, seconds: 1, perSecond 
 const load = (perSecond: number, p99Ms: number) => ({ perSecond, p50Ms: 1, p99Ms, maxMs: p99Ms, ok: perSecond, non2xx: 0, errors: 0 });
 
 describe('derivedFigures for the growth run', () => {
-  const meter = (perSecond: number, cpuMsPerThousand?: number) => ({
+  const meter = (perSecond: number, cpuMsPerThousand?: number, postgresCpuMsPerThousand?: number) => ({
     messages: 1000,
     seconds: 1000 / perSecond,
     perSecond,
@@ -19,12 +19,38 @@ describe('derivedFigures for the growth run', () => {
     ledgerEventsPerSecond: perSecond * 2,
     counters: undefined,
     ...(cpuMsPerThousand !== undefined ? { cpuMsPerThousand } : {}),
+    ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
   });
 
-  it("says what CPU the consumer spent per 1,000 usage events at each size, or that it is unknown", () => {
-    const growth = { events: 1000, history: 0, small: { customers: 1000, tally: meter(10_000, 80.4) }, large: { customers: 100_000, tally: meter(4000) } };
+  it('says what CPU the consumer and PostgreSQL spent per 1,000 usage events at each size, or that it is unknown', () => {
+    const growth = { events: 1000, history: 0, small: { customers: 1000, tally: meter(10_000, 80.4, 61.6) }, large: { customers: 100_000, tally: meter(4000) } };
     expect(derivedFigures({ growth }).filter((line) => line.startsWith('growth:'))).toEqual([
-      "growth: the consumer process's CPU per 1,000 usage events: unknown at 100,000 customers, 80 ms at 1,000",
+      'growth: CPU ms per 1,000 usage events (the consumer + PostgreSQL): unknown + unknown at 100,000 customers, 80 + 62 at 1,000',
+    ]);
+  });
+});
+
+describe('derivedFigures for the metering run', () => {
+  it("puts the CPU Tally's consumer and PostgreSQL spent per 1,000 usage events beside the ceilings'", () => {
+    const consumed = (perSecond: number, cpuMsPerThousand: number, postgresCpuMsPerThousand?: number) => ({
+      messages: 1000,
+      seconds: 1000 / perSecond,
+      perSecond,
+      failedPolls: 0,
+      cpuMsPerThousand,
+      ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
+    });
+    const metering = {
+      events: 1000,
+      balancesPerCustomer: 2,
+      ledgerStorage: storageOf(2000, 400_000, 200_000),
+      tally: { ...consumed(5000, 70.4, 55.5), peakRssBytes: 1, creditConsumedEvents: 2000, lowBalanceWarnedEvents: 0, ledgerEventsPerSecond: 10_000, counters: undefined },
+      kafkajsDecode: consumed(100_000, 9.6),
+      kafkajsDurable: consumed(50_000, 12, 8.2),
+      consumerPerformance: { messages: 1000, fetchPerSecond: 200_000, totalPerSecond: 100_000, fetchSeconds: 0.005 },
+    };
+    expect(derivedFigures({ metering }).filter((line) => line.includes('CPU'))).toEqual([
+      'metering: CPU ms per 1,000 usage events (the consumer + PostgreSQL): Tally 70 + 56, kafkajs durable 12 + 8, kafkajs decode-only 10 + unknown',
     ]);
   });
 });

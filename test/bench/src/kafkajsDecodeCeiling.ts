@@ -1,6 +1,7 @@
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
 import type { Admin } from 'kafkajs';
 import type { DecodedMessage } from './durableCopySink';
+import { commandCpuSeconds, msPerThousand } from './processCpuSeconds';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 
 export interface ConsumeRate {
@@ -9,6 +10,10 @@ export interface ConsumeRate {
   readonly perSecond: number;
   /** Offset polls that failed meanwhile (see GroupAtEnd): non-zero means the figure includes an outage. */
   readonly failedPolls: number;
+  /** The consuming process's user + system CPU ms per 1,000 messages (for the ceilings, the bench process, which consumes in-process). */
+  readonly cpuMsPerThousand?: number;
+  /** PostgreSQL's (all its processes') user + system CPU ms per 1,000 messages over the same time. */
+  readonly postgresCpuMsPerThousand?: number;
 }
 
 /**
@@ -41,6 +46,7 @@ export async function measureKafkajsDecodeCeiling(
   });
   await consumer.connect();
   try {
+    const cpuBefore = { process: process.cpuUsage(), postgres: commandCpuSeconds('postgres') };
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
@@ -66,8 +72,17 @@ export async function measureKafkajsDecodeCeiling(
     const started = Date.now();
     const { endedAt, failedPolls } = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
     const seconds = (endedAt - started) / 1000;
+    const used = process.cpuUsage(cpuBefore.process);
+    const postgresCpuMsPerThousand = msPerThousand(cpuBefore.postgres, commandCpuSeconds('postgres'), messages);
     if (decoded < messages) throw new Error(`the ${sink === undefined ? 'decode-only' : 'durable'} consumer decoded ${decoded} of ${messages} messages`);
-    return { messages, seconds, perSecond: messages / seconds, failedPolls };
+    return {
+      messages,
+      seconds,
+      perSecond: messages / seconds,
+      failedPolls,
+      cpuMsPerThousand: msPerThousand(0, (used.user + used.system) / 1e6, messages)!,
+      ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
+    };
   } finally {
     await consumer.disconnect();
   }

@@ -10,7 +10,7 @@ import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
-import { processCpuSeconds } from './processCpuSeconds';
+import { commandCpuSeconds, msPerThousand, processCpuSeconds } from './processCpuSeconds';
 import { findLogLine, logTime } from './findLogLine';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
 import { creditProductFromDto } from '@tally/domain';
@@ -27,8 +27,6 @@ export interface MeteringResult {
   readonly tally: ConsumeRate & {
     /** Peak resident memory (VmHWM) of the consumer process. */
     readonly peakRssBytes: number;
-    /** The consumer process's user + system CPU ms per 1,000 usage events, from its start to the end of the topic. */
-    readonly cpuMsPerThousand?: number;
     /** CreditConsumed events in the ledger afterwards: one per usage event and balance when nothing was lost or doubled. */
     readonly creditConsumedEvents: number;
     /** LowBalanceWarned events it appended (the workload's second balances cross their threshold). */
@@ -159,6 +157,7 @@ export async function meterWithTally(
   const { topic, dlq, events } = options;
   const groupId = run.group(options.groupSuffix);
   const before = await countLedgerEvents(run);
+  const postgresBefore = commandCpuSeconds('postgres');
   const tally = await run.startTally(
     'consumer',
     { TALLY_USAGE_TOPIC: topic, TALLY_DLQ_TOPIC: dlq, TALLY_CONSUMER_GROUP: groupId },
@@ -183,7 +182,9 @@ export async function meterWithTally(
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
   // Start-up (loading modules, joining the group) included: a second or less against the tens
   // of seconds a measurement takes.
-  const cpu = processCpuSeconds(tally.pid);
+  // cpuMsPerThousand: the consumer process from its start to the end of the topic.
+  const cpuMsPerThousand = msPerThousand(0, processCpuSeconds(tally.pid), events);
+  const postgresCpuMsPerThousand = msPerThousand(postgresBefore, commandCpuSeconds('postgres'), events);
   // The consumer logs this once it has joined the group; its first fetch follows at once.
   const started = logTime(tally.lines, 'usage consumer started');
   // SIGTERM: the consumer leaves its group and the process exits 0, which writes the profile.
@@ -197,7 +198,8 @@ export async function meterWithTally(
     perSecond: events / seconds,
     failedPolls,
     peakRssBytes,
-    ...(cpu !== undefined ? { cpuMsPerThousand: (cpu * 1000) / (events / 1000) } : {}),
+    ...(cpuMsPerThousand !== undefined ? { cpuMsPerThousand } : {}),
+    ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
     creditConsumedEvents: after.consumed - before.consumed,
     lowBalanceWarnedEvents: after.warned - before.warned,
     ledgerEventsPerSecond: (after.all - before.all) / seconds,

@@ -1,0 +1,15 @@
+import { msPerThousand, parseStat } from './processCpuSeconds';
+
+describe('processCpuSeconds', () => {
+  it('reads the command name and user + system seconds of a stat line, whatever the name holds', () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    const line = '4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1200 0 3 0 1234 66 0 0 20 0 1 0';
+    expect(parseStat(line)).toEqual({ command: 'a (b) c', seconds: 13 });
+  });
+
+  it('turns two readings into ms per 1,000 items, unknown when either reading is', () => {
+    expect(msPerThousand(1.5, 3.5, 20_000)).toBe(100);
+    expect(msPerThousand(undefined, 3.5, 20_000)).toBeUndefined();
+    expect(msPerThousand(1.5, undefined, 20_000)).toBeUndefined();
+  });
+});
