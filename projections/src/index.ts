@@ -1,7 +1,7 @@
 export type { BalanceSnapshot } from './balanceSnapshot';
 export { snapshotOf, type PositionedBalance } from './positionedBalance';
 export { foldBalanceStreams } from './foldBalanceStreams';
-export { createBalanceProjector } from './balanceProjector';
+export { createBalanceProjector, DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from './balanceProjector';
 export type { BalanceProjector, ProjectorLag } from './balanceProjector';
 export { createBalanceReadModel } from './balanceReadModel';
 export type { BalanceReadModel, EntitlementRead } from './balanceReadModel';

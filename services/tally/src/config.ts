@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
+import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
 import {
   DEFAULT_BALANCE_CACHE_BYTES,
   DEFAULT_MAX_FETCH_BYTES,
@@ -77,6 +78,8 @@ export const configSchema = z.object({
     .describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
   TALLY_CONSUMER_STATE_FLUSH_MS: integer(DEFAULT_STATE_FLUSH_MS, 10, 3_600_000)
     .describe('how often the consumer keeps a stored state of each balance it wrote since its last one (write-behind; also at a graceful stop), so that the next consumer to meet it folds only what came after'),
+  TALLY_PROJECTOR_SNAPSHOT_CACHE_SIZE: integer(DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE, 0, 10_000_000)
+    .describe('balances the projector keeps folded in memory (about 600 bytes each), so a batch is written without reading them back from Redis; at least the balances written in turn, or every batch misses; 0 reads each batch\'s balances from Redis'),
   TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000)
     .describe('how often the consumer reloads credit products (catalog changes apply within this)'),
   TALLY_API_HOST: text('127.0.0.1').describe('address the API listens on'),
@@ -169,6 +172,7 @@ export interface Config {
   /** The event store; PostgreSQL stays Tally's database (catalog, checkpoints) either way. */
   readonly eventStore: { readonly kind: 'postgres' } | { readonly kind: 'eventstoredb'; readonly connectionString: string };
   readonly redis: { readonly url: string; readonly keyPrefix: string };
+  readonly projector: { readonly snapshotCacheSize: number };
   readonly topics: { readonly usage: string; readonly deadLetter: string; readonly ledger: string };
   readonly consumer: {
     readonly groupId: string;
@@ -327,6 +331,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventStore:
       e.TALLY_EVENT_STORE === 'postgres' ? { kind: 'postgres' } : { kind: 'eventstoredb', connectionString: e.TALLY_EVENTSTORE_CONNECTION_STRING },
     redis: { url: e.TALLY_REDIS_URL, keyPrefix: e.TALLY_REDIS_KEY_PREFIX },
+    projector: { snapshotCacheSize: e.TALLY_PROJECTOR_SNAPSHOT_CACHE_SIZE },
     topics: { usage: e.TALLY_USAGE_TOPIC, deadLetter: e.TALLY_DLQ_TOPIC, ledger: e.TALLY_LEDGER_TOPIC },
     consumer: {
       groupId: e.TALLY_CONSUMER_GROUP,

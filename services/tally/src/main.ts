@@ -226,7 +226,7 @@ async function main(): Promise<void> {
   }
 
   if (roles.has('projector') && redis !== undefined) {
-    const projector = createBalanceProjector({ eventStore, redis, keyPrefix: config.redis.keyPrefix, metrics, logger });
+    const projector = createBalanceProjector({ eventStore, redis, keyPrefix: config.redis.keyPrefix, snapshotCacheSize: config.projector.snapshotCacheSize, metrics, logger });
     await parts.start(projector);
     // Consumption per hour and event name (the console's charts) in PostgreSQL, from either event
     // store; with a lease, so that of several projector processes one works at a time.
