@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
-import { createPostgresEventStore } from './createPostgresEventStore';
+import { createPostgresEventStore, READ_STREAM_BACKWARDS_SQL, READ_STREAM_FORWARDS_SQL } from './createPostgresEventStore';
 import type { EventStore, EventToAppend, JsonObject } from './eventStore';
 
 /**
@@ -42,6 +42,51 @@ describe('PostgreSQL event store paged reads', () => {
       expect(pages.filter((page) => page.every((id) => id === ids[2])).map((page) => page.length)).toEqual([4, 4, 4]);
       expect(pages.filter((page) => page.every((id) => id === ids[6])).map((page) => page.length)).toEqual([4, 4, 1]);
       expect(pages.flat()).toHaveLength(33);
+    }));
+});
+
+/** A plan node of EXPLAIN (ANALYZE, FORMAT JSON), as far as these tests read it. */
+interface PlanNode {
+  readonly 'Relation Name'?: string;
+  readonly 'Actual Rows': number;
+  readonly Plans?: readonly PlanNode[];
+}
+
+function rowsReadFrom(node: PlanNode, relation: string): number {
+  const own = node['Relation Name'] === relation ? node['Actual Rows'] : 0;
+  return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsReadFrom(child, relation), 0);
+}
+
+describe('PostgreSQL event store reads of one stream', () => {
+  it('reads a page of a long stream as an index range stopped at the limit, whatever the plan (a page costs the same at any revision)', () =>
+    withStore('es_page_plan', async (store, db) => {
+      const streamId = `balance-${randomUUID()}`;
+      for (let start = 0; start < 3000; start += 500) {
+        await store.appendToStream(streamId, events(500), { expectedRevision: start === 0 ? 'no_stream' : BigInt(start - 1) });
+      }
+      await db.pool.query('ANALYZE');
+      const client = await db.pool.connect();
+      try {
+        // The plan a prepared statement settles on after a few executions, whatever its arguments.
+        await client.query('SET plan_cache_mode = force_generic_plan');
+        const pages = [
+          { sql: READ_STREAM_FORWARDS_SQL, from: '1000', first: 1000n },
+          { sql: READ_STREAM_BACKWARDS_SQL, from: '2000', first: 2000n },
+          { sql: READ_STREAM_BACKWARDS_SQL, from: null, first: 2999n },
+        ];
+        for (const [index, { sql, from, first }] of pages.entries()) {
+          await client.query(`PREPARE page_${index} AS ${sql}`);
+          const execute = `EXECUTE page_${index}($1, ${from === null ? 'NULL' : `'${from}'`}, 10)`;
+          const { rows } = await client.query<{ position: string; revision: string }>(execute.replace('$1', `'${streamId}'`));
+          expect(rows.map((row) => BigInt(row.revision))[0]).toBe(first);
+          expect(rows).toHaveLength(10);
+          const [explained] = (await client.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${execute.replace('$1', `'${streamId}'`)}`)).rows;
+          // Joined to streams by name, the plan read 2,000 or 3,000 rows of the stream and sorted them.
+          expect(rowsReadFrom(explained!['QUERY PLAN'][0]!.Plan, 'event_log')).toBeLessThanOrEqual(10);
+        }
+      } finally {
+        client.release();
+      }
     }));
 });
 

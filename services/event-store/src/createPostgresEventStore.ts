@@ -60,6 +60,20 @@ const DEFAULT_MAX_STREAM_HEADERS = 20_000;
 const EVENT_COLUMNS = 'e.position, e.event_id, e.stream_no, e.revision, e.shape_no, e.body, e.meta_absent, e.meta, e.recorded_at';
 /** For the reads that select by stream name; readAll needs no join. */
 const EVENTS = 'event_log AS e JOIN streams AS s ON s.stream_no = e.stream_no';
+/**
+ * A page of one stream. The stream's number is looked up first (an InitPlan), so the page is a
+ * range of the `(stream_no, revision)` index read in its order and stopped at the limit. Joined
+ * to `streams` instead, the planner cannot tell the join yields one stream: it read every event
+ * of the stream from the revision on and sorted them for the top of the page, which made paging
+ * through a long stream quadratic (105 ms a page of 1,000 at revision 250,000 of 524,000, against
+ * 0.6 ms; a 1,000,000-event balance took its first load over 200 s).
+ */
+export const READ_STREAM_FORWARDS_SQL = `SELECT ${EVENT_COLUMNS} FROM event_log AS e
+  WHERE e.stream_no = (SELECT stream_no FROM streams WHERE stream_id = $1) AND e.revision >= $2 ORDER BY e.revision LIMIT $3`;
+/** The same, backwards from a revision (or from the end: the largest bigint), so that too is an index range. */
+export const READ_STREAM_BACKWARDS_SQL = `SELECT ${EVENT_COLUMNS} FROM event_log AS e
+  WHERE e.stream_no = (SELECT stream_no FROM streams WHERE stream_id = $1) AND e.revision <= COALESCE($2::bigint, 9223372036854775807)
+  ORDER BY e.revision DESC LIMIT $3`;
 
 /** Shapes are immutable and few: a reader keeps this many, least recently used leaving first. */
 const MAX_CACHED_SHAPES = 10_000;
@@ -271,15 +285,13 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
         ? await queryOn<EventRow>(
             on,
             'tally_es_read_stream_forwards',
-            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE s.stream_id = $1 AND e.revision >= $2 ORDER BY e.revision LIMIT $3`,
+            READ_STREAM_FORWARDS_SQL,
             [streamId, (fromRevision ?? 0n).toString(), limit],
           )
         : await queryOn<EventRow>(
             on,
             'tally_es_read_stream_backwards',
-            `SELECT ${EVENT_COLUMNS} FROM ${EVENTS}
-             WHERE s.stream_id = $1 AND ($2::bigint IS NULL OR e.revision <= $2::bigint)
-             ORDER BY e.revision DESC LIMIT $3`,
+            READ_STREAM_BACKWARDS_SQL,
             [streamId, fromRevision?.toString() ?? null, limit],
           );
     return toRecordedEvents(on, rows);
