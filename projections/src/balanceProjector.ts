@@ -48,21 +48,6 @@ export interface BalanceProjector extends Worker {
 }
 
 /**
- * Keeps the active generation's snapshots up to date: a checkpointed processor (@tally/runtime)
- * whose checkpoint lives in Redis with the snapshots. Every batch is written and the checkpoint
- * moved by one atomic script, which refuses to write when the generation is no longer active
- * ('stale': a replay switched), its keys are gone ('reset': Redis flushed or restarted empty), or
- * its checkpoint is below the position this projector wrote ('rewound': Redis restored from an
- * older snapshot or failed over to a lagging replica, which took the snapshots back with it). In
- * each case the projector starts again from whatever ensureActive() finds: the new generation's
- * checkpoint, a fresh generation at position 0, or the rolled-back checkpoint, so snapshots come
- * back without anyone running a command. Projecting again from a checkpoint is safe because
- * every write is idempotent by position: a snapshot is written only past its stored position,
- * the fold skips events at or below it, the customer index is a set and the checkpoint only
- * moves forward. An event store whose head is below the checkpoint (reset, or another one) also
- * gets a fresh generation.
- */
-/**
  * Balances the live projector keeps folded in memory by default, about 30 MB. Balances that are
  * written in turn, more of them than the cache holds, all miss: least recently used order drops
  * exactly the one needed next, and every batch then reads its balances back from Redis first.
@@ -80,6 +65,21 @@ const REASONS: Record<Exclude<WriteOutcome, 'ok'>, string> = {
 
 const RETRY = { initialDelayMs: 100, maxDelayMs: 5000 };
 
+/**
+ * Keeps the active generation's snapshots up to date: a checkpointed processor (@tally/runtime)
+ * whose checkpoint lives in Redis with the snapshots. Every batch is written and the checkpoint
+ * moved by one atomic script, which refuses to write when the generation is no longer active
+ * ('stale': a replay switched), its keys are gone ('reset': Redis flushed or restarted empty), or
+ * its checkpoint is below the position this projector wrote ('rewound': Redis restored from an
+ * older snapshot or failed over to a lagging replica, which took the snapshots back with it). In
+ * each case the projector starts again from whatever ensureActive() finds: the new generation's
+ * checkpoint, a fresh generation at position 0, or the rolled-back checkpoint, so snapshots come
+ * back without anyone running a command. Projecting again from a checkpoint is safe because
+ * every write is idempotent by position: a snapshot is written only past its stored position,
+ * the fold skips events at or below it, the customer index is a set and the checkpoint only
+ * moves forward. An event store whose head is below the checkpoint (reset, or another one) also
+ * gets a fresh generation.
+ */
 export function createBalanceProjector(options: BalanceProjectorOptions): BalanceProjector {
   const { eventStore } = options;
   const logger = options.logger.child({ module: 'balanceProjector' });
