@@ -54,8 +54,8 @@ describe('rebuildGeneration (PostgreSQL event store, Redis)', () => {
     await db.drop();
   });
 
-  /** Rebuilds the whole log aside through a recording store, then serves it. */
-  async function rebuild(batchSize: number, cacheSize?: number) {
+  /** Rebuilds the whole log aside through a recording store, then switches readers to it. */
+  async function rebuild(batchSize: number, options: { cacheSize?: number; logger?: pino.Logger } = {}) {
     const redis = testRedis.connect();
     const real = createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix });
     await real.ensureActive();
@@ -65,9 +65,9 @@ describe('rebuildGeneration (PostgreSQL event store, Redis)', () => {
     const result = await rebuildGeneration({
       eventStore,
       store,
-      logger,
+      logger: options.logger ?? logger,
       generation,
-      cache: createSnapshotCache(cacheSize),
+      cache: createSnapshotCache(options.cacheSize),
       batchSize,
       after: 0n,
       onBatch: (position, events) => landed.push({ position, events }),
@@ -101,20 +101,14 @@ describe('rebuildGeneration (PostgreSQL event store, Redis)', () => {
     const head = await eventStore.headPosition();
     const warnings: string[] = [];
     const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
-    const redis = testRedis.connect();
-    const real = createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix });
-    await real.ensureActive();
-    const { store, calls } = recording(real);
-    const generation = await store.createAside();
 
-    const result = await rebuildGeneration({ eventStore, store, logger: watched, generation, cache: createSnapshotCache(10), batchSize: 3, after: 0n });
+    const { result, calls, readModel } = await rebuild(3, { cacheSize: 10, logger: watched });
 
     expect(result).toEqual({ outcome: 'ok', position: head });
     // Capacity 10 over 14 balances, pages of 3: writes of 8 balances or more, in scripts of 3 (the
     // cache evicts while one is in flight), each written before its balance could leave the cache.
     expect(calls.some((call) => call.balanceIds.length === 3 && call.checkpoint !== head)).toBe(true);
-    expect(await real.switchActive(generation)).toMatchObject({ kind: 'switched' });
-    await expectServedExactly(createBalanceReadModel({ redis, keyPrefix: testRedis.keyPrefix }), eventStore);
+    await expectServedExactly(readModel, eventStore);
     // A balance read back from Redis before its fold was written would have been healed from its stream, with a warning.
     expect(warnings).toEqual([]);
   });

@@ -180,9 +180,8 @@ export async function meterWithTally(
     failed: () => (exitedWith === undefined ? undefined : `exited with ${exitedWith}: ${tally.lines.slice(-5).join('\n')}`),
   });
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
-  // Start-up (loading modules, joining the group) included: a second or less against the tens
-  // of seconds a measurement takes.
-  // cpuMsPerThousand: the consumer process from its start to the end of the topic.
+  // The consumer's CPU from its start (loading modules, joining the group: a second or less
+  // against the tens of seconds a measurement takes) to the end of the topic; PostgreSQL's over the same time.
   const cpuMsPerThousand = msPerThousand(0, processCpuSeconds(tally.pid), events);
   const postgresCpuMsPerThousand = msPerThousand(postgresBefore, commandCpuSeconds('postgres'), events);
   // The consumer logs this once it has joined the group; its first fetch follows at once.
