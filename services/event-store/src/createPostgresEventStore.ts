@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { LruCache } from '@tally/domain';
-import { NotificationListener } from '@tally/postgres';
+import { integerArrayLiteral, NotificationListener, textArrayLiteral } from '@tally/postgres';
 import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
 import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
 import type {
@@ -177,7 +177,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
             on,
             'tally_es_read_shapes',
             'SELECT shape_no, shape FROM event_shapes WHERE shape_no = ANY ($1::integer[])',
-            [[...missingShapes]],
+            [integerArrayLiteral([...missingShapes])],
           ),
       // The header's keys in jsonb's order, as 022's append_events returns them: the mask's bit order.
       missingStreams.size === 0
@@ -186,7 +186,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
             on,
             'tally_es_read_stream_headers',
             'SELECT stream_no, stream_id, ARRAY(SELECT jsonb_object_keys(header)) AS header_keys, header FROM streams WHERE stream_no = ANY ($1::bigint[])',
-            [[...missingStreams]],
+            [integerArrayLiteral([...missingStreams])],
           ),
     ]);
     for (const row of foundShapes) {
@@ -227,7 +227,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     const call = async (useHeaders: boolean): Promise<AppendRow[]> => {
       const columns = encodeAppendColumns(payload, useHeaders ? headers : undefined);
       try {
-        return await queryOn<AppendRow>(on, 'tally_es_append_columns', APPEND_SQL, [...columns, [...hashes.keys()], notifyChannel]);
+        return await queryOn<AppendRow>(on, 'tally_es_append_columns', APPEND_SQL, [...columns, textArrayLiteral([...hashes.keys()]), notifyChannel]);
       } catch (error) {
         if (error instanceof MarkerAlreadyRecordedHashes) {
           throw new MarkerAlreadyRecordedError(error.hashes.map((hash) => hashes.get(hash)!).filter((marker) => marker !== undefined));
@@ -369,7 +369,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       const rows = await query<EventRow>(
         'tally_es_read_streams',
         `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE s.stream_id = ANY ($1::text[]) ORDER BY s.stream_id, e.revision`,
-        [[...new Set(streamIds)]],
+        [textArrayLiteral([...new Set(streamIds)])],
       );
       for (const event of await toRecordedEvents(pool, rows)) streams.get(event.streamId)!.push(event);
       return streams;
@@ -387,7 +387,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       const lengths = await query<{ stream_id: string; last_revision: string }>(
         'tally_es_stream_lengths',
         'SELECT stream_id, last_revision FROM streams WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id',
-        [[...new Set(streamIds)]],
+        [textArrayLiteral([...new Set(streamIds)])],
       );
       const groups = groupStreamsByEvents(
         lengths.map((row) => ({ streamId: row.stream_id, events: BigInt(row.last_revision) + 1n - fromOf(row.stream_id) })),
@@ -399,7 +399,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
             'tally_es_read_stream_tails',
             `SELECT ${EVENT_COLUMNS} FROM ${EVENTS} JOIN unnest($1::text[], $2::bigint[]) AS f(stream_id, from_revision) ON f.stream_id = s.stream_id
              WHERE e.revision >= f.from_revision ORDER BY s.stream_id, e.revision`,
-            [group.streamIds, group.streamIds.map((streamId) => fromOf(streamId).toString())],
+            [textArrayLiteral(group.streamIds), integerArrayLiteral(group.streamIds.map((streamId) => fromOf(streamId).toString()))],
           );
           yield await toRecordedEvents(pool, rows);
           continue;
@@ -436,7 +436,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
          ) AS m
          LEFT JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM event_log AS e WHERE e.event_id = ANY ($2::uuid[])) AS e ON true
          ORDER BY e.position`,
-        [[...hashes.keys()], eventIds.map((id) => checkEventId(id))],
+        [textArrayLiteral([...hashes.keys()]), textArrayLiteral(eventIds.map((id) => checkEventId(id)))],
       );
       const found = new Set((rows[0]?.hashes ?? []).map((hash) => hashes.get(hash)!));
       const stored = rows.filter((row): row is { hashes: string[] } & EventRow => row.position !== null);
@@ -527,10 +527,21 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
       metadata.push(JSON.stringify(meta));
     }
   }
-  // Written here rather than by pg's array escaping, element by element: ids are checked UUIDs
-  // and expected revisions keywords or digits, which an array literal takes as they are; bodies
-  // are JSON texts, in which U+001F only ever appears escaped (022 splits them on it).
-  return [streams, `{${expected.join(',')}}`, counts, streamNos, `{${ids.join(',')}}`, shapes, bodies.join('\u001f'), `[${metadata.join(',')}]`, absents, `[${[...shapeIndexes.keys()].join(',')}]`];
+  // Written here rather than by pg's array escaping, element by element (arrayLiteral): ids are
+  // checked UUIDs and expected revisions keywords or digits, which an array literal takes as they
+  // are; bodies are JSON texts, in which U+001F only ever appears escaped (022 splits them on it).
+  return [
+    textArrayLiteral(streams),
+    `{${expected.join(',')}}`,
+    integerArrayLiteral(counts),
+    integerArrayLiteral(streamNos),
+    `{${ids.join(',')}}`,
+    integerArrayLiteral(shapes),
+    bodies.join('\u001f'),
+    `[${metadata.join(',')}]`,
+    integerArrayLiteral(absents),
+    `[${[...shapeIndexes.keys()].join(',')}]`,
+  ];
 }
 
 function toRecordedEvent(row: EventRow, shape: EventShape | undefined, stream: StreamRef | undefined): RecordedEvent {

@@ -1,4 +1,5 @@
 import { guardCatalogQuery as guarded } from '@tally/catalog';
+import { textArrayLiteral } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { BalanceRef, BalanceRegistry } from './balanceRegistry';
 import { DuplicateBalanceError } from './ledgerErrors';
@@ -59,7 +60,7 @@ export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceR
         if (customerIds.length === 0) return byCustomer;
         const { rows } = await pool.query<BalanceRef>(
           `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = ANY($1::text[]) ORDER BY created_at, id`,
-          [customerIds],
+          [textArrayLiteral(customerIds)],
         );
         for (const row of rows) {
           const list = byCustomer.get(row.customerId) ?? [];

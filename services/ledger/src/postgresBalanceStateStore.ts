@@ -1,6 +1,6 @@
 import { balanceStreamId, type FoldedBalance } from '@tally/domain';
 import { EventStoreUnavailableError } from '@tally/event-store';
-import { isTransientPgError } from '@tally/postgres';
+import { integerArrayLiteral, isTransientPgError, textArrayLiteral } from '@tally/postgres';
 import { guardTransient } from '@tally/runtime';
 import type { Pool } from 'pg';
 import { BALANCE_STATE_VERSION, decodeBalanceState, encodeBalanceState, type BalanceStateStore } from './balanceStateStore';
@@ -36,7 +36,7 @@ export function createPostgresBalanceStateStore(options: { readonly pool: Pool; 
           text: `SELECT DISTINCT ON (stream_id) stream_id, revision, state FROM balance_snapshots
                  WHERE stream_id = ANY ($1::text[]) AND version = $2
                  ORDER BY stream_id, revision DESC`,
-          values: [[...balanceOf.keys()], version],
+          values: [textArrayLiteral([...balanceOf.keys()]), version],
         });
         for (const row of rows) found.set(balanceOf.get(row.stream_id)!, { state: decodeBalanceState(row.state), revision: BigInt(row.revision) });
         return found;
@@ -48,9 +48,10 @@ export function createPostgresBalanceStateStore(options: { readonly pool: Pool; 
         if (open.length === 0) return;
         const values = [
           version,
-          open.map(({ balanceId }) => balanceStreamId(balanceId)),
-          open.map(({ loaded }) => loaded.revision.toString()),
-          open.map(({ loaded }) => JSON.stringify(encodeBalanceState(loaded.state as Extract<typeof loaded.state, { status: 'open' }>))),
+          // Array literals written once (arrayLiteral), not by pg element by element.
+          textArrayLiteral(open.map(({ balanceId }) => balanceStreamId(balanceId))),
+          integerArrayLiteral(open.map(({ loaded }) => loaded.revision.toString())),
+          textArrayLiteral(open.map(({ loaded }) => JSON.stringify(encodeBalanceState(loaded.state as Extract<typeof loaded.state, { status: 'open' }>)))),
         ];
         if (saveOptions?.replaceable !== true) {
           await pool.query({

@@ -6,3 +6,4 @@ export { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
 export { tryAcquireAdvisoryLease, leaseHolders, type AdvisoryLease, type AdvisoryLeaseOptions } from './advisoryLease';
 export { queryWithTimeout } from './queryWithTimeout';
 export { NotificationListener } from './notificationListener';
+export { integerArrayLiteral, textArrayLiteral } from './arrayLiteral';
