@@ -139,10 +139,31 @@ const addValue = (packing: Packing, text: string): void => {
   packing.values += 1;
 };
 
+/** A value's kind, its text added to the body (objects are the caller's). */
+function packScalar(value: JsonValue, packing: Packing): 'v' | 'n' | 't' | 'z' {
+  if (value === null) return 'z';
+  if (typeof value === 'string' && isCompactDecimal(value)) {
+    addValue(packing, value);
+    return 'n';
+  }
+  const millis = typeof value === 'string' ? isoMillis(value) : undefined;
+  if (millis === undefined) {
+    addValue(packing, JSON.stringify(value));
+    return 'v';
+  }
+  if (packing.base === undefined) {
+    packing.base = millis;
+    addValue(packing, String(millis));
+  } else {
+    addValue(packing, String(millis - packing.base));
+  }
+  return 't';
+}
+
 /**
  * The object's values added to the body, and its shape's JSON: written as JSON.stringify would
  * write the ObjectShape ([[key, kind], ...]), so that the key under which a store registers a
- * shape is unchanged.
+ * shape is unchanged. Run only for a shape the trie below has not met.
  */
 function packObject(object: JsonObject, packing: Packing): string {
   let shape = '[';
@@ -150,39 +171,72 @@ function packObject(object: JsonObject, packing: Packing): string {
   for (const key of Object.keys(object)) {
     const value = object[key];
     if (value === undefined) continue; // as JSON.stringify drops it
-    let kind: string;
-    if (isPlainObject(value)) {
-      kind = packObject(value, packing);
-    } else if (value === null) {
-      kind = '"z"';
-    } else if (typeof value === 'string' && isCompactDecimal(value)) {
-      kind = '"n"';
-      addValue(packing, value);
-    } else {
-      const millis = typeof value === 'string' ? isoMillis(value) : undefined;
-      if (millis !== undefined) {
-        kind = '"t"';
-        if (packing.base === undefined) {
-          packing.base = millis;
-          addValue(packing, String(millis));
-        } else {
-          addValue(packing, String(millis - packing.base));
-        }
-      } else {
-        kind = '"v"';
-        addValue(packing, JSON.stringify(value));
-      }
-    }
+    const kind = isPlainObject(value) ? packObject(value, packing) : `"${packScalar(value, packing)}"`;
     shape = `${shape}${first ? '' : ','}[${jsonOfKey(key)},${kind}]`;
     first = false;
   }
   return `${shape}]`;
 }
 
+/**
+ * The shapes met so far as a trie of steps, one per key and kind in the data's order (an object
+ * value a step of kind 'o', its end a step of its own): an event whose shape was met before
+ * finds its key at the end of its walk, with no shape text written. Its shapes repeat (a ledger
+ * has a dozen types), and writing each event's shape JSON anew was the largest share of what the
+ * metering consumer allocated (docs/benchmarks.md).
+ */
+interface ShapeStep {
+  readonly next: Map<string, Partial<Record<'v' | 'n' | 't' | 'z' | 'o', ShapeStep>>>;
+  end: ShapeStep | undefined;
+  /** At the end of a type's whole data: the shape key. */
+  shapeKey: string | undefined;
+}
+const shapeRoots = new Map<string, ShapeStep>();
+/** A bound on the trie (data with ever-new keys would grow it): past it, it starts again. */
+const MAX_SHAPE_STEPS = 50_000;
+let shapeSteps = 0;
+function newStep(): ShapeStep {
+  shapeSteps += 1;
+  return { next: new Map(), end: undefined, shapeKey: undefined };
+}
+
+function stepTo(from: ShapeStep, key: string, kind: 'v' | 'n' | 't' | 'z' | 'o'): ShapeStep {
+  let byKind = from.next.get(key);
+  if (byKind === undefined) {
+    byKind = {};
+    from.next.set(key, byKind);
+  }
+  return (byKind[kind] ??= newStep());
+}
+
+/** The object's values added to the body; the step its shape leads to from `at`. */
+function packValues(object: JsonObject, packing: Packing, at: ShapeStep): ShapeStep {
+  let step = at;
+  // for...in with an own-key check walks Object.keys' order without allocating its array.
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
+    const value = object[key];
+    if (value === undefined) continue; // as JSON.stringify drops it
+    step = isPlainObject(value) ? packValues(value, packing, stepTo(step, key, 'o')) : stepTo(step, key, packScalar(value, packing));
+  }
+  return (step.end ??= newStep());
+}
+
 export function encodePayload(type: string, data: JsonObject): EncodedPayload {
+  if (shapeSteps > MAX_SHAPE_STEPS) {
+    shapeRoots.clear();
+    shapeSteps = 0;
+  }
+  let root = shapeRoots.get(type);
+  if (root === undefined) {
+    root = newStep();
+    shapeRoots.set(type, root);
+  }
   const packing: Packing = { body: '', values: 0, base: undefined };
-  const objectShape = packObject(data, packing);
-  return { shapeKey: `[${JSON.stringify(type)},${objectShape}]`, body: `[${packing.body}]` };
+  const last = packValues(data, packing, root);
+  // A shape met for the first time: its JSON written once (its values a second time, discarded).
+  last.shapeKey ??= `[${JSON.stringify(type)},${packObject(data, { body: '', values: 0, base: undefined })}]`;
+  return { shapeKey: last.shapeKey, body: `[${packing.body}]` };
 }
 
 /** 1000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the times 't' holds (isoMillis). */
