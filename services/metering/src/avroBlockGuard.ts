@@ -38,13 +38,24 @@ interface TypeNode {
  * characters. A body that passes is left for avsc to decode and validate in full.
  */
 export function assertAvroBlocksBounded(type: Type, body: Buffer): void {
-  walk(type as unknown as TypeNode, body, { pos: 0, zeroByteItemsLeft: MAX_ZERO_BYTE_ITEMS, minSizes: new Map() });
+  walk(type as unknown as TypeNode, body, { pos: 0, zeroByteItemsLeft: MAX_ZERO_BYTE_ITEMS });
 }
 
 interface Walk {
   pos: number;
   zeroByteItemsLeft: number;
-  readonly minSizes: Map<TypeNode, number>;
+}
+
+/**
+ * The fewest bytes of each type met, kept across bodies: a type's is fixed by its schema, and
+ * a schema's types live as long as the registry client's cache keeps the schema.
+ */
+const minSizes = new WeakMap<TypeNode, number>();
+
+/** Whether bytes start to end of the body are valid UTF-8: ASCII (ids, names) without a copy or a view. */
+function isUtf8At(body: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i += 1) if (body[i]! >= 0x80) return isUtf8(body.subarray(start, end));
+  return true;
 }
 
 function walk(type: TypeNode, body: Buffer, at: Walk): void {
@@ -77,7 +88,7 @@ function walk(type: TypeNode, body: Buffer, at: Walk): void {
       // avsc decodes invalid UTF-8 into U+FFFD without a word, so a usage event would be metered
       // under another id than the one its producer sent: not well-formed strings are refused here,
       // where their bytes are in hand (map keys too: they are read as strings).
-      if (length > 0 && at.pos <= body.length && !isUtf8(body.subarray(start, at.pos))) {
+      if (length > 0 && at.pos <= body.length && !isUtf8At(body, start, at.pos)) {
         throw new AvroInvalidUtf8Error(`an Avro string at byte ${start} is not valid UTF-8`);
       }
       return;
@@ -87,22 +98,26 @@ function walk(type: TypeNode, body: Buffer, at: Walk): void {
       at.pos += length > 0 ? length : 0;
       return;
     }
-    case 'record':
-      for (const field of type.fields ?? []) {
-        walk(field.type, body, at);
+    case 'record': {
+      // Indexed loops here and below: this walk runs for every message and is not inlined
+      // (it recurses), so an array iterator would be allocated per record and block.
+      const fields = type.fields ?? [];
+      for (let i = 0; i < fields.length; i += 1) {
+        walk(fields[i]!.type, body, at);
         if (at.pos > body.length) return;
       }
       return;
+    }
     case 'union': {
       const branch = type.types?.[readLong(body, at)];
       if (branch !== undefined) walk(branch, body, at);
       return;
     }
     case 'array':
-      walkBlocks(body, at, [type.itemsType!]);
+      walkBlocks(body, at, type.itemsType!, undefined);
       return;
     case 'map':
-      walkBlocks(body, at, [STRING, type.valuesType!]);
+      walkBlocks(body, at, STRING, type.valuesType!);
       return;
     case 'logical':
       walk(type.underlyingType!, body, at);
@@ -114,9 +129,12 @@ function walk(type: TypeNode, body: Buffer, at: Walk): void {
 
 const STRING: TypeNode = { typeName: 'string' };
 
-/** Array and map blocks: a count (negative: followed by the block's byte size), then the items; 0 ends. */
-function walkBlocks(body: Buffer, at: Walk, item: readonly TypeNode[]): void {
-  const itemMinSize = item.reduce((sum, part) => sum + minSizeOf(part, at.minSizes), 0);
+/**
+ * Array and map blocks: a count (negative: followed by the block's byte size), then the items; 0
+ * ends. An item is one value (array) or a key and a value (map: `second`).
+ */
+function walkBlocks(body: Buffer, at: Walk, first: TypeNode, second: TypeNode | undefined): void {
+  const itemMinSize = minSizeOf(first) + (second === undefined ? 0 : minSizeOf(second));
   for (;;) {
     let count = readLong(body, at);
     if (count === 0) return;
@@ -138,14 +156,15 @@ function walkBlocks(body: Buffer, at: Walk, item: readonly TypeNode[]): void {
     }
     if (itemMinSize === 0) at.zeroByteItemsLeft -= count;
     for (let i = 0; i < count; i += 1) {
-      for (const part of item) walk(part, body, at);
+      walk(first, body, at);
+      if (second !== undefined) walk(second, body, at);
       if (at.pos > body.length) return;
     }
   }
 }
 
 /** The fewest bytes a value of the type takes. A recursive reference counts as 0 while its own size is worked out. */
-function minSizeOf(type: TypeNode, minSizes: Map<TypeNode, number>): number {
+function minSizeOf(type: TypeNode): number {
   const known = minSizes.get(type);
   if (known !== undefined) return known;
   minSizes.set(type, 0);
@@ -165,10 +184,10 @@ function minSizeOf(type: TypeNode, minSizes: Map<TypeNode, number>): number {
       size = type.size ?? 0;
       break;
     case 'record':
-      size = (type.fields ?? []).reduce((sum, field) => sum + minSizeOf(field.type, minSizes), 0);
+      size = (type.fields ?? []).reduce((sum, field) => sum + minSizeOf(field.type), 0);
       break;
     case 'logical':
-      size = minSizeOf(type.underlyingType!, minSizes);
+      size = minSizeOf(type.underlyingType!);
       break;
     // boolean, int, long, enum, string, bytes (a length), union (a branch index), array and map
     // (the closing 0 count): at least one byte each.
