@@ -16,6 +16,7 @@ type UsageCost =
     };
 
 const ONE: ExactDecimal = { digits: 1n, scale: 0 };
+const NOT_MATCHED: UsageCost = { matched: false };
 /** 10^15 units: larger quantities are overflow attempts or unit mistakes. */
 const MAX_QUANTITY = 10n ** 15n;
 
@@ -34,8 +35,11 @@ function propertyOf(usage: UsageEvent, name: string): PropertyValue | undefined 
 
 function ruleMatches(rule: ConsumptionRule, usage: UsageEvent): boolean {
   if (rule.event !== usage.event) return false;
-  for (const [key, expected] of Object.entries(rule.where ?? {})) {
-    if (stringOf(propertyOf(usage, key)) !== expected) return false;
+  const where = rule.where;
+  if (where === undefined) return true;
+  // for...in over a plain object's own keys: no entries array per rule and event (the hot path).
+  for (const key in where) {
+    if (Object.hasOwn(where, key) && stringOf(propertyOf(usage, key)) !== where[key]) return false;
   }
   return true;
 }
@@ -60,20 +64,29 @@ function quantityOf(rule: ConsumptionRule, usage: UsageEvent): ExactDecimal {
  * each cost exactly what one rule of 1 unit costs.
  */
 export function computeCost(product: CreditProduct, usage: UsageEvent): UsageCost {
-  const terms: { credits: Micros; quantity: ExactDecimal }[] = [];
+  let first: ExactDecimal | undefined;
+  let rulesMatched = 0;
+  // Σ credits × quantity over the finest scale met so far: the sum is rescaled when a finer
+  // quantity comes, so it ends as the sum over the common denominator 10^scale, exactly.
+  let numerator = 0n;
+  let scale = 0;
   for (const rule of product.consumption) {
-    if (ruleMatches(rule, usage)) terms.push({ credits: rule.credits, quantity: quantityOf(rule, usage) });
+    if (!ruleMatches(rule, usage)) continue;
+    const quantity = quantityOf(rule, usage);
+    if (quantity.scale > scale) {
+      numerator *= 10n ** BigInt(quantity.scale - scale);
+      scale = quantity.scale;
+    }
+    const term = rule.credits * quantity.digits;
+    numerator += quantity.scale === scale ? term : term * 10n ** BigInt(scale - quantity.scale);
+    first ??= quantity;
+    rulesMatched += 1;
   }
-  const first = terms[0];
-  if (first === undefined) return { matched: false };
-  const scale = Math.max(...terms.map((term) => term.quantity.scale));
-  const numerator = terms.reduce(
-    (sum, term) => sum + term.credits * term.quantity.digits * 10n ** BigInt(scale - term.quantity.scale),
-    0n,
-  );
-  const credits = divideRoundHalfUp(numerator, 10n ** BigInt(scale));
+  if (first === undefined) return NOT_MATCHED;
+  // A whole quantity (scale 0) needs no rounding: the sum is already in micro-credits.
+  const credits = scale === 0 ? numerator : divideRoundHalfUp(numerator, 10n ** BigInt(scale));
   if (credits > MAX_CREDITS) {
     throw new InvalidUsageEventError(`the cost of this event exceeds 10^15 credits (scale ${CREDIT_SCALE})`);
   }
-  return { matched: true, credits, quantity: formatExactDecimal(first.quantity), rulesMatched: terms.length };
+  return { matched: true, credits, quantity: formatExactDecimal(first), rulesMatched };
 }

@@ -63,9 +63,27 @@ export function parseNonNegativeCredits(text: string, field = 'credits'): Micros
 }
 
 /** Shortest decimal string: 12500000n → "12.5", 0n → "0", -250000n → "-0.25". */
+/** Micro-credits a double holds exactly (2^53 - 1): about 9 billion credits. */
+const MAX_SAFE_MICROS = BigInt(Number.MAX_SAFE_INTEGER);
+
 export function formatCredits(micros: Micros): string {
   const negative = micros < 0n;
   const magnitude = negative ? -micros : micros;
+  if (magnitude <= MAX_SAFE_MICROS) {
+    // In doubles, exactly (integers below 2^53; % and the division of an exact multiple are
+    // exact): no bigint division, padding or regular expression for every amount the ledger
+    // writes. Larger amounts take the bigint path below.
+    const units = Number(magnitude);
+    let fraction = units % 1_000_000;
+    const whole = (units - fraction) / 1_000_000;
+    if (fraction === 0) return negative ? `-${whole}` : `${whole}`;
+    let digits = CREDIT_SCALE;
+    while (fraction % 10 === 0) {
+      fraction /= 10;
+      digits -= 1;
+    }
+    return `${negative ? '-' : ''}${whole}.${String(fraction).padStart(digits, '0')}`;
+  }
   const whole = magnitude / MICROS_PER_CREDIT;
   const fraction = (magnitude % MICROS_PER_CREDIT).toString().padStart(CREDIT_SCALE, '0').replace(/0+$/, '');
   return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;

@@ -92,6 +92,23 @@ describe('formatCredits', () => {
     expect(formatCredits(micros)).toBe(text);
   });
 
+  it('writes amounts a double holds (its fast path) digit for digit as the decimal definition, at and around 2^53', () => {
+    const reference = (micros: bigint): string => {
+      const digits = (micros < 0n ? -micros : micros).toString().padStart(7, '0');
+      const fraction = digits.slice(-6).replace(/0+$/, '');
+      return `${micros < 0n ? '-' : ''}${digits.slice(0, -6)}${fraction ? `.${fraction}` : ''}`;
+    };
+    const edge = BigInt(Number.MAX_SAFE_INTEGER);
+    const near = fc.oneof(fc.bigInt({ min: -edge - 1000n, max: edge + 1000n }), fc.bigInt({ min: edge - 10_000_000n, max: edge + 10_000_000n }), fc.bigInt({ min: -10_000_000n, max: 10_000_000n }));
+    fc.assert(
+      fc.property(near, (micros) => {
+        expect(formatCredits(micros)).toBe(reference(micros));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const micros of [edge, edge + 1n, -edge, -edge - 1n, 100n, 10n, 9_007_199_254_000_000n]) expect(formatCredits(micros)).toBe(reference(micros));
+  });
+
   it('round-trips every amount in range: parse(format(x)) = x', () => {
     fc.assert(
       fc.property(fc.bigInt({ min: -MAX_CREDITS, max: MAX_CREDITS }), (micros) => {

@@ -36,19 +36,21 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
           occurredAt: event.occurredAt,
         },
       };
-    case 'CreditConsumed':
+    case 'CreditConsumed': {
+      // Two literals rather than a spread of unlessZero: one per usage charge the consumer
+      // writes. The keys are in the same order either way (the stored shape depends on it).
+      const credits = formatCredits(event.credits);
+      const usage = event.usage === null ? null : { ...event.usage };
+      const balanceAfter = formatCredits(event.balanceAfter);
+      const { source, reason, occurredAt } = event;
       return {
         type: event.type,
-        data: {
-          credits: formatCredits(event.credits),
-          source: event.source,
-          reason: event.reason,
-          usage: event.usage === null ? null : { ...event.usage },
-          balanceAfter: formatCredits(event.balanceAfter),
-          ...unlessZero('heldAfter', event.heldAfter),
-          occurredAt: event.occurredAt,
-        },
+        data:
+          event.heldAfter === 0n
+            ? { credits, source, reason, usage, balanceAfter, occurredAt }
+            : { credits, source, reason, usage, balanceAfter, heldAfter: formatCredits(event.heldAfter), occurredAt },
       };
+    }
     case 'LowBalanceWarned':
       return {
         type: event.type,

@@ -136,8 +136,11 @@ interface StreamPlan {
   readonly start: FoldedBalance;
   readonly append: AppendRequest & { events: AppendRequest['events'][number][] };
   readonly decided: Decided[];
-  /** Commands the decider refused (or that changed nothing), settled once the append confirms the state they saw. */
-  readonly settled: Map<number, BalanceCommandOutcome>;
+  /**
+   * Commands the decider refused (or that changed nothing), settled once the append confirms the
+   * state they saw. Made for the first one: most streams of a chunk have none.
+   */
+  settled: Map<number, BalanceCommandOutcome> | undefined;
   end: FoldedBalance;
 }
 
@@ -264,7 +267,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
   function plan(requests: readonly BalanceCommandRequest[], pending: readonly number[], known: ReadonlyMap<string, FoldedBalance>): Map<string, StreamPlan> {
     const plans = new Map<string, StreamPlan>();
     for (const index of pending) {
-      const { context, commandId, command, requestHash, firstEventId } = requests[index]!;
+      const { context, commandId, command } = requests[index]!;
       let stream = plans.get(context.balanceId);
       if (stream === undefined) {
         const start = known.get(context.balanceId)!;
@@ -274,7 +277,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           end: start,
           append: { streamId: balanceStreamId(context.balanceId), expectedRevision: expectedRevisionOf(start.revision), events: [] },
           decided: [],
-          settled: new Map(),
+          settled: undefined,
         };
         plans.set(context.balanceId, stream);
       }
@@ -282,18 +285,16 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       try {
         events = decide(command, stream.end.state);
       } catch (error) {
-        stream.settled.set(index, { ok: false, error });
+        (stream.settled ??= new Map()).set(index, { ok: false, error });
         continue;
       }
       const after: FoldedBalance = { state: events.reduce(evolve, stream.end.state), revision: stream.end.revision + BigInt(events.length) };
       if (events.length === 0) {
-        stream.settled.set(index, { ok: true, state: after.state, revision: after.revision, events: [], appended: 0, replayed: false });
+        (stream.settled ??= new Map()).set(index, { ok: true, state: after.state, revision: after.revision, events: [], appended: 0, replayed: false });
         continue;
       }
-      const toAppend = toEventsToAppend(events, context, commandId, {
-        ...(requestHash === undefined ? {} : { requestHash }),
-        ...(firstEventId === undefined ? {} : { firstEventId }),
-      });
+      // The request carries requestHash and firstEventId itself: no options object per command.
+      const toAppend = toEventsToAppend(events, context, commandId, requests[index]!);
       for (const event of toAppend) stream.append.events.push(event);
       stream.decided.push({ index, eventIds: toAppend.map((event) => event.id), after });
       stream.end = after;
@@ -320,12 +321,17 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       const lookUp = new Set<number>();
       // The markers go with the first append that succeeds, and only with it.
       let markers = executeOptions.markers !== undefined && executeOptions.markers.length > 0 ? executeOptions.markers : undefined;
-      const unsettled = () => requests.flatMap((_, index) => (outcomes[index] === undefined ? [index] : []));
+      const unsettled = (): number[] => {
+        const indexes: number[] = [];
+        for (let index = 0; index < requests.length; index += 1) if (outcomes[index] === undefined) indexes.push(index);
+        return indexes;
+      };
       for (let attempt = 1; ; attempt += 1) {
-        if (unsettled().length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
-        const lookFor = earlierRunsChecked ? unsettled().filter((index) => lookUp.has(index)) : unsettled();
+        const open = unsettled();
+        if (open.length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
+        const lookFor = earlierRunsChecked ? open.filter((index) => lookUp.has(index)) : open;
         if (lookFor.length > 0) await settleEarlierRuns(requests, lookFor, outcomes);
-        const pending = unsettled();
+        const pending = lookFor.length > 0 ? unsettled() : open;
         if (pending.length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
         const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
         const appendOptions = markers === undefined ? undefined : { markers };
@@ -417,7 +423,8 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         const refusals = new Map<number, BalanceCommandOutcome>();
         for (const stream of plans) {
           if (stream.append.events.length > 0 && !appendedTo.has(stream.balanceId)) continue;
-          if (stream.settled.size > 0 && !verified.has(stream.balanceId)) {
+          if (stream.settled === undefined) continue;
+          if (!verified.has(stream.balanceId)) {
             stale.add(stream.balanceId);
             continue;
           }

@@ -3,12 +3,22 @@ import { createHash, hash as oneShotHash } from 'node:crypto';
 /** Tally's UUID v5 namespace (itself a v5 of "tally" in the URL namespace); never change it. */
 const TALLY_NAMESPACE = Buffer.from('6c1b7f9e5d0a5c3e9f4b2a1d8e7c6b5a', 'hex');
 
-function createHashOnce(data: Buffer): Buffer {
-  // crypto.hash exists from Node 20.12; older 20.x fall back to a Hash object.
-  return typeof oneShotHash === 'function'
-    ? (oneShotHash('sha1', data, 'buffer') as unknown as Buffer)
-    : createHash('sha1').update(data).digest();
+/** SHA-1 of bytes as hex: one-shot where Node has it (20.12+), no Hash object per id. */
+function sha1Hex(data: Buffer): string {
+  return typeof oneShotHash === 'function' ? oneShotHash('sha1', data, 'hex') : createHash('sha1').update(data).digest('hex');
 }
+
+/**
+ * The namespace followed by a name's UTF-8, written into one buffer kept for the purpose: the
+ * consumer derives ids per usage event and balance, and a Buffer.from and a Buffer.concat per id
+ * were most of what deriving one allocated. Names longer than it get a buffer of their own.
+ */
+const scratch = Buffer.alloc(1024);
+TALLY_NAMESPACE.copy(scratch, 0);
+const NAMESPACE_BYTES = TALLY_NAMESPACE.length;
+
+/** The variant (RFC 9562: 10xx) in the high nibble of byte 8, from the hash's own nibble there. */
+const VARIANT_NIBBLE = ['8', '9', 'a', 'b'];
 
 /**
  * UUID v5 (RFC 9562): the same name always gives the same id. Ledger event ids are derived
@@ -17,13 +27,17 @@ function createHashOnce(data: Buffer): Buffer {
  * written twice, however long after.
  */
 export function deterministicId(name: string): string {
-  // One-shot hashing: the consumer derives an id per usage event and balance, and a Hash
-  // object per id showed up in its CPU profile.
-  const hash = createHashOnce(Buffer.concat([TALLY_NAMESPACE, Buffer.from(name, 'utf8')]));
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  let hex: string;
+  if (Buffer.byteLength(name, 'utf8') <= scratch.length - NAMESPACE_BYTES) {
+    const written = scratch.write(name, NAMESPACE_BYTES, 'utf8');
+    hex = sha1Hex(scratch.subarray(0, NAMESPACE_BYTES + written));
+  } else {
+    hex = sha1Hex(Buffer.concat([TALLY_NAMESPACE, Buffer.from(name, 'utf8')]));
+  }
+  // The version (5) replaces the high nibble of byte 6 (hex digit 12); the variant the two top
+  // bits of byte 8 (hex digit 16). The rest of the first 16 bytes is the hash as it is.
+  const variant = VARIANT_NIBBLE[Number.parseInt(hex[16]!, 16) & 0x3]!;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 /** Id of the index-th event caused by a command: the first one marks the command as done. */
@@ -52,7 +66,10 @@ export function idPart(part: string): string {
 
 /** Joins parts with `:`, each encoded by idPart: distinct tuples give distinct ids. */
 export function joinIdParts(parts: readonly string[]): string {
-  return parts.map(idPart).join(':');
+  // A loop, not map and join: the consumer joins a command id per usage event and balance.
+  let id = parts.length === 0 ? '' : idPart(parts[0]!);
+  for (let i = 1; i < parts.length; i += 1) id = `${id}:${idPart(parts[i]!)}`;
+  return id;
 }
 
 /** The parts joinIdParts joined: `:` separates, and each part's escapes are undone. */

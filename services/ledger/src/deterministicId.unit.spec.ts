@@ -20,6 +20,14 @@ describe('deterministicId', () => {
     );
   });
 
+  it('is the same UUID v5 for names around and past the 1,008 bytes it hashes in place, multi-byte characters at the edge', () => {
+    for (const name of ['a'.repeat(1007), 'a'.repeat(1008), 'a'.repeat(1009), `${'a'.repeat(1006)}é`, `${'a'.repeat(1007)}é`, '😀'.repeat(300), 'x'.repeat(5000)]) {
+      expect(deterministicId(name)).toBe(referenceV5('6c1b7f9e5d0a5c3e9f4b2a1d8e7c6b5a', name));
+    }
+    // And a short name after a long one: nothing of the longer one is left in what is hashed.
+    expect(deterministicId('usage:b1:e1')).toBe(referenceV5('6c1b7f9e5d0a5c3e9f4b2a1d8e7c6b5a', 'usage:b1:e1'));
+  });
+
   it('is a version 5, RFC variant UUID', () => {
     expect(deterministicId('usage:b1:e1')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });

@@ -27,28 +27,32 @@ export function toEventsToAppend(
   events: readonly BalanceEvent[],
   context: BalanceContext,
   commandId: string,
-  options: { requestHash?: string; firstEventId?: string } = {},
+  options: { readonly requestHash?: string; readonly firstEventId?: string } = {},
 ): EventToAppend[] {
   const { requestHash, firstEventId } = options;
-  return events.map((event, index) => {
+  const appended = new Array<EventToAppend>(events.length);
+  for (let index = 0; index < events.length; index += 1) {
+    const event = events[index]!;
     const payload = toLedgerPayload(event);
+    // Built field by field (no spreads): this runs for every ledger event the consumer writes.
     const metadata: LedgerEventMetadataV1 = {
       schemaVersion: LEDGER_EVENT_SCHEMA_VERSION,
       balanceId: context.balanceId,
       customerId: context.customerId,
       productId: context.productId,
-      // A usage charge's causation is its usage id and balance, both stored already: not
-      // written (about 50 bytes of every ledger event), derived again on reading (causationOf).
-      ...(derivedCausation(event, context.balanceId) === commandId ? {} : { causationId: commandId }),
-      ...(requestHash !== undefined ? { requestHash } : {}),
     };
-    return {
+    // A usage charge's causation is its usage id and balance, both stored already: not
+    // written (about 50 bytes of every ledger event), derived again on reading (causationOf).
+    if (derivedCausation(event, context.balanceId) !== commandId) metadata.causationId = commandId;
+    if (requestHash !== undefined) metadata.requestHash = requestHash;
+    appended[index] = {
       id: index === 0 && firstEventId !== undefined ? firstEventId : ledgerEventId(commandId, index),
       type: payload.type,
       data: payload.data as unknown as JsonObject,
       metadata: metadata as unknown as JsonObject,
     };
-  });
+  }
+  return appended;
 }
 
 /** The command id a stored event need not name: a usage charge's (see toEventsToAppend). */

@@ -13,22 +13,27 @@ export const HOLD_ID_PROPERTY = 'holdId';
  * change. Pure.
  */
 export function usageCommands(usages: readonly UsageEvent[], charges: readonly UsageCharge[], at: string): BalanceCommandRequest[] {
+  // A usage event's charges are adjacent (one per balance of its customer): its time is written once.
+  let timestampOf = -1;
+  let timestamp = '';
   return charges.map((charge) => {
     const usage = usages[charge.index]!;
+    if (timestampOf !== charge.index) {
+      timestampOf = charge.index;
+      timestamp = new Date(usage.timestamp).toISOString();
+    }
     // A usage event may settle a hold: its `holdId` property names it, and the decider frees it in
     // this same append (on the balance holding it; elsewhere the id names no open hold).
     const holdId = usage.properties[HOLD_ID_PROPERTY];
+    const usageDetails = { eventId: usage.id, event: usage.event, timestamp, quantity: charge.quantity };
     return {
       context: charge.balance,
       commandId: charge.commandId,
       firstEventId: charge.firstEventId,
-      command: {
-        type: 'ConsumeUsage',
-        credits: charge.credits,
-        usage: { eventId: usage.id, event: usage.event, timestamp: new Date(usage.timestamp).toISOString(), quantity: charge.quantity },
-        ...(typeof holdId === 'string' ? { holdId } : {}),
-        at,
-      },
+      command:
+        typeof holdId === 'string'
+          ? { type: 'ConsumeUsage', credits: charge.credits, usage: usageDetails, holdId, at }
+          : { type: 'ConsumeUsage', credits: charge.credits, usage: usageDetails, at },
     };
   });
 }
