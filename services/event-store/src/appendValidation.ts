@@ -6,7 +6,6 @@ import { serializeExpectedRevision } from './expectedRevision';
 
 // What every store checks before an append reaches it: the same refusals, worded the same.
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** One-shot hashing where Node has it (20.12+): no Hash object per marker. */
 const sha256Hex = (text: string): string =>
@@ -30,9 +29,10 @@ export function markerHashes(markers: readonly string[]): Map<string, string> {
 }
 
 export interface AppendPayload {
-  streamId: string;
-  expectedRevision: string;
-  events: { id: string; type: string; data: JsonObject; metadata: JsonObject }[];
+  readonly streamId: string;
+  readonly expectedRevision: string;
+  /** Read only: an event may be the caller's own object (validateAppendRequests). */
+  readonly events: readonly { readonly id: string; readonly type: string; readonly data: JsonObject; readonly metadata: JsonObject }[];
 }
 
 /**
@@ -64,7 +64,9 @@ export function validateAppendRequests(requests: readonly AppendRequest[]): Appe
         if (typeof event.type !== 'string' || event.type.length === 0) {
           throw new InvalidEventStoreRequestError(`event ${id} has no type`);
         }
-        return { id, type: event.type, data: event.data, metadata: event.metadata ?? {} };
+        // The caller's own object when nothing needs normalising (the usual case): a copy per
+        // event would live, like the original, until the append returns.
+        return id === event.id && event.metadata !== undefined ? (event as AppendPayload['events'][number]) : { id, type: event.type, data: event.data, metadata: event.metadata ?? {} };
       }),
     };
   });
@@ -72,12 +74,32 @@ export function validateAppendRequests(requests: readonly AppendRequest[]): Appe
   return payload;
 }
 
+/**
+ * 0 when id is a UUID in lower case, 1 when a UUID with an upper-case digit, -1 otherwise:
+ * /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i in one pass over the
+ * characters (the unit spec checks it against that expression), run for every appended event.
+ */
+function uuidCase(id: string): -1 | 0 | 1 {
+  if (id.length !== 36) return -1;
+  let upper: 0 | 1 = 0;
+  for (let i = 0; i < 36; i += 1) {
+    const code = id.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (code !== 45 /* - */) return -1;
+    } else if (code >= 65 && code <= 70) {
+      upper = 1; // A-F
+    } else if (!((code >= 48 && code <= 57) || (code >= 97 && code <= 102))) {
+      return -1;
+    }
+  }
+  return upper;
+}
+
 /** PostgreSQL returns UUIDs in lower case; normalising keeps ids comparable with what callers sent. */
 export function checkEventId(id: string): string {
-  if (typeof id !== 'string' || !UUID.test(id)) {
-    throw new InvalidEventStoreRequestError(`event id must be a UUID; got ${JSON.stringify(id)}`);
-  }
-  return id.toLowerCase();
+  const found = typeof id === 'string' ? uuidCase(id) : -1;
+  if (found === -1) throw new InvalidEventStoreRequestError(`event id must be a UUID; got ${JSON.stringify(id)}`);
+  return found === 0 ? id : id.toLowerCase();
 }
 
 export function checkMaxCount(maxCount: number | undefined): number | null {
