@@ -40,7 +40,7 @@ export interface UsageConsumerOptions {
   readonly catalogCache: CatalogCache;
   readonly logger: Logger;
   readonly metrics?: UsageConsumerMetrics;
-  /** Most messages decided and appended together; a larger Kafka fetch is split. Default 2000. */
+  /** Most messages decided and appended together; a larger Kafka fetch is split. Default DEFAULT_CONSUMER_BATCH_SIZE. */
   readonly batchSize?: number;
   /**
    * Partitions processed at once by this process (each partition stays sequential). Default: as
@@ -122,7 +122,6 @@ function requirePort(value: unknown, name: string, methods: readonly string[]): 
   }
 }
 
-/** Checks every option before anything connects, so a misconfiguration stops start-up with its name. */
 /** The main job's TALLY_CONSUMER_SESSION_TIMEOUT_MS defaults to this too, so the two cannot disagree. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
@@ -133,6 +132,17 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_FETCH_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 256 * 1024;
 export const MAX_PARTITIONS_CONCURRENTLY = 1024;
+/**
+ * Default of the chunk size (the main job's TALLY_CONSUMER_BATCH_SIZE): the most usage events
+ * decided and appended in one round of statements. A chunk in hand (its messages, decoded usage,
+ * commands, states and append columns) lives across its round trips, so the young generation's
+ * collections copy it again and again until they promote it: a smaller chunk keeps less alive
+ * per partition, at the cost of more statements. 1,000 keeps some 15 MiB less than 2,000 at the
+ * consumer's peak and costs PostgreSQL no measurable CPU per usage event; 500 costs it a fifth
+ * to a quarter more (docs/benchmarks.md, 2026-12-01 late evening).
+ */
+export const DEFAULT_CONSUMER_BATCH_SIZE = 1000;
+export const MAX_CONSUMER_BATCH_SIZE = 100_000;
 /**
  * The consumer's stored states, kept write-behind (its balances' states are written many times a
  * second, so not on every write): every DEFAULT_STATE_FLUSH_MS, the balances written since their
@@ -153,7 +163,8 @@ export const STATE_FLUSH_BATCH = 1000;
  * They leave room under CONSUMER_MAX_OLD_SPACE_MIB for what no budget weighs, measured in a
  * heap snapshot at 100,000 balances: the event store's two stream-header caches (about 29 MiB at
  * 20,000 entries each), the write-behind ids (5 MiB), two or three chunks in flight (9 to 17 MiB
- * each), code and connections (about 25 MiB).
+ * each at chunks of 2,000 usage events, about half that at the default 1,000), code and
+ * connections (about 25 MiB).
  */
 export const DEFAULT_BALANCE_CACHE_BYTES = 40 * 1024 * 1024;
 export const DEFAULT_REGISTRY_CACHE_BYTES = 16 * 1024 * 1024;
@@ -167,6 +178,7 @@ export const CONSUMER_MAX_OLD_SPACE_MIB = 176;
 export const CONSUMER_MAX_SEMI_SPACE_MIB = 2;
 export const CONSUMER_NODE_OPTIONS = `--max-old-space-size=${CONSUMER_MAX_OLD_SPACE_MIB} --max-semi-space-size=${CONSUMER_MAX_SEMI_SPACE_MIB}`;
 
+/** Checks every option before anything connects, so a misconfiguration stops start-up with its name. */
 export function resolveUsageConsumerOptions(options: UsageConsumerOptions): ResolvedUsageConsumerOptions {
   const brokers = options.kafka?.brokers;
   if (!Array.isArray(brokers) || brokers.length === 0 || brokers.some((broker) => typeof broker !== 'string' || !BROKER.test(broker))) {
@@ -204,7 +216,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   }
   return {
     ...options,
-    batchSize: integerOption(options.batchSize, 'batchSize', 2000, 1, 100_000),
+    batchSize: integerOption(options.batchSize, 'batchSize', DEFAULT_CONSUMER_BATCH_SIZE, 1, MAX_CONSUMER_BATCH_SIZE),
     partitionsConsumedConcurrently:
       options.partitionsConsumedConcurrently === undefined
         ? undefined

@@ -20,7 +20,7 @@ const valid: UsageConsumerOptions = {
 describe('resolveUsageConsumerOptions', () => {
   it('fills in the defaults', () => {
     expect(resolveUsageConsumerOptions(valid)).toMatchObject({
-      batchSize: 2000,
+      batchSize: 1000,
       // Undefined: every partition of the topic, counted when the consumer starts.
       partitionsConsumedConcurrently: undefined,
       maxFetchBytes: 1024 * 1024,
@@ -42,6 +42,7 @@ describe('resolveUsageConsumerOptions', () => {
     ['no event store', { eventStore: undefined as unknown as EventStore }, /eventStore is required/],
     ['a balance registry without the batch query', { balanceRegistry: {} as BalanceRegistry }, /balancesOfCustomers/],
     ['a zero batch size', { batchSize: 0 }, /batchSize must be an integer from 1/],
+    ['a batch size beyond the bound', { batchSize: 100_001 }, /batchSize must be an integer from 1 to 100000/],
     ['a fractional concurrency', { partitionsConsumedConcurrently: 1.5 }, /partitionsConsumedConcurrently/],
     ['a zero concurrency', { partitionsConsumedConcurrently: 0 }, /partitionsConsumedConcurrently/],
     ['a tiny fetch', { maxFetchBytes: 100 }, /maxFetchBytes must be an integer/],

@@ -4,11 +4,13 @@ import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
 import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
 import {
   DEFAULT_BALANCE_CACHE_BYTES,
+  DEFAULT_CONSUMER_BATCH_SIZE,
   DEFAULT_MAX_FETCH_BYTES,
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
   DEFAULT_REGISTRY_CACHE_BYTES,
   DEFAULT_SESSION_TIMEOUT_MS,
   DEFAULT_STATE_FLUSH_MS,
+  MAX_CONSUMER_BATCH_SIZE,
   MAX_PARTITIONS_CONCURRENTLY,
 } from '@tally/metering';
 import { z } from 'zod';
@@ -59,6 +61,8 @@ export const configSchema = z.object({
   TALLY_CONSUMER_GROUP: text('tally-metering').describe('consumer group of the metering consumer'),
   TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(MAX_PARTITIONS_CONCURRENTLY).optional()
     .describe('partitions one consumer process meters at once (each stays in order); a lower number is an override for a small machine'),
+  TALLY_CONSUMER_BATCH_SIZE: integer(DEFAULT_CONSUMER_BATCH_SIZE, 1, MAX_CONSUMER_BATCH_SIZE)
+    .describe('most usage events the consumer decides and appends together (a chunk); a larger Kafka fetch is split into chunks'),
   // Bounded memory (issue 11 §6): what a fetch may bring, and how many balances stay in memory.
   TALLY_CONSUMER_MAX_FETCH_BYTES: integer(DEFAULT_MAX_FETCH_BYTES, 1024, 1024 ** 3)
     .describe('most bytes one Kafka fetch brings the consumer from a broker (kafkajs `maxBytes`)'),
@@ -178,6 +182,8 @@ export interface Config {
     readonly groupId: string;
     /** Undefined: every partition of the usage topic. */
     readonly partitionsConsumedConcurrently: number | undefined;
+    /** Usage events decided and appended together. */
+    readonly batchSize: number;
     readonly maxFetchBytes: number;
     readonly maxFetchBytesPerPartition: number;
     readonly balanceCacheSize: number;
@@ -336,6 +342,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     consumer: {
       groupId: e.TALLY_CONSUMER_GROUP,
       partitionsConsumedConcurrently: e.TALLY_CONSUMER_PARTITIONS_CONCURRENTLY,
+      batchSize: e.TALLY_CONSUMER_BATCH_SIZE,
       maxFetchBytes: e.TALLY_CONSUMER_MAX_FETCH_BYTES,
       maxFetchBytesPerPartition: e.TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION,
       balanceCacheSize: e.TALLY_CONSUMER_BALANCE_CACHE_SIZE,

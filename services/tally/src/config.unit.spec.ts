@@ -8,6 +8,7 @@ describe('loadConfig', () => {
     expect(config.topics).toEqual({ usage: 'usage-events', deadLetter: 'usage-events.dlq', ledger: 'credit-ledger' });
     expect(config.consumer.groupId).toBe('tally-metering');
     expect(config.consumer.sessionTimeoutMs).toBe(10_000);
+    expect(config.consumer.batchSize).toBe(1000);
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8080, keys: undefined });
     expect([...config.roles].sort()).toEqual(['api', 'consumer', 'projector', 'relay', 'scheduler', 'webhooks']);
     expect(config.timeouts).toEqual({
@@ -169,6 +170,10 @@ describe('loadConfig', () => {
     expect(loadConfig({ TALLY_API_TRUST_PROXY: text }).apiProtection.trustProxy).toEqual(trustProxy);
   });
 
+  it('hands the consumer the chunk size TALLY_CONSUMER_BATCH_SIZE gives', () => {
+    expect(loadConfig({ TALLY_CONSUMER_BATCH_SIZE: '250' }).consumer.batchSize).toBe(250);
+  });
+
   it('is frozen', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config)).toBe(true);
@@ -182,6 +187,8 @@ describe('loadConfig', () => {
     [{ TALLY_DATABASE_URL: 'not a url' }, /TALLY_DATABASE_URL/],
     [{ TALLY_LOG_LEVEL: 'loud' }, /TALLY_LOG_LEVEL/],
     [{ TALLY_CONSUMER_SESSION_TIMEOUT_MS: '1000' }, /TALLY_CONSUMER_SESSION_TIMEOUT_MS/],
+    [{ TALLY_CONSUMER_BATCH_SIZE: '0' }, /TALLY_CONSUMER_BATCH_SIZE/],
+    [{ TALLY_CONSUMER_BATCH_SIZE: '100001' }, /TALLY_CONSUMER_BATCH_SIZE/],
     [{ TALLY_KAFKA_COMPRESSION: 'brotli' }, /TALLY_KAFKA_COMPRESSION/],
     [{ TALLY_SHUTDOWN_TIMEOUT_MS: '0' }, /TALLY_SHUTDOWN_TIMEOUT_MS/],
     [{ TALLY_DATABASE_STATEMENT_TIMEOUT_MS: 'soon' }, /TALLY_DATABASE_STATEMENT_TIMEOUT_MS/],

@@ -191,6 +191,7 @@ async function main(): Promise<void> {
       ...(config.consumer.partitionsConsumedConcurrently !== undefined
         ? { partitionsConsumedConcurrently: config.consumer.partitionsConsumedConcurrently }
         : {}),
+      batchSize: config.consumer.batchSize,
       maxFetchBytes: config.consumer.maxFetchBytes,
       maxFetchBytesPerPartition: config.consumer.maxFetchBytesPerPartition,
       sessionTimeoutMs: config.consumer.sessionTimeoutMs,
