@@ -1,3 +1,5 @@
+import { CONSUMER_MAX_OLD_SPACE_MIB, CONSUMER_MAX_SEMI_SPACE_MIB } from '@tally/metering';
+
 /** The measurements `npm run bench` can make; `--only` picks some of them. */
 export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'entitlements', 'replay', 'writes'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -75,8 +77,8 @@ export const USAGE = `usage: npm run bench [-- options]
                     bench-results/profiles/<run id>/consumer-heap/; summarise it with
                     node test/bench/dist/heapSnapshotSummaryCli.js <file>)
   --consumer-max-old-space MiB  run the metering consumer with node --max-old-space-size=MiB
-                    (default 176, as README's "Memory of a consumer process" says to run it)
-  --consumer-max-semi-space MiB  run the metering consumer with node --max-semi-space-size=MiB (default 2)
+                    (default ${CONSUMER_MAX_OLD_SPACE_MIB}, as README's "Memory of a consumer process" says to run it)
+  --consumer-max-semi-space MiB  run the metering consumer with node --max-semi-space-size=MiB (default ${CONSUMER_MAX_SEMI_SPACE_MIB})
   --consumer-default-heap  run the metering consumer with Node's default heap limits instead
   --history N       events of history on the busy balance of the writes measurement (default 1000000)
   --top-ups N       manual top-ups timed in the writes measurement (default 100)
