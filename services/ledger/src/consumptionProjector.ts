@@ -153,6 +153,16 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
   const ON_BUCKET = `ON CONFLICT (balance_id, bucket_start, event) DO UPDATE
              SET micro_credits = b.micro_credits + excluded.micro_credits, entries = b.entries + excluded.entries`;
 
+  const ADD_IF_AHEAD = `WITH moved AS (
+         UPDATE subscription_checkpoints SET position = $6, updated_at = now()
+          WHERE name = $7 AND position < $8
+          RETURNING 1),
+       added AS (
+         ${ADD_BUCKETS}
+           WHERE EXISTS (SELECT 1 FROM moved)
+         ${ON_BUCKET})
+       SELECT count(*)::int AS moved FROM moved`;
+
   /**
    * The usual case, a batch that starts past the checkpoint, in one statement and one round trip:
    * the checkpoint moves only if it is still below the batch's first event (the UPDATE locks the
@@ -165,18 +175,14 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
   async function addIfAhead(events: readonly RecordedEvent[], sums: readonly BucketSum[]): Promise<boolean> {
     const first = events[0]!;
     const last = events[events.length - 1]!;
-    const { rows } = await pool.query<{ moved: number }>(
-      `WITH moved AS (
-         UPDATE subscription_checkpoints SET position = $6, updated_at = now()
-          WHERE name = $7 AND position < $8
-          RETURNING 1),
-       added AS (
-         ${ADD_BUCKETS}
-           WHERE EXISTS (SELECT 1 FROM moved)
-         ${ON_BUCKET})
-       SELECT count(*)::int AS moved FROM moved`,
-      [...bucketColumns(sums), last.position.toString(), CONSUMPTION_PROJECTION, first.position.toString()],
-    );
+    const { rows } = await pool.query<{ moved: number }>({
+      // Named, so each connection parses and plans it once: a caught-up projection runs it for
+      // every batch, some 65 times a second at 2,000 usage events/s, and unnamed it cost
+      // PostgreSQL a parse and a plan each time (docs/benchmarks.md, 2026-12-01 late night).
+      name: 'tally_consumption_add_if_ahead',
+      text: ADD_IF_AHEAD,
+      values: [...bucketColumns(sums), last.position.toString(), CONSUMPTION_PROJECTION, first.position.toString()],
+    });
     return rows[0]?.moved === 1;
   }
 
