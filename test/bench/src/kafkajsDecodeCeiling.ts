@@ -1,7 +1,7 @@
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
 import type { Admin } from 'kafkajs';
 import type { DecodedMessage } from './durableCopySink';
-import { commandCpuSeconds, msPerThousand } from './processCpuSeconds';
+import { commandCpuSeconds, cpuSecondsSpent, msPerThousand } from './processCpuSeconds';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 
 export interface ConsumeRate {
@@ -73,7 +73,7 @@ export async function measureKafkajsDecodeCeiling(
     const { endedAt, failedPolls } = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
     const seconds = (endedAt - started) / 1000;
     const used = process.cpuUsage(cpuBefore.process);
-    const postgresCpuMsPerThousand = msPerThousand(cpuBefore.postgres, commandCpuSeconds('postgres'), messages);
+    const postgresCpuMsPerThousand = msPerThousand(0, cpuSecondsSpent(cpuBefore.postgres, commandCpuSeconds('postgres')), messages);
     if (decoded < messages) throw new Error(`the ${sink === undefined ? 'decode-only' : 'durable'} consumer decoded ${decoded} of ${messages} messages`);
     return {
       messages,

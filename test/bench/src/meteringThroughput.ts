@@ -10,7 +10,7 @@ import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { formatCount, progress } from './progress';
-import { commandCpuSeconds, msPerThousand, processCpuSeconds } from './processCpuSeconds';
+import { commandCpuSeconds, cpuSecondsSpent, msPerThousand, processCpuSeconds } from './processCpuSeconds';
 import { findLogLine, logTime } from './findLogLine';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
 import { creditProductFromDto } from '@tally/domain';
@@ -183,7 +183,7 @@ export async function meterWithTally(
   // The consumer's CPU from its start (loading modules, joining the group: a second or less
   // against the tens of seconds a measurement takes) to the end of the topic; PostgreSQL's over the same time.
   const cpuMsPerThousand = msPerThousand(0, processCpuSeconds(tally.pid), events);
-  const postgresCpuMsPerThousand = msPerThousand(postgresBefore, commandCpuSeconds('postgres'), events);
+  const postgresCpuMsPerThousand = msPerThousand(0, cpuSecondsSpent(postgresBefore, commandCpuSeconds('postgres')), events);
   // The consumer logs this once it has joined the group; its first fetch follows at once.
   const started = logTime(tally.lines, 'usage consumer started');
   // SIGTERM: the consumer leaves its group and the process exits 0, which writes the profile.

@@ -24,30 +24,48 @@ export function processCpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** User + system CPU seconds so far of each process of one command, by pid. */
+export type CommandCpuReading = ReadonlyMap<number, number>;
+
 /**
  * User + system CPU seconds so far of every process named `command` (`postgres`: the server and
- * every backend; Linux /proc, undefined elsewhere). The difference over a measurement is what
- * that server spent on it, provided nothing else uses it meanwhile and no backend of the
- * measurement exits before the second reading (its time leaves /proc with it).
+ * every backend; Linux /proc, undefined elsewhere), by pid: cpuSecondsSpent turns two readings
+ * into what that server spent between them, provided nothing else uses it meanwhile.
  */
-export function commandCpuSeconds(command: string): number | undefined {
+export function commandCpuSeconds(command: string): CommandCpuReading | undefined {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
     return undefined;
   }
-  let seconds = 0;
+  const seconds = new Map<number, number>();
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = parseStat(readFileSync(`/proc/${entry}/stat`, 'utf8'));
-      if (stat.command === command) seconds += stat.seconds;
+      if (stat.command === command) seconds.set(Number(entry), stat.seconds);
     } catch {
       // Gone between the listing and the read.
     }
   }
   return seconds;
+}
+
+/**
+ * The CPU seconds a command's processes spent between two readings, summed per process: one
+ * that exited in between took its time with it, and is left out rather than subtracted (a
+ * difference of two sums went negative when a backend exited); one that started in between
+ * counts whole, and so does a pid reused by a new process when its time shows it (below the old one's).
+ */
+export function cpuSecondsSpent(before: CommandCpuReading | undefined, after: CommandCpuReading | undefined): number | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  let spent = 0;
+  for (const [pid, seconds] of after) {
+    const earlier = before.get(pid) ?? 0;
+    spent += seconds >= earlier ? seconds - earlier : seconds;
+  }
+  return spent;
 }
 
 /** CPU ms per 1,000 items between two readings, or undefined when either is unknown. */

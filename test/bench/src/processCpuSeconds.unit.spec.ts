@@ -1,4 +1,4 @@
-import { msPerThousand, parseStat } from './processCpuSeconds';
+import { cpuSecondsSpent, msPerThousand, parseStat } from './processCpuSeconds';
 
 describe('processCpuSeconds', () => {
   it('reads the command name and user + system seconds of a stat line, whatever the name holds', () => {
@@ -11,5 +11,23 @@ describe('processCpuSeconds', () => {
     expect(msPerThousand(1.5, 3.5, 20_000)).toBe(100);
     expect(msPerThousand(undefined, 3.5, 20_000)).toBeUndefined();
     expect(msPerThousand(1.5, undefined, 20_000)).toBeUndefined();
+  });
+
+  it('sums what each process spent between two readings, never less than nothing', () => {
+    const before = new Map([
+      [10, 5],
+      [11, 2],
+      [12, 7],
+    ]);
+    // 10 spent 1.5; 11 exited (its time went with it); 13 started; 12 is a reused pid, new process.
+    const after = new Map([
+      [10, 6.5],
+      [12, 0.25],
+      [13, 0.5],
+    ]);
+    expect(cpuSecondsSpent(before, after)).toBe(2.25);
+    expect(cpuSecondsSpent(before, new Map())).toBe(0);
+    expect(cpuSecondsSpent(undefined, after)).toBeUndefined();
+    expect(cpuSecondsSpent(before, undefined)).toBeUndefined();
   });
 });
