@@ -73,14 +73,14 @@ export async function measureKafkajsDecodeCeiling(
     const { endedAt, failedPolls } = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
     const seconds = (endedAt - started) / 1000;
     const used = process.cpuUsage(cpuBefore.process);
-    const postgresCpuMsPerThousand = msPerThousand(0, cpuSecondsSpent(cpuBefore.postgres, commandCpuSeconds('postgres')), messages);
+    const postgresCpuMsPerThousand = msPerThousand(cpuSecondsSpent(cpuBefore.postgres, commandCpuSeconds('postgres')), messages);
     if (decoded < messages) throw new Error(`the ${sink === undefined ? 'decode-only' : 'durable'} consumer decoded ${decoded} of ${messages} messages`);
     return {
       messages,
       seconds,
       perSecond: messages / seconds,
       failedPolls,
-      cpuMsPerThousand: msPerThousand(0, (used.user + used.system) / 1e6, messages)!,
+      cpuMsPerThousand: msPerThousand((used.user + used.system) / 1e6, messages)!,
       ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
     };
   } finally {

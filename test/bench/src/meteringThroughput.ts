@@ -182,8 +182,8 @@ export async function meterWithTally(
   const peakRssBytes = tally.peakRssBytes() ?? Number.NaN;
   // The consumer's CPU from its start (loading modules, joining the group: a second or less
   // against the tens of seconds a measurement takes) to the end of the topic; PostgreSQL's over the same time.
-  const cpuMsPerThousand = msPerThousand(0, processCpuSeconds(tally.pid), events);
-  const postgresCpuMsPerThousand = msPerThousand(0, cpuSecondsSpent(postgresBefore, commandCpuSeconds('postgres')), events);
+  const cpuMsPerThousand = msPerThousand(processCpuSeconds(tally.pid), events);
+  const postgresCpuMsPerThousand = msPerThousand(cpuSecondsSpent(postgresBefore, commandCpuSeconds('postgres')), events);
   // The consumer logs this once it has joined the group; its first fetch follows at once.
   const started = logTime(tally.lines, 'usage consumer started');
   // SIGTERM: the consumer leaves its group and the process exits 0, which writes the profile.

@@ -68,7 +68,7 @@ export function cpuSecondsSpent(before: CommandCpuReading | undefined, after: Co
   return spent;
 }
 
-/** CPU ms per 1,000 items between two readings, or undefined when either is unknown. */
-export function msPerThousand(before: number | undefined, after: number | undefined, items: number): number | undefined {
-  return before === undefined || after === undefined ? undefined : ((after - before) * 1000) / (items / 1000);
+/** CPU seconds spent on `items` as ms per 1,000 of them, or undefined when the seconds are unknown. */
+export function msPerThousand(seconds: number | undefined, items: number): number | undefined {
+  return seconds === undefined ? undefined : (seconds * 1000) / (items / 1000);
 }
