@@ -36,14 +36,14 @@ function countingEventStore(inner: EventStore) {
     readStreamsPaged: () => {
       throw new Error('the command path must not read whole streams');
     },
-    async appendMany(requests) {
+    async appendMany(requests, options) {
       appends += 1;
-      return inner.appendMany(requests);
+      return inner.appendMany(requests, options);
     },
-    async appendExclusively(work) {
+    async appendExclusively(work, options) {
       appends += 1;
       exclusive += 1;
-      return inner.appendExclusively(work);
+      return inner.appendExclusively(work, options);
     },
   };
   return {
@@ -246,5 +246,41 @@ describe('the balance command path on long, busy streams', () => {
     expect(topUp.ok && deduction.ok && [topUp.revision, deduction.revision]).toEqual([2n, 3n]);
     expect(deduction.ok && deduction.state.status === 'open' && formatCredits(deduction.state.balance)).toBe('13');
     expect(counted.appends()).toBe(1);
+  });
+
+  it('answers a command stored without a marker as the replay it is, though the caller vouched for earlier runs', async () => {
+    const opener = process();
+    const { balance } = await opener.ledger.openBalance({ customerId: `c_${randomUUID()}`, productId: 'p', startingBalance: credits(10) });
+    const context = { balanceId: balance.balanceId, customerId: balance.customerId, productId: 'p' };
+    const at = new Date().toISOString();
+    const first = { context, commandId: `d:${randomUUID()}`, command: { type: 'DeductManually' as const, credits: credits(1), reason: null, at } };
+    const second = { context, commandId: `d:${randomUUID()}`, command: { type: 'DeductManually' as const, credits: credits(2), reason: null, at } };
+    // Stored as a writer that records no marker stored it (a consumer of a version before markers).
+    const earlier = createBalanceCommandPath({ eventStore, states: createBalanceStates({ eventStore, logger }), logger });
+    expect((await earlier.execute([first]))[0]!.ok).toBe(true);
+
+    // A caller that vouches for earlier runs (the consumer, whose append checks its markers)
+    // sends both: the append finds the first one's events stored beside the second's new ones,
+    // which it reports as a conflict. Decided again on the tail, the same ids would conflict
+    // for ever; looked for, the first is the replay it is and the second lands.
+    const counted = countingEventStore(eventStore);
+    const path = createBalanceCommandPath({
+      eventStore: counted.store,
+      // Loaded in one batch (optimistic), which the counting store refuses: appends are what is counted here.
+      states: createBalanceStates({ eventStore, logger }),
+      logger,
+      retry: { maxAttempts: 4 },
+    });
+    const marker = `m:${randomUUID()}`;
+    const outcomes = await path.execute([first, second], { earlierRunsChecked: true, optimistic: true, withEvents: false, markers: [marker] });
+    expect(outcomes.map((outcome) => outcome.ok && { replayed: outcome.replayed, appended: outcome.appended })).toEqual([
+      { replayed: true, appended: 0 },
+      { replayed: false, appended: 1 },
+    ]);
+    expect(counted.appends()).toBe(2);
+    const stream = await eventStore.readStream(balanceStreamId(balance.balanceId));
+    expect(stream.filter((event) => event.type === 'CreditConsumed')).toHaveLength(2);
+    expect((await opener.ledger.getBalance(balance.balanceId)).balance.balance).toBe(credits(7));
+    expect(await eventStore.readMarkers([marker])).toEqual(new Set([marker]));
   });
 });

@@ -60,10 +60,11 @@ export interface ExecuteOptions {
    */
   readonly markers?: readonly string[];
   /**
-   * The caller has established that none of these commands ran before (the consumer, by its
-   * markers): no read by event id for earlier runs. Default false. A command whose events turn
-   * out to be stored all the same (an append answered idempotent) is still looked up and
-   * answered as the replay it is.
+   * The caller vouches for earlier runs itself (the consumer, by its markers, which the append
+   * checks): no read by event id for earlier runs. Default false. A command whose events turn
+   * out to be stored all the same is still looked up and answered as the replay it is: an
+   * append answered idempotent, or a conflict on its stream (the append reports some of a
+   * request's ids stored as a stale revision).
    */
   readonly earlierRunsChecked?: boolean;
   /** Read the appended events back for the outcomes; default true. False: `events` is empty, `appended` counts them. */
@@ -378,6 +379,12 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           // Only the streams another writer moved have their tails read next (the rest still hold).
           const moved = new Set(error.streamIds);
           for (const balanceId of balanceIds) if (moved.has(balanceStreamId(balanceId))) stale.add(balanceId);
+          // The append reports a request some of whose ids are stored (by a writer that recorded
+          // no marker: a consumer of a version before markers) as this conflict. Its commands are
+          // looked for next round, or deciding them again on the tail would conflict for ever.
+          if (earlierRunsChecked) {
+            for (const index of pending) if (moved.has(balanceStreamId(requests[index]!.context.balanceId))) lookUp.add(index);
+          }
           executeOptions.onConflict?.(error.streamIds);
           logger.debug({ streams: error.streamIds, attempt }, 'expected revision conflict; reading the tail and deciding again');
           await backoff.wait(attempt);
