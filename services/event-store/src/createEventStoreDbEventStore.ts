@@ -24,6 +24,7 @@ import {
   EventStoreUnavailableError,
   InvalidEventStoreRequestError,
   MarkerAlreadyRecordedError,
+  StoredWithoutMarkerError,
   WrongExpectedRevisionError,
   type RevisionConflict,
 } from './errors';
@@ -287,7 +288,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       if (recorded.length > 0) throw new MarkerAlreadyRecordedError(recorded.map((hash) => hashes.get(hash)!));
       let outcomes: PlannedOutcome[];
       try {
-        outcomes = await plan(payload);
+        outcomes = await plan(payload, hashes.size > 0);
       } catch (error) {
         // appendExclusively's work decided on the streams as of `journal`: a conflict with an
         // entry committed since is not its mistake, and it decides again (it must not lose).
@@ -342,11 +343,15 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     }
   };
 
-  /** append_events' checks (010_set_based_append.sql): foreign ids, idempotent repeats, conflicts. */
-  const plan = async (payload: readonly AppendPayload[]): Promise<PlannedOutcome[]> => {
+  /**
+   * append_events' checks (010_set_based_append.sql): foreign ids, idempotent repeats, conflicts;
+   * with markers, any id stored already (023_marked_append_refuses_stored.sql).
+   */
+  const plan = async (payload: readonly AppendPayload[], marked: boolean): Promise<PlannedOutcome[]> => {
     const ids = payload.flatMap((request) => request.events.map((event) => event.id));
     const found = new Map<string, Indexed>();
     (await eachLimited(ids, async (id) => [id, await readIndex(id)] as const)).forEach(([id, indexed]) => indexed && found.set(id, indexed));
+    if (marked && found.size > 0) throw new StoredWithoutMarkerError([...found.keys()]);
     const tails = await eachLimited(payload, (request) => lastEvent(request.streamId));
     const foreign: { streamId: string; eventIds: string[] }[] = [];
     const conflicts: RevisionConflict[] = [];

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { LruCache } from '@tally/domain';
 import { integerArrayLiteral, NotificationListener, textArrayLiteral } from '@tally/postgres';
 import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
-import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError } from './errors';
+import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError, StoredWithoutMarkerError } from './errors';
 import type {
   AppendManyOptions,
   AppendRequest,
@@ -134,6 +134,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
       const { code, detail } = error as { code?: unknown; detail?: unknown };
       if (code === 'TY004' && typeof detail === 'string') throw new MarkerAlreadyRecordedHashes(JSON.parse(detail) as string[]);
       if (code === 'TY005' && typeof detail === 'string') throw new StaleStreamHeaders(JSON.parse(detail) as number[]);
+      if (code === 'TY006' && typeof detail === 'string') throw new StoredWithoutMarkerError(JSON.parse(detail) as string[]);
       throw translateError(error);
     }
   };

@@ -89,3 +89,18 @@ export class MarkerAlreadyRecordedError extends TallyError {
     super(`${markers.length} append marker(s) already recorded`);
   }
 }
+
+/**
+ * Events of a marked append (AppendManyOptions.markers) are stored already, without those
+ * markers: an earlier run by a writer that recorded none (a metering consumer from before
+ * markers). Nothing of the append was written. Not retriable as it is: read those ids, decide
+ * again knowing them, append again.
+ */
+export class StoredWithoutMarkerError extends TallyError {
+  readonly code = 'stored_without_marker';
+  readonly retriable = false;
+
+  constructor(readonly eventIds: readonly string[]) {
+    super(`${eventIds.length} event(s) of a marked append stored already, without their markers`);
+  }
+}

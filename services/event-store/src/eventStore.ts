@@ -68,7 +68,10 @@ export interface AppendManyOptions {
    * events: the markers and the events are stored together or not at all, and a marker is kept
    * for ever. When any of them is already recorded nothing is written and the call fails with
    * MarkerAlreadyRecordedError (another writer consumed that input first: re-read with
-   * readMarkers and decide again). May be given with no requests, to record inputs that caused
+   * readMarkers and decide again). With markers, an event of the call already stored is never
+   * answered as idempotent: nothing is written and the call fails with StoredWithoutMarkerError
+   * (an earlier run recorded no marker), so a writer with markers may append without reading
+   * its earlier runs first. May be given with no requests, to record inputs that caused
    * no event. The metering consumer marks each usage event it meters (@tally/ledger's
    * meteredUsageMarker); a new kind of marker must be prefixed so that it cannot meet those.
    *

@@ -379,9 +379,10 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           // Only the streams another writer moved have their tails read next (the rest still hold).
           const moved = new Set(error.streamIds);
           for (const balanceId of balanceIds) if (moved.has(balanceStreamId(balanceId))) stale.add(balanceId);
-          // The append reports a request some of whose ids are stored (by a writer that recorded
-          // no marker: a consumer of a version before markers) as this conflict. Its commands are
-          // looked for next round, or deciding them again on the tail would conflict for ever.
+          // The append reports a request some of whose ids are stored (by another writer, after
+          // the caller looked for earlier runs) as this conflict; marked, it refuses them instead
+          // (StoredWithoutMarkerError). Its commands are looked for next round, or deciding them
+          // again on the tail would conflict for ever.
           if (earlierRunsChecked) {
             for (const index of pending) if (moved.has(balanceStreamId(requests[index]!.context.balanceId))) lookUp.add(index);
           }

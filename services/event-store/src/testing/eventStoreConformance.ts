@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { waitFor } from '@tally/test-support';
-import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError, MarkerAlreadyRecordedError, WrongExpectedRevisionError } from '../errors';
+import {
+  DuplicateEventIdError,
+  EventStoreUnavailableError,
+  InvalidEventStoreRequestError,
+  MarkerAlreadyRecordedError,
+  StoredWithoutMarkerError,
+  WrongExpectedRevisionError,
+} from '../errors';
 import type { AppendRequest, EventStore, EventToAppend, ExpectedRevision, RecordedEvent, SubscribeToAllOptions, Subscription } from '../eventStore';
 
 /**
@@ -297,6 +304,30 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         expect(error).toMatchObject({ markers: [done], retriable: true, code: 'marker_already_recorded' });
         expect(await store.readStream(streamId)).toEqual([]);
         expect(await store.readMarkers([fresh])).toEqual(new Set());
+      });
+
+      it('writes nothing when a marked append holds events stored already, and names them', async () => {
+        // Stored by a writer that recorded no marker; the same request again, marked, alongside a new stream's.
+        const [a, b] = [marker(), marker()];
+        const [stored, other] = [newStream(), newStream()];
+        const earlier = event();
+        await store.appendToStream(stored, [earlier], { expectedRevision: 'no_stream' });
+        const error = await rejection(
+          store.appendMany(
+            [
+              { streamId: stored, expectedRevision: 'no_stream', events: [earlier] },
+              { streamId: other, expectedRevision: 'no_stream', events: [event()] },
+            ],
+            { markers: [a, b] },
+          ),
+        );
+        expect(error).toBeInstanceOf(StoredWithoutMarkerError);
+        expect(error).toMatchObject({ eventIds: [earlier.id], retriable: false, code: 'stored_without_marker' });
+        expect(await store.readStream(other)).toEqual([]);
+        expect(await store.readMarkers([a, b])).toEqual(new Set());
+        // Unmarked, the same request is the idempotent repeat it always was.
+        const [result] = await store.appendMany([{ streamId: stored, expectedRevision: 'no_stream', events: [earlier] }]);
+        expect(result).toMatchObject({ idempotent: true });
       });
 
       it('records no marker when the events are refused', async () => {
