@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
-import { creditProductFromDto, type CreditProductDto } from '@tally/domain';
-import { meteredUsageMarker } from '@tally/ledger';
+import { balanceStreamId, creditProductFromDto, parseCredits, type CreditProductDto } from '@tally/domain';
+import { StoredWithoutMarkerError, type EventStore } from '@tally/event-store';
+import { commandIds, createUsageBalanceWrites, ledgerEventId, meteredUsageMarker } from '@tally/ledger';
 import { waitFor } from '@tally/test-support';
 import pino from 'pino';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
@@ -179,5 +180,110 @@ describe('a usage event is metered at its first delivery only', () => {
     await kit.produce([{ key: 'dave', value: dead!.value }]);
     await consumed(consumer, 4);
     expect(await kit.balanceOf(dave)).toBe('9');
+  });
+  /**
+   * The event store the consumer is given, counting its reads of earlier runs and its marked
+   * appends refused for what they found stored: the consumer's round trips are what is asserted.
+   */
+  function countingStore(inner: EventStore) {
+    const counts = { earlierRunReads: 0, refusedStored: 0, refusedMarked: 0 };
+    const store = new Proxy(inner, {
+      get(target, property, receiver) {
+        if (property === 'readAppendTraces') {
+          return (...args: Parameters<EventStore['readAppendTraces']>) => {
+            counts.earlierRunReads += 1;
+            return target.readAppendTraces(...args);
+          };
+        }
+        if (property === 'appendMany') {
+          return async (...args: Parameters<EventStore['appendMany']>) => {
+            try {
+              return await target.appendMany(...args);
+            } catch (error) {
+              if (error instanceof StoredWithoutMarkerError) counts.refusedStored += 1;
+              else if ((error as { code?: unknown }).code === 'marker_already_recorded') counts.refusedMarked += 1;
+              throw error;
+            }
+          };
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    return { store, counts };
+  }
+
+  it('appends without reading earlier runs once a partition finds none, and still meters a redelivered usage id once', async () => {
+    kit = await createMeteringTestKit({ partitions: 1 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const balanceId = await kit.openBalance('alice', 'api', '100');
+    const { store, counts } = countingStore(kit.eventStore);
+    const consumer = await kit.startConsumer({ eventStore: store, batchSize: 2 });
+
+    // Four chunks of new usage, sent one at a time: each a batch of its own, after the one before.
+    for (const [index, ids] of [['u1', 'u2'], ['u3', 'u4'], ['u5', 'u6'], ['u7', 'u8']].entries()) {
+      await kit.produce(ids.map((id) => ({ key: 'alice', value: kit.avro(usage(id, 'alice', 'api_call')) })));
+      await consumed(consumer, 2 * (index + 1));
+    }
+    // Only the partition's first chunk read its earlier runs; the others left that to the append.
+    expect(counts.earlierRunReads).toBe(1);
+    expect(await kit.balanceOf(balanceId)).toBe('92');
+
+    // A redelivery of u3 beside new usage: the unread append finds u3's marker, writes nothing,
+    // and the chunk is read and decided again.
+    await kit.produce(['u3', 'u9'].map((id) => ({ key: 'alice', value: kit.avro(usage(id, 'alice', 'api_call')) })));
+    await consumed(consumer, 10);
+    expect(counts).toEqual({ earlierRunReads: 2, refusedStored: 0, refusedMarked: 1 });
+    expect(await kit.balanceOf(balanceId)).toBe('91');
+    // Found by the append, not lost to another writer: no conflict counted.
+    expect(consumer.counters()).toMatchObject({ matched: 9, conflicts: 0, skippedByReason: { already_applied: 1 } });
+    // And the partition reads first again, until a chunk finds nothing metered before.
+    await kit.produce(['u10', 'u11'].map((id) => ({ key: 'alice', value: kit.avro(usage(id, 'alice', 'api_call')) })));
+    await consumed(consumer, 12);
+    expect(counts.earlierRunReads).toBe(3);
+    expect(await kit.balanceOf(balanceId)).toBe('89');
+  });
+
+  it('does not charge usage that a consumer from before markers charged on a balance opened since', async () => {
+    kit = await createMeteringTestKit({ partitions: 1 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    await kit.createProduct({ id: 'storage', name: 'Storage', consumption: [{ event: 'api_call', credits: '5' }], lowBalanceThreshold: null });
+    const api = await kit.openBalance('alice', 'api', '100');
+    // What a consumer from before markers (migration 005) wrote: the charge, under the same
+    // deterministic ids, and no marker.
+    const commandId = commandIds.usage('old', api);
+    const [charged] = await createUsageBalanceWrites({ eventStore: kit.eventStore, logger: kit.logger }).commands.execute([
+      {
+        context: { balanceId: api, customerId: 'alice', productId: 'api' },
+        commandId,
+        firstEventId: ledgerEventId(commandId, 0),
+        command: {
+          type: 'ConsumeUsage',
+          credits: parseCredits('1'),
+          usage: { eventId: 'old', event: 'api_call', timestamp: new Date(T0).toISOString(), quantity: '1' },
+          at: new Date(T0).toISOString(),
+        },
+      },
+    ]);
+    expect(charged?.ok).toBe(true);
+    const storage = await kit.openBalance('alice', 'storage', '100');
+
+    const { store, counts } = countingStore(kit.eventStore);
+    const consumer = await kit.startConsumer({ eventStore: store });
+    // New usage first, so that the partition appends its next chunk without reading first.
+    await kit.produce([{ key: 'alice', value: kit.avro(usage('new', 'alice', 'api_call')) }]);
+    await consumed(consumer, 1);
+    expect(counts.earlierRunReads).toBe(1);
+    await kit.produce([{ key: 'alice', value: kit.avro(usage('old', 'alice', 'api_call')) }]);
+    await consumed(consumer, 2);
+
+    // The append found the old charge stored, refused the whole call (storage's charge with it),
+    // and the chunk read it: metered before, at its first delivery, so charged nowhere now.
+    expect(counts).toMatchObject({ earlierRunReads: 2, refusedStored: 1 });
+    expect(await kit.balanceOf(api)).toBe('98'); // 100 - 1 (old, then) - 1 (new)
+    expect(await kit.balanceOf(storage)).toBe('95'); // 100 - 5 (new)
+    expect((await kit.eventStore.readStream(balanceStreamId(api))).filter((event) => event.type === 'CreditConsumed')).toHaveLength(2);
+    expect(consumer.counters()).toMatchObject({ matched: 2, skippedByReason: { already_applied: 1 } });
+    // Its marker is recorded now: the next delivery is found by the marker.
+    expect(await kit.eventStore.readMarkers([meteredUsageMarker('alice', 'old')])).toEqual(new Set([meteredUsageMarker('alice', 'old')]));
   });
 });

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
-import { MarkerAlreadyRecordedError, type RecordedEvent } from '@tally/event-store';
+import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
@@ -53,8 +53,9 @@ interface ChunkOutcome {
 
 /**
  * A chunk's stateless work, done without looking at any balance's state: decoded, its balances
- * found (registry), its products read (catalog), priced, and its earlier runs read. It may be done
- * while the chunk before is still being appended (see eachBatch); the decisions are not.
+ * found (registry), its products read (catalog), priced, and its earlier runs read (unless its
+ * partition's chunks find none: see apply). It may be done while the chunk before is still being
+ * appended (see eachBatch); the decisions are not.
  */
 interface Prepared {
   readonly decoded: readonly Decoded[];
@@ -62,7 +63,8 @@ interface Prepared {
   readonly usages: readonly UsageEvent[];
   readonly priced: PricedUsageBatch;
   readonly invalid: ReadonlySet<number>;
-  readonly earlier: EarlierRuns;
+  /** Undefined: not read; the append checks them (see apply). */
+  readonly earlier: EarlierRuns | undefined;
 }
 
 /**
@@ -75,6 +77,8 @@ interface EarlierRuns {
   readonly metered: ReadonlySet<string>;
   readonly storedCharges: readonly RecordedEvent[];
 }
+
+const NONE_READ: EarlierRuns = { metered: new Set(), storedCharges: [] };
 
 /** A settled outcome: a failure of work done ahead is kept for when its chunk is processed. */
 type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
@@ -96,6 +100,8 @@ interface Applied {
   readonly already: readonly number[];
   /** Usage metered by this call (unless pending). */
   readonly fresh: ReadonlySet<number>;
+  /** Some of the batch's usage was found metered by an earlier run (or read before to be sure). */
+  readonly metEarlierRuns: boolean;
 }
 
 /**
@@ -200,8 +206,21 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   stalls.watch(consumer);
   /** Offsets committed off the fetch cycle (offsetCommitter.ts); one per run, closed at stop. */
   let committer: OffsetCommitter = createOffsetCommitter({ topic, logger });
-  // Offsets handed over under the old assignment are not this member's to commit any more.
-  consumer.on(consumer.events.GROUP_JOIN, () => committer.forget());
+  /**
+   * Partitions whose last chunk found no usage metered before: their next chunk is appended
+   * without reading its earlier runs first (apply), one round trip and one index probe per
+   * marker and charge fewer per chunk in the steady state, since the append checks them anyway.
+   * A partition just assigned, or one whose chunk met earlier runs (a redelivery comes as a run
+   * of chunks, each of whose appends would otherwise fail once), reads first until a chunk
+   * finds none. A hint only: what is charged never depends on it.
+   */
+  const partitionsWithoutEarlierRuns = new Set<number>();
+  // Offsets handed over under the old assignment are not this member's to commit any more; a
+  // partition that comes back may have been metered by another member meanwhile.
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    committer.forget();
+    partitionsWithoutEarlierRuns.clear();
+  });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
   });
@@ -319,17 +338,24 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     excluded: ReadonlySet<number>,
     step: Step,
     openDeadline: number,
-    readAhead?: EarlierRuns,
+    readAhead: EarlierRuns | undefined,
   ): Promise<Applied> {
     const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
     let earlier = readAhead;
+    // No earlier runs read: the first pass decides as if there were none (see below).
+    let unread = readAhead === undefined;
+    let metEarlierRuns = false;
     for (;;) {
-      // The first pass may use the earlier runs read ahead (while the previous chunk was being
-      // appended): they may miss what that chunk metered, a usage id in both chunks. Then this
-      // append's markers collide with that chunk's (MarkerAlreadyRecordedError, below) and the
-      // next pass reads them again, after it: charged once.
-      const { metered, storedCharges } = earlier ?? (await readEarlierRuns(markers, priced, excluded, step));
+      // The first pass decides on the earlier runs read ahead (while the previous chunk was
+      // being appended), which may miss what that chunk metered: a usage id in both chunks. Or,
+      // on a partition whose chunks find none, on none read at all. Either way the append checks
+      // every marker (MarkerAlreadyRecordedError) and, with markers, every event id
+      // (StoredWithoutMarkerError: a charge stored by a consumer from before markers;
+      // DuplicateEventIdError: an id stored on another balance) itself, and writes nothing when
+      // one is found; the next pass reads them, after: charged once, at its first delivery.
+      const { metered, storedCharges } = unread ? NONE_READ : (earlier ?? (await readEarlierRuns(markers, priced, excluded, step)));
       earlier = undefined;
+      if (metered.size > 0 || storedCharges.length > 0) metEarlierRuns = true;
       // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
       const fresh = new Set<number>();
       const seen = new Set<string>();
@@ -369,7 +395,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // Every usage event metered now is marked, whatever it charged; one still waiting for a
       // balance's opening is not (it is dead-lettered, and a replay meters it).
       const toMark = [...fresh, ...legacy].filter((index) => !pending.has(index)).map((index) => markers[index]!);
-      const outcome = { pending, already, fresh };
+      const outcome = { pending, already, fresh, metEarlierRuns };
       if (charges.length === 0 && toMark.length === 0) return { ...outcome, matched: [], appended: 0 };
       try {
         // The one command path: one transaction for every stream of the batch, each with the
@@ -405,20 +431,29 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           // ConsumeUsage is never refused on an open balance (the decider charges usage that has
           // happened), and only open balances reach here: an error is a fault to isolate.
           if (!result.ok) throw result.error;
-          // A replay: these very events were stored without a marker (between our check and our
-          // append, by a consumer of the previous version); nothing was written now.
+          // Found stored by the command path itself, nothing written now (with markers the append
+          // refuses stored events instead: StoredWithoutMarkerError, below).
           if (result.replayed) return;
           appended += result.appended;
           matched.push(charges[index]!);
         });
         return { ...outcome, matched, appended };
       } catch (error) {
-        if (!(error instanceof MarkerAlreadyRecordedError)) throw error;
+        const foundByTheAppend = error instanceof MarkerAlreadyRecordedError || error instanceof StoredWithoutMarkerError;
+        if (unread && (foundByTheAppend || error instanceof DuplicateEventIdError)) {
+          // Earlier runs this pass did not look for (a redelivery): read now, decided again.
+          unread = false;
+          metEarlierRuns = true;
+          logger.debug({ err: error }, 'the append found usage metered before; reading what was and deciding again');
+          continue;
+        }
+        if (!foundByTheAppend) throw error;
+        metEarlierRuns = true;
         counters.values.conflicts += 1;
-        // Another member metered some of these usage events first (a rebalance race). It
-        // appended to their balances too: the states held are stale, which the next append's
-        // expected revisions find (and then only the tails are read).
-        logger.info({ usageEvents: error.markers.length }, 'another member metered some of these usage events first; redeciding the batch');
+        // Another writer metered some of these usage events first: another member (a rebalance
+        // race) or a consumer from before markers. It appended to their balances too: the states
+        // held are stale, which the next append's expected revisions find (then only the tails are read).
+        logger.info({ err: error }, 'another writer metered some of these usage events first; redeciding the batch');
       }
     }
   }
@@ -470,18 +505,17 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
 
   /**
    * The stateless stage of metering some messages: nothing here reads or depends on a balance's
-   * state, so it may run while the chunk before is appended (eachBatch). Its earlier runs are read
-   * last, as late as possible.
+   * state, so it may run while the chunk before is appended (eachBatch). Its earlier runs, when
+   * `readEarlierRuns`, are read last, as late as possible.
    */
-  async function prepare(messages: readonly KafkaMessage[], step: Step): Promise<Prepared> {
+  async function prepare(messages: readonly KafkaMessage[], step: Step, readEarlier: boolean): Promise<Prepared> {
     const { decoded, rejected } = await step('decode', () => decodeAll(messages));
     const usages = decoded.map((item) => item.usage);
     const byCustomer = await step('find balances', () => balanceRegistry.balancesOfCustomers([...new Set(usages.map((usage) => usage.customerId))]));
     const { products, unusable } = await step('read products', () => productsOf([...byCustomer.values()].flat()));
     const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));
-    const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
-    const earlier = await readEarlierRuns(markers, priced, invalid, step);
+    const earlier = readEarlier ? await readEarlierRuns(usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id)), priced, invalid, step) : undefined;
     return { decoded, rejected, usages, priced, invalid, earlier };
   }
 
@@ -492,10 +526,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    */
   async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number, ahead?: Settled<Prepared>): Promise<ChunkOutcome> {
     if (ahead !== undefined && !ahead.ok) throw ahead.error;
-    const { decoded, rejected, usages, priced, invalid, earlier } = ahead?.value ?? (await prepare(messages, step));
+    // A chunk split to isolate a failure reads its earlier runs first.
+    const { decoded, rejected, usages, priced, invalid, earlier } = ahead?.value ?? (await prepare(messages, step, true));
 
     // The write stage: decided on the balances' states as the previous chunk's append left them.
-    const { matched, appended, pending, already, fresh } = await apply(usages, priced, invalid, step, openDeadline, earlier);
+    const { matched, appended, pending, already, fresh, metEarlierRuns } = await apply(usages, priced, invalid, step, openDeadline, earlier);
+    if (metEarlierRuns) partitionsWithoutEarlierRuns.delete(partition);
+    else partitionsWithoutEarlierRuns.add(partition);
 
     // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
     // before this chunk's offsets can be committed. They are sent after the append, so that a
@@ -593,7 +630,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           },
         },
       });
-    const prepared = prepare(messages, step).then(
+    const prepared = prepare(messages, step, !partitionsWithoutEarlierRuns.has(partition)).then(
       (value): Settled<Prepared> => ({ ok: true, value }),
       (error: unknown): Settled<Prepared> => ({ ok: false, error }),
     );
