@@ -56,7 +56,8 @@ export interface ExecuteOptions {
    * Recorded in the same append as the commands' events (EventStore AppendManyOptions.markers),
    * also when no command appends anything or `requests` is empty: the record of what was
    * consumed and its effects cannot disagree. Recorded once per call. MarkerAlreadyRecordedError
-   * is not handled here: it goes back to the caller, who reads its markers and calls again.
+   * and StoredWithoutMarkerError (with markers, a command's events found stored) are not handled
+   * here: they go back to the caller, who reads its earlier runs and calls again.
    */
   readonly markers?: readonly string[];
   /**
