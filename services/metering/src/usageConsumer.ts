@@ -100,7 +100,7 @@ interface Applied {
   readonly already: readonly number[];
   /** Usage metered by this call (unless pending). */
   readonly fresh: ReadonlySet<number>;
-  /** Some of the batch's usage was found metered by an earlier run (or read before to be sure). */
+  /** Some of the batch's usage was found metered by an earlier run: read, or refused by the append. */
   readonly metEarlierRuns: boolean;
 }
 
@@ -506,7 +506,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   /**
    * The stateless stage of metering some messages: nothing here reads or depends on a balance's
    * state, so it may run while the chunk before is appended (eachBatch). Its earlier runs, when
-   * `readEarlierRuns`, are read last, as late as possible.
+   * `readEarlier`, are read last, as late as possible.
    */
   async function prepare(messages: readonly KafkaMessage[], step: Step, readEarlier: boolean): Promise<Prepared> {
     const { decoded, rejected } = await step('decode', () => decodeAll(messages));
