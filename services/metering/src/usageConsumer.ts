@@ -341,11 +341,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     readAhead: EarlierRuns | undefined,
   ): Promise<Applied> {
     const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
-    let earlier = readAhead;
-    // No earlier runs read: the first pass decides as if there were none (see below).
-    let unread = readAhead === undefined;
+    // No earlier runs read ahead: the first pass decides as if there were none (see below).
+    let earlier: EarlierRuns | undefined = readAhead ?? NONE_READ;
     let metEarlierRuns = false;
     for (;;) {
+      const unread = earlier === NONE_READ;
       // The first pass decides on the earlier runs read ahead (while the previous chunk was
       // being appended), which may miss what that chunk metered: a usage id in both chunks. Or,
       // on a partition whose chunks find none, on none read at all. Either way the append checks
@@ -353,7 +353,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // (StoredWithoutMarkerError: a charge stored by a consumer from before markers;
       // DuplicateEventIdError: an id stored on another balance) itself, and writes nothing when
       // one is found; the next pass reads them, after: charged once, at its first delivery.
-      const { metered, storedCharges } = unread ? NONE_READ : (earlier ?? (await readEarlierRuns(markers, priced, excluded, step)));
+      const { metered, storedCharges } = earlier ?? (await readEarlierRuns(markers, priced, excluded, step));
       earlier = undefined;
       if (metered.size > 0 || storedCharges.length > 0) metEarlierRuns = true;
       // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
@@ -441,8 +441,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       } catch (error) {
         const foundByTheAppend = error instanceof MarkerAlreadyRecordedError || error instanceof StoredWithoutMarkerError;
         if (unread && (foundByTheAppend || error instanceof DuplicateEventIdError)) {
-          // Earlier runs this pass did not look for (a redelivery): read now, decided again.
-          unread = false;
+          // Earlier runs this pass did not look for (a redelivery): read next pass, decided again.
           metEarlierRuns = true;
           logger.debug({ err: error }, 'the append found usage metered before; reading what was and deciding again');
           continue;
