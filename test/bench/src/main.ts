@@ -8,6 +8,7 @@ import { measureBalanceLookups, measureEntitlements } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
+import { formatGoalTable, goalChecks } from './benchGoals';
 import { derivedFigures, disturbances, formatResultTable, resultRows, type BenchResults } from './benchResults';
 import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
@@ -78,8 +79,10 @@ async function main(): Promise<void> {
   const rows = resultRows(results);
   const notes = disturbances(results);
   const derived = derivedFigures(results);
+  const goals = goalChecks(results);
   process.stdout.write(`\n${formatResultTable(rows)}\n`);
   if (derived.length > 0) process.stdout.write(`\n${derived.map((line) => `- ${line}`).join('\n')}\n`);
+  if (goals.length > 0) process.stdout.write(`\n${formatGoalTable(goals)}\n`);
   if (notes.length > 0) process.stdout.write(`\nnotes:\n${notes.map((note) => `- ${note}`).join('\n')}\n`);
   if (results.freshness?.stages !== undefined) process.stdout.write(`\n${formatStages(results.freshness.stages).join('\n')}\n`);
   if (results.freshness?.cpuShare !== undefined) process.stdout.write(`freshness: the consumer+projector process used ${results.freshness.cpuShare.toFixed(2)} CPU seconds per second while publishing\n`);
@@ -106,6 +109,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, memoryBytes: os.totalmem(), loadBefore, loadAfter: os.loadavg(), node: process.version },
     rows,
     derived,
+    goals,
     notes,
     results,
   };
