@@ -1,10 +1,12 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
 import type { BearerAuth, Principal } from './bearerAuth';
+import { createSyncedRateLimitStore } from './syncedRateLimitStore';
 import { JWT_SHAPE, type SignedTokens } from './web/signedTokens';
 
 declare module 'fastify' {
@@ -48,6 +50,15 @@ export interface RateLimitOptions {
   readonly redis?: Redis;
   /** Prefix of the Redis keys; default `tally:rate-limit:`. */
   readonly redisKeyPrefix?: string;
+  /**
+   * With `redis`: how often, in ms, the per-key counts of this process are added to Redis
+   * (createSyncedRateLimitStore), so a keyed request is admitted without a round trip. Unset or 0:
+   * every keyed request is counted in Redis before it is admitted (exact across processes). The
+   * limits of requests without a valid key and of the public routes are always counted so.
+   */
+  readonly syncMs?: number;
+  /** Where the counters' synchronisation reports trouble (with syncMs). */
+  readonly logger?: Logger;
 }
 
 /**
@@ -80,6 +91,8 @@ export interface WebCredentials {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** The sync's logger when the caller gives none (buildApp gives its own). */
+const SILENT = pino({ level: 'silent' });
 
 export const DEFAULT_RATE_LIMITS = { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60 } as const;
 
@@ -102,10 +115,17 @@ export async function registerAccessGuard(
   app.decorateRequest('principal', undefined);
 
   const enabled = limits.perKey > 0;
-  const store = options.redis !== undefined ? { redis: options.redis, nameSpace: options.redisKeyPrefix ?? 'tally:rate-limit:' } : {};
+  const nameSpace = options.redisKeyPrefix ?? 'tally:rate-limit:';
+  const store = options.redis !== undefined ? { redis: options.redis, nameSpace } : {};
+  // Keyed requests, the API's traffic, counted here and synchronised every syncMs (same keys).
+  const synced =
+    enabled && options.redis !== undefined && options.syncMs !== undefined && options.syncMs > 0
+      ? createSyncedRateLimitStore({ redis: options.redis, keyPrefix: nameSpace, syncMs: options.syncMs, windowMs: limits.windowMs, logger: options.logger ?? SILENT })
+      : undefined;
+  if (synced !== undefined) app.addHook('onClose', () => synced.close());
   // One plugin instance per limit, each in a scope of its own: its counters are then named
   // `<prefix><name>:<who>` (a limiter derived with options would put its route in the name).
-  const limiter = async (name: string, max: number, keyOf: (request: FastifyRequest) => string): Promise<Limiter> => {
+  const limiter = async (name: string, max: number, keyOf: (request: FastifyRequest) => string, counters: object = store): Promise<Limiter> => {
     let limit: Limiter | undefined;
     await app.register(async (scope) => {
       await scope.register(rateLimit, {
@@ -115,7 +135,7 @@ export async function registerAccessGuard(
         max,
         timeWindow: limits.windowMs,
         keyGenerator: (request) => `${name}:${keyOf(request)}`,
-        ...store,
+        ...counters,
       });
       limit = scope.createRateLimit();
     });
@@ -123,8 +143,11 @@ export async function registerAccessGuard(
     return limit;
   };
   // A portal token counts against its customer's own limit, as a key does against its key's.
-  const perKey = await limiter('key', limits.perKey, (request) =>
-    request.principal?.kind === 'key' ? request.principal.keyId : request.principal?.kind === 'customer' ? `customer:${request.principal.customerId}` : '',
+  const perKey = await limiter(
+    'key',
+    limits.perKey,
+    (request) => (request.principal?.kind === 'key' ? request.principal.keyId : request.principal?.kind === 'customer' ? `customer:${request.principal.customerId}` : ''),
+    synced === undefined ? store : { store: synced.Store },
   );
   const perAddress = await limiter('addr', limits.perAddress, (request) => request.ip);
   const failedAuth = await limiter('authfail', limits.failedAuthPerAddress, (request) => request.ip);
@@ -216,5 +239,6 @@ function sameText(given: string | string[] | undefined, expected: string): boole
 
 /** The numeric limits the caller set, leaving the defaults for the rest. */
 function limitsGiven(options: RateLimitOptions): Partial<typeof DEFAULT_RATE_LIMITS> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => typeof value === 'number'));
+  const { windowMs, perKey, perAddress, failedAuthPerAddress } = options;
+  return Object.fromEntries(Object.entries({ windowMs, perKey, perAddress, failedAuthPerAddress }).filter(([, value]) => typeof value === 'number'));
 }

@@ -351,6 +351,31 @@ describe('the API under hostile clients', () => {
       }
     });
 
+    it('with syncMs, holds a key to its limit in the process without a round trip, and adds the counts to Redis when it syncs', async () => {
+      const limiterRedis = await readyLimiterRedis();
+      // No sync comes by itself during the test: the counts reach Redis when the app closes.
+      const rateLimit = { redis: limiterRedis, redisKeyPrefix: `${keyPrefix}:rl-synced:`, perKey: 5, failedAuthPerAddress: 2, windowMs: 60_000, syncMs: 3_600_000 };
+      const synced = await build({ rateLimit });
+      const counter = `${keyPrefix}:rl-synced:key:${createHash('sha256').update(KEYS.read).digest('hex').slice(0, 12)}`;
+      try {
+        const statuses: number[] = [];
+        for (let n = 0; n < 7; n += 1) statuses.push((await synced.inject({ method: 'GET', url: '/v1/credit-products', headers: bearer('read') })).statusCode);
+        expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+        expect(await limiterRedis.get(counter)).toBeNull();
+        // Requests without a valid key are still counted in Redis before they are answered.
+        const keyless: number[] = [];
+        for (let n = 0; n < 3; n += 1) {
+          keyless.push((await synced.inject({ method: 'GET', url: '/v1/credit-products', headers: { authorization: 'Bearer guessed-key-000000000' } })).statusCode);
+        }
+        expect(keyless).toEqual([401, 401, 429]);
+        expect(await limiterRedis.get(`${keyPrefix}:rl-synced:authfail:127.0.0.1`)).toBe('3');
+        await synced.close();
+        expect(await limiterRedis.get(counter)).toBe('7');
+      } finally {
+        limiterRedis.disconnect();
+      }
+    });
+
     it('lets requests through at once while its Redis is unreachable, and counts again once it is back', async () => {
       const limiterRedis = await readyLimiterRedis();
       const rateLimit = { redis: limiterRedis, redisKeyPrefix: `${keyPrefix}:rl-open:`, perKey: 2, windowMs: 60_000 };

@@ -228,7 +228,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await registerAccessGuard(
     app,
     auth,
-    options.rateLimit,
+    options.rateLimit === undefined ? undefined : { logger: deps.logger, ...options.rateLimit },
     tokens === undefined
       ? undefined
       : { tokens, now, balanceOwner: async (balanceId) => (await deps.balanceRegistry.getBalance(balanceId))?.customerId },

@@ -111,6 +111,9 @@ export const configSchema = z.object({
     .describe('requests per window per client address to `/health`, `/metrics`, `/docs`'),
   TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000)
     .describe('requests without a valid key per window per address, to everything else: guessing keys is slow'),
+  TALLY_API_RATE_LIMIT_SYNC_MS: integer(100, 0, 60_000).describe(
+    "how often each API process adds its per-key counts to Redis; a keyed request is then admitted without waiting on Redis, and across processes a key's limit holds to within what the others admitted in one interval; `0` counts every keyed request in Redis first (exact across processes)",
+  ),
   TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000)
     .describe('how often `/health`\'s state is refreshed in the background (one check in flight at most)'),
   TALLY_API_TRUST_PROXY: z.string().trim().min(1).optional()
@@ -370,6 +373,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         perKey: e.TALLY_API_RATE_LIMIT_PER_KEY,
         perAddress: e.TALLY_API_RATE_LIMIT_PER_ADDRESS,
         failedAuthPerAddress: e.TALLY_API_RATE_LIMIT_FAILED_AUTH,
+        syncMs: e.TALLY_API_RATE_LIMIT_SYNC_MS,
       },
     },
     timeouts: {

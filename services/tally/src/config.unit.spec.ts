@@ -124,8 +124,11 @@ describe('loadConfig', () => {
       maxConnections: 1024,
       healthIntervalMs: 5_000,
       trustProxy: undefined,
-      rateLimit: { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60 },
+      rateLimit: { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60, syncMs: 100 },
     });
+    // 0 is exact counting in Redis; past a minute the counts would lag a whole default window.
+    expect(loadConfig({ TALLY_API_RATE_LIMIT_SYNC_MS: '0' }).apiProtection.rateLimit.syncMs).toBe(0);
+    expect(() => loadConfig({ TALLY_API_RATE_LIMIT_SYNC_MS: '60001' })).toThrow(/TALLY_API_RATE_LIMIT_SYNC_MS/);
   });
 
   it('takes TLS and SASL to Kafka, basic auth to the registry and a CA for Redis, all optional', () => {
