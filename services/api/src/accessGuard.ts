@@ -65,10 +65,11 @@ export interface RateLimitOptions {
  * How the rate limiter's own Redis connection is opened (createRedisClient's options; the URL and
  * TLS are the deployment's). It fails fast: no offline queue and a short command timeout, so
  * while Redis is away requests are let through (skipOnError) rather than held behind the counters.
- * And it auto-pipelines: every keyed request runs the limiter's script, and the scripts of one
- * tick then share one write and one round trip instead of each paying its own (issue 11 §7: the
- * plain client's per-request write was ~10% of a balance lookup's CPU). Each script still counts
- * its request in Redis, exactly, across processes. While disconnected a pipeline's commands are
+ * And it auto-pipelines: every request counted in Redis runs the limiter's script (keyed ones too
+ * when `syncMs` is 0; otherwise their counts go in the periodic sync's one pipeline), and the
+ * scripts of one tick then share one write and one round trip instead of each paying its own
+ * (issue 11 §7: the plain client's per-request write was ~10% of a balance lookup's CPU). Each
+ * script still counts its request in Redis, exactly, across processes. While disconnected a pipeline's commands are
  * refused at once, as plain ones are. If Redis stalls, the commands of a tick wait for the pipeline
  * in flight (ioredis sends one at a time) and then for their own, so a request is let through
  * within about twice the command timeout.
