@@ -226,7 +226,7 @@ export interface Config {
     readonly healthIntervalMs: number;
     /** Proxies whose X-Forwarded-For names the client: true, a hop count, or addresses/CIDRs; undefined for none. */
     readonly trustProxy: boolean | number | readonly string[] | undefined;
-    readonly rateLimit: { readonly windowMs: number; readonly perKey: number; readonly perAddress: number; readonly failedAuthPerAddress: number };
+    readonly rateLimit: { readonly windowMs: number; readonly perKey: number; readonly perAddress: number; readonly failedAuthPerAddress: number; readonly syncMs: number };
   };
   readonly schedulerIntervalMs: number;
   readonly timeouts: {
