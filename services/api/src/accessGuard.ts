@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
@@ -57,8 +57,6 @@ export interface RateLimitOptions {
    * limits of requests without a valid key and of the public routes are always counted so.
    */
   readonly syncMs?: number;
-  /** Where the counters' synchronisation reports trouble (with syncMs). */
-  readonly logger?: Logger;
 }
 
 /**
@@ -92,8 +90,6 @@ export interface WebCredentials {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** The sync's logger when the caller gives none (buildApp gives its own). */
-const SILENT = pino({ level: 'silent' });
 
 export const DEFAULT_RATE_LIMITS = { windowMs: 60_000, perKey: 60_000, perAddress: 1_200, failedAuthPerAddress: 60 } as const;
 
@@ -109,6 +105,7 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
 export async function registerAccessGuard(
   app: FastifyInstance,
   auth: BearerAuth,
+  logger: Logger,
   options: RateLimitOptions = {},
   web?: WebCredentials,
 ): Promise<void> {
@@ -121,7 +118,7 @@ export async function registerAccessGuard(
   // Keyed requests, the API's traffic, counted here and synchronised every syncMs (same keys).
   const synced =
     enabled && options.redis !== undefined && options.syncMs !== undefined && options.syncMs > 0
-      ? createSyncedRateLimitStore({ redis: options.redis, keyPrefix: nameSpace, syncMs: options.syncMs, windowMs: limits.windowMs, logger: options.logger ?? SILENT })
+      ? createSyncedRateLimitStore({ redis: options.redis, keyPrefix: nameSpace, syncMs: options.syncMs, windowMs: limits.windowMs, logger })
       : undefined;
   if (synced !== undefined) app.addHook('onClose', () => synced.close());
   // One plugin instance per limit, each in a scope of its own: its counters are then named

@@ -228,7 +228,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await registerAccessGuard(
     app,
     auth,
-    options.rateLimit === undefined ? undefined : { logger: deps.logger, ...options.rateLimit },
+    deps.logger,
+    options.rateLimit,
     tokens === undefined
       ? undefined
       : { tokens, now, balanceOwner: async (balanceId) => (await deps.balanceRegistry.getBalance(balanceId))?.customerId },
