@@ -1,4 +1,4 @@
-import { freshnessAddedMs, type BenchResults } from './benchResults';
+import { freshnessAddedMs, MIB, type BenchResults } from './benchResults';
 
 /** One of issue 11's goals, held against this run's figure. */
 export interface GoalCheck {
@@ -8,7 +8,6 @@ export interface GoalCheck {
   readonly met: boolean;
 }
 
-const MIB = 1024 * 1024;
 
 /*
  * The goals of issue 11 ("Done when"), the thresholds written once here so that a run says

@@ -47,7 +47,7 @@ function lower(measurement: string, unit: string, tally: number, ceilingName: st
   return { measurement, unit, tally, ceilingName, ceiling, ratio: ceiling / tally };
 }
 
-const MIB = 1024 * 1024;
+export const MIB = 1024 * 1024;
 
 export function resultRows(results: BenchResults): ResultRow[] {
   const rows: ResultRow[] = [];
