@@ -52,11 +52,13 @@ export interface BalanceStates {
   forget(balanceId: string): void;
   /**
    * Write-behind (snapshotEveryWrite: false): keeps, in one batched write, the states of up to
-   * `max` balances this process wrote since their last stored state (the longest-waiting first),
-   * and says how many are still behind. The metering consumer calls it periodically and at a
-   * graceful stop (usageConsumer.ts). A no-op with snapshotEveryWrite, or without a stateStore.
+   * `max` balances this process wrote at least keepAfterLoadEvents events to since their last
+   * stored state (the longest-waiting first), and says how many such are still behind; with
+   * `all`, of every balance it wrote since its last stored state, however few events, and how
+   * many of those are still behind. The metering consumer calls it periodically, and with `all`
+   * at a graceful stop (usageConsumer.ts). A no-op with snapshotEveryWrite, or without a stateStore.
    */
-  flush(max: number): Promise<{ readonly kept: number; readonly behind: number }>;
+  flush(max: number, options?: { readonly all?: boolean }): Promise<{ readonly kept: number; readonly behind: number }>;
   /**
    * Abandons the loads in flight at their next page (their waiters get BalanceLoadingError) and
    * resolves once they have all ended: a stopping process leaves no fold running behind it.
@@ -83,7 +85,9 @@ export interface BalanceStatesOptions {
   /**
    * A load of the latest state (not at()) that had to fold at least this many events keeps its
    * result at once (a replaceable stored state), so that the next cold load reads one row and a
-   * short tail. Default snapshotAfterEvents; the metering consumer uses CONSUMER_KEEP_AFTER_LOAD_EVENTS.
+   * short tail; and write-behind (see flush) keeps a balance's state once this process wrote this
+   * many events to it since its last one. Default snapshotAfterEvents; the metering consumer uses
+   * CONSUMER_KEEP_AFTER_LOAD_EVENTS.
    */
   readonly keepAfterLoadEvents?: number;
   /**
@@ -105,13 +109,25 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   const snapshotEveryWrite = options.snapshotEveryWrite ?? true;
   const keepAfterLoadEvents = options.keepAfterLoadEvents ?? snapshotAfterEvents;
   if (!Number.isSafeInteger(keepAfterLoadEvents) || keepAfterLoadEvents < 1) throw new RangeError(`keepAfterLoadEvents must be a positive integer; got ${keepAfterLoadEvents}`);
+  const keepAfterEvents = BigInt(keepAfterLoadEvents);
   /**
-   * Write-behind: the balances whose cached state holds events written since their last stored
-   * state, oldest first (a Set keeps insertion order). Only ids: the states are read from the
-   * cache at flush time, so this costs no more memory than the ids, and it is bounded like the
-   * cache (a balance the cache evicted has no state to flush; the oldest ids go first).
+   * Write-behind: the balances whose cached state holds events this process wrote since their
+   * last stored state, each with the revision of its first such write, oldest first (a Map keeps
+   * insertion order); `due`, those of them written keepAfterLoadEvents events or more since. Only
+   * ids and a revision: the states are read from the cache at flush time, so this costs no more
+   * memory than the ids, and it is bounded like the cache (a balance the cache evicted has no
+   * state to flush; the oldest ids go first).
+   *
+   * Only a due balance is worth a row before the process stops: a stored state saves the next
+   * process that meets the balance a fold of the events after it, and below keepAfterLoadEvents
+   * events that fold costs less than the row (the load's own rule). Keeping every balance written
+   * in the interval wrote one row per balance and interval however little it changed: at 100,000
+   * customers most of PostgreSQL's extra work per usage event (docs/benchmarks.md, 2026-12-02
+   * late morning). A crash thus leaves a balance at most the interval's events, or fewer than
+   * keepAfterLoadEvents written plus fewer than keepAfterLoadEvents a load did not keep, to fold.
    */
-  const behind = new Set<string>();
+  const behind = new Map<string, bigint>();
+  const due = new Set<string>();
   const maxBehind = options.cacheSize ?? 10_000;
   const writeBehind = !snapshotEveryWrite && stateStore !== undefined;
   const empty: FoldedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
@@ -204,13 +220,26 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     }
   }
 
-  /** Marks a balance as written since its last stored state (write-behind), within the bound. */
-  function markBehind(balanceId: string): void {
+  /**
+   * Marks a balance as written since its last stored state (write-behind), from `since` (the
+   * revision of its first write since) unless already marked, and as due once `revision` is
+   * keepAfterLoadEvents past that; within the bound.
+   */
+  function markBehind(balanceId: string, since: bigint, revision: bigint): void {
+    let from = behind.get(balanceId);
+    if (from === undefined) {
+      from = since;
+      behind.set(balanceId, from);
+      // Past the bound the longest-waiting id goes: most likely evicted from the cache already, and
+      // at worst its next load folds the events since its last stored state (bounded by snapshotAfterEvents).
+      if (behind.size > maxBehind) unmark(behind.keys().next().value!);
+    }
+    if (revision - from >= keepAfterEvents) due.add(balanceId);
+  }
+
+  function unmark(balanceId: string): void {
     behind.delete(balanceId);
-    behind.add(balanceId);
-    // Past the bound the longest-waiting id goes: most likely evicted from the cache already, and
-    // at worst its next load folds the events since its last stored state (bounded by snapshotAfterEvents).
-    if (behind.size > maxBehind) behind.delete(behind.values().next().value!);
+    due.delete(balanceId);
   }
 
   return {
@@ -291,35 +320,37 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       // after its transaction), so what the flush later keeps from the cache is a fold of
       // committed events; a state decided but not committed never reaches the cache this way.
       if (writeBehind) {
-        for (const { balanceId, loaded } of balances) if (loaded.state.status === 'open') markBehind(balanceId);
+        for (const { balanceId, loaded, since } of balances) if (loaded.state.status === 'open') markBehind(balanceId, since ?? loaded.revision, loaded.revision);
       }
-      if (kept.length > 0 && (await keep(kept))) for (const { balanceId } of kept) behind.delete(balanceId);
+      if (kept.length > 0 && (await keep(kept))) for (const { balanceId } of kept) unmark(balanceId);
     },
 
-    async flush(max) {
-      if (!writeBehind || behind.size === 0) return { kept: 0, behind: behind.size };
-      const taken: string[] = [];
-      for (const balanceId of behind) {
+    async flush(max, flushOptions) {
+      const pending = flushOptions?.all === true ? behind.keys() : due.values();
+      const remaining = () => (flushOptions?.all === true ? behind.size : due.size);
+      if (!writeBehind || remaining() === 0) return { kept: 0, behind: remaining() };
+      const taken: { balanceId: string; since: bigint }[] = [];
+      for (const balanceId of pending) {
         if (taken.length >= max) break;
-        taken.push(balanceId);
+        taken.push({ balanceId, since: behind.get(balanceId)! });
       }
-      for (const balanceId of taken) behind.delete(balanceId);
+      for (const { balanceId } of taken) unmark(balanceId);
       // From the cache, which only ever holds folds of committed events (loads read committed
       // events; written() is called after the append commits): a stored state must never be a
       // state that was decided but not committed, or every later process would start from a
       // balance the stream does not hold. An id whose state the cache evicted or forgot (another
       // writer moved it) is skipped: nothing known to keep.
-      const states: { balanceId: string; loaded: FoldedBalance }[] = [];
-      for (const balanceId of taken) {
+      const states: { balanceId: string; loaded: FoldedBalance; since: bigint }[] = [];
+      for (const { balanceId, since } of taken) {
         const loaded = cache.peek(balanceId);
-        if (loaded !== undefined && loaded.state.status === 'open') states.push({ balanceId, loaded });
+        if (loaded !== undefined && loaded.state.status === 'open') states.push({ balanceId, loaded, since });
       }
       if (!(await keep(states, true))) {
         // Kept for the next flush, unless written again meanwhile (then already marked).
-        for (const { balanceId } of states) if (!behind.has(balanceId)) markBehind(balanceId);
-        return { kept: 0, behind: behind.size };
+        for (const { balanceId, loaded, since } of states) if (!behind.has(balanceId)) markBehind(balanceId, since, loaded.revision);
+        return { kept: 0, behind: remaining() };
       }
-      return { kept: states.length, behind: behind.size };
+      return { kept: states.length, behind: remaining() };
     },
 
     forget(balanceId) {

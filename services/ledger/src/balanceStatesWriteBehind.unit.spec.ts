@@ -56,14 +56,14 @@ function given(options: { streams?: Record<string, RecordedEvent[]>; snapshotEve
 }
 
 describe('BalanceStates write-behind (the metering consumer)', () => {
-  it('keeps, at a flush, the latest written state of each balance behind, oldest first, a bounded batch at a time', async () => {
-    const { states, saves } = given();
+  it('keeps, at a flush, the latest written state of each balance behind, longest-waiting first, a bounded batch at a time', async () => {
+    const { states, saves } = given({ keepAfterLoadEvents: 1 });
     await states.written([
       { balanceId: 'a', loaded: open('a', 5n), since: 4n },
       { balanceId: 'b', loaded: open('b', 7n), since: 6n },
     ]);
     await states.written([{ balanceId: 'c', loaded: open('c', 3n), since: 2n }]);
-    // Written again: its newest state is the one kept, and it waits behind the others now.
+    // Written again: its newest state is the one kept, and it keeps its place (behind since its first write).
     await states.written([{ balanceId: 'a', loaded: open('a', 9n), since: 5n }]);
     expect(saves).toEqual([]);
 
@@ -72,15 +72,36 @@ describe('BalanceStates write-behind (the metering consumer)', () => {
     expect(await states.flush(2)).toEqual({ kept: 0, behind: 0 });
     expect(saves).toEqual([
       [
+        { balanceId: 'a', revision: 9n, replaceable: true },
         { balanceId: 'b', revision: 7n, replaceable: true },
-        { balanceId: 'c', revision: 3n, replaceable: true },
       ],
-      [{ balanceId: 'a', revision: 9n, replaceable: true }],
+      [{ balanceId: 'c', revision: 3n, replaceable: true }],
     ]);
   });
 
+  it('keeps a balance periodically only once keepAfterLoadEvents events were written since its last stored state; at a stop, every one', async () => {
+    const { states, saves } = given({ keepAfterLoadEvents: 64 });
+    // 'busy' reaches 64 events since its first write in three writes; 'quiet' stays at 63.
+    await states.written([
+      { balanceId: 'busy', loaded: open('busy', 40n), since: 9n },
+      { balanceId: 'quiet', loaded: open('quiet', 72n), since: 9n },
+    ]);
+    await states.written([{ balanceId: 'busy', loaded: open('busy', 72n), since: 40n }]);
+    expect(await states.flush(10)).toEqual({ kept: 0, behind: 0 });
+    await states.written([{ balanceId: 'busy', loaded: open('busy', 73n), since: 72n }]);
+    expect(await states.flush(10)).toEqual({ kept: 1, behind: 0 });
+    expect(saves).toEqual([[{ balanceId: 'busy', revision: 73n, replaceable: true }]]);
+
+    // Kept: 'busy' counts again from its next write.
+    await states.written([{ balanceId: 'busy', loaded: open('busy', 80n), since: 73n }]);
+    expect(await states.flush(10)).toEqual({ kept: 0, behind: 0 });
+    expect(await states.flush(1, { all: true })).toEqual({ kept: 1, behind: 1 });
+    expect(await states.flush(1, { all: true })).toEqual({ kept: 1, behind: 0 });
+    expect(saves.slice(1)).toEqual([[{ balanceId: 'quiet', revision: 72n, replaceable: true }], [{ balanceId: 'busy', revision: 80n, replaceable: true }]]);
+  });
+
   it('skips a balance whose state it no longer holds (forgotten after another writer moved it): nothing known to keep', async () => {
-    const { states, saves } = given();
+    const { states, saves } = given({ keepAfterLoadEvents: 1 });
     await states.written([
       { balanceId: 'a', loaded: open('a', 5n), since: 4n },
       { balanceId: 'b', loaded: open('b', 7n), since: 6n },
@@ -91,7 +112,7 @@ describe('BalanceStates write-behind (the metering consumer)', () => {
   });
 
   it('leaves the balances behind when the write fails, for the next flush', async () => {
-    const { states, saves, control } = given();
+    const { states, saves, control } = given({ keepAfterLoadEvents: 1 });
     await states.written([{ balanceId: 'a', loaded: open('a', 5n), since: 4n }]);
     control.failing = true;
     expect(await states.flush(10)).toEqual({ kept: 0, behind: 1 });
@@ -101,7 +122,7 @@ describe('BalanceStates write-behind (the metering consumer)', () => {
   });
 
   it('holds no more balances behind than its cache holds states, the longest-waiting leaving first', async () => {
-    const { states, saves } = given({ cacheSize: 2 });
+    const { states, saves } = given({ cacheSize: 2, keepAfterLoadEvents: 1 });
     await states.written(['a', 'b', 'c'].map((balanceId) => ({ balanceId, loaded: open(balanceId, 3n), since: 2n })));
     expect(await states.flush(10)).toEqual({ kept: 2, behind: 0 });
     expect(saves[0]!.map(({ balanceId }) => balanceId)).toEqual(['b', 'c']);

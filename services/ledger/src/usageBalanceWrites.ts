@@ -4,8 +4,9 @@ import { createBalanceStates, type BalanceStates, type BalanceStatesOptions } fr
 
 /**
  * A load by the consumer that folded this many events or more keeps its result at once (a
- * replaceable stored state): below about 64 events the fold is cheaper than the row it would
- * save at the next cold load; above, the row pays for itself the next time the balance is met.
+ * replaceable stored state), and its write-behind keeps a balance's state once it wrote this many
+ * events to it since the last one: below about 64 events the fold is cheaper than the row it
+ * would save at the next cold load; above, the row pays for itself the next time the balance is met.
  */
 export const CONSUMER_KEEP_AFTER_LOAD_EVENTS = 64;
 

@@ -1,6 +1,6 @@
 import { balanceStreamId } from '@tally/domain';
 import type { EventStore, ReadStreamOptions } from '@tally/event-store';
-import { createPostgresBalancePages, createPostgresBalanceStateStore, createUsageBalanceWrites, keepBalanceStates } from '@tally/ledger';
+import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, createPostgresBalancePages, createPostgresBalanceStateStore, createUsageBalanceWrites, keepBalanceStates } from '@tally/ledger';
 import { waitFor } from '@tally/test-support';
 import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
@@ -86,12 +86,13 @@ describe("the metering consumer's stored states, kept write-behind", () => {
     kit = await createMeteringTestKit();
     const balances = await openBalances();
     const consumer = await kit.startConsumer({ balanceWrites: consumerWrites(), stateFlushIntervalMs: 100 });
-    // Below the consumer's keep-after-load threshold and far below snapshotAfterEvents: only the flush keeps them.
-    await meter(consumer, 'a', 20, 0);
+    // CONSUMER_KEEP_AFTER_LOAD_EVENTS a balance, which makes it due for the periodic flush, and far
+    // below snapshotAfterEvents: only the flush keeps them (the loads folded the two opening events).
+    await meter(consumer, 'a', CONSUMER_KEEP_AFTER_LOAD_EVENTS, 0);
     await waitFor(() => storedAtEnd(balances), { description: 'stored states at the streams\u2019 ends', timeoutMs: 60_000 });
     expect(await freshLoadReads(balances)).toBe(0);
 
-    await meter(consumer, 'b', 5, 60);
+    await meter(consumer, 'b', CONSUMER_KEEP_AFTER_LOAD_EVENTS, CONSUMER_KEEP_AFTER_LOAD_EVENTS * CUSTOMERS.length);
     await waitFor(() => storedAtEnd(balances), { description: 'stored states at the streams\u2019 ends again', timeoutMs: 60_000 });
     expect(await freshLoadReads(balances)).toBe(0);
     // Flushed twice, yet one replaceable row per balance: the newer replaced the older.

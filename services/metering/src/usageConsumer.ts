@@ -163,11 +163,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     },
   });
 
-  /** At a graceful stop, after the last batch committed: every balance behind gets its stored state. */
+  /** At a graceful stop, after the last batch committed: every balance behind gets its stored state, however few events it is behind. */
   async function flushAll(): Promise<void> {
     let total = 0;
     for (;;) {
-      const { kept, behind } = await balanceStates.flush(STATE_FLUSH_BATCH);
+      const { kept, behind } = await balanceStates.flush(STATE_FLUSH_BATCH, { all: true });
       total += kept;
       // A failed write (logged by flush) ends it: stored states are a shortcut, and the stop is bounded.
       if (kept === 0 || behind === 0) break;

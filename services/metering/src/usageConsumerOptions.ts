@@ -145,14 +145,17 @@ export const DEFAULT_CONSUMER_BATCH_SIZE = 1000;
 export const MAX_CONSUMER_BATCH_SIZE = 100_000;
 /**
  * The consumer's stored states, kept write-behind (its balances' states are written many times a
- * second, so not on every write): every DEFAULT_STATE_FLUSH_MS, the balances written since their
- * last stored state get one, STATE_FLUSH_BATCH per statement; at a graceful stop, all of them; and
- * a load that folded CONSUMER_KEEP_AFTER_LOAD_EVENTS (@tally/ledger) or more keeps its result at once. So a
- * consumer that takes a balance over (a deploy, a rebalance, a restart) folds at most what was
- * written in the last interval before a crash, nothing after a graceful stop, and a balance
- * imported in bulk at most once. 30 s: a busy balance costs one row per 30 s instead of one per
- * write, and a crash leaves at most 30 s of its events to fold. 1000 rows a statement (about
- * 300 KB of JSON) bounds each write, and the batches follow one another until none is behind.
+ * second, so not on every write): every DEFAULT_STATE_FLUSH_MS, the balances written
+ * CONSUMER_KEEP_AFTER_LOAD_EVENTS (@tally/ledger) events or more since their last stored state
+ * get one, STATE_FLUSH_BATCH per statement; at a graceful stop, every balance written since its
+ * last one; and a load that folded CONSUMER_KEEP_AFTER_LOAD_EVENTS or more keeps its result at
+ * once. So a consumer that takes a balance over (a deploy, a rebalance, a restart) folds at most
+ * what was written in the last interval before a crash (or fewer than twice that threshold),
+ * nothing after a graceful stop, and a balance imported in bulk at most once. 30 s: a busy
+ * balance costs one row per 30 s instead of one per write, a quiet one none until it has
+ * gathered the threshold's events, and a crash leaves at most 30 s of its events to fold. 1000
+ * rows a statement (about 300 KB of JSON) bounds each write, and the batches follow one another
+ * until none is due.
  */
 export const DEFAULT_STATE_FLUSH_MS = 30_000;
 export const STATE_FLUSH_BATCH = 1000;
