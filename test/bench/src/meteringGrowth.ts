@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId } from '@tally/domain';
+import { balanceStreamId, creditProductFromDto } from '@tally/domain';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import type { BenchRun } from './benchRun';
 import { analyzeSchema } from './analyzeSchema';
-import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
+import { BENCH_WARNED_PRODUCT, benchBalances, openBalances, openedInMemory, registerBalanceRows, warnedBalances, warnedOpening } from './benchBalances';
 import { cpuProfiling } from './cpuProfiles';
 import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, type TallyMeteringRate } from './meteringThroughput';
 import { formatCount, progress } from './progress';
@@ -22,21 +22,24 @@ export interface GrowthResult {
  * The growth run (`--growth`): the same number of usage events metered by a fresh Tally consumer
  * over `small` customers, then over `large`, each from a topic of its own; the ratio is the share
  * of its small-scale rate Tally keeps at the larger scale (issue 11's goal: at least 0.8). The
- * balances beyond the run's `--customers` are registered and opened first (untimed), then analysed.
+ * balances beyond the run's `--customers` are registered and opened first (untimed), and every
+ * customer's second balance unless --one-balance (the metering run's workload), then analysed.
+ * History (--growth-history) goes onto each customer's first balance only.
  */
 export async function measureGrowth(
   run: BenchRun,
   sizes: { readonly small: number; readonly large: number; readonly history: number; readonly withoutStates?: boolean },
 ): Promise<GrowthResult> {
-  const { events, customers } = run.options;
+  const { events, customers, oneBalance } = run.options;
   const at = new Date().toISOString();
   if (sizes.large > customers) {
     const more = benchBalances(sizes.large).slice(customers);
     progress(`growth: opening ${formatCount(more.length)} more balances (untimed)`);
     await registerBalanceRows(run.pool, more);
     await openBalances(run.eventStore, more, at);
-    await analyzeSchema(run.pool);
   }
+  if (!oneBalance) await openSecondBalances(run, sizes.large, at);
+  await analyzeSchema(run.pool);
   if (sizes.history > 0) {
     // Decided from each balance's opened state: only right while nothing else wrote to them.
     // An opened bench balance is at revision 1 (its opening and starting top-up).
@@ -82,4 +85,22 @@ export async function measureGrowth(
   const small = await meterOver(sizes.small);
   const large = await meterOver(sizes.large);
   return { events, history: sizes.history, small: { customers: sizes.small, tally: small }, large: { customers: sizes.large, tally: large } };
+}
+
+/**
+ * The metering run's workload at both sizes: every customer's second balance (BENCH_WARNED_PRODUCT),
+ * for the customers the metering phase did not give one (all of them when it did not run), opened
+ * to cross its threshold half-way through the large size's events. Without it, a run after the
+ * metering phase would meter two balances per customer at the small size and mostly one at the large.
+ */
+async function openSecondBalances(run: BenchRun, customers: number, at: string): Promise<void> {
+  const { rows } = await run.pool.query<{ opened: string }>('SELECT count(*) AS opened FROM credit_balances WHERE product_id = $1', [BENCH_WARNED_PRODUCT.id]);
+  // The metering phase opens them in index order from the first customer.
+  const opened = Number(rows[0]!.opened);
+  if (opened >= customers) return;
+  if (opened === 0) await run.catalog.createProduct(creditProductFromDto(BENCH_WARNED_PRODUCT));
+  const second = warnedBalances(customers).slice(opened);
+  progress(`growth: opening ${formatCount(second.length)} second balances (${BENCH_WARNED_PRODUCT.id}, untimed)`);
+  await registerBalanceRows(run.pool, second);
+  await openBalances(run.eventStore, second, at, warnedOpening(run.options.events, customers));
 }
