@@ -18,6 +18,8 @@ export interface LruCacheBounds<K, V> {
    * so it must be cheap: count what the value holds, do not serialise it.
    */
   readonly weigh?: (key: K, value: V) => number;
+  /** Called with each entry the bounds make leave (not one deleted, cleared or replaced by a set). */
+  readonly onEvict?: (key: K, value: V) => void;
 }
 
 /*
@@ -97,7 +99,11 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
     this.maxBytes = maxBytes ?? Number.POSITIVE_INFINITY;
     this.weigh = maxBytes === undefined ? undefined : given.weigh;
-    this.cache = new LRUCache<K, V>({ maxSize: maxBytes ?? maxEntries! });
+    const { onEvict } = given;
+    this.cache = new LRUCache<K, V>({
+      maxSize: maxBytes ?? maxEntries!,
+      ...(onEvict !== undefined ? { dispose: (value: V, key: K, reason: LRUCache.DisposeReason) => reason === 'evict' && onEvict(key, value) } : {}),
+    });
   }
 
   /** The value, which becomes the most recently used. */
@@ -131,6 +137,11 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
 
   delete(key: K): void {
     this.cache.delete(key);
+  }
+
+  /** The keys, least recently used first, leaving the order of use as it is. Do not change the cache while iterating. */
+  keysOldestFirst(): IterableIterator<K> {
+    return this.cache.rkeys();
   }
 
   clear(): void {

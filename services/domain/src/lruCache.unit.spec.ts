@@ -98,6 +98,36 @@ describe('LruCache', () => {
     expect(() => cache.set('a', 1)).toThrow(/finite number/);
   });
 
+  it('lists its keys least recently used first, without changing that order', () => {
+    const cache = new LruCache<string, number>(3);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.set('c', 3);
+    cache.get('a');
+    cache.peek('b');
+    expect([...cache.keysOldestFirst()]).toEqual(['b', 'c', 'a']);
+    expect([...cache.keysOldestFirst()]).toEqual(['b', 'c', 'a']);
+  });
+
+  it('tells onEvict of each entry its bounds make leave, by entries or by bytes, and of no entry deleted or replaced', () => {
+    const evicted: string[] = [];
+    const byEntries = new LruCache<string, number>({ maxEntries: 2, onEvict: (key, value) => evicted.push(`${key}=${value}`) });
+    byEntries.set('a', 1);
+    byEntries.set('b', 2);
+    byEntries.set('b', 3);
+    byEntries.delete('a');
+    byEntries.set('c', 4);
+    expect(evicted).toEqual([]);
+    byEntries.set('d', 5);
+    expect(evicted).toEqual(['b=3']);
+
+    const byBytes = new LruCache<string, number>({ maxBytes: 3 * (ENTRY_OVERHEAD_BYTES + 10), weigh: () => 10, onEvict: (key) => evicted.push(key) });
+    for (const key of ['x', 'y', 'z', 'w']) byBytes.set(key, 0);
+    expect(evicted).toEqual(['b=3', 'x']);
+    byBytes.clear();
+    expect(evicted).toEqual(['b=3', 'x']);
+  });
+
   it('estimates strings at two bytes a character and bigints by their 64-bit digits', () => {
     expect(estimatedStringBytes('')).toBe(16);
     expect(estimatedStringBytes('bal-000000000001')).toBe(48);

@@ -1,4 +1,4 @@
-import { balanceStreamId, type FoldedBalance } from '@tally/domain';
+import { balanceStreamId, LruCache, type FoldedBalance } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { abandonable } from '@tally/runtime';
 import type { Logger } from 'pino';
@@ -112,8 +112,8 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   const keepAfterEvents = BigInt(keepAfterLoadEvents);
   /**
    * Write-behind: the balances whose cached state holds events this process wrote since their
-   * last stored state, each with the revision of its first such write, oldest first (a Map keeps
-   * insertion order); `due`, those of them written keepAfterLoadEvents events or more since. Only
+   * last stored state, each with the revision of its first such write, in the order they were
+   * marked; `due`, those of them written keepAfterLoadEvents events or more since. Only
    * ids and a revision: the states are read from the cache at flush time, so this costs no more
    * memory than the ids, and it is bounded like the cache (a balance the cache evicted has no
    * state to flush; the oldest ids go first).
@@ -122,13 +122,20 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
    * process that meets the balance a fold of the events after it, and below keepAfterLoadEvents
    * events that fold costs less than the row (the load's own rule). Keeping every balance written
    * in the interval wrote one row per balance and interval however little it changed: at 100,000
-   * customers most of PostgreSQL's extra work per usage event (docs/benchmarks.md, 2026-12-02
+   * customers a third of PostgreSQL's extra work per usage event (docs/benchmarks.md, 2026-12-02
    * late morning). A crash thus leaves a balance at most the interval's events, or fewer than
    * keepAfterLoadEvents written plus fewer than keepAfterLoadEvents a load did not keep, to fold.
    */
-  const behind = new Map<string, bigint>();
-  const due = new Set<string>();
-  const maxBehind = options.cacheSize ?? 10_000;
+  // In lru-cache, which drops its oldest entry in constant time: a Map or Set trimmed from its
+  // front (`keys().next()`) walks every slot its deletions left there, and past 100,000 balances
+  // written that was 14 % of the consumer's time (docs/benchmarks.md, 2026-12-02 late morning).
+  // Only peek() reads them, so their order stays the order of marking. Past the bound the
+  // longest-waiting id goes (most likely evicted from the cache already; at worst its next load
+  // folds the events since its last stored state, bounded by snapshotAfterEvents), and from `due`
+  // too, which thus never holds more.
+  const maxBehind = Math.max(1, options.cacheSize ?? 10_000);
+  const due = new LruCache<string, true>(maxBehind);
+  const behind = new LruCache<string, bigint>({ maxEntries: maxBehind, onEvict: (balanceId) => due.delete(balanceId) });
   const writeBehind = !snapshotEveryWrite && stateStore !== undefined;
   const empty: FoldedBalance = { state: { status: 'unopened' }, revision: NO_STREAM };
   /** Aborted by close(): every shared load stops at its next page. */
@@ -226,15 +233,12 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
    * keepAfterLoadEvents past that; within the bound.
    */
   function markBehind(balanceId: string, since: bigint, revision: bigint): void {
-    let from = behind.get(balanceId);
+    let from = behind.peek(balanceId);
     if (from === undefined) {
       from = since;
       behind.set(balanceId, from);
-      // Past the bound the longest-waiting id goes: most likely evicted from the cache already, and
-      // at worst its next load folds the events since its last stored state (bounded by snapshotAfterEvents).
-      if (behind.size > maxBehind) unmark(behind.keys().next().value!);
     }
-    if (revision - from >= keepAfterEvents) due.add(balanceId);
+    if (revision - from >= keepAfterEvents && due.peek(balanceId) === undefined) due.set(balanceId, true);
   }
 
   function unmark(balanceId: string): void {
@@ -326,13 +330,12 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     },
 
     async flush(max, flushOptions) {
-      const pending = flushOptions?.all === true ? behind.keys() : due.values();
-      const remaining = () => (flushOptions?.all === true ? behind.size : due.size);
-      if (!writeBehind || remaining() === 0) return { kept: 0, behind: remaining() };
+      const pending = flushOptions?.all === true ? behind : due;
+      if (!writeBehind || pending.size === 0) return { kept: 0, behind: pending.size };
       const taken: { balanceId: string; since: bigint }[] = [];
-      for (const balanceId of pending) {
+      for (const balanceId of pending.keysOldestFirst()) {
         if (taken.length >= max) break;
-        taken.push({ balanceId, since: behind.get(balanceId)! });
+        taken.push({ balanceId, since: behind.peek(balanceId)! });
       }
       for (const { balanceId } of taken) unmark(balanceId);
       // From the cache, which only ever holds folds of committed events (loads read committed
@@ -347,10 +350,10 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
       }
       if (!(await keep(states, true))) {
         // Kept for the next flush, unless written again meanwhile (then already marked).
-        for (const { balanceId, loaded, since } of states) if (!behind.has(balanceId)) markBehind(balanceId, since, loaded.revision);
-        return { kept: 0, behind: remaining() };
+        for (const { balanceId, loaded, since } of states) if (behind.peek(balanceId) === undefined) markBehind(balanceId, since, loaded.revision);
+        return { kept: 0, behind: pending.size };
       }
-      return { kept: states.length, behind: remaining() };
+      return { kept: states.length, behind: pending.size };
     },
 
     forget(balanceId) {
