@@ -1,3 +1,4 @@
+import { LruCache } from '@tally/domain';
 import type { PositionedBalance } from './positionedBalance';
 
 /**
@@ -28,19 +29,18 @@ const DEFAULT_CAPACITY = 50_000;
 
 export function createSnapshotCache(capacity = DEFAULT_CAPACITY, { startsEmpty = true }: { readonly startsEmpty?: boolean } = {}): SnapshotCache {
   if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`snapshotCacheSize must be a non-negative integer; got ${capacity}`);
-  const balances = new Map<string, PositionedBalance>();
   let complete = startsEmpty;
+  // lru-cache drops its least recently used entry in constant time. A Map re-inserted on each set
+  // and trimmed from its front walks every slot its deletions left there on each eviction: the
+  // consumer's write-behind ids did so and took 14 % of its time past 100,000 balances
+  // (docs/benchmarks.md, 2026-12-02 late morning).
+  const balances = capacity === 0 ? undefined : new LruCache<string, PositionedBalance>({ maxEntries: capacity, onEvict: () => (complete = false) });
   return {
-    get: (balanceId) => balances.get(balanceId),
+    // peek: the order is that of writing (every get is followed by a set of the balance folded on).
+    get: (balanceId) => balances?.peek(balanceId),
     set(folded) {
-      const { balanceId } = folded.state;
-      // Re-inserting moves the entry to the end: the map's order is the eviction order.
-      balances.delete(balanceId);
-      balances.set(balanceId, folded);
-      if (balances.size > capacity) {
-        balances.delete(balances.keys().next().value!);
-        complete = false;
-      }
+      if (balances === undefined) complete = false;
+      else balances.set(folded.state.balanceId, folded);
     },
     get complete() {
       return complete;
