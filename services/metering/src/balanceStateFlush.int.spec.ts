@@ -100,6 +100,21 @@ describe("the metering consumer's stored states, kept write-behind", () => {
       'SELECT stream_id, count(*) AS rows FROM balance_snapshots WHERE replaceable GROUP BY stream_id ORDER BY stream_id',
     );
     expect(rows).toEqual(balances.map((balanceId) => ({ stream_id: balanceStreamId(balanceId), rows: '1' })).sort((a, b) => a.stream_id.localeCompare(b.stream_id)));
+
+    // A few events more on every balance are not worth a row: once a later flush has kept the first
+    // customer's balance (due again after more events), the others' stored states are still where they were.
+    const stored = async () => createPostgresBalanceStateStore({ pool: kit.db.pool }).loadLatest(balances);
+    const before = await stored();
+    await meter(consumer, 'c', 5, 2 * CONSUMER_KEEP_AFTER_LOAD_EVENTS * CUSTOMERS.length);
+    const first = CUSTOMERS[0]!;
+    await kit.produce(Array.from({ length: CONSUMER_KEEP_AFTER_LOAD_EVENTS }, (_, i) => ({ key: first, value: kit.json(usage(`d-${first}-${i}`, first)) })));
+    await consumed(consumer, (2 * CONSUMER_KEEP_AFTER_LOAD_EVENTS + 5) * CUSTOMERS.length + CONSUMER_KEEP_AFTER_LOAD_EVENTS);
+    await waitFor(() => storedAtEnd([balances[0]!]), { description: 'the first customer’s stored state at its stream’s end', timeoutMs: 60_000 });
+    const after = await stored();
+    for (const balanceId of balances.slice(1)) {
+      expect(after.get(balanceId)?.revision).toBe(before.get(balanceId)!.revision);
+      expect((await kit.streamOf(balanceId)).at(-1)!.revision).toBe(before.get(balanceId)!.revision + 5n);
+    }
   });
 
   it('flushes them at a graceful stop, long before the interval', async () => {
