@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId, creditProductFromDto } from '@tally/domain';
+import { balanceStreamId } from '@tally/domain';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import type { BenchRun } from './benchRun';
 import { analyzeSchema } from './analyzeSchema';
-import { BENCH_WARNED_PRODUCT, benchBalances, openBalances, openedInMemory, registerBalanceRows, warnedBalances, warnedOpening } from './benchBalances';
+import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
 import { cpuProfiling } from './cpuProfiles';
-import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, type TallyMeteringRate } from './meteringThroughput';
+import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, openSecondBalances, type TallyMeteringRate } from './meteringThroughput';
 import { formatCount, progress } from './progress';
 import { copyUsageHistory } from './usageHistory';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
@@ -85,22 +85,4 @@ export async function measureGrowth(
   const small = await meterOver(sizes.small);
   const large = await meterOver(sizes.large);
   return { events, history: sizes.history, small: { customers: sizes.small, tally: small }, large: { customers: sizes.large, tally: large } };
-}
-
-/**
- * The metering run's workload at both sizes: every customer's second balance (BENCH_WARNED_PRODUCT),
- * for the customers the metering phase did not give one (all of them when it did not run), opened
- * to cross its threshold half-way through the large size's events. Without it, a run after the
- * metering phase would meter two balances per customer at the small size and mostly one at the large.
- */
-async function openSecondBalances(run: BenchRun, customers: number, at: string): Promise<void> {
-  const { rows } = await run.pool.query<{ opened: string }>('SELECT count(*) AS opened FROM credit_balances WHERE product_id = $1', [BENCH_WARNED_PRODUCT.id]);
-  // The metering phase opens them in index order from the first customer.
-  const opened = Number(rows[0]!.opened);
-  if (opened >= customers) return;
-  if (opened === 0) await run.catalog.createProduct(creditProductFromDto(BENCH_WARNED_PRODUCT));
-  const second = warnedBalances(customers).slice(opened);
-  progress(`growth: opening ${formatCount(second.length)} second balances (${BENCH_WARNED_PRODUCT.id}, untimed)`);
-  await registerBalanceRows(run.pool, second);
-  await openBalances(run.eventStore, second, at, warnedOpening(run.options.events, customers));
 }

@@ -54,13 +54,8 @@ export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'benc
 export async function measureMeteringThroughput(run: BenchRun): Promise<MeteringResult> {
   const { events, customers, oneBalance } = run.options;
   if (!oneBalance) {
-    // Untimed, like the first balances (bench main): every customer's second balance, opened
-    // just above its threshold for this run's number of events per customer.
-    progress(`metering workload: a second balance (${BENCH_WARNED_PRODUCT.id}, low-balance threshold crossed half-way) for each of ${formatCount(customers)} customers`);
-    const second = warnedBalances(customers);
-    await run.catalog.createProduct(creditProductFromDto(BENCH_WARNED_PRODUCT));
-    await registerBalanceRows(run.pool, second);
-    await openBalances(run.eventStore, second, new Date().toISOString(), warnedOpening(events, customers));
+    // Untimed, like the first balances (bench main).
+    await openSecondBalances(run, customers, new Date().toISOString());
     await analyzeSchema(run.pool);
   }
   const topic = await run.createTopic('usage', (name) => createTopic(run.admin, name));
@@ -114,6 +109,24 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
 }
 
 export type TallyMeteringRate = MeteringResult['tally'];
+
+/**
+ * The metering workload's second balance (BENCH_WARNED_PRODUCT) for each of the first `customers`
+ * customers that has none yet, opened just above its threshold so that `customers` customers'
+ * share of the run's events crosses it half-way. The metering phase opens them for its customers;
+ * the growth run for the rest of its larger size, so both sizes meter two balances per customer.
+ */
+export async function openSecondBalances(run: BenchRun, customers: number, at: string): Promise<void> {
+  const { rows } = await run.pool.query<{ opened: string }>('SELECT count(*) AS opened FROM credit_balances WHERE product_id = $1', [BENCH_WARNED_PRODUCT.id]);
+  // Always opened in index order from the first customer.
+  const opened = Number(rows[0]!.opened);
+  if (opened >= customers) return;
+  if (opened === 0) await run.catalog.createProduct(creditProductFromDto(BENCH_WARNED_PRODUCT));
+  const second = warnedBalances(customers).slice(opened);
+  progress(`a second balance (${BENCH_WARNED_PRODUCT.id}, low-balance threshold crossed half-way) for each of ${formatCount(second.length)} customers (untimed)`);
+  await registerBalanceRows(run.pool, second);
+  await openBalances(run.eventStore, second, at, warnedOpening(run.options.events, customers));
+}
 
 /**
  * The consumer's V8 limits: those a consumer process is sized for (CONSUMER_NODE_OPTIONS, as
