@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
+import { CONSUMER_KEEP_AFTER_LOAD_EVENTS } from '@tally/ledger';
 import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
 import {
   DEFAULT_BALANCE_CACHE_BYTES,
@@ -81,7 +82,7 @@ export const configSchema = z.object({
   TALLY_CONSUMER_SESSION_TIMEOUT_MS: integer(DEFAULT_SESSION_TIMEOUT_MS, 6_000, 300_000)
     .describe('how long a crashed consumer keeps its partitions before the group hands them to the others (6,000 at least, the broker\'s minimum)'),
   TALLY_CONSUMER_STATE_FLUSH_MS: integer(DEFAULT_STATE_FLUSH_MS, 10, 3_600_000)
-    .describe('how often the consumer keeps a stored state of each balance it wrote 64 events or more to since its last one (write-behind; at a graceful stop, of every balance it wrote), so that the next consumer to meet it folds only what came after'),
+    .describe(`how often the consumer keeps a stored state of each balance it wrote ${CONSUMER_KEEP_AFTER_LOAD_EVENTS} events or more to since its last one (write-behind; at a graceful stop, of every balance it wrote), so that the next consumer to meet it folds only what came after`),
   TALLY_PROJECTOR_SNAPSHOT_CACHE_SIZE: integer(DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE, 0, 10_000_000)
     .describe('balances the projector keeps folded in memory (about 600 bytes each), so a batch is written without reading them back from Redis; at least the balances written in turn, or every batch misses; 0 reads each batch\'s balances from Redis'),
   TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000)
