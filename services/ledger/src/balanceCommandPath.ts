@@ -79,6 +79,13 @@ export interface ExecuteOptions {
    * would catch a stale state). Default false: every state is read to the stream's end first.
    */
   readonly optimistic?: boolean;
+  /**
+   * With `optimistic`: states of these balances the caller has just had from the same
+   * BalanceStates' loadMany (the consumer, waiting for openings), decided on as loadMany would give
+   * them again. A full cache may not have kept them (see LruCache's admission), and reading them
+   * twice per chunk would double a cold balance's cost. Ignored without `optimistic`.
+   */
+  readonly known?: ReadonlyMap<string, FoldedBalance>;
   /** Told of every append of this call lost to a concurrent writer (and so redone), for the caller's counters. */
   readonly onConflict?: (streamIds: readonly string[]) => void;
   /**
@@ -313,7 +320,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       const loadSignal = loadDeadline(executeOptions.startedAt);
       const call: CallState = {
         optimistic: executeOptions.optimistic ?? false,
-        known: new Map(),
+        known: new Map(executeOptions.optimistic === true ? (executeOptions.known ?? []) : []),
         stale: new Set(),
         verified: new Set(),
         wait: loadSignal === undefined ? undefined : { signal: loadSignal },

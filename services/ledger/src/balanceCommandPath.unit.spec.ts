@@ -95,6 +95,27 @@ describe('the command path for a batch writer (the metering consumer\'s options)
     expect(appends[0]!.options).toEqual({ markers: ['m1'] });
   });
 
+  it('decides on the states the caller hands it as known, loading only the others', async () => {
+    const a = balance('a', 10n * CREDIT);
+    const { path, appends, tailReads, loads } = given({ a, b: balance('b', 10n * CREDIT) });
+    const outcomes = await path.execute([consume('a', 'u1', CREDIT), consume('b', 'u1', CREDIT)], { ...CONSUMER, known: new Map([['a', a]]) });
+
+    expect(outcomes.every((outcome) => outcome.ok)).toBe(true);
+    expect(loads).toEqual([['b']]);
+    expect(tailReads).toEqual([]);
+    expect(appends[0]!.requests.map((request) => [request.streamId, request.expectedRevision])).toEqual([
+      [balanceStreamId('a'), a.revision],
+      [balanceStreamId('b'), a.revision],
+    ]);
+  });
+
+  it('ignores known states without optimistic: every state is read to the stream\'s end', async () => {
+    const a = balance('a', 10n * CREDIT);
+    const { path, tailReads } = given({ a });
+    await path.execute([consume('a', 'u1', CREDIT)], { known: new Map([['a', a]]) });
+    expect(tailReads).toEqual([{ balanceId: 'a', from: undefined }]);
+  });
+
   it('records markers given with no commands in an append of their own', async () => {
     const { path, appends } = given({});
     expect(await path.execute([], { ...CONSUMER, markers: ['m1', 'm2'] })).toEqual([]);

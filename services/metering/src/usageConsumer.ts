@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId, TallyError, type CreditProduct, type UsageEvent } from '@tally/domain';
+import { balanceStreamId, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
 import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
@@ -290,19 +290,24 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * metered as "nothing to charge" against an opening in progress, since metering is final.
    * Usage still waiting at the deadline is returned as pending, to be dead-lettered unmarked, so
    * that the partition moves on and a replay meters it later. The states come from memory, the
-   * rest loaded in one batch (BalanceStates.loadMany), and stay in memory for the command path.
+   * rest loaded in one batch (BalanceStates.loadMany), and handed to the command path with the
+   * usage still to meter (`states`): a full cache need not have kept them.
    */
-  async function awaitOpenings(charges: readonly UsageCharge[], step: Step, openDeadline: number): Promise<Set<number>> {
-    if (charges.length === 0) return new Set();
+  async function awaitOpenings(
+    charges: readonly UsageCharge[],
+    step: Step,
+    openDeadline: number,
+  ): Promise<{ readonly pending: Set<number>; readonly states: ReadonlyMap<string, FoldedBalance> }> {
+    if (charges.length === 0) return { pending: new Set(), states: new Map() };
     return step('wait for balance openings', async () => {
       const states = await step('load balances', () => balanceStates.loadMany(charges.map((charge) => charge.balance.balanceId)));
       const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
-      if (waiting.length === 0) return new Set<number>();
+      if (waiting.length === 0) return { pending: new Set<number>(), states };
       const balanceIds = [...new Set(waiting.map((charge) => charge.balance.balanceId))];
       if (Date.now() < openDeadline) {
         throw new BalanceOpeningPendingError(`waiting for credit balance(s) ${balanceIds.join(', ')} to be opened`);
       }
-      return new Set(waiting.map((charge) => charge.index));
+      return { pending: new Set(waiting.map((charge) => charge.index)), states };
     });
   }
 
@@ -390,7 +395,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           already.push(index);
         }
       }
-      const pending = await awaitOpenings(charges, step, openDeadline);
+      const { pending, states: loaded } = await awaitOpenings(charges, step, openDeadline);
       charges = charges.filter((charge) => !pending.has(charge.index));
       // Every usage event metered now is marked, whatever it charged; one still waiting for a
       // balance's opening is not (it is dead-lettered, and a replay meters it).
@@ -413,6 +418,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
               earlierRunsChecked: true,
               withEvents: false,
               optimistic: true,
+              known: loaded,
               onConflict: () => {
                 counters.values.conflicts += 1;
               },
