@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { FrequencySketch } from './frequencySketch';
 
 /**
  * How an LruCache is bounded: by entries, by estimated bytes, or both (whichever is reached
@@ -18,8 +19,18 @@ export interface LruCacheBounds<K, V> {
    * so it must be cheap: count what the value holds, do not serialise it.
    */
   readonly weigh?: (key: K, value: V) => number;
-  /** Called with each entry the bounds make leave (not one deleted, cleared or replaced by a set). */
+  /** Called with each entry the bounds make leave (not one deleted, cleared or replaced by a set, nor one never admitted). */
   readonly onEvict?: (key: K, value: V) => void;
+  /**
+   * `'frequency'`: once full, a new key is kept only if it was asked for (`get`) more often
+   * lately than the entry it would push out, as TinyLFU admits (see FrequencySketch); a key
+   * already held is always updated. Without it every set is kept, and a pass over more keys than
+   * the cache holds (keys met in turn, a backfill) evicts every entry before it is met again, so
+   * nothing hits and every entry is garbage; with it the cache keeps what it holds through such a
+   * pass, and a key asked for often gets in. For caches of what can be read again, never for a
+   * cache whose entries must be kept (a set not admitted is as if evicted at once, without onEvict).
+   */
+  readonly admission?: 'frequency';
 }
 
 /*
@@ -88,6 +99,7 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly weigh: ((key: K, value: V) => number) | undefined;
+  private readonly sketch: FrequencySketch | undefined;
 
   /** A number is `{ maxEntries }`, as before bytes could bound it. */
   constructor(bounds: number | LruCacheBounds<K, V>) {
@@ -100,14 +112,17 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
     this.maxBytes = maxBytes ?? Number.POSITIVE_INFINITY;
     this.weigh = maxBytes === undefined ? undefined : given.weigh;
     const { onEvict } = given;
+    // Sized for the entries the cache may hold: by count, or by bytes at 512 each (a cached balance weighs about 700, a customer 400).
+    this.sketch = given.admission === 'frequency' ? new FrequencySketch(Math.min(this.maxEntries, Math.ceil(this.maxBytes / 512))) : undefined;
     this.cache = new LRUCache<K, V>({
       maxSize: maxBytes ?? maxEntries!,
       ...(onEvict !== undefined ? { dispose: (value: V, key: K, reason: LRUCache.DisposeReason) => reason === 'evict' && onEvict(key, value) } : {}),
     });
   }
 
-  /** The value, which becomes the most recently used. */
+  /** The value, which becomes the most recently used; a request counted for admission, found or not. */
   get(key: K): V | undefined {
+    this.sketch?.increment(String(key));
     return this.cache.get(key);
   }
 
@@ -118,17 +133,21 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
 
   /**
    * Keeps the value as the most recently used, then drops the least recently used entries until
-   * both bounds hold. A value heavier than the whole budget is not kept (nor the key's old value).
+   * both bounds hold. A value heavier than the whole budget is not kept (nor the key's old value),
+   * nor, with frequency admission, a new key asked for no more often than the entry it would push out.
    */
   set(key: K, value: V): void {
+    const held = this.sketch !== undefined && this.cache.has(key);
     this.cache.delete(key);
     if (this.weigh === undefined) {
+      if (!held && !this.admits(key, 1)) return;
       this.cache.set(key, value, { size: 1 });
       return;
     }
     const weight = ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
     if (!(weight >= 0) || !Number.isFinite(weight)) throw new Error(`cache entry weight must be a finite number of bytes, got ${weight}`);
     if (weight > this.maxBytes) return;
+    if (!held && !this.admits(key, Math.ceil(weight))) return;
     // Whole bytes, as lru-cache counts them; it drops the least recently used until the entry fits.
     this.cache.set(key, value, { size: Math.ceil(weight) });
     // Never the entry just set: it is the most recently used, and the bound is at least 1.
@@ -137,6 +156,21 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
 
   delete(key: K): void {
     this.cache.delete(key);
+  }
+
+  /**
+   * Without admission, or with room, every key. Full, a key that was asked for more often than
+   * the least recently used entry, the first that would leave (compared with that one only, as
+   * TinyLFU does, even where a heavy entry pushes out several). Ties keep what is held: among keys
+   * asked for equally often, turnover buys no hits.
+   */
+  private admits(key: K, size: number): boolean {
+    if (this.sketch === undefined) return true;
+    const bytes = this.weigh === undefined ? this.cache.size : this.cache.calculatedSize;
+    if (this.cache.size < this.maxEntries && bytes + size <= (this.weigh === undefined ? this.maxEntries : this.maxBytes)) return true;
+    const victim = this.cache.rkeys().next();
+    if (victim.done === true) return true;
+    return this.sketch.frequency(String(key)) > this.sketch.frequency(String(victim.value));
   }
 
   /** The keys, least recently used first, leaving the order of use as it is. Do not change the cache while iterating. */

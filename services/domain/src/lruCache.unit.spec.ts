@@ -63,6 +63,48 @@ describe('LruCache', () => {
     );
   });
 
+  it('with frequency admission, holds within its bounds and never a value older than the key\'s last set', () => {
+    fc.assert(
+      fc.property(ops, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 2000 }), (operations, maxEntries, maxBytes) => {
+        const cache = new LruCache<number, { weight: number }>({ maxEntries, maxBytes, weigh: (_key, value) => value.weight, admission: 'frequency' });
+        const last = new Map<number, { weight: number }>();
+        for (const op of operations) {
+          if (op.kind === 'set') {
+            const value = { weight: op.weight };
+            cache.set(op.key, value);
+            last.set(op.key, value);
+          } else if (op.kind === 'get') cache.get(op.key);
+          else {
+            cache.delete(op.key);
+            last.delete(op.key);
+          }
+          expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+          expect(cache.size).toBeLessThanOrEqual(maxEntries);
+        }
+        for (let key = 0; key <= 15; key += 1) {
+          const held = cache.peek(key);
+          if (held !== undefined) expect(held).toBe(last.get(key));
+        }
+      }),
+    );
+  });
+
+  it('with frequency admission, lets a new key into a full cache only if it was asked for more often than the least recently used', () => {
+    const cache = new LruCache<string, number>({ maxEntries: 2, admission: 'frequency' });
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.get('a');
+    cache.get('b');
+    cache.get('c');
+    cache.set('c', 3); // asked for once, as often as a: not kept
+    expect([cache.peek('a'), cache.peek('b'), cache.peek('c')]).toEqual([1, 2, undefined]);
+    cache.get('c');
+    cache.set('c', 3); // twice now: it pushes a out
+    expect([cache.peek('a'), cache.peek('b'), cache.peek('c')]).toEqual([undefined, 2, 3]);
+    cache.set('b', 20); // a key held is always updated
+    expect(cache.peek('b')).toBe(20);
+  });
+
   it('evicts the least recently used entry first when bounded by entries only', () => {
     const cache = new LruCache<string, number>(2);
     cache.set('a', 1);

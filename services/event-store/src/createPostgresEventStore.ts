@@ -150,7 +150,7 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   // README "Memory of a consumer process") at 100,000 customers. A miss costs one lookup by
   // number per page, for the missing streams only.
   const maxStreamHeaders = options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS;
-  const streams = new LruCache<string, StreamRef>(Math.max(1, maxStreamHeaders));
+  const streams = new LruCache<string, StreamRef>({ maxEntries: Math.max(1, maxStreamHeaders), admission: 'frequency' });
   const headers = new StreamHeaders(maxStreamHeaders);
   const toRecordedEvents = async (on: Queryable, rows: readonly EventRow[]): Promise<RecordedEvent[]> => {
     // This page's own shapes and streams, taken from the caches before the awaits: another read

@@ -9,8 +9,9 @@ import type { JsonObject, JsonValue } from './eventStore';
  *
  * A header never changes once its stream exists, and a stream's number names one stream for
  * ever, so a kept header stays true; append_events checks the number against the stream's own
- * anyway (TY005). Bounded: past the limit the oldest is forgotten, and that stream's next append
- * is reduced in SQL again (and returns its header again).
+ * anyway (TY005). Bounded: past the limit the least recently used is forgotten, or a new header
+ * asked for no more often is not kept, and that stream's next append is reduced in SQL again (and
+ * returns its header again).
  */
 export interface StreamHeader {
   readonly streamNo: string;
@@ -20,11 +21,13 @@ export interface StreamHeader {
 }
 
 export class StreamHeaders {
-  // The one bounded cache (least recently used leaves first); undefined when none is kept.
+  // The one bounded cache (least recently used leaves first, admitted by frequency); undefined when none is kept.
   private readonly headers: LruCache<string, StreamHeader> | undefined;
 
   constructor(maxHeaders: number) {
-    this.headers = maxHeaders > 0 ? new LruCache(maxHeaders) : undefined;
+    // Admitted by frequency once full (see LruCache): streams appended to in turn, more than it
+    // holds, would otherwise replace every header before its stream's next append.
+    this.headers = maxHeaders > 0 ? new LruCache({ maxEntries: maxHeaders, admission: 'frequency' }) : undefined;
   }
 
   get(streamId: string): StreamHeader | undefined {

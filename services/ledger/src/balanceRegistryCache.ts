@@ -55,7 +55,10 @@ export function createBalanceRegistryCache(options: BalanceRegistryCacheOptions)
   const { store } = options;
   const logger = options.logger.child({ module: 'balance-registry-cache' });
   // Kept compact (cacheWeights.ts): about half the heap of the BalanceRef objects themselves.
+  // Admitted by frequency once full: usage over more customers than it holds (met in turn, a
+  // backfill) would otherwise replace every entry before its next use (see LruCache).
   const entries = new LruCache<string, KeptRefs>({
+    admission: 'frequency',
     maxEntries: options.capacity ?? 100_000,
     ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes, weigh: weighKeptRefs } : {}),
   });

@@ -28,7 +28,12 @@ export function createBalanceStateCache(bounds: number | BalanceStateCacheBounds
   for (const [value, what] of [[maxEntries, 'capacity'], [maxBytes, 'byte budget']] as const) {
     if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new Error(`balance cache ${what} must be a positive integer`);
   }
+  // Admitted by frequency once full: a pass over more balances than it holds (usage met in turn,
+  // a backfill) would otherwise evict every state before its next use, so that nothing hits and
+  // every load's state is promoted and collected (docs/benchmarks.md, 2026-12-02 midday). A state
+  // not admitted is read again when next needed, like one evicted.
   return new LruCache<string, FoldedBalance>({
+    admission: 'frequency',
     ...(maxEntries !== undefined ? { maxEntries } : {}),
     ...(maxBytes !== undefined ? { maxBytes, weigh: estimatedBalanceBytes } : {}),
   });

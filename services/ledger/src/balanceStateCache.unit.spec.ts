@@ -10,11 +10,36 @@ describe('createBalanceStateCache', () => {
     cache.set('a', loaded(1n));
     cache.set('b', loaded(2n));
     expect(cache.get('a')?.revision).toBe(1n); // a is now the most recent
+    expect(cache.get('c')).toBeUndefined(); // a miss, asked for as often as b: more, since b never was
     cache.set('c', loaded(3n));
     expect(cache.get('b')).toBeUndefined();
     expect(cache.get('a')?.revision).toBe(1n);
     expect(cache.get('c')?.revision).toBe(3n);
     expect(cache.size).toBe(2);
+  });
+
+  it('keeps what it holds through a pass over more balances than it holds, met in turn', () => {
+    const cache = createBalanceStateCache(2);
+    const hits: string[] = [];
+    for (let round = 1; round <= 4; round += 1) {
+      for (const balanceId of ['a', 'b', 'c']) {
+        if (cache.get(balanceId) !== undefined) hits.push(`${round}${balanceId}`);
+        else cache.set(balanceId, loaded(BigInt(round)));
+      }
+    }
+    // Least recently used alone, each set would push out the balance met next: no hit at all.
+    expect(hits).toEqual(['2a', '2b', '3a', '3b', '4a', '4b']);
+  });
+
+  it('lets in a balance asked for more often than the one it would push out', () => {
+    const cache = createBalanceStateCache(2);
+    cache.set('a', loaded(1n));
+    cache.set('b', loaded(2n));
+    cache.get('a');
+    cache.get('b');
+    for (let asked = 0; asked < 2; asked += 1) expect(cache.get('c')).toBeUndefined();
+    cache.set('c', loaded(3n));
+    expect([cache.get('c')?.revision, cache.get('a'), cache.get('b')?.revision]).toEqual([3n, undefined, 2n]);
   });
 
   it('replaces and deletes entries', () => {
@@ -37,6 +62,7 @@ describe('createBalanceStateCache', () => {
     cache.set('a', loaded(1n));
     cache.set('b', loaded(2n));
     cache.get('a');
+    cache.get('c');
     cache.set('c', loaded(3n));
     expect([cache.get('a')?.revision, cache.get('b'), cache.get('c')?.revision, cache.size]).toEqual([1n, undefined, 3n, 2]);
   });
