@@ -28,11 +28,10 @@ export class FrequencySketch {
   /** Counts one more request for the key. */
   increment(key: string): void {
     const hash = hashKey(key);
-    // Four indices from two hashes (Kirsch and Mitzenmacher); the step is odd, so the rows differ.
-    const step = (rehash(hash) | 1) >>> 0;
+    const step = stepOf(hash);
     let added = false;
     for (let row = 0; row < ROWS; row += 1) {
-      const index = row * this.width + ((hash + Math.imul(row, step)) & (this.width - 1));
+      const index = this.indexOf(row, hash, step);
       if (this.table[index]! < MAX_COUNT) {
         this.table[index]! += 1;
         added = true;
@@ -44,13 +43,18 @@ export class FrequencySketch {
   /** The key's estimated requests since the counters were last halved (0 to 15). */
   frequency(key: string): number {
     const hash = hashKey(key);
-    const step = (rehash(hash) | 1) >>> 0;
+    const step = stepOf(hash);
     let least = MAX_COUNT;
     for (let row = 0; row < ROWS; row += 1) {
-      const count = this.table[row * this.width + ((hash + Math.imul(row, step)) & (this.width - 1))]!;
+      const count = this.table[this.indexOf(row, hash, step)]!;
       if (count < least) least = count;
     }
     return least;
+  }
+
+  /** The key's counter in a row: four indices from two hashes (Kirsch and Mitzenmacher). */
+  private indexOf(row: number, hash: number, step: number): number {
+    return row * this.width + ((hash + Math.imul(row, step)) & (this.width - 1));
   }
 
   private halve(): void {
@@ -71,6 +75,11 @@ function hashKey(key: string): number {
     hash = Math.imul(hash, 0x01000193);
   }
   return rehash(hash);
+}
+
+/** The second hash's step between rows: odd, so that the rows' indices differ. */
+function stepOf(hash: number): number {
+  return (rehash(hash) | 1) >>> 0;
 }
 
 function rehash(value: number): number {

@@ -166,8 +166,7 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
    */
   private admits(key: K, size: number): boolean {
     if (this.sketch === undefined) return true;
-    const bytes = this.weigh === undefined ? this.cache.size : this.cache.calculatedSize;
-    if (this.cache.size < this.maxEntries && bytes + size <= (this.weigh === undefined ? this.maxEntries : this.maxBytes)) return true;
+    if (this.cache.size < this.maxEntries && (this.weigh === undefined || this.cache.calculatedSize + size <= this.maxBytes)) return true;
     const victim = this.cache.rkeys().next();
     if (victim.done === true) return true;
     return this.sketch.frequency(String(key)) > this.sketch.frequency(String(victim.value));
