@@ -1,5 +1,5 @@
 import { balanceIdOfStream, BalanceEvent, fromLedgerPayload } from '@tally/domain';
-import type { RecordedEvent } from '@tally/event-store';
+import type { StoredPayload } from '@tally/event-store';
 import type { LedgerEventPayloadV1 } from '@tally/schemas';
 
 /** A stored ledger event decoded into the domain's event, with where it sits in the log. */
@@ -8,11 +8,10 @@ export interface LedgerRecord {
   readonly event: BalanceEvent;
   readonly revision: bigint;
   readonly position: bigint;
-  readonly recordedAt: Date;
 }
 
 /** undefined for events of other streams: the store holds more categories than balances. */
-export function toLedgerRecord(recorded: RecordedEvent): LedgerRecord | undefined {
+export function toLedgerRecord(recorded: StoredPayload): LedgerRecord | undefined {
   const balanceId = balanceIdOfStream(recorded.streamId);
   if (balanceId === undefined) return undefined;
   // Stored ledger events are `{ type, data: payload v1 }`; the codec rejects an unknown type.
@@ -22,12 +21,11 @@ export function toLedgerRecord(recorded: RecordedEvent): LedgerRecord | undefine
     event: fromLedgerPayload(payload),
     revision: recorded.revision,
     position: recorded.position,
-    recordedAt: recorded.recordedAt,
   };
 }
 
 /** The ledger records of a batch, per balance, each list in position order. */
-export function groupByBalance(events: readonly RecordedEvent[]): Map<string, LedgerRecord[]> {
+export function groupByBalance(events: readonly StoredPayload[]): Map<string, LedgerRecord[]> {
   const byBalance = new Map<string, LedgerRecord[]>();
   for (const recorded of events) {
     const record = toLedgerRecord(recorded);

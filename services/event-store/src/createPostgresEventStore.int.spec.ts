@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
-import { createPostgresEventStore, READ_STREAM_BACKWARDS_SQL, READ_STREAM_FORWARDS_SQL } from './createPostgresEventStore';
+import { createPostgresEventStore, READ_PAYLOADS_FORWARDS_SQL, READ_STREAM_BACKWARDS_SQL, READ_STREAM_FORWARDS_SQL } from './createPostgresEventStore';
 import type { EventStore, EventToAppend, JsonObject } from './eventStore';
 
 /**
@@ -71,6 +71,7 @@ describe('PostgreSQL event store reads of one stream', () => {
         await client.query('SET plan_cache_mode = force_generic_plan');
         const pages = [
           { sql: READ_STREAM_FORWARDS_SQL, from: '1000', first: 1000n },
+          { sql: READ_PAYLOADS_FORWARDS_SQL, from: '1000', first: 1000n },
           { sql: READ_STREAM_BACKWARDS_SQL, from: '2000', first: 2000n },
           { sql: READ_STREAM_BACKWARDS_SQL, from: null, first: 2999n },
         ];

@@ -20,15 +20,19 @@ export interface EventToAppend {
   readonly metadata?: JsonObject;
 }
 
-export interface RecordedEvent {
-  readonly id: string;
-  readonly type: string;
+/** What a fold needs of a stored event: its place in its stream and in the log, and its payload. */
+export interface StoredPayload {
   readonly streamId: string;
   /** 0-based position of the event within its stream. */
   readonly revision: bigint;
   /** Position in the global log ($all). Strictly increasing in the order subscribers see events. */
   readonly position: bigint;
+  readonly type: string;
   readonly data: JsonObject;
+}
+
+export interface RecordedEvent extends StoredPayload {
+  readonly id: string;
   readonly metadata: JsonObject;
   readonly recordedAt: Date;
 }
@@ -158,14 +162,16 @@ export interface EventStore {
    * The events of these streams as pages of about `maxPageEvents` (default 10,000) events, each
    * stream's events in revision order and contiguous (a stream longer than a page spans several
    * consecutive pages); missing streams yield nothing. For folding many streams, however long, in
-   * bounded memory. `fromRevisions`: a stream listed there is read from that revision (the tails
-   * after stored states, for a batch loader), the others from their start; a stream with nothing
-   * from there yields nothing, and costs no read of events.
+   * bounded memory: each event's payload and places only (StoredPayload), so a store need not
+   * read or decode what a fold never looks at (the PostgreSQL store skips the metadata, the
+   * stream's header, the event's id and its time). `fromRevisions`: a stream listed there is read
+   * from that revision (the tails after stored states, for a batch loader), the others from their
+   * start; a stream with nothing from there yields nothing, and costs no read of events.
    */
   readStreamsPaged(
     streamIds: readonly string[],
     options?: { readonly maxPageEvents?: number; readonly fromRevisions?: ReadonlyMap<string, bigint> },
-  ): AsyncIterable<RecordedEvent[]>;
+  ): AsyncIterable<StoredPayload[]>;
   /** The stored events among these ids (any stream), for idempotency checks. */
   readEventsById(eventIds: readonly string[]): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;

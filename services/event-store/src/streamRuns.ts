@@ -1,10 +1,8 @@
-import type { RecordedEvent } from './eventStore';
-
 /**
  * The runs of consecutive events of one stream in a page of readStreamsPaged, in page order: what
  * a fold applies to one stream's state at a time.
  */
-export function* streamRuns(page: readonly RecordedEvent[]): Generator<readonly RecordedEvent[]> {
+export function* streamRuns<Event extends { readonly streamId: string }>(page: readonly Event[]): Generator<readonly Event[]> {
   let start = 0;
   while (start < page.length) {
     const streamId = page[start]!.streamId;

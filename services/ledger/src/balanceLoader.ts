@@ -1,6 +1,6 @@
 import { balanceStreamId, evolve, initialBalanceState, type FoldedBalance } from '@tally/domain';
-import { streamRuns, type EventStore, type ExpectedRevision, type RecordedEvent } from '@tally/event-store';
-import { fromRecordedEvent } from './ledgerEvents';
+import { streamRuns, type EventStore, type ExpectedRevision, type StoredPayload } from '@tally/event-store';
+import { balanceEventOf } from './ledgerEvents';
 
 export const NO_STREAM = -1n;
 
@@ -8,10 +8,15 @@ export function expectedRevisionOf(revision: bigint): ExpectedRevision {
   return revision === NO_STREAM ? 'no_stream' : revision;
 }
 
-export function foldRecorded(events: readonly RecordedEvent[], from: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM }): FoldedBalance {
+/**
+ * A balance's state after these events. Only the payloads are decoded (balanceEventOf): the fold
+ * needs neither the metadata nor its derived causation, and every cold balance the consumer
+ * meets is folded here.
+ */
+export function foldRecorded(events: readonly StoredPayload[], from: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM }): FoldedBalance {
   let { state, revision } = from;
   for (const recorded of events) {
-    state = evolve(state, fromRecordedEvent(recorded).event);
+    state = evolve(state, balanceEventOf(recorded));
     revision = recorded.revision;
   }
   return { state, revision };

@@ -65,9 +65,13 @@ export function causationOf(event: BalanceEvent, metadata: LedgerEventMetadataV1
   return metadata.causationId ?? derivedCausation(event, metadata.balanceId) ?? null;
 }
 
+/** The ledger event a stored event holds, its payload decoded and nothing else. */
+export function balanceEventOf(recorded: Pick<RecordedEvent, 'type' | 'data'>): BalanceEvent {
+  return fromLedgerPayload({ type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1);
+}
+
 export function fromRecordedEvent(recorded: RecordedEvent): RecordedBalanceEvent {
-  const payload = { type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1;
-  const event = fromLedgerPayload(payload);
+  const event = balanceEventOf(recorded);
   const stored = recorded.metadata as unknown as LedgerEventMetadataV1;
   return {
     eventId: recorded.id,
