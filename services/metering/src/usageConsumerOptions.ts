@@ -164,8 +164,8 @@ export const STATE_FLUSH_BATCH = 1000;
  * TALLY_CONSUMER_BALANCE_CACHE_BYTES and TALLY_CONSUMER_REGISTRY_CACHE_BYTES: together with the
  * fetch bounds they keep one consumer process within 256 MiB (issue 11 §6, docs/benchmarks.md).
  * They leave room under CONSUMER_MAX_OLD_SPACE_MIB for what no budget weighs, measured in a
- * heap snapshot at 100,000 balances: the event store's two stream-header caches (about 29 MiB at
- * 20,000 entries each), the write-behind ids (5 MiB), two or three chunks in flight (9 to 17 MiB
+ * heap snapshot at 100,000 balances: the event store's two stream-header caches (up to about 29
+ * MiB at 20,000 entries each; the folds no longer fill the one by number), the write-behind ids (5 MiB), two or three chunks in flight (9 to 17 MiB
  * each at chunks of 2,000 usage events, about half that at the default 1,000), code and
  * connections (about 25 MiB).
  */
