@@ -1,6 +1,5 @@
-import { balanceIdOfStream, BalanceEvent, fromLedgerPayload } from '@tally/domain';
+import { balanceIdOfStream, BalanceEvent, fromStoredLedgerEvent } from '@tally/domain';
 import type { StoredPayload } from '@tally/event-store';
-import type { LedgerEventPayloadV1 } from '@tally/schemas';
 
 /** A stored ledger event decoded into the domain's event, with where it sits in the log. */
 export interface LedgerRecord {
@@ -14,11 +13,9 @@ export interface LedgerRecord {
 export function toLedgerRecord(recorded: StoredPayload): LedgerRecord | undefined {
   const balanceId = balanceIdOfStream(recorded.streamId);
   if (balanceId === undefined) return undefined;
-  // Stored ledger events are `{ type, data: payload v1 }`; the codec rejects an unknown type.
-  const payload = { type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1;
   return {
     balanceId,
-    event: fromLedgerPayload(payload),
+    event: fromStoredLedgerEvent(recorded),
     revision: recorded.revision,
     position: recorded.position,
   };

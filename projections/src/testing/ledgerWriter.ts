@@ -8,13 +8,13 @@ import {
   evolve,
   foldBalance,
   formatCredits,
-  fromLedgerPayload,
+  fromStoredLedgerEvent,
   initialBalanceState,
   OpenBalance,
   toLedgerPayload,
 } from '@tally/domain';
 import type { AppendRequest, EventStore, JsonObject } from '@tally/event-store';
-import { LEDGER_EVENT_SCHEMA_VERSION, type LedgerEventMetadataV1, type LedgerEventPayloadV1 } from '@tally/schemas';
+import { LEDGER_EVENT_SCHEMA_VERSION, type LedgerEventMetadataV1 } from '@tally/schemas';
 import type { BalanceSnapshot } from '../balanceSnapshot';
 
 /**
@@ -158,7 +158,7 @@ export async function expectedSnapshots(eventStore: EventStore): Promise<Map<str
     for (const recorded of page) {
       if (!recorded.streamId.startsWith('creditBalance-')) continue;
       const entry = byStream.get(recorded.streamId) ?? { events: [], revision: 0n, position: 0n };
-      entry.events.push(fromLedgerPayload({ type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1));
+      entry.events.push(fromStoredLedgerEvent(recorded));
       entry.revision = recorded.revision;
       entry.position = recorded.position;
       byStream.set(recorded.streamId, entry);

@@ -141,6 +141,16 @@ const credits = (text: string) => parseStoredCredits(text);
 const optionalCredits = (text: string | null) => (text === null ? null : credits(text));
 const zeroUnless = (text: string | undefined) => (text === undefined ? 0n : credits(text));
 
+/**
+ * The domain's event from a stored ledger event's type and data (payload v1, as toLedgerPayload
+ * wrote them; the codec rejects an unknown type): the one decoding of stored ledger events, for
+ * the ledger's folds and the projections. A stored event is passed as it is; only its `type` and
+ * `data` are taken (an unknown type's error names those, not the store's bigints).
+ */
+export function fromStoredLedgerEvent(stored: { readonly type: string; readonly data: object }): BalanceEvent {
+  return fromLedgerPayload({ type: stored.type, data: stored.data } as unknown as LedgerEventPayloadV1);
+}
+
 export function fromLedgerPayload(payload: LedgerEventPayloadV1): BalanceEvent {
   switch (payload.type) {
     case 'CreditBalanceOpened':

@@ -2,7 +2,7 @@ import { LEDGER_EVENT_TYPES, LedgerEventPayloadV1 } from '@tally/schemas';
 import { BalanceEvent } from './balance';
 import { MAX_CREDITS } from './credits';
 import { InvalidAmountError } from './errors';
-import { fromLedgerPayload, toLedgerPayload } from './ledgerEventCodec';
+import { fromLedgerPayload, fromStoredLedgerEvent, toLedgerPayload } from './ledgerEventCodec';
 import { balanceIdOfStream, balanceStreamId } from './streams';
 import {
   captured,
@@ -72,6 +72,17 @@ describe('ledger event codec', () => {
     const viaJson = JSON.parse(JSON.stringify(payload)) as LedgerEventPayloadV1;
     expect(viaJson).toEqual(payload);
     expect(fromLedgerPayload(viaJson)).toEqual(event);
+  });
+
+  it.each(examples)('reads %s back from a stored event as the store hands it out (type and data beside its other fields)', (_name, event) => {
+    const { type, data } = JSON.parse(JSON.stringify(toLedgerPayload(event))) as { type: string; data: object };
+    const stored = { streamId: 'balance-b-1', revision: 3n, position: 17n, type, data, metadata: { balanceId: 'b-1' } };
+    expect(fromStoredLedgerEvent(stored)).toEqual(event);
+  });
+
+  it('refuses a stored event of a type it does not know', () => {
+    const stored = { streamId: 'balance-b-1', revision: 3n, position: 17n, type: 'CreditInvented', data: { credits: '1' } };
+    expect(() => fromStoredLedgerEvent(stored)).toThrow('Unknown ledger event {"type":"CreditInvented","data":{"credits":"1"}}');
   });
 
   it('stores events without holds or overdraft exactly as before holds existed: the added fields are left out while zero', () => {

@@ -1,6 +1,5 @@
-import { balanceStreamId, evolve, initialBalanceState, type FoldedBalance } from '@tally/domain';
+import { balanceStreamId, evolve, fromStoredLedgerEvent, initialBalanceState, type FoldedBalance } from '@tally/domain';
 import { streamRuns, type EventStore, type ExpectedRevision, type StoredPayload } from '@tally/event-store';
-import { balanceEventOf } from './ledgerEvents';
 
 export const NO_STREAM = -1n;
 
@@ -9,14 +8,14 @@ export function expectedRevisionOf(revision: bigint): ExpectedRevision {
 }
 
 /**
- * A balance's state after these events. Only the payloads are decoded (balanceEventOf): the fold
+ * A balance's state after these events. Only the payloads are decoded (fromStoredLedgerEvent): the fold
  * needs neither the metadata nor its derived causation, and every cold balance the consumer
  * meets is folded here.
  */
 export function foldRecorded(events: readonly StoredPayload[], from: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM }): FoldedBalance {
   let { state, revision } = from;
   for (const recorded of events) {
-    state = evolve(state, balanceEventOf(recorded));
+    state = evolve(state, fromStoredLedgerEvent(recorded));
     revision = recorded.revision;
   }
   return { state, revision };

@@ -1,4 +1,4 @@
-import { balanceIdOfStream } from '@tally/domain';
+import { balanceIdOfStream, fromStoredLedgerEvent } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import {
   createCheckpointedProcessor,
@@ -10,7 +10,6 @@ import {
 } from '@tally/runtime';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { balanceEventOf } from './ledgerEvents';
 
 /** The processor's (and its lease's and checkpoint row's) name; migration 019 resets it. */
 export const CONSUMPTION_PROJECTION = 'consumption-projection';
@@ -42,7 +41,7 @@ interface BucketSum {
 /**
  * Keeps `consumption_buckets` (migration 014) from the event store's subscription, through the
  * runtime's one checkpointed processor, so it works with either event store. Events are decoded by
- * the ledger's one stored-event mapping (balanceEventOf, ledgerEvents.ts), so the sums do not depend on how the
+ * the one stored-event mapping (the domain's fromStoredLedgerEvent), so the sums do not depend on how the
  * store encodes them.
  *
  * Exactly once per event: the batch's sums and its checkpoint are written in one PostgreSQL
@@ -99,7 +98,7 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
       if (balanceId === undefined) continue;
       let decoded;
       try {
-        decoded = balanceEventOf(recorded);
+        decoded = fromStoredLedgerEvent(recorded);
       } catch (error) {
         logger.warn({ err: error, position: recorded.position.toString(), eventId: recorded.id, streamId: recorded.streamId }, 'skipping a CreditConsumed event that cannot be decoded');
         continue;

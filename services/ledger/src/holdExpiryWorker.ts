@@ -1,4 +1,4 @@
-import { balanceIdOfStream, HoldNotExpiredError, HoldNotOpenError } from '@tally/domain';
+import { balanceIdOfStream, fromStoredLedgerEvent, HoldNotExpiredError, HoldNotOpenError } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import {
   createCheckpointedProcessor,
@@ -13,7 +13,6 @@ import {
 import type { Logger } from 'pino';
 import type { HoldExpiryIndex, HoldIndexChange } from './holdExpiryIndex';
 import { HoldNotFoundError } from './ledgerErrors';
-import { balanceEventOf } from './ledgerEvents';
 import type { LedgerService } from './ledgerService';
 
 interface HoldExpiryWorkerOptions {
@@ -51,7 +50,7 @@ export function holdIndexChanges(events: readonly RecordedEvent[]): HoldIndexCha
     if (!HOLD_EVENTS.has(recorded.type)) continue;
     const balanceId = balanceIdOfStream(recorded.streamId);
     if (balanceId === undefined) continue;
-    const event = balanceEventOf(recorded);
+    const event = fromStoredLedgerEvent(recorded);
     if (event.type === 'CreditsHeld') changes.set(event.holdId, { holdId: event.holdId, balanceId, expiresAt: new Date(event.expiresAt) });
     else if (event.type === 'HoldCaptured' || event.type === 'HoldReleased' || event.type === 'HoldExpired') {
       changes.set(event.holdId, { holdId: event.holdId, balanceId, expiresAt: null });

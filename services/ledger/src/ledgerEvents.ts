@@ -1,6 +1,6 @@
-import { BalanceEvent, fromLedgerPayload, toLedgerPayload } from '@tally/domain';
+import { BalanceEvent, fromStoredLedgerEvent, toLedgerPayload } from '@tally/domain';
 import type { EventToAppend, JsonObject, RecordedEvent } from '@tally/event-store';
-import { LEDGER_EVENT_SCHEMA_VERSION, LedgerEventMetadataV1, LedgerEventPayloadV1 } from '@tally/schemas';
+import { LEDGER_EVENT_SCHEMA_VERSION, LedgerEventMetadataV1 } from '@tally/schemas';
 import { commandIds, ledgerEventId } from './deterministicId';
 
 export interface BalanceContext {
@@ -65,13 +65,8 @@ export function causationOf(event: BalanceEvent, metadata: LedgerEventMetadataV1
   return metadata.causationId ?? derivedCausation(event, metadata.balanceId) ?? null;
 }
 
-/** The ledger event a stored event holds, its payload decoded and nothing else. */
-export function balanceEventOf(recorded: Pick<RecordedEvent, 'type' | 'data'>): BalanceEvent {
-  return fromLedgerPayload({ type: recorded.type, data: recorded.data } as unknown as LedgerEventPayloadV1);
-}
-
 export function fromRecordedEvent(recorded: RecordedEvent): RecordedBalanceEvent {
-  const event = balanceEventOf(recorded);
+  const event = fromStoredLedgerEvent(recorded);
   const stored = recorded.metadata as unknown as LedgerEventMetadataV1;
   return {
     eventId: recorded.id,
