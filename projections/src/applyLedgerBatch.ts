@@ -1,4 +1,4 @@
-import type { EventStore, RecordedEvent } from '@tally/event-store';
+import type { EventStore, StoredPayload } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { PositionedBalance, foldedFromSnapshot, snapshotOf } from './positionedBalance';
 import { foldBalanceStreams } from './foldBalanceStreams';
@@ -53,7 +53,7 @@ export interface PreparedBatch {
  * skipped. 'stale' or 'reset' when a snapshot had to be rebuilt and the generation turned
  * out to be gone or replaced.
  */
-export async function prepareLedgerBatch(target: BatchTarget, events: readonly RecordedEvent[]): Promise<PreparedBatch | Exclude<WriteOutcome, 'ok'>> {
+export async function prepareLedgerBatch(target: BatchTarget, events: readonly StoredPayload[]): Promise<PreparedBatch | Exclude<WriteOutcome, 'ok'>> {
   const last = events[events.length - 1];
   if (last === undefined) throw new Error('a batch holds at least one event');
   const { store, generation, mode } = target;

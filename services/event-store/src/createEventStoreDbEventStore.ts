@@ -536,6 +536,8 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     },
 
     readAll,
+    // Nothing to skip: EventStoreDB hands out whole events, each of which is a StoredPayload.
+    readAllPayloads: readAll,
 
     async headPosition() {
       const [last] = await scanAll(END, BACKWARDS, () => true, 1);

@@ -175,6 +175,12 @@ export interface EventStore {
   /** The stored events among these ids (any stream), for idempotency checks. */
   readEventsById(eventIds: readonly string[]): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /**
+   * The same page of the log as readAll, each event's payload and places only (StoredPayload),
+   * for a fold over the whole log (a projection's rebuild): a store need not read or decode what
+   * the fold never looks at, as in readStreamsPaged.
+   */
+  readAllPayloads(options?: ReadAllOptions): Promise<StoredPayload[]>;
   /** Position of the last event in the global log, 0n when the store is empty. */
   headPosition(): Promise<bigint>;
   subscribeToAll(options: SubscribeToAllOptions): Subscription;
