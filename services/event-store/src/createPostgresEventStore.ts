@@ -165,19 +165,9 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
   const maxStreamHeaders = options.maxStreamHeaders ?? DEFAULT_MAX_STREAM_HEADERS;
   const streams = new LruCache<string, StreamRef>({ maxEntries: Math.max(1, maxStreamHeaders), admission: 'frequency' });
   const headers = new StreamHeaders(maxStreamHeaders);
-  /**
-   * The shapes these rows name: taken from the cache at once, before any await (another read may
-   * evict them meanwhile, and every row must find its own), the missing ones read and kept.
-   */
+  /** The shapes these rows name (see takeCached), the missing ones read and kept. */
   const pageShapesOf = async (on: Queryable, rows: readonly { readonly shape_no: number }[]): Promise<Map<number, EventShape>> => {
-    const pageShapes = new Map<number, EventShape>();
-    const missingShapes = new Set<number>();
-    for (const row of rows) {
-      if (pageShapes.has(row.shape_no) || missingShapes.has(row.shape_no)) continue;
-      const shape = shapes.get(row.shape_no);
-      if (shape === undefined) missingShapes.add(row.shape_no);
-      else pageShapes.set(row.shape_no, shape);
-    }
+    const { page: pageShapes, missing: missingShapes } = takeCached(shapes, rows, (row) => row.shape_no);
     if (missingShapes.size === 0) return pageShapes;
     const found = await queryOn<{ shape_no: number; shape: unknown }>(
       on,
@@ -192,16 +182,9 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     }
     return pageShapes;
   };
-  /** The streams these rows name (name and header), as pageShapesOf takes their shapes. */
+  /** The streams these rows name (name and header; see takeCached), the missing ones read and kept. */
   const pageStreamsOf = async (on: Queryable, rows: readonly { readonly stream_no: string }[]): Promise<Map<string, StreamRef>> => {
-    const pageStreams = new Map<string, StreamRef>();
-    const missingStreams = new Set<string>();
-    for (const row of rows) {
-      if (pageStreams.has(row.stream_no) || missingStreams.has(row.stream_no)) continue;
-      const stream = streams.get(row.stream_no);
-      if (stream === undefined) missingStreams.add(row.stream_no);
-      else pageStreams.set(row.stream_no, stream);
-    }
+    const { page: pageStreams, missing: missingStreams } = takeCached(streams, rows, (row) => row.stream_no);
     if (missingStreams.size === 0) return pageStreams;
     // The header's keys in jsonb's order, as 022's append_events returns them: the mask's bit order.
     const found = await queryOn<{ stream_no: string; stream_id: string; header_keys: string[]; header: JsonObject }>(
@@ -593,6 +576,27 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
     integerArrayLiteral(absents),
     `[${[...shapeIndexes.keys()].join(',')}]`,
   ];
+}
+
+/**
+ * What a page's rows name, taken from a cache at once, before any await (another read may evict
+ * it meanwhile, and every row must find its own), and the keys the cache lacks.
+ */
+function takeCached<Row, K extends NonNullable<unknown>, V extends NonNullable<unknown>>(
+  cache: LruCache<K, V>,
+  rows: readonly Row[],
+  keyOf: (row: Row) => K,
+): { readonly page: Map<K, V>; readonly missing: Set<K> } {
+  const page = new Map<K, V>();
+  const missing = new Set<K>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    if (page.has(key) || missing.has(key)) continue;
+    const value = cache.get(key);
+    if (value === undefined) missing.add(key);
+    else page.set(key, value);
+  }
+  return { page, missing };
 }
 
 /** A row's payload decoded with its shape, and its places. */
