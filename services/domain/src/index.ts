@@ -15,5 +15,6 @@ export {
   estimatedBigIntBytes,
   estimatedObjectBytes,
   estimatedStringBytes,
+  estimatedTextBytes,
   LruCache,
 } from './lruCache';

@@ -43,6 +43,15 @@ export interface LruCacheBounds<K, V> {
 export function estimatedStringBytes(text: string): number {
   return 16 + roundUp8(text.length * 2);
 }
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
+/**
+ * A string V8 may hold at one byte a character: exact where every character is Latin-1, as
+ * JSON.stringify's result then is (a check over the text, so for what is weighed once per set,
+ * such as a state kept as text); else 2 bytes each, as estimatedStringBytes.
+ */
+export function estimatedTextBytes(text: string): number {
+  return 16 + roundUp8(text.length * (BEYOND_LATIN1.test(text) ? 2 : 1));
+}
 /** A plain object: header (map, properties, elements) and one 8-byte slot per own property, plus slack. */
 export function estimatedObjectBytes(properties: number): number {
   return 32 + 8 * properties;
@@ -112,8 +121,8 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
     this.maxBytes = maxBytes ?? Number.POSITIVE_INFINITY;
     this.weigh = maxBytes === undefined ? undefined : given.weigh;
     const { onEvict } = given;
-    // Sized for the entries the cache may hold: by count, or by bytes at 512 each (a cached balance weighs about 700, a customer 400).
-    this.sketch = given.admission === 'frequency' ? new FrequencySketch(Math.min(this.maxEntries, Math.ceil(this.maxBytes / 512))) : undefined;
+    // Sized for the entries the cache may hold: by count, or by bytes at 256 each (a cached balance weighs about 300, a customer 400).
+    this.sketch = given.admission === 'frequency' ? new FrequencySketch(Math.min(this.maxEntries, Math.ceil(this.maxBytes / 256))) : undefined;
     this.cache = new LRUCache<K, V>({
       maxSize: maxBytes ?? maxEntries!,
       ...(onEvict !== undefined ? { dispose: (value: V, key: K, reason: LRUCache.DisposeReason) => reason === 'evict' && onEvict(key, value) } : {}),

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ENTRY_OVERHEAD_BYTES, estimatedBigIntBytes, estimatedStringBytes, LruCache } from './lruCache';
+import { ENTRY_OVERHEAD_BYTES, estimatedBigIntBytes, estimatedStringBytes, estimatedTextBytes, LruCache } from './lruCache';
 
 type Op =
   | { readonly kind: 'set'; readonly key: number; readonly weight: number }
@@ -175,5 +175,13 @@ describe('LruCache', () => {
     expect(estimatedStringBytes('bal-000000000001')).toBe(48);
     expect(estimatedBigIntBytes(0n)).toBe(24);
     expect(estimatedBigIntBytes(-(2n ** 64n))).toBe(32);
+  });
+
+  it('estimates a text at one byte a character while every character is Latin-1, else at two', () => {
+    expect(estimatedTextBytes('')).toBe(16);
+    expect(estimatedTextBytes('bal-000000000001')).toBe(32);
+    expect(estimatedTextBytes('Zürich, 10 Ω')).toBe(estimatedStringBytes('Zürich, 10 Ω'));
+    expect(estimatedTextBytes('Zürich, 10 €'.replace('€', 'ÿ'))).toBe(32);
+    expect(estimatedTextBytes('😀')).toBe(estimatedStringBytes('😀'));
   });
 });

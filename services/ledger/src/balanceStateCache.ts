@@ -1,5 +1,5 @@
-import { LruCache, type FoldedBalance } from '@tally/domain';
-import { estimatedBalanceBytes } from './cacheWeights';
+import { LruCache, initialBalanceState, type FoldedBalance, type OpenBalance, type OpenHold } from '@tally/domain';
+import { estimatedCachedBalanceBytes } from './cacheWeights';
 
 /**
  * The consumer's memory of balances: state and revision per balance, so a batch decides without
@@ -32,9 +32,81 @@ export function createBalanceStateCache(bounds: number | BalanceStateCacheBounds
   // a backfill) would otherwise evict every state before its next use, so that nothing hits and
   // every load's state is promoted and collected (docs/benchmarks.md, 2026-12-02 midday). A state
   // not admitted is read again when next needed, like one evicted.
-  return new LruCache<string, FoldedBalance>({
+  const kept = new LruCache<string, string>({
     admission: 'frequency',
     ...(maxEntries !== undefined ? { maxEntries } : {}),
-    ...(maxBytes !== undefined ? { maxBytes, weigh: estimatedBalanceBytes } : {}),
+    ...(maxBytes !== undefined ? { maxBytes, weigh: estimatedCachedBalanceBytes } : {}),
   });
+  const read = (balanceId: string, text: string | undefined) => (text === undefined ? undefined : fromCachedText(balanceId, text));
+  return {
+    get: (balanceId) => read(balanceId, kept.get(balanceId)),
+    peek: (balanceId) => read(balanceId, kept.peek(balanceId)),
+    set: (balanceId, balance) => kept.set(balanceId, cachedText(balance)),
+    delete: (balanceId) => kept.delete(balanceId),
+    get size() {
+      return kept.size;
+    },
+  };
+}
+
+/*
+ * Each state is kept as one string, not as the objects `evolve` made: a JSON array of its fields
+ * by position (the balance id is the key; amounts and the revision as integer strings, never
+ * numbers). An open balance is a dozen heap objects (the records, a bigint per amount, a string
+ * per id), which every full collection of the old space marks again; one string is one object,
+ * and a third of the bytes, so the same budget holds about twice the balances and the collector
+ * has a fraction of the work (docs/benchmarks.md, 2026-12-02 evening). A `get` makes the objects
+ * again (one JSON.parse), short-lived garbage the young generation takes. JSON.stringify returns
+ * a tree of its parts; the weigh's scan of the text (estimatedTextBytes) or the first parse makes
+ * V8 flatten it into one string, and the collector then drops the tree. The text never leaves
+ * the process, so it carries no version: the stored snapshots' form is balanceStateStore.ts's.
+ */
+const HOLD_FIELDS = 4;
+const OPEN_FIELDS = 10;
+
+/** The state's text: revision, then for an open balance its fields, then per open hold id, credits, expiry and reference. */
+export function cachedText({ state, revision }: FoldedBalance): string {
+  if (state.status !== 'open') return JSON.stringify([revision.toString()]);
+  const fields: (string | number | null)[] = [
+    revision.toString(),
+    state.customerId,
+    state.productId,
+    state.name,
+    state.lowBalanceThreshold === null ? null : state.lowBalanceThreshold.toString(),
+    state.balance.toString(),
+    state.held.toString(),
+    state.overdraftLimit.toString(),
+    state.warned ? 1 : 0,
+    state.updatedAt,
+  ];
+  for (const [holdId, hold] of Object.entries(state.holds)) fields.push(holdId, hold.credits.toString(), hold.expiresAt, hold.reference);
+  return JSON.stringify(fields);
+}
+
+/** What cachedText kept, made into the state again, with the objects in evolve's shape. */
+export function fromCachedText(balanceId: string, text: string): FoldedBalance {
+  const fields = JSON.parse(text) as (string | number | null)[];
+  const revision = BigInt(fields[0] as string);
+  if (fields.length === 1) return { state: initialBalanceState, revision };
+  const holds: [string, OpenHold][] = [];
+  for (let at = OPEN_FIELDS; at < fields.length; at += HOLD_FIELDS) {
+    holds.push([fields[at] as string, { credits: BigInt(fields[at + 1] as string), expiresAt: fields[at + 2] as string, reference: fields[at + 3] as string | null }]);
+  }
+  const threshold = fields[4] as string | null;
+  const state: OpenBalance = {
+    status: 'open',
+    balanceId,
+    customerId: fields[1] as string,
+    productId: fields[2] as string,
+    name: fields[3] as string,
+    lowBalanceThreshold: threshold === null ? null : BigInt(threshold),
+    balance: BigInt(fields[5] as string),
+    held: BigInt(fields[6] as string),
+    // fromEntries, not assignment: every hold id stays an own property, `__proto__` included.
+    holds: holds.length === 0 ? {} : Object.fromEntries(holds),
+    overdraftLimit: BigInt(fields[7] as string),
+    warned: fields[8] === 1,
+    updatedAt: fields[9] as string,
+  };
+  return { state, revision };
 }

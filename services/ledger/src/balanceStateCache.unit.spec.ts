@@ -1,6 +1,8 @@
-import { ENTRY_OVERHEAD_BYTES, type FoldedBalance } from '@tally/domain';
-import { createBalanceStateCache } from './balanceStateCache';
-import { estimatedBalanceBytes, keptRefs, refsOfKept, weighKeptRefs } from './cacheWeights';
+import { ENTRY_OVERHEAD_BYTES, foldBalance, type FoldedBalance } from '@tally/domain';
+import fc from 'fast-check';
+import { cachedText, createBalanceStateCache, fromCachedText } from './balanceStateCache';
+import { estimatedCachedBalanceBytes, keptRefs, refsOfKept, weighKeptRefs } from './cacheWeights';
+import { arbitraryOpenBalance } from './testing/arbitraryOpenBalance';
 
 const loaded = (revision: bigint): FoldedBalance => ({ state: { status: 'unopened' }, revision });
 
@@ -52,12 +54,36 @@ describe('createBalanceStateCache', () => {
     expect(cache.get('a')).toBeUndefined();
   });
 
+  it('gives back exactly the state it was given, as a new object each time, micro-credits and all', () => {
+    fc.assert(
+      fc.property(arbitraryOpenBalance(), fc.bigInt({ min: -1n, max: 10n ** 20n }), (state, revision) => {
+        const cache = createBalanceStateCache({ maxEntries: 10, maxBytes: 1024 * 1024 });
+        cache.set(state.balanceId, { state, revision });
+        const first = cache.get(state.balanceId);
+        expect(first).toEqual({ state, revision });
+        expect(cache.peek(state.balanceId)).not.toBe(first);
+        expect(fromCachedText(state.balanceId, cachedText({ state, revision }))).toEqual({ state, revision });
+      }),
+    );
+    const cache = createBalanceStateCache(1);
+    cache.set('new', loaded(-1n));
+    expect(cache.get('new')).toEqual(loaded(-1n));
+  });
+
+  it('keeps a folded state with the shape evolve gives it', () => {
+    const folded = { state: foldBalance([{ type: 'CreditBalanceOpened', balanceId: 'bal-1', customerId: 'cus-1', productId: 'api', name: 'API', lowBalanceThreshold: null, overdraftLimit: 0n, occurredAt: '2026-01-01T00:00:00.000Z' }]), revision: 0n };
+    const back = fromCachedText('bal-1', cachedText(folded));
+    // The same keys in the same order: the same hidden class in V8, so evolve's code stays monomorphic.
+    expect(Object.keys(back.state)).toEqual(Object.keys(folded.state));
+    expect(back).toEqual(folded);
+  });
+
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => createBalanceStateCache(0)).toThrow(/positive integer/);
   });
 
   it('bounded by bytes, keeps the balances whose estimated states fit, least recently used leaving first', () => {
-    const perEntry = estimatedBalanceBytes('a', loaded(1n)) + ENTRY_OVERHEAD_BYTES;
+    const perEntry = estimatedCachedBalanceBytes('a', cachedText(loaded(1n))) + ENTRY_OVERHEAD_BYTES;
     const cache = createBalanceStateCache({ maxEntries: 100, maxBytes: 2 * perEntry });
     cache.set('a', loaded(1n));
     cache.set('b', loaded(2n));
@@ -87,11 +113,14 @@ describe('cache weights', () => {
     },
   });
 
-  it('weighs what a state holds: more for its holds and longer strings, never less than an unopened one', () => {
-    const bare = estimatedBalanceBytes('bal-1', open(0));
-    expect(bare).toBeGreaterThan(estimatedBalanceBytes('bal-1', loaded(0n)));
-    expect(estimatedBalanceBytes('bal-1', open(3))).toBeGreaterThan(bare + 3 * 100);
-    expect(estimatedBalanceBytes('bal-1', open(0, 'A much longer product name'))).toBe(bare + 2 * 24);
+  it('weighs what a state holds: more for its holds, two bytes a character for text beyond Latin-1, never less than an unopened one', () => {
+    const weigh = (balance: FoldedBalance) => estimatedCachedBalanceBytes('bal-1', cachedText(balance));
+    const bare = weigh(open(0));
+    expect(bare).toBeGreaterThan(weigh(loaded(0n)));
+    expect(weigh(open(3))).toBeGreaterThan(bare + 3 * 40);
+    // 'API' → 3 more characters at one byte (within the 8-byte rounding), or a two-byte string.
+    expect(weigh(open(0, 'APIAPI'))).toBeLessThanOrEqual(bare + 8);
+    expect(weigh(open(0, 'AP€'))).toBeGreaterThanOrEqual(2 * (bare - 16 - estimatedCachedBalanceBytes('bal-1', '')));
   });
 
   it('keeps a customer\'s balances compactly, one string per product, and gives them back as they were', () => {

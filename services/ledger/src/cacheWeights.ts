@@ -1,52 +1,27 @@
 import {
   ESTIMATED_NUMBER_BYTES,
   estimatedArrayBytes,
-  estimatedBigIntBytes,
-  estimatedObjectBytes,
   estimatedStringBytes,
-  type FoldedBalance,
+  estimatedTextBytes,
 } from '@tally/domain';
 import type { BalanceRef } from './balanceRegistry';
 
 /*
  * What the consumer's caches weigh per entry (LruCache's `weigh`): a conservative estimate of
  * the entry's V8 heap size counted from what it holds (strings by length, one object per
- * record, a bigint per amount, each open hold), never by serialising it. Checked against the
- * heap (`process.memoryUsage().heapUsed` before and after filling an LruCache with 100,000
- * entries of strings fresh from JSON, after full collections; Node 20, 2026-11-30): an open
- * balance without holds estimates 760 bytes and takes 549; one with 5 holds and a two-byte
- * name 2,000 and 1,687; a customer's kept balances (KeptRefs), one balance 296 and 237, two
- * 392 and 317 (as BalanceRef objects they took 397 and 717).
+ * record, a boxed number per time), never by serialising it. Checked against the heap
+ * (`process.memoryUsage().heapUsed` with and without an LruCache of 100,000 entries whose
+ * strings are fresh from JSON, after full collections; Node 20): a balance's state as the state
+ * cache keeps it, open without holds, estimates 292 bytes with the cache's own overhead and
+ * takes 254; with 5 holds and a two-byte name 556 and 516; with one hold 347 and 309
+ * (2026-12-02; as objects it took 549, one with 5 holds 1,687). A customer's kept balances
+ * (KeptRefs), one balance 296 and 237, two 392 and 317 (as BalanceRef objects they took 397
+ * and 717; 2026-11-30).
  */
 
-/** A cached balance state: its key, the FoldedBalance and, when open, everything the state holds. */
-export function estimatedBalanceBytes(balanceId: string, balance: FoldedBalance): number {
-  let bytes = estimatedStringBytes(balanceId) + estimatedObjectBytes(2) + estimatedBigIntBytes(balance.revision);
-  const state = balance.state;
-  if (state.status !== 'open') return bytes + estimatedObjectBytes(1);
-  bytes +=
-    estimatedObjectBytes(13) +
-    estimatedStringBytes(state.balanceId) +
-    estimatedStringBytes(state.customerId) +
-    estimatedStringBytes(state.productId) +
-    estimatedStringBytes(state.name) +
-    estimatedStringBytes(state.updatedAt) +
-    estimatedBigIntBytes(state.balance) +
-    estimatedBigIntBytes(state.held) +
-    estimatedBigIntBytes(state.overdraftLimit) +
-    (state.lowBalanceThreshold === null ? 0 : estimatedBigIntBytes(state.lowBalanceThreshold));
-  // The holds record: an object of 4 slots when empty; with holds, a dictionary of 3 slots each.
-  const holds = Object.entries(state.holds);
-  bytes += estimatedObjectBytes(4) + 24 * holds.length;
-  for (const [holdId, hold] of holds) {
-    bytes +=
-      estimatedStringBytes(holdId) +
-      estimatedObjectBytes(3) +
-      estimatedBigIntBytes(hold.credits) +
-      estimatedStringBytes(hold.expiresAt) +
-      (hold.reference === null ? 0 : estimatedStringBytes(hold.reference));
-  }
-  return bytes;
+/** A balance as the state cache keeps it (balanceStateCache.ts): its key and its state's text. */
+export function estimatedCachedBalanceBytes(balanceId: string, text: string): number {
+  return estimatedTextBytes(balanceId) + estimatedTextBytes(text);
 }
 
 /**
