@@ -45,9 +45,9 @@ export function estimatedStringBytes(text: string): number {
 }
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 /**
- * A string V8 may hold at one byte a character: exact where every character is Latin-1, as
- * JSON.stringify's result then is (a check over the text, so for what is weighed once per set,
- * such as a state kept as text); else 2 bytes each, as estimatedStringBytes.
+ * A string V8 may hold at one byte a character: exact where every character is Latin-1, as a
+ * string built from Latin-1 parts then is (a check over the text, so for what is weighed once per
+ * set, such as a state kept as text); else 2 bytes each, as estimatedStringBytes.
  */
 export function estimatedTextBytes(text: string): number {
   return 16 + roundUp8(text.length * (BEYOND_LATIN1.test(text) ? 2 : 1));
