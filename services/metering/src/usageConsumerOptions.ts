@@ -165,11 +165,22 @@ export const STATE_FLUSH_BATCH = 1000;
  * fetch bounds they keep one consumer process within 256 MiB (issue 11 §6, docs/benchmarks.md).
  * They leave room under CONSUMER_MAX_OLD_SPACE_MIB for what no budget weighs, measured in a
  * heap snapshot at 100,000 balances: the event store's two stream-header caches (up to about 29
- * MiB at 20,000 entries each; the folds no longer fill the one by number), the write-behind ids (5 MiB), two or three chunks in flight (9 to 17 MiB
- * each at chunks of 2,000 usage events, about half that at the default 1,000), code and
- * connections (about 25 MiB).
+ * MiB at 20,000 entries each; the folds no longer fill the one by number), the write-behind
+ * ids (as many as the balance cache's entry bound: 5 MiB at 100,000), two or three chunks in
+ * flight (9 to 17 MiB each at chunks of 2,000 usage events, about half that at the default
+ * 1,000), code and connections (about 25 MiB).
  */
 export const DEFAULT_BALANCE_CACHE_BYTES = 40 * 1024 * 1024;
+/**
+ * Balances whose state the consumer keeps (TALLY_CONSUMER_BALANCE_CACHE_SIZE): 50,000, about 14
+ * MiB of compact states, well inside the byte budget, which then bounds only states with many
+ * holds. Not more by default: within CONSUMER_MAX_OLD_SPACE_MIB a fuller cache costs the collector
+ * more than its hits save. At 100,000 customers of two balances, used in turn, 50,000 took 239 to
+ * 294 CPU ms per 1,000 usage events against 279 to 342 with 100,000, in four alternating pairs
+ * (docs/benchmarks.md, 2026-12-02 night); a workload that comes back to fewer balances hits as
+ * often with either.
+ */
+export const DEFAULT_BALANCE_CACHE_SIZE = 50_000;
 export const DEFAULT_REGISTRY_CACHE_BYTES = 16 * 1024 * 1024;
 /**
  * The V8 limits a process running only the consumer role is sized for, with the defaults above:

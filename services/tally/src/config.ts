@@ -5,6 +5,7 @@ import { CONSUMER_KEEP_AFTER_LOAD_EVENTS } from '@tally/ledger';
 import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
 import {
   DEFAULT_BALANCE_CACHE_BYTES,
+  DEFAULT_BALANCE_CACHE_SIZE,
   DEFAULT_CONSUMER_BATCH_SIZE,
   DEFAULT_MAX_FETCH_BYTES,
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
@@ -71,7 +72,7 @@ export const configSchema = z.object({
     .describe('most bytes it brings from one partition (kafkajs `maxBytesPerPartition`; a larger record batch is still fetched, alone)'),
   TALLY_CONSUMER_REGISTRY_CACHE_SIZE: integer(100_000, 1, 10_000_000)
     .describe('customers whose list of balances the consumer keeps in memory, dropped on change through `LISTEN`/`NOTIFY`'),
-  TALLY_CONSUMER_BALANCE_CACHE_SIZE: integer(100_000, 1, 10_000_000)
+  TALLY_CONSUMER_BALANCE_CACHE_SIZE: integer(DEFAULT_BALANCE_CACHE_SIZE, 1, 10_000_000)
     .describe('balances whose state the consumer keeps in memory, least recently used leaving first'),
   // The byte bounds are what bound memory (entries differ in size); both bounds apply, the first reached wins.
   TALLY_CONSUMER_REGISTRY_CACHE_BYTES: integer(DEFAULT_REGISTRY_CACHE_BYTES, 64 * 1024, 64 * 1024 ** 3)
