@@ -496,6 +496,37 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         await expect(store.readStreamsPaged(ids, { maxPageEvents: 0 })[Symbol.asyncIterator]().next()).rejects.toBeInstanceOf(InvalidEventStoreRequestError);
       });
 
+      it('reads many streams from given revisions, in one page or in several, the tails readStreams gives', async () => {
+        const lengths = [5, 2, 7, 3];
+        const ids = lengths.map(() => newStream());
+        await store.appendMany(ids.map((id, i) => ({ streamId: id, expectedRevision: 'no_stream', events: events(lengths[i]!) })));
+        // From the middle, from past the end (nothing to read), from 0 and, unlisted, from the start.
+        const fromRevisions = new Map([
+          [ids[0]!, 3n],
+          [ids[1]!, 2n],
+          [ids[2]!, 0n],
+        ]);
+        const whole = await store.readStreams(ids);
+        const expected = ids.flatMap((id) =>
+          whole
+            .get(id)!
+            .filter((e) => e.revision >= (fromRevisions.get(id) ?? 0n))
+            .map(({ streamId, revision, position, type, data }) => ({ streamId, revision, position, type, data })),
+        );
+        // 2 + 0 + 7 + 3 = 12 events: one page of 12 or more, pages of at most 5 otherwise.
+        for (const maxPageEvents of [12, 100, 5]) {
+          const pages: StoredPayload[][] = [];
+          for await (const page of store.readStreamsPaged([...ids, newStream()], { maxPageEvents, fromRevisions })) pages.push(page);
+          if (maxPageEvents >= 12) expect(pages).toHaveLength(1);
+          else expect(pages.length).toBeGreaterThanOrEqual(3);
+          expect(Math.max(...pages.map((page) => page.length))).toBeLessThanOrEqual(maxPageEvents);
+          const read = pages.flat().map(({ streamId, revision, position, type, data }) => ({ streamId, revision, position, type, data }));
+          expect(new Set(read.map((e) => e.position)).size).toBe(read.length);
+          for (const id of ids) expect(read.filter((e) => e.streamId === id)).toEqual(expected.filter((e) => e.streamId === id));
+          expect(read).toHaveLength(12);
+        }
+      });
+
       it('finds stored events by id in any stream', async () => {
         const found = await store.readEventsById([appended[3]!.id, randomUUID(), appended[0]!.id.toUpperCase()]);
         expect(found.map((e) => e.id)).toEqual([appended[0]!.id, appended[3]!.id]);
