@@ -34,6 +34,8 @@ export interface ConformanceTarget {
 const event = (type = 'Tested', data: EventToAppend['data'] = {}): EventToAppend => ({ id: randomUUID(), type, data });
 const events = (count: number, type = 'Tested'): EventToAppend[] => Array.from({ length: count }, (_, i) => event(type, { i }));
 const newStream = (): string => `conformance-${randomUUID()}`;
+/** What the port promises of a paged read's event, whatever more a store hands out. */
+const placedPayload = ({ streamId, revision, position, type, data }: StoredPayload) => ({ streamId, revision, position, type, data });
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -478,14 +480,14 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         for await (const page of store.readStreamsPaged(asked, { maxPageEvents: 4 })) pages.push(page);
         expect(Math.max(...pages.map((page) => page.length))).toBeLessThanOrEqual(4);
         // What the port promises of a page, whatever more a store hands out.
-        const read = pages.flat().map(({ streamId, revision, position, type, data }) => ({ streamId, revision, position, type, data }));
+        const read = pages.flat().map(placedPayload);
         expect(read).toHaveLength(33);
         expect(new Set(read.map((e) => e.position)).size).toBe(read.length);
         const runs = read.map((e) => e.streamId).filter((id, i, all) => i === 0 || all[i - 1] !== id);
         expect(new Set(runs).size).toBe(runs.length);
         const whole = await store.readStreams(asked);
         for (const id of ids) {
-          const expected = whole.get(id)!.map(({ streamId, revision, position, type, data }) => ({ streamId, revision, position, type, data }));
+          const expected = whole.get(id)!.map(placedPayload);
           expect(read.filter((e) => e.streamId === id)).toEqual(expected);
         }
         expect(read.some((e) => e.streamId === missing)).toBe(false);
@@ -511,7 +513,7 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
           whole
             .get(id)!
             .filter((e) => e.revision >= (fromRevisions.get(id) ?? 0n))
-            .map(({ streamId, revision, position, type, data }) => ({ streamId, revision, position, type, data })),
+            .map(placedPayload),
         );
         // 2 + 0 + 7 + 3 = 12 events: one page of 12 or more, pages of at most 5 otherwise.
         for (const maxPageEvents of [12, 100, 5]) {
@@ -520,7 +522,7 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
           if (maxPageEvents >= 12) expect(pages).toHaveLength(1);
           else expect(pages.length).toBeGreaterThanOrEqual(3);
           expect(Math.max(...pages.map((page) => page.length))).toBeLessThanOrEqual(maxPageEvents);
-          const read = pages.flat().map(({ streamId, revision, position, type, data }) => ({ streamId, revision, position, type, data }));
+          const read = pages.flat().map(placedPayload);
           expect(new Set(read.map((e) => e.position)).size).toBe(read.length);
           for (const id of ids) expect(read.filter((e) => e.streamId === id)).toEqual(expected.filter((e) => e.streamId === id));
           expect(read).toHaveLength(12);
