@@ -8,7 +8,9 @@ describe('createRedisClient', () => {
     const redis = createRedisClient({ url, commandTimeoutMs: 300 });
     redis.on('error', () => undefined);
     try {
-      expect(await redis.ping()).toBe('PONG');
+      // The first command waits for the connection through the proxy, which on a loaded CI host can
+      // take longer than the 300 ms command timeout by itself: a PONG within a deadline, as below.
+      expect(await waitFor(() => redis.ping(), { description: 'a first PONG through the proxy', timeoutMs: 10_000 })).toBe('PONG');
       proxy.stall();
       await expect(redis.ping()).rejects.toThrow(/Command timed out/);
       // Also while cut off entirely: a command queued for a reconnection is bounded the same way.
