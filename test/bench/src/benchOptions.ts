@@ -31,6 +31,11 @@ export interface BenchOptions {
   /** `--heap-snapshot`: the metering consumer writes a heap snapshot half-way through (SIGUSR2). */
   readonly heapSnapshot: boolean;
   /**
+   * `--promoted-allocations`: the metering consumer and the growth run's consumers sample the
+   * allocations that survive into V8's old generation, by allocating function (promotedSampler.ts).
+   */
+  readonly promotedAllocations: boolean;
+  /**
    * `--consumer-max-old-space MiB`: V8's old-space limit for the metering consumer (node
    * --max-old-space-size); default @tally/metering's CONSUMER_MAX_OLD_SPACE_MIB, as it is deployed.
    */
@@ -76,6 +81,10 @@ export const USAGE = `usage: npm run bench [-- options]
   --heap-snapshot   the metering consumer writes a V8 heap snapshot half-way through its run (into
                     bench-results/profiles/<run id>/consumer-heap/; summarise it with
                     node test/bench/dist/heapSnapshotSummaryCli.js <file>)
+  --promoted-allocations  the metering consumer and the growth run's consumers sample what they allocate
+                    that is promoted to V8's old generation (live or freed by a full collection), by
+                    allocating function; summarised in the output (and with
+                    node test/bench/dist/heapProfileSummaryCli.js <file>)
   --consumer-max-old-space MiB  run the metering consumer with node --max-old-space-size=MiB
                     (default ${CONSUMER_MAX_OLD_SPACE_MIB}, as README's "Memory of a consumer process" says to run it)
   --consumer-max-semi-space MiB  run the metering consumer with node --max-semi-space-size=MiB (default ${CONSUMER_MAX_SEMI_SPACE_MIB})
@@ -124,6 +133,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let keep = false;
   let profile = false;
   let heapSnapshot = false;
+  let promotedAllocations = false;
   let consumerMaxOldSpaceMib: number | undefined;
   let consumerMaxSemiSpaceMib: number | undefined;
   let oneBalance = false;
@@ -174,6 +184,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--heap-snapshot':
         heapSnapshot = true;
         break;
+      case '--promoted-allocations':
+        promotedAllocations = true;
+        break;
       case '--consumer-max-old-space':
         consumerMaxOldSpaceMib = positiveInteger(flag, value(), 1_000_000);
         break;
@@ -220,5 +233,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, oneBalance, consumerDefaultHeap, freshnessStages, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory, ...(withoutStates ? { withoutStates } : {}) } } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, promotedAllocations, oneBalance, consumerDefaultHeap, freshnessStages, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory, ...(withoutStates ? { withoutStates } : {}) } } : {}) };
 }

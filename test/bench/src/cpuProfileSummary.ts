@@ -29,7 +29,7 @@ export interface CpuProfileSummary {
 }
 
 /** Where a script lives, short: `kafkajs/src/protocol/decoder.js`, `services/metering/dist/usageConsumer.js`, `node:internal/...`. */
-function shortLocation(url: string): string {
+export function shortLocation(url: string): string {
   if (url === '') return '';
   const modules = url.lastIndexOf('/node_modules/');
   if (modules >= 0) return url.slice(modules + '/node_modules/'.length);
@@ -37,7 +37,8 @@ function shortLocation(url: string): string {
   return repo?.[1] ?? url.replace(/^file:\/\//, '');
 }
 
-function areaOf(url: string, functionName: string): string {
+/** The package, or the Tally folder, a frame belongs to. */
+export function areaOf(url: string, functionName: string): string {
   if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
   if (url.startsWith('node:')) return 'node core';
   const location = shortLocation(url);

@@ -13,6 +13,7 @@ import { derivedFigures, disturbances, formatResultTable, resultRows, type Bench
 import { createBenchRun } from './benchRun';
 import { formatCpuProfileSummary } from './cpuProfileSummary';
 import { measureFreshness } from './freshness';
+import { formatHeapProfileSummary } from './heapProfileSummary';
 import { formatStages } from './freshnessStages';
 import { appendUsageLedger } from './ledgerWorkload';
 import { measureGrowth } from './meteringGrowth';
@@ -94,6 +95,13 @@ async function main(): Promise<void> {
     ['replay (bench process)', results.replay?.profile],
   ] as const) {
     if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
+  }
+  for (const [what, promoted] of [
+    ['consumer', results.metering?.promoted],
+    [`consumer at ${results.growth?.small.customers ?? 0} customers (growth)`, results.growth?.small.promoted],
+    [`consumer at ${results.growth?.large.customers ?? 0} customers (growth)`, results.growth?.large.promoted],
+  ] as const) {
+    if (promoted !== undefined) process.stdout.write(`\n${what}, allocations promoted to the old generation (${promoted.file}):\n${formatHeapProfileSummary(promoted.summary)}\n`);
   }
 
   mkdirSync(BENCH_RESULTS_DIR, { recursive: true });

@@ -6,6 +6,7 @@ import { analyzeSchema } from './analyzeSchema';
 import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from './benchBalances';
 import { cpuProfiling } from './cpuProfiles';
 import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, openSecondBalances, type TallyMeteringRate } from './meteringThroughput';
+import { promotedAllocations, type CollectedHeapProfile } from './promotedAllocations';
 import { formatCount, progress } from './progress';
 import { copyUsageHistory } from './usageHistory';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
@@ -14,8 +15,15 @@ export interface GrowthResult {
   readonly events: number;
   /** Usage events of history copied over the large set of balances before either was metered. */
   readonly history: number;
-  readonly small: { readonly customers: number; readonly tally: TallyMeteringRate };
-  readonly large: { readonly customers: number; readonly tally: TallyMeteringRate };
+  readonly small: GrowthSize;
+  readonly large: GrowthSize;
+}
+
+export interface GrowthSize {
+  readonly customers: number;
+  readonly tally: TallyMeteringRate;
+  /** `--promoted-allocations`: what this size's consumer promoted to the old generation. */
+  readonly promoted?: CollectedHeapProfile;
 }
 
 /**
@@ -67,7 +75,7 @@ export async function measureGrowth(
       await run.pool.query('ANALYZE balance_snapshots');
     }
   }
-  const meterOver = async (over: number): Promise<TallyMeteringRate> => {
+  const meterOver = async (over: number): Promise<GrowthSize> => {
     const topic = await run.createTopic(`growth${over}`, (name) => createTopic(run.admin, name));
     const dlq = await run.createTopic(`growth${over}_dlq`, (name) => createTopic(run.admin, name, 1));
     const schemaId = await registerUsageSchema(run.registry, topic);
@@ -75,14 +83,15 @@ export async function measureGrowth(
     progress(`growth: one Tally consumer metering ${formatCount(events)} events over ${formatCount(over)} customers`);
     // --profile: each size's consumer under --cpu-prof, summarised as the metering run's is.
     const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}`) : undefined;
-    const nodeArgs = [...(profiling?.nodeArgs ?? []), ...consumerHeapArgs(run.options)];
+    const promoted = run.options.promotedAllocations ? promotedAllocations(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}-promoted`) : undefined;
+    const nodeArgs = [...(profiling?.nodeArgs ?? []), ...(promoted?.nodeArgs ?? []), ...consumerHeapArgs(run.options)];
     const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}`, nodeArgs });
     const cpu = tally.cpuMsPerThousand === undefined ? '' : `, the consumer ${formatCount(tally.cpuMsPerThousand)} CPU ms per 1,000`;
     progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers${cpu}`);
     if (profiling !== undefined) progress(`growth: the consumer's profile at ${formatCount(over)} customers: ${profiling.collect().file}`);
-    return tally;
+    return { customers: over, tally, ...(promoted !== undefined ? { promoted: promoted.collect() } : {}) };
   };
   const small = await meterOver(sizes.small);
   const large = await meterOver(sizes.large);
-  return { events, history: sizes.history, small: { customers: sizes.small, tally: small }, large: { customers: sizes.large, tally: large } };
+  return { events, history: sizes.history, small, large };
 }

@@ -5,6 +5,7 @@ import type { BenchOptions } from './benchOptions';
 import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
+import { promotedAllocations, type CollectedHeapProfile } from './promotedAllocations';
 import { createEventsShapedTable } from './copyRows';
 import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
@@ -41,6 +42,8 @@ export interface MeteringResult {
   readonly kafkajsDurable: ConsumeRate;
   readonly consumerPerformance: ConsumerPerformanceResult;
   readonly profile?: CollectedProfile;
+  /** `--promoted-allocations`: what the consumer promoted to the old generation, by allocating function. */
+  readonly promoted?: CollectedHeapProfile;
 }
 
 export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'bench-results');
@@ -81,12 +84,15 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
   const heapDir = run.options.heapSnapshot ? path.join(BENCH_RESULTS_DIR, 'profiles', run.id, 'consumer-heap') : undefined;
   if (heapDir !== undefined) mkdirSync(heapDir, { recursive: true });
+  const promoted = run.options.promotedAllocations ? promotedAllocations(BENCH_RESULTS_DIR, run.id, 'consumer-promoted') : undefined;
   progress(
     `metering: one Tally consumer process${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}` +
-      `${heapDir !== undefined ? `, a heap snapshot half-way (into ${heapDir})` : ''}`,
+      `${heapDir !== undefined ? `, a heap snapshot half-way (into ${heapDir})` : ''}` +
+      `${promoted !== undefined ? `, its promoted allocations sampled (into ${promoted.dir})` : ''}`,
   );
   const nodeArgs = [
     ...(profiling?.nodeArgs ?? []),
+    ...(promoted?.nodeArgs ?? []),
     ...(heapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
     ...consumerHeapArgs(run.options),
   ];
@@ -105,7 +111,11 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
       `${formatCount(result.tally.creditConsumedEvents)} CreditConsumed and ${formatCount(result.tally.lowBalanceWarnedEvents)} LowBalanceWarned in the ledger, ` +
       `${Math.round(result.ledgerStorage.bytesPerRow)} bytes per ledger event`,
   );
-  return profiling === undefined ? result : { ...result, profile: profiling.collect() };
+  return {
+    ...result,
+    ...(profiling !== undefined ? { profile: profiling.collect() } : {}),
+    ...(promoted !== undefined ? { promoted: promoted.collect() } : {}),
+  };
 }
 
 export type TallyMeteringRate = MeteringResult['tally'];
