@@ -29,12 +29,18 @@ export interface CpuProfileSummary {
 }
 
 /** Where a script lives, short: `kafkajs/src/protocol/decoder.js`, `services/metering/dist/usageConsumer.js`, `node:internal/...`. */
-export function shortLocation(url: string): string {
+function shortLocation(url: string): string {
   if (url === '') return '';
   const modules = url.lastIndexOf('/node_modules/');
   if (modules >= 0) return url.slice(modules + '/node_modules/'.length);
   const repo = /\/(services\/[^/]+\/.*|projections\/.*|schemas\/.*|test\/.*)$/.exec(url);
   return repo?.[1] ?? url.replace(/^file:\/\//, '');
+}
+
+/** A frame as the summaries name it: `function location:line`, or the bare name of a native frame. */
+export function frameName({ functionName, url, lineNumber }: { readonly functionName: string; readonly url: string; readonly lineNumber: number }): string {
+  const location = shortLocation(url);
+  return location === '' ? functionName : `${functionName || '(anonymous)'} ${location}:${lineNumber + 1}`;
 }
 
 /** The package, or the Tally folder, a frame belongs to. */
@@ -73,8 +79,7 @@ export function summariseCpuProfile(file: string, limit = 25): CpuProfileSummary
       idleMs += ms;
       continue;
     }
-    const location = shortLocation(frame.url);
-    const name = location === '' ? frame.functionName : `${frame.functionName || '(anonymous)'} ${location}:${frame.lineNumber + 1}`;
+    const name = frameName(frame);
     functions.set(name, (functions.get(name) ?? 0) + ms);
     const area = areaOf(frame.url, frame.functionName);
     areas.set(area, (areas.get(area) ?? 0) + ms);

@@ -46,6 +46,6 @@ export function profileFolder<Summary>(
 
 /** `--profile`: a Tally process of the bench runs under `node --cpu-prof`. */
 export function cpuProfiling(resultsDir: string, runId: string, what: string): CpuProfiling {
-  const folder = profileFolder(resultsDir, runId, what, '.cpuprofile', (file) => summariseCpuProfile(file));
+  const folder = profileFolder(resultsDir, runId, what, '.cpuprofile', summariseCpuProfile);
   return { ...folder, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${folder.dir}`] };
 }

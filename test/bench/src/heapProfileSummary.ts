@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { areaOf, shortLocation } from './cpuProfileSummary';
+import { areaOf, frameName } from './cpuProfileSummary';
 
 /** The parts of V8's sampling heap profile (.heapprofile) that self sizes need. */
 interface HeapProfileNode {
@@ -41,11 +41,9 @@ export function summariseHeapProfile(file: string, limit = 25): HeapProfileSumma
   for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
     pending.push(...node.children);
     if (node.selfSize === 0) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const location = shortLocation(url);
-    const name = location === '' ? functionName : `${functionName || '(anonymous)'} ${location}:${lineNumber + 1}`;
+    const name = frameName(node.callFrame);
     functions.set(name, (functions.get(name) ?? 0) + node.selfSize);
-    const area = areaOf(url, functionName);
+    const area = areaOf(node.callFrame.url, node.callFrame.functionName);
     areas.set(area, (areas.get(area) ?? 0) + node.selfSize);
     totalBytes += node.selfSize;
   }

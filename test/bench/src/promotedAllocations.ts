@@ -12,7 +12,7 @@ export type CollectedHeapProfile = Collected<HeapProfileSummary>;
  * folder: node's `--require` takes no argument of its own.
  */
 export function promotedAllocations(resultsDir: string, runId: string, what: string): ProfiledProcess<HeapProfileSummary> {
-  const folder = profileFolder(resultsDir, runId, what, '.heapprofile', (file) => summariseHeapProfile(file));
+  const folder = profileFolder(resultsDir, runId, what, '.heapprofile', summariseHeapProfile);
   const preload = path.join(folder.dir, 'preload.js');
   writeFileSync(preload, `require(${JSON.stringify(path.join(__dirname, 'promotedSampler.js'))}).startPromotedSampling(${JSON.stringify(folder.dir)});\n`);
   return { ...folder, nodeArgs: ['--require', preload] };
