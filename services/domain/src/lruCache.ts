@@ -168,6 +168,19 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
   }
 
   /**
+   * Whether `set(key, …)` now would keep the value, without setting, counting or reordering
+   * anything: a key held is always kept, a new one as the bounds and admission decide (`weight`:
+   * the value's `weigh`, for a cache bounded by bytes). So that a caller can skip fetching what
+   * would be dropped at once.
+   */
+  wouldKeep(key: K, weight = 0): boolean {
+    if (this.cache.has(key)) return true;
+    if (this.weigh === undefined) return this.admits(key, 1);
+    const size = Math.ceil(ENTRY_OVERHEAD_BYTES + weight);
+    return size <= this.maxBytes && this.admits(key, size);
+  }
+
+  /**
    * Without admission, or with room, every key. Full, a key that was asked for more often than
    * the least recently used entry, the first that would leave (compared with that one only, as
    * TinyLFU does, even where a heavy entry pushes out several). Ties keep what is held: among keys

@@ -105,6 +105,37 @@ describe('LruCache', () => {
     expect(cache.peek('b')).toBe(20);
   });
 
+  it('wouldKeep says whether a set now would keep the value, and changes nothing', () => {
+    fc.assert(
+      fc.property(
+        ops,
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 2000 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 15 }),
+        fc.integer({ min: 0, max: 400 }),
+        (operations, maxEntries, maxBytes, weighed, key, weight) => {
+          const bounds = weighed ? { maxEntries, maxBytes, weigh: (_key: number, value: { weight: number }) => value.weight } : { maxEntries };
+          const cache = new LruCache<number, { weight: number }>({ ...bounds, admission: 'frequency' });
+          for (const op of operations) {
+            if (op.kind === 'set') cache.set(op.key, { weight: op.weight });
+            else if (op.kind === 'get') cache.get(op.key);
+            else cache.delete(op.key);
+          }
+          const order = [...cache.keysOldestFirst()];
+          const predicted = cache.wouldKeep(key, weight);
+          const asked = cache.wouldKeep(key, weight);
+          // Asking neither counts nor reorders: the same answer again, the same order.
+          expect(asked).toBe(predicted);
+          expect([...cache.keysOldestFirst()]).toEqual(order);
+          const value = { weight };
+          cache.set(key, value);
+          expect(cache.peek(key) === value).toBe(predicted);
+        },
+      ),
+    );
+  });
+
   it('evicts the least recently used entry first when bounded by entries only', () => {
     const cache = new LruCache<string, number>(2);
     cache.set('a', 1);
