@@ -122,6 +122,39 @@ describe('metadata reduced by the PostgreSQL store (migration 022)', () => {
     }
   });
 
+  it('hands a header back only where it is wanted (024), and to a caller of the twelve arguments every one', async () => {
+    // Three new streams per call: append_events reduces each itself (no stream number given).
+    const call = async (wanted: string | null) => {
+      const streamIds = [0, 1, 2].map((i) => `wanted-${i}-${randomUUID()}`);
+      const columns = [
+        `{${streamIds.join(',')}}`,
+        '{no_stream,no_stream,no_stream}',
+        '{1,1,1}',
+        '{NULL,NULL,NULL}',
+        `{${[0, 1, 2].map(() => randomUUID()).join(',')}}`,
+        '{0,0,0}',
+        ['[]', '[]', '[]'].join('\u001f'),
+        JSON.stringify([header, header, header]),
+        '{NULL,NULL,NULL}',
+        '[["Opened", []]]',
+      ];
+      const twelve = `append_events($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::uuid[], $6::integer[], $7::text, $8::jsonb,
+                                   $9::integer[], $10::jsonb, NULL::bytea[], NULL::text`;
+      const { rows } = await db.pool.query<{ request_index: number; header_keys: string[] | null; header: JsonObject | null }>(
+        wanted === null
+          ? `SELECT request_index, header_keys, header FROM ${twelve}) ORDER BY request_index`
+          : `SELECT request_index, header_keys, header FROM ${twelve}, $11::boolean[]) ORDER BY request_index`,
+        wanted === null ? columns : [...columns, wanted],
+      );
+      return rows.map((row) => (row.header === null ? null : { keys: row.header_keys, id: row.header['balanceId'] }));
+    };
+    // The keys in jsonb's order (shorter first, then bytewise), as the mask's bits count them.
+    const returned = { keys: ['2', '10', 'big', 'ratio', 'nested', '1234567', '__proto__', 'balanceId', 'causationId', 'schemaVersion'], id: 'bal-1' };
+    expect(await call('{f,t,NULL}')).toEqual([null, returned, returned]);
+    expect(await call(null)).toEqual([returned, returned, returned]);
+    await expect(call('{t,t}')).rejects.toMatchObject({ code: '22023' });
+  });
+
   it('keeps a value holding U+001F, the character that joins the bodies of a call', async () => {
     const streamId = `separator-${randomUUID()}`;
     const appended: EventToAppend[] = [

@@ -121,10 +121,14 @@ interface AppendRow {
   header: JsonObject | null;
 }
 
-/** 022's append_events: the call's columns (see the migration), its markers' hashes in hex, its channel. */
+/**
+ * 024's append_events: the call's columns (see 022), its markers' hashes in hex, its channel,
+ * and which requests' headers are wanted back.
+ */
 const APPEND_SQL = `SELECT request_index, last_revision, last_position, idempotent, stream_no, header_keys, header
   FROM append_events($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::uuid[], $6::integer[], $7::text, $8::jsonb,
-                     $9::integer[], $10::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($11::text[]) AS h), $12::text)`;
+                     $9::integer[], $10::jsonb, (SELECT array_agg(decode(h, 'hex')) FROM unnest($11::text[]) AS h), $12::text,
+                     $13::boolean[])`;
 
 export function createPostgresEventStore(options: PostgresEventStoreOptions): EventStore {
   const { pool } = options;
@@ -238,9 +242,14 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     const started = process.hrtime.bigint();
     const notifyChannel = options.notifyChannel ?? DEFAULT_NOTIFY_CHANNEL;
     const call = async (useHeaders: boolean): Promise<AppendRow[]> => {
-      const columns = encodeAppendColumns(payload, useHeaders ? headers : undefined);
+      const { columns, headersWanted } = encodeAppendColumns(payload, headers, useHeaders);
       try {
-        return await queryOn<AppendRow>(on, 'tally_es_append_columns', APPEND_SQL, [...columns, textArrayLiteral([...hashes.keys()]), notifyChannel]);
+        return await queryOn<AppendRow>(on, 'tally_es_append_columns', APPEND_SQL, [
+          ...columns,
+          textArrayLiteral([...hashes.keys()]),
+          notifyChannel,
+          headersWanted,
+        ]);
       } catch (error) {
         if (error instanceof MarkerAlreadyRecordedHashes) {
           throw new MarkerAlreadyRecordedError(error.hashes.map((hash) => hashes.get(hash)!).filter((marker) => marker !== undefined));
@@ -524,10 +533,17 @@ class StaleStreamHeaders extends Error {
 /**
  * The validated requests as 022's append_events reads them, one array per column: each event's
  * payload encoded (see eventPayloadCodec), its shape named by its index among the call's
- * distinct shapes; its metadata reduced against its stream's header when `headers` keeps it
- * (p_stream_nos then names the stream), else whole.
+ * distinct shapes; with `reduce`, its metadata reduced against its stream's header when
+ * `headers` keeps it (p_stream_nos then names the stream), else whole. And 024's
+ * p_headers_wanted: a header is asked back only for a stream whose header `headers` lacks and
+ * would keep. Asked after `get` (which counts the append for admission), it is the admission's
+ * own answer; a header refused costs that stream's next append a reduction in SQL, as before.
  */
-function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamHeaders | undefined): unknown[] {
+function encodeAppendColumns(
+  payload: readonly AppendPayload[],
+  headers: StreamHeaders,
+  reduce: boolean,
+): { readonly columns: unknown[]; readonly headersWanted: string } {
   const shapeIndexes = new Map<string, number>();
   const streams: string[] = [];
   const expected: string[] = [];
@@ -538,8 +554,10 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
   const bodies: string[] = [];
   const absents: (number | null)[] = [];
   const metadata: string[] = [];
+  const wanted: string[] = [];
   for (const request of payload) {
-    const header = headers?.get(request.streamId);
+    const header = reduce ? headers.get(request.streamId) : undefined;
+    wanted.push(header === undefined && headers.wants(request.streamId) ? 't' : 'f');
     streams.push(request.streamId);
     expected.push(request.expectedRevision);
     counts.push(request.events.length);
@@ -564,7 +582,7 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
   // Written here rather than by pg's array escaping, element by element (arrayLiteral): ids are
   // checked UUIDs and expected revisions keywords or digits, which an array literal takes as they
   // are; bodies are JSON texts, in which U+001F only ever appears escaped (022 splits them on it).
-  return [
+  const columns = [
     textArrayLiteral(streams),
     `{${expected.join(',')}}`,
     integerArrayLiteral(counts),
@@ -576,6 +594,7 @@ function encodeAppendColumns(payload: readonly AppendPayload[], headers: StreamH
     integerArrayLiteral(absents),
     `[${[...shapeIndexes.keys()].join(',')}]`,
   ];
+  return { columns, headersWanted: `{${wanted.join(',')}}` };
 }
 
 /**

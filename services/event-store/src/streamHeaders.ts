@@ -41,6 +41,15 @@ export class StreamHeaders {
   delete(streamId: string): void {
     this.headers?.delete(streamId);
   }
+
+  /**
+   * Whether a header for this stream, not kept yet, would be kept if given now: what an append
+   * asks append_events for (024), so that headers the admission would drop are not built, sent
+   * and parsed. Asked after `get`, which counted this append for admission.
+   */
+  wants(streamId: string): boolean {
+    return this.headers !== undefined && this.headers.peek(streamId) === undefined && this.headers.wouldKeep(streamId);
+  }
 }
 
 /**
