@@ -128,6 +128,8 @@ describe('LruCache', () => {
           // Asking neither counts nor reorders: the same answer again, the same order.
           expect(asked).toBe(predicted);
           expect([...cache.keysOldestFirst()]).toEqual(order);
+          // Asked for the lightest value, a no is a no at this weight too.
+          if (!cache.wouldKeep(key)) expect(predicted).toBe(false);
           const value = { weight };
           cache.set(key, value);
           expect(cache.peek(key) === value).toBe(predicted);

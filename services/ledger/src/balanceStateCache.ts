@@ -41,7 +41,13 @@ export function createBalanceStateCache(bounds: number | BalanceStateCacheBounds
   return {
     get: (balanceId) => read(balanceId, kept.get(balanceId)),
     peek: (balanceId) => read(balanceId, kept.peek(balanceId)),
-    set: (balanceId, balance) => kept.set(balanceId, cachedText(balance)),
+    // The text is made only for a state the cache may keep: at 100,000 customers most cold
+    // loads' states are refused by the admission, and making their texts was the consumer's
+    // costliest function of its own (docs/benchmarks.md, 2026-12-03). A no for the lightest
+    // text is a no for this one (LruCache#wouldKeep); a yes is set's to confirm.
+    set: (balanceId, balance) => {
+      if (kept.wouldKeep(balanceId)) kept.set(balanceId, cachedText(balance));
+    },
     delete: (balanceId) => kept.delete(balanceId),
     get size() {
       return kept.size;
