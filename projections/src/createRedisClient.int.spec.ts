@@ -26,6 +26,16 @@ describe('createRedisClient', () => {
     }
   });
 
+  it('leaves no timer running once closed, so a process that is done can exit', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const before = timers();
+    const redis = createRedisClient({ url: TEST_REDIS_URL });
+    expect(await redis.ping()).toBe('PONG');
+    redis.disconnect();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
   it('with enableAutoPipelining, sends the commands of one tick as one pipeline, each answered to its own caller', async () => {
     const key = uniqueName('autopipeline');
     const redis = createRedisClient({ url: TEST_REDIS_URL, enableAutoPipelining: true });

@@ -49,6 +49,11 @@ export function createRedisClient(options: RedisClientOptions): Redis {
     enableOfflineQueue: options.enableOfflineQueue ?? true,
     lazyConnect: options.lazyConnect ?? false,
     enableAutoPipelining: options.enableAutoPipelining ?? false,
+    // No CLIENT SETINFO on connecting: Redis before 7.2 (Debian 12's 7.0) answers it with an
+    // error, and ioredis clears a command's timeout timer only when the command succeeds
+    // (redis/ioredis#1535), so each connection left two commandTimeout timers that kept a
+    // closed client's process alive for up to 5 s. It only labelled connections in CLIENT LIST.
+    disableClientInfo: true,
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
   });
 }
