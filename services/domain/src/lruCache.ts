@@ -169,17 +169,16 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
 
   /**
    * Whether `set(key, …)` now would keep the value, without setting, counting or reordering
-   * anything: a key held is always kept, a new one as the bounds and admission decide (`weight`:
-   * the value's `weigh`, for a cache bounded by bytes). So that a caller can skip fetching what
-   * would be dropped at once. Left at 0, the answer is for the lightest value, so a "no" holds at
+   * anything: a key held is kept unless the value outweighs the whole budget, a new one as the
+   * bounds and admission decide (`weight`: the value's `weigh`, for a cache bounded by bytes).
+   * So that a caller can skip fetching what would be dropped at once. Left at 0, the answer is for the lightest value, so a "no" holds at
    * any weight (room only shrinks as the weight grows, and admission compares frequencies alone):
    * a caller may skip making a value it cannot weigh before making it.
    */
   wouldKeep(key: K, weight = 0): boolean {
-    if (this.cache.has(key)) return true;
-    if (this.weigh === undefined) return this.admits(key, 1);
-    const size = Math.ceil(ENTRY_OVERHEAD_BYTES + weight);
-    return size <= this.maxBytes && this.admits(key, size);
+    // As set decides: a value heavier than the whole budget never, held key or not.
+    const size = this.weigh === undefined ? 1 : Math.ceil(ENTRY_OVERHEAD_BYTES + weight);
+    return size <= this.maxBytes && (this.cache.has(key) || this.admits(key, size));
   }
 
   /**
