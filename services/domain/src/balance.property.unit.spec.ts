@@ -361,6 +361,21 @@ describe('balance decider properties: holds', () => {
     );
   });
 
+  it('(H6) every state the fold reaches has an opened state\'s fields, in their order (one hidden class)', () => {
+    fc.assert(
+      fc.property(holdScenario, scenario, (holds, plain) => {
+        const opened = Object.keys(asOpen(foldBalance(decide(openBalance({}), initialBalanceState))));
+        for (const events of [runHolds(holds).events, run(plain).events]) {
+          let state: BalanceState = initialBalanceState;
+          for (const event of events) {
+            state = evolve(state, event);
+            expect(Object.keys(state)).toEqual(opened);
+          }
+        }
+      }),
+    );
+  });
+
   it('(H5) every hold event round-trips through its ledger payload and JSON', () => {
     fc.assert(
       fc.property(holdScenario, (input) => {
