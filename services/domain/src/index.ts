@@ -8,6 +8,7 @@ export * from './balance';
 export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
+export { isoFromMillis } from './isoFromMillis';
 export {
   ENTRY_OVERHEAD_BYTES,
   ESTIMATED_NUMBER_BYTES,

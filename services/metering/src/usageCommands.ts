@@ -1,4 +1,4 @@
-import type { UsageEvent } from '@tally/domain';
+import { isoFromMillis, type UsageEvent } from '@tally/domain';
 import type { BalanceCommandRequest } from '@tally/ledger';
 import type { UsageCharge } from './priceUsageBatch';
 
@@ -20,7 +20,7 @@ export function usageCommands(usages: readonly UsageEvent[], charges: readonly U
     const usage = usages[charge.index]!;
     if (timestampOf !== charge.index) {
       timestampOf = charge.index;
-      timestamp = new Date(usage.timestamp).toISOString();
+      timestamp = isoFromMillis(usage.timestamp);
     }
     // A usage event may settle a hold: its `holdId` property names it, and the decider frees it in
     // this same append (on the balance holding it; elsewhere the id names no open hold).
