@@ -35,7 +35,7 @@ export function isoFromMillis(millis: number): string {
   ms -= minutes * 60_000;
   const seconds = Math.floor(ms / 1000);
   ms -= seconds * 1000;
-  // YYYY-MM-DDTHH:mm:ss.sssZ; the year has four digits in 't''s range.
+  // YYYY-MM-DDTHH:mm:ss.sssZ; the year has four digits in this range.
   return String.fromCharCode(
     digit(Math.floor(year / 1000)),
     digit(Math.floor(year / 100) % 10),
