@@ -67,8 +67,12 @@ function isCompactDecimal(text: string): boolean {
     if (text.charCodeAt(length - 1) === DIGIT_0) return false;
     digits += fraction;
   }
-  // At most 15 digits spell back exactly; the check costs little and keeps the rule's promise.
-  return digits <= 15 && String(Number(text)) === text;
+  // At most 15 digits, 6 of them fractional, in the canonical form checked above: String(Number(text))
+  // gives the text back, which the unit spec checks as a property instead of every call here (it
+  // was most of this function's time; docs/benchmarks.md, 2026-12-03 midday). A double keeps any
+  // 15 significant digits (DBL_DIG), so no shorter text names the same double, and between 1e-6
+  // and 1e15 a number's text has no exponent.
+  return digits <= 15;
 }
 
 /** The number written by the digits of text from `from` to `to` (all digits: checked before). */

@@ -131,6 +131,39 @@ describe('the compact payload encoding', () => {
     );
   });
 
+  it('writes as a number only amounts that Number spells back exactly (the encoder checks the form, not the round trip)', () => {
+    const kindOf = (text: string) => (JSON.parse(encodePayload('T', { amount: text }).shapeKey) as [string, [string, string][]])[1][0]![1];
+    const edges = ['999999999999999', '-999999999999999', '0.000001', '-0.000001', '123456789.123456', '-999999999.999999', '0.999999', '1000000000000000'];
+    for (const text of edges) {
+      if (kindOf(text) === 'n') expect(String(Number(text))).toBe(text);
+    }
+    expect(edges.map(kindOf)).toEqual(['n', 'n', 'n', 'n', 'n', 'n', 'n', 'v']);
+    fc.assert(
+      fc.property(fc.stringMatching(/^-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{0,5}[1-9])?$/), (text) => {
+        const compact = text !== '-0' && text.replace(/\D/g, '').length <= 15;
+        expect(kindOf(text)).toBe(compact ? 'n' : 'v');
+        if (compact) expect(String(Number(text))).toBe(text);
+        expect(roundTrip('T', { amount: text }).data.amount).toBe(text);
+      }),
+      { numRuns: 5_000 },
+    );
+    // And the long ones most of all: up to 15 digits, 0 to 6 of them after the point, as micro-credits are.
+    const longDecimal = fc.tuple(fc.bigInt({ min: 0n, max: 10n ** 15n - 1n }), fc.nat(6), fc.boolean()).map(([digits, scale, negative]) => {
+      const padded = digits.toString().padStart(scale + 1, '0');
+      const whole = padded.slice(0, padded.length - scale);
+      const fraction = padded.slice(padded.length - scale).replace(/0+$/, '');
+      const text = fraction === '' ? whole : `${whole}.${fraction}`;
+      return negative && text !== '0' ? `-${text}` : text;
+    });
+    fc.assert(
+      fc.property(longDecimal, (text) => {
+        expect(kindOf(text)).toBe('n');
+        expect(String(Number(text))).toBe(text);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
   it('finds a shape met before by its walk, never another: few keys and kinds in every order, nested or not, byte for byte', () => {
     // Shapes repeat here (the encoder's trie of steps is what is tested): the same keys in
     // another order, a value of another kind, an object where a scalar was, an empty object.
