@@ -146,19 +146,18 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
    * nor, with frequency admission, a new key asked for no more often than the entry it would push out.
    */
   set(key: K, value: V): void {
+    // Asked only where admission may refuse: without it every key is admitted, held or not.
     const held = this.sketch !== undefined && this.cache.has(key);
     this.cache.delete(key);
-    if (this.weigh === undefined) {
-      if (!held && !this.admits(key, 1)) return;
-      this.cache.set(key, value, { size: 1 });
-      return;
+    let size = 1;
+    if (this.weigh !== undefined) {
+      const weight = ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
+      if (!(weight >= 0) || !Number.isFinite(weight)) throw new Error(`cache entry weight must be a finite number of bytes, got ${weight}`);
+      // Whole bytes, as lru-cache counts them; it drops the least recently used until the entry fits.
+      size = Math.ceil(weight);
     }
-    const weight = ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
-    if (!(weight >= 0) || !Number.isFinite(weight)) throw new Error(`cache entry weight must be a finite number of bytes, got ${weight}`);
-    if (weight > this.maxBytes) return;
-    if (!held && !this.admits(key, Math.ceil(weight))) return;
-    // Whole bytes, as lru-cache counts them; it drops the least recently used until the entry fits.
-    this.cache.set(key, value, { size: Math.ceil(weight) });
+    if (!this.keeps(key, size, held)) return;
+    this.cache.set(key, value, { size });
     // Never the entry just set: it is the most recently used, and the bound is at least 1.
     while (this.cache.size > this.maxEntries) this.cache.pop();
   }
@@ -169,16 +168,21 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
 
   /**
    * Whether `set(key, …)` now would keep the value, without setting, counting or reordering
-   * anything: a key held is kept unless the value outweighs the whole budget, a new one as the
-   * bounds and admission decide (`weight`: the value's `weigh`, for a cache bounded by bytes).
-   * So that a caller can skip fetching what would be dropped at once. Left at 0, the answer is for the lightest value, so a "no" holds at
-   * any weight (room only shrinks as the weight grows, and admission compares frequencies alone):
-   * a caller may skip making a value it cannot weigh before making it.
+   * anything (`weight`: the value's `weigh`, for a cache bounded by bytes), so that a caller can
+   * skip fetching or making what would be dropped at once. Left at 0, the answer is for the
+   * lightest value, so a "no" holds at any weight (room only shrinks as the weight grows, and
+   * admission compares frequencies alone).
    */
   wouldKeep(key: K, weight = 0): boolean {
-    // As set decides: a value heavier than the whole budget never, held key or not.
-    const size = this.weigh === undefined ? 1 : Math.ceil(ENTRY_OVERHEAD_BYTES + weight);
-    return size <= this.maxBytes && (this.cache.has(key) || this.admits(key, size));
+    return this.keeps(key, this.weigh === undefined ? 1 : Math.ceil(ENTRY_OVERHEAD_BYTES + weight), this.cache.has(key));
+  }
+
+  /**
+   * set's decision, and wouldKeep's answer: a value heavier than the whole budget never, held key
+   * or not; a key held otherwise always; a new one as the bounds and admission decide.
+   */
+  private keeps(key: K, size: number, held: boolean): boolean {
+    return size <= this.maxBytes && (held || this.admits(key, size));
   }
 
   /**
