@@ -148,7 +148,6 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
   set(key: K, value: V): void {
     // Asked only where admission may refuse: without it every key is admitted, held or not.
     const held = this.sketch !== undefined && this.cache.has(key);
-    this.cache.delete(key);
     let size = 1;
     if (this.weigh !== undefined) {
       const weight = ENTRY_OVERHEAD_BYTES + this.weigh(key, value);
@@ -156,7 +155,14 @@ export class LruCache<K extends NonNullable<unknown>, V extends NonNullable<unkn
       // Whole bytes, as lru-cache counts them; it drops the least recently used until the entry fits.
       size = Math.ceil(weight);
     }
-    if (!this.keeps(key, size, held)) return;
+    if (!this.keeps(key, size, held)) {
+      // Refused: the key's old value goes too (a no-op for a key not held).
+      this.cache.delete(key);
+      return;
+    }
+    // A held key is updated in place: lru-cache moves it to the most recent end first, then
+    // drops the least recently used others until its new size fits (never it: it fits alone).
+    // Deleting it first and adding it again did the same, with an unlink and a relink more.
     this.cache.set(key, value, { size });
     // Never the entry just set: it is the most recently used, and the bound is at least 1.
     while (this.cache.size > this.maxEntries) this.cache.pop();
