@@ -11,7 +11,6 @@ export * from './wellFormedText';
 export { isoFromMillis } from './isoFromMillis';
 export {
   ENTRY_OVERHEAD_BYTES,
-  ESTIMATED_NUMBER_BYTES,
   estimatedArrayBytes,
   estimatedBigIntBytes,
   estimatedObjectBytes,

@@ -67,8 +67,6 @@ export function estimatedBigIntBytes(value: bigint): number {
 export function estimatedArrayBytes(length: number): number {
   return 32 + 16 + 8 * length;
 }
-/** A number that is not a small integer (a time in milliseconds): a boxed double. */
-export const ESTIMATED_NUMBER_BYTES = 16;
 /**
  * What the cache itself holds per entry, beyond what `weigh` counts: lru-cache's index Map (key,
  * value, chain link and a bucket, counted twice because a Map's table is up to twice its size)

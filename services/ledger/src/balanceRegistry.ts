@@ -1,9 +1,12 @@
-/** Where a balance lives: the registry row, not its amount (that is the fold of its stream). */
+/**
+ * Where a balance lives: the registry row, not its amount (that is the fold of its stream). The
+ * row's creation time stays in the table, where it orders a customer's balances: nothing reads it
+ * here, and parsing it into a Date per row was the metering consumer's cost for every lookup.
+ */
 export interface BalanceRef {
   readonly id: string;
   readonly customerId: string;
   readonly productId: string;
-  readonly createdAt: Date;
 }
 
 /**

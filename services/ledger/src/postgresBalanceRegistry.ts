@@ -7,7 +7,7 @@ import { DuplicateBalanceError } from './ledgerErrors';
 export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceRegistry {
   const { pool } = options;
   // Under BalanceRef's names, so that a row is a BalanceRef as it stands.
-  const balanceColumns = 'id, customer_id AS "customerId", product_id AS "productId", created_at AS "createdAt"';
+  const balanceColumns = 'id, customer_id AS "customerId", product_id AS "productId"';
 
   return {
     registerBalance: (balance) =>
