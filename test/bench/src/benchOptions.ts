@@ -55,6 +55,11 @@ export interface BenchOptions {
    */
   readonly freshnessStages: boolean;
   /**
+   * `--pg-statements`: the metering consumer's and the growth run's timed parts each report the
+   * statements PostgreSQL ran for them, from pg_stat_statements (pgStatements.ts).
+   */
+  readonly pgStatements: boolean;
+  /**
    * `--growth`: Tally's metering rate at `large` customers against `small` (not in the default
    * run); `history`: events of history copied over the `large` balances before both are metered.
    */
@@ -102,6 +107,9 @@ export const USAGE = `usage: npm run bench [-- options]
   --freshness-stages  split the freshness latency into stages (Kafka to the consumer, metering,
                     append, projector wake-up and read, Redis write, the bench's poll) from the
                     Tally process's debug log lines
+  --pg-statements   report the statements PostgreSQL ran while the metering consumer and the growth
+                    run's consumers ran, by time (needs pg_stat_statements in shared_preload_libraries;
+                    see docs/benchmarks.md)
   --tally-main PATH   the main job to run (default this checkout's services/tally/dist/main.js),
                     e.g. another checkout's build for a before/after pair`;
 
@@ -139,6 +147,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   let oneBalance = false;
   let consumerDefaultHeap = false;
   let freshnessStages = false;
+  let pgStatements = false;
   let history = 1_000_000;
   let topUps = 100;
   let topUpTimeoutSeconds = 120;
@@ -196,6 +205,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--freshness-stages':
         freshnessStages = true;
         break;
+      case '--pg-statements':
+        pgStatements = true;
+        break;
       case '--one-balance':
         oneBalance = true;
         break;
@@ -233,5 +245,5 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new BenchUsageError(`unknown argument ${flag}`);
     }
   }
-  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, promotedAllocations, oneBalance, consumerDefaultHeap, freshnessStages, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory, ...(withoutStates ? { withoutStates } : {}) } } : {}) };
+  return { events, customers, rate, durationSeconds, lookupSeconds, only, keep, profile, heapSnapshot, promotedAllocations, oneBalance, consumerDefaultHeap, freshnessStages, pgStatements, ...(consumerMaxOldSpaceMib !== undefined ? { consumerMaxOldSpaceMib } : {}), ...(consumerMaxSemiSpaceMib !== undefined ? { consumerMaxSemiSpaceMib } : {}), history, topUps, topUpTimeoutSeconds, ...(tallyMain !== undefined ? { tallyMain } : {}), ...(growth !== undefined ? { growth: { ...growth, history: growthHistory, ...(withoutStates ? { withoutStates } : {}) } } : {}) };
 }

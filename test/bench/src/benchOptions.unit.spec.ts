@@ -3,13 +3,13 @@ import { BenchUsageError, parseBenchOptions, PHASES } from './benchOptions';
 describe('parseBenchOptions', () => {
   it('defaults to every measurement at the sizes of issue 5', () => {
     const options = parseBenchOptions([]);
-    expect(options).toMatchObject({ events: 1_000_000, customers: 10_000, rate: 2000, durationSeconds: 60, keep: false, profile: false, promotedAllocations: false, oneBalance: false });
+    expect(options).toMatchObject({ events: 1_000_000, customers: 10_000, rate: 2000, durationSeconds: 60, keep: false, profile: false, promotedAllocations: false, oneBalance: false, pgStatements: false });
     expect([...options.only]).toEqual([...PHASES]);
   });
 
   it('takes sizes, a subset of the measurements and the flags', () => {
-    const options = parseBenchOptions(['--events', '5000', '--rate', '100', '--duration', '5', '--only', 'metering, replay', '--keep', '--profile', '--promoted-allocations']);
-    expect(options).toMatchObject({ events: 5000, rate: 100, durationSeconds: 5, keep: true, profile: true, promotedAllocations: true });
+    const options = parseBenchOptions(['--events', '5000', '--rate', '100', '--duration', '5', '--only', 'metering, replay', '--keep', '--profile', '--promoted-allocations', '--pg-statements']);
+    expect(options).toMatchObject({ events: 5000, rate: 100, durationSeconds: 5, keep: true, profile: true, promotedAllocations: true, pgStatements: true });
     expect([...options.only]).toEqual(['metering', 'replay']);
   });
 

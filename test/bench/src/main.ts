@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { analyzeSchema } from './analyzeSchema';
+import { formatStatementTable } from './pgStatements';
 import { measureAppendCeiling } from './appendCeiling';
 import { measureBalanceLookups, measureEntitlements } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
@@ -102,6 +103,13 @@ async function main(): Promise<void> {
     [`consumer at ${results.growth?.large.customers ?? 0} customers (growth)`, results.growth?.large.promoted],
   ] as const) {
     if (promoted !== undefined) process.stdout.write(`\n${what}, allocations promoted to the old generation (${promoted.file}):\n${formatHeapProfileSummary(promoted.summary)}\n`);
+  }
+  for (const [what, statements] of [
+    ['the metering consumer', results.metering?.statements],
+    [`the consumer at ${formatCount(results.growth?.small.customers ?? 0)} customers (growth)`, results.growth?.small.statements],
+    [`the consumer at ${formatCount(results.growth?.large.customers ?? 0)} customers (growth)`, results.growth?.large.statements],
+  ] as const) {
+    if (statements !== undefined) process.stdout.write(`\nPostgreSQL statements while ${what} ran (pg_stat_statements):\n${formatStatementTable(statements)}\n`);
   }
 
   mkdirSync(BENCH_RESULTS_DIR, { recursive: true });

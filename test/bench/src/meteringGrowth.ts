@@ -7,6 +7,7 @@ import { benchBalances, openBalances, openedInMemory, registerBalanceRows } from
 import { cpuProfiling } from './cpuProfiles';
 import { BENCH_RESULTS_DIR, consumerHeapArgs, meterWithTally, openSecondBalances, type TallyMeteringRate } from './meteringThroughput';
 import { promotedAllocations, type CollectedHeapProfile } from './promotedAllocations';
+import { openStatementWindow, type StatementFigures } from './pgStatements';
 import { formatCount, progress } from './progress';
 import { copyUsageHistory } from './usageHistory';
 import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
@@ -24,6 +25,8 @@ export interface GrowthSize {
   readonly tally: TallyMeteringRate;
   /** `--promoted-allocations`: what this size's consumer promoted to the old generation. */
   readonly promoted?: CollectedHeapProfile;
+  /** `--pg-statements`: the statements PostgreSQL ran while this size's consumer ran. */
+  readonly statements?: StatementFigures[];
 }
 
 /**
@@ -85,11 +88,13 @@ export async function measureGrowth(
     const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}`) : undefined;
     const promoted = run.options.promotedAllocations ? promotedAllocations(BENCH_RESULTS_DIR, run.id, `consumer-growth${over}-promoted`) : undefined;
     const nodeArgs = [...(profiling?.nodeArgs ?? []), ...(promoted?.nodeArgs ?? []), ...consumerHeapArgs(run.options)];
+    const window = run.options.pgStatements ? await openStatementWindow(run.pool, `the consumer at ${formatCount(over)} customers`) : undefined;
     const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: `growth${over}`, nodeArgs });
+    const statements = await window?.close();
     const cpu = tally.cpuMsPerThousand === undefined ? '' : `, the consumer ${formatCount(tally.cpuMsPerThousand)} CPU ms per 1,000`;
     progress(`growth: ${formatCount(tally.perSecond)} events/s over ${formatCount(over)} customers${cpu}`);
     if (profiling !== undefined) progress(`growth: the consumer's profile at ${formatCount(over)} customers: ${profiling.collect().file}`);
-    return { customers: over, tally, ...(promoted !== undefined ? { promoted: promoted.collect() } : {}) };
+    return { customers: over, tally, ...(promoted !== undefined ? { promoted: promoted.collect() } : {}), ...(statements !== undefined ? { statements } : {}) };
   };
   const small = await meterOver(sizes.small);
   const large = await meterOver(sizes.large);

@@ -10,6 +10,7 @@ import { createEventsShapedTable } from './copyRows';
 import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
+import { openStatementWindow, type StatementFigures } from './pgStatements';
 import { formatCount, progress } from './progress';
 import { commandCpuSeconds, cpuSecondsSpent, msPerThousand, processCpuSeconds } from './processCpuSeconds';
 import { findLogLine, logTime } from './findLogLine';
@@ -44,6 +45,8 @@ export interface MeteringResult {
   readonly profile?: CollectedProfile;
   /** `--promoted-allocations`: what the consumer promoted to the old generation, by allocating function. */
   readonly promoted?: CollectedHeapProfile;
+  /** `--pg-statements`: the statements PostgreSQL ran while the consumer ran. */
+  readonly statements?: StatementFigures[];
 }
 
 export const BENCH_RESULTS_DIR = path.resolve(__dirname, '..', '..', '..', 'bench-results');
@@ -96,7 +99,9 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
     ...(heapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
     ...consumerHeapArgs(run.options),
   ];
+  const window = run.options.pgStatements ? await openStatementWindow(run.pool, 'the metering consumer') : undefined;
   const tally = await meterWithTally(run, { topic, dlq, events, groupSuffix: 'tally', nodeArgs, signalHalfWay: heapDir !== undefined });
+  const statements = await window?.close();
   const result: MeteringResult = {
     events,
     balancesPerCustomer: oneBalance ? 1 : 2,
@@ -115,6 +120,7 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
     ...result,
     ...(profiling !== undefined ? { profile: profiling.collect() } : {}),
     ...(promoted !== undefined ? { promoted: promoted.collect() } : {}),
+    ...(statements !== undefined ? { statements } : {}),
   };
 }
 
