@@ -27,7 +27,9 @@ export interface StatementsUnavailable {
   readonly unavailable: string;
 }
 
-const SNAPSHOT_COLUMNS = `s.userid::text || '/' || s.queryid::text AS key, s.calls::float8 AS calls, s.total_exec_time AS total_ms,
+// A statement is one row per user, query and level: with track = all, one text run both at the
+// top and inside a function is counted in two rows (PostgreSQL 14's `toplevel`).
+const SNAPSHOT_COLUMNS = `s.userid::text || '/' || s.queryid::text || '/' || s.toplevel::text AS key, s.calls::float8 AS calls, s.total_exec_time AS total_ms,
   s.shared_blks_read::float8 AS blocks_read, s.rows::float8 AS rows, s.query`;
 
 /**
