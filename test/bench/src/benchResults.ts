@@ -124,10 +124,14 @@ export function freshnessAddedMs(freshness: FreshnessResult): Record<'p50' | 'p9
   return { p50: added('p50'), p95: added('p95'), p99: added('p99'), max: added('max') };
 }
 
-/** A consumer's CPU per 1,000 messages and PostgreSQL's over the same time, each 'unknown' where /proc could not tell. */
+/** CPU ms, or 'unknown' where /proc could not tell. */
+function cpuMs(value: number | undefined, fractionDigits = 0): string {
+  return value === undefined ? 'unknown' : value.toFixed(fractionDigits);
+}
+
+/** A consumer's CPU per 1,000 messages and PostgreSQL's over the same time. */
 function cpuPair(rate: { readonly cpuMsPerThousand?: number; readonly postgresCpuMsPerThousand?: number }): string {
-  const ms = (value: number | undefined) => (value === undefined ? 'unknown' : `${Math.round(value)}`);
-  return `${ms(rate.cpuMsPerThousand)} + ${ms(rate.postgresCpuMsPerThousand)}`;
+  return `${cpuMs(rate.cpuMsPerThousand)} + ${cpuMs(rate.postgresCpuMsPerThousand)}`;
 }
 
 /** The figures derived from the table's, in words, to print under it. */
@@ -153,6 +157,14 @@ export function derivedFigures(results: BenchResults): string[] {
     lines.push(
       `growth: CPU ms per 1,000 usage events (the consumer + PostgreSQL): ${cpuPair(large.tally)} at ${formatHistory(large.customers)} customers, ` +
         `${cpuPair(small.tally)} at ${formatHistory(small.customers)}`,
+    );
+  }
+  if (results.replay !== undefined) {
+    const { replay } = results.replay;
+    // A tenth of a ms: a replayed event costs some 10 µs in all, and a change of a few percent must show.
+    lines.push(
+      `replay: CPU ms per 1,000 events (the bench process, which replays + PostgreSQL + Redis): ` +
+        `${cpuMs(replay.cpuMsPerThousand, 1)} + ${cpuMs(replay.postgresCpuMsPerThousand, 1)} + ${cpuMs(replay.redisCpuMsPerThousand, 1)}`,
     );
   }
   if (results.append !== undefined) {

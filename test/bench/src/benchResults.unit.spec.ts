@@ -55,6 +55,18 @@ describe('derivedFigures for the metering run', () => {
   });
 });
 
+describe('derivedFigures for the replay', () => {
+  it('says what CPU the replaying process, PostgreSQL and Redis spent per 1,000 events, or that it is unknown', () => {
+    const replay = {
+      replay: { ...rate(100_000), cpuMsPerThousand: 7.6, redisCpuMsPerThousand: 0.4 },
+      sequentialRead: { ...rate(1_000_000), bytes: 1 },
+    };
+    expect(derivedFigures({ replay }).filter((line) => line.startsWith('replay:'))).toEqual([
+      'replay: CPU ms per 1,000 events (the bench process, which replays + PostgreSQL + Redis): 7.6 + unknown + 0.4',
+    ]);
+  });
+});
+
 describe('resultRows', () => {
   it('puts appends beside the indexed COPY, and storage per event beside the bare rows, as the share of the ceiling', () => {
     const append: AppendCeilingResult = {

@@ -11,11 +11,25 @@ import type { BenchRun } from './benchRun';
 import { EVENT_LOG_COLUMNS } from './copyRows';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
+import { commandCpuSeconds, cpuSecondsSpent, msPerThousand } from './processCpuSeconds';
 import { formatCount, progress } from './progress';
+
+/**
+ * CPU ms per 1,000 replayed events: less tied than the rate to what else the machine runs, so a before/after
+ * pair compares these. Each is absent where /proc could not tell.
+ */
+export interface ReplayCpu {
+  /** The bench process, which runs replayBalances (with --profile, the profiler's cost included). */
+  readonly cpuMsPerThousand?: number;
+  /** PostgreSQL, every process of it (the pages read), over the same time. */
+  readonly postgresCpuMsPerThousand?: number;
+  /** Redis (the snapshots written, the switch), over the same time. */
+  readonly redisCpuMsPerThousand?: number;
+}
 
 export interface ReplayResult {
   /** replayBalances: every snapshot rebuilt from position 0 into a fresh generation. */
-  readonly replay: Rate;
+  readonly replay: Rate & ReplayCpu;
   /** A sequential read of the same events table, streamed out by COPY and discarded: the ceiling. */
   readonly sequentialRead: Rate & { readonly bytes: number };
   /** `--profile`: where the bench process spent its time during replayBalances (and only then). */
@@ -69,12 +83,20 @@ async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: nu
 export async function measureReplayThroughput(run: BenchRun): Promise<ReplayResult> {
   const head = await run.eventStore.headPosition();
   progress(`replay: rebuilding every snapshot from ${formatCount(Number(head))} positions of the ledger`);
+  const cpuBefore = { bench: process.cpuUsage(), postgres: commandCpuSeconds('postgres'), redis: commandCpuSeconds('redis-server') };
   let started = performance.now();
   const { value: result, profile } = await profiled(run, () =>
     replayBalances({ eventStore: run.eventStore, redis: run.redis, keyPrefix: run.keyPrefix, logger: run.logger }),
   );
   const replaySeconds = (performance.now() - started) / 1000;
-  const replay = { events: result.events, seconds: replaySeconds, perSecond: result.events / replaySeconds };
+  const bench = process.cpuUsage(cpuBefore.bench);
+  const perThousand = {
+    cpuMsPerThousand: msPerThousand((bench.user + bench.system) / 1e6, result.events),
+    postgresCpuMsPerThousand: msPerThousand(cpuSecondsSpent(cpuBefore.postgres, commandCpuSeconds('postgres')), result.events),
+    redisCpuMsPerThousand: msPerThousand(cpuSecondsSpent(cpuBefore.redis, commandCpuSeconds('redis-server')), result.events),
+  };
+  const cpu = Object.fromEntries(Object.entries(perThousand).filter(([, value]) => value !== undefined)) as ReplayCpu;
+  const replay = { events: result.events, seconds: replaySeconds, perSecond: result.events / replaySeconds, ...cpu };
   progress(`replayBalances: ${formatCount(replay.perSecond)} events/s; now a sequential read of the events table`);
   started = performance.now();
   const { rows, bytes } = await readEventsTable(run);
