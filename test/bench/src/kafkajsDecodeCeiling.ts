@@ -1,7 +1,7 @@
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
 import type { Admin } from 'kafkajs';
 import type { DecodedMessage } from './durableCopySink';
-import { commandCpuSeconds, cpuSecondsSpent, msPerThousand } from './processCpuSeconds';
+import { startCpuWindow } from './processCpuSeconds';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 
 export interface ConsumeRate {
@@ -46,7 +46,7 @@ export async function measureKafkajsDecodeCeiling(
   });
   await consumer.connect();
   try {
-    const cpuBefore = { process: process.cpuUsage(), postgres: commandCpuSeconds('postgres') };
+    const cpu = startCpuWindow(['postgres']);
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
@@ -72,15 +72,15 @@ export async function measureKafkajsDecodeCeiling(
     const started = Date.now();
     const { endedAt, failedPolls } = await waitForGroupAtEnd({ admin, groupId, topic, timeoutMs: 30 * 60_000, failed: () => failure });
     const seconds = (endedAt - started) / 1000;
-    const used = process.cpuUsage(cpuBefore.process);
-    const postgresCpuMsPerThousand = msPerThousand(cpuSecondsSpent(cpuBefore.postgres, commandCpuSeconds('postgres')), messages);
+    const cpuMsPerThousand = cpu.selfMsPerThousand(messages);
+    const postgresCpuMsPerThousand = cpu.commandMsPerThousand('postgres', messages);
     if (decoded < messages) throw new Error(`the ${sink === undefined ? 'decode-only' : 'durable'} consumer decoded ${decoded} of ${messages} messages`);
     return {
       messages,
       seconds,
       perSecond: messages / seconds,
       failedPolls,
-      cpuMsPerThousand: msPerThousand((used.user + used.system) / 1e6, messages)!,
+      cpuMsPerThousand,
       ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
     };
   } finally {

@@ -72,3 +72,25 @@ export function cpuSecondsSpent(before: CommandCpuReading | undefined, after: Co
 export function msPerThousand(seconds: number | undefined, items: number): number | undefined {
   return seconds === undefined ? undefined : (seconds * 1000) / (items / 1000);
 }
+
+/**
+ * CPU spent from its start on work done in this process, as ms per 1,000 items: the process's own,
+ * and that of every process of each named command (`postgres`, `redis-server`) over the same time.
+ */
+export function startCpuWindow(commands: readonly string[]): {
+  /** This process's user + system time since the start. */
+  selfMsPerThousand(items: number): number;
+  /** The command's processes since the start (cpuSecondsSpent); undefined where /proc could not tell, or for a command not named at the start. */
+  commandMsPerThousand(command: string, items: number): number | undefined;
+} {
+  const self = process.cpuUsage();
+  const before = new Map(commands.map((command) => [command, commandCpuSeconds(command)]));
+  return {
+    selfMsPerThousand(items) {
+      const used = process.cpuUsage(self);
+      return msPerThousand((used.user + used.system) / 1e6, items)!;
+    },
+    commandMsPerThousand: (command, items) => msPerThousand(cpuSecondsSpent(before.get(command), commandCpuSeconds(command)), items),
+  };
+}
+

@@ -11,7 +11,7 @@ import type { BenchRun } from './benchRun';
 import { EVENT_LOG_COLUMNS } from './copyRows';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 import { BENCH_RESULTS_DIR } from './meteringThroughput';
-import { commandCpuSeconds, cpuSecondsSpent, msPerThousand } from './processCpuSeconds';
+import { startCpuWindow } from './processCpuSeconds';
 import { formatCount, progress } from './progress';
 
 /**
@@ -83,20 +83,23 @@ async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: nu
 export async function measureReplayThroughput(run: BenchRun): Promise<ReplayResult> {
   const head = await run.eventStore.headPosition();
   progress(`replay: rebuilding every snapshot from ${formatCount(Number(head))} positions of the ledger`);
-  const cpuBefore = { bench: process.cpuUsage(), postgres: commandCpuSeconds('postgres'), redis: commandCpuSeconds('redis-server') };
+  const cpu = startCpuWindow(['postgres', 'redis-server']);
   let started = performance.now();
   const { value: result, profile } = await profiled(run, () =>
     replayBalances({ eventStore: run.eventStore, redis: run.redis, keyPrefix: run.keyPrefix, logger: run.logger }),
   );
   const replaySeconds = (performance.now() - started) / 1000;
-  const bench = process.cpuUsage(cpuBefore.bench);
-  const perThousand = {
-    cpuMsPerThousand: msPerThousand((bench.user + bench.system) / 1e6, result.events),
-    postgresCpuMsPerThousand: msPerThousand(cpuSecondsSpent(cpuBefore.postgres, commandCpuSeconds('postgres')), result.events),
-    redisCpuMsPerThousand: msPerThousand(cpuSecondsSpent(cpuBefore.redis, commandCpuSeconds('redis-server')), result.events),
+  const { events } = result;
+  const postgresCpuMsPerThousand = cpu.commandMsPerThousand('postgres', events);
+  const redisCpuMsPerThousand = cpu.commandMsPerThousand('redis-server', events);
+  const replay = {
+    events,
+    seconds: replaySeconds,
+    perSecond: events / replaySeconds,
+    cpuMsPerThousand: cpu.selfMsPerThousand(events),
+    ...(postgresCpuMsPerThousand !== undefined ? { postgresCpuMsPerThousand } : {}),
+    ...(redisCpuMsPerThousand !== undefined ? { redisCpuMsPerThousand } : {}),
   };
-  const cpu = Object.fromEntries(Object.entries(perThousand).filter(([, value]) => value !== undefined)) as ReplayCpu;
-  const replay = { events: result.events, seconds: replaySeconds, perSecond: result.events / replaySeconds, ...cpu };
   progress(`replayBalances: ${formatCount(replay.perSecond)} events/s; now a sequential read of the events table`);
   started = performance.now();
   const { rows, bytes } = await readEventsTable(run);
