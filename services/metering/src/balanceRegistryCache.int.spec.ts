@@ -5,13 +5,9 @@ import { createPool } from '@tally/postgres';
 import { createTestSchema, stackConfig, startTcpProxyFor, uniqueName, waitFor, type TcpProxy, type TestSchema } from '@tally/test-support';
 import type { Pool } from 'pg';
 import pino from 'pino';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 
 jest.setTimeout(120_000);
-
-const T0 = Date.UTC(2026, 2, 1, 12);
-
-const usage = (id: string, customerId: string): UsageRecord => ({ id, customerId, event: 'api_call', timestamp: T0, properties: {} });
 
 /**
  * Issue 11 §3: the consumer reads the balance registry from memory, and a balance registered

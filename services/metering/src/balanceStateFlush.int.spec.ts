@@ -2,14 +2,12 @@ import { balanceStreamId } from '@tally/domain';
 import type { EventStore, ReadStreamOptions } from '@tally/event-store';
 import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, createPostgresBalancePages, createPostgresBalanceStateStore, createUsageBalanceWrites, keepBalanceStates } from '@tally/ledger';
 import { waitFor } from '@tally/test-support';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(300_000);
 
-const T0 = Date.UTC(2026, 2, 1, 12);
 const CUSTOMERS = ['ann', 'ben', 'cat'];
-const usage = (id: string, customerId: string): UsageRecord => ({ id, customerId, event: 'api_call', timestamp: T0 });
 
 /** The event store with every event read by one process counted, single streams and paged reads alike. */
 function countingEventStore(inner: EventStore) {
@@ -34,9 +32,8 @@ function countingEventStore(inner: EventStore) {
   return { store, eventsRead: () => events };
 }
 
-async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
-  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 240_000 });
-}
+/** A consumer metering thousands of events: a longer deadline than the kit's. */
+const consumed = (consumer: UsageConsumer, count: number): Promise<void> => consumedAtLeast(consumer, count, 240_000);
 
 describe("the metering consumer's stored states, kept write-behind", () => {
   let kit: MeteringTestKit;

@@ -1,15 +1,10 @@
 import { balanceStreamId, formatCredits } from '@tally/domain';
 import type { EventStore, ReadStreamOptions } from '@tally/event-store';
 import { createBalanceCommandPath, createBalanceStates, createLedgerService, createPostgresBalanceStateStore } from '@tally/ledger';
-import { waitFor } from '@tally/test-support';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(300_000);
-
-const T0 = Date.UTC(2026, 2, 1, 12);
-
-const usage = (id: string, customerId: string): UsageRecord => ({ id, customerId, event: 'api_call', timestamp: T0 });
 
 /** The event store with what one process read counted: assertions are on what was read, never on time. */
 function countingEventStore(inner: EventStore) {
@@ -31,9 +26,8 @@ function countingEventStore(inner: EventStore) {
   return { store, reads, pagedReads: () => pagedReads, eventsRead: () => reads.reduce((sum, read) => sum + read.events, 0) };
 }
 
-async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
-  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 240_000 });
-}
+/** A consumer metering thousands of events: a longer deadline than the kit's. */
+const consumed = (consumer: UsageConsumer, count: number): Promise<void> => consumedAtLeast(consumer, count, 240_000);
 
 describe('the metering consumer on the one command path', () => {
   let kit: MeteringTestKit;

@@ -5,24 +5,9 @@ import { commandIds, createUsageBalanceWrites, ledgerEventId, meteredUsageMarker
 import { waitFor } from '@tally/test-support';
 import pino from 'pino';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
-import type { UsageConsumer } from './usageConsumer';
+import { consumedAtLeast as consumed, createMeteringTestKit, USAGE_TIME, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 
 jest.setTimeout(180_000);
-
-const T0 = Date.UTC(2026, 2, 1, 12);
-
-const usage = (id: string, customerId: string, event: string, properties: UsageRecord['properties'] = {}): UsageRecord => ({
-  id,
-  customerId,
-  event,
-  timestamp: T0,
-  properties,
-});
-
-async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
-  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 90_000 });
-}
 
 const product = (dto: Omit<CreditProductDto, 'description' | 'bundles' | 'lowBalanceThreshold'>) =>
   creditProductFromDto({ description: '', bundles: [], lowBalanceThreshold: null, ...dto });
@@ -259,8 +244,8 @@ describe('a usage event is metered at its first delivery only', () => {
         command: {
           type: 'ConsumeUsage',
           credits: parseCredits('1'),
-          usage: { eventId: 'old', event: 'api_call', timestamp: new Date(T0).toISOString(), quantity: '1' },
-          at: new Date(T0).toISOString(),
+          usage: { eventId: 'old', event: 'api_call', timestamp: new Date(USAGE_TIME).toISOString(), quantity: '1' },
+          at: new Date(USAGE_TIME).toISOString(),
         },
       },
     ]);

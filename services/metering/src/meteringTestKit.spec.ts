@@ -26,6 +26,7 @@ import {
   deleteTopics,
   stackConfig,
   uniqueName,
+  waitFor,
   type TestSchema,
 } from '@tally/test-support';
 import type { Admin, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
@@ -39,6 +40,19 @@ export interface UsageRecord {
   readonly event: string;
   readonly timestamp: number;
   readonly properties?: Readonly<Record<string, null | boolean | number | string>>;
+}
+
+/** When every record of usageRecord happened: one fixed instant, so the ledger's times are the same in every run. */
+export const USAGE_TIME = Date.UTC(2026, 2, 1, 12);
+
+/** A usage record at USAGE_TIME, of `api_call` unless told; with properties only when given (the consumer reads none as empty). */
+export function usageRecord(id: string, customerId: string, event = 'api_call', properties?: UsageRecord['properties']): UsageRecord {
+  return { id, customerId, event, timestamp: USAGE_TIME, ...(properties !== undefined ? { properties } : {}) };
+}
+
+/** Waits until the consumer has taken `count` messages (metered, skipped or dead-lettered), or fails at the deadline. */
+export async function consumedAtLeast(consumer: UsageConsumer, count: number, timeoutMs = 90_000): Promise<void> {
+  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs });
 }
 
 export interface OutgoingMessage {

@@ -3,12 +3,11 @@ import path from 'node:path';
 import { partitionLogDir, stackConfig, uniqueName, waitFor } from '@tally/test-support';
 import { CompressionTypes } from 'kafkajs';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { createMeteringTestKit, usageRecord as usage, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 import { SkipBatchRefusedError, skipUndecodableBatch } from './skipUndecodableBatch';
 
 jest.setTimeout(180_000);
 
-const T0 = Date.UTC(2026, 2, 1, 12);
 const GZIP_MAGIC = [0x1f, 0x8b];
 
 /**
@@ -40,8 +39,6 @@ async function corruptBatch(kit: MeteringTestKit, partition: number, baseOffset:
     closeSync(fd);
   }
 }
-
-const usage = (id: string, customerId: string): UsageRecord => ({ id, customerId, event: 'api_call', timestamp: T0 });
 
 describe('a record batch the consumer cannot decode', () => {
   let kit: MeteringTestKit;

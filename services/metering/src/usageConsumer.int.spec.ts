@@ -3,29 +3,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventStoreUnavailableError, type EventStore } from '@tally/event-store';
 import { stackConfig, waitFor } from '@tally/test-support';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { consumedAtLeast as consumed, createMeteringTestKit, USAGE_TIME, usageRecord as usage, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
-import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(120_000);
-
-const T0 = Date.UTC(2026, 2, 1, 12);
-
-const usage = (id: string, customerId: string, event: string, properties: UsageRecord['properties'] = {}): UsageRecord => ({
-  id,
-  customerId,
-  event,
-  timestamp: T0,
-  properties,
-});
 
 async function committedOffsets(kit: MeteringTestKit, groupId = kit.groupId): Promise<string[]> {
   const [offsets] = await kit.admin.fetchOffsets({ groupId, topics: [kit.topic] });
   return offsets!.partitions.sort((a, b) => a.partition - b.partition).map((partition) => partition.offset);
-}
-
-async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
-  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 60_000 });
 }
 
 describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
@@ -91,7 +76,7 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
       credits: '0.833333',
       source: 'usage',
       balanceAfter: '49.164667',
-      usage: { eventId: 'e3', event: 'storage', quantity: '2.5', timestamp: new Date(T0).toISOString() },
+      usage: { eventId: 'e3', event: 'storage', quantity: '2.5', timestamp: new Date(USAGE_TIME).toISOString() },
     });
   });
 
@@ -184,7 +169,7 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
       { value: Buffer.from([0xde, 0xad, 0xbe, 0xef]), code: 'undecodable_usage_event', reason: /neither Confluent-framed Avro/ },
       { value: unknownSchema, code: 'unknown_schema_id', reason: /987654321/ },
       { value: mapBomb, code: 'undecodable_usage_event', reason: /declares 4503599627370496 items, but at most 1 can follow/ },
-      { value: Buffer.from(JSON.stringify({ id: 'm1', event: 'storage', timestamp: T0 })), code: 'invalid_usage_event', reason: /customerId/ },
+      { value: Buffer.from(JSON.stringify({ id: 'm1', event: 'storage', timestamp: USAGE_TIME })), code: 'invalid_usage_event', reason: /customerId/ },
       { value: kit.json({ ...usage('w1', 'alice', 'storage'), timestamp: 'yesterday' as unknown as number }), code: 'invalid_usage_event', reason: /timestamp/ },
       { value: good('n1', -3), code: 'invalid_usage_event', reason: /negative/ },
     ];

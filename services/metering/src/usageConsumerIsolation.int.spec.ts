@@ -2,24 +2,9 @@ import { createHash } from 'node:crypto';
 import type { EventStore } from '@tally/event-store';
 import { waitFor } from '@tally/test-support';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
-import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
-import type { UsageConsumer } from './usageConsumer';
+import { consumedAtLeast as consumed, createMeteringTestKit, usageRecord as usage, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 
 jest.setTimeout(180_000);
-
-const T0 = Date.UTC(2026, 2, 1, 12);
-
-const usage = (id: string, customerId: string, event: string, properties: UsageRecord['properties'] = {}): UsageRecord => ({
-  id,
-  customerId,
-  event,
-  timestamp: T0,
-  properties,
-});
-
-async function consumed(consumer: UsageConsumer, count: number): Promise<void> {
-  await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs: 90_000 });
-}
 
 const header = (message: { headers?: Record<string, unknown> }, name: string): string | undefined =>
   (message.headers?.[name] as Buffer | undefined)?.toString();
