@@ -12,7 +12,7 @@ import { createCounterRegistry, type UsageConsumerCounters } from './usageConsum
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
 import { createOffsetCommitter, type OffsetCommitter } from './offsetCommitter';
 import {
-  MAX_PARTITIONS_CONCURRENTLY,
+  partitionsAtOnce,
   resolveUsageConsumerOptions,
   STATE_FLUSH_BATCH,
   UsageConsumerOptionsError,
@@ -734,13 +734,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const worker = createWorker('consumer', {
     async start() {
       const partitions = await requireTopics();
-      // Every partition this process is assigned metered at once, by default: a process is never
-      // assigned more than the topic has. kafkajs still hands each partition's batches over one at
-      // a time, in offset order, and each batch commits only its own partition's offset after its
-      // appends (processChunk), so per-customer order and the commit-after-append guarantee hold
-      // per partition whatever the concurrency. (Partitions added to the topic later are metered
-      // concurrently from the next start.)
-      const concurrently = options.partitionsConsumedConcurrently ?? Math.min(Math.max(1, partitions), MAX_PARTITIONS_CONCURRENTLY);
+      // Two partitions at once by default (DEFAULT_PARTITIONS_CONCURRENTLY says why), fewer when
+      // the topic has fewer; the others' batches wait for a free turn. kafkajs still hands each
+      // partition's batches over one at a time, in offset order, and each batch commits only its
+      // own partition's offset after its appends (processChunk), so per-customer order and the
+      // commit-after-append guarantee hold per partition whatever the concurrency. A partition
+      // stalled on an undecodable batch is paused (stalledPartitions.ts) and holds no turn.
+      const concurrently = partitionsAtOnce(options.partitionsConsumedConcurrently, partitions);
       committer = createOffsetCommitter({ topic, logger });
       await producer.connect();
       await consumer.connect();

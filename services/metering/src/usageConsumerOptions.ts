@@ -43,9 +43,8 @@ export interface UsageConsumerOptions {
   /** Most messages decided and appended together; a larger Kafka fetch is split. Default DEFAULT_CONSUMER_BATCH_SIZE. */
   readonly batchSize?: number;
   /**
-   * Partitions processed at once by this process (each partition stays sequential). Default: as
-   * many as the usage topic has when the consumer starts, so every partition assigned to this
-   * process is metered concurrently; a lower number is an override for a small machine.
+   * Partitions processed at once by this process (each partition stays sequential). Default:
+   * DEFAULT_PARTITIONS_CONCURRENTLY, or the topic's partitions when it has fewer.
    */
   readonly partitionsConsumedConcurrently?: number;
   /**
@@ -132,6 +131,20 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_FETCH_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 256 * 1024;
 export const MAX_PARTITIONS_CONCURRENTLY = 1024;
+/**
+ * Default of the partitions one process meters at once (TALLY_CONSUMER_PARTITIONS_CONCURRENTLY),
+ * or fewer when it is assigned fewer. Two keep the process deciding one chunk while PostgreSQL
+ * appends another; a third in flight only waits: every append takes the event store's commit-order
+ * lock in turn, and each chunk kept alive across its round trips is copied by the collector's
+ * scavenges. With six partitions at once instead of two, a consumer spent more CPU per usage
+ * event, PostgreSQL too, and freshness was worse at p99 (docs/benchmarks.md, 2026-12-03 late night).
+ */
+export const DEFAULT_PARTITIONS_CONCURRENTLY = 2;
+
+/** How many partitions a process meters at once: the option if given, else the default, never more than the topic has. */
+export function partitionsAtOnce(option: number | undefined, topicPartitions: number): number {
+  return option ?? Math.min(Math.max(1, topicPartitions), DEFAULT_PARTITIONS_CONCURRENTLY);
+}
 /**
  * Default of the chunk size (the main job's TALLY_CONSUMER_BATCH_SIZE): the most usage events
  * decided and appended in one round of statements. A chunk in hand (its messages, decoded usage,

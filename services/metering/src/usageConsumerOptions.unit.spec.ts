@@ -2,7 +2,7 @@ import pino from 'pino';
 import type { CatalogCache } from '@tally/catalog';
 import type { BalanceRegistry, UsageBalanceWrites } from '@tally/ledger';
 import type { EventStore } from '@tally/event-store';
-import { resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
+import { partitionsAtOnce, resolveUsageConsumerOptions, UsageConsumerOptionsError, type UsageConsumerOptions } from './usageConsumerOptions';
 
 const valid: UsageConsumerOptions = {
   kafka: { brokers: ['127.0.0.1:9092'], clientId: 'tally' },
@@ -17,11 +17,18 @@ const valid: UsageConsumerOptions = {
   logger: pino({ level: 'silent' }),
 };
 
+describe('partitionsAtOnce', () => {
+  it('meters two partitions at once by default, fewer when the topic has fewer, and what it is told', () => {
+    expect([6, 2, 1, 0].map((partitions) => partitionsAtOnce(undefined, partitions))).toEqual([2, 2, 1, 1]);
+    expect([partitionsAtOnce(6, 3), partitionsAtOnce(1, 6)]).toEqual([6, 1]);
+  });
+});
+
 describe('resolveUsageConsumerOptions', () => {
   it('fills in the defaults', () => {
     expect(resolveUsageConsumerOptions(valid)).toMatchObject({
       batchSize: 1000,
-      // Undefined: every partition of the topic, counted when the consumer starts.
+      // Undefined: partitionsAtOnce decides when the consumer starts and knows the topic's partitions.
       partitionsConsumedConcurrently: undefined,
       maxFetchBytes: 1024 * 1024,
       maxFetchBytesPerPartition: 256 * 1024,
