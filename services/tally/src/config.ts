@@ -62,7 +62,9 @@ export const configSchema = z.object({
   TALLY_LEDGER_TOPIC: text('credit-ledger').describe('topic of ledger events'),
   TALLY_CONSUMER_GROUP: text('tally-metering').describe('consumer group of the metering consumer'),
   TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(MAX_PARTITIONS_CONCURRENTLY).optional()
-    .describe('partitions one consumer process meters at once (each stays in order); a lower number is an override for a small machine'),
+    .describe(
+      "partitions one consumer process meters at once (each stays in order; the others wait for a turn): two keep it deciding one chunk while PostgreSQL appends another, more only queue at the event store's commit-order lock and keep more chunks in memory (docs/benchmarks.md, 2026-12-03 late night); more consumer processes use more cores",
+    ),
   TALLY_CONSUMER_BATCH_SIZE: integer(DEFAULT_CONSUMER_BATCH_SIZE, 1, MAX_CONSUMER_BATCH_SIZE)
     .describe('most usage events the consumer decides and appends together (a chunk); a larger Kafka fetch is split into chunks'),
   // Bounded memory (issue 11 §6): what a fetch may bring, and how many balances stay in memory.
