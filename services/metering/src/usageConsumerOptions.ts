@@ -133,7 +133,7 @@ export const DEFAULT_MAX_FETCH_BYTES_PER_PARTITION = 256 * 1024;
 export const MAX_PARTITIONS_CONCURRENTLY = 1024;
 /**
  * Default of the partitions one process meters at once (TALLY_CONSUMER_PARTITIONS_CONCURRENTLY),
- * or fewer when it is assigned fewer. Two keep the process deciding one chunk while PostgreSQL
+ * or the topic's partitions when it has fewer. Two keep the process deciding one chunk while PostgreSQL
  * appends another; a third in flight only waits: every append takes the event store's commit-order
  * lock in turn, and each chunk kept alive across its round trips is copied by the collector's
  * scavenges. With six partitions at once instead of two, a consumer spent more CPU per usage
@@ -141,10 +141,11 @@ export const MAX_PARTITIONS_CONCURRENTLY = 1024;
  */
 export const DEFAULT_PARTITIONS_CONCURRENTLY = 2;
 
-/** How many partitions a process meters at once: the option if given, else the default, never more than the topic has. */
+/** How many partitions a process meters at once: the option if given, else the default or the topic's partitions if fewer. */
 export function partitionsAtOnce(option: number | undefined, topicPartitions: number): number {
   return option ?? Math.min(Math.max(1, topicPartitions), DEFAULT_PARTITIONS_CONCURRENTLY);
 }
+
 /**
  * Default of the chunk size (the main job's TALLY_CONSUMER_BATCH_SIZE): the most usage events
  * decided and appended in one round of statements. A chunk in hand (its messages, decoded usage,
