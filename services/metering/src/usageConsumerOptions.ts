@@ -135,10 +135,11 @@ export const MAX_PARTITIONS_CONCURRENTLY = 1024;
  * Default of the partitions one process meters at once (TALLY_CONSUMER_PARTITIONS_CONCURRENTLY),
  * or the topic's partitions when it has fewer. Two keep the process deciding one chunk while PostgreSQL
  * appends another; a third in flight only waits, since every append takes the event store's
- * commit-order lock in turn, and its chunk waits in memory. With six partitions at once instead
- * of two, a consumer spent more CPU per usage event, PostgreSQL too, and peaked some 15 MiB higher
+ * commit-order lock in turn (and with the lock taken out, for a core: six at once metered no
+ * faster), and its chunk waits in memory. With six partitions at once instead of two, a consumer
+ * spent more CPU per usage event, PostgreSQL too, and peaked some 15 MiB higher
  * (docs/benchmarks.md, 2026-12-03 late night; what the collector promotes did not change with
- * the chunks in flight, 2026-12-04).
+ * the chunks in flight, 2026-12-04; the lock taken out, 2026-12-04 morning).
  */
 export const DEFAULT_PARTITIONS_CONCURRENTLY = 2;
 
