@@ -32,6 +32,7 @@ import { HoldSchema } from './holds/holdView';
 import { LedgerEntrySchema } from './ledger/ledgerEntryView';
 import { createLedgerHistory } from './ledger/ledgerHistory';
 import { ledgerRoutes } from './ledger/ledgerRoutes';
+import { LazyChildLogger } from './lazyChildLogger';
 import type { MetricsRegistry } from '@tally/metrics';
 import { healthRoutes, type HealthCheck, type StalledPartitionView } from './operations/healthRoutes';
 import { metricsRoutes } from './operations/metricsRoutes';
@@ -188,6 +189,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // Typed as Fastify's logger interface, which pino implements, so the route modules can take
     // a plain FastifyInstance instead of one parameterised with pino's type.
     loggerInstance: apiLogger as FastifyBaseLogger,
+    // Each request's child logger is made only if the request logs (LazyChildLogger).
+    childLoggerFactory: LazyChildLogger.factory,
     // Fastify's own request logging writes two lines per request, which on the balance lookup
     // path cost more than the lookup; the onResponse hook below writes one line instead.
     disableRequestLogging: true,
