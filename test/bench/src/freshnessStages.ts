@@ -86,6 +86,7 @@ export const STAGES = [
   ['bench poll', 'written → the bench\'s poll sees it (up to its interval plus a round trip)'],
   ['offset hand-over', 'append returned → offsets handed to the committer, which commits them to Kafka off the fetch cycle (its own time is in the "offsets committed" debug lines)'],
   ['total', 'publish → seen'],
+  ['floor + from chunk', 'Kafka\'s floor, then chunk begins → seen: the total were the consumer\'s chunk to begin as its message reached the floor consumer, nothing after it faster (a bound on what any fetch cycle could give)'],
 ] as const;
 
 export type StageName = (typeof STAGES)[number][0];
@@ -126,6 +127,8 @@ export function freshnessStages(events: readonly TrackedEvent[], chunks: readonl
     add('bench poll', event.seenAt - batch.writtenAt);
     add('offset hand-over', chunk.committedAt - chunk.meteredAt);
     add('total', event.seenAt - event.publishedAt);
+    // Under the same load: what an event's way would take with no wait for the consumer's next fetch.
+    add('floor + from chunk', event.deliveredAt - event.publishedAt + (event.seenAt - chunk.startedAt));
   }
   const stages: Partial<Record<StageName, LatencySummary>> = {};
   if (complete > 0) for (const [name, list] of values) stages[name] = summariseLatencies(list);
@@ -155,7 +158,12 @@ export function formatStages(breakdown: StageBreakdown): string[] {
   for (const [name, what] of STAGES) {
     const summary = breakdown.stages[name];
     if (summary === undefined) continue;
-    lines.push(`  ${name.padEnd(17)} ${[summary.p50, summary.p95, summary.p99, summary.max].map((value) => value.toFixed(1).padStart(7)).join(' ')}   ${what}`);
+    lines.push(`  ${name.padEnd(18)} ${[summary.p50, summary.p95, summary.p99, summary.max].map((value) => value.toFixed(1).padStart(7)).join(' ')}   ${what}`);
+  }
+  const floor = breakdown.stages['kafka floor'];
+  const bound = breakdown.stages['floor + from chunk'];
+  if (floor !== undefined && bound !== undefined) {
+    lines.push(`with no wait for the consumer's next fetch Tally would still add +${(bound.p99 - floor.p99).toFixed(1)} ms at p99 over the floor (+${(bound.p50 - floor.p50).toFixed(1)} at p50)`);
   }
   return lines;
 }

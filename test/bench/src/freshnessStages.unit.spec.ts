@@ -1,4 +1,4 @@
-import { consumerChunks, freshnessStages, projectedBatches } from './freshnessStages';
+import { consumerChunks, formatStages, freshnessStages, projectedBatches } from './freshnessStages';
 
 const chunkLine = (partition: number, first: number, last: number, time: number, meteredMs: number, durationMs: number) =>
   JSON.stringify({ level: 20, time, msg: 'usage batch metered', partition, firstOffset: String(first), lastOffset: String(last), meteredMs, durationMs });
@@ -27,6 +27,8 @@ describe('freshnessStages', () => {
       'bench poll': 3,
       'offset hand-over': 10,
       total: 133,
+      // 10 to the floor, then 1040 → 1133.
+      'floor + from chunk': 103,
     });
   });
 
@@ -34,5 +36,18 @@ describe('freshnessStages', () => {
     const lines = [chunkLine(2, 10, 19, 1100, 50, 60)];
     const event = { publishedAt: 1000, partition: 2, offset: 15n, deliveredAt: 1010, position: 110n, recordedAt: 1070, seenAt: 1133 };
     expect(freshnessStages([event, { ...event, offset: 20n }], consumerChunks(lines), projectedBatches([batchLine(100, 109, 1130, 5, 12)])).events).toBe(0);
+  });
+
+  it('says what Tally would add over the floor with no wait for the next fetch', () => {
+    // Two events: floors 10 and 30; chunks begin at 1040 and 2040; seen at 1133 and 2050.
+    const lines = [chunkLine(2, 10, 19, 1100, 50, 60), chunkLine(2, 20, 29, 2100, 5, 60), batchLine(100, 120, 1130, 5, 12)];
+    const events = [
+      { publishedAt: 1000, partition: 2, offset: 15n, deliveredAt: 1010, position: 110n, recordedAt: 1070, seenAt: 1133 },
+      { publishedAt: 2000, partition: 2, offset: 25n, deliveredAt: 2030, position: 111n, recordedAt: 2041, seenAt: 2050 },
+    ];
+    const breakdown = freshnessStages(events, consumerChunks(lines), projectedBatches(lines));
+    // Bounds 10 + 93 and 30 + 10; percentiles by nearest rank, each side on its own, as the addition is.
+    expect(breakdown.stages['floor + from chunk']).toMatchObject({ p50: 40, p99: 103 });
+    expect(formatStages(breakdown).pop()).toBe("with no wait for the consumer's next fetch Tally would still add +73.0 ms at p99 over the floor (+30.0 at p50)");
   });
 });
