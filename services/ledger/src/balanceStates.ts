@@ -143,6 +143,10 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   /** The shared loads in flight, by balance (see `current`). */
   const flights = new Map<string, { readonly loaded: Promise<FoldedBalance>; readonly progress: { read: number }; waiting: number }>();
 
+  function stopping(balanceId: string, read: number): BalanceLoadingError {
+    return new BalanceLoadingError(`the process is stopping: the fold of balance ${balanceId} was abandoned after ${read} events; retry the request`);
+  }
+
   /**
    * Folds the stream's events after `from`, a page at a time, up to `through` (inclusive) when given.
    * `progress` (a shared load's) counts the events read so far, keeps a snapshot every
@@ -161,9 +165,7 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
     for (;;) {
       const remaining = through === undefined ? pageEvents : Math.min(pageEvents, Number(through - loaded.revision));
       if (remaining <= 0) return { loaded, read };
-      if (progress?.stop.aborted) {
-        throw new BalanceLoadingError(`the process is stopping: the fold of balance ${balanceId} was abandoned after ${read} events; retry the request`);
-      }
+      if (progress?.stop.aborted) throw stopping(balanceId, read);
       const page = await reader.readStream(streamId, { fromRevision: loaded.revision + 1n, maxCount: remaining });
       loaded = foldRecorded(page, loaded);
       read += page.length;
@@ -249,6 +251,10 @@ export function createBalanceStates(options: BalanceStatesOptions): BalanceState
   return {
     async current(balanceId, known, reader, wait) {
       if (known === undefined && reader === undefined) {
+        // A closed process starts no load and the caller hears "stopping", whatever is left of
+        // its budget: spent before this call (on the write's earlier reads), the budget would
+        // otherwise answer "still being folded" for a load that can never finish.
+        if (closing.signal.aborted) throw stopping(balanceId, 0);
         const flight = sharedLoad(balanceId);
         flight.waiting += 1;
         try {

@@ -123,4 +123,29 @@ describe('BalanceStates.current', () => {
     // The impatient one's fold had nobody waiting: its end is logged, not thrown into the void.
     expect(lines.filter((line) => line.msg === 'balance load abandoned at shutdown')).toHaveLength(1);
   });
+
+  it('refuses at once after close, without reading anything, whatever is left of the caller’s budget', async () => {
+    const gated = gatedStore();
+    let loads = 0;
+    const stateStore = {
+      load: async () => {
+        loads += 1;
+        return undefined;
+      },
+      loadLatest: async () => new Map(),
+      save: async () => undefined,
+    };
+    const states = createBalanceStates({ eventStore: gated.store, stateStore, logger: pino({ level: 'silent' }), pageEvents: PAGE });
+    await states.close();
+    // A budget never spent (only the refusal can settle the call), and one spent before the call.
+    for (const signal of [new AbortController().signal, AbortSignal.abort(new Error('budget spent'))]) {
+      const refusal = await states.current(BALANCE, undefined, undefined, { signal }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refusal).toMatchObject({ code: 'balance_loading', message: expect.stringMatching(/stopping.*after 0 events/) });
+    }
+    expect(loads).toBe(0);
+    expect(gated.pages()).toBe(0);
+  });
 });
