@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
-import { balanceStreamId, BalanceNotOpenError, formatCredits, MICROS_PER_CREDIT } from '@tally/domain';
+import { balanceStreamId, BalanceNotOpenError, formatCredits, MICROS_PER_CREDIT, type BalanceEvent } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type ReadStreamOptions } from '@tally/event-store';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
-import type { Pool } from 'pg';
 import pino from 'pino';
 import { loadBalances } from './balanceLoader';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import { createBalanceStates } from './balanceStates';
+import { toEventsToAppend, type BalanceContext } from './ledgerEvents';
 import { createLedgerService, type LedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 import { createPostgresBalanceStateStore } from './postgresBalanceStateStore';
@@ -56,40 +56,32 @@ function countingEventStore(inner: EventStore) {
 }
 
 /**
- * Writes `count` CreditConsumed events of 1 credit each after the stream's current end, in one
- * INSERT: a long history in seconds instead of minutes of appends. The rows are what
- * append_events stores: encoded by the compact ledger's own SQL (017's es_pack and metadata
- * functions), positions and revisions in order. Straight into event_log, since a row-by-row
- * INSERT into the `events` view measured about 200 µs a row on this machine.
+ * Appends `count` CreditConsumed events of 1 credit each after the stream's opening, through the
+ * event store's own append (the rows are what production writes, whatever their encoding), in
+ * calls of HISTORY_CHUNK events: one call per chunk is seconds for the whole history, where a
+ * call per event would be minutes.
  */
-async function insertHistory(pool: Pool, balanceId: string, customerId: string, productId: string, count: number): Promise<void> {
-  const streamId = balanceStreamId(balanceId);
+async function appendHistory(eventStore: EventStore, context: BalanceContext, count: number): Promise<void> {
+  const streamId = balanceStreamId(context.balanceId);
   const occurredAt = new Date().toISOString();
-  const runId = randomUUID();
-  // In statements of at most 25,000 rows: one statement of the whole history can outlast the
-  // 30 s statement_timeout on a loaded machine, where each of these stays far below it.
+  // After the opening's events, which are few.
+  let expectedRevision = (await eventStore.readStream(streamId)).at(-1)!.revision;
   for (let done = 0; done < count; done += HISTORY_CHUNK) {
-    await pool.query(
-      `INSERT INTO event_log (position, event_id, revision, recorded_at, stream_no, shape_no, meta_absent, body, meta)
-       SELECT nextval('events_position_seq'), md5($1 || ':' || ($9::bigint + g))::uuid, s.last_revision + g, now(), s.stream_no,
-              es_shape_no(jsonb_build_array('CreditConsumed', (p).shape)), es_meta_absent(s.header, m), '[' || (p).parts || ']',
-              es_meta_diff(s.header, m)
-       FROM streams AS s
-       CROSS JOIN generate_series(1, $3::bigint) AS g
-       CROSS JOIN LATERAL (SELECT es_pack(jsonb_build_object('credits', '1', 'source', 'manual', 'reason', 'history', 'usage', null,
-                                                             'balanceAfter', ($4::bigint - $9::bigint - g)::text, 'occurredAt', $5::text)) AS p,
-                                  jsonb_build_object('schemaVersion', 1, 'balanceId', $6::text, 'customerId', $7::text, 'productId', $8::text,
-                                                     'causationId', 'history:' || ($9::bigint + g)) AS m) AS d
-       WHERE s.stream_id = $2`,
-      [runId, streamId, Math.min(HISTORY_CHUNK, count - done), STARTING, occurredAt, balanceId, customerId, productId, done],
-    );
-    await pool.query(
-      `UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM event_log AS e WHERE e.stream_no = streams.stream_no)
-       WHERE stream_id = $1`,
-      [streamId],
-    );
+    const events = Array.from({ length: Math.min(HISTORY_CHUNK, count - done) }, (_, i): BalanceEvent => ({
+      type: 'CreditConsumed',
+      credits: credits(1),
+      source: 'manual',
+      reason: 'history',
+      usage: null,
+      balanceAfter: credits(STARTING - done - i - 1),
+      heldAfter: 0n,
+      occurredAt,
+    }));
+    // A command id per chunk, new each time: the events’ ids are derived from it and their index,
+    // and every test appends its own history to the one schema.
+    const [result] = await eventStore.appendMany([{ streamId, expectedRevision, events: toEventsToAppend(events, context, `history:${randomUUID()}`) }]);
+    expectedRevision = result!.nextExpectedRevision;
   }
-  await pool.query('ANALYZE event_log');
 }
 
 describe('the balance command path on long, busy streams', () => {
@@ -130,7 +122,9 @@ describe('the balance command path on long, busy streams', () => {
     const opener = process();
     const customerId = `c_${randomUUID()}`;
     const { balance } = await opener.ledger.openBalance({ customerId, productId: 'p', startingBalance: credits(STARTING) });
-    await insertHistory(db.pool, balance.balanceId, customerId, 'p', HISTORY);
+    await appendHistory(eventStore, { balanceId: balance.balanceId, customerId, productId: 'p' }, HISTORY);
+    // As the bench does where it loads data: this machine's PostgreSQL runs no autovacuum.
+    await db.pool.query('ANALYZE event_log');
     return { balanceId: balance.balanceId };
   }
 
