@@ -372,10 +372,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       return { kind: 'write', after: tail?.revision ?? -1n };
     });
     if (foreign.length > 0) {
-      throw new DuplicateEventIdError(
-        foreign.flatMap((f) => f.eventIds),
-        `event ids already stored in another stream (appending to ${foreign.map((f) => f.streamId).join(', ')})`,
-      );
+      throw DuplicateEventIdError.storedInOtherStreams(foreign);
     }
     if (conflicts.length > 0) throw new WrongExpectedRevisionError(conflicts as [RevisionConflict, ...RevisionConflict[]]);
     return outcomes;

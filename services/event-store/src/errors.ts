@@ -1,6 +1,18 @@
 import { TallyError } from '@tally/domain';
 import type { ExpectedRevision } from './eventStore';
 
+/** How many items an error's message names: its fields keep them all. */
+const NAMED_IN_MESSAGE = 10;
+
+/**
+ * The first NAMED_IN_MESSAGE items, then how many more: an append of a consumer's chunk can fail
+ * on hundreds of streams or ids, and its error should stay one readable line in a log.
+ */
+function named(items: readonly string[], separator: string): string {
+  if (items.length <= NAMED_IN_MESSAGE) return items.join(separator);
+  return `${items.slice(0, NAMED_IN_MESSAGE).join(separator)}${separator}and ${items.length - NAMED_IN_MESSAGE} more`;
+}
+
 export interface RevisionConflict {
   readonly streamId: string;
   readonly expected: ExpectedRevision;
@@ -26,11 +38,7 @@ export class WrongExpectedRevisionError extends TallyError {
 
   constructor(conflicts: readonly [RevisionConflict, ...RevisionConflict[]]) {
     const [first] = conflicts;
-    super(
-      `wrong expected revision: ${conflicts
-        .map((c) => `${c.streamId} expected ${String(c.expected)}, actual ${String(c.actual)}`)
-        .join('; ')}`,
-    );
+    super(`wrong expected revision: ${named(conflicts.map((c) => `${c.streamId} expected ${String(c.expected)}, actual ${String(c.actual)}`), '; ')}`);
     this.conflicts = conflicts;
     this.streamIds = conflicts.map((c) => c.streamId);
     this.streamId = first.streamId;
@@ -66,7 +74,15 @@ export class DuplicateEventIdError extends TallyError {
     readonly eventIds: readonly string[],
     reason: string,
   ) {
-    super(`${reason}: ${eventIds.join(', ')}`);
+    super(`${reason}: ${named(eventIds, ', ')}`);
+  }
+
+  /** Ids the store holds in streams other than the ones appended to (each store's own check finds them). */
+  static storedInOtherStreams(foreign: readonly { readonly streamId: string; readonly eventIds: readonly string[] }[]): DuplicateEventIdError {
+    return new DuplicateEventIdError(
+      foreign.flatMap((f) => f.eventIds),
+      `event ids already stored in another stream (appending to ${named(foreign.map((f) => f.streamId), ', ')})`,
+    );
   }
 }
 

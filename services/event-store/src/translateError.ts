@@ -17,10 +17,7 @@ export function translateError(error: unknown): unknown {
   }
   if (code === 'TY002' && typeof detail === 'string') {
     const foreign = JSON.parse(detail) as { streamId: string; eventIds: string[] }[];
-    return new DuplicateEventIdError(
-      foreign.flatMap((f) => f.eventIds),
-      `event ids already stored in another stream (appending to ${foreign.map((f) => f.streamId).join(', ')})`,
-    );
+    return DuplicateEventIdError.storedInOtherStreams(foreign);
   }
   if (isTransientPgError(error)) return new EventStoreUnavailableError(error);
   return error;

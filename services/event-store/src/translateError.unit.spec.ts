@@ -33,6 +33,23 @@ describe('translateError', () => {
     expect(error).toMatchObject({ code: 'duplicate_event_id', retriable: false, eventIds: ['id-1', 'id-2'] });
   });
 
+  it('names at most ten ids and streams in the message, and keeps them all on the error', () => {
+    const eventIds = Array.from({ length: 500 }, (_, i) => `id-${i}`);
+    const foreign = Array.from({ length: 25 }, (_, i) => ({ streamId: `s-${i}`, eventIds: eventIds.slice(i * 20, i * 20 + 20) }));
+    const error = translateError(pgError('TY002', JSON.stringify(foreign))) as DuplicateEventIdError;
+    expect(error.eventIds).toEqual(eventIds);
+    expect(error.message).toBe(
+      'event ids already stored in another stream (appending to s-0, s-1, s-2, s-3, s-4, s-5, s-6, s-7, s-8, s-9, and 15 more): ' +
+        'id-0, id-1, id-2, id-3, id-4, id-5, id-6, id-7, id-8, id-9, and 490 more',
+    );
+
+    const conflicts = Array.from({ length: 11 }, (_, i) => ({ streamId: `s-${i}`, expected: '1', actual: '2' }));
+    const wrong = translateError(pgError('TY001', JSON.stringify(conflicts))) as WrongExpectedRevisionError;
+    expect(wrong.streamIds).toHaveLength(11);
+    expect(wrong.message).toMatch(/^wrong expected revision: s-0 expected 1, actual 2; (.+; ){9}and 1 more$/);
+    expect(wrong.message).not.toContain('s-10');
+  });
+
   it.each(['ECONNREFUSED', '57P01', '08006'])('wraps connection failure %s as EventStoreUnavailableError', (code) => {
     const cause = pgError(code);
     const error = translateError(cause);
