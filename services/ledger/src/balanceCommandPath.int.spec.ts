@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
-import { balanceStreamId, BalanceNotOpenError, formatCredits, MICROS_PER_CREDIT, type BalanceEvent } from '@tally/domain';
+import { balanceStreamId, BalanceNotOpenError, formatCredits, MICROS_PER_CREDIT } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type ReadStreamOptions } from '@tally/event-store';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { loadBalances } from './balanceLoader';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import { createBalanceStates } from './balanceStates';
-import { toEventsToAppend, type BalanceContext } from './ledgerEvents';
 import { createLedgerService, type LedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 import { createPostgresBalanceStateStore } from './postgresBalanceStateStore';
+import { appendChargeHistory } from './testing/appendChargeHistory';
 
 jest.setTimeout(300_000);
 
@@ -55,35 +55,6 @@ function countingEventStore(inner: EventStore) {
   };
 }
 
-/**
- * Appends `count` CreditConsumed events of 1 credit each after the stream's opening, through the
- * event store's own append (the rows are what production writes, whatever their encoding), in
- * calls of HISTORY_CHUNK events: one call per chunk is seconds for the whole history, where a
- * call per event would be minutes.
- */
-async function appendHistory(eventStore: EventStore, context: BalanceContext, count: number): Promise<void> {
-  const streamId = balanceStreamId(context.balanceId);
-  const occurredAt = new Date().toISOString();
-  // After the opening's events, which are few.
-  let expectedRevision = (await eventStore.readStream(streamId)).at(-1)!.revision;
-  for (let done = 0; done < count; done += HISTORY_CHUNK) {
-    const events = Array.from({ length: Math.min(HISTORY_CHUNK, count - done) }, (_, i): BalanceEvent => ({
-      type: 'CreditConsumed',
-      credits: credits(1),
-      source: 'manual',
-      reason: 'history',
-      usage: null,
-      balanceAfter: credits(STARTING - done - i - 1),
-      heldAfter: 0n,
-      occurredAt,
-    }));
-    // A command id per chunk, new each time: the events’ ids are derived from it and their index,
-    // and every test appends its own history to the one schema.
-    const [result] = await eventStore.appendMany([{ streamId, expectedRevision, events: toEventsToAppend(events, context, `history:${randomUUID()}`) }]);
-    expectedRevision = result!.nextExpectedRevision;
-  }
-}
-
 describe('the balance command path on long, busy streams', () => {
   let db: TestSchema;
   let eventStore: EventStore;
@@ -121,8 +92,9 @@ describe('the balance command path on long, busy streams', () => {
   async function longBalance(): Promise<{ balanceId: string }> {
     const opener = process();
     const customerId = `c_${randomUUID()}`;
-    const { balance } = await opener.ledger.openBalance({ customerId, productId: 'p', startingBalance: credits(STARTING) });
-    await appendHistory(eventStore, { balanceId: balance.balanceId, customerId, productId: 'p' }, HISTORY);
+    const { balance, events: opening } = await opener.ledger.openBalance({ customerId, productId: 'p', startingBalance: credits(STARTING) });
+    const context = { balanceId: balance.balanceId, customerId, productId: 'p' };
+    await appendChargeHistory(eventStore, context, { after: opening.at(-1)!.revision, count: HISTORY, startingBalance: credits(STARTING), batch: HISTORY_CHUNK });
     // As the bench does where it loads data: this machine's PostgreSQL runs no autovacuum.
     await db.pool.query('ANALYZE event_log');
     return { balanceId: balance.balanceId };

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
-import { balanceStreamId, formatCredits, MICROS_PER_CREDIT, type BalanceEvent } from '@tally/domain';
+import { balanceStreamId, formatCredits, MICROS_PER_CREDIT } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type ReadStreamOptions } from '@tally/event-store';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { BalanceLoadingError } from './ledgerErrors';
-import { toEventsToAppend } from './ledgerEvents';
 import { createLedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
 import { createPostgresBalanceStateStore } from './postgresBalanceStateStore';
+import { appendChargeHistory } from './testing/appendChargeHistory';
 
 jest.setTimeout(300_000);
 
@@ -101,23 +101,7 @@ describe('a write on a long balance within its load budget', () => {
     const { balance, events: opening } = await ledgerProcess().ledger.openBalance({ customerId, productId: 'p', startingBalance: credits(STARTING) });
     opened = opening.at(-1)!.revision;
     const context = { balanceId: balance.balanceId, customerId, productId: 'p' };
-    const occurredAt = new Date().toISOString();
-    const batch = 5_000;
-    for (let done = 0; done < HISTORY; done += batch) {
-      const events: BalanceEvent[] = Array.from({ length: batch }, (_, i) => ({
-        type: 'CreditConsumed',
-        credits: credits(1),
-        source: 'manual',
-        reason: 'history',
-        usage: null,
-        balanceAfter: credits(STARTING - done - i - 1),
-        heldAfter: 0n,
-        occurredAt,
-      }));
-      await eventStore.appendMany([
-        { streamId: balanceStreamId(balance.balanceId), expectedRevision: opened + BigInt(done), events: toEventsToAppend(events, context, `history:${randomUUID()}`) },
-      ]);
-    }
+    await appendChargeHistory(eventStore, context, { after: opened, count: HISTORY, startingBalance: credits(STARTING), batch: 5_000 });
     return balance.balanceId;
   }
 
