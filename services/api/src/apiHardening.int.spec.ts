@@ -446,8 +446,9 @@ describe('the API under hostile clients', () => {
 
   describe('slow and greedy clients, over real connections', () => {
     let port: number;
+    let listening: FastifyInstance;
     beforeAll(async () => {
-      const listening = await build({ bodyTimeoutMs: 500, headersTimeoutMs: 1000, requestTimeoutMs: 3000, maxConnections: 20 });
+      listening = await build({ bodyTimeoutMs: 500, headersTimeoutMs: 1000, requestTimeoutMs: 3000, maxConnections: 20 });
       await listening.listen({ host: '127.0.0.1', port: 0 });
       port = (listening.server.address() as { port: number }).port;
     });
@@ -509,7 +510,11 @@ describe('the API under hostile clients', () => {
           held.push(socket);
           await new Promise((resolve) => socket.once('connect', resolve));
         }
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // The cap counts what the server has accepted, which can trail the clients' handshakes.
+        await waitFor(
+          () => new Promise<true | undefined>((resolve, reject) => listening.server.getConnections((error, count) => (error ? reject(error) : resolve(count >= 20 ? true : undefined)))),
+          { description: 'the server holding all twenty connections', timeoutMs: 10_000 },
+        );
         const { text, closed } = await rawExchange(port, (socket) => socket.write(`GET /health HTTP/1.1\r\nHost: x\r\n\r\n`), 3000);
         expect(closed).toBe(true);
         expect(text).toBe('');
