@@ -42,8 +42,6 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
   let publisher: UsagePublisher;
   let consumer: UsageConsumer;
   let app: FastifyInstance;
-  let acme: string;
-  let globex: string;
   const groupId = uniqueName('ingest');
 
   const apiDeps = (): ApiDeps => ({
@@ -86,8 +84,6 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
         lowBalanceThreshold: null,
       }),
     );
-    acme = (await ledger.openBalance({ customerId: 'acme', productId: 'api', startingBalance: parseCredits('100') })).balance.balanceId;
-    globex = (await ledger.openBalance({ customerId: 'globex', productId: 'api', startingBalance: parseCredits('100') })).balance.balanceId;
     publisher = createUsagePublisher({ kafka: { brokers: stackConfig.kafkaBrokers, clientId: uniqueName('ingest') }, topic, logger });
     consumer = createUsageConsumer({
       kafka: { brokers: stackConfig.kafkaBrokers, clientId: uniqueName('ingest') },
@@ -120,16 +116,24 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
   });
 
   const balanceOf = async (balanceId: string) => formatCredits((await ledger.getBalance(balanceId)).balance.balance);
+  /** Each test meters customers of its own, at 100 credits, so its figures hold whatever ran before it. */
+  const openCustomer = async (name: string) => {
+    const customerId = uniqueName(name);
+    const { balance } = await ledger.openBalance({ customerId, productId: 'api', startingBalance: parseCredits('100') });
+    return { customerId, balanceId: balance.balanceId };
+  };
   const post = (payload: unknown, contentType = 'application/json', headers: Record<string, string> = auth) =>
     app.inject({ method: 'POST', url: '/v1/usage-events', headers: { ...headers, 'content-type': contentType }, payload: JSON.stringify(payload) });
 
   it('publishes the valid events, lists the refused ones, and the balance changes once per event id', async () => {
+    const [acme, globex] = await Promise.all([openCustomer('acme'), openCustomer('globex')]);
+    const before = consumer.counters().consumed;
     const events = [
-      { id: 'h1', customerId: 'acme', event: 'api_call', timestamp: T0 },
-      { id: 'h2', customerId: 'acme', event: 'api_call', timestamp: 'yesterday' },
-      { id: 'h3', customerId: 'acme', event: 'tokens_used', timestamp: T0, properties: { tokens: 1500 } },
-      { specversion: '1.0', id: 'c1', source: '/checkout', type: 'api_call', subject: 'globex', time: T0 },
-      { customerId: 'acme', event: 'api_call', timestamp: T0 },
+      { id: 'h1', customerId: acme.customerId, event: 'api_call', timestamp: T0 },
+      { id: 'h2', customerId: acme.customerId, event: 'api_call', timestamp: 'yesterday' },
+      { id: 'h3', customerId: acme.customerId, event: 'tokens_used', timestamp: T0, properties: { tokens: 1500 } },
+      { specversion: '1.0', id: 'c1', source: '/checkout', type: 'api_call', subject: globex.customerId, time: T0 },
+      { customerId: acme.customerId, event: 'api_call', timestamp: T0 },
     ];
     const response = await post({ events });
     expect(response.statusCode).toBe(202);
@@ -140,47 +144,49 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
         { index: 4, error: 'invalid_usage_event', message: 'id is missing or not a string' },
       ],
     });
-    await waitFor(() => consumer.counters().consumed >= 3, { description: '3 events metered', timeoutMs: 60_000 });
-    expect(await balanceOf(acme)).toBe('97.5');
-    expect(await balanceOf(globex)).toBe('99');
+    await waitFor(() => consumer.counters().consumed >= before + 3, { description: '3 events metered', timeoutMs: 60_000 });
+    expect(await balanceOf(acme.balanceId)).toBe('97.5');
+    expect(await balanceOf(globex.balanceId)).toBe('99');
 
     // The client did not hear the answer and sends the same request again: accepted, charged once.
     expect((await post({ events })).statusCode).toBe(202);
-    await waitFor(() => consumer.counters().consumed >= 6, { description: 'the retried events consumed', timeoutMs: 60_000 });
-    expect(await balanceOf(acme)).toBe('97.5');
-    expect(await balanceOf(globex)).toBe('99');
+    await waitFor(() => consumer.counters().consumed >= before + 6, { description: 'the retried events consumed', timeoutMs: 60_000 });
+    expect(await balanceOf(acme.balanceId)).toBe('97.5');
+    expect(await balanceOf(globex.balanceId)).toBe('99');
   });
 
   it('takes CloudEvents as a JSON batch or one structured event, and puts every event on the usage topic keyed by its customer', async () => {
+    const [acme, globex] = await Promise.all([openCustomer('acme'), openCustomer('globex')]);
     const before = consumer.counters().consumed;
     const batch = [
-      { specversion: '1.0', id: 'c2', source: '/checkout', type: 'api_call', subject: 'globex', time: T0, data: {} },
-      { specversion: '1.0', id: 'c3', source: '/checkout', type: 'tokens_used', subject: 'acme', time: T0, data: { tokens: 500 } },
-      { id: 'not-a-cloud-event', customerId: 'acme', event: 'api_call', timestamp: T0 },
+      { specversion: '1.0', id: 'c2', source: '/checkout', type: 'api_call', subject: globex.customerId, time: T0, data: {} },
+      { specversion: '1.0', id: 'c3', source: '/checkout', type: 'tokens_used', subject: acme.customerId, time: T0, data: { tokens: 500 } },
+      { id: 'not-a-cloud-event', customerId: acme.customerId, event: 'api_call', timestamp: T0 },
     ];
     const response = await post(batch, 'application/cloudevents-batch+json');
     expect(response.statusCode).toBe(202);
     expect(response.json()).toMatchObject({ accepted: 2, refused: [{ index: 2, id: 'not-a-cloud-event', error: 'validation_failed' }] });
     await waitFor(() => consumer.counters().consumed >= before + 2, { description: 'the batch metered', timeoutMs: 60_000 });
-    expect(await balanceOf(acme)).toBe('97');
-    expect(await balanceOf(globex)).toBe('98');
+    expect(await balanceOf(acme.balanceId)).toBe('99.5');
+    expect(await balanceOf(globex.balanceId)).toBe('99');
 
     // One event in the HTTP binding's structured mode.
-    const single = await post({ specversion: '1.0', id: 'c4', source: '/checkout', type: 'api_call', subject: 'globex', time: T0 }, 'application/cloudevents+json');
+    const single = await post({ specversion: '1.0', id: 'c4', source: '/checkout', type: 'api_call', subject: globex.customerId, time: T0 }, 'application/cloudevents+json');
     expect(single.statusCode).toBe(202);
     expect(single.json()).toEqual({ accepted: 1, refused: [] });
     await waitFor(() => consumer.counters().consumed >= before + 3, { description: 'the single event metered', timeoutMs: 60_000 });
-    expect(await balanceOf(globex)).toBe('97');
+    expect(await balanceOf(globex.balanceId)).toBe('98');
 
     const reader = createTestKafka(uniqueName('ingest-reader')).consumer({ groupId: uniqueName('ingest-reader') });
     const messages: KafkaMessage[] = [];
     await reader.connect();
     await reader.subscribe({ topic, fromBeginning: true });
     await reader.run({ eachMessage: async ({ message }) => void messages.push(message) });
-    await waitFor(() => messages.length >= before + 3, { description: 'every published event read back', timeoutMs: 30_000 });
+    const readBack = (id: string) => messages.find((message) => message.value!.toString().includes(`"${id}"`));
+    await waitFor(() => ['c2', 'c3', 'c4'].every((id) => readBack(id) !== undefined), { description: 'the published events read back', timeoutMs: 30_000 });
     await reader.disconnect();
-    const c3 = messages.find((message) => message.value!.toString().includes('"c3"'))!;
-    expect(c3.key!.toString()).toBe('acme');
+    const c3 = readBack('c3')!;
+    expect(c3.key!.toString()).toBe(acme.customerId);
     expect(c3.headers!['content-type']!.toString()).toBe('application/cloudevents+json');
   });
 
