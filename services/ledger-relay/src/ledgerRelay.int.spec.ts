@@ -52,7 +52,8 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     for (const { key, partition } of reader.messages) {
       partitionsByCustomer.set(key, (partitionsByCustomer.get(key) ?? new Set()).add(partition));
     }
-    expect(partitionsByCustomer.size).toBe(new Set(balances.map((balance) => balance.customerId)).size);
+    // The relay publishes the whole store, which holds the events of this file's other tests too.
+    expect([...partitionsByCustomer.keys()]).toEqual(expect.arrayContaining(balances.map((balance) => balance.customerId)));
     for (const partitions of partitionsByCustomer.values()) expect(partitions.size).toBe(1);
 
     // The subject of the topic-name strategy holds the .avsc, and every message names that version.
