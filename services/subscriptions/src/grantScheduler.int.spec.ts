@@ -14,15 +14,15 @@ const inPeriod = (n: number) => new Date(periodStart(startsAt, 'month', n).getTi
 describe('grant scheduler with a test clock', () => {
   let h: SubscriptionsHarness;
 
-  beforeAll(async () => {
+  // A harness (its own schema, its clock at START) per test: a scheduler's run covers every
+  // subscription in the schema, so a test's counts would otherwise take in what earlier tests left due.
+  beforeEach(async () => {
     h = await createSubscriptionsHarness('subs_scheduler', START);
   });
 
-  afterAll(async () => {
-    await h.close();
+  afterEach(async () => {
+    await h?.close();
   });
-
-  beforeEach(() => h.clock.set(START));
 
   async function subscribe(credits: string, overrideCredits?: string) {
     const product = await h.createProduct();
