@@ -120,23 +120,32 @@ describe('the compact ledger (migrations 017 and 018)', () => {
   });
 
   it('stores rows written into the events view as an append would, for scripts that write history directly', async () => {
-    const streamId = `scripted-${randomUUID()}`;
-    const [opened] = await store.appendMany([{ streamId, expectedRevision: 'no_stream', events: varied(1, 1) }]);
-    const history = varied(2, 5).slice(1);
-    await db.pool.query(
-      `INSERT INTO events (position, event_id, stream_id, revision, type, data, metadata, recorded_at)
-       SELECT nextval('events_position_seq'), h.id, $1, $2::bigint + h.ord, h.type, h.data, h.metadata, now()
-       FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (id uuid, type text, data jsonb, metadata jsonb))
-         WITH ORDINALITY AS h(id, type, data, metadata, ord)`,
-      [streamId, opened!.nextExpectedRevision.toString(), JSON.stringify(history)],
-    );
-    await db.pool.query(
-      'UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM events WHERE stream_id = $1) WHERE stream_id = $1',
-      [streamId],
-    );
-    const read = await store.readStream(streamId, { fromRevision: 1n });
-    expect(read.map(({ id, type, data, metadata }) => ({ id, type, data, metadata }))).toEqual(history.map(({ id, type, data, metadata }) => ({ id, type, data, metadata })));
-    // And the store appends after them with the revision the script left.
-    await store.appendToStream(streamId, varied(3, 2).slice(1), { expectedRevision: BigInt(history.length) });
+    // A schema of its own at the latest migration: the file's other schema stays before 017 until
+    // the other test migrates it, and tests may run in any order.
+    const current = await createTestSchema({ prefix: 'compact_ledger_scripted' });
+    const currentStore = createPostgresEventStore({ pool: current.pool, logger });
+    try {
+      const streamId = `scripted-${randomUUID()}`;
+      const [opened] = await currentStore.appendMany([{ streamId, expectedRevision: 'no_stream', events: varied(1, 1) }]);
+      const history = varied(2, 5).slice(1);
+      await current.pool.query(
+        `INSERT INTO events (position, event_id, stream_id, revision, type, data, metadata, recorded_at)
+         SELECT nextval('events_position_seq'), h.id, $1, $2::bigint + h.ord, h.type, h.data, h.metadata, now()
+         FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (id uuid, type text, data jsonb, metadata jsonb))
+           WITH ORDINALITY AS h(id, type, data, metadata, ord)`,
+        [streamId, opened!.nextExpectedRevision.toString(), JSON.stringify(history)],
+      );
+      await current.pool.query(
+        'UPDATE streams SET (last_revision, last_position) = (SELECT max(revision), max(position) FROM events WHERE stream_id = $1) WHERE stream_id = $1',
+        [streamId],
+      );
+      const read = await currentStore.readStream(streamId, { fromRevision: 1n });
+      expect(read.map(({ id, type, data, metadata }) => ({ id, type, data, metadata }))).toEqual(history.map(({ id, type, data, metadata }) => ({ id, type, data, metadata })));
+      // And the store appends after them with the revision the script left.
+      await currentStore.appendToStream(streamId, varied(3, 2).slice(1), { expectedRevision: BigInt(history.length) });
+    } finally {
+      await currentStore.close();
+      await current.drop();
+    }
   });
 });
