@@ -23,7 +23,11 @@ import type { BalanceSnapshot } from '../balanceSnapshot';
  * the domain's fold, independently of the projection's own code.
  */
 export interface LedgerWriter {
-  /** Opens balances, one stream each, in one append. Returns their ids. */
+  /**
+   * Opens balances, one stream each, in one append. Returns their ids. Each call names customers
+   * and products of its own, so a (customer, product) lookup finds this call's balance whatever
+   * the tests before it opened in the same store.
+   */
   open(count: number, options?: { customers?: number; threshold?: bigint | null }): Promise<string[]>;
   /** Runs one pseudo-random command on each chosen balance (top-up, usage, manual deduction, settings, holds), several balances per append. */
   activity(balanceIds: readonly string[], rounds: number): Promise<void>;
@@ -37,6 +41,7 @@ interface Tracked {
 
 export function createLedgerWriter(eventStore: EventStore, seed = 1): LedgerWriter {
   const balances = new Map<string, Tracked>();
+  let opens = 0;
   let random = seed;
   // A small LCG: repeatable workloads without a dependency.
   const next = (bound: number) => {
@@ -117,13 +122,14 @@ export function createLedgerWriter(eventStore: EventStore, seed = 1): LedgerWrit
   return {
     async open(count, options = {}) {
       const customers = options.customers ?? count;
+      opens += 1;
       const ids = Array.from({ length: count }, () => randomUUID());
       const requests = ids.map((balanceId, index) =>
         request(balanceId, {
           type: 'OpenBalance',
           balanceId,
-          customerId: `customer-${index % customers}`,
-          productId: `product-${index}`,
+          customerId: `customer-${opens}-${index % customers}`,
+          productId: `product-${opens}-${index}`,
           name: `balance ${index}`,
           lowBalanceThreshold: options.threshold === undefined ? 2_000_000n : options.threshold,
           startingBalance: 10_000_000n,
