@@ -125,22 +125,8 @@ describe('grant scheduler with a test clock', () => {
       await scheduler.stop();
     }
   });
-});
-
-describe('grant scheduler catching up a backdated subscription', () => {
-  // A harness of its own, so that a run's summary counts this subscription's grants alone.
-  let backdated: SubscriptionsHarness;
-
-  beforeAll(async () => {
-    backdated = await createSubscriptionsHarness('subs_backdated', START);
-  });
-
-  afterAll(async () => {
-    await backdated.close();
-  });
 
   it('catches a subscription backdated five years with a daily period up in bounded runs: the request grants a few, every period once', async () => {
-    const h = backdated;
     // "Now" is five years and a bit after the start: 1,8xx daily periods are due at once.
     const fiveYearsLater = new Date(startsAt.getTime() + (5 * 365 + 1) * 86_400_000 + 3_600_000);
     h.clock.set(fiveYearsLater);
