@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { promisify } from 'node:util';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPostgresConsumptionStore, createPostgresCustomerDirectory, createPurchaseService } from '@tally/ledger';
@@ -511,10 +512,8 @@ describe('the API under hostile clients', () => {
           await new Promise((resolve) => socket.once('connect', resolve));
         }
         // The cap counts what the server has accepted, which can trail the clients' handshakes.
-        await waitFor(
-          () => new Promise<true | undefined>((resolve, reject) => listening.server.getConnections((error, count) => (error ? reject(error) : resolve(count >= 20 ? true : undefined)))),
-          { description: 'the server holding all twenty connections', timeoutMs: 10_000 },
-        );
+        const accepted = promisify(listening.server.getConnections.bind(listening.server));
+        await waitFor(async () => (await accepted()) >= 20, { description: 'the server holding all twenty connections', timeoutMs: 10_000 });
         const { text, closed } = await rawExchange(port, (socket) => socket.write(`GET /health HTTP/1.1\r\nHost: x\r\n\r\n`), 3000);
         expect(closed).toBe(true);
         expect(text).toBe('');
