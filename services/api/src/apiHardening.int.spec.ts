@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
@@ -442,6 +445,49 @@ describe('the API under hostile clients', () => {
       // Not trusted: the header is the client's say-so, and everyone behind the peer shares its budget.
       const untrusting = await build({ rateLimit });
       expect(await statuses(untrusting, ['203.0.113.1', '203.0.113.2', '203.0.113.3'])).toEqual([401, 401, 429]);
+    });
+  });
+
+  describe("the web pages' files", () => {
+    let pages: FastifyInstance;
+    let root: string;
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), 'tally-pages-'));
+      const files: Record<string, string> = {
+        'assets/console-abc123.js': 'console.log("console")',
+        'console/index.html': '<!doctype html><title>console</title>',
+        'portal/index.html': '<!doctype html><title>portal</title>',
+        // What a build may leave beside the pages, and what must never be served from their root.
+        'console/notes.txt': 'not a page',
+        '.vite/manifest.json': '{"secret":true}',
+        'private.html': 'not a page either',
+      };
+      for (const [file, text] of Object.entries(files)) {
+        await mkdir(join(root, dirname(file)), { recursive: true });
+        await writeFile(join(root, file), text);
+      }
+      pages = await build({}, { web: { secret: SECRET, pagesRoot: root } });
+    });
+    afterAll(async () => {
+      await rm(root, { recursive: true, force: true });
+    });
+
+    it('serves the two pages uncached and the hashed assets for a year', async () => {
+      for (const url of ['/console', '/console/', '/portal']) {
+        const page = await pages.inject({ method: 'GET', url });
+        expect({ url, status: page.statusCode, cache: page.headers['cache-control'], type: page.headers['content-type'] }).toEqual({
+          url,
+          status: 200,
+          cache: 'no-cache',
+          type: expect.stringMatching(/^text\/html/),
+        });
+      }
+      const asset = await pages.inject({ method: 'GET', url: '/ui/assets/console-abc123.js' });
+      expect({ status: asset.statusCode, cache: asset.headers['cache-control'], body: asset.body }).toEqual({
+        status: 200,
+        cache: 'public, max-age=31536000, immutable',
+        body: 'console.log("console")',
+      });
     });
   });
 

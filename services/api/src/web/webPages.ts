@@ -26,7 +26,8 @@ export async function webPages(app: FastifyInstance, options: { readonly root: s
   for (const page of PAGES) {
     for (const url of [`/${page}`, `/${page}/`]) {
       app.get(url, { config: { scope: 'public' }, schema: { hide: true } }, (_request, reply) =>
-        reply.header('cache-control', 'no-cache').sendFile(`${page}/index.html`, options.root, { maxAge: 0, immutable: false }),
+        // cacheControl false, or send would replace no-cache with its own `public, max-age=0`.
+        reply.header('cache-control', 'no-cache').sendFile(`${page}/index.html`, options.root, { cacheControl: false }),
       );
     }
   }
