@@ -29,6 +29,8 @@ const transform = {
   // cookie 2 (required by light-my-request, which Fastify's inject() loads) ships only ES
   // modules; Node 20 can require them, jest's CommonJS runtime cannot, so swc converts it.
   '/node_modules/cookie/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' } }],
+  // content-disposition 3 (required by @fastify/static 10) likewise.
+  '/node_modules/content-disposition/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' } }],
   // The zstd codec's WebAssembly build is an ES module too (loaded with import() in production).
   '/node_modules/@hpcc-js/wasm-zstd/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' } }],
 };
@@ -40,7 +42,7 @@ const common = {
   moduleNameMapper,
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  transformIgnorePatterns: ['/node_modules/(?!cookie/|@hpcc-js/wasm-zstd/)'],
+  transformIgnorePatterns: ['/node_modules/(?!cookie/|content-disposition/|@hpcc-js/wasm-zstd/)'],
 };
 
 module.exports = {

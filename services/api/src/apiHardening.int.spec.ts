@@ -446,6 +446,21 @@ describe('the API under hostile clients', () => {
       const untrusting = await build({ rateLimit });
       expect(await statuses(untrusting, ['203.0.113.1', '203.0.113.2', '203.0.113.3'])).toEqual([401, 401, 429]);
     });
+
+    it('believes the address the trusted proxy appended, not what the client wrote before it', async () => {
+      const keyless = (built: FastifyInstance, forwardedFor: string) =>
+        built.inject({ method: 'GET', url: '/v1/credit-products', remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': forwardedFor } });
+      const statuses = async (built: FastifyInstance, forwardedFor: string[]) => {
+        const seen: number[] = [];
+        for (const header of forwardedFor) seen.push((await keyless(built, header)).statusCode);
+        return seen;
+      };
+      const trusting = await build({ trustProxy: ['10.9.8.7'], rateLimit: { failedAuthPerAddress: 2 } });
+      // A client that writes a new address of its own each time still spends the budget of the address its proxy saw…
+      expect(await statuses(trusting, ['198.51.100.1, 203.0.113.7', '198.51.100.2, 203.0.113.7', '198.51.100.3, 203.0.113.7'])).toEqual([401, 401, 429]);
+      // …and another client behind the same proxy has a budget of its own.
+      expect(await statuses(trusting, ['203.0.113.8'])).toEqual([401]);
+    });
   });
 
   describe("the web pages' files", () => {
@@ -488,6 +503,32 @@ describe('the API under hostile clients', () => {
         cache: 'public, max-age=31536000, immutable',
         body: 'console.log("console")',
       });
+    });
+
+    it('serves nothing else of the root, however the path is spelled', async () => {
+      const probes = [
+        '/ui/console/notes.txt',
+        '/ui/.vite/manifest.json',
+        '/ui/private.html',
+        '/ui/assets/../private.html',
+        '/ui/assets/%2e%2e/private.html',
+        '/ui/assets/%2E%2E/.vite/manifest.json',
+        '/ui/assets/..%2fprivate.html',
+        '/ui/assets/..%2Fconsole%2Fnotes.txt',
+        '/ui/assets/..%5cprivate.html',
+        '/ui/assets/./../private.html',
+        '/ui/assets//../private.html',
+        '/ui/assets/%2e/%2e%2e/console/notes.txt',
+        '/ui//private.html',
+        '/ui/./private.html',
+        '/ui/console/index.html/../notes.txt',
+      ];
+      const served: { url: string; status: number }[] = [];
+      for (const url of probes) {
+        const response = await pages.inject({ method: 'GET', url });
+        if (response.statusCode < 300 || /not a page|secret/.test(response.body)) served.push({ url, status: response.statusCode });
+      }
+      expect(served).toEqual([]);
     });
   });
 

@@ -10,7 +10,7 @@ import type { DeadLetterLog, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
 import type { WebhookEndpointService } from '@tally/webhooks';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
 import { ErrorSchema } from './apiSchemas';
@@ -130,10 +130,10 @@ export interface ApiOptions {
   readonly rateLimit?: RateLimitOptions;
   /**
    * Which proxies' `X-Forwarded-For` to believe for the client's address (Fastify's
-   * `trustProxy`: true, a hop count, or addresses and CIDR ranges); default none, so the per-address
-   * limits count the TCP peer. Behind a load balancer, name it, or every client shares its address.
+   * `trustProxy`: true, or addresses and CIDR ranges); default none, so the per-address limits
+   * count the TCP peer. Behind a load balancer, name it, or every client shares its address.
    */
-  readonly trustProxy?: boolean | number | readonly string[];
+  readonly trustProxy?: boolean | readonly string[];
 }
 
 const MAX_URL_IN_MESSAGE = 200;
@@ -193,7 +193,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     childLoggerFactory: LazyChildLogger.factory,
     // Fastify's own request logging writes two lines per request, which on the balance lookup
     // path cost more than the lookup; the onResponse hook below writes one line instead.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 64 * 1024,
     ajv: {
       customOptions: {

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { LazyChildLogger } from './lazyChildLogger';
 
@@ -18,7 +18,7 @@ function recordingLogger(level: pino.Level = 'info') {
 }
 
 async function appWith(logger: pino.Logger) {
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, disableRequestLogging: true, childLoggerFactory: LazyChildLogger.factory });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), childLoggerFactory: LazyChildLogger.factory });
   app.get('/quiet', async () => ({ ok: true }));
   app.get('/talks', async (request) => {
     request.log.info({ step: 1 }, 'talking');

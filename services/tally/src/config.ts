@@ -120,8 +120,12 @@ export const configSchema = z.object({
   ),
   TALLY_API_HEALTH_INTERVAL_MS: integer(5_000, 500, 600_000)
     .describe('how often `/health`\'s state is refreshed in the background (one check in flight at most)'),
-  TALLY_API_TRUST_PROXY: z.string().trim().min(1).optional()
-    .describe('proxies whose `X-Forwarded-For` names the client: `true`, a hop count, or addresses and CIDR ranges'),
+  // No hop count: trusting "the last N hops" trusts whoever connects directly as well, so a
+  // client that reaches the API past its proxy names any address it likes (Fastify 5.12 dropped it).
+  TALLY_API_TRUST_PROXY: z.string().trim().min(1)
+    .refine((text) => !/^[0-9]+$/.test(text), 'a hop count trusts any client that connects directly; name the proxies\' addresses or CIDR ranges')
+    .optional()
+    .describe('proxies whose `X-Forwarded-For` names the client: `true`, or their addresses and CIDR ranges'),
   // TLS and authentication to the services (README, "TLS and authentication to the services").
   TALLY_KAFKA_SSL: z.enum(['true', 'false']).default('false').describe('TLS to the brokers, trusting the system\'s CAs'),
   TALLY_KAFKA_SSL_CA_FILE: z.string().min(1).optional().describe('a CA (PEM) to trust instead; implies `TALLY_KAFKA_SSL=true`'),
@@ -228,8 +232,8 @@ export interface Config {
     readonly keepAliveTimeoutMs: number;
     readonly maxConnections: number;
     readonly healthIntervalMs: number;
-    /** Proxies whose X-Forwarded-For names the client: true, a hop count, or addresses/CIDRs; undefined for none. */
-    readonly trustProxy: boolean | number | readonly string[] | undefined;
+    /** Proxies whose X-Forwarded-For names the client: true, or addresses/CIDRs; undefined for none. */
+    readonly trustProxy: boolean | readonly string[] | undefined;
     readonly rateLimit: { readonly windowMs: number; readonly perKey: number; readonly perAddress: number; readonly failedAuthPerAddress: number; readonly syncMs: number };
   };
   readonly schedulerIntervalMs: number;
@@ -271,11 +275,10 @@ function deepFreeze<T extends object>(value: T): T {
   return Object.freeze(value);
 }
 
-/** `true`, a hop count, or a comma-separated list of proxy addresses and CIDR ranges. */
-function trustProxyOf(text: string | undefined): boolean | number | string[] | undefined {
+/** `true`, or a comma-separated list of proxy addresses and CIDR ranges. */
+function trustProxyOf(text: string | undefined): boolean | string[] | undefined {
   if (text === undefined || text === 'false') return undefined;
   if (text === 'true') return true;
-  if (/^[0-9]{1,2}$/.test(text)) return Number(text);
   return text.split(',').map((entry) => entry.trim()).filter(Boolean);
 }
 

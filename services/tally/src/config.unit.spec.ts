@@ -166,11 +166,14 @@ describe('loadConfig', () => {
 
   it.each([
     ['true', true],
-    ['2', 2],
     ['10.0.0.1, 10.1.0.0/16', ['10.0.0.1', '10.1.0.0/16']],
     ['false', undefined],
   ])('reads TALLY_API_TRUST_PROXY=%s', (text, trustProxy) => {
     expect(loadConfig({ TALLY_API_TRUST_PROXY: text }).apiProtection.trustProxy).toEqual(trustProxy);
+  });
+
+  it('refuses a hop count in TALLY_API_TRUST_PROXY, which would believe any client that connects directly', () => {
+    expect(() => loadConfig({ TALLY_API_TRUST_PROXY: '2' })).toThrow(/TALLY_API_TRUST_PROXY: a hop count trusts any client that connects directly/);
   });
 
   it('hands the consumer the chunk size TALLY_CONSUMER_BATCH_SIZE gives', () => {

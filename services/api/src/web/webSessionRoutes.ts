@@ -91,7 +91,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
     },
     async (request, reply) => {
       clearSession(request, reply);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 

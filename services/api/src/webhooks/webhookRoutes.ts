@@ -174,7 +174,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
     },
     async (request, reply) => {
       await webhooks.delete(request.params.endpointId);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
