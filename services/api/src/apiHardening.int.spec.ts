@@ -431,14 +431,17 @@ describe('the API under hostile clients', () => {
   });
 
   describe('client addresses behind a proxy', () => {
+    /** Each keyless request's status, from the proxy at 10.9.8.7 with the given X-Forwarded-For. */
+    const statuses = async (built: FastifyInstance, forwardedFor: string[]) => {
+      const seen: number[] = [];
+      for (const header of forwardedFor) {
+        const response = await built.inject({ method: 'GET', url: '/v1/credit-products', remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': header } });
+        seen.push(response.statusCode);
+      }
+      return seen;
+    };
+
     it("counts keyless requests by the forwarded address only when the proxy is trusted", async () => {
-      const keyless = (built: FastifyInstance, forwardedFor: string) =>
-        built.inject({ method: 'GET', url: '/v1/credit-products', remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': forwardedFor } });
-      const statuses = async (built: FastifyInstance, addresses: string[]) => {
-        const seen: number[] = [];
-        for (const address of addresses) seen.push((await keyless(built, address)).statusCode);
-        return seen;
-      };
       const rateLimit = { failedAuthPerAddress: 2 };
       const trusting = await build({ trustProxy: ['10.9.8.7'], rateLimit });
       expect(await statuses(trusting, ['203.0.113.1', '203.0.113.1', '203.0.113.1', '203.0.113.2'])).toEqual([401, 401, 429, 401]);
@@ -448,13 +451,6 @@ describe('the API under hostile clients', () => {
     });
 
     it('believes the address the trusted proxy appended, not what the client wrote before it', async () => {
-      const keyless = (built: FastifyInstance, forwardedFor: string) =>
-        built.inject({ method: 'GET', url: '/v1/credit-products', remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': forwardedFor } });
-      const statuses = async (built: FastifyInstance, forwardedFor: string[]) => {
-        const seen: number[] = [];
-        for (const header of forwardedFor) seen.push((await keyless(built, header)).statusCode);
-        return seen;
-      };
       const trusting = await build({ trustProxy: ['10.9.8.7'], rateLimit: { failedAuthPerAddress: 2 } });
       // A client that writes a new address of its own each time still spends the budget of the address its proxy saw…
       expect(await statuses(trusting, ['198.51.100.1, 203.0.113.7', '198.51.100.2, 203.0.113.7', '198.51.100.3, 203.0.113.7'])).toEqual([401, 401, 429]);
