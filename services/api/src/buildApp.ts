@@ -98,6 +98,8 @@ export interface WebOptions {
   readonly portalTtlMs?: number;
   /** Where @tally/web's build is; without it only the API side is served. */
   readonly pagesRoot?: string;
+  /** The origin customers reach Tally at (`https://billing.example.com`), for portal links; default the request's. */
+  readonly publicUrl?: string;
   readonly now?: () => Date;
 }
 
@@ -359,7 +361,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
-      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now });
+      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, ...(web?.publicUrl !== undefined ? { publicUrl: web.publicUrl } : {}) });
       if (deps.deadLetters !== undefined) await v1.register(deadLetterRoutes, { deadLetters: deps.deadLetters });
       await v1.register(holdRoutes, { holds: createHoldService({ ledger: deps.ledger, balances }) });
       await v1.register(entitlementRoutes, {

@@ -98,6 +98,10 @@ export const configSchema = z.object({
     .describe('signs console sessions and portal links (HS256), at least 32 characters, the same for every API process'),
   TALLY_CONSOLE_SESSION_TTL_MS: integer(8 * 3_600_000, 60_000, 7 * 86_400_000).describe('how long a console sign-in lasts'),
   TALLY_PORTAL_LINK_TTL_MS: integer(3_600_000, 60_000, 30 * 86_400_000).describe('how long a customer portal link admits its customer'),
+  TALLY_PUBLIC_URL: z.string()
+    .refine(isHttpOrigin, 'an origin such as `https://billing.example.com`: http or https, no path, query or fragment')
+    .optional()
+    .describe('the origin customers reach Tally at, e.g. `https://billing.example.com`; portal links are built on it (unset: the scheme and host each request came in on)'),
   TALLY_SCHEDULER_INTERVAL_MS: integer(10_000, 100, 3_600_000).describe('pause between the grant scheduler\'s runs'),
   // The API under hostile clients: timeouts, a connection cap, rate limits (per minute by default).
   TALLY_API_REQUEST_TIMEOUT_MS: integer(30_000, 0, 600_000).describe('the whole request (0: no limit)'),
@@ -210,7 +214,7 @@ export interface Config {
   readonly catalogRefreshMs: number;
   readonly api: { readonly host: string; readonly port: number; readonly keys: readonly ApiKey[] | undefined };
   /** The console and the portal; without a secret the main job keeps one in `home`. */
-  readonly web: { readonly sessionSecret: string | undefined; readonly sessionTtlMs: number; readonly portalLinkTtlMs: number };
+  readonly web: { readonly sessionSecret: string | undefined; readonly sessionTtlMs: number; readonly portalLinkTtlMs: number; readonly publicUrl: string | undefined };
   /** TLS and authentication to Kafka, the registry and Redis; PostgreSQL's are in its URL (`sslmode`, `sslrootcert`). */
   readonly connections: {
     readonly kafka: {
@@ -273,6 +277,13 @@ function deepFreeze<T extends object>(value: T): T {
     if (inner !== null && typeof inner === 'object' && !(inner instanceof Set)) deepFreeze(inner as object);
   }
   return Object.freeze(value);
+}
+
+/** An http(s) URL naming no more than scheme, host and port (a trailing slash allowed). */
+function isHttpOrigin(text: string): boolean {
+  if (!URL.canParse(text) || /[?#]/.test(text)) return false;
+  const url = new URL(text);
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && url.username === '' && url.password === '';
 }
 
 /** `true`, or a comma-separated list of proxy addresses and CIDR ranges. */
@@ -364,7 +375,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
     api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },
-    web: { sessionSecret: e.TALLY_SESSION_SECRET, sessionTtlMs: e.TALLY_CONSOLE_SESSION_TTL_MS, portalLinkTtlMs: e.TALLY_PORTAL_LINK_TTL_MS },
+    web: {
+      sessionSecret: e.TALLY_SESSION_SECRET,
+      sessionTtlMs: e.TALLY_CONSOLE_SESSION_TTL_MS,
+      portalLinkTtlMs: e.TALLY_PORTAL_LINK_TTL_MS,
+      publicUrl: e.TALLY_PUBLIC_URL === undefined ? undefined : new URL(e.TALLY_PUBLIC_URL).origin,
+    },
     schedulerIntervalMs: e.TALLY_SCHEDULER_INTERVAL_MS,
     apiProtection: {
       requestTimeoutMs: e.TALLY_API_REQUEST_TIMEOUT_MS,

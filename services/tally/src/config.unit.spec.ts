@@ -172,6 +172,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ TALLY_API_TRUST_PROXY: text }).apiProtection.trustProxy).toEqual(trustProxy);
   });
 
+  it('reads TALLY_PUBLIC_URL as an origin, and refuses one with a path or another scheme', () => {
+    expect(loadConfig({}).web.publicUrl).toBeUndefined();
+    expect(loadConfig({ TALLY_PUBLIC_URL: 'https://Billing.Example.com/' }).web.publicUrl).toBe('https://billing.example.com');
+    expect(loadConfig({ TALLY_PUBLIC_URL: 'http://127.0.0.1:8080' }).web.publicUrl).toBe('http://127.0.0.1:8080');
+    for (const wrong of ['https://billing.example.com/tally', 'https://billing.example.com/?a=1', 'ftp://billing.example.com', 'billing.example.com']) {
+      expect(() => loadConfig({ TALLY_PUBLIC_URL: wrong })).toThrow(/TALLY_PUBLIC_URL/);
+    }
+  });
+
   it('refuses a hop count in TALLY_API_TRUST_PROXY, which would believe any client that connects directly', () => {
     expect(() => loadConfig({ TALLY_API_TRUST_PROXY: '2' })).toThrow(/TALLY_API_TRUST_PROXY: a hop count trusts any client that connects directly/);
   });

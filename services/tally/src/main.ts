@@ -375,6 +375,7 @@ async function main(): Promise<void> {
         sessionTtlMs: config.web.sessionTtlMs,
         portalTtlMs: config.web.portalLinkTtlMs,
         pagesRoot: webPagesRoot(logger),
+        ...(config.web.publicUrl !== undefined ? { publicUrl: config.web.publicUrl } : {}),
       },
       webhooks: createWebhookEndpointService({
         store: webhookStore,

@@ -185,6 +185,16 @@ describe('the web interfaces\' API', () => {
       expect(balances.json().items).toHaveLength(1);
       expect((await app.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/portal-sessions`, headers: { authorization: `Bearer ${READ}` } })).statusCode).toBe(403);
     });
+
+    it('builds the portal link on the configured public origin, whatever host the request came in on', async () => {
+      const customerId = uniqueName('public-url customer');
+      await openBalance(customerId);
+      const behindProxy = await build({ web: { secret: SECRET, publicUrl: 'https://billing.example.com' } });
+      const link = await behindProxy.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/portal-sessions`, headers: { ...admin, host: 'tally.internal:8080' } });
+      expect(link.statusCode).toBe(201);
+      const { url, token } = link.json();
+      expect(url).toBe(`https://billing.example.com/portal#token=${token}`);
+    });
   });
 
   describe('purchase options', () => {

@@ -12,6 +12,8 @@ interface WebSessionRoutesOptions {
   readonly auth: BearerAuth;
   readonly tokens: SignedTokens;
   readonly now: () => Date;
+  /** The origin portal links are built on; without it, the request's own scheme and host. */
+  readonly publicUrl?: string;
 }
 
 const SessionSchema = Type.Object({
@@ -35,7 +37,7 @@ function clearSession(request: FastifyRequest, reply: FastifyReply): void {
  * The web interfaces' credentials: an operator exchanges an admin key for the console's session
  * cookie; an operator or a product backend makes a customer a portal link.
  */
-export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions> = async (app, { auth, tokens, now }) => {
+export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions> = async (app, { auth, tokens, now, publicUrl }) => {
   app.post(
     '/console-sessions',
     {
@@ -103,7 +105,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
         tags,
         summary: "A link to the customer's portal",
         description:
-          "A signed, expiring token that admits this customer alone to the portal: its balances, ledger, consumption, purchase options and purchases (the routes marked `x-tally-portal`); every other route answers it 403. `url` opens the portal with it; the token is in the URL's fragment, which browsers never send to a server. Give the link to the customer's browser only.",
+          "A signed, expiring token that admits this customer alone to the portal: its balances, ledger, consumption, purchase options and purchases (the routes marked `x-tally-portal`); every other route answers it 403. `url` opens the portal with it, on Tally's configured public origin (else on the scheme and host of this request); the token is in the URL's fragment, which browsers never send to a server. Give the link to the customer's browser only.",
         params: params({ customerId }),
         response: {
           201: Type.Object({ url: Type.String(), token: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
@@ -113,7 +115,9 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
     },
     async (request, reply) => {
       const { token, claims } = await tokens.issuePortalToken(request.params.customerId, now());
-      const url = `${request.protocol}://${request.host}/portal#token=${token}`;
+      // A backend that asks over an internal address would otherwise hand its customer a link to
+      // that address; the configured origin is the one customers reach.
+      const url = `${publicUrl ?? `${request.protocol}://${request.host}`}/portal#token=${token}`;
       return reply.code(201).send({ url, token, expiresAt: claims.expiresAt.toISOString() });
     },
   );
