@@ -116,6 +116,8 @@ describe('the web interfaces\' API', () => {
       expect(cookie.attributes).toMatch(/SameSite=Strict/);
       expect(cookie.attributes).toMatch(/Path=\//);
       expect(cookie.attributes).toMatch(/Expires=/);
+      // Plain http on 127.0.0.1, as the local console is: a Secure cookie would never come back.
+      expect(cookie.attributes).not.toMatch(/Secure/);
       expect(cookie.value).not.toContain(ADMIN);
       const cookies = { tally_session: cookie.value };
 
@@ -186,7 +188,7 @@ describe('the web interfaces\' API', () => {
       expect((await app.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/portal-sessions`, headers: { authorization: `Bearer ${READ}` } })).statusCode).toBe(403);
     });
 
-    it('builds the portal link on the configured public origin, whatever host the request came in on', async () => {
+    it('builds the portal link on the configured public origin, whatever host the request came in on, and makes an https origin’s cookie Secure', async () => {
       const customerId = uniqueName('public-url customer');
       await openBalance(customerId);
       const behindProxy = await build({ web: { secret: SECRET, publicUrl: 'https://billing.example.com' } });
@@ -194,6 +196,9 @@ describe('the web interfaces\' API', () => {
       expect(link.statusCode).toBe(201);
       const { url, token } = link.json();
       expect(url).toBe(`https://billing.example.com/portal#token=${token}`);
+      // Reached over https, even where TLS ends at a proxy the API does not trust to say so.
+      const signIn = await behindProxy.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: ADMIN } });
+      expect(sessionCookie(signIn).attributes).toMatch(/(^|; )Secure(;|$)/);
     });
   });
 

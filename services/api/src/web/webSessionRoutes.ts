@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { SESSION_COOKIE } from '../accessGuard';
 import { AuthenticationRequiredError, InsufficientScopeError, NoConsoleSessionError } from '../apiErrors';
 import { customerId, errorResponses, params } from '../apiSchemas';
@@ -24,13 +24,13 @@ const SessionSchema = Type.Object({
 
 const tags = ['web interfaces'];
 
-/** Secure only where the request came over TLS: the local console is plain http on 127.0.0.1. */
-function cookieOptions(request: FastifyRequest) {
-  return { path: '/', httpOnly: true, sameSite: 'strict', secure: request.protocol === 'https' } as const;
-}
-
-function clearSession(request: FastifyRequest, reply: FastifyReply): void {
-  reply.clearCookie(SESSION_COOKIE, cookieOptions(request));
+/**
+ * Secure where the request came over TLS, or where customers and operators reach Tally over https
+ * (TLS ended at a proxy that is not trusted to say so); the local console is plain http on 127.0.0.1.
+ */
+function cookieOptions(request: FastifyRequest, publicUrl: string | undefined) {
+  const secure = request.protocol === 'https' || publicUrl?.startsWith('https:') === true;
+  return { path: '/', httpOnly: true, sameSite: 'strict', secure } as const;
 }
 
 /**
@@ -60,7 +60,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       }
       if (!scopesGrant(principal.scopes, 'admin')) throw new InsufficientScopeError('the console needs a key with the admin scope');
       const { token, claims } = await tokens.openSession(principal, now());
-      reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request), expires: claims.expiresAt });
+      reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request, publicUrl), expires: claims.expiresAt });
       return reply.code(201).send({ scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken });
     },
   );
@@ -92,7 +92,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       schema: { tags, summary: 'Sign out of the console', description: 'Clears the session cookie.', response: { 204: Type.Null(), ...errorResponses } },
     },
     async (request, reply) => {
-      clearSession(request, reply);
+      reply.clearCookie(SESSION_COOKIE, cookieOptions(request, publicUrl));
       return reply.code(204).send(null);
     },
   );
