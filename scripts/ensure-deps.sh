@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/common.sh
 
+node scripts/lib/node-version.js
+
 # The browser tests (test/browser) drive Debian's Chromium through playwright-core, which never
 # downloads a browser of its own: install it once, only when it is missing.
 if ! command -v chromium >/dev/null 2>&1; then
