@@ -369,7 +369,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
-      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, ...(web?.publicUrl !== undefined ? { publicUrl: web.publicUrl } : {}) });
+      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, publicUrl: web?.publicUrl });
       if (deps.deadLetters !== undefined) await v1.register(deadLetterRoutes, { deadLetters: deps.deadLetters });
       await v1.register(holdRoutes, { holds: createHoldService({ ledger: deps.ledger, balances }) });
       await v1.register(entitlementRoutes, {

@@ -12,8 +12,8 @@ interface WebSessionRoutesOptions {
   readonly auth: BearerAuth;
   readonly tokens: SignedTokens;
   readonly now: () => Date;
-  /** The origin portal links are built on; without it, the request's own scheme and host. */
-  readonly publicUrl?: string;
+  /** The origin portal links are built on; undefined: the request's own scheme and host. */
+  readonly publicUrl: string | undefined;
 }
 
 const SessionSchema = Type.Object({
@@ -28,8 +28,8 @@ const tags = ['web interfaces'];
  * Secure where the request came over TLS, or where customers and operators reach Tally over https
  * (TLS ended at a proxy that is not trusted to say so); the local console is plain http on 127.0.0.1.
  */
-function cookieOptions(request: FastifyRequest, publicUrl: string | undefined) {
-  const secure = request.protocol === 'https' || publicUrl?.startsWith('https:') === true;
+function cookieOptions(request: FastifyRequest, httpsOrigin: boolean) {
+  const secure = httpsOrigin || request.protocol === 'https';
   return { path: '/', httpOnly: true, sameSite: 'strict', secure } as const;
 }
 
@@ -38,6 +38,7 @@ function cookieOptions(request: FastifyRequest, publicUrl: string | undefined) {
  * cookie; an operator or a product backend makes a customer a portal link.
  */
 export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions> = async (app, { auth, tokens, now, publicUrl }) => {
+  const httpsOrigin = publicUrl?.startsWith('https:') === true;
   app.post(
     '/console-sessions',
     {
@@ -60,7 +61,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       }
       if (!scopesGrant(principal.scopes, 'admin')) throw new InsufficientScopeError('the console needs a key with the admin scope');
       const { token, claims } = await tokens.openSession(principal, now());
-      reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request, publicUrl), expires: claims.expiresAt });
+      reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request, httpsOrigin), expires: claims.expiresAt });
       return reply.code(201).send({ scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken });
     },
   );
@@ -92,7 +93,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       schema: { tags, summary: 'Sign out of the console', description: 'Clears the session cookie.', response: { 204: Type.Null(), ...errorResponses } },
     },
     async (request, reply) => {
-      reply.clearCookie(SESSION_COOKIE, cookieOptions(request, publicUrl));
+      reply.clearCookie(SESSION_COOKIE, cookieOptions(request, httpsOrigin));
       return reply.code(204).send(null);
     },
   );
