@@ -217,9 +217,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   const partitionsWithoutEarlierRuns = new Set<number>();
   // Offsets handed over under the old assignment are not this member's to commit any more; a
   // partition that comes back may have been metered by another member meanwhile.
-  consumer.on(consumer.events.GROUP_JOIN, () => {
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     committer.forget();
     partitionsWithoutEarlierRuns.clear();
+    options.metrics?.partitionsAssigned({ topic, partitions: [...(payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b) });
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');

@@ -18,6 +18,12 @@ export interface UsageBatchMetrics {
 export interface UsageConsumerMetrics {
   /** Called after each batch is committed. Must not throw or block: it runs inside the consumer loop. */
   batchProcessed(batch: UsageBatchMetrics): void;
+  /**
+   * Called each time this member joins the group, with the usage topic's partitions it now holds
+   * (none, when the group has more members than partitions). Figures kept for a partition not in
+   * the list are another member's from now on. Must not throw or block.
+   */
+  partitionsAssigned(assignment: { readonly topic: string; readonly partitions: readonly number[] }): void;
 }
 
 export interface UsageConsumerOptions {
@@ -236,7 +242,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers']);
   requirePort(options.catalogCache, 'catalogCache', ['getProduct']);
   requirePort(options.logger, 'logger', ['child']);
-  if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed']);
+  if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed', 'partitionsAssigned']);
   if (options.clock !== undefined && typeof options.clock !== 'function') throw new UsageConsumerOptionsError('clock must be a function');
   if (
     options.maxFetchBytes !== undefined &&

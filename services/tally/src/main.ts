@@ -44,6 +44,7 @@ import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
+import { createUsageConsumerMetrics } from './usageConsumerMetrics';
 import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret } from './localApiKey';
 import { webPagesRoot } from './webPagesRoot';
 
@@ -160,15 +161,6 @@ async function main(): Promise<void> {
     });
     await registryCache.start();
     parts.add('balance-registry-cache', () => registryCache.close());
-    const batchSeconds = metrics.histogram({
-      name: 'tally_consumer_batch_seconds',
-      help: 'Time to meter one batch of usage events, from its start to its offsets handed to the committer (the commit follows off the fetch cycle)',
-    });
-    const partitionLag = metrics.gauge({
-      name: 'tally_consumer_lag_messages',
-      help: 'Usage events behind the last committed batch, per partition',
-      labelNames: ['topic', 'partition'] as const,
-    });
     const consumer = createUsageConsumer({
       kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId, ...connections.kafka },
       groupId: config.consumer.groupId,
@@ -197,12 +189,7 @@ async function main(): Promise<void> {
       sessionTimeoutMs: config.consumer.sessionTimeoutMs,
       stateFlushIntervalMs: config.consumer.stateFlushMs,
       compression: compressionType(config.kafka.compression),
-      metrics: {
-        batchProcessed(batch) {
-          batchSeconds.observe(batch.durationMs / 1000);
-          partitionLag.set({ topic: batch.topic, partition: String(batch.partition) }, batch.lag);
-        },
-      },
+      metrics: createUsageConsumerMetrics(metrics),
     });
     const counters = [
       ['consumed', 'Usage events consumed and committed'],

@@ -1,0 +1,41 @@
+import type { MetricsRegistry } from '@tally/metrics';
+import type { UsageConsumerMetrics } from '@tally/metering';
+
+/**
+ * The metering consumer's batch timings and per-partition lag (docs/metrics.md). The lag is the
+ * figure this process saw at a partition's last batch; when the group hands a partition to
+ * another member, its series is removed rather than left at that figure, since a sum over the
+ * group's processes would otherwise count the partition twice and never see its lag fall
+ * (infra/prometheus/tally-alerts.yml sums it).
+ */
+export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsumerMetrics {
+  const batchSeconds = metrics.histogram({
+    name: 'tally_consumer_batch_seconds',
+    help: 'Time to meter one batch of usage events, from its start to its offsets handed to the committer (the commit follows off the fetch cycle)',
+  });
+  const partitionLag = metrics.gauge({
+    name: 'tally_consumer_lag_messages',
+    help: 'Usage events behind the last committed batch, per partition',
+    labelNames: ['topic', 'partition'] as const,
+  });
+  /** The partitions this process has a lag series for, per topic. */
+  const reported = new Map<string, Set<number>>();
+
+  return {
+    batchProcessed(batch) {
+      batchSeconds.observe(batch.durationMs / 1000);
+      partitionLag.set({ topic: batch.topic, partition: String(batch.partition) }, batch.lag);
+      const partitions = reported.get(batch.topic) ?? new Set<number>();
+      reported.set(batch.topic, partitions.add(batch.partition));
+    },
+    partitionsAssigned({ topic, partitions }) {
+      const held = new Set(partitions);
+      const known = reported.get(topic);
+      for (const partition of known ?? []) {
+        if (held.has(partition)) continue;
+        partitionLag.remove({ topic, partition: String(partition) });
+        known?.delete(partition);
+      }
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { createMetricsRegistry } from '@tally/metrics';
+import { createUsageConsumerMetrics } from './usageConsumerMetrics';
+
+/** The lag series as Prometheus would scrape them: `partition` → value. */
+async function lagSeries(render: () => Promise<string>): Promise<Record<string, number>> {
+  const text = await render();
+  return Object.fromEntries(
+    [...text.matchAll(/^tally_consumer_lag_messages\{topic="usage",partition="(\d+)"\} (\d+)$/gm)].map(([, partition, value]) => [partition!, Number(value)]),
+  );
+}
+
+describe('the usage consumer’s metrics', () => {
+  function batch(partition: number, lag: number) {
+    return { topic: 'usage', partition, messages: 10, durationMs: 20, lag };
+  }
+
+  it('reports each partition’s lag as of its last batch, and each batch’s duration', async () => {
+    const registry = createMetricsRegistry();
+    const metrics = createUsageConsumerMetrics(registry);
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 1] });
+    metrics.batchProcessed(batch(0, 500));
+    metrics.batchProcessed(batch(1, 40));
+    metrics.batchProcessed(batch(0, 120));
+
+    expect(await lagSeries(() => registry.render())).toEqual({ '0': 120, '1': 40 });
+    expect(await registry.render()).toContain('tally_consumer_batch_seconds_count 3');
+  });
+
+  it('drops the lag of a partition the group gave to another member, and keeps the rest', async () => {
+    const registry = createMetricsRegistry();
+    const metrics = createUsageConsumerMetrics(registry);
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 1, 2] });
+    metrics.batchProcessed(batch(0, 7));
+    metrics.batchProcessed(batch(1, 900));
+    metrics.batchProcessed(batch(2, 3));
+
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 2] });
+    expect(await lagSeries(() => registry.render())).toEqual({ '0': 7, '2': 3 });
+
+    // None left (more members than partitions), then one back: it reports again from its next batch.
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [] });
+    expect(await lagSeries(() => registry.render())).toEqual({});
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [1] });
+    metrics.batchProcessed(batch(1, 15));
+    expect(await lagSeries(() => registry.render())).toEqual({ '1': 15 });
+  });
+});
