@@ -14,6 +14,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
 fi
 
+# promtool checks and tests the alerting rules (infra/prometheus). It is taken out of Debian's
+# prometheus package without installing that package, so no Prometheus server is set up or
+# started on this machine; once, when it is missing.
+promtool="${TALLY_HOME:-$PWD/.tally}/tools/promtool"
+if [[ ! -x "$promtool" ]]; then
+  install_promtool "$promtool"
+fi
+
 # npm rewrites node_modules/.package-lock.json on every install, so it dates the last install.
 if [[ ! -f package-lock.json ]]; then
   echo "deps: no package-lock.json; running npm install"

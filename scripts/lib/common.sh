@@ -75,6 +75,22 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# Extracts promtool from Debian's prometheus package (downloaded, never installed) to $1.
+install_promtool() {
+  local target="$1" work
+  say "  taking promtool from Debian's prometheus package"
+  work="$(mktemp -d)"
+  # apt-get download needs the package lists; a fresh machine may have none yet.
+  if ! (cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1) || fail "could not download Debian's prometheus package"
+  fi
+  dpkg-deb --fsys-tarfile "$work"/prometheus_*.deb | tar -x -C "$work" ./usr/bin/promtool
+  mkdir -p "$(dirname "$target")"
+  mv "$work/usr/bin/promtool" "$target"
+  rm -rf "$work"
+}
+
 # The Maven invocation shared by Kafka and the registry: batch mode, quiet, pinned plugin.
 mvn_copy_dependencies() {
   local pom="$1" out="$2" log="$3"

@@ -7,6 +7,7 @@ export * from './waitFor';
 export * from './postgres';
 export * from './tallyProcess';
 export * from './kafkaTools';
+export * from './tallyHome';
 export * from './selfSignedCertificate';
 export * from './tcpProxy';
 export * from './kafkaProxy';

@@ -3,12 +3,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
 import { stackConfig } from './stackConfig';
+import { tallyHome } from './tallyHome';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 /** The jars `stack:up` resolved for the local broker; Kafka's own tools run from them. */
 export function kafkaLibsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(env.TALLY_HOME ?? path.join(REPO_ROOT, '.tally'), 'kafka', 'libs');
+  return path.join(tallyHome(env), 'kafka', 'libs');
 }
 
 /** Runs one of Kafka's Java tools (as scripts/lib/kafka.sh does) and resolves with its output once it exits 0. */
