@@ -1,27 +1,57 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createTestSchema, freePort, stackConfig, startTallyProcess, uniqueName, type TallyProcess, type TestSchema } from '@tally/test-support';
+import type { Admin } from 'kafkajs';
+import { parse } from 'yaml';
+import {
+  createTestKafka,
+  createTestSchema,
+  createTestTopic,
+  deleteTopics,
+  freePort,
+  stackConfig,
+  startTallyProcess,
+  uniqueName,
+  type TallyProcess,
+  type TestSchema,
+} from '@tally/test-support';
+
+const ROOT = path.join(__dirname, '..', '..');
 
 /**
- * The main job's /metrics, as Prometheus scrapes it: Tally's own metrics and the Node runtime's,
- * each listed in docs/metrics.md.
+ * The main job's /metrics, as Prometheus scrapes it, with every role running: Tally's own metrics
+ * and the Node runtime's, each listed in docs/metrics.md, and every metric the alerting rules
+ * (infra/prometheus/tally-alerts.yml) read.
  */
 jest.setTimeout(120_000);
 
 describe('GET /metrics of the main job', () => {
   let db: TestSchema;
+  let admin: Admin;
+  const topics: string[] = [];
   let tally: TallyProcess | undefined;
   let body: string;
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'metrics_e2e' });
+    admin = createTestKafka('metrics-e2e').admin();
+    await admin.connect();
+    const [usage, deadLetters, ledger] = [
+      await createTestTopic(admin, { prefix: 'metrics_e2e_usage' }),
+      await createTestTopic(admin, { prefix: 'metrics_e2e_dlq' }),
+      await createTestTopic(admin, { prefix: 'metrics_e2e_ledger' }),
+    ];
+    topics.push(usage, deadLetters, ledger);
     const port = await freePort();
     tally = await startTallyProcess({
       env: {
-        TALLY_ROLES: 'projector,api',
+        TALLY_ROLES: 'consumer,projector,api,relay,scheduler,webhooks',
         TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
         TALLY_DATABASE_SCHEMA: db.schema,
         TALLY_REDIS_KEY_PREFIX: uniqueName('metrics_e2e'),
+        TALLY_USAGE_TOPIC: usage,
+        TALLY_DLQ_TOPIC: deadLetters,
+        TALLY_LEDGER_TOPIC: ledger,
+        TALLY_CONSUMER_GROUP: uniqueName('metrics_e2e'),
         TALLY_API_PORT: String(port),
         TALLY_API_KEYS: 'metrics-endpoint-test-key',
       },
@@ -34,6 +64,8 @@ describe('GET /metrics of the main job', () => {
 
   afterAll(async () => {
     await tally?.kill('SIGTERM');
+    await deleteTopics(admin, topics).catch(() => undefined);
+    await admin?.disconnect();
     await db?.drop();
   });
 
@@ -52,7 +84,7 @@ describe('GET /metrics of the main job', () => {
   });
 
   it('exports only metrics docs/metrics.md lists', () => {
-    const documented = readFileSync(path.join(__dirname, '..', '..', 'docs', 'metrics.md'), 'utf8');
+    const documented = readFileSync(path.join(ROOT, 'docs', 'metrics.md'), 'utf8');
     const exported = [...body.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!);
     expect(exported.length).toBeGreaterThan(20);
     // A braced family in the table (`nodejs_eventloop_lag_{min,max}_seconds`) counts for each of its names.
@@ -62,5 +94,20 @@ describe('GET /metrics of the main job', () => {
       ),
     );
     expect(exported.filter((name) => !names.has(name))).toEqual([]);
+  });
+
+  it('exports every metric the alerting rules read', () => {
+    const rules = parse(readFileSync(path.join(ROOT, 'infra', 'prometheus', 'tally-alerts.yml'), 'utf8')) as {
+      groups: { rules: { expr: string }[] }[];
+    };
+    // Metric names in PromQL; a histogram's series end in _bucket, _count or _sum.
+    const read = new Set(
+      rules.groups
+        .flatMap((group) => group.rules)
+        .flatMap((rule) => [...rule.expr.matchAll(/\b((?:tally|nodejs|process)_[a-z0-9_]+)/g)].map((match) => match[1]!.replace(/_(bucket|count|sum)$/, ''))),
+    );
+    expect(read.size).toBeGreaterThan(10);
+    const exported = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
+    expect([...read].filter((name) => !exported.has(name))).toEqual([]);
   });
 });
