@@ -19,6 +19,7 @@ export {
   type UsageBatchMetrics,
 } from './usageConsumerOptions';
 export type { UsageConsumerCounters } from './usageConsumerCounters';
+export type { PartitionGroupLag } from './consumerGroupLag';
 export type { SkipReason } from './priceUsageBatch';
 export { createUsageEventDecoder, type UsageEventDecoder, type UsageEventDecoderOptions } from './usageEventDecoder';
 export { DEAD_LETTER_HEADERS } from './deadLetterMessage';

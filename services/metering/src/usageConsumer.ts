@@ -11,6 +11,7 @@ import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSki
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
 import { createOffsetCommitter, type OffsetCommitter } from './offsetCommitter';
+import { createConsumerGroupLag } from './consumerGroupLag';
 import {
   partitionsAtOnce,
   resolveUsageConsumerOptions,
@@ -732,6 +733,21 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     }
   }
 
+  /** Read from the broker, so it shows a group that stopped consuming (consumerGroupLag.ts); only for metrics. */
+  const metrics = options.metrics;
+  const groupLag =
+    metrics === undefined
+      ? undefined
+      : createConsumerGroupLag({
+          kafka,
+          groupId: options.groupId,
+          topic,
+          fromBeginning: options.fromBeginning,
+          intervalMs: options.groupLagIntervalMs,
+          logger,
+          report: (partitions) => metrics.groupLagRead({ topic, partitions }),
+        });
+
   const worker = createWorker('consumer', {
     async start() {
       const partitions = await requireTopics();
@@ -754,6 +770,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         eachBatch: stalls.guard(eachBatch),
       });
       await stateFlush.start();
+      await groupLag?.start();
       logger.info({ topic, groupId: options.groupId, dlqTopic, partitionsConsumedConcurrently: concurrently }, 'usage consumer started');
     },
 
@@ -762,6 +779,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // group and closes the connections. The producer goes last: those batches may dead-letter.
       // Every offset handed over is committed while this member still owns its partitions; from
       // here on the chunks in hand commit inline, before kafkajs leaves the group.
+      await groupLag?.stop();
       await committer.close();
       try {
         await consumer.disconnect();

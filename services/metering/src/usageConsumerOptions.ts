@@ -4,6 +4,7 @@ import type { EventStore } from '@tally/event-store';
 import type { BalanceRegistry, UsageBalanceWrites } from '@tally/ledger';
 import type { CompressionTypes } from 'kafkajs';
 import type { Logger } from 'pino';
+import type { PartitionGroupLag } from './consumerGroupLag';
 
 /** What one finished batch (a chunk of a Kafka fetch) looked like, for a metrics exporter. */
 export interface UsageBatchMetrics {
@@ -24,6 +25,11 @@ export interface UsageConsumerMetrics {
    * the list are another member's from now on. Must not throw or block.
    */
   partitionsAssigned(assignment: { readonly topic: string; readonly partitions: readonly number[] }): void;
+  /**
+   * Every `groupLagIntervalMs`, the group's lag on each partition of the topic as the broker holds
+   * it (consumerGroupLag.ts): the same figures from every member. Must not throw or block.
+   */
+  groupLagRead(reading: { readonly topic: string; readonly partitions: readonly PartitionGroupLag[] }): void;
 }
 
 export interface UsageConsumerOptions {
@@ -85,6 +91,8 @@ export interface UsageConsumerOptions {
    * see DEFAULT_STATE_FLUSH_MS). Default 30 000; the main job's TALLY_CONSUMER_STATE_FLUSH_MS.
    */
   readonly stateFlushIntervalMs?: number;
+  /** How often the group's lag is read from the broker for `metrics` (default 15 000, a scrape interval). */
+  readonly groupLagIntervalMs?: number;
   /** Time comes in from outside, so tests control the events' occurredAt. */
   readonly clock?: () => Date;
 }
@@ -104,6 +112,7 @@ export interface ResolvedUsageConsumerOptions extends UsageConsumerOptions {
   readonly maxBackoffMs: number;
   readonly balanceOpenWaitMs: number;
   readonly stateFlushIntervalMs: number;
+  readonly groupLagIntervalMs: number;
   readonly clock: () => Date;
 }
 
@@ -242,7 +251,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers']);
   requirePort(options.catalogCache, 'catalogCache', ['getProduct']);
   requirePort(options.logger, 'logger', ['child']);
-  if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed', 'partitionsAssigned']);
+  if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed', 'partitionsAssigned', 'groupLagRead']);
   if (options.clock !== undefined && typeof options.clock !== 'function') throw new UsageConsumerOptionsError('clock must be a function');
   if (
     options.maxFetchBytes !== undefined &&
@@ -274,6 +283,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
     maxBackoffMs: integerOption(options.maxBackoffMs, 'maxBackoffMs', 5000, 10, 60_000),
     balanceOpenWaitMs: integerOption(options.balanceOpenWaitMs, 'balanceOpenWaitMs', 30_000, 0, 3_600_000),
     stateFlushIntervalMs: integerOption(options.stateFlushIntervalMs, 'stateFlushIntervalMs', DEFAULT_STATE_FLUSH_MS, 10, 3_600_000),
+    groupLagIntervalMs: integerOption(options.groupLagIntervalMs, 'groupLagIntervalMs', 15_000, 10, 3_600_000),
     clock: options.clock ?? (() => new Date()),
   };
 }

@@ -2,7 +2,8 @@ import type { MetricsRegistry } from '@tally/metrics';
 import type { UsageConsumerMetrics } from '@tally/metering';
 
 /**
- * The metering consumer's batch timings and per-partition lag (docs/metrics.md). The lag is the
+ * The metering consumer's batch timings and per-partition lags (docs/metrics.md). The group's lag
+ * is the broker's, the same from every member. The other lag is the
  * figure this process saw at a partition's last batch; when the group hands a partition to
  * another member, its series is removed rather than left at that figure, since a sum over the
  * group's processes would otherwise count the partition twice and never see its lag fall
@@ -16,6 +17,11 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
   const partitionLag = metrics.gauge({
     name: 'tally_consumer_lag_messages',
     help: 'Usage events behind the last committed batch, per partition',
+    labelNames: ['topic', 'partition'] as const,
+  });
+  const groupLag = metrics.gauge({
+    name: 'tally_consumer_group_lag_messages',
+    help: 'Usage events the consumer group has not committed, per partition, as the broker holds them (read every 15 s; the same from every member)',
     labelNames: ['topic', 'partition'] as const,
   });
   /** The partitions this process has a lag series for, per topic. */
@@ -36,6 +42,9 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
         partitionLag.remove({ topic, partition: String(partition) });
         known?.delete(partition);
       }
+    },
+    groupLagRead({ topic, partitions }) {
+      for (const { partition, lag } of partitions) groupLag.set({ topic, partition: String(partition) }, lag);
     },
   };
 }

@@ -44,4 +44,16 @@ describe('the usage consumer’s metrics', () => {
     metrics.batchProcessed(batch(1, 15));
     expect(await lagSeries(() => registry.render())).toEqual({ '1': 15 });
   });
+
+  it('reports the group’s lag on each partition as the broker’s last reading gave it', async () => {
+    const registry = createMetricsRegistry();
+    const metrics = createUsageConsumerMetrics(registry);
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 12 }, { partition: 1, lag: 0 } ] });
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 4 }, { partition: 1, lag: 30 } ] });
+    const text = await registry.render();
+    expect([...text.matchAll(/^tally_consumer_group_lag_messages\{topic="usage",partition="(\d+)"\} (\d+)$/gm)].map(([, p, v]) => [p, v])).toEqual([
+      ['0', '4'],
+      ['1', '30'],
+    ]);
+  });
 });
