@@ -1,9 +1,7 @@
-import { Writable } from 'node:stream';
 import { leaseHolders } from '@tally/postgres';
 import { ledgerEventAvroSchema, LEDGER_EVENT_TYPES } from '@tally/schemas';
-import { dumpPartitionLog, stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { capturedLog, dumpPartitionLog, stackConfig, uniqueName, waitFor } from '@tally/test-support';
 import { CompressionTypes } from 'kafkajs';
-import pino from 'pino';
 import { createPostgresCheckpointStore } from '@tally/runtime';
 import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
 import {
@@ -206,16 +204,7 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
   });
 
   it('retries registering the schema while the registry is unreachable, until stopped', async () => {
-    const lines: string[] = [];
-    const logger = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          lines.push(chunk.toString());
-          callback();
-        },
-      }),
-    );
+    const { logger, lines } = capturedLog('warn');
     const relay = harness.createRelay('no_topic_needed', { registryUrl: 'http://127.0.0.1:1/apis/ccompat/v7', logger });
     const started = relay.start();
     await waitFor(() => lines.filter((line) => line.includes('registering the ledger event schema failed; retrying')).length >= 2, {

@@ -1,9 +1,7 @@
-import { Writable } from 'node:stream';
 import { balanceStreamId, creditProductFromDto, parseCredits, type CreditProductDto } from '@tally/domain';
 import { StoredWithoutMarkerError, type EventStore } from '@tally/event-store';
 import { commandIds, createUsageBalanceWrites, ledgerEventId, meteredUsageMarker } from '@tally/ledger';
-import { waitFor } from '@tally/test-support';
-import pino from 'pino';
+import { capturedLog, waitFor } from '@tally/test-support';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { consumedAtLeast as consumed, createMeteringTestKit, USAGE_TIME, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 
@@ -115,16 +113,7 @@ describe('a usage event is metered at its first delivery only', () => {
     await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
     // The API registers a balance before it appends its opening; here the opening has not come yet.
     await kit.registryStore.registerBalance({ id: 'carol-api', customerId: 'carol', productId: 'api' });
-    const lines: string[] = [];
-    const logger = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(chunk.toString());
-          done();
-        },
-      }),
-    );
+    const { logger, lines } = capturedLog('warn');
     await kit.produce([{ key: 'carol', value: kit.avro(usage('c1', 'carol', 'api_call')) }]);
     const consumer = await kit.startConsumer({ logger, balanceOpenWaitMs: 120_000, maxBackoffMs: 200 });
     await waitFor(() => lines.filter((line) => line.includes('"stage":"wait for balance openings"')).length >= 2, {

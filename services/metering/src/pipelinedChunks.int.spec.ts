@@ -1,8 +1,6 @@
-import { Writable } from 'node:stream';
 import type { EventStore } from '@tally/event-store';
 import { meteredUsageMarker } from '@tally/ledger';
-import { waitFor } from '@tally/test-support';
-import pino from 'pino';
+import { capturedLog, waitFor } from '@tally/test-support';
 import { createMeteringTestKit, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 
 jest.setTimeout(180_000);
@@ -62,16 +60,7 @@ describe('pipelined chunks of one partition', () => {
       },
     });
 
-    const lines: string[] = [];
-    const logger = pino(
-      { level: 'debug' },
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(chunk.toString());
-          done();
-        },
-      }),
-    );
+    const { logger, lines } = capturedLog('debug');
     const consumer = await kit.startConsumer({ eventStore, logger, batchSize: 2 });
     await waitFor(() => consumer.counters().consumed >= ids.length, { description: `${ids.length} messages consumed`, timeoutMs: 90_000 });
 

@@ -8,6 +8,7 @@ export * from './postgres';
 export * from './tallyProcess';
 export * from './kafkaTools';
 export * from './tallyHome';
+export * from './capturedLog';
 export * from './selfSignedCertificate';
 export * from './tcpProxy';
 export * from './kafkaProxy';
