@@ -1,5 +1,6 @@
-import { createPeriodicWorker, createWorker, type Worker } from '@tally/runtime';
-import type { Admin, Kafka } from 'kafkajs';
+import { abandonable, createPeriodicWorker, createWorker, type Worker } from '@tally/runtime';
+import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { logLevel, type Admin } from 'kafkajs';
 import type { Logger } from 'pino';
 
 /** Usage events on one partition that the consumer group has not committed. */
@@ -37,9 +38,15 @@ export async function readConsumerGroupLag(admin: Admin, group: GroupOnTopic): P
     .sort((a, b) => a.partition - b.partition);
 }
 
+/**
+ * A reading the broker has not answered by then has failed; the next comes at the interval. kafkajs
+ * waits for requests in flight before it disconnects, so this also bounds the reader's stop.
+ */
+const READING_TIMEOUT_MS = 5000;
+
 interface ConsumerGroupLagOptions extends GroupOnTopic {
-  /** Built by the one Kafka client factory (createKafka). */
-  readonly kafka: Kafka;
+  /** The brokers and credentials; the reader has a client of its own, with its own timeouts. */
+  readonly kafka: KafkaConnection;
   readonly intervalMs: number;
   readonly logger: Logger;
   /** Each reading, every partition of the topic. Must not throw. */
@@ -48,25 +55,42 @@ interface ConsumerGroupLagOptions extends GroupOnTopic {
 
 /** Reads the group's lag every `intervalMs` while it runs; a failed reading is logged and tried again at the next. */
 export function createConsumerGroupLag(options: ConsumerGroupLagOptions): Worker {
-  const admin = options.kafka.admin();
-  let connected = false;
+  // No retries of its own: the next reading is the retry.
+  const kafka = createKafka({
+    ...kafkaConnectionConfig(options.kafka),
+    requestTimeout: READING_TIMEOUT_MS,
+    retry: { retries: 0 },
+    logLevel: logLevel.INFO,
+    logger: options.logger,
+  });
+  const admin = kafka.admin();
+  /** The admin's connection, shared by the readings; dropped when it fails, so the next one connects again. */
+  let connection: Promise<void> | undefined;
   const reader = createPeriodicWorker({
     name: 'consumer-group-lag',
     logger: options.logger,
     intervalMs: options.intervalMs,
-    run: async () => {
-      if (!connected) {
-        await admin.connect();
-        connected = true;
+    run: async (signal) => {
+      connection ??= admin.connect().catch((error: unknown) => {
+        connection = undefined;
+        throw error;
+      });
+      // A stop does not wait for a broker that does not answer (the consumer's stop is bounded):
+      // the reading only feeds a gauge, so it is abandoned.
+      try {
+        await abandonable(connection, signal);
+        options.report(await abandonable(readConsumerGroupLag(admin, options), signal));
+      } catch (error) {
+        if (!signal.aborted) throw error;
       }
-      options.report(await readConsumerGroupLag(admin, options));
     },
   });
   return createWorker('consumer-group-lag', {
     start: () => reader.start(),
     async stop() {
       await reader.stop();
-      if (connected) await admin.disconnect();
+      // Closes whatever was connected or is connecting; a no-op on an admin never connected.
+      await admin.disconnect();
     },
   });
 }

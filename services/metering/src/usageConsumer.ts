@@ -739,7 +739,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     metrics === undefined
       ? undefined
       : createConsumerGroupLag({
-          kafka,
+          kafka: options.kafka,
           groupId: options.groupId,
           topic,
           fromBeginning: options.fromBeginning,
