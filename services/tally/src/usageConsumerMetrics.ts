@@ -2,12 +2,11 @@ import type { MetricsRegistry } from '@tally/metrics';
 import type { UsageConsumerMetrics } from '@tally/metering';
 
 /**
- * The metering consumer's batch timings and per-partition lags (docs/metrics.md). The group's lag
- * is the broker's, the same from every member. The other lag is the
- * figure this process saw at a partition's last batch; when the group hands a partition to
- * another member, its series is removed rather than left at that figure, since a sum over the
- * group's processes would otherwise count the partition twice and never see its lag fall
- * (infra/prometheus/tally-alerts.yml sums it).
+ * The metering consumer's batch timings and its two lags per partition (docs/metrics.md). The
+ * group's lag is the broker's, the same from every member. The batch lag is what this process saw
+ * at a partition's last batch; when the group hands a partition to another member, its series is
+ * removed rather than left at that figure, which a sum over the group's processes would count
+ * twice and never see fall.
  */
 export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsumerMetrics {
   const batchSeconds = metrics.histogram({
