@@ -56,6 +56,8 @@ describe('GET /metrics of the main job', () => {
         TALLY_API_KEYS: 'metrics-endpoint-test-key',
       },
     });
+    // A probe first, so the request histogram has the series the alerting rules leave out by route.
+    expect([200, 503]).toContain((await fetch(`http://127.0.0.1:${port}/health`)).status);
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
@@ -109,5 +111,13 @@ describe('GET /metrics of the main job', () => {
     expect(read.size).toBeGreaterThan(10);
     const exported = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
     expect([...read].filter((name) => !exported.has(name))).toEqual([]);
+  });
+
+  it('labels requests with the route and status values the alerting rules match', () => {
+    const rules = readFileSync(path.join(ROOT, 'infra', 'prometheus', 'tally-alerts.yml'), 'utf8');
+    // The rules leave /health out by its route label and count 5xx by a three-digit status.
+    expect(rules).toContain('route!~"/health|/metrics"');
+    expect(rules).toContain('status=~"5.."');
+    expect(body).toMatch(/^tally_http_request_duration_seconds_count\{method="GET",route="\/health",status="(200|503)"\} 1$/m);
   });
 });
