@@ -26,13 +26,25 @@ export async function readConsumerGroupLag(admin: Admin, group: GroupOnTopic): P
     admin.fetchOffsets({ groupId: group.groupId, topics: [group.topic] }),
     admin.fetchTopicOffsets(group.topic),
   ]);
-  // Offsets are int64 strings; a partition's stay far below 2^53.
-  const at = new Map((committed[0]?.partitions ?? []).map(({ partition, offset }) => [partition, Number(offset)]));
+  return groupLagFromOffsets(committed[0]?.partitions ?? [], ends, group.fromBeginning);
+}
+
+/** Offsets as kafkajs's admin answers them: int64 decimal strings, "-1" for none committed. */
+export function groupLagFromOffsets(
+  committed: readonly { readonly partition: number; readonly offset: string }[],
+  ends: readonly { readonly partition: number; readonly low: string; readonly high: string }[],
+  fromBeginning: boolean,
+): PartitionGroupLag[] {
+  // A partition's offsets stay far below 2^53.
+  const at = new Map(committed.map(({ partition, offset }) => [partition, Number(offset)]));
   return ends
-    .map(({ partition, high, low }) => {
+    .map(({ partition, low, high }) => {
+      const start = Number(low);
       const end = Number(high);
       const offset = at.get(partition) ?? -1;
-      const from = offset >= 0 ? offset : group.fromBeginning ? Number(low) : end;
+      // Never committed (-1), or committed before what retention has deleted: the consumer starts
+      // at its default offset, as kafkajs resets an out-of-range one (the log's start or its end).
+      const from = offset >= start ? offset : fromBeginning ? start : end;
       return { partition, lag: Math.max(0, end - from) };
     })
     .sort((a, b) => a.partition - b.partition);
