@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { readTopicToEnds } from '@tally/kafka';
 import { createBalanceReadModel, type BalanceReadModel } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import {
@@ -288,32 +289,14 @@ export async function createFaultWorld(scenario: string, { partitions = 6 }: { p
     },
 
     async readWholeTopic(topic) {
-      const ends = new Map((await admin.fetchTopicOffsets(topic)).map(({ partition, high }) => [partition, BigInt(high)]));
-      const pending = new Set([...ends].filter(([, high]) => high > 0n).map(([partition]) => partition));
       const messages: KafkaMessage[] = [];
-      if (pending.size === 0) return messages;
-      const readerGroup = uniqueName('faults_reader');
-      const reader = kafka.consumer({ groupId: readerGroup, maxBytes: 16 * 1024 * 1024 });
-      await reader.connect();
-      try {
-        await reader.subscribe({ topic, fromBeginning: true });
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`read ${messages.length} messages of ${topic}, not its end, in 120 s`)), 120_000);
-          void reader.run({
-            eachMessage: async ({ partition, message }) => {
-              messages.push(message);
-              if (BigInt(message.offset) + 1n >= ends.get(partition)!) pending.delete(partition);
-              if (pending.size === 0) {
-                clearTimeout(timer);
-                resolve();
-              }
-            },
-          });
-        });
-      } finally {
-        await reader.disconnect();
-        await admin.deleteGroups([readerGroup]).catch(() => undefined);
-      }
+      await readTopicToEnds({
+        kafka,
+        topic,
+        purpose: 'faults-reader',
+        maxBytes: 16 * 1024 * 1024,
+        eachBatch: async (_partition, batch) => void messages.push(...batch),
+      });
       return messages;
     },
 

@@ -2,3 +2,4 @@ export { createKafka } from './createKafka';
 export { registerCompressionCodecs, compressionType, COMPRESSION_NAMES, type CompressionName } from './compressionCodecs';
 export { undecodableBatchOf, type UndecodableBatch } from './undecodableBatch';
 export { kafkaConnectionConfig, type KafkaConnection } from './kafkaConnection';
+export { readTopicToEnds, type ReadTopicToEndsOptions } from './readTopicToEnds';

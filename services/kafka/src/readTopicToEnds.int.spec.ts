@@ -1,0 +1,80 @@
+import { createTestKafka, createTestTopic, deleteTopics, uniqueName } from '@tally/test-support';
+import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import { readTopicToEnds } from './readTopicToEnds';
+
+jest.setTimeout(90_000);
+
+describe('readTopicToEnds', () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  let producer: Producer;
+  const topics: string[] = [];
+
+  beforeAll(async () => {
+    kafka = createTestKafka(uniqueName('read-to-ends'));
+    admin = kafka.admin();
+    producer = kafka.producer({ idempotent: true });
+    await Promise.all([admin.connect(), producer.connect()]);
+  });
+
+  afterAll(async () => {
+    await deleteTopics(admin, topics).catch(() => undefined);
+    await Promise.all([producer?.disconnect(), admin?.disconnect()]);
+  });
+
+  const purposeGroups = async (purpose: string) => (await admin.listGroups()).groups.filter((group) => group.groupId.startsWith(purpose));
+
+  it('hands over every partition in order up to the ends it started with, not what is written meanwhile, and leaves no group', async () => {
+    const topic = await createTestTopic(admin, { prefix: 'read_to_ends', partitions: 3 });
+    topics.push(topic);
+    await producer.send({ topic, acks: -1, messages: Array.from({ length: 30 }, (_, index) => ({ key: `k${index % 5}`, value: String(index) })) });
+    const purpose = uniqueName('read-to-ends');
+    const read = new Map<number, string[]>();
+    let writtenMeanwhile = 0;
+    await readTopicToEnds({
+      kafka,
+      topic,
+      purpose,
+      eachBatch: async (partition, messages) => {
+        read.set(partition, [...(read.get(partition) ?? []), ...messages.map((message: KafkaMessage) => message.value!.toString())]);
+        // Each batch writes as many behind the ends again: a read to the current end would never finish.
+        await producer.send({ topic, acks: -1, messages: messages.map((message) => ({ key: message.key, value: `again-${message.value!.toString()}` })) });
+        writtenMeanwhile += messages.length;
+      },
+    });
+    const values = [...read.values()].flat();
+    expect(values.sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 30 }, (_, index) => String(index)));
+    for (const partitionValues of read.values()) expect(partitionValues).toEqual([...partitionValues].sort((a, b) => Number(a) - Number(b)));
+    expect(writtenMeanwhile).toBe(30);
+    expect(await purposeGroups(purpose)).toEqual([]);
+  });
+
+  it('fails with the error of the batch that failed, handed over once, and leaves no group', async () => {
+    const topic = await createTestTopic(admin, { prefix: 'read_to_ends_fail', partitions: 1 });
+    topics.push(topic);
+    await producer.send({ topic, acks: -1, messages: [{ value: 'a' }, { value: 'b' }] });
+    const purpose = uniqueName('read-to-ends');
+    let batches = 0;
+    await expect(
+      readTopicToEnds({
+        kafka,
+        topic,
+        purpose,
+        eachBatch: async () => {
+          batches += 1;
+          throw new Error('the usage topic refused');
+        },
+      }),
+    ).rejects.toThrow('the usage topic refused');
+    expect(batches).toBe(1);
+    expect(await purposeGroups(purpose)).toEqual([]);
+  });
+
+  it('returns at once from an empty topic', async () => {
+    const topic = await createTestTopic(admin, { prefix: 'read_to_ends_empty', partitions: 2 });
+    topics.push(topic);
+    const handed: number[] = [];
+    await readTopicToEnds({ kafka, topic, purpose: uniqueName('read-to-ends'), eachBatch: async (partition) => void handed.push(partition) });
+    expect(handed).toEqual([]);
+  });
+});

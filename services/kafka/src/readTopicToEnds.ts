@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka, KafkaMessage } from 'kafkajs';
+
+export interface ReadTopicToEndsOptions {
+  readonly kafka: Kafka;
+  readonly topic: string;
+  /** Names the reader's throw-away consumer group, for whoever lists groups meanwhile. */
+  readonly purpose: string;
+  /** Each partition's messages in order, a batch at a time; the next batch waits for it. */
+  readonly eachBatch: (partition: number, messages: readonly KafkaMessage[]) => Promise<void>;
+  /** How long the read may go without a batch before it fails; default 30 s. */
+  readonly idleTimeoutMs?: number;
+  /** The consumer's fetch size bound (kafkajs's `maxBytes`). */
+  readonly maxBytes?: number;
+}
+
+/**
+ * Reads a topic from its start to the ends it has when the read starts, then returns. Messages
+ * written meanwhile are not read, so a reader that writes back into the topic (or whose work
+ * makes others write there) still finishes. It reads as a consumer group of its own that commits
+ * nothing and is deleted afterwards: nobody's offsets move.
+ */
+export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<void> {
+  const { kafka, topic } = options;
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `${options.purpose}-${randomUUID()}`;
+  try {
+    // The last offset of each partition that has any (high is the next offset to be written).
+    const ends = new Map<number, bigint>();
+    for (const { partition, low, high } of await admin.fetchTopicOffsets(topic)) {
+      if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high) - 1n);
+    }
+    if (ends.size === 0) return;
+    const reader = kafka.consumer({ groupId, allowAutoTopicCreation: false, ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}) });
+    await reader.connect();
+    try {
+      await reader.subscribe({ topic, fromBeginning: true });
+      let settle: (error?: Error) => void = () => undefined;
+      const finished = new Promise<void>((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
+      let failed = false;
+      let lastBatchAt = Date.now();
+      await reader.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          const end = ends.get(batch.partition);
+          if (end === undefined || failed) return;
+          lastBatchAt = Date.now();
+          const messages = batch.messages.filter((message) => BigInt(message.offset) <= end);
+          try {
+            if (messages.length > 0) await options.eachBatch(batch.partition, messages);
+          } catch (error) {
+            // Not thrown to kafkajs, which would fetch the batch again and hand it over twice.
+            failed = true;
+            settle(error instanceof Error ? error : new Error(String(error)));
+            return;
+          }
+          if (BigInt(batch.lastOffset()) >= end) ends.delete(batch.partition);
+          if (ends.size === 0) settle();
+        },
+      });
+      const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastBatchAt > idleTimeoutMs) {
+          settle(new Error(`nothing read from ${topic} for ${idleTimeoutMs} ms; partitions not read to their end: ${[...ends.keys()].join(', ')}`));
+        }
+      }, Math.min(1000, idleTimeoutMs));
+      try {
+        await finished;
+      } finally {
+        clearInterval(watchdog);
+      }
+    } finally {
+      await reader.disconnect();
+    }
+  } finally {
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
