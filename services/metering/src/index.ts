@@ -36,3 +36,11 @@ export { createUsagePublisher, UsagePublishError, type UsagePublisher, type Usag
 export * from './deadLetterRecord';
 export * from './deadLetterLog';
 export * from './deadLetterRecorder';
+export {
+  redriveDeadLetters,
+  redriveDecision,
+  REDRIVEN_FROM_HEADER,
+  type RedriveDeadLettersOptions,
+  type RedriveResult,
+  type RedriveSkipReason,
+} from './redriveDeadLetters';

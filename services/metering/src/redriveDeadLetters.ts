@@ -1,0 +1,130 @@
+import { createKafka, kafkaConnectionConfig, readTopicToEnds, type KafkaConnection } from '@tally/kafka';
+import { logLevel, Partitioners, type CompressionTypes, type IHeaders, type KafkaMessage, type Message } from 'kafkajs';
+import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+
+/** On a republished message: where in the dead-letter topic it came from, `<partition>:<offset>`. */
+export const REDRIVEN_FROM_HEADER = 'tally.redrive.from';
+
+/** Why a dead letter was left where it is. */
+export type RedriveSkipReason =
+  /** Its error code or time is not among those asked for. */
+  | 'not_selected'
+  /** A raw record batch (`tally skip-batch`), not one message: nothing to send as it is. */
+  | 'raw_batch'
+  /** Its value, key or headers were cut to fit the topic: the whole original is in the source topic only. */
+  | 'cut'
+  /** It carries no source topic, or another than the usage topic: not a letter of this consumer. */
+  | 'other_source';
+
+export interface RedriveDeadLettersOptions {
+  readonly kafka: KafkaConnection;
+  readonly dlqTopic: string;
+  /** The usage topic: letters are sent back there, and only letters that came from it. */
+  readonly usageTopic: string;
+  /** The error codes to send back (`tally.dlq.error-code`), or every code. */
+  readonly errorCodes: readonly string[] | 'all';
+  /** Only letters dead-lettered at or after this time (`tally.dlq.at`). */
+  readonly since?: Date;
+  /** Read and count, send nothing. */
+  readonly dryRun?: boolean;
+  readonly compression?: CompressionTypes;
+  /** How long the read may go without reaching the next letter before it fails; default 30 s. */
+  readonly idleTimeoutMs?: number;
+}
+
+export interface RedriveResult {
+  /** Letters read: every letter in the topic when the run started. */
+  readonly read: number;
+  /** Letters sent back to the usage topic (or, in a dry run, that would have been). */
+  readonly republished: number;
+  /** Of those, by error code. */
+  readonly republishedByErrorCode: Readonly<Record<string, number>>;
+  readonly skipped: Readonly<Record<RedriveSkipReason, number>>;
+}
+
+/** Headers Tally added to a letter (and to an earlier redrive), left off when it is sent back. */
+const ADDED_HEADERS = new Set<string>([...Object.values(DEAD_LETTER_HEADERS), REDRIVEN_FROM_HEADER]);
+const CUT_HEADERS = [DEAD_LETTER_HEADERS.valueTruncatedFrom, DEAD_LETTER_HEADERS.keyTruncatedFrom, DEAD_LETTER_HEADERS.headersTruncatedFrom];
+
+const header = (headers: IHeaders | undefined, name: string): string | undefined => {
+  const raw = headers?.[name];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  return value === undefined ? undefined : value.toString();
+};
+
+/**
+ * What to do with one letter: the message to send back (the original key, value and headers, as
+ * the producer sent them, with where it was in the dead-letter topic), or why it stays.
+ */
+export function redriveDecision(
+  letter: Pick<KafkaMessage, 'key' | 'value' | 'headers' | 'offset'>,
+  partition: number,
+  options: Pick<RedriveDeadLettersOptions, 'usageTopic' | 'errorCodes' | 'since'>,
+): { readonly send: Message; readonly errorCode: string } | { readonly skip: RedriveSkipReason } {
+  const { headers } = letter;
+  if (header(headers, DEAD_LETTER_HEADERS.sourceTopic) !== options.usageTopic) return { skip: 'other_source' };
+  const errorCode = header(headers, DEAD_LETTER_HEADERS.errorCode) ?? '';
+  if (options.errorCodes !== 'all' && !options.errorCodes.includes(errorCode)) return { skip: 'not_selected' };
+  if (options.since !== undefined) {
+    const at = Date.parse(header(headers, DEAD_LETTER_HEADERS.at) ?? '');
+    if (!(at >= options.since.getTime())) return { skip: 'not_selected' };
+  }
+  if (header(headers, DEAD_LETTER_HEADERS.sourceLastOffset) !== undefined) return { skip: 'raw_batch' };
+  if (CUT_HEADERS.some((name) => header(headers, name) !== undefined)) return { skip: 'cut' };
+  const original: IHeaders = {};
+  for (const [name, value] of Object.entries(headers ?? {})) if (!ADDED_HEADERS.has(name) && value !== undefined) original[name] = value;
+  original[REDRIVEN_FROM_HEADER] = `${partition}:${letter.offset}`;
+  return { send: { key: letter.key, value: letter.value, headers: original }, errorCode };
+}
+
+/**
+ * Sends dead letters back to the usage topic, once what made them fail is fixed (a balance opened,
+ * a schema restored, a release deployed). It reads the dead-letter topic from its start up to the
+ * ends it had when the run started, so a letter that fails again, dead-lettered anew meanwhile, is
+ * not read again in the same run; it moves no offsets and leaves the letters where they are.
+ *
+ * Sending a letter back twice, or one whose usage its producer has since sent again, charges
+ * nothing twice: each ledger event's id derives from the usage event's id and the balance, and the
+ * append refuses an id it holds (the README's "Guarantees").
+ */
+export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Promise<RedriveResult> {
+  const kafka = createKafka({ ...kafkaConnectionConfig(options.kafka), logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  if (!options.dryRun) await producer.connect();
+  const counts = { read: 0, republished: 0 };
+  const republishedByErrorCode: Record<string, number> = {};
+  const skipped: Record<RedriveSkipReason, number> = { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 };
+  try {
+    // Up to the ends the topic has now: a letter that fails again is dead-lettered behind them.
+    await readTopicToEnds({
+      kafka,
+      topic: options.dlqTopic,
+      purpose: 'tally-redrive',
+      ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+      eachBatch: async (partition, letters) => {
+        const toSend: Message[] = [];
+        const codes: string[] = [];
+        for (const letter of letters) {
+          const decision = redriveDecision(letter, partition, options);
+          if ('skip' in decision) {
+            skipped[decision.skip] += 1;
+            continue;
+          }
+          toSend.push(decision.send);
+          codes.push(decision.errorCode);
+        }
+        // Counted once the broker has them: a failed send fails the run, and running it again
+        // sends nothing the ledger would charge twice.
+        if (toSend.length > 0 && !options.dryRun) {
+          await producer.send({ topic: options.usageTopic, acks: -1, compression: options.compression, messages: toSend });
+        }
+        counts.read += letters.length;
+        counts.republished += toSend.length;
+        for (const code of codes) republishedByErrorCode[code] = (republishedByErrorCode[code] ?? 0) + 1;
+      },
+    });
+  } finally {
+    if (!options.dryRun) await producer.disconnect();
+  }
+  return { ...counts, republishedByErrorCode, skipped };
+}
