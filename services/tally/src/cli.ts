@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
-import { skipUndecodableBatch } from '@tally/metering';
+import { redriveDeadLetters, skipUndecodableBatch } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import { migrate } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
@@ -172,6 +172,37 @@ program
     process.stdout.write(
       `skipped ${skipped.topic}/${skipped.partition} offsets ${skipped.firstOffset}..${skipped.lastOffset} (${skipped.records} records, ${skipped.codec}: ${skipped.reason});\n` +
         `raw batch sent to ${config.topics.deadLetter}; group ${options.group} resumes at ${skipped.committed}\n`,
+    );
+  });
+
+program
+  .command('redrive')
+  .description('send dead letters back to the usage topic once what made them fail is fixed; their ids keep usage from being charged twice')
+  .option('--error-code <code>', 'only letters with this error code (tally.dlq.error-code); repeat for more', (value: string, all: string[]) => [...all, value], [])
+  .option('--all', 'letters of every error code')
+  .option('--since <when>', 'only letters dead-lettered at or after this time (ISO-8601)')
+  .option('--dry-run', 'read and count what would be sent back, send nothing')
+  .action(async (options: { errorCode: string[]; all?: boolean; since?: string; dryRun?: boolean }) => {
+    if (options.all && options.errorCode.length > 0) throw new Error('--all and --error-code exclude each other');
+    // A letter refused for what it is (invalid_usage_event) only comes back: the codes are chosen.
+    if (!options.all && options.errorCode.length === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable) or --all; --dry-run counts them by code');
+    const since = options.since === undefined ? undefined : new Date(options.since);
+    if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
+    const result = await redriveDeadLetters({
+      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
+      dlqTopic: config.topics.deadLetter,
+      usageTopic: config.topics.usage,
+      errorCodes: options.all || options.errorCode.length === 0 ? 'all' : options.errorCode,
+      ...(since !== undefined ? { since } : {}),
+      ...(options.dryRun ? { dryRun: true } : {}),
+      compression: compressionType(config.kafka.compression),
+    });
+    const codes = Object.entries(result.republishedByErrorCode).map(([code, count]) => `${code}: ${count}`);
+    const { skipped } = result;
+    process.stdout.write(
+      `read ${result.read} dead letter(s) of ${config.topics.deadLetter}; ${options.dryRun ? 'would send back' : 'sent back'} ${result.republished} to ${config.topics.usage}` +
+        `${codes.length > 0 ? ` (${codes.join(', ')})` : ''}\n` +
+        `left: ${skipped.not_selected} not selected, ${skipped.raw_batch} raw batch(es) (skip-batch), ${skipped.cut} cut to fit (the whole original is in the source topic), ${skipped.other_source} from another topic\n`,
     );
   });
 

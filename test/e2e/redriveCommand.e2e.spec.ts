@@ -1,0 +1,84 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { readTopicToEnds } from '@tally/kafka';
+import { DEAD_LETTER_HEADERS, REDRIVEN_FROM_HEADER } from '@tally/metering';
+import { createTestKafka, createTestTopic, deleteTopics, uniqueName } from '@tally/test-support';
+import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
+
+jest.setTimeout(120_000);
+
+const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
+
+/** `tally redrive` as an operator runs it: the built command, its arguments, its words and exit code. */
+describe('tally redrive', () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  let producer: Producer;
+  let usageTopic: string;
+  let dlqTopic: string;
+
+  beforeAll(async () => {
+    kafka = createTestKafka(uniqueName('redrive-command'));
+    admin = kafka.admin();
+    producer = kafka.producer({ idempotent: true });
+    await Promise.all([admin.connect(), producer.connect()]);
+    usageTopic = await createTestTopic(admin, { prefix: 'redrive_usage', partitions: 1 });
+    dlqTopic = await createTestTopic(admin, { prefix: 'redrive_dlq', partitions: 1 });
+    const letter = (customer: string, code: string) => ({
+      key: customer,
+      value: `{"id":"${customer}-1"}`,
+      headers: { [DEAD_LETTER_HEADERS.errorCode]: code, [DEAD_LETTER_HEADERS.sourceTopic]: usageTopic, [DEAD_LETTER_HEADERS.at]: '2026-03-01T12:00:00.000Z' },
+    });
+    await producer.send({ topic: dlqTopic, acks: -1, messages: [letter('dave', 'balance_not_opened'), letter('erin', 'undecodable_usage_event')] });
+  });
+
+  afterAll(async () => {
+    await deleteTopics(admin, [usageTopic, dlqTopic]).catch(() => undefined);
+    await Promise.all([producer?.disconnect(), admin?.disconnect()]);
+  });
+
+  async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = { ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic };
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code?: number; stdout: string; stderr: string };
+      return { code: failed.code ?? -1, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  const usageEnd = async () => (await admin.fetchTopicOffsets(usageTopic))[0]!.high;
+
+  it('asks which letters to send back, counts them by code in a dry run, and sends back the named ones', async () => {
+    const unnamed = await tally('redrive');
+    expect(unnamed.code).toBe(1);
+    expect(unnamed.stderr).toContain('--error-code <code>');
+    const both = await tally('redrive', '--all', '--error-code', 'balance_not_opened');
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('exclude each other');
+    expect((await tally('redrive', '--since', 'last tuesday', '--all')).stderr).toContain('--since takes an ISO-8601 time');
+
+    const dry = await tally('redrive', '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`read 2 dead letter(s) of ${dlqTopic}; would send back 2 to ${usageTopic} (balance_not_opened: 1, undecodable_usage_event: 1)`);
+    expect(await usageEnd()).toBe('0');
+
+    const later = await tally('redrive', '--all', '--since', '2026-03-01T12:00:01Z');
+    expect(later.stdout).toContain('sent back 0');
+    expect(later.stdout).toContain('left: 2 not selected');
+
+    const sent = await tally('redrive', '--error-code', 'balance_not_opened');
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toContain(`sent back 1 to ${usageTopic} (balance_not_opened: 1)`);
+    expect(sent.stdout).toContain('left: 1 not selected');
+    const sentBack: KafkaMessage[] = [];
+    await readTopicToEnds({ kafka, topic: usageTopic, purpose: 'redrive-test', eachBatch: async (_partition, messages) => void sentBack.push(...messages) });
+    expect(sentBack).toHaveLength(1);
+    const [message] = sentBack;
+    expect(message!.key!.toString()).toBe('dave');
+    expect(message!.value!.toString()).toBe('{"id":"dave-1"}');
+    expect(message!.headers![REDRIVEN_FROM_HEADER]!.toString()).toBe('0:0');
+  });
+});
