@@ -11,6 +11,9 @@ import pino from 'pino';
 import { buildApp, type ApiDeps } from './buildApp';
 import type { BalanceView } from './balances/balanceView';
 import type { LedgerEntryView } from './ledger/ledgerEntryView';
+import { LEDGER_CSV_COLUMNS, spreadsheetSafe } from './ledger/ledgerCsv';
+import { createLedgerHistory } from './ledger/ledgerHistory';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { createMetricsRegistry } from '@tally/metrics';
 
 jest.setTimeout(120_000);
@@ -587,6 +590,72 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect((await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}/ledger?limit=500` })).statusCode).toBe(200);
       expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope/ledger' }), 404, 'balance_not_found');
       expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope/ledger?before=5' }), 404, 'balance_not_found');
+    });
+
+    it('exports the whole ledger as CSV, oldest first, every field of the JSON entries, formulas defused', async () => {
+      const product = await createProduct({ lowBalanceThreshold: '5' });
+      const opened = await openBalance(product.id, { startingBalance: '6' }, `cus/${randomUUID()} "quoted"`);
+      const url = `/v1/credit-balances/${encodeURIComponent(opened.id)}`;
+      await call({ method: 'POST', url: `${url}/top-ups`, payload: { credits: '1.25', reason: '=HYPERLINK("https://example.test","refund")' } });
+      await call({ method: 'POST', url: `${url}/deductions`, payload: { credits: '9', reason: 'a reason, with "quotes"\nand a line break' } });
+      const json = (await call({ method: 'GET', url: `${url}/ledger` })).json<{ items: LedgerEntryView[] }>().items.reverse();
+
+      const csv = await call({ method: 'GET', url: `${url}/ledger.csv` });
+      expect(csv.statusCode).toBe(200);
+      expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+      expect(csv.headers['content-disposition']).toBe(`attachment; filename="ledger-${opened.id.replace(/[^A-Za-z0-9._-]/g, '_')}.csv"`);
+      expect(csv.body.split('\r\n')[0]).toBe(LEDGER_CSV_COLUMNS.join(','));
+      expect(csv.body.endsWith('\r\n')).toBe(true);
+      const rows = parseCsv(csv.body, { columns: true }) as Record<string, string>[];
+      expect(rows.map((row) => row.type)).toEqual(['CreditBalanceOpened', 'CreditToppedUp', 'CreditToppedUp', 'CreditConsumed', 'LowBalanceWarned', 'CreditBalanceDepleted']);
+      // Each row is its JSON entry: nulls empty, purchase and grant spread (null here), the formula behind a '.
+      rows.forEach((row, index) => {
+        const entry = json[index]!;
+        expect(row).toEqual(
+          Object.fromEntries(
+            LEDGER_CSV_COLUMNS.map((column) => {
+              const value = column.startsWith('purchase') || column.startsWith('grant') ? null : (entry as unknown as Record<string, unknown>)[column];
+              return [column, value === null ? '' : spreadsheetSafe(String(value))];
+            }),
+          ),
+        );
+      });
+      expect(rows[2]!.reason).toBe(`'=HYPERLINK("https://example.test","refund")`);
+      expect(rows[3]!.reason).toBe('a reason, with "quotes"\nand a line break');
+      expect(json[2]!.reason).toBe('=HYPERLINK("https://example.test","refund")');
+      expect(rows.map((row) => row.balanceAfter)).toEqual(['', '6', '7.25', '-1.75', '-1.75', '-1.75']);
+    });
+
+    it('keeps the CSV rows whose occurredAt falls in [from, to), and refuses bad ranges and unknown balances', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '6' });
+      const url = `/v1/credit-balances/${opened.id}/ledger.csv`;
+      const rowsOf = async (query: string) => {
+        const response = await call({ method: 'GET', url: `${url}${query}` });
+        expect(response.statusCode).toBe(200);
+        return (parseCsv(response.body, { columns: true }) as Record<string, string>[]).map((row) => row.type);
+      };
+      const all = parseCsv((await call({ method: 'GET', url })).body, { columns: true }) as Record<string, string>[];
+      const openedAt = all[0]!.occurredAt!;
+      const justAfter = new Date(Date.parse(openedAt) + 1).toISOString();
+      expect(await rowsOf(`?from=${openedAt}`)).toEqual(['CreditBalanceOpened', 'CreditToppedUp']);
+      expect(await rowsOf(`?to=${openedAt}`)).toEqual([]);
+      expect(await rowsOf(`?from=${justAfter}`)).toEqual(all.slice(1).filter((row) => row.occurredAt! >= justAfter).map((row) => row.type));
+      expectError(await call({ method: 'GET', url: `${url}?from=${justAfter}&to=${openedAt}` }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: `${url}?from=yesterday` }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: `${url}?format=xlsx` }), 400, 'validation_failed');
+      expectError(await call({ method: 'GET', url: '/v1/credit-balances/nope/ledger.csv' }), 404, 'balance_not_found');
+    });
+
+    it('reads the ledger oldest first a page at a time, to the end', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '1' });
+      for (let i = 0; i < 4; i += 1) await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/top-ups`, payload: { credits: '1' } });
+      const history = createLedgerHistory({ ledger, balanceRegistry });
+      const pages: string[][] = [];
+      for await (const page of history.chronological(opened.id, 2)) pages.push(page.map((entry) => entry.revision));
+      expect(pages).toEqual([['0', '1'], ['2', '3'], ['4', '5']]);
+      await expect(history.chronological('nope', 2).next()).rejects.toThrow('no credit balance with id "nope"');
     });
   });
 

@@ -68,9 +68,17 @@ export interface RequestOptions {
 
 export interface LedgerPage {
   readonly items: readonly RecordedBalanceEvent[];
-  /** The revision to pass as `before` for the next (older) page, or null on the last page. */
+  /**
+   * The revision to pass for the next page, or null on the last page: as `before` for the next
+   * (older) page newest first, as `after` for the next (newer) page oldest first.
+   */
   readonly next: bigint | null;
 }
+
+/** A page of a balance's ledger: newest first from `before` (the default), or oldest first from `after`. */
+export type LedgerPageRequest =
+  | { readonly limit: number; readonly order?: 'newest'; readonly before?: bigint }
+  | { readonly limit: number; readonly order: 'oldest'; readonly after?: bigint };
 
 export interface LedgerService {
   openBalance(request: OpenBalanceRequest): Promise<CommandResult>;
@@ -95,7 +103,7 @@ export interface LedgerService {
   /** For the expiry worker: frees a hold past its expiresAt (HoldNotExpiredError before, HoldNotOpenError once freed). */
   expireHold(holdId: string): Promise<HoldCommandResult>;
   getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
-  readLedger(balanceId: string, page: { limit: number; before?: bigint }): Promise<LedgerPage>;
+  readLedger(balanceId: string, page: LedgerPageRequest): Promise<LedgerPage>;
   /** Abandons the balance loads still folding in the background (at shutdown, before the event store closes). */
   close(): Promise<void>;
 }
@@ -345,13 +353,15 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
 
     async readLedger(balanceId, page) {
       const streamId = balanceStreamId(balanceId);
-      if (page.before !== undefined && page.before <= 0n) return { items: [], next: null };
-      const recorded = await eventStore.readStream(streamId, {
-        direction: 'backwards',
-        ...(page.before !== undefined ? { fromRevision: page.before - 1n } : {}),
-        maxCount: page.limit + 1,
-      });
-      if (recorded.length === 0 && page.before === undefined) {
+      const cursor = page.order === 'oldest' ? page.after : page.before;
+      if (page.order !== 'oldest' && cursor !== undefined && cursor <= 0n) return { items: [], next: null };
+      const recorded = await eventStore.readStream(
+        streamId,
+        page.order === 'oldest'
+          ? { direction: 'forwards', fromRevision: cursor === undefined ? 0n : cursor + 1n, maxCount: page.limit + 1 }
+          : { direction: 'backwards', ...(cursor !== undefined ? { fromRevision: cursor - 1n } : {}), maxCount: page.limit + 1 },
+      );
+      if (recorded.length === 0 && cursor === undefined) {
         throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       }
       const items = recorded.slice(0, page.limit).map(fromRecordedEvent);

@@ -1,9 +1,25 @@
+import { pipeline, Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ValidationError } from '@tally/domain';
 import { balanceParams, errorResponses, nullableString, refTo } from '../apiSchemas';
 import { beforePageQuery, pageSize } from '../pagination';
 import type { LedgerHistory } from './ledgerHistory';
-import { LedgerEntrySchema } from './ledgerEntryView';
+import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerCsv';
+import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
+
+/** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
+const EXPORT_PAGE_SIZE = 1000;
+
+function instant(text: string | undefined, field: string): number | undefined {
+  if (text === undefined) return undefined;
+  const time = Date.parse(text);
+  if (Number.isNaN(time)) throw new ValidationError(`${field} must be a date-time, e.g. 2026-03-01T00:00:00Z`);
+  return time;
+}
+
+/** A file name any browser and shell takes, whatever characters the balance id has. */
+const exportFileName = (balanceId: string) => `ledger-${balanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.csv`;
 
 /** The ledger: every change of a balance, the manual ones, purchases, grants and usage alike. */
 export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerHistory }> = async (app, { history }) => {
@@ -26,6 +42,51 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
         limit: pageSize(request.query),
         ...(before !== undefined ? { before: BigInt(before) } : {}),
       });
+    },
+  );
+
+  app.get(
+    '/credit-balances/:balanceId/ledger.csv',
+    {
+      config: { scope: 'read', portal: 'balance' },
+      schema: {
+        tags: ['credit balances'],
+        summary: "A balance's whole ledger as CSV, oldest first",
+        description:
+          'Every entry of the balance, oldest first, one row per ledger entry with the JSON entry\'s fields as columns (`purchase` and `grant` spread into `purchase…` and `grant…` columns; empty where null), for a statement or a spreadsheet. `from` (inclusive) and `to` (exclusive) keep the entries whose `occurredAt` falls between them. Streamed as it is read: an error after the first row cuts the answer short, so a file without its final line break is incomplete. Cells that a spreadsheet would run as a formula start with `\'`.',
+        params: balanceParams,
+        querystring: Type.Object(
+          { from: Type.Optional(Type.String({ format: 'date-time' })), to: Type.Optional(Type.String({ format: 'date-time' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: { description: 'RFC 4180 CSV with a header line.', content: { 'text/csv': { schema: Type.String() } } }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const from = instant(request.query.from, 'from');
+      const to = instant(request.query.to, 'to');
+      if (from !== undefined && to !== undefined && from >= to) throw new ValidationError('from must be before to');
+      const { balanceId } = request.params;
+      const pages = history.chronological(balanceId, EXPORT_PAGE_SIZE);
+      // The first page is read before anything is answered: an unknown balance is a 404, not an empty file.
+      const first = await pages.next();
+      const inRange = (entry: LedgerEntryView) => {
+        const at = Date.parse(entry.occurredAt);
+        return (from === undefined || at >= from) && (to === undefined || at < to);
+      };
+      async function* rows(): AsyncGenerator<LedgerCsvRow> {
+        if (first.done) return;
+        for (const entry of first.value) if (inRange(entry)) yield ledgerCsvRow(entry);
+        for await (const page of pages) for (const entry of page) if (inRange(entry)) yield ledgerCsvRow(entry);
+      }
+      const csv = pipeline(Readable.from(rows()), ledgerCsvStringifier(), (error) => {
+        if (error !== undefined && error !== null) request.log.warn({ err: error, balanceId }, 'the ledger export stopped before its end');
+      });
+      return reply
+        .header('content-type', 'text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${exportFileName(balanceId)}"`)
+        // The schema's string, as a stream: Fastify sends a stream as it comes, unserialised.
+        .send(csv as unknown as string);
     },
   );
 };
