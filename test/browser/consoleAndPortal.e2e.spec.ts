@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
 import type { Admin, Producer } from 'kafkajs';
 import {
   createTestKafka,
@@ -38,6 +39,13 @@ const SCREENSHOTS =
     : path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'screenshots');
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
+
+/** The file a click hands to the browser as a download: its suggested name and its CSV rows. */
+async function downloadedCsv(page: Page, click: () => Promise<void>): Promise<{ name: string; rows: Record<string, string>[] }> {
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), click()]);
+  const file = await download.path();
+  return { name: download.suggestedFilename(), rows: parseCsv(readFileSync(file, 'utf8'), { columns: true }) as Record<string, string>[] };
+}
 
 /** Waits, with a deadline, until the locator's text satisfies the check; no fixed sleeps. */
 async function untilText(locator: Locator, check: (text: string) => boolean, description: string): Promise<string> {
@@ -227,6 +235,20 @@ describe('the console and the portal in Chromium', () => {
     await card.getByRole('status').filter({ hasText: 'Below warning limit' }).waitFor();
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-customer-credits.png'), fullPage: true });
 
+    // The whole ledger as a file, oldest first: opening, starting balance, usage, top-up, retained usage.
+    const consoleLedger = await downloadedCsv(page, () => card.getByRole('button', { name: 'Download ledger (CSV)' }).click());
+    expect(consoleLedger.name).toBe(`ledger-${balanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.csv`);
+    expect(consoleLedger.rows.map((row) => [row.type, row.credits, row.balanceAfter, row.reason])).toEqual([
+      ['CreditBalanceOpened', '', '', ''],
+      ['CreditToppedUp', '150', '150', ''],
+      ['CreditConsumed', '1', '149', ''],
+      ['CreditConsumed', '1', '148', ''],
+      ['CreditConsumed', '1', '147', ''],
+      ['CreditToppedUp', '50', '197', 'goodwill'],
+      ['CreditConsumed', '100', '97', 'usage billed elsewhere'],
+      ['LowBalanceWarned', '', '97', ''],
+    ]);
+
     // A portal link, opened in another profile (a fresh context: no console cookie) on a phone.
     await page.getByRole('button', { name: 'Create portal link' }).click();
     const url = await page.getByLabel('Portal link').inputValue();
@@ -247,6 +269,9 @@ describe('the console and the portal in Chromium', () => {
     await buy.click();
     await untilText(portalAmount, (text) => text === '1,097', 'the bought bundle on the portal');
     await untilText(amount, (text) => text === '1,097', 'the bought bundle in the console');
+    // The customer's own file, with the purchase in it (a portal token is a header: the button fetches with it).
+    const portalLedger = await downloadedCsv(portal, () => portalCard.getByRole('button', { name: 'Download all activity (CSV)' }).click());
+    expect(portalLedger.rows.at(-1)).toMatchObject({ type: 'CreditToppedUp', source: 'purchase', credits: '1000', balanceAfter: '1097', purchaseTotalPrice: '9.90', purchaseCurrency: 'EUR' });
 
     // Keyboard alone: Tab from the top reaches the first Buy button and Enter activates it.
     const focusedBuy = await waitFor(

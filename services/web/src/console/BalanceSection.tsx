@@ -3,6 +3,7 @@ import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, LedgerEntry } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
+import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
 import { Pager, usePager, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
@@ -35,6 +36,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
           <button type="button" onClick={() => setChange('retain')}>
             Retain usage
           </button>
+          <DownloadLedgerButton api={api} balanceId={balance.id} />
         </div>
       </div>
       <BalanceFigure balance={shown} readAt={readAt} now={now} />

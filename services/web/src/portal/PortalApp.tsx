@@ -4,6 +4,7 @@ import type { BalanceChange, CreditBalance, Page, PurchaseOption } from '../shar
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { formatCredits, formatPrice, formatTime } from '../shared/format';
+import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
 import { ErrorMessage, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
@@ -128,6 +129,9 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
       <div class="two-columns">
         <ConsumptionChart consumption={consumption} title="Consumption in the last 30 days" />
         <LedgerTable entries={recent} caption="Recent activity" />
+      </div>
+      <div class="actions">
+        <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />
       </div>
     </section>
   );

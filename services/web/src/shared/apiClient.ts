@@ -26,6 +26,8 @@ export interface ApiClient {
   post<T>(path: string, options?: RequestOptions): Promise<T>;
   patch<T>(path: string, options?: RequestOptions): Promise<T>;
   delete(path: string): Promise<void>;
+  /** A GET whose answer is a file (the ledger's CSV), as a Blob to save. */
+  download(path: string, options?: RequestOptions): Promise<Blob>;
 }
 
 /** Path segments are encoded here, so ids with any characters reach the route they name. */
@@ -35,8 +37,8 @@ export function path(strings: TemplateStringsArray, ...values: string[]): string
 
 /** The same public /v1 API a script would call: everything the pages do can be done with curl. */
 export function createApiClient(credential: Credential, onUnauthorized?: () => void): ApiClient {
-  async function request<T>(method: string, url: string, options: RequestOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+  async function send(method: string, url: string, options: RequestOptions, accept: string): Promise<Response> {
+    const headers: Record<string, string> = { accept };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
     if (credential.kind === 'bearer') headers.authorization = `Bearer ${credential.token}`;
@@ -52,21 +54,27 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
       credentials: 'same-origin',
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
-    if (response.status === 204) return undefined as T;
-    const text = await response.text();
-    const body: unknown = text === '' ? undefined : JSON.parse(text);
     if (!response.ok) {
-      const error = body as Partial<ApiErrorBody> | undefined;
+      // Every refusal is JSON, whatever was asked for.
+      const text = await response.text();
+      const error = (text === '' ? undefined : JSON.parse(text)) as Partial<ApiErrorBody> | undefined;
       if (response.status === 401) onUnauthorized?.();
       throw new ApiError(response.status, error?.error ?? 'error', error?.message ?? `the API answered ${response.status}`);
     }
-    return body as T;
+    return response;
+  }
+  async function request<T>(method: string, url: string, options: RequestOptions = {}): Promise<T> {
+    const response = await send(method, url, options, 'application/json');
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    return (text === '' ? undefined : JSON.parse(text)) as T;
   }
   return {
     get: (url, options) => request('GET', url, options),
     post: (url, options) => request('POST', url, options),
     patch: (url, options) => request('PATCH', url, options),
     delete: (url) => request('DELETE', url),
+    download: async (url, options = {}) => (await send('GET', url, options, '*/*')).blob(),
   };
 }
 
