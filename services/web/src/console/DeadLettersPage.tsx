@@ -19,7 +19,11 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
   return (
     <section>
       <h1>Dead letters</h1>
-      <p>Usage events that could not be metered. The whole message stays on the dead-letter topic at the partition and offset shown.</p>
+      <p>Usage events that could not be metered. The whole message stays on the dead-letter topic, and on its source topic at the partition and offset shown under From.</p>
+      <p>
+        Once the cause is fixed (the balance opened, the schema restored), send the letters of an error back with{' '}
+        <code>npm run tally -- redrive --error-code &lt;error&gt;</code>: each is charged once, however often it is sent.
+      </p>
       <ErrorMessage message={error} />
       <div class="table-scroll">
         <table>
