@@ -53,7 +53,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
         tags: ['credit balances'],
         summary: "A balance's whole ledger as CSV, oldest first",
         description:
-          'Every entry of the balance, oldest first, one row per ledger entry with the JSON entry\'s fields as columns (`purchase` and `grant` spread into `purchase…` and `grant…` columns; empty where null), for a statement or a spreadsheet. `from` (inclusive) and `to` (exclusive) keep the entries whose `occurredAt` falls between them. Streamed as it is read: an error after the first row cuts the answer short, so a file without its final line break is incomplete. Cells that a spreadsheet would run as a formula start with `\'`.',
+          'Every entry of the balance, oldest first, one row per ledger entry with the JSON entry\'s fields as columns (`purchase` and `grant` spread into `purchase…` and `grant…` columns; empty where null), for a statement or a spreadsheet. `from` (inclusive) and `to` (exclusive) keep the entries whose `occurredAt` falls between them. Streamed as it is read: a failure after the answer has begun breaks it off without the last chunk of its chunked encoding, which HTTP clients report as an error. Cells that a spreadsheet would run as a formula start with `\'`.',
         params: balanceParams,
         querystring: Type.Object(
           { from: Type.Optional(Type.String({ format: 'date-time' })), to: Type.Optional(Type.String({ format: 'date-time' })) },
@@ -79,6 +79,8 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
         for (const entry of first.value) if (inRange(entry)) yield ledgerCsvRow(entry);
         for await (const page of pages) for (const entry of page) if (inRange(entry)) yield ledgerCsvRow(entry);
       }
+      // A failure once the headers are out cannot become a 5xx: pipeline destroys the stream, and
+      // Fastify ends the connection without the last chunk, which the client sees as an error.
       const csv = pipeline(Readable.from(rows()), ledgerCsvStringifier(), (error) => {
         if (error !== undefined && error !== null) request.log.warn({ err: error, balanceId }, 'the ledger export stopped before its end');
       });
