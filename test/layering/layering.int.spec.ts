@@ -41,7 +41,7 @@ describe('the layering rules of the lint step', () => {
     ['production code importing the test support', { file: 'services/ledger/src/bad.ts', code: "import { waitFor } from '@tally/test-support';\nexport const w = waitFor;\n" }, /is for tests/],
     ['production code importing a test helper of its own package', { file: 'services/ledger/src/bad.ts', code: "import { helper } from './testing/helper';\nexport const h = helper;\n" }, /is for tests/],
     ['production code importing an undeclared package', { file: 'services/catalog/src/bad.ts', code: "import { createKafka } from '@tally/kafka';\nexport const k = createKafka;\n" }, /not declared in services\/catalog\/package.json/],
-    ['a test importing an undeclared package', { file: 'services/catalog/src/bad.int.spec.ts', code: "import { waitFor } from '@tally/test-support';\nexport const w = waitFor;\n" }, /not declared in services\/catalog\/package.json/],
+    ['a test importing an undeclared package', { file: 'services/metrics/src/bad.int.spec.ts', code: "import { waitFor } from '@tally/test-support';\nexport const w = waitFor;\n" }, /not declared in services\/metrics\/package.json/],
   ];
   const allowed: Array<[string, Case]> = [
     ['the deployable wiring packages', { file: 'services/tally/src/ok.ts', code: "import { createLedgerService } from '@tally/ledger';\nexport const l = createLedgerService;\n" }],

@@ -272,6 +272,48 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json().name).toBe('Renamed');
     });
 
+    it('keeps every version of a product, newest first, one per change that changes something', async () => {
+      const id = `prod_${randomUUID()}`;
+      const created = (await call({ method: 'POST', url: '/v1/credit-products', payload: { id, name: 'API credits', consumption: rules } })).json();
+      const repriced = (await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { consumption: [{ event: 'api_call', credits: '0.75' }] } })).json();
+      // The same values again: not a change, no revision.
+      expect((await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { consumption: [{ event: 'api_call', credits: '0.750' }] } })).statusCode).toBe(200);
+      const renamed = (await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { name: 'Calls' } })).json();
+
+      const all = await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions` });
+      expect(all.statusCode).toBe(200);
+      const body = all.json<{ items: Array<{ revision: number; changedAt: string; product: unknown }>; next: string | null }>();
+      expect(body.next).toBeNull();
+      expect(body.items.map((item) => [item.revision, item.product])).toEqual([
+        [3, renamed],
+        [2, repriced],
+        [1, created],
+      ]);
+      const times = body.items.map((item) => Date.parse(item.changedAt));
+      expect(times).toEqual([...times].sort((a, b) => b - a));
+
+      const first = (await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?limit=2` })).json();
+      expect(first.items.map((item: { revision: number }) => item.revision)).toEqual([3, 2]);
+      expect(first.next).toBe('2');
+      const rest = (await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?limit=2&before=2` })).json();
+      expect(rest).toEqual({ items: [body.items[2]], next: null });
+      expect((await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?before=999999999999999999` })).json().items).toHaveLength(3);
+      expectError(await call({ method: 'GET', url: '/v1/credit-products/nope/revisions' }), 404, 'product_not_found');
+      expectError(await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?before=-1` }), 400, 'validation_failed');
+    });
+
+    it('numbers concurrent changes of a product apart, each with its own revision', async () => {
+      const { id } = await createProduct();
+      const names = Array.from({ length: 8 }, (_, index) => `Name ${index}`);
+      const answers = await Promise.all(names.map((name) => call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { name } })));
+      expect(answers.map((answer) => answer.statusCode)).toEqual(names.map(() => 200));
+      const { items } = (await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions` })).json<{ items: Array<{ revision: number; product: { name: string } }> }>();
+      expect(items.map((item) => item.revision)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1]);
+      expect(items.slice(0, 8).map((item) => item.product.name).sort()).toEqual(names);
+      // The newest revision is the product as it stands.
+      expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json().name).toBe(items[0]!.product.name);
+    });
+
     it('gives a product without an id a generated one, and defaults the optional fields', async () => {
       const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'Minimal' } });
       expect(response.statusCode).toBe(201);

@@ -1,4 +1,13 @@
-import type { CreditProduct } from '@tally/domain';
+import type { CreditProduct, CreditProductDto } from '@tally/domain';
+
+/** One version of a product: what it was from `changedAt` until the next revision. */
+export interface ProductRevision {
+  /** 1 for the product as created, one more for each change. */
+  readonly revision: number;
+  readonly changedAt: Date;
+  /** As it was stored then, unvalidated: an old version may fail today's rules and is still history. */
+  readonly product: CreditProductDto;
+}
 
 /** The catalog: credit products, what usage of each costs and the bundles that sell it. */
 export interface CatalogStore {
@@ -7,6 +16,8 @@ export interface CatalogStore {
   /** Throws ProductNotFoundError when there is no such product. */
   updateProduct(product: CreditProduct): Promise<void>;
   getProduct(productId: string): Promise<CreditProduct | undefined>;
+  /** A product's revisions, newest first: at most `limit`, those before revision `before` when given; empty for an unknown product. */
+  listProductRevisions(productId: string, page: { readonly before?: number; readonly limit: number }): Promise<ProductRevision[]>;
   /** By id; with a page, at most `limit` products with ids after `after` (the API's cursor). */
   listProducts(page?: { readonly after: string | null; readonly limit: number }): Promise<CreditProduct[]>;
 }

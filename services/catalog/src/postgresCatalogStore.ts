@@ -17,9 +17,13 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
       guarded(async () => {
         const dto = creditProductToDto(product);
         try {
+          // The product and its first revision in one statement: the history misses nothing.
           await pool.query(
-            `INSERT INTO credit_products (id, name, description, consumption, low_balance_threshold, bundles) VALUES ($1, $2, $3, $4, $5, $6)`,
-            [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles)],
+            `WITH product AS (
+               INSERT INTO credit_products (id, name, description, consumption, low_balance_threshold, bundles)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, revision)
+             INSERT INTO credit_product_revisions (product_id, revision, product) SELECT id, revision, $7 FROM product`,
+            [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles), JSON.stringify(dto)],
           );
         } catch (error) {
           if (isUniqueViolation(error)) throw new ProductAlreadyExistsError(`a credit product with id "${product.id}" already exists`);
@@ -31,13 +35,24 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
     updateProduct: (product) =>
       guarded(async () => {
         const dto = creditProductToDto(product);
+        // The change and its revision in one statement. The row lock orders concurrent updates, so
+        // each takes the next revision; an update that changes nothing writes no revision.
         const result = await pool.query(
-          `UPDATE credit_products
-              SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6, updated_at = now()
-            WHERE id = $1`,
-          [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles)],
+          `WITH product AS (
+             UPDATE credit_products
+                SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6,
+                    revision = revision + 1, updated_at = now()
+              WHERE id = $1
+                AND (name, description, consumption, low_balance_threshold, bundles) IS DISTINCT FROM ($2, $3, $4::jsonb, $5, $6::jsonb)
+              RETURNING id, revision)
+           INSERT INTO credit_product_revisions (product_id, revision, product) SELECT id, revision, $7 FROM product`,
+          [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles), JSON.stringify(dto)],
         );
-        if (result.rowCount === 0) throw new ProductNotFoundError(`no credit product with id "${product.id}"`);
+        if (result.rowCount === 0) {
+          const { rowCount } = await pool.query('SELECT 1 FROM credit_products WHERE id = $1', [dto.id]);
+          if (rowCount === 0) throw new ProductNotFoundError(`no credit product with id "${product.id}"`);
+          return;
+        }
         logger.info({ productId: product.id }, 'credit product updated');
       }),
 
@@ -45,6 +60,17 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
       guarded(async () => {
         const { rows } = await pool.query<CreditProductDto>(`${PRODUCT_SELECT} WHERE id = $1`, [productId]);
         return rows[0] === undefined ? undefined : creditProductFromDto(rows[0]);
+      }),
+
+    listProductRevisions: (productId, page) =>
+      guarded(async () => {
+        const { rows } = await pool.query<{ revision: number; product: CreditProductDto; changed_at: Date }>(
+          `SELECT revision, product, changed_at FROM credit_product_revisions
+            WHERE product_id = $1 AND ($2::integer IS NULL OR revision < $2)
+            ORDER BY revision DESC LIMIT $3`,
+          [productId, page.before ?? null, page.limit],
+        );
+        return rows.map((row) => ({ revision: row.revision, changedAt: row.changed_at, product: row.product }));
       }),
 
     listProducts: (page) =>

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { credits, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, refTo, text } from '../apiSchemas';
-import { pageQuery, pageSchema } from '../pagination';
+import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
 import type { ProductCatalog } from './productCatalog';
 
 /** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
@@ -120,6 +120,33 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
     '/credit-products/:productId',
     { config: { scope: 'read' }, schema: { tags, summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT, ...errorResponses } } },
     async (request) => products.get(request.params.productId),
+  );
+
+  app.get(
+    '/credit-products/:productId/revisions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "A credit product's versions, newest first",
+        description:
+          'Every version the product has had: revision 1 as created (or, for a product from before this history was kept, as it stood then), then one per change that changed something, with when it took effect. The consumer meters with a version from its catalog refresh on, so usage may be priced with the previous version for up to that interval after `changedAt`. Pass `next` back as `before` for older revisions.',
+        params: productParams,
+        querystring: beforePageQuery('Revisions'),
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Object({ revision: Type.Integer({ minimum: 1 }), changedAt: Type.String({ format: 'date-time' }), product: PRODUCT })),
+            next: nullableString(),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { before } = request.query;
+      // A cursor past any revision (the pattern admits 18 digits) reads from the newest.
+      return products.revisions(request.params.productId, { limit: pageSize(request.query), ...(before !== undefined ? { before: Math.min(Number(before), 2 ** 31 - 1) } : {}) });
+    },
   );
 
   app.patch(

@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import { creditProductFromDto, creditProductToDto, type CreditProductDto } from '@tally/domain';
-import { fetchPage, type Page, type PageQuery } from '../pagination';
+import { fetchPage, pageOf, type Page, type PageQuery } from '../pagination';
 
 export type ProductFields = Partial<Omit<CreditProductDto, 'id'>>;
+
+/** A version of a product as the API answers it. */
+export interface ProductRevisionView {
+  readonly revision: number;
+  readonly changedAt: string;
+  readonly product: CreditProductDto;
+}
 
 /** The catalog as the API shows it: credit products as DTOs, validated by the domain on the way in. */
 export interface ProductCatalog {
@@ -14,6 +21,8 @@ export interface ProductCatalog {
   get(productId: string): Promise<CreditProductDto>;
   /** The fields given replace the stored ones. */
   update(productId: string, fields: ProductFields): Promise<CreditProductDto>;
+  /** Its versions, newest first, a page at a time; throws ProductNotFoundError for an unknown product. */
+  revisions(productId: string, page: { readonly limit: number; readonly before?: number }): Promise<Page<ProductRevisionView>>;
 }
 
 export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
@@ -35,6 +44,13 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
       const product = creditProductFromDto({ ...creditProductToDto(current), ...fields, id: current.id });
       await catalog.updateProduct(product);
       return creditProductToDto(product);
+    },
+    async revisions(productId, page) {
+      const fetched = await catalog.listProductRevisions(productId, { limit: page.limit + 1, ...(page.before !== undefined ? { before: page.before } : {}) });
+      // Every product has its first revision from its creation (migration 025 gave older ones theirs).
+      if (fetched.length === 0 && page.before === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
+      const views = fetched.map((row) => ({ revision: row.revision, changedAt: row.changedAt.toISOString(), product: row.product }));
+      return pageOf(views, page.limit, (view) => String(view.revision));
     },
   };
 }

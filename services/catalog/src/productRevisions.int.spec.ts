@@ -1,0 +1,56 @@
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { creditProductFromDto, creditProductToDto } from '@tally/domain';
+import { DEFAULT_MIGRATIONS_DIR, migrate } from '@tally/postgres';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createPostgresCatalogStore } from './postgresCatalogStore';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+
+/** Migration 025: a product's history starts at its version of the day the migration runs, and every change after it adds one. */
+describe('credit product revisions (migration 025)', () => {
+  let before025: string;
+  let db: TestSchema;
+
+  beforeAll(async () => {
+    before025 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
+    for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) {
+      if (/^0(0\d|1\d|2[0-4])_.*\.sql$/.test(file)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(before025, file));
+    }
+    db = await createTestSchema({ prefix: 'product_revisions', migrationsDir: before025 });
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+    await rm(before025, { recursive: true, force: true });
+  });
+
+  it('gives a product from before the migration its current version as revision 1, as of its last change, and goes on from there', async () => {
+    const updatedAt = new Date(Date.UTC(2026, 2, 1, 12));
+    await db.pool.query(
+      `INSERT INTO credit_products (id, name, description, consumption, low_balance_threshold, bundles, updated_at)
+       VALUES ('api', 'API', 'old', '[{"event":"api_call","credits":"0.5"}]', '10', '[{"id":"b1","credits":"100","price":{"amount":"1.00","currency":"EUR"},"purchaseOption":true}]', $1)`,
+      [updatedAt],
+    );
+    const { applied } = await migrate({ pool: db.pool, schema: db.schema, logger });
+    expect(applied).toContain('025_credit_product_revisions');
+
+    const store = createPostgresCatalogStore({ pool: db.pool, logger });
+    const stored = await store.getProduct('api');
+    const [first] = await store.listProductRevisions('api', { limit: 10 });
+    expect(first).toEqual({ revision: 1, changedAt: updatedAt, product: creditProductToDto(stored!) });
+
+    await store.updateProduct(creditProductFromDto({ ...creditProductToDto(stored!), description: 'new' }));
+    const revisions = await store.listProductRevisions('api', { limit: 10 });
+    expect(revisions.map((revision) => [revision.revision, revision.product.description])).toEqual([
+      [2, 'new'],
+      [1, 'old'],
+    ]);
+    expect(await store.listProductRevisions('api', { limit: 10, before: 2 })).toEqual([first]);
+    expect(await store.listProductRevisions('nope', { limit: 10 })).toEqual([]);
+  });
+});
