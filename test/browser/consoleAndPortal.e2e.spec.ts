@@ -183,6 +183,21 @@ describe('the console and the portal in Chromium', () => {
     await page.getByLabel('Shown as a purchase option on the portal').nth(1).uncheck();
     await page.getByRole('button', { name: 'Create credit product' }).click();
     await page.getByRole('heading', { name: 'Edit API credits' }).waitFor();
+    // Each saved change is a version in the product's history, the newest first.
+    for (const limit of ['50', '100']) {
+      await page.getByLabel('Warning limit').fill(limit);
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    }
+    await page.getByText('History', { exact: true }).click();
+    const history = page.getByRole('table', { name: 'Versions of this product, newest first' });
+    await untilText(history, (text) => text.split('\n').length >= 4, 'the three versions');
+    const versions = await history.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)));
+    expect(versions.map((cells) => [cells[0], cells[4]])).toEqual([
+      ['3', '100'],
+      ['2', '50'],
+      ['1', '100'],
+    ]);
     await nav('Catalog').click();
     await page.getByRole('link', { name: 'API credits' }).waitFor();
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-catalog.png') });

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page } from '../shared/apiTypes';
-import { formatCredits } from '../shared/format';
 import { ErrorMessage, Pager, usePager } from '../shared/ui';
+import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 import { href } from './router';
 
 /** The credit products, a page at a time. */
@@ -47,9 +47,9 @@ export function CatalogPage({ api }: { api: ApiClient }) {
                 <td>
                   <a href={href({ screen: 'product', productId: product.id })}>{product.name}</a> <small>{product.id}</small>
                 </td>
-                <td>{product.consumption.map((rule) => `${rule.event}: ${rule.credits}${rule.perUnitOf !== undefined ? ` per ${rule.perUnitOf}` : ''}`).join('; ')}</td>
-                <td class="number">{product.lowBalanceThreshold === null ? 'none' : formatCredits(product.lowBalanceThreshold)}</td>
-                <td>{product.bundles.map((bundle) => `${bundle.id}${bundle.purchaseOption === false ? ' (not offered)' : ''}`).join(', ')}</td>
+                <td>{rulesSummary(product)}</td>
+                <td class="number">{warningLimitSummary(product)}</td>
+                <td>{bundlesSummary(product)}</td>
               </tr>
             ))}
           </tbody>

@@ -3,6 +3,7 @@ import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN } from '../shared/format';
 import { ErrorMessage, Field } from '../shared/ui';
+import { ProductHistory } from './ProductHistory';
 import { href, navigate } from './router';
 
 interface RuleDraft {
@@ -100,6 +101,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
   const [saved, setSaved] = useState(false);
+  // Each save is a new version: the history is read again.
+  const [savedCount, setSavedCount] = useState(0);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     if (productId !== null) api.get<CreditProduct>(path`/credit-products/${productId}`).then((product) => setDraft(draftOf(product)), (failure: Error) => setGeneral(failure.message));
@@ -132,6 +135,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
               : await api.patch<CreditProduct>(path`/credit-products/${productId!}`, { body });
             setDraft(draftOf(product));
             setSaved(true);
+            setSavedCount((count) => count + 1);
             if (creating) navigate({ screen: 'product', productId: product.id });
           } catch (failure) {
             const found = fieldErrors(failure, (field) => FIELDS.test(field));
@@ -249,6 +253,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
           {creating ? 'Create credit product' : 'Save changes'}
         </button>
       </form>
+      {productId !== null && <ProductHistory api={api} productId={productId} version={savedCount} />}
     </section>
   );
 }

@@ -131,3 +131,10 @@ export interface CreditOverride {
   readonly creditsPerPeriod?: string | null;
   readonly lowBalanceThreshold?: string | null;
 }
+
+/** A version of a credit product (`GET /v1/credit-products/{id}/revisions`). */
+export interface ProductRevision {
+  readonly revision: number;
+  readonly changedAt: string;
+  readonly product: CreditProduct;
+}

@@ -1,0 +1,60 @@
+import { useState } from 'preact/hooks';
+import { path, type ApiClient } from '../shared/apiClient';
+import type { Page, ProductRevision } from '../shared/apiTypes';
+import { formatPrice, formatTime } from '../shared/format';
+import { ErrorMessage, Pager, usePager, usePolling } from '../shared/ui';
+import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
+
+/**
+ * A product's versions, newest first, read when opened and again after each save (`version`):
+ * what its rules and prices were, and since when, for a charge made under an earlier version.
+ */
+export function ProductHistory({ api, productId, version }: { api: ApiClient; productId: string; version: number }) {
+  const [open, setOpen] = useState(false);
+  const pager = usePager();
+  const [page, setPage] = useState<Page<ProductRevision>>();
+  const before = pager.cursor;
+  const error = usePolling(
+    async () => {
+      if (open) setPage(await api.get<Page<ProductRevision>>(path`/credit-products/${productId}/revisions`, { query: { limit: '20', before } }));
+    },
+    60_000,
+    [api, productId, open, before, version],
+  );
+  return (
+    <details onToggle={(event) => setOpen(event.currentTarget.open)}>
+      <summary>History</summary>
+      <ErrorMessage message={error} />
+      {page !== undefined && (
+        <div class="table-scroll">
+          <table>
+            <caption>Versions of this product, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Revision</th>
+                <th scope="col">Since</th>
+                <th scope="col">Name</th>
+                <th scope="col">Consumption rules</th>
+                <th scope="col">Warning limit</th>
+                <th scope="col">Bundles</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.items.map(({ revision, changedAt, product }) => (
+                <tr key={revision}>
+                  <td class="number">{revision}</td>
+                  <td>{formatTime(changedAt)}</td>
+                  <td>{product.name}</td>
+                  <td>{rulesSummary(product)}</td>
+                  <td class="number">{warningLimitSummary(product)}</td>
+                  <td>{product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Pager pager={pager} next={page?.next} labels={['Newer versions', 'Older versions']} />
+    </details>
+  );
+}
