@@ -36,6 +36,14 @@ export const DEAD_LETTER_HEADERS = {
   causeCode: 'tally.dlq.cause-code',
 } as const;
 
+/** A header's first value as text, or null: what a dead letter's reader takes from its headers. */
+export function deadLetterHeader(headers: IHeaders | undefined, name: string): string | null {
+  const raw = headers?.[name];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined) return null;
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+}
+
 /**
  * The most of an original value a dead letter carries. A value near the broker's message size
  * limit plus the dead-letter headers would not fit the DLQ topic, and a dead letter that cannot

@@ -1,5 +1,5 @@
-import type { IHeaders, KafkaMessage } from 'kafkajs';
-import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import type { KafkaMessage } from 'kafkajs';
+import { DEAD_LETTER_HEADERS, deadLetterHeader } from './deadLetterMessage';
 
 /**
  * A dead letter as an operator reads it: why the usage could not be metered and where it came
@@ -28,13 +28,6 @@ const MAX_KEY_CHARS = 256;
 const MAX_PREVIEW_BYTES = 300;
 const MAX_REASON_CHARS = 1000;
 
-function header(headers: IHeaders | undefined, name: string): string | null {
-  const raw = headers?.[name];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (value === undefined) return null;
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
-}
-
 /** Control characters would garble a table; they are shown as U+FFFD like invalid UTF-8. */
 function printable(text: string, max: number): string {
   // eslint-disable-next-line no-control-regex
@@ -47,19 +40,19 @@ function integerOrNull(text: string | null): number | null {
 
 /** Reads a dead letter's headers (deadLetterMessage.ts) into a record; never throws, whatever the message holds. */
 export function deadLetterRecordOf(partition: number, message: Pick<KafkaMessage, 'offset' | 'timestamp' | 'key' | 'value' | 'headers'>): DeadLetterRecord {
-  const at = header(message.headers, DEAD_LETTER_HEADERS.at);
+  const at = deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.at);
   const storedAt = new Date(Number(message.timestamp));
-  const sourceOffset = header(message.headers, DEAD_LETTER_HEADERS.sourceOffset);
-  const reason = header(message.headers, DEAD_LETTER_HEADERS.reason);
+  const sourceOffset = deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.sourceOffset);
+  const reason = deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.reason);
   return {
     partition,
     offset: message.offset,
     deadLetteredAt: at !== null && !Number.isNaN(Date.parse(at)) ? new Date(at).toISOString() : Number.isNaN(storedAt.getTime()) ? new Date(0).toISOString() : storedAt.toISOString(),
-    errorCode: header(message.headers, DEAD_LETTER_HEADERS.errorCode),
+    errorCode: deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.errorCode),
     reason: reason === null ? null : printable(reason, MAX_REASON_CHARS),
-    causeCode: header(message.headers, DEAD_LETTER_HEADERS.causeCode),
-    sourceTopic: header(message.headers, DEAD_LETTER_HEADERS.sourceTopic),
-    sourcePartition: integerOrNull(header(message.headers, DEAD_LETTER_HEADERS.sourcePartition)),
+    causeCode: deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.causeCode),
+    sourceTopic: deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.sourceTopic),
+    sourcePartition: integerOrNull(deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.sourcePartition)),
     sourceOffset: sourceOffset !== null && /^[0-9]{1,19}$/.test(sourceOffset) ? sourceOffset : null,
     key: message.key === null ? null : printable(message.key.toString('utf8'), MAX_KEY_CHARS),
     valuePreview: message.value === null ? null : printable(message.value.subarray(0, MAX_PREVIEW_BYTES).toString('utf8'), MAX_PREVIEW_BYTES),

@@ -1,6 +1,6 @@
 import { createKafka, kafkaConnectionConfig, readTopicToEnds, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes, type IHeaders, type KafkaMessage, type Message } from 'kafkajs';
-import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import { DEAD_LETTER_HEADERS, deadLetterHeader as header } from './deadLetterMessage';
 
 /** On a republished message: where in the dead-letter topic it came from, `<partition>:<offset>`. */
 export const REDRIVEN_FROM_HEADER = 'tally.redrive.from';
@@ -46,12 +46,6 @@ export interface RedriveResult {
 const ADDED_HEADERS = new Set<string>([...Object.values(DEAD_LETTER_HEADERS), REDRIVEN_FROM_HEADER]);
 const CUT_HEADERS = [DEAD_LETTER_HEADERS.valueTruncatedFrom, DEAD_LETTER_HEADERS.keyTruncatedFrom, DEAD_LETTER_HEADERS.headersTruncatedFrom];
 
-const header = (headers: IHeaders | undefined, name: string): string | undefined => {
-  const raw = headers?.[name];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  return value === undefined ? undefined : value.toString();
-};
-
 /**
  * What to do with one letter: the message to send back (the original key, value and headers, as
  * the producer sent them, with where it was in the dead-letter topic), or why it stays.
@@ -69,8 +63,8 @@ export function redriveDecision(
     const at = Date.parse(header(headers, DEAD_LETTER_HEADERS.at) ?? '');
     if (!(at >= options.since.getTime())) return { skip: 'not_selected' };
   }
-  if (header(headers, DEAD_LETTER_HEADERS.sourceLastOffset) !== undefined) return { skip: 'raw_batch' };
-  if (CUT_HEADERS.some((name) => header(headers, name) !== undefined)) return { skip: 'cut' };
+  if (header(headers, DEAD_LETTER_HEADERS.sourceLastOffset) !== null) return { skip: 'raw_batch' };
+  if (CUT_HEADERS.some((name) => header(headers, name) !== null)) return { skip: 'cut' };
   const original: IHeaders = {};
   for (const [name, value] of Object.entries(headers ?? {})) if (!ADDED_HEADERS.has(name) && value !== undefined) original[name] = value;
   original[REDRIVEN_FROM_HEADER] = `${partition}:${letter.offset}`;
