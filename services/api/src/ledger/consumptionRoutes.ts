@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, ValidationError } from '@tally/domain';
 import { BalanceNotFoundError, type BalanceRegistry, type ConsumptionBucketSize, type ConsumptionStore } from '@tally/ledger';
 import { balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
+import { queryInstant } from '../queryInstant';
 
 interface ConsumptionRoutesOptions {
   readonly consumption: ConsumptionStore;
@@ -17,13 +18,6 @@ const MAX_RANGE_MS: Readonly<Record<ConsumptionBucketSize, number>> = { hour: 31
 const DEFAULT_RANGE_MS: Readonly<Record<ConsumptionBucketSize, number>> = { hour: DAY_MS, day: 30 * DAY_MS };
 
 const bucketSize = stringEnum(['hour', 'day'] as const);
-
-function instant(text: string | undefined, field: string, fallback: Date): Date {
-  if (text === undefined) return fallback;
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) throw new ValidationError(`${field} must be a date-time, e.g. 2026-03-01T00:00:00Z`);
-  return date;
-}
 
 /** Consumption over time, for the console's and the portal's charts. */
 export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptions> = async (app, deps) => {
@@ -67,8 +61,8 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
     async (request) => {
       const { balanceId } = request.params;
       const bucket = request.query.bucket ?? 'hour';
-      const to = instant(request.query.to, 'to', deps.now());
-      const from = instant(request.query.from, 'from', new Date(to.getTime() - DEFAULT_RANGE_MS[bucket]));
+      const to = queryInstant(request.query.to, 'to') ?? deps.now();
+      const from = queryInstant(request.query.from, 'from') ?? new Date(to.getTime() - DEFAULT_RANGE_MS[bucket]);
       if (from.getTime() >= to.getTime()) throw new ValidationError('from must be before to');
       if (to.getTime() - from.getTime() > MAX_RANGE_MS[bucket]) {
         throw new ValidationError(`a range of ${bucket}s spans at most ${MAX_RANGE_MS[bucket] / DAY_MS} days`);

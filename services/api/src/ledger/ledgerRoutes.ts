@@ -4,19 +4,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
 import { balanceParams, errorResponses, nullableString, refTo } from '../apiSchemas';
 import { beforePageQuery, pageSize } from '../pagination';
+import { queryInstant } from '../queryInstant';
 import type { LedgerHistory } from './ledgerHistory';
 import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerCsv';
 import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
 
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
-
-function instant(text: string | undefined, field: string): number | undefined {
-  if (text === undefined) return undefined;
-  const time = Date.parse(text);
-  if (Number.isNaN(time)) throw new ValidationError(`${field} must be a date-time, e.g. 2026-03-01T00:00:00Z`);
-  return time;
-}
 
 /** A file name any browser and shell takes, whatever characters the balance id has. */
 const exportFileName = (balanceId: string) => `ledger-${balanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.csv`;
@@ -63,8 +57,8 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       },
     },
     async (request, reply) => {
-      const from = instant(request.query.from, 'from');
-      const to = instant(request.query.to, 'to');
+      const from = queryInstant(request.query.from, 'from')?.getTime();
+      const to = queryInstant(request.query.to, 'to')?.getTime();
       if (from !== undefined && to !== undefined && from >= to) throw new ValidationError('from must be before to');
       const { balanceId } = request.params;
       const pages = history.chronological(balanceId, EXPORT_PAGE_SIZE);
