@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
-import type { BearerAuth, Principal } from './bearerAuth';
+import type { BearerAuth, KeyPrincipal, Principal } from './bearerAuth';
 import { createSyncedRateLimitStore } from './syncedRateLimitStore';
 import { JWT_SHAPE, type SignedTokens } from './web/signedTokens';
 
@@ -180,8 +180,10 @@ export async function registerAccessGuard(
     const cookie = header === undefined ? request.cookies?.[SESSION_COOKIE] : undefined;
     if (cookie === undefined || cookie === '') return byKey;
     const session = await web.tokens.verifySession(cookie, web.now());
-    if (session === undefined || !auth.hasKeyId(session.keyId)) return { kind: 'anonymous', reason: 'the session has expired; sign in again' };
-    return { kind: 'key', keyId: session.keyId, scopes: session.scopes, session: { csrfToken: session.csrfToken } };
+    const key = session === undefined ? undefined : auth.keyById(session.keyId);
+    if (session === undefined || key === undefined) return { kind: 'anonymous', reason: 'the session has expired; sign in again' };
+    // The scopes the session was opened with; the name the key has now (a name is a label, not a grant).
+    return { ...key, scopes: session.scopes, session: { csrfToken: session.csrfToken } };
   }
 
   /** A portal token reaches a route that declares `portal` access, for its own customer only. */
@@ -226,6 +228,17 @@ export async function registerAccessGuard(
     await count(failedAuth, request, reply, 'without a valid key from this address');
     throw new AuthenticationRequiredError(principal.reason);
   });
+}
+
+/**
+ * The key a request was admitted with, by id and name, for what records who made a change. Only
+ * keys reach the routes that call it (their scope is one no portal token holds), so anything else
+ * is refused as unauthenticated rather than recorded as nobody.
+ */
+export function changedByKey(request: FastifyRequest): Pick<KeyPrincipal, 'keyId' | 'keyName'> {
+  const { principal } = request;
+  if (principal?.kind !== 'key') throw new AuthenticationRequiredError('this change needs an API key or a console session');
+  return { keyId: principal.keyId, keyName: principal.keyName };
 }
 
 function sameText(given: string | string[] | undefined, expected: string): boolean {

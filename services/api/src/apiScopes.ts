@@ -32,24 +32,33 @@ export function scopesGrant(held: readonly ApiScope[], needed: ApiScope): boolea
 export interface ApiKey {
   readonly key: string;
   readonly scopes: readonly ApiScope[];
+  /**
+   * Who holds it, in words (`ops`, `billing-backend`): recorded beside the catalog changes the key
+   * makes and shown in the console, where the key itself is never. Unnamed keys are told apart by
+   * their id, a prefix of the key's SHA-256.
+   */
+  readonly name?: string;
 }
 
 /** Keys are printable ASCII without spaces; `,` `:` and `+` are the list's own separators. */
 const KEY = /^[!-~]+$/;
 const SEPARATORS = /[,:+]/;
 const MIN_KEY_LENGTH = 16;
+/** A name is a label, not a secret: it is logged and stored, so it stays short and plain. */
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 /**
- * `TALLY_API_KEYS`: `key[:scope[+scope...]]` entries separated by commas, e.g.
- * `k1:admin,k2:read+write,k3:ingest`. A key without scopes is `admin`, as every key was before
+ * `TALLY_API_KEYS`: `key[:scope[+scope...][:name]]` entries separated by commas, e.g.
+ * `k1:admin:ops,k2:read+write,k3:ingest`. A key without scopes is `admin`, as every key was before
  * scopes existed. An unknown scope is an error, never a key: `k:reed` must not become an admin key.
+ * Names are unique, since a change recorded under a name must say which key made it.
  */
 export function parseApiKeys(text: string): ApiKey[] {
   const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const names = new Set<string>();
   return entries.map((entry, index) => {
-    const colon = entry.indexOf(':');
-    const key = colon === -1 ? entry : entry.slice(0, colon);
-    const scopeText = colon === -1 ? 'admin' : entry.slice(colon + 1);
+    // `:` cannot occur in a key, so the parts are unambiguous: key, scopes, name.
+    const [key = '', scopeText = 'admin', name, ...rest] = entry.split(':');
     if (!KEY.test(key) || SEPARATORS.test(key)) {
       throw new Error(`key ${index + 1}: keys are printable ASCII without spaces, ",", ":" or "+"`);
     }
@@ -59,6 +68,14 @@ export function parseApiKeys(text: string): ApiKey[] {
     if (unknown.length > 0) {
       throw new Error(`key ${index + 1}: unknown scope(s) ${unknown.map((scope) => `"${scope}"`).join(', ')}; use ${API_SCOPES.join(', ')}`);
     }
-    return { key, scopes: [...new Set(scopes as ApiScope[])] };
+    if (rest.length > 0) throw new Error(`key ${index + 1}: an entry is key:scopes:name, with no further ":"`);
+    if (name !== undefined) {
+      if (!KEY_NAME.test(name)) {
+        throw new Error(`key ${index + 1}: a name is 1 to 64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`);
+      }
+      if (names.has(name)) throw new Error(`key ${index + 1}: the name "${name}" is taken by an earlier key; names are unique`);
+      names.add(name);
+    }
+    return { key, scopes: [...new Set(scopes as ApiScope[])], ...(name !== undefined ? { name } : {}) };
   });
 }

@@ -11,21 +11,27 @@ function digest(text: string): Buffer {
 export type Principal =
   /**
    * `keyId` is a prefix of the key's SHA-256: what logs and rate-limit counters name, never the key.
+   * `keyName` is the name it was configured with (`key:scopes:name`), null when it has none.
    * `session` is set when the key was presented once to open a console session and the request
    * carries the session cookie instead: its writes must send the session's CSRF token.
    */
-  | { readonly kind: 'key'; readonly keyId: string; readonly scopes: readonly ApiScope[]; readonly session?: { readonly csrfToken: string } }
+  | { readonly kind: 'key'; readonly keyId: string; readonly keyName: string | null; readonly scopes: readonly ApiScope[]; readonly session?: { readonly csrfToken: string } }
   /** A portal token's holder: one customer, on the routes that declare `portal` access alone. */
   | { readonly kind: 'customer'; readonly customerId: string }
   | { readonly kind: 'anonymous'; readonly reason: string };
+
+export type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
 
 /** What a key alone can tell: a key's holder or nobody. */
 export type KeyOrAnonymous = Exclude<Principal, { kind: 'customer' }>;
 
 export interface BearerAuth {
   authenticate(authorization: string | undefined): KeyOrAnonymous;
-  /** Whether a key with this id is configured (a console session outlives no key it was opened with). */
-  hasKeyId(keyId: string): boolean;
+  /**
+   * The configured key with this id, as a request presenting it is admitted; undefined when none
+   * is (a console session outlives no key it was opened with).
+   */
+  keyById(keyId: string): KeyPrincipal | undefined;
 }
 
 /**
@@ -35,16 +41,16 @@ export interface BearerAuth {
  * A plain string is an `admin` key.
  */
 export function createBearerAuth(apiKeys: ReadonlyArray<string | ApiKey>): BearerAuth {
-  const keys = apiKeys.map((entry) => (typeof entry === 'string' ? { key: entry, scopes: ['admin'] as const } : entry));
+  const keys = apiKeys.map((entry): ApiKey => (typeof entry === 'string' ? { key: entry, scopes: ['admin'] } : entry));
   if (keys.length === 0 || keys.some(({ key, scopes }) => !BEARER.test(`Bearer ${key}`) || scopes.length === 0)) {
     throw new Error('apiKeys must be a non-empty list of keys of printable ASCII without spaces, each with at least one scope');
   }
-  const candidates = keys.map(({ key, scopes }) => {
+  const candidates = keys.map(({ key, scopes, name }) => {
     const hash = digest(key);
-    return { hash, principal: { kind: 'key', keyId: hash.toString('hex').slice(0, 12), scopes } as const };
+    return { hash, principal: { kind: 'key', keyId: hash.toString('hex').slice(0, 12), keyName: name ?? null, scopes } as const };
   });
 
-  const keyIds = new Set(candidates.map(({ principal }) => principal.keyId));
+  const byId = new Map<string, KeyPrincipal>(candidates.map(({ principal }) => [principal.keyId, principal]));
   // The verdict for each configured key, made once: a request presenting one is answered from
   // here without hashing (issue 11 §7: the digest was ~3% of a balance lookup's CPU). The keys
   // are fixed for the process's life (revoking one is a restart without it), so a verdict never
@@ -55,7 +61,7 @@ export function createBearerAuth(apiKeys: ReadonlyArray<string | ApiKey>): Beare
   const verdicts = new Map<string, KeyOrAnonymous>(keys.map(({ key }, index) => [`Bearer ${key}`, candidates[index]!.principal]));
 
   return {
-    hasKeyId: (keyId) => keyIds.has(keyId),
+    keyById: (keyId) => byId.get(keyId),
     authenticate(header) {
       const known = header === undefined ? undefined : verdicts.get(header);
       if (known !== undefined) return known;

@@ -8,10 +8,18 @@ describe('bearer keys', () => {
 
   it('admits each configured key with its scopes, the same verdict every time it is presented', () => {
     const first = auth.authenticate(`Bearer ${READ}`);
-    expect(first).toEqual({ kind: 'key', keyId: expect.stringMatching(/^[0-9a-f]{12}$/), scopes: ['read'] });
+    expect(first).toEqual({ kind: 'key', keyId: expect.stringMatching(/^[0-9a-f]{12}$/), keyName: null, scopes: ['read'] });
     expect(auth.authenticate(`Bearer ${READ}`)).toEqual(first);
-    expect(auth.authenticate(`Bearer ${ADMIN}`)).toEqual({ kind: 'key', keyId: expect.any(String), scopes: ['admin'] });
-    expect(auth.hasKeyId(first.kind === 'key' ? first.keyId : '')).toBe(true);
+    expect(auth.authenticate(`Bearer ${ADMIN}`)).toEqual({ kind: 'key', keyId: expect.any(String), keyName: null, scopes: ['admin'] });
+    expect(auth.keyById(first.kind === 'key' ? first.keyId : '')).toEqual(first);
+    expect(auth.keyById('000000000000')).toBeUndefined();
+  });
+
+  it('carries the name a key was configured with, as presented and as found by its id', () => {
+    const named = createBearerAuth([{ key: ADMIN, scopes: ['admin'], name: 'ops' }]);
+    const principal = named.authenticate(`Bearer ${ADMIN}`);
+    expect(principal).toEqual({ kind: 'key', keyId: expect.stringMatching(/^[0-9a-f]{12}$/), keyName: 'ops', scopes: ['admin'] });
+    expect(named.keyById(principal.kind === 'key' ? principal.keyId : '')).toEqual(principal);
   });
 
   it('refuses anything that is not exactly a configured key after "Bearer "', () => {

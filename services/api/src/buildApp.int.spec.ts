@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, TallyError } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
@@ -22,6 +22,11 @@ const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 const KEY = 'test-key-0123456789abcdef';
 const SECOND_KEY = 'second-key-fedcba9876543210';
 const auth = { authorization: `Bearer ${KEY}` };
+
+/** What a revision names a key by: the first 12 hex digits of its SHA-256. */
+function keyIdOf(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 12);
+}
 
 interface ChangeResponse {
   entry: LedgerEntryView;
@@ -59,7 +64,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
-      apiKeys: [KEY, SECOND_KEY],
+      apiKeys: [{ key: KEY, scopes: ['admin'], name: 'ops' }, SECOND_KEY],
       logger,
       health: async () => ({ postgres: 'up', redis: 'up' }),
       metrics: createMetricsRegistry(),
@@ -275,19 +280,23 @@ describe('HTTP API against PostgreSQL and Redis', () => {
     it('keeps every version of a product, newest first, one per change that changes something', async () => {
       const id = `prod_${randomUUID()}`;
       const created = (await call({ method: 'POST', url: '/v1/credit-products', payload: { id, name: 'API credits', consumption: rules } })).json();
-      const repriced = (await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { consumption: [{ event: 'api_call', credits: '0.75' }] } })).json();
+      // Made with the second, unnamed key: each revision names the key that made it.
+      const repriced = (
+        await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { consumption: [{ event: 'api_call', credits: '0.75' }] }, headers: { authorization: `Bearer ${SECOND_KEY}` } })
+      ).json();
       // The same values again: not a change, no revision.
       expect((await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { consumption: [{ event: 'api_call', credits: '0.750' }] } })).statusCode).toBe(200);
       const renamed = (await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { name: 'Calls' } })).json();
 
       const all = await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions` });
       expect(all.statusCode).toBe(200);
-      const body = all.json<{ items: Array<{ revision: number; changedAt: string; product: unknown }>; next: string | null }>();
+      const body = all.json<{ items: Array<{ revision: number; changedAt: string; changedBy: unknown; product: unknown }>; next: string | null }>();
       expect(body.next).toBeNull();
-      expect(body.items.map((item) => [item.revision, item.product])).toEqual([
-        [3, renamed],
-        [2, repriced],
-        [1, created],
+      const ops = { keyId: keyIdOf(KEY), keyName: 'ops' };
+      expect(body.items.map((item) => [item.revision, item.changedBy, item.product])).toEqual([
+        [3, ops, renamed],
+        [2, { keyId: keyIdOf(SECOND_KEY), keyName: null }, repriced],
+        [1, ops, created],
       ]);
       const times = body.items.map((item) => Date.parse(item.changedAt));
       expect(times).toEqual([...times].sort((a, b) => b - a));

@@ -8,12 +8,17 @@ import type { CatalogStore } from './catalogStore';
 // Read under the DTO's field names, so that a row is a CreditProductDto as it stands.
 const PRODUCT_SELECT = 'SELECT id, name, description, consumption, low_balance_threshold AS "lowBalanceThreshold", bundles FROM credit_products';
 
+/** $1…$7 of a product's write: its columns, then the whole DTO as its revision. */
+function productColumns(dto: CreditProductDto): unknown[] {
+  return [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles), JSON.stringify(dto)];
+}
+
 export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger }): CatalogStore {
   const { pool } = options;
   const logger = options.logger.child({ module: 'catalog-store' });
 
   return {
-    createProduct: (product) =>
+    createProduct: (product, changedBy) =>
       guarded(async () => {
         const dto = creditProductToDto(product);
         try {
@@ -22,17 +27,18 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
             `WITH product AS (
                INSERT INTO credit_products (id, name, description, consumption, low_balance_threshold, bundles)
                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, revision)
-             INSERT INTO credit_product_revisions (product_id, revision, product) SELECT id, revision, $7 FROM product`,
-            [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles), JSON.stringify(dto)],
+             INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
+             SELECT id, revision, $7, $8, $9 FROM product`,
+            [...productColumns(dto), changedBy?.keyId ?? null, changedBy?.keyName ?? null],
           );
         } catch (error) {
           if (isUniqueViolation(error)) throw new ProductAlreadyExistsError(`a credit product with id "${product.id}" already exists`);
           throw error;
         }
-        logger.info({ productId: product.id }, 'credit product created');
+        logger.info({ productId: product.id, changedBy }, 'credit product created');
       }),
 
-    updateProduct: (product) =>
+    updateProduct: (product, changedBy) =>
       guarded(async () => {
         const dto = creditProductToDto(product);
         // The change and its revision in one statement. The row lock orders concurrent updates, so
@@ -45,15 +51,16 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
               WHERE id = $1
                 AND (name, description, consumption, low_balance_threshold, bundles) IS DISTINCT FROM ($2, $3, $4::jsonb, $5, $6::jsonb)
               RETURNING id, revision)
-           INSERT INTO credit_product_revisions (product_id, revision, product) SELECT id, revision, $7 FROM product`,
-          [dto.id, dto.name, dto.description, JSON.stringify(dto.consumption), dto.lowBalanceThreshold, JSON.stringify(dto.bundles), JSON.stringify(dto)],
+           INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
+           SELECT id, revision, $7, $8, $9 FROM product`,
+          [...productColumns(dto), changedBy?.keyId ?? null, changedBy?.keyName ?? null],
         );
         if (result.rowCount === 0) {
           const { rowCount } = await pool.query('SELECT 1 FROM credit_products WHERE id = $1', [dto.id]);
           if (rowCount === 0) throw new ProductNotFoundError(`no credit product with id "${product.id}"`);
           return;
         }
-        logger.info({ productId: product.id }, 'credit product updated');
+        logger.info({ productId: product.id, changedBy }, 'credit product updated');
       }),
 
     getProduct: (productId) =>
@@ -64,13 +71,18 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
 
     listProductRevisions: (productId, page) =>
       guarded(async () => {
-        const { rows } = await pool.query<{ revision: number; product: CreditProductDto; changed_at: Date }>(
-          `SELECT revision, product, changed_at FROM credit_product_revisions
+        const { rows } = await pool.query<{ revision: number; product: CreditProductDto; changed_at: Date; key_id: string | null; key_name: string | null }>(
+          `SELECT revision, product, changed_at, changed_by_key_id AS key_id, changed_by_key_name AS key_name FROM credit_product_revisions
             WHERE product_id = $1 AND ($2::integer IS NULL OR revision < $2)
             ORDER BY revision DESC LIMIT $3`,
           [productId, page.before ?? null, page.limit],
         );
-        return rows.map((row) => ({ revision: row.revision, changedAt: row.changed_at, product: row.product }));
+        return rows.map((row) => ({
+          revision: row.revision,
+          changedAt: row.changed_at,
+          changedBy: row.key_id === null ? null : { keyId: row.key_id, keyName: row.key_name },
+          product: row.product,
+        }));
       }),
 
     listProducts: (page) =>

@@ -11,8 +11,11 @@ jest.setTimeout(120_000);
 
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
-/** Migration 025: a product's history starts at its version of the day the migration runs, and every change after it adds one. */
-describe('credit product revisions (migration 025)', () => {
+/**
+ * Migrations 025 and 026: a product's history starts at its version of the day the migration runs,
+ * and every change after it adds one, with the key that made it when there was one.
+ */
+describe('credit product revisions (migrations 025 and 026)', () => {
   let before025: string;
   let db: TestSchema;
 
@@ -37,18 +40,21 @@ describe('credit product revisions (migration 025)', () => {
       [updatedAt],
     );
     const { applied } = await migrate({ pool: db.pool, schema: db.schema, logger });
-    expect(applied).toContain('025_credit_product_revisions');
+    expect(applied).toEqual(expect.arrayContaining(['025_credit_product_revisions', '026_product_revision_changed_by']));
 
     const store = createPostgresCatalogStore({ pool: db.pool, logger });
     const stored = await store.getProduct('api');
     const [first] = await store.listProductRevisions('api', { limit: 10 });
-    expect(first).toEqual({ revision: 1, changedAt: updatedAt, product: creditProductToDto(stored!) });
+    // Nobody is known to have made it: no key was recorded before migration 026.
+    expect(first).toEqual({ revision: 1, changedAt: updatedAt, changedBy: null, product: creditProductToDto(stored!) });
 
-    await store.updateProduct(creditProductFromDto({ ...creditProductToDto(stored!), description: 'new' }));
+    await store.updateProduct(creditProductFromDto({ ...creditProductToDto(stored!), description: 'new' }), { keyId: '0123456789ab', keyName: 'ops' });
+    await store.updateProduct(creditProductFromDto({ ...creditProductToDto(stored!), description: 'newer' }));
     const revisions = await store.listProductRevisions('api', { limit: 10 });
-    expect(revisions.map((revision) => [revision.revision, revision.product.description])).toEqual([
-      [2, 'new'],
-      [1, 'old'],
+    expect(revisions.map((revision) => [revision.revision, revision.product.description, revision.changedBy])).toEqual([
+      [3, 'newer', null],
+      [2, 'new', { keyId: '0123456789ab', keyName: 'ops' }],
+      [1, 'old', null],
     ]);
     expect(await store.listProductRevisions('api', { limit: 10, before: 2 })).toEqual([first]);
     expect(await store.listProductRevisions('nope', { limit: 10 })).toEqual([]);

@@ -93,7 +93,7 @@ export const configSchema = z.object({
   TALLY_API_HOST: text('127.0.0.1').describe('address the API listens on'),
   TALLY_API_PORT: integer(8080, 0, 65535).describe('its port'),
   TALLY_API_KEYS: z.string().optional()
-    .describe('bearer keys and their scopes, `key[:scope[+scope]]` comma-separated, each key at least 16 characters; see [The API under hostile clients](#the-api-under-hostile-clients)'),
+    .describe('bearer keys, their scopes and names, `key[:scope[+scope][:name]]` comma-separated, each key at least 16 characters; see [The API under hostile clients](#the-api-under-hostile-clients)'),
   TALLY_SESSION_SECRET: z.string().min(32).optional()
     .describe('signs console sessions and portal links (HS256), at least 32 characters, the same for every API process'),
   TALLY_CONSOLE_SESSION_TTL_MS: integer(8 * 3_600_000, 60_000, 7 * 86_400_000).describe('how long a console sign-in lasts'),

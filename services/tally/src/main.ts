@@ -299,7 +299,7 @@ async function main(): Promise<void> {
     let apiKeys: ReadonlyArray<string | ApiKey> | undefined = config.api.keys;
     if (apiKeys === undefined) {
       const local = loadOrCreateLocalApiKey(config.home);
-      apiKeys = [local.key];
+      apiKeys = [{ key: local.key, scopes: ['admin'], name: 'local' }];
       // Printed on purpose: a newcomer's first curl needs it. Production sets TALLY_API_KEYS.
       process.stdout.write(`\nTally API key (stored in ${local.file}): ${local.key}\n\n`);
     }

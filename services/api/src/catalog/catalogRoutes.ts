@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { credits, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, refTo, text } from '../apiSchemas';
 import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
+import { changedByKey } from '../accessGuard';
 import type { ProductCatalog } from './productCatalog';
 
 /** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
@@ -98,7 +99,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         response: { 201: PRODUCT, ...errorResponses },
       },
     },
-    async (request, reply) => reply.code(201).send(await products.create(request.body)),
+    async (request, reply) => reply.code(201).send(await products.create(request.body, changedByKey(request))),
   );
 
   app.get(
@@ -135,7 +136,23 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         querystring: beforePageQuery('Revisions'),
         response: {
           200: Type.Object({
-            items: Type.Array(Type.Object({ revision: Type.Integer({ minimum: 1 }), changedAt: Type.String({ format: 'date-time' }), product: PRODUCT })),
+            items: Type.Array(
+              Type.Object({
+                revision: Type.Integer({ minimum: 1 }),
+                changedAt: Type.String({ format: 'date-time' }),
+                changedBy: Type.Union(
+                  [
+                    Type.Object({
+                      keyId: Type.String({ description: "The first 12 hex digits of the API key's SHA-256; never the key." }),
+                      keyName: nullableString(),
+                    }),
+                    Type.Null(),
+                  ],
+                  { description: 'The API key that made the change, with its configured name (`TALLY_API_KEYS=key:scopes:name`); null for versions from before this was recorded.' },
+                ),
+                product: PRODUCT,
+              }),
+            ),
             next: nullableString(),
           }),
           ...errorResponses,
@@ -162,6 +179,6 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         response: { 200: PRODUCT, ...errorResponses },
       },
     },
-    async (request) => products.update(request.params.productId, request.body),
+    async (request) => products.update(request.params.productId, request.body, changedByKey(request)),
   );
 };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
+import { ProductNotFoundError, type CatalogStore, type ChangedBy } from '@tally/catalog';
 import { creditProductFromDto, creditProductToDto, type CreditProductDto } from '@tally/domain';
 import { fetchPage, pageOf, type Page, type PageQuery } from '../pagination';
 
@@ -9,18 +9,20 @@ export type ProductFields = Partial<Omit<CreditProductDto, 'id'>>;
 export interface ProductRevisionView {
   readonly revision: number;
   readonly changedAt: string;
+  /** The key that made the change, null where none was recorded (see ProductRevision). */
+  readonly changedBy: ChangedBy | null;
   readonly product: CreditProductDto;
 }
 
 /** The catalog as the API shows it: credit products as DTOs, validated by the domain on the way in. */
 export interface ProductCatalog {
   /** The id is generated (a UUID) when absent; absent fields take their empty defaults. */
-  create(fields: ProductFields & { readonly id?: string; readonly name: string }): Promise<CreditProductDto>;
+  create(fields: ProductFields & { readonly id?: string; readonly name: string }, changedBy: ChangedBy): Promise<CreditProductDto>;
   list(query: PageQuery): Promise<Page<CreditProductDto>>;
   /** Throws ProductNotFoundError, as update does. */
   get(productId: string): Promise<CreditProductDto>;
   /** The fields given replace the stored ones. */
-  update(productId: string, fields: ProductFields): Promise<CreditProductDto>;
+  update(productId: string, fields: ProductFields, changedBy: ChangedBy): Promise<CreditProductDto>;
   /** Its versions, newest first, a page at a time; throws ProductNotFoundError for an unknown product. */
   revisions(productId: string, page: { readonly limit: number; readonly before?: number }): Promise<Page<ProductRevisionView>>;
 }
@@ -32,24 +34,24 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
     return product;
   }
   return {
-    async create(fields) {
+    async create(fields, changedBy) {
       const product = creditProductFromDto({ description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields, id: fields.id ?? randomUUID() });
-      await catalog.createProduct(product);
+      await catalog.createProduct(product, changedBy);
       return creditProductToDto(product);
     },
     list: (query) => fetchPage(query, (range) => catalog.listProducts(range), (product) => product.id, creditProductToDto),
     get: async (productId) => creditProductToDto(await stored(productId)),
-    async update(productId, fields) {
+    async update(productId, fields, changedBy) {
       const current = await stored(productId);
       const product = creditProductFromDto({ ...creditProductToDto(current), ...fields, id: current.id });
-      await catalog.updateProduct(product);
+      await catalog.updateProduct(product, changedBy);
       return creditProductToDto(product);
     },
     async revisions(productId, page) {
       const fetched = await catalog.listProductRevisions(productId, { limit: page.limit + 1, ...(page.before !== undefined ? { before: page.before } : {}) });
       // Every product has its first revision from its creation (migration 025 gave older ones theirs).
       if (fetched.length === 0 && page.before === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
-      const views = fetched.map((row) => ({ revision: row.revision, changedAt: row.changedAt.toISOString(), product: row.product }));
+      const views = fetched.map((row) => ({ revision: row.revision, changedAt: row.changedAt.toISOString(), changedBy: row.changedBy, product: row.product }));
       return pageOf(views, page.limit, (view) => String(view.revision));
     },
   };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import {
@@ -62,7 +63,7 @@ describe('the web interfaces\' API', () => {
       balances: createBalanceReadModel({ redis, keyPrefix }),
       eventStore,
       apiKeys: [
-        { key: ADMIN, scopes: ['admin'] },
+        { key: ADMIN, scopes: ['admin'], name: 'ops' },
         { key: READ, scopes: ['read'] },
       ],
       logger,
@@ -108,8 +109,10 @@ describe('the web interfaces\' API', () => {
     it('exchanges an admin key for an HttpOnly, SameSite=Strict, expiring cookie; its writes need the CSRF token', async () => {
       const signIn = await app.inject({ method: 'POST', url: '/v1/console-sessions', payload: { key: ADMIN } });
       expect(signIn.statusCode).toBe(201);
-      const { csrfToken, scopes, expiresAt } = signIn.json();
+      const { csrfToken, scopes, expiresAt, key } = signIn.json();
       expect(scopes).toEqual(['admin']);
+      // Who is signed in, by the key's id and configured name; never the key.
+      expect(key).toEqual({ id: createHash('sha256').update(ADMIN).digest('hex').slice(0, 12), name: 'ops' });
       expect(Date.parse(expiresAt)).toBeGreaterThan(Date.now());
       const cookie = sessionCookie(signIn);
       expect(cookie.attributes).toMatch(/HttpOnly/);
@@ -122,7 +125,7 @@ describe('the web interfaces\' API', () => {
       const cookies = { tally_session: cookie.value };
 
       const current = await app.inject({ method: 'GET', url: '/v1/console-sessions/current', cookies });
-      expect(current.json()).toEqual({ scopes: ['admin'], expiresAt, csrfToken });
+      expect(current.json()).toEqual({ key, scopes: ['admin'], expiresAt, csrfToken });
       expect((await app.inject({ method: 'GET', url: '/v1/credit-products', cookies })).statusCode).toBe(200);
 
       const balanceId = await openBalance(uniqueName('session-customer'));
@@ -134,6 +137,12 @@ describe('the web interfaces\' API', () => {
       const withToken = await app.inject({ ...topUp, cookies, headers: { 'x-csrf-token': csrfToken } });
       expect(withToken.statusCode).toBe(201);
       expect(withToken.json().balance.balance).toBe('105');
+
+      // A catalog change made through the session is recorded under the key it was opened with.
+      const described = await app.inject({ method: 'PATCH', url: '/v1/credit-products/web-credits', cookies, headers: { 'x-csrf-token': csrfToken }, payload: { description: `by the console ${csrfToken}` } });
+      expect(described.statusCode).toBe(200);
+      const [newest] = (await app.inject({ method: 'GET', url: '/v1/credit-products/web-credits/revisions?limit=1', cookies })).json().items;
+      expect({ changedBy: newest.changedBy, description: newest.product.description }).toEqual({ changedBy: { keyId: key.id, keyName: 'ops' }, description: `by the console ${csrfToken}` });
 
       const signOut = await app.inject({ method: 'DELETE', url: '/v1/console-sessions/current', cookies, headers: { 'x-csrf-token': csrfToken } });
       expect(signOut.statusCode).toBe(204);

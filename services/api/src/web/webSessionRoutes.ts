@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { SESSION_COOKIE } from '../accessGuard';
 import { AuthenticationRequiredError, InsufficientScopeError, NoConsoleSessionError } from '../apiErrors';
-import { customerId, errorResponses, params } from '../apiSchemas';
+import { customerId, errorResponses, nullableString, params } from '../apiSchemas';
 import { scopesGrant } from '../apiScopes';
 import type { BearerAuth } from '../bearerAuth';
 import type { SignedTokens } from './signedTokens';
@@ -17,6 +17,10 @@ interface WebSessionRoutesOptions {
 }
 
 const SessionSchema = Type.Object({
+  key: Type.Object(
+    { id: Type.String(), name: nullableString() },
+    { description: "The key the session was opened with: its id (the first 12 hex digits of its SHA-256) and its configured name. The console shows who is signed in; the key's changes to the catalog are recorded under it." },
+  ),
   scopes: Type.Array(Type.String()),
   expiresAt: Type.String({ format: 'date-time' }),
   csrfToken: Type.String({ description: 'Send it as X-CSRF-Token on every write made with the session cookie.' }),
@@ -62,7 +66,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       if (!scopesGrant(principal.scopes, 'admin')) throw new InsufficientScopeError('the console needs a key with the admin scope');
       const { token, claims } = await tokens.openSession(principal, now());
       reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request, httpsOrigin), expires: claims.expiresAt });
-      return reply.code(201).send({ scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken });
+      return reply.code(201).send({ key: { id: principal.keyId, name: principal.keyName }, scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken });
     },
   );
 
@@ -82,7 +86,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       if (principal?.kind !== 'key' || principal.session === undefined) throw new NoConsoleSessionError('this request carries no console session cookie');
       const claims = await tokens.verifySession(request.cookies[SESSION_COOKIE] ?? '', now());
       if (claims === undefined) throw new NoConsoleSessionError('the console session has ended');
-      return { scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken };
+      return { key: { id: principal.keyId, name: principal.keyName }, scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken };
     },
   );
 
