@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -97,7 +97,7 @@ describe('the console and the portal in Chromium', () => {
           TALLY_CONSUMER_GROUP: uniqueName('browser_e2e'),
           TALLY_CATALOG_REFRESH_MS: '200',
           TALLY_API_PORT: String(port),
-          TALLY_API_KEYS: `${ADMIN_KEY}:admin`,
+          TALLY_API_KEYS: `${ADMIN_KEY}:admin:operator`,
           TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
         },
         readyTimeoutMs: 90_000,
@@ -152,6 +152,8 @@ describe('the console and the portal in Chromium', () => {
     await page.getByLabel('API key').fill(ADMIN_KEY);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    // Who is signed in: the key's configured name, never the key.
+    expect(await page.getByRole('banner').textContent()).toContain('Signed in as operator');
     const cookies = await consoleContext.cookies();
     const session = cookies.find((cookie) => cookie.name === 'tally_session');
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
@@ -193,10 +195,12 @@ describe('the console and the portal in Chromium', () => {
     const history = page.getByRole('table', { name: 'Versions of this product, newest first' });
     await untilText(history, (text) => text.split('\n').length >= 4, 'the three versions');
     const versions = await history.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)));
-    expect(versions.map((cells) => [cells[0], cells[4]])).toEqual([
-      ['3', '100'],
-      ['2', '50'],
-      ['1', '100'],
+    // Each made through the console's session by the key it was opened with, named in TALLY_API_KEYS.
+    const by = `operator (key ${createHash('sha256').update(ADMIN_KEY).digest('hex').slice(0, 12)})`;
+    expect(versions.map((cells) => [cells[0], cells[2], cells[5]])).toEqual([
+      ['3', by, '100'],
+      ['2', by, '50'],
+      ['1', by, '100'],
     ]);
     await nav('Catalog').click();
     await page.getByRole('link', { name: 'API credits' }).waitFor();

@@ -50,6 +50,7 @@ export function ConsoleApp() {
   return (
     <Shell
       api={api}
+      session={state.session}
       onSignOut={async () => {
         await api.delete('/console-sessions/current').catch(() => undefined);
         csrf.current = undefined;
@@ -96,7 +97,7 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
   { label: 'Dead letters', route: { screen: 'dead-letters' }, matches: ['dead-letters'] },
 ];
 
-function Shell({ api, onSignOut }: { api: ApiClient; onSignOut: () => Promise<void> }) {
+function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const route = useRoute();
   return (
     <>
@@ -113,6 +114,7 @@ function Shell({ api, onSignOut }: { api: ApiClient; onSignOut: () => Promise<vo
             ))}
           </ul>
         </nav>
+        <small class="signed-in-as">Signed in as {session.key.name ?? `key ${session.key.id}`}</small>
         <button type="button" class="secondary" onClick={() => void onSignOut()}>
           Sign out
         </button>

@@ -33,6 +33,7 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
               <tr>
                 <th scope="col">Revision</th>
                 <th scope="col">Since</th>
+                <th scope="col">By</th>
                 <th scope="col">Name</th>
                 <th scope="col">Consumption rules</th>
                 <th scope="col">Warning limit</th>
@@ -40,10 +41,11 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
               </tr>
             </thead>
             <tbody>
-              {page.items.map(({ revision, changedAt, product }) => (
+              {page.items.map(({ revision, changedAt, changedBy, product }) => (
                 <tr key={revision}>
                   <td class="number">{revision}</td>
                   <td>{formatTime(changedAt)}</td>
+                  <td>{changedByLabel(changedBy)}</td>
                   <td>{product.name}</td>
                   <td>{rulesSummary(product)}</td>
                   <td class="number">{warningLimitSummary(product)}</td>
@@ -57,4 +59,10 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
       <Pager pager={pager} next={page?.next} labels={['Newer versions', 'Older versions']} />
     </details>
   );
+}
+
+/** A key by its configured name, else by its id; nothing where no key was recorded. */
+export function changedByLabel(changedBy: ProductRevision['changedBy']): string {
+  if (changedBy === null) return '';
+  return changedBy.keyName === null ? `key ${changedBy.keyId}` : `${changedBy.keyName} (key ${changedBy.keyId})`;
 }

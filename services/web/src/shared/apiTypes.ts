@@ -84,6 +84,8 @@ export interface PurchaseOption {
 }
 
 export interface ConsoleSession {
+  /** The key the session was opened with, by id and configured name. */
+  readonly key: { readonly id: string; readonly name: string | null };
   readonly scopes: string[];
   readonly expiresAt: string;
   readonly csrfToken: string;
@@ -136,5 +138,7 @@ export interface CreditOverride {
 export interface ProductRevision {
   readonly revision: number;
   readonly changedAt: string;
+  /** The API key that made the change; null for versions from before this was recorded. */
+  readonly changedBy: { readonly keyId: string; readonly keyName: string | null } | null;
   readonly product: CreditProduct;
 }
