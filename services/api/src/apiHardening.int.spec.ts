@@ -227,6 +227,34 @@ describe('the API under hostile clients', () => {
       expect(lines.length).toBeGreaterThan(0);
       for (const secret of [...Object.values(KEYS), guessed]) expect(lines.filter((line) => line.includes(secret))).toEqual([]);
     });
+
+    it('names who made each write in its request line: a key by id and configured name, a portal token by its customer', async () => {
+      const lines: string[] = [];
+      const logged = await build(
+        {},
+        {
+          logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+          apiKeys: [
+            { key: KEYS.admin, scopes: ['admin'], name: 'ops' },
+            { key: KEYS.write, scopes: ['write'] },
+          ],
+        },
+      );
+      const customerId = uniqueName('logged-customer');
+      const { token } = await portalTokens.issuePortalToken(customerId, new Date());
+      await logged.inject({ method: 'POST', url: '/v1/credit-products', headers: bearer('admin'), payload: { name: 'x', bad: true } });
+      await logged.inject({ method: 'POST', url: '/v1/credit-balances/nope/top-ups', headers: bearer('write'), payload: { credits: '1' } });
+      await logged.inject({ method: 'POST', url: '/v1/credit-products', headers: { authorization: `Bearer ${token}` }, payload: {} });
+      await logged.inject({ method: 'POST', url: '/v1/credit-products', payload: {} });
+      const completed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'request completed');
+      const idOf = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 12);
+      expect(completed.map(({ status, keyId, keyName, customerId: customer }) => ({ status, keyId, keyName, customerId: customer }))).toEqual([
+        { status: 400, keyId: idOf(KEYS.admin), keyName: 'ops', customerId: undefined },
+        { status: 404, keyId: idOf(KEYS.write), keyName: null, customerId: undefined },
+        { status: 403, keyId: undefined, keyName: undefined, customerId },
+        { status: 401, keyId: undefined, keyName: undefined, customerId: undefined },
+      ]);
+    });
   });
 
   describe('errors before a route runs', () => {

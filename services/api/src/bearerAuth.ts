@@ -22,6 +22,16 @@ export type Principal =
 
 export type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
 
+/**
+ * Who a request was, for its log line: a key by id and name (never the key), a portal token's
+ * holder by customer, nobody's fields otherwise.
+ */
+export function principalLogFields(principal: Principal | undefined): Readonly<Record<string, string | null>> {
+  if (principal?.kind === 'key') return { keyId: principal.keyId, keyName: principal.keyName };
+  if (principal?.kind === 'customer') return { customerId: principal.customerId };
+  return {};
+}
+
 /** What a key alone can tell: a key's holder or nobody. */
 export type KeyOrAnonymous = Exclude<Principal, { kind: 'customer' }>;
 

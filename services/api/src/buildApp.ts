@@ -20,7 +20,7 @@ import { createBalanceService, type BalanceServiceDeps } from './balances/balanc
 import { guardBalanceReader } from './balances/guardBalanceReader';
 import { createKeyedSerializer } from './balances/keyedSerializer';
 import { CreditBalanceSchema } from './balances/balanceView';
-import { createBearerAuth } from './bearerAuth';
+import { createBearerAuth, principalLogFields } from './bearerAuth';
 import { catalogRoutes, CreditProductSchema } from './catalog/catalogRoutes';
 import { createProductCatalog } from './catalog/productCatalog';
 import { mapError } from './errorMapping';
@@ -330,11 +330,19 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // The route pattern, never the raw URL: ids in paths would make a series per balance.
     const route = request.routeOptions.url ?? 'unmatched';
     httpDuration.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000);
-    // Writes are the audit trail and get an info line; reads are many and go to debug, and their
-    // line is not even built unless debug is on (a lookup would pay for an object nobody writes).
+    // Writes are the audit trail and get an info line, naming who made them; reads are many and go
+    // to debug, and their line is not even built unless debug is on (a lookup would pay for an
+    // object nobody writes).
     const read = request.method === 'GET' || request.method === 'HEAD';
     if (!apiLogger.isLevelEnabled(read ? 'debug' : 'info')) return;
-    const line = { method: request.method, route, url: request.url.slice(0, MAX_URL_IN_MESSAGE), status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    const line = {
+      method: request.method,
+      route,
+      url: request.url.slice(0, MAX_URL_IN_MESSAGE),
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+      ...principalLogFields(request.principal),
+    };
     if (read) request.log.debug(line, 'request completed');
     else request.log.info(line, 'request completed');
   });
