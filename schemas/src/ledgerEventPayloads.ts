@@ -158,6 +158,14 @@ export type LedgerEventPayloadV1 =
   | { type: 'HoldReleased'; data: HoldReleasedV1 }
   | { type: 'HoldExpired'; data: HoldExpiredV1 };
 
+/**
+ * Who asked, over the API, for the command that caused an event: an API key (or a console session
+ * opened with one) by its id, the first 12 hex digits of its SHA-256, never the key, and the name
+ * it was configured with; or a customer on the portal. Absent for what Tally does on its own
+ * (usage, grants, expiries) and for events from before it was recorded.
+ */
+export type LedgerActorV1 = { kind: 'key'; keyId: string; keyName: string | null } | { kind: 'portal' };
+
 /** Metadata stored with every ledger event: who it belongs to, so readers need no lookup. */
 export interface LedgerEventMetadataV1 {
   schemaVersion: number;
@@ -175,4 +183,6 @@ export interface LedgerEventMetadataV1 {
    * on an opening, a nonce of the call, so that of two concurrent opens the loser is told apart.
    */
   requestHash?: string;
+  /** Who asked for it over the API, when someone did. */
+  actor?: LedgerActorV1;
 }

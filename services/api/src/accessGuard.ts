@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { LedgerActor } from '@tally/ledger';
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
@@ -239,6 +240,18 @@ export function changedByKey(request: FastifyRequest): Pick<KeyPrincipal, 'keyId
   const { principal } = request;
   if (principal?.kind !== 'key') throw new AuthenticationRequiredError('this change needs an API key or a console session');
   return { keyId: principal.keyId, keyName: principal.keyName };
+}
+
+/**
+ * Who asked for a ledger command, as the option that stores it with the command's events: the key
+ * (or console session) by id and name, or a customer on the portal (not named further: the
+ * balance names its customer). Nothing for a request without either, which no such route admits.
+ */
+export function actorOption(request: FastifyRequest): { readonly actor?: LedgerActor } {
+  const { principal } = request;
+  if (principal?.kind === 'key') return { actor: { kind: 'key', keyId: principal.keyId, keyName: principal.keyName } };
+  if (principal?.kind === 'customer') return { actor: { kind: 'portal' } };
+  return {};
 }
 
 function sameText(given: string | string[] | undefined, expected: string): boolean {

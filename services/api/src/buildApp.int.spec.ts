@@ -501,13 +501,22 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         position: expect.any(String),
         purchase: null,
         grant: null,
+        // The key that asked for it, by id and configured name.
+        actor: { kind: 'key', keyId: keyIdOf(KEY), keyName: 'ops' },
       });
       expect(topUpBody.balance).toMatchObject({ id: opened.id, balance: '20.25', belowThreshold: false, position: topUpBody.entry.position });
 
-      const deduction = await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/deductions`, payload: { credits: '30' } });
+      const deduction = await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/deductions`, payload: { credits: '30' }, headers: { authorization: `Bearer ${SECOND_KEY}` } });
       expect(deduction.statusCode).toBe(201);
       const deductionBody = deduction.json<ChangeResponse>();
-      expect(deductionBody.entry).toMatchObject({ type: 'CreditConsumed', credits: '30', balanceAfter: '-9.75', source: 'manual', reason: null });
+      expect(deductionBody.entry).toMatchObject({
+        type: 'CreditConsumed',
+        credits: '30',
+        balanceAfter: '-9.75',
+        source: 'manual',
+        reason: null,
+        actor: { kind: 'key', keyId: keyIdOf(SECOND_KEY), keyName: null },
+      });
       // The deduction crossed the threshold and zero: the warnings follow the entry, and the balance reflects them.
       expect(deductionBody.balance).toMatchObject({ balance: '-9.75', belowThreshold: true });
       expect(BigInt(deductionBody.balance.position)).toBeGreaterThan(BigInt(deductionBody.entry.position));
@@ -659,13 +668,21 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(csv.body.endsWith('\r\n')).toBe(true);
       const rows = parseCsv(csv.body, { columns: true }) as Record<string, string>[];
       expect(rows.map((row) => row.type)).toEqual(['CreditBalanceOpened', 'CreditToppedUp', 'CreditToppedUp', 'CreditConsumed', 'LowBalanceWarned', 'CreditBalanceDepleted']);
-      // Each row is its JSON entry: nulls empty, purchase and grant spread (null here), the formula behind a '.
+      // Each row is its JSON entry: nulls empty, purchase and grant spread (null here), the actor
+      // spread, the formula behind a '.
       rows.forEach((row, index) => {
         const entry = json[index]!;
+        const actor = entry.actor as { kind: string; keyId?: string; keyName?: string | null } | null;
+        const actorColumns: Record<string, unknown> = { actorKind: actor?.kind ?? null, actorKeyId: actor?.keyId ?? null, actorKeyName: actor?.keyName ?? null };
         expect(row).toEqual(
           Object.fromEntries(
             LEDGER_CSV_COLUMNS.map((column) => {
-              const value = column.startsWith('purchase') || column.startsWith('grant') ? null : (entry as unknown as Record<string, unknown>)[column];
+              const value =
+                column.startsWith('purchase') || column.startsWith('grant')
+                  ? null
+                  : column in actorColumns
+                    ? actorColumns[column]
+                    : (entry as unknown as Record<string, unknown>)[column];
               return [column, value === null ? '' : spreadsheetSafe(String(value))];
             }),
           ),
@@ -675,6 +692,8 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(rows[3]!.reason).toBe('a reason, with "quotes"\nand a line break');
       expect(json[2]!.reason).toBe('=HYPERLINK("https://example.test","refund")');
       expect(rows.map((row) => row.balanceAfter)).toEqual(['', '6', '7.25', '-1.75', '-1.75', '-1.75']);
+      // Every change here was asked for with the key named ops, the warnings by the deduction that caused them.
+      expect(rows.map((row) => [row.actorKind, row.actorKeyName])).toEqual(rows.map(() => ['key', 'ops']));
     });
 
     it('keeps the CSV rows whose occurredAt falls in [from, to), and refuses bad ranges and unknown balances', async () => {
@@ -704,9 +723,9 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       for (let i = 0; i < 4; i += 1) await call({ method: 'POST', url: `/v1/credit-balances/${opened.id}/top-ups`, payload: { credits: '1' } });
       const history = createLedgerHistory({ ledger, balanceRegistry });
       const pages: string[][] = [];
-      for await (const page of history.chronological(opened.id, 2)) pages.push(page.map((entry) => entry.revision));
+      for await (const page of history.chronological(opened.id, 2, 'keyHolder')) pages.push(page.map((entry) => entry.revision));
       expect(pages).toEqual([['0', '1'], ['2', '3'], ['4', '5']]);
-      await expect(history.chronological('nope', 2).next()).rejects.toThrow('no credit balance with id "nope"');
+      await expect(history.chronological('nope', 2, 'keyHolder').next()).rejects.toThrow('no credit balance with id "nope"');
     });
   });
 

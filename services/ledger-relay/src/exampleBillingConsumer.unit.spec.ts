@@ -19,6 +19,7 @@ function decoded(payload: LedgerEventPayloadRecord): LedgerEventRecord {
     balance: null,
     held: null,
     available: null,
+    actor: null,
   };
 }
 

@@ -69,6 +69,8 @@ export interface LedgerEventRecord {
   readonly balance: string | null;
   readonly held: string | null;
   readonly available: string | null;
+  /** Who asked for the change over the API (the metadata's `actor`); null when nobody did or it was not recorded. */
+  readonly actor: { readonly kind: string; readonly keyId: string | null; readonly keyName: string | null } | null;
 }
 
 const ledgerEventTypes: ReadonlySet<string> = new Set(LEDGER_EVENT_TYPES);
@@ -76,6 +78,11 @@ const ledgerEventTypes: ReadonlySet<string> = new Set(LEDGER_EVENT_TYPES);
 /** Whether a stored event is one of the ledger's: those are the events the topic carries. */
 export function isLedgerEvent(recorded: RecordedEvent): boolean {
   return ledgerEventTypes.has(recorded.type);
+}
+
+function actorRecordOf(actor: LedgerEventMetadataV1['actor']): LedgerEventRecord['actor'] {
+  if (actor === undefined) return null;
+  return actor.kind === 'key' ? { kind: 'key', keyId: actor.keyId, keyName: actor.keyName } : { kind: actor.kind, keyId: null, keyName: null };
 }
 
 /**
@@ -98,6 +105,7 @@ export function toLedgerEventRecord(recorded: RecordedEvent): LedgerEventRecord 
     recordedAt: recorded.recordedAt.getTime(),
     payload: toPayloadRecord(payload),
     ...figuresOf(payload),
+    actor: actorRecordOf(metadata.actor),
   };
 }
 

@@ -25,15 +25,18 @@ function recorded(type: string, data: Record<string, unknown>, overrides: Partia
 
 const purchase = { bundleId: 'bundle-100', quantity: 2, unitPrice: '9.99', totalPrice: '19.98', currency: 'EUR' };
 const grant = { subscriptionId: 'sub-1', planId: 'pro', period: 4, periodStart: '2026-03-01T00:00:00.000Z', periodEnd: '2026-04-01T00:00:00.000Z' };
+const metadata = recorded('CreditBalanceDepleted', {}).metadata;
+const byPortal = { metadata: { ...metadata, actor: { kind: 'portal' } } };
+const byKey = { metadata: { ...metadata, actor: { kind: 'key', keyId: '0123456789ab', keyName: 'ops' } } };
 const usage = { eventId: 'u-1', event: 'api_call', timestamp: '2026-03-01T11:59:59.5+01:00', quantity: '1.5' };
 
 /** One stored event of every type and shape (nullable sub-records set and unset). */
 const examples: RecordedEvent[] = [
   recorded('CreditBalanceOpened', { balanceId: 'bal-1', customerId: 'cust-1', productId: 'api-credits', name: 'API credits', lowBalanceThreshold: '10' }),
   recorded('CreditBalanceOpened', { balanceId: 'bal-1', customerId: 'cust-1', productId: 'api-credits', name: 'API credits', lowBalanceThreshold: null }),
-  recorded('CreditToppedUp', { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null }),
+  recorded('CreditToppedUp', { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null }, byPortal),
   recorded('CreditToppedUp', { credits: '100', source: 'grant', reason: null, balanceAfter: '100', purchase: null, grant }),
-  recorded('CreditToppedUp', { credits: '5', source: 'manual', reason: 'goodwill', balanceAfter: '5', purchase: null, grant: null }),
+  recorded('CreditToppedUp', { credits: '5', source: 'manual', reason: 'goodwill', balanceAfter: '5', purchase: null, grant: null }, byKey),
   recorded('CreditConsumed', { credits: '0.000001', source: 'usage', reason: null, usage, balanceAfter: '-3.25' }),
   recorded('CreditConsumed', { credits: '2', source: 'manual', reason: 'correction', usage: null, balanceAfter: '1' }),
   recorded('LowBalanceWarned', { threshold: '10', balance: '9.5' }),
@@ -78,7 +81,13 @@ describe('toLedgerEventRecord', () => {
       balance: '250.5',
       held: '0',
       available: '250.5',
+      actor: { kind: 'portal', keyId: null, keyName: null },
     });
+  });
+
+  it('names the key that asked for a change, and nobody for what Tally did on its own', () => {
+    expect(toLedgerEventRecord(examples[4]!).actor).toEqual({ kind: 'key', keyId: '0123456789ab', keyName: 'ops' });
+    expect(toLedgerEventRecord(examples[3]!).actor).toBeNull();
   });
 
   it('carries balance, held and available in the envelope where the event records them, null where it does not', () => {
@@ -111,5 +120,21 @@ describe('isLedgerEvent', () => {
   it('accepts the ledger event types only', () => {
     expect(examples.every(isLedgerEvent)).toBe(true);
     expect(isLedgerEvent(recorded('SubscriptionStarted', {}))).toBe(false);
+  });
+});
+
+describe('the actor field of the credit-ledger schema', () => {
+  // The schema as it was before `actor`: what messages already on the topic were written with.
+  const { fields, ...record } = ledgerEventAvroSchema;
+  const before = Type.forSchema({ ...record, fields: fields.filter((field) => field.name !== 'actor') } as Parameters<typeof Type.forSchema>[0]);
+
+  it('reads a message written before it as actor null (BACKWARD), and an older reader reads a new message without it (FORWARD)', () => {
+    const value = toLedgerEventRecord(examples[4]!);
+    const { actor, ...withoutActor } = value;
+    expect(actor).not.toBeNull();
+    const old = avroType.fromBuffer(before.toBuffer(withoutActor), avroType.createResolver(before));
+    expect({ ...old }).toEqual({ ...withoutActor, actor: null });
+    const readByOld = before.fromBuffer(avroType.toBuffer(value), before.createResolver(avroType));
+    expect({ ...readByOld }).toEqual(withoutActor);
   });
 });

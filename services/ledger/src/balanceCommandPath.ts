@@ -7,7 +7,7 @@ import { expectedRevisionOf } from './balanceLoader';
 import type { BalanceStates } from './balanceStates';
 import { ledgerEventId, MAX_EVENTS_PER_COMMAND } from './deterministicId';
 import { CommandIdCollisionError, ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
-import { fromRecordedEvent, toEventsToAppend, type BalanceContext, type RecordedBalanceEvent } from './ledgerEvents';
+import { fromRecordedEvent, toEventsToAppend, type BalanceContext, type LedgerActor, type RecordedBalanceEvent } from './ledgerEvents';
 
 /** One command on one balance. */
 export interface BalanceCommandRequest {
@@ -17,6 +17,8 @@ export interface BalanceCommandRequest {
   readonly command: BalanceCommand;
   /** Stored with the events; a stored run of the same command id with another digest is IdempotencyKeyReusedError. */
   readonly requestHash?: string;
+  /** Who asked for it over the API, stored with its events; absent for usage, grants and expiries. */
+  readonly actor?: LedgerActor;
   /** ledgerEventId(commandId, 0) when the caller derived it already (the consumer, for its legacy check): one hash less. */
   readonly firstEventId?: string;
 }

@@ -1,6 +1,6 @@
 import { BalanceEvent, fromStoredLedgerEvent, toLedgerPayload } from '@tally/domain';
 import type { EventToAppend, JsonObject, RecordedEvent } from '@tally/event-store';
-import { LEDGER_EVENT_SCHEMA_VERSION, LedgerEventMetadataV1 } from '@tally/schemas';
+import { LEDGER_EVENT_SCHEMA_VERSION, LedgerEventMetadataV1, type LedgerActorV1 } from '@tally/schemas';
 import { commandIds, ledgerEventId } from './deterministicId';
 
 export interface BalanceContext {
@@ -8,6 +8,9 @@ export interface BalanceContext {
   readonly customerId: string;
   readonly productId: string;
 }
+
+/** Who asked for a command over the API (see LedgerActorV1). */
+export type LedgerActor = LedgerActorV1;
 
 export interface RecordedBalanceEvent {
   readonly eventId: string;
@@ -27,9 +30,9 @@ export function toEventsToAppend(
   events: readonly BalanceEvent[],
   context: BalanceContext,
   commandId: string,
-  options: { readonly requestHash?: string; readonly firstEventId?: string } = {},
+  options: { readonly requestHash?: string; readonly firstEventId?: string; readonly actor?: LedgerActor } = {},
 ): EventToAppend[] {
-  const { requestHash, firstEventId } = options;
+  const { requestHash, firstEventId, actor } = options;
   const appended = new Array<EventToAppend>(events.length);
   for (let index = 0; index < events.length; index += 1) {
     const event = events[index]!;
@@ -45,6 +48,7 @@ export function toEventsToAppend(
     // written (about 50 bytes of every ledger event), derived again on reading (causationOf).
     if (derivedCausation(event, context.balanceId) !== commandId) metadata.causationId = commandId;
     if (requestHash !== undefined) metadata.requestHash = requestHash;
+    if (actor !== undefined) metadata.actor = actor;
     appended[index] = {
       id: index === 0 && firstEventId !== undefined ? firstEventId : ledgerEventId(commandId, index),
       type: payload.type,

@@ -20,7 +20,7 @@ import { createBalanceStates } from './balanceStates';
 import { commandIds, holdIdOf, ledgerEventId, parseHoldId } from './deterministicId';
 import type { BalanceRegistry } from './balanceRegistry';
 import { BalanceNotFoundError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
-import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext } from './ledgerEvents';
+import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext, type LedgerActor } from './ledgerEvents';
 
 export interface CommandResult {
   /** The balance after the command's events; on a replay, as the first run left it (what it answered then). */
@@ -41,6 +41,8 @@ export interface OpenBalanceRequest {
   readonly lowBalanceThreshold?: Micros | null;
   /** How far below zero holds may take `available`; default 0. */
   readonly overdraftLimit?: Micros;
+  /** Who asked for it over the API: stored with its events. */
+  readonly actor?: LedgerActor;
 }
 
 export interface PlaceHoldRequest {
@@ -64,7 +66,12 @@ export interface RequestOptions {
    * behind the balance's other writes counts too (see LedgerServiceOptions.loadBudgetMs).
    */
   readonly startedAt?: number;
+  /** Who asked for it over the API: stored with the events it causes (their metadata's `actor`). */
+  readonly actor?: LedgerActor;
 }
+
+/** What a command carries besides itself to the command path. */
+type CommandExtras = Pick<RequestOptions, 'requestHash' | 'startedAt' | 'actor'>;
 
 export interface LedgerPage {
   readonly items: readonly RecordedBalanceEvent[];
@@ -90,6 +97,7 @@ export interface LedgerService {
   changeSettings(
     balanceId: string,
     input: { name?: string; lowBalanceThreshold?: Micros | null; overdraftLimit?: Micros },
+    options?: Pick<RequestOptions, 'actor'>,
   ): Promise<CommandResult>;
   /**
    * Sets credits aside. The key is required: it makes the hold id (holdIdOf), so a retried
@@ -98,8 +106,8 @@ export interface LedgerService {
    */
   placeHold(balanceId: string, request: PlaceHoldRequest, options: RequestOptions & { idempotencyKey: string }): Promise<HoldCommandResult>;
   /** Charges the hold (all of it, or `credits` of it) and frees the rest; once per hold, so a retry answers the first capture. */
-  captureHold(holdId: string, input: { credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash'>): Promise<HoldCommandResult>;
-  releaseHold(holdId: string, input: { reason: string | null }, options?: Pick<RequestOptions, 'requestHash'>): Promise<HoldCommandResult>;
+  captureHold(holdId: string, input: { credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldCommandResult>;
+  releaseHold(holdId: string, input: { reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldCommandResult>;
   /** For the expiry worker: frees a hold past its expiresAt (HoldNotExpiredError before, HoldNotOpenError once freed). */
   expireHold(holdId: string): Promise<HoldCommandResult>;
   getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
@@ -164,9 +172,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     return { balanceId: ref.id, customerId: ref.customerId, productId: ref.productId };
   }
 
-  async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, requestHash?: string, startedAt?: number): Promise<CommandResult> {
+  async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, extras: CommandExtras = {}): Promise<CommandResult> {
+    const { requestHash, startedAt, actor } = extras;
     const [outcome] = await commands.execute(
-      [{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}) }],
+      [{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}), ...(actor !== undefined ? { actor } : {}) }],
       startedAt !== undefined ? { startedAt } : {},
     );
     if (!outcome!.ok) throw outcome!.error;
@@ -188,10 +197,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
    * open, the hold's placement event (its id is deterministic) tells "never placed" (404) from
    * "captured, released or expired" (409).
    */
-  async function onHold(holdId: string, commandId: (holdId: string) => string, command: BalanceCommand, requestHash?: string): Promise<HoldCommandResult> {
+  async function onHold(holdId: string, commandId: (holdId: string) => string, command: BalanceCommand, extras: CommandExtras = {}): Promise<HoldCommandResult> {
     const { context, idempotencyKey } = await holdContext(holdId);
     try {
-      return { ...(await execute(context, commandId(holdId), command, requestHash)), holdId };
+      return { ...(await execute(context, commandId(holdId), command, extras)), holdId };
     } catch (error) {
       if (error instanceof HoldNotOpenError) {
         const placed = await eventStore.readEventsById([ledgerEventId(commandIds.request(context.balanceId, 'hold', idempotencyKey), 0)]);
@@ -248,7 +257,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
             ...(request.overdraftLimit !== undefined ? { overdraftLimit: request.overdraftLimit } : {}),
             at,
           },
-          nonce,
+          { requestHash: nonce, ...(request.actor !== undefined ? { actor: request.actor } : {}) },
         );
       } catch (error) {
         if (error instanceof IdempotencyKeyReusedError || error instanceof BalanceAlreadyOpenError) {
@@ -265,8 +274,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         context,
         requestCommandId(balanceId, 'top-up', requestOptions),
         { type: 'TopUp', credits: input.credits, source: 'manual', reason: input.reason, at },
-        requestOptions?.requestHash,
-        requestOptions?.startedAt,
+        requestOptions,
       );
     },
 
@@ -277,8 +285,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         context,
         requestCommandId(balanceId, 'deduction', requestOptions),
         { type: 'DeductManually', credits: input.credits, reason: input.reason, at },
-        requestOptions?.requestHash,
-        requestOptions?.startedAt,
+        requestOptions,
       );
     },
 
@@ -290,8 +297,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         context,
         requestCommandId(balanceId, 'purchase', requestOptions),
         { type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at },
-        requestOptions?.requestHash,
-        requestOptions?.startedAt,
+        requestOptions,
       );
     },
 
@@ -309,10 +315,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       });
     },
 
-    async changeSettings(balanceId, input) {
+    async changeSettings(balanceId, input, requestOptions) {
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
-      return execute(context, commandIds.settings(balanceId, randomUUID()), { type: 'ChangeSettings', ...input, at });
+      return execute(context, commandIds.settings(balanceId, randomUUID()), { type: 'ChangeSettings', ...input, at }, requestOptions);
     },
 
     async placeHold(balanceId, request, requestOptions) {
@@ -324,8 +330,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         context,
         commandIds.request(balanceId, 'hold', requestOptions.idempotencyKey),
         { type: 'PlaceHold', holdId, credits: request.credits, expiresAt, reference: request.reference, at: now.toISOString() },
-        requestOptions.requestHash,
-        requestOptions.startedAt,
+        requestOptions,
       );
       return { ...result, holdId };
     },
@@ -333,12 +338,12 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     async captureHold(holdId, input, requestOptions) {
       const at = clock().toISOString();
       const command: BalanceCommand = { type: 'CaptureHold', holdId, ...(input.credits !== undefined ? { credits: input.credits } : {}), reason: input.reason, at };
-      return onHold(holdId, commandIds.holdCapture, command, requestOptions?.requestHash);
+      return onHold(holdId, commandIds.holdCapture, command, requestOptions);
     },
 
     async releaseHold(holdId, input, requestOptions) {
       const at = clock().toISOString();
-      return onHold(holdId, commandIds.holdRelease, { type: 'ReleaseHold', holdId, reason: input.reason, at }, requestOptions?.requestHash);
+      return onHold(holdId, commandIds.holdRelease, { type: 'ReleaseHold', holdId, reason: input.reason, at }, requestOptions);
     },
 
     async expireHold(holdId) {

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, parseNonNegativeCredits, parsePositiveCredits } from '@tally/domain';
+import { actorOption } from '../accessGuard';
 import {
   balanceParams,
   consistent,
@@ -76,6 +77,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
             ? lowBalanceThreshold
             : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold'),
         ...(overdraftLimit !== undefined ? { overdraftLimit: parseNonNegativeCredits(overdraftLimit, 'overdraftLimit') } : {}),
+        ...actorOption(request),
       });
       return reply.code(201).send(opened);
     },
@@ -147,7 +149,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         ...(lowBalanceThreshold !== undefined
           ? { lowBalanceThreshold: lowBalanceThreshold === null ? null : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold') }
           : {}),
-      });
+      }, actorOption(request));
     },
   );
 
@@ -164,7 +166,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       const input = { credits: amount, reason: request.body.reason ?? null };
       // Hashed in normalised form: "10" and "10.0" are the same request.
       const idempotency = idempotencyOf(request.headers['idempotency-key'], { credits: formatCredits(amount), reason: input.reason });
-      const { replayed, ...body } = await change(request.params.balanceId, input, idempotency);
+      const { replayed, ...body } = await change(request.params.balanceId, input, { ...idempotency, ...actorOption(request) });
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
     });
   }

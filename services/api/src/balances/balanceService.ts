@@ -136,8 +136,8 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
       return viewAfter(result.balance.balanceId, result);
     },
 
-    async changeSettings(balanceId, settings) {
-      return viewAfter(balanceId, await balanceWrites.run(balanceId, () => ledger.changeSettings(balanceId, settings)));
+    async changeSettings(balanceId, settings, options) {
+      return viewAfter(balanceId, await balanceWrites.run(balanceId, () => ledger.changeSettings(balanceId, settings, options)));
     },
 
     // The ledger's load budget counts from here, before the queue: a write queued behind others

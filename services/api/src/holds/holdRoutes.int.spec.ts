@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
@@ -150,7 +150,10 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     expect((await onHold('nonsense', 'release')).statusCode).toBe(404);
 
     // The ledger shows every step; the read model agrees, and so does a replay from the event store.
-    const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balance.id}/ledger?limit=50` })).json<{ items: { type: string }[] }>();
+    const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balance.id}/ledger?limit=50` })).json<{ items: { type: string; actor: unknown }[] }>();
+    // Each step asked for with the one (unnamed) key, and each says so.
+    const key = { kind: 'key', keyId: createHash('sha256').update(KEY).digest('hex').slice(0, 12), keyName: null };
+    expect(ledger.items.map((entry) => entry.actor)).toEqual(ledger.items.map(() => key));
     expect(ledger.items.map((entry) => entry.type).reverse()).toEqual([
       'CreditBalanceOpened',
       'CreditToppedUp',

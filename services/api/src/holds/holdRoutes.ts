@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, parsePositiveCredits, ValidationError } from '@tally/domain';
 import { balanceParams, credits, errorResponses, IDEMPOTENCY_KEY_PATTERN, params, reason, refTo } from '../apiSchemas';
+import { actorOption } from '../accessGuard';
 import { requestHash } from '../requestHash';
 import type { HoldService } from './holdService';
 import { HoldSchema } from './holdView';
@@ -63,7 +64,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       const { hold, replayed } = await holds.place(
         request.params.balanceId,
         { credits: held, expires: normalised.expiresAt === null ? { inSeconds: expiresInSeconds! } : { at: normalised.expiresAt }, reference },
-        { idempotencyKey, requestHash: requestHash(normalised) },
+        { idempotencyKey, requestHash: requestHash(normalised), ...actorOption(request) },
       );
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(hold);
     },
@@ -95,7 +96,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       const charged = body.credits === undefined ? undefined : parsePositiveCredits(body.credits);
       const input = { ...(charged !== undefined ? { credits: charged } : {}), reason: body.reason ?? null };
       const hash = requestHash({ credits: charged === undefined ? null : formatCredits(charged), reason: input.reason });
-      const { hold, replayed } = await holds.capture(request.params.holdId, input, { requestHash: hash });
+      const { hold, replayed } = await holds.capture(request.params.holdId, input, { requestHash: hash, ...actorOption(request) });
       return reply.header('idempotent-replayed', String(replayed)).send(hold);
     },
   );
@@ -115,7 +116,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
     },
     async (request, reply) => {
       const input = { reason: request.body?.reason ?? null };
-      const { hold, replayed } = await holds.release(request.params.holdId, input, { requestHash: requestHash(input) });
+      const { hold, replayed } = await holds.release(request.params.holdId, input, { requestHash: requestHash(input), ...actorOption(request) });
       return reply.header('idempotent-replayed', String(replayed)).send(hold);
     },
   );

@@ -17,8 +17,8 @@ export interface HoldAnswer {
 
 export interface HoldService {
   place(balanceId: string, request: PlaceHoldRequest, options: RequestOptions & { idempotencyKey: string }): Promise<HoldAnswer>;
-  capture(holdId: string, input: { credits?: Micros; reason: string | null }, options: Pick<RequestOptions, 'requestHash'>): Promise<HoldAnswer>;
-  release(holdId: string, input: { reason: string | null }, options: Pick<RequestOptions, 'requestHash'>): Promise<HoldAnswer>;
+  capture(holdId: string, input: { credits?: Micros; reason: string | null }, options: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldAnswer>;
+  release(holdId: string, input: { reason: string | null }, options: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldAnswer>;
 }
 
 /** Holds over the ledger: every command runs in its balance's write queue and answers the hold and the three figures after it. */

@@ -1,7 +1,10 @@
 import { stringify, type Stringifier } from 'csv-stringify';
 import type { LedgerEntryView } from './ledgerEntryView';
 
-/** The CSV's columns, in order: the JSON ledger entry's fields, with `purchase` and `grant` spread out. */
+/**
+ * The CSV's columns, in order: the JSON ledger entry's fields, with `purchase`, `grant` and `actor`
+ * spread out. Columns added later go at the end, so a reader by position keeps working.
+ */
 export const LEDGER_CSV_COLUMNS = [
   'id',
   'type',
@@ -28,12 +31,15 @@ export const LEDGER_CSV_COLUMNS = [
   'grantPeriodEnd',
   'revision',
   'position',
+  'actorKind',
+  'actorKeyId',
+  'actorKeyName',
 ] as const;
 
 export type LedgerCsvRow = Readonly<Record<(typeof LEDGER_CSV_COLUMNS)[number], string | number | null>>;
 
 export function ledgerCsvRow(entry: LedgerEntryView): LedgerCsvRow {
-  const { purchase, grant } = entry;
+  const { purchase, grant, actor } = entry;
   return {
     id: entry.id,
     type: entry.type,
@@ -60,6 +66,9 @@ export function ledgerCsvRow(entry: LedgerEntryView): LedgerCsvRow {
     grantPeriodEnd: grant?.periodEnd ?? null,
     revision: entry.revision,
     position: entry.position,
+    actorKind: actor?.kind ?? null,
+    actorKeyId: actor?.kind === 'key' ? actor.keyId : null,
+    actorKeyName: actor?.kind === 'key' ? actor.keyName : null,
   };
 }
 

@@ -37,6 +37,7 @@ describe('ledgerCsvRow', () => {
     position: '99',
     purchase: { bundleId: 'b10', quantity: 2, unitPrice: '4.50', totalPrice: '9.00', currency: 'EUR' },
     grant: null,
+    actor: { kind: 'portal' },
   };
 
   it('spreads a purchase into its columns and leaves the grant columns empty', () => {
@@ -64,5 +65,17 @@ describe('ledgerCsvRow', () => {
       grantPeriodStart: '2026-03-01T00:00:00.000Z',
       grantPeriodEnd: '2026-04-01T00:00:00.000Z',
     });
+  });
+
+  it('spreads the actor: a key by kind, id and name, the portal and an operator by kind, nobody as empty cells', () => {
+    const actorColumns = (actor: LedgerEntryView['actor']) => {
+      const { actorKind, actorKeyId, actorKeyName } = ledgerCsvRow({ ...base, actor });
+      return [actorKind, actorKeyId, actorKeyName];
+    };
+    expect(actorColumns({ kind: 'key', keyId: '0123456789ab', keyName: 'ops' })).toEqual(['key', '0123456789ab', 'ops']);
+    expect(actorColumns({ kind: 'key', keyId: '0123456789ab', keyName: null })).toEqual(['key', '0123456789ab', null]);
+    expect(actorColumns({ kind: 'portal' })).toEqual(['portal', null, null]);
+    expect(actorColumns({ kind: 'operator' })).toEqual(['operator', null, null]);
+    expect(actorColumns(null)).toEqual([null, null, null]);
   });
 });

@@ -33,6 +33,7 @@ describe('the ledger export failing half-way', () => {
     position: String(revision),
     purchase: null,
     grant: null,
+    actor: null,
   });
 
   beforeAll(async () => {

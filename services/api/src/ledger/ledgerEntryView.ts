@@ -1,10 +1,20 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { formatCredits, type GrantDetails, type PurchaseDetails } from '@tally/domain';
 import { LEDGER_EVENT_TYPES } from '@tally/schemas';
-import type { RecordedBalanceEvent } from '@tally/ledger';
+import type { LedgerActor, RecordedBalanceEvent } from '@tally/ledger';
 import { nullableString, stringEnum } from '../apiSchemas';
 
 const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'usage', 'hold', null] as const;
+
+/**
+ * Who asked for an entry's change, as its reader may see it: a key by id and name to those who
+ * hold keys; to a customer on the portal, only that the provider (`operator`) or they themselves
+ * (`portal`) did, since key names are the provider's own.
+ */
+export type LedgerActorView = LedgerActor | { readonly kind: 'operator' };
+
+/** Who reads the entries: a key holder sees which key made a change, a portal customer does not. */
+export type LedgerAudience = 'keyHolder' | 'customer';
 
 /** One ledger line as the API answers it: every event type, null where a field does not apply. */
 export const LedgerEntrySchema = Type.Object(
@@ -36,6 +46,17 @@ export const LedgerEntrySchema = Type.Object(
         currency: Type.String(),
       },
     }),
+    actor: Type.Unsafe<LedgerActorView | null>({
+      type: ['object', 'null'],
+      description:
+        'Who asked for the change over the API: `key` (an API key or a console session, with the key\'s id, the first 12 hex digits of its SHA-256, and its configured name), `portal` (the customer on the portal), or to a portal reader `operator` for a key; null for what Tally did on its own (usage, grants, hold expiries) and for entries recorded before actors were.',
+      properties: {
+        kind: Type.String({ enum: ['key', 'portal', 'operator'] }),
+        keyId: Type.String(),
+        keyName: nullableString(),
+      },
+      required: ['kind'],
+    }),
     grant: Type.Unsafe<GrantDetails | null>({
       type: ['object', 'null'],
       properties: {
@@ -52,7 +73,7 @@ export const LedgerEntrySchema = Type.Object(
 
 export type LedgerEntryView = Static<typeof LedgerEntrySchema>;
 
-type EntryDetails = Omit<LedgerEntryView, 'id' | 'type' | 'occurredAt' | 'recordedAt' | 'revision' | 'position'>;
+type EntryDetails = Omit<LedgerEntryView, 'id' | 'type' | 'occurredAt' | 'recordedAt' | 'revision' | 'position' | 'actor'>;
 
 const NO_DETAILS: EntryDetails = {
   credits: null,
@@ -106,11 +127,17 @@ function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
   }
 }
 
-export function ledgerEntryView(recorded: RecordedBalanceEvent): LedgerEntryView {
+function actorView(actor: LedgerActor | undefined, audience: LedgerAudience): LedgerActorView | null {
+  if (actor === undefined) return null;
+  return audience === 'customer' && actor.kind === 'key' ? { kind: 'operator' } : actor;
+}
+
+export function ledgerEntryView(recorded: RecordedBalanceEvent, audience: LedgerAudience = 'keyHolder'): LedgerEntryView {
   return {
     id: recorded.eventId,
     type: recorded.event.type,
     ...detailsOf(recorded.event),
+    actor: actorView(recorded.metadata.actor, audience),
     occurredAt: recorded.event.occurredAt,
     recordedAt: recorded.recordedAt.toISOString(),
     revision: recorded.revision.toString(),

@@ -1,13 +1,14 @@
 import { pipeline, Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { ValidationError } from '@tally/domain';
 import { balanceParams, errorResponses, nullableString, refTo } from '../apiSchemas';
 import { beforePageQuery, pageSize } from '../pagination';
 import { queryInstant } from '../queryInstant';
 import type { LedgerHistory } from './ledgerHistory';
 import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerCsv';
-import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
+import { LedgerEntrySchema, type LedgerAudience, type LedgerEntryView } from './ledgerEntryView';
 
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
@@ -35,7 +36,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       return history.page(request.params.balanceId, {
         limit: pageSize(request.query),
         ...(before !== undefined ? { before: BigInt(before) } : {}),
-      });
+      }, audienceOf(request));
     },
   );
 
@@ -61,7 +62,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       const to = queryInstant(request.query.to, 'to')?.getTime();
       if (from !== undefined && to !== undefined && from >= to) throw new ValidationError('from must be before to');
       const { balanceId } = request.params;
-      const pages = history.chronological(balanceId, EXPORT_PAGE_SIZE);
+      const pages = history.chronological(balanceId, EXPORT_PAGE_SIZE, audienceOf(request));
       // The first page is read before anything is answered: an unknown balance is a 404, not an empty file.
       const first = await pages.next();
       const inRange = (entry: LedgerEntryView) => {
@@ -86,3 +87,8 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
     },
   );
 };
+
+/** A portal token's holder reads the ledger without the provider's key names; a key holder reads them. */
+function audienceOf(request: FastifyRequest): LedgerAudience {
+  return request.principal?.kind === 'customer' ? 'customer' : 'keyHolder';
+}

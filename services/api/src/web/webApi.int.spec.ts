@@ -248,6 +248,28 @@ describe('the web interfaces\' API', () => {
       expect((await buy('offered', portal, 'portal-2')).headers['idempotent-replayed']).toBe('true');
       // The API still sells a bundle kept off the portal, to a key.
       expect((await buy('kept-back', admin, 'admin-1')).json().balance.balance).toBe('100100');
+
+      // Who asked for each change: the customer's purchase is the portal's; the key's changes show
+      // the key to a key holder, and only that the provider made them to the portal's reader.
+      const ledgerAs = async (headers: Record<string, string>) => {
+        const read = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger`, headers });
+        expect(read.statusCode).toBe(200);
+        return (read.json().items as Array<{ type: string; source: string | null; actor: unknown }>).map(({ type, source, actor }) => [type, source, actor]);
+      };
+      const ops = { kind: 'key', keyId: createHash('sha256').update(ADMIN).digest('hex').slice(0, 12), keyName: 'ops' };
+      expect(await ledgerAs(admin)).toEqual([
+        ['CreditToppedUp', 'purchase', ops],
+        ['CreditToppedUp', 'purchase', { kind: 'portal' }],
+        ['CreditBalanceOpened', null, ops],
+      ]);
+      expect(await ledgerAs(portal)).toEqual([
+        ['CreditToppedUp', 'purchase', { kind: 'operator' }],
+        ['CreditToppedUp', 'purchase', { kind: 'portal' }],
+        ['CreditBalanceOpened', null, { kind: 'operator' }],
+      ]);
+      const csvAsPortal = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger.csv`, headers: portal });
+      expect(csvAsPortal.body).not.toContain(ops.keyId);
+      expect(csvAsPortal.body).not.toContain(',ops');
     });
   });
 

@@ -202,7 +202,7 @@ export async function createLedgerRelayHarness(prefix: string): Promise<LedgerRe
           totalPrice: ['9.99', '19.98', '29.97'][round % 3]!,
           currency: 'EUR',
           credits: credits(100 * (1 + (round % 3))),
-        });
+        }, { actor: { kind: 'portal' } });
         await ledger.grant(balance.balanceId, {
           subscriptionId: `sub-${balance.balanceId}`,
           planId: 'pro',
@@ -237,7 +237,7 @@ export async function createLedgerRelayHarness(prefix: string): Promise<LedgerRe
         await ledger.deduct(balance.balanceId, { credits: credits(4), reason: `correction ${round}` });
         await ledger.changeSettings(balance.balanceId, { name: `balance ${round}` });
         // Back above zero for the next round.
-        await ledger.topUp(balance.balanceId, { credits: credits(10), reason: 'goodwill' });
+        await ledger.topUp(balance.balanceId, { credits: credits(10), reason: 'goodwill' }, { actor: { kind: 'key', keyId: '0123456789ab', keyName: 'ops' } });
       }
     },
 
@@ -298,7 +298,7 @@ export function expectEveryEventInStreamOrder(messages: readonly ConsumedMessage
   const storedById = new Map(stored.map((event) => [event.id, event]));
   for (const message of messages) {
     const event = storedById.get(message.value.eventId)!;
-    const metadata = event.metadata as { balanceId: string; customerId: string; productId: string };
+    const metadata = event.metadata as { balanceId: string; customerId: string; productId: string; actor?: { kind: string; keyId?: string; keyName?: string | null } };
     const { occurredAt, ...data } = event.data as Record<string, unknown>;
     // CreditBalanceOpened repeats the envelope's ids in its stored payload; the Avro payload does
     // not. The figures after the event (balanceAfter, heldAfter) travel in the envelope for hold
@@ -325,6 +325,7 @@ export function expectEveryEventInStreamOrder(messages: readonly ConsumedMessage
       balance: balanceAfter ?? null,
       held: heldAfter ?? null,
       available: balanceAfter === undefined ? null : formatCredits(parseStoredCredits(balanceAfter) - parseStoredCredits(heldAfter!)),
+      actor: metadata.actor === undefined ? null : { kind: metadata.actor.kind, keyId: metadata.actor.keyId ?? null, keyName: metadata.actor.keyName ?? null },
     });
   }
 }
