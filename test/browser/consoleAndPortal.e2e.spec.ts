@@ -195,8 +195,8 @@ describe('the console and the portal in Chromium', () => {
     const history = page.getByRole('table', { name: 'Versions of this product, newest first' });
     await untilText(history, (text) => text.split('\n').length >= 4, 'the three versions');
     const versions = await history.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)));
-    // Each made through the console's session by the key it was opened with, named in TALLY_API_KEYS.
-    const by = `operator (key ${createHash('sha256').update(ADMIN_KEY).digest('hex').slice(0, 12)})`;
+    // Each made through the console's session by the key it was opened with, by its name in TALLY_API_KEYS.
+    const by = 'operator';
     expect(versions.map((cells) => [cells[0], cells[2], cells[5]])).toEqual([
       ['3', by, '100'],
       ['2', by, '50'],
@@ -257,16 +257,21 @@ describe('the console and the portal in Chromium', () => {
     // The whole ledger as a file, oldest first: opening, starting balance, usage, top-up, retained usage.
     const consoleLedger = await downloadedCsv(page, () => card.getByRole('button', { name: 'Download ledger (CSV)' }).click());
     expect(consoleLedger.name).toBe(`ledger-${balanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.csv`);
-    expect(consoleLedger.rows.map((row) => [row.type, row.credits, row.balanceAfter, row.reason])).toEqual([
-      ['CreditBalanceOpened', '', '', ''],
-      ['CreditToppedUp', '150', '150', ''],
-      ['CreditConsumed', '1', '149', ''],
-      ['CreditConsumed', '1', '148', ''],
-      ['CreditConsumed', '1', '147', ''],
-      ['CreditToppedUp', '50', '197', 'goodwill'],
-      ['CreditConsumed', '100', '97', 'usage billed elsewhere'],
-      ['LowBalanceWarned', '', '97', ''],
+    // Who asked: the console's key, by id and name, for every change but the metered usage.
+    const keyId = createHash('sha256').update(ADMIN_KEY).digest('hex').slice(0, 12);
+    expect(consoleLedger.rows.map((row) => [row.type, row.credits, row.balanceAfter, row.reason, row.actorKeyId, row.actorKeyName])).toEqual([
+      ['CreditBalanceOpened', '', '', '', keyId, 'operator'],
+      ['CreditToppedUp', '150', '150', '', keyId, 'operator'],
+      ['CreditConsumed', '1', '149', '', '', ''],
+      ['CreditConsumed', '1', '148', '', '', ''],
+      ['CreditConsumed', '1', '147', '', '', ''],
+      ['CreditToppedUp', '50', '197', 'goodwill', keyId, 'operator'],
+      ['CreditConsumed', '100', '97', 'usage billed elsewhere', keyId, 'operator'],
+      ['LowBalanceWarned', '', '97', '', keyId, 'operator'],
     ]);
+    const newest = card.getByRole('table', { name: 'Newest ledger entries' });
+    const goodwillRow = await newest.locator('tbody tr').filter({ hasText: 'goodwill' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
+    expect(goodwillRow.at(-1)).toBe('operator');
 
     // A portal link, opened in another profile (a fresh context: no console cookie) on a phone.
     await page.getByRole('button', { name: 'Create portal link' }).click();
@@ -290,7 +295,15 @@ describe('the console and the portal in Chromium', () => {
     await untilText(amount, (text) => text === '1,097', 'the bought bundle in the console');
     // The customer's own file, with the purchase in it (a portal token is a header: the button fetches with it).
     const portalLedger = await downloadedCsv(portal, () => portalCard.getByRole('button', { name: 'Download all activity (CSV)' }).click());
-    expect(portalLedger.rows.at(-1)).toMatchObject({ type: 'CreditToppedUp', source: 'purchase', credits: '1000', balanceAfter: '1097', purchaseTotalPrice: '9.90', purchaseCurrency: 'EUR' });
+    expect(portalLedger.rows.at(-1)).toMatchObject({ type: 'CreditToppedUp', source: 'purchase', credits: '1000', balanceAfter: '1097', purchaseTotalPrice: '9.90', purchaseCurrency: 'EUR', actorKind: 'portal' });
+    // The provider's changes show as the provider's, never by the key's id or name.
+    expect(portalLedger.rows.find((row) => row.reason === 'goodwill')).toMatchObject({ actorKind: 'operator', actorKeyId: '', actorKeyName: '' });
+    const activity = portalCard.getByRole('table', { name: 'Recent activity' });
+    await untilText(activity, (text) => text.includes('You'), 'the purchase as the customer\'s own in the recent activity');
+    const byColumn = await activity.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.lastElementChild?.textContent ?? ''));
+    expect(byColumn[0]).toBe('You');
+    expect(byColumn).toContain('Your provider');
+    expect(byColumn.join()).not.toContain('operator');
 
     // Keyboard alone: Tab from the top reaches the first Buy button and Enter activates it.
     const focusedBuy = await waitFor(

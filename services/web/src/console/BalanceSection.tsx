@@ -43,7 +43,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       <h4>Recent consumption</h4>
       <div class="two-columns">
         <ConsumptionChart consumption={consumption} title="Consumption in the last 24 hours" />
-        <LedgerTable entries={recent} caption="Newest ledger entries" />
+        <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" />
       </div>
       <FullLedger api={api} balanceId={balance.id} />
       <BalanceChangeDialog
@@ -77,7 +77,7 @@ function FullLedger({ api, balanceId }: { api: ApiClient; balanceId: string }) {
   return (
     <details onToggle={(event) => setOpen(event.currentTarget.open)}>
       <summary>Ledger</summary>
-      {page !== undefined && <LedgerTable entries={page.items} caption={`Ledger, page ${pager.number}`} />}
+      {page !== undefined && <LedgerTable entries={page.items} caption={`Ledger, page ${pager.number}`} audience="console" />}
       <Pager pager={pager} next={page?.next} labels={['Newer entries', 'Older entries']} />
     </details>
   );

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, createApiClient, type ApiClient } from '../shared/apiClient';
 import type { ConsoleSession } from '../shared/apiTypes';
+import { keyLabel } from '../shared/format';
 import { ErrorMessage, Field } from '../shared/ui';
 import { CatalogPage } from './CatalogPage';
 import { CustomerPage } from './CustomerPage';
@@ -114,7 +115,7 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
             ))}
           </ul>
         </nav>
-        <small class="signed-in-as">Signed in as {session.key.name ?? `key ${session.key.id}`}</small>
+        <small class="signed-in-as">Signed in as {keyLabel({ keyId: session.key.id, keyName: session.key.name })}</small>
         <button type="button" class="secondary" onClick={() => void onSignOut()}>
           Sign out
         </button>

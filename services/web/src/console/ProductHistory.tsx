@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { Page, ProductRevision } from '../shared/apiTypes';
-import { formatPrice, formatTime } from '../shared/format';
+import { formatPrice, formatTime, keyLabel } from '../shared/format';
 import { ErrorMessage, Pager, usePager, usePolling } from '../shared/ui';
 import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 
@@ -45,7 +45,7 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
                 <tr key={revision}>
                   <td class="number">{revision}</td>
                   <td>{formatTime(changedAt)}</td>
-                  <td>{changedByLabel(changedBy)}</td>
+                  <td>{changedBy === null ? '' : keyLabel(changedBy)}</td>
                   <td>{product.name}</td>
                   <td>{rulesSummary(product)}</td>
                   <td class="number">{warningLimitSummary(product)}</td>
@@ -61,8 +61,3 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
   );
 }
 
-/** A key by its configured name, else by its id; nothing where no key was recorded. */
-export function changedByLabel(changedBy: ProductRevision['changedBy']): string {
-  if (changedBy === null) return '';
-  return changedBy.keyName === null ? `key ${changedBy.keyId}` : `${changedBy.keyName} (key ${changedBy.keyId})`;
-}

@@ -128,7 +128,7 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
       <ErrorMessage message={error} />
       <div class="two-columns">
         <ConsumptionChart consumption={consumption} title="Consumption in the last 30 days" />
-        <LedgerTable entries={recent} caption="Recent activity" />
+        <LedgerTable entries={recent} caption="Recent activity" audience="portal" />
       </div>
       <div class="actions">
         <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />

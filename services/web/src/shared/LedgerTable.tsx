@@ -1,8 +1,8 @@
 import type { LedgerEntry } from './apiTypes';
-import { entryLabel, formatCredits, formatTime } from './format';
+import { actorLabel, entryLabel, formatCredits, formatTime } from './format';
 
-/** Ledger entries, newest first: what happened, by how much, and the balance after it. */
-export function LedgerTable({ entries, caption }: { entries: readonly LedgerEntry[]; caption: string }) {
+/** Ledger entries, newest first: what happened, by how much, the balance after it, and who asked for it. */
+export function LedgerTable({ entries, caption, audience }: { entries: readonly LedgerEntry[]; caption: string; audience: 'console' | 'portal' }) {
   return (
     <div class="table-scroll">
       <table>
@@ -14,12 +14,13 @@ export function LedgerTable({ entries, caption }: { entries: readonly LedgerEntr
             <th scope="col">Credits</th>
             <th scope="col">Balance after</th>
             <th scope="col">Reason</th>
+            <th scope="col">By</th>
           </tr>
         </thead>
         <tbody>
           {entries.length === 0 && (
             <tr>
-              <td colSpan={5}>No entries yet.</td>
+              <td colSpan={6}>No entries yet.</td>
             </tr>
           )}
           {entries.map((entry) => (
@@ -31,6 +32,7 @@ export function LedgerTable({ entries, caption }: { entries: readonly LedgerEntr
               </td>
               <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
               <td>{entry.purchase !== null ? `bundle ${entry.purchase.bundleId}, ${entry.purchase.totalPrice} ${entry.purchase.currency}` : (entry.reason ?? '')}</td>
+              <td>{actorLabel(entry.actor, audience)}</td>
             </tr>
           ))}
         </tbody>

@@ -1,3 +1,5 @@
+import type { LedgerEntry } from './apiTypes';
+
 /** Decimal strings stay strings: grouping digits for reading is text work, not arithmetic. */
 export function formatCredits(value: string): string {
   const negative = value.startsWith('-');
@@ -53,4 +55,30 @@ export function addDecimal(a: string, b: string): string {
   const whole = sum / 1_000_000n;
   const fraction = (sum % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
   return fraction === '' ? whole.toString() : `${whole}.${fraction}`;
+}
+
+/** An API key as people know it: the name it was configured with, else its id. */
+export function keyLabel(key: { readonly keyId: string; readonly keyName: string | null }): string {
+  return key.keyName ?? `key ${key.keyId}`;
+}
+
+/**
+ * Who asked for a ledger entry's change, as its reader knows them: on the console a key by its
+ * name and a customer's own purchase as the portal's; on the portal the customer is "You" and any
+ * key is the provider's. Empty where nobody asked (usage, grants, expiries) or nobody was recorded.
+ */
+export function actorLabel(actor: LedgerEntry['actor'], audience: 'console' | 'portal'): string {
+  if (actor === null) return '';
+  switch (actor.kind) {
+    case 'key':
+      return audience === 'console' ? keyLabel(actor) : 'Your provider';
+    case 'operator':
+      return 'Your provider';
+    case 'portal':
+      return audience === 'console' ? 'Customer (portal)' : 'You';
+    default: {
+      const unknown: never = actor;
+      return String(unknown);
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { ApiError, fieldErrors } from './apiClient';
-import { addDecimal, entryLabel, formatCredits } from './format';
+import { actorLabel, addDecimal, entryLabel, formatCredits } from './format';
 
 describe('what the pages show', () => {
   it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
@@ -44,5 +44,20 @@ describe('validation errors next to their fields', () => {
 
   it('shows anything but an API refusal as it is', () => {
     expect(fieldErrors(new Error('Failed to fetch'), has)).toEqual({ fields: {}, general: 'Failed to fetch' });
+  });
+});
+
+describe('actorLabel', () => {
+  const named = { kind: 'key', keyId: '0123456789ab', keyName: 'ops' } as const;
+  it.each([
+    [named, 'console', 'ops'],
+    [{ ...named, keyName: null }, 'console', 'key 0123456789ab'],
+    [{ kind: 'portal' }, 'console', 'Customer (portal)'],
+    [named, 'portal', 'Your provider'],
+    [{ kind: 'operator' }, 'portal', 'Your provider'],
+    [{ kind: 'portal' }, 'portal', 'You'],
+    [null, 'console', ''],
+  ] as const)('names %j to the %s as %j', (actor, audience, label) => {
+    expect(actorLabel(actor, audience)).toBe(label);
   });
 });
