@@ -7,6 +7,14 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
+/**
+ * A key's id: the first 12 hex digits of its SHA-256. What logs, rate-limit counters, product
+ * versions and ledger entries name a key by; it tells nothing of the key itself.
+ */
+export function keyIdOf(key: string): string {
+  return digest(key).toString('hex').slice(0, 12);
+}
+
 /** Who a request is, as far as its Authorization header says. */
 export type Principal =
   /**
@@ -56,8 +64,7 @@ export function createBearerAuth(apiKeys: ReadonlyArray<string | ApiKey>): Beare
     throw new Error('apiKeys must be a non-empty list of keys of printable ASCII without spaces, each with at least one scope');
   }
   const candidates = keys.map(({ key, scopes, name }) => {
-    const hash = digest(key);
-    return { hash, principal: { kind: 'key', keyId: hash.toString('hex').slice(0, 12), keyName: name ?? null, scopes } as const };
+    return { hash: digest(key), principal: { kind: 'key', keyId: keyIdOf(key), keyName: name ?? null, scopes } as const };
   });
 
   const byId = new Map<string, KeyPrincipal>(candidates.map(({ principal }) => [principal.keyId, principal]));

@@ -1,5 +1,6 @@
 export { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
 export { API_SCOPES, parseApiKeys, type ApiKey, type ApiScope, type RouteScope } from './apiScopes';
+export { keyIdOf } from './bearerAuth';
 export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } from './accessGuard';
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';

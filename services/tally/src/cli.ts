@@ -15,7 +15,9 @@ import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanc
 import { migrate } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
+import { keyIdOf } from '@tally/api';
 import { loadConfig } from './config';
+import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
@@ -280,6 +282,23 @@ program
     } finally {
       await pool.end();
     }
+  });
+
+program
+  .command('api-keys')
+  .description('list the API keys the API accepts, by id, name and scopes (never the keys)')
+  .action(() => {
+    // What the main job would configure: TALLY_API_KEYS, else the local key it made.
+    const local = config.api.keys === undefined ? readLocalApiKey(config.home) : undefined;
+    const keys = config.api.keys ?? (local === undefined ? [] : [localApiKeyEntry(local)]);
+    if (keys.length === 0) {
+      process.stdout.write('no API keys: TALLY_API_KEYS is unset and the main job has not made its local key yet (npm start makes one)\n');
+      return;
+    }
+    // The id is what logs, product versions and ledger entries name a key by.
+    const rows = [['id', 'name', 'scopes'], ...keys.map(({ key, name, scopes }) => [keyIdOf(key), name ?? '-', scopes.join('+')])];
+    const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+    for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
   });
 
 program

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { ApiKey } from '@tally/api';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -8,6 +9,16 @@ import path from 'node:path';
  */
 export function loadOrCreateLocalApiKey(home: string): { key: string; file: string; created: boolean } {
   return loadOrCreateLocalSecret(home, 'api-key', 'tally_local_', 16);
+}
+
+/** The local key, if the main job has made one; nothing is created (for `tally api-keys`). */
+export function readLocalApiKey(home: string): string | undefined {
+  return readLocalSecret(path.join(home, 'api-key'), 16);
+}
+
+/** How the main job configures its local key: an admin key named `local`. */
+export function localApiKeyEntry(key: string): ApiKey {
+  return { key, scopes: ['admin'], name: 'local' };
 }
 
 /**
@@ -20,14 +31,20 @@ export function loadOrCreateLocalSessionSecret(home: string): string {
 
 function loadOrCreateLocalSecret(home: string, name: string, prefix: string, minLength: number): { key: string; file: string; created: boolean } {
   const file = path.join(home, name);
-  try {
-    const key = readFileSync(file, 'utf8').trim();
-    if (key.length >= minLength) return { key, file, created: false };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+  const existing = readLocalSecret(file, minLength);
+  if (existing !== undefined) return { key: existing, file, created: false };
   mkdirSync(home, { recursive: true });
   const key = `${prefix}${randomBytes(32).toString('base64url')}`;
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return { key, file, created: true };
+}
+
+function readLocalSecret(file: string, minLength: number): string | undefined {
+  try {
+    const key = readFileSync(file, 'utf8').trim();
+    return key.length >= minLength ? key : undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return undefined;
+  }
 }

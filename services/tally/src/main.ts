@@ -45,7 +45,7 @@ import { instrumentedEventStore } from './instrumentedEventStore';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { createUsageConsumerMetrics } from './usageConsumerMetrics';
-import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret } from './localApiKey';
+import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret, localApiKeyEntry } from './localApiKey';
 import { webPagesRoot } from './webPagesRoot';
 
 /**
@@ -299,7 +299,7 @@ async function main(): Promise<void> {
     let apiKeys: ReadonlyArray<string | ApiKey> | undefined = config.api.keys;
     if (apiKeys === undefined) {
       const local = loadOrCreateLocalApiKey(config.home);
-      apiKeys = [{ key: local.key, scopes: ['admin'], name: 'local' }];
+      apiKeys = [localApiKeyEntry(local.key)];
       // Printed on purpose: a newcomer's first curl needs it. Production sets TALLY_API_KEYS.
       process.stdout.write(`\nTally API key (stored in ${local.file}): ${local.key}\n\n`);
     }
