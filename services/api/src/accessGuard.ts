@@ -8,6 +8,7 @@ import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeEr
 import { scopesGrant, type RouteScope } from './apiScopes';
 import type { BearerAuth, KeyPrincipal, Principal } from './bearerAuth';
 import { createSyncedRateLimitStore } from './syncedRateLimitStore';
+import type { LedgerAudience } from './ledger/ledgerEntryView';
 import { JWT_SHAPE, type SignedTokens } from './web/signedTokens';
 
 declare module 'fastify' {
@@ -252,6 +253,11 @@ export function actorOption(request: FastifyRequest): { readonly actor?: LedgerA
   if (principal?.kind === 'key') return { actor: { kind: 'key', keyId: principal.keyId, keyName: principal.keyName } };
   if (principal?.kind === 'customer') return { actor: { kind: 'portal' } };
   return {};
+}
+
+/** A portal token's holder reads ledger entries without the provider's key names; a key holder reads them. */
+export function audienceOf(request: FastifyRequest): LedgerAudience {
+  return request.principal?.kind === 'customer' ? 'customer' : 'keyHolder';
 }
 
 function sameText(given: string | string[] | undefined, expected: string): boolean {

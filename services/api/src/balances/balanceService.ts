@@ -5,7 +5,7 @@ import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type Comma
 import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type PositionedBalance } from '@tally/projections';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from './keyedSerializer';
-import { ledgerEntryView, type LedgerEntryView } from '../ledger/ledgerEntryView';
+import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from '../ledger/ledgerEntryView';
 import { waitForConsistency } from './waitForConsistency';
 import { balanceViewOfSnapshot, type BalanceView } from './balanceView';
 
@@ -48,8 +48,11 @@ export interface BalanceService {
   changeSettings(...request: Parameters<LedgerService['changeSettings']>): Promise<BalanceView>;
   topUp(...request: Parameters<LedgerService['topUp']>): Promise<BalanceChange>;
   deduct(...request: Parameters<LedgerService['deduct']>): Promise<BalanceChange>;
-  /** Runs another write on an existing balance (a purchase), queued behind the balance's other writes. */
-  change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange>;
+  /**
+   * Runs another write on an existing balance (a purchase), queued behind the balance's other writes;
+   * its entry as `audience` may see it (a replayed purchase may have been a key's).
+   */
+  change(balanceId: string, command: () => Promise<CommandResult>, audience?: LedgerAudience): Promise<BalanceChange>;
   /** As change, for a command whose answer is built from its events (holds): the ledger's result and the balance after it. */
   run<R extends CommandResult>(balanceId: string, command: () => Promise<R>): Promise<{ result: R; balance: BalanceView }>;
 }
@@ -93,12 +96,12 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     return { result, balance: await viewAfter(balanceId, result) };
   }
 
-  async function change(balanceId: string, command: () => Promise<CommandResult>): Promise<BalanceChange> {
+  async function change(balanceId: string, command: () => Promise<CommandResult>, audience: LedgerAudience = 'keyHolder'): Promise<BalanceChange> {
     const { result, balance } = await run(balanceId, command);
     const entry = result.events[0];
     // A top-up, deduction or purchase of a positive amount always records one event first.
     if (entry === undefined) throw new Error(`a change on balance ${balanceId} recorded no event`);
-    return { entry: ledgerEntryView(entry), balance, replayed: result.replayed };
+    return { entry: ledgerEntryView(entry, audience), balance, replayed: result.replayed };
   }
 
   return {

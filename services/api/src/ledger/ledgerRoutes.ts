@@ -1,14 +1,14 @@
 import { pipeline, Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import { ValidationError } from '@tally/domain';
 import { balanceParams, errorResponses, nullableString, refTo } from '../apiSchemas';
 import { beforePageQuery, pageSize } from '../pagination';
 import { queryInstant } from '../queryInstant';
 import type { LedgerHistory } from './ledgerHistory';
 import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerCsv';
-import { LedgerEntrySchema, type LedgerAudience, type LedgerEntryView } from './ledgerEntryView';
+import { audienceOf } from '../accessGuard';
+import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
 
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
@@ -87,8 +87,3 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
     },
   );
 };
-
-/** A portal token's holder reads the ledger without the provider's key names; a key holder reads them. */
-function audienceOf(request: FastifyRequest): LedgerAudience {
-  return request.principal?.kind === 'customer' ? 'customer' : 'keyHolder';
-}

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits } from '@tally/domain';
 import { BundleNotFoundError, MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
 import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
-import { actorOption } from '../accessGuard';
+import { actorOption, audienceOf } from '../accessGuard';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
 import type { BalanceService } from '../balances/balanceService';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
@@ -67,7 +67,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
       // The request as the client meant it (the default filled in), not the price: a retry after
       // a price change is still the same purchase and answers what the first one did.
       const idempotency = idempotencyOf(request.headers['idempotency-key'], { bundleId, quantity });
-      const { replayed, ...body } = await balances.change(balanceId, () => purchases.purchase(balanceId, { bundleId, quantity }, { ...idempotency, ...actorOption(request) }));
+      const { replayed, ...body } = await balances.change(balanceId, () => purchases.purchase(balanceId, { bundleId, quantity }, { ...idempotency, ...actorOption(request) }), audienceOf(request));
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
     },
   );

@@ -270,6 +270,13 @@ describe('the web interfaces\' API', () => {
       const csvAsPortal = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger.csv`, headers: portal });
       expect(csvAsPortal.body).not.toContain(ops.keyId);
       expect(csvAsPortal.body).not.toContain(',ops');
+
+      // A key's purchase answered again to the portal (the same Idempotency-Key): still not named.
+      const byKey = await buy('offered', admin, 'shared-1');
+      expect(byKey.json().entry.actor).toEqual(ops);
+      const replayedToPortal = await buy('offered', portal, 'shared-1');
+      expect(replayedToPortal.headers['idempotent-replayed']).toBe('true');
+      expect(replayedToPortal.json().entry.actor).toEqual({ kind: 'operator' });
     });
   });
 
