@@ -63,9 +63,10 @@ export function createBearerAuth(apiKeys: ReadonlyArray<string | ApiKey>): Beare
   if (keys.length === 0 || keys.some(({ key, scopes }) => !BEARER.test(`Bearer ${key}`) || scopes.length === 0)) {
     throw new Error('apiKeys must be a non-empty list of keys of printable ASCII without spaces, each with at least one scope');
   }
-  const candidates = keys.map(({ key, scopes, name }) => {
-    return { hash: digest(key), principal: { kind: 'key', keyId: keyIdOf(key), keyName: name ?? null, scopes } as const };
-  });
+  const candidates = keys.map(({ key, scopes, name }) => ({
+    hash: digest(key),
+    principal: { kind: 'key', keyId: keyIdOf(key), keyName: name ?? null, scopes } as const,
+  }));
 
   const byId = new Map<string, KeyPrincipal>(candidates.map(({ principal }) => [principal.keyId, principal]));
   // The verdict for each configured key, made once: a request presenting one is answered from

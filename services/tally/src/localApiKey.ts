@@ -3,17 +3,21 @@ import type { ApiKey } from '@tally/api';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
+/** Where in `home` the local key is kept, and the shortest key read back from it. */
+const API_KEY_FILE = 'api-key';
+const API_KEY_MIN_LENGTH = 16;
+
 /**
  * Without TALLY_API_KEYS the main job still refuses anonymous calls: it makes one key, keeps it
  * in the stack's folder (mode 0600) so it survives restarts, and the caller prints it.
  */
 export function loadOrCreateLocalApiKey(home: string): { key: string; file: string; created: boolean } {
-  return loadOrCreateLocalSecret(home, 'api-key', 'tally_local_', 16);
+  return loadOrCreateLocalSecret(home, API_KEY_FILE, 'tally_local_', API_KEY_MIN_LENGTH);
 }
 
 /** The local key, if the main job has made one; nothing is created (for `tally api-keys`). */
 export function readLocalApiKey(home: string): string | undefined {
-  return readLocalSecret(path.join(home, 'api-key'), 16);
+  return readLocalSecret(path.join(home, API_KEY_FILE), API_KEY_MIN_LENGTH);
 }
 
 /** How the main job configures its local key: an admin key named `local`. */
