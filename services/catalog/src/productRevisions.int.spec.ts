@@ -1,9 +1,5 @@
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { creditProductFromDto, creditProductToDto } from '@tally/domain';
-import { DEFAULT_MIGRATIONS_DIR, migrate } from '@tally/postgres';
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createTestSchema, migrationsBefore, type MigrationsFolder, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { createPostgresCatalogStore } from './postgresCatalogStore';
 
@@ -16,20 +12,17 @@ const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
  * and every change after it adds one, with the key that made it when there was one.
  */
 describe('credit product revisions (migrations 025 and 026)', () => {
-  let before025: string;
+  let before025: MigrationsFolder;
   let db: TestSchema;
 
   beforeAll(async () => {
-    before025 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
-    for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) {
-      if (/^0(0\d|1\d|2[0-4])_.*\.sql$/.test(file)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(before025, file));
-    }
-    db = await createTestSchema({ prefix: 'product_revisions', migrationsDir: before025 });
+    before025 = await migrationsBefore(25);
+    db = await createTestSchema({ prefix: 'product_revisions', migrationsDir: before025.dir });
   });
 
   afterAll(async () => {
     await db?.drop();
-    await rm(before025, { recursive: true, force: true });
+    await before025?.remove();
   });
 
   it('gives a product from before the migration its current version as revision 1, as of its last change, and goes on from there', async () => {
@@ -39,8 +32,7 @@ describe('credit product revisions (migrations 025 and 026)', () => {
        VALUES ('api', 'API', 'old', '[{"event":"api_call","credits":"0.5"}]', '10', '[{"id":"b1","credits":"100","price":{"amount":"1.00","currency":"EUR"},"purchaseOption":true}]', $1)`,
       [updatedAt],
     );
-    const { applied } = await migrate({ pool: db.pool, schema: db.schema, logger });
-    expect(applied).toEqual(expect.arrayContaining(['025_credit_product_revisions', '026_product_revision_changed_by']));
+    expect(await db.upgrade()).toEqual(expect.arrayContaining(['025_credit_product_revisions', '026_product_revision_changed_by']));
 
     const store = createPostgresCatalogStore({ pool: db.pool, logger });
     const stored = await store.getProduct('api');

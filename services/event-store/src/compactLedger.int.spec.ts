@@ -1,10 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pino from 'pino';
-import { DEFAULT_MIGRATIONS_DIR, migrate } from '@tally/postgres';
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createTestSchema, migrationsBefore, type MigrationsFolder, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore, DEFAULT_NOTIFY_CHANNEL } from './createPostgresEventStore';
 import type { EventStore, EventToAppend, JsonObject, RecordedEvent } from './eventStore';
 
@@ -49,22 +45,19 @@ const comparable = (events: readonly RecordedEvent[]) =>
  */
 describe('the compact ledger (migrations 017 and 018)', () => {
   let db: TestSchema;
-  let before017: string;
+  let before017: MigrationsFolder;
   let store: EventStore;
 
   beforeAll(async () => {
-    before017 = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
-    for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) {
-      if (/^0(0\d|1[0-6])_.*\.sql$/.test(file)) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(before017, file));
-    }
-    db = await createTestSchema({ prefix: 'compact_ledger', migrationsDir: before017 });
+    before017 = await migrationsBefore(17);
+    db = await createTestSchema({ prefix: 'compact_ledger', migrationsDir: before017.dir });
     store = createPostgresEventStore({ pool: db.pool, logger });
   });
 
   afterAll(async () => {
     await store?.close();
     await db?.drop();
-    await rm(before017, { recursive: true, force: true });
+    await before017?.remove();
   });
 
   it('converts the events stored before it, and reads them back, new appends beside them, as appended', async () => {
@@ -78,8 +71,7 @@ describe('the compact ledger (migrations 017 and 018)', () => {
       'SELECT * FROM events ORDER BY position',
     );
 
-    const { applied } = await migrate({ pool: db.pool, schema: db.schema, logger });
-    expect(applied).toEqual(expect.arrayContaining(['017_compact_ledger', '018_compact_append']));
+    expect(await db.upgrade()).toEqual(expect.arrayContaining(['017_compact_ledger', '018_compact_append']));
 
     const all = await store.readAll();
     expect(comparable(all)).toEqual(

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
-import { createPool, migrate, quoteIdentifier } from '@tally/postgres';
+import { createPool, DEFAULT_MIGRATIONS_DIR, migrate, quoteIdentifier, selectMigrationFiles } from '@tally/postgres';
 
 export interface TestSchema {
   /** A pool whose search_path is the new schema, migrated to the latest version. */
@@ -13,6 +16,11 @@ export interface TestSchema {
    * drop()): for tests of what holds across processes.
    */
   anotherPool(max?: number): pg.Pool;
+  /**
+   * Applies what infra/postgres/migrations has beyond the schema's version, as a deployment's
+   * upgrade does (after a schema created from migrationsBefore); answers the migrations applied.
+   */
+  upgrade(): Promise<string[]>;
   /** Drops the schema and everything in it, and ends the pools. */
   drop(): Promise<void>;
 }
@@ -54,6 +62,9 @@ export async function createTestSchema({
       others.push(other);
       return other;
     },
+    async upgrade() {
+      return (await migrate({ pool, schema, logger })).applied;
+    },
     async drop() {
       await Promise.all(others.splice(0).map((other) => other.end()));
       try {
@@ -63,6 +74,24 @@ export async function createTestSchema({
       }
     },
   };
+}
+
+export interface MigrationsFolder {
+  readonly dir: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * A folder holding the migrations numbered below `version`: a schema created from it
+ * (createTestSchema's migrationsDir) stands as a deployment did before that migration, for a test
+ * of the migration's upgrade (migrate it again without migrationsDir). remove() deletes the folder.
+ */
+export async function migrationsBefore(version: number): Promise<MigrationsFolder> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tally-migrations-'));
+  for (const migration of selectMigrationFiles(await readdir(DEFAULT_MIGRATIONS_DIR))) {
+    if (migration.version < version) await cp(path.join(DEFAULT_MIGRATIONS_DIR, migration.file), path.join(dir, migration.file));
+  }
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /**
