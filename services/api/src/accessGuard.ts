@@ -2,11 +2,12 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { ActingKey } from '@tally/domain';
 import type { LedgerActor } from '@tally/ledger';
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
 import { scopesGrant, type RouteScope } from './apiScopes';
-import type { BearerAuth, KeyPrincipal, Principal } from './bearerAuth';
+import type { BearerAuth, Principal } from './bearerAuth';
 import { createSyncedRateLimitStore } from './syncedRateLimitStore';
 import type { LedgerAudience } from './ledger/ledgerEntryView';
 import { JWT_SHAPE, type SignedTokens } from './web/signedTokens';
@@ -237,7 +238,7 @@ export async function registerAccessGuard(
  * keys reach the routes that call it (their scope is one no portal token holds), so anything else
  * is refused as unauthenticated rather than recorded as nobody.
  */
-export function changedByKey(request: FastifyRequest): Pick<KeyPrincipal, 'keyId' | 'keyName'> {
+export function actingKeyOf(request: FastifyRequest): ActingKey {
   const { principal } = request;
   if (principal?.kind !== 'key') throw new AuthenticationRequiredError('this change needs an API key or a console session');
   return { keyId: principal.keyId, keyName: principal.keyName };

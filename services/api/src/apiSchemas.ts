@@ -47,6 +47,22 @@ export const identifier = Type.String({ pattern: IDENTIFIER_PATTERN });
 export const reason = nullableString({ maxLength: 500 });
 /** Customer ids come from the producers' usage events (1-256 characters), so any such text is accepted. */
 export const customerId = Type.String({ minLength: 1, maxLength: 256 });
+
+/**
+ * The API key that made a change (ActingKey) or null where none was recorded: before migrations
+ * 026/027, or made by Tally itself. `description` says which change, and when null applies.
+ */
+export const actingKey = (description: string) =>
+  Type.Union(
+    [
+      Type.Object({
+        keyId: Type.String({ description: "The first 12 hex digits of the API key's SHA-256; never the key." }),
+        keyName: nullableString({ description: 'As configured at the change (`TALLY_API_KEYS=key:scopes:name`).' }),
+      }),
+      Type.Null(),
+    ],
+    { description },
+  );
 export const text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
 
 export const ErrorSchema = Type.Object(

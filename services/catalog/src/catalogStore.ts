@@ -1,13 +1,4 @@
-import type { CreditProduct, CreditProductDto } from '@tally/domain';
-
-/**
- * Who made a change: the API key that called, by its id (a prefix of its SHA-256, never the key)
- * and the name it was configured with, if any.
- */
-export interface ChangedBy {
-  readonly keyId: string;
-  readonly keyName: string | null;
-}
+import type { ActingKey, CreditProduct, CreditProductDto } from '@tally/domain';
 
 /** One version of a product: what it was from `changedAt` until the next revision. */
 export interface ProductRevision {
@@ -15,7 +6,7 @@ export interface ProductRevision {
   readonly revision: number;
   readonly changedAt: Date;
   /** Null for versions from before this was recorded (migration 026) and for changes made without a key. */
-  readonly changedBy: ChangedBy | null;
+  readonly changedBy: ActingKey | null;
   /** As it was stored then, unvalidated: an old version may fail today's rules and is still history. */
   readonly product: CreditProductDto;
 }
@@ -23,9 +14,9 @@ export interface ProductRevision {
 /** The catalog: credit products, what usage of each costs and the bundles that sell it. */
 export interface CatalogStore {
   /** Throws ProductAlreadyExistsError when the id is taken. `changedBy` is recorded with the revision. */
-  createProduct(product: CreditProduct, changedBy?: ChangedBy): Promise<void>;
+  createProduct(product: CreditProduct, changedBy?: ActingKey): Promise<void>;
   /** Throws ProductNotFoundError when there is no such product. `changedBy` is recorded with the revision. */
-  updateProduct(product: CreditProduct, changedBy?: ChangedBy): Promise<void>;
+  updateProduct(product: CreditProduct, changedBy?: ActingKey): Promise<void>;
   getProduct(productId: string): Promise<CreditProduct | undefined>;
   /** A product's revisions, newest first: at most `limit`, those before revision `before` when given; empty for an unknown product. */
   listProductRevisions(productId: string, page: { readonly before?: number; readonly limit: number }): Promise<ProductRevision[]>;

@@ -1,9 +1,9 @@
 import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto } from '@tally/domain';
-import { isUniqueViolation } from '@tally/postgres';
+import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError } from './catalogErrors';
-import type { CatalogStore } from './catalogStore';
+import type { CatalogStore, ProductRevision } from './catalogStore';
 
 // Read under the DTO's field names, so that a row is a CreditProductDto as it stands.
 const PRODUCT_SELECT = 'SELECT id, name, description, consumption, low_balance_threshold AS "lowBalanceThreshold", bundles FROM credit_products';
@@ -29,7 +29,7 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, revision)
              INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
              SELECT id, revision, $7, $8, $9 FROM product`,
-            [...productColumns(dto), changedBy?.keyId ?? null, changedBy?.keyName ?? null],
+            [...productColumns(dto), ...actingKeyParams(changedBy)],
           );
         } catch (error) {
           if (isUniqueViolation(error)) throw new ProductAlreadyExistsError(`a credit product with id "${product.id}" already exists`);
@@ -53,7 +53,7 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
               RETURNING id, revision)
            INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
            SELECT id, revision, $7, $8, $9 FROM product`,
-          [...productColumns(dto), changedBy?.keyId ?? null, changedBy?.keyName ?? null],
+          [...productColumns(dto), ...actingKeyParams(changedBy)],
         );
         if (result.rowCount === 0) {
           const { rowCount } = await pool.query('SELECT 1 FROM credit_products WHERE id = $1', [dto.id]);
@@ -71,18 +71,14 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
 
     listProductRevisions: (productId, page) =>
       guarded(async () => {
-        const { rows } = await pool.query<{ revision: number; product: CreditProductDto; changed_at: Date; key_id: string | null; key_name: string | null }>(
-          `SELECT revision, product, changed_at, changed_by_key_id AS key_id, changed_by_key_name AS key_name FROM credit_product_revisions
+        const { rows } = await pool.query<ProductRevision>(
+          `SELECT revision, product, changed_at AS "changedAt", acting_key(changed_by_key_id, changed_by_key_name) AS "changedBy"
+             FROM credit_product_revisions
             WHERE product_id = $1 AND ($2::integer IS NULL OR revision < $2)
             ORDER BY revision DESC LIMIT $3`,
           [productId, page.before ?? null, page.limit],
         );
-        return rows.map((row) => ({
-          revision: row.revision,
-          changedAt: row.changed_at,
-          changedBy: row.key_id === null ? null : { keyId: row.key_id, keyName: row.key_name },
-          product: row.product,
-        }));
+        return rows;
       }),
 
     listProducts: (page) =>

@@ -8,6 +8,7 @@ export * from './balance';
 export * from './ledgerEventCodec';
 export * from './streams';
 export * from './wellFormedText';
+export type { ActingKey } from './actingKey';
 export { isoFromMillis } from './isoFromMillis';
 export {
   ENTRY_OVERHEAD_BYTES,

@@ -7,3 +7,4 @@ export { tryAcquireAdvisoryLease, leaseHolders, type AdvisoryLease, type Advisor
 export { queryWithTimeout } from './queryWithTimeout';
 export { NotificationListener } from './notificationListener';
 export { integerArrayLiteral, textArrayLiteral } from './arrayLiteral';
+export { actingKeyParams } from './actingKeyParams';

@@ -1,4 +1,5 @@
 import {
+  type ActingKey,
   formatCredits,
   formatNullableCredits,
   isValidIdentifier,
@@ -26,6 +27,12 @@ export interface Plan {
   readonly id: string;
   readonly name: string;
   readonly items: readonly PlanItem[];
+}
+
+/** A plan as stored: with when it was created, and by which key (null: before migration 027, or without a key). */
+export interface StoredPlan extends Plan {
+  readonly createdAt: Date;
+  readonly createdBy: ActingKey | null;
 }
 
 /**
@@ -95,4 +102,14 @@ export function planToDto(plan: Plan): PlanDto {
       lowBalanceThreshold: formatNullableCredits(item.lowBalanceThreshold),
     })),
   };
+}
+
+/** A stored plan as the API answers it. */
+export interface PlanView extends PlanDto {
+  readonly createdAt: string;
+  readonly createdBy: ActingKey | null;
+}
+
+export function planView(plan: StoredPlan): PlanView {
+  return { ...planToDto(plan), createdAt: plan.createdAt.toISOString(), createdBy: plan.createdBy };
 }

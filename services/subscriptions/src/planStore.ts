@@ -1,9 +1,10 @@
-import type { Plan } from './plan';
+import type { ActingKey } from '@tally/domain';
+import type { Plan, StoredPlan } from './plan';
 
 export interface PlanStore {
-  /** Throws PlanAlreadyExistsError when the id is taken. */
-  createPlan(plan: Plan): Promise<void>;
-  getPlan(planId: string): Promise<Plan | undefined>;
+  /** Throws PlanAlreadyExistsError when the id is taken. `createdBy` is recorded with it. */
+  createPlan(plan: Plan, createdBy?: ActingKey): Promise<StoredPlan>;
+  getPlan(planId: string): Promise<StoredPlan | undefined>;
   /** A page of plans by id, after the given id. */
-  listPlans(page: { after: string | null; limit: number }): Promise<Plan[]>;
+  listPlans(page: { after: string | null; limit: number }): Promise<StoredPlan[]>;
 }

@@ -1,42 +1,54 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { isUniqueViolation } from '@tally/postgres';
+import type { ActingKey } from '@tally/domain';
+import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
-import { planFromDto, type PlanDto, planToDto } from './plan';
+import { planFromDto, type PlanDto, planToDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
 import { PlanAlreadyExistsError } from './subscriptionErrors';
 
-/** A row is a plan's DTO. Rows were validated on the way in; planFromDto turns them back into exact amounts. */
+type PlanRow = PlanDto & { createdAt: Date; createdBy: ActingKey | null };
+
+const PLAN_COLUMNS = 'id, name, items, created_at AS "createdAt", acting_key(created_by_key_id, created_by_key_name) AS "createdBy"';
+
+/** Rows were validated on the way in; planFromDto turns their items back into exact amounts. */
+const storedPlan = ({ createdAt, createdBy, ...dto }: PlanRow): StoredPlan => ({ ...planFromDto(dto), createdAt, createdBy });
+
 export function createPostgresPlanStore(options: { pool: Pool; logger: Logger }): PlanStore {
   const { pool } = options;
   const logger = options.logger.child({ module: 'plan-store' });
 
   return {
-    createPlan: (plan) =>
+    createPlan: (plan, createdBy) =>
       guardedQuery(async () => {
         const dto = planToDto(plan);
+        let rows: PlanRow[];
         try {
-          await pool.query('INSERT INTO plans (id, name, items) VALUES ($1, $2, $3)', [dto.id, dto.name, JSON.stringify(dto.items)]);
+          ({ rows } = await pool.query<PlanRow>(
+            `INSERT INTO plans (id, name, items, created_by_key_id, created_by_key_name) VALUES ($1, $2, $3, $4, $5) RETURNING ${PLAN_COLUMNS}`,
+            [dto.id, dto.name, JSON.stringify(dto.items), ...actingKeyParams(createdBy)],
+          ));
         } catch (error) {
           if (isUniqueViolation(error)) throw new PlanAlreadyExistsError(`a plan with id "${plan.id}" already exists`);
           throw error;
         }
-        logger.info({ planId: plan.id, items: plan.items.length }, 'plan created');
+        logger.info({ planId: plan.id, items: plan.items.length, createdBy }, 'plan created');
+        return storedPlan(rows[0]!);
       }),
 
     getPlan: (planId) =>
       guardedQuery(async () => {
-        const { rows } = await pool.query<PlanDto>('SELECT id, name, items FROM plans WHERE id = $1', [planId]);
-        return rows[0] === undefined ? undefined : planFromDto(rows[0]);
+        const { rows } = await pool.query<PlanRow>(`SELECT ${PLAN_COLUMNS} FROM plans WHERE id = $1`, [planId]);
+        return rows[0] === undefined ? undefined : storedPlan(rows[0]);
       }),
 
     listPlans: ({ after, limit }) =>
       guardedQuery(async () => {
-        const { rows } = await pool.query<PlanDto>(
-          'SELECT id, name, items FROM plans WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2',
+        const { rows } = await pool.query<PlanRow>(
+          `SELECT ${PLAN_COLUMNS} FROM plans WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`,
           [after, limit],
         );
-        return rows.map(planFromDto);
+        return rows.map(storedPlan);
       }),
   };
 }

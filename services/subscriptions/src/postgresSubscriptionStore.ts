@@ -1,10 +1,10 @@
-import { formatNullableCredits, parseCredits } from '@tally/domain';
+import { type ActingKey, formatNullableCredits, parseCredits } from '@tally/domain';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { isUniqueViolation } from '@tally/postgres';
+import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
 import { planFromDto, type PlanItemDto } from './plan';
-import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
+import type { CreditOverride, StoredOverrideVersion, Subscription } from './subscription';
 import { SubscriptionAlreadyExistsError } from './subscriptionErrors';
 import type { SchedulableSubscription, SubscriptionStore } from './subscriptionStore';
 
@@ -13,6 +13,7 @@ interface OverrideJson {
   effectiveFromPeriod: number;
   creditsPerPeriod: string | null;
   lowBalanceThreshold: string | null;
+  changedBy: ActingKey | null;
 }
 
 type SubscriptionRow = Omit<Subscription, 'overrides'> & { overrides: OverrideJson[] };
@@ -22,10 +23,12 @@ type SchedulableRow = SubscriptionRow & { planName: string; planItems: PlanItemD
 // Subscription's field names so that only the overrides' amounts need parsing.
 const SUBSCRIPTION_SELECT = `
   SELECT s.id, s.customer_id AS "customerId", s.plan_id AS "planId", s.starts_at AS "startsAt", s.canceled_at AS "canceledAt",
-         s.created_at AS "createdAt",
+         s.created_at AS "createdAt", acting_key(s.created_by_key_id, s.created_by_key_name) AS "createdBy",
+         acting_key(s.canceled_by_key_id, s.canceled_by_key_name) AS "canceledBy",
          COALESCE((SELECT jsonb_agg(jsonb_build_object(
                              'productId', o.product_id, 'effectiveFromPeriod', o.effective_from_period,
-                             'creditsPerPeriod', o.credits_per_period, 'lowBalanceThreshold', o.low_balance_threshold)
+                             'creditsPerPeriod', o.credits_per_period, 'lowBalanceThreshold', o.low_balance_threshold,
+                             'changedBy', acting_key(o.changed_by_key_id, o.changed_by_key_name))
                            ORDER BY o.product_id, o.effective_from_period)
                      FROM subscription_overrides AS o WHERE o.subscription_id = s.id), '[]') AS overrides,
          COALESCE((SELECT jsonb_object_agg(w.product_id, w.granted_through)
@@ -37,11 +40,12 @@ function subscriptionFromRow(row: SubscriptionRow): Subscription {
   return {
     ...row,
     overrides: row.overrides.map(
-      (o): OverrideVersion => ({
+      (o): StoredOverrideVersion => ({
         productId: o.productId,
         effectiveFromPeriod: o.effectiveFromPeriod,
         creditsPerPeriod: nullableCredits(o.creditsPerPeriod),
         lowBalanceThreshold: nullableCredits(o.lowBalanceThreshold),
+        changedBy: o.changedBy,
       }),
     ),
   };
@@ -85,10 +89,12 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
           // One statement, so a subscription is never seen without its initial overrides.
           await pool.query(
             `WITH s AS (
-               INSERT INTO subscriptions (id, customer_id, plan_id, starts_at) VALUES ($1, $2, $3, $4) RETURNING id
+               INSERT INTO subscriptions (id, customer_id, plan_id, starts_at, created_by_key_id, created_by_key_name)
+               VALUES ($1, $2, $3, $4, $6, $7) RETURNING id, created_by_key_id, created_by_key_name
              )
-             INSERT INTO subscription_overrides (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold)
-             SELECT s.id, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold
+             INSERT INTO subscription_overrides
+               (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold, changed_by_key_id, changed_by_key_name)
+             SELECT s.id, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold, s.created_by_key_id, s.created_by_key_name
                FROM s, ${overrideRecordset(5)}`,
             [
               subscription.id,
@@ -96,13 +102,17 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
               subscription.planId,
               subscription.startsAt,
               overridesJson(subscription.overrides.map((o) => ({ ...o, effectiveFromPeriod: 0 }))),
+              ...actingKeyParams(subscription.createdBy),
             ],
           );
         } catch (error) {
           if (isUniqueViolation(error)) throw new SubscriptionAlreadyExistsError(`a subscription with id "${subscription.id}" already exists`);
           throw error;
         }
-        logger.info({ subscriptionId: subscription.id, customerId: subscription.customerId, planId: subscription.planId }, 'subscription created');
+        logger.info(
+          { subscriptionId: subscription.id, customerId: subscription.customerId, planId: subscription.planId, createdBy: subscription.createdBy },
+          'subscription created',
+        );
         const created = await get(subscription.id);
         if (created === undefined) throw new Error(`subscription ${subscription.id} vanished after its insert`);
         return created;
@@ -110,28 +120,35 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
 
     getSubscription: (subscriptionId) => guardedQuery(() => get(subscriptionId)),
 
-    saveOverrideVersions: (subscriptionId, versions) =>
+    saveOverrideVersions: (subscriptionId, versions, changedBy) =>
       guardedQuery(async () => {
         await pool.query(
-          `INSERT INTO subscription_overrides (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold)
-           SELECT $1, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold FROM ${overrideRecordset(2)}
+          `INSERT INTO subscription_overrides
+             (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold, changed_by_key_id, changed_by_key_name)
+           SELECT $1, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold, $3, $4 FROM ${overrideRecordset(2)}
            ON CONFLICT (subscription_id, product_id, effective_from_period)
            DO UPDATE SET credits_per_period = excluded.credits_per_period,
                          low_balance_threshold = excluded.low_balance_threshold,
+                         changed_by_key_id = excluded.changed_by_key_id,
+                         changed_by_key_name = excluded.changed_by_key_name,
                          created_at = now()`,
-          [subscriptionId, overridesJson(versions)],
+          [subscriptionId, overridesJson(versions), ...actingKeyParams(changedBy)],
         );
-        logger.info({ subscriptionId, versions: versions.length }, 'subscription overrides changed');
+        logger.info({ subscriptionId, versions: versions.length, changedBy }, 'subscription overrides changed');
       }),
 
-    cancelSubscription: (subscriptionId, at) =>
+    cancelSubscription: (subscriptionId, at, canceledBy) =>
       guardedQuery(async () => {
+        // The key is written with the time, and only by the cancellation that sets it.
         const { rowCount } = await pool.query(
-          'UPDATE subscriptions SET canceled_at = COALESCE(canceled_at, $2) WHERE id = $1',
-          [subscriptionId, at],
+          `UPDATE subscriptions SET canceled_at = COALESCE(canceled_at, $2),
+                  canceled_by_key_id = CASE WHEN canceled_at IS NULL THEN $3 ELSE canceled_by_key_id END,
+                  canceled_by_key_name = CASE WHEN canceled_at IS NULL THEN $4 ELSE canceled_by_key_name END
+            WHERE id = $1`,
+          [subscriptionId, at, ...actingKeyParams(canceledBy)],
         );
         if (rowCount === 0) return undefined;
-        logger.info({ subscriptionId }, 'subscription canceled');
+        logger.info({ subscriptionId, canceledBy }, 'subscription canceled');
         return get(subscriptionId);
       }),
 

@@ -1,4 +1,4 @@
-import { isValidIdentifier, Micros, parseNonNegativeCredits, parsePositiveCredits, ValidationError } from '@tally/domain';
+import { type ActingKey, isValidIdentifier, Micros, parseNonNegativeCredits, parsePositiveCredits, ValidationError } from '@tally/domain';
 import { periodIndexAt } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
 
@@ -18,6 +18,11 @@ export interface OverrideVersion extends CreditOverride {
   readonly effectiveFromPeriod: number;
 }
 
+/** A version as stored: with the key that set it (null: before migration 027, or without a key). */
+export interface StoredOverrideVersion extends OverrideVersion {
+  readonly changedBy: ActingKey | null;
+}
+
 export interface Subscription {
   readonly id: string;
   readonly customerId: string;
@@ -26,7 +31,10 @@ export interface Subscription {
   /** Set once; grants stop after the period that contained it. */
   readonly canceledAt: Date | null;
   readonly createdAt: Date;
-  readonly overrides: readonly OverrideVersion[];
+  /** The key that created it, and the one whose cancellation stood (null: before migration 027, or without a key). */
+  readonly createdBy: ActingKey | null;
+  readonly canceledBy: ActingKey | null;
+  readonly overrides: readonly StoredOverrideVersion[];
   /**
    * Per product, the last period known to be granted (absent: none). Only saves the scheduler
    * from asking the ledger again; a stale or lost value makes it re-send grants the ledger
@@ -48,7 +56,7 @@ export interface ItemTerms {
 }
 
 /** The terms of one item in one period: the override version in force then, else the plan's. */
-export function termsAt(subscription: Pick<Subscription, 'overrides'>, item: PlanItem, period: number): ItemTerms {
+export function termsAt(subscription: { readonly overrides: readonly OverrideVersion[] }, item: PlanItem, period: number): ItemTerms {
   let inForce: OverrideVersion | undefined;
   for (const version of subscription.overrides) {
     if (version.productId !== item.productId || version.effectiveFromPeriod > period) continue;

@@ -58,6 +58,10 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
       startingBalance: 0n,
       // Without a plan or override threshold, the balance takes the product's.
       ...(terms.lowBalanceThreshold !== null ? { lowBalanceThreshold: terms.lowBalanceThreshold } : {}),
+      // The key that created the subscription opened the balance, whether this request or a
+      // later tick of the scheduler opens it: read from the stored subscription, so it is the
+      // same either way, and null for a subscription from before it was recorded.
+      ...(subscription.createdBy !== null ? { actor: { kind: 'key' as const, ...subscription.createdBy } } : {}),
     };
   }
 

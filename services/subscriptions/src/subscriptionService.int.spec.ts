@@ -129,7 +129,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
     await scheduler.runOnce();
     const patched = await h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]);
     expect(patched.subscription.overrides).toEqual([
-      { productId: product.id, effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null },
+      { productId: product.id, effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null, changedBy: null },
     ]);
     await scheduler.runOnce();
     h.clock.set(inPeriod(2));

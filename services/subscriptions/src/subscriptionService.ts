@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { ValidationError } from '@tally/domain';
+import { type ActingKey, ValidationError } from '@tally/domain';
 import { CatalogStore, ProductNotFoundError } from '@tally/catalog';
 import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
-import { Plan, planFromDto, PlanItemDto } from './plan';
+import { Plan, planFromDto, PlanItemDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
 import { assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
 import { PlanNotFoundError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
@@ -35,21 +35,29 @@ export interface SubscriptionDetails {
   readonly asOf: Date;
 }
 
+/**
+ * Each change takes the API key that asked for it (ActingKey), recorded with what it changed;
+ * none for a change made without a key, which records null.
+ */
 export interface SubscriptionService {
   /** Throws ProductNotFoundError for an item whose product is not in the catalog. */
-  createPlan(input: PlanInput): Promise<Plan>;
-  getPlan(planId: string): Promise<Plan>;
+  createPlan(input: PlanInput, createdBy?: ActingKey): Promise<StoredPlan>;
+  getPlan(planId: string): Promise<StoredPlan>;
   /** A page of plans by id, after the given id. */
-  listPlans(page: { after: string | null; limit: number }): Promise<Plan[]>;
-  /** Stores the subscription, then grants what is due (period 0 when it starts now). */
-  createSubscription(input: SubscriptionInput): Promise<SubscriptionDetails>;
+  listPlans(page: { after: string | null; limit: number }): Promise<StoredPlan[]>;
+  /**
+   * Stores the subscription, then grants what is due (period 0 when it starts now). The balances
+   * it opens name `createdBy` as their opening's actor, whoever opens them (this request or the
+   * scheduler): it is read from the stored subscription.
+   */
+  createSubscription(input: SubscriptionInput, createdBy?: ActingKey): Promise<SubscriptionDetails>;
   getSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
   /** A page of a customer's subscriptions by id, after the given id; canceled ones too. */
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SubscriptionDetails[]>;
   /** Replaces the overrides from each item's next period on; the current period keeps its terms. */
-  changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[]): Promise<SubscriptionDetails>;
-  /** No grants after the current period. Canceling again changes nothing. */
-  cancelSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
+  changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[], changedBy?: ActingKey): Promise<SubscriptionDetails>;
+  /** No grants after the current period. Canceling again changes nothing, not even who canceled. */
+  cancelSubscription(subscriptionId: string, canceledBy?: ActingKey): Promise<SubscriptionDetails>;
 }
 
 interface SubscriptionServiceOptions {
@@ -78,7 +86,7 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
   const inlineGrantPeriods = options.inlineGrantPeriods ?? DEFAULT_INLINE_GRANT_PERIODS;
   if (!Number.isInteger(inlineGrantPeriods) || inlineGrantPeriods < 0) throw new Error('inlineGrantPeriods must be a non-negative integer');
 
-  async function planOf(planId: string): Promise<Plan> {
+  async function planOf(planId: string): Promise<StoredPlan> {
     const plan = await plans.getPlan(planId);
     if (plan === undefined) throw new PlanNotFoundError(`no plan with id "${planId}"`);
     return plan;
@@ -110,22 +118,21 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
   }
 
   return {
-    async createPlan(input) {
+    async createPlan(input, createdBy) {
       const plan = planFromDto({ id: input.id ?? randomUUID(), name: input.name, items: input.items });
       for (const item of plan.items) {
         if ((await catalog.getProduct(item.productId)) === undefined) {
           throw new ProductNotFoundError(`no credit product with id "${item.productId}"`);
         }
       }
-      await plans.createPlan(plan);
-      return plan;
+      return plans.createPlan(plan, createdBy);
     },
 
     getPlan: planOf,
 
     listPlans: (page) => plans.listPlans(page),
 
-    async createSubscription(input) {
+    async createSubscription(input, createdBy) {
       const id = assertSubscriptionId(input.id ?? randomUUID());
       if (typeof input.customerId !== 'string' || input.customerId.length === 0 || input.customerId.length > MAX_CUSTOMER_ID_LENGTH) {
         throw new ValidationError(`customerId must be 1-${MAX_CUSTOMER_ID_LENGTH} characters`);
@@ -135,7 +142,14 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       if (Number.isNaN(startsAt.getTime())) throw new ValidationError('startsAt must be a valid date-time');
       const plan = await planOf(input.planId);
       const overrides = overridesFromDto(input.overrides ?? [], plan);
-      const created = await subscriptions.createSubscription({ id, customerId: input.customerId, planId: plan.id, startsAt, overrides });
+      const created = await subscriptions.createSubscription({
+        id,
+        customerId: input.customerId,
+        planId: plan.id,
+        startsAt,
+        overrides,
+        ...(createdBy !== undefined ? { createdBy } : {}),
+      });
       return { subscription: await grantNow(created, plan, now), plan, asOf: now };
     },
 
@@ -149,7 +163,7 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       return (await subscriptions.listCustomerSubscriptions(customerId, page)).map(({ subscription, plan }) => ({ subscription, plan, asOf }));
     },
 
-    async changeOverrides(subscriptionId, overrideDtos) {
+    async changeOverrides(subscriptionId, overrideDtos, changedBy) {
       const subscription = await subscriptionOf(subscriptionId);
       if (subscription.canceledAt !== null) {
         throw new SubscriptionCanceledError(`subscription "${subscriptionId}" is canceled; it grants nothing after its current period`);
@@ -157,13 +171,13 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       const plan = await planOf(subscription.planId);
       const now = clock();
       const versions = nextOverrideVersions(subscription, plan, overridesFromDto(overrideDtos, plan), now);
-      await subscriptions.saveOverrideVersions(subscriptionId, versions);
+      await subscriptions.saveOverrideVersions(subscriptionId, versions, changedBy);
       return { subscription: await subscriptionOf(subscriptionId), plan, asOf: now };
     },
 
-    async cancelSubscription(subscriptionId) {
+    async cancelSubscription(subscriptionId, canceledBy) {
       const now = clock();
-      const canceled = await subscriptions.cancelSubscription(subscriptionId, now);
+      const canceled = await subscriptions.cancelSubscription(subscriptionId, now, canceledBy);
       if (canceled === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
       const plan = await planOf(canceled.planId);
       // The current period is still granted: if no tick has granted it yet, this does.

@@ -1,3 +1,4 @@
+import type { ActingKey } from '@tally/domain';
 import type { Plan } from './plan';
 import type { CreditOverride, OverrideVersion, Subscription } from './subscription';
 
@@ -8,6 +9,8 @@ export interface NewSubscription {
   readonly startsAt: Date;
   /** In force from period 0. */
   readonly overrides: readonly CreditOverride[];
+  /** Recorded as the subscription's creator and as the key of its initial overrides. */
+  readonly createdBy?: ActingKey;
 }
 
 /** A subscription that may still grant, with its plan: all the scheduler needs for it. */
@@ -20,10 +23,13 @@ export interface SubscriptionStore {
   /** Stores the subscription and its initial overrides together. Throws SubscriptionAlreadyExistsError when the id is taken. */
   createSubscription(subscription: NewSubscription): Promise<Subscription>;
   getSubscription(subscriptionId: string): Promise<Subscription | undefined>;
-  /** Adds override versions; a version for a product and period that exists replaces it. */
-  saveOverrideVersions(subscriptionId: string, versions: readonly OverrideVersion[]): Promise<void>;
-  /** Sets canceledAt unless it is set already (the first cancellation stands); undefined when there is no such subscription. */
-  cancelSubscription(subscriptionId: string, at: Date): Promise<Subscription | undefined>;
+  /** Adds override versions, each recording `changedBy`; a version for a product and period that exists replaces it. */
+  saveOverrideVersions(subscriptionId: string, versions: readonly OverrideVersion[], changedBy?: ActingKey): Promise<void>;
+  /**
+   * Sets canceledAt and canceledBy unless the subscription is canceled already (the first
+   * cancellation stands, with its key); undefined when there is no such subscription.
+   */
+  cancelSubscription(subscriptionId: string, at: Date, canceledBy?: ActingKey): Promise<Subscription | undefined>;
   /** A page of a customer's subscriptions (canceled ones too) with their plans, by id, after the given id. */
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /** A page of the subscriptions that may still grant, ordered by id, after the given id. */

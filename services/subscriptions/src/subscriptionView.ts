@@ -1,4 +1,4 @@
-import { formatCredits, formatNullableCredits } from '@tally/domain';
+import { type ActingKey, formatCredits, formatNullableCredits } from '@tally/domain';
 import { BillingPeriod, finalPeriod, periodBounds, periodIndexAt } from './billingPeriod';
 import { termsAt } from './subscription';
 import type { SubscriptionDetails } from './subscriptionService';
@@ -31,6 +31,8 @@ export interface SubscriptionView {
   readonly status: 'active' | 'canceled';
   readonly canceledAt: string | null;
   readonly createdAt: string;
+  readonly createdBy: ActingKey | null;
+  readonly canceledBy: ActingKey | null;
   readonly items: readonly SubscriptionItemView[];
   /** Every override version, oldest period first: a null amount takes the plan's. */
   readonly overrides: ReadonlyArray<{
@@ -38,6 +40,7 @@ export interface SubscriptionView {
     readonly effectiveFromPeriod: number;
     readonly creditsPerPeriod: string | null;
     readonly lowBalanceThreshold: string | null;
+    readonly changedBy: ActingKey | null;
   }>;
 }
 
@@ -52,6 +55,8 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
     status: canceledAt === null ? 'active' : 'canceled',
     canceledAt: canceledAt === null ? null : canceledAt.toISOString(),
     createdAt: subscription.createdAt.toISOString(),
+    createdBy: subscription.createdBy,
+    canceledBy: subscription.canceledBy,
     items: plan.items.map((item) => {
       const index = periodIndexAt(startsAt, item.period, asOf);
       const bounds = index < 0 ? null : periodBounds(startsAt, item.period, index);
@@ -73,6 +78,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
         effectiveFromPeriod: version.effectiveFromPeriod,
         creditsPerPeriod: formatNullableCredits(version.creditsPerPeriod),
         lowBalanceThreshold: formatNullableCredits(version.lowBalanceThreshold),
+        changedBy: version.changedBy,
       })),
   };
 }

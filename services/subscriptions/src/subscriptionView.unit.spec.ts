@@ -16,7 +16,11 @@ const subscription: Subscription = {
   startsAt: new Date('2024-01-31T00:00:00.000Z'),
   canceledAt: null,
   createdAt: new Date('2024-01-30T00:00:00.000Z'),
-  overrides: [{ productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null }],
+  createdBy: { keyId: '0123456789ab', keyName: 'billing-ops' },
+  canceledBy: null,
+  overrides: [
+    { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null, changedBy: { keyId: 'ba9876543210', keyName: null } },
+  ],
   grantedThrough: { api: 1 },
 };
 
@@ -35,7 +39,10 @@ describe('subscriptionView', () => {
         finalPeriod: null,
       },
     ]);
-    expect(view.overrides).toEqual([{ productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: '400', lowBalanceThreshold: null }]);
+    expect(view.overrides).toEqual([
+      { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: '400', lowBalanceThreshold: null, changedBy: { keyId: 'ba9876543210', keyName: null } },
+    ]);
+    expect(view).toMatchObject({ createdBy: { keyId: '0123456789ab', keyName: 'billing-ops' }, canceledBy: null });
   });
 
   it('has no current period before the start, and a final period once canceled', () => {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { buildApp, type LedgerEntryView } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPurchaseService } from '@tally/ledger';
@@ -10,6 +10,12 @@ import type { SubscriptionView } from './subscriptionView';
 jest.setTimeout(120_000);
 
 const KEY = 'subscriptions-test-key-0123456789';
+// A second, unnamed key: each change records whichever key made it.
+const OTHER_KEY = 'subscriptions-other-key-0123456789';
+// The key's id computed here, apart from the code under test: the first 12 hex digits of its SHA-256.
+const keyIdOf = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 12);
+const BY_KEY = { keyId: keyIdOf(KEY), keyName: 'plans-admin' };
+const BY_OTHER = { keyId: keyIdOf(OTHER_KEY), keyName: null };
 const START = '2024-01-31T09:00:00.000Z';
 const inPeriod = (n: number) => new Date(periodStart(new Date(START), 'month', n).getTime() + 1000);
 
@@ -38,7 +44,7 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         checkpoint: async () => 0n,
       },
       eventStore: h.eventStore,
-      apiKeys: [KEY],
+      apiKeys: [{ key: KEY, scopes: ['admin'], name: 'plans-admin' }, { key: OTHER_KEY, scopes: ['admin'] }],
       logger: h.logger,
       health: async () => ({ postgres: 'up' }),
       metrics: createMetricsRegistry(),
@@ -52,8 +58,8 @@ describe('plans, subscriptions and purchases over HTTP', () => {
 
   beforeEach(() => h.clock.set(START));
 
-  function call(options: InjectOptions): Promise<LightMyRequestResponse> {
-    return app.inject({ ...options, headers: { authorization: `Bearer ${KEY}`, ...options.headers } });
+  function call(options: InjectOptions, key = KEY): Promise<LightMyRequestResponse> {
+    return app.inject({ ...options, headers: { authorization: `Bearer ${key}`, ...options.headers } });
   }
 
   function expectError(response: LightMyRequestResponse, statusCode: number, error: string): void {
@@ -121,9 +127,23 @@ describe('plans, subscriptions and purchases over HTTP', () => {
           { productId, creditsPerPeriod: '1000.5', period: 'month', lowBalanceThreshold: '50' },
           { productId: other, creditsPerPeriod: '7', period: { days: 14 }, lowBalanceThreshold: null },
         ],
+        createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        createdBy: BY_KEY,
       });
       const read = await call({ method: 'GET', url: `/v1/plans/${plan.id}` });
       expect(read.json()).toEqual(plan);
+    });
+
+    it('records the key that created each plan, named or not', async () => {
+      const productId = await createProduct();
+      const prefix = `plan-${randomUUID()}`;
+      const payload = { id: `${prefix}-a`, name: 'Basic', items: [{ productId, creditsPerPeriod: '1', period: 'year' }] };
+      const byOther = await call({ method: 'POST', url: '/v1/plans', payload }, OTHER_KEY);
+      expect(byOther.statusCode).toBe(201);
+      expect(byOther.json()).toMatchObject({ createdBy: BY_OTHER });
+      // The only plan after `${prefix}-` in id order with that prefix is this one: the list answers it as created.
+      const listed = await call({ method: 'GET', url: `/v1/plans?limit=1&after=${prefix}-` });
+      expect(listed.json<{ items: unknown[] }>().items).toEqual([byOther.json()]);
     });
 
     it('answers 400 for invalid plans, 404 for unknown products and plans, 409 for a taken id', async () => {
@@ -257,14 +277,20 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       });
       expect(patched.statusCode).toBe(200);
       expect(patched.json<SubscriptionView>().overrides).toEqual([
-        { productId, effectiveFromPeriod: 1, creditsPerPeriod: '300', lowBalanceThreshold: null },
+        { productId, effectiveFromPeriod: 1, creditsPerPeriod: '300', lowBalanceThreshold: null, changedBy: BY_KEY },
       ]);
       expect(patched.json<SubscriptionView>().items[0]?.creditsPerPeriod).toBe('100');
 
       h.clock.set(inPeriod(1));
       await scheduler.runOnce();
-      const canceled = await call({ method: 'POST', url: `/v1/subscriptions/${subscription.id}/cancel` });
-      expect(canceled.json<SubscriptionView>()).toMatchObject({ status: 'canceled', canceledAt: inPeriod(1).toISOString(), items: [{ finalPeriod: 1 }] });
+      const canceled = await call({ method: 'POST', url: `/v1/subscriptions/${subscription.id}/cancel` }, OTHER_KEY);
+      expect(canceled.json<SubscriptionView>()).toMatchObject({
+        status: 'canceled',
+        canceledAt: inPeriod(1).toISOString(),
+        createdBy: BY_KEY,
+        canceledBy: BY_OTHER,
+        items: [{ finalPeriod: 1 }],
+      });
       h.clock.set(inPeriod(4));
       await scheduler.runOnce();
 
@@ -273,13 +299,38 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         [0, '100'],
         [1, '300'],
       ]);
+      // The first cancellation stands, and so does the key that made it.
+      h.clock.set(inPeriod(5));
       const again = await call({ method: 'POST', url: `/v1/subscriptions/${subscription.id}/cancel` });
-      expect(again.json<SubscriptionView>().canceledAt).toBe(inPeriod(1).toISOString());
+      expect(again.json<SubscriptionView>()).toMatchObject({ canceledAt: inPeriod(1).toISOString(), canceledBy: BY_OTHER });
       expectError(
         await call({ method: 'PATCH', url: `/v1/subscriptions/${subscription.id}`, payload: { overrides: [] } }),
         409,
         'subscription_canceled',
       );
+    });
+
+    it('records who created it, who changed each override version, and names the creator on the balance it opened', async () => {
+      const { productId, customerId, subscription } = await subscribe('100', [{ creditsPerPeriod: '250' }]);
+      expect(subscription).toMatchObject({
+        createdBy: BY_KEY,
+        canceledBy: null,
+        overrides: [{ productId, effectiveFromPeriod: 0, creditsPerPeriod: '250', changedBy: BY_KEY }],
+      });
+      const patched = await call(
+        { method: 'PATCH', url: `/v1/subscriptions/${subscription.id}`, payload: { overrides: [{ productId, lowBalanceThreshold: '5' }] } },
+        OTHER_KEY,
+      );
+      expect(patched.json<SubscriptionView>().overrides.map((version) => [version.effectiveFromPeriod, version.changedBy])).toEqual([
+        [0, BY_KEY],
+        [1, BY_OTHER],
+      ]);
+      const entries = await ledgerOf(await balanceIdOf(customerId, productId));
+      // The subscription's creator opened the balance; its grants are the scheduler's, no key's.
+      expect(entries.map((entry) => [entry.type, entry.source ?? null, entry.actor])).toEqual([
+        ['CreditBalanceOpened', null, { kind: 'key', ...BY_KEY }],
+        ['CreditToppedUp', 'grant', null],
+      ]);
     });
 
     it('answers 404 for unknown plans and subscriptions and 400 for invalid requests', async () => {

@@ -58,9 +58,12 @@ describe('PostgreSQL webhook store', () => {
 
   it('disables the endpoint with the reason when a delivery is given up, and sends it nothing more until re-enabled', async () => {
     await endpoint('ep-gone');
+    // A key's change first, so that the deliverer's disabling has a key to clear: Tally's own change names none.
+    const ops = { keyId: '0123456789ab', keyName: 'ops' };
+    expect(await store.updateEndpoint('ep-gone', { description: 'alerts' }, ops)).toMatchObject({ createdBy: null, updatedBy: ops });
     await store.recordDeliveries([delivery('ep-gone', 'b1', 20n), delivery('ep-gone', 'b2', 21n)], t0);
     await store.recordAttempt('ep-gone:20', { attempt: 9, startedAt: later(5_000), durationMs: 3, statusCode: null, error: 'ECONNREFUSED', responseBody: null }, { status: 'failed', disableReason: 'gave up' });
-    expect((await store.getEndpoint('ep-gone'))?.disabled).toMatchObject({ reason: 'gave up' });
+    expect(await store.getEndpoint('ep-gone')).toMatchObject({ disabled: { reason: 'gave up' }, updatedBy: null });
     // Still recorded for (its deliveries wait), not sent to.
     expect((await store.allEndpoints()).map((e) => e.id)).toContain('ep-gone');
     expect((await store.dueDeliveries(later(10_000), 10)).filter((due) => due.endpointId === 'ep-gone')).toEqual([]);

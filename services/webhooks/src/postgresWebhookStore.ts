@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { actingKeyParams } from '@tally/postgres';
 import type {
   DueWebhookDelivery,
   WebhookAttempt,
@@ -20,7 +21,8 @@ type DeliveryRow = Omit<WebhookDelivery, 'position' | 'nextAttemptAt'> & { posit
 
 const ENDPOINT_COLUMNS = `id, url, description, events, secret, previous_secret AS "previousSecret",
   previous_secret_until AS "previousSecretUntil", after_position AS "afterPosition", disabled_at AS "disabledAt",
-  disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt",
+  acting_key(created_by_key_id, created_by_key_name) AS "createdBy", acting_key(updated_by_key_id, updated_by_key_name) AS "updatedBy"`;
 const DELIVERY_COLUMNS = `id, endpoint_id AS "endpointId", ledger_event_id AS "ledgerEventId", balance_id AS "balanceId", position,
   event_type AS "eventType", status, attempts, next_attempt_at AS "nextAttemptAt", first_attempt_at AS "firstAttemptAt",
   delivered_at AS "deliveredAt", created_at AS "createdAt"`;
@@ -60,9 +62,9 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
   return {
     async createEndpoint(endpoint) {
       const { rows } = await pool.query<EndpointRow>(
-        `INSERT INTO webhook_endpoints (id, url, description, events, secret, after_position)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${ENDPOINT_COLUMNS}`,
-        [endpoint.id, endpoint.url, endpoint.description, endpoint.events, endpoint.secret, endpoint.afterPosition.toString()],
+        `INSERT INTO webhook_endpoints (id, url, description, events, secret, after_position, created_by_key_id, created_by_key_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${ENDPOINT_COLUMNS}`,
+        [endpoint.id, endpoint.url, endpoint.description, endpoint.events, endpoint.secret, endpoint.afterPosition.toString(), ...actingKeyParams(endpoint.createdBy)],
       );
       return endpointOf(rows[0]!);
     },
@@ -80,7 +82,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       return rows[0] === undefined ? undefined : endpointOf(rows[0]);
     },
 
-    async updateEndpoint(id, changes) {
+    async updateEndpoint(id, changes, updatedBy) {
       const { rows } = await pool.query<EndpointRow>(
         `UPDATE webhook_endpoints SET
            url = COALESCE($2, url),
@@ -89,7 +91,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
            disabled_at = CASE WHEN $6::boolean IS NULL THEN disabled_at WHEN $6 THEN NULL ELSE COALESCE(disabled_at, now()) END,
            disabled_reason = CASE WHEN $6::boolean IS NULL THEN disabled_reason WHEN $6 THEN NULL
                                   ELSE COALESCE(disabled_reason, 'disabled by request') END,
-           updated_at = now()
+           updated_at = now(), updated_by_key_id = $7, updated_by_key_name = $8
          WHERE id = $1 RETURNING ${ENDPOINT_COLUMNS}`,
         [
           id,
@@ -98,6 +100,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
           changes.description ?? null,
           changes.events ?? null,
           changes.enabled ?? null,
+          ...actingKeyParams(updatedBy),
         ],
       );
       return rows[0] === undefined ? undefined : endpointOf(rows[0]);
@@ -108,11 +111,12 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       return (rowCount ?? 0) > 0;
     },
 
-    async rotateSecret(id, secret, previousUntil) {
+    async rotateSecret(id, secret, previousUntil, updatedBy) {
       const { rows } = await pool.query<EndpointRow>(
-        `UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = now()
+        `UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = now(),
+                updated_by_key_id = $4, updated_by_key_name = $5
          WHERE id = $1 RETURNING ${ENDPOINT_COLUMNS}`,
-        [id, secret, previousUntil],
+        [id, secret, previousUntil, ...actingKeyParams(updatedBy)],
       );
       return rows[0] === undefined ? undefined : endpointOf(rows[0]);
     },
@@ -197,7 +201,9 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
         );
         if (outcome.status === 'failed' && rows[0] !== undefined) {
           await client.query(
-            `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now()
+            // Tally's own change: no key made it, so updatedBy says none did.
+            `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now(),
+                    updated_by_key_id = NULL, updated_by_key_name = NULL
              WHERE id = $1 AND disabled_at IS NULL`,
             [rows[0].endpoint_id, outcome.disableReason],
           );

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ActingKey } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '@tally/schemas';
 import { assertDeliverableUrl, type AddressPolicy } from './addressGuard';
@@ -21,16 +22,16 @@ export interface WebhookEndpointInput {
   readonly description?: string | null;
 }
 
-/** Managing webhook endpoints: what the API's routes call. */
+/** Managing webhook endpoints: what the API's routes call. A change records the key that asked for it (createdBy, updatedBy). */
 export interface WebhookEndpointService {
   /** Answers the endpoint with its secret: the only time the secret is shown, with rotation's. */
-  create(input: WebhookEndpointInput): Promise<WebhookEndpoint>;
+  create(input: WebhookEndpointInput, createdBy?: ActingKey): Promise<WebhookEndpoint>;
   list(options: { readonly limit: number; readonly after?: string }): Promise<WebhookEndpoint[]>;
   get(id: string): Promise<WebhookEndpoint>;
-  update(id: string, changes: Omit<WebhookEndpointChanges, 'events'> & { readonly events?: readonly string[] }): Promise<WebhookEndpoint>;
+  update(id: string, changes: Omit<WebhookEndpointChanges, 'events'> & { readonly events?: readonly string[] }, updatedBy?: ActingKey): Promise<WebhookEndpoint>;
   delete(id: string): Promise<void>;
   /** A new secret; the old one stays valid (messages are signed with both) for the grace period. */
-  rotateSecret(id: string): Promise<WebhookEndpoint>;
+  rotateSecret(id: string, updatedBy?: ActingKey): Promise<WebhookEndpoint>;
   deliveries(id: string, options: { readonly limit: number; readonly before?: bigint }): ReturnType<WebhookStore['listDeliveries']>;
   /** Sends a delivery again (whatever became of it), as soon as its balance's earlier ones to the endpoint are through. */
   retry(id: string, deliveryId: string): Promise<WebhookDelivery>;
@@ -50,7 +51,7 @@ export function createWebhookEndpointService(options: WebhookEndpointServiceOpti
     return endpoint;
   };
   return {
-    async create(input) {
+    async create(input, createdBy) {
       const events = eventTypes(input.events);
       const url = await assertDeliverableUrl(input.url, options);
       return store.createEndpoint({
@@ -60,13 +61,14 @@ export function createWebhookEndpointService(options: WebhookEndpointServiceOpti
         events,
         secret: newWebhookSecret(),
         afterPosition: await options.eventStore.headPosition(),
+        ...(createdBy !== undefined ? { createdBy } : {}),
       });
     },
     list: (page) => store.listEndpoints(page),
     async get(id) {
       return found(await store.getEndpoint(id), id);
     },
-    async update(id, changes) {
+    async update(id, changes, updatedBy) {
       const events = changes.events === undefined ? undefined : eventTypes(changes.events);
       const url = changes.url === undefined ? undefined : (await assertDeliverableUrl(changes.url, options)).toString();
       return found(
@@ -75,15 +77,15 @@ export function createWebhookEndpointService(options: WebhookEndpointServiceOpti
           ...(events !== undefined ? { events } : {}),
           ...(changes.description !== undefined ? { description: changes.description } : {}),
           ...(changes.enabled !== undefined ? { enabled: changes.enabled } : {}),
-        }),
+        }, updatedBy),
         id,
       );
     },
     async delete(id) {
       if (!(await store.deleteEndpoint(id))) throw new WebhookEndpointNotFoundError(`no webhook endpoint ${id}`);
     },
-    async rotateSecret(id) {
-      return found(await store.rotateSecret(id, newWebhookSecret(), new Date(clock().getTime() + options.secretGraceMs)), id);
+    async rotateSecret(id, updatedBy) {
+      return found(await store.rotateSecret(id, newWebhookSecret(), new Date(clock().getTime() + options.secretGraceMs), updatedBy), id);
     },
     async deliveries(id, page) {
       found(await store.getEndpoint(id), id);

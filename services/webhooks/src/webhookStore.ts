@@ -1,3 +1,4 @@
+import type { ActingKey } from '@tally/domain';
 import type { WebhookEventType } from '@tally/schemas';
 
 export interface WebhookEndpoint {
@@ -13,6 +14,10 @@ export interface WebhookEndpoint {
   readonly disabled: { readonly at: Date; readonly reason: string } | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+  /** The key that registered it (null: before migration 027, or without a key). */
+  readonly createdBy: ActingKey | null;
+  /** The key of the last change (updatedAt); null when there was none, or Tally made it (disabling after failed retries). */
+  readonly updatedBy: ActingKey | null;
 }
 
 export interface NewWebhookEndpoint {
@@ -22,6 +27,7 @@ export interface NewWebhookEndpoint {
   readonly events: readonly WebhookEventType[];
   readonly secret: string;
   readonly afterPosition: bigint;
+  readonly createdBy?: ActingKey;
 }
 
 export interface WebhookEndpointChanges {
@@ -94,11 +100,11 @@ export interface WebhookStore {
   /** In id order, `limit` at most, after the `after` id. */
   listEndpoints(options: { readonly limit: number; readonly after?: string }): Promise<WebhookEndpoint[]>;
   getEndpoint(id: string): Promise<WebhookEndpoint | undefined>;
-  updateEndpoint(id: string, changes: WebhookEndpointChanges): Promise<WebhookEndpoint | undefined>;
+  updateEndpoint(id: string, changes: WebhookEndpointChanges, updatedBy?: ActingKey): Promise<WebhookEndpoint | undefined>;
   /** Deletes it and its deliveries; false when there was none. */
   deleteEndpoint(id: string): Promise<boolean>;
   /** Replaces the secret, keeping the old one valid until `previousUntil`. */
-  rotateSecret(id: string, secret: string, previousUntil: Date): Promise<WebhookEndpoint | undefined>;
+  rotateSecret(id: string, secret: string, previousUntil: Date, updatedBy?: ActingKey): Promise<WebhookEndpoint | undefined>;
   /**
    * Every endpoint, disabled ones too: deliveries are recorded for all of them, and a disabled
    * endpoint's wait (unsent) until it is enabled again, so pausing one, or one disabled after

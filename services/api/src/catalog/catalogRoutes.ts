@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { credits, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, refTo, text } from '../apiSchemas';
+import { actingKey, credits, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, refTo, text } from '../apiSchemas';
 import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
-import { changedByKey } from '../accessGuard';
+import { actingKeyOf } from '../accessGuard';
 import type { ProductCatalog } from './productCatalog';
 
 /** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
@@ -99,7 +99,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         response: { 201: PRODUCT, ...errorResponses },
       },
     },
-    async (request, reply) => reply.code(201).send(await products.create(request.body, changedByKey(request))),
+    async (request, reply) => reply.code(201).send(await products.create(request.body, actingKeyOf(request))),
   );
 
   app.get(
@@ -140,16 +140,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
               Type.Object({
                 revision: Type.Integer({ minimum: 1 }),
                 changedAt: Type.String({ format: 'date-time' }),
-                changedBy: Type.Union(
-                  [
-                    Type.Object({
-                      keyId: Type.String({ description: "The first 12 hex digits of the API key's SHA-256; never the key." }),
-                      keyName: nullableString(),
-                    }),
-                    Type.Null(),
-                  ],
-                  { description: 'The API key that made the change, with its configured name (`TALLY_API_KEYS=key:scopes:name`); null for versions from before this was recorded.' },
-                ),
+                changedBy: actingKey('The API key that made the change; null for versions from before this was recorded.'),
                 product: PRODUCT,
               }),
             ),
@@ -179,6 +170,6 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         response: { 200: PRODUCT, ...errorResponses },
       },
     },
-    async (request) => products.update(request.params.productId, request.body, changedByKey(request)),
+    async (request) => products.update(request.params.productId, request.body, actingKeyOf(request)),
   );
 };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ProductNotFoundError, type CatalogStore, type ChangedBy } from '@tally/catalog';
-import { creditProductFromDto, creditProductToDto, type CreditProductDto } from '@tally/domain';
+import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
+import { creditProductFromDto, creditProductToDto, type ActingKey, type CreditProductDto } from '@tally/domain';
 import { fetchPage, pageOf, type Page, type PageQuery } from '../pagination';
 
 export type ProductFields = Partial<Omit<CreditProductDto, 'id'>>;
@@ -10,19 +10,19 @@ export interface ProductRevisionView {
   readonly revision: number;
   readonly changedAt: string;
   /** The key that made the change, null where none was recorded (see ProductRevision). */
-  readonly changedBy: ChangedBy | null;
+  readonly changedBy: ActingKey | null;
   readonly product: CreditProductDto;
 }
 
 /** The catalog as the API shows it: credit products as DTOs, validated by the domain on the way in. */
 export interface ProductCatalog {
   /** The id is generated (a UUID) when absent; absent fields take their empty defaults. */
-  create(fields: ProductFields & { readonly id?: string; readonly name: string }, changedBy: ChangedBy): Promise<CreditProductDto>;
+  create(fields: ProductFields & { readonly id?: string; readonly name: string }, changedBy: ActingKey): Promise<CreditProductDto>;
   list(query: PageQuery): Promise<Page<CreditProductDto>>;
   /** Throws ProductNotFoundError, as update does. */
   get(productId: string): Promise<CreditProductDto>;
   /** The fields given replace the stored ones. */
-  update(productId: string, fields: ProductFields, changedBy: ChangedBy): Promise<CreditProductDto>;
+  update(productId: string, fields: ProductFields, changedBy: ActingKey): Promise<CreditProductDto>;
   /** Its versions, newest first, a page at a time; throws ProductNotFoundError for an unknown product. */
   revisions(productId: string, page: { readonly limit: number; readonly before?: number }): Promise<Page<ProductRevisionView>>;
 }

@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_PERIOD_DAYS, MAX_PLAN_ITEMS, planToDto, type PlanDto, type SubscriptionService } from '@tally/subscriptions';
-import { credits, errorResponses, identifier, nullableCredits, nullableString, params, stringEnum, text } from '../apiSchemas';
+import { MAX_PERIOD_DAYS, MAX_PLAN_ITEMS, planView, type PlanDto, type SubscriptionService } from '@tally/subscriptions';
+import { actingKey, credits, errorResponses, identifier, nullableCredits, nullableString, params, stringEnum, text } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
+import { actingKeyOf } from '../accessGuard';
 
 /** `"month"`, `"year"` or `{ "days": n }`: one field, so a plan reads the way it is billed. */
 export const periodSchema = Type.Union(
@@ -22,6 +23,8 @@ const planSchema = Type.Object({
   items: Type.Unsafe<PlanDto['items']>(
     Type.Array(Type.Object({ productId: Type.String(), creditsPerPeriod: Type.String(), period: periodSchema, lowBalanceThreshold: nullableString() })),
   ),
+  createdAt: Type.String({ format: 'date-time' }),
+  createdBy: actingKey('The API key that created the plan; null for one from before this was recorded.'),
 });
 
 export const tags = ['plans and subscriptions'];
@@ -59,7 +62,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
         response: { 201: planSchema, ...errorResponses },
       },
     },
-    async (request, reply) => reply.code(201).send(planToDto(await subscriptions.createPlan(request.body))),
+    async (request, reply) => reply.code(201).send(planView(await subscriptions.createPlan(request.body, actingKeyOf(request)))),
   );
 
   app.get(
@@ -74,7 +77,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
         response: { 200: pageSchema(planSchema), ...errorResponses },
       },
     },
-    async (request) => fetchPage(request.query, (range) => subscriptions.listPlans(range), (plan) => plan.id, planToDto),
+    async (request) => fetchPage(request.query, (range) => subscriptions.listPlans(range), (plan) => plan.id, planView),
   );
 
   app.get(
@@ -83,6 +86,6 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
       config: { scope: 'read' },
       schema: { tags, summary: 'Get a plan', params: params({ planId: identifier }), response: { 200: planSchema, ...errorResponses } },
     },
-    async (request) => planToDto(await subscriptions.getPlan(request.params.planId)),
+    async (request) => planView(await subscriptions.getPlan(request.params.planId)),
   );
 };

@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { subscriptionView, type SubscriptionService } from '@tally/subscriptions';
-import { customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
+import { actingKey, customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
+import { actingKeyOf } from '../accessGuard';
 import { periodSchema, tags } from './planRoutes';
 
 const overridesSchema = Type.Array(
@@ -29,6 +30,8 @@ const subscriptionSchema = Type.Object({
   status: stringEnum(['active', 'canceled'] as const),
   canceledAt: nullableString({ format: 'date-time' }),
   createdAt: Type.String({ format: 'date-time' }),
+  createdBy: actingKey('The API key that created the subscription; null for one from before this was recorded.'),
+  canceledBy: actingKey('The API key whose cancellation stands (the first); null while active, and for one canceled before this was recorded.'),
   items: readonlyArray(
     Type.Object({
       productId: Type.String(),
@@ -51,6 +54,7 @@ const subscriptionSchema = Type.Object({
       effectiveFromPeriod: Type.Integer(),
       creditsPerPeriod: nullableString(),
       lowBalanceThreshold: nullableString(),
+      changedBy: actingKey('The API key that set this version (the initial ones: the creator); null for one from before this was recorded.'),
     }),
     { description: 'Every override version; each applies from `effectiveFromPeriod` until a later version of the same product.' },
   ),
@@ -86,7 +90,10 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
     },
     async (request, reply) => {
       const { startsAt, ...input } = request.body;
-      const details = await subscriptions.createSubscription({ ...input, ...(startsAt !== undefined ? { startsAt: new Date(startsAt) } : {}) });
+      const details = await subscriptions.createSubscription(
+        { ...input, ...(startsAt !== undefined ? { startsAt: new Date(startsAt) } : {}) },
+        actingKeyOf(request),
+      );
       return reply.code(201).send(subscriptionView(details));
     },
   );
@@ -136,7 +143,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         response: { 200: subscriptionSchema, ...errorResponses },
       },
     },
-    async (request) => subscriptionView(await subscriptions.changeOverrides(request.params.subscriptionId, request.body.overrides)),
+    async (request) => subscriptionView(await subscriptions.changeOverrides(request.params.subscriptionId, request.body.overrides, actingKeyOf(request))),
   );
 
   app.post(
@@ -152,6 +159,6 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         response: { 200: subscriptionSchema, ...errorResponses },
       },
     },
-    async (request) => subscriptionView(await subscriptions.cancelSubscription(request.params.subscriptionId)),
+    async (request) => subscriptionView(await subscriptions.cancelSubscription(request.params.subscriptionId, actingKeyOf(request))),
   );
 };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
@@ -14,7 +15,12 @@ import { buildApp } from '../buildApp';
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 const ADMIN = 'admin-key-0123456789abcdef';
 const READER = 'reader-key-0123456789abcdef';
+const OPS = 'ops-key-0123456789abcdef';
 const admin = { authorization: `Bearer ${ADMIN}` };
+const ops = { authorization: `Bearer ${OPS}` };
+// Key ids computed apart from the code under test: the first 12 hex digits of the key's SHA-256.
+const BY_ADMIN = { keyId: createHash('sha256').update(ADMIN).digest('hex').slice(0, 12), keyName: null };
+const BY_OPS = { keyId: createHash('sha256').update(OPS).digest('hex').slice(0, 12), keyName: 'hooks-ops' };
 
 describe('/v1/webhook-endpoints', () => {
   let db: TestSchema;
@@ -34,7 +40,7 @@ describe('/v1/webhook-endpoints', () => {
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('webhook_routes') }),
       eventStore,
-      apiKeys: [ADMIN, { key: READER, scopes: ['read'] }],
+      apiKeys: [ADMIN, { key: READER, scopes: ['read'] }, { key: OPS, scopes: ['admin'], name: 'hooks-ops' }],
       logger,
       health: async () => ({}),
       metrics: createMetricsRegistry(),
@@ -80,7 +86,16 @@ describe('/v1/webhook-endpoints', () => {
     });
     expect(created.statusCode).toBe(201);
     const endpoint = created.json();
-    expect(endpoint).toMatchObject({ url: 'http://127.0.0.1:9000/hook', events: ['credit_balance.low', 'credit_balance.depleted'], description: 'billing alerts', enabled: true, disabledReason: null, previousSecretExpiresAt: null });
+    expect(endpoint).toMatchObject({
+      url: 'http://127.0.0.1:9000/hook',
+      events: ['credit_balance.low', 'credit_balance.depleted'],
+      description: 'billing alerts',
+      enabled: true,
+      disabledReason: null,
+      previousSecretExpiresAt: null,
+      createdBy: BY_ADMIN,
+      updatedBy: null,
+    });
     expect(endpoint.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
 
     const read = await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin });
@@ -91,11 +106,12 @@ describe('/v1/webhook-endpoints', () => {
 
     const changed = await open.inject({ method: 'PATCH', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin, payload: { events: ['hold.expired'], enabled: false } });
     expect(changed.json()).toMatchObject({ events: ['hold.expired'], enabled: false, disabledReason: 'disabled by request' });
-    const enabled = await open.inject({ method: 'PATCH', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: admin, payload: { enabled: true } });
-    expect(enabled.json()).toMatchObject({ enabled: true, disabledReason: null });
+    const enabled = await open.inject({ method: 'PATCH', url: `/v1/webhook-endpoints/${endpoint.id}`, headers: ops, payload: { enabled: true } });
+    expect(enabled.json()).toMatchObject({ enabled: true, disabledReason: null, createdBy: BY_ADMIN, updatedBy: BY_OPS });
 
     const rotated = await open.inject({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, headers: admin });
     expect(rotated.statusCode).toBe(200);
+    expect(rotated.json()).toMatchObject({ createdBy: BY_ADMIN, updatedBy: BY_ADMIN });
     expect(rotated.json().secret).not.toBe(endpoint.secret);
     expect(Date.parse(rotated.json().previousSecretExpiresAt)).toBeGreaterThan(Date.now());
 

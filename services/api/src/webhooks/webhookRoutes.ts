@@ -2,7 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
 import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointService } from '@tally/webhooks';
-import { errorResponses, identifier, nullableString, params, stringEnum } from '../apiSchemas';
+import { actingKey, errorResponses, identifier, nullableString, params, stringEnum } from '../apiSchemas';
+import { actingKeyOf } from '../accessGuard';
 import { beforePageQuery, fetchPage, pageOf, pageQuery, pageSchema, pageSize } from '../pagination';
 
 interface WebhookRoutesOptions {
@@ -29,6 +30,8 @@ const WebhookEndpointSchema = Type.Object({
   previousSecretExpiresAt: nullableString({ format: 'date-time', description: 'Until when messages are also signed with the secret a rotation replaced.' }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
+  createdBy: actingKey('The API key that registered the endpoint; null for one from before this was recorded.'),
+  updatedBy: actingKey('The API key of the last change (`updatedAt`): a PATCH or a secret rotation. Null when there was none, or when Tally made it (disabling the endpoint after failed retries).'),
 });
 const WithSecretSchema = Type.Intersect([
   WebhookEndpointSchema,
@@ -69,6 +72,8 @@ function endpointView(endpoint: WebhookEndpoint): Static<typeof WebhookEndpointS
     previousSecretExpiresAt: endpoint.previousSecret?.until.toISOString() ?? null,
     createdAt: endpoint.createdAt.toISOString(),
     updatedAt: endpoint.updatedAt.toISOString(),
+    createdBy: endpoint.createdBy,
+    updatedBy: endpoint.updatedBy,
   };
 }
 
@@ -111,7 +116,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const endpoint = await webhooks.create(request.body);
+      const endpoint = await webhooks.create(request.body, actingKeyOf(request));
       return reply.code(201).send({ ...endpointView(endpoint), secret: endpoint.secret });
     },
   );
@@ -157,7 +162,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         response: { 200: WebhookEndpointSchema, ...errorResponses },
       },
     },
-    async (request) => endpointView(await webhooks.update(request.params.endpointId, request.body)),
+    async (request) => endpointView(await webhooks.update(request.params.endpointId, request.body, actingKeyOf(request))),
   );
 
   app.delete(
@@ -192,7 +197,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       },
     },
     async (request) => {
-      const endpoint = await webhooks.rotateSecret(request.params.endpointId);
+      const endpoint = await webhooks.rotateSecret(request.params.endpointId, actingKeyOf(request));
       return { ...endpointView(endpoint), secret: endpoint.secret };
     },
   );
