@@ -325,6 +325,10 @@ describe('the console and the portal in Chromium', () => {
     await page.getByLabel('Credits per period').fill('500');
     await page.getByRole('button', { name: 'Create plan' }).click();
     await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes('Monthly API') && text.includes('500 api-credits per month'), 'the new plan');
+    // The plan names the key of the session that created it, in the By column.
+    const planRow = page.getByRole('table', { name: 'Plans' }).locator('tbody tr', { hasText: 'Monthly API' });
+    expect(await planRow.locator('td').last().textContent()).toBe('operator');
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-plans.png') });
     await nav('Customers').click();
     await page.getByRole('link', { name: customerId, exact: true }).click();
     await page.getByRole('tab', { name: 'Subscriptions' }).click();
@@ -333,6 +337,7 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('button', { name: 'Subscribe' }).click();
     const grants = page.getByRole('table', { name: 'Grants' });
     await untilText(grants, (text) => text.includes('750') && /Granted through period[\s\S]*\b1\b/.test(text), "the subscription's first grant");
+    expect(await page.getByRole('region', { name: /^Subscription / }).textContent()).toContain('subscribed by operator');
     await page.getByRole('tab', { name: 'Credits' }).click();
     await untilText(amount, (text) => text === '1,847', 'the granted credits on the balance');
 

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Period, Plan } from '../shared/apiTypes';
+import { formatTime, keyLabel } from '../shared/format';
 import { ErrorMessage, Field, SelectField } from '../shared/ui';
 
 interface ItemDraft {
@@ -39,12 +40,14 @@ export function PlansPage({ api }: { api: ApiClient }) {
             <tr>
               <th scope="col">Plan</th>
               <th scope="col">Grants</th>
+              <th scope="col">Created</th>
+              <th scope="col">By</th>
             </tr>
           </thead>
           <tbody>
             {plans.length === 0 && (
               <tr>
-                <td colSpan={2}>No plans yet.</td>
+                <td colSpan={4}>No plans yet.</td>
               </tr>
             )}
             {plans.map((plan) => (
@@ -53,6 +56,8 @@ export function PlansPage({ api }: { api: ApiClient }) {
                   {plan.name} <small>{plan.id}</small>
                 </td>
                 <td>{plan.items.map((item) => `${item.creditsPerPeriod} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
+                <td>{formatTime(plan.createdAt)}</td>
+                <td>{plan.createdBy === null ? '' : keyLabel(plan.createdBy)}</td>
               </tr>
             ))}
           </tbody>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Page, Plan, Subscription } from '../shared/apiTypes';
-import { formatTime } from '../shared/format';
+import { formatTime, keyLabel } from '../shared/format';
 import { ErrorMessage, Field, SelectField } from '../shared/ui';
 import { periodText } from './PlansPage';
 
@@ -31,7 +31,12 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
           <h3>
             {plans.find((candidate) => candidate.id === subscription.planId)?.name ?? subscription.planId} <small>{subscription.status}</small>
           </h3>
-          <p>Since {formatTime(subscription.startsAt)}</p>
+          <p>
+            Since {formatTime(subscription.startsAt)}
+            {subscription.createdBy !== null && `, subscribed by ${keyLabel(subscription.createdBy)}`}
+            {subscription.canceledAt !== null &&
+              `. Canceled ${formatTime(subscription.canceledAt)}${subscription.canceledBy === null ? '' : ` by ${keyLabel(subscription.canceledBy)}`}`}
+          </p>
           <table>
             <caption>Grants</caption>
             <thead>

@@ -106,10 +106,18 @@ export interface PlanItem {
   readonly lowBalanceThreshold?: string | null;
 }
 
+/** The API key that made a change, by id and configured name; null in its place where none was recorded. */
+export interface ActingKey {
+  readonly keyId: string;
+  readonly keyName: string | null;
+}
+
 export interface Plan {
   readonly id: string;
   readonly name: string;
   readonly items: PlanItem[];
+  readonly createdAt: string;
+  readonly createdBy: ActingKey | null;
 }
 
 export interface Subscription {
@@ -118,6 +126,9 @@ export interface Subscription {
   readonly planId: string;
   readonly startsAt: string;
   readonly status: string;
+  readonly canceledAt: string | null;
+  readonly createdBy: ActingKey | null;
+  readonly canceledBy: ActingKey | null;
   readonly items: Array<{
     productId: string;
     period: Period;
@@ -125,7 +136,13 @@ export interface Subscription {
     currentPeriod: { index: number; start: string; end: string } | null;
     grantedThrough: number | null;
   }>;
-  readonly overrides: Array<{ productId: string; effectiveFromPeriod: number; creditsPerPeriod: string | null; lowBalanceThreshold: string | null }>;
+  readonly overrides: Array<{
+    productId: string;
+    effectiveFromPeriod: number;
+    creditsPerPeriod: string | null;
+    lowBalanceThreshold: string | null;
+    changedBy: ActingKey | null;
+  }>;
 }
 
 export interface CreditOverride {
@@ -139,6 +156,6 @@ export interface ProductRevision {
   readonly revision: number;
   readonly changedAt: string;
   /** The API key that made the change; null for versions from before this was recorded. */
-  readonly changedBy: { readonly keyId: string; readonly keyName: string | null } | null;
+  readonly changedBy: ActingKey | null;
   readonly product: CreditProduct;
 }
