@@ -338,6 +338,27 @@ describe('the console and the portal in Chromium', () => {
     const grants = page.getByRole('table', { name: 'Grants' });
     await untilText(grants, (text) => text.includes('750') && /Granted through period[\s\S]*\b1\b/.test(text), "the subscription's first grant");
     expect(await page.getByRole('region', { name: /^Subscription / }).textContent()).toContain('subscribed by operator');
+
+    // New terms from the next period, then a cancellation; each names the session's key.
+    const subscriptionCard = page.getByRole('region', { name: /^Subscription / });
+    await subscriptionCard.getByRole('button', { name: 'Change terms' }).click();
+    const termsDialog = page.getByRole('dialog', { name: 'Change terms: Monthly API' });
+    expect(await termsDialog.getByLabel('Credits per period for this subscription').inputValue()).toBe('750');
+    await termsDialog.getByLabel('Credits per period for this subscription').fill('900');
+    await termsDialog.getByRole('button', { name: 'Save terms' }).click();
+    const terms = subscriptionCard.getByRole('table', { name: 'Terms by period' });
+    await untilText(terms, (text) => text.includes('900'), 'the new terms in the terms by period');
+    const termRows = await terms.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+    expect(termRows).toEqual([
+      ['api-credits', '1', '750', "the plan's", 'operator'],
+      ['api-credits', '2', '900', "the plan's", 'operator'],
+    ]);
+    await subscriptionCard.getByRole('button', { name: 'Cancel subscription' }).click();
+    const cancelDialog = page.getByRole('dialog', { name: 'Cancel subscription: Monthly API' });
+    await cancelDialog.getByRole('button', { name: 'Cancel subscription' }).click();
+    await untilText(subscriptionCard, (text) => /Canceled .* by operator/.test(text), 'the cancellation on the card');
+    expect(await subscriptionCard.getByRole('button', { name: 'Change terms' }).count()).toBe(0);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-subscriptions.png'), fullPage: true });
     await page.getByRole('tab', { name: 'Credits' }).click();
     await untilText(amount, (text) => text === '1,847', 'the granted credits on the balance');
 

@@ -1,16 +1,22 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
-import type { CreditOverride, Page, Plan, Subscription } from '../shared/apiTypes';
+import type { Page, Plan, Subscription } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ErrorMessage, Field, SelectField } from '../shared/ui';
+import { ErrorMessage, SelectField } from '../shared/ui';
 import { periodText } from './PlansPage';
+import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
-/** A customer's subscriptions, their grants so far, and subscribing to a plan with per-subscription overrides. */
+/**
+ * A customer's subscriptions, their grants so far and their terms by period; changing a
+ * subscription's terms or canceling it; subscribing to a plan with per-subscription overrides.
+ */
 export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customerId: string }) {
   const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
   const [plans, setPlans] = useState<Plan[]>([]);
   const [planId, setPlanId] = useState('');
-  const [overrides, setOverrides] = useState<Record<string, { credits: string; limit: string }>>({});
+  const [overrides, setOverrides] = useState<OverrideDrafts>({});
+  const [changing, setChanging] = useState<Subscription>();
+  const [canceling, setCanceling] = useState<Subscription>();
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
   const [version, setVersion] = useState(0);
@@ -22,6 +28,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
     }, () => undefined);
   }, [api, customerId, version]);
   const plan = plans.find((candidate) => candidate.id === planId);
+  const planOf = (subscription: Subscription | undefined) => plans.find((candidate) => candidate.id === subscription?.planId);
   return (
     <>
       <h2>Subscriptions</h2>
@@ -29,13 +36,13 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
       {subscriptions.map((subscription) => (
         <section class="card" key={subscription.id} aria-label={`Subscription ${subscription.id}`}>
           <h3>
-            {plans.find((candidate) => candidate.id === subscription.planId)?.name ?? subscription.planId} <small>{subscription.status}</small>
+            {planOf(subscription)?.name ?? subscription.planId} <small>{subscription.status}</small>
           </h3>
           <p>
             Since {formatTime(subscription.startsAt)}
             {subscription.createdBy !== null && `, subscribed by ${keyLabel(subscription.createdBy)}`}
             {subscription.canceledAt !== null &&
-              `. Canceled ${formatTime(subscription.canceledAt)}${subscription.canceledBy === null ? '' : ` by ${keyLabel(subscription.canceledBy)}`}`}
+              `. Canceled ${formatTime(subscription.canceledAt)}${subscription.canceledBy === null ? '' : ` by ${keyLabel(subscription.canceledBy)}`}.`}
           </p>
           <table>
             <caption>Grants</caption>
@@ -60,8 +67,45 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
               ))}
             </tbody>
           </table>
+          {subscription.overrides.length > 0 && (
+            <table>
+              <caption>Terms by period</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Credit product</th>
+                  <th scope="col">From period</th>
+                  <th scope="col">Credits per period</th>
+                  <th scope="col">Warning limit</th>
+                  <th scope="col">By</th>
+                </tr>
+              </thead>
+              <tbody>
+                {subscription.overrides.map((version) => (
+                  <tr key={`${version.productId} ${version.effectiveFromPeriod}`}>
+                    <td>{version.productId}</td>
+                    <td>{version.effectiveFromPeriod + 1}</td>
+                    <td class="number">{version.creditsPerPeriod ?? "the plan's"}</td>
+                    <td class="number">{version.lowBalanceThreshold ?? "the plan's"}</td>
+                    <td>{version.changedBy === null ? '' : keyLabel(version.changedBy)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          {subscription.status === 'active' && (
+            <div class="actions">
+              <button type="button" class="secondary" onClick={() => setChanging(subscription)}>
+                Change terms
+              </button>
+              <button type="button" class="secondary" onClick={() => setCanceling(subscription)}>
+                Cancel subscription
+              </button>
+            </div>
+          )}
         </section>
       ))}
+      <ChangeTermsDialog api={api} subscription={changing} plan={planOf(changing)} onClose={() => setChanging(undefined)} onChanged={() => setVersion(version + 1)} />
+      <CancelSubscriptionDialog api={api} subscription={canceling} plan={planOf(canceling)} onClose={() => setCanceling(undefined)} onCanceled={() => setVersion(version + 1)} />
       <h2>Subscribe to a plan</h2>
       <form
         noValidate
@@ -69,13 +113,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
           event.preventDefault();
           setErrors({});
           setGeneral(undefined);
-          const chosen: CreditOverride[] = Object.entries(overrides)
-            .filter(([productId, value]) => plan?.items.some((item) => item.productId === productId) === true && (value.credits !== '' || value.limit !== ''))
-            .map(([productId, value]) => ({
-              productId,
-              ...(value.credits !== '' ? { creditsPerPeriod: value.credits } : {}),
-              ...(value.limit !== '' ? { lowBalanceThreshold: value.limit } : {}),
-            }));
+          const chosen = overridesOf(plan, overrides);
           try {
             await api.post<Subscription>('/subscriptions', { body: { customerId, planId, ...(chosen.length > 0 ? { overrides: chosen } : {}) } });
             setOverrides({});
@@ -95,27 +133,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
             </option>
           ))}
         </SelectField>
-        {plan?.items.map((item) => (
-          <fieldset class="row" key={item.productId}>
-            <legend>
-              {item.productId}: {item.creditsPerPeriod} {periodText(item.period)}
-            </legend>
-            <Field
-              label="Credits per period for this subscription"
-              inputMode="decimal"
-              value={overrides[item.productId]?.credits ?? ''}
-              hint="Empty: the plan's."
-              onInput={(event) => setOverrides({ ...overrides, [item.productId]: { limit: overrides[item.productId]?.limit ?? '', credits: event.currentTarget.value } })}
-            />
-            <Field
-              label="Warning limit for this subscription"
-              inputMode="decimal"
-              value={overrides[item.productId]?.limit ?? ''}
-              hint="Empty: the plan's."
-              onInput={(event) => setOverrides({ ...overrides, [item.productId]: { credits: overrides[item.productId]?.credits ?? '', limit: event.currentTarget.value } })}
-            />
-          </fieldset>
-        ))}
+        <OverrideFields plan={plan} drafts={overrides} onChange={setOverrides} />
         <ErrorMessage message={general} />
         <button type="submit" disabled={planId === ''}>
           Subscribe
