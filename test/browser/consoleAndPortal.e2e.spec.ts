@@ -1,4 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -84,7 +85,7 @@ describe('the console and the portal in Chromium', () => {
     [tally, browser] = await Promise.all([
       startTallyProcess({
         env: {
-          TALLY_ROLES: 'consumer,projector,api',
+          TALLY_ROLES: 'consumer,projector,api,webhooks',
           TALLY_KAFKA_BROKERS: stackConfig.kafkaBrokers.join(','),
           TALLY_SCHEMA_REGISTRY_URL: stackConfig.schemaRegistryUrl,
           TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
@@ -99,6 +100,9 @@ describe('the console and the portal in Chromium', () => {
           TALLY_API_PORT: String(port),
           TALLY_API_KEYS: `${ADMIN_KEY}:admin:operator`,
           TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
+          // The test's receiver listens on 127.0.0.1, which Tally refuses by default.
+          TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true',
+          TALLY_WEBHOOKS_POLL_MS: '200',
         },
         readyTimeoutMs: 90_000,
       }),
@@ -370,6 +374,87 @@ describe('the console and the portal in Chromium', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png') });
     expect(complaints).toEqual([]);
     await consoleContext.close();
+  });
+
+  it('lets an operator register a webhook endpoint, read its deliveries, pause it, rotate its secret and delete it', async () => {
+    // A receiver that answers 204 and keeps what it was sent.
+    const received: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
+    const receiver: Server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
+        response.writeHead(204).end();
+      });
+    });
+    const receiverPort = await freePort();
+    await new Promise<void>((resolve) => receiver.listen(receiverPort, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${receiverPort}/tally-hook`;
+    const context = await browser!.newContext({ viewport: DESKTOP });
+    try {
+      const page = await context.newPage();
+      const complaints: string[] = [];
+      page.on('pageerror', (error) => complaints.push(String(error)));
+      await page.goto(`${base}/console`);
+      await page.getByLabel('API key').fill(ADMIN_KEY);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+
+      await page.getByLabel('Endpoint URL').fill(hookUrl);
+      await page.getByLabel('Description').fill('billing alerts');
+      await page.getByLabel(/Topped up by hand/).check();
+      await page.getByRole('button', { name: 'Register endpoint' }).click();
+      const secretInput = page.getByLabel(`Signing secret for ${hookUrl}`);
+      await secretInput.waitFor();
+      const secret = await secretInput.inputValue();
+      expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+      const card = page.getByRole('region', { name: `Endpoint ${hookUrl}` });
+      await untilText(card, (text) => text.includes('by operator'), 'the new endpoint with who registered it');
+
+      // A manual top-up, made after the registration: the endpoint receives it, signed with the secret the page showed.
+      const api = (method: string, url: string, body?: unknown) =>
+        fetch(`${base}/v1${url}`, {
+          method,
+          headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      const product = (await (await api('POST', '/credit-products', { name: 'Webhook credits' })).json()) as { id: string };
+      const balance = (await (await api('POST', `/customers/hooked-${randomUUID()}/credit-balances`, { productId: product.id })).json()) as { id: string };
+      expect((await api('POST', `/credit-balances/${balance.id}/top-ups`, { credits: '25', reason: 'webhook test' })).status).toBe(201);
+      const [message] = await waitFor(async () => (received.length > 0 ? received : undefined), { description: 'the webhook at the receiver', timeoutMs: 30_000, intervalMs: 100 });
+      const { headers, body } = message!;
+      expect(JSON.parse(body)).toMatchObject({ type: 'credit_balance.topped_up', data: { balance: { id: balance.id, balance: '25' } } });
+      // Standard Webhooks: v1,base64(HMAC-SHA256(key, "id.timestamp.body")), the key being the secret's base64 after whsec_.
+      const expected = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64'))
+        .update(`${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`)
+        .digest('base64');
+      expect(String(headers['webhook-signature']).split(' ')).toContain(`v1,${expected}`);
+
+      await card.getByRole('button', { name: 'Show deliveries' }).click();
+      const deliveries = card.getByRole('table', { name: 'Recent deliveries' });
+      await untilText(deliveries, (text) => text.includes('succeeded'), 'the delivery in the table');
+      const rows = await deliveries.locator('tbody tr').evaluateAll((trs) => trs.map((row) => [...row.children].slice(0, 5).map((cell) => cell.textContent ?? '')));
+      expect(rows).toEqual([['credit_balance.topped_up', balance.id, 'succeeded', '1', 'HTTP 204']]);
+      await page.screenshot({ path: path.join(SCREENSHOTS, 'console-webhooks.png'), fullPage: true });
+
+      await card.getByRole('button', { name: 'Disable' }).click();
+      await untilText(card, (text) => /disabled/.test(text) && /changed .* by operator/.test(text), 'the endpoint disabled by the operator');
+      await card.getByRole('button', { name: 'Rotate secret' }).click();
+      await untilText(page.getByRole('status'), (text) => text.includes('previous secret'), 'the rotated secret');
+      expect(await secretInput.inputValue()).not.toBe(secret);
+
+      await card.getByRole('button', { name: 'Delete' }).click();
+      const confirm = page.getByRole('dialog', { name: `Delete endpoint: ${hookUrl}` });
+      await confirm.getByRole('button', { name: 'Delete endpoint' }).click();
+      await page.getByText('No webhook endpoints yet.').waitFor();
+      const remaining = await api('GET', '/webhook-endpoints');
+      expect(remaining.status).toBe(200);
+      expect(((await remaining.json()) as { items: unknown[] }).items).toEqual([]);
+      expect(complaints).toEqual([]);
+    } finally {
+      await context.close();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   it("renders the API's documentation at /docs under its Content-Security-Policy, and can call a route from it", async () => {

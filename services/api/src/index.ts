@@ -5,6 +5,8 @@ export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } f
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
 export type { DeadLetterView } from './operations/deadLetterRoutes';
+export type { WebhookDeliveryView, WebhookEndpointView } from './webhooks/webhookRoutes';
+export type { WebhookEventType } from '@tally/schemas';
 export type { HealthCheck } from './operations/healthRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './balances/waitForConsistency';

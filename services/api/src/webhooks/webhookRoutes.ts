@@ -60,7 +60,12 @@ const DeliverySchema = Type.Object({
   attemptLog: Type.Array(AttemptSchema),
 });
 
-function endpointView(endpoint: WebhookEndpoint): Static<typeof WebhookEndpointSchema> {
+/** A webhook endpoint as the API answers it (the console's type of it). */
+export type WebhookEndpointView = Static<typeof WebhookEndpointSchema>;
+/** A delivery with its attempts, as the API answers it. */
+export type WebhookDeliveryView = Static<typeof DeliverySchema>;
+
+function endpointView(endpoint: WebhookEndpoint): WebhookEndpointView {
   return {
     id: endpoint.id,
     url: endpoint.url,
@@ -81,7 +86,7 @@ function attemptView(attempt: WebhookAttempt): Static<typeof AttemptSchema> {
   return { ...attempt, startedAt: attempt.startedAt.toISOString() };
 }
 
-function deliveryView(delivery: WebhookDelivery, attemptLog: readonly WebhookAttempt[] = []): Static<typeof DeliverySchema> {
+function deliveryView(delivery: WebhookDelivery, attemptLog: readonly WebhookAttempt[] = []): WebhookDeliveryView {
   return {
     id: delivery.id,
     eventId: delivery.ledgerEventId,

@@ -9,6 +9,7 @@ import { CustomersPage } from './CustomersPage';
 import { DeadLettersPage } from './DeadLettersPage';
 import { PlansPage } from './PlansPage';
 import { ProductForm } from './ProductForm';
+import { WebhooksPage } from './WebhooksPage';
 import { href, useRoute, type Route } from './router';
 
 type SessionState = { readonly status: 'checking' } | { readonly status: 'signed-out'; readonly reason?: string } | { readonly status: 'signed-in'; readonly session: ConsoleSession };
@@ -95,6 +96,7 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
   { label: 'Customers', route: { screen: 'customers' }, matches: ['customers', 'customer'] },
   { label: 'Catalog', route: { screen: 'catalog' }, matches: ['catalog', 'product'] },
   { label: 'Plans', route: { screen: 'plans' }, matches: ['plans'] },
+  { label: 'Webhooks', route: { screen: 'webhooks' }, matches: ['webhooks'] },
   { label: 'Dead letters', route: { screen: 'dead-letters' }, matches: ['dead-letters'] },
 ];
 
@@ -126,6 +128,7 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
         {route.screen === 'customers' && <CustomersPage api={api} />}
         {route.screen === 'customer' && <CustomerPage api={api} customerId={route.customerId} key={route.customerId} />}
         {route.screen === 'plans' && <PlansPage api={api} />}
+        {route.screen === 'webhooks' && <WebhooksPage api={api} />}
         {route.screen === 'dead-letters' && <DeadLettersPage api={api} />}
       </main>
     </>

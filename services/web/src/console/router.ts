@@ -7,6 +7,7 @@ export type Route =
   | { readonly screen: 'customers' }
   | { readonly screen: 'customer'; readonly customerId: string }
   | { readonly screen: 'plans' }
+  | { readonly screen: 'webhooks' }
   | { readonly screen: 'dead-letters' };
 
 export function parseRoute(hash: string): Route {
@@ -19,6 +20,8 @@ export function parseRoute(hash: string): Route {
       return parts[1] !== undefined && parts[1] !== '' ? { screen: 'customer', customerId: parts[1] } : { screen: 'customers' };
     case 'plans':
       return { screen: 'plans' };
+    case 'webhooks':
+      return { screen: 'webhooks' };
     case 'dead-letters':
       return { screen: 'dead-letters' };
     default:
@@ -38,6 +41,8 @@ export function href(route: Route): string {
       return `#/customers/${encodeURIComponent(route.customerId)}`;
     case 'plans':
       return '#/plans';
+    case 'webhooks':
+      return '#/webhooks';
     case 'dead-letters':
       return '#/dead-letters';
   }

@@ -1,4 +1,6 @@
-import type { BalanceView, DeadLetterView, LedgerEntryView } from '@tally/api';
+import type { BalanceView, DeadLetterView, LedgerEntryView, WebhookDeliveryView, WebhookEndpointView } from '@tally/api';
+
+export type { WebhookEventType } from '@tally/api';
 
 /**
  * The shapes of the /v1 API that the console and the portal use, as the OpenAPI document at
@@ -48,6 +50,8 @@ export interface CreditProduct {
 export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
 export type DeadLetter = DeadLetterView;
+export type WebhookEndpoint = WebhookEndpointView;
+export type WebhookDelivery = WebhookDeliveryView;
 
 export interface BalanceChange {
   readonly entry: LedgerEntry;

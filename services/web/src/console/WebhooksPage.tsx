@@ -1,0 +1,258 @@
+import { useEffect, useState } from 'preact/hooks';
+import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType } from '../shared/apiTypes';
+import { formatTime, keyLabel } from '../shared/format';
+import { Dialog, ErrorMessage, Field } from '../shared/ui';
+
+/**
+ * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
+ * added there fails the console's build until it is described here.
+ */
+const EVENT_TYPES: Readonly<Record<WebhookEventType, string>> = {
+  'credit_balance.low': 'Below its warning limit',
+  'credit_balance.depleted': 'Depleted (zero or below)',
+  'credit_balance.topped_up': 'Topped up by hand or opened with credits',
+  'credit_balance.purchased': 'Bundle bought',
+  'credit_balance.granted': 'Subscription grant',
+  'hold.expired': 'Hold expired',
+};
+const ALL_TYPES = Object.keys(EVENT_TYPES) as WebhookEventType[];
+
+/** A signing secret, shown once: right after the endpoint was registered or its secret rotated. */
+function SecretNotice({ secret, url, rotated }: { secret: string; url: string; rotated: boolean }) {
+  return (
+    <div class="notice" role="status">
+      <label for="webhook-secret">Signing secret for {url}</label>
+      <input id="webhook-secret" readOnly value={secret} onFocus={(event) => event.currentTarget.select()} />
+      <small>
+        Shown only now: copy it to the receiver, which verifies each message with it (any Standard Webhooks library).
+        {rotated && ' Until the previous secret expires, messages carry a signature with each.'}
+      </small>
+    </div>
+  );
+}
+
+function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint }) {
+  const [deliveries, setDeliveries] = useState<WebhookDelivery[]>();
+  const [error, setError] = useState<string>();
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    api.get<Page<WebhookDelivery>>(path`/webhook-endpoints/${endpoint.id}/deliveries`, { query: { limit: '50' } }).then(
+      (page) => setDeliveries(page.items),
+      (failure: Error) => setError(failure.message),
+    );
+  }, [api, endpoint.id, version]);
+  return (
+    <>
+      <div class="table-scroll">
+        <table>
+          <caption>Recent deliveries</caption>
+          <thead>
+            <tr>
+              <th scope="col">Event</th>
+              <th scope="col">Balance</th>
+              <th scope="col">Status</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Last answer</th>
+              <th scope="col">Delivered</th>
+              <th scope="col">Action</th>
+            </tr>
+          </thead>
+          <tbody>
+            {deliveries?.length === 0 && (
+              <tr>
+                <td colSpan={7}>Nothing sent yet.</td>
+              </tr>
+            )}
+            {deliveries?.map((delivery) => {
+              const last = delivery.attemptLog[delivery.attemptLog.length - 1];
+              return (
+                <tr key={delivery.id}>
+                  <td>{delivery.eventType}</td>
+                  <td>{delivery.balanceId}</td>
+                  <td>{delivery.status}</td>
+                  <td class="number">{delivery.attempts}</td>
+                  <td>{last === undefined ? '' : last.statusCode !== null ? `HTTP ${last.statusCode}` : (last.error ?? '')}</td>
+                  <td>{delivery.deliveredAt === null ? '' : formatTime(delivery.deliveredAt)}</td>
+                  <td>
+                    <button
+                      type="button"
+                      class="secondary"
+                      onClick={async () => {
+                        setError(undefined);
+                        try {
+                          await api.post<WebhookDelivery>(path`/webhook-endpoints/${endpoint.id}/deliveries/${delivery.id}/retry`);
+                          setVersion(version + 1);
+                        } catch (failure) {
+                          setError(failure instanceof Error ? failure.message : String(failure));
+                        }
+                      }}
+                    >
+                      Send again
+                    </button>
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+      <ErrorMessage message={error} />
+      <button type="button" class="secondary" onClick={() => setVersion(version + 1)}>
+        Refresh deliveries
+      </button>
+    </>
+  );
+}
+
+/**
+ * Webhook endpoints: where Tally POSTs balance events. Register one (its secret is shown once),
+ * pause and resume it, rotate its secret, read what was sent and send a delivery again.
+ */
+export function WebhooksPage({ api }: { api: ApiClient }) {
+  const [endpoints, setEndpoints] = useState<WebhookEndpoint[]>([]);
+  const [general, setGeneral] = useState<string>();
+  const [version, setVersion] = useState(0);
+  const [secret, setSecret] = useState<{ secret: string; url: string; rotated: boolean }>();
+  const [open, setOpen] = useState<string>();
+  const [deleting, setDeleting] = useState<WebhookEndpoint>();
+  const [url, setUrl] = useState('');
+  const [description, setDescription] = useState('');
+  const [events, setEvents] = useState<readonly WebhookEventType[]>(['credit_balance.low']);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  useEffect(() => {
+    api.get<Page<WebhookEndpoint>>('/webhook-endpoints', { query: { limit: '500' } }).then((page) => setEndpoints(page.items), (failure: Error) => setGeneral(failure.message));
+  }, [api, version]);
+
+  async function act(change: () => Promise<unknown>) {
+    setGeneral(undefined);
+    try {
+      await change();
+      setVersion(version + 1);
+    } catch (failure) {
+      setGeneral(failure instanceof Error ? failure.message : String(failure));
+    }
+  }
+
+  return (
+    <section>
+      <h1>Webhooks</h1>
+      <p>
+        Tally POSTs the chosen balance events to each endpoint, signed, in ledger order per balance, retrying with backoff until it answers 2xx. An endpoint
+        that fails for the whole retry period is disabled, its deliveries waiting until it is enabled again.
+      </p>
+      {secret !== undefined && <SecretNotice {...secret} />}
+      <ErrorMessage message={general} />
+      {endpoints.length === 0 && <p>No webhook endpoints yet.</p>}
+      {endpoints.map((endpoint) => (
+        <section class="card" key={endpoint.id} aria-label={`Endpoint ${endpoint.url}`}>
+          <h2>
+            {endpoint.url} <small>{endpoint.enabled ? 'enabled' : 'disabled'}</small>
+          </h2>
+          {endpoint.description !== null && <p>{endpoint.description}</p>}
+          <p>Sends: {endpoint.events.map((event) => EVENT_TYPES[event as WebhookEventType] ?? event).join(', ')}.</p>
+          {endpoint.disabledAt !== null && (
+            <p class="error">
+              Disabled {formatTime(endpoint.disabledAt)}: {endpoint.disabledReason}
+            </p>
+          )}
+          <p>
+            <small>
+              Registered {formatTime(endpoint.createdAt)}
+              {endpoint.createdBy !== null && ` by ${keyLabel(endpoint.createdBy)}`}
+              {endpoint.updatedAt !== endpoint.createdAt && `; changed ${formatTime(endpoint.updatedAt)}${endpoint.updatedBy === null ? '' : ` by ${keyLabel(endpoint.updatedBy)}`}`}
+              {endpoint.previousSecretExpiresAt !== null && `; the previous secret signs too until ${formatTime(endpoint.previousSecretExpiresAt)}`}
+            </small>
+          </p>
+          <div class="actions">
+            <button type="button" class="secondary" onClick={() => void act(() => api.patch(path`/webhook-endpoints/${endpoint.id}`, { body: { enabled: !endpoint.enabled } }))}>
+              {endpoint.enabled ? 'Disable' : 'Enable'}
+            </button>
+            <button
+              type="button"
+              class="secondary"
+              onClick={() =>
+                void act(async () => {
+                  const rotated = await api.post<WebhookEndpoint & { secret: string }>(path`/webhook-endpoints/${endpoint.id}/rotate-secret`);
+                  setSecret({ secret: rotated.secret, url: rotated.url, rotated: true });
+                })
+              }
+            >
+              Rotate secret
+            </button>
+            <button type="button" class="secondary" aria-expanded={open === endpoint.id} onClick={() => setOpen(open === endpoint.id ? undefined : endpoint.id)}>
+              {open === endpoint.id ? 'Hide deliveries' : 'Show deliveries'}
+            </button>
+            <button type="button" class="secondary" onClick={() => setDeleting(endpoint)}>
+              Delete
+            </button>
+          </div>
+          {open === endpoint.id && <Deliveries api={api} endpoint={endpoint} />}
+        </section>
+      ))}
+      <Dialog title={`Delete endpoint: ${deleting?.url ?? ''}`} open={deleting !== undefined} onClose={() => setDeleting(undefined)}>
+        <p>Deletes the endpoint with its deliveries and their attempts. Nothing more is sent to it.</p>
+        <div class="actions">
+          <button
+            type="button"
+            class="danger"
+            onClick={() => {
+              const target = deleting;
+              setDeleting(undefined);
+              if (target !== undefined) void act(() => api.delete(path`/webhook-endpoints/${target.id}`));
+            }}
+          >
+            Delete endpoint
+          </button>
+          <button type="button" class="secondary" onClick={() => setDeleting(undefined)}>
+            Keep endpoint
+          </button>
+        </div>
+      </Dialog>
+      <h2>Register an endpoint</h2>
+      <form
+        noValidate
+        onSubmit={async (event) => {
+          event.preventDefault();
+          setErrors({});
+          setGeneral(undefined);
+          try {
+            const created = await api.post<WebhookEndpoint & { secret: string }>('/webhook-endpoints', {
+              body: { url, events, ...(description !== '' ? { description } : {}) },
+            });
+            setSecret({ secret: created.secret, url: created.url, rotated: false });
+            setUrl('');
+            setDescription('');
+            setVersion(version + 1);
+          } catch (failure) {
+            const found = fieldErrors(failure, (field) => ['url', 'events', 'description'].includes(field));
+            setErrors(found.fields);
+            setGeneral(found.general);
+          }
+        }}
+      >
+        <Field label="Endpoint URL" value={url} required error={errors.url} hint="http or https, reachable from Tally." onInput={(event) => setUrl(event.currentTarget.value)} />
+        <Field label="Description" value={description} maxLength={500} error={errors.description} onInput={(event) => setDescription(event.currentTarget.value)} />
+        <fieldset>
+          <legend>Events to send</legend>
+          {ALL_TYPES.map((type) => (
+            <div class="field checkbox" key={type}>
+              <label>
+                <input
+                  type="checkbox"
+                  checked={events.includes(type)}
+                  onChange={(event) => setEvents(event.currentTarget.checked ? [...events, type] : events.filter((chosen) => chosen !== type))}
+                />{' '}
+                {EVENT_TYPES[type]} <small>{type}</small>
+              </label>
+            </div>
+          ))}
+          {errors.events !== undefined && <small class="error">{errors.events}</small>}
+        </fieldset>
+        <button type="submit" disabled={url === '' || events.length === 0}>
+          Register endpoint
+        </button>
+      </form>
+    </section>
+  );
+}
