@@ -48,6 +48,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   subscription_not_found: 404,
   bundle_not_found: 404,
   plan_already_exists: 409,
+  plan_retired: 409,
   subscription_already_exists: 409,
   subscription_canceled: 409,
   // Webhook endpoints (@tally/webhooks).

@@ -33,6 +33,9 @@ export interface Plan {
 export interface StoredPlan extends Plan {
   readonly createdAt: Date;
   readonly createdBy: ActingKey | null;
+  /** Set once, when its offer ended: no new subscriptions from then on (migration 028). */
+  readonly retiredAt: Date | null;
+  readonly retiredBy: ActingKey | null;
 }
 
 /**
@@ -108,8 +111,16 @@ export function planToDto(plan: Plan): PlanDto {
 export interface PlanView extends PlanDto {
   readonly createdAt: string;
   readonly createdBy: ActingKey | null;
+  readonly retiredAt: string | null;
+  readonly retiredBy: ActingKey | null;
 }
 
 export function planView(plan: StoredPlan): PlanView {
-  return { ...planToDto(plan), createdAt: plan.createdAt.toISOString(), createdBy: plan.createdBy };
+  return {
+    ...planToDto(plan),
+    createdAt: plan.createdAt.toISOString(),
+    createdBy: plan.createdBy,
+    retiredAt: plan.retiredAt?.toISOString() ?? null,
+    retiredBy: plan.retiredBy,
+  };
 }

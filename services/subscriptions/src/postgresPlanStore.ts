@@ -1,18 +1,24 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import type { ActingKey } from '@tally/domain';
 import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
 import { planFromDto, type PlanDto, planToDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
 import { PlanAlreadyExistsError } from './subscriptionErrors';
 
-type PlanRow = PlanDto & { createdAt: Date; createdBy: ActingKey | null };
+type PlanRow = PlanDto & Pick<StoredPlan, 'createdAt' | 'createdBy' | 'retiredAt' | 'retiredBy'>;
 
-const PLAN_COLUMNS = 'id, name, items, created_at AS "createdAt", acting_key(created_by_key_id, created_by_key_name) AS "createdBy"';
+const PLAN_COLUMNS = `id, name, items, created_at AS "createdAt", acting_key(created_by_key_id, created_by_key_name) AS "createdBy",
+  retired_at AS "retiredAt", acting_key(retired_by_key_id, retired_by_key_name) AS "retiredBy"`;
 
 /** Rows were validated on the way in; planFromDto turns their items back into exact amounts. */
-const storedPlan = ({ createdAt, createdBy, ...dto }: PlanRow): StoredPlan => ({ ...planFromDto(dto), createdAt, createdBy });
+const storedPlan = ({ createdAt, createdBy, retiredAt, retiredBy, ...dto }: PlanRow): StoredPlan => ({
+  ...planFromDto(dto),
+  createdAt,
+  createdBy,
+  retiredAt,
+  retiredBy,
+});
 
 export function createPostgresPlanStore(options: { pool: Pool; logger: Logger }): PlanStore {
   const { pool } = options;
@@ -49,6 +55,21 @@ export function createPostgresPlanStore(options: { pool: Pool; logger: Logger })
           [after, limit],
         );
         return rows.map(storedPlan);
+      }),
+
+    retirePlan: (planId, at, retiredBy) =>
+      guardedQuery(async () => {
+        // The key is written with the time, and only by the retirement that sets it.
+        const { rows } = await pool.query<PlanRow>(
+          `UPDATE plans SET retired_at = COALESCE(retired_at, $2),
+                  retired_by_key_id = CASE WHEN retired_at IS NULL THEN $3 ELSE retired_by_key_id END,
+                  retired_by_key_name = CASE WHEN retired_at IS NULL THEN $4 ELSE retired_by_key_name END
+            WHERE id = $1 RETURNING ${PLAN_COLUMNS}`,
+          [planId, at, ...actingKeyParams(retiredBy)],
+        );
+        if (rows[0] === undefined) return undefined;
+        logger.info({ planId, retiredBy }, 'plan retired');
+        return storedPlan(rows[0]);
       }),
   };
 }

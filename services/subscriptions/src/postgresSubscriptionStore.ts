@@ -5,7 +5,7 @@ import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
 import { planFromDto, type PlanItemDto } from './plan';
 import type { CreditOverride, StoredOverrideVersion, Subscription } from './subscription';
-import { SubscriptionAlreadyExistsError } from './subscriptionErrors';
+import { PlanNotFoundError, PlanRetiredError, SubscriptionAlreadyExistsError } from './subscriptionErrors';
 import type { SchedulableSubscription, SubscriptionStore } from './subscriptionStore';
 
 interface OverrideJson {
@@ -85,17 +85,23 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
   return {
     createSubscription: (subscription) =>
       guardedQuery(async () => {
+        let inserted: number;
         try {
-          // One statement, so a subscription is never seen without its initial overrides.
-          await pool.query(
+          // One statement, so a subscription is never seen without its initial overrides. It
+          // inserts only while the plan is offered: a retirement committed before it started is
+          // seen, and one racing it orders after it (the subscription came first).
+          const { rows } = await pool.query<{ created: number }>(
             `WITH s AS (
                INSERT INTO subscriptions (id, customer_id, plan_id, starts_at, created_by_key_id, created_by_key_name)
-               VALUES ($1, $2, $3, $4, $6, $7) RETURNING id, created_by_key_id, created_by_key_name
+               SELECT $1, $2, p.id, $4, $6, $7 FROM plans AS p WHERE p.id = $3 AND p.retired_at IS NULL
+               RETURNING id, created_by_key_id, created_by_key_name
+             ), o AS (
+               INSERT INTO subscription_overrides
+                 (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold, changed_by_key_id, changed_by_key_name)
+               SELECT s.id, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold, s.created_by_key_id, s.created_by_key_name
+                 FROM s, ${overrideRecordset(5)}
              )
-             INSERT INTO subscription_overrides
-               (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold, changed_by_key_id, changed_by_key_name)
-             SELECT s.id, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold, s.created_by_key_id, s.created_by_key_name
-               FROM s, ${overrideRecordset(5)}`,
+             SELECT count(*)::integer AS created FROM s`,
             [
               subscription.id,
               subscription.customerId,
@@ -105,9 +111,15 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
               ...actingKeyParams(subscription.createdBy),
             ],
           );
+          inserted = rows[0]?.created ?? 0;
         } catch (error) {
           if (isUniqueViolation(error)) throw new SubscriptionAlreadyExistsError(`a subscription with id "${subscription.id}" already exists`);
           throw error;
+        }
+        if (inserted === 0) {
+          const { rowCount } = await pool.query('SELECT 1 FROM plans WHERE id = $1', [subscription.planId]);
+          if (rowCount === 0) throw new PlanNotFoundError(`no plan with id "${subscription.planId}"`);
+          throw new PlanRetiredError(`plan "${subscription.planId}" is retired: it takes no new subscriptions`);
         }
         logger.info(
           { subscriptionId: subscription.id, customerId: subscription.customerId, planId: subscription.planId, createdBy: subscription.createdBy },

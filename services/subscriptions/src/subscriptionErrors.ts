@@ -10,6 +10,12 @@ export class PlanAlreadyExistsError extends TallyError {
   readonly retriable = false;
 }
 
+/** A new subscription to a plan whose offer has ended; its existing subscriptions go on. */
+export class PlanRetiredError extends TallyError {
+  readonly code = 'plan_retired';
+  readonly retriable = false;
+}
+
 export class SubscriptionNotFoundError extends TallyError {
   readonly code = 'subscription_not_found';
   readonly retriable = false;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProductNotFoundError } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
 import { periodStart } from './billingPeriod';
-import { PlanAlreadyExistsError, PlanNotFoundError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
+import { PlanAlreadyExistsError, PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
 jest.setTimeout(120_000);
@@ -219,6 +219,16 @@ describe('subscription service on PostgreSQL and the event store', () => {
     await expect(h.service.getSubscription('no-such-subscription')).rejects.toBeInstanceOf(SubscriptionNotFoundError);
     // Nothing was stored or granted by the refused requests.
     expect(await h.balanceRegistry.listCustomerBalances(customerId)).toEqual([]);
+  });
+
+  it('the store itself refuses a subscription to a retired or missing plan, whatever the service checked before', async () => {
+    const { plan } = await monthlyPlan('100');
+    await h.service.retirePlan(plan.id);
+    // As if the plan had been retired between the service's read of it and the insert.
+    const subscription = { id: `sub-${randomUUID()}`, customerId: `customer-${randomUUID()}`, startsAt: new Date(), overrides: [] };
+    await expect(h.subscriptions.createSubscription({ ...subscription, planId: plan.id })).rejects.toBeInstanceOf(PlanRetiredError);
+    await expect(h.subscriptions.createSubscription({ ...subscription, planId: 'no-such-plan' })).rejects.toBeInstanceOf(PlanNotFoundError);
+    expect(await h.subscriptions.getSubscription(subscription.id)).toBeUndefined();
   });
 });
 

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Plan, planFromDto, PlanItemDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
 import { assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
-import { PlanNotFoundError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
+import { PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
 import { createSubscriptionGranter } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
 
@@ -43,8 +43,13 @@ export interface SubscriptionService {
   /** Throws ProductNotFoundError for an item whose product is not in the catalog. */
   createPlan(input: PlanInput, createdBy?: ActingKey): Promise<StoredPlan>;
   getPlan(planId: string): Promise<StoredPlan>;
-  /** A page of plans by id, after the given id. */
+  /** A page of plans by id, after the given id; retired ones too. */
   listPlans(page: { after: string | null; limit: number }): Promise<StoredPlan[]>;
+  /**
+   * Ends the plan's offer: new subscriptions to it are refused (PlanRetiredError), its existing
+   * ones keep granting. Retiring again changes nothing, not even who retired it.
+   */
+  retirePlan(planId: string, retiredBy?: ActingKey): Promise<StoredPlan>;
   /**
    * Stores the subscription, then grants what is due (period 0 when it starts now). The balances
    * it opens name `createdBy` as their opening's actor, whoever opens them (this request or the
@@ -132,6 +137,12 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
 
     listPlans: (page) => plans.listPlans(page),
 
+    async retirePlan(planId, retiredBy) {
+      const retired = await plans.retirePlan(planId, clock(), retiredBy);
+      if (retired === undefined) throw new PlanNotFoundError(`no plan with id "${planId}"`);
+      return retired;
+    },
+
     async createSubscription(input, createdBy) {
       const id = assertSubscriptionId(input.id ?? randomUUID());
       if (typeof input.customerId !== 'string' || input.customerId.length === 0 || input.customerId.length > MAX_CUSTOMER_ID_LENGTH) {
@@ -141,6 +152,8 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       const startsAt = input.startsAt ?? now;
       if (Number.isNaN(startsAt.getTime())) throw new ValidationError('startsAt must be a valid date-time');
       const plan = await planOf(input.planId);
+      // Refused here with the plan at hand; the store refuses it again atomically with the insert.
+      if (plan.retiredAt !== null) throw new PlanRetiredError(`plan "${plan.id}" is retired: it takes no new subscriptions`);
       const overrides = overridesFromDto(input.overrides ?? [], plan);
       const created = await subscriptions.createSubscription({
         id,

@@ -92,6 +92,7 @@ describe('plans, subscriptions and purchases over HTTP', () => {
     for (const [method, url] of [
       ['POST', '/v1/plans'],
       ['GET', '/v1/plans/p1'],
+      ['POST', '/v1/plans/p1/retire'],
       ['POST', '/v1/subscriptions'],
       ['GET', '/v1/subscriptions/s1'],
       ['PATCH', '/v1/subscriptions/s1'],
@@ -129,6 +130,8 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         ],
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         createdBy: BY_KEY,
+        retiredAt: null,
+        retiredBy: null,
       });
       const read = await call({ method: 'GET', url: `/v1/plans/${plan.id}` });
       expect(read.json()).toEqual(plan);
@@ -144,6 +147,30 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       // The only plan after `${prefix}-` in id order with that prefix is this one: the list answers it as created.
       const listed = await call({ method: 'GET', url: `/v1/plans?limit=1&after=${prefix}-` });
       expect(listed.json<{ items: unknown[] }>().items).toEqual([byOther.json()]);
+    });
+
+    it('retires a plan: new subscriptions are refused, its subscription keeps granting, the first retirement stands', async () => {
+      const productId = await createProduct();
+      const plan = (await call({ method: 'POST', url: '/v1/plans', payload: { name: 'Old offer', items: [{ productId, creditsPerPeriod: '10', period: 'month' }] } })).json<{
+        id: string;
+      }>();
+      const customerId = `cus_${randomUUID()}`;
+      const subscribed = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: plan.id, startsAt: START } });
+      expect(subscribed.statusCode).toBe(201);
+
+      const retired = await call({ method: 'POST', url: `/v1/plans/${plan.id}/retire` }, OTHER_KEY);
+      expect(retired.statusCode).toBe(200);
+      expect(retired.json()).toMatchObject({ id: plan.id, retiredAt: START, retiredBy: BY_OTHER });
+      h.clock.set(inPeriod(2));
+      const again = await call({ method: 'POST', url: `/v1/plans/${plan.id}/retire` });
+      expect(again.json()).toMatchObject({ retiredAt: START, retiredBy: BY_OTHER });
+      expect((await call({ method: 'GET', url: `/v1/plans/${plan.id}` })).json()).toEqual(again.json());
+
+      expectError(await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId: `cus_${randomUUID()}`, planId: plan.id } }), 409, 'plan_retired');
+      await h.newScheduler().runOnce();
+      const grants = (await ledgerOf(await balanceIdOf(customerId, productId))).filter((entry) => entry.source === 'grant');
+      expect(grants.map((entry) => entry.grant?.period)).toEqual([0, 1, 2]);
+      expectError(await call({ method: 'POST', url: '/v1/plans/nope/retire' }), 404, 'plan_not_found');
     });
 
     it('answers 400 for invalid plans, 404 for unknown products and plans, 409 for a taken id', async () => {

@@ -25,6 +25,8 @@ const planSchema = Type.Object({
   ),
   createdAt: Type.String({ format: 'date-time' }),
   createdBy: actingKey('The API key that created the plan; null for one from before this was recorded.'),
+  retiredAt: nullableString({ format: 'date-time', description: 'When its offer ended: no new subscriptions since; null while offered.' }),
+  retiredBy: actingKey('The API key that retired it; null while offered.'),
 });
 
 export const tags = ['plans and subscriptions'];
@@ -78,6 +80,22 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
       },
     },
     async (request) => fetchPage(request.query, (range) => subscriptions.listPlans(range), (plan) => plan.id, planView),
+  );
+
+  app.post(
+    '/plans/:planId/retire',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Retire a plan',
+        description:
+          "Ends the plan's offer: a new subscription to it is 409 `plan_retired`, while its existing subscriptions keep granting as before. Final, and retiring again changes nothing (not `retiredBy` either); a renewed offer is a new plan.",
+        params: params({ planId: identifier }),
+        response: { 200: planSchema, ...errorResponses },
+      },
+    },
+    async (request) => planView(await subscriptions.retirePlan(request.params.planId, actingKeyOf(request))),
   );
 
   app.get(

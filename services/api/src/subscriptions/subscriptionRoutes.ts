@@ -72,7 +72,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         tags,
         summary: 'Subscribe a customer to a plan',
         description:
-          "Opens the customer's balance of each plan product where there is none (else uses it) and grants every period that has started, so a subscription starting now has its first period's credits when this returns (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). An unknown plan is 404 `plan_not_found`.",
+          "Opens the customer's balance of each plan product where there is none (else uses it) and grants every period that has started, so a subscription starting now has its first period's credits when this returns (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
         body: Type.Object(
           {
             id: Type.Optional(
