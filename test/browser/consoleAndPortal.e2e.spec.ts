@@ -329,9 +329,9 @@ describe('the console and the portal in Chromium', () => {
     await page.getByLabel('Credits per period').fill('500');
     await page.getByRole('button', { name: 'Create plan' }).click();
     await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes('Monthly API') && text.includes('500 api-credits per month'), 'the new plan');
-    // The plan names the key of the session that created it, in the By column.
+    // The plan names the key of the session that created it, in the By column, and is offered.
     const planRow = page.getByRole('table', { name: 'Plans' }).locator('tbody tr', { hasText: 'Monthly API' });
-    expect(await planRow.locator('td').last().textContent()).toBe('operator');
+    expect(await planRow.locator('td').evaluateAll((cells) => cells.slice(3).map((cell) => cell.textContent))).toEqual(['operator', 'Offered Retire']);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-plans.png') });
     await nav('Customers').click();
     await page.getByRole('link', { name: customerId, exact: true }).click();
@@ -365,6 +365,16 @@ describe('the console and the portal in Chromium', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-subscriptions.png'), fullPage: true });
     await page.getByRole('tab', { name: 'Credits' }).click();
     await untilText(amount, (text) => text === '1,847', 'the granted credits on the balance');
+
+    // The offer ends: the plan is retired (after a confirmation) and no longer offered to subscribe to.
+    await nav('Plans').click();
+    await page.getByRole('button', { name: 'Retire Monthly API' }).click();
+    await page.getByRole('dialog', { name: 'Retire plan: Monthly API' }).getByRole('button', { name: 'Retire plan' }).click();
+    await untilText(planRow, (text) => /Retired .* by operator/.test(text), 'the retired plan');
+    expect(await page.getByRole('button', { name: 'Retire Monthly API' }).count()).toBe(0);
+    await page.goBack();
+    await page.getByRole('tab', { name: 'Subscriptions' }).click();
+    await untilText(page.getByLabel('Plan'), (text) => text.includes('No plans offered'), 'no plan to subscribe to');
 
     // A broken producer: its message is dead-lettered by the consumer and shows on Dead letters.
     await producer.send({ topic: usageTopic, messages: [{ key: customerId, value: '{"this is": not json' }] });

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { fieldErrors, type ApiClient } from '../shared/apiClient';
+import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Period, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ErrorMessage, Field, SelectField } from '../shared/ui';
+import { Dialog, ErrorMessage, Field, SelectField } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
@@ -15,9 +15,19 @@ export function periodText(period: Period): string {
   return typeof period === 'string' ? `per ${period}` : `every ${period.days} days`;
 }
 
-/** Plans: each grants credits of its products every period. Created here; immutable once created. */
+/** What a plan's status cell says: offered, or since when and by whom it is retired. */
+function planStatus(plan: Plan): string {
+  if (plan.retiredAt === null) return 'Offered';
+  return `Retired ${formatTime(plan.retiredAt)}${plan.retiredBy === null ? '' : ` by ${keyLabel(plan.retiredBy)}`}`;
+}
+
+/**
+ * Plans: each grants credits of its products every period. Created here; immutable once created,
+ * and retired when the offer ends (its subscriptions go on, new ones are refused).
+ */
 export function PlansPage({ api }: { api: ApiClient }) {
   const [plans, setPlans] = useState<Plan[]>([]);
+  const [retiring, setRetiring] = useState<Plan>();
   const [products, setProducts] = useState<CreditProduct[]>([]);
   const [name, setName] = useState('');
   const [items, setItems] = useState<ItemDraft[]>([]);
@@ -42,12 +52,13 @@ export function PlansPage({ api }: { api: ApiClient }) {
               <th scope="col">Grants</th>
               <th scope="col">Created</th>
               <th scope="col">By</th>
+              <th scope="col">Status</th>
             </tr>
           </thead>
           <tbody>
             {plans.length === 0 && (
               <tr>
-                <td colSpan={4}>No plans yet.</td>
+                <td colSpan={5}>No plans yet.</td>
               </tr>
             )}
             {plans.map((plan) => (
@@ -58,11 +69,47 @@ export function PlansPage({ api }: { api: ApiClient }) {
                 <td>{plan.items.map((item) => `${item.creditsPerPeriod} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
                 <td>{formatTime(plan.createdAt)}</td>
                 <td>{plan.createdBy === null ? '' : keyLabel(plan.createdBy)}</td>
+                <td>
+                  {planStatus(plan)}
+                  {plan.retiredAt === null && (
+                    <>
+                      {' '}
+                      <button type="button" class="secondary" aria-label={`Retire ${plan.name}`} onClick={() => setRetiring(plan)}>
+                        Retire
+                      </button>
+                    </>
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
+      <Dialog title={`Retire plan: ${retiring?.name ?? ''}`} open={retiring !== undefined} onClose={() => setRetiring(undefined)}>
+        <p>New subscriptions to it are refused; its subscriptions keep granting as before. This cannot be undone: a renewed offer is a new plan.</p>
+        <div class="actions">
+          <button
+            type="button"
+            class="danger"
+            onClick={async () => {
+              const target = retiring;
+              setRetiring(undefined);
+              if (target === undefined) return;
+              try {
+                await api.post<Plan>(path`/plans/${target.id}/retire`);
+                setVersion(version + 1);
+              } catch (failure) {
+                setGeneral(failure instanceof Error ? failure.message : String(failure));
+              }
+            }}
+          >
+            Retire plan
+          </button>
+          <button type="button" class="secondary" onClick={() => setRetiring(undefined)}>
+            Keep offering
+          </button>
+        </div>
+      </Dialog>
       <h2>New plan</h2>
       <form
         noValidate

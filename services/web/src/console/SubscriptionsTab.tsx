@@ -24,10 +24,13 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
     api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }).then((page) => setSubscriptions(page.items), (failure: Error) => setGeneral(failure.message));
     api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => {
       setPlans(page.items);
-      if (planId === '' && page.items[0] !== undefined) setPlanId(page.items[0].id);
+      const first = page.items.find((candidate) => candidate.retiredAt === null);
+      if (planId === '' && first !== undefined) setPlanId(first.id);
     }, () => undefined);
   }, [api, customerId, version]);
   const plan = plans.find((candidate) => candidate.id === planId);
+  // Retired plans take no new subscriptions: only the others are offered to subscribe to.
+  const offered = plans.filter((candidate) => candidate.retiredAt === null);
   const planOf = (subscription: Subscription | undefined) => plans.find((candidate) => candidate.id === subscription?.planId);
   return (
     <>
@@ -126,8 +129,8 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
         }}
       >
         <SelectField label="Plan" value={planId} error={errors.planId} onChange={(event) => setPlanId(event.currentTarget.value)}>
-          {plans.length === 0 && <option value="">No plans yet</option>}
-          {plans.map((candidate) => (
+          {offered.length === 0 && <option value="">No plans offered</option>}
+          {offered.map((candidate) => (
             <option key={candidate.id} value={candidate.id}>
               {candidate.name}
             </option>

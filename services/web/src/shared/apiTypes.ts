@@ -122,6 +122,9 @@ export interface Plan {
   readonly items: PlanItem[];
   readonly createdAt: string;
   readonly createdBy: ActingKey | null;
+  /** When its offer ended (no new subscriptions since); null while offered. */
+  readonly retiredAt: string | null;
+  readonly retiredBy: ActingKey | null;
 }
 
 export interface Subscription {
