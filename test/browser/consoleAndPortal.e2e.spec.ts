@@ -443,8 +443,13 @@ describe('the console and the portal in Chromium', () => {
       await card.getByRole('button', { name: 'Show deliveries' }).click();
       const deliveries = card.getByRole('table', { name: 'Recent deliveries' });
       await untilText(deliveries, (text) => text.includes('succeeded'), 'the delivery in the table');
-      const rows = await deliveries.locator('tbody tr').evaluateAll((trs) => trs.map((row) => [...row.children].slice(0, 5).map((cell) => cell.textContent ?? '')));
-      expect(rows).toEqual([['credit_balance.topped_up', balance.id, 'succeeded', '1', 'HTTP 204']]);
+      const rows = await deliveries.locator('tbody tr').evaluateAll((trs) => trs.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+      expect(rows.map((cells) => [cells[0], cells[1], cells[2], cells[4]])).toEqual([['credit_balance.topped_up', balance.id, 'succeeded', 'HTTP 204']]);
+      // The attempts cell opens, by its summary, onto each attempt and what the receiver answered.
+      const attempts = deliveries.locator('tbody tr details');
+      await attempts.locator('summary').click();
+      expect(await attempts.locator('summary').textContent()).toBe('1');
+      await untilText(attempts.locator('li'), (text) => / ms: HTTP 204$/.test(text), 'the attempt with its answer');
       await page.screenshot({ path: path.join(SCREENSHOTS, 'console-webhooks.png'), fullPage: true });
 
       await card.getByRole('button', { name: 'Disable' }).click();

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { Dialog, ErrorMessage, Field } from '../shared/ui';
+import { Dialog, ErrorMessage, Field, Pager, usePager } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -32,21 +32,48 @@ function SecretNotice({ secret, url, rotated }: { secret: string; url: string; r
   );
 }
 
+/** Each attempt of a delivery: when, how long, and what the receiver answered (or why none came). */
+function AttemptLog({ delivery }: { delivery: WebhookDelivery }) {
+  if (delivery.attemptLog.length === 0) return <>{delivery.attempts}</>;
+  return (
+    <details>
+      <summary>{delivery.attempts}</summary>
+      <ol>
+        {delivery.attemptLog.map((attempt) => (
+          <li key={attempt.attempt}>
+            {formatTime(attempt.startedAt)}, {attempt.durationMs} ms: {attempt.statusCode !== null ? `HTTP ${attempt.statusCode}` : (attempt.error ?? 'no answer')}
+            {attempt.responseBody !== null && attempt.responseBody !== '' && (
+              <>
+                {' '}
+                <code>{attempt.responseBody}</code>
+              </>
+            )}
+          </li>
+        ))}
+      </ol>
+    </details>
+  );
+}
+
+/** An endpoint's deliveries, newest first, a page at a time (the API's `before` cursor). */
 function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint }) {
-  const [deliveries, setDeliveries] = useState<WebhookDelivery[]>();
+  const [page, setPage] = useState<Page<WebhookDelivery>>();
   const [error, setError] = useState<string>();
   const [version, setVersion] = useState(0);
+  const pager = usePager();
+  const before = pager.cursor;
   useEffect(() => {
-    api.get<Page<WebhookDelivery>>(path`/webhook-endpoints/${endpoint.id}/deliveries`, { query: { limit: '50' } }).then(
-      (page) => setDeliveries(page.items),
+    api.get<Page<WebhookDelivery>>(path`/webhook-endpoints/${endpoint.id}/deliveries`, { query: { limit: '50', before } }).then(
+      setPage,
       (failure: Error) => setError(failure.message),
     );
-  }, [api, endpoint.id, version]);
+  }, [api, endpoint.id, version, before]);
+  const deliveries = page?.items;
   return (
     <>
       <div class="table-scroll">
         <table>
-          <caption>Recent deliveries</caption>
+          <caption>{pager.number === 1 ? 'Recent deliveries' : `Deliveries, page ${pager.number}`}</caption>
           <thead>
             <tr>
               <th scope="col">Event</th>
@@ -71,7 +98,9 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
                   <td>{delivery.eventType}</td>
                   <td>{delivery.balanceId}</td>
                   <td>{delivery.status}</td>
-                  <td class="number">{delivery.attempts}</td>
+                  <td class="number">
+                    <AttemptLog delivery={delivery} />
+                  </td>
                   <td>{last === undefined ? '' : last.statusCode !== null ? `HTTP ${last.statusCode}` : (last.error ?? '')}</td>
                   <td>{delivery.deliveredAt === null ? '' : formatTime(delivery.deliveredAt)}</td>
                   <td>
@@ -98,6 +127,7 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
         </table>
       </div>
       <ErrorMessage message={error} />
+      <Pager pager={pager} next={page?.next} labels={['Newer deliveries', 'Older deliveries']} />
       <button type="button" class="secondary" onClick={() => setVersion(version + 1)}>
         Refresh deliveries
       </button>
