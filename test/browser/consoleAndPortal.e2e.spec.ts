@@ -218,6 +218,8 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('button', { name: 'Add credit balance' }).click();
     const addDialog = page.getByRole('dialog', { name: 'Add credit balance' });
     await untilText(addDialog.getByLabel('Credit product'), (text) => text.includes('API credits'), 'the product in the dialog');
+    // Chosen by name: other tests of this file add products of their own, in any order.
+    await addDialog.getByLabel('Credit product').selectOption({ label: 'API credits' });
     expect(await addDialog.getByLabel('Warning limit').inputValue()).toBe('100');
     await addDialog.getByLabel('Starting balance').fill('150');
     await addDialog.getByRole('button', { name: 'Add', exact: true }).click();
@@ -326,6 +328,7 @@ describe('the console and the portal in Chromium', () => {
     await nav('Plans').click();
     await page.getByLabel('Plan name').fill('Monthly API');
     await page.getByRole('button', { name: 'Add credit product to plan' }).click();
+    await page.getByLabel('Credit product').selectOption({ label: 'API credits' });
     await page.getByLabel('Credits per period').fill('500');
     await page.getByRole('button', { name: 'Create plan' }).click();
     await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes('Monthly API') && text.includes('500 api-credits per month'), 'the new plan');
