@@ -222,7 +222,7 @@ export async function registerAccessGuard(
       if (scope === 'public' || (await admitsCustomer(request, principal.customerId))) return;
       // The same answer for another customer's balance and for a route portals never reach:
       // a token tells its holder nothing about what else exists.
-      throw new InsufficientScopeError(`a portal token reaches only its own customer's balances, ledger and purchases; not ${request.method} ${request.routeOptions.url ?? request.url.slice(0, 200)}`);
+      throw new InsufficientScopeError(`a portal token reaches only its own customer's balances, ledger, purchases and subscriptions; not ${request.method} ${request.routeOptions.url ?? request.url.slice(0, 200)}`);
     }
     if (scope === 'public') {
       await count(perAddress, request, reply, 'from this address');

@@ -167,6 +167,7 @@ describe('the API under hostile clients', () => {
         'GET /v1/credit-balances/{balanceId}/ledger.csv',
         'GET /v1/customers/{customerId}/credit-balances',
         'GET /v1/customers/{customerId}/purchase-options',
+        'GET /v1/customers/{customerId}/subscriptions',
         'POST /v1/credit-balances/{balanceId}/purchases',
       ]);
       const product = await app.inject({ method: 'POST', url: '/v1/credit-products', headers: bearer('admin'), payload: { name: 'Portal probe', consumption: [] } });

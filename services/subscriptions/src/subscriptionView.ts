@@ -27,6 +27,7 @@ export interface SubscriptionView {
   readonly id: string;
   readonly customerId: string;
   readonly planId: string;
+  readonly planName: string;
   readonly startsAt: string;
   readonly status: 'active' | 'canceled';
   readonly canceledAt: string | null;
@@ -51,6 +52,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
     id: subscription.id,
     customerId: subscription.customerId,
     planId: subscription.planId,
+    planName: plan.name,
     startsAt: startsAt.toISOString(),
     status: canceledAt === null ? 'active' : 'canceled',
     canceledAt: canceledAt === null ? null : canceledAt.toISOString(),

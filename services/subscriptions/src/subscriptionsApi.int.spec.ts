@@ -48,6 +48,7 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       logger: h.logger,
       health: async () => ({ postgres: 'up' }),
       metrics: createMetricsRegistry(),
+      web: { secret: `subscriptions-test-secret-${randomUUID()}` },
     });
   });
 
@@ -358,6 +359,26 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         ['CreditBalanceOpened', null, { kind: 'key', ...BY_KEY }],
         ['CreditToppedUp', 'grant', null],
       ]);
+    });
+
+    it("shows a customer's portal token its subscriptions with the plan's name, and no key that made them", async () => {
+      const { customerId, subscription } = await subscribe('100', [{ creditsPerPeriod: '120' }]);
+      expect(subscription).toMatchObject({ planName: 'Monthly', createdBy: BY_KEY });
+      const link = await call({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions` });
+      expect(link.statusCode).toBe(201);
+      const portal = { authorization: `Bearer ${link.json<{ token: string }>().token}` };
+      const read = await app.inject({ method: 'GET', url: `/v1/customers/${customerId}/subscriptions`, headers: portal });
+      expect(read.statusCode).toBe(200);
+      expect(read.json()).toEqual({
+        items: [{ ...subscription, createdBy: null, canceledBy: null, overrides: subscription.overrides.map((version) => ({ ...version, changedBy: null })) }],
+        next: null,
+      });
+      expect(read.body).not.toContain(BY_KEY.keyId);
+      expect(read.body).not.toContain('plans-admin');
+      // Its own customer's alone: another's, and a single subscription by id, are refused.
+      const other = await subscribe('5');
+      expect((await app.inject({ method: 'GET', url: `/v1/customers/${other.customerId}/subscriptions`, headers: portal })).statusCode).toBe(403);
+      expect((await app.inject({ method: 'GET', url: `/v1/subscriptions/${subscription.id}`, headers: portal })).statusCode).toBe(403);
     });
 
     it('answers 404 for unknown plans and subscriptions and 400 for invalid requests', async () => {

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { subscriptionView, type SubscriptionService } from '@tally/subscriptions';
+import { subscriptionView, type SubscriptionService, type SubscriptionView } from '@tally/subscriptions';
 import { actingKey, customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
-import { actingKeyOf } from '../accessGuard';
+import { actingKeyOf, audienceOf } from '../accessGuard';
 import { periodSchema, tags } from './planRoutes';
 
 const overridesSchema = Type.Array(
@@ -26,12 +26,15 @@ const subscriptionSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
   planId: Type.String(),
+  planName: Type.String(),
   startsAt: Type.String({ format: 'date-time' }),
   status: stringEnum(['active', 'canceled'] as const),
   canceledAt: nullableString({ format: 'date-time' }),
   createdAt: Type.String({ format: 'date-time' }),
-  createdBy: actingKey('The API key that created the subscription; null for one from before this was recorded.'),
-  canceledBy: actingKey('The API key whose cancellation stands (the first); null while active, and for one canceled before this was recorded.'),
+  createdBy: actingKey('The API key that created the subscription; null for one from before this was recorded, and to a portal token (key names are the provider\'s).'),
+  canceledBy: actingKey(
+    'The API key whose cancellation stands (the first); null while active, for one canceled before this was recorded, and to a portal token.',
+  ),
   items: readonlyArray(
     Type.Object({
       productId: Type.String(),
@@ -54,13 +57,18 @@ const subscriptionSchema = Type.Object({
       effectiveFromPeriod: Type.Integer(),
       creditsPerPeriod: nullableString(),
       lowBalanceThreshold: nullableString(),
-      changedBy: actingKey('The API key that set this version (the initial ones: the creator); null for one from before this was recorded.'),
+      changedBy: actingKey('The API key that set this version (the initial ones: the creator); null for one from before this was recorded, and to a portal token.'),
     }),
     { description: 'Every override version; each applies from `effectiveFromPeriod` until a later version of the same product.' },
   ),
 });
 
 const subscriptionParams = params({ subscriptionId: identifier });
+
+/** A subscription as a portal token reads it: the keys that made it are the provider's, not named. */
+function withoutKeys(view: SubscriptionView): SubscriptionView {
+  return { ...view, createdBy: null, canceledBy: null, overrides: view.overrides.map((version) => ({ ...version, changedBy: null })) };
+}
 
 /** Subscriptions: a customer on a plan, granted credits every period by the grant scheduler. */
 export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: SubscriptionService }> = async (app, { subscriptions }) => {
@@ -110,11 +118,11 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
   app.get(
     '/customers/:customerId/subscriptions',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', portal: 'customer' },
       schema: {
         tags,
         summary: "List a customer's subscriptions",
-        description: 'Canceled ones too, in id order, a page at a time.',
+        description: "Canceled ones too, in id order, a page at a time. The customer's portal token reads them too, without the keys that made them.",
         params: params({ customerId }),
         querystring: pageQuery(),
         response: { 200: pageSchema(subscriptionSchema), ...errorResponses },
@@ -125,7 +133,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         request.query,
         (range) => subscriptions.listCustomerSubscriptions(request.params.customerId, range),
         (details) => details.subscription.id,
-        subscriptionView,
+        audienceOf(request) === 'customer' ? (details) => withoutKeys(subscriptionView(details)) : subscriptionView,
       ),
   );
 

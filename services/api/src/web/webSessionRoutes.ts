@@ -110,7 +110,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
         tags,
         summary: "A link to the customer's portal",
         description:
-          "A signed, expiring token that admits this customer alone to the portal: its balances, ledger, consumption, purchase options and purchases (the routes marked `x-tally-portal`); every other route answers it 403. `url` opens the portal with it, on Tally's configured public origin (else on the scheme and host of this request); the token is in the URL's fragment, which browsers never send to a server. Give the link to the customer's browser only.",
+          "A signed, expiring token that admits this customer alone to the portal: its balances, ledger, consumption, purchase options, purchases and subscriptions (the routes marked `x-tally-portal`); every other route answers it 403. `url` opens the portal with it, on Tally's configured public origin (else on the scheme and host of this request); the token is in the URL's fragment, which browsers never send to a server. Give the link to the customer's browser only.",
         params: params({ customerId }),
         response: {
           201: Type.Object({ url: Type.String(), token: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
