@@ -346,6 +346,18 @@ describe('the console and the portal in Chromium', () => {
     await untilText(grants, (text) => text.includes('750') && /Granted through period[\s\S]*\b1\b/.test(text), "the subscription's first grant");
     expect(await page.getByRole('region', { name: /^Subscription / }).textContent()).toContain('subscribed by operator');
 
+    // The customer sees the subscription on the portal: the plan, what it grants and when next, and no key.
+    const portalAgain = await browser!.newContext({ viewport: PHONE });
+    const portalPage = await portalAgain.newPage();
+    listen(portalPage);
+    await portalPage.goto(url.replace(/^http:\/\/[^/]+/, base));
+    const portalSubscriptions = portalPage.getByRole('table', { name: 'Subscriptions' });
+    await untilText(portalSubscriptions, (text) => text.includes('Monthly API'), 'the subscription on the portal');
+    const subscriptionRows = await portalSubscriptions.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+    expect(subscriptionRows).toEqual([['Monthly API', 'API credits', '750 per month', expect.stringMatching(/^Next credits /)]]);
+    expect(await portalPage.getByRole('region', { name: 'Your subscriptions' }).textContent()).not.toContain('operator');
+    await portalAgain.close();
+
     // New terms from the next period, then a cancellation; each names the session's key.
     const subscriptionCard = page.getByRole('region', { name: /^Subscription / });
     await subscriptionCard.getByRole('button', { name: 'Change terms' }).click();

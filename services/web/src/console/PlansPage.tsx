@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
-import type { CreditProduct, Page, Period, Plan } from '../shared/apiTypes';
-import { formatTime, keyLabel } from '../shared/format';
+import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
+import { formatTime, keyLabel, periodText } from '../shared/format';
 import { Dialog, ErrorMessage, Field, SelectField } from '../shared/ui';
 
 interface ItemDraft {
@@ -9,10 +9,6 @@ interface ItemDraft {
   creditsPerPeriod: string;
   period: 'month' | 'year' | 'days';
   days: string;
-}
-
-export function periodText(period: Period): string {
-  return typeof period === 'string' ? `per ${period}` : `every ${period.days} days`;
 }
 
 /** What a plan's status cell says: offered, or since when and by whom it is retired. */

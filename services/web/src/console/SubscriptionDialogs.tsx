@@ -1,9 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
-import { CREDITS_INPUT_PATTERN } from '../shared/format';
+import { CREDITS_INPUT_PATTERN, periodText } from '../shared/format';
 import { Dialog, ErrorMessage, Field } from '../shared/ui';
-import { periodText } from './PlansPage';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
 export type OverrideDrafts = Readonly<Record<string, { readonly credits: string; readonly limit: string }>>;

@@ -1,9 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { Page, Plan, Subscription } from '../shared/apiTypes';
-import { formatTime, keyLabel } from '../shared/format';
+import { formatTime, keyLabel, periodText } from '../shared/format';
 import { ErrorMessage, SelectField } from '../shared/ui';
-import { periodText } from './PlansPage';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
 /**

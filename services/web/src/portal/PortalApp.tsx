@@ -1,9 +1,9 @@
 import { useMemo, useState } from 'preact/hooks';
 import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
-import type { BalanceChange, CreditBalance, Page, PurchaseOption } from '../shared/apiTypes';
+import type { BalanceChange, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
-import { formatCredits, formatPrice, formatTime } from '../shared/format';
+import { formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
 import { ErrorMessage, usePolling } from '../shared/ui';
@@ -12,7 +12,7 @@ import { takePortalToken, tokenCustomer } from './portalToken';
 
 const REFRESH_MS = 5000;
 
-/** The customer portal: the customer's balances, consumption, recent ledger and purchase options. */
+/** The customer portal: the customer's balances, consumption, recent ledger, purchase options and subscriptions. */
 export function PortalApp() {
   const [token] = useState(takePortalToken);
   const [expired, setExpired] = useState(false);
@@ -32,16 +32,19 @@ export function PortalApp() {
 function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: string; expiresAt: Date }) {
   const [balances, setBalances] = useState<CreditBalance[]>();
   const [options, setOptions] = useState<PurchaseOption[]>([]);
+  const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
   const [readAt, setReadAt] = useState(Date.now());
   const [version, setVersion] = useState(0);
   const error = usePolling(
     async () => {
-      const [page, offered] = await Promise.all([
+      const [page, offered, subscribed] = await Promise.all([
         api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } }),
         api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } }),
+        api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }),
       ]);
       setBalances(page.items);
       setOptions(offered.items);
+      setSubscriptions(subscribed.items);
       setReadAt(Date.now());
     },
     REFRESH_MS,
@@ -68,8 +71,54 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
             onBought={() => setVersion(version + 1)}
           />
         ))}
+        {subscriptions.length > 0 && <PortalSubscriptions subscriptions={subscriptions} balances={balances ?? []} />}
       </main>
     </>
+  );
+}
+
+/** When an item's next credits come, or when its last period ends once the subscription is canceled. */
+function nextGrantText(subscription: Subscription, item: Subscription['items'][number]): string {
+  const current = item.currentPeriod;
+  if (item.finalPeriod === null) return current === null ? `Starts ${formatTime(subscription.startsAt)}` : `Next credits ${formatTime(current.end)}`;
+  if (current !== null && current.index <= item.finalPeriod) return `Canceled: ends ${formatTime(current.end)}`;
+  return 'Ended';
+}
+
+/** The customer's subscriptions: each plan, what it grants per period and when the next grant comes. */
+function PortalSubscriptions({ subscriptions, balances }: { subscriptions: readonly Subscription[]; balances: readonly CreditBalance[] }) {
+  const productName = (productId: string) => balances.find((balance) => balance.productId === productId)?.name ?? productId;
+  return (
+    <section class="card" aria-labelledby="portal-subscriptions">
+      <h2 id="portal-subscriptions">Your subscriptions</h2>
+      <div class="table-scroll">
+        <table>
+          <caption>Subscriptions</caption>
+          <thead>
+            <tr>
+              <th scope="col">Plan</th>
+              <th scope="col">Credits</th>
+              <th scope="col">Grants</th>
+              <th scope="col">Next</th>
+            </tr>
+          </thead>
+          <tbody>
+            {subscriptions.flatMap((subscription) =>
+              subscription.items.map((item) => (
+                <tr key={`${subscription.id} ${item.productId}`}>
+                  <td>{subscription.planName}</td>
+                  <td>{productName(item.productId)}</td>
+                  <td class="number">
+                    {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
+                  </td>
+                  <td>{nextGrantText(subscription, item)}</td>
+                </tr>
+              )),
+            )}
+          </tbody>
+        </table>
+      </div>
+    </section>
   );
 }
 

@@ -131,6 +131,7 @@ export interface Subscription {
   readonly id: string;
   readonly customerId: string;
   readonly planId: string;
+  readonly planName: string;
   readonly startsAt: string;
   readonly status: string;
   readonly canceledAt: string | null;
@@ -142,6 +143,8 @@ export interface Subscription {
     creditsPerPeriod: string;
     currentPeriod: { index: number; start: string; end: string } | null;
     grantedThrough: number | null;
+    /** Once canceled, the last period that grants (-1: none); null while active. */
+    finalPeriod: number | null;
   }>;
   readonly overrides: Array<{
     productId: string;

@@ -1,4 +1,4 @@
-import type { LedgerEntry } from './apiTypes';
+import type { LedgerEntry, Period } from './apiTypes';
 
 /** Decimal strings stay strings: grouping digits for reading is text work, not arithmetic. */
 export function formatCredits(value: string): string {
@@ -10,6 +10,11 @@ export function formatCredits(value: string): string {
 
 export function formatPrice(price: { amount: string; currency: string }): string {
   return `${formatCredits(price.amount)} ${price.currency}`;
+}
+
+/** A plan item's period in words: "per month", "every 14 days". */
+export function periodText(period: Period): string {
+  return typeof period === 'string' ? `per ${period}` : `every ${period.days} days`;
 }
 
 const TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
