@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { path, type ApiClient } from '../shared/apiClient';
+import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, Page, PortalLink } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
 import { ErrorMessage, usePolling } from '../shared/ui';
@@ -31,7 +31,7 @@ export function CustomerPage({ api, customerId }: { api: ApiClient; customerId: 
             try {
               setLink(await api.post<PortalLink>(path`/customers/${customerId}/portal-sessions`));
             } catch (failure) {
-              setError(failure instanceof Error ? failure.message : String(failure));
+              setError(errorMessage(failure));
             }
           }}
         >

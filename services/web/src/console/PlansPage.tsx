@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { Dialog, ErrorMessage, Field, SelectField } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, SelectField } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
@@ -81,31 +81,20 @@ export function PlansPage({ api }: { api: ApiClient }) {
           </tbody>
         </table>
       </div>
-      <Dialog title={`Retire plan: ${retiring?.name ?? ''}`} open={retiring !== undefined} onClose={() => setRetiring(undefined)}>
+      <ConfirmDialog
+        title={`Retire plan: ${retiring?.name ?? ''}`}
+        open={retiring !== undefined}
+        confirmLabel="Retire plan"
+        keepLabel="Keep offering"
+        onClose={() => setRetiring(undefined)}
+        onConfirm={async () => {
+          if (retiring === undefined) return;
+          await api.post<Plan>(path`/plans/${retiring.id}/retire`);
+          setVersion(version + 1);
+        }}
+      >
         <p>New subscriptions to it are refused; its subscriptions keep granting as before. This cannot be undone: a renewed offer is a new plan.</p>
-        <div class="actions">
-          <button
-            type="button"
-            class="danger"
-            onClick={async () => {
-              const target = retiring;
-              setRetiring(undefined);
-              if (target === undefined) return;
-              try {
-                await api.post<Plan>(path`/plans/${target.id}/retire`);
-                setVersion(version + 1);
-              } catch (failure) {
-                setGeneral(failure instanceof Error ? failure.message : String(failure));
-              }
-            }}
-          >
-            Retire plan
-          </button>
-          <button type="button" class="secondary" onClick={() => setRetiring(undefined)}>
-            Keep offering
-          </button>
-        </div>
-      </Dialog>
+      </ConfirmDialog>
       <h2>New plan</h2>
       <form
         noValidate

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, periodText } from '../shared/format';
-import { Dialog, ErrorMessage, Field } from '../shared/ui';
+import { ConfirmDialog, Dialog, ErrorMessage, Field } from '../shared/ui';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
 export type OverrideDrafts = Readonly<Record<string, { readonly credits: string; readonly limit: string }>>;
@@ -88,7 +88,7 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
             onChanged();
             onClose();
           } catch (failure) {
-            setGeneral(fieldErrors(failure, () => false).general);
+            setGeneral(errorMessage(failure));
           } finally {
             setBusy(false);
           }
@@ -112,40 +112,20 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
 
 /** Cancel a subscription: the period in progress keeps its grant, no later period grants. */
 export function CancelSubscriptionDialog({ api, subscription, plan, onClose, onCanceled }: { api: ApiClient; subscription: Subscription | undefined; plan: Plan | undefined; onClose: () => void; onCanceled: () => void }) {
-  const [general, setGeneral] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  useEffect(() => setGeneral(undefined), [subscription]);
   return (
-    <Dialog title={`Cancel subscription: ${plan?.name ?? subscription?.planId ?? ''}`} open={subscription !== undefined} onClose={onClose}>
-      <form
-        noValidate
-        onSubmit={async (event) => {
-          event.preventDefault();
-          if (subscription === undefined) return;
-          setBusy(true);
-          setGeneral(undefined);
-          try {
-            await api.post<Subscription>(path`/subscriptions/${subscription.id}/cancel`, {});
-            onCanceled();
-            onClose();
-          } catch (failure) {
-            setGeneral(fieldErrors(failure, () => false).general);
-          } finally {
-            setBusy(false);
-          }
-        }}
-      >
-        <p>The period in progress keeps its grant; no period after it grants. This cannot be undone.</p>
-        <ErrorMessage message={general} />
-        <div class="actions">
-          <button type="submit" class="danger" disabled={busy}>
-            Cancel subscription
-          </button>
-          <button type="button" class="secondary" onClick={onClose}>
-            Keep subscription
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <ConfirmDialog
+      title={`Cancel subscription: ${plan?.name ?? subscription?.planId ?? ''}`}
+      open={subscription !== undefined}
+      confirmLabel="Cancel subscription"
+      keepLabel="Keep subscription"
+      onClose={onClose}
+      onConfirm={async () => {
+        if (subscription === undefined) return;
+        await api.post<Subscription>(path`/subscriptions/${subscription.id}/cancel`, {});
+        onCanceled();
+      }}
+    >
+      <p>The period in progress keeps its grant; no period after it grants. This cannot be undone.</p>
+    </ConfirmDialog>
   );
 }

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import { errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { Dialog, ErrorMessage, Field, Pager, usePager } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, usePager } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -113,7 +113,7 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
                           await api.post<WebhookDelivery>(path`/webhook-endpoints/${endpoint.id}/deliveries/${delivery.id}/retry`);
                           setVersion(version + 1);
                         } catch (failure) {
-                          setError(failure instanceof Error ? failure.message : String(failure));
+                          setError(errorMessage(failure));
                         }
                       }}
                     >
@@ -160,7 +160,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
       await change();
       setVersion(version + 1);
     } catch (failure) {
-      setGeneral(failure instanceof Error ? failure.message : String(failure));
+      setGeneral(errorMessage(failure));
     }
   }
 
@@ -220,25 +220,20 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
           {open === endpoint.id && <Deliveries api={api} endpoint={endpoint} />}
         </section>
       ))}
-      <Dialog title={`Delete endpoint: ${deleting?.url ?? ''}`} open={deleting !== undefined} onClose={() => setDeleting(undefined)}>
+      <ConfirmDialog
+        title={`Delete endpoint: ${deleting?.url ?? ''}`}
+        open={deleting !== undefined}
+        confirmLabel="Delete endpoint"
+        keepLabel="Keep endpoint"
+        onClose={() => setDeleting(undefined)}
+        onConfirm={async () => {
+          if (deleting === undefined) return;
+          await api.delete(path`/webhook-endpoints/${deleting.id}`);
+          setVersion(version + 1);
+        }}
+      >
         <p>Deletes the endpoint with its deliveries and their attempts. Nothing more is sent to it.</p>
-        <div class="actions">
-          <button
-            type="button"
-            class="danger"
-            onClick={() => {
-              const target = deleting;
-              setDeleting(undefined);
-              if (target !== undefined) void act(() => api.delete(path`/webhook-endpoints/${target.id}`));
-            }}
-          >
-            Delete endpoint
-          </button>
-          <button type="button" class="secondary" onClick={() => setDeleting(undefined)}>
-            Keep endpoint
-          </button>
-        </div>
-      </Dialog>
+      </ConfirmDialog>
       <h2>Register an endpoint</h2>
       <form
         noValidate

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { path, type ApiClient } from './apiClient';
+import { errorMessage, path, type ApiClient } from './apiClient';
 import { ErrorMessage } from './ui';
 
 /**
@@ -22,7 +22,7 @@ export function DownloadLedgerButton({ api, balanceId, label = 'Download ledger 
       // After the click has handed the file over; revoking at once can cancel the download.
       setTimeout(() => URL.revokeObjectURL(file), 60_000);
     } catch (failure) {
-      setError(`The ledger could not be downloaded: ${failure instanceof Error ? failure.message : String(failure)}`);
+      setError(`The ledger could not be downloaded: ${errorMessage(failure)}`);
     } finally {
       setBusy(false);
     }

@@ -78,6 +78,11 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
   };
 }
 
+/** What a failed call says, for a page to show: the API's message, or the error's. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /**
  * Which field a validation message is about, as the form names it (`bundles.0.price.currency`):
  * the API says `body.bundles.0.price.currency ...`, the domain `bundles[0].credits ...`, and a
@@ -85,7 +90,7 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
  * (they are joined with "; ") goes to its field when the form has it, else to the form as a whole.
  */
 export function fieldErrors(error: unknown, hasField: (field: string) => boolean): { readonly fields: Record<string, string>; readonly general: string | undefined } {
-  if (!(error instanceof ApiError)) return { fields: {}, general: error instanceof Error ? error.message : String(error) };
+  if (!(error instanceof ApiError)) return { fields: {}, general: errorMessage(error) };
   const fields: Record<string, string> = {};
   const general: string[] = [];
   for (const sentence of error.message.split('; ')) {

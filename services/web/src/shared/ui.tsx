@@ -1,5 +1,6 @@
 import type { ComponentChildren, TargetedEvent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { errorMessage } from './apiClient';
 
 let nextId = 0;
 /** An id for a label's `for`, stable for the component's life. */
@@ -105,6 +106,63 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
   );
 }
 
+/**
+ * A confirmation before a change that cannot be taken back: the dialog says what it does, its
+ * first button makes the change (and closes the dialog once it is made), the second keeps things
+ * as they are. A refusal shows in the dialog, which stays open.
+ */
+export function ConfirmDialog({
+  title,
+  open,
+  confirmLabel,
+  keepLabel,
+  onConfirm,
+  onClose,
+  children,
+}: {
+  title: string;
+  open: boolean;
+  confirmLabel: string;
+  keepLabel: string;
+  onConfirm: () => Promise<unknown>;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  useEffect(() => setError(undefined), [open]);
+  return (
+    <Dialog title={title} open={open} onClose={onClose}>
+      {children}
+      <ErrorMessage message={error} />
+      <div class="actions">
+        <button
+          type="button"
+          class="danger"
+          disabled={busy}
+          onClick={async () => {
+            setBusy(true);
+            setError(undefined);
+            try {
+              await onConfirm();
+              onClose();
+            } catch (failure) {
+              setError(errorMessage(failure));
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
+          {confirmLabel}
+        </button>
+        <button type="button" class="secondary" onClick={onClose}>
+          {keepLabel}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
 export function ErrorMessage({ message }: { message: string | undefined }) {
   return message === undefined ? null : (
     <p class="error" role="alert">
@@ -130,7 +188,7 @@ export function usePolling(load: () => Promise<void> | void, intervalMs: number,
           await load();
           if (!stopped) setError(undefined);
         } catch (failure) {
-          if (!stopped) setError(failure instanceof Error ? failure.message : String(failure));
+          if (!stopped) setError(errorMessage(failure));
         }
       }
       if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
