@@ -49,6 +49,18 @@ describe('advisory lease on PostgreSQL', () => {
     }
   });
 
+  it('is held one at a time even where the search path names no schema yet (before the first migration)', async () => {
+    const pool = createPool({ connectionString: db.connectionString, schema: `${db.schema}_not_created`, applicationName: 'lease-no-schema', logger: pino({ level: 'silent' }) });
+    try {
+      const first = await tryAcquireAdvisoryLease({ pool, name: 'relay-a' });
+      expect(first).toBeDefined();
+      expect(await tryAcquireAdvisoryLease({ pool, name: 'relay-a' })).toBeUndefined();
+      await first!.release();
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('reports the loss when its session is terminated, and the lock is free for another session', async () => {
     const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-terminated', heartbeatMs: 100 });
     expect(lease).toBeDefined();

@@ -5,7 +5,11 @@ import { queryWithTimeout } from './queryWithTimeout';
 const LEASE_LOCK_CLASS = 1952541798;
 const DEFAULT_HEARTBEAT_MS = 2_000;
 const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
-const LOCK_KEY = "$1, hashtext(current_schema() || '.' || $2)";
+// current_schema() is null while the search_path names no schema that exists (a CLI run before the
+// first migration): the name alone keys the lock then, where a null key would never be held.
+/** The lock's second key: the schema and the name, hashed (SQL over `name`, a parameter or column). */
+const schemaKeyed = (name: string) => `hashtext(coalesce(current_schema(), '') || '.' || ${name})`;
+const LOCK_KEY = `$1, ${schemaKeyed('$2')}`;
 
 function ignoreError(): void {}
 
@@ -130,7 +134,7 @@ export async function leaseHolders(pool: Pool, names: readonly string[]): Promis
   // A two-key advisory lock shows in pg_locks as classid = key 1, objid = key 2 as an unsigned oid, objsubid = 2.
   const { rows } = await pool.query<{ pid: number }>(
     `SELECT l.pid FROM pg_locks l JOIN unnest($2::text[]) AS n(name)
-       ON l.objid = ((hashtext(current_schema() || '.' || n.name)::bigint & 4294967295)::text)::oid
+       ON l.objid = ((${schemaKeyed('n.name')}::bigint & 4294967295)::text)::oid
      WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objsubid = 2 AND l.granted`,
     [LEASE_LOCK_CLASS, names],
   );
