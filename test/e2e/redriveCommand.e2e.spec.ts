@@ -2,8 +2,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { readTopicToEnds } from '@tally/kafka';
-import { DEAD_LETTER_HEADERS, REDRIVEN_FROM_HEADER } from '@tally/metering';
-import { createTestKafka, createTestTopic, deleteTopics, uniqueName } from '@tally/test-support';
+import { DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
+import { tryAcquireAdvisoryLease } from '@tally/postgres';
+import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, uniqueName, type TestSchema } from '@tally/test-support';
 import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
 
 jest.setTimeout(120_000);
@@ -17,8 +18,11 @@ describe('tally redrive', () => {
   let producer: Producer;
   let usageTopic: string;
   let dlqTopic: string;
+  // The lease of a send-back is keyed by Tally's schema: this test's own.
+  let db: TestSchema;
 
   beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'redrive_command' });
     kafka = createTestKafka(uniqueName('redrive-command'));
     admin = kafka.admin();
     producer = kafka.producer({ idempotent: true });
@@ -36,10 +40,11 @@ describe('tally redrive', () => {
   afterAll(async () => {
     await deleteTopics(admin, [usageTopic, dlqTopic]).catch(() => undefined);
     await Promise.all([producer?.disconnect(), admin?.disconnect()]);
+    await db?.drop();
   });
 
   async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = { ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic };
+    const env = { ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema };
     try {
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
       return { code: 0, stdout, stderr };
@@ -80,5 +85,17 @@ describe('tally redrive', () => {
     expect(message!.key!.toString()).toBe('dave');
     expect(message!.value!.toString()).toBe('{"id":"dave-1"}');
     expect(message!.headers![REDRIVEN_FROM_HEADER]!.toString()).toBe('0:0');
+  });
+
+  it('refuses to run while another send-back (the console\'s, or another shell\'s) holds the lease', async () => {
+    const held = await tryAcquireAdvisoryLease({ pool: db.pool, name: REDRIVE_LEASE_NAME });
+    try {
+      const refused = await tally('redrive', '--all');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('dead letters are being sent back already');
+    } finally {
+      await held!.release();
+    }
+    expect((await tally('redrive', '--all', '--dry-run')).code).toBe(0);
   });
 });

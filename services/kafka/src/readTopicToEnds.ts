@@ -12,6 +12,8 @@ export interface ReadTopicToEndsOptions {
   readonly idleTimeoutMs?: number;
   /** The consumer's fetch size bound (kafkajs's `maxBytes`). */
   readonly maxBytes?: number;
+  /** Ends the read early (a process stopping): it rejects with the signal's reason once the batch at hand is done. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -39,6 +41,11 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
       let settle: (error?: Error) => void = () => undefined;
       const finished = new Promise<void>((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
       let failed = false;
+      // Once failed (or aborted), no further batch is handed over while the reader disconnects.
+      const fail = (error: Error) => {
+        failed = true;
+        settle(error);
+      };
       let lastBatchAt = Date.now();
       await reader.run({
         autoCommit: false,
@@ -51,8 +58,7 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
             if (messages.length > 0) await options.eachBatch(batch.partition, messages);
           } catch (error) {
             // Not thrown to kafkajs, which would fetch the batch again and hand it over twice.
-            failed = true;
-            settle(error instanceof Error ? error : new Error(String(error)));
+            fail(error instanceof Error ? error : new Error(String(error)));
             return;
           }
           if (BigInt(batch.lastOffset()) >= end) ends.delete(batch.partition);
@@ -60,15 +66,19 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
         },
       });
       const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+      const abort = () => fail(options.signal?.reason instanceof Error ? options.signal.reason : new Error('the read was aborted'));
+      if (options.signal?.aborted) abort();
+      options.signal?.addEventListener('abort', abort, { once: true });
       const watchdog = setInterval(() => {
         if (Date.now() - lastBatchAt > idleTimeoutMs) {
-          settle(new Error(`nothing read from ${topic} for ${idleTimeoutMs} ms; partitions not read to their end: ${[...ends.keys()].join(', ')}`));
+          fail(new Error(`nothing read from ${topic} for ${idleTimeoutMs} ms; partitions not read to their end: ${[...ends.keys()].join(', ')}`));
         }
       }, Math.min(1000, idleTimeoutMs));
       try {
         await finished;
       } finally {
         clearInterval(watchdog);
+        options.signal?.removeEventListener('abort', abort);
       }
     } finally {
       await reader.disconnect();

@@ -30,6 +30,10 @@ export interface RedriveDeadLettersOptions {
   readonly compression?: CompressionTypes;
   /** How long the read may go without reaching the next letter before it fails; default 30 s. */
   readonly idleTimeoutMs?: number;
+  /** Ends the run early (a process stopping): what was sent stays sent, and the run rejects. */
+  readonly signal?: AbortSignal;
+  /** Told the counts so far after each batch is handled (sent, in a run that sends). */
+  readonly onProgress?: (soFar: RedriveResult) => Promise<void> | void;
 }
 
 export interface RedriveResult {
@@ -88,6 +92,8 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
   const counts = { read: 0, republished: 0 };
   const republishedByErrorCode: Record<string, number> = {};
   const skipped: Record<RedriveSkipReason, number> = { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 };
+  // Copies: what a progress listener keeps does not change under it.
+  const resultOf = (): RedriveResult => ({ ...counts, republishedByErrorCode: { ...republishedByErrorCode }, skipped: { ...skipped } });
   try {
     // Up to the ends the topic has now: a letter that fails again is dead-lettered behind them.
     await readTopicToEnds({
@@ -95,6 +101,7 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
       topic: options.dlqTopic,
       purpose: 'tally-redrive',
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
       eachBatch: async (partition, letters) => {
         const toSend: Message[] = [];
         const codes: string[] = [];
@@ -115,10 +122,11 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
         counts.read += letters.length;
         counts.republished += toSend.length;
         for (const code of codes) republishedByErrorCode[code] = (republishedByErrorCode[code] ?? 0) + 1;
+        await options.onProgress?.(resultOf());
       },
     });
   } finally {
     if (!options.dryRun) await producer.disconnect();
   }
-  return { ...counts, republishedByErrorCode, skipped };
+  return resultOf();
 }

@@ -10,9 +10,9 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
-import { redriveDeadLetters, skipUndecodableBatch } from '@tally/metering';
+import { REDRIVE_LEASE_NAME, redriveDeadLetters, RedriveRunningError, skipUndecodableBatch, type RedriveResult } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
-import { migrate } from '@tally/postgres';
+import { migrate, tryAcquireAdvisoryLease } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { keyIdOf } from '@tally/api';
@@ -190,15 +190,28 @@ program
     if (!options.all && options.errorCode.length === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable) or --all; --dry-run counts them by code');
     const since = options.since === undefined ? undefined : new Date(options.since);
     if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
-    const result = await redriveDeadLetters({
-      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
-      dlqTopic: config.topics.deadLetter,
-      usageTopic: config.topics.usage,
-      errorCodes: options.all || options.errorCode.length === 0 ? 'all' : options.errorCode,
-      ...(since !== undefined ? { since } : {}),
-      ...(options.dryRun ? { dryRun: true } : {}),
-      compression: compressionType(config.kafka.compression),
-    });
+    // The console's Send back takes the same lease: one run at a time across the deployment.
+    const pool = openPool(config, { applicationName: 'tally-cli', max: 1 });
+    let result: RedriveResult;
+    try {
+      const lease = await tryAcquireAdvisoryLease({ pool, name: REDRIVE_LEASE_NAME });
+      if (lease === undefined) throw new RedriveRunningError(undefined);
+      try {
+        result = await redriveDeadLetters({
+          kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
+          dlqTopic: config.topics.deadLetter,
+          usageTopic: config.topics.usage,
+          errorCodes: options.all || options.errorCode.length === 0 ? 'all' : options.errorCode,
+          ...(since !== undefined ? { since } : {}),
+          ...(options.dryRun ? { dryRun: true } : {}),
+          compression: compressionType(config.kafka.compression),
+        });
+      } finally {
+        await lease.release();
+      }
+    } finally {
+      await pool.end();
+    }
     const codes = Object.entries(result.republishedByErrorCode).map(([code, count]) => `${code}: ${count}`);
     const { skipped } = result;
     process.stdout.write(

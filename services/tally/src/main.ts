@@ -24,6 +24,7 @@ import {
   CONSUMER_MAX_SEMI_SPACE_MIB,
   CONSUMER_NODE_OPTIONS,
   createDeadLetterLog,
+  createDeadLetterRedrives,
   createDeadLetterRecorder,
   createUsageConsumer,
   createUsagePublisher,
@@ -326,6 +327,19 @@ async function main(): Promise<void> {
       logger,
     });
     await parts.start(deadLetterRecorder);
+    // The Dead letters page's Send back: `tally redrive`'s work, run in this process's background.
+    const redrives = createDeadLetterRedrives({
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-redrive`, ...connections.kafka },
+      dlqTopic: config.topics.deadLetter,
+      usageTopic: config.topics.usage,
+      compression: compressionType(config.kafka.compression),
+      redis,
+      keyPrefix: config.redis.keyPrefix,
+      pool,
+      logger,
+      clock,
+    });
+    parts.add('dead-letter-redrives', () => redrives.stop());
     // The timeouts and limits are ApiOptions' own fields, passed as they are.
     const { trustProxy, rateLimit, ...limits } = config.apiProtection;
     const app = await buildApp({
@@ -357,6 +371,7 @@ async function main(): Promise<void> {
       // Kept by the projector role's consumption projector (see above), whichever event store.
       consumption: createPostgresConsumptionStore({ pool }),
       deadLetters,
+      redrives,
       web: {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
         sessionTtlMs: config.web.sessionTtlMs,

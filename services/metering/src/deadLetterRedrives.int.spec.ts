@@ -1,0 +1,148 @@
+import { tryAcquireAdvisoryLease } from '@tally/postgres';
+import { stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { Redis } from 'ioredis';
+import type { Pool } from 'pg';
+import { createDeadLetterRedrives, REDRIVE_LEASE_NAME, RedriveNotFoundError, RedriveRunningError, type DeadLetterRedrives, type RedriveRun } from './deadLetterRedrives';
+import { consumedAtLeast as consumed, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
+
+jest.setTimeout(180_000);
+
+const operator = { keyId: 'a1b2c3d4e5f6', keyName: 'operator' };
+
+/** The console's Send back: `tally redrive` run in an API process's background, recorded in Redis, one at a time. */
+describe('dead-letter send-backs', () => {
+  let kit: MeteringTestKit;
+  let redis: Redis;
+  const prefixes: string[] = [];
+  // Each test its own: the runs of one are not in another's list.
+  let keyPrefix: string;
+
+  beforeAll(() => {
+    redis = new Redis(stackConfig.redisUrl);
+  });
+
+  beforeEach(() => {
+    keyPrefix = uniqueName('redrives');
+    prefixes.push(keyPrefix);
+  });
+
+  afterEach(async () => {
+    await kit?.close();
+  });
+
+  afterAll(async () => {
+    for (const prefix of prefixes) {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+    }
+    await redis.quit();
+  });
+
+  /** As one API process has it: its own pool on the kit's schema, the shared Redis prefix. */
+  const redrivesOn = (pool: Pool, overrides: { clock?: () => Date; keep?: number } = {}) =>
+    createDeadLetterRedrives({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrives') },
+      dlqTopic: kit.dlqTopic,
+      usageTopic: kit.topic,
+      redis,
+      keyPrefix,
+      pool,
+      logger: kit.logger,
+      ...overrides,
+    });
+
+  const finished = (redrives: DeadLetterRedrives, id: string) =>
+    waitFor(
+      async () => {
+        const run = await redrives.get(id);
+        return run.status === 'running' ? undefined : run;
+      },
+      { description: `send-back ${id} to finish`, timeoutMs: 90_000 },
+    );
+
+  it('sends the chosen letters back in the background, one run at a time across processes, and keeps what each did', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    await kit.registryStore.registerBalance({ id: 'dave-api', customerId: 'dave', productId: 'api' });
+    await kit.produce([
+      { key: 'dave', value: kit.avro(usage('d1', 'dave')) },
+      { key: 'dave', value: Buffer.from('{"not": "usage"') },
+      { key: 'dave', value: kit.avro(usage('d2', 'dave')) },
+    ]);
+    const consumer = await kit.startConsumer({ balanceOpenWaitMs: 1000, maxBackoffMs: 200 });
+    await consumed(consumer, 3);
+    await kit.readTopic(kit.dlqTopic, 3);
+    const dave = await kit.openBalance('dave', 'api', '10');
+    const first = redrivesOn(kit.db.pool);
+    const second = redrivesOn(kit.db.anotherPool(2));
+
+    // A dry run counts, and is recorded as one.
+    const dry = await first.start({ errorCodes: 'all', dryRun: true, requestedBy: operator });
+    expect(dry).toMatchObject({ status: 'running', dryRun: true, errorCodes: 'all', since: null, requestedBy: operator, finishedAt: null, error: null });
+    expect(await finished(second, dry.id)).toMatchObject({
+      status: 'succeeded',
+      result: { read: 3, republished: 3, republishedByErrorCode: { balance_not_opened: 2, undecodable_usage_event: 1 } },
+    });
+    expect(await kit.balanceOf(dave)).toBe('10');
+
+    // While `tally redrive` (or another API process) holds the lease, no run starts anywhere.
+    const cli = await tryAcquireAdvisoryLease({ pool: kit.db.anotherPool(1), name: REDRIVE_LEASE_NAME });
+    expect(cli).toBeDefined();
+    await expect(second.start({ errorCodes: ['balance_not_opened'], requestedBy: operator })).rejects.toBeInstanceOf(RedriveRunningError);
+    await cli!.release();
+
+    const sent = await second.start({ errorCodes: ['balance_not_opened'], requestedBy: null });
+    // The other process answers for it as well: the record is shared.
+    const done = await finished(first, sent.id);
+    expect(done).toMatchObject({
+      status: 'succeeded',
+      requestedBy: null,
+      errorCodes: ['balance_not_opened'],
+      result: { read: 3, republished: 2, republishedByErrorCode: { balance_not_opened: 2 }, skipped: { not_selected: 1, raw_batch: 0, cut: 0, other_source: 0 } },
+      error: null,
+    });
+    expect(Date.parse(done.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
+    await consumed(consumer, 5);
+    expect(await kit.balanceOf(dave)).toBe('8');
+    expect((await first.list(10)).map((run) => run.id)).toEqual([sent.id, dry.id]);
+
+    // Letters dead-lettered before `since` stay.
+    const later = await first.start({ errorCodes: 'all', since: new Date(Date.now() + 60_000), requestedBy: operator });
+    expect(await finished(first, later.id)).toMatchObject({ status: 'succeeded', result: { read: 3, republished: 0, skipped: { not_selected: 3 } } });
+    await expect(first.get('00000000-0000-0000-0000-000000000000')).rejects.toBeInstanceOf(RedriveNotFoundError);
+  });
+
+  it('records a run its process stopped as interrupted, frees the lease, and says so of a run whose process died', async () => {
+    kit = await createMeteringTestKit();
+    await kit.produce([{ key: 'erin', value: Buffer.from('{"not": "usage"') }]);
+    const consumer = await kit.startConsumer();
+    await consumed(consumer, 1);
+    await kit.readTopic(kit.dlqTopic, 1);
+    const redrives = redrivesOn(kit.db.pool);
+
+    // Stopped right after it started: the read has not yet joined its group.
+    const started = await redrives.start({ errorCodes: 'all', requestedBy: operator });
+    await redrives.stop();
+    expect(await redrives.get(started.id)).toMatchObject({ status: 'interrupted', error: 'the process is stopping' });
+    const next = await redrives.start({ errorCodes: 'all', dryRun: true, requestedBy: operator });
+    expect(await finished(redrives, next.id)).toMatchObject({ status: 'succeeded', result: { read: 1 } });
+
+    // What a killed process leaves: a record still running, no longer kept alive.
+    const abandoned: RedriveRun & { aliveAt: number } = { ...next, id: '11111111-1111-1111-1111-111111111111', status: 'running', finishedAt: null, aliveAt: Date.now() - 60_000 };
+    await redis.multi().set(`${keyPrefix}:redrive:${abandoned.id}`, JSON.stringify(abandoned)).zadd(`${keyPrefix}:redrives`, Date.now(), abandoned.id).exec();
+    expect(await redrives.get(abandoned.id)).toMatchObject({ status: 'interrupted', error: 'its process stopped before the end' });
+  });
+
+  it('keeps the newest runs only', async () => {
+    kit = await createMeteringTestKit();
+    const redrives = redrivesOn(kit.db.pool, { keep: 2 });
+    const ids: string[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      const run = await redrives.start({ errorCodes: 'all', dryRun: true, requestedBy: operator });
+      await finished(redrives, run.id);
+      ids.push(run.id);
+    }
+    expect((await redrives.list(10)).map((run) => run.id)).toEqual([ids[2], ids[1]]);
+    await expect(redrives.get(ids[0]!)).rejects.toBeInstanceOf(RedriveNotFoundError);
+  });
+});

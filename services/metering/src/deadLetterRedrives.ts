@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import type { ActingKey } from '@tally/domain';
+import { TallyError } from '@tally/domain';
+import type { KafkaConnection } from '@tally/kafka';
+import { tryAcquireAdvisoryLease } from '@tally/postgres';
+import type { Redis } from 'ioredis';
+import type { CompressionTypes } from 'kafkajs';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { redriveDeadLetters, type RedriveResult } from './redriveDeadLetters';
+
+/** Another send-back is running (in this process or another): one at a time, or letters would go back twice as fast as needed. */
+export class RedriveRunningError extends TallyError {
+  readonly code = 'redrive_running';
+  readonly retriable = false;
+  constructor(readonly runningId: string | undefined) {
+    super(runningId === undefined ? 'dead letters are being sent back already (from the console, the API or tally redrive); wait for that run to end' : `dead letters are being sent back already (run ${runningId}); wait for it to end`);
+  }
+}
+
+export class RedriveNotFoundError extends TallyError {
+  readonly code = 'redrive_not_found';
+  readonly retriable = false;
+}
+
+/**
+ * `interrupted`: its process stopped (or lost its lease) before the end; what it sent stays sent,
+ * and running it again sends the rest (and again what was sent, which charges nothing twice).
+ */
+export type RedriveStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
+
+/** One send-back of dead letters started over the API, as it stands. */
+export interface RedriveRun {
+  readonly id: string;
+  readonly status: RedriveStatus;
+  readonly errorCodes: readonly string[] | 'all';
+  /** ISO-8601; only letters dead-lettered from then on. */
+  readonly since: string | null;
+  readonly dryRun: boolean;
+  readonly requestedBy: ActingKey | null;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  /** The counts so far; final once the run is no longer running. */
+  readonly result: RedriveResult;
+  /** Why it failed or was interrupted. */
+  readonly error: string | null;
+}
+
+export interface RedriveRequest {
+  readonly errorCodes: readonly string[] | 'all';
+  readonly since?: Date;
+  readonly dryRun?: boolean;
+  readonly requestedBy: ActingKey | null;
+}
+
+export interface DeadLetterRedrives {
+  /** Starts a run in the background and answers it as started; RedriveRunningError while another runs. */
+  start(request: RedriveRequest): Promise<RedriveRun>;
+  /** RedriveNotFoundError for an id it does not keep. */
+  get(id: string): Promise<RedriveRun>;
+  /** Newest first. */
+  list(limit: number): Promise<RedriveRun[]>;
+  /** Interrupts this process's run, if any, and waits for it to record how far it came. */
+  stop(): Promise<void>;
+}
+
+export interface DeadLetterRedrivesOptions {
+  readonly kafka: KafkaConnection;
+  readonly dlqTopic: string;
+  readonly usageTopic: string;
+  readonly compression?: CompressionTypes;
+  /** Where runs are recorded (the dead-letter log's Redis). */
+  readonly redis: Redis;
+  readonly keyPrefix: string;
+  /** Holds the advisory lease that lets one run at a time across every API process. */
+  readonly pool: Pool;
+  readonly logger: Logger;
+  readonly clock?: () => Date;
+  /** How many runs are kept; older records are dropped as new ones start. Default 50. */
+  readonly keep?: number;
+  /** How often a running run's record is refreshed; a record not refreshed for 6 times this is interrupted. Default 5 s. */
+  readonly heartbeatMs?: number;
+  /** Passed to the read of the dead-letter topic; default 30 s. */
+  readonly idleTimeoutMs?: number;
+}
+
+const EMPTY_RESULT: RedriveResult = { read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 } };
+/** The advisory lease of a send-back, taken by the API's runs and by `tally redrive` alike. */
+export const REDRIVE_LEASE_NAME = 'dead-letter-redrive';
+
+/** As stored: the run plus when its runner last said it was alive. */
+interface StoredRun extends RedriveRun {
+  readonly aliveAt: number;
+}
+
+/**
+ * Sends dead letters back from the API (the console's Dead letters page), as `tally redrive` does
+ * from a shell: the same `redriveDeadLetters`, run in the background of the process that was asked,
+ * its progress recorded in Redis for every API process to answer. One run at a time across the
+ * deployment: a PostgreSQL advisory lease, which PostgreSQL releases itself if the process dies,
+ * so a crashed run never blocks the next. Two runs at once would charge nothing twice (each ledger
+ * event's id derives from the usage event's), but would send every letter twice for nothing.
+ */
+export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): DeadLetterRedrives {
+  const logger = options.logger.child({ module: 'dead-letter-redrives' });
+  const clock = options.clock ?? (() => new Date());
+  const keep = options.keep ?? 50;
+  const heartbeatMs = options.heartbeatMs ?? 5_000;
+  if (!Number.isInteger(keep) || keep < 1) throw new Error('keep must be a positive integer');
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1) throw new Error('heartbeatMs must be a positive integer');
+  const indexKey = `${options.keyPrefix}:redrives`;
+  const runKey = (id: string) => `${options.keyPrefix}:redrive:${id}`;
+  let current: { readonly id: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
+
+  const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
+  const present = ({ aliveAt, ...run }: StoredRun): RedriveRun =>
+    // A runner that stopped saying it is alive (its process killed) did not finish.
+    run.status === 'running' && clock().getTime() - aliveAt > 6 * heartbeatMs
+      ? { ...run, status: 'interrupted', error: 'its process stopped before the end' }
+      : run;
+
+  async function run(stored: StoredRun, request: RedriveRequest, abort: AbortController, release: () => Promise<void>): Promise<void> {
+    let latest = stored;
+    // Progress is for people: a record that cannot be written leaves the send-back going.
+    const record = (next: StoredRun) => {
+      latest = next;
+      return save(next).then(
+        () => undefined,
+        (error: unknown) => logger.warn({ err: error, redrive: next.id }, 'cannot record the progress of a dead-letter send-back'),
+      );
+    };
+    const heartbeat = setInterval(() => void record({ ...latest, aliveAt: clock().getTime() }), heartbeatMs);
+    heartbeat.unref();
+    try {
+      const result = await redriveDeadLetters({
+        kafka: options.kafka,
+        dlqTopic: options.dlqTopic,
+        usageTopic: options.usageTopic,
+        errorCodes: request.errorCodes,
+        ...(request.since !== undefined ? { since: request.since } : {}),
+        ...(request.dryRun ? { dryRun: true } : {}),
+        ...(options.compression !== undefined ? { compression: options.compression } : {}),
+        ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+        signal: abort.signal,
+        onProgress: (soFar) => record({ ...latest, result: soFar, aliveAt: clock().getTime() }),
+      });
+      clearInterval(heartbeat);
+      await record({ ...latest, status: 'succeeded', result, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
+      logger.info({ redrive: stored.id, ...result }, 'dead-letter send-back finished');
+    } catch (error) {
+      clearInterval(heartbeat);
+      const message = error instanceof Error ? error.message : String(error);
+      const status = abort.signal.aborted ? 'interrupted' : 'failed';
+      await record({ ...latest, status, error: message, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
+      logger.warn({ err: error, redrive: stored.id }, `dead-letter send-back ${status}`);
+    } finally {
+      await release().catch((error: unknown) => logger.warn({ err: error }, 'cannot release the dead-letter send-back lease'));
+    }
+  }
+
+  async function read(id: string): Promise<StoredRun | undefined> {
+    const text = await options.redis.get(runKey(id));
+    return text === null ? undefined : (JSON.parse(text) as StoredRun);
+  }
+
+  return {
+    async start(request) {
+      if (current !== undefined) throw new RedriveRunningError(current.id);
+      const lease = await tryAcquireAdvisoryLease({ pool: options.pool, name: REDRIVE_LEASE_NAME });
+      if (lease === undefined) {
+        const [newest] = await options.redis.zrevrange(indexKey, 0, 0);
+        const running = newest === undefined ? undefined : await read(newest);
+        throw new RedriveRunningError(running !== undefined && present(running).status === 'running' ? running.id : undefined);
+      }
+      const now = clock();
+      const stored: StoredRun = {
+        id: randomUUID(),
+        status: 'running',
+        errorCodes: request.errorCodes,
+        since: request.since?.toISOString() ?? null,
+        dryRun: request.dryRun === true,
+        requestedBy: request.requestedBy,
+        startedAt: now.toISOString(),
+        finishedAt: null,
+        result: EMPTY_RESULT,
+        error: null,
+        aliveAt: now.getTime(),
+      };
+      try {
+        const dropped = await options.redis.zrevrange(indexKey, keep - 1, -1);
+        const transaction = options.redis.multi().set(runKey(stored.id), JSON.stringify(stored)).zadd(indexKey, now.getTime(), stored.id);
+        if (dropped.length > 0) transaction.zrem(indexKey, ...dropped).unlink(...dropped.map(runKey));
+        await transaction.exec();
+      } catch (error) {
+        await lease.release();
+        throw error;
+      }
+      const abort = new AbortController();
+      // A lost lease (PostgreSQL unreachable) may let another run start: this one stops.
+      void lease.lost.then((error) => abort.abort(new Error(`lost the send-back lease: ${error.message}`)));
+      const done = run(stored, request, abort, () => lease.release()).finally(() => {
+        current = undefined;
+      });
+      current = { id: stored.id, abort, done };
+      logger.info({ redrive: stored.id, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
+      return present(stored);
+    },
+    async get(id) {
+      const stored = await read(id);
+      if (stored === undefined) throw new RedriveNotFoundError(`no send-back of dead letters has id ${id}`);
+      return present(stored);
+    },
+    async list(limit) {
+      const ids = await options.redis.zrevrange(indexKey, 0, Math.max(0, Math.min(limit, keep) - 1));
+      if (ids.length === 0) return [];
+      const texts = await options.redis.mget(ids.map(runKey));
+      return texts.flatMap((text) => (text === null ? [] : [present(JSON.parse(text) as StoredRun)]));
+    },
+    async stop() {
+      const running = current;
+      if (running === undefined) return;
+      running.abort.abort(new Error('the process is stopping'));
+      await running.done;
+    },
+  };
+}
