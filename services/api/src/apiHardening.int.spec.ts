@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPostgresConsumptionStore, createPostgresCustomerDirectory, createPurchaseService } from '@tally/ledger';
+import { createDeadLetterRedrives } from '@tally/metering';
 import { createBalanceReadModel, createRedisClient } from '@tally/projections';
 import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
@@ -94,6 +95,16 @@ describe('the API under hostile clients', () => {
       consumption: createPostgresConsumptionStore({ pool: db.pool }),
       web: { secret: SECRET },
       deadLetters: { recent: async () => [] },
+      // Real, started by no probe: every probe of its routes is refused before it would start one.
+      redrives: createDeadLetterRedrives({
+        kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('hardening-redrives') },
+        dlqTopic: uniqueName('hardening_dlq'),
+        usageTopic: uniqueName('hardening_usage'),
+        redis,
+        keyPrefix,
+        pool: db.pool,
+        logger,
+      }),
       subscriptions: createSubscriptionService({
         plans: createPostgresPlanStore({ pool: db.pool, logger }),
         subscriptions: createPostgresSubscriptionStore({ pool: db.pool, logger }),

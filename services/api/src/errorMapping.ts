@@ -55,6 +55,9 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   webhook_endpoint_not_found: 404,
   webhook_delivery_not_found: 404,
   webhook_url_refused: 422,
+  // Sending dead letters back (@tally/metering): one run at a time.
+  redrive_running: 409,
+  redrive_not_found: 404,
   // The API's own refusals (apiErrors.ts).
   unauthorized: 401,
   insufficient_scope: 403,

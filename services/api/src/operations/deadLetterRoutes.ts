@@ -1,11 +1,15 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { DeadLetterLog } from '@tally/metering';
-import { errorResponses, LIMIT_PATTERN, nullableString } from '../apiSchemas';
+import { ValidationError } from '@tally/domain';
+import type { DeadLetterLog, DeadLetterRedrives } from '@tally/metering';
+import { actingKeyOf } from '../accessGuard';
+import { actingKey, errorResponses, IDENTIFIER_PATTERN, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
 import { pageSize } from '../pagination';
 
 interface DeadLetterRoutesOptions {
   readonly deadLetters: Pick<DeadLetterLog, 'recent'>;
+  /** Sending letters back from the API; without it the routes are not there (`tally redrive` still is). */
+  readonly redrives?: Omit<DeadLetterRedrives, 'stop'>;
 }
 
 const nullableInteger = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
@@ -27,8 +31,61 @@ const DeadLetterSchema = Type.Object({
 /** A dead letter as GET /v1/dead-letters answers it. */
 export type DeadLetterView = Static<typeof DeadLetterSchema>;
 
+const count = (description: string) => Type.Integer({ minimum: 0, description });
+
+const RedriveSchema = Type.Object({
+  id: Type.String(),
+  status: stringEnum(['running', 'succeeded', 'failed', 'interrupted'] as const, {
+    description: 'interrupted: its process stopped before the end; what it sent stays sent, and starting it again sends the rest.',
+  }),
+  errorCodes: Type.Unsafe<readonly string[] | 'all'>({
+    anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', enum: ['all'] }],
+    description: 'The error codes sent back, or "all".',
+  }),
+  since: nullableString({ format: 'date-time', description: 'Only letters dead-lettered from then on.' }),
+  dryRun: Type.Boolean({ description: 'Counted only: nothing was sent.' }),
+  requestedBy: actingKey('The API key (or console session) that started it.'),
+  startedAt: Type.String({ format: 'date-time' }),
+  finishedAt: nullableString({ format: 'date-time' }),
+  result: Type.Object(
+    {
+      read: count('Letters read: every letter the topic had when the run started (so far, while running).'),
+      republished: count('Letters sent back to the usage topic (in a dry run: that would have been).'),
+      republishedByErrorCode: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+      skipped: Type.Object({
+        not_selected: count('Of another error code, or dead-lettered before `since`.'),
+        raw_batch: count('Raw record batches (`tally skip-batch`): not single messages.'),
+        cut: count('Cut to fit the dead-letter topic: the whole original is on its source topic only.'),
+        other_source: count('Not from the usage topic.'),
+      }),
+    },
+    { description: 'The counts so far; final once it no longer runs.' },
+  ),
+  error: nullableString({ description: 'Why it failed or was interrupted.' }),
+});
+
+/** A send-back of dead letters as the API answers it. */
+export type RedriveView = Static<typeof RedriveSchema>;
+
+const RedriveRequestSchema = Type.Object(
+  {
+    errorCodes: Type.Optional(
+      Type.Array(Type.String({ pattern: IDENTIFIER_PATTERN }), {
+        minItems: 1,
+        maxItems: 50,
+        uniqueItems: true,
+        description: 'Send back the letters of these error codes (`errorCode` of GET /v1/dead-letters).',
+      }),
+    ),
+    all: Type.Optional(Type.Boolean({ description: 'true: the letters of every error code. Exactly one of `errorCodes` and `all: true`.' })),
+    since: Type.Optional(Type.String({ format: 'date-time', description: 'Only letters dead-lettered from then on.' })),
+    dryRun: Type.Optional(Type.Boolean({ description: 'Read and count what would be sent back; send nothing.' })),
+  },
+  { additionalProperties: false },
+);
+
 /** What could not be metered lately: an operator sees a broken producer without reading Kafka. */
-export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions> = async (app, { deadLetters }) => {
+export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions> = async (app, { deadLetters, redrives }) => {
   app.get(
     '/dead-letters',
     {
@@ -47,5 +104,68 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       },
     },
     async (request) => ({ items: await deadLetters.recent(pageSize(request.query)) }),
+  );
+
+  if (redrives === undefined) return;
+  const redriveTags = ['operations'];
+
+  app.post(
+    '/dead-letters/redrives',
+    {
+      // Admin, as `tally redrive`: it puts usage back in front of the consumer.
+      config: { scope: 'admin' },
+      schema: {
+        tags: redriveTags,
+        summary: 'Send dead letters back to the usage topic',
+        description:
+          'Once what made them fail is fixed (a balance opened, a schema restored, a release deployed): the letters of the error codes named, as the producer sent them, up to the letters the dead-letter topic holds when the run starts. It runs in the background; the answer (202) is the run as started, and GET /v1/dead-letters/redrives/{id} follows it. One run at a time across the deployment (409 redrive_running), `tally redrive` included. Sending a letter back twice charges nothing twice: each ledger event\'s id derives from the usage event\'s id.',
+        body: RedriveRequestSchema,
+        response: { 202: RedriveSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { errorCodes, all, since, dryRun } = request.body;
+      // A letter refused for what it is (invalid_usage_event) only comes back: the codes are chosen.
+      if ((all === true) === (errorCodes !== undefined)) throw new ValidationError('name the letters to send back: either errorCodes or "all": true');
+      const started = await redrives.start({
+        errorCodes: all === true ? 'all' : (errorCodes ?? []),
+        ...(since !== undefined ? { since: new Date(since) } : {}),
+        ...(dryRun === true ? { dryRun: true } : {}),
+        requestedBy: actingKeyOf(request),
+      });
+      return reply.code(202).header('location', `/v1/dead-letters/redrives/${started.id}`).send(started);
+    },
+  );
+
+  app.get(
+    '/dead-letters/redrives',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: redriveTags,
+        summary: 'The latest send-backs of dead letters',
+        description: 'Newest first; the last 50 are kept.',
+        querystring: Type.Object(
+          { limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: 'How many, 1-500 (the last 50 are kept); default 50.' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(RedriveSchema) }), ...errorResponses },
+      },
+    },
+    async (request) => ({ items: await redrives.list(pageSize(request.query)) }),
+  );
+
+  app.get(
+    '/dead-letters/redrives/:redriveId',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: redriveTags,
+        summary: 'One send-back of dead letters, as it stands',
+        params: params({ redriveId: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
+        response: { 200: RedriveSchema, ...errorResponses },
+      },
+    },
+    async (request) => redrives.get(request.params.redriveId),
   );
 };

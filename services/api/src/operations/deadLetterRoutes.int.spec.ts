@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
+import { createDeadLetterLog, createDeadLetterRedrives, DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME } from '@tally/metering';
+import { createMetricsRegistry } from '@tally/metrics';
+import { tryAcquireAdvisoryLease } from '@tally/postgres';
+import { createBalanceReadModel } from '@tally/projections';
+import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Admin, Producer } from 'kafkajs';
+import pino from 'pino';
+import { buildApp } from '../buildApp';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const ADMIN = 'admin-key-0123456789abcdef';
+const WRITER = 'writer-key-0123456789abcdef';
+const admin = { authorization: `Bearer ${ADMIN}` };
+// Computed apart from the code under test: the first 12 hex digits of the key's SHA-256.
+const BY_ADMIN = { keyId: createHash('sha256').update(ADMIN).digest('hex').slice(0, 12), keyName: 'ops' };
+
+/** POST /v1/dead-letters/redrives and its reads, against the real broker, PostgreSQL and Redis. */
+describe('/v1/dead-letters/redrives', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let kafkaAdmin: Admin;
+  let producer: Producer;
+  let app: FastifyInstance;
+  let usageTopic: string;
+  let dlqTopic: string;
+  const keyPrefix = uniqueName('redrive_routes');
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'redrive_routes' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    const kafka = createTestKafka('redrive-routes-test');
+    kafkaAdmin = kafka.admin();
+    producer = kafka.producer();
+    await Promise.all([kafkaAdmin.connect(), producer.connect()]);
+    [usageTopic, dlqTopic] = await Promise.all([createTestTopic(kafkaAdmin, { prefix: 'redrive_usage' }), createTestTopic(kafkaAdmin, { prefix: 'redrive_dlq' })]);
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    app = await buildApp({
+      catalog,
+      balanceRegistry,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix }),
+      eventStore,
+      apiKeys: [{ key: ADMIN, scopes: ['admin'], name: 'ops' }, { key: WRITER, scopes: ['write'] }],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+      deadLetters: createDeadLetterLog({ redis, keyPrefix }),
+      redrives: createDeadLetterRedrives({
+        kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-routes') },
+        dlqTopic,
+        usageTopic,
+        redis,
+        keyPrefix,
+        pool: db.pool,
+        logger,
+      }),
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await deleteTopics(kafkaAdmin, [usageTopic, dlqTopic].filter(Boolean)).catch(() => undefined);
+    await Promise.all([kafkaAdmin?.disconnect(), producer?.disconnect()]);
+    const keys = await redis.keys(`${keyPrefix}*`);
+    if (keys.length > 0) await redis.unlink(...keys);
+    redis?.disconnect();
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  const post = (payload: object, headers = admin) => app.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers, payload });
+  const finished = (url: string) =>
+    waitFor(
+      async () => {
+        const run = (await app.inject({ method: 'GET', url, headers: admin })).json();
+        return run.status === 'running' ? undefined : run;
+      },
+      { description: `${url} to finish`, timeoutMs: 60_000 },
+    );
+  const usageEnd = async () => (await kafkaAdmin.fetchTopicOffsets(usageTopic))[0]!.high;
+
+  it('refuses a request that does not name the letters, or names them twice, with a message', async () => {
+    for (const payload of [{}, { dryRun: true }, { all: false }, { all: true, errorCodes: ['balance_not_opened'] }, { errorCodes: [] }, { all: true, code: 'x' }, { all: true, since: 'yesterday' }]) {
+      const response = await post(payload);
+      expect({ payload, status: response.statusCode }).toEqual({ payload, status: 400 });
+      expect(response.json().message).toEqual(expect.any(String));
+    }
+    expect((await post({ all: true }, { authorization: `Bearer ${WRITER}` })).statusCode).toBe(403);
+    const unknown = await app.inject({ method: 'GET', url: '/v1/dead-letters/redrives/00000000-0000-0000-0000-000000000000', headers: admin });
+    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'redrive_not_found']);
+  });
+
+  it('counts, then sends back in the background, answering where to follow it; one run at a time', async () => {
+    const at = new Date().toISOString();
+    await producer.send({
+      topic: dlqTopic,
+      messages: [
+        { key: 'dave', value: '{"id":"u1"}', headers: { traceparent: 't1', [DEAD_LETTER_HEADERS.errorCode]: 'balance_not_opened', [DEAD_LETTER_HEADERS.sourceTopic]: usageTopic, [DEAD_LETTER_HEADERS.at]: at } },
+        { key: 'dave', value: 'not json', headers: { [DEAD_LETTER_HEADERS.errorCode]: 'invalid_usage_event', [DEAD_LETTER_HEADERS.sourceTopic]: usageTopic, [DEAD_LETTER_HEADERS.at]: at } },
+      ],
+    });
+    const dry = await post({ all: true, dryRun: true });
+    expect(dry.statusCode).toBe(202);
+    expect(dry.json()).toMatchObject({ status: 'running', dryRun: true, errorCodes: 'all', requestedBy: BY_ADMIN });
+    expect(dry.headers.location).toBe(`/v1/dead-letters/redrives/${dry.json().id}`);
+    expect(await finished(dry.headers.location as string)).toMatchObject({
+      status: 'succeeded',
+      result: { read: 2, republished: 2, republishedByErrorCode: { balance_not_opened: 1, invalid_usage_event: 1 } },
+    });
+    expect(await usageEnd()).toBe('0');
+
+    // `tally redrive` holds the lease: the API refuses to start another.
+    const cli = await tryAcquireAdvisoryLease({ pool: db.anotherPool(1), name: REDRIVE_LEASE_NAME });
+    const refused = await post({ errorCodes: ['balance_not_opened'] });
+    expect([refused.statusCode, refused.json().error]).toEqual([409, 'redrive_running']);
+    await cli!.release();
+
+    const sent = await post({ errorCodes: ['balance_not_opened'], since: '2020-01-01T00:00:00Z' });
+    expect(sent.statusCode).toBe(202);
+    expect(await finished(sent.headers.location as string)).toMatchObject({
+      status: 'succeeded',
+      since: '2020-01-01T00:00:00.000Z',
+      result: { read: 2, republished: 1, skipped: { not_selected: 1 } },
+      error: null,
+    });
+    expect(await usageEnd()).toBe('1');
+    const list = (await app.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).json();
+    expect(list.items.map((run: { id: string }) => run.id)).toEqual([sent.json().id, dry.json().id]);
+  });
+});
