@@ -396,7 +396,29 @@ describe('the console and the portal in Chromium', () => {
     await nav('Dead letters').click();
     const letters = page.getByRole('table', { name: 'Most recent dead letters' });
     await untilText(letters, (text) => text.includes('{"this is": not json') && text.includes(customerId), 'the dead letter on its page');
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png') });
+    // Counted, then sent back after a confirmation: refused for what it is, it is dead-lettered anew.
+    const code = (await letters.locator('tbody tr').first().locator('td').nth(1).textContent()) ?? '';
+    expect(code).toMatch(/^[a-z_]+$/);
+    await page.getByLabel('Letters of').selectOption(code);
+    await page.getByRole('button', { name: 'Count' }).click();
+    const runs = page.getByRole('table', { name: 'Send-backs' });
+    const runRow = runs.locator('tbody tr').first();
+    await untilText(runRow, (text) => text.includes('Done (count only)') && text.includes('would be 1'), 'the count of the letter');
+    expect(await runRow.locator('td').nth(1).textContent()).toBe('operator');
+    expect(await runRow.locator('td').nth(2).textContent()).toBe(code);
+    await page.getByRole('button', { name: 'Send back' }).click();
+    const sendDialog = page.getByRole('dialog', { name: 'Send dead letters back' });
+    await untilText(sendDialog, (text) => text.includes(`Sends the letters of ${code} back`), 'what the confirmation sends');
+    await sendDialog.getByRole('button', { name: 'Send back' }).click();
+    // Newest first: the send-back's row replaces the count's at the top.
+    await untilText(runRow.locator('td').nth(4), (text) => text === 'Done', 'the send-back done');
+    const sentRow = await runRow.locator('td').allTextContents();
+    expect(sentRow.slice(4, 7)).toEqual(['Done', '1', '1']);
+    await waitFor(async () => (await letters.locator('tbody tr', { hasText: '{"this is": not json' }).count()) === 2, {
+      description: 'the letter dead-lettered anew',
+      timeoutMs: 30_000,
+    });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png'), fullPage: true });
     expect(complaints).toEqual([]);
     await consoleContext.close();
   });

@@ -1,14 +1,169 @@
 import { useState } from 'preact/hooks';
-import type { ApiClient } from '../shared/apiClient';
-import type { DeadLetter } from '../shared/apiTypes';
-import { formatTime } from '../shared/format';
-import { ErrorMessage, usePolling } from '../shared/ui';
+import { fieldErrors, type ApiClient } from '../shared/apiClient';
+import type { DeadLetter, Redrive } from '../shared/apiTypes';
+import { formatTime, keyLabel } from '../shared/format';
+import { ConfirmDialog, ErrorMessage, Field, SelectField, usePolling } from '../shared/ui';
 
 const REFRESH_MS = 5000;
+/** While a send-back runs, its counts are read this often. */
+const RUNNING_REFRESH_MS = 1000;
+const EVERY_CODE = '';
 
-/** The usage events that could not be metered lately, newest first, read again every five seconds. */
+const STATUS_TEXT: Readonly<Record<Redrive['status'], string>> = {
+  running: 'Running',
+  succeeded: 'Done',
+  failed: 'Failed',
+  interrupted: 'Interrupted',
+};
+
+function lettersText(run: Redrive): string {
+  return run.errorCodes === 'all' ? 'every error code' : run.errorCodes.join(', ');
+}
+
+/** What a run left where it was, in words: only the reasons that apply. */
+function leftText({ skipped }: Redrive['result']): string {
+  const parts = [
+    [skipped.not_selected, 'not selected'],
+    [skipped.raw_batch, 'raw batches'],
+    [skipped.cut, 'cut to fit'],
+    [skipped.other_source, 'from another topic'],
+  ] as const;
+  return parts.filter(([count]) => count > 0).map(([count, what]) => `${count} ${what}`).join(', ') || '0';
+}
+
+/** The send-backs started from here or over the API, newest first: what each chose and did. */
+function RedriveTable({ runs }: { runs: Redrive[] | undefined }) {
+  return (
+    <div class="table-scroll">
+      <table>
+        <caption>Send-backs</caption>
+        <thead>
+          <tr>
+            <th scope="col">Started</th>
+            <th scope="col">By</th>
+            <th scope="col">Letters of</th>
+            <th scope="col">Since</th>
+            <th scope="col">Status</th>
+            <th scope="col">Read</th>
+            <th scope="col">Sent back</th>
+            <th scope="col">Left</th>
+            <th scope="col">Finished</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs?.length === 0 && (
+            <tr>
+              <td colSpan={9}>None yet.</td>
+            </tr>
+          )}
+          {runs?.map((run) => (
+            <tr key={run.id}>
+              <td>{formatTime(run.startedAt)}</td>
+              <td>{run.requestedBy === null ? '' : keyLabel(run.requestedBy)}</td>
+              <td>{lettersText(run)}</td>
+              <td>{run.since === null ? '' : formatTime(run.since)}</td>
+              <td>
+                {run.dryRun ? `${STATUS_TEXT[run.status]} (count only)` : STATUS_TEXT[run.status]}
+                {run.error !== null && `: ${run.error}`}
+              </td>
+              <td>{run.result.read}</td>
+              <td>{run.dryRun ? `would be ${run.result.republished}` : run.result.republished}</td>
+              <td>{leftText(run.result)}</td>
+              <td>{run.finishedAt === null ? '' : formatTime(run.finishedAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/**
+ * Sends the letters of an error code (or of every code) back to the usage topic once their cause
+ * is fixed, as `tally redrive` does: Count first, then Send back after a confirmation.
+ */
+function SendBack({ api, codes, onStarted }: { api: ApiClient; codes: readonly string[]; onStarted: () => void }) {
+  const [code, setCode] = useState(EVERY_CODE);
+  const [since, setSince] = useState('');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [general, setGeneral] = useState<string>();
+  const [confirming, setConfirming] = useState(false);
+  const body = (dryRun: boolean) => ({
+    ...(code === EVERY_CODE ? { all: true } : { errorCodes: [code] }),
+    ...(since.trim() !== '' ? { since: since.trim() } : {}),
+    ...(dryRun ? { dryRun: true } : {}),
+  });
+  const start = async (dryRun: boolean) => {
+    setErrors({});
+    setGeneral(undefined);
+    try {
+      await api.post<Redrive>('/dead-letters/redrives', { body: body(dryRun) });
+      onStarted();
+    } catch (failure) {
+      const found = fieldErrors(failure, (field) => field === 'since');
+      setErrors(found.fields);
+      // The confirmation shows a refusal of the send-back itself (another one running) and stays open.
+      if (!dryRun && found.general !== undefined) throw failure;
+      setGeneral(found.general);
+    }
+  };
+  const chosen = code === EVERY_CODE ? 'every error code' : code;
+  return (
+    <>
+      <h2>Send letters back</h2>
+      <p>
+        Once the cause is fixed (the balance opened, the schema restored, a release deployed), send the letters back to the usage topic: each is charged once,
+        however often it is sent. A letter refused for what it is fails again and is dead-lettered anew. Count first to see how many would go.
+      </p>
+      <form noValidate onSubmit={(event) => event.preventDefault()}>
+        <SelectField label="Letters of" value={code} onChange={(event) => setCode(event.currentTarget.value)}>
+          <option value={EVERY_CODE}>Every error code</option>
+          {codes.map((known) => (
+            <option key={known} value={known}>
+              {known}
+            </option>
+          ))}
+        </SelectField>
+        <Field
+          label="Dead-lettered since"
+          value={since}
+          error={errors.since}
+          hint="Optional: a date-time such as 2026-03-01T12:00:00Z; empty for every letter."
+          onInput={(event) => setSince(event.currentTarget.value)}
+        />
+        <ErrorMessage message={general} />
+        <div class="actions">
+          <button type="button" class="secondary" onClick={() => void start(true)}>
+            Count
+          </button>
+          <button type="button" onClick={() => setConfirming(true)}>
+            Send back
+          </button>
+        </div>
+      </form>
+      <ConfirmDialog
+        title="Send dead letters back"
+        open={confirming}
+        confirmLabel="Send back"
+        keepLabel="Keep them"
+        onClose={() => setConfirming(false)}
+        onConfirm={() => start(false)}
+      >
+        <p>
+          Sends the letters of {chosen}
+          {since.trim() !== '' && ` dead-lettered since ${since.trim()}`} back to the usage topic, to be metered again. The letters stay on the dead-letter topic.
+        </p>
+      </ConfirmDialog>
+    </>
+  );
+}
+
+/** The usage events that could not be metered lately, newest first, read again every five seconds, and their send-backs. */
 export function DeadLettersPage({ api }: { api: ApiClient }) {
   const [letters, setLetters] = useState<DeadLetter[]>();
+  const [runs, setRuns] = useState<Redrive[]>();
+  const [version, setVersion] = useState(0);
+  const running = runs?.some((run) => run.status === 'running') === true;
   const error = usePolling(
     async () => {
       setLetters((await api.get<{ items: DeadLetter[] }>('/dead-letters', { query: { limit: '100' } })).items);
@@ -16,14 +171,18 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
     REFRESH_MS,
     [api],
   );
+  const runsError = usePolling(
+    async () => {
+      setRuns((await api.get<{ items: Redrive[] }>('/dead-letters/redrives', { query: { limit: '20' } })).items);
+    },
+    running ? RUNNING_REFRESH_MS : REFRESH_MS,
+    [api, running, version],
+  );
+  const codes = [...new Set((letters ?? []).flatMap((letter) => (letter.errorCode === null ? [] : [letter.errorCode])))].sort();
   return (
     <section>
       <h1>Dead letters</h1>
       <p>Usage events that could not be metered. The whole message stays on the dead-letter topic, and on its source topic at the partition and offset shown under From.</p>
-      <p>
-        Once the cause is fixed (the balance opened, the schema restored), send the letters of an error back with{' '}
-        <code>npm run tally -- redrive --error-code &lt;error&gt;</code>: each is charged once, however often it is sent.
-      </p>
       <ErrorMessage message={error} />
       <div class="table-scroll">
         <table>
@@ -59,6 +218,12 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
           </tbody>
         </table>
       </div>
+      <SendBack api={api} codes={codes} onStarted={() => setVersion(version + 1)} />
+      <ErrorMessage message={runsError} />
+      <RedriveTable runs={runs} />
+      <p>
+        From a shell: <code>npm run tally -- redrive --error-code &lt;error&gt;</code> (one send-back at a time, wherever it is started).
+      </p>
     </section>
   );
 }

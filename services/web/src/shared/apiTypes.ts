@@ -1,4 +1,4 @@
-import type { BalanceView, DeadLetterView, LedgerEntryView, WebhookDeliveryView, WebhookEndpointView } from '@tally/api';
+import type { BalanceView, DeadLetterView, LedgerEntryView, RedriveView, WebhookDeliveryView, WebhookEndpointView } from '@tally/api';
 
 export type { WebhookEventType } from '@tally/api';
 
@@ -50,6 +50,7 @@ export interface CreditProduct {
 export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
 export type DeadLetter = DeadLetterView;
+export type Redrive = RedriveView;
 export type WebhookEndpoint = WebhookEndpointView;
 export type WebhookDelivery = WebhookDeliveryView;
 
