@@ -482,6 +482,8 @@ describe('the console and the portal in Chromium', () => {
       await untilText(deliveries, (text) => text.includes('succeeded'), 'the delivery in the table');
       const rows = await deliveries.locator('tbody tr').evaluateAll((trs) => trs.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
       expect(rows.map((cells) => [cells[0], cells[1], cells[2], cells[4]])).toEqual([['credit_balance.topped_up', balance.id, 'succeeded', 'HTTP 204']]);
+      // Each row's Send again is named for its delivery, not only by its words.
+      expect(await deliveries.getByRole('button', { name: `Send again credit_balance.topped_up of ${balance.id}, raised ` }).count()).toBe(1);
       // The attempts cell opens, by its summary, onto each attempt and what the receiver answered.
       const attempts = deliveries.locator('tbody tr details');
       await attempts.locator('summary').click();

@@ -107,6 +107,8 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
                     <button
                       type="button"
                       class="secondary"
+                      // One per row: the name says which delivery (starting with the visible words).
+                      aria-label={`Send again ${delivery.eventType} of ${delivery.balanceId}, raised ${formatTime(delivery.createdAt)}`}
                       onClick={async () => {
                         setError(undefined);
                         try {
