@@ -6,8 +6,11 @@ import {
   createTestKafka,
   createTestSchema,
   createTestTopic,
+  dashboardMetrics,
   deleteTopics,
+  documentedMetrics,
   freePort,
+  readDashboard,
   stackConfig,
   startTallyProcess,
   uniqueName,
@@ -20,7 +23,7 @@ const ROOT = path.join(__dirname, '..', '..');
 /**
  * The main job's /metrics, as Prometheus scrapes it, with every role running: Tally's own metrics
  * and the Node runtime's, each listed in docs/metrics.md, and every metric the alerting rules
- * (infra/prometheus/tally-alerts.yml) read.
+ * (infra/prometheus/tally-alerts.yml) and the Grafana dashboard (infra/grafana) read.
  */
 jest.setTimeout(120_000);
 
@@ -86,16 +89,17 @@ describe('GET /metrics of the main job', () => {
   });
 
   it('exports only metrics docs/metrics.md lists', () => {
-    const documented = readFileSync(path.join(ROOT, 'docs', 'metrics.md'), 'utf8');
     const exported = [...body.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!);
     expect(exported.length).toBeGreaterThan(20);
-    // A braced family in the table (`nodejs_eventloop_lag_{min,max}_seconds`) counts for each of its names.
-    const names = new Set(
-      [...documented.matchAll(/`([a-z_]+)(?:\{([a-z0-9,]+)\})?([a-z_]*)`/g)].flatMap(([, head, family, tail]) =>
-        family === undefined ? [`${head}${tail}`] : family.split(',').map((member) => `${head}${member}${tail}`),
-      ),
-    );
+    const names = documentedMetrics();
     expect(exported.filter((name) => !names.has(name))).toEqual([]);
+  });
+
+  it('exports every metric the Grafana dashboard reads', () => {
+    const read = dashboardMetrics(readDashboard());
+    expect(read.length).toBeGreaterThan(15);
+    const exported = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
+    expect(read.filter((name) => !exported.has(name))).toEqual([]);
   });
 
   it('exports every metric the alerting rules read', () => {

@@ -2,8 +2,8 @@
  * docker-compose.yml cannot run on these machines, so this test keeps it honest: every service
  * Tally needs is there, on the same host ports and with the same topics as the local stack.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { parse } from 'yaml';
 import { readStackConfig } from '@tally/test-support';
 
@@ -13,6 +13,8 @@ interface ComposeService {
   environment?: Record<string, string>;
   profiles?: string[];
   depends_on?: Record<string, { condition: string }>;
+  volumes?: string[];
+  command?: string[];
 }
 
 // `merge` resolves `<<:` keys, which Docker Compose supports and the YAML 1.2 core schema does not.
@@ -20,6 +22,24 @@ const compose = parse(readFileSync(join(__dirname, '..', '..', 'docker-compose.y
   services: Record<string, ComposeService>;
 };
 const defaults = readStackConfig({});
+const ROOT = join(__dirname, '..', '..');
+const yamlAt = (...parts: string[]) => parse(readFileSync(join(ROOT, ...parts), 'utf8')) as unknown;
+
+/** A bind mount of this checkout: where it is mounted, and the checkout's path it shows. */
+function bindMounts(name: string): { readonly source: string; readonly target: string }[] {
+  return (service(name).volumes ?? [])
+    .filter((volume) => volume.startsWith('./'))
+    .map((volume) => {
+      const [source, target] = volume.split(':');
+      return { source: source!.slice(2), target: target! };
+    });
+}
+
+/** The checkout's file a path inside a container shows, through that service's bind mounts. */
+function hostFileOf(name: string, containerPath: string): string | undefined {
+  const mount = bindMounts(name).find(({ target }) => containerPath === target || containerPath.startsWith(`${target}/`));
+  return mount === undefined ? undefined : join(ROOT, mount.source, posix.relative(mount.target, containerPath));
+}
 
 function service(name: string): ComposeService {
   const found = compose.services[name];
@@ -84,6 +104,48 @@ describe('docker-compose.yml', () => {
       TALLY_SCHEMA_REGISTRY_URL: 'http://schema-registry:8080/apis/ccompat/v7',
       TALLY_DATABASE_URL: 'postgres://postgres@postgres:5432/tally',
       TALLY_REDIS_URL: 'redis://redis:6379',
+    });
+  });
+
+  describe('the observability profile', () => {
+    it.each([
+      ['prometheus', '9090'],
+      ['grafana', '3000'],
+    ])('runs %s only with the profile, published on 127.0.0.1:%s', (name, port) => {
+      expect(service(name).profiles).toEqual(['observability']);
+      expect(service(name).ports).toEqual([`127.0.0.1:${port}:${port}`]);
+    });
+
+    it("gives Prometheus this checkout's configuration and alerting rules, scraping the compose file's Tally", () => {
+      const configFlag = service('prometheus').command?.find((argument) => argument.startsWith('--config.file='));
+      const config = hostFileOf('prometheus', configFlag?.slice('--config.file='.length) ?? '');
+      expect(config).toBe(join(ROOT, 'infra', 'prometheus', 'prometheus.yml'));
+      const prometheus = yamlAt('infra', 'prometheus', 'prometheus.yml') as {
+        rule_files: string[];
+        scrape_configs: { job_name: string; metrics_path: string; dns_sd_configs: { names: string[]; port: number }[] }[];
+      };
+      for (const rules of prometheus.rule_files) expect(existsSync(join(ROOT, 'infra', 'prometheus', rules))).toBe(true);
+      const [tally] = prometheus.scrape_configs;
+      expect(tally?.metrics_path).toBe('/metrics');
+      // The Tally services by name, on the port they listen on inside the compose network.
+      const names = tally?.dns_sd_configs.flatMap((config) => config.names) ?? [];
+      expect(names.sort()).toEqual(['tally', 'tally-eventstoredb']);
+      const containerPort = service('tally').ports?.[0]?.split(':').at(-1);
+      expect(tally?.dns_sd_configs.map((config) => String(config.port))).toEqual([containerPort]);
+      expect(service('tally').environment?.TALLY_API_HOST).toBe('0.0.0.0');
+    });
+
+    it("provisions Grafana with the compose file's Prometheus and Tally's dashboard, opened first", () => {
+      const datasources = yamlAt('infra', 'grafana', 'provisioning', 'datasources', 'prometheus.yml') as { datasources: { type: string; url: string }[] };
+      expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' })]);
+      const provisioning = hostFileOf('grafana', '/etc/grafana/provisioning');
+      expect(provisioning).toBe(join(ROOT, 'infra', 'grafana', 'provisioning'));
+      const providers = yamlAt('infra', 'grafana', 'provisioning', 'dashboards', 'tally.yml') as { providers: { options: { path: string } }[] };
+      const dashboards = providers.providers.map((provider) => hostFileOf('grafana', provider.options.path));
+      expect(dashboards).toEqual([join(ROOT, 'infra', 'grafana', 'dashboards')]);
+      const home = hostFileOf('grafana', service('grafana').environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '');
+      expect(home).toBe(join(ROOT, 'infra', 'grafana', 'dashboards', 'tally-overview.json'));
+      expect(existsSync(home!)).toBe(true);
     });
   });
 

@@ -10,6 +10,8 @@ export * from './kafkaTools';
 export * from './tallyHome';
 export * from './capturedLog';
 export * from './selfSignedCertificate';
+export * from './grafanaDashboard';
+export * from './documentedMetrics';
 export * from './tcpProxy';
 export * from './kafkaProxy';
 export * from './chromium';
