@@ -240,6 +240,12 @@ async function main(): Promise<void> {
   }
 
   const webhookStore = createPostgresWebhookStore(pool);
+  // The deliverer's, and the API's for endpoints' test messages: one set of limits.
+  const webhookSender = createWebhookSender({
+    allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+    connectTimeoutMs: config.webhooks.connectTimeoutMs,
+    responseTimeoutMs: config.webhooks.responseTimeoutMs,
+  });
   if (roles.has('webhooks')) {
     // Of the processes with this role one delivers (it holds the lease) and the others stand by.
     const deliverer = createWebhookDeliverer({
@@ -248,11 +254,7 @@ async function main(): Promise<void> {
       pool,
       store: webhookStore,
       balanceStates: createBalanceStates({ eventStore, stateStore: createPostgresBalanceStateStore({ pool }), logger }),
-      send: createWebhookSender({
-        allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
-        connectTimeoutMs: config.webhooks.connectTimeoutMs,
-        responseTimeoutMs: config.webhooks.responseTimeoutMs,
-      }),
+      send: webhookSender,
       retry: config.webhooks.retry,
       concurrency: config.webhooks.concurrency,
       pollMs: config.webhooks.pollMs,
@@ -385,6 +387,8 @@ async function main(): Promise<void> {
         secretGraceMs: config.webhooks.secretGraceMs,
         clock,
         allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+        // An endpoint's test message goes out from the API process, under the deliverer's limits.
+        send: webhookSender,
       }),
       stalledPartitions: () => stalledPartitions?.() ?? [],
       usagePublisher,

@@ -3,6 +3,7 @@ export * from './webhookErrors';
 export * from './webhookSecret';
 export * from './webhookSigner';
 export * from './webhookEvents';
+export * from './webhookExamples';
 export * from './webhookMessageId';
 export * from './webhookStore';
 export * from './postgresWebhookStore';

@@ -4,7 +4,11 @@ import type { EventStore } from '@tally/event-store';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '@tally/schemas';
 import { assertDeliverableUrl, type AddressPolicy } from './addressGuard';
 import { WebhookDeliveryNotFoundError, WebhookEndpointNotFoundError, WebhookEventTypeError } from './webhookErrors';
+import { isDelivered } from './webhookDispatcher';
+import { exampleWebhookPayload } from './webhookExamples';
 import { newWebhookSecret } from './webhookSecret';
+import type { WebhookSender } from './webhookSender';
+import { signWebhook } from './webhookSigner';
 import type { WebhookDelivery, WebhookEndpoint, WebhookEndpointChanges, WebhookStore } from './webhookStore';
 
 interface WebhookEndpointServiceOptions extends AddressPolicy {
@@ -14,6 +18,21 @@ interface WebhookEndpointServiceOptions extends AddressPolicy {
   /** How long a rotated-out secret is still signed with. */
   readonly secretGraceMs: number;
   readonly clock: () => Date;
+  /** Sends an endpoint's test message (the deliverer's sender, with the same limits); without it, sendTest refuses. */
+  readonly send?: WebhookSender;
+}
+
+/** What an endpoint's test message came to: it is not a delivery, and is not recorded. */
+export interface WebhookTestResult {
+  /** The message's webhook-id: `test_` and a random part, never a real delivery's. */
+  readonly webhookId: string;
+  readonly eventType: WebhookEventType;
+  /** 2xx: what a delivery would count as delivered. */
+  readonly delivered: boolean;
+  readonly statusCode: number | null;
+  readonly error: string | null;
+  readonly responseBody: string | null;
+  readonly durationMs: number;
 }
 
 export interface WebhookEndpointInput {
@@ -35,6 +54,12 @@ export interface WebhookEndpointService {
   deliveries(id: string, options: { readonly limit: number; readonly before?: bigint }): ReturnType<WebhookStore['listDeliveries']>;
   /** Sends a delivery again (whatever became of it), as soon as its balance's earlier ones to the endpoint are through. */
   retry(id: string, deliveryId: string): Promise<WebhookDelivery>;
+  /**
+   * Sends an example message of `eventType` (default: the endpoint's first) now, signed as a
+   * delivery is, and answers what the receiver said; disabled endpoints too, so a receiver can
+   * be checked before the endpoint is enabled again.
+   */
+  sendTest(id: string, eventType?: string): Promise<WebhookTestResult>;
 }
 
 function eventTypes(events: readonly string[]): WebhookEventType[] {
@@ -95,6 +120,28 @@ export function createWebhookEndpointService(options: WebhookEndpointServiceOpti
       const delivery = await store.retryDelivery(id, deliveryId, clock());
       if (delivery === undefined) throw new WebhookDeliveryNotFoundError(`no delivery ${deliveryId} of webhook endpoint ${id}`);
       return delivery;
+    },
+    async sendTest(id, eventType) {
+      const endpoint = found(await store.getEndpoint(id), id);
+      const [type] = eventType === undefined ? endpoint.events : eventTypes([eventType]);
+      if (type === undefined) throw new WebhookEventTypeError('the endpoint receives no event type; name one');
+      if (options.send === undefined) throw new Error('no webhook sender was configured for test messages');
+      const now = clock();
+      // Random, and unlike any delivery's (msg_...): a receiver that deduplicates never drops a real message for it.
+      const webhookId = `test_${randomUUID()}`;
+      const body = JSON.stringify(exampleWebhookPayload(type, `example-${randomUUID()}`, now));
+      const previous = endpoint.previousSecret !== null && endpoint.previousSecret.until > now ? [endpoint.previousSecret.secret] : [];
+      const headers = signWebhook({ id: webhookId, timestamp: now, body, secrets: [endpoint.secret, ...previous] });
+      const response = await options.send({ url: endpoint.url, headers: { ...headers }, body });
+      return {
+        webhookId,
+        eventType: type,
+        delivered: isDelivered(response.statusCode),
+        statusCode: response.statusCode,
+        error: response.error,
+        responseBody: response.body,
+        durationMs: response.durationMs,
+      };
     },
   };
 }
