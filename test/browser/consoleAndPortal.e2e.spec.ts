@@ -489,12 +489,23 @@ describe('the console and the portal in Chromium', () => {
       await attempts.locator('summary').click();
       expect(await attempts.locator('summary').textContent()).toBe('1');
       await untilText(attempts.locator('li'), (text) => / ms: HTTP 204$/.test(text), 'the attempt with its answer');
+      // A test message: an example, signed as deliveries are, answered in the card, recorded nowhere.
+      await card.getByLabel('Test event').selectOption('credit_balance.topped_up');
+      await card.getByRole('button', { name: 'Send test' }).click();
+      await untilText(card.getByRole('status'), (text) => text.startsWith('Test credit_balance.topped_up delivered (HTTP 204)'), 'the test message answered');
+      const test = received[1]!;
+      expect(String(test.headers['webhook-id'])).toMatch(/^test_/);
+      expect(JSON.parse(test.body)).toMatchObject({ type: 'credit_balance.topped_up', data: { balance: { id: 'example-balance' } } });
+      const testSignature = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64'))
+        .update(`${test.headers['webhook-id']}.${test.headers['webhook-timestamp']}.${test.body}`)
+        .digest('base64');
+      expect(String(test.headers['webhook-signature']).split(' ')).toContain(`v1,${testSignature}`);
       await page.screenshot({ path: path.join(SCREENSHOTS, 'console-webhooks.png'), fullPage: true });
 
       await card.getByRole('button', { name: 'Disable' }).click();
       await untilText(card, (text) => /disabled/.test(text) && /changed .* by operator/.test(text), 'the endpoint disabled by the operator');
       await card.getByRole('button', { name: 'Rotate secret' }).click();
-      await untilText(page.getByRole('status'), (text) => text.includes('previous secret'), 'the rotated secret');
+      await untilText(page.getByRole('status').filter({ hasText: 'Signing secret' }), (text) => text.includes('previous secret'), 'the rotated secret');
       expect(await secretInput.inputValue()).not.toBe(secret);
 
       await card.getByRole('button', { name: 'Delete' }).click();

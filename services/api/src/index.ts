@@ -5,7 +5,7 @@ export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } f
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
 export type { DeadLetterView, RedriveView } from './operations/deadLetterRoutes';
-export type { WebhookDeliveryView, WebhookEndpointView } from './webhooks/webhookRoutes';
+export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';
 export type { HealthCheck } from './operations/healthRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';

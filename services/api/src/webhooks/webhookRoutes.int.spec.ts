@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
@@ -6,7 +8,7 @@ import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
 import { WEBHOOK_EVENT_TYPES } from '@tally/schemas';
 import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
-import { createPostgresWebhookStore, createWebhookEndpointService, type WebhookStore } from '@tally/webhooks';
+import { createPostgresWebhookStore, createWebhookEndpointService, createWebhookSender, type WebhookStore } from '@tally/webhooks';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -45,7 +47,14 @@ describe('/v1/webhook-endpoints', () => {
       health: async () => ({}),
       metrics: createMetricsRegistry(),
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
-      webhooks: createWebhookEndpointService({ store, eventStore, secretGraceMs: 3_600_000, clock: () => new Date(), allowPrivateNetworks }),
+      webhooks: createWebhookEndpointService({
+        store,
+        eventStore,
+        secretGraceMs: 3_600_000,
+        clock: () => new Date(),
+        allowPrivateNetworks,
+        send: createWebhookSender({ allowPrivateNetworks, connectTimeoutMs: 2_000, responseTimeoutMs: 5_000 }),
+      }),
     });
   }
 
@@ -163,6 +172,7 @@ describe('/v1/webhook-endpoints', () => {
       '/v1/webhook-endpoints/{endpointId}/deliveries',
       '/v1/webhook-endpoints/{endpointId}/deliveries/{deliveryId}/retry',
       '/v1/webhook-endpoints/{endpointId}/rotate-secret',
+      '/v1/webhook-endpoints/{endpointId}/test',
     ]);
     expect(Object.keys(document.webhooks).sort()).toEqual([...WEBHOOK_EVENT_TYPES].sort());
     const low = document.webhooks['credit_balance.low'].post;
@@ -170,6 +180,60 @@ describe('/v1/webhook-endpoints', () => {
     expect(Object.keys(low.requestBody.content['application/json'].schema.properties.data.properties.balance.properties)).toEqual(
       expect.arrayContaining(['balance', 'held', 'available']),
     );
+  });
+
+  it('sends an example message signed as a delivery, answers what the receiver said, and records nothing', async () => {
+    // A receiver of the test's own: 204, or 500 with a message when asked to fail.
+    const received: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
+    let failing = false;
+    const receiver = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
+        if (failing) response.writeHead(500).end('receiver broke');
+        else response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+      const created = await open.inject({ method: 'POST', url: '/v1/webhook-endpoints', headers: admin, payload: { url: hookUrl, events: ['credit_balance.topped_up', 'credit_balance.low'] } });
+      const { id, secret } = created.json();
+      const test = (app: FastifyInstance, payload: object) => app.inject({ method: 'POST', url: `/v1/webhook-endpoints/${id}/test`, headers: admin, payload });
+
+      const first = await test(open, {});
+      expect(first.statusCode).toBe(200);
+      expect(first.json()).toMatchObject({ eventType: 'credit_balance.topped_up', delivered: true, statusCode: 204, error: null });
+      const [message] = received;
+      expect(first.json().webhookId).toMatch(/^test_/);
+      expect(message!.headers['webhook-id']).toBe(first.json().webhookId);
+      // The signature as any Standard Webhooks verifier checks it, computed apart from the code under test.
+      const expected = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64'))
+        .update(`${message!.headers['webhook-id']}.${message!.headers['webhook-timestamp']}.${message!.body}`)
+        .digest('base64');
+      expect(String(message!.headers['webhook-signature']).split(' ')).toContain(`v1,${expected}`);
+      expect(JSON.parse(message!.body)).toMatchObject({ type: 'credit_balance.topped_up', data: { eventType: 'CreditToppedUp', balance: { id: 'example-balance' } } });
+
+      failing = true;
+      const refused = await test(open, { eventType: 'credit_balance.low' });
+      expect(refused.json()).toMatchObject({ eventType: 'credit_balance.low', delivered: false, statusCode: 500, responseBody: 'receiver broke' });
+      expect(JSON.parse(received[1]!.body).type).toBe('credit_balance.low');
+      // Without private networks allowed, the same address is refused when connecting.
+      const guarded = await test(strict, {});
+      expect(guarded.json()).toMatchObject({ delivered: false, statusCode: null, error: expect.stringContaining('non-public') });
+      expect(received).toHaveLength(2);
+      // A test is no delivery: nothing recorded, nothing retried.
+      expect((await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${id}/deliveries`, headers: admin })).json().items).toEqual([]);
+
+      const unknownType = await test(open, { eventType: 'credit_balance.exploded' });
+      expect(unknownType.statusCode).toBe(400);
+      const missing = await open.inject({ method: 'POST', url: '/v1/webhook-endpoints/no-such-endpoint/test', headers: admin, payload: {} });
+      expect([missing.statusCode, missing.json().error]).toEqual([404, 'webhook_endpoint_not_found']);
+      await open.inject({ method: 'DELETE', url: `/v1/webhook-endpoints/${id}`, headers: admin });
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   it('refuses unknown event types and keys without the admin scope', async () => {

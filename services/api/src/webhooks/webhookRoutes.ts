@@ -60,6 +60,19 @@ const DeliverySchema = Type.Object({
   attemptLog: Type.Array(AttemptSchema),
 });
 
+const TestResultSchema = Type.Object({
+  webhookId: Type.String({ description: 'The test message\'s webhook-id: `test_` and a random part, never a delivery\'s.' }),
+  eventType: stringEnum(WEBHOOK_EVENT_TYPES),
+  delivered: Type.Boolean({ description: 'The receiver answered 2xx, as a delivery would need.' }),
+  statusCode: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: "The receiver's status; null when none came (refused, timed out)." }),
+  error: nullableString(),
+  responseBody: nullableString({ description: 'The first KiB of the response body.' }),
+  durationMs: Type.Integer(),
+});
+
+/** What an endpoint's test message came to, as the API answers it. */
+export type WebhookTestResultView = Static<typeof TestResultSchema>;
+
 /** A webhook endpoint as the API answers it (the console's type of it). */
 export type WebhookEndpointView = Static<typeof WebhookEndpointSchema>;
 /** A delivery with its attempts, as the API answers it. */
@@ -244,5 +257,22 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       },
     },
     async (request, reply) => reply.code(202).send(deliveryView(await webhooks.retry(request.params.endpointId, request.params.deliveryId))),
+  );
+
+  app.post(
+    '/webhook-endpoints/:endpointId/test',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Send the endpoint an example message now',
+        description:
+          'An example of `eventType` (default: the endpoint\'s first event type) on a made-up balance (`example-balance` of `example-customer`), shaped and signed as a delivery is, sent at once (disabled endpoints too) and answered with what the receiver said. Not a delivery: it is neither recorded nor retried, and its webhook-id starts with `test_`.',
+        params: endpointParams,
+        body: Type.Object({ eventType: Type.Optional(stringEnum(WEBHOOK_EVENT_TYPES)) }, { additionalProperties: false }),
+        response: { 200: TestResultSchema, ...errorResponses },
+      },
+    },
+    async (request) => webhooks.sendTest(request.params.endpointId, request.body.eventType),
   );
 };

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
-import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType } from '../shared/apiTypes';
+import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType, WebhookTestResult } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, Pager, usePager } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, SelectField, usePager } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -52,6 +52,60 @@ function AttemptLog({ delivery }: { delivery: WebhookDelivery }) {
         ))}
       </ol>
     </details>
+  );
+}
+
+/** What the receiver made of a test message, in words. */
+function testOutcome(result: WebhookTestResult): string {
+  const answer = result.statusCode !== null ? `HTTP ${result.statusCode}` : (result.error ?? 'no answer');
+  const body = result.responseBody !== null && result.responseBody !== '' ? `: ${result.responseBody}` : '';
+  return `Test ${result.eventType} ${result.delivered ? 'delivered' : 'not delivered'} (${answer}${body}) in ${result.durationMs} ms.`;
+}
+
+/**
+ * Sends the endpoint an example message of one of its event types, signed as a delivery is, and
+ * says what the receiver answered. Nothing is recorded.
+ */
+function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint }) {
+  const [type, setType] = useState(endpoint.events[0] ?? '');
+  const [outcome, setOutcome] = useState<{ text: string; ok: boolean }>();
+  const [busy, setBusy] = useState(false);
+  return (
+    <>
+    <div class="inline-form">
+      <SelectField label="Test event" value={type} onChange={(event) => setType(event.currentTarget.value)}>
+        {endpoint.events.map((event) => (
+          <option key={event} value={event}>
+            {EVENT_TYPES[event as WebhookEventType] ?? event} ({event})
+          </option>
+        ))}
+      </SelectField>
+      <button
+        type="button"
+        class="secondary"
+        disabled={busy}
+        onClick={async () => {
+          setBusy(true);
+          setOutcome(undefined);
+          try {
+            const result = await api.post<WebhookTestResult>(path`/webhook-endpoints/${endpoint.id}/test`, { body: { eventType: type } });
+            setOutcome({ text: testOutcome(result), ok: result.delivered });
+          } catch (failure) {
+            setOutcome({ text: errorMessage(failure), ok: false });
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        Send test
+      </button>
+    </div>
+      {outcome !== undefined && (
+        <p role="status" class={outcome.ok ? undefined : 'error'}>
+          {outcome.text}
+        </p>
+      )}
+    </>
   );
 }
 
@@ -219,6 +273,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
               Delete
             </button>
           </div>
+          <SendTest api={api} endpoint={endpoint} />
           {open === endpoint.id && <Deliveries api={api} endpoint={endpoint} />}
         </section>
       ))}

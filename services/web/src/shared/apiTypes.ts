@@ -1,4 +1,4 @@
-import type { BalanceView, DeadLetterView, LedgerEntryView, RedriveView, WebhookDeliveryView, WebhookEndpointView } from '@tally/api';
+import type { BalanceView, DeadLetterView, LedgerEntryView, RedriveView, WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from '@tally/api';
 
 export type { WebhookEventType } from '@tally/api';
 
@@ -53,6 +53,7 @@ export type DeadLetter = DeadLetterView;
 export type Redrive = RedriveView;
 export type WebhookEndpoint = WebhookEndpointView;
 export type WebhookDelivery = WebhookDeliveryView;
+export type WebhookTestResult = WebhookTestResultView;
 
 export interface BalanceChange {
   readonly entry: LedgerEntry;
