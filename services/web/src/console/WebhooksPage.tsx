@@ -72,34 +72,34 @@ function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint
   const [busy, setBusy] = useState(false);
   return (
     <>
-    <div class="inline-form">
-      <SelectField label="Test event" value={type} onChange={(event) => setType(event.currentTarget.value)}>
-        {endpoint.events.map((event) => (
-          <option key={event} value={event}>
-            {EVENT_TYPES[event as WebhookEventType] ?? event} ({event})
-          </option>
-        ))}
-      </SelectField>
-      <button
-        type="button"
-        class="secondary"
-        disabled={busy}
-        onClick={async () => {
-          setBusy(true);
-          setOutcome(undefined);
-          try {
-            const result = await api.post<WebhookTestResult>(path`/webhook-endpoints/${endpoint.id}/test`, { body: { eventType: type } });
-            setOutcome({ text: testOutcome(result), ok: result.delivered });
-          } catch (failure) {
-            setOutcome({ text: errorMessage(failure), ok: false });
-          } finally {
-            setBusy(false);
-          }
-        }}
-      >
-        Send test
-      </button>
-    </div>
+      <div class="inline-form">
+        <SelectField label="Test event" value={type} onChange={(event) => setType(event.currentTarget.value)}>
+          {endpoint.events.map((event) => (
+            <option key={event} value={event}>
+              {EVENT_TYPES[event as WebhookEventType] ?? event} ({event})
+            </option>
+          ))}
+        </SelectField>
+        <button
+          type="button"
+          class="secondary"
+          disabled={busy}
+          onClick={async () => {
+            setBusy(true);
+            setOutcome(undefined);
+            try {
+              const result = await api.post<WebhookTestResult>(path`/webhook-endpoints/${endpoint.id}/test`, { body: { eventType: type } });
+              setOutcome({ text: testOutcome(result), ok: result.delivered });
+            } catch (failure) {
+              setOutcome({ text: errorMessage(failure), ok: false });
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
+          Send test
+        </button>
+      </div>
       {outcome !== undefined && (
         <p role="status" class={outcome.ok ? undefined : 'error'}>
           {outcome.text}
