@@ -1,5 +1,17 @@
+import { TallyError } from '@tally/domain';
+import { guardTransient } from '@tally/runtime';
 import type { Redis } from 'ioredis';
 import type { DeadLetterRecord } from './deadLetterRecord';
+import { DeadLettersUnavailableError } from './meteringErrors';
+
+/**
+ * What Redis and PostgreSQL throw for the dead letters' reads and send-backs is their own error
+ * (a connection refused, retries run out): an unavailable dependency, not a bug.
+ */
+export const guardDeadLetters = guardTransient(
+  (error) => !(error instanceof TallyError),
+  (cause) => new DeadLettersUnavailableError('the dead-letter log is unavailable', { cause }),
+);
 
 /** The most recent dead letters, for operators (the console's Dead letters page, GET /v1/dead-letters). */
 export interface DeadLetterLog {
@@ -33,7 +45,7 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       await options.redis.multi().zadd(key, ...scored).zremrangebyrank(key, 0, -(max + 1)).exec();
     },
     async recent(limit) {
-      const members = await options.redis.zrevrange(key, 0, Math.max(0, Math.min(limit, max) - 1));
+      const members = await guardDeadLetters(() => options.redis.zrevrange(key, 0, Math.max(0, Math.min(limit, max) - 1)));
       return members.map((member) => JSON.parse(member) as DeadLetterRecord);
     },
   };

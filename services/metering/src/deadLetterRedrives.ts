@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { CompressionTypes } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
+import { guardDeadLetters } from './deadLetterLog';
 import { redriveDeadLetters, type RedriveResult } from './redriveDeadLetters';
 
 /** Another send-back is running (in this process or another): one at a time, or letters would go back twice as fast as needed. */
@@ -163,59 +164,65 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     return text === null ? undefined : (JSON.parse(text) as StoredRun);
   }
 
+  async function start(request: RedriveRequest): Promise<RedriveRun> {
+    if (current !== undefined) throw new RedriveRunningError(current.id);
+    const lease = await tryAcquireAdvisoryLease({ pool: options.pool, name: REDRIVE_LEASE_NAME });
+    if (lease === undefined) {
+      const [newest] = await options.redis.zrevrange(indexKey, 0, 0);
+      const running = newest === undefined ? undefined : await read(newest);
+      throw new RedriveRunningError(running !== undefined && present(running).status === 'running' ? running.id : undefined);
+    }
+    const now = clock();
+    const stored: StoredRun = {
+      id: randomUUID(),
+      status: 'running',
+      errorCodes: request.errorCodes,
+      since: request.since?.toISOString() ?? null,
+      dryRun: request.dryRun === true,
+      requestedBy: request.requestedBy,
+      startedAt: now.toISOString(),
+      finishedAt: null,
+      result: EMPTY_RESULT,
+      error: null,
+      aliveAt: now.getTime(),
+    };
+    try {
+      const dropped = await options.redis.zrevrange(indexKey, keep - 1, -1);
+      const transaction = options.redis.multi().set(runKey(stored.id), JSON.stringify(stored)).zadd(indexKey, now.getTime(), stored.id);
+      if (dropped.length > 0) transaction.zrem(indexKey, ...dropped).unlink(...dropped.map(runKey));
+      await transaction.exec();
+    } catch (error) {
+      await lease.release();
+      throw error;
+    }
+    const abort = new AbortController();
+    // A lost lease (PostgreSQL unreachable) may let another run start: this one stops.
+    void lease.lost.then((error) => abort.abort(new Error(`lost the send-back lease: ${error.message}`)));
+    const done = run(stored, request, abort, () => lease.release()).finally(() => {
+      current = undefined;
+    });
+    current = { id: stored.id, abort, done };
+    logger.info({ redrive: stored.id, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
+    return present(stored);
+  }
+
+  async function get(id: string): Promise<RedriveRun> {
+    const stored = await read(id);
+    if (stored === undefined) throw new RedriveNotFoundError(`no send-back of dead letters has id ${id}`);
+    return present(stored);
+  }
+
+  async function list(limit: number): Promise<RedriveRun[]> {
+    const ids = await options.redis.zrevrange(indexKey, 0, Math.max(0, Math.min(limit, keep) - 1));
+    if (ids.length === 0) return [];
+    const texts = await options.redis.mget(ids.map(runKey));
+    return texts.flatMap((text) => (text === null ? [] : [present(JSON.parse(text) as StoredRun)]));
+  }
+
   return {
-    async start(request) {
-      if (current !== undefined) throw new RedriveRunningError(current.id);
-      const lease = await tryAcquireAdvisoryLease({ pool: options.pool, name: REDRIVE_LEASE_NAME });
-      if (lease === undefined) {
-        const [newest] = await options.redis.zrevrange(indexKey, 0, 0);
-        const running = newest === undefined ? undefined : await read(newest);
-        throw new RedriveRunningError(running !== undefined && present(running).status === 'running' ? running.id : undefined);
-      }
-      const now = clock();
-      const stored: StoredRun = {
-        id: randomUUID(),
-        status: 'running',
-        errorCodes: request.errorCodes,
-        since: request.since?.toISOString() ?? null,
-        dryRun: request.dryRun === true,
-        requestedBy: request.requestedBy,
-        startedAt: now.toISOString(),
-        finishedAt: null,
-        result: EMPTY_RESULT,
-        error: null,
-        aliveAt: now.getTime(),
-      };
-      try {
-        const dropped = await options.redis.zrevrange(indexKey, keep - 1, -1);
-        const transaction = options.redis.multi().set(runKey(stored.id), JSON.stringify(stored)).zadd(indexKey, now.getTime(), stored.id);
-        if (dropped.length > 0) transaction.zrem(indexKey, ...dropped).unlink(...dropped.map(runKey));
-        await transaction.exec();
-      } catch (error) {
-        await lease.release();
-        throw error;
-      }
-      const abort = new AbortController();
-      // A lost lease (PostgreSQL unreachable) may let another run start: this one stops.
-      void lease.lost.then((error) => abort.abort(new Error(`lost the send-back lease: ${error.message}`)));
-      const done = run(stored, request, abort, () => lease.release()).finally(() => {
-        current = undefined;
-      });
-      current = { id: stored.id, abort, done };
-      logger.info({ redrive: stored.id, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
-      return present(stored);
-    },
-    async get(id) {
-      const stored = await read(id);
-      if (stored === undefined) throw new RedriveNotFoundError(`no send-back of dead letters has id ${id}`);
-      return present(stored);
-    },
-    async list(limit) {
-      const ids = await options.redis.zrevrange(indexKey, 0, Math.max(0, Math.min(limit, keep) - 1));
-      if (ids.length === 0) return [];
-      const texts = await options.redis.mget(ids.map(runKey));
-      return texts.flatMap((text) => (text === null ? [] : [present(JSON.parse(text) as StoredRun)]));
-    },
+    start: (request) => guardDeadLetters(() => start(request)),
+    get: (id) => guardDeadLetters(() => get(id)),
+    list: (limit) => guardDeadLetters(() => list(limit)),
     async stop() {
       const running = current;
       if (running === undefined) return;

@@ -78,3 +78,12 @@ export class StoredProductInvalidError extends TallyError {
   readonly code = 'stored_product_invalid';
   readonly retriable = false;
 }
+
+/**
+ * Redis or PostgreSQL did not answer for the dead-letter log or a send-back of dead letters (down,
+ * restarting, out of retries): an outage, answered 503, not a bug; the same request can succeed later.
+ */
+export class DeadLettersUnavailableError extends TallyError {
+  readonly code = 'dead_letters_unavailable';
+  readonly retriable = true;
+}

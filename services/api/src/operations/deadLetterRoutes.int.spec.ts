@@ -5,8 +5,8 @@ import { createLedgerService, createPostgresBalanceRegistry, createPurchaseServi
 import { createDeadLetterLog, createDeadLetterRedrives, DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME } from '@tally/metering';
 import { createMetricsRegistry } from '@tally/metrics';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { createBalanceReadModel } from '@tally/projections';
-import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { createBalanceReadModel, createRedisClient } from '@tally/projections';
+import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, startTcpProxyFor, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Admin, Producer } from 'kafkajs';
@@ -43,10 +43,15 @@ describe('/v1/dead-letters/redrives', () => {
     producer = kafka.producer();
     await Promise.all([kafkaAdmin.connect(), producer.connect()]);
     [usageTopic, dlqTopic] = await Promise.all([createTestTopic(kafkaAdmin, { prefix: 'redrive_usage' }), createTestTopic(kafkaAdmin, { prefix: 'redrive_dlq' })]);
+    app = await appOn(redis);
+  });
+
+  /** The API with its dead letters and send-backs in `client`'s Redis, under `prefix`. */
+  async function appOn(client: Redis, prefix = keyPrefix): Promise<FastifyInstance> {
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
-    app = await buildApp({
+    return buildApp({
       catalog,
       balanceRegistry,
       ledger,
@@ -57,18 +62,18 @@ describe('/v1/dead-letters/redrives', () => {
       health: async () => ({}),
       metrics: createMetricsRegistry(),
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
-      deadLetters: createDeadLetterLog({ redis, keyPrefix }),
+      deadLetters: createDeadLetterLog({ redis: client, keyPrefix: prefix }),
       redrives: createDeadLetterRedrives({
         kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-routes') },
         dlqTopic,
         usageTopic,
-        redis,
-        keyPrefix,
+        redis: client,
+        keyPrefix: prefix,
         pool: db.pool,
         logger,
       }),
     });
-  });
+  }
 
   afterAll(async () => {
     await app?.close();
@@ -101,6 +106,46 @@ describe('/v1/dead-letters/redrives', () => {
     expect((await post({ all: true }, { authorization: `Bearer ${WRITER}` })).statusCode).toBe(403);
     const unknown = await app.inject({ method: 'GET', url: '/v1/dead-letters/redrives/00000000-0000-0000-0000-000000000000', headers: admin });
     expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'redrive_not_found']);
+  });
+
+  it('answers 503 with Retry-After while Redis does not answer, and again once it does', async () => {
+    const { proxy, url } = await startTcpProxyFor(stackConfig.redisUrl);
+    const client = createRedisClient({ url, commandTimeoutMs: 500 });
+    // A prefix of its own: the other test lists exactly its own runs.
+    const outage = await appOn(client, `${keyPrefix}_outage`);
+    try {
+      proxy.down();
+      for (const url of ['/v1/dead-letters', '/v1/dead-letters/redrives', '/v1/dead-letters/redrives/00000000-0000-0000-0000-000000000000']) {
+        const response = await outage.inject({ method: 'GET', url, headers: admin });
+        expect({ url, status: response.statusCode, error: response.json().error, retryAfter: response.headers['retry-after'] }).toEqual({
+          url,
+          status: 503,
+          error: 'dead_letters_unavailable',
+          retryAfter: '1',
+        });
+      }
+      const refused = await outage.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers: admin, payload: { all: true, dryRun: true } });
+      expect([refused.statusCode, refused.json().error]).toEqual([503, 'dead_letters_unavailable']);
+      proxy.resume();
+      // Nothing was started: the lease taken for the refused run was given back.
+      await waitFor(async () => (await outage.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).statusCode === 200, {
+        description: 'the send-backs readable again',
+      });
+      const started = await outage.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers: admin, payload: { all: true, dryRun: true } });
+      expect(started.statusCode).toBe(202);
+      const run = await waitFor(
+        async () => {
+          const read = (await outage.inject({ method: 'GET', url: started.headers.location as string, headers: admin })).json();
+          return read.status === 'running' ? undefined : read;
+        },
+        { description: 'the send-back after the outage to finish', timeoutMs: 60_000 },
+      );
+      expect(run).toMatchObject({ status: 'succeeded' });
+    } finally {
+      await outage.close();
+      client.disconnect();
+      await proxy.close();
+    }
   });
 
   it('counts, then sends back in the background, answering where to follow it; one run at a time', async () => {
