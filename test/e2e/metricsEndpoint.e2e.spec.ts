@@ -10,6 +10,7 @@ import {
   deleteTopics,
   documentedMetrics,
   freePort,
+  metricNamesIn,
   readDashboard,
   stackConfig,
   startTallyProcess,
@@ -110,7 +111,7 @@ describe('GET /metrics of the main job', () => {
     const read = new Set(
       rules.groups
         .flatMap((group) => group.rules)
-        .flatMap((rule) => [...rule.expr.matchAll(/\b((?:tally|nodejs|process)_[a-z0-9_]+)/g)].map((match) => match[1]!.replace(/_(bucket|count|sum)$/, ''))),
+        .flatMap((rule) => metricNamesIn(rule.expr)),
     );
     expect(read.size).toBeGreaterThan(10);
     const exported = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));

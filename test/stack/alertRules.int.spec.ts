@@ -5,16 +5,13 @@
  * says what to do. Which metrics they read is checked against a running Tally in
  * test/e2e/metricsEndpoint.e2e.spec.ts.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { tallyHome } from '@tally/test-support';
+import { runPromtool } from '@tally/test-support';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RULES_DIR = path.join(ROOT, 'infra', 'prometheus');
-const PROMTOOL = path.join(tallyHome(), 'tools', 'promtool');
 
 interface AlertRule {
   readonly alert: string;
@@ -23,18 +20,8 @@ interface AlertRule {
   readonly annotations?: Record<string, string>;
 }
 
-async function promtool(...args: string[]): Promise<string> {
-  if (!existsSync(PROMTOOL)) throw new Error(`${PROMTOOL} is missing; scripts/ensure-deps.sh installs it`);
-  try {
-    // promtool resolves the test file's rule_files from its own directory.
-    const { stdout, stderr } = await promisify(execFile)(PROMTOOL, args, { cwd: RULES_DIR });
-    return stdout + stderr;
-  } catch (error) {
-    // It exits 1 on a rule it refuses or an expectation not met, and says which on stdout.
-    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-    throw new Error(`promtool ${args.join(' ')} failed:\n${stdout}${stderr}`, { cause: error });
-  }
-}
+/** promtool resolves the test file's rule_files from its own directory. */
+const promtool = (...args: string[]) => runPromtool(args, { cwd: RULES_DIR });
 
 function alertRules(): AlertRule[] {
   const file = parse(readFileSync(path.join(RULES_DIR, 'tally-alerts.yml'), 'utf8')) as { groups: { rules: AlertRule[] }[] };

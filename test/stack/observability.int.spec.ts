@@ -5,27 +5,15 @@
  * without overlap and takes its data source from a variable. That the main job exports each metric
  * it reads is checked against a running Tally in test/e2e/metricsEndpoint.e2e.spec.ts.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { dashboardMetrics, dashboardQueries, documentedMetrics, readDashboard, tallyHome } from '@tally/test-support';
+import { dashboardMetrics, dashboardQueries, documentedMetrics, readDashboard, runPromtool } from '@tally/test-support';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const PROMTOOL = path.join(tallyHome(), 'tools', 'promtool');
 
-async function promtool(...args: string[]): Promise<string> {
-  if (!existsSync(PROMTOOL)) throw new Error(`${PROMTOOL} is missing; scripts/ensure-deps.sh installs it`);
-  try {
-    const { stdout, stderr } = await promisify(execFile)(PROMTOOL, args);
-    return stdout + stderr;
-  } catch (error) {
-    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-    throw new Error(`promtool ${args.join(' ')} failed:\n${stdout}${stderr}`, { cause: error });
-  }
-}
+const promtool = (...args: string[]) => runPromtool(args);
 
 describe('Prometheus and Grafana for operators', () => {
   jest.setTimeout(60_000);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { metricNamesIn } from './promtool';
 
 /** The parts of a Grafana dashboard (infra/grafana/dashboards) the tests read. */
 export interface GrafanaDashboard {
@@ -32,8 +33,6 @@ export function dashboardQueries(dashboard: GrafanaDashboard): { readonly panel:
 
 /** The metric names the dashboard reads; a histogram's series (`_bucket`, `_count`, `_sum`) by the histogram's name. */
 export function dashboardMetrics(dashboard: GrafanaDashboard): string[] {
-  const names = dashboardQueries(dashboard).flatMap(({ expr }) =>
-    [...expr.matchAll(/\b((?:tally|nodejs|process)_[a-z0-9_]+)/g)].map((match) => match[1]!.replace(/_(bucket|count|sum)$/, '')),
-  );
+  const names = dashboardQueries(dashboard).flatMap(({ expr }) => metricNamesIn(expr));
   return [...new Set(names)].sort();
 }

@@ -12,6 +12,7 @@ export * from './capturedLog';
 export * from './selfSignedCertificate';
 export * from './grafanaDashboard';
 export * from './documentedMetrics';
+export * from './promtool';
 export * from './tcpProxy';
 export * from './kafkaProxy';
 export * from './chromium';
