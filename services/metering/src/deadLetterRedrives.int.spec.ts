@@ -1,13 +1,25 @@
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { stackConfig, startKafkaProxy, uniqueName, waitFor } from '@tally/test-support';
 import { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { createDeadLetterRedrives, REDRIVE_LEASE_NAME, RedriveNotFoundError, RedriveRunningError, type DeadLetterRedrives, type RedriveRun } from './deadLetterRedrives';
+import {
+  createDeadLetterRedrives,
+  REDRIVE_LEASE_NAME,
+  RedriveNotFoundError,
+  RedriveNotRunningError,
+  RedriveRunningError,
+  type DeadLetterRedrives,
+  type DeadLetterRedrivesOptions,
+  type RedriveRun,
+} from './deadLetterRedrives';
 import { consumedAtLeast as consumed, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 
 jest.setTimeout(180_000);
 
 const operator = { keyId: 'a1b2c3d4e5f6', keyName: 'operator' };
+const oncall = { keyId: 'f6e5d4c3b2a1', keyName: 'oncall' };
+/** Kafka's Fetch request's API key. */
+const FETCH = 1;
 
 /** The console's Send back: `tally redrive` run in an API process's background, recorded in Redis, one at a time. */
 describe('dead-letter send-backs', () => {
@@ -39,7 +51,7 @@ describe('dead-letter send-backs', () => {
   });
 
   /** As one API process has it: its own pool on the kit's schema, the shared Redis prefix. */
-  const redrivesOn = (pool: Pool, overrides: { clock?: () => Date; keep?: number } = {}) =>
+  const redrivesOn = (pool: Pool, overrides: Partial<Pick<DeadLetterRedrivesOptions, 'clock' | 'keep' | 'idleTimeoutMs' | 'kafka'>> = {}) =>
     createDeadLetterRedrives({
       kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrives') },
       dlqTopic: kit.dlqTopic,
@@ -131,6 +143,59 @@ describe('dead-letter send-backs', () => {
     const abandoned: RedriveRun & { aliveAt: number } = { ...next, id: '11111111-1111-1111-1111-111111111111', status: 'running', finishedAt: null, aliveAt: Date.now() - 60_000 };
     await redis.multi().set(`${keyPrefix}:redrive:${abandoned.id}`, JSON.stringify(abandoned)).zadd(`${keyPrefix}:redrives`, Date.now(), abandoned.id).exec();
     expect(await redrives.get(abandoned.id)).toMatchObject({ status: 'interrupted', error: 'its process stopped before the end' });
+  });
+
+  it('stops a run when any process asks, records who stopped it, and frees the lease', async () => {
+    kit = await createMeteringTestKit();
+    await kit.produce([{ key: 'fay', value: Buffer.from('{"not": "usage"') }]);
+    const consumer = await kit.startConsumer();
+    await consumed(consumer, 1);
+    await kit.readTopic(kit.dlqTopic, 1);
+    // The runner reaches Kafka through a proxy that swallows its fetches: its read of the
+    // dead-letter topic waits for ever, until the run is stopped.
+    const proxy = await startKafkaProxy(stackConfig.kafkaBrokers[0]!);
+    try {
+      proxy.swallow([FETCH]);
+      const runner = redrivesOn(kit.db.pool, { idleTimeoutMs: 170_000, kafka: { brokers: [proxy.broker], clientId: uniqueName('redrives-stalled') } });
+      const other = redrivesOn(kit.db.anotherPool(2));
+
+      // Asked of another process: recorded at once, noticed by the runner through Redis.
+      const first = await runner.start({ errorCodes: 'all', requestedBy: operator });
+      await waitFor(() => proxy.swallowedCount() > 0, { description: 'the run to wait on a fetch' });
+      const asked = await other.cancel(first.id, oncall);
+      expect(asked).toMatchObject({ id: first.id, status: 'running', cancelRequestedBy: oncall, finishedAt: null });
+      expect(Date.parse(asked.cancelRequestedAt!)).not.toBeNaN();
+      const stopped = await waitFor(
+        async () => {
+          // kafkajs disconnects a reader once its fetch is answered: cutting the connections
+          // answers the swallowed one with an error (and a reader not yet stopped fetches again,
+          // and waits again).
+          proxy.down();
+          proxy.resume();
+          const run = await other.get(first.id);
+          return run.status === 'running' ? undefined : run;
+        },
+        { description: 'the run to stop', timeoutMs: 90_000 },
+      );
+      expect(stopped).toMatchObject({ status: 'cancelled', cancelRequestedBy: oncall, error: null, result: { read: 0, republished: 0 } });
+      expect(stopped.finishedAt).not.toBeNull();
+      expect((await runner.list(10))[0]).toEqual(stopped);
+      await expect(other.cancel(first.id, operator)).rejects.toBeInstanceOf(RedriveNotRunningError);
+
+      // Asked of its own process: answered once it has stopped.
+      proxy.swallow([]);
+      const second = await runner.start({ errorCodes: 'all', dryRun: true, requestedBy: operator });
+      const own = await runner.cancel(second.id, operator);
+      expect(own).toMatchObject({ status: 'cancelled', cancelRequestedBy: operator, dryRun: true, error: null });
+      await expect(runner.cancel('00000000-0000-0000-0000-000000000000', operator)).rejects.toBeInstanceOf(RedriveNotFoundError);
+
+      // Nothing holds the lease any more.
+      const lease = await tryAcquireAdvisoryLease({ pool: kit.db.anotherPool(1), name: REDRIVE_LEASE_NAME });
+      expect(lease).toBeDefined();
+      await lease!.release();
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('keeps the newest runs only', async () => {

@@ -24,11 +24,18 @@ export class RedriveNotFoundError extends TallyError {
   readonly retriable = false;
 }
 
+/** A cancellation of a send-back that has already ended (or whose process died): nothing is left to stop. */
+export class RedriveNotRunningError extends TallyError {
+  readonly code = 'redrive_not_running';
+  readonly retriable = false;
+}
+
 /**
- * `interrupted`: its process stopped (or lost its lease) before the end; what it sent stays sent,
- * and running it again sends the rest (and again what was sent, which charges nothing twice).
+ * `interrupted`: its process stopped (or lost its lease) before the end; `cancelled`: someone
+ * stopped it. Either way what it sent stays sent, and running it again sends the rest (and again
+ * what was sent, which charges nothing twice).
  */
-export type RedriveStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
+export type RedriveStatus = 'running' | 'succeeded' | 'failed' | 'interrupted' | 'cancelled';
 
 /** One send-back of dead letters started over the API, as it stands. */
 export interface RedriveRun {
@@ -45,6 +52,9 @@ export interface RedriveRun {
   readonly result: RedriveResult;
   /** Why it failed or was interrupted. */
   readonly error: string | null;
+  /** Who asked it to stop, and when: set while it is still `running` until its runner notices. */
+  readonly cancelRequestedBy: ActingKey | null;
+  readonly cancelRequestedAt: string | null;
 }
 
 export interface RedriveRequest {
@@ -61,6 +71,13 @@ export interface DeadLetterRedrives {
   get(id: string): Promise<RedriveRun>;
   /** Newest first. */
   list(limit: number): Promise<RedriveRun[]>;
+  /**
+   * Asks a running run to stop after the batch at hand, from any process: answered once this
+   * process's own run has stopped (or after 2 s, still stopping), or as `running` with the
+   * request recorded while another process's run notices it (within a second).
+   * RedriveNotRunningError once it has ended.
+   */
+  cancel(id: string, requestedBy: ActingKey | null): Promise<RedriveRun>;
   /** Interrupts this process's run, if any, and waits for it to record how far it came. */
   stop(): Promise<void>;
 }
@@ -83,16 +100,32 @@ export interface DeadLetterRedrivesOptions {
   readonly heartbeatMs?: number;
   /** Passed to the read of the dead-letter topic; default 30 s. */
   readonly idleTimeoutMs?: number;
+  /** How often a running run looks for a cancellation asked of another process. Default 1 s. */
+  readonly cancelCheckMs?: number;
 }
 
 const EMPTY_RESULT: RedriveResult = { read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 } };
+/** How long a cancellation waits for this process's own run to record that it stopped. */
+const LOCAL_CANCEL_WAIT_MS = 2_000;
 /** The advisory lease of a send-back, taken by the API's runs and by `tally redrive` alike. */
 export const REDRIVE_LEASE_NAME = 'dead-letter-redrive';
 
 /** As stored: the run plus when its runner last said it was alive. */
-interface StoredRun extends RedriveRun {
+interface StoredRun extends Omit<RedriveRun, 'cancelRequestedBy' | 'cancelRequestedAt'> {
   readonly aliveAt: number;
 }
+
+/**
+ * Stored under a key of its own, not in the run's record: the runner rewrites its record after
+ * each batch and would overwrite a request written into it meanwhile.
+ */
+interface CancelRequest {
+  readonly by: ActingKey | null;
+  readonly at: string;
+}
+
+/** The abort reason of a cancellation, told apart from a process stopping. */
+class RedriveCancelled extends Error {}
 
 /**
  * Sends dead letters back from the API (the console's Dead letters page), as `tally redrive` does
@@ -107,18 +140,24 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
   const clock = options.clock ?? (() => new Date());
   const keep = options.keep ?? 50;
   const heartbeatMs = options.heartbeatMs ?? 5_000;
+  const cancelCheckMs = options.cancelCheckMs ?? 1_000;
   if (!Number.isInteger(keep) || keep < 1) throw new Error('keep must be a positive integer');
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1) throw new Error('heartbeatMs must be a positive integer');
+  if (!Number.isInteger(cancelCheckMs) || cancelCheckMs < 1) throw new Error('cancelCheckMs must be a positive integer');
   const indexKey = `${options.keyPrefix}:redrives`;
   const runKey = (id: string) => `${options.keyPrefix}:redrive:${id}`;
+  const cancelKey = (id: string) => `${options.keyPrefix}:redrive:${id}:cancel`;
   let current: { readonly id: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
 
   const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
-  const present = ({ aliveAt, ...run }: StoredRun): RedriveRun =>
+  const cancelOf = (text: string | null): CancelRequest | undefined => (text === null ? undefined : (JSON.parse(text) as CancelRequest));
+  const present = ({ aliveAt, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
+    const shown = { ...run, cancelRequestedBy: cancel?.by ?? null, cancelRequestedAt: cancel?.at ?? null };
     // A runner that stopped saying it is alive (its process killed) did not finish.
-    run.status === 'running' && clock().getTime() - aliveAt > 6 * heartbeatMs
-      ? { ...run, status: 'interrupted', error: 'its process stopped before the end' }
-      : run;
+    return run.status === 'running' && clock().getTime() - aliveAt > 6 * heartbeatMs
+      ? { ...shown, status: 'interrupted', error: 'its process stopped before the end' }
+      : shown;
+  };
 
   async function run(stored: StoredRun, request: RedriveRequest, abort: AbortController, release: () => Promise<void>): Promise<void> {
     let latest = stored;
@@ -132,6 +171,17 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     };
     const heartbeat = setInterval(() => void record({ ...latest, aliveAt: clock().getTime() }), heartbeatMs);
     heartbeat.unref();
+    // A cancellation asked of another API process reaches this one through Redis.
+    const cancelCheck = setInterval(() => {
+      options.redis.get(cancelKey(stored.id)).then(
+        (text) => {
+          const cancel = cancelOf(text);
+          if (cancel !== undefined) abort.abort(new RedriveCancelled(`cancelled by ${cancel.by?.keyName ?? 'an unnamed key'}`));
+        },
+        (error: unknown) => logger.warn({ err: error, redrive: stored.id }, 'cannot look for a cancellation of a dead-letter send-back'),
+      );
+    }, cancelCheckMs);
+    cancelCheck.unref();
     try {
       const result = await redriveDeadLetters({
         kafka: options.kafka,
@@ -146,22 +196,24 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
         onProgress: (soFar) => record({ ...latest, result: soFar, aliveAt: clock().getTime() }),
       });
       clearInterval(heartbeat);
+      clearInterval(cancelCheck);
       await record({ ...latest, status: 'succeeded', result, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
       logger.info({ redrive: stored.id, ...result }, 'dead-letter send-back finished');
     } catch (error) {
       clearInterval(heartbeat);
+      clearInterval(cancelCheck);
       const message = error instanceof Error ? error.message : String(error);
-      const status = abort.signal.aborted ? 'interrupted' : 'failed';
-      await record({ ...latest, status, error: message, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
+      const status = !abort.signal.aborted ? 'failed' : abort.signal.reason instanceof RedriveCancelled ? 'cancelled' : 'interrupted';
+      await record({ ...latest, status, error: status === 'cancelled' ? null : message, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
       logger.warn({ err: error, redrive: stored.id }, `dead-letter send-back ${status}`);
     } finally {
       await release().catch((error: unknown) => logger.warn({ err: error }, 'cannot release the dead-letter send-back lease'));
     }
   }
 
-  async function read(id: string): Promise<StoredRun | undefined> {
-    const text = await options.redis.get(runKey(id));
-    return text === null ? undefined : (JSON.parse(text) as StoredRun);
+  async function read(id: string): Promise<RedriveRun | undefined> {
+    const [text, cancel] = await options.redis.mget(runKey(id), cancelKey(id));
+    return text === null || text === undefined ? undefined : present(JSON.parse(text) as StoredRun, cancelOf(cancel ?? null));
   }
 
   async function start(request: RedriveRequest): Promise<RedriveRun> {
@@ -170,7 +222,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     if (lease === undefined) {
       const [newest] = await options.redis.zrevrange(indexKey, 0, 0);
       const running = newest === undefined ? undefined : await read(newest);
-      throw new RedriveRunningError(running !== undefined && present(running).status === 'running' ? running.id : undefined);
+      throw new RedriveRunningError(running?.status === 'running' ? running.id : undefined);
     }
     const now = clock();
     const stored: StoredRun = {
@@ -189,7 +241,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     try {
       const dropped = await options.redis.zrevrange(indexKey, keep - 1, -1);
       const transaction = options.redis.multi().set(runKey(stored.id), JSON.stringify(stored)).zadd(indexKey, now.getTime(), stored.id);
-      if (dropped.length > 0) transaction.zrem(indexKey, ...dropped).unlink(...dropped.map(runKey));
+      if (dropped.length > 0) transaction.zrem(indexKey, ...dropped).unlink(...dropped.flatMap((id) => [runKey(id), cancelKey(id)]));
       await transaction.exec();
     } catch (error) {
       await lease.release();
@@ -203,26 +255,48 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     });
     current = { id: stored.id, abort, done };
     logger.info({ redrive: stored.id, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
-    return present(stored);
+    return present(stored, undefined);
   }
 
   async function get(id: string): Promise<RedriveRun> {
-    const stored = await read(id);
-    if (stored === undefined) throw new RedriveNotFoundError(`no send-back of dead letters has id ${id}`);
-    return present(stored);
+    const run = await read(id);
+    if (run === undefined) throw new RedriveNotFoundError(`no send-back of dead letters has id ${id}`);
+    return run;
   }
 
   async function list(limit: number): Promise<RedriveRun[]> {
     const ids = await options.redis.zrevrange(indexKey, 0, Math.max(0, Math.min(limit, keep) - 1));
     if (ids.length === 0) return [];
-    const texts = await options.redis.mget(ids.map(runKey));
-    return texts.flatMap((text) => (text === null ? [] : [present(JSON.parse(text) as StoredRun)]));
+    const texts = await options.redis.mget(ids.flatMap((id) => [runKey(id), cancelKey(id)]));
+    return ids.flatMap((_, index) => {
+      const text = texts[2 * index];
+      return text === null || text === undefined ? [] : [present(JSON.parse(text) as StoredRun, cancelOf(texts[2 * index + 1] ?? null))];
+    });
+  }
+
+  async function cancel(id: string, requestedBy: ActingKey | null): Promise<RedriveRun> {
+    const run = await get(id);
+    if (run.status !== 'running') throw new RedriveNotRunningError(`send-back ${id} is ${run.status} already: nothing is left to stop`);
+    // The first request stands: a second one does not change who stopped it.
+    const request: CancelRequest = { by: requestedBy, at: clock().toISOString() };
+    await options.redis.set(cancelKey(id), JSON.stringify(request), 'NX');
+    const mine = current;
+    if (mine?.id === id) {
+      mine.abort.abort(new RedriveCancelled(`cancelled by ${requestedBy?.keyName ?? 'an unnamed key'}`));
+      // Bounded: a batch being sent to a stalled broker ends only when kafkajs gives up on it,
+      // and the request answers well before then; the run's record says when it has stopped.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([mine.done, new Promise((resolve) => (timer = setTimeout(resolve, LOCAL_CANCEL_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    return get(id);
   }
 
   return {
     start: (request) => guardDeadLetters(() => start(request)),
     get: (id) => guardDeadLetters(() => get(id)),
     list: (limit) => guardDeadLetters(() => list(limit)),
+    cancel: (id, requestedBy) => guardDeadLetters(() => cancel(id, requestedBy)),
     async stop() {
       const running = current;
       if (running === undefined) return;
