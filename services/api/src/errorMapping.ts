@@ -58,6 +58,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // Sending dead letters back (@tally/metering): one run at a time.
   redrive_running: 409,
   redrive_not_found: 404,
+  redrive_not_running: 409,
   // The API's own refusals (apiErrors.ts).
   unauthorized: 401,
   insufficient_scope: 403,

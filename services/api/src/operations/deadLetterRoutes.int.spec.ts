@@ -126,6 +126,8 @@ describe('/v1/dead-letters/redrives', () => {
       }
       const refused = await outage.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers: admin, payload: { all: true, dryRun: true } });
       expect([refused.statusCode, refused.json().error]).toEqual([503, 'dead_letters_unavailable']);
+      const notCancelled = await outage.inject({ method: 'POST', url: '/v1/dead-letters/redrives/00000000-0000-0000-0000-000000000000/cancel', headers: admin });
+      expect([notCancelled.statusCode, notCancelled.json().error]).toEqual([503, 'dead_letters_unavailable']);
       proxy.resume();
       // Nothing was started: the lease taken for the refused run was given back.
       await waitFor(async () => (await outage.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).statusCode === 200, {
@@ -184,5 +186,22 @@ describe('/v1/dead-letters/redrives', () => {
     expect(await usageEnd()).toBe('1');
     const list = (await app.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).json();
     expect(list.items.map((run: { id: string }) => run.id)).toEqual([sent.json().id, dry.json().id]);
+
+    // A run that has ended cannot be stopped; one that runs can, by an admin only.
+    const cancel = (id: string, headers = admin) => app.inject({ method: 'POST', url: `/v1/dead-letters/redrives/${id}/cancel`, headers });
+    const ended = await cancel(sent.json().id);
+    expect([ended.statusCode, ended.json().error]).toEqual([409, 'redrive_not_running']);
+    expect(ended.json().message).toEqual(expect.any(String));
+    const unknown = await cancel('00000000-0000-0000-0000-000000000000');
+    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'redrive_not_found']);
+    const running = await post({ all: true });
+    expect((await cancel(running.json().id, { authorization: `Bearer ${WRITER}` })).statusCode).toBe(403);
+    // This process runs it: the answer is the run stopped.
+    const stopped = await cancel(running.json().id);
+    expect(stopped.statusCode).toBe(202);
+    expect(stopped.json()).toMatchObject({ id: running.json().id, status: 'cancelled', cancelRequestedBy: BY_ADMIN, error: null });
+    expect(stopped.json().finishedAt).toEqual(expect.any(String));
+    const read = (await app.inject({ method: 'GET', url: running.headers.location as string, headers: admin })).json();
+    expect(read).toEqual(stopped.json());
   });
 });

@@ -35,8 +35,9 @@ const count = (description: string) => Type.Integer({ minimum: 0, description })
 
 const RedriveSchema = Type.Object({
   id: Type.String(),
-  status: stringEnum(['running', 'succeeded', 'failed', 'interrupted'] as const, {
-    description: 'interrupted: its process stopped before the end; what it sent stays sent, and starting it again sends the rest.',
+  status: stringEnum(['running', 'succeeded', 'failed', 'interrupted', 'cancelled'] as const, {
+    description:
+      'interrupted: its process stopped before the end; cancelled: stopped over POST /v1/dead-letters/redrives/{id}/cancel. Either way what it sent stays sent, and starting it again sends the rest.',
   }),
   errorCodes: Type.Unsafe<readonly string[] | 'all'>({
     anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', enum: ['all'] }],
@@ -62,6 +63,8 @@ const RedriveSchema = Type.Object({
     { description: 'The counts so far; final once it no longer runs.' },
   ),
   error: nullableString({ description: 'Why it failed or was interrupted.' }),
+  cancelRequestedBy: actingKey('The API key (or console session) that asked it to stop.'),
+  cancelRequestedAt: nullableString({ format: 'date-time', description: 'When it was asked to stop; while still `running`, it stops after the batch at hand.' }),
 });
 
 /** A send-back of dead letters as the API answers it. */
@@ -167,5 +170,21 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       },
     },
     async (request) => redrives.get(request.params.redriveId),
+  );
+
+  app.post(
+    '/dead-letters/redrives/:redriveId/cancel',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: redriveTags,
+        summary: 'Stop a send-back of dead letters',
+        description:
+          'It stops after the batch at hand, whichever API process runs it, and ends `cancelled`. What it sent stays sent (and is metered); starting a send-back again sends the rest, and again what was sent, which charges nothing twice. 202 with the run: already `cancelled` when this process ran it, else still `running` with `cancelRequestedAt` set until its process notices, within a second. 409 redrive_not_running once it has ended.',
+        params: params({ redriveId: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
+        response: { 202: RedriveSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(202).send(await redrives.cancel(request.params.redriveId, actingKeyOf(request))),
   );
 };
