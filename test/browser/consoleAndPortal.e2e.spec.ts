@@ -3,24 +3,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import type { Admin, Producer } from 'kafkajs';
-import {
-  createTestKafka,
-  createTestSchema,
-  createTestTopic,
-  deleteTopics,
-  freePort,
-  launchChromium,
-  stackConfig,
-  startTallyProcess,
-  uniqueName,
-  waitFor,
-  type Browser,
-  type Locator,
-  type Page,
-  type TallyProcess,
-  type TestSchema,
-} from '@tally/test-support';
+import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
+import { startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -60,63 +44,29 @@ async function untilText(locator: Locator, check: (text: string) => boolean, des
 }
 
 describe('the console and the portal in Chromium', () => {
-  let db: TestSchema;
-  let admin: Admin;
-  let producer: Producer;
-  let usageTopic: string;
-  const topics: string[] = [];
-  let tally: TallyProcess | undefined;
-  let browser: Browser | undefined;
+  let stack: ConsoleStack;
   let base: string;
+  let browser: Browser;
 
   beforeAll(async () => {
-    db = await createTestSchema({ prefix: 'browser_e2e' });
-    const kafka = createTestKafka('browser-e2e');
-    admin = kafka.admin();
-    producer = kafka.producer();
-    await Promise.all([admin.connect(), producer.connect()]);
-    const usage = await createTestTopic(admin, { prefix: 'browser_usage', partitions: 2 });
-    usageTopic = usage;
-    const dlq = await createTestTopic(admin, { prefix: 'browser_dlq' });
-    const ledger = await createTestTopic(admin, { prefix: 'browser_ledger' });
-    topics.push(usage, dlq, ledger);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    [tally, browser] = await Promise.all([
-      startTallyProcess({
-        env: {
-          TALLY_ROLES: 'consumer,projector,api,webhooks',
-          TALLY_KAFKA_BROKERS: stackConfig.kafkaBrokers.join(','),
-          TALLY_SCHEMA_REGISTRY_URL: stackConfig.schemaRegistryUrl,
-          TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
-          TALLY_DATABASE_SCHEMA: db.schema,
-          TALLY_REDIS_URL: stackConfig.redisUrl,
-          TALLY_REDIS_KEY_PREFIX: uniqueName('browser_e2e'),
-          TALLY_USAGE_TOPIC: usage,
-          TALLY_DLQ_TOPIC: dlq,
-          TALLY_LEDGER_TOPIC: ledger,
-          TALLY_CONSUMER_GROUP: uniqueName('browser_e2e'),
-          TALLY_CATALOG_REFRESH_MS: '200',
-          TALLY_API_PORT: String(port),
-          TALLY_API_KEYS: `${ADMIN_KEY}:admin:operator`,
-          TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
-          // The test's receiver listens on 127.0.0.1, which Tally refuses by default.
-          TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true',
-          TALLY_WEBHOOKS_POLL_MS: '200',
-        },
-        readyTimeoutMs: 90_000,
-      }),
-      launchChromium(),
-    ]);
+    stack = await startConsoleStack({
+      prefix: 'browser_e2e',
+      roles: 'consumer,projector,api,webhooks',
+      adminKey: ADMIN_KEY,
+      usagePartitions: 2,
+      env: {
+        TALLY_CATALOG_REFRESH_MS: '200',
+        // The test's receiver listens on 127.0.0.1, which Tally refuses by default.
+        TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true',
+        TALLY_WEBHOOKS_POLL_MS: '200',
+      },
+    });
+    ({ base, browser } = stack);
     mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await tally?.kill('SIGTERM');
-    await deleteTopics(admin, topics).catch(() => undefined);
-    await Promise.all([admin?.disconnect(), producer?.disconnect()]);
-    await db?.drop();
+    await stack?.close();
   });
 
   async function publishUsage(customerId: string, event: string, count: number): Promise<void> {
@@ -136,7 +86,7 @@ describe('the console and the portal in Chromium', () => {
   }
 
   it('takes an operator from sign-in to a portal link, and a customer from that link to a bought bundle', async () => {
-    const consoleContext = await browser!.newContext({ viewport: DESKTOP });
+    const consoleContext = await browser.newContext({ viewport: DESKTOP });
     const page: Page = await consoleContext.newPage();
     // Whatever the browser complains of: a script or style the Content-Security-Policy blocked, an
     // error thrown by a page. Expected failures (a refused request) are answered, not thrown.
@@ -152,10 +102,7 @@ describe('the console and the portal in Chromium', () => {
     const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
 
     // Sign in with the admin key: a session cookie, the key is not kept by the page.
-    await page.goto(`${base}/console`);
-    await page.getByLabel('API key').fill(ADMIN_KEY);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    await stack.signIn(page);
     // Who is signed in: the key's configured name, never the key.
     expect(await page.getByRole('banner').textContent()).toContain('Signed in as operator');
     const cookies = await consoleContext.cookies();
@@ -283,7 +230,7 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('button', { name: 'Create portal link' }).click();
     const url = await page.getByLabel('Portal link').inputValue();
     expect(url).toContain('/portal#token=');
-    const portalContext = await browser!.newContext({ viewport: PHONE });
+    const portalContext = await browser.newContext({ viewport: PHONE });
     const portal = await portalContext.newPage();
     listen(portal);
     await portal.goto(url.replace(/^http:\/\/[^/]+/, base));
@@ -347,7 +294,7 @@ describe('the console and the portal in Chromium', () => {
     expect(await page.getByRole('region', { name: /^Subscription / }).textContent()).toContain('subscribed by operator');
 
     // The customer sees the subscription on the portal: the plan, what it grants and when next, and no key.
-    const portalAgain = await browser!.newContext({ viewport: PHONE });
+    const portalAgain = await browser.newContext({ viewport: PHONE });
     const portalPage = await portalAgain.newPage();
     listen(portalPage);
     await portalPage.goto(url.replace(/^http:\/\/[^/]+/, base));
@@ -392,7 +339,7 @@ describe('the console and the portal in Chromium', () => {
     await untilText(page.getByLabel('Plan'), (text) => text.includes('No plans offered'), 'no plan to subscribe to');
 
     // A broken producer: its message is dead-lettered by the consumer and shows on Dead letters.
-    await producer.send({ topic: usageTopic, messages: [{ key: customerId, value: '{"this is": not json' }] });
+    await stack.producer.send({ topic: stack.usageTopic, messages: [{ key: customerId, value: '{"this is": not json' }] });
     await nav('Dead letters').click();
     const letters = page.getByRole('table', { name: 'Most recent dead letters' });
     await untilText(letters, (text) => text.includes('{"this is": not json') && text.includes(customerId), 'the dead letter on its page');
@@ -437,14 +384,12 @@ describe('the console and the portal in Chromium', () => {
     const receiverPort = await freePort();
     await new Promise<void>((resolve) => receiver.listen(receiverPort, '127.0.0.1', resolve));
     const hookUrl = `http://127.0.0.1:${receiverPort}/tally-hook`;
-    const context = await browser!.newContext({ viewport: DESKTOP });
+    const context = await browser.newContext({ viewport: DESKTOP });
     try {
       const page = await context.newPage();
       const complaints: string[] = [];
       page.on('pageerror', (error) => complaints.push(String(error)));
-      await page.goto(`${base}/console`);
-      await page.getByLabel('API key').fill(ADMIN_KEY);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await stack.signIn(page);
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
 
       await page.getByLabel('Endpoint URL').fill(hookUrl);
@@ -523,7 +468,7 @@ describe('the console and the portal in Chromium', () => {
   });
 
   it("renders the API's documentation at /docs under its Content-Security-Policy, and can call a route from it", async () => {
-    const context = await browser!.newContext({ viewport: DESKTOP });
+    const context = await browser.newContext({ viewport: DESKTOP });
     const page = await context.newPage();
     const complaints: string[] = [];
     page.on('console', (message) => {

@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import type { Producer } from 'kafkajs';
+import {
+  createTestKafka,
+  createTestSchema,
+  createTestTopic,
+  deleteTopics,
+  freePort,
+  launchChromium,
+  stackConfig,
+  startTallyProcess,
+  uniqueName,
+  type Browser,
+  type Page,
+} from '@tally/test-support';
+
+export interface ConsoleStackOptions {
+  /** Names the test's schema, topics, Redis prefix and consumer group. */
+  readonly prefix: string;
+  /** `TALLY_ROLES` of the main job. */
+  readonly roles: string;
+  /** An admin key, named `operator`, for the console's sign-in and the test's own API calls. */
+  readonly adminKey: string;
+  /** Where the main job reaches Kafka (a proxy the test controls); default the stack's broker. */
+  readonly kafkaBroker?: string;
+  readonly usagePartitions?: number;
+  /** More of the main job's environment. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** The main job on a schema and topics of the test's own, and Chromium to drive its pages. */
+export interface ConsoleStack {
+  /** `http://127.0.0.1:<port>`, the API and the pages. */
+  readonly base: string;
+  readonly usageTopic: string;
+  readonly dlqTopic: string;
+  /** Straight to the broker, whatever `kafkaBroker` the main job uses. */
+  readonly producer: Producer;
+  readonly browser: Browser;
+  /** Opens the console on the page and signs in with the admin key. */
+  signIn(page: Page): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startConsoleStack(options: ConsoleStackOptions): Promise<ConsoleStack> {
+  const db = await createTestSchema({ prefix: options.prefix });
+  const kafka = createTestKafka(options.prefix);
+  const admin = kafka.admin();
+  const producer = kafka.producer();
+  await Promise.all([admin.connect(), producer.connect()]);
+  const [usageTopic, dlqTopic, ledgerTopic] = await Promise.all([
+    createTestTopic(admin, { prefix: `${options.prefix}_usage`, partitions: options.usagePartitions ?? 1 }),
+    createTestTopic(admin, { prefix: `${options.prefix}_dlq` }),
+    createTestTopic(admin, { prefix: `${options.prefix}_ledger` }),
+  ]);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const cleanUp = async () => {
+    await deleteTopics(admin, [usageTopic, dlqTopic, ledgerTopic]).catch(() => undefined);
+    await Promise.all([admin.disconnect(), producer.disconnect()]);
+    await db.drop();
+  };
+  const started = await Promise.allSettled([
+    startTallyProcess({
+      env: {
+        TALLY_ROLES: options.roles,
+        TALLY_KAFKA_BROKERS: options.kafkaBroker ?? stackConfig.kafkaBrokers.join(','),
+        TALLY_SCHEMA_REGISTRY_URL: stackConfig.schemaRegistryUrl,
+        TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
+        TALLY_DATABASE_SCHEMA: db.schema,
+        TALLY_REDIS_URL: stackConfig.redisUrl,
+        TALLY_REDIS_KEY_PREFIX: uniqueName(options.prefix),
+        TALLY_USAGE_TOPIC: usageTopic,
+        TALLY_DLQ_TOPIC: dlqTopic,
+        TALLY_LEDGER_TOPIC: ledgerTopic,
+        TALLY_CONSUMER_GROUP: uniqueName(options.prefix),
+        TALLY_API_PORT: String(port),
+        TALLY_API_KEYS: `${options.adminKey}:admin:operator`,
+        TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
+        ...options.env,
+      },
+      readyTimeoutMs: 90_000,
+    }),
+    launchChromium(),
+  ] as const);
+  if (started[0].status === 'rejected' || started[1].status === 'rejected') {
+    if (started[0].status === 'fulfilled') await started[0].value.kill('SIGTERM');
+    if (started[1].status === 'fulfilled') await started[1].value.close();
+    await cleanUp();
+    throw started[0].status === 'rejected' ? started[0].reason : (started[1] as PromiseRejectedResult).reason;
+  }
+  const tally = started[0].value;
+  const browser = started[1].value;
+  return {
+    base,
+    usageTopic,
+    dlqTopic,
+    producer,
+    browser,
+    async signIn(page) {
+      await page.goto(`${base}/console`);
+      await page.getByLabel('API key').fill(options.adminKey);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    },
+    async close() {
+      await browser.close();
+      await tally.kill('SIGTERM');
+      await cleanUp();
+    },
+  };
+}
