@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { fieldErrors, type ApiClient } from '../shared/apiClient';
+import { errorMessage, fieldErrors, type ApiClient } from '../shared/apiClient';
 import type { DeadLetter, Redrive } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
 import { ConfirmDialog, ErrorMessage, Field, SelectField, usePolling } from '../shared/ui';
@@ -14,7 +14,16 @@ const STATUS_TEXT: Readonly<Record<Redrive['status'], string>> = {
   succeeded: 'Done',
   failed: 'Failed',
   interrupted: 'Interrupted',
+  cancelled: 'Stopped',
 };
+
+/** The status in words: who stopped it, and a stop asked for that its process has not noticed yet. */
+function statusText(run: Redrive): string {
+  const stopping = run.status === 'running' && run.cancelRequestedAt !== null;
+  const status = stopping ? 'Stopping' : STATUS_TEXT[run.status];
+  const by = run.cancelRequestedBy !== null && (stopping || run.status === 'cancelled') ? ` by ${keyLabel(run.cancelRequestedBy)}` : '';
+  return `${run.dryRun ? `${status} (count only)` : status}${by}${run.error !== null ? `: ${run.error}` : ''}`;
+}
 
 function lettersText(run: Redrive): string {
   return run.errorCodes === 'all' ? 'every error code' : run.errorCodes.join(', ');
@@ -31,10 +40,28 @@ function leftText({ skipped }: Redrive['result']): string {
   return parts.filter(([count]) => count > 0).map(([count, what]) => `${count} ${what}`).join(', ') || '0';
 }
 
-/** The send-backs started from here or over the API, newest first: what each chose and did. */
-function RedriveTable({ runs }: { runs: Redrive[] | undefined }) {
+/**
+ * The send-backs started from here or over the API, newest first: what each chose and did. A
+ * running one can be stopped: what it sent stays sent, and sending back again sends the rest.
+ */
+function RedriveTable({ api, runs, onStopped }: { api: ApiClient; runs: Redrive[] | undefined; onStopped: () => void }) {
+  const [error, setError] = useState<string>();
+  const [stopping, setStopping] = useState<string>();
+  const stop = async (run: Redrive) => {
+    setError(undefined);
+    setStopping(run.id);
+    try {
+      await api.post<Redrive>(`/dead-letters/redrives/${run.id}/cancel`);
+      onStopped();
+    } catch (failure) {
+      setError(errorMessage(failure));
+    } finally {
+      setStopping(undefined);
+    }
+  };
   return (
     <div class="table-scroll">
+      <ErrorMessage message={error} />
       <table>
         <caption>Send-backs</caption>
         <thead>
@@ -63,8 +90,21 @@ function RedriveTable({ runs }: { runs: Redrive[] | undefined }) {
               <td>{lettersText(run)}</td>
               <td>{run.since === null ? '' : formatTime(run.since)}</td>
               <td>
-                {run.dryRun ? `${STATUS_TEXT[run.status]} (count only)` : STATUS_TEXT[run.status]}
-                {run.error !== null && `: ${run.error}`}
+                {statusText(run)}
+                {run.status === 'running' && run.cancelRequestedAt === null && (
+                  <>
+                    {' '}
+                    <button
+                      type="button"
+                      class="secondary"
+                      disabled={stopping === run.id}
+                      aria-label={`Stop the send-back of ${lettersText(run)} started ${formatTime(run.startedAt)}`}
+                      onClick={() => void stop(run)}
+                    >
+                      Stop
+                    </button>
+                  </>
+                )}
               </td>
               <td>{run.result.read}</td>
               <td>{run.dryRun ? `would be ${run.result.republished}` : run.result.republished}</td>
@@ -220,7 +260,7 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
       </div>
       <SendBack api={api} codes={codes} onStarted={() => setVersion(version + 1)} />
       <ErrorMessage message={runsError} />
-      <RedriveTable runs={runs} />
+      <RedriveTable api={api} runs={runs} onStopped={() => setVersion(version + 1)} />
       <p>
         From a shell: <code>npm run tally -- redrive --error-code &lt;error&gt;</code> (one send-back at a time, wherever it is started).
       </p>
