@@ -13,11 +13,29 @@ export const guardDeadLetters = guardTransient(
   (cause) => new DeadLettersUnavailableError('the dead-letter log is unavailable', { cause }),
 );
 
+/**
+ * A record's member of the sorted set: its fields in deadLetterRecordOf's order, and only those,
+ * so a record passed with more (a LoggedDeadLetter read back) is still the same member.
+ */
+function memberOf(record: DeadLetterRecord): string {
+  const { partition, offset, deadLetteredAt, errorCode, reason, causeCode, sourceTopic, sourcePartition, sourceOffset, key, valuePreview } = record;
+  const plain: DeadLetterRecord = { partition, offset, deadLetteredAt, errorCode, reason, causeCode, sourceTopic, sourcePartition, sourceOffset, key, valuePreview };
+  return JSON.stringify(plain);
+}
+
+/** A dead letter as the log answers it: the record, and whether a send-back has sent it since. */
+export interface LoggedDeadLetter extends DeadLetterRecord {
+  /** When a send-back last sent it to the usage topic (ISO-8601); null if none has, as far as the log remembers. */
+  readonly sentBackAt: string | null;
+}
+
 /** The most recent dead letters, for operators (the console's Dead letters page, GET /v1/dead-letters). */
 export interface DeadLetterLog {
   record(records: readonly DeadLetterRecord[]): Promise<void>;
   /** Newest first. */
-  recent(limit: number): Promise<DeadLetterRecord[]>;
+  recent(limit: number): Promise<LoggedDeadLetter[]>;
+  /** Marks letters a send-back sent to the usage topic, by where they sit on the dead-letter topic. */
+  markSentBack(partition: number, offsets: readonly string[], at: Date): Promise<void>;
 }
 
 export interface DeadLetterLogOptions {
@@ -26,6 +44,8 @@ export interface DeadLetterLogOptions {
   readonly keyPrefix: string;
   /** How many are kept; older ones are dropped as new ones arrive. Default 1,000. */
   readonly max?: number;
+  /** How many send-back marks are kept, the newest; default ten times `max`. */
+  readonly maxSentBack?: number;
 }
 
 /**
@@ -33,20 +53,43 @@ export interface DeadLetterLogOptions {
  * JSON, which is the same for every delivery of one dead letter: a redelivered batch adds nothing.
  * Adding and trimming to `max` are one MULTI, so the set never holds more than `max` for long.
  * The full letters stay on the dead-letter topic; this is only what an operator reads first.
+ *
+ * What has been sent back is a second sorted set, `<partition>:<offset>` scored by when: a letter
+ * stays on the topic (and in the log) once sent back, and an operator reading the list should
+ * not have to match it against the send-backs' counts. Kept apart from the letters' members,
+ * which stay the same for every delivery, and trimmed to its newest marks as the letters are.
  */
 export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLog {
   const key = `${options.keyPrefix}:dead-letters`;
+  const sentBackKey = `${options.keyPrefix}:dead-letters:sent-back`;
   const max = options.max ?? 1000;
+  const maxSentBack = options.maxSentBack ?? 10 * max;
   if (!Number.isInteger(max) || max < 1) throw new Error('max must be a positive integer');
+  if (!Number.isInteger(maxSentBack) || maxSentBack < 1) throw new Error('maxSentBack must be a positive integer');
+  // Partitions and offsets are decimal integers: the colon cannot occur in either.
+  const where = (partition: number, offset: string) => `${partition}:${offset}`;
   return {
     async record(records) {
       if (records.length === 0) return;
-      const scored = records.flatMap((record) => [Date.parse(record.deadLetteredAt), JSON.stringify(record)] as const);
+      const scored = records.flatMap((record) => [Date.parse(record.deadLetteredAt), memberOf(record)] as const);
       await options.redis.multi().zadd(key, ...scored).zremrangebyrank(key, 0, -(max + 1)).exec();
     },
     async recent(limit) {
-      const members = await guardDeadLetters(() => options.redis.zrevrange(key, 0, Math.max(0, Math.min(limit, max) - 1)));
-      return members.map((member) => JSON.parse(member) as DeadLetterRecord);
+      return guardDeadLetters(async () => {
+        const members = await options.redis.zrevrange(key, 0, Math.max(0, Math.min(limit, max) - 1));
+        if (members.length === 0) return [];
+        const records = members.map((member) => JSON.parse(member) as DeadLetterRecord);
+        const sentBack = await options.redis.zmscore(sentBackKey, ...records.map((record) => where(record.partition, record.offset)));
+        return records.map((record, index) => {
+          const at = sentBack[index];
+          return { ...record, sentBackAt: at === null || at === undefined ? null : new Date(Number(at)).toISOString() };
+        });
+      });
+    },
+    async markSentBack(partition, offsets, at) {
+      if (offsets.length === 0) return;
+      const scored = offsets.flatMap((offset) => [at.getTime(), where(partition, offset)] as const);
+      await options.redis.multi().zadd(sentBackKey, ...scored).zremrangebyrank(sentBackKey, 0, -(maxSentBack + 1)).exec();
     },
   };
 }

@@ -69,9 +69,25 @@ describe('the dead-letter recorder', () => {
         deadLetteredAt: '2026-03-01T12:00:04.000Z',
         valuePreview: '{"broken": 4\ufffd\ufffd',
       });
+      expect(recent.map((record) => record.sentBackAt)).toEqual([null, null, null]);
       // Recording the same batch again (a redelivery after a crash before the commit) adds nothing.
       await log.record(recent);
       expect(await log.recent(10)).toEqual(recent);
+
+      // Sent back by a send-back: said of that letter alone, the latest time standing; the
+      // newest marks are kept (here 2).
+      const marking = createDeadLetterLog({ redis, keyPrefix, max: 3, maxSentBack: 2 });
+      const [newest, , oldest] = recent;
+      await marking.markSentBack(newest!.partition, [newest!.offset], new Date('2026-03-02T08:00:00Z'));
+      await marking.markSentBack(newest!.partition, [newest!.offset], new Date('2026-03-02T09:00:00Z'));
+      expect((await marking.recent(10)).map((record) => record.sentBackAt)).toEqual(['2026-03-02T09:00:00.000Z', null, null]);
+      await marking.markSentBack(oldest!.partition, [oldest!.offset, '9999'], new Date('2026-03-02T10:00:00Z'));
+      // Two marks at one time: which of the oldest goes is Redis's order of equal scores, so the
+      // newest letter's (the oldest mark) is the one dropped.
+      expect((await marking.recent(10)).map((record) => record.sentBackAt)).toEqual([null, null, '2026-03-02T10:00:00.000Z']);
+      // Read back with its marks and recorded again: still the same members.
+      await log.record(await marking.recent(10));
+      expect((await log.recent(10)).map((record) => record.key)).toEqual(['customer-4', 'customer-3', 'customer-2']);
     } finally {
       await recorder.stop();
     }

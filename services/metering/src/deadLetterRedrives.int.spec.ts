@@ -12,6 +12,8 @@ import {
   type DeadLetterRedrivesOptions,
   type RedriveRun,
 } from './deadLetterRedrives';
+import { createDeadLetterLog } from './deadLetterLog';
+import { deadLetterRecordOf } from './deadLetterRecord';
 import { consumedAtLeast as consumed, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 
 jest.setTimeout(180_000);
@@ -58,6 +60,7 @@ describe('dead-letter send-backs', () => {
       usageTopic: kit.topic,
       redis,
       keyPrefix,
+      deadLetters: createDeadLetterLog({ redis, keyPrefix }),
       pool,
       logger: kit.logger,
       ...overrides,
@@ -83,7 +86,12 @@ describe('dead-letter send-backs', () => {
     ]);
     const consumer = await kit.startConsumer({ balanceOpenWaitMs: 1000, maxBackoffMs: 200 });
     await consumed(consumer, 3);
-    await kit.readTopic(kit.dlqTopic, 3);
+    // The dead-letter log, as an API process fills it from the topic (one partition).
+    const log = createDeadLetterLog({ redis, keyPrefix });
+    await log.record((await kit.readTopic(kit.dlqTopic, 3)).map((letter) => deadLetterRecordOf(0, letter)));
+    const sentBack = async () =>
+      // By code: the consumer dead-letters the undecodable one at once, the others after waiting for their balance.
+      (await log.recent(10)).map((letter) => [letter.errorCode, letter.sentBackAt]).sort(([a], [b]) => String(a).localeCompare(String(b)));
     const dave = await kit.openBalance('dave', 'api', '10');
     const first = redrivesOn(kit.db.pool);
     const second = redrivesOn(kit.db.anotherPool(2));
@@ -96,6 +104,12 @@ describe('dead-letter send-backs', () => {
       result: { read: 3, republished: 3, republishedByErrorCode: { balance_not_opened: 2, undecodable_usage_event: 1 } },
     });
     expect(await kit.balanceOf(dave)).toBe('10');
+    // Counted, not sent: the log says none was sent back.
+    expect(await sentBack()).toEqual([
+      ['balance_not_opened', null],
+      ['balance_not_opened', null],
+      ['undecodable_usage_event', null],
+    ]);
 
     // While `tally redrive` (or another API process) holds the lease, no run starts anywhere.
     const cli = await tryAcquireAdvisoryLease({ pool: kit.db.anotherPool(1), name: REDRIVE_LEASE_NAME });
@@ -114,6 +128,17 @@ describe('dead-letter send-backs', () => {
       error: null,
     });
     expect(Date.parse(done.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
+    // The log tells the letters sent back from the one left, each marked during the run.
+    const marks = await sentBack();
+    expect(marks.map(([code, at]) => [code, at !== null])).toEqual([
+      ['balance_not_opened', true],
+      ['balance_not_opened', true],
+      ['undecodable_usage_event', false],
+    ]);
+    for (const [, at] of marks.filter(([, at]) => at !== null)) {
+      expect(Date.parse(at!)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
+      expect(Date.parse(at!)).toBeLessThanOrEqual(Date.parse(done.finishedAt!));
+    }
     await consumed(consumer, 5);
     expect(await kit.balanceOf(dave)).toBe('8');
     expect((await first.list(10)).map((run) => run.id)).toEqual([sent.id, dry.id]);

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { CompressionTypes } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { guardDeadLetters } from './deadLetterLog';
+import { guardDeadLetters, type DeadLetterLog } from './deadLetterLog';
 import { redriveDeadLetters, type RedriveResult } from './redriveDeadLetters';
 
 /** Another send-back is running (in this process or another): one at a time, or letters would go back twice as fast as needed. */
@@ -89,6 +89,8 @@ export interface DeadLetterRedrivesOptions {
   readonly compression?: CompressionTypes;
   /** Where runs are recorded (the dead-letter log's Redis). */
   readonly redis: Redis;
+  /** Told which letters each run sent back, for the list of dead letters to say so. */
+  readonly deadLetters: Pick<DeadLetterLog, 'markSentBack'>;
   readonly keyPrefix: string;
   /** Holds the advisory lease that lets one run at a time across every API process. */
   readonly pool: Pool;
@@ -194,6 +196,9 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
         ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
         signal: abort.signal,
         onProgress: (soFar) => record({ ...latest, result: soFar, aliveAt: clock().getTime() }),
+        // As the progress, for people: the letters are sent whether or not the mark is written.
+        onSent: (partition, offsets) =>
+          options.deadLetters.markSentBack(partition, offsets, clock()).catch((error: unknown) => logger.warn({ err: error, redrive: stored.id }, 'cannot mark dead letters as sent back')),
       });
       clearInterval(heartbeat);
       clearInterval(cancelCheck);

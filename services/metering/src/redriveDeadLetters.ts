@@ -34,6 +34,8 @@ export interface RedriveDeadLettersOptions {
   readonly signal?: AbortSignal;
   /** Told the counts so far after each batch is handled (sent, in a run that sends). */
   readonly onProgress?: (soFar: RedriveResult) => Promise<void> | void;
+  /** Told the dead-letter offsets of each batch's letters once the usage topic has them (not in a dry run). */
+  readonly onSent?: (partition: number, offsets: readonly string[]) => Promise<void> | void;
 }
 
 export interface RedriveResult {
@@ -105,6 +107,7 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
       eachBatch: async (partition, letters) => {
         const toSend: Message[] = [];
         const codes: string[] = [];
+        const offsets: string[] = [];
         for (const letter of letters) {
           const decision = redriveDecision(letter, partition, options);
           if ('skip' in decision) {
@@ -113,11 +116,13 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
           }
           toSend.push(decision.send);
           codes.push(decision.errorCode);
+          offsets.push(letter.offset);
         }
         // Counted once the broker has them: a failed send fails the run, and running it again
         // sends nothing the ledger would charge twice.
         if (toSend.length > 0 && !options.dryRun) {
           await producer.send({ topic: options.usageTopic, acks: -1, compression: options.compression, messages: toSend });
+          await options.onSent?.(partition, offsets);
         }
         counts.read += letters.length;
         counts.republished += toSend.length;
