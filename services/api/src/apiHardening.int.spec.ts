@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPostgresConsumptionStore, createPostgresCustomerDirectory, createPurchaseService } from '@tally/ledger';
-import { createDeadLetterRedrives } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterRedrives } from '@tally/metering';
 import { createBalanceReadModel, createRedisClient } from '@tally/projections';
 import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
@@ -102,6 +102,7 @@ describe('the API under hostile clients', () => {
         usageTopic: uniqueName('hardening_usage'),
         redis,
         keyPrefix,
+        deadLetters: createDeadLetterLog({ redis, keyPrefix }),
         pool: db.pool,
         logger,
       }),

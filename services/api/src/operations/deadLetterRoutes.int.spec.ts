@@ -51,6 +51,7 @@ describe('/v1/dead-letters/redrives', () => {
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    const deadLetters = createDeadLetterLog({ redis: client, keyPrefix: prefix });
     return buildApp({
       catalog,
       balanceRegistry,
@@ -62,13 +63,14 @@ describe('/v1/dead-letters/redrives', () => {
       health: async () => ({}),
       metrics: createMetricsRegistry(),
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
-      deadLetters: createDeadLetterLog({ redis: client, keyPrefix: prefix }),
+      deadLetters,
       redrives: createDeadLetterRedrives({
         kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-routes') },
         dlqTopic,
         usageTopic,
         redis: client,
         keyPrefix: prefix,
+        deadLetters,
         pool: db.pool,
         logger,
       }),
@@ -175,6 +177,9 @@ describe('/v1/dead-letters/redrives', () => {
     expect([refused.statusCode, refused.json().error]).toEqual([409, 'redrive_running']);
     await cli!.release();
 
+    // The log as the API processes fill it from the topic: the letters at offsets 0 and 1.
+    const letter = (offset: string, errorCode: string) => ({ partition: 0, offset, deadLetteredAt: at, errorCode, reason: null, causeCode: null, sourceTopic: usageTopic, sourcePartition: 0, sourceOffset: offset, key: 'dave', valuePreview: null });
+    await createDeadLetterLog({ redis, keyPrefix }).record([letter('0', 'balance_not_opened'), letter('1', 'invalid_usage_event')]);
     const sent = await post({ errorCodes: ['balance_not_opened'], since: '2020-01-01T00:00:00Z' });
     expect(sent.statusCode).toBe(202);
     expect(await finished(sent.headers.location as string)).toMatchObject({
@@ -184,6 +189,11 @@ describe('/v1/dead-letters/redrives', () => {
       error: null,
     });
     expect(await usageEnd()).toBe('1');
+    // Still listed, the one sent back said to be.
+    const listed = (await app.inject({ method: 'GET', url: '/v1/dead-letters', headers: admin })).json();
+    const byOffset = Object.fromEntries(listed.items.map((item: { offset: string; sentBackAt: string | null }) => [item.offset, item.sentBackAt]));
+    expect(byOffset['1']).toBeNull();
+    expect(Date.parse(byOffset['0'])).toBeGreaterThanOrEqual(Date.parse(sent.json().startedAt));
     const list = (await app.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).json();
     expect(list.items.map((run: { id: string }) => run.id)).toEqual([sent.json().id, dry.json().id]);
 

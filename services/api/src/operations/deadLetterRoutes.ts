@@ -26,6 +26,10 @@ const DeadLetterSchema = Type.Object({
   sourceOffset: nullableString(),
   key: nullableString({ description: 'The message key (the customer id, as producers set it).' }),
   valuePreview: nullableString({ description: 'The start of the value as text.' }),
+  sentBackAt: nullableString({
+    format: 'date-time',
+    description: 'When a send-back (POST /v1/dead-letters/redrives, tally redrive) last sent it to the usage topic; null if none has (the newest 10,000 marks are kept). It stays listed: the letter stays on the dead-letter topic.',
+  }),
 });
 
 /** A dead letter as GET /v1/dead-letters answers it. */
