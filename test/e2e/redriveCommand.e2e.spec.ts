@@ -2,9 +2,10 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { readTopicToEnds } from '@tally/kafka';
-import { DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
+import { createDeadLetterLog, DEAD_LETTER_HEADERS, deadLetterRecordOf, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, uniqueName, type TestSchema } from '@tally/test-support';
+import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import { Redis } from 'ioredis';
 import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
 
 jest.setTimeout(120_000);
@@ -20,9 +21,12 @@ describe('tally redrive', () => {
   let dlqTopic: string;
   // The lease of a send-back is keyed by Tally's schema: this test's own.
   let db: TestSchema;
+  let redis: Redis;
+  const keyPrefix = uniqueName('redrive_command');
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'redrive_command' });
+    redis = new Redis(stackConfig.redisUrl);
     kafka = createTestKafka(uniqueName('redrive-command'));
     admin = kafka.admin();
     producer = kafka.producer({ idempotent: true });
@@ -41,10 +45,13 @@ describe('tally redrive', () => {
     await deleteTopics(admin, [usageTopic, dlqTopic]).catch(() => undefined);
     await Promise.all([producer?.disconnect(), admin?.disconnect()]);
     await db?.drop();
+    const keys = await redis.keys(`${keyPrefix}*`);
+    if (keys.length > 0) await redis.unlink(...keys);
+    redis?.disconnect();
   });
 
   async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = { ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema };
+    const env = { ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema, TALLY_REDIS_URL: stackConfig.redisUrl, TALLY_REDIS_KEY_PREFIX: keyPrefix };
     try {
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
       return { code: 0, stdout, stderr };
@@ -85,6 +92,14 @@ describe('tally redrive', () => {
     expect(message!.key!.toString()).toBe('dave');
     expect(message!.value!.toString()).toBe('{"id":"dave-1"}');
     expect(message!.headers![REDRIVEN_FROM_HEADER]!.toString()).toBe('0:0');
+    // The console's list of dead letters says which one went back, as after its own Send back.
+    const log = createDeadLetterLog({ redis, keyPrefix });
+    const letters: KafkaMessage[] = [];
+    await readTopicToEnds({ kafka, topic: dlqTopic, purpose: 'redrive-test', eachBatch: async (_partition, messages) => void letters.push(...messages) });
+    await log.record(letters.map((letter) => deadLetterRecordOf(0, letter)));
+    const listed = Object.fromEntries((await log.recent(10)).map((letter) => [letter.key, letter.sentBackAt]));
+    expect(listed.erin).toBeNull();
+    expect(Date.parse(listed.dave!)).not.toBeNaN();
   });
 
   it('refuses to run while another send-back (the console\'s, or another shell\'s) holds the lease', async () => {

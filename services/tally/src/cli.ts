@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
-import { REDRIVE_LEASE_NAME, redriveDeadLetters, RedriveRunningError, skipUndecodableBatch, type RedriveResult } from '@tally/metering';
+import { createDeadLetterLog, REDRIVE_LEASE_NAME, redriveDeadLetters, RedriveRunningError, skipUndecodableBatch, type RedriveResult } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import { migrate, tryAcquireAdvisoryLease } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
@@ -192,6 +192,10 @@ program
     if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
     // The console's Send back takes the same lease: one run at a time across the deployment.
     const pool = openPool(config, { applicationName: 'tally-cli', max: 1 });
+    // So the console's list of dead letters says which were sent back, as after its own Send back.
+    const redis = options.dryRun ? undefined : cliRedis({ lazyConnect: true });
+    const deadLetters = redis === undefined ? undefined : createDeadLetterLog({ redis, keyPrefix: config.redis.keyPrefix });
+    let unmarked = 0;
     let result: RedriveResult;
     try {
       const lease = await tryAcquireAdvisoryLease({ pool, name: REDRIVE_LEASE_NAME });
@@ -205,13 +209,20 @@ program
           ...(since !== undefined ? { since } : {}),
           ...(options.dryRun ? { dryRun: true } : {}),
           compression: compressionType(config.kafka.compression),
+          // The letters are sent whether or not Redis takes the marks.
+          onSent: (partition, offsets) =>
+            deadLetters?.markSentBack(partition, offsets, new Date()).catch(() => {
+              unmarked += offsets.length;
+            }),
         });
       } finally {
         await lease.release();
       }
     } finally {
       await pool.end();
+      redis?.disconnect();
     }
+    if (unmarked > 0) process.stderr.write(`could not mark ${unmarked} letter(s) as sent back in Redis: the console's list of dead letters does not say they were\n`);
     const codes = Object.entries(result.republishedByErrorCode).map(([code, count]) => `${code}: ${count}`);
     const { skipped } = result;
     process.stdout.write(

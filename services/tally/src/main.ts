@@ -337,6 +337,7 @@ async function main(): Promise<void> {
       compression: compressionType(config.kafka.compression),
       redis,
       keyPrefix: config.redis.keyPrefix,
+      deadLetters,
       pool,
       logger,
       clock,
