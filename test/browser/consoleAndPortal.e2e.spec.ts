@@ -365,6 +365,14 @@ describe('the console and the portal in Chromium', () => {
       description: 'the letter dead-lettered anew',
       timeoutMs: 30_000,
     });
+    // The original is marked sent back (the newest, dead-lettered anew, not yet).
+    const sentBackColumn = await untilText(
+      letters.locator('tbody tr', { hasText: '{"this is": not json' }).nth(1).locator('td').nth(6),
+      (text) => text !== '',
+      'the original letter marked sent back',
+    );
+    expect(sentBackColumn).toMatch(/\d/);
+    expect(await letters.locator('tbody tr', { hasText: '{"this is": not json' }).first().locator('td').nth(6).textContent()).toBe('');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png'), fullPage: true });
     expect(complaints).toEqual([]);
     await consoleContext.close();

@@ -222,7 +222,10 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
   return (
     <section>
       <h1>Dead letters</h1>
-      <p>Usage events that could not be metered. The whole message stays on the dead-letter topic, and on its source topic at the partition and offset shown under From.</p>
+      <p>
+        Usage events that could not be metered. The whole message stays on the dead-letter topic, and on its source topic at the partition and offset shown under From;
+        one sent back stays listed, with when under Sent back.
+      </p>
       <ErrorMessage message={error} />
       <div class="table-scroll">
         <table>
@@ -235,12 +238,13 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
               <th scope="col">Key (customer)</th>
               <th scope="col">From</th>
               <th scope="col">Value starts with</th>
+              <th scope="col">Sent back</th>
             </tr>
           </thead>
           <tbody>
             {letters?.length === 0 && (
               <tr>
-                <td colSpan={6}>No dead letters.</td>
+                <td colSpan={7}>No dead letters.</td>
               </tr>
             )}
             {letters?.map((letter) => (
@@ -253,6 +257,7 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
                 <td>
                   <code>{letter.valuePreview ?? ''}</code>
                 </td>
+                <td>{letter.sentBackAt === null ? '' : formatTime(letter.sentBackAt)}</td>
               </tr>
             ))}
           </tbody>
