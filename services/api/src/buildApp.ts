@@ -83,7 +83,7 @@ export interface ApiDeps {
   /** The most recent dead letters (GET /v1/dead-letters); served when given. */
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** Sending dead letters back (POST /v1/dead-letters/redrives); only with `deadLetters`. */
-  readonly redrives?: Omit<DeadLetterRedrives, 'stop'>;
+  readonly redrives?: Omit<DeadLetterRedrives, 'stop' | 'counters'>;
   /** The console and the portal: their sessions, portal links and pages; served when given. */
   readonly web?: WebOptions;
   /** Webhook endpoints (@tally/webhooks): their routes are served when it is given. */

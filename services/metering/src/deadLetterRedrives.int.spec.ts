@@ -142,6 +142,9 @@ describe('dead-letter send-backs', () => {
     await consumed(consumer, 5);
     expect(await kit.balanceOf(dave)).toBe('8');
     expect((await first.list(10)).map((run) => run.id)).toEqual([sent.id, dry.id]);
+    // Each process counts what it ran, for its metrics; a dry run sends nothing.
+    expect(second.counters()).toEqual({ sentBackByErrorCode: { balance_not_opened: 2 }, endedByStatus: { succeeded: 1, failed: 0, interrupted: 0, cancelled: 0 }, running: 0 });
+    expect(first.counters()).toMatchObject({ sentBackByErrorCode: {}, endedByStatus: { succeeded: 1 } });
 
     // Letters dead-lettered before `since` stay.
     const later = await first.start({ errorCodes: 'all', since: new Date(Date.now() + 60_000), requestedBy: operator });
@@ -187,6 +190,7 @@ describe('dead-letter send-backs', () => {
       // Asked of another process: recorded at once, noticed by the runner through Redis.
       const first = await runner.start({ errorCodes: 'all', requestedBy: operator });
       await waitFor(() => proxy.swallowedCount() > 0, { description: 'the run to wait on a fetch' });
+      expect([runner.counters().running, other.counters().running]).toEqual([1, 0]);
       const asked = await other.cancel(first.id, oncall);
       expect(asked).toMatchObject({ id: first.id, status: 'running', cancelRequestedBy: oncall, finishedAt: null });
       expect(Date.parse(asked.cancelRequestedAt!)).not.toBeNaN();
@@ -213,6 +217,7 @@ describe('dead-letter send-backs', () => {
       const own = await runner.cancel(second.id, operator);
       expect(own).toMatchObject({ status: 'cancelled', cancelRequestedBy: operator, dryRun: true, error: null });
       await expect(runner.cancel('00000000-0000-0000-0000-000000000000', operator)).rejects.toBeInstanceOf(RedriveNotFoundError);
+      expect(runner.counters()).toMatchObject({ endedByStatus: { cancelled: 2, succeeded: 0 }, running: 0 });
 
       // Nothing holds the lease any more.
       const lease = await tryAcquireAdvisoryLease({ pool: kit.db.anotherPool(1), name: REDRIVE_LEASE_NAME });

@@ -64,6 +64,16 @@ export interface RedriveRequest {
   readonly requestedBy: ActingKey | null;
 }
 
+/** This process's send-backs since it started, for its metrics. */
+export interface RedriveCounters {
+  /** Letters sent to the usage topic (not counted in dry runs), by error code. */
+  readonly sentBackByErrorCode: Readonly<Record<string, number>>;
+  /** Runs that ended here, by how. */
+  readonly endedByStatus: Readonly<Record<Exclude<RedriveStatus, 'running'>, number>>;
+  /** 1 while this process runs one. */
+  readonly running: 0 | 1;
+}
+
 export interface DeadLetterRedrives {
   /** Starts a run in the background and answers it as started; RedriveRunningError while another runs. */
   start(request: RedriveRequest): Promise<RedriveRun>;
@@ -80,6 +90,7 @@ export interface DeadLetterRedrives {
   cancel(id: string, requestedBy: ActingKey | null): Promise<RedriveRun>;
   /** Interrupts this process's run, if any, and waits for it to record how far it came. */
   stop(): Promise<void>;
+  counters(): RedriveCounters;
 }
 
 export interface DeadLetterRedrivesOptions {
@@ -150,6 +161,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
   const runKey = (id: string) => `${options.keyPrefix}:redrive:${id}`;
   const cancelKey = (id: string) => `${options.keyPrefix}:redrive:${id}:cancel`;
   let current: { readonly id: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
+  const sentBackByErrorCode: Record<string, number> = {};
+  const endedByStatus = { succeeded: 0, failed: 0, interrupted: 0, cancelled: 0 };
 
   const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
   const cancelOf = (text: string | null): CancelRequest | undefined => (text === null ? undefined : (JSON.parse(text) as CancelRequest));
@@ -165,6 +178,13 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     let latest = stored;
     // Progress is for people: a record that cannot be written leaves the send-back going.
     const record = (next: StoredRun) => {
+      // Counted as the run goes (a long one shows in the rate while it runs), from its counts' growth.
+      if (!next.dryRun) {
+        for (const [code, count] of Object.entries(next.result.republishedByErrorCode)) {
+          const more = count - (latest.result.republishedByErrorCode[code] ?? 0);
+          if (more > 0) sentBackByErrorCode[code] = (sentBackByErrorCode[code] ?? 0) + more;
+        }
+      }
       latest = next;
       return save(next).then(
         () => undefined,
@@ -202,6 +222,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       });
       clearInterval(heartbeat);
       clearInterval(cancelCheck);
+      endedByStatus.succeeded += 1;
       await record({ ...latest, status: 'succeeded', result, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
       logger.info({ redrive: stored.id, ...result }, 'dead-letter send-back finished');
     } catch (error) {
@@ -209,6 +230,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       clearInterval(cancelCheck);
       const message = error instanceof Error ? error.message : String(error);
       const status = !abort.signal.aborted ? 'failed' : abort.signal.reason instanceof RedriveCancelled ? 'cancelled' : 'interrupted';
+      endedByStatus[status] += 1;
       await record({ ...latest, status, error: status === 'cancelled' ? null : message, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
       logger.warn({ err: error, redrive: stored.id }, `dead-letter send-back ${status}`);
     } finally {
@@ -302,6 +324,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     get: (id) => guardDeadLetters(() => get(id)),
     list: (limit) => guardDeadLetters(() => list(limit)),
     cancel: (id, requestedBy) => guardDeadLetters(() => cancel(id, requestedBy)),
+    counters: () => ({ sentBackByErrorCode: { ...sentBackByErrorCode }, endedByStatus: { ...endedByStatus }, running: current === undefined ? 0 : 1 }),
     async stop() {
       const running = current;
       if (running === undefined) return;

@@ -9,7 +9,7 @@ import { pageSize } from '../pagination';
 interface DeadLetterRoutesOptions {
   readonly deadLetters: Pick<DeadLetterLog, 'recent'>;
   /** Sending letters back from the API; without it the routes are not there (`tally redrive` still is). */
-  readonly redrives?: Omit<DeadLetterRedrives, 'stop'>;
+  readonly redrives?: Omit<DeadLetterRedrives, 'stop' | 'counters'>;
 }
 
 const nullableInteger = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
