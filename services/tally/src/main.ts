@@ -343,6 +343,28 @@ async function main(): Promise<void> {
       clock,
     });
     parts.add('dead-letter-redrives', () => redrives.stop());
+    // Running totals read at scrape time, as the consumer's: the send-backs own their counts.
+    metrics.gauge({
+      name: 'tally_dead_letters_sent_back_total',
+      help: 'Dead letters this process sent back to the usage topic (console, API), by error code',
+      labelNames: ['error_code'] as const,
+      collect: (gauge) => {
+        for (const [code, count] of Object.entries(redrives.counters().sentBackByErrorCode)) gauge.set({ error_code: code }, count);
+      },
+    });
+    metrics.gauge({
+      name: 'tally_dead_letter_send_backs_total',
+      help: 'Send-backs of dead letters that ended in this process, by status',
+      labelNames: ['status'] as const,
+      collect: (gauge) => {
+        for (const [status, count] of Object.entries(redrives.counters().endedByStatus)) gauge.set({ status }, count);
+      },
+    });
+    metrics.gauge({
+      name: 'tally_dead_letter_send_back_running',
+      help: '1 while this process runs a send-back of dead letters',
+      collect: (gauge) => gauge.set(redrives.counters().running),
+    });
     // The timeouts and limits are ApiOptions' own fields, passed as they are.
     const { trustProxy, rateLimit, ...limits } = config.apiProtection;
     const app = await buildApp({
