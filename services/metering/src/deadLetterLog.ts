@@ -29,11 +29,18 @@ export interface LoggedDeadLetter extends DeadLetterRecord {
   readonly sentBackAt: string | null;
 }
 
+/** Which letters to list: each field given narrows to letters equal to it. */
+export interface DeadLetterFilter {
+  readonly errorCode?: string;
+  /** The message key, as recorded (producers set it to the customer id). */
+  readonly key?: string;
+}
+
 /** The most recent dead letters, for operators (the console's Dead letters page, GET /v1/dead-letters). */
 export interface DeadLetterLog {
   record(records: readonly DeadLetterRecord[]): Promise<void>;
-  /** Newest first. */
-  recent(limit: number): Promise<LoggedDeadLetter[]>;
+  /** Newest first; with a filter, the newest of those the log keeps that match it. */
+  recent(limit: number, filter?: DeadLetterFilter): Promise<LoggedDeadLetter[]>;
   /** Marks letters a send-back sent to the usage topic, by where they sit on the dead-letter topic. */
   markSentBack(partition: number, offsets: readonly string[], at: Date): Promise<void>;
 }
@@ -74,11 +81,18 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       const scored = records.flatMap((record) => [Date.parse(record.deadLetteredAt), memberOf(record)] as const);
       await options.redis.multi().zadd(key, ...scored).zremrangebyrank(key, 0, -(max + 1)).exec();
     },
-    async recent(limit) {
+    async recent(limit, filter = {}) {
+      const matches = (record: DeadLetterRecord) =>
+        (filter.errorCode === undefined || record.errorCode === filter.errorCode) && (filter.key === undefined || record.key === filter.key);
+      const filtered = filter.errorCode !== undefined || filter.key !== undefined;
       return guardDeadLetters(async () => {
-        const members = await options.redis.zrevrange(key, 0, Math.max(0, Math.min(limit, max) - 1));
-        if (members.length === 0) return [];
-        const records = members.map((member) => JSON.parse(member) as DeadLetterRecord);
+        // A filter reads every letter kept (at most `max`, a thousand by default) and picks.
+        const members = await options.redis.zrevrange(key, 0, filtered ? -1 : Math.max(0, Math.min(limit, max) - 1));
+        const records = members
+          .map((member) => JSON.parse(member) as DeadLetterRecord)
+          .filter(matches)
+          .slice(0, Math.max(0, limit));
+        if (records.length === 0) return [];
         const sentBack = await options.redis.zmscore(sentBackKey, ...records.map((record) => where(record.partition, record.offset)));
         return records.map((record, index) => {
           const at = sentBack[index];

@@ -110,6 +110,50 @@ describe('/v1/dead-letters/redrives', () => {
     expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'redrive_not_found']);
   });
 
+  it('lists the newest dead letters, narrowed to an error code, a key, or both', async () => {
+    const prefix = `${keyPrefix}_filter`;
+    const filtering = await appOn(redis, prefix);
+    try {
+      const letter = (offset: number, key: string, errorCode: string) => ({
+        partition: 0,
+        offset: String(offset),
+        deadLetteredAt: new Date(Date.UTC(2026, 2, 1, 12, 0, offset)).toISOString(),
+        errorCode,
+        reason: null,
+        causeCode: null,
+        sourceTopic: usageTopic,
+        sourcePartition: 0,
+        sourceOffset: String(offset),
+        key,
+        valuePreview: null,
+      });
+      await createDeadLetterLog({ redis, keyPrefix: prefix }).record([
+        letter(0, 'dave', 'balance_not_opened'),
+        letter(1, 'dave', 'invalid_usage_event'),
+        letter(2, 'erin', 'balance_not_opened'),
+        letter(3, 'erin', 'invalid_usage_event'),
+      ]);
+      const offsets = async (query: string) => {
+        const response = await filtering.inject({ method: 'GET', url: `/v1/dead-letters${query}`, headers: admin });
+        expect(response.statusCode).toBe(200);
+        return response.json().items.map((item: { offset: string }) => item.offset);
+      };
+      expect(await offsets('')).toEqual(['3', '2', '1', '0']);
+      expect(await offsets('?errorCode=balance_not_opened')).toEqual(['2', '0']);
+      expect(await offsets('?key=dave')).toEqual(['1', '0']);
+      expect(await offsets('?key=dave&errorCode=invalid_usage_event')).toEqual(['1']);
+      expect(await offsets('?errorCode=invalid_usage_event&limit=1')).toEqual(['3']);
+      expect(await offsets('?key=nobody')).toEqual([]);
+      for (const query of ['?errorCode=not%20a%20code', '?key=', '?customer=dave']) {
+        const refused = await filtering.inject({ method: 'GET', url: `/v1/dead-letters${query}`, headers: admin });
+        expect({ query, status: refused.statusCode }).toEqual({ query, status: 400 });
+        expect(refused.json().message).toEqual(expect.any(String));
+      }
+    } finally {
+      await filtering.close();
+    }
+  });
+
   it('answers 503 with Retry-After while Redis does not answer, and again once it does', async () => {
     const { proxy, url } = await startTcpProxyFor(stackConfig.redisUrl);
     const client = createRedisClient({ url, commandTimeoutMs: 500 });

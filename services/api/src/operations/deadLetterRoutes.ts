@@ -102,15 +102,22 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
         tags: ['operations'],
         summary: 'The most recent usage events that could not be metered',
         description:
-          'Newest first, from the dead-letter log the API processes keep (the newest 1,000, read from the dead-letter topic); each with its reason and where it came from. The whole letter stays on the dead-letter topic at `partition` and `offset`.',
+          'Newest first, from the dead-letter log the API processes keep (the newest 1,000, read from the dead-letter topic); each with its reason and where it came from. The whole letter stays on the dead-letter topic at `partition` and `offset`. `errorCode` and `key` narrow the list to the letters of that code, of that key (the customer), or both.',
         querystring: Type.Object(
-          { limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: 'How many, 1-500; default 50.' })) },
+          {
+            limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: 'How many, 1-500; default 50.' })),
+            errorCode: Type.Optional(Type.String({ pattern: IDENTIFIER_PATTERN, description: 'Only letters of this error code.' })),
+            key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Only letters with this message key (producers set it to the customer id).' })),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Type.Object({ items: Type.Array(DeadLetterSchema) }), ...errorResponses },
       },
     },
-    async (request) => ({ items: await deadLetters.recent(pageSize(request.query)) }),
+    async (request) => {
+      const { errorCode, key } = request.query;
+      return { items: await deadLetters.recent(pageSize(request.query), { ...(errorCode !== undefined ? { errorCode } : {}), ...(key !== undefined ? { key } : {}) }) };
+    },
   );
 
   if (redrives === undefined) return;
