@@ -373,6 +373,21 @@ describe('the console and the portal in Chromium', () => {
     );
     expect(sentBackColumn).toMatch(/\d/);
     expect(await letters.locator('tbody tr', { hasText: '{"this is": not json' }).first().locator('td').nth(6).textContent()).toBe('');
+    // Narrowed by the API to a key, then to a key and a code, by keyboard (Enter submits).
+    const filters = page.getByRole('search', { name: 'Filter dead letters' });
+    await filters.getByLabel('Key (customer)').fill('nobody');
+    await filters.getByRole('button', { name: 'Show' }).click();
+    await untilText(letters.locator('tbody'), (text) => text.includes('No dead letters of this error code and key.'), 'no letter of that key');
+    await filters.getByLabel('Error code').selectOption(code);
+    await filters.getByLabel('Key (customer)').fill(customerId);
+    await filters.getByLabel('Key (customer)').press('Enter');
+    await waitFor(async () => (await letters.locator('tbody tr', { hasText: '{"this is": not json' }).count()) === 2, {
+      description: "the customer's letters of that code",
+      timeoutMs: 30_000,
+    });
+    await filters.getByLabel('Error code').selectOption('');
+    await filters.getByLabel('Key (customer)').fill('');
+    await filters.getByRole('button', { name: 'Show' }).click();
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png'), fullPage: true });
     expect(complaints).toEqual([]);
     await consoleContext.close();

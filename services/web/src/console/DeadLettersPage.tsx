@@ -118,6 +118,20 @@ function RedriveTable({ api, runs, onStopped }: { api: ApiClient; runs: Redrive[
   );
 }
 
+/** Every error code (EVERY_CODE), or one of those the page has seen. */
+function ErrorCodeSelect({ label, value, codes, onChange }: { label: string; value: string; codes: readonly string[]; onChange: (code: string) => void }) {
+  return (
+    <SelectField label={label} value={value} onChange={(event) => onChange(event.currentTarget.value)}>
+      <option value={EVERY_CODE}>Every error code</option>
+      {codes.map((known) => (
+        <option key={known} value={known}>
+          {known}
+        </option>
+      ))}
+    </SelectField>
+  );
+}
+
 /**
  * Sends the letters of an error code (or of every code) back to the usage topic once their cause
  * is fixed, as `tally redrive` does: Count first, then Send back after a confirmation.
@@ -156,14 +170,7 @@ function SendBack({ api, codes, onStarted }: { api: ApiClient; codes: readonly s
         however often it is sent. A letter refused for what it is fails again and is dead-lettered anew. Count first to see how many would go.
       </p>
       <form noValidate onSubmit={(event) => event.preventDefault()}>
-        <SelectField label="Letters of" value={code} onChange={(event) => setCode(event.currentTarget.value)}>
-          <option value={EVERY_CODE}>Every error code</option>
-          {codes.map((known) => (
-            <option key={known} value={known}>
-              {known}
-            </option>
-          ))}
-        </SelectField>
+        <ErrorCodeSelect label="Letters of" value={code} codes={codes} onChange={setCode} />
         <Field
           label="Dead-lettered since"
           value={since}
@@ -198,18 +205,58 @@ function SendBack({ api, codes, onStarted }: { api: ApiClient; codes: readonly s
   );
 }
 
+interface LetterFilter {
+  readonly errorCode: string;
+  readonly key: string;
+}
+
+/** Narrows the list to an error code, a key (the customer), or both; applied by Show. */
+function FilterForm({ codes, onShow }: { codes: readonly string[]; onShow: (filter: LetterFilter) => void }) {
+  const [errorCode, setErrorCode] = useState(EVERY_CODE);
+  const [key, setKey] = useState('');
+  return (
+    <form
+      class="inline-form"
+      role="search"
+      aria-label="Filter dead letters"
+      noValidate
+      onSubmit={(event) => {
+        event.preventDefault();
+        onShow({ errorCode, key: key.trim() });
+      }}
+    >
+      <ErrorCodeSelect label="Error code" value={errorCode} codes={codes} onChange={setErrorCode} />
+      <Field label="Key (customer)" value={key} onInput={(event) => setKey(event.currentTarget.value)} />
+      <button type="submit" class="secondary">
+        Show
+      </button>
+    </form>
+  );
+}
+
 /** The usage events that could not be metered lately, newest first, read again every five seconds, and their send-backs. */
 export function DeadLettersPage({ api }: { api: ApiClient }) {
   const [letters, setLetters] = useState<DeadLetter[]>();
+  const [filter, setFilter] = useState<LetterFilter>({ errorCode: EVERY_CODE, key: '' });
+  // Every code seen so far, so that a list narrowed to one code still offers the others.
+  const [codes, setCodes] = useState<readonly string[]>([]);
   const [runs, setRuns] = useState<Redrive[]>();
   const [version, setVersion] = useState(0);
   const running = runs?.some((run) => run.status === 'running') === true;
+  const filtered = filter.errorCode !== EVERY_CODE || filter.key !== '';
   const error = usePolling(
     async () => {
-      setLetters((await api.get<{ items: DeadLetter[] }>('/dead-letters', { query: { limit: '100' } })).items);
+      const query = { limit: '100', ...(filter.errorCode !== EVERY_CODE ? { errorCode: filter.errorCode } : {}), ...(filter.key !== '' ? { key: filter.key } : {}) };
+      const items = (await api.get<{ items: DeadLetter[] }>('/dead-letters', { query })).items;
+      setLetters(items);
+      setCodes((known) => {
+        const seen = new Set(known);
+        for (const letter of items) if (letter.errorCode !== null) seen.add(letter.errorCode);
+        return seen.size === known.length ? known : [...seen].sort();
+      });
     },
     REFRESH_MS,
-    [api],
+    [api, filter],
   );
   const runsError = usePolling(
     async () => {
@@ -218,7 +265,6 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
     running ? RUNNING_REFRESH_MS : REFRESH_MS,
     [api, running, version],
   );
-  const codes = [...new Set((letters ?? []).flatMap((letter) => (letter.errorCode === null ? [] : [letter.errorCode])))].sort();
   return (
     <section>
       <h1>Dead letters</h1>
@@ -226,6 +272,7 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
         Usage events that could not be metered. The whole message stays on the dead-letter topic, and on its source topic at the partition and offset shown under From;
         one sent back stays listed, with when under Sent back.
       </p>
+      <FilterForm codes={codes} onShow={setFilter} />
       <ErrorMessage message={error} />
       <div class="table-scroll">
         <table>
@@ -244,7 +291,7 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
           <tbody>
             {letters?.length === 0 && (
               <tr>
-                <td colSpan={7}>No dead letters.</td>
+                <td colSpan={7}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
               </tr>
             )}
             {letters?.map((letter) => (
