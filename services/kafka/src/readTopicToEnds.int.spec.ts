@@ -70,6 +70,38 @@ describe('readTopicToEnds', () => {
     expect(await purposeGroups(purpose)).toEqual([]);
   });
 
+  it('reaches an end that is a transaction marker, after committed and after aborted transactions', async () => {
+    const topic = await createTestTopic(admin, { prefix: 'read_to_ends_tx', partitions: 1 });
+    topics.push(topic);
+    const transactional = kafka.producer({ transactionalId: uniqueName('read-to-ends-tx'), idempotent: true, maxInFlightRequests: 1 });
+    await transactional.connect();
+    try {
+      await producer.send({ topic, acks: -1, messages: [{ value: 'plain' }] });
+      const committed = await transactional.transaction();
+      await committed.send({ topic, messages: [{ value: 'committed' }] });
+      await committed.commit();
+      // The topic ends with records no reader is handed and the marker that aborts them.
+      const aborted = await transactional.transaction();
+      await aborted.send({ topic, messages: [{ value: 'aborted' }] });
+      await aborted.abort();
+    } finally {
+      await transactional.disconnect();
+    }
+    const values: string[] = [];
+    await readTopicToEnds({
+      kafka,
+      topic,
+      purpose: uniqueName('read-to-ends'),
+      // One record batch per fetch, so the aborted records and the marker come in batches of
+      // their own, which reach no eachBatch; the read must still see it has come to the end,
+      // well before it would give up.
+      maxBytes: 1,
+      idleTimeoutMs: 20_000,
+      eachBatch: async (_partition, messages) => void values.push(...messages.map((message) => message.value!.toString())),
+    });
+    expect(values).toEqual(['plain', 'committed']);
+  });
+
   it('returns at once from an empty topic', async () => {
     const topic = await createTestTopic(admin, { prefix: 'read_to_ends_empty', partitions: 2 });
     topics.push(topic);

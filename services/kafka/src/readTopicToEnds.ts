@@ -47,6 +47,17 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
         settle(error);
       };
       let lastBatchAt = Date.now();
+      // Where each partition's read has come to, from kafkajs's end of every batch: a batch that
+      // holds only what a reader is never handed (a transaction's commit or abort marker, an
+      // aborted transaction's records) reaches no eachBatch, and when it is a partition's last,
+      // the read would otherwise wait for its end until the idle timeout.
+      reader.on(reader.events.END_BATCH_PROCESS, ({ payload }) => {
+        if (payload.topic !== topic || failed) return;
+        lastBatchAt = Date.now();
+        const end = ends.get(payload.partition);
+        if (end !== undefined && BigInt(payload.lastOffset) >= end) ends.delete(payload.partition);
+        if (ends.size === 0) settle();
+      });
       await reader.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
@@ -59,10 +70,7 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
           } catch (error) {
             // Not thrown to kafkajs, which would fetch the batch again and hand it over twice.
             fail(error instanceof Error ? error : new Error(String(error)));
-            return;
           }
-          if (BigInt(batch.lastOffset()) >= end) ends.delete(batch.partition);
-          if (ends.size === 0) settle();
         },
       });
       const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
