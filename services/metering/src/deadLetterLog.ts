@@ -31,9 +31,9 @@ export interface LoggedDeadLetter extends DeadLetterRecord {
 
 /** Which letters to list: each field given narrows to letters equal to it. */
 export interface DeadLetterFilter {
-  readonly errorCode?: string;
+  readonly errorCode?: string | undefined;
   /** The message key, as recorded (producers set it to the customer id). */
-  readonly key?: string;
+  readonly key?: string | undefined;
 }
 
 /** The most recent dead letters, for operators (the console's Dead letters page, GET /v1/dead-letters). */

@@ -66,6 +66,14 @@ describe('dead-letter send-backs', () => {
       ...overrides,
     });
 
+  /** The test's kit (closed after it), its consumer having dead-lettered one undecodable message of `customer`. */
+  async function kitWithOneDeadLetter(customer: string): Promise<void> {
+    kit = await createMeteringTestKit();
+    await kit.produce([{ key: customer, value: Buffer.from('{"not": "usage"') }]);
+    await consumed(await kit.startConsumer(), 1);
+    await kit.readTopic(kit.dlqTopic, 1);
+  }
+
   const finished = (redrives: DeadLetterRedrives, id: string) =>
     waitFor(
       async () => {
@@ -153,11 +161,7 @@ describe('dead-letter send-backs', () => {
   });
 
   it('records a run its process stopped as interrupted, frees the lease, and says so of a run whose process died', async () => {
-    kit = await createMeteringTestKit();
-    await kit.produce([{ key: 'erin', value: Buffer.from('{"not": "usage"') }]);
-    const consumer = await kit.startConsumer();
-    await consumed(consumer, 1);
-    await kit.readTopic(kit.dlqTopic, 1);
+    await kitWithOneDeadLetter('erin');
     const redrives = redrivesOn(kit.db.pool);
 
     // Stopped right after it started: the read has not yet joined its group.
@@ -174,11 +178,7 @@ describe('dead-letter send-backs', () => {
   });
 
   it('stops a run when any process asks, records who stopped it, and frees the lease', async () => {
-    kit = await createMeteringTestKit();
-    await kit.produce([{ key: 'fay', value: Buffer.from('{"not": "usage"') }]);
-    const consumer = await kit.startConsumer();
-    await consumed(consumer, 1);
-    await kit.readTopic(kit.dlqTopic, 1);
+    await kitWithOneDeadLetter('fay');
     // The runner reaches Kafka through a proxy that swallows its fetches: its read of the
     // dead-letter topic waits for ever, until the run is stopped.
     const proxy = await startKafkaProxy(stackConfig.kafkaBrokers[0]!);

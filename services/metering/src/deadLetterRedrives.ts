@@ -3,6 +3,7 @@ import type { ActingKey } from '@tally/domain';
 import { TallyError } from '@tally/domain';
 import type { KafkaConnection } from '@tally/kafka';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
+import { abandonable } from '@tally/runtime';
 import type { Redis } from 'ioredis';
 import type { CompressionTypes } from 'kafkajs';
 import type { Pool } from 'pg';
@@ -312,9 +313,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       mine.abort.abort(new RedriveCancelled(`cancelled by ${requestedBy?.keyName ?? 'an unnamed key'}`));
       // Bounded: a batch being sent to a stalled broker ends only when kafkajs gives up on it,
       // and the request answers well before then; the run's record says when it has stopped.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([mine.done, new Promise((resolve) => (timer = setTimeout(resolve, LOCAL_CANCEL_WAIT_MS)))]);
-      clearTimeout(timer);
+      await abandonable(mine.done, AbortSignal.timeout(LOCAL_CANCEL_WAIT_MS)).catch(() => undefined);
     }
     return get(id);
   }

@@ -114,10 +114,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
         response: { 200: Type.Object({ items: Type.Array(DeadLetterSchema) }), ...errorResponses },
       },
     },
-    async (request) => {
-      const { errorCode, key } = request.query;
-      return { items: await deadLetters.recent(pageSize(request.query), { ...(errorCode !== undefined ? { errorCode } : {}), ...(key !== undefined ? { key } : {}) }) };
-    },
+    async (request) => ({ items: await deadLetters.recent(pageSize(request.query), { errorCode: request.query.errorCode, key: request.query.key }) }),
   );
 
   if (redrives === undefined) return;
