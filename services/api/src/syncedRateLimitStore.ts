@@ -1,5 +1,5 @@
 import type { FastifyRateLimitOptions, FastifyRateLimitStore } from '@fastify/rate-limit';
-import { createPeriodicWorker } from '@tally/runtime';
+import { createOutageLog, createPeriodicWorker } from '@tally/runtime';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -77,7 +77,7 @@ export function createSyncedRateLimitStore(options: SyncedRateLimitStoreOptions)
     redis.defineCommand('tallyRateLimitSync', { numberOfKeys: 1, lua: SYNC_LUA });
   }
   const counters = new Map<string, Counter>();
-  let failing = false;
+  const outage = createOutageLog(logger);
 
   const sync = async (): Promise<void> => {
     const at = now();
@@ -117,9 +117,8 @@ export function createSyncedRateLimitStore(options: SyncedRateLimitStoreOptions)
       counter.known = Number(reply[0]);
       counter.resetAt = answeredAt + Number(reply[1]);
     });
-    if (failed > 0 && !failing) logger.warn({ failed, counters: batch.length }, 'rate-limit counters not synchronised with Redis; counting in this process meanwhile');
-    if (failed === 0 && failing) logger.info('rate-limit counters synchronised with Redis again');
-    failing = failed > 0;
+    if (failed > 0) outage.failed({ failed, counters: batch.length }, 'rate-limit counters not synchronised with Redis; counting in this process meanwhile');
+    else outage.succeeded({}, 'rate-limit counters synchronised with Redis again');
   };
 
   const worker = createPeriodicWorker({ name: 'rate-limit-sync', logger, intervalMs: syncMs, runAtStart: false, run: sync });

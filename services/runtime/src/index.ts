@@ -1,5 +1,6 @@
 export { abandonable, createBackoff, HeartbeatError, isTransientError, retry, type Backoff, type BackoffOptions } from './retry';
 export { guardTransient } from './guardTransient';
+export { createOutageLog, type OutageLog } from './outageLog';
 export { createPeriodicWorker } from './periodicWorker';
 export { createWorker, createWorkerGroup, type Worker, type WorkerBody, type WorkerState } from './worker';
 export { createPostgresCheckpointStore, type CheckpointStore } from './checkpointStore';
