@@ -1,5 +1,6 @@
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { stackConfig, startKafkaProxy, uniqueName, waitFor } from '@tally/test-support';
+import { PassThrough, Transform } from 'node:stream';
+import { capturedLog, stackConfig, startKafkaProxy, startTcpProxy, uniqueName, waitFor, type KafkaProxy } from '@tally/test-support';
 import { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import {
@@ -53,7 +54,7 @@ describe('dead-letter send-backs', () => {
   });
 
   /** As one API process has it: its own pool on the kit's schema, the shared Redis prefix. */
-  const redrivesOn = (pool: Pool, overrides: Partial<Pick<DeadLetterRedrivesOptions, 'clock' | 'keep' | 'idleTimeoutMs' | 'kafka'>> = {}) =>
+  const redrivesOn = (pool: Pool, overrides: Partial<Pick<DeadLetterRedrivesOptions, 'clock' | 'keep' | 'idleTimeoutMs' | 'kafka' | 'redis' | 'logger' | 'cancelCheckMs'>> = {}) =>
     createDeadLetterRedrives({
       kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrives') },
       dlqTopic: kit.dlqTopic,
@@ -177,6 +178,21 @@ describe('dead-letter send-backs', () => {
     expect(await redrives.get(abandoned.id)).toMatchObject({ status: 'interrupted', error: 'its process stopped before the end' });
   });
 
+  /** A run whose fetches `proxy` swallows, once it has ended, as `redrives` reads it. */
+  const endedBehind = (proxy: KafkaProxy, redrives: DeadLetterRedrives, id: string) =>
+    waitFor(
+      async () => {
+        // kafkajs disconnects a reader once its fetch is answered: cutting the connections
+        // answers the swallowed one with an error (and a reader not yet stopped fetches again,
+        // and waits again).
+        proxy.down();
+        proxy.resume();
+        const run = await redrives.get(id);
+        return run.status === 'running' ? undefined : run;
+      },
+      { description: 'the run to stop', timeoutMs: 90_000 },
+    );
+
   it('stops a run when any process asks, records who stopped it, and frees the lease', async () => {
     await kitWithOneDeadLetter('fay');
     // The runner reaches Kafka through a proxy that swallows its fetches: its read of the
@@ -194,18 +210,7 @@ describe('dead-letter send-backs', () => {
       const asked = await other.cancel(first.id, oncall);
       expect(asked).toMatchObject({ id: first.id, status: 'running', cancelRequestedBy: oncall, finishedAt: null });
       expect(Date.parse(asked.cancelRequestedAt!)).not.toBeNaN();
-      const stopped = await waitFor(
-        async () => {
-          // kafkajs disconnects a reader once its fetch is answered: cutting the connections
-          // answers the swallowed one with an error (and a reader not yet stopped fetches again,
-          // and waits again).
-          proxy.down();
-          proxy.resume();
-          const run = await other.get(first.id);
-          return run.status === 'running' ? undefined : run;
-        },
-        { description: 'the run to stop', timeoutMs: 90_000 },
-      );
+      const stopped = await endedBehind(proxy, other, first.id);
       expect(stopped).toMatchObject({ status: 'cancelled', cancelRequestedBy: oncall, error: null, result: { read: 0, republished: 0 } });
       expect(stopped.finishedAt).not.toBeNull();
       expect((await runner.list(10))[0]).toEqual(stopped);
@@ -225,6 +230,62 @@ describe('dead-letter send-backs', () => {
       await lease!.release();
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('tells a Redis outage during a run once, and hears a cancellation once Redis answers again', async () => {
+    await kitWithOneDeadLetter('gus');
+    const kafkaProxy = await startKafkaProxy(stackConfig.kafkaBrokers[0]!);
+    // The runner's Redis is reached through a proxy that can drop what the runner sends: its
+    // commands then time out, as against a Redis that does not answer. Counting the dropped
+    // cancellation checks tells the test how many failed.
+    let dropping = false;
+    let droppedChecks = 0;
+    const redisAddress = new URL(stackConfig.redisUrl);
+    const redisProxy = await startTcpProxy(Number(redisAddress.port || 6379), redisAddress.hostname, {
+      intercept: () => ({
+        toServer: new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            if (!dropping) return done(null, chunk);
+            droppedChecks += chunk.toString('latin1').split(':cancel').length - 1;
+            done();
+          },
+        }),
+        toClient: new PassThrough(),
+      }),
+    });
+    const runnerRedis = new Redis(`redis://127.0.0.1:${redisProxy.port}${redisAddress.pathname}`, { commandTimeout: 200 });
+    const { logger, lines } = capturedLog('info');
+    const told = (message: string) => lines.map((line) => JSON.parse(line) as { msg: string }).filter(({ msg }) => msg.startsWith(message)).length;
+    try {
+      kafkaProxy.swallow([FETCH]);
+      const runner = redrivesOn(kit.db.pool, {
+        redis: runnerRedis,
+        logger,
+        cancelCheckMs: 50,
+        idleTimeoutMs: 170_000,
+        kafka: { brokers: [kafkaProxy.broker], clientId: uniqueName('redrives-outage') },
+      });
+      const other = redrivesOn(kit.db.anotherPool(2));
+      const started = await runner.start({ errorCodes: 'all', requestedBy: operator });
+      await waitFor(() => kafkaProxy.swallowedCount() > 0, { description: 'the run to wait on a fetch' });
+
+      dropping = true;
+      await waitFor(() => droppedChecks >= 5, { description: 'five cancellation checks to go unanswered' });
+      // Redis answers again; a new connection, since the one the commands were dropped from
+      // would pair later replies with the dropped commands.
+      dropping = false;
+      redisProxy.down();
+      redisProxy.resume();
+      await other.cancel(started.id, oncall);
+      const stopped = await endedBehind(kafkaProxy, other, started.id);
+      expect(stopped).toMatchObject({ status: 'cancelled', cancelRequestedBy: oncall });
+      expect(told('cannot look for a cancellation')).toBe(1);
+      expect(told('looking for a cancellation of a dead-letter send-back again')).toBe(1);
+    } finally {
+      runnerRedis.disconnect();
+      await redisProxy.close();
+      await kafkaProxy.close();
     }
   });
 

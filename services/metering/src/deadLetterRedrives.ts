@@ -3,7 +3,7 @@ import type { ActingKey } from '@tally/domain';
 import { TallyError } from '@tally/domain';
 import type { KafkaConnection } from '@tally/kafka';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { abandonable } from '@tally/runtime';
+import { abandonable, createOutageLog, createPeriodicWorker } from '@tally/runtime';
 import type { Redis } from 'ioredis';
 import type { CompressionTypes } from 'kafkajs';
 import type { Pool } from 'pg';
@@ -177,6 +177,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
 
   async function run(stored: StoredRun, request: RedriveRequest, abort: AbortController, release: () => Promise<void>): Promise<void> {
     let latest = stored;
+    const recording = createOutageLog(logger);
     // Progress is for people: a record that cannot be written leaves the send-back going.
     const record = (next: StoredRun) => {
       // Counted as the run goes (a long one shows in the rate while it runs), from its counts' growth.
@@ -188,23 +189,42 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       }
       latest = next;
       return save(next).then(
-        () => undefined,
-        (error: unknown) => logger.warn({ err: error, redrive: next.id }, 'cannot record the progress of a dead-letter send-back'),
+        () => recording.succeeded({ redrive: next.id }, 'recording the progress of a dead-letter send-back again'),
+        (error: unknown) => recording.failed({ err: error, redrive: next.id }, 'cannot record the progress of a dead-letter send-back; it goes on'),
       );
     };
-    const heartbeat = setInterval(() => void record({ ...latest, aliveAt: clock().getTime() }), heartbeatMs);
-    heartbeat.unref();
+    // The runtime's one timer loop: a beat or a check never overlaps the one before it (a Redis
+    // that does not answer queues no pile of commands), and both end with the run.
+    const heartbeat = createPeriodicWorker({
+      name: 'dead-letter send-back heartbeat',
+      logger,
+      intervalMs: heartbeatMs,
+      runAtStart: false,
+      // record() never rejects; what is caught is the abandonment when the run ends.
+      run: (signal) => abandonable(record({ ...latest, aliveAt: clock().getTime() }), signal).catch(() => undefined),
+    });
     // A cancellation asked of another API process reaches this one through Redis.
-    const cancelCheck = setInterval(() => {
-      options.redis.get(cancelKey(stored.id)).then(
-        (text) => {
-          const cancel = cancelOf(text);
-          if (cancel !== undefined) abort.abort(new RedriveCancelled(`cancelled by ${cancel.by?.keyName ?? 'an unnamed key'}`));
-        },
-        (error: unknown) => logger.warn({ err: error, redrive: stored.id }, 'cannot look for a cancellation of a dead-letter send-back'),
-      );
-    }, cancelCheckMs);
-    cancelCheck.unref();
+    const checking = createOutageLog(logger);
+    const cancelCheck = createPeriodicWorker({
+      name: 'dead-letter send-back cancellation check',
+      logger,
+      intervalMs: cancelCheckMs,
+      runAtStart: false,
+      run: async (signal) => {
+        let text: string | null;
+        try {
+          text = await abandonable(options.redis.get(cancelKey(stored.id)), signal);
+        } catch (error) {
+          if (!signal.aborted) checking.failed({ err: error, redrive: stored.id }, 'cannot look for a cancellation of a dead-letter send-back; looking again every interval');
+          return;
+        }
+        checking.succeeded({ redrive: stored.id }, 'looking for a cancellation of a dead-letter send-back again');
+        const cancel = cancelOf(text);
+        if (cancel !== undefined) abort.abort(new RedriveCancelled(`cancelled by ${cancel.by?.keyName ?? 'an unnamed key'}`));
+      },
+    });
+    const stopTimers = () => Promise.all([heartbeat.stop(), cancelCheck.stop()]);
+    await Promise.all([heartbeat.start(), cancelCheck.start()]);
     try {
       const result = await redriveDeadLetters({
         kafka: options.kafka,
@@ -221,14 +241,12 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
         onSent: (partition, offsets) =>
           options.deadLetters.markSentBack(partition, offsets, clock()).catch((error: unknown) => logger.warn({ err: error, redrive: stored.id }, 'cannot mark dead letters as sent back')),
       });
-      clearInterval(heartbeat);
-      clearInterval(cancelCheck);
+      await stopTimers();
       endedByStatus.succeeded += 1;
       await record({ ...latest, status: 'succeeded', result, finishedAt: clock().toISOString(), aliveAt: clock().getTime() });
       logger.info({ redrive: stored.id, ...result }, 'dead-letter send-back finished');
     } catch (error) {
-      clearInterval(heartbeat);
-      clearInterval(cancelCheck);
+      await stopTimers();
       const message = error instanceof Error ? error.message : String(error);
       const status = !abort.signal.aborted ? 'failed' : abort.signal.reason instanceof RedriveCancelled ? 'cancelled' : 'interrupted';
       endedByStatus[status] += 1;
