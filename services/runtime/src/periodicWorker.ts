@@ -9,9 +9,15 @@ interface PeriodicWorkerOptions {
   /** false: the first run comes intervalMs after start (an owner that loaded its state in its own start). Default true. */
   readonly runAtStart?: boolean;
   /**
+   * true: stop() does not wait for the run in flight, whose outcome is then ignored. For runs
+   * that only look or report (a lag, a heartbeat), against a dependency that may not answer
+   * for a while: nothing they do needs finishing, and stopping must not wait on them.
+   */
+  readonly abandonOnStop?: boolean;
+  /**
    * One run. Resolving to true runs the next one at once (work is left that a bound per run held
    * back). A rejection is logged and the next run comes after the interval: a run must be safe to
-   * repeat. `signal` is aborted by stop(); stop() waits for the run in flight.
+   * repeat. `signal` is aborted by stop(); stop() waits for the run in flight unless abandonOnStop.
    */
   run(signal: AbortSignal): Promise<boolean | void>;
 }
@@ -39,7 +45,9 @@ export function createPeriodicWorker(options: PeriodicWorkerOptions): Worker {
       .then((more) => {
         again = more === true;
       })
-      .catch((error: unknown) => logger.error({ err: error }, `${name} run failed; running again after the interval`))
+      .catch((error: unknown) => {
+        if (!(options.abandonOnStop && signal.aborted)) logger.error({ err: error }, `${name} run failed; running again after the interval`);
+      })
       .finally(() => {
         inFlight = undefined;
         schedule(signal, again ? 0 : intervalMs);
@@ -54,7 +62,7 @@ export function createPeriodicWorker(options: PeriodicWorkerOptions): Worker {
     async stop() {
       clearTimeout(timer);
       timer = undefined;
-      await inFlight;
+      if (!options.abandonOnStop) await inFlight;
     },
   });
 }

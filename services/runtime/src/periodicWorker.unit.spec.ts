@@ -1,3 +1,4 @@
+import { capturedLog } from '@tally/test-support';
 import pino from 'pino';
 import { createPeriodicWorker } from './periodicWorker';
 
@@ -77,6 +78,28 @@ describe('createPeriodicWorker', () => {
     await stopping;
     await jest.advanceTimersByTimeAsync(100);
     expect(calls).toBe(1);
+  });
+
+  it('with abandonOnStop, stop does not wait for the run in flight, and its later failure is not told as one', async () => {
+    const { logger: capturing, lines } = capturedLog('debug');
+    let fail: (error: Error) => void = () => undefined;
+    let calls = 0;
+    const worker = createPeriodicWorker({
+      name: 'lag',
+      logger: capturing,
+      intervalMs: 10,
+      abandonOnStop: true,
+      run: () => {
+        calls += 1;
+        return new Promise<void>((_resolve, reject) => (fail = reject));
+      },
+    });
+    await worker.start();
+    await worker.stop();
+    fail(new Error('the database answered at last, with an error'));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(calls).toBe(1);
+    expect(lines).toEqual([]);
   });
 
   it('with runAtStart false, runs first intervalMs after start', async () => {
