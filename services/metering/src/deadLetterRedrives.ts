@@ -194,14 +194,15 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       );
     };
     // The runtime's one timer loop: a beat or a check never overlaps the one before it (a Redis
-    // that does not answer queues no pile of commands), and both end with the run.
+    // that does not answer queues no pile of commands), and both end with the run, which does
+    // not wait for one in flight.
     const heartbeat = createPeriodicWorker({
       name: 'dead-letter send-back heartbeat',
       logger,
       intervalMs: heartbeatMs,
       runAtStart: false,
-      // record() never rejects; what is caught is the abandonment when the run ends.
-      run: (signal) => abandonable(record({ ...latest, aliveAt: clock().getTime() }), signal).catch(() => undefined),
+      abandonOnStop: true,
+      run: () => record({ ...latest, aliveAt: clock().getTime() }),
     });
     // A cancellation asked of another API process reaches this one through Redis.
     const checking = createOutageLog(logger);
@@ -210,10 +211,11 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       logger,
       intervalMs: cancelCheckMs,
       runAtStart: false,
+      abandonOnStop: true,
       run: async (signal) => {
         let text: string | null;
         try {
-          text = await abandonable(options.redis.get(cancelKey(stored.id)), signal);
+          text = await options.redis.get(cancelKey(stored.id));
         } catch (error) {
           if (!signal.aborted) checking.failed({ err: error, redrive: stored.id }, 'cannot look for a cancellation of a dead-letter send-back; looking again every interval');
           return;

@@ -3,6 +3,7 @@ import { tryAcquireAdvisoryLease, type AdvisoryLease, type AdvisoryLeaseOptions 
 import type { Logger } from 'pino';
 import type { CheckpointStore } from './checkpointStore';
 import { retry, type BackoffOptions } from './retry';
+import { createPeriodicWorker } from './periodicWorker';
 import { createWorker, type Worker } from './worker';
 
 /** What the processor needs of an event: its place in the global log and when it was recorded. */
@@ -140,7 +141,6 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   let term: AbortController | undefined;
   let standingBy = false;
   let campaignTimer: NodeJS.Timeout | undefined;
-  let lagTimer: NodeJS.Timeout | undefined;
 
   // Lag bookkeeping: what is handled (checkpoint), what the store has (head), and since when the
   // oldest unhandled event waits (undefined: unknown or nothing waits).
@@ -318,11 +318,13 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     if (metrics.leading !== undefined) metrics.registry.gauge({ ...metrics.leading, collect: (gauge) => gauge.set(term !== undefined ? 1 : 0) });
   }
 
+  // One refresh at a time: a database slow to answer gets no pile of them queued behind it.
+  const lagRefresh = createPeriodicWorker({ name: `${name} lag refresh`, logger, intervalMs: lagRefreshMs, runAtStart: false, abandonOnStop: true, run: refreshLag });
+
   const worker = createWorker(name, {
     async start(stop) {
       stopped = stop;
-      lagTimer = setInterval(() => void refreshLag(), lagRefreshMs);
-      lagTimer.unref();
+      await lagRefresh.start();
       try {
         await retry(() => campaign(stop), retrying(`taking the ${role} lease`, stop));
       } catch (error) {
@@ -330,7 +332,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       }
     },
     async stop() {
-      clearInterval(lagTimer);
+      await lagRefresh.stop();
       clearTimeout(campaignTimer);
       await restarting;
       // The worker aborted start's signal before this: the subscription delivers no further batch.
