@@ -289,6 +289,27 @@ describe('dead-letter send-backs', () => {
     }
   });
 
+  it('runs to the end in the foreground for tally redrive, recorded as the shell\'s', async () => {
+    await kitWithOneDeadLetter('hal');
+    const redrives = redrivesOn(kit.db.pool);
+    const ended = await redrives.runToEnd({ errorCodes: 'all', dryRun: true, requestedBy: null, via: 'cli' });
+    expect(ended).toMatchObject({ status: 'succeeded', via: 'cli', requestedBy: null, dryRun: true, error: null, result: { read: 1, republished: 1 } });
+    expect(ended.finishedAt).not.toBeNull();
+    expect(await redrives.list(1)).toEqual([ended]);
+    // The API's runs say so; so do those recorded before runs said where they came from.
+    const started = await redrives.start({ errorCodes: 'all', dryRun: true, requestedBy: operator });
+    expect(started.via).toBe('api');
+    const { via: _via, ...older } = JSON.parse((await redis.get(`${keyPrefix}:redrive:${ended.id}`))!) as Record<string, unknown>;
+    await redis.set(`${keyPrefix}:redrive:${ended.id}`, JSON.stringify(older));
+    expect((await redrives.get(ended.id)).via).toBe('api');
+    await finished(redrives, started.id);
+    // Refused as start() is while another runs.
+    const other = redrivesOn(kit.db.anotherPool(1));
+    const holding = await other.start({ errorCodes: 'all', requestedBy: operator });
+    await expect(redrives.runToEnd({ errorCodes: 'all', requestedBy: null, via: 'cli' })).rejects.toBeInstanceOf(RedriveRunningError);
+    await finished(other, holding.id);
+  });
+
   it('keeps the newest runs only', async () => {
     kit = await createMeteringTestKit();
     const redrives = redrivesOn(kit.db.pool, { keep: 2 });

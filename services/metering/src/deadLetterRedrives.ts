@@ -38,10 +38,15 @@ export class RedriveNotRunningError extends TallyError {
  */
 export type RedriveStatus = 'running' | 'succeeded' | 'failed' | 'interrupted' | 'cancelled';
 
-/** One send-back of dead letters started over the API, as it stands. */
+/** Where a send-back was started: the API (the console) or `tally redrive` in a shell. */
+export type RedriveOrigin = 'api' | 'cli';
+
+/** One send-back of dead letters, as it stands. */
 export interface RedriveRun {
   readonly id: string;
   readonly status: RedriveStatus;
+  /** `api` for runs recorded before the shell's were. */
+  readonly via: RedriveOrigin;
   readonly errorCodes: readonly string[] | 'all';
   /** ISO-8601; only letters dead-lettered from then on. */
   readonly since: string | null;
@@ -63,6 +68,8 @@ export interface RedriveRequest {
   readonly since?: Date;
   readonly dryRun?: boolean;
   readonly requestedBy: ActingKey | null;
+  /** Default `api`. */
+  readonly via?: RedriveOrigin;
 }
 
 /** This process's send-backs since it started, for its metrics. */
@@ -78,6 +85,11 @@ export interface RedriveCounters {
 export interface DeadLetterRedrives {
   /** Starts a run in the background and answers it as started; RedriveRunningError while another runs. */
   start(request: RedriveRequest): Promise<RedriveRun>;
+  /**
+   * Starts a run and answers it once it has ended, however it ended (`tally redrive`, which waits
+   * for its run in the foreground). As start() refuses, it refuses.
+   */
+  runToEnd(request: RedriveRequest): Promise<RedriveRun>;
   /** RedriveNotFoundError for an id it does not keep. */
   get(id: string): Promise<RedriveRun>;
   /** Newest first. */
@@ -125,7 +137,9 @@ const LOCAL_CANCEL_WAIT_MS = 2_000;
 export const REDRIVE_LEASE_NAME = 'dead-letter-redrive';
 
 /** As stored: the run plus when its runner last said it was alive. */
-interface StoredRun extends Omit<RedriveRun, 'cancelRequestedBy' | 'cancelRequestedAt'> {
+interface StoredRun extends Omit<RedriveRun, 'via' | 'cancelRequestedBy' | 'cancelRequestedAt'> {
+  /** Absent in runs recorded before the shell's were, all of them the API's. */
+  readonly via?: RedriveOrigin;
   readonly aliveAt: number;
 }
 
@@ -142,9 +156,10 @@ interface CancelRequest {
 class RedriveCancelled extends Error {}
 
 /**
- * Sends dead letters back from the API (the console's Dead letters page), as `tally redrive` does
- * from a shell: the same `redriveDeadLetters`, run in the background of the process that was asked,
- * its progress recorded in Redis for every API process to answer. One run at a time across the
+ * Sends dead letters back, from the API (the console's Dead letters page) in the background of
+ * the process that was asked, or from `tally redrive` in a shell's foreground: `redriveDeadLetters`,
+ * its progress recorded in Redis for every API process to answer, so the console lists and stops
+ * the shell's runs as its own. One run at a time across the
  * deployment: a PostgreSQL advisory lease, which PostgreSQL releases itself if the process dies,
  * so a crashed run never blocks the next. Two runs at once would charge nothing twice (each ledger
  * event's id derives from the usage event's), but would send every letter twice for nothing.
@@ -161,21 +176,22 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
   const indexKey = `${options.keyPrefix}:redrives`;
   const runKey = (id: string) => `${options.keyPrefix}:redrive:${id}`;
   const cancelKey = (id: string) => `${options.keyPrefix}:redrive:${id}:cancel`;
-  let current: { readonly id: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
+  let current: { readonly id: string; readonly abort: AbortController; readonly done: Promise<StoredRun> } | undefined;
   const sentBackByErrorCode: Record<string, number> = {};
   const endedByStatus = { succeeded: 0, failed: 0, interrupted: 0, cancelled: 0 };
 
   const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
   const cancelOf = (text: string | null): CancelRequest | undefined => (text === null ? undefined : (JSON.parse(text) as CancelRequest));
-  const present = ({ aliveAt, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
-    const shown = { ...run, cancelRequestedBy: cancel?.by ?? null, cancelRequestedAt: cancel?.at ?? null };
+  const present = ({ aliveAt, via, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
+    const shown = { ...run, via: via ?? 'api', cancelRequestedBy: cancel?.by ?? null, cancelRequestedAt: cancel?.at ?? null };
     // A runner that stopped saying it is alive (its process killed) did not finish.
     return run.status === 'running' && clock().getTime() - aliveAt > 6 * heartbeatMs
       ? { ...shown, status: 'interrupted', error: 'its process stopped before the end' }
       : shown;
   };
 
-  async function run(stored: StoredRun, request: RedriveRequest, abort: AbortController, release: () => Promise<void>): Promise<void> {
+  /** Runs to the end and answers the run's last record; never rejects. */
+  async function run(stored: StoredRun, request: RedriveRequest, abort: AbortController, release: () => Promise<void>): Promise<StoredRun> {
     let latest = stored;
     const recording = createOutageLog(logger);
     // Progress is for people: a record that cannot be written leaves the send-back going.
@@ -257,6 +273,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     } finally {
       await release().catch((error: unknown) => logger.warn({ err: error }, 'cannot release the dead-letter send-back lease'));
     }
+    return latest;
   }
 
   async function read(id: string): Promise<RedriveRun | undefined> {
@@ -264,7 +281,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     return text === null || text === undefined ? undefined : present(JSON.parse(text) as StoredRun, cancelOf(cancel ?? null));
   }
 
-  async function start(request: RedriveRequest): Promise<RedriveRun> {
+  async function begin(request: RedriveRequest): Promise<{ readonly started: RedriveRun; readonly done: Promise<StoredRun> }> {
     if (current !== undefined) throw new RedriveRunningError(current.id);
     const lease = await tryAcquireAdvisoryLease({ pool: options.pool, name: REDRIVE_LEASE_NAME });
     if (lease === undefined) {
@@ -276,6 +293,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     const stored: StoredRun = {
       id: randomUUID(),
       status: 'running',
+      via: request.via ?? 'api',
       errorCodes: request.errorCodes,
       since: request.since?.toISOString() ?? null,
       dryRun: request.dryRun === true,
@@ -302,8 +320,14 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       current = undefined;
     });
     current = { id: stored.id, abort, done };
-    logger.info({ redrive: stored.id, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
-    return present(stored, undefined);
+    logger.info({ redrive: stored.id, via: stored.via, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
+    return { started: present(stored, undefined), done };
+  }
+
+  async function runToEnd(request: RedriveRequest): Promise<RedriveRun> {
+    const ended = await (await begin(request)).done;
+    // As every process reads it, with who stopped it; this process's own record when Redis does not answer.
+    return (await read(ended.id).catch(() => undefined)) ?? present(ended, undefined);
   }
 
   async function get(id: string): Promise<RedriveRun> {
@@ -339,7 +363,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
   }
 
   return {
-    start: (request) => guardDeadLetters(() => start(request)),
+    start: (request) => guardDeadLetters(async () => (await begin(request)).started),
+    runToEnd: (request) => guardDeadLetters(() => runToEnd(request)),
     get: (id) => guardDeadLetters(() => get(id)),
     list: (limit) => guardDeadLetters(() => list(limit)),
     cancel: (id, requestedBy) => guardDeadLetters(() => cancel(id, requestedBy)),
