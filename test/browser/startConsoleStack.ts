@@ -36,6 +36,8 @@ export interface ConsoleStack {
   readonly dlqTopic: string;
   /** Straight to the broker, whatever `kafkaBroker` the main job uses. */
   readonly producer: Producer;
+  /** The main job's environment: a `tally` command run with it acts on the same deployment. */
+  readonly env: Readonly<Record<string, string>>;
   readonly browser: Browser;
   /** Opens the console on the page and signs in with the admin key. */
   signIn(page: Page): Promise<void>;
@@ -60,27 +62,25 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     await Promise.all([admin.disconnect(), producer.disconnect()]);
     await db.drop();
   };
+  const env: Record<string, string> = {
+    TALLY_ROLES: options.roles,
+    TALLY_KAFKA_BROKERS: options.kafkaBroker ?? stackConfig.kafkaBrokers.join(','),
+    TALLY_SCHEMA_REGISTRY_URL: stackConfig.schemaRegistryUrl,
+    TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
+    TALLY_DATABASE_SCHEMA: db.schema,
+    TALLY_REDIS_URL: stackConfig.redisUrl,
+    TALLY_REDIS_KEY_PREFIX: uniqueName(options.prefix),
+    TALLY_USAGE_TOPIC: usageTopic,
+    TALLY_DLQ_TOPIC: dlqTopic,
+    TALLY_LEDGER_TOPIC: ledgerTopic,
+    TALLY_CONSUMER_GROUP: uniqueName(options.prefix),
+    TALLY_API_PORT: String(port),
+    TALLY_API_KEYS: `${options.adminKey}:admin:operator`,
+    TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
+    ...options.env,
+  };
   const started = await Promise.allSettled([
-    startTallyProcess({
-      env: {
-        TALLY_ROLES: options.roles,
-        TALLY_KAFKA_BROKERS: options.kafkaBroker ?? stackConfig.kafkaBrokers.join(','),
-        TALLY_SCHEMA_REGISTRY_URL: stackConfig.schemaRegistryUrl,
-        TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
-        TALLY_DATABASE_SCHEMA: db.schema,
-        TALLY_REDIS_URL: stackConfig.redisUrl,
-        TALLY_REDIS_KEY_PREFIX: uniqueName(options.prefix),
-        TALLY_USAGE_TOPIC: usageTopic,
-        TALLY_DLQ_TOPIC: dlqTopic,
-        TALLY_LEDGER_TOPIC: ledgerTopic,
-        TALLY_CONSUMER_GROUP: uniqueName(options.prefix),
-        TALLY_API_PORT: String(port),
-        TALLY_API_KEYS: `${options.adminKey}:admin:operator`,
-        TALLY_SESSION_SECRET: randomUUID() + randomUUID(),
-        ...options.env,
-      },
-      readyTimeoutMs: 90_000,
-    }),
+    startTallyProcess({ env, readyTimeoutMs: 90_000 }),
     launchChromium(),
   ] as const);
   if (started[0].status === 'rejected' || started[1].status === 'rejected') {
@@ -96,6 +96,7 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     usageTopic,
     dlqTopic,
     producer,
+    env,
     browser,
     async signIn(page) {
       await page.goto(`${base}/console`);

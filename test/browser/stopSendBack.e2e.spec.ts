@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { stackConfig, startKafkaProxy, waitFor, type KafkaProxy } from '@tally/test-support';
 import { startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
@@ -6,6 +8,7 @@ jest.setTimeout(180_000);
 
 /** Kafka's Fetch request's API key. */
 const FETCH = 1;
+const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
 
 /**
  * The console's Stop on a running send-back, in Chromium against the real API process. The
@@ -66,5 +69,45 @@ describe('stopping a send-back from the console', () => {
     expect(await stop.count()).toBe(0);
     expect(await runRow.locator('td').nth(8).innerText()).not.toBe('');
     await context.close();
+  });
+
+  it("lists tally redrive's run from a shell and stops it by its button; the command says who stopped it", async () => {
+    // The command uses the main job's environment, and so the same proxy: its read waits too.
+    proxy.swallow([FETCH]);
+    const command = spawn(process.execPath, [CLI, 'redrive', '--all'], { env: { ...process.env, ...stack.env } });
+    let stderr = '';
+    command.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let exitCode: number | null | undefined;
+    command.on('exit', (code) => (exitCode = code));
+    const context = await stack.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await stack.signIn(page);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dead letters' }).click();
+      const stop = page.getByRole('button', { name: /^Stop the send-back of every error code started / });
+      // The page reads the send-backs again every few seconds: the shell's run appears by itself.
+      await stop.waitFor({ timeout: 30_000 });
+      const runRow = page.getByRole('table', { name: 'Send-backs' }).locator('tbody tr').first();
+      expect(await runRow.locator('td').nth(1).innerText()).toBe('tally redrive (shell)');
+      await stop.focus();
+      await page.keyboard.press('Enter');
+      const exited = await waitFor(
+        () => {
+          proxy.down();
+          proxy.resume();
+          return exitCode === undefined ? undefined : { exitCode };
+        },
+        { description: 'tally redrive to exit', timeoutMs: 60_000, intervalMs: 500 },
+      );
+      expect(exited.exitCode).toBe(1);
+      expect(stderr).toMatch(/send-back \S+ stopped by operator from the console or the API/);
+      await waitFor(async () => ((await runRow.locator('td').nth(4).innerText({ timeout: 1000 })) === 'Stopped by operator' ? true : undefined), {
+        description: 'the row to say the run stopped',
+        timeoutMs: 30_000,
+      });
+    } finally {
+      if (exitCode === undefined) command.kill('SIGKILL');
+      await context.close();
+    }
   });
 });

@@ -1,16 +1,20 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { readTopicToEnds } from '@tally/kafka';
-import { createDeadLetterLog, DEAD_LETTER_HEADERS, deadLetterRecordOf, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterRedrives, DEAD_LETTER_HEADERS, deadLetterRecordOf, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, startKafkaProxy, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import pino from 'pino';
 
 jest.setTimeout(120_000);
 
 const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
+/** Kafka's Fetch request's API key. */
+const FETCH = 1;
+const operator = { keyId: 'a1b2c3d4e5f6', keyName: 'operator' };
 
 /** `tally redrive` as an operator runs it: the built command, its arguments, its words and exit code. */
 describe('tally redrive', () => {
@@ -50,10 +54,11 @@ describe('tally redrive', () => {
     redis?.disconnect();
   });
 
+  const cliEnv = () => ({ ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema, TALLY_REDIS_URL: stackConfig.redisUrl, TALLY_REDIS_KEY_PREFIX: keyPrefix });
+
   async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = { ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema, TALLY_REDIS_URL: stackConfig.redisUrl, TALLY_REDIS_KEY_PREFIX: keyPrefix };
     try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: cliEnv(), timeout: 60_000 });
       return { code: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code?: number; stdout: string; stderr: string };
@@ -112,5 +117,90 @@ describe('tally redrive', () => {
       await held!.release();
     }
     expect((await tally('redrive', '--all', '--dry-run')).code).toBe(0);
+  });
+
+  /** What the console's API process holds: the same schema (the lease) and Redis prefix (the runs). */
+  const consoleSide = () =>
+    createDeadLetterRedrives({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-console') },
+      dlqTopic,
+      usageTopic,
+      redis,
+      keyPrefix,
+      deadLetters: createDeadLetterLog({ redis, keyPrefix }),
+      pool: db.pool,
+      logger: pino({ level: 'silent' }),
+    });
+
+  /**
+   * `tally redrive --all` reaching Kafka through a proxy that swallows its fetches, so its read of
+   * the dead-letter topic waits until the run is stopped; answered once the run is listed as running.
+   */
+  async function stalledRedrive(listing: ReturnType<typeof consoleSide>) {
+    const proxy = await startKafkaProxy(stackConfig.kafkaBrokers[0]!);
+    proxy.swallow([FETCH]);
+    const child = spawn(process.execPath, [CLI, 'redrive', '--all'], { env: { ...cliEnv(), TALLY_KAFKA_BROKERS: proxy.broker } });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let exitCode: number | null | undefined;
+    child.on('exit', (code) => (exitCode = code));
+    const running = await waitFor(
+      async () => {
+        const [newest] = await listing.list(1);
+        return newest?.status === 'running' && newest.via === 'cli' ? newest : undefined;
+      },
+      { description: "the shell's run to be listed as running" },
+    );
+    await waitFor(() => proxy.swallowedCount() > 0, { description: 'the run to wait on a fetch' });
+    return {
+      child,
+      running,
+      stderr: () => stderr,
+      /** Its exit code, once it has exited. */
+      exited: () =>
+        waitFor(
+          () => {
+            // A swallowed fetch is answered only by cutting the connection (kafkajs then fetches again).
+            proxy.down();
+            proxy.resume();
+            return exitCode === undefined ? undefined : { exitCode };
+          },
+          { description: 'the command to exit', timeoutMs: 90_000 },
+        ),
+      async close() {
+        if (exitCode === undefined) child.kill('SIGKILL');
+        await proxy.close();
+      },
+    };
+  }
+
+  it('lists its run where the console lists send-backs, and stops when the console asks', async () => {
+    const listing = consoleSide();
+    const command = await stalledRedrive(listing);
+    try {
+      expect(command.running).toMatchObject({ requestedBy: null, errorCodes: 'all', dryRun: false });
+      expect(await listing.cancel(command.running.id, operator)).toMatchObject({ status: 'running', cancelRequestedBy: operator });
+      expect((await command.exited()).exitCode).toBe(1);
+      expect(command.stderr()).toContain(`send-back ${command.running.id} stopped by operator from the console or the API`);
+      expect(await listing.get(command.running.id)).toMatchObject({ status: 'cancelled', via: 'cli', cancelRequestedBy: operator, error: null });
+    } finally {
+      await command.close();
+    }
+  });
+
+  it('on Ctrl-C records its run as interrupted, how far it came, and frees the lease', async () => {
+    const listing = consoleSide();
+    const command = await stalledRedrive(listing);
+    try {
+      command.child.kill('SIGINT');
+      expect((await command.exited()).exitCode).toBe(1);
+      expect(command.stderr()).toContain(`send-back ${command.running.id} interrupted: the process is stopping`);
+      expect(await listing.get(command.running.id)).toMatchObject({ status: 'interrupted', via: 'cli', error: 'the process is stopping' });
+      const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name: REDRIVE_LEASE_NAME });
+      expect(lease).toBeDefined();
+      await lease!.release();
+    } finally {
+      await command.close();
+    }
   });
 });

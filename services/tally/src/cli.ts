@@ -10,9 +10,9 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
-import { createDeadLetterLog, REDRIVE_LEASE_NAME, redriveDeadLetters, RedriveRunningError, skipUndecodableBatch, type RedriveResult } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterRedrives, skipUndecodableBatch, type RedriveRun } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
-import { migrate, tryAcquireAdvisoryLease } from '@tally/postgres';
+import { migrate } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { keyIdOf } from '@tally/api';
@@ -190,39 +190,40 @@ program
     if (!options.all && options.errorCode.length === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable) or --all; --dry-run counts them by code');
     const since = options.since === undefined ? undefined : new Date(options.since);
     if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
-    // The console's Send back takes the same lease: one run at a time across the deployment.
+    // The console's own send-back path: the same lease (one run at a time across the deployment),
+    // the run recorded in Redis where the console lists it and can stop it, and the letters it
+    // sends marked there as sent back.
     const pool = openPool(config, { applicationName: 'tally-cli', max: 1 });
-    // So the console's list of dead letters says which were sent back, as after its own Send back.
-    const redis = options.dryRun ? undefined : cliRedis({ lazyConnect: true });
-    const deadLetters = redis === undefined ? undefined : createDeadLetterLog({ redis, keyPrefix: config.redis.keyPrefix });
-    let unmarked = 0;
-    let result: RedriveResult;
+    const redis = cliRedis({ lazyConnect: true });
+    const redrives = createDeadLetterRedrives({
+      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
+      dlqTopic: config.topics.deadLetter,
+      usageTopic: config.topics.usage,
+      compression: compressionType(config.kafka.compression),
+      redis,
+      deadLetters: createDeadLetterLog({ redis, keyPrefix: config.redis.keyPrefix }),
+      keyPrefix: config.redis.keyPrefix,
+      pool,
+      logger,
+    });
+    // Ctrl-C ends the run after the batch at hand and records how far it came.
+    const interrupt = () => void redrives.stop();
+    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    let run: RedriveRun;
     try {
-      const lease = await tryAcquireAdvisoryLease({ pool, name: REDRIVE_LEASE_NAME });
-      if (lease === undefined) throw new RedriveRunningError(undefined);
-      try {
-        result = await redriveDeadLetters({
-          kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
-          dlqTopic: config.topics.deadLetter,
-          usageTopic: config.topics.usage,
-          errorCodes: options.all || options.errorCode.length === 0 ? 'all' : options.errorCode,
-          ...(since !== undefined ? { since } : {}),
-          ...(options.dryRun ? { dryRun: true } : {}),
-          compression: compressionType(config.kafka.compression),
-          // The letters are sent whether or not Redis takes the marks.
-          onSent: (partition, offsets) =>
-            deadLetters?.markSentBack(partition, offsets, new Date()).catch(() => {
-              unmarked += offsets.length;
-            }),
-        });
-      } finally {
-        await lease.release();
-      }
+      run = await redrives.runToEnd({
+        errorCodes: options.all || options.errorCode.length === 0 ? 'all' : options.errorCode,
+        ...(since !== undefined ? { since } : {}),
+        ...(options.dryRun ? { dryRun: true } : {}),
+        requestedBy: null,
+        via: 'cli',
+      });
     } finally {
+      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
       await pool.end();
-      redis?.disconnect();
+      redis.disconnect();
     }
-    if (unmarked > 0) process.stderr.write(`could not mark ${unmarked} letter(s) as sent back in Redis: the console's list of dead letters does not say they were\n`);
+    const { result } = run;
     const codes = Object.entries(result.republishedByErrorCode).map(([code, count]) => `${code}: ${count}`);
     const { skipped } = result;
     process.stdout.write(
@@ -230,6 +231,11 @@ program
         `${codes.length > 0 ? ` (${codes.join(', ')})` : ''}\n` +
         `left: ${skipped.not_selected} not selected, ${skipped.raw_batch} raw batch(es) (skip-batch), ${skipped.cut} cut to fit (the whole original is in the source topic), ${skipped.other_source} from another topic\n`,
     );
+    if (run.status !== 'succeeded') {
+      const why = run.status === 'cancelled' ? `stopped by ${run.cancelRequestedBy?.keyName ?? 'an unnamed key'} from the console or the API` : `${run.status}: ${run.error ?? 'no reason recorded'}`;
+      process.stderr.write(`send-back ${run.id} ${why}; what it sent stays sent, and running it again sends the rest\n`);
+      process.exitCode = 1;
+    }
   });
 
 program

@@ -43,13 +43,14 @@ const RedriveSchema = Type.Object({
     description:
       'interrupted: its process stopped before the end; cancelled: stopped over POST /v1/dead-letters/redrives/{id}/cancel. Either way what it sent stays sent, and starting it again sends the rest.',
   }),
+  via: stringEnum(['api', 'cli'] as const, { description: 'Where it was started: api (the console, or POST /v1/dead-letters/redrives), or cli (`tally redrive` in a shell, which has no key: requestedBy is null).' }),
   errorCodes: Type.Unsafe<readonly string[] | 'all'>({
     anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', enum: ['all'] }],
     description: 'The error codes sent back, or "all".',
   }),
   since: nullableString({ format: 'date-time', description: 'Only letters dead-lettered from then on.' }),
   dryRun: Type.Boolean({ description: 'Counted only: nothing was sent.' }),
-  requestedBy: actingKey('The API key (or console session) that started it.'),
+  requestedBy: actingKey('The API key (or console session) that started it; null for `tally redrive`.'),
   startedAt: Type.String({ format: 'date-time' }),
   finishedAt: nullableString({ format: 'date-time' }),
   result: Type.Object(

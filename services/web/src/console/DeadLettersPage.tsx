@@ -86,7 +86,7 @@ function RedriveTable({ api, runs, onStopped }: { api: ApiClient; runs: Redrive[
           {runs?.map((run) => (
             <tr key={run.id}>
               <td>{formatTime(run.startedAt)}</td>
-              <td>{run.requestedBy === null ? '' : keyLabel(run.requestedBy)}</td>
+              <td>{run.via === 'cli' ? 'tally redrive (shell)' : run.requestedBy === null ? '' : keyLabel(run.requestedBy)}</td>
               <td>{lettersText(run)}</td>
               <td>{run.since === null ? '' : formatTime(run.since)}</td>
               <td>
