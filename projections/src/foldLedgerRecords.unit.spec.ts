@@ -27,6 +27,7 @@ const toppedUp = (credits: bigint, second: number): BalanceEvent => ({
   heldAfter: 0n,
   purchase: null,
   grant: null,
+  refund: null,
   occurredAt: at(second),
 });
 const consumed = (credits: bigint, second: number): BalanceEvent => ({

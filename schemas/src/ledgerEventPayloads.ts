@@ -54,15 +54,23 @@ export interface GrantV1 {
   periodEnd: string;
 }
 
+/**
+ * What a refund gave back for: the ledger entry (a CreditConsumed of the same balance) it refunds.
+ * A type rather than an interface, so that it is a JSON object to whatever copies the payload.
+ */
+export type RefundV1 = { entryId: string };
+
 export interface CreditToppedUpV1 {
   credits: string;
-  source: 'starting' | 'manual' | 'purchase' | 'grant';
+  source: 'starting' | 'manual' | 'purchase' | 'grant' | 'refund';
   reason: string | null;
   balanceAfter: string;
   /** Added with holds: credits held after the event; absent means "0" (stored before holds, or none open). */
   heldAfter?: string;
   purchase: PurchaseV1 | null;
   grant: GrantV1 | null;
+  /** Added with refunds: set when source is refund; absent in events stored before refunds. */
+  refund?: RefundV1 | null;
   occurredAt: string;
 }
 

@@ -13,6 +13,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'credit_balance.topped_up',
   'credit_balance.purchased',
   'credit_balance.granted',
+  'credit_balance.refunded',
   'hold.expired',
 ] as const;
 

@@ -501,6 +501,8 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         position: expect.any(String),
         purchase: null,
         grant: null,
+        refund: null,
+        refundedBy: null,
         // The key that asked for it, by id and configured name.
         actor: { kind: 'key', keyId: keyIdOf(KEY), keyName: 'ops' },
       });
@@ -589,6 +591,89 @@ describe('HTTP API against PostgreSQL and Redis', () => {
     });
   });
 
+  describe('refunds', () => {
+    /** A balance of `startingBalance` and a charge (a manual deduction, a CreditConsumed) of `charged` on it. */
+    async function chargedBalance(startingBalance: string, charged: string): Promise<{ balanceId: string; chargeId: string; openingId: string }> {
+      const balanceId = (await openBalance((await createProduct()).id, { startingBalance })).id;
+      const deducted = await call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/deductions`, payload: { credits: charged, reason: 'render 7' } });
+      expect(deducted.statusCode).toBe(201);
+      const ledger = await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger` });
+      const opening = ledger.json<{ items: LedgerEntryView[] }>().items.find((entry) => entry.type === 'CreditToppedUp')!;
+      return { balanceId, chargeId: deducted.json<ChangeResponse>().entry.id, openingId: opening.id };
+    }
+
+    const refund = (balanceId: string, payload: Record<string, unknown>) => call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/refunds`, payload });
+
+    it('gives back part of a charge once, as a top-up naming it; the same request again finds it, another is refused', async () => {
+      const { balanceId, chargeId } = await chargedBalance('10', '4');
+      const first = await refund(balanceId, { entryId: chargeId, credits: '1.50', reason: 'render failed' });
+      expect(first.statusCode).toBe(201);
+      expect(first.headers['idempotent-replayed']).toBe('false');
+      const { entry, balance } = first.json<ChangeResponse>();
+      expect(entry).toMatchObject({ type: 'CreditToppedUp', source: 'refund', credits: '1.5', balanceAfter: '7.5', reason: 'render failed', refund: { entryId: chargeId } });
+      expect(balance.balance).toBe('7.5');
+
+      // The same request, the amount spelled differently and the id in capitals: the first refund, nothing more.
+      const again = await refund(balanceId, { entryId: chargeId.toUpperCase(), credits: '1.5', reason: 'render failed' });
+      expect(again.statusCode).toBe(201);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.json<ChangeResponse>().entry.id).toBe(entry.id);
+      const other = await refund(balanceId, { entryId: chargeId, credits: '2.5' });
+      expect(other.statusCode).toBe(409);
+      expect(other.json()).toMatchObject({ error: 'already_refunded', message: expect.stringContaining(chargeId) });
+
+      const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger` })).json<{ items: LedgerEntryView[] }>().items;
+      expect(ledger.filter((item) => item.source === 'refund')).toEqual([expect.objectContaining({ id: entry.id, refund: { entryId: chargeId } })]);
+      // The charge says it was refunded, and by which entry, on every read of the ledger.
+      expect(ledger.find((item) => item.id === chargeId)).toMatchObject({ refund: null, source: 'manual', refundedBy: entry.id });
+      expect(ledger.filter((item) => item.refundedBy !== null)).toHaveLength(1);
+      const csv = await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger.csv` });
+      const [header, ...rows] = csv.body.trim().split('\r\n').map((line) => line.split(','));
+      const column = (name: string) => header!.indexOf(name);
+      expect(rows.find((row) => row[0] === chargeId)![column('refundedBy')]).toBe(entry.id);
+      expect(rows.find((row) => row[0] === entry.id)![column('refundEntryId')]).toBe(chargeId);
+    });
+
+    it('gives back all of a charge when no amount is named, and never more than it took', async () => {
+      const { balanceId, chargeId } = await chargedBalance('10', '4');
+      const tooMuch = await refund(balanceId, { entryId: chargeId, credits: '4.000001' });
+      expect(tooMuch.statusCode).toBe(400);
+      expect(tooMuch.json<{ message: string }>().message).toContain('at most the 4 credits');
+      const whole = await refund(balanceId, { entryId: chargeId });
+      expect(whole.statusCode).toBe(201);
+      expect(whole.json<ChangeResponse>().entry).toMatchObject({ credits: '4', balanceAfter: '10', reason: null });
+    });
+
+    it('refunds only a charge of the balance itself', async () => {
+      const { balanceId, openingId } = await chargedBalance('10', '4');
+      const elsewhere = await chargedBalance('5', '1');
+      const notACharge = await refund(balanceId, { entryId: openingId });
+      expect(notACharge.statusCode).toBe(409);
+      expect(notACharge.json()).toMatchObject({ error: 'entry_not_refundable', message: expect.stringContaining('CreditToppedUp') });
+      const othersCharge = await refund(balanceId, { entryId: elsewhere.chargeId });
+      expect(othersCharge.statusCode).toBe(404);
+      expect(othersCharge.json()).toMatchObject({ error: 'ledger_entry_not_found' });
+      expect((await refund(balanceId, { entryId: randomUUID() })).json()).toMatchObject({ error: 'ledger_entry_not_found' });
+      expect((await refund(`bal_${randomUUID()}`, { entryId: elsewhere.chargeId })).statusCode).toBe(404);
+      const notAnId = await refund(balanceId, { entryId: 'render 7' });
+      expect(notAnId.statusCode).toBe(400);
+      expect(notAnId.json<{ message: string }>().message).toContain('entryId');
+      // Nothing of that changed the ledger.
+      const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger` })).json<{ items: LedgerEntryView[] }>().items;
+      expect(ledger.some((item) => item.source === 'refund')).toBe(false);
+    });
+
+    it('lets one of two different refunds of a charge asked at once through', async () => {
+      const { balanceId, chargeId } = await chargedBalance('10', '4');
+      const answers = await Promise.all([refund(balanceId, { entryId: chargeId, credits: '1' }), refund(balanceId, { entryId: chargeId, credits: '3' })]);
+      expect(answers.map((answer) => answer.statusCode).sort()).toEqual([201, 409]);
+      const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger` })).json<{ items: LedgerEntryView[] }>().items;
+      const refunds = ledger.filter((item) => item.source === 'refund');
+      expect(refunds).toHaveLength(1);
+      expect(refunds[0]!.balanceAfter).toBe(String(6 + Number(refunds[0]!.credits)));
+    });
+  });
+
   describe('ledger', () => {
     it('pages through every entry, newest first, with a cursor', async () => {
       const product = await createProduct({ lowBalanceThreshold: '5' });
@@ -668,7 +753,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(csv.body.endsWith('\r\n')).toBe(true);
       const rows = parseCsv(csv.body, { columns: true }) as Record<string, string>[];
       expect(rows.map((row) => row.type)).toEqual(['CreditBalanceOpened', 'CreditToppedUp', 'CreditToppedUp', 'CreditConsumed', 'LowBalanceWarned', 'CreditBalanceDepleted']);
-      // Each row is its JSON entry: nulls empty, purchase and grant spread (null here), the actor
+      // Each row is its JSON entry: nulls empty, purchase, grant and refund spread (null here), the actor
       // spread, the formula behind a '.
       rows.forEach((row, index) => {
         const entry = json[index]!;
@@ -678,7 +763,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
           Object.fromEntries(
             LEDGER_CSV_COLUMNS.map((column) => {
               const value =
-                column.startsWith('purchase') || column.startsWith('grant')
+                column.startsWith('purchase') || column.startsWith('grant') || column === 'refundEntryId'
                   ? null
                   : column in actorColumns
                     ? actorColumns[column]

@@ -37,6 +37,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   hold_not_open: 409,
   hold_already_placed: 409,
   hold_not_expired: 409,
+  // Refunds: one per charge, of a charge of the balance's own ledger.
+  ledger_entry_not_found: 404,
+  entry_not_refundable: 409,
+  already_refunded: 409,
   // A command that contradicts the balance's state: the request is well-formed but refused.
   invalid_balance_state: 409,
   // A write whose balance's history was still being folded when its budget ran out: nothing was

@@ -11,6 +11,7 @@ import {
   consumeUsage,
   CREDIT,
   deductManually,
+  refundConsumption,
   expireHold,
   openBalance,
   placeHold,
@@ -46,6 +47,8 @@ const command: fc.Arbitrary<BalanceCommand> = fc.oneof(
     .map(([credits, source]) => topUp(credits, { source })),
   { weight: 3, arbitrary: fc.oneof(amount, fc.constant(0n)).map((credits) => consumeUsage(credits, USAGE)) },
   amount.map((credits) => deductManually(credits)),
+  // A refund of at most what its charge took (the ledger reads the charge; here it is made up).
+  fc.tuple(amount, amount).map(([a, b]) => refundConsumption('charge-1', a > b ? a : b, a < b ? a : b)),
   fc
     .record(
       { name: fc.constantFrom('API credits', 'Tokens', 'Renamed'), lowBalanceThreshold: threshold },
@@ -96,7 +99,7 @@ describe('balance decider properties', () => {
         const { state, events } = run(input);
         let expected = input.startingBalance;
         for (const c of input.commands) {
-          if (c.type === 'TopUp') expected += c.credits;
+          if (c.type === 'TopUp' || c.type === 'RefundConsumption') expected += c.credits;
           if (c.type === 'ConsumeUsage' || c.type === 'DeductManually') expected -= c.credits;
         }
         expect(state.balance).toBe(expected);
@@ -144,7 +147,7 @@ describe('balance decider properties', () => {
         for (const { command: c, events } of steps) {
           const before = balance;
           if (c.type === 'OpenBalance') balance = c.startingBalance;
-          if (c.type === 'TopUp') balance += c.credits;
+          if (c.type === 'TopUp' || c.type === 'RefundConsumption') balance += c.credits;
           if (c.type === 'ConsumeUsage' || c.type === 'DeductManually') balance -= c.credits;
           if (c.type === 'ChangeSettings' && c.lowBalanceThreshold !== undefined) limit = c.lowBalanceThreshold;
           const below = limit !== null && balance < limit;

@@ -1,4 +1,4 @@
-import { Micros } from './credits';
+import { formatCredits, Micros } from './credits';
 import {
   BalanceAlreadyOpenError,
   BalanceNotOpenError,
@@ -17,7 +17,8 @@ import {
  * (`at`, ISO-8601) and every id come in as data, so a replay folds to the same state.
  */
 
-export type TopUpSource = 'starting' | 'manual' | 'purchase' | 'grant';
+/** `refund`: credits given back for a charge (see RefundConsumption). */
+export type TopUpSource = 'starting' | 'manual' | 'purchase' | 'grant' | 'refund';
 /** `hold`: a capture of a hold (see CaptureHold). */
 export type ConsumptionSource = 'usage' | 'manual' | 'hold';
 
@@ -36,6 +37,11 @@ export interface GrantDetails {
   readonly period: number;
   readonly periodStart: string;
   readonly periodEnd: string;
+}
+
+/** The charge a refund gives credits back for: a CreditConsumed of the same balance, by its ledger event id. */
+export interface RefundDetails {
+  readonly entryId: string;
 }
 
 export interface UsageDetails {
@@ -68,6 +74,8 @@ export type BalanceEvent =
       readonly heldAfter: Micros;
       readonly purchase: PurchaseDetails | null;
       readonly grant: GrantDetails | null;
+      /** Set when source is refund; null in events stored before refunds. */
+      readonly refund: RefundDetails | null;
       readonly occurredAt: string;
     }
   | {
@@ -150,7 +158,7 @@ export type BalanceCommand =
   | {
       readonly type: 'TopUp';
       readonly credits: Micros;
-      readonly source: Exclude<TopUpSource, 'starting'>;
+      readonly source: Exclude<TopUpSource, 'starting' | 'refund'>;
       readonly reason: string | null;
       readonly purchase?: PurchaseDetails;
       readonly grant?: GrantDetails;
@@ -165,6 +173,19 @@ export type BalanceCommand =
       readonly at: string;
     }
   | { readonly type: 'DeductManually'; readonly credits: Micros; readonly reason: string | null; readonly at: string }
+  | {
+      /**
+       * Gives back `credits` (at most `consumed`) for the charge `entryId`, a CreditConsumed of
+       * this balance that charged `consumed`. The caller reads the charge from the ledger; once
+       * per charge is the command id's to enforce (the ledger derives it from the entry's id).
+       */
+      readonly type: 'RefundConsumption';
+      readonly entryId: string;
+      readonly consumed: Micros;
+      readonly credits: Micros;
+      readonly reason: string | null;
+      readonly at: string;
+    }
   | {
       readonly type: 'ChangeSettings';
       readonly name?: string;
@@ -341,6 +362,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
                 heldAfter: 0n,
                 purchase: null,
                 grant: null,
+                refund: null,
                 occurredAt: command.at,
               },
             ]
@@ -362,6 +384,32 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
             heldAfter: open.held,
             purchase: command.purchase ?? null,
             grant: command.grant ?? null,
+            refund: null,
+            occurredAt: command.at,
+          },
+        ],
+        command.at,
+      );
+    }
+    case 'RefundConsumption': {
+      const open = requireOpen(state);
+      requirePositive(command.credits, 'credits');
+      if (command.credits > command.consumed) {
+        throw new InvalidAmountError(`a refund gives back at most the ${formatCredits(command.consumed)} credits the entry charged`);
+      }
+      return withWarnings(
+        open,
+        [
+          {
+            type: 'CreditToppedUp',
+            credits: command.credits,
+            source: 'refund',
+            reason: command.reason,
+            balanceAfter: open.balance + command.credits,
+            heldAfter: open.held,
+            purchase: null,
+            grant: null,
+            refund: { entryId: command.entryId },
             occurredAt: command.at,
           },
         ],

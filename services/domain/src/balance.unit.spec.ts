@@ -10,6 +10,7 @@ import {
   deducted,
   deductManually,
   depleted,
+  refundConsumption,
   openBalance,
   opened,
   settingsChanged,
@@ -81,6 +82,7 @@ describe('decide: commands on a balance that was never opened', () => {
     ['TopUp', topUp(CREDIT)],
     ['ConsumeUsage', consumeUsage(CREDIT)],
     ['DeductManually', deductManually(CREDIT)],
+    ['RefundConsumption', refundConsumption('c-1', CREDIT)],
     ['ChangeSettings', changeSettings({ name: 'x' })],
   ])('%s is refused with BalanceNotOpenError', (_name, command) => {
     given([]).when(command).thenThrows(BalanceNotOpenError);
@@ -194,6 +196,31 @@ describe('decide: manual deductions', () => {
 
   it.each([0n, -5n])('rejects %p credits', (credits) => {
     given(history).when(deductManually(credits)).thenThrows(InvalidAmountError);
+  });
+});
+
+describe('decide: refunds', () => {
+  const threshold = 5n * CREDIT;
+  const history = [opened(threshold), toppedUp(10n * CREDIT, 10n * CREDIT, 'starting'), deducted(7n * CREDIT, 3n * CREDIT), warned(threshold, 3n * CREDIT)];
+  const refunded = (credits: bigint, balanceAfter: bigint, reason: string | null = 'refund') =>
+    toppedUp(credits, balanceAfter, 'refund', { reason, refund: { entryId: 'c-1' } });
+
+  it('is a top-up with source "refund" naming the charge, of all of it by default', () => {
+    given(history).when(refundConsumption('c-1', 7n * CREDIT)).then([refunded(7n * CREDIT, 10n * CREDIT)]);
+  });
+
+  it('gives back part of the charge, down to a micro-credit', () => {
+    given(history).when(refundConsumption('c-1', 7n * CREDIT, 1n, 'partly')).then([refunded(1n, 3n * CREDIT + 1n, 'partly')]);
+  });
+
+  it('never gives back more than the charge took, nor nothing', () => {
+    given(history).when(refundConsumption('c-1', 7n * CREDIT, 7n * CREDIT + 1n)).thenThrows(InvalidAmountError);
+    given(history).when(refundConsumption('c-1', 7n * CREDIT, 0n)).thenThrows(InvalidAmountError);
+  });
+
+  it('re-arms the low-balance warning once the balance is back at its threshold, as any top-up', () => {
+    const back = [...history, refunded(2n * CREDIT, threshold)];
+    given(back).when(deductManually(1n)).then([deducted(1n, threshold - 1n), warned(threshold, threshold - 1n)]);
   });
 });
 

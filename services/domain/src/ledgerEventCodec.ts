@@ -33,6 +33,9 @@ export function toLedgerPayload(event: BalanceEvent): LedgerEventPayloadV1 {
           ...unlessZero('heldAfter', event.heldAfter),
           purchase: event.purchase === null ? null : { ...event.purchase },
           grant: event.grant === null ? null : { ...event.grant },
+          // Only where set: the top-ups stored before refunds keep their shape, and the others
+          // store no more than before.
+          ...(event.refund === null ? {} : { refund: { ...event.refund } }),
           occurredAt: event.occurredAt,
         },
       };
@@ -181,6 +184,7 @@ export function fromLedgerPayload(payload: LedgerEventPayloadV1): BalanceEvent {
         heldAfter: zeroUnless(data.heldAfter),
         purchase: data.purchase ?? null,
         grant: data.grant ?? null,
+        refund: data.refund ?? null,
         occurredAt: data.occurredAt,
       };
     }

@@ -38,6 +38,7 @@ const examples: [string, BalanceEvent][] = [
   ['CreditToppedUp manually with a reason', toppedUp(1n, -5n * CREDIT + 1n, 'manual', { reason: 'goodwill' })],
   ['CreditToppedUp by a purchase', toppedUp(300n * CREDIT, 310n * CREDIT, 'purchase', { purchase })],
   ['CreditToppedUp by a grant', toppedUp(50n * CREDIT, 50n * CREDIT, 'grant', { grant, reason: 'monthly grant' })],
+  ['CreditToppedUp by a refund', toppedUp(2n * CREDIT, 5n * CREDIT, 'refund', { refund: { entryId: '6b0f1c9e-5d0a-5c3e-9f4b-2a1d8e7c6b5a' }, reason: 'outage' })],
   ['CreditConsumed by usage', consumed(1_234_567n, -1_234_567n, { ...USAGE, quantity: '1234.567' })],
   ['CreditConsumed manually', deducted(3n * CREDIT, 0n, 'correction')],
   ['CreditConsumed manually without a reason', deducted(3n * CREDIT, 0n, null)],
@@ -93,6 +94,7 @@ describe('ledger event codec', () => {
   it('stores events without holds or overdraft exactly as before holds existed: the added fields are left out while zero', () => {
     expect(toLedgerPayload(opened()).data).not.toHaveProperty('overdraftLimit');
     expect(toLedgerPayload(toppedUp(CREDIT, CREDIT)).data).not.toHaveProperty('heldAfter');
+    expect(toLedgerPayload(toppedUp(CREDIT, CREDIT)).data).not.toHaveProperty('refund');
     expect(toLedgerPayload(consumed(CREDIT, 0n)).data).not.toHaveProperty('heldAfter');
     expect(toLedgerPayload(settingsChanged('x', null)).data).not.toHaveProperty('overdraftLimit');
     expect(toLedgerPayload({ ...toppedUp(CREDIT, CREDIT), heldAfter: 1n }).data).toMatchObject({ heldAfter: '0.000001' });

@@ -131,7 +131,7 @@ function toPayloadRecord(payload: LedgerEventPayloadV1): LedgerEventPayloadRecor
       return { 'io.tally.ledger.CreditBalanceOpened': { name, lowBalanceThreshold, overdraftLimit: overdraftLimit ?? '0' } };
     }
     case 'CreditToppedUp': {
-      const { credits, source, reason, balanceAfter, purchase, grant } = payload.data;
+      const { credits, source, reason, balanceAfter, purchase, grant, refund } = payload.data;
       return {
         'io.tally.ledger.CreditToppedUp': {
           credits,
@@ -140,6 +140,7 @@ function toPayloadRecord(payload: LedgerEventPayloadV1): LedgerEventPayloadRecor
           balanceAfter,
           purchase: purchase ?? null,
           grant: grant ?? null,
+          refund: refund ?? null,
         },
       };
     }

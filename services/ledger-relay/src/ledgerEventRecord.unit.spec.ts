@@ -48,6 +48,7 @@ const examples: RecordedEvent[] = [
   recorded('HoldCaptured', { holdId: 'h-1', credits: '2', released: '1', balanceAfter: '-1', heldAfter: '0' }),
   recorded('HoldReleased', { holdId: 'h-1', credits: '3', reason: null, usageEventId: 'u-1', balanceAfter: '1', heldAfter: '0' }),
   recorded('HoldExpired', { holdId: 'h-1', credits: '3', expiresAt: '2026-03-01T13:00:00.000Z', balanceAfter: '1', heldAfter: '0' }),
+  recorded('CreditToppedUp', { credits: '2', source: 'refund', reason: 'outage', balanceAfter: '3', purchase: null, grant: null, refund: { entryId: 'c-1' } }, byKey),
 ];
 
 describe('toLedgerEventRecord', () => {
@@ -75,7 +76,7 @@ describe('toLedgerEventRecord', () => {
       occurredAt: Date.parse(OCCURRED_AT),
       recordedAt: RECORDED_AT.getTime(),
       payload: {
-        'io.tally.ledger.CreditToppedUp': { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null },
+        'io.tally.ledger.CreditToppedUp': { credits: '200', source: 'purchase', reason: null, balanceAfter: '250.5', purchase, grant: null, refund: null },
       },
       // Stored before holds: no heldAfter, so nothing was held.
       balance: '250.5',
@@ -136,5 +137,25 @@ describe('the actor field of the credit-ledger schema', () => {
     expect({ ...old }).toEqual({ ...withoutActor, actor: null });
     const readByOld = before.fromBuffer(avroType.toBuffer(value), before.createResolver(avroType));
     expect({ ...readByOld }).toEqual(withoutActor);
+  });
+});
+
+describe('the refund field of CreditToppedUp in the credit-ledger schema', () => {
+  // The schema as it was before refunds: what messages already on the topic were written with.
+  const withoutRefund = JSON.parse(JSON.stringify(ledgerEventAvroSchema)) as typeof ledgerEventAvroSchema;
+  const payloadField = withoutRefund.fields.find((field) => field.name === 'payload') as unknown as { type: Array<{ name: string; fields: Array<{ name: string }> }> };
+  const toppedUp = payloadField.type.find((branch) => branch.name === 'CreditToppedUp')!;
+  toppedUp.fields = toppedUp.fields.filter((field) => field.name !== 'refund');
+  const before = Type.forSchema(withoutRefund as Parameters<typeof Type.forSchema>[0]);
+
+  it('reads a top-up written before it as refund null (BACKWARD), and an older reader reads a refund without it (FORWARD)', () => {
+    const refund = toLedgerEventRecord(examples[examples.length - 1]!);
+    expect(refund.payload).toEqual({ 'io.tally.ledger.CreditToppedUp': { credits: '2', source: 'refund', reason: 'outage', balanceAfter: '3', purchase: null, grant: null, refund: { entryId: 'c-1' } } });
+    const manual = toLedgerEventRecord(examples[4]!);
+    const { refund: _none, ...oldPayload } = (manual.payload as { 'io.tally.ledger.CreditToppedUp': Record<string, unknown> })['io.tally.ledger.CreditToppedUp'];
+    const written = before.toBuffer({ ...manual, payload: { 'io.tally.ledger.CreditToppedUp': oldPayload } });
+    expect({ ...avroType.fromBuffer(written, avroType.createResolver(before)) }).toEqual(manual);
+    const readByOld = before.fromBuffer(avroType.toBuffer(refund), before.createResolver(avroType)) as { payload: Record<string, Record<string, unknown>> };
+    expect(readByOld.payload['io.tally.ledger.CreditToppedUp']).toEqual({ credits: '2', source: 'refund', reason: 'outage', balanceAfter: '3', purchase: null, grant: null });
   });
 });

@@ -9,7 +9,7 @@ const LATER = '2026-03-02T08:30:00.000Z';
 /** Every event type once, in an order that crosses the threshold, warns, depletes and recovers. */
 const HISTORY: BalanceEvent[] = [
   { type: 'CreditBalanceOpened', balanceId: 'bal-1', customerId: 'cus-1', productId: 'prod-1', name: 'API credits', lowBalanceThreshold: 5_000_000n, overdraftLimit: 0n, occurredAt: AT },
-  { type: 'CreditToppedUp', credits: 10_000_000n, source: 'starting', reason: null, balanceAfter: 10_000_000n, heldAfter: 0n, purchase: null, grant: null, occurredAt: AT },
+  { type: 'CreditToppedUp', credits: 10_000_000n, source: 'starting', reason: null, balanceAfter: 10_000_000n, heldAfter: 0n, purchase: null, grant: null, refund: null, occurredAt: AT },
   { type: 'CreditConsumed', credits: 7_500_001n, source: 'usage', reason: null, usage: { eventId: 'e1', event: 'api_call', timestamp: AT, quantity: '1' }, balanceAfter: 2_499_999n, heldAfter: 0n, occurredAt: AT },
   { type: 'LowBalanceWarned', threshold: 5_000_000n, balance: 2_499_999n, occurredAt: AT },
   { type: 'CreditsHeld', holdId: 'h-1', credits: 1_000_000n, expiresAt: LATER, reference: 'job', balanceAfter: 2_499_999n, heldAfter: 1_000_000n, occurredAt: AT },

@@ -113,6 +113,8 @@ export const commandIds = {
   holdCapture: (holdId: string) => joinIdParts(['hold-capture', holdId]),
   holdRelease: (holdId: string) => joinIdParts(['hold-release', holdId]),
   holdExpiry: (holdId: string) => joinIdParts(['hold-expiry', holdId]),
+  /** One refund per charge: the refunded entry's id is the key, so a second refund is the first one found again. */
+  refund: (balanceId: string, entryId: string) => joinIdParts(['refund', balanceId, entryId]),
 };
 
 /**

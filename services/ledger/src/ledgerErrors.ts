@@ -64,3 +64,21 @@ export class HoldNotFoundError extends TallyError {
   readonly code = 'hold_not_found';
   readonly retriable = false;
 }
+
+/** The balance's ledger has no entry with this id. */
+export class LedgerEntryNotFoundError extends TallyError {
+  readonly code = 'ledger_entry_not_found';
+  readonly retriable = false;
+}
+
+/** A refund of an entry that charged nothing: only a CreditConsumed can be refunded. */
+export class EntryNotRefundableError extends TallyError {
+  readonly code = 'entry_not_refundable';
+  readonly retriable = false;
+}
+
+/** A second refund of the same charge, asked differently from the first: one refund per charge. */
+export class AlreadyRefundedError extends TallyError {
+  readonly code = 'already_refunded';
+  readonly retriable = false;
+}

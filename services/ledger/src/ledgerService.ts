@@ -19,7 +19,15 @@ import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
 import { commandIds, holdIdOf, ledgerEventId, parseHoldId } from './deterministicId';
 import type { BalanceRegistry } from './balanceRegistry';
-import { BalanceNotFoundError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
+import {
+  AlreadyRefundedError,
+  BalanceNotFoundError,
+  DuplicateBalanceError,
+  EntryNotRefundableError,
+  HoldNotFoundError,
+  IdempotencyKeyReusedError,
+  LedgerEntryNotFoundError,
+} from './ledgerErrors';
 import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext, type LedgerActor } from './ledgerEvents';
 
 export interface CommandResult {
@@ -80,6 +88,8 @@ export interface LedgerPage {
    * (older) page newest first, as `after` for the next (newer) page oldest first.
    */
   readonly next: bigint | null;
+  /** The refund of each charge on the page that has one: the charge's entry id → the refund's. */
+  readonly refunds: ReadonlyMap<string, string>;
 }
 
 /** A page of a balance's ledger: newest first from `before` (the default), or oldest first from `after`. */
@@ -92,6 +102,13 @@ export interface LedgerService {
   topUp(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
   deduct(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
   purchase(balanceId: string, purchase: PurchaseDetails & { credits: Micros }, options?: RequestOptions): Promise<CommandResult>;
+  /**
+   * Gives back the credits a charge took (`credits` of them, by default all): once per charge,
+   * so a retry of the same request answers the first refund (replayed) and a different one
+   * is AlreadyRefundedError. LedgerEntryNotFoundError for an id that is not this balance's
+   * entry; EntryNotRefundableError for an entry that is not a CreditConsumed.
+   */
+  refund(balanceId: string, input: { entryId: string; credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'startedAt' | 'actor'>): Promise<CommandResult>;
   /** A subscription's grant for one period; idempotent by subscription, product and period. */
   grant(balanceId: string, grant: GrantDetails & { credits: Micros; productId: string }): Promise<CommandResult>;
   changeSettings(
@@ -210,6 +227,18 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     }
   }
 
+  /**
+   * The refunds of the page's charges, found by the id each would have (a refund's id derives
+   * from its charge's, commandIds.refund): one read by id for the page, no index of its own.
+   */
+  async function refundsOf(balanceId: string, items: readonly RecordedBalanceEvent[]): Promise<ReadonlyMap<string, string>> {
+    const charges = items.filter(({ event }) => event.type === 'CreditConsumed').map(({ eventId }) => eventId);
+    if (charges.length === 0) return new Map();
+    const refundIds = new Map(charges.map((charge) => [ledgerEventId(commandIds.refund(balanceId, charge), 0), charge]));
+    const found = await eventStore.readEventsById([...refundIds.keys()]);
+    return new Map(found.flatMap((refund) => (refundIds.has(refund.id) ? [[refundIds.get(refund.id)!, refund.id] as const] : [])));
+  }
+
   function requestCommandId(balanceId: string, operation: string, options: RequestOptions | undefined): string {
     // Without an Idempotency-Key every request is a new command: a random id.
     return options?.idempotencyKey === undefined
@@ -301,6 +330,33 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       );
     },
 
+    async refund(balanceId, input, requestOptions) {
+      const context = await contextOf(balanceId);
+      const [stored] = await eventStore.readEventsById([input.entryId]);
+      if (stored === undefined || stored.streamId !== balanceStreamId(balanceId)) {
+        throw new LedgerEntryNotFoundError(`the ledger of credit balance "${balanceId}" has no entry with id "${input.entryId}"`);
+      }
+      const charge = fromRecordedEvent(stored).event;
+      if (charge.type !== 'CreditConsumed') throw new EntryNotRefundableError(`entry "${input.entryId}" is a ${charge.type}: only a CreditConsumed can be refunded`);
+      const at = clock().toISOString();
+      const command: BalanceCommand = {
+        type: 'RefundConsumption',
+        entryId: input.entryId,
+        consumed: charge.credits,
+        credits: input.credits ?? charge.credits,
+        reason: input.reason,
+        at,
+      };
+      try {
+        // The command id derives from the charge's entry: the event store holds one refund per
+        // charge, however many requests race, and a retry finds the first.
+        return await execute(context, commandIds.refund(balanceId, input.entryId), command, requestOptions);
+      } catch (error) {
+        if (error instanceof IdempotencyKeyReusedError) throw new AlreadyRefundedError(`entry "${input.entryId}" was refunded already, by another request`);
+        throw error;
+      }
+    },
+
     async grant(balanceId, grant) {
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
@@ -359,7 +415,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     async readLedger(balanceId, page) {
       const streamId = balanceStreamId(balanceId);
       const cursor = page.order === 'oldest' ? page.after : page.before;
-      if (page.order !== 'oldest' && cursor !== undefined && cursor <= 0n) return { items: [], next: null };
+      if (page.order !== 'oldest' && cursor !== undefined && cursor <= 0n) return { items: [], next: null, refunds: new Map() };
       const recorded = await eventStore.readStream(
         streamId,
         page.order === 'oldest'
@@ -371,7 +427,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       }
       const items = recorded.slice(0, page.limit).map(fromRecordedEvent);
       const last = items[items.length - 1];
-      return { items, next: recorded.length > page.limit && last !== undefined ? last.revision : null };
+      return { items, next: recorded.length > page.limit && last !== undefined ? last.revision : null, refunds: await refundsOf(balanceId, items) };
     },
 
     close: () => states.close(),

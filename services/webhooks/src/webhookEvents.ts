@@ -13,7 +13,7 @@ interface LedgerEventForWebhook {
 
 /**
  * The webhook event a ledger event raises, if any. A top-up raises the event of its source
- * (a purchase, a subscription's grant) and `credit_balance.topped_up` otherwise (by hand, or
+ * (a purchase, a subscription's grant, a refund) and `credit_balance.topped_up` otherwise (by hand, or
  * the starting balance). Events of other types, including those a later version of the ledger
  * adds, raise none: a new webhook type is added here on purpose, never by accident.
  */
@@ -26,6 +26,7 @@ export function webhookEventTypeOf(event: Pick<LedgerEventForWebhook, 'type' | '
     case 'CreditToppedUp':
       if (event.data.source === 'purchase') return 'credit_balance.purchased';
       if (event.data.source === 'grant') return 'credit_balance.granted';
+      if (event.data.source === 'refund') return 'credit_balance.refunded';
       return 'credit_balance.topped_up';
     case 'HoldExpired':
       return 'hold.expired';

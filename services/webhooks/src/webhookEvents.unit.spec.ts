@@ -26,6 +26,7 @@ describe('webhookEventTypeOf', () => {
     ['CreditToppedUp', { source: 'starting' }, 'credit_balance.topped_up'],
     ['CreditToppedUp', { source: 'purchase' }, 'credit_balance.purchased'],
     ['CreditToppedUp', { source: 'grant' }, 'credit_balance.granted'],
+    ['CreditToppedUp', { source: 'refund' }, 'credit_balance.refunded'],
     ['HoldExpired', {}, 'hold.expired'],
   ])('maps %s %j to %s', (type, data, expected) => {
     expect(webhookEventTypeOf({ type, data })).toBe(expected);
@@ -43,6 +44,7 @@ describe('webhookEventTypeOf', () => {
         ['CreditToppedUp', { source: 'manual' }],
         ['CreditToppedUp', { source: 'purchase' }],
         ['CreditToppedUp', { source: 'grant' }],
+        ['CreditToppedUp', { source: 'refund' }],
         ['HoldExpired', {}],
       ].map(([type, data]) => webhookEventTypeOf({ type: type as string, data: data as Record<string, string> })),
     );

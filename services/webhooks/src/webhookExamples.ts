@@ -47,6 +47,20 @@ function exampleEvent(type: WebhookEventType, occurredAt: string): { readonly ty
       };
       return { type: 'CreditToppedUp', data: { ...data, purchase: null, grant: { ...data.grant! } }, balance: '830', held: '0' };
     }
+    case 'credit_balance.refunded': {
+      const data: CreditToppedUpV1 = {
+        credits: '2.5',
+        source: 'refund',
+        reason: 'example refund',
+        balanceAfter: '82.5',
+        heldAfter: '0',
+        purchase: null,
+        grant: null,
+        refund: { entryId: '00000000-0000-5000-8000-000000000000' },
+        occurredAt,
+      };
+      return { type: 'CreditToppedUp', data: { ...data, purchase: null, grant: null, refund: { ...data.refund! } }, balance: '82.5', held: '0' };
+    }
     case 'hold.expired': {
       const data: HoldExpiredV1 = { holdId: 'example-hold', credits: '25', expiresAt: occurredAt, balanceAfter: '80', heldAfter: '0', occurredAt };
       return { type: 'HoldExpired', data: { ...data }, balance: '80', held: '0' };

@@ -18,7 +18,7 @@ import {
 } from '../apiSchemas';
 import { LedgerEntrySchema } from '../ledger/ledgerEntryView';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
-import { idempotencyOf } from '../requestHash';
+import { idempotencyOf, requestHash } from '../requestHash';
 import type { BalanceService } from './balanceService';
 import { CreditBalanceSchema } from './balanceView';
 
@@ -170,4 +170,40 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
     });
   }
+
+  app.post(
+    '/credit-balances/:balanceId/refunds',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        summary: 'Refund a charge',
+        description:
+          'Gives back credits a charge took: `credits` of them (at most what it took), or all of them. The refund is a top-up with source `refund` naming the charge (`refund.entryId`). One refund per charge: sending the same request again returns the first refund (header idempotent-replayed: true) and changes nothing, with no Idempotency-Key needed; another request for the same charge is 409 `already_refunded`. 404 `ledger_entry_not_found` for an id not in this balance\'s ledger, 409 `entry_not_refundable` for an entry that is not a CreditConsumed.',
+        params: balanceParams,
+        body: Type.Object(
+          {
+            entryId: Type.String({ format: 'uuid', description: "The charge's ledger entry id: a CreditConsumed of this balance." }),
+            credits: Type.Optional(Type.Unsafe<string>({ ...credits, description: 'Greater than 0, at most what the charge took. Absent: all of it.' })),
+            reason: Type.Optional(reason),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: balanceChangeResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { entryId } = request.body;
+      const amount = request.body.credits === undefined ? undefined : parsePositiveCredits(request.body.credits);
+      const reasonText = request.body.reason ?? null;
+      // Hashed in normalised form, as the other writes: a retry that spells the amount differently is the same request.
+      const hash = requestHash({ entryId: entryId.toLowerCase(), credits: amount === undefined ? null : formatCredits(amount), reason: reasonText });
+      const { replayed, ...body } = await balances.refund(
+        request.params.balanceId,
+        { entryId: entryId.toLowerCase(), ...(amount !== undefined ? { credits: amount } : {}), reason: reasonText },
+        { requestHash: hash, ...actorOption(request) },
+      );
+      return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
+    },
+  );
 };

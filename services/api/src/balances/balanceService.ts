@@ -48,6 +48,7 @@ export interface BalanceService {
   changeSettings(...request: Parameters<LedgerService['changeSettings']>): Promise<BalanceView>;
   topUp(...request: Parameters<LedgerService['topUp']>): Promise<BalanceChange>;
   deduct(...request: Parameters<LedgerService['deduct']>): Promise<BalanceChange>;
+  refund(...request: Parameters<LedgerService['refund']>): Promise<BalanceChange>;
   /**
    * Runs another write on an existing balance (a purchase), queued behind the balance's other writes;
    * its entry as `audience` may see it (a replayed purchase may have been a key's).
@@ -152,6 +153,10 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     deduct: (balanceId, input, options) => {
       const startedAt = performance.now();
       return change(balanceId, () => ledger.deduct(balanceId, input, { ...options, startedAt }));
+    },
+    refund: (balanceId, input, options) => {
+      const startedAt = performance.now();
+      return change(balanceId, () => ledger.refund(balanceId, input, { ...options, startedAt }));
     },
     change,
     run,

@@ -2,8 +2,8 @@ import { stringify, type Stringifier } from 'csv-stringify';
 import type { LedgerEntryView } from './ledgerEntryView';
 
 /**
- * The CSV's columns, in order: the JSON ledger entry's fields, with `purchase`, `grant` and `actor`
- * spread out. Columns added later go at the end, so a reader by position keeps working.
+ * The CSV's columns, in order: the JSON ledger entry's fields, with `purchase`, `grant`, `actor`
+ * and `refund` spread out. Columns added later go at the end, so a reader by position keeps working.
  */
 export const LEDGER_CSV_COLUMNS = [
   'id',
@@ -34,6 +34,8 @@ export const LEDGER_CSV_COLUMNS = [
   'actorKind',
   'actorKeyId',
   'actorKeyName',
+  'refundEntryId',
+  'refundedBy',
 ] as const;
 
 export type LedgerCsvRow = Readonly<Record<(typeof LEDGER_CSV_COLUMNS)[number], string | number | null>>;
@@ -69,6 +71,8 @@ export function ledgerCsvRow(entry: LedgerEntryView): LedgerCsvRow {
     actorKind: actor?.kind ?? null,
     actorKeyId: actor?.kind === 'key' ? actor.keyId : null,
     actorKeyName: actor?.kind === 'key' ? actor.keyName : null,
+    refundEntryId: entry.refund?.entryId ?? null,
+    refundedBy: entry.refundedBy,
   };
 }
 

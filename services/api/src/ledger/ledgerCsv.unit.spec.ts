@@ -37,6 +37,8 @@ describe('ledgerCsvRow', () => {
     position: '99',
     purchase: { bundleId: 'b10', quantity: 2, unitPrice: '4.50', totalPrice: '9.00', currency: 'EUR' },
     grant: null,
+    refund: null,
+    refundedBy: null,
     actor: { kind: 'portal' },
   };
 
@@ -65,6 +67,11 @@ describe('ledgerCsvRow', () => {
       grantPeriodStart: '2026-03-01T00:00:00.000Z',
       grantPeriodEnd: '2026-04-01T00:00:00.000Z',
     });
+  });
+
+  it('names the charge a refund gives back for, and the refund of a refunded charge', () => {
+    expect(ledgerCsvRow({ ...base, source: 'refund', purchase: null, refund: { entryId: 'c7' } })).toMatchObject({ refundEntryId: 'c7', refundedBy: null });
+    expect(ledgerCsvRow({ ...base, type: 'CreditConsumed', source: 'manual', purchase: null, refundedBy: 'r1' })).toMatchObject({ refundEntryId: null, refundedBy: 'r1' });
   });
 
   it('spreads the actor: a key by kind, id and name, the portal and an operator by kind, nobody as empty cells', () => {

@@ -33,6 +33,8 @@ describe('the ledger export failing half-way', () => {
     position: String(revision),
     purchase: null,
     grant: null,
+    refund: null,
+    refundedBy: null,
     actor: null,
   });
 

@@ -1,10 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { formatCredits, type GrantDetails, type PurchaseDetails } from '@tally/domain';
+import { formatCredits, type GrantDetails, type PurchaseDetails, type RefundDetails } from '@tally/domain';
 import { LEDGER_EVENT_TYPES } from '@tally/schemas';
 import type { LedgerActor, RecordedBalanceEvent } from '@tally/ledger';
 import { nullableString, stringEnum } from '../apiSchemas';
 
-const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'usage', 'hold', null] as const;
+const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'refund', 'usage', 'hold', null] as const;
 
 /**
  * Who asked for an entry's change, as its reader may see it: a key by id and name to those who
@@ -67,13 +67,20 @@ export const LedgerEntrySchema = Type.Object(
         periodEnd: Type.String(),
       },
     }),
+    refund: Type.Unsafe<RefundDetails | null>({
+      type: ['object', 'null'],
+      description: 'On a refund (a CreditToppedUp with source refund): the id of the entry it refunds, a CreditConsumed of the same balance.',
+      properties: { entryId: Type.String() },
+      required: ['entryId'],
+    }),
+    refundedBy: nullableString({ description: 'On a charge (a CreditConsumed) that was refunded: the id of the refund. Read with the ledger; null in answers to writes.' }),
   },
   { $id: 'LedgerEntry' },
 );
 
 export type LedgerEntryView = Static<typeof LedgerEntrySchema>;
 
-type EntryDetails = Omit<LedgerEntryView, 'id' | 'type' | 'occurredAt' | 'recordedAt' | 'revision' | 'position' | 'actor'>;
+type EntryDetails = Omit<LedgerEntryView, 'id' | 'type' | 'occurredAt' | 'recordedAt' | 'revision' | 'position' | 'actor' | 'refundedBy'>;
 
 const NO_DETAILS: EntryDetails = {
   credits: null,
@@ -87,6 +94,7 @@ const NO_DETAILS: EntryDetails = {
   quantity: null,
   purchase: null,
   grant: null,
+  refund: null,
 };
 
 function amountDetails(event: { credits: bigint; balanceAfter: bigint; heldAfter: bigint }): Partial<EntryDetails> {
@@ -96,7 +104,7 @@ function amountDetails(event: { credits: bigint; balanceAfter: bigint; heldAfter
 function detailsOf(event: RecordedBalanceEvent['event']): EntryDetails {
   switch (event.type) {
     case 'CreditToppedUp':
-      return { ...NO_DETAILS, ...amountDetails(event), source: event.source, reason: event.reason, purchase: event.purchase, grant: event.grant };
+      return { ...NO_DETAILS, ...amountDetails(event), source: event.source, reason: event.reason, purchase: event.purchase, grant: event.grant, refund: event.refund };
     case 'CreditConsumed':
       return {
         ...NO_DETAILS,
@@ -132,11 +140,13 @@ function actorView(actor: LedgerActor | undefined, audience: LedgerAudience): Le
   return audience === 'customer' && actor.kind === 'key' ? { kind: 'operator' } : actor;
 }
 
-export function ledgerEntryView(recorded: RecordedBalanceEvent, audience: LedgerAudience = 'keyHolder'): LedgerEntryView {
+/** `refunds`: the page's refunded charges (LedgerPage.refunds); absent for an entry a write just made. */
+export function ledgerEntryView(recorded: RecordedBalanceEvent, audience: LedgerAudience = 'keyHolder', refunds?: ReadonlyMap<string, string>): LedgerEntryView {
   return {
     id: recorded.eventId,
     type: recorded.event.type,
     ...detailsOf(recorded.event),
+    refundedBy: refunds?.get(recorded.eventId) ?? null,
     actor: actorView(recorded.metadata.actor, audience),
     occurredAt: recorded.event.occurredAt,
     recordedAt: recorded.recordedAt.toISOString(),

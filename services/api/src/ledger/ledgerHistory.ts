@@ -22,16 +22,16 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
   return {
     async page(balanceId, page, audience) {
       await mustExist(balanceId);
-      const { items, next } = await deps.ledger.readLedger(balanceId, page);
-      return { items: items.map((item) => ledgerEntryView(item, audience)), next: next === null ? null : next.toString() };
+      const { items, next, refunds } = await deps.ledger.readLedger(balanceId, page);
+      return { items: items.map((item) => ledgerEntryView(item, audience, refunds)), next: next === null ? null : next.toString() };
     },
 
     async *chronological(balanceId, pageSize, audience) {
       await mustExist(balanceId);
       let after: bigint | undefined;
       do {
-        const { items, next } = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, ...(after !== undefined ? { after } : {}) });
-        if (items.length > 0) yield items.map((item) => ledgerEntryView(item, audience));
+        const { items, next, refunds } = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, ...(after !== undefined ? { after } : {}) });
+        if (items.length > 0) yield items.map((item) => ledgerEntryView(item, audience, refunds));
         after = next ?? undefined;
       } while (after !== undefined);
     },

@@ -35,6 +35,7 @@ const WHAT: Readonly<Record<WebhookEventType, string>> = {
   'credit_balance.topped_up': 'Credits added by hand or as the starting balance (a CreditToppedUp with source manual or starting).',
   'credit_balance.purchased': 'A bundle bought (a CreditToppedUp with source purchase; the event carries the bundle, quantity and price).',
   'credit_balance.granted': "A subscription's grant for a period (a CreditToppedUp with source grant).",
+  'credit_balance.refunded': 'Credits given back for a charge (a CreditToppedUp with source refund; the event names the refunded ledger entry under refund.entryId).',
   'hold.expired': 'A hold ran out before it was captured or released (a HoldExpired): its credits are available again.',
 };
 

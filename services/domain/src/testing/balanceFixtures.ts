@@ -54,6 +54,15 @@ export const deductManually = (credits: Micros, reason: string | null = 'correct
   at: AT,
 });
 
+export const refundConsumption = (entryId: string, consumed: Micros, credits: Micros = consumed, reason: string | null = 'refund'): Command<'RefundConsumption'> => ({
+  type: 'RefundConsumption',
+  entryId,
+  consumed,
+  credits,
+  reason,
+  at: AT,
+});
+
 export const changeSettings = (
   settings: { name?: string; lowBalanceThreshold?: Micros | null; overdraftLimit?: Micros } = {},
 ): Command<'ChangeSettings'> => ({ type: 'ChangeSettings', ...settings, at: AT });
@@ -85,6 +94,7 @@ export const toppedUp = (
   heldAfter: 0n,
   purchase: null,
   grant: null,
+  refund: null,
   occurredAt: AT,
   ...overrides,
 });

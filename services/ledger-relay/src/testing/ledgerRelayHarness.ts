@@ -234,7 +234,9 @@ export async function createLedgerRelayHarness(prefix: string): Promise<LedgerRe
         const { balance: state } = await ledger.getBalance(balance.balanceId);
         await consumeUsage(balance, state.balance - credits(5));
         await consumeUsage(balance, credits(3));
-        await ledger.deduct(balance.balanceId, { credits: credits(4), reason: `correction ${round}` });
+        const correction = await ledger.deduct(balance.balanceId, { credits: credits(4), reason: `correction ${round}` });
+        // And a refund of part of it: a top-up naming its charge, which the Avro record carries.
+        await ledger.refund(balance.balanceId, { entryId: correction.events[0]!.eventId, credits: credits(1), reason: 'partly wrong' });
         await ledger.changeSettings(balance.balanceId, { name: `balance ${round}` });
         // Back above zero for the next round.
         await ledger.topUp(balance.balanceId, { credits: credits(10), reason: 'goodwill' }, { actor: { kind: 'key', keyId: '0123456789ab', keyName: 'ops' } });
@@ -307,6 +309,8 @@ export function expectEveryEventInStreamOrder(messages: readonly ConsumedMessage
     const left = ['balanceId', 'customerId', 'productId', 'heldAfter', ...(holdEvent ? ['balanceAfter'] : [])];
     const payload: Record<string, unknown> = Object.fromEntries(Object.entries(data).filter(([name]) => !left.includes(name)));
     if (event.type === 'CreditBalanceOpened' || event.type === 'CreditBalanceSettingsChanged') payload.overdraftLimit ??= '0';
+    // A top-up that is no refund stores no refund; its Avro record says null.
+    if (event.type === 'CreditToppedUp') payload.refund ??= null;
     const balanceAfter = data.balanceAfter as string | undefined;
     const heldAfter = balanceAfter === undefined ? undefined : ((data.heldAfter as string | undefined) ?? '0');
     expect(message.key).toBe(metadata.customerId);

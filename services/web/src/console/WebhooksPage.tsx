@@ -14,6 +14,7 @@ const EVENT_TYPES: Readonly<Record<WebhookEventType, string>> = {
   'credit_balance.topped_up': 'Topped up by hand or opened with credits',
   'credit_balance.purchased': 'Bundle bought',
   'credit_balance.granted': 'Subscription grant',
+  'credit_balance.refunded': 'Charge refunded',
   'hold.expired': 'Hold expired',
 };
 const ALL_TYPES = Object.keys(EVENT_TYPES) as WebhookEventType[];
