@@ -85,6 +85,14 @@ describe('the console and the portal in Chromium', () => {
     expect(response.status).toBe(202);
   }
 
+  /** The API as the test's own client calls it, with the admin key. */
+  const api = (method: string, url: string, body?: unknown) =>
+    fetch(`${base}/v1${url}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+
   it('takes an operator from sign-in to a portal link, and a customer from that link to a bought bundle', async () => {
     const consoleContext = await browser.newContext({ viewport: DESKTOP });
     const page: Page = await consoleContext.newPage();
@@ -224,7 +232,8 @@ describe('the console and the portal in Chromium', () => {
     ]);
     const newest = card.getByRole('table', { name: 'Newest ledger entries' });
     const goodwillRow = await newest.locator('tbody tr').filter({ hasText: 'goodwill' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
-    expect(goodwillRow.at(-1)).toBe('operator');
+    // By (the sixth column), then Refund, empty on a top-up.
+    expect(goodwillRow.slice(5)).toEqual(['operator', '']);
 
     // A portal link, opened in another profile (a fresh context: no console cookie) on a phone.
     await page.getByRole('button', { name: 'Create portal link' }).click();
@@ -427,12 +436,6 @@ describe('the console and the portal in Chromium', () => {
       await untilText(card, (text) => text.includes('by operator'), 'the new endpoint with who registered it');
 
       // A manual top-up, made after the registration: the endpoint receives it, signed with the secret the page showed.
-      const api = (method: string, url: string, body?: unknown) =>
-        fetch(`${base}/v1${url}`, {
-          method,
-          headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
       const product = (await (await api('POST', '/credit-products', { name: 'Webhook credits' })).json()) as { id: string };
       const balance = (await (await api('POST', `/customers/hooked-${randomUUID()}/credit-balances`, { productId: product.id })).json()) as { id: string };
       expect((await api('POST', `/credit-balances/${balance.id}/top-ups`, { credits: '25', reason: 'webhook test' })).status).toBe(201);
@@ -487,6 +490,47 @@ describe('the console and the portal in Chromium', () => {
     } finally {
       await context.close();
       await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+
+  it('refunds part of a metered charge from the console, by keyboard, once', async () => {
+    const customerId = `refunded-${randomUUID()}`;
+    const product = (await (await api('POST', '/credit-products', { name: 'Refund credits', consumption: [{ event: 'render', credits: '2' }] })).json()) as { id: string };
+    expect((await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).status).toBe(201);
+    const context = await browser.newContext({ viewport: DESKTOP });
+    try {
+      const page = await context.newPage();
+      await stack.signIn(page);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Customers' }).click();
+      await page.getByLabel('Customer id').fill(customerId);
+      await page.getByRole('button', { name: 'Open customer' }).click();
+      const card = page.getByRole('region', { name: /Refund credits/ });
+      const amount = card.getByTestId('balance-amount');
+      await untilText(amount, (text) => text === '10', 'the opened balance');
+      await publishUsage(customerId, 'render', 1);
+      await untilText(amount, (text) => text === '8', 'the metered render');
+
+      // The charge's own button, named for it; by keyboard, as every control of the console.
+      const newest = card.getByRole('table', { name: 'Newest ledger entries' });
+      const refund = newest.getByRole('button', { name: /^Refund 2 credits of render at / });
+      await refund.waitFor({ timeout: 30_000 });
+      await refund.focus();
+      await page.keyboard.press('Enter');
+      const dialog = page.getByRole('dialog', { name: 'Refund: Refund credits' });
+      expect(await dialog.getByLabel('Credits').inputValue()).toBe('2');
+      expect(await dialog.innerText()).toContain('render at');
+      await dialog.getByLabel('Credits').fill('0.5');
+      await dialog.getByLabel('Reason').fill('render failed');
+      await dialog.getByRole('button', { name: 'Refund', exact: true }).click();
+      await untilText(amount, (text) => text === '8.5', 'the refund on the balance');
+
+      // The charge says it was refunded and offers no second refund; the refund is its own entry.
+      await untilText(newest, (text) => text.includes('Refunded') && text.includes('render failed'), 'the refunded charge and the refund');
+      expect(await newest.getByRole('button', { name: /^Refund / }).count()).toBe(0);
+      const refundRow = await newest.locator('tbody tr').filter({ hasText: 'render failed' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
+      expect(refundRow.slice(1, 5)).toEqual(['Refund', '+0.5', '8.5', 'render failed']);
+    } finally {
+      await context.close();
     }
   });
 

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
-import type { BalanceChange, CreditBalance, CreditProduct, Page } from '../shared/apiTypes';
-import { CREDITS_INPUT_PATTERN } from '../shared/format';
+import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } from '../shared/apiTypes';
+import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
 import { Dialog, ErrorMessage, Field, SelectField } from '../shared/ui';
 
 /** Add credit balance: product, name, starting balance and warning limit (the product's unless changed). */
@@ -102,17 +102,20 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
   );
 }
 
-export type ChangeKind = 'top-up' | 'retain';
+/** A change by hand: a top-up, retained usage (a manual deduction), or a refund of one charge. */
+export type ChangeKind = 'top-up' | 'retain' | { readonly refund: LedgerEntry };
 
-const KINDS: Readonly<Record<ChangeKind, { title: string; route: string }>> = {
+const KINDS = {
   'top-up': { title: 'Top up', route: 'top-ups' },
   retain: { title: 'Retain usage', route: 'deductions' },
-};
+  refund: { title: 'Refund', route: 'refunds' },
+} as const;
 
 /**
- * Top up, or retain usage (a manual deduction), by hand. One Idempotency-Key per opening of the
+ * Top up, retain usage, or refund a charge, by hand. One Idempotency-Key per opening of the
  * dialog: a double click, or a retry after a lost answer, sends the same key, and the API
- * changes the balance once and answers the first result again.
+ * changes the balance once and answers the first result again (a refund needs none: the API
+ * refunds a charge once, and the same request again answers the first refund).
  */
 export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: { api: ApiClient; balance: CreditBalance; kind: ChangeKind | undefined; onClose: () => void; onChanged: (change: BalanceChange) => void }) {
   const [credits, setCredits] = useState('');
@@ -120,15 +123,17 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
   const [key, setKey] = useState(newIdempotencyKey);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
+  const charge = typeof kind === 'object' ? kind.refund : undefined;
   useEffect(() => {
     if (kind === undefined) return;
-    setCredits('');
+    // A refund gives back all of the charge unless made smaller.
+    setCredits(charge?.credits ?? '');
     setReason('');
     setErrors({});
     setGeneral(undefined);
     setKey(newIdempotencyKey());
   }, [kind]);
-  const details = kind === undefined ? undefined : KINDS[kind];
+  const details = kind === undefined ? undefined : KINDS[charge !== undefined ? 'refund' : (kind as Exclude<ChangeKind, object>)];
   return (
     <Dialog title={`${details?.title ?? ''}: ${balance.name}`} open={kind !== undefined} onClose={onClose}>
       <form
@@ -140,7 +145,7 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
           setGeneral(undefined);
           try {
             const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/` + details.route, {
-              body: { credits, reason: reason === '' ? null : reason },
+              body: { ...(charge !== undefined ? { entryId: charge.id } : {}), credits, reason: reason === '' ? null : reason },
               idempotencyKey: key,
             });
             onChanged(change);
@@ -152,6 +157,11 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
           }
         }}
       >
+        {charge !== undefined && (
+          <p>
+            {entryLabel(charge)} at {formatTime(charge.occurredAt)} took {formatCredits(charge.credits ?? '0')} credits: at most that much comes back, once.
+          </p>
+        )}
         <Field label="Credits" inputMode="decimal" pattern={CREDITS_INPUT_PATTERN} required value={credits} error={errors.credits} onInput={(event) => setCredits(event.currentTarget.value)} />
         <Field label="Reason" value={reason} maxLength={500} error={errors.reason} onInput={(event) => setReason(event.currentTarget.value)} />
         <ErrorMessage message={general} />

@@ -12,7 +12,7 @@ import { BalanceChangeDialog, type ChangeKind } from './BalanceDialogs';
 const REFRESH_MS = 2000;
 
 /**
- * One balance on the Credits tab: its figure, the Top up and Retain usage dialogs, and its recent
+ * One balance on the Credits tab: its figure, the Top up, Retain usage and Refund dialogs, and its recent
  * consumption, read again every two seconds while the page is open: the newest ledger entries and
  * the last day's consumption per hour and event name. The full ledger is paged on demand.
  */
@@ -43,9 +43,9 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       <h4>Recent consumption</h4>
       <div class="two-columns">
         <ConsumptionChart consumption={consumption} title="Consumption in the last 24 hours" />
-        <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" />
+        <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" onRefund={(charge) => setChange({ refund: charge })} />
       </div>
-      <FullLedger api={api} balanceId={balance.id} />
+      <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceChangeDialog
         api={api}
         balance={shown}
@@ -61,8 +61,8 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
   );
 }
 
-/** The whole ledger, newest first, a page at a time (the API's `before` cursor). */
-function FullLedger({ api, balanceId }: { api: ApiClient; balanceId: string }) {
+/** The whole ledger, newest first, a page at a time (the API's `before` cursor); read again when the balance changes. */
+function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; balanceId: string; position: string; onRefund: (charge: LedgerEntry) => void }) {
   const [open, setOpen] = useState(false);
   const pager = usePager();
   const [page, setPage] = useState<{ items: LedgerEntry[]; next: string | null }>();
@@ -72,12 +72,12 @@ function FullLedger({ api, balanceId }: { api: ApiClient; balanceId: string }) {
       if (open) setPage(await api.get<{ items: LedgerEntry[]; next: string | null }>(path`/credit-balances/${balanceId}/ledger`, { query: { limit: '50', before } }));
     },
     60_000,
-    [api, balanceId, open, before],
+    [api, balanceId, open, before, position],
   );
   return (
     <details onToggle={(event) => setOpen(event.currentTarget.open)}>
       <summary>Ledger</summary>
-      {page !== undefined && <LedgerTable entries={page.items} caption={`Ledger, page ${pager.number}`} audience="console" />}
+      {page !== undefined && <LedgerTable entries={page.items} caption={`Ledger, page ${pager.number}`} audience="console" onRefund={onRefund} />}
       <Pager pager={pager} next={page?.next} labels={['Newer entries', 'Older entries']} />
     </details>
   );

@@ -1,8 +1,23 @@
 import type { LedgerEntry } from './apiTypes';
 import { actorLabel, entryLabel, formatCredits, formatTime } from './format';
 
-/** Ledger entries, newest first: what happened, by how much, the balance after it, and who asked for it. */
-export function LedgerTable({ entries, caption, audience }: { entries: readonly LedgerEntry[]; caption: string; audience: 'console' | 'portal' }) {
+/**
+ * Ledger entries, newest first: what happened, by how much, the balance after it, and who asked
+ * for it. With `onRefund` (the console), each charge not yet refunded has a Refund button, named
+ * for the charge it refunds, and a refunded one says so.
+ */
+export function LedgerTable({
+  entries,
+  caption,
+  audience,
+  onRefund,
+}: {
+  entries: readonly LedgerEntry[];
+  caption: string;
+  audience: 'console' | 'portal';
+  onRefund?: (charge: LedgerEntry) => void;
+}) {
+  const columns = onRefund === undefined ? 6 : 7;
   return (
     <div class="table-scroll">
       <table>
@@ -15,12 +30,13 @@ export function LedgerTable({ entries, caption, audience }: { entries: readonly 
             <th scope="col">Balance after</th>
             <th scope="col">Reason</th>
             <th scope="col">By</th>
+            {onRefund !== undefined && <th scope="col">Refund</th>}
           </tr>
         </thead>
         <tbody>
           {entries.length === 0 && (
             <tr>
-              <td colSpan={6}>No entries yet.</td>
+              <td colSpan={columns}>No entries yet.</td>
             </tr>
           )}
           {entries.map((entry) => (
@@ -33,6 +49,16 @@ export function LedgerTable({ entries, caption, audience }: { entries: readonly 
               <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
               <td>{entry.purchase !== null ? `bundle ${entry.purchase.bundleId}, ${entry.purchase.totalPrice} ${entry.purchase.currency}` : (entry.reason ?? '')}</td>
               <td>{actorLabel(entry.actor, audience)}</td>
+              {onRefund !== undefined && (
+                <td>
+                  {entry.type === 'CreditConsumed' && entry.refundedBy === null && (
+                    <button type="button" class="secondary" aria-label={`Refund ${formatCredits(entry.credits ?? '0')} credits of ${entryLabel(entry)} at ${formatTime(entry.occurredAt)}`} onClick={() => onRefund(entry)}>
+                      Refund
+                    </button>
+                  )}
+                  {entry.refundedBy !== null && 'Refunded'}
+                </td>
+              )}
             </tr>
           ))}
         </tbody>

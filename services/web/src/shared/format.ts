@@ -43,6 +43,7 @@ const ENTRY_LABELS: Readonly<Record<string, string>> = {
 
 export function entryLabel(entry: { type: string; source: string | null; usageEvent: string | null }): string {
   if (entry.type === 'CreditConsumed') return entry.usageEvent ?? 'Usage retained by hand';
+  if (entry.type === 'CreditToppedUp' && entry.source === 'refund') return 'Refund';
   if (entry.type === 'CreditToppedUp' && entry.source !== null && entry.source !== 'manual') return `Top-up (${entry.source})`;
   return ENTRY_LABELS[entry.type] ?? entry.type;
 }

@@ -19,6 +19,7 @@ describe('what the pages show', () => {
     expect(entryLabel({ type: 'CreditConsumed', source: 'usage', usageEvent: 'api_call' })).toBe('api_call');
     expect(entryLabel({ type: 'CreditConsumed', source: 'manual', usageEvent: null })).toBe('Usage retained by hand');
     expect(entryLabel({ type: 'CreditToppedUp', source: 'purchase', usageEvent: null })).toBe('Top-up (purchase)');
+    expect(entryLabel({ type: 'CreditToppedUp', source: 'refund', usageEvent: null })).toBe('Refund');
   });
 });
 
