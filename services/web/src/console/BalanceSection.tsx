@@ -43,7 +43,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       <h4>Recent consumption</h4>
       <div class="two-columns">
         <ConsumptionChart consumption={consumption} title="Consumption in the last 24 hours" />
-        <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" onRefund={(charge) => setChange({ refund: charge })} />
+        <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" />
       </div>
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceChangeDialog
@@ -61,7 +61,10 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
   );
 }
 
-/** The whole ledger, newest first, a page at a time (the API's `before` cursor); read again when the balance changes. */
+/**
+ * The whole ledger, newest first, a page at a time (the API's `before` cursor), at full width with
+ * a Refund button on each charge; read again when the balance changes.
+ */
 function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; balanceId: string; position: string; onRefund: (charge: LedgerEntry) => void }) {
   const [open, setOpen] = useState(false);
   const pager = usePager();
