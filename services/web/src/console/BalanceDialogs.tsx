@@ -133,7 +133,7 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
     setGeneral(undefined);
     setKey(newIdempotencyKey());
   }, [kind]);
-  const details = kind === undefined ? undefined : KINDS[charge !== undefined ? 'refund' : (kind as Exclude<ChangeKind, object>)];
+  const details = kind === undefined ? undefined : typeof kind === 'object' ? KINDS.refund : KINDS[kind];
   return (
     <Dialog title={`${details?.title ?? ''}: ${balance.name}`} open={kind !== undefined} onClose={onClose}>
       <form
@@ -146,7 +146,8 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
           try {
             const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/` + details.route, {
               body: { ...(charge !== undefined ? { entryId: charge.id } : {}), credits, reason: reason === '' ? null : reason },
-              idempotencyKey: key,
+              // A refund's route takes none: its charge's id makes it once already.
+              ...(charge === undefined ? { idempotencyKey: key } : {}),
             });
             onChanged(change);
             onClose();
