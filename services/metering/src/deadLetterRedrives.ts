@@ -211,7 +211,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     };
     // The runtime's one timer loop: a beat or a check never overlaps the one before it (a Redis
     // that does not answer queues no pile of commands), and both end with the run, which does
-    // not wait for one in flight.
+    // not wait for one in flight: a beat sent before the final record is still applied before it,
+    // since Redis applies one connection's commands in order.
     const heartbeat = createPeriodicWorker({
       name: 'dead-letter send-back heartbeat',
       logger,
