@@ -31,7 +31,7 @@ describe('webhook deliverer', () => {
     await Promise.all(receivers.splice(0).map((receiver) => receiver.close()));
   });
 
-  const BALANCE_EVENTS = ['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted'];
+  const BALANCE_EVENTS = ['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted', 'credit_balance.refunded'];
 
   async function receiverWithEndpoint(events: readonly string[] = BALANCE_EVENTS): Promise<{ receiver: WebhookReceiver; endpointId: string; afterPosition: bigint }> {
     const receiver = await startWebhookReceiver();
@@ -56,7 +56,7 @@ describe('webhook deliverer', () => {
 
     const expected = await harness.expectedWebhooks(afterPosition);
     expect(new Set(expected.map((webhook) => webhook.type))).toEqual(
-      new Set(['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted']),
+      new Set(['credit_balance.low', 'credit_balance.depleted', 'credit_balance.topped_up', 'credit_balance.purchased', 'credit_balance.granted', 'credit_balance.refunded']),
     );
     await waitFor(() => receiver.delivered.length >= expected.length, { description: `${expected.length} webhooks`, timeoutMs: 60_000 });
 

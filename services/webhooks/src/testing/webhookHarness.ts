@@ -65,8 +65,8 @@ export interface WebhookHarness {
   advanceLedgerClock(ms: number): void;
   openBalance(): Promise<string>;
   /**
-   * A top-up, a purchase and a grant, then deductions below the threshold (10) and below zero:
-   * one of each balance webhook per round.
+   * A top-up, a purchase and a grant, then deductions below the threshold (10) and below zero,
+   * and a refund of part of the second: one of each balance webhook per round.
    */
   driveRound(balanceId: string, round: number): Promise<void>;
   /** The ledger events after `afterPosition` that raise a webhook, in position order. */
@@ -133,7 +133,8 @@ export async function createWebhookHarness(prefix: string): Promise<WebhookHarne
       });
       const { balance } = await ledger.getBalance(balanceId);
       await ledger.deduct(balanceId, { credits: balance.balance - credits(5), reason: 'below the threshold' });
-      await ledger.deduct(balanceId, { credits: credits(8), reason: 'below zero' });
+      const belowZero = await ledger.deduct(balanceId, { credits: credits(8), reason: 'below zero' });
+      await ledger.refund(balanceId, { entryId: belowZero.events[0]!.eventId, credits: credits(1), reason: 'partly wrong' });
       await ledger.topUp(balanceId, { credits: credits(20), reason: 'back above zero' });
     },
 
