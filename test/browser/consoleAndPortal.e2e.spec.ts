@@ -510,6 +510,7 @@ describe('the console and the portal in Chromium', () => {
       await untilText(amount, (text) => text === '8', 'the metered render');
 
       // The whole ledger has the charge's own button, named for it; by keyboard, as every control of the console.
+      const newest = card.getByRole('table', { name: 'Newest ledger entries' });
       await card.getByText('Ledger', { exact: true }).click();
       const ledger = card.getByRole('table', { name: 'Ledger, page 1' });
       const refund = ledger.getByRole('button', { name: /^Refund 2 credits of render at / });
@@ -525,7 +526,8 @@ describe('the console and the portal in Chromium', () => {
       await untilText(amount, (text) => text === '8.5', 'the refund on the balance');
 
       // The charge says it was refunded and offers no second refund; the refund is its own entry.
-      await untilText(ledger, (text) => text.includes('Refunded') && text.includes('render failed'), 'the refunded charge and the refund');
+      await untilText(ledger, (text) => text.includes('render (refunded)') && text.includes('render failed'), 'the refunded charge and the refund');
+      await untilText(newest, (text) => text.includes('render (refunded)'), 'the refunded charge among the newest entries too');
       expect(await ledger.getByRole('button', { name: /^Refund / }).count()).toBe(0);
       const refundRow = await ledger.locator('tbody tr').filter({ hasText: 'render failed' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
       expect(refundRow.slice(1, 5)).toEqual(['Refund', '+0.5', '8.5', 'render failed']);

@@ -3,8 +3,8 @@ import { actorLabel, entryLabel, formatCredits, formatTime } from './format';
 
 /**
  * Ledger entries, newest first: what happened, by how much, the balance after it, and who asked
- * for it. With `onRefund` (the console), each charge not yet refunded has a Refund button, named
- * for the charge it refunds, and a refunded one says so.
+ * for it; a refunded charge says so. With `onRefund` (the console), each charge not yet refunded
+ * has a Refund button, named for the charge it refunds.
  */
 export function LedgerTable({
   entries,
@@ -42,7 +42,10 @@ export function LedgerTable({
           {entries.map((entry) => (
             <tr key={entry.id}>
               <td>{formatTime(entry.occurredAt)}</td>
-              <td>{entryLabel(entry)}</td>
+              <td>
+                {entryLabel(entry)}
+                {entry.refundedBy !== null && ' (refunded)'}
+              </td>
               <td class="number">
                 {entry.credits === null ? '' : `${entry.type === 'CreditConsumed' ? '−' : '+'}${formatCredits(entry.credits)}`}
               </td>
@@ -56,7 +59,6 @@ export function LedgerTable({
                       Refund
                     </button>
                   )}
-                  {entry.refundedBy !== null && 'Refunded'}
                 </td>
               )}
             </tr>
