@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { stackConfig, startKafkaProxy, waitFor, type KafkaProxy } from '@tally/test-support';
+import { stackConfig, startKafkaProxy, waitCuttingConnections, waitFor, type KafkaProxy } from '@tally/test-support';
 import { startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
 jest.setTimeout(180_000);
@@ -56,10 +56,9 @@ describe('stopping a send-back from the console', () => {
 
     // The run stops after the batch at hand: the fetch it waits on ends once its connection is
     // cut (and a reader not yet stopped fetches again, and waits again).
-    const status = await waitFor(
+    const status = await waitCuttingConnections(
+      proxy,
       async () => {
-        proxy.down();
-        proxy.resume();
         const text = await runRow.locator('td').nth(4).innerText({ timeout: 1000 });
         return text.startsWith('Running') || text.startsWith('Stopping') ? undefined : text;
       },
@@ -91,12 +90,9 @@ describe('stopping a send-back from the console', () => {
       expect(await runRow.locator('td').nth(1).innerText()).toBe('tally redrive (shell)');
       await stop.focus();
       await page.keyboard.press('Enter');
-      const exited = await waitFor(
-        () => {
-          proxy.down();
-          proxy.resume();
-          return exitCode === undefined ? undefined : { exitCode };
-        },
+      const exited = await waitCuttingConnections(
+        proxy,
+        () => (exitCode === undefined ? undefined : { exitCode }),
         { description: 'tally redrive to exit', timeoutMs: 60_000, intervalMs: 500 },
       );
       expect(exited.exitCode).toBe(1);

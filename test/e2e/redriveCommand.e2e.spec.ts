@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { readTopicToEnds } from '@tally/kafka';
 import { createDeadLetterLog, createDeadLetterRedrives, DEAD_LETTER_HEADERS, deadLetterRecordOf, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, startKafkaProxy, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, startKafkaProxy, uniqueName, waitCuttingConnections, waitFor, type TestSchema } from '@tally/test-support';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import pino from 'pino';
@@ -157,16 +157,7 @@ describe('tally redrive', () => {
       running,
       stderr: () => stderr,
       /** Its exit code, once it has exited. */
-      exited: () =>
-        waitFor(
-          () => {
-            // A swallowed fetch is answered only by cutting the connection (kafkajs then fetches again).
-            proxy.down();
-            proxy.resume();
-            return exitCode === undefined ? undefined : { exitCode };
-          },
-          { description: 'the command to exit', timeoutMs: 90_000 },
-        ),
+      exited: () => waitCuttingConnections(proxy, () => (exitCode === undefined ? undefined : { exitCode }), { description: 'the command to exit', timeoutMs: 90_000 }),
       async close() {
         if (exitCode === undefined) child.kill('SIGKILL');
         await proxy.close();

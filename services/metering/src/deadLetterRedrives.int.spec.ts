@@ -1,6 +1,6 @@
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
 import { PassThrough, Transform } from 'node:stream';
-import { capturedLog, stackConfig, startKafkaProxy, startTcpProxy, uniqueName, waitFor, type KafkaProxy } from '@tally/test-support';
+import { capturedLog, stackConfig, startKafkaProxy, startTcpProxy, uniqueName, waitCuttingConnections, waitFor, type KafkaProxy } from '@tally/test-support';
 import { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import {
@@ -180,13 +180,9 @@ describe('dead-letter send-backs', () => {
 
   /** A run whose fetches `proxy` swallows, once it has ended, as `redrives` reads it. */
   const endedBehind = (proxy: KafkaProxy, redrives: DeadLetterRedrives, id: string) =>
-    waitFor(
+    waitCuttingConnections(
+      proxy,
       async () => {
-        // kafkajs disconnects a reader once its fetch is answered: cutting the connections
-        // answers the swallowed one with an error (and a reader not yet stopped fetches again,
-        // and waits again).
-        proxy.down();
-        proxy.resume();
         const run = await redrives.get(id);
         return run.status === 'running' ? undefined : run;
       },

@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { startTcpProxy, type TcpProxy } from './tcpProxy';
+import { waitFor, type NotYet, type WaitForOptions } from './waitFor';
 
 /**
  * Test-only: a TCP proxy in front of a single-node Kafka that clients use for every connection,
@@ -165,4 +166,20 @@ export async function startKafkaProxy(broker: string): Promise<KafkaProxy> {
     },
     swallowedCount: () => swallowedCount,
   };
+}
+
+/**
+ * Waits for `check` as waitFor does, cutting the proxy's connections before each look: a request
+ * the proxy swallowed (a fetch a run waits on) is answered only by a cut, and a client not yet
+ * done sends it again and waits again.
+ */
+export function waitCuttingConnections<T>(proxy: TcpProxy, check: () => T | NotYet | Promise<T | NotYet>, options: WaitForOptions): Promise<T> {
+  return waitFor(
+    () => {
+      proxy.down();
+      proxy.resume();
+      return check();
+    },
+    options,
+  );
 }

@@ -7,7 +7,7 @@ export interface WaitForOptions {
   readonly intervalMs?: number;
 }
 
-type NotYet = undefined | null | false;
+export type NotYet = undefined | null | false;
 
 /**
  * Polls `check` until it returns something other than undefined, null or false, and returns that.
