@@ -235,8 +235,9 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     const charges = items.filter(({ event }) => event.type === 'CreditConsumed').map(({ eventId }) => eventId);
     if (charges.length === 0) return new Map();
     const refundIds = new Map(charges.map((charge) => [ledgerEventId(commandIds.refund(balanceId, charge), 0), charge]));
+    // The store answers only ids asked for: each found refund has its charge in the map.
     const found = await eventStore.readEventsById([...refundIds.keys()]);
-    return new Map(found.flatMap((refund) => (refundIds.has(refund.id) ? [[refundIds.get(refund.id)!, refund.id] as const] : [])));
+    return new Map(found.map((refund) => [refundIds.get(refund.id)!, refund.id]));
   }
 
   function requestCommandId(balanceId: string, operation: string, options: RequestOptions | undefined): string {

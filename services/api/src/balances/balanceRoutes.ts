@@ -193,14 +193,15 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       },
     },
     async (request, reply) => {
-      const { entryId } = request.body;
+      // Event ids are stored in lower case; an id in capitals names the same entry.
+      const entryId = request.body.entryId.toLowerCase();
       const amount = request.body.credits === undefined ? undefined : parsePositiveCredits(request.body.credits);
       const reasonText = request.body.reason ?? null;
       // Hashed in normalised form, as the other writes: a retry that spells the amount differently is the same request.
-      const hash = requestHash({ entryId: entryId.toLowerCase(), credits: amount === undefined ? null : formatCredits(amount), reason: reasonText });
+      const hash = requestHash({ entryId, credits: amount === undefined ? null : formatCredits(amount), reason: reasonText });
       const { replayed, ...body } = await balances.refund(
         request.params.balanceId,
-        { entryId: entryId.toLowerCase(), ...(amount !== undefined ? { credits: amount } : {}), reason: reasonText },
+        { entryId, ...(amount !== undefined ? { credits: amount } : {}), reason: reasonText },
         { requestHash: hash, ...actorOption(request) },
       );
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
