@@ -3,3 +3,4 @@ export { registerCompressionCodecs, compressionType, COMPRESSION_NAMES, type Com
 export { undecodableBatchOf, type UndecodableBatch } from './undecodableBatch';
 export { kafkaConnectionConfig, type KafkaConnection } from './kafkaConnection';
 export { readTopicToEnds, type ReadTopicToEndsOptions } from './readTopicToEnds';
+export { readBatchAt, type ReadBatchAtOptions } from './readBatchAt';

@@ -1,4 +1,4 @@
-import { createKafka, kafkaConnectionConfig, undecodableBatchOf, type KafkaConnection, type UndecodableBatch } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, readBatchAt, undecodableBatchOf, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterMessage } from './deadLetterMessage';
 import { UndecodableBatchError } from './meteringErrors';
@@ -63,10 +63,9 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
       const watermarks = await admin.fetchTopicOffsets(topic);
       committed = watermarks.find((entry) => entry.partition === partition)?.low ?? '0';
     }
-    const readerGroup = `tally-skip-batch-${process.pid}-${Date.now()}`;
-    const batch = await readBatchAt(kafka, readerGroup, topic, partition, options.offset, options.timeoutMs ?? 30_000).finally(() =>
-      admin.deleteGroups([readerGroup]).catch(() => undefined),
-    );
+    // The batch at the offset, handed over whole as one stand-in message when it cannot be decoded.
+    const [first] = await readBatchAt({ kafka, topic, partition, offset: options.offset, purpose: 'tally-skip-batch', timeoutMs: options.timeoutMs ?? 30_000 });
+    const batch = first === undefined ? undefined : undecodableBatchOf(first);
     if (batch === undefined) {
       throw new SkipBatchRefusedError(`the batch at ${topic}/${partition} offset ${options.offset} decodes: restart the consumers instead of skipping usage`);
     }
@@ -118,46 +117,5 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
     };
   } finally {
     await admin.disconnect();
-  }
-}
-
-/**
- * The undecodable batch at `offset` of one partition, read by a consumer of its own (a fresh
- * group that commits nothing) seeking there; undefined when the records there decode.
- */
-async function readBatchAt(
-  kafka: ReturnType<typeof createKafka>,
-  groupId: string,
-  topic: string,
-  partition: number,
-  offset: string,
-  timeoutMs: number,
-): Promise<UndecodableBatch | undefined> {
-  const reader = kafka.consumer({ groupId, allowAutoTopicCreation: false });
-  await reader.connect();
-  try {
-    await reader.subscribe({ topic, fromBeginning: false });
-    let settle: (batch: UndecodableBatch | undefined) => void = () => undefined;
-    const found = new Promise<UndecodableBatch | undefined>((resolve) => (settle = resolve));
-    await reader.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        // Only the sought partition, from the sought offset on (the seek makes earlier fetches stale).
-        if (batch.partition !== partition || batch.messages.length === 0) return;
-        settle(undecodableBatchOf(batch.messages[0]!));
-      },
-    });
-    reader.seek({ topic, partition, offset });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no batch of ${topic}/${partition} at offset ${offset} within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([found, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  } finally {
-    await reader.disconnect();
   }
 }
