@@ -21,7 +21,7 @@ export {
 export type { UsageConsumerCounters } from './usageConsumerCounters';
 export type { PartitionGroupLag } from './consumerGroupLag';
 export type { SkipReason } from './priceUsageBatch';
-export { createUsageEventDecoder, type UsageEventDecoder, type UsageEventDecoderOptions } from './usageEventDecoder';
+export { createUsageEventDecoder, type UsageEventDecoder, type UsageEventDecoderOptions, type UsageRecord } from './usageEventDecoder';
 export { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 export * from './meteringErrors';
 export { type StalledPartition } from './stalledPartitions';
@@ -35,6 +35,7 @@ export { usageEventFromJson, cloudEventUsageId } from './cloudEventUsage';
 export { createUsagePublisher, UsagePublishError, type UsagePublisher, type UsagePublisherOptions, type UsageToPublish } from './usagePublisher';
 export * from './deadLetterRecord';
 export * from './deadLetterLog';
+export * from './deadLetterReader';
 export * from './deadLetterRecorder';
 export * from './deadLetterRedrives';
 export {

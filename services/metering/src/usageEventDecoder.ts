@@ -14,6 +14,19 @@ export interface UsageEventDecoder {
    * or SchemaRegistryUnavailableError (retriable: the same bytes decode once the registry is back).
    */
   decode(value: Buffer | null, headers?: IHeaders): Promise<UsageEvent>;
+  /**
+   * The record a value holds, as its producer wrote it, before any validation: Avro decoded with
+   * its writer's schema, or JSON parsed. For showing a dead letter; throws as `decode` does.
+   */
+  readRecord(value: Buffer): Promise<UsageRecord>;
+}
+
+/** A value's record, unvalidated: what an operator reads to see what a producer sent. */
+export interface UsageRecord {
+  readonly format: 'avro' | 'json';
+  /** The registry's id of the writer's schema (Avro only). */
+  readonly schemaId: number | null;
+  readonly record: unknown;
 }
 
 export interface UsageEventDecoderOptions {
@@ -96,37 +109,49 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
     }
   }
 
-  async function decodeRecord(value: Buffer): Promise<UsageEvent> {
-    if (value[0] === MAGIC_BYTE) {
-      if (value.length < HEADER_LENGTH) throw new UndecodableUsageEventError('Confluent-framed message shorter than its 5-byte header');
-      const schemaId = value.readInt32BE(1);
-      const schema = resolved.get(schemaId) ?? (await writerSchemaOf(schemaId));
-      const body = value.subarray(HEADER_LENGTH);
-      let record: unknown;
-      try {
-        // avsc trusts the item counts of arrays and maps; a body that declares more than its
-        // bytes can hold would keep it looping for hours and stall the partition.
-        if (isAvroType(schema)) assertAvroBlocksBounded(schema, body);
-        record = schema.fromBuffer(body);
-      } catch (error) {
-        throw new UndecodableUsageEventError(`Avro payload does not match schema ${schemaId}: ${reasonOf(error)}`, { cause: error });
-      }
-      // The writer's schema decodes the record, whatever version it is: a field added by a newer
-      // version is read and ignored, so producers may move on without a restart here.
-      return parseUsageEvent(record);
+  /** The schema id of a Confluent-framed value (magic byte 0 checked by the caller). */
+  function schemaIdOf(value: Buffer): number {
+    if (value.length < HEADER_LENGTH) throw new UndecodableUsageEventError('Confluent-framed message shorter than its 5-byte header');
+    return value.readInt32BE(1);
+  }
+
+  /** Synchronous once the schema is at hand: the consumer's path adds no promise per message. */
+  function avroRecordOf(schemaId: number, schema: Awaited<ReturnType<typeof writerSchemaOf>>, value: Buffer): unknown {
+    const body = value.subarray(HEADER_LENGTH);
+    try {
+      // avsc trusts the item counts of arrays and maps; a body that declares more than its
+      // bytes can hold would keep it looping for hours and stall the partition.
+      if (isAvroType(schema)) assertAvroBlocksBounded(schema, body);
+      return schema.fromBuffer(body) as unknown;
+    } catch (error) {
+      throw new UndecodableUsageEventError(`Avro payload does not match schema ${schemaId}: ${reasonOf(error)}`, { cause: error });
     }
-    if (value[0] === OPEN_BRACE) {
-      let record: unknown;
-      try {
-        record = JSON.parse(value.toString('utf8')) as unknown;
-      } catch (error) {
-        throw new UndecodableUsageEventError(`invalid JSON: ${reasonOf(error)}`, { cause: error });
-      }
-      return usageEventFromJson(record);
+  }
+
+  function jsonRecordOf(value: Buffer): unknown {
+    try {
+      return JSON.parse(value.toString('utf8')) as unknown;
+    } catch (error) {
+      throw new UndecodableUsageEventError(`invalid JSON: ${reasonOf(error)}`, { cause: error });
     }
-    throw new UndecodableUsageEventError(
+  }
+
+  function neitherFormat(value: Buffer): UndecodableUsageEventError {
+    return new UndecodableUsageEventError(
       `neither Confluent-framed Avro (magic byte 0) nor JSON (starting with "{"): first byte 0x${value[0]!.toString(16).padStart(2, '0')}`,
     );
+  }
+
+  async function decodeRecord(value: Buffer): Promise<UsageEvent> {
+    // The writer's schema decodes the record, whatever version it is: a field added by a newer
+    // version is read and ignored, so producers may move on without a restart here.
+    if (value[0] === MAGIC_BYTE) {
+      const schemaId = schemaIdOf(value);
+      const schema = resolved.get(schemaId) ?? (await writerSchemaOf(schemaId));
+      return parseUsageEvent(avroRecordOf(schemaId, schema, value));
+    }
+    if (value[0] === OPEN_BRACE) return usageEventFromJson(jsonRecordOf(value));
+    throw neitherFormat(value);
   }
 
   return {
@@ -135,6 +160,15 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
       if (cloudEvent !== undefined) return usageEventFromBinaryCloudEvent(cloudEvent, value ?? Buffer.alloc(0));
       if (value === null || value.length === 0) throw new UndecodableUsageEventError('empty message value');
       return decodeRecord(value);
+    },
+    async readRecord(value) {
+      if (value[0] === MAGIC_BYTE) {
+        const schemaId = schemaIdOf(value);
+        const schema = resolved.get(schemaId) ?? (await writerSchemaOf(schemaId));
+        return { format: 'avro', schemaId, record: avroRecordOf(schemaId, schema, value) };
+      }
+      if (value[0] === OPEN_BRACE) return { format: 'json', schemaId: null, record: jsonRecordOf(value) };
+      throw value.length === 0 ? new UndecodableUsageEventError('empty message value') : neitherFormat(value);
     },
   };
 }

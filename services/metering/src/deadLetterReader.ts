@@ -1,0 +1,145 @@
+import { TallyError } from '@tally/domain';
+import { createKafka, kafkaConnectionConfig, readBatchAt, type KafkaConnection } from '@tally/kafka';
+import { logLevel, type IHeaders } from 'kafkajs';
+import { deadLetterRecordOf, type DeadLetterRecord } from './deadLetterRecord';
+import { DeadLettersUnavailableError } from './meteringErrors';
+import type { UsageEventDecoder } from './usageEventDecoder';
+
+/** No letter at that partition and offset of the dead-letter topic: never written, or past its retention. */
+export class DeadLetterNotFoundError extends TallyError {
+  readonly code = 'dead_letter_not_found';
+  readonly retriable = false;
+}
+
+/** One header of a letter: as text when it is UTF-8, else base64. Kafka allows a name more than once. */
+export interface DeadLetterHeader {
+  readonly name: string;
+  readonly value: string;
+  readonly encoding: 'utf8' | 'base64';
+}
+
+/** A letter's value, whole as the topic holds it, and the record in it where one could be read. */
+export interface DeadLetterValue {
+  readonly bytes: number;
+  readonly base64: string;
+  /** `avro` (Confluent-framed, decoded with its writer's schema) or `json`; null when neither could be read. */
+  readonly format: 'avro' | 'json' | null;
+  readonly schemaId: number | null;
+  /** The record as the producer wrote it, before any validation (plain JSON: longs beyond 2^53 as strings). */
+  readonly record: unknown;
+  /** Why no record could be read now (the consumer's words, or that the registry did not answer); null when one was. */
+  readonly unreadable: string | null;
+}
+
+/** The whole of a dead letter, for an operator finding out what a producer sent. */
+export interface DeadLetter extends DeadLetterRecord {
+  /** When Kafka stored the letter (ISO-8601). */
+  readonly storedAt: string;
+  /** Every header, the dead-letter ones (`tally.dlq.*`, `tally.source.*`) and the producer's, in order. */
+  readonly headers: readonly DeadLetterHeader[];
+  readonly value: DeadLetterValue | null;
+}
+
+export interface DeadLetterReader {
+  /** The letter at that place of the dead-letter topic; DeadLetterNotFoundError when there is none, DeadLettersUnavailableError when Kafka does not answer. */
+  read(partition: number, offset: string): Promise<DeadLetter>;
+}
+
+export interface DeadLetterReaderOptions {
+  readonly kafka: KafkaConnection;
+  readonly dlqTopic: string;
+  /** Reads the record in a letter's value, with the consumer's own registry client and checks. */
+  readonly decoder: Pick<UsageEventDecoder, 'readRecord'>;
+  /** How long a read may wait for Kafka; default 15 s. */
+  readonly timeoutMs?: number;
+}
+
+function headersOf(headers: IHeaders | undefined): DeadLetterHeader[] {
+  const list: DeadLetterHeader[] = [];
+  for (const [name, raw] of Object.entries(headers ?? {})) {
+    for (const value of Array.isArray(raw) ? raw : [raw]) {
+      if (value === undefined) continue;
+      const bytes = Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
+      // Text only when it round-trips: a binary header is shown whole, not with U+FFFD in it.
+      const text = bytes.toString('utf8');
+      list.push(Buffer.from(text, 'utf8').equals(bytes) ? { name, value: text, encoding: 'utf8' } : { name, value: bytes.toString('base64'), encoding: 'base64' });
+    }
+  }
+  return list;
+}
+
+/** A broker's timestamp is milliseconds as text; a client's own can be anything, and then reads as the epoch. */
+function storedAtOf(timestamp: string): string {
+  const at = new Date(Number(timestamp));
+  return Number.isNaN(at.getTime()) ? new Date(0).toISOString() : at.toISOString();
+}
+
+/** Plain JSON of a decoded record: avsc gives bigints for longs it cannot hold exactly, and Buffers for bytes. */
+function plain(record: unknown): unknown {
+  return JSON.parse(JSON.stringify(record, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value))) as unknown;
+}
+
+async function valueOf(value: Buffer, decoder: DeadLetterReaderOptions['decoder']): Promise<DeadLetterValue> {
+  const whole = { bytes: value.length, base64: value.toString('base64') };
+  try {
+    const { format, schemaId, record } = await decoder.readRecord(value);
+    return { ...whole, format, schemaId, record: plain(record), unreadable: null };
+  } catch (error) {
+    // A registry that does not answer still leaves the letter worth showing: its message says so.
+    return { ...whole, format: null, schemaId: null, record: null, unreadable: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * Reads one dead letter whole from the dead-letter topic, by where it sits there (the list's
+ * `partition` and `offset`): the log the API keeps holds a preview only. Each read is a consumer
+ * group of its own that commits nothing (`readBatchAt`), so it moves nobody's offsets, and costs a
+ * group join: for an operator's one letter at a time, not for listing.
+ */
+export function createDeadLetterReader(options: DeadLetterReaderOptions): DeadLetterReader {
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new Error('timeoutMs must be a positive integer');
+  // Few retries: an operator waiting on a page is better told within seconds that Kafka does not
+  // answer (503, and the page says so) than held for kafkajs's default half a minute.
+  const kafka = createKafka({ ...kafkaConnectionConfig(options.kafka), logLevel: logLevel.NOTHING, retry: { retries: 2 } });
+  const topic = options.dlqTopic;
+  const notFound = (partition: number, offset: string, why: string) => new DeadLetterNotFoundError(`no dead letter at partition ${partition}, offset ${offset} of ${topic}: ${why}`);
+
+  async function watermarksOf(partition: number): Promise<{ low: bigint; high: bigint } | undefined> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const found = (await admin.fetchTopicOffsets(topic)).find((entry) => entry.partition === partition);
+      return found === undefined ? undefined : { low: BigInt(found.low), high: BigInt(found.high) };
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  return {
+    async read(partition, offset) {
+      try {
+        const marks = await watermarksOf(partition);
+        if (marks === undefined) throw notFound(partition, offset, 'the topic has no such partition');
+        const at = BigInt(offset);
+        // Checked first: a read past the end would wait for a letter that may never come.
+        if (at >= marks.high) throw notFound(partition, offset, `the partition ends before it (next offset ${marks.high})`);
+        if (at < marks.low) throw notFound(partition, offset, `the partition's retention has deleted it (earliest offset ${marks.low})`);
+        const batch = await readBatchAt({ kafka, topic, partition, offset, purpose: 'tally-dead-letter-read', timeoutMs });
+        // kafkajs hands over the batch from the offset on; another first offset means nothing is
+        // stored there (a transaction's marker, or a record compacted away).
+        const message = batch.find((candidate) => candidate.offset === offset);
+        if (message === undefined) throw notFound(partition, offset, 'the offset holds no message');
+        return {
+          ...deadLetterRecordOf(partition, message),
+          storedAt: storedAtOf(message.timestamp),
+          headers: headersOf(message.headers),
+          value: message.value === null ? null : await valueOf(message.value, options.decoder),
+        };
+      } catch (error) {
+        if (error instanceof TallyError) throw error;
+        throw new DeadLettersUnavailableError(`the dead-letter topic could not be read: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+    },
+  };
+}
