@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPostgresConsumptionStore, createPostgresCustomerDirectory, createPurchaseService } from '@tally/ledger';
-import { createDeadLetterLog, createDeadLetterRedrives } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterReader, createDeadLetterRedrives, createUsageEventDecoder } from '@tally/metering';
 import { createBalanceReadModel, createRedisClient } from '@tally/projections';
 import { createPostgresPlanStore, createPostgresSubscriptionStore, createSubscriptionService } from '@tally/subscriptions';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
@@ -105,6 +105,11 @@ describe('the API under hostile clients', () => {
         deadLetters: createDeadLetterLog({ redis, keyPrefix }),
         pool: db.pool,
         logger,
+      }),
+      deadLetterReader: createDeadLetterReader({
+        kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('hardening-letters') },
+        dlqTopic: uniqueName('hardening_dlq'),
+        decoder: createUsageEventDecoder({ registryUrl: stackConfig.schemaRegistryUrl }),
       }),
       subscriptions: createSubscriptionService({
         plans: createPostgresPlanStore({ pool: db.pool, logger }),

@@ -6,7 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { CatalogStore } from '@tally/catalog';
 import type { BalanceRegistry, ConsumptionStore, CustomerDirectory, LedgerService, PurchaseService } from '@tally/ledger';
-import type { DeadLetterLog, DeadLetterRedrives, UsagePublisher } from '@tally/metering';
+import type { DeadLetterLog, DeadLetterReader, DeadLetterRedrives, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
 import type { WebhookEndpointService } from '@tally/webhooks';
@@ -84,6 +84,8 @@ export interface ApiDeps {
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** Sending dead letters back (POST /v1/dead-letters/redrives); only with `deadLetters`. */
   readonly redrives?: Omit<DeadLetterRedrives, 'stop' | 'counters'>;
+  /** One dead letter whole from the dead-letter topic (GET /v1/dead-letters/{partition}/{offset}); only with `deadLetters`. */
+  readonly deadLetterReader?: DeadLetterReader;
   /** The console and the portal: their sessions, portal links and pages; served when given. */
   readonly web?: WebOptions;
   /** Webhook endpoints (@tally/webhooks): their routes are served when it is given. */
@@ -380,7 +382,13 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, publicUrl: web?.publicUrl });
-      if (deps.deadLetters !== undefined) await v1.register(deadLetterRoutes, { deadLetters: deps.deadLetters, ...(deps.redrives !== undefined ? { redrives: deps.redrives } : {}) });
+      if (deps.deadLetters !== undefined) {
+        await v1.register(deadLetterRoutes, {
+          deadLetters: deps.deadLetters,
+          ...(deps.redrives !== undefined ? { redrives: deps.redrives } : {}),
+          ...(deps.deadLetterReader !== undefined ? { letters: deps.deadLetterReader } : {}),
+        });
+      }
       await v1.register(holdRoutes, { holds: createHoldService({ ledger: deps.ledger, balances }) });
       await v1.register(entitlementRoutes, {
         entitlements: createEntitlementService({ readModel, eventStore: deps.eventStore, balances, consistency }),

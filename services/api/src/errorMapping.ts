@@ -59,10 +59,12 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   webhook_endpoint_not_found: 404,
   webhook_delivery_not_found: 404,
   webhook_url_refused: 422,
-  // Sending dead letters back (@tally/metering): one run at a time.
+  // Dead letters (@tally/metering): sending them back, one run at a time.
   redrive_running: 409,
   redrive_not_found: 404,
   redrive_not_running: 409,
+  // Reading one dead letter whole: none at that place of the topic.
+  dead_letter_not_found: 404,
   // The API's own refusals (apiErrors.ts).
   unauthorized: 401,
   insufficient_scope: 403,

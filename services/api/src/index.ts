@@ -4,7 +4,7 @@ export { keyIdOf } from './bearerAuth';
 export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } from './accessGuard';
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
-export type { DeadLetterView, RedriveView } from './operations/deadLetterRoutes';
+export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operations/deadLetterRoutes';
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';
 export type { HealthCheck } from './operations/healthRoutes';

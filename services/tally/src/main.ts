@@ -24,9 +24,11 @@ import {
   CONSUMER_MAX_SEMI_SPACE_MIB,
   CONSUMER_NODE_OPTIONS,
   createDeadLetterLog,
+  createDeadLetterReader,
   createDeadLetterRedrives,
   createDeadLetterRecorder,
   createUsageConsumer,
+  createUsageEventDecoder,
   createUsagePublisher,
   type StalledPartition,
 } from '@tally/metering';
@@ -343,6 +345,12 @@ async function main(): Promise<void> {
       clock,
     });
     parts.add('dead-letter-redrives', () => redrives.stop());
+    // The Dead letters page's letter whole: read from the topic, its record with the consumer's decoder.
+    const deadLetterReader = createDeadLetterReader({
+      kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-dead-letter-read`, ...connections.kafka },
+      dlqTopic: config.topics.deadLetter,
+      decoder: createUsageEventDecoder({ registryUrl: config.registryUrl, ...(connections.registryAuth !== undefined ? { auth: connections.registryAuth } : {}) }),
+    });
     // Running totals read at scrape time, as the consumer's: the send-backs own their counts.
     metrics.gauge({
       name: 'tally_dead_letters_sent_back_total',
@@ -397,6 +405,7 @@ async function main(): Promise<void> {
       consumption: createPostgresConsumptionStore({ pool }),
       deadLetters,
       redrives,
+      deadLetterReader,
       web: {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
         sessionTtlMs: config.web.sessionTtlMs,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
-import { createDeadLetterLog, createDeadLetterRedrives, DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterReader, createDeadLetterRedrives, createUsageEventDecoder, DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME } from '@tally/metering';
 import { createMetricsRegistry } from '@tally/metrics';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
 import { createBalanceReadModel, createRedisClient } from '@tally/projections';
@@ -46,8 +46,8 @@ describe('/v1/dead-letters/redrives', () => {
     app = await appOn(redis);
   });
 
-  /** The API with its dead letters and send-backs in `client`'s Redis, under `prefix`. */
-  async function appOn(client: Redis, prefix = keyPrefix): Promise<FastifyInstance> {
+  /** The API with its dead letters and send-backs in `client`'s Redis, under `prefix`, its letters on `dlq`. */
+  async function appOn(client: Redis, prefix = keyPrefix, dlq = dlqTopic): Promise<FastifyInstance> {
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
@@ -66,13 +66,18 @@ describe('/v1/dead-letters/redrives', () => {
       deadLetters,
       redrives: createDeadLetterRedrives({
         kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-routes') },
-        dlqTopic,
+        dlqTopic: dlq,
         usageTopic,
         redis: client,
         keyPrefix: prefix,
         deadLetters,
         pool: db.pool,
         logger,
+      }),
+      deadLetterReader: createDeadLetterReader({
+        kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('dead-letter-read') },
+        dlqTopic: dlq,
+        decoder: createUsageEventDecoder({ registryUrl: stackConfig.schemaRegistryUrl }),
       }),
     });
   }
@@ -151,6 +156,75 @@ describe('/v1/dead-letters/redrives', () => {
       }
     } finally {
       await filtering.close();
+    }
+  });
+
+  it('reads one letter whole from the dead-letter topic; 404 where there is none, 400 for what is not a place', async () => {
+    // A topic of its own: the send-back tests count the letters on theirs.
+    const topic = await createTestTopic(kafkaAdmin, { prefix: 'letters_dlq' });
+    const reading = await appOn(redis, `${keyPrefix}_letters`, topic);
+    // A producer of its own too: kafkajs's refreshes the metadata of every topic it sent to, and
+    // the shared one would fail on this topic once it is deleted.
+    const letterProducer = createTestKafka('letters-test').producer();
+    await letterProducer.connect();
+    try {
+      const at = '2026-03-01T12:00:00.000Z';
+      const value = '{"id":"u1","customerId":"dave","event":"api_call","timestamp":1772366400000,"properties":{"tokens":12}}';
+      await letterProducer.send({
+        topic,
+        messages: [
+          { key: 'dave', value: 'first', headers: { [DEAD_LETTER_HEADERS.errorCode]: 'invalid_usage_event' } },
+          {
+            key: 'dave',
+            value,
+            headers: { traceparent: 't1', [DEAD_LETTER_HEADERS.errorCode]: 'balance_not_opened', [DEAD_LETTER_HEADERS.reason]: 'no balance', [DEAD_LETTER_HEADERS.sourceTopic]: usageTopic, [DEAD_LETTER_HEADERS.sourceOffset]: '41', [DEAD_LETTER_HEADERS.at]: at },
+          },
+        ],
+      });
+      const read = await reading.inject({ method: 'GET', url: '/v1/dead-letters/0/1', headers: admin });
+      expect(read.statusCode).toBe(200);
+      expect(read.json()).toEqual({
+        partition: 0,
+        offset: '1',
+        deadLetteredAt: at,
+        errorCode: 'balance_not_opened',
+        reason: 'no balance',
+        causeCode: null,
+        sourceTopic: usageTopic,
+        sourcePartition: null,
+        sourceOffset: '41',
+        key: 'dave',
+        valuePreview: value,
+        storedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        headers: [
+          { name: 'traceparent', value: 't1', encoding: 'utf8' },
+          { name: DEAD_LETTER_HEADERS.errorCode, value: 'balance_not_opened', encoding: 'utf8' },
+          { name: DEAD_LETTER_HEADERS.reason, value: 'no balance', encoding: 'utf8' },
+          { name: DEAD_LETTER_HEADERS.sourceTopic, value: usageTopic, encoding: 'utf8' },
+          { name: DEAD_LETTER_HEADERS.sourceOffset, value: '41', encoding: 'utf8' },
+          { name: DEAD_LETTER_HEADERS.at, value: at, encoding: 'utf8' },
+        ],
+        value: {
+          bytes: Buffer.byteLength(value),
+          base64: Buffer.from(value).toString('base64'),
+          format: 'json',
+          schemaId: null,
+          record: JSON.parse(value),
+          unreadable: null,
+        },
+      });
+      // Past the end, and not a place at all; and only for admin keys.
+      const missing = await reading.inject({ method: 'GET', url: '/v1/dead-letters/0/2', headers: admin });
+      expect([missing.statusCode, missing.json().error, missing.json().message]).toEqual([404, 'dead_letter_not_found', `no dead letter at partition 0, offset 2 of ${topic}: the partition ends before it (next offset 2)`]);
+      for (const url of ['/v1/dead-letters/0/-1', '/v1/dead-letters/0/01', '/v1/dead-letters/x/0', '/v1/dead-letters/0/99999999999999999999']) {
+        const refused = await reading.inject({ method: 'GET', url, headers: admin });
+        expect({ url, status: refused.statusCode }).toEqual({ url, status: 400 });
+      }
+      expect((await reading.inject({ method: 'GET', url: '/v1/dead-letters/0/1', headers: { authorization: `Bearer ${WRITER}` } })).statusCode).toBe(403);
+    } finally {
+      await reading.close();
+      await letterProducer.disconnect();
+      await deleteTopics(kafkaAdmin, [topic]).catch(() => undefined);
     }
   });
 

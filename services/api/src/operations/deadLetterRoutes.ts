@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
-import type { DeadLetterLog, DeadLetterRedrives } from '@tally/metering';
+import type { DeadLetterLog, DeadLetterReader, DeadLetterRedrives } from '@tally/metering';
 import { actingKeyOf } from '../accessGuard';
 import { actingKey, errorResponses, IDENTIFIER_PATTERN, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
 import { pageSize } from '../pagination';
@@ -10,11 +10,14 @@ interface DeadLetterRoutesOptions {
   readonly deadLetters: Pick<DeadLetterLog, 'recent'>;
   /** Sending letters back from the API; without it the routes are not there (`tally redrive` still is). */
   readonly redrives?: Omit<DeadLetterRedrives, 'stop' | 'counters'>;
+  /** Reading one letter whole from the dead-letter topic; without it that route is not there. */
+  readonly letters?: DeadLetterReader;
 }
 
 const nullableInteger = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
 
-const DeadLetterSchema = Type.Object({
+/** What the list and the whole letter both say: the dead-letter headers, read into fields. */
+const deadLetterFields = {
   partition: Type.Integer({ description: 'Partition of the dead-letter topic.' }),
   offset: Type.String({ description: 'Offset on the dead-letter topic, where the whole letter is.' }),
   deadLetteredAt: Type.String({ format: 'date-time' }),
@@ -26,14 +29,50 @@ const DeadLetterSchema = Type.Object({
   sourceOffset: nullableString(),
   key: nullableString({ description: 'The message key (the customer id, as producers set it).' }),
   valuePreview: nullableString({ description: 'The start of the value as text.' }),
+};
+
+const DeadLetterSchema = Type.Object({
+  ...deadLetterFields,
   sentBackAt: nullableString({
     format: 'date-time',
     description: 'When a send-back (POST /v1/dead-letters/redrives, tally redrive) last sent it to the usage topic; null if none has (the newest 10,000 marks are kept). It stays listed: the letter stays on the dead-letter topic.',
   }),
 });
 
+const WholeDeadLetterSchema = Type.Object({
+  ...deadLetterFields,
+  storedAt: Type.String({ format: 'date-time', description: 'When Kafka stored the letter.' }),
+  headers: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      value: Type.String(),
+      encoding: stringEnum(['utf8', 'base64'] as const, { description: 'base64 when the value is not UTF-8 text.' }),
+    }),
+    { description: "Every header in order: the dead letter's own (tally.dlq.*, tally.source.*) and the producer's. A name may occur more than once." },
+  ),
+  value: Type.Union(
+    [
+      Type.Object({
+        bytes: Type.Integer({ minimum: 0 }),
+        base64: Type.String({ description: 'The value whole, as the topic holds it (cut at 256 KiB when the letter was written; tally.dlq.value-truncated-from says so).' }),
+        format: Type.Union([stringEnum(['avro', 'json'] as const), Type.Null()], {
+          description: 'avro: Confluent-framed, decoded with its writer\'s schema from the registry; json: parsed; null: neither could be read (see unreadable).',
+        }),
+        schemaId: nullableInteger,
+        record: Type.Unknown({ description: 'The record as the producer wrote it, before any validation; null when unreadable.' }),
+        unreadable: nullableString({ description: 'Why no record could be read from the value, read again now.' }),
+      }),
+      Type.Null(),
+    ],
+    { description: 'null for a letter without a value.' },
+  ),
+});
+
 /** A dead letter as GET /v1/dead-letters answers it. */
 export type DeadLetterView = Static<typeof DeadLetterSchema>;
+
+/** A dead letter whole, as GET /v1/dead-letters/{partition}/{offset} answers it. */
+export type WholeDeadLetterView = Static<typeof WholeDeadLetterSchema>;
 
 const count = (description: string) => Type.Integer({ minimum: 0, description });
 
@@ -93,7 +132,7 @@ const RedriveRequestSchema = Type.Object(
 );
 
 /** What could not be metered lately: an operator sees a broken producer without reading Kafka. */
-export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions> = async (app, { deadLetters, redrives }) => {
+export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions> = async (app, { deadLetters, redrives, letters }) => {
   app.get(
     '/dead-letters',
     {
@@ -117,6 +156,30 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
     },
     async (request) => ({ items: await deadLetters.recent(pageSize(request.query), { errorCode: request.query.errorCode, key: request.query.key }) }),
   );
+
+  if (letters !== undefined) {
+    app.get(
+      '/dead-letters/:partition/:offset',
+      {
+        config: { scope: 'admin' },
+        schema: {
+          tags: ['operations'],
+          summary: 'One dead letter, whole',
+          description:
+            "Read from the dead-letter topic at the list's `partition` and `offset`: every header, and the value whole (base64), with the record in it decoded where it can be (Avro with its writer's schema from the registry, or JSON), else why not. Each read joins the topic as a consumer of its own, which commits nothing: about a second. 404 dead_letter_not_found when nothing is there (never written, or past the topic's retention); 503 dead_letters_unavailable when Kafka does not answer.",
+          params: params({
+            partition: Type.String({ pattern: '^(0|[1-9][0-9]{0,8})$', description: 'Partition of the dead-letter topic.' }),
+            offset: Type.String({ pattern: '^(0|[1-9][0-9]{0,17})$', description: 'Offset on the dead-letter topic.' }),
+          }),
+          response: { 200: WholeDeadLetterSchema, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const letter = await letters.read(Number(request.params.partition), request.params.offset);
+        return { ...letter, headers: [...letter.headers] };
+      },
+    );
+  }
 
   if (redrives === undefined) return;
   const redriveTags = ['operations'];
