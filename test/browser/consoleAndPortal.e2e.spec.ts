@@ -396,7 +396,30 @@ describe('the console and the portal in Chromium', () => {
     await filters.getByLabel('Error code').selectOption('');
     await filters.getByLabel('Key (customer)').fill('');
     await filters.getByRole('button', { name: 'Show' }).click();
+    // A producer's record refused for what it says (no event name): read whole from the topic.
+    const refused = { id: `refused-${customerId}`, customerId, event: '', timestamp: '2026-03-01T12:00:00Z', properties: { region: 'eu-west' } };
+    await stack.producer.send({ topic: stack.usageTopic, messages: [{ key: customerId, value: JSON.stringify(refused), headers: { traceparent: 'trace-refused' } }] });
+    const refusedRow = letters.locator('tbody tr', { hasText: refused.id });
+    await waitFor(async () => (await refusedRow.count()) === 1, { description: 'the refused record listed', timeoutMs: 30_000 });
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png'), fullPage: true });
+    // By keyboard: the row's link, named for where the letter sits, opens the letter's page.
+    const show = refusedRow.getByRole('link', { name: /^Show the whole letter \d+@\d+$/ });
+    const where = (await show.getAttribute('aria-label'))!.replace('Show the whole letter ', '');
+    await show.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: `Dead letter ${where}` }).waitFor();
+    const why = page.getByRole('table', { name: 'Why it was not metered' });
+    await untilText(why, (text) => text.includes('invalid_usage_event') && text.includes(customerId), 'why the letter was not metered');
+    expect(JSON.parse((await page.getByLabel('Record', { exact: true }).textContent()) ?? '')).toEqual(refused);
+    const headerRows = await page.getByRole('table', { name: 'Headers' }).locator('tbody tr').allTextContents();
+    expect(headerRows).toEqual(expect.arrayContaining(['traceparenttrace-refused', 'tally.dlq.error-codeinvalid_usage_event']));
+    // The bytes whole, behind a disclosure a keyboard opens.
+    await page.getByText('The value as base64').focus();
+    await page.keyboard.press('Enter');
+    expect(Buffer.from((await page.getByLabel('Value as base64').textContent()) ?? '', 'base64').toString('utf8')).toBe(JSON.stringify(refused));
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letter.png'), fullPage: true });
+    await page.getByRole('link', { name: 'All dead letters' }).click();
+    await letters.waitFor();
     expect(complaints).toEqual([]);
     await consoleContext.close();
   });

@@ -6,6 +6,7 @@ import { ErrorMessage, Field } from '../shared/ui';
 import { CatalogPage } from './CatalogPage';
 import { CustomerPage } from './CustomerPage';
 import { CustomersPage } from './CustomersPage';
+import { DeadLetterPage } from './DeadLetterPage';
 import { DeadLettersPage } from './DeadLettersPage';
 import { PlansPage } from './PlansPage';
 import { ProductForm } from './ProductForm';
@@ -97,7 +98,7 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
   { label: 'Catalog', route: { screen: 'catalog' }, matches: ['catalog', 'product'] },
   { label: 'Plans', route: { screen: 'plans' }, matches: ['plans'] },
   { label: 'Webhooks', route: { screen: 'webhooks' }, matches: ['webhooks'] },
-  { label: 'Dead letters', route: { screen: 'dead-letters' }, matches: ['dead-letters'] },
+  { label: 'Dead letters', route: { screen: 'dead-letters' }, matches: ['dead-letters', 'dead-letter'] },
 ];
 
 function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSession; onSignOut: () => Promise<void> }) {
@@ -130,6 +131,7 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
         {route.screen === 'plans' && <PlansPage api={api} />}
         {route.screen === 'webhooks' && <WebhooksPage api={api} />}
         {route.screen === 'dead-letters' && <DeadLettersPage api={api} />}
+        {route.screen === 'dead-letter' && <DeadLetterPage api={api} partition={route.partition} offset={route.offset} key={`${route.partition}:${route.offset}`} />}
       </main>
     </>
   );

@@ -3,6 +3,7 @@ import { errorMessage, fieldErrors, type ApiClient } from '../shared/apiClient';
 import type { DeadLetter, Redrive } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
 import { ConfirmDialog, ErrorMessage, Field, SelectField, usePolling } from '../shared/ui';
+import { href } from './router';
 
 const REFRESH_MS = 5000;
 /** While a send-back runs, its counts are read this often. */
@@ -269,8 +270,8 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
     <section>
       <h1>Dead letters</h1>
       <p>
-        Usage events that could not be metered. The whole message stays on the dead-letter topic, and on its source topic at the partition and offset shown under From;
-        one sent back stays listed, with when under Sent back.
+        Usage events that could not be metered. The whole message stays on the dead-letter topic (Show reads it from there), and on its source topic at the partition
+        and offset shown under From; one sent back stays listed, with when under Sent back.
       </p>
       <FilterForm codes={codes} onShow={setFilter} />
       <ErrorMessage message={error} />
@@ -286,12 +287,13 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
               <th scope="col">From</th>
               <th scope="col">Value starts with</th>
               <th scope="col">Sent back</th>
+              <th scope="col">Whole letter</th>
             </tr>
           </thead>
           <tbody>
             {letters?.length === 0 && (
               <tr>
-                <td colSpan={7}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
+                <td colSpan={8}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
               </tr>
             )}
             {letters?.map((letter) => (
@@ -305,6 +307,11 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
                   <code>{letter.valuePreview ?? ''}</code>
                 </td>
                 <td>{letter.sentBackAt === null ? '' : formatTime(letter.sentBackAt)}</td>
+                <td>
+                  <a href={href({ screen: 'dead-letter', partition: letter.partition, offset: letter.offset })} aria-label={`Show the whole letter ${letter.partition}@${letter.offset}`}>
+                    Show
+                  </a>
+                </td>
               </tr>
             ))}
           </tbody>

@@ -8,7 +8,8 @@ export type Route =
   | { readonly screen: 'customer'; readonly customerId: string }
   | { readonly screen: 'plans' }
   | { readonly screen: 'webhooks' }
-  | { readonly screen: 'dead-letters' };
+  | { readonly screen: 'dead-letters' }
+  | { readonly screen: 'dead-letter'; readonly partition: number; readonly offset: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((part) => decodeURIComponent(part));
@@ -23,6 +24,8 @@ export function parseRoute(hash: string): Route {
     case 'webhooks':
       return { screen: 'webhooks' };
     case 'dead-letters':
+      // A letter by where it sits on the dead-letter topic; anything else is the list.
+      if (/^[0-9]{1,9}$/.test(parts[1] ?? '') && /^[0-9]{1,18}$/.test(parts[2] ?? '')) return { screen: 'dead-letter', partition: Number(parts[1]), offset: parts[2]! };
       return { screen: 'dead-letters' };
     default:
       return { screen: 'customers' };
@@ -45,6 +48,8 @@ export function href(route: Route): string {
       return '#/webhooks';
     case 'dead-letters':
       return '#/dead-letters';
+    case 'dead-letter':
+      return `#/dead-letters/${route.partition}/${encodeURIComponent(route.offset)}`;
   }
 }
 

@@ -1,4 +1,13 @@
-import type { BalanceView, DeadLetterView, LedgerEntryView, RedriveView, WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from '@tally/api';
+import type {
+  BalanceView,
+  DeadLetterView,
+  LedgerEntryView,
+  RedriveView,
+  WebhookDeliveryView,
+  WebhookEndpointView,
+  WebhookTestResultView,
+  WholeDeadLetterView,
+} from '@tally/api';
 
 export type { WebhookEventType } from '@tally/api';
 
@@ -50,6 +59,7 @@ export interface CreditProduct {
 export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
 export type DeadLetter = DeadLetterView;
+export type WholeDeadLetter = WholeDeadLetterView;
 export type Redrive = RedriveView;
 export type WebhookEndpoint = WebhookEndpointView;
 export type WebhookDelivery = WebhookDeliveryView;

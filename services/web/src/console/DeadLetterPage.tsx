@@ -1,0 +1,140 @@
+import { useEffect, useState } from 'preact/hooks';
+import { errorMessage, type ApiClient } from '../shared/apiClient';
+import type { WholeDeadLetter } from '../shared/apiTypes';
+import { formatTime } from '../shared/format';
+import { ErrorMessage } from '../shared/ui';
+import { href } from './router';
+
+type LetterValue = NonNullable<WholeDeadLetter['value']>;
+
+function formatText(value: LetterValue): string {
+  const size = `${value.bytes} bytes`;
+  if (value.format === 'avro') return `${size}, Avro (schema id ${value.schemaId ?? '?'}), decoded with its writer's schema`;
+  if (value.format === 'json') return `${size}, JSON`;
+  return size;
+}
+
+/** What the producer sent: the record read from the value where it could be, and the bytes whole. */
+function LetterValueSection({ value }: { value: WholeDeadLetter['value'] }) {
+  return (
+    <>
+      <h2>What the producer sent</h2>
+      {value === null ? (
+        <p>No value.</p>
+      ) : (
+        <>
+          <p>{formatText(value)}</p>
+          {value.unreadable === null ? (
+            // Focusable: a long record scrolls, and a keyboard has to reach it to scroll it.
+            <pre class="letter-record" tabIndex={0} aria-label="Record">
+              {JSON.stringify(value.record, null, 2)}
+            </pre>
+          ) : (
+            <p role="note">No record could be read from it: {value.unreadable}</p>
+          )}
+          <details>
+            <summary>The value as base64</summary>
+            <pre class="letter-record" tabIndex={0} aria-label="Value as base64">
+              {value.base64}
+            </pre>
+          </details>
+        </>
+      )}
+    </>
+  );
+}
+
+/**
+ * One dead letter whole, read from the dead-letter topic by where it sits there: why it was not
+ * metered, every header and what the producer sent. Read once: a letter never changes.
+ */
+export function DeadLetterPage({ api, partition, offset }: { api: ApiClient; partition: number; offset: string }) {
+  const [letter, setLetter] = useState<WholeDeadLetter>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    api.get<WholeDeadLetter>(`/dead-letters/${partition}/${encodeURIComponent(offset)}`).then(setLetter, (failure: unknown) => setError(errorMessage(failure)));
+  }, [api, partition, offset]);
+  return (
+    <section>
+      <div class="title-row">
+        <h1>
+          Dead letter {partition}@{offset}
+        </h1>
+        <a href={href({ screen: 'dead-letters' })}>All dead letters</a>
+      </div>
+      <ErrorMessage message={error} />
+      {letter === undefined && error === undefined && <p role="status">Reading the letter from the dead-letter topic…</p>}
+      {letter !== undefined && (
+        <>
+          <div class="table-scroll">
+            <table>
+              <caption>Why it was not metered</caption>
+              <tbody>
+                <tr>
+                  <th scope="row">Error</th>
+                  <td>{letter.errorCode ?? ''}</td>
+                </tr>
+                <tr>
+                  <th scope="row">Reason</th>
+                  <td>{letter.reason ?? ''}</td>
+                </tr>
+                {letter.causeCode !== null && (
+                  <tr>
+                    <th scope="row">Cause code</th>
+                    <td>{letter.causeCode}</td>
+                  </tr>
+                )}
+                <tr>
+                  <th scope="row">Dead-lettered</th>
+                  <td>{formatTime(letter.deadLetteredAt)}</td>
+                </tr>
+                <tr>
+                  <th scope="row">Key (customer)</th>
+                  <td>{letter.key ?? ''}</td>
+                </tr>
+                <tr>
+                  <th scope="row">From</th>
+                  <td>{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
+                </tr>
+                <tr>
+                  <th scope="row">Stored on the dead-letter topic</th>
+                  <td>{formatTime(letter.storedAt)}</td>
+                </tr>
+              </tbody>
+            </table>
+          </div>
+          <LetterValueSection value={letter.value} />
+          <div class="table-scroll">
+            <table>
+              <caption>Headers</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Value</th>
+                </tr>
+              </thead>
+              <tbody>
+                {letter.headers.length === 0 && (
+                  <tr>
+                    <td colSpan={2}>None.</td>
+                  </tr>
+                )}
+                {letter.headers.map((header, index) => (
+                  <tr key={index}>
+                    <td>
+                      <code>{header.name}</code>
+                    </td>
+                    <td>
+                      <code>{header.value}</code>
+                      {header.encoding === 'base64' && ' (base64: not UTF-8 text)'}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
