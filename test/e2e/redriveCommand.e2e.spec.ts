@@ -16,8 +16,8 @@ const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cl
 const FETCH = 1;
 const operator = { keyId: 'a1b2c3d4e5f6', keyName: 'operator' };
 
-/** `tally redrive` as an operator runs it: the built command, its arguments, its words and exit code. */
-describe('tally redrive', () => {
+/** `tally redrive` and `tally dead-letter` as an operator runs them: the built command, its arguments, its words and exit code. */
+describe('tally redrive and tally dead-letter', () => {
   let kafka: Kafka;
   let admin: Admin;
   let producer: Producer;
@@ -67,6 +67,23 @@ describe('tally redrive', () => {
   }
 
   const usageEnd = async () => (await admin.fetchTopicOffsets(usageTopic))[0]!.high;
+
+  it('prints one letter whole with tally dead-letter, and says so where there is none', async () => {
+    const read = await tally('dead-letter', '--partition', '0', '--offset', '1');
+    expect(read.code).toBe(0);
+    expect(JSON.parse(read.stdout)).toMatchObject({
+      partition: 0,
+      offset: '1',
+      errorCode: 'undecodable_usage_event',
+      key: 'erin',
+      headers: expect.arrayContaining([{ name: DEAD_LETTER_HEADERS.errorCode, value: 'undecodable_usage_event', encoding: 'utf8' }]),
+      value: { format: 'json', record: { id: 'erin-1' }, base64: Buffer.from('{"id":"erin-1"}').toString('base64'), unreadable: null },
+    });
+    const missing = await tally('dead-letter', '--partition', '0', '--offset', '999999');
+    expect([missing.code, missing.stderr.trim()]).toEqual([1, `tally: no dead letter at partition 0, offset 999999 of ${dlqTopic}: the partition ends before it (next offset 2)`]);
+    const malformed = await tally('dead-letter', '--partition', '0', '--offset', 'last');
+    expect([malformed.code, malformed.stderr.trim()]).toEqual([1, 'tally: --partition and --offset take non-negative integers']);
+  });
 
   it('asks which letters to send back, counts them by code in a dry run, and sends back the named ones', async () => {
     const unnamed = await tally('redrive');

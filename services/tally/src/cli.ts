@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
-import { createDeadLetterLog, createDeadLetterRedrives, skipUndecodableBatch, type RedriveRun } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterReader, createDeadLetterRedrives, createUsageEventDecoder, skipUndecodableBatch, type RedriveRun } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import { migrate } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
@@ -236,6 +236,23 @@ program
       process.stderr.write(`send-back ${run.id} ${why}; what it sent stays sent, and running it again sends the rest\n`);
       process.exitCode = 1;
     }
+  });
+
+program
+  .command('dead-letter')
+  .description('print one dead letter whole, read from the dead-letter topic: why, every header, the value and the record in it')
+  .requiredOption('--partition <n>', 'partition of the dead-letter topic (the console and GET /v1/dead-letters show it)')
+  .requiredOption('--offset <offset>', 'offset on the dead-letter topic')
+  .action(async (options: { partition: string; offset: string }) => {
+    if (!/^(0|[1-9]\d{0,8})$/.test(options.partition) || !/^(0|[1-9]\d{0,17})$/.test(options.offset)) throw new Error('--partition and --offset take non-negative integers');
+    // The API's reader (GET /v1/dead-letters/{partition}/{offset}), for a shell without the API:
+    // its answer, the same JSON.
+    const letter = await createDeadLetterReader({
+      kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
+      dlqTopic: config.topics.deadLetter,
+      decoder: createUsageEventDecoder({ registryUrl: config.registryUrl, ...(connections.registryAuth !== undefined ? { auth: connections.registryAuth } : {}) }),
+    }).read(Number(options.partition), options.offset);
+    process.stdout.write(`${JSON.stringify(letter, null, 2)}\n`);
   });
 
 program
