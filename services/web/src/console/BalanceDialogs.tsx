@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
-import { Dialog, ErrorMessage, Field, SelectField } from '../shared/ui';
+import { Dialog, ErrorMessage, Field, SelectField, useBusyAction } from '../shared/ui';
 
 /** Add credit balance: product, name, starting balance and warning limit (the product's unless changed). */
 export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { api: ApiClient; customerId: string; open: boolean; onClose: () => void; onAdded: (balance: CreditBalance) => void }) {
@@ -13,7 +13,7 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
   const [limit, setLimit] = useState('');
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (!open) return;
     api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then(
@@ -35,9 +35,8 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
     <Dialog title="Add credit balance" open={open} onClose={onClose}>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setBusy(true);
           setErrors({});
           setGeneral(undefined);
           try {
@@ -57,10 +56,8 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
             const found = fieldErrors(failure, (field) => ['productId', 'name', 'startingBalance', 'lowBalanceThreshold'].includes(field));
             setErrors(found.fields);
             setGeneral(found.general);
-          } finally {
-            setBusy(false);
           }
-        }}
+        })}
       >
         <SelectField label="Credit product" value={productId} error={errors.productId} onChange={(event) => choose(event.currentTarget.value)}>
           {products.length === 0 && <option value="">No credit products yet</option>}

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, createApiClient, type ApiClient } from '../shared/apiClient';
 import type { ConsoleSession } from '../shared/apiTypes';
 import { keyLabel } from '../shared/format';
-import { ErrorMessage, Field } from '../shared/ui';
+import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
 import { CatalogPage } from './CatalogPage';
 import { CustomerPage } from './CustomerPage';
 import { CustomersPage } from './CustomersPage';
@@ -66,22 +66,19 @@ export function ConsoleApp() {
 function SignIn({ api, reason, onSignedIn }: { api: ApiClient; reason: string | undefined; onSignedIn: (session: ConsoleSession) => void }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<string | undefined>(reason);
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   return (
     <main class="sign-in">
       <h1>Tally console</h1>
       <form
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setBusy(true);
           try {
             onSignedIn(await api.post<ConsoleSession>('/console-sessions', { body: { key } }));
           } catch (failure) {
             setError(failure instanceof ApiError && failure.status === 401 ? 'That API key is not valid.' : failure instanceof Error ? failure.message : String(failure));
-          } finally {
-            setBusy(false);
           }
-        }}
+        })}
       >
         <Field label="API key" type="password" autoComplete="off" required value={key} onInput={(event) => setKey(event.currentTarget.value)} hint="An admin key, as `npm start` prints it." />
         <ErrorMessage message={error} />

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN } from '../shared/format';
-import { ErrorMessage, Field } from '../shared/ui';
+import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
 import { ProductHistory } from './ProductHistory';
 import { href, navigate } from './router';
 
@@ -103,7 +103,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   const [saved, setSaved] = useState(false);
   // Each save is a new version: the history is read again.
   const [savedCount, setSavedCount] = useState(0);
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (productId !== null) api.get<CreditProduct>(path`/credit-products/${productId}`).then((product) => setDraft(draftOf(product)), (failure: Error) => setGeneral(failure.message));
   }, [api, productId]);
@@ -123,9 +123,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
       <h1>{creating ? 'New credit product' : `Edit ${draft.name || productId}`}</h1>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setBusy(true);
           setErrors({});
           setGeneral(undefined);
           try {
@@ -141,10 +140,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             const found = fieldErrors(failure, (field) => FIELDS.test(field));
             setErrors(found.fields);
             setGeneral(found.general);
-          } finally {
-            setBusy(false);
           }
-        }}
+        })}
       >
         <div class="grid">
           {creating && (

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, periodText } from '../shared/format';
-import { ConfirmDialog, Dialog, ErrorMessage, Field } from '../shared/ui';
+import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction } from '../shared/ui';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
 export type OverrideDrafts = Readonly<Record<string, { readonly credits: string; readonly limit: string }>>;
@@ -68,7 +68,7 @@ function latestDrafts(subscription: Subscription): OverrideDrafts {
 export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; plan: Plan | undefined; onClose: () => void; onChanged: () => void }) {
   const [drafts, setDrafts] = useState<OverrideDrafts>({});
   const [general, setGeneral] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (subscription === undefined) return;
     setDrafts(latestDrafts(subscription));
@@ -78,10 +78,9 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
     <Dialog title={`Change terms: ${plan?.name ?? subscription?.planId ?? ''}`} open={subscription !== undefined} onClose={onClose}>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           if (subscription === undefined) return;
-          setBusy(true);
           setGeneral(undefined);
           try {
             await api.patch<Subscription>(path`/subscriptions/${subscription.id}`, { body: { overrides: overridesOf(plan, drafts) } });
@@ -89,10 +88,8 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
             onClose();
           } catch (failure) {
             setGeneral(errorMessage(failure));
-          } finally {
-            setBusy(false);
           }
-        }}
+        })}
       >
         <p>From each product's next period on; the period in progress keeps the terms it started with.</p>
         <OverrideFields plan={plan} drafts={drafts} onChange={setDrafts} />

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType, WebhookTestResult } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, Pager, SelectField, usePager } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, SelectField, useBusyAction, usePager } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -70,7 +70,7 @@ function testOutcome(result: WebhookTestResult): string {
 function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint }) {
   const [type, setType] = useState(endpoint.events[0] ?? '');
   const [outcome, setOutcome] = useState<{ text: string; ok: boolean }>();
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   return (
     <>
       <div class="inline-form">
@@ -85,18 +85,15 @@ function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint
           type="button"
           class="secondary"
           disabled={busy}
-          onClick={async () => {
-            setBusy(true);
+          onClick={busyWhile(async () => {
             setOutcome(undefined);
             try {
               const result = await api.post<WebhookTestResult>(path`/webhook-endpoints/${endpoint.id}/test`, { body: { eventType: type } });
               setOutcome({ text: testOutcome(result), ok: result.delivered });
             } catch (failure) {
               setOutcome({ text: errorMessage(failure), ok: false });
-            } finally {
-              setBusy(false);
             }
-          }}
+          })}
         >
           Send test
         </button>

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from './apiClient';
-import { ErrorMessage } from './ui';
+import { ErrorMessage, useBusyAction } from './ui';
 
 /**
  * Saves a balance's whole ledger as CSV, oldest first (`GET …/ledger.csv`). The file is fetched
@@ -8,10 +8,9 @@ import { ErrorMessage } from './ui';
  * refused) and handed to the browser as a download.
  */
 export function DownloadLedgerButton({ api, balanceId, label = 'Download ledger (CSV)' }: { api: ApiClient; balanceId: string; label?: string }) {
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   const [error, setError] = useState<string>();
-  async function download() {
-    setBusy(true);
+  const download = busyWhile(async () => {
     setError(undefined);
     try {
       const file = URL.createObjectURL(await api.download(path`/credit-balances/${balanceId}/ledger.csv`));
@@ -23,10 +22,8 @@ export function DownloadLedgerButton({ api, balanceId, label = 'Download ledger 
       setTimeout(() => URL.revokeObjectURL(file), 60_000);
     } catch (failure) {
       setError(`The ledger could not be downloaded: ${errorMessage(failure)}`);
-    } finally {
-      setBusy(false);
     }
-  }
+  });
   return (
     <>
       <button type="button" class="secondary" onClick={() => void download()} disabled={busy} aria-busy={busy}>

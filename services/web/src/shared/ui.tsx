@@ -11,6 +11,22 @@ export function useId(prefix: string): string {
 }
 
 /**
+ * A control's action that runs one at a time: `busy` from the moment it starts until it ends,
+ * however it ends, so the control can be disabled meanwhile and a double click sends nothing
+ * twice. The action handles its own failures; `busyWhile` wraps it for an onClick or onSubmit.
+ */
+export function useBusyAction(): [busy: boolean, busyWhile: <A extends unknown[]>(action: (...args: A) => Promise<void>) => (...args: A) => Promise<void>] {
+  const [busy, setBusy] = useState(false);
+  const busyWhile =
+    <A extends unknown[]>(action: (...args: A) => Promise<void>) =>
+    (...args: A) => {
+      setBusy(true);
+      return action(...args).finally(() => setBusy(false));
+    };
+  return [busy, busyWhile];
+}
+
+/**
  * A labelled input: the label is the input's accessible name, and the field's error (from the
  * API's validation message) sits under it and is announced with it (aria-describedby).
  */
@@ -129,7 +145,7 @@ export function ConfirmDialog({
   children: ComponentChildren;
 }) {
   const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const [busy, busyWhile] = useBusyAction();
   useEffect(() => setError(undefined), [open]);
   return (
     <Dialog title={title} open={open} onClose={onClose}>
@@ -140,18 +156,15 @@ export function ConfirmDialog({
           type="button"
           class="danger"
           disabled={busy}
-          onClick={async () => {
-            setBusy(true);
+          onClick={busyWhile(async () => {
             setError(undefined);
             try {
               await onConfirm();
               onClose();
             } catch (failure) {
               setError(errorMessage(failure));
-            } finally {
-              setBusy(false);
             }
-          }}
+          })}
         >
           {confirmLabel}
         </button>
