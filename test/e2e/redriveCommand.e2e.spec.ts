@@ -83,6 +83,11 @@ describe('tally redrive and tally dead-letter', () => {
     expect([missing.code, missing.stderr.trim()]).toEqual([1, `tally: no dead letter at partition 0, offset 999999 of ${dlqTopic}: the partition ends before it (next offset 2)`]);
     const malformed = await tally('dead-letter', '--partition', '0', '--offset', 'last');
     expect([malformed.code, malformed.stderr.trim()]).toEqual([1, 'tally: --partition and --offset take non-negative integers']);
+    // The place it prints is what `redrive --letter` takes; refused before any run starts when it is not one.
+    const notAPlace = await tally('redrive', '--letter', '0@1');
+    expect([notAPlace.code, notAPlace.stderr.trim()]).toEqual([1, 'tally: --letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not 0@1']);
+    const twice = await tally('redrive', '--letter', '0:1', '--error-code', 'balance_not_opened');
+    expect([twice.code, twice.stderr.trim()]).toEqual([1, 'tally: --all, --error-code and --letter exclude each other']);
   });
 
   it('asks which letters to send back, counts them by code in a dry run, and sends back the named ones', async () => {

@@ -48,6 +48,8 @@ export interface RedriveRun {
   /** `api` for runs recorded before the shell's were. */
   readonly via: RedriveOrigin;
   readonly errorCodes: readonly string[] | 'all';
+  /** The letters picked, each `<partition>:<offset>` on the dead-letter topic; null when chosen by code. */
+  readonly letters: readonly string[] | null;
   /** ISO-8601; only letters dead-lettered from then on. */
   readonly since: string | null;
   readonly dryRun: boolean;
@@ -65,6 +67,8 @@ export interface RedriveRun {
 
 export interface RedriveRequest {
   readonly errorCodes: readonly string[] | 'all';
+  /** Only these letters, each `<partition>:<offset>` on the dead-letter topic. */
+  readonly letters?: readonly string[];
   readonly since?: Date;
   readonly dryRun?: boolean;
   readonly requestedBy: ActingKey | null;
@@ -137,9 +141,11 @@ const LOCAL_CANCEL_WAIT_MS = 2_000;
 export const REDRIVE_LEASE_NAME = 'dead-letter-redrive';
 
 /** As stored: the run plus when its runner last said it was alive. */
-interface StoredRun extends Omit<RedriveRun, 'via' | 'cancelRequestedBy' | 'cancelRequestedAt'> {
+interface StoredRun extends Omit<RedriveRun, 'via' | 'letters' | 'cancelRequestedBy' | 'cancelRequestedAt'> {
   /** Absent in runs recorded before the shell's were, all of them the API's. */
   readonly via?: RedriveOrigin;
+  /** Absent in runs recorded before letters could be picked. */
+  readonly letters?: readonly string[] | null;
   readonly aliveAt: number;
 }
 
@@ -182,8 +188,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
 
   const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
   const cancelOf = (text: string | null): CancelRequest | undefined => (text === null ? undefined : (JSON.parse(text) as CancelRequest));
-  const present = ({ aliveAt, via, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
-    const shown = { ...run, via: via ?? 'api', cancelRequestedBy: cancel?.by ?? null, cancelRequestedAt: cancel?.at ?? null };
+  const present = ({ aliveAt, via, letters, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
+    const shown = { ...run, via: via ?? 'api', letters: letters ?? null, cancelRequestedBy: cancel?.by ?? null, cancelRequestedAt: cancel?.at ?? null };
     // A runner that stopped saying it is alive (its process killed) did not finish.
     return run.status === 'running' && clock().getTime() - aliveAt > 6 * heartbeatMs
       ? { ...shown, status: 'interrupted', error: 'its process stopped before the end' }
@@ -250,6 +256,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
         dlqTopic: options.dlqTopic,
         usageTopic: options.usageTopic,
         errorCodes: request.errorCodes,
+        ...(request.letters !== undefined ? { letters: request.letters } : {}),
         ...(request.since !== undefined ? { since: request.since } : {}),
         ...(request.dryRun ? { dryRun: true } : {}),
         ...(options.compression !== undefined ? { compression: options.compression } : {}),
@@ -296,6 +303,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       status: 'running',
       via: request.via ?? 'api',
       errorCodes: request.errorCodes,
+      letters: request.letters ?? null,
       since: request.since?.toISOString() ?? null,
       dryRun: request.dryRun === true,
       requestedBy: request.requestedBy,
@@ -321,7 +329,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       current = undefined;
     });
     current = { id: stored.id, abort, done };
-    logger.info({ redrive: stored.id, via: stored.via, errorCodes: request.errorCodes, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
+    logger.info({ redrive: stored.id, via: stored.via, errorCodes: request.errorCodes, letters: stored.letters, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
     return { started: present(stored, undefined), done };
   }
 

@@ -7,7 +7,7 @@ export const REDRIVEN_FROM_HEADER = 'tally.redrive.from';
 
 /** Why a dead letter was left where it is. */
 export type RedriveSkipReason =
-  /** Its error code or time is not among those asked for. */
+  /** Its error code, time or place is not among those asked for. */
   | 'not_selected'
   /** A raw record batch (`tally skip-batch`), not one message: nothing to send as it is. */
   | 'raw_batch'
@@ -23,6 +23,8 @@ export interface RedriveDeadLettersOptions {
   readonly usageTopic: string;
   /** The error codes to send back (`tally.dlq.error-code`), or every code. */
   readonly errorCodes: readonly string[] | 'all';
+  /** Only these letters, each `<partition>:<offset>` on the dead-letter topic (an operator's pick of one or a few). */
+  readonly letters?: readonly string[];
   /** Only letters dead-lettered at or after this time (`tally.dlq.at`). */
   readonly since?: Date;
   /** Read and count, send nothing. */
@@ -59,9 +61,11 @@ const CUT_HEADERS = [DEAD_LETTER_HEADERS.valueTruncatedFrom, DEAD_LETTER_HEADERS
 export function redriveDecision(
   letter: Pick<KafkaMessage, 'key' | 'value' | 'headers' | 'offset'>,
   partition: number,
-  options: Pick<RedriveDeadLettersOptions, 'usageTopic' | 'errorCodes' | 'since'>,
+  options: Pick<RedriveDeadLettersOptions, 'usageTopic' | 'errorCodes' | 'since' | 'letters'>,
 ): { readonly send: Message; readonly errorCode: string } | { readonly skip: RedriveSkipReason } {
   const { headers } = letter;
+  // First: a letter not picked is not selected, whatever else it is.
+  if (options.letters !== undefined && !options.letters.includes(`${partition}:${letter.offset}`)) return { skip: 'not_selected' };
   if (header(headers, DEAD_LETTER_HEADERS.sourceTopic) !== options.usageTopic) return { skip: 'other_source' };
   const errorCode = header(headers, DEAD_LETTER_HEADERS.errorCode) ?? '';
   if (options.errorCodes !== 'all' && !options.errorCodes.includes(errorCode)) return { skip: 'not_selected' };

@@ -47,6 +47,17 @@ describe('redriveDecision', () => {
     expect(redriveDecision(invalid, 0, { ...options, errorCodes: ['balance_not_opened', 'invalid_usage_event'] })).toHaveProperty('send');
   });
 
+  it('takes only the letters picked by place, whatever their error code, and still not one it cannot send', () => {
+    const picked = { ...options, errorCodes: 'all', letters: ['1:7', '1:9'] } as const;
+    const invalid = letterOf(original(), new InvalidUsageEventError('id is missing'));
+    expect(redriveDecision(invalid, 1, picked)).toMatchObject({ errorCode: 'invalid_usage_event', send: { headers: { [REDRIVEN_FROM_HEADER]: '1:7' } } });
+    // The same offset on another partition, and another offset on the same one, are other letters.
+    expect(redriveDecision(invalid, 0, picked)).toEqual({ skip: 'not_selected' });
+    expect(redriveDecision({ ...invalid, offset: '8' }, 1, picked)).toEqual({ skip: 'not_selected' });
+    const cut = letterOf(original({ value: Buffer.alloc(MAX_DEAD_LETTER_VALUE_BYTES + 1, 0x7b) }), undefined, undefined, '9');
+    expect(redriveDecision(cut, 1, picked)).toEqual({ skip: 'cut' });
+  });
+
   it('takes letters from the given time on, and none whose time cannot be read', () => {
     const letter = letterOf(original());
     expect(redriveDecision(letter, 0, { ...options, since: AT })).toHaveProperty('send');

@@ -182,12 +182,16 @@ program
   .description('send dead letters back to the usage topic once what made them fail is fixed; their ids keep usage from being charged twice')
   .option('--error-code <code>', 'only letters with this error code (tally.dlq.error-code); repeat for more', (value: string, all: string[]) => [...all, value], [])
   .option('--all', 'letters of every error code')
+  .option('--letter <partition:offset>', 'only this letter, by its place on the dead-letter topic, whatever its error code; repeat for more', (value: string, all: string[]) => [...all, value], [])
   .option('--since <when>', 'only letters dead-lettered at or after this time (ISO-8601)')
   .option('--dry-run', 'read and count what would be sent back, send nothing')
-  .action(async (options: { errorCode: string[]; all?: boolean; since?: string; dryRun?: boolean }) => {
-    if (options.all && options.errorCode.length > 0) throw new Error('--all and --error-code exclude each other');
+  .action(async (options: { errorCode: string[]; all?: boolean; letter: string[]; since?: string; dryRun?: boolean }) => {
+    const chosen = [options.all === true, options.errorCode.length > 0, options.letter.length > 0].filter(Boolean).length;
+    if (chosen > 1) throw new Error('--all, --error-code and --letter exclude each other');
     // A letter refused for what it is (invalid_usage_event) only comes back: the codes are chosen.
-    if (!options.all && options.errorCode.length === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable) or --all; --dry-run counts them by code');
+    if (chosen === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable), --letter <partition:offset> (repeatable) or --all; --dry-run counts them by code');
+    const badPlace = options.letter.find((place) => !/^(0|[1-9]\d{0,8}):(0|[1-9]\d{0,17})$/.test(place));
+    if (badPlace !== undefined) throw new Error(`--letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not ${badPlace}`);
     const since = options.since === undefined ? undefined : new Date(options.since);
     if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
     // The console's own send-back path: the same lease (one run at a time across the deployment),
@@ -213,6 +217,7 @@ program
     try {
       run = await redrives.runToEnd({
         errorCodes: options.all || options.errorCode.length === 0 ? 'all' : options.errorCode,
+        ...(options.letter.length > 0 ? { letters: options.letter } : {}),
         ...(since !== undefined ? { since } : {}),
         ...(options.dryRun ? { dryRun: true } : {}),
         requestedBy: null,

@@ -2,14 +2,23 @@ import { createHash } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
-import { createDeadLetterLog, createDeadLetterReader, createDeadLetterRedrives, createUsageEventDecoder, DEAD_LETTER_HEADERS, REDRIVE_LEASE_NAME } from '@tally/metering';
+import { readTopicToEnds } from '@tally/kafka';
+import {
+  createDeadLetterLog,
+  createDeadLetterReader,
+  createDeadLetterRedrives,
+  createUsageEventDecoder,
+  DEAD_LETTER_HEADERS,
+  REDRIVE_LEASE_NAME,
+  REDRIVEN_FROM_HEADER,
+} from '@tally/metering';
 import { createMetricsRegistry } from '@tally/metrics';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
 import { createBalanceReadModel, createRedisClient } from '@tally/projections';
 import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, startTcpProxyFor, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import type { Admin, Producer } from 'kafkajs';
+import type { Admin, KafkaMessage, Producer } from 'kafkajs';
 import pino from 'pino';
 import { buildApp } from '../buildApp';
 
@@ -46,8 +55,8 @@ describe('/v1/dead-letters/redrives', () => {
     app = await appOn(redis);
   });
 
-  /** The API with its dead letters and send-backs in `client`'s Redis, under `prefix`, its letters on `dlq`. */
-  async function appOn(client: Redis, prefix = keyPrefix, dlq = dlqTopic): Promise<FastifyInstance> {
+  /** The API with its dead letters and send-backs in `client`'s Redis, under `prefix`, its letters on `dlq`, sent back to `usage`. */
+  async function appOn(client: Redis, prefix = keyPrefix, dlq = dlqTopic, usage = usageTopic): Promise<FastifyInstance> {
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
@@ -67,7 +76,7 @@ describe('/v1/dead-letters/redrives', () => {
       redrives: createDeadLetterRedrives({
         kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-routes') },
         dlqTopic: dlq,
-        usageTopic,
+        usageTopic: usage,
         redis: client,
         keyPrefix: prefix,
         deadLetters,
@@ -105,7 +114,21 @@ describe('/v1/dead-letters/redrives', () => {
   const usageEnd = async () => (await kafkaAdmin.fetchTopicOffsets(usageTopic))[0]!.high;
 
   it('refuses a request that does not name the letters, or names them twice, with a message', async () => {
-    for (const payload of [{}, { dryRun: true }, { all: false }, { all: true, errorCodes: ['balance_not_opened'] }, { errorCodes: [] }, { all: true, code: 'x' }, { all: true, since: 'yesterday' }]) {
+    for (const payload of [
+      {},
+      { dryRun: true },
+      { all: false },
+      { all: true, errorCodes: ['balance_not_opened'] },
+      { errorCodes: [] },
+      { all: true, code: 'x' },
+      { all: true, since: 'yesterday' },
+      { all: true, letters: ['0:1'] },
+      { errorCodes: ['balance_not_opened'], letters: ['0:1'] },
+      { letters: [] },
+      { letters: ['0:01'] },
+      { letters: ['0-1'] },
+      { letters: ['0:1', '0:1'] },
+    ]) {
       const response = await post(payload);
       expect({ payload, status: response.statusCode }).toEqual({ payload, status: 400 });
       expect(response.json().message).toEqual(expect.any(String));
@@ -161,8 +184,8 @@ describe('/v1/dead-letters/redrives', () => {
 
   it('reads one letter whole from the dead-letter topic; 404 where there is none, 400 for what is not a place', async () => {
     // A topic of its own: the send-back tests count the letters on theirs.
-    const topic = await createTestTopic(kafkaAdmin, { prefix: 'letters_dlq' });
-    const reading = await appOn(redis, `${keyPrefix}_letters`, topic);
+    const [topic, usage] = await Promise.all([createTestTopic(kafkaAdmin, { prefix: 'letters_dlq' }), createTestTopic(kafkaAdmin, { prefix: 'letters_usage' })]);
+    const reading = await appOn(redis, `${keyPrefix}_letters`, topic, usage);
     // A producer of its own too: kafkajs's refreshes the metadata of every topic it sent to, and
     // the shared one would fail on this topic once it is deleted.
     const letterProducer = createTestKafka('letters-test').producer();
@@ -177,7 +200,7 @@ describe('/v1/dead-letters/redrives', () => {
           {
             key: 'dave',
             value,
-            headers: { traceparent: 't1', [DEAD_LETTER_HEADERS.errorCode]: 'balance_not_opened', [DEAD_LETTER_HEADERS.reason]: 'no balance', [DEAD_LETTER_HEADERS.sourceTopic]: usageTopic, [DEAD_LETTER_HEADERS.sourceOffset]: '41', [DEAD_LETTER_HEADERS.at]: at },
+            headers: { traceparent: 't1', [DEAD_LETTER_HEADERS.errorCode]: 'balance_not_opened', [DEAD_LETTER_HEADERS.reason]: 'no balance', [DEAD_LETTER_HEADERS.sourceTopic]: usage, [DEAD_LETTER_HEADERS.sourceOffset]: '41', [DEAD_LETTER_HEADERS.at]: at },
           },
         ],
       });
@@ -190,7 +213,7 @@ describe('/v1/dead-letters/redrives', () => {
         errorCode: 'balance_not_opened',
         reason: 'no balance',
         causeCode: null,
-        sourceTopic: usageTopic,
+        sourceTopic: usage,
         sourcePartition: null,
         sourceOffset: '41',
         key: 'dave',
@@ -200,7 +223,7 @@ describe('/v1/dead-letters/redrives', () => {
           { name: 'traceparent', value: 't1', encoding: 'utf8' },
           { name: DEAD_LETTER_HEADERS.errorCode, value: 'balance_not_opened', encoding: 'utf8' },
           { name: DEAD_LETTER_HEADERS.reason, value: 'no balance', encoding: 'utf8' },
-          { name: DEAD_LETTER_HEADERS.sourceTopic, value: usageTopic, encoding: 'utf8' },
+          { name: DEAD_LETTER_HEADERS.sourceTopic, value: usage, encoding: 'utf8' },
           { name: DEAD_LETTER_HEADERS.sourceOffset, value: '41', encoding: 'utf8' },
           { name: DEAD_LETTER_HEADERS.at, value: at, encoding: 'utf8' },
         ],
@@ -221,10 +244,28 @@ describe('/v1/dead-letters/redrives', () => {
         expect({ url, status: refused.statusCode }).toEqual({ url, status: 400 });
       }
       expect((await reading.inject({ method: 'GET', url: '/v1/dead-letters/0/1', headers: { authorization: `Bearer ${WRITER}` } })).statusCode).toBe(403);
+
+      // Sent back by its place alone: the other letter, of the same source, stays.
+      const sent = await reading.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers: admin, payload: { letters: ['0:1'] } });
+      expect(sent.statusCode).toBe(202);
+      expect(sent.json()).toMatchObject({ status: 'running', errorCodes: 'all', letters: ['0:1'], requestedBy: BY_ADMIN });
+      const run = await waitFor(
+        async () => {
+          const read = (await reading.inject({ method: 'GET', url: sent.headers.location as string, headers: admin })).json();
+          return read.status === 'running' ? undefined : read;
+        },
+        { description: 'the send-back of one letter to finish', timeoutMs: 60_000 },
+      );
+      expect(run).toMatchObject({ status: 'succeeded', letters: ['0:1'], result: { read: 2, republished: 1, republishedByErrorCode: { balance_not_opened: 1 }, skipped: { not_selected: 1 } } });
+      const back: KafkaMessage[] = [];
+      await readTopicToEnds({ kafka: createTestKafka('letters-back'), topic: usage, purpose: 'letters-test', eachBatch: async (_partition, messages) => void back.push(...messages) });
+      expect(back.map((message) => [message.key?.toString(), message.value?.toString(), message.headers?.[REDRIVEN_FROM_HEADER]?.toString()])).toEqual([['dave', value, '0:1']]);
+      // Listed with the letters it picked.
+      expect((await reading.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).json().items.map((item: { letters: unknown }) => item.letters)).toEqual([['0:1']]);
     } finally {
       await reading.close();
       await letterProducer.disconnect();
-      await deleteTopics(kafkaAdmin, [topic]).catch(() => undefined);
+      await deleteTopics(kafkaAdmin, [topic, usage]).catch(() => undefined);
     }
   });
 

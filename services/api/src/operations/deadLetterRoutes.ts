@@ -15,6 +15,8 @@ interface DeadLetterRoutesOptions {
 }
 
 const nullableInteger = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
+/** A letter's place on the dead-letter topic, `<partition>:<offset>`, both decimal without leading zeros. */
+const LETTER_PLACE_PATTERN = '^(0|[1-9][0-9]{0,8}):(0|[1-9][0-9]{0,17})$';
 
 /** What the list and the whole letter both say: the dead-letter headers, read into fields. */
 const deadLetterFields = {
@@ -87,6 +89,10 @@ const RedriveSchema = Type.Object({
     anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', enum: ['all'] }],
     description: 'The error codes sent back, or "all".',
   }),
+  letters: Type.Unsafe<readonly string[] | null>({
+    anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }],
+    description: 'The letters picked, each "<partition>:<offset>" on the dead-letter topic (errorCodes is then "all"); null when chosen by error code.',
+  }),
   since: nullableString({ format: 'date-time', description: 'Only letters dead-lettered from then on.' }),
   dryRun: Type.Boolean({ description: 'Counted only: nothing was sent.' }),
   requestedBy: actingKey('The API key (or console session) that started it; null for `tally redrive`.'),
@@ -124,7 +130,15 @@ const RedriveRequestSchema = Type.Object(
         description: 'Send back the letters of these error codes (`errorCode` of GET /v1/dead-letters).',
       }),
     ),
-    all: Type.Optional(Type.Boolean({ description: 'true: the letters of every error code. Exactly one of `errorCodes` and `all: true`.' })),
+    all: Type.Optional(Type.Boolean({ description: 'true: the letters of every error code. Exactly one of `errorCodes`, `all: true` and `letters`.' })),
+    letters: Type.Optional(
+      Type.Array(Type.String({ pattern: LETTER_PLACE_PATTERN }), {
+        minItems: 1,
+        maxItems: 100,
+        uniqueItems: true,
+        description: 'Send back these letters, each "<partition>:<offset>" on the dead-letter topic (`partition` and `offset` of GET /v1/dead-letters), whatever their error code.',
+      }),
+    ),
     since: Type.Optional(Type.String({ format: 'date-time', description: 'Only letters dead-lettered from then on.' })),
     dryRun: Type.Optional(Type.Boolean({ description: 'Read and count what would be sent back; send nothing.' })),
   },
@@ -193,17 +207,20 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
         tags: redriveTags,
         summary: 'Send dead letters back to the usage topic',
         description:
-          'Once what made them fail is fixed (a balance opened, a schema restored, a release deployed): the letters of the error codes named, as the producer sent them, up to the letters the dead-letter topic holds when the run starts. It runs in the background; the answer (202) is the run as started, and GET /v1/dead-letters/redrives/{id} follows it. One run at a time across the deployment (409 redrive_running), `tally redrive` included. Sending a letter back twice charges nothing twice: each ledger event\'s id derives from the usage event\'s id.',
+          'Once what made them fail is fixed (a balance opened, a schema restored, a release deployed): the letters of the error codes named (or the letters picked by place), as the producer sent them, up to the letters the dead-letter topic holds when the run starts. It runs in the background; the answer (202) is the run as started, and GET /v1/dead-letters/redrives/{id} follows it. One run at a time across the deployment (409 redrive_running), `tally redrive` included. Sending a letter back twice charges nothing twice: each ledger event\'s id derives from the usage event\'s id.',
         body: RedriveRequestSchema,
         response: { 202: RedriveSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const { errorCodes, all, since, dryRun } = request.body;
+      const { errorCodes, all, letters, since, dryRun } = request.body;
       // A letter refused for what it is (invalid_usage_event) only comes back: the codes are chosen.
-      if ((all === true) === (errorCodes !== undefined)) throw new ValidationError('name the letters to send back: either errorCodes or "all": true');
+      if ([all === true, errorCodes !== undefined, letters !== undefined].filter(Boolean).length !== 1) {
+        throw new ValidationError('name the letters to send back: one of errorCodes, "all": true and letters');
+      }
       const started = await redrives.start({
-        errorCodes: all === true ? 'all' : (errorCodes ?? []),
+        errorCodes: errorCodes ?? 'all',
+        ...(letters !== undefined ? { letters } : {}),
         ...(since !== undefined ? { since: new Date(since) } : {}),
         ...(dryRun === true ? { dryRun: true } : {}),
         requestedBy: actingKeyOf(request),
