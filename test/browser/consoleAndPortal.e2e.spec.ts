@@ -418,8 +418,13 @@ describe('the console and the portal in Chromium', () => {
     await page.keyboard.press('Enter');
     expect(Buffer.from((await page.getByLabel('Value as base64').textContent()) ?? '', 'base64').toString('utf8')).toBe(JSON.stringify(refused));
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letter.png'), fullPage: true });
+    // Sent back alone, after a confirmation: refused for what it says again, it is dead-lettered anew.
+    await page.getByRole('button', { name: 'Send back' }).click();
+    await page.getByRole('dialog', { name: 'Send this letter back' }).getByRole('button', { name: 'Send back' }).click();
+    await untilText(page.getByRole('status').filter({ hasText: 'Send-back:' }), (text) => text === 'Send-back: Done: sent back to the usage topic', 'the letter sent back');
     await page.getByRole('link', { name: 'All dead letters' }).click();
-    await letters.waitFor();
+    await waitFor(async () => (await refusedRow.count()) === 2, { description: 'the letter dead-lettered anew', timeoutMs: 30_000 });
+    expect(await runRow.locator('td').nth(2).textContent()).toBe(`letter ${where}`);
     expect(complaints).toEqual([]);
     await consoleContext.close();
   });

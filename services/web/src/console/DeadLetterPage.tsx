@@ -1,9 +1,61 @@
 import { useEffect, useState } from 'preact/hooks';
-import { errorMessage, type ApiClient } from '../shared/apiClient';
-import type { WholeDeadLetter } from '../shared/apiTypes';
+import { errorMessage, path, type ApiClient } from '../shared/apiClient';
+import type { Redrive, WholeDeadLetter } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ErrorMessage } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, usePolling } from '../shared/ui';
+import { leftText, statusText } from './DeadLettersPage';
 import { href } from './router';
+
+/** While the letter's send-back runs, it is read this often. */
+const RUN_REFRESH_MS = 1000;
+
+/** What the send-back of this letter did, in words, once it has ended. */
+function outcomeText(run: Redrive): string {
+  if (run.status === 'running') return statusText(run);
+  const what = run.result.republished > 0 ? 'sent back to the usage topic' : `not sent (${leftText(run.result)})`;
+  return `${statusText(run)}: ${what}`;
+}
+
+/**
+ * Sends this one letter back, after a confirmation, as a send-back of its own (the Send-backs
+ * table lists it, and only one runs at a time), and follows it to its end.
+ */
+function SendBackLetter({ api, partition, offset }: { api: ApiClient; partition: number; offset: string }) {
+  const [confirming, setConfirming] = useState(false);
+  const [run, setRun] = useState<Redrive>();
+  const running = run?.status === 'running';
+  const error = usePolling(
+    async () => {
+      if (run === undefined || !running) return;
+      setRun(await api.get<Redrive>(path`/dead-letters/redrives/${run.id}`));
+    },
+    RUN_REFRESH_MS,
+    [api, run?.id, running],
+  );
+  return (
+    <>
+      <h2>Send it back</h2>
+      <p>Once what made it fail is fixed, send it to the usage topic to be metered again: it is charged once, however often it is sent. It stays on the dead-letter topic.</p>
+      <button type="button" disabled={running} onClick={() => setConfirming(true)}>
+        Send back
+      </button>
+      {run !== undefined && <p role="status">Send-back: {outcomeText(run)}</p>}
+      <ErrorMessage message={error} />
+      <ConfirmDialog
+        title="Send this letter back"
+        open={confirming}
+        confirmLabel="Send back"
+        keepLabel="Keep it"
+        onClose={() => setConfirming(false)}
+        onConfirm={async () => setRun(await api.post<Redrive>('/dead-letters/redrives', { body: { letters: [`${partition}:${offset}`] } }))}
+      >
+        <p>
+          Sends the letter {partition}@{offset} back to the usage topic, to be metered again.
+        </p>
+      </ConfirmDialog>
+    </>
+  );
+}
 
 type LetterValue = NonNullable<WholeDeadLetter['value']>;
 
@@ -133,6 +185,7 @@ export function DeadLetterPage({ api, partition, offset }: { api: ApiClient; par
               </tbody>
             </table>
           </div>
+          <SendBackLetter api={api} partition={partition} offset={offset} />
         </>
       )}
     </section>

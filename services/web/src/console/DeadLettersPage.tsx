@@ -19,19 +19,23 @@ const STATUS_TEXT: Readonly<Record<Redrive['status'], string>> = {
 };
 
 /** The status in words: who stopped it, and a stop asked for that its process has not noticed yet. */
-function statusText(run: Redrive): string {
+export function statusText(run: Redrive): string {
   const stopping = run.status === 'running' && run.cancelRequestedAt !== null;
   const status = stopping ? 'Stopping' : STATUS_TEXT[run.status];
   const by = run.cancelRequestedBy !== null && (stopping || run.status === 'cancelled') ? ` by ${keyLabel(run.cancelRequestedBy)}` : '';
   return `${run.dryRun ? `${status} (count only)` : status}${by}${run.error !== null ? `: ${run.error}` : ''}`;
 }
 
+/** A letter's place on the dead-letter topic as the pages show it: partition@offset. */
+const placeText = (place: string) => place.replace(':', '@');
+
 function lettersText(run: Redrive): string {
+  if (run.letters !== null) return `${run.letters.length === 1 ? 'letter' : 'letters'} ${run.letters.map(placeText).join(', ')}`;
   return run.errorCodes === 'all' ? 'every error code' : run.errorCodes.join(', ');
 }
 
 /** What a run left where it was, in words: only the reasons that apply. */
-function leftText({ skipped }: Redrive['result']): string {
+export function leftText({ skipped }: Redrive['result']): string {
   const parts = [
     [skipped.not_selected, 'not selected'],
     [skipped.raw_batch, 'raw batches'],
