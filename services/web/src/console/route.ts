@@ -1,0 +1,52 @@
+/** The console's screens live in the URL's fragment (#/customers/acme): no server routes, and the back button works. */
+export type Route =
+  | { readonly screen: 'catalog' }
+  | { readonly screen: 'product'; readonly productId: string | null }
+  | { readonly screen: 'customers' }
+  | { readonly screen: 'customer'; readonly customerId: string }
+  | { readonly screen: 'plans' }
+  | { readonly screen: 'webhooks' }
+  | { readonly screen: 'dead-letters' }
+  | { readonly screen: 'dead-letter'; readonly partition: number; readonly offset: string };
+
+export function parseRoute(hash: string): Route {
+  const parts = hash.replace(/^#\/?/, '').split('/').map((part) => decodeURIComponent(part));
+  switch (parts[0]) {
+    case 'catalog':
+      if (parts[1] === 'new') return { screen: 'product', productId: null };
+      return parts[1] !== undefined && parts[1] !== '' ? { screen: 'product', productId: parts[1] } : { screen: 'catalog' };
+    case 'customers':
+      return parts[1] !== undefined && parts[1] !== '' ? { screen: 'customer', customerId: parts[1] } : { screen: 'customers' };
+    case 'plans':
+      return { screen: 'plans' };
+    case 'webhooks':
+      return { screen: 'webhooks' };
+    case 'dead-letters':
+      // A letter by where it sits on the dead-letter topic; anything else is the list.
+      if (/^[0-9]{1,9}$/.test(parts[1] ?? '') && /^[0-9]{1,18}$/.test(parts[2] ?? '')) return { screen: 'dead-letter', partition: Number(parts[1]), offset: parts[2]! };
+      return { screen: 'dead-letters' };
+    default:
+      return { screen: 'customers' };
+  }
+}
+
+export function href(route: Route): string {
+  switch (route.screen) {
+    case 'catalog':
+      return '#/catalog';
+    case 'product':
+      return route.productId === null ? '#/catalog/new' : `#/catalog/${encodeURIComponent(route.productId)}`;
+    case 'customers':
+      return '#/customers';
+    case 'customer':
+      return `#/customers/${encodeURIComponent(route.customerId)}`;
+    case 'plans':
+      return '#/plans';
+    case 'webhooks':
+      return '#/webhooks';
+    case 'dead-letters':
+      return '#/dead-letters';
+    case 'dead-letter':
+      return `#/dead-letters/${route.partition}/${encodeURIComponent(route.offset)}`;
+  }
+}

@@ -1,0 +1,25 @@
+import { href, parseRoute, type Route } from './route';
+
+describe("the console's routes", () => {
+  it('reads every screen back from the link it makes', () => {
+    const routes: Route[] = [
+      { screen: 'catalog' },
+      { screen: 'product', productId: null },
+      { screen: 'product', productId: 'api credits/β' },
+      { screen: 'customers' },
+      { screen: 'customer', customerId: 'cus 4711/x' },
+      { screen: 'plans' },
+      { screen: 'webhooks' },
+      { screen: 'dead-letters' },
+      { screen: 'dead-letter', partition: 2, offset: '123456789012345678' },
+    ];
+    for (const route of routes) expect(parseRoute(href(route))).toEqual(route);
+  });
+
+  it('opens a dead letter only at a place that is one, else the list', () => {
+    expect(parseRoute('#/dead-letters/0/17')).toEqual({ screen: 'dead-letter', partition: 0, offset: '17' });
+    for (const hash of ['#/dead-letters/0', '#/dead-letters/x/1', '#/dead-letters/0/-1', '#/dead-letters/0/1.5', '#/dead-letters/0/1234567890123456789', '#/dead-letters/1234567890/0']) {
+      expect({ hash, route: parseRoute(hash) }).toEqual({ hash, route: { screen: 'dead-letters' } });
+    }
+  });
+});
