@@ -41,9 +41,11 @@ describe('invoiceToBeOf', () => {
     });
   });
 
-  it('ignores every other event: grants, manual and starting top-ups, consumption', () => {
+  it('ignores every other event: grants, refunds, manual and starting top-ups, consumption', () => {
     const others = [
       decoded({ 'io.tally.ledger.CreditToppedUp': { ...toppedUp, source: 'grant', grant } }),
+      // Credits given back for a charge: not money, so no invoice line.
+      decoded({ 'io.tally.ledger.CreditToppedUp': { ...toppedUp, source: 'refund', refund: { entryId: '0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0' } } }),
       decoded({ 'io.tally.ledger.CreditToppedUp': { ...toppedUp, source: 'manual', reason: 'goodwill' } }),
       decoded({ 'io.tally.ledger.CreditToppedUp': { ...toppedUp, source: 'starting' } }),
       decoded({
