@@ -1,44 +1,10 @@
-import { openSync, closeSync, readSync, writeSync, readdirSync, fstatSync } from 'node:fs';
-import path from 'node:path';
-import { partitionLogDir, stackConfig, uniqueName, waitFor } from '@tally/test-support';
+import { corruptGzipBatch, stackConfig, uniqueName, waitFor } from '@tally/test-support';
 import { CompressionTypes } from 'kafkajs';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { createMeteringTestKit, usageRecord as usage, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 import { SkipBatchRefusedError, skipUndecodableBatch } from './skipUndecodableBatch';
 
 jest.setTimeout(180_000);
-
-const GZIP_MAGIC = [0x1f, 0x8b];
-
-/**
- * Breaks the gzip header of the batch that starts at `baseOffset` in the partition's log on the
- * broker's disk, as a failing disk or a buggy producer would. The broker serves log bytes as they
- * are, and kafkajs checks no CRC, so the consumer meets a batch it cannot decompress.
- */
-async function corruptBatch(kit: MeteringTestKit, partition: number, baseOffset: bigint): Promise<void> {
-  const dir = await partitionLogDir(kit.admin, kit.topic, partition);
-  const [segment] = readdirSync(dir).filter((file) => file.endsWith('.log'));
-  const fd = openSync(path.join(dir, segment!), 'r+');
-  try {
-    const size = fstatSync(fd).size;
-    const header = Buffer.alloc(61);
-    for (let position = 0; position + 61 <= size; ) {
-      readSync(fd, header, 0, 61, position);
-      const length = header.readInt32BE(8);
-      if (header.readBigInt64BE(0) === baseOffset) {
-        const payload = Buffer.alloc(2);
-        readSync(fd, payload, 0, 2, position + 61);
-        expect([...payload]).toEqual(GZIP_MAGIC);
-        writeSync(fd, Buffer.from('XX'), 0, 2, position + 61);
-        return;
-      }
-      position += 12 + length;
-    }
-    throw new Error(`no batch at offset ${baseOffset} in ${dir}`);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('a record batch the consumer cannot decode', () => {
   let kit: MeteringTestKit;
@@ -67,7 +33,7 @@ describe('a record batch the consumer cannot decode', () => {
     await send(0, [usage('a6', 'alice'), usage('a7', 'alice'), usage('a8', 'alice'), usage('a9', 'alice')]);
     await send(1, [usage('b1', 'bob'), usage('b2', 'bob'), usage('b3', 'bob'), usage('b4', 'bob'), usage('b5', 'bob')]);
     await producer.disconnect();
-    await corruptBatch(kit, 0, 2n);
+    await corruptGzipBatch(kit.admin, kit.topic, 0, 2n);
 
     const consumer = await kit.startConsumer();
     await waitFor(() => consumer.stalledPartitions().length === 1, { description: 'partition 0 reported stalled', timeoutMs: 60_000 });

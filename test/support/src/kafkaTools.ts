@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
 import { stackConfig } from './stackConfig';
@@ -116,4 +116,39 @@ export async function dumpPartitionLog(admin: Admin, topic: string, partition: n
     .filter((file) => file.endsWith('.log'))
     .map((file) => path.join(dir, file));
   return runKafkaTool('kafka.tools.DumpLogSegments', ['--files', segments.join(',')]);
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+/** A record batch's header (v2): base offset, length, ..., up to its first record. */
+const BATCH_HEADER_BYTES = 61;
+
+/**
+ * Breaks the gzip header of the batch that starts at `baseOffset` in the partition's log on the
+ * local broker's disk, as a failing disk or a buggy producer would. The broker serves log bytes as
+ * they are, and kafkajs checks no CRC, so a consumer meets a batch it cannot decompress. Throws
+ * when there is no such batch or it is not gzip.
+ */
+export async function corruptGzipBatch(admin: Admin, topic: string, partition: number, baseOffset: bigint): Promise<void> {
+  const dir = await partitionLogDir(admin, topic, partition);
+  const [segment] = readdirSync(dir).filter((file) => file.endsWith('.log'));
+  const fd = openSync(path.join(dir, segment!), 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    const header = Buffer.alloc(BATCH_HEADER_BYTES);
+    for (let position = 0; position + BATCH_HEADER_BYTES <= size; ) {
+      readSync(fd, header, 0, BATCH_HEADER_BYTES, position);
+      const length = header.readInt32BE(8);
+      if (header.readBigInt64BE(0) === baseOffset) {
+        const payload = Buffer.alloc(2);
+        readSync(fd, payload, 0, 2, position + BATCH_HEADER_BYTES);
+        if (!payload.equals(Buffer.from(GZIP_MAGIC))) throw new Error(`the batch at offset ${baseOffset} in ${dir} is not gzip`);
+        writeSync(fd, Buffer.from('XX'), 0, 2, position + BATCH_HEADER_BYTES);
+        return;
+      }
+      position += 12 + length;
+    }
+    throw new Error(`no batch at offset ${baseOffset} in ${dir}`);
+  } finally {
+    closeSync(fd);
+  }
 }
