@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
-import { startConsoleStack, type ConsoleStack } from './startConsoleStack';
+import { SCREENSHOTS, startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -17,11 +17,6 @@ import { startConsoleStack, type ConsoleStack } from './startConsoleStack';
 jest.setTimeout(240_000);
 
 const ADMIN_KEY = `browser-admin-${randomUUID()}`;
-const ROOT = path.resolve(__dirname, '..', '..');
-const SCREENSHOTS =
-  process.env.TALLY_UPDATE_SCREENSHOTS === '1'
-    ? path.join(ROOT, 'docs', 'screenshots')
-    : path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'screenshots');
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
@@ -425,6 +420,12 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('link', { name: 'All dead letters' }).click();
     await waitFor(async () => (await refusedRow.count()) === 2, { description: 'the letter dead-lettered anew', timeoutMs: 30_000 });
     expect(await runRow.locator('td').nth(2).textContent()).toBe(`letter ${where}`);
+
+    // The API process's health as an operator reads it: every dependency of the real stack up.
+    await nav('Status').click();
+    await untilText(page.getByRole('status').filter({ hasText: 'every check' }), (text) => text.startsWith('Up: every check passes. Checked '), 'the status');
+    const checks = await page.getByRole('table', { name: 'Checks' }).locator('tbody tr').allTextContents();
+    expect(checks).toEqual(['PostgreSQLUp', 'RedisUp', 'KafkaUp', 'Schema registryUp']);
     expect(complaints).toEqual([]);
     await consoleContext.close();
   });

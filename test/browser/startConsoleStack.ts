@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { Producer } from 'kafkajs';
 import {
   createTestKafka,
@@ -13,6 +14,15 @@ import {
   type Browser,
   type Page,
 } from '@tally/test-support';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * Where the browser tests put their screenshots of the main screens: .tally/screenshots, or with
+ * TALLY_UPDATE_SCREENSHOTS=1 docs/screenshots, which the README shows.
+ */
+export const SCREENSHOTS =
+  process.env.TALLY_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'screenshots');
 
 export interface ConsoleStackOptions {
   /** Names the test's schema, topics, Redis prefix and consumer group. */

@@ -7,6 +7,6 @@ export type { LedgerEntryView } from './ledger/ledgerEntryView';
 export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operations/deadLetterRoutes';
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';
-export type { HealthCheck } from './operations/healthRoutes';
+export type { HealthCheck, HealthView } from './operations/healthRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './balances/waitForConsistency';

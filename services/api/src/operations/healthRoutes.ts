@@ -35,6 +35,9 @@ const healthBody = Type.Object({
   ),
 });
 
+/** GET /health's answer (200 or 503); `checks`, `checkedAt` and `stalledPartitions` only to a valid key. */
+export type HealthView = Static<typeof healthBody>;
+
 interface HealthRouteOptions {
   readonly check: HealthCheck;
   /** Longest a check may take before it counts as down. */

@@ -9,6 +9,7 @@ import { CustomersPage } from './CustomersPage';
 import { DeadLetterPage } from './DeadLetterPage';
 import { DeadLettersPage } from './DeadLettersPage';
 import { PlansPage } from './PlansPage';
+import { StatusPage } from './StatusPage';
 import { ProductForm } from './ProductForm';
 import { WebhooksPage } from './WebhooksPage';
 import { href, useRoute, type Route } from './router';
@@ -96,6 +97,7 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
   { label: 'Plans', route: { screen: 'plans' }, matches: ['plans'] },
   { label: 'Webhooks', route: { screen: 'webhooks' }, matches: ['webhooks'] },
   { label: 'Dead letters', route: { screen: 'dead-letters' }, matches: ['dead-letters', 'dead-letter'] },
+  { label: 'Status', route: { screen: 'status' }, matches: ['status'] },
 ];
 
 function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSession; onSignOut: () => Promise<void> }) {
@@ -128,6 +130,7 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
         {route.screen === 'plans' && <PlansPage api={api} />}
         {route.screen === 'webhooks' && <WebhooksPage api={api} />}
         {route.screen === 'dead-letters' && <DeadLettersPage api={api} />}
+        {route.screen === 'status' && <StatusPage api={api} />}
         {route.screen === 'dead-letter' && <DeadLetterPage api={api} partition={route.partition} offset={route.offset} key={`${route.partition}:${route.offset}`} />}
       </main>
     </>

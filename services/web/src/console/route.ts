@@ -7,7 +7,8 @@ export type Route =
   | { readonly screen: 'plans' }
   | { readonly screen: 'webhooks' }
   | { readonly screen: 'dead-letters' }
-  | { readonly screen: 'dead-letter'; readonly partition: number; readonly offset: string };
+  | { readonly screen: 'dead-letter'; readonly partition: number; readonly offset: string }
+  | { readonly screen: 'status' };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((part) => decodeURIComponent(part));
@@ -25,6 +26,8 @@ export function parseRoute(hash: string): Route {
       // A letter by where it sits on the dead-letter topic; anything else is the list.
       if (/^[0-9]{1,9}$/.test(parts[1] ?? '') && /^[0-9]{1,18}$/.test(parts[2] ?? '')) return { screen: 'dead-letter', partition: Number(parts[1]), offset: parts[2]! };
       return { screen: 'dead-letters' };
+    case 'status':
+      return { screen: 'status' };
     default:
       return { screen: 'customers' };
   }
@@ -48,5 +51,7 @@ export function href(route: Route): string {
       return '#/dead-letters';
     case 'dead-letter':
       return `#/dead-letters/${route.partition}/${encodeURIComponent(route.offset)}`;
+    case 'status':
+      return '#/status';
   }
 }

@@ -12,6 +12,7 @@ describe("the console's routes", () => {
       { screen: 'webhooks' },
       { screen: 'dead-letters' },
       { screen: 'dead-letter', partition: 2, offset: '123456789012345678' },
+      { screen: 'status' },
     ];
     for (const route of routes) expect(parseRoute(href(route))).toEqual(route);
   });

@@ -1,4 +1,4 @@
-import type { ApiErrorBody } from './apiTypes';
+import type { ApiErrorBody, Health } from './apiTypes';
 
 /** A refusal of the API: its status and `{ error, message }`, as every 4xx and 5xx answers. */
 export class ApiError extends Error {
@@ -28,6 +28,8 @@ export interface ApiClient {
   delete(path: string): Promise<void>;
   /** A GET whose answer is a file (the ledger's CSV), as a Blob to save. */
   download(path: string, options?: RequestOptions): Promise<Blob>;
+  /** GET /health, outside /v1: its answer whether up (200) or down (503), which is news, not a failure. */
+  health(): Promise<Health>;
 }
 
 /** Path segments are encoded here, so ids with any characters reach the route they name. */
@@ -37,7 +39,8 @@ export function path(strings: TemplateStringsArray, ...values: string[]): string
 
 /** The same public /v1 API a script would call: everything the pages do can be done with curl. */
 export function createApiClient(credential: Credential, onUnauthorized?: () => void): ApiClient {
-  async function send(method: string, url: string, options: RequestOptions, accept: string): Promise<Response> {
+  /** `okStatuses`: refusals that are answers for this call (GET /health's 503). */
+  async function send(method: string, pathname: string, options: RequestOptions, accept: string, okStatuses: readonly number[] = []): Promise<Response> {
     const headers: Record<string, string> = { accept };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
@@ -47,14 +50,14 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
       if (csrf !== undefined) headers['x-csrf-token'] = csrf;
     }
     const query = Object.entries(options.query ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '');
-    const target = `/v1${url}${query.length > 0 ? `?${new URLSearchParams(query).toString()}` : ''}`;
+    const target = `${pathname}${query.length > 0 ? `?${new URLSearchParams(query).toString()}` : ''}`;
     const response = await fetch(target, {
       method,
       headers,
       credentials: 'same-origin',
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
-    if (!response.ok) {
+    if (!response.ok && !okStatuses.includes(response.status)) {
       // Every refusal is JSON, whatever was asked for.
       const text = await response.text();
       const error = (text === '' ? undefined : JSON.parse(text)) as Partial<ApiErrorBody> | undefined;
@@ -64,7 +67,7 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     return response;
   }
   async function request<T>(method: string, url: string, options: RequestOptions = {}): Promise<T> {
-    const response = await send(method, url, options, 'application/json');
+    const response = await send(method, `/v1${url}`, options, 'application/json');
     if (response.status === 204) return undefined as T;
     const text = await response.text();
     return (text === '' ? undefined : JSON.parse(text)) as T;
@@ -74,7 +77,8 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     post: (url, options) => request('POST', url, options),
     patch: (url, options) => request('PATCH', url, options),
     delete: (url) => request('DELETE', url),
-    download: async (url, options = {}) => (await send('GET', url, options, '*/*')).blob(),
+    download: async (url, options = {}) => (await send('GET', `/v1${url}`, options, '*/*')).blob(),
+    health: async () => (await (await send('GET', '/health', {}, 'application/json', [503])).json()) as Health,
   };
 }
 

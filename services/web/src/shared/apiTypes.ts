@@ -1,6 +1,7 @@
 import type {
   BalanceView,
   DeadLetterView,
+  HealthView,
   LedgerEntryView,
   RedriveView,
   WebhookDeliveryView,
@@ -60,6 +61,7 @@ export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
 export type DeadLetter = DeadLetterView;
 export type WholeDeadLetter = WholeDeadLetterView;
+export type Health = HealthView;
 export type Redrive = RedriveView;
 export type WebhookEndpoint = WebhookEndpointView;
 export type WebhookDelivery = WebhookDeliveryView;
