@@ -1,6 +1,7 @@
 import { TallyError } from '@tally/domain';
 import { createKafka, kafkaConnectionConfig, readBatchAt, type KafkaConnection } from '@tally/kafka';
 import { logLevel, type IHeaders } from 'kafkajs';
+import { DEAD_LETTER_HEADERS, deadLetterHeader } from './deadLetterMessage';
 import { deadLetterRecordOf, type DeadLetterRecord } from './deadLetterRecord';
 import { DeadLettersUnavailableError } from './meteringErrors';
 import type { UsageEventDecoder } from './usageEventDecoder';
@@ -79,8 +80,12 @@ function plain(record: unknown): unknown {
   return JSON.parse(JSON.stringify(record, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value))) as unknown;
 }
 
-async function valueOf(value: Buffer, decoder: DeadLetterReaderOptions['decoder']): Promise<DeadLetterValue> {
+/** Why a raw batch is not read as a record: its first bytes, the batch's base offset, would pass for Avro's framing. */
+const RAW_BATCH = 'a raw record batch that tally skip-batch set aside: the batch header and its records as the broker stored them, which no consumer could decompress';
+
+async function valueOf(value: Buffer, headers: IHeaders | undefined, decoder: DeadLetterReaderOptions['decoder']): Promise<DeadLetterValue> {
   const whole = { bytes: value.length, base64: value.toString('base64') };
+  if (deadLetterHeader(headers, DEAD_LETTER_HEADERS.sourceLastOffset) !== null) return { ...whole, format: null, schemaId: null, record: null, unreadable: RAW_BATCH };
   try {
     const { format, schemaId, record } = await decoder.readRecord(value);
     return { ...whole, format, schemaId, record: plain(record), unreadable: null };
@@ -134,7 +139,7 @@ export function createDeadLetterReader(options: DeadLetterReaderOptions): DeadLe
           ...deadLetterRecordOf(partition, message),
           storedAt: storedAtOf(message.timestamp),
           headers: headersOf(message.headers),
-          value: message.value === null ? null : await valueOf(message.value, options.decoder),
+          value: message.value === null ? null : await valueOf(message.value, message.headers, options.decoder),
         };
       } catch (error) {
         if (error instanceof TallyError) throw error;

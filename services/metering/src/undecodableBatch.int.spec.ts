@@ -2,7 +2,9 @@ import { corruptGzipBatch, stackConfig, uniqueName, waitFor } from '@tally/test-
 import { CompressionTypes } from 'kafkajs';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { createMeteringTestKit, usageRecord as usage, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
+import { createDeadLetterReader } from './deadLetterReader';
 import { SkipBatchRefusedError, skipUndecodableBatch } from './skipUndecodableBatch';
+import { createUsageEventDecoder } from './usageEventDecoder';
 
 jest.setTimeout(180_000);
 
@@ -73,6 +75,9 @@ describe('a record batch the consumer cannot decode', () => {
     expect(header(DEAD_LETTER_HEADERS.sourceLastOffset)).toBe('4');
     // The raw batch as stored: its base offset first, the broken payload after the 61-byte header.
     expect(letter!.value!.readBigInt64BE(0)).toBe(2n);
+    // Read whole, it is said to be the batch, not taken for Avro (its first byte is 0, as Avro's framing's).
+    const whole = await createDeadLetterReader({ kafka: skip.kafka, dlqTopic: kit.dlqTopic, decoder: createUsageEventDecoder({ registryUrl: stackConfig.schemaRegistryUrl }) }).read(0, letter!.offset);
+    expect(whole.value).toMatchObject({ base64: letter!.value!.toString('base64'), format: null, record: null, unreadable: expect.stringContaining('a raw record batch that tally skip-batch set aside') });
     expect(letter!.value!.subarray(61, 63).toString()).toBe('XX');
 
     const resumed = await kit.startConsumer();
