@@ -36,6 +36,7 @@ export { createUsagePublisher, UsagePublishError, type UsagePublisher, type Usag
 export * from './deadLetterRecord';
 export * from './deadLetterLog';
 export * from './deadLetterReader';
+export * from './deadLetterPlace';
 export * from './deadLetterRecorder';
 export * from './deadLetterRedrives';
 export {

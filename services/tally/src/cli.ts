@@ -10,7 +10,17 @@ import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
-import { createDeadLetterLog, createDeadLetterReader, createDeadLetterRedrives, createUsageEventDecoder, skipUndecodableBatch, type RedriveRun } from '@tally/metering';
+import {
+  createDeadLetterLog,
+  createDeadLetterReader,
+  createDeadLetterRedrives,
+  createUsageEventDecoder,
+  isDeadLetterOffset,
+  isDeadLetterPartition,
+  isDeadLetterPlace,
+  skipUndecodableBatch,
+  type RedriveRun,
+} from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import { migrate } from '@tally/postgres';
 import { logLevel } from 'kafkajs';
@@ -190,7 +200,7 @@ program
     if (chosen > 1) throw new Error('--all, --error-code and --letter exclude each other');
     // A letter refused for what it is (invalid_usage_event) only comes back: the codes are chosen.
     if (chosen === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable), --letter <partition:offset> (repeatable) or --all; --dry-run counts them by code');
-    const badPlace = options.letter.find((place) => !/^(0|[1-9]\d{0,8}):(0|[1-9]\d{0,17})$/.test(place));
+    const badPlace = options.letter.find((place) => !isDeadLetterPlace(place));
     if (badPlace !== undefined) throw new Error(`--letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not ${badPlace}`);
     const since = options.since === undefined ? undefined : new Date(options.since);
     if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
@@ -249,7 +259,7 @@ program
   .requiredOption('--partition <n>', 'partition of the dead-letter topic (the console and GET /v1/dead-letters show it)')
   .requiredOption('--offset <offset>', 'offset on the dead-letter topic')
   .action(async (options: { partition: string; offset: string }) => {
-    if (!/^(0|[1-9]\d{0,8})$/.test(options.partition) || !/^(0|[1-9]\d{0,17})$/.test(options.offset)) throw new Error('--partition and --offset take non-negative integers');
+    if (!isDeadLetterPartition(options.partition) || !isDeadLetterOffset(options.offset)) throw new Error('--partition and --offset take non-negative integers');
     // The API's reader (GET /v1/dead-letters/{partition}/{offset}), for a shell without the API:
     // its answer, the same JSON.
     const letter = await createDeadLetterReader({

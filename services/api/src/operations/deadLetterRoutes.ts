@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
-import type { DeadLetterLog, DeadLetterReader, DeadLetterRedrives } from '@tally/metering';
+import { DEAD_LETTER_OFFSET_PATTERN, DEAD_LETTER_PARTITION_PATTERN, DEAD_LETTER_PLACE_PATTERN, type DeadLetterLog, type DeadLetterReader, type DeadLetterRedrives } from '@tally/metering';
 import { actingKeyOf } from '../accessGuard';
 import { actingKey, errorResponses, IDENTIFIER_PATTERN, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
 import { pageSize } from '../pagination';
@@ -15,8 +15,6 @@ interface DeadLetterRoutesOptions {
 }
 
 const nullableInteger = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
-/** A letter's place on the dead-letter topic, `<partition>:<offset>`, both decimal without leading zeros. */
-const LETTER_PLACE_PATTERN = '^(0|[1-9][0-9]{0,8}):(0|[1-9][0-9]{0,17})$';
 
 /** What the list and the whole letter both say: the dead-letter headers, read into fields. */
 const deadLetterFields = {
@@ -132,7 +130,7 @@ const RedriveRequestSchema = Type.Object(
     ),
     all: Type.Optional(Type.Boolean({ description: 'true: the letters of every error code. Exactly one of `errorCodes`, `all: true` and `letters`.' })),
     letters: Type.Optional(
-      Type.Array(Type.String({ pattern: LETTER_PLACE_PATTERN }), {
+      Type.Array(Type.String({ pattern: DEAD_LETTER_PLACE_PATTERN }), {
         minItems: 1,
         maxItems: 100,
         uniqueItems: true,
@@ -182,8 +180,8 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
           description:
             "Read from the dead-letter topic at the list's `partition` and `offset`: every header, and the value whole (base64), with the record in it decoded where it can be (Avro with its writer's schema from the registry, or JSON), else why not. Each read joins the topic as a consumer of its own, which commits nothing: about a second. 404 dead_letter_not_found when nothing is there (never written, or past the topic's retention); 503 dead_letters_unavailable when Kafka does not answer.",
           params: params({
-            partition: Type.String({ pattern: '^(0|[1-9][0-9]{0,8})$', description: 'Partition of the dead-letter topic.' }),
-            offset: Type.String({ pattern: '^(0|[1-9][0-9]{0,17})$', description: 'Offset on the dead-letter topic.' }),
+            partition: Type.String({ pattern: DEAD_LETTER_PARTITION_PATTERN, description: 'Partition of the dead-letter topic.' }),
+            offset: Type.String({ pattern: DEAD_LETTER_OFFSET_PATTERN, description: 'Offset on the dead-letter topic.' }),
           }),
           response: { 200: WholeDeadLetterSchema, ...errorResponses },
         },

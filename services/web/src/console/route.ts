@@ -23,8 +23,9 @@ export function parseRoute(hash: string): Route {
     case 'webhooks':
       return { screen: 'webhooks' };
     case 'dead-letters':
-      // A letter by where it sits on the dead-letter topic; anything else is the list.
-      if (/^[0-9]{1,9}$/.test(parts[1] ?? '') && /^[0-9]{1,18}$/.test(parts[2] ?? '')) return { screen: 'dead-letter', partition: Number(parts[1]), offset: parts[2]! };
+      // A letter by where it sits on the dead-letter topic, spelled as @tally/metering's
+      // deadLetterPlace.ts spells it (that package does not go into the browser); anything else is the list.
+      if (/^(0|[1-9][0-9]{0,8})$/.test(parts[1] ?? '') && /^(0|[1-9][0-9]{0,17})$/.test(parts[2] ?? '')) return { screen: 'dead-letter', partition: Number(parts[1]), offset: parts[2]! };
       return { screen: 'dead-letters' };
     case 'status':
       return { screen: 'status' };
