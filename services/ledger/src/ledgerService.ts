@@ -93,9 +93,13 @@ export interface LedgerPage {
 }
 
 /** A page of a balance's ledger: newest first from `before` (the default), or oldest first from `after`. */
-export type LedgerPageRequest =
+export type LedgerPageRequest = (
   | { readonly limit: number; readonly order?: 'newest'; readonly before?: bigint }
-  | { readonly limit: number; readonly order: 'oldest'; readonly after?: bigint };
+  | { readonly limit: number; readonly order: 'oldest'; readonly after?: bigint }
+) & {
+  /** false spares the read of the page's refunds (an empty map), for a reader that shows none. */
+  readonly refunds?: boolean;
+};
 
 export interface LedgerService {
   openBalance(request: OpenBalanceRequest): Promise<CommandResult>;
@@ -428,7 +432,11 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       }
       const items = recorded.slice(0, page.limit).map(fromRecordedEvent);
       const last = items[items.length - 1];
-      return { items, next: recorded.length > page.limit && last !== undefined ? last.revision : null, refunds: await refundsOf(balanceId, items) };
+      return {
+        items,
+        next: recorded.length > page.limit && last !== undefined ? last.revision : null,
+        refunds: page.refunds === false ? new Map() : await refundsOf(balanceId, items),
+      };
     },
 
     close: () => states.close(),
