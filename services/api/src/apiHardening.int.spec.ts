@@ -182,6 +182,7 @@ describe('the API under hostile clients', () => {
         'GET /v1/credit-balances/{balanceId}/consumption',
         'GET /v1/credit-balances/{balanceId}/ledger',
         'GET /v1/credit-balances/{balanceId}/ledger.csv',
+        'GET /v1/credit-balances/{balanceId}/statement',
         'GET /v1/customers/{customerId}/credit-balances',
         'GET /v1/customers/{customerId}/purchase-options',
         'GET /v1/customers/{customerId}/subscriptions',

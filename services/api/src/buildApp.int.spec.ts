@@ -812,6 +812,65 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(pages).toEqual([['0', '1'], ['2', '3'], ['4', '5']]);
       await expect(history.chronological('nope', 2, 'keyHolder').next()).rejects.toThrow('no credit balance with id "nope"');
     });
+
+    it('states a period as recorded: the balance before it, what was added and taken by source, the balance after', async () => {
+      const product = await createProduct();
+      const opened = await openBalance(product.id, { startingBalance: '10' });
+      const url = `/v1/credit-balances/${opened.id}`;
+      const topUp = await call({ method: 'POST', url: `${url}/top-ups`, payload: { credits: '2.5' } });
+      const deduction = await call({ method: 'POST', url: `${url}/deductions`, payload: { credits: '4.000001' } });
+      const held = await call({ method: 'POST', url: `${url}/holds`, headers: { 'idempotency-key': randomUUID() }, payload: { credits: '1', expiresInSeconds: 600 } });
+      const refunded = await call({ method: 'POST', url: `${url}/refunds`, payload: { entryId: deduction.json<ChangeResponse>().entry.id, credits: '0.5' } });
+      expect([topUp.statusCode, deduction.statusCode, held.statusCode, refunded.statusCode]).toEqual([201, 201, 201, 201]);
+      const entries = (await call({ method: 'GET', url: `${url}/ledger` })).json<{ items: LedgerEntryView[] }>().items.reverse();
+      const statement = async (from: string, to: string) => {
+        const response = await call({ method: 'GET', url: `${url}/statement?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}` });
+        expect(response.statusCode).toBe(200);
+        return response.json<Record<string, unknown>>();
+      };
+      const afterAll = new Date(Date.parse(entries.at(-1)!.recordedAt) + 1).toISOString();
+
+      const whole = await statement('2000-01-01T00:00:00Z', afterAll);
+      expect(whole).toEqual({
+        balanceId: opened.id,
+        from: '2000-01-01T00:00:00.000Z',
+        to: afterAll,
+        opening: { balance: '0', held: '0' },
+        closing: { balance: '8.999999', held: '1' },
+        toppedUp: '13',
+        consumed: '4.000001',
+        toppedUpBySource: { starting: '10', manual: '2.5', purchase: '0', grant: '0', refund: '0.5' },
+        consumedBySource: { usage: '0', manual: '4.000001', hold: '0' },
+        entries: entries.length,
+        firstRevision: '0',
+        lastRevision: entries.at(-1)!.revision,
+      });
+      // What the balance serves, once its read model has caught up, is the statement's closing.
+      expect((await call({ method: 'GET', url: `${url}?consistent=true` })).json()).toMatchObject({ balance: '8.999999', held: '1' });
+
+      // From the deduction's recording on (the top-up's balanceAfter opens it), to before the refund.
+      const deductionEntry = entries.find((entry) => entry.id === deduction.json<ChangeResponse>().entry.id)!;
+      const refundEntry = entries.find((entry) => entry.source === 'refund')!;
+      const middle = await statement(deductionEntry.recordedAt, refundEntry.recordedAt);
+      expect(middle).toMatchObject({ opening: { balance: '12.5', held: '0' }, closing: { balance: '8.499999', held: '1' }, toppedUp: '0', consumed: '4.000001' });
+      expect(middle.firstRevision).toBe(deductionEntry.revision);
+
+      // Before the balance was opened: nothing.
+      expect(await statement('2000-01-01T00:00:00Z', '2000-02-01T00:00:00Z')).toMatchObject({ opening: { balance: '0' }, closing: { balance: '0' }, entries: 0, firstRevision: null });
+
+      // Without from, the calendar month (UTC) the period ends in; without to, until now.
+      const march = await call({ method: 'GET', url: `${url}/statement?to=2000-04-01T00:00:00Z` });
+      expect(march.json()).toMatchObject({ from: '2000-03-01T00:00:00.000Z', to: '2000-04-01T00:00:00.000Z', entries: 0 });
+      const monthSoFar = (await call({ method: 'GET', url: `${url}/statement` })).json<{ from: string; to: string; closing: { balance: string } }>();
+      expect(monthSoFar.from).toBe(`${monthSoFar.to.slice(0, 7)}-01T00:00:00.000Z`);
+      expect(Date.parse(monthSoFar.to)).toBeGreaterThanOrEqual(Date.parse(afterAll) - 1);
+      expect(monthSoFar.closing.balance).toBe('8.999999');
+
+      for (const query of ['?from=2999-03-01T00:00:00Z', '?from=&to=2026-03-01T00:00:00Z', '?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z', '?from=2026-03-01T00:00:00Z&to=2026-03-01T00:00:00Z', '?from=march&to=april', `?from=2026-03-01T00:00:00Z&to=${afterAll}&x=1`]) {
+        expectError(await call({ method: 'GET', url: `${url}/statement${query}` }), 400, 'validation_failed');
+      }
+      expectError(await call({ method: 'GET', url: `/v1/credit-balances/nope/statement?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z` }), 404, 'balance_not_found');
+    });
   });
 
   describe('consistent reads', () => {

@@ -4,6 +4,7 @@ export { keyIdOf } from './bearerAuth';
 export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } from './accessGuard';
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
+export type { BalanceStatementView } from './ledger/balanceStatementView';
 export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operations/deadLetterRoutes';
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';

@@ -45,6 +45,7 @@ describe('the ledger export failing half-way', () => {
         yield [entry(0), entry(1)];
         throw new Error('the event store went away');
       },
+      statement: () => Promise.reject(new Error('not read here')),
     };
     app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
     for (const schema of [ErrorSchema, LedgerEntrySchema]) app.addSchema(schema);

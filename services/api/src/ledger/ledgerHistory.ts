@@ -1,5 +1,6 @@
-import { BalanceNotFoundError, type BalanceRegistry, type LedgerService } from '@tally/ledger';
+import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type LedgerService } from '@tally/ledger';
 import type { Page } from '../pagination';
+import { createStatementFold, type BalanceStatement } from './balanceStatement';
 import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from './ledgerEntryView';
 
 /** A balance's ledger as the API shows it: its events, newest first a page at a time, or all of them oldest first. */
@@ -12,13 +13,31 @@ export interface LedgerHistory {
    * balance, before anything is answered.
    */
   chronological(balanceId: string, pageSize: number, audience: LedgerAudience): AsyncGenerator<readonly LedgerEntryView[], void, undefined>;
+  /**
+   * The statement of the period `[from, to)` (epoch milliseconds, see createStatementFold), read
+   * oldest first up to the period's end. Throws BalanceNotFoundError for an unknown balance.
+   */
+  statement(balanceId: string, period: { readonly from: number; readonly to: number }): Promise<BalanceStatement>;
 }
+
+/** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
+const STATEMENT_PAGE_SIZE = 1000;
 
 export function createLedgerHistory(deps: { readonly ledger: LedgerService; readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'> }): LedgerHistory {
   // The registry, not the page, says whether the balance exists: a page past the end is empty, not a 404.
   const mustExist = async (balanceId: string) => {
     if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
   };
+  // The one walk of a stream oldest first, a page at a time, for the export and the statement.
+  async function* oldestFirst(balanceId: string, pageSize: number, refunds: boolean): AsyncGenerator<LedgerPage, void, undefined> {
+    await mustExist(balanceId);
+    let after: bigint | undefined;
+    do {
+      const page = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, refunds, ...(after !== undefined ? { after } : {}) });
+      yield page;
+      after = page.next ?? undefined;
+    } while (after !== undefined);
+  }
   return {
     async page(balanceId, page, audience) {
       await mustExist(balanceId);
@@ -27,13 +46,18 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
     },
 
     async *chronological(balanceId, pageSize, audience) {
-      await mustExist(balanceId);
-      let after: bigint | undefined;
-      do {
-        const { items, next, refunds } = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, ...(after !== undefined ? { after } : {}) });
+      for await (const { items, refunds } of oldestFirst(balanceId, pageSize, true)) {
         if (items.length > 0) yield items.map((item) => ledgerEntryView(item, audience, refunds));
-        after = next ?? undefined;
-      } while (after !== undefined);
+      }
+    },
+
+    async statement(balanceId, period) {
+      const fold = createStatementFold(period);
+      // Refunds are not read: a statement totals them by their own entries (source refund).
+      read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false)) {
+        for (const item of items) if (!fold.add(item)) break read;
+      }
+      return fold.statement();
     },
   };
 }

@@ -9,11 +9,17 @@ import type { LedgerHistory } from './ledgerHistory';
 import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerCsv';
 import { audienceOf } from '../accessGuard';
 import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
+import { BalanceStatementSchema, balanceStatementView } from './balanceStatementView';
 
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
 
 /** A file name any browser and shell takes, whatever characters the balance id has. */
+/** The first instant of the UTC calendar month that holds the millisecond before `end`: a period ending at a month's start is the month before. */
+const startOfMonthBefore = (end: number) => {
+  const last = new Date(end - 1);
+  return Date.UTC(last.getUTCFullYear(), last.getUTCMonth(), 1);
+};
 const exportFileName = (balanceId: string) => `ledger-${balanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.csv`;
 
 /** The ledger: every change of a balance, the manual ones, purchases, grants and usage alike. */
@@ -37,6 +43,32 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
         limit: pageSize(request.query),
         ...(before !== undefined ? { before: BigInt(before) } : {}),
       }, audienceOf(request));
+    },
+  );
+
+  app.get(
+    '/credit-balances/:balanceId/statement',
+    {
+      config: { scope: 'read', portal: 'balance' },
+      schema: {
+        tags: ['credit balances'],
+        summary: "A balance's statement of a period",
+        description:
+          "What the balance stood at when the period began (`opening`), what was added and taken in it, by source, and what it stood at when it ended (`closing`): `closing.balance` is always `opening.balance` + `toppedUp` − `consumed`. An entry belongs to the period it was recorded in (its `recordedAt`, when the ledger took it), not to when its usage happened, so a statement of a past period does not change when late usage is metered: that usage is in the period that metered it. `from` is inclusive and `to` exclusive, e.g. a calendar month as `from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z`; `to` defaults to now and `from` to the start of the calendar month (UTC) the period ends in, so no query at all is this month so far and `to=2026-04-01T00:00:00Z` alone is March. Reads the balance's ledger from its start to the period's end, a page at a time.",
+        params: balanceParams,
+        querystring: Type.Object(
+          { from: Type.Optional(Type.String({ format: 'date-time' })), to: Type.Optional(Type.String({ format: 'date-time' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: BalanceStatementSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const to = queryInstant(request.query.to, 'to')?.getTime() ?? Date.now();
+      const period = { from: queryInstant(request.query.from, 'from')?.getTime() ?? startOfMonthBefore(to), to };
+      if (period.from >= period.to) throw new ValidationError('from must be before to');
+      const { balanceId } = request.params;
+      return balanceStatementView(balanceId, period, await history.statement(balanceId, period));
     },
   );
 

@@ -1,0 +1,129 @@
+import fc from 'fast-check';
+import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState } from '@tally/domain';
+import type { RecordedBalanceEvent } from '@tally/ledger';
+import { createStatementFold, type BalanceStatement } from './balanceStatement';
+
+const CREDIT = 1_000_000n;
+const T0 = Date.parse('2026-03-01T00:00:00.000Z');
+const AT = '2026-03-01T00:00:00.000Z';
+
+/** Commands decided in turn; the n-th event recorded at `times[n]` (epoch ms). */
+function ledgerOf(commands: readonly BalanceCommand[], times: (index: number) => number): RecordedBalanceEvent[] {
+  let state: BalanceState = initialBalanceState;
+  const events: BalanceEvent[] = [];
+  for (const command of commands) {
+    let decided: BalanceEvent[];
+    try {
+      decided = decide(command, state);
+    } catch (error) {
+      // What the decider refuses (an overdraft, a hold id in use) is not in the ledger, as in production.
+      if (error instanceof InsufficientCreditsError || error instanceof HoldAlreadyPlacedError) continue;
+      throw error;
+    }
+    for (const event of decided) {
+      state = evolve(state, event);
+      events.push(event);
+    }
+  }
+  return events.map((event, index) => ({
+    eventId: `e${index}`,
+    event,
+    metadata: {} as RecordedBalanceEvent['metadata'],
+    revision: BigInt(index),
+    position: BigInt(index),
+    recordedAt: new Date(times(index)),
+  }));
+}
+
+function statementOf(entries: readonly RecordedBalanceEvent[], period: { from: number; to: number }): { statement: BalanceStatement; read: number } {
+  const fold = createStatementFold(period);
+  let read = 0;
+  for (const entry of entries) {
+    read += 1;
+    if (!fold.add(entry)) break;
+  }
+  return { statement: fold.statement(), read };
+}
+
+const open: BalanceCommand = { type: 'OpenBalance', balanceId: 'b', customerId: 'c', productId: 'p', name: 'n', lowBalanceThreshold: 5n * CREDIT, startingBalance: 10n * CREDIT, at: AT };
+const topUp = (credits: bigint): BalanceCommand => ({ type: 'TopUp', credits, source: 'manual', reason: null, at: AT });
+const deduct = (credits: bigint): BalanceCommand => ({ type: 'DeductManually', credits, reason: null, at: AT });
+const hold = (holdId: string, credits: bigint): BalanceCommand => ({ type: 'PlaceHold', holdId, credits, expiresAt: '2026-03-02T00:00:00.000Z', reference: null, at: AT });
+
+describe('a statement of a period', () => {
+  // Opened with 10 (two events: opened, starting top-up), then one event a minute.
+  const minute = 60_000;
+  const ledger = ledgerOf([open, topUp(3n * CREDIT), deduct(7n * CREDIT), hold('h', 2n * CREDIT), deduct(2n * CREDIT)], (index) => T0 + index * minute);
+
+  it('given a period around the middle entries, states the balance before them, their totals by source and the balance after', () => {
+    expect(ledger.map(({ event }) => event.type)).toEqual(['CreditBalanceOpened', 'CreditToppedUp', 'CreditToppedUp', 'CreditConsumed', 'CreditsHeld', 'CreditConsumed', 'LowBalanceWarned']);
+    // Recorded at minutes 2 (top-up 3), 3 (deduction 7) and 4 (hold 2): [2, 5) minutes.
+    const { statement, read } = statementOf(ledger, { from: T0 + 2 * minute, to: T0 + 5 * minute });
+    expect(statement).toEqual({
+      opening: { balance: 10n * CREDIT, held: 0n },
+      closing: { balance: 6n * CREDIT, held: 2n * CREDIT },
+      toppedUp: { starting: 0n, manual: 3n * CREDIT, purchase: 0n, grant: 0n, refund: 0n },
+      consumed: { usage: 0n, manual: 7n * CREDIT, hold: 0n },
+      entries: 3,
+      firstRevision: 2n,
+      lastRevision: 4n,
+    });
+    // It stopped at the first entry past the period: nothing later is read.
+    expect(read).toBe(6);
+  });
+
+  it('given a period before the balance opened, states zeros and no entries', () => {
+    const { statement } = statementOf(ledger, { from: T0 - 10 * minute, to: T0 });
+    expect(statement).toMatchObject({ opening: { balance: 0n, held: 0n }, closing: { balance: 0n, held: 0n }, entries: 0, firstRevision: null, lastRevision: null });
+  });
+
+  it('given a period after the last entry, opens and closes at the final balance with no entries', () => {
+    const { statement } = statementOf(ledger, { from: T0 + 60 * minute, to: T0 + 120 * minute });
+    expect(statement).toMatchObject({ opening: { balance: 4n * CREDIT, held: 2n * CREDIT }, closing: { balance: 4n * CREDIT, held: 2n * CREDIT }, entries: 0 });
+  });
+
+  it('given a period from the opening, counts the starting balance as added', () => {
+    const { statement } = statementOf(ledger, { from: T0, to: T0 + 2 * minute });
+    expect(statement).toMatchObject({ opening: { balance: 0n }, closing: { balance: 10n * CREDIT }, toppedUp: { starting: 10n * CREDIT }, entries: 2 });
+  });
+
+  it('given clocks that went back inside the period, keeps the run of revisions, so it still adds up', () => {
+    const stepped = ledgerOf([open, topUp(3n * CREDIT), deduct(7n * CREDIT), deduct(1n * CREDIT)], (index) => [T0, T0, T0 + 2 * minute, T0 + minute, T0 + 9 * minute][index]!);
+    const { statement } = statementOf(stepped, { from: T0 + 2 * minute, to: T0 + 5 * minute });
+    expect(statement).toMatchObject({ opening: { balance: 10n * CREDIT }, closing: { balance: 6n * CREDIT }, entries: 2 });
+  });
+
+  const amount = fc.bigInt({ min: 1n, max: 20n * CREDIT });
+  const command = fc.oneof(
+    amount.map(topUp),
+    amount.map(deduct),
+    amount.map((credits): BalanceCommand => ({ type: 'TopUp', credits, source: 'purchase', reason: null, at: AT })),
+    fc.tuple(fc.nat({ max: 5 }), amount).map(([id, credits]) => hold(`h${id}`, credits)),
+  );
+
+  it('always closes at the opening plus what was added minus what was taken, at the fold of every entry recorded before the end', () => {
+    fc.assert(
+      fc.property(
+        fc.array(command, { maxLength: 40 }),
+        fc.array(fc.nat({ max: 3 }), { minLength: 80, maxLength: 80 }),
+        fc.nat({ max: 200 }),
+        fc.nat({ max: 200 }),
+        (commands, gaps, a, b) => {
+          // Non-decreasing recording times, with ties, as the store's commit order gives them.
+          const times = gaps.reduce<number[]>((sums, gap) => [...sums, (sums.at(-1) ?? T0) + gap], []);
+          const ledger = ledgerOf([open, ...commands], (index) => times[index] ?? T0 + 1000);
+          const period = { from: T0 + Math.min(a, b), to: T0 + Math.max(a, b) + 1 };
+          const { statement } = statementOf(ledger, period);
+          const added = Object.values(statement.toppedUp).reduce((sum, credits) => sum + credits, 0n);
+          const taken = Object.values(statement.consumed).reduce((sum, credits) => sum + credits, 0n);
+          expect(statement.closing.balance).toBe(statement.opening.balance + added - taken);
+          const before = (end: number) => ledger.filter((entry) => entry.recordedAt.getTime() < end).reduce((state, entry) => evolve(state, entry.event), initialBalanceState);
+          const balanceOf = (state: BalanceState) => (state.status === 'open' ? state.balance : 0n);
+          expect(statement.closing.balance).toBe(balanceOf(before(period.to)));
+          expect(statement.opening.balance).toBe(balanceOf(before(period.from)));
+          expect(statement.entries).toBe(ledger.filter((entry) => entry.recordedAt.getTime() >= period.from && entry.recordedAt.getTime() < period.to).length);
+        },
+      ),
+    );
+  });
+});
