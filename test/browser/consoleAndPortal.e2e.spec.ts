@@ -38,6 +38,15 @@ async function untilText(locator: Locator, check: (text: string) => boolean, des
   );
 }
 
+/** A statement table's rows as label → amount, as they read. */
+async function statementRows(table: Locator): Promise<Record<string, string>> {
+  const rows = await table.locator('tr').evaluateAll((cells) => cells.map((row) => [row.querySelector('th')?.textContent ?? '', row.querySelector('td')?.textContent ?? '']));
+  return Object.fromEntries(rows);
+}
+
+/** The month after "2026-03" as a month input writes it, and the one before. */
+const monthAfter = (month: string, by: number) => new Date(Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)) - 1 + by, 1)).toISOString().slice(0, 7);
+
 describe('the console and the portal in Chromium', () => {
   let stack: ConsoleStack;
   let base: string;
@@ -254,6 +263,13 @@ describe('the console and the portal in Chromium', () => {
     expect(portalLedger.rows.at(-1)).toMatchObject({ type: 'CreditToppedUp', source: 'purchase', credits: '1000', balanceAfter: '1097', purchaseTotalPrice: '9.90', purchaseCurrency: 'EUR', actorKind: 'portal' });
     // The provider's changes show as the provider's, never by the key's id or name.
     expect(portalLedger.rows.find((row) => row.reason === 'goodwill')).toMatchObject({ actorKind: 'operator', actorKeyId: '', actorKeyName: '' });
+    // The customer's statement of the month the purchase was recorded in has it among what was added.
+    const purchaseMonth = portalLedger.rows.at(-1)!.recordedAt!.slice(0, 7);
+    await portalCard.getByText('Monthly statement', { exact: true }).click();
+    await portalCard.getByLabel('Month').fill(purchaseMonth);
+    const portalStatement = portalCard.getByRole('table', { name: /^Statement for / });
+    await untilText(portalStatement, (text) => text.includes('Purchases'), "the purchase on the customer's statement");
+    expect(await statementRows(portalStatement)).toMatchObject({ Purchases: '+1,000' });
     const activity = portalCard.getByRole('table', { name: 'Recent activity' });
     await untilText(activity, (text) => text.includes('You'), 'the purchase as the customer\'s own in the recent activity');
     const byColumn = await activity.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.lastElementChild?.textContent ?? ''));
@@ -524,7 +540,9 @@ describe('the console and the portal in Chromium', () => {
   it('refunds part of a metered charge from the console, by keyboard, once', async () => {
     const customerId = `refunded-${randomUUID()}`;
     const product = (await (await api('POST', '/credit-products', { name: 'Refund credits', consumption: [{ event: 'render', credits: '2' }] })).json()) as { id: string };
-    expect((await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).status).toBe(201);
+    const opened = await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
+    expect(opened.status).toBe(201);
+    const balanceId = ((await opened.json()) as { id: string }).id;
     const context = await browser.newContext({ viewport: DESKTOP });
     try {
       const page = await context.newPage();
@@ -561,6 +579,29 @@ describe('the console and the portal in Chromium', () => {
       const refundRow = await ledger.locator('tbody tr').filter({ hasText: 'render failed' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
       expect(refundRow.slice(1, 5)).toEqual(['Refund', '+0.5', '8.5', 'render failed']);
       await card.screenshot({ path: path.join(SCREENSHOTS, 'console-refund.png') });
+
+      // The statement of the month the balance opened in (the month its entries were recorded in,
+      // read from the API, so a test across a month's end reads the right one), by keyboard.
+      const entries = ((await (await api('GET', `/credit-balances/${balanceId}/ledger`)).json()) as { items: { recordedAt: string }[] }).items;
+      const month = entries.at(-1)!.recordedAt.slice(0, 7);
+      const stated = (await (
+        await api('GET', `/credit-balances/${balanceId}/statement?from=${month}-01T00:00:00Z&to=${monthAfter(month, 1)}-01T00:00:00Z`)
+      ).json()) as { toppedUp: string; consumed: string; closing: { balance: string } };
+      const statementDetails = card.locator('details').filter({ has: page.getByText('Monthly statement', { exact: true }) });
+      await statementDetails.getByText('Monthly statement', { exact: true }).focus();
+      await page.keyboard.press('Enter');
+      await statementDetails.getByLabel('Month').fill(month);
+      const statement = statementDetails.getByRole('table', { name: /^Statement for / });
+      await untilText(statement, (text) => text.includes('Closing balance'), 'the month\'s statement');
+      const rows = await statementRows(statement);
+      // Opened, charged and refunded in that month: the starting balance and the refund added, the render used.
+      expect(rows).toMatchObject({ 'Opening balance': '0', 'Starting balance': '+10', Refunds: '+0.5', Usage: '−2' });
+      expect([rows.Added, rows.Used, rows['Closing balance']]).toEqual([`+${stated.toppedUp}`, `−${stated.consumed}`, stated.closing.balance]);
+      await statementDetails.screenshot({ path: path.join(SCREENSHOTS, 'console-statement.png') });
+      // The month before it: nothing yet.
+      await statementDetails.getByLabel('Month').fill(monthAfter(month, -1));
+      await untilText(statement, (text) => /: 0 entries/.test(text), 'the statement of the month before');
+      expect(await statementRows(statement)).toMatchObject({ 'Opening balance': '0', Added: '+0', Used: '−0', 'Closing balance': '0' });
     } finally {
       await context.close();
     }

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, LedgerEntry } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
+import { BalanceStatement } from '../shared/BalanceStatement';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
@@ -14,7 +15,8 @@ const REFRESH_MS = 2000;
 /**
  * One balance on the Credits tab: its figure, the Top up, Retain usage and Refund dialogs, and its recent
  * consumption, read again every two seconds while the page is open: the newest ledger entries and
- * the last day's consumption per hour and event name. The full ledger is paged on demand.
+ * the last day's consumption per hour and event name. The full ledger and a month's statement are
+ * read on demand.
  */
 export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; onChanged: () => void }) {
   const [change, setChange] = useState<ChangeKind>();
@@ -46,6 +48,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
         <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" />
       </div>
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
+      <BalanceStatement api={api} balanceId={balance.id} position={shown.position} />
       <BalanceChangeDialog
         api={api}
         balance={shown}

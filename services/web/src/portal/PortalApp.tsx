@@ -4,6 +4,7 @@ import type { BalanceChange, CreditBalance, Page, PurchaseOption, Subscription }
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
+import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
 import { ErrorMessage, usePolling } from '../shared/ui';
@@ -179,6 +180,7 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
         <ConsumptionChart consumption={consumption} title="Consumption in the last 30 days" />
         <LedgerTable entries={recent} caption="Recent activity" audience="portal" />
       </div>
+      <BalanceStatement api={api} balanceId={balance.id} position={shown.position} />
       <div class="actions">
         <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />
       </div>

@@ -1,4 +1,5 @@
 import type {
+  BalanceStatementView,
   BalanceView,
   DeadLetterView,
   HealthView,
@@ -59,6 +60,7 @@ export interface CreditProduct {
 /** The API's own view types, imported (types only, erased from the bundle): one definition on both sides. */
 export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
+export type BalanceStatement = BalanceStatementView;
 export type DeadLetter = DeadLetterView;
 export type WholeDeadLetter = WholeDeadLetterView;
 export type Health = HealthView;

@@ -32,6 +32,28 @@ export function age(iso: string, now: number): string {
   return `${Math.floor(seconds / 86_400)} d ago`;
 }
 
+const MONTH_PATTERN = /^([0-9]{4})-(0[1-9]|1[0-2])$/;
+const MONTH_NAME = new Intl.DateTimeFormat(undefined, { month: 'long', year: 'numeric', timeZone: 'UTC' });
+
+/** The calendar month (UTC) an instant falls in, as a month input writes it: "2026-03". */
+export function monthOf(millis: number): string {
+  return new Date(millis).toISOString().slice(0, 7);
+}
+
+/** A month input's "2026-03" as the statement's period, [its first instant, the next month's) in UTC; undefined for anything else. */
+export function monthPeriod(month: string): { from: string; to: string } | undefined {
+  const parts = MONTH_PATTERN.exec(month);
+  if (parts === null) return undefined;
+  const [year, index] = [Number(parts[1]), Number(parts[2]) - 1];
+  return { from: new Date(Date.UTC(year, index, 1)).toISOString(), to: new Date(Date.UTC(year, index + 1, 1)).toISOString() };
+}
+
+/** "March 2026", in the reader's language; undefined for what is not a month. */
+export function monthName(month: string): string | undefined {
+  const period = monthPeriod(month);
+  return period === undefined ? undefined : MONTH_NAME.format(new Date(period.from));
+}
+
 const ENTRY_LABELS: Readonly<Record<string, string>> = {
   CreditBalanceOpened: 'Opened',
   CreditToppedUp: 'Top-up',

@@ -1,5 +1,5 @@
 import { ApiError, fieldErrors } from './apiClient';
-import { actorLabel, addDecimal, entryLabel, formatCredits } from './format';
+import { actorLabel, addDecimal, entryLabel, formatCredits, monthName, monthOf, monthPeriod } from './format';
 
 describe('what the pages show', () => {
   it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
@@ -7,6 +7,16 @@ describe('what the pages show', () => {
     expect(formatCredits('-1000')).toBe('-1,000');
     expect(formatCredits('999')).toBe('999');
     expect(formatCredits('9999999999999999.999999')).toBe('9,999,999,999,999,999.999999');
+  });
+
+  it('turns a month input into the statement\'s period in UTC, the year\'s end included, and refuses what is not a month', () => {
+    expect(monthPeriod('2026-03')).toEqual({ from: '2026-03-01T00:00:00.000Z', to: '2026-04-01T00:00:00.000Z' });
+    expect(monthPeriod('2026-12')).toEqual({ from: '2026-12-01T00:00:00.000Z', to: '2027-01-01T00:00:00.000Z' });
+    for (const text of ['', '2026-13', '2026-00', '2026-3', '26-03', '2026-03-01']) expect(monthPeriod(text)).toBeUndefined();
+    expect(monthOf(Date.parse('2026-11-30T23:59:59.999Z'))).toBe('2026-11');
+    expect(monthOf(Date.parse('2026-12-01T00:00:00.000Z'))).toBe('2026-12');
+    expect(monthName('2026-03')).toContain('2026');
+    expect(monthName('March')).toBeUndefined();
   });
 
   it('adds credits exactly, beyond what a double holds', () => {

@@ -36,7 +36,7 @@ export interface FieldProps {
   readonly onInput?: (event: TargetedEvent<HTMLInputElement, Event>) => void;
   readonly error?: string | undefined;
   readonly hint?: string;
-  readonly type?: 'text' | 'password';
+  readonly type?: 'text' | 'password' | 'month';
   readonly required?: boolean;
   readonly inputMode?: 'decimal' | 'numeric' | 'text';
   readonly pattern?: string;
@@ -62,7 +62,8 @@ export function Field({ label, error, hint, ...input }: FieldProps) {
   return (
     <div class={`field${error !== undefined ? ' has-error' : ''}`}>
       <label for={id}>{label}</label>
-      {input.type === 'password' ? <input type="password" {...attributes} /> : <input type="text" {...attributes} />}
+      {/* A literal type each: preact's input types are a union keyed on it. */}
+      {input.type === 'password' ? <input type="password" {...attributes} /> : input.type === 'month' ? <input type="month" {...attributes} /> : <input type="text" {...attributes} />}
       {hint !== undefined && (
         <small id={`${id}-hint`} class="hint">
           {hint}
