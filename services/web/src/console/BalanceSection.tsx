@@ -48,7 +48,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
         <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" />
       </div>
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
-      <BalanceStatement api={api} balanceId={balance.id} position={shown.position} />
+      <BalanceStatement api={api} balanceId={balance.id} />
       <BalanceChangeDialog
         api={api}
         balance={shown}

@@ -180,7 +180,7 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
         <ConsumptionChart consumption={consumption} title="Consumption in the last 30 days" />
         <LedgerTable entries={recent} caption="Recent activity" audience="portal" />
       </div>
-      <BalanceStatement api={api} balanceId={balance.id} position={shown.position} />
+      <BalanceStatement api={api} balanceId={balance.id} />
       <div class="actions">
         <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />
       </div>

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { path, type ApiClient } from './apiClient';
 import type { BalanceStatement as Statement } from './apiTypes';
-import { formatCredits, monthName, monthOf, monthPeriod } from './format';
+import { formatCredits, formatTime, monthName, monthOf, monthPeriod } from './format';
 import { ErrorMessage, Field, usePolling } from './ui';
 
 /** What each source is called on a statement; rows with nothing in the month are left out. */
@@ -21,22 +21,26 @@ const TAKEN: readonly (readonly [keyof Statement['consumedBySource'], string])[]
 /**
  * A balance's statement of a calendar month (UTC), from `GET …/statement`: the balance when the
  * month began, what was added and used by source, and the balance when it ended (or now). Opens
- * on the current month, read again when the balance changes; any month can be picked.
+ * on the current month; any month can be picked. A statement reads the balance's ledger from its
+ * start, so it is read when opened or picked and then once a minute, not on every change of a
+ * busy balance; the current month says when it was read.
  */
-export function BalanceStatement({ api, balanceId, position }: { api: ApiClient; balanceId: string; position: string }) {
+export function BalanceStatement({ api, balanceId }: { api: ApiClient; balanceId: string }) {
   const [open, setOpen] = useState(false);
   const [month, setMonth] = useState(() => monthOf(Date.now()));
-  const [statement, setStatement] = useState<{ month: string; figures: Statement }>();
+  const [statement, setStatement] = useState<{ month: string; figures: Statement; readAt: number }>();
   const period = monthPeriod(month);
   const error = usePolling(
     async () => {
       if (!open || period === undefined) return;
-      setStatement({ month, figures: await api.get<Statement>(path`/credit-balances/${balanceId}/statement`, { query: period }) });
+      const figures = await api.get<Statement>(path`/credit-balances/${balanceId}/statement`, { query: period });
+      setStatement({ month, figures, readAt: Date.now() });
     },
     60_000,
-    [api, balanceId, open, month, position],
+    [api, balanceId, open, month],
   );
   const shown = statement?.month === month ? statement.figures : undefined;
+  const soFar = statement !== undefined && period !== undefined && Date.parse(period.to) > statement.readAt ? ` so far (read ${formatTime(new Date(statement.readAt).toISOString())})` : '';
   const rows = (labels: typeof ADDED | typeof TAKEN, amounts: Readonly<Record<string, string>>, sign: string) =>
     labels
       .filter(([source]) => amounts[source] !== '0')
@@ -56,7 +60,7 @@ export function BalanceStatement({ api, balanceId, position }: { api: ApiClient;
       {shown !== undefined && (
         <div class="table-scroll">
           <table class="statement">
-            <caption>{`Statement for ${monthName(month) ?? month}: ${shown.entries} ${shown.entries === 1 ? 'entry' : 'entries'}`}</caption>
+            <caption>{`Statement for ${monthName(month) ?? month}${soFar}: ${shown.entries} ${shown.entries === 1 ? 'entry' : 'entries'}`}</caption>
             <tbody>
               <tr>
                 <th scope="row">Opening balance</th>
