@@ -102,6 +102,33 @@ describe('readTopicToEnds', () => {
     expect(values).toEqual(['plain', 'committed']);
   });
 
+  it('reads only the ranges asked for, of the partitions asked for, each once and in order', async () => {
+    const topic = await createTestTopic(admin, { prefix: 'read_to_ends_only', partitions: 3 });
+    topics.push(topic);
+    for (const partition of [0, 1, 2]) {
+      await producer.send({ topic, acks: -1, messages: Array.from({ length: 20 }, (_, index) => ({ partition, value: `${partition}/${index}` })) });
+    }
+    const purpose = uniqueName('read-to-ends');
+    const read: string[] = [];
+    await readTopicToEnds({
+      kafka,
+      topic,
+      purpose,
+      // Partition 1 past its end (offsets 0..19): nothing there; partition 2 not asked for.
+      only: new Map([
+        [0, { from: 5n, to: 8n }],
+        [1, { from: 25n, to: 30n }],
+      ]),
+      eachBatch: async (partition, messages) => void read.push(...messages.map((message) => `${partition}@${message.offset}=${message.value!.toString()}`)),
+    });
+    expect(read).toEqual(['0@5=0/5', '0@6=0/6', '0@7=0/7', '0@8=0/8']);
+    // A range reaching past the end stops at the end the partition had.
+    const tail: string[] = [];
+    await readTopicToEnds({ kafka, topic, purpose, only: new Map([[2, { from: 18n, to: 99n }]]), eachBatch: async (_partition, messages) => void tail.push(...messages.map((message) => message.offset)) });
+    expect(tail).toEqual(['18', '19']);
+    expect(await purposeGroups(purpose)).toEqual([]);
+  });
+
   it('returns at once from an empty topic', async () => {
     const topic = await createTestTopic(admin, { prefix: 'read_to_ends_empty', partitions: 2 });
     topics.push(topic);

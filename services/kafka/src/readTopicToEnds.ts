@@ -14,6 +14,12 @@ export interface ReadTopicToEndsOptions {
   readonly maxBytes?: number;
   /** Ends the read early (a process stopping): it rejects with the signal's reason once the batch at hand is done. */
   readonly signal?: AbortSignal;
+  /**
+   * Reads only these partitions, each from `from` to `to` (offsets, both included), within what
+   * the partition holds then: a pick of a few messages costs the messages between them, not the
+   * whole topic. Without it, every partition from its start.
+   */
+  readonly only?: ReadonlyMap<number, { readonly from: bigint; readonly to: bigint }>;
 }
 
 /**
@@ -28,10 +34,21 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
   await admin.connect();
   const groupId = `${options.purpose}-${randomUUID()}`;
   try {
-    // The last offset of each partition that has any (high is the next offset to be written).
+    // The first and last offsets to read of each partition that has any (high is the next offset
+    // to be written), clipped to the range asked for.
     const ends = new Map<number, bigint>();
+    const next = new Map<number, bigint>();
+    const unread: number[] = [];
     for (const { partition, low, high } of await admin.fetchTopicOffsets(topic)) {
-      if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high) - 1n);
+      const range = options.only?.get(partition);
+      const first = range === undefined || range.from < BigInt(low) ? BigInt(low) : range.from;
+      const last = range === undefined || range.to >= BigInt(high) ? BigInt(high) - 1n : range.to;
+      if ((options.only === undefined || range !== undefined) && last >= first) {
+        ends.set(partition, last);
+        next.set(partition, first);
+      } else {
+        unread.push(partition);
+      }
     }
     if (ends.size === 0) return;
     const reader = kafka.consumer({ groupId, allowAutoTopicCreation: false, ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}) });
@@ -62,17 +79,28 @@ export async function readTopicToEnds(options: ReadTopicToEndsOptions): Promise<
         autoCommit: false,
         eachBatch: async ({ batch }) => {
           const end = ends.get(batch.partition);
-          if (end === undefined || failed) return;
+          const from = next.get(batch.partition);
+          if (end === undefined || from === undefined || failed) return;
           lastBatchAt = Date.now();
-          const messages = batch.messages.filter((message) => BigInt(message.offset) <= end);
+          // From where the read has come to: a batch fetched before a seek below took effect may
+          // start earlier, or hand over again what the sought position fetches anew.
+          const messages = batch.messages.filter((message) => BigInt(message.offset) >= from && BigInt(message.offset) <= end);
           try {
-            if (messages.length > 0) await options.eachBatch(batch.partition, messages);
+            if (messages.length > 0) {
+              next.set(batch.partition, BigInt(messages[messages.length - 1]!.offset) + 1n);
+              await options.eachBatch(batch.partition, messages);
+            }
           } catch (error) {
             // Not thrown to kafkajs, which would fetch the batch again and hand it over twice.
             fail(error instanceof Error ? error : new Error(String(error)));
           }
         },
       });
+      if (options.only !== undefined) {
+        // Only the ranges asked for: each read partition from its first offset, the others not fetched.
+        for (const [partition, offset] of next) reader.seek({ topic, partition, offset: offset.toString() });
+        if (unread.length > 0) reader.pause([{ topic, partitions: unread }]);
+      }
       const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
       const abort = () => fail(options.signal?.reason instanceof Error ? options.signal.reason : new Error('the read was aborted'));
       if (options.signal?.aborted) abort();
