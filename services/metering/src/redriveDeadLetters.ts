@@ -1,6 +1,7 @@
 import { createKafka, kafkaConnectionConfig, readTopicToEnds, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes, type IHeaders, type KafkaMessage, type Message } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterHeader as header } from './deadLetterMessage';
+import { isDeadLetterPlace } from './deadLetterPlace';
 
 /** On a republished message: where in the dead-letter topic it came from, `<partition>:<offset>`. */
 export const REDRIVEN_FROM_HEADER = 'tally.redrive.from';
@@ -82,9 +83,26 @@ export function redriveDecision(
 }
 
 /**
+ * The offsets each partition's picked letters span: a send-back of picked letters reads only
+ * between them, not the whole dead-letter topic. A place that is not one spans nothing.
+ */
+export function pickedSpans(letters: readonly string[]): Map<number, { from: bigint; to: bigint }> {
+  const spans = new Map<number, { from: bigint; to: bigint }>();
+  for (const place of letters) {
+    if (!isDeadLetterPlace(place)) continue;
+    const [partitionText, offsetText] = place.split(':') as [string, string];
+    const [partition, offset] = [Number(partitionText), BigInt(offsetText)];
+    const span = spans.get(partition);
+    spans.set(partition, span === undefined ? { from: offset, to: offset } : { from: offset < span.from ? offset : span.from, to: offset > span.to ? offset : span.to });
+  }
+  return spans;
+}
+
+/**
  * Sends dead letters back to the usage topic, once what made them fail is fixed (a balance opened,
- * a schema restored, a release deployed). It reads the dead-letter topic from its start up to the
- * ends it had when the run started, so a letter that fails again, dead-lettered anew meanwhile, is
+ * a schema restored, a release deployed). It reads the dead-letter topic from its start (picked
+ * letters: from the first picked in each partition) up to the ends it had when the run started
+ * (picked letters: the last picked), so a letter that fails again, dead-lettered anew meanwhile, is
  * not read again in the same run; it moves no offsets and leaves the letters where they are.
  *
  * Sending a letter back twice, or one whose usage its producer has since sent again, charges
@@ -108,6 +126,7 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
       purpose: 'tally-redrive',
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      ...(options.letters !== undefined ? { only: pickedSpans(options.letters) } : {}),
       eachBatch: async (partition, letters) => {
         const toSend: Message[] = [];
         const codes: string[] = [];

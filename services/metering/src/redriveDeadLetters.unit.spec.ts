@@ -2,7 +2,7 @@ import { InvalidUsageEventError, type TallyError } from '@tally/domain';
 import type { KafkaMessage } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterMessage, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
 import { BalanceNotOpenedError, UndecodableBatchError } from './meteringErrors';
-import { REDRIVEN_FROM_HEADER, redriveDecision } from './redriveDeadLetters';
+import { pickedSpans, REDRIVEN_FROM_HEADER, redriveDecision } from './redriveDeadLetters';
 
 const AT = new Date('2026-03-01T12:00:00Z');
 
@@ -56,6 +56,17 @@ describe('redriveDecision', () => {
     expect(redriveDecision({ ...invalid, offset: '8' }, 1, picked)).toEqual({ skip: 'not_selected' });
     const cut = letterOf(original({ value: Buffer.alloc(MAX_DEAD_LETTER_VALUE_BYTES + 1, 0x7b) }), undefined, undefined, '9');
     expect(redriveDecision(cut, 1, picked)).toEqual({ skip: 'cut' });
+  });
+
+  it('reads, for picked letters, only the span of their places in each partition', () => {
+    expect(pickedSpans(['1:9', '0:4', '1:7', '1:12'])).toEqual(
+      new Map([
+        [1, { from: 7n, to: 12n }],
+        [0, { from: 4n, to: 4n }],
+      ]),
+    );
+    // A place that is not one is never found, so it spans nothing.
+    expect(pickedSpans(['0:01', '0-1', ''])).toEqual(new Map());
   });
 
   it('takes letters from the given time on, and none whose time cannot be read', () => {
