@@ -1,5 +1,5 @@
 import { createTestSchema, uniqueName, type TestSchema } from '@tally/test-support';
-import { createPostgresCheckpointStore } from './checkpointStore';
+import { createPostgresCheckpointStore, rewindCheckpoint } from './checkpointStore';
 
 describe('PostgreSQL checkpoint store', () => {
   let db: TestSchema;
@@ -34,6 +34,22 @@ describe('PostgreSQL checkpoint store', () => {
     await checkpoints.save(name, 9_007_199_254_740_993n);
     await checkpoints.save(name, 9_007_199_254_740_992n);
     expect(await checkpoints.load(name)).toBe(9_007_199_254_740_993n);
+  });
+
+  it('is moved back only by a rewind, which answers where it was and changes nothing at or above it', async () => {
+    const checkpoints = createPostgresCheckpointStore(db.pool);
+    const name = uniqueName('rewind');
+    expect(await rewindCheckpoint(db.pool, name, 5n)).toBe(0n);
+    expect(await checkpoints.load(name)).toBe(0n);
+    await checkpoints.save(name, 9_007_199_254_740_993n);
+    expect(await rewindCheckpoint(db.pool, name, 9_007_199_254_740_993n)).toBe(9_007_199_254_740_993n);
+    expect(await rewindCheckpoint(db.pool, name, 40n)).toBe(9_007_199_254_740_993n);
+    expect(await checkpoints.load(name)).toBe(40n);
+    expect(await rewindCheckpoint(db.pool, name, 41n)).toBe(40n);
+    expect(await checkpoints.load(name)).toBe(40n);
+    // From there, saves move it forward again.
+    await checkpoints.save(name, 45n);
+    expect(await checkpoints.load(name)).toBe(45n);
   });
 
   it('keeps the greatest of concurrent saves, whatever order they land in', async () => {

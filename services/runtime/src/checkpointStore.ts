@@ -37,3 +37,21 @@ export function createPostgresCheckpointStore(pool: Pool): CheckpointStore {
     },
   };
 }
+
+/**
+ * Moves a checkpoint back to `position`, for an operator who wants a processor to hand a stretch
+ * of the log over again (the ledger relay's `tally relay-rewind`); answers the position it had.
+ * Apart from CheckpointStore on purpose: a processor only ever moves its checkpoint forward. The
+ * caller holds the processor's lease, so no processor saves meanwhile (a save would keep the
+ * greater position). A position at or above the saved one changes nothing.
+ */
+export async function rewindCheckpoint(pool: Pool, name: string, position: bigint): Promise<bigint> {
+  const { rows } = await pool.query<{ previous: string }>(
+    `UPDATE subscription_checkpoints c SET position = $2, updated_at = now()
+       FROM (SELECT position FROM subscription_checkpoints WHERE name = $1 FOR UPDATE) AS old
+      WHERE c.name = $1 AND old.position > $2
+      RETURNING old.position AS previous`,
+    [name, position.toString()],
+  );
+  return rows[0] === undefined ? createPostgresCheckpointStore(pool).load(name) : BigInt(rows[0].previous);
+}
