@@ -1,3 +1,4 @@
 export * from './ledgerRelay';
 export * from './ledgerEventRecord';
 export * from './exampleBillingConsumer';
+export * from './rewindLedgerRelay';

@@ -4,6 +4,7 @@ import { capturedLog, dumpPartitionLog, stackConfig, uniqueName, waitFor } from 
 import { CompressionTypes } from 'kafkajs';
 import { createPostgresCheckpointStore } from '@tally/runtime';
 import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
+import { LedgerRelayPublishingError, rewindLedgerRelay, RewindNotBackwardError } from './rewindLedgerRelay';
 import {
   createLedgerRelayHarness,
   expectEveryEventInStreamOrder,
@@ -121,6 +122,53 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     expectEveryEventInStreamOrder(reader.messages, stored);
     expect(reader.messages.length).toBeGreaterThan(stored.length);
     await second.stop();
+  });
+
+  it('is rewound to a time by an operator only while no relay publishes, and then publishes from there again', async () => {
+    const topic = await harness.createTopic(2);
+    const reader = await harness.consume(topic);
+    const checkpointName = uniqueName('rewound');
+    const balances = await harness.openBalances();
+    await harness.driveRound(balances, 0);
+    await harness.driveRound(balances, 1);
+    const stored = await harness.storedLedgerEvents();
+    const relay = harness.createRelay(topic, { checkpointName });
+    await relay.start();
+    await waitFor(() => reader.messages.length >= stored.length, { description: `${stored.length} ledger events on ${topic}`, timeoutMs: 60_000 });
+    const at = { pool: harness.db.pool, eventStore: harness.store, checkpointName };
+
+    // The first event recorded at a later time than the one before it, past the middle: publishing starts again there.
+    const from = stored.findIndex((event, index) => index > stored.length / 2 && event.recordedAt > stored[index - 1]!.recordedAt);
+    const time = stored[from]!.recordedAt;
+    // Refused while the relay holds its lease, naming the holder's backend.
+    await expect(rewindLedgerRelay({ ...at, to: { time } })).rejects.toThrow(new RegExp(`a ledger relay holds ${checkpointName} \\(PostgreSQL backend \\d+\\)`));
+    await expect(rewindLedgerRelay({ ...at, to: { time } })).rejects.toBeInstanceOf(LedgerRelayPublishingError);
+    await relay.stop();
+    const checkpoints = createPostgresCheckpointStore(harness.db.pool);
+    const stoppedAt = await checkpoints.load(checkpointName);
+
+    const asked = await rewindLedgerRelay({ ...at, to: { time }, dryRun: true });
+    expect(asked).toEqual({
+      previous: stoppedAt,
+      position: stored[from - 1]!.position,
+      firstEvent: { position: stored[from]!.position, recordedAt: time },
+      head: await harness.store.headPosition(),
+      dryRun: true,
+    });
+    expect(await checkpoints.load(checkpointName)).toBe(stoppedAt);
+    // Forward is the relay's way, never an operator's.
+    await expect(rewindLedgerRelay({ ...at, to: { position: stoppedAt + 1n } })).rejects.toBeInstanceOf(RewindNotBackwardError);
+
+    expect(await rewindLedgerRelay({ ...at, to: { time } })).toMatchObject({ previous: stoppedAt, position: stored[from - 1]!.position, dryRun: false });
+    expect(await checkpoints.load(checkpointName)).toBe(stored[from - 1]!.position);
+    const again = harness.createRelay(topic, { checkpointName });
+    await again.start();
+    const republished = stored.slice(from).map((event) => event.id);
+    await waitFor(() => reader.messages.length >= stored.length + republished.length, { description: 'the rewound stretch published again', timeoutMs: 60_000 });
+    await again.stop();
+    // Exactly the events from the time on, once more; consumers drop them by id.
+    expect(reader.messages.slice(stored.length).map((message) => message.value.eventId).sort()).toEqual([...republished].sort());
+    expectEveryEventInStreamOrder(reader.messages, stored);
   });
 
   it('of two relays sharing a checkpoint, one publishes and the other takes over when it stops: every event once', async () => {

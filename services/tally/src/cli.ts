@@ -23,6 +23,7 @@ import {
 } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import { migrate } from '@tally/postgres';
+import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
 import { keyIdOf } from '@tally/api';
@@ -268,6 +269,40 @@ program
       decoder: createUsageEventDecoder({ registryUrl: config.registryUrl, ...(connections.registryAuth !== undefined ? { auth: connections.registryAuth } : {}) }),
     }).read(Number(options.partition), options.offset);
     process.stdout.write(`${JSON.stringify(letter, null, 2)}\n`);
+  });
+
+program
+  .command('relay-rewind')
+  .description('move the ledger relay\'s checkpoint back, so it publishes that stretch of the ledger to the ledger topic again when it next starts; every relay must be stopped')
+  .option('--to-time <when>', 'publish again from the first event recorded at or after this time (ISO-8601)')
+  .option('--to-position <n>', 'publish again from the first event after this global position')
+  .option('--topic <name>', 'the ledger topic whose relay to rewind', config.topics.ledger)
+  .option('--dry-run', 'say what would be published again, change nothing')
+  .action(async (options: { toTime?: string; toPosition?: string; topic: string; dryRun?: boolean }) => {
+    if ((options.toTime === undefined) === (options.toPosition === undefined)) throw new Error('relay-rewind takes one of --to-time and --to-position');
+    const time = options.toTime === undefined ? undefined : new Date(options.toTime);
+    if (time !== undefined && Number.isNaN(time.getTime())) throw new Error('--to-time takes an ISO-8601 time');
+    if (options.toPosition !== undefined && !/^(0|[1-9][0-9]{0,18})$/.test(options.toPosition)) throw new Error('--to-position takes a non-negative integer');
+    const pool = openPool(config, { applicationName: 'tally-cli', max: 2 });
+    try {
+      const eventStore = await openEventStore(config, pool, logger);
+      try {
+        const checkpointName = ledgerRelayCheckpointName(options.topic);
+        const rewound = await rewindLedgerRelay({
+          pool,
+          eventStore,
+          checkpointName,
+          to: time !== undefined ? { time } : { position: BigInt(options.toPosition!) },
+          dryRun: options.dryRun === true,
+        });
+        const first = rewound.firstEvent === null ? 'no event follows it: nothing is published again' : `the relay publishes again from position ${rewound.firstEvent.position} (recorded ${rewound.firstEvent.recordedAt.toISOString()}) up to the head, ${rewound.head}, when it next starts`;
+        process.stdout.write(`${checkpointName}: ${rewound.dryRun ? 'would move' : 'moved'} the checkpoint from ${rewound.previous} back to ${rewound.position}; ${first}\n`);
+      } finally {
+        await eventStore.close();
+      }
+    } finally {
+      await pool.end();
+    }
   });
 
 program

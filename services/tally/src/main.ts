@@ -18,7 +18,7 @@ import {
   createPurchaseService,
 } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
-import { createLedgerRelay } from '@tally/ledger-relay';
+import { createLedgerRelay, ledgerRelayCheckpointName } from '@tally/ledger-relay';
 import {
   CONSUMER_MAX_OLD_SPACE_MIB,
   CONSUMER_MAX_SEMI_SPACE_MIB,
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
     const relay = createLedgerRelay({
       eventStore,
       pool,
-      checkpointName: `ledger-relay:${config.topics.ledger}`,
+      checkpointName: ledgerRelayCheckpointName(config.topics.ledger),
       kafka: { brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-relay`, ...connections.kafka },
       topic: config.topics.ledger,
       registryUrl: config.registryUrl,

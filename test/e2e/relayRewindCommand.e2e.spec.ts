@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { tryAcquireAdvisoryLease } from '@tally/postgres';
+import { createPostgresCheckpointStore } from '@tally/runtime';
+import { createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+
+jest.setTimeout(120_000);
+
+const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
+
+/** `tally relay-rewind` as an operator runs it: the built command against an event store and checkpoint of the test's own. */
+describe('tally relay-rewind', () => {
+  let db: TestSchema;
+  let store: EventStore;
+  const topic = uniqueName('ledger_topic');
+  const checkpointName = `ledger-relay:${topic}`;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'relay_rewind' });
+    store = createPostgresEventStore({ pool: db.pool, logger: pino({ level: 'silent' }) });
+    // Three events, each recorded in a later millisecond than the one before (times are read to the millisecond).
+    for (let index = 0; index < 3; index += 1) {
+      await store.appendToStream(`rewind-${randomUUID()}`, [{ id: randomUUID(), type: 'Probed', data: { index } }], { expectedRevision: 'no_stream' });
+      const [last] = (await store.readAll({ maxCount: 100 })).slice(-1);
+      await waitFor(() => Date.now() > last!.recordedAt.getTime(), { description: 'the next millisecond', timeoutMs: 5_000, intervalMs: 1 });
+    }
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = { ...process.env, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema };
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'relay-rewind', '--topic', topic, ...args], { env, timeout: 60_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code?: number; stdout: string; stderr: string };
+      return { code: failed.code ?? -1, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  it('says what it would do, does it, and refuses to move forward, while no relay holds the lease', async () => {
+    const [first, second, third] = await store.readAll({ maxCount: 3 });
+    const checkpoints = createPostgresCheckpointStore(db.pool);
+    await checkpoints.save(checkpointName, third!.position);
+    const time = second!.recordedAt.toISOString();
+
+    const asked = await tally('--to-time', time, '--dry-run');
+    expect(asked).toMatchObject({ code: 0, stderr: '' });
+    expect(asked.stdout).toBe(
+      `${checkpointName}: would move the checkpoint from ${third!.position} back to ${first!.position}; the relay publishes again from position ${second!.position} (recorded ${time}) up to the head, ${third!.position}, when it next starts\n`,
+    );
+    expect(await checkpoints.load(checkpointName)).toBe(third!.position);
+
+    expect((await tally('--to-time', time)).stdout).toContain(`: moved the checkpoint from ${third!.position} back to ${first!.position};`);
+    expect(await checkpoints.load(checkpointName)).toBe(first!.position);
+
+    const forward = await tally('--to-position', third!.position.toString());
+    expect(forward.code).toBe(1);
+    expect(forward.stderr).toContain(`tally: the checkpoint ${checkpointName} is at ${first!.position}; a rewind only moves it back`);
+    // Back to the start: everything is published again.
+    expect((await tally('--to-position', '0')).stdout).toContain(`back to 0; the relay publishes again from position ${first!.position}`);
+  });
+
+  it('is refused while a relay holds the lease, naming its backend', async () => {
+    const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name: checkpointName });
+    try {
+      const refused = await tally('--to-position', '0');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`^tally: a ledger relay holds ${checkpointName} \\(PostgreSQL backend \\d+\\): stop every process with the relay role, then rewind\\n$`));
+    } finally {
+      await lease!.release();
+    }
+  });
+
+  it('refuses what is not a place to rewind to before connecting to anything', async () => {
+    for (const args of [[], ['--to-time', '2026-03-01T00:00:00Z', '--to-position', '3'], ['--to-time', 'yesterday'], ['--to-position', '01'], ['--to-position', '-1']]) {
+      const refused = await tally(...args);
+      expect({ args, code: refused.code }).toEqual({ args, code: 1 });
+      expect(refused.stderr).toMatch(/^(tally: relay-rewind takes one of --to-time and --to-position|tally: --to-time takes an ISO-8601 time|tally: --to-position takes a non-negative integer|error: .*)\n/);
+    }
+  });
+});
