@@ -870,6 +870,10 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         expectError(await call({ method: 'GET', url: `${url}/statement${query}` }), 400, 'validation_failed');
       }
       expectError(await call({ method: 'GET', url: `/v1/credit-balances/nope/statement?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z` }), 404, 'balance_not_found');
+      // Read for nobody: a signal already aborted (the route's, once its client is gone) stops it.
+      const gone = new AbortController();
+      gone.abort(new Error('the client went away'));
+      await expect(createLedgerHistory({ ledger, balanceRegistry }).statement(opened.id, { from: 0, to: Date.now() }, gone.signal)).rejects.toThrow('the client went away');
     });
   });
 

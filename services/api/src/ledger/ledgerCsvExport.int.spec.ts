@@ -1,6 +1,7 @@
 import { request as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { waitFor } from '@tally/test-support';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorSchema } from '../apiSchemas';
 import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
@@ -10,7 +11,8 @@ import { ledgerRoutes } from './ledgerRoutes';
 /**
  * What a client of the CSV export sees when the event store fails after the first page: not a
  * short file that looks whole, but an answer that ends without chunked encoding's last chunk,
- * which every HTTP client reports as an error. Over a real socket: inject() cannot show it.
+ * which every HTTP client reports as an error; and a statement whose client left. Over a real
+ * socket: inject() cannot show either.
  */
 describe('the ledger export failing half-way', () => {
   let app: FastifyInstance;
@@ -38,6 +40,9 @@ describe('the ledger export failing half-way', () => {
     actor: null,
   });
 
+  let statementsStarted = 0;
+  let statementsAbandoned = 0;
+
   beforeAll(async () => {
     const history: LedgerHistory = {
       page: async () => ({ items: [], next: null }),
@@ -45,7 +50,15 @@ describe('the ledger export failing half-way', () => {
         yield [entry(0), entry(1)];
         throw new Error('the event store went away');
       },
-      statement: () => Promise.reject(new Error('not read here')),
+      // A statement that takes as long as its client waits: it ends only when the route's signal aborts.
+      statement: (_balanceId, _period, signal) =>
+        new Promise((_resolve, reject) => {
+          statementsStarted += 1;
+          signal!.addEventListener('abort', () => {
+            statementsAbandoned += 1;
+            reject(signal!.reason);
+          });
+        }),
     };
     app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
     for (const schema of [ErrorSchema, LedgerEntrySchema]) app.addSchema(schema);
@@ -73,6 +86,17 @@ describe('the ledger export failing half-way', () => {
     expect(outcome.broken).toBe(true);
     expect(outcome.body.split('\r\n').slice(1, 3).map((line) => line.split(',')[0])).toEqual(['e0', 'e1']);
     // The process and its server are unharmed.
+    expect((await app.inject({ method: 'GET', url: '/credit-balances/b1/ledger' })).statusCode).toBe(200);
+  });
+
+  it('stops reading a statement whose client went away, and answers nobody', async () => {
+    const { port } = app.server.address() as AddressInfo;
+    const request = httpGet({ host: '127.0.0.1', port, path: '/credit-balances/b1/statement?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z' });
+    request.on('error', () => undefined);
+    request.end();
+    await waitFor(() => statementsStarted === 1, { description: 'the statement being read' });
+    request.destroy();
+    await waitFor(() => statementsAbandoned === 1, { description: 'the statement abandoned' });
     expect((await app.inject({ method: 'GET', url: '/credit-balances/b1/ledger' })).statusCode).toBe(200);
   });
 });

@@ -15,9 +15,10 @@ export interface LedgerHistory {
   chronological(balanceId: string, pageSize: number, audience: LedgerAudience): AsyncGenerator<readonly LedgerEntryView[], void, undefined>;
   /**
    * The statement of the period `[from, to)` (epoch milliseconds, see createStatementFold), read
-   * oldest first up to the period's end. Throws BalanceNotFoundError for an unknown balance.
+   * oldest first up to the period's end. Throws BalanceNotFoundError for an unknown balance, and
+   * the signal's reason once it is aborted, before the next page is read.
    */
-  statement(balanceId: string, period: { readonly from: number; readonly to: number }): Promise<BalanceStatement>;
+  statement(balanceId: string, period: { readonly from: number; readonly to: number }, signal?: AbortSignal): Promise<BalanceStatement>;
 }
 
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
@@ -51,10 +52,11 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
       }
     },
 
-    async statement(balanceId, period) {
+    async statement(balanceId, period, signal) {
       const fold = createStatementFold(period);
       // Refunds are not read: a statement totals them by their own entries (source refund).
       read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false)) {
+        signal?.throwIfAborted();
         for (const item of items) if (!fold.add(item)) break read;
       }
       return fold.statement();
