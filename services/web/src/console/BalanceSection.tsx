@@ -75,10 +75,11 @@ function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; ba
   const before = pager.cursor;
   usePolling(
     async () => {
-      if (open) setPage(await api.get<{ items: LedgerEntry[]; next: string | null }>(path`/credit-balances/${balanceId}/ledger`, { query: { limit: '50', before } }));
+      setPage(await api.get<{ items: LedgerEntry[]; next: string | null }>(path`/credit-balances/${balanceId}/ledger`, { query: { limit: '50', before } }));
     },
     60_000,
-    [api, balanceId, open, before, position],
+    [api, balanceId, before, position],
+    open,
   );
   return (
     <details onToggle={(event) => setOpen(event.currentTarget.open)}>

@@ -26,11 +26,11 @@ function SendBackLetter({ api, partition, offset }: { api: ApiClient; partition:
   const running = run?.status === 'running';
   const error = usePolling(
     async () => {
-      if (run === undefined || !running) return;
-      setRun(await api.get<Redrive>(path`/dead-letters/redrives/${run.id}`));
+      if (run !== undefined) setRun(await api.get<Redrive>(path`/dead-letters/redrives/${run.id}`));
     },
     RUN_REFRESH_MS,
-    [api, run?.id, running],
+    [api, run?.id],
+    running,
   );
   return (
     <>

@@ -16,10 +16,11 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
   const before = pager.cursor;
   const error = usePolling(
     async () => {
-      if (open) setPage(await api.get<Page<ProductRevision>>(path`/credit-products/${productId}/revisions`, { query: { limit: '20', before } }));
+      setPage(await api.get<Page<ProductRevision>>(path`/credit-products/${productId}/revisions`, { query: { limit: '20', before } }));
     },
     60_000,
-    [api, productId, open, before, version],
+    [api, productId, before, version],
+    open,
   );
   return (
     <details onToggle={(event) => setOpen(event.currentTarget.open)}>

@@ -32,12 +32,13 @@ export function BalanceStatement({ api, balanceId }: { api: ApiClient; balanceId
   const period = monthPeriod(month);
   const error = usePolling(
     async () => {
-      if (!open || period === undefined) return;
+      if (period === undefined) return;
       const figures = await api.get<Statement>(path`/credit-balances/${balanceId}/statement`, { query: period });
       setStatement({ month, figures, readAt: Date.now() });
     },
     60_000,
-    [api, balanceId, open, month],
+    [api, balanceId, month],
+    open && period !== undefined,
   );
   const shown = statement?.month === month ? statement.figures : undefined;
   const soFar = statement !== undefined && period !== undefined && Date.parse(period.to) > statement.readAt ? ` so far (read ${formatTime(new Date(statement.readAt).toISOString())})` : '';

@@ -188,11 +188,13 @@ export function ErrorMessage({ message }: { message: string | undefined }) {
 /**
  * Polls `load` every `intervalMs` while the page is open (and visible), from the first render.
  * Returns the last failure's message, cleared by the next success: the page keeps showing the
- * last figures it had and says why they are not fresh.
+ * last figures it had and says why they are not fresh. While `enabled` is false (a closed
+ * disclosure, a run that has ended) nothing is loaded and no timer runs.
  */
-export function usePolling(load: () => Promise<void> | void, intervalMs: number, deps: readonly unknown[]): string | undefined {
+export function usePolling(load: () => Promise<void> | void, intervalMs: number, deps: readonly unknown[], enabled = true): string | undefined {
   const [error, setError] = useState<string>();
   useEffect(() => {
+    if (!enabled) return undefined;
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const tick = async () => {
@@ -212,7 +214,7 @@ export function usePolling(load: () => Promise<void> | void, intervalMs: number,
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
     };
-  }, deps);
+  }, [...deps, enabled]);
   return error;
 }
 
