@@ -14,12 +14,13 @@ import { BalanceStatementSchema, balanceStatementView } from './balanceStatement
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
 
-/** A file name any browser and shell takes, whatever characters the balance id has. */
 /** The first instant of the UTC calendar month that holds the millisecond before `end`: a period ending at a month's start is the month before. */
 const startOfMonthBefore = (end: number) => {
   const last = new Date(end - 1);
   return Date.UTC(last.getUTCFullYear(), last.getUTCMonth(), 1);
 };
+
+/** A file name any browser and shell takes, whatever characters the balance id has. */
 const exportFileName = (balanceId: string) => `ledger-${balanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.csv`;
 
 /** The ledger: every change of a balance, the manual ones, purchases, grants and usage alike. */
