@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { createTestSchema, createUnreachablePool, stackConfig, startTcpProxyFor, waitFor, type TestSchema } from '@tally/test-support';
 import { createPool } from './createPool';
-import { leaseHolders, tryAcquireAdvisoryLease } from './advisoryLease';
+import { leaseHolders, leaseHolderSessions, tryAcquireAdvisoryLease } from './advisoryLease';
 
 describe('advisory lease on PostgreSQL', () => {
   let db: TestSchema;
@@ -24,6 +24,13 @@ describe('advisory lease on PostgreSQL', () => {
     const other = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-b' });
     expect(other).toBeDefined();
     expect(await holders('relay-a', 'relay-b')).toHaveLength(2);
+    // By name, with the application name its pool connected with; a name nobody holds is not there.
+    const sessions = await leaseHolderSessions(db.pool, ['relay-a', 'relay-b', 'relay-c']);
+    expect(sessions.map(({ name, applicationName }) => [name, applicationName]).sort()).toEqual([
+      ['relay-a', 'test-advisory_lease'],
+      ['relay-b', 'test-advisory_lease'],
+    ]);
+    expect(sessions.map(({ pid }) => pid).sort()).toEqual((await holders('relay-a', 'relay-b')).sort());
 
     await first!.release();
     const second = await tryAcquireAdvisoryLease({ pool: db.pool, name: 'relay-a' });

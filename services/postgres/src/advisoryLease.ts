@@ -126,17 +126,34 @@ function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+/** A session holding a lease: its backend pid and the application name its pool connected with. */
+export interface LeaseHolderSession {
+  readonly name: string;
+  readonly pid: number;
+  /** pg_stat_activity.application_name, e.g. `tally-relay`; empty when the client set none. */
+  readonly applicationName: string;
+}
+
+/**
+ * The sessions holding these leases in the pool's schema, by lease name: which process leads each
+ * processor, and the pid to end its session with.
+ */
+export async function leaseHolderSessions(pool: Pool, names: readonly string[]): Promise<LeaseHolderSession[]> {
+  // A two-key advisory lock shows in pg_locks as classid = key 1, objid = key 2 as an unsigned oid, objsubid = 2.
+  const { rows } = await pool.query<{ name: string; pid: number; application_name: string | null }>(
+    `SELECT n.name, l.pid, a.application_name FROM pg_locks l JOIN unnest($2::text[]) AS n(name)
+       ON l.objid = ((${schemaKeyed('n.name')}::bigint & 4294967295)::text)::oid
+       LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objsubid = 2 AND l.granted`,
+    [LEASE_LOCK_CLASS, names],
+  );
+  return rows.map((row) => ({ name: row.name, pid: row.pid, applicationName: row.application_name ?? '' }));
+}
+
 /**
  * The backend pids (pg_stat_activity.pid) holding these leases in the pool's schema: what an
  * operator looks for to see which process publishes, or to end its session.
  */
 export async function leaseHolders(pool: Pool, names: readonly string[]): Promise<number[]> {
-  // A two-key advisory lock shows in pg_locks as classid = key 1, objid = key 2 as an unsigned oid, objsubid = 2.
-  const { rows } = await pool.query<{ pid: number }>(
-    `SELECT l.pid FROM pg_locks l JOIN unnest($2::text[]) AS n(name)
-       ON l.objid = ((${schemaKeyed('n.name')}::bigint & 4294967295)::text)::oid
-     WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objsubid = 2 AND l.granted`,
-    [LEASE_LOCK_CLASS, names],
-  );
-  return rows.map((row) => row.pid);
+  return (await leaseHolderSessions(pool, names)).map((session) => session.pid);
 }

@@ -1,5 +1,5 @@
 import { createTestSchema, uniqueName, type TestSchema } from '@tally/test-support';
-import { createPostgresCheckpointStore, rewindCheckpoint } from './checkpointStore';
+import { createPostgresCheckpointStore, readCheckpoints, rewindCheckpoint } from './checkpointStore';
 
 describe('PostgreSQL checkpoint store', () => {
   let db: TestSchema;
@@ -50,6 +50,10 @@ describe('PostgreSQL checkpoint store', () => {
     // From there, saves move it forward again.
     await checkpoints.save(name, 45n);
     expect(await checkpoints.load(name)).toBe(45n);
+    // Listed with the others, as tally processors shows them.
+    const listed = (await readCheckpoints(db.pool)).find((checkpoint) => checkpoint.name === name);
+    expect(listed).toMatchObject({ name, position: 45n });
+    expect(Date.now() - listed!.updatedAt.getTime()).toBeLessThan(60_000);
   });
 
   it('keeps the greatest of concurrent saves, whatever order they land in', async () => {

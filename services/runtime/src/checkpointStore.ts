@@ -55,3 +55,17 @@ export async function rewindCheckpoint(pool: Pool, name: string, position: bigin
   );
   return rows[0] === undefined ? createPostgresCheckpointStore(pool).load(name) : BigInt(rows[0].previous);
 }
+
+/** A checkpoint as an operator lists it. */
+export interface SavedCheckpoint {
+  readonly name: string;
+  readonly position: bigint;
+  /** When its processor last moved it. */
+  readonly updatedAt: Date;
+}
+
+/** Every checkpoint saved in the pool's schema, by name: each processor that has saved once (`tally processors`). */
+export async function readCheckpoints(pool: Pool): Promise<SavedCheckpoint[]> {
+  const { rows } = await pool.query<{ name: string; position: string; updated_at: Date }>('SELECT name, position, updated_at FROM subscription_checkpoints ORDER BY name');
+  return rows.map((row) => ({ name: row.name, position: BigInt(row.position), updatedAt: row.updated_at }));
+}

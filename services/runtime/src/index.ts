@@ -3,7 +3,7 @@ export { guardTransient } from './guardTransient';
 export { createOutageLog, type OutageLog } from './outageLog';
 export { createPeriodicWorker } from './periodicWorker';
 export { createWorker, createWorkerGroup, type Worker, type WorkerBody, type WorkerState } from './worker';
-export { createPostgresCheckpointStore, rewindCheckpoint, type CheckpointStore } from './checkpointStore';
+export { createPostgresCheckpointStore, readCheckpoints, rewindCheckpoint, type CheckpointStore, type SavedCheckpoint } from './checkpointStore';
 export {
   createCheckpointedProcessor,
   type CheckpointedProcessor,
