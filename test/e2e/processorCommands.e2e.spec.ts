@@ -12,8 +12,8 @@ jest.setTimeout(120_000);
 
 const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
 
-/** `tally relay-rewind` as an operator runs it: the built command against an event store and checkpoint of the test's own. */
-describe('tally relay-rewind', () => {
+/** `tally processors` and `tally relay-rewind` as an operator runs them: the built command against an event store and checkpoints of the test's own. */
+describe('tally processors and tally relay-rewind', () => {
   let db: TestSchema;
   let store: EventStore;
   const topic = uniqueName('ledger_topic');
@@ -38,7 +38,7 @@ describe('tally relay-rewind', () => {
   async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const env = { ...process.env, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema };
     try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'relay-rewind', '--topic', topic, ...args], { env, timeout: 60_000 });
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
       return { code: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code?: number; stdout: string; stderr: string };
@@ -46,33 +46,57 @@ describe('tally relay-rewind', () => {
     }
   }
 
+  const rewind = (...args: string[]) => tally('relay-rewind', '--topic', topic, ...args);
+
+  it('lists each processor with its checkpoint, how far behind the head it is, and the session that leads it', async () => {
+    const [first, , third] = await store.readAll({ maxCount: 3 });
+    const led = uniqueName('webhooks');
+    await createPostgresCheckpointStore(db.pool).save(led, first!.position);
+    const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name: led });
+    try {
+      const listed = await tally('processors');
+      expect(listed).toMatchObject({ code: 0, stderr: '' });
+      const [header, ...rows] = listed.stdout.trimEnd().split('\n').map((line) => line.split(/ {2,}/));
+      expect(header).toEqual(['processor', 'position', 'behind', 'saved', 'leader']);
+      const row = rows.find(([name]) => name === led)!;
+      expect(row.slice(0, 3)).toEqual([led, first!.position.toString(), (third!.position - first!.position).toString()]);
+      expect(Date.parse(row[3]!)).toBeGreaterThan(Date.now() - 60_000);
+      expect(row[4]).toMatch(/^pid \d+ \(test-relay_rewind\)$/);
+    } finally {
+      await lease!.release();
+    }
+    // Given up, it is led by nobody.
+    const [, ...after] = (await tally('processors')).stdout.trimEnd().split('\n').map((line) => line.split(/ {2,}/));
+    expect(after.find(([name]) => name === led)?.[4]).toBe('none');
+  });
+
   it('says what it would do, does it, and refuses to move forward, while no relay holds the lease', async () => {
     const [first, second, third] = await store.readAll({ maxCount: 3 });
     const checkpoints = createPostgresCheckpointStore(db.pool);
     await checkpoints.save(checkpointName, third!.position);
     const time = second!.recordedAt.toISOString();
 
-    const asked = await tally('--to-time', time, '--dry-run');
+    const asked = await rewind('--to-time', time, '--dry-run');
     expect(asked).toMatchObject({ code: 0, stderr: '' });
     expect(asked.stdout).toBe(
       `${checkpointName}: would move the checkpoint from ${third!.position} back to ${first!.position}; the relay publishes again from position ${second!.position} (recorded ${time}) up to the head, ${third!.position}, when it next starts\n`,
     );
     expect(await checkpoints.load(checkpointName)).toBe(third!.position);
 
-    expect((await tally('--to-time', time)).stdout).toContain(`: moved the checkpoint from ${third!.position} back to ${first!.position};`);
+    expect((await rewind('--to-time', time)).stdout).toContain(`: moved the checkpoint from ${third!.position} back to ${first!.position};`);
     expect(await checkpoints.load(checkpointName)).toBe(first!.position);
 
-    const forward = await tally('--to-position', third!.position.toString());
+    const forward = await rewind('--to-position', third!.position.toString());
     expect(forward.code).toBe(1);
     expect(forward.stderr).toContain(`tally: the checkpoint ${checkpointName} is at ${first!.position}; a rewind only moves it back`);
     // Back to the start: everything is published again.
-    expect((await tally('--to-position', '0')).stdout).toContain(`back to 0; the relay publishes again from position ${first!.position}`);
+    expect((await rewind('--to-position', '0')).stdout).toContain(`back to 0; the relay publishes again from position ${first!.position}`);
   });
 
   it('is refused while a relay holds the lease, naming its backend', async () => {
     const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name: checkpointName });
     try {
-      const refused = await tally('--to-position', '0');
+      const refused = await rewind('--to-position', '0');
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(new RegExp(`^tally: a ledger relay holds ${checkpointName} \\(PostgreSQL backend \\d+\\): stop every process with the relay role, then rewind\\n$`));
     } finally {
@@ -82,7 +106,7 @@ describe('tally relay-rewind', () => {
 
   it('refuses what is not a place to rewind to before connecting to anything', async () => {
     for (const args of [[], ['--to-time', '2026-03-01T00:00:00Z', '--to-position', '3'], ['--to-time', 'yesterday'], ['--to-position', '01'], ['--to-position', '-1']]) {
-      const refused = await tally(...args);
+      const refused = await rewind(...args);
       expect({ args, code: refused.code }).toEqual({ args, code: 1 });
       expect(refused.stderr).toMatch(/^(tally: relay-rewind takes one of --to-time and --to-position|tally: --to-time takes an ISO-8601 time|tally: --to-position takes a non-negative integer|error: .*)\n/);
     }

@@ -22,7 +22,8 @@ import {
   type RedriveRun,
 } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
-import { migrate } from '@tally/postgres';
+import { leaseHolderSessions, migrate } from '@tally/postgres';
+import { readCheckpoints } from '@tally/runtime';
 import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
@@ -91,6 +92,12 @@ async function withStores<T>(work: (stores: { eventStore: EventStore; redis: Red
     await pool.end();
     redis.disconnect();
   }
+}
+
+/** Rows as aligned columns, the first row the header: what a shell reader scans and `column` would make. */
+function printTable(rows: readonly (readonly string[])[]): void {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
 }
 
 const program = new Command('tally').description('Tally: usage metering into prepaid credits');
@@ -393,9 +400,37 @@ program
       return;
     }
     // The id is what logs, product versions and ledger entries name a key by.
-    const rows = [['id', 'name', 'scopes'], ...keys.map(({ key, name, scopes }) => [keyIdOf(key), name ?? '-', scopes.join('+')])];
-    const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-    for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
+    printTable([['id', 'name', 'scopes'], ...keys.map(({ key, name, scopes }) => [keyIdOf(key), name ?? '-', scopes.join('+')])]);
+  });
+
+program
+  .command('processors')
+  .description('list the checkpointed processors (ledger relay, consumption projector, webhooks, hold expiry, …): each checkpoint, how far behind the event store it is, and the process that leads it')
+  .action(async () => {
+    const pool = openPool(config, { applicationName: 'tally-cli', max: 2 });
+    try {
+      const eventStore = await openEventStore(config, pool, logger);
+      try {
+        const [checkpoints, head] = await Promise.all([readCheckpoints(pool), eventStore.headPosition()]);
+        const leaders = new Map((await leaseHolderSessions(pool, checkpoints.map(({ name }) => name))).map((session) => [session.name, session]));
+        if (checkpoints.length === 0) {
+          process.stdout.write('no processor has saved a checkpoint yet\n');
+          return;
+        }
+        // Behind: positions between the checkpoint and the head, an upper bound of the events still to handle.
+        printTable([
+          ['processor', 'position', 'behind', 'saved', 'leader'],
+          ...checkpoints.map(({ name, position, updatedAt }) => {
+            const leader = leaders.get(name);
+            return [name, position.toString(), (head > position ? head - position : 0n).toString(), updatedAt.toISOString(), leader === undefined ? 'none' : `pid ${leader.pid} (${leader.applicationName || 'no application name'})`];
+          }),
+        ]);
+      } finally {
+        await eventStore.close();
+      }
+    } finally {
+      await pool.end();
+    }
   });
 
 program
