@@ -22,8 +22,8 @@ import {
   type RedriveRun,
 } from '@tally/metering';
 import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
-import { leaseHolderSessions, migrate } from '@tally/postgres';
-import { readCheckpoints } from '@tally/runtime';
+import { migrate } from '@tally/postgres';
+import { readProcessorStatus } from '@tally/runtime';
 import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
@@ -411,19 +411,21 @@ program
     try {
       const eventStore = await openEventStore(config, pool, logger);
       try {
-        const [checkpoints, head] = await Promise.all([readCheckpoints(pool), eventStore.headPosition()]);
-        const leaders = new Map((await leaseHolderSessions(pool, checkpoints.map(({ name }) => name))).map((session) => [session.name, session]));
-        if (checkpoints.length === 0) {
+        const { processors } = await readProcessorStatus(pool, eventStore);
+        if (processors.length === 0) {
           process.stdout.write('no processor has saved a checkpoint yet\n');
           return;
         }
         // Behind: positions between the checkpoint and the head, an upper bound of the events still to handle.
         printTable([
           ['processor', 'position', 'behind', 'saved', 'leader'],
-          ...checkpoints.map(({ name, position, updatedAt }) => {
-            const leader = leaders.get(name);
-            return [name, position.toString(), (head > position ? head - position : 0n).toString(), updatedAt.toISOString(), leader === undefined ? 'none' : `pid ${leader.pid} (${leader.applicationName || 'no application name'})`];
-          }),
+          ...processors.map(({ name, position, behind, savedAt, leader }) => [
+            name,
+            position.toString(),
+            behind.toString(),
+            savedAt.toISOString(),
+            leader === null ? 'none' : `pid ${leader.pid} (${leader.applicationName || 'no application name'})`,
+          ]),
         ]);
       } finally {
         await eventStore.close();
