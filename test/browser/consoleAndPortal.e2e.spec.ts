@@ -442,6 +442,16 @@ describe('the console and the portal in Chromium', () => {
     await untilText(page.getByRole('status').filter({ hasText: 'every check' }), (text) => text.startsWith('Up: every check passes. Checked '), 'the status');
     const checks = await page.getByRole('table', { name: 'Checks' }).locator('tbody tr').allTextContents();
     expect(checks).toEqual(['PostgreSQLUp', 'RedisUp', 'KafkaUp', 'Schema registryUp']);
+    // The deployment's processors, each led by the main job (its pool names its roles).
+    const processors = page.getByRole('table', { name: /^Processors \(event store head \d+\)$/ });
+    await untilText(processors, (text) => /consumption/.test(text), 'the consumption projector among the processors');
+    const rows = await processors.locator('tbody tr').evaluateAll((cells) => cells.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+    expect(rows.length).toBeGreaterThan(0);
+    for (const [name, position, behind, , leader] of rows) {
+      expect({ name, leader }).toEqual({ name, leader: expect.stringMatching(/^pid \d+ \(tally-consumer-projector-api-webhooks\)$/) });
+      expect(BigInt(position!)).toBeGreaterThanOrEqual(0n);
+      expect(BigInt(behind!)).toBeGreaterThanOrEqual(0n);
+    }
     expect(complaints).toEqual([]);
     await consoleContext.close();
   });

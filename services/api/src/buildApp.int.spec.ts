@@ -1,3 +1,5 @@
+import { createPostgresCheckpointStore, readProcessorStatus } from '@tally/runtime';
+import { tryAcquireAdvisoryLease } from '@tally/postgres';
 import { createHash, randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, TallyError } from '@tally/domain';
@@ -69,6 +71,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       health: async () => ({ postgres: 'up', redis: 'up' }),
       metrics: createMetricsRegistry(),
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+      processors: () => readProcessorStatus(db.pool, eventStore),
       options: { consistencyTimeoutMs: 20_000 },
     };
     app = await buildApp(deps);
@@ -1027,6 +1030,32 @@ describe('HTTP API against PostgreSQL and Redis', () => {
   });
 
   describe('operations', () => {
+    it('lists the processors with their checkpoints, how far behind they are and who leads them', async () => {
+      // An opening in the store, so a checkpoint at its start is behind.
+      await openBalance((await createProduct()).id);
+      const name = uniqueName('ledger-relay');
+      await createPostgresCheckpointStore(db.pool).save(name, 0n);
+      const head = await eventStore.headPosition();
+      const lease = await tryAcquireAdvisoryLease({ pool: db.pool, name });
+      try {
+        const led = await call({ method: 'GET', url: '/v1/processors' });
+        expect(led.statusCode).toBe(200);
+        expect(BigInt(led.json().head)).toBeGreaterThanOrEqual(head);
+        expect(head).toBeGreaterThan(0n);
+        expect(led.json().items.find((item: { name: string }) => item.name === name)).toEqual({
+          name,
+          position: '0',
+          behind: led.json().head,
+          savedAt: expect.any(String),
+          leader: { pid: expect.any(Number), applicationName: 'test-api' },
+        });
+      } finally {
+        await lease!.release();
+      }
+      const free = await call({ method: 'GET', url: '/v1/processors' });
+      expect(free.json().items.find((item: { name: string }) => item.name === name).leader).toBeNull();
+    });
+
     it('reports each dependency on /health to a key, the status alone without one, 503 when one is down or the check fails', async () => {
       const up = await call({ method: 'GET', url: '/health' });
       expect(up.json()).toEqual({ status: 'up', checks: { postgres: 'up', redis: 'up' }, checkedAt: expect.any(String) });

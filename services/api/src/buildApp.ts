@@ -40,6 +40,7 @@ import { purchaseRoutes } from './purchases/purchaseRoutes';
 import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
 import { customerRoutes } from './customers/customerRoutes';
 import { deadLetterRoutes } from './operations/deadLetterRoutes';
+import { processorRoutes, type ReadProcessors } from './operations/processorRoutes';
 import { consumptionRoutes } from './ledger/consumptionRoutes';
 import { webPages } from './web/webPages';
 import { webSessionRoutes } from './web/webSessionRoutes';
@@ -86,6 +87,8 @@ export interface ApiDeps {
   readonly redrives?: Omit<DeadLetterRedrives, 'stop' | 'counters'>;
   /** One dead letter whole from the dead-letter topic (GET /v1/dead-letters/{partition}/{offset}); only with `deadLetters`. */
   readonly deadLetterReader?: DeadLetterReader;
+  /** The checkpointed processors of the deployment (GET /v1/processors); served when given. */
+  readonly processors?: ReadProcessors;
   /** The console and the portal: their sessions, portal links and pages; served when given. */
   readonly web?: WebOptions;
   /** Webhook endpoints (@tally/webhooks): their routes are served when it is given. */
@@ -389,6 +392,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
           ...(deps.deadLetterReader !== undefined ? { letters: deps.deadLetterReader } : {}),
         });
       }
+      if (deps.processors !== undefined) await v1.register(processorRoutes, { read: deps.processors });
       await v1.register(holdRoutes, { holds: createHoldService({ ledger: deps.ledger, balances }) });
       await v1.register(entitlementRoutes, {
         entitlements: createEntitlementService({ readModel, eventStore: deps.eventStore, balances, consistency }),

@@ -9,5 +9,6 @@ export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operati
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';
 export type { HealthCheck, HealthView } from './operations/healthRoutes';
+export type { ProcessorsView, ReadProcessors } from './operations/processorRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './balances/waitForConsistency';

@@ -1,7 +1,7 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
 import { buildApp, RATE_LIMIT_REDIS_CLIENT, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createPostgresCheckpointStore, createWorkerGroup } from '@tally/runtime';
+import { createPostgresCheckpointStore, createWorkerGroup, readProcessorStatus } from '@tally/runtime';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import {
   createBalanceRegistryCache,
@@ -406,6 +406,7 @@ async function main(): Promise<void> {
       deadLetters,
       redrives,
       deadLetterReader,
+      processors: () => readProcessorStatus(pool, eventStore),
       web: {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
         sessionTtlMs: config.web.sessionTtlMs,

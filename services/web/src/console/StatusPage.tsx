@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { ApiClient } from '../shared/apiClient';
-import type { Health } from '../shared/apiTypes';
+import type { Health, Processors } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
 import { ErrorMessage, usePolling } from '../shared/ui';
 
@@ -67,14 +67,73 @@ function StalledPartitions({ stalled }: { stalled: readonly StalledPartition[] }
 }
 
 /**
+ * The checkpointed processors of the whole deployment (GET /v1/processors, read from PostgreSQL):
+ * unlike the checks above, any API process answers for all of them.
+ */
+function Processors({ processors }: { processors: Processors }) {
+  return (
+    <>
+      <h2>Processors</h2>
+      <p>
+        Every processor that has saved a checkpoint, whichever process runs it: where it stands in the event store, and the session that leads it (one per processor; the others stand
+        by). <code>npm run tally -- processors</code> prints the same.
+      </p>
+      <div class="table-scroll">
+        <table>
+          <caption>{`Processors (event store head ${processors.head})`}</caption>
+          <thead>
+            <tr>
+              <th scope="col">Processor</th>
+              <th scope="col">Position</th>
+              <th scope="col">Behind</th>
+              <th scope="col">Saved</th>
+              <th scope="col">Leader</th>
+            </tr>
+          </thead>
+          <tbody>
+            {processors.items.length === 0 && (
+              <tr>
+                <td colSpan={5}>No processor has saved a checkpoint yet.</td>
+              </tr>
+            )}
+            {processors.items.map((processor) => (
+              <tr key={processor.name}>
+                <td>
+                  <code>{processor.name}</code>
+                </td>
+                <td class="number">{processor.position}</td>
+                <td class="number">{processor.behind}</td>
+                <td>{formatTime(processor.savedAt)}</td>
+                <td class={processor.leader === null ? 'error' : undefined}>
+                  {processor.leader === null ? 'None: no process runs it' : `pid ${processor.leader.pid} (${processor.leader.applicationName || 'no application name'})`}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+/**
  * What GET /health says to a signed-in operator, read again every five seconds: each dependency
- * of the process that answers, and the usage partitions its consumer stopped at.
+ * of the process that answers, and the usage partitions its consumer stopped at; and the
+ * deployment's processors (GET /v1/processors).
  */
 export function StatusPage({ api }: { api: ApiClient }) {
   const [health, setHealth] = useState<Health>();
+  const [processors, setProcessors] = useState<Processors>();
   const error = usePolling(
     async () => {
       setHealth(await api.health());
+    },
+    REFRESH_MS,
+    [api],
+  );
+  const processorsError = usePolling(
+    async () => {
+      setProcessors(await api.get<Processors>('/processors'));
     },
     REFRESH_MS,
     [api],
@@ -85,7 +144,7 @@ export function StatusPage({ api }: { api: ApiClient }) {
       <h1>Status</h1>
       <p>
         As the API process answering this page sees it (<code>GET /health</code>): the dependencies it checks every few seconds, and the usage partitions of a consumer running in the
-        same process. In a deployment of separate processes, each answers for its own.
+        same process. In a deployment of separate processes, each answers for its own; the processors below are the whole deployment's.
       </p>
       <ErrorMessage message={error} />
       {health !== undefined && (
@@ -116,6 +175,8 @@ export function StatusPage({ api }: { api: ApiClient }) {
           {health.stalledPartitions !== undefined && health.stalledPartitions.length > 0 && <StalledPartitions stalled={health.stalledPartitions} />}
         </>
       )}
+      <ErrorMessage message={processorsError === undefined ? undefined : `The processors could not be read: ${processorsError}`} />
+      {processors !== undefined && <Processors processors={processors} />}
     </section>
   );
 }

@@ -3,6 +3,7 @@ import type {
   BalanceView,
   DeadLetterView,
   HealthView,
+  ProcessorsView,
   LedgerEntryView,
   RedriveView,
   WebhookDeliveryView,
@@ -64,6 +65,7 @@ export type BalanceStatement = BalanceStatementView;
 export type DeadLetter = DeadLetterView;
 export type WholeDeadLetter = WholeDeadLetterView;
 export type Health = HealthView;
+export type Processors = ProcessorsView;
 export type Redrive = RedriveView;
 export type WebhookEndpoint = WebhookEndpointView;
 export type WebhookDelivery = WebhookDeliveryView;
