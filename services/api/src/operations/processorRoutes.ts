@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ProcessorStatus } from '@tally/runtime';
 import { errorResponses } from '../apiSchemas';
 
 const ProcessorSchema = Type.Object({
@@ -27,10 +28,7 @@ const ProcessorsSchema = Type.Object({
 export type ProcessorsView = Static<typeof ProcessorsSchema>;
 
 /** What the route reads; main.ts wires it to @tally/runtime's readProcessorStatus. */
-export type ReadProcessors = () => Promise<{
-  readonly head: bigint;
-  readonly processors: readonly { readonly name: string; readonly position: bigint; readonly behind: bigint; readonly savedAt: Date; readonly leader: { readonly pid: number; readonly applicationName: string } | null }[];
-}>;
+export type ReadProcessors = () => Promise<{ readonly head: bigint; readonly processors: readonly ProcessorStatus[] }>;
 
 /** The checkpointed processors of the whole deployment, for the console's Status page and scripts. */
 export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadProcessors }> = async (app, { read }) => {
