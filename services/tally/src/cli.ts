@@ -9,6 +9,7 @@ import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
+import type { Pool } from 'pg';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
 import {
   createDeadLetterLog,
@@ -74,24 +75,32 @@ function cliRedis(options: { lazyConnect?: boolean } = {}): Redis {
   });
 }
 
-async function withStores<T>(work: (stores: { eventStore: EventStore; redis: Redis }) => Promise<T>) {
+/** The event store and its pool for one command, closed afterwards whatever happens. */
+async function withEventStore<T>(work: (stores: { pool: Pool; eventStore: EventStore }) => Promise<T>) {
   const pool = openPool(config, { applicationName: 'tally-cli', max: 4 });
-  let eventStore: EventStore;
   try {
-    eventStore = await openEventStore(config, pool, logger);
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
-  const redis = cliRedis({ lazyConnect: true });
-  try {
-    await redis.connect();
-    return await work({ eventStore, redis });
+    const eventStore = await openEventStore(config, pool, logger);
+    try {
+      return await work({ pool, eventStore });
+    } finally {
+      await eventStore.close();
+    }
   } finally {
-    await eventStore.close();
     await pool.end();
-    redis.disconnect();
   }
+}
+
+/** withEventStore, and Redis. */
+async function withStores<T>(work: (stores: { eventStore: EventStore; redis: Redis }) => Promise<T>) {
+  return withEventStore(async ({ eventStore }) => {
+    const redis = cliRedis({ lazyConnect: true });
+    try {
+      await redis.connect();
+      return await work({ eventStore, redis });
+    } finally {
+      redis.disconnect();
+    }
+  });
 }
 
 /** Rows as aligned columns, the first row the header: what a shell reader scans and `column` would make. */
@@ -290,26 +299,18 @@ program
     const time = options.toTime === undefined ? undefined : new Date(options.toTime);
     if (time !== undefined && Number.isNaN(time.getTime())) throw new Error('--to-time takes an ISO-8601 time');
     if (options.toPosition !== undefined && !/^(0|[1-9][0-9]{0,18})$/.test(options.toPosition)) throw new Error('--to-position takes a non-negative integer');
-    const pool = openPool(config, { applicationName: 'tally-cli', max: 2 });
-    try {
-      const eventStore = await openEventStore(config, pool, logger);
-      try {
-        const checkpointName = ledgerRelayCheckpointName(options.topic);
-        const rewound = await rewindLedgerRelay({
-          pool,
-          eventStore,
-          checkpointName,
-          to: time !== undefined ? { time } : { position: BigInt(options.toPosition!) },
-          dryRun: options.dryRun === true,
-        });
-        const first = rewound.firstEvent === null ? 'no event follows it: nothing is published again' : `the relay publishes again from position ${rewound.firstEvent.position} (recorded ${rewound.firstEvent.recordedAt.toISOString()}) up to the head, ${rewound.head}, when it next starts`;
-        process.stdout.write(`${checkpointName}: ${rewound.dryRun ? 'would move' : 'moved'} the checkpoint from ${rewound.previous} back to ${rewound.position}; ${first}\n`);
-      } finally {
-        await eventStore.close();
-      }
-    } finally {
-      await pool.end();
-    }
+    await withEventStore(async ({ pool, eventStore }) => {
+      const checkpointName = ledgerRelayCheckpointName(options.topic);
+      const rewound = await rewindLedgerRelay({
+        pool,
+        eventStore,
+        checkpointName,
+        to: time !== undefined ? { time } : { position: BigInt(options.toPosition!) },
+        dryRun: options.dryRun === true,
+      });
+      const first = rewound.firstEvent === null ? 'no event follows it: nothing is published again' : `the relay publishes again from position ${rewound.firstEvent.position} (recorded ${rewound.firstEvent.recordedAt.toISOString()}) up to the head, ${rewound.head}, when it next starts`;
+      process.stdout.write(`${checkpointName}: ${rewound.dryRun ? 'would move' : 'moved'} the checkpoint from ${rewound.previous} back to ${rewound.position}; ${first}\n`);
+    });
   });
 
 program
@@ -407,32 +408,22 @@ program
   .command('processors')
   .description('list the checkpointed processors (ledger relay, consumption projector, webhooks, hold expiry, …): each checkpoint, how far behind the event store it is, and the process that leads it')
   .action(async () => {
-    const pool = openPool(config, { applicationName: 'tally-cli', max: 2 });
-    try {
-      const eventStore = await openEventStore(config, pool, logger);
-      try {
-        const { processors } = await readProcessorStatus(pool, eventStore);
-        if (processors.length === 0) {
-          process.stdout.write('no processor has saved a checkpoint yet\n');
-          return;
-        }
-        // Behind: positions between the checkpoint and the head, an upper bound of the events still to handle.
-        printTable([
-          ['processor', 'position', 'behind', 'saved', 'leader'],
-          ...processors.map(({ name, position, behind, savedAt, leader }) => [
-            name,
-            position.toString(),
-            behind.toString(),
-            savedAt.toISOString(),
-            leader === null ? 'none' : `pid ${leader.pid} (${leader.applicationName || 'no application name'})`,
-          ]),
-        ]);
-      } finally {
-        await eventStore.close();
-      }
-    } finally {
-      await pool.end();
+    const { processors } = await withEventStore(({ pool, eventStore }) => readProcessorStatus(pool, eventStore));
+    if (processors.length === 0) {
+      process.stdout.write('no processor has saved a checkpoint yet\n');
+      return;
     }
+    // Behind: positions between the checkpoint and the head, an upper bound of the events still to handle.
+    printTable([
+      ['processor', 'position', 'behind', 'saved', 'leader'],
+      ...processors.map(({ name, position, behind, savedAt, leader }) => [
+        name,
+        position.toString(),
+        behind.toString(),
+        savedAt.toISOString(),
+        leader === null ? 'none' : `pid ${leader.pid} (${leader.applicationName || 'no application name'})`,
+      ]),
+    ]);
   });
 
 program
