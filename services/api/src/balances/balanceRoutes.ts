@@ -29,8 +29,9 @@ export const BALANCE = refTo(CreditBalanceSchema);
 /** What a top-up, deduction or purchase answers: the event it recorded and the balance after it. */
 export const balanceChangeResponse = Type.Object({ entry: refTo(LedgerEntrySchema), balance: BALANCE });
 
-const changeSchema = (summary: string, description: string) => ({
+const changeSchema = (operationId: string, summary: string, description: string) => ({
   tags,
+  operationId,
   summary,
   description: `${description} The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true) and changes nothing; with another body it is 409.`,
   params: balanceParams,
@@ -47,6 +48,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'openCreditBalance',
         summary: "Open a customer's balance of a credit product",
         description: 'One balance per customer and product: a second is 409. The starting balance shows in the ledger as a top-up with source `starting`.',
         params: customerParams,
@@ -89,6 +91,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       config: { scope: 'read', portal: 'customer' },
       schema: {
         tags,
+        operationId: 'listCreditBalances',
         summary: "List a customer's balances",
         description:
           'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, so the list has every balance of the customer; only while PostgreSQL is unreachable is it the read model\'s alone.',
@@ -110,6 +113,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       config: { scope: 'read', portal: 'balance' },
       schema: {
         tags,
+        operationId: 'getCreditBalance',
         summary: 'Get a balance',
         description:
           'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up with every write made before the request. A balance the read model does not hold yet is folded from the event store.',
@@ -127,6 +131,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'updateCreditBalance',
         summary: 'Rename a balance, change its low-balance threshold or its overdraft limit',
         description: 'A lowered overdraft limit never cancels holds already granted; it bounds the next ones.',
         params: balanceParams,
@@ -154,11 +159,11 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
   );
 
   for (const [path, change, schema] of [
-    ['top-ups', balances.topUp, changeSchema('Top up a balance', 'Adds credits (source `manual`).')],
+    ['top-ups', balances.topUp, changeSchema('topUpCreditBalance', 'Top up a balance', 'Adds credits (source `manual`).')],
     [
       'deductions',
       balances.deduct,
-      changeSchema('Deduct credits by hand', 'Takes credits (source `manual`), e.g. to retain usage recorded elsewhere; the balance may go below zero.'),
+      changeSchema('deductCredits', 'Deduct credits by hand', 'Takes credits (source `manual`), e.g. to retain usage recorded elsewhere; the balance may go below zero.'),
     ],
   ] as const) {
     app.post(`/credit-balances/:balanceId/${path}`, { config: { scope: 'write' }, schema }, async (request, reply) => {
@@ -177,6 +182,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'refundCharge',
         summary: 'Refund a charge',
         description:
           'Gives back credits a charge took: `credits` of them (at most what it took), or all of them. The refund is a top-up with source `refund` naming the charge (`refund.entryId`). One refund per charge: sending the same request again returns the first refund (header idempotent-replayed: true) and changes nothing, with no Idempotency-Key needed; another request for the same charge is 409 `already_refunded`. 404 `ledger_entry_not_found` for an id not in this balance\'s ledger, 409 `entry_not_refundable` for an entry that is not a CreditConsumed.',

@@ -94,6 +94,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'createCreditProduct',
         summary: 'Create a credit product',
         body: Type.Object({ id: Type.Optional(identifier), ...productFields }, { additionalProperties: false }),
         response: { 201: PRODUCT, ...errorResponses },
@@ -108,6 +109,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listCreditProducts',
         summary: 'List credit products',
         description: 'In id order, a page at a time.',
         querystring: pageQuery(),
@@ -119,7 +121,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
 
   app.get(
     '/credit-products/:productId',
-    { config: { scope: 'read' }, schema: { tags, summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT, ...errorResponses } } },
+    { config: { scope: 'read' }, schema: { tags, operationId: 'getCreditProduct', summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT, ...errorResponses } } },
     async (request) => products.get(request.params.productId),
   );
 
@@ -129,6 +131,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listCreditProductRevisions',
         summary: "A credit product's versions, newest first",
         description:
           'Every version the product has had: revision 1 as created (or, for a product from before this history was kept, as it stood then), then one per change that changed something, with when it took effect. The consumer meters with a version from its catalog refresh on, so usage may be priced with the previous version for up to that interval after `changedAt`. Pass `next` back as `before` for older revisions.',
@@ -163,6 +166,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'updateCreditProduct',
         summary: 'Change a credit product',
         description: 'Fields given replace the stored ones; the metering consumer sees the change within its catalog refresh interval.',
         params: productParams,

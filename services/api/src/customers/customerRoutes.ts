@@ -22,6 +22,7 @@ export const customerRoutes: FastifyPluginAsyncTypebox<CustomerRoutesOptions> = 
       config: { scope: 'read' },
       schema: {
         tags: ['customers'],
+        operationId: 'listCustomers',
         summary: 'List customers, or search them by id prefix',
         description:
           'Every customer with at least one balance (from the balance registry), by id compared byte by byte. Pass `next` back as `after` for the following page; `next` is null on the last one.',

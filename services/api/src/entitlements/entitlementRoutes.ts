@@ -30,6 +30,7 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
       config: { scope: 'read' },
       schema: {
         tags: ['holds'],
+        operationId: 'checkEntitlement',
         summary: 'May the customer spend credits of a product now?',
         description:
           "Answered from the read model in one Redis round trip, so it may lag the writes by `lagMs`; `consistent=true` first waits (bounded, as balance lookups do) until it has every write made before the request. It sets nothing aside: to be sure the credits are there when the job runs, place a hold. 404 `balance_not_found` when the customer has no balance of the product.",

@@ -31,6 +31,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'placeHold',
         summary: 'Set credits aside for a job about to run',
         description:
           'Granted when available (balance − held) minus `credits` stays at or above −overdraftLimit; otherwise 402 `insufficient_credits` with `available`. Concurrent holds are decided one after another on the balance, so two can never both take the last credits. The Idempotency-Key is required and makes the hold id: the same key with the same body answers the hold it made (header idempotent-replayed: true); with another body it is 409. Give exactly one of `expiresInSeconds` and `expiresAt` (at most a week ahead); a hold neither captured nor released by then is freed (HoldExpired).',
@@ -76,6 +77,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'captureHold',
         summary: 'Charge a hold',
         description: `Charges the held credits, or \`credits\` of them (never more), as a CreditConsumed with source \`hold\`, and frees the rest. Refused (409 \`hold_not_open\`) from the hold's expiresAt on. ${changeDescription}`,
         params: holdParams,
@@ -107,6 +109,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'releaseHold',
         summary: 'Free a hold without charging it',
         description: changeDescription,
         params: holdParams,

@@ -31,6 +31,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       config: { scope: 'read', portal: 'balance' },
       schema: {
         tags: ['credit balances'],
+        operationId: 'listLedgerEntries',
         summary: "A balance's ledger, newest first",
         description: 'Every event of the balance. Pass `next` back as `before` for the following (older) page; `next` is null on the last page.',
         params: balanceParams,
@@ -53,6 +54,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       config: { scope: 'read', portal: 'balance' },
       schema: {
         tags: ['credit balances'],
+        operationId: 'getBalanceStatement',
         summary: "A balance's statement of a period",
         description:
           "What the balance stood at when the period began (`opening`), what was added and taken in it, by source, and what it stood at when it ended (`closing`): `closing.balance` is always `opening.balance` + `toppedUp` − `consumed`. An entry belongs to the period it was recorded in (its `recordedAt`, when the ledger took it), not to when its usage happened, so a statement of a past period does not change when late usage is metered: that usage is in the period that metered it. `from` is inclusive and `to` exclusive, e.g. a calendar month as `from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z`; `to` defaults to now and `from` to the start of the calendar month (UTC) the period ends in, so no query at all is this month so far and `to=2026-04-01T00:00:00Z` alone is March. Reads the balance's ledger from its start to the period's end, a page at a time.",
@@ -90,6 +92,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       config: { scope: 'read', portal: 'balance' },
       schema: {
         tags: ['credit balances'],
+        operationId: 'exportLedgerCsv',
         summary: "A balance's whole ledger as CSV, oldest first",
         description:
           'Every entry of the balance, oldest first, one row per ledger entry with the JSON entry\'s fields as columns (`purchase` and `grant` spread into `purchase…` and `grant…` columns; empty where null), for a statement or a spreadsheet. `from` (inclusive) and `to` (exclusive) keep the entries whose `occurredAt` falls between them. Streamed as it is read: a failure after the answer has begun breaks it off without the last chunk of its chunked encoding, which HTTP clients report as an error. Cells that a spreadsheet would run as a formula start with `\'`.',

@@ -152,6 +152,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       config: { scope: 'admin' },
       schema: {
         tags: ['operations'],
+        operationId: 'listDeadLetters',
         summary: 'The most recent usage events that could not be metered',
         description:
           'Newest first, from the dead-letter log the API processes keep (the newest 1,000, read from the dead-letter topic); each with its reason and where it came from. The whole letter stays on the dead-letter topic at `partition` and `offset`. `errorCode` and `key` narrow the list to the letters of that code, of that key (the customer), or both.',
@@ -176,6 +177,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
         config: { scope: 'admin' },
         schema: {
           tags: ['operations'],
+          operationId: 'getDeadLetter',
           summary: 'One dead letter, whole',
           description:
             "Read from the dead-letter topic at the list's `partition` and `offset`: every header, and the value whole (base64), with the record in it decoded where it can be (Avro with its writer's schema from the registry, or JSON), else why not. Each read joins the topic as a consumer of its own, which commits nothing: about a second. 404 dead_letter_not_found when nothing is there (never written, or past the topic's retention); 503 dead_letters_unavailable when Kafka does not answer.",
@@ -203,6 +205,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       config: { scope: 'admin' },
       schema: {
         tags: redriveTags,
+        operationId: 'createRedrive',
         summary: 'Send dead letters back to the usage topic',
         description:
           'Once what made them fail is fixed (a balance opened, a schema restored, a release deployed): the letters of the error codes named (or the letters picked by place), as the producer sent them, up to the letters the dead-letter topic holds when the run starts. It runs in the background; the answer (202) is the run as started, and GET /v1/dead-letters/redrives/{id} follows it. One run at a time across the deployment (409 redrive_running), `tally redrive` included. Sending a letter back twice charges nothing twice: each ledger event\'s id derives from the usage event\'s id.',
@@ -233,6 +236,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       config: { scope: 'admin' },
       schema: {
         tags: redriveTags,
+        operationId: 'listRedrives',
         summary: 'The latest send-backs of dead letters',
         description: 'Newest first; the last 50 are kept.',
         querystring: Type.Object(
@@ -251,6 +255,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       config: { scope: 'admin' },
       schema: {
         tags: redriveTags,
+        operationId: 'getRedrive',
         summary: 'One send-back of dead letters, as it stands',
         params: params({ redriveId: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
         response: { 200: RedriveSchema, ...errorResponses },
@@ -265,6 +270,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       config: { scope: 'admin' },
       schema: {
         tags: redriveTags,
+        operationId: 'cancelRedrive',
         summary: 'Stop a send-back of dead letters',
         description:
           'It stops after the batch at hand, whichever API process runs it, and ends `cancelled`. What it sent stays sent (and is metered); starting a send-back again sends the rest, and again what was sent, which charges nothing twice. 202 with the run: already `cancelled` when this process ran it, else still `running` with `cancelRequestedAt` set until its process notices, within a second. 409 redrive_not_running once it has ended.',

@@ -64,6 +64,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async
       config: { scope: 'public' },
       schema: {
         tags: ['operations'],
+        operationId: 'getHealth',
         summary: "The service's state",
         description: `Dependencies are checked in the background every ${options.intervalMs} ms. A valid key (any scope) sees each one's state.`,
         security: [],

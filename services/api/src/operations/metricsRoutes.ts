@@ -9,6 +9,7 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<{ readonly registry: Metri
       config: { scope: 'public' },
       schema: {
         tags: ['operations'],
+        operationId: 'getMetrics',
         summary: 'Prometheus metrics',
         security: [],
         response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4.' } },

@@ -39,6 +39,7 @@ export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadPro
       config: { scope: 'admin' },
       schema: {
         tags: ['operations'],
+        operationId: 'listProcessors',
         summary: 'The checkpointed processors, whichever process runs them',
         description:
           'Every processor that has saved a checkpoint in PostgreSQL (the ledger relay, the consumption projector, webhooks, hold expiry; the balance projector keeps its position in Redis, with the snapshots): its position, how far behind the event store it stands, when it last saved and the session that leads it, read from PostgreSQL, as `tally processors` prints them.',

@@ -35,6 +35,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
       config: { scope: 'write', portal: 'balance' },
       schema: {
         tags,
+        operationId: 'purchaseBundle',
         summary: 'Buy a bundle of credits',
         description:
           "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`). The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed since; with another body it is 409.",
@@ -78,6 +79,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
       config: { scope: 'read', portal: 'customer' },
       schema: {
         tags,
+        operationId: 'listPurchaseOptions',
         summary: 'What a customer can buy',
         description:
           "For each of the customer's balances, the bundles its product offers as purchase options (`purchaseOption: true`), with prices (an empty list when it offers none). A portal token of the customer reaches it.",

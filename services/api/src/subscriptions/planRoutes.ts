@@ -39,6 +39,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'createPlan',
         summary: 'Create a plan',
         description:
           'Each item grants `creditsPerPeriod` of a credit product every `period`; `lowBalanceThreshold` applies to the balances the plan opens (absent or null: the product\'s). One item per product. A plan cannot be changed: subscriptions override per customer, and a new offer is a new plan. An unknown product is 404 `product_not_found`; a taken id is 409.',
@@ -73,6 +74,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listPlans',
         summary: 'List plans',
         description: 'In id order, a page at a time.',
         querystring: pageQuery(),
@@ -88,6 +90,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'retirePlan',
         summary: 'Retire a plan',
         description:
           "Ends the plan's offer: a new subscription to it is 409 `plan_retired`, while its existing subscriptions keep granting as before. Final, and retiring again changes nothing (not `retiredBy` either); a renewed offer is a new plan.",
@@ -102,7 +105,7 @@ export const planRoutes: FastifyPluginAsyncTypebox<{ readonly subscriptions: Sub
     '/plans/:planId',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'Get a plan', params: params({ planId: identifier }), response: { 200: planSchema, ...errorResponses } },
+      schema: { tags, operationId: 'getPlan', summary: 'Get a plan', params: params({ planId: identifier }), response: { 200: planSchema, ...errorResponses } },
     },
     async (request) => planView(await subscriptions.getPlan(request.params.planId)),
   );

@@ -78,6 +78,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'createSubscription',
         summary: 'Subscribe a customer to a plan',
         description:
           "Opens the customer's balance of each plan product where there is none (else uses it) and grants every period that has started, so a subscription starting now has its first period's credits when this returns (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
@@ -110,7 +111,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
     '/subscriptions/:subscriptionId',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'Get a subscription', params: subscriptionParams, response: { 200: subscriptionSchema, ...errorResponses } },
+      schema: { tags, operationId: 'getSubscription', summary: 'Get a subscription', params: subscriptionParams, response: { 200: subscriptionSchema, ...errorResponses } },
     },
     async (request) => subscriptionView(await subscriptions.getSubscription(request.params.subscriptionId)),
   );
@@ -121,6 +122,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
       config: { scope: 'read', portal: 'customer' },
       schema: {
         tags,
+        operationId: 'listSubscriptions',
         summary: "List a customer's subscriptions",
         description: "Canceled ones too, in id order, a page at a time. The customer's portal token reads them too, without the keys that made them.",
         params: params({ customerId }),
@@ -143,6 +145,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'updateSubscription',
         summary: "Change a subscription's overrides from the next period",
         description:
           "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A canceled subscription is 409 `subscription_canceled`.",
@@ -160,6 +163,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'cancelSubscription',
         summary: 'Cancel a subscription',
         description:
           'The period in progress keeps its grant (granted now if it was not yet); no period after it grants. Canceling again changes nothing and answers the subscription.',

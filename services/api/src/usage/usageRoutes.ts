@@ -48,6 +48,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024,
       schema: {
         tags,
+        operationId: 'sendUsageEvents',
         summary: 'Send usage events',
         description:
           `Up to ${MAX_EVENTS_PER_REQUEST} usage events: \`application/json\` with \`{ "events": [...] }\` (Tally's JSON usage events or ` +

@@ -50,6 +50,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       config: { scope: 'public' },
       schema: {
         tags,
+        operationId: 'createConsoleSession',
         summary: 'Sign in to the console',
         description:
           "Exchanges an API key with the admin scope for a session cookie (HttpOnly, SameSite=Strict, expiring). Requests with the cookie (and no Authorization header) act with the key's scopes while the key is configured; writes must also send the returned `csrfToken` as `X-CSRF-Token`.",
@@ -76,6 +77,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'getConsoleSession',
         summary: 'The console session of the request',
         description: "What the console reads after a reload: the session's scopes, expiry and CSRF token. 404 `no_console_session` for a request made with a key.",
         response: { 200: SessionSchema, ...errorResponses },
@@ -94,7 +96,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
     '/console-sessions/current',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'Sign out of the console', description: 'Clears the session cookie.', response: { 204: Type.Null(), ...errorResponses } },
+      schema: { tags, operationId: 'deleteConsoleSession', summary: 'Sign out of the console', description: 'Clears the session cookie.', response: { 204: Type.Null(), ...errorResponses } },
     },
     async (request, reply) => {
       reply.clearCookie(SESSION_COOKIE, cookieOptions(request, httpsOrigin));
@@ -108,6 +110,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       config: { scope: 'write' },
       schema: {
         tags,
+        operationId: 'createPortalSession',
         summary: "A link to the customer's portal",
         description:
           "A signed, expiring token that admits this customer alone to the portal: its balances, ledger, consumption, purchase options, purchases and subscriptions (the routes marked `x-tally-portal`); every other route answers it 403. `url` opens the portal with it, on Tally's configured public origin (else on the scheme and host of this request); the token is in the URL's fragment, which browsers never send to a server. Give the link to the customer's browser only.",

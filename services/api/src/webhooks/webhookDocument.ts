@@ -39,6 +39,11 @@ const WHAT: Readonly<Record<WebhookEventType, string>> = {
   'hold.expired': 'A hold ran out before it was captured or released (a HoldExpired): its credits are available again.',
 };
 
+/** `credit_balance.topped_up` → `creditBalanceToppedUpWebhook`: unique, as every route's is, for generated clients. */
+function webhookOperationId(type: WebhookEventType): string {
+  return `${type.replace(/[._]([a-z])/g, (_, letter: string) => letter.toUpperCase())}Webhook`;
+}
+
 const header = (name: string, description: string) => ({ name, in: 'header', required: true, schema: { type: 'string' }, description });
 
 /**
@@ -51,7 +56,9 @@ export function webhookDocument(): Record<string, unknown> {
       type,
       {
         post: {
-          tags: ['webhooks'],
+          // Its own tag: client generators make a class per tag, and `webhooks` names the endpoints' routes.
+          tags: ['webhook events'],
+          operationId: webhookOperationId(type),
           summary: type,
           description: `${WHAT[type]} Delivered at least once, in ledger order per balance, until a 2xx answers; verify the signature with any Standard Webhooks library and deduplicate by webhook-id.`,
           parameters: [

@@ -126,6 +126,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'createWebhookEndpoint',
         summary: 'Register a webhook endpoint',
         description:
           'The endpoint receives the chosen events that happen from now on, each signed with the returned secret (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`; verify with any Standard Webhooks library). A URL that is not http(s), carries credentials, or resolves to a loopback, private, link-local or metadata address is 422 `webhook_url_refused` (unless the server allows private networks).',
@@ -143,7 +144,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
     '/webhook-endpoints',
     {
       config: { scope: 'admin' },
-      schema: { tags, summary: 'List webhook endpoints', querystring: pageQuery(), response: { 200: pageSchema(WebhookEndpointSchema), ...errorResponses } },
+      schema: { tags, operationId: 'listWebhookEndpoints', summary: 'List webhook endpoints', querystring: pageQuery(), response: { 200: pageSchema(WebhookEndpointSchema), ...errorResponses } },
     },
     async (request) =>
       fetchPage(
@@ -158,7 +159,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
     '/webhook-endpoints/:endpointId',
     {
       config: { scope: 'admin' },
-      schema: { tags, summary: 'A webhook endpoint', params: endpointParams, response: { 200: WebhookEndpointSchema, ...errorResponses } },
+      schema: { tags, operationId: 'getWebhookEndpoint', summary: 'A webhook endpoint', params: endpointParams, response: { 200: WebhookEndpointSchema, ...errorResponses } },
     },
     async (request) => endpointView(await webhooks.get(request.params.endpointId)),
   );
@@ -169,6 +170,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'updateWebhookEndpoint',
         summary: 'Change a webhook endpoint',
         description:
           '`enabled: true` turns a disabled endpoint back on: its pending deliveries resume (a given-up one is retried by hand, see the retry route). `enabled: false` stops deliveries; they wait.',
@@ -189,6 +191,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'deleteWebhookEndpoint',
         summary: 'Delete a webhook endpoint',
         description: 'With its deliveries and their attempts.',
         params: endpointParams,
@@ -207,6 +210,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'rotateWebhookSecret',
         summary: "Rotate a webhook endpoint's secret",
         description:
           'Answers the new secret. Until `previousSecretExpiresAt` every message carries two signatures, one per secret (space-separated, as Standard Webhooks allows), so a receiver can switch to the new secret at leisure.',
@@ -226,6 +230,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'listWebhookDeliveries',
         summary: "An endpoint's deliveries and their attempts, newest first",
         description:
           'Each delivery with every attempt: when, how long, the status code (or the error when none came) and the first KiB of the answer. Pass `next` back as `before` for the following (older) page.',
@@ -249,6 +254,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'retryWebhookDelivery',
         summary: 'Send a delivery again',
         description:
           'Whatever became of it (given up, or even delivered): it is due at once, with a fresh retry period, under the same webhook-id, after any earlier pending delivery of its balance to this endpoint. A disabled endpoint must be enabled first for it to go out.',
@@ -265,6 +271,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
       config: { scope: 'admin' },
       schema: {
         tags,
+        operationId: 'testWebhookEndpoint',
         summary: 'Send the endpoint an example message now',
         description:
           'An example of `eventType` (default: the endpoint\'s first event type) on a made-up balance (`example-balance` of `example-customer`), shaped and signed as a delivery is, sent at once (disabled endpoints too) and answered with what the receiver said. Not a delivery: it is neither recorded nor retried, and its webhook-id starts with `test_`.',
