@@ -1,23 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Admin } from 'kafkajs';
 import { parse } from 'yaml';
-import {
-  createTestKafka,
-  createTestSchema,
-  createTestTopic,
-  dashboardMetrics,
-  deleteTopics,
-  documentedMetrics,
-  freePort,
-  metricNamesIn,
-  readDashboard,
-  stackConfig,
-  startTallyProcess,
-  uniqueName,
-  type TallyProcess,
-  type TestSchema,
-} from '@tally/test-support';
+import { dashboardMetrics, documentedMetrics, metricNamesIn, readDashboard, startWholeMainJob, type WholeMainJob } from '@tally/test-support';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -29,50 +13,21 @@ const ROOT = path.join(__dirname, '..', '..');
 jest.setTimeout(120_000);
 
 describe('GET /metrics of the main job', () => {
-  let db: TestSchema;
-  let admin: Admin;
-  const topics: string[] = [];
-  let tally: TallyProcess | undefined;
+  let job: WholeMainJob | undefined;
   let body: string;
 
   beforeAll(async () => {
-    db = await createTestSchema({ prefix: 'metrics_e2e' });
-    admin = createTestKafka('metrics-e2e').admin();
-    await admin.connect();
-    const [usage, deadLetters, ledger] = [
-      await createTestTopic(admin, { prefix: 'metrics_e2e_usage' }),
-      await createTestTopic(admin, { prefix: 'metrics_e2e_dlq' }),
-      await createTestTopic(admin, { prefix: 'metrics_e2e_ledger' }),
-    ];
-    topics.push(usage, deadLetters, ledger);
-    const port = await freePort();
-    tally = await startTallyProcess({
-      env: {
-        TALLY_ROLES: 'consumer,projector,api,relay,scheduler,webhooks',
-        TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
-        TALLY_DATABASE_SCHEMA: db.schema,
-        TALLY_REDIS_KEY_PREFIX: uniqueName('metrics_e2e'),
-        TALLY_USAGE_TOPIC: usage,
-        TALLY_DLQ_TOPIC: deadLetters,
-        TALLY_LEDGER_TOPIC: ledger,
-        TALLY_CONSUMER_GROUP: uniqueName('metrics_e2e'),
-        TALLY_API_PORT: String(port),
-        TALLY_API_KEYS: 'metrics-endpoint-test-key',
-      },
-    });
+    job = await startWholeMainJob({ prefix: 'metrics_e2e', apiKey: 'metrics-endpoint-test-key' });
     // A probe first, so the request histogram has the series the alerting rules leave out by route.
-    expect([200, 503]).toContain((await fetch(`http://127.0.0.1:${port}/health`)).status);
-    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect([200, 503]).toContain((await fetch(`${job.base}/health`)).status);
+    const response = await fetch(`${job.base}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     body = await response.text();
   });
 
   afterAll(async () => {
-    await tally?.kill('SIGTERM');
-    await deleteTopics(admin, topics).catch(() => undefined);
-    await admin?.disconnect();
-    await db?.drop();
+    await job?.stop();
   });
 
   it.each([

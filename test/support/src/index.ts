@@ -17,3 +17,4 @@ export * from './tcpProxy';
 export * from './kafkaProxy';
 export * from './chromium';
 export * from './freePort';
+export * from './startWholeMainJob';
