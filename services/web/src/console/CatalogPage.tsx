@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page } from '../shared/apiTypes';
-import { ErrorMessage, Pager, usePager } from '../shared/ui';
+import { ErrorMessage, Pager, ScrollingTable, usePager } from '../shared/ui';
 import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 import { href } from './router';
 
@@ -25,36 +25,33 @@ export function CatalogPage({ api }: { api: ApiClient }) {
         </a>
       </div>
       <ErrorMessage message={error} />
-      <div class="table-scroll">
-        <table>
-          <caption>Credit products</caption>
-          <thead>
+      <ScrollingTable caption="Credit products">
+        <thead>
+          <tr>
+            <th scope="col">Product</th>
+            <th scope="col">Consumption rules</th>
+            <th scope="col">Warning limit</th>
+            <th scope="col">Bundles</th>
+          </tr>
+        </thead>
+        <tbody>
+          {page?.items.length === 0 && (
             <tr>
-              <th scope="col">Product</th>
-              <th scope="col">Consumption rules</th>
-              <th scope="col">Warning limit</th>
-              <th scope="col">Bundles</th>
+              <td colSpan={4}>No credit products yet.</td>
             </tr>
-          </thead>
-          <tbody>
-            {page?.items.length === 0 && (
-              <tr>
-                <td colSpan={4}>No credit products yet.</td>
-              </tr>
-            )}
-            {page?.items.map((product) => (
-              <tr key={product.id}>
-                <td>
-                  <a href={href({ screen: 'product', productId: product.id })}>{product.name}</a> <small>{product.id}</small>
-                </td>
-                <td>{rulesSummary(product)}</td>
-                <td class="number">{warningLimitSummary(product)}</td>
-                <td>{bundlesSummary(product)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          )}
+          {page?.items.map((product) => (
+            <tr key={product.id}>
+              <td>
+                <a href={href({ screen: 'product', productId: product.id })}>{product.name}</a> <small>{product.id}</small>
+              </td>
+              <td>{rulesSummary(product)}</td>
+              <td class="number">{warningLimitSummary(product)}</td>
+              <td>{bundlesSummary(product)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </ScrollingTable>
       <Pager pager={pager} next={page?.next} />
     </section>
   );

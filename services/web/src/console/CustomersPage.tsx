@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { ApiClient } from '../shared/apiClient';
 import type { CustomerSummary, Page } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ErrorMessage, Field, Pager, usePager } from '../shared/ui';
+import { ErrorMessage, Field, Pager, ScrollingTable, usePager } from '../shared/ui';
 import { href, navigate } from './router';
 
 /** Customers by id: search by prefix, page through, or open one by its exact id (also a new one, to add its first balance). */
@@ -41,34 +41,31 @@ export function CustomersPage({ api }: { api: ApiClient }) {
         </button>
       </form>
       <ErrorMessage message={error} />
-      <div class="table-scroll">
-        <table>
-          <caption>{query === '' ? 'All customers' : `Customers whose id starts with “${query}”`}</caption>
-          <thead>
+      <ScrollingTable caption={query === '' ? 'All customers' : `Customers whose id starts with “${query}”`}>
+        <thead>
+          <tr>
+            <th scope="col">Customer</th>
+            <th scope="col">Balances</th>
+            <th scope="col">Customer since</th>
+          </tr>
+        </thead>
+        <tbody>
+          {page?.items.length === 0 && (
             <tr>
-              <th scope="col">Customer</th>
-              <th scope="col">Balances</th>
-              <th scope="col">Customer since</th>
+              <td colSpan={3}>No customers found.</td>
             </tr>
-          </thead>
-          <tbody>
-            {page?.items.length === 0 && (
-              <tr>
-                <td colSpan={3}>No customers found.</td>
-              </tr>
-            )}
-            {page?.items.map((customer) => (
-              <tr key={customer.id}>
-                <td>
-                  <a href={href({ screen: 'customer', customerId: customer.id })}>{customer.id}</a>
-                </td>
-                <td class="number">{customer.balances}</td>
-                <td>{formatTime(customer.since)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          )}
+          {page?.items.map((customer) => (
+            <tr key={customer.id}>
+              <td>
+                <a href={href({ screen: 'customer', customerId: customer.id })}>{customer.id}</a>
+              </td>
+              <td class="number">{customer.balances}</td>
+              <td>{formatTime(customer.since)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </ScrollingTable>
       <Pager pager={pager} next={page?.next} />
     </section>
   );

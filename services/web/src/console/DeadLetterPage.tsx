@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { Redrive, WholeDeadLetter } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, usePolling } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, ScrollingTable, usePolling } from '../shared/ui';
 import { leftText, statusText } from './DeadLettersPage';
 import { href } from './router';
 
@@ -118,73 +118,67 @@ export function DeadLetterPage({ api, partition, offset }: { api: ApiClient; par
       {letter === undefined && error === undefined && <p role="status">Reading the letter from the dead-letter topic…</p>}
       {letter !== undefined && (
         <>
-          <div class="table-scroll">
-            <table>
-              <caption>Why it was not metered</caption>
-              <tbody>
+          <ScrollingTable caption="Why it was not metered">
+            <tbody>
+              <tr>
+                <th scope="row">Error</th>
+                <td>{letter.errorCode ?? ''}</td>
+              </tr>
+              <tr>
+                <th scope="row">Reason</th>
+                <td>{letter.reason ?? ''}</td>
+              </tr>
+              {letter.causeCode !== null && (
                 <tr>
-                  <th scope="row">Error</th>
-                  <td>{letter.errorCode ?? ''}</td>
+                  <th scope="row">Cause code</th>
+                  <td>{letter.causeCode}</td>
                 </tr>
-                <tr>
-                  <th scope="row">Reason</th>
-                  <td>{letter.reason ?? ''}</td>
-                </tr>
-                {letter.causeCode !== null && (
-                  <tr>
-                    <th scope="row">Cause code</th>
-                    <td>{letter.causeCode}</td>
-                  </tr>
-                )}
-                <tr>
-                  <th scope="row">Dead-lettered</th>
-                  <td>{formatTime(letter.deadLetteredAt)}</td>
-                </tr>
-                <tr>
-                  <th scope="row">Key (customer)</th>
-                  <td>{letter.key ?? ''}</td>
-                </tr>
-                <tr>
-                  <th scope="row">From</th>
-                  <td>{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
-                </tr>
-                <tr>
-                  <th scope="row">Stored on the dead-letter topic</th>
-                  <td>{formatTime(letter.storedAt)}</td>
-                </tr>
-              </tbody>
-            </table>
-          </div>
+              )}
+              <tr>
+                <th scope="row">Dead-lettered</th>
+                <td>{formatTime(letter.deadLetteredAt)}</td>
+              </tr>
+              <tr>
+                <th scope="row">Key (customer)</th>
+                <td>{letter.key ?? ''}</td>
+              </tr>
+              <tr>
+                <th scope="row">From</th>
+                <td>{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
+              </tr>
+              <tr>
+                <th scope="row">Stored on the dead-letter topic</th>
+                <td>{formatTime(letter.storedAt)}</td>
+              </tr>
+            </tbody>
+          </ScrollingTable>
           <LetterValueSection value={letter.value} />
-          <div class="table-scroll">
-            <table>
-              <caption>Headers</caption>
-              <thead>
+          <ScrollingTable caption="Headers">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Value</th>
+              </tr>
+            </thead>
+            <tbody>
+              {letter.headers.length === 0 && (
                 <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Value</th>
+                  <td colSpan={2}>None.</td>
                 </tr>
-              </thead>
-              <tbody>
-                {letter.headers.length === 0 && (
-                  <tr>
-                    <td colSpan={2}>None.</td>
-                  </tr>
-                )}
-                {letter.headers.map((header, index) => (
-                  <tr key={index}>
-                    <td>
-                      <code>{header.name}</code>
-                    </td>
-                    <td>
-                      <code>{header.value}</code>
-                      {header.encoding === 'base64' && ' (base64: not UTF-8 text)'}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+              )}
+              {letter.headers.map((header, index) => (
+                <tr key={index}>
+                  <td>
+                    <code>{header.name}</code>
+                  </td>
+                  <td>
+                    <code>{header.value}</code>
+                    {header.encoding === 'base64' && ' (base64: not UTF-8 text)'}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </ScrollingTable>
           <SendBackLetter api={api} partition={partition} offset={offset} />
         </>
       )}

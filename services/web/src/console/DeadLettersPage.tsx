@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { errorMessage, fieldErrors, type ApiClient } from '../shared/apiClient';
 import type { DeadLetter, Redrive } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, SelectField, usePolling } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, usePolling } from '../shared/ui';
 import { href } from './router';
 
 const REFRESH_MS = 5000;
@@ -65,10 +65,9 @@ function RedriveTable({ api, runs, onStopped }: { api: ApiClient; runs: Redrive[
     }
   };
   return (
-    <div class="table-scroll">
+    <>
       <ErrorMessage message={error} />
-      <table>
-        <caption>Send-backs</caption>
+      <ScrollingTable caption="Send-backs">
         <thead>
           <tr>
             <th scope="col">Started</th>
@@ -118,8 +117,8 @@ function RedriveTable({ api, runs, onStopped }: { api: ApiClient; runs: Redrive[
             </tr>
           ))}
         </tbody>
-      </table>
-    </div>
+      </ScrollingTable>
+    </>
   );
 }
 
@@ -279,48 +278,45 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
       </p>
       <FilterForm codes={codes} onShow={setFilter} />
       <ErrorMessage message={error} />
-      <div class="table-scroll">
-        <table>
-          <caption>Most recent dead letters</caption>
-          <thead>
+      <ScrollingTable caption="Most recent dead letters">
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Error</th>
+            <th scope="col">Reason</th>
+            <th scope="col">Key (customer)</th>
+            <th scope="col">From</th>
+            <th scope="col">Value starts with</th>
+            <th scope="col">Sent back</th>
+            <th scope="col">Whole letter</th>
+          </tr>
+        </thead>
+        <tbody>
+          {letters?.length === 0 && (
             <tr>
-              <th scope="col">When</th>
-              <th scope="col">Error</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Key (customer)</th>
-              <th scope="col">From</th>
-              <th scope="col">Value starts with</th>
-              <th scope="col">Sent back</th>
-              <th scope="col">Whole letter</th>
+              <td colSpan={8}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
             </tr>
-          </thead>
-          <tbody>
-            {letters?.length === 0 && (
-              <tr>
-                <td colSpan={8}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
-              </tr>
-            )}
-            {letters?.map((letter) => (
-              <tr key={`${letter.partition}:${letter.offset}`}>
-                <td>{formatTime(letter.deadLetteredAt)}</td>
-                <td>{letter.errorCode ?? ''}</td>
-                <td>{letter.reason ?? ''}</td>
-                <td>{letter.key ?? ''}</td>
-                <td>{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
-                <td>
-                  <code>{letter.valuePreview ?? ''}</code>
-                </td>
-                <td>{letter.sentBackAt === null ? '' : formatTime(letter.sentBackAt)}</td>
-                <td>
-                  <a href={href({ screen: 'dead-letter', partition: letter.partition, offset: letter.offset })} aria-label={`Show the whole letter ${letter.partition}@${letter.offset}`}>
-                    Show
-                  </a>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          )}
+          {letters?.map((letter) => (
+            <tr key={`${letter.partition}:${letter.offset}`}>
+              <td>{formatTime(letter.deadLetteredAt)}</td>
+              <td>{letter.errorCode ?? ''}</td>
+              <td>{letter.reason ?? ''}</td>
+              <td>{letter.key ?? ''}</td>
+              <td>{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
+              <td>
+                <code>{letter.valuePreview ?? ''}</code>
+              </td>
+              <td>{letter.sentBackAt === null ? '' : formatTime(letter.sentBackAt)}</td>
+              <td>
+                <a href={href({ screen: 'dead-letter', partition: letter.partition, offset: letter.offset })} aria-label={`Show the whole letter ${letter.partition}@${letter.offset}`}>
+                  Show
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </ScrollingTable>
       <SendBack api={api} codes={codes} onStarted={() => setVersion(version + 1)} />
       <ErrorMessage message={runsError} />
       <RedriveTable api={api} runs={runs} onStopped={() => setVersion(version + 1)} />

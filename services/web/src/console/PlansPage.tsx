@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, SelectField } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
@@ -39,48 +39,45 @@ export function PlansPage({ api }: { api: ApiClient }) {
   return (
     <section>
       <h1>Plans</h1>
-      <div class="table-scroll">
-        <table>
-          <caption>Plans</caption>
-          <thead>
+      <ScrollingTable caption="Plans">
+        <thead>
+          <tr>
+            <th scope="col">Plan</th>
+            <th scope="col">Grants</th>
+            <th scope="col">Created</th>
+            <th scope="col">By</th>
+            <th scope="col">Status</th>
+          </tr>
+        </thead>
+        <tbody>
+          {plans.length === 0 && (
             <tr>
-              <th scope="col">Plan</th>
-              <th scope="col">Grants</th>
-              <th scope="col">Created</th>
-              <th scope="col">By</th>
-              <th scope="col">Status</th>
+              <td colSpan={5}>No plans yet.</td>
             </tr>
-          </thead>
-          <tbody>
-            {plans.length === 0 && (
-              <tr>
-                <td colSpan={5}>No plans yet.</td>
-              </tr>
-            )}
-            {plans.map((plan) => (
-              <tr key={plan.id}>
-                <td>
-                  {plan.name} <small>{plan.id}</small>
-                </td>
-                <td>{plan.items.map((item) => `${item.creditsPerPeriod} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
-                <td>{formatTime(plan.createdAt)}</td>
-                <td>{plan.createdBy === null ? '' : keyLabel(plan.createdBy)}</td>
-                <td>
-                  {planStatus(plan)}
-                  {plan.retiredAt === null && (
-                    <>
-                      {' '}
-                      <button type="button" class="secondary" aria-label={`Retire ${plan.name}`} onClick={() => setRetiring(plan)}>
-                        Retire
-                      </button>
-                    </>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          )}
+          {plans.map((plan) => (
+            <tr key={plan.id}>
+              <td>
+                {plan.name} <small>{plan.id}</small>
+              </td>
+              <td>{plan.items.map((item) => `${item.creditsPerPeriod} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
+              <td>{formatTime(plan.createdAt)}</td>
+              <td>{plan.createdBy === null ? '' : keyLabel(plan.createdBy)}</td>
+              <td>
+                {planStatus(plan)}
+                {plan.retiredAt === null && (
+                  <>
+                    {' '}
+                    <button type="button" class="secondary" aria-label={`Retire ${plan.name}`} onClick={() => setRetiring(plan)}>
+                      Retire
+                    </button>
+                  </>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </ScrollingTable>
       <ConfirmDialog
         title={`Retire plan: ${retiring?.name ?? ''}`}
         open={retiring !== undefined}

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { Page, ProductRevision } from '../shared/apiTypes';
 import { formatPrice, formatTime, keyLabel } from '../shared/format';
-import { ErrorMessage, Pager, usePager, usePolling } from '../shared/ui';
+import { ErrorMessage, Pager, ScrollingTable, usePager, usePolling } from '../shared/ui';
 import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 
 /**
@@ -27,35 +27,32 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
       <summary>History</summary>
       <ErrorMessage message={error} />
       {page !== undefined && (
-        <div class="table-scroll">
-          <table>
-            <caption>Versions of this product, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Revision</th>
-                <th scope="col">Since</th>
-                <th scope="col">By</th>
-                <th scope="col">Name</th>
-                <th scope="col">Consumption rules</th>
-                <th scope="col">Warning limit</th>
-                <th scope="col">Bundles</th>
+        <ScrollingTable caption="Versions of this product, newest first">
+          <thead>
+            <tr>
+              <th scope="col">Revision</th>
+              <th scope="col">Since</th>
+              <th scope="col">By</th>
+              <th scope="col">Name</th>
+              <th scope="col">Consumption rules</th>
+              <th scope="col">Warning limit</th>
+              <th scope="col">Bundles</th>
+            </tr>
+          </thead>
+          <tbody>
+            {page.items.map(({ revision, changedAt, changedBy, product }) => (
+              <tr key={revision}>
+                <td class="number">{revision}</td>
+                <td>{formatTime(changedAt)}</td>
+                <td>{changedBy === null ? '' : keyLabel(changedBy)}</td>
+                <td>{product.name}</td>
+                <td>{rulesSummary(product)}</td>
+                <td class="number">{warningLimitSummary(product)}</td>
+                <td>{product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`}</td>
               </tr>
-            </thead>
-            <tbody>
-              {page.items.map(({ revision, changedAt, changedBy, product }) => (
-                <tr key={revision}>
-                  <td class="number">{revision}</td>
-                  <td>{formatTime(changedAt)}</td>
-                  <td>{changedBy === null ? '' : keyLabel(changedBy)}</td>
-                  <td>{product.name}</td>
-                  <td>{rulesSummary(product)}</td>
-                  <td class="number">{warningLimitSummary(product)}</td>
-                  <td>{product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+            ))}
+          </tbody>
+        </ScrollingTable>
       )}
       <Pager pager={pager} next={page?.next} labels={['Newer versions', 'Older versions']} />
     </details>

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import type { ApiClient } from '../shared/apiClient';
 import type { Health, Processors } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ErrorMessage, usePolling } from '../shared/ui';
+import { ErrorMessage, ScrollingTable, usePolling } from '../shared/ui';
 
 const REFRESH_MS = 5000;
 
@@ -27,41 +27,38 @@ function StalledPartitions({ stalled }: { stalled: readonly StalledPartition[] }
         with nothing lost. Only a batch that will never be readable is skipped: stop every consumer process, then run the command shown, which sends the raw batch to the dead-letter topic
         first.
       </p>
-      <div class="table-scroll">
-        <table>
-          <caption>Stalled usage partitions</caption>
-          <thead>
-            <tr>
-              <th scope="col">Partition</th>
-              <th scope="col">Batch</th>
-              <th scope="col">Codec</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Since</th>
-              <th scope="col">Skip it with</th>
+      <ScrollingTable caption="Stalled usage partitions">
+        <thead>
+          <tr>
+            <th scope="col">Partition</th>
+            <th scope="col">Batch</th>
+            <th scope="col">Codec</th>
+            <th scope="col">Reason</th>
+            <th scope="col">Since</th>
+            <th scope="col">Skip it with</th>
+          </tr>
+        </thead>
+        <tbody>
+          {stalled.map((partition) => (
+            <tr key={`${partition.topic}:${partition.partition}`}>
+              <td>
+                {partition.topic} {partition.partition}
+              </td>
+              <td>
+                {partition.offset}..{partition.lastOffset}
+              </td>
+              <td>{partition.codec}</td>
+              <td>{partition.reason}</td>
+              <td>{formatTime(partition.since)}</td>
+              <td>
+                <code>
+                  npm run tally -- skip-batch --partition {partition.partition} --offset {partition.offset}
+                </code>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {stalled.map((partition) => (
-              <tr key={`${partition.topic}:${partition.partition}`}>
-                <td>
-                  {partition.topic} {partition.partition}
-                </td>
-                <td>
-                  {partition.offset}..{partition.lastOffset}
-                </td>
-                <td>{partition.codec}</td>
-                <td>{partition.reason}</td>
-                <td>{formatTime(partition.since)}</td>
-                <td>
-                  <code>
-                    npm run tally -- skip-batch --partition {partition.partition} --offset {partition.offset}
-                  </code>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          ))}
+        </tbody>
+      </ScrollingTable>
     </>
   );
 }
@@ -78,40 +75,37 @@ function Processors({ processors }: { processors: Processors }) {
         Every processor that has saved a checkpoint, whichever process runs it: where it stands in the event store, and the session that leads it (one per processor; the others stand
         by). <code>npm run tally -- processors</code> prints the same.
       </p>
-      <div class="table-scroll">
-        <table>
-          <caption>{`Processors (event store head ${processors.head})`}</caption>
-          <thead>
+      <ScrollingTable caption={`Processors (event store head ${processors.head})`}>
+        <thead>
+          <tr>
+            <th scope="col">Processor</th>
+            <th scope="col">Position</th>
+            <th scope="col">Behind</th>
+            <th scope="col">Saved</th>
+            <th scope="col">Leader</th>
+          </tr>
+        </thead>
+        <tbody>
+          {processors.items.length === 0 && (
             <tr>
-              <th scope="col">Processor</th>
-              <th scope="col">Position</th>
-              <th scope="col">Behind</th>
-              <th scope="col">Saved</th>
-              <th scope="col">Leader</th>
+              <td colSpan={5}>No processor has saved a checkpoint yet.</td>
             </tr>
-          </thead>
-          <tbody>
-            {processors.items.length === 0 && (
-              <tr>
-                <td colSpan={5}>No processor has saved a checkpoint yet.</td>
-              </tr>
-            )}
-            {processors.items.map((processor) => (
-              <tr key={processor.name}>
-                <td>
-                  <code>{processor.name}</code>
-                </td>
-                <td class="number">{processor.position}</td>
-                <td class="number">{processor.behind}</td>
-                <td>{formatTime(processor.savedAt)}</td>
-                <td class={processor.leader === null ? 'error' : undefined}>
-                  {processor.leader === null ? 'None: no process runs it' : `pid ${processor.leader.pid} (${processor.leader.applicationName || 'no application name'})`}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          )}
+          {processors.items.map((processor) => (
+            <tr key={processor.name}>
+              <td>
+                <code>{processor.name}</code>
+              </td>
+              <td class="number">{processor.position}</td>
+              <td class="number">{processor.behind}</td>
+              <td>{formatTime(processor.savedAt)}</td>
+              <td class={processor.leader === null ? 'error' : undefined}>
+                {processor.leader === null ? 'None: no process runs it' : `pid ${processor.leader.pid} (${processor.leader.applicationName || 'no application name'})`}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </ScrollingTable>
     </>
   );
 }
@@ -153,25 +147,22 @@ export function StatusPage({ api }: { api: ApiClient }) {
             {health.status === 'up' ? 'Up: every check passes.' : 'Down: a check fails.'}
             {health.checkedAt !== undefined && ` Checked ${formatTime(health.checkedAt)}.`}
           </p>
-          <div class="table-scroll">
-            <table>
-              <caption>Checks</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Check</th>
-                  <th scope="col">State</th>
+          <ScrollingTable caption="Checks">
+            <thead>
+              <tr>
+                <th scope="col">Check</th>
+                <th scope="col">State</th>
+              </tr>
+            </thead>
+            <tbody>
+              {checks.map(([name, state]) => (
+                <tr key={name}>
+                  <td>{CHECK_NAMES[name] ?? name}</td>
+                  <td class={state === 'up' ? undefined : 'error'}>{state === 'up' ? 'Up' : 'Down'}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {checks.map(([name, state]) => (
-                  <tr key={name}>
-                    <td>{CHECK_NAMES[name] ?? name}</td>
-                    <td class={state === 'up' ? undefined : 'error'}>{state === 'up' ? 'Up' : 'Down'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+              ))}
+            </tbody>
+          </ScrollingTable>
           {health.stalledPartitions !== undefined && health.stalledPartitions.length > 0 && <StalledPartitions stalled={health.stalledPartitions} />}
         </>
       )}

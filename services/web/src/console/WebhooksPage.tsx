@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType, WebhookTestResult } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, Pager, SelectField, useBusyAction, usePager } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, usePager } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -123,63 +123,60 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
   const deliveries = page?.items;
   return (
     <>
-      <div class="table-scroll">
-        <table>
-          <caption>{pager.number === 1 ? 'Recent deliveries' : `Deliveries, page ${pager.number}`}</caption>
-          <thead>
+      <ScrollingTable caption={pager.number === 1 ? 'Recent deliveries' : `Deliveries, page ${pager.number}`}>
+        <thead>
+          <tr>
+            <th scope="col">Event</th>
+            <th scope="col">Balance</th>
+            <th scope="col">Status</th>
+            <th scope="col">Attempts</th>
+            <th scope="col">Last answer</th>
+            <th scope="col">Delivered</th>
+            <th scope="col">Action</th>
+          </tr>
+        </thead>
+        <tbody>
+          {deliveries?.length === 0 && (
             <tr>
-              <th scope="col">Event</th>
-              <th scope="col">Balance</th>
-              <th scope="col">Status</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Last answer</th>
-              <th scope="col">Delivered</th>
-              <th scope="col">Action</th>
+              <td colSpan={7}>Nothing sent yet.</td>
             </tr>
-          </thead>
-          <tbody>
-            {deliveries?.length === 0 && (
-              <tr>
-                <td colSpan={7}>Nothing sent yet.</td>
+          )}
+          {deliveries?.map((delivery) => {
+            const last = delivery.attemptLog[delivery.attemptLog.length - 1];
+            return (
+              <tr key={delivery.id}>
+                <td>{delivery.eventType}</td>
+                <td>{delivery.balanceId}</td>
+                <td>{delivery.status}</td>
+                <td class="number">
+                  <AttemptLog delivery={delivery} />
+                </td>
+                <td>{last === undefined ? '' : last.statusCode !== null ? `HTTP ${last.statusCode}` : (last.error ?? '')}</td>
+                <td>{delivery.deliveredAt === null ? '' : formatTime(delivery.deliveredAt)}</td>
+                <td>
+                  <button
+                    type="button"
+                    class="secondary"
+                    // One per row: the name says which delivery (starting with the visible words).
+                    aria-label={`Send again ${delivery.eventType} of ${delivery.balanceId}, raised ${formatTime(delivery.createdAt)}`}
+                    onClick={async () => {
+                      setError(undefined);
+                      try {
+                        await api.post<WebhookDelivery>(path`/webhook-endpoints/${endpoint.id}/deliveries/${delivery.id}/retry`);
+                        setVersion(version + 1);
+                      } catch (failure) {
+                        setError(errorMessage(failure));
+                      }
+                    }}
+                  >
+                    Send again
+                  </button>
+                </td>
               </tr>
-            )}
-            {deliveries?.map((delivery) => {
-              const last = delivery.attemptLog[delivery.attemptLog.length - 1];
-              return (
-                <tr key={delivery.id}>
-                  <td>{delivery.eventType}</td>
-                  <td>{delivery.balanceId}</td>
-                  <td>{delivery.status}</td>
-                  <td class="number">
-                    <AttemptLog delivery={delivery} />
-                  </td>
-                  <td>{last === undefined ? '' : last.statusCode !== null ? `HTTP ${last.statusCode}` : (last.error ?? '')}</td>
-                  <td>{delivery.deliveredAt === null ? '' : formatTime(delivery.deliveredAt)}</td>
-                  <td>
-                    <button
-                      type="button"
-                      class="secondary"
-                      // One per row: the name says which delivery (starting with the visible words).
-                      aria-label={`Send again ${delivery.eventType} of ${delivery.balanceId}, raised ${formatTime(delivery.createdAt)}`}
-                      onClick={async () => {
-                        setError(undefined);
-                        try {
-                          await api.post<WebhookDelivery>(path`/webhook-endpoints/${endpoint.id}/deliveries/${delivery.id}/retry`);
-                          setVersion(version + 1);
-                        } catch (failure) {
-                          setError(errorMessage(failure));
-                        }
-                      }}
-                    >
-                      Send again
-                    </button>
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
+            );
+          })}
+        </tbody>
+      </ScrollingTable>
       <ErrorMessage message={error} />
       <Pager pager={pager} next={page?.next} labels={['Newer deliveries', 'Older deliveries']} />
       <button type="button" class="secondary" onClick={() => setVersion(version + 1)}>

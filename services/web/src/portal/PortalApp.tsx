@@ -7,7 +7,7 @@ import { formatCredits, formatPrice, formatTime, periodText } from '../shared/fo
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
-import { ErrorMessage, usePolling } from '../shared/ui';
+import { ErrorMessage, ScrollingTable, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
 import { takePortalToken, tokenCustomer } from './portalToken';
 
@@ -54,7 +54,7 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
   return (
     <>
       <header class="top">
-        <span class="brand">Your credits</span>
+        <h1 class="brand">Your credits</h1>
         <small>
           {customerId} · this link works until {formatTime(expiresAt.toISOString())}
         </small>
@@ -92,33 +92,30 @@ function PortalSubscriptions({ subscriptions, balances }: { subscriptions: reado
   return (
     <section class="card" aria-labelledby="portal-subscriptions">
       <h2 id="portal-subscriptions">Your subscriptions</h2>
-      <div class="table-scroll">
-        <table>
-          <caption>Subscriptions</caption>
-          <thead>
-            <tr>
-              <th scope="col">Plan</th>
-              <th scope="col">Credits</th>
-              <th scope="col">Grants</th>
-              <th scope="col">Next</th>
-            </tr>
-          </thead>
-          <tbody>
-            {subscriptions.flatMap((subscription) =>
-              subscription.items.map((item) => (
-                <tr key={`${subscription.id} ${item.productId}`}>
-                  <td>{subscription.planName}</td>
-                  <td>{productName(item.productId)}</td>
-                  <td class="number">
-                    {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
-                  </td>
-                  <td>{nextGrantText(subscription, item)}</td>
-                </tr>
-              )),
-            )}
-          </tbody>
-        </table>
-      </div>
+      <ScrollingTable caption="Subscriptions">
+        <thead>
+          <tr>
+            <th scope="col">Plan</th>
+            <th scope="col">Credits</th>
+            <th scope="col">Grants</th>
+            <th scope="col">Next</th>
+          </tr>
+        </thead>
+        <tbody>
+          {subscriptions.flatMap((subscription) =>
+            subscription.items.map((item) => (
+              <tr key={`${subscription.id} ${item.productId}`}>
+                <td>{subscription.planName}</td>
+                <td>{productName(item.productId)}</td>
+                <td class="number">
+                  {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
+                </td>
+                <td>{nextGrantText(subscription, item)}</td>
+              </tr>
+            )),
+          )}
+        </tbody>
+      </ScrollingTable>
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { path, type ApiClient } from './apiClient';
 import type { BalanceStatement as Statement } from './apiTypes';
 import { formatCredits, formatTime, monthName, monthOf, monthPeriod } from './format';
-import { ErrorMessage, Field, usePolling } from './ui';
+import { ErrorMessage, Field, ScrollingTable, usePolling } from './ui';
 
 /** What each source is called on a statement; rows with nothing in the month are left out. */
 const ADDED: readonly (readonly [keyof Statement['toppedUpBySource'], string])[] = [
@@ -59,37 +59,34 @@ export function BalanceStatement({ api, balanceId }: { api: ApiClient; balanceId
       <Field label="Month" type="month" value={month} hint="Calendar month, UTC (YYYY-MM)" error={period === undefined ? 'Pick a month, e.g. 2026-03' : undefined} onInput={(event) => setMonth(event.currentTarget.value)} />
       <ErrorMessage message={error} />
       {shown !== undefined && (
-        <div class="table-scroll">
-          <table class="statement">
-            <caption>{`Statement for ${monthName(month) ?? month}${soFar}: ${shown.entries} ${shown.entries === 1 ? 'entry' : 'entries'}`}</caption>
-            <tbody>
+        <ScrollingTable caption={`Statement for ${monthName(month) ?? month}${soFar}: ${shown.entries} ${shown.entries === 1 ? 'entry' : 'entries'}`} class="statement">
+          <tbody>
+            <tr>
+              <th scope="row">Opening balance</th>
+              <td class="number">{formatCredits(shown.opening.balance)}</td>
+            </tr>
+            <tr>
+              <th scope="row">Added</th>
+              <td class="number">{`+${formatCredits(shown.toppedUp)}`}</td>
+            </tr>
+            {rows(ADDED, shown.toppedUpBySource, '+')}
+            <tr>
+              <th scope="row">Used</th>
+              <td class="number">{`−${formatCredits(shown.consumed)}`}</td>
+            </tr>
+            {rows(TAKEN, shown.consumedBySource, '−')}
+            <tr class="total">
+              <th scope="row">Closing balance</th>
+              <td class="number">{formatCredits(shown.closing.balance)}</td>
+            </tr>
+            {shown.closing.held !== '0' && (
               <tr>
-                <th scope="row">Opening balance</th>
-                <td class="number">{formatCredits(shown.opening.balance)}</td>
+                <th scope="row">Held at the close</th>
+                <td class="number">{formatCredits(shown.closing.held)}</td>
               </tr>
-              <tr>
-                <th scope="row">Added</th>
-                <td class="number">{`+${formatCredits(shown.toppedUp)}`}</td>
-              </tr>
-              {rows(ADDED, shown.toppedUpBySource, '+')}
-              <tr>
-                <th scope="row">Used</th>
-                <td class="number">{`−${formatCredits(shown.consumed)}`}</td>
-              </tr>
-              {rows(TAKEN, shown.consumedBySource, '−')}
-              <tr class="total">
-                <th scope="row">Closing balance</th>
-                <td class="number">{formatCredits(shown.closing.balance)}</td>
-              </tr>
-              {shown.closing.held !== '0' && (
-                <tr>
-                  <th scope="row">Held at the close</th>
-                  <td class="number">{formatCredits(shown.closing.held)}</td>
-                </tr>
-              )}
-            </tbody>
-          </table>
-        </div>
+            )}
+          </tbody>
+        </ScrollingTable>
       )}
     </details>
   );

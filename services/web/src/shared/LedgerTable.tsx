@@ -1,5 +1,6 @@
 import type { LedgerEntry } from './apiTypes';
 import { actorLabel, entryLabel, formatCredits, formatTime } from './format';
+import { ScrollingTable } from './ui';
 
 /**
  * Ledger entries, newest first: what happened, by how much, the balance after it, and who asked
@@ -19,52 +20,49 @@ export function LedgerTable({
 }) {
   const columns = onRefund === undefined ? 6 : 7;
   return (
-    <div class="table-scroll">
-      <table>
-        <caption>{caption}</caption>
-        <thead>
+    <ScrollingTable caption={caption}>
+      <thead>
+        <tr>
+          <th scope="col">When</th>
+          <th scope="col">What</th>
+          <th scope="col">Credits</th>
+          <th scope="col">Balance after</th>
+          <th scope="col">Reason</th>
+          <th scope="col">By</th>
+          {onRefund !== undefined && <th scope="col">Refund</th>}
+        </tr>
+      </thead>
+      <tbody>
+        {entries.length === 0 && (
           <tr>
-            <th scope="col">When</th>
-            <th scope="col">What</th>
-            <th scope="col">Credits</th>
-            <th scope="col">Balance after</th>
-            <th scope="col">Reason</th>
-            <th scope="col">By</th>
-            {onRefund !== undefined && <th scope="col">Refund</th>}
+            <td colSpan={columns}>No entries yet.</td>
           </tr>
-        </thead>
-        <tbody>
-          {entries.length === 0 && (
-            <tr>
-              <td colSpan={columns}>No entries yet.</td>
-            </tr>
-          )}
-          {entries.map((entry) => (
-            <tr key={entry.id}>
-              <td>{formatTime(entry.occurredAt)}</td>
+        )}
+        {entries.map((entry) => (
+          <tr key={entry.id}>
+            <td>{formatTime(entry.occurredAt)}</td>
+            <td>
+              {entryLabel(entry)}
+              {entry.refundedBy !== null && ' (refunded)'}
+            </td>
+            <td class="number">
+              {entry.credits === null ? '' : `${entry.type === 'CreditConsumed' ? '−' : '+'}${formatCredits(entry.credits)}`}
+            </td>
+            <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
+            <td>{entry.purchase !== null ? `bundle ${entry.purchase.bundleId}, ${entry.purchase.totalPrice} ${entry.purchase.currency}` : (entry.reason ?? '')}</td>
+            <td>{actorLabel(entry.actor, audience)}</td>
+            {onRefund !== undefined && (
               <td>
-                {entryLabel(entry)}
-                {entry.refundedBy !== null && ' (refunded)'}
+                {entry.type === 'CreditConsumed' && entry.refundedBy === null && (
+                  <button type="button" class="secondary" aria-label={`Refund ${formatCredits(entry.credits ?? '0')} credits of ${entryLabel(entry)} at ${formatTime(entry.occurredAt)}`} onClick={() => onRefund(entry)}>
+                    Refund
+                  </button>
+                )}
               </td>
-              <td class="number">
-                {entry.credits === null ? '' : `${entry.type === 'CreditConsumed' ? '−' : '+'}${formatCredits(entry.credits)}`}
-              </td>
-              <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
-              <td>{entry.purchase !== null ? `bundle ${entry.purchase.bundleId}, ${entry.purchase.totalPrice} ${entry.purchase.currency}` : (entry.reason ?? '')}</td>
-              <td>{actorLabel(entry.actor, audience)}</td>
-              {onRefund !== undefined && (
-                <td>
-                  {entry.type === 'CreditConsumed' && entry.refundedBy === null && (
-                    <button type="button" class="secondary" aria-label={`Refund ${formatCredits(entry.credits ?? '0')} credits of ${entryLabel(entry)} at ${formatTime(entry.occurredAt)}`} onClick={() => onRefund(entry)}>
-                      Refund
-                    </button>
-                  )}
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+            )}
+          </tr>
+        ))}
+      </tbody>
+    </ScrollingTable>
   );
 }

@@ -1,5 +1,5 @@
 import type { ComponentChildren, TargetedEvent } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { errorMessage } from './apiClient';
 
 let nextId = 0;
@@ -174,6 +174,37 @@ export function ConfirmDialog({
         </button>
       </div>
     </Dialog>
+  );
+}
+
+/**
+ * A table with its caption, in a box that scrolls sideways when the table is wider than the
+ * screen (a phone). While it scrolls the box is a region named by the caption and in the tab
+ * order, so a keyboard user can focus it and scroll with the arrow keys (WCAG 2.1.1, axe's
+ * scrollable-region-focusable); while the table fits it adds no tab stop.
+ */
+export function ScrollingTable({ caption, class: className, children }: { caption: string; class?: string; children: ComponentChildren }) {
+  const captionId = useId('table-caption');
+  const box = useRef<HTMLDivElement>(null);
+  const [scrolls, setScrolls] = useState(false);
+  useLayoutEffect(() => {
+    const element = box.current;
+    if (element === null) return undefined;
+    const measure = () => setScrolls(element.scrollWidth > element.clientWidth);
+    measure();
+    // The box resizes with the window, the table with its rows: either may start or end the scroll.
+    const observer = new ResizeObserver(measure);
+    observer.observe(element);
+    if (element.firstElementChild !== null) observer.observe(element.firstElementChild);
+    return () => observer.disconnect();
+  }, []);
+  return (
+    <div ref={box} class="table-scroll" {...(scrolls ? { role: 'region', 'aria-labelledby': captionId, tabIndex: 0 } : {})}>
+      <table {...(className !== undefined ? { class: className } : {})}>
+        <caption id={captionId}>{caption}</caption>
+        {children}
+      </table>
+    </div>
   );
 }
 
