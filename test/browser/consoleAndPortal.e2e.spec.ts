@@ -1,10 +1,9 @@
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
-import { SCREENSHOTS, startConsoleStack, type ConsoleStack } from './startConsoleStack';
+import { expectAccessible, photograph, startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -66,7 +65,6 @@ describe('the console and the portal in Chromium', () => {
       },
     });
     ({ base, browser } = stack);
-    mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
   afterAll(async () => {
@@ -167,7 +165,7 @@ describe('the console and the portal in Chromium', () => {
     ]);
     await nav('Catalog').click();
     await page.getByRole('link', { name: 'API credits' }).waitFor();
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-catalog.png') });
+    await photograph(page, 'console-catalog.png');
 
     // The customer's Credits tab: Add credit balance, the warning limit defaulting to the product's.
     await nav('Customers').click();
@@ -181,6 +179,7 @@ describe('the console and the portal in Chromium', () => {
     await addDialog.getByLabel('Credit product').selectOption({ label: 'API credits' });
     expect(await addDialog.getByLabel('Warning limit').inputValue()).toBe('100');
     await addDialog.getByLabel('Starting balance').fill('150');
+    await expectAccessible(page, 'the Add credit balance dialog');
     await addDialog.getByRole('button', { name: 'Add', exact: true }).click();
     const card = page.getByRole('region', { name: /API credits/ });
     const amount = card.getByTestId('balance-amount');
@@ -217,7 +216,7 @@ describe('the console and the portal in Chromium', () => {
     await retain.getByRole('button', { name: 'Retain usage' }).click();
     await untilText(amount, (text) => text === '97', 'the retained usage');
     await card.getByRole('status').filter({ hasText: 'Below warning limit' }).waitFor();
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-customer-credits.png'), fullPage: true });
+    await photograph(page, 'console-customer-credits.png', { fullPage: true });
 
     // The whole ledger as a file, oldest first: opening, starting balance, usage, top-up, retained usage.
     const consoleLedger = await downloadedCsv(page, () => card.getByRole('button', { name: 'Download ledger (CSV)' }).click());
@@ -245,6 +244,14 @@ describe('the console and the portal in Chromium', () => {
     const portalContext = await browser.newContext({ viewport: PHONE });
     const portal = await portalContext.newPage();
     listen(portal);
+    // A link whose token is not valid says so, in a page as accessible as the portal itself (a
+    // page of its own: the same page would take the real link as a change of fragment only).
+    const invalid = await portalContext.newPage();
+    listen(invalid);
+    await invalid.goto(`${base}/portal#token=not-a-token`);
+    await invalid.getByRole('alert').filter({ hasText: 'This link is not valid or has expired.' }).waitFor();
+    await expectAccessible(invalid, 'the portal with a link that is not valid');
+    await invalid.close();
     await portal.goto(url.replace(/^http:\/\/[^/]+/, base));
     const portalCard = portal.getByRole('region', { name: 'API credits' });
     const portalAmount = portalCard.getByTestId('balance-amount');
@@ -254,7 +261,7 @@ describe('the console and the portal in Chromium', () => {
     const buy = portalCard.getByRole('button', { name: /^Buy/ });
     expect(await buy.count()).toBe(1);
     expect(await buy.getAttribute('aria-label')).toBe('Buy 1,000 credits for 9.90 EUR');
-    await portal.screenshot({ path: path.join(SCREENSHOTS, 'portal.png'), fullPage: true });
+    await photograph(portal, 'portal.png', { fullPage: true });
     await buy.click();
     await untilText(portalAmount, (text) => text === '1,097', 'the bought bundle on the portal');
     await untilText(amount, (text) => text === '1,097', 'the bought bundle in the console');
@@ -301,7 +308,7 @@ describe('the console and the portal in Chromium', () => {
     // The plan names the key of the session that created it, in the By column, and is offered.
     const planRow = page.getByRole('table', { name: 'Plans' }).locator('tbody tr', { hasText: 'Monthly API' });
     expect(await planRow.locator('td').evaluateAll((cells) => cells.slice(3).map((cell) => cell.textContent))).toEqual(['operator', 'Offered Retire']);
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-plans.png') });
+    await photograph(page, 'console-plans.png');
     await nav('Customers').click();
     await page.getByRole('link', { name: customerId, exact: true }).click();
     await page.getByRole('tab', { name: 'Subscriptions' }).click();
@@ -343,7 +350,7 @@ describe('the console and the portal in Chromium', () => {
     await cancelDialog.getByRole('button', { name: 'Cancel subscription' }).click();
     await untilText(subscriptionCard, (text) => /Canceled .* by operator/.test(text), 'the cancellation on the card');
     expect(await subscriptionCard.getByRole('button', { name: 'Change terms' }).count()).toBe(0);
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-subscriptions.png'), fullPage: true });
+    await photograph(page, 'console-subscriptions.png', { fullPage: true });
     await page.getByRole('tab', { name: 'Credits' }).click();
     await untilText(amount, (text) => text === '1,847', 'the granted credits on the balance');
 
@@ -412,7 +419,7 @@ describe('the console and the portal in Chromium', () => {
     await stack.producer.send({ topic: stack.usageTopic, messages: [{ key: customerId, value: JSON.stringify(refused), headers: { traceparent: 'trace-refused' } }] });
     const refusedRow = letters.locator('tbody tr', { hasText: refused.id });
     await waitFor(async () => (await refusedRow.count()) === 1, { description: 'the refused record listed', timeoutMs: 30_000 });
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letters.png'), fullPage: true });
+    await photograph(page, 'console-dead-letters.png', { fullPage: true });
     // By keyboard: the row's link, named for where the letter sits, opens the letter's page.
     const show = refusedRow.getByRole('link', { name: /^Show the whole letter \d+@\d+$/ });
     const where = (await show.getAttribute('aria-label'))!.replace('Show the whole letter ', '');
@@ -428,7 +435,7 @@ describe('the console and the portal in Chromium', () => {
     await page.getByText('The value as base64').focus();
     await page.keyboard.press('Enter');
     expect(Buffer.from((await page.getByLabel('Value as base64').textContent()) ?? '', 'base64').toString('utf8')).toBe(JSON.stringify(refused));
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-dead-letter.png'), fullPage: true });
+    await photograph(page, 'console-dead-letter.png', { fullPage: true });
     // Sent back alone, after a confirmation: refused for what it says again, it is dead-lettered anew.
     await page.getByRole('button', { name: 'Send back' }).click();
     await page.getByRole('dialog', { name: 'Send this letter back' }).getByRole('button', { name: 'Send back' }).click();
@@ -525,7 +532,7 @@ describe('the console and the portal in Chromium', () => {
         .update(`${test.headers['webhook-id']}.${test.headers['webhook-timestamp']}.${test.body}`)
         .digest('base64');
       expect(String(test.headers['webhook-signature']).split(' ')).toContain(`v1,${testSignature}`);
-      await page.screenshot({ path: path.join(SCREENSHOTS, 'console-webhooks.png'), fullPage: true });
+      await photograph(page, 'console-webhooks.png', { fullPage: true });
 
       await card.getByRole('button', { name: 'Disable' }).click();
       await untilText(card, (text) => /disabled/.test(text) && /changed .* by operator/.test(text), 'the endpoint disabled by the operator');
@@ -588,7 +595,7 @@ describe('the console and the portal in Chromium', () => {
       expect(await ledger.getByRole('button', { name: /^Refund / }).count()).toBe(0);
       const refundRow = await ledger.locator('tbody tr').filter({ hasText: 'render failed' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
       expect(refundRow.slice(1, 5)).toEqual(['Refund', '+0.5', '8.5', 'render failed']);
-      await card.screenshot({ path: path.join(SCREENSHOTS, 'console-refund.png') });
+      await photograph(page, 'console-refund.png', { element: card });
 
       // The statement of the month the balance opened in (the month its entries were recorded in,
       // read from the API, so a test across a month's end reads the right one), by keyboard.
@@ -607,7 +614,7 @@ describe('the console and the portal in Chromium', () => {
       // Opened, charged and refunded in that month: the starting balance and the refund added, the render used.
       expect(rows).toMatchObject({ 'Opening balance': '0', 'Starting balance': '+10', Refunds: '+0.5', Usage: '−2' });
       expect([rows.Added, rows.Used, rows['Closing balance']]).toEqual([`+${stated.toppedUp}`, `−${stated.consumed}`, stated.closing.balance]);
-      await statementDetails.screenshot({ path: path.join(SCREENSHOTS, 'console-statement.png') });
+      await photograph(page, 'console-statement.png', { element: statementDetails });
       // The month before it: nothing yet.
       await statementDetails.getByLabel('Month').fill(monthAfter(month, -1));
       await untilText(statement, (text) => /: 0 entries/.test(text), 'the statement of the month before');

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Producer } from 'kafkajs';
 import {
+  auditAccessibility,
   createTestKafka,
   createTestSchema,
   createTestTopic,
@@ -12,6 +14,7 @@ import {
   startTallyProcess,
   uniqueName,
   type Browser,
+  type Locator,
   type Page,
 } from '@tally/test-support';
 
@@ -23,6 +26,23 @@ const ROOT = path.resolve(__dirname, '..', '..');
  */
 export const SCREENSHOTS =
   process.env.TALLY_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'screenshots');
+
+/**
+ * axe-core's audit of what the page shows now (WCAG 2.1 A and AA, best practices): nothing may be
+ * found. `what` names the screen or state in a failure, beside each rule and element.
+ */
+export async function expectAccessible(page: Page, what: string): Promise<void> {
+  expect({ what, violations: await auditAccessibility(page) }).toEqual({ what, violations: [] });
+}
+
+/** A main screen as the README shows it: audited first, then photographed whole, or only `element` of it. */
+export async function photograph(page: Page, file: string, options: { readonly fullPage?: boolean; readonly element?: Locator } = {}): Promise<void> {
+  await expectAccessible(page, file);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const target = path.join(SCREENSHOTS, file);
+  if (options.element !== undefined) await options.element.screenshot({ path: target });
+  else await page.screenshot({ path: target, fullPage: options.fullPage ?? false });
+}
 
 export interface ConsoleStackOptions {
   /** Names the test's schema, topics, Redis prefix and consumer group. */
@@ -110,6 +130,8 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     browser,
     async signIn(page) {
       await page.goto(`${base}/console`);
+      await page.getByRole('button', { name: 'Sign in' }).waitFor();
+      await expectAccessible(page, 'the console sign-in');
       await page.getByLabel('API key').fill(options.adminKey);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByRole('navigation', { name: 'Main' }).waitFor();

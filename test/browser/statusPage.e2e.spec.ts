@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { corruptGzipBatch, createTestKafka, stackConfig, startKafkaProxy, waitCuttingConnections, type KafkaProxy } from '@tally/test-support';
 import { CompressionTypes, type Admin } from 'kafkajs';
-import { SCREENSHOTS, startConsoleStack, type ConsoleStack } from './startConsoleStack';
+import { photograph, startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
 jest.setTimeout(180_000);
 
@@ -62,8 +60,7 @@ describe("the console's Status page", () => {
     expect(cells.slice(0, 3)).toEqual([`${stack.usageTopic} 0`, '0..1', 'gzip']);
     expect(cells[3]).toMatch(/gzip batch could not be decompressed/);
     expect(cells[5]).toBe('npm run tally -- skip-batch --partition 0 --offset 0');
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-status.png'), fullPage: true });
+    await photograph(page, 'console-status.png', { fullPage: true });
     await context.close();
   });
 });

@@ -18,3 +18,4 @@ export * from './kafkaProxy';
 export * from './chromium';
 export * from './freePort';
 export * from './startWholeMainJob';
+export * from './accessibilityAudit';
