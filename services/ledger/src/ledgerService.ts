@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
-import { commandIds, holdIdOf, ledgerEventId, parseHoldId } from './deterministicId';
+import { commandIds, holdIdOf, ledgerEventId, MAX_EVENTS_PER_COMMAND, meteredUsageMarker, parseHoldId } from './deterministicId';
 import type { BalanceRegistry } from './balanceRegistry';
 import {
   AlreadyRefundedError,
@@ -101,6 +101,14 @@ export type LedgerPageRequest = (
   readonly refunds?: boolean;
 };
 
+/** What one usage event did: whether it was metered, and the entries it wrote on each balance it charged. */
+export interface UsageEntries {
+  /** Metered: its charges (if any) are all written. Not metered: not yet (in flight) or never (dead-lettered). */
+  readonly metered: boolean;
+  /** Only the balances it wrote on, in the order asked for, each with its entries in revision order and their refunds (charge id → refund id). */
+  readonly balances: ReadonlyArray<{ readonly balanceId: string; readonly items: readonly RecordedBalanceEvent[]; readonly refunds: ReadonlyMap<string, string> }>;
+}
+
 export interface LedgerService {
   openBalance(request: OpenBalanceRequest): Promise<CommandResult>;
   topUp(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
@@ -133,6 +141,12 @@ export interface LedgerService {
   expireHold(holdId: string): Promise<HoldCommandResult>;
   getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
   readLedger(balanceId: string, page: LedgerPageRequest): Promise<LedgerPage>;
+  /**
+   * What the usage event `usageEventId` of the customer did to `balanceIds` (the customer's
+   * balances): read by the marker and the event ids its metering writes (meteredUsageMarker,
+   * commandIds.usage), in one round trip, with no index of its own.
+   */
+  readUsageEntries(customerId: string, usageEventId: string, balanceIds: readonly string[]): Promise<UsageEntries>;
   /** Abandons the balance loads still folding in the background (at shutdown, before the event store closes). */
   close(): Promise<void>;
 }
@@ -437,6 +451,36 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         next: recorded.length > page.limit && last !== undefined ? last.revision : null,
         refunds: page.refunds === false ? new Map() : await refundsOf(balanceId, items),
       };
+    },
+
+    async readUsageEntries(customerId, usageEventId, balanceIds) {
+      const marker = meteredUsageMarker(customerId, usageEventId);
+      // Every id the usage's command on each balance may have written: its charge, a freed hold,
+      // a warning, a depletion. The event id says the balance, so nothing else is looked up.
+      const balanceOf = new Map<string, string>();
+      for (const balanceId of balanceIds) {
+        for (let index = 0; index < MAX_EVENTS_PER_COMMAND; index += 1) balanceOf.set(ledgerEventId(commandIds.usage(usageEventId, balanceId), index), balanceId);
+      }
+      const traces = await eventStore.readAppendTraces([marker], [...balanceOf.keys()]);
+      const written = new Map<string, RecordedBalanceEvent[]>();
+      for (const stored of traces.events) {
+        const balanceId = balanceOf.get(stored.id)!;
+        const items = written.get(balanceId) ?? [];
+        items.push(fromRecordedEvent(stored));
+        written.set(balanceId, items);
+      }
+      // In the order the balances were given; each one's entries in ledger order.
+      const balances = await Promise.all(
+        balanceIds.flatMap((balanceId) => {
+          const items = written.get(balanceId);
+          if (items === undefined) return [];
+          items.sort((a, b) => (a.revision < b.revision ? -1 : a.revision > b.revision ? 1 : 0));
+          return [refundsOf(balanceId, items).then((refunds) => ({ balanceId, items, refunds }))];
+        }),
+      );
+      // A charge without its marker is usage metered before markers were kept (migration 005
+      // backfilled those it could derive): metered all the same.
+      return { metered: traces.markers.has(marker) || traces.events.length > 0, balances };
     },
 
     close: () => states.close(),
