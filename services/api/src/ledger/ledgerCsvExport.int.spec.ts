@@ -59,6 +59,7 @@ describe('the ledger export failing half-way', () => {
             reject(signal!.reason);
           });
         }),
+      usage: () => Promise.reject(new Error('not read by these tests')),
     };
     app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
     for (const schema of [ErrorSchema, LedgerEntrySchema]) app.addSchema(schema);

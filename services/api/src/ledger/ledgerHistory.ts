@@ -2,6 +2,7 @@ import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type Ledge
 import type { Page } from '../pagination';
 import { createStatementFold, type BalanceStatement } from './balanceStatement';
 import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from './ledgerEntryView';
+import type { UsageEntriesView } from './usageEntriesView';
 
 /** A balance's ledger as the API shows it: its events, newest first a page at a time, or all of them oldest first. */
 export interface LedgerHistory {
@@ -19,12 +20,14 @@ export interface LedgerHistory {
    * the signal's reason once it is aborted, before the next page is read.
    */
   statement(balanceId: string, period: { readonly from: number; readonly to: number }, signal?: AbortSignal): Promise<BalanceStatement>;
+  /** What the customer's usage event did: metered or not, and its entries on each of the customer's balances. */
+  usage(customerId: string, usageEventId: string): Promise<UsageEntriesView>;
 }
 
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
 const STATEMENT_PAGE_SIZE = 1000;
 
-export function createLedgerHistory(deps: { readonly ledger: LedgerService; readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'> }): LedgerHistory {
+export function createLedgerHistory(deps: { readonly ledger: LedgerService; readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'> }): LedgerHistory {
   // The registry, not the page, says whether the balance exists: a page past the end is empty, not a 404.
   const mustExist = async (balanceId: string) => {
     if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
@@ -60,6 +63,22 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
         for (const item of items) if (!fold.add(item)) break read;
       }
       return fold.statement();
+    },
+
+    async usage(customerId, usageEventId) {
+      const owned = await deps.balanceRegistry.listCustomerBalances(customerId);
+      const productOf = new Map(owned.map((balance) => [balance.id, balance.productId]));
+      const { metered, balances } = await deps.ledger.readUsageEntries(customerId, usageEventId, [...productOf.keys()]);
+      return {
+        customerId,
+        eventId: usageEventId,
+        metered,
+        balances: balances.map(({ balanceId, items, refunds }) => ({
+          balanceId,
+          productId: productOf.get(balanceId)!,
+          entries: items.map((item) => ledgerEntryView(item, 'keyHolder', refunds)),
+        })),
+      };
     },
   };
 }

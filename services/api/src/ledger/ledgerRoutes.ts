@@ -2,7 +2,7 @@ import { pipeline, Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
-import { balanceParams, errorResponses, nullableString, refTo } from '../apiSchemas';
+import { balanceParams, customerId, errorResponses, nullableString, params, refTo } from '../apiSchemas';
 import { beforePageQuery, pageSize } from '../pagination';
 import { queryInstant } from '../queryInstant';
 import type { LedgerHistory } from './ledgerHistory';
@@ -10,6 +10,7 @@ import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerC
 import { audienceOf } from '../accessGuard';
 import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
 import { BalanceStatementSchema, balanceStatementView } from './balanceStatementView';
+import { UsageEntriesSchema } from './usageEntriesView';
 
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
@@ -132,5 +133,22 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
         // The schema's string, as a stream: Fastify sends a stream as it comes, unserialised.
         .send(csv as unknown as string);
     },
+  );
+
+  app.get(
+    '/customers/:customerId/usage-events/:eventId',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['usage'],
+        operationId: 'getUsageEventEntries',
+        summary: 'What a usage event charged',
+        description:
+          "Whether the customer's usage event `eventId` is metered, and the ledger entries it wrote on each of the customer's balances: for a product engineer asking whether an event counted and what it cost. Read by the ids metering derives from the event (its metered-usage record and its entries' ids), so it is one lookup however long the ledgers are. An event with `:` or `%` in its id metered before ids were encoded part by part is found as metered without its entries.",
+        params: params({ customerId, eventId: Type.String({ minLength: 1, maxLength: 256, description: "The usage event's id, as its producer sent it." }) }),
+        response: { 200: UsageEntriesSchema, ...errorResponses },
+      },
+    },
+    async (request) => history.usage(request.params.customerId, request.params.eventId),
   );
 };

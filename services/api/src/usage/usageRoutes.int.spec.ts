@@ -155,6 +155,69 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(await balanceOf(globex.balanceId)).toBe('99');
   });
 
+  it('answers what a usage event charged: its entries per balance once metered, none for one metered free or not metered', async () => {
+    const { customerId, balanceId } = await openCustomer('lookup');
+    // A threshold the charge crosses: the charge's entries are the charge and the warning it caused.
+    await ledger.changeSettings(balanceId, { lowBalanceThreshold: parseCredits('99.5') });
+    // A second product of the test's own that charges the same event: the event writes on both balances.
+    const searchProduct = uniqueName('search');
+    await catalog.createProduct(
+      creditProductFromDto({ id: searchProduct, name: 'Search', description: '', bundles: [], consumption: [{ event: 'api_call', credits: '0.25' }], lowBalanceThreshold: null }),
+    );
+    await catalogCache.refresh();
+    const { balance: search } = await ledger.openBalance({ customerId, productId: searchProduct, startingBalance: parseCredits('10') });
+    const order = (await balanceRegistry.listCustomerBalances(customerId)).map((balance) => balance.id);
+    expect([...order].sort()).toEqual([balanceId, search.balanceId].sort());
+    const before = consumer.counters().consumed;
+    const events = [
+      // A `:` in the id: parts of the ids the lookup derives are encoded, as metering's are.
+      { id: 'charged:1', customerId, event: 'api_call', timestamp: T0 },
+      // No rule for it: metered, charging nothing.
+      { id: 'free-1', customerId, event: 'page_view', timestamp: T0 },
+    ];
+    expect((await post({ events })).statusCode).toBe(202);
+    await waitFor(() => consumer.counters().consumed >= before + 2, { description: 'both events consumed', timeoutMs: 60_000 });
+    const lookup = (eventId: string) =>
+      app.inject({ method: 'GET', url: `/v1/customers/${encodeURIComponent(customerId)}/usage-events/${encodeURIComponent(eventId)}`, headers: auth });
+
+    const charged = await lookup('charged:1');
+    expect(charged.statusCode).toBe(200);
+    const answer = charged.json();
+    expect(answer).toMatchObject({ customerId, eventId: 'charged:1', metered: true });
+    // Both balances, in the customer's order of them.
+    expect(answer.balances.map((written: { balanceId: string }) => written.balanceId)).toEqual(order);
+    const onApi = answer.balances.find((written: { balanceId: string }) => written.balanceId === balanceId);
+    const onSearch = answer.balances.find((written: { balanceId: string }) => written.balanceId === search.balanceId);
+    expect(onApi.productId).toBe('api');
+    expect(onSearch).toMatchObject({ productId: searchProduct, entries: [{ type: 'CreditConsumed', credits: '0.25', balanceAfter: '9.75', usageEventId: 'charged:1' }] });
+    expect(onSearch.entries).toHaveLength(1);
+    const entries = onApi.entries as Array<Record<string, unknown>>;
+    expect(entries.map((entry) => entry.type)).toEqual(['CreditConsumed', 'LowBalanceWarned']);
+    expect(entries[0]).toMatchObject({ source: 'usage', credits: '1', balanceAfter: '99', usageEventId: 'charged:1', usageEvent: 'api_call', refundedBy: null });
+    // The very entries of the balance's ledger.
+    const ledgerPage = (await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger`, headers: auth })).json();
+    const newest = (ledgerPage.items as Array<Record<string, unknown>>).slice(0, 2).reverse();
+    expect(entries).toEqual(newest);
+
+    // Refunded, the charge says by which entry, as the ledger does.
+    const refund = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/refunds`, headers: auth, payload: { entryId: entries[0]!.id } });
+    expect(refund.statusCode).toBe(201);
+    const refunded = (await lookup('charged:1')).json().balances.find((written: { balanceId: string }) => written.balanceId === balanceId);
+    expect(refunded.entries[0].refundedBy).toBe(refund.json().entry.id);
+
+    expect((await lookup('free-1')).json()).toEqual({ customerId, eventId: 'free-1', metered: true, balances: [] });
+    expect((await lookup('never-sent')).json()).toEqual({ customerId, eventId: 'never-sent', metered: false, balances: [] });
+    // Another customer's event of the same id is not this one's.
+    expect((await app.inject({ method: 'GET', url: `/v1/customers/${uniqueName('other')}/usage-events/charged%3A1`, headers: auth })).json()).toMatchObject({
+      metered: false,
+      balances: [],
+    });
+    const tooLong = await lookup('x'.repeat(257));
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.json().message).toMatch(/eventId/);
+    expect((await app.inject({ method: 'GET', url: `/v1/customers/${customerId}/usage-events/free-1` })).statusCode).toBe(401);
+  });
+
   it('takes CloudEvents as a JSON batch or one structured event, and puts every event on the usage topic keyed by its customer', async () => {
     const [acme, globex] = await Promise.all([openCustomer('acme'), openCustomer('globex')]);
     const before = consumer.counters().consumed;
