@@ -71,7 +71,8 @@ describe('the console and the portal in Chromium', () => {
     await stack?.close();
   });
 
-  async function publishUsage(customerId: string, event: string, count: number): Promise<void> {
+  /** Sends `count` usage events over HTTP; answers their ids. */
+  async function publishUsage(customerId: string, event: string, count: number): Promise<string[]> {
     const now = Date.now();
     const events = Array.from({ length: count }, (_, index) => ({
       id: `browser-${randomUUID()}`,
@@ -85,6 +86,7 @@ describe('the console and the portal in Chromium', () => {
       body: JSON.stringify({ events }),
     });
     expect(response.status).toBe(202);
+    return events.map((sent) => sent.id);
   }
 
   /** The API as the test's own client calls it, with the admin key. */
@@ -570,7 +572,7 @@ describe('the console and the portal in Chromium', () => {
       const card = page.getByRole('region', { name: /Refund credits/ });
       const amount = card.getByTestId('balance-amount');
       await untilText(amount, (text) => text === '10', 'the opened balance');
-      await publishUsage(customerId, 'render', 1);
+      const [renderId] = await publishUsage(customerId, 'render', 1);
       await untilText(amount, (text) => text === '8', 'the metered render');
 
       // The whole ledger has the charge's own button, named for it; by keyboard, as every control of the console.
@@ -619,6 +621,22 @@ describe('the console and the portal in Chromium', () => {
       await statementDetails.getByLabel('Month').fill(monthAfter(month, -1));
       await untilText(statement, (text) => /: 0 entries/.test(text), 'the statement of the month before');
       expect(await statementRows(statement)).toMatchObject({ 'Opening balance': '0', Added: '+0', Used: '−0', 'Closing balance': '0' });
+
+      // The render's usage event found by its id, by keyboard: metered, its charge (refunded) on this balance.
+      const lookup = page.getByRole('search', { name: 'Usage event' });
+      await lookup.getByLabel('Usage event id').fill(renderId!);
+      await page.keyboard.press('Enter');
+      const verdict = page.getByRole('status').filter({ hasText: renderId! });
+      await untilText(verdict, (text) => text.includes('Metered: it wrote on one balance.'), 'the usage event found');
+      const onBalance = page.getByRole('table', { name: 'On Refund credits' });
+      const charge = await onBalance.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].slice(1, 4).map((cell) => cell.textContent)));
+      expect(charge).toEqual([['render (refunded)', '−2', '8']]);
+      await photograph(page, 'console-usage-event.png', { element: page.getByRole('region', { name: 'Find a usage event' }) });
+      // One that was never sent: not metered, and where to look.
+      await lookup.getByLabel('Usage event id').fill(`never-sent-${randomUUID()}`);
+      await page.keyboard.press('Enter');
+      await untilText(page.getByRole('status').filter({ hasText: 'never-sent-' }), (text) => text.includes('Not metered'), 'the event not found');
+      expect(await page.getByRole('table', { name: 'On Refund credits' }).count()).toBe(0);
     } finally {
       await context.close();
     }

@@ -5,6 +5,7 @@ export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } f
 export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
 export type { BalanceStatementView } from './ledger/balanceStatementView';
+export type { UsageEntriesView } from './ledger/usageEntriesView';
 export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operations/deadLetterRoutes';
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';

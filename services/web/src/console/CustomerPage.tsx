@@ -6,6 +6,7 @@ import { ErrorMessage, usePolling } from '../shared/ui';
 import { AddBalanceDialog } from './BalanceDialogs';
 import { BalanceSection } from './BalanceSection';
 import { SubscriptionsTab } from './SubscriptionsTab';
+import { UsageEventLookup } from './UsageEventLookup';
 import { href } from './router';
 
 /** How often the open customer page reads its balances, consumption and newest ledger entries. */
@@ -102,6 +103,7 @@ function CreditsTab({ api, customerId }: { api: ApiClient; customerId: string })
       <ErrorMessage message={error} />
       {balances?.length === 0 && <p>No credit balances yet.</p>}
       {balances?.map((balance) => <BalanceSection key={balance.id} api={api} balance={balance} readAt={readAt} onChanged={() => setVersion(version + 1)} />)}
+      <UsageEventLookup api={api} customerId={customerId} balances={balances ?? []} />
       <AddBalanceDialog api={api} customerId={customerId} open={adding} onClose={() => setAdding(false)} onAdded={() => setVersion(version + 1)} />
     </>
   );

@@ -6,6 +6,7 @@ import type {
   ProcessorsView,
   LedgerEntryView,
   RedriveView,
+  UsageEntriesView,
   WebhookDeliveryView,
   WebhookEndpointView,
   WebhookTestResultView,
@@ -62,6 +63,7 @@ export interface CreditProduct {
 export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
 export type BalanceStatement = BalanceStatementView;
+export type UsageEntries = UsageEntriesView;
 export type DeadLetter = DeadLetterView;
 export type WholeDeadLetter = WholeDeadLetterView;
 export type Health = HealthView;

@@ -1,0 +1,61 @@
+import { useState } from 'preact/hooks';
+import { errorMessage, path, type ApiClient } from '../shared/apiClient';
+import type { CreditBalance, UsageEntries } from '../shared/apiTypes';
+import { LedgerTable } from '../shared/LedgerTable';
+import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
+
+/** What the answer says, in a sentence: metered or not, and what it charged. */
+function verdict(found: UsageEntries): string {
+  if (!found.metered) return 'Not metered: it is still on the usage topic (see the lag on Status), or it was dead-lettered (see Dead letters).';
+  if (found.balances.length === 0) return "Metered, and it charged nothing: no rule of this customer's products matched it, or it cost nothing.";
+  return `Metered: it wrote on ${found.balances.length === 1 ? 'one balance' : `${found.balances.length} balances`}.`;
+}
+
+/**
+ * Looks up one of the customer's usage events by its id: whether it was metered and the entries
+ * it wrote on each balance (GET /v1/customers/{customerId}/usage-events/{eventId}), for the
+ * support question "was this event charged, and how much?".
+ */
+export function UsageEventLookup({ api, customerId, balances }: { api: ApiClient; customerId: string; balances: readonly CreditBalance[] }) {
+  const [eventId, setEventId] = useState('');
+  const [found, setFound] = useState<UsageEntries>();
+  const [error, setError] = useState<string>();
+  const [busy, busyWhile] = useBusyAction();
+  const nameOf = (balanceId: string, productId: string) => balances.find((balance) => balance.id === balanceId)?.name ?? productId;
+  return (
+    <section class="card" aria-labelledby="usage-lookup-heading">
+      <h2 id="usage-lookup-heading">Find a usage event</h2>
+      <form
+        class="inline-form"
+        role="search"
+        aria-label="Usage event"
+        onSubmit={busyWhile(async (event) => {
+          event.preventDefault();
+          try {
+            setFound(await api.get<UsageEntries>(path`/customers/${customerId}/usage-events/${eventId.trim()}`));
+            setError(undefined);
+          } catch (failure) {
+            setFound(undefined);
+            setError(errorMessage(failure));
+          }
+        })}
+      >
+        <Field label="Usage event id" value={eventId} required maxLength={256} onInput={(event) => setEventId(event.currentTarget.value)} hint="The id its producer sent, e.g. evt-1." />
+        <button type="submit" disabled={busy || eventId.trim() === ''}>
+          Find
+        </button>
+      </form>
+      <ErrorMessage message={error} />
+      {found !== undefined && (
+        <>
+          <p role="status">
+            <code>{found.eventId}</code>: {verdict(found)}
+          </p>
+          {found.balances.map((written) => (
+            <LedgerTable key={written.balanceId} entries={written.entries} caption={`On ${nameOf(written.balanceId, written.productId)}`} audience="console" />
+          ))}
+        </>
+      )}
+    </section>
+  );
+}
