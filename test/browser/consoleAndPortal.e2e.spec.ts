@@ -637,6 +637,13 @@ describe('the console and the portal in Chromium', () => {
       await page.keyboard.press('Enter');
       await untilText(page.getByRole('status').filter({ hasText: 'never-sent-' }), (text) => text.includes('Not metered'), 'the event not found');
       expect(await page.getByRole('table', { name: 'On Refund credits' }).count()).toBe(0);
+
+      // The same page on a phone: its wide tables scroll in boxes a keyboard reaches, named by their captions.
+      await page.setViewportSize(PHONE);
+      const scrolling = page.getByRole('region', { name: 'Ledger, page 1' });
+      await scrolling.waitFor();
+      expect(await scrolling.getAttribute('tabindex')).toBe('0');
+      await expectAccessible(page, 'the customer page on a phone');
     } finally {
       await context.close();
     }
