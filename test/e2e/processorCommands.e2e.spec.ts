@@ -1,16 +1,11 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
 import { createPostgresCheckpointStore } from '@tally/runtime';
-import { createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { createTestSchema, runTallyCommand, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 
 jest.setTimeout(120_000);
-
-const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
 
 /** `tally processors` and `tally relay-rewind` as an operator runs them: the built command against an event store and checkpoints of the test's own. */
 describe('tally processors and tally relay-rewind', () => {
@@ -35,16 +30,7 @@ describe('tally processors and tally relay-rewind', () => {
     await db?.drop();
   });
 
-  async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = { ...process.env, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema };
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failed = error as { code?: number; stdout: string; stderr: string };
-      return { code: failed.code ?? -1, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  const tally = (...args: string[]) => runTallyCommand(args, { TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema });
 
   const rewind = (...args: string[]) => tally('relay-rewind', '--topic', topic, ...args);
 

@@ -1,17 +1,27 @@
-import { execFile, spawn } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { readTopicToEnds } from '@tally/kafka';
 import { createDeadLetterLog, createDeadLetterRedrives, DEAD_LETTER_HEADERS, deadLetterRecordOf, REDRIVE_LEASE_NAME, REDRIVEN_FROM_HEADER } from '@tally/metering';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
-import { createTestKafka, createTestSchema, createTestTopic, deleteTopics, stackConfig, startKafkaProxy, uniqueName, waitCuttingConnections, waitFor, type TestSchema } from '@tally/test-support';
+import {
+  createTestKafka,
+  createTestSchema,
+  createTestTopic,
+  deleteTopics,
+  runTallyCommand,
+  stackConfig,
+  startKafkaProxy,
+  TALLY_CLI,
+  uniqueName,
+  waitCuttingConnections,
+  waitFor,
+  type TestSchema,
+} from '@tally/test-support';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import pino from 'pino';
 
 jest.setTimeout(120_000);
 
-const CLI = path.resolve(__dirname, '..', '..', 'services', 'tally', 'dist', 'cli.js');
 /** Kafka's Fetch request's API key. */
 const FETCH = 1;
 const operator = { keyId: 'a1b2c3d4e5f6', keyName: 'operator' };
@@ -54,17 +64,9 @@ describe('tally redrive and tally dead-letter', () => {
     redis?.disconnect();
   });
 
-  const cliEnv = () => ({ ...process.env, TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema, TALLY_REDIS_URL: stackConfig.redisUrl, TALLY_REDIS_KEY_PREFIX: keyPrefix });
+  const cliEnv = () => ({ TALLY_USAGE_TOPIC: usageTopic, TALLY_DLQ_TOPIC: dlqTopic, TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema, TALLY_REDIS_URL: stackConfig.redisUrl, TALLY_REDIS_KEY_PREFIX: keyPrefix });
 
-  async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: cliEnv(), timeout: 60_000 });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failed = error as { code?: number; stdout: string; stderr: string };
-      return { code: failed.code ?? -1, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  const tally = (...args: string[]) => runTallyCommand(args, cliEnv());
 
   const usageEnd = async () => (await admin.fetchTopicOffsets(usageTopic))[0]!.high;
 
@@ -161,7 +163,7 @@ describe('tally redrive and tally dead-letter', () => {
   async function stalledRedrive(listing: ReturnType<typeof consoleSide>) {
     const proxy = await startKafkaProxy(stackConfig.kafkaBrokers[0]!);
     proxy.swallow([FETCH]);
-    const child = spawn(process.execPath, [CLI, 'redrive', '--all'], { env: { ...cliEnv(), TALLY_KAFKA_BROKERS: proxy.broker } });
+    const child = spawn(process.execPath, [TALLY_CLI, 'redrive', '--all'], { env: { ...process.env, ...cliEnv(), TALLY_KAFKA_BROKERS: proxy.broker } });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     let exitCode: number | null | undefined;

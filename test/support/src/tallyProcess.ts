@@ -1,11 +1,32 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { waitFor } from './waitFor';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 /** The built main job: `npm test` and `npm run bench` build before they run anything. */
 export const TALLY_MAIN = path.join(REPO_ROOT, 'services', 'tally', 'dist', 'main.js');
+
+/** The built `tally` command. */
+export const TALLY_CLI = path.join(REPO_ROOT, 'services', 'tally', 'dist', 'cli.js');
+
+export interface TallyCommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the built `tally` command to its end, `env` added to this process's: its exit code and output, whether it succeeded or not. */
+export async function runTallyCommand(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 60_000): Promise<TallyCommandResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [TALLY_CLI, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout: string; stderr: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
 
 export interface TallyProcessOptions {
   /** TALLY_* variables for this process (roles, schema, key prefix, topics, group, port). */
