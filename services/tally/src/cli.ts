@@ -22,13 +22,14 @@ import {
   skipUndecodableBatch,
   type RedriveRun,
 } from '@tally/metering';
-import { createPostgresBalancePages, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
+import { createLedgerService, createPostgresBalancePages, createPostgresBalanceRegistry, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
+import { createPostgresCatalogStore } from '@tally/catalog';
 import { migrate } from '@tally/postgres';
 import { readProcessorStatus } from '@tally/runtime';
 import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import pino from 'pino';
-import { keyIdOf } from '@tally/api';
+import { createLedgerHistory, keyIdOf } from '@tally/api';
 import { loadConfig } from './config';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
 import { openEventStore, openPool } from './openEventStore';
@@ -424,6 +425,31 @@ program
         leader === null ? 'none' : `pid ${leader.pid} (${leader.applicationName || 'no application name'})`,
       ]),
     ]);
+  });
+
+program
+  .command('usage-event <customerId> <eventId>')
+  .description("whether one of the customer's usage events is metered and the ledger entries it wrote on each balance, as GET /v1/customers/{customerId}/usage-events/{eventId} answers; exits 1 when it is not metered")
+  .option('--json', "print the API's JSON answer")
+  .action(async (customerId: string, eventId: string, options: { json?: boolean }) => {
+    const found = await withEventStore(({ pool, eventStore }) => {
+      const balanceRegistry = createPostgresBalanceRegistry({ pool });
+      const ledger = createLedgerService({ eventStore, catalog: createPostgresCatalogStore({ pool, logger }), balanceRegistry, logger });
+      return createLedgerHistory({ ledger, balanceRegistry }).usage(customerId, eventId);
+    });
+    if (options.json === true) process.stdout.write(`${JSON.stringify(found)}\n`);
+    else if (!found.metered) process.stdout.write(`not metered: still on the usage topic, or dead-lettered (GET /v1/dead-letters?key=${customerId})\n`);
+    else if (found.balances.length === 0) process.stdout.write("metered, charging nothing: no rule of the customer's products matched it, or it cost nothing\n");
+    else {
+      process.stdout.write(`metered, on ${found.balances.length} balance${found.balances.length === 1 ? '' : 's'}\n`);
+      printTable([
+        ['balance', 'product', 'entry', 'type', 'credits', 'balance after', 'recorded'],
+        ...found.balances.flatMap(({ balanceId, productId, entries }) =>
+          entries.map((entry) => [balanceId, productId, entry.id, entry.type, entry.credits ?? '', entry.balanceAfter ?? '', entry.recordedAt]),
+        ),
+      ]);
+    }
+    if (!found.metered) process.exitCode = 1;
   });
 
 program

@@ -14,6 +14,8 @@ export interface WholeMainJob {
   readonly tally: TallyProcess;
   /** `http://127.0.0.1:<port>`: the API, /metrics and /docs. */
   readonly base: string;
+  /** The schema it runs on, for a `tally` command against the same event store. */
+  readonly db: TestSchema;
   /** Stops the process and drops the schema and topics it ran on. */
   stop(): Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function startWholeMainJob(options: { readonly prefix: string; read
         ...options.env,
       },
     });
-    return { tally, base: `http://127.0.0.1:${port}`, stop };
+    return { tally, base: `http://127.0.0.1:${port}`, db, stop };
   } catch (error) {
     await stop();
     throw error;
