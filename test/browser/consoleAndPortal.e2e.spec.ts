@@ -635,7 +635,11 @@ describe('the console and the portal in Chromium', () => {
       // One that was never sent: not metered, and where to look.
       await lookup.getByLabel('Usage event id').fill(`never-sent-${randomUUID()}`);
       await page.keyboard.press('Enter');
-      await untilText(page.getByRole('status').filter({ hasText: 'never-sent-' }), (text) => text.includes('Not metered'), 'the event not found');
+      const notMetered = page.getByRole('status').filter({ hasText: 'never-sent-' });
+      await untilText(notMetered, (text) => text.includes('Not metered'), 'the event not found');
+      // Where to look next, one link away.
+      expect(await notMetered.getByRole('link', { name: 'Dead letters' }).getAttribute('href')).toBe('#/dead-letters');
+      expect(await notMetered.getByRole('link', { name: 'Status' }).getAttribute('href')).toBe('#/status');
       expect(await page.getByRole('table', { name: 'On Refund credits' }).count()).toBe(0);
 
       // The same page on a phone: its wide tables scroll in boxes a keyboard reaches, named by their captions.

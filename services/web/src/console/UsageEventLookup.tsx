@@ -3,12 +3,20 @@ import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, UsageEntries } from '../shared/apiTypes';
 import { LedgerTable } from '../shared/LedgerTable';
 import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
+import { href } from './router';
 
-/** What the answer says, in a sentence: metered or not, and what it charged. */
-function verdict(found: UsageEntries): string {
-  if (!found.metered) return 'Not metered: it is still on the usage topic (see the lag on Status), or it was dead-lettered (see Dead letters).';
-  if (found.balances.length === 0) return "Metered, and it charged nothing: no rule of this customer's products matched it, or it cost nothing.";
-  return `Metered: it wrote on ${found.balances.length === 1 ? 'one balance' : `${found.balances.length} balances`}.`;
+/** What the answer says, in a sentence: metered or not, and what it charged; where to look next when it is not. */
+function Verdict({ found }: { found: UsageEntries }) {
+  if (!found.metered) {
+    return (
+      <>
+        Not metered: it is still on the usage topic (see the lag on <a href={href({ screen: 'status' })}>Status</a>), or it was dead-lettered (see{' '}
+        <a href={href({ screen: 'dead-letters' })}>Dead letters</a>).
+      </>
+    );
+  }
+  if (found.balances.length === 0) return <>Metered, and it charged nothing: no rule of this customer's products matched it, or it cost nothing.</>;
+  return <>{`Metered: it wrote on ${found.balances.length === 1 ? 'one balance' : `${found.balances.length} balances`}.`}</>;
 }
 
 /**
@@ -49,7 +57,7 @@ export function UsageEventLookup({ api, customerId, balances }: { api: ApiClient
       {found !== undefined && (
         <>
           <p role="status">
-            <code>{found.eventId}</code>: {verdict(found)}
+            <code>{found.eventId}</code>: <Verdict found={found} />
           </p>
           {found.balances.map((written) => (
             <LedgerTable key={written.balanceId} entries={written.entries} caption={`On ${nameOf(written.balanceId, written.productId)}`} audience="console" />
