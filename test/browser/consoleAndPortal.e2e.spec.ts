@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
-import { expectAccessible, photograph, startConsoleStack, type ConsoleStack } from './startConsoleStack';
+import { expectAccessible, PHONE_VIEWPORT, photograph, startConsoleStack, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -17,7 +17,7 @@ jest.setTimeout(240_000);
 
 const ADMIN_KEY = `browser-admin-${randomUUID()}`;
 const DESKTOP = { width: 1280, height: 900 };
-const PHONE = { width: 390, height: 844 };
+const PHONE = PHONE_VIEWPORT;
 
 /** The file a click hands to the browser as a download: its suggested name and its CSV rows. */
 async function downloadedCsv(page: Page, click: () => Promise<void>): Promise<{ name: string; rows: Record<string, string>[] }> {

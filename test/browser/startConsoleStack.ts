@@ -27,6 +27,9 @@ const ROOT = path.resolve(__dirname, '..', '..');
 export const SCREENSHOTS =
   process.env.TALLY_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'screenshots');
 
+/** A phone-sized window, where the portal is photographed and every console screen is audited too. */
+export const PHONE_VIEWPORT = { width: 390, height: 844 };
+
 /**
  * axe-core's audit of what the page shows now (WCAG 2.1 A and AA, best practices): nothing may be
  * found. `what` names the screen or state in a failure, beside each rule and element.
@@ -38,6 +41,17 @@ export async function expectAccessible(page: Page, what: string): Promise<void> 
 /** A main screen as the README shows it: audited first, then photographed whole, or only `element` of it. */
 export async function photograph(page: Page, file: string, options: { readonly fullPage?: boolean; readonly element?: Locator } = {}): Promise<void> {
   await expectAccessible(page, file);
+  // The same screen on a phone too: a layout that only breaks when narrow (a header's links
+  // running out of it, a table no keyboard can scroll) is found where it is photographed.
+  const viewport = page.viewportSize();
+  if (viewport !== null && viewport.width > PHONE_VIEWPORT.width) {
+    await page.setViewportSize(PHONE_VIEWPORT);
+    try {
+      await expectAccessible(page, `${file} on a phone`);
+    } finally {
+      await page.setViewportSize(viewport);
+    }
+  }
   mkdirSync(SCREENSHOTS, { recursive: true });
   const target = path.join(SCREENSHOTS, file);
   if (options.element !== undefined) await options.element.screenshot({ path: target });
