@@ -174,9 +174,11 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
       { id: 'charged:1', customerId, event: 'api_call', timestamp: T0 },
       // No rule for it: metered, charging nothing.
       { id: 'free-1', customerId, event: 'page_view', timestamp: T0 },
+      // A CloudEvent: its usage id is ce:<length of source>:<source>:<id>, with a `/` to encode in the path.
+      { specversion: '1.0', id: 'c-7', source: '/checkout', type: 'api_call', subject: customerId, time: T0 },
     ];
     expect((await post({ events })).statusCode).toBe(202);
-    await waitFor(() => consumer.counters().consumed >= before + 2, { description: 'both events consumed', timeoutMs: 60_000 });
+    await waitFor(() => consumer.counters().consumed >= before + 3, { description: 'the three events consumed', timeoutMs: 60_000 });
     const lookup = (eventId: string) =>
       app.inject({ method: 'GET', url: `/v1/customers/${encodeURIComponent(customerId)}/usage-events/${encodeURIComponent(eventId)}`, headers: auth });
 
@@ -196,8 +198,9 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(entries[0]).toMatchObject({ source: 'usage', credits: '1', balanceAfter: '99', usageEventId: 'charged:1', usageEvent: 'api_call', refundedBy: null });
     // The very entries of the balance's ledger.
     const ledgerPage = (await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger`, headers: auth })).json();
-    const newest = (ledgerPage.items as Array<Record<string, unknown>>).slice(0, 2).reverse();
-    expect(entries).toEqual(newest);
+    const ids = entries.map((entry) => entry.id);
+    const inLedger = (ledgerPage.items as Array<Record<string, unknown>>).filter((item) => ids.includes(item.id)).reverse();
+    expect(entries).toEqual(inLedger);
 
     // Refunded, the charge says by which entry, as the ledger does.
     const refund = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/refunds`, headers: auth, payload: { entryId: entries[0]!.id } });
@@ -206,6 +209,12 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(refunded.entries[0].refundedBy).toBe(refund.json().entry.id);
 
     expect((await lookup('free-1')).json()).toEqual({ customerId, eventId: 'free-1', metered: true, balances: [] });
+    const cloudEvent = (await lookup('ce:9:/checkout:c-7')).json();
+    expect(cloudEvent).toMatchObject({ eventId: 'ce:9:/checkout:c-7', metered: true });
+    expect(cloudEvent.balances.map((written: { entries: Array<{ usageEventId: string }> }) => written.entries[0]!.usageEventId)).toEqual([
+      'ce:9:/checkout:c-7',
+      'ce:9:/checkout:c-7',
+    ]);
     expect((await lookup('never-sent')).json()).toEqual({ customerId, eventId: 'never-sent', metered: false, balances: [] });
     // Another customer's event of the same id is not this one's.
     expect((await app.inject({ method: 'GET', url: `/v1/customers/${uniqueName('other')}/usage-events/charged%3A1`, headers: auth })).json()).toMatchObject({
