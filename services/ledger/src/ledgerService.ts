@@ -103,6 +103,7 @@ export type LedgerPageRequest = (
 
 /** What one usage event did: whether it was metered, and the entries it wrote on each balance it charged. */
 export interface UsageEntries {
+  readonly usageEventId: string;
   /** Metered: its charges (if any) are all written. Not metered: not yet (in flight) or never (dead-lettered). */
   readonly metered: boolean;
   /** Only the balances it wrote on, in the order asked for, each with its entries in revision order and their refunds (charge id → refund id). */
@@ -142,11 +143,11 @@ export interface LedgerService {
   getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
   readLedger(balanceId: string, page: LedgerPageRequest): Promise<LedgerPage>;
   /**
-   * What the usage event `usageEventId` of the customer did to `balanceIds` (the customer's
-   * balances): read by the marker and the event ids its metering writes (meteredUsageMarker,
-   * commandIds.usage), in one round trip, with no index of its own.
+   * What each of the customer's usage events `usageEventIds` did to `balanceIds` (the customer's
+   * balances), in the order asked: read by the markers and the event ids their metering writes
+   * (meteredUsageMarker, commandIds.usage), in one round trip, with no index of its own.
    */
-  readUsageEntries(customerId: string, usageEventId: string, balanceIds: readonly string[]): Promise<UsageEntries>;
+  readUsageEntries(customerId: string, usageEventIds: readonly string[], balanceIds: readonly string[]): Promise<UsageEntries[]>;
   /** Abandons the balance loads still folding in the background (at shutdown, before the event store closes). */
   close(): Promise<void>;
 }
@@ -246,13 +247,16 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   }
 
   /**
-   * The refunds of the page's charges, found by the id each would have (a refund's id derives
-   * from its charge's, commandIds.refund): one read by id for the page, no index of its own.
+   * The refunds of the charges among these entries (of one balance or several), found by the id
+   * each would have (a refund's id derives from its charge's, commandIds.refund): one read by id,
+   * no index of its own. Keyed by the charge's id, unique across balances.
    */
-  async function refundsOf(balanceId: string, items: readonly RecordedBalanceEvent[]): Promise<ReadonlyMap<string, string>> {
-    const charges = items.filter(({ event }) => event.type === 'CreditConsumed').map(({ eventId }) => eventId);
-    if (charges.length === 0) return new Map();
-    const refundIds = new Map(charges.map((charge) => [ledgerEventId(commandIds.refund(balanceId, charge), 0), charge]));
+  async function refundsOf(pages: ReadonlyArray<{ readonly balanceId: string; readonly items: readonly RecordedBalanceEvent[] }>): Promise<ReadonlyMap<string, string>> {
+    const refundIds = new Map<string, string>();
+    for (const { balanceId, items } of pages) {
+      for (const { event, eventId } of items) if (event.type === 'CreditConsumed') refundIds.set(ledgerEventId(commandIds.refund(balanceId, eventId), 0), eventId);
+    }
+    if (refundIds.size === 0) return new Map();
     // The store answers only ids asked for: each found refund has its charge in the map.
     const found = await eventStore.readEventsById([...refundIds.keys()]);
     return new Map(found.map((refund) => [refundIds.get(refund.id)!, refund.id]));
@@ -449,38 +453,46 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       return {
         items,
         next: recorded.length > page.limit && last !== undefined ? last.revision : null,
-        refunds: page.refunds === false ? new Map() : await refundsOf(balanceId, items),
+        refunds: page.refunds === false ? new Map() : await refundsOf([{ balanceId, items }]),
       };
     },
 
-    async readUsageEntries(customerId, usageEventId, balanceIds) {
-      const marker = meteredUsageMarker(customerId, usageEventId);
-      // Every id the usage's command on each balance may have written: its charge, a freed hold,
-      // a warning, a depletion. The event id says the balance, so nothing else is looked up.
-      const balanceOf = new Map<string, string>();
-      for (const balanceId of balanceIds) {
-        for (let index = 0; index < MAX_EVENTS_PER_COMMAND; index += 1) balanceOf.set(ledgerEventId(commandIds.usage(usageEventId, balanceId), index), balanceId);
+    async readUsageEntries(customerId, usageEventIds, balanceIds) {
+      // Every id each usage's command on each balance may have written: its charge, a freed hold,
+      // a warning, a depletion. The event id says the usage and the balance: nothing else is looked up.
+      const writer = new Map<string, { readonly usageEventId: string; readonly balanceId: string }>();
+      for (const usageEventId of usageEventIds) {
+        for (const balanceId of balanceIds) {
+          for (let index = 0; index < MAX_EVENTS_PER_COMMAND; index += 1) {
+            writer.set(ledgerEventId(commandIds.usage(usageEventId, balanceId), index), { usageEventId, balanceId });
+          }
+        }
       }
-      const traces = await eventStore.readAppendTraces([marker], [...balanceOf.keys()]);
-      const written = new Map<string, RecordedBalanceEvent[]>();
+      const markers = usageEventIds.map((usageEventId) => meteredUsageMarker(customerId, usageEventId));
+      const traces = await eventStore.readAppendTraces(markers, [...writer.keys()]);
+      const written = new Map<string, Map<string, RecordedBalanceEvent[]>>();
       for (const stored of traces.events) {
-        const balanceId = balanceOf.get(stored.id)!;
-        const items = written.get(balanceId) ?? [];
-        items.push(fromRecordedEvent(stored));
-        written.set(balanceId, items);
+        const { usageEventId, balanceId } = writer.get(stored.id)!;
+        const byBalance = written.get(usageEventId) ?? new Map<string, RecordedBalanceEvent[]>();
+        byBalance.set(balanceId, [...(byBalance.get(balanceId) ?? []), fromRecordedEvent(stored)]);
+        written.set(usageEventId, byBalance);
       }
-      // In the order the balances were given; each one's entries in ledger order.
-      const balances = await Promise.all(
-        balanceIds.flatMap((balanceId) => {
-          const items = written.get(balanceId);
+      const answers = usageEventIds.map((usageEventId, index) => {
+        const byBalance = written.get(usageEventId);
+        // In the order the balances were given; each one's entries in ledger order.
+        const balances = balanceIds.flatMap((balanceId) => {
+          const items = byBalance?.get(balanceId);
           if (items === undefined) return [];
           items.sort((a, b) => (a.revision < b.revision ? -1 : a.revision > b.revision ? 1 : 0));
-          return [refundsOf(balanceId, items).then((refunds) => ({ balanceId, items, refunds }))];
-        }),
-      );
-      // A charge without its marker is usage metered before markers were kept (migration 005
-      // backfilled those it could derive): metered all the same.
-      return { metered: traces.markers.has(marker) || traces.events.length > 0, balances };
+          return [{ balanceId, items }];
+        });
+        // A charge without its marker is usage metered before markers were kept (migration 005
+        // backfilled those it could derive): metered all the same.
+        return { usageEventId, metered: traces.markers.has(markers[index]!) || byBalance !== undefined, balances };
+      });
+      // The refunds of every charge found, in one more read.
+      const refunds = await refundsOf(answers.flatMap(({ balances }) => balances));
+      return answers.map(({ usageEventId, metered, balances }) => ({ usageEventId, metered, balances: balances.map((page) => ({ ...page, refunds })) }));
     },
 
     close: () => states.close(),
