@@ -435,8 +435,8 @@ program
     const found = await withEventStore(({ pool, eventStore }) => {
       const balanceRegistry = createPostgresBalanceRegistry({ pool });
       const ledger = createLedgerService({ eventStore, catalog: createPostgresCatalogStore({ pool, logger }), balanceRegistry, logger });
-      return createLedgerHistory({ ledger, balanceRegistry }).usage(customerId, eventId);
-    });
+      return createLedgerHistory({ ledger, balanceRegistry }).usage(customerId, [eventId]);
+    }).then(([answer]) => answer!);
     if (options.json === true) process.stdout.write(`${JSON.stringify(found)}\n`);
     else if (!found.metered) process.stdout.write(`not metered: still on the usage topic, or dead-lettered (GET /v1/dead-letters?key=${customerId})\n`);
     else if (found.balances.length === 0) process.stdout.write("metered, charging nothing: no rule of the customer's products matched it, or it cost nothing\n");

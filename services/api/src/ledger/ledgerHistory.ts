@@ -20,8 +20,8 @@ export interface LedgerHistory {
    * the signal's reason once it is aborted, before the next page is read.
    */
   statement(balanceId: string, period: { readonly from: number; readonly to: number }, signal?: AbortSignal): Promise<BalanceStatement>;
-  /** What the customer's usage event did: metered or not, and its entries on each of the customer's balances. */
-  usage(customerId: string, usageEventId: string): Promise<UsageEntriesView>;
+  /** What each of the customer's usage events did, in the order asked: metered or not, and its entries on each of the customer's balances. */
+  usage(customerId: string, usageEventIds: readonly string[]): Promise<UsageEntriesView[]>;
 }
 
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
@@ -65,11 +65,11 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
       return fold.statement();
     },
 
-    async usage(customerId, usageEventId) {
+    async usage(customerId, usageEventIds) {
       const owned = await deps.balanceRegistry.listCustomerBalances(customerId);
       const productOf = new Map(owned.map((balance) => [balance.id, balance.productId]));
-      const { metered, balances } = await deps.ledger.readUsageEntries(customerId, usageEventId, [...productOf.keys()]);
-      return {
+      const found = await deps.ledger.readUsageEntries(customerId, usageEventIds, [...productOf.keys()]);
+      return found.map(({ usageEventId, metered, balances }) => ({
         customerId,
         eventId: usageEventId,
         metered,
@@ -78,7 +78,7 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
           productId: productOf.get(balanceId)!,
           entries: items.map((item) => ledgerEntryView(item, 'keyHolder', refunds)),
         })),
-      };
+      }));
     },
   };
 }

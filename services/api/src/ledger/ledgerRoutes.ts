@@ -12,6 +12,10 @@ import { LedgerEntrySchema, type LedgerEntryView } from './ledgerEntryView';
 import { BalanceStatementSchema, balanceStatementView } from './balanceStatementView';
 import { UsageEntriesSchema } from './usageEntriesView';
 
+/** Usage events one lookup answers for: a read of up to this many markers, and four ids per balance for each. */
+const MAX_USAGE_LOOKUPS = 100;
+const usageEventId = Type.String({ minLength: 1, maxLength: 256, description: "A usage event's id, as its producer sent it." });
+
 /** Entries read per round trip of the CSV export: a page in memory at a time, however long the ledger. */
 const EXPORT_PAGE_SIZE = 1000;
 
@@ -145,10 +149,30 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
         summary: 'What a usage event charged',
         description:
           "Whether the customer's usage event `eventId` is metered, and the ledger entries it wrote on each of the customer's balances: for a product engineer asking whether an event counted and what it cost. Read by the ids metering derives from the event (its metered-usage record and its entries' ids), so it is one lookup however long the ledgers are. An event with `:` or `%` in its id metered before ids were encoded part by part is found as metered without its entries.",
-        params: params({ customerId, eventId: Type.String({ minLength: 1, maxLength: 256, description: "The usage event's id, as its producer sent it." }) }),
+        params: params({ customerId, eventId: usageEventId }),
         response: { 200: UsageEntriesSchema, ...errorResponses },
       },
     },
-    async (request) => history.usage(request.params.customerId, request.params.eventId),
+    async (request) => (await history.usage(request.params.customerId, [request.params.eventId]))[0]!,
+  );
+
+  app.post(
+    '/customers/:customerId/usage-event-lookups',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['usage'],
+        operationId: 'lookUpUsageEvents',
+        summary: 'What several usage events charged',
+        description: `The answer of GET /v1/customers/{customerId}/usage-events/{eventId} for each of up to ${MAX_USAGE_LOOKUPS} of the customer's usage events at once, in the order asked, in one read: for a reconciliation of what a backend sent against what was charged. Changes nothing (a POST for the length of its list; a path of its own, so no usage event id can be mistaken for it).`,
+        params: params({ customerId }),
+        body: Type.Object(
+          { ids: Type.Array(usageEventId, { minItems: 1, maxItems: MAX_USAGE_LOOKUPS, uniqueItems: true }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(UsageEntriesSchema) }), ...errorResponses },
+      },
+    },
+    async (request) => ({ items: await history.usage(request.params.customerId, request.body.ids) }),
   );
 };

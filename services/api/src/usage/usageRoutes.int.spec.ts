@@ -221,6 +221,15 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
       metered: false,
       balances: [],
     });
+    // Several at once, in the order asked: each the answer its own lookup gives.
+    const asked = ['never-sent', 'charged:1', 'free-1', 'ce:9:/checkout:c-7'];
+    const lookups = (body: unknown) => app.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/usage-event-lookups`, headers: auth, payload: body as object });
+    const batch = await lookups({ ids: asked });
+    expect(batch.statusCode).toBe(200);
+    expect(batch.json().items).toEqual(await Promise.all(asked.map(async (id) => (await lookup(id)).json())));
+    for (const refused of [{ ids: [] }, { ids: ['a', 'a'] }, { ids: Array.from({ length: 101 }, (_, index) => `u-${index}`) }, { ids: [''] }, {}]) {
+      expect((await lookups(refused)).statusCode).toBe(400);
+    }
     const tooLong = await lookup('x'.repeat(257));
     expect(tooLong.statusCode).toBe(400);
     expect(tooLong.json().message).toMatch(/eventId/);
