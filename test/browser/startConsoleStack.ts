@@ -38,11 +38,18 @@ export async function expectAccessible(page: Page, what: string): Promise<void> 
   expect({ what, violations: await auditAccessibility(page) }).toEqual({ what, violations: [] });
 }
 
-/** A main screen as the README shows it: audited first, then photographed whole, or only `element` of it. */
+/**
+ * A main screen as the README shows it: audited, photographed whole (or only `element` of it),
+ * and audited again on a phone, after the photograph so the resize never shows in it.
+ */
 export async function photograph(page: Page, file: string, options: { readonly fullPage?: boolean; readonly element?: Locator } = {}): Promise<void> {
   await expectAccessible(page, file);
-  // The same screen on a phone too: a layout that only breaks when narrow (a header's links
-  // running out of it, a table no keyboard can scroll) is found where it is photographed.
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const target = path.join(SCREENSHOTS, file);
+  if (options.element !== undefined) await options.element.screenshot({ path: target });
+  else await page.screenshot({ path: target, fullPage: options.fullPage ?? false });
+  // The same screen on a phone: a layout that only breaks when narrow (a header's links running
+  // out of it, a table no keyboard can scroll) is found where it is photographed.
   const viewport = page.viewportSize();
   if (viewport !== null && viewport.width > PHONE_VIEWPORT.width) {
     await page.setViewportSize(PHONE_VIEWPORT);
@@ -52,10 +59,6 @@ export async function photograph(page: Page, file: string, options: { readonly f
       await page.setViewportSize(viewport);
     }
   }
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  const target = path.join(SCREENSHOTS, file);
-  if (options.element !== undefined) await options.element.screenshot({ path: target });
-  else await page.screenshot({ path: target, fullPage: options.fullPage ?? false });
 }
 
 export interface ConsoleStackOptions {
