@@ -25,15 +25,7 @@ export function CatalogPage({ api }: { api: ApiClient }) {
         </a>
       </div>
       <ErrorMessage message={error} />
-      <ScrollingTable caption="Credit products">
-        <thead>
-          <tr>
-            <th scope="col">Product</th>
-            <th scope="col">Consumption rules</th>
-            <th scope="col">Warning limit</th>
-            <th scope="col">Bundles</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption="Credit products" columns={['Product', 'Consumption rules', 'Warning limit', 'Bundles']}>
         <tbody>
           {page?.items.length === 0 && (
             <tr>

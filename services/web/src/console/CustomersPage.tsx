@@ -41,14 +41,7 @@ export function CustomersPage({ api }: { api: ApiClient }) {
         </button>
       </form>
       <ErrorMessage message={error} />
-      <ScrollingTable caption={query === '' ? 'All customers' : `Customers whose id starts with “${query}”`}>
-        <thead>
-          <tr>
-            <th scope="col">Customer</th>
-            <th scope="col">Balances</th>
-            <th scope="col">Customer since</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption={query === '' ? 'All customers' : `Customers whose id starts with “${query}”`} columns={['Customer', 'Balances', 'Customer since']}>
         <tbody>
           {page?.items.length === 0 && (
             <tr>

@@ -153,13 +153,7 @@ export function DeadLetterPage({ api, partition, offset }: { api: ApiClient; par
             </tbody>
           </ScrollingTable>
           <LetterValueSection value={letter.value} />
-          <ScrollingTable caption="Headers">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Value</th>
-              </tr>
-            </thead>
+          <ScrollingTable caption="Headers" columns={['Name', 'Value']}>
             <tbody>
               {letter.headers.length === 0 && (
                 <tr>

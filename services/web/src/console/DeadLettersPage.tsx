@@ -67,20 +67,7 @@ function RedriveTable({ api, runs, onStopped }: { api: ApiClient; runs: Redrive[
   return (
     <>
       <ErrorMessage message={error} />
-      <ScrollingTable caption="Send-backs">
-        <thead>
-          <tr>
-            <th scope="col">Started</th>
-            <th scope="col">By</th>
-            <th scope="col">Letters of</th>
-            <th scope="col">Since</th>
-            <th scope="col">Status</th>
-            <th scope="col">Read</th>
-            <th scope="col">Sent back</th>
-            <th scope="col">Left</th>
-            <th scope="col">Finished</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption="Send-backs" columns={['Started', 'By', 'Letters of', 'Since', 'Status', 'Read', 'Sent back', 'Left', 'Finished']}>
         <tbody>
           {runs?.length === 0 && (
             <tr>
@@ -278,19 +265,7 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
       </p>
       <FilterForm codes={codes} onShow={setFilter} />
       <ErrorMessage message={error} />
-      <ScrollingTable caption="Most recent dead letters">
-        <thead>
-          <tr>
-            <th scope="col">When</th>
-            <th scope="col">Error</th>
-            <th scope="col">Reason</th>
-            <th scope="col">Key (customer)</th>
-            <th scope="col">From</th>
-            <th scope="col">Value starts with</th>
-            <th scope="col">Sent back</th>
-            <th scope="col">Whole letter</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption="Most recent dead letters" columns={['When', 'Error', 'Reason', 'Key (customer)', 'From', 'Value starts with', 'Sent back', 'Whole letter']}>
         <tbody>
           {letters?.length === 0 && (
             <tr>

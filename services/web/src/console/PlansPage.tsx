@@ -39,16 +39,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
   return (
     <section>
       <h1>Plans</h1>
-      <ScrollingTable caption="Plans">
-        <thead>
-          <tr>
-            <th scope="col">Plan</th>
-            <th scope="col">Grants</th>
-            <th scope="col">Created</th>
-            <th scope="col">By</th>
-            <th scope="col">Status</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption="Plans" columns={['Plan', 'Grants', 'Created', 'By', 'Status']}>
         <tbody>
           {plans.length === 0 && (
             <tr>

@@ -27,18 +27,7 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
       <summary>History</summary>
       <ErrorMessage message={error} />
       {page !== undefined && (
-        <ScrollingTable caption="Versions of this product, newest first">
-          <thead>
-            <tr>
-              <th scope="col">Revision</th>
-              <th scope="col">Since</th>
-              <th scope="col">By</th>
-              <th scope="col">Name</th>
-              <th scope="col">Consumption rules</th>
-              <th scope="col">Warning limit</th>
-              <th scope="col">Bundles</th>
-            </tr>
-          </thead>
+        <ScrollingTable caption="Versions of this product, newest first" columns={['Revision', 'Since', 'By', 'Name', 'Consumption rules', 'Warning limit', 'Bundles']}>
           <tbody>
             {page.items.map(({ revision, changedAt, changedBy, product }) => (
               <tr key={revision}>

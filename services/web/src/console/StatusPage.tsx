@@ -27,17 +27,7 @@ function StalledPartitions({ stalled }: { stalled: readonly StalledPartition[] }
         with nothing lost. Only a batch that will never be readable is skipped: stop every consumer process, then run the command shown, which sends the raw batch to the dead-letter topic
         first.
       </p>
-      <ScrollingTable caption="Stalled usage partitions">
-        <thead>
-          <tr>
-            <th scope="col">Partition</th>
-            <th scope="col">Batch</th>
-            <th scope="col">Codec</th>
-            <th scope="col">Reason</th>
-            <th scope="col">Since</th>
-            <th scope="col">Skip it with</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption="Stalled usage partitions" columns={['Partition', 'Batch', 'Codec', 'Reason', 'Since', 'Skip it with']}>
         <tbody>
           {stalled.map((partition) => (
             <tr key={`${partition.topic}:${partition.partition}`}>
@@ -75,16 +65,7 @@ function Processors({ processors }: { processors: Processors }) {
         Every processor that has saved a checkpoint, whichever process runs it: where it stands in the event store, and the session that leads it (one per processor; the others stand
         by). <code>npm run tally -- processors</code> prints the same.
       </p>
-      <ScrollingTable caption={`Processors (event store head ${processors.head})`}>
-        <thead>
-          <tr>
-            <th scope="col">Processor</th>
-            <th scope="col">Position</th>
-            <th scope="col">Behind</th>
-            <th scope="col">Saved</th>
-            <th scope="col">Leader</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption={`Processors (event store head ${processors.head})`} columns={['Processor', 'Position', 'Behind', 'Saved', 'Leader']}>
         <tbody>
           {processors.items.length === 0 && (
             <tr>
@@ -147,13 +128,7 @@ export function StatusPage({ api }: { api: ApiClient }) {
             {health.status === 'up' ? 'Up: every check passes.' : 'Down: a check fails.'}
             {health.checkedAt !== undefined && ` Checked ${formatTime(health.checkedAt)}.`}
           </p>
-          <ScrollingTable caption="Checks">
-            <thead>
-              <tr>
-                <th scope="col">Check</th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
+          <ScrollingTable caption="Checks" columns={['Check', 'State']}>
             <tbody>
               {checks.map(([name, state]) => (
                 <tr key={name}>

@@ -123,18 +123,7 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
   const deliveries = page?.items;
   return (
     <>
-      <ScrollingTable caption={pager.number === 1 ? 'Recent deliveries' : `Deliveries, page ${pager.number}`}>
-        <thead>
-          <tr>
-            <th scope="col">Event</th>
-            <th scope="col">Balance</th>
-            <th scope="col">Status</th>
-            <th scope="col">Attempts</th>
-            <th scope="col">Last answer</th>
-            <th scope="col">Delivered</th>
-            <th scope="col">Action</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption={pager.number === 1 ? 'Recent deliveries' : `Deliveries, page ${pager.number}`} columns={['Event', 'Balance', 'Status', 'Attempts', 'Last answer', 'Delivered', 'Action']}>
         <tbody>
           {deliveries?.length === 0 && (
             <tr>

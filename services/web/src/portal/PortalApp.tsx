@@ -92,15 +92,7 @@ function PortalSubscriptions({ subscriptions, balances }: { subscriptions: reado
   return (
     <section class="card" aria-labelledby="portal-subscriptions">
       <h2 id="portal-subscriptions">Your subscriptions</h2>
-      <ScrollingTable caption="Subscriptions">
-        <thead>
-          <tr>
-            <th scope="col">Plan</th>
-            <th scope="col">Credits</th>
-            <th scope="col">Grants</th>
-            <th scope="col">Next</th>
-          </tr>
-        </thead>
+      <ScrollingTable caption="Subscriptions" columns={['Plan', 'Credits', 'Grants', 'Next']}>
         <tbody>
           {subscriptions.flatMap((subscription) =>
             subscription.items.map((item) => (

@@ -18,24 +18,13 @@ export function LedgerTable({
   audience: 'console' | 'portal';
   onRefund?: (charge: LedgerEntry) => void;
 }) {
-  const columns = onRefund === undefined ? 6 : 7;
+  const columns = ['When', 'What', 'Credits', 'Balance after', 'Reason', 'By', ...(onRefund !== undefined ? ['Refund'] : [])];
   return (
-    <ScrollingTable caption={caption}>
-      <thead>
-        <tr>
-          <th scope="col">When</th>
-          <th scope="col">What</th>
-          <th scope="col">Credits</th>
-          <th scope="col">Balance after</th>
-          <th scope="col">Reason</th>
-          <th scope="col">By</th>
-          {onRefund !== undefined && <th scope="col">Refund</th>}
-        </tr>
-      </thead>
+    <ScrollingTable caption={caption} columns={columns}>
       <tbody>
         {entries.length === 0 && (
           <tr>
-            <td colSpan={columns}>No entries yet.</td>
+            <td colSpan={columns.length}>No entries yet.</td>
           </tr>
         )}
         {entries.map((entry) => (

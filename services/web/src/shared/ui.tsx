@@ -183,7 +183,18 @@ export function ConfirmDialog({
  * order, so a keyboard user can focus it and scroll with the arrow keys (WCAG 2.1.1, axe's
  * scrollable-region-focusable); while the table fits it adds no tab stop.
  */
-export function ScrollingTable({ caption, class: className, children }: { caption: string; class?: string; children: ComponentChildren }) {
+export function ScrollingTable({
+  caption,
+  columns,
+  class: className,
+  children,
+}: {
+  caption: string;
+  /** The column headings, each a `<th scope="col">`; none for a table whose rows head themselves. */
+  columns?: readonly string[];
+  class?: string;
+  children: ComponentChildren;
+}) {
   const captionId = useId('table-caption');
   const box = useRef<HTMLDivElement>(null);
   const [scrolls, setScrolls] = useState(false);
@@ -202,6 +213,17 @@ export function ScrollingTable({ caption, class: className, children }: { captio
     <div ref={box} class="table-scroll" {...(scrolls ? { role: 'region', 'aria-labelledby': captionId, tabIndex: 0 } : {})}>
       <table {...(className !== undefined ? { class: className } : {})}>
         <caption id={captionId}>{caption}</caption>
+        {columns !== undefined && (
+          <thead>
+            <tr>
+              {columns.map((column) => (
+                <th scope="col" key={column}>
+                  {column}
+                </th>
+              ))}
+            </tr>
+          </thead>
+        )}
         {children}
       </table>
     </div>
