@@ -18,9 +18,15 @@ export const guardDeadLetters = guardTransient(
  * so a record passed with more (a LoggedDeadLetter read back) is still the same member.
  */
 function memberOf(record: DeadLetterRecord): string {
-  const { partition, offset, deadLetteredAt, errorCode, reason, causeCode, sourceTopic, sourcePartition, sourceOffset, key, valuePreview } = record;
-  const plain: DeadLetterRecord = { partition, offset, deadLetteredAt, errorCode, reason, causeCode, sourceTopic, sourcePartition, sourceOffset, key, valuePreview };
+  const { partition, offset, deadLetteredAt, errorCode, reason, causeCode, sourceTopic, sourcePartition, sourceOffset, key, valuePreview, customerId, usageEventId } = record;
+  const plain: DeadLetterRecord = { partition, offset, deadLetteredAt, errorCode, reason, causeCode, sourceTopic, sourcePartition, sourceOffset, key, valuePreview, customerId, usageEventId };
   return JSON.stringify(plain);
+}
+
+/** A member read back; one recorded before letters named their usage event names none. */
+function recordOf(member: string): DeadLetterRecord {
+  const record = JSON.parse(member) as Partial<DeadLetterRecord> & Omit<DeadLetterRecord, 'customerId' | 'usageEventId'>;
+  return { ...record, customerId: record.customerId ?? null, usageEventId: record.usageEventId ?? null };
 }
 
 /** A dead letter as the log answers it: the record, and whether a send-back has sent it since. */
@@ -34,6 +40,10 @@ export interface DeadLetterFilter {
   readonly errorCode?: string | undefined;
   /** The message key, as recorded (producers set it to the customer id). */
   readonly key?: string | undefined;
+  /** The customer the letter's value names (`customerId` of the record). */
+  readonly customerId?: string | undefined;
+  /** Letters of any of these usage events (`usageEventId` of the record). */
+  readonly usageEventIds?: readonly string[] | undefined;
 }
 
 /** The most recent dead letters, for operators (the console's Dead letters page, GET /v1/dead-letters). */
@@ -82,14 +92,18 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       await options.redis.multi().zadd(key, ...scored).zremrangebyrank(key, 0, -(max + 1)).exec();
     },
     async recent(limit, filter = {}) {
+      const usageEventIds = filter.usageEventIds === undefined ? undefined : new Set(filter.usageEventIds);
       const matches = (record: DeadLetterRecord) =>
-        (filter.errorCode === undefined || record.errorCode === filter.errorCode) && (filter.key === undefined || record.key === filter.key);
-      const filtered = filter.errorCode !== undefined || filter.key !== undefined;
+        (filter.errorCode === undefined || record.errorCode === filter.errorCode) &&
+        (filter.key === undefined || record.key === filter.key) &&
+        (filter.customerId === undefined || record.customerId === filter.customerId) &&
+        (usageEventIds === undefined || (record.usageEventId !== null && usageEventIds.has(record.usageEventId)));
+      const filtered = filter.errorCode !== undefined || filter.key !== undefined || filter.customerId !== undefined || usageEventIds !== undefined;
       return guardDeadLetters(async () => {
         // A filter reads every letter kept (at most `max`, a thousand by default) and picks.
         const members = await options.redis.zrevrange(key, 0, filtered ? -1 : Math.max(0, Math.min(limit, max) - 1));
         const records = members
-          .map((member) => JSON.parse(member) as DeadLetterRecord)
+          .map(recordOf)
           .filter(matches)
           .slice(0, Math.max(0, limit));
         if (records.length === 0) return [];

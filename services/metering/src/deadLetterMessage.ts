@@ -34,7 +34,20 @@ export const DEAD_LETTER_HEADERS = {
   headersSha256: 'tally.dlq.headers-sha256',
   /** The code of the failure behind an `unmeterable_usage` dead letter (a SQLSTATE such as 22P02). */
   causeCode: 'tally.dlq.cause-code',
+  /**
+   * The customer and usage event id the value names, when they could be read from it (it decoded,
+   * or failed only its validation): what lets a lookup of that usage event say it was dead-lettered.
+   * Absent when the bytes name neither.
+   */
+  customerId: 'tally.dlq.customer-id',
+  usageEventId: 'tally.dlq.usage-event-id',
 } as const;
+
+/** The usage event a dead letter's value names, as far as it could be read. */
+export interface DeadLetterUsage {
+  readonly customerId: string;
+  readonly usageEventId: string;
+}
 
 /** A header's first value as text, or null: what a dead letter's reader takes from its headers. */
 export function deadLetterHeader(headers: IHeaders | undefined, name: string): string | null {
@@ -119,6 +132,7 @@ export function deadLetterMessage(
   source: { readonly topic: string; readonly partition: number; readonly message: KafkaMessage },
   error: TallyError,
   at: Date,
+  usage?: DeadLetterUsage | null,
 ): Message {
   const { message } = source;
   const { value, key } = message;
@@ -133,6 +147,8 @@ export function deadLetterMessage(
       ...(valueCut ? { [DEAD_LETTER_HEADERS.valueTruncatedFrom]: String(value.length), [DEAD_LETTER_HEADERS.valueSha256]: sha256(value) } : {}),
       ...(keyCut ? { [DEAD_LETTER_HEADERS.keyTruncatedFrom]: String(key.length), [DEAD_LETTER_HEADERS.keySha256]: sha256(key) } : {}),
       ...(typeof causeCode === 'string' ? { [DEAD_LETTER_HEADERS.causeCode]: causeCode.slice(0, 64) } : {}),
+      // Both are at most 256 characters (usageIdentityOf): they never crowd the letter's limit.
+      ...(usage !== undefined && usage !== null ? { [DEAD_LETTER_HEADERS.customerId]: usage.customerId, [DEAD_LETTER_HEADERS.usageEventId]: usage.usageEventId } : {}),
       [DEAD_LETTER_HEADERS.reason]: error.message.slice(0, MAX_REASON_LENGTH),
       [DEAD_LETTER_HEADERS.errorCode]: error.code,
       [DEAD_LETTER_HEADERS.sourceTopic]: source.topic,

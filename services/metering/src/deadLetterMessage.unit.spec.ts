@@ -44,6 +44,18 @@ describe('deadLetterMessage', () => {
     });
   });
 
+  it('names the usage event the value holds when it is known, and nothing when it is not', () => {
+    const message = { key: Buffer.from('acme'), value: Buffer.from('{}'), headers: {}, offset: '3', timestamp: '0', attributes: 0 } as KafkaMessage;
+    const error = new InvalidUsageEventError('quantity must be a decimal string');
+    const named = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, error, new Date(0), { customerId: 'acme', usageEventId: 'web-3' });
+    expect(named.headers).toMatchObject({ [DEAD_LETTER_HEADERS.customerId]: 'acme', [DEAD_LETTER_HEADERS.usageEventId]: 'web-3' });
+    for (const usage of [undefined, null]) {
+      const unnamed = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, error, new Date(0), usage);
+      expect(Object.keys(unnamed.headers ?? {})).not.toContain(DEAD_LETTER_HEADERS.usageEventId);
+      expect(Object.keys(unnamed.headers ?? {})).not.toContain(DEAD_LETTER_HEADERS.customerId);
+    }
+  });
+
   it('cuts a value too large to fit the dead-letter topic, saying how large it was and its hash', () => {
     const value = Buffer.alloc(MAX_DEAD_LETTER_VALUE_BYTES + 10, 'x');
     const message = { key: Buffer.from('mallory'), value, headers: {}, offset: '7', timestamp: '0', attributes: 0 } as KafkaMessage;

@@ -22,6 +22,10 @@ export interface DeadLetterRecord {
   readonly key: string | null;
   /** The start of the value as text (invalid UTF-8 replaced), for telling a broken producer's output at a glance. */
   readonly valuePreview: string | null;
+  /** The customer the value names, when it could be read from it (`tally.dlq.customer-id`). */
+  readonly customerId: string | null;
+  /** The usage event id the value names, when it could be read from it (`tally.dlq.usage-event-id`). */
+  readonly usageEventId: string | null;
 }
 
 const MAX_KEY_CHARS = 256;
@@ -36,6 +40,10 @@ function printable(text: string, max: number): string {
 
 function integerOrNull(text: string | null): number | null {
   return text !== null && /^[0-9]{1,9}$/.test(text) ? Number(text) : null;
+}
+
+function idOrNull(text: string | null): string | null {
+  return text !== null && text.length > 0 && text.length <= MAX_KEY_CHARS ? text : null;
 }
 
 /** Reads a dead letter's headers (deadLetterMessage.ts) into a record; never throws, whatever the message holds. */
@@ -56,5 +64,8 @@ export function deadLetterRecordOf(partition: number, message: Pick<KafkaMessage
     sourceOffset: sourceOffset !== null && /^[0-9]{1,19}$/.test(sourceOffset) ? sourceOffset : null,
     key: message.key === null ? null : printable(message.key.toString('utf8'), MAX_KEY_CHARS),
     valuePreview: message.value === null ? null : printable(message.value.subarray(0, MAX_PREVIEW_BYTES).toString('utf8'), MAX_PREVIEW_BYTES),
+    // Exactly as written (ids are matched by equality), but never longer than an id can be.
+    customerId: idOrNull(deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.customerId)),
+    usageEventId: idOrNull(deadLetterHeader(message.headers, DEAD_LETTER_HEADERS.usageEventId)),
   };
 }

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { createDeadLetterLog } from './deadLetterLog';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { createDeadLetterRecorder } from './deadLetterRecorder';
+import { deadLetterRecordOf } from './deadLetterRecord';
 
 const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -91,5 +92,35 @@ describe('the dead-letter recorder', () => {
     } finally {
       await recorder.stop();
     }
+  });
+  it("finds a usage event's letters by the customer and id they name, and reads a letter recorded before letters named any", async () => {
+    const prefix = `${keyPrefix}_usage`;
+    const log = createDeadLetterLog({ redis, keyPrefix: prefix });
+    const letter = (offset: number, customerId: string | null, usageEventId: string | null) =>
+      deadLetterRecordOf(0, {
+        offset: String(offset),
+        timestamp: '0',
+        key: null,
+        value: null,
+        headers: {
+          [DEAD_LETTER_HEADERS.at]: new Date(Date.UTC(2026, 2, 1, 12, 0, offset)).toISOString(),
+          ...(customerId === null ? {} : { [DEAD_LETTER_HEADERS.customerId]: customerId }),
+          ...(usageEventId === null ? {} : { [DEAD_LETTER_HEADERS.usageEventId]: usageEventId }),
+        },
+      });
+    await log.record([letter(1, 'acme', 'e-1'), letter(2, 'acme', 'e-2'), letter(3, 'globex', 'e-1'), letter(4, 'acme', 'e-1'), letter(5, null, null)]);
+    const found = await log.recent(100, { customerId: 'acme', usageEventIds: ['e-1', 'e-9'] });
+    expect(found.map((record) => [record.offset, record.customerId, record.usageEventId])).toEqual([
+      ['4', 'acme', 'e-1'],
+      ['1', 'acme', 'e-1'],
+    ]);
+    expect((await log.recent(100, { usageEventIds: ['e-2'] })).map((record) => record.offset)).toEqual(['2']);
+    expect(await log.recent(100, { customerId: 'acme', usageEventIds: [] })).toEqual([]);
+
+    // A member as the log kept it before letters named their usage event: read with both as null.
+    const { customerId: _customerId, usageEventId: _usageEventId, ...older } = letter(6, 'acme', 'e-1');
+    await redis.zadd(`${prefix}:dead-letters`, Date.parse(older.deadLetteredAt), JSON.stringify(older));
+    expect((await log.recent(1))[0]).toEqual({ ...older, customerId: null, usageEventId: null, sentBackAt: null });
+    expect((await log.recent(100, { customerId: 'acme', usageEventIds: ['e-1'] })).map((record) => record.offset)).toEqual(['4', '1']);
   });
 });

@@ -20,7 +20,7 @@ function original(overrides: Partial<KafkaMessage> = {}): KafkaMessage {
 
 /** A letter as the consumer writes it, read back from the dead-letter topic at `offset`. */
 function letterOf(message: KafkaMessage, error: TallyError = new BalanceNotOpenedError('alice-api'), topic = 'usage-events', offset = '7') {
-  const dead = deadLetterMessage({ topic, partition: 2, message }, error, AT);
+  const dead = deadLetterMessage({ topic, partition: 2, message }, error, AT, { customerId: 'alice', usageEventId: 'u-1' });
   return { key: dead.key as Buffer | null, value: dead.value as Buffer | null, headers: dead.headers, offset };
 }
 

@@ -468,25 +468,26 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   async function deadLetter(partition: number, rejected: readonly Rejected[], step: Step): Promise<void> {
     if (rejected.length === 0) return;
     const at = clock();
+    // One request per dead letter, in order: the broker limits a partition's record batch, and
+    // several large bad messages together could exceed it where each alone fits. Bad input is
+    // rare, so the extra round trips cost nothing that matters.
     for (const { message, error, usage } of rejected) {
+      // The usage event it names, decoded or read as far as it can be: a lookup of that event
+      // (GET /v1/customers/{customerId}/usage-events/{eventId}) then says it was dead-lettered.
+      const names = usage !== undefined ? { customerId: usage.customerId, usageEventId: usage.id } : await decoder.identify(message.value, message.headers);
       logger.warn(
         {
           partition,
           offset: message.offset,
-          customerId: usage?.customerId ?? message.key?.subarray(0, 256).toString(),
-          usageEventId: usage?.id,
+          customerId: names?.customerId ?? message.key?.subarray(0, 256).toString(),
+          usageEventId: names?.usageEventId,
           errorCode: error.code,
           reason: error.message,
         },
         'usage message dead-lettered',
       );
-    }
-    // One request per dead letter, in order: the broker limits a partition's record batch, and
-    // several large bad messages together could exceed it where each alone fits. Bad input is
-    // rare, so the extra round trips cost nothing that matters.
-    for (const { message, error } of rejected) {
       await step('dead-letter', () =>
-        producer.send({ topic: dlqTopic, acks: -1, compression: options.compression, messages: [deadLetterMessage({ topic, partition, message }, error, at)] }),
+        producer.send({ topic: dlqTopic, acks: -1, compression: options.compression, messages: [deadLetterMessage({ topic, partition, message }, error, at, names)] }),
       );
     }
   }

@@ -87,6 +87,8 @@ describe('usage consumer isolates what cannot be metered', () => {
     expect(header(letter!, DEAD_LETTER_HEADERS.errorCode)).toBe('unmeterable_usage');
     expect(header(letter!, DEAD_LETTER_HEADERS.causeCode)).toBe('22P02');
     expect(header(letter!, DEAD_LETTER_HEADERS.reason)).toMatch(/22P02.*invalid input syntax/);
+    // Read again from its bytes, it names its usage event: a lookup of `poison` finds this letter.
+    expect([header(letter!, DEAD_LETTER_HEADERS.customerId), header(letter!, DEAD_LETTER_HEADERS.usageEventId)]).toEqual(['alice', 'poison']);
     const [offsets] = await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] });
     await waitFor(async () => (await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] }))[0]!.partitions[0]!.offset === '40', {
       description: 'offsets committed past the poison',
@@ -116,6 +118,7 @@ describe('usage consumer isolates what cannot be metered', () => {
     const [letter] = await kit.readTopic(kit.dlqTopic, 1);
     expect(header(letter!, DEAD_LETTER_HEADERS.errorCode)).toBe('stored_product_invalid');
     expect(header(letter!, DEAD_LETTER_HEADERS.reason)).toMatch(/credit product legacy as stored fails validation/);
+    expect([header(letter!, DEAD_LETTER_HEADERS.customerId), header(letter!, DEAD_LETTER_HEADERS.usageEventId)]).toEqual(['olga', 'o1']);
     // The catalog listing leaves it out rather than failing for every product.
     expect((await kit.catalogStore.listProducts()).map((product) => product.id)).toEqual(['api']);
   });

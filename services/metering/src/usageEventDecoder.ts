@@ -4,7 +4,9 @@ import type { Type } from 'avsc';
 import type { IHeaders } from 'kafkajs';
 import { assertAvroBlocksBounded } from './avroBlockGuard';
 import { binaryCloudEventAttributes, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
+import type { DeadLetterUsage } from './deadLetterMessage';
 import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
+import { usageIdentityOf } from './usageIdentity';
 
 export interface UsageEventDecoder {
   /**
@@ -19,6 +21,11 @@ export interface UsageEventDecoder {
    * its writer's schema, or JSON parsed. For showing a dead letter; throws as `decode` does.
    */
   readRecord(value: Buffer): Promise<UsageRecord>;
+  /**
+   * The customer and usage event id a message names, as far as they can be read, for a message
+   * that failed to decode or validate; null when they cannot be (never throws).
+   */
+  identify(value: Buffer | null, headers?: IHeaders): Promise<DeadLetterUsage | null>;
 }
 
 /** A value's record, unvalidated: what an operator reads to see what a producer sent. */
@@ -154,6 +161,16 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
     throw neitherFormat(value);
   }
 
+  async function readRecord(value: Buffer): Promise<UsageRecord> {
+    if (value[0] === MAGIC_BYTE) {
+      const schemaId = schemaIdOf(value);
+      const schema = resolved.get(schemaId) ?? (await writerSchemaOf(schemaId));
+      return { format: 'avro', schemaId, record: avroRecordOf(schemaId, schema, value) };
+    }
+    if (value[0] === OPEN_BRACE) return { format: 'json', schemaId: null, record: jsonRecordOf(value) };
+    throw value.length === 0 ? new UndecodableUsageEventError('empty message value') : neitherFormat(value);
+  }
+
   return {
     async decode(value, headers) {
       const cloudEvent = binaryCloudEventAttributes(headers);
@@ -161,14 +178,17 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
       if (value === null || value.length === 0) throw new UndecodableUsageEventError('empty message value');
       return decodeRecord(value);
     },
-    async readRecord(value) {
-      if (value[0] === MAGIC_BYTE) {
-        const schemaId = schemaIdOf(value);
-        const schema = resolved.get(schemaId) ?? (await writerSchemaOf(schemaId));
-        return { format: 'avro', schemaId, record: avroRecordOf(schemaId, schema, value) };
-      }
-      if (value[0] === OPEN_BRACE) return { format: 'json', schemaId: null, record: jsonRecordOf(value) };
-      throw value.length === 0 ? new UndecodableUsageEventError('empty message value') : neitherFormat(value);
+    readRecord,
+    async identify(value, headers) {
+      const cloudEvent = binaryCloudEventAttributes(headers);
+      if (cloudEvent !== undefined) return usageIdentityOf(cloudEvent);
+      if (value === null || value.length === 0) return null;
+      // Best effort for a message already judged: bytes that cannot be read name nothing, and a
+      // registry that cannot answer now must not hold up the dead letter (it only loses the names).
+      return readRecord(value).then(
+        ({ record }) => usageIdentityOf(record),
+        () => null,
+      );
     },
   };
 }

@@ -108,6 +108,20 @@ describe('createUsageEventDecoder', () => {
     expect(error).toMatchObject({ schemaId: 4242, retriable: false, code: 'unknown_schema_id' });
   });
 
+  it('names the usage event a message holds, however it failed, and nothing for bytes that name none', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const invalid = Buffer.from(JSON.stringify({ id: 'u-1', customerId: 'alice', event: 'api_call', timestamp: 'yesterday' }));
+    await expect(decoder.decode(invalid)).rejects.toBeInstanceOf(InvalidUsageEventError);
+    await expect(decoder.identify(invalid)).resolves.toEqual({ customerId: 'alice', usageEventId: 'u-1' });
+    await expect(decoder.identify(avro)).resolves.toEqual({ customerId: 'alice', usageEventId: 'u-1' });
+    // A binary-mode CloudEvent is named by its headers, whatever its data holds.
+    const headers = { ce_specversion: '1.0', ce_id: 'c-7', ce_source: '/checkout', ce_type: 'render', ce_subject: 'alice' };
+    await expect(decoder.identify(Buffer.from('[not an object]'), headers)).resolves.toEqual({ customerId: 'alice', usageEventId: 'ce:9:/checkout:c-7' });
+    for (const value of [null, Buffer.alloc(0), Buffer.from([0xde, 0xad]), Buffer.from('{"id": "u-1",'), frame(4242, avro.subarray(5)), frame(FAILING_SCHEMA_ID, avro.subarray(5))]) {
+      await expect(decoder.identify(value)).resolves.toBeNull();
+    }
+  });
+
   it('refuses a well-formed event that is not a valid usage event', async () => {
     const decoder = createUsageEventDecoder({ registryUrl: stub.url });
     const missing = Buffer.from(JSON.stringify({ id: 'u-1', event: 'api_call', timestamp: 1 }));
