@@ -380,7 +380,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     async (v1) => {
       await v1.register(catalogRoutes, { products: createProductCatalog(deps.catalog) });
       await v1.register(balanceRoutes, { balances });
-      await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, balanceRegistry: deps.balanceRegistry }) });
+      await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, balanceRegistry: deps.balanceRegistry, ...(deps.deadLetters !== undefined ? { deadLetters: deps.deadLetters } : {}) }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });

@@ -1,4 +1,5 @@
 import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type LedgerService } from '@tally/ledger';
+import type { DeadLetterLog, LoggedDeadLetter } from '@tally/metering';
 import type { Page } from '../pagination';
 import { createStatementFold, type BalanceStatement } from './balanceStatement';
 import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from './ledgerEntryView';
@@ -20,14 +21,27 @@ export interface LedgerHistory {
    * the signal's reason once it is aborted, before the next page is read.
    */
   statement(balanceId: string, period: { readonly from: number; readonly to: number }, signal?: AbortSignal): Promise<BalanceStatement>;
-  /** What each of the customer's usage events did, in the order asked: metered or not, and its entries on each of the customer's balances. */
+  /**
+   * What each of the customer's usage events did, in the order asked: metered or not, its entries
+   * on each of the customer's balances, and its dead letters when there is a dead-letter log.
+   */
   usage(customerId: string, usageEventIds: readonly string[]): Promise<UsageEntriesView[]>;
 }
 
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
 const STATEMENT_PAGE_SIZE = 1000;
 
-export function createLedgerHistory(deps: { readonly ledger: LedgerService; readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'> }): LedgerHistory {
+/** The most letters one usage event lists: a producer sending the same bad event again and again needs no more to see why. */
+const MAX_LETTERS_PER_USAGE_EVENT = 20;
+
+export interface LedgerHistoryDeps {
+  readonly ledger: LedgerService;
+  readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'>;
+  /** Where a usage lookup finds the usage event's dead letters; without it, a lookup lists none. */
+  readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
+}
+
+export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
   // The registry, not the page, says whether the balance exists: a page past the end is empty, not a 404.
   const mustExist = async (balanceId: string) => {
     if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
@@ -68,7 +82,17 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
     async usage(customerId, usageEventIds) {
       const owned = await deps.balanceRegistry.listCustomerBalances(customerId);
       const productOf = new Map(owned.map((balance) => [balance.id, balance.productId]));
-      const found = await deps.ledger.readUsageEntries(customerId, usageEventIds, [...productOf.keys()]);
+      const [found, letters] = await Promise.all([
+        deps.ledger.readUsageEntries(customerId, usageEventIds, [...productOf.keys()]),
+        // One read of the log for every id asked (it keeps a thousand letters at most).
+        deps.deadLetters?.recent(Number.MAX_SAFE_INTEGER, { customerId, usageEventIds }),
+      ]);
+      const lettersOf = new Map<string, LoggedDeadLetter[]>();
+      for (const letter of letters ?? []) {
+        const listed = lettersOf.get(letter.usageEventId!);
+        if (listed === undefined) lettersOf.set(letter.usageEventId!, [letter]);
+        else if (listed.length < MAX_LETTERS_PER_USAGE_EVENT) listed.push(letter);
+      }
       return found.map(({ usageEventId, metered, balances }) => ({
         customerId,
         eventId: usageEventId,
@@ -78,6 +102,18 @@ export function createLedgerHistory(deps: { readonly ledger: LedgerService; read
           productId: productOf.get(balanceId)!,
           entries: items.map((item) => ledgerEntryView(item, 'keyHolder', refunds)),
         })),
+        ...(letters === undefined
+          ? {}
+          : {
+              deadLetters: (lettersOf.get(usageEventId) ?? []).map(({ partition, offset, deadLetteredAt, errorCode, reason, sentBackAt }) => ({
+                partition,
+                offset,
+                deadLetteredAt,
+                errorCode,
+                reason,
+                sentBackAt,
+              })),
+            }),
       }));
     },
   };

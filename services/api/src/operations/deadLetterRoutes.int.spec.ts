@@ -154,6 +154,8 @@ describe('/v1/dead-letters/redrives', () => {
         sourceOffset: String(offset),
         key,
         valuePreview: null,
+        customerId: key,
+        usageEventId: `e-${offset % 2}`,
       });
       await createDeadLetterLog({ redis, keyPrefix: prefix }).record([
         letter(0, 'dave', 'balance_not_opened'),
@@ -172,7 +174,10 @@ describe('/v1/dead-letters/redrives', () => {
       expect(await offsets('?key=dave&errorCode=invalid_usage_event')).toEqual(['1']);
       expect(await offsets('?errorCode=invalid_usage_event&limit=1')).toEqual(['3']);
       expect(await offsets('?key=nobody')).toEqual([]);
-      for (const query of ['?errorCode=not%20a%20code', '?key=', '?customer=dave']) {
+      // By the usage event the letters name (a lookup of that event lists them too).
+      expect(await offsets('?usageEventId=e-1')).toEqual(['3', '1']);
+      expect(await offsets('?usageEventId=e-0&key=erin')).toEqual(['2']);
+      for (const query of ['?errorCode=not%20a%20code', '?key=', '?customer=dave', '?usageEventId=', `?usageEventId=${'e'.repeat(257)}`]) {
         const refused = await filtering.inject({ method: 'GET', url: `/v1/dead-letters${query}`, headers: admin });
         expect({ query, status: refused.statusCode }).toEqual({ query, status: 400 });
         expect(refused.json().message).toEqual(expect.any(String));
@@ -218,6 +223,8 @@ describe('/v1/dead-letters/redrives', () => {
         sourceOffset: '41',
         key: 'dave',
         valuePreview: value,
+        customerId: null,
+        usageEventId: null,
         storedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         headers: [
           { name: 'traceparent', value: 't1', encoding: 'utf8' },
@@ -338,7 +345,7 @@ describe('/v1/dead-letters/redrives', () => {
     await cli!.release();
 
     // The log as the API processes fill it from the topic: the letters at offsets 0 and 1.
-    const letter = (offset: string, errorCode: string) => ({ partition: 0, offset, deadLetteredAt: at, errorCode, reason: null, causeCode: null, sourceTopic: usageTopic, sourcePartition: 0, sourceOffset: offset, key: 'dave', valuePreview: null });
+    const letter = (offset: string, errorCode: string) => ({ partition: 0, offset, deadLetteredAt: at, errorCode, reason: null, causeCode: null, sourceTopic: usageTopic, sourcePartition: 0, sourceOffset: offset, key: 'dave', valuePreview: null, customerId: null, usageEventId: null });
     await createDeadLetterLog({ redis, keyPrefix }).record([letter('0', 'balance_not_opened'), letter('1', 'invalid_usage_event')]);
     const sent = await post({ errorCodes: ['balance_not_opened'], since: '2020-01-01T00:00:00Z' });
     expect(sent.statusCode).toBe(202);

@@ -29,6 +29,10 @@ const deadLetterFields = {
   sourceOffset: nullableString(),
   key: nullableString({ description: 'The message key (the customer id, as producers set it).' }),
   valuePreview: nullableString({ description: 'The start of the value as text.' }),
+  customerId: nullableString({ description: 'The customer the value names, when it could be read from it (even from an event that failed validation); null when it could not.' }),
+  usageEventId: nullableString({
+    description: 'The usage event id the value names, as GET /v1/customers/{customerId}/usage-events/{eventId} takes it (a CloudEvent\'s joined from its source and id); null when it could not be read.',
+  }),
 };
 
 const DeadLetterSchema = Type.Object({
@@ -155,19 +159,23 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
         operationId: 'listDeadLetters',
         summary: 'The most recent usage events that could not be metered',
         description:
-          'Newest first, from the dead-letter log the API processes keep (the newest 1,000, read from the dead-letter topic); each with its reason and where it came from. The whole letter stays on the dead-letter topic at `partition` and `offset`. `errorCode` and `key` narrow the list to the letters of that code, of that key (the customer), or both.',
+          'Newest first, from the dead-letter log the API processes keep (the newest 1,000, read from the dead-letter topic); each with its reason and where it came from. The whole letter stays on the dead-letter topic at `partition` and `offset`. `errorCode`, `key` and `usageEventId` narrow the list to the letters of that code, of that key (the customer), that name that usage event, or all of these.',
         querystring: Type.Object(
           {
             limit: Type.Optional(Type.String({ pattern: LIMIT_PATTERN, description: 'How many, 1-500; default 50.' })),
             errorCode: Type.Optional(Type.String({ pattern: IDENTIFIER_PATTERN, description: 'Only letters of this error code.' })),
             key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Only letters with this message key (producers set it to the customer id).' })),
+            usageEventId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Only letters that name this usage event (`usageEventId`).' })),
           },
           { additionalProperties: false },
         ),
         response: { 200: Type.Object({ items: Type.Array(DeadLetterSchema) }), ...errorResponses },
       },
     },
-    async (request) => ({ items: await deadLetters.recent(pageSize(request.query), { errorCode: request.query.errorCode, key: request.query.key }) }),
+    async (request) => {
+      const { errorCode, key, usageEventId } = request.query;
+      return { items: await deadLetters.recent(pageSize(request.query), { errorCode, key, usageEventIds: usageEventId === undefined ? undefined : [usageEventId] }) };
+    },
   );
 
   if (letters !== undefined) {

@@ -2,7 +2,7 @@ import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type
 import { creditProductFromDto, formatCredits, parseCredits } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService, createUsageBalanceWrites, type BalanceRegistry, type LedgerService } from '@tally/ledger';
-import { createUsageConsumer, createUsagePublisher, type UsageConsumer, type UsagePublisher } from '@tally/metering';
+import { createDeadLetterLog, createDeadLetterRecorder, createUsageConsumer, createUsagePublisher, type UsageConsumer, type UsagePublisher } from '@tally/metering';
 import { createBalanceReadModel } from '@tally/projections';
 import {
   createTestKafka,
@@ -234,6 +234,87 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(tooLong.statusCode).toBe(400);
     expect(tooLong.json().message).toMatch(/eventId/);
     expect((await app.inject({ method: 'GET', url: `/v1/customers/${customerId}/usage-events/free-1` })).statusCode).toBe(401);
+  });
+
+  it("says a usage event was dead-lettered and why, from the letters that name it, and keeps them listed once it is sent again fixed and metered", async () => {
+    const { customerId, balanceId } = await openCustomer('dead');
+    const deadLetters = createDeadLetterLog({ redis, keyPrefix: uniqueName('usage_dlq') });
+    const recorder = createDeadLetterRecorder({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('usage_dlq') },
+      topic: dlqTopic,
+      groupId: uniqueName('usage_dlq'),
+      log: deadLetters,
+      logger,
+    });
+    const producer = createTestKafka(uniqueName('usage_dlq')).producer();
+    await Promise.all([recorder.start(), producer.connect()]);
+    const withLog = await buildApp({ ...apiDeps(), deadLetters });
+    try {
+      const lookup = async (eventId: string) =>
+        (await withLog.inject({ method: 'GET', url: `/v1/customers/${encodeURIComponent(customerId)}/usage-events/${encodeURIComponent(eventId)}`, headers: auth })).json();
+      // Straight onto the usage topic, as a producer without the API's checks would send them.
+      const bad = { id: 'bad-1', customerId, event: 'api_call', timestamp: 'yesterday' };
+      const badCloudEvent = { specversion: '1.0', id: 'c-9', source: '/checkout', type: 'api_call', subject: customerId };
+      await producer.send({
+        topic,
+        messages: [
+          { key: customerId, value: JSON.stringify(bad) },
+          { key: customerId, value: JSON.stringify(badCloudEvent) },
+          { key: customerId, value: '{"id": "lost-1", "customerId": ' },
+        ],
+      });
+      const dead = await waitFor(
+        async () => {
+          const found = await lookup('bad-1');
+          return found.deadLetters?.length === 1 ? found : undefined;
+        },
+        { description: "bad-1's dead letter recorded", timeoutMs: 60_000 },
+      );
+      expect(dead).toMatchObject({ customerId, eventId: 'bad-1', metered: false, balances: [] });
+      expect(dead.deadLetters[0]).toEqual({
+        partition: 0,
+        offset: expect.stringMatching(/^[0-9]+$/),
+        deadLetteredAt: expect.any(String),
+        errorCode: 'invalid_usage_event',
+        reason: 'timestamp must be epoch milliseconds or an ISO-8601 string',
+        sentBackAt: null,
+      });
+      // The CloudEvent without its time is named as metering would have named it.
+      const cloudEvent = await waitFor(
+        async () => {
+          const found = await lookup('ce:9:/checkout:c-9');
+          return found.deadLetters?.length === 1 ? found : undefined;
+        },
+        { description: "the CloudEvent's dead letter recorded", timeoutMs: 60_000 },
+      );
+      expect(cloudEvent.deadLetters[0]).toMatchObject({ errorCode: 'invalid_usage_event', reason: expect.stringMatching(/time/) });
+      // Bytes that cannot be read name no usage event: its letter is the customer's, found by key.
+      const lost = await lookup('lost-1');
+      expect(lost).toEqual({ customerId, eventId: 'lost-1', metered: false, balances: [], deadLetters: [] });
+      const byKey = await withLog.inject({ method: 'GET', url: `/v1/dead-letters?key=${encodeURIComponent(customerId)}`, headers: auth });
+      // The three were dead-lettered at one instant: the log's order among them is not theirs.
+      const named = byKey.json().items.map((letter: { usageEventId: string | null }) => letter.usageEventId);
+      expect(named).toHaveLength(3);
+      expect(named).toEqual(expect.arrayContaining([null, 'ce:9:/checkout:c-9', 'bad-1']));
+
+      // The producer fixes it and sends it again: metered once, its letter still listed.
+      await producer.send({ topic, messages: [{ key: customerId, value: JSON.stringify({ ...bad, timestamp: T0 }) }] });
+      const fixed = await waitFor(
+        async () => {
+          const found = await lookup('bad-1');
+          return found.metered === true ? found : undefined;
+        },
+        { description: 'bad-1 metered once fixed', timeoutMs: 60_000 },
+      );
+      expect(fixed.balances).toMatchObject([{ balanceId, entries: [{ type: 'CreditConsumed', credits: '1', usageEventId: 'bad-1' }] }]);
+      expect(fixed.deadLetters).toEqual(dead.deadLetters);
+      // Many at once: each with its own letters.
+      const batch = await withLog.inject({ method: 'POST', url: `/v1/customers/${encodeURIComponent(customerId)}/usage-event-lookups`, headers: auth, payload: { ids: ['lost-1', 'bad-1'] } });
+      expect(batch.json().items).toEqual([lost, fixed]);
+    } finally {
+      await withLog.close();
+      await Promise.all([recorder.stop(), producer.disconnect()]);
+    }
   });
 
   it('takes CloudEvents as a JSON batch or one structured event, and puts every event on the usage topic keyed by its customer', async () => {
