@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { runTallyCommand, startWholeMainJob, waitFor, type WholeMainJob } from '@tally/test-support';
+import { createTestKafka, runTallyCommand, startWholeMainJob, uniqueName, waitFor, type WholeMainJob } from '@tally/test-support';
 
 jest.setTimeout(120_000);
 
@@ -30,7 +30,8 @@ describe('tally usage-event', () => {
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
 
-  const tally = (...args: string[]) => runTallyCommand(args, { TALLY_DATABASE_URL: job!.db.connectionString, TALLY_DATABASE_SCHEMA: job!.db.schema });
+  // The main job's own environment: the same schema, and the same Redis prefix for its dead-letter log.
+  const tally = (...args: string[]) => runTallyCommand(args, { ...job!.env, TALLY_DATABASE_URL: job!.db.connectionString });
 
   it("prints a metered event's entries per balance, its JSON as the API answers it, and exits 1 for one not metered", async () => {
     const customerId = `cli-${randomUUID()}`;
@@ -64,6 +65,39 @@ describe('tally usage-event', () => {
 
     expect(await tally('usage-event', customerId, 'view-1')).toMatchObject({ code: 0, stdout: expect.stringMatching(/^metered, charging nothing/) });
     const missing = await tally('usage-event', customerId, 'never-sent');
-    expect(missing).toMatchObject({ code: 1, stdout: `not metered: still on the usage topic, or dead-lettered (GET /v1/dead-letters?key=${customerId})\n` });
+    expect(missing).toMatchObject({
+      code: 1,
+      stdout: `not metered: still on the usage topic, or dead-lettered from bytes that name no usage event (GET /v1/dead-letters?key=${customerId})\n`,
+    });
+  });
+
+  it('says an event was dead-lettered, with its letters and why, and exits 1', async () => {
+    const customerId = `cli-${randomUUID()}`;
+    // Straight onto the usage topic: the API would have refused it.
+    const producer = createTestKafka(uniqueName('usage_event_cli')).producer();
+    await producer.connect();
+    try {
+      await producer.send({ topic: job!.env.TALLY_USAGE_TOPIC!, messages: [{ key: customerId, value: JSON.stringify({ id: 'bad-1', customerId, event: 'render', timestamp: 'soon' }) }] });
+    } finally {
+      await producer.disconnect();
+    }
+    const answered = await waitFor(
+      async () => {
+        const found = await api('GET', `/customers/${customerId}/usage-events/bad-1`);
+        return (found.body.deadLetters as unknown[] | undefined)?.length === 1 ? found.body : undefined;
+      },
+      { description: "the event's dead letter recorded", timeoutMs: 60_000, intervalMs: 200 },
+    );
+    const [letter] = answered.deadLetters as Array<{ partition: number; offset: string }>;
+
+    const printed = await tally('usage-event', customerId, 'bad-1');
+    expect(printed).toMatchObject({ code: 1, stderr: '' });
+    const [verdict, title, header, ...rows] = printed.stdout.trimEnd().split('\n');
+    expect(verdict).toBe('not metered: dead-lettered');
+    expect(title).toBe('dead letters of it (1, newest first)');
+    expect(header!.split(/ {2,}/)).toEqual(['letter', 'dead-lettered', 'error code', 'sent back', 'reason']);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatch(new RegExp(`^${letter!.partition}:${letter!.offset} .* invalid_usage_event +timestamp must be epoch milliseconds or an ISO-8601 string$`));
+    expect(JSON.parse((await tally('usage-event', customerId, 'bad-1', '--json')).stdout)).toEqual(answered);
   });
 });

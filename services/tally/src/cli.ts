@@ -92,12 +92,12 @@ async function withEventStore<T>(work: (stores: { pool: Pool; eventStore: EventS
 }
 
 /** withEventStore, and Redis. */
-async function withStores<T>(work: (stores: { eventStore: EventStore; redis: Redis }) => Promise<T>) {
-  return withEventStore(async ({ eventStore }) => {
+async function withStores<T>(work: (stores: { pool: Pool; eventStore: EventStore; redis: Redis }) => Promise<T>) {
+  return withEventStore(async ({ pool, eventStore }) => {
     const redis = cliRedis({ lazyConnect: true });
     try {
       await redis.connect();
-      return await work({ eventStore, redis });
+      return await work({ pool, eventStore, redis });
     } finally {
       redis.disconnect();
     }
@@ -432,14 +432,21 @@ program
   .description("whether one of the customer's usage events is metered and the ledger entries it wrote on each balance, as GET /v1/customers/{customerId}/usage-events/{eventId} answers; exits 1 when it is not metered")
   .option('--json', "print the API's JSON answer")
   .action(async (customerId: string, eventId: string, options: { json?: boolean }) => {
-    const found = await withEventStore(({ pool, eventStore }) => {
+    const found = await withStores(({ pool, eventStore, redis }) => {
       const balanceRegistry = createPostgresBalanceRegistry({ pool });
       const ledger = createLedgerService({ eventStore, catalog: createPostgresCatalogStore({ pool, logger }), balanceRegistry, logger });
-      return createLedgerHistory({ ledger, balanceRegistry }).usage(customerId, [eventId]);
+      const deadLetters = createDeadLetterLog({ redis, keyPrefix: config.redis.keyPrefix });
+      return createLedgerHistory({ ledger, balanceRegistry, deadLetters }).usage(customerId, [eventId]);
     }).then(([answer]) => answer!);
+    const letters = found.deadLetters ?? [];
     if (options.json === true) process.stdout.write(`${JSON.stringify(found)}\n`);
-    else if (!found.metered) process.stdout.write(`not metered: still on the usage topic, or dead-lettered (GET /v1/dead-letters?key=${customerId})\n`);
-    else if (found.balances.length === 0) process.stdout.write("metered, charging nothing: no rule of the customer's products matched it, or it cost nothing\n");
+    else if (!found.metered) {
+      process.stdout.write(
+        letters.length === 0
+          ? `not metered: still on the usage topic, or dead-lettered from bytes that name no usage event (GET /v1/dead-letters?key=${customerId})\n`
+          : 'not metered: dead-lettered\n',
+      );
+    } else if (found.balances.length === 0) process.stdout.write("metered, charging nothing: no rule of the customer's products matched it, or it cost nothing\n");
     else {
       process.stdout.write(`metered, on ${found.balances.length} balance${found.balances.length === 1 ? '' : 's'}\n`);
       printTable([
@@ -447,6 +454,13 @@ program
         ...found.balances.flatMap(({ balanceId, productId, entries }) =>
           entries.map((entry) => [balanceId, productId, entry.id, entry.type, entry.credits ?? '', entry.balanceAfter ?? '', entry.recordedAt]),
         ),
+      ]);
+    }
+    if (options.json !== true && letters.length > 0) {
+      process.stdout.write(`dead letters of it (${letters.length}, newest first)\n`);
+      printTable([
+        ['letter', 'dead-lettered', 'error code', 'sent back', 'reason'],
+        ...letters.map((letter) => [`${letter.partition}:${letter.offset}`, letter.deadLetteredAt, letter.errorCode ?? '', letter.sentBackAt ?? '', letter.reason ?? '']),
       ]);
     }
     if (!found.metered) process.exitCode = 1;

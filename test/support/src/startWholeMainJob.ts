@@ -16,6 +16,8 @@ export interface WholeMainJob {
   readonly base: string;
   /** The schema it runs on, for a `tally` command against the same event store. */
   readonly db: TestSchema;
+  /** The environment it runs with: a `tally` command given it works on the same schema, topics and Redis prefix. */
+  readonly env: Readonly<Record<string, string>>;
   /** Stops the process and drops the schema and topics it ran on. */
   stop(): Promise<void>;
 }
@@ -41,22 +43,21 @@ export async function startWholeMainJob(options: { readonly prefix: string; read
     for (const part of ['usage', 'dlq', 'ledger']) topics.push(await createTestTopic(admin, { prefix: `${options.prefix}_${part}` }));
     const [usage, deadLetters, ledger] = topics as [string, string, string];
     const port = await freePort();
-    tally = await startTallyProcess({
-      env: {
-        TALLY_ROLES: EVERY_ROLE,
-        TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
-        TALLY_DATABASE_SCHEMA: db.schema,
-        TALLY_REDIS_KEY_PREFIX: uniqueName(options.prefix),
-        TALLY_USAGE_TOPIC: usage,
-        TALLY_DLQ_TOPIC: deadLetters,
-        TALLY_LEDGER_TOPIC: ledger,
-        TALLY_CONSUMER_GROUP: uniqueName(options.prefix),
-        TALLY_API_PORT: String(port),
-        TALLY_API_KEYS: options.apiKey,
-        ...options.env,
-      },
-    });
-    return { tally, base: `http://127.0.0.1:${port}`, db, stop };
+    const env = {
+      TALLY_ROLES: EVERY_ROLE,
+      TALLY_DATABASE_URL: stackConfig.testDatabaseUrl,
+      TALLY_DATABASE_SCHEMA: db.schema,
+      TALLY_REDIS_KEY_PREFIX: uniqueName(options.prefix),
+      TALLY_USAGE_TOPIC: usage,
+      TALLY_DLQ_TOPIC: deadLetters,
+      TALLY_LEDGER_TOPIC: ledger,
+      TALLY_CONSUMER_GROUP: uniqueName(options.prefix),
+      TALLY_API_PORT: String(port),
+      TALLY_API_KEYS: options.apiKey,
+      ...options.env,
+    };
+    tally = await startTallyProcess({ env });
+    return { tally, base: `http://127.0.0.1:${port}`, db, env, stop };
   } catch (error) {
     await stop();
     throw error;
