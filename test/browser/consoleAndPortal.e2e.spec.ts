@@ -395,12 +395,12 @@ describe('the console and the portal in Chromium', () => {
     });
     // The original is marked sent back (the newest, dead-lettered anew, not yet).
     const sentBackColumn = await untilText(
-      letters.locator('tbody tr', { hasText: '{"this is": not json' }).nth(1).locator('td').nth(6),
+      letters.locator('tbody tr', { hasText: '{"this is": not json' }).nth(1).locator('td').nth(7),
       (text) => text !== '',
       'the original letter marked sent back',
     );
     expect(sentBackColumn).toMatch(/\d/);
-    expect(await letters.locator('tbody tr', { hasText: '{"this is": not json' }).first().locator('td').nth(6).textContent()).toBe('');
+    expect(await letters.locator('tbody tr', { hasText: '{"this is": not json' }).first().locator('td').nth(7).textContent()).toBe('');
     // Narrowed by the API to a key, then to a key and a code, by keyboard (Enter submits).
     const filters = page.getByRole('search', { name: 'Filter dead letters' });
     await filters.getByLabel('Key (customer)').fill('nobody');
@@ -421,6 +421,8 @@ describe('the console and the portal in Chromium', () => {
     await stack.producer.send({ topic: stack.usageTopic, messages: [{ key: customerId, value: JSON.stringify(refused), headers: { traceparent: 'trace-refused' } }] });
     const refusedRow = letters.locator('tbody tr', { hasText: refused.id });
     await waitFor(async () => (await refusedRow.count()) === 1, { description: 'the refused record listed', timeoutMs: 30_000 });
+    // Its usage event, read from the record it failed on.
+    expect(await refusedRow.locator('td').nth(4).textContent()).toBe(refused.id);
     await photograph(page, 'console-dead-letters.png', { fullPage: true });
     // By keyboard: the row's link, named for where the letter sits, opens the letter's page.
     const show = refusedRow.getByRole('link', { name: /^Show the whole letter \d+@\d+$/ });
@@ -445,6 +447,25 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('link', { name: 'All dead letters' }).click();
     await waitFor(async () => (await refusedRow.count()) === 2, { description: 'the letter dead-lettered anew', timeoutMs: 30_000 });
     expect(await runRow.locator('td').nth(2).textContent()).toBe(`letter ${where}`);
+
+    // Asked about on the customer's page, the event says it was dead-lettered, twice, and why,
+    // each letter one link away; the one sent back says when.
+    await nav('Customers').click();
+    await page.getByLabel('Customer id').fill(customerId);
+    await page.getByRole('button', { name: 'Open customer' }).click();
+    const lookup = page.getByRole('search', { name: 'Usage event' });
+    await lookup.getByLabel('Usage event id').fill(refused.id);
+    await page.keyboard.press('Enter');
+    await untilText(page.getByRole('status').filter({ hasText: refused.id }), (text) => text.includes('Not metered: it was dead-lettered 2 times.'), 'the dead-lettered event');
+    const itsLetters = page.getByRole('table', { name: 'Its dead letters, newest first' });
+    const letterRows = await itsLetters.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+    expect(letterRows.map((row) => row.slice(1, 3))).toEqual([
+      ['invalid_usage_event', expect.stringMatching(/^event must be 1-\d+ characters$/)],
+      ['invalid_usage_event', expect.stringMatching(/^event must be 1-\d+ characters$/)],
+    ]);
+    expect(letterRows.map((row) => row[3] !== '')).toEqual([false, true]);
+    expect(await itsLetters.getByRole('link', { name: `Show the whole letter ${where}` }).getAttribute('href')).toBe(`#/dead-letters/${where.replace('@', '/')}`);
+    await photograph(page, 'console-usage-event-dead-lettered.png', { element: page.getByRole('region', { name: 'Find a usage event' }) });
 
     // The API process's health as an operator reads it: every dependency of the real stack up.
     await nav('Status').click();

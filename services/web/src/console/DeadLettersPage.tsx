@@ -9,6 +9,7 @@ const REFRESH_MS = 5000;
 /** While a send-back runs, its counts are read this often. */
 const RUNNING_REFRESH_MS = 1000;
 const EVERY_CODE = '';
+const LETTER_COLUMNS = ['When', 'Error', 'Reason', 'Key (customer)', 'Usage event', 'From', 'Value starts with', 'Sent back', 'Whole letter'];
 
 const STATUS_TEXT: Readonly<Record<Redrive['status'], string>> = {
   running: 'Running',
@@ -226,6 +227,23 @@ function FilterForm({ codes, onShow }: { codes: readonly string[]; onShow: (filt
 }
 
 /** The usage events that could not be metered lately, newest first, read again every five seconds, and their send-backs. */
+/**
+ * A letter's last two cells wherever letters are listed: when a send-back last sent it, and the
+ * link to the whole letter, named for where it sits on the topic.
+ */
+export function SentBackAndShow({ letter }: { letter: { readonly partition: number; readonly offset: string; readonly sentBackAt: string | null } }) {
+  return (
+    <>
+      <td>{letter.sentBackAt === null ? '' : formatTime(letter.sentBackAt)}</td>
+      <td>
+        <a href={href({ screen: 'dead-letter', partition: letter.partition, offset: letter.offset })} aria-label={`Show the whole letter ${letter.partition}@${letter.offset}`}>
+          Show
+        </a>
+      </td>
+    </>
+  );
+}
+
 export function DeadLettersPage({ api }: { api: ApiClient }) {
   const [letters, setLetters] = useState<DeadLetter[]>();
   const [filter, setFilter] = useState<LetterFilter>({ errorCode: EVERY_CODE, key: '' });
@@ -265,11 +283,11 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
       </p>
       <FilterForm codes={codes} onShow={setFilter} />
       <ErrorMessage message={error} />
-      <ScrollingTable caption="Most recent dead letters" columns={['When', 'Error', 'Reason', 'Key (customer)', 'From', 'Value starts with', 'Sent back', 'Whole letter']}>
+      <ScrollingTable caption="Most recent dead letters" columns={LETTER_COLUMNS}>
         <tbody>
           {letters?.length === 0 && (
             <tr>
-              <td colSpan={8}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
+              <td colSpan={LETTER_COLUMNS.length}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
             </tr>
           )}
           {letters?.map((letter) => (
@@ -278,16 +296,12 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
               <td>{letter.errorCode ?? ''}</td>
               <td>{letter.reason ?? ''}</td>
               <td>{letter.key ?? ''}</td>
-              <td>{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
-              <td>
+              <td class="usage-event-id">{letter.usageEventId === null ? '' : <code>{letter.usageEventId}</code>}</td>
+              <td class="wraps">{letter.sourceTopic === null ? '' : `${letter.sourceTopic} ${letter.sourcePartition ?? '?'}@${letter.sourceOffset ?? '?'}`}</td>
+              <td class="value-preview">
                 <code>{letter.valuePreview ?? ''}</code>
               </td>
-              <td>{letter.sentBackAt === null ? '' : formatTime(letter.sentBackAt)}</td>
-              <td>
-                <a href={href({ screen: 'dead-letter', partition: letter.partition, offset: letter.offset })} aria-label={`Show the whole letter ${letter.partition}@${letter.offset}`}>
-                  Show
-                </a>
-              </td>
+              <SentBackAndShow letter={letter} />
             </tr>
           ))}
         </tbody>

@@ -2,11 +2,17 @@ import { useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, UsageEntries } from '../shared/apiTypes';
 import { LedgerTable } from '../shared/LedgerTable';
-import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
+import { formatTime } from '../shared/format';
+import { ErrorMessage, Field, ScrollingTable, useBusyAction } from '../shared/ui';
+import { SentBackAndShow } from './DeadLettersPage';
 import { href } from './router';
 
 /** What the answer says, in a sentence: metered or not, and what it charged; where to look next when it is not. */
 function Verdict({ found }: { found: UsageEntries }) {
+  const letters = found.deadLetters ?? [];
+  if (!found.metered && letters.length > 0) {
+    return <>{`Not metered: it was dead-lettered${letters.length === 1 ? '' : ` ${letters.length} times`}. Fix what the reason says and send it again, or send its letter back.`}</>;
+  }
   if (!found.metered) {
     return (
       <>
@@ -17,6 +23,24 @@ function Verdict({ found }: { found: UsageEntries }) {
   }
   if (found.balances.length === 0) return <>Metered, and it charged nothing: no rule of this customer's products matched it, or it cost nothing.</>;
   return <>{`Metered: it wrote on ${found.balances.length === 1 ? 'one balance' : `${found.balances.length} balances`}.`}</>;
+}
+
+/** The letters that name the event: each time it could not be metered, and why; each links to the whole letter. */
+function ItsDeadLetters({ letters }: { letters: NonNullable<UsageEntries['deadLetters']> }) {
+  return (
+    <ScrollingTable caption="Its dead letters, newest first" columns={['When', 'Error', 'Reason', 'Sent back', 'Whole letter']}>
+      <tbody>
+        {letters.map((letter) => (
+          <tr key={`${letter.partition}:${letter.offset}`}>
+            <td>{formatTime(letter.deadLetteredAt)}</td>
+            <td>{letter.errorCode ?? ''}</td>
+            <td>{letter.reason ?? ''}</td>
+            <SentBackAndShow letter={letter} />
+          </tr>
+        ))}
+      </tbody>
+    </ScrollingTable>
+  );
 }
 
 /**
@@ -62,6 +86,7 @@ export function UsageEventLookup({ api, customerId, balances }: { api: ApiClient
           {found.balances.map((written) => (
             <LedgerTable key={written.balanceId} entries={written.entries} caption={`On ${nameOf(written.balanceId, written.productId)}`} audience="console" />
           ))}
+          {found.deadLetters !== undefined && found.deadLetters.length > 0 && <ItsDeadLetters letters={found.deadLetters} />}
         </>
       )}
     </section>
