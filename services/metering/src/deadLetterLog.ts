@@ -29,6 +29,18 @@ function recordOf(member: string): DeadLetterRecord {
   return { ...record, customerId: record.customerId ?? null, usageEventId: record.usageEventId ?? null };
 }
 
+/**
+ * Newest first, and among letters of one instant (a chunk's letters share it), the later on the
+ * topic first: Redis orders equal scores by member, which compares offsets as text ("9" after "10").
+ */
+function newestFirst(a: DeadLetterRecord, b: DeadLetterRecord): number {
+  const byTime = Date.parse(b.deadLetteredAt) - Date.parse(a.deadLetteredAt);
+  if (byTime !== 0) return byTime;
+  if (a.partition !== b.partition) return a.partition - b.partition;
+  const [left, right] = [BigInt(a.offset), BigInt(b.offset)];
+  return left === right ? 0 : left < right ? 1 : -1;
+}
+
 /** A dead letter as the log answers it: the record, and whether a send-back has sent it since. */
 export interface LoggedDeadLetter extends DeadLetterRecord {
   /** When a send-back last sent it to the usage topic (ISO-8601); null if none has, as far as the log remembers. */
@@ -105,6 +117,7 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
         const records = members
           .map(recordOf)
           .filter(matches)
+          .sort(newestFirst)
           .slice(0, Math.max(0, limit));
         if (records.length === 0) return [];
         const sentBack = await options.redis.zmscore(sentBackKey, ...records.map((record) => where(record.partition, record.offset)));

@@ -117,6 +117,12 @@ describe('the dead-letter recorder', () => {
     expect((await log.recent(100, { usageEventIds: ['e-2'] })).map((record) => record.offset)).toEqual(['2']);
     expect(await log.recent(100, { customerId: 'acme', usageEventIds: [] })).toEqual([]);
 
+    // Letters of one instant (one chunk's) come later-on-the-topic first, offsets compared as numbers.
+    const sameInstant = createDeadLetterLog({ redis, keyPrefix: `${prefix}_instant` });
+    const at = (offset: string) => ({ ...letter(1, 'acme', `e-${offset}`), offset });
+    await sameInstant.record([at('9'), at('10'), at('100')]);
+    expect((await sameInstant.recent(10)).map((record) => record.offset)).toEqual(['100', '10', '9']);
+
     // A member as the log kept it before letters named their usage event: read with both as null.
     const { customerId: _customerId, usageEventId: _usageEventId, ...older } = letter(6, 'acme', 'e-1');
     await redis.zadd(`${prefix}:dead-letters`, Date.parse(older.deadLetteredAt), JSON.stringify(older));

@@ -292,10 +292,8 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
       const lost = await lookup('lost-1');
       expect(lost).toEqual({ customerId, eventId: 'lost-1', metered: false, balances: [], deadLetters: [] });
       const byKey = await withLog.inject({ method: 'GET', url: `/v1/dead-letters?key=${encodeURIComponent(customerId)}`, headers: auth });
-      // The three were dead-lettered at one instant: the log's order among them is not theirs.
-      const named = byKey.json().items.map((letter: { usageEventId: string | null }) => letter.usageEventId);
-      expect(named).toHaveLength(3);
-      expect(named).toEqual(expect.arrayContaining([null, 'ce:9:/checkout:c-9', 'bad-1']));
+      // Newest first, however many of them were dead-lettered at one instant.
+      expect(byKey.json().items.map((letter: { usageEventId: string | null }) => letter.usageEventId)).toEqual([null, 'ce:9:/checkout:c-9', 'bad-1']);
 
       // The producer fixes it and sends it again: metered once, its letter still listed.
       await producer.send({ topic, messages: [{ key: customerId, value: JSON.stringify({ ...bad, timestamp: T0 }) }] });
