@@ -35,6 +35,8 @@ interface BucketSum {
   readonly start: Date;
   readonly event: string;
   microCredits: bigint;
+  /** Of those, given back by refunds (made whenever): the credits stay counted, as the ledger keeps the charge. */
+  refundedMicroCredits: bigint;
   entries: number;
 }
 
@@ -56,7 +58,7 @@ interface BucketSum {
 export function createConsumptionProjector(options: ConsumptionProjectorOptions): CheckpointedProcessor {
   const { pool } = options;
   const logger = options.logger.child({ module: 'consumptionProjector' });
-  const { checkpoints, handle } = createConsumptionProjection({ pool, logger });
+  const { checkpoints, handle } = createConsumptionProjection({ pool, eventStore: options.eventStore, logger });
   return createCheckpointedProcessor({
     name: CONSUMPTION_PROJECTION,
     role: 'consumption projection',
@@ -84,37 +86,77 @@ interface ConsumptionProjection {
   handle(events: readonly RecordedEvent[]): Promise<void>;
 }
 
-export function createConsumptionProjection(options: { readonly pool: Pool; readonly logger: Logger }): ConsumptionProjection {
+export function createConsumptionProjection(options: {
+  readonly pool: Pool;
+  /** Where a refund's charge is read, by its id. */
+  readonly eventStore: Pick<EventStore, 'readEventsById'>;
+  readonly logger: Logger;
+}): ConsumptionProjection {
   const { pool, logger } = options;
 
   /** save() has nothing to do: handle() moved the checkpoint in the transaction of the sums. */
   const checkpoints: CheckpointStore = { load: createPostgresCheckpointStore(pool).load, save: async () => {} };
 
-  function sumsOf(events: readonly RecordedEvent[]): BucketSum[] {
+  /** A stored event decoded, or undefined (logged) when it cannot be: it must not stall the projection. */
+  function decoded(recorded: RecordedEvent, what: string) {
+    try {
+      return fromStoredLedgerEvent(recorded);
+    } catch (error) {
+      logger.warn({ err: error, position: recorded.position.toString(), eventId: recorded.id, streamId: recorded.streamId }, `skipping a ${what} that cannot be decoded`);
+      return undefined;
+    }
+  }
+
+  /**
+   * The batch's consumption by balance, hour and event name, and what refunds gave back of it: a
+   * refund counts in the bucket of the charge it refunds (the hour that usage happened in, its
+   * event name), read by the charge's id, so a chart can show what usage cost once refunds are
+   * given back. A charge is immutable and stored before its refund, so the read gives the same
+   * bucket whenever the batch is handled. `entries` counts charges; a refund leaves it.
+   */
+  async function sumsOf(events: readonly RecordedEvent[]): Promise<BucketSum[]> {
     const sums = new Map<string, BucketSum>();
-    for (const recorded of events) {
-      if (recorded.type !== 'CreditConsumed') continue;
-      const balanceId = balanceIdOfStream(recorded.streamId);
-      if (balanceId === undefined) continue;
-      let decoded;
-      try {
-        decoded = fromStoredLedgerEvent(recorded);
-      } catch (error) {
-        logger.warn({ err: error, position: recorded.position.toString(), eventId: recorded.id, streamId: recorded.streamId }, 'skipping a CreditConsumed event that cannot be decoded');
-        continue;
-      }
-      if (decoded.type !== 'CreditConsumed') continue;
+    const add = (balanceId: string, charge: RecordedEvent, occurredAt: string, event: string, amounts: { charged: bigint; refunded: bigint; entries: number }) => {
       // The hour it occurred in; when it was recorded for an event without a readable time.
-      const occurred = Date.parse(decoded.occurredAt);
-      const at = Number.isNaN(occurred) ? recorded.recordedAt.getTime() : occurred;
+      const occurred = Date.parse(occurredAt);
+      const at = Number.isNaN(occurred) ? charge.recordedAt.getTime() : occurred;
       const start = new Date(Math.floor(at / HOUR_MS) * HOUR_MS);
-      const event = decoded.usage?.event ?? '';
       const key = JSON.stringify([balanceId, start.getTime(), event]);
       const sum = sums.get(key);
-      if (sum === undefined) sums.set(key, { balanceId, start, event, microCredits: decoded.credits, entries: 1 });
+      if (sum === undefined) sums.set(key, { balanceId, start, event, microCredits: amounts.charged, refundedMicroCredits: amounts.refunded, entries: amounts.entries });
       else {
-        sum.microCredits += decoded.credits;
-        sum.entries += 1;
+        sum.microCredits += amounts.charged;
+        sum.refundedMicroCredits += amounts.refunded;
+        sum.entries += amounts.entries;
+      }
+    };
+    /** A charge's consumption: its balance, and the event decoded. */
+    const chargeOf = (recorded: RecordedEvent) => {
+      const balanceId = balanceIdOfStream(recorded.streamId);
+      const event = balanceId === undefined ? undefined : decoded(recorded, 'CreditConsumed event');
+      return balanceId === undefined || event?.type !== 'CreditConsumed' ? undefined : { balanceId, event };
+    };
+    const refunds: Array<{ readonly chargeId: string; readonly credits: bigint }> = [];
+    for (const recorded of events) {
+      if (recorded.type === 'CreditConsumed') {
+        const charge = chargeOf(recorded);
+        if (charge !== undefined) add(charge.balanceId, recorded, charge.event.occurredAt, charge.event.usage?.event ?? '', { charged: charge.event.credits, refunded: 0n, entries: 1 });
+      } else if (recorded.type === 'CreditToppedUp' && balanceIdOfStream(recorded.streamId) !== undefined) {
+        const topUp = decoded(recorded, 'CreditToppedUp event');
+        if (topUp?.type === 'CreditToppedUp' && topUp.source === 'refund' && topUp.refund !== null) refunds.push({ chargeId: topUp.refund.entryId, credits: topUp.credits });
+      }
+    }
+    if (refunds.length > 0) {
+      // One read for the batch's refunds: their charges by id.
+      const charges = new Map((await options.eventStore.readEventsById([...new Set(refunds.map((refund) => refund.chargeId))])).map((recorded) => [recorded.id, recorded]));
+      for (const { chargeId, credits } of refunds) {
+        const recorded = charges.get(chargeId);
+        const charge = recorded === undefined ? undefined : chargeOf(recorded);
+        if (recorded === undefined || charge === undefined) {
+          logger.warn({ chargeId }, 'a refund whose charge is not a stored CreditConsumed: left out of the consumption');
+          continue;
+        }
+        add(charge.balanceId, recorded, charge.event.occurredAt, charge.event.usage?.event ?? '', { charged: 0n, refunded: credits, entries: 0 });
       }
     }
     // In no particular order: writers take the checkpoint row's lock first, so they never interleave.
@@ -143,18 +185,21 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
       sums.map((sum) => sum.event),
       // Decimal strings: micro-credits beyond bigint reach numeric exactly.
       sums.map((sum) => sum.microCredits.toString()),
+      sums.map((sum) => sum.refundedMicroCredits.toString()),
       sums.map((sum) => sum.entries),
     ];
   }
 
-  const ADD_BUCKETS = `INSERT INTO consumption_buckets AS b (balance_id, bucket_start, event, micro_credits, entries)
-           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::bigint[])`;
+  const ADD_BUCKETS = `INSERT INTO consumption_buckets AS b (balance_id, bucket_start, event, micro_credits, refunded_micro_credits, entries)
+           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::numeric[], $6::bigint[])`;
   const ON_BUCKET = `ON CONFLICT (balance_id, bucket_start, event) DO UPDATE
-             SET micro_credits = b.micro_credits + excluded.micro_credits, entries = b.entries + excluded.entries`;
+             SET micro_credits = b.micro_credits + excluded.micro_credits,
+                 refunded_micro_credits = b.refunded_micro_credits + excluded.refunded_micro_credits,
+                 entries = b.entries + excluded.entries`;
 
   const ADD_IF_AHEAD = `WITH moved AS (
-         UPDATE subscription_checkpoints SET position = $6, updated_at = now()
-          WHERE name = $7 AND position < $8
+         UPDATE subscription_checkpoints SET position = $7, updated_at = now()
+          WHERE name = $8 AND position < $9
           RETURNING 1),
        added AS (
          ${ADD_BUCKETS}
@@ -187,7 +232,7 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
   async function handle(events: readonly RecordedEvent[]): Promise<void> {
     const last = events[events.length - 1];
     if (last === undefined) return;
-    const whole = sumsOf(events);
+    const whole = await sumsOf(events);
     if (await addIfAhead(events, whole)) return;
     await inTransaction(async (client) => {
       await client.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING', [CONSUMPTION_PROJECTION]);
@@ -198,7 +243,7 @@ export function createConsumptionProjection(options: { readonly pool: Pool; read
       ]);
       const saved = BigInt(rows[0]!.position);
       if (last.position <= saved) return;
-      const sums = saved < events[0]!.position ? whole : sumsOf(events.filter((event) => event.position > saved));
+      const sums = saved < events[0]!.position ? whole : await sumsOf(events.filter((event) => event.position > saved));
       if (sums.length > 0) await client.query(`${ADD_BUCKETS}\n           ${ON_BUCKET}`, bucketColumns(sums));
       await client.query('UPDATE subscription_checkpoints SET position = $2, updated_at = now() WHERE name = $1', [
         CONSUMPTION_PROJECTION,

@@ -31,6 +31,14 @@ const topUp = (balanceId: string, occurredAt: string) => ({
   metadata: { schemaVersion: 1, balanceId, customerId: 'c', productId: 'p', causationId: null },
 });
 
+/** A refund of `charge` (its ledger event id), as the ledger stores one. */
+const refund = (balanceId: string, chargeId: string, credits: string, occurredAt: string) => ({
+  id: randomUUID(),
+  type: 'CreditToppedUp',
+  data: { credits, source: 'refund', reason: 'failed job', balanceAfter: '50', purchase: null, grant: null, refund: { entryId: chargeId }, occurredAt },
+  metadata: { schemaVersion: 1, balanceId, customerId: 'c', productId: 'p', causationId: null },
+});
+
 const withIsoStarts = (buckets: ReadonlyArray<{ start: Date }>) => buckets.map((bucket) => ({ ...bucket, start: bucket.start.toISOString() }));
 
 /** A logger whose warnings the test reads. */
@@ -109,19 +117,58 @@ describe('consumption per bucket and event name (consumption projector)', () => 
     const hours = await store.consumption(balanceId, { from: new Date('2026-03-01T10:20:00Z'), to: new Date('2026-03-03T00:00:00Z'), bucket: 'hour' });
     // `from` is rounded down to its bucket: 10:00 is in.
     expect(withIsoStarts(hours.buckets)).toEqual([
-      { start: '2026-03-01T10:00:00.000Z', event: 'api_call', credits: 1_500_001n, entries: 2 },
-      { start: '2026-03-01T10:00:00.000Z', event: 'tokens_used', credits: 2_000_000n, entries: 1 },
-      { start: '2026-03-01T11:00:00.000Z', event: 'api_call', credits: 9_999_999_999_999_999_999_999n, entries: 1 },
-      { start: '2026-03-02T00:00:00.000Z', event: null, credits: 3_000_000n, entries: 1 },
+      { start: '2026-03-01T10:00:00.000Z', event: 'api_call', credits: 1_500_001n, refunded: 0n, entries: 2 },
+      { start: '2026-03-01T10:00:00.000Z', event: 'tokens_used', credits: 2_000_000n, refunded: 0n, entries: 1 },
+      { start: '2026-03-01T11:00:00.000Z', event: 'api_call', credits: 9_999_999_999_999_999_999_999n, refunded: 0n, entries: 1 },
+      { start: '2026-03-02T00:00:00.000Z', event: null, credits: 3_000_000n, refunded: 0n, entries: 1 },
     ]);
     // The position the sums reflect is the projection's checkpoint: every event stored.
     expect(hours.position).toBe(await eventStore.headPosition());
     const days = await store.consumption(balanceId, { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-02T00:00:00Z'), bucket: 'day' });
     expect(withIsoStarts(days.buckets)).toEqual([
-      { start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 10_000_000_000_000_001_500_000n, entries: 3 },
-      { start: '2026-03-01T00:00:00.000Z', event: 'tokens_used', credits: 2_000_000n, entries: 1 },
+      { start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 10_000_000_000_000_001_500_000n, refunded: 0n, entries: 3 },
+      { start: '2026-03-01T00:00:00.000Z', event: 'tokens_used', credits: 2_000_000n, refunded: 0n, entries: 1 },
     ]);
     expect(await store.consumption(`nobody-${balanceId}`, { from: new Date(0), to: new Date(), bucket: 'day' })).toEqual({ position: hours.position, buckets: [] });
+  });
+
+  it("counts a refund in its charge's bucket (the hour its usage happened, its event), once, whichever batch holds either", async () => {
+    const balanceId = `b-${randomUUID()}`;
+    const stream = `creditBalance-${balanceId}`;
+    const render = consumed(balanceId, '2', '2026-03-01T10:15:00Z', 'render');
+    const deduction = consumed(balanceId, '3', '2026-03-01T11:00:00Z', null);
+    const other = consumed(balanceId, '5', '2026-03-01T10:45:00Z', 'render');
+    await eventStore.appendToStream(stream, [render, deduction, other], { expectedRevision: 'no_stream' });
+    // Refunded days later: the bucket of the usage it gives back for is the one that goes down.
+    await eventStore.appendToStream(
+      stream,
+      [
+        refund(balanceId, render.id, '0.5', '2026-03-04T09:00:00Z'),
+        refund(balanceId, deduction.id, '3', '2026-03-04T09:00:00Z'),
+        // One whose charge is not stored (a hand-made event): logged and left out, never a stall.
+        refund(balanceId, randomUUID(), '1', '2026-03-04T09:00:00Z'),
+      ],
+      { expectedRevision: 2n },
+    );
+    const events = await eventStore.readAll({});
+    const projection = createConsumptionProjection({ pool: db.pool, eventStore, logger });
+    // The charges and their refunds in separate batches, one handed over again, and a batch whole.
+    await projection.handle(events.slice(0, 3));
+    await projection.handle(events.slice(3, 4));
+    await projection.handle(events.slice(3, 4));
+    await projection.handle(events);
+
+    const { buckets } = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, {
+      from: new Date('2026-03-01T00:00:00Z'),
+      to: new Date('2026-03-05T00:00:00Z'),
+      bucket: 'hour',
+    });
+    expect(withIsoStarts(buckets)).toEqual([
+      // 2 + 5 charged in the hour, 0.5 of the first given back, two charges.
+      { start: '2026-03-01T10:00:00.000Z', event: 'render', credits: 7_000_000n, refunded: 500_000n, entries: 2 },
+      // A manual deduction refunded in full.
+      { start: '2026-03-01T11:00:00.000Z', event: null, credits: 3_000_000n, refunded: 3_000_000n, entries: 1 },
+    ]);
   });
 
   it('counts a batch handed over again, whole or overlapping, once', async () => {
@@ -133,7 +180,7 @@ describe('consumption per bucket and event name (consumption projector)', () => 
     );
     const events = await eventStore.readAll({});
     expect(events).toHaveLength(4);
-    const projection = createConsumptionProjection({ pool: db.pool, logger });
+    const projection = createConsumptionProjection({ pool: db.pool, eventStore, logger });
     // As a processor that crashed before its bookkeeping, or a deposed lease holder, hands them over.
     await projection.handle(events.slice(0, 2));
     await projection.handle(events.slice(0, 2));
@@ -142,7 +189,7 @@ describe('consumption per bucket and event name (consumption projector)', () => 
 
     const query: ConsumptionQuery = { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-02T00:00:00Z'), bucket: 'day' };
     const { buckets, position } = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, query);
-    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 15_000_000n, entries: 4 }]);
+    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 15_000_000n, refunded: 0n, entries: 4 }]);
     expect(position).toBe(events[3]!.position);
     expect(await projection.checkpoints.load('consumption-projection')).toBe(events[3]!.position);
   });
@@ -168,7 +215,7 @@ describe('consumption per bucket and event name (consumption projector)', () => 
         return db.pool.connect();
       },
     });
-    const projection = createConsumptionProjection({ pool: counted, logger });
+    const projection = createConsumptionProjection({ pool: counted, eventStore, logger });
     // A first batch: no checkpoint row yet, so the transaction makes it.
     await projection.handle(events.slice(0, 1));
     expect(transactions).toBe(1);
@@ -187,7 +234,7 @@ describe('consumption per bucket and event name (consumption projector)', () => 
       to: new Date('2026-03-02T00:00:00Z'),
       bucket: 'day',
     });
-    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 7_000_000n, entries: 3 }]);
+    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 7_000_000n, refunded: 0n, entries: 3 }]);
     expect(position).toBe(events[2]!.position);
   });
 
@@ -214,8 +261,8 @@ describe('consumption per bucket and event name (consumption projector)', () => 
       bucket: 'hour',
     });
     expect(hours.buckets).toEqual([
-      { start: new Date('2026-03-01T10:00:00Z'), event: 'api_call', credits: 1_000_000n, entries: 1 },
-      { start: expect.any(Date), event: 'api_call', credits: 1_000_000n, entries: 1 },
+      { start: new Date('2026-03-01T10:00:00Z'), event: 'api_call', credits: 1_000_000n, refunded: 0n, entries: 1 },
+      { start: expect.any(Date), event: 'api_call', credits: 1_000_000n, refunded: 0n, entries: 1 },
     ]);
     expect(hours.buckets[1]!.start.getTime()).toBeGreaterThan(before.getTime() - 3_600_000);
     const skipped = lines.filter((line) => line.msg === 'skipping a CreditConsumed event that cannot be decoded');

@@ -10,8 +10,10 @@ export interface ConsumptionBucket {
   readonly start: Date;
   /** The usage event's name; null for credits retained by hand. */
   readonly event: string | null;
-  /** Exact micro-credits. */
+  /** Exact micro-credits charged. */
   readonly credits: bigint;
+  /** Of `credits`, the micro-credits refunds gave back (whenever they were made): net is the difference. */
+  readonly refunded: bigint;
   readonly entries: number;
 }
 
@@ -45,13 +47,13 @@ export function createPostgresConsumptionStore(options: { readonly pool: Pool })
   return {
     consumption: (balanceId, { from, to, bucket }) =>
       guarded(async () => {
-        const { rows } = await pool.query<{ position: string; start: Date | null; event: string | null; credits: string | null; entries: string | null }>({
+        const { rows } = await pool.query<{ position: string; start: Date | null; event: string | null; credits: string | null; refunded: string | null; entries: string | null }>({
           name: 'tally_ledger_consumption',
           // One row with nulls when there are no buckets, so the position comes back regardless.
           text: `SELECT coalesce((SELECT position FROM subscription_checkpoints WHERE name = $5), 0)::text AS position, s.*
                  FROM (SELECT 1) one LEFT JOIN (
                    SELECT date_trunc($4, bucket_start, 'UTC') AS start, event,
-                          trunc(sum(micro_credits))::text AS credits, sum(entries)::text AS entries
+                          trunc(sum(micro_credits))::text AS credits, trunc(sum(refunded_micro_credits))::text AS refunded, sum(entries)::text AS entries
                    FROM consumption_buckets
                    WHERE balance_id = $1 AND bucket_start >= date_trunc($4, $2::timestamptz, 'UTC') AND bucket_start < $3
                    GROUP BY 1, 2
@@ -64,7 +66,7 @@ export function createPostgresConsumptionStore(options: { readonly pool: Pool })
           buckets: rows.flatMap((row) =>
             row.start === null || row.credits === null
               ? []
-              : [{ start: row.start, event: row.event === '' ? null : row.event, credits: BigInt(row.credits), entries: Number(row.entries) }],
+              : [{ start: row.start, event: row.event === '' ? null : row.event, credits: BigInt(row.credits), refunded: BigInt(row.refunded ?? '0'), entries: Number(row.entries) }],
           ),
         };
       }),
