@@ -615,6 +615,9 @@ describe('the console and the portal in Chromium', () => {
       // The charge says it was refunded and offers no second refund; the refund is its own entry.
       await untilText(ledger, (text) => text.includes('render (refunded)') && text.includes('render failed'), 'the refunded charge and the refund');
       await untilText(newest, (text) => text.includes('render (refunded)'), 'the refunded charge among the newest entries too');
+      // Recent consumption keeps the charge and says what its refund gave back.
+      const byEvent = card.getByRole('table', { name: /by event/ });
+      await untilText(byEvent, (text) => /render\s+2\s+1\s+0\.5/.test(text), 'the refund in recent consumption');
       expect(await ledger.getByRole('button', { name: /^Refund / }).count()).toBe(0);
       const refundRow = await ledger.locator('tbody tr').filter({ hasText: 'render failed' }).evaluate((row) => [...row.children].map((cell) => cell.textContent));
       expect(refundRow.slice(1, 5)).toEqual(['Refund', '+0.5', '8.5', 'render failed']);

@@ -50,8 +50,12 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
               Type.Object({
                 start: Type.String({ format: 'date-time' }),
                 event: nullableString({ description: 'The usage event name; null for credits retained by hand.' }),
-                credits: Type.String({ description: 'Decimal string.' }),
-                entries: Type.Integer({ description: 'How many ledger entries the bucket sums.' }),
+                credits: Type.String({ description: 'Credits charged, decimal string. A refunded charge stays counted, as the ledger keeps it.' }),
+                refunded: Type.String({
+                  description:
+                    'Of `credits`, what refunds gave back (POST /v1/credit-balances/{balanceId}/refunds), counted in the bucket of the charge each refunds whenever it was made; `credits` − `refunded` is what the usage cost in the end. Decimal string.',
+                }),
+                entries: Type.Integer({ description: 'How many charges (ledger entries) the bucket sums.' }),
               }),
             ),
           }),
@@ -75,7 +79,7 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
         position: position.toString(),
         from: from.toISOString(),
         to: to.toISOString(),
-        items: buckets.map((item) => ({ start: item.start.toISOString(), event: item.event, credits: formatCredits(item.credits), entries: item.entries })),
+        items: buckets.map((item) => ({ start: item.start.toISOString(), event: item.event, credits: formatCredits(item.credits), refunded: formatCredits(item.refunded), entries: item.entries })),
       };
     },
   );

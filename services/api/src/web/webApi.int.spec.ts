@@ -318,7 +318,20 @@ describe('the web interfaces\' API', () => {
       );
       const body = day.json();
       expect(body.bucket).toBe('day');
-      expect(body.items).toEqual([{ start: expect.stringMatching(/T00:00:00\.000Z$/), event: null, credits: '2.5', entries: 1 }]);
+      expect(body.items).toEqual([{ start: expect.stringMatching(/T00:00:00\.000Z$/), event: null, credits: '2.5', refunded: '0', entries: 1 }]);
+
+      // Refunded in part: counted in the deduction's own bucket, beside what it charged.
+      const refund = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/refunds`, headers: admin, payload: { entryId: deduct.json().entry.id, credits: '1' } });
+      expect(refund.statusCode).toBe(201);
+      const refundedAt = await eventStore.headPosition();
+      const refunded = await waitFor(
+        async () => {
+          const answer = await app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}/consumption?bucket=day`, headers: admin });
+          return BigInt(answer.json<{ position: string }>().position) >= refundedAt && answer.json<{ items: unknown[] }>();
+        },
+        { description: 'the consumption projection past the refund' },
+      );
+      expect(refunded.items).toEqual([{ ...body.items[0], refunded: '1' }]);
       expect(Date.parse(body.to) - Date.parse(body.from)).toBe(30 * 86_400_000);
       const refusals = [
         'bucket=minute',

@@ -15,7 +15,8 @@ function seriesNames(consumption: Consumption): Array<string | null> {
 const label = (event: string | null) => event ?? 'retained by hand';
 
 /**
- * Credits consumed per bucket and event name, drawn with uPlot, with the same figures as a table
+ * Credits charged per bucket and event name, drawn with uPlot (a refunded charge stays drawn: the
+ * table says what refunds gave back), with the same figures as a table
  * for screen readers and keyboard users. The credits are plotted as numbers: a chart needs pixel
  * positions, and nothing is computed from them; the table shows the API's exact decimal strings.
  */
@@ -62,10 +63,14 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
     };
   }, [consumption]);
 
-  const totals = new Map<string | null, { credits: string; entries: number }>();
+  const totals = new Map<string | null, { credits: string; refunded: string; entries: number }>();
   for (const item of consumption?.items ?? []) {
     const total = totals.get(item.event);
-    totals.set(item.event, { credits: total === undefined ? item.credits : addDecimal(total.credits, item.credits), entries: (total?.entries ?? 0) + item.entries });
+    totals.set(item.event, {
+      credits: total === undefined ? item.credits : addDecimal(total.credits, item.credits),
+      refunded: total === undefined ? item.refunded : addDecimal(total.refunded, item.refunded),
+      entries: (total?.entries ?? 0) + item.entries,
+    });
   }
   return (
     <figure class="chart">
@@ -83,6 +88,7 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
                 <th scope="col">Event</th>
                 <th scope="col">Credits</th>
                 <th scope="col">Entries</th>
+                <th scope="col">Refunded</th>
               </tr>
             </thead>
             <tbody>
@@ -91,6 +97,7 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
                   <td>{label(event)}</td>
                   <td class="number">{formatCredits(total.credits)}</td>
                   <td class="number">{total.entries}</td>
+                  <td class="number">{formatCredits(total.refunded)}</td>
                 </tr>
               ))}
             </tbody>

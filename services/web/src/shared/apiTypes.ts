@@ -82,6 +82,8 @@ export interface ConsumptionBucket {
   readonly start: string;
   readonly event: string | null;
   readonly credits: string;
+  /** Of `credits`, what refunds gave back. */
+  readonly refunded: string;
   readonly entries: number;
 }
 
