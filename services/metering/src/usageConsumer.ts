@@ -6,7 +6,7 @@ import { createPeriodicWorker, createWorker, HeartbeatError, isTransientError, r
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { deadLetterMessage } from './deadLetterMessage';
-import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UnmeterableUsageError } from './meteringErrors';
+import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UndecodableUsageEventError, UnknownSchemaIdError, UnmeterableUsageError } from './meteringErrors';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
@@ -474,7 +474,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     for (const { message, error, usage } of rejected) {
       // The usage event it names, decoded or read as far as it can be: a lookup of that event
       // (GET /v1/customers/{customerId}/usage-events/{eventId}) then says it was dead-lettered.
-      const names = usage !== undefined ? { customerId: usage.customerId, usageEventId: usage.id } : await decoder.identify(message.value, message.headers);
+      // Bytes that could not be read name nothing: not read again (a flood of an unknown schema
+      // id would ask the registry twice per message).
+      const unreadable = error instanceof UndecodableUsageEventError || error instanceof UnknownSchemaIdError;
+      const names = usage !== undefined ? { customerId: usage.customerId, usageEventId: usage.id } : unreadable ? null : await decoder.identify(message.value, message.headers);
       logger.warn(
         {
           partition,
