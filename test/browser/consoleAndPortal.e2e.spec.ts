@@ -405,7 +405,7 @@ describe('the console and the portal in Chromium', () => {
     const filters = page.getByRole('search', { name: 'Filter dead letters' });
     await filters.getByLabel('Key (customer)').fill('nobody');
     await filters.getByRole('button', { name: 'Show' }).click();
-    await untilText(letters.locator('tbody'), (text) => text.includes('No dead letters of this error code and key.'), 'no letter of that key');
+    await untilText(letters.locator('tbody'), (text) => text.includes('No dead letters match.'), 'no letter of that key');
     await filters.getByLabel('Error code').selectOption(code);
     await filters.getByLabel('Key (customer)').fill(customerId);
     await filters.getByLabel('Key (customer)').press('Enter');
@@ -447,6 +447,13 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('link', { name: 'All dead letters' }).click();
     await waitFor(async () => (await refusedRow.count()) === 2, { description: 'the letter dead-lettered anew', timeoutMs: 30_000 });
     expect(await runRow.locator('td').nth(2).textContent()).toBe(`letter ${where}`);
+    // Narrowed to the letters that name one usage event: the two of the refused record.
+    await filters.getByLabel('Usage event id').fill(refused.id);
+    await filters.getByLabel('Usage event id').press('Enter');
+    await waitFor(async () => (await letters.locator('tbody tr').count()) === 2 && (await refusedRow.count()) === 2, {
+      description: "the refused record's letters alone",
+      timeoutMs: 30_000,
+    });
 
     // Asked about on the customer's page, the event says it was dead-lettered, twice, and why,
     // each letter one link away; the one sent back says when.

@@ -200,12 +200,14 @@ function SendBack({ api, codes, onStarted }: { api: ApiClient; codes: readonly s
 interface LetterFilter {
   readonly errorCode: string;
   readonly key: string;
+  readonly usageEventId: string;
 }
 
-/** Narrows the list to an error code, a key (the customer), or both; applied by Show. */
+/** Narrows the list to an error code, a key (the customer), a usage event, or several; applied by Show. */
 function FilterForm({ codes, onShow }: { codes: readonly string[]; onShow: (filter: LetterFilter) => void }) {
   const [errorCode, setErrorCode] = useState(EVERY_CODE);
   const [key, setKey] = useState('');
+  const [usageEventId, setUsageEventId] = useState('');
   return (
     <form
       class="inline-form"
@@ -214,11 +216,12 @@ function FilterForm({ codes, onShow }: { codes: readonly string[]; onShow: (filt
       noValidate
       onSubmit={(event) => {
         event.preventDefault();
-        onShow({ errorCode, key: key.trim() });
+        onShow({ errorCode, key: key.trim(), usageEventId: usageEventId.trim() });
       }}
     >
       <ErrorCodeSelect label="Error code" value={errorCode} codes={codes} onChange={setErrorCode} />
       <Field label="Key (customer)" value={key} onInput={(event) => setKey(event.currentTarget.value)} />
+      <Field label="Usage event id" value={usageEventId} onInput={(event) => setUsageEventId(event.currentTarget.value)} />
       <button type="submit" class="secondary">
         Show
       </button>
@@ -226,7 +229,6 @@ function FilterForm({ codes, onShow }: { codes: readonly string[]; onShow: (filt
   );
 }
 
-/** The usage events that could not be metered lately, newest first, read again every five seconds, and their send-backs. */
 /**
  * A letter's last two cells wherever letters are listed: when a send-back last sent it, and the
  * link to the whole letter, named for where it sits on the topic.
@@ -244,18 +246,24 @@ export function SentBackAndShow({ letter }: { letter: { readonly partition: numb
   );
 }
 
+/** The usage events that could not be metered lately, newest first, read again every five seconds, and their send-backs. */
 export function DeadLettersPage({ api }: { api: ApiClient }) {
   const [letters, setLetters] = useState<DeadLetter[]>();
-  const [filter, setFilter] = useState<LetterFilter>({ errorCode: EVERY_CODE, key: '' });
+  const [filter, setFilter] = useState<LetterFilter>({ errorCode: EVERY_CODE, key: '', usageEventId: '' });
   // Every code seen so far, so that a list narrowed to one code still offers the others.
   const [codes, setCodes] = useState<readonly string[]>([]);
   const [runs, setRuns] = useState<Redrive[]>();
   const [version, setVersion] = useState(0);
   const running = runs?.some((run) => run.status === 'running') === true;
-  const filtered = filter.errorCode !== EVERY_CODE || filter.key !== '';
+  const filtered = filter.errorCode !== EVERY_CODE || filter.key !== '' || filter.usageEventId !== '';
   const error = usePolling(
     async () => {
-      const query = { limit: '100', ...(filter.errorCode !== EVERY_CODE ? { errorCode: filter.errorCode } : {}), ...(filter.key !== '' ? { key: filter.key } : {}) };
+      const query = {
+        limit: '100',
+        ...(filter.errorCode !== EVERY_CODE ? { errorCode: filter.errorCode } : {}),
+        ...(filter.key !== '' ? { key: filter.key } : {}),
+        ...(filter.usageEventId !== '' ? { usageEventId: filter.usageEventId } : {}),
+      };
       const items = (await api.get<{ items: DeadLetter[] }>('/dead-letters', { query })).items;
       setLetters(items);
       setCodes((known) => {
@@ -287,7 +295,7 @@ export function DeadLettersPage({ api }: { api: ApiClient }) {
         <tbody>
           {letters?.length === 0 && (
             <tr>
-              <td colSpan={LETTER_COLUMNS.length}>{filtered ? 'No dead letters of this error code and key.' : 'No dead letters.'}</td>
+              <td colSpan={LETTER_COLUMNS.length}>{filtered ? 'No dead letters match.' : 'No dead letters.'}</td>
             </tr>
           )}
           {letters?.map((letter) => (
