@@ -115,6 +115,8 @@ export const commandIds = {
   holdExpiry: (holdId: string) => joinIdParts(['hold-expiry', holdId]),
   /** One refund per charge: the refunded entry's id is the key, so a second refund is the first one found again. */
   refund: (balanceId: string, entryId: string) => joinIdParts(['refund', balanceId, entryId]),
+  /** One auto-recharge per low-balance warning: the warning's ledger event id is the key, so a warning handled again buys nothing more. */
+  autoRecharge: (balanceId: string, warningEventId: string) => joinIdParts(['auto-recharge', balanceId, warningEventId]),
 };
 
 /**

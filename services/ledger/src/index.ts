@@ -11,6 +11,8 @@ export * from './keepBalanceStates';
 export * from './ledgerErrors';
 export * from './ledgerService';
 export * from './purchaseService';
+export * from './autoRecharges';
+export * from './autoRechargeProcessor';
 export * from './consumptionStore';
 export * from './holdExpiryIndex';
 export * from './holdExpiryWorker';

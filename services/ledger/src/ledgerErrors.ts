@@ -82,3 +82,18 @@ export class AlreadyRefundedError extends TallyError {
   readonly code = 'already_refunded';
   readonly retriable = false;
 }
+
+/** The balance has no auto-recharge set. */
+export class AutoRechargeNotSetError extends TallyError {
+  readonly code = 'auto_recharge_not_set';
+  readonly retriable = false;
+}
+
+/**
+ * Auto-recharge buys when the balance's low-balance warning fires; a balance without a warning
+ * limit never warns, so an auto-recharge on it would never act.
+ */
+export class WarningLimitNotSetError extends TallyError {
+  readonly code = 'warning_limit_not_set';
+  readonly retriable = false;
+}

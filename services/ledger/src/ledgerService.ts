@@ -110,11 +110,19 @@ export interface UsageEntries {
   readonly balances: ReadonlyArray<{ readonly balanceId: string; readonly items: readonly RecordedBalanceEvent[]; readonly refunds: ReadonlyMap<string, string> }>;
 }
 
+/** The reason an auto-recharge's purchase is recorded with: what a reader of the ledger sees. */
+export const AUTO_RECHARGE_REASON = 'auto-recharge: below the warning limit';
+
 export interface LedgerService {
   openBalance(request: OpenBalanceRequest): Promise<CommandResult>;
   topUp(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
   deduct(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
   purchase(balanceId: string, purchase: PurchaseDetails & { credits: Micros }, options?: RequestOptions): Promise<CommandResult>;
+  /**
+   * The purchase the balance's auto-recharge makes for the low-balance warning `warningEventId`:
+   * once per warning (its command id derives from the warning's), however often it is asked.
+   */
+  autoRecharge(balanceId: string, warningEventId: string, purchase: PurchaseDetails & { credits: Micros }): Promise<CommandResult>;
   /**
    * Gives back the credits a charge took (`credits` of them, by default all): once per charge,
    * so a retry of the same request answers the first refund (replayed) and a different one
@@ -351,6 +359,19 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         { type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at },
         requestOptions,
       );
+    },
+
+    async autoRecharge(balanceId, warningEventId, purchase) {
+      const context = await contextOf(balanceId);
+      const { credits, ...details } = purchase;
+      return execute(context, commandIds.autoRecharge(balanceId, warningEventId), {
+        type: 'TopUp',
+        credits,
+        source: 'purchase',
+        reason: AUTO_RECHARGE_REASON,
+        purchase: details,
+        at: clock().toISOString(),
+      });
     },
 
     async refund(balanceId, input, requestOptions) {

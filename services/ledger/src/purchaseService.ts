@@ -5,6 +5,8 @@ import {
   MAX_CREDITS,
   toExactDecimal,
   ValidationError,
+  type Micros,
+  type PurchaseDetails,
 } from '@tally/domain';
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import type { BalanceRegistry } from './balanceRegistry';
@@ -32,6 +34,10 @@ export interface PurchaseService {
    * such bundle): both are "the thing the request names does not exist", 404.
    */
   purchase(balanceId: string, request: PurchaseRequest, options?: RequestOptions): Promise<CommandResult>;
+  /** What a purchase of it would record today (bundle, quantity, prices, credits), checked as `purchase` checks it; buys nothing. */
+  quote(balanceId: string, request: PurchaseRequest): Promise<PurchaseDetails & { credits: Micros }>;
+  /** The purchase an auto-recharge makes for one low-balance warning, at today's price; once per warning. Throws as `purchase`. */
+  autoRecharge(balanceId: string, request: PurchaseRequest, warningEventId: string): Promise<CommandResult>;
   /** For each of the customer's balances, the bundles its product offers as purchase options, with prices (none: an empty list). */
   purchaseOptions(customerId: string): Promise<PurchaseOption[]>;
 }
@@ -59,34 +65,36 @@ export function createPurchaseService(options: {
 }): PurchaseService {
   const { catalog, balanceRegistry, ledger } = options;
 
+  async function quote(balanceId: string, request: PurchaseRequest): Promise<PurchaseDetails & { credits: Micros }> {
+    if (!Number.isInteger(request.quantity) || request.quantity < 1 || request.quantity > MAX_PURCHASE_QUANTITY) {
+      throw new ValidationError(`quantity must be an integer from 1 to ${MAX_PURCHASE_QUANTITY}`);
+    }
+    const ref = await balanceRegistry.getBalance(balanceId);
+    if (ref === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+    const product = await catalog.getProduct(ref.productId);
+    if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${ref.productId}"`);
+    const bundle = product.bundles.find((candidate) => candidate.id === request.bundleId);
+    if (bundle === undefined) {
+      throw new BundleNotFoundError(`credit product "${product.id}" has no bundle with id "${request.bundleId}"`);
+    }
+    const credits = bundle.credits * BigInt(request.quantity);
+    if (credits > MAX_CREDITS) throw new InvalidAmountError('the purchase exceeds the largest accepted amount (10^15 credits)');
+    return {
+      bundleId: bundle.id,
+      quantity: request.quantity,
+      unitPrice: bundle.price.amount,
+      totalPrice: totalPrice(bundle.price.amount, request.quantity),
+      currency: bundle.price.currency,
+      credits,
+    };
+  }
+
   return {
-    async purchase(balanceId, request, requestOptions) {
-      if (!Number.isInteger(request.quantity) || request.quantity < 1 || request.quantity > MAX_PURCHASE_QUANTITY) {
-        throw new ValidationError(`quantity must be an integer from 1 to ${MAX_PURCHASE_QUANTITY}`);
-      }
-      const ref = await balanceRegistry.getBalance(balanceId);
-      if (ref === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
-      const product = await catalog.getProduct(ref.productId);
-      if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${ref.productId}"`);
-      const bundle = product.bundles.find((candidate) => candidate.id === request.bundleId);
-      if (bundle === undefined) {
-        throw new BundleNotFoundError(`credit product "${product.id}" has no bundle with id "${request.bundleId}"`);
-      }
-      const credits = bundle.credits * BigInt(request.quantity);
-      if (credits > MAX_CREDITS) throw new InvalidAmountError('the purchase exceeds the largest accepted amount (10^15 credits)');
-      return ledger.purchase(
-        balanceId,
-        {
-          bundleId: bundle.id,
-          quantity: request.quantity,
-          unitPrice: bundle.price.amount,
-          totalPrice: totalPrice(bundle.price.amount, request.quantity),
-          currency: bundle.price.currency,
-          credits,
-        },
-        requestOptions,
-      );
-    },
+    quote,
+
+    purchase: async (balanceId, request, requestOptions) => ledger.purchase(balanceId, await quote(balanceId, request), requestOptions),
+
+    autoRecharge: async (balanceId, request, warningEventId) => ledger.autoRecharge(balanceId, warningEventId, await quote(balanceId, request)),
 
     async purchaseOptions(customerId) {
       const balances = await balanceRegistry.listCustomerBalances(customerId);

@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { formatCredits, parseCredits, type CreditProduct } from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { AUTO_RECHARGE_PROCESSOR, createAutoRechargeProcessor } from './autoRechargeProcessor';
+import { createAutoRecharges, type AutoRecharges } from './autoRecharges';
+import { AutoRechargeNotSetError, BalanceNotFoundError, BundleNotFoundError, WarningLimitNotSetError } from './ledgerErrors';
+import { AUTO_RECHARGE_REASON, createLedgerService, type LedgerService } from './ledgerService';
+import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
+import { createPurchaseService, type PurchaseService } from './purchaseService';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+
+/**
+ * Auto-recharge against PostgreSQL and the event store: settings checked as the purchase they
+ * make, and the processor buying once per low-balance warning, through its subscription.
+ */
+describe('auto-recharge', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let ledger: LedgerService;
+  let purchases: PurchaseService;
+  let recharges: AutoRecharges;
+  let catalog: ReturnType<typeof createPostgresCatalogStore>;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'auto_recharge' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
+    catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
+    recharges = createAutoRecharges({ pool: db.pool, balanceRegistry, purchases, ledger, eventStore });
+  });
+
+  afterAll(async () => {
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  /** A balance of a product of its own warning below 20, selling `tiny` (5 credits) and `refill` (100). */
+  async function openBalance(starting: string, lowBalanceThreshold: string | null = '20') {
+    const product: CreditProduct = {
+      id: `product-${randomUUID()}`,
+      name: 'Render credits',
+      description: '',
+      consumption: [],
+      lowBalanceThreshold: lowBalanceThreshold === null ? null : parseCredits(lowBalanceThreshold),
+      bundles: [
+        { id: 'tiny', credits: parseCredits('5'), price: { amount: '1', currency: 'EUR' }, purchaseOption: true },
+        { id: 'refill', credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' }, purchaseOption: true },
+      ],
+    };
+    await catalog.createProduct(product);
+    const opened = await ledger.openBalance({ customerId: `customer-${randomUUID()}`, productId: product.id, startingBalance: parseCredits(starting) });
+    return { product, balanceId: opened.balance.balanceId };
+  }
+
+  const balanceOf = async (balanceId: string) => formatCredits((await ledger.getBalance(balanceId)).balance.balance);
+  const deduct = (balanceId: string, credits: string) => ledger.deduct(balanceId, { credits: parseCredits(credits), reason: null });
+  const rechargesOf = async (balanceId: string) =>
+    (await ledger.readLedger(balanceId, { limit: 500 })).items.filter(({ event }) => event.type === 'CreditToppedUp' && event.reason === AUTO_RECHARGE_REASON);
+
+  /** The processor, run until `work` is done and it has handled everything stored by then. */
+  async function withProcessor(work: () => Promise<void>): Promise<void> {
+    const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, lease: { standbyPollMs: 100 } });
+    await processor.start();
+    try {
+      await work();
+      const head = await eventStore.headPosition();
+      await waitFor(() => processor.checkpoint() >= head, { description: `the auto-recharge processor at position ${head}`, timeoutMs: 60_000 });
+    } finally {
+      await processor.stop();
+    }
+  }
+
+  it('buys the bundle for each warning after it was set, and not for one whose balance was topped up first', async () => {
+    const { balanceId } = await openBalance('50');
+    await deduct(balanceId, '40'); // 10: a warning before the setting, never acted on
+    await ledger.topUp(balanceId, { credits: parseCredits('15'), reason: null }); // 25: back above
+    const set = await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 }, { keyId: 'abc123abc123', keyName: 'ops' });
+    expect(set).toMatchObject({ balanceId, bundleId: 'refill', quantity: 1, updatedBy: { keyId: 'abc123abc123', keyName: 'ops' } });
+    expect(set.sincePosition).toBe(await eventStore.headPosition());
+
+    await withProcessor(async () => {
+      await deduct(balanceId, '10'); // 15: warned, bought
+      await waitFor(async () => (await balanceOf(balanceId)) === '115', { description: 'the first auto-recharge', timeoutMs: 60_000 });
+      await deduct(balanceId, '100'); // 15 again: warned again, bought again
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 2, { description: 'the second auto-recharge', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(balanceId)).toBe('115');
+    // Warned while the processor was away, and topped up by hand before it came back: nothing bought.
+    await deduct(balanceId, '100'); // 15
+    await ledger.topUp(balanceId, { credits: parseCredits('50'), reason: null }); // 65
+    await withProcessor(async () => {});
+    expect(await balanceOf(balanceId)).toBe('65');
+    const bought = await rechargesOf(balanceId);
+    expect(bought).toHaveLength(2);
+    for (const { event } of bought) {
+      expect(event).toMatchObject({
+        type: 'CreditToppedUp',
+        source: 'purchase',
+        credits: parseCredits('100'),
+        purchase: { bundleId: 'refill', quantity: 1, unitPrice: '9.90', totalPrice: '9.90', currency: 'EUR' },
+      });
+    }
+  });
+
+  it('buys once per warning, however often the warning is handled', async () => {
+    const { balanceId } = await openBalance('30');
+    await recharges.set(balanceId, { bundleId: 'tiny', quantity: 1 });
+    await withProcessor(async () => {
+      await deduct(balanceId, '20'); // 10: warned; +5 leaves it below the limit, so no warning more
+      await waitFor(async () => (await balanceOf(balanceId)) === '15', { description: 'the auto-recharge', timeoutMs: 60_000 });
+    });
+    // As after a crash before the checkpoint was saved: everything handed over again.
+    await db.pool.query('UPDATE subscription_checkpoints SET position = 0 WHERE name = $1', [AUTO_RECHARGE_PROCESSOR]);
+    await withProcessor(async () => {});
+    expect(await rechargesOf(balanceId)).toHaveLength(1);
+    expect(await balanceOf(balanceId)).toBe('15');
+  });
+
+  it('leaves a warning whose purchase is refused for good, and goes on to the next', async () => {
+    const gone = await openBalance('30');
+    const next = await openBalance('30');
+    await recharges.set(gone.balanceId, { bundleId: 'refill', quantity: 1 });
+    await recharges.set(next.balanceId, { bundleId: 'refill', quantity: 2 });
+    // The bundle taken off the product after the setting was made.
+    await catalog.updateProduct({ ...gone.product, bundles: gone.product.bundles.filter((bundle) => bundle.id !== 'refill') });
+    await withProcessor(async () => {
+      await deduct(gone.balanceId, '20');
+      await deduct(next.balanceId, '20');
+      await waitFor(async () => (await balanceOf(next.balanceId)) === '210', { description: 'the next balance recharged', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(gone.balanceId)).toBe('10');
+    expect(await rechargesOf(gone.balanceId)).toEqual([]);
+  });
+
+  it('checks a setting as the purchase it makes, replaces it, and turns it off', async () => {
+    const { balanceId } = await openBalance('30');
+    await expect(recharges.get(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);
+    await expect(recharges.get(`nobody-${randomUUID()}`)).rejects.toBeInstanceOf(BalanceNotFoundError);
+    await expect(recharges.set(balanceId, { bundleId: 'huge', quantity: 1 })).rejects.toBeInstanceOf(BundleNotFoundError);
+    await expect(recharges.set(`nobody-${randomUUID()}`, { bundleId: 'tiny', quantity: 1 })).rejects.toBeInstanceOf(BalanceNotFoundError);
+    const silent = await openBalance('30', null);
+    await expect(recharges.set(silent.balanceId, { bundleId: 'tiny', quantity: 1 })).rejects.toBeInstanceOf(WarningLimitNotSetError);
+
+    const first = await recharges.set(balanceId, { bundleId: 'tiny', quantity: 1 });
+    await deduct(balanceId, '1');
+    const replaced = await recharges.set(balanceId, { bundleId: 'refill', quantity: 3 });
+    expect(replaced).toMatchObject({ bundleId: 'refill', quantity: 3, updatedBy: null });
+    expect(replaced.sincePosition).toBeGreaterThan(first.sincePosition);
+    expect(await recharges.get(balanceId)).toEqual(replaced);
+    expect([...(await recharges.ofBalances([balanceId, silent.balanceId])).keys()]).toEqual([balanceId]);
+    await recharges.remove(balanceId);
+    await expect(recharges.get(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);
+    await expect(recharges.remove(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);
+  });
+});

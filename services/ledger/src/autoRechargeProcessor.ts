@@ -1,0 +1,116 @@
+import { balanceIdOfStream, fromStoredLedgerEvent, TallyError, type Micros } from '@tally/domain';
+import type { EventStore, RecordedEvent } from '@tally/event-store';
+import {
+  createCheckpointedProcessor,
+  createPostgresCheckpointStore,
+  isTransientError,
+  type CheckpointedProcessor,
+  type ProcessorLease,
+  type ProcessorMetrics,
+} from '@tally/runtime';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { AutoRecharges } from './autoRecharges';
+import type { LedgerService } from './ledgerService';
+import type { PurchaseService } from './purchaseService';
+
+/** The processor's (and its lease's and checkpoint row's) name. */
+export const AUTO_RECHARGE_PROCESSOR = 'auto-recharge';
+
+interface AutoRechargeProcessorOptions {
+  readonly eventStore: EventStore;
+  /** Holds the checkpoint (subscription_checkpoints) and the lease. */
+  readonly pool: Pool;
+  readonly recharges: Pick<AutoRecharges, 'ofBalances'>;
+  readonly purchases: Pick<PurchaseService, 'autoRecharge'>;
+  readonly ledger: Pick<LedgerService, 'getBalance'>;
+  readonly logger: Logger;
+  readonly lease?: Omit<ProcessorLease, 'pool'>;
+  readonly batchSize?: number;
+  readonly lagRefreshMs?: number;
+  /** Where the lag and lease gauges go (tally_auto_recharge_*); none without it. */
+  readonly metrics?: ProcessorMetrics['registry'];
+}
+
+/** A low-balance warning as the processor acts on it. */
+interface Warning {
+  readonly balanceId: string;
+  readonly eventId: string;
+  readonly position: bigint;
+  readonly threshold: Micros;
+}
+
+/**
+ * Buys a balance's auto-recharge bundle when its low-balance warning fires: the runtime's one
+ * checkpointed processor over the event store's subscription (either store), one process at a
+ * time through a lease, so it resumes from its checkpoint after a restart.
+ *
+ * Once per warning: the purchase's command id derives from the warning's ledger event id, so a
+ * batch handed over again (a crash before the checkpoint was saved, a deposed lease holder) finds
+ * the purchase stored and buys nothing more. Only warnings stored after the auto-recharge was set
+ * act (its `sincePosition`), so setting it never buys for the past. A warning whose balance is
+ * back at or above the limit by the time it is handled (a top-up since) buys nothing. A purchase
+ * refused for good (the bundle gone from the catalog, the amount too large) is logged and left,
+ * never stalling the warnings behind it; an unavailable store is retried by the processor.
+ */
+export function createAutoRechargeProcessor(options: AutoRechargeProcessorOptions): CheckpointedProcessor {
+  const logger = options.logger.child({ module: 'autoRechargeProcessor' });
+
+  function warningsOf(events: readonly RecordedEvent[]): Warning[] {
+    const warnings: Warning[] = [];
+    for (const recorded of events) {
+      if (recorded.type !== 'LowBalanceWarned') continue;
+      const balanceId = balanceIdOfStream(recorded.streamId);
+      if (balanceId === undefined) continue;
+      try {
+        const event = fromStoredLedgerEvent(recorded);
+        if (event.type === 'LowBalanceWarned') warnings.push({ balanceId, eventId: recorded.id, position: recorded.position, threshold: event.threshold });
+      } catch (error) {
+        logger.warn({ err: error, eventId: recorded.id, streamId: recorded.streamId }, 'skipping a LowBalanceWarned event that cannot be decoded');
+      }
+    }
+    return warnings;
+  }
+
+  async function handle(events: readonly RecordedEvent[]): Promise<void> {
+    const warnings = warningsOf(events);
+    if (warnings.length === 0) return;
+    const settings = await options.recharges.ofBalances([...new Set(warnings.map((warning) => warning.balanceId))]);
+    // In ledger order: a balance warned twice in one batch recharges for each, in turn.
+    for (const warning of warnings) {
+      const setting = settings.get(warning.balanceId);
+      if (setting === undefined || warning.position <= setting.sincePosition) continue;
+      const { balance } = await options.ledger.getBalance(warning.balanceId);
+      if (balance.balance >= warning.threshold) {
+        logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId }, 'auto-recharge not needed: the balance is back at its warning limit');
+        continue;
+      }
+      try {
+        const result = await options.purchases.autoRecharge(warning.balanceId, { bundleId: setting.bundleId, quantity: setting.quantity }, warning.eventId);
+        logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
+      } catch (error) {
+        if (!(error instanceof TallyError) || isTransientError(error)) throw error;
+        logger.warn({ err: error, balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId }, 'auto-recharge refused; the warning is left');
+      }
+    }
+  }
+
+  return createCheckpointedProcessor({
+    name: AUTO_RECHARGE_PROCESSOR,
+    role: 'auto-recharge',
+    eventStore: options.eventStore,
+    checkpoints: createPostgresCheckpointStore(options.pool),
+    lease: { pool: options.pool, ...options.lease },
+    logger,
+    what: 'recharging balances below their warning limit',
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...(options.lagRefreshMs !== undefined ? { lagRefreshMs: options.lagRefreshMs } : {}),
+    handle,
+    metrics: options.metrics && {
+      registry: options.metrics,
+      lagEvents: { name: 'tally_auto_recharge_lag_events', help: 'Event store positions the auto-recharge processor has not handled yet' },
+      lagSeconds: { name: 'tally_auto_recharge_lag_seconds', help: 'Age of the oldest event the auto-recharge processor has not handled yet' },
+      leading: { name: 'tally_auto_recharge_processing', help: '1 while this process holds the auto-recharge lease and works, 0 while it stands by' },
+    },
+  });
+}
