@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { CatalogStore } from '@tally/catalog';
-import type { BalanceRegistry, ConsumptionStore, CustomerDirectory, LedgerService, PurchaseService } from '@tally/ledger';
+import type { AutoRecharges, BalanceRegistry, ConsumptionStore, CustomerDirectory, LedgerService, PurchaseService } from '@tally/ledger';
 import type { DeadLetterLog, DeadLetterReader, DeadLetterRedrives, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
@@ -37,6 +37,7 @@ import type { MetricsRegistry } from '@tally/metrics';
 import { healthRoutes, type HealthCheck, type StalledPartitionView } from './operations/healthRoutes';
 import { metricsRoutes } from './operations/metricsRoutes';
 import { purchaseRoutes } from './purchases/purchaseRoutes';
+import { autoRechargeRoutes } from './purchases/autoRechargeRoutes';
 import { clientErrorHandler, frameworkErrorHandler, registerRequestLimits } from './requestLimits';
 import { customerRoutes } from './customers/customerRoutes';
 import { deadLetterRoutes } from './operations/deadLetterRoutes';
@@ -77,6 +78,8 @@ export interface ApiDeps {
   readonly subscriptions?: SubscriptionService;
   /** Bundle purchases on a balance (@tally/ledger's purchase service). */
   readonly purchases: PurchaseService;
+  /** Auto-recharge settings (GET/PUT/DELETE /v1/credit-balances/{id}/auto-recharge); served when given. */
+  readonly autoRecharges?: AutoRecharges;
   /** The customer list and search (GET /v1/customers); served when given. */
   readonly customers?: CustomerDirectory;
   /** Consumption over time (GET /v1/credit-balances/{id}/consumption); served when given. */
@@ -382,6 +385,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(balanceRoutes, { balances });
       await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, balanceRegistry: deps.balanceRegistry, ...(deps.deadLetters !== undefined ? { deadLetters: deps.deadLetters } : {}) }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
+      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, publicUrl: web?.publicUrl });

@@ -51,6 +51,9 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   plan_not_found: 404,
   subscription_not_found: 404,
   bundle_not_found: 404,
+  // Auto-recharge: none set; or a balance that never warns, so it would never buy.
+  auto_recharge_not_set: 404,
+  warning_limit_not_set: 409,
   plan_already_exists: 409,
   plan_retired: 409,
   subscription_already_exists: 409,

@@ -6,6 +6,7 @@ export type { BalanceView } from './balances/balanceView';
 export type { LedgerEntryView } from './ledger/ledgerEntryView';
 export type { BalanceStatementView } from './ledger/balanceStatementView';
 export type { UsageEntriesView } from './ledger/usageEntriesView';
+export type { AutoRechargeView } from './purchases/autoRechargeRoutes';
 export { createLedgerHistory, type LedgerHistory } from './ledger/ledgerHistory';
 export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operations/deadLetterRoutes';
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';

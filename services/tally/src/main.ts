@@ -16,6 +16,8 @@ import {
   createPostgresCustomerDirectory,
   createPostgresHoldExpiryIndex,
   createPurchaseService,
+  createAutoRecharges,
+  createAutoRechargeProcessor,
 } from '@tally/ledger';
 import { compressionType } from '@tally/kafka';
 import { createLedgerRelay, ledgerRelayCheckpointName } from '@tally/ledger-relay';
@@ -137,6 +139,8 @@ async function main(): Promise<void> {
   // Stopped after the roles that write through it and before the event store: a balance fold
   // still running in the background (a write answered 503 balance_loading) ends at its next page.
   parts.add('ledger', () => ledger.close());
+  const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
+  const autoRecharges = createAutoRecharges({ pool, balanceRegistry, purchases, ledger, eventStore });
 
   const needsRedis = roles.has('projector') || roles.has('api');
   const redis = needsRedis
@@ -298,6 +302,9 @@ async function main(): Promise<void> {
       clock,
     });
     await parts.start(holdExpiry);
+    // A balance below its warning limit buys its auto-recharge bundle: once per warning, one
+    // process of those running the scheduler role at a time (a lease), from its checkpoint.
+    await parts.start(createAutoRechargeProcessor({ eventStore, pool, recharges: autoRecharges, purchases, ledger, logger, metrics }));
   }
 
   if (roles.has('api') && redis !== undefined) {
@@ -399,7 +406,8 @@ async function main(): Promise<void> {
         logger,
         inlineGrantPeriods: config.grants.inlinePeriods,
       }),
-      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+      purchases,
+      autoRecharges,
       customers: createPostgresCustomerDirectory({ pool }),
       // Kept by the projector role's consumption projector (see above), whichever event store.
       consumption: createPostgresConsumptionStore({ pool }),

@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createAutoRecharges, createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createBalanceReadModel } from '@tally/projections';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { buildApp } from '../buildApp';
+
+jest.setTimeout(60_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const WRITE = 'auto-recharge-write-key-0123456789';
+const READ = 'auto-recharge-read-key-0123456789a';
+const ADMIN = 'auto-recharge-admin-key-012345678';
+
+/** GET, PUT and DELETE /v1/credit-balances/{balanceId}/auto-recharge against PostgreSQL. */
+describe('auto-recharge over HTTP', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'auto_recharge_api' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
+    redis = new Redis(stackConfig.redisUrl);
+    app = await buildApp({
+      catalog,
+      balanceRegistry,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('auto_recharge_api') }),
+      eventStore,
+      apiKeys: [
+        { key: WRITE, scopes: ['read', 'write'], name: 'billing' },
+        { key: READ, scopes: ['read'], name: 'viewer' },
+        { key: ADMIN, scopes: ['read', 'write', 'admin'], name: 'operator' },
+      ],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      purchases,
+      autoRecharges: createAutoRecharges({ pool: db.pool, balanceRegistry, purchases, ledger, eventStore }),
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    redis?.disconnect();
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  const call = (options: InjectOptions, key = WRITE) => app.inject({ ...options, headers: { authorization: `Bearer ${key}`, ...options.headers } });
+
+  async function openBalance(lowBalanceThreshold: string | null): Promise<string> {
+    const product = await call({
+      method: 'POST',
+      url: '/v1/credit-products',
+      payload: { name: 'Renders', lowBalanceThreshold, bundles: [{ id: 'refill', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] },
+    }, ADMIN);
+    expect(product.statusCode).toBe(201);
+    const opened = await call({ method: 'POST', url: `/v1/customers/${randomUUID()}/credit-balances`, payload: { productId: product.json().id, startingBalance: '50' } }, ADMIN);
+    expect(opened.statusCode).toBe(201);
+    return opened.json().id as string;
+  }
+
+  it('sets, reads, replaces and turns off a balance\'s auto-recharge, naming the key that set it', async () => {
+    const balanceId = await openBalance('20');
+    const url = `/v1/credit-balances/${balanceId}/auto-recharge`;
+    expect((await call({ method: 'GET', url })).json()).toMatchObject({ error: 'auto_recharge_not_set' });
+
+    const set = await call({ method: 'PUT', url, payload: { bundleId: 'refill' } });
+    expect(set.statusCode).toBe(200);
+    expect(set.json()).toEqual({
+      balanceId,
+      bundleId: 'refill',
+      quantity: 1,
+      since: (await eventStore.headPosition()).toString(),
+      updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      updatedBy: { keyId: expect.stringMatching(/^[0-9a-f]{12}$/), keyName: 'billing' },
+    });
+    expect((await call({ method: 'GET', url }, READ)).json()).toEqual(set.json());
+    const replaced = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3 } });
+    expect(replaced.json()).toMatchObject({ quantity: 3 });
+
+    expect((await call({ method: 'DELETE', url })).statusCode).toBe(204);
+    expect((await call({ method: 'GET', url })).statusCode).toBe(404);
+    expect((await call({ method: 'DELETE', url })).json()).toMatchObject({ error: 'auto_recharge_not_set' });
+  });
+
+  it('refuses what it could never buy, and a key that may only read', async () => {
+    const balanceId = await openBalance('20');
+    const url = `/v1/credit-balances/${balanceId}/auto-recharge`;
+    const refusals: Array<[InjectOptions, number, string]> = [
+      [{ method: 'PUT', url, payload: { bundleId: 'huge' } }, 404, 'bundle_not_found'],
+      [{ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 0 } }, 400, 'validation_failed'],
+      [{ method: 'PUT', url, payload: { bundleId: 'refill', price: '1' } }, 400, 'validation_failed'],
+      [{ method: 'PUT', url: `/v1/credit-balances/${randomUUID()}/auto-recharge`, payload: { bundleId: 'refill' } }, 404, 'balance_not_found'],
+      [{ method: 'GET', url: `/v1/credit-balances/${randomUUID()}/auto-recharge` }, 404, 'balance_not_found'],
+      [{ method: 'PUT', url: `/v1/credit-balances/${await openBalance(null)}/auto-recharge`, payload: { bundleId: 'refill' } }, 409, 'warning_limit_not_set'],
+    ];
+    for (const [request, status, error] of refusals) {
+      const response = await call(request);
+      expect({ url: request.url, payload: request.payload, status: response.statusCode, error: response.json().error }).toEqual({ url: request.url, payload: request.payload, status, error });
+      expect(response.json().message).toEqual(expect.any(String));
+    }
+    expect((await call({ method: 'PUT', url, payload: { bundleId: 'refill' } }, READ)).statusCode).toBe(403);
+    expect((await call({ method: 'DELETE', url }, READ)).statusCode).toBe(403);
+  });
+});

@@ -1,0 +1,96 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges } from '@tally/ledger';
+import { actingKeyOf } from '../accessGuard';
+import { actingKey, balanceParams, errorResponses, identifier } from '../apiSchemas';
+
+const tags = ['purchases'];
+
+const AutoRechargeSchema = Type.Object({
+  balanceId: Type.String(),
+  bundleId: Type.String({ description: "The bundle of the balance's product it buys." }),
+  quantity: Type.Integer({ minimum: 1, description: 'Bundles it buys each time.' }),
+  since: Type.String({ description: 'The event store position it was set at: only low-balance warnings after it recharge.' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  updatedBy: actingKey('The API key (or console session) that set it.'),
+});
+
+/** A balance's auto-recharge as GET /v1/credit-balances/{balanceId}/auto-recharge answers it. */
+export type AutoRechargeView = Static<typeof AutoRechargeSchema>;
+
+const view = (recharge: AutoRecharge): AutoRechargeView => ({
+  balanceId: recharge.balanceId,
+  bundleId: recharge.bundleId,
+  quantity: recharge.quantity,
+  since: recharge.sincePosition.toString(),
+  updatedAt: recharge.updatedAt.toISOString(),
+  updatedBy: recharge.updatedBy,
+});
+
+/**
+ * A balance's auto-recharge: when its low-balance warning fires, the scheduler role buys its
+ * product's bundle (a purchase like any other in the ledger, once per warning).
+ */
+export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges }> = async (app, { autoRecharges }) => {
+  app.get(
+    '/credit-balances/:balanceId/auto-recharge',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'getAutoRecharge',
+        summary: "A balance's auto-recharge",
+        description: '404 `auto_recharge_not_set` when it has none.',
+        params: balanceParams,
+        response: { 200: AutoRechargeSchema, ...errorResponses },
+      },
+    },
+    async (request) => view(await autoRecharges.get(request.params.balanceId)),
+  );
+
+  app.put(
+    '/credit-balances/:balanceId/auto-recharge',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        operationId: 'setAutoRecharge',
+        summary: 'Buy a bundle whenever the balance falls below its warning limit',
+        description:
+          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after this request act, and none whose balance is back at the limit by then (a top-up since). A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing.",
+        params: balanceParams,
+        body: Type.Object(
+          {
+            bundleId: identifier,
+            quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PURCHASE_QUANTITY, default: 1, description: 'Bundles bought each time; default 1.' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: AutoRechargeSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { bundleId, quantity = 1 } = request.body;
+      return view(await autoRecharges.set(request.params.balanceId, { bundleId, quantity }, actingKeyOf(request)));
+    },
+  );
+
+  app.delete(
+    '/credit-balances/:balanceId/auto-recharge',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        operationId: 'removeAutoRecharge',
+        summary: "Turn a balance's auto-recharge off",
+        description: 'From the next warning on. 404 `auto_recharge_not_set` when it has none.',
+        params: balanceParams,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await autoRecharges.remove(request.params.balanceId);
+      return reply.code(204).send(null);
+    },
+  );
+};
