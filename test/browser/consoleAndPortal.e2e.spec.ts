@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
-import { expectAccessible, PHONE_VIEWPORT, photograph, startConsoleStack, type ConsoleStack } from './startConsoleStack';
+import { expectAccessible, openCustomer, PHONE_VIEWPORT, photograph, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -24,17 +24,6 @@ async function downloadedCsv(page: Page, click: () => Promise<void>): Promise<{ 
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), click()]);
   const file = await download.path();
   return { name: download.suggestedFilename(), rows: parseCsv(readFileSync(file, 'utf8'), { columns: true }) as Record<string, string>[] };
-}
-
-/** Waits, with a deadline, until the locator's text satisfies the check; no fixed sleeps. */
-async function untilText(locator: Locator, check: (text: string) => boolean, description: string): Promise<string> {
-  return waitFor(
-    async () => {
-      const text = await locator.innerText({ timeout: 1000 });
-      return check(text) ? text : undefined;
-    },
-    { description, timeoutMs: 30_000, intervalMs: 200 },
-  );
 }
 
 /** A statement table's rows as label → amount, as they read. */
@@ -170,10 +159,7 @@ describe('the console and the portal in Chromium', () => {
     await photograph(page, 'console-catalog.png');
 
     // The customer's Credits tab: Add credit balance, the warning limit defaulting to the product's.
-    await nav('Customers').click();
-    await page.getByLabel('Customer id').fill(customerId);
-    await page.getByRole('button', { name: 'Open customer' }).click();
-    await page.getByRole('heading', { name: `Customer ${customerId}` }).waitFor();
+    await openCustomer(page, customerId);
     await page.getByRole('button', { name: 'Add credit balance' }).click();
     const addDialog = page.getByRole('dialog', { name: 'Add credit balance' });
     await untilText(addDialog.getByLabel('Credit product'), (text) => text.includes('API credits'), 'the product in the dialog');
@@ -457,9 +443,7 @@ describe('the console and the portal in Chromium', () => {
 
     // Asked about on the customer's page, the event says it was dead-lettered, twice, and why,
     // each letter one link away; the one sent back says when.
-    await nav('Customers').click();
-    await page.getByLabel('Customer id').fill(customerId);
-    await page.getByRole('button', { name: 'Open customer' }).click();
+    await openCustomer(page, customerId);
     const lookup = page.getByRole('search', { name: 'Usage event' });
     await lookup.getByLabel('Usage event id').fill(refused.id);
     await page.keyboard.press('Enter');
@@ -594,9 +578,7 @@ describe('the console and the portal in Chromium', () => {
     try {
       const page = await context.newPage();
       await stack.signIn(page);
-      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Customers' }).click();
-      await page.getByLabel('Customer id').fill(customerId);
-      await page.getByRole('button', { name: 'Open customer' }).click();
+      await openCustomer(page, customerId);
       const card = page.getByRole('region', { name: /Refund credits/ });
       const amount = card.getByTestId('balance-amount');
       await untilText(amount, (text) => text === '10', 'the opened balance');

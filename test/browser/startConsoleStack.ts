@@ -13,6 +13,7 @@ import {
   stackConfig,
   startTallyProcess,
   uniqueName,
+  waitFor,
   type Browser,
   type Locator,
   type Page,
@@ -159,4 +160,23 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
       await cleanUp();
     },
   };
+}
+
+/** Waits, with a deadline, until the locator's text satisfies the check; no fixed sleeps. */
+export async function untilText(locator: Locator, check: (text: string) => boolean, description: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const text = await locator.innerText({ timeout: 1000 });
+      return check(text) ? text : undefined;
+    },
+    { description, timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
+/** Opens a customer's page from the console's navigation, as an operator does: Customers, the id, Open customer. */
+export async function openCustomer(page: Page, customerId: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Customers' }).click();
+  await page.getByLabel('Customer id').fill(customerId);
+  await page.getByRole('button', { name: 'Open customer' }).click();
+  await page.getByRole('heading', { name: `Customer ${customerId}` }).waitFor();
 }

@@ -8,6 +8,7 @@ import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
 import { Pager, usePager, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
+import { AutoRechargeSettings } from './AutoRechargeSettings';
 import { BalanceChangeDialog, type ChangeKind } from './BalanceDialogs';
 
 const REFRESH_MS = 2000;
@@ -16,7 +17,7 @@ const REFRESH_MS = 2000;
  * One balance on the Credits tab: its figure, the Top up, Retain usage and Refund dialogs, and its recent
  * consumption, read again every two seconds while the page is open: the newest ledger entries and
  * the last day's consumption per hour and event name. The full ledger and a month's statement are
- * read on demand.
+ * read on demand; its auto-recharge when the card opens.
  */
 export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; onChanged: () => void }) {
   const [change, setChange] = useState<ChangeKind>();
@@ -49,6 +50,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       </div>
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceStatement api={api} balanceId={balance.id} />
+      <AutoRechargeSettings api={api} balance={shown} />
       <BalanceChangeDialog
         api={api}
         balance={shown}

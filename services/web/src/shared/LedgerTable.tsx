@@ -2,6 +2,12 @@ import type { LedgerEntry } from './apiTypes';
 import { actorLabel, entryLabel, formatCredits, formatTime } from './format';
 import { ScrollingTable } from './ui';
 
+/** A purchase as the Reason column says it: the bundle, how many unless one, the price, and why when the ledger says (an auto-recharge). */
+function purchaseText(purchase: NonNullable<LedgerEntry['purchase']>, reason: string | null): string {
+  const bundles = purchase.quantity === 1 ? purchase.bundleId : `${purchase.bundleId} × ${purchase.quantity}`;
+  return `bundle ${bundles}, ${purchase.totalPrice} ${purchase.currency}${reason === null ? '' : `; ${reason}`}`;
+}
+
 /**
  * Ledger entries, newest first: what happened, by how much, the balance after it, and who asked
  * for it; a refunded charge says so. With `onRefund` (the console), each charge not yet refunded
@@ -38,7 +44,7 @@ export function LedgerTable({
               {entry.credits === null ? '' : `${entry.type === 'CreditConsumed' ? '−' : '+'}${formatCredits(entry.credits)}`}
             </td>
             <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
-            <td>{entry.purchase !== null ? `bundle ${entry.purchase.bundleId}, ${entry.purchase.totalPrice} ${entry.purchase.currency}` : (entry.reason ?? '')}</td>
+            <td>{entry.purchase !== null ? purchaseText(entry.purchase, entry.reason) : (entry.reason ?? '')}</td>
             <td>{actorLabel(entry.actor, audience)}</td>
             {onRefund !== undefined && (
               <td>

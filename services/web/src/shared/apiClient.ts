@@ -25,6 +25,7 @@ export interface ApiClient {
   get<T>(path: string, options?: RequestOptions): Promise<T>;
   post<T>(path: string, options?: RequestOptions): Promise<T>;
   patch<T>(path: string, options?: RequestOptions): Promise<T>;
+  put<T>(path: string, options?: RequestOptions): Promise<T>;
   delete(path: string): Promise<void>;
   /** A GET whose answer is a file (the ledger's CSV), as a Blob to save. */
   download(path: string, options?: RequestOptions): Promise<Blob>;
@@ -76,6 +77,7 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     get: (url, options) => request('GET', url, options),
     post: (url, options) => request('POST', url, options),
     patch: (url, options) => request('PATCH', url, options),
+    put: (url, options) => request('PUT', url, options),
     delete: (url) => request('DELETE', url),
     download: async (url, options = {}) => (await send('GET', `/v1${url}`, options, '*/*')).blob(),
     health: async () => (await (await send('GET', '/health', {}, 'application/json', [503])).json()) as Health,

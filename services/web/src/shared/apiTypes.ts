@@ -1,4 +1,5 @@
 import type {
+  AutoRechargeView,
   BalanceStatementView,
   BalanceView,
   DeadLetterView,
@@ -64,6 +65,7 @@ export type CreditBalance = BalanceView;
 export type LedgerEntry = LedgerEntryView;
 export type BalanceStatement = BalanceStatementView;
 export type UsageEntries = UsageEntriesView;
+export type AutoRecharge = AutoRechargeView;
 export type DeadLetter = DeadLetterView;
 export type WholeDeadLetter = WholeDeadLetterView;
 export type Health = HealthView;

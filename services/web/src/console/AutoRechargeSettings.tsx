@@ -1,0 +1,119 @@
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import type { AutoRecharge, CreditBalance, CreditProduct } from '../shared/apiTypes';
+import { formatCredits } from '../shared/format';
+import { ErrorMessage, Field, SelectField, useBusyAction } from '../shared/ui';
+
+/** What the summary says: off, or what it buys. */
+function describe(recharge: AutoRecharge | null, product: CreditProduct | undefined): string {
+  if (recharge === null) return 'Auto-recharge: off';
+  const bundle = product?.bundles.find((candidate) => candidate.id === recharge.bundleId);
+  const each = bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
+  return `Auto-recharge: ${recharge.quantity} × ${recharge.bundleId}${each} below the warning limit`;
+}
+
+/**
+ * A balance's auto-recharge (GET/PUT/DELETE /v1/credit-balances/{id}/auto-recharge): when its
+ * low-balance warning fires, the scheduler buys the chosen bundle of its product. Read when the
+ * balance's card opens; saved and turned off from here.
+ */
+export function AutoRechargeSettings({ api, balance }: { api: ApiClient; balance: CreditBalance }) {
+  // undefined while loading; null when it has none.
+  const [recharge, setRecharge] = useState<AutoRecharge | null>();
+  const [product, setProduct] = useState<CreditProduct>();
+  const [bundleId, setBundleId] = useState('');
+  const [quantity, setQuantity] = useState('1');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string>();
+  const [saved, setSaved] = useState<string>();
+  const [busy, busyWhile] = useBusyAction();
+
+  useEffect(() => {
+    api.get<CreditProduct>(path`/credit-products/${balance.productId}`).then(
+      (found) => {
+        setProduct(found);
+        setBundleId((chosen) => (chosen === '' ? (found.bundles[0]?.id ?? '') : chosen));
+      },
+      (failure: unknown) => setError(fieldErrors(failure, () => false).general),
+    );
+    api.get<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`).then(
+      (found) => {
+        setRecharge(found);
+        setBundleId(found.bundleId);
+        setQuantity(String(found.quantity));
+      },
+      (failure: unknown) => (failure instanceof ApiError && failure.code === 'auto_recharge_not_set' ? setRecharge(null) : setError(fieldErrors(failure, () => false).general)),
+    );
+  }, [api, balance.id, balance.productId]);
+
+  const noLimit = balance.lowBalanceThreshold === null;
+  return (
+    <details>
+      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, product)}</summary>
+      <p>
+        {noLimit
+          ? 'This balance has no warning limit, so nothing would make it buy: set one first.'
+          : `When the balance falls below its warning limit (${formatCredits(balance.lowBalanceThreshold ?? '0')}), buy this bundle of its product, once per warning, recorded as a purchase.`}
+      </p>
+      <form
+        class="inline-form"
+        aria-label="Auto-recharge"
+        noValidate
+        onSubmit={busyWhile(async (event) => {
+          event.preventDefault();
+          setErrors({});
+          setError(undefined);
+          setSaved(undefined);
+          try {
+            const set = await api.put<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`, { body: { bundleId, quantity: Number(quantity) } });
+            setRecharge(set);
+            setSaved('Auto-recharge saved.');
+          } catch (failure) {
+            const found = fieldErrors(failure, (field) => field === 'bundleId' || field === 'quantity');
+            setErrors(found.fields);
+            setError(found.general);
+          }
+        })}
+      >
+        <SelectField label="Bundle" value={bundleId} error={errors.bundleId} onChange={(event) => setBundleId(event.currentTarget.value)}>
+          {product?.bundles.length === 0 && <option value="">The product sells no bundles</option>}
+          {product?.bundles.map((bundle) => (
+            <option key={bundle.id} value={bundle.id}>
+              {`${bundle.id}: ${formatCredits(bundle.credits)} credits for ${bundle.price.amount} ${bundle.price.currency}`}
+            </option>
+          ))}
+        </SelectField>
+        <Field label="Quantity" inputMode="numeric" pattern="[0-9]*" value={quantity} error={errors.quantity} onInput={(event) => setQuantity(event.currentTarget.value)} />
+        <button type="submit" disabled={busy || noLimit || bundleId === ''}>
+          Save auto-recharge
+        </button>
+        {recharge !== null && recharge !== undefined && (
+          <button
+            type="button"
+            class="secondary"
+            disabled={busy}
+            onClick={busyWhile(async () => {
+              setError(undefined);
+              setSaved(undefined);
+              try {
+                await api.delete(path`/credit-balances/${balance.id}/auto-recharge`);
+                setRecharge(null);
+                setSaved('Auto-recharge turned off.');
+              } catch (failure) {
+                setError(fieldErrors(failure, () => false).general);
+              }
+            })}
+          >
+            Turn auto-recharge off
+          </button>
+        )}
+      </form>
+      <ErrorMessage message={error} />
+      {saved !== undefined && (
+        <p class="ok" role="status">
+          {saved}
+        </p>
+      )}
+    </details>
+  );
+}

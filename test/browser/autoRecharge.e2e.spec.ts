@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { openCustomer, photograph, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+
+jest.setTimeout(180_000);
+
+const ADMIN_KEY = `browser-admin-${randomUUID()}`;
+
+/**
+ * Auto-recharge from the console, in Chromium against the real main job with the scheduler role:
+ * set by keyboard on a balance's card, then usage metered by the consumer takes the balance
+ * below its warning limit and the scheduler buys the bundle, which shows on the card.
+ */
+describe('auto-recharge from the console', () => {
+  let stack: ConsoleStack;
+
+  beforeAll(async () => {
+    stack = await startConsoleStack({ prefix: 'browser_recharge', roles: 'consumer,projector,api,scheduler', adminKey: ADMIN_KEY, env: { TALLY_CATALOG_REFRESH_MS: '200' } });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const api = (method: string, url: string, body?: unknown) =>
+    fetch(`${stack.base}/v1${url}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  it('buys the chosen bundle when metered usage takes the balance below its warning limit', async () => {
+    const customerId = `recharged-${randomUUID()}`;
+    const product = (await (
+      await api('POST', '/credit-products', {
+        name: 'Render credits',
+        lowBalanceThreshold: '5',
+        consumption: [{ event: 'render', credits: '3' }],
+        bundles: [
+          { id: 'refill', credits: '50', price: { amount: '4.90', currency: 'EUR' } },
+          { id: 'big', credits: '500', price: { amount: '39', currency: 'EUR' } },
+        ],
+      })
+    ).json()) as { id: string };
+    expect((await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).status).toBe(201);
+
+    const context = await stack.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await stack.signIn(page);
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: /Render credits/ });
+      const amount = card.getByTestId('balance-amount');
+      await untilText(amount, (text) => text === '10', 'the opened balance');
+
+      // Set by keyboard: the disclosure, the bundle, the quantity, Enter.
+      const summary = card.getByText(/^Auto-recharge: off$/);
+      await summary.waitFor({ timeout: 30_000 });
+      await summary.focus();
+      await page.keyboard.press('Enter');
+      const form = card.getByRole('form', { name: 'Auto-recharge' });
+      await form.getByLabel('Bundle').selectOption('refill');
+      await form.getByLabel('Quantity').fill('2');
+      await form.getByLabel('Quantity').press('Enter');
+      await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
+      await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text.startsWith('Auto-recharge: 2 × refill (50 credits each)'), 'the summary');
+
+      // 10 − 3 − 3 = 4, below 5: warned, and 2 × 50 bought.
+      const events = ['r-1', 'r-2'].map((id) => ({ id: `${customerId}-${id}`, customerId, event: 'render', timestamp: new Date().toISOString() }));
+      expect((await api('POST', '/usage-events', { events })).status).toBe(202);
+      await untilText(amount, (text) => text === '104', 'the balance recharged');
+      const newest = card.getByRole('table', { name: 'Newest ledger entries' });
+      await untilText(newest, (text) => text.includes('bundle refill × 2, 9.80 EUR; auto-recharge: below the warning limit') && text.includes('+100'), 'the purchase in the ledger');
+      await photograph(page, 'console-auto-recharge.png', { element: card });
+
+      // Turned off: the summary says so, and the API agrees.
+      await card.getByRole('button', { name: 'Turn auto-recharge off' }).click();
+      await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge: off', 'turned off');
+      const balances = (await (await api('GET', `/customers/${customerId}/credit-balances`)).json()) as { items: Array<{ id: string }> };
+      expect((await api('GET', `/credit-balances/${balances.items[0]!.id}/auto-recharge`)).status).toBe(404);
+    } finally {
+      await context.close();
+    }
+  });
+});
