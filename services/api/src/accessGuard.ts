@@ -239,9 +239,15 @@ export async function registerAccessGuard(
  * is refused as unauthenticated rather than recorded as nobody.
  */
 export function actingKeyOf(request: FastifyRequest): ActingKey {
+  const key = keyOf(request);
+  if (key === undefined) throw new AuthenticationRequiredError('this change needs an API key or a console session');
+  return key;
+}
+
+/** The key a request was admitted with; undefined for a portal token (a route both reach records the customer's change as no key's). */
+export function keyOf(request: FastifyRequest): ActingKey | undefined {
   const { principal } = request;
-  if (principal?.kind !== 'key') throw new AuthenticationRequiredError('this change needs an API key or a console session');
-  return { keyId: principal.keyId, keyName: principal.keyName };
+  return principal?.kind === 'key' ? { keyId: principal.keyId, keyName: principal.keyName } : undefined;
 }
 
 /**

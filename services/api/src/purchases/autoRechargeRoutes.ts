@@ -1,8 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges } from '@tally/ledger';
-import { actingKeyOf } from '../accessGuard';
+import { MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges, type PurchaseService } from '@tally/ledger';
+import { keyOf } from '../accessGuard';
 import { actingKey, balanceParams, errorResponses, identifier } from '../apiSchemas';
+import { assertOfferedOnPortal } from './purchaseRoutes';
 
 const tags = ['purchases'];
 
@@ -12,7 +13,7 @@ const AutoRechargeSchema = Type.Object({
   quantity: Type.Integer({ minimum: 1, description: 'Bundles it buys each time.' }),
   since: Type.String({ description: 'The event store position it was set at: only low-balance warnings after it recharge.' }),
   updatedAt: Type.String({ format: 'date-time' }),
-  updatedBy: actingKey('The API key (or console session) that set it.'),
+  updatedBy: actingKey('The API key (or console session) that set it; null when the customer set it on the portal.'),
 });
 
 /** A balance's auto-recharge as GET /v1/credit-balances/{balanceId}/auto-recharge answers it. */
@@ -31,11 +32,14 @@ const view = (recharge: AutoRecharge): AutoRechargeView => ({
  * A balance's auto-recharge: when its low-balance warning fires, the scheduler role buys its
  * product's bundle (a purchase like any other in the ledger, once per warning).
  */
-export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges }> = async (app, { autoRecharges }) => {
+export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges; readonly purchases: Pick<PurchaseService, 'purchaseOptions'> }> = async (
+  app,
+  { autoRecharges, purchases },
+) => {
   app.get(
     '/credit-balances/:balanceId/auto-recharge',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', portal: 'balance' },
       schema: {
         tags,
         operationId: 'getAutoRecharge',
@@ -51,13 +55,13 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
   app.put(
     '/credit-balances/:balanceId/auto-recharge',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', portal: 'balance' },
       schema: {
         tags,
         operationId: 'setAutoRecharge',
         summary: 'Buy a bundle whenever the balance falls below its warning limit',
         description:
-          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after this request act, and none whose balance is back at the limit by then (a top-up since). A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing.",
+          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after this request act, and none whose balance is back at the limit by then (a top-up since). A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, as it buys.",
         params: balanceParams,
         body: Type.Object(
           {
@@ -71,14 +75,16 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
     },
     async (request) => {
       const { bundleId, quantity = 1 } = request.body;
-      return view(await autoRecharges.set(request.params.balanceId, { bundleId, quantity }, actingKeyOf(request)));
+      const { balanceId } = request.params;
+      await assertOfferedOnPortal(purchases, request, balanceId, bundleId);
+      return view(await autoRecharges.set(balanceId, { bundleId, quantity }, keyOf(request)));
     },
   );
 
   app.delete(
     '/credit-balances/:balanceId/auto-recharge',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', portal: 'balance' },
       schema: {
         tags,
         operationId: 'removeAutoRecharge',

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { formatCredits } from '@tally/domain';
 import { BundleNotFoundError, MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
 import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
@@ -26,6 +27,20 @@ const purchaseOptionSchema = Type.Object({
     Type.Object({ id: Type.String(), credits: Type.String(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) }),
   ),
 });
+
+/**
+ * A customer on the portal buys what the portal offers, nothing the operator kept off it: for a
+ * portal token, BundleNotFoundError unless the bundle is among the balance's purchase options.
+ * A key buys any bundle of the product.
+ */
+export async function assertOfferedOnPortal(purchases: Pick<PurchaseService, 'purchaseOptions'>, request: FastifyRequest, balanceId: string, bundleId: string): Promise<void> {
+  const buyer = request.principal;
+  if (buyer?.kind !== 'customer') return;
+  const option = (await purchases.purchaseOptions(buyer.customerId)).find((candidate) => candidate.balanceId === balanceId);
+  if (option === undefined || !option.bundles.some((bundle) => bundle.id === bundleId)) {
+    throw new BundleNotFoundError(`balance ${balanceId} offers no bundle "${bundleId}" as a purchase option`);
+  }
+}
 
 /** Bundle purchases: credits bought at the catalog's price, recorded with the price in the ledger. */
 export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = async (app, { purchases, balances }) => {
@@ -56,15 +71,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
     async (request, reply) => {
       const { balanceId } = request.params;
       const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
-      // A customer on the portal buys what the portal offers, nothing the operator kept off it.
-      const buyer = request.principal;
-      if (buyer?.kind === 'customer') {
-        const offered = await purchases.purchaseOptions(buyer.customerId);
-        const option = offered.find((candidate) => candidate.balanceId === balanceId);
-        if (option === undefined || !option.bundles.some((bundle) => bundle.id === bundleId)) {
-          throw new BundleNotFoundError(`balance ${balanceId} offers no bundle "${bundleId}" as a purchase option`);
-        }
-      }
+      await assertOfferedOnPortal(purchases, request, balanceId, bundleId);
       // The request as the client meant it (the default filled in), not the price: a retry after
       // a price change is still the same purchase and answers what the first one did.
       const idempotency = idempotencyOf(request.headers['idempotency-key'], { bundleId, quantity });

@@ -7,6 +7,7 @@ import {
   createPostgresBalanceRegistry,
   createPostgresConsumptionStore,
   createPostgresCustomerDirectory,
+  createAutoRecharges,
   createPurchaseService,
 } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
@@ -56,6 +57,7 @@ describe('the web interfaces\' API', () => {
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     redis = new Redis(stackConfig.redisUrl);
+    const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
     deps = {
       catalog,
       balanceRegistry,
@@ -69,7 +71,8 @@ describe('the web interfaces\' API', () => {
       logger,
       health: async () => ({ postgres: 'up' }),
       metrics: createMetricsRegistry(),
-      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+      purchases,
+      autoRecharges: createAutoRecharges({ pool: db.pool, balanceRegistry, purchases, ledger, eventStore }),
       customers: createPostgresCustomerDirectory({ pool: db.pool }),
       consumption: createPostgresConsumptionStore({ pool: db.pool }),
       web: { secret: SECRET },
@@ -277,6 +280,26 @@ describe('the web interfaces\' API', () => {
       const replayedToPortal = await buy('offered', portal, 'shared-1');
       expect(replayedToPortal.headers['idempotent-replayed']).toBe('true');
       expect(replayedToPortal.json().entry.actor).toEqual({ kind: 'operator' });
+
+      // Auto-recharge on the portal: to a bundle it offers alone, set by no key.
+      const recharge = (headers: Record<string, string>, method: 'GET' | 'PUT' | 'DELETE', payload?: object) =>
+        app.inject({ method, url: `/v1/credit-balances/${balanceId}/auto-recharge`, headers, ...(payload === undefined ? {} : { payload }) });
+      expect((await recharge(portal, 'PUT', { bundleId: 'offered' })).json()).toMatchObject({ error: 'warning_limit_not_set' });
+      expect((await app.inject({ method: 'PATCH', url: `/v1/credit-balances/${balanceId}`, headers: admin, payload: { lowBalanceThreshold: '10' } })).statusCode).toBe(200);
+      const keptBackRecharge = await recharge(portal, 'PUT', { bundleId: 'kept-back' });
+      expect([keptBackRecharge.statusCode, keptBackRecharge.json().error]).toEqual([404, 'bundle_not_found']);
+      const set = await recharge(portal, 'PUT', { bundleId: 'offered', quantity: 2 });
+      expect(set.statusCode).toBe(200);
+      expect(set.json()).toMatchObject({ balanceId, bundleId: 'offered', quantity: 2, updatedBy: null });
+      expect((await recharge(admin, 'GET')).json()).toEqual(set.json());
+      // A key may set a bundle kept off the portal; and another customer's token reaches none of it.
+      expect((await recharge(admin, 'PUT', { bundleId: 'kept-back' })).json()).toMatchObject({ bundleId: 'kept-back', updatedBy: { keyName: 'ops' } });
+      const otherLink = await app.inject({ method: 'POST', url: `/v1/customers/${uniqueName('other')}/portal-sessions`, headers: admin });
+      const other = { authorization: `Bearer ${otherLink.json().token as string}` };
+      for (const method of ['GET', 'PUT', 'DELETE'] as const) {
+        expect((await recharge(other, method, method === 'PUT' ? { bundleId: 'offered' } : undefined)).statusCode).toBe(403);
+      }
+      expect((await recharge(portal, 'DELETE')).statusCode).toBe(204);
     });
   });
 
