@@ -1,14 +1,14 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
-import type { CreditBalance, LedgerEntry } from '../shared/apiTypes';
+import type { CreditBalance, CreditProduct, LedgerEntry } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
+import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
 import { Pager, usePager, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
-import { AutoRechargeSettings } from './AutoRechargeSettings';
 import { BalanceChangeDialog, type ChangeKind } from './BalanceDialogs';
 
 const REFRESH_MS = 2000;
@@ -25,6 +25,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
   // A change (a top-up, newly metered usage) moves the position: the ledger is read again at once.
   const { recent, consumption, readAt: now } = useRecentConsumption(api, balance.id, { bucket: 'hour', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
+  const bundles = useProductBundles(api, balance.productId);
   const headingId = `balance-${balance.id}`;
   return (
     <section class="card" aria-labelledby={headingId}>
@@ -50,7 +51,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       </div>
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceStatement api={api} balanceId={balance.id} />
-      <AutoRechargeSettings api={api} balance={shown} />
+      <AutoRechargeSettings api={api} balance={shown} bundles={bundles} audience="console" />
       <BalanceChangeDialog
         api={api}
         balance={shown}
@@ -90,4 +91,17 @@ function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; ba
       <Pager pager={pager} next={page?.next} labels={['Newer entries', 'Older entries']} />
     </details>
   );
+}
+
+/** The bundles of a balance's product, read once: what its auto-recharge may buy. */
+function useProductBundles(api: ApiClient, productId: string): CreditProduct['bundles'] | undefined {
+  const [bundles, setBundles] = useState<CreditProduct['bundles']>();
+  useEffect(() => {
+    api.get<CreditProduct>(path`/credit-products/${productId}`).then(
+      (product) => setBundles(product.bundles),
+      // The setting's own read says what is wrong; a product that cannot be read offers nothing.
+      () => setBundles([]),
+    );
+  }, [api, productId]);
+  return bundles;
 }

@@ -4,6 +4,7 @@ import type { BalanceChange, CreditBalance, Page, PurchaseOption, Subscription }
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
+import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
@@ -170,6 +171,7 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
         <LedgerTable entries={recent} caption="Recent activity" audience="portal" />
       </div>
       <BalanceStatement api={api} balanceId={balance.id} />
+      {option !== undefined && option.bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={option.bundles} audience="portal" />}
       <div class="actions">
         <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />
       </div>

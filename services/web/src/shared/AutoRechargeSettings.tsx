@@ -1,13 +1,20 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, fieldErrors, path, type ApiClient } from '../shared/apiClient';
-import type { AutoRecharge, CreditBalance, CreditProduct } from '../shared/apiTypes';
-import { formatCredits } from '../shared/format';
-import { ErrorMessage, Field, SelectField, useBusyAction } from '../shared/ui';
+import { ApiError, fieldErrors, path, type ApiClient } from './apiClient';
+import type { AutoRecharge, CreditBalance } from './apiTypes';
+import { formatCredits } from './format';
+import { ErrorMessage, Field, SelectField, useBusyAction } from './ui';
+
+/** A bundle it may buy: the product's (console), or the portal's purchase options. */
+interface RechargeBundle {
+  readonly id: string;
+  readonly credits: string;
+  readonly price: { readonly amount: string; readonly currency: string };
+}
 
 /** What the summary says: off, or what it buys. */
-function describe(recharge: AutoRecharge | null, product: CreditProduct | undefined): string {
+function describe(recharge: AutoRecharge | null, bundles: readonly RechargeBundle[] | undefined): string {
   if (recharge === null) return 'Auto-recharge: off';
-  const bundle = product?.bundles.find((candidate) => candidate.id === recharge.bundleId);
+  const bundle = bundles?.find((candidate) => candidate.id === recharge.bundleId);
   const each = bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
   return `Auto-recharge: ${recharge.quantity} × ${recharge.bundleId}${each} below the warning limit`;
 }
@@ -15,12 +22,23 @@ function describe(recharge: AutoRecharge | null, product: CreditProduct | undefi
 /**
  * A balance's auto-recharge (GET/PUT/DELETE /v1/credit-balances/{id}/auto-recharge): when its
  * low-balance warning fires, the scheduler buys the chosen bundle of its product. Read when the
- * balance's card opens; saved and turned off from here.
+ * balance's card opens; saved and turned off from here. The console offers the product's bundles,
+ * the portal its purchase options (the API refuses a portal any other).
  */
-export function AutoRechargeSettings({ api, balance }: { api: ApiClient; balance: CreditBalance }) {
+export function AutoRechargeSettings({
+  api,
+  balance,
+  bundles,
+  audience,
+}: {
+  api: ApiClient;
+  balance: CreditBalance;
+  /** undefined while they load. */
+  bundles: readonly RechargeBundle[] | undefined;
+  audience: 'console' | 'portal';
+}) {
   // undefined while loading; null when it has none.
   const [recharge, setRecharge] = useState<AutoRecharge | null>();
-  const [product, setProduct] = useState<CreditProduct>();
   const [bundleId, setBundleId] = useState('');
   const [quantity, setQuantity] = useState('1');
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -29,13 +47,9 @@ export function AutoRechargeSettings({ api, balance }: { api: ApiClient; balance
   const [busy, busyWhile] = useBusyAction();
 
   useEffect(() => {
-    api.get<CreditProduct>(path`/credit-products/${balance.productId}`).then(
-      (found) => {
-        setProduct(found);
-        setBundleId((chosen) => (chosen === '' ? (found.bundles[0]?.id ?? '') : chosen));
-      },
-      (failure: unknown) => setError(fieldErrors(failure, () => false).general),
-    );
+    setBundleId((chosen) => (chosen === '' ? (bundles?.[0]?.id ?? '') : chosen));
+  }, [bundles]);
+  useEffect(() => {
     api.get<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`).then(
       (found) => {
         setRecharge(found);
@@ -44,16 +58,21 @@ export function AutoRechargeSettings({ api, balance }: { api: ApiClient; balance
       },
       (failure: unknown) => (failure instanceof ApiError && failure.code === 'auto_recharge_not_set' ? setRecharge(null) : setError(fieldErrors(failure, () => false).general)),
     );
-  }, [api, balance.id, balance.productId]);
+  }, [api, balance.id]);
 
   const noLimit = balance.lowBalanceThreshold === null;
+  const limit = formatCredits(balance.lowBalanceThreshold ?? '0');
   return (
     <details>
-      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, product)}</summary>
+      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, bundles)}</summary>
       <p>
         {noLimit
-          ? 'This balance has no warning limit, so nothing would make it buy: set one first.'
-          : `When the balance falls below its warning limit (${formatCredits(balance.lowBalanceThreshold ?? '0')}), buy this bundle of its product, once per warning, recorded as a purchase.`}
+          ? audience === 'console'
+            ? 'This balance has no warning limit, so nothing would make it buy: set one first.'
+            : 'This balance has no warning limit, so it cannot recharge by itself: ask your provider to set one.'
+          : audience === 'console'
+            ? `When the balance falls below its warning limit (${limit}), buy this bundle of its product, once per warning, recorded as a purchase.`
+            : `When your balance falls below ${limit} credits, buy this bundle by itself, once each time: each is a purchase, billed as one.`}
       </p>
       <form
         class="inline-form"
@@ -76,8 +95,8 @@ export function AutoRechargeSettings({ api, balance }: { api: ApiClient; balance
         })}
       >
         <SelectField label="Bundle" value={bundleId} error={errors.bundleId} onChange={(event) => setBundleId(event.currentTarget.value)}>
-          {product?.bundles.length === 0 && <option value="">The product sells no bundles</option>}
-          {product?.bundles.map((bundle) => (
+          {bundles?.length === 0 && <option value="">No bundles to buy</option>}
+          {bundles?.map((bundle) => (
             <option key={bundle.id} value={bundle.id}>
               {`${bundle.id}: ${formatCredits(bundle.credits)} credits for ${bundle.price.amount} ${bundle.price.currency}`}
             </option>
