@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, type CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createMetricsRegistry } from '@tally/metrics';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { AUTO_RECHARGE_PROCESSOR, createAutoRechargeProcessor } from './autoRechargeProcessor';
@@ -26,6 +27,12 @@ describe('auto-recharge', () => {
   let purchases: PurchaseService;
   let recharges: AutoRecharges;
   let catalog: ReturnType<typeof createPostgresCatalogStore>;
+  const metrics = createMetricsRegistry();
+  /** `tally_auto_recharges_total` of this file's processors by outcome, as /metrics renders it. */
+  async function outcomes(): Promise<Record<string, number>> {
+    const lines = (await metrics.render()).split('\n').filter((line) => line.startsWith('tally_auto_recharges_total{'));
+    return Object.fromEntries(lines.map((line) => [/outcome="([a-z_]+)"/.exec(line)![1]!, Number(line.split(' ').at(-1))]));
+  }
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'auto_recharge' });
@@ -67,7 +74,7 @@ describe('auto-recharge', () => {
 
   /** The processor, run until `work` is done and it has handled everything stored by then. */
   async function withProcessor(work: () => Promise<void>): Promise<void> {
-    const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, lease: { standbyPollMs: 100 } });
+    const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, metrics, lease: { standbyPollMs: 100 } });
     await processor.start();
     try {
       await work();
@@ -80,6 +87,7 @@ describe('auto-recharge', () => {
 
   it('buys the bundle for each warning after it was set, and not for one whose balance was topped up first', async () => {
     const { balanceId } = await openBalance('50');
+    const before = await outcomes();
     await deduct(balanceId, '40'); // 10: a warning before the setting, never acted on
     await ledger.topUp(balanceId, { credits: parseCredits('15'), reason: null }); // 25: back above
     const set = await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 }, { keyId: 'abc123abc123', keyName: 'ops' });
@@ -100,6 +108,11 @@ describe('auto-recharge', () => {
     expect(await balanceOf(balanceId)).toBe('65');
     const bought = await rechargesOf(balanceId);
     expect(bought).toHaveLength(2);
+    const counted = await outcomes();
+    expect([(counted.bought ?? 0) - (before.bought ?? 0), (counted.not_needed ?? 0) - (before.not_needed ?? 0)]).toEqual([2, 1]);
+    // The setting says when it last bought: the second purchase's time.
+    const latest = bought.reduce((newest, entry) => (entry.revision > newest.revision ? entry : newest));
+    expect((await recharges.get(balanceId)).lastRechargedAt).toEqual(latest.recordedAt);
     for (const { event } of bought) {
       expect(event).toMatchObject({
         type: 'CreditToppedUp',
@@ -138,6 +151,11 @@ describe('auto-recharge', () => {
     });
     expect(await balanceOf(gone.balanceId)).toBe('10');
     expect(await rechargesOf(gone.balanceId)).toEqual([]);
+    // The setting says why, until it is set anew (a bundle that is sold).
+    const refused = await recharges.get(gone.balanceId);
+    expect(refused).toMatchObject({ lastRechargedAt: null, lastRefusal: { reason: expect.stringMatching(/has no bundle with id "refill"/) } });
+    expect((await recharges.get(next.balanceId)).lastRefusal).toBeNull();
+    expect((await recharges.set(gone.balanceId, { bundleId: 'tiny', quantity: 1 })).lastRefusal).toBeNull();
   });
 
   it('checks a setting as the purchase it makes, replaces it, and turns it off', async () => {

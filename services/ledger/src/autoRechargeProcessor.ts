@@ -21,16 +21,20 @@ interface AutoRechargeProcessorOptions {
   readonly eventStore: EventStore;
   /** Holds the checkpoint (subscription_checkpoints) and the lease. */
   readonly pool: Pool;
-  readonly recharges: Pick<AutoRecharges, 'ofBalances'>;
+  readonly recharges: Pick<AutoRecharges, 'ofBalances' | 'recordOutcome'>;
   readonly purchases: Pick<PurchaseService, 'autoRecharge'>;
   readonly ledger: Pick<LedgerService, 'getBalance'>;
   readonly logger: Logger;
   readonly lease?: Omit<ProcessorLease, 'pool'>;
   readonly batchSize?: number;
   readonly lagRefreshMs?: number;
-  /** Where the lag and lease gauges go (tally_auto_recharge_*); none without it. */
+  /** Where the lag and lease gauges and the outcomes' counter go (tally_auto_recharge*); none without it. */
   readonly metrics?: ProcessorMetrics['registry'];
+  readonly clock?: () => Date;
 }
+
+/** What handling a warning came to, as `tally_auto_recharges_total` counts it. */
+type Outcome = 'bought' | 'refused' | 'not_needed';
 
 /** A low-balance warning as the processor acts on it. */
 interface Warning {
@@ -55,6 +59,13 @@ interface Warning {
  */
 export function createAutoRechargeProcessor(options: AutoRechargeProcessorOptions): CheckpointedProcessor {
   const logger = options.logger.child({ module: 'autoRechargeProcessor' });
+  const clock = options.clock ?? (() => new Date());
+  const outcomes = options.metrics?.counter({
+    name: 'tally_auto_recharges_total',
+    help: 'Low-balance warnings the auto-recharge processor handled for a balance with an auto-recharge, by outcome (a purchase found stored again is not counted)',
+    labelNames: ['outcome'] as const,
+  });
+  const count = (outcome: Outcome) => outcomes?.inc({ outcome });
 
   function warningsOf(events: readonly RecordedEvent[]): Warning[] {
     const warnings: Warning[] = [];
@@ -83,14 +94,21 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
       const { balance } = await options.ledger.getBalance(warning.balanceId);
       if (balance.balance >= warning.threshold) {
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId }, 'auto-recharge not needed: the balance is back at its warning limit');
+        count('not_needed');
         continue;
       }
       try {
         const result = await options.purchases.autoRecharge(warning.balanceId, { bundleId: setting.bundleId, quantity: setting.quantity }, warning.eventId);
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
+        if (!result.replayed) count('bought');
+        // Kept after the purchase, which is the guarantee: a crash between them leaves this note
+        // unwritten until the warning is handled again, which finds the purchase and its time.
+        await options.recharges.recordOutcome(warning.balanceId, { kind: 'bought', at: result.events[0]?.recordedAt ?? clock() });
       } catch (error) {
         if (!(error instanceof TallyError) || isTransientError(error)) throw error;
         logger.warn({ err: error, balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId }, 'auto-recharge refused; the warning is left');
+        count('refused');
+        await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason: error.message });
       }
     }
   }

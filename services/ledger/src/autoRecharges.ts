@@ -18,7 +18,14 @@ export interface AutoRecharge {
   readonly updatedAt: Date;
   /** The API key (or console session) that set it; null when set without one. */
   readonly updatedBy: ActingKey | null;
+  /** When it last bought. */
+  readonly lastRechargedAt: Date | null;
+  /** When and why its last purchase was refused, until it buys again or is set anew. */
+  readonly lastRefusal: { readonly at: Date; readonly reason: string } | null;
 }
+
+/** What handling one warning came to, as the setting keeps it. */
+export type AutoRechargeOutcome = { readonly kind: 'bought'; readonly at: Date } | { readonly kind: 'refused'; readonly at: Date; readonly reason: string };
 
 export interface AutoRecharges {
   /** Throws BalanceNotFoundError for an unknown balance, AutoRechargeNotSetError when it has none. */
@@ -34,6 +41,8 @@ export interface AutoRecharges {
   remove(balanceId: string): Promise<void>;
   /** The auto-recharges of these balances, those that have one: what the processor reads per batch. */
   ofBalances(balanceIds: readonly string[]): Promise<ReadonlyMap<string, AutoRecharge>>;
+  /** Keeps what handling a warning came to with the setting (none if it was turned off meanwhile). */
+  recordOutcome(balanceId: string, outcome: AutoRechargeOutcome): Promise<void>;
 }
 
 interface AutoRechargeRow {
@@ -43,12 +52,20 @@ interface AutoRechargeRow {
   sincePosition: string;
   updatedAt: Date;
   updatedBy: ActingKey | null;
+  lastRechargedAt: Date | null;
+  lastRefusedAt: Date | null;
+  lastRefusal: string | null;
 }
 
 const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, since_position::text AS "sincePosition",
-  updated_at AS "updatedAt", acting_key(updated_by_key_id, updated_by_key_name) AS "updatedBy"`;
+  updated_at AS "updatedAt", acting_key(updated_by_key_id, updated_by_key_name) AS "updatedBy",
+  last_recharged_at AS "lastRechargedAt", last_refused_at AS "lastRefusedAt", last_refusal AS "lastRefusal"`;
 
-const fromRow = (row: AutoRechargeRow): AutoRecharge => ({ ...row, sincePosition: BigInt(row.sincePosition) });
+const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, ...row }: AutoRechargeRow): AutoRecharge => ({
+  ...row,
+  sincePosition: BigInt(sincePosition),
+  lastRefusal: lastRefusedAt === null || lastRefusal === null ? null : { at: lastRefusedAt, reason: lastRefusal },
+});
 
 /** Auto-recharge settings in PostgreSQL (`auto_recharges`, migration 030), checked as a purchase is. */
 export function createAutoRecharges(options: {
@@ -88,7 +105,9 @@ export function createAutoRecharges(options: {
           `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name)
            VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = excluded.since_position,
-             updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name
+             updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
+             -- A new setting starts without the old one's refusal (its bundle may be the fix).
+             last_refused_at = NULL, last_refusal = NULL
            RETURNING ${COLUMNS}`,
           [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by)],
         ),
@@ -104,6 +123,14 @@ export function createAutoRecharges(options: {
     async ofBalances(balanceIds) {
       if (balanceIds.length === 0) return new Map();
       return new Map((await read(balanceIds)).map((row) => [row.balanceId, fromRow(row)]));
+    },
+
+    async recordOutcome(balanceId, outcome) {
+      await guarded(() =>
+        outcome.kind === 'bought'
+          ? pool.query('UPDATE auto_recharges SET last_recharged_at = $2, last_refused_at = NULL, last_refusal = NULL WHERE balance_id = $1', [balanceId, outcome.at])
+          : pool.query('UPDATE auto_recharges SET last_refused_at = $2, last_refusal = $3 WHERE balance_id = $1', [balanceId, outcome.at, outcome.reason.slice(0, 1000)]),
+      );
     },
   };
 }
