@@ -70,6 +70,8 @@ describe('auto-recharge from the console', () => {
       await untilText(amount, (text) => text === '104', 'the balance recharged');
       const newest = card.getByRole('table', { name: 'Newest ledger entries' });
       await untilText(newest, (text) => text.includes('bundle refill × 2, 9.80 EUR; auto-recharge: below the warning limit') && text.includes('+100'), 'the purchase in the ledger');
+      // The setting, read again as the balance moved, says when it last bought.
+      await untilText(card.locator('details').filter({ has: page.getByText(/^Auto-recharge:/) }), (text) => /Last bought \d/.test(text), 'when it last bought');
       await photograph(page, 'console-auto-recharge.png', { element: card });
 
       // Turned off: the summary says so, and the API agrees.

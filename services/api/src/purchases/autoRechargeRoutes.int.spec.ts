@@ -86,6 +86,8 @@ describe('auto-recharge over HTTP', () => {
       since: (await eventStore.headPosition()).toString(),
       updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       updatedBy: { keyId: expect.stringMatching(/^[0-9a-f]{12}$/), keyName: 'billing' },
+      lastRechargedAt: null,
+      lastRefusal: null,
     });
     expect((await call({ method: 'GET', url }, READ)).json()).toEqual(set.json());
     const replaced = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3 } });

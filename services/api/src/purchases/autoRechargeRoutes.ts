@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges, type PurchaseService } from '@tally/ledger';
 import { keyOf } from '../accessGuard';
-import { actingKey, balanceParams, errorResponses, identifier } from '../apiSchemas';
+import { actingKey, balanceParams, errorResponses, identifier, nullableString } from '../apiSchemas';
 import { assertOfferedOnPortal } from './purchaseRoutes';
 
 const tags = ['purchases'];
@@ -14,6 +14,11 @@ const AutoRechargeSchema = Type.Object({
   since: Type.String({ description: 'The event store position it was set at: only low-balance warnings after it recharge.' }),
   updatedAt: Type.String({ format: 'date-time' }),
   updatedBy: actingKey('The API key (or console session) that set it; null when the customer set it on the portal.'),
+  lastRechargedAt: nullableString({ format: 'date-time', description: 'When it last bought; null if it has not yet.' }),
+  lastRefusal: Type.Union(
+    [Type.Object({ at: Type.String({ format: 'date-time' }), reason: Type.String({ description: 'Why the purchase was refused, e.g. the bundle is no longer sold.' }) }), Type.Null()],
+    { description: 'Its last purchase refused (the warning is left), until it buys again or is set anew; null otherwise.' },
+  ),
 });
 
 /** A balance's auto-recharge as GET /v1/credit-balances/{balanceId}/auto-recharge answers it. */
@@ -26,6 +31,8 @@ const view = (recharge: AutoRecharge): AutoRechargeView => ({
   since: recharge.sincePosition.toString(),
   updatedAt: recharge.updatedAt.toISOString(),
   updatedBy: recharge.updatedBy,
+  lastRechargedAt: recharge.lastRechargedAt?.toISOString() ?? null,
+  lastRefusal: recharge.lastRefusal === null ? null : { at: recharge.lastRefusal.at.toISOString(), reason: recharge.lastRefusal.reason },
 });
 
 /**

@@ -1,7 +1,7 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, fieldErrors, path, type ApiClient } from './apiClient';
 import type { AutoRecharge, CreditBalance } from './apiTypes';
-import { formatCredits } from './format';
+import { formatCredits, formatTime } from './format';
 import { ErrorMessage, Field, SelectField, useBusyAction } from './ui';
 
 /** A bundle it may buy: the product's (console), or the portal's purchase options. */
@@ -49,16 +49,21 @@ export function AutoRechargeSettings({
   useEffect(() => {
     setBundleId((chosen) => (chosen === '' ? (bundles?.[0]?.id ?? '') : chosen));
   }, [bundles]);
+  // Read again whenever the balance changes (a purchase it made moves it): what it last did stays
+  // current. The form takes the setting's values the first time only, not over what is being typed.
+  const filled = useRef(false);
   useEffect(() => {
     api.get<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`).then(
       (found) => {
         setRecharge(found);
+        if (filled.current) return;
+        filled.current = true;
         setBundleId(found.bundleId);
         setQuantity(String(found.quantity));
       },
       (failure: unknown) => (failure instanceof ApiError && failure.code === 'auto_recharge_not_set' ? setRecharge(null) : setError(fieldErrors(failure, () => false).general)),
     );
-  }, [api, balance.id]);
+  }, [api, balance.id, balance.position]);
 
   const noLimit = balance.lowBalanceThreshold === null;
   const limit = formatCredits(balance.lowBalanceThreshold ?? '0');
@@ -74,6 +79,10 @@ export function AutoRechargeSettings({
             ? `When the balance falls below its warning limit (${limit}), buy this bundle of its product, once per warning, recorded as a purchase.`
             : `When your balance falls below ${limit} credits, buy this bundle by itself, once each time: each is a purchase, billed as one.`}
       </p>
+      {recharge?.lastRechargedAt !== null && recharge?.lastRechargedAt !== undefined && <p>{`Last bought ${formatTime(recharge.lastRechargedAt)}.`}</p>}
+      {recharge?.lastRefusal !== null && recharge?.lastRefusal !== undefined && (
+        <p class="error">{`The last auto-recharge was refused ${formatTime(recharge.lastRefusal.at)}: ${recharge.lastRefusal.reason}`}</p>
+      )}
       <form
         class="inline-form"
         aria-label="Auto-recharge"
