@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, fieldErrors, path, type ApiClient } from './apiClient';
+import { ApiError, errorMessage, fieldErrors, path, type ApiClient } from './apiClient';
 import type { AutoRecharge, CreditBalance } from './apiTypes';
 import { formatCredits, formatTime } from './format';
 import { ErrorMessage, Field, SelectField, useBusyAction } from './ui';
@@ -61,7 +61,7 @@ export function AutoRechargeSettings({
         setBundleId(found.bundleId);
         setQuantity(String(found.quantity));
       },
-      (failure: unknown) => (failure instanceof ApiError && failure.code === 'auto_recharge_not_set' ? setRecharge(null) : setError(fieldErrors(failure, () => false).general)),
+      (failure: unknown) => (failure instanceof ApiError && failure.code === 'auto_recharge_not_set' ? setRecharge(null) : setError(errorMessage(failure))),
     );
   }, [api, balance.id, balance.position]);
 
@@ -128,7 +128,7 @@ export function AutoRechargeSettings({
                 setRecharge(null);
                 setSaved('Auto-recharge turned off.');
               } catch (failure) {
-                setError(fieldErrors(failure, () => false).general);
+                setError(errorMessage(failure));
               }
             })}
           >
