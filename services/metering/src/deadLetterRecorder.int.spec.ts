@@ -129,4 +129,63 @@ describe('the dead-letter recorder', () => {
     expect((await log.recent(1))[0]).toEqual({ ...older, customerId: null, usageEventId: null, sentBackAt: null });
     expect((await log.recent(100, { customerId: 'acme', usageEventIds: ['e-1'] })).map((record) => record.offset)).toEqual(['4', '1']);
   });
+
+  it("finds a usage event's letters through an index that follows the log's trimming, heals what a crash left and indexes an older Tally's letters", async () => {
+    const prefix = `${keyPrefix}_index`;
+    const indexKey = `${prefix}:dead-letters:by-usage-event`;
+    const letter = (offset: number, customerId: string, usageEventId: string) =>
+      deadLetterRecordOf(offset % 2, {
+        offset: String(offset),
+        timestamp: '0',
+        key: Buffer.from(customerId),
+        value: null,
+        headers: {
+          [DEAD_LETTER_HEADERS.at]: new Date(Date.UTC(2026, 2, 1, 12, 0, 0, offset)).toISOString(),
+          [DEAD_LETTER_HEADERS.customerId]: customerId,
+          [DEAD_LETTER_HEADERS.usageEventId]: usageEventId,
+        },
+      });
+    const offsetsOf = async (log: ReturnType<typeof createDeadLetterLog>, customerId: string, usageEventIds: string[]) =>
+      (await log.recent(100, { customerId, usageEventIds })).map((record) => record.offset);
+
+    // A letter an older Tally recorded (in the log, not in the index): found by a process built since.
+    const older = letter(1, 'acme', 'e-1');
+    await redis.zadd(`${prefix}:dead-letters`, Date.parse(older.deadLetteredAt), JSON.stringify(older));
+    const log = createDeadLetterLog({ redis, keyPrefix: prefix, max: 3 });
+    expect(await offsetsOf(log, 'acme', ['e-1'])).toEqual(['1']);
+
+    // Ids whose plain concatenations are equal stay apart: each id is written after its length.
+    await log.record([letter(2, 'ac', 'mee-1'), letter(3, 'acme', 'e-1')]);
+    expect(await offsetsOf(log, 'acme', ['e-1'])).toEqual(['3', '1']);
+    expect(await offsetsOf(log, 'ac', ['mee-1'])).toEqual(['2']);
+    expect(await offsetsOf(log, 'acme', ['e-'])).toEqual([]);
+
+    // Trimmed from the log (max 3), a letter leaves the index in the same record.
+    await log.record([letter(4, 'globex', 'g-1'), letter(5, 'globex', 'g-2')]);
+    expect(await offsetsOf(log, 'acme', ['e-1'])).toEqual(['3']);
+    expect(await offsetsOf(log, 'ac', ['mee-1'])).toEqual([]);
+    expect(await redis.zcard(indexKey)).toBe(3);
+
+    // An entry whose letter is gone (a crash between the MULTI and the removal) is not listed, and is removed.
+    const lost = letter(0, 'globex', 'g-1');
+    const lostEntry = `6:globex3:g-1${JSON.stringify(lost)}`;
+    await redis.zadd(indexKey, 0, lostEntry);
+    expect(await offsetsOf(log, 'globex', ['g-1', 'g-2'])).toEqual(['5', '4']);
+    expect(await redis.zscore(indexKey, lostEntry)).toBeNull();
+
+    // Processes recording at once, each trimming: the index holds exactly the log's letters.
+    const writers = [0, 1, 2].map(() => createDeadLetterLog({ redis, keyPrefix: prefix, max: 25 }));
+    await Promise.all(
+      writers.map(async (writer, index) => {
+        for (let batch = 0; batch < 20; batch++) {
+          const base = 1000 + index * 1000 + batch * 10;
+          await writer.record([0, 1, 2, 3, 4].map((n) => letter(base + n, `c-${n}`, `e-${base + n}`)));
+        }
+      }),
+    );
+    const kept = await redis.zrange(`${prefix}:dead-letters`, 0, -1);
+    expect(kept).toHaveLength(25);
+    const entries = await redis.zrange(indexKey, 0, -1);
+    expect(entries.map((entry) => entry.slice(entry.indexOf('{'))).sort()).toEqual([...kept].sort());
+  });
 });
