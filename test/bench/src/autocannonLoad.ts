@@ -9,15 +9,26 @@ export interface LookupLoad {
   readonly balances: number;
   readonly connections: number;
   readonly durationSeconds: number;
-  /** Which read: a balance by id (default), or the entitlement check of a random customer for 1 credit. */
-  readonly route?: 'balance' | 'entitlement';
+  /**
+   * Which read: a balance by id (default), the entitlement check of a random customer for 1
+   * credit, or the lookup of a usage event of a random customer.
+   */
+  readonly route?: 'balance' | 'entitlement' | 'usage';
+  /** For `usage`: the run's usage event ids are `<usageIdPrefix>-<n>`, usage n of customer n mod balances. */
+  readonly usageIdPrefix?: string;
 }
 
 /** The path of one request of the load, for a random balance (and its customer) of the run. */
-export function lookupPath(route: LookupLoad['route'], index: number): string {
-  return route === 'entitlement'
-    ? `/v1/customers/${customerIdOf(index)}/entitlements/${BENCH_PRODUCT.id}?credits=1`
-    : `/v1/credit-balances/${balanceIdOf(index)}`;
+export function lookupPath(load: Pick<LookupLoad, 'route' | 'usageIdPrefix'>, index: number): string {
+  switch (load.route) {
+    case 'entitlement':
+      return `/v1/customers/${customerIdOf(index)}/entitlements/${BENCH_PRODUCT.id}?credits=1`;
+    case 'usage':
+      return `/v1/customers/${customerIdOf(index)}/usage-events/${load.usageIdPrefix ?? ''}-${index}`;
+    case 'balance':
+    case undefined:
+      return `/v1/credit-balances/${balanceIdOf(index)}`;
+  }
 }
 
 export interface LookupLoadResult {
@@ -43,7 +54,7 @@ async function main(): Promise<void> {
     connections: load.connections,
     duration: load.durationSeconds,
     headers: { authorization: `Bearer ${load.apiKey}` },
-    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: lookupPath(load.route, randomInt(load.balances)) }) }],
+    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: lookupPath(load, randomInt(load.balances)) }) }],
   });
   const summary: LookupLoadResult = {
     perSecond: result['2xx'] / result.duration,

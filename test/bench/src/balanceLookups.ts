@@ -12,7 +12,8 @@ import { BENCH_RESULTS_DIR } from './meteringThroughput';
 import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
-import { BALANCE_ID_PREFIX } from './benchBalances';
+import { BALANCE_ID_PREFIX, customerIdOf } from './benchBalances';
+import { createDeadLetterLog, type DeadLetterRecord } from '@tally/metering';
 import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
 
 export interface LookupsResult {
@@ -41,7 +42,23 @@ export interface EntitlementsResult {
   readonly profile?: CollectedProfile;
 }
 
+/** GET /v1/customers/{id}/usage-events/{eventId}, with the dead-letter log empty and then full. */
+export interface UsageLookupsResult {
+  readonly connections: number;
+  readonly durationSeconds: number;
+  /** Letters in the dead-letter log for the second load, none of them of a looked-up event. */
+  readonly deadLetters: number;
+  readonly emptyLog: LookupLoadResult;
+  readonly fullLog: LookupLoadResult;
+  /** The higher peak resident memory (VmHWM) of the two API processes. */
+  readonly peakRssBytes: number;
+  /** With --profile: where the API process spent its time under the second load. */
+  readonly profile?: CollectedProfile;
+}
+
 const CONNECTIONS = 50;
+/** The dead-letter log's default size: what it holds once a broken producer has run for a while. */
+const FULL_DEAD_LETTER_LOG = 1000;
 const REDIS_REQUESTS = 200_000;
 
 /** Starts bareLookupServer.js and resolves once it prints `listening`; the returned function stops it. */
@@ -66,6 +83,7 @@ async function loadApiRoute(
   run: BenchRun,
   route: NonNullable<LookupLoad['route']>,
   profileName?: string,
+  usageIdPrefix?: string,
 ): Promise<{ load: LookupLoadResult; peakRssBytes: number; profile?: CollectedProfile; apiKey: string }> {
   const { customers, lookupSeconds } = run.options;
   await ensureProjected(run);
@@ -86,12 +104,12 @@ async function loadApiRoute(
   );
   const origin = `http://127.0.0.1:${port}`;
   // A wrong key, path or empty projection would otherwise be measured as a fast stream of errors.
-  const path0 = lookupPath(route, 0);
+  const path0 = lookupPath({ route, usageIdPrefix }, 0);
   const probe = await fetch(`${origin}${path0}`, { headers: { authorization: `Bearer ${apiKey}` } });
   if (probe.status !== 200) throw new Error(`GET ${path0} answered ${probe.status}: ${await probe.text()}`);
 
-  progress(`${route}s: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
-  const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds, route });
+  progress(`${route === 'usage' ? 'usage lookups' : `${route}s`}: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
+  const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds, route, usageIdPrefix });
   const peakRssBytes = api.peakRssBytes() ?? Number.NaN;
   // SIGTERM: the API closes and the process exits 0, which writes the profile.
   await api.kill('SIGTERM');
@@ -143,4 +161,48 @@ export async function measureEntitlements(run: BenchRun): Promise<EntitlementsRe
   const { load, peakRssBytes, profile } = await loadApiRoute(run, 'entitlement', 'api-entitlements');
   const redis = await snapshotReadCeiling(run, await activeGeneration(run.redis, run.keyPrefix));
   return { connections: CONNECTIONS, durationSeconds: run.options.lookupSeconds, api: load, redis, peakRssBytes, ...(profile !== undefined ? { profile } : {}) };
+}
+
+/** A dead letter as a broken producer leaves them, of a customer of the run and an event nobody looks up. */
+function benchDeadLetter(index: number, customers: number): DeadLetterRecord {
+  const customerId = customerIdOf(index % customers);
+  const usageEventId = `dead-${index}`;
+  return {
+    partition: index % 3,
+    offset: String(index),
+    deadLetteredAt: new Date(Date.UTC(2026, 0, 1) + index).toISOString(),
+    errorCode: 'invalid_usage_event',
+    reason: 'the usage event is invalid: /quantity must be a string of decimal digits with at most 6 decimals (received a number)',
+    causeCode: null,
+    sourceTopic: 'usage-events',
+    sourcePartition: index % 6,
+    sourceOffset: String(100_000 + index),
+    key: customerId,
+    valuePreview: JSON.stringify({ id: usageEventId, customerId, event: 'api_call', quantity: 1.5, timestamp: '2026-01-01T00:00:00Z', properties: { region: 'eu-west-1' } }),
+    customerId,
+    usageEventId,
+  };
+}
+
+/**
+ * GET /v1/customers/{id}/usage-events/{eventId} of a usage event the ledger holds, on a Tally API
+ * process, first with the dead-letter log empty (the ceiling), then with it full of letters of
+ * other events: what a broken producer elsewhere costs the lookups. A new API process each, so
+ * neither load warms the other's caches.
+ */
+export async function measureUsageLookups(run: BenchRun, usageIdPrefix: string): Promise<UsageLookupsResult> {
+  const empty = await loadApiRoute(run, 'usage', undefined, usageIdPrefix);
+  const log = createDeadLetterLog({ redis: run.redis, keyPrefix: run.keyPrefix });
+  progress(`usage lookups: ${FULL_DEAD_LETTER_LOG} letters into the dead-letter log (untimed)`);
+  await log.record(Array.from({ length: FULL_DEAD_LETTER_LOG }, (_, index) => benchDeadLetter(index, run.options.customers)));
+  const full = await loadApiRoute(run, 'usage', 'api-usage', usageIdPrefix);
+  return {
+    connections: CONNECTIONS,
+    durationSeconds: run.options.lookupSeconds,
+    deadLetters: FULL_DEAD_LETTER_LOG,
+    emptyLog: empty.load,
+    fullLog: full.load,
+    peakRssBytes: Math.max(empty.peakRssBytes, full.peakRssBytes),
+    ...(full.profile !== undefined ? { profile: full.profile } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import type { AppendCeilingResult } from './appendCeiling';
 import type { BusyWritesResult } from './busyBalanceWrites';
-import type { EntitlementsResult, LookupsResult } from './balanceLookups';
+import type { EntitlementsResult, LookupsResult, UsageLookupsResult } from './balanceLookups';
 import type { FreshnessResult } from './freshness';
 import type { GrowthResult } from './meteringGrowth';
 import type { MeteringResult } from './meteringThroughput';
@@ -21,6 +21,7 @@ export interface BenchResults {
   freshness?: FreshnessResult;
   lookups?: LookupsResult;
   entitlements?: EntitlementsResult;
+  usage?: UsageLookupsResult;
   writes?: BusyWritesResult;
   memory?: MemoryResult;
 }
@@ -51,7 +52,7 @@ export const MIB = 1024 * 1024;
 
 export function resultRows(results: BenchResults): ResultRow[] {
   const rows: ResultRow[] = [];
-  const { metering, append, freshness, lookups, entitlements, replay, writes, memory } = results;
+  const { metering, append, freshness, lookups, entitlements, usage, replay, writes, memory } = results;
   if (metering !== undefined) {
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs consumer, decode only', metering.kafkajsDecode.perSecond));
     rows.push(
@@ -94,6 +95,11 @@ export function resultRows(results: BenchResults): ResultRow[] {
     const route = '8. GET /v1/customers/{id}/entitlements/{product}';
     rows.push(higher(route, 'requests/s', entitlements.api.perSecond, 'redis-benchmark HGETALL', entitlements.redis.perSecond));
     rows.push(lower(`${route} p99`, 'ms', entitlements.api.p99Ms, 'redis-benchmark HGETALL p99', entitlements.redis.p99Ms));
+  }
+  if (usage !== undefined) {
+    const route = `9. GET /v1/customers/{id}/usage-events/{eventId}, ${usage.deadLetters} dead letters`;
+    rows.push(higher(route, 'requests/s', usage.fullLog.perSecond, 'same, no dead letters', usage.emptyLog.perSecond));
+    rows.push(lower(`${route} p99`, 'ms', usage.fullLog.p99Ms, 'same, no dead letters, p99', usage.emptyLog.p99Ms));
   }
   if (replay !== undefined) {
     rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));
@@ -180,7 +186,7 @@ export function derivedFigures(results: BenchResults): string[] {
 /** What makes a figure of this run suspect, in words, to print under the table. */
 export function disturbances(results: BenchResults): string[] {
   const notes: string[] = [];
-  const { metering, freshness, lookups, entitlements, writes } = results;
+  const { metering, freshness, lookups, entitlements, usage, writes } = results;
   if (writes !== undefined) {
     const { busy, first, quiet } = writes;
     const answered = busy.outcomes['201'] ?? 0;
@@ -217,6 +223,8 @@ export function disturbances(results: BenchResults): string[] {
   for (const [name, read] of [
     ['lookups', lookups],
     ['entitlements', entitlements],
+    ['usage lookups, no dead letters', usage === undefined ? undefined : { api: usage.emptyLog }],
+    ['usage lookups, dead letters', usage === undefined ? undefined : { api: usage.fullLog }],
   ] as const) {
     if (read !== undefined && read.api.non2xx + read.api.errors > 0) {
       notes.push(`${name}: ${read.api.non2xx} non-2xx responses and ${read.api.errors} connection errors (not counted as served)`);

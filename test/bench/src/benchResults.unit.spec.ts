@@ -1,5 +1,5 @@
 import type { AppendCeilingResult } from './appendCeiling';
-import type { EntitlementsResult, LookupsResult } from './balanceLookups';
+import type { EntitlementsResult, LookupsResult, UsageLookupsResult } from './balanceLookups';
 import { derivedFigures, disturbances, freshnessAddedMs, resultRows } from './benchResults';
 import type { FreshnessResult } from './freshness';
 import { storageOf } from './tableStorage';
@@ -117,6 +117,19 @@ describe('entitlement rows', () => {
     ]);
     expect(disturbances({ entitlements: { ...entitlements, api: { ...entitlements.api, non2xx: 3 } } })).toEqual([
       'entitlements: 3 non-2xx responses and 0 connection errors (not counted as served)',
+    ]);
+  });
+});
+
+describe('usage lookup rows', () => {
+  it('put the lookups with a full dead-letter log beside the same lookups with none, for the rate and the p99', () => {
+    const usage: UsageLookupsResult = { connections: 50, durationSeconds: 15, deadLetters: 1000, emptyLog: load(8_000, 10), fullLog: load(2_000, 40), peakRssBytes: 1 };
+    expect(resultRows({ usage }).map((row) => [row.measurement, row.ceilingName, row.ratio])).toEqual([
+      ['9. GET /v1/customers/{id}/usage-events/{eventId}, 1000 dead letters', 'same, no dead letters', 0.25],
+      ['9. GET /v1/customers/{id}/usage-events/{eventId}, 1000 dead letters p99', 'same, no dead letters, p99', 0.25],
+    ]);
+    expect(disturbances({ usage: { ...usage, fullLog: { ...usage.fullLog, errors: 2 } } })).toEqual([
+      'usage lookups, dead letters: 0 non-2xx responses and 2 connection errors (not counted as served)',
     ]);
   });
 });

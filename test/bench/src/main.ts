@@ -5,7 +5,7 @@ import path from 'node:path';
 import { analyzeSchema } from './analyzeSchema';
 import { formatStatementTable } from './pgStatements';
 import { measureAppendCeiling } from './appendCeiling';
-import { measureBalanceLookups, measureEntitlements } from './balanceLookups';
+import { measureBalanceLookups, measureEntitlements, measureUsageLookups } from './balanceLookups';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
@@ -53,11 +53,15 @@ async function main(): Promise<void> {
     if (options.only.has('metering')) results.metering = await measureMeteringThroughput(run);
     if (options.growth !== undefined) results.growth = await measureGrowth(run, options.growth);
     if (options.only.has('append')) results.append = await measureAppendCeiling(run);
+    // The usage events the ledger holds, `<prefix>-<n>` (usage n of customer n mod customers): metering's.
+    let usageIdPrefix = results.metering !== undefined ? run.id : undefined;
+    const ledgerUsage = async (why: string, events: number): Promise<string> => {
+      progress(`${why} without metering: writing ${formatCount(events)} usage deductions into the ledger first (untimed)`);
+      await appendUsageLedger(run.eventStore, balances, events, `${run.id}-ledger`);
+      return `${run.id}-ledger`;
+    };
     if (options.only.has('replay')) {
-      if (results.metering === undefined) {
-        progress(`replay without metering: writing ${formatCount(options.events)} usage deductions into the ledger first (untimed)`);
-        await appendUsageLedger(run.eventStore, balances, options.events, `${run.id}-ledger`);
-      }
+      usageIdPrefix ??= await ledgerUsage('replay', options.events);
       // Metering or the line above just loaded the ledger the replay reads.
       await analyzeSchema(run.pool);
       results.replay = await measureReplayThroughput(run);
@@ -66,6 +70,11 @@ async function main(): Promise<void> {
     if (options.only.has('freshness')) results.freshness = await measureFreshness(run);
     if (options.only.has('lookups')) results.lookups = await measureBalanceLookups(run);
     if (options.only.has('entitlements')) results.entitlements = await measureEntitlements(run);
+    if (options.only.has('usage')) {
+      // One usage event per customer at least, so that every lookup finds its event.
+      usageIdPrefix ??= await ledgerUsage('usage lookups', options.customers);
+      results.usage = await measureUsageLookups(run, usageIdPrefix);
+    }
     if (options.only.has('writes')) results.writes = await measureBusyBalanceWrites(run);
     if (results.metering !== undefined || results.lookups !== undefined) {
       results.memory = {
@@ -93,6 +102,7 @@ async function main(): Promise<void> {
     ['consumer+projector (freshness, warm-up included)', results.freshness?.profile],
     ['API', results.lookups?.profile],
     ['API (entitlements)', results.entitlements?.profile],
+    ['API (usage lookups, dead letters)', results.usage?.profile],
     ['replay (bench process)', results.replay?.profile],
   ] as const) {
     if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);
