@@ -77,7 +77,7 @@ export const USAGE = `usage: npm run bench [-- options]
   --one-balance     meter the old workload: one balance per customer, no low-balance threshold
   --rate R          usage events/s published for the freshness measurement (default 2000)
   --duration S      seconds of publishing for the freshness measurement (default 60)
-  --lookup-seconds S  seconds of HTTP load on the balance lookups and on the entitlement checks (default 15)
+  --lookup-seconds S  seconds of HTTP load on the balance lookups, the entitlement checks and each usage lookups load (default 15)
   --only a,b        only these measurements: ${PHASES.join(', ')} (default: all)
   --keep            keep the run's schemas, topics, consumer groups and Redis keys
   --profile         run the metering consumer, the freshness consumer+projector and the API with --cpu-prof and
