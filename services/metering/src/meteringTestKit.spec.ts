@@ -8,6 +8,7 @@ import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { balanceStreamId, creditProductFromDto, formatCredits, parseCredits, type CreditProductDto } from '@tally/domain';
 import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
+import { readTopicToEnds } from '@tally/kafka';
 import {
   createBalanceRegistryCache,
   createLedgerService,
@@ -205,26 +206,16 @@ export async function createMeteringTestKit({ partitions = 1 }: { partitions?: n
     },
 
     async readTopic(name, count, timeoutMs = 30_000) {
-      const reader = kafka.consumer({ groupId: uniqueName('reader') });
+      // First until the topic holds `count` (producers here are not transactional: an offset is a
+      // message), then with the one reader there is, whose own watchdog bounds the read itself.
+      // A reader of its own, waiting for `count` inside a consumer group's run, once stalled a CI
+      // run for 180 s with no deadline on its joining or leaving.
+      await waitFor(
+        async () => (await admin.fetchTopicOffsets(name)).reduce((held, { low, high }) => held + Number(high) - Number(low), 0) >= count,
+        { description: `${count} messages on ${name}`, timeoutMs },
+      );
       const messages: KafkaMessage[] = [];
-      await reader.connect();
-      try {
-        await reader.subscribe({ topic: name, fromBeginning: true });
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`read ${messages.length} of ${count} messages from ${name}`)), timeoutMs);
-          void reader.run({
-            eachMessage: async ({ message }) => {
-              messages.push(message);
-              if (messages.length >= count) {
-                clearTimeout(timer);
-                resolve();
-              }
-            },
-          });
-        });
-      } finally {
-        await reader.disconnect();
-      }
+      await readTopicToEnds({ kafka, topic: name, purpose: uniqueName('reader'), idleTimeoutMs: timeoutMs, eachBatch: async (_partition, batch) => void messages.push(...batch) });
       return messages;
     },
 
