@@ -137,6 +137,51 @@ describe('auto-recharge', () => {
     expect(await balanceOf(balanceId)).toBe('15');
   });
 
+  it('buys at most its monthly limit for the warnings of a month, each counted once, and never refuses what it bought', async () => {
+    const { balanceId } = await openBalance('30');
+    const before = await outcomes();
+    expect((await recharges.set(balanceId, { bundleId: 'refill', quantity: 1, monthlyLimit: 2 })).monthlyLimit).toBe(2);
+    await withProcessor(async () => {
+      await deduct(balanceId, '20'); // 10: warned, bought: 110
+      await waitFor(async () => (await balanceOf(balanceId)) === '110', { description: 'the first auto-recharge', timeoutMs: 60_000 });
+      await deduct(balanceId, '100'); // 10: warned, bought: 110
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 2, { description: 'the second auto-recharge', timeoutMs: 60_000 });
+      await deduct(balanceId, '100'); // 10: warned, past the limit
+    });
+    expect(await balanceOf(balanceId)).toBe('10');
+    const limited = await recharges.get(balanceId);
+    expect(limited).toMatchObject({ monthlyLimit: 2, rechargesThisMonth: 2, lastRefusal: { reason: expect.stringMatching(/^the monthly limit is reached: 2 auto-recharges for the warnings of \d{4}-\d{2}$/) } });
+    const after = await outcomes();
+    expect([(after.bought ?? 0) - (before.bought ?? 0), (after.limited ?? 0) - (before.limited ?? 0)]).toEqual([2, 1]);
+
+    // Handled again, with a purchase of a later warning already counted (a deposed lease holder's,
+    // say): the two bought are found stored and counted once each, not refused; the third stays left.
+    const [{ warning_month: month }] = (await db.pool.query<{ warning_month: string }>("SELECT warning_month::text FROM auto_recharge_purchases WHERE balance_id = $1 LIMIT 1", [balanceId])).rows as [{ warning_month: string }];
+    await db.pool.query('INSERT INTO auto_recharge_purchases (warning_event_id, balance_id, warning_month, bought_at) VALUES ($1, $2, $3::date, now())', [randomUUID(), balanceId, month]);
+    await db.pool.query('UPDATE subscription_checkpoints SET position = 0 WHERE name = $1', [AUTO_RECHARGE_PROCESSOR]);
+    await withProcessor(async () => {});
+    expect(await rechargesOf(balanceId)).toHaveLength(2);
+    expect(await balanceOf(balanceId)).toBe('10');
+    expect(await recharges.purchasesInMonth(balanceId, month, randomUUID())).toBe(3);
+    expect((await outcomes()).limited! - (before.limited ?? 0)).toBe(2);
+
+    // Turned off and on again, the month's purchases still count: the next warning is past the limit too.
+    await recharges.remove(balanceId);
+    await ledger.topUp(balanceId, { credits: parseCredits('100'), reason: null }); // 110
+    expect((await recharges.set(balanceId, { bundleId: 'refill', quantity: 1, monthlyLimit: 3 })).rechargesThisMonth).toBe(3);
+    await withProcessor(async () => {
+      await deduct(balanceId, '100'); // 10: warned, past the limit of 3
+    });
+    expect(await rechargesOf(balanceId)).toHaveLength(2);
+    // No limit: it buys again.
+    expect((await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 })).monthlyLimit).toBeNull();
+    await withProcessor(async () => {
+      await ledger.topUp(balanceId, { credits: parseCredits('20'), reason: null }); // 30
+      await deduct(balanceId, '20'); // 10: warned, bought
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 3, { description: 'a purchase without a limit', timeoutMs: 60_000 });
+    });
+  });
+
   it('leaves a warning whose purchase is refused for good, and goes on to the next', async () => {
     const gone = await openBalance('30');
     const next = await openBalance('30');
@@ -164,6 +209,9 @@ describe('auto-recharge', () => {
     await expect(recharges.get(`nobody-${randomUUID()}`)).rejects.toBeInstanceOf(BalanceNotFoundError);
     await expect(recharges.set(balanceId, { bundleId: 'huge', quantity: 1 })).rejects.toBeInstanceOf(BundleNotFoundError);
     await expect(recharges.set(`nobody-${randomUUID()}`, { bundleId: 'tiny', quantity: 1 })).rejects.toBeInstanceOf(BalanceNotFoundError);
+    for (const monthlyLimit of [0, 1001, 1.5]) {
+      await expect(recharges.set(balanceId, { bundleId: 'tiny', quantity: 1, monthlyLimit })).rejects.toThrow(/monthlyLimit must be an integer from 1 to 1000/);
+    }
     const silent = await openBalance('30', null);
     await expect(recharges.set(silent.balanceId, { bundleId: 'tiny', quantity: 1 })).rejects.toBeInstanceOf(WarningLimitNotSetError);
 

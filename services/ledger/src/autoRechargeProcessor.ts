@@ -10,7 +10,8 @@ import {
 } from '@tally/runtime';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import type { AutoRecharges } from './autoRecharges';
+import { monthOf, type AutoRecharges } from './autoRecharges';
+import { commandIds, ledgerEventId } from './deterministicId';
 import type { LedgerService } from './ledgerService';
 import type { PurchaseService } from './purchaseService';
 
@@ -21,7 +22,7 @@ interface AutoRechargeProcessorOptions {
   readonly eventStore: EventStore;
   /** Holds the checkpoint (subscription_checkpoints) and the lease. */
   readonly pool: Pool;
-  readonly recharges: Pick<AutoRecharges, 'ofBalances' | 'recordOutcome'>;
+  readonly recharges: Pick<AutoRecharges, 'ofBalances' | 'recordOutcome' | 'purchasesInMonth'>;
   readonly purchases: Pick<PurchaseService, 'autoRecharge'>;
   readonly ledger: Pick<LedgerService, 'getBalance'>;
   readonly logger: Logger;
@@ -34,13 +35,15 @@ interface AutoRechargeProcessorOptions {
 }
 
 /** What handling a warning came to, as `tally_auto_recharges_total` counts it. */
-type Outcome = 'bought' | 'refused' | 'not_needed';
+type Outcome = 'bought' | 'refused' | 'not_needed' | 'limited';
 
 /** A low-balance warning as the processor acts on it. */
 interface Warning {
   readonly balanceId: string;
   readonly eventId: string;
   readonly position: bigint;
+  /** The calendar month (monthOf) of the warning's stored time: the month its purchase counts in. */
+  readonly month: string;
   readonly threshold: Micros;
 }
 
@@ -56,6 +59,10 @@ interface Warning {
  * back at or above the limit by the time it is handled (a top-up since) buys nothing. A purchase
  * refused for good (the bundle gone from the catalog, the amount too large) is logged and left,
  * never stalling the warnings behind it; an unavailable store is retried by the processor.
+ *
+ * A monthly limit counts the purchases made for the warnings of the warning's own calendar month
+ * (UTC, by its stored time, not the clock), each once by its warning's id: a batch handled again
+ * counts and decides as it did the first time.
  */
 export function createAutoRechargeProcessor(options: AutoRechargeProcessorOptions): CheckpointedProcessor {
   const logger = options.logger.child({ module: 'autoRechargeProcessor' });
@@ -75,7 +82,9 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
       if (balanceId === undefined) continue;
       try {
         const event = fromStoredLedgerEvent(recorded);
-        if (event.type === 'LowBalanceWarned') warnings.push({ balanceId, eventId: recorded.id, position: recorded.position, threshold: event.threshold });
+        if (event.type === 'LowBalanceWarned') {
+          warnings.push({ balanceId, eventId: recorded.id, position: recorded.position, month: monthOf(recorded.recordedAt), threshold: event.threshold });
+        }
       } catch (error) {
         logger.warn({ err: error, eventId: recorded.id, streamId: recorded.streamId }, 'skipping a LowBalanceWarned event that cannot be decoded');
       }
@@ -97,13 +106,30 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         count('not_needed');
         continue;
       }
+      if (setting.monthlyLimit !== null && (await options.recharges.purchasesInMonth(warning.balanceId, warning.month, warning.eventId)) >= setting.monthlyLimit) {
+        // Unless this warning's purchase is stored already: handled again after the limit was
+        // lowered, it was bought under the old one, and is counted (below) rather than refused.
+        const [bought] = await options.eventStore.readEventsById([ledgerEventId(commandIds.autoRecharge(warning.balanceId, warning.eventId), 0)]);
+        if (bought === undefined) {
+          const reason = `the monthly limit is reached: ${setting.monthlyLimit} auto-recharge${setting.monthlyLimit === 1 ? '' : 's'} for the warnings of ${warning.month.slice(0, 7)}`;
+          logger.warn({ balanceId: warning.balanceId, warningEventId: warning.eventId, monthlyLimit: setting.monthlyLimit }, 'auto-recharge not bought: its monthly limit is reached');
+          count('limited');
+          await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason });
+          continue;
+        }
+      }
       try {
         const result = await options.purchases.autoRecharge(warning.balanceId, { bundleId: setting.bundleId, quantity: setting.quantity }, warning.eventId);
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
         if (!result.replayed) count('bought');
         // Kept after the purchase, which is the guarantee: a crash between them leaves this note
         // unwritten until the warning is handled again, which finds the purchase and its time.
-        await options.recharges.recordOutcome(warning.balanceId, { kind: 'bought', at: result.events[0]?.recordedAt ?? clock() });
+        await options.recharges.recordOutcome(warning.balanceId, {
+          kind: 'bought',
+          at: result.events[0]?.recordedAt ?? clock(),
+          warningEventId: warning.eventId,
+          warningMonth: warning.month,
+        });
       } catch (error) {
         if (!(error instanceof TallyError) || isTransientError(error)) throw error;
         logger.warn({ err: error, balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId }, 'auto-recharge refused; the warning is left');

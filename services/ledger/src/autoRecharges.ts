@@ -1,4 +1,4 @@
-import type { ActingKey } from '@tally/domain';
+import { ValidationError, type ActingKey } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { actingKeyParams, textArrayLiteral } from '@tally/postgres';
 import type { Pool } from 'pg';
@@ -22,10 +22,35 @@ export interface AutoRecharge {
   readonly lastRechargedAt: Date | null;
   /** When and why its last purchase was refused, until it buys again or is set anew. */
   readonly lastRefusal: { readonly at: Date; readonly reason: string } | null;
+  /** At most this many purchases for the warnings of one calendar month (UTC); null: no limit. */
+  readonly monthlyLimit: number | null;
+  /** The purchases it made for warnings of the current calendar month (UTC), by PostgreSQL's clock. */
+  readonly rechargesThisMonth: number;
+}
+
+/** What a balance's auto-recharge is set to: the purchase it makes, and how many a month at most. */
+export interface AutoRechargeRequest extends PurchaseRequest {
+  /** 1 to MAX_MONTHLY_LIMIT; null or absent: no limit. */
+  readonly monthlyLimit?: number | null;
+}
+
+export const MAX_MONTHLY_LIMIT = 1000;
+
+/** The first day of a time's calendar month in UTC (`2026-12-01`), as the purchases are counted by. */
+export function monthOf(at: Date): string {
+  return `${at.toISOString().slice(0, 7)}-01`;
 }
 
 /** What handling one warning came to, as the setting keeps it. */
-export type AutoRechargeOutcome = { readonly kind: 'bought'; readonly at: Date } | { readonly kind: 'refused'; readonly at: Date; readonly reason: string };
+export type AutoRechargeOutcome =
+  | {
+      readonly kind: 'bought';
+      readonly at: Date;
+      /** The warning it bought for, and that warning's month (monthOf its stored time): what the limit counts. */
+      readonly warningEventId: string;
+      readonly warningMonth: string;
+    }
+  | { readonly kind: 'refused'; readonly at: Date; readonly reason: string };
 
 export interface AutoRecharges {
   /** Throws BalanceNotFoundError for an unknown balance, AutoRechargeNotSetError when it has none. */
@@ -36,13 +61,18 @@ export interface AutoRecharges {
    * a quantity out of range) and, with WarningLimitNotSetError, for a balance that has no warning
    * limit, since nothing would ever make it buy.
    */
-  set(balanceId: string, request: PurchaseRequest, by?: ActingKey): Promise<AutoRecharge>;
+  set(balanceId: string, request: AutoRechargeRequest, by?: ActingKey): Promise<AutoRecharge>;
   /** Turns it off. Throws as `get`. */
   remove(balanceId: string): Promise<void>;
   /** The auto-recharges of these balances, those that have one: what the processor reads per batch. */
   ofBalances(balanceIds: readonly string[]): Promise<ReadonlyMap<string, AutoRecharge>>;
-  /** Keeps what handling a warning came to with the setting (none if it was turned off meanwhile). */
+  /**
+   * Keeps what handling a warning came to with the setting (none if it was turned off meanwhile);
+   * a purchase is also counted for its warning's month, once however often it is recorded.
+   */
   recordOutcome(balanceId: string, outcome: AutoRechargeOutcome): Promise<void>;
+  /** The purchases made for the balance's warnings of `month` (monthOf), but for the one of `exceptWarningEventId`. */
+  purchasesInMonth(balanceId: string, month: string, exceptWarningEventId: string): Promise<number>;
 }
 
 interface AutoRechargeRow {
@@ -55,11 +85,15 @@ interface AutoRechargeRow {
   lastRechargedAt: Date | null;
   lastRefusedAt: Date | null;
   lastRefusal: string | null;
+  monthlyLimit: number | null;
+  rechargesThisMonth: number;
 }
 
 const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, since_position::text AS "sincePosition",
   updated_at AS "updatedAt", acting_key(updated_by_key_id, updated_by_key_name) AS "updatedBy",
-  last_recharged_at AS "lastRechargedAt", last_refused_at AS "lastRefusedAt", last_refusal AS "lastRefusal"`;
+  last_recharged_at AS "lastRechargedAt", last_refused_at AS "lastRefusedAt", last_refusal AS "lastRefusal", monthly_limit AS "monthlyLimit",
+  (SELECT count(*)::int FROM auto_recharge_purchases AS p WHERE p.balance_id = auto_recharges.balance_id
+     AND p.warning_month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS "rechargesThisMonth"`;
 
 const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, ...row }: AutoRechargeRow): AutoRecharge => ({
   ...row,
@@ -92,8 +126,12 @@ export function createAutoRecharges(options: {
     },
 
     async set(balanceId, request, by) {
+      const monthlyLimit = request.monthlyLimit ?? null;
+      if (monthlyLimit !== null && (!Number.isInteger(monthlyLimit) || monthlyLimit < 1 || monthlyLimit > MAX_MONTHLY_LIMIT)) {
+        throw new ValidationError(`monthlyLimit must be an integer from 1 to ${MAX_MONTHLY_LIMIT}, or null for no limit`);
+      }
       // Checked as the purchase it will make: the balance, its product's bundle, the amount.
-      await options.purchases.quote(balanceId, request);
+      await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity });
       const { balance } = await options.ledger.getBalance(balanceId);
       if (balance.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);
@@ -102,14 +140,15 @@ export function createAutoRecharges(options: {
       const since = await options.eventStore.headPosition();
       const { rows } = await guarded(() =>
         pool.query<AutoRechargeRow>(
-          `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name)
-           VALUES ($1, $2, $3, $4, $5, $6)
+          `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = excluded.since_position,
+             monthly_limit = excluded.monthly_limit,
              updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
              -- A new setting starts without the old one's refusal (its bundle may be the fix).
              last_refused_at = NULL, last_refusal = NULL
            RETURNING ${COLUMNS}`,
-          [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by)],
+          [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit],
         ),
       );
       return fromRow(rows[0]!);
@@ -128,9 +167,28 @@ export function createAutoRecharges(options: {
     async recordOutcome(balanceId, outcome) {
       await guarded(() =>
         outcome.kind === 'bought'
-          ? pool.query('UPDATE auto_recharges SET last_recharged_at = $2, last_refused_at = NULL, last_refusal = NULL WHERE balance_id = $1', [balanceId, outcome.at])
+          ? // One statement: the count and the note move together. The warning's id keys the count,
+            // so a warning handled again (a replayed purchase) is counted once.
+            pool.query(
+              `WITH counted AS (
+                 INSERT INTO auto_recharge_purchases (warning_event_id, balance_id, warning_month, bought_at) VALUES ($3, $1, $4::date, $2)
+                 ON CONFLICT (warning_event_id) DO NOTHING
+               )
+               UPDATE auto_recharges SET last_recharged_at = $2, last_refused_at = NULL, last_refusal = NULL WHERE balance_id = $1`,
+              [balanceId, outcome.at, outcome.warningEventId, outcome.warningMonth],
+            )
           : pool.query('UPDATE auto_recharges SET last_refused_at = $2, last_refusal = $3 WHERE balance_id = $1', [balanceId, outcome.at, outcome.reason.slice(0, 1000)]),
       );
+    },
+
+    async purchasesInMonth(balanceId, month, exceptWarningEventId) {
+      const { rows } = await guarded(() =>
+        pool.query<{ count: number }>(
+          'SELECT count(*)::int AS count FROM auto_recharge_purchases WHERE balance_id = $1 AND warning_month = $2::date AND warning_event_id <> $3',
+          [balanceId, month, exceptWarningEventId],
+        ),
+      );
+      return rows[0]!.count;
     },
   };
 }

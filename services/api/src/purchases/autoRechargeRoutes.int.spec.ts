@@ -88,10 +88,15 @@ describe('auto-recharge over HTTP', () => {
       updatedBy: { keyId: expect.stringMatching(/^[0-9a-f]{12}$/), keyName: 'billing' },
       lastRechargedAt: null,
       lastRefusal: null,
+      monthlyLimit: null,
+      rechargesThisMonth: 0,
     });
     expect((await call({ method: 'GET', url }, READ)).json()).toEqual(set.json());
-    const replaced = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3 } });
-    expect(replaced.json()).toMatchObject({ quantity: 3 });
+    const replaced = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3, monthlyLimit: 4 } });
+    expect(replaced.json()).toMatchObject({ quantity: 3, monthlyLimit: 4, rechargesThisMonth: 0 });
+    expect((await call({ method: 'GET', url }, READ)).json()).toMatchObject({ monthlyLimit: 4 });
+    // A setting without the field has no limit: a PUT replaces the whole setting.
+    expect((await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3 } })).json()).toMatchObject({ monthlyLimit: null });
 
     expect((await call({ method: 'DELETE', url })).statusCode).toBe(204);
     expect((await call({ method: 'GET', url })).statusCode).toBe(404);
@@ -105,6 +110,9 @@ describe('auto-recharge over HTTP', () => {
       [{ method: 'PUT', url, payload: { bundleId: 'huge' } }, 404, 'bundle_not_found'],
       [{ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 0 } }, 400, 'validation_failed'],
       [{ method: 'PUT', url, payload: { bundleId: 'refill', price: '1' } }, 400, 'validation_failed'],
+      [{ method: 'PUT', url, payload: { bundleId: 'refill', monthlyLimit: 0 } }, 400, 'validation_failed'],
+      [{ method: 'PUT', url, payload: { bundleId: 'refill', monthlyLimit: 1001 } }, 400, 'validation_failed'],
+      [{ method: 'PUT', url, payload: { bundleId: 'refill', monthlyLimit: '5' } }, 400, 'validation_failed'],
       [{ method: 'PUT', url: `/v1/credit-balances/${randomUUID()}/auto-recharge`, payload: { bundleId: 'refill' } }, 404, 'balance_not_found'],
       [{ method: 'GET', url: `/v1/credit-balances/${randomUUID()}/auto-recharge` }, 404, 'balance_not_found'],
       [{ method: 'PUT', url: `/v1/credit-balances/${await openBalance(null)}/auto-recharge`, payload: { bundleId: 'refill' } }, 409, 'warning_limit_not_set'],

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges, type PurchaseService } from '@tally/ledger';
+import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges, type PurchaseService } from '@tally/ledger';
 import { keyOf } from '../accessGuard';
 import { actingKey, balanceParams, errorResponses, identifier, nullableString } from '../apiSchemas';
 import { assertOfferedOnPortal } from './purchaseRoutes';
@@ -19,6 +19,10 @@ const AutoRechargeSchema = Type.Object({
     [Type.Object({ at: Type.String({ format: 'date-time' }), reason: Type.String({ description: 'Why the purchase was refused, e.g. the bundle is no longer sold.' }) }), Type.Null()],
     { description: 'Its last purchase refused (the warning is left), until it buys again or is set anew; null otherwise.' },
   ),
+  monthlyLimit: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_MONTHLY_LIMIT }), Type.Null()], {
+    description: 'At most this many purchases for the low-balance warnings of one calendar month (UTC); null: no limit.',
+  }),
+  rechargesThisMonth: Type.Integer({ minimum: 0, description: 'The purchases it made for warnings of the current calendar month (UTC).' }),
 });
 
 /** A balance's auto-recharge as GET /v1/credit-balances/{balanceId}/auto-recharge answers it. */
@@ -33,6 +37,8 @@ const view = (recharge: AutoRecharge): AutoRechargeView => ({
   updatedBy: recharge.updatedBy,
   lastRechargedAt: recharge.lastRechargedAt?.toISOString() ?? null,
   lastRefusal: recharge.lastRefusal === null ? null : { at: recharge.lastRefusal.at.toISOString(), reason: recharge.lastRefusal.reason },
+  monthlyLimit: recharge.monthlyLimit,
+  rechargesThisMonth: recharge.rechargesThisMonth,
 });
 
 /**
@@ -68,12 +74,17 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
         operationId: 'setAutoRecharge',
         summary: 'Buy a bundle whenever the balance falls below its warning limit',
         description:
-          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after this request act, and none whose balance is back at the limit by then (a top-up since). A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, as it buys.",
+          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after this request act, and none whose balance is back at the limit by then (a top-up since). A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, as it buys.",
         params: balanceParams,
         body: Type.Object(
           {
             bundleId: identifier,
             quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PURCHASE_QUANTITY, default: 1, description: 'Bundles bought each time; default 1.' })),
+            monthlyLimit: Type.Optional(
+              Type.Union([Type.Integer({ minimum: 1, maximum: MAX_MONTHLY_LIMIT }), Type.Null()], {
+                description: `At most this many purchases a calendar month (UTC), 1 to ${MAX_MONTHLY_LIMIT}; null or absent: no limit.`,
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -81,10 +92,10 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
       },
     },
     async (request) => {
-      const { bundleId, quantity = 1 } = request.body;
+      const { bundleId, quantity = 1, monthlyLimit = null } = request.body;
       const { balanceId } = request.params;
       await assertOfferedOnPortal(purchases, request, balanceId, bundleId);
-      return view(await autoRecharges.set(balanceId, { bundleId, quantity }, keyOf(request)));
+      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit }, keyOf(request)));
     },
   );
 
