@@ -60,9 +60,20 @@ describe('auto-recharge from the console', () => {
       const form = card.getByRole('form', { name: 'Auto-recharge' });
       await form.getByLabel('Bundle').selectOption('refill');
       await form.getByLabel('Quantity').fill('2');
-      await form.getByLabel('Quantity').press('Enter');
+      // A monthly limit that is not a number is refused at its field, never sent as "no limit".
+      const most = form.getByLabel('Most a month');
+      await most.fill('five');
+      await most.press('Enter');
+      await untilText(form.getByRole('alert'), (text) => text === 'must be a whole number of purchases, or empty for no limit', 'the monthly limit refused');
+      expect(await most.getAttribute('aria-invalid')).toBe('true');
+      await most.fill('5');
+      await most.press('Enter');
       await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
-      await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text.startsWith('Auto-recharge: 2 × refill (50 credits each)'), 'the summary');
+      await untilText(
+        card.locator('summary').filter({ hasText: 'Auto-recharge' }),
+        (text) => text === 'Auto-recharge: 2 × refill (50 credits each) below the warning limit, at most 5 a month',
+        'the summary',
+      );
 
       // 10 − 3 − 3 = 4, below 5: warned, and 2 × 50 bought.
       const events = ['r-1', 'r-2'].map((id) => ({ id: `${customerId}-${id}`, customerId, event: 'render', timestamp: new Date().toISOString() }));
@@ -71,7 +82,11 @@ describe('auto-recharge from the console', () => {
       const newest = card.getByRole('table', { name: 'Newest ledger entries' });
       await untilText(newest, (text) => text.includes('bundle refill × 2, 9.80 EUR; auto-recharge: below the warning limit') && text.includes('+100'), 'the purchase in the ledger');
       // The setting, read again as the balance moved, says when it last bought.
-      await untilText(card.locator('details').filter({ has: page.getByText(/^Auto-recharge:/) }), (text) => /Last bought \d/.test(text), 'when it last bought');
+      await untilText(
+        card.locator('details').filter({ has: page.getByText(/^Auto-recharge:/) }),
+        (text) => /Last bought \d/.test(text) && text.includes('Bought 1 time this month of at most 5.'),
+        'when it last bought, and how often this month',
+      );
       await photograph(page, 'console-auto-recharge.png', { element: card });
 
       // Turned off: the summary says so, and the API agrees.

@@ -261,7 +261,7 @@ describe('the console and the portal in Chromium', () => {
     // The customer's statement of the month the purchase was recorded in has it among what was added.
     const purchaseMonth = portalLedger.rows.at(-1)!.recordedAt!.slice(0, 7);
     await portalCard.getByText('Monthly statement', { exact: true }).click();
-    await portalCard.getByLabel('Month').fill(purchaseMonth);
+    await portalCard.getByLabel('Month', { exact: true }).fill(purchaseMonth);
     const portalStatement = portalCard.getByRole('table', { name: /^Statement for / });
     await untilText(portalStatement, (text) => text.includes('Purchases'), "the purchase on the customer's statement");
     expect(await statementRows(portalStatement)).toMatchObject({ Purchases: '+1,000' });
@@ -635,7 +635,7 @@ describe('the console and the portal in Chromium', () => {
       const statementDetails = card.locator('details').filter({ has: page.getByText('Monthly statement', { exact: true }) });
       await statementDetails.getByText('Monthly statement', { exact: true }).focus();
       await page.keyboard.press('Enter');
-      await statementDetails.getByLabel('Month').fill(month);
+      await statementDetails.getByLabel('Month', { exact: true }).fill(month);
       const statement = statementDetails.getByRole('table', { name: /^Statement for / });
       await untilText(statement, (text) => text.includes('Closing balance'), 'the month\'s statement');
       const rows = await statementRows(statement);
@@ -644,7 +644,7 @@ describe('the console and the portal in Chromium', () => {
       expect([rows.Added, rows.Used, rows['Closing balance']]).toEqual([`+${stated.toppedUp}`, `−${stated.consumed}`, stated.closing.balance]);
       await photograph(page, 'console-statement.png', { element: statementDetails });
       // The month before it: nothing yet.
-      await statementDetails.getByLabel('Month').fill(monthAfter(month, -1));
+      await statementDetails.getByLabel('Month', { exact: true }).fill(monthAfter(month, -1));
       await untilText(statement, (text) => /: 0 entries/.test(text), 'the statement of the month before');
       expect(await statementRows(statement)).toMatchObject({ 'Opening balance': '0', Added: '+0', Used: '−0', 'Closing balance': '0' });
 

@@ -16,7 +16,8 @@ function describe(recharge: AutoRecharge | null, bundles: readonly RechargeBundl
   if (recharge === null) return 'Auto-recharge: off';
   const bundle = bundles?.find((candidate) => candidate.id === recharge.bundleId);
   const each = bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
-  return `Auto-recharge: ${recharge.quantity} × ${recharge.bundleId}${each} below the warning limit`;
+  const most = recharge.monthlyLimit === null ? '' : `, at most ${recharge.monthlyLimit} a month`;
+  return `Auto-recharge: ${recharge.quantity} × ${recharge.bundleId}${each} below the warning limit${most}`;
 }
 
 /**
@@ -41,6 +42,8 @@ export function AutoRechargeSettings({
   const [recharge, setRecharge] = useState<AutoRecharge | null>();
   const [bundleId, setBundleId] = useState('');
   const [quantity, setQuantity] = useState('1');
+  // Empty: no limit.
+  const [monthlyLimit, setMonthlyLimit] = useState('');
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string>();
   const [saved, setSaved] = useState<string>();
@@ -60,6 +63,7 @@ export function AutoRechargeSettings({
         filled.current = true;
         setBundleId(found.bundleId);
         setQuantity(String(found.quantity));
+        setMonthlyLimit(found.monthlyLimit === null ? '' : String(found.monthlyLimit));
       },
       (failure: unknown) => (failure instanceof ApiError && failure.code === 'auto_recharge_not_set' ? setRecharge(null) : setError(errorMessage(failure))),
     );
@@ -80,6 +84,9 @@ export function AutoRechargeSettings({
             : `When your balance falls below ${limit} credits, buy this bundle by itself, once each time: each is a purchase, billed as one.`}
       </p>
       {recharge?.lastRechargedAt !== null && recharge?.lastRechargedAt !== undefined && <p>{`Last bought ${formatTime(recharge.lastRechargedAt)}.`}</p>}
+      {recharge !== null && recharge !== undefined && (
+        <p>{`Bought ${recharge.rechargesThisMonth} time${recharge.rechargesThisMonth === 1 ? '' : 's'} this month${recharge.monthlyLimit === null ? '' : ` of at most ${recharge.monthlyLimit}`}.`}</p>
+      )}
       {recharge?.lastRefusal !== null && recharge?.lastRefusal !== undefined && (
         <p class="error">{`The last auto-recharge was refused ${formatTime(recharge.lastRefusal.at)}: ${recharge.lastRefusal.reason}`}</p>
       )}
@@ -92,12 +99,20 @@ export function AutoRechargeSettings({
           setErrors({});
           setError(undefined);
           setSaved(undefined);
+          // Empty is no limit, so text that is not a number must not reach the API as one (NaN is null in JSON).
+          const most = monthlyLimit.trim();
+          if (most !== '' && !/^[0-9]+$/.test(most)) {
+            setErrors({ monthlyLimit: 'must be a whole number of purchases, or empty for no limit' });
+            return;
+          }
           try {
-            const set = await api.put<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`, { body: { bundleId, quantity: Number(quantity) } });
+            const set = await api.put<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`, {
+              body: { bundleId, quantity: Number(quantity), monthlyLimit: most === '' ? null : Number(most) },
+            });
             setRecharge(set);
             setSaved('Auto-recharge saved.');
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => field === 'bundleId' || field === 'quantity');
+            const found = fieldErrors(failure, (field) => field === 'bundleId' || field === 'quantity' || field === 'monthlyLimit');
             setErrors(found.fields);
             setError(found.general);
           }
@@ -112,6 +127,15 @@ export function AutoRechargeSettings({
           ))}
         </SelectField>
         <Field label="Quantity" inputMode="numeric" pattern="[0-9]*" value={quantity} error={errors.quantity} onInput={(event) => setQuantity(event.currentTarget.value)} />
+        <Field
+          label="Most a month"
+          hint="Empty: no limit"
+          inputMode="numeric"
+          pattern="[0-9]*"
+          value={monthlyLimit}
+          error={errors.monthlyLimit}
+          onInput={(event) => setMonthlyLimit(event.currentTarget.value)}
+        />
         <button type="submit" disabled={busy || noLimit || bundleId === ''}>
           Save auto-recharge
         </button>
