@@ -107,8 +107,9 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         continue;
       }
       if (setting.monthlyLimit !== null && (await options.recharges.purchasesInMonth(warning.balanceId, warning.month, warning.eventId)) >= setting.monthlyLimit) {
-        // Unless this warning's purchase is stored already: handled again after the limit was
-        // lowered, it was bought under the old one, and is counted (below) rather than refused.
+        // Unless this warning's purchase is stored already: handled again (a deposed lease holder
+        // having counted a later warning's purchase meanwhile), what was bought is counted below,
+        // never refused. A new setting cannot cause it: it moves `since` past every warning before.
         const [bought] = await options.eventStore.readEventsById([ledgerEventId(commandIds.autoRecharge(warning.balanceId, warning.eventId), 0)]);
         if (bought === undefined) {
           const reason = `the monthly limit is reached: ${setting.monthlyLimit} auto-recharge${setting.monthlyLimit === 1 ? '' : 's'} for the warnings of ${warning.month.slice(0, 7)}`;
