@@ -90,6 +90,12 @@ function indexEntryOf(record: DeadLetterRecord, member: string): string | null {
   return record.customerId === null || record.usageEventId === null ? null : usagePrefix(record.customerId, record.usageEventId) + member;
 }
 
+/** The index entry of a member read back from the log, or null. */
+const entryOfMember = (member: string): string | null => indexEntryOf(recordOf(member), member);
+
+/** ZADD's arguments for index entries: every score 0, so the set orders them by their bytes. */
+const unscored = (entries: readonly string[]): (string | number)[] => entries.flatMap((entry) => [0, entry]);
+
 /** A lexicographic range over every entry that starts with `prefix`: no UTF-8 text holds the byte 0xff. */
 function startingWith(prefix: string): [Buffer, Buffer] {
   return [Buffer.from(`[${prefix}`), Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])])];
@@ -139,12 +145,9 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       for (let attempt = 1; attempt <= MAX_INDEX_ATTEMPTS; attempt++) {
         await connection.watch(key);
         const members = await connection.zrange(key, 0, -1);
-        const entries = members.flatMap((member) => {
-          const entry = indexEntryOf(recordOf(member), member);
-          return entry === null ? [] : [0, entry];
-        });
+        const entries = members.flatMap((member) => entryOfMember(member) ?? []);
         const transaction = connection.multi().del(indexKey);
-        if (entries.length > 0) transaction.zadd(indexKey, ...entries);
+        if (entries.length > 0) transaction.zadd(indexKey, ...unscored(entries));
         // Null when a letter was recorded or trimmed since the WATCH: read the log again.
         if ((await transaction.exec()) !== null) return;
       }
@@ -170,24 +173,22 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
   };
 
   /** The letters that name the given usage events of one customer, through the index, whatever else the filter asks. */
-  async function ofUsageEvents(customerId: string, usageEventIds: readonly string[]): Promise<DeadLetterRecord[]> {
-    const prefixes = [...new Set(usageEventIds)].map((usageEventId) => usagePrefix(customerId, usageEventId));
+  async function ofUsageEvents(customerId: string, usageEventIds: ReadonlySet<string>): Promise<DeadLetterRecord[]> {
+    const prefixes = [...usageEventIds].map((usageEventId) => usagePrefix(customerId, usageEventId));
     if (prefixes.length === 0) return [];
     await indexBuilt();
     const read = redis.pipeline();
     for (const prefix of prefixes) read.zrangebylex(indexKey, ...startingWith(prefix));
-    const entries = ((await read.exec()) ?? []).flatMap(([error, found], index) => {
+    const found = ((await read.exec()) ?? []).flatMap(([error, entries], index) => {
       if (error !== null) throw error;
-      return (found as string[]).map((entry) => entry.slice(prefixes[index]!.length));
+      return (entries as string[]).map((entry) => ({ entry, member: entry.slice(prefixes[index]!.length) }));
     });
-    if (entries.length === 0) return [];
-    const kept = await redis.zmscore(key, ...entries);
-    const gone = entries.filter((_, index) => kept[index] === null || kept[index] === undefined);
-    if (gone.length > 0) {
-      const stale = gone.map((member) => indexEntryOf(recordOf(member), member)!);
-      await redis.zrem(indexKey, ...stale);
-    }
-    return entries.filter((_, index) => kept[index] !== null && kept[index] !== undefined).map(recordOf);
+    if (found.length === 0) return [];
+    const scores = await redis.zmscore(key, ...found.map(({ member }) => member));
+    const kept = (index: number) => scores[index] !== null && scores[index] !== undefined;
+    const stale = found.filter((_, index) => !kept(index)).map(({ entry }) => entry);
+    if (stale.length > 0) await redis.zrem(indexKey, ...stale);
+    return found.filter((_, index) => kept(index)).map(({ member }) => recordOf(member));
   }
 
   return {
@@ -196,18 +197,15 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       await indexBuilt();
       const members = records.map(memberOf);
       const scored = records.flatMap((record, index) => [Date.parse(record.deadLetteredAt), members[index]!] as const);
-      const indexed = records.flatMap((record, index) => {
-        const entry = indexEntryOf(record, members[index]!);
-        return entry === null ? [] : [0, entry];
-      });
+      const indexed = records.flatMap((record, index) => indexEntryOf(record, members[index]!) ?? []);
       const transaction = redis.multi().zadd(key, ...scored);
-      if (indexed.length > 0) transaction.zadd(indexKey, ...indexed);
+      if (indexed.length > 0) transaction.zadd(indexKey, ...unscored(indexed));
       transaction.zrange(key, 0, -(max + 1)).zremrangebyrank(key, 0, -(max + 1));
       const results = await transaction.exec();
       // The trimmed letters, as ZRANGE read them inside the MULTI, just before they went.
       const [error, trimmed] = results?.[results.length - 2] ?? [new Error('the dead-letter log\'s MULTI was discarded'), []];
       if (error !== null) throw error;
-      const stale = (trimmed as string[]).flatMap((member) => indexEntryOf(recordOf(member), member) ?? []);
+      const stale = (trimmed as string[]).flatMap((member) => entryOfMember(member) ?? []);
       if (stale.length > 0) await redis.zrem(indexKey, ...stale);
     },
     async recent(limit, filter = {}) {
@@ -221,7 +219,7 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       return guardDeadLetters(async () => {
         const candidates =
           filter.customerId !== undefined && usageEventIds !== undefined
-            ? await ofUsageEvents(filter.customerId, [...usageEventIds])
+            ? await ofUsageEvents(filter.customerId, usageEventIds)
             : // Any other filter reads every letter kept (at most `max`, a thousand by default) and picks.
               (await redis.zrevrange(key, 0, filtered ? -1 : Math.max(0, Math.min(limit, max) - 1))).map(recordOf);
         return withSentBack(candidates.filter(matches).sort(newestFirst).slice(0, Math.max(0, limit)));
