@@ -41,6 +41,9 @@ function newestFirst(a: DeadLetterRecord, b: DeadLetterRecord): number {
   return left === right ? 0 : left < right ? 1 : -1;
 }
 
+/** How many letters the log keeps unless told otherwise: the newest thousand. */
+export const DEFAULT_DEAD_LETTER_LOG_SIZE = 1000;
+
 /** A dead letter as the log answers it: the record, and whether a send-back has sent it since. */
 export interface LoggedDeadLetter extends DeadLetterRecord {
   /** When a send-back last sent it to the usage topic (ISO-8601); null if none has, as far as the log remembers. */
@@ -71,7 +74,7 @@ export interface DeadLetterLogOptions {
   readonly redis: Redis;
   /** The Redis key prefix of this deployment (TALLY_REDIS_KEY_PREFIX). */
   readonly keyPrefix: string;
-  /** How many are kept; older ones are dropped as new ones arrive. Default 1,000. */
+  /** How many are kept; older ones are dropped as new ones arrive. Default DEFAULT_DEAD_LETTER_LOG_SIZE. */
   readonly max?: number;
   /** How many send-back marks are kept, the newest; default ten times `max`. */
   readonly maxSentBack?: number;
@@ -130,7 +133,7 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
   const key = `${options.keyPrefix}:dead-letters`;
   const sentBackKey = `${options.keyPrefix}:dead-letters:sent-back`;
   const indexKey = `${options.keyPrefix}:dead-letters:by-usage-event`;
-  const max = options.max ?? 1000;
+  const max = options.max ?? DEFAULT_DEAD_LETTER_LOG_SIZE;
   const maxSentBack = options.maxSentBack ?? 10 * max;
   if (!Number.isInteger(max) || max < 1) throw new Error('max must be a positive integer');
   if (!Number.isInteger(maxSentBack) || maxSentBack < 1) throw new Error('maxSentBack must be a positive integer');

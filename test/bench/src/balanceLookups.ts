@@ -13,7 +13,7 @@ import { ensureProjected } from './ensureProjected';
 import { formatCount, progress } from './progress';
 import { runRedisBenchmark, type RedisBenchmarkResult } from './redisBenchmark';
 import { BALANCE_ID_PREFIX, customerIdOf } from './benchBalances';
-import { createDeadLetterLog, type DeadLetterRecord } from '@tally/metering';
+import { createDeadLetterLog, DEFAULT_DEAD_LETTER_LOG_SIZE, type DeadLetterRecord } from '@tally/metering';
 import { activeGeneration, balanceSnapshotKey } from './snapshotKeys';
 
 export interface LookupsResult {
@@ -57,8 +57,6 @@ export interface UsageLookupsResult {
 }
 
 const CONNECTIONS = 50;
-/** The dead-letter log's default size: what it holds once a broken producer has run for a while. */
-const FULL_DEAD_LETTER_LOG = 1000;
 const REDIS_REQUESTS = 200_000;
 
 /** Starts bareLookupServer.js and resolves once it prints `listening`; the returned function stops it. */
@@ -192,14 +190,15 @@ function benchDeadLetter(index: number, customers: number): DeadLetterRecord {
  */
 export async function measureUsageLookups(run: BenchRun, usageIdPrefix: string): Promise<UsageLookupsResult> {
   const empty = await loadApiRoute(run, 'usage', undefined, usageIdPrefix);
+  // As full as a log gets by default: what it holds once a broken producer has run for a while.
   const log = createDeadLetterLog({ redis: run.redis, keyPrefix: run.keyPrefix });
-  progress(`usage lookups: ${FULL_DEAD_LETTER_LOG} letters into the dead-letter log (untimed)`);
-  await log.record(Array.from({ length: FULL_DEAD_LETTER_LOG }, (_, index) => benchDeadLetter(index, run.options.customers)));
+  progress(`usage lookups: ${DEFAULT_DEAD_LETTER_LOG_SIZE} letters into the dead-letter log (untimed)`);
+  await log.record(Array.from({ length: DEFAULT_DEAD_LETTER_LOG_SIZE }, (_, index) => benchDeadLetter(index, run.options.customers)));
   const full = await loadApiRoute(run, 'usage', 'api-usage', usageIdPrefix);
   return {
     connections: CONNECTIONS,
     durationSeconds: run.options.lookupSeconds,
-    deadLetters: FULL_DEAD_LETTER_LOG,
+    deadLetters: DEFAULT_DEAD_LETTER_LOG_SIZE,
     emptyLog: empty.load,
     fullLog: full.load,
     peakRssBytes: Math.max(empty.peakRssBytes, full.peakRssBytes),
