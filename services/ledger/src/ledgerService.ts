@@ -153,7 +153,9 @@ export interface LedgerService {
   /**
    * What each of the customer's usage events `usageEventIds` did to `balanceIds` (the customer's
    * balances), in the order asked: read by the markers and the event ids their metering writes
-   * (meteredUsageMarker, commandIds.usage), in one round trip, with no index of its own.
+   * (meteredUsageMarker, commandIds.usage) and the ids their charges' refunds would have, in one
+   * read of the store (for PostgreSQL one round trip, and one more for the headers of streams this
+   * process has not read before), with no index of its own.
    */
   readUsageEntries(customerId: string, usageEventIds: readonly string[], balanceIds: readonly string[]): Promise<UsageEntries[]>;
   /** Abandons the balance loads still folding in the background (at shutdown, before the event store closes). */
@@ -254,6 +256,9 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     }
   }
 
+  /** The id a refund of this entry would have: one refund per charge (commandIds.refund). */
+  const refundIdOf = (balanceId: string, entryId: string) => ledgerEventId(commandIds.refund(balanceId, entryId), 0);
+
   /**
    * The refunds of the charges among these entries (of one balance or several), found by the id
    * each would have (a refund's id derives from its charge's, commandIds.refund): one read by id,
@@ -262,7 +267,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   async function refundsOf(pages: ReadonlyArray<{ readonly balanceId: string; readonly items: readonly RecordedBalanceEvent[] }>): Promise<ReadonlyMap<string, string>> {
     const refundIds = new Map<string, string>();
     for (const { balanceId, items } of pages) {
-      for (const { event, eventId } of items) if (event.type === 'CreditConsumed') refundIds.set(ledgerEventId(commandIds.refund(balanceId, eventId), 0), eventId);
+      for (const { event, eventId } of items) if (event.type === 'CreditConsumed') refundIds.set(refundIdOf(balanceId, eventId), eventId);
     }
     if (refundIds.size === 0) return new Map();
     // The store answers only ids asked for: each found refund has its charge in the map.
@@ -482,20 +487,34 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       // Every id each usage's command on each balance may have written: its charge, a freed hold,
       // a warning, a depletion. The event id says the usage and the balance: nothing else is looked up.
       const writer = new Map<string, { readonly usageEventId: string; readonly balanceId: string }>();
+      // And the id a refund of each would have, read in the same read: a lookup of a charged
+      // event is then one round trip, not one for its entries and another for their refunds.
+      const refundedEntry = new Map<string, string>();
       for (const usageEventId of usageEventIds) {
         for (const balanceId of balanceIds) {
           for (let index = 0; index < MAX_EVENTS_PER_COMMAND; index += 1) {
-            writer.set(ledgerEventId(commandIds.usage(usageEventId, balanceId), index), { usageEventId, balanceId });
+            const entryId = ledgerEventId(commandIds.usage(usageEventId, balanceId), index);
+            writer.set(entryId, { usageEventId, balanceId });
+            refundedEntry.set(refundIdOf(balanceId, entryId), entryId);
           }
         }
       }
       const markers = usageEventIds.map((usageEventId) => meteredUsageMarker(customerId, usageEventId));
-      const traces = await eventStore.readAppendTraces(markers, [...writer.keys()]);
+      const traces = await eventStore.readAppendTraces(markers, [...writer.keys(), ...refundedEntry.keys()]);
       const written = new Map<string, Map<string, RecordedBalanceEvent[]>>();
+      const refundOf = new Map<string, string>();
+      const charges = new Set<string>();
       for (const stored of traces.events) {
+        const entryId = refundedEntry.get(stored.id);
+        if (entryId !== undefined) {
+          refundOf.set(entryId, stored.id);
+          continue;
+        }
         const { usageEventId, balanceId } = writer.get(stored.id)!;
+        const entry = fromRecordedEvent(stored);
+        if (entry.event.type === 'CreditConsumed') charges.add(entry.eventId);
         const byBalance = written.get(usageEventId) ?? new Map<string, RecordedBalanceEvent[]>();
-        byBalance.set(balanceId, [...(byBalance.get(balanceId) ?? []), fromRecordedEvent(stored)]);
+        byBalance.set(balanceId, [...(byBalance.get(balanceId) ?? []), entry]);
         written.set(usageEventId, byBalance);
       }
       const answers = usageEventIds.map((usageEventId, index) => {
@@ -511,8 +530,8 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         // backfilled those it could derive): metered all the same.
         return { usageEventId, metered: traces.markers.has(markers[index]!) || byBalance !== undefined, balances };
       });
-      // The refunds of every charge found, in one more read.
-      const refunds = await refundsOf(answers.flatMap(({ balances }) => balances));
+      // Only a charge is refunded, as refundsOf answers (a refund's id says its entry, not its type).
+      const refunds = new Map([...refundOf].filter(([entryId]) => charges.has(entryId)));
       return answers.map(({ usageEventId, metered, balances }) => ({ usageEventId, metered, balances: balances.map((page) => ({ ...page, refunds })) }));
     },
 

@@ -166,17 +166,19 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       throw error;
     }));
 
+  const sentBackAt = (at: string | null | undefined) => (at === null || at === undefined ? null : new Date(Number(at)).toISOString());
   const withSentBack = async (records: readonly DeadLetterRecord[]): Promise<LoggedDeadLetter[]> => {
     if (records.length === 0) return [];
     const sentBack = await redis.zmscore(sentBackKey, ...records.map((record) => where(record.partition, record.offset)));
-    return records.map((record, index) => {
-      const at = sentBack[index];
-      return { ...record, sentBackAt: at === null || at === undefined ? null : new Date(Number(at)).toISOString() };
-    });
+    return records.map((record, index) => ({ ...record, sentBackAt: sentBackAt(sentBack[index]) }));
   };
 
-  /** The letters that name the given usage events of one customer, through the index, whatever else the filter asks. */
-  async function ofUsageEvents(customerId: string, usageEventIds: ReadonlySet<string>): Promise<DeadLetterRecord[]> {
+  /**
+   * The letters that name the given usage events of one customer, through the index, whatever
+   * else the filter asks, with their send-backs: read with the check of the entries against the
+   * log, in one round trip.
+   */
+  async function ofUsageEvents(customerId: string, usageEventIds: ReadonlySet<string>): Promise<LoggedDeadLetter[]> {
     const prefixes = [...usageEventIds].map((usageEventId) => usagePrefix(customerId, usageEventId));
     if (prefixes.length === 0) return [];
     await indexBuilt();
@@ -187,11 +189,20 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
       return (entries as string[]).map((entry) => ({ entry, member: entry.slice(prefixes[index]!.length) }));
     });
     if (found.length === 0) return [];
-    const scores = await redis.zmscore(key, ...found.map(({ member }) => member));
+    const records = found.map(({ member }) => recordOf(member));
+    const check = redis
+      .pipeline()
+      .zmscore(key, ...found.map(({ member }) => member))
+      .zmscore(sentBackKey, ...records.map((record) => where(record.partition, record.offset)));
+    const [scores, sentBack] = ((await check.exec()) ?? []).map(([error, scored]) => {
+      if (error !== null) throw error;
+      return scored as Array<string | null>;
+    });
+    if (scores === undefined || sentBack === undefined) throw new Error("the dead letters' check against the log went unanswered");
     const kept = (index: number) => scores[index] !== null && scores[index] !== undefined;
     const stale = found.filter((_, index) => !kept(index)).map(({ entry }) => entry);
     if (stale.length > 0) await redis.zrem(indexKey, ...stale);
-    return found.filter((_, index) => kept(index)).map(({ member }) => recordOf(member));
+    return records.flatMap((record, index) => (kept(index) ? [{ ...record, sentBackAt: sentBackAt(sentBack[index]) }] : []));
   }
 
   return {
@@ -219,14 +230,13 @@ export function createDeadLetterLog(options: DeadLetterLogOptions): DeadLetterLo
         (filter.customerId === undefined || record.customerId === filter.customerId) &&
         (usageEventIds === undefined || (record.usageEventId !== null && usageEventIds.has(record.usageEventId)));
       const filtered = filter.errorCode !== undefined || filter.key !== undefined || filter.customerId !== undefined || usageEventIds !== undefined;
-      return guardDeadLetters(async () => {
-        const candidates =
-          filter.customerId !== undefined && usageEventIds !== undefined
-            ? await ofUsageEvents(filter.customerId, usageEventIds)
-            : // Any other filter reads every letter kept (at most `max`, a thousand by default) and picks.
-              (await redis.zrevrange(key, 0, filtered ? -1 : Math.max(0, Math.min(limit, max) - 1))).map(recordOf);
-        return withSentBack(candidates.filter(matches).sort(newestFirst).slice(0, Math.max(0, limit)));
-      });
+      const picked = <Letter extends DeadLetterRecord>(letters: Letter[]) => letters.filter(matches).sort(newestFirst).slice(0, Math.max(0, limit));
+      return guardDeadLetters(async () =>
+        filter.customerId !== undefined && usageEventIds !== undefined
+          ? picked(await ofUsageEvents(filter.customerId, usageEventIds))
+          : // Any other filter reads every letter kept (at most `max`, a thousand by default) and picks.
+            withSentBack(picked((await redis.zrevrange(key, 0, filtered ? -1 : Math.max(0, Math.min(limit, max) - 1))).map(recordOf))),
+      );
     },
     async markSentBack(partition, offsets, at) {
       if (offsets.length === 0) return;

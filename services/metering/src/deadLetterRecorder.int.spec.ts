@@ -172,6 +172,13 @@ describe('the dead-letter recorder', () => {
     await redis.zadd(indexKey, 0, lostEntry);
     expect(await offsetsOf(log, 'globex', ['g-1', 'g-2'])).toEqual(['5', '4']);
     expect(await redis.zscore(indexKey, lostEntry)).toBeNull();
+    // Read with the letters, each one's send-back: the one marked, not the other.
+    await log.markSentBack(1, ['5'], new Date('2026-03-02T09:00:00Z'));
+    const sentBack = await log.recent(100, { customerId: 'globex', usageEventIds: ['g-1', 'g-2'] });
+    expect(sentBack.map((record) => [record.offset, record.sentBackAt])).toEqual([
+      ['5', '2026-03-02T09:00:00.000Z'],
+      ['4', null],
+    ]);
 
     // Processes recording at once, each trimming: the index holds exactly the log's letters.
     const writers = [0, 1, 2].map(() => createDeadLetterLog({ redis, keyPrefix: prefix, max: 25 }));

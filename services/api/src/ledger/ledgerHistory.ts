@@ -80,13 +80,14 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
     },
 
     async usage(customerId, usageEventIds) {
-      const owned = await deps.balanceRegistry.listCustomerBalances(customerId);
-      const productOf = new Map(owned.map((balance) => [balance.id, balance.productId]));
-      const [found, letters] = await Promise.all([
-        deps.ledger.readUsageEntries(customerId, usageEventIds, [...productOf.keys()]),
+      // The letters need no balance: read beside the registry, not after it.
+      const [owned, letters] = await Promise.all([
+        deps.balanceRegistry.listCustomerBalances(customerId),
         // One read of the log for every id asked (it keeps a thousand letters at most).
         deps.deadLetters?.recent(Number.MAX_SAFE_INTEGER, { customerId, usageEventIds }),
       ]);
+      const productOf = new Map(owned.map((balance) => [balance.id, balance.productId]));
+      const found = await deps.ledger.readUsageEntries(customerId, usageEventIds, [...productOf.keys()]);
       const lettersOf = new Map<string, LoggedDeadLetter[]>();
       for (const letter of letters ?? []) {
         const listed = lettersOf.get(letter.usageEventId!);

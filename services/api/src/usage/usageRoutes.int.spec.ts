@@ -28,6 +28,14 @@ const KEY = 'ingest-key-0123456789abcdef';
 const auth = { authorization: `Bearer ${KEY}` };
 const T0 = '2026-03-01T12:00:00Z';
 
+/** The ledger's reads of the store by id, counted: a usage lookup is one, its refunds included. */
+let storeReads = 0;
+const countingReads = (store: EventStore): EventStore => ({
+  ...store,
+  readAppendTraces: (markers, eventIds) => ((storeReads += 1), store.readAppendTraces(markers, eventIds)),
+  readEventsById: (eventIds) => ((storeReads += 1), store.readEventsById(eventIds)),
+});
+
 describe('POST /v1/usage-events, through Kafka and the metering consumer', () => {
   let db: TestSchema;
   let eventStore: EventStore;
@@ -63,7 +71,7 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     eventStore = createPostgresEventStore({ pool: db.pool, logger });
     catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
-    ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    ledger = createLedgerService({ eventStore: countingReads(eventStore), catalog, balanceRegistry, logger });
     catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: 200 });
     await catalogCache.start();
     redis = new Redis(stackConfig.redisUrl);
@@ -205,8 +213,11 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     // Refunded, the charge says by which entry, as the ledger does.
     const refund = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/refunds`, headers: auth, payload: { entryId: entries[0]!.id } });
     expect(refund.statusCode).toBe(201);
+    const readsBefore = storeReads;
     const refunded = (await lookup('charged:1')).json().balances.find((written: { balanceId: string }) => written.balanceId === balanceId);
     expect(refunded.entries[0].refundedBy).toBe(refund.json().entry.id);
+    // The entries and their refunds in one read of the store.
+    expect(storeReads - readsBefore).toBe(1);
 
     expect((await lookup('free-1')).json()).toEqual({ customerId, eventId: 'free-1', metered: true, balances: [] });
     const cloudEvent = (await lookup('ce:9:/checkout:c-7')).json();
