@@ -4,7 +4,16 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, TallyError } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService, loadBalance, type BalanceRegistry, type LedgerService } from '@tally/ledger';
+import {
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  createPostgresBalanceStateStore,
+  createPostgresStatementStarts,
+  createPurchaseService,
+  loadBalance,
+  type BalanceRegistry,
+  type LedgerService,
+} from '@tally/ledger';
 import { createBalanceProjector, createBalanceReadModel, type BalanceProjector } from '@tally/projections';
 import { createTestSchema, createUnreachablePool, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -72,6 +81,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       metrics: createMetricsRegistry(),
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       processors: () => readProcessorStatus(db.pool, eventStore),
+      statementStarts: createPostgresStatementStarts({ pool: db.pool, states: createPostgresBalanceStateStore({ pool: db.pool }) }),
       options: { consistencyTimeoutMs: 20_000 },
     };
     app = await buildApp(deps);
@@ -857,6 +867,8 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       const middle = await statement(deductionEntry.recordedAt, refundEntry.recordedAt);
       expect(middle).toMatchObject({ opening: { balance: '12.5', held: '0' }, closing: { balance: '8.499999', held: '1' }, toppedUp: '0', consumed: '4.000001' });
       expect(middle.firstRevision).toBe(deductionEntry.revision);
+      // Asked again, it starts where the first found the period's start: the same answer.
+      expect(await statement(deductionEntry.recordedAt, refundEntry.recordedAt)).toEqual(middle);
 
       // Before the balance was opened: nothing.
       expect(await statement('2000-01-01T00:00:00Z', '2000-02-01T00:00:00Z')).toMatchObject({ opening: { balance: '0' }, closing: { balance: '0' }, entries: 0, firstRevision: null });

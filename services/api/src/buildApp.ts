@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { CatalogStore } from '@tally/catalog';
-import type { AutoRecharges, BalanceRegistry, ConsumptionStore, CustomerDirectory, LedgerService, PurchaseService } from '@tally/ledger';
+import type { AutoRecharges, BalanceRegistry, ConsumptionStore, CustomerDirectory, LedgerService, PurchaseService, StatementStarts } from '@tally/ledger';
 import type { DeadLetterLog, DeadLetterReader, DeadLetterRedrives, UsagePublisher } from '@tally/metering';
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
@@ -84,6 +84,8 @@ export interface ApiDeps {
   readonly customers?: CustomerDirectory;
   /** Consumption over time (GET /v1/credit-balances/{id}/consumption); served when given. */
   readonly consumption?: ConsumptionStore;
+  /** Where balance statements start folding instead of the ledger's first entry; without it, each reads its ledger from the start. */
+  readonly statementStarts?: StatementStarts;
   /** The most recent dead letters (GET /v1/dead-letters); served when given. */
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** Sending dead letters back (POST /v1/dead-letters/redrives); only with `deadLetters`. */
@@ -383,7 +385,13 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     async (v1) => {
       await v1.register(catalogRoutes, { products: createProductCatalog(deps.catalog) });
       await v1.register(balanceRoutes, { balances });
-      await v1.register(ledgerRoutes, { history: createLedgerHistory({ ledger: deps.ledger, balanceRegistry: deps.balanceRegistry, ...(deps.deadLetters !== undefined ? { deadLetters: deps.deadLetters } : {}) }) });
+      await v1.register(ledgerRoutes, { history: createLedgerHistory({
+          ledger: deps.ledger,
+          balanceRegistry: deps.balanceRegistry,
+          logger: deps.logger.child({ module: 'ledger-history' }),
+          ...(deps.deadLetters !== undefined ? { deadLetters: deps.deadLetters } : {}),
+          ...(deps.statementStarts !== undefined ? { statementStarts: deps.statementStarts } : {}),
+        }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
       if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges, purchases: deps.purchases });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });

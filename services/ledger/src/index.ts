@@ -4,6 +4,8 @@ export * from './balanceLoader';
 export * from './balanceStateCache';
 export * from './balanceStateStore';
 export * from './postgresBalanceStateStore';
+export * from './statementStarts';
+export * from './postgresStatementStarts';
 export * from './balanceStates';
 export * from './balanceCommandPath';
 export * from './usageBalanceWrites';

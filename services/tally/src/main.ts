@@ -15,6 +15,7 @@ import {
   createPostgresConsumptionStore,
   createPostgresCustomerDirectory,
   createPostgresHoldExpiryIndex,
+  createPostgresStatementStarts,
   createPurchaseService,
   createAutoRecharges,
   createAutoRechargeProcessor,
@@ -127,13 +128,14 @@ async function main(): Promise<void> {
   const catalog = createPostgresCatalogStore({ pool, logger });
   const balanceRegistry = createPostgresBalanceRegistry({ pool });
   const clock = () => new Date();
+  const stateStore = createPostgresBalanceStateStore({ pool });
   const ledger = createLedgerService({
     eventStore,
     catalog,
     balanceRegistry,
     logger,
     clock,
-    stateStore: createPostgresBalanceStateStore({ pool }),
+    stateStore,
     loadBudgetMs: config.timeouts.balanceLoadMs,
   });
   // Stopped after the roles that write through it and before the event store: a balance fold
@@ -411,6 +413,8 @@ async function main(): Promise<void> {
       customers: createPostgresCustomerDirectory({ pool }),
       // Kept by the projector role's consumption projector (see above), whichever event store.
       consumption: createPostgresConsumptionStore({ pool }),
+      // The folds before them kept with the balances' other stored states, whichever event store.
+      statementStarts: createPostgresStatementStarts({ pool, states: stateStore }),
       deadLetters,
       redrives,
       deadLetterReader,

@@ -1,5 +1,5 @@
-import { evolve, initialBalanceState, type BalanceState, type ConsumptionSource, type Micros, type TopUpSource } from '@tally/domain';
-import type { RecordedBalanceEvent } from '@tally/ledger';
+import { evolve, initialBalanceState, type BalanceState, type FoldedBalance, type ConsumptionSource, type Micros, type TopUpSource } from '@tally/domain';
+import type { RecordedBalanceEvent, StatementBoundary } from '@tally/ledger';
 
 /** What a statement totals credits by, in the order it lists them. */
 export const STATEMENT_TOP_UP_SOURCES = ['starting', 'manual', 'purchase', 'grant', 'refund'] as const satisfies readonly TopUpSource[];
@@ -35,6 +35,12 @@ export interface StatementFold {
    */
   add(entry: RecordedBalanceEvent): boolean;
   statement(): BalanceStatement;
+  /**
+   * The period's edges the entries added showed: for `from` and for `to`, once the first entry
+   * recorded at or after it was added, its revision and the fold before it (an edge at the opening
+   * entry has nothing before it and is left out). A later statement starts from one of these.
+   */
+  boundaries(): StatementBoundary[];
 }
 
 const zeroBy = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((key) => [key, 0n])) as Record<K, Micros>;
@@ -48,8 +54,15 @@ const figuresOf = (state: BalanceState): StatementFigures => (state.status === '
  * at or after `from` to the last before the first recorded at or after `to`: a run of revisions,
  * so the opening, the totals and the closing always add up, whatever the clocks did.
  */
-export function createStatementFold(period: { readonly from: number; readonly to: number }): StatementFold {
-  let state: BalanceState = initialBalanceState;
+export function createStatementFold(period: { readonly from: number; readonly to: number }, start?: FoldedBalance): StatementFold {
+  // Started from a stored fold, the entries after it follow: those before were all recorded
+  // before the period (StatementStarts.before), so they only made this state.
+  let state: BalanceState = start?.state ?? initialBalanceState;
+  let folded: bigint | null = start?.revision ?? null;
+  const boundaries: StatementBoundary[] = [];
+  const edge = (at: number, entry: RecordedBalanceEvent) => {
+    if (folded !== null && state.status === 'open') boundaries.push({ at, revision: entry.revision, before: { state, revision: folded } });
+  };
   let opening: StatementFigures | undefined;
   let ended = false;
   let entries = 0;
@@ -62,11 +75,18 @@ export function createStatementFold(period: { readonly from: number; readonly to
       if (ended) return false;
       const at = entry.recordedAt.getTime();
       if (at >= period.to) {
+        // Nothing of the period seen yet: this entry is also the first at or after its start.
+        if (opening === undefined) edge(period.from, entry);
+        edge(period.to, entry);
         ended = true;
         return false;
       }
-      if (opening === undefined && at >= period.from) opening = figuresOf(state);
+      if (opening === undefined && at >= period.from) {
+        opening = figuresOf(state);
+        edge(period.from, entry);
+      }
       state = evolve(state, entry.event);
+      folded = entry.revision;
       if (opening === undefined) return true;
       entries += 1;
       firstRevision ??= entry.revision;
@@ -80,5 +100,6 @@ export function createStatementFold(period: { readonly from: number; readonly to
       const closing = figuresOf(state);
       return { opening: opening ?? closing, closing, toppedUp: { ...toppedUp }, consumed: { ...consumed }, entries, firstRevision, lastRevision };
     },
+    boundaries: () => [...boundaries],
   };
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState } from '@tally/domain';
-import type { RecordedBalanceEvent } from '@tally/ledger';
+import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState, type FoldedBalance } from '@tally/domain';
+import type { RecordedBalanceEvent, StatementBoundary } from '@tally/ledger';
 import { createStatementFold, type BalanceStatement } from './balanceStatement';
 
 const CREDIT = 1_000_000n;
@@ -35,14 +35,20 @@ function ledgerOf(commands: readonly BalanceCommand[], times: (index: number) =>
   }));
 }
 
-function statementOf(entries: readonly RecordedBalanceEvent[], period: { from: number; to: number }): { statement: BalanceStatement; read: number } {
-  const fold = createStatementFold(period);
+/** The statement of `period`, folded from `start` (the entries after it) or from the first entry. */
+function statementOf(
+  entries: readonly RecordedBalanceEvent[],
+  period: { from: number; to: number },
+  start?: FoldedBalance,
+): { statement: BalanceStatement; read: number; boundaries: StatementBoundary[] } {
+  const fold = createStatementFold(period, start);
   let read = 0;
   for (const entry of entries) {
+    if (start !== undefined && entry.revision <= start.revision) continue;
     read += 1;
     if (!fold.add(entry)) break;
   }
-  return { statement: fold.statement(), read };
+  return { statement: fold.statement(), read, boundaries: fold.boundaries() };
 }
 
 const open: BalanceCommand = { type: 'OpenBalance', balanceId: 'b', customerId: 'c', productId: 'p', name: 'n', lowBalanceThreshold: 5n * CREDIT, startingBalance: 10n * CREDIT, at: AT };
@@ -70,6 +76,34 @@ describe('a statement of a period', () => {
     });
     // It stopped at the first entry past the period: nothing later is read.
     expect(read).toBe(6);
+  });
+
+  it('given a period around the middle entries, keeps where it began and ended: the first entry at or after each edge and the fold before it', () => {
+    const { boundaries } = statementOf(ledger, { from: T0 + 2 * minute, to: T0 + 5 * minute });
+    const foldTo = (revision: number) => ledger.slice(0, revision + 1).reduce((state, entry) => evolve(state, entry.event), initialBalanceState);
+    expect(boundaries).toEqual([
+      { at: T0 + 2 * minute, revision: 2n, before: { state: foldTo(1), revision: 1n } },
+      { at: T0 + 5 * minute, revision: 5n, before: { state: foldTo(4), revision: 4n } },
+    ]);
+  });
+
+  it('given where an earlier statement ended, states the next period reading only the entries after it', () => {
+    const march = statementOf(ledger, { from: T0, to: T0 + 3 * minute });
+    const end = march.boundaries.find(({ at }) => at === T0 + 3 * minute)!;
+    const next = { from: T0 + 3 * minute, to: T0 + 6 * minute };
+    const resumed = statementOf(ledger, next, end.before);
+    expect(resumed.statement).toEqual(statementOf(ledger, next).statement);
+    // Revisions 3 to 5 in the period, and 6, the first past it.
+    expect(resumed.read).toBe(4);
+    // Its own start is not found again; its end is.
+    expect(resumed.boundaries.map(({ at, revision }) => [at, revision])).toEqual([
+      [T0 + 3 * minute, 3n],
+      [T0 + 6 * minute, 6n],
+    ]);
+  });
+
+  it('given a period that begins at the opening entry, keeps no start: there is nothing before it to skip', () => {
+    expect(statementOf(ledger, { from: T0 - minute, to: T0 + 2 * minute }).boundaries.map(({ at }) => at)).toEqual([T0 + 2 * minute]);
   });
 
   it('given a period before the balance opened, states zeros and no entries', () => {
@@ -122,6 +156,32 @@ describe('a statement of a period', () => {
           expect(statement.closing.balance).toBe(balanceOf(before(period.to)));
           expect(statement.opening.balance).toBe(balanceOf(before(period.from)));
           expect(statement.entries).toBe(ledger.filter((entry) => entry.recordedAt.getTime() >= period.from && entry.recordedAt.getTime() < period.to).length);
+        },
+      ),
+    );
+  });
+
+  it('always states a period the same from the latest start an earlier statement kept at or before it as from the first entry, whatever the clocks did', () => {
+    fc.assert(
+      fc.property(
+        fc.array(command, { maxLength: 40 }),
+        // Recording times that go back now and then, as a writer's clock may.
+        fc.array(fc.integer({ min: -2, max: 4 }), { minLength: 80, maxLength: 80 }),
+        fc.array(fc.nat({ max: 200 }), { minLength: 4, maxLength: 4 }),
+        (commands, steps, [a, b, c, d]) => {
+          const times = steps.reduce<number[]>((sums, step) => [...sums, (sums.at(-1) ?? T0) + step], []);
+          const ledger = ledgerOf([open, ...commands], (index) => times[index] ?? T0 + 1000);
+          const earlier = { from: T0 + Math.min(a!, b!), to: T0 + Math.max(a!, b!) + 1 };
+          const later = { from: T0 + Math.min(c!, d!), to: T0 + Math.max(c!, d!) + 1 };
+          const kept = statementOf(ledger, earlier).boundaries;
+          // Each kept edge is the first entry recorded at or after it, with the fold before it.
+          for (const { at, revision, before } of kept) {
+            expect(revision).toBe(BigInt(ledger.findIndex((entry) => entry.recordedAt.getTime() >= at)));
+            expect(before).toEqual({ state: ledger.slice(0, Number(revision)).reduce((state, entry) => evolve(state, entry.event), initialBalanceState), revision: revision - 1n });
+          }
+          // As StatementStarts.before chooses: the latest kept at or before the period's start.
+          const start = kept.filter(({ at }) => at <= later.from).sort((x, y) => y.at - x.at)[0]?.before;
+          expect(statementOf(ledger, later, start).statement).toEqual(statementOf(ledger, later).statement);
         },
       ),
     );

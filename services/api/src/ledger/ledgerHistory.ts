@@ -1,4 +1,5 @@
-import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type LedgerService } from '@tally/ledger';
+import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type LedgerService, type StatementStarts } from '@tally/ledger';
+import type { Logger } from 'pino';
 import type { DeadLetterLog, LoggedDeadLetter } from '@tally/metering';
 import type { Page } from '../pagination';
 import { createStatementFold, type BalanceStatement } from './balanceStatement';
@@ -17,7 +18,8 @@ export interface LedgerHistory {
   chronological(balanceId: string, pageSize: number, audience: LedgerAudience): AsyncGenerator<readonly LedgerEntryView[], void, undefined>;
   /**
    * The statement of the period `[from, to)` (epoch milliseconds, see createStatementFold), read
-   * oldest first up to the period's end. Throws BalanceNotFoundError for an unknown balance, and
+   * oldest first up to the period's end, from the latest statement start kept at or before the
+   * period (or the ledger's first entry). Throws BalanceNotFoundError for an unknown balance, and
    * the signal's reason once it is aborted, before the next page is read.
    */
   statement(balanceId: string, period: { readonly from: number; readonly to: number }, signal?: AbortSignal): Promise<BalanceStatement>;
@@ -39,6 +41,10 @@ export interface LedgerHistoryDeps {
   readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'>;
   /** Where a usage lookup finds the usage event's dead letters; without it, a lookup lists none. */
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
+  /** Where statements start instead of the ledger's first entry; without it, each reads the ledger from its start. */
+  readonly statementStarts?: StatementStarts;
+  /** Told when a statement's starts could not be kept (the statement is answered all the same). */
+  readonly logger?: Logger;
 }
 
 export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
@@ -47,9 +53,9 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
     if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
   };
   // The one walk of a stream oldest first, a page at a time, for the export and the statement.
-  async function* oldestFirst(balanceId: string, pageSize: number, refunds: boolean): AsyncGenerator<LedgerPage, void, undefined> {
+  async function* oldestFirst(balanceId: string, pageSize: number, refunds: boolean, from?: bigint): AsyncGenerator<LedgerPage, void, undefined> {
     await mustExist(balanceId);
-    let after: bigint | undefined;
+    let after = from;
     do {
       const page = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, refunds, ...(after !== undefined ? { after } : {}) });
       yield page;
@@ -70,11 +76,19 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
     },
 
     async statement(balanceId, period, signal) {
-      const fold = createStatementFold(period);
+      const { statementStarts } = deps;
+      const start = await statementStarts?.before(balanceId, period.from);
+      const fold = createStatementFold(period, start);
       // Refunds are not read: a statement totals them by their own entries (source refund).
-      read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false)) {
+      read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.revision)) {
         signal?.throwIfAborted();
         for (const item of items) if (!fold.add(item)) break read;
+      }
+      // The edges this fold found past where it started, for the next statement to start at.
+      const found = fold.boundaries().filter(({ before }) => start === undefined || before.revision > start.revision);
+      if (statementStarts !== undefined && found.length > 0) {
+        // Only a cache: a statement is answered whether or not its starts are kept.
+        await statementStarts.keep(balanceId, found).catch((error: unknown) => deps.logger?.warn({ err: error, balanceId }, "a statement's starts could not be kept"));
       }
       return fold.statement();
     },

@@ -1,0 +1,134 @@
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { balanceStreamId, MICROS_PER_CREDIT } from '@tally/domain';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import {
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  createPostgresBalanceStateStore,
+  createPostgresStatementStarts,
+  type LedgerService,
+  type RecordedBalanceEvent,
+} from '@tally/ledger';
+import { createTestSchema, type TestSchema } from '@tally/test-support';
+import pino from 'pino';
+import { createLedgerHistory, type LedgerHistory } from './ledgerHistory';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
+
+describe('statements that start where an earlier one found its edges (PostgreSQL)', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let ledger: LedgerService;
+  /** The ledger, counting the entries statements read. */
+  let read = 0;
+  let counted: LedgerService;
+  let withStarts: LedgerHistory;
+  let fromTheStart: LedgerHistory;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'statement_starts' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    await catalog.createProduct({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [] });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    counted = {
+      ...ledger,
+      readLedger: async (balanceId, page) => {
+        const answer = await ledger.readLedger(balanceId, page);
+        read += answer.items.length;
+        return answer;
+      },
+    };
+    const statementStarts = createPostgresStatementStarts({ pool: db.pool, states: createPostgresBalanceStateStore({ pool: db.pool }) });
+    withStarts = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger });
+    fromTheStart = createLedgerHistory({ ledger, balanceRegistry });
+  });
+
+  afterAll(async () => {
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  /** A balance with `changes` top-ups after its opening, and its entries oldest first. */
+  let customers = 0;
+  async function balanceWith(changes: number): Promise<{ balanceId: string; entries: readonly RecordedBalanceEvent[] }> {
+    customers += 1;
+    const { balance } = await ledger.openBalance({ customerId: `c-${customers}`, productId: 'p', startingBalance: credits(1) });
+    for (let n = 1; n <= changes; n += 1) {
+      // A millisecond apart at least, so each change can be a period's edge of its own.
+      const last = (await ledger.readLedger(balance.balanceId, { limit: 1 })).items[0]!.recordedAt.getTime();
+      while (Date.now() <= last) await new Promise((resolve) => setImmediate(resolve));
+      await ledger.topUp(balance.balanceId, { credits: credits(n), reason: null });
+    }
+    const { items } = await ledger.readLedger(balance.balanceId, { limit: 1000, order: 'oldest' });
+    return { balanceId: balance.balanceId, entries: items };
+  }
+
+  const boundariesOf = async (balanceId: string) =>
+    (
+      await db.pool.query<{ boundary: Date; revision: string }>('SELECT boundary, revision FROM statement_boundaries WHERE stream_id = $1 ORDER BY boundary', [
+        balanceStreamId(balanceId),
+      ])
+    ).rows.map(({ boundary, revision }) => [boundary.getTime(), Number(revision)]);
+
+  it('states each period as a fold from the first entry does, reading only from the latest start kept at or before it', async () => {
+    // Revisions 0 and 1 (the opening and its starting top-up), then 2 to 9.
+    const { balanceId, entries } = await balanceWith(8);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    const statement = async (from: number, to: number) => {
+      read = 0;
+      const stated = await withStarts.statement(balanceId, { from, to });
+      expect(stated).toEqual(await fromTheStart.statement(balanceId, { from, to }));
+      return { stated, read };
+    };
+
+    // The first statement reads from the ledger's start (a page of up to 1,000 entries: here all
+    // ten), and keeps both edges.
+    expect(await statement(at(4), at(6))).toMatchObject({ stated: { entries: 2, firstRevision: 4n, lastRevision: 5n }, read: 10 });
+    expect(await boundariesOf(balanceId)).toEqual([
+      [at(4), 4],
+      [at(6), 6],
+    ]);
+    // The next period reads from where that one ended: revisions 6 to 9.
+    expect(await statement(at(6), at(8))).toMatchObject({ stated: { entries: 2, firstRevision: 6n }, read: 4 });
+    // The same period again reads as much, and keeps nothing new.
+    expect(await statement(at(6), at(8))).toMatchObject({ read: 4 });
+    expect(await boundariesOf(balanceId)).toEqual([
+      [at(4), 4],
+      [at(6), 6],
+      [at(8), 8],
+    ]);
+    // A period between two edges starts at the one before it: revision 4 onwards.
+    expect(await statement(at(5), at(7))).toMatchObject({ stated: { entries: 2, firstRevision: 5n }, read: 6 });
+    // So far: every entry from the edge at 8.
+    expect(await statement(at(9), at(9) + 60_000)).toMatchObject({ stated: { entries: 1, lastRevision: 9n }, read: 2 });
+    // Before every edge kept: from the start again.
+    expect(await statement(at(2), at(3))).toMatchObject({ stated: { entries: 1 }, read: 10 });
+  });
+
+  it('reads from the start when the state before an edge is gone (another fold version), and keeps it again', async () => {
+    const { balanceId, entries } = await balanceWith(4);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    await withStarts.statement(balanceId, { from: at(3), to: at(5) });
+    await db.pool.query('DELETE FROM balance_snapshots WHERE stream_id = $1', [balanceStreamId(balanceId)]);
+    read = 0;
+    const stated = await withStarts.statement(balanceId, { from: at(3), to: at(5) });
+    expect(stated).toEqual(await fromTheStart.statement(balanceId, { from: at(3), to: at(5) }));
+    expect(read).toBe(6);
+    read = 0;
+    await withStarts.statement(balanceId, { from: at(3), to: at(5) });
+    expect(read).toBe(3);
+  });
+
+  it('keeps no start at the opening entry, and answers an unknown balance 404 as before', async () => {
+    const { balanceId, entries } = await balanceWith(1);
+    await withStarts.statement(balanceId, { from: 0, to: entries[2]!.recordedAt.getTime() });
+    // The period began before the opening: its start is the opening itself, with nothing before it.
+    expect(await boundariesOf(balanceId)).toEqual([[entries[2]!.recordedAt.getTime(), 2]]);
+    await expect(withStarts.statement('nope', { from: 0, to: Date.now() })).rejects.toThrow('no credit balance with id "nope"');
+  });
+});
