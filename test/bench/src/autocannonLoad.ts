@@ -11,16 +11,21 @@ export interface LookupLoad {
   readonly durationSeconds: number;
   /**
    * Which read: a balance by id (default), the entitlement check of a random customer for 1
-   * credit, or the lookup of a usage event of a random customer.
+   * credit, the lookup of a usage event of a random customer, or one statement again and again.
    */
-  readonly route?: 'balance' | 'entitlement' | 'usage';
+  readonly route?: 'balance' | 'entitlement' | 'usage' | 'statement';
   /** For `usage`: the run's usage event ids are `<usageIdPrefix>-<n>`, usage n of customer n mod balances. */
   readonly usageIdPrefix?: string;
+  /** For `statement`: the one path every request asks, a balance's statement of one period. */
+  readonly statementPath?: string;
 }
 
 /** The path of one request of the load, for a random balance (and its customer) of the run. */
-export function lookupPath(load: Pick<LookupLoad, 'route' | 'usageIdPrefix'>, index: number): string {
+export function lookupPath(load: Pick<LookupLoad, 'route' | 'usageIdPrefix' | 'statementPath'>, index: number): string {
   switch (load.route) {
+    case 'statement':
+      if (load.statementPath === undefined) throw new Error('a statement load needs its statementPath');
+      return load.statementPath;
     case 'entitlement':
       return `/v1/customers/${customerIdOf(index)}/entitlements/${BENCH_PRODUCT.id}?credits=1`;
     case 'usage':

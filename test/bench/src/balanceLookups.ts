@@ -76,13 +76,18 @@ async function runAutocannon(load: LookupLoad): Promise<LookupLoadResult> {
   return JSON.parse(stdout) as LookupLoadResult;
 }
 
-/** Loads one read route of a Tally API process with autocannon (from a second process); the API is stopped after. */
-async function loadApiRoute(
+/** Which route loadApiRoute loads, and at how many connections (default CONNECTIONS). */
+export type ApiRouteLoad = Pick<LookupLoad, 'usageIdPrefix' | 'statementPath'> & { readonly route: NonNullable<LookupLoad['route']>; readonly connections?: number };
+
+/**
+ * Loads one read route of a Tally API process with autocannon (from a second process); the API
+ * is stopped after. `firstMs`: the probe's time, the first request of a new process.
+ */
+export async function loadApiRoute(
   run: BenchRun,
-  route: NonNullable<LookupLoad['route']>,
+  { route, usageIdPrefix, statementPath, connections = CONNECTIONS }: ApiRouteLoad,
   profileName?: string,
-  usageIdPrefix?: string,
-): Promise<{ load: LookupLoadResult; peakRssBytes: number; profile?: CollectedProfile; apiKey: string }> {
+): Promise<{ load: LookupLoadResult; peakRssBytes: number; profile?: CollectedProfile; apiKey: string; firstMs: number }> {
   const { customers, lookupSeconds } = run.options;
   await ensureProjected(run);
   const port = await freePort();
@@ -102,18 +107,30 @@ async function loadApiRoute(
   );
   const origin = `http://127.0.0.1:${port}`;
   // A wrong key, path or empty projection would otherwise be measured as a fast stream of errors.
-  const path0 = lookupPath({ route, usageIdPrefix }, 0);
+  const path0 = lookupPath({ route, usageIdPrefix, statementPath }, 0);
+  const probeStarted = performance.now();
   const probe = await fetch(`${origin}${path0}`, { headers: { authorization: `Bearer ${apiKey}` } });
   if (probe.status !== 200) throw new Error(`GET ${path0} answered ${probe.status}: ${await probe.text()}`);
+  await probe.arrayBuffer();
+  const firstMs = performance.now() - probeStarted;
 
-  progress(`${route === 'usage' ? 'usage lookups' : `${route}s`}: autocannon, ${CONNECTIONS} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
-  const load = await runAutocannon({ origin, apiKey, balances: customers, connections: CONNECTIONS, durationSeconds: lookupSeconds, route, usageIdPrefix });
+  progress(`${route === 'usage' ? 'usage lookups' : `${route}s`}: autocannon, ${connections} connections for ${lookupSeconds} s against the Tally API${profiling !== undefined ? ` under --cpu-prof (into ${profiling.dir})` : ''}`);
+  const load = await runAutocannon({
+    origin,
+    apiKey,
+    balances: customers,
+    connections,
+    durationSeconds: lookupSeconds,
+    route,
+    ...(usageIdPrefix !== undefined ? { usageIdPrefix } : {}),
+    ...(statementPath !== undefined ? { statementPath } : {}),
+  });
   const peakRssBytes = api.peakRssBytes() ?? Number.NaN;
   // SIGTERM: the API closes and the process exits 0, which writes the profile.
   await api.kill('SIGTERM');
   const profile = profiling?.collect();
   progress(`API: ${formatCount(load.perSecond)} requests/s, p99 ${load.p99Ms} ms (${load.non2xx} non-2xx, ${load.errors} errors)`);
-  return { load, peakRssBytes, apiKey, ...(profile !== undefined ? { profile } : {}) };
+  return { load, peakRssBytes, apiKey, firstMs, ...(profile !== undefined ? { profile } : {}) };
 }
 
 /** redis-benchmark HGETALL of random snapshot hashes of the run, at the API loads' concurrency: the ceiling of both reads. */
@@ -131,7 +148,7 @@ async function snapshotReadCeiling(run: BenchRun, generation: string): Promise<R
  */
 export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResult> {
   const { customers, lookupSeconds } = run.options;
-  const { load, peakRssBytes, profile, apiKey } = await loadApiRoute(run, 'balance', 'api');
+  const { load, peakRssBytes, profile, apiKey } = await loadApiRoute(run, { route: 'balance' }, 'api');
 
   const generation = await activeGeneration(run.redis, run.keyPrefix);
   const barePort = await freePort();
@@ -156,7 +173,7 @@ export async function measureBalanceLookups(run: BenchRun): Promise<LookupsResul
  * redis-benchmark HGETALL ceiling as the balance lookups, at the same concurrency.
  */
 export async function measureEntitlements(run: BenchRun): Promise<EntitlementsResult> {
-  const { load, peakRssBytes, profile } = await loadApiRoute(run, 'entitlement', 'api-entitlements');
+  const { load, peakRssBytes, profile } = await loadApiRoute(run, { route: 'entitlement' }, 'api-entitlements');
   const redis = await snapshotReadCeiling(run, await activeGeneration(run.redis, run.keyPrefix));
   return { connections: CONNECTIONS, durationSeconds: run.options.lookupSeconds, api: load, redis, peakRssBytes, ...(profile !== undefined ? { profile } : {}) };
 }
@@ -189,12 +206,12 @@ function benchDeadLetter(index: number, customers: number): DeadLetterRecord {
  * neither load warms the other's caches.
  */
 export async function measureUsageLookups(run: BenchRun, usageIdPrefix: string): Promise<UsageLookupsResult> {
-  const empty = await loadApiRoute(run, 'usage', undefined, usageIdPrefix);
+  const empty = await loadApiRoute(run, { route: 'usage', usageIdPrefix });
   // As full as a log gets by default: what it holds once a broken producer has run for a while.
   const log = createDeadLetterLog({ redis: run.redis, keyPrefix: run.keyPrefix });
   progress(`usage lookups: ${DEFAULT_DEAD_LETTER_LOG_SIZE} letters into the dead-letter log (untimed)`);
   await log.record(Array.from({ length: DEFAULT_DEAD_LETTER_LOG_SIZE }, (_, index) => benchDeadLetter(index, run.options.customers)));
-  const full = await loadApiRoute(run, 'usage', 'api-usage', usageIdPrefix);
+  const full = await loadApiRoute(run, { route: 'usage', usageIdPrefix }, 'api-usage');
   return {
     connections: CONNECTIONS,
     durationSeconds: run.options.lookupSeconds,

@@ -1,7 +1,7 @@
 import { CONSUMER_MAX_OLD_SPACE_MIB, CONSUMER_MAX_SEMI_SPACE_MIB } from '@tally/metering';
 
 /** The measurements `npm run bench` can make; `--only` picks some of them. */
-export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'entitlements', 'usage', 'replay', 'writes'] as const;
+export const PHASES = ['metering', 'append', 'freshness', 'lookups', 'entitlements', 'usage', 'statements', 'replay', 'writes'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {

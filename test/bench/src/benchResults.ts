@@ -1,6 +1,7 @@
 import type { AppendCeilingResult } from './appendCeiling';
 import type { BusyWritesResult } from './busyBalanceWrites';
 import type { EntitlementsResult, LookupsResult, UsageLookupsResult } from './balanceLookups';
+import type { StatementsResult } from './balanceStatements';
 import type { FreshnessResult } from './freshness';
 import type { GrowthResult } from './meteringGrowth';
 import type { MeteringResult } from './meteringThroughput';
@@ -22,6 +23,7 @@ export interface BenchResults {
   lookups?: LookupsResult;
   entitlements?: EntitlementsResult;
   usage?: UsageLookupsResult;
+  statements?: StatementsResult;
   writes?: BusyWritesResult;
   memory?: MemoryResult;
 }
@@ -52,7 +54,7 @@ export const MIB = 1024 * 1024;
 
 export function resultRows(results: BenchResults): ResultRow[] {
   const rows: ResultRow[] = [];
-  const { metering, append, freshness, lookups, entitlements, usage, replay, writes, memory } = results;
+  const { metering, append, freshness, lookups, entitlements, usage, statements, replay, writes, memory } = results;
   if (metering !== undefined) {
     rows.push(higher('1. metering, 1 consumer process', 'usage events/s', metering.tally.perSecond, 'kafkajs consumer, decode only', metering.kafkajsDecode.perSecond));
     rows.push(
@@ -101,6 +103,11 @@ export function resultRows(results: BenchResults): ResultRow[] {
     rows.push(higher(route, 'requests/s', usage.fullLog.perSecond, 'same, no dead letters', usage.emptyLog.perSecond));
     rows.push(lower(`${route} p99`, 'ms', usage.fullLog.p99Ms, 'same, no dead letters, p99', usage.emptyLog.p99Ms));
   }
+  if (statements !== undefined) {
+    const route = `10. GET /v1/credit-balances/{id}/statement, a month of ${formatHistory(statements.periodEntries)} entries after ${formatHistory(statements.historyEntries)}`;
+    rows.push(higher(route, 'requests/s', statements.longLedger.perSecond, 'same month, a balance of it alone', statements.shortLedger.perSecond));
+    rows.push(lower(`${route} p99`, 'ms', statements.longLedger.p99Ms, 'same month alone, p99', statements.shortLedger.p99Ms));
+  }
   if (replay !== undefined) {
     rows.push(higher('5. replay (replayBalances)', 'events/s', replay.replay.perSecond, 'sequential COPY read of events', replay.sequentialRead.perSecond));
   }
@@ -148,6 +155,12 @@ export function derivedFigures(results: BenchResults): string[] {
     const ms = (value: number) => `${value >= 0 ? '+' : ''}${Math.round(value)} ms`;
     lines.push(`freshness: Tally adds ${ms(added.p50)} at p50, ${ms(added.p95)} at p95, ${ms(added.p99)} at p99 over the Kafka delivery floor`);
   }
+  if (results.statements !== undefined) {
+    lines.push(
+      `statements: the first of the month after ${formatHistory(results.statements.historyEntries)} entries, on a new API process, took ${Math.round(results.statements.firstMs)} ms ` +
+        `(the load asks it again ${results.statements.connections} at a time)`,
+    );
+  }
   if (results.metering !== undefined) {
     const { tally, kafkajsDurable, kafkajsDecode, ledgerStorage: storage, balancesPerCustomer } = results.metering;
     lines.push(
@@ -186,7 +199,7 @@ export function derivedFigures(results: BenchResults): string[] {
 /** What makes a figure of this run suspect, in words, to print under the table. */
 export function disturbances(results: BenchResults): string[] {
   const notes: string[] = [];
-  const { metering, freshness, lookups, entitlements, usage, writes } = results;
+  const { metering, freshness, lookups, entitlements, usage, statements, writes } = results;
   if (writes !== undefined) {
     const { busy, first, quiet } = writes;
     const answered = busy.outcomes['201'] ?? 0;
@@ -225,6 +238,8 @@ export function disturbances(results: BenchResults): string[] {
     ['entitlements', entitlements],
     ['usage lookups, no dead letters', usage === undefined ? undefined : { api: usage.emptyLog }],
     ['usage lookups, dead letters', usage === undefined ? undefined : { api: usage.fullLog }],
+    ['statements, the month alone', statements === undefined ? undefined : { api: statements.shortLedger }],
+    ['statements, after the history', statements === undefined ? undefined : { api: statements.longLedger }],
   ] as const) {
     if (read !== undefined && read.api.non2xx + read.api.errors > 0) {
       notes.push(`${name}: ${read.api.non2xx} non-2xx responses and ${read.api.errors} connection errors (not counted as served)`);

@@ -1,5 +1,6 @@
 import type { AppendCeilingResult } from './appendCeiling';
 import type { EntitlementsResult, LookupsResult, UsageLookupsResult } from './balanceLookups';
+import type { StatementsResult } from './balanceStatements';
 import { derivedFigures, disturbances, freshnessAddedMs, resultRows } from './benchResults';
 import type { FreshnessResult } from './freshness';
 import { storageOf } from './tableStorage';
@@ -130,6 +131,31 @@ describe('usage lookup rows', () => {
     ]);
     expect(disturbances({ usage: { ...usage, fullLog: { ...usage.fullLog, errors: 2 } } })).toEqual([
       'usage lookups, dead letters: 0 non-2xx responses and 2 connection errors (not counted as served)',
+    ]);
+  });
+});
+
+describe('statement rows', () => {
+  it("put a month's statements after a year of history beside the same month's of a balance that holds it alone, and time the first apart", () => {
+    const statements: StatementsResult = {
+      connections: 4,
+      durationSeconds: 15,
+      periodEntries: 10_000,
+      historyEntries: 110_000,
+      firstMs: 2_345.6,
+      longLedger: load(40, 120),
+      shortLedger: load(50, 100),
+      peakRssBytes: 1,
+    };
+    expect(resultRows({ statements }).map((row) => [row.measurement, row.ceilingName, row.ratio])).toEqual([
+      ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000', 'same month, a balance of it alone', 0.8],
+      ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000 p99', 'same month alone, p99', 100 / 120],
+    ]);
+    expect(derivedFigures({ statements })).toEqual([
+      'statements: the first of the month after 110,000 entries, on a new API process, took 2346 ms (the load asks it again 4 at a time)',
+    ]);
+    expect(disturbances({ statements: { ...statements, longLedger: { ...statements.longLedger, non2xx: 1 } } })).toEqual([
+      'statements, after the history: 1 non-2xx responses and 0 connection errors (not counted as served)',
     ]);
   });
 });

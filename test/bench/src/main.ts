@@ -6,6 +6,7 @@ import { analyzeSchema } from './analyzeSchema';
 import { formatStatementTable } from './pgStatements';
 import { measureAppendCeiling } from './appendCeiling';
 import { measureBalanceLookups, measureEntitlements, measureUsageLookups } from './balanceLookups';
+import { measureStatements } from './balanceStatements';
 import { measureBusyBalanceWrites } from './busyBalanceWrites';
 import { bareNodePeakRssBytes } from './bareNodePeakRss';
 import { BenchUsageError, parseBenchOptions, USAGE } from './benchOptions';
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
       usageIdPrefix ??= await ledgerUsage('usage lookups', options.customers);
       results.usage = await measureUsageLookups(run, usageIdPrefix);
     }
+    if (options.only.has('statements')) results.statements = await measureStatements(run);
     if (options.only.has('writes')) results.writes = await measureBusyBalanceWrites(run);
     if (results.metering !== undefined || results.lookups !== undefined) {
       results.memory = {
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
     ['API', results.lookups?.profile],
     ['API (entitlements)', results.entitlements?.profile],
     ['API (usage lookups, dead letters)', results.usage?.profile],
+    ['API (statements of the long ledger)', results.statements?.profile],
     ['replay (bench process)', results.replay?.profile],
   ] as const) {
     if (profile !== undefined) process.stdout.write(`\n${what} CPU profile (${profile.file}):\n${formatCpuProfileSummary(profile.summary)}\n`);

@@ -1,0 +1,78 @@
+import type { LookupLoadResult } from './autocannonLoad';
+import { loadApiRoute } from './balanceLookups';
+import { BENCH_PRODUCT, balanceIdOf, customerIdOf, openBalances, registerBalanceRows } from './benchBalances';
+import type { BenchRun } from './benchRun';
+import type { CollectedProfile } from './cpuProfiles';
+import { unopenedBalance } from './ledgerWorkload';
+import { formatCount, progress } from './progress';
+import { copyUsageHistory } from './usageHistory';
+
+/** GET /v1/credit-balances/{id}/statement of one month, on a balance with months of history before it and on one with that month alone. */
+export interface StatementsResult {
+  readonly connections: number;
+  readonly durationSeconds: number;
+  /** Entries of the month stated, on each balance. */
+  readonly periodEntries: number;
+  /** Entries recorded before that month on the long ledger (after its opening). */
+  readonly historyEntries: number;
+  /** The long ledger's first statement of the month on its new API process, before the load. */
+  readonly firstMs: number;
+  readonly longLedger: LookupLoadResult;
+  /** The same month's statement of a balance that holds that month alone: the ceiling. */
+  readonly shortLedger: LookupLoadResult;
+  /** The higher peak resident memory (VmHWM) of the two API processes. */
+  readonly peakRssBytes: number;
+  /** With --profile: where the API process spent its time stating the long ledger's month. */
+  readonly profile?: CollectedProfile;
+}
+
+/** Usage entries recorded in each month. */
+const MONTH_ENTRIES = 10_000;
+/** Months of history on the long ledger before the month stated: a year of usage, less that month. */
+const HISTORY_MONTHS = 11;
+/** A statement folds thousands of entries: a few at once, as an accountant's tools or the portal ask. */
+const CONNECTIONS = 4;
+const DAY_MS = 86_400_000;
+
+/**
+ * A month's statement of a balance with a year of usage, against the same month's statement of a
+ * balance that holds that month alone: what the history before a period costs its statement. The
+ * months are after the run's (the balances open now), each recorded on its 15th: copied into the
+ * ledger, not appended, which would record them now. The first statement on each new API process
+ * is timed apart (it may read the ledger from its start); the load asks the same one again.
+ */
+export async function measureStatements(run: BenchRun): Promise<StatementsResult> {
+  const { customers, lookupSeconds } = run.options;
+  const openedAt = new Date();
+  // The customers after the bench's own and the writes measurement's busy one.
+  const [long, short] = [1, 2].map((n) => unopenedBalance({ balanceId: balanceIdOf(customers + n), customerId: customerIdOf(customers + n), productId: BENCH_PRODUCT.id }));
+  await registerBalanceRows(run.pool, [long!, short!]);
+  await openBalances(run.eventStore, [long!, short!], openedAt.toISOString());
+  const monthStart = (offset: number) => Date.UTC(openedAt.getUTCFullYear(), openedAt.getUTCMonth() + 1 + offset, 1);
+  const recordedIn = (offset: number) => new Date(monthStart(offset) + 14 * DAY_MS).toISOString();
+  progress(`statements: copying ${HISTORY_MONTHS} months of ${formatCount(MONTH_ENTRIES)} usage entries into ${long!.context.balanceId} (untimed)`);
+  for (let month = 0; month < HISTORY_MONTHS; month += 1) {
+    await copyUsageHistory(run.pool, [long!], MONTH_ENTRIES, `${run.id}-statement-${month}`, recordedIn(month));
+  }
+  // Round-robin over the two: the month's entries on each.
+  await copyUsageHistory(run.pool, [long!, short!], 2 * MONTH_ENTRIES, `${run.id}-statement-${HISTORY_MONTHS}`, recordedIn(HISTORY_MONTHS));
+  const period = `from=${new Date(monthStart(HISTORY_MONTHS)).toISOString()}&to=${new Date(monthStart(HISTORY_MONTHS + 1)).toISOString()}`;
+  const statementPath = (balanceId: string) => `/v1/credit-balances/${balanceId}/statement?${period}`;
+
+  progress(`statements: the month alone, on ${short!.context.balanceId}`);
+  const alone = await loadApiRoute(run, { route: 'statement', statementPath: statementPath(short!.context.balanceId), connections: CONNECTIONS });
+  progress(`statements: the same month after ${formatCount(HISTORY_MONTHS * MONTH_ENTRIES)} entries, on ${long!.context.balanceId}`);
+  const after = await loadApiRoute(run, { route: 'statement', statementPath: statementPath(long!.context.balanceId), connections: CONNECTIONS }, 'api-statements');
+  progress(`statements: the first on the long ledger took ${Math.round(after.firstMs)} ms`);
+  return {
+    connections: CONNECTIONS,
+    durationSeconds: lookupSeconds,
+    periodEntries: MONTH_ENTRIES,
+    historyEntries: HISTORY_MONTHS * MONTH_ENTRIES,
+    firstMs: after.firstMs,
+    longLedger: after.load,
+    shortLedger: alone.load,
+    peakRssBytes: Math.max(alone.peakRssBytes, after.peakRssBytes),
+    ...(after.profile !== undefined ? { profile: after.profile } : {}),
+  };
+}
