@@ -867,7 +867,8 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       const middle = await statement(deductionEntry.recordedAt, refundEntry.recordedAt);
       expect(middle).toMatchObject({ opening: { balance: '12.5', held: '0' }, closing: { balance: '8.499999', held: '1' }, toppedUp: '0', consumed: '4.000001' });
       expect(middle.firstRevision).toBe(deductionEntry.revision);
-      // Asked again, it starts where the first found the period's start: the same answer.
+      // Asked again with the statement starts in the deps: the same answer (which starts are kept
+      // and read is statementStarts.int.spec.ts's).
       expect(await statement(deductionEntry.recordedAt, refundEntry.recordedAt)).toEqual(middle);
 
       // Before the balance was opened: nothing.

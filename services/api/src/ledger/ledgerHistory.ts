@@ -33,6 +33,10 @@ export interface LedgerHistory {
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
 const STATEMENT_PAGE_SIZE = 1000;
 
+const DAY_MS = 86_400_000;
+/** Epoch milliseconds count no leap seconds: a multiple of a day is a UTC midnight. */
+const startOfUtcDay = (at: number) => at % DAY_MS === 0;
+
 /** The most letters one usage event lists: a producer sending the same bad event again and again needs no more to see why. */
 const MAX_LETTERS_PER_USAGE_EVENT = 20;
 
@@ -43,6 +47,13 @@ export interface LedgerHistoryDeps {
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** Where statements start instead of the ledger's first entry; without it, each reads the ledger from its start. */
   readonly statementStarts?: StatementStarts;
+  /**
+   * Which of a statement's edges (epoch milliseconds) are kept as starts: by default the starts
+   * of UTC days, a calendar month's edges as the console, the portal and the defaults ask them,
+   * so that statements of arbitrary instants (a rolling window asked every minute) read from the
+   * latest start kept but add none, and the kept starts stay at most one a day per balance.
+   */
+  readonly keepsStatementStart?: (at: number) => boolean;
   /** Told when a statement's starts could not be kept (the statement is answered all the same). */
   readonly logger?: Logger;
 }
@@ -85,7 +96,8 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
         for (const item of items) if (!fold.add(item)) break read;
       }
       // The edges this fold found past where it started, for the next statement to start at.
-      const found = fold.boundaries().filter(({ before }) => start === undefined || before.revision > start.revision);
+      const kept = deps.keepsStatementStart ?? startOfUtcDay;
+      const found = fold.boundaries().filter(({ at, before }) => kept(at) && (start === undefined || before.revision > start.revision));
       if (statementStarts !== undefined && found.length > 0) {
         // Only a cache: a statement is answered whether or not its starts are kept.
         await statementStarts.keep(balanceId, found).catch((error: unknown) => deps.logger?.warn({ err: error, balanceId }, "a statement's starts could not be kept"));

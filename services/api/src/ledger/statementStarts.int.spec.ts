@@ -27,6 +27,8 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
   let counted: LedgerService;
   let withStarts: LedgerHistory;
   let fromTheStart: LedgerHistory;
+  /** As the API keeps them: the starts of UTC days only. */
+  let atMidnights: LedgerHistory;
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'statement_starts' });
@@ -44,8 +46,10 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
       },
     };
     const statementStarts = createPostgresStatementStarts({ pool: db.pool, states: createPostgresBalanceStateStore({ pool: db.pool }) });
-    withStarts = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger });
+    // Every edge kept: the entries here are recorded now, a few milliseconds apart, not at midnights.
+    withStarts = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger, keepsStatementStart: () => true });
     fromTheStart = createLedgerHistory({ ledger, balanceRegistry });
+    atMidnights = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger });
   });
 
   afterAll(async () => {
@@ -122,6 +126,21 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     read = 0;
     await withStarts.statement(balanceId, { from: at(3), to: at(5) });
     expect(read).toBe(3);
+  });
+
+  it('keeps only the starts of UTC days by default, and starts from them all the same', async () => {
+    const { balanceId, entries } = await balanceWith(3);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    // Instants of no day's start: stated, nothing kept.
+    await atMidnights.statement(balanceId, { from: at(2), to: at(4) });
+    expect(await boundariesOf(balanceId)).toEqual([]);
+    // A start kept (as by a statement of a calendar month) serves a statement of any instant after it.
+    await withStarts.statement(balanceId, { from: at(3), to: at(4) + 1 });
+    expect(await boundariesOf(balanceId)).toEqual([[at(3), 3]]);
+    read = 0;
+    expect(await atMidnights.statement(balanceId, { from: at(3), to: at(4) })).toEqual(await fromTheStart.statement(balanceId, { from: at(3), to: at(4) }));
+    expect(read).toBe(2);
+    expect(await boundariesOf(balanceId)).toEqual([[at(3), 3]]);
   });
 
   it('keeps no start at the opening entry, and answers an unknown balance 404 as before', async () => {
