@@ -487,15 +487,17 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       // Every id each usage's command on each balance may have written: its charge, a freed hold,
       // a warning, a depletion. The event id says the usage and the balance: nothing else is looked up.
       const writer = new Map<string, { readonly usageEventId: string; readonly balanceId: string }>();
-      // And the id a refund of each would have, read in the same read: a lookup of a charged
-      // event is then one round trip, not one for its entries and another for their refunds.
+      // And the id its charge's refund would have, read in the same read: a lookup of a charged
+      // event is then one round trip, not one for its entries and another for their refunds. The
+      // decider writes a usage's charge first (index 0); a charge stored anywhere else has its
+      // refund read after, so the answer holds whatever order the entries were written in.
       const refundedEntry = new Map<string, string>();
       for (const usageEventId of usageEventIds) {
         for (const balanceId of balanceIds) {
           for (let index = 0; index < MAX_EVENTS_PER_COMMAND; index += 1) {
             const entryId = ledgerEventId(commandIds.usage(usageEventId, balanceId), index);
             writer.set(entryId, { usageEventId, balanceId });
-            refundedEntry.set(refundIdOf(balanceId, entryId), entryId);
+            if (index === 0) refundedEntry.set(refundIdOf(balanceId, entryId), entryId);
           }
         }
       }
@@ -504,6 +506,8 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const written = new Map<string, Map<string, RecordedBalanceEvent[]>>();
       const refundOf = new Map<string, string>();
       const charges = new Set<string>();
+      const chargesElsewhere: Array<{ readonly balanceId: string; readonly items: RecordedBalanceEvent[] }> = [];
+      const probed = new Set(refundedEntry.values());
       for (const stored of traces.events) {
         const entryId = refundedEntry.get(stored.id);
         if (entryId !== undefined) {
@@ -512,7 +516,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         }
         const { usageEventId, balanceId } = writer.get(stored.id)!;
         const entry = fromRecordedEvent(stored);
-        if (entry.event.type === 'CreditConsumed') charges.add(entry.eventId);
+        if (entry.event.type === 'CreditConsumed') {
+          charges.add(entry.eventId);
+          if (!probed.has(entry.eventId)) chargesElsewhere.push({ balanceId, items: [entry] });
+        }
         const byBalance = written.get(usageEventId) ?? new Map<string, RecordedBalanceEvent[]>();
         byBalance.set(balanceId, [...(byBalance.get(balanceId) ?? []), entry]);
         written.set(usageEventId, byBalance);
@@ -532,6 +539,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       });
       // Only a charge is refunded, as refundsOf answers (a refund's id says its entry, not its type).
       const refunds = new Map([...refundOf].filter(([entryId]) => charges.has(entryId)));
+      if (chargesElsewhere.length > 0) for (const [entryId, refundId] of await refundsOf(chargesElsewhere)) refunds.set(entryId, refundId);
       return answers.map(({ usageEventId, metered, balances }) => ({ usageEventId, metered, balances: balances.map((page) => ({ ...page, refunds })) }));
     },
 
