@@ -486,7 +486,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     async readUsageEntries(customerId, usageEventIds, balanceIds) {
       // Every id each usage's command on each balance may have written: its charge, a freed hold,
       // a warning, a depletion. The event id says the usage and the balance: nothing else is looked up.
-      const writer = new Map<string, { readonly usageEventId: string; readonly balanceId: string }>();
+      const writer = new Map<string, { readonly usageEventId: string; readonly balanceId: string; readonly first: boolean }>();
       // And the id its charge's refund would have, read in the same read: a lookup of a charged
       // event is then one round trip, not one for its entries and another for their refunds. The
       // decider writes a usage's charge first (index 0); a charge stored anywhere else has its
@@ -496,7 +496,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         for (const balanceId of balanceIds) {
           for (let index = 0; index < MAX_EVENTS_PER_COMMAND; index += 1) {
             const entryId = ledgerEventId(commandIds.usage(usageEventId, balanceId), index);
-            writer.set(entryId, { usageEventId, balanceId });
+            writer.set(entryId, { usageEventId, balanceId, first: index === 0 });
             if (index === 0) refundedEntry.set(refundIdOf(balanceId, entryId), entryId);
           }
         }
@@ -507,18 +507,17 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const refundOf = new Map<string, string>();
       const charges = new Set<string>();
       const chargesElsewhere: Array<{ readonly balanceId: string; readonly items: RecordedBalanceEvent[] }> = [];
-      const probed = new Set(refundedEntry.values());
       for (const stored of traces.events) {
         const entryId = refundedEntry.get(stored.id);
         if (entryId !== undefined) {
           refundOf.set(entryId, stored.id);
           continue;
         }
-        const { usageEventId, balanceId } = writer.get(stored.id)!;
+        const { usageEventId, balanceId, first } = writer.get(stored.id)!;
         const entry = fromRecordedEvent(stored);
         if (entry.event.type === 'CreditConsumed') {
           charges.add(entry.eventId);
-          if (!probed.has(entry.eventId)) chargesElsewhere.push({ balanceId, items: [entry] });
+          if (!first) chargesElsewhere.push({ balanceId, items: [entry] });
         }
         const byBalance = written.get(usageEventId) ?? new Map<string, RecordedBalanceEvent[]>();
         byBalance.set(balanceId, [...(byBalance.get(balanceId) ?? []), entry]);
