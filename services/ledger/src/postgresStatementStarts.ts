@@ -15,15 +15,17 @@ export function createPostgresStatementStarts(options: { readonly pool: Pool; re
   return {
     async before(balanceId, from) {
       const { rows } = await guarded(() =>
-        pool.query<{ revision: string }>({
+        pool.query<{ boundary: Date; revision: string }>({
           name: 'tally_ledger_statement_boundary',
-          text: `SELECT revision FROM statement_boundaries WHERE stream_id = $1 AND boundary <= $2 ORDER BY boundary DESC LIMIT 1`,
+          text: `SELECT boundary, revision FROM statement_boundaries WHERE stream_id = $1 AND boundary <= $2 ORDER BY boundary DESC LIMIT 1`,
           values: [balanceStreamId(balanceId), new Date(from)],
         }),
       );
       const revision = rows[0] === undefined ? undefined : BigInt(rows[0].revision);
       // Revision 0 opens the balance: there is nothing before it to skip.
-      return revision === undefined || revision === 0n ? undefined : states.load(balanceId, revision - 1n);
+      if (revision === undefined || revision === 0n) return undefined;
+      const before = await states.load(balanceId, revision - 1n);
+      return before === undefined ? undefined : { at: rows[0]!.boundary.getTime(), before };
     },
 
     async keep(balanceId, boundaries) {

@@ -11,6 +11,9 @@ export interface StatementBoundary {
   readonly before: FoldedBalance;
 }
 
+/** A statement start as StatementStarts.before finds it (see there). */
+export type StatementStart = Pick<StatementBoundary, 'at' | 'before'>;
+
 /**
  * Where a statement can start folding instead of the ledger's first entry: a small port, so the
  * API does not know PostgreSQL. Only a cache of folds of the stream: what it holds never changes
@@ -18,12 +21,13 @@ export interface StatementBoundary {
  */
 export interface StatementStarts {
   /**
-   * A fold of the balance from which the statement of a period beginning at `from` can be folded
-   * exactly: the state before the first entry recorded at or after some kept instant at or before
-   * `from` (or an earlier stored state), so every entry after it is read by the fold; undefined
-   * when none is kept, and the fold starts at the ledger's beginning.
+   * Where the statement of a period beginning at `from` can be folded from exactly: the latest
+   * instant kept at or before `from`, and a fold of the balance up to some revision before the
+   * first entry recorded at or after it (the one just before, or an earlier stored state), so
+   * every entry after `before` is read by the fold and every entry up to it was recorded before
+   * `at`. Undefined when none is kept, and the fold starts at the ledger's beginning.
    */
-  before(balanceId: string, from: number): Promise<FoldedBalance | undefined>;
+  before(balanceId: string, from: number): Promise<StatementStart | undefined>;
   /** Keeps what a fold found; a boundary already kept is left as it is (it is the same). */
   keep(balanceId: string, boundaries: readonly StatementBoundary[]): Promise<void>;
 }

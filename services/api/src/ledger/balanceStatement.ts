@@ -1,5 +1,5 @@
-import { evolve, initialBalanceState, type BalanceState, type FoldedBalance, type ConsumptionSource, type Micros, type TopUpSource } from '@tally/domain';
-import type { RecordedBalanceEvent, StatementBoundary } from '@tally/ledger';
+import { evolve, initialBalanceState, type BalanceState, type ConsumptionSource, type Micros, type TopUpSource } from '@tally/domain';
+import type { RecordedBalanceEvent, StatementBoundary, StatementStart } from '@tally/ledger';
 
 /** What a statement totals credits by, in the order it lists them. */
 export const STATEMENT_TOP_UP_SOURCES = ['starting', 'manual', 'purchase', 'grant', 'refund'] as const satisfies readonly TopUpSource[];
@@ -36,9 +36,11 @@ export interface StatementFold {
   add(entry: RecordedBalanceEvent): boolean;
   statement(): BalanceStatement;
   /**
-   * The period's edges the entries added showed: for `from` and for `to`, once the first entry
-   * recorded at or after it was added, its revision and the fold before it (an edge at the opening
-   * entry has nothing before it and is left out). A later statement starts from one of these.
+   * The edges the entries added showed, in the order found: for `from` and for `to`, once the
+   * first entry recorded at or after it was added, its revision and the fold before it; and, with
+   * `startsEvery`, one on the way at least that many entries after the previous (see
+   * createStatementFold). An edge at the opening entry has nothing before it and is left out. A
+   * later statement starts from one of these.
    */
   boundaries(): StatementBoundary[];
 }
@@ -53,15 +55,27 @@ const figuresOf = (state: BalanceState): StatementFigures => (state.status === '
  * a closed period never changes. The period's entries are the run from the first entry recorded
  * at or after `from` to the last before the first recorded at or after `to`: a run of revisions,
  * so the opening, the totals and the closing always add up, whatever the clocks did.
+ *
+ * `startsEvery`: an edge is also offered on the way, at the first entry at least that many
+ * entries after the previous edge (or `start`) whose recording time is later than every entry's
+ * before it, at the instant just after those: so a long read (a period after years of ledger, a
+ * first statement, one given up half way) leaves starts behind it whatever instants it was asked
+ * for, and the next statement near them reads at most about that many entries before its period.
  */
-export function createStatementFold(period: { readonly from: number; readonly to: number }, start?: FoldedBalance): StatementFold {
+export function createStatementFold(period: { readonly from: number; readonly to: number }, start?: StatementStart, startsEvery?: number): StatementFold {
   // Started from a stored fold, the entries after it follow: those before were all recorded
   // before the period (StatementStarts.before), so they only made this state.
-  let state: BalanceState = start?.state ?? initialBalanceState;
-  let folded: bigint | null = start?.revision ?? null;
+  let state: BalanceState = start?.before.state ?? initialBalanceState;
+  let folded: bigint | null = start?.before.revision ?? null;
+  // No entry before the next one added was recorded after this: the latest recording time added,
+  // or, before that, the instant just before the start's (every entry up to it was recorded
+  // before that instant, StatementStarts.before).
+  let latest: number | undefined = start === undefined ? undefined : start.at - 1;
+  let sinceEdge = 0;
   const boundaries: StatementBoundary[] = [];
   const edge = (at: number, entry: RecordedBalanceEvent) => {
     if (folded !== null && state.status === 'open') boundaries.push({ at, revision: entry.revision, before: { state, revision: folded } });
+    sinceEdge = 0;
   };
   let opening: StatementFigures | undefined;
   let ended = false;
@@ -74,6 +88,10 @@ export function createStatementFold(period: { readonly from: number; readonly to
     add(entry) {
       if (ended) return false;
       const at = entry.recordedAt.getTime();
+      // Later than all before it: the first entry recorded at or after the instant after them.
+      if (startsEvery !== undefined && latest !== undefined && at > latest && sinceEdge >= startsEvery) edge(latest + 1, entry);
+      if (latest === undefined || at > latest) latest = at;
+      sinceEdge += 1;
       if (at >= period.to) {
         // Nothing of the period seen yet: this entry is also the first at or after its start.
         if (opening === undefined) edge(period.from, entry);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState, type FoldedBalance } from '@tally/domain';
-import type { RecordedBalanceEvent, StatementBoundary } from '@tally/ledger';
+import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState } from '@tally/domain';
+import type { RecordedBalanceEvent, StatementBoundary, StatementStart } from '@tally/ledger';
 import { createStatementFold, type BalanceStatement } from './balanceStatement';
 
 const CREDIT = 1_000_000n;
@@ -35,16 +35,17 @@ function ledgerOf(commands: readonly BalanceCommand[], times: (index: number) =>
   }));
 }
 
-/** The statement of `period`, folded from `start` (the entries after it) or from the first entry. */
+/** The statement of `period`, folded from `start` (the entries after its fold) or from the first entry. */
 function statementOf(
   entries: readonly RecordedBalanceEvent[],
   period: { from: number; to: number },
-  start?: FoldedBalance,
+  start?: StatementStart,
+  startsEvery?: number,
 ): { statement: BalanceStatement; read: number; boundaries: StatementBoundary[] } {
-  const fold = createStatementFold(period, start);
+  const fold = createStatementFold(period, start, startsEvery);
   let read = 0;
   for (const entry of entries) {
-    if (start !== undefined && entry.revision <= start.revision) continue;
+    if (start !== undefined && entry.revision <= start.before.revision) continue;
     read += 1;
     if (!fold.add(entry)) break;
   }
@@ -91,7 +92,7 @@ describe('a statement of a period', () => {
     const march = statementOf(ledger, { from: T0, to: T0 + 3 * minute });
     const end = march.boundaries.find(({ at }) => at === T0 + 3 * minute)!;
     const next = { from: T0 + 3 * minute, to: T0 + 6 * minute };
-    const resumed = statementOf(ledger, next, end.before);
+    const resumed = statementOf(ledger, next, end);
     expect(resumed.statement).toEqual(statementOf(ledger, next).statement);
     // Revisions 3 to 5 in the period, and 6, the first past it.
     expect(resumed.read).toBe(4);
@@ -100,6 +101,34 @@ describe('a statement of a period', () => {
       [T0 + 3 * minute, 3n],
       [T0 + 6 * minute, 6n],
     ]);
+  });
+
+  it('given starts every 2 entries, offers one on the way at the next entry recorded after all before it, the instant after theirs', () => {
+    // Recorded at minutes 0, 0, 2, 1, 3, 3, 5, 6: revisions 2, 4 and 6 each come 2 entries after
+    // the previous start and later than every entry before them; revision 3 went back.
+    const times = [0, 0, 2, 1, 3, 3, 5, 6];
+    const stepped = ledgerOf([open, topUp(1n), topUp(2n), topUp(3n), topUp(4n), topUp(5n), topUp(6n)], (index) => T0 + times[index]! * minute);
+    const { boundaries } = statementOf(stepped, { from: T0 + 60 * minute, to: T0 + 61 * minute }, undefined, 2);
+    expect(boundaries.map(({ at, revision }) => [at, revision])).toEqual([
+      [T0 + 0 * minute + 1, 2n],
+      [T0 + 2 * minute + 1, 4n],
+      [T0 + 3 * minute + 1, 6n],
+    ]);
+    // Each is the first entry recorded at or after its instant, although revision 3 went back.
+    for (const { at, revision } of boundaries) expect(BigInt(stepped.findIndex((entry) => entry.recordedAt.getTime() >= at))).toBe(revision);
+    // Without startsEvery, only the period's edges (none here: the period is after every entry).
+    expect(statementOf(stepped, { from: T0 + 60 * minute, to: T0 + 61 * minute }).boundaries).toEqual([]);
+  });
+
+  it('given a start kept at an instant, offers the next one on the way only after entries later than that instant', () => {
+    // Revision 2 (minute 2) follows the start's instant; revisions 3 and 4 went back before it.
+    const stepped = ledgerOf([open, topUp(1n), topUp(2n), topUp(3n), topUp(4n)], (index) => T0 + [0, 0, 2, 1, 1, 4][index]! * minute);
+    const start = statementOf(stepped, { from: T0 + 2 * minute, to: T0 + 3 * minute }).boundaries[0]!;
+    expect([start.at, start.revision]).toEqual([T0 + 2 * minute, 2n]);
+    // Revisions 3 and 4 are 1 and 2 entries on from it but recorded before its instant: no start
+    // at them (revision 2 was recorded after them); revision 5 is the first later than all.
+    const { boundaries } = statementOf(stepped, { from: T0 + 60 * minute, to: T0 + 61 * minute }, start, 1);
+    expect(boundaries.map(({ at, revision }) => [at, revision])).toEqual([[T0 + 2 * minute + 1, 5n]]);
   });
 
   it('given a period that begins at the opening entry, keeps no start: there is nothing before it to skip', () => {
@@ -162,26 +191,43 @@ describe('a statement of a period', () => {
   });
 
   it('always states a period the same from the latest start an earlier statement kept at or before it as from the first entry, whatever the clocks did', () => {
+    const foldTo = (ledger: readonly RecordedBalanceEvent[], revision: bigint) => ({
+      state: ledger.slice(0, Number(revision) + 1).reduce((state, entry) => evolve(state, entry.event), initialBalanceState),
+      revision,
+    });
+    const periodOf = (a: number, b: number) => ({ from: T0 + Math.min(a, b), to: T0 + Math.max(a, b) + 1 });
+    // As StatementStarts.before chooses: the latest kept at or before the period's start.
+    const latestBefore = (kept: readonly StatementBoundary[], from: number) => kept.filter(({ at }) => at <= from).sort((x, y) => y.at - x.at)[0];
     fc.assert(
       fc.property(
         fc.array(command, { maxLength: 40 }),
         // Recording times that go back now and then, as a writer's clock may.
         fc.array(fc.integer({ min: -2, max: 4 }), { minLength: 80, maxLength: 80 }),
-        fc.array(fc.nat({ max: 200 }), { minLength: 4, maxLength: 4 }),
-        (commands, steps, [a, b, c, d]) => {
+        fc.array(fc.nat({ max: 200 }), { minLength: 6, maxLength: 6 }),
+        // Starts on the way every so many entries, or none.
+        fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+        // How many revisions before its start's the middle statement's stored state is (an earlier stored state).
+        fc.nat({ max: 5 }),
+        (commands, steps, [a, b, c, d, e, f], startsEvery, earlierBy) => {
           const times = steps.reduce<number[]>((sums, step) => [...sums, (sums.at(-1) ?? T0) + step], []);
           const ledger = ledgerOf([open, ...commands], (index) => times[index] ?? T0 + 1000);
-          const earlier = { from: T0 + Math.min(a!, b!), to: T0 + Math.max(a!, b!) + 1 };
-          const later = { from: T0 + Math.min(c!, d!), to: T0 + Math.max(c!, d!) + 1 };
-          const kept = statementOf(ledger, earlier).boundaries;
           // Each kept edge is the first entry recorded at or after it, with the fold before it.
-          for (const { at, revision, before } of kept) {
-            expect(revision).toBe(BigInt(ledger.findIndex((entry) => entry.recordedAt.getTime() >= at)));
-            expect(before).toEqual({ state: ledger.slice(0, Number(revision)).reduce((state, entry) => evolve(state, entry.event), initialBalanceState), revision: revision - 1n });
-          }
-          // As StatementStarts.before chooses: the latest kept at or before the period's start.
-          const start = kept.filter(({ at }) => at <= later.from).sort((x, y) => y.at - x.at)[0]?.before;
-          expect(statementOf(ledger, later, start).statement).toEqual(statementOf(ledger, later).statement);
+          const mustHold = (kept: readonly StatementBoundary[]) => {
+            for (const { at, revision, before } of kept) {
+              expect(revision).toBe(BigInt(ledger.findIndex((entry) => entry.recordedAt.getTime() >= at)));
+              expect(before).toEqual(foldTo(ledger, revision - 1n));
+            }
+          };
+          const kept = statementOf(ledger, periodOf(a!, b!), undefined, startsEvery).boundaries;
+          mustHold(kept);
+          // A statement from a kept start whose stored state is an earlier one finds valid starts too.
+          const middle = periodOf(c!, d!);
+          const found = latestBefore(kept, middle.from);
+          const start = found === undefined ? undefined : { at: found.at, before: foldTo(ledger, found.before.revision - BigInt(Math.min(earlierBy, Number(found.before.revision)))) };
+          const keptAfter = statementOf(ledger, middle, start, startsEvery).boundaries;
+          mustHold(keptAfter);
+          const later = periodOf(e!, f!);
+          expect(statementOf(ledger, later, latestBefore([...kept, ...keptAfter], later.from)).statement).toEqual(statementOf(ledger, later).statement);
         },
       ),
     );

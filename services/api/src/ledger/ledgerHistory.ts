@@ -1,4 +1,4 @@
-import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type LedgerService, type StatementStarts } from '@tally/ledger';
+import { BalanceNotFoundError, type BalanceRegistry, type LedgerPage, type LedgerService, type StatementBoundary, type StatementStarts } from '@tally/ledger';
 import type { Logger } from 'pino';
 import type { DeadLetterLog, LoggedDeadLetter } from '@tally/metering';
 import type { Page } from '../pagination';
@@ -33,6 +33,15 @@ export interface LedgerHistory {
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
 const STATEMENT_PAGE_SIZE = 1000;
 
+/**
+ * A statement keeps a start about every this many entries it reads (createStatementFold's
+ * `startsEvery`), whatever instants it was asked for: a later statement then reads about this
+ * many entries before its period at most (a quarter of a second or so on the development
+ * machine), and a balance keeps a start and a stored state per this many entries, against the
+ * ledger's own row for each.
+ */
+const STATEMENT_STARTS_EVERY = 10_000;
+
 const DAY_MS = 86_400_000;
 /** Epoch milliseconds count no leap seconds: a multiple of a day is a UTC midnight. */
 const startOfUtcDay = (at: number) => at % DAY_MS === 0;
@@ -48,12 +57,14 @@ export interface LedgerHistoryDeps {
   /** Where statements start instead of the ledger's first entry; without it, each reads the ledger from its start. */
   readonly statementStarts?: StatementStarts;
   /**
-   * Which of a statement's edges (epoch milliseconds) are kept as starts: by default the starts
-   * of UTC days, a calendar month's edges as the console, the portal and the defaults ask them,
-   * so that statements of arbitrary instants (a rolling window asked every minute) read from the
-   * latest start kept but add none, and the kept starts stay at most one a day per balance.
+   * Which of a statement's edges (epoch milliseconds) are kept as starts however close to the
+   * previous: by default the starts of UTC days, a calendar month's edges as the console, the
+   * portal and the defaults ask them (at most one a day per balance). Any other edge is kept when
+   * `statementStartsEvery` entries or more separate it from the previous start.
    */
   readonly keepsStatementStart?: (at: number) => boolean;
+  /** See STATEMENT_STARTS_EVERY, the default; smaller in tests. */
+  readonly statementStartsEvery?: number;
   /** Told when a statement's starts could not be kept (the statement is answered all the same). */
   readonly logger?: Logger;
 }
@@ -73,6 +84,19 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
       after = page.next ?? undefined;
     } while (after !== undefined);
   }
+  /** The starts a fold found past the one it started at (`from`, the revision of its fold), as deps.keepsStatementStart and deps.statementStartsEvery choose them. */
+  const keepStarts = async (statementStarts: StatementStarts, balanceId: string, from: bigint, found: readonly StatementBoundary[], every: number) => {
+    const keepsAt = deps.keepsStatementStart ?? startOfUtcDay;
+    let previous = from;
+    const kept = found.filter(({ at, before }) => {
+      if (before.revision <= from || (!keepsAt(at) && before.revision - previous < BigInt(every))) return false;
+      previous = before.revision;
+      return true;
+    });
+    if (kept.length === 0) return;
+    // Only a cache: a statement is answered whether or not its starts are kept.
+    await statementStarts.keep(balanceId, kept).catch((error: unknown) => deps.logger?.warn({ err: error, balanceId }, "a statement's starts could not be kept"));
+  };
   return {
     async page(balanceId, page, audience) {
       await mustExist(balanceId);
@@ -89,18 +113,18 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
     async statement(balanceId, period, signal) {
       const { statementStarts } = deps;
       const start = await statementStarts?.before(balanceId, period.from);
-      const fold = createStatementFold(period, start);
-      // Refunds are not read: a statement totals them by their own entries (source refund).
-      read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.revision)) {
-        signal?.throwIfAborted();
-        for (const item of items) if (!fold.add(item)) break read;
-      }
-      // The edges this fold found past where it started, for the next statement to start at.
-      const kept = deps.keepsStatementStart ?? startOfUtcDay;
-      const found = fold.boundaries().filter(({ at, before }) => kept(at) && (start === undefined || before.revision > start.revision));
-      if (statementStarts !== undefined && found.length > 0) {
-        // Only a cache: a statement is answered whether or not its starts are kept.
-        await statementStarts.keep(balanceId, found).catch((error: unknown) => deps.logger?.warn({ err: error, balanceId }, "a statement's starts could not be kept"));
+      const every = deps.statementStartsEvery ?? STATEMENT_STARTS_EVERY;
+      const fold = createStatementFold(period, start, every);
+      try {
+        // Refunds are not read: a statement totals them by their own entries (source refund).
+        read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.before.revision)) {
+          signal?.throwIfAborted();
+          for (const item of items) if (!fold.add(item)) break read;
+        }
+      } finally {
+        // Also when the read was given up (a client gone, a timeout): the starts found on the way
+        // hold all the same, and the next statement reads from the latest of them.
+        if (statementStarts !== undefined) await keepStarts(statementStarts, balanceId, start?.before.revision ?? -1n, fold.boundaries(), every);
       }
       return fold.statement();
     },

@@ -22,13 +22,17 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
   let db: TestSchema;
   let eventStore: EventStore;
   let ledger: LedgerService;
-  /** The ledger, counting the entries statements read. */
+  /** The ledger, counting the entries statements read, in pages of `pageLimit` at most, calling `onPage` after each. */
   let read = 0;
+  let pageLimit = Number.MAX_SAFE_INTEGER;
+  let onPage = () => {};
   let counted: LedgerService;
   let withStarts: LedgerHistory;
   let fromTheStart: LedgerHistory;
-  /** As the API keeps them: the starts of UTC days only. */
+  /** As the API keeps them: the starts of UTC days only, and others far enough apart. */
   let atMidnights: LedgerHistory;
+  /** No instant kept for itself: a start every 3 entries at least. */
+  let everyThird: LedgerHistory;
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'statement_starts' });
@@ -40,8 +44,9 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     counted = {
       ...ledger,
       readLedger: async (balanceId, page) => {
-        const answer = await ledger.readLedger(balanceId, page);
+        const answer = await ledger.readLedger(balanceId, { ...page, limit: Math.min(page.limit, pageLimit) });
         read += answer.items.length;
+        onPage();
         return answer;
       },
     };
@@ -50,6 +55,12 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     withStarts = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger, keepsStatementStart: () => true });
     fromTheStart = createLedgerHistory({ ledger, balanceRegistry });
     atMidnights = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger });
+    everyThird = createLedgerHistory({ ledger: counted, balanceRegistry, statementStarts, logger, keepsStatementStart: () => false, statementStartsEvery: 3 });
+  });
+
+  afterEach(() => {
+    pageLimit = Number.MAX_SAFE_INTEGER;
+    onPage = () => {};
   });
 
   afterAll(async () => {
@@ -141,6 +152,54 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     expect(await atMidnights.statement(balanceId, { from: at(3), to: at(4) })).toEqual(await fromTheStart.statement(balanceId, { from: at(3), to: at(4) }));
     expect(read).toBe(2);
     expect(await boundariesOf(balanceId)).toEqual([[at(3), 3]]);
+  });
+
+  it('keeps a start every so many entries it reads, whatever instants it is asked for, and the next statement reads from the latest', async () => {
+    // Revisions 0 to 13, a millisecond apart at least.
+    const { balanceId, entries } = await balanceWith(12);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    // A page an entry: `read` counts up to the first entry past the period, where a statement stops.
+    pageLimit = 1;
+    const statement = async (from: number, to: number) => {
+      read = 0;
+      const stated = await everyThird.statement(balanceId, { from, to });
+      expect(stated).toEqual(await fromTheStart.statement(balanceId, { from, to }));
+      return read;
+    };
+    // Instants between entries (no entry's own, no midnight), as a billing day at 09:00 would be.
+    expect(await statement(at(11) - 1, at(12) - 1)).toBe(13);
+    const kept = await boundariesOf(balanceId);
+    // On the way, the first entry 3 or more after the previous start recorded after all before it
+    // (3, 6, 9); the period's start is 2 on from 9's (not kept), its end 3 on (kept).
+    expect(kept.map(([, revision]) => revision)).toEqual([3, 6, 9, 12]);
+    for (const [instant, revision] of kept) expect(entries.findIndex((entry) => entry.recordedAt.getTime() >= instant!)).toBe(revision);
+    // A period a little earlier reads from the start kept before it: revisions 9 to 11.
+    expect(await statement(at(10) - 1, at(11) - 1)).toBe(3);
+    // The first period again from there: revisions 9 to 12, and nothing new kept.
+    expect(await statement(at(11) - 1, at(12) - 1)).toBe(4);
+    // The next period from its end: revisions 12 and 13.
+    expect(await statement(at(12) - 1, at(13) + 1)).toBe(2);
+    expect(await boundariesOf(balanceId)).toEqual(kept);
+  });
+
+  it('keeps the starts it found when a statement is given up half way, and the next one reads from them', async () => {
+    const { balanceId, entries } = await balanceWith(12);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    const controller = new AbortController();
+    // Pages of 4 entries; the client goes away after the second.
+    pageLimit = 4;
+    let pages = 0;
+    onPage = () => {
+      pages += 1;
+      if (pages === 2) controller.abort(new Error('the client went away'));
+    };
+    await expect(everyThird.statement(balanceId, { from: at(13), to: at(13) + 1 }, controller.signal)).rejects.toThrow('the client went away');
+    // Revisions 0 to 3 were folded (the second page was not), and the start at 3 was kept.
+    expect((await boundariesOf(balanceId)).map(([, revision]) => revision)).toEqual([3]);
+    onPage = () => {};
+    read = 0;
+    expect(await everyThird.statement(balanceId, { from: at(13), to: at(13) + 1 })).toEqual(await fromTheStart.statement(balanceId, { from: at(13), to: at(13) + 1 }));
+    expect(read).toBe(11);
   });
 
   it('keeps no start at the opening entry, and answers an unknown balance 404 as before', async () => {
