@@ -143,6 +143,7 @@ describe('statement rows', () => {
       periodEntries: 10_000,
       historyEntries: 110_000,
       firstMs: 2_345.6,
+      fromNine: load(25, 200),
       longLedger: load(40, 120),
       shortLedger: load(50, 100),
       peakRssBytes: 1,
@@ -150,11 +151,14 @@ describe('statement rows', () => {
     expect(resultRows({ statements }).map((row) => [row.measurement, row.ceilingName, row.ratio])).toEqual([
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000', 'same month, a balance of it alone', 0.8],
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000 p99', 'same month alone, p99', 100 / 120],
+      ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000, from 09:00 UTC on the 1st', 'same month alone, from midnight', 0.5],
+      ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000, from 09:00 UTC on the 1st p99', 'same month alone, from midnight, p99', 0.5],
     ]);
     expect(derivedFigures({ statements })).toEqual([
-      'statements: the first of the month after 110,000 entries, on a new API process, took 2346 ms (the load asks it again 4 at a time)',
+      'statements: the first of the month from 09:00 after 110,000 entries, on a new API process, took 2346 ms (the load asks it again 4 at a time)',
     ]);
-    expect(disturbances({ statements: { ...statements, longLedger: { ...statements.longLedger, non2xx: 1 } } })).toEqual([
+    expect(disturbances({ statements: { ...statements, longLedger: { ...statements.longLedger, non2xx: 1 }, fromNine: { ...statements.fromNine, errors: 2 } } })).toEqual([
+      'statements, from 09:00 after the history: 0 non-2xx responses and 2 connection errors (not counted as served)',
       'statements, after the history: 1 non-2xx responses and 0 connection errors (not counted as served)',
     ]);
   });
