@@ -1,9 +1,12 @@
 import { evolve, initialBalanceState, type BalanceState, type ConsumptionSource, type Micros, type TopUpSource } from '@tally/domain';
-import type { RecordedBalanceEvent, StatementBoundary, StatementStart } from '@tally/ledger';
-
-/** What a statement totals credits by, in the order it lists them. */
-export const STATEMENT_TOP_UP_SOURCES = ['starting', 'manual', 'purchase', 'grant', 'refund'] as const satisfies readonly TopUpSource[];
-export const STATEMENT_CONSUMPTION_SOURCES = ['usage', 'manual', 'hold'] as const satisfies readonly ConsumptionSource[];
+import {
+  STATEMENT_CONSUMPTION_SOURCES,
+  STATEMENT_TOP_UP_SOURCES,
+  type RecordedBalanceEvent,
+  type StatementBoundary,
+  type StatementStart,
+  type StatementTotals,
+} from '@tally/ledger';
 
 export interface StatementFigures {
   readonly balance: Micros;
@@ -34,18 +37,36 @@ export interface StatementFold {
    * period's end was seen, when nothing later can belong to it (the caller stops reading).
    */
   add(entry: RecordedBalanceEvent): boolean;
+  /** Whether the period's opening is known: an entry recorded at or after its start was added. */
+  opened(): boolean;
+  /** Whether an entry recorded at or after the period's end was added. */
+  ended(): boolean;
+  /** The last revision folded, after which the next entry to add follows; null before the first. */
+  folded(): bigint | null;
+  /**
+   * Goes on from `start` instead of the entries before it, when the opening is known and `start`
+   * was kept at an instant after the period's start, at or before its end, and is further on than
+   * what was folded: the entries skipped are all in the period, and the totals kept with the
+   * start give their sums. False, and nothing changes, otherwise.
+   */
+  skipTo(start: StatementStart): boolean;
   statement(): BalanceStatement;
   /**
    * The edges the entries added showed, in the order found: for `from` and for `to`, once the
-   * first entry recorded at or after it was added, its revision and the fold before it; and, with
-   * `startsEvery`, one on the way at least that many entries after the previous (see
-   * createStatementFold). An edge at the opening entry has nothing before it and is left out. A
-   * later statement starts from one of these.
+   * first entry recorded at or after it was added, its revision, the fold before it and the sums
+   * of the entries before it; and, with `startsEvery`, one on the way at least that many entries
+   * after the previous (see createStatementFold). An edge at the opening entry has nothing before
+   * it and is left out. A later statement starts from one of these.
    */
   boundaries(): StatementBoundary[];
 }
 
+type Sums = { toppedUp: Record<TopUpSource, Micros>; consumed: Record<ConsumptionSource, Micros> };
+
 const zeroBy = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((key) => [key, 0n])) as Record<K, Micros>;
+const copyOf = (totals: StatementTotals): Sums => ({ toppedUp: { ...totals.toppedUp }, consumed: { ...totals.consumed } });
+const differenceBy = <K extends string>(keys: readonly K[], later: Readonly<Record<K, Micros>>, earlier: Readonly<Record<K, Micros>>) =>
+  Object.fromEntries(keys.map((key): [K, Micros] => [key, (later[key] as Micros) - (earlier[key] as Micros)])) as Record<K, Micros>;
 const figuresOf = (state: BalanceState): StatementFigures => (state.status === 'open' ? { balance: state.balance, held: state.held } : { balance: 0n, held: 0n });
 
 /**
@@ -54,19 +75,23 @@ const figuresOf = (state: BalanceState): StatementFigures => (state.status === '
  * to when its usage happened: a late usage event is booked when it is metered, so a statement of
  * a closed period never changes. The period's entries are the run from the first entry recorded
  * at or after `from` to the last before the first recorded at or after `to`: a run of revisions,
- * so the opening, the totals and the closing always add up, whatever the clocks did.
+ * so the opening, the totals and the closing always add up, whatever the clocks did. The totals
+ * are the sums of every entry up to the end less those up to the opening, so a fold may skip
+ * (skipTo) the entries between to a start kept with its sums.
  *
  * `startsEvery`: an edge is also offered on the way, at the first entry at least that many
  * entries after the previous edge (or `start`) whose recording time is later than every entry's
  * before it, at the instant just after those: so a long read (a period after years of ledger, a
  * first statement, one given up half way) leaves starts behind it whatever instants it was asked
- * for, and the next statement near them reads at most about that many entries before its period.
+ * for, and the next statement near them reads about that many entries at most to reach its
+ * period's opening, and as many to reach its end.
  */
 export function createStatementFold(period: { readonly from: number; readonly to: number }, start?: StatementStart, startsEvery?: number): StatementFold {
   // Started from a stored fold, the entries after it follow: those before were all recorded
-  // before the period (StatementStarts.before), so they only made this state.
+  // before the period (StatementStarts.before), so they only made this state and these sums.
   let state: BalanceState = start?.before.state ?? initialBalanceState;
   let folded: bigint | null = start?.before.revision ?? null;
+  let sums: Sums = start === undefined ? { toppedUp: zeroBy(STATEMENT_TOP_UP_SOURCES), consumed: zeroBy(STATEMENT_CONSUMPTION_SOURCES) } : copyOf(start.totals);
   // No entry before the next one added was recorded after this: the latest recording time added,
   // or, before that, the instant just before the start's (every entry up to it was recorded
   // before that instant, StatementStarts.before).
@@ -74,49 +99,66 @@ export function createStatementFold(period: { readonly from: number; readonly to
   let sinceEdge = 0;
   const boundaries: StatementBoundary[] = [];
   const edge = (at: number, entry: RecordedBalanceEvent) => {
-    if (folded !== null && state.status === 'open') boundaries.push({ at, revision: entry.revision, before: { state, revision: folded } });
+    if (folded !== null && state.status === 'open') boundaries.push({ at, revision: entry.revision, before: { state, revision: folded }, totals: copyOf(sums) });
     sinceEdge = 0;
   };
-  let opening: StatementFigures | undefined;
-  let ended = false;
-  let entries = 0;
-  let firstRevision: bigint | null = null;
-  let lastRevision: bigint | null = null;
-  const toppedUp = zeroBy(STATEMENT_TOP_UP_SOURCES);
-  const consumed = zeroBy(STATEMENT_CONSUMPTION_SOURCES);
+  /** The period's first entry (or the first past it, for a period with none), with the figures and sums before it. */
+  let opening: { readonly revision: bigint; readonly figures: StatementFigures; readonly sums: Sums } | undefined;
+  /** The first entry recorded at or after the period's end, once added. */
+  let end: bigint | undefined;
   return {
     add(entry) {
-      if (ended) return false;
+      if (end !== undefined) return false;
       const at = entry.recordedAt.getTime();
       // Later than all before it: the first entry recorded at or after the instant after them.
       if (startsEvery !== undefined && latest !== undefined && at > latest && sinceEdge >= startsEvery) edge(latest + 1, entry);
       if (latest === undefined || at > latest) latest = at;
       sinceEdge += 1;
-      if (at >= period.to) {
-        // Nothing of the period seen yet: this entry is also the first at or after its start.
-        if (opening === undefined) edge(period.from, entry);
-        edge(period.to, entry);
-        ended = true;
-        return false;
-      }
       if (opening === undefined && at >= period.from) {
-        opening = figuresOf(state);
+        opening = { revision: entry.revision, figures: figuresOf(state), sums: copyOf(sums) };
         edge(period.from, entry);
+      }
+      if (at >= period.to) {
+        edge(period.to, entry);
+        end = entry.revision;
+        return false;
       }
       state = evolve(state, entry.event);
       folded = entry.revision;
-      if (opening === undefined) return true;
-      entries += 1;
-      firstRevision ??= entry.revision;
-      lastRevision = entry.revision;
       const { event } = entry;
-      if (event.type === 'CreditToppedUp') toppedUp[event.source] += event.credits;
-      else if (event.type === 'CreditConsumed') consumed[event.source] += event.credits;
+      if (event.type === 'CreditToppedUp') sums.toppedUp[event.source] += event.credits;
+      else if (event.type === 'CreditConsumed') sums.consumed[event.source] += event.credits;
+      return true;
+    },
+    opened: () => opening !== undefined,
+    ended: () => end !== undefined,
+    folded: () => folded,
+    skipTo(to) {
+      if (opening === undefined || end !== undefined || to.at <= period.from || to.at > period.to || folded === null || to.before.revision <= folded) return false;
+      state = to.before.state;
+      folded = to.before.revision;
+      sums = copyOf(to.totals);
+      latest = to.at - 1;
+      sinceEdge = 0;
       return true;
     },
     statement() {
       const closing = figuresOf(state);
-      return { opening: opening ?? closing, closing, toppedUp: { ...toppedUp }, consumed: { ...consumed }, entries, firstRevision, lastRevision };
+      if (opening === undefined) {
+        return { opening: closing, closing, toppedUp: zeroBy(STATEMENT_TOP_UP_SOURCES), consumed: zeroBy(STATEMENT_CONSUMPTION_SOURCES), entries: 0, firstRevision: null, lastRevision: null };
+      }
+      // A run of revisions: from the opening entry to the one before the end (or the last folded).
+      const last = end === undefined ? folded! : end - 1n;
+      const entries = last >= opening.revision ? Number(last - opening.revision + 1n) : 0;
+      return {
+        opening: opening.figures,
+        closing,
+        toppedUp: differenceBy(STATEMENT_TOP_UP_SOURCES, sums.toppedUp, opening.sums.toppedUp),
+        consumed: differenceBy(STATEMENT_CONSUMPTION_SOURCES, sums.consumed, opening.sums.consumed),
+        entries,
+        firstRevision: entries > 0 ? opening.revision : null,
+        lastRevision: entries > 0 ? last : null,
+      };
     },
     boundaries: () => [...boundaries],
   };

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState } from '@tally/domain';
+import { decide, evolve, HoldAlreadyPlacedError, initialBalanceState, InsufficientCreditsError, type BalanceCommand, type BalanceEvent, type BalanceState, type ConsumptionSource, type TopUpSource } from '@tally/domain';
 import type { RecordedBalanceEvent, StatementBoundary, StatementStart } from '@tally/ledger';
 import { createStatementFold, type BalanceStatement } from './balanceStatement';
 
@@ -35,21 +35,35 @@ function ledgerOf(commands: readonly BalanceCommand[], times: (index: number) =>
   }));
 }
 
-/** The statement of `period`, folded from `start` (the entries after its fold) or from the first entry. */
+/**
+ * The statement of `period` as LedgerHistory reads it: folded from `start` (the entries after its
+ * fold) or from the first entry up to the period's opening, then on from `end` when the fold can
+ * skip to it. `read` counts the entries added.
+ */
 function statementOf(
   entries: readonly RecordedBalanceEvent[],
   period: { from: number; to: number },
   start?: StatementStart,
   startsEvery?: number,
-): { statement: BalanceStatement; read: number; boundaries: StatementBoundary[] } {
+  end?: StatementStart,
+): { statement: BalanceStatement; read: number; boundaries: StatementBoundary[]; skipped: boolean } {
   const fold = createStatementFold(period, start, startsEvery);
   let read = 0;
-  for (const entry of entries) {
-    if (start !== undefined && entry.revision <= start.before.revision) continue;
-    read += 1;
-    if (!fold.add(entry)) break;
+  const readOn = (enough: () => boolean) => {
+    const after = fold.folded();
+    for (const entry of entries) {
+      if (after !== null && entry.revision <= after) continue;
+      read += 1;
+      if (!fold.add(entry) || enough()) return true;
+    }
+    return false;
+  };
+  let skipped = false;
+  if (readOn(() => fold.opened()) && !fold.ended()) {
+    skipped = end !== undefined && fold.skipTo(end);
+    readOn(() => false);
   }
-  return { statement: fold.statement(), read, boundaries: fold.boundaries() };
+  return { statement: fold.statement(), read, boundaries: fold.boundaries(), skipped };
 }
 
 const open: BalanceCommand = { type: 'OpenBalance', balanceId: 'b', customerId: 'c', productId: 'p', name: 'n', lowBalanceThreshold: 5n * CREDIT, startingBalance: 10n * CREDIT, at: AT };
@@ -82,10 +96,39 @@ describe('a statement of a period', () => {
   it('given a period around the middle entries, keeps where it began and ended: the first entry at or after each edge and the fold before it', () => {
     const { boundaries } = statementOf(ledger, { from: T0 + 2 * minute, to: T0 + 5 * minute });
     const foldTo = (revision: number) => ledger.slice(0, revision + 1).reduce((state, entry) => evolve(state, entry.event), initialBalanceState);
+    const totals = (added: Partial<Record<TopUpSource, bigint>>, taken: Partial<Record<ConsumptionSource, bigint>>) => ({
+      toppedUp: { starting: 0n, manual: 0n, purchase: 0n, grant: 0n, refund: 0n, ...added },
+      consumed: { usage: 0n, manual: 0n, hold: 0n, ...taken },
+    });
     expect(boundaries).toEqual([
-      { at: T0 + 2 * minute, revision: 2n, before: { state: foldTo(1), revision: 1n } },
-      { at: T0 + 5 * minute, revision: 5n, before: { state: foldTo(4), revision: 4n } },
+      { at: T0 + 2 * minute, revision: 2n, before: { state: foldTo(1), revision: 1n }, totals: totals({ starting: 10n * CREDIT }, {}) },
+      { at: T0 + 5 * minute, revision: 5n, before: { state: foldTo(4), revision: 4n }, totals: totals({ starting: 10n * CREDIT, manual: 3n * CREDIT }, { manual: 7n * CREDIT }) },
     ]);
+  });
+
+  it('given a start kept inside the period, reads to the opening, skips to the start and totals the entries skipped by its sums', () => {
+    const inside = statementOf(ledger, { from: T0 + 2 * minute, to: T0 + 5 * minute }).boundaries.find(({ at }) => at === T0 + 5 * minute)!;
+    const period = { from: T0 + minute, to: T0 + 6 * minute };
+    const skipping = statementOf(ledger, period, undefined, undefined, inside);
+    expect(skipping.skipped).toBe(true);
+    expect(skipping.statement).toEqual(statementOf(ledger, period).statement);
+    expect(skipping.statement).toMatchObject({ entries: 5, firstRevision: 1n, lastRevision: 5n });
+    // Revisions 0 and 1 (the opening), then 5 and 6 (the first past the period): not 2 to 4.
+    expect(skipping.read).toBe(4);
+  });
+
+  it('given a start outside the period or not further on than the fold, does not skip to it', () => {
+    const [atTwo, atFive] = statementOf(ledger, { from: T0 + 2 * minute, to: T0 + 5 * minute }).boundaries;
+    // Kept at the period's start, at its end's instant past it, or before what was read to the opening.
+    for (const [period, start] of [
+      [{ from: T0 + 2 * minute, to: T0 + 6 * minute }, atTwo],
+      [{ from: T0 + minute, to: T0 + 4 * minute }, atFive],
+      [{ from: T0 + 3 * minute, to: T0 + 6 * minute }, atTwo],
+    ] as const) {
+      const read = statementOf(ledger, period, undefined, undefined, start);
+      expect(read.skipped).toBe(false);
+      expect(read.statement).toEqual(statementOf(ledger, period).statement);
+    }
   });
 
   it('given where an earlier statement ended, states the next period reading only the entries after it', () => {
@@ -190,14 +233,14 @@ describe('a statement of a period', () => {
     );
   });
 
-  it('always states a period the same from the latest start an earlier statement kept at or before it as from the first entry, whatever the clocks did', () => {
+  it('always states a period the same from the latest starts an earlier statement kept before its ends as from the first entry, whatever the clocks did', () => {
     const foldTo = (ledger: readonly RecordedBalanceEvent[], revision: bigint) => ({
       state: ledger.slice(0, Number(revision) + 1).reduce((state, entry) => evolve(state, entry.event), initialBalanceState),
       revision,
     });
     const periodOf = (a: number, b: number) => ({ from: T0 + Math.min(a, b), to: T0 + Math.max(a, b) + 1 });
-    // As StatementStarts.before chooses: the latest kept at or before the period's start.
-    const latestBefore = (kept: readonly StatementBoundary[], from: number) => kept.filter(({ at }) => at <= from).sort((x, y) => y.at - x.at)[0];
+    // As StatementStarts.before chooses: the latest kept at or before an instant.
+    const latestBefore = (kept: readonly StatementBoundary[], at: number) => kept.filter((boundary) => boundary.at <= at).sort((x, y) => y.at - x.at)[0];
     fc.assert(
       fc.property(
         fc.array(command, { maxLength: 40 }),
@@ -206,28 +249,28 @@ describe('a statement of a period', () => {
         fc.array(fc.nat({ max: 200 }), { minLength: 6, maxLength: 6 }),
         // Starts on the way every so many entries, or none.
         fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
-        // How many revisions before its start's the middle statement's stored state is (an earlier stored state).
-        fc.nat({ max: 5 }),
-        (commands, steps, [a, b, c, d, e, f], startsEvery, earlierBy) => {
+        (commands, steps, [a, b, c, d, e, f], startsEvery) => {
           const times = steps.reduce<number[]>((sums, step) => [...sums, (sums.at(-1) ?? T0) + step], []);
           const ledger = ledgerOf([open, ...commands], (index) => times[index] ?? T0 + 1000);
-          // Each kept edge is the first entry recorded at or after it, with the fold before it.
+          const fromTheStart = (period: { from: number; to: number }) => statementOf(ledger, period).statement;
+          // Each kept edge is the first entry recorded at or after it, with the fold and the sums before it.
           const mustHold = (kept: readonly StatementBoundary[]) => {
-            for (const { at, revision, before } of kept) {
+            for (const { at, revision, before, totals } of kept) {
               expect(revision).toBe(BigInt(ledger.findIndex((entry) => entry.recordedAt.getTime() >= at)));
               expect(before).toEqual(foldTo(ledger, revision - 1n));
+              const { toppedUp, consumed } = fromTheStart({ from: 0, to: at });
+              expect(totals).toEqual({ toppedUp, consumed });
             }
           };
           const kept = statementOf(ledger, periodOf(a!, b!), undefined, startsEvery).boundaries;
           mustHold(kept);
-          // A statement from a kept start whose stored state is an earlier one finds valid starts too.
+          // From the starts kept before each of its ends, a statement finds valid starts too.
           const middle = periodOf(c!, d!);
-          const found = latestBefore(kept, middle.from);
-          const start = found === undefined ? undefined : { at: found.at, before: foldTo(ledger, found.before.revision - BigInt(Math.min(earlierBy, Number(found.before.revision)))) };
-          const keptAfter = statementOf(ledger, middle, start, startsEvery).boundaries;
+          const keptAfter = statementOf(ledger, middle, latestBefore(kept, middle.from), startsEvery, latestBefore(kept, middle.to)).boundaries;
           mustHold(keptAfter);
+          const all = [...kept, ...keptAfter];
           const later = periodOf(e!, f!);
-          expect(statementOf(ledger, later, latestBefore([...kept, ...keptAfter], later.from)).statement).toEqual(statementOf(ledger, later).statement);
+          expect(statementOf(ledger, later, latestBefore(all, later.from), startsEvery, latestBefore(all, later.to)).statement).toEqual(fromTheStart(later));
         },
       ),
     );

@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { formatCredits, isoFromMillis, type Micros } from '@tally/domain';
 import { nullableString } from '../apiSchemas';
-import { STATEMENT_CONSUMPTION_SOURCES, STATEMENT_TOP_UP_SOURCES, type BalanceStatement, type StatementFigures } from './balanceStatement';
+import { STATEMENT_CONSUMPTION_SOURCES, STATEMENT_TOP_UP_SOURCES } from '@tally/ledger';
+import type { BalanceStatement, StatementFigures } from './balanceStatement';
 
 const amount = (description: string) => Type.String({ description, examples: ['12.5'] });
 const figures = (when: string) =>

@@ -18,9 +18,10 @@ export interface LedgerHistory {
   chronological(balanceId: string, pageSize: number, audience: LedgerAudience): AsyncGenerator<readonly LedgerEntryView[], void, undefined>;
   /**
    * The statement of the period `[from, to)` (epoch milliseconds, see createStatementFold), read
-   * oldest first up to the period's end, from the latest statement start kept at or before the
-   * period (or the ledger's first entry). Throws BalanceNotFoundError for an unknown balance, and
-   * the signal's reason once it is aborted, before the next page is read.
+   * oldest first from the latest statement start kept at or before `from` (or the ledger's first
+   * entry) to the period's first entry, then from the latest kept at or before `to` when that is
+   * further on, to the period's end. Throws BalanceNotFoundError for an unknown balance, and the
+   * signal's reason once it is aborted, before the next page is read.
    */
   statement(balanceId: string, period: { readonly from: number; readonly to: number }, signal?: AbortSignal): Promise<BalanceStatement>;
   /**
@@ -36,9 +37,9 @@ const STATEMENT_PAGE_SIZE = 1000;
 /**
  * A statement keeps a start about every this many entries it reads (createStatementFold's
  * `startsEvery`), whatever instants it was asked for: a later statement then reads about this
- * many entries before its period at most (a quarter of a second or so on the development
- * machine), and a balance keeps a start and a stored state per this many entries, against the
- * ledger's own row for each.
+ * many entries near each end of its period at most (a quarter of a second or so on the
+ * development machine), and a balance keeps a start and a stored state per this many entries,
+ * against the ledger's own row for each.
  */
 const STATEMENT_STARTS_EVERY = 10_000;
 
@@ -84,12 +85,24 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
       after = page.next ?? undefined;
     } while (after !== undefined);
   }
-  /** The starts a fold found past the one it started at (`from`, the revision of its fold), as deps.keepsStatementStart and deps.statementStartsEvery choose them. */
-  const keepStarts = async (statementStarts: StatementStarts, balanceId: string, from: bigint, found: readonly StatementBoundary[], every: number) => {
+  /**
+   * The starts a fold found past those it read from (its start's revision, and the one it skipped
+   * to, if any), as deps.keepsStatementStart and deps.statementStartsEvery choose them.
+   */
+  const keepStarts = async (
+    statementStarts: StatementStarts,
+    balanceId: string,
+    [from, skippedTo]: readonly [bigint, bigint | undefined],
+    found: readonly StatementBoundary[],
+    every: number,
+  ) => {
     const keepsAt = deps.keepsStatementStart ?? startOfUtcDay;
     let previous = from;
     const kept = found.filter(({ at, before }) => {
-      if (before.revision <= from || (!keepsAt(at) && before.revision - previous < BigInt(every))) return false;
+      if (before.revision <= from) return false;
+      // Past the start skipped to, that start is the previous one.
+      if (skippedTo !== undefined && before.revision > skippedTo && previous < skippedTo) previous = skippedTo;
+      if (!keepsAt(at) && before.revision - previous < BigInt(every)) return false;
       previous = before.revision;
       return true;
     });
@@ -112,19 +125,39 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
 
     async statement(balanceId, period, signal) {
       const { statementStarts } = deps;
-      const start = await statementStarts?.before(balanceId, period.from);
+      // The latest starts kept before each end of the period, read at once.
+      const [start, end] = statementStarts === undefined ? [] : await Promise.all([statementStarts.before(balanceId, period.from), statementStarts.before(balanceId, period.to)]);
       const every = deps.statementStartsEvery ?? STATEMENT_STARTS_EVERY;
       const fold = createStatementFold(period, start, every);
+      // Refunds are not read: a statement totals them by their own entries (source refund).
+      let pages = oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.before.revision);
+      let skippedTo: bigint | undefined;
+      // Decided once, when the opening is known: the fold only moves further on after that.
+      let mayStillSkip = end !== undefined;
       try {
-        // Refunds are not read: a statement totals them by their own entries (source refund).
-        read: for await (const { items } of oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.before.revision)) {
+        read: for (;;) {
+          const page = await pages.next();
+          if (page.done === true) break;
           signal?.throwIfAborted();
-          for (const item of items) if (!fold.add(item)) break read;
+          for (const item of page.value.items) {
+            if (!fold.add(item)) break read;
+            // Once the opening is known, on from the start kept before the period's end when that
+            // is further on: the entries between are the period's, and the start's sums total them.
+            if (!mayStillSkip || !fold.opened()) continue;
+            mayStillSkip = false;
+            if (fold.skipTo(end!)) {
+              skippedTo = end!.before.revision;
+              await pages.return();
+              pages = oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, skippedTo);
+              continue read;
+            }
+          }
         }
       } finally {
+        await pages.return();
         // Also when the read was given up (a client gone, a timeout): the starts found on the way
         // hold all the same, and the next statement reads from the latest of them.
-        if (statementStarts !== undefined) await keepStarts(statementStarts, balanceId, start?.before.revision ?? -1n, fold.boundaries(), every);
+        if (statementStarts !== undefined) await keepStarts(statementStarts, balanceId, [start?.before.revision ?? -1n, skippedTo], fold.boundaries(), every);
       }
       return fold.statement();
     },

@@ -22,9 +22,13 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
   let db: TestSchema;
   let eventStore: EventStore;
   let ledger: LedgerService;
-  /** The ledger, counting the entries statements read, in pages of `pageLimit` at most, calling `onPage` after each. */
+  /**
+   * The ledger, counting the entries statements read, in pages of `pageLimit` at most (one entry,
+   * unless a test says otherwise, so `read` stops at the first entry past a period, where a
+   * statement does), calling `onPage` after each.
+   */
   let read = 0;
-  let pageLimit = Number.MAX_SAFE_INTEGER;
+  let pageLimit = 1;
   let onPage = () => {};
   let counted: LedgerService;
   let withStarts: LedgerHistory;
@@ -59,7 +63,7 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
   });
 
   afterEach(() => {
-    pageLimit = Number.MAX_SAFE_INTEGER;
+    pageLimit = 1;
     onPage = () => {};
   });
 
@@ -101,28 +105,61 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
       return { stated, read };
     };
 
-    // The first statement reads from the ledger's start (a page of up to 1,000 entries: here all
-    // ten), and keeps both edges.
-    expect(await statement(at(4), at(6))).toMatchObject({ stated: { entries: 2, firstRevision: 4n, lastRevision: 5n }, read: 10 });
+    // The first statement reads from the ledger's start to the first entry past the period, and
+    // keeps both edges.
+    expect(await statement(at(4), at(6))).toMatchObject({ stated: { entries: 2, firstRevision: 4n, lastRevision: 5n }, read: 7 });
     expect(await boundariesOf(balanceId)).toEqual([
       [at(4), 4],
       [at(6), 6],
     ]);
-    // The next period reads from where that one ended: revisions 6 to 9.
-    expect(await statement(at(6), at(8))).toMatchObject({ stated: { entries: 2, firstRevision: 6n }, read: 4 });
-    // The same period again reads as much, and keeps nothing new.
-    expect(await statement(at(6), at(8))).toMatchObject({ read: 4 });
+    // The next period reads from where that one ended: revisions 6 to 8.
+    expect(await statement(at(6), at(8))).toMatchObject({ stated: { entries: 2, firstRevision: 6n }, read: 3 });
     expect(await boundariesOf(balanceId)).toEqual([
       [at(4), 4],
       [at(6), 6],
       [at(8), 8],
     ]);
-    // A period between two edges starts at the one before it: revision 4 onwards.
-    expect(await statement(at(5), at(7))).toMatchObject({ stated: { entries: 2, firstRevision: 5n }, read: 6 });
+    // The same period again: its opening, then from the start kept at its end (6, then 8), and
+    // nothing new kept.
+    expect(await statement(at(6), at(8))).toMatchObject({ read: 2 });
+    expect(await boundariesOf(balanceId)).toHaveLength(3);
+    // A period between two edges starts at the one before it: revisions 4 to 7.
+    expect(await statement(at(5), at(7))).toMatchObject({ stated: { entries: 2, firstRevision: 5n }, read: 4 });
     // So far: every entry from the edge at 8.
     expect(await statement(at(9), at(9) + 60_000)).toMatchObject({ stated: { entries: 1, lastRevision: 9n }, read: 2 });
-    // Before every edge kept: from the start again.
-    expect(await statement(at(2), at(3))).toMatchObject({ stated: { entries: 1 }, read: 10 });
+    // Before every edge kept: from the start again, to revision 3.
+    expect(await statement(at(2), at(3))).toMatchObject({ stated: { entries: 1 }, read: 4 });
+  });
+
+  it('reads a long period to its opening and on from the start kept before its end, whose sums total the entries between', async () => {
+    // Revisions 0 to 13.
+    const { balanceId, entries } = await balanceWith(12);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    // A period after every entry: read from the start, keeping starts on the way at 3, 6, 9 and 12.
+    await everyThird.statement(balanceId, { from: at(13) + 1, to: at(13) + 2 });
+    expect((await boundariesOf(balanceId)).map(([, revision]) => revision)).toEqual([3, 6, 9, 12]);
+    read = 0;
+    const period = { from: at(2), to: at(13) };
+    const stated = await everyThird.statement(balanceId, period);
+    expect(stated).toEqual(await fromTheStart.statement(balanceId, period));
+    expect(stated).toMatchObject({ entries: 11, firstRevision: 2n, lastRevision: 12n });
+    // Revisions 0 to 2 (the opening), then 12 and 13 (the first past the period): not 3 to 11.
+    expect(read).toBe(5);
+  });
+
+  it('does not start from a row kept without sums (before migration 034), and fills them in when it finds its instant again', async () => {
+    const { balanceId, entries } = await balanceWith(4);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    await withStarts.statement(balanceId, { from: at(3), to: at(5) });
+    await db.pool.query('UPDATE statement_boundaries SET totals = NULL WHERE stream_id = $1', [balanceStreamId(balanceId)]);
+    read = 0;
+    expect(await withStarts.statement(balanceId, { from: at(3), to: at(5) })).toEqual(await fromTheStart.statement(balanceId, { from: at(3), to: at(5) }));
+    expect(read).toBe(6);
+    const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM statement_boundaries WHERE stream_id = $1 AND totals IS NOT NULL', [balanceStreamId(balanceId)]);
+    expect(rows[0]!.n).toBe('2');
+    read = 0;
+    await withStarts.statement(balanceId, { from: at(3), to: at(5) });
+    expect(read).toBe(2);
   });
 
   it('reads from the start when the state before an edge is gone (another fold version), and keeps it again', async () => {
@@ -134,9 +171,10 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     const stated = await withStarts.statement(balanceId, { from: at(3), to: at(5) });
     expect(stated).toEqual(await fromTheStart.statement(balanceId, { from: at(3), to: at(5) }));
     expect(read).toBe(6);
+    // Its opening at 3, then on from the start kept at its end, 5.
     read = 0;
     await withStarts.statement(balanceId, { from: at(3), to: at(5) });
-    expect(read).toBe(3);
+    expect(read).toBe(2);
   });
 
   it('keeps only the starts of UTC days by default, and starts from them all the same', async () => {
