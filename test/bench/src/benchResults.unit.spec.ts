@@ -145,6 +145,7 @@ describe('statement rows', () => {
       firstMs: 2_345.6,
       fromNine: load(25, 200),
       longLedger: load(40, 120),
+      year: load(10, 400),
       shortLedger: load(50, 100),
       peakRssBytes: 1,
     };
@@ -153,6 +154,8 @@ describe('statement rows', () => {
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000 p99', 'same month alone, p99', 100 / 120],
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000, from 09:00 UTC on the 1st', 'same month alone, from midnight', 0.5],
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000, from 09:00 UTC on the 1st p99', 'same month alone, from midnight, p99', 0.5],
+      ['10. GET /v1/credit-balances/{id}/statement, the year of 120,000 entries to that month\'s end', 'same month alone', 0.2],
+      ['10. GET /v1/credit-balances/{id}/statement, the year of 120,000 entries to that month\'s end p99', 'same month alone, p99', 0.25],
     ]);
     expect(derivedFigures({ statements })).toEqual([
       'statements: the first of the month from 09:00 after 110,000 entries, on a new API process, took 2346 ms (the load asks it again 4 at a time)',
@@ -160,6 +163,9 @@ describe('statement rows', () => {
     expect(disturbances({ statements: { ...statements, longLedger: { ...statements.longLedger, non2xx: 1 }, fromNine: { ...statements.fromNine, errors: 2 } } })).toEqual([
       'statements, from 09:00 after the history: 0 non-2xx responses and 2 connection errors (not counted as served)',
       'statements, after the history: 1 non-2xx responses and 0 connection errors (not counted as served)',
+    ]);
+    expect(disturbances({ statements: { ...statements, year: { ...statements.year, non2xx: 3 } } })).toEqual([
+      'statements, the year: 3 non-2xx responses and 0 connection errors (not counted as served)',
     ]);
   });
 });
