@@ -39,10 +39,6 @@ export interface StatementFold {
   add(entry: RecordedBalanceEvent): boolean;
   /** Whether the period's opening is known: an entry recorded at or after its start was added. */
   opened(): boolean;
-  /** Whether an entry recorded at or after the period's end was added. */
-  ended(): boolean;
-  /** The last revision folded, after which the next entry to add follows; null before the first. */
-  folded(): bigint | null;
   /**
    * Goes on from `start` instead of the entries before it, when the opening is known and `start`
    * was kept at an instant after the period's start, at or before its end, and is further on than
@@ -131,8 +127,6 @@ export function createStatementFold(period: { readonly from: number; readonly to
       return true;
     },
     opened: () => opening !== undefined,
-    ended: () => end !== undefined,
-    folded: () => folded,
     skipTo(to) {
       if (opening === undefined || end !== undefined || to.at <= period.from || to.at > period.to || folded === null || to.before.revision <= folded) return false;
       state = to.before.state;

@@ -49,19 +49,24 @@ function statementOf(
 ): { statement: BalanceStatement; read: number; boundaries: StatementBoundary[]; skipped: boolean } {
   const fold = createStatementFold(period, start, startsEvery);
   let read = 0;
-  const readOn = (enough: () => boolean) => {
-    const after = fold.folded();
+  let skipped = false;
+  let toTry = end;
+  let after = start?.before.revision ?? null;
+  read: for (;;) {
     for (const entry of entries) {
       if (after !== null && entry.revision <= after) continue;
       read += 1;
-      if (!fold.add(entry) || enough()) return true;
+      if (!fold.add(entry)) break read;
+      if (toTry === undefined || !fold.opened()) continue;
+      const target = toTry;
+      toTry = undefined;
+      if (fold.skipTo(target)) {
+        skipped = true;
+        after = target.before.revision;
+        continue read;
+      }
     }
-    return false;
-  };
-  let skipped = false;
-  if (readOn(() => fold.opened()) && !fold.ended()) {
-    skipped = end !== undefined && fold.skipTo(end);
-    readOn(() => false);
+    break;
   }
   return { statement: fold.statement(), read, boundaries: fold.boundaries(), skipped };
 }

@@ -132,8 +132,8 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
       // Refunds are not read: a statement totals them by their own entries (source refund).
       let pages = oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.before.revision);
       let skippedTo: bigint | undefined;
-      // Decided once, when the opening is known: the fold only moves further on after that.
-      let mayStillSkip = end !== undefined;
+      // Tried once, when the opening is known: the fold only moves further on after that.
+      let toTry = end;
       try {
         read: for (;;) {
           const page = await pages.next();
@@ -143,10 +143,11 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
             if (!fold.add(item)) break read;
             // Once the opening is known, on from the start kept before the period's end when that
             // is further on: the entries between are the period's, and the start's sums total them.
-            if (!mayStillSkip || !fold.opened()) continue;
-            mayStillSkip = false;
-            if (fold.skipTo(end!)) {
-              skippedTo = end!.before.revision;
+            if (toTry === undefined || !fold.opened()) continue;
+            const target = toTry;
+            toTry = undefined;
+            if (fold.skipTo(target)) {
+              skippedTo = target.before.revision;
               await pages.return();
               pages = oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, skippedTo);
               continue read;
