@@ -41,13 +41,15 @@ const MONTH_ENTRIES = 10_000;
 const HISTORY_MONTHS = 11;
 /** A statement folds thousands of entries: a few at once, as an accountant's tools or the portal ask. */
 const CONNECTIONS = 4;
+/** Days a month's usage is spread over, from noon on its first. */
+const SPREAD_DAYS = 27;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 
 /**
  * A month's statement of a balance with a year of usage, against the same month's statement of a
  * balance that holds that month alone: what the history before a period costs its statement. The
- * months are after the run's (the balances open now), each recorded on its 15th: copied into the
+ * months are after the run's (the balances open now), each spread over its days: copied into the
  * ledger, not appended, which would record them now. The first statement on each new API process
  * is timed apart (it may read the ledger from its start); the load asks the same one again.
  */
@@ -59,14 +61,18 @@ export async function measureStatements(run: BenchRun): Promise<StatementsResult
   await registerBalanceRows(run.pool, [long!, short!]);
   await openBalances(run.eventStore, [long!, short!], openedAt.toISOString());
   const monthStart = (offset: number) => Date.UTC(openedAt.getUTCFullYear(), openedAt.getUTCMonth() + 1 + offset, 1);
-  const recordedIn = (offset: number) => new Date(monthStart(offset) + 14 * DAY_MS).toISOString();
+  // A month's usage spread from noon on its first day to its 28th, as a balance metered all month
+  // is: its statements may find starts inside it. Each month's entries are the same to any
+  // statement from its first midnight or its first 09:00.
+  const recordedIn = (offset: number, count: number) => (sequence: number) =>
+    new Date(monthStart(offset) + DAY_MS / 2 + Math.floor((sequence * SPREAD_DAYS * DAY_MS) / count)).toISOString();
   progress(`statements: copying ${HISTORY_MONTHS} months of ${formatCount(MONTH_ENTRIES)} usage entries into ${long!.context.balanceId} (untimed)`);
   for (let month = 0; month < HISTORY_MONTHS; month += 1) {
-    await copyUsageHistory(run.pool, [long!], MONTH_ENTRIES, `${run.id}-statement-${month}`, recordedIn(month));
+    await copyUsageHistory(run.pool, [long!], MONTH_ENTRIES, `${run.id}-statement-${month}`, recordedIn(month, MONTH_ENTRIES));
   }
   // Round-robin over the two: the month's entries on each.
-  await copyUsageHistory(run.pool, [long!, short!], 2 * MONTH_ENTRIES, `${run.id}-statement-${HISTORY_MONTHS}`, recordedIn(HISTORY_MONTHS));
-  // The same entries either way: those of the month stated, recorded on its 15th.
+  await copyUsageHistory(run.pool, [long!, short!], 2 * MONTH_ENTRIES, `${run.id}-statement-${HISTORY_MONTHS}`, recordedIn(HISTORY_MONTHS, 2 * MONTH_ENTRIES));
+  // The same entries either way: those of the month stated.
   const statementPath = (balanceId: string, hour = 0, months = 1) =>
     `/v1/credit-balances/${balanceId}/statement?from=${new Date(monthStart(HISTORY_MONTHS + 1 - months) + hour * HOUR_MS).toISOString()}&to=${new Date(monthStart(HISTORY_MONTHS + 1) + hour * HOUR_MS).toISOString()}`;
 

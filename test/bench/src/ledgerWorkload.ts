@@ -45,16 +45,20 @@ export function decideAppends(commands: readonly WorkloadCommand[]): AppendReque
   }));
 }
 
+/** When usage happened (an ISO instant): one for all, or one for each usage number. */
+export type UsageInstant = string | ((sequence: number) => string);
+
 /**
  * `count` ConsumeUsage commands, round-robin over the balances from usage number `from` on, as
  * the metering consumer would decide them for `api_call` usage of 1.5 credits.
  */
-export function usageCommands(balances: readonly WorkloadBalance[], from: number, count: number, idPrefix: string, at: string): WorkloadCommand[] {
+export function usageCommands(balances: readonly WorkloadBalance[], from: number, count: number, idPrefix: string, instant: UsageInstant): WorkloadCommand[] {
   const credits = parsePositiveCredits('1.5');
   return Array.from({ length: count }, (_, offset) => {
     const sequence = from + offset;
     const balance = balances[sequence % balances.length]!;
     const usageId = `${idPrefix}-${sequence}`;
+    const at = typeof instant === 'string' ? instant : instant(sequence);
     return {
       balance,
       commandId: commandIds.usage(usageId, balance.context.balanceId),

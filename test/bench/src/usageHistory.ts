@@ -1,10 +1,20 @@
-import { encodePayload } from '@tally/event-store';
+import { encodePayload, type EventToAppend } from '@tally/event-store';
 import type { Pool } from 'pg';
 import { copyInto, copyText, EVENT_LOG_COLUMNS } from './copyRows';
-import { decideAppends, usageCommands, type WorkloadBalance } from './ledgerWorkload';
+import { decideAppends, usageCommands, type UsageInstant, type WorkloadBalance } from './ledgerWorkload';
 import { formatCount, progress } from './progress';
 
 const COPY_CHUNK = 50_000;
+
+/**
+ * Recorded when its usage happened, as though metered at once: every event a usage command
+ * decides carries the command's instant.
+ */
+function recordedAt(event: EventToAppend): string {
+  const { occurredAt } = event.data;
+  if (typeof occurredAt !== 'string') throw new Error(`a ${event.type} without occurredAt`);
+  return occurredAt;
+}
 
 /**
  * Writes `count` usage deductions round-robin over already opened balances straight into the
@@ -14,7 +24,7 @@ const COPY_CHUNK = 50_000;
  * and the position sequence past them and analyses. Millions of events of history in minutes,
  * not the hours appends would take; the domain's decider decides every event.
  */
-export async function copyUsageHistory(pool: Pool, balances: readonly WorkloadBalance[], count: number, idPrefix: string, at: string): Promise<void> {
+export async function copyUsageHistory(pool: Pool, balances: readonly WorkloadBalance[], count: number, idPrefix: string, at: UsageInstant): Promise<void> {
   const streams = new Map<string, { streamNo: string }>();
   const shapeNos = new Map<string, number>();
   const { rows: headRows } = await pool.query<{ head: string }>('SELECT coalesce(max(position), 0) AS head FROM event_log');
@@ -57,7 +67,7 @@ export async function copyUsageHistory(pool: Pool, balances: readonly WorkloadBa
         }
         const { absent, meta } = reduced.get(`${request.streamId}\u0000${JSON.stringify(event.metadata ?? {})}`)!;
         lines.push(
-          [String(position), event.id, String(revision), at, stream.streamNo, String(shapeNo), absent === null ? '\\N' : String(absent), copyText(body), meta === null ? '\\N' : copyText(meta)].join('\t'),
+          [String(position), event.id, String(revision), recordedAt(event), stream.streamNo, String(shapeNo), absent === null ? '\\N' : String(absent), copyText(body), meta === null ? '\\N' : copyText(meta)].join('\t'),
         );
         position += 1n;
         revision += 1n;
