@@ -37,7 +37,10 @@ export interface StatementFold {
    * period's end was seen, when nothing later can belong to it (the caller stops reading).
    */
   add(entry: RecordedBalanceEvent): boolean;
-  /** Whether the period's opening is known: an entry recorded at or after its start was added. */
+  /**
+   * Whether the period's opening is known: an entry recorded at or after its start was added, or
+   * the fold began at a start kept at that very instant.
+   */
   opened(): boolean;
   /**
    * Goes on from `start` instead of the entries before it, when the opening is known and `start`
@@ -98,8 +101,13 @@ export function createStatementFold(period: { readonly from: number; readonly to
     if (folded !== null && state.status === 'open') boundaries.push({ at, revision: entry.revision, before: { state, revision: folded }, totals: copyOf(sums) });
     sinceEdge = 0;
   };
-  /** The period's first entry (or the first past it, for a period with none), with the figures and sums before it. */
-  let opening: { readonly revision: bigint; readonly figures: StatementFigures; readonly sums: Sums } | undefined;
+  /**
+   * The period's first entry (or the first past it, for a period with none), with the figures and
+   * sums before it: known from the start when it was kept at the period's own start, whose next
+   * revision is the first entry recorded at or after that instant (StatementStarts.before).
+   */
+  let opening: { readonly revision: bigint; readonly figures: StatementFigures; readonly sums: Sums } | undefined =
+    start?.at === period.from ? { revision: start.before.revision + 1n, figures: figuresOf(state), sums: copyOf(sums) } : undefined;
   /** The first entry recorded at or after the period's end, once added. */
   let end: bigint | undefined;
   return {

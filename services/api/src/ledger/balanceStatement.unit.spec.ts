@@ -51,18 +51,23 @@ function statementOf(
   let read = 0;
   let skipped = false;
   let toTry = end;
-  let after = start?.before.revision ?? null;
+  const skip = (): bigint | undefined => {
+    if (toTry === undefined || !fold.opened()) return undefined;
+    const target = toTry;
+    toTry = undefined;
+    if (!fold.skipTo(target)) return undefined;
+    skipped = true;
+    return target.before.revision;
+  };
+  let after = skip() ?? start?.before.revision ?? null;
   read: for (;;) {
     for (const entry of entries) {
       if (after !== null && entry.revision <= after) continue;
       read += 1;
       if (!fold.add(entry)) break read;
-      if (toTry === undefined || !fold.opened()) continue;
-      const target = toTry;
-      toTry = undefined;
-      if (fold.skipTo(target)) {
-        skipped = true;
-        after = target.before.revision;
+      const skippedTo = skip();
+      if (skippedTo !== undefined) {
+        after = skippedTo;
         continue read;
       }
     }
@@ -111,15 +116,30 @@ describe('a statement of a period', () => {
     ]);
   });
 
-  it('given a start kept inside the period, reads to the opening, skips to the start and totals the entries skipped by its sums', () => {
-    const inside = statementOf(ledger, { from: T0 + 2 * minute, to: T0 + 5 * minute }).boundaries.find(({ at }) => at === T0 + 5 * minute)!;
+  it.each([
+    // Revisions 0 and 1 (the opening), then 5 and 6 (the first past the period): not 2 to 4.
+    ['no start kept at its start: reads to the opening, then skips to the start inside', undefined, 5, 4],
+    // Revisions 4 and 5 (the period's), then 6: nothing before the inner start.
+    ["a start kept at its start: skips before reading anything, then reads past the start inside", 1, 4, 3],
+  ] as const)('given %s, and totals the entries skipped by its sums', (_, startMinute, insideMinute, read) => {
+    // Kept by an earlier statement whose edges they were.
+    const keptAt = (minutes: number) => statementOf(ledger, { from: T0 + minutes * minute, to: T0 + (minutes + 1) * minute }).boundaries[0]!;
     const period = { from: T0 + minute, to: T0 + 6 * minute };
-    const skipping = statementOf(ledger, period, undefined, undefined, inside);
+    const skipping = statementOf(ledger, period, startMinute === undefined ? undefined : keptAt(startMinute), undefined, keptAt(insideMinute));
     expect(skipping.skipped).toBe(true);
     expect(skipping.statement).toEqual(statementOf(ledger, period).statement);
     expect(skipping.statement).toMatchObject({ entries: 5, firstRevision: 1n, lastRevision: 5n });
-    // Revisions 0 and 1 (the opening), then 5 and 6 (the first past the period): not 2 to 4.
-    expect(skipping.read).toBe(4);
+    expect(skipping.read).toBe(read);
+  });
+
+  it("given a start kept at the period's start and no entry after it, states an empty period at the start's figures", () => {
+    const atSix = statementOf(ledger, { from: T0, to: T0 + 6 * minute }).boundaries.find(({ at }) => at === T0 + 6 * minute)!;
+    const after = { from: T0 + 6 * minute, to: T0 + 7 * minute };
+    const lastRemoved = ledger.slice(0, 6);
+    const resumed = statementOf(lastRemoved, after, atSix);
+    expect(resumed.read).toBe(0);
+    expect(resumed.statement).toEqual(statementOf(lastRemoved, after).statement);
+    expect(resumed.statement).toMatchObject({ entries: 0, firstRevision: null, lastRevision: null });
   });
 
   it('given a start outside the period or not further on than the fold, does not skip to it', () => {
@@ -144,11 +164,8 @@ describe('a statement of a period', () => {
     expect(resumed.statement).toEqual(statementOf(ledger, next).statement);
     // Revisions 3 to 5 in the period, and 6, the first past it.
     expect(resumed.read).toBe(4);
-    // Its own start is not found again; its end is.
-    expect(resumed.boundaries.map(({ at, revision }) => [at, revision])).toEqual([
-      [T0 + 3 * minute, 3n],
-      [T0 + 6 * minute, 6n],
-    ]);
+    // Its own start is not found again (the fold begins opened there); its end is.
+    expect(resumed.boundaries.map(({ at, revision }) => [at, revision])).toEqual([[T0 + 6 * minute, 6n]]);
   });
 
   it('given starts every 2 entries, offers one on the way at the next entry recorded after all before it, the instant after theirs', () => {

@@ -37,11 +37,11 @@ const STATEMENT_PAGE_SIZE = 1000;
 /**
  * A statement keeps a start about every this many entries it reads (createStatementFold's
  * `startsEvery`), whatever instants it was asked for: a later statement then reads about this
- * many entries near each end of its period at most (a quarter of a second or so on the
- * development machine), and a balance keeps a start and a stored state per this many entries,
- * against the ledger's own row for each.
+ * many entries near each end of its period at most (a page of the event store; only near its
+ * end when a start was kept at its start), and a balance keeps a start and a stored state per
+ * this many entries, against the ledger's own row for each.
  */
-const STATEMENT_STARTS_EVERY = 10_000;
+const STATEMENT_STARTS_EVERY = 1_000;
 
 const DAY_MS = 86_400_000;
 /** Epoch milliseconds count no leap seconds: a multiple of a day is a UTC midnight. */
@@ -129,11 +129,24 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
       const [start, end] = statementStarts === undefined ? [] : await Promise.all([statementStarts.before(balanceId, period.from), statementStarts.before(balanceId, period.to)]);
       const every = deps.statementStartsEvery ?? STATEMENT_STARTS_EVERY;
       const fold = createStatementFold(period, start, every);
-      // Refunds are not read: a statement totals them by their own entries (source refund).
-      let pages = oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, start?.before.revision);
       let skippedTo: bigint | undefined;
-      // Tried once, when the opening is known: the fold only moves further on after that.
+      // On from the start kept before the period's end when that is further on: the entries
+      // between are the period's, and its sums total them. Tried once, when the opening is known
+      // (before any read when the fold began at a start kept at `from`): the fold only moves
+      // further on after that.
       let toTry = end;
+      /** The revision to read on after, when the fold went on from the end's start. */
+      const skip = (): bigint | undefined => {
+        if (toTry === undefined || !fold.opened()) return undefined;
+        const target = toTry;
+        toTry = undefined;
+        if (!fold.skipTo(target)) return undefined;
+        skippedTo = target.before.revision;
+        return skippedTo;
+      };
+      // Refunds are not read: a statement totals them by their own entries (source refund).
+      const readAfter = (revision: bigint | undefined) => oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, revision);
+      let pages = readAfter(skip() ?? start?.before.revision);
       try {
         read: for (;;) {
           const page = await pages.next();
@@ -141,15 +154,10 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
           signal?.throwIfAborted();
           for (const item of page.value.items) {
             if (!fold.add(item)) break read;
-            // Once the opening is known, on from the start kept before the period's end when that
-            // is further on: the entries between are the period's, and the start's sums total them.
-            if (toTry === undefined || !fold.opened()) continue;
-            const target = toTry;
-            toTry = undefined;
-            if (fold.skipTo(target)) {
-              skippedTo = target.before.revision;
+            const after = skip();
+            if (after !== undefined) {
               await pages.return();
-              pages = oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, skippedTo);
+              pages = readAfter(after);
               continue read;
             }
           }

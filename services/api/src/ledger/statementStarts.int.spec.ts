@@ -119,9 +119,9 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
       [at(6), 6],
       [at(8), 8],
     ]);
-    // The same period again: its opening, then from the start kept at its end (6, then 8), and
-    // nothing new kept.
-    expect(await statement(at(6), at(8))).toMatchObject({ read: 2 });
+    // The same period again: begun opened at the start kept at its start, so on at once from the
+    // one kept at its end (8 alone), and nothing new kept.
+    expect(await statement(at(6), at(8))).toMatchObject({ read: 1 });
     expect(await boundariesOf(balanceId)).toHaveLength(3);
     // A period between two edges starts at the one before it: revisions 4 to 7.
     expect(await statement(at(5), at(7))).toMatchObject({ stated: { entries: 2, firstRevision: 5n }, read: 4 });
@@ -160,10 +160,10 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     expect(read).toBe(6);
     const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM statement_boundaries WHERE stream_id = $1 AND totals IS NOT NULL', [balanceStreamId(balanceId)]);
     expect(rows[0]!.n).toBe('2');
-    // Its opening at 3, then on from the start kept at its end, 5.
+    // Begun opened at the start kept at 3, then on at once from the one kept at its end: 5 alone.
     read = 0;
     await withStarts.statement(balanceId, { from: at(3), to: at(5) });
-    expect(read).toBe(2);
+    expect(read).toBe(1);
   });
 
   it('keeps only the starts of UTC days by default, and starts from them all the same', async () => {
