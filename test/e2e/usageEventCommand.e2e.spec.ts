@@ -36,6 +36,9 @@ describe('tally usage-event', () => {
   it("prints a metered event's entries per balance, its JSON as the API answers it, and exits 1 for one not metered", async () => {
     const customerId = `cli-${randomUUID()}`;
     expect((await api('POST', '/credit-products', { id: 'renders', name: 'Renders', consumption: [{ event: 'render', credits: '2.5' }] })).status).toBe(201);
+    // Asked before the customer has a balance: the API's registry cache keeps "none" for them,
+    // until the registration's NOTIFY drops it, or the lookups below would never find the charge.
+    expect((await api('GET', `/customers/${customerId}/usage-events/render-1`)).body).toMatchObject({ metered: false, balances: [] });
     const opened = await api('POST', `/customers/${customerId}/credit-balances`, { productId: 'renders', startingBalance: '10' });
     expect(opened.status).toBe(201);
     const balanceId = opened.body.id as string;

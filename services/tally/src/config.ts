@@ -73,7 +73,7 @@ export const configSchema = z.object({
   TALLY_CONSUMER_MAX_FETCH_BYTES_PER_PARTITION: integer(DEFAULT_MAX_FETCH_BYTES_PER_PARTITION, 1024, 1024 ** 3)
     .describe('most bytes it brings from one partition (kafkajs `maxBytesPerPartition`; a larger record batch is still fetched, alone)'),
   TALLY_CONSUMER_REGISTRY_CACHE_SIZE: integer(100_000, 1, 10_000_000)
-    .describe('customers whose list of balances the consumer keeps in memory, dropped on change through `LISTEN`/`NOTIFY`'),
+    .describe("customers whose list of balances a process keeps in memory, for the consumer's metering and the API's usage lookups (one cache per process), dropped on change through `LISTEN`/`NOTIFY`"),
   TALLY_CONSUMER_BALANCE_CACHE_SIZE: integer(DEFAULT_BALANCE_CACHE_SIZE, 1, 10_000_000)
     .describe('balances whose state the consumer keeps in memory, least recently used leaving first'),
   // The byte bounds are what bound memory (entries differ in size); both bounds apply, the first reached wins.

@@ -154,22 +154,24 @@ async function main(): Promise<void> {
     parts.add('redis', () => void redis.disconnect());
   }
 
+  // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY:
+  // the consumer's charges and the API's usage lookups find a customer's balances there. One per
+  // process, whichever of the two it runs.
+  const registryCache =
+    roles.has('consumer') || roles.has('api')
+      ? createBalanceRegistryCache({ store: balanceRegistry, pool, logger, capacity: config.consumer.registryCacheSize, maxBytes: config.consumer.registryCacheBytes })
+      : undefined;
+  if (registryCache !== undefined) {
+    await registryCache.start();
+    parts.add('balance-registry-cache', () => registryCache.close());
+  }
+
   // Read by /health when this process also runs the consumer.
   let stalledPartitions: (() => readonly StalledPartition[]) | undefined;
-  if (roles.has('consumer')) {
+  if (roles.has('consumer') && registryCache !== undefined) {
     const catalogCache = createCatalogCache({ store: catalog, logger, refreshIntervalMs: config.catalogRefreshMs });
     await catalogCache.start();
     parts.add('catalog-cache', () => catalogCache.stop());
-    // The balance registry from memory, each customer's entry dropped by migration 011's NOTIFY.
-    const registryCache = createBalanceRegistryCache({
-      store: balanceRegistry,
-      pool,
-      logger,
-      capacity: config.consumer.registryCacheSize,
-      maxBytes: config.consumer.registryCacheBytes,
-    });
-    await registryCache.start();
-    parts.add('balance-registry-cache', () => registryCache.close());
     const consumer = createUsageConsumer({
       kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId, ...connections.kafka },
       groupId: config.consumer.groupId,
@@ -309,7 +311,7 @@ async function main(): Promise<void> {
     await parts.start(createAutoRechargeProcessor({ eventStore, pool, recharges: autoRecharges, purchases, ledger, logger, metrics }));
   }
 
-  if (roles.has('api') && redis !== undefined) {
+  if (roles.has('api') && redis !== undefined && registryCache !== undefined) {
     let apiKeys: ReadonlyArray<string | ApiKey> | undefined = config.api.keys;
     if (apiKeys === undefined) {
       const local = loadOrCreateLocalApiKey(config.home);
@@ -391,7 +393,7 @@ async function main(): Promise<void> {
         rateLimit: { ...rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
       },
       catalog,
-      balanceRegistry,
+      balanceRegistry: registryCache,
       ledger,
       balances: createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }),
       eventStore,

@@ -52,7 +52,11 @@ const MAX_LETTERS_PER_USAGE_EVENT = 20;
 
 export interface LedgerHistoryDeps {
   readonly ledger: LedgerService;
-  readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'>;
+  /**
+   * `balancesOfCustomers` finds a usage lookup's balances: the process's registry cache in the
+   * main job (createBalanceRegistryCache), so a lookup is one round trip to PostgreSQL.
+   */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'balancesOfCustomers'>;
   /** Where a usage lookup finds the usage event's dead letters; without it, a lookup lists none. */
   readonly deadLetters?: Pick<DeadLetterLog, 'recent'>;
   /** Where statements start instead of the ledger's first entry; without it, each reads the ledger from its start. */
@@ -173,12 +177,12 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
 
     async usage(customerId, usageEventIds) {
       // The letters need no balance: read beside the registry, not after it.
-      const [owned, letters] = await Promise.all([
-        deps.balanceRegistry.listCustomerBalances(customerId),
+      const [byCustomer, letters] = await Promise.all([
+        deps.balanceRegistry.balancesOfCustomers([customerId]),
         // One read of the log for every id asked (it keeps a thousand letters at most).
         deps.deadLetters?.recent(Number.MAX_SAFE_INTEGER, { customerId, usageEventIds }),
       ]);
-      const productOf = new Map(owned.map((balance) => [balance.id, balance.productId]));
+      const productOf = new Map((byCustomer.get(customerId) ?? []).map((balance) => [balance.id, balance.productId]));
       const found = await deps.ledger.readUsageEntries(customerId, usageEventIds, [...productOf.keys()]);
       const lettersOf = new Map<string, LoggedDeadLetter[]>();
       for (const letter of letters ?? []) {
