@@ -18,7 +18,12 @@ export interface BalanceServiceDeps {
   readonly readModel: BalanceReadModel;
   readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
   /** Every balance opened, whether projected yet or not. */
-  readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers'>;
+  /**
+   * Read for every list, never from a cache (the main job passes its registry cache, whose
+   * listCustomerBalances goes to the store): a balance its client opened a moment ago is listed
+   * even before the registration's NOTIFY reaches this process.
+   */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'listCustomerBalances'>;
   /** Every write to an existing balance runs through it, keyed by the balance id. */
   readonly balanceWrites: KeyedSerializer;
   /** How long `consistent` reads wait for the read model, and how often they look. */
@@ -122,16 +127,16 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
         readModel.getCustomerBalances(customerId),
         // Without PostgreSQL the list is still served, from the read model alone, as it was
         // before the fallback existed: a read should not fail for want of a completeness check.
-        deps.balanceRegistry.balancesOfCustomers([customerId]).catch((error: unknown) => {
+        deps.balanceRegistry.listCustomerBalances(customerId).catch((error: unknown): readonly BalanceRef[] => {
           logger.warn({ err: error, customerId }, 'balance registry unreadable; listing the read model alone');
-          return new Map<string, readonly BalanceRef[]>();
+          return [];
         }),
       ]);
       const views = snapshots.map(balanceViewOfSnapshot);
       // The balance registry knows every balance opened; the event store has the truth of those
       // the read model has not projected yet, as the single-balance GET does.
       const projected = new Set(views.map((view) => view.id));
-      const missing = (registered.get(customerId) ?? []).map(({ id }) => id).filter((id) => !projected.has(id));
+      const missing = registered.map(({ id }) => id).filter((id) => !projected.has(id));
       return [...views, ...(await foldedViews(missing))];
     },
 
