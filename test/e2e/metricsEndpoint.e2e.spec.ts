@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -79,5 +80,29 @@ describe('GET /metrics of the main job', () => {
     expect(rules).toContain('route!~"/health|/metrics"');
     expect(rules).toContain('status=~"5.."');
     expect(body).toMatch(/^tally_http_request_duration_seconds_count\{method="GET",route="\/health",status="(200|503)"\} 1$/m);
+  });
+
+  it("counts the registry cache's customers: a usage lookup of a new customer misses and keeps them, the next one hits", async () => {
+    const figures = async () => {
+      const text = await (await fetch(`${job!.base}/metrics`)).text();
+      const figure = (name: string) => {
+        const found = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+        if (found === null) throw new Error(`${name} is not exported as a whole number`);
+        return Number(found[1]);
+      };
+      return { hits: figure('tally_balance_registry_cache_hits_total'), misses: figure('tally_balance_registry_cache_misses_total'), customers: figure('tally_balance_registry_cache_customers') };
+    };
+    const customer = `metrics-${randomUUID()}`;
+    const lookUpCustomer = async () => {
+      const response = await fetch(`${job!.base}/v1/customers/${customer}/usage-events/evt-1`, { headers: { authorization: 'Bearer metrics-endpoint-test-key' } });
+      expect(response.status).toBe(200);
+    };
+    const before = await figures();
+    await lookUpCustomer();
+    const missed = await figures();
+    expect(missed.misses).toBe(before.misses + 1);
+    expect(missed.customers).toBe(before.customers + 1);
+    await lookUpCustomer();
+    expect((await figures()).hits).toBe(missed.hits + 1);
   });
 });

@@ -29,8 +29,11 @@ export interface BalanceRegistryCache extends BalanceRegistry {
    * thrown: the store answers everything meanwhile, and each lookup tries to listen again.
    */
   start(): Promise<void>;
-  /** Lookups answered from memory and from the store, since the start (for tests and metrics). */
-  stats(): { readonly hits: number; readonly misses: number; readonly invalidations: number };
+  /**
+   * Customers answered from memory and from the store, and notifications (or losses of the LISTEN
+   * connection) taken in, since the start; the customers kept now and their estimated bytes.
+   */
+  stats(): { readonly hits: number; readonly misses: number; readonly invalidations: number; readonly customers: number; readonly bytes: number };
   /** Closes the LISTEN connection; the pool stays open (the caller owns it). */
   close(): Promise<void>;
 }
@@ -115,7 +118,7 @@ export function createBalanceRegistryCache(options: BalanceRegistryCacheOptions)
     ...store,
     balancesOfCustomers,
     start: listen,
-    stats: () => ({ hits, misses, invalidations: generation }),
+    stats: () => ({ hits, misses, invalidations: generation, customers: entries.size, bytes: entries.bytes }),
     close: () => listener.close(),
   };
 }

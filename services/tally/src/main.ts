@@ -164,6 +164,15 @@ async function main(): Promise<void> {
   if (registryCache !== undefined) {
     await registryCache.start();
     parts.add('balance-registry-cache', () => registryCache.close());
+    // What TALLY_CONSUMER_REGISTRY_CACHE_* are tuned by: read from the cache at scrape time.
+    const registryFigures = [
+      ['tally_balance_registry_cache_hits_total', 'Customers whose balances were found in the registry cache', 'hits'],
+      ['tally_balance_registry_cache_misses_total', 'Customers whose balances were read from credit_balances (not kept, or not listening)', 'misses'],
+      ['tally_balance_registry_cache_invalidations_total', "Registry changes (NOTIFY) and LISTEN connection losses that dropped kept customers", 'invalidations'],
+      ['tally_balance_registry_cache_customers', 'Customers whose balances the registry cache keeps', 'customers'],
+      ['tally_balance_registry_cache_bytes', 'Estimated bytes of what the registry cache keeps', 'bytes'],
+    ] as const;
+    for (const [name, help, field] of registryFigures) metrics.gauge({ name, help, collect: (gauge) => gauge.set(registryCache.stats()[field]) });
   }
 
   // Read by /health when this process also runs the consumer.
