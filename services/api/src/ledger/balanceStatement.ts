@@ -38,17 +38,16 @@ export interface StatementFold {
    */
   add(entry: RecordedBalanceEvent): boolean;
   /**
-   * Whether the period's opening is known: an entry recorded at or after its start was added, or
-   * the fold began at a start kept at that very instant.
+   * Goes on from `endStart` (createStatementFold) instead of the entries before it, once the
+   * period's opening is known (before any entry when the fold began at a start kept at the
+   * period's start: an entry recorded at or after it was added), when that start was kept at an
+   * instant after the period's start, at or before its end, and is further on than what was
+   * folded: the entries skipped are all in the period, and the totals kept with the start give
+   * their sums. Tried once: the revision to read on after when it went on; undefined, and nothing
+   * changes, otherwise (and on every later call). The caller asks before reading and after each
+   * entry added.
    */
-  opened(): boolean;
-  /**
-   * Goes on from `start` instead of the entries before it, when the opening is known and `start`
-   * was kept at an instant after the period's start, at or before its end, and is further on than
-   * what was folded: the entries skipped are all in the period, and the totals kept with the
-   * start give their sums. False, and nothing changes, otherwise.
-   */
-  skipTo(start: StatementStart): boolean;
+  skip(): bigint | undefined;
   statement(): BalanceStatement;
   /**
    * The edges the entries added showed, in the order found: for `from` and for `to`, once the
@@ -76,7 +75,7 @@ const figuresOf = (state: BalanceState): StatementFigures => (state.status === '
  * at or after `from` to the last before the first recorded at or after `to`: a run of revisions,
  * so the opening, the totals and the closing always add up, whatever the clocks did. The totals
  * are the sums of every entry up to the end less those up to the opening, so a fold may skip
- * (skipTo) the entries between to a start kept with its sums.
+ * (skip) the entries between to `endStart`, a start kept with its sums.
  *
  * `startsEvery`: an edge is also offered on the way, at the first entry at least that many
  * entries after the previous edge (or `start`) whose recording time is later than every entry's
@@ -85,7 +84,12 @@ const figuresOf = (state: BalanceState): StatementFigures => (state.status === '
  * for, and the next statement near them reads about that many entries at most to reach its
  * period's opening, and as many to reach its end.
  */
-export function createStatementFold(period: { readonly from: number; readonly to: number }, start?: StatementStart, startsEvery?: number): StatementFold {
+export function createStatementFold(
+  period: { readonly from: number; readonly to: number },
+  start?: StatementStart,
+  startsEvery?: number,
+  endStart?: StatementStart,
+): StatementFold {
   // Started from a stored fold, the entries after it follow: those before were all recorded
   // before the period (StatementStarts.before), so they only made this state and these sums.
   let state: BalanceState = start?.before.state ?? initialBalanceState;
@@ -110,6 +114,7 @@ export function createStatementFold(period: { readonly from: number; readonly to
     start?.at === period.from ? { revision: start.before.revision + 1n, figures: figuresOf(state), sums: copyOf(sums) } : undefined;
   /** The first entry recorded at or after the period's end, once added. */
   let end: bigint | undefined;
+  let toTry = endStart;
   return {
     add(entry) {
       if (end !== undefined) return false;
@@ -134,15 +139,18 @@ export function createStatementFold(period: { readonly from: number; readonly to
       else if (event.type === 'CreditConsumed') sums.consumed[event.source] += event.credits;
       return true;
     },
-    opened: () => opening !== undefined,
-    skipTo(to) {
-      if (opening === undefined || end !== undefined || to.at <= period.from || to.at > period.to || folded === null || to.before.revision <= folded) return false;
+    skip() {
+      // Tried once, when the opening is known: the fold only moves further on after that.
+      if (toTry === undefined || opening === undefined) return undefined;
+      const to = toTry;
+      toTry = undefined;
+      if (end !== undefined || to.at <= period.from || to.at > period.to || folded === null || to.before.revision <= folded) return undefined;
       state = to.before.state;
       folded = to.before.revision;
       sums = copyOf(to.totals);
       latest = to.at - 1;
       sinceEdge = 0;
-      return true;
+      return folded;
     },
     statement() {
       const closing = figuresOf(state);

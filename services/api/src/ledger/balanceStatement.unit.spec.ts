@@ -47,17 +47,13 @@ function statementOf(
   startsEvery?: number,
   end?: StatementStart,
 ): { statement: BalanceStatement; read: number; boundaries: StatementBoundary[]; skipped: boolean } {
-  const fold = createStatementFold(period, start, startsEvery);
+  const fold = createStatementFold(period, start, startsEvery, end);
   let read = 0;
   let skipped = false;
-  let toTry = end;
-  const skip = (): bigint | undefined => {
-    if (toTry === undefined || !fold.opened()) return undefined;
-    const target = toTry;
-    toTry = undefined;
-    if (!fold.skipTo(target)) return undefined;
-    skipped = true;
-    return target.before.revision;
+  const skip = () => {
+    const to = fold.skip();
+    if (to !== undefined) skipped = true;
+    return to;
   };
   let after = skip() ?? start?.before.revision ?? null;
   read: for (;;) {

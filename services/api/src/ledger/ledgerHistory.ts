@@ -132,25 +132,12 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
       // The latest starts kept before each end of the period, read at once.
       const [start, end] = statementStarts === undefined ? [] : await Promise.all([statementStarts.before(balanceId, period.from), statementStarts.before(balanceId, period.to)]);
       const every = deps.statementStartsEvery ?? STATEMENT_STARTS_EVERY;
-      const fold = createStatementFold(period, start, every);
-      let skippedTo: bigint | undefined;
-      // On from the start kept before the period's end when that is further on: the entries
-      // between are the period's, and its sums total them. Tried once, when the opening is known
-      // (before any read when the fold began at a start kept at `from`): the fold only moves
-      // further on after that.
-      let toTry = end;
-      /** The revision to read on after, when the fold went on from the end's start. */
-      const skip = (): bigint | undefined => {
-        if (toTry === undefined || !fold.opened()) return undefined;
-        const target = toTry;
-        toTry = undefined;
-        if (!fold.skipTo(target)) return undefined;
-        skippedTo = target.before.revision;
-        return skippedTo;
-      };
+      const fold = createStatementFold(period, start, every, end);
+      // On from the start kept before the period's end once the opening is known (StatementFold.skip).
+      let skippedTo = fold.skip();
       // Refunds are not read: a statement totals them by their own entries (source refund).
       const readAfter = (revision: bigint | undefined) => oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, revision);
-      let pages = readAfter(skip() ?? start?.before.revision);
+      let pages = readAfter(skippedTo ?? start?.before.revision);
       try {
         read: for (;;) {
           const page = await pages.next();
@@ -158,8 +145,9 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
           signal?.throwIfAborted();
           for (const item of page.value.items) {
             if (!fold.add(item)) break read;
-            const after = skip();
+            const after = fold.skip();
             if (after !== undefined) {
+              skippedTo = after;
               await pages.return();
               pages = readAfter(after);
               continue read;
