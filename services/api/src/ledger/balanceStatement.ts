@@ -39,8 +39,8 @@ export interface StatementFold {
   add(entry: RecordedBalanceEvent): boolean;
   /**
    * Goes on from `endStart` (createStatementFold) instead of the entries before it, once the
-   * period's opening is known (before any entry when the fold began at a start kept at the
-   * period's start: an entry recorded at or after it was added), when that start was kept at an
+   * period's opening is known (an entry recorded at or after its start was added or, before any
+   * entry, the fold began at a start kept at that instant), when that start was kept at an
    * instant after the period's start, at or before its end, and is further on than what was
    * folded: the entries skipped are all in the period, and the totals kept with the start give
    * their sums. Tried once: the revision to read on after when it went on; undefined, and nothing
