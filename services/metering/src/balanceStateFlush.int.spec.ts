@@ -1,36 +1,13 @@
 import { balanceStreamId } from '@tally/domain';
-import type { EventStore, ReadStreamOptions } from '@tally/event-store';
+import type { EventStore } from '@tally/event-store';
 import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, createPostgresBalancePages, createPostgresBalanceStateStore, createUsageBalanceWrites, keepBalanceStates } from '@tally/ledger';
 import { waitFor } from '@tally/test-support';
-import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
+import { consumedAtLeast, countingEventStore, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(300_000);
 
 const CUSTOMERS = ['ann', 'ben', 'cat'];
-
-/** The event store with every event read by one process counted, single streams and paged reads alike. */
-function countingEventStore(inner: EventStore) {
-  let events = 0;
-  const store: EventStore = {
-    ...inner,
-    async readStream(streamId, options: ReadStreamOptions = {}) {
-      const read = await inner.readStream(streamId, options);
-      events += read.length;
-      return read;
-    },
-    readStreamsPaged(streamIds, options) {
-      const pages = inner.readStreamsPaged(streamIds, options);
-      return (async function* () {
-        for await (const page of pages) {
-          events += page.length;
-          yield page;
-        }
-      })();
-    },
-  };
-  return { store, eventsRead: () => events };
-}
 
 /** A consumer metering thousands of events: a longer deadline than the kit's. */
 const consumed = (consumer: UsageConsumer, count: number): Promise<void> => consumedAtLeast(consumer, count, 240_000);

@@ -1,30 +1,9 @@
 import { balanceStreamId, formatCredits } from '@tally/domain';
-import type { EventStore, ReadStreamOptions } from '@tally/event-store';
 import { createBalanceCommandPath, createBalanceStates, createLedgerService, createPostgresBalanceStateStore } from '@tally/ledger';
-import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
+import { consumedAtLeast, countingEventStore, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(300_000);
-
-/** The event store with what one process read counted: assertions are on what was read, never on time. */
-function countingEventStore(inner: EventStore) {
-  const reads: { streamId: string; fromRevision: bigint; events: number }[] = [];
-  let pagedReads = 0;
-  const store: EventStore = {
-    ...inner,
-    async readStream(streamId, options: ReadStreamOptions = {}) {
-      const events = await inner.readStream(streamId, options);
-      reads.push({ streamId, fromRevision: options.fromRevision ?? 0n, events: events.length });
-      return events;
-    },
-    readStreamsPaged(streamIds, options) {
-      pagedReads += 1;
-      return inner.readStreamsPaged(streamIds, options);
-    },
-    readStreams: () => Promise.reject(new Error('whole streams are read in pages, never at once')),
-  };
-  return { store, reads, pagedReads: () => pagedReads, eventsRead: () => reads.reduce((sum, read) => sum + read.events, 0) };
-}
 
 /** A consumer metering thousands of events: a longer deadline than the kit's. */
 const consumed = (consumer: UsageConsumer, count: number): Promise<void> => consumedAtLeast(consumer, count, 240_000);
@@ -62,6 +41,7 @@ describe('the metering consumer on the one command path', () => {
     expect(after.every((read) => read.streamId === balanceStreamId(balanceId) && read.fromRevision > BigInt(held))).toBe(true);
     expect(after.reduce((sum, read) => sum + read.events, 0)).toBe(1);
     expect(counted.pagedReads()).toBe(pagedBefore);
+    expect(counted.wholeReads()).toBe(0);
   });
 
   it('keeps a stored state as it grows a balance, so a fresh API process folds fewer than 10,000 events', async () => {
@@ -89,5 +69,6 @@ describe('the metering consumer on the one command path', () => {
     expect(formatCredits(result.balance.balance)).toBe(String(1_000_000 - total + 1));
     expect(counted.eventsRead()).toBeLessThan(10_000);
     expect(counted.reads.every((read) => read.fromRevision >= 10_000n)).toBe(true);
+    expect(counted.wholeReads()).toBe(0);
   });
 });
