@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { balanceStreamId, BalanceNotOpenError, formatCredits, MICROS_PER_CREDIT } from '@tally/domain';
-import { createPostgresEventStore, type EventStore, type ReadStreamOptions } from '@tally/event-store';
-import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { countingEventStore, createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { loadBalances } from './balanceLoader';
 import { createBalanceCommandPath } from './balanceCommandPath';
@@ -19,41 +19,8 @@ const credits = (n: number): bigint => BigInt(n) * MICROS_PER_CREDIT;
 const HISTORY = 150_000;
 const HISTORY_CHUNK = 25_000;
 const STARTING = 1_000_000;
-
-/** The event store port with what one "process" read and appended counted: assertions are on what was read, never on time. */
-function countingEventStore(inner: EventStore) {
-  const reads: { fromRevision: bigint; maxCount: number | undefined; events: number }[] = [];
-  let appends = 0;
-  let exclusive = 0;
-  const store: EventStore = {
-    ...inner,
-    async readStream(streamId, options: ReadStreamOptions = {}) {
-      const events = await inner.readStream(streamId, options);
-      reads.push({ fromRevision: options.fromRevision ?? 0n, maxCount: options.maxCount, events: events.length });
-      return events;
-    },
-    readStreams: () => Promise.reject(new Error('the command path must not read whole streams')),
-    readStreamsPaged: () => {
-      throw new Error('the command path must not read whole streams');
-    },
-    async appendMany(requests, options) {
-      appends += 1;
-      return inner.appendMany(requests, options);
-    },
-    async appendExclusively(work, options) {
-      appends += 1;
-      exclusive += 1;
-      return inner.appendExclusively(work, options);
-    },
-  };
-  return {
-    store,
-    reads,
-    eventsRead: () => reads.reduce((sum, read) => sum + read.events, 0),
-    appends: () => appends,
-    exclusiveAppends: () => exclusive,
-  };
-}
+/** The command path reads a balance's tail: a read of whole streams, paged or not, fails the test. */
+const TAILS_ONLY = { refuse: { reads: ['readStreams', 'readStreamsPaged'], because: 'the command path must not read whole streams' } } as const;
 
 describe('the balance command path on long, busy streams', () => {
   let db: TestSchema;
@@ -74,7 +41,7 @@ describe('the balance command path on long, busy streams', () => {
 
   /** A ledger service as one process has it: its own cache, the shared snapshot table, a counted event store. */
   function process(options: { snapshotVersion?: string; maxAttempts?: number } = {}) {
-    const counted = countingEventStore(eventStore);
+    const counted = countingEventStore(eventStore, TAILS_ONLY);
     const ledger = createLedgerService({
       eventStore: counted.store,
       catalog,
@@ -195,7 +162,7 @@ describe('the balance command path on long, busy streams', () => {
   it('decides a batch in order per balance, fails a refused command alone, and appends once', async () => {
     const opener = process();
     const a = await opener.ledger.openBalance({ customerId: `c_${randomUUID()}`, productId: 'p', startingBalance: credits(10) });
-    const counted = countingEventStore(eventStore);
+    const counted = countingEventStore(eventStore, TAILS_ONLY);
     const path = createBalanceCommandPath({ eventStore: counted.store, states: createBalanceStates({ eventStore: counted.store, logger }), logger });
     const context = { balanceId: a.balance.balanceId, customerId: a.balance.customerId, productId: 'p' };
     const unopened = { balanceId: randomUUID(), customerId: 'nobody', productId: 'p' };
@@ -230,7 +197,7 @@ describe('the balance command path on long, busy streams', () => {
     // the append finds the first one's events stored beside the second's new ones, which it
     // reports as a conflict. Decided again on the tail, the same ids would conflict for ever;
     // looked for, the first is the replay it is and the second lands.
-    const counted = countingEventStore(eventStore);
+    const counted = countingEventStore(eventStore, TAILS_ONLY);
     const path = createBalanceCommandPath({
       eventStore: counted.store,
       // Loaded in one batch (optimistic), which the counting store refuses: appends are what is counted here.

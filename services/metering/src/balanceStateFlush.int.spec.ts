@@ -1,8 +1,8 @@
 import { balanceStreamId } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, createPostgresBalancePages, createPostgresBalanceStateStore, createUsageBalanceWrites, keepBalanceStates } from '@tally/ledger';
-import { waitFor } from '@tally/test-support';
-import { consumedAtLeast, countingEventStore, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
+import { countingEventStore, waitFor } from '@tally/test-support';
+import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(300_000);

@@ -1,9 +1,12 @@
 import { balanceStreamId, formatCredits } from '@tally/domain';
+import { countingEventStore } from '@tally/test-support';
 import { createBalanceCommandPath, createBalanceStates, createLedgerService, createPostgresBalanceStateStore } from '@tally/ledger';
-import { consumedAtLeast, countingEventStore, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
+import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
 import type { UsageConsumer } from './usageConsumer';
 
 jest.setTimeout(300_000);
+
+const PAGED_ONLY = { refuse: { reads: ['readStreams'], because: 'whole streams are read in pages, never at once' } } as const;
 
 /** A consumer metering thousands of events: a longer deadline than the kit's. */
 const consumed = (consumer: UsageConsumer, count: number): Promise<void> => consumedAtLeast(consumer, count, 240_000);
@@ -19,7 +22,7 @@ describe('the metering consumer on the one command path', () => {
     kit = await createMeteringTestKit();
     await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
     const balanceId = await kit.openBalance('alice', 'api', '100');
-    const counted = countingEventStore(kit.eventStore);
+    const counted = countingEventStore(kit.eventStore, PAGED_ONLY);
     const consumer = await kit.startConsumer({ eventStore: counted.store });
 
     await kit.produce(['a1', 'a2', 'a3', 'a4'].map((id) => ({ key: 'alice', value: kit.json(usage(id, 'alice')) })));
@@ -41,7 +44,6 @@ describe('the metering consumer on the one command path', () => {
     expect(after.every((read) => read.streamId === balanceStreamId(balanceId) && read.fromRevision > BigInt(held))).toBe(true);
     expect(after.reduce((sum, read) => sum + read.events, 0)).toBe(1);
     expect(counted.pagedReads()).toBe(pagedBefore);
-    expect(counted.wholeReads()).toBe(0);
   });
 
   it('keeps a stored state as it grows a balance, so a fresh API process folds fewer than 10,000 events', async () => {
@@ -62,13 +64,12 @@ describe('the metering consumer on the one command path', () => {
     await consumed(consumer, total);
 
     // A new API process: no cache, the shared snapshot table, what it reads counted.
-    const counted = countingEventStore(kit.eventStore);
+    const counted = countingEventStore(kit.eventStore, PAGED_ONLY);
     const api = createLedgerService({ eventStore: counted.store, catalog: kit.catalogStore, balanceRegistry: kit.registryStore, logger: kit.logger, stateStore });
     const result = await api.topUp(balanceId, { credits: 1_000_000n, reason: 'manual top-up' });
 
     expect(formatCredits(result.balance.balance)).toBe(String(1_000_000 - total + 1));
     expect(counted.eventsRead()).toBeLessThan(10_000);
     expect(counted.reads.every((read) => read.fromRevision >= 10_000n)).toBe(true);
-    expect(counted.wholeReads()).toBe(0);
   });
 });

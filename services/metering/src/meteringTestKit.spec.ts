@@ -7,7 +7,7 @@
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { createCatalogCache, createPostgresCatalogStore, type CatalogCache, type CatalogStore } from '@tally/catalog';
 import { balanceStreamId, creditProductFromDto, formatCredits, parseCredits, type CreditProductDto } from '@tally/domain';
-import { createPostgresEventStore, type EventStore, type ReadStreamOptions, type RecordedEvent } from '@tally/event-store';
+import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
 import { readTopicToEnds } from '@tally/kafka';
 import {
   createBalanceRegistryCache,
@@ -54,47 +54,6 @@ export function usageRecord(id: string, customerId: string, event = 'api_call', 
 /** Waits until the consumer has taken `count` messages (metered, skipped or dead-lettered), or fails at the deadline. */
 export async function consumedAtLeast(consumer: UsageConsumer, count: number, timeoutMs = 90_000): Promise<void> {
   await waitFor(() => consumer.counters().consumed >= count, { description: `${count} messages consumed`, timeoutMs });
-}
-
-/**
- * The event store with what one process read counted: assertions are on what was read, never on
- * time. Single streams are listed with where they were read from; paged reads count their pages'
- * events; a read of whole streams at once is counted apart, since the consumer never makes one.
- */
-export function countingEventStore(inner: EventStore) {
-  const reads: { streamId: string; fromRevision: bigint; events: number }[] = [];
-  let pagedReads = 0;
-  let pagedEvents = 0;
-  let wholeReads = 0;
-  const store: EventStore = {
-    ...inner,
-    async readStream(streamId, options: ReadStreamOptions = {}) {
-      const events = await inner.readStream(streamId, options);
-      reads.push({ streamId, fromRevision: options.fromRevision ?? 0n, events: events.length });
-      return events;
-    },
-    readStreamsPaged(streamIds, options) {
-      pagedReads += 1;
-      const pages = inner.readStreamsPaged(streamIds, options);
-      return (async function* () {
-        for await (const page of pages) {
-          pagedEvents += page.length;
-          yield page;
-        }
-      })();
-    },
-    readStreams(...args) {
-      wholeReads += 1;
-      return inner.readStreams(...args);
-    },
-  };
-  return {
-    store,
-    reads,
-    pagedReads: () => pagedReads,
-    wholeReads: () => wholeReads,
-    eventsRead: () => reads.reduce((sum, read) => sum + read.events, 0) + pagedEvents,
-  };
 }
 
 export interface OutgoingMessage {

@@ -19,3 +19,4 @@ export * from './chromium';
 export * from './freePort';
 export * from './startWholeMainJob';
 export * from './accessibilityAudit';
+export * from './countingEventStore';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { balanceStreamId, MICROS_PER_CREDIT, type BalanceEvent } from '@tally/domain';
-import { createPostgresEventStore, type EventStore, type ReadStreamOptions } from '@tally/event-store';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import {
   createLedgerService,
   createPostgresBalanceRegistry,
@@ -11,7 +11,7 @@ import {
 } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceReadModel } from '@tally/projections';
-import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { countingEventStore, createTestSchema, stackConfig, uniqueName, waitFor, type CountedRead, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -39,7 +39,7 @@ describe('a write on a balance whose history is still being folded', () => {
   let app: FastifyInstance;
   let productId: string;
   /** Events read by reads that started at or below a revision: how often a history was folded. */
-  const reads: { streamId: string; fromRevision: bigint; events: number }[] = [];
+  let reads: readonly CountedRead[] = [];
   const readBelow = (streamId: string, revision: bigint) =>
     reads.filter((read) => read.streamId === streamId && read.fromRevision <= revision).reduce((sum, read) => sum + read.events, 0);
 
@@ -47,14 +47,9 @@ describe('a write on a balance whose history is still being folded', () => {
     db = await createTestSchema({ prefix: 'balance_loading', max: 12 });
     redis = new Redis(stackConfig.redisUrl);
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: uniqueName('loading') });
-    const counted: EventStore = {
-      ...eventStore,
-      async readStream(streamId, options: ReadStreamOptions = {}) {
-        const events = await eventStore.readStream(streamId, options);
-        reads.push({ streamId, fromRevision: options.fromRevision ?? 0n, events: events.length });
-        return events;
-      },
-    };
+    const counting = countingEventStore(eventStore);
+    reads = counting.reads;
+    const counted = counting.store;
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const ledger = createLedgerService({
