@@ -79,9 +79,9 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
   const mustExist = async (balanceId: string) => {
     if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
   };
-  // The one walk of a stream oldest first, a page at a time, for the export and the statement.
+  // The one walk of a stream oldest first, a page at a time, for the export and the statement;
+  // its callers ask the registry first, once (a statement walks again after each skip).
   async function* oldestFirst(balanceId: string, pageSize: number, refunds: boolean, from?: bigint): AsyncGenerator<LedgerPage, void, undefined> {
-    await mustExist(balanceId);
     let after = from;
     do {
       const page = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, refunds, ...(after !== undefined ? { after } : {}) });
@@ -116,12 +116,14 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
   };
   return {
     async page(balanceId, page, audience) {
-      await mustExist(balanceId);
-      const { items, next, refunds } = await deps.ledger.readLedger(balanceId, page);
+      // Read beside the registry, not after it: the page of a balance that does not exist is an
+      // empty one, answered as the registry's 404 all the same.
+      const [, { items, next, refunds }] = await Promise.all([mustExist(balanceId), deps.ledger.readLedger(balanceId, page)]);
       return { items: items.map((item) => ledgerEntryView(item, audience, refunds)), next: next === null ? null : next.toString() };
     },
 
     async *chronological(balanceId, pageSize, audience) {
+      await mustExist(balanceId);
       for await (const { items, refunds } of oldestFirst(balanceId, pageSize, true)) {
         if (items.length > 0) yield items.map((item) => ledgerEntryView(item, audience, refunds));
       }
@@ -129,8 +131,13 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
 
     async statement(balanceId, period, signal) {
       const { statementStarts } = deps;
-      // The latest starts kept before each end of the period, read at once.
-      const [start, end] = statementStarts === undefined ? [] : await Promise.all([statementStarts.before(balanceId, period.from), statementStarts.before(balanceId, period.to)]);
+      // The latest starts kept before each end of the period, read at once and beside the
+      // registry (an unknown balance has no starts, and is answered 404 all the same).
+      const [, start, end] = await Promise.all([
+        mustExist(balanceId),
+        statementStarts?.before(balanceId, period.from),
+        statementStarts?.before(balanceId, period.to),
+      ]);
       const every = deps.statementStartsEvery ?? STATEMENT_STARTS_EVERY;
       const fold = createStatementFold(period, start, every, end);
       // On from the start kept before the period's end once the opening is known (StatementFold.skip).
