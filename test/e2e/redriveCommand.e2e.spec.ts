@@ -88,6 +88,9 @@ describe('tally redrive and tally dead-letter', () => {
     // The place it prints is what `redrive --letter` takes; refused before any run starts when it is not one.
     const notAPlace = await tally('redrive', '--letter', '0@1');
     expect([notAPlace.code, notAPlace.stderr.trim()]).toEqual([1, 'tally: --letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not 0@1']);
+    // As many as the API's `letters` take, and no more (repeats count once).
+    const tooMany = await tally('redrive', ...Array.from({ length: 101 }, (_, offset) => ['--letter', `0:${offset}`]).flat());
+    expect([tooMany.code, tooMany.stderr.trim()]).toEqual([1, 'tally: --letter picks at most 100 letters a run, as the API does; send the rest in another run, or by --error-code']);
     const twice = await tally('redrive', '--letter', '0:1', '--error-code', 'balance_not_opened');
     expect([twice.code, twice.stderr.trim()]).toEqual([1, 'tally: --all, --error-code and --letter exclude each other']);
   });

@@ -7,6 +7,13 @@ export const DEAD_LETTER_PARTITION_PATTERN = '^(0|[1-9][0-9]{0,8})$';
 export const DEAD_LETTER_OFFSET_PATTERN = '^(0|[1-9][0-9]{0,17})$';
 export const DEAD_LETTER_PLACE_PATTERN = `${DEAD_LETTER_PARTITION_PATTERN.slice(0, -1)}:${DEAD_LETTER_OFFSET_PATTERN.slice(1)}`;
 
+/**
+ * The most letters one send-back picks by place (the API's `letters`, `tally redrive --letter`):
+ * the run reads the span between the picked places, so a pick is for a few letters understood
+ * one by one; more go by error code, or in another run.
+ */
+export const MAX_PICKED_DEAD_LETTERS = 100;
+
 const partitionPattern = new RegExp(DEAD_LETTER_PARTITION_PATTERN);
 const offsetPattern = new RegExp(DEAD_LETTER_OFFSET_PATTERN);
 const placePattern = new RegExp(DEAD_LETTER_PLACE_PATTERN);

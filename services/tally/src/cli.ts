@@ -19,6 +19,7 @@ import {
   isDeadLetterOffset,
   isDeadLetterPartition,
   isDeadLetterPlace,
+  MAX_PICKED_DEAD_LETTERS,
   skipUndecodableBatch,
   type RedriveRun,
 } from '@tally/metering';
@@ -210,7 +211,7 @@ program
   .description('send dead letters back to the usage topic once what made them fail is fixed; their ids keep usage from being charged twice')
   .option('--error-code <code>', 'only letters with this error code (tally.dlq.error-code); repeat for more', (value: string, all: string[]) => [...all, value], [])
   .option('--all', 'letters of every error code')
-  .option('--letter <partition:offset>', 'only this letter, by its place on the dead-letter topic, whatever its error code; repeat for more', (value: string, all: string[]) => [...all, value], [])
+  .option('--letter <partition:offset>', 'only this letter, by its place on the dead-letter topic, whatever its error code; repeat for more (up to 100)', (value: string, all: string[]) => [...all, value], [])
   .option('--since <when>', 'only letters dead-lettered at or after this time (ISO-8601)')
   .option('--dry-run', 'read and count what would be sent back, send nothing')
   .action(async (options: { errorCode: string[]; all?: boolean; letter: string[]; since?: string; dryRun?: boolean }) => {
@@ -220,6 +221,9 @@ program
     if (chosen === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable), --letter <partition:offset> (repeatable) or --all; --dry-run counts them by code');
     const badPlace = options.letter.find((place) => !isDeadLetterPlace(place));
     if (badPlace !== undefined) throw new Error(`--letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not ${badPlace}`);
+    if (new Set(options.letter).size > MAX_PICKED_DEAD_LETTERS) {
+      throw new Error(`--letter picks at most ${MAX_PICKED_DEAD_LETTERS} letters a run, as the API does; send the rest in another run, or by --error-code`);
+    }
     const since = options.since === undefined ? undefined : new Date(options.since);
     if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
     // The console's own send-back path: the same lease (one run at a time across the deployment),

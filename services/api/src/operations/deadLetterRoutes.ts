@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
-import { DEAD_LETTER_OFFSET_PATTERN, DEAD_LETTER_PARTITION_PATTERN, DEAD_LETTER_PLACE_PATTERN, type DeadLetterLog, type DeadLetterReader, type DeadLetterRedrives } from '@tally/metering';
+import { DEAD_LETTER_OFFSET_PATTERN, DEAD_LETTER_PARTITION_PATTERN, DEAD_LETTER_PLACE_PATTERN, MAX_PICKED_DEAD_LETTERS, type DeadLetterLog, type DeadLetterReader, type DeadLetterRedrives } from '@tally/metering';
 import { actingKeyOf } from '../accessGuard';
 import { actingKey, errorResponses, IDENTIFIER_PATTERN, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
 import { pageSize } from '../pagination';
@@ -136,7 +136,7 @@ const RedriveRequestSchema = Type.Object(
     letters: Type.Optional(
       Type.Array(Type.String({ pattern: DEAD_LETTER_PLACE_PATTERN }), {
         minItems: 1,
-        maxItems: 100,
+        maxItems: MAX_PICKED_DEAD_LETTERS,
         uniqueItems: true,
         description: 'Send back these letters, each "<partition>:<offset>" on the dead-letter topic (`partition` and `offset` of GET /v1/dead-letters), whatever their error code.',
       }),
