@@ -72,8 +72,9 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
       if (to.getTime() - from.getTime() > MAX_RANGE_MS[bucket]) {
         throw new ValidationError(`a range of ${bucket}s spans at most ${MAX_RANGE_MS[bucket] / DAY_MS} days`);
       }
-      if ((await deps.balanceRegistry.getBalance(balanceId)) === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
-      const { position, buckets } = await deps.consumption.consumption(balanceId, { from, to, bucket });
+      // Read beside the registry: an unknown balance has no buckets, and is answered 404 all the same.
+      const [balance, { position, buckets }] = await Promise.all([deps.balanceRegistry.getBalance(balanceId), deps.consumption.consumption(balanceId, { from, to, bucket })]);
+      if (balance === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       return {
         bucket,
         position: position.toString(),
