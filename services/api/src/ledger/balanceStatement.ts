@@ -48,6 +48,11 @@ export interface StatementFold {
    * entry added.
    */
   skip(): bigint | undefined;
+  /**
+   * The period's end is known: an entry recorded at or after it was added, or the fold skipped to
+   * a start kept at that very instant. Nothing more belongs to the period; the caller reads no more.
+   */
+  complete(): boolean;
   statement(): BalanceStatement;
   /**
    * The edges the entries added showed, in the order found: for `from` and for `to`, once the
@@ -150,8 +155,13 @@ export function createStatementFold(
       sums = copyOf(to.totals);
       latest = to.at - 1;
       sinceEdge = 0;
+      // A start is kept at the first entry recorded at or after its instant (edge), and revisions
+      // are the stream's order, so no later append lands before it: a start kept at the period's
+      // end is its end, and the entries after it need not be read to find it.
+      if (to.at === period.to) end = folded + 1n;
       return folded;
     },
+    complete: () => end !== undefined,
     statement() {
       const closing = figuresOf(state);
       if (opening === undefined) {

@@ -56,7 +56,7 @@ function statementOf(
     return to;
   };
   let after = skip() ?? start?.before.revision ?? null;
-  read: for (;;) {
+  read: while (!fold.complete()) {
     for (const entry of entries) {
       if (after !== null && entry.revision <= after) continue;
       read += 1;
@@ -117,6 +117,8 @@ describe('a statement of a period', () => {
     ['no start kept at its start: reads to the opening, then skips to the start inside', undefined, 5, 4],
     // Revisions 4 and 5 (the period's), then 6: nothing before the inner start.
     ["a start kept at its start: skips before reading anything, then reads past the start inside", 1, 4, 3],
+    // None: a start kept at its end is the first entry at or after it, so is its end.
+    ['starts kept at both its edges: skips before reading anything, and reads nothing after', 1, 6, 0],
   ] as const)('given %s, and totals the entries skipped by its sums', (_, startMinute, insideMinute, read) => {
     // Kept by an earlier statement whose edges they were.
     const keptAt = (minutes: number) => statementOf(ledger, { from: T0 + minutes * minute, to: T0 + (minutes + 1) * minute }).boundaries[0]!;

@@ -33,6 +33,12 @@ export interface LedgerHistory {
 
 /** Entries a statement reads at a time: a page of the event store, not the whole stream in memory. */
 const STATEMENT_PAGE_SIZE = 1000;
+/**
+ * A statement's first page while it seeks its opening with a skip to the end's start to come (a
+ * period from an instant no start was kept at, such as 09:00 on a billing day): it doubles up to
+ * STATEMENT_PAGE_SIZE, so a few hundred entries to the opening read a few hundred, not a thousand.
+ */
+const STATEMENT_SEEKING_PAGE_SIZE = 128;
 
 /**
  * A statement keeps a start about every this many entries it reads (createStatementFold's
@@ -81,12 +87,16 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
   };
   // The one walk of a stream oldest first, a page at a time, for the export and the statement;
   // its callers ask the registry first, once (a statement walks again after each skip).
-  async function* oldestFirst(balanceId: string, pageSize: number, refunds: boolean, from?: bigint): AsyncGenerator<LedgerPage, void, undefined> {
+  // `firstPageSize`: pages that start smaller and double up to `pageSize`, for a caller that
+  // may need only a few entries of the first.
+  async function* oldestFirst(balanceId: string, pageSize: number, refunds: boolean, from?: bigint, firstPageSize = pageSize): AsyncGenerator<LedgerPage, void, undefined> {
     let after = from;
+    let limit = Math.min(firstPageSize, pageSize);
     do {
-      const page = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit: pageSize, refunds, ...(after !== undefined ? { after } : {}) });
+      const page = await deps.ledger.readLedger(balanceId, { order: 'oldest', limit, refunds, ...(after !== undefined ? { after } : {}) });
       yield page;
       after = page.next ?? undefined;
+      limit = Math.min(limit * 2, pageSize);
     } while (after !== undefined);
   }
   /**
@@ -143,10 +153,13 @@ export function createLedgerHistory(deps: LedgerHistoryDeps): LedgerHistory {
       // On from the start kept before the period's end once the opening is known (StatementFold.skip).
       let skippedTo = fold.skip();
       // Refunds are not read: a statement totals them by their own entries (source refund).
-      const readAfter = (revision: bigint | undefined) => oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, revision);
-      let pages = readAfter(skippedTo ?? start?.before.revision);
+      const readAfter = (revision: bigint | undefined, firstPageSize?: number) => oldestFirst(balanceId, STATEMENT_PAGE_SIZE, false, revision, firstPageSize);
+      // Sought with a skip to come, the opening is all that is wanted of the entries before the
+      // end's start; those read past it are dropped at the skip, so pages start small.
+      const seeking = skippedTo === undefined && end !== undefined && end.at > period.from;
+      let pages = readAfter(skippedTo ?? start?.before.revision, seeking ? STATEMENT_SEEKING_PAGE_SIZE : undefined);
       try {
-        read: for (;;) {
+        read: while (!fold.complete()) {
           const page = await pages.next();
           if (page.done === true) break;
           signal?.throwIfAborted();

@@ -119,9 +119,9 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
       [at(6), 6],
       [at(8), 8],
     ]);
-    // The same period again: begun opened at the start kept at its start, so on at once from the
-    // one kept at its end (8 alone), and nothing new kept.
-    expect(await statement(at(6), at(8))).toMatchObject({ read: 1 });
+    // The same period again: begun opened at the start kept at its start, and ended at the one
+    // kept at its end (the first entry at or after it, 8): nothing read, nothing new kept.
+    expect(await statement(at(6), at(8))).toMatchObject({ read: 0 });
     expect(await boundariesOf(balanceId)).toHaveLength(3);
     // A period between two edges starts at the one before it: revisions 4 to 7.
     expect(await statement(at(5), at(7))).toMatchObject({ stated: { entries: 2, firstRevision: 5n }, read: 4 });
@@ -147,6 +147,21 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     expect(read).toBe(5);
   });
 
+  it('seeks the opening in small pages when a start before the end is kept: what lies past the opening is not read whole', async () => {
+    // Revisions 0 to 300, in pages as the API reads them.
+    const { balanceId, entries } = await balanceWith(299);
+    const at = (revision: number) => entries[revision]!.recordedAt.getTime();
+    pageLimit = 1000;
+    // Keeps starts at 2 and at 290.
+    await withStarts.statement(balanceId, { from: at(2), to: at(290) });
+    read = 0;
+    // From an instant with no start: from the one at 2 to the opening at 10, then the skip to the
+    // start at its end, which ends it. A first page of 1,000 would have read every entry from 2 on.
+    expect(await withStarts.statement(balanceId, { from: at(10), to: at(290) })).toEqual(await fromTheStart.statement(balanceId, { from: at(10), to: at(290) }));
+    expect(read).toBeGreaterThanOrEqual(8);
+    expect(read).toBeLessThan(200);
+  });
+
   it.each([
     ['its row kept without sums (as before migration 034)', 'UPDATE statement_boundaries SET totals = NULL WHERE stream_id = $1'],
     ['the state before it gone (another fold version)', 'DELETE FROM balance_snapshots WHERE stream_id = $1'],
@@ -160,10 +175,10 @@ describe('statements that start where an earlier one found its edges (PostgreSQL
     expect(read).toBe(6);
     const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM statement_boundaries WHERE stream_id = $1 AND totals IS NOT NULL', [balanceStreamId(balanceId)]);
     expect(rows[0]!.n).toBe('2');
-    // Begun opened at the start kept at 3, then on at once from the one kept at its end: 5 alone.
+    // Begun opened at the start kept at 3, and ended at the one kept at its end (5): nothing read.
     read = 0;
-    await withStarts.statement(balanceId, { from: at(3), to: at(5) });
-    expect(read).toBe(1);
+    expect(await withStarts.statement(balanceId, { from: at(3), to: at(5) })).toEqual(await fromTheStart.statement(balanceId, { from: at(3), to: at(5) }));
+    expect(read).toBe(0);
   });
 
   it('keeps only the starts of UTC days by default, and starts from them all the same', async () => {
