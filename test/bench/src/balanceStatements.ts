@@ -10,8 +10,8 @@ import { copyUsageHistory } from './usageHistory';
 /**
  * GET /v1/credit-balances/{id}/statement of one month, on a balance with months of history before
  * it and on one with that month alone; on the first, also the month from 09:00 UTC on its first
- * day to the next's (a billing day's hour, not a UTC midnight), asked first, and, last, the whole
- * year to the month's end.
+ * day to the next's (a billing day's hour, not a UTC midnight), asked first, the month before it
+ * (with the month's entries after its end) and, last, the whole year to the month's end.
  */
 export interface StatementsResult {
   readonly connections: number;
@@ -25,6 +25,11 @@ export interface StatementsResult {
   /** The month from 09:00 UTC on its first day, on the long ledger, before any statement of it at midnights. */
   readonly fromNine: LookupLoadResult;
   readonly longLedger: LookupLoadResult;
+  /**
+   * The month before it on the long ledger, with that month's entries after it: last month's
+   * statement while this month is metered.
+   */
+  readonly monthBefore: LookupLoadResult;
   /** The long ledger's year, every month of it, to the month's end: the totals of all its entries. */
   readonly year: LookupLoadResult;
   /** The same month's statement of a balance that holds that month alone: the ceiling. */
@@ -73,8 +78,8 @@ export async function measureStatements(run: BenchRun): Promise<StatementsResult
   // Round-robin over the two: the month's entries on each.
   await copyUsageHistory(run.pool, [long!, short!], 2 * MONTH_ENTRIES, `${run.id}-statement-${HISTORY_MONTHS}`, recordedIn(HISTORY_MONTHS, 2 * MONTH_ENTRIES));
   // The same entries either way: those of the month stated.
-  const statementPath = (balanceId: string, hour = 0, months = 1) =>
-    `/v1/credit-balances/${balanceId}/statement?from=${new Date(monthStart(HISTORY_MONTHS + 1 - months) + hour * HOUR_MS).toISOString()}&to=${new Date(monthStart(HISTORY_MONTHS + 1) + hour * HOUR_MS).toISOString()}`;
+  const statementPath = (balanceId: string, hour = 0, months = 1, endMonth = HISTORY_MONTHS + 1) =>
+    `/v1/credit-balances/${balanceId}/statement?from=${new Date(monthStart(endMonth - months) + hour * HOUR_MS).toISOString()}&to=${new Date(monthStart(endMonth) + hour * HOUR_MS).toISOString()}`;
 
   progress(`statements: the month alone, on ${short!.context.balanceId}`);
   const alone = await loadApiRoute(run, { route: 'statement', statementPath: statementPath(short!.context.balanceId), connections: CONNECTIONS });
@@ -84,6 +89,8 @@ export async function measureStatements(run: BenchRun): Promise<StatementsResult
   progress(`statements: the first on the long ledger took ${Math.round(fromNine.firstMs)} ms`);
   progress(`statements: the month after ${formatCount(HISTORY_MONTHS * MONTH_ENTRIES)} entries, on ${long!.context.balanceId}`);
   const after = await loadApiRoute(run, { route: 'statement', statementPath: statementPath(long!.context.balanceId), connections: CONNECTIONS }, 'api-statements');
+  progress(`statements: the month before it, with ${formatCount(MONTH_ENTRIES)} entries after its end, on ${long!.context.balanceId}`);
+  const monthBefore = await loadApiRoute(run, { route: 'statement', statementPath: statementPath(long!.context.balanceId, 0, 1, HISTORY_MONTHS), connections: CONNECTIONS });
   progress(`statements: the year to the month's end, ${formatCount((HISTORY_MONTHS + 1) * MONTH_ENTRIES)} entries, on ${long!.context.balanceId}`);
   const year = await loadApiRoute(run, { route: 'statement', statementPath: statementPath(long!.context.balanceId, 0, HISTORY_MONTHS + 1), connections: CONNECTIONS });
   return {
@@ -94,9 +101,10 @@ export async function measureStatements(run: BenchRun): Promise<StatementsResult
     firstMs: fromNine.firstMs,
     fromNine: fromNine.load,
     longLedger: after.load,
+    monthBefore: monthBefore.load,
     year: year.load,
     shortLedger: alone.load,
-    peakRssBytes: Math.max(alone.peakRssBytes, fromNine.peakRssBytes, after.peakRssBytes, year.peakRssBytes),
+    peakRssBytes: Math.max(alone.peakRssBytes, fromNine.peakRssBytes, after.peakRssBytes, monthBefore.peakRssBytes, year.peakRssBytes),
     ...(after.profile !== undefined ? { profile: after.profile } : {}),
   };
 }

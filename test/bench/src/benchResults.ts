@@ -111,6 +111,9 @@ export function resultRows(results: BenchResults): ResultRow[] {
     const fromNine = `${route}, from 09:00 UTC on the 1st`;
     rows.push(higher(fromNine, 'requests/s', statements.fromNine.perSecond, 'same month alone, from midnight', statements.shortLedger.perSecond));
     rows.push(lower(`${fromNine} p99`, 'ms', statements.fromNine.p99Ms, 'same month alone, from midnight, p99', statements.shortLedger.p99Ms));
+    const before = `10. GET /v1/credit-balances/{id}/statement, the month before it, with that month's ${formatHistory(statements.periodEntries)} entries after its end`;
+    rows.push(higher(before, 'requests/s', statements.monthBefore.perSecond, 'same month alone', statements.shortLedger.perSecond));
+    rows.push(lower(`${before} p99`, 'ms', statements.monthBefore.p99Ms, 'same month alone, p99', statements.shortLedger.p99Ms));
     const year = `10. GET /v1/credit-balances/{id}/statement, the year of ${formatHistory(statements.historyEntries + statements.periodEntries)} entries to that month's end`;
     rows.push(higher(year, 'requests/s', statements.year.perSecond, 'same month alone', statements.shortLedger.perSecond));
     rows.push(lower(`${year} p99`, 'ms', statements.year.p99Ms, 'same month alone, p99', statements.shortLedger.p99Ms));
@@ -248,6 +251,7 @@ export function disturbances(results: BenchResults): string[] {
     ['statements, the month alone', statements === undefined ? undefined : { api: statements.shortLedger }],
     ['statements, from 09:00 after the history', statements === undefined ? undefined : { api: statements.fromNine }],
     ['statements, after the history', statements === undefined ? undefined : { api: statements.longLedger }],
+    ['statements, the month before', statements === undefined ? undefined : { api: statements.monthBefore }],
     ['statements, the year', statements === undefined ? undefined : { api: statements.year }],
   ] as const) {
     if (read !== undefined && read.api.non2xx + read.api.errors > 0) {

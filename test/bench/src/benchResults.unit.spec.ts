@@ -145,6 +145,7 @@ describe('statement rows', () => {
       firstMs: 2_345.6,
       fromNine: load(25, 200),
       longLedger: load(40, 120),
+      monthBefore: load(45, 110),
       year: load(10, 400),
       shortLedger: load(50, 100),
       peakRssBytes: 1,
@@ -154,6 +155,8 @@ describe('statement rows', () => {
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000 p99', 'same month alone, p99', 100 / 120],
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000, from 09:00 UTC on the 1st', 'same month alone, from midnight', 0.5],
       ['10. GET /v1/credit-balances/{id}/statement, a month of 10,000 entries after 110,000, from 09:00 UTC on the 1st p99', 'same month alone, from midnight, p99', 0.5],
+      ["10. GET /v1/credit-balances/{id}/statement, the month before it, with that month's 10,000 entries after its end", 'same month alone', 0.9],
+      ["10. GET /v1/credit-balances/{id}/statement, the month before it, with that month's 10,000 entries after its end p99", 'same month alone, p99', 100 / 110],
       ['10. GET /v1/credit-balances/{id}/statement, the year of 120,000 entries to that month\'s end', 'same month alone', 0.2],
       ['10. GET /v1/credit-balances/{id}/statement, the year of 120,000 entries to that month\'s end p99', 'same month alone, p99', 0.25],
     ]);
@@ -164,7 +167,8 @@ describe('statement rows', () => {
       'statements, from 09:00 after the history: 0 non-2xx responses and 2 connection errors (not counted as served)',
       'statements, after the history: 1 non-2xx responses and 0 connection errors (not counted as served)',
     ]);
-    expect(disturbances({ statements: { ...statements, year: { ...statements.year, non2xx: 3 } } })).toEqual([
+    expect(disturbances({ statements: { ...statements, monthBefore: { ...statements.monthBefore, errors: 1 }, year: { ...statements.year, non2xx: 3 } } })).toEqual([
+      'statements, the month before: 0 non-2xx responses and 1 connection errors (not counted as served)',
       'statements, the year: 3 non-2xx responses and 0 connection errors (not counted as served)',
     ]);
   });
