@@ -62,7 +62,7 @@ const topicEnvironment = {
 
 describe('docker-compose.yml', () => {
   it.each(['kafka', 'kafka-init', 'schema-registry', 'postgres', 'redis', 'eventstoredb', 'tally', 'tally-eventstoredb'])('has the %s service', (name) => {
-    expect(service(name)).toBeDefined();
+    expect(Object.keys(compose.services)).toContain(name);
   });
 
   it.each([

@@ -147,14 +147,26 @@ describe('subscribeToAll on PostgreSQL', () => {
   });
 
   it('close() stops the subscriptions the store started', async () => {
+    const after = await store.headPosition();
     const own = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 20 });
-    const { received, caughtUp } = record(own, { after: await store.headPosition() });
+    const { received, caughtUp } = record(own, { after });
     await until(() => caughtUp.length === 1, 'catch-up');
     await own.close();
-    await store.appendToStream(`s-${randomUUID()}`, events(1), { expectedRevision: 'no_stream' });
-    // A subscription still running would poll every 20 ms; give it several chances.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(received).toEqual([]);
+    // The control: a subscription on another store, polling as often, from the same position.
+    // Once it has had two events appended one after the other, a subscription still running
+    // would have had the first: so the empty list below is a delivery that did not happen, not
+    // one that had not happened yet.
+    const control = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 20 });
+    const watched = record(control, { after });
+    try {
+      for (const expected of [1, 2]) {
+        await store.appendToStream(`s-${randomUUID()}`, events(1), { expectedRevision: 'no_stream' });
+        await until(() => watched.received.length === expected, `the control subscription to receive event ${expected}`);
+      }
+      expect(received).toEqual([]);
+    } finally {
+      await control.close();
+    }
   });
 
   it('a writer that commits late is never skipped: later writers wait for it, so positions follow commit order', async () => {

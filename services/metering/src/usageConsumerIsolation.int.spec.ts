@@ -89,12 +89,11 @@ describe('usage consumer isolates what cannot be metered', () => {
     expect(header(letter!, DEAD_LETTER_HEADERS.reason)).toMatch(/22P02.*invalid input syntax/);
     // Read again from its bytes, it names its usage event: a lookup of `poison` finds this letter.
     expect([header(letter!, DEAD_LETTER_HEADERS.customerId), header(letter!, DEAD_LETTER_HEADERS.usageEventId)]).toEqual(['alice', 'poison']);
-    const [offsets] = await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] });
+    // Fails the test if the group's offset never passes the poison (waitFor throws at its deadline).
     await waitFor(async () => (await kit.admin.fetchOffsets({ groupId: kit.groupId, topics: [kit.topic] }))[0]!.partitions[0]!.offset === '40', {
       description: 'offsets committed past the poison',
       timeoutMs: 10_000,
     });
-    expect(offsets).toBeDefined();
   });
 
   it('dead-letters the usage a stored product that fails validation cannot price, and meters the rest', async () => {
