@@ -13,14 +13,31 @@ import type { IHeaders } from 'kafkajs';
 
 const BINARY_PREFIX = 'ce_';
 
+/** What a CloudEvent's usage id starts with, and a native one never does (parseNativeUsageEvent). */
+const CLOUD_EVENT_ID_PREFIX = 'ce:';
+
 /**
  * The usage id of a CloudEvent. The spec makes `source` + `id` unique, so both are in it; the
  * source's length comes first, so no two (source, id) pairs give the same id however either is
- * spelled ("a:b" + "c" and "a" + "b:c" differ). The `ce:` prefix keeps these ids apart from most
- * native ones; a producer of Tally's own JSON should not start its ids with it.
+ * spelled ("a:b" + "c" and "a" + "b:c" differ). The `ce:` prefix keeps these ids apart from
+ * native ones, which may not start with it.
  */
 export function cloudEventUsageId(source: string, id: string): string {
-  return `ce:${source.length}:${source}:${id}`;
+  return `${CLOUD_EVENT_ID_PREFIX}${source.length}:${source}:${id}`;
+}
+
+/**
+ * A usage event of Tally's own JSON or Avro. Its id may not start with `ce:`: a native id
+ * `ce:1:a:b` would be the CloudEvent of source `a` and id `b`, the same markers and ledger ids,
+ * and whichever came second would count as metered already, charged never. Refused as invalid
+ * (a 400 at the API, a dead letter on the topic), as any other malformed id is.
+ */
+export function parseNativeUsageEvent(record: unknown): UsageEvent {
+  const usage = parseUsageEvent(record);
+  if (usage.id.startsWith(CLOUD_EVENT_ID_PREFIX)) {
+    throw new InvalidUsageEventError(`id must not start with "${CLOUD_EVENT_ID_PREFIX}": Tally keeps it for the ids it makes of CloudEvents' source and id`);
+  }
+  return usage;
 }
 
 function reasonOf(error: unknown): string {
@@ -65,7 +82,7 @@ export function isStructuredCloudEvent(record: unknown): record is Record<string
 
 /** A usage event from a JSON object: a structured-mode CloudEvent, or Tally's own JSON. */
 export function usageEventFromJson(record: unknown): UsageEvent {
-  return isStructuredCloudEvent(record) ? toUsage(validated(record)) : parseUsageEvent(record);
+  return isStructuredCloudEvent(record) ? toUsage(validated(record)) : parseNativeUsageEvent(record);
 }
 
 function headerText(value: IHeaders[string]): string | undefined {

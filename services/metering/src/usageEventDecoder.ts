@@ -1,9 +1,9 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { parseUsageEvent, type UsageEvent } from '@tally/domain';
+import type { UsageEvent } from '@tally/domain';
 import type { Type } from 'avsc';
 import type { IHeaders } from 'kafkajs';
 import { assertAvroBlocksBounded } from './avroBlockGuard';
-import { binaryCloudEventAttributes, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
+import { binaryCloudEventAttributes, parseNativeUsageEvent, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
 import type { DeadLetterUsage } from './deadLetterMessage';
 import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
 import { usageIdentityOf } from './usageIdentity';
@@ -155,7 +155,7 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
     if (value[0] === MAGIC_BYTE) {
       const schemaId = schemaIdOf(value);
       const schema = resolved.get(schemaId) ?? (await writerSchemaOf(schemaId));
-      return parseUsageEvent(avroRecordOf(schemaId, schema, value));
+      return parseNativeUsageEvent(avroRecordOf(schemaId, schema, value));
     }
     if (value[0] === OPEN_BRACE) return usageEventFromJson(jsonRecordOf(value));
     throw neitherFormat(value);

@@ -101,6 +101,12 @@ describe('createUsageEventDecoder', () => {
     await expect(decoder.decode(Buffer.concat([avro, Buffer.from([1, 2])]))).rejects.toThrow(/does not match schema 7/);
   });
 
+  it("refuses Avro whose id takes the prefix of CloudEvents' ids, as invalid usage", async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const taken = await new SchemaRegistry({ host: stub.url }).encode(USAGE_SCHEMA_ID, { ...record, id: 'ce:1:a:b' });
+    await expect(decoder.decode(taken)).rejects.toBeInstanceOf(InvalidUsageEventError);
+  });
+
   it('names an unknown schema id, not retriable', async () => {
     const decoder = createUsageEventDecoder({ registryUrl: stub.url });
     const error = await decoder.decode(frame(4242, avro.subarray(5))).catch((caught: unknown) => caught);

@@ -365,6 +365,10 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     const allBad = await post({ events: [{ id: 'x' }] });
     expect(allBad.statusCode).toBe(400);
     expect(allBad.json()).toMatchObject({ error: 'invalid_usage_events', refused: [{ index: 0, id: 'x' }] });
+    // A native id a CloudEvent's could be (source "a", id "b"): refused, with why.
+    const takenPrefix = await post({ events: [{ id: 'ce:1:a:b', customerId: 'acme', event: 'api_call', timestamp: T0 }] });
+    expect(takenPrefix.statusCode).toBe(400);
+    expect(takenPrefix.json()).toMatchObject({ refused: [{ index: 0, id: 'ce:1:a:b', error: 'invalid_usage_event', message: expect.stringContaining('must not start with "ce:"') }] });
 
     const tooMany = Array.from({ length: 1001 }, (_, index) => ({ id: `m${index}`, customerId: 'acme', event: 'api_call', timestamp: T0 }));
     const refusedBatch = await post({ events: tooMany });
