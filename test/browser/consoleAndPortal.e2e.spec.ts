@@ -581,6 +581,29 @@ describe('the console and the portal in Chromium', () => {
     }
   });
 
+  it("shows a bucket's exact credits in the consumption chart's legend, as its table does", async () => {
+    const customerId = `fraction-${randomUUID()}`;
+    const product = (await (await api('POST', '/credit-products', { name: 'Fraction credits', consumption: [{ event: 'sample', credits: '1.2345' }] })).json()) as { id: string };
+    expect((await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).status).toBe(201);
+    const context = await browser.newContext({ viewport: DESKTOP });
+    try {
+      const page = await context.newPage();
+      await stack.signIn(page);
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: /Fraction credits/ });
+      await untilText(card.getByTestId('balance-amount'), (text) => text === '10', 'the opened balance');
+      await publishUsage(customerId, 'sample', 1);
+      await untilText(card.getByRole('table', { name: /by event/ }), (text) => /sample\s+1\.2345\s+1/.test(text), 'the charge in recent consumption');
+      // One bucket: wherever the pointer is over the plot, the legend is that bucket's. uPlot's own
+      // formatting would show 1.235 (three decimals); the legend shows what the API said.
+      await card.locator('.chart-canvas .u-over').hover();
+      const value = card.locator('.chart-canvas .u-legend .u-series').nth(1).locator('.u-value');
+      await untilText(value, (text) => text === '1.2345', "the bucket's exact credits in the chart's legend");
+    } finally {
+      await context.close();
+    }
+  });
+
   it('refunds part of a metered charge from the console, by keyboard, once', async () => {
     const customerId = `refunded-${randomUUID()}`;
     const product = (await (await api('POST', '/credit-products', { name: 'Refund credits', consumption: [{ event: 'render', credits: '2' }] })).json()) as { id: string };

@@ -18,7 +18,8 @@ const label = (event: string | null) => event ?? 'retained by hand';
  * Credits charged per bucket and event name, drawn with uPlot (a refunded charge stays drawn: the
  * table says what refunds gave back), with the same figures as a table
  * for screen readers and keyboard users. The credits are plotted as numbers: a chart needs pixel
- * positions, and nothing is computed from them; the table shows the API's exact decimal strings.
+ * positions, and nothing is computed from them; the table and the chart's legend show the API's
+ * exact decimal strings (uPlot's own legend would round the numbers to three decimals).
  */
 export function ConsumptionChart({ consumption, title }: { consumption: Consumption | undefined; title: string }) {
   const holder = useRef<HTMLDivElement>(null);
@@ -29,10 +30,15 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
     const starts = [...new Set(consumption.items.map((item) => Date.parse(item.start) / 1000))].sort((a, b) => a - b);
     const index = new Map(starts.map((start, position) => [start, position]));
     const columns = names.map(() => starts.map(() => 0 as number | null));
+    // The API's strings beside the plotted numbers: the legend shows these, not a float rounded.
+    const exact = names.map(() => starts.map(() => '0'));
     for (const item of consumption.items) {
-      const column = columns[names.indexOf(item.event)];
+      const series = names.indexOf(item.event);
       const position = index.get(Date.parse(item.start) / 1000);
-      if (column !== undefined && position !== undefined) column[position] = Number(item.credits);
+      if (series >= 0 && position !== undefined) {
+        columns[series]![position] = Number(item.credits);
+        exact[series]![position] = item.credits;
+      }
     }
     const width = () => Math.max(240, element.clientWidth);
     const plot = new uPlot(
@@ -46,6 +52,7 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
             stroke: COLOURS[position % COLOURS.length],
             width: 2,
             points: { show: true },
+            value: (_plot: uPlot, _raw: number, _series: number, at: number | null) => (at === null ? '–' : formatCredits(exact[position]![at] ?? '0')),
           })),
         ],
         axes: [{}, { size: 60 }],
