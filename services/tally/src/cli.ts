@@ -211,7 +211,7 @@ program
   .description('send dead letters back to the usage topic once what made them fail is fixed; their ids keep usage from being charged twice')
   .option('--error-code <code>', 'only letters with this error code (tally.dlq.error-code); repeat for more', (value: string, all: string[]) => [...all, value], [])
   .option('--all', 'letters of every error code')
-  .option('--letter <partition:offset>', 'only this letter, by its place on the dead-letter topic, whatever its error code; repeat for more (up to 100)', (value: string, all: string[]) => [...all, value], [])
+  .option('--letter <partition:offset>', `only this letter, by its place on the dead-letter topic, whatever its error code; repeat for more (up to ${MAX_PICKED_DEAD_LETTERS})`, (value: string, all: string[]) => [...all, value], [])
   .option('--since <when>', 'only letters dead-lettered at or after this time (ISO-8601)')
   .option('--dry-run', 'read and count what would be sent back, send nothing')
   .action(async (options: { errorCode: string[]; all?: boolean; letter: string[]; since?: string; dryRun?: boolean }) => {

@@ -29,17 +29,14 @@ export function ConsumptionChart({ consumption, title }: { consumption: Consumpt
     const names = seriesNames(consumption);
     const starts = [...new Set(consumption.items.map((item) => Date.parse(item.start) / 1000))].sort((a, b) => a - b);
     const index = new Map(starts.map((start, position) => [start, position]));
-    const columns = names.map(() => starts.map(() => 0 as number | null));
-    // The API's strings beside the plotted numbers: the legend shows these, not a float rounded.
+    // The API's strings per series and bucket: the legend shows these, the plot their numbers.
     const exact = names.map(() => starts.map(() => '0'));
     for (const item of consumption.items) {
-      const series = names.indexOf(item.event);
+      const column = exact[names.indexOf(item.event)];
       const position = index.get(Date.parse(item.start) / 1000);
-      if (series >= 0 && position !== undefined) {
-        columns[series]![position] = Number(item.credits);
-        exact[series]![position] = item.credits;
-      }
+      if (column !== undefined && position !== undefined) column[position] = item.credits;
     }
+    const columns = exact.map((column) => column.map(Number));
     const width = () => Math.max(240, element.clientWidth);
     const plot = new uPlot(
       {
