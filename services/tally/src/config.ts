@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { compile as compileTrustedProxies } from '@fastify/proxy-addr';
 import { parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
 import { CONSUMER_KEEP_AFTER_LOAD_EVENTS } from '@tally/ledger';
@@ -24,8 +25,14 @@ export const EVENT_STORES = ['postgres', 'eventstoredb'] as const;
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
-const integer = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+/**
+ * Decimal digits only, within bounds: Number() would also take `0x1F90`, `8e3` or `1.0`, and a
+ * blank value (now unset, see loadConfig) would have been 0.
+ */
+const wholeNumber = (min: number, max: number) =>
+  z.string().trim().regex(/^[0-9]+$/, 'a whole number in decimal digits').transform(Number).pipe(z.number().min(min).max(max));
+
+const integer = (fallback: number, min: number, max: number) => wholeNumber(min, max).default(String(fallback));
 
 const text = (fallback: string) => z.string().trim().min(1).default(fallback);
 
@@ -39,7 +46,9 @@ export const configSchema = z.object({
   TALLY_ROLES: text(ROLES.join(',')).describe('roles the main job runs in this process'),
   TALLY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
     .describe('pino level of the main job and the CLI (`warn` for the CLI when unset)'),
-  TALLY_KAFKA_BROKERS: text('127.0.0.1:9092').describe('Kafka bootstrap servers, comma-separated; the local broker listens on the first'),
+  TALLY_KAFKA_BROKERS: z.string().trim().min(1)
+    .refine((list) => list.split(',').every((broker) => broker.trim() !== ''), 'an empty entry in the list (a stray comma?); give host:port entries separated by commas')
+    .default('127.0.0.1:9092').describe('Kafka bootstrap servers, comma-separated; the local broker listens on the first'),
   TALLY_KAFKA_CLIENT_ID: text('tally').describe('kafkajs client id (the relay appends `-relay`, the HTTP ingestion\'s producer `-ingest`)'),
   TALLY_KAFKA_COMPRESSION: z.enum(COMPRESSION_NAMES).default('none')
     .describe('codec of what Tally produces: dead letters, the ledger topic, HTTP-ingested usage, `tally send`; `none`, `gzip`, `snappy`, `lz4` or `zstd` (consumers read every codec whatever this is)'),
@@ -61,7 +70,7 @@ export const configSchema = z.object({
   TALLY_DLQ_TOPIC: text('usage-events.dlq').describe('dead-letter topic of usage events'),
   TALLY_LEDGER_TOPIC: text('credit-ledger').describe('topic of ledger events'),
   TALLY_CONSUMER_GROUP: text('tally-metering').describe('consumer group of the metering consumer'),
-  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(MAX_PARTITIONS_CONCURRENTLY).optional()
+  TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: wholeNumber(1, MAX_PARTITIONS_CONCURRENTLY).optional()
     .describe(
       "partitions one consumer process meters at once (each stays in order; the others wait for a turn): two keep it deciding one chunk while PostgreSQL appends another, more only queue at the event store's commit-order lock and keep more chunks in memory (docs/benchmarks.md, 2026-12-03 late night); more consumer processes use more cores",
     ),
@@ -128,6 +137,10 @@ export const configSchema = z.object({
   // client that reaches the API past its proxy names any address it likes (Fastify 5.12 dropped it).
   TALLY_API_TRUST_PROXY: z.string().trim().min(1)
     .refine((text) => !/^[0-9]+$/.test(text), 'a hop count trusts any client that connects directly; name the proxies\' addresses or CIDR ranges')
+    .superRefine((text, context) => {
+      const problem = trustProxyProblem(text);
+      if (problem !== undefined) context.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    })
     .optional()
     .describe('proxies whose `X-Forwarded-For` names the client: `true`, or their addresses and CIDR ranges'),
   // TLS and authentication to the services (README, "TLS and authentication to the services").
@@ -290,12 +303,37 @@ function isHttpOrigin(text: string): boolean {
 function trustProxyOf(text: string | undefined): boolean | string[] | undefined {
   if (text === undefined || text === 'false') return undefined;
   if (text === 'true') return true;
-  return text.split(',').map((entry) => entry.trim()).filter(Boolean);
+  return text.split(',').map((entry) => entry.trim());
+}
+
+/**
+ * Why Fastify would refuse the list, found now rather than when it builds the server: the same
+ * compile it runs (@fastify/proxy-addr), so both accept the same addresses, ranges and names
+ * (`loopback`, `linklocal`, `uniquelocal`).
+ */
+function trustProxyProblem(text: string): string | undefined {
+  const list = trustProxyOf(text);
+  if (!Array.isArray(list)) return undefined;
+  if (list.includes('')) return 'an empty entry in the list (a stray comma?)';
+  try {
+    compileTrustedProxies(list);
+    return undefined;
+  } catch (error) {
+    return `\`true\`, \`false\` or proxy addresses and CIDR ranges separated by commas: ${(error as Error).message}`;
+  }
 }
 
 /** Turns the environment into a validated, frozen Config; a bad value stops start-up with its name. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = configSchema.safeParse(env);
+  // One rule for every variable: set to nothing (or only spaces) is unset, as in the shell's
+  // `${NAME:-default}` the scripts use; otherwise `TALLY_API_PORT=` would be port 0, a random one.
+  const given = Object.fromEntries(
+    Object.keys(configSchema.shape).flatMap((name) => {
+      const value = env[name];
+      return value === undefined || value.trim() === '' ? [] : [[name, value]];
+    }),
+  );
+  const parsed = configSchema.safeParse(given);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
     throw new ConfigError(`invalid configuration: ${problems}`);
@@ -312,6 +350,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     // parseApiKeys names a key by its place in the list, never by its text.
     throw new ConfigError(`TALLY_API_KEYS: ${(error as Error).message}`);
+  }
+  if (keys !== undefined && keys.length === 0) {
+    // Set but holding no key (`,`): a mistake, never a request for the local key the main job makes when it is unset.
+    throw new ConfigError('TALLY_API_KEYS: holds no key; give key[:scope[+scope][:name]] entries separated by commas, or unset it for the local key');
   }
   const sasl = e.TALLY_KAFKA_SASL_MECHANISM;
   if ((sasl !== undefined) !== (e.TALLY_KAFKA_SASL_USERNAME !== undefined && e.TALLY_KAFKA_SASL_PASSWORD !== undefined)) {
@@ -374,7 +416,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       stateFlushMs: e.TALLY_CONSUMER_STATE_FLUSH_MS,
     },
     catalogRefreshMs: e.TALLY_CATALOG_REFRESH_MS,
-    api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys: keys && keys.length > 0 ? keys : undefined },
+    api: { host: e.TALLY_API_HOST, port: e.TALLY_API_PORT, keys },
     web: {
       sessionSecret: e.TALLY_SESSION_SECRET,
       sessionTtlMs: e.TALLY_CONSOLE_SESSION_TTL_MS,

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, configSchema, loadConfig } from './config';
 
 describe('loadConfig', () => {
   it('gives the local stack defaults when nothing is set', () => {
@@ -187,6 +187,43 @@ describe('loadConfig', () => {
 
   it('hands the consumer the chunk size TALLY_CONSUMER_BATCH_SIZE gives', () => {
     expect(loadConfig({ TALLY_CONSUMER_BATCH_SIZE: '250' }).consumer.batchSize).toBe(250);
+  });
+
+  it.each(Object.keys(configSchema.shape))('takes %s set to nothing or spaces as unset, as every variable', (name) => {
+    expect(loadConfig({ [name]: '' })).toEqual(loadConfig({}));
+    expect(loadConfig({ [name]: ' \t' })).toEqual(loadConfig({}));
+  });
+
+  it('reads numbers in decimal digits only, naming the variable otherwise', () => {
+    expect(loadConfig({ TALLY_API_PORT: ' 9090 ', TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: '2' })).toMatchObject({
+      api: { port: 9090 },
+      consumer: { partitionsConsumedConcurrently: 2 },
+    });
+    for (const wrong of ['0x1F90', '8e3', '8080.0', '1.5', '-1', '+8080', '8 080', 'Infinity']) {
+      expect([wrong, () => loadConfig({ TALLY_API_PORT: wrong })]).toEqual([wrong, expect.any(Function)]);
+      expect(() => loadConfig({ TALLY_API_PORT: wrong })).toThrow(/TALLY_API_PORT: a whole number in decimal digits/);
+    }
+    expect(() => loadConfig({ TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: '2e0' })).toThrow(/TALLY_CONSUMER_PARTITIONS_CONCURRENTLY/);
+    // Past the bounds still says so.
+    expect(() => loadConfig({ TALLY_API_PORT: '65536' })).toThrow(/TALLY_API_PORT/);
+  });
+
+  it.each([',', ' , ', ',,'])('refuses TALLY_API_KEYS=%j, which is set yet holds no key, rather than making a local admin key', (text) => {
+    expect(() => loadConfig({ TALLY_API_KEYS: text })).toThrow(ConfigError);
+    expect(() => loadConfig({ TALLY_API_KEYS: text })).toThrow(/^TALLY_API_KEYS: holds no key/);
+  });
+
+  it.each(['ture', '10.0.0.1,', '10.0.0.1,,10.0.0.2', '10.0.0.0/33', '10.0.0.1, proxy.internal'])('refuses TALLY_API_TRUST_PROXY=%j at start, naming it', (text) => {
+    expect(() => loadConfig({ TALLY_API_TRUST_PROXY: text })).toThrow(ConfigError);
+    expect(() => loadConfig({ TALLY_API_TRUST_PROXY: text })).toThrow(/TALLY_API_TRUST_PROXY: /);
+  });
+
+  it("takes proxy-addr's names and IPv6 ranges in TALLY_API_TRUST_PROXY, as Fastify does", () => {
+    expect(loadConfig({ TALLY_API_TRUST_PROXY: 'loopback, fd00::/8' }).apiProtection.trustProxy).toEqual(['loopback', 'fd00::/8']);
+  });
+
+  it.each(['a:9092,', ',a:9092', 'a:9092,,b:9092', 'a:9092, '])('refuses TALLY_KAFKA_BROKERS=%j with an empty broker', (text) => {
+    expect(() => loadConfig({ TALLY_KAFKA_BROKERS: text })).toThrow(/TALLY_KAFKA_BROKERS: an empty entry/);
   });
 
   it('is frozen', () => {
