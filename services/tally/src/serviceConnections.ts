@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'ioredis';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
-import type { Config } from './config';
+import { ConfigError, type Config } from './config';
 
 interface ServiceConnections {
   /** Spread into every kafkajs client's configuration. */
@@ -20,14 +20,24 @@ interface ServiceConnections {
  */
 export function serviceConnections(config: Pick<Config, 'connections' | 'redis'>): ServiceConnections {
   const { kafka, registryAuth, redisCaFile } = config.connections;
-  const ssl = kafka.caFile !== undefined ? { ca: [readFileSync(kafka.caFile, 'utf8')] } : kafka.ssl;
+  const ssl = kafka.caFile !== undefined ? { ca: [readCaFile('TALLY_KAFKA_SSL_CA_FILE', kafka.caFile)] } : kafka.ssl;
   // The config's union of mechanisms, as kafkajs's union of per-mechanism options.
   const sasl = kafka.sasl === undefined ? undefined : ({ ...kafka.sasl } as SASLOptions);
   // ioredis turns TLS on for a rediss:// URL by itself; a CA of our own needs saying.
-  const tls = redisCaFile !== undefined ? { ca: readFileSync(redisCaFile, 'utf8') } : undefined;
+  const tls = redisCaFile !== undefined ? { ca: readCaFile('TALLY_REDIS_TLS_CA_FILE', redisCaFile) } : undefined;
   return {
     kafka: { ...(ssl !== false ? { ssl } : {}), ...(sasl !== undefined ? { sasl } : {}) },
     redis: tls !== undefined ? { tls } : {},
     ...(registryAuth !== undefined ? { registryAuth: { ...registryAuth } } : {}),
   };
+}
+
+/** A CA file the operator named: one that cannot be read is their mistake, so it names the variable. */
+function readCaFile(variable: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(`${variable}: cannot read the CA file ${file} (${reason})`);
+  }
 }
