@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActingKey } from '@tally/domain';
-import { TallyError } from '@tally/domain';
+import { TallyError, ValidationError } from '@tally/domain';
 import type { KafkaConnection } from '@tally/kafka';
 import { tryAcquireAdvisoryLease } from '@tally/postgres';
 import { abandonable, createOutageLog, createPeriodicWorker } from '@tally/runtime';
@@ -291,12 +291,9 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
 
   async function begin(request: RedriveRequest): Promise<{ readonly started: RedriveRun; readonly done: Promise<StoredRun> }> {
     if (current !== undefined) throw new RedriveRunningError(current.id);
-    const lease = await tryAcquireAdvisoryLease({ pool: options.pool, name: REDRIVE_LEASE_NAME });
-    if (lease === undefined) {
-      const [newest] = await options.redis.zrevrange(indexKey, 0, 0);
-      const running = newest === undefined ? undefined : await read(newest);
-      throw new RedriveRunningError(running?.status === 'running' ? running.id : undefined);
-    }
+    if (request.since !== undefined && Number.isNaN(request.since.getTime())) throw new ValidationError('since must be a valid time');
+    // The run is written out before the lease is taken: nothing may throw between taking the
+    // lease and the try that releases it, or the lease stays held and no run starts again.
     const now = clock();
     const stored: StoredRun = {
       id: randomUUID(),
@@ -313,6 +310,12 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       error: null,
       aliveAt: now.getTime(),
     };
+    const lease = await tryAcquireAdvisoryLease({ pool: options.pool, name: REDRIVE_LEASE_NAME });
+    if (lease === undefined) {
+      const [newest] = await options.redis.zrevrange(indexKey, 0, 0);
+      const running = newest === undefined ? undefined : await read(newest);
+      throw new RedriveRunningError(running?.status === 'running' ? running.id : undefined);
+    }
     try {
       const dropped = await options.redis.zrevrange(indexKey, keep - 1, -1);
       const transaction = options.redis.multi().set(runKey(stored.id), JSON.stringify(stored)).zadd(indexKey, now.getTime(), stored.id);

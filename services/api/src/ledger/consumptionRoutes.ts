@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, ValidationError } from '@tally/domain';
 import { BalanceNotFoundError, type BalanceRegistry, type ConsumptionBucketSize, type ConsumptionStore } from '@tally/ledger';
 import { balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
-import { queryInstant } from '../queryInstant';
+import { requestInstant } from '../requestInstant';
 
 interface ConsumptionRoutesOptions {
   readonly consumption: ConsumptionStore;
@@ -66,8 +66,8 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
     async (request) => {
       const { balanceId } = request.params;
       const bucket = request.query.bucket ?? 'hour';
-      const to = queryInstant(request.query.to, 'to') ?? deps.now();
-      const from = queryInstant(request.query.from, 'from') ?? new Date(to.getTime() - DEFAULT_RANGE_MS[bucket]);
+      const to = requestInstant(request.query.to, 'to') ?? deps.now();
+      const from = requestInstant(request.query.from, 'from') ?? new Date(to.getTime() - DEFAULT_RANGE_MS[bucket]);
       if (from.getTime() >= to.getTime()) throw new ValidationError('from must be before to');
       if (to.getTime() - from.getTime() > MAX_RANGE_MS[bucket]) {
         throw new ValidationError(`a range of ${bucket}s spans at most ${MAX_RANGE_MS[bucket] / DAY_MS} days`);

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
 import { balanceParams, customerId, errorResponses, nullableString, params, refTo } from '../apiSchemas';
 import { beforePageQuery, pageSize } from '../pagination';
-import { queryInstant } from '../queryInstant';
+import { requestInstant } from '../requestInstant';
 import type { LedgerHistory } from './ledgerHistory';
 import { ledgerCsvRow, ledgerCsvStringifier, type LedgerCsvRow } from './ledgerCsv';
 import { audienceOf } from '../accessGuard';
@@ -72,8 +72,8 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       },
     },
     async (request, reply) => {
-      const to = queryInstant(request.query.to, 'to')?.getTime() ?? Date.now();
-      const period = { from: queryInstant(request.query.from, 'from')?.getTime() ?? startOfMonthBefore(to), to };
+      const to = requestInstant(request.query.to, 'to')?.getTime() ?? Date.now();
+      const period = { from: requestInstant(request.query.from, 'from')?.getTime() ?? startOfMonthBefore(to), to };
       if (period.from >= period.to) throw new ValidationError('from must be before to');
       const { balanceId } = request.params;
       // A long ledger takes seconds to fold (about 40,000 entries a second here): a client that
@@ -110,8 +110,8 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ readonly history: LedgerH
       },
     },
     async (request, reply) => {
-      const from = queryInstant(request.query.from, 'from')?.getTime();
-      const to = queryInstant(request.query.to, 'to')?.getTime();
+      const from = requestInstant(request.query.from, 'from')?.getTime();
+      const to = requestInstant(request.query.to, 'to')?.getTime();
       if (from !== undefined && to !== undefined && from >= to) throw new ValidationError('from must be before to');
       const { balanceId } = request.params;
       const pages = history.chronological(balanceId, EXPORT_PAGE_SIZE, audienceOf(request));

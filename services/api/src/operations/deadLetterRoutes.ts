@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '@tally/domain';
+import { requestInstant } from '../requestInstant';
 import { DEAD_LETTER_OFFSET_PATTERN, DEAD_LETTER_PARTITION_PATTERN, DEAD_LETTER_PLACE_PATTERN, MAX_PICKED_DEAD_LETTERS, type DeadLetterLog, type DeadLetterReader, type DeadLetterRedrives } from '@tally/metering';
 import { actingKeyOf } from '../accessGuard';
 import { actingKey, errorResponses, IDENTIFIER_PATTERN, LIMIT_PATTERN, nullableString, params, stringEnum } from '../apiSchemas';
@@ -230,7 +231,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<DeadLetterRoutesOptions
       const started = await redrives.start({
         errorCodes: errorCodes ?? 'all',
         ...(letters !== undefined ? { letters } : {}),
-        ...(since !== undefined ? { since: new Date(since) } : {}),
+        ...(since !== undefined ? { since: requestInstant(since, 'since') } : {}),
         ...(dryRun === true ? { dryRun: true } : {}),
         requestedBy: actingKeyOf(request),
       });
