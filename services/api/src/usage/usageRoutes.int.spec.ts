@@ -376,6 +376,17 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(refusedBatch.json().message).toMatch(/1000/);
     expect((await post({ events: [] })).statusCode).toBe(400);
 
+    // No body and no content type: no parser or schema ran, and the handler says what to send.
+    const empty = await app.inject({ method: 'POST', url: '/v1/usage-events', headers: auth });
+    expect([empty.statusCode, empty.json().message]).toEqual([400, expect.stringContaining('no body')]);
+    // Media types in any case are the same media types (RFC 9110).
+    const plainInBatch = await post([{ id: 'z', customerId: 'acme', event: 'api_call', timestamp: T0 }], 'APPLICATION/CLOUDEVENTS-BATCH+JSON');
+    expect(plainInBatch.statusCode).toBe(400);
+    expect(plainInBatch.json()).toMatchObject({ refused: [{ index: 0, id: 'z', message: 'application/cloudevents-batch+json takes CloudEvents only (specversion missing)' }] });
+    const emptyCloudEvent = await post({}, 'Application/CloudEvents+JSON; charset=utf-8');
+    expect(emptyCloudEvent.statusCode).toBe(400);
+    expect(emptyCloudEvent.json()).toMatchObject({ error: 'invalid_usage_events', refused: [{ index: 0 }] });
+
     expect((await post({ events: [{ id: 'y' }] }, 'application/json', {})).statusCode).toBe(401);
   });
 

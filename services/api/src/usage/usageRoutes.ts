@@ -79,17 +79,23 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      const contentType = request.headers['content-type'] ?? '';
-      const cloudEventsOnly = contentType.startsWith(CLOUDEVENTS_BATCH) || contentType.startsWith(CLOUDEVENT);
-      const body = request.body;
-      const records = Array.isArray(body) ? body : contentType.startsWith(CLOUDEVENT) ? [body] : (body as { events: unknown[] }).events;
+      // Media types are case-insensitive (RFC 9110), as Fastify's parser and schema choice take
+      // them: `Application/CloudEvents+JSON` is a CloudEvent here too, never read as Tally's JSON.
+      const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const body: unknown = request.body;
+      // Without a content type no parser or schema ran: a request without a body gets here.
+      if (body === undefined || body === null) {
+        throw new ValidationError(`the request has no body: send {"events": [...]} as application/json, an array of CloudEvents as ${CLOUDEVENTS_BATCH}, or one as ${CLOUDEVENT}`);
+      }
+      const cloudEventsOnly = mediaType === CLOUDEVENTS_BATCH || mediaType === CLOUDEVENT;
+      const records = mediaType === CLOUDEVENTS_BATCH ? (body as unknown[]) : mediaType === CLOUDEVENT ? [body] : (body as { events: unknown[] }).events;
       const accepted: UsageToPublish[] = [];
       const refused: Static<typeof refusalSchema>[] = [];
       records.forEach((record, index) => {
         const id = idOf(record);
         const cloudEvent = record !== null && typeof record === 'object' && 'specversion' in record;
         try {
-          if (cloudEventsOnly && !cloudEvent) throw new ValidationError(`${contentType.split(';')[0]} takes CloudEvents only (specversion missing)`);
+          if (cloudEventsOnly && !cloudEvent) throw new ValidationError(`${mediaType} takes CloudEvents only (specversion missing)`);
           accepted.push({
             usage: usageEventFromJson(record),
             // The event as sent: the consumer decodes these very bytes, with the same validation.
