@@ -12,6 +12,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 export const CREDITS_PATTERN = '^[0-9]{1,16}(\\.[0-9]{1,6})?$';
 /** As isValidIdentifier in @tally/domain. */
 export const IDENTIFIER_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
+/** A UUID as the event store takes one: 36 characters, no `urn:uuid:` prefix (which ajv's `uuid` format admits). */
+export const UUID_PATTERN = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$';
 
 /** An integer from 1 to 500 (querystrings are text: the API does not coerce types anywhere). */
 export const LIMIT_PATTERN = '^(500|[1-4][0-9]{2}|[1-9][0-9]?)$';

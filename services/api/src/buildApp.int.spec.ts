@@ -321,6 +321,9 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expect(rest).toEqual({ items: [body.items[2]], next: null });
       expect((await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?before=999999999999999999` })).json().items).toHaveLength(3);
       expectError(await call({ method: 'GET', url: '/v1/credit-products/nope/revisions' }), 404, 'product_not_found');
+      expectError(await call({ method: 'GET', url: '/v1/credit-products/nope/revisions?before=5' }), 404, 'product_not_found');
+      // Past the oldest revision of a product that exists: an empty page, not a 404.
+      expect((await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?before=1` })).json()).toEqual({ items: [], next: null });
       expectError(await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?before=-1` }), 400, 'validation_failed');
     });
 
@@ -671,6 +674,9 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       const notAnId = await refund(balanceId, { entryId: 'render 7' });
       expect(notAnId.statusCode).toBe(400);
       expect(notAnId.json<{ message: string }>().message).toContain('entryId');
+      // ajv's uuid format admits a urn:uuid: prefix, which the event store does not: 400, not 500.
+      const urn = await refund(balanceId, { entryId: `urn:uuid:${elsewhere.chargeId}` });
+      expect([urn.statusCode, urn.json<{ message: string }>().message]).toEqual([400, expect.stringContaining('entryId')]);
       // Nothing of that changed the ledger.
       const ledger = (await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger` })).json<{ items: LedgerEntryView[] }>().items;
       expect(ledger.some((item) => item.source === 'refund')).toBe(false);
@@ -877,6 +883,9 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       // Without from, the calendar month (UTC) the period ends in; without to, until now.
       const march = await call({ method: 'GET', url: `${url}/statement?to=2000-04-01T00:00:00Z` });
       expect(march.json()).toMatchObject({ from: '2000-03-01T00:00:00.000Z', to: '2000-04-01T00:00:00.000Z', entries: 0 });
+      // A year below 100 is that year, not 1900 and after (Date.UTC's reading).
+      const early = await call({ method: 'GET', url: `${url}/statement?to=0050-06-15T00:00:00Z` });
+      expect([early.statusCode, early.json()]).toEqual([200, expect.objectContaining({ from: '0050-06-01T00:00:00.000Z', to: '0050-06-15T00:00:00.000Z', entries: 0 })]);
       const monthSoFar = (await call({ method: 'GET', url: `${url}/statement` })).json<{ from: string; to: string; closing: { balance: string } }>();
       expect(monthSoFar.from).toBe(`${monthSoFar.to.slice(0, 7)}-01T00:00:00.000Z`);
       expect(Date.parse(monthSoFar.to)).toBeGreaterThanOrEqual(Date.parse(afterAll) - 1);

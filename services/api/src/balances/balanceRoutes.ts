@@ -15,6 +15,7 @@ import {
   reason,
   refTo,
   text,
+  UUID_PATTERN,
 } from '../apiSchemas';
 import { LedgerEntrySchema } from '../ledger/ledgerEntryView';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
@@ -189,7 +190,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         params: balanceParams,
         body: Type.Object(
           {
-            entryId: Type.String({ format: 'uuid', description: "The charge's ledger entry id: a CreditConsumed of this balance." }),
+            entryId: Type.String({ format: 'uuid', pattern: UUID_PATTERN, description: "The charge's ledger entry id: a CreditConsumed of this balance." }),
             credits: Type.Optional(Type.Unsafe<string>({ ...credits, description: 'Greater than 0, at most what the charge took. Absent: all of it.' })),
             reason: Type.Optional(reason),
           },

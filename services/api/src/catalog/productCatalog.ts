@@ -51,6 +51,8 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
       const fetched = await catalog.listProductRevisions(productId, { limit: page.limit + 1, ...(page.before !== undefined ? { before: page.before } : {}) });
       // Every product has its first revision from its creation (migration 025 gave older ones theirs).
       if (fetched.length === 0 && page.before === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
+      // An empty page past the first is either the end of a product's history or no product: asked.
+      if (fetched.length === 0) await stored(productId);
       const views = fetched.map((row) => ({ revision: row.revision, changedAt: row.changedAt.toISOString(), changedBy: row.changedBy, product: row.product }));
       return pageOf(views, page.limit, (view) => String(view.revision));
     },

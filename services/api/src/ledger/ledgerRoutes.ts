@@ -21,8 +21,11 @@ const EXPORT_PAGE_SIZE = 1000;
 
 /** The first instant of the UTC calendar month that holds the millisecond before `end`: a period ending at a month's start is the month before. */
 const startOfMonthBefore = (end: number) => {
-  const last = new Date(end - 1);
-  return Date.UTC(last.getUTCFullYear(), last.getUTCMonth(), 1);
+  const start = new Date(end - 1);
+  // Not Date.UTC: it reads the years 0 to 99 as 1900 to 1999.
+  start.setUTCFullYear(start.getUTCFullYear(), start.getUTCMonth(), 1);
+  start.setUTCHours(0, 0, 0, 0);
+  return start.getTime();
 };
 
 /** A file name any browser and shell takes, whatever characters the balance id has. */
