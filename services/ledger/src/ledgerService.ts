@@ -33,6 +33,8 @@ import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext, type LedgerAct
 export interface CommandResult {
   /** The balance after the command's events; on a replay, as the first run left it (what it answered then). */
   readonly balance: OpenBalance;
+  /** The stream's revision `balance` is as of: its last event's, or for a command that changed nothing, the revision it was decided on. */
+  readonly revision: bigint;
   /** The events the command caused (on a replayed idempotency key: the ones it caused the first time). */
   readonly events: readonly RecordedBalanceEvent[];
   /** True when an Idempotency-Key or deterministic id found the command already done. */
@@ -225,9 +227,9 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       startedAt !== undefined ? { startedAt } : {},
     );
     if (!outcome!.ok) throw outcome!.error;
-    const { state, events, replayed } = outcome!;
+    const { state, revision, events, replayed } = outcome!;
     if (state.status !== 'open') throw new BalanceNotOpenError('the credit balance does not exist');
-    return { balance: state, events, replayed };
+    return { balance: state, revision, events, replayed };
   }
 
   /** The balance a hold id leads to; HoldNotFoundError for an id Tally never made or a balance that does not exist. */

@@ -88,10 +88,12 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
    * The balance a write answers with: the ledger's result carries the state after the command's
    * events, and for a replayed Idempotency-Key the state the first request left (what it answered
    * then), so nothing here reads the stream. A command that changed nothing (a settings patch to
-   * the same values) answers the current state, at the position of the stream's last event.
+   * the same values) answers the state it was decided on, at the position of the event of that
+   * revision: not the stream's last, which a writer elsewhere may have appended since, so that
+   * the figures are always the fold of the stream up to the position they are given with.
    */
   async function viewAfter(balanceId: string, result: CommandResult): Promise<BalanceView> {
-    const last = result.events.at(-1) ?? (await eventStore.readStream(balanceStreamId(balanceId), { direction: 'backwards', maxCount: 1 }))[0];
+    const last = result.events.at(-1) ?? (await eventStore.readStream(balanceStreamId(balanceId), { fromRevision: result.revision, maxCount: 1 }))[0];
     // The command found the balance open, and streams only grow: a miss here is a broken store.
     if (last === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
     return viewOf({ state: result.balance, revision: last.revision, position: last.position });
