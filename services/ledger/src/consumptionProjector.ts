@@ -109,7 +109,7 @@ export function createConsumptionProjection(options: {
 
   /**
    * The batch's consumption by balance, hour and event name, and what refunds gave back of it: a
-   * refund counts in the bucket of the charge it refunds (the hour that usage happened in, its
+   * refund counts in the bucket of the charge it refunds (the hour that usage was metered in, its
    * event name), read by the charge's id, so a chart can show what usage cost once refunds are
    * given back. A charge is immutable and stored before its refund, so the read gives the same
    * bucket whenever the batch is handled. `entries` counts charges; a refund leaves it.
@@ -117,7 +117,10 @@ export function createConsumptionProjection(options: {
   async function sumsOf(events: readonly RecordedEvent[]): Promise<BucketSum[]> {
     const sums = new Map<string, BucketSum>();
     const add = (balanceId: string, charge: RecordedEvent, occurredAt: string, event: string, amounts: { charged: bigint; refunded: bigint; entries: number }) => {
-      // The hour it occurred in; when it was recorded for an event without a readable time.
+      // The hour the charge occurred in: when the consumer metered the usage (the charge's
+      // occurredAt), not the usage event's own timestamp, which a producer sets as it likes (a
+      // backlog counts in the hours it is worked off, as statements count it). When it was
+      // recorded for an event without a readable time.
       const occurred = Date.parse(occurredAt);
       const at = Number.isNaN(occurred) ? charge.recordedAt.getTime() : occurred;
       const start = new Date(Math.floor(at / HOUR_MS) * HOUR_MS);

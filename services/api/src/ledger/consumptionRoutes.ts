@@ -30,7 +30,7 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
         operationId: 'getBalanceConsumption',
         summary: "A balance's consumption over time, per bucket and usage event name",
         description:
-          'Credits consumed (usage, and credits retained by hand with `event` null) summed per hour or per UTC day and per usage event name, from `from` (rounded down to its bucket) to `to` (exclusive). Defaults: `bucket=hour`, `to` now, `from` one day (hours) or 30 days (days) before `to`; at most 31 days of hours or 731 of days. Buckets without consumption are left out. Served from a projection of the ledger that may lag the writes by a moment: `position` is the event store position it reflects (as a balance\'s `position` is).',
+          'Credits consumed (usage, and credits retained by hand with `event` null) summed per hour or per UTC day (the one the charge was metered in, not the usage event\'s own timestamp) and per usage event name, from `from` (rounded down to its bucket) to `to` (exclusive). Defaults: `bucket=hour`, `to` now, `from` one day (hours) or 30 days (days) before `to`; at most 31 days of hours or 731 of days. Buckets without consumption are left out. Served from a projection of the ledger that may lag the writes by a moment: `position` is the event store position it reflects (as a balance\'s `position` is).',
         params: balanceParams,
         querystring: Type.Object(
           {
