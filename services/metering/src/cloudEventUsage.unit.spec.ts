@@ -1,4 +1,4 @@
-import { InvalidUsageEventError } from '@tally/domain';
+import { InvalidUsageEventError, TallyError } from '@tally/domain';
 import fc from 'fast-check';
 import { binaryCloudEventAttributes, cloudEventUsageId, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
 
@@ -94,5 +94,34 @@ describe('CloudEvents as usage events', () => {
       }),
     );
     expect(cloudEventUsageId('a:b', 'c')).not.toBe(cloudEventUsageId('a', 'b:c'));
+  });
+
+  /**
+   * Rule 4: whatever a producer sends is usage or a refusal the consumer dead-letters with its
+   * reason and the API answers 400 with; another error would be taken for an outage and retried.
+   */
+  it('refuses anything that is not usage with a typed refusal that is not retried, never another error', () => {
+    const odd = fc.constantFrom('', ' ', '1e3', '-0', '0x10', 'NaN', '2026-06-30T23:59:60Z', '2026-03-01T00:00:00+05', '0050-01-01T00:00:00Z', '+275760-09-13T00:00:00Z', '\u0000', '\ud800', 'ce:1:a:b', 'x'.repeat(300));
+    const field = fc.oneof(fc.jsonValue(), fc.string(), odd);
+    const properties = fc.oneof(fc.jsonValue(), fc.dictionary(fc.string(), field));
+    const record = fc.record(
+      { id: field, customerId: field, event: field, timestamp: field, properties, specversion: fc.constantFrom('1.0', '0.3', 1), source: field, type: field, subject: field, time: field, data: properties },
+      { requiredKeys: [] },
+    );
+    const refusedOrUsage = (parse: () => unknown) => {
+      try {
+        parse();
+      } catch (error) {
+        if (!(error instanceof TallyError)) throw error;
+        expect(error.retriable).toBe(false);
+      }
+    };
+    fc.assert(fc.property(fc.oneof(record, fc.anything()), (value) => refusedOrUsage(() => usageEventFromJson(value))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.oneof(fc.string(), odd)), fc.uint8Array(), (attributes, value) =>
+        refusedOrUsage(() => usageEventFromBinaryCloudEvent({ specversion: '1.0', ...attributes }, Buffer.from(value))),
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
