@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import { ApiError, fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { Page, Plan, Subscription } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ErrorMessage, SelectField } from '../shared/ui';
+import { ErrorMessage, SelectField, useBusyAction } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
 /**
@@ -19,6 +19,10 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
   const [version, setVersion] = useState(0);
+  // The id of the subscription Subscribe means to make, sent with every attempt until one is
+  // known to have landed: a retry after a lost answer, or a second click, makes it once.
+  const [subscriptionId, setSubscriptionId] = useState(newIdempotencyKey);
+  const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }).then((page) => setSubscriptions(page.items), (failure: Error) => setGeneral(failure.message));
     api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => {
@@ -111,21 +115,26 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
       <h2>Subscribe to a plan</h2>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           setErrors({});
           setGeneral(undefined);
           const chosen = overridesOf(plan, overrides);
           try {
-            await api.post<Subscription>('/subscriptions', { body: { customerId, planId, ...(chosen.length > 0 ? { overrides: chosen } : {}) } });
-            setOverrides({});
-            setVersion(version + 1);
+            await api.post<Subscription>('/subscriptions', { body: { id: subscriptionId, customerId, planId, ...(chosen.length > 0 ? { overrides: chosen } : {}) } });
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => field === 'planId');
-            setErrors(found.fields);
-            setGeneral(found.general);
+            // Already made with this id: an earlier attempt landed though its answer was lost.
+            if (!(failure instanceof ApiError && failure.code === 'subscription_already_exists')) {
+              const found = fieldErrors(failure, (field) => field === 'planId');
+              setErrors(found.fields);
+              setGeneral(found.general);
+              return;
+            }
           }
-        }}
+          setOverrides({});
+          setSubscriptionId(newIdempotencyKey());
+          setVersion((current) => current + 1);
+        })}
       >
         <SelectField label="Plan" value={planId} error={errors.planId} onChange={(event) => setPlanId(event.currentTarget.value)}>
           {offered.length === 0 && <option value="">No plans offered</option>}
@@ -137,7 +146,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
         </SelectField>
         <OverrideFields plan={plan} drafts={overrides} onChange={setOverrides} />
         <ErrorMessage message={general} />
-        <button type="submit" disabled={planId === ''}>
+        <button type="submit" disabled={busy || planId === ''}>
           Subscribe
         </button>
       </form>

@@ -109,7 +109,10 @@ export function fieldErrors(error: unknown, hasField: (field: string) => boolean
   return { fields, general: general.length > 0 ? general.join('; ') : undefined };
 }
 
-/** A new Idempotency-Key for one intended change (one dialog opening), kept across its retries. */
+/**
+ * A new Idempotency-Key for one intended change (one dialog opening), kept across its retries;
+ * also the id of a thing to make where the API takes one (a subscription), for the same reason.
+ */
 export function newIdempotencyKey(): string {
   return crypto.randomUUID();
 }

@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type { Request } from 'playwright-core';
+import { waitFor, type Page } from '@tally/test-support';
+import { openCustomer, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+
+/**
+ * What the console and the portal do when an operator or a customer acts twice, when an answer
+ * is lost and when a read fails: in Chromium against the real main job on the local stack. A lost
+ * answer and a lost connection are made in the browser's network (the request reaches the real
+ * API, or nothing does); nothing answers in the API's place.
+ */
+jest.setTimeout(240_000);
+
+const ADMIN_KEY = `browser-admin-${randomUUID()}`;
+const DESKTOP = { width: 1280, height: 900 };
+
+/** The writes a page sends that `matches` picks, counted as they start and as they end however they end. */
+function watchRequests(page: Page, matches: (request: Request) => boolean) {
+  const counts = { started: 0, ended: 0 };
+  page.on('request', (request) => {
+    if (matches(request)) counts.started += 1;
+  });
+  const end = (request: Request) => {
+    if (matches(request)) counts.ended += 1;
+  };
+  page.on('requestfinished', end);
+  page.on('requestfailed', end);
+  return {
+    counts,
+    /** Until every one started has ended (at least one has started): what the API holds is then final. */
+    settled: () => waitFor(() => counts.started > 0 && counts.started === counts.ended, { description: 'the requests answered', timeoutMs: 30_000 }),
+  };
+}
+
+describe('the console and the portal when acted on twice, or when a read fails', () => {
+  let stack: ConsoleStack;
+
+  beforeAll(async () => {
+    stack = await startConsoleStack({
+      prefix: 'browser_guards',
+      roles: 'consumer,projector,api',
+      adminKey: ADMIN_KEY,
+      // The endpoints registered here are on 127.0.0.1, which Tally refuses by default; nothing is sent to them.
+      env: { TALLY_CATALOG_REFRESH_MS: '200', TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true' },
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  /** The API as the test's own client calls it, with the admin key: the answer's body. */
+  async function api<T>(method: string, url: string, body?: unknown): Promise<T> {
+    const response = await fetch(`${stack.base}/v1${url}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
+    return (response.status === 204 ? undefined : await response.json()) as T;
+  }
+
+  async function signedIn(): Promise<Page> {
+    const context = await stack.browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    await stack.signIn(page);
+    return page;
+  }
+
+  it('subscribes a customer once however often Subscribe is clicked, and takes an answer lost on the way back as done', async () => {
+    const customerId = `subscribed-${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Plan credits' });
+    const planName = `Plan ${randomUUID()}`;
+    await api('POST', '/plans', { name: planName, items: [{ productId: product.id, creditsPerPeriod: '10', period: 'month' }] });
+    const subscriptions = async () => (await api<{ items: Array<{ id: string }> }>('GET', `/customers/${encodeURIComponent(customerId)}/subscriptions`)).items;
+    const page = await signedIn();
+    try {
+      await openCustomer(page, customerId);
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      await untilText(page.getByLabel('Plan', { exact: true }), (text) => text.includes(planName), 'the plan to subscribe to');
+      await page.getByLabel('Plan', { exact: true }).selectOption({ label: planName });
+      const posts = watchRequests(page, (request) => request.method() === 'POST' && request.url().endsWith('/v1/subscriptions'));
+
+      await page.getByRole('button', { name: 'Subscribe' }).dblclick();
+      await posts.settled();
+      await page.getByRole('region', { name: /^Subscription / }).first().waitFor();
+      expect(await subscriptions()).toHaveLength(1);
+
+      // A second subscription, whose answer is lost on its way back: the API made it, the page
+      // only hears that the connection failed. Subscribe again sends the same id, and the API's
+      // "already exists" for it is the subscription the page asked for, not a failure.
+      let made: number | undefined;
+      await page.route(
+        '**/v1/subscriptions',
+        async (route) => {
+          made = (await route.fetch()).status();
+          await route.abort('failed');
+        },
+        { times: 1 },
+      );
+      await page.getByRole('button', { name: 'Subscribe' }).click();
+      await page.getByRole('tabpanel').getByRole('alert').waitFor();
+      expect(made).toBe(201);
+      expect(await subscriptions()).toHaveLength(2);
+      await page.getByRole('button', { name: 'Subscribe' }).click();
+      await waitFor(async () => (await page.getByRole('region', { name: /^Subscription / }).count()) === 2, { description: 'both subscriptions listed', timeoutMs: 30_000 });
+      await waitFor(async () => (await page.getByRole('tabpanel').getByRole('alert').count()) === 0, { description: 'the lost answer no longer shown as a failure', timeoutMs: 30_000 });
+      await posts.settled();
+      expect(await subscriptions()).toHaveLength(2);
+    } finally {
+      await page.context().close();
+    }
+  });
+});
