@@ -111,4 +111,29 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await page.context().close();
     }
   });
+
+  it('registers one endpoint and rotates its secret once however often the buttons are clicked', async () => {
+    const hookUrl = `http://127.0.0.1:9/guards-${randomUUID()}`;
+    const page = await signedIn();
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+      await page.getByLabel('Endpoint URL').fill(hookUrl);
+      const registrations = watchRequests(page, (request) => request.method() === 'POST' && request.url().endsWith('/v1/webhook-endpoints'));
+      await page.getByRole('button', { name: 'Register endpoint' }).dblclick();
+      await registrations.settled();
+      const card = page.getByRole('region', { name: `Endpoint ${hookUrl}` });
+      await card.first().waitFor();
+      const endpoints = await api<{ items: Array<{ url: string }> }>('GET', '/webhook-endpoints?limit=500');
+      expect(endpoints.items.filter((endpoint) => endpoint.url === hookUrl)).toHaveLength(1);
+
+      // Two rotations would leave the page showing whichever answer came last, maybe not the secret in force.
+      const rotations = watchRequests(page, (request) => request.method() === 'POST' && request.url().endsWith('/rotate-secret'));
+      await card.getByRole('button', { name: 'Rotate secret' }).dblclick();
+      await rotations.settled();
+      await untilText(page.getByRole('status').filter({ hasText: 'Signing secret' }), (text) => text.includes('previous secret'), 'the rotated secret');
+      expect(rotations.counts.started).toBe(1);
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -190,19 +190,23 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
   const [description, setDescription] = useState('');
   const [events, setEvents] = useState<readonly WebhookEventType[]>(['credit_balance.low']);
   const [errors, setErrors] = useState<Record<string, string>>({});
+  // One change at a time: a second click on Rotate secret would rotate twice and could show the
+  // secret an earlier answer brought; on Register endpoint it would register it twice.
+  const [acting, actWhile] = useBusyAction();
+  const [registering, registerWhile] = useBusyAction();
   useEffect(() => {
     api.get<Page<WebhookEndpoint>>('/webhook-endpoints', { query: { limit: '500' } }).then((page) => setEndpoints(page.items), (failure: Error) => setGeneral(failure.message));
   }, [api, version]);
 
-  async function act(change: () => Promise<unknown>) {
+  const act = actWhile(async (change: () => Promise<unknown>) => {
     setGeneral(undefined);
     try {
       await change();
-      setVersion(version + 1);
+      setVersion((current) => current + 1);
     } catch (failure) {
       setGeneral(errorMessage(failure));
     }
-  }
+  });
 
   return (
     <section>
@@ -235,12 +239,13 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
             </small>
           </p>
           <div class="actions">
-            <button type="button" class="secondary" onClick={() => void act(() => api.patch(path`/webhook-endpoints/${endpoint.id}`, { body: { enabled: !endpoint.enabled } }))}>
+            <button type="button" class="secondary" disabled={acting} onClick={() => void act(() => api.patch(path`/webhook-endpoints/${endpoint.id}`, { body: { enabled: !endpoint.enabled } }))}>
               {endpoint.enabled ? 'Disable' : 'Enable'}
             </button>
             <button
               type="button"
               class="secondary"
+              disabled={acting}
               onClick={() =>
                 void act(async () => {
                   const rotated = await api.post<WebhookEndpoint & { secret: string }>(path`/webhook-endpoints/${endpoint.id}/rotate-secret`);
@@ -278,7 +283,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
       <h2>Register an endpoint</h2>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={registerWhile(async (event) => {
           event.preventDefault();
           setErrors({});
           setGeneral(undefined);
@@ -289,13 +294,13 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
             setSecret({ secret: created.secret, url: created.url, rotated: false });
             setUrl('');
             setDescription('');
-            setVersion(version + 1);
+            setVersion((current) => current + 1);
           } catch (failure) {
             const found = fieldErrors(failure, (field) => ['url', 'events', 'description'].includes(field));
             setErrors(found.fields);
             setGeneral(found.general);
           }
-        }}
+        })}
       >
         <Field label="Endpoint URL" value={url} required error={errors.url} hint="http or https, reachable from Tally." onInput={(event) => setUrl(event.currentTarget.value)} />
         <Field label="Description" value={description} maxLength={500} error={errors.description} onInput={(event) => setDescription(event.currentTarget.value)} />
@@ -315,7 +320,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
           ))}
           {errors.events !== undefined && <small class="error">{errors.events}</small>}
         </fieldset>
-        <button type="submit" disabled={url === '' || events.length === 0}>
+        <button type="submit" disabled={registering || url === '' || events.length === 0}>
           Register endpoint
         </button>
       </form>
