@@ -136,4 +136,45 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await page.context().close();
     }
   });
+
+  it("says where a balance's recent consumption and ledger cannot be read, and keeps the last figures", async () => {
+    const customerId = `unread-${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Unread credits' });
+    const balance = await api<{ id: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
+    await api('POST', `/credit-balances/${balance.id}/top-ups`, { credits: '5', reason: 'kept in view' });
+    const page = await signedIn();
+    try {
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: /Unread credits/ });
+      const newest = card.getByRole('table', { name: 'Newest ledger entries' });
+      await untilText(newest, (text) => text.includes('kept in view'), 'the newest ledger entries');
+      // The connection goes: the next reads fail, and the card says so where its figures are.
+      await page.context().setOffline(true);
+      await card.getByRole('alert').first().waitFor({ timeout: 30_000 });
+      expect(await newest.innerText()).toContain('kept in view');
+      // The whole ledger, opened while nothing can be read, says why it shows nothing.
+      const ledger = card.locator('details').filter({ has: page.getByText('Ledger', { exact: true }) });
+      await ledger.getByText('Ledger', { exact: true }).click();
+      await ledger.getByRole('alert').waitFor({ timeout: 30_000 });
+      await page.context().setOffline(false);
+      // The whole ledger is read once a minute while open, and at once when opened again.
+      await ledger.getByText('Ledger', { exact: true }).click();
+      await ledger.getByText('Ledger', { exact: true }).click();
+      await waitFor(async () => (await card.getByRole('alert').count()) === 0, { description: 'the failures gone once reads succeed again', timeoutMs: 30_000 });
+      await untilText(card.getByRole('table', { name: 'Ledger, page 1' }), (text) => text.includes('kept in view'), 'the whole ledger read');
+
+      // The portal likewise, on its own balance card.
+      const link = await api<{ url: string }>('POST', `/customers/${customerId}/portal-sessions`);
+      const portal = await page.context().newPage();
+      await portal.goto(link.url.replace(/^http:\/\/[^/]+/, stack.base));
+      const portalCard = portal.getByRole('region', { name: 'Unread credits' });
+      await untilText(portalCard.getByRole('table', { name: 'Recent activity' }), (text) => text.includes('kept in view'), 'the recent activity on the portal');
+      await page.context().setOffline(true);
+      await portalCard.getByRole('alert').first().waitFor({ timeout: 30_000 });
+      expect(await portalCard.getByRole('table', { name: 'Recent activity' }).innerText()).toContain('kept in view');
+      await page.context().setOffline(false);
+    } finally {
+      await page.context().close();
+    }
+  });
 });

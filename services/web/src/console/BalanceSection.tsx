@@ -4,10 +4,10 @@ import type { CreditBalance, CreditProduct, LedgerEntry } from '../shared/apiTyp
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
-import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { LedgerTable } from '../shared/LedgerTable';
-import { Pager, usePager, usePolling } from '../shared/ui';
+import { RecentConsumption } from '../shared/RecentConsumption';
+import { ErrorMessage, Pager, usePager, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
 import { BalanceChangeDialog, type ChangeKind } from './BalanceDialogs';
 
@@ -24,7 +24,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
   const [shown, setShown] = useState(balance);
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
   // A change (a top-up, newly metered usage) moves the position: the ledger is read again at once.
-  const { recent, consumption, readAt: now } = useRecentConsumption(api, balance.id, { bucket: 'hour', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
+  const { recent, consumption, readAt: now, error } = useRecentConsumption(api, balance.id, { bucket: 'hour', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
   const bundles = useProductBundles(api, balance.productId);
   const headingId = `balance-${balance.id}`;
   return (
@@ -45,10 +45,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       </div>
       <BalanceFigure balance={shown} readAt={readAt} now={now} />
       <h4>Recent consumption</h4>
-      <div class="two-columns">
-        <ConsumptionChart consumption={consumption} title="Consumption in the last 24 hours" />
-        <LedgerTable entries={recent} caption="Newest ledger entries" audience="console" />
-      </div>
+      <RecentConsumption recent={recent} consumption={consumption} error={error} chartTitle="Consumption in the last 24 hours" caption="Newest ledger entries" audience="console" />
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceStatement api={api} balanceId={balance.id} />
       <AutoRechargeSettings api={api} balance={shown} bundles={bundles} audience="console" />
@@ -76,7 +73,7 @@ function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; ba
   const pager = usePager();
   const [page, setPage] = useState<{ items: LedgerEntry[]; next: string | null }>();
   const before = pager.cursor;
-  usePolling(
+  const error = usePolling(
     async () => {
       setPage(await api.get<{ items: LedgerEntry[]; next: string | null }>(path`/credit-balances/${balanceId}/ledger`, { query: { limit: '50', before } }));
     },
@@ -87,6 +84,7 @@ function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; ba
   return (
     <details onToggle={(event) => setOpen(event.currentTarget.open)}>
       <summary>Ledger</summary>
+      <ErrorMessage message={error} />
       {page !== undefined && <LedgerTable entries={page.items} caption={`Ledger, page ${pager.number}`} audience="console" onRefund={onRefund} />}
       <Pager pager={pager} next={page?.next} labels={['Newer entries', 'Older entries']} />
     </details>

@@ -2,12 +2,11 @@ import { useMemo, useState } from 'preact/hooks';
 import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
-import { ConsumptionChart } from '../shared/ConsumptionChart';
 import { formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
 import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
-import { LedgerTable } from '../shared/LedgerTable';
+import { RecentConsumption } from '../shared/RecentConsumption';
 import { ErrorMessage, ScrollingTable, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
 import { takePortalToken, tokenCustomer } from './portalToken';
@@ -120,7 +119,7 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
   // One key per bundle until its purchase succeeds: a double click or a retry buys once.
   const [keys, setKeys] = useState<Record<string, string>>({});
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
-  const { recent, consumption, readAt: now } = useRecentConsumption(api, balance.id, { bucket: 'day', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
+  const { recent, consumption, readAt: now, error: unread } = useRecentConsumption(api, balance.id, { bucket: 'day', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
   const headingId = `balance-${balance.id}`;
   return (
     <section class="card" aria-labelledby={headingId}>
@@ -166,10 +165,7 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
         </p>
       )}
       <ErrorMessage message={error} />
-      <div class="two-columns">
-        <ConsumptionChart consumption={consumption} title="Consumption in the last 30 days" />
-        <LedgerTable entries={recent} caption="Recent activity" audience="portal" />
-      </div>
+      <RecentConsumption recent={recent} consumption={consumption} error={unread} chartTitle="Consumption in the last 30 days" caption="Recent activity" audience="portal" />
       <BalanceStatement api={api} balanceId={balance.id} />
       {option !== undefined && option.bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={option.bundles} audience="portal" />}
       <div class="actions">
