@@ -18,7 +18,7 @@ export async function openEventStore(config: Pick<Config, 'eventStore'>, pool: P
   try {
     store = createEventStoreDbEventStore({ connectionString: chosen.connectionString, logger });
   } catch (error) {
-    throw new ConfigError(`TALLY_EVENTSTORE_CONNECTION_STRING (${where}): ${(error as Error).message}`);
+    throw new ConfigError(`TALLY_EVENTSTORE_CONNECTION_STRING (${where}): ${parseFailure(error)}`);
   }
   try {
     await store.headPosition();
@@ -41,7 +41,21 @@ export function openPool(config: Pick<Config, 'database' | 'timeouts'>, client: 
   });
 }
 
-/** The connection string without its user and password. */
+/**
+ * The connection string without its user and password. @eventstore/db-client takes them
+ * unencoded (parseConnectionString.js: `[^:]+:[^@]+@` right after `://`), so a password may hold
+ * `/`, `?` or `@`, and its host list may hold `@` too: no `/` or `?` marks where the credentials
+ * end, only an `@` does, and beyond the last one no password can lie. So everything from `://` to
+ * the last `@` is hidden: a host or query hidden with it (`?connectionName=ops@team`) is better
+ * than part of a password shown.
+ */
 export function redactedConnectionString(connectionString: string): string {
-  return connectionString.replace(/^([a-z+]+:\/\/)[^@/?]*@/i, '$1***@');
+  const scheme = /^[a-z+]+:\/\//i.exec(connectionString)?.[0] ?? '';
+  const lastAt = connectionString.lastIndexOf('@');
+  return lastAt < scheme.length ? connectionString : `${scheme}***${connectionString.slice(lastAt)}`;
+}
+
+/** The client's reason for refusing a connection string, without the text of it that it quotes (part of a password, perhaps). */
+function parseFailure(error: unknown): string {
+  return (error as Error).message.replace(/Unexpected ".*" at position/s, 'Unexpected text at position');
 }
