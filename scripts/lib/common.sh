@@ -14,6 +14,17 @@ url_authority() {
   rest="${rest%%/*}"
   printf '%s' "${rest##*@}"
 }
+# A URL as the status lines and stamps show it: its password (after the user, up to the last
+# `@`, since an unencoded one may hold `/`, `?` or `@`; or a `password=` parameter) as ***.
+url_redacted() {
+  local url="$1" rest userinfo
+  if [[ "$url" == *://*@* ]]; then
+    rest="${url#*://}"
+    userinfo="${rest%@*}"
+    [[ "$userinfo" == *:* ]] && url="${url%%://*}://${userinfo%%:*}:***@${rest##*@}"
+  fi
+  sed -E 's/([?&]password=)[^&]*/\1***/g' <<<"$url"
+}
 host_of() { printf '%s' "${1%:*}"; }
 port_of() { printf '%s' "${1##*:}"; }
 

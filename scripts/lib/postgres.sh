@@ -103,7 +103,8 @@ postgres_migrate() {
     return 0
   fi
   local stamp
-  stamp="$PG_DATABASE_OID $TALLY_DATABASE_URL ${TALLY_DATABASE_SCHEMA:-public} $(cat "$PG_MIGRATIONS_DIR"/*.sql 2>/dev/null | sha256sum)"
+  # The target without its password: a new password is the same database, and a file is no place for it.
+  stamp="$PG_DATABASE_OID $(url_redacted "$TALLY_DATABASE_URL") ${TALLY_DATABASE_SCHEMA:-public} $(cat "$PG_MIGRATIONS_DIR"/*.sql 2>/dev/null | sha256sum)"
   stamp_matches "$PG_MIGRATE_STAMP" "$stamp" && return 0
   say "postgres: migrating $(pg_database_of "$TALLY_DATABASE_URL")"
   node "$PG_MIGRATE_CLI" >>"$PG_MIGRATE_LOG" 2>&1 ||
@@ -113,9 +114,9 @@ postgres_migrate() {
 
 postgres_status() {
   if pg_ready; then
-    status_line postgres up "$TALLY_DATABASE_URL" "machine service, log $(pg_server_log)"
+    status_line postgres up "$(url_redacted "$TALLY_DATABASE_URL")" "machine service, log $(pg_server_log)"
   else
-    status_line postgres down "$TALLY_DATABASE_URL" "machine service, log $(pg_server_log)"
+    status_line postgres down "$(url_redacted "$TALLY_DATABASE_URL")" "machine service, log $(pg_server_log)"
     return 1
   fi
 }

@@ -12,7 +12,7 @@ redis_ping() { [[ "$(redis-cli -u "$TALLY_REDIS_URL" ping 2>/dev/null)" == PONG 
 redis_up() {
   command -v redis-cli >/dev/null || apt_install redis-tools
   if redis_ping; then return 0; fi
-  is_local_host "$REDIS_HOST" || fail "redis: nothing answers at $TALLY_REDIS_URL and it is not local"
+  is_local_host "$REDIS_HOST" || fail "redis: nothing answers at $(url_redacted "$TALLY_REDIS_URL") and it is not local"
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p /var/lib/redis "$(dirname "$REDIS_LOG")"
   say "redis: starting on $REDIS_AUTHORITY"
@@ -24,9 +24,9 @@ redis_up() {
 
 redis_status() {
   if redis_ping; then
-    status_line redis up "$TALLY_REDIS_URL" "machine service, log $REDIS_LOG"
+    status_line redis up "$(url_redacted "$TALLY_REDIS_URL")" "machine service, log $REDIS_LOG"
   else
-    status_line redis down "$TALLY_REDIS_URL" "machine service, log $REDIS_LOG"
+    status_line redis down "$(url_redacted "$TALLY_REDIS_URL")" "machine service, log $REDIS_LOG"
     return 1
   fi
 }

@@ -94,17 +94,17 @@ registry_up_begin() {
     return 0
   fi
   if port_open "$REGISTRY_HOST" "$REGISTRY_PORT"; then
-    registry_answers || fail "schema-registry: $REGISTRY_AUTHORITY is taken by something that does not serve $TALLY_SCHEMA_REGISTRY_URL"
-    say "schema-registry: found a registry at $TALLY_SCHEMA_REGISTRY_URL; reusing it"
+    registry_answers || fail "schema-registry: $REGISTRY_AUTHORITY is taken by something that does not serve $(url_redacted "$TALLY_SCHEMA_REGISTRY_URL")"
+    say "schema-registry: found a registry at $(url_redacted "$TALLY_SCHEMA_REGISTRY_URL"); reusing it"
     return 0
   fi
-  is_local_host "$REGISTRY_HOST" || fail "schema-registry: nothing answers at $TALLY_SCHEMA_REGISTRY_URL and it is not local"
+  is_local_host "$REGISTRY_HOST" || fail "schema-registry: nothing answers at $(url_redacted "$TALLY_SCHEMA_REGISTRY_URL") and it is not local"
   registry_launch
 }
 
 registry_up_finish() {
   if [[ -n "$REGISTRY_LAUNCHED_PID" ]]; then
-    say "schema-registry: waiting for $TALLY_SCHEMA_REGISTRY_URL"
+    say "schema-registry: waiting for $(url_redacted "$TALLY_SCHEMA_REGISTRY_URL")"
     wait_until schema-registry "$REGISTRY_LOG" "$REGISTRY_LAUNCHED_PID" registry_ready
   fi
   registry_healthy && return 0
@@ -131,9 +131,9 @@ registry_status() {
   local pid owner="not started by this checkout"
   if pid="$(pid_from_file "$REGISTRY_PID_FILE" quarkus-run.jar)"; then owner="pid $pid, log $REGISTRY_LOG"; fi
   if registry_healthy; then
-    status_line schema-registry up "$TALLY_SCHEMA_REGISTRY_URL" "$owner"
+    status_line schema-registry up "$(url_redacted "$TALLY_SCHEMA_REGISTRY_URL")" "$owner"
   else
-    status_line schema-registry down "$TALLY_SCHEMA_REGISTRY_URL" "$owner"
+    status_line schema-registry down "$(url_redacted "$TALLY_SCHEMA_REGISTRY_URL")" "$owner"
     return 1
   fi
 }
