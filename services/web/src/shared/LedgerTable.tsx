@@ -1,5 +1,5 @@
 import type { LedgerEntry } from './apiTypes';
-import { actorLabel, entryLabel, formatCredits, formatTime } from './format';
+import { actorLabel, entryCredits, entryLabel, formatCredits, formatTime } from './format';
 import { ScrollingTable } from './ui';
 
 /** A purchase as the Reason column says it: the bundle, how many unless one, the price, and why when the ledger says (an auto-recharge). */
@@ -40,9 +40,7 @@ export function LedgerTable({
               {entryLabel(entry)}
               {entry.refundedBy !== null && ' (refunded)'}
             </td>
-            <td class="number">
-              {entry.credits === null ? '' : `${entry.type === 'CreditConsumed' ? '−' : '+'}${formatCredits(entry.credits)}`}
-            </td>
+            <td class="number">{entryCredits(entry)}</td>
             <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
             <td>{entry.purchase !== null ? purchaseText(entry.purchase, entry.reason) : (entry.reason ?? '')}</td>
             <td>{actorLabel(entry.actor, audience)}</td>

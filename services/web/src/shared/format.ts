@@ -54,20 +54,41 @@ export function monthName(month: string): string | undefined {
   return period === undefined ? undefined : MONTH_NAME.format(new Date(period.from));
 }
 
-const ENTRY_LABELS: Readonly<Record<string, string>> = {
+/**
+ * Each ledger entry type in a reader's words. Keyed by the API's own types, so a type added there
+ * fails the build until it is named here.
+ */
+const ENTRY_LABELS: Readonly<Record<LedgerEntry['type'], string>> = {
   CreditBalanceOpened: 'Opened',
   CreditToppedUp: 'Top-up',
   CreditConsumed: 'Consumed',
   LowBalanceWarned: 'Below warning limit',
   CreditBalanceDepleted: 'Depleted',
   CreditBalanceSettingsChanged: 'Settings changed',
+  CreditsHeld: 'Held for a job',
+  HoldCaptured: 'Hold captured',
+  HoldReleased: 'Hold released',
+  HoldExpired: 'Hold expired',
 };
 
 export function entryLabel(entry: { type: string; source: string | null; usageEvent: string | null }): string {
+  if (entry.type === 'CreditConsumed' && entry.source === 'hold') return 'Charged from a hold';
   if (entry.type === 'CreditConsumed') return entry.usageEvent ?? 'Usage retained by hand';
   if (entry.type === 'CreditToppedUp' && entry.source === 'refund') return 'Refund';
   if (entry.type === 'CreditToppedUp' && entry.source !== null && entry.source !== 'manual') return `Top-up (${entry.source})`;
-  return ENTRY_LABELS[entry.type] ?? entry.type;
+  return ENTRY_LABELS[entry.type as LedgerEntry['type']] ?? entry.type;
+}
+
+/**
+ * An entry's credits as its ledger line shows them: signed only where the entry moves the
+ * balance (the "Balance after" column), + for top-ups and − for charges. Hold entries set credits
+ * aside, free them or settle them (the charge itself is the CreditConsumed before a HoldCaptured):
+ * the balance stays as it was, so their credits carry no sign.
+ */
+export function entryCredits(entry: { type: string; credits: string | null }): string {
+  if (entry.credits === null) return '';
+  const sign = entry.type === 'CreditToppedUp' ? '+' : entry.type === 'CreditConsumed' ? '−' : '';
+  return `${sign}${formatCredits(entry.credits)}`;
 }
 
 /** A credits amount as the API's pattern has it (up to 16 integer and 6 fractional digits). */

@@ -1,5 +1,5 @@
 import { ApiError, fieldErrors } from './apiClient';
-import { actorLabel, addDecimal, entryLabel, formatCredits, monthName, monthOf, monthPeriod } from './format';
+import { actorLabel, addDecimal, entryCredits, entryLabel, formatCredits, monthName, monthOf, monthPeriod } from './format';
 
 describe('what the pages show', () => {
   it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
@@ -30,6 +30,30 @@ describe('what the pages show', () => {
     expect(entryLabel({ type: 'CreditConsumed', source: 'manual', usageEvent: null })).toBe('Usage retained by hand');
     expect(entryLabel({ type: 'CreditToppedUp', source: 'purchase', usageEvent: null })).toBe('Top-up (purchase)');
     expect(entryLabel({ type: 'CreditToppedUp', source: 'refund', usageEvent: null })).toBe('Refund');
+  });
+
+  it('names every hold entry in words, and a charge from a hold as one', () => {
+    const label = (type: string, source: string | null = null) => entryLabel({ type, source, usageEvent: null });
+    expect(['CreditsHeld', 'HoldCaptured', 'HoldReleased', 'HoldExpired'].map((type) => label(type))).toEqual([
+      'Held for a job',
+      'Hold captured',
+      'Hold released',
+      'Hold expired',
+    ]);
+    expect(label('CreditConsumed', 'hold')).toBe('Charged from a hold');
+  });
+
+  it.each([
+    ['CreditToppedUp', '1000', '+1,000'],
+    ['CreditConsumed', '5', '−5'],
+    // The balance did not move: a hold sets aside, frees or settles what a CreditConsumed charged.
+    ['CreditsHeld', '5', '5'],
+    ['HoldCaptured', '5', '5'],
+    ['HoldReleased', '5', '5'],
+    ['HoldExpired', '0.5', '0.5'],
+    ['LowBalanceWarned', null, ''],
+  ] as const)('shows the credits of a %s of %j as %j', (type, credits, shown) => {
+    expect(entryCredits({ type, credits })).toBe(shown);
   });
 });
 
