@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
-import { expectAccessible, openCustomer, PHONE_VIEWPORT, photograph, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+import { expectAccessible, openCustomer, PHONE_VIEWPORT, photograph, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -428,7 +428,9 @@ describe('the console and the portal in Chromium', () => {
     const where = (await show.getAttribute('aria-label'))!.replace('Show the whole letter ', '');
     await show.focus();
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { name: `Dead letter ${where}` }).waitFor();
+    // The link went with the list: focus starts at the letter's heading, as on every new screen.
+    await untilFocused(page, 'H1', `Dead letter ${where}`);
+    expect(await page.title()).toBe(`Dead letter ${where} – Tally console`);
     const why = page.getByRole('table', { name: 'Why it was not metered' });
     await untilText(why, (text) => text.includes('invalid_usage_event') && text.includes(customerId), 'why the letter was not metered');
     expect(JSON.parse((await page.getByLabel('Record', { exact: true }).textContent()) ?? '')).toEqual(refused);
@@ -444,6 +446,7 @@ describe('the console and the portal in Chromium', () => {
     await page.getByRole('dialog', { name: 'Send this letter back' }).getByRole('button', { name: 'Send back' }).click();
     await untilText(page.getByRole('status').filter({ hasText: 'Send-back:' }), (text) => text === 'Send-back: Done: sent back to the usage topic', 'the letter sent back');
     await page.getByRole('link', { name: 'All dead letters' }).click();
+    await untilFocused(page, 'H1', 'Dead letters');
     await waitFor(async () => (await refusedRow.count()) === 2, { description: 'the letter dead-lettered anew', timeoutMs: 30_000 });
     expect(await runRow.locator('td').nth(2).textContent()).toBe(`letter ${where}`);
     // Narrowed to the letters that name one usage event: the two of the refused record.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request } from 'playwright-core';
 import { waitFor, type Page } from '@tally/test-support';
-import { openCustomer, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+import { openCustomer, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * What the console and the portal do when an operator or a customer acts twice, when an answer
@@ -173,6 +173,69 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await portalCard.getByRole('alert').first().waitFor({ timeout: 30_000 });
       expect(await portalCard.getByRole('table', { name: 'Recent activity' }).innerText()).toContain('kept in view');
       await page.context().setOffline(false);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("starts each new screen at its heading and names it in the title, and keeps focus on the screen when a confirmed change takes its control away", async () => {
+    const customerId = `focused-${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Focus credits', consumption: [{ event: 'render', credits: '2' }] });
+    await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
+    const planName = `Focus plan ${randomUUID()}`;
+    const plan = await api<{ id: string }>('POST', '/plans', { name: planName, items: [{ productId: product.id, creditsPerPeriod: '1', period: 'month' }] });
+    await api('POST', '/subscriptions', { customerId, planId: plan.id });
+    await api('POST', '/usage-events', { events: [{ id: `${customerId}-render`, customerId, event: 'render', timestamp: new Date().toISOString() }] });
+    const hookUrl = `http://127.0.0.1:9/focus-${randomUUID()}`;
+    await api('POST', '/webhook-endpoints', { url: hookUrl, events: ['credit_balance.low'] });
+    const page = await signedIn();
+    const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+    try {
+      // The customer's row link goes with the list: focus goes to the customer's heading.
+      await nav('Customers').click();
+      await page.getByLabel('Customer id').fill(customerId);
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByRole('link', { name: customerId, exact: true }).click();
+      await untilFocused(page, 'H1', `Customer ${customerId}`);
+      expect(await page.title()).toBe(`Customer ${customerId} – Tally console`);
+
+      // A refunded charge's Refund button goes once the ledger is read again: focus goes to its balance's heading.
+      const card = page.getByRole('region', { name: /Focus credits/ });
+      await untilText(card.getByTestId('balance-amount'), (text) => text === '9', 'the grant and the render on the balance');
+      await card.getByText('Ledger', { exact: true }).click();
+      await card.getByRole('table', { name: 'Ledger, page 1' }).getByRole('button', { name: /^Refund 2 credits of render/ }).click();
+      await page.getByRole('dialog', { name: 'Refund: Focus credits' }).getByRole('button', { name: 'Refund', exact: true }).click();
+      await untilText(card.getByTestId('balance-amount'), (text) => text === '11', 'the refund on the balance');
+      await waitFor(async () => (await card.getByRole('button', { name: /^Refund 2 credits/ }).count()) === 0, { description: 'the Refund button gone', timeoutMs: 30_000 });
+      await untilFocused(page, 'H3', /^Focus credits/);
+
+      // A canceled subscription loses its Cancel button: focus goes to the screen's heading.
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      await page.getByRole('button', { name: 'Cancel subscription' }).click();
+      await page.getByRole('dialog', { name: `Cancel subscription: ${planName}` }).getByRole('button', { name: 'Cancel subscription' }).click();
+      await untilText(page.getByRole('region', { name: /^Subscription / }), (text) => text.includes('Canceled'), 'the subscription canceled');
+      await untilFocused(page, 'H1', `Customer ${customerId}`);
+
+      await page.getByRole('link', { name: '← Customers' }).click();
+      await untilFocused(page, 'H1', 'Customers');
+      expect(await page.title()).toBe('Customers – Tally console');
+
+      // A retired plan loses its Retire button.
+      await nav('Plans').click();
+      await untilFocused(page, 'H1', 'Plans');
+      await page.getByRole('button', { name: `Retire ${planName}` }).click();
+      await page.getByRole('dialog', { name: `Retire plan: ${planName}` }).getByRole('button', { name: 'Retire plan' }).click();
+      await waitFor(async () => (await page.getByRole('button', { name: `Retire ${planName}` }).count()) === 0, { description: 'the Retire button gone', timeoutMs: 30_000 });
+      await untilFocused(page, 'H1', 'Plans');
+
+      // A deleted endpoint goes with its Delete button.
+      await nav('Webhooks').click();
+      await untilFocused(page, 'H1', 'Webhooks');
+      expect(await page.title()).toBe('Webhooks – Tally console');
+      await page.getByRole('region', { name: `Endpoint ${hookUrl}` }).getByRole('button', { name: 'Delete' }).click();
+      await page.getByRole('dialog', { name: `Delete endpoint: ${hookUrl}` }).getByRole('button', { name: 'Delete endpoint' }).click();
+      await waitFor(async () => (await page.getByRole('region', { name: `Endpoint ${hookUrl}` }).count()) === 0, { description: 'the endpoint gone', timeoutMs: 30_000 });
+      await untilFocused(page, 'H1', 'Webhooks');
     } finally {
       await page.context().close();
     }

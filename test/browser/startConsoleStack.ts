@@ -180,3 +180,22 @@ export async function openCustomer(page: Page, customerId: string): Promise<void
   await page.getByRole('button', { name: 'Open customer' }).click();
   await page.getByRole('heading', { name: `Customer ${customerId}` }).waitFor();
 }
+
+/** What has focus in the page: its tag and text. */
+const focused = (page: Page) => page.evaluate<{ tag: string; text: string }>("({ tag: document.activeElement?.tagName ?? '', text: document.activeElement?.textContent ?? '' })");
+
+/** Until focus is on a `tag` element whose text `text` matches; what had it last, in the timeout's message. */
+export async function untilFocused(page: Page, tag: string, text: string | RegExp): Promise<void> {
+  let last: { tag: string; text: string } | undefined;
+  try {
+    await waitFor(
+      async () => {
+        last = await focused(page);
+        return last.tag === tag && (typeof text === 'string' ? last.text === text : text.test(last.text));
+      },
+      { description: `focus on the ${tag} ${String(text)}`, timeoutMs: 10_000 },
+    );
+  } catch (error) {
+    throw new Error(`${String(error)}; focus is on the ${last?.tag} ${JSON.stringify(last?.text.slice(0, 80))}`);
+  }
+}

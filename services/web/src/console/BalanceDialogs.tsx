@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
@@ -114,15 +114,32 @@ const KINDS = {
  * changes the balance once and answers the first result again (a refund needs none: the API
  * refunds a charge once, and the same request again answers the first refund).
  */
-export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: { api: ApiClient; balance: CreditBalance; kind: ChangeKind | undefined; onClose: () => void; onChanged: (change: BalanceChange) => void }) {
+export function BalanceChangeDialog({
+  api,
+  balance,
+  kind,
+  onClose,
+  onChanged,
+  focusAfterRefund,
+}: {
+  api: ApiClient;
+  balance: CreditBalance;
+  kind: ChangeKind | undefined;
+  onClose: () => void;
+  onChanged: (change: BalanceChange) => void;
+  /** Where focus goes once a refund is made: the charge's Refund button goes with it. */
+  focusAfterRefund: () => HTMLElement | null;
+}) {
   const [credits, setCredits] = useState('');
   const [reason, setReason] = useState('');
   const [key, setKey] = useState(newIdempotencyKey);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
   const charge = typeof kind === 'object' ? kind.refund : undefined;
+  const refunded = useRef(false);
   useEffect(() => {
     if (kind === undefined) return;
+    refunded.current = false;
     // A refund gives back all of the charge unless made smaller.
     setCredits(charge?.credits ?? '');
     setReason('');
@@ -132,7 +149,7 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
   }, [kind]);
   const details = kind === undefined ? undefined : typeof kind === 'object' ? KINDS.refund : KINDS[kind];
   return (
-    <Dialog title={`${details?.title ?? ''}: ${balance.name}`} open={kind !== undefined} onClose={onClose}>
+    <Dialog title={`${details?.title ?? ''}: ${balance.name}`} open={kind !== undefined} onClose={onClose} focusAfterClose={() => (refunded.current ? focusAfterRefund() : undefined)}>
       <form
         noValidate
         onSubmit={async (event) => {
@@ -146,6 +163,7 @@ export function BalanceChangeDialog({ api, balance, kind, onClose, onChanged }: 
               // A refund's route takes none: its charge's id makes it once already.
               ...(charge === undefined ? { idempotencyKey: key } : {}),
             });
+            refunded.current = charge !== undefined;
             onChanged(change);
             onClose();
           } catch (failure) {

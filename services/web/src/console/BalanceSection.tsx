@@ -30,7 +30,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
   return (
     <section class="card" aria-labelledby={headingId}>
       <div class="title-row">
-        <h3 id={headingId}>
+        <h3 id={headingId} tabIndex={-1}>
           {shown.name} <small>{shown.productId}</small>
         </h3>
         <div class="actions">
@@ -54,6 +54,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
         balance={shown}
         kind={change}
         onClose={() => setChange(undefined)}
+        focusAfterRefund={() => document.getElementById(headingId)}
         onChanged={(result) => {
           // The answer carries the balance after the change: shown at once, before the read model catches up.
           if (BigInt(result.balance.position) > BigInt(shown.position)) setShown(result.balance);

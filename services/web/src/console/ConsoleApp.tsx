@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, createApiClient, type ApiClient } from '../shared/apiClient';
 import type { ConsoleSession } from '../shared/apiTypes';
 import { keyLabel } from '../shared/format';
-import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
+import { ErrorMessage, Field, screenHeading, useBusyAction } from '../shared/ui';
 import { CatalogPage } from './CatalogPage';
 import { CustomerPage } from './CustomerPage';
 import { CustomersPage } from './CustomersPage';
@@ -12,7 +12,7 @@ import { PlansPage } from './PlansPage';
 import { StatusPage } from './StatusPage';
 import { ProductForm } from './ProductForm';
 import { WebhooksPage } from './WebhooksPage';
-import { href, useRoute, type Route } from './router';
+import { href, screenTitle, useRoute, type Route } from './router';
 
 type SessionState = { readonly status: 'checking' } | { readonly status: 'signed-out'; readonly reason?: string } | { readonly status: 'signed-in'; readonly session: ConsoleSession };
 
@@ -68,6 +68,9 @@ function SignIn({ api, reason, onSignedIn }: { api: ApiClient; reason: string | 
   const [key, setKey] = useState('');
   const [error, setError] = useState<string | undefined>(reason);
   const [busy, busyWhile] = useBusyAction();
+  useEffect(() => {
+    document.title = 'Sign in – Tally console';
+  }, []);
   return (
     <main class="sign-in">
       <h1>Tally console</h1>
@@ -102,6 +105,16 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
 
 function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const route = useRoute();
+  const at = href(route);
+  // A new screen replaces what had focus (the link clicked is often gone with its screen): focus
+  // starts at the new screen's heading, and the window's title names it. Not on the first screen,
+  // which the browser starts at the top of anyway.
+  const first = useRef(true);
+  useEffect(() => {
+    document.title = `${screenTitle(route)} – Tally console`;
+    if (first.current) first.current = false;
+    else screenHeading()?.focus();
+  }, [at]);
   return (
     <>
       <header class="top">

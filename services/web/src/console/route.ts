@@ -56,3 +56,27 @@ export function href(route: Route): string {
       return '#/status';
   }
 }
+
+/** What the screen is, for the window's title (its h1 may say more once its data is read). */
+export function screenTitle(route: Route): string {
+  switch (route.screen) {
+    case 'catalog':
+      return 'Catalog';
+    case 'product':
+      return route.productId === null ? 'New credit product' : `Credit product ${route.productId}`;
+    case 'customers':
+      return 'Customers';
+    case 'customer':
+      return `Customer ${route.customerId}`;
+    case 'plans':
+      return 'Plans';
+    case 'webhooks':
+      return 'Webhooks';
+    case 'dead-letters':
+      return 'Dead letters';
+    case 'dead-letter':
+      return `Dead letter ${route.partition}@${route.offset}`;
+    case 'status':
+      return 'Status';
+  }
+}

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { href, parseRoute, type Route } from './route';
 
 // The routes themselves live apart from the hooks, so that their unit tests load no Preact.
-export { href, parseRoute, type Route } from './route';
+export { href, parseRoute, screenTitle, type Route } from './route';
 
 export function navigate(route: Route): void {
   window.location.hash = href(route);

@@ -1,4 +1,4 @@
-import { href, parseRoute, type Route } from './route';
+import { href, parseRoute, screenTitle, type Route } from './route';
 
 describe("the console's routes", () => {
   it('reads every screen back from the link it makes', () => {
@@ -22,5 +22,13 @@ describe("the console's routes", () => {
     for (const hash of ['#/dead-letters/0', '#/dead-letters/x/1', '#/dead-letters/0/-1', '#/dead-letters/0/1.5', '#/dead-letters/0/1234567890123456789', '#/dead-letters/1234567890/0']) {
       expect({ hash, route: parseRoute(hash) }).toEqual({ hash, route: { screen: 'dead-letters' } });
     }
+  });
+
+  it('names each screen for the window title, by what it shows', () => {
+    expect(screenTitle(parseRoute('#/customers/cus%204711'))).toBe('Customer cus 4711');
+    expect(screenTitle(parseRoute('#/catalog/new'))).toBe('New credit product');
+    expect(screenTitle(parseRoute('#/catalog/api-credits'))).toBe('Credit product api-credits');
+    expect(screenTitle(parseRoute('#/dead-letters/2/17'))).toBe('Dead letter 2@17');
+    expect(screenTitle(parseRoute(''))).toBe('Customers');
   });
 });

@@ -103,17 +103,43 @@ export function SelectField(props: {
 }
 
 /**
- * A modal dialog on the browser's own <dialog>: focus moves into it and stays there, Escape
- * closes it, and focus returns to what opened it.
+ * The screen's heading (its h1), made focusable by script only: where focus goes, for a keyboard
+ * and a screen reader, after a change of screen or when what had focus goes away.
  */
-export function Dialog({ title, open, onClose, children }: { title: string; open: boolean; onClose: () => void; children: ComponentChildren }) {
+export function screenHeading(): HTMLElement | null {
+  const heading = document.querySelector<HTMLElement>('main h1');
+  if (heading !== null) heading.tabIndex = -1;
+  return heading;
+}
+
+/**
+ * A modal dialog on the browser's own <dialog>: focus moves into it and stays there, Escape
+ * closes it, and focus returns to what opened it, or, when closed by `open` turning false, to
+ * what `focusAfterClose` answers (when what opened it is about to go: a refunded charge's button).
+ */
+export function Dialog({
+  title,
+  open,
+  onClose,
+  focusAfterClose,
+  children,
+}: {
+  title: string;
+  open: boolean;
+  onClose: () => void;
+  focusAfterClose?: () => HTMLElement | null | undefined;
+  children: ComponentChildren;
+}) {
   const dialog = useRef<HTMLDialogElement>(null);
   const titleId = useId('dialog');
   useEffect(() => {
     const element = dialog.current;
     if (element === null) return;
     if (open && !element.open) element.showModal();
-    if (!open && element.open) element.close();
+    if (!open && element.open) {
+      element.close();
+      focusAfterClose?.()?.focus();
+    }
   }, [open]);
   return (
     <dialog ref={dialog} aria-labelledby={titleId} onClose={onClose} class="dialog">
@@ -126,7 +152,8 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
 /**
  * A confirmation before a change that cannot be taken back: the dialog says what it does, its
  * first button makes the change (and closes the dialog once it is made), the second keeps things
- * as they are. A refusal shows in the dialog, which stays open.
+ * as they are. A refusal shows in the dialog, which stays open. Once the change is made, focus
+ * goes to the screen's heading: what opened the dialog (a Retire, a Delete) usually goes with it.
  */
 export function ConfirmDialog({
   title,
@@ -147,9 +174,18 @@ export function ConfirmDialog({
 }) {
   const [error, setError] = useState<string>();
   const [busy, busyWhile] = useBusyAction();
-  useEffect(() => setError(undefined), [open]);
+  const made = useRef(false);
+  useEffect(() => {
+    setError(undefined);
+    if (open) made.current = false;
+  }, [open]);
   return (
-    <Dialog title={title} open={open} onClose={onClose}>
+    <Dialog
+      title={title}
+      open={open}
+      onClose={onClose}
+      focusAfterClose={() => (made.current ? screenHeading() : undefined)}
+    >
       {children}
       <ErrorMessage message={error} />
       <div class="actions">
@@ -161,6 +197,7 @@ export function ConfirmDialog({
             setError(undefined);
             try {
               await onConfirm();
+              made.current = true;
               onClose();
             } catch (failure) {
               setError(errorMessage(failure));
