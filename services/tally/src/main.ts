@@ -44,8 +44,8 @@ import {
 } from '@tally/subscriptions';
 import { createPostgresWebhookStore, createWebhookDeliverer, createWebhookEndpointService, createWebhookSender } from '@tally/webhooks';
 import { getHeapStatistics } from 'node:v8';
-import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
 import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
 import { openEventStore, openPool } from './openEventStore';
@@ -66,7 +66,7 @@ const PROBE_TIMEOUT_MS = 2000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = pino({ level: config.logLevel, base: { service: 'tally', pid: process.pid } });
+  const logger = createLogger({ level: config.logLevel, base: { service: 'tally', pid: process.pid } });
   const roles = config.roles;
   logger.info({ roles: [...roles], heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20) }, 'starting Tally');
   // The caches and fetches are bounded by bytes, but the process's memory is bounded only if V8's
