@@ -93,7 +93,7 @@ describe('tally processors and tally relay-rewind', () => {
   it('refuses what is not a place to rewind to before connecting to anything', async () => {
     for (const args of [[], ['--to-time', '2026-03-01T00:00:00Z', '--to-position', '3'], ['--to-time', 'yesterday'], ['--to-position', '01'], ['--to-position', '-1']]) {
       const refused = await rewind(...args);
-      expect({ args, code: refused.code }).toEqual({ args, code: 1 });
+      expect({ args, code: refused.code }).toEqual({ args, code: 2 });
       expect(refused.stderr).toMatch(/^(tally: relay-rewind takes one of --to-time and --to-position|tally: --to-time takes an ISO-8601 time|tally: --to-position takes a non-negative integer|error: .*)\n/);
     }
   });

@@ -70,7 +70,7 @@ describe('tally redrive and tally dead-letter', () => {
 
   const usageEnd = async () => (await admin.fetchTopicOffsets(usageTopic))[0]!.high;
 
-  it('prints one letter whole with tally dead-letter, and says so where there is none', async () => {
+  it('prints one letter whole with tally dead-letter, and says so where there is none (exit 3); a malformed command line exits 2', async () => {
     const read = await tally('dead-letter', '--partition', '0', '--offset', '1');
     expect(read.code).toBe(0);
     expect(JSON.parse(read.stdout)).toMatchObject({
@@ -82,27 +82,27 @@ describe('tally redrive and tally dead-letter', () => {
       value: { format: 'json', record: { id: 'erin-1' }, base64: Buffer.from('{"id":"erin-1"}').toString('base64'), unreadable: null },
     });
     const missing = await tally('dead-letter', '--partition', '0', '--offset', '999999');
-    expect([missing.code, missing.stderr.trim()]).toEqual([1, `tally: no dead letter at partition 0, offset 999999 of ${dlqTopic}: the partition ends before it (next offset 2)`]);
+    expect([missing.code, missing.stderr.trim()]).toEqual([3, `tally: no dead letter at partition 0, offset 999999 of ${dlqTopic}: the partition ends before it (next offset 2)`]);
     const malformed = await tally('dead-letter', '--partition', '0', '--offset', 'last');
-    expect([malformed.code, malformed.stderr.trim()]).toEqual([1, 'tally: --partition and --offset take non-negative integers']);
+    expect([malformed.code, malformed.stderr.trim()]).toEqual([2, 'tally: --partition and --offset take non-negative integers']);
     // The place it prints is what `redrive --letter` takes; refused before any run starts when it is not one.
     const notAPlace = await tally('redrive', '--letter', '0@1');
-    expect([notAPlace.code, notAPlace.stderr.trim()]).toEqual([1, 'tally: --letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not 0@1']);
+    expect([notAPlace.code, notAPlace.stderr.trim()]).toEqual([2, 'tally: --letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not 0@1']);
     // As many as the API's `letters` take, and no more (repeats count once).
     const tooMany = await tally('redrive', ...Array.from({ length: 101 }, (_, offset) => ['--letter', `0:${offset}`]).flat());
-    expect([tooMany.code, tooMany.stderr.trim()]).toEqual([1, 'tally: --letter picks at most 100 letters a run, as the API does; send the rest in another run, or by --error-code']);
+    expect([tooMany.code, tooMany.stderr.trim()]).toEqual([2, 'tally: --letter picks at most 100 letters a run, as the API does; send the rest in another run, or by --error-code']);
     const twice = await tally('redrive', '--letter', '0:1', '--error-code', 'balance_not_opened');
-    expect([twice.code, twice.stderr.trim()]).toEqual([1, 'tally: --all, --error-code and --letter exclude each other']);
+    expect([twice.code, twice.stderr.trim()]).toEqual([2, 'tally: --all, --error-code and --letter exclude each other']);
   });
 
   it('asks which letters to send back, counts them by code in a dry run, and sends back the named ones', async () => {
     const unnamed = await tally('redrive');
-    expect(unnamed.code).toBe(1);
+    expect(unnamed.code).toBe(2);
     expect(unnamed.stderr).toContain('--error-code <code>');
     const both = await tally('redrive', '--all', '--error-code', 'balance_not_opened');
-    expect(both.code).toBe(1);
+    expect(both.code).toBe(2);
     expect(both.stderr).toContain('exclude each other');
-    expect((await tally('redrive', '--since', 'last tuesday', '--all')).stderr).toContain('--since takes an ISO-8601 time');
+    expect(await tally('redrive', '--since', 'last tuesday', '--all')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since takes an ISO-8601 time') });
 
     const dry = await tally('redrive', '--dry-run');
     expect(dry.code).toBe(0);

@@ -33,7 +33,7 @@ describe('tally usage-event', () => {
   // The main job's own environment: the same schema, and the same Redis prefix for its dead-letter log.
   const tally = (...args: string[]) => runTallyCommand(args, { ...job!.env, TALLY_DATABASE_URL: job!.db.connectionString });
 
-  it("prints a metered event's entries per balance, its JSON as the API answers it, and exits 1 for one not metered", async () => {
+  it("prints a metered event's entries per balance, its JSON as the API answers it, and exits 3 for one not metered", async () => {
     const customerId = `cli-${randomUUID()}`;
     expect((await api('POST', '/credit-products', { id: 'renders', name: 'Renders', consumption: [{ event: 'render', credits: '2.5' }] })).status).toBe(201);
     // Asked before the customer has a balance: the API's registry cache keeps "none" for them,
@@ -69,12 +69,12 @@ describe('tally usage-event', () => {
     expect(await tally('usage-event', customerId, 'view-1')).toMatchObject({ code: 0, stdout: expect.stringMatching(/^metered, charging nothing/) });
     const missing = await tally('usage-event', customerId, 'never-sent');
     expect(missing).toMatchObject({
-      code: 1,
+      code: 3,
       stdout: `not metered: still on the usage topic, or dead-lettered from bytes that name no usage event (GET /v1/dead-letters?key=${customerId})\n`,
     });
   });
 
-  it('says an event was dead-lettered, with its letters and why, and exits 1', async () => {
+  it('says an event was dead-lettered, with its letters and why, and exits 3', async () => {
     const customerId = `cli-${randomUUID()}`;
     // Straight onto the usage topic: the API would have refused it.
     const producer = createTestKafka(uniqueName('usage_event_cli')).producer();
@@ -94,7 +94,7 @@ describe('tally usage-event', () => {
     const [letter] = answered.deadLetters as Array<{ partition: number; offset: string }>;
 
     const printed = await tally('usage-event', customerId, 'bad-1');
-    expect(printed).toMatchObject({ code: 1, stderr: '' });
+    expect(printed).toMatchObject({ code: 3, stderr: '' });
     const [verdict, title, header, ...rows] = printed.stdout.trimEnd().split('\n');
     expect(verdict).toBe('not metered: dead-lettered');
     expect(title).toBe('dead letters of it (1, newest first)');

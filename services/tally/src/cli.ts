@@ -7,7 +7,7 @@ import type { EventStore } from '@tally/event-store';
 import { createBalanceReadModel, createRedisClient, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
@@ -16,6 +16,7 @@ import {
   createDeadLetterReader,
   createDeadLetterRedrives,
   createUsageEventDecoder,
+  DeadLetterNotFoundError,
   isDeadLetterOffset,
   isDeadLetterPartition,
   isDeadLetterPlace,
@@ -29,9 +30,9 @@ import { migrate } from '@tally/postgres';
 import { readProcessorStatus } from '@tally/runtime';
 import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
-import pino from 'pino';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
-import { loadConfig } from './config';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
@@ -40,11 +41,34 @@ import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './u
 /**
  * `tally`: the engineers' command line. Like main.ts it is an entry point, so it reads the
  * configuration itself; every command is a thin wrapper over a package's exported API.
+ *
+ * Exit codes (README, "The `tally` command"): 0 done; 1 failed (a service, the run itself);
+ * 2 not run as given (commander's own refusals, a flag's value, flags that exclude each other, the
+ * configuration); 3 a documented negative answer (not metered, differences found, no such letter).
  */
-const config = loadConfig();
-/** TLS and authentication to the services, as the main job uses them. */
-const connections = serviceConnections(config);
-const logger = pino({ level: process.env.TALLY_LOG_LEVEL ?? 'warn' });
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const EXIT_NEGATIVE = 3;
+
+/** A command line that cannot be run as given, found before anything is connected: exits 2. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const { config, connections } = (() => {
+  try {
+    const loaded = loadConfig();
+    /** TLS and authentication to the services, as the main job uses them (CA files read here). */
+    return { config: loaded, connections: serviceConnections(loaded) };
+  } catch (error) {
+    // As main.ts: the message names the variable, a stack trace would only bury it.
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`tally: ${error.message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+})();
+// The CLI is quieter than the main job unless told otherwise (blank counts as unset, as in loadConfig).
+const logger = createLogger({ level: process.env.TALLY_LOG_LEVEL?.trim() ? config.logLevel : 'warn' });
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
 function progressBar(label: string) {
@@ -111,7 +135,16 @@ function printTable(rows: readonly (readonly string[])[]): void {
   for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
 }
 
-const program = new Command('tally').description('Tally: usage metering into prepaid credits');
+/** A whole number of decimal digits within bounds, or a UsageError naming the flag. */
+function integerFlag(flag: string, text: string, min: number, max: number): number {
+  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) throw new UsageError(`${flag} takes an integer from ${min} to ${max}`);
+  return value;
+}
+
+// Commander's refusals (unknown option, missing argument) reach the handler at the end as
+// CommanderErrors, after commander has printed them, so they exit 2 rather than commander's 1.
+const program = new Command('tally').description('Tally: usage metering into prepaid credits').exitOverride();
 
 program
   .command('send')
@@ -136,14 +169,21 @@ program
     schema?: string;
     compression: string;
   }) => {
-    const properties: Record<string, PlainPropertyValue> = Object.fromEntries(options.property.map(parsePropertyArgument));
+    const properties: Record<string, PlainPropertyValue> = Object.fromEntries(
+      options.property.map((argument) => {
+        try {
+          return parsePropertyArgument(argument);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+      }),
+    );
     const timestamp =
       options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? Number(options.timestamp) : Date.parse(options.timestamp);
-    if (!Number.isFinite(timestamp)) throw new Error('--timestamp is neither epoch milliseconds nor ISO-8601');
-    const count = Number(options.count);
-    if (!Number.isSafeInteger(count) || count < 1) throw new Error('--count must be a positive integer');
+    if (!Number.isFinite(timestamp)) throw new UsageError('--timestamp is neither epoch milliseconds nor ISO-8601');
+    const count = integerFlag('--count', options.count, 1, 1_000_000);
     const compression = options.compression as CompressionName;
-    if (!COMPRESSION_NAMES.includes(compression)) throw new Error(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
+    if (!COMPRESSION_NAMES.includes(compression)) throw new UsageError(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
     const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readFileSync(options.schema, 'utf8');
     const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, ...connections.kafka });
     const producer = kafka.producer({ idempotent: true });
@@ -190,7 +230,7 @@ program
   .option('--group <groupId>', 'consumer group', config.consumer.groupId)
   .option('--topic <topic>', 'usage topic', config.topics.usage)
   .action(async (options: { partition: string; offset: string; group: string; topic: string }) => {
-    if (!/^\d+$/.test(options.partition) || !/^\d+$/.test(options.offset)) throw new Error('--partition and --offset take non-negative integers');
+    if (!/^\d+$/.test(options.partition) || !/^\d+$/.test(options.offset)) throw new UsageError('--partition and --offset take non-negative integers');
     const skipped = await skipUndecodableBatch({
       kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
       groupId: options.group,
@@ -216,16 +256,16 @@ program
   .option('--dry-run', 'read and count what would be sent back, send nothing')
   .action(async (options: { errorCode: string[]; all?: boolean; letter: string[]; since?: string; dryRun?: boolean }) => {
     const chosen = [options.all === true, options.errorCode.length > 0, options.letter.length > 0].filter(Boolean).length;
-    if (chosen > 1) throw new Error('--all, --error-code and --letter exclude each other');
+    if (chosen > 1) throw new UsageError('--all, --error-code and --letter exclude each other');
     // A letter refused for what it is (invalid_usage_event) only comes back: the codes are chosen.
-    if (chosen === 0 && !options.dryRun) throw new Error('name the letters to send back: --error-code <code> (repeatable), --letter <partition:offset> (repeatable) or --all; --dry-run counts them by code');
+    if (chosen === 0 && !options.dryRun) throw new UsageError('name the letters to send back: --error-code <code> (repeatable), --letter <partition:offset> (repeatable) or --all; --dry-run counts them by code');
     const badPlace = options.letter.find((place) => !isDeadLetterPlace(place));
-    if (badPlace !== undefined) throw new Error(`--letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not ${badPlace}`);
+    if (badPlace !== undefined) throw new UsageError(`--letter takes <partition>:<offset>, as GET /v1/dead-letters shows them; not ${badPlace}`);
     if (new Set(options.letter).size > MAX_PICKED_DEAD_LETTERS) {
-      throw new Error(`--letter picks at most ${MAX_PICKED_DEAD_LETTERS} letters a run, as the API does; send the rest in another run, or by --error-code`);
+      throw new UsageError(`--letter picks at most ${MAX_PICKED_DEAD_LETTERS} letters a run, as the API does; send the rest in another run, or by --error-code`);
     }
     const since = options.since === undefined ? undefined : new Date(options.since);
-    if (since !== undefined && Number.isNaN(since.getTime())) throw new Error('--since takes an ISO-8601 time');
+    if (since !== undefined && Number.isNaN(since.getTime())) throw new UsageError('--since takes an ISO-8601 time');
     // The console's own send-back path: the same lease (one run at a time across the deployment),
     // the run recorded in Redis where the console lists it and can stop it, and the letters it
     // sends marked there as sent back.
@@ -271,17 +311,17 @@ program
     if (run.status !== 'succeeded') {
       const why = run.status === 'cancelled' ? `stopped by ${run.cancelRequestedBy?.keyName ?? 'an unnamed key'} from the console or the API` : `${run.status}: ${run.error ?? 'no reason recorded'}`;
       process.stderr.write(`send-back ${run.id} ${why}; what it sent stays sent, and running it again sends the rest\n`);
-      process.exitCode = 1;
+      process.exitCode = EXIT_FAILURE;
     }
   });
 
 program
   .command('dead-letter')
-  .description('print one dead letter whole, read from the dead-letter topic: why, every header, the value and the record in it')
+  .description('print one dead letter whole, read from the dead-letter topic: why, every header, the value and the record in it; exits 3 where there is none')
   .requiredOption('--partition <n>', 'partition of the dead-letter topic (the console and GET /v1/dead-letters show it)')
   .requiredOption('--offset <offset>', 'offset on the dead-letter topic')
   .action(async (options: { partition: string; offset: string }) => {
-    if (!isDeadLetterPartition(options.partition) || !isDeadLetterOffset(options.offset)) throw new Error('--partition and --offset take non-negative integers');
+    if (!isDeadLetterPartition(options.partition) || !isDeadLetterOffset(options.offset)) throw new UsageError('--partition and --offset take non-negative integers');
     // The API's reader (GET /v1/dead-letters/{partition}/{offset}), for a shell without the API:
     // its answer, the same JSON.
     const letter = await createDeadLetterReader({
@@ -300,10 +340,10 @@ program
   .option('--topic <name>', 'the ledger topic whose relay to rewind', config.topics.ledger)
   .option('--dry-run', 'say what would be published again, change nothing')
   .action(async (options: { toTime?: string; toPosition?: string; topic: string; dryRun?: boolean }) => {
-    if ((options.toTime === undefined) === (options.toPosition === undefined)) throw new Error('relay-rewind takes one of --to-time and --to-position');
+    if ((options.toTime === undefined) === (options.toPosition === undefined)) throw new UsageError('relay-rewind takes one of --to-time and --to-position');
     const time = options.toTime === undefined ? undefined : new Date(options.toTime);
-    if (time !== undefined && Number.isNaN(time.getTime())) throw new Error('--to-time takes an ISO-8601 time');
-    if (options.toPosition !== undefined && !/^(0|[1-9][0-9]{0,18})$/.test(options.toPosition)) throw new Error('--to-position takes a non-negative integer');
+    if (time !== undefined && Number.isNaN(time.getTime())) throw new UsageError('--to-time takes an ISO-8601 time');
+    if (options.toPosition !== undefined && !/^(0|[1-9][0-9]{0,18})$/.test(options.toPosition)) throw new UsageError('--to-position takes a non-negative integer');
     await withEventStore(async ({ pool, eventStore }) => {
       const checkpointName = ledgerRelayCheckpointName(options.topic);
       const rewound = await rewindLedgerRelay({
@@ -336,11 +376,13 @@ program
 program
   .command('replay')
   .description('rebuild every balance snapshot from the event store, then switch readers over atomically')
-  .option('--verify', 'rebuild aside and report every balance that differs from the live snapshot, without switching')
+  .option('--verify', 'rebuild aside and report every balance that differs from the live snapshot, without switching; exits 3 when any differs')
   .option('--batch-size <n>', 'events per read and per Redis write', '1000')
   .action(async (options: { verify?: boolean; batchSize: string }) => {
+    // Refused here, before connecting, rather than by the replay after it.
+    const batchSize = integerFlag('--batch-size', options.batchSize, 1, 100_000);
     const bar = progressBar(options.verify ? 'verify' : 'replay');
-    const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize: Number(options.batchSize), onProgress: bar.update };
+    const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize, onProgress: bar.update };
     await withStores(async ({ eventStore, redis }) => {
       if (options.verify) {
         const result = await verifyBalances({ ...common, eventStore, redis });
@@ -349,7 +391,7 @@ program
           `verified ${result.balances} balances up to position ${result.checkpoint}: ${result.differences.length} difference(s)\n`,
         );
         for (const difference of result.differences) process.stdout.write(`${JSON.stringify(difference)}\n`);
-        process.exitCode = result.differences.length === 0 ? 0 : 1;
+        process.exitCode = result.differences.length === 0 ? 0 : EXIT_NEGATIVE;
       } else {
         const result = await replayBalances({ ...common, eventStore, redis });
         bar.stop();
@@ -367,8 +409,7 @@ program
   .option('--page-size <n>', 'balances loaded and kept together', '1000')
   .option('--after <balanceId>', 'resume after this balance id (the last one a previous run printed)')
   .action(async (options: { pageSize: string; after?: string }) => {
-    const pageSize = Number(options.pageSize);
-    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 100_000) throw new Error('--page-size takes an integer from 1 to 100000');
+    const pageSize = integerFlag('--page-size', options.pageSize, 1, 100_000);
     const pool = openPool(config, { applicationName: 'tally-cli', max: 4 });
     try {
       // The schema as the services have it (idempotent; takes turns with a starting service).
@@ -433,7 +474,7 @@ program
 
 program
   .command('usage-event <customerId> <eventId>')
-  .description("whether one of the customer's usage events is metered and the ledger entries it wrote on each balance, as GET /v1/customers/{customerId}/usage-events/{eventId} answers; exits 1 when it is not metered")
+  .description("whether one of the customer's usage events is metered and the ledger entries it wrote on each balance, as GET /v1/customers/{customerId}/usage-events/{eventId} answers; exits 3 when it is not metered")
   .option('--json', "print the API's JSON answer")
   .action(async (customerId: string, eventId: string, options: { json?: boolean }) => {
     const found = await withStores(({ pool, eventStore, redis }) => {
@@ -467,18 +508,20 @@ program
         ...letters.map((letter) => [`${letter.partition}:${letter.offset}`, letter.deadLetteredAt, letter.errorCode ?? '', letter.sentBackAt ?? '', letter.reason ?? '']),
       ]);
     }
-    if (!found.metered) process.exitCode = 1;
+    if (!found.metered) process.exitCode = EXIT_NEGATIVE;
   });
 
 program
   .command('stack <action>')
   .description('the local stack: up, down or status')
   .action((action: string) => {
-    if (!['up', 'down', 'status'].includes(action)) throw new Error('stack takes up, down or status');
+    if (!['up', 'down', 'status'].includes(action)) throw new UsageError('stack takes up, down or status');
     execFileSync('bash', [path.join(repoRoot, 'scripts', 'stack.sh'), action], { stdio: 'inherit' });
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  // Commander has printed its own words (or the help, exit 0) already.
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
   process.stderr.write(`tally: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  process.exit(error instanceof UsageError ? EXIT_USAGE : error instanceof DeadLetterNotFoundError ? EXIT_NEGATIVE : EXIT_FAILURE);
 });

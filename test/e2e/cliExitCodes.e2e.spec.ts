@@ -1,0 +1,54 @@
+import { runTallyCommand } from '@tally/test-support';
+
+jest.setTimeout(60_000);
+
+/** Nothing listens on port 1: a command that connected before refusing its flags would fail there (exit 1), not exit 2. */
+const NOWHERE = { TALLY_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/tally', TALLY_REDIS_URL: 'redis://127.0.0.1:1', TALLY_KAFKA_BROKERS: '127.0.0.1:1' };
+
+/** The built `tally` command's exit codes: 2 for what cannot run as given, with its reason and no stack trace. */
+describe('tally exit codes', () => {
+  it('answers --help with 0', async () => {
+    const help = await runTallyCommand(['--help'], {});
+    expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('Usage: tally')]);
+  });
+
+  it.each([
+    [{ TALLY_API_PORT: '0x1F90' }, 'tally: invalid configuration: TALLY_API_PORT: a whole number in decimal digits\n'],
+    [{ TALLY_API_KEYS: ',' }, 'tally: TALLY_API_KEYS: holds no key; give key[:scope[+scope][:name]] entries separated by commas, or unset it for the local key\n'],
+    [{ TALLY_KAFKA_SSL_CA_FILE: '/nonexistent/kafka-ca.pem' }, 'tally: TALLY_KAFKA_SSL_CA_FILE: cannot read the CA file /nonexistent/kafka-ca.pem (ENOENT)\n'],
+  ])('refuses the configuration %j with its message alone and 2, even for --help', async (env, message) => {
+    for (const args of [['--help'], ['api-keys']]) {
+      const refused = await runTallyCommand(args, env);
+      expect({ args, code: refused.code, stderr: refused.stderr }).toEqual({ args, code: 2, stderr: message });
+    }
+  });
+
+  it.each([
+    [['no-such-command'], "error: unknown command 'no-such-command'"],
+    [['api-keys', '--no-such-flag'], "error: unknown option '--no-such-flag'"],
+    [['balance'], "error: missing required argument 'customerId'"],
+    [['dead-letter', '--partition', '0'], "error: required option '--offset <offset>' not specified"],
+    [[], 'Usage: tally'],
+  ])('exits 2 for what commander refuses: %j', async (args, message) => {
+    const refused = await runTallyCommand(args, NOWHERE);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining(message)]);
+  });
+
+  it.each([
+    [['replay', '--batch-size', 'abc'], 'tally: --batch-size takes an integer from 1 to 100000\n'],
+    [['replay', '--verify', '--batch-size', '0'], 'tally: --batch-size takes an integer from 1 to 100000\n'],
+    [['keep-balance-states', '--page-size', '1e3'], 'tally: --page-size takes an integer from 1 to 100000\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '-n', '0x10'], 'tally: --count takes an integer from 1 to 1000000\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '-p', 'novalue'], 'tally: --property takes key=value, got "novalue"\n'],
+    [['redrive', '--all', '--error-code', 'x'], 'tally: --all, --error-code and --letter exclude each other\n'],
+  ])('refuses the flags of %j before connecting to anything, naming the flag, with 2', async (args, message) => {
+    const refused = await runTallyCommand(args, NOWHERE);
+    expect([refused.code, refused.stderr]).toEqual([2, message]);
+  });
+
+  it('exits 1 when a service cannot be reached (the control: the flags above were refused before this)', async () => {
+    const failed = await runTallyCommand(['keep-balance-states'], { ...NOWHERE, TALLY_DATABASE_CONNECT_TIMEOUT_MS: '1000' });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^tally: /);
+  });
+});
