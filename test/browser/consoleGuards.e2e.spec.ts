@@ -240,4 +240,22 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await page.context().close();
     }
   });
+
+  it('says a created product was saved on the form it opens into, with focus at its heading', async () => {
+    const page = await signedIn();
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Catalog' }).click();
+      await page.getByRole('link', { name: 'New credit product' }).click();
+      const name = `Created ${randomUUID()}`;
+      await page.getByLabel('Name', { exact: true }).fill(name);
+      await page.getByLabel('Event name').fill('api_call');
+      await page.getByLabel('Credits', { exact: true }).fill('1');
+      await page.getByRole('button', { name: 'Create credit product' }).click();
+      await untilFocused(page, 'H1', `Edit ${name}`);
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: 10_000 });
+      await page.getByRole('button', { name: 'Save changes' }).waitFor();
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -94,13 +94,23 @@ function bodyOf(draft: Draft, creating: boolean) {
 
 const FIELDS = /^(id|name|description|lowBalanceThreshold|consumption\.\d+\.(event|credits|perUnitOf|where)|bundles\.\d+\.(id|credits|price\.amount|price\.currency|purchaseOption))$/;
 
+/**
+ * The product this page just created. Its form opens anew (the console keys the form by product
+ * id), so the new one is told here that it shows a product just saved.
+ */
+let justCreated: string | undefined;
+
 /** Create a credit product, or edit one (its id stays). */
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
   const [draft, setDraft] = useState<Draft>({ id: '', name: '', description: '', lowBalanceThreshold: '', consumption: [emptyRule()], bundles: [] });
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
-  const [saved, setSaved] = useState(false);
+  const [saved, setSaved] = useState(() => {
+    const created = productId !== null && productId === justCreated;
+    justCreated = undefined;
+    return created;
+  });
   // Each save is a new version: the history is read again.
   const [savedCount, setSavedCount] = useState(0);
   const [busy, busyWhile] = useBusyAction();
@@ -135,7 +145,10 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             setDraft(draftOf(product));
             setSaved(true);
             setSavedCount((count) => count + 1);
-            if (creating) navigate({ screen: 'product', productId: product.id });
+            if (creating) {
+              justCreated = product.id;
+              navigate({ screen: 'product', productId: product.id });
+            }
           } catch (failure) {
             const found = fieldErrors(failure, (field) => FIELDS.test(field));
             setErrors(found.fields);
