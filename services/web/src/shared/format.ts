@@ -17,10 +17,13 @@ export function periodText(period: Period): string {
   return typeof period === 'string' ? `per ${period}` : `every ${period.days} days`;
 }
 
-const TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+/** timeStyle 'long' ends with the zone ("UTC", "GMT+1"): times are the reader's, statements UTC months. */
+const TIME_STYLE = { dateStyle: 'short', timeStyle: 'long' } as const;
+const TIME = new Intl.DateTimeFormat(undefined, TIME_STYLE);
 
-export function formatTime(iso: string): string {
-  return TIME.format(new Date(iso));
+/** An instant in the reader's zone, named; `timeZone` for another (a test's fixed one). */
+export function formatTime(iso: string, timeZone?: string): string {
+  return (timeZone === undefined ? TIME : new Intl.DateTimeFormat(undefined, { ...TIME_STYLE, timeZone })).format(new Date(iso));
 }
 
 /** "12 s ago", for how fresh a figure is. */

@@ -1,5 +1,5 @@
 import { ApiError, fieldErrors } from './apiClient';
-import { actorLabel, addDecimal, entryCredits, entryLabel, formatCredits, monthName, monthOf, monthPeriod } from './format';
+import { actorLabel, addDecimal, entryCredits, entryLabel, formatCredits, formatTime, monthName, monthOf, monthPeriod } from './format';
 
 describe('what the pages show', () => {
   it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
@@ -17,6 +17,12 @@ describe('what the pages show', () => {
     expect(monthOf(Date.parse('2026-12-01T00:00:00.000Z'))).toBe('2026-12');
     expect(monthName('2026-03')).toContain('2026');
     expect(monthName('March')).toBeUndefined();
+  });
+
+  it('names the zone a time is shown in', () => {
+    expect(formatTime('2026-03-01T12:00:00Z', 'UTC')).toMatch(/12:00:00.*\bUTC$/);
+    // Berlin is an hour ahead in March, and says so.
+    expect(formatTime('2026-03-01T12:00:00Z', 'Europe/Berlin')).toMatch(/1:00:00.*(GMT\+1|CET)$/);
   });
 
   it('adds credits exactly, beyond what a double holds', () => {
