@@ -55,7 +55,7 @@ export function createBackoff(options: BackoffOptions = {}): Backoff {
 }
 
 /** Resolves after `ms`, or at once when `signal` is (or becomes) aborted. On the global timers, which fake clocks drive. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const done = (): void => {

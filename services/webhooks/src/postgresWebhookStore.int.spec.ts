@@ -56,6 +56,31 @@ describe('PostgreSQL webhook store', () => {
     expect((await store.dueDeliveries(later(60_001), 10)).filter((due) => due.endpointId === 'ep-order').map((due) => due.id)).toEqual(['ep-order:11']);
   });
 
+  it('gives every endpoint a turn: one with many deliveries due does not fill the batch ahead of another', async () => {
+    // A day before the other tests' deliveries: only these are due at the instant asked.
+    const dayBefore = new Date(t0.getTime() - 86_400_000);
+    await Promise.all([endpoint('ep-busy'), endpoint('ep-quiet')]);
+    for (const [index, balanceId] of ['b1', 'b2', 'b3', 'b4', 'b5'].entries()) {
+      await store.recordDeliveries([delivery('ep-busy', balanceId, 100n + BigInt(index))], new Date(dayBefore.getTime() + index));
+    }
+    await store.recordDeliveries([delivery('ep-quiet', 'b1', 200n)], new Date(dayBefore.getTime() + 10));
+    const due = await store.dueDeliveries(new Date(dayBefore.getTime() + 1_000), 2);
+    expect(due.map((delivery) => delivery.id)).toEqual(['ep-busy:100', 'ep-quiet:200']);
+  });
+
+  it('keeps the outcome of a later attempt over a late one of the same number (a deposed sender finishing)', async () => {
+    await endpoint('ep-late');
+    await store.recordDeliveries([delivery('ep-late', 'b1', 30n)], t0);
+    const attempt = { attempt: 1, startedAt: later(1_000), durationMs: 3, statusCode: 200, error: null, responseBody: null };
+    await store.recordAttempt('ep-late:30', attempt, { status: 'succeeded' });
+    // The same attempt number made by a sender that lost its lease, timing out after the other's success.
+    await store.recordAttempt('ep-late:30', { ...attempt, statusCode: null, error: 'response timeout' }, { status: 'pending', nextAttemptAt: later(5_000) });
+    await store.recordAttempt('ep-late:30', { ...attempt, statusCode: null, error: 'response timeout' }, { status: 'failed', disableReason: 'gave up' });
+    const [listed] = await store.listDeliveries('ep-late', { limit: 10 });
+    expect(listed).toMatchObject({ status: 'succeeded', attempts: 1, attemptLog: [{ attempt: 1, statusCode: 200 }] });
+    expect(await store.getEndpoint('ep-late')).toMatchObject({ disabled: null });
+  });
+
   it('disables the endpoint with the reason when a delivery is given up, and sends it nothing more until re-enabled', async () => {
     await endpoint('ep-gone');
     // A key's change first, so that the deliverer's disabling has a key to clear: Tally's own change names none.

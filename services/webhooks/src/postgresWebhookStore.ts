@@ -154,17 +154,22 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       // Head of each endpoint's and balance's queue first, then whether it is due: a later
       // delivery of the same balance is never sent while an earlier one waits for its retry.
       // The previous secret signs too until its grace period ends.
+      // Endpoints take turns: each one's longest-due delivery, then each one's second, … so that
+      // an endpoint with hundreds of retries due cannot fill the batch ahead of another's first.
       const { rows } = await pool.query<DueWebhookDelivery>(
-        `${HEADS}
-         SELECT h.id, h.endpoint_id AS "endpointId", e.url,
+        `${HEADS}, due AS (
+           SELECT h.id, h.endpoint_id, h.attempts, h.first_attempt_at, h.next_attempt_at,
+                  row_number() OVER (PARTITION BY h.endpoint_id ORDER BY h.next_attempt_at, h.id) AS turn
+           FROM heads h WHERE h.next_attempt_at <= $1
+         )
+         SELECT due.id, due.endpoint_id AS "endpointId", e.url,
                 CASE WHEN e.previous_secret_until > $1 AND e.previous_secret IS NOT NULL THEN ARRAY[e.secret, e.previous_secret]
                      ELSE ARRAY[e.secret] END AS secrets,
-                d.body, h.attempts, h.first_attempt_at AS "firstAttemptAt"
-         FROM heads h
-         JOIN webhook_endpoints e ON e.id = h.endpoint_id AND e.disabled_at IS NULL
-         JOIN webhook_deliveries d ON d.id = h.id
-         WHERE h.next_attempt_at <= $1
-         ORDER BY h.next_attempt_at LIMIT $2`,
+                d.body, due.attempts, due.first_attempt_at AS "firstAttemptAt"
+         FROM due
+         JOIN webhook_endpoints e ON e.id = due.endpoint_id AND e.disabled_at IS NULL
+         JOIN webhook_deliveries d ON d.id = due.id
+         ORDER BY due.turn, due.next_attempt_at LIMIT $2`,
         [now, limit],
       );
       return rows;
@@ -189,7 +194,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
              last_attempt_at = $4,
              next_attempt_at = COALESCE($5, next_attempt_at),
              delivered_at = CASE WHEN $2 = 'succeeded' THEN $6 ELSE delivered_at END
-           WHERE id = $1 RETURNING endpoint_id`,
+           WHERE id = $1 AND attempts < $3 RETURNING endpoint_id`,
           [
             deliveryId,
             outcome.status,

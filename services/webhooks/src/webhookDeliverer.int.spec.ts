@@ -2,6 +2,7 @@ import { waitFor } from '@tally/test-support';
 import { createWebhookEndpointService } from './webhookEndpointService';
 import { createWebhookHarness, type WebhookHarness } from './testing/webhookHarness';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhookReceiver';
+import { sendsPerEndpoint } from './webhookDispatcher';
 import { webhookMessageId } from './webhookMessageId';
 import { createWebhookSender } from './webhookSender';
 
@@ -149,6 +150,27 @@ describe('webhook deliverer', () => {
     await harness.createDeliverer().start();
     await waitFor(() => receiver.delivered.length === 1, { description: 'the webhook from the next deliverer' });
     expect(receiver.delivered[0]!.id).toBe(held!.id);
+  });
+
+  it('sends to other endpoints while one hangs: a hung receiver holds back its own deliveries and at most half the lanes', async () => {
+    const hung = await receiverWithEndpoint();
+    hung.receiver.mode = { kind: 'hang' };
+    const balances = await Promise.all(Array.from({ length: 12 }, () => harness.openBalance()));
+    // Twelve deliveries due to the hung receiver, all older than anything the other one gets.
+    for (const balanceId of balances) await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'to a hung receiver' });
+    const healthy = await receiverWithEndpoint();
+    await harness.ledger.topUp(balances[0]!, { credits: 1_000_000n, reason: 'to both' });
+    const deliverer = harness.createDeliverer({ concurrency: 4, send: createWebhookSender({ allowPrivateNetworks: true, connectTimeoutMs: 1_000, responseTimeoutMs: 600_000 }) });
+    await deliverer.start();
+
+    await waitFor(() => healthy.receiver.delivered.length === 1, { description: "the other endpoint's webhook, while the hung receiver holds its attempts" });
+    await waitFor(() => hung.receiver.requests.length === sendsPerEndpoint(4), { description: "the hung receiver's attempts" });
+    // None of the hung receiver's attempts ended (600 s): the other endpoint did not wait for them.
+    const held = await harness.endpoints.deliveries(hung.endpointId, { limit: 50 });
+    expect(held.map((delivery) => delivery.attempts)).toEqual(held.map(() => 0));
+    await harness.ledger.topUp(balances[1]!, { credits: 1_000_000n, reason: 'while it still hangs' });
+    await waitFor(() => healthy.receiver.delivered.length === 2, { description: 'a webhook recorded while the hung attempts are still in flight' });
+    expect(hung.receiver.requests).toHaveLength(sendsPerEndpoint(4));
   });
 
   it('sends hold.expired when a hold is freed at its expiry, with the balance, held and available after it', async () => {

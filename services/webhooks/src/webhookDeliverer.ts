@@ -67,7 +67,8 @@ const DEFAULT_POLL_MS = 1_000;
  *    again, which the deterministic webhook-ids make a no-op.
  * 2. Sending: the runtime's periodic worker sends, every pollMs, the deliveries that are due, the oldest pending one per endpoint and
  *    balance at a time, so each balance's webhooks reach an endpoint in ledger order and a
- *    receiver failing for one balance holds back nothing else. A failed attempt is retried after
+ *    receiver failing for one balance holds back nothing else; one endpoint holds at most half
+ *    the sends in flight, so one that hangs leaves the rest to the others (the dispatcher). A failed attempt is retried after
  *    a backoff with jitter (the runtime's schedule) until retry.retryForMs have passed since the
  *    first attempt; then the delivery is given up and its endpoint disabled with the reason.
  *
@@ -101,6 +102,8 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
     send: options.send,
     retry: { retryForMs: options.retry.retryForMs, delayAfter: (attempt) => backoff.delayMs(attempt) },
     concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    idleMs: pollMs,
+    isLeading: () => processor.isLeading(),
     clock: options.clock,
     logger,
   });

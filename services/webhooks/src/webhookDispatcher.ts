@@ -1,3 +1,4 @@
+import { sleep } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { signWebhook } from './webhookSigner';
 import type { WebhookSender } from './webhookSender';
@@ -16,8 +17,23 @@ interface WebhookDispatcherOptions {
   readonly retry: WebhookRetryPolicy;
   /** Deliveries in flight at once (each to a different endpoint and balance). */
   readonly concurrency: number;
+  /**
+   * While attempts are in flight and nothing else may go, how long a round waits before it
+   * looks for deliveries that fell due meanwhile (it looks at once when an attempt ends).
+   */
+  readonly idleMs: number;
+  /** Whether this process still sends: a round stops taking deliveries once it does not. */
+  readonly isLeading: () => boolean;
   readonly clock: () => Date;
   readonly logger: Logger;
+}
+
+/**
+ * The most attempts one endpoint has in flight: half the lanes, so that a receiver that hangs
+ * (every attempt waiting out the response timeout) leaves the other half to every other endpoint.
+ */
+export function sendsPerEndpoint(concurrency: number): number {
+  return Math.max(1, Math.ceil(concurrency / 2));
 }
 
 /** What a status means: 2xx is delivered; anything else (3xx too: redirects are not followed) is a failure. */
@@ -45,17 +61,21 @@ export function outcomeOfFailure(
 }
 
 /**
- * One round of sending: the deliveries due now (the oldest pending one per endpoint and
- * balance, so a balance's webhooks reach an endpoint in ledger order), each signed at the
- * moment of its attempt and sent, `concurrency` at a time; each attempt is recorded with its
- * outcome before the round ends. Resolves to the number of attempts made.
+ * One round of sending: the deliveries due (the oldest pending one per endpoint and balance, so a
+ * balance's webhooks reach an endpoint in ledger order), each signed at the moment of its attempt
+ * and sent, `concurrency` at a time and at most `sendsPerEndpoint` to one endpoint; each attempt
+ * is recorded with its outcome. A lane that frees takes the next delivery at once, while other
+ * attempts still run: the round goes on until nothing is due and nothing is in flight, so a
+ * receiver that hangs holds back its own deliveries, never another endpoint's. Resolves to the
+ * number of attempts made.
  *
  * Delivery is at least once: an attempt the receiver took but whose answer was lost (a timeout,
  * a crash before recordAttempt) is made again, under the same webhook-id.
  */
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): (signal: AbortSignal) => Promise<number> {
-  const { store, send, retry, clock } = options;
+  const { store, send, retry, clock, concurrency } = options;
   const logger = options.logger.child({ module: 'webhook-dispatcher' });
+  const perEndpoint = sendsPerEndpoint(concurrency);
 
   async function attempt(delivery: DueWebhookDelivery, signal: AbortSignal): Promise<void> {
     const number = delivery.attempts + 1;
@@ -83,24 +103,56 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
   }
 
   return async (signal) => {
-    const due = await store.dueDeliveries(clock(), options.concurrency * 4);
+    /** The attempts in flight by delivery id, and how many each endpoint has. */
+    const running = new Map<string, Promise<void>>();
+    const endpointLoad = new Map<string, number>();
+    /** Due deliveries read and not started yet (never one in flight: those are left out when read). */
+    let ready: DueWebhookDelivery[] = [];
+    let readAt = 0;
     let made = 0;
-    let next = 0;
-    // Each delivery is the head of its own endpoint and balance: any order, any overlap is safe.
-    async function lane(): Promise<void> {
-      while (!signal.aborted) {
-        const delivery = due[next];
-        next += 1;
-        if (delivery === undefined) return;
-        await attempt(delivery, signal);
-        made += 1;
+    let failed: { readonly error: unknown } | undefined;
+    /** Aborted when an attempt ends: a wait for a free lane or a free endpoint ends with it. */
+    let attemptEnded = new AbortController();
+    const mayGo = (delivery: DueWebhookDelivery) => (endpointLoad.get(delivery.endpointId) ?? 0) < perEndpoint;
+    const start = (delivery: DueWebhookDelivery) => {
+      endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);
+      const run = attempt(delivery, signal)
+        .then(
+          () => void (made += 1),
+          (error: unknown) => void (failed ??= { error }),
+        )
+        .finally(() => {
+          running.delete(delivery.id);
+          endpointLoad.set(delivery.endpointId, endpointLoad.get(delivery.endpointId)! - 1);
+          attemptEnded.abort();
+        });
+      running.set(delivery.id, run);
+    };
+    try {
+      while (!signal.aborted && failed === undefined && options.isLeading()) {
+        if (attemptEnded.signal.aborted) attemptEnded = new AbortController();
+        // Read again when nothing read may go, and at least every idleMs (an endpoint disabled
+        // meanwhile is sent nothing more than that late). A delivery in flight is still pending
+        // in the table: left out, or it would be sent twice, and its balance's next with it.
+        if (running.size < concurrency && (!ready.some(mayGo) || clock().getTime() - readAt >= options.idleMs)) {
+          readAt = clock().getTime();
+          ready = (await store.dueDeliveries(clock(), concurrency * 4 + running.size)).filter((delivery) => !running.has(delivery.id));
+        }
+        for (const delivery of ready) {
+          if (running.size >= concurrency || signal.aborted) break;
+          if (mayGo(delivery)) start(delivery);
+        }
+        ready = ready.filter((delivery) => !running.has(delivery.id));
+        // Nothing in flight: every endpoint had room, so nothing was due. The round is over.
+        if (running.size === 0) break;
+        await sleep(options.idleMs, AbortSignal.any([signal, attemptEnded.signal]));
       }
+    } finally {
+      // Every attempt ends before the round does, even when reading failed (PostgreSQL away):
+      // a retried round must not overlap attempts still running from this one.
+      await Promise.allSettled(running.values());
     }
-    // Every lane ends before the round does, even when one fails (PostgreSQL away): a retried
-    // round must not overlap attempts still running from this one.
-    const lanes = await Promise.allSettled(Array.from({ length: Math.min(options.concurrency, due.length) }, lane));
-    const failed = lanes.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    if (failed !== undefined) throw failed.error;
     return made;
   };
 }

@@ -173,7 +173,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'updateWebhookEndpoint',
         summary: 'Change a webhook endpoint',
         description:
-          '`enabled: true` turns a disabled endpoint back on: its pending deliveries resume (a given-up one is retried by hand, see the retry route). `enabled: false` stops deliveries; they wait.',
+          '`enabled: true` turns a disabled endpoint back on: its pending deliveries resume. Retry a given-up delivery (the retry route) before enabling, so that it goes out before the later deliveries of its balance. `enabled: false` stops deliveries; they wait.',
         params: endpointParams,
         body: Type.Object(
           { url: Type.Optional(url), events: Type.Optional(events), description: Type.Optional(description), enabled: Type.Optional(Type.Boolean()) },
