@@ -414,8 +414,12 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
       return events;
     });
 
-  const readAll = ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
+  const readAll = async ({ after = 0n, maxCount }: ReadAllOptions = {}): Promise<RecordedEvent[]> => {
     const limit = checkMaxCount(maxCount) ?? Number.MAX_SAFE_INTEGER;
+    // Settled first, as every read: a subscriber (projector, relay, webhooks) or a replay must not
+    // see one balance of an entry charged and another not for as long as no process reads a
+    // stream or appends (a quiet system after a crash between two streams' appends).
+    await settle();
     // A Tally position is an event's commit (= prepare) position, so it is a valid place to start;
     // $all reads include their start, subscriptions' checkpoints exclude it: drop it here.
     return scanAll(after <= 0n ? START : { commit: after, prepare: after }, FORWARDS, (event) => event.position > after, limit);
@@ -537,6 +541,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     readAllPayloads: readAll,
 
     async headPosition() {
+      await settle();
       const [last] = await scanAll(END, BACKWARDS, () => true, 1);
       return last?.position ?? 0n;
     },

@@ -81,6 +81,27 @@ describe('EventStoreDB adapter: a crash between two streams\' appends', () => {
     await Promise.all([consumer.close(), restarted.close()]);
   });
 
+  it('completes the entry before a subscriber, a replay or the head position sees $all', async () => {
+    const model = createEventStoreDbModel();
+    const first = open(model);
+    const [a, b] = [`creditBalance-${randomUUID()}`, `creditBalance-${randomUUID()}`];
+    model.failAppend = (streamName) => streamName === b;
+    await expect(
+      first.appendMany([
+        { streamId: a, expectedRevision: 'no_stream', events: [charge(a, 'u1')] },
+        { streamId: b, expectedRevision: 'no_stream', events: [charge(b, 'u1')] },
+      ]),
+    ).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    model.failAppend = undefined;
+    // Nobody reads a stream or appends: only $all is read, as a projector after its restart does.
+    const projector = open(model);
+    const head = await projector.headPosition();
+    const all = await projector.readAll();
+    expect(all.filter((event) => event.streamId === a || event.streamId === b).map((event) => event.streamId)).toEqual([a, b]);
+    expect(head).toBe(all.at(-1)!.position);
+    await Promise.all([first.close(), projector.close()]);
+  });
+
   it('completes the entry when the next writer appends, before checking its own revisions', async () => {
     const model = createEventStoreDbModel();
     const first = open(model);
