@@ -170,7 +170,8 @@ export async function createFaultWorld(scenario: string, { partitions = 6 }: { p
     TALLY_LEDGER_TOPIC: topics.ledger,
     TALLY_CONSUMER_GROUP: groupId,
     TALLY_CATALOG_REFRESH_MS: '500',
-    TALLY_API_PORT: String(apiPort),
+    // The API's port for the API process; the others serve /health and /metrics on a free one.
+    TALLY_API_PORT: roles.includes('api') ? String(apiPort) : '0',
     TALLY_API_KEYS: apiKey,
   });
 

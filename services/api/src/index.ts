@@ -11,7 +11,9 @@ export { createLedgerHistory, type LedgerHistory } from './ledger/ledgerHistory'
 export type { DeadLetterView, RedriveView, WholeDeadLetterView } from './operations/deadLetterRoutes';
 export type { WebhookDeliveryView, WebhookEndpointView, WebhookTestResultView } from './webhooks/webhookRoutes';
 export type { WebhookEventType } from '@tally/schemas';
-export type { HealthCheck, HealthView } from './operations/healthRoutes';
+export { healthRoutes, type HealthCheck, type HealthView } from './operations/healthRoutes';
+// Also served alone, beside /health, by a process without the api role (services/tally's operationsListener).
+export { metricsRoutes } from './operations/metricsRoutes';
 export type { ProcessorsView, ReadProcessors } from './operations/processorRoutes';
 export { mapError, type ErrorBody, type MappedError } from './errorMapping';
 export { NotConsistentError } from './balances/waitForConsistency';

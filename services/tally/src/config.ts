@@ -99,7 +99,7 @@ export const configSchema = z.object({
     .describe('balances the projector keeps folded in memory (about 600 bytes each), so a batch is written without reading them back from Redis; at least the balances written in turn, or every batch misses; 0 reads each batch\'s balances from Redis'),
   TALLY_CATALOG_REFRESH_MS: integer(2000, 100, 600_000)
     .describe('how often the consumer reloads credit products (catalog changes apply within this)'),
-  TALLY_API_HOST: text('127.0.0.1').describe('address the API listens on'),
+  TALLY_API_HOST: text('127.0.0.1').describe('address the API listens on (a process without the `api` role serves `/health` and `/metrics` there)'),
   TALLY_API_PORT: integer(8080, 0, 65535).describe('its port'),
   TALLY_API_KEYS: z.string().optional()
     .describe('bearer keys, their scopes and names, `key[:scope[+scope][:name]]` comma-separated, each key at least 16 characters; see [The API under hostile clients](#the-api-under-hostile-clients)'),

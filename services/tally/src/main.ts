@@ -43,6 +43,7 @@ import {
   createSubscriptionService,
 } from '@tally/subscriptions';
 import { createPostgresWebhookStore, createWebhookDeliverer, createWebhookEndpointService, createWebhookSender } from '@tally/webhooks';
+import type { Server } from 'node:net';
 import { getHeapStatistics } from 'node:v8';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
@@ -51,6 +52,7 @@ import { instrumentedEventStore } from './instrumentedEventStore';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { createUsageConsumerMetrics } from './usageConsumerMetrics';
+import { listenForOperations } from './operationsListener';
 import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret, localApiKeyEntry } from './localApiKey';
 import { webPagesRoot } from './webPagesRoot';
 
@@ -61,8 +63,24 @@ import { webPagesRoot } from './webPagesRoot';
  * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
  * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer), exits 1.
  */
-/** Below the API's own health timeout, so one slow dependency reads as down, not as a hung probe. */
+/** How long /health's whole check may take before it counts as down. */
+const HEALTH_TIMEOUT_MS = 3000;
+/** Below HEALTH_TIMEOUT_MS, so one slow dependency reads as down, not as a hung check. */
 const PROBE_TIMEOUT_MS = 2000;
+
+/** A dependency's answer as up or down; down as well when it takes longer than PROBE_TIMEOUT_MS. */
+async function upOrDown(check: () => Promise<unknown>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('probe timed out')), PROBE_TIMEOUT_MS)));
+  try {
+    await Promise.race([check(), late]);
+    return 'up';
+  } catch {
+    return 'down';
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -320,6 +338,25 @@ async function main(): Promise<void> {
     await parts.start(createAutoRechargeProcessor({ eventStore, pool, recharges: autoRecharges, purchases, ledger, logger, metrics }));
   }
 
+  // /health's dependencies: those this process uses (a scheduler has no Kafka to be down).
+  const usesKafka = roles.has('consumer') || roles.has('relay') || roles.has('api');
+  const health = async (): Promise<Record<string, 'up' | 'down'>> => {
+    const checks: Array<readonly [string, Promise<'up' | 'down'>]> = [
+      ['postgres', upOrDown(() => pool.query('SELECT 1'))],
+      ...(redis !== undefined ? [['redis', upOrDown(() => redis.ping())] as const] : []),
+      ...(usesKafka
+        ? ([
+            ['kafka', probeKafka(config.kafka.brokers, PROBE_TIMEOUT_MS)],
+            ['schemaRegistry', probeRegistry(config.registryUrl, PROBE_TIMEOUT_MS, connections.registryAuth)],
+          ] as const)
+        : []),
+      // PostgreSQL is checked above whichever store holds the events; EventStoreDB only when it does.
+      ...(config.eventStore.kind === 'eventstoredb' ? [['eventStore', upOrDown(() => rawEventStore.headPosition())] as const] : []),
+    ];
+    return Object.fromEntries(await Promise.all(checks.map(async ([name, state]) => [name, await state] as const)));
+  };
+  let listening: ReturnType<Server['address']> = null;
+
   if (roles.has('api') && redis !== undefined && registryCache !== undefined) {
     let apiKeys: ReadonlyArray<string | ApiKey> | undefined = config.api.keys;
     if (apiKeys === undefined) {
@@ -398,6 +435,7 @@ async function main(): Promise<void> {
     const app = await buildApp({
       options: {
         ...limits,
+        healthTimeoutMs: HEALTH_TIMEOUT_MS,
         ...(trustProxy !== undefined ? { trustProxy } : {}),
         rateLimit: { ...rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
       },
@@ -448,21 +486,33 @@ async function main(): Promise<void> {
       }),
       stalledPartitions: () => stalledPartitions?.() ?? [],
       usagePublisher,
-      health: async () => {
-        const [postgres, redisState, kafka, schemaRegistry] = await Promise.all([
-          pool.query('SELECT 1').then(() => 'up' as const, () => 'down' as const),
-          redis.ping().then(() => 'up' as const, () => 'down' as const),
-          probeKafka(config.kafka.brokers, PROBE_TIMEOUT_MS),
-          probeRegistry(config.registryUrl, PROBE_TIMEOUT_MS, connections.registryAuth),
-        ]);
-        return { postgres, redis: redisState, kafka, schemaRegistry };
-      },
+      health,
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     parts.add('api', () => app.close());
+    listening = app.server.address();
+  } else {
+    // Every process answers /health and /metrics (scraped and probed like any other), on the
+    // API's address: one port per process whatever its roles.
+    const operations = await listenForOperations({
+      host: config.api.host,
+      port: config.api.port,
+      logger,
+      metrics,
+      health,
+      healthTimeoutMs: HEALTH_TIMEOUT_MS,
+      healthIntervalMs: config.apiProtection.healthIntervalMs,
+      stalledPartitions: () => stalledPartitions?.() ?? [],
+      connectionTimeoutMs: config.apiProtection.connectionTimeoutMs,
+      keepAliveTimeoutMs: config.apiProtection.keepAliveTimeoutMs,
+      requestTimeoutMs: config.apiProtection.requestTimeoutMs,
+    });
+    parts.add('operations-listener', () => operations.close());
+    listening = operations.server.address();
   }
 
-  logger.info({ roles: [...roles] }, 'Tally is running');
+  // The port too: with TALLY_API_PORT=0 it is only known here.
+  logger.info({ roles: [...roles], listening }, 'Tally is running');
 }
 
 main().catch((error: unknown) => {

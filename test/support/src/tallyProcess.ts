@@ -58,7 +58,8 @@ export interface TallyProcess {
 export async function startTallyProcess(options: TallyProcessOptions): Promise<TallyProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.main ?? TALLY_MAIN], {
     cwd: REPO_ROOT,
-    env: { ...process.env, TALLY_LOG_LEVEL: 'info', ...options.env },
+    // Every process listens (the API, or /health and /metrics alone): on a free port unless the test names one.
+    env: { ...process.env, TALLY_LOG_LEVEL: 'info', TALLY_API_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
