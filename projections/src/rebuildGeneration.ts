@@ -21,6 +21,8 @@ interface RebuildOptions {
   readonly until?: bigint;
   /** Called after every write that landed, with its last position and how many events it covered. */
   readonly onBatch?: (position: bigint, events: number) => void;
+  /** Stops the rebuild between pages (Ctrl-C): the write in flight lands first, then it throws the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 interface RebuildResult {
@@ -107,6 +109,12 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
   if (until !== undefined && position >= until) return { outcome: 'ok', position };
   let next: Promise<readonly StoredPayload[]> | undefined = read(position);
   while (next !== undefined) {
+    if (options.signal?.aborted === true) {
+      // Landed before the caller deletes the generation, so that no script writes into it after.
+      next.catch(() => undefined);
+      await landed();
+      options.signal.throwIfAborted();
+    }
     const page: readonly StoredPayload[] = await next;
     const events = until === undefined ? page : page.filter((event) => event.position <= until);
     const last = events[events.length - 1];

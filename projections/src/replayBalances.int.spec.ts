@@ -130,6 +130,32 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('stopped half way (Ctrl-C), deletes the generation it was building; the live one serves on', async () => {
+    const ids = await writer.open(40, { customers: 8 });
+    await writer.activity(ids, 6);
+    await replay();
+    const redis = testRedis.connect();
+    const active = await redis.get(`${testRedis.keyPrefix}:active`);
+    const served = await testRedis.keys();
+    const stop = new AbortController();
+    const stopped = replayBalances({
+      eventStore,
+      redis,
+      keyPrefix: testRedis.keyPrefix,
+      logger,
+      // Pages small enough, and a cache small enough, that it writes after the first pages.
+      batchSize: 20,
+      snapshotCacheSize: 25,
+      signal: stop.signal,
+      // After its first write landed: its generation holds keys by then.
+      onProgress: () => stop.abort(new Error('interrupted')),
+    });
+    await expect(stopped).rejects.toThrow('interrupted');
+    expect(await redis.get(`${testRedis.keyPrefix}:active`)).toBe(active);
+    expect((await testRedis.keys()).sort()).toEqual(served.sort());
+    await expectServedExactly(readModel, eventStore);
+  });
+
   it('rejects a batch size that is not a positive integer before touching anything', async () => {
     await expect(
       replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: Number('x') }),

@@ -17,6 +17,8 @@ export interface ReplayOptions {
   readonly batchSize?: number;
   /** Balances kept in memory between batches (about 600 bytes each); more are re-read from Redis. Default 50 000. */
   readonly snapshotCacheSize?: number;
+  /** Stops the replay between pages (Ctrl-C); the generation it was building is deleted, the live one serves on. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ReplayResult {
@@ -48,29 +50,41 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
   const batchSize = resolveBatchSize(options.batchSize, 1000);
   for (let rebuild = 1; rebuild <= MAX_REBUILDS; rebuild += 1) {
     const generation = await store.createAside();
-    const cache = createSnapshotCache(options.snapshotCacheSize);
-    const progress = createProgressTracker(await eventStore.headPosition(), options.onProgress);
-    logger.info({ generation }, 'replaying every balance into a fresh generation');
-    let position = 0n;
-    for (;;) {
-      const rebuilt = await rebuildGeneration({
-        eventStore,
-        store,
-        logger,
-        generation,
-        cache,
-        batchSize,
-        after: position,
-        onBatch: progress.onBatch,
-      });
-      position = rebuilt.position;
-      const switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation) : { kind: 'reset' as const };
-      if (switched.kind === 'behind') continue;
-      if (switched.kind === 'reset') break;
-      const { events, elapsedSeconds: seconds } = progress;
-      logger.info({ generation, previous: switched.previous, events, seconds }, 'switched to the rebuilt generation');
-      const deletedKeys = switched.previous === undefined ? 0 : await store.deleteGeneration(switched.previous);
-      return { generation, previous: switched.previous, events, seconds, deletedKeys };
+    let switched: Awaited<ReturnType<typeof store.switchActive>> | undefined;
+    try {
+      const cache = createSnapshotCache(options.snapshotCacheSize);
+      const progress = createProgressTracker(await eventStore.headPosition(), options.onProgress);
+      logger.info({ generation }, 'replaying every balance into a fresh generation');
+      let position = 0n;
+      for (;;) {
+        const rebuilt = await rebuildGeneration({
+          eventStore,
+          store,
+          logger,
+          generation,
+          cache,
+          batchSize,
+          after: position,
+          onBatch: progress.onBatch,
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        });
+        position = rebuilt.position;
+        switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation) : { kind: 'reset' as const };
+        if (switched.kind === 'behind') continue;
+        if (switched.kind === 'reset') break;
+        const { events, elapsedSeconds: seconds } = progress;
+        logger.info({ generation, previous: switched.previous, events, seconds }, 'switched to the rebuilt generation');
+        const deletedKeys = switched.previous === undefined ? 0 : await store.deleteGeneration(switched.previous);
+        return { generation, previous: switched.previous, events, seconds, deletedKeys };
+      }
+    } catch (error) {
+      // Stopped or failed before the switch: a whole copy of the snapshots would stay in Redis
+      // for good, as nothing else deletes a generation that never served. After it, the
+      // generation serves and must stay.
+      if (switched?.kind !== 'switched') {
+        await store.deleteGeneration(generation).catch((cleanup: unknown) => logger.warn({ err: cleanup, generation }, 'could not delete the generation the replay was building'));
+      }
+      throw error;
     }
     logger.warn({ generation }, 'the rebuilt generation vanished (Redis flushed or restarted?); starting over');
     await store.deleteGeneration(generation);

@@ -66,11 +66,16 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
       after: 0n,
       until: live.checkpoint,
       onBatch: progress.onBatch,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
     });
     if (outcome !== 'ok') throw new Error('Redis lost the keys of the verification (flushed or restarted?); run it again');
     const comparison = createComparison(redis, store, live.generation, aside, live.checkpoint);
-    for await (const balanceIds of store.scanBalanceIds(aside)) await comparison.compare(balanceIds);
-    for await (const balanceIds of store.scanBalanceIds(live.generation)) await comparison.compare(balanceIds);
+    for (const generation of [aside, live.generation]) {
+      for await (const balanceIds of store.scanBalanceIds(generation)) {
+        options.signal?.throwIfAborted();
+        await comparison.compare(balanceIds);
+      }
+    }
     await comparison.compareMoved(eventStore);
     if ((await store.readActive())?.generation !== live.generation) {
       throw new Error('the live generation changed while verifying (a replay switched, or Redis was flushed); run it again');
