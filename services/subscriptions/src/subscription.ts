@@ -96,10 +96,12 @@ export function overridesFromDto(dtos: readonly CreditOverrideDto[], plan: Plan)
 /**
  * The versions that replace a subscription's overrides from each item's next period on: one
  * per plan item, so a product left out of `overrides` goes back to the plan's terms. Before
- * the start the next period is period 0, and the versions replace the initial ones.
+ * the start the next period is period 0, and the versions replace the initial ones. Never from a
+ * period known granted: a scheduler whose clock runs ahead of this one's may have granted the
+ * next period already, on the terms it had, and a grant is never made again.
  */
 export function nextOverrideVersions(
-  subscription: Pick<Subscription, 'startsAt'>,
+  subscription: Pick<Subscription, 'startsAt' | 'grantedThrough'>,
   plan: Plan,
   overrides: readonly CreditOverride[],
   now: Date,
@@ -109,7 +111,7 @@ export function nextOverrideVersions(
     productId: item.productId,
     creditsPerPeriod: byProduct.get(item.productId)?.creditsPerPeriod ?? null,
     lowBalanceThreshold: byProduct.get(item.productId)?.lowBalanceThreshold ?? null,
-    effectiveFromPeriod: periodIndexAt(subscription.startsAt, item.period, now) + 1,
+    effectiveFromPeriod: Math.max(periodIndexAt(subscription.startsAt, item.period, now), subscription.grantedThrough[item.productId] ?? -1) + 1,
   }));
 }
 
