@@ -213,7 +213,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'rotateWebhookSecret',
         summary: "Rotate a webhook endpoint's secret",
         description:
-          'Answers the new secret. Until `previousSecretExpiresAt` every message carries two signatures, one per secret (space-separated, as Standard Webhooks allows), so a receiver can switch to the new secret at leisure.',
+          'Answers the new secret. Until `previousSecretExpiresAt` every message carries two signatures, one per secret (space-separated, as Standard Webhooks allows), so a receiver can switch to the new secret at leisure. One previous secret is kept: rotating again before `previousSecretExpiresAt` stops the first one signing at once (what a leaked secret needs).',
         params: endpointParams,
         response: { 200: WithSecretSchema, ...errorResponses },
       },
