@@ -81,7 +81,8 @@ describe('EventStoreDB adapter: a crash between two streams\' appends', () => {
     await Promise.all([consumer.close(), restarted.close()]);
   });
 
-  it('completes the entry before a subscriber, a replay or the head position sees $all', async () => {
+  /** A process that died after the journal entry of a charge on a and b and a's append, before b's. */
+  async function halfApplied() {
     const model = createEventStoreDbModel();
     const first = open(model);
     const [a, b] = [`creditBalance-${randomUUID()}`, `creditBalance-${randomUUID()}`];
@@ -93,6 +94,11 @@ describe('EventStoreDB adapter: a crash between two streams\' appends', () => {
       ]),
     ).rejects.toBeInstanceOf(EventStoreUnavailableError);
     model.failAppend = undefined;
+    return { model, first, a, b };
+  }
+
+  it('completes the entry before a subscriber, a replay or the head position sees $all', async () => {
+    const { model, first, a, b } = await halfApplied();
     // Nobody reads a stream or appends: only $all is read, as a projector after its restart does.
     const projector = open(model);
     const head = await projector.headPosition();
@@ -103,17 +109,7 @@ describe('EventStoreDB adapter: a crash between two streams\' appends', () => {
   });
 
   it('completes the entry when the next writer appends, before checking its own revisions', async () => {
-    const model = createEventStoreDbModel();
-    const first = open(model);
-    const [a, b] = [`creditBalance-${randomUUID()}`, `creditBalance-${randomUUID()}`];
-    model.failAppend = (streamName) => streamName === b;
-    await expect(
-      first.appendMany([
-        { streamId: a, expectedRevision: 'no_stream', events: [charge(a, 'u1')] },
-        { streamId: b, expectedRevision: 'no_stream', events: [charge(b, 'u1')] },
-      ]),
-    ).rejects.toBeInstanceOf(EventStoreUnavailableError);
-    model.failAppend = undefined;
+    const { model, first, b } = await halfApplied();
     const second = open(model);
     // Its view of b (no stream) predates the committed entry: it conflicts instead of overwriting.
     await expect(second.appendToStream(b, [charge(b, 'u2')], { expectedRevision: 'no_stream' })).rejects.toMatchObject({
