@@ -82,7 +82,31 @@ async function upOrDown(check: () => Promise<unknown>): Promise<'up' | 'down'> {
   }
 }
 
+const USAGE = `usage: node services/tally/dist/main.js [--help]
+
+Runs Tally's main job until SIGTERM or SIGINT: the roles TALLY_ROLES names (consumer, projector,
+api, relay, scheduler, webhooks; all of them by default) in this one process. It takes no
+arguments: it is configured by TALLY_* environment variables alone (README.md, "Configuration";
+"Running Tally" for the roles). The \`tally\` command (cli.js) is the operators' command line.
+`;
+
+/** Exit code of a command line main cannot run (as the CLI's): before anything is connected. */
+const EXIT_USAGE = 2;
+
+/** --help answered and anything else refused here, before any connection or role starts. */
+function readArguments(args: readonly string[]): void {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if (args.length > 0) {
+    process.stderr.write(`tally: main takes no arguments, got ${args.join(' ')}\n\n${USAGE}`);
+    process.exit(EXIT_USAGE);
+  }
+}
+
 async function main(): Promise<void> {
+  readArguments(process.argv.slice(2));
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, base: { service: 'tally', pid: process.pid } });
   const roles = config.roles;
