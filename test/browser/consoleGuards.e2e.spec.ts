@@ -258,4 +258,45 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await page.context().close();
     }
   });
+
+  it("edits a balance's name and warning limit once, the API's refusals beside their fields, and opens Add credit balance afresh", async () => {
+    const customerId = `edited-${randomUUID()}`;
+    const productName = `Editable ${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: productName });
+    const balance = await api<{ id: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
+    const stored = () => api<{ name: string; lowBalanceThreshold: string | null }>('GET', `/credit-balances/${balance.id}`);
+    const page = await signedIn();
+    try {
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: new RegExp(product.id) });
+      await untilText(card.getByTestId('balance-amount'), (text) => text === '10', 'the opened balance');
+      await card.getByRole('button', { name: 'Edit balance' }).click();
+      const dialog = page.getByRole('dialog', { name: `Edit balance: ${productName}` });
+      expect([await dialog.getByLabel('Name').inputValue(), await dialog.getByLabel('Warning limit').inputValue()]).toEqual([productName, '']);
+      await dialog.getByLabel('Warning limit').fill('lots');
+      await dialog.getByRole('button', { name: 'Save balance' }).click();
+      await dialog.locator('.field.has-error', { has: page.getByLabel('Warning limit') }).getByRole('alert').waitFor();
+      expect(await dialog.getByLabel('Warning limit').getAttribute('aria-invalid')).toBe('true');
+      await dialog.getByLabel('Name').fill('Renamed credits');
+      await dialog.getByLabel('Warning limit').fill('5');
+      const patches = watchRequests(page, (request) => request.method() === 'PATCH' && request.url().includes('/v1/credit-balances/'));
+      await dialog.getByRole('button', { name: 'Save balance' }).dblclick();
+      await patches.settled();
+      expect(patches.counts.started).toBe(1);
+      await card.getByRole('heading', { name: /^Renamed credits/ }).waitFor();
+      await untilText(card, (text) => /Warning limit\s+5\b/.test(text), 'the new warning limit on the card');
+      expect(await stored()).toMatchObject({ name: 'Renamed credits', lowBalanceThreshold: '5' });
+      // Emptied, the limit goes.
+      await card.getByRole('button', { name: 'Edit balance' }).click();
+      const again = page.getByRole('dialog', { name: 'Edit balance: Renamed credits' });
+      expect(await again.getByLabel('Warning limit').inputValue()).toBe('5');
+      await again.getByLabel('Warning limit').fill('');
+      await again.getByRole('button', { name: 'Save balance' }).click();
+      await untilText(card, (text) => /Warning limit\s+none/.test(text), 'no warning limit on the card');
+      expect(await stored()).toMatchObject({ lowBalanceThreshold: null });
+
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -4,6 +4,11 @@ import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } f
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
 import { Dialog, ErrorMessage, Field, SelectField, useBusyAction } from '../shared/ui';
 
+/** A balance's warning limit, in credits; empty for none. */
+function WarningLimitField({ value, error, hint, onInput }: { value: string; error: string | undefined; hint: string; onInput: (value: string) => void }) {
+  return <Field label="Warning limit" inputMode="decimal" pattern={CREDITS_INPUT_PATTERN} value={value} error={error} hint={hint} onInput={(event) => onInput(event.currentTarget.value)} />;
+}
+
 /** Add credit balance: product, name, starting balance and warning limit (the product's unless changed). */
 export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { api: ApiClient; customerId: string; open: boolean; onClose: () => void; onAdded: (balance: CreditBalance) => void }) {
   const [products, setProducts] = useState<CreditProduct[]>([]);
@@ -76,19 +81,62 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
           error={errors.startingBalance}
           onInput={(event) => setStartingBalance(event.currentTarget.value)}
         />
-        <Field
-          label="Warning limit"
-          inputMode="decimal"
-          pattern={CREDITS_INPUT_PATTERN}
-          value={limit}
-          error={errors.lowBalanceThreshold}
-          hint="The product's, unless changed; empty for none."
-          onInput={(event) => setLimit(event.currentTarget.value)}
-        />
+        <WarningLimitField value={limit} error={errors.lowBalanceThreshold} hint="The product's, unless changed; empty for none." onInput={setLimit} />
         <ErrorMessage message={general} />
         <div class="actions">
           <button type="submit" disabled={busy || productId === ''}>
             Add
+          </button>
+          <button type="button" class="secondary" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/**
+ * Edit balance: its name and warning limit (PATCH /v1/credit-balances/{id}); an empty limit
+ * removes it. Filled with the balance's values at each opening.
+ */
+export function EditBalanceDialog({ api, balance, open, onClose, onSaved }: { api: ApiClient; balance: CreditBalance; open: boolean; onClose: () => void; onSaved: (balance: CreditBalance) => void }) {
+  const [name, setName] = useState('');
+  const [limit, setLimit] = useState('');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [general, setGeneral] = useState<string>();
+  const [busy, busyWhile] = useBusyAction();
+  useEffect(() => {
+    if (!open) return;
+    setName(balance.name);
+    setLimit(balance.lowBalanceThreshold ?? '');
+    setErrors({});
+    setGeneral(undefined);
+  }, [open]);
+  return (
+    <Dialog title={`Edit balance: ${balance.name}`} open={open} onClose={onClose}>
+      <form
+        noValidate
+        onSubmit={busyWhile(async (event) => {
+          event.preventDefault();
+          setErrors({});
+          setGeneral(undefined);
+          try {
+            onSaved(await api.patch<CreditBalance>(path`/credit-balances/${balance.id}`, { body: { name, lowBalanceThreshold: limit === '' ? null : limit } }));
+            onClose();
+          } catch (failure) {
+            const found = fieldErrors(failure, (field) => field === 'name' || field === 'lowBalanceThreshold');
+            setErrors(found.fields);
+            setGeneral(found.general);
+          }
+        })}
+      >
+        <Field label="Name" required value={name} maxLength={256} error={errors.name} onInput={(event) => setName(event.currentTarget.value)} />
+        <WarningLimitField value={limit} error={errors.lowBalanceThreshold} hint="Low-balance warning below this many credits; empty for none." onInput={setLimit} />
+        <ErrorMessage message={general} />
+        <div class="actions">
+          <button type="submit" disabled={busy}>
+            Save balance
           </button>
           <button type="button" class="secondary" onClick={onClose}>
             Cancel

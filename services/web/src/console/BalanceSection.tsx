@@ -9,7 +9,7 @@ import { LedgerTable } from '../shared/LedgerTable';
 import { RecentConsumption } from '../shared/RecentConsumption';
 import { ErrorMessage, Pager, usePager, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
-import { BalanceChangeDialog, type ChangeKind } from './BalanceDialogs';
+import { BalanceChangeDialog, EditBalanceDialog, type ChangeKind } from './BalanceDialogs';
 
 const REFRESH_MS = 2000;
 
@@ -21,6 +21,7 @@ const REFRESH_MS = 2000;
  */
 export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; onChanged: () => void }) {
   const [change, setChange] = useState<ChangeKind>();
+  const [editing, setEditing] = useState(false);
   const [shown, setShown] = useState(balance);
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
   // A change (a top-up, newly metered usage) moves the position: the ledger is read again at once.
@@ -40,6 +41,9 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
           <button type="button" onClick={() => setChange('retain')}>
             Retain usage
           </button>
+          <button type="button" class="secondary" onClick={() => setEditing(true)}>
+            Edit balance
+          </button>
           <DownloadLedgerButton api={api} balanceId={balance.id} />
         </div>
       </div>
@@ -49,6 +53,17 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceStatement api={api} balanceId={balance.id} />
       <AutoRechargeSettings api={api} balance={shown} bundles={bundles} audience="console" />
+      <EditBalanceDialog
+        api={api}
+        balance={shown}
+        open={editing}
+        onClose={() => setEditing(false)}
+        onSaved={(saved) => {
+          // Shown at once, as a change's answer is: the list's next read may not have it yet.
+          if (BigInt(saved.position) > BigInt(shown.position)) setShown(saved);
+          onChanged();
+        }}
+      />
       <BalanceChangeDialog
         api={api}
         balance={shown}

@@ -77,7 +77,7 @@ export function AutoRechargeSettings({
       <p>
         {noLimit
           ? audience === 'console'
-            ? 'This balance has no warning limit, so nothing would make it buy: set one first.'
+            ? 'This balance has no warning limit, so nothing would make it buy: set one first (Edit balance).'
             : 'This balance has no warning limit, so it cannot recharge by itself: ask your provider to set one.'
           : audience === 'console'
             ? `When the balance falls below its warning limit (${limit}), buy this bundle of its product, once per warning, recorded as a purchase.`
