@@ -295,6 +295,20 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await untilText(card, (text) => /Warning limit\s+none/.test(text), 'no warning limit on the card');
       expect(await stored()).toMatchObject({ lowBalanceThreshold: null });
 
+      // Add credit balance, refused and canceled, opens again as new: nothing typed or refused stays.
+      await page.getByRole('button', { name: 'Add credit balance' }).click();
+      const add = page.getByRole('dialog', { name: 'Add credit balance' });
+      await untilText(add.getByLabel('Credit product'), (text) => text.includes(productName), 'the product in the dialog');
+      await add.getByLabel('Credit product').selectOption({ label: productName });
+      await add.getByLabel('Starting balance').fill('plenty');
+      await add.getByRole('button', { name: 'Add', exact: true }).click();
+      await add.getByRole('alert').first().waitFor();
+      await add.getByRole('button', { name: 'Cancel' }).click();
+      await page.getByRole('button', { name: 'Add credit balance' }).click();
+      await waitFor(async () => (await add.getByLabel('Starting balance').inputValue()) === '0' && (await add.getByRole('alert').count()) === 0, {
+        description: 'the dialog opened afresh',
+        timeoutMs: 10_000,
+      });
     } finally {
       await page.context().close();
     }

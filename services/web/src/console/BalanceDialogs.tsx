@@ -21,11 +21,16 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
   const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (!open) return;
+    // Each opening starts afresh: nothing typed or refused the last time stays.
+    choose('', []);
+    setStartingBalance('0');
+    setErrors({});
+    setGeneral(undefined);
     api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then(
       (page) => {
         setProducts(page.items);
         const first = page.items[0];
-        if (first !== undefined && productId === '') choose(first.id, page.items);
+        if (first !== undefined) choose(first.id, page.items);
       },
       (failure: Error) => setGeneral(failure.message),
     );
