@@ -59,6 +59,11 @@ describe('auto-recharge from the console', () => {
       await page.keyboard.press('Enter');
       const form = card.getByRole('form', { name: 'Auto-recharge' });
       await form.getByLabel('Bundle').selectOption('refill');
+      // A quantity is plain digits: "1e3" is refused at its field, never sent as 1,000 bundles.
+      await form.getByLabel('Quantity').fill('1e3');
+      await form.getByLabel('Quantity').press('Enter');
+      await untilText(form.getByRole('alert'), (text) => text === 'must be a whole number of bundles, 1 or more', 'the quantity refused');
+      expect(await form.getByLabel('Quantity').getAttribute('aria-invalid')).toBe('true');
       await form.getByLabel('Quantity').fill('2');
       // A monthly limit that is not a number is refused at its field, never sent as "no limit".
       const most = form.getByLabel('Most a month');

@@ -101,13 +101,19 @@ export function AutoRechargeSettings({
           setSaved(undefined);
           // Empty is no limit, so text that is not a number must not reach the API as one (NaN is null in JSON).
           const most = monthlyLimit.trim();
-          if (most !== '' && !/^[0-9]+$/.test(most)) {
-            setErrors({ monthlyLimit: 'must be a whole number of purchases, or empty for no limit' });
+          const bundles = quantity.trim();
+          // Number() would read "1e3" as 1000 and "0x10" as 16: only plain digits are a quantity.
+          const refused = {
+            ...(/^[1-9][0-9]*$/.test(bundles) ? {} : { quantity: 'must be a whole number of bundles, 1 or more' }),
+            ...(most === '' || /^[0-9]+$/.test(most) ? {} : { monthlyLimit: 'must be a whole number of purchases, or empty for no limit' }),
+          };
+          if (Object.keys(refused).length > 0) {
+            setErrors(refused);
             return;
           }
           try {
             const set = await api.put<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`, {
-              body: { bundleId, quantity: Number(quantity), monthlyLimit: most === '' ? null : Number(most) },
+              body: { bundleId, quantity: Number(bundles), monthlyLimit: most === '' ? null : Number(most) },
             });
             setRecharge(set);
             setSaved('Auto-recharge saved.');
