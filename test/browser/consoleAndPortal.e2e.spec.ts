@@ -433,7 +433,11 @@ describe('the console and the portal in Chromium', () => {
     expect(await page.title()).toBe(`Dead letter ${where} – Tally console`);
     const why = page.getByRole('table', { name: 'Why it was not metered' });
     await untilText(why, (text) => text.includes('invalid_usage_event') && text.includes(customerId), 'why the letter was not metered');
-    expect(JSON.parse((await page.getByLabel('Record', { exact: true }).textContent()) ?? '')).toEqual(refused);
+    // The record's box scrolls: a region a keyboard reaches, named by its visible label.
+    const record = page.getByRole('region', { name: 'Record', exact: true });
+    expect(await record.getAttribute('tabindex')).toBe('0');
+    expect(await page.getByText('Record', { exact: true }).isVisible()).toBe(true);
+    expect(JSON.parse((await record.textContent()) ?? '')).toEqual(refused);
     const headerRows = await page.getByRole('table', { name: 'Headers' }).locator('tbody tr').allTextContents();
     expect(headerRows).toEqual(expect.arrayContaining(['traceparenttrace-refused', 'tally.dlq.error-codeinvalid_usage_event']));
     // The bytes whole, behind a disclosure a keyboard opens.

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { Redrive, WholeDeadLetter } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, ScrollingTable, usePolling } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, ScrollingTable, useId, usePolling } from '../shared/ui';
 import { leftText, statusText } from './DeadLettersPage';
 import { href } from './router';
 
@@ -66,6 +66,22 @@ function formatText(value: LetterValue): string {
   return size;
 }
 
+/**
+ * A long text (a record, bytes) in a box that scrolls: a region named by its visible label, in
+ * the tab order, so a keyboard reaches it to scroll it, as ScrollingTable's box.
+ */
+function ScrollingText({ label, children }: { label: string; children: string }) {
+  const id = useId('text');
+  return (
+    <>
+      <h3 id={id}>{label}</h3>
+      <pre class="letter-record" role="region" aria-labelledby={id} tabIndex={0}>
+        {children}
+      </pre>
+    </>
+  );
+}
+
 /** What the producer sent: the record read from the value where it could be, and the bytes whole. */
 function LetterValueSection({ value }: { value: WholeDeadLetter['value'] }) {
   return (
@@ -77,18 +93,13 @@ function LetterValueSection({ value }: { value: WholeDeadLetter['value'] }) {
         <>
           <p>{formatText(value)}</p>
           {value.unreadable === null ? (
-            // Focusable: a long record scrolls, and a keyboard has to reach it to scroll it.
-            <pre class="letter-record" tabIndex={0} aria-label="Record">
-              {JSON.stringify(value.record, null, 2)}
-            </pre>
+            <ScrollingText label="Record">{JSON.stringify(value.record, null, 2)}</ScrollingText>
           ) : (
             <p role="note">No record could be read from it: {value.unreadable}</p>
           )}
           <details>
             <summary>The value as base64</summary>
-            <pre class="letter-record" tabIndex={0} aria-label="Value as base64">
-              {value.base64}
-            </pre>
+            <ScrollingText label="Value as base64">{value.base64}</ScrollingText>
           </details>
         </>
       )}
