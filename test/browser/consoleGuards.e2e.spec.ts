@@ -313,4 +313,34 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await page.context().close();
     }
   });
+
+  it('says when plans, products or the catalog cannot be read, and stops saying so once they are', async () => {
+    const customerId = `unlisted-${randomUUID()}`;
+    // More than the catalog's page of 25, so it has a next page to read.
+    await Promise.all(Array.from({ length: 26 }, (_, index) => api('POST', '/credit-products', { name: `Listed ${index}` })));
+    const page = await signedIn();
+    const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+    // Each read is lost in the network once: the page hears the connection failed.
+    const loseOnce = (pathname: string) => page.route((url) => url.pathname === pathname, (route) => route.abort('failed'), { times: 1 });
+    try {
+      await openCustomer(page, customerId);
+      await loseOnce('/v1/plans');
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      await page.getByRole('tabpanel').getByRole('alert').waitFor({ timeout: 10_000 });
+
+      await loseOnce('/v1/credit-products');
+      await nav('Plans').click();
+      await page.getByRole('main').getByRole('alert').waitFor({ timeout: 10_000 });
+
+      await nav('Catalog').click();
+      await untilText(page.getByRole('table', { name: 'Credit products' }), (text) => text.includes('Listed'), 'the catalog');
+      await loseOnce('/v1/credit-products');
+      await page.getByRole('button', { name: 'Next page' }).click();
+      await page.getByRole('main').getByRole('alert').waitFor({ timeout: 10_000 });
+      await page.getByRole('button', { name: 'Previous page' }).click();
+      await waitFor(async () => (await page.getByRole('main').getByRole('alert').count()) === 0, { description: 'the failure gone once the catalog is read', timeoutMs: 10_000 });
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -14,7 +14,13 @@ export function CatalogPage({ api }: { api: ApiClient }) {
   useEffect(() => {
     api
       .get<Page<CreditProduct>>('/credit-products', { query: { after, limit: '25' } })
-      .then(setPage, (failure: Error) => setError(failure.message));
+      .then(
+        (found) => {
+          setPage(found);
+          setError(undefined);
+        },
+        (failure: Error) => setError(failure.message),
+      );
   }, [api, after]);
   return (
     <section>

@@ -32,7 +32,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
   const [version, setVersion] = useState(0);
   useEffect(() => {
     api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => setPlans(page.items), (failure: Error) => setGeneral(failure.message));
-    api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items), () => undefined);
+    api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items), (failure: Error) => setGeneral(failure.message));
   }, [api, version]);
   const newItem = (): ItemDraft => ({ productId: products[0]?.id ?? '', creditsPerPeriod: '', period: 'month', days: '30' });
   const updateItem = (index: number, change: Partial<ItemDraft>) => setItems(items.map((item, at) => (at === index ? { ...item, ...change } : item)));

@@ -29,7 +29,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
       setPlans(page.items);
       const first = page.items.find((candidate) => candidate.retiredAt === null);
       if (planId === '' && first !== undefined) setPlanId(first.id);
-    }, () => undefined);
+    }, (failure: Error) => setGeneral(failure.message));
   }, [api, customerId, version]);
   const plan = plans.find((candidate) => candidate.id === planId);
   // Retired plans take no new subscriptions: only the others are offered to subscribe to.
