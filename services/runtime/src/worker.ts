@@ -73,7 +73,8 @@ interface WorkerGroupOptions {
   readonly stopTimeoutMs: number;
 }
 
-type StopOutcome = { readonly completed: true } | { readonly completed: false; readonly waitingFor: string };
+/** `failed`: the parts whose stop threw (logged), the rest stopped all the same; the process should not exit 0 then. */
+type StopOutcome = { readonly completed: true; readonly failed: readonly string[] } | { readonly completed: false; readonly waitingFor: string };
 
 /** How main.ts starts every role and stops them all: in reverse order, within one bound. */
 interface WorkerGroup {
@@ -82,8 +83,8 @@ interface WorkerGroup {
   /** Something that is not a worker but must be closed in the same order (a pool, a client, a server). */
   add(name: string, stop: () => Promise<void> | void): void;
   /**
-   * Stops everything in the reverse order of start/add. A part whose stop fails is logged and the
-   * rest still stop. Resolves when all have, or after stopTimeoutMs naming the part still
+   * Stops everything in the reverse order of start/add. A part whose stop fails is logged, named
+   * in the outcome, and the rest still stop. Resolves when all have, or after stopTimeoutMs naming the part still
    * stopping (a batch retrying a database that does not answer): the caller decides to exit.
    */
   stop(): Promise<StopOutcome>;
@@ -101,16 +102,18 @@ export function createWorkerGroup(options: WorkerGroupOptions): WorkerGroup {
       timer = setTimeout(() => resolve({ completed: false, waitingFor: current ?? 'start-up' }), stopTimeoutMs);
     });
     const inOrder = (async (): Promise<StopOutcome> => {
+      const failed: string[] = [];
       for (const { name, stop } of [...parts].reverse()) {
         current = name;
         try {
           await stop();
           logger.info({ component: name }, 'stopped');
         } catch (error) {
+          failed.push(name);
           logger.error({ err: error, component: name }, 'failed to stop cleanly');
         }
       }
-      return { completed: true };
+      return { completed: true, failed };
     })();
     try {
       return await Promise.race([inOrder, timedOut]);

@@ -85,8 +85,15 @@ describe('createWorkerGroup', () => {
     await group.start(createWorker('consumer', recordingBody(log, 'consumer')));
     await group.start(createWorker('relay', recordingBody(log, 'relay', { stop: () => Promise.reject(new Error('broker gone')) })));
     group.add('api', async () => void log.push('stop api'));
-    expect(await group.stop()).toEqual({ completed: true });
+    expect(await group.stop()).toEqual({ completed: true, failed: ['relay'] });
     expect(log).toEqual(['start consumer', 'start relay', 'stop api', 'stop consumer', 'stop postgres']);
+  });
+
+  it('names no part when every stop succeeds', async () => {
+    const group = createWorkerGroup({ logger, stopTimeoutMs: 60_000 });
+    group.add('postgres', () => undefined);
+    await group.start(createWorker('consumer', recordingBody([], 'consumer')));
+    expect(await group.stop()).toEqual({ completed: true, failed: [] });
   });
 
   it('gives up after the bound, naming the part still stopping', async () => {

@@ -61,7 +61,8 @@ import { webPagesRoot } from './webPagesRoot';
  * in one process, wired here and nowhere else. SIGTERM or SIGINT stops the roles in the
  * reverse order of their start: the API stops taking requests first, the consumer finishes
  * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
- * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer), exits 1.
+ * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer) or a part
+ * throws while stopping, exits 1.
  */
 /** How long /health's whole check may take before it counts as down. */
 const HEALTH_TIMEOUT_MS = 3000;
@@ -137,6 +138,11 @@ async function main(): Promise<void> {
     const outcome = await parts.stop();
     if (!outcome.completed) {
       logger.error({ component: outcome.waitingFor, timeoutMs }, 'did not stop within TALLY_SHUTDOWN_TIMEOUT_MS; exiting, uncommitted work is redelivered');
+      process.exit(1);
+    }
+    if (outcome.failed.length > 0) {
+      // Stopped, but not cleanly: a supervisor (and whoever reads the exit code) should know.
+      logger.error({ components: outcome.failed }, 'stopped, but some parts failed to stop cleanly; exiting 1');
       process.exit(1);
     }
     logger.info('stopped; bye');
