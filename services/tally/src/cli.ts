@@ -86,7 +86,10 @@ function progressBar(label: string) {
       bar.setTotal(Math.max(progress.total, 1));
       bar.update(progress.done, { rate: Math.round(progress.ratePerSecond).toString() });
     },
-    stop: () => started && bar.stop(),
+    stop() {
+      if (started) bar.stop();
+      started = false;
+    },
   };
 }
 
@@ -382,25 +385,35 @@ program
     // Refused here, before connecting, rather than by the replay after it.
     const batchSize = integerFlag('--batch-size', options.batchSize, 1, 100_000);
     const bar = progressBar(options.verify ? 'verify' : 'replay');
-    const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize, onProgress: bar.update };
-    await withStores(async ({ eventStore, redis }) => {
-      if (options.verify) {
-        const result = await verifyBalances({ ...common, eventStore, redis });
-        bar.stop();
-        process.stdout.write(
-          `verified ${result.balances} balances up to position ${result.checkpoint}: ${result.differences.length} difference(s)\n`,
-        );
-        for (const difference of result.differences) process.stdout.write(`${JSON.stringify(difference)}\n`);
-        process.exitCode = result.differences.length === 0 ? 0 : EXIT_NEGATIVE;
-      } else {
-        const result = await replayBalances({ ...common, eventStore, redis });
-        bar.stop();
-        process.stdout.write(
-          `replayed ${result.events} events in ${result.seconds.toFixed(1)} s into generation ${result.generation}` +
-            `${result.previous ? ` (replaced ${result.previous})` : ''}\n`,
-        );
-      }
-    });
+    // Ctrl-C stops the rebuild after the page at hand and deletes the generation it was building
+    // (a whole copy of the snapshots otherwise left in Redis); the live one serves on.
+    const stop = new AbortController();
+    const interrupt = () => stop.abort(new Error('interrupted; the generation being built was deleted, the live one serves on'));
+    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize, onProgress: bar.update, signal: stop.signal };
+    try {
+      await withStores(async ({ eventStore, redis }) => {
+        if (options.verify) {
+          const result = await verifyBalances({ ...common, eventStore, redis });
+          bar.stop();
+          process.stdout.write(
+            `verified ${result.balances} balances up to position ${result.checkpoint}: ${result.differences.length} difference(s)\n`,
+          );
+          for (const difference of result.differences) process.stdout.write(`${JSON.stringify(difference)}\n`);
+          process.exitCode = result.differences.length === 0 ? 0 : EXIT_NEGATIVE;
+        } else {
+          const result = await replayBalances({ ...common, eventStore, redis });
+          bar.stop();
+          process.stdout.write(
+            `replayed ${result.events} events in ${result.seconds.toFixed(1)} s into generation ${result.generation}` +
+              `${result.previous ? ` (replaced ${result.previous})` : ''}\n`,
+          );
+        }
+      });
+    } finally {
+      bar.stop();
+      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+    }
   });
 
 program
