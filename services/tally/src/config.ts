@@ -187,6 +187,8 @@ export const configSchema = z.object({
     .describe('how long a rotated-out webhook secret still signs (beside the new one), so receivers can switch'),
   TALLY_WEBHOOKS_CONCURRENCY: integer(8, 1, 1_000).describe('webhooks in flight at once (each to a different endpoint and balance)'),
   TALLY_WEBHOOKS_POLL_MS: integer(1_000, 10, 600_000).describe('how often the deliverer looks for webhooks to send, new ones and retries come due (at once again while it finds some)'),
+  TALLY_WEBHOOKS_RETAIN_DELIVERED_MS: integer(2_592_000_000, 60_000, 31_536_000_000)
+    .describe('how long a delivered webhook and its attempts are kept (listed, retried by hand) before they are deleted; pending and given-up ones are kept until sent'),
 });
 
 export interface Config {
@@ -272,6 +274,7 @@ export interface Config {
     readonly secretGraceMs: number;
     readonly concurrency: number;
     readonly pollMs: number;
+    readonly retainDeliveredMs: number;
   };
   readonly grants: {
     /** Periods one scheduler run grants per subscription item; the next run continues. */
@@ -461,6 +464,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       secretGraceMs: e.TALLY_WEBHOOKS_SECRET_GRACE_MS,
       concurrency: e.TALLY_WEBHOOKS_CONCURRENCY,
       pollMs: e.TALLY_WEBHOOKS_POLL_MS,
+      retainDeliveredMs: e.TALLY_WEBHOOKS_RETAIN_DELIVERED_MS,
     },
     grants: {
       maxPeriodsPerRun: e.TALLY_SCHEDULER_MAX_PERIODS_PER_RUN,

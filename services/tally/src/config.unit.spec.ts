@@ -58,7 +58,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ TALLY_BALANCE_LOAD_BUDGET_MS: '60000', TALLY_API_REQUEST_TIMEOUT_MS: '0' }).timeouts.balanceLoadMs).toBe(60_000);
   });
 
-  it('refuses private webhook addresses and retries webhooks for 3 days unless told otherwise', () => {
+  it('refuses private webhook addresses, retries webhooks for 3 days and keeps delivered ones 30 days unless told otherwise', () => {
     expect(loadConfig({}).webhooks).toEqual({
       allowPrivateNetworks: false,
       connectTimeoutMs: 5_000,
@@ -67,7 +67,10 @@ describe('loadConfig', () => {
       secretGraceMs: 24 * 3_600_000,
       concurrency: 8,
       pollMs: 1_000,
+      retainDeliveredMs: 30 * 24 * 3_600_000,
     });
+    expect(loadConfig({ TALLY_WEBHOOKS_RETAIN_DELIVERED_MS: '86400000' }).webhooks.retainDeliveredMs).toBe(86_400_000);
+    expect(() => loadConfig({ TALLY_WEBHOOKS_RETAIN_DELIVERED_MS: '1000' })).toThrow(/TALLY_WEBHOOKS_RETAIN_DELIVERED_MS/);
     const tuned = loadConfig({
       TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true',
       TALLY_WEBHOOKS_RETRY_INITIAL_DELAY_MS: '50',

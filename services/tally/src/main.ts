@@ -325,6 +325,7 @@ async function main(): Promise<void> {
       retry: config.webhooks.retry,
       concurrency: config.webhooks.concurrency,
       pollMs: config.webhooks.pollMs,
+      retention: { deliveredMs: config.webhooks.retainDeliveredMs },
       clock,
       logger,
       metrics: {

@@ -81,6 +81,28 @@ describe('PostgreSQL webhook store', () => {
     expect(await store.getEndpoint('ep-late')).toMatchObject({ disabled: null });
   });
 
+  it('deletes delivered webhooks older than the cut-off with their attempts, oldest first, a bounded batch at a time', async () => {
+    await endpoint('ep-old');
+    await store.recordDeliveries([delivery('ep-old', 'b1', 40n), delivery('ep-old', 'b2', 41n), delivery('ep-old', 'b3', 42n), delivery('ep-old', 'b4', 43n)], t0);
+    // Delivered two days before the other tests' deliveries: only these are past the cut-offs asked.
+    const early = (ms: number) => new Date(t0.getTime() - 2 * 86_400_000 + ms);
+    const attempt = (ms: number, statusCode: number) => ({ attempt: 1, startedAt: early(ms), durationMs: 0, statusCode, error: null, responseBody: null });
+    await store.recordAttempt('ep-old:40', attempt(1_000, 200), { status: 'succeeded' });
+    await store.recordAttempt('ep-old:41', attempt(2_000, 200), { status: 'succeeded' });
+    await store.recordAttempt('ep-old:42', attempt(3_000, 500), { status: 'failed', disableReason: 'gave up' });
+    // ep-old:43 stays pending. Delivered before early(2_500): 40 and 41; one at a time, the older first.
+    expect(await store.deleteDelivered(early(2_500), 1)).toBe(1);
+    expect((await store.listDeliveries('ep-old', { limit: 10 })).map((listed) => listed.id)).toEqual(['ep-old:43', 'ep-old:42', 'ep-old:41']);
+    expect(await store.deleteDelivered(early(2_500), 10)).toBe(1);
+    expect(await store.deleteDelivered(early(60_000), 10)).toBe(0);
+    expect((await store.listDeliveries('ep-old', { limit: 10 })).map((listed) => [listed.id, listed.status])).toEqual([
+      ['ep-old:43', 'pending'],
+      ['ep-old:42', 'failed'],
+    ]);
+    const { rows } = await db.pool.query("SELECT count(*)::int AS attempts FROM webhook_delivery_attempts WHERE delivery_id IN ('ep-old:40', 'ep-old:41')");
+    expect(rows[0].attempts).toBe(0);
+  });
+
   it('disables the endpoint with the reason when a delivery is given up, and sends it nothing more until re-enabled', async () => {
     await endpoint('ep-gone');
     // A key's change first, so that the deliverer's disabling has a key to clear: Tally's own change names none.

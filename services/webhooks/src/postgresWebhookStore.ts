@@ -243,6 +243,17 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       return rows.map((row) => ({ ...deliveryOf(row), attemptLog: byDelivery.get(row.id) ?? [] }));
     },
 
+    async deleteDelivered(before, limit) {
+      // A bounded batch by webhook_deliveries_delivered_idx (migration 035): one round never
+      // holds locks on more rows than that, however far behind the deletion is.
+      const { rowCount } = await pool.query(
+        `DELETE FROM webhook_deliveries WHERE id IN (
+           SELECT id FROM webhook_deliveries WHERE status = 'succeeded' AND delivered_at < $1 ORDER BY delivered_at LIMIT $2)`,
+        [before, limit],
+      );
+      return rowCount ?? 0;
+    },
+
     async retryDelivery(endpointId, deliveryId, now) {
       const { rows } = await pool.query<DeliveryRow>(
         `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, first_attempt_at = NULL

@@ -173,6 +173,24 @@ describe('webhook deliverer', () => {
     expect(hung.receiver.requests).toHaveLength(sendsPerEndpoint(4));
   });
 
+  it('deletes what it delivered once the retention has passed, and keeps what is still to be sent', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId } = await receiverWithEndpoint();
+    const deliverer = harness.createDeliverer({ retention: { deliveredMs: 200, intervalMs: 50 } });
+    await deliverer.start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'delivered, then deleted' });
+    await waitFor(() => receiver.delivered.length === 1, { description: 'the webhook delivered' });
+    receiver.mode = { kind: 'status', status: 503 };
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'still to be sent' });
+    await waitFor(
+      async () => {
+        const listed = await harness.endpoints.deliveries(endpointId, { limit: 10 });
+        return listed.length === 1 && listed[0]!.status === 'pending' && listed[0]!.attempts > 0;
+      },
+      { description: 'the delivered webhook deleted, the failing one kept' },
+    );
+  });
+
   it('sends hold.expired when a hold is freed at its expiry, with the balance, held and available after it', async () => {
     const balanceId = await harness.openBalance();
     const { receiver } = await receiverWithEndpoint(['hold.expired']);

@@ -43,6 +43,8 @@ export interface WebhookDelivererOptions {
   /** Events read from the store per batch; default 500. */
   readonly batchSize?: number;
   readonly lease?: { readonly standbyPollMs?: number; readonly heartbeatMs?: number; readonly timeoutMs?: number };
+  /** How long a delivered webhook is kept (default 30 days), and how often the oldest are deleted (default a minute). */
+  readonly retention?: { readonly deliveredMs?: number; readonly intervalMs?: number };
   readonly clock: () => Date;
   readonly logger: Logger;
   readonly metrics?: ProcessorMetrics;
@@ -57,6 +59,10 @@ export interface WebhookDeliverer extends Worker {
 
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_POLL_MS = 1_000;
+export const DEFAULT_RETAIN_DELIVERED_MS = 30 * 24 * 3_600_000;
+const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
+/** Deliveries one deletion removes: a bounded statement, repeated at once while it finds as many. */
+const DELETE_BATCH = 1_000;
 
 /**
  * Webhooks from the event store, in two stages that a table of deliveries joins:
@@ -72,7 +78,10 @@ const DEFAULT_POLL_MS = 1_000;
  *    a backoff with jitter (the runtime's schedule) until retry.retryForMs have passed since the
  *    first attempt; then the delivery is given up and its endpoint disabled with the reason.
  *
- * Both stages run only in the process that holds the lease (the processor's): with several
+ * 3. Retention: what was delivered is kept retention.deliveredMs, then deleted with its attempts;
+ *    what is pending or given up stays until it is sent.
+ *
+ * All three run only in the process that holds the lease (the processor's): with several
  * processes one delivers and the others stand by, taking over from the checkpoint and the
  * table when it stops or dies. A SIGKILL mid-send leaves that attempt unrecorded, so the
  * successor sends it again under the same webhook-id: at least once, never lost.
@@ -119,13 +128,28 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
     run: async (signal) => processor.isLeading() && (await dispatch(signal)) > 0,
   });
 
+  const retainMs = options.retention?.deliveredMs ?? DEFAULT_RETAIN_DELIVERED_MS;
+  const retention = createPeriodicWorker({
+    name: `${name}-retention`,
+    logger,
+    intervalMs: options.retention?.intervalMs ?? DEFAULT_RETENTION_INTERVAL_MS,
+    async run() {
+      if (!processor.isLeading()) return false;
+      const deleted = await options.store.deleteDelivered(new Date(options.clock().getTime() - retainMs), DELETE_BATCH);
+      if (deleted > 0) logger.debug({ deleted }, 'deleted delivered webhooks past their retention');
+      return deleted === DELETE_BATCH;
+    },
+  });
+
   const worker = createWorker(name, {
     async start() {
       await processor.start();
       await sender.start();
+      await retention.start();
     },
     async stop() {
-      // The sender first: the attempts in flight end within the send timeouts and are recorded.
+      await retention.stop();
+      // The sender next: the attempts in flight end within the send timeouts and are recorded.
       await sender.stop();
       await processor.stop();
     },

@@ -131,4 +131,9 @@ export interface WebhookStore {
    * when the endpoint has no such delivery.
    */
   retryDelivery(endpointId: string, deliveryId: string, now: Date): Promise<WebhookDelivery | undefined>;
+  /**
+   * Deletes up to `limit` deliveries that succeeded before `before`, oldest first, with their
+   * attempts; returns how many. Pending and given-up ones are kept: they are still to be sent.
+   */
+  deleteDelivered(before: Date, limit: number): Promise<number>;
 }

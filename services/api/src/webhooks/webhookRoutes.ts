@@ -233,7 +233,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'listWebhookDeliveries',
         summary: "An endpoint's deliveries and their attempts, newest first",
         description:
-          'Each delivery with every attempt: when, how long, the status code (or the error when none came) and the first KiB of the answer. Pass `next` back as `before` for the following (older) page.',
+          'Each delivery with every attempt: when, how long, the status code (or the error when none came) and the first KiB of the answer. Delivered ones are kept `TALLY_WEBHOOKS_RETAIN_DELIVERED_MS` (30 days), pending and given-up ones until sent. Pass `next` back as `before` for the following (older) page.',
         params: endpointParams,
         querystring: beforePageQuery('Deliveries'),
         response: { 200: Type.Object({ items: Type.Array(DeliverySchema), next: nullableString() }), ...errorResponses },
