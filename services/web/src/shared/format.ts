@@ -48,7 +48,14 @@ export function monthPeriod(month: string): { from: string; to: string } | undef
   const parts = MONTH_PATTERN.exec(month);
   if (parts === null) return undefined;
   const [year, index] = [Number(parts[1]), Number(parts[2]) - 1];
-  return { from: new Date(Date.UTC(year, index, 1)).toISOString(), to: new Date(Date.UTC(year, index + 1, 1)).toISOString() };
+  return { from: monthStart(year, index), to: monthStart(year, index + 1) };
+}
+
+/** Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999 (the API states such months as they are). */
+function monthStart(year: number, monthIndex: number): string {
+  const start = new Date(0);
+  start.setUTCFullYear(year, monthIndex, 1);
+  return start.toISOString();
 }
 
 /** "March 2026", in the reader's language; undefined for what is not a month. */

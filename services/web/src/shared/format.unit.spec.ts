@@ -12,6 +12,7 @@ describe('what the pages show', () => {
   it('turns a month input into the statement\'s period in UTC, the year\'s end included, and refuses what is not a month', () => {
     expect(monthPeriod('2026-03')).toEqual({ from: '2026-03-01T00:00:00.000Z', to: '2026-04-01T00:00:00.000Z' });
     expect(monthPeriod('2026-12')).toEqual({ from: '2026-12-01T00:00:00.000Z', to: '2027-01-01T00:00:00.000Z' });
+    expect(monthPeriod('0050-12')).toEqual({ from: '0050-12-01T00:00:00.000Z', to: '0051-01-01T00:00:00.000Z' });
     for (const text of ['', '2026-13', '2026-00', '2026-3', '26-03', '2026-03-01']) expect(monthPeriod(text)).toBeUndefined();
     expect(monthOf(Date.parse('2026-11-30T23:59:59.999Z'))).toBe('2026-11');
     expect(monthOf(Date.parse('2026-12-01T00:00:00.000Z'))).toBe('2026-12');
