@@ -259,6 +259,27 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
+  it('sends one top-up however often its button is clicked', async () => {
+    const customerId = `topped-${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: `Top-ups ${randomUUID()}` });
+    const balance = await api<{ id: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
+    const page = await signedIn();
+    try {
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: new RegExp(product.id) });
+      await card.getByRole('button', { name: 'Top up' }).click();
+      const dialog = page.getByRole('dialog', { name: /^Top up: / });
+      await dialog.getByLabel('Credits').fill('5');
+      const topUps = watchRequests(page, (request) => request.method() === 'POST' && request.url().endsWith(`/v1/credit-balances/${balance.id}/top-ups`));
+      await dialog.getByRole('button', { name: 'Top up' }).dblclick();
+      await topUps.settled();
+      expect(topUps.counts.started).toBe(1);
+      await untilText(card.getByTestId('balance-amount'), (text) => text === '15', 'the balance after one top-up');
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("edits a balance's name and warning limit once, the API's refusals beside their fields, and opens Add credit balance afresh", async () => {
     const customerId = `edited-${randomUUID()}`;
     const productName = `Editable ${randomUUID()}`;

@@ -190,6 +190,8 @@ export function BalanceChangeDialog({
   const [general, setGeneral] = useState<string>();
   const charge = typeof kind === 'object' ? kind.refund : undefined;
   const refunded = useRef(false);
+  // The key makes a double click change the balance once; this also says so on the button.
+  const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (kind === undefined) return;
     refunded.current = false;
@@ -205,7 +207,7 @@ export function BalanceChangeDialog({
     <Dialog title={`${details?.title ?? ''}: ${balance.name}`} open={kind !== undefined} onClose={onClose} focusAfterClose={() => (refunded.current ? focusAfterRefund() : undefined)}>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           if (details === undefined) return;
           setErrors({});
@@ -224,7 +226,7 @@ export function BalanceChangeDialog({
             setErrors(found.fields);
             setGeneral(found.general);
           }
-        }}
+        })}
       >
         {charge !== undefined && (
           <p>
@@ -235,7 +237,9 @@ export function BalanceChangeDialog({
         <Field label="Reason" value={reason} maxLength={500} error={errors.reason} onInput={(event) => setReason(event.currentTarget.value)} />
         <ErrorMessage message={general} />
         <div class="actions">
-          <button type="submit">{details?.title}</button>
+          <button type="submit" disabled={busy}>
+            {details?.title}
+          </button>
           <button type="button" class="secondary" onClick={onClose}>
             Cancel
           </button>
