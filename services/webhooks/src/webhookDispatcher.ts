@@ -113,6 +113,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
     let failed: { readonly error: unknown } | undefined;
     /** Aborted when an attempt ends: a wait for a free lane or a free endpoint ends with it. */
     let attemptEnded = new AbortController();
+    /**
+     * Deliveries whose attempt ended while a read was under way: that read may have seen them
+     * pending (PostgreSQL answers as of the query's start), and must not send them again.
+     */
+    let endedDuringRead: Set<string> | undefined;
     const mayGo = (delivery: DueWebhookDelivery) => (endpointLoad.get(delivery.endpointId) ?? 0) < perEndpoint;
     const start = (delivery: DueWebhookDelivery) => {
       endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);
@@ -123,6 +128,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
         )
         .finally(() => {
           running.delete(delivery.id);
+          endedDuringRead?.add(delivery.id);
           endpointLoad.set(delivery.endpointId, endpointLoad.get(delivery.endpointId)! - 1);
           attemptEnded.abort();
         });
@@ -133,10 +139,18 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
         if (attemptEnded.signal.aborted) attemptEnded = new AbortController();
         // Read again when nothing read may go, and at least every idleMs (an endpoint disabled
         // meanwhile is sent nothing more than that late). A delivery in flight is still pending
-        // in the table: left out, or it would be sent twice, and its balance's next with it.
+        // in the table, and so may be one whose attempt ended while the read ran: both are left
+        // out, or they would be sent twice (the second ignoring the backoff).
         if (running.size < concurrency && (!ready.some(mayGo) || clock().getTime() - readAt >= options.idleMs)) {
           readAt = clock().getTime();
-          ready = (await store.dueDeliveries(clock(), concurrency * 4 + running.size)).filter((delivery) => !running.has(delivery.id));
+          const ended = new Set<string>();
+          endedDuringRead = ended;
+          try {
+            const due = await store.dueDeliveries(clock(), concurrency * 4 + running.size);
+            ready = due.filter((delivery) => !running.has(delivery.id) && !ended.has(delivery.id));
+          } finally {
+            endedDuringRead = undefined;
+          }
         }
         for (const delivery of ready) {
           if (running.size >= concurrency || signal.aborted) break;

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
-import { isDelivered, outcomeOfFailure, type WebhookRetryPolicy } from './webhookDispatcher';
+import pino from 'pino';
+import { createWebhookDispatcher, isDelivered, outcomeOfFailure, type WebhookRetryPolicy } from './webhookDispatcher';
+import type { DueWebhookDelivery } from './webhookStore';
 
 const policy = (retryForMs: number, delayMs: number): WebhookRetryPolicy => ({ retryForMs, delayAfter: () => delayMs });
 const t0 = new Date('2026-11-30T12:00:00Z');
@@ -33,5 +35,63 @@ describe('outcomeOfFailure', () => {
         return outcome.status === 'failed' && elapsed + delay > retryFor;
       }),
     );
+  });
+});
+
+describe('a round of sending', () => {
+  /**
+   * An attempt that ends while a read of the due deliveries is under way: the read answers as of
+   * its start (PostgreSQL's snapshot), so it still lists that delivery as pending.
+   */
+  it('does not send again a delivery whose attempt ended while the next read ran', async () => {
+    const deliveries = new Map(['d1', 'd2', 'd3'].map((id, index) => [id, { id, endpointId: `e${index + 1}`, status: 'pending' as string, attempts: 0 }]));
+    const sent: string[] = [];
+    let releaseFirst!: () => void;
+    const firstAnswered = new Promise<void>((resolve) => (releaseFirst = resolve));
+    let recordedFirst!: () => void;
+    const firstRecorded = new Promise<void>((resolve) => (recordedFirst = resolve));
+    let releaseSecond!: () => void;
+    const secondAnswered = new Promise<void>((resolve) => (releaseSecond = resolve));
+    let reads = 0;
+    const pending = (): DueWebhookDelivery[] =>
+      [...deliveries.values()]
+        .filter((delivery) => delivery.status === 'pending')
+        .map(({ id, endpointId, attempts }) => ({ id, endpointId, url: `http://127.0.0.1/${endpointId}`, secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'], body: '{}', attempts, firstAttemptAt: null }));
+    const dispatch = createWebhookDispatcher({
+      store: {
+        async dueDeliveries() {
+          reads += 1;
+          const asOfStart = pending();
+          if (reads === 2) {
+            // d3 ended, d1 and d2 are in flight: d1's attempt ends and is recorded before this read answers.
+            releaseFirst();
+            await firstRecorded;
+            await new Promise((resolve) => setImmediate(resolve));
+            setImmediate(releaseSecond);
+          }
+          return asOfStart;
+        },
+        async recordAttempt(deliveryId, attempt, outcome) {
+          const delivery = deliveries.get(deliveryId)!;
+          if (attempt.attempt > delivery.attempts) Object.assign(delivery, { status: outcome.status, attempts: attempt.attempt });
+          if (deliveryId === 'd1') recordedFirst();
+        },
+      },
+      send: async (request) => {
+        const id = [...deliveries.values()].find((delivery) => request.url.endsWith(delivery.endpointId))!.id;
+        sent.push(id);
+        if (id === 'd1') await firstAnswered;
+        if (id === 'd2') await secondAnswered;
+        return { statusCode: 204, error: null, body: null, durationMs: 1 };
+      },
+      retry: policy(60_000, 1_000),
+      concurrency: 3,
+      idleMs: 60_000,
+      isLeading: () => true,
+      clock: () => t0,
+      logger: pino({ level: 'silent' }),
+    });
+    expect(await dispatch(new AbortController().signal)).toBe(3);
+    expect(sent.sort()).toEqual(['d1', 'd2', 'd3']);
   });
 });
