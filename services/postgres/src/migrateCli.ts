@@ -6,10 +6,13 @@ import pino from 'pino';
 import { createPool } from './createPool';
 import { migrate } from './migrate';
 
+/** A variable set to nothing or spaces counts as unset, as in the main job's configuration (README). */
+const setting = (name: string, fallback: string): string => process.env[name]?.trim() || fallback;
+
 async function main(): Promise<void> {
-  const logger = pino({ name: 'tally-migrate', level: process.env.TALLY_LOG_LEVEL ?? 'info' });
-  const connectionString = process.env.TALLY_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tally';
-  const schema = process.env.TALLY_DATABASE_SCHEMA ?? 'public';
+  const logger = pino({ name: 'tally-migrate', level: setting('TALLY_LOG_LEVEL', 'info') });
+  const connectionString = setting('TALLY_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/tally');
+  const schema = setting('TALLY_DATABASE_SCHEMA', 'public');
   const pool = createPool({ connectionString, max: 1, applicationName: 'tally-migrate', logger });
   try {
     const { applied } = await migrate({ pool, schema, logger });

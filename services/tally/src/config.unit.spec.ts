@@ -203,7 +203,6 @@ describe('loadConfig', () => {
       consumer: { partitionsConsumedConcurrently: 2 },
     });
     for (const wrong of ['0x1F90', '8e3', '8080.0', '1.5', '-1', '+8080', '8 080', 'Infinity']) {
-      expect([wrong, () => loadConfig({ TALLY_API_PORT: wrong })]).toEqual([wrong, expect.any(Function)]);
       expect(() => loadConfig({ TALLY_API_PORT: wrong })).toThrow(/TALLY_API_PORT: a whole number in decimal digits/);
     }
     expect(() => loadConfig({ TALLY_CONSUMER_PARTITIONS_CONCURRENTLY: '2e0' })).toThrow(/TALLY_CONSUMER_PARTITIONS_CONCURRENTLY/);
