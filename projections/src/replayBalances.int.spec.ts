@@ -156,6 +156,21 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     await expectServedExactly(readModel, eventStore);
   });
 
+  it('keeps the generation it switched to when the answer of the switch is lost', async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    const redis = testRedis.connect();
+    const evalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+    // The script ran, its answer never came (a connection cut just then).
+    (redis as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = async (...args) => {
+      const reply = await evalsha(...args);
+      if (Array.isArray(reply) && reply[0] === 'switched') throw new Error('connection lost before the answer');
+      return reply;
+    };
+    await expect(replayBalances({ eventStore, redis, keyPrefix: testRedis.keyPrefix, logger, batchSize: 100 })).rejects.toThrow('connection lost before the answer');
+    await expectServedExactly(readModel, eventStore);
+  });
+
   it('rejects a batch size that is not a positive integer before touching anything', async () => {
     await expect(
       replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: Number('x') }),

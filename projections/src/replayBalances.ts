@@ -80,9 +80,16 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
     } catch (error) {
       // Stopped or failed before the switch: a whole copy of the snapshots would stay in Redis
       // for good, as nothing else deletes a generation that never served. After it, the
-      // generation serves and must stay.
+      // generation serves and must stay; so must it when the switch's answer was lost after the
+      // script ran (or Redis cannot say which generation serves): asked, never assumed.
       if (switched?.kind !== 'switched') {
-        await store.deleteGeneration(generation).catch((cleanup: unknown) => logger.warn({ err: cleanup, generation }, 'could not delete the generation the replay was building'));
+        const serving = await store.readActive().then(
+          (active) => active?.generation,
+          () => generation,
+        );
+        if (serving !== generation) {
+          await store.deleteGeneration(generation).catch((cleanup: unknown) => logger.warn({ err: cleanup, generation }, 'could not delete the generation the replay was building'));
+        }
       }
       throw error;
     }

@@ -37,7 +37,8 @@ describe('tally replay', () => {
       await waitFor(
         async () => {
           const { rows } = await db.pool.query<{ waiting: number }>(
-            "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'tally-cli' AND wait_event_type = 'Lock' AND datname = current_database()",
+            // This schema's table, named in the query: not another test's command waiting elsewhere.
+            "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'tally-cli' AND wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%event_log%' AND pid IN (SELECT pid FROM pg_locks WHERE NOT granted AND relation = 'event_log'::regclass)",
           );
           return rows[0]!.waiting > 0;
         },
