@@ -174,6 +174,8 @@ export interface GenerationStore {
   deleteGeneration(generation: string): Promise<number>;
   /** Balance ids of a generation, in chunks as SCAN returns them (a id may repeat across chunks). */
   scanBalanceIds(generation: string): AsyncGenerator<string[]>;
+  /** The customer ids of a generation's index sets, a SCAN batch at a time. */
+  scanCustomerIds(generation: string): AsyncGenerator<string[]>;
   /** Records that the generation held every event recorded up to `millis` (epoch ms): what readers' lagMs is measured from. */
   markFresh(generation: string, millis: number): Promise<void>;
 }
@@ -271,6 +273,11 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
     async *scanBalanceIds(generation) {
       const prefix = keys.balancePrefix(generation);
       for await (const found of scan(keys.balancePattern(generation))) yield found.map((key) => key.slice(prefix.length));
+    },
+
+    async *scanCustomerIds(generation) {
+      const prefix = keys.customerPrefix(generation);
+      for await (const found of scan(keys.customerPattern(generation))) yield found.map((key) => key.slice(prefix.length));
     },
   };
 }

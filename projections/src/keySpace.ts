@@ -21,6 +21,9 @@ export interface KeySpace {
   /** SCAN pattern of a generation's balance hashes; the balance id is what follows `balancePrefix`. */
   balancePattern(generation: string): string;
   balancePrefix(generation: string): string;
+  /** SCAN pattern of a generation's customer index sets; the customer id is what follows `customerPrefix`. */
+  customerPattern(generation: string): string;
+  customerPrefix(generation: string): string;
 }
 
 /** SCAN MATCH is a glob: a prefix holding `*?[]\` must not match other prefixes' keys. */
@@ -42,5 +45,7 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
     generationPattern: (generation) => `${escapeGlob(generationRoot(generation))}:*`,
     balancePattern: (generation) => `${escapeGlob(generationRoot(generation))}:balance:*`,
     balancePrefix: (generation) => `${generationRoot(generation)}:balance:`,
+    customerPattern: (generation) => `${escapeGlob(generationRoot(generation))}:customer:*`,
+    customerPrefix: (generation) => `${generationRoot(generation)}:customer:`,
   };
 }

@@ -75,7 +75,7 @@ describe('verifyBalances (PostgreSQL event store, Redis)', () => {
     await projector.stop();
     const { generation, balance } = await live();
     const sorted = [...ids].sort();
-    const [corrupted, renamed, missing, unindexed] = sorted as [string, string, string, string];
+    const [corrupted, renamed, missing, unindexed, misfiled] = sorted as [string, string, string, string, string];
     const original = await readModel.getBalance(corrupted);
     const renamedBefore = await readModel.getBalance(renamed);
     const unindexedBefore = await readModel.getBalance(unindexed);
@@ -84,6 +84,9 @@ describe('verifyBalances (PostgreSQL event store, Redis)', () => {
     await redis.del(balance(missing));
     await redis.srem(`${testRedis.keyPrefix}:${generation}:customer:${unindexedBefore!.customerId}`, unindexed);
     await redis.hset(balance('zz-extra'), { ...original, balanceId: 'zz-extra', belowThreshold: '0', lowBalanceThreshold: '' });
+    // Listed under a customer it is not of (as well as its own): the API would list it there.
+    const misfiledBefore = await readModel.getBalance(misfiled);
+    await redis.sadd(`${testRedis.keyPrefix}:${generation}:customer:someone-else`, misfiled, 'zz-unknown');
 
     const result = await verify();
     expect(result.differences).toEqual([
@@ -97,7 +100,9 @@ describe('verifyBalances (PostgreSQL event store, Redis)', () => {
       { balanceId: renamed, field: 'name', live: 'tampered', rebuilt: renamedBefore!.name },
       { balanceId: missing, field: 'snapshot', live: null, rebuilt: 'present' },
       { balanceId: unindexed, field: 'customerIndex', live: null, rebuilt: unindexedBefore!.customerId },
+      { balanceId: misfiled, field: 'customerIndex', live: 'someone-else', rebuilt: misfiledBefore!.customerId },
       { balanceId: 'zz-extra', field: 'snapshot', live: 'present', rebuilt: null },
+      { balanceId: 'zz-unknown', field: 'customerIndex', live: 'someone-else', rebuilt: null },
     ]);
     // Verify never repairs or switches: the damage is still there.
     await expect(redis.hget(balance(corrupted), 'balance')).resolves.toBe('999999');

@@ -17,7 +17,8 @@ interface BalanceDifference {
   /**
    * A snapshot field; `snapshot` when one side has no snapshot at all (the missing side is
    * null, the other 'present'); `customerIndex` when the live customer index lacks the
-   * balance (rebuilt holds the customer id).
+   * balance (live null, rebuilt holds the customer id) or lists it under a customer it is not
+   * of (live that customer, rebuilt the balance's own, or null for no such balance).
    */
   readonly field: SnapshotField | 'snapshot' | 'customerIndex';
   /** null: absent. */
@@ -77,6 +78,10 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
       }
     }
     await comparison.compareMoved(eventStore);
+    for await (const customerIds of store.scanCustomerIds(live.generation)) {
+      options.signal?.throwIfAborted();
+      await comparison.compareCustomers(customerIds, eventStore);
+    }
     if ((await store.readActive())?.generation !== live.generation) {
       throw new Error('the live generation changed while verifying (a replay switched, or Redis was flushed); run it again');
     }
@@ -92,6 +97,8 @@ function createComparison(redis: Redis, store: GenerationStore, liveGeneration: 
   const found = new Map<string, BalanceDifference>();
   /** Live snapshots past the checkpoint, to compare with their stream folded up to their own position. */
   const moved = new Map<string, Hash>();
+  /** Each compared balance's customer as rebuilt (or folded): which live index set it belongs in. */
+  const customerOf = new Map<string, string>();
 
   const report = (difference: BalanceDifference) => found.set(`${difference.balanceId}\u0000${difference.field}`, difference);
 
@@ -155,6 +162,7 @@ function createComparison(redis: Redis, store: GenerationStore, liveGeneration: 
           return;
         }
         compareHashes(balanceId, liveHash, rebuilt);
+        if (rebuilt?.customerId !== undefined) customerOf.set(balanceId, rebuilt.customerId);
         if (liveHash !== undefined && rebuilt?.customerId !== undefined) indexed.push({ balanceId, customerId: rebuilt.customerId });
       });
       if (indexed.length > 0) await checkIndex(indexed);
@@ -169,9 +177,46 @@ function createComparison(redis: Redis, store: GenerationStore, liveGeneration: 
         for (const [balanceId, liveHash] of chunk) {
           const balance = folded.get(balanceId);
           compareHashes(balanceId, liveHash, balance && snapshotToHash(snapshotOf(balance)));
-          if (balance !== undefined) indexed.push({ balanceId, customerId: balance.state.customerId });
+          if (balance !== undefined) {
+            customerOf.set(balanceId, balance.state.customerId);
+            indexed.push({ balanceId, customerId: balance.state.customerId });
+          }
         }
         if (indexed.length > 0) await checkIndex(indexed);
+      }
+    },
+
+    /**
+     * The other direction of the index: every member of a live customer's set must be a balance
+     * of that customer, or the API lists it under the wrong one (the sets are what it reads). A
+     * member opened after the balances were scanned (the live projector goes on) is folded from
+     * its stream up to its live snapshot's position to learn its customer.
+     */
+    async compareCustomers(customerIds: readonly string[], eventStore: EventStore): Promise<void> {
+      const pipeline = redis.pipeline();
+      for (const customerId of customerIds) pipeline.smembers(keys.customer(liveGeneration, customerId));
+      const replies = (await pipeline.exec()) ?? [];
+      const members = customerIds.flatMap((customerId, index) => {
+        const [error, found] = replies[index] ?? [new Error('no reply')];
+        if (error) throw error;
+        return (found as string[]).map((balanceId) => ({ customerId, balanceId }));
+      });
+      const unknown = [...new Set(members.filter(({ balanceId }) => !customerOf.has(balanceId)).map(({ balanceId }) => balanceId))];
+      for (let start = 0; start < unknown.length; start += CHUNK) {
+        const chunk = unknown.slice(start, start + CHUNK);
+        const positions = await Promise.all(chunk.map((balanceId) => redis.hget(keys.balance(liveGeneration, balanceId), 'position')));
+        const late = new Map(chunk.flatMap((balanceId, index) => {
+          const position = positions[index];
+          return position != null && DIGITS.test(position) && BigInt(position) > checkpoint ? [[balanceId, BigInt(position)] as const] : [];
+        }));
+        if (late.size === 0) continue;
+        for (const [balanceId, balance] of await foldBalanceStreams(eventStore, late)) {
+          if (balance !== undefined) customerOf.set(balanceId, balance.state.customerId);
+        }
+      }
+      for (const { customerId, balanceId } of members) {
+        const belongsTo = customerOf.get(balanceId);
+        if (belongsTo !== customerId) report({ balanceId, field: 'customerIndex', live: customerId, rebuilt: belongsTo ?? null });
       }
     },
   };
