@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import { newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
-import { Dialog, ErrorMessage, Field, SelectField, useBusyAction } from '../shared/ui';
+import { Dialog, ErrorMessage, Field, SelectField, useBusyAction, useFormRefusal } from '../shared/ui';
 
 /** A balance's warning limit, in credits; empty for none. */
 function WarningLimitField({ value, error, hint, onInput }: { value: string; error: string | undefined; hint: string; onInput: (value: string) => void }) {
@@ -16,23 +16,21 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
   const [name, setName] = useState('');
   const [startingBalance, setStartingBalance] = useState('0');
   const [limit, setLimit] = useState('');
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [general, setGeneral] = useState<string>();
+  const refusal = useFormRefusal((field) => ['productId', 'name', 'startingBalance', 'lowBalanceThreshold'].includes(field));
   const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (!open) return;
     // Each opening starts afresh: nothing typed or refused the last time stays.
     choose('', []);
     setStartingBalance('0');
-    setErrors({});
-    setGeneral(undefined);
+    refusal.clear();
     api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then(
       (page) => {
         setProducts(page.items);
         const first = page.items[0];
         if (first !== undefined) choose(first.id, page.items);
       },
-      (failure: Error) => setGeneral(failure.message),
+      (failure: Error) => refusal.setGeneral(failure.message),
     );
   }, [api, open]);
   function choose(id: string, list = products) {
@@ -47,8 +45,7 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           try {
             const product = products.find((candidate) => candidate.id === productId);
             const balance = await api.post<CreditBalance>(path`/customers/${customerId}/credit-balances`, {
@@ -63,13 +60,11 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
             onAdded(balance);
             onClose();
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => ['productId', 'name', 'startingBalance', 'lowBalanceThreshold'].includes(field));
-            setErrors(found.fields);
-            setGeneral(found.general);
+            refusal.refused(failure);
           }
         })}
       >
-        <SelectField label="Credit product" value={productId} error={errors.productId} onChange={(event) => choose(event.currentTarget.value)}>
+        <SelectField label="Credit product" value={productId} error={refusal.errors.productId} onChange={(event) => choose(event.currentTarget.value)}>
           {products.length === 0 && <option value="">No credit products yet</option>}
           {products.map((product) => (
             <option key={product.id} value={product.id}>
@@ -77,17 +72,17 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
             </option>
           ))}
         </SelectField>
-        <Field label="Name" value={name} error={errors.name} onInput={(event) => setName(event.currentTarget.value)} />
+        <Field label="Name" value={name} error={refusal.errors.name} onInput={(event) => setName(event.currentTarget.value)} />
         <Field
           label="Starting balance"
           inputMode="decimal"
           pattern={CREDITS_INPUT_PATTERN}
           value={startingBalance}
-          error={errors.startingBalance}
+          error={refusal.errors.startingBalance}
           onInput={(event) => setStartingBalance(event.currentTarget.value)}
         />
-        <WarningLimitField value={limit} error={errors.lowBalanceThreshold} hint="The product's, unless changed; empty for none." onInput={setLimit} />
-        <ErrorMessage message={general} />
+        <WarningLimitField value={limit} error={refusal.errors.lowBalanceThreshold} hint="The product's, unless changed; empty for none." onInput={setLimit} />
+        <ErrorMessage message={refusal.general} />
         <div class="actions">
           <button type="submit" disabled={busy || productId === ''}>
             Add
@@ -108,15 +103,13 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
 export function EditBalanceDialog({ api, balance, open, onClose, onSaved }: { api: ApiClient; balance: CreditBalance; open: boolean; onClose: () => void; onSaved: (balance: CreditBalance) => void }) {
   const [name, setName] = useState('');
   const [limit, setLimit] = useState('');
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [general, setGeneral] = useState<string>();
+  const refusal = useFormRefusal((field) => field === 'name' || field === 'lowBalanceThreshold');
   const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (!open) return;
     setName(balance.name);
     setLimit(balance.lowBalanceThreshold ?? '');
-    setErrors({});
-    setGeneral(undefined);
+    refusal.clear();
   }, [open]);
   return (
     <Dialog title={`Edit balance: ${balance.name}`} open={open} onClose={onClose}>
@@ -124,21 +117,18 @@ export function EditBalanceDialog({ api, balance, open, onClose, onSaved }: { ap
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           try {
             onSaved(await api.patch<CreditBalance>(path`/credit-balances/${balance.id}`, { body: { name, lowBalanceThreshold: limit === '' ? null : limit } }));
             onClose();
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => field === 'name' || field === 'lowBalanceThreshold');
-            setErrors(found.fields);
-            setGeneral(found.general);
+            refusal.refused(failure);
           }
         })}
       >
-        <Field label="Name" required value={name} maxLength={256} error={errors.name} onInput={(event) => setName(event.currentTarget.value)} />
-        <WarningLimitField value={limit} error={errors.lowBalanceThreshold} hint="Low-balance warning below this many credits; empty for none." onInput={setLimit} />
-        <ErrorMessage message={general} />
+        <Field label="Name" required value={name} maxLength={256} error={refusal.errors.name} onInput={(event) => setName(event.currentTarget.value)} />
+        <WarningLimitField value={limit} error={refusal.errors.lowBalanceThreshold} hint="Low-balance warning below this many credits; empty for none." onInput={setLimit} />
+        <ErrorMessage message={refusal.general} />
         <div class="actions">
           <button type="submit" disabled={busy}>
             Save balance
@@ -186,8 +176,7 @@ export function BalanceChangeDialog({
   const [credits, setCredits] = useState('');
   const [reason, setReason] = useState('');
   const [key, setKey] = useState(newIdempotencyKey);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [general, setGeneral] = useState<string>();
+  const refusal = useFormRefusal((field) => field === 'credits' || field === 'reason');
   const charge = typeof kind === 'object' ? kind.refund : undefined;
   const refunded = useRef(false);
   // The key makes a double click change the balance once; this also says so on the button.
@@ -198,8 +187,7 @@ export function BalanceChangeDialog({
     // A refund gives back all of the charge unless made smaller.
     setCredits(charge?.credits ?? '');
     setReason('');
-    setErrors({});
-    setGeneral(undefined);
+    refusal.clear();
     setKey(newIdempotencyKey());
   }, [kind]);
   const details = kind === undefined ? undefined : typeof kind === 'object' ? KINDS.refund : KINDS[kind];
@@ -210,8 +198,7 @@ export function BalanceChangeDialog({
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           if (details === undefined) return;
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           try {
             const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/` + details.route, {
               body: { ...(charge !== undefined ? { entryId: charge.id } : {}), credits, reason: reason === '' ? null : reason },
@@ -222,9 +209,7 @@ export function BalanceChangeDialog({
             onChanged(change);
             onClose();
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => field === 'credits' || field === 'reason');
-            setErrors(found.fields);
-            setGeneral(found.general);
+            refusal.refused(failure);
           }
         })}
       >
@@ -233,9 +218,9 @@ export function BalanceChangeDialog({
             {entryLabel(charge)} at {formatTime(charge.occurredAt)} took {formatCredits(charge.credits ?? '0')} credits: at most that much comes back, once.
           </p>
         )}
-        <Field label="Credits" inputMode="decimal" pattern={CREDITS_INPUT_PATTERN} required value={credits} error={errors.credits} onInput={(event) => setCredits(event.currentTarget.value)} />
-        <Field label="Reason" value={reason} maxLength={500} error={errors.reason} onInput={(event) => setReason(event.currentTarget.value)} />
-        <ErrorMessage message={general} />
+        <Field label="Credits" inputMode="decimal" pattern={CREDITS_INPUT_PATTERN} required value={credits} error={refusal.errors.credits} onInput={(event) => setCredits(event.currentTarget.value)} />
+        <Field label="Reason" value={reason} maxLength={500} error={refusal.errors.reason} onInput={(event) => setReason(event.currentTarget.value)} />
+        <ErrorMessage message={refusal.general} />
         <div class="actions">
           <button type="submit" disabled={busy}>
             {details?.title}

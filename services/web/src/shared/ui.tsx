@@ -1,6 +1,6 @@
 import type { ComponentChildren, TargetedEvent } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { errorMessage } from './apiClient';
+import { errorMessage, fieldErrors } from './apiClient';
 
 let nextId = 0;
 /** An id for a label's `for`, stable for the component's life. */
@@ -24,6 +24,30 @@ export function useBusyAction(): [busy: boolean, busyWhile: <A extends unknown[]
       return action(...args).finally(() => setBusy(false));
     };
   return [busy, busyWhile];
+}
+
+/**
+ * A form's refusal by the API: its message split into the errors of the fields the form has
+ * (shown under them) and the rest (fieldErrors), cleared when the form is sent or opened again.
+ */
+export function useFormRefusal(hasField: (field: string) => boolean) {
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [general, setGeneral] = useState<string>();
+  return {
+    errors,
+    general,
+    /** A message for the form as a whole (a read it needs failed). */
+    setGeneral,
+    clear() {
+      setErrors({});
+      setGeneral(undefined);
+    },
+    refused(failure: unknown) {
+      const found = fieldErrors(failure, hasField);
+      setErrors(found.fields);
+      setGeneral(found.general);
+    },
+  };
 }
 
 /**
