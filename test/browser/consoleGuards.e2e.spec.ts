@@ -335,23 +335,59 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
-  it('says when plans, products or the catalog cannot be read, and stops saying so once they are', async () => {
+  it('says when plans, products, subscriptions, endpoints, deliveries or the catalog cannot be read, and stops saying so once a later read succeeds', async () => {
     const customerId = `unlisted-${randomUUID()}`;
     // More than the catalog's page of 25, so it has a next page to read.
     await Promise.all(Array.from({ length: 26 }, (_, index) => api('POST', '/credit-products', { name: `Listed ${index}` })));
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Unlisted credits' });
+    const planName = `Unlisted plan ${randomUUID()}`;
+    const plan = await api<{ id: string }>('POST', '/plans', { name: planName, items: [{ productId: product.id, creditsPerPeriod: '1', period: 'month' }] });
+    await api('POST', '/subscriptions', { customerId, planId: plan.id });
+    const hookUrl = `http://127.0.0.1:9/unlisted-${randomUUID()}`;
+    const endpoint = await api<{ id: string }>('POST', '/webhook-endpoints', { url: hookUrl, events: ['credit_balance.low'] });
     const page = await signedIn();
     const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
     // Each read is lost in the network once: the page hears the connection failed.
     const loseOnce = (pathname: string) => page.route((url) => url.pathname === pathname, (route) => route.abort('failed'), { times: 1 });
+    const noAlertIn = (where: ReturnType<Page['getByRole']>, description: string) =>
+      waitFor(async () => (await where.getByRole('alert').count()) === 0, { description, timeoutMs: 10_000 });
     try {
+      // The plans are lost; canceling the subscription reads both again, and the failure goes.
       await openCustomer(page, customerId);
       await loseOnce('/v1/plans');
       await page.getByRole('tab', { name: 'Subscriptions' }).click();
       await page.getByRole('tabpanel').getByRole('alert').waitFor({ timeout: 10_000 });
+      await page.getByRole('button', { name: 'Cancel subscription' }).click();
+      await page.getByRole('dialog', { name: /^Cancel subscription: / }).getByRole('button', { name: 'Cancel subscription' }).click();
+      await untilText(page.getByRole('region', { name: /^Subscription / }), (text) => text.includes('Canceled'), 'the subscription canceled');
+      await noAlertIn(page.getByRole('tabpanel'), 'the lost plans no longer said once they are read');
 
+      // The products are lost; retiring a plan reads both again, and the failure goes.
       await loseOnce('/v1/credit-products');
       await nav('Plans').click();
       await page.getByRole('main').getByRole('alert').waitFor({ timeout: 10_000 });
+      await page.getByRole('button', { name: `Retire ${planName}` }).click();
+      await page.getByRole('dialog', { name: `Retire plan: ${planName}` }).getByRole('button', { name: 'Retire plan' }).click();
+      await waitFor(async () => (await page.getByRole('button', { name: `Retire ${planName}` }).count()) === 0, { description: 'the plan retired', timeoutMs: 30_000 });
+      await noAlertIn(page.getByRole('main'), 'the lost products no longer said once they are read');
+
+      // An endpoint's deliveries are lost; Refresh deliveries reads them again.
+      await nav('Webhooks').click();
+      const card = page.getByRole('region', { name: `Endpoint ${hookUrl}` });
+      await loseOnce(`/v1/webhook-endpoints/${endpoint.id}/deliveries`);
+      await card.getByRole('button', { name: 'Show deliveries' }).click();
+      await card.getByRole('alert').waitFor({ timeout: 10_000 });
+      await card.getByRole('button', { name: 'Refresh deliveries' }).click();
+      await card.getByRole('table', { name: 'Recent deliveries' }).getByText('Nothing sent yet.').waitFor({ timeout: 10_000 });
+      await noAlertIn(card, 'the lost deliveries no longer said once they are read');
+      // The endpoints, read again after Disable, are lost; deleting one reads them again.
+      await loseOnce('/v1/webhook-endpoints');
+      await card.getByRole('button', { name: 'Disable' }).click();
+      await page.getByRole('main').getByRole('alert').waitFor({ timeout: 10_000 });
+      await card.getByRole('button', { name: 'Delete' }).click();
+      await page.getByRole('dialog', { name: `Delete endpoint: ${hookUrl}` }).getByRole('button', { name: 'Delete endpoint' }).click();
+      await waitFor(async () => (await card.count()) === 0, { description: 'the endpoint gone', timeoutMs: 30_000 });
+      await noAlertIn(page.getByRole('main'), 'the lost endpoints no longer said once they are read');
 
       await nav('Catalog').click();
       await untilText(page.getByRole('table', { name: 'Credit products' }), (text) => text.includes('Listed'), 'the catalog');
@@ -359,7 +395,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await page.getByRole('button', { name: 'Next page' }).click();
       await page.getByRole('main').getByRole('alert').waitFor({ timeout: 10_000 });
       await page.getByRole('button', { name: 'Previous page' }).click();
-      await waitFor(async () => (await page.getByRole('main').getByRole('alert').count()) === 0, { description: 'the failure gone once the catalog is read', timeoutMs: 10_000 });
+      await noAlertIn(page.getByRole('main'), 'the failure gone once the catalog is read');
     } finally {
       await page.context().close();
     }

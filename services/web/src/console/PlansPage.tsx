@@ -1,8 +1,8 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useRead } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
@@ -30,15 +30,21 @@ export function PlansPage({ api }: { api: ApiClient }) {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
   const [version, setVersion] = useState(0);
-  useEffect(() => {
-    api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => setPlans(page.items), (failure: Error) => setGeneral(failure.message));
-    api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items), (failure: Error) => setGeneral(failure.message));
-  }, [api, version]);
+  // Read again after each change: a failure shows until a read succeeds.
+  const readFailure = useRead(
+    () =>
+      Promise.all([
+        api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => setPlans(page.items)),
+        api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items)),
+      ]),
+    [api, version],
+  );
   const newItem = (): ItemDraft => ({ productId: products[0]?.id ?? '', creditsPerPeriod: '', period: 'month', days: '30' });
   const updateItem = (index: number, change: Partial<ItemDraft>) => setItems(items.map((item, at) => (at === index ? { ...item, ...change } : item)));
   return (
     <section>
       <h1>Plans</h1>
+      <ErrorMessage message={readFailure} />
       <ScrollingTable caption="Plans" columns={['Plan', 'Grants', 'Created', 'By', 'Status']}>
         <tbody>
           {plans.length === 0 && (

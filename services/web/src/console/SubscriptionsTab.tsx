@@ -1,8 +1,8 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { ApiError, fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { Page, Plan, Subscription } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ErrorMessage, SelectField, useBusyAction } from '../shared/ui';
+import { ErrorMessage, SelectField, useBusyAction, useRead } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
 /**
@@ -23,14 +23,19 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
   // known to have landed: a retry after a lost answer, or a second click, makes it once.
   const [subscriptionId, setSubscriptionId] = useState(newIdempotencyKey);
   const [busy, busyWhile] = useBusyAction();
-  useEffect(() => {
-    api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }).then((page) => setSubscriptions(page.items), (failure: Error) => setGeneral(failure.message));
-    api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => {
-      setPlans(page.items);
-      const first = page.items.find((candidate) => candidate.retiredAt === null);
-      if (planId === '' && first !== undefined) setPlanId(first.id);
-    }, (failure: Error) => setGeneral(failure.message));
-  }, [api, customerId, version]);
+  // Read again after each change: a failure shows until a read succeeds.
+  const readFailure = useRead(
+    () =>
+      Promise.all([
+        api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }).then((page) => setSubscriptions(page.items)),
+        api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => {
+          setPlans(page.items);
+          const first = page.items.find((candidate) => candidate.retiredAt === null);
+          if (planId === '' && first !== undefined) setPlanId(first.id);
+        }),
+      ]),
+    [api, customerId, version],
+  );
   const plan = plans.find((candidate) => candidate.id === planId);
   // Retired plans take no new subscriptions: only the others are offered to subscribe to.
   const offered = plans.filter((candidate) => candidate.retiredAt === null);
@@ -38,6 +43,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
   return (
     <>
       <h2>Subscriptions</h2>
+      <ErrorMessage message={readFailure} />
       {subscriptions.length === 0 && <p>No subscriptions.</p>}
       {subscriptions.map((subscription) => (
         <section class="card" key={subscription.id} aria-label={`Subscription ${subscription.id}`}>

@@ -1,8 +1,8 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType, WebhookTestResult } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, usePager } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, usePager, useRead } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -110,16 +110,15 @@ function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint
 /** An endpoint's deliveries, newest first, a page at a time (the API's `before` cursor). */
 function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint }) {
   const [page, setPage] = useState<Page<WebhookDelivery>>();
+  // A Send again refused; what a read failed is apart, shown until a read succeeds.
   const [error, setError] = useState<string>();
   const [version, setVersion] = useState(0);
   const pager = usePager();
   const before = pager.cursor;
-  useEffect(() => {
-    api.get<Page<WebhookDelivery>>(path`/webhook-endpoints/${endpoint.id}/deliveries`, { query: { limit: '50', before } }).then(
-      setPage,
-      (failure: Error) => setError(failure.message),
-    );
-  }, [api, endpoint.id, version, before]);
+  const readFailure = useRead(
+    () => api.get<Page<WebhookDelivery>>(path`/webhook-endpoints/${endpoint.id}/deliveries`, { query: { limit: '50', before } }).then(setPage),
+    [api, endpoint.id, version, before],
+  );
   const deliveries = page?.items;
   return (
     <>
@@ -166,6 +165,7 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
           })}
         </tbody>
       </ScrollingTable>
+      <ErrorMessage message={readFailure} />
       <ErrorMessage message={error} />
       <Pager pager={pager} next={page?.next} labels={['Newer deliveries', 'Older deliveries']} />
       <button type="button" class="secondary" onClick={() => setVersion(version + 1)}>
@@ -194,9 +194,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
   // secret an earlier answer brought; on Register endpoint it would register it twice.
   const [acting, actWhile] = useBusyAction();
   const [registering, registerWhile] = useBusyAction();
-  useEffect(() => {
-    api.get<Page<WebhookEndpoint>>('/webhook-endpoints', { query: { limit: '500' } }).then((page) => setEndpoints(page.items), (failure: Error) => setGeneral(failure.message));
-  }, [api, version]);
+  const readFailure = useRead(() => api.get<Page<WebhookEndpoint>>('/webhook-endpoints', { query: { limit: '500' } }).then((page) => setEndpoints(page.items)), [api, version]);
 
   const act = actWhile(async (change: () => Promise<unknown>) => {
     setGeneral(undefined);
@@ -216,6 +214,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
         that fails for the whole retry period is disabled, its deliveries waiting until it is enabled again.
       </p>
       {secret !== undefined && <SecretNotice {...secret} />}
+      <ErrorMessage message={readFailure} />
       <ErrorMessage message={general} />
       {endpoints.length === 0 && <p>No webhook endpoints yet.</p>}
       {endpoints.map((endpoint) => (

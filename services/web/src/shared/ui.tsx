@@ -300,6 +300,31 @@ export function ErrorMessage({ message }: { message: string | undefined }) {
 }
 
 /**
+ * Runs `load`, the screen's reads (each keeps what it read), from the first render and again
+ * whenever `deps` change (a change made, a Refresh). Returns the last read's failure until a later
+ * read succeeds: a failure is never still shown beside what a successful read brought. A read
+ * overtaken by a newer one (deps changed meanwhile) says nothing.
+ */
+export function useRead(load: () => Promise<unknown>, deps: readonly unknown[]): string | undefined {
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    let current = true;
+    load().then(
+      () => {
+        if (current) setError(undefined);
+      },
+      (failure: unknown) => {
+        if (current) setError(errorMessage(failure));
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, deps);
+  return error;
+}
+
+/**
  * Polls `load` every `intervalMs` while the page is open (and visible), from the first render.
  * Returns the last failure's message, cleared by the next success: the page keeps showing the
  * last figures it had and says why they are not fresh. While `enabled` is false (a closed
