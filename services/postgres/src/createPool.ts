@@ -33,6 +33,12 @@ export function createPool(options: CreatePoolOptions): pg.Pool {
   if (!Number.isInteger(statementTimeoutMillis) || statementTimeoutMillis < 1) {
     throw new RangeError(`statementTimeoutMillis must be a positive integer; got ${statementTimeoutMillis}`);
   }
+  // pg writes a Date parameter in the process's local zone by default, with an offset in whole
+  // minutes: on a host whose zone had a local mean time (Paris before 1911: +00:09:21) an early
+  // Date arrives seconds off. As UTC it is the instant itself, whatever the host's zone. pg keeps
+  // the setting process-wide; every Date Tally sends goes to a timestamptz, so only those early
+  // instants change.
+  pg.defaults.parseInputDatesAsUTC = true;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max ?? 10,
