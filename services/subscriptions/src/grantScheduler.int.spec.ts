@@ -126,6 +126,35 @@ describe('grant scheduler with a test clock', () => {
     }
   });
 
+  it('stops between periods when stopped mid-run, and a scheduler started again grants the rest, each period once', async () => {
+    const product = await h.createProduct();
+    const plan = await h.service.createPlan({ name: 'Daily', items: [{ productId: product.id, creditsPerPeriod: '1', period: { days: 1 } }] });
+    h.clock.set(new Date(startsAt.getTime() + 800 * 86_400_000 + 60_000));
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const grantedThrough = async () => (await h.subscriptions.getSubscription(subscription.id))!.grantedThrough[product.id]!;
+    const inline = await grantedThrough();
+
+    // One run would grant all 801 periods: its bound is above them.
+    const first = h.newScheduler(3_600_000, 5000);
+    first.start();
+    await waitFor(async () => (await grantedThrough()) > inline, { description: 'the run under way', timeoutMs: 30_000, intervalMs: 5 });
+    await first.stop();
+    const whenStopped = await grantedThrough();
+    expect(whenStopped).toBeLessThan(800);
+
+    // A new scheduler picks up where the watermark is.
+    const second = h.newScheduler(3_600_000, 5000);
+    second.start();
+    try {
+      await waitFor(async () => (await grantedThrough()) === 800, { description: 'period 800 granted', timeoutMs: 120_000, intervalMs: 50 });
+    } finally {
+      await second.stop();
+    }
+    const ref = await h.balanceRegistry.findBalance(customerId, product.id);
+    expect(grantsIn(await h.ledgerOf(ref!.id)).map((g) => g.period)).toEqual([...Array(801).keys()]);
+  }, 300_000);
+
   it('catches a subscription backdated five years with a daily period up in bounded runs: the request grants a few, every period once', async () => {
     // "Now" is five years and a bit after the start: 1,8xx daily periods are due at once.
     const fiveYearsLater = new Date(startsAt.getTime() + (5 * 365 + 1) * 86_400_000 + 3_600_000);

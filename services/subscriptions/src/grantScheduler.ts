@@ -33,10 +33,16 @@ export interface GrantRunSummary {
   readonly behind: number;
 }
 
-/** A periodic worker: start() runs a tick now and then one every intervalMs; stop() waits for the tick in progress. */
+/**
+ * A periodic worker: start() runs a tick now and then one every intervalMs; stop() ends the tick
+ * in progress after the grant in hand (the watermark keeps what it granted) and waits for it.
+ */
 export interface GrantScheduler extends Worker {
-  /** One pass over every subscription that may still grant, at the clock's current time. */
-  runOnce(): Promise<GrantRunSummary>;
+  /**
+   * One pass over every subscription that may still grant, at the clock's current time; once
+   * `signal` is aborted it grants nothing more and returns what it did.
+   */
+  runOnce(signal?: AbortSignal): Promise<GrantRunSummary>;
 }
 
 /**
@@ -56,7 +62,7 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
   const logger = options.logger.child({ module: 'grant-scheduler' });
   const granter = createSubscriptionGranter(options);
 
-  async function runOnce(): Promise<GrantRunSummary> {
+  async function runOnce(signal?: AbortSignal): Promise<GrantRunSummary> {
     const now = clock();
     let seen = 0;
     let granted = 0;
@@ -64,12 +70,15 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
     let failed = 0;
     let behind = 0;
     let after: string | null = null;
-    for (;;) {
+    // A stop ends the run between two grants: a run of a thousand backdated periods would
+    // otherwise hold the process's shutdown for seconds. What is left is due at the next start.
+    while (signal?.aborted !== true) {
       const page = await subscriptions.listSchedulable({ after, limit: pageSize });
       for (const { subscription, plan } of page) {
+        if (signal?.aborted) break;
         seen += 1;
         try {
-          const outcome = await granter.grantDue(subscription, plan, now, { maxPeriods: maxPeriodsPerRun });
+          const outcome = await granter.grantDue(subscription, plan, now, { maxPeriods: maxPeriodsPerRun, ...(signal !== undefined ? { signal } : {}) });
           granted += outcome.granted;
           alreadyGranted += outcome.alreadyGranted;
           if (!outcome.caughtUp) behind += 1;
@@ -81,7 +90,7 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
         }
       }
       const last = page[page.length - 1];
-      if (last === undefined || page.length < pageSize) break;
+      if (last === undefined || page.length < pageSize || signal?.aborted) break;
       after = last.subscription.id;
     }
     const summary = { subscriptions: seen, granted, alreadyGranted, failed, behind };
@@ -90,6 +99,6 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
   }
 
   // Periods left by a run's bound are due already: the next run starts at once.
-  const worker = createPeriodicWorker({ name: 'scheduler', logger, intervalMs, run: async () => (await runOnce()).behind > 0 });
+  const worker = createPeriodicWorker({ name: 'scheduler', logger, intervalMs, run: async (signal) => (await runOnce(signal)).behind > 0 });
   return Object.assign(worker, { runOnce });
 }

@@ -13,7 +13,7 @@ interface GrantOutcome {
   readonly alreadyGranted: number;
   /** The subscription is canceled and every item has granted its last period. */
   readonly complete: boolean;
-  /** Every period due at `now` is granted; false when `maxPeriods` left some for the next call. */
+  /** Every period due at `now` is granted; false when `maxPeriods` or `signal` left some for the next call. */
   readonly caughtUp: boolean;
 }
 
@@ -22,9 +22,10 @@ interface SubscriptionGranter {
    * Grants the periods of every item that have started by `now` (and not after a cancellation),
    * in order, at most `maxPeriods` in all (default: no bound), so that a subscription backdated by
    * years never makes one call, and the request or scheduler run waiting for it, run long. The
-   * watermark moves with every grant, so the next call continues where this one stopped.
+   * watermark moves with every grant, so the next call continues where this one stopped. Once
+   * `signal` is aborted it grants no further period (one in progress is finished and recorded).
    */
-  grantDue(subscription: Subscription, plan: Plan, now: Date, bound?: { maxPeriods?: number }): Promise<GrantOutcome>;
+  grantDue(subscription: Subscription, plan: Plan, now: Date, bound?: { maxPeriods?: number; signal?: AbortSignal }): Promise<GrantOutcome>;
 }
 
 interface SubscriptionGranterOptions {
@@ -142,6 +143,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         budget -= due.length;
         let balanceId: string | undefined;
         for (const period of due) {
+          if (bound.signal?.aborted) return { granted, alreadyGranted, complete: false, caughtUp: false };
           const terms = termsAt(subscription, item, period);
           balanceId ??= await balanceFor(subscription, item, terms);
           const result = await grantPeriod(subscription, plan, item, period, terms, balanceId);
