@@ -67,11 +67,28 @@ function requireText(value: unknown, field: string, max = 256): string {
   return value;
 }
 
+/**
+ * A stored product is read as a CreditProductDto without a schema (an older version or a hand edit
+ * may have written any JSON): a part of the wrong shape is a ValidationError naming it, not a
+ * TypeError, so that callers can tell a product to repair from a bug.
+ */
+function requireList<T>(value: readonly T[], field: string): readonly T[] {
+  if (!Array.isArray(value)) throw new ValidationError(`${field} must be an array`);
+  return value;
+}
+
+function requireObject<T>(value: T, field: string): T {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ValidationError(`${field} must be an object`);
+  return value;
+}
+
 function parsePrice(price: Price, field: string): Price {
-  if (!PRICE_AMOUNT.test(price.amount)) {
+  requireObject(price, field);
+  // A number would pass the pattern (test() reads it as text) and be stored as one.
+  if (typeof price.amount !== 'string' || !PRICE_AMOUNT.test(price.amount)) {
     throw new ValidationError(`${field}.amount must be a non-negative decimal string, e.g. "49.99"`);
   }
-  if (!CURRENCY.test(price.currency)) {
+  if (typeof price.currency !== 'string' || !CURRENCY.test(price.currency)) {
     throw new ValidationError(`${field}.currency must be an ISO 4217 code such as "EUR"`);
   }
   return { amount: price.amount, currency: price.currency };
@@ -82,9 +99,10 @@ export function creditProductFromDto(dto: CreditProductDto): CreditProduct {
   if (!isValidIdentifier(dto.id)) {
     throw new ValidationError('id must be 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
   }
-  const consumption = dto.consumption.map((rule, index): ConsumptionRule => {
+  const consumption = requireList(dto.consumption, 'consumption').map((rule, index): ConsumptionRule => {
     const field = `consumption[${index}]`;
-    const where = rule.where ?? {};
+    requireObject(rule, field);
+    const where = requireObject(rule.where ?? {}, `${field}.where`);
     for (const [key, value] of Object.entries(where)) {
       if (typeof value !== 'string') throw new ValidationError(`${field}.where.${key} must be a string`);
     }
@@ -96,11 +114,13 @@ export function creditProductFromDto(dto: CreditProductDto): CreditProduct {
     };
   });
   const bundleIds = new Set<string>();
-  const bundles = dto.bundles.map((bundle, index): Bundle => {
+  const bundles = requireList(dto.bundles, 'bundles').map((bundle, index): Bundle => {
     const field = `bundles[${index}]`;
+    requireObject(bundle, field);
     if (!isValidIdentifier(bundle.id)) throw new ValidationError(`${field}.id is not a valid identifier`);
     if (bundleIds.has(bundle.id)) throw new ValidationError(`${field}.id "${bundle.id}" is used twice`);
     bundleIds.add(bundle.id);
+    if (bundle.purchaseOption !== undefined && typeof bundle.purchaseOption !== 'boolean') throw new ValidationError(`${field}.purchaseOption must be true or false`);
     return {
       id: bundle.id,
       credits: parsePositiveCredits(bundle.credits, `${field}.credits`),

@@ -74,6 +74,14 @@ describe('credit products', () => {
       },
       ValidationError,
     ],
+    // Stored JSON of the wrong shape (a hand edit): a ValidationError naming the part, never a TypeError.
+    ['consumption that is not a list', { consumption: {} as unknown as CreditProductDto['consumption'] }, ValidationError],
+    ['a rule that is not an object', { consumption: [null] as unknown as CreditProductDto['consumption'] }, ValidationError],
+    ['a where that is not an object', { consumption: [{ event: 'x', credits: '1', where: 'model' as unknown as Record<string, string> }] }, ValidationError],
+    ['bundles that are not a list', { bundles: null as unknown as CreditProductDto['bundles'] }, ValidationError],
+    ['a bundle without its price', { bundles: [{ id: 'b', credits: '1' } as unknown as CreditProductDto['bundles'][number]] }, ValidationError],
+    ['a price amount that is a number', { bundles: [{ id: 'b', credits: '1', price: { amount: 1 as unknown as string, currency: 'EUR' } }] }, ValidationError],
+    ['a purchaseOption that is not a boolean', { bundles: [{ id: 'b', credits: '1', price: { amount: '1', currency: 'EUR' }, purchaseOption: 'yes' as unknown as boolean }] }, ValidationError],
   ])('rejects %s', (_what, overrides, errorClass) => {
     expect(() => creditProductFromDto(dto(overrides))).toThrow(errorClass);
   });
