@@ -393,7 +393,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
           ...(deps.statementStarts !== undefined ? { statementStarts: deps.statementStarts } : {}),
         }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
-      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges, purchases: deps.purchases });
+      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, publicUrl: web?.publicUrl });

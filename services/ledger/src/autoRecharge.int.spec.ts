@@ -203,6 +203,36 @@ describe('auto-recharge', () => {
     expect((await recharges.set(gone.balanceId, { bundleId: 'tiny', quantity: 1 })).lastRefusal).toBeNull();
   });
 
+  it('counts a purchase found stored when its warning is handled again, even with its bundle gone or the balance back above its limit', async () => {
+    // Each warning's first run bought and died before keeping the outcome (a crash, a lease taken
+    // over): the purchase is stored, the setting knows nothing of it.
+    const warnedAndBought = async (bundleId: string, starting: string) => {
+      const opened = await openBalance(starting);
+      await recharges.set(opened.balanceId, { bundleId, quantity: 1, monthlyLimit: 5 });
+      const deducted = await deduct(opened.balanceId, '20');
+      const warning = deducted.events.find(({ event }) => event.type === 'LowBalanceWarned')!;
+      const bought = await purchases.autoRecharge(opened.balanceId, { bundleId, quantity: 1 }, warning.eventId);
+      return { ...opened, bought };
+    };
+    // 30 - 20 + 5: still below the limit when handled again, and its bundle taken off the product since.
+    const gone = await warnedAndBought('tiny', '30');
+    await catalog.updateProduct({ ...gone.product, bundles: gone.product.bundles.filter((bundle) => bundle.id !== 'tiny') });
+    // 30 - 20 + 100: back above the limit, by the purchase itself.
+    const above = await warnedAndBought('refill', '30');
+    const before = await outcomes();
+
+    await withProcessor(async () => {});
+
+    for (const { balanceId, bought } of [gone, above]) {
+      expect(await rechargesOf(balanceId)).toHaveLength(1);
+      expect(await recharges.get(balanceId)).toMatchObject({ lastRefusal: null, lastRechargedAt: bought.events[0]!.recordedAt, rechargesThisMonth: 1 });
+    }
+    expect([await balanceOf(gone.balanceId), await balanceOf(above.balanceId)]).toEqual(['15', '110']);
+    // Found again, not bought, refused or found unneeded: nothing counted.
+    const after = await outcomes();
+    expect(['bought', 'refused', 'not_needed', 'limited'].map((outcome) => (after[outcome] ?? 0) - (before[outcome] ?? 0))).toEqual([0, 0, 0, 0]);
+  });
+
   it('checks a setting as the purchase it makes, replaces it, and turns it off', async () => {
     const { balanceId } = await openBalance('30');
     await expect(recharges.get(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);

@@ -11,7 +11,6 @@ import {
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { monthOf, type AutoRecharges } from './autoRecharges';
-import { commandIds, ledgerEventId } from './deterministicId';
 import type { LedgerService } from './ledgerService';
 import type { PurchaseService } from './purchaseService';
 
@@ -24,7 +23,7 @@ interface AutoRechargeProcessorOptions {
   readonly pool: Pool;
   readonly recharges: Pick<AutoRecharges, 'ofBalances' | 'recordOutcome' | 'purchasesInMonth'>;
   readonly purchases: Pick<PurchaseService, 'autoRecharge'>;
-  readonly ledger: Pick<LedgerService, 'getBalance'>;
+  readonly ledger: Pick<LedgerService, 'getBalance' | 'storedPurchase'>;
   readonly logger: Logger;
   readonly lease?: Omit<ProcessorLease, 'pool'>;
   readonly batchSize?: number;
@@ -54,11 +53,12 @@ interface Warning {
  *
  * Once per warning: the purchase's command id derives from the warning's ledger event id, so a
  * batch handed over again (a crash before the checkpoint was saved, a deposed lease holder) finds
- * the purchase stored and buys nothing more. Only warnings stored after the auto-recharge was set
- * act (its `sincePosition`), so setting it never buys for the past. A warning whose balance is
- * back at or above the limit by the time it is handled (a top-up since) buys nothing. A purchase
- * refused for good (the bundle gone from the catalog, the amount too large) is logged and left,
- * never stalling the warnings behind it; an unavailable store is retried by the processor.
+ * the purchase stored, buys nothing more and counts it as bought. Only warnings stored after the
+ * auto-recharge was set act (its `sincePosition`), so setting it never buys for the past. A
+ * warning whose balance is back at or above the limit by the time it is handled (a top-up since)
+ * buys nothing. A purchase refused for good (the bundle gone from the catalog, the amount too
+ * large) is logged and left, never stalling the warnings behind it; an unavailable store is
+ * retried by the processor.
  *
  * A monthly limit counts the purchases made for the warnings of the warning's own calendar month
  * (UTC, by its stored time, not the clock), each once by its warning's id: a batch handled again
@@ -100,24 +100,23 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
     for (const warning of warnings) {
       const setting = settings.get(warning.balanceId);
       if (setting === undefined || warning.position <= setting.sincePosition) continue;
-      const { balance } = await options.ledger.getBalance(warning.balanceId);
-      if (balance.balance >= warning.threshold) {
+      // A warning handled again whose purchase is stored (a crash before its outcome was kept, a
+      // deposed lease holder) goes straight to the purchase, which answers it again and is counted
+      // below: never found unneeded (the purchase itself may have lifted the balance), limited
+      // (a later warning's purchase counted meanwhile) or refused (its bundle gone since). A new
+      // setting cannot make one: it moves `since` past every warning before.
+      const bought = (await options.ledger.storedPurchase(warning.balanceId, { warningEventId: warning.eventId })) !== undefined;
+      if (!bought && (await options.ledger.getBalance(warning.balanceId)).balance.balance >= warning.threshold) {
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId }, 'auto-recharge not needed: the balance is back at its warning limit');
         count('not_needed');
         continue;
       }
-      if (setting.monthlyLimit !== null && (await options.recharges.purchasesInMonth(warning.balanceId, warning.month, warning.eventId)) >= setting.monthlyLimit) {
-        // Unless this warning's purchase is stored already: handled again (a deposed lease holder
-        // having counted a later warning's purchase meanwhile), what was bought is counted below,
-        // never refused. A new setting cannot cause it: it moves `since` past every warning before.
-        const [bought] = await options.eventStore.readEventsById([ledgerEventId(commandIds.autoRecharge(warning.balanceId, warning.eventId), 0)]);
-        if (bought === undefined) {
-          const reason = `the monthly limit is reached: ${setting.monthlyLimit} auto-recharge${setting.monthlyLimit === 1 ? '' : 's'} for the warnings of ${warning.month.slice(0, 7)}`;
-          logger.warn({ balanceId: warning.balanceId, warningEventId: warning.eventId, monthlyLimit: setting.monthlyLimit }, 'auto-recharge not bought: its monthly limit is reached');
-          count('limited');
-          await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason });
-          continue;
-        }
+      if (!bought && setting.monthlyLimit !== null && (await options.recharges.purchasesInMonth(warning.balanceId, warning.month, warning.eventId)) >= setting.monthlyLimit) {
+        const reason = `the monthly limit is reached: ${setting.monthlyLimit} auto-recharge${setting.monthlyLimit === 1 ? '' : 's'} for the warnings of ${warning.month.slice(0, 7)}`;
+        logger.warn({ balanceId: warning.balanceId, warningEventId: warning.eventId, monthlyLimit: setting.monthlyLimit }, 'auto-recharge not bought: its monthly limit is reached');
+        count('limited');
+        await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason });
+        continue;
       }
       try {
         const result = await options.purchases.autoRecharge(warning.balanceId, { bundleId: setting.bundleId, quantity: setting.quantity }, warning.eventId);

@@ -131,7 +131,7 @@ export function createAutoRecharges(options: {
         throw new ValidationError(`monthlyLimit must be an integer from 1 to ${MAX_MONTHLY_LIMIT}, or null for no limit`);
       }
       // Checked as the purchase it will make: the balance, its product's bundle, the amount.
-      await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity });
+      await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity, purchaseOptionsOnly: request.purchaseOptionsOnly === true });
       const { balance } = await options.ledger.getBalance(balanceId);
       if (balance.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);

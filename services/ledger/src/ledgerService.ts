@@ -126,6 +126,13 @@ export interface LedgerService {
    */
   autoRecharge(balanceId: string, warningEventId: string, purchase: PurchaseDetails & { credits: Micros }): Promise<CommandResult>;
   /**
+   * The terms a purchase of this Idempotency-Key (or the auto-recharge of this low-balance warning)
+   * was stored with, read by the id its first event has (the command path's ids); undefined when
+   * none is stored. A retry passes them back to `purchase` (`autoRecharge`), which replays it
+   * whatever the catalog sells now, and still refuses another request with the key.
+   */
+  storedPurchase(balanceId: string, command: { readonly idempotencyKey: string } | { readonly warningEventId: string }): Promise<(PurchaseDetails & { credits: Micros }) | undefined>;
+  /**
    * Gives back the credits a charge took (`credits` of them, by default all): once per charge,
    * so a retry of the same request answers the first refund (replayed) and a different one
    * is AlreadyRefundedError. LedgerEntryNotFoundError for an id that is not this balance's
@@ -379,6 +386,16 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         purchase: details,
         at: clock().toISOString(),
       });
+    },
+
+    async storedPurchase(balanceId, command) {
+      const commandId =
+        'idempotencyKey' in command ? commandIds.request(balanceId, 'purchase', command.idempotencyKey) : commandIds.autoRecharge(balanceId, command.warningEventId);
+      const [stored] = await eventStore.readEventsById([ledgerEventId(commandId, 0)]);
+      // Another balance's event under the id is a collision, no purchase of this one: the command path refuses it.
+      if (stored === undefined || stored.streamId !== balanceStreamId(balanceId)) return undefined;
+      const { event } = fromRecordedEvent(stored);
+      return event.type === 'CreditToppedUp' && event.purchase !== null ? { ...event.purchase, credits: event.credits } : undefined;
     },
 
     async refund(balanceId, input, requestOptions) {

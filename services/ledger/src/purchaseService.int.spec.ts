@@ -18,6 +18,7 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
   let h: {
     ledger: LedgerService;
     purchases: PurchaseService;
+    catalog: ReturnType<typeof createPostgresCatalogStore>;
     createProduct(fields?: Partial<CreditProduct>): Promise<CreditProduct>;
     ledgerOf(balanceId: string): Promise<readonly RecordedBalanceEvent[]>;
   };
@@ -31,6 +32,7 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
     h = {
       ledger,
+      catalog,
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
       async createProduct(fields = {}) {
         const product = { id: `product-${randomUUID()}`, name: 'API credits', description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields };
@@ -90,6 +92,28 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     await expect(
       h.purchases.purchase(balanceId, { bundleId: 'large', quantity: 1 }, { ...options, requestHash: 'large x1' }),
     ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+  });
+
+  it('replays a purchase by its Idempotency-Key after its bundle is repriced or removed, and refuses another request with the key', async () => {
+    const { product, balanceId } = await balanceWithBundles();
+    const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1' };
+    const first = await h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, options);
+
+    // The price changed, then the bundle was taken off the product: the purchase was made all the same.
+    await h.catalog.updateProduct({ ...product, bundles: product.bundles.map((bundle) => ({ ...bundle, price: { amount: '19.90', currency: 'EUR' } })) });
+    expect((await h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, options)).replayed).toBe(true);
+    await h.catalog.updateProduct({ ...product, bundles: [] });
+    const retry = await h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, options);
+
+    expect(retry).toMatchObject({ replayed: true, revision: first.revision });
+    expect(retry.events.map(({ eventId }) => eventId)).toEqual(first.events.map(({ eventId }) => eventId));
+    expect(retry.events[0]?.event).toMatchObject({ purchase: { bundleId: 'small', unitPrice: '9.90', totalPrice: '9.90' } });
+    expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
+    // The same key with another request is still that, not a replay and not a missing bundle.
+    await expect(h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 2 }, { ...options, requestHash: 'small x2' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    // And a new key buys only what the product sells now.
+    await expect(h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, { idempotencyKey: `key-${randomUUID()}` })).rejects.toBeInstanceOf(BundleNotFoundError);
+    expect(await h.ledgerOf(balanceId)).toHaveLength(2);
   });
 
   it('refuses an unknown bundle or balance and a bad quantity, recording nothing', async () => {

@@ -17,6 +17,11 @@ export interface PurchaseRequest {
   readonly bundleId: string;
   /** Bundles bought at once: an integer from 1 to MAX_PURCHASE_QUANTITY. */
   readonly quantity: number;
+  /**
+   * A customer on the portal buys what the portal offers, nothing the operator kept off it: only
+   * a bundle shown as a purchase option, BundleNotFoundError for another. A key buys any bundle.
+   */
+  readonly purchaseOptionsOnly?: boolean;
 }
 
 /** What a customer portal offers for one of the customer's balances. */
@@ -31,12 +36,14 @@ export interface PurchaseService {
   /**
    * Tops the balance up with the bundle's credits × quantity and records the prices. Throws
    * BalanceNotFoundError (unknown balance) or BundleNotFoundError (the balance's product has no
-   * such bundle): both are "the thing the request names does not exist", 404.
+   * such bundle): both are "the thing the request names does not exist", 404. A retry of a stored
+   * purchase (its Idempotency-Key) answers its first result before any of that is checked: what
+   * was bought stays bought, whatever the catalog sells or offers now.
    */
   purchase(balanceId: string, request: PurchaseRequest, options?: RequestOptions): Promise<CommandResult>;
   /** What a purchase of it would record today (bundle, quantity, prices, credits), checked as `purchase` checks it; buys nothing. */
   quote(balanceId: string, request: PurchaseRequest): Promise<PurchaseDetails & { credits: Micros }>;
-  /** The purchase an auto-recharge makes for one low-balance warning, at today's price; once per warning. Throws as `purchase`. */
+  /** The purchase an auto-recharge makes for one low-balance warning, at today's price; once per warning (found stored: answered again, as `purchase`). Throws as `purchase`. */
   autoRecharge(balanceId: string, request: PurchaseRequest, warningEventId: string): Promise<CommandResult>;
   /** For each of the customer's balances, the bundles its product offers as purchase options, with prices (none: an empty list). */
   purchaseOptions(customerId: string): Promise<PurchaseOption[]>;
@@ -77,6 +84,9 @@ export function createPurchaseService(options: {
     if (bundle === undefined) {
       throw new BundleNotFoundError(`credit product "${product.id}" has no bundle with id "${request.bundleId}"`);
     }
+    if (request.purchaseOptionsOnly === true && !bundle.purchaseOption) {
+      throw new BundleNotFoundError(`balance ${balanceId} offers no bundle "${request.bundleId}" as a purchase option`);
+    }
     const credits = bundle.credits * BigInt(request.quantity);
     if (credits > MAX_CREDITS) throw new InvalidAmountError('the purchase exceeds the largest accepted amount (10^15 credits)');
     return {
@@ -92,9 +102,18 @@ export function createPurchaseService(options: {
   return {
     quote,
 
-    purchase: async (balanceId, request, requestOptions) => ledger.purchase(balanceId, await quote(balanceId, request), requestOptions),
+    // A stored purchase is looked for first and passed back as it was stored: the command path
+    // replays it (and compares the request's digest), where the catalog might refuse it now.
+    async purchase(balanceId, request, requestOptions) {
+      const { idempotencyKey } = requestOptions ?? {};
+      const stored = idempotencyKey === undefined ? undefined : await ledger.storedPurchase(balanceId, { idempotencyKey });
+      return ledger.purchase(balanceId, stored ?? (await quote(balanceId, request)), requestOptions);
+    },
 
-    autoRecharge: async (balanceId, request, warningEventId) => ledger.autoRecharge(balanceId, warningEventId, await quote(balanceId, request)),
+    async autoRecharge(balanceId, request, warningEventId) {
+      const stored = await ledger.storedPurchase(balanceId, { warningEventId });
+      return ledger.autoRecharge(balanceId, warningEventId, stored ?? (await quote(balanceId, request)));
+    },
 
     async purchaseOptions(customerId) {
       const balances = await balanceRegistry.listCustomerBalances(customerId);

@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges, type PurchaseService } from '@tally/ledger';
+import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges } from '@tally/ledger';
 import { keyOf } from '../accessGuard';
 import { actingKey, balanceParams, errorResponses, identifier, nullableString } from '../apiSchemas';
-import { assertOfferedOnPortal } from './purchaseRoutes';
+import { purchaseOptionsOnly } from './purchaseRoutes';
 
 const tags = ['purchases'];
 
@@ -45,10 +45,7 @@ const view = (recharge: AutoRecharge): AutoRechargeView => ({
  * A balance's auto-recharge: when its low-balance warning fires, the scheduler role buys its
  * product's bundle (a purchase like any other in the ledger, once per warning).
  */
-export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges; readonly purchases: Pick<PurchaseService, 'purchaseOptions'> }> = async (
-  app,
-  { autoRecharges, purchases },
-) => {
+export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges }> = async (app, { autoRecharges }) => {
   app.get(
     '/credit-balances/:balanceId/auto-recharge',
     {
@@ -94,8 +91,7 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
     async (request) => {
       const { bundleId, quantity = 1, monthlyLimit = null } = request.body;
       const { balanceId } = request.params;
-      await assertOfferedOnPortal(purchases, request, balanceId, bundleId);
-      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit }, keyOf(request)));
+      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request) }, keyOf(request)));
     },
   );
 

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { formatCredits } from '@tally/domain';
-import { BundleNotFoundError, MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
+import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
 import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
 import { actorOption, audienceOf } from '../accessGuard';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
@@ -29,18 +29,10 @@ const purchaseOptionSchema = Type.Object({
 });
 
 /**
- * A customer on the portal buys what the portal offers, nothing the operator kept off it: for a
- * portal token, BundleNotFoundError unless the bundle is among the balance's purchase options.
- * A key buys any bundle of the product.
+ * A customer on the portal buys (and auto-recharges with) what the portal offers, nothing the
+ * operator kept off it (PurchaseRequest.purchaseOptionsOnly); a key buys any bundle of the product.
  */
-export async function assertOfferedOnPortal(purchases: Pick<PurchaseService, 'purchaseOptions'>, request: FastifyRequest, balanceId: string, bundleId: string): Promise<void> {
-  const buyer = request.principal;
-  if (buyer?.kind !== 'customer') return;
-  const option = (await purchases.purchaseOptions(buyer.customerId)).find((candidate) => candidate.balanceId === balanceId);
-  if (option === undefined || !option.bundles.some((bundle) => bundle.id === bundleId)) {
-    throw new BundleNotFoundError(`balance ${balanceId} offers no bundle "${bundleId}" as a purchase option`);
-  }
-}
+export const purchaseOptionsOnly = (request: FastifyRequest): boolean => request.principal?.kind === 'customer';
 
 /** Bundle purchases: credits bought at the catalog's price, recorded with the price in the ledger. */
 export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = async (app, { purchases, balances }) => {
@@ -53,7 +45,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
         operationId: 'purchaseBundle',
         summary: 'Buy a bundle of credits',
         description:
-          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`). The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed since; with another body it is 409.",
+          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`); to a portal token, so is a bundle not among the purchase options. The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed or the bundle was removed since; with another body it is 409.",
         params: balanceParams,
         headers: idempotencyKeyHeaders,
         body: Type.Object(
@@ -71,11 +63,11 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
     async (request, reply) => {
       const { balanceId } = request.params;
       const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
-      await assertOfferedOnPortal(purchases, request, balanceId, bundleId);
       // The request as the client meant it (the default filled in), not the price: a retry after
       // a price change is still the same purchase and answers what the first one did.
       const idempotency = idempotencyOf(request.headers['idempotency-key'], { bundleId, quantity });
-      const { replayed, ...body } = await balances.change(balanceId, () => purchases.purchase(balanceId, { bundleId, quantity }, { ...idempotency, ...actorOption(request) }), audienceOf(request));
+      const purchase = { bundleId, quantity, purchaseOptionsOnly: purchaseOptionsOnly(request) };
+      const { replayed, ...body } = await balances.change(balanceId, () => purchases.purchase(balanceId, purchase, { ...idempotency, ...actorOption(request) }), audienceOf(request));
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
     },
   );

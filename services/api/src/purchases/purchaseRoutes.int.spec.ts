@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createAutoRecharges, createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createBalanceReadModel } from '@tally/projections';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { buildApp } from '../buildApp';
+
+jest.setTimeout(60_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const ADMIN = 'purchase-routes-admin-key-0123456';
+
+/** POST /v1/credit-balances/{balanceId}/purchases against PostgreSQL, by a key and by a portal token. */
+describe('purchases over HTTP', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let app: FastifyInstance;
+  const keyPrefix = uniqueName('purchase_routes');
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'purchase_routes' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
+    redis = new Redis(stackConfig.redisUrl);
+    app = await buildApp({
+      catalog,
+      balanceRegistry,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix }),
+      eventStore,
+      apiKeys: [{ key: ADMIN, scopes: ['admin'], name: 'ops' }],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      purchases,
+      autoRecharges: createAutoRecharges({ pool: db.pool, balanceRegistry, purchases, ledger, eventStore }),
+      web: { secret: 'purchase-routes-session-secret-0123456789' },
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    if (redis !== undefined) {
+      const keys = await redis.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+      redis.disconnect();
+    }
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  const admin = { authorization: `Bearer ${ADMIN}` };
+  const call = (options: InjectOptions) => app.inject({ ...options, headers: { ...admin, ...options.headers } });
+
+  /** A customer's balance of a product of its own selling `small` (100 credits for 9.90 EUR), and a portal token of the customer. */
+  async function customerWithBalance() {
+    const productId = uniqueName('bundled');
+    const bundles = [{ id: 'small', credits: '100', price: { amount: '9.90', currency: 'EUR' } }];
+    expect((await call({ method: 'POST', url: '/v1/credit-products', payload: { id: productId, name: 'Bundled', bundles } })).statusCode).toBe(201);
+    const customerId = `customer-${randomUUID()}`;
+    const opened = await call({ method: 'POST', url: `/v1/customers/${customerId}/credit-balances`, payload: { productId } });
+    expect(opened.statusCode).toBe(201);
+    const link = await call({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions` });
+    return { productId, bundles, customerId, balanceId: opened.json().id as string, portal: { authorization: `Bearer ${link.json().token as string}` } };
+  }
+
+  const ledgerOf = async (balanceId: string) =>
+    ((await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}/ledger` })).json().items as Array<{ type: string }>).map(({ type }) => type);
+
+  it("answers a retried portal purchase with its first result after the bundle left the purchase options or the product", async () => {
+    const { productId, bundles, balanceId, portal } = await customerWithBalance();
+    const buy = (payload: object) =>
+      app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { ...portal, 'idempotency-key': 'portal-k1' }, payload });
+    const first = await buy({ bundleId: 'small' });
+    expect(first.statusCode).toBe(201);
+
+    // The operator unticks the bundle's purchase option between the click and the retry, then removes it.
+    const patch = (payload: object) => call({ method: 'PATCH', url: `/v1/credit-products/${productId}`, payload });
+    expect((await patch({ bundles: bundles.map((bundle) => ({ ...bundle, purchaseOption: false })) })).statusCode).toBe(200);
+    const retried = await buy({ bundleId: 'small' });
+    expect([retried.statusCode, retried.headers['idempotent-replayed']]).toEqual([201, 'true']);
+    expect(retried.json().entry).toEqual(first.json().entry);
+    expect((await patch({ bundles: [] })).statusCode).toBe(200);
+    const again = await buy({ bundleId: 'small' });
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json().balance.balance]).toEqual([201, 'true', '100']);
+    // Another request with the key is still refused as that, and a new key buys only what is offered.
+    expect((await buy({ bundleId: 'small', quantity: 2 })).json().error).toBe('idempotency_key_reused');
+    const fresh = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { ...portal, 'idempotency-key': 'portal-k2' }, payload: { bundleId: 'small' } });
+    expect([fresh.statusCode, fresh.json().error]).toEqual([404, 'bundle_not_found']);
+    expect(await ledgerOf(balanceId)).toEqual(['CreditToppedUp', 'CreditBalanceOpened']);
+  });
+});
