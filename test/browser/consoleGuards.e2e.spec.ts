@@ -241,7 +241,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
-  it('says a created product was saved on the form it opens into, with focus at its heading', async () => {
+  it('says a created product was saved on the form it opens into, once, with focus at its heading', async () => {
     const page = await signedIn();
     try {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Catalog' }).click();
@@ -254,6 +254,17 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await untilFocused(page, 'H1', `Edit ${name}`);
       await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: 10_000 });
       await page.getByRole('button', { name: 'Save changes' }).waitFor();
+      // Once: the same form opened again (reloaded, or come back to) has saved nothing yet.
+      const opensUnsaved = async (how: string) => {
+        await page.getByRole('heading', { name: `Edit ${name}` }).waitFor();
+        expect({ how, saved: await page.getByText('Saved.', { exact: true }).count() }).toEqual({ how, saved: 0 });
+      };
+      await page.reload();
+      await opensUnsaved('reloaded');
+      await page.goBack();
+      await page.getByRole('heading', { name: 'New credit product' }).waitFor();
+      await page.goForward();
+      await opensUnsaved('come back to');
     } finally {
       await page.context().close();
     }

@@ -4,7 +4,7 @@ import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN } from '../shared/format';
 import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
 import { ProductHistory } from './ProductHistory';
-import { href, navigate } from './router';
+import { href, navigate, takeNote } from './router';
 
 interface RuleDraft {
   event: string;
@@ -94,23 +94,15 @@ function bodyOf(draft: Draft, creating: boolean) {
 
 const FIELDS = /^(id|name|description|lowBalanceThreshold|consumption\.\d+\.(event|credits|perUnitOf|where)|bundles\.\d+\.(id|credits|price\.amount|price\.currency|purchaseOption))$/;
 
-/**
- * The product this page just created. Its form opens anew (the console keys the form by product
- * id), so the new one is told here that it shows a product just saved.
- */
-let justCreated: string | undefined;
-
 /** Create a credit product, or edit one (its id stays). */
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
   const [draft, setDraft] = useState<Draft>({ id: '', name: '', description: '', lowBalanceThreshold: '', consumption: [emptyRule()], bundles: [] });
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState<string>();
-  const [saved, setSaved] = useState(() => {
-    const created = productId !== null && productId === justCreated;
-    justCreated = undefined;
-    return created;
-  });
+  // A product just created opens in a new form (the console keys the form by product id): the
+  // navigation from the creating form says so, once.
+  const [saved, setSaved] = useState(() => productId !== null && takeNote()?.created === productId);
   // Each save is a new version: the history is read again.
   const [savedCount, setSavedCount] = useState(0);
   const [busy, busyWhile] = useBusyAction();
@@ -145,10 +137,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             setDraft(draftOf(product));
             setSaved(true);
             setSavedCount((count) => count + 1);
-            if (creating) {
-              justCreated = product.id;
-              navigate({ screen: 'product', productId: product.id });
-            }
+            if (creating) navigate({ screen: 'product', productId: product.id }, { created: product.id });
           } catch (failure) {
             const found = fieldErrors(failure, (field) => FIELDS.test(field));
             setErrors(found.fields);
