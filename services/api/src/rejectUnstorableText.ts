@@ -1,6 +1,17 @@
 import { isWellFormedText, ValidationError } from '@tally/domain';
 import type { FastifyRequest } from 'fastify';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The handler judges the body's text itself, item by item, and refuses what it cannot store or
+     * publish: usage events, where one bad event is refused alone, as the consumer would
+     * dead-letter it alone. Params and query are still checked here.
+     */
+    bodyTextCheckedByHandler?: boolean;
+  }
+}
+
 const NUL = '\u0000';
 
 /** Why a string cannot be stored, or undefined when it can. */
@@ -38,10 +49,13 @@ function findUnstorable(root: unknown, rootPath: string): string | undefined {
 /**
  * PostgreSQL text and jsonb cannot hold U+0000 nor a lone UTF-16 surrogate (22P02), so either
  * anywhere in a request would fail deep in a query as a 500. Valid JSON and URLs can carry them
- * (`\u0000`, `%00`, `"\ud800"`): refuse them here, for every route, as the client's mistake they are.
+ * (`\u0000`, `%00`, `"\ud800"`): refuse them here, for every route, as the client's mistake they are
+ * (in the body too, unless the route is bodyTextCheckedByHandler).
  */
 export async function rejectUnstorableText(request: FastifyRequest): Promise<void> {
   const found =
-    findUnstorable(request.params, 'params') ?? findUnstorable(request.query, 'query') ?? findUnstorable(request.body, 'body');
+    findUnstorable(request.params, 'params') ??
+    findUnstorable(request.query, 'query') ??
+    (request.routeOptions.config.bodyTextCheckedByHandler === true ? undefined : findUnstorable(request.body, 'body'));
   if (found !== undefined) throw new ValidationError(found);
 }

@@ -163,6 +163,43 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(await balanceOf(globex.balanceId)).toBe('99');
   });
 
+  it('takes a NUL in a property, as the consumer meters it: properties are never stored', async () => {
+    const { customerId, balanceId } = await openCustomer('nul');
+    const before = consumer.counters().consumed;
+    const events = [
+      { id: 'n1', customerId, event: 'api_call', timestamp: T0 },
+      { id: 'n2', customerId, event: 'api_call', timestamp: T0, properties: { note: 'a\u0000b' } },
+    ];
+    const response = await post({ events });
+    expect([response.statusCode, response.json()]).toEqual([202, { accepted: 2, refused: [] }]);
+    await waitFor(() => consumer.counters().consumed >= before + 2, { description: 'both events metered', timeoutMs: 60_000 });
+    expect(await balanceOf(balanceId)).toBe('98');
+  });
+
+  it('refuses an event with a lone surrogate, or a NUL in an id, alone, and publishes the others', async () => {
+    const { customerId, balanceId } = await openCustomer('lone');
+    const before = consumer.counters().consumed;
+    const events = [
+      { id: 'l1', customerId, event: 'api_call', timestamp: T0 },
+      { id: 'l2', customerId, event: 'api_call', timestamp: T0, properties: { note: '\ud800' } },
+      { id: 'l3\u0000', customerId, event: 'api_call', timestamp: T0 },
+    ];
+    const response = await post({ events });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toEqual({
+      accepted: 1,
+      refused: [
+        { index: 1, id: 'l2', error: 'invalid_usage_event', message: 'property note is not well-formed Unicode (it holds a lone surrogate)' },
+        { index: 2, id: 'l3\u0000', error: 'invalid_usage_event', message: 'id contains the character U+0000' },
+      ],
+    });
+    await waitFor(() => consumer.counters().consumed >= before + 1, { description: 'the valid event metered', timeoutMs: 60_000 });
+    expect(await balanceOf(balanceId)).toBe('99');
+    // Only the body is judged per event: the query is judged whole, as on every route.
+    const query = await app.inject({ method: 'POST', url: '/v1/usage-events?x=%00', headers: auth, payload: { events: [events[0]] } });
+    expect([query.statusCode, query.json().error]).toEqual([400, 'validation_failed']);
+  });
+
   it('answers what a usage event charged: its entries per balance once metered, none for one metered free or not metered', async () => {
     const { customerId, balanceId } = await openCustomer('lookup');
     // A threshold the charge crosses: the charge's entries are the charge and the warning it caused.

@@ -44,7 +44,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
     '/usage-events',
     {
       // Producers hold `ingest` keys: they may send usage and nothing else (accessGuard.ts).
-      config: { scope: 'ingest' },
+      // Each event's text is judged by the consumer's rules (usageEventFromJson: NUL in ids and
+      // names, lone surrogates in those and in properties), so one bad string refuses its event,
+      // not the other 999 (rejectUnstorableText).
+      config: { scope: 'ingest', bodyTextCheckedByHandler: true },
       bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024,
       schema: {
         tags,
