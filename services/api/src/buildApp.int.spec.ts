@@ -277,7 +277,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       });
       expect(created.statusCode).toBe(201);
       // A bundle is a purchase option unless the product says otherwise.
-      const product = { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100', bundles: bundles.map((bundle) => ({ ...bundle, purchaseOption: true })) };
+      const product = { id, name: 'API credits', description: 'For the API', consumption: rules, lowBalanceThreshold: '100', bundles: bundles.map((bundle) => ({ ...bundle, purchaseOption: true })), revision: 1 };
       expect(created.json()).toEqual(product);
 
       expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json()).toEqual(product);
@@ -286,7 +286,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
 
       const patched = await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { name: 'Renamed', lowBalanceThreshold: null } });
       expect(patched.statusCode).toBe(200);
-      expect(patched.json()).toEqual({ ...product, name: 'Renamed', lowBalanceThreshold: null });
+      expect(patched.json()).toEqual({ ...product, name: 'Renamed', lowBalanceThreshold: null, revision: 2 });
       expect((await call({ method: 'GET', url: `/v1/credit-products/${id}` })).json().name).toBe('Renamed');
     });
 
@@ -349,6 +349,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         consumption: [],
         lowBalanceThreshold: null,
         bundles: [],
+        revision: 1,
       });
     });
 

@@ -28,6 +28,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   product_not_found: 404,
   balance_not_found: 404,
   product_already_exists: 409,
+  // A change made against a revision of the product (If-Match) another change has replaced.
+  product_changed: 412,
+  // A stored product that fails today's validation: the request is fine, the product is not.
+  stored_product_invalid: 409,
   balance_already_exists: 409,
   idempotency_key_reused: 409,
   // Holds (issue 15): a hold or entitlement that does not fit is 402 with what is available; a
@@ -51,6 +55,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   plan_not_found: 404,
   subscription_not_found: 404,
   bundle_not_found: 404,
+  // A purchase whose bundle is no longer what the buyer was shown: nothing bought, confirm anew.
+  purchase_terms_changed: 409,
   // Auto-recharge: none set; or a balance that never warns, so it would never buy.
   auto_recharge_not_set: 404,
   warning_limit_not_set: 409,

@@ -12,6 +12,25 @@ export class ProductAlreadyExistsError extends TallyError {
   readonly retriable = false;
 }
 
+/**
+ * A change made against a revision of the product (HTTP `If-Match`) that is no longer its newest:
+ * another change came first. Not retriable as it is: read the product again and apply the change to that.
+ */
+export class ProductChangedError extends TallyError {
+  readonly code = 'product_changed';
+  readonly retriable = false;
+}
+
+/**
+ * The product as stored fails today's validation (an older version or a hand edit wrote it): it
+ * cannot be answered as a product until a change repairs it. The same code as the dead letters
+ * of the usage it could not price.
+ */
+export class StoredProductInvalidError extends TallyError {
+  readonly code = 'stored_product_invalid';
+  readonly retriable = false;
+}
+
 /** PostgreSQL unreachable or restarting: the same call can succeed later. */
 export class CatalogUnavailableError extends TallyError {
   readonly code = 'catalog_unavailable';

@@ -3,10 +3,16 @@ import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError } from './catalogErrors';
-import type { CatalogStore, ProductRevision } from './catalogStore';
+import type { CatalogStore, ProductRevision, StoredProduct } from './catalogStore';
 
-// Read under the DTO's field names, so that a row is a CreditProductDto as it stands.
-const PRODUCT_SELECT = 'SELECT id, name, description, consumption, low_balance_threshold AS "lowBalanceThreshold", bundles FROM credit_products';
+// Read under the DTO's field names, so that a row is a CreditProductDto as it stands, and its revision.
+const PRODUCT_SELECT = 'SELECT id, name, description, consumption, low_balance_threshold AS "lowBalanceThreshold", bundles, revision FROM credit_products';
+
+type ProductRow = CreditProductDto & { readonly revision: number };
+
+function storedOf({ revision, ...product }: ProductRow): StoredProduct {
+  return { revision, product };
+}
 
 /** $1…$7 of a product's write: its columns, then the whole DTO as its revision. */
 function productColumns(dto: CreditProductDto): unknown[] {
@@ -17,7 +23,7 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
   const { pool } = options;
   const logger = options.logger.child({ module: 'catalog-store' });
 
-  return {
+  const store: CatalogStore = {
     createProduct: (product, changedBy) =>
       guarded(async () => {
         const dto = creditProductToDto(product);
@@ -38,35 +44,58 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         logger.info({ productId: product.id, changedBy }, 'credit product created');
       }),
 
-    updateProduct: (product, changedBy) =>
+    updateProduct: async (product, changedBy) => {
+      await store.changeProduct(product.id, () => product, changedBy);
+    },
+
+    changeProduct: (productId, change, changedBy) =>
       guarded(async () => {
-        const dto = creditProductToDto(product);
-        // The change and its revision in one statement. The row lock orders concurrent updates, so
-        // each takes the next revision; an update that changes nothing writes no revision.
-        const result = await pool.query(
-          `WITH product AS (
-             UPDATE credit_products
-                SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6,
-                    revision = revision + 1, updated_at = now()
-              WHERE id = $1
-                AND (name, description, consumption, low_balance_threshold, bundles) IS DISTINCT FROM ($2, $3, $4::jsonb, $5, $6::jsonb)
-              RETURNING id, revision)
-           INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
-           SELECT id, revision, $7, $8, $9 FROM product`,
-          [...productColumns(dto), ...actingKeyParams(changedBy)],
-        );
-        if (result.rowCount === 0) {
-          const { rowCount } = await pool.query('SELECT 1 FROM credit_products WHERE id = $1', [dto.id]);
-          if (rowCount === 0) throw new ProductNotFoundError(`no credit product with id "${product.id}"`);
-          return;
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          // Locked until the change is written: a concurrent change waits, then starts from this one.
+          const { rows } = await client.query<ProductRow>(`${PRODUCT_SELECT} WHERE id = $1 FOR UPDATE`, [productId]);
+          if (rows[0] === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
+          const stored = storedOf(rows[0]);
+          const dto = creditProductToDto(change(stored));
+          // The change and its revision in one statement; one that changes nothing writes no revision.
+          const { rows: written } = await client.query<{ revision: number }>(
+            `WITH product AS (
+               UPDATE credit_products
+                  SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6,
+                      revision = revision + 1, updated_at = now()
+                WHERE id = $1
+                  AND (name, description, consumption, low_balance_threshold, bundles) IS DISTINCT FROM ($2, $3, $4::jsonb, $5, $6::jsonb)
+                RETURNING id, revision)
+             INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
+             SELECT id, revision, $7, $8, $9 FROM product RETURNING revision`,
+            [...productColumns({ ...dto, id: productId }), ...actingKeyParams(changedBy)],
+          );
+          await client.query('COMMIT');
+          client.release();
+          if (written[0] === undefined) return { revision: stored.revision, product: dto };
+          logger.info({ productId, revision: written[0].revision, changedBy }, 'credit product updated');
+          return { revision: written[0].revision, product: dto };
+        } catch (error) {
+          // A connection that cannot roll back is broken: destroyed, not returned to the pool.
+          await client.query('ROLLBACK').then(
+            () => client.release(),
+            (rollbackError: Error) => client.release(rollbackError),
+          );
+          throw error;
         }
-        logger.info({ productId: product.id, changedBy }, 'credit product updated');
       }),
 
     getProduct: (productId) =>
       guarded(async () => {
-        const { rows } = await pool.query<CreditProductDto>(`${PRODUCT_SELECT} WHERE id = $1`, [productId]);
-        return rows[0] === undefined ? undefined : creditProductFromDto(rows[0]);
+        const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} WHERE id = $1`, [productId]);
+        return rows[0] === undefined ? undefined : creditProductFromDto(storedOf(rows[0]).product);
+      }),
+
+    getStoredProduct: (productId) =>
+      guarded(async () => {
+        const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} WHERE id = $1`, [productId]);
+        return rows[0] === undefined ? undefined : storedOf(rows[0]);
       }),
 
     listProductRevisions: (productId, page) =>
@@ -81,22 +110,17 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         return rows;
       }),
 
-    listProducts: (page) =>
+    listProducts: () =>
       guarded(async () => {
-        const { rows } =
-          page === undefined
-            ? await pool.query<CreditProductDto>(`${PRODUCT_SELECT} ORDER BY id`)
-            : await pool.query<CreditProductDto>(
-                `${PRODUCT_SELECT} WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`,
-                [page.after, page.limit],
-              );
+        const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} ORDER BY id`);
         // One stored product that fails today's validation (an older version or a hand edit wrote
         // it) must not fail the whole catalog: the consumer's cache could neither start nor see
         // changes to the others. It is left out here and reported; reading it by id still raises
-        // its ValidationError, and the consumer dead-letters the usage it cannot price.
+        // its ValidationError, the consumer dead-letters the usage it cannot price, and the API
+        // lists it as invalid (listStoredProducts) for an operator to repair.
         return rows.flatMap((row) => {
           try {
-            return [creditProductFromDto(row)];
+            return [creditProductFromDto(storedOf(row).product)];
           } catch (error) {
             if (!(error instanceof ValidationError)) throw error;
             logger.error({ productId: row.id, err: error }, 'stored credit product fails validation; left out of the catalog listing');
@@ -104,5 +128,12 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
           }
         });
       }),
+
+    listStoredProducts: (page) =>
+      guarded(async () => {
+        const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2`, [page.after, page.limit]);
+        return rows.map(storedOf);
+      }),
   };
+  return store;
 }

@@ -28,6 +28,10 @@ export const CreditProductSchema = Type.Object(
         purchaseOption: Type.Optional(Type.Boolean({ description: "Shown among the customer's purchase options on the portal (always present in answers)." })),
       }),
     ),
+    revision: Type.Integer({
+      minimum: 1,
+      description: "The product's version: 1 as created, one more per change that changed something (see its revisions). Also its ETag; send it back as `If-Match` to change only this version.",
+    }),
   },
   { $id: 'CreditProduct' },
 );
@@ -86,6 +90,9 @@ const productFields = {
 const productParams = params({ productId: identifier });
 const tags = ['credit products'];
 
+/** A product's ETag: its revision, quoted as HTTP has entity tags. */
+const etagOf = (revision: number) => `"${revision}"`;
+
 /** The catalog: what credits are, what usage costs, and what bundles sell them. */
 export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: ProductCatalog }> = async (app, { products }) => {
   app.post(
@@ -100,7 +107,10 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         response: { 201: PRODUCT, ...errorResponses },
       },
     },
-    async (request, reply) => reply.code(201).send(await products.create(request.body, actingKeyOf(request))),
+    async (request, reply) => {
+      const product = await products.create(request.body, actingKeyOf(request));
+      return reply.code(201).header('etag', etagOf(product.revision)).send(product);
+    },
   );
 
   app.get(
@@ -111,9 +121,23 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         tags,
         operationId: 'listCreditProducts',
         summary: 'List credit products',
-        description: 'In id order, a page at a time.',
+        description:
+          'In id order, a page at a time. A stored product that fails validation (an older version or a hand edit wrote it) is not among `items` but named in `invalid`, with why, so a page may hold fewer than `limit` items; a PATCH of the failing field repairs it.',
         querystring: pageQuery(),
-        response: { 200: pageSchema(PRODUCT), ...errorResponses },
+        response: {
+          200: Type.Object({
+            ...pageSchema(PRODUCT).properties,
+            invalid: Type.Array(
+              Type.Object({
+                id: Type.String(),
+                revision: Type.Integer({ minimum: 1 }),
+                message: Type.String({ description: 'Why it fails validation; the usage it should price is dead-lettered as `stored_product_invalid` meanwhile.' }),
+              }),
+              { description: "The page's stored products that fail validation." },
+            ),
+          }),
+          ...errorResponses,
+        },
       },
     },
     async (request) => products.list(request.query),
@@ -121,8 +145,21 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
 
   app.get(
     '/credit-products/:productId',
-    { config: { scope: 'read' }, schema: { tags, operationId: 'getCreditProduct', summary: 'Get a credit product', params: productParams, response: { 200: PRODUCT, ...errorResponses } } },
-    async (request) => products.get(request.params.productId),
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'getCreditProduct',
+        summary: 'Get a credit product',
+        description: 'With its revision as the ETag. A stored product that fails validation is 409 `stored_product_invalid`, saying why.',
+        params: productParams,
+        response: { 200: PRODUCT, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const product = await products.get(request.params.productId);
+      return reply.header('etag', etagOf(product.revision)).send(product);
+    },
   );
 
   app.get(
@@ -168,12 +205,23 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         tags,
         operationId: 'updateCreditProduct',
         summary: 'Change a credit product',
-        description: 'Fields given replace the stored ones; the metering consumer sees the change within its catalog refresh interval.',
+        description:
+          "Fields given replace the stored ones; concurrent changes are made one after the other, none lost. With `If-Match` (the product's ETag, its revision quoted), only that revision is changed: 412 `product_changed` when another change came first. The metering consumer prices usage with the change within its catalog refresh interval. `lowBalanceThreshold` is the default warning limit of balances opened afterwards: a balance keeps the one it was opened with (change it with PATCH /credit-balances/{balanceId}).",
         params: productParams,
+        headers: Type.Object({
+          'if-match': Type.Optional(
+            Type.String({ pattern: '^(\\*|"[1-9][0-9]{0,9}")$', description: 'The ETag of the product read (its revision, quoted: `"3"`), or `*`.' }),
+          ),
+        }),
         body: Type.Partial(Type.Object(productFields), { additionalProperties: false, minProperties: 1 }),
         response: { 200: PRODUCT, ...errorResponses },
       },
     },
-    async (request) => products.update(request.params.productId, request.body, actingKeyOf(request)),
+    async (request, reply) => {
+      const ifMatch = request.headers['if-match'];
+      const ifRevision = ifMatch === undefined || ifMatch === '*' ? undefined : Number(ifMatch.slice(1, -1));
+      const product = await products.update(request.params.productId, request.body, actingKeyOf(request), ifRevision === undefined ? {} : { ifRevision });
+      return reply.header('etag', etagOf(product.revision)).send(product);
+    },
   );
 };

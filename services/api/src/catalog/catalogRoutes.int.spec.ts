@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { createPostgresCatalogStore } from '@tally/catalog';
+import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
+import { createMetricsRegistry } from '@tally/metrics';
+import { createBalanceReadModel } from '@tally/projections';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { buildApp } from '../buildApp';
+
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+const KEY = 'catalog-routes-key-0123456789abcdef';
+
+/** Changes of a credit product over HTTP against PostgreSQL: concurrent ones, conditional ones, and repairs of what is stored. */
+describe('credit products over HTTP', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'catalog_routes', max: 20 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    redis = new Redis(stackConfig.redisUrl);
+    app = await buildApp({
+      catalog,
+      balanceRegistry,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('catalog_routes') }),
+      eventStore,
+      apiKeys: [{ key: KEY, scopes: ['admin'], name: 'ops' }],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    redis?.disconnect();
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  const call = (options: InjectOptions) => app.inject({ ...options, headers: { authorization: `Bearer ${KEY}`, ...options.headers } });
+
+  function expectError(response: LightMyRequestResponse, statusCode: number, error: string): void {
+    expect({ statusCode: response.statusCode, error: response.json().error }).toEqual({ statusCode, error });
+    expect(typeof response.json().message).toBe('string');
+  }
+
+  async function createProduct(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const response = await call({ method: 'POST', url: '/v1/credit-products', payload: { name: 'API credits', ...body } });
+    expect(response.statusCode).toBe(201);
+    return response.json();
+  }
+
+  it('keeps both of two concurrent changes to different fields, the price included', async () => {
+    for (let round = 0; round < 8; round += 1) {
+      const id = `concurrent_${randomUUID()}`;
+      await createProduct({ id, consumption: [{ event: 'api_call', credits: '1' }] });
+      const url = `/v1/credit-products/${id}`;
+      const [renamed, repriced] = await Promise.all([
+        call({ method: 'PATCH', url, payload: { name: `Renamed ${round}` } }),
+        call({ method: 'PATCH', url, payload: { consumption: [{ event: 'api_call', credits: '2' }] } }),
+      ]);
+      expect([renamed.statusCode, repriced.statusCode]).toEqual([200, 200]);
+      const product = (await call({ method: 'GET', url })).json();
+      expect({ name: product.name, consumption: product.consumption }).toEqual({ name: `Renamed ${round}`, consumption: [{ event: 'api_call', credits: '2' }] });
+      // The history never shows the price made and then undone: the newest version has both.
+      const { items } = (await call({ method: 'GET', url: `${url}/revisions` })).json();
+      expect(items.map((item: { revision: number }) => item.revision)).toEqual([3, 2, 1]);
+      expect(items[0].product).toMatchObject({ name: `Renamed ${round}`, consumption: [{ event: 'api_call', credits: '2' }] });
+    }
+  });
+
+  it('answers its revision (body and ETag), and refuses a change made against an older one with 412, changing nothing', async () => {
+    const id = `conditional_${randomUUID()}`;
+    const created = await call({ method: 'POST', url: '/v1/credit-products', payload: { id, name: 'Calls', consumption: [{ event: 'api_call', credits: '1' }] } });
+    expect([created.json().revision, created.headers.etag]).toEqual([1, '"1"']);
+    const url = `/v1/credit-products/${id}`;
+    const read = await call({ method: 'GET', url });
+    expect([read.json().revision, read.headers.etag]).toEqual([1, '"1"']);
+
+    const changed = await call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: { consumption: [{ event: 'api_call', credits: '3' }] } });
+    expect(changed.statusCode).toBe(200);
+    expect([changed.json().revision, changed.headers.etag]).toEqual([2, '"2"']);
+
+    // A second client still holding revision 1: refused, and the product is as the first left it.
+    const stale = await call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: { name: 'Stale' } });
+    expectError(stale, 412, 'product_changed');
+    expect(stale.json().message).toMatch(/revision 2/);
+    expect((await call({ method: 'GET', url })).json()).toMatchObject({ name: 'Calls', revision: 2, consumption: [{ event: 'api_call', credits: '3' }] });
+    expect((await call({ method: 'GET', url: `${url}/revisions` })).json().items).toHaveLength(2);
+
+    // A change that changes nothing keeps the revision; `*` asks only that the product exists.
+    const same = await call({ method: 'PATCH', url, headers: { 'if-match': '"2"' }, payload: { name: 'Calls' } });
+    expect([same.statusCode, same.json().revision]).toEqual([200, 2]);
+    expect((await call({ method: 'PATCH', url, headers: { 'if-match': '*' }, payload: { name: 'Any' } })).json().revision).toBe(3);
+    // The ETag is quoted, as HTTP has it: a bare number is a mistake, said so.
+    expectError(await call({ method: 'PATCH', url, headers: { 'if-match': '3' }, payload: { name: 'Bare' } }), 400, 'validation_failed');
+    expectError(await call({ method: 'PATCH', url: '/v1/credit-products/nope', headers: { 'if-match': '"1"' }, payload: { name: 'x' } }), 404, 'product_not_found');
+  });
+
+  it('lists every stored product page by page, naming those that fail validation, which a PATCH repairs', async () => {
+    const prefix = `listed_${randomUUID()}`;
+    const ids = ['a1', 'a2', 'a3', 'a4', 'a5'].map((suffix) => `${prefix}-${suffix}`);
+    for (const id of ids) await createProduct({ id, bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] });
+    // Hand edits, as an older version or an operator's SQL could have left them: a bundle without
+    // its price (the wrong shape), and a negative price of usage (a value today's rules refuse).
+    await db.pool.query(`UPDATE credit_products SET bundles = '[{"id":"starter","credits":"100"}]' WHERE id = $1`, [ids[1]]);
+    await db.pool.query(`UPDATE credit_products SET consumption = '[{"event":"api_call","credits":"-1"}]' WHERE id = $1`, [ids[3]]);
+
+    const page = async (after: string) => (await call({ method: 'GET', url: `/v1/credit-products?limit=2&after=${after}` })).json();
+    const idsOf = (items: Array<{ id: string }>) => items.map((item) => item.id);
+    const first = await page(`${prefix}-a0`);
+    expect([idsOf(first.items), idsOf(first.invalid), first.next]).toEqual([[ids[0]], [ids[1]], ids[1]]);
+    expect(first.invalid[0]).toEqual({ id: ids[1], revision: 1, message: expect.stringMatching(/bundles\[0\]\.price/) });
+    const second = await page(first.next);
+    expect([idsOf(second.items), idsOf(second.invalid), second.next]).toEqual([[ids[2]], [ids[3]], ids[3]]);
+    expect(second.invalid[0].message).toMatch(/consumption\[0\]\.credits/);
+    const third = await page(second.next);
+    expect([idsOf(third.items), third.invalid, third.next]).toEqual([[ids[4]], [], null]);
+
+    // Read alone, it says what is wrong with it; neither a 400 (the request is fine) nor a 500.
+    const broken = await call({ method: 'GET', url: `/v1/credit-products/${ids[1]}` });
+    expectError(broken, 409, 'stored_product_invalid');
+    expect(broken.json().message).toMatch(/bundles\[0\]\.price/);
+
+    // A change of other fields alone leaves it invalid, and says why.
+    expectError(await call({ method: 'PATCH', url: `/v1/credit-products/${ids[1]}`, payload: { name: 'Renamed' } }), 400, 'validation_failed');
+    // A change of the broken field repairs it, merged into the rest as stored.
+    const repaired = await call({ method: 'PATCH', url: `/v1/credit-products/${ids[1]}`, headers: { 'if-match': '"1"' }, payload: { bundles: [] } });
+    expect(repaired.statusCode).toBe(200);
+    expect(repaired.json()).toMatchObject({ id: ids[1], name: 'API credits', bundles: [], revision: 2 });
+    expect((await call({ method: 'GET', url: `/v1/credit-products/${ids[1]}` })).statusCode).toBe(200);
+    const again = await page(`${prefix}-a0`);
+    expect([idsOf(again.items), again.invalid]).toEqual([[ids[0], ids[1]], []]);
+  });
+});
