@@ -51,12 +51,17 @@ const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
  * `TALLY_API_KEYS`: `key[:scope[+scope...][:name]]` entries separated by commas, e.g.
  * `k1:admin:ops,k2:read+write,k3:ingest`. A key without scopes is `admin`, as every key was before
  * scopes existed. An unknown scope is an error, never a key: `k:reed` must not become an admin key.
- * Names are unique, since a change recorded under a name must say which key made it.
+ * Names are unique, since a change recorded under a name must say which key made it. An empty
+ * entry is an error too, unless every entry is empty (no key: the caller's to refuse).
  */
 export function parseApiKeys(text: string): ApiKey[] {
-  const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const entries = text.split(',').map((entry) => entry.trim());
+  // Nothing at all is no key, for the caller to refuse; a blank among keys is `"$OPS,$BACKEND"` with
+  // one unset, and dropping it would start with a key fewer than meant, without a word.
+  if (entries.every((entry) => entry === '')) return [];
   const names = new Set<string>();
   return entries.map((entry, index) => {
+    if (entry === '') throw new Error(`key ${index + 1}: an empty entry in the list (a stray comma, or a variable that was not set?)`);
     // `:` cannot occur in a key, so the parts are unambiguous: key, scopes, name.
     const [key = '', scopeText = 'admin', name, ...rest] = entry.split(':');
     if (!KEY.test(key) || SEPARATORS.test(key)) {

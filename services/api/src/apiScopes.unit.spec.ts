@@ -28,9 +28,16 @@ describe('parseApiKeys', () => {
     ['secret-key-0123456789:', /key 1: unknown scope/],
     ['short:read', /key 1: every key must be at least 16/],
     ['ok-key-0123456789abc,sec ret-key-0123456789', /key 2: keys are printable ASCII/],
+    // "$OPS,$BACKEND" with $BACKEND unset: one key fewer than meant, never silently.
+    ['secret-key-0123456789,,other-secret-key-0123', /key 2: an empty entry in the list/],
+    ['secret-key-0123456789,', /key 2: an empty entry in the list/],
+    [', secret-key-0123456789', /key 1: an empty entry in the list/],
   ])('refuses %j naming the key by its place, never its text', (text, message) => {
     expect(() => parseApiKeys(text)).toThrow(message);
     expect(() => parseApiKeys(text)).not.toThrow(/secret/);
+  });
+  it.each(['', ',', ' , ', ',,'])('reads %j, which holds no entry at all, as no key: the caller says what that means', (text) => {
+    expect(parseApiKeys(text)).toEqual([]);
   });
 });
 

@@ -215,6 +215,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TALLY_API_KEYS: text })).toThrow(/^TALLY_API_KEYS: holds no key/);
   });
 
+  it.each(['aaaaaaaaaaaaaaaa,,bbbbbbbbbbbbbbbb', 'aaaaaaaaaaaaaaaa,'])('refuses TALLY_API_KEYS=%j, an empty entry (an unset variable in "$OPS,$BACKEND"), naming it', (text) => {
+    expect(() => loadConfig({ TALLY_API_KEYS: text })).toThrow(ConfigError);
+    expect(() => loadConfig({ TALLY_API_KEYS: text })).toThrow(/^TALLY_API_KEYS: key 2: an empty entry in the list/);
+  });
+
   it.each(['ture', '10.0.0.1,', '10.0.0.1,,10.0.0.2', '10.0.0.0/33', '10.0.0.1, proxy.internal'])('refuses TALLY_API_TRUST_PROXY=%j at start, naming it', (text) => {
     expect(() => loadConfig({ TALLY_API_TRUST_PROXY: text })).toThrow(ConfigError);
     expect(() => loadConfig({ TALLY_API_TRUST_PROXY: text })).toThrow(/TALLY_API_TRUST_PROXY: /);
