@@ -90,14 +90,19 @@ interface DuePeriodsInput {
   readonly limit?: number;
 }
 
+/** The last period that grants at `now`: the current one, or a canceled subscription's final one if earlier (-1: none). */
+export function lastDuePeriod(input: Pick<DuePeriodsInput, 'startsAt' | 'period' | 'now' | 'canceledAt'>): number {
+  const current = periodIndexAt(input.startsAt, input.period, input.now);
+  const final = finalPeriod(input.startsAt, input.period, input.canceledAt);
+  return final === null ? current : Math.min(current, final);
+}
+
 /**
  * The periods to grant at `now`, in order: every period that has started and is not known to be
  * granted, or the first `limit` of them. A subscription backdated by years has thousands.
  */
 export function duePeriods(input: DuePeriodsInput): number[] {
-  const current = periodIndexAt(input.startsAt, input.period, input.now);
-  const final = finalPeriod(input.startsAt, input.period, input.canceledAt);
-  const last = final === null ? current : Math.min(current, final);
+  const last = lastDuePeriod(input);
   const first = Math.max(0, input.grantedThrough + 1);
   const end = input.limit === undefined ? last : Math.min(last, first + Math.max(0, input.limit) - 1);
   const due: number[] = [];

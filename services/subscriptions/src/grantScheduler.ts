@@ -16,7 +16,8 @@ interface GrantSchedulerOptions {
   /** Subscriptions read per query. */
   readonly pageSize?: number;
   /**
-   * Periods one run grants per subscription (default 100). A subscription further behind (one
+   * Periods of backlog (before each item's current one) one run grants per subscription (default
+   * 100); each item's current period comes with its backlog. A subscription further behind (one
    * backdated by years) is caught up over several runs, which then follow each other without the
    * interval's pause; the watermark keeps the progress.
    */

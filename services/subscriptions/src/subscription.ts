@@ -115,6 +115,26 @@ export function nextOverrideVersions(
   }));
 }
 
+/**
+ * Most periods of one item a new subscription may have due already. Each is a grant on the
+ * customer's balance: a start in year 26 (a typo for 2026) on a monthly plan would be 24,000 of
+ * them, on a daily one 730,000 on one stream. Ten thousand is 27 years of daily periods, so a
+ * subscription backdated five years (1,827) is well inside it.
+ */
+export const MAX_PERIODS_DUE_AT_START = 10_000;
+
+/** Refuses a start so far back that more than MAX_PERIODS_DUE_AT_START periods of an item are due at `now`. */
+export function assertStartWithinBound(startsAt: Date, plan: Plan, now: Date): void {
+  for (const item of plan.items) {
+    const due = periodIndexAt(startsAt, item.period, now) + 1;
+    if (due > MAX_PERIODS_DUE_AT_START) {
+      throw new ValidationError(
+        `startsAt ${startsAt.toISOString()} leaves ${due} periods of product "${item.productId}" due already; a subscription may start with at most ${MAX_PERIODS_DUE_AT_START} due`,
+      );
+    }
+  }
+}
+
 export function assertSubscriptionId(id: string): string {
   if (!isValidIdentifier(id)) {
     throw new ValidationError('id must be 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit');

@@ -1,6 +1,6 @@
 import { parseCredits, ValidationError } from '@tally/domain';
 import { Plan, planFromDto, planToDto } from './plan';
-import { nextOverrideVersions, overridesFromDto, termsAt } from './subscription';
+import { assertStartWithinBound, MAX_PERIODS_DUE_AT_START, nextOverrideVersions, overridesFromDto, termsAt } from './subscription';
 
 const plan: Plan = planFromDto({
   id: 'pro',
@@ -81,5 +81,26 @@ describe('overrides', () => {
     const startsAt = new Date('2024-05-01T00:00:00.000Z');
     const versions = nextOverrideVersions({ startsAt, grantedThrough: {} }, plan, [], new Date('2024-04-01T00:00:00.000Z'));
     expect(versions.map((v) => v.effectiveFromPeriod)).toEqual([0, 0]);
+  });
+});
+
+describe('assertStartWithinBound', () => {
+  const now = new Date('2026-03-01T12:00:00Z');
+  const daily = planFromDto({ id: 'daily', name: 'Daily', items: [{ productId: 'api', creditsPerPeriod: '1', period: { days: 1 } }] });
+  const daysBefore = (days: number) => new Date(now.getTime() - days * 86_400_000);
+
+  it('takes a start with the bound of periods due, and a future one', () => {
+    expect(() => assertStartWithinBound(daysBefore(MAX_PERIODS_DUE_AT_START - 1), daily, now)).not.toThrow();
+    expect(() => assertStartWithinBound(daysBefore(5 * 365 + 1), daily, now)).not.toThrow();
+    expect(() => assertStartWithinBound(new Date('2999-01-01T00:00:00Z'), plan, now)).not.toThrow();
+  });
+
+  it('refuses one more, naming the bound and the product; any item of the plan counts', () => {
+    expect(() => assertStartWithinBound(daysBefore(MAX_PERIODS_DUE_AT_START), daily, now)).toThrow(ValidationError);
+    expect(() => assertStartWithinBound(daysBefore(MAX_PERIODS_DUE_AT_START), daily, now)).toThrow(
+      `leaves ${MAX_PERIODS_DUE_AT_START + 1} periods of product "api" due already; a subscription may start with at most ${MAX_PERIODS_DUE_AT_START} due`,
+    );
+    // Year 26 on the plan whose weekly item has 105,000 periods due, its monthly one 24,000.
+    expect(() => assertStartWithinBound(new Date('0026-03-01T00:00:00Z'), plan, now)).toThrow('of product "api"');
   });
 });

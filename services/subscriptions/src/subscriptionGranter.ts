@@ -1,7 +1,7 @@
 import { BalanceNotOpenError, formatCredits } from '@tally/domain';
 import { DuplicateBalanceError, type BalanceRegistry, type CommandResult, type LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
-import { duePeriods, finalPeriod, periodBounds } from './billingPeriod';
+import { duePeriods, finalPeriod, lastDuePeriod, periodBounds } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
 import { ItemTerms, Subscription, termsAt } from './subscription';
 import type { SubscriptionStore } from './subscriptionStore';
@@ -20,9 +20,12 @@ interface GrantOutcome {
 interface SubscriptionGranter {
   /**
    * Grants the periods of every item that have started by `now` (and not after a cancellation),
-   * in order, at most `maxPeriods` in all (default: no bound), so that a subscription backdated by
-   * years never makes one call, and the request or scheduler run waiting for it, run long. The
-   * watermark moves with every grant, so the next call continues where this one stopped. Once
+   * in order. `maxPeriods` (default: no bound) bounds the backlog, the periods before each item's
+   * current one, in all: a subscription backdated by years never makes one call, and the request
+   * or scheduler run waiting for it, run long. An item's current period is granted whenever its
+   * backlog is, bound or not, so every item of a subscription starting now (a plan of 13 products
+   * with a bound of 12 too) has its first period when the call returns. The watermark moves with
+   * every grant, so the next call continues where this one stopped. Once
    * `signal` is aborted it grants no further period (one in progress is finished and recorded).
    */
   grantDue(subscription: Subscription, plan: Plan, now: Date, bound?: { maxPeriods?: number; signal?: AbortSignal }): Promise<GrantOutcome>;
@@ -134,13 +137,17 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
           canceledAt: subscription.canceledAt,
           grantedThrough: through,
         };
-        // One period past the budget tells whether the bound left any for the next call.
-        const due = duePeriods(Number.isFinite(budget) ? { ...dueInput, limit: budget + 1 } : dueInput);
-        if (due.length > budget) {
+        const backlog = Math.max(0, lastDuePeriod(dueInput) - through - 1);
+        let due: number[];
+        if (backlog > budget) {
+          // Periods are granted in order: the current one waits for the backlog before it.
+          due = duePeriods({ ...dueInput, limit: budget });
           caughtUp = false;
-          due.length = budget;
+          budget = 0;
+        } else {
+          due = duePeriods(dueInput);
+          budget -= backlog;
         }
-        budget -= due.length;
         let balanceId: string | undefined;
         for (const period of due) {
           if (bound.signal?.aborted) return { granted, alreadyGranted, complete: false, caughtUp: false };

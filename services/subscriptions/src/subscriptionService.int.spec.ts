@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProductNotFoundError } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
 import { periodStart } from './billingPeriod';
+import { MAX_PERIODS_DUE_AT_START } from './subscription';
 import { PlanAlreadyExistsError, PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
@@ -198,6 +199,31 @@ describe('subscription service on PostgreSQL and the event store', () => {
     await h.newScheduler().runOnce();
     const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
     expect(grants.map((g) => g.period)).toEqual([0]);
+  });
+
+  it("grants every item's first period when it answers, however many items the plan has: the inline bound is for backlog", async () => {
+    const products = [];
+    for (let i = 0; i < 13; i += 1) products.push(await h.createProduct());
+    const plan = await h.service.createPlan({
+      name: 'Thirteen',
+      items: products.map((product) => ({ productId: product.id, creditsPerPeriod: '1', period: 'month' as const })),
+    });
+
+    const { subscription } = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id });
+
+    expect(subscription.grantedThrough).toEqual(Object.fromEntries(products.map((product) => [product.id, 0])));
+  });
+
+  it('refuses a start that leaves more periods due than a subscription may catch up on, opening nothing', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+
+    // Year 26, a typo for 2026: 24,000 monthly periods would be due at once.
+    const refused = h.service.createSubscription({ customerId, planId: plan.id, startsAt: new Date('0026-03-01T00:00:00Z') });
+    await expect(refused).rejects.toBeInstanceOf(ValidationError);
+    await expect(refused).rejects.toThrow(`at most ${MAX_PERIODS_DUE_AT_START}`);
+    expect(await h.balanceRegistry.findBalance(customerId, product.id)).toBeUndefined();
+    expect(await h.service.listCustomerSubscriptions(customerId, { after: null, limit: 10 })).toEqual([]);
   });
 
   it('refuses what cannot be right', async () => {

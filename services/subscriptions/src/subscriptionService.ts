@@ -5,7 +5,7 @@ import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
 import { Plan, planFromDto, PlanItemDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
-import { assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
+import { assertStartWithinBound, assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
 import { PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
 import { createSubscriptionGranter } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
@@ -22,7 +22,8 @@ export interface SubscriptionInput {
   readonly planId: string;
   /**
    * Defaults to now. A past start makes every period since then due: the request grants the
-   * first `inlineGrantPeriods` of them, the scheduler the rest, in bounded runs.
+   * first `inlineGrantPeriods` of them, the scheduler the rest, in bounded runs. A start leaving
+   * more than MAX_PERIODS_DUE_AT_START periods of an item due is refused (ValidationError).
    */
   readonly startsAt?: Date;
   readonly overrides?: readonly CreditOverrideDto[];
@@ -74,9 +75,10 @@ interface SubscriptionServiceOptions {
   readonly clock: () => Date;
   readonly logger: Logger;
   /**
-   * Periods a create or cancel request grants before it answers (default 12: a year of monthly
-   * periods); anything further behind is the scheduler's, so a backdated subscription never
-   * makes a request run long. 0 leaves every grant to the scheduler.
+   * Periods of backlog (before each item's current one) a create or cancel request grants before
+   * it answers (default 12: a year of monthly periods); anything further behind is the
+   * scheduler's, so a backdated subscription never makes a request run long. Each item's current
+   * period comes with its backlog, outside the bound. 0 leaves every grant to the scheduler.
    */
   readonly inlineGrantPeriods?: number;
 }
@@ -104,12 +106,13 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
   }
 
   /**
-   * Grants what is due right away, up to inlineGrantPeriods, so a new subscription's credits are
-   * there when the request returns. The subscription is already stored: if the ledger fails now,
-   * or more periods are due than a request grants, the scheduler grants the rest on its next
-   * ticks, and the response shows what was granted (grantedThrough).
+   * Grants what is due right away, up to inlineGrantPeriods of backlog, so a new subscription's
+   * credits are there when the request returns. The subscription is already stored: if the ledger
+   * fails now, or more periods are due than a request grants, the scheduler grants the rest on its
+   * next ticks, and the response shows what was granted (grantedThrough).
    */
   async function grantNow(subscription: Subscription, plan: Plan, now: Date): Promise<Subscription> {
+    if (inlineGrantPeriods === 0) return subscription;
     try {
       const outcome = await granter.grantDue(subscription, plan, now, { maxPeriods: inlineGrantPeriods });
       if (!outcome.caughtUp) {
@@ -154,6 +157,7 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       const plan = await planOf(input.planId);
       // Refused here with the plan at hand; the store refuses it again atomically with the insert.
       if (plan.retiredAt !== null) throw new PlanRetiredError(`plan "${plan.id}" is retired: it takes no new subscriptions`);
+      assertStartWithinBound(startsAt, plan, now);
       const overrides = overridesFromDto(input.overrides ?? [], plan);
       const created = await subscriptions.createSubscription({
         id,

@@ -396,6 +396,13 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         400,
         'validation_failed',
       );
+      // Year 26 for 2026 on a monthly plan: 24,000 periods due at once, refused before anything is stored.
+      const customerId = `cus_${randomUUID()}`;
+      const typo = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: subscription.planId, startsAt: '0026-03-01T00:00:00Z' } });
+      expectError(typo, 400, 'validation_failed');
+      expect(typo.json<{ message: string }>().message).toMatch(/at most 10000 due/);
+      expect(await h.balanceRegistry.listCustomerBalances(customerId)).toEqual([]);
+      expect((await call({ method: 'GET', url: `/v1/customers/${customerId}/subscriptions` })).json()).toEqual({ items: [], next: null });
       expectError(
         await call({ method: 'POST', url: '/v1/subscriptions', payload: { id: subscription.id, customerId: 'c', planId: subscription.planId } }),
         409,

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { subscriptionView, type SubscriptionService, type SubscriptionView } from '@tally/subscriptions';
+import { MAX_PERIODS_DUE_AT_START, subscriptionView, type SubscriptionService, type SubscriptionView } from '@tally/subscriptions';
 import { actingKey, customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 import { actingKeyOf, audienceOf } from '../accessGuard';
@@ -81,7 +81,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'createSubscription',
         summary: 'Subscribe a customer to a plan',
         description:
-          "Opens the customer's balance of each plan product where there is none (else uses it) and grants every period that has started, so a subscription starting now has its first period's credits when this returns (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
+          "Opens the customer's balance of each plan product where there is none (else uses it) and grants the periods that have started, so a subscription starting now has every product's first period's credits when this returns, however many products the plan has (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). Of a backdated one it grants a bounded backlog (`TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS`, 12) before answering and the scheduler the rest; a start that leaves more than " + String(MAX_PERIODS_DUE_AT_START) + " periods of a product due already is 400 `validation_failed`, and nothing is stored. An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
         body: Type.Object(
           {
             id: Type.Optional(
