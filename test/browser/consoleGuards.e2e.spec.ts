@@ -346,6 +346,71 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
+  it("shows the API's refusal of a plan, a subscription, its terms and an endpoint beside the field it names, else for the form, until it is sent again", async () => {
+    const customerId = `refused-${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: `Refused credits ${randomUUID()}` });
+    const planName = `Refused plan ${randomUUID()}`;
+    const plan = await api<{ id: string }>('POST', '/plans', { name: planName, items: [{ productId: product.id, creditsPerPeriod: '1', period: 'month' }] });
+    await api('POST', '/subscriptions', { customerId, planId: plan.id });
+    const page = await signedIn();
+    const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+    const fieldError = (within: ReturnType<Page['locator']>, label: string) => within.locator('.field.has-error', { has: page.getByLabel(label, { exact: true }) }).getByRole('alert');
+    const noAlertIn = (where: ReturnType<Page['locator']>, description: string) =>
+      waitFor(async () => (await where.getByRole('alert').count()) === 0, { description, timeoutMs: 10_000 });
+    try {
+      // A plan's credits that are no number: under that field; sent right, the refusal goes.
+      await nav('Plans').click();
+      const planForm = page.locator('form', { has: page.getByRole('button', { name: 'Create plan' }) });
+      const newPlan = `Refused at first ${randomUUID()}`;
+      await planForm.getByLabel('Plan name').fill(newPlan);
+      await planForm.getByRole('button', { name: 'Add credit product to plan' }).click();
+      await planForm.getByLabel('Credit product', { exact: true }).selectOption({ value: product.id });
+      await planForm.getByLabel('Credits per period').fill('lots');
+      await planForm.getByRole('button', { name: 'Create plan' }).click();
+      await fieldError(planForm, 'Credits per period').waitFor({ timeout: 10_000 });
+      expect(await planForm.getByLabel('Credits per period').getAttribute('aria-invalid')).toBe('true');
+      await planForm.getByLabel('Credits per period').fill('5');
+      await planForm.getByRole('button', { name: 'Create plan' }).click();
+      await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes(newPlan), 'the plan created');
+      await noAlertIn(planForm, 'the refusal gone once the plan is made');
+
+      // New terms that are no number: the dialog says so as a whole, and stays open.
+      await openCustomer(page, customerId);
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      await page.getByRole('button', { name: 'Change terms' }).click();
+      const terms = page.getByRole('dialog', { name: `Change terms: ${planName}` });
+      await terms.getByLabel('Credits per period for this subscription').fill('lots');
+      await terms.getByRole('button', { name: 'Save terms' }).click();
+      await untilText(terms.getByRole('alert'), (text) => text.includes('overrides'), 'the refusal of the terms');
+      await terms.getByLabel('Credits per period for this subscription').fill('3');
+      await terms.getByRole('button', { name: 'Save terms' }).click();
+      await untilText(page.getByRole('table', { name: 'Terms by period' }), (text) => text.includes('3'), 'the new terms');
+
+      // A plan retired since the tab read it: Subscribe is refused for the form as a whole.
+      const subscribeForm = page.locator('form', { has: page.getByRole('button', { name: 'Subscribe' }) });
+      await untilText(subscribeForm.getByLabel('Plan', { exact: true }), (text) => text.includes(planName), 'the plan to subscribe to');
+      await subscribeForm.getByLabel('Plan', { exact: true }).selectOption({ label: planName });
+      await api('POST', `/plans/${plan.id}/retire`);
+      await subscribeForm.getByRole('button', { name: 'Subscribe' }).click();
+      await subscribeForm.getByRole('alert').waitFor({ timeout: 10_000 });
+      expect(await subscribeForm.locator('.field.has-error').count()).toBe(0);
+
+      // An endpoint whose URL is empty: under the URL; sent right, the refusal goes.
+      await nav('Webhooks').click();
+      const hookForm = page.locator('form', { has: page.getByRole('button', { name: 'Register endpoint' }) });
+      await hookForm.getByLabel('Endpoint URL').fill(' ');
+      await hookForm.getByRole('button', { name: 'Register endpoint' }).click();
+      await fieldError(hookForm, 'Endpoint URL').waitFor({ timeout: 10_000 });
+      const hookUrl = `http://127.0.0.1:9/refused-${randomUUID()}`;
+      await hookForm.getByLabel('Endpoint URL').fill(hookUrl);
+      await hookForm.getByRole('button', { name: 'Register endpoint' }).click();
+      await page.getByRole('region', { name: `Endpoint ${hookUrl}` }).waitFor({ timeout: 10_000 });
+      await noAlertIn(page.getByRole('main'), 'the refusal gone once the endpoint is registered');
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it('says when plans, products, subscriptions, endpoints, deliveries or the catalog cannot be read, and stops saying so once a later read succeeds', async () => {
     const customerId = `unlisted-${randomUUID()}`;
     // More than the catalog's page of 25, so it has a next page to read.
