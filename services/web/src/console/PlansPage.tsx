@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
-import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useRead } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useFormRefusal, useRead } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
@@ -27,8 +27,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
   const [products, setProducts] = useState<CreditProduct[]>([]);
   const [name, setName] = useState('');
   const [items, setItems] = useState<ItemDraft[]>([]);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [general, setGeneral] = useState<string>();
+  const refusal = useFormRefusal((field) => /^(name|items\.\d+\.(productId|creditsPerPeriod|period))$/.test(field));
   const [version, setVersion] = useState(0);
   // Read again after each change: a failure shows until a read succeeds.
   const readFailure = useRead(
@@ -94,8 +93,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
         noValidate
         onSubmit={async (event) => {
           event.preventDefault();
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           try {
             await api.post<Plan>('/plans', {
               body: {
@@ -111,17 +109,15 @@ export function PlansPage({ api }: { api: ApiClient }) {
             setItems([]);
             setVersion(version + 1);
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => /^(name|items\.\d+\.(productId|creditsPerPeriod|period))$/.test(field));
-            setErrors(found.fields);
-            setGeneral(found.general);
+            refusal.refused(failure);
           }
         }}
       >
-        <Field label="Plan name" value={name} error={errors.name} onInput={(event) => setName(event.currentTarget.value)} />
+        <Field label="Plan name" value={name} error={refusal.errors.name} onInput={(event) => setName(event.currentTarget.value)} />
         {items.map((item, index) => (
           <fieldset class="row" key={index}>
             <legend>Credit product {index + 1}</legend>
-            <SelectField label="Credit product" value={item.productId} error={errors[`items.${index}.productId`]} onChange={(event) => updateItem(index, { productId: event.currentTarget.value })}>
+            <SelectField label="Credit product" value={item.productId} error={refusal.errors[`items.${index}.productId`]} onChange={(event) => updateItem(index, { productId: event.currentTarget.value })}>
               {products.map((product) => (
                 <option key={product.id} value={product.id}>
                   {product.name}
@@ -132,10 +128,10 @@ export function PlansPage({ api }: { api: ApiClient }) {
               label="Credits per period"
               inputMode="decimal"
               value={item.creditsPerPeriod}
-              error={errors[`items.${index}.creditsPerPeriod`]}
+              error={refusal.errors[`items.${index}.creditsPerPeriod`]}
               onInput={(event) => updateItem(index, { creditsPerPeriod: event.currentTarget.value })}
             />
-            <SelectField label="Period" value={item.period} error={errors[`items.${index}.period`]} onChange={(event) => updateItem(index, { period: event.currentTarget.value as ItemDraft['period'] })}>
+            <SelectField label="Period" value={item.period} error={refusal.errors[`items.${index}.period`]} onChange={(event) => updateItem(index, { period: event.currentTarget.value as ItemDraft['period'] })}>
               <option value="month">Month</option>
               <option value="year">Year</option>
               <option value="days">A number of days</option>
@@ -149,7 +145,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
         <button type="button" class="secondary" onClick={() => setItems([...items, newItem()])} disabled={products.length === 0}>
           Add credit product to plan
         </button>
-        <ErrorMessage message={general} />
+        <ErrorMessage message={refusal.general} />
         <button type="submit">Create plan</button>
       </form>
     </section>

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN } from '../shared/format';
-import { ErrorMessage, Field, useBusyAction } from '../shared/ui';
+import { ErrorMessage, Field, useBusyAction, useFormRefusal } from '../shared/ui';
 import { ProductHistory } from './ProductHistory';
 import { href, navigate, takeNote } from './router';
 
@@ -98,8 +98,7 @@ const FIELDS = /^(id|name|description|lowBalanceThreshold|consumption\.\d+\.(eve
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
   const [draft, setDraft] = useState<Draft>({ id: '', name: '', description: '', lowBalanceThreshold: '', consumption: [emptyRule()], bundles: [] });
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [general, setGeneral] = useState<string>();
+  const refusal = useFormRefusal((field) => FIELDS.test(field));
   // A product just created opens in a new form (the console keys the form by product id): the
   // navigation from the creating form says so, once.
   const [saved, setSaved] = useState(() => productId !== null && takeNote()?.created === productId);
@@ -107,7 +106,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   const [savedCount, setSavedCount] = useState(0);
   const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
-    if (productId !== null) api.get<CreditProduct>(path`/credit-products/${productId}`).then((product) => setDraft(draftOf(product)), (failure: Error) => setGeneral(failure.message));
+    if (productId !== null) api.get<CreditProduct>(path`/credit-products/${productId}`).then((product) => setDraft(draftOf(product)), (failure: Error) => refusal.setGeneral(failure.message));
   }, [api, productId]);
 
   const update = (change: Partial<Draft>) => {
@@ -127,8 +126,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           try {
             const body = bodyOf(draft, creating);
             const product = creating
@@ -139,24 +137,22 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             setSavedCount((count) => count + 1);
             if (creating) navigate({ screen: 'product', productId: product.id }, { created: product.id });
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => FIELDS.test(field));
-            setErrors(found.fields);
-            setGeneral(found.general);
+            refusal.refused(failure);
           }
         })}
       >
         <div class="grid">
           {creating && (
-            <Field label="Product id" value={draft.id} error={errors.id} hint="Optional: letters, digits, _ . : -" onInput={(event) => update({ id: event.currentTarget.value })} />
+            <Field label="Product id" value={draft.id} error={refusal.errors.id} hint="Optional: letters, digits, _ . : -" onInput={(event) => update({ id: event.currentTarget.value })} />
           )}
-          <Field label="Name" required value={draft.name} error={errors.name} onInput={(event) => update({ name: event.currentTarget.value })} />
-          <Field label="Description" value={draft.description} error={errors.description} onInput={(event) => update({ description: event.currentTarget.value })} />
+          <Field label="Name" required value={draft.name} error={refusal.errors.name} onInput={(event) => update({ name: event.currentTarget.value })} />
+          <Field label="Description" value={draft.description} error={refusal.errors.description} onInput={(event) => update({ description: event.currentTarget.value })} />
           <Field
             label="Warning limit"
             inputMode="decimal"
             pattern={CREDITS_INPUT_PATTERN}
             value={draft.lowBalanceThreshold}
-            error={errors.lowBalanceThreshold}
+            error={refusal.errors.lowBalanceThreshold}
             hint="Low-balance warning below this many credits; empty for none."
             onInput={(event) => update({ lowBalanceThreshold: event.currentTarget.value })}
           />
@@ -167,26 +163,26 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
           {draft.consumption.map((rule, index) => (
             <fieldset class="row" key={index}>
               <legend>Rule {index + 1}</legend>
-              <Field label="Event name" value={rule.event} error={errors[`consumption.${index}.event`]} onInput={(event) => updateRule(index, { event: event.currentTarget.value })} />
+              <Field label="Event name" value={rule.event} error={refusal.errors[`consumption.${index}.event`]} onInput={(event) => updateRule(index, { event: event.currentTarget.value })} />
               <Field
                 label="Credits"
                 inputMode="decimal"
                 value={rule.credits}
-                error={errors[`consumption.${index}.credits`]}
+                error={refusal.errors[`consumption.${index}.credits`]}
                 onInput={(event) => updateRule(index, { credits: event.currentTarget.value })}
               />
               <Field
                 label="Per unit of property"
                 value={rule.perUnitOf}
                 hint="Empty: per event."
-                error={errors[`consumption.${index}.perUnitOf`]}
+                error={refusal.errors[`consumption.${index}.perUnitOf`]}
                 onInput={(event) => updateRule(index, { perUnitOf: event.currentTarget.value })}
               />
               <Field
                 label="Property filters"
                 value={rule.where}
                 hint="e.g. model=large, region=eu"
-                error={errors[`consumption.${index}.where`]}
+                error={refusal.errors[`consumption.${index}.where`]}
                 onInput={(event) => updateRule(index, { where: event.currentTarget.value })}
               />
               <button type="button" class="secondary" onClick={() => update({ consumption: draft.consumption.filter((_, at) => at !== index) })}>
@@ -204,26 +200,26 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
           {draft.bundles.map((bundle, index) => (
             <fieldset class="row" key={index}>
               <legend>Bundle {index + 1}</legend>
-              <Field label="Bundle id" value={bundle.id} error={errors[`bundles.${index}.id`]} onInput={(event) => updateBundle(index, { id: event.currentTarget.value })} />
+              <Field label="Bundle id" value={bundle.id} error={refusal.errors[`bundles.${index}.id`]} onInput={(event) => updateBundle(index, { id: event.currentTarget.value })} />
               <Field
                 label="Bundle credits"
                 inputMode="decimal"
                 value={bundle.credits}
-                error={errors[`bundles.${index}.credits`]}
+                error={refusal.errors[`bundles.${index}.credits`]}
                 onInput={(event) => updateBundle(index, { credits: event.currentTarget.value })}
               />
               <Field
                 label="Price"
                 inputMode="decimal"
                 value={bundle.amount}
-                error={errors[`bundles.${index}.price.amount`]}
+                error={refusal.errors[`bundles.${index}.price.amount`]}
                 onInput={(event) => updateBundle(index, { amount: event.currentTarget.value })}
               />
               <Field
                 label="Currency"
                 value={bundle.currency}
                 maxLength={3}
-                error={errors[`bundles.${index}.price.currency`]}
+                error={refusal.errors[`bundles.${index}.price.currency`]}
                 onInput={(event) => updateBundle(index, { currency: event.currentTarget.value })}
               />
               <div class="field checkbox">
@@ -242,7 +238,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
           </button>
         </fieldset>
 
-        <ErrorMessage message={general} />
+        <ErrorMessage message={refusal.general} />
         {saved && (
           <p class="ok" role="status">
             Saved.

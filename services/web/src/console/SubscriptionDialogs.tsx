@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { errorMessage, path, type ApiClient } from '../shared/apiClient';
+import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, periodText } from '../shared/format';
-import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction } from '../shared/ui';
+import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal } from '../shared/ui';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
 export type OverrideDrafts = Readonly<Record<string, { readonly credits: string; readonly limit: string }>>;
@@ -67,12 +67,14 @@ function latestDrafts(subscription: Subscription): OverrideDrafts {
  */
 export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; plan: Plan | undefined; onClose: () => void; onChanged: () => void }) {
   const [drafts, setDrafts] = useState<OverrideDrafts>({});
-  const [general, setGeneral] = useState<string>();
+  // The overrides' fields are per product, the API's per position in what is sent: its refusal
+  // is shown whole, for the form.
+  const refusal = useFormRefusal(() => false);
   const [busy, busyWhile] = useBusyAction();
   useEffect(() => {
     if (subscription === undefined) return;
     setDrafts(latestDrafts(subscription));
-    setGeneral(undefined);
+    refusal.clear();
   }, [subscription]);
   return (
     <Dialog title={`Change terms: ${plan?.name ?? subscription?.planId ?? ''}`} open={subscription !== undefined} onClose={onClose}>
@@ -81,19 +83,19 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           if (subscription === undefined) return;
-          setGeneral(undefined);
+          refusal.clear();
           try {
             await api.patch<Subscription>(path`/subscriptions/${subscription.id}`, { body: { overrides: overridesOf(plan, drafts) } });
             onChanged();
             onClose();
           } catch (failure) {
-            setGeneral(errorMessage(failure));
+            refusal.refused(failure);
           }
         })}
       >
         <p>From each product's next period on; the period in progress keeps the terms it started with.</p>
         <OverrideFields plan={plan} drafts={drafts} onChange={setDrafts} />
-        <ErrorMessage message={general} />
+        <ErrorMessage message={refusal.general} />
         <div class="actions">
           <button type="submit" disabled={busy}>
             Save terms

@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
-import { ApiError, fieldErrors, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import { ApiError, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { Page, Plan, Subscription } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ErrorMessage, SelectField, useBusyAction, useRead } from '../shared/ui';
+import { ErrorMessage, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
 /**
@@ -16,8 +16,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
   const [overrides, setOverrides] = useState<OverrideDrafts>({});
   const [changing, setChanging] = useState<Subscription>();
   const [canceling, setCanceling] = useState<Subscription>();
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [general, setGeneral] = useState<string>();
+  const refusal = useFormRefusal((field) => field === 'planId');
   const [version, setVersion] = useState(0);
   // The id of the subscription Subscribe means to make, sent with every attempt until one is
   // known to have landed: a retry after a lost answer, or a second click, makes it once.
@@ -123,17 +122,14 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           const chosen = overridesOf(plan, overrides);
           try {
             await api.post<Subscription>('/subscriptions', { body: { id: subscriptionId, customerId, planId, ...(chosen.length > 0 ? { overrides: chosen } : {}) } });
           } catch (failure) {
             // Already made with this id: an earlier attempt landed though its answer was lost.
             if (!(failure instanceof ApiError && failure.code === 'subscription_already_exists')) {
-              const found = fieldErrors(failure, (field) => field === 'planId');
-              setErrors(found.fields);
-              setGeneral(found.general);
+              refusal.refused(failure);
               return;
             }
           }
@@ -142,7 +138,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
           setVersion((current) => current + 1);
         })}
       >
-        <SelectField label="Plan" value={planId} error={errors.planId} onChange={(event) => setPlanId(event.currentTarget.value)}>
+        <SelectField label="Plan" value={planId} error={refusal.errors.planId} onChange={(event) => setPlanId(event.currentTarget.value)}>
           {offered.length === 0 && <option value="">No plans offered</option>}
           {offered.map((candidate) => (
             <option key={candidate.id} value={candidate.id}>
@@ -151,7 +147,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
           ))}
         </SelectField>
         <OverrideFields plan={plan} drafts={overrides} onChange={setOverrides} />
-        <ErrorMessage message={general} />
+        <ErrorMessage message={refusal.general} />
         <button type="submit" disabled={busy || planId === ''}>
           Subscribe
         </button>

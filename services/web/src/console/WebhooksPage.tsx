@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
-import { errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType, WebhookTestResult } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, usePager, useRead } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, useFormRefusal, usePager, useRead } from '../shared/ui';
 
 /**
  * What each event type is, in an operator's words. Keyed by the API's own type, so an event type
@@ -181,7 +181,6 @@ function Deliveries({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoi
  */
 export function WebhooksPage({ api }: { api: ApiClient }) {
   const [endpoints, setEndpoints] = useState<WebhookEndpoint[]>([]);
-  const [general, setGeneral] = useState<string>();
   const [version, setVersion] = useState(0);
   const [secret, setSecret] = useState<{ secret: string; url: string; rotated: boolean }>();
   const [open, setOpen] = useState<string>();
@@ -189,7 +188,9 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
   const [url, setUrl] = useState('');
   const [description, setDescription] = useState('');
   const [events, setEvents] = useState<readonly WebhookEventType[]>(['credit_balance.low']);
-  const [errors, setErrors] = useState<Record<string, string>>({});
+  // The register form's refusal; its message for the whole form also says why a change to an
+  // endpoint above (Disable, Rotate secret) was refused, each clearing the other.
+  const refusal = useFormRefusal((field) => ['url', 'events', 'description'].includes(field));
   // One change at a time: a second click on Rotate secret would rotate twice and could show the
   // secret an earlier answer brought; on Register endpoint it would register it twice.
   const [acting, actWhile] = useBusyAction();
@@ -197,12 +198,12 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
   const readFailure = useRead(() => api.get<Page<WebhookEndpoint>>('/webhook-endpoints', { query: { limit: '500' } }).then((page) => setEndpoints(page.items)), [api, version]);
 
   const act = actWhile(async (change: () => Promise<unknown>) => {
-    setGeneral(undefined);
+    refusal.setGeneral(undefined);
     try {
       await change();
       setVersion((current) => current + 1);
     } catch (failure) {
-      setGeneral(errorMessage(failure));
+      refusal.setGeneral(errorMessage(failure));
     }
   });
 
@@ -215,7 +216,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
       </p>
       {secret !== undefined && <SecretNotice {...secret} />}
       <ErrorMessage message={readFailure} />
-      <ErrorMessage message={general} />
+      <ErrorMessage message={refusal.general} />
       {endpoints.length === 0 && <p>No webhook endpoints yet.</p>}
       {endpoints.map((endpoint) => (
         <section class="card" key={endpoint.id} aria-label={`Endpoint ${endpoint.url}`}>
@@ -284,8 +285,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
         noValidate
         onSubmit={registerWhile(async (event) => {
           event.preventDefault();
-          setErrors({});
-          setGeneral(undefined);
+          refusal.clear();
           try {
             const created = await api.post<WebhookEndpoint & { secret: string }>('/webhook-endpoints', {
               body: { url, events, ...(description !== '' ? { description } : {}) },
@@ -295,14 +295,12 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
             setDescription('');
             setVersion((current) => current + 1);
           } catch (failure) {
-            const found = fieldErrors(failure, (field) => ['url', 'events', 'description'].includes(field));
-            setErrors(found.fields);
-            setGeneral(found.general);
+            refusal.refused(failure);
           }
         })}
       >
-        <Field label="Endpoint URL" value={url} required error={errors.url} hint="http or https, reachable from Tally." onInput={(event) => setUrl(event.currentTarget.value)} />
-        <Field label="Description" value={description} maxLength={500} error={errors.description} onInput={(event) => setDescription(event.currentTarget.value)} />
+        <Field label="Endpoint URL" value={url} required error={refusal.errors.url} hint="http or https, reachable from Tally." onInput={(event) => setUrl(event.currentTarget.value)} />
+        <Field label="Description" value={description} maxLength={500} error={refusal.errors.description} onInput={(event) => setDescription(event.currentTarget.value)} />
         <fieldset>
           <legend>Events to send</legend>
           {ALL_TYPES.map((type) => (
@@ -317,7 +315,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
               </label>
             </div>
           ))}
-          {errors.events !== undefined && <small class="error">{errors.events}</small>}
+          {refusal.errors.events !== undefined && <small class="error">{refusal.errors.events}</small>}
         </fieldset>
         <button type="submit" disabled={registering || url === '' || events.length === 0}>
           Register endpoint

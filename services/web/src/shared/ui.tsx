@@ -36,7 +36,7 @@ export function useFormRefusal(hasField: (field: string) => boolean) {
   return {
     errors,
     general,
-    /** A message for the form as a whole (a read it needs failed). */
+    /** A message for the form as a whole that is no refusal of what it sent: a read it needs failed, a change made beside it was refused. */
     setGeneral,
     clear() {
       setErrors({});
