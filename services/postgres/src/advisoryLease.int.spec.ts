@@ -92,6 +92,26 @@ describe('advisory lease on PostgreSQL', () => {
     await expect(lease!.release()).resolves.toBeUndefined();
   });
 
+  it("holds its own connection, not one of the pool's: a pool of one still answers while several leases are held", async () => {
+    const pool = createPool({ connectionString: stackConfig.testDatabaseUrl, schema: db.schema, applicationName: 'lease-small-pool', max: 1, connectionTimeoutMillis: 2_000, logger: pino({ level: 'silent' }) });
+    try {
+      const relay = await tryAcquireAdvisoryLease({ pool, name: 'relay-small-pool' });
+      const projector = await tryAcquireAdvisoryLease({ pool, name: 'projector-small-pool' });
+      expect([relay, projector]).toEqual([expect.anything(), expect.anything()]);
+      // The work the leases are held for goes through the pool: it must not wait for a connection.
+      expect((await pool.query<{ answer: number }>('SELECT 1 AS answer')).rows).toEqual([{ answer: 1 }]);
+      expect(await leaseHolderSessions(pool, ['relay-small-pool', 'projector-small-pool'])).toEqual([
+        expect.objectContaining({ applicationName: 'lease-small-pool' }),
+        expect.objectContaining({ applicationName: 'lease-small-pool' }),
+      ]);
+      await relay!.release();
+      await projector!.release();
+      expect(await holders('relay-small-pool', 'projector-small-pool')).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('throws when PostgreSQL cannot be reached', async () => {
     const unreachable = createUnreachablePool('advisory-lease-unreachable');
     try {

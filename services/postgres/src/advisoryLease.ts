@@ -1,4 +1,4 @@
-import type { Pool, QueryResultRow } from 'pg';
+import pg, { type Pool, type QueryResultRow } from 'pg';
 import { queryWithTimeout } from './queryWithTimeout';
 
 /** First key of the two-key advisory lock space for leases, apart from the migrations' and the event store's. */
@@ -14,6 +14,7 @@ const LOCK_KEY = `$1, ${schemaKeyed('$2')}`;
 function ignoreError(): void {}
 
 export interface AdvisoryLeaseOptions {
+  /** Where the lease's connection settings come from; the lease does not take a connection from it. */
   readonly pool: Pool;
   /**
    * What is leased, e.g. a relay's checkpoint name. The lock is keyed by the connection's current
@@ -41,7 +42,11 @@ export interface AdvisoryLease {
 
 /**
  * One attempt at a PostgreSQL session-level advisory lock, held on a connection of its own for as
- * long as the lease lasts. Resolves to undefined when another session holds it; throws when
+ * long as the lease lasts. The connection is opened with the pool's settings but outside it: a
+ * lease taken from the pool would keep one of its connections for as long as it leads, so a
+ * process with a small TALLY_DATABASE_POOL_SIZE and several leased roles would have none left
+ * for the work it leads for, and would keep the lease (its heartbeat still answers) while doing
+ * nothing. A standby's attempt therefore opens and closes one connection per poll. Resolves to undefined when another session holds it; throws when
  * PostgreSQL cannot be reached. PostgreSQL releases the lock itself when the holder's session
  * ends (a crash, a kill, a network failure), so a lease never outlives its holder; the holder
  * learns of a loss from its connection's error or from the heartbeat, and must then stop acting
@@ -50,28 +55,40 @@ export interface AdvisoryLease {
 export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Promise<AdvisoryLease | undefined> {
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   const timeoutMs = options.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
-  const client = await options.pool.connect();
+  const client = new pg.Client(options.pool.options);
+  // Errors after the lease has ended (a close that fails) go nowhere; while it lasts, onError
+  // below reports them as its loss.
+  client.on('error', ignoreError);
+  try {
+    await client.connect();
+  } catch (error) {
+    void client.end().catch(ignoreError);
+    throw error;
+  }
   const bounded = <Row extends QueryResultRow>(text: string, values?: unknown[]) => queryWithTimeout<Row>(client, text, values, timeoutMs);
   let signalLost: (error: Error) => void = () => undefined;
   const lost = new Promise<Error>((resolve) => {
     signalLost = resolve;
   });
-  // A checked-out client that the server drops emits 'error'; unhandled, it would crash the process.
+  // A connection that the server drops emits 'error'; unhandled, it would crash the process.
   const onError = (error: Error): void => lose(error);
   client.on('error', onError);
 
   let ended = false;
   let heartbeat: NodeJS.Timeout | undefined = undefined;
-  /** Returns the connection to the pool, or destroys it when it failed (which ends its session). */
-  function giveBack(failure?: Error): void {
+  /**
+   * Closes the connection, which ends its session and with it the lock. Not awaited: a connection
+   * that stopped answering would hold the caller until TCP gives up; its errors go nowhere.
+   */
+  function giveBack(): void {
     ended = true;
     clearInterval(heartbeat);
     client.off('error', onError);
-    client.release(failure);
+    void client.end().catch(ignoreError);
   }
   function lose(error: Error): void {
     if (ended) return;
-    giveBack(error);
+    giveBack();
     signalLost(error);
   }
 
@@ -106,18 +123,16 @@ export async function tryAcquireAdvisoryLease(options: AdvisoryLeaseOptions): Pr
     lost,
     async release() {
       if (ended) return;
-      // From here a connection failure is this call's to handle, not a lost lease.
+      // From here a connection failure is this call's to handle, not a lost lease. The unlock
+      // lets another session in at once, before the connection has finished closing.
       ended = true;
       client.off('error', onError);
-      client.on('error', ignoreError);
-      let failure: Error | undefined;
       try {
         await bounded(`SELECT pg_advisory_unlock(${LOCK_KEY})`, [LEASE_LOCK_CLASS, options.name]);
-      } catch (error) {
-        failure = asError(error);
+      } catch {
+        // Closing the connection ends the session, which releases the lock all the same.
       }
-      client.off('error', ignoreError);
-      giveBack(failure);
+      giveBack();
     },
   };
 }
