@@ -1,6 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { InvalidUsageEventError, parseUsageEvent, type UsageEvent } from '@tally/domain';
 import { CloudEvent, ValidationError } from 'cloudevents';
 import type { IHeaders } from 'kafkajs';
+import { UndecodableUsageEventError } from './meteringErrors';
 
 /**
  * CloudEvents 1.0 (JSON format, Kafka protocol binding) as usage events, the format other
@@ -85,31 +87,51 @@ export function usageEventFromJson(record: unknown): UsageEvent {
   return isStructuredCloudEvent(record) ? toUsage(validated(record)) : parseNativeUsageEvent(record);
 }
 
-function headerText(value: IHeaders[string]): string | undefined {
-  const single = Array.isArray(value) ? value[0] : value;
-  return single === undefined ? undefined : single.toString();
+/** Whether a message is a binary-mode CloudEvent: it has a `ce_specversion` header. */
+export function isBinaryCloudEvent(headers: IHeaders | undefined): headers is IHeaders {
+  return headers?.[`${BINARY_PREFIX}specversion`] !== undefined;
 }
 
-/** The CloudEvent attributes of a binary-mode message (`ce_` headers), or undefined when it has none. */
-export function binaryCloudEventAttributes(headers: IHeaders | undefined): Record<string, string> | undefined {
-  if (headers === undefined || headers[`${BINARY_PREFIX}specversion`] === undefined) return undefined;
+/**
+ * The attributes of a binary-mode CloudEvent's headers (`ce_*`, and `content-type` as
+ * datacontenttype), and the first reason its headers cannot be metered, if any: a value that is
+ * not valid UTF-8, left out of the attributes. Read with replacement characters, ids that differ
+ * in such a byte would be one id, metered once for all of them.
+ */
+function readBinaryAttributes(headers: IHeaders): { attributes: Record<string, string>; refusal?: UndecodableUsageEventError } {
   const attributes: Record<string, string> = {};
+  let refusal: UndecodableUsageEventError | undefined;
+  const take = (header: string, attribute: string, value: IHeaders[string]) => {
+    const single = Array.isArray(value) ? value[0] : value;
+    if (single === undefined) return;
+    if (typeof single === 'string') attributes[attribute] = single;
+    else if (isUtf8(single)) attributes[attribute] = single.toString('utf8');
+    else refusal ??= new UndecodableUsageEventError(`CloudEvent header ${header} is not valid UTF-8`);
+  };
   for (const [name, value] of Object.entries(headers)) {
-    if (!name.startsWith(BINARY_PREFIX)) continue;
-    const text = headerText(value);
-    if (text !== undefined) attributes[name.slice(BINARY_PREFIX.length)] = text;
+    if (name.startsWith(BINARY_PREFIX)) take(name, name.slice(BINARY_PREFIX.length), value);
   }
-  const contentType = headerText(headers['content-type']);
-  if (contentType !== undefined) attributes.datacontenttype = contentType;
-  return attributes;
+  take('content-type', 'datacontenttype', headers['content-type']);
+  return refusal === undefined ? { attributes } : { attributes, refusal };
+}
+
+/**
+ * The CloudEvent attributes of a binary-mode message (`ce_` headers), or undefined when it has
+ * none; never throws (what names a dead letter's usage event): a header that is not text is left out.
+ */
+export function binaryCloudEventAttributes(headers: IHeaders | undefined): Record<string, string> | undefined {
+  return isBinaryCloudEvent(headers) ? readBinaryAttributes(headers).attributes : undefined;
 }
 
 /** A binary-mode CloudEvent: attributes from the headers, the value is the data (JSON). */
-export function usageEventFromBinaryCloudEvent(attributes: Record<string, string>, value: Buffer): UsageEvent {
+export function usageEventFromBinaryCloudEvent(headers: IHeaders, value: Buffer): UsageEvent {
+  const { attributes, refusal } = readBinaryAttributes(headers);
+  if (refusal !== undefined) throw refusal;
   const contentType = attributes.datacontenttype;
   if (contentType !== undefined && !/^application\/([\w.+-]+\+)?json(\s*;.*)?$/i.test(contentType)) {
     throw new InvalidUsageEventError(`CloudEvent data of content type ${contentType} is not usage: send application/json`);
   }
+  if (!isUtf8(value)) throw new UndecodableUsageEventError('CloudEvent data is not valid UTF-8');
   let data: unknown;
   try {
     data = value.length === 0 ? undefined : (JSON.parse(value.toString('utf8')) as unknown);

@@ -1,6 +1,7 @@
 import { InvalidUsageEventError, TallyError } from '@tally/domain';
 import fc from 'fast-check';
 import { binaryCloudEventAttributes, cloudEventUsageId, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
+import { UndecodableUsageEventError } from './meteringErrors';
 
 const structured = {
   specversion: '1.0',
@@ -12,6 +13,10 @@ const structured = {
   datacontenttype: 'application/json',
   data: { tokens: 1500, model: 'large' },
 };
+
+/** The Kafka headers of a binary-mode event with these attributes. */
+const asHeaders = (attributes: Record<string, string>) =>
+  Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name === 'datacontenttype' ? 'content-type' : `ce_${name}`, value]));
 
 describe('CloudEvents as usage events', () => {
   it('maps subject, type, time and data of a structured-mode event', () => {
@@ -49,8 +54,8 @@ describe('CloudEvents as usage events', () => {
       'content-type': Buffer.from('application/json'),
       traceparent: Buffer.from('00-abc'),
     };
-    const attributes = binaryCloudEventAttributes(headers)!;
-    expect(usageEventFromBinaryCloudEvent(attributes, Buffer.from('{"tokens":7}'))).toEqual({
+    expect(binaryCloudEventAttributes(headers)).toMatchObject({ id: 'evt-2', subject: 'acme', datacontenttype: 'application/json' });
+    expect(usageEventFromBinaryCloudEvent(headers, Buffer.from('{"tokens":7}'))).toEqual({
       id: 'ce:4:/svc:evt-2',
       customerId: 'acme',
       event: 'tokens_used',
@@ -58,6 +63,28 @@ describe('CloudEvents as usage events', () => {
       properties: { tokens: 7 },
     });
     expect(binaryCloudEventAttributes({ 'content-type': Buffer.from('application/json') })).toBeUndefined();
+  });
+
+  it('refuses a binary-mode event with a header that is not valid UTF-8, and names it without that header', () => {
+    const headers = asHeaders({ specversion: '1.0', source: '/s', type: 't', subject: 'acme', time: '2026-03-01T12:00:00Z' });
+    const refusal = (thunk: () => unknown) => {
+      try {
+        thunk();
+      } catch (error) {
+        return error;
+      }
+      throw new Error('not refused');
+    };
+    for (const bad of [{ ce_id: Buffer.from([0x63, 0x2d, 0xff]) }, { ce_id: 'c-1', 'content-type': Buffer.from([0x61, 0xc3]) }]) {
+      const error = refusal(() => usageEventFromBinaryCloudEvent({ ...headers, ...bad }, Buffer.from('{}')));
+      expect(error).toBeInstanceOf(UndecodableUsageEventError);
+      expect(error).toMatchObject({ retriable: false, message: expect.stringMatching(/header (ce_id|content-type) is not valid UTF-8/) });
+    }
+    expect(binaryCloudEventAttributes({ ...headers, ce_id: Buffer.from([0x63, 0x2d, 0xff]) })).not.toHaveProperty('id');
+    expect(refusal(() => usageEventFromBinaryCloudEvent({ ...headers, ce_id: 'c-1' }, Buffer.from([0x7b, 0xfe, 0x7d])))).toMatchObject({
+      code: 'undecodable_usage_event',
+      message: 'CloudEvent data is not valid UTF-8',
+    });
   });
 
   it.each([
@@ -82,8 +109,8 @@ describe('CloudEvents as usage events', () => {
 
   it('refuses binary data that is not JSON', () => {
     const attributes = { specversion: '1.0', id: 'x', source: '/s', type: 't', subject: 'acme', time: '2026-03-01T12:00:00Z' };
-    expect(() => usageEventFromBinaryCloudEvent({ ...attributes, datacontenttype: 'text/plain' }, Buffer.from('hi'))).toThrow(/content type/);
-    expect(() => usageEventFromBinaryCloudEvent(attributes, Buffer.from('{nope'))).toThrow(/not JSON/);
+    expect(() => usageEventFromBinaryCloudEvent(asHeaders({ ...attributes, datacontenttype: 'text/plain' }), Buffer.from('hi'))).toThrow(/content type/);
+    expect(() => usageEventFromBinaryCloudEvent(asHeaders(attributes), Buffer.from('{nope'))).toThrow(/not JSON/);
   });
 
   it('derives different ids from different (source, id) pairs, however they are spelled', () => {
@@ -119,7 +146,7 @@ describe('CloudEvents as usage events', () => {
     fc.assert(fc.property(fc.oneof(record, fc.anything()), (value) => refusedOrUsage(() => usageEventFromJson(value))), { numRuns: 2000 });
     fc.assert(
       fc.property(fc.dictionary(fc.string(), fc.oneof(fc.string(), odd)), fc.uint8Array(), (attributes, value) =>
-        refusedOrUsage(() => usageEventFromBinaryCloudEvent({ specversion: '1.0', ...attributes }, Buffer.from(value))),
+        refusedOrUsage(() => usageEventFromBinaryCloudEvent(asHeaders({ specversion: '1.0', ...attributes }), Buffer.from(value))),
       ),
       { numRuns: 2000 },
     );

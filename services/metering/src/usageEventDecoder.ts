@@ -1,9 +1,10 @@
+import { isUtf8 } from 'node:buffer';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { UsageEvent } from '@tally/domain';
 import type { Type } from 'avsc';
 import type { IHeaders } from 'kafkajs';
 import { assertAvroBlocksBounded } from './avroBlockGuard';
-import { binaryCloudEventAttributes, parseNativeUsageEvent, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
+import { binaryCloudEventAttributes, isBinaryCloudEvent, parseNativeUsageEvent, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
 import type { DeadLetterUsage } from './deadLetterMessage';
 import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
 import { usageIdentityOf } from './usageIdentity';
@@ -136,6 +137,9 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
   }
 
   function jsonRecordOf(value: Buffer): unknown {
+    // Read with replacement characters, ids that differ in a byte that is not UTF-8 would be one
+    // id, metered once for all of them (Avro strings are refused likewise: avroBlockGuard).
+    if (!isUtf8(value)) throw new UndecodableUsageEventError('invalid JSON: not valid UTF-8');
     try {
       return JSON.parse(value.toString('utf8')) as unknown;
     } catch (error) {
@@ -173,8 +177,7 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
 
   return {
     async decode(value, headers) {
-      const cloudEvent = binaryCloudEventAttributes(headers);
-      if (cloudEvent !== undefined) return usageEventFromBinaryCloudEvent(cloudEvent, value ?? Buffer.alloc(0));
+      if (isBinaryCloudEvent(headers)) return usageEventFromBinaryCloudEvent(headers, value ?? Buffer.alloc(0));
       if (value === null || value.length === 0) throw new UndecodableUsageEventError('empty message value');
       return decodeRecord(value);
     },

@@ -95,6 +95,43 @@ describe('createUsageEventDecoder', () => {
     await expect(decoder.decode(value)).rejects.toBeInstanceOf(UndecodableUsageEventError);
   });
 
+  it('refuses JSON that is not valid UTF-8, rather than metering ids that differ as one', async () => {
+    // Read with replacement characters, evt-<FF>, evt-<FE> and evt-<80> were all "evt-\uFFFD":
+    // one charge for three usage events.
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    for (const byte of [0xff, 0xfe, 0x80]) {
+      const value = Buffer.concat([Buffer.from('{"id":"evt-'), Buffer.from([byte]), Buffer.from('","customerId":"acme","event":"api_call","timestamp":5}')]);
+      const error = await decoder.decode(value).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(UndecodableUsageEventError);
+      expect(error).toMatchObject({ retriable: false, message: expect.stringMatching(/not valid UTF-8/) });
+      await expect(decoder.identify(value)).resolves.toBeNull();
+    }
+  });
+
+  it('refuses a binary-mode CloudEvent whose attributes or data are not valid UTF-8', async () => {
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const headers = (id: Buffer, contentType = Buffer.from('application/json')) => ({
+      ce_specversion: Buffer.from('1.0'),
+      ce_id: id,
+      ce_source: Buffer.from('/x'),
+      ce_type: Buffer.from('api_call'),
+      ce_subject: Buffer.from('acme'),
+      ce_time: Buffer.from('2026-03-01T12:00:00Z'),
+      'content-type': contentType,
+    });
+    const refusals = [
+      () => decoder.decode(Buffer.from('{}'), headers(Buffer.from([0x63, 0x2d, 0xff]))),
+      () => decoder.decode(Buffer.from('{}'), headers(Buffer.from('c-1'), Buffer.from([0x61, 0xc3]))),
+      () => decoder.decode(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xfe, 0x22, 0x7d]), headers(Buffer.from('c-1'))),
+    ];
+    for (const refusal of refusals) {
+      const error = await refusal().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(UndecodableUsageEventError);
+      expect(error).toMatchObject({ retriable: false, message: expect.stringMatching(/not valid UTF-8/) });
+    }
+    await expect(decoder.decode(Buffer.from('{}'), headers(Buffer.from('c-1')))).resolves.toMatchObject({ id: 'ce:2:/x:c-1' });
+  });
+
   it('refuses Avro that does not match its writer schema', async () => {
     const decoder = createUsageEventDecoder({ registryUrl: stub.url });
     await expect(decoder.decode(avro.subarray(0, avro.length - 3))).rejects.toBeInstanceOf(UndecodableUsageEventError);

@@ -1,0 +1,51 @@
+import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import { consumedAtLeast, createMeteringTestKit, USAGE_TIME, type MeteringTestKit } from './meteringTestKit.spec';
+
+jest.setTimeout(120_000);
+
+/** What the consumer reads is what the producer sent: bytes it cannot read exactly are dead letters, never read approximately. */
+describe('usage decoded as its producer sent it', () => {
+  let kit: MeteringTestKit;
+
+  afterEach(async () => {
+    await kit?.close();
+  });
+
+  it('dead-letters usage ids that are not valid UTF-8 instead of charging three of them as one', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const acme = await kit.openBalance('acme', 'api', '100');
+    const json = (idByte: number) =>
+      Buffer.concat([Buffer.from('{"id":"evt-'), Buffer.from([idByte]), Buffer.from(`","customerId":"acme","event":"api_call","timestamp":${USAGE_TIME}}`)]);
+    const binary = (idByte: number) => ({
+      key: 'acme',
+      value: Buffer.from('{}'),
+      headers: {
+        ce_specversion: '1.0',
+        ce_id: Buffer.from([0x63, 0x2d, idByte]),
+        ce_source: '/svc',
+        ce_type: 'api_call',
+        ce_subject: 'acme',
+        ce_time: '2026-03-01T12:00:00Z',
+        'content-type': 'application/json',
+      },
+    });
+    await kit.produce([
+      { key: 'acme', value: json(0xff) },
+      { key: 'acme', value: json(0xfe) },
+      { key: 'acme', value: json(0x80) },
+      binary(0xff),
+      binary(0xc3),
+      { key: 'acme', value: kit.json({ id: 'evt-ok', customerId: 'acme', event: 'api_call', timestamp: USAGE_TIME }) },
+    ]);
+    const consumer = await kit.startConsumer();
+    await consumedAtLeast(consumer, 6);
+
+    expect(consumer.counters()).toMatchObject({ matched: 1, deadLettered: 5 });
+    expect(consumer.counters().skippedByReason.already_applied).toBe(0);
+    expect(await kit.balanceOf(acme)).toBe('99');
+    const letters = await kit.readTopic(kit.dlqTopic, 5);
+    expect(letters.map((letter) => letter.headers![DEAD_LETTER_HEADERS.errorCode]!.toString())).toEqual(Array(5).fill('undecodable_usage_event'));
+    for (const letter of letters) expect(letter.headers![DEAD_LETTER_HEADERS.reason]!.toString()).toMatch(/not valid UTF-8/);
+  });
+});
