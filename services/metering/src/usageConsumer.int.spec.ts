@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EventStoreUnavailableError, type EventStore } from '@tally/event-store';
+import { createPostgresEventStore, EventStoreUnavailableError, type EventStore } from '@tally/event-store';
 import { stackConfig, waitFor } from '@tally/test-support';
+import pg from 'pg';
 import { consumedAtLeast as consumed, createMeteringTestKit, USAGE_TIME, usageRecord as usage, type MeteringTestKit, type UsageRecord } from './meteringTestKit.spec';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 
@@ -269,6 +270,49 @@ describe('usage consumer on Kafka, the registry and PostgreSQL', () => {
     } finally {
       proxy.closeAllConnections();
       proxy.close();
+    }
+  });
+  it('waits out a read-only PostgreSQL (a failover) without dead-lettering or committing, and meters once it takes writes', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '0.5' }], lowBalanceThreshold: null });
+    const balanceId = await kit.openBalance('alice', 'api', '10');
+
+    // What a client still connected to a demoted primary meets: reads answer, writes fail 25006.
+    const readOnlyPool = new pg.Pool({ connectionString: kit.db.connectionString, max: 2, options: `-c search_path=${kit.db.schema} -c default_transaction_read_only=on` });
+    const readOnlyStore = createPostgresEventStore({ pool: readOnlyPool, logger: kit.logger });
+    let readOnly = true;
+    let refusals = 0;
+    const failingOver: EventStore = new Proxy(kit.eventStore, {
+      get(_, name: keyof EventStore) {
+        const store = readOnly ? readOnlyStore : kit.eventStore;
+        if (name !== 'appendMany') return (store[name] as (...args: unknown[]) => unknown).bind(store);
+        return (async (requests) => {
+          try {
+            return await store.appendMany(requests);
+          } catch (error) {
+            if ((error as { code?: unknown }).code === '25006' || (error as { cause?: { code?: unknown } }).cause?.code === '25006') refusals += 1;
+            throw error;
+          }
+        }) satisfies EventStore['appendMany'];
+      },
+    });
+
+    try {
+      await kit.produce(['r1', 'r2', 'r3', 'r4'].map((id) => ({ key: 'alice', value: kit.avro(usage(id, 'alice', 'api_call')) })));
+      const consumer = await kit.startConsumer({ eventStore: failingOver, maxBackoffMs: 200 });
+
+      await waitFor(() => refusals >= 3, { description: 'the append refused by the read-only node, three times' });
+      expect(consumer.counters()).toMatchObject({ consumed: 0, deadLettered: 0, skipped: 0 });
+      expect(await committedOffsets(kit)).toEqual(['-1']);
+
+      readOnly = false;
+      await consumed(consumer, 4);
+      expect(await kit.balanceOf(balanceId)).toBe('8');
+      expect(consumer.counters()).toMatchObject({ matched: 4, deadLettered: 0 });
+      expect((await kit.admin.fetchTopicOffsets(kit.dlqTopic)).map(({ high }) => high)).toEqual(['0']);
+    } finally {
+      await readOnlyStore.close();
+      await readOnlyPool.end();
     }
   });
 });

@@ -12,6 +12,13 @@ describe('isTransientPgError', () => {
     },
   );
 
+  // A failover (a client still connected to the demoted primary writes into a read-only node), a
+  // full disk, memory or an I/O error: the server's state, which an operator or the failover
+  // fixes, not the statement's.
+  it.each(['25006', '40003', '53000', '53100', '53200', '57P05', '58000', '58030', '58P01'])('treats %s (the server, not the statement) as transient', (code) => {
+    expect(isTransientPgError(withCode(code))).toBe(true);
+  });
+
   it('recognises the connection losses pg reports only by message', () => {
     expect(isTransientPgError(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isTransientPgError(new Error('timeout exceeded when trying to connect'))).toBe(true);
@@ -22,7 +29,7 @@ describe('isTransientPgError', () => {
     expect(isTransientPgError(new AggregateError([withCode('ECONNREFUSED')], 'connect failed'))).toBe(true);
   });
 
-  it.each(['23505', '42P01', '22P02', 'TY001'])('treats %s as permanent', (code) => {
+  it.each(['23505', '42P01', '22P02', 'TY001', '53400', '40002', '25P02', '57P04'])('treats %s as permanent', (code) => {
     expect(isTransientPgError(withCode(code))).toBe(false);
   });
 
