@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RecordedEvent } from '@tally/event-store';
-import { ledgerEventAvroSchema } from '@tally/schemas';
+import { LEDGER_EVENT_TYPES, ledgerEventAvroSchema } from '@tally/schemas';
 import { Type, type types } from 'avsc';
 import { toLedgerEventRecord, type LedgerEventRecord } from './ledgerEventRecord';
 
@@ -44,16 +44,9 @@ function storedEventOf(example: LedgerEventRecord): RecordedEvent {
 }
 
 describe('the examples of docs/ledger.md', () => {
-  it('are found: one of every event type the page describes in full', () => {
-    expect(envelopes.map((example) => example.type)).toEqual([
-      'CreditBalanceOpened',
-      'CreditToppedUp',
-      'CreditConsumed',
-      'LowBalanceWarned',
-      'CreditBalanceDepleted',
-      'CreditBalanceSettingsChanged',
-      'CreditsHeld',
-    ]);
+  it('are found: one of every event type, in the schema\'s order, but the hold events that share CreditsHeld\'s', () => {
+    const sharingOne = ['HoldCaptured', 'HoldReleased', 'HoldExpired'];
+    expect(envelopes.map((example) => example.type)).toEqual(LEDGER_EVENT_TYPES.filter((type) => !sharingOne.includes(type)));
     expect(payloads).toHaveLength(1);
   });
 
