@@ -141,10 +141,17 @@ export interface LedgerService {
   refund(balanceId: string, input: { entryId: string; credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'startedAt' | 'actor'>): Promise<CommandResult>;
   /** A subscription's grant for one period; idempotent by subscription, product and period. */
   grant(balanceId: string, grant: GrantDetails & { credits: Micros; productId: string }): Promise<CommandResult>;
+  /** Whether that grant is stored on the balance: one read by its id (commandIds.grant), no fold. */
+  isGranted(balanceId: string, grant: { readonly subscriptionId: string; readonly productId: string; readonly period: number }): Promise<boolean>;
+  /**
+   * `changeId` names a change a caller may ask for again (a subscription's limit, applied by
+   * whichever scheduler gets there): the same id is made once, and asked again answers the first
+   * (replayed) whatever the settings are by then. Without one, each call is a change of its own.
+   */
   changeSettings(
     balanceId: string,
     input: { name?: string; lowBalanceThreshold?: Micros | null; overdraftLimit?: Micros },
-    options?: Pick<RequestOptions, 'actor'>,
+    options?: Pick<RequestOptions, 'actor'> & { readonly changeId?: string },
   ): Promise<CommandResult>;
   /**
    * Sets credits aside. The key is required: it makes the hold id (holdIdOf), so a retried
@@ -439,10 +446,17 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       });
     },
 
+    async isGranted(balanceId, { subscriptionId, productId, period }) {
+      const [stored] = await eventStore.readEventsById([ledgerEventId(commandIds.grant(subscriptionId, productId, period), 0)]);
+      return stored !== undefined && stored.streamId === balanceStreamId(balanceId);
+    },
+
     async changeSettings(balanceId, input, requestOptions) {
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
-      return execute(context, commandIds.settings(balanceId, randomUUID()), { type: 'ChangeSettings', ...input, at }, requestOptions);
+      const { changeId, ...extras } = requestOptions ?? {};
+      // A given id is one part of the command id, escaped as any part is: it never meets a random one.
+      return execute(context, commandIds.settings(balanceId, changeId ?? randomUUID()), { type: 'ChangeSettings', ...input, at }, extras);
     },
 
     async placeHold(balanceId, request, requestOptions) {

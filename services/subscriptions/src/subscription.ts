@@ -51,7 +51,10 @@ export interface CreditOverrideDto {
 
 export interface ItemTerms {
   readonly creditsPerPeriod: Micros;
-  /** For a balance the subscription opens; null takes the product's threshold. */
+  /**
+   * The balance's warning limit: a balance the subscription opens starts with it, and one it
+   * finds is set to it (see thresholdSetAt). Null sets none: an opened balance takes the product's.
+   */
   readonly lowBalanceThreshold: Micros | null;
 }
 
@@ -66,6 +69,18 @@ export function termsAt(subscription: { readonly overrides: readonly OverrideVer
     creditsPerPeriod: inForce?.creditsPerPeriod ?? item.creditsPerPeriod,
     lowBalanceThreshold: inForce?.lowBalanceThreshold ?? item.lowBalanceThreshold,
   };
+}
+
+/**
+ * The warning limit the grant of `period` sets on the balance, or null for none. Period 0 sets
+ * its terms' (on a balance the customer had before too); a later period only one that differs
+ * from the period before's, so terms restated with other credits leave alone a limit changed on
+ * the balance since. Terms without a limit set nothing.
+ */
+export function thresholdSetAt(subscription: { readonly overrides: readonly OverrideVersion[] }, item: PlanItem, period: number): Micros | null {
+  const { lowBalanceThreshold } = termsAt(subscription, item, period);
+  if (lowBalanceThreshold === null || period === 0) return lowBalanceThreshold;
+  return termsAt(subscription, item, period - 1).lowBalanceThreshold === lowBalanceThreshold ? null : lowBalanceThreshold;
 }
 
 /** Validates overrides against the plan: one per product, each for a product of the plan. */

@@ -1,6 +1,6 @@
 import { parseCredits, ValidationError } from '@tally/domain';
 import { Plan, planFromDto, planToDto } from './plan';
-import { assertStartWithinBound, MAX_PERIODS_DUE_AT_START, nextOverrideVersions, overridesFromDto, termsAt } from './subscription';
+import { assertStartWithinBound, MAX_PERIODS_DUE_AT_START, nextOverrideVersions, overridesFromDto, termsAt, thresholdSetAt } from './subscription';
 
 const plan: Plan = planFromDto({
   id: 'pro',
@@ -55,6 +55,28 @@ describe('overrides', () => {
     expect(termsAt(subscription, api, 3)).toEqual({ creditsPerPeriod: parseCredits('100'), lowBalanceThreshold: parseCredits('1') });
     expect(termsAt(subscription, storage, 0).creditsPerPeriod).toBe(parseCredits('5.5'));
     expect(termsAt(subscription, storage, 1).creditsPerPeriod).toBe(parseCredits('9'));
+  });
+
+  it('set the warning limit at period 0 and where it changes, not where terms restate it or have none', () => {
+    const subscription = {
+      overrides: [
+        { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: null, lowBalanceThreshold: parseCredits('50') },
+        { productId: 'api', effectiveFromPeriod: 3, creditsPerPeriod: parseCredits('7'), lowBalanceThreshold: parseCredits('50') },
+        { productId: 'api', effectiveFromPeriod: 4, creditsPerPeriod: null, lowBalanceThreshold: null },
+        { productId: 'storage', effectiveFromPeriod: 1, creditsPerPeriod: null, lowBalanceThreshold: parseCredits('2') },
+      ],
+    };
+    // api: the plan's 10 at 0 and 1, the override's 50 from 2 (restated at 3), the plan's again from 4.
+    expect([0, 1, 2, 3, 4, 5].map((period) => thresholdSetAt(subscription, api, period))).toEqual([
+      parseCredits('10'),
+      null,
+      parseCredits('50'),
+      null,
+      parseCredits('10'),
+      null,
+    ]);
+    // storage: none in the plan, so period 0 sets nothing; the override's from 1.
+    expect([0, 1, 2].map((period) => thresholdSetAt(subscription, storage, period))).toEqual([null, parseCredits('2'), null]);
   });
 
   it("a change applies from each item's own next period, and covers every item of the plan", () => {

@@ -1,9 +1,9 @@
-import { BalanceNotOpenError, formatCredits } from '@tally/domain';
-import { DuplicateBalanceError, type BalanceRegistry, type CommandResult, type LedgerService } from '@tally/ledger';
+import { BalanceNotOpenError, formatCredits, type Micros } from '@tally/domain';
+import { DuplicateBalanceError, joinIdParts, type BalanceRegistry, type CommandResult, type LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
 import { duePeriods, finalPeriod, lastDuePeriod, periodBounds } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
-import { ItemTerms, Subscription, termsAt } from './subscription';
+import { ItemTerms, Subscription, termsAt, thresholdSetAt } from './subscription';
 import type { SubscriptionStore } from './subscriptionStore';
 
 interface GrantOutcome {
@@ -87,6 +87,51 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
     }
   }
 
+  /** Runs a command on the balance, first completing an opening that crashed halfway if it meets one. */
+  async function onOpenBalance<T>(subscription: Subscription, item: PlanItem, terms: ItemTerms, balanceId: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      if (!(error instanceof BalanceNotOpenError)) throw error;
+      // A registry row without a stream: an opening crashed halfway. Opening again with the
+      // same id completes it, then the command; another writer completing it first is as good.
+      try {
+        await ledger.openBalance(openRequest(subscription, item, terms, balanceId));
+      } catch (openError) {
+        if (!(openError instanceof DuplicateBalanceError)) throw openError;
+      }
+      return command();
+    }
+  }
+
+  /**
+   * Sets the warning limit a period's terms set (thresholdSetAt) on the balance: before the
+   * period's grant, and only while that grant is not stored, so a period granted again (a lost
+   * watermark, two schedulers racing) leaves alone a limit changed on the balance since. Its id
+   * derives from (subscription, product, period): runs racing on it make the change once. The
+   * key that set the terms (the creator's for the plan's) is its actor.
+   */
+  async function setThreshold(subscription: Subscription, item: PlanItem, period: number, balanceId: string, threshold: Micros): Promise<void> {
+    if (await ledger.isGranted(balanceId, { subscriptionId: subscription.id, productId: item.productId, period })) return;
+    const setBy =
+      subscription.overrides.find((version) => version.productId === item.productId && version.effectiveFromPeriod === period)?.changedBy ??
+      subscription.createdBy;
+    const result = await ledger.changeSettings(
+      balanceId,
+      { lowBalanceThreshold: threshold },
+      {
+        changeId: joinIdParts(['subscription', subscription.id, item.productId, String(period)]),
+        ...(setBy !== null ? { actor: { kind: 'key' as const, ...setBy } } : {}),
+      },
+    );
+    if (!result.replayed && result.events.length > 0) {
+      logger.info(
+        { subscriptionId: subscription.id, productId: item.productId, balanceId, period, lowBalanceThreshold: formatCredits(threshold) },
+        "set the subscription's warning limit on its balance",
+      );
+    }
+  }
+
   async function grantPeriod(
     subscription: Subscription,
     plan: Plan,
@@ -96,8 +141,10 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
     balanceId: string,
   ): Promise<CommandResult> {
     const bounds = periodBounds(subscription.startsAt, item.period, period);
-    const grant = () =>
-      ledger.grant(balanceId, {
+    const threshold = thresholdSetAt(subscription, item, period);
+    return onOpenBalance(subscription, item, terms, balanceId, async () => {
+      if (threshold !== null) await setThreshold(subscription, item, period, balanceId, threshold);
+      return ledger.grant(balanceId, {
         subscriptionId: subscription.id,
         planId: plan.id,
         productId: item.productId,
@@ -106,19 +153,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         periodEnd: bounds.end.toISOString(),
         credits: terms.creditsPerPeriod,
       });
-    try {
-      return await grant();
-    } catch (error) {
-      if (!(error instanceof BalanceNotOpenError)) throw error;
-      // A registry row without a stream: an opening crashed halfway. Opening again with the
-      // same id completes it, then grant; another writer completing it first is as good.
-      try {
-        await ledger.openBalance(openRequest(subscription, item, terms, balanceId));
-      } catch (openError) {
-        if (!(openError instanceof DuplicateBalanceError)) throw openError;
-      }
-      return grant();
-    }
+    });
   }
 
   return {

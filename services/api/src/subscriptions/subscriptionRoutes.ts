@@ -18,7 +18,7 @@ const overridesSchema = Type.Array(
   {
     maxItems: 100,
     description:
-      "Per product of the plan: `creditsPerPeriod` and/or `lowBalanceThreshold` for this subscription only; absent or null takes the plan's.",
+      "Per product of the plan: `creditsPerPeriod` and/or `lowBalanceThreshold` (the warning limit of the customer's balance of the product, set on it as the items' `lowBalanceThreshold` says) for this subscription only; absent or null takes the plan's.",
   },
 );
 
@@ -45,7 +45,10 @@ const subscriptionSchema = Type.Object({
         properties: { index: Type.Integer(), start: Type.String(), end: Type.String() },
       }),
       creditsPerPeriod: Type.String({ description: 'In force for the current period (period 0 before the start).' }),
-      lowBalanceThreshold: nullableString(),
+      lowBalanceThreshold: nullableString({
+        description:
+          "The warning limit in force for the current period (period 0 before the start); null: none. The subscription sets it on the customer's balance of the product when it grants period 0 (a balance it opens starts with it) and each period whose limit differs from the period before's, just before that period's grant; never again for a period granted already. So a limit set on the balance after that (PATCH /v1/credit-balances/{id}) stands until this one changes. Subscriptions sharing a balance (one customer, one product) each set it when theirs changes: the last one set stands.",
+      }),
       grantedThrough: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'The last period known to be granted.' }),
       finalPeriod: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'When canceled: the last period that grants (-1: none).' }),
     }),
@@ -81,7 +84,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'createSubscription',
         summary: 'Subscribe a customer to a plan',
         description:
-          "Opens the customer's balance of each plan product where there is none (else uses it) and grants the periods that have started, so a subscription starting now has every product's first period's credits when this returns, however many products the plan has (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). Of a backdated one it grants a bounded backlog (`TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS`, 12) before answering and the scheduler the rest; a start that leaves more than " + String(MAX_PERIODS_DUE_AT_START) + " periods of a product due already is 400 `validation_failed`, and nothing is stored. An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
+          "Opens the customer's balance of each plan product where there is none (else uses it, and sets its warning limit to the terms' when they have one) and grants the periods that have started, so a subscription starting now has every product's first period's credits when this returns, however many products the plan has (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). Of a backdated one it grants a bounded backlog (`TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS`, 12) before answering and the scheduler the rest; a start that leaves more than " + String(MAX_PERIODS_DUE_AT_START) + " periods of a product due already is 400 `validation_failed`, and nothing is stored. An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
         body: Type.Object(
           {
             id: Type.Optional(
@@ -148,7 +151,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'updateSubscription',
         summary: "Change a subscription's overrides from the next period",
         description:
-          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A canceled subscription is 409 `subscription_canceled`.",
+          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A changed warning limit is set on the balance when the next period is granted, not now; one sent again unchanged sets nothing. A canceled subscription is 409 `subscription_canceled`.",
         params: subscriptionParams,
         body: Type.Object({ overrides: overridesSchema }, { additionalProperties: false }),
         response: { 200: subscriptionSchema, ...errorResponses },
