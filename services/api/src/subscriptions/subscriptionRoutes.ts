@@ -88,7 +88,11 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         body: Type.Object(
           {
             id: Type.Optional(
-              Type.Unsafe<string>({ ...identifier, description: 'Generated (a UUID) when absent; a retry with the same id is 409 rather than a second subscription.' }),
+              Type.Unsafe<string>({
+                ...identifier,
+                description:
+                  'The idempotency key: send one. A retry with the same id is 409 `subscription_already_exists` rather than a second subscription. Generated (a UUID) when absent, and then a retry after a lost answer (a timeout, a 503 once the subscription was stored) subscribes the customer again and grants every period twice.',
+              }),
             ),
             customerId,
             planId: identifier,
