@@ -16,7 +16,7 @@ export interface OffsetCommitter {
   drain(): Promise<void>;
   /** From now on every `done` commits inline; resolves once what was pending is committed. */
   close(): Promise<void>;
-  /** The group rebalanced: offsets not yet sent belong to the old assignment and are dropped. */
+  /** The group rebalanced: offsets not yet sent, or being retried, belong to the old assignment and are dropped. */
   forget(): void;
 }
 
@@ -40,10 +40,10 @@ export interface OffsetCommitterOptions {
  *   (usageConsumer's processChunk), so a committed offset never covers unwritten usage.
  * - Per partition the committed offset only moves forward within an assignment: pending offsets
  *   merge by maximum and one commit is in flight at a time.
- * - A commit that is dropped (a rebalance, or a failure past the attempts) loses nothing: the
- *   partition's next owner, or this member after rejoining, reads from the last committed offset,
- *   and those usage events are found marked as metered and skipped (exactly once is the markers'
- *   guarantee, never the offsets').
+ * - A commit that is dropped (a rebalance, which also ends a commit being retried, or a failure
+ *   past the attempts) loses nothing: the partition's next owner, or this member after rejoining,
+ *   reads from the last committed offset, and those usage events are found marked as metered and
+ *   skipped (exactly once is the markers' guarantee, never the offsets').
  * - A graceful stop commits everything: close() before the consumer leaves its group.
  */
 export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCommitter {
@@ -55,6 +55,8 @@ export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCo
   let commitWith: CommitOffsets | undefined;
   let running: Promise<void> | undefined;
   let closed = false;
+  /** Aborted by forget(): the commit being retried then belongs to the old assignment. */
+  let assignment = new AbortController();
 
   const merge = (into: Map<number, bigint>, partition: number, next: bigint): void => {
     const before = into.get(partition);
@@ -72,6 +74,7 @@ export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCo
     while (pending.size > 0 && commitWith !== undefined) {
       const offsets = pending;
       pending = new Map();
+      const { signal } = assignment;
       try {
         await retry(
           async (attempt) => {
@@ -82,11 +85,15 @@ export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCo
             }
             await send(offsets, commitWith!);
           },
-          { what: 'committing offsets', logger, isTransient: isTransientError, maxAttempts: attempts, ...retryDelays },
+          // No retry once the group rebalanced: kafkajs would send these offsets under the new
+          // generation, which the broker accepts, also for partitions another member now owns and
+          // may have committed past (a commit backwards). The attempt in flight runs to its end.
+          { what: 'committing offsets', logger, isTransient: isTransientError, maxAttempts: attempts, signal, ...retryDelays },
         );
       } catch (error) {
         // Dropped, not lost: see the guarantees above. A later chunk's commit covers these partitions.
-        logger.warn({ err: error, partitions: [...offsets.keys()] }, 'offset commit dropped; the partitions are redelivered from their last commit if nothing commits past it');
+        if (signal.aborted) logger.debug({ err: error, partitions: [...offsets.keys()] }, 'offset commit of the previous assignment dropped after a rebalance');
+        else logger.warn({ err: error, partitions: [...offsets.keys()] }, 'offset commit dropped; the partitions are redelivered from their last commit if nothing commits past it');
       }
     }
   }
@@ -120,6 +127,8 @@ export function createOffsetCommitter(options: OffsetCommitterOptions): OffsetCo
     },
     forget() {
       pending = new Map();
+      assignment.abort();
+      assignment = new AbortController();
     },
   };
 }

@@ -82,6 +82,22 @@ describe('createOffsetCommitter', () => {
     expect(sent).toEqual([{ 0: '1' }]);
   });
 
+  it('never retries a failed commit after a rebalance: those offsets are the old assignment\'s, maybe behind its new owner\'s', async () => {
+    const { sent, commit, release } = recordingCommit();
+    // A backoff long enough for the rebalance to land in it.
+    const committer = createOffsetCommitter({ topic: 'usage', logger: pino({ level: 'silent' }), retryDelays: { initialDelayMs: 200, maxDelayMs: 200 } });
+    await committer.done(3, 40n, commit);
+    release(Object.assign(new Error('request timed out'), { retriable: true }));
+    await settle();
+    // The group rebalanced meanwhile (partition 3 went to another member), and this member met partition 0 since.
+    committer.forget();
+    await committer.done(0, 5n, commit);
+    await waitFor(() => sent.length >= 2, { description: 'the next commit', timeoutMs: 2000, intervalMs: 1 });
+    release();
+    await committer.drain();
+    expect(sent).toEqual([{ 3: '40' }, { 0: '5' }]);
+  });
+
   it('once closed, commits what was pending and then commits inline, throwing the commit error to the chunk', async () => {
     const { sent, commit, release } = recordingCommit();
     const committer = committerFor();
