@@ -171,7 +171,7 @@ export const configSchema = z.object({
   TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: integer(100, 1, 100_000)
     .describe('periods one scheduler run grants per subscription; a subscription further behind is caught up over several runs, which then follow each other at once'),
   TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000)
-    .describe('periods a create or cancel request grants before it answers (the scheduler grants the rest); `0` leaves every grant to the scheduler'),
+    .describe('periods of backlog (before each product\'s current one) a create or cancel request grants before it answers, with the current period besides; the scheduler grants the rest; `0` leaves every grant to the scheduler'),
   // Webhooks (README, "Webhooks"): where they may go, how long a receiver may take, how long they are retried.
   TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: z.enum(['true', 'false']).default('false')
     .describe('`true` lets webhook endpoints resolve to loopback, private, link-local and metadata addresses (a receiver on this host, tests); refused otherwise'),
