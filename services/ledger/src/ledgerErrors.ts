@@ -59,6 +59,15 @@ export class BundleNotFoundError extends TallyError {
   readonly retriable = false;
 }
 
+/**
+ * The bundle's credits or price are no longer what the buyer was shown (the purchase's expected
+ * terms): nothing was bought. Not transient: the buyer confirms the new terms, or does not.
+ */
+export class PurchaseTermsChangedError extends TallyError {
+  readonly code = 'purchase_terms_changed';
+  readonly retriable = false;
+}
+
 /** No hold with this id was ever placed (or the id is not one Tally makes). */
 export class HoldNotFoundError extends TallyError {
   readonly code = 'hold_not_found';

@@ -1,16 +1,19 @@
 import {
   Bundle,
+  formatCredits,
   formatExactDecimal,
   InvalidAmountError,
   MAX_CREDITS,
   toExactDecimal,
   ValidationError,
+  type ExactDecimal,
   type Micros,
+  type Price,
   type PurchaseDetails,
 } from '@tally/domain';
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import type { BalanceRegistry } from './balanceRegistry';
-import { BalanceNotFoundError, BundleNotFoundError } from './ledgerErrors';
+import { BalanceNotFoundError, BundleNotFoundError, PurchaseTermsChangedError } from './ledgerErrors';
 import type { CommandResult, LedgerService, RequestOptions } from './ledgerService';
 
 export interface PurchaseRequest {
@@ -22,6 +25,18 @@ export interface PurchaseRequest {
    * a bundle shown as a purchase option, BundleNotFoundError for another. A key buys any bundle.
    */
   readonly purchaseOptionsOnly?: boolean;
+  /**
+   * The bundle's terms as the buyer was shown them (a purchase option's credits and price):
+   * PurchaseTermsChangedError, nothing bought, when the bundle's differ now. Absent: priced at the
+   * catalog's terms of the moment.
+   */
+  readonly expected?: BundleTerms;
+}
+
+/** One bundle's credits and unit price, as the purchase options list them. */
+export interface BundleTerms {
+  readonly credits: Micros;
+  readonly price: Price;
 }
 
 /** What a customer portal offers for one of the customer's balances. */
@@ -36,7 +51,8 @@ export interface PurchaseService {
   /**
    * Tops the balance up with the bundle's credits × quantity and records the prices. Throws
    * BalanceNotFoundError (unknown balance) or BundleNotFoundError (the balance's product has no
-   * such bundle): both are "the thing the request names does not exist", 404. A retry of a stored
+   * such bundle): both are "the thing the request names does not exist", 404; and
+   * PurchaseTermsChangedError when the bundle is no longer what `expected` says. A retry of a stored
    * purchase (its Idempotency-Key) answers its first result before any of that is checked: what
    * was bought stays bought, whatever the catalog sells or offers now.
    */
@@ -51,13 +67,21 @@ export interface PurchaseService {
 
 export const MAX_PURCHASE_QUANTITY = 1_000_000;
 
+function priceAmount(amount: string): ExactDecimal {
+  const exact = toExactDecimal(amount);
+  if (exact === undefined || exact.digits < 0n) throw new ValidationError(`unit price "${amount}" is not a non-negative decimal`);
+  return exact;
+}
+
+/** An amount of money in its one spelling ("9.90" and "9.9" are "9.9"): how expected prices are compared, and hashed. */
+export const canonicalAmount = (amount: string): string => formatExactDecimal(priceAmount(amount));
+
 /**
  * price × quantity, exactly: integer digits times an integer, no float. The result keeps the
  * unit price's decimals ("49.90" × 3 = "149.70"), as an invoice line shows it.
  */
 export function totalPrice(unitPrice: string, quantity: number): string {
-  const unit = toExactDecimal(unitPrice);
-  if (unit === undefined || unit.digits < 0n) throw new ValidationError(`unit price "${unitPrice}" is not a non-negative decimal`);
+  const unit = priceAmount(unitPrice);
   if (!Number.isSafeInteger(quantity) || quantity < 1) throw new ValidationError('quantity must be a positive integer');
   const text = formatExactDecimal({ digits: unit.digits * BigInt(quantity), scale: unit.scale });
   if (unit.scale === 0) return text;
@@ -86,6 +110,14 @@ export function createPurchaseService(options: {
     }
     if (request.purchaseOptionsOnly === true && !bundle.purchaseOption) {
       throw new BundleNotFoundError(`balance ${balanceId} offers no bundle "${request.bundleId}" as a purchase option`);
+    }
+    const { expected } = request;
+    if (
+      expected !== undefined &&
+      (bundle.credits !== expected.credits || bundle.price.currency !== expected.price.currency || canonicalAmount(bundle.price.amount) !== canonicalAmount(expected.price.amount))
+    ) {
+      const terms = ({ credits, price }: BundleTerms) => `${formatCredits(credits)} credits for ${price.amount} ${price.currency}`;
+      throw new PurchaseTermsChangedError(`bundle "${bundle.id}" is now ${terms(bundle)}, not ${terms(expected)} as expected: nothing was bought`);
     }
     const credits = bundle.credits * BigInt(request.quantity);
     if (credits > MAX_CREDITS) throw new InvalidAmountError('the purchase exceeds the largest accepted amount (10^15 credits)');

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { ValidationError } from '@tally/domain';
-import { totalPrice } from './purchaseService';
+import { canonicalAmount, totalPrice } from './purchaseService';
 
 describe('totalPrice', () => {
   it.each([
@@ -29,5 +29,14 @@ describe('totalPrice', () => {
         expect(totalPrice(unit, quantity)).toBe(`${expected / 100n}.${(expected % 100n).toString().padStart(2, '0')}`);
       }),
     );
+  });
+});
+
+describe('canonicalAmount', () => {
+  it('spells equal amounts alike, so an expected price is compared (and hashed) by value', () => {
+    expect(['9.90', '9.9', '9.900000'].map(canonicalAmount)).toEqual(['9.9', '9.9', '9.9']);
+    expect(['0', '0.00', '19', '19.0'].map(canonicalAmount)).toEqual(['0', '0', '19', '19']);
+    expect(canonicalAmount('9.91')).not.toBe(canonicalAmount('9.9'));
+    expect(() => canonicalAmount('-1')).toThrow(ValidationError);
   });
 });

@@ -9,6 +9,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { buildApp } from '../buildApp';
+import { requestHash } from '../requestHash';
 
 jest.setTimeout(60_000);
 
@@ -97,5 +98,65 @@ describe('purchases over HTTP', () => {
     const fresh = await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { ...portal, 'idempotency-key': 'portal-k2' }, payload: { bundleId: 'small' } });
     expect([fresh.statusCode, fresh.json().error]).toEqual([404, 'bundle_not_found']);
     expect(await ledgerOf(balanceId)).toEqual(['CreditToppedUp', 'CreditBalanceOpened']);
+  });
+
+  it('refuses a purchase whose bundle changed since the buyer read it, recording nothing; a retry of a stored one still answers it', async () => {
+    const { productId, customerId, balanceId, portal } = await customerWithBalance();
+    const offered = async () => {
+      const read = await app.inject({ method: 'GET', url: `/v1/customers/${customerId}/purchase-options`, headers: portal });
+      const { credits, price } = read.json().items[0].bundles[0] as { credits: string; price: { amount: string; currency: string } };
+      return { credits, price };
+    };
+    const buy = (key: string, payload: object) =>
+      app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { ...portal, 'idempotency-key': key }, payload });
+    const reprice = (credits: string, amount: string) =>
+      call({ method: 'PATCH', url: `/v1/credit-products/${productId}`, payload: { bundles: [{ id: 'small', credits, price: { amount, currency: 'EUR' } }] } });
+
+    const shown = await offered();
+    expect(shown).toEqual({ credits: '100', price: { amount: '9.90', currency: 'EUR' } });
+    const first = await buy('k1', { bundleId: 'small', expected: shown });
+    expect([first.statusCode, first.json().balance.balance]).toEqual([201, '100']);
+
+    // The operator changes the price, then the credits, while the customer still sees the old terms.
+    expect((await reprice('100', '19.90')).statusCode).toBe(200);
+    const repriced = await buy('k2', { bundleId: 'small', expected: shown });
+    expect([repriced.statusCode, repriced.json().error]).toEqual([409, 'purchase_terms_changed']);
+    expect(repriced.json().message).toMatch(/now 100 credits for 19\.90 EUR.*100 credits for 9\.90 EUR/);
+    expect((await reprice('50', '9.90')).statusCode).toBe(200);
+    const shrunk = await buy('k2', { bundleId: 'small', quantity: 2, expected: shown });
+    expect([shrunk.statusCode, shrunk.json().error]).toEqual([409, 'purchase_terms_changed']);
+    expect(shrunk.json().message).toMatch(/now 50 credits for 9\.90 EUR/);
+    expect(await ledgerOf(balanceId)).toEqual(['CreditToppedUp', 'CreditBalanceOpened']);
+
+    // The purchase made at the old terms answers as it was made.
+    const retried = await buy('k1', { bundleId: 'small', expected: shown });
+    expect([retried.statusCode, retried.headers['idempotent-replayed']]).toEqual([201, 'true']);
+    expect(retried.json().entry).toEqual(first.json().entry);
+
+    // Confirmed at the terms read again, spelled differently: bought, under the key the refusals left unused.
+    const current = await offered();
+    expect(current).toEqual({ credits: '50', price: { amount: '9.90', currency: 'EUR' } });
+    const confirmed = await buy('k2', { bundleId: 'small', expected: { credits: '50.0', price: { amount: '9.9', currency: 'EUR' } } });
+    expect([confirmed.statusCode, confirmed.json().entry.credits, confirmed.json().balance.balance]).toEqual([201, '50', '150']);
+    expect((await buy('k2', { bundleId: 'small', expected: current })).headers['idempotent-replayed']).toBe('true');
+    expect((await buy('k2', { bundleId: 'small', expected: shown })).json().error).toBe('idempotency_key_reused');
+    expect((await buy('k2', { bundleId: 'small' })).json().error).toBe('idempotency_key_reused');
+
+    // Without an expectation a purchase is priced at the click, its digest as it always was: a
+    // purchase stored before expectations existed still replays.
+    const plain = await call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { 'idempotency-key': 'k3' }, payload: { bundleId: 'small' } });
+    expect(plain.statusCode).toBe(201);
+    const [stored] = await eventStore.readEventsById([plain.json().entry.id as string]);
+    expect(stored?.metadata.requestHash).toBe(requestHash({ bundleId: 'small', quantity: 1 }));
+
+    const refusals: Array<[object, string]> = [
+      [{ bundleId: 'small', expected: { credits: '50' } }, 'validation_failed'],
+      [{ bundleId: 'small', expected: { credits: '50', price: { amount: '9.90', currency: 'eur' } } }, 'validation_failed'],
+      [{ bundleId: 'small', expected: { credits: '50', price: { amount: '-1', currency: 'EUR' } } }, 'validation_failed'],
+      [{ bundleId: 'small', expected: { ...current, total: '9.90' } }, 'validation_failed'],
+      [{ bundleId: 'small', expected: { credits: '50', price: { amount: '9.90', currency: 'USD' } } }, 'purchase_terms_changed'],
+    ];
+    for (const [payload, error] of refusals) expect({ payload, error: (await buy(`k-${randomUUID()}`, payload)).json().error }).toEqual({ payload, error });
+    expect(await ledgerOf(balanceId)).toEqual(['CreditToppedUp', 'CreditToppedUp', 'CreditToppedUp', 'CreditBalanceOpened']);
   });
 });

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { formatCredits } from '@tally/domain';
-import { MAX_PURCHASE_QUANTITY, type PurchaseService } from '@tally/ledger';
-import { balanceParams, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
+import { formatCredits, parseCredits } from '@tally/domain';
+import { canonicalAmount, MAX_PURCHASE_QUANTITY, type BundleTerms, type PurchaseService } from '@tally/ledger';
+import { balanceParams, credits, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
 import { actorOption, audienceOf } from '../accessGuard';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
 import type { BalanceService } from '../balances/balanceService';
@@ -45,7 +45,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
         operationId: 'purchaseBundle',
         summary: 'Buy a bundle of credits',
         description:
-          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`); to a portal token, so is a bundle not among the purchase options. The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed or the bundle was removed since; with another body it is 409.",
+          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`); to a portal token, so is a bundle not among the purchase options. With `expected`, a bundle whose credits or price are no longer those is 409 `purchase_terms_changed` (the message says the bundle's terms now) and nothing is bought; without it the purchase is priced at the catalog's terms when it arrives. The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed or the bundle was removed since; with another body it is 409.",
         params: balanceParams,
         headers: idempotencyKeyHeaders,
         body: Type.Object(
@@ -53,6 +53,22 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
             bundleId: identifier,
             quantity: Type.Optional(
               Type.Integer({ minimum: 1, maximum: MAX_PURCHASE_QUANTITY, default: DEFAULT_QUANTITY, description: 'Bundles bought; default 1.' }),
+            ),
+            expected: Type.Optional(
+              Type.Object(
+                {
+                  credits,
+                  price: Type.Object(
+                    { amount: Type.String({ pattern: '^[0-9]{1,12}(\\.[0-9]{1,6})?$' }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
+                    { additionalProperties: false },
+                  ),
+                },
+                {
+                  additionalProperties: false,
+                  description:
+                    "One bundle's `credits` and `price` as the buyer was shown them, as the purchase options list them: bought only while the bundle's are the same (amounts compared by value, \"9.9\" is \"9.90\").",
+                },
+              ),
             ),
           },
           { additionalProperties: false },
@@ -63,10 +79,19 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
     async (request, reply) => {
       const { balanceId } = request.params;
       const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
-      // The request as the client meant it (the default filled in), not the price: a retry after
-      // a price change is still the same purchase and answers what the first one did.
-      const idempotency = idempotencyOf(request.headers['idempotency-key'], { bundleId, quantity });
-      const purchase = { bundleId, quantity, purchaseOptionsOnly: purchaseOptionsOnly(request) };
+      const expected: BundleTerms | undefined =
+        request.body.expected === undefined ? undefined : { credits: parseCredits(request.body.expected.credits), price: request.body.expected.price };
+      // The request as the client meant it (the default filled in, amounts in one spelling), not
+      // the catalog's price: a retry after a price change is still the same purchase and answers
+      // what the first one did. Without an expectation it hashes as before expectations existed,
+      // so purchases stored then still replay.
+      const idempotency = idempotencyOf(
+        request.headers['idempotency-key'],
+        expected === undefined
+          ? { bundleId, quantity }
+          : { bundleId, quantity, expected: { credits: formatCredits(expected.credits), price: { amount: canonicalAmount(expected.price.amount), currency: expected.price.currency } } },
+      );
+      const purchase = { bundleId, quantity, purchaseOptionsOnly: purchaseOptionsOnly(request), ...(expected === undefined ? {} : { expected }) };
       const { replayed, ...body } = await balances.change(balanceId, () => purchases.purchase(balanceId, purchase, { ...idempotency, ...actorOption(request) }), audienceOf(request));
       return reply.code(201).header('idempotent-replayed', String(replayed)).send(body);
     },

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
-import type { BalanceChange, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
+import type { BalanceChange, Bundle, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
 import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
@@ -69,7 +69,7 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
             balance={balance}
             readAt={readAt}
             option={options.find((option) => option.balanceId === balance.id)}
-            onBought={() => setVersion(version + 1)}
+            onChanged={() => setVersion(version + 1)}
           />
         ))}
         {subscriptions.length > 0 && <PortalSubscriptions subscriptions={subscriptions} balances={balances ?? []} />}
@@ -112,15 +112,72 @@ function PortalSubscriptions({ subscriptions, balances }: { subscriptions: reado
   );
 }
 
-function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiClient; balance: CreditBalance; readAt: number; option: PurchaseOption | undefined; onBought: () => void }) {
+/** A bundle's credits and price, as the purchase options list them and a purchase expects them. */
+type BundleTerms = Pick<Bundle, 'credits' | 'price'>;
+
+const termsOf = ({ credits, price }: BundleTerms): BundleTerms => ({ credits, price });
+const termsText = (terms: BundleTerms) => `${formatCredits(terms.credits)} credits for ${formatPrice(terms.price)}`;
+
+/** What the bought message says: the credits and price the ledger recorded, not the bundle as shown. */
+function boughtText({ entry, balance }: BalanceChange): string {
+  const price = entry.purchase === null ? '' : ` for ${formatPrice({ amount: entry.purchase.totalPrice, currency: entry.purchase.currency })}`;
+  return `Bought ${formatCredits(entry.credits ?? '0')} credits${price}. Your balance is now ${formatCredits(balance.balance)}.`;
+}
+
+/**
+ * A purchase sent and not yet answered with a success: a retry sends it again as it was (its key
+ * and the terms it expected), so one the first try made is answered, never made twice or refused
+ * as changed. `expected` is dropped once the API said the terms changed (nothing was bought): the
+ * next click expects the terms shown then.
+ */
+interface PendingPurchase {
+  readonly key: string;
+  readonly expected?: BundleTerms;
+}
+
+function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; option: PurchaseOption | undefined; onChanged: () => void }) {
   const [shown, setShown] = useState(balance);
   const [message, setMessage] = useState<string>();
   const [error, setError] = useState<string>();
   // One key per bundle until its purchase succeeds: a double click or a retry buys once.
-  const [keys, setKeys] = useState<Record<string, string>>({});
+  const [pending, setPending] = useState<Record<string, PendingPurchase>>({});
+  // The terms each bundle was expected at when the API said they changed, and when: said until it is bought.
+  const [changed, setChanged] = useState<Record<string, { readonly was: BundleTerms; readonly at: number }>>({});
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
   const { recent, consumption, readAt: now, error: unread } = useRecentConsumption(api, balance.id, { bucket: 'day', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
   const headingId = `balance-${balance.id}`;
+  const notices = (option?.bundles ?? []).flatMap((bundle) => {
+    const change = changed[bundle.id];
+    if (change === undefined) return [];
+    const refused = `The ${termsText(change.was)} bundle changed before your purchase, so nothing was bought`;
+    // Until the options are read again (readAt, the last read's end) the bundle shows the terms it had.
+    return [readAt > change.at ? `${refused}: it is now ${termsText(bundle)}. Buy it again to accept.` : `${refused}. Reading its new terms…`];
+  });
+  const buy = async (bundle: Bundle) => {
+    const sent = pending[bundle.id];
+    const key = sent?.key ?? newIdempotencyKey();
+    const expected = sent?.expected ?? termsOf(bundle);
+    setPending({ ...pending, [bundle.id]: { key, expected } });
+    setError(undefined);
+    setMessage(undefined);
+    try {
+      const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/purchases`, { body: { bundleId: bundle.id, expected }, idempotencyKey: key });
+      if (BigInt(change.balance.position) > BigInt(shown.position)) setShown(change.balance);
+      setPending((current) => Object.fromEntries(Object.entries(current).filter(([id]) => id !== bundle.id)));
+      setChanged((current) => Object.fromEntries(Object.entries(current).filter(([id]) => id !== bundle.id)));
+      setMessage(boughtText(change));
+      onChanged();
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.code === 'purchase_terms_changed') {
+        // The key stays: no purchase is stored under it (one would have been answered instead).
+        setPending((current) => ({ ...current, [bundle.id]: { key } }));
+        setChanged((current) => ({ ...current, [bundle.id]: { was: expected, at: Date.now() } }));
+        onChanged();
+        return;
+      }
+      setError(failure instanceof ApiError ? failure.message : String(failure));
+    }
+  };
   return (
     <section class="card" aria-labelledby={headingId}>
       <h2 id={headingId}>{shown.name}</h2>
@@ -135,30 +192,18 @@ function PortalBalance({ api, balance, readAt, option, onBought }: { api: ApiCli
               <span>
                 <strong>{formatCredits(bundle.credits)} credits</strong> for {formatPrice(bundle.price)}
               </span>
-              <button
-                type="button"
-                aria-label={`Buy ${formatCredits(bundle.credits)} credits for ${formatPrice(bundle.price)}`}
-                onClick={async () => {
-                  const key = keys[bundle.id] ?? newIdempotencyKey();
-                  setKeys({ ...keys, [bundle.id]: key });
-                  setError(undefined);
-                  try {
-                    const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/purchases`, { body: { bundleId: bundle.id }, idempotencyKey: key });
-                    if (BigInt(change.balance.position) > BigInt(shown.position)) setShown(change.balance);
-                    setKeys((current) => Object.fromEntries(Object.entries(current).filter(([id]) => id !== bundle.id)));
-                    setMessage(`Bought ${formatCredits(bundle.credits)} credits. Your balance is now ${formatCredits(change.balance.balance)}.`);
-                    onBought();
-                  } catch (failure) {
-                    setError(failure instanceof ApiError ? failure.message : String(failure));
-                  }
-                }}
-              >
+              <button type="button" aria-label={`Buy ${termsText(bundle)}`} onClick={() => buy(bundle)}>
                 Buy
               </button>
             </li>
           ))}
         </ul>
       )}
+      {notices.map((notice) => (
+        <p key={notice} class="error" role="alert">
+          {notice}
+        </p>
+      ))}
       {message !== undefined && (
         <p class="ok" role="status">
           {message}

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { expectAccessible, PHONE_VIEWPORT, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+
+jest.setTimeout(180_000);
+
+const ADMIN_KEY = `browser-admin-${randomUUID()}`;
+
+/**
+ * A purchase on the portal, in Chromium against the real main job, when the operator changes the
+ * bundle while the customer looks at it: nothing is bought at terms the customer was not shown,
+ * the new terms are shown, and buying again buys at them, as the ledger records it.
+ */
+describe('a portal purchase whose bundle changed', () => {
+  let stack: ConsoleStack;
+
+  beforeAll(async () => {
+    stack = await startConsoleStack({ prefix: 'browser_portal_buy', roles: 'projector,api', adminKey: ADMIN_KEY });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const api = async <T>(method: string, url: string, body?: unknown): Promise<T> => {
+    const response = await fetch(`${stack.base}/v1${url}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    expect(response.ok).toBe(true);
+    return (await response.json()) as T;
+  };
+
+  it('buys nothing at a price the customer was not shown, shows the new one, and buys at it when asked again', async () => {
+    const customerId = `portal-buyer-${randomUUID()}`;
+    const bundle = (amount: string) => ({ id: 'pack', credits: '100', price: { amount, currency: 'EUR' } });
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Portal credits', bundles: [bundle('9.90')] });
+    const { id: balanceId } = await api<{ id: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '0' });
+    const { url } = await api<{ url: string }>('POST', `/customers/${customerId}/portal-sessions`);
+
+    const context = await stack.browser.newContext({ viewport: PHONE_VIEWPORT });
+    try {
+      const page = await context.newPage();
+      // The page keeps the purchase options it read first until the purchase is sent, as a page
+      // read a moment before the operator's change does whatever its refresh interval.
+      let kept: string | undefined;
+      let keep = false;
+      await page.route(
+        (address) => address.pathname.endsWith('/purchase-options'),
+        async (route) => {
+          if (keep && kept !== undefined) return route.fulfill({ status: 200, contentType: 'application/json', body: kept });
+          const response = await route.fetch();
+          kept = await response.text();
+          return route.fulfill({ response, body: kept });
+        },
+      );
+      await page.route(
+        (address) => address.pathname.endsWith('/purchases'),
+        async (route) => {
+          keep = false;
+          await route.continue();
+        },
+      );
+      await page.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
+      const card = page.getByRole('region', { name: 'Portal credits' });
+      await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).waitFor({ timeout: 30_000 });
+      keep = true;
+      await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle('19.90')] });
+
+      await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).click();
+      await untilText(
+        card.getByRole('alert').filter({ hasText: 'changed' }),
+        (text) => text === 'The 100 credits for 9.90 EUR bundle changed before your purchase, so nothing was bought: it is now 100 credits for 19.90 EUR. Buy it again to accept.',
+        'the new terms shown',
+      );
+      const entries = async () => (await api<{ items: Array<{ type: string; purchase: { unitPrice: string } | null }> }>('GET', `/credit-balances/${balanceId}/ledger`)).items;
+      expect((await entries()).map(({ type }) => type)).toEqual(['CreditBalanceOpened']);
+      await expectAccessible(page, 'the portal with a changed bundle');
+
+      await card.getByRole('button', { name: 'Buy 100 credits for 19.90 EUR' }).click();
+      // Said from what the ledger recorded.
+      await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 19.90 EUR. Your balance is now 100.', 'the purchase');
+      expect(await card.getByRole('alert').filter({ hasText: 'changed' }).count()).toBe(0);
+      expect((await entries()).map(({ type, purchase }) => [type, purchase?.unitPrice ?? null])).toEqual([
+        ['CreditToppedUp', '19.90'],
+        ['CreditBalanceOpened', null],
+      ]);
+    } finally {
+      await context.close();
+    }
+  });
+});
