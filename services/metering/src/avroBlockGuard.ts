@@ -223,6 +223,8 @@ function kindOf(type: TypeNode): Kind {
   const name = type.typeName;
   if (name.startsWith('union')) return 'union';
   if (name === 'error') return 'record';
+  // A custom long (LongType.__with, as the decoder's registry client builds longs) has the same bytes.
+  if (name === 'abstract:long') return 'long';
   switch (name) {
     case 'null':
     case 'boolean':

@@ -48,4 +48,46 @@ describe('usage decoded as its producer sent it', () => {
     expect(letters.map((letter) => letter.headers![DEAD_LETTER_HEADERS.errorCode]!.toString())).toEqual(Array(5).fill('undecodable_usage_event'));
     for (const letter of letters) expect(letter.headers![DEAD_LETTER_HEADERS.reason]!.toString()).toMatch(/not valid UTF-8/);
   });
+
+  it('meters an Avro event whose long property no rule reads is beyond 2^53', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const acme = await kit.openBalance('acme', 'api', '100');
+    // The kit's avsc type cannot write such a long (it throws): the body is written by hand.
+    const header = Buffer.alloc(5);
+    header.writeInt32BE(kit.usageSchemaId, 1);
+    const body = Buffer.concat([
+      avroString('evt-ns'),
+      avroString('acme'),
+      avroString('api_call'),
+      avroLong(BigInt(USAGE_TIME)),
+      avroLong(1n),
+      avroString('trace_ns'),
+      avroLong(2n), // the union's long branch
+      avroLong(1_772_366_400_000_000_000n),
+      avroLong(0n),
+    ]);
+    await kit.produce([{ key: 'acme', value: Buffer.concat([header, body]) }]);
+    const consumer = await kit.startConsumer();
+    await consumedAtLeast(consumer, 1);
+
+    expect(consumer.counters()).toMatchObject({ matched: 1, deadLettered: 0 });
+    expect(await kit.balanceOf(acme)).toBe('99');
+  });
 });
+
+/** Avro's zig-zag varint of a long. */
+function avroLong(n: bigint): Buffer {
+  let value = n >= 0n ? n * 2n : -n * 2n - 1n;
+  const bytes: number[] = [];
+  while (value >= 0x80n) {
+    bytes.push(Number(value & 0x7fn) | 0x80);
+    value >>= 7n;
+  }
+  bytes.push(Number(value));
+  return Buffer.from(bytes);
+}
+
+function avroString(text: string): Buffer {
+  return Buffer.concat([avroLong(BigInt(Buffer.byteLength(text))), Buffer.from(text)]);
+}

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { UsageEvent } from '@tally/domain';
-import type { Type } from 'avsc';
+import { types, type Schema, type Type } from 'avsc';
 import type { IHeaders } from 'kafkajs';
 import { assertAvroBlocksBounded } from './avroBlockGuard';
 import { binaryCloudEventAttributes, isBinaryCloudEvent, parseNativeUsageEvent, usageEventFromBinaryCloudEvent, usageEventFromJson } from './cloudEventUsage';
@@ -70,6 +70,44 @@ function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A long as a number where that is exact, else as a bigint. */
+function exactLong(value: bigint): number | bigint {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+}
+
+/**
+ * Avro's long as a number where that is exact, a bigint beyond 2^53. avsc's own long throws
+ * "potential precision loss" there, which made the whole event undecodable over a property no
+ * rule reads; the domain reads a bigint property as its decimal string and refuses a timestamp
+ * that large. avsc's documented way to a custom long (LongType.__with): it hands over the 8
+ * bytes little-endian, two's complement.
+ */
+const EXACT_LONG = types.LongType.__with({
+  fromBuffer(buffer: Buffer): number | bigint {
+    // Two halves: exact whenever the result is safe, and no bigint made for the usual long.
+    const value = buffer.readInt32LE(4) * 2 ** 32 + buffer.readUInt32LE(0);
+    return Number.isSafeInteger(value) ? value : buffer.readBigInt64LE(0);
+  },
+  toBuffer(value: number | bigint): Buffer {
+    const buffer = Buffer.alloc(8);
+    buffer.writeBigInt64LE(BigInt(value));
+    return buffer;
+  },
+  fromJSON: (value: number | string): number | bigint => (typeof value === 'number' ? value : exactLong(BigInt(value))),
+  toJSON: (value: number | bigint): number | string => (typeof value === 'bigint' ? value.toString() : value),
+  isValid: (value: unknown): boolean => Number.isSafeInteger(value) || (typeof value === 'bigint' && BigInt.asIntN(64, value) === value),
+  compare: (a: number | bigint, b: number | bigint): number => (a < b ? -1 : a > b ? 1 : 0),
+});
+
+/**
+ * Every long of a writer schema is EXACT_LONG. A hook rather than avsc's `registry` option: the
+ * client passes the same options for every schema, and avsc adds each named type to that
+ * registry, so the second version of a record (same name) would fail as a duplicate.
+ */
+function exactLongs(schema: Schema): Type | undefined {
+  return schema === 'long' || (typeof schema === 'object' && !Array.isArray(schema) && (schema as { type?: unknown }).type === 'long') ? EXACT_LONG : undefined;
+}
+
 /**
  * Usage events arrive as Confluent-framed Avro (magic byte 0, schema id, Avro binary) or as JSON.
  * Writer schemas come from the registry once per id: the library caches them by id for the life
@@ -84,12 +122,15 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
     },
   });
   // No retries inside the client: the consumer retries with backoff and keeps heartbeating.
-  const registry = new SchemaRegistry({
-    host: options.registryUrl,
-    retry: { retries: 0 },
-    middlewares: [timeout],
-    ...(options.auth !== undefined ? { auth: { ...options.auth } } : {}),
-  });
+  const registry = new SchemaRegistry(
+    {
+      host: options.registryUrl,
+      retry: { retries: 0 },
+      middlewares: [timeout],
+      ...(options.auth !== undefined ? { auth: { ...options.auth } } : {}),
+    },
+    { [SchemaType.AVRO]: { typeHook: exactLongs } },
+  );
 
   // The schemas resolved so far, by id, read without an await: the library's own cache answers
   // through a chain of promises per message, a measurable share of what the consumer allocated.

@@ -10,6 +10,8 @@ import { createUsageEventDecoder } from './usageEventDecoder';
 const USAGE_SCHEMA_ID = 7;
 const FAILING_SCHEMA_ID = 500;
 const HANGING_SCHEMA_ID = 408;
+/** Another version of the usage schema (its record has the same name), as schema evolution registers. */
+const SAME_NAME_SCHEMA_ID = 8;
 
 /** A stand-in for the registry's Confluent API: only the one endpoint decoding uses. */
 async function startRegistryStub(): Promise<{ url: string; requests: string[]; server: Server }> {
@@ -19,7 +21,7 @@ async function startRegistryStub(): Promise<{ url: string; requests: string[]; s
     const id = Number(/\/schemas\/ids\/(-?\d+)/.exec(request.url ?? '')?.[1]);
     if (id === HANGING_SCHEMA_ID) return; // never answers
     response.setHeader('content-type', 'application/vnd.schemaregistry.v1+json');
-    if (id === USAGE_SCHEMA_ID) {
+    if (id === USAGE_SCHEMA_ID || id === SAME_NAME_SCHEMA_ID) {
       response.end(JSON.stringify({ schema: JSON.stringify(usageEventAvroSchema) }));
     } else if (id === FAILING_SCHEMA_ID) {
       response.statusCode = 500;
@@ -41,6 +43,20 @@ const record = {
   timestamp: Date.UTC(2026, 2, 1),
   properties: { tier: { string: 'premium' }, count: { long: 3 }, ratio: { double: 0.5 }, on: { boolean: true }, none: null },
 };
+
+/** Avro's zig-zag varint of a long. */
+function avroLong(n: bigint): Buffer {
+  let value = n >= 0n ? n * 2n : -n * 2n - 1n;
+  const bytes: number[] = [];
+  while (value >= 0x80n) {
+    bytes.push(Number(value & 0x7fn) | 0x80);
+    value >>= 7n;
+  }
+  bytes.push(Number(value));
+  return Buffer.from(bytes);
+}
+
+const avroString = (text: string) => Buffer.concat([avroLong(BigInt(Buffer.byteLength(text))), Buffer.from(text)]);
 
 describe('createUsageEventDecoder', () => {
   let stub: Awaited<ReturnType<typeof startRegistryStub>>;
@@ -130,6 +146,35 @@ describe('createUsageEventDecoder', () => {
       expect(error).toMatchObject({ retriable: false, message: expect.stringMatching(/not valid UTF-8/) });
     }
     await expect(decoder.decode(Buffer.from('{}'), headers(Buffer.from('c-1')))).resolves.toMatchObject({ id: 'ce:2:/x:c-1' });
+  });
+
+  it('decodes an Avro long property beyond 2^53 as its decimal string, and refuses such a timestamp', async () => {
+    // A property no rule reads must never send the event to the dead letters, whatever its value.
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const body = (timestamp: bigint, properties: [string, bigint][]) =>
+      Buffer.concat([
+        avroString('u-big'),
+        avroString('alice'),
+        avroString('api_call'),
+        avroLong(timestamp),
+        ...(properties.length > 0 ? [avroLong(BigInt(properties.length))] : []),
+        ...properties.flatMap(([name, value]) => [avroString(name), avroLong(2n), avroLong(value)]), // branch 2: long
+        avroLong(0n),
+      ]);
+    const march1 = BigInt(Date.UTC(2026, 2, 1));
+    const big = body(march1, [['trace_ns', 2n ** 60n], ['small', 12_345n], ['negative', -(2n ** 62n)]]);
+    await expect(decoder.decode(frame(USAGE_SCHEMA_ID, big))).resolves.toEqual({
+      id: 'u-big',
+      customerId: 'alice',
+      event: 'api_call',
+      timestamp: Date.UTC(2026, 2, 1),
+      properties: { trace_ns: '1152921504606846976', small: 12_345, negative: '-4611686018427387904' },
+    });
+    // Another schema id of the same record name: each writer schema is a type of its own.
+    await expect(decoder.decode(frame(SAME_NAME_SCHEMA_ID, big))).resolves.toMatchObject({ id: 'u-big' });
+    const hugeTimestamp = await decoder.decode(frame(USAGE_SCHEMA_ID, body(2n ** 60n, []))).catch((caught: unknown) => caught);
+    expect(hugeTimestamp).toBeInstanceOf(InvalidUsageEventError);
+    expect(hugeTimestamp).toMatchObject({ message: expect.stringMatching(/timestamp/) });
   });
 
   it('refuses Avro that does not match its writer schema', async () => {
