@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request } from 'playwright-core';
-import { waitFor, type Page } from '@tally/test-support';
-import { openCustomer, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
+import { waitFor, type Locator, type Page } from '@tally/test-support';
+import { expectAccessible, openCustomer, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * What the console and the portal do when an operator or a customer acts twice, when an answer
@@ -31,6 +31,9 @@ function watchRequests(page: Page, matches: (request: Request) => boolean) {
     settled: () => waitFor(() => counts.started > 0 && counts.started === counts.ended, { description: 'the requests answered', timeoutMs: 30_000 }),
   };
 }
+
+/** Until nothing in `where` says it failed (no alert left). */
+const noAlertIn = (where: Locator, description: string) => waitFor(async () => (await where.getByRole('alert').count()) === 0, { description, timeoutMs: 10_000 });
 
 describe('the console and the portal when acted on twice, or when a read fails', () => {
   let stack: ConsoleStack;
@@ -107,6 +110,29 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await waitFor(async () => (await page.getByRole('tabpanel').getByRole('alert').count()) === 0, { description: 'the lost answer no longer shown as a failure', timeoutMs: 30_000 });
       await posts.settled();
       expect(await subscriptions()).toHaveLength(2);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('creates one plan however often Create plan is clicked', async () => {
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: `Plan once ${randomUUID()}` });
+    const planName = `Once ${randomUUID()}`;
+    const page = await signedIn();
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Plans' }).click();
+      const form = page.locator('form', { has: page.getByRole('button', { name: 'Create plan' }) });
+      await form.getByLabel('Plan name').fill(planName);
+      await form.getByRole('button', { name: 'Add credit product to plan' }).click();
+      await form.getByLabel('Credit product', { exact: true }).selectOption({ value: product.id });
+      await form.getByLabel('Credits per period').fill('2');
+      const posts = watchRequests(page, (request) => request.method() === 'POST' && request.url().endsWith('/v1/plans'));
+      await form.getByRole('button', { name: 'Create plan' }).dblclick();
+      await posts.settled();
+      await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes(planName), 'the plan created');
+      expect(posts.counts.started).toBe(1);
+      const plans = await api<{ items: Array<{ name: string }> }>('GET', '/plans?limit=500');
+      expect(plans.items.filter((plan) => plan.name === planName)).toHaveLength(1);
     } finally {
       await page.context().close();
     }
@@ -354,9 +380,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
     await api('POST', '/subscriptions', { customerId, planId: plan.id });
     const page = await signedIn();
     const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
-    const fieldError = (within: ReturnType<Page['locator']>, label: string) => within.locator('.field.has-error', { has: page.getByLabel(label, { exact: true }) }).getByRole('alert');
-    const noAlertIn = (where: ReturnType<Page['locator']>, description: string) =>
-      waitFor(async () => (await where.getByRole('alert').count()) === 0, { description, timeoutMs: 10_000 });
+    const fieldError = (within: Locator, label: string) => within.locator('.field.has-error', { has: page.getByLabel(label, { exact: true }) }).getByRole('alert');
     try {
       // A plan's credits that are no number: under that field; sent right, the refusal goes.
       await nav('Plans').click();
@@ -369,6 +393,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await planForm.getByRole('button', { name: 'Create plan' }).click();
       await fieldError(planForm, 'Credits per period').waitFor({ timeout: 10_000 });
       expect(await planForm.getByLabel('Credits per period').getAttribute('aria-invalid')).toBe('true');
+      await expectAccessible(page, 'a plan refused');
       await planForm.getByLabel('Credits per period').fill('5');
       await planForm.getByRole('button', { name: 'Create plan' }).click();
       await untilText(page.getByRole('table', { name: 'Plans' }), (text) => text.includes(newPlan), 'the plan created');
@@ -382,6 +407,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await terms.getByLabel('Credits per period for this subscription').fill('lots');
       await terms.getByRole('button', { name: 'Save terms' }).click();
       await untilText(terms.getByRole('alert'), (text) => text.includes('overrides'), 'the refusal of the terms');
+      await expectAccessible(page, 'new terms refused');
       await terms.getByLabel('Credits per period for this subscription').fill('3');
       await terms.getByRole('button', { name: 'Save terms' }).click();
       await untilText(page.getByRole('table', { name: 'Terms by period' }), (text) => text.includes('3'), 'the new terms');
@@ -401,6 +427,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await hookForm.getByLabel('Endpoint URL').fill(' ');
       await hookForm.getByRole('button', { name: 'Register endpoint' }).click();
       await fieldError(hookForm, 'Endpoint URL').waitFor({ timeout: 10_000 });
+      await expectAccessible(page, 'an endpoint refused');
       const hookUrl = `http://127.0.0.1:9/refused-${randomUUID()}`;
       await hookForm.getByLabel('Endpoint URL').fill(hookUrl);
       await hookForm.getByRole('button', { name: 'Register endpoint' }).click();
@@ -425,8 +452,6 @@ describe('the console and the portal when acted on twice, or when a read fails',
     const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
     // Each read is lost in the network once: the page hears the connection failed.
     const loseOnce = (pathname: string) => page.route((url) => url.pathname === pathname, (route) => route.abort('failed'), { times: 1 });
-    const noAlertIn = (where: ReturnType<Page['getByRole']>, description: string) =>
-      waitFor(async () => (await where.getByRole('alert').count()) === 0, { description, timeoutMs: 10_000 });
     try {
       // The plans are lost; canceling the subscription reads both again, and the failure goes.
       await openCustomer(page, customerId);

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useFormRefusal, useRead } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
@@ -29,6 +29,8 @@ export function PlansPage({ api }: { api: ApiClient }) {
   const [items, setItems] = useState<ItemDraft[]>([]);
   const refusal = useFormRefusal((field) => /^(name|items\.\d+\.(productId|creditsPerPeriod|period))$/.test(field));
   const [version, setVersion] = useState(0);
+  // A plan has no id of the client's making: a second click while the first is sent would make it twice.
+  const [busy, busyWhile] = useBusyAction();
   // Read again after each change: a failure shows until a read succeeds.
   const readFailure = useRead(
     () =>
@@ -91,7 +93,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
       <h2>New plan</h2>
       <form
         noValidate
-        onSubmit={async (event) => {
+        onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           refusal.clear();
           try {
@@ -111,7 +113,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
           } catch (failure) {
             refusal.refused(failure);
           }
-        }}
+        })}
       >
         <Field label="Plan name" value={name} error={refusal.errors.name} onInput={(event) => setName(event.currentTarget.value)} />
         {items.map((item, index) => (
@@ -146,7 +148,9 @@ export function PlansPage({ api }: { api: ApiClient }) {
           Add credit product to plan
         </button>
         <ErrorMessage message={refusal.general} />
-        <button type="submit">Create plan</button>
+        <button type="submit" disabled={busy}>
+          Create plan
+        </button>
       </form>
     </section>
   );
