@@ -41,6 +41,7 @@ describe('tally exit codes', () => {
     [['send', '-c', 'acme', '-e', 'api_call', '-n', '0x10'], 'tally: --count takes an integer from 1 to 1000000\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '-p', 'novalue'], 'tally: --property takes key=value, got "novalue"\n'],
     [['redrive', '--all', '--error-code', 'x'], 'tally: --all, --error-code and --letter exclude each other\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--schema', '/nonexistent/usage-event.avsc'], 'tally: --schema: cannot read the file /nonexistent/usage-event.avsc (ENOENT)\n'],
   ])('refuses the flags of %j before connecting to anything, naming the flag, with 2', async (args, message) => {
     const refused = await runTallyCommand(args, NOWHERE);
     expect([refused.code, refused.stderr]).toEqual([2, message]);

@@ -55,6 +55,16 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** The file a `--schema` flag names: one that cannot be read is the flag's value at fault (2), not a failed run. */
+function readSchemaFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`--schema: cannot read the file ${file} (${reason})`);
+  }
+}
+
 const { config, connections } = (() => {
   try {
     const loaded = loadConfig();
@@ -187,7 +197,7 @@ program
     const count = integerFlag('--count', options.count, 1, 1_000_000);
     const compression = options.compression as CompressionName;
     if (!COMPRESSION_NAMES.includes(compression)) throw new UsageError(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
-    const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readFileSync(options.schema, 'utf8');
+    const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readSchemaFile(options.schema);
     const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, ...connections.kafka });
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
