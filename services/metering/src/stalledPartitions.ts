@@ -23,7 +23,7 @@ export interface StalledPartitions {
    * handler as a batch of their own; then the stall is reported and the partition paused.
    */
   guard(handler: EachBatchHandler): EachBatchHandler;
-  /** Forgets the stalls of partitions this member no longer owns after each rebalance. */
+  /** After each rebalance: forgets the stalls of partitions this member no longer owns, and resumes the owned partitions that have none. */
   watch(consumer: Consumer): void;
   list(): readonly StalledPartition[];
 }
@@ -82,10 +82,17 @@ export function createStalledPartitions(logger: Logger, clock: () => Date): Stal
 
     watch(consumer) {
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        const owned = new Set(
-          Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => keyOf(topic, partition))),
-        );
+        const assigned = Object.entries(payload.memberAssignment);
+        const owned = new Set(assigned.flatMap(([topic, partitions]) => partitions.map((partition) => keyOf(topic, partition))));
         for (const key of [...stalled.keys()]) if (!owned.has(key)) stalled.delete(key);
+        // kafkajs keeps a partition's pause across rebalances: one stalled here, given to another
+        // member and back, would stay paused with its stall forgotten, a silent stall. Every
+        // partition owned without a stall is resumed; an undecodable batch still there stops and
+        // reports it again at the first fetch.
+        const resume = assigned
+          .map(([topic, partitions]) => ({ topic, partitions: partitions.filter((partition) => !stalled.has(keyOf(topic, partition))) }))
+          .filter(({ partitions }) => partitions.length > 0);
+        if (resume.length > 0) consumer.resume(resume);
       });
     },
 

@@ -85,4 +85,30 @@ describe('a record batch the consumer cannot decode', () => {
     expect(resumed.stalledPartitions()).toEqual([]);
     expect(await kit.balanceOf(bob)).toBe('95');
   });
+  it('reports the stall again on a member that got the partition back from another', async () => {
+    kit = await createMeteringTestKit({ partitions: 1 });
+    const producer = kit.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const send = (records: UsageRecord[]) =>
+      producer.send({ topic: kit.topic, acks: -1, compression: CompressionTypes.GZIP, messages: records.map((record) => ({ key: record.customerId, value: kit.json(record) })) });
+    await send([usage('a1', 'alice'), usage('a2', 'alice')]);
+    await send([usage('a3', 'alice'), usage('a4', 'alice'), usage('a5', 'alice')]);
+    await producer.disconnect();
+    await corruptGzipBatch(kit.admin, kit.topic, 0, 2n);
+    // kafkajs's round robin gives the one partition to the member whose id sorts first (ids begin
+    // with the client id): `second` takes it from `first` as it joins, and gives it back as it leaves.
+    const member = (name: string) => ({ kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName(name) } });
+
+    const first = await kit.startConsumer(member('zz-first'));
+    await waitFor(() => first.stalledPartitions().length === 1, { description: 'partition 0 stalled on the first member', timeoutMs: 60_000 });
+    const second = await kit.startConsumer(member('aa-second'));
+    await waitFor(() => second.stalledPartitions().length === 1, { description: 'partition 0 stalled on the second member', timeoutMs: 60_000 });
+    expect(first.stalledPartitions()).toEqual([]);
+    await second.stop();
+
+    // Back on the first member: stopped there again, and said so (kafkajs kept its pause across
+    // the rebalances; a pause without a report would be a silent stall).
+    await waitFor(() => first.stalledPartitions().length === 1, { description: 'partition 0 reported stalled again on the first member', timeoutMs: 30_000 });
+    expect(first.stalledPartitions()[0]).toMatchObject({ partition: 0, offset: '2', lastOffset: '4' });
+  });
 });
