@@ -1,3 +1,4 @@
+import { avroLong, avroString } from './avroBytes.spec';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { consumedAtLeast, createMeteringTestKit, USAGE_TIME, type MeteringTestKit } from './meteringTestKit.spec';
 
@@ -75,19 +76,3 @@ describe('usage decoded as its producer sent it', () => {
     expect(await kit.balanceOf(acme)).toBe('99');
   });
 });
-
-/** Avro's zig-zag varint of a long. */
-function avroLong(n: bigint): Buffer {
-  let value = n >= 0n ? n * 2n : -n * 2n - 1n;
-  const bytes: number[] = [];
-  while (value >= 0x80n) {
-    bytes.push(Number(value & 0x7fn) | 0x80);
-    value >>= 7n;
-  }
-  bytes.push(Number(value));
-  return Buffer.from(bytes);
-}
-
-function avroString(text: string): Buffer {
-  return Buffer.concat([avroLong(BigInt(Buffer.byteLength(text))), Buffer.from(text)]);
-}

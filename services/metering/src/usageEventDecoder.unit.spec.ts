@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { InvalidUsageEventError } from '@tally/domain';
 import { usageEventAvroSchema } from '@tally/schemas';
+import { avroLong, avroString } from './avroBytes.spec';
 import { SchemaRegistryUnavailableError, UndecodableUsageEventError, UnknownSchemaIdError } from './meteringErrors';
 import { createUsageEventDecoder } from './usageEventDecoder';
 
@@ -43,20 +44,6 @@ const record = {
   timestamp: Date.UTC(2026, 2, 1),
   properties: { tier: { string: 'premium' }, count: { long: 3 }, ratio: { double: 0.5 }, on: { boolean: true }, none: null },
 };
-
-/** Avro's zig-zag varint of a long. */
-function avroLong(n: bigint): Buffer {
-  let value = n >= 0n ? n * 2n : -n * 2n - 1n;
-  const bytes: number[] = [];
-  while (value >= 0x80n) {
-    bytes.push(Number(value & 0x7fn) | 0x80);
-    value >>= 7n;
-  }
-  bytes.push(Number(value));
-  return Buffer.from(bytes);
-}
-
-const avroString = (text: string) => Buffer.concat([avroLong(BigInt(Buffer.byteLength(text))), Buffer.from(text)]);
 
 describe('createUsageEventDecoder', () => {
   let stub: Awaited<ReturnType<typeof startRegistryStub>>;
