@@ -2,7 +2,7 @@
  * config.ts's schema is the one definition of Tally's variables; everything else that states a
  * default or describes a variable is checked against it here, so they can no longer disagree.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readStackConfig } from '@tally/test-support';
 import { parse } from 'yaml';
@@ -34,6 +34,16 @@ const scriptDefaults = new Map(
   ]),
 );
 
+/**
+ * The text of the local stack's scripts and the test helpers: what reads the README's variables
+ * that are not the main job's (`TALLY_POSTGRES_TLS`, `TALLY_TEST_LOG_LEVEL`, the topics' partitions).
+ */
+const stackSources = ['scripts', 'test/support/src'].flatMap((folder) =>
+  readdirSync(path.join(ROOT, folder), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => readFileSync(path.join(entry.parentPath, entry.name), 'utf8')),
+);
+
 describe("the configuration schema (services/tally/src/config.ts)", () => {
   it('describes every variable', () => {
     expect(variables.filter((variable) => !variable.description).map((variable) => variable.name)).toEqual([]);
@@ -47,6 +57,15 @@ describe("the configuration schema (services/tally/src/config.ts)", () => {
       else expect(row.default).toBe(`\`${variable.default}\``);
     }
     expect(rows.map((row) => row.description)).toContain(variable.description);
+  });
+
+  it('has a variable for every README row, unless the scripts or the test helpers read it', () => {
+    const defined = new Set(variables.map((variable) => variable.name));
+    const readByTheStack = (name: string) => stackSources.some((text) => new RegExp(`\\b${name}\\b`).test(text));
+    const documented = [...new Set(readmeRows.map((row) => row.name))];
+    expect(documented.filter((name) => !defined.has(name) && !readByTheStack(name))).toEqual([]);
+    // The rows outside the schema are few and the stack's own: a loose pattern would let any through.
+    expect(documented.filter((name) => !defined.has(name)).length).toBeLessThan(15);
   });
 
   it("matches the scripts' defaults (scripts/lib/env.sh)", () => {
