@@ -98,4 +98,39 @@ describe('pipelined chunks of one partition', () => {
     expect(commits).toEqual([...commits].sort((a, b) => a - b));
     expect(commits.at(-1)).toBe(6);
   });
+  it('keeps its group membership through one batch of short chunks that outlasts the session timeout', async () => {
+    kit = await createMeteringTestKit({ partitions: 1 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const balanceId = await kit.openBalance('alice', 'api', '100');
+    // One send: one batch of 24 chunks of one message, each appended in 400 ms, under the second
+    // after which a step heartbeats on its own: some 10 s of chunks against a 6 s session. (Each
+    // chunk's offset commit refreshes the session on the broker too; without those commits, a
+    // member that did not heartbeat between chunks was evicted here and joined twice.)
+    const ids = Array.from({ length: 24 }, (_, index) => `s${index}`);
+    await kit.produce(ids.map((id) => ({ key: 'alice', value: kit.avro(usage(id)) })));
+    const eventStore = new Proxy(kit.eventStore, {
+      get(target, property, receiver) {
+        if (property === 'appendMany') {
+          return async (...args: Parameters<EventStore['appendMany']>) => {
+            await new Promise((resolve) => setTimeout(resolve, 400));
+            return target.appendMany(...args);
+          };
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    let joins = 0;
+    const consumer = await kit.startConsumer({
+      eventStore,
+      batchSize: 1,
+      sessionTimeoutMs: 6000,
+      metrics: { batchProcessed: () => undefined, groupLagRead: () => undefined, partitionsAssigned: () => void (joins += 1) },
+    });
+    await waitFor(() => consumer.counters().consumed >= ids.length, { description: `${ids.length} messages consumed`, timeoutMs: 90_000 });
+
+    expect(await kit.balanceOf(balanceId)).toBe('76');
+    // Never taken for dead: joined once, and nothing delivered twice.
+    expect(joins).toBe(1);
+    expect(consumer.counters()).toMatchObject({ consumed: ids.length, matched: ids.length, skipped: 0 });
+  });
 });

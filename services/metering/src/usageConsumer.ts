@@ -706,6 +706,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         // On stop() the chunk in hand was finished and committed; the rest is redelivered to the
         // partition's next owner. A stale batch (the partition was sought) is not ours to commit.
         if (!live()) return;
+        // Between chunks as well: a step heartbeats only once it has run a second, so a batch of
+        // many shorter chunks would outlast the session on heartbeats alone (each chunk's commit
+        // refreshes it too, but a commit may be dropped or held back). kafkajs sends one at most
+        // every heartbeatInterval; a rebalance it reports ends the batch, as a step's does.
+        await payload.heartbeat();
         const started = performance.now();
         const chunk = next ?? beginChunk(payload, messages.slice(start, start + batchSize));
         next = undefined;
