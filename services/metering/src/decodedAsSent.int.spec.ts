@@ -1,3 +1,4 @@
+import { capturedLog, stackConfig, waitFor } from '@tally/test-support';
 import { avroLong, avroString } from './avroBytes.spec';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { consumedAtLeast, createMeteringTestKit, USAGE_TIME, type MeteringTestKit } from './meteringTestKit.spec';
@@ -73,6 +74,24 @@ describe('usage decoded as its producer sent it', () => {
     await consumedAtLeast(consumer, 1);
 
     expect(consumer.counters()).toMatchObject({ matched: 1, deadLettered: 0 });
+    expect(await kit.balanceOf(acme)).toBe('99');
+  });
+
+  it('holds Avro usage, saying why at every retry, while the registry URL misses its API root; none is dead-lettered', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const acme = await kit.openBalance('acme', 'api', '100');
+    await kit.produce([{ key: 'acme', value: kit.avro({ id: 'evt-1', customerId: 'acme', event: 'api_call', timestamp: USAGE_TIME }) }]);
+    // Apicurio's root answers 404 for every schema id, without Confluent's error code 40403.
+    const { logger, lines } = capturedLog('warn');
+    const misconfigured = await kit.startConsumer({ registryUrl: new URL(stackConfig.schemaRegistryUrl).origin, logger, maxBackoffMs: 200 });
+    await waitFor(() => lines.filter((line) => line.includes('without Confluent')).length >= 3, { description: 'retries that say why', timeoutMs: 60_000 });
+    expect(misconfigured.counters()).toMatchObject({ consumed: 0, deadLettered: 0 });
+    await misconfigured.stop();
+
+    const fixed = await kit.startConsumer();
+    await consumedAtLeast(fixed, 1);
+    expect(fixed.counters()).toMatchObject({ matched: 1, deadLettered: 0 });
     expect(await kit.balanceOf(acme)).toBe('99');
   });
 });

@@ -53,8 +53,9 @@ const OPEN_BRACE = 0x7b;
 /** Magic byte + 4-byte big-endian schema id. */
 const HEADER_LENGTH = 5;
 
-/** The registry's "no such schema" (Confluent error 40403), as opposed to "cannot answer now". */
 const NOT_FOUND = 404;
+/** Confluent's error code for "no such schema", in the body of its 404. */
+const SCHEMA_NOT_FOUND = 40403;
 
 function statusOf(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | null)?.status;
@@ -137,6 +138,25 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
   // Never evicted, as the library's is not: a registry holds few schemas, each read once.
   const resolved = new Map<number, Awaited<ReturnType<SchemaRegistry['getSchema']>>>();
 
+  /**
+   * Whether the registry's 404 for a schema id is Confluent's "no such schema" (error_code 40403).
+   * Any other 404 is a path it does not serve: a registry URL without its API root (Apicurio's
+   * /apis/ccompat/v7) answers so for every id, and read as "unknown id" every Avro event would be
+   * dead-lettered. The client's error keeps only the status, so the id is asked for again and the
+   * body read; only ids the registry answers 404 for pay the second request.
+   */
+  async function isUnknownSchemaId(schemaId: number): Promise<boolean> {
+    const headers: Record<string, string> =
+      options.auth === undefined ? {} : { authorization: `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}` };
+    try {
+      const response = await fetch(`${options.registryUrl.replace(/\/+$/, '')}/schemas/ids/${schemaId}`, { headers, signal: AbortSignal.timeout(requestTimeoutMs) });
+      const body = (await response.json()) as { error_code?: unknown } | null;
+      return response.status === NOT_FOUND && body?.error_code === SCHEMA_NOT_FOUND;
+    } catch {
+      return false;
+    }
+  }
+
   async function writerSchemaOf(schemaId: number) {
     try {
       const schema = await registry.getSchema(schemaId);
@@ -144,7 +164,15 @@ export function createUsageEventDecoder(options: UsageEventDecoderOptions): Usag
       return schema;
     } catch (error) {
       const status = statusOf(error);
-      if (status === NOT_FOUND) throw new UnknownSchemaIdError(schemaId, { cause: error });
+      if (status === NOT_FOUND) {
+        if (await isUnknownSchemaId(schemaId)) throw new UnknownSchemaIdError(schemaId, { cause: error });
+        // Retried, and logged at every retry with this message, until the URL is fixed.
+        throw new SchemaRegistryUnavailableError(
+          `the schema registry answered 404 for schema id ${schemaId} without Confluent's error code ${SCHEMA_NOT_FOUND} (no such schema): ` +
+            `is ${options.registryUrl} the root of its Confluent-compatible API (Apicurio: .../apis/ccompat/v7)?`,
+          { cause: error },
+        );
+      }
       if (status !== undefined) {
         // mappersmith reports network failures and timeouts as responses too (status 400/408).
         throw new SchemaRegistryUnavailableError(`schema registry request for id ${schemaId} failed: ${reasonOf(error)}`, {

@@ -11,6 +11,7 @@ import { createUsageEventDecoder } from './usageEventDecoder';
 const USAGE_SCHEMA_ID = 7;
 const FAILING_SCHEMA_ID = 500;
 const HANGING_SCHEMA_ID = 408;
+const BARE_404_SCHEMA_ID = 404;
 /** Another version of the usage schema (its record has the same name), as schema evolution registers. */
 const SAME_NAME_SCHEMA_ID = 8;
 
@@ -24,6 +25,10 @@ async function startRegistryStub(): Promise<{ url: string; requests: string[]; s
     response.setHeader('content-type', 'application/vnd.schemaregistry.v1+json');
     if (id === USAGE_SCHEMA_ID || id === SAME_NAME_SCHEMA_ID) {
       response.end(JSON.stringify({ schema: JSON.stringify(usageEventAvroSchema) }));
+    } else if (id === BARE_404_SCHEMA_ID) {
+      // What a path the registry does not serve answers (Apicurio without /apis/ccompat/v7).
+      response.statusCode = 404;
+      response.end(JSON.stringify({ title: 'RESTEASY003210: Could not find resource for full path', status: 404 }));
     } else if (id === FAILING_SCHEMA_ID) {
       response.statusCode = 500;
       response.end(JSON.stringify({ error_code: 50001, message: 'storage unavailable' }));
@@ -181,6 +186,14 @@ describe('createUsageEventDecoder', () => {
     const error = await decoder.decode(frame(4242, avro.subarray(5))).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(UnknownSchemaIdError);
     expect(error).toMatchObject({ schemaId: 4242, retriable: false, code: 'unknown_schema_id' });
+  });
+
+  it('reports a 404 without Confluent\'s error code 40403 as the registry unavailable, retriable, not as an unknown id', async () => {
+    // Read as "unknown schema id", a registry URL missing its API root dead-letters every Avro event.
+    const decoder = createUsageEventDecoder({ registryUrl: stub.url });
+    const error = await decoder.decode(frame(BARE_404_SCHEMA_ID, avro.subarray(5))).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SchemaRegistryUnavailableError);
+    expect(error).toMatchObject({ retriable: true, message: expect.stringMatching(/404 .*without .*40403.*\/apis\/ccompat\/v7/) });
   });
 
   it('names the usage event a message holds, however it failed, and nothing for bytes that name none', async () => {
