@@ -200,6 +200,22 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect([query.statusCode, query.json().error]).toEqual([400, 'validation_failed']);
   });
 
+  it('refuses a body that is not valid UTF-8, as the consumer dead-letters such bytes, rather than reading it with U+FFFD', async () => {
+    const { customerId } = await openCustomer('utf8');
+    // evt-<FF> and evt-<FE>, read with replacement characters, would be one event evt-\ufffd, charged once.
+    const body = Buffer.concat([
+      Buffer.from(`{"events":[{"id":"evt-`),
+      Buffer.from([0xff]),
+      Buffer.from(`","customerId":"${customerId}","event":"api_call","timestamp":"${T0}"},{"id":"evt-`),
+      Buffer.from([0xfe]),
+      Buffer.from(`","customerId":"${customerId}","event":"api_call","timestamp":"${T0}"}]}`),
+    ]);
+    for (const contentType of ['application/json', 'application/cloudevents-batch+json', 'application/cloudevents+json']) {
+      const response = await app.inject({ method: 'POST', url: '/v1/usage-events', headers: { ...auth, 'content-type': contentType }, payload: body });
+      expect([contentType, response.statusCode, response.json()]).toEqual([contentType, 400, { error: 'invalid_json', message: expect.stringMatching(/not valid UTF-8/) }]);
+    }
+  });
+
   it('answers what a usage event charged: its entries per balance once metered, none for one metered free or not metered', async () => {
     const { customerId, balanceId } = await openCustomer('lookup');
     // A threshold the charge crosses: the charge's entries are the charge and the warning it caused.

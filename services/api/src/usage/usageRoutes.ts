@@ -10,6 +10,13 @@ interface UsageRoutesOptions {
   readonly bodyLimit?: number;
 }
 
+/** A body whose bytes are not valid UTF-8, which JSON must be: 400, as for any body that is not JSON. */
+export class InvalidUtf8BodyError extends ValidationError {
+  override readonly code = 'invalid_json';
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Most events one request may carry. */
 const MAX_EVENTS_PER_REQUEST = 1000;
 const CLOUDEVENTS_BATCH = 'application/cloudevents-batch+json';
@@ -37,8 +44,21 @@ const tags = ['usage'];
  */
 export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, deps) => {
   // A CloudEvents JSON batch (the spec's batched content mode) is JSON under its own media type.
-  // One CloudEvent in the HTTP binding's structured mode is JSON too.
-  app.addContentTypeParser([CLOUDEVENTS_BATCH, CLOUDEVENT], { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // One CloudEvent in the HTTP binding's structured mode is JSON too. Fastify would read bytes
+  // that are not UTF-8 as U+FFFD: ids evt-<FF> and evt-<FE> would both be evt-\ufffd, charged once.
+  // The consumer dead-letters such bytes on the topic; here they are refused, for this route only.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(['application/json', CLOUDEVENTS_BATCH, CLOUDEVENT], { parseAs: 'buffer' }, (request, body: Buffer, done) => {
+    let text: string;
+    try {
+      text = strictUtf8.decode(body);
+    } catch {
+      done(new InvalidUtf8BodyError('the request body is not valid UTF-8, so not JSON: send the usage events as UTF-8'), undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
 
   app.post(
     '/usage-events',
