@@ -125,7 +125,7 @@ export const configSchema = z.object({
   TALLY_API_RATE_LIMIT_PER_KEY: integer(60_000, 0, 100_000_000)
     .describe('requests per window per key (1,000 a second); `0` turns all limits off'),
   TALLY_API_RATE_LIMIT_PER_ADDRESS: integer(1_200, 1, 100_000_000)
-    .describe('requests per window per client address to `/health`, `/metrics`, `/docs`'),
+    .describe('requests per window per client address to the routes that take no key: `/health`, `/metrics`, `/docs`, `/console`, `/portal`, `/ui/*`, `POST /v1/console-sessions`'),
   TALLY_API_RATE_LIMIT_FAILED_AUTH: integer(60, 1, 100_000_000)
     .describe('requests without a valid key per window per address, to everything else: guessing keys is slow'),
   TALLY_API_RATE_LIMIT_SYNC_MS: integer(100, 0, 60_000).describe(
