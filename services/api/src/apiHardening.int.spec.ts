@@ -294,6 +294,16 @@ describe('the API under hostile clients', () => {
       expectError(response, 415, 'unsupported_content_encoding');
     });
 
+    it('refuses a JSON body that is not UTF-8 with 400, on every route, rather than storing U+FFFD in its place', async () => {
+      const name = Buffer.concat([Buffer.from('{"name":"Caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+      const response = await app.inject({ method: 'POST', url: '/v1/credit-products', headers: { ...bearer('admin'), 'content-type': 'application/json' }, payload: name });
+      expectError(response, 400, 'invalid_json');
+      expect(response.json().message).toMatch(/UTF-8/);
+      // The same name in UTF-8 is stored as sent.
+      const stored = await app.inject({ method: 'POST', url: '/v1/credit-products', headers: { ...bearer('admin'), 'content-type': 'application/json' }, payload: Buffer.from('{"name":"Café"}') });
+      expect([stored.statusCode, stored.json().name]).toEqual([201, 'Café']);
+    });
+
     it('never prints a regular expression in a validation message', async () => {
       const response = await app.inject({
         method: 'POST',

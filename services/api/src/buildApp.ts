@@ -51,6 +51,7 @@ import { declareRouteScopes } from './routeScopes';
 import { planRoutes } from './subscriptions/planRoutes';
 import { subscriptionRoutes } from './subscriptions/subscriptionRoutes';
 import { usageRoutes } from './usage/usageRoutes';
+import { addUtf8JsonParser } from './utf8JsonParser';
 import { validationErrorFormatter } from './validationErrorFormatter';
 import { webhookDocument } from './webhooks/webhookDocument';
 import { webhookRoutes } from './webhooks/webhookRoutes';
@@ -230,6 +231,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body would otherwise reach the schema as a string (a 400) instead
   // of being refused for its media type (a 415).
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  addUtf8JsonParser(app, ['application/json']);
   // Before any route is added: every route must declare its scope, which the document shows.
   declareRouteScopes(app);
   registerRequestLimits(app, auth, {

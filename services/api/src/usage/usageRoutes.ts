@@ -3,19 +3,13 @@ import { usageEventFromJson, type UsagePublisher, type UsageToPublish } from '@t
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errorResponses } from '../apiSchemas';
+import { addUtf8JsonParser } from '../utf8JsonParser';
 
 interface UsageRoutesOptions {
   readonly publisher: UsagePublisher;
   /** Largest request body in bytes; default 5 MiB (1,000 events of several KiB each). */
   readonly bodyLimit?: number;
 }
-
-/** A body whose bytes are not valid UTF-8, which JSON must be: 400, as for any body that is not JSON. */
-export class InvalidUtf8BodyError extends ValidationError {
-  override readonly code = 'invalid_json';
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Most events one request may carry. */
 const MAX_EVENTS_PER_REQUEST = 1000;
@@ -44,21 +38,9 @@ const tags = ['usage'];
  */
 export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, deps) => {
   // A CloudEvents JSON batch (the spec's batched content mode) is JSON under its own media type.
-  // One CloudEvent in the HTTP binding's structured mode is JSON too. Fastify would read bytes
-  // that are not UTF-8 as U+FFFD: ids evt-<FF> and evt-<FE> would both be evt-\ufffd, charged once.
-  // The consumer dead-letters such bytes on the topic; here they are refused, for this route only.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(['application/json', CLOUDEVENTS_BATCH, CLOUDEVENT], { parseAs: 'buffer' }, (request, body: Buffer, done) => {
-    let text: string;
-    try {
-      text = strictUtf8.decode(body);
-    } catch {
-      done(new InvalidUtf8BodyError('the request body is not valid UTF-8, so not JSON: send the usage events as UTF-8'), undefined);
-      return;
-    }
-    parseJson(request, text, done);
-  });
+  // One CloudEvent in the HTTP binding's structured mode is JSON too. Bytes that are not UTF-8 are
+  // refused under these types as under application/json (buildApp).
+  addUtf8JsonParser(app, [CLOUDEVENTS_BATCH, CLOUDEVENT]);
 
   app.post(
     '/usage-events',
