@@ -41,7 +41,7 @@ export interface RateLimitOptions {
   readonly windowMs?: number;
   /** Requests per window per key; default 60,000 (1,000 a second). 0 turns the limits off. */
   readonly perKey?: number;
-  /** Requests per window per address to the public routes (health, metrics, docs); default 1,200. */
+  /** Requests per window per address to the routes that take no key (health, metrics, docs, the console and portal pages and assets, console sign-in); default 1,200. */
   readonly perAddress?: number;
   /** Requests per window per address without a valid key to any other route; default 60. */
   readonly failedAuthPerAddress?: number;
