@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { InvalidUsageEventError, parseUsageEvent, type UsageEvent } from '@tally/domain';
+import { InvalidUsageEventError, parseUsageEvent, type TallyError, type UsageEvent } from '@tally/domain';
 import { CloudEvent, ValidationError } from 'cloudevents';
 import type { IHeaders } from 'kafkajs';
 import { UndecodableUsageEventError } from './meteringErrors';
@@ -94,14 +94,20 @@ export function isBinaryCloudEvent(headers: IHeaders | undefined): headers is IH
 
 /**
  * The attributes of a binary-mode CloudEvent's headers (`ce_*`, and `content-type` as
- * datacontenttype), and the first reason its headers cannot be metered, if any: a value that is
- * not valid UTF-8, left out of the attributes. Read with replacement characters, ids that differ
- * in such a byte would be one id, metered once for all of them.
+ * datacontenttype), and the first reason its headers cannot be metered, if any; such a header is
+ * left out of the attributes. A value that is not valid UTF-8: read with replacement characters,
+ * ids that differ in such a byte would be one id, metered once for all of them. A header given
+ * more than once: which value is the attribute's is anybody's guess, and a guessed id or subject
+ * would charge the usage as another event, or another customer's.
  */
-function readBinaryAttributes(headers: IHeaders): { attributes: Record<string, string>; refusal?: UndecodableUsageEventError } {
+function readBinaryAttributes(headers: IHeaders): { attributes: Record<string, string>; refusal?: TallyError } {
   const attributes: Record<string, string> = {};
-  let refusal: UndecodableUsageEventError | undefined;
+  let refusal: TallyError | undefined;
   const take = (header: string, attribute: string, value: IHeaders[string]) => {
+    if (Array.isArray(value) && value.length > 1) {
+      refusal ??= new InvalidUsageEventError(`CloudEvent header ${header} is repeated: the attribute must have one value`);
+      return;
+    }
     const single = Array.isArray(value) ? value[0] : value;
     if (single === undefined) return;
     if (typeof single === 'string') attributes[attribute] = single;

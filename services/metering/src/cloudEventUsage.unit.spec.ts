@@ -107,6 +107,20 @@ describe('CloudEvents as usage events', () => {
     expect(usage.properties).toEqual({ tokens: 5 });
   });
 
+  it('refuses a binary-mode event with a repeated attribute header as ambiguous, and names it without that attribute', () => {
+    // Taking the first of two ce_id values would charge the event under an id its producer may not mean.
+    const headers = asHeaders({ specversion: '1.0', source: '/s', type: 't', subject: 'acme', time: '2026-03-01T12:00:00Z' });
+    for (const [name, values] of [
+      ['ce_id', [Buffer.from('c-1'), Buffer.from('c-2')]],
+      ['content-type', ['application/json', 'text/plain']],
+    ] as const) {
+      const repeated = { ce_id: 'c-1', ...headers, [name]: [...values] };
+      expect(() => usageEventFromBinaryCloudEvent(repeated, Buffer.from('{}'))).toThrow(InvalidUsageEventError);
+      expect(() => usageEventFromBinaryCloudEvent(repeated, Buffer.from('{}'))).toThrow(new RegExp(`header ${name} is repeated`));
+    }
+    expect(binaryCloudEventAttributes({ ...headers, ce_id: ['c-1', 'c-2'] })).not.toHaveProperty('id');
+  });
+
   it('refuses binary data that is not JSON', () => {
     const attributes = { specversion: '1.0', id: 'x', source: '/s', type: 't', subject: 'acme', time: '2026-03-01T12:00:00Z' };
     expect(() => usageEventFromBinaryCloudEvent(asHeaders({ ...attributes, datacontenttype: 'text/plain' }), Buffer.from('hi'))).toThrow(/content type/);

@@ -94,4 +94,17 @@ describe('usage decoded as its producer sent it', () => {
     expect(fixed.counters()).toMatchObject({ matched: 1, deadLettered: 0 });
     expect(await kit.balanceOf(acme)).toBe('99');
   });
+
+  it('dead-letters a binary CloudEvent with a repeated ce_ header as ambiguous', async () => {
+    kit = await createMeteringTestKit();
+    const headers = { ce_specversion: '1.0', ce_id: ['c-1', 'c-2'], ce_source: '/svc', ce_type: 'api_call', ce_subject: 'acme', ce_time: '2026-03-01T12:00:00Z' };
+    await kit.produce([{ key: 'acme', value: Buffer.from('{}'), headers }]);
+    const consumer = await kit.startConsumer();
+    await consumedAtLeast(consumer, 1);
+
+    expect(consumer.counters()).toMatchObject({ matched: 0, deadLettered: 1 });
+    const [letter] = await kit.readTopic(kit.dlqTopic, 1);
+    expect(letter!.headers![DEAD_LETTER_HEADERS.errorCode]!.toString()).toBe('invalid_usage_event');
+    expect(letter!.headers![DEAD_LETTER_HEADERS.reason]!.toString()).toMatch(/header ce_id is repeated/);
+  });
 });
