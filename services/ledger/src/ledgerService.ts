@@ -5,11 +5,12 @@ import {
   BalanceNotOpenError,
   HoldNotOpenError,
   balanceStreamId,
+  decide,
+  initialBalanceState,
   Micros,
   OpenBalance,
   PurchaseDetails,
   GrantDetails,
-  ValidationError,
 } from '@tally/domain';
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
@@ -303,6 +304,22 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const product = await catalog.getProduct(request.productId);
       if (product === undefined) throw new ProductNotFoundError(`no credit product with id "${request.productId}"`);
       let balanceId = request.balanceId ?? randomUUID();
+      const at = clock().toISOString();
+      const open = (id: string): BalanceCommand => ({
+        type: 'OpenBalance',
+        balanceId: id,
+        customerId: request.customerId,
+        productId: request.productId,
+        name: request.name ?? product.name,
+        lowBalanceThreshold: request.lowBalanceThreshold === undefined ? product.lowBalanceThreshold : request.lowBalanceThreshold,
+        startingBalance: request.startingBalance,
+        ...(request.overdraftLimit !== undefined ? { overdraftLimit: request.overdraftLimit } : {}),
+        at,
+      });
+      // Whatever the decider refuses is refused before the balance is registered: a registered
+      // balance whose opening never comes holds its customer's usage at the consumer for
+      // balanceOpenWaitMs per chunk, then dead-letters it (balance_not_opened).
+      decide(open(balanceId), initialBalanceState);
       try {
         await balanceRegistry.registerBalance({ id: balanceId, customerId: request.customerId, productId: request.productId });
       } catch (error) {
@@ -314,32 +331,16 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         balanceId = error.existingBalanceId;
       }
       const context = { balanceId, customerId: request.customerId, productId: request.productId };
-      const threshold = request.lowBalanceThreshold === undefined ? product.lowBalanceThreshold : request.lowBalanceThreshold;
-      const name = request.name ?? product.name;
-      if (name.trim().length === 0) throw new ValidationError('name must not be empty');
-      const at = clock().toISOString();
       // Two requests may both find the row without a stream and race to open it with the same
       // event ids (commandIds.open). Each call carries its own nonce in place of a request
       // digest, so the loser finds the winner's opening stored under another nonce and answers
       // 409, as a second open of the pair always does, instead of taking the winner's 201.
       const nonce = randomUUID();
       try {
-        return await execute(
-          context,
-          commandIds.open(balanceId),
-          {
-            type: 'OpenBalance',
-            balanceId,
-            customerId: request.customerId,
-            productId: request.productId,
-            name,
-            lowBalanceThreshold: threshold,
-            startingBalance: request.startingBalance,
-            ...(request.overdraftLimit !== undefined ? { overdraftLimit: request.overdraftLimit } : {}),
-            at,
-          },
-          { requestHash: nonce, ...(request.actor !== undefined ? { actor: request.actor } : {}) },
-        );
+        return await execute(context, commandIds.open(balanceId), open(balanceId), {
+          requestHash: nonce,
+          ...(request.actor !== undefined ? { actor: request.actor } : {}),
+        });
       } catch (error) {
         if (error instanceof IdempotencyKeyReusedError || error instanceof BalanceAlreadyOpenError) {
           throw new DuplicateBalanceError(`customer "${request.customerId}" already has a balance of product "${request.productId}"`, balanceId);
