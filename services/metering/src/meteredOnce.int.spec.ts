@@ -155,6 +155,29 @@ describe('a usage event is metered at its first delivery only', () => {
     await consumed(consumer, 4);
     expect(await kit.balanceOf(dave)).toBe('9');
   });
+  it('waits for an unopened balance once, not once per chunk: later chunks wait only what is left of it', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    // Registered, never opened (an opening refused after its registration, or a crash in between).
+    await kit.registryStore.registerBalance({ id: 'frank-api', customerId: 'frank', productId: 'api' });
+    const { logger, lines } = capturedLog('warn');
+    // One send, chunks of one: three chunks in a row against the same unopened balance.
+    await kit.produce(['f1', 'f2', 'f3'].map((id) => ({ key: 'frank', value: kit.avro(usage(id, 'frank', 'api_call')) })));
+    const consumer = await kit.startConsumer({ logger, batchSize: 1, balanceOpenWaitMs: 2000, maxBackoffMs: 200 });
+    await consumed(consumer, 3);
+    expect(consumer.counters()).toMatchObject({ deadLettered: 3, matched: 0 });
+
+    // What happened, in order: the first chunk waited (retried), and was dead-lettered; the next
+    // two were dead-lettered without one more retry of the wait.
+    const events = lines
+      .map((line) => JSON.parse(line) as { msg: string; stage?: string; offset?: string })
+      .flatMap((line) => (line.stage === 'wait for balance openings' ? ['waited'] : line.msg === 'usage message dead-lettered' ? [`dead-lettered ${line.offset}`] : []));
+    const firstLetter = events.indexOf('dead-lettered 0');
+    expect(events.slice(0, firstLetter).length).toBeGreaterThanOrEqual(2);
+    expect(events.slice(0, firstLetter).every((event) => event === 'waited')).toBe(true);
+    expect(events.slice(firstLetter)).toEqual(['dead-lettered 0', 'dead-lettered 1', 'dead-lettered 2']);
+  });
+
   /**
    * The event store the consumer is given, counting its reads of earlier runs and its marked
    * appends refused for what they found stored: the consumer's round trips are what is asserted.

@@ -33,7 +33,7 @@ export class UndecodableBatchError extends TallyError {
 
 /**
  * A usage event whose customer has a balance registered but not yet opened (its opening event is
- * not appended), still so after the consumer waited `balanceOpenWaitMs`. It is not metered as
+ * not appended), still so `balanceOpenWaitMs` after the consumer first found it unopened. It is not metered as
  * "nothing to charge" (that would be final): it goes to the dead letters unmarked, and replaying
  * it once the balance is open meters it.
  */

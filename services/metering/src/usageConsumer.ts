@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
+import { balanceStreamId, LruCache, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
 import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
 import { createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
@@ -80,6 +80,9 @@ interface EarlierRuns {
 }
 
 const NONE_READ: EarlierRuns = { metered: new Set(), storedCharges: [] };
+
+/** Unopened balances whose first sighting is kept (unopenedSince): some 200 bytes each, and rare. */
+const UNOPENED_BALANCES_KEPT = 10_000;
 
 /** A settled outcome: a failure of work done ahead is kept for when its chunk is processed. */
 type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
@@ -216,6 +219,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * finds none. A hint only: what is charged never depends on it.
    */
   const partitionsWithoutEarlierRuns = new Set<number>();
+  /**
+   * When each charged balance was first found registered but not opened (ms, Date.now()): a
+   * balance whose opening never comes (a crash between the registration and the opening) costs
+   * its partition one balanceOpenWaitMs, not one per chunk of its customer's usage. A cache: a
+   * balance it no longer holds is waited for in full again, as if met for the first time.
+   */
+  const unopenedSince = new LruCache<string, number>(UNOPENED_BALANCES_KEPT);
   // Offsets handed over under the old assignment are not this member's to commit any more; a
   // partition that comes back may have been metered by another member meanwhile.
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
@@ -287,10 +297,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /**
-   * Waits (retried with backoff, up to balanceOpenWaitMs after the chunk began) for a charged
-   * balance that is registered but whose opening event is not appended yet: usage must not be
-   * metered as "nothing to charge" against an opening in progress, since metering is final.
-   * Usage still waiting at the deadline is returned as pending, to be dead-lettered unmarked, so
+   * Waits (retried with backoff, up to balanceOpenWaitMs after the chunk began, or after the
+   * balance was first found unopened if that is sooner) for a charged balance that is registered
+   * but whose opening event is not appended yet: usage must not be metered as "nothing to
+   * charge" against an opening in progress, since metering is final. Usage still waiting at the deadline is returned as pending, to be dead-lettered unmarked, so
    * that the partition moves on and a replay meters it later. The states come from memory, the
    * rest loaded in one batch (BalanceStates.loadMany), and handed to the command path with the
    * usage still to meter (`states`): a full cache need not have kept them.
@@ -306,7 +316,16 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
       if (waiting.length === 0) return { pending: new Set<number>(), states };
       const balanceIds = [...new Set(waiting.map((charge) => charge.balance.balanceId))];
-      if (Date.now() < openDeadline) {
+      // Each balance is waited for from when it was first found unopened, not anew per chunk:
+      // the chunk's own deadline bounds the wait, the balances' may end it sooner.
+      const now = Date.now();
+      let deadline = 0;
+      for (const balanceId of balanceIds) {
+        let since = unopenedSince.peek(balanceId);
+        if (since === undefined) unopenedSince.set(balanceId, (since = now));
+        deadline = Math.max(deadline, since + options.balanceOpenWaitMs);
+      }
+      if (now < Math.min(openDeadline, deadline)) {
         throw new BalanceOpeningPendingError(`waiting for credit balance(s) ${balanceIds.join(', ')} to be opened`);
       }
       return { pending: new Set(waiting.map((charge) => charge.index)), states };
