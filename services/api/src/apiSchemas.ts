@@ -20,6 +20,10 @@ export const LIMIT_PATTERN = '^(500|[1-4][0-9]{2}|[1-9][0-9]?)$';
 /** A stream revision, as the ledger's `next` cursor gives it; 18 digits stay within PostgreSQL's bigint. */
 export const CURSOR_PATTERN = '^[0-9]{1,18}$';
 export const IDEMPOTENCY_KEY_PATTERN = '^[!-~]{1,255}$';
+/** A bundle's price amount, as the domain's creditProduct parses it: up to 12 integer and 6 fractional digits. */
+export const PRICE_AMOUNT_PATTERN = '^[0-9]{1,12}(\\.[0-9]{1,6})?$';
+/** An ISO 4217 currency code. */
+export const CURRENCY_PATTERN = '^[A-Z]{3}$';
 
 /** What a failed pattern means, in words, for validation messages. */
 export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
@@ -28,6 +32,8 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [LIMIT_PATTERN]: 'must be an integer from 1 to 500',
   [CURSOR_PATTERN]: 'must be a cursor as returned in `next`',
   [IDEMPOTENCY_KEY_PATTERN]: 'must be 1-255 printable ASCII characters without spaces',
+  [PRICE_AMOUNT_PATTERN]: 'must be a decimal string with at most 12 integer and 6 fractional digits, e.g. "9.90"',
+  [CURRENCY_PATTERN]: 'must be three capital letters (ISO 4217), e.g. "EUR"',
 };
 
 /** A string or null, as `type: ['string', 'null']`. */
@@ -46,6 +52,8 @@ export const readonlyArray = <T extends TSchema>(items: T, options: object = {})
 export const credits = Type.String({ pattern: CREDITS_PATTERN, examples: ['100', '12.5'] });
 export const nullableCredits = nullableString({ pattern: CREDITS_PATTERN, examples: ['10', null] });
 export const identifier = Type.String({ pattern: IDENTIFIER_PATTERN });
+/** A price as a bundle has it and a purchase may name it: the catalog's and the purchase's one shape. */
+export const price = Type.Object({ amount: Type.String({ pattern: PRICE_AMOUNT_PATTERN }), currency: Type.String({ pattern: CURRENCY_PATTERN }) }, { additionalProperties: false });
 export const reason = nullableString({ maxLength: 500 });
 /** Customer ids come from the producers' usage events (1-256 characters), so any such text is accepted. */
 export const customerId = Type.String({ minLength: 1, maxLength: 256 });

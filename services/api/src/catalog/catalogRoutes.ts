@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { actingKey, credits, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, refTo, text } from '../apiSchemas';
+import { actingKey, credits, errorResponses, identifier, nullableCredits, nullableString, params, price, readonlyArray, refTo, text } from '../apiSchemas';
 import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
 import { actingKeyOf } from '../accessGuard';
 import type { ProductCatalog } from './productCatalog';
@@ -69,13 +69,7 @@ const productFields = {
         {
           id: identifier,
           credits,
-          price: Type.Object(
-            {
-              amount: Type.String({ pattern: '^[0-9]{1,12}(\\.[0-9]{1,6})?$' }),
-              currency: Type.String({ pattern: '^[A-Z]{3}$' }),
-            },
-            { additionalProperties: false },
-          ),
+          price,
           purchaseOption: Type.Optional(
             Type.Boolean({ default: true, description: "Shown to the customer among the portal's purchase options; default true." }),
           ),

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { formatCredits, parseCredits } from '@tally/domain';
 import { canonicalAmount, MAX_PURCHASE_QUANTITY, type BundleTerms, type PurchaseService } from '@tally/ledger';
-import { balanceParams, credits, customerId, errorResponses, identifier, idempotencyKeyHeaders, params } from '../apiSchemas';
+import { balanceParams, credits, customerId, errorResponses, identifier, idempotencyKeyHeaders, params, price } from '../apiSchemas';
 import { actorOption, audienceOf } from '../accessGuard';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
 import type { BalanceService } from '../balances/balanceService';
@@ -58,10 +58,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
               Type.Object(
                 {
                   credits,
-                  price: Type.Object(
-                    { amount: Type.String({ pattern: '^[0-9]{1,12}(\\.[0-9]{1,6})?$' }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
-                    { additionalProperties: false },
-                  ),
+                  price,
                 },
                 {
                   additionalProperties: false,
