@@ -31,10 +31,40 @@ print_status() {
   return "$down"
 }
 
-# One `up` or `down` at a time per TALLY_HOME (jest runs and `npm start` may race).
+# One `up` or `down` at a time per TALLY_HOME (jest runs and `npm start` may race). Whatever
+# starts a daemon closes fd 9 for it (`9>&-`): a daemon that kept it would hold the lock for as
+# long as it runs. The wait is bounded, and names the processes that have the lock open.
 take_lock() {
-  exec 9>"$TALLY_HOME/stack.lock"
-  flock 9
+  local lock="$TALLY_HOME/stack.lock"
+  exec 9>"$lock"
+  flock -n 9 && return 0
+  lock_holders "$lock"
+  say "stack: waiting for $lock, open in: $LOCK_HOLDERS"
+  if ! flock -w "$TALLY_STACK_TIMEOUT_SECONDS" 9; then
+    lock_holders "$lock"
+    fail "stack: $lock is still held after ${TALLY_STACK_TIMEOUT_SECONDS}s; open in: $LOCK_HOLDERS"
+  fi
+}
+
+# Sets LOCK_HOLDERS to `pid N (command line)` of every other process with FILE open, from /proc:
+# not this shell, nor the subshell that runs find (it has fd 9 open too).
+lock_holders() {
+  local fds fd pid key value parent args
+  LOCK_HOLDERS=""
+  mapfile -t fds < <(find /proc/[0-9]*/fd -maxdepth 1 -lname "$1" 2>/dev/null 9>&- || true)
+  for fd in "${fds[@]}"; do
+    pid="${fd#/proc/}"
+    pid="${pid%%/*}"
+    parent=""
+    while read -r key value; do
+      if [[ "$key" == PPid: ]]; then parent="$value"; fi
+    done 2>/dev/null <"/proc/$pid/status" || continue
+    if [[ "$pid" == "$$" || "$parent" == "$$" ]]; then continue; fi
+    mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || continue
+    LOCK_HOLDERS+="pid $pid ($(printf '%.100s' "${args[*]}")); "
+  done
+  LOCK_HOLDERS="${LOCK_HOLDERS%; }"
+  LOCK_HOLDERS="${LOCK_HOLDERS:-no process found}"
 }
 
 up() {

@@ -79,11 +79,12 @@ stop_pid() {
   done
 }
 
-# Installs Debian packages, only ever called when a needed program is missing.
+# Installs Debian packages, only ever called when a needed program is missing. A package's
+# postinst may start its daemon (redis-server, postgresql): it must not inherit fd 9, the stack lock.
 apt_install() {
   say "  installing $* from Debian's packages"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 9>&-
 }
 
 # Extracts promtool from Debian's prometheus package (downloaded, never installed) to $1.

@@ -34,7 +34,8 @@ postgres_up() {
   local version
   version="$(ls /etc/postgresql | sort -V | tail -n 1)"
   say "postgres: starting cluster $version/main"
-  pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+  # Without fd 9, the stack lock, which the server would otherwise hold for as long as it runs.
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start 9>&- ||
     fail "postgres: the cluster did not start; see $(pg_server_log)"
   wait_until postgres "$(pg_server_log)" "" pg_ready
 }

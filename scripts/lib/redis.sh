@@ -16,9 +16,10 @@ redis_up() {
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p /var/lib/redis "$(dirname "$REDIS_LOG")"
   say "redis: starting on $REDIS_AUTHORITY"
-  # Same flags as this machine kind's own start: loopback only, nothing kept on disk.
+  # Same flags as this machine kind's own start: loopback only, nothing kept on disk. Without
+  # fd 9, the stack lock, which the daemon would otherwise hold for as long as it runs.
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir /var/lib/redis --logfile "$REDIS_LOG" || fail "redis: redis-server did not start; see $REDIS_LOG"
+    --dir /var/lib/redis --logfile "$REDIS_LOG" 9>&- || fail "redis: redis-server did not start; see $REDIS_LOG"
   wait_until redis "$REDIS_LOG" "" redis_ping
 }
 
