@@ -98,6 +98,17 @@ describe('docker-compose.yml', () => {
     });
   });
 
+  it('runs Tally with every role, as `npm start` does (TALLY_ROLES unset or all of them)', () => {
+    // services/tally/src/config.ts's roles, read from its text: the deployable exports no values for tests.
+    const declared = /export const ROLES = \[([^\]]*)\] as const/.exec(readFileSync(join(ROOT, 'services', 'tally', 'src', 'config.ts'), 'utf8'));
+    const allRoles = [...(declared?.[1] ?? '').matchAll(/'(\w+)'/g)].map((match) => match[1]!);
+    expect(allRoles).toEqual(expect.arrayContaining(['consumer', 'relay', 'scheduler', 'webhooks']));
+    for (const name of ['tally', 'tally-eventstoredb']) {
+      const roles = service(name).environment?.TALLY_ROLES?.split(',').map((role) => role.trim()) ?? allRoles;
+      expect([name, [...roles].sort()]).toEqual([name, [...allRoles].sort()]);
+    }
+  });
+
   it("points Tally at the compose network's services", () => {
     expect(service('tally').environment).toMatchObject({
       TALLY_KAFKA_BROKERS: 'kafka:29092',
