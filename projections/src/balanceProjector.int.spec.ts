@@ -4,6 +4,7 @@ import pino from 'pino';
 import { createTestSchema, startTcpProxy, waitFor, type TestSchema } from '@tally/test-support';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
+import type { BalanceSnapshot } from './balanceSnapshot';
 import { verifyBalances } from './verifyBalances';
 import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
 import * as checks from './testing/projectionChecks';
@@ -243,23 +244,40 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     await expectExactSnapshots();
   });
 
-  it('restores every snapshot on its own after the keys are flushed, with no new event to trigger it', async () => {
+  it('restores every snapshot on its own after the keys are flushed, with no new event to trigger it, serving none older meanwhile', async () => {
     const ids = await writer.open(25, { customers: 5 });
     await writer.activity(ids, 4);
-    const { started } = startProjector();
+    // Small batches: the rebuild passes through many older states of these balances.
+    const { started } = startProjector({ batchSize: 10 });
     await started;
     await expectExactSnapshots();
-    const served = await Promise.all(ids.map((id) => readModel.getBalance(id)));
+    const served = (await Promise.all(ids.map((id) => readModel.getBalance(id)))).map((snapshot) => snapshot!);
 
     // FLUSHALL as far as this prefix goes; the projector detects both the same way (its keys vanish).
     await testRedis.deleteAll();
+    // Every read while the projector rebuilds, as `balance id: position`: none (the API then folds
+    // from the event store) or the position served before the flush, never an older one.
+    const older: string[] = [];
+    const check = (snapshot: BalanceSnapshot | undefined, balanceId: string) => {
+      const before = served.find((candidate) => candidate.balanceId === balanceId)!;
+      if (snapshot !== undefined && snapshot.position !== before.position) older.push(`${balanceId}: ${snapshot.position} (served ${before.position})`);
+    };
     await waitFor(
       async () => {
-        expect(await Promise.all(ids.map((id) => readModel.getBalance(id)))).toEqual(served);
+        const [balances, entitlements, lists] = await Promise.all([
+          Promise.all(ids.map((id) => readModel.getBalance(id))),
+          Promise.all(served.map((snapshot) => readModel.getEntitlement(snapshot.customerId, snapshot.productId))),
+          Promise.all([...new Set(served.map((snapshot) => snapshot.customerId))].map((customerId) => readModel.getCustomerBalances(customerId))),
+        ]);
+        balances.forEach((snapshot, index) => check(snapshot, ids[index]!));
+        entitlements.forEach((read, index) => check(read.snapshot, ids[index]!));
+        for (const snapshot of lists.flat()) check(snapshot, snapshot.balanceId);
+        expect(balances).toEqual(served);
         return true;
       },
-      { description: 'the snapshots served before the flush to be back' },
+      { description: 'the snapshots served before the flush to be back', intervalMs: 1 },
     );
+    expect(older).toEqual([]);
     await writer.activity(ids, 2);
     await expectExactSnapshots();
   });

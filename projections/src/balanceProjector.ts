@@ -109,15 +109,25 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
    */
   const checkpoints: CheckpointStore = {
     async load() {
-      let active = await store.ensureActive();
+      // A generation made here is served only once it holds every event recorded before it was
+      // made (its target), so readers fold from the event store meanwhile instead of seeing
+      // balances from months ago climb back up. The target is the head read before the creation,
+      // raised to the one read after it: the lost generation may have served events recorded
+      // between the two (it was flushed after the first read).
+      let active = await store.ensureActive(await eventStore.headPosition());
       const head = await eventStore.headPosition();
       if (head < active.checkpoint) {
         // Positions never go back: this projection was made from another (or a since reset) store.
         logger.warn({ checkpoint: active.checkpoint.toString(), head: head.toString() }, 'the event store is behind the projection');
-        active = await store.ensureActive({ startOver: true });
+        active = await store.ensureActive(head, { startOver: true });
+      } else if (active.created) {
+        await store.raiseTarget(active.generation, head);
       }
       if (active.created && generation !== undefined) {
-        logger.warn({ generation: active.generation, reason }, 'projection lost: rebuilding every snapshot from position 0');
+        logger.warn(
+          { generation: active.generation, target: head.toString(), reason },
+          'projection lost: rebuilding every snapshot from position 0; readers fold from the event store until it reaches the target',
+        );
       } else if (active.generation === generation && written !== undefined && active.checkpoint < written) {
         logger.warn(
           { generation, checkpoint: active.checkpoint.toString(), projected: written.toString(), reason },

@@ -1,23 +1,30 @@
 import type { Redis } from 'ioredis';
 import { BalanceSnapshot, hashFromFlatArray, snapshotFromHash } from './balanceSnapshot';
+import { GENERATION_SERVED, POSITION_GREATER } from './generationStore';
 import { createKeySpace } from './keySpace';
 import { createLuaScript } from './luaScript';
 
 // Every read resolves the active pointer and reads inside one script, so a reader sees
-// either the old generation or the new one, never a mix, and pays one round trip.
+// either the old generation or the new one, never a mix, and pays one round trip. A generation
+// still being rebuilt up to its target serves nothing (GENERATION_SERVED): the caller then folds
+// from the event store, rather than serve balances from before events it served already.
+const SERVED = `${POSITION_GREATER}${GENERATION_SERVED}`;
 
 // KEYS: active. ARGV: root, balance id.
-const GET_BALANCE = createLuaScript(`
-local generation = redis.call('GET', KEYS[1])
-if not generation then return {} end
-return redis.call('HGETALL', ARGV[1] .. ':' .. generation .. ':balance:' .. ARGV[2])
-`);
-
-// KEYS: active. ARGV: root, customer id. One flat HGETALL reply per indexed balance.
-const GET_CUSTOMER_BALANCES = createLuaScript(`
+const GET_BALANCE = createLuaScript(`${SERVED}
 local generation = redis.call('GET', KEYS[1])
 if not generation then return {} end
 local root = ARGV[1] .. ':' .. generation
+if not served(root) then return {} end
+return redis.call('HGETALL', root .. ':balance:' .. ARGV[2])
+`);
+
+// KEYS: active. ARGV: root, customer id. One flat HGETALL reply per indexed balance.
+const GET_CUSTOMER_BALANCES = createLuaScript(`${SERVED}
+local generation = redis.call('GET', KEYS[1])
+if not generation then return {} end
+local root = ARGV[1] .. ':' .. generation
+if not served(root) then return {} end
 local balances = {}
 for _, balanceId in ipairs(redis.call('SMEMBERS', root .. ':customer:' .. ARGV[2])) do
   balances[#balances + 1] = redis.call('HGETALL', root .. ':balance:' .. balanceId)
@@ -27,10 +34,11 @@ return balances
 
 // KEYS: active. ARGV: root, customer id, product id. { checkpoint, freshAsOf or '', the balance's
 // flat HGETALL or nothing }: the customer's balances are few, so the product's is found by scanning them.
-const GET_ENTITLEMENT = createLuaScript(`
+const GET_ENTITLEMENT = createLuaScript(`${SERVED}
 local generation = redis.call('GET', KEYS[1])
 if not generation then return {} end
 local root = ARGV[1] .. ':' .. generation
+if not served(root) then return {} end
 local checkpoint = redis.call('GET', root .. ':checkpoint') or '0'
 local fresh = redis.call('GET', root .. ':freshAsOf') or ''
 for _, balanceId in ipairs(redis.call('SMEMBERS', root .. ':customer:' .. ARGV[2])) do
@@ -59,6 +67,7 @@ export interface EntitlementRead {
   readonly freshAsOf: number | undefined;
 }
 
+/** Every read answers nothing (undefined, []) while the active generation is rebuilt up to its target. */
 export interface BalanceReadModel {
   getBalance(balanceId: string): Promise<BalanceSnapshot | undefined>;
   /** Every balance of the customer, ordered by balance id. */

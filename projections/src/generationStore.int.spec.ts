@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { BalanceSnapshot } from './balanceSnapshot';
+import { createBalanceReadModel } from './balanceReadModel';
 import { createGenerationStore, GenerationStore } from './generationStore';
 import { createTestRedis, TestRedis } from './testing/testRedis';
 
@@ -39,17 +40,17 @@ describe('generation store (Redis)', () => {
     redis.hgetall(store.keys.balance(generation, balanceId));
 
   it('creates an active generation at 0 once, finds it again, and replaces it when told to start over', async () => {
-    const first = await store.ensureActive();
+    const first = await store.ensureActive(0n);
     expect(first).toMatchObject({ checkpoint: 0n, created: true, abandoned: undefined });
-    await expect(store.ensureActive()).resolves.toEqual({ ...first, created: false });
+    await expect(store.ensureActive(0n)).resolves.toEqual({ ...first, created: false });
     await expect(redis.get(store.keys.active)).resolves.toBe(first.generation);
-    const over = await store.ensureActive({ startOver: true });
+    const over = await store.ensureActive(0n, { startOver: true });
     expect(over).toMatchObject({ checkpoint: 0n, created: true, abandoned: first.generation });
     await expect(redis.get(store.keys.active)).resolves.toBe(over.generation);
   });
 
   it("answers 'rewound' and writes nothing when the checkpoint is below what the writer wrote (Redis went back in time)", async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     await expect(store.writeBatch(generation, 'live', [snapshot('a', 10n, '5')], 10n, 0n)).resolves.toBe('ok');
     await expect(store.writeBatch(generation, 'live', [snapshot('a', 20n, '6')], 20n, 10n)).resolves.toBe('ok');
     await expect(store.checkGeneration(generation, 'live', 20n)).resolves.toBe('ok');
@@ -72,7 +73,7 @@ describe('generation store (Redis)', () => {
   });
 
   it('writes a snapshot only above its stored position, comparing positions beyond 2^53 exactly', async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     // 2^53 + 1 and 2^53 are the same double: a Lua number comparison would take one for the other.
     const high = 2n ** 53n + 1n;
     await expect(store.writeBatch(generation, 'live', [snapshot('b', high, '10')], high)).resolves.toBe('ok');
@@ -90,14 +91,14 @@ describe('generation store (Redis)', () => {
   });
 
   it('only moves the checkpoint forward', async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     await store.writeBatch(generation, 'live', [], 2n ** 60n);
     await store.writeBatch(generation, 'live', [], 2n ** 60n - 1n);
     await expect(redis.get(store.keys.checkpoint(generation))).resolves.toBe((2n ** 60n).toString());
   });
 
   it('refuses a live write when another generation is active, and writes aside regardless', async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     const aside = await store.createAside();
     await expect(store.writeBatch(aside, 'live', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('stale');
     await expect(store.writeBatch(aside, 'aside', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('ok');
@@ -107,13 +108,13 @@ describe('generation store (Redis)', () => {
   });
 
   it('answers reset, writing nothing, once the active pointer or the checkpoint is gone', async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     await redis.del(store.keys.checkpoint(generation));
     await expect(store.writeBatch(generation, 'live', [snapshot('b', 1n, '1')], 1n)).resolves.toBe('reset');
     await expect(store.checkGeneration(generation, 'live')).resolves.toBe('reset');
     expect(await stored(generation, 'b')).toEqual({});
 
-    const fresh = await store.ensureActive();
+    const fresh = await store.ensureActive(0n);
     expect(fresh).toMatchObject({ checkpoint: 0n, created: true, abandoned: generation });
     await testRedis.deleteAll();
     await expect(store.writeBatch(fresh.generation, 'live', [], 1n)).resolves.toBe('reset');
@@ -121,7 +122,7 @@ describe('generation store (Redis)', () => {
   });
 
   it('deletes one generation and leaves the others alone', async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     const aside = await store.createAside();
     const many = Array.from({ length: 2500 }, (_, index) => snapshot(`b-${index}`, 1n, '1'));
     await store.writeBatch(aside, 'aside', many, 1n);
@@ -133,12 +134,18 @@ describe('generation store (Redis)', () => {
 
     await expect(store.deleteGeneration(aside)).resolves.toBe(2500 + 2);
     expect((await testRedis.keys()).sort()).toEqual(
-      [store.keys.active, store.keys.checkpoint(generation), store.keys.balance(generation, 'kept'), store.keys.customer(generation, 'c-1')].sort(),
+      [
+        store.keys.active,
+        store.keys.checkpoint(generation),
+        store.keys.target(generation),
+        store.keys.balance(generation, 'kept'),
+        store.keys.customer(generation, 'c-1'),
+      ].sort(),
     );
   });
 
   it('will not switch to a generation behind the live one, so readers never go back in time', async () => {
-    const { generation } = await store.ensureActive();
+    const { generation } = await store.ensureActive(0n);
     await store.writeBatch(generation, 'live', [], 2n ** 53n + 1n);
     const aside = await store.createAside();
     await store.writeBatch(aside, 'aside', [], 2n ** 53n);
@@ -146,6 +153,31 @@ describe('generation store (Redis)', () => {
     await store.writeBatch(aside, 'aside', [], 2n ** 53n + 1n);
     await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'switched', previous: generation });
     await expect(redis.get(store.keys.active)).resolves.toBe(aside);
+  });
+
+  it('serves a generation it made only once its checkpoint reaches the target, comparing beyond 2^53 exactly', async () => {
+    const readModel = createBalanceReadModel({ redis, keyPrefix: testRedis.keyPrefix });
+    const target = 2n ** 53n + 1n;
+    const { generation } = await store.ensureActive(target);
+    await store.raiseTarget(generation, target - 1n);
+    await expect(redis.get(store.keys.target(generation))).resolves.toBe(target.toString());
+    await store.writeBatch(generation, 'live', [snapshot('a', 2n ** 53n, '5')], 2n ** 53n);
+    await expect(readModel.getBalance('a')).resolves.toBeUndefined();
+    await expect(readModel.getCustomerBalances('c-1')).resolves.toEqual([]);
+    await expect(readModel.getEntitlement('c-1', 'p-1')).resolves.toEqual({ snapshot: undefined, checkpoint: 0n, freshAsOf: undefined });
+    // Nor will a replay switch in below it: what the lost generation served may reach up to there.
+    const aside = await store.createAside();
+    await store.writeBatch(aside, 'aside', [], target - 1n);
+    await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'behind' });
+    await store.deleteGeneration(aside);
+
+    await store.writeBatch(generation, 'live', [snapshot('a', target, '6')], target);
+    await expect(readModel.getBalance('a')).resolves.toMatchObject({ balance: '6', position: target.toString() });
+    await expect(readModel.getCustomerBalances('c-1')).resolves.toMatchObject([{ balance: '6' }]);
+    await expect(readModel.getEntitlement('c-1', 'p-1')).resolves.toMatchObject({ snapshot: { balance: '6' }, checkpoint: target });
+    // Raised past the checkpoint (a head read after the generation was made): served again once there.
+    await store.raiseTarget(generation, target + 1n);
+    await expect(readModel.getBalance('a')).resolves.toBeUndefined();
   });
 
   it('will not switch to a generation whose keys vanished', async () => {

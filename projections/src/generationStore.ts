@@ -22,7 +22,7 @@ export type WriteOutcome = 'ok' | 'stale' | 'reset' | 'rewound';
 /** `live` writes only while its generation is active; `aside` builds a generation readers do not see yet. */
 export type WriteMode = 'live' | 'aside';
 
-const POSITION_GREATER = `
+export const POSITION_GREATER = `
 local function greater(a, b)
   if #a ~= #b then return #a > #b end
   for i = 1, #a, 15 do
@@ -30,6 +30,23 @@ local function greater(a, b)
     if x ~= y then return x > y end
   end
   return false
+end
+`;
+
+/**
+ * For readers (with POSITION_GREATER): whether the generation at `root` (`<root>:<gen>`) may be
+ * served. One the projector made (at its first start, or after the projection was lost) is not
+ * until its checkpoint reaches its target, the head when it was made: rebuilt from position 0,
+ * it would otherwise serve every balance as it was months ago, climbing back up. Meanwhile
+ * readers answer nothing and the API folds from the event store. A generation without a target
+ * (a replay's, switched to only once caught up; one made before targets) is served at once.
+ */
+export const GENERATION_SERVED = `
+local function served(root)
+  local target = redis.call('GET', root .. ':target')
+  if not target then return true end
+  local checkpoint = redis.call('GET', root .. ':checkpoint')
+  return checkpoint and not greater(target, checkpoint)
 end
 `;
 
@@ -77,8 +94,8 @@ end
 return cjson.encode(hashes)
 `);
 
-// KEYS: active. ARGV: root, candidate generation, 'over' to replace the active one regardless.
-// Returns { generation, checkpoint, created '1'/'0', abandoned or '' }.
+// KEYS: active. ARGV: root, candidate generation, 'over' to replace the active one regardless,
+// the target of a generation made here. Returns { generation, checkpoint, created '1'/'0', abandoned or '' }.
 const ENSURE_ACTIVE = createLuaScript(`
 local active = redis.call('GET', KEYS[1])
 if active and ARGV[3] ~= 'over' then
@@ -86,8 +103,17 @@ if active and ARGV[3] ~= 'over' then
   if checkpoint then return { active, checkpoint, '0', '' } end
 end
 redis.call('SET', ARGV[1] .. ':' .. ARGV[2] .. ':checkpoint', '0')
+redis.call('SET', ARGV[1] .. ':' .. ARGV[2] .. ':target', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2])
 return { ARGV[2], '0', '1', active or '' }
+`);
+
+// KEYS: the generation's target. ARGV: position. Only up, and only a target that exists (a
+// generation that vanished meanwhile gets no key that its deletion would never remove).
+const RAISE_TARGET = createLuaScript(`${POSITION_GREATER}
+local target = redis.call('GET', KEYS[1])
+if target and greater(ARGV[1], target) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 'ok'
 `);
 
 // KEYS: active, the generation's checkpoint. ARGV: generation, the position the caller last
@@ -110,6 +136,10 @@ local previous = redis.call('GET', KEYS[1])
 if previous then
   local live = redis.call('GET', ARGV[2] .. ':' .. previous .. ':checkpoint')
   if live and greater(live, checkpoint) then return { 'behind' } end
+  -- A live generation still short of its target serves nothing yet, but what was served before it
+  -- was made may reach up to that target.
+  local target = redis.call('GET', ARGV[2] .. ':' .. previous .. ':target')
+  if live and target and greater(target, checkpoint) then return { 'behind' } end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return { 'switched', previous or '' }
@@ -144,9 +174,16 @@ export interface GenerationStore {
   readonly keys: KeySpace;
   /**
    * The active generation and its checkpoint; creates a fresh one at 0 when the pointer or
-   * the checkpoint is gone, or when told to start over.
+   * the checkpoint is gone, or when told to start over. A generation made here is not served
+   * until its checkpoint reaches `target` (GENERATION_SERVED): give the event store's head, read
+   * before the call.
    */
-  ensureActive(options?: { startOver?: boolean }): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
+  ensureActive(
+    target: bigint,
+    options?: { startOver?: boolean },
+  ): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
+  /** Raises the target of a generation ensureActive made, e.g. to a head read after it was made. */
+  raiseTarget(generation: string, target: bigint): Promise<void>;
   readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
   /** `written`: the position the caller last wrote to this generation, to detect a rollback ('rewound'). */
   checkGeneration(generation: string, mode: WriteMode, written?: bigint): Promise<WriteOutcome>;
@@ -195,8 +232,8 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
   return {
     keys,
 
-    async ensureActive({ startOver = false } = {}) {
-      const reply = await ENSURE_ACTIVE.run(redis, [keys.active], [keys.root, newGenerationName(), startOver ? 'over' : '']);
+    async ensureActive(target, { startOver = false } = {}) {
+      const reply = await ENSURE_ACTIVE.run(redis, [keys.active], [keys.root, newGenerationName(), startOver ? 'over' : '', target.toString()]);
       const [generation, checkpoint, created, abandoned] = reply as [string, string, string, string];
       return {
         generation,
@@ -205,6 +242,10 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
         // Replaced, or a pointer whose checkpoint vanished: what is left of that generation is garbage.
         abandoned: abandoned === '' ? undefined : abandoned,
       };
+    },
+
+    async raiseTarget(generation, target) {
+      await RAISE_TARGET.run(redis, [keys.target(generation)], [target.toString()]);
     },
 
     async readActive() {

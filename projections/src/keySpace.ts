@@ -14,6 +14,8 @@ export interface KeySpace {
   checkpoint(generation: string): string;
   /** Epoch ms as of which the generation is known to hold every event (the projector's last look at the head). */
   freshAsOf(generation: string): string;
+  /** The position a generation the projector made must reach before readers are served from it. */
+  target(generation: string): string;
   balance(generation: string, balanceId: string): string;
   customer(generation: string, customerId: string): string;
   /** SCAN pattern of every key of a generation. */
@@ -40,6 +42,7 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
     generationRoot,
     checkpoint: (generation) => `${generationRoot(generation)}:checkpoint`,
     freshAsOf: (generation) => `${generationRoot(generation)}:freshAsOf`,
+    target: (generation) => `${generationRoot(generation)}:target`,
     balance: (generation, balanceId) => `${generationRoot(generation)}:balance:${balanceId}`,
     customer: (generation, customerId) => `${generationRoot(generation)}:customer:${customerId}`,
     generationPattern: (generation) => `${escapeGlob(generationRoot(generation))}:*`,

@@ -58,7 +58,7 @@ describe('rebuildGeneration (PostgreSQL event store, Redis)', () => {
   async function rebuild(batchSize: number, options: { cacheSize?: number; logger?: pino.Logger } = {}) {
     const redis = testRedis.connect();
     const real = createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix });
-    await real.ensureActive();
+    await real.ensureActive(0n);
     const { store, calls } = recording(real);
     const generation = await store.createAside();
     const landed: { position: bigint; events: number }[] = [];
