@@ -19,6 +19,8 @@ export interface RequestOptions {
   readonly body?: unknown;
   /** Sent as Idempotency-Key: the same key for a retried or double-clicked write changes the balance once. */
   readonly idempotencyKey?: string;
+  /** Sent as If-Match: the version read (an ETag, quoted), so the write changes only that version and a later one is refused (412). */
+  readonly ifMatch?: string;
 }
 
 export interface ApiClient {
@@ -45,6 +47,7 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     const headers: Record<string, string> = { accept };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    if (options.ifMatch !== undefined) headers['if-match'] = options.ifMatch;
     if (credential.kind === 'bearer') headers.authorization = `Bearer ${credential.token}`;
     else if (method !== 'GET') {
       const csrf = credential.csrfToken();

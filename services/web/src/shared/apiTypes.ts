@@ -58,6 +58,21 @@ export interface CreditProduct {
   readonly consumption: ConsumptionRule[];
   readonly lowBalanceThreshold: string | null;
   readonly bundles: Bundle[];
+  /** Its version: 1 as created, one more per change. Sent back as If-Match, a change applies only to this version. */
+  readonly revision: number;
+}
+
+/** A stored product that fails validation: not answered as a product (GET says 409 `stored_product_invalid`) until a change repairs it. */
+export interface InvalidCreditProduct {
+  readonly id: string;
+  readonly revision: number;
+  /** Why it fails validation. */
+  readonly message: string;
+}
+
+/** A page of the catalog: the products, and beside them those of the same range that fail validation. */
+export interface CreditProductPage extends Page<CreditProduct> {
+  readonly invalid: InvalidCreditProduct[];
 }
 
 /** The API's own view types, imported (types only, erased from the bundle): one definition on both sides. */
