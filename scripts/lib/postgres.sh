@@ -41,17 +41,32 @@ postgres_up() {
 }
 
 # TLS on the machine's own server, so Tally's `sslmode=require` path is tested against a real
-# server and not only a proxy. Only a local cluster with ssl off is touched: a self-signed
-# certificate the server alone can read, then `ALTER SYSTEM` and a reload (ssl needs no restart,
-# and clients that do not ask for TLS keep connecting as before). TALLY_POSTGRES_TLS=off skips it.
+# server and not only a proxy. Only a local cluster with ssl off whose data directory is on this
+# machine is touched (a server in a container publishes the same address, but would be given
+# files it cannot see, and fail its next start): a self-signed certificate the server alone can
+# read, then `ALTER SYSTEM` and a reload (ssl needs no restart, and clients that do not ask for
+# TLS keep connecting as before). `SHOW ssl` is the setting, not whether the server could load the
+# files, so a connection that demands TLS proves it; one that fails gets the settings taken back.
+# TALLY_POSTGRES_TLS=off skips it.
 postgres_ensure_tls() {
   [[ "${TALLY_POSTGRES_TLS:-on}" == "off" ]] && return 0
   is_local_host "$PG_HOST" || return 0
-  local admin dir
+  local admin ssl cert datadir dir
   admin="$(pg_admin_url "$TALLY_DATABASE_URL")"
-  [[ "$(psql "$admin" -XtAqc 'SHOW ssl')" == "on" ]] && return 0
+  IFS='|' read -r ssl cert datadir < <(psql "$admin" -XtAqc \
+    "SELECT current_setting('ssl') || '|' || current_setting('ssl_cert_file') || '|' || current_setting('data_directory')")
+  if [[ "$ssl" == "on" ]]; then
+    # Someone else's TLS, or ours in working order; ours that does not work is undone below.
+    [[ "$cert" == */tally-tls/server.crt ]] || return 0
+    pg_serves_tls "$admin" && return 0
+    pg_tls_reset "$admin" "its TLS settings (certificate $cert) are on, but it does not serve TLS"
+  fi
+  if [[ ! -f "$datadir/PG_VERSION" ]]; then
+    say "postgres: TLS left off: its data directory $datadir is not on this machine (a container's server?); TALLY_POSTGRES_TLS=off skips this check"
+    return 0
+  fi
   command -v openssl >/dev/null || apt_install openssl
-  dir="$(psql "$admin" -XtAqc 'SHOW data_directory')/tally-tls"
+  dir="$datadir/tally-tls"
   if [[ ! -s "$dir/server.key" || ! -s "$dir/server.crt" ]]; then
     say "postgres: creating a self-signed TLS certificate in $dir"
     mkdir -p "$dir"
@@ -69,13 +84,32 @@ postgres_ensure_tls() {
     -c "ALTER SYSTEM SET ssl_key_file = '$dir/server.key'" \
     -c "ALTER SYSTEM SET ssl = on" \
     -c "SELECT pg_reload_conf()" >/dev/null || fail "postgres: could not turn TLS on; see $(pg_server_log)"
-  # The reload is asynchronous; a server that refused the files keeps ssl off and says why in its log.
+  # The reload is asynchronous; a server that refused the files serves no TLS and says why in its log.
   local tries=0
-  until [[ "$(psql "$admin" -XtAqc 'SHOW ssl')" == "on" ]]; do
+  until pg_serves_tls "$admin"; do
     tries=$((tries + 1))
-    ((tries > 50)) && fail "postgres: ssl stayed off after the reload; see $(pg_server_log)"
+    if ((tries > 20)); then
+      pg_tls_reset "$admin" "it serves no TLS after the reload (the server's log says why: $(pg_server_log))"
+      return 0
+    fi
     sleep 0.1
   done
+}
+
+# Whether a connection that demands TLS gets it (pg_stat_ssl: this very connection encrypted).
+pg_serves_tls() {
+  [[ "$(PGSSLMODE=require PGCONNECT_TIMEOUT=5 psql "$1" -XtAqc 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()' 2>/dev/null)" == t ]]
+}
+
+# Takes back the settings postgres_ensure_tls makes, so the server's next start does not fail on them.
+pg_tls_reset() {
+  say "warning: postgres: $2; TLS left off: resetting ssl, ssl_cert_file and ssl_key_file (ALTER SYSTEM RESET, then a reload)" >&2
+  psql "$1" -Xq -v ON_ERROR_STOP=1 \
+    -c "ALTER SYSTEM RESET ssl" \
+    -c "ALTER SYSTEM RESET ssl_cert_file" \
+    -c "ALTER SYSTEM RESET ssl_key_file" \
+    -c "SELECT pg_reload_conf()" >/dev/null ||
+    fail "postgres: could not reset its TLS settings; its next start may fail on them (postgresql.auto.conf, in its data directory)"
 }
 
 # Sets PG_DATABASE_OID, the oid of TALLY_DATABASE_URL's database: a dropped and re-created
