@@ -2,103 +2,85 @@ import { useEffect, useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN } from '../shared/format';
-import { ErrorMessage, Field, useBusyAction, useFormRefusal } from '../shared/ui';
+import { ErrorMessage, Field, useBusyAction, useFormRefusal, useId } from '../shared/ui';
 import { ProductHistory } from './ProductHistory';
+import { bodyOf, draftOf, draftProblems, emptyBundle, emptyDraft, emptyFilter, emptyRule, filterField, type BundleDraft, type Draft, type FilterDraft, type RuleDraft } from './productDraft';
 import { href, navigate, takeNote } from './router';
 
-interface RuleDraft {
-  event: string;
-  credits: string;
-  perUnitOf: string;
-  /** `key=value` pairs separated by commas. */
-  where: string;
+/** The fields the API may name that the form shows; a rule's filters by the rule (`where`) or by a property of it (`where.region`). */
+const FIELDS = /^(id|name|description|lowBalanceThreshold|consumption\.\d+\.(event|credits|perUnitOf|where(\..+)?)|bundles\.\d+\.(id|credits|price\.amount|price\.currency|purchaseOption))$/;
+
+/** The API's refusals of rule `index`'s filters: of them all, or of one property (named first). */
+function whereErrors(errors: Record<string, string>, index: number): string[] {
+  const prefix = `consumption.${index}.where`;
+  return Object.entries(errors)
+    .filter(([field]) => field === prefix || field.startsWith(`${prefix}.`))
+    .map(([field, message]) => (field === prefix ? message : `"${field.slice(prefix.length + 1)}" ${message}`));
 }
 
-interface BundleDraft {
-  id: string;
-  credits: string;
-  amount: string;
-  currency: string;
-  purchaseOption: boolean;
+/**
+ * A rule's property filters, one row each (property, value): the usage event's property must
+ * equal the value exactly, so nothing typed is split or trimmed.
+ */
+function FilterRows({
+  rule,
+  index,
+  errors,
+  problems,
+  onChange,
+}: {
+  rule: RuleDraft;
+  index: number;
+  errors: string[];
+  problems: Record<string, string>;
+  onChange: (where: FilterDraft[]) => void;
+}) {
+  const id = useId('filters');
+  const described = [`${id}-hint`, ...errors.map((_, at) => `${id}-error-${at}`)].join(' ');
+  const updateFilter = (at: number, change: Partial<FilterDraft>) => onChange(rule.where.map((filter, position) => (position === at ? { ...filter, ...change } : filter)));
+  return (
+    <fieldset class="filters" aria-describedby={described}>
+      <legend>Property filters</legend>
+      <small id={`${id}-hint`} class="hint">
+        {rule.where.length === 0
+          ? 'None: the rule prices every event of its name.'
+          : "The rule prices only events whose every property named here equals its value, character for character (spaces and commas included)."}
+      </small>
+      {rule.where.map((filter, at) => (
+        <fieldset class="row filter" key={at}>
+          <legend>Filter {at + 1}</legend>
+          <Field label="Property" value={filter.key} error={problems[filterField(index, at)]} onInput={(event) => updateFilter(at, { key: event.currentTarget.value })} />
+          <Field label="Value" value={filter.value} onInput={(event) => updateFilter(at, { value: event.currentTarget.value })} />
+          <button
+            type="button"
+            class="secondary"
+            onClick={() => onChange(rule.where.filter((_, position) => position !== at))}
+          >
+            Remove filter {at + 1}
+          </button>
+        </fieldset>
+      ))}
+      {errors.map((error, at) => (
+        <small key={at} id={`${id}-error-${at}`} class="error" role="alert">
+          {error}
+        </small>
+      ))}
+      <div>
+        <button type="button" class="secondary add-filter" onClick={() => onChange([...rule.where, emptyFilter()])}>
+          Add filter
+        </button>
+      </div>
+    </fieldset>
+  );
 }
-
-interface Draft {
-  id: string;
-  name: string;
-  description: string;
-  lowBalanceThreshold: string;
-  consumption: RuleDraft[];
-  bundles: BundleDraft[];
-}
-
-const emptyRule = (): RuleDraft => ({ event: '', credits: '', perUnitOf: '', where: '' });
-const emptyBundle = (): BundleDraft => ({ id: '', credits: '', amount: '', currency: 'EUR', purchaseOption: true });
-
-function draftOf(product: CreditProduct): Draft {
-  return {
-    id: product.id,
-    name: product.name,
-    description: product.description,
-    lowBalanceThreshold: product.lowBalanceThreshold ?? '',
-    consumption: product.consumption.map((rule) => ({
-      event: rule.event,
-      credits: rule.credits,
-      perUnitOf: rule.perUnitOf ?? '',
-      where: Object.entries(rule.where ?? {})
-        .map(([key, value]) => `${key}=${value}`)
-        .join(', '),
-    })),
-    bundles: product.bundles.map((bundle) => ({
-      id: bundle.id,
-      credits: bundle.credits,
-      amount: bundle.price.amount,
-      currency: bundle.price.currency,
-      purchaseOption: bundle.purchaseOption !== false,
-    })),
-  };
-}
-
-/** The product as the API takes it; the API validates it and says which field is wrong. */
-function bodyOf(draft: Draft, creating: boolean) {
-  return {
-    ...(creating && draft.id !== '' ? { id: draft.id } : {}),
-    name: draft.name,
-    description: draft.description,
-    lowBalanceThreshold: draft.lowBalanceThreshold === '' ? null : draft.lowBalanceThreshold,
-    consumption: draft.consumption.map((rule) => {
-      const where = Object.fromEntries(
-        rule.where
-          .split(',')
-          .map((pair) => pair.trim())
-          .filter(Boolean)
-          .map((pair) => {
-            const at = pair.indexOf('=');
-            return at === -1 ? [pair, ''] : [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
-          }),
-      );
-      return {
-        event: rule.event,
-        credits: rule.credits,
-        ...(rule.perUnitOf !== '' ? { perUnitOf: rule.perUnitOf } : {}),
-        ...(Object.keys(where).length > 0 ? { where } : {}),
-      };
-    }),
-    bundles: draft.bundles.map((bundle) => ({
-      id: bundle.id,
-      credits: bundle.credits,
-      price: { amount: bundle.amount, currency: bundle.currency },
-      purchaseOption: bundle.purchaseOption,
-    })),
-  };
-}
-
-const FIELDS = /^(id|name|description|lowBalanceThreshold|consumption\.\d+\.(event|credits|perUnitOf|where)|bundles\.\d+\.(id|credits|price\.amount|price\.currency|purchaseOption))$/;
 
 /** Create a credit product, or edit one (its id stays). */
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
-  const [draft, setDraft] = useState<Draft>({ id: '', name: '', description: '', lowBalanceThreshold: '', consumption: [emptyRule()], bundles: [] });
+  const [draft, setDraft] = useState<Draft>(emptyDraft);
   const refusal = useFormRefusal((field) => FIELDS.test(field));
+  // What the form refuses to send (draftProblems), by row: shown as a refusal is, until sent again.
+  const [problems, setProblems] = useState<Record<string, string>>({});
   // A product just created opens in a new form (the console keys the form by product id): the
   // navigation from the creating form says so, once.
   const [saved, setSaved] = useState(() => productId !== null && takeNote()?.created === productId);
@@ -127,6 +109,9 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           refusal.clear();
+          const found = draftProblems(draft);
+          setProblems(found);
+          if (Object.keys(found).length > 0) return;
           try {
             const body = bodyOf(draft, creating);
             const product = creating
@@ -178,14 +163,25 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
                 error={refusal.errors[`consumption.${index}.perUnitOf`]}
                 onInput={(event) => updateRule(index, { perUnitOf: event.currentTarget.value })}
               />
-              <Field
-                label="Property filters"
-                value={rule.where}
-                hint="e.g. model=large, region=eu"
-                error={refusal.errors[`consumption.${index}.where`]}
-                onInput={(event) => updateRule(index, { where: event.currentTarget.value })}
+              <FilterRows
+                rule={rule}
+                index={index}
+                errors={whereErrors(refusal.errors, index)}
+                problems={problems}
+                onChange={(where) => {
+                  // A removed row moves the rows after it up: what was said of a row by its place goes.
+                  if (where.length < rule.where.length) setProblems({});
+                  updateRule(index, { where });
+                }}
               />
-              <button type="button" class="secondary" onClick={() => update({ consumption: draft.consumption.filter((_, at) => at !== index) })}>
+              <button
+                type="button"
+                class="secondary"
+                onClick={() => {
+                  setProblems({});
+                  update({ consumption: draft.consumption.filter((_, at) => at !== index) });
+                }}
+              >
                 Remove rule {index + 1}
               </button>
             </fieldset>

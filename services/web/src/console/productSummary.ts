@@ -3,7 +3,14 @@ import { formatCredits } from '../shared/format';
 
 /** A product's consumption rules in one line, as the catalog and a product's history show them. */
 export function rulesSummary(product: CreditProduct): string {
-  return product.consumption.map((rule) => `${rule.event}: ${rule.credits}${rule.perUnitOf !== undefined ? ` per ${rule.perUnitOf}` : ''}`).join('; ');
+  return product.consumption.map((rule) => `${rule.event}: ${rule.credits}${rule.perUnitOf !== undefined ? ` per ${rule.perUnitOf}` : ''}${filtersSummary(rule.where)}`).join('; ');
+}
+
+/** A rule's property filters, each value quoted so its spaces and commas show: ` where model = " large", region = "eu,us"`. */
+function filtersSummary(where: Readonly<Record<string, string>> | undefined): string {
+  const filters = Object.entries(where ?? {});
+  if (filters.length === 0) return '';
+  return ` where ${filters.map(([key, value]) => `${/^[\w.-]+$/.test(key) ? key : JSON.stringify(key)} = ${JSON.stringify(value)}`).join(', ')}`;
 }
 
 export function warningLimitSummary(product: CreditProduct): string {

@@ -1,0 +1,124 @@
+import type { CreditProduct } from '../shared/apiTypes';
+
+/**
+ * The product form's model: a credit product as the form edits it (every field a string as
+ * typed), and the product the API takes back. What the API answered and the form sends back
+ * unchanged is exactly what it answered: a consumption rule's property filters above all, since a
+ * filter rewritten on the way (a value cut at a comma, trimmed of a space) no longer matches the
+ * usage it priced, which is then not metered at all.
+ */
+
+/** One property filter of a rule: the usage event's property `key` must equal `value`, character for character. */
+export interface FilterDraft {
+  key: string;
+  value: string;
+}
+
+export interface RuleDraft {
+  event: string;
+  credits: string;
+  perUnitOf: string;
+  /** In the order the API answered them; one row each, so any property name and value is kept as it is. */
+  where: FilterDraft[];
+}
+
+export interface BundleDraft {
+  id: string;
+  credits: string;
+  amount: string;
+  currency: string;
+  purchaseOption: boolean;
+}
+
+export interface Draft {
+  id: string;
+  name: string;
+  description: string;
+  lowBalanceThreshold: string;
+  consumption: RuleDraft[];
+  bundles: BundleDraft[];
+}
+
+/** The body of POST /v1/credit-products (with an id, when one is typed) and of PATCH /v1/credit-products/{id}. */
+export interface ProductBody {
+  readonly id?: string;
+  readonly name: string;
+  readonly description: string;
+  readonly lowBalanceThreshold: string | null;
+  readonly consumption: Array<{ readonly event: string; readonly credits: string; readonly perUnitOf?: string; readonly where?: Record<string, string> }>;
+  readonly bundles: Array<{ readonly id: string; readonly credits: string; readonly price: { readonly amount: string; readonly currency: string }; readonly purchaseOption: boolean }>;
+}
+
+export const emptyDraft = (): Draft => ({ id: '', name: '', description: '', lowBalanceThreshold: '', consumption: [emptyRule()], bundles: [] });
+export const emptyRule = (): RuleDraft => ({ event: '', credits: '', perUnitOf: '', where: [] });
+export const emptyFilter = (): FilterDraft => ({ key: '', value: '' });
+export const emptyBundle = (): BundleDraft => ({ id: '', credits: '', amount: '', currency: 'EUR', purchaseOption: true });
+
+export function draftOf(product: CreditProduct): Draft {
+  return {
+    id: product.id,
+    name: product.name,
+    description: product.description,
+    lowBalanceThreshold: product.lowBalanceThreshold ?? '',
+    consumption: product.consumption.map((rule) => ({
+      event: rule.event,
+      credits: rule.credits,
+      perUnitOf: rule.perUnitOf ?? '',
+      where: Object.entries(rule.where ?? {}).map(([key, value]) => ({ key, value })),
+    })),
+    bundles: product.bundles.map((bundle) => ({
+      id: bundle.id,
+      credits: bundle.credits,
+      amount: bundle.price.amount,
+      currency: bundle.price.currency,
+      purchaseOption: bundle.purchaseOption !== false,
+    })),
+  };
+}
+
+/**
+ * The product as the API takes it; the API validates it and says which field is wrong. Nothing is
+ * trimmed or split: a filter's property and value go as typed (see draftProblems for what is not sent).
+ */
+export function bodyOf(draft: Draft, creating: boolean): ProductBody {
+  return {
+    ...(creating && draft.id !== '' ? { id: draft.id } : {}),
+    name: draft.name,
+    description: draft.description,
+    lowBalanceThreshold: draft.lowBalanceThreshold === '' ? null : draft.lowBalanceThreshold,
+    consumption: draft.consumption.map((rule) => ({
+      event: rule.event,
+      credits: rule.credits,
+      ...(rule.perUnitOf !== '' ? { perUnitOf: rule.perUnitOf } : {}),
+      // fromEntries defines each key as the object's own, `__proto__` included.
+      ...(rule.where.length > 0 ? { where: Object.fromEntries(rule.where.map((filter) => [filter.key, filter.value])) } : {}),
+    })),
+    bundles: draft.bundles.map((bundle) => ({
+      id: bundle.id,
+      credits: bundle.credits,
+      price: { amount: bundle.amount, currency: bundle.currency },
+      purchaseOption: bundle.purchaseOption,
+    })),
+  };
+}
+
+/** The field of a rule's filter row, as the form names it for its own checks (the API names a filter by its property). */
+export const filterField = (rule: number, filter: number) => `consumption.${rule}.filters.${filter}`;
+
+/**
+ * What the form refuses to send, by filterField: a filter with no property (it would match no
+ * usage event, so the rule would price nothing) and a property filtered twice in one rule (one
+ * object keeps one value: the other row would be dropped unseen). The API accepts both.
+ */
+export function draftProblems(draft: Draft): Record<string, string> {
+  const problems: Record<string, string> = {};
+  draft.consumption.forEach((rule, ruleIndex) => {
+    const seen = new Set<string>();
+    rule.where.forEach((filter, filterIndex) => {
+      if (filter.key === '') problems[filterField(ruleIndex, filterIndex)] = 'name the property, or remove this filter: a filter on no property matches no usage';
+      else if (seen.has(filter.key)) problems[filterField(ruleIndex, filterIndex)] = `property "${filter.key}" is filtered twice in this rule: keep one`;
+      seen.add(filter.key);
+    });
+  });
+  return problems;
+}
