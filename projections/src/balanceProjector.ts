@@ -196,7 +196,8 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
     // take that query's round trip): entitlement checks measure lagMs from here. Behind, the last
     // mark stands, so lagMs can only overstate how stale the read model is.
     const fresh = head <= applied ? Date.now() : undefined;
-    (fresh === undefined ? Promise.resolve() : store.markFresh(checked, fresh))
+    // Not past a rollback: the mark is refused when the checkpoint is below what this projector wrote.
+    (fresh === undefined ? Promise.resolve() : store.markFresh(checked, fresh, written))
       .then(() => store.checkGeneration(checked, 'live', written))
       .then(
         (outcome) => {

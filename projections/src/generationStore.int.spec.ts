@@ -72,6 +72,28 @@ describe('generation store (Redis)', () => {
     await expect(store.checkGeneration(generation, 'live', 2n ** 53n)).resolves.toBe('ok');
   });
 
+  it('records freshness only while the checkpoint is not below what the projector wrote: rolled-back figures are not fresh', async () => {
+    const { generation } = await store.ensureActive(0n);
+    const freshAsOf = () => redis.get(store.keys.freshAsOf(generation));
+    await store.writeBatch(generation, 'live', [], 2n ** 53n + 1n);
+    await store.markFresh(generation, 1000, 2n ** 53n + 1n);
+    await expect(freshAsOf()).resolves.toBe('1000');
+    // A restore of an older snapshot: checkpoint and freshness as they were then.
+    await redis.set(store.keys.checkpoint(generation), (2n ** 53n).toString());
+    await redis.set(store.keys.freshAsOf(generation), '500');
+    await store.markFresh(generation, 2000, 2n ** 53n + 1n);
+    await expect(freshAsOf()).resolves.toBe('500');
+    // A projector going on from the restored checkpoint (or one that knows no position) marks again.
+    await store.markFresh(generation, 3000, 2n ** 53n);
+    await expect(freshAsOf()).resolves.toBe('3000');
+    await store.markFresh(generation, 4000);
+    await expect(freshAsOf()).resolves.toBe('4000');
+    // A generation that vanished gets no key that its deletion would never remove.
+    await testRedis.deleteAll();
+    await store.markFresh(generation, 5000, 0n);
+    await expect(testRedis.keys()).resolves.toEqual([]);
+  });
+
   it('writes a snapshot only above its stored position, comparing positions beyond 2^53 exactly', async () => {
     const { generation } = await store.ensureActive(0n);
     // 2^53 + 1 and 2^53 are the same double: a Lua number comparison would take one for the other.

@@ -154,10 +154,15 @@ if not checkpoint then return false end
 return { active, checkpoint }
 `);
 
-// KEYS: the generation's checkpoint, its freshAsOf. ARGV: epoch ms. Only while the generation
-// exists: a write after a FLUSHALL would leave a key no generation's deletion ever removes.
-const MARK_FRESH = createLuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[2], ARGV[1]) end
+// KEYS: the generation's checkpoint, its freshAsOf. ARGV: epoch ms, the position the projector
+// last wrote ('' when it does not know one). Only while the generation exists: a write after a
+// FLUSHALL would leave a key no generation's deletion ever removes. And not below what it wrote:
+// after a rollback the projector is at the head but the snapshots are not, and lagMs must say so.
+const MARK_FRESH = createLuaScript(`${POSITION_GREATER}
+local checkpoint = redis.call('GET', KEYS[1])
+if not checkpoint then return 'reset' end
+if ARGV[2] ~= '' and greater(ARGV[2], checkpoint) then return 'rewound' end
+redis.call('SET', KEYS[2], ARGV[1])
 return 'ok'
 `);
 
@@ -213,8 +218,12 @@ export interface GenerationStore {
   scanBalanceIds(generation: string): AsyncGenerator<string[]>;
   /** The customer ids of a generation's index sets, a SCAN batch at a time. */
   scanCustomerIds(generation: string): AsyncGenerator<string[]>;
-  /** Records that the generation held every event recorded up to `millis` (epoch ms): what readers' lagMs is measured from. */
-  markFresh(generation: string, millis: number): Promise<void>;
+  /**
+   * Records that the generation held every event recorded up to `millis` (epoch ms): what readers'
+   * lagMs is measured from. Not when its checkpoint is below `written` (the position the caller
+   * last wrote to it): Redis went back in time, and the snapshots with it.
+   */
+  markFresh(generation: string, millis: number, written?: bigint): Promise<void>;
 }
 
 export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyPrefix?: string }): GenerationStore {
@@ -260,8 +269,9 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
       return mode === 'aside' && outcome === 'stale' ? 'ok' : outcome;
     },
 
-    async markFresh(generation, millis) {
-      await MARK_FRESH.run(redis, [keys.checkpoint(generation), keys.freshAsOf(generation)], [String(Math.floor(millis))]);
+    async markFresh(generation, millis, written) {
+      const args = [String(Math.floor(millis)), written === undefined ? '' : written.toString()];
+      await MARK_FRESH.run(redis, [keys.checkpoint(generation), keys.freshAsOf(generation)], args);
     },
 
     async createAside() {
