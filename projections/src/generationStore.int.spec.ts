@@ -94,6 +94,17 @@ describe('generation store (Redis)', () => {
     await expect(testRedis.keys()).resolves.toEqual([]);
   });
 
+  it('puts a balance back in its customer index whenever it writes the balance, so a lost index set comes back', async () => {
+    const { generation } = await store.ensureActive(0n);
+    await store.writeBatch(generation, 'live', [snapshot('a', 1n, '1'), snapshot('b', 1n, '1')], 1n);
+    // Evicted, or deleted by hand: the hashes stay.
+    await redis.del(store.keys.customer(generation, 'c-1'));
+    await store.writeBatch(generation, 'live', [snapshot('a', 2n, '2')], 2n);
+    expect(await redis.smembers(store.keys.customer(generation, 'c-1'))).toEqual(['a']);
+    await store.writeBatch(generation, 'live', [snapshot('b', 3n, '2')], 3n);
+    expect((await redis.smembers(store.keys.customer(generation, 'c-1'))).sort()).toEqual(['a', 'b']);
+  });
+
   it('writes a snapshot only above its stored position, comparing positions beyond 2^53 exactly', async () => {
     const { generation } = await store.ensureActive(0n);
     // 2^53 + 1 and 2^53 are the same double: a Lua number comparison would take one for the other.

@@ -76,8 +76,9 @@ for _, row in ipairs(cjson.decode(ARGV[5])) do
   local readable = stored and string.match(stored, '^%d+$')
   if not readable or greater(row[${SNAPSHOT_FIELDS.indexOf('position') + 1}], stored) then
     redis.call('HSET', key, ${SNAPSHOT_FIELDS.map((field, index) => `'${field}', row[${index + 1}]`).join(', ')})
-    -- A hash and its index entry are written together: an existing hash is indexed already.
-    if not readable then redis.call('SADD', root .. ':customer:' .. row[${SNAPSHOT_FIELDS.indexOf('customerId') + 1}], row[1]) end
+    -- With every write of the hash, not only its first: an index set lost on its own (evicted,
+    -- deleted) comes back with the customer's next write instead of hiding the balance for good.
+    redis.call('SADD', root .. ':customer:' .. row[${SNAPSHOT_FIELDS.indexOf('customerId') + 1}], row[1])
   end
 end
 if greater(ARGV[3], checkpoint) then redis.call('SET', KEYS[2], ARGV[3]) end
