@@ -1,19 +1,22 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ApiClient } from '../shared/apiClient';
-import type { CreditProduct, Page } from '../shared/apiTypes';
+import type { CreditProductPage } from '../shared/apiTypes';
 import { ErrorMessage, Pager, ScrollingTable, usePager } from '../shared/ui';
 import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 import { href } from './router';
 
-/** The credit products, a page at a time. */
+/**
+ * The credit products, a page at a time; beside them, the page's stored products that fail
+ * validation (an older version or a hand edit wrote them), which price no usage until repaired.
+ */
 export function CatalogPage({ api }: { api: ApiClient }) {
-  const [page, setPage] = useState<Page<CreditProduct>>();
+  const [page, setPage] = useState<CreditProductPage>();
   const pager = usePager();
   const [error, setError] = useState<string>();
   const after = pager.cursor;
   useEffect(() => {
     api
-      .get<Page<CreditProduct>>('/credit-products', { query: { after, limit: '25' } })
+      .get<CreditProductPage>('/credit-products', { query: { after, limit: '25' } })
       .then(
         (found) => {
           setPage(found);
@@ -22,6 +25,8 @@ export function CatalogPage({ api }: { api: ApiClient }) {
         (failure: Error) => setError(failure.message),
       );
   }, [api, after]);
+  // An API from before `invalid` was answered has none to name.
+  const invalid = page?.invalid ?? [];
   return (
     <section>
       <div class="title-row">
@@ -31,11 +36,27 @@ export function CatalogPage({ api }: { api: ApiClient }) {
         </a>
       </div>
       <ErrorMessage message={error} />
+      {invalid.length > 0 && (
+        <section class="notice" aria-labelledby="needs-repair">
+          <h2 id="needs-repair">Needs repair</h2>
+          <p>
+            {invalid.length === 1 ? 'This stored product fails' : `These ${invalid.length} stored products fail`} validation: the usage each prices is dead-lettered as{' '}
+            <code>stored_product_invalid</code> until the field named is changed through the API.
+          </p>
+          <ul>
+            {invalid.map((product) => (
+              <li key={product.id}>
+                <a href={href({ screen: 'product', productId: product.id })}>{product.id}</a> <small>revision {product.revision}</small>: <span class="error">{product.message}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
       <ScrollingTable caption="Credit products" columns={['Product', 'Consumption rules', 'Warning limit', 'Bundles']}>
         <tbody>
           {page?.items.length === 0 && (
             <tr>
-              <td colSpan={4}>No credit products yet.</td>
+              <td colSpan={4}>{invalid.length === 0 ? 'No credit products yet.' : 'None on this page but those needing repair.'}</td>
             </tr>
           )}
           {page?.items.map((product) => (
