@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatTime, keyLabel, periodText } from '../shared/format';
@@ -40,6 +40,8 @@ export function PlansPage({ api }: { api: ApiClient }) {
       ]),
     [api, version],
   );
+  // Where focus goes when a product's row is removed with the button that had it.
+  const addItemButton = useRef<HTMLButtonElement>(null);
   const newItem = (): ItemDraft => ({ productId: products[0]?.id ?? '', creditsPerPeriod: '', period: 'month', days: '30' });
   const updateItem = (index: number, change: Partial<ItemDraft>) => setItems(items.map((item, at) => (at === index ? { ...item, ...change } : item)));
   return (
@@ -139,12 +141,19 @@ export function PlansPage({ api }: { api: ApiClient }) {
               <option value="days">A number of days</option>
             </SelectField>
             {item.period === 'days' && <Field label="Days" inputMode="numeric" value={item.days} onInput={(event) => updateItem(index, { days: event.currentTarget.value })} />}
-            <button type="button" class="secondary" onClick={() => setItems(items.filter((_, at) => at !== index))}>
+            <button
+              type="button"
+              class="secondary"
+              onClick={() => {
+                setItems(items.filter((_, at) => at !== index));
+                addItemButton.current?.focus();
+              }}
+            >
               Remove credit product {index + 1}
             </button>
           </fieldset>
         ))}
-        <button type="button" class="secondary" onClick={() => setItems([...items, newItem()])} disabled={products.length === 0}>
+        <button type="button" class="secondary" ref={addItemButton} onClick={() => setItems([...items, newItem()])} disabled={products.length === 0}>
           Add credit product to plan
         </button>
         <ErrorMessage message={refusal.general} />

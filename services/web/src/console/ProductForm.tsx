@@ -1,8 +1,9 @@
+import type { TargetedEvent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN } from '../shared/format';
-import { ErrorMessage, Field, screenHeading, useBusyAction, useFormRefusal, useId } from '../shared/ui';
+import { CheckboxField, ErrorMessage, Field, screenHeading, useBusyAction, useFormRefusal, useId } from '../shared/ui';
 import { ProductHistory } from './ProductHistory';
 import { bodyOf, draftOf, draftProblems, emptyBundle, emptyDraft, emptyFilter, emptyRule, filterField, type BundleDraft, type Draft, type FilterDraft, type RuleDraft } from './productDraft';
 import { href, navigate, takeNote } from './router';
@@ -17,6 +18,10 @@ function whereErrors(errors: Record<string, string>, index: number): string[] {
     .filter(([field]) => field === prefix || field.startsWith(`${prefix}.`))
     .map(([field, message]) => (field === prefix ? message : `"${field.slice(prefix.length + 1)}" ${message}`));
 }
+
+/** Focuses the button of class `selector` in the same `container` as the control clicked: what a removed row's button hands focus to. */
+const focusNear = (event: TargetedEvent<HTMLButtonElement, Event>, container: string, selector: string) =>
+  event.currentTarget.closest(container)?.querySelector<HTMLButtonElement>(selector)?.focus();
 
 /**
  * A rule's property filters, one row each (property, value): the usage event's property must
@@ -54,7 +59,10 @@ function FilterRows({
           <button
             type="button"
             class="secondary"
-            onClick={() => onChange(rule.where.filter((_, position) => position !== at))}
+            onClick={(event) => {
+              onChange(rule.where.filter((_, position) => position !== at));
+              focusNear(event, 'fieldset.filters', '.add-filter');
+            }}
           >
             Remove filter {at + 1}
           </button>
@@ -98,6 +106,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   // Each save is a new version: the history is read again.
   const [savedCount, setSavedCount] = useState(0);
   const [busy, busyWhile] = useBusyAction();
+  const addRuleButton = useRef<HTMLButtonElement>(null);
+  const addBundleButton = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     if (productId === null) return undefined;
     let current = true;
@@ -239,13 +249,14 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
                   onClick={() => {
                     setProblems({});
                     update({ consumption: draft.consumption.filter((_, at) => at !== index) });
+                    addRuleButton.current?.focus();
                   }}
                 >
                   Remove rule {index + 1}
                 </button>
               </fieldset>
             ))}
-            <button type="button" class="secondary" onClick={() => update({ consumption: [...draft.consumption, emptyRule()] })}>
+            <button type="button" class="secondary" ref={addRuleButton} onClick={() => update({ consumption: [...draft.consumption, emptyRule()] })}>
               Add consumption rule
             </button>
           </fieldset>
@@ -277,18 +288,25 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
                   error={refusal.errors[`bundles.${index}.price.currency`]}
                   onInput={(event) => updateBundle(index, { currency: event.currentTarget.value })}
                 />
-                <div class="field checkbox">
-                  <label>
-                    <input type="checkbox" checked={bundle.purchaseOption} onChange={(event) => updateBundle(index, { purchaseOption: event.currentTarget.checked })} /> Shown
-                    as a purchase option on the portal
-                  </label>
-                </div>
-                <button type="button" class="secondary" onClick={() => update({ bundles: draft.bundles.filter((_, at) => at !== index) })}>
+                <CheckboxField
+                  label="Shown as a purchase option on the portal"
+                  checked={bundle.purchaseOption}
+                  error={refusal.errors[`bundles.${index}.purchaseOption`]}
+                  onChange={(event) => updateBundle(index, { purchaseOption: event.currentTarget.checked })}
+                />
+                <button
+                  type="button"
+                  class="secondary"
+                  onClick={() => {
+                    update({ bundles: draft.bundles.filter((_, at) => at !== index) });
+                    addBundleButton.current?.focus();
+                  }}
+                >
                   Remove bundle {index + 1}
                 </button>
               </fieldset>
             ))}
-            <button type="button" class="secondary" onClick={() => update({ bundles: [...draft.bundles, emptyBundle()] })}>
+            <button type="button" class="secondary" ref={addBundleButton} onClick={() => update({ bundles: [...draft.bundles, emptyBundle()] })}>
               Add bundle
             </button>
           </fieldset>

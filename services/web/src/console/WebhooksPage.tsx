@@ -301,7 +301,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
       >
         <Field label="Endpoint URL" value={url} required error={refusal.errors.url} hint="http or https, reachable from Tally." onInput={(event) => setUrl(event.currentTarget.value)} />
         <Field label="Description" value={description} maxLength={500} error={refusal.errors.description} onInput={(event) => setDescription(event.currentTarget.value)} />
-        <fieldset>
+        <fieldset aria-describedby={refusal.errors.events !== undefined ? 'webhook-events-error' : undefined}>
           <legend>Events to send</legend>
           {ALL_TYPES.map((type) => (
             <div class="field checkbox" key={type}>
@@ -315,7 +315,11 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
               </label>
             </div>
           ))}
-          {refusal.errors.events !== undefined && <small class="error">{refusal.errors.events}</small>}
+          {refusal.errors.events !== undefined && (
+            <small id="webhook-events-error" class="error" role="alert">
+              {refusal.errors.events}
+            </small>
+          )}
         </fieldset>
         <button type="submit" disabled={registering || url === '' || events.length === 0}>
           Register endpoint

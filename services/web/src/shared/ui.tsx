@@ -102,6 +102,23 @@ export function Field({ label, error, hint, ...input }: FieldProps) {
   );
 }
 
+/** A labelled checkbox, its label after it; the field's error sits under it and is announced with it, as a Field's. */
+export function CheckboxField({ label, checked, error, onChange }: { label: string; checked: boolean; error?: string | undefined; onChange: (event: TargetedEvent<HTMLInputElement, Event>) => void }) {
+  const id = useId('checkbox');
+  return (
+    <div class={`field checkbox${error !== undefined ? ' has-error' : ''}`}>
+      <label>
+        <input type="checkbox" checked={checked} onChange={onChange} aria-invalid={error !== undefined} aria-describedby={error !== undefined ? `${id}-error` : undefined} /> {label}
+      </label>
+      {error !== undefined && (
+        <small id={`${id}-error`} class="error" role="alert">
+          {error}
+        </small>
+      )}
+    </div>
+  );
+}
+
 export function SelectField(props: {
   label: string;
   value: string;
