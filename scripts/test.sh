@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/env.sh
+results="$TALLY_HOME/jest-results.json"
+# Before anything can fail: a previous run's results must not pass for this run's.
+rm -f "$results"
 
 bash scripts/ensure-deps.sh
 bash scripts/stack.sh up
@@ -13,8 +16,6 @@ npm run --silent lint
 echo "test: typecheck"
 npm run --silent typecheck
 
-results="$TALLY_HOME/jest-results.json"
-rm -f "$results"
 # One test file at a time: integration tests share the 2-core machine with Kafka and the registry.
 # --forceExit: a handle some test leaves open (jest names it) must not hold CI until its deadline.
 status=0
