@@ -87,6 +87,11 @@ export interface ConsoleStack {
   /** The main job's environment: a `tally` command run with it acts on the same deployment. */
   readonly env: Readonly<Record<string, string>>;
   readonly browser: Browser;
+  /**
+   * SQL on the main job's schema (the test's own): to store what the API would refuse, as an
+   * older version or a hand edit may have. Answers the rows.
+   */
+  query(text: string, values?: readonly unknown[]): Promise<Array<Record<string, unknown>>>;
   /** Opens the console on the page and signs in with the admin key. */
   signIn(page: Page): Promise<void>;
   close(): Promise<void>;
@@ -146,6 +151,7 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     producer,
     env,
     browser,
+    query: async (text, values = []) => (await db.pool.query<Record<string, unknown>>(text, [...values])).rows,
     async signIn(page) {
       await page.goto(`${base}/console`);
       await page.getByRole('button', { name: 'Sign in' }).waitFor();
