@@ -18,8 +18,21 @@ export function overridesOf(plan: Plan | undefined, drafts: OverrideDrafts): Cre
     }));
 }
 
-/** One fieldset per plan product: credits per period and warning limit for this subscription. */
-export function OverrideFields({ plan, drafts, onChange }: { plan: Plan | undefined; drafts: OverrideDrafts; onChange: (drafts: OverrideDrafts) => void }) {
+/**
+ * One fieldset per plan product: credits per period and warning limit for this subscription;
+ * `limitHint` says when the limit reaches the customer's balance.
+ */
+export function OverrideFields({
+  plan,
+  drafts,
+  onChange,
+  limitHint = "Empty: the plan's.",
+}: {
+  plan: Plan | undefined;
+  drafts: OverrideDrafts;
+  onChange: (drafts: OverrideDrafts) => void;
+  limitHint?: string;
+}) {
   const change = (productId: string, part: Partial<{ credits: string; limit: string }>) =>
     onChange({ ...drafts, [productId]: { credits: drafts[productId]?.credits ?? '', limit: drafts[productId]?.limit ?? '', ...part } });
   return (
@@ -42,7 +55,7 @@ export function OverrideFields({ plan, drafts, onChange }: { plan: Plan | undefi
             inputMode="decimal"
             pattern={CREDITS_INPUT_PATTERN}
             value={drafts[item.productId]?.limit ?? ''}
-            hint="Empty: the plan's."
+            hint={limitHint}
             onInput={(event) => change(item.productId, { limit: event.currentTarget.value })}
           />
         </fieldset>
@@ -94,7 +107,13 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
         })}
       >
         <p>From each product's next period on; the period in progress keeps the terms it started with.</p>
-        <OverrideFields plan={plan} drafts={drafts} onChange={setDrafts} />
+        <OverrideFields
+          plan={plan}
+          drafts={drafts}
+          onChange={setDrafts}
+          // The granter sets a limit on the balance when it grants the period that changes it, and only then (see the API's PATCH /subscriptions/{id}).
+          limitHint="Empty: the plan's. A changed limit is set on the balance when its next period is granted; the same limit saved again leaves one changed on the balance as it is."
+        />
         <ErrorMessage message={refusal.general} />
         <div class="actions">
           <button type="submit" disabled={busy}>
