@@ -23,11 +23,19 @@ if [[ ! -x "$promtool" ]]; then
 fi
 
 # npm rewrites node_modules/.package-lock.json on every install, so it dates the last install.
+# The install applies infra/patches (patch-package, the postinstall script): a patch changed since
+# is applied by installing again, from clean packages.
+patches_newer() {
+  [[ -n "$(find infra/patches -type f -newer node_modules/.package-lock.json 2>/dev/null)" ]]
+}
 if [[ ! -f package-lock.json ]]; then
   echo "deps: no package-lock.json; running npm install"
   npm install --no-audit --no-fund
 elif [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "deps: node_modules is missing or older than package-lock.json; running npm ci"
+  npm ci --no-audit --no-fund
+elif patches_newer; then
+  echo "deps: a patch in infra/patches is newer than node_modules; running npm ci"
   npm ci --no-audit --no-fund
 fi
 
