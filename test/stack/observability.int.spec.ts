@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { dashboardMetrics, dashboardQueries, documentedMetrics, readDashboard, runPromtool } from '@tally/test-support';
+import { dashboardMetrics, dashboardQueries, documentedMetrics, metricNamesIn, readDashboard, runPromtool } from '@tally/test-support';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -77,5 +77,31 @@ describe('Prometheus and Grafana for operators', () => {
       for (const target of panel.targets ?? []) expect(target.datasource).toEqual(panel.datasource);
     }
     expect(dashboard.templating.list.map((variable) => variable.name)).toEqual(['datasource', 'job']);
+  });
+
+  it('shows the share of server errors TallyApiServerErrors fires on: /health and /metrics left out', () => {
+    const alert = /alert: TallyApiServerErrors\s+expr: >\s+([^\n]+)\n\s+\/ ([^\n]+)/.exec(readFileSync(path.join(ROOT, 'infra', 'prometheus', 'tally-alerts.yml'), 'utf8'));
+    // Each request counter's label matchers, but the dashboard's job variable.
+    const selectors = (expr: string) =>
+      [...expr.matchAll(/tally_http_request_duration_seconds_count\{([^}]*)\}/g)].map((match) =>
+        match[1]!.split(/,\s*/).filter((matcher) => matcher !== 'job=~"$job"').sort().join(','),
+      );
+    const panel = dashboard.panels.find((candidate) => candidate.description?.includes('TallyApiServerErrors'));
+    const panelSelectors = selectors(panel?.targets?.map((target) => target.expr).join(' ') ?? '');
+    const alertSelectors = selectors(`${alert?.[1]} ${alert?.[2]}`);
+    expect(alertSelectors).toHaveLength(2);
+    expect(panelSelectors).toEqual(alertSelectors);
+  });
+
+  it("shows every follower's lag and every lease docs/metrics.md lists", () => {
+    const documented = [...documentedMetrics()];
+    const read = (title: string) => (dashboard.panels.find((panel) => panel.title === title)?.targets ?? []).flatMap((target) => metricNamesIn(target.expr));
+    const lags = documented.filter((name) => /^tally_\w+_lag_seconds$/.test(name)).sort();
+    expect(lags).toContain('tally_auto_recharge_lag_seconds');
+    expect(read('Behind the event store').sort()).toEqual(lags);
+    const doc = readFileSync(path.join(ROOT, 'docs', 'metrics.md'), 'utf8');
+    const leases = [...doc.matchAll(/^\| `(tally_\w+)` \| gauge \|[^\n]*\b1 while this process holds the [^\n]* lease/gm)].map((match) => match[1]!).sort();
+    expect(leases).toContain('tally_auto_recharge_processing');
+    expect(read('Lease holders').sort()).toEqual(leases);
   });
 });
