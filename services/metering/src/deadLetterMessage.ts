@@ -29,7 +29,7 @@ export const DEAD_LETTER_HEADERS = {
   headersDropped: 'tally.dlq.headers-dropped',
   /**
    * SHA-256 (hex) of every original header, when some were left out: over each name and value in
-   * order, each as a 4-byte big-endian length then its bytes.
+   * order, each as a 4-byte big-endian length then its bytes (a header without a value: length -1, no bytes).
    */
   headersSha256: 'tally.dlq.headers-sha256',
   /** The code of the failure behind an `unmeterable_usage` dead letter (a SQLSTATE such as 22P02). */
@@ -52,8 +52,8 @@ export interface DeadLetterUsage {
 /** A header's first value as text, or null: what a dead letter's reader takes from its headers. */
 export function deadLetterHeader(headers: IHeaders | undefined, name: string): string | null {
   const raw = headers?.[name];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (value === undefined) return null;
+  const value = (Array.isArray(raw) ? raw[0] : raw) as Buffer | string | null | undefined;
+  if (value === undefined || value === null) return null;
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
@@ -80,10 +80,11 @@ const MAX_REASON_LENGTH = 1000;
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
-function lengthPrefixed(data: Buffer): Buffer[] {
+/** A 4-byte big-endian length, then the bytes; no value (null) is length -1 and no bytes, as Kafka encodes it. */
+function lengthPrefixed(data: Buffer | null): Buffer[] {
   const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  return [length, data];
+  length.writeInt32BE(data === null ? -1 : data.length);
+  return data === null ? [length] : [length, data];
 }
 
 /**
@@ -92,18 +93,22 @@ function lengthPrefixed(data: Buffer): Buffer[] {
  */
 function keptHeaders(original: IHeaders | undefined): IHeaders {
   if (original === undefined) return {};
-  const entries: [string, Buffer][] = [];
+  // kafkajs reads a header without a value (length -1) as null, which its types leave out: it is
+  // kept as null, or the letter would carry the text "null" instead.
+  const entries: [string, Buffer | null][] = [];
   for (const [name, raw] of Object.entries(original)) {
     if (raw === undefined) continue;
-    for (const item of Array.isArray(raw) ? raw : [raw]) entries.push([name, Buffer.isBuffer(item) ? item : Buffer.from(String(item), 'utf8')]);
+    for (const item of (Array.isArray(raw) ? raw : [raw]) as (Buffer | string | null)[]) {
+      entries.push([name, item === null || Buffer.isBuffer(item) ? item : Buffer.from(String(item), 'utf8')]);
+    }
   }
-  const total = entries.reduce((sum, [name, value]) => sum + Buffer.byteLength(name, 'utf8') + value.length, 0);
+  const total = entries.reduce((sum, [name, value]) => sum + Buffer.byteLength(name, 'utf8') + (value?.length ?? 0), 0);
   if (total <= MAX_DEAD_LETTER_HEADER_BYTES) return original;
-  const kept: Record<string, Buffer[]> = {};
+  const kept: Record<string, (Buffer | null)[]> = {};
   let used = 0;
   let dropped = 0;
   for (const [name, value] of entries) {
-    const size = Buffer.byteLength(name, 'utf8') + value.length;
+    const size = Buffer.byteLength(name, 'utf8') + (value?.length ?? 0);
     if (used + size > MAX_DEAD_LETTER_HEADER_BYTES) {
       dropped += 1;
       continue;
@@ -113,7 +118,8 @@ function keptHeaders(original: IHeaders | undefined): IHeaders {
   }
   const digest = sha256(Buffer.concat(entries.flatMap(([name, value]) => [...lengthPrefixed(Buffer.from(name, 'utf8')), ...lengthPrefixed(value)])));
   return {
-    ...Object.fromEntries(Object.entries(kept).map(([name, values]) => [name, values.length === 1 ? values[0]! : values])),
+    // kafkajs writes a null header value as no value (length -1), as it read it.
+    ...(Object.fromEntries(Object.entries(kept).map(([name, values]) => [name, values.length === 1 ? values[0] : values])) as IHeaders),
     [DEAD_LETTER_HEADERS.headersTruncatedFrom]: String(total),
     [DEAD_LETTER_HEADERS.headersDropped]: String(dropped),
     [DEAD_LETTER_HEADERS.headersSha256]: digest,

@@ -1,7 +1,7 @@
 import { InvalidUsageEventError } from '@tally/domain';
 import { createHash } from 'node:crypto';
 import type { KafkaMessage } from 'kafkajs';
-import { DEAD_LETTER_HEADERS, deadLetterMessage, MAX_DEAD_LETTER_HEADER_BYTES, MAX_DEAD_LETTER_KEY_BYTES, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
+import { DEAD_LETTER_HEADERS, deadLetterHeader, deadLetterMessage, MAX_DEAD_LETTER_HEADER_BYTES, MAX_DEAD_LETTER_KEY_BYTES, MAX_DEAD_LETTER_VALUE_BYTES } from './deadLetterMessage';
 import { UnmeterableUsageError } from './meteringErrors';
 
 /** Kafka's default message.max.bytes, the limit the DLQ topic has unless configured otherwise. */
@@ -118,6 +118,31 @@ describe('deadLetterMessage', () => {
       [DEAD_LETTER_HEADERS.headersSha256]: createHash('sha256').update(all).digest('hex'),
     });
     expect(dead.headers).not.toHaveProperty('bulk');
+  });
+
+  it('keeps a header without a value as one without a value when it cuts headers, not as the text "null"', () => {
+    const message = {
+      key: Buffer.from('k'),
+      value: Buffer.from('{}'),
+      // kafkajs reads a header of length -1 as null, which its types do not say.
+      headers: { absent: null, bulk: Buffer.alloc(900_000, 'h'), many: [Buffer.from('a'), null] } as unknown as KafkaMessage['headers'],
+      offset: '10',
+      timestamp: '0',
+      attributes: 0,
+    } as KafkaMessage;
+    const dead = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, new InvalidUsageEventError('x'), new Date(0));
+    expect(dead.headers).toMatchObject({ absent: null, many: [Buffer.from('a'), null], [DEAD_LETTER_HEADERS.headersDropped]: '1' });
+    // In the hash, as in Kafka's encoding, no value is length -1 with no bytes: not the same as an empty one.
+    const lp = (data: Buffer | null): Buffer[] => {
+      const length = Buffer.alloc(4);
+      length.writeInt32BE(data === null ? -1 : data.length);
+      return data === null ? [length] : [length, data];
+    };
+    const all = Buffer.concat(
+      ([['absent', null], ['bulk', Buffer.alloc(900_000, 'h')], ['many', Buffer.from('a')], ['many', null]] as const).flatMap(([name, value]) => [...lp(Buffer.from(name)), ...lp(value)]),
+    );
+    expect(dead.headers![DEAD_LETTER_HEADERS.headersSha256]).toBe(createHash('sha256').update(all).digest('hex'));
+    expect(deadLetterHeader(message.headers, 'absent')).toBeNull();
   });
 
   it('always fits the topic: value, key and headers all near 1 MB at once', () => {

@@ -107,4 +107,23 @@ describe('usage decoded as its producer sent it', () => {
     expect(letter!.headers![DEAD_LETTER_HEADERS.errorCode]!.toString()).toBe('invalid_usage_event');
     expect(letter!.headers![DEAD_LETTER_HEADERS.reason]!.toString()).toMatch(/header ce_id is repeated/);
   });
+
+  it('dead-letters a message with a header without a value, keeping it without a value, its headers cut or not', async () => {
+    kit = await createMeteringTestKit();
+    // Length -1 on the wire, as a Java producer sends a null header value; kafkajs reads it as null
+    // (its types leave that out).
+    const withNull = (headers: Record<string, unknown>) => headers as Record<string, Buffer>;
+    await kit.produce([
+      { key: 'acme', value: Buffer.from('not usage'), headers: withNull({ absent: null }) },
+      { key: 'acme', value: Buffer.from('not usage'), headers: withNull({ absent: null, bulk: Buffer.alloc(70 * 1024, 'b') }) },
+    ]);
+    const consumer = await kit.startConsumer();
+    await consumedAtLeast(consumer, 2);
+
+    expect(consumer.counters()).toMatchObject({ deadLettered: 2 });
+    const [whole, cut] = await kit.readTopic(kit.dlqTopic, 2);
+    expect(whole!.headers).toHaveProperty('absent', null);
+    expect(cut!.headers![DEAD_LETTER_HEADERS.headersDropped]!.toString()).toBe('1');
+    expect(cut!.headers).toHaveProperty('absent', null);
+  });
 });
