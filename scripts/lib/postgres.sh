@@ -122,8 +122,11 @@ postgres_ensure_databases() {
     oid="$(psql "$admin" -XtAqc "SELECT oid FROM pg_database WHERE datname = '$name'")"
     if [[ -z "$oid" ]]; then
       say "postgres: creating database $name"
-      psql "$admin" -Xqc "CREATE DATABASE \"$name\"" || fail "postgres: could not create database $name"
+      # The lock is per TALLY_HOME: another checkout may create it meanwhile, which is as good.
+      psql "$admin" -Xqc "CREATE DATABASE \"$name\"" 2>>"$PG_MIGRATE_LOG" ||
+        say "postgres: CREATE DATABASE $name failed (see $PG_MIGRATE_LOG); looking whether another checkout made it"
       oid="$(psql "$admin" -XtAqc "SELECT oid FROM pg_database WHERE datname = '$name'")"
+      [[ -n "$oid" ]] || fail "postgres: could not create database $name; see $PG_MIGRATE_LOG"
     fi
     if [[ "$url" == "$TALLY_DATABASE_URL" ]]; then PG_DATABASE_OID="$oid"; fi
   done
@@ -133,9 +136,15 @@ postgres_ensure_databases() {
 # node costs most of a warm `up`, so it runs only when the migration files, the target or the
 # database changed since the last successful run.
 postgres_migrate() {
+  # `npm start` and `npm test` build first; a bare `stack:up` on a fresh build builds this one
+  # package, and an unmigrated database is never passed off as ready.
   if [[ ! -f "$PG_MIGRATE_CLI" ]]; then
-    say "postgres: migrations skipped: $PG_MIGRATE_CLI is not built (npm run build)"
-    return 0
+    [[ -x "$TALLY_ROOT/node_modules/.bin/tsc" ]] ||
+      fail "postgres: cannot migrate: $PG_MIGRATE_CLI is not built and node_modules is missing (npm ci, or npm start or npm test, which install and build)"
+    say "postgres: building the migrations (tsc -b services/postgres)"
+    "$TALLY_ROOT/node_modules/.bin/tsc" -b "$TALLY_ROOT/services/postgres" >>"$PG_MIGRATE_LOG" 2>&1 ||
+      fail "postgres: cannot migrate: building $PG_MIGRATE_CLI failed; see $PG_MIGRATE_LOG"
+    [[ -f "$PG_MIGRATE_CLI" ]] || fail "postgres: cannot migrate: $PG_MIGRATE_CLI is not built, and tsc -b services/postgres did not build it"
   fi
   local stamp
   # The target without its password: a new password is the same database, and a file is no place for it.
