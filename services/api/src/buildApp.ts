@@ -124,6 +124,11 @@ export interface ApiOptions {
   readonly consistencyPollIntervalMs?: number;
   /** Writes to one balance that may wait in this process before more are refused with 503; default 1000. */
   readonly maxPendingWritesPerBalance?: number;
+  /**
+   * How long a read of a balance the read model lacks may wait for its state to load before it
+   * answers 503 balance_loading; default 10 s. Give it the ledger's loadBudgetMs, as writes have.
+   */
+  readonly balanceLoadBudgetMs?: number;
   /** Largest body of POST /v1/usage-events in bytes; default 5 MiB. */
   readonly usageBodyLimit?: number;
   /** Longest a health check may take before it counts as down; default 3 s. */
@@ -382,6 +387,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     balanceRegistry: deps.balanceRegistry,
     balanceWrites: createKeyedSerializer({ maxPending: options.maxPendingWritesPerBalance ?? 1000 }),
     consistency,
+    ...(options.balanceLoadBudgetMs !== undefined ? { loadBudgetMs: options.balanceLoadBudgetMs } : {}),
     logger: deps.logger,
   });
   await app.register(

@@ -467,6 +467,8 @@ async function main(): Promise<void> {
       options: {
         ...limits,
         healthTimeoutMs: HEALTH_TIMEOUT_MS,
+        // Reads of a balance the read model lacks load its state as writes do, within the same budget.
+        balanceLoadBudgetMs: config.timeouts.balanceLoadMs,
         ...(trustProxy !== undefined ? { trustProxy } : {}),
         rateLimit: { ...rateLimit, redis: rateLimitRedis, redisKeyPrefix: `${config.redis.keyPrefix}:rate-limit:` },
       },

@@ -95,7 +95,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         operationId: 'listCreditBalances',
         summary: "List a customer's balances",
         description:
-          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, so the list has every balance of the customer; only while PostgreSQL is unreachable is it the read model\'s alone.',
+          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, so the list has every balance of the customer; only while PostgreSQL is unreachable is it the read model\'s alone. 503 `balance_loading` (with Retry-After) when such a balance has a long history still being loaded: retry, the load goes on.',
         params: customerParams,
         querystring: pageQuery({ consistent: Type.Optional(consistent) }),
         response: { 200: pageSchema(BALANCE), ...errorResponses },
@@ -117,7 +117,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         operationId: 'getCreditBalance',
         summary: 'Get a balance',
         description:
-          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up with every write made before the request. A balance the read model does not hold yet is folded from the event store.',
+          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up with every write made before the request. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store; 503 `balance_loading` (with Retry-After) when its long history is still being loaded: retry, the load goes on.',
         params: balanceParams,
         querystring: Type.Object({ consistent: Type.Optional(consistent) }, { additionalProperties: false }),
         response: { 200: BALANCE, ...errorResponses },

@@ -1,8 +1,17 @@
 import { performance } from 'node:perf_hooks';
 import { balanceStreamId } from '@tally/domain';
-import type { EventStore } from '@tally/event-store';
-import { BalanceNotFoundError, type BalanceRef, type BalanceRegistry, type CommandResult, type LedgerService, type OpenBalanceRequest } from '@tally/ledger';
-import { foldBalanceStreams, snapshotOf, type BalanceReadModel, type PositionedBalance } from '@tally/projections';
+import type { EventStore, RecordedEvent } from '@tally/event-store';
+import {
+  BalanceLoadingError,
+  BalanceNotFoundError,
+  type BalanceRef,
+  type BalanceRegistry,
+  type CommandResult,
+  type LedgerService,
+  type OpenBalanceRequest,
+} from '@tally/ledger';
+import { snapshotOf, type BalanceReadModel, type PositionedBalance } from '@tally/projections';
+import { abandonable } from '@tally/runtime';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from './keyedSerializer';
 import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from '../ledger/ledgerEntryView';
@@ -16,20 +25,30 @@ export interface BalanceServiceDeps {
   readonly ledger: LedgerService;
   /** Guarded (guardBalanceReader): a failed read is an unavailable dependency. */
   readonly readModel: BalanceReadModel;
-  readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream' | 'readStreamsPaged'>;
-  /** Every balance opened, whether projected yet or not. */
+  readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream'>;
   /**
-   * Read for every list, never from a cache (the main job passes its registry cache, whose
-   * listCustomerBalances goes to the store): a balance its client opened a moment ago is listed
-   * even before the registration's NOTIFY reaches this process.
+   * Every balance opened, whether projected yet or not. Read for every list, never from a cache
+   * (the main job passes its registry cache, whose listCustomerBalances goes to the store): a
+   * balance its client opened a moment ago is listed even before the registration's NOTIFY
+   * reaches this process.
    */
   readonly balanceRegistry: Pick<BalanceRegistry, 'listCustomerBalances'>;
   /** Every write to an existing balance runs through it, keyed by the balance id. */
   readonly balanceWrites: KeyedSerializer;
   /** How long `consistent` reads wait for the read model, and how often they look. */
   readonly consistency: { readonly timeoutMs: number; readonly pollIntervalMs: number };
+  /**
+   * How long a read may wait for the state of a balance the read model lacks to load (a long
+   * history folded) before it answers BalanceLoadingError (503) while the load goes on; the
+   * budget the ledger gives writes (TALLY_BALANCE_LOAD_BUDGET_MS). Default 10 s; 0 waits as long
+   * as the load takes.
+   */
+  readonly loadBudgetMs?: number;
   readonly logger: Logger;
 }
+
+/** The ledger's default budget for writes, which reads share. */
+const DEFAULT_LOAD_BUDGET_MS = 10_000;
 
 /** A write's answer: the event it recorded first and the balance after it. */
 export interface BalanceChange {
@@ -66,22 +85,44 @@ export interface BalanceService {
 export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
   const { ledger, readModel, eventStore, balanceWrites } = deps;
   const logger = deps.logger.child({ module: 'balance-service' });
+  const loadBudgetMs = deps.loadBudgetMs ?? DEFAULT_LOAD_BUDGET_MS;
 
   async function caughtUp(consistent: boolean): Promise<void> {
     if (consistent) await waitForConsistency({ balances: readModel, eventStore, ...deps.consistency });
   }
 
   /**
-   * The balances among `balanceIds` folded from their streams by the projection's own fold (so
-   * the answer is what the read model will hold), up to the store's head as the read began. The
-   * streams are read together in pages: one round of queries however many balances the read
-   * model lacks (a customer's, while it is rebuilt).
+   * The event at `revision` of a balance whose state was found there (streams only grow): the
+   * position a view of that state is given at, so that its figures are always the fold of the
+   * stream up to that position, whatever a writer elsewhere appended since.
    */
-  async function foldedViews(balanceIds: readonly string[]): Promise<BalanceView[]> {
-    if (balanceIds.length === 0) return [];
-    const head = await eventStore.headPosition();
-    const folded = await foldBalanceStreams(eventStore, new Map(balanceIds.map((balanceId) => [balanceId, head])));
-    return [...folded.values()].flatMap((balance) => (balance === undefined ? [] : [viewOf(balance)]));
+  async function eventAt(balanceId: string, revision: bigint): Promise<RecordedEvent> {
+    const [event] = await eventStore.readStream(balanceStreamId(balanceId), { fromRevision: revision, maxCount: 1 });
+    if (event === undefined) throw new Error(`balance ${balanceId} has no event at revision ${revision}, where its state was found: the event store is broken`);
+    return event;
+  }
+
+  /**
+   * A balance the read model lacks, through the ledger's state path: its cached or stored state
+   * plus the stream's tail, in one load shared by every reader and writer of the balance in this
+   * process, which keeps its result. Never the whole stream per request: that took 2 s a read at
+   * 100,000 events, and concurrent reads each took as long again. Within the load budget counted
+   * from `startedAt`, as writes: past it, 503 balance_loading, and the load goes on for the retry.
+   * undefined when no balance has the id.
+   */
+  async function folded(balanceId: string, startedAt: number): Promise<BalanceView | undefined> {
+    // As the command path gives a queued write: what is left of the budget, at least a tenth of it.
+    const signal = loadBudgetMs > 0 ? AbortSignal.timeout(Math.ceil(Math.max(startedAt + loadBudgetMs - performance.now(), loadBudgetMs / 10))) : undefined;
+    let loaded: Awaited<ReturnType<LedgerService['getBalance']>>;
+    try {
+      loaded = await abandonable(ledger.getBalance(balanceId), signal);
+    } catch (error) {
+      if (error instanceof BalanceNotFoundError) return undefined;
+      if (signal?.aborted !== true || error !== signal.reason) throw error;
+      throw new BalanceLoadingError(`the history of balance ${balanceId} is still being folded; retry the request shortly`);
+    }
+    const { position } = await eventAt(balanceId, loaded.revision);
+    return viewOf({ state: loaded.balance, revision: loaded.revision, position });
   }
 
   /**
@@ -89,13 +130,10 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
    * events, and for a replayed Idempotency-Key the state the first request left (what it answered
    * then), so nothing here reads the stream. A command that changed nothing (a settings patch to
    * the same values) answers the state it was decided on, at the position of the event of that
-   * revision: not the stream's last, which a writer elsewhere may have appended since, so that
-   * the figures are always the fold of the stream up to the position they are given with.
+   * revision (eventAt).
    */
   async function viewAfter(balanceId: string, result: CommandResult): Promise<BalanceView> {
-    const last = result.events.at(-1) ?? (await eventStore.readStream(balanceStreamId(balanceId), { fromRevision: result.revision, maxCount: 1 }))[0];
-    // The command found the balance open, and streams only grow: a miss here is a broken store.
-    if (last === undefined) throw new Error(`balance ${balanceId} vanished from the event store after a command on it`);
+    const last = result.events.at(-1) ?? (await eventAt(balanceId, result.revision));
     return viewOf({ state: result.balance, revision: last.revision, position: last.position });
   }
 
@@ -114,16 +152,18 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
 
   return {
     async get(balanceId, { consistent }) {
+      const startedAt = performance.now();
       await caughtUp(consistent);
       const snapshot = await readModel.getBalance(balanceId);
       if (snapshot !== undefined) return balanceViewOfSnapshot(snapshot);
       // Opened a moment ago, or the read model is being rebuilt: the event store has the truth.
-      const [folded] = await foldedViews([balanceId]);
-      if (folded === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
-      return folded;
+      const view = await folded(balanceId, startedAt);
+      if (view === undefined) throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
+      return view;
     },
 
     async listOfCustomer(customerId, { consistent }) {
+      const startedAt = performance.now();
       await caughtUp(consistent);
       const [snapshots, registered] = await Promise.all([
         readModel.getCustomerBalances(customerId),
@@ -139,7 +179,8 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
       // the read model has not projected yet, as the single-balance GET does.
       const projected = new Set(views.map((view) => view.id));
       const missing = registered.map(({ id }) => id).filter((id) => !projected.has(id));
-      return [...views, ...(await foldedViews(missing))];
+      const foldedViews = await Promise.all(missing.map((balanceId) => folded(balanceId, startedAt)));
+      return [...views, ...foldedViews.filter((view): view is BalanceView => view !== undefined)];
     },
 
     async open(request) {
