@@ -28,11 +28,11 @@ export interface BalanceServiceDeps {
   readonly eventStore: Pick<EventStore, 'headPosition' | 'readStream'>;
   /**
    * Every balance opened, whether projected yet or not. Read for every list, never from a cache
-   * (the main job passes its registry cache, whose listCustomerBalances goes to the store): a
-   * balance its client opened a moment ago is listed even before the registration's NOTIFY
-   * reaches this process.
+   * (the main job passes its registry cache, whose listCustomerBalances and findBalance go to the
+   * store): a balance its client opened a moment ago is found even before the registration's
+   * NOTIFY reaches this process.
    */
-  readonly balanceRegistry: Pick<BalanceRegistry, 'listCustomerBalances'>;
+  readonly balanceRegistry: Pick<BalanceRegistry, 'listCustomerBalances' | 'findBalance'>;
   /** Every write to an existing balance runs through it, keyed by the balance id. */
   readonly balanceWrites: KeyedSerializer;
   /** How long `consistent` reads wait for the read model, and how often they look. */
@@ -68,6 +68,12 @@ export interface BalanceService {
   get(balanceId: string, options: { readonly consistent: boolean }): Promise<BalanceView>;
   /** Every balance of the customer, in no particular order. */
   listOfCustomer(customerId: string, options: { readonly consistent: boolean }): Promise<BalanceView[]>;
+  /**
+   * The customer's balance of the product, folded from the event store: for a reader the read
+   * model could not answer (an entitlement check). BalanceNotFoundError when the registry has
+   * none; a registry that cannot be read fails the call, since "none" would be a guess.
+   */
+  foldedOfProduct(customerId: string, productId: string): Promise<BalanceView>;
   open(request: OpenBalanceRequest): Promise<BalanceView>;
   changeSettings(...request: Parameters<LedgerService['changeSettings']>): Promise<BalanceView>;
   topUp(...request: Parameters<LedgerService['topUp']>): Promise<BalanceChange>;
@@ -181,6 +187,14 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
       const missing = registered.map(({ id }) => id).filter((id) => !projected.has(id));
       const foldedViews = await Promise.all(missing.map((balanceId) => folded(balanceId, startedAt)));
       return [...views, ...foldedViews.filter((view): view is BalanceView => view !== undefined)];
+    },
+
+    async foldedOfProduct(customerId, productId) {
+      const startedAt = performance.now();
+      const ref = await deps.balanceRegistry.findBalance(customerId, productId);
+      const view = ref === undefined ? undefined : await folded(ref.id, startedAt);
+      if (view === undefined) throw new BalanceNotFoundError(`customer "${customerId}" has no balance of product "${productId}"`);
+      return view;
     },
 
     async open(request) {

@@ -33,7 +33,7 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
         operationId: 'checkEntitlement',
         summary: 'May the customer spend credits of a product now?',
         description:
-          "Answered from the read model in one Redis round trip, so it may lag the writes by `lagMs`; `consistent=true` first waits (bounded, as balance lookups do) until it has every write made before the request. It sets nothing aside: to be sure the credits are there when the job runs, place a hold. 404 `balance_not_found` when the customer has no balance of the product.",
+          "Answered from the read model in one Redis round trip, so it may lag the writes by `lagMs`; `consistent=true` first waits (bounded, as balance lookups do) until it has every write made before the request. It sets nothing aside: to be sure the credits are there when the job runs, place a hold. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store, with `lagMs` 0. 404 `balance_not_found` when the customer has no balance of the product; 503 (with Retry-After) when that cannot be told yet: the balance registry unreachable, or a long history still being loaded (`balance_loading`).",
         params: params({ customerId, productId: identifier }),
         querystring: Type.Object(
           {

@@ -1,4 +1,3 @@
-import { BalanceNotFoundError } from '@tally/ledger';
 import { fitsAvailable, parseStoredCredits, type Micros } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import type { BalanceReadModel } from '@tally/projections';
@@ -20,8 +19,8 @@ interface EntitlementServiceDeps {
   /** Guarded (guardBalanceReader). */
   readonly readModel: Pick<BalanceReadModel, 'getEntitlement' | 'checkpoint'>;
   readonly eventStore: Pick<EventStore, 'headPosition'>;
-  /** For a balance the read model does not hold yet: the customer's balances, completed from the event store. */
-  readonly balances: Pick<BalanceService, 'listOfCustomer'>;
+  /** For a balance the read model does not hold yet: found in the balance registry, folded from the event store. */
+  readonly balances: Pick<BalanceService, 'foldedOfProduct'>;
   readonly consistency: { readonly timeoutMs: number; readonly pollIntervalMs: number };
   readonly clock?: () => number;
 }
@@ -49,9 +48,9 @@ export function createEntitlementService(deps: EntitlementServiceDeps): Entitlem
         lagMs = read.freshAsOf === undefined ? null : Math.max(0, clock() - read.freshAsOf);
       } else {
         // Opened a moment ago, or the read model is rebuilt: folded from the event store, current.
-        const view = (await deps.balances.listOfCustomer(customerId, { consistent: false })).find((candidate) => candidate.productId === productId);
-        if (view === undefined) throw new BalanceNotFoundError(`customer "${customerId}" has no balance of product "${productId}"`);
-        figures = view;
+        // Not through the customer's list, which leaves out what it cannot find while the registry
+        // is unreadable: a 404 then would have a backend refuse work of a customer who has credits.
+        figures = await deps.balances.foldedOfProduct(customerId, productId);
         lagMs = 0;
       }
       const allowed = fitsAvailable(
