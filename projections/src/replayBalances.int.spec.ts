@@ -171,6 +171,23 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     await expectServedExactly(readModel, eventStore);
   });
 
+  it('succeeds once readers are switched though the generation it replaced cannot be deleted, and says how to delete it', async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    const first = await replay();
+    const redis = testRedis.connect();
+    jest.spyOn(redis, 'unlink').mockRejectedValue(new Error('connection lost while deleting'));
+    const warnings: { msg: string; generation?: string }[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+    const result = await replayBalances({ eventStore, redis, keyPrefix: testRedis.keyPrefix, logger: watched, batchSize: 100 });
+    expect(result).toMatchObject({ previous: first.generation, deletedKeys: 0, undeleted: first.generation });
+    await expect(testRedis.connect().get(`${testRedis.keyPrefix}:active`)).resolves.toBe(result.generation);
+    await expectServedExactly(readModel, eventStore);
+    const pattern = `${testRedis.keyPrefix}:${first.generation}:*`;
+    expect(warnings).toContainEqual(expect.objectContaining({ generation: first.generation, msg: expect.stringContaining(`--pattern '${pattern}'`) }));
+    expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${first.generation}:`))).toBe(true);
+  });
+
   it('rejects a batch size that is not a positive integer before touching anything', async () => {
     await expect(
       replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: Number('x') }),

@@ -30,6 +30,8 @@ export interface ReplayResult {
   readonly events: number;
   readonly seconds: number;
   readonly deletedKeys: number;
+  /** The replaced generation when deleting it failed (logged with how to delete it by hand): garbage that serves no one. */
+  readonly undeleted: string | undefined;
 }
 
 /** Keys flushed under a replay again and again means something keeps wiping Redis: stop. */
@@ -74,8 +76,23 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
         if (switched.kind === 'reset') break;
         const { events, elapsedSeconds: seconds } = progress;
         logger.info({ generation, previous: switched.previous, events, seconds }, 'switched to the rebuilt generation');
-        const deletedKeys = switched.previous === undefined ? 0 : await store.deleteGeneration(switched.previous);
-        return { generation, previous: switched.previous, events, seconds, deletedKeys };
+        const { previous } = switched;
+        let deletedKeys = 0;
+        let undeleted: string | undefined;
+        if (previous !== undefined) {
+          try {
+            deletedKeys = await store.deleteGeneration(previous);
+          } catch (error) {
+            // Readers are switched: the replay did its work, and failing it now would have it run
+            // again for nothing. What is left serves no one; nothing else deletes it, so say how.
+            undeleted = previous;
+            logger.warn(
+              { err: error, generation: previous },
+              `switched to the rebuilt generation, but could not delete the one it replaced, which serves no one: delete its keys with redis-cli --scan --pattern '${store.keys.generationPattern(previous)}' | xargs redis-cli unlink`,
+            );
+          }
+        }
+        return { generation, previous, events, seconds, deletedKeys, undeleted };
       }
     } catch (error) {
       // Stopped or failed before the switch: a whole copy of the snapshots would stay in Redis
