@@ -31,6 +31,11 @@ describe('parseUsageEvent: valid records', () => {
   it('reads ISO timestamps with an offset or without milliseconds', () => {
     expect(parseUsageEvent(json({ timestamp: '2026-03-01T13:00:00+01:00' })).timestamp).toBe(MARCH_1);
     expect(parseUsageEvent(json({ timestamp: '2026-03-01T12:00:00Z' })).timestamp).toBe(MARCH_1);
+    expect(parseUsageEvent(json({ timestamp: '2026-03-01T10:30:00-01:30' })).timestamp).toBe(MARCH_1);
+    expect(parseUsageEvent(json({ timestamp: '2026-03-01T13:00:00+0100' })).timestamp).toBe(MARCH_1);
+    expect(parseUsageEvent(json({ timestamp: '2026-03-01t12:00z' })).timestamp).toBe(MARCH_1);
+    expect(parseUsageEvent(json({ timestamp: '2026-03-01T12:00:00.250999Z' })).timestamp).toBe(MARCH_1 + 250);
+    expect(parseUsageEvent(json({ timestamp: '2028-02-29T12:00:00Z' })).timestamp).toBe(Date.UTC(2028, 1, 29, 12));
   });
 
   it('reads an Avro record: epoch-millis long, Date (timestamp-millis) or bigint', () => {
@@ -119,6 +124,15 @@ describe('parseUsageEvent: invalid records', () => {
     ['a date without time', '2026-03-01'],
     ['digits as a string', '1772366400000'],
     ['an impossible date', '2026-13-45T00:00:00Z'],
+    // Date.parse rolls these over (2 March, the next day) instead of refusing them.
+    ['30 February', '2026-02-30T00:00:00Z'],
+    ['29 February of a common year', '2026-02-29T12:00:00Z'],
+    ['hour 24', '2026-03-01T24:00:00Z'],
+    ['an offset of 24 hours', '2026-03-01T12:00:00+24:00'],
+    // Read in each host's own zone by Date.parse: one event, different instants on different hosts.
+    ['without a zone', '2026-03-01T12:00:00'],
+    ['without a zone, with milliseconds', '2026-03-01T12:00:00.250'],
+    ['followed by more text', '2026-03-01T12:00:00Z and then some'],
     ['free text', 'yesterday'],
     ['fractional millis', 1.5],
     ['negative', -1],

@@ -92,6 +92,9 @@ describe('CloudEvents as usage events', () => {
     [{ ...structured, id: '' }, /not a valid CloudEvent/],
     [{ ...structured, source: undefined }, /not a valid CloudEvent/],
     [{ ...structured, time: 'yesterday' }, /not a valid CloudEvent/],
+    // The one rule for every timestamp (parseUsageEvent), whatever the SDK lets through.
+    [{ ...structured, time: '2026-03-01T12:00:00' }, /time/],
+    [{ ...structured, time: '2026-02-30T12:00:00Z' }, /time/],
     [{ ...structured, subject: undefined }, /subject \(the customer id\) is missing/],
     [{ ...structured, time: undefined }, /time \(when the usage happened\) is missing/],
     [{ ...structured, data: [1, 2] }, /data \(the properties\) must be a JSON object/],

@@ -126,4 +126,23 @@ describe('usage decoded as its producer sent it', () => {
     expect(cut!.headers![DEAD_LETTER_HEADERS.headersDropped]!.toString()).toBe('1');
     expect(cut!.headers).toHaveProperty('absent', null);
   });
+
+  it('dead-letters a timestamp without a zone or not on the calendar, instead of guessing the instant', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const acme = await kit.openBalance('acme', 'api', '100');
+    const at = (id: string, timestamp: string) => ({ key: 'acme', value: Buffer.from(JSON.stringify({ id, customerId: 'acme', event: 'api_call', timestamp })) });
+    await kit.produce([at('local', '2026-03-01T12:00:00'), at('feb-30', '2026-02-30T00:00:00Z'), at('zoned', '2026-03-01T13:00:00+01:00')]);
+    const consumer = await kit.startConsumer();
+    await consumedAtLeast(consumer, 3);
+
+    expect(consumer.counters()).toMatchObject({ matched: 1, deadLettered: 2 });
+    expect(await kit.balanceOf(acme)).toBe('99');
+    const letters = await kit.readTopic(kit.dlqTopic, 2);
+    expect(letters.map((letter) => letter.headers![DEAD_LETTER_HEADERS.errorCode]!.toString())).toEqual(['invalid_usage_event', 'invalid_usage_event']);
+    expect(letters.map((letter) => letter.headers![DEAD_LETTER_HEADERS.reason]!.toString())).toEqual([
+      expect.stringMatching(/timestamp must be ISO-8601 with a zone/),
+      expect.stringMatching(/timestamp "2026-02-30T00:00:00Z" is not a date and time on the calendar/),
+    ]);
+  });
 });
