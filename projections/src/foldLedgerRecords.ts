@@ -1,6 +1,6 @@
 import { BalanceState, evolve } from '@tally/domain';
 import type { PositionedBalance } from './positionedBalance';
-import type { LedgerRecord } from './ledgerRecord';
+import { UnfoldableLedgerEventError, type LedgerRecord } from './ledgerRecord';
 
 export type FoldResult =
   /** Every record is at or below the base's position: applying them again changes nothing. */
@@ -23,7 +23,11 @@ export function foldLedgerRecords(base: PositionedBalance | undefined, records: 
   for (const record of records) {
     if (record.position <= position) continue;
     if (record.revision !== nextRevision) return { kind: 'gap' };
-    state = evolve(state, record.event);
+    try {
+      state = evolve(state, record.event);
+    } catch (error) {
+      throw new UnfoldableLedgerEventError(record.balanceId, { ...record, type: record.event.type }, 'folded', error);
+    }
     nextRevision += 1n;
     last = record;
   }

@@ -3,7 +3,7 @@ import type { BalanceEvent } from '@tally/domain';
 import { snapshotFromHash, snapshotToHash } from './balanceSnapshot';
 import { PositionedBalance, foldedFromSnapshot, snapshotOf } from './positionedBalance';
 import { foldLedgerRecords, FoldResult } from './foldLedgerRecords';
-import type { LedgerRecord } from './ledgerRecord';
+import { toLedgerRecord, UnfoldableLedgerEventError, type LedgerRecord } from './ledgerRecord';
 
 const BALANCE = 'b-1';
 const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second)).toISOString();
@@ -205,5 +205,14 @@ describe('snapshot strings', () => {
     expect(foldedFromSnapshot({ ...snapshot, balance: 'lots' })).toBeUndefined();
     expect(foldedFromSnapshot({ ...snapshot, position: '1e3' })).toBeUndefined();
     expect(foldedFromSnapshot({ ...snapshot, revision: '-1' })).toBeUndefined();
+  });
+
+  it('names the event it cannot fold or decode (balance, revision, position), which the projector stops at', () => {
+    const unopened = records([toppedUp(1n, 1)], 2n ** 53n + 1n);
+    expect(() => foldLedgerRecords(undefined, unopened)).toThrow(UnfoldableLedgerEventError);
+    expect(() => foldLedgerRecords(undefined, unopened)).toThrow(`balance ${BALANCE}: its event at revision 0, position 9007199254740993 (CreditToppedUp) cannot be folded`);
+    const stored = { streamId: `creditBalance-${BALANCE}`, revision: 4n, position: 12n, type: 'CreditTeleported', data: {} };
+    expect(() => toLedgerRecord(stored)).toThrow(UnfoldableLedgerEventError);
+    expect(() => toLedgerRecord(stored)).toThrow(`balance ${BALANCE}: its event at revision 4, position 12 (CreditTeleported) cannot be decoded`);
   });
 });

@@ -1,5 +1,21 @@
-import { balanceIdOfStream, BalanceEvent, fromStoredLedgerEvent } from '@tally/domain';
+import { balanceIdOfStream, BalanceEvent, fromStoredLedgerEvent, TallyError } from '@tally/domain';
 import type { StoredPayload } from '@tally/event-store';
+
+/**
+ * A stored ledger event this release cannot decode or fold (one a newer release wrote, or a bug).
+ * Never skipped: the balance's snapshot would be wrong from there on. The projector stops at its
+ * batch, retrying (and logging this error, which names the event) until a release that can fold
+ * it runs; the ledger cannot fold that balance either. Retrying in itself cannot help.
+ */
+export class UnfoldableLedgerEventError extends TallyError {
+  readonly code = 'unfoldable_ledger_event';
+  readonly retriable = false;
+
+  constructor(balanceId: string, event: { readonly revision: bigint; readonly position: bigint; readonly type: string }, what: 'decoded' | 'folded', cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`balance ${balanceId}: its event at revision ${event.revision}, position ${event.position} (${event.type}) cannot be ${what}: ${reason}`, { cause });
+  }
+}
 
 /** A stored ledger event decoded into the domain's event, with where it sits in the log. */
 export interface LedgerRecord {
@@ -13,12 +29,13 @@ export interface LedgerRecord {
 export function toLedgerRecord(recorded: StoredPayload): LedgerRecord | undefined {
   const balanceId = balanceIdOfStream(recorded.streamId);
   if (balanceId === undefined) return undefined;
-  return {
-    balanceId,
-    event: fromStoredLedgerEvent(recorded),
-    revision: recorded.revision,
-    position: recorded.position,
-  };
+  let event: BalanceEvent;
+  try {
+    event = fromStoredLedgerEvent(recorded);
+  } catch (error) {
+    throw new UnfoldableLedgerEventError(balanceId, recorded, 'decoded', error);
+  }
+  return { balanceId, event, revision: recorded.revision, position: recorded.position };
 }
 
 /** The ledger records of a batch, per balance, each list in position order. */
