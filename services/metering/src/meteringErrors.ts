@@ -70,6 +70,27 @@ export class UnmeterableUsageError extends TallyError {
 }
 
 /**
+ * The dead-letter topic refused a letter for good (its max.message.bytes below the letter, an
+ * ACL): not the message's fault, so never a reason to dead-letter or skip it. The consumer holds
+ * the message's partition there and sends the letter again after a backoff, so it is retriable:
+ * it goes once the topic takes it (an operator raises the limit), with nothing lost.
+ */
+export class DeadLetterRefusedError extends TallyError {
+  readonly code = 'dead_letter_refused';
+  readonly retriable = true;
+
+  constructor(
+    readonly partition: number,
+    /** The offset of the message whose letter was refused: where its partition waits. */
+    readonly offset: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
  * A credit product of the customer's balances is stored in the catalog but fails validation (an
  * older version or a hand edit wrote it): the usage cannot be priced until it is fixed, so it
  * goes to the dead letters, to be replayed after the fix.

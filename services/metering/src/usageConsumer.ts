@@ -2,11 +2,19 @@ import { performance } from 'node:perf_hooks';
 import { balanceStreamId, LruCache, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
 import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError, type RecordedEvent } from '@tally/event-store';
 import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
-import { createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
+import { createBackoff, createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { deadLetterMessage } from './deadLetterMessage';
-import { BalanceNotOpenedError, BalanceOpeningPendingError, StoredProductInvalidError, UndecodableUsageEventError, UnknownSchemaIdError, UnmeterableUsageError } from './meteringErrors';
+import {
+  BalanceNotOpenedError,
+  BalanceOpeningPendingError,
+  DeadLetterRefusedError,
+  StoredProductInvalidError,
+  UndecodableUsageEventError,
+  UnknownSchemaIdError,
+  UnmeterableUsageError,
+} from './meteringErrors';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
@@ -33,6 +41,8 @@ import { createUsageEventDecoder } from './usageEventDecoder';
  *   disconnects and resolves; the caller may then exit 0. A batch stuck retrying a dependency
  *   that is down is left uncommitted instead of holding up the shutdown: it is redelivered and,
  *   thanks to the deterministic event ids, applied once. Calling stop() again returns the same promise.
+ * - kafkajs giving up on the consumer (a crash it does not restart from) fails the worker
+ *   (Worker.onFailure): nothing would be consumed any more.
  */
 export interface UsageConsumer extends Worker {
   counters(): UsageConsumerCounters;
@@ -226,15 +236,28 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * balance it no longer holds is waited for in full again, as if met for the first time.
    */
   const unopenedSince = new LruCache<string, number>(UNOPENED_BALANCES_KEPT);
+  /**
+   * Partitions held at a dead letter the topic refused (holdAtRefusedLetter): how many refusals in
+   * a row, for the backoff before the next try, and the timers that resume them.
+   */
+  const refusedInARow = new Map<number, number>();
+  const resumeTimers = new Set<NodeJS.Timeout>();
+  const refusalBackoff = createBackoff({ initialDelayMs: Math.min(1000, options.maxBackoffMs), maxDelayMs: options.maxBackoffMs, jitter: 'equal' });
   // Offsets handed over under the old assignment are not this member's to commit any more; a
   // partition that comes back may have been metered by another member meanwhile.
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     committer.forget();
     partitionsWithoutEarlierRuns.clear();
+    refusedInARow.clear();
     options.metrics?.partitionsAssigned({ topic, partitions: [...(payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b) });
   });
+  /** The worker's own failure report (createWorker): set once it starts. */
+  let failWorker: ((error: unknown) => void) | undefined;
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
+    // kafkajs gave up: no partition is consumed any more. The worker fails, so its process stops
+    // and exits non-zero (a supervisor restarts it) instead of running on as if metering.
+    if (!payload.restart) failWorker?.(payload.error);
   });
 
   /**
@@ -508,10 +531,46 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         },
         'usage message dead-lettered',
       );
-      await step('dead-letter', () =>
-        producer.send({ topic: dlqTopic, acks: -1, compression: options.compression, messages: [deadLetterMessage({ topic, partition, message }, error, at, names)] }),
-      );
+      try {
+        // What can pass is retried here, as long as it takes (kafkajs's own retries first).
+        await step('dead-letter', () =>
+          producer.send({ topic: dlqTopic, acks: -1, compression: options.compression, messages: [deadLetterMessage({ topic, partition, message }, error, at, names)] }),
+        );
+      } catch (failure) {
+        if (failure instanceof BatchAbandonedError || failure instanceof HeartbeatError) throw failure;
+        // Refused for good (a max.message.bytes below the letter, an ACL): held, not lost, and loud.
+        counters.values.deadLetterRefusals += 1;
+        logger.error(
+          { partition, offset: message.offset, dlqTopic, errorCode: error.code, err: failure },
+          'the dead-letter topic refused a dead letter; this partition waits at its message and tries again',
+        );
+        throw new DeadLetterRefusedError(partition, message.offset, `the dead-letter topic ${dlqTopic} refused the letter of partition ${partition} offset ${message.offset}`, {
+          cause: failure,
+        });
+      }
     }
+  }
+
+  /**
+   * The dead-letter topic refused the letter of `refused.offset`: the partition waits there, out of
+   * the fetch (kafkajs fetches a broker's partitions again only once every batch of the last fetch
+   * is done, so waiting inside this batch would stop every other partition too), and is resumed
+   * after a backoff to try again, which redelivers it from that message. Everything before it is
+   * durable (the chunk's appends, its letters before that one, sent in offset order): committed.
+   */
+  async function holdAtRefusedLetter(payload: EachBatchPayload, refused: DeadLetterRefusedError): Promise<void> {
+    const { partition } = payload.batch;
+    const resume = payload.pause();
+    const next = BigInt(refused.offset);
+    payload.resolveOffset((next - 1n).toString());
+    await committer.done(partition, next, payload.commitOffsetsIfNecessary);
+    const refusals = (refusedInARow.get(partition) ?? 0) + 1;
+    refusedInARow.set(partition, refusals);
+    const timer = setTimeout(() => {
+      resumeTimers.delete(timer);
+      resume();
+    }, refusalBackoff.delayMs(refusals));
+    resumeTimers.add(timer);
   }
 
   function logDetails(partition: number, decoded: readonly Decoded[], skips: readonly UsageSkip[], matched: readonly UsageCharge[]): void {
@@ -568,6 +627,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     // before this chunk's offsets can be committed. They are sent after the append, so that a
     // chunk split to isolate a failure does not send its dead letters once per try. (A crash in
     // between may dead-letter a message twice; it never loses one.)
+    // In offset order: when the topic refuses one, every message before it is durable, and its
+    // partition is held at it (holdAtRefusedLetter).
     const deadLetters: Rejected[] = [
       ...rejected,
       ...priced.invalid.map(({ index, error }): Rejected => ({ ...decoded[index]!, error })),
@@ -575,7 +636,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         ...decoded[index]!,
         error: new BalanceNotOpenedError(`a credit balance of customer ${usages[index]!.customerId} is registered but was not opened within ${options.balanceOpenWaitMs} ms`),
       })),
-    ];
+    ].sort((a, b) => (BigInt(a.message.offset) < BigInt(b.message.offset) ? -1 : 1));
     await deadLetter(partition, deadLetters, step);
 
     const skips: UsageSkip[] = [
@@ -607,6 +668,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     try {
       return await meter(partition, messages, step, openDeadline, ahead);
     } catch (error) {
+      // A refused dead letter is retriable too: the topic's fault, not these messages'.
       if (error instanceof BatchAbandonedError || error instanceof HeartbeatError || isTransientError(error)) throw error;
       if (messages.length === 1) {
         const message = messages[0]!;
@@ -682,6 +744,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     // chunk, and its usage events are then found marked as metered and skipped, so nothing is lost
     // and nothing is charged twice. The commit itself follows off the fetch cycle, in order.
     await committer.done(partition, BigInt(last) + 1n, payload.commitOffsetsIfNecessary);
+    refusedInARow.delete(partition);
 
     const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
     const values = counters.values;
@@ -747,7 +810,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // A rebalance seen by a heartbeat: this member must not commit the batch, and kafkajs must
       // see its own error to rejoin the group.
       if (error instanceof HeartbeatError) throw error.cause;
-      if (!(error instanceof BatchAbandonedError)) throw error;
+      if (error instanceof DeadLetterRefusedError && live()) return await holdAtRefusedLetter(payload, error);
+      if (!(error instanceof BatchAbandonedError || error instanceof DeadLetterRefusedError)) throw error;
       logger.info({ partition: payload.batch.partition, reason: error.message }, 'batch left uncommitted; it will be redelivered');
     } finally {
       // Bounded shutdown as before: nothing of this batch outlives eachBatch (stop() waits for it).
@@ -777,7 +841,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         });
 
   const worker = createWorker('consumer', {
-    async start() {
+    async start(_signal, fail) {
+      failWorker = fail;
       const partitions = await requireTopics();
       // Two partitions at once by default (DEFAULT_PARTITIONS_CONCURRENTLY says why), fewer when
       // the topic has fewer; the others' batches wait for a free turn. kafkajs still hands each
@@ -813,6 +878,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         await consumer.disconnect();
       } finally {
         await producer.disconnect();
+        // No batch in hand any more: no partition is held again.
+        for (const timer of resumeTimers) clearTimeout(timer);
+        resumeTimers.clear();
       }
       // After disconnect: no batch is in hand, so every state behind is a committed one and none moves on.
       await stateFlush.stop();

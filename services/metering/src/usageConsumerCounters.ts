@@ -11,6 +11,8 @@ export interface UsageConsumerCounters {
   readonly skippedByReason: Readonly<Record<SkipReason, number>>;
   /** Messages written to the dead-letter topic. */
   readonly deadLettered: number;
+  /** Dead letters the dead-letter topic refused for good, each try counted (their partition waits and tries again). */
+  readonly deadLetterRefusals: number;
   /** Ledger events written: CreditConsumed plus the warnings they caused. */
   readonly appended: number;
   readonly batches: number;
@@ -30,7 +32,7 @@ export interface CounterRegistry {
 }
 
 export function createCounterRegistry(): CounterRegistry {
-  const values = { consumed: 0, matched: 0, deadLettered: 0, appended: 0, batches: 0, conflicts: 0 };
+  const values = { consumed: 0, matched: 0, deadLettered: 0, deadLetterRefusals: 0, appended: 0, batches: 0, conflicts: 0 };
   const skippedByReason: Record<SkipReason, number> = {
     no_balance: 0,
     product_not_found: 0,

@@ -13,14 +13,21 @@ export interface Worker {
   /** Ends the work in hand and releases what the worker holds; idempotent. Waits for a start in progress first. */
   stop(): Promise<void>;
   state(): WorkerState;
+  /**
+   * `listener` is told, once, when the worker fails while it runs: it stopped working by itself
+   * and will not resume (a client that gave up), so its process should stop and exit non-zero
+   * rather than go on looking well. stop() still releases it.
+   */
+  onFailure(listener: (error: unknown) => void): void;
 }
 
 export interface WorkerBody {
   /**
    * Brings the worker up. `signal` is aborted by stop(): a start that retries a dependency that is
-   * down gives up then, so stop() never waits for it.
+   * down gives up then, so stop() never waits for it. `fail` is for later, once it runs: the work
+   * stopped by itself for good (see Worker.onFailure); a call while stopping is ignored.
    */
-  start(signal: AbortSignal): Promise<void>;
+  start(signal: AbortSignal, fail: (error: unknown) => void): Promise<void>;
   /** Called once, after start() settled (whether it succeeded or not). */
   stop(): Promise<void>;
 }
@@ -31,13 +38,26 @@ export function createWorker(name: string, body: WorkerBody): Worker {
   const abort = new AbortController();
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
+  const listeners: Array<(error: unknown) => void> = [];
+  let failure: { readonly error: unknown } | undefined;
+  const fail = (error: unknown): void => {
+    if (state !== 'running' && state !== 'starting') return;
+    state = 'failed';
+    failure = { error };
+    for (const listener of listeners) listener(error);
+  };
   return {
     name,
     state: () => state,
+    onFailure(listener) {
+      listeners.push(listener);
+      // Told late, told still.
+      if (failure !== undefined) listener(failure.error);
+    },
     async start() {
       if (state !== 'idle') throw new Error(`${name} was already started`);
       state = 'starting';
-      starting = body.start(abort.signal);
+      starting = body.start(abort.signal, fail);
       try {
         await starting;
         if (state === 'starting') state = 'running';
@@ -71,6 +91,8 @@ interface WorkerGroupOptions {
   readonly logger: Logger;
   /** Bound on the whole of stop(); what is still stopping then is abandoned. */
   readonly stopTimeoutMs: number;
+  /** A started worker failed while running (Worker.onFailure), logged here already: the caller stops the group and exits non-zero. */
+  readonly onFailure?: (name: string, error: unknown) => void;
 }
 
 /** `failed`: the parts whose stop threw (logged), the rest stopped all the same; the process should not exit 0 then. */
@@ -125,6 +147,10 @@ export function createWorkerGroup(options: WorkerGroupOptions): WorkerGroup {
   return {
     async start(worker) {
       parts.push({ name: worker.name, stop: () => worker.stop() });
+      worker.onFailure((error) => {
+        logger.fatal({ err: error, component: worker.name }, 'failed while running and will not resume by itself');
+        options.onFailure?.(worker.name, error);
+      });
       await worker.start();
     },
     add(name, stop) {

@@ -66,6 +66,35 @@ describe('createWorker', () => {
     expect(log).toEqual(['stop relay']);
   });
 
+  it('is failed when its body fails while running, tells its listeners (late ones too), and stop still releases it', async () => {
+    const log: string[] = [];
+    let fail: ((error: unknown) => void) | undefined;
+    const worker = createWorker('consumer', recordingBody(log, 'consumer', { start: async (_, failed) => void (fail = failed) }));
+    const told: unknown[] = [];
+    worker.onFailure((error) => told.push(error));
+    await worker.start();
+    const crash = new Error('the client gave up');
+    fail!(crash);
+    fail!(new Error('again'));
+    expect(worker.state()).toBe('failed');
+    worker.onFailure((error) => told.push(error));
+    expect(told).toEqual([crash, crash]);
+    await worker.stop();
+    expect(worker.state()).toBe('stopped');
+    expect(log).toEqual(['stop consumer']);
+  });
+
+  it('ignores a failure reported while stopping: that is the stop', async () => {
+    let fail: ((error: unknown) => void) | undefined;
+    const worker = createWorker('consumer', recordingBody([], 'consumer', { start: async (_, failed) => void (fail = failed), stop: async () => fail!(new Error('disconnected')) }));
+    const told: unknown[] = [];
+    worker.onFailure((error) => told.push(error));
+    await worker.start();
+    await worker.stop();
+    expect(worker.state()).toBe('stopped');
+    expect(told).toEqual([]);
+  });
+
   it('stops an idle worker without calling its body', async () => {
     const log: string[] = [];
     const worker = createWorker('scheduler', recordingBody(log, 'scheduler'));
@@ -87,6 +116,17 @@ describe('createWorkerGroup', () => {
     group.add('api', async () => void log.push('stop api'));
     expect(await group.stop()).toEqual({ completed: true, failed: ['relay'] });
     expect(log).toEqual(['start consumer', 'start relay', 'stop api', 'stop consumer', 'stop postgres']);
+  });
+
+  it('tells its owner when a started worker fails while running', async () => {
+    let fail: ((error: unknown) => void) | undefined;
+    const failures: Array<[string, unknown]> = [];
+    const group = createWorkerGroup({ logger, stopTimeoutMs: 60_000, onFailure: (name, error) => failures.push([name, error]) });
+    await group.start(createWorker('consumer', recordingBody([], 'consumer', { start: async (_, failed) => void (fail = failed) })));
+    const crash = new Error('the client gave up');
+    fail!(crash);
+    expect(failures).toEqual([['consumer', crash]]);
+    expect(await group.stop()).toEqual({ completed: true, failed: [] });
   });
 
   it('names no part when every stop succeeds', async () => {

@@ -62,7 +62,8 @@ import { webPagesRoot } from './webPagesRoot';
  * reverse order of their start: the API stops taking requests first, the consumer finishes
  * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
  * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer) or a part
- * throws while stopping, exits 1.
+ * throws while stopping, exits 1. A role that fails while running (Worker.onFailure) stops them
+ * all the same, and the process exits 1.
  */
 /** How long /health's whole check may take before it counts as down. */
 const HEALTH_TIMEOUT_MS = 3000;
@@ -128,9 +129,11 @@ async function main(): Promise<void> {
   // Kafka offsets and the relay's checkpoint move only after what they cover is durable, so the
   // work in hand is delivered again to whoever takes over, and the deterministic ledger event ids
   // make it apply once.
-  const parts = createWorkerGroup({ logger, stopTimeoutMs: config.timeouts.shutdownMs });
+  // A role that fails while running (the consumer's client gave up) stops them all, and the
+  // process exits 1: a supervisor restarts it, rather than it idling with a /health that looks well.
+  const parts = createWorkerGroup({ logger, stopTimeoutMs: config.timeouts.shutdownMs, onFailure: (component) => void shutdown(`${component} failed`, true) });
   let stopping = false;
-  async function shutdown(signal: string): Promise<void> {
+  async function shutdown(signal: string, roleFailed = false): Promise<void> {
     if (stopping) return;
     stopping = true;
     const timeoutMs = config.timeouts.shutdownMs;
@@ -143,6 +146,10 @@ async function main(): Promise<void> {
     if (outcome.failed.length > 0) {
       // Stopped, but not cleanly: a supervisor (and whoever reads the exit code) should know.
       logger.error({ components: outcome.failed }, 'stopped, but some parts failed to stop cleanly; exiting 1');
+      process.exit(1);
+    }
+    if (roleFailed) {
+      logger.error({ reason: signal }, 'stopped after a role failed; exiting 1');
       process.exit(1);
     }
     logger.info('stopped; bye');
@@ -264,6 +271,7 @@ async function main(): Promise<void> {
       ['matched', 'Usage events and balances that became a CreditConsumed'],
       ['skipped', 'Usage events or pairs that changed nothing (no balance, no matching rule, duplicate)'],
       ['deadLettered', 'Messages sent to the dead-letter topic'],
+      ['deadLetterRefusals', 'Dead letters the dead-letter topic refused, each try (their partition waits at the message and tries again)'],
       ['appended', 'Ledger events appended by the consumer'],
       ['conflicts', 'Appends redone after a concurrent writer'],
     ] as const;
