@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { BALANCE_FOLD_VERSION } from '@tally/domain';
 import { createPostgresEventStore, EventStore } from '@tally/event-store';
 import pino from 'pino';
 import { createTestSchema, startTcpProxy, waitFor, type TestSchema } from '@tally/test-support';
@@ -280,6 +281,43 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
     expect(older).toEqual([]);
     await writer.activity(ids, 2);
     await expectExactSnapshots();
+  });
+
+  it("folds anew a generation an older release's fold made, and stands by before a newer release's", async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    const first = startProjector();
+    await first.started;
+    await expectExactSnapshots();
+    await first.projector.stop();
+    const admin = testRedis.connect();
+    const active = `${testRedis.keyPrefix}:active`;
+    const older = (await admin.get(active))!;
+    await admin.set(`${testRedis.keyPrefix}:${older}:version`, String(BALANCE_FOLD_VERSION - 1));
+
+    const second = startProjector();
+    await second.started;
+    const anew = (await admin.get(active))!;
+    expect(anew).not.toBe(older);
+    await expectExactSnapshots();
+    await second.projector.stop();
+
+    // A rolling upgrade: a newer release folded the active generation; this one must not touch it.
+    await admin.set(`${testRedis.keyPrefix}:${anew}:version`, String(BALANCE_FOLD_VERSION + 1));
+    const checkpoint = await readModel.checkpoint();
+    await writer.activity(ids, 1);
+    const refusals: string[] = [];
+    const refused = (line: string) => {
+      const { stage, err } = JSON.parse(line) as { stage?: string; err?: { code?: string } };
+      if (stage === 'loading the checkpoint' && err?.code === 'projection_of_newer_release') refusals.push(line);
+    };
+    const watched = pino({ level: 'warn' }, { write: refused });
+    const third = startProjector({ logger: watched });
+    // It stands by, retrying, until stopped: start() never resolves meanwhile.
+    third.started.catch(() => undefined);
+    await waitFor(() => refusals.length >= 2, { description: 'the projector to stand by before the newer generation' });
+    await expect(admin.get(active)).resolves.toBe(anew);
+    await expect(readModel.checkpoint()).resolves.toBe(checkpoint);
   });
 
   it('starts over when the event store is behind its checkpoint (a reset store, or another one)', async () => {

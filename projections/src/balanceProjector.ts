@@ -123,7 +123,12 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
       } else if (active.created) {
         await store.raiseTarget(active.generation, head);
       }
-      if (active.created && generation !== undefined) {
+      if (active.outdated) {
+        logger.warn(
+          { generation: active.generation, abandoned: active.abandoned, target: head.toString(), reason },
+          "the active generation holds an older release's fold: folding every snapshot anew from position 0; readers fold from the event store until it reaches the target",
+        );
+      } else if (active.created && generation !== undefined) {
         logger.warn(
           { generation: active.generation, target: head.toString(), reason },
           'projection lost: rebuilding every snapshot from position 0; readers fold from the event store until it reaches the target',

@@ -1,7 +1,8 @@
+import { BALANCE_FOLD_VERSION } from '@tally/domain';
 import type { Redis } from 'ioredis';
 import type { BalanceSnapshot } from './balanceSnapshot';
 import { createBalanceReadModel } from './balanceReadModel';
-import { createGenerationStore, GenerationStore } from './generationStore';
+import { createGenerationStore, GenerationStore, NewerProjectionError } from './generationStore';
 import { createTestRedis, TestRedis } from './testing/testRedis';
 
 const snapshot = (balanceId: string, position: bigint, balance: string): BalanceSnapshot => ({
@@ -47,6 +48,32 @@ describe('generation store (Redis)', () => {
     const over = await store.ensureActive(0n, { startOver: true });
     expect(over).toMatchObject({ checkpoint: 0n, created: true, abandoned: first.generation });
     await expect(redis.get(store.keys.active)).resolves.toBe(over.generation);
+  });
+
+  it('makes a generation anew when the active one was folded by an older release, and refuses one folded by a newer release', async () => {
+    const first = await store.ensureActive(0n);
+    await store.writeBatch(first.generation, 'live', [snapshot('a', 5n, '1')], 5n);
+    await expect(redis.get(store.keys.version(first.generation))).resolves.toBe(String(BALANCE_FOLD_VERSION));
+    // Made before generations carried a version: taken as folded by this release.
+    await redis.del(store.keys.version(first.generation));
+    await expect(store.ensureActive(7n)).resolves.toMatchObject({ generation: first.generation, checkpoint: 5n, created: false });
+    await expect(redis.get(store.keys.version(first.generation))).resolves.toBe(String(BALANCE_FOLD_VERSION));
+
+    // An older release's snapshots: folded anew, served only once caught up (its target).
+    await redis.set(store.keys.version(first.generation), String(BALANCE_FOLD_VERSION - 1));
+    const anew = await store.ensureActive(7n);
+    expect(anew).toMatchObject({ checkpoint: 0n, created: true, abandoned: first.generation, outdated: true });
+    await expect(redis.get(store.keys.target(anew.generation))).resolves.toBe('7');
+
+    // A newer release's: this one neither writes to it nor replaces it.
+    await redis.set(store.keys.version(anew.generation), String(BALANCE_FOLD_VERSION + 1));
+    await expect(store.ensureActive(7n)).rejects.toThrow(NewerProjectionError);
+    await expect(store.ensureActive(7n, { startOver: true })).rejects.toThrow(NewerProjectionError);
+    await expect(redis.get(store.keys.active)).resolves.toBe(anew.generation);
+    const aside = await store.createAside();
+    await store.writeBatch(aside, 'aside', [], 10n);
+    await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'newer' });
+    await expect(redis.get(store.keys.active)).resolves.toBe(anew.generation);
   });
 
   it("answers 'rewound' and writes nothing when the checkpoint is below what the writer wrote (Redis went back in time)", async () => {
@@ -165,12 +192,13 @@ describe('generation store (Redis)', () => {
     for await (const chunk of store.scanBalanceIds(aside)) chunk.forEach((id) => ids.add(id));
     expect(ids.size).toBe(2500);
 
-    await expect(store.deleteGeneration(aside)).resolves.toBe(2500 + 2);
+    await expect(store.deleteGeneration(aside)).resolves.toBe(2500 + 3);
     expect((await testRedis.keys()).sort()).toEqual(
       [
         store.keys.active,
         store.keys.checkpoint(generation),
         store.keys.target(generation),
+        store.keys.version(generation),
         store.keys.balance(generation, 'kept'),
         store.keys.customer(generation, 'c-1'),
       ].sort(),

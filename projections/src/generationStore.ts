@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { BALANCE_FOLD_VERSION, TallyError } from '@tally/domain';
 import type { Redis } from 'ioredis';
 import { BalanceSnapshot, hashFromFlatArray, SNAPSHOT_FIELDS, snapshotFromHash, snapshotToHash } from './balanceSnapshot';
 import { createKeySpace, KeySpace } from './keySpace';
@@ -95,18 +96,41 @@ end
 return cjson.encode(hashes)
 `);
 
+// Every generation records the BALANCE_FOLD_VERSION of the release that folds it: snapshots
+// another version of evolve made are not this release's fold. A generation made before versions
+// were recorded is taken as folded by the release that meets it first (the fold version did not
+// change with that release).
+
 // KEYS: active. ARGV: root, candidate generation, 'over' to replace the active one regardless,
-// the target of a generation made here. Returns { generation, checkpoint, created '1'/'0', abandoned or '' }.
+// the target of a generation made here, this release's fold version. Returns { generation,
+// checkpoint, created '1'/'0', abandoned or '', 'older' when the one replaced was an older
+// release's fold or '' }, or { 'newer', that version } when the active generation is a newer
+// release's fold: that one is left alone, whatever ARGV[3] says.
 const ENSURE_ACTIVE = createLuaScript(`
 local active = redis.call('GET', KEYS[1])
-if active and ARGV[3] ~= 'over' then
-  local checkpoint = redis.call('GET', ARGV[1] .. ':' .. active .. ':checkpoint')
-  if checkpoint then return { active, checkpoint, '0', '' } end
+local older = ''
+if active then
+  local root = ARGV[1] .. ':' .. active
+  local checkpoint = redis.call('GET', root .. ':checkpoint')
+  if checkpoint then
+    local version = redis.call('GET', root .. ':version')
+    if not version then
+      version = ARGV[5]
+      redis.call('SET', root .. ':version', version)
+    end
+    -- An unreadable version is no release's: folded anew, as an older one.
+    local folded = tonumber(version) or 0
+    if folded > tonumber(ARGV[5]) then return { 'newer', version } end
+    if folded < tonumber(ARGV[5]) then older = 'older'
+    elseif ARGV[3] ~= 'over' then return { active, checkpoint, '0', '', '' } end
+  end
 end
-redis.call('SET', ARGV[1] .. ':' .. ARGV[2] .. ':checkpoint', '0')
-redis.call('SET', ARGV[1] .. ':' .. ARGV[2] .. ':target', ARGV[4])
+local root = ARGV[1] .. ':' .. ARGV[2]
+redis.call('SET', root .. ':checkpoint', '0')
+redis.call('SET', root .. ':target', ARGV[4])
+redis.call('SET', root .. ':version', ARGV[5])
 redis.call('SET', KEYS[1], ARGV[2])
-return { ARGV[2], '0', '1', active or '' }
+return { ARGV[2], '0', '1', active or '', older }
 `);
 
 // KEYS: the generation's target. ARGV: position. Only up, and only a target that exists (a
@@ -128,13 +152,15 @@ if ARGV[2] ~= '' and greater(ARGV[2], checkpoint) then return 'rewound' end
 return 'ok'
 `);
 
-// KEYS: active, the new generation's checkpoint. ARGV: new generation, root.
-// Returns { 'switched', previous or '' }, { 'behind' } or { 'reset' }.
+// KEYS: active, the new generation's checkpoint. ARGV: new generation, root, its fold version.
+// Returns { 'switched', previous or '' }, { 'behind' }, { 'newer' } or { 'reset' }.
 const SWITCH_ACTIVE = createLuaScript(`${POSITION_GREATER}
 local checkpoint = redis.call('GET', KEYS[2])
 if not checkpoint then return { 'reset' } end
 local previous = redis.call('GET', KEYS[1])
 if previous then
+  local version = redis.call('GET', ARGV[2] .. ':' .. previous .. ':version')
+  if (tonumber(version) or 0) > tonumber(ARGV[3]) then return { 'newer' } end
   local live = redis.call('GET', ARGV[2] .. ':' .. previous .. ':checkpoint')
   if live and greater(live, checkpoint) then return { 'behind' } end
   -- A live generation still short of its target serves nothing yet, but what was served before it
@@ -174,20 +200,31 @@ function newGenerationName(): string {
   return `g${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 }
 
-export type SwitchOutcome = { kind: 'switched'; previous: string | undefined } | { kind: 'behind' } | { kind: 'reset' };
+export type SwitchOutcome = { kind: 'switched'; previous: string | undefined } | { kind: 'behind' } | { kind: 'newer' } | { kind: 'reset' };
+
+/**
+ * The active generation holds a newer release's fold (a higher BALANCE_FOLD_VERSION): this
+ * release may neither write to it nor replace it. Met during a rolling upgrade, by the processes
+ * not yet replaced; their projector stands by (retrying) until they are. Retrying cannot fold it.
+ */
+export class NewerProjectionError extends TallyError {
+  readonly code = 'projection_of_newer_release';
+  readonly retriable = false;
+}
 
 export interface GenerationStore {
   readonly keys: KeySpace;
   /**
    * The active generation and its checkpoint; creates a fresh one at 0 when the pointer or
-   * the checkpoint is gone, or when told to start over. A generation made here is not served
+   * the checkpoint is gone, when the active one is an older release's fold (`outdated`), or when
+   * told to start over; NewerProjectionError when it is a newer release's. A generation made here is not served
    * until its checkpoint reaches `target` (GENERATION_SERVED): give the event store's head, read
    * before the call.
    */
   ensureActive(
     target: bigint,
     options?: { startOver?: boolean },
-  ): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined }>;
+  ): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined; outdated: boolean }>;
   /** Raises the target of a generation ensureActive made, e.g. to a head read after it was made. */
   raiseTarget(generation: string, target: bigint): Promise<void>;
   readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
@@ -243,9 +280,16 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
     keys,
 
     async ensureActive(target, { startOver = false } = {}) {
-      const reply = await ENSURE_ACTIVE.run(redis, [keys.active], [keys.root, newGenerationName(), startOver ? 'over' : '', target.toString()]);
-      const [generation, checkpoint, created, abandoned] = reply as [string, string, string, string];
+      const args = [keys.root, newGenerationName(), startOver ? 'over' : '', target.toString(), String(BALANCE_FOLD_VERSION)];
+      const reply = (await ENSURE_ACTIVE.run(redis, [keys.active], args)) as [string, string, string, string, string] | ['newer', string];
+      if (reply[0] === 'newer') {
+        throw new NewerProjectionError(
+          `the active generation holds the fold of a newer release (fold version ${reply[1]}; this release's is ${BALANCE_FOLD_VERSION}): standing by until this process runs that release`,
+        );
+      }
+      const [generation, checkpoint, created, abandoned, outdated] = reply as [string, string, string, string, string];
       return {
+        outdated: outdated === 'older',
         generation,
         checkpoint: BigInt(checkpoint),
         created: created === '1',
@@ -277,7 +321,7 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
 
     async createAside() {
       const generation = newGenerationName();
-      await redis.set(keys.checkpoint(generation), '0');
+      await redis.mset(keys.checkpoint(generation), '0', keys.version(generation), String(BALANCE_FOLD_VERSION));
       return generation;
     },
 
@@ -310,8 +354,8 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
     },
 
     async switchActive(generation) {
-      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation)], [generation, keys.root]);
-      const [kind, previous] = reply as ['switched', string] | ['behind' | 'reset'];
+      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation)], [generation, keys.root, String(BALANCE_FOLD_VERSION)]);
+      const [kind, previous] = reply as ['switched', string] | ['behind' | 'newer' | 'reset'];
       if (kind !== 'switched') return { kind };
       return { kind, previous: previous === '' ? undefined : previous };
     },

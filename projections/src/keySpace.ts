@@ -16,6 +16,8 @@ export interface KeySpace {
   freshAsOf(generation: string): string;
   /** The position a generation the projector made must reach before readers are served from it. */
   target(generation: string): string;
+  /** BALANCE_FOLD_VERSION of the release that folded the generation's snapshots. */
+  version(generation: string): string;
   balance(generation: string, balanceId: string): string;
   customer(generation: string, customerId: string): string;
   /** SCAN pattern of every key of a generation. */
@@ -43,6 +45,7 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
     checkpoint: (generation) => `${generationRoot(generation)}:checkpoint`,
     freshAsOf: (generation) => `${generationRoot(generation)}:freshAsOf`,
     target: (generation) => `${generationRoot(generation)}:target`,
+    version: (generation) => `${generationRoot(generation)}:version`,
     balance: (generation, balanceId) => `${generationRoot(generation)}:balance:${balanceId}`,
     customer: (generation, customerId) => `${generationRoot(generation)}:customer:${customerId}`,
     generationPattern: (generation) => `${escapeGlob(generationRoot(generation))}:*`,

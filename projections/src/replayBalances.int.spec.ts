@@ -1,8 +1,10 @@
+import { BALANCE_FOLD_VERSION } from '@tally/domain';
 import { createPostgresEventStore, EventStore } from '@tally/event-store';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
+import { NewerProjectionError } from './generationStore';
 import type { RebuildProgress } from './rebuildProgress';
 import { replayBalances } from './replayBalances';
 import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
@@ -186,6 +188,18 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     const pattern = `${testRedis.keyPrefix}:${first.generation}:*`;
     expect(warnings).toContainEqual(expect.objectContaining({ generation: first.generation, msg: expect.stringContaining(`--pattern '${pattern}'`) }));
     expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${first.generation}:`))).toBe(true);
+  });
+
+  it("will not switch over a generation a newer release folded, and deletes the one it built", async () => {
+    const ids = await writer.open(5);
+    await writer.activity(ids, 2);
+    const first = await replay();
+    const admin = testRedis.connect();
+    await admin.set(`${testRedis.keyPrefix}:${first.generation}:version`, String(BALANCE_FOLD_VERSION + 1));
+    const before = (await testRedis.keys()).sort();
+    await expect(replay()).rejects.toThrow(NewerProjectionError);
+    await expect(admin.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(first.generation);
+    expect((await testRedis.keys()).sort()).toEqual(before);
   });
 
   it('rejects a batch size that is not a positive integer before touching anything', async () => {

@@ -1,7 +1,7 @@
 import type { EventStore } from '@tally/event-store';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createGenerationStore } from './generationStore';
+import { createGenerationStore, NewerProjectionError } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';
 import { resolveBatchSize } from './resolveBatchSize';
@@ -74,6 +74,10 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
         switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation) : { kind: 'reset' as const };
         if (switched.kind === 'behind') continue;
         if (switched.kind === 'reset') break;
+        if (switched.kind === 'newer') {
+          // Deleted below, as any generation that never served.
+          throw new NewerProjectionError(`the live generation holds the fold of a newer release: run that release's replay, not this one's`);
+        }
         const { events, elapsedSeconds: seconds } = progress;
         logger.info({ generation, previous: switched.previous, events, seconds }, 'switched to the rebuilt generation');
         const { previous } = switched;
