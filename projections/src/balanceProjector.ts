@@ -134,6 +134,9 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
           'projection lost: rebuilding every snapshot from position 0; readers fold from the event store until it reaches the target',
         );
       } else if (active.generation === generation && written !== undefined && active.checkpoint < written) {
+        // Redis went back in time, its snapshots with it: readers were served figures up to what
+        // this projector wrote, so they get none from here until it is back there (the API folds).
+        await store.raiseTarget(generation, written);
         logger.warn(
           { generation, checkpoint: active.checkpoint.toString(), projected: written.toString(), reason },
           'the checkpoint moved backwards: projecting again from it',

@@ -236,9 +236,17 @@ describe('generation store (Redis)', () => {
     await expect(readModel.getBalance('a')).resolves.toMatchObject({ balance: '6', position: target.toString() });
     await expect(readModel.getCustomerBalances('c-1')).resolves.toMatchObject([{ balance: '6' }]);
     await expect(readModel.getEntitlement('c-1', 'p-1')).resolves.toMatchObject({ snapshot: { balance: '6' }, checkpoint: target });
-    // Raised past the checkpoint (a head read after the generation was made): served again once there.
+    // Raised past the checkpoint (a head read after the generation was made, or what the projector
+    // wrote before a rollback): served again once there.
     await store.raiseTarget(generation, target + 1n);
     await expect(readModel.getBalance('a')).resolves.toBeUndefined();
+    // A generation without one (a replay's) is given one; one that vanished is given none.
+    const replayed = await store.createAside();
+    await store.raiseTarget(replayed, 5n);
+    await expect(redis.get(store.keys.target(replayed))).resolves.toBe('5');
+    await store.deleteGeneration(replayed);
+    await store.raiseTarget(replayed, 6n);
+    await expect(redis.exists(store.keys.target(replayed))).resolves.toBe(0);
   });
 
   it('will not switch to a generation whose keys vanished', async () => {

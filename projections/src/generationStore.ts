@@ -133,11 +133,12 @@ redis.call('SET', KEYS[1], ARGV[2])
 return { ARGV[2], '0', '1', active or '', older }
 `);
 
-// KEYS: the generation's target. ARGV: position. Only up, and only a target that exists (a
-// generation that vanished meanwhile gets no key that its deletion would never remove).
+// KEYS: the generation's target, its checkpoint. ARGV: position. Only up, and only while the
+// generation exists (one that vanished meanwhile gets no key that its deletion would never remove).
 const RAISE_TARGET = createLuaScript(`${POSITION_GREATER}
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'reset' end
 local target = redis.call('GET', KEYS[1])
-if target and greater(ARGV[1], target) then redis.call('SET', KEYS[1], ARGV[1]) end
+if not target or greater(ARGV[1], target) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 'ok'
 `);
 
@@ -225,7 +226,10 @@ export interface GenerationStore {
     target: bigint,
     options?: { startOver?: boolean },
   ): Promise<{ generation: string; checkpoint: bigint; created: boolean; abandoned: string | undefined; outdated: boolean }>;
-  /** Raises the target of a generation ensureActive made, e.g. to a head read after it was made. */
+  /**
+   * Raises the generation's target (gives it one if it has none): to a head read after
+   * ensureActive made it, or to what the projector had written before Redis went back in time.
+   */
   raiseTarget(generation: string, target: bigint): Promise<void>;
   readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
   /** `written`: the position the caller last wrote to this generation, to detect a rollback ('rewound'). */
@@ -299,7 +303,7 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
     },
 
     async raiseTarget(generation, target) {
-      await RAISE_TARGET.run(redis, [keys.target(generation)], [target.toString()]);
+      await RAISE_TARGET.run(redis, [keys.target(generation), keys.checkpoint(generation)], [target.toString()]);
     },
 
     async readActive() {
