@@ -63,7 +63,7 @@ export const configSchema = z.object({
     .describe('where the ledger\'s events are kept: `postgres` (Tally\'s database) or `eventstoredb` (the server at `TALLY_EVENTSTORE_CONNECTION_STRING`)'),
   TALLY_EVENTSTORE_CONNECTION_STRING: text('esdb://127.0.0.1:2113?tls=false')
     .describe('EventStoreDB or KurrentDB (22.6 or later) when `TALLY_EVENT_STORE=eventstoredb`: `esdb://` or `esdb+discover://`; docker-compose.yml\'s server by default'),
-  TALLY_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for balance snapshots'),
+  TALLY_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for balance snapshots; run it with `maxmemory-policy noeviction`: an evicted checkpoint reads as a lost projection and every snapshot is rebuilt'),
   TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tally')
     .describe('root of every Redis key of the balance snapshots'),
   TALLY_USAGE_TOPIC: text('usage-events').describe('topic of usage events'),
@@ -167,7 +167,7 @@ export const configSchema = z.object({
   TALLY_RELAY_LEASE_TIMEOUT_MS: integer(5_000, 100, 600_000)
     .describe('how long the relay\'s lease heartbeat may go unanswered before the relay stops publishing'),
   TALLY_BALANCE_LOAD_BUDGET_MS: integer(10_000, 1, 600_000)
-    .describe('how long a balance write may wait for the balance\'s state to load (a long history folded) before it answers `503 balance_loading` with `Retry-After`; the fold goes on and is kept, so the retry is fast; below `TALLY_API_REQUEST_TIMEOUT_MS`'),
+    .describe('how long a balance write, or a read of a balance the read model lacks, may wait for the balance\'s state to load (a long history folded) before it answers `503 balance_loading` with `Retry-After`; the fold goes on and is kept, so the retry is fast; below `TALLY_API_REQUEST_TIMEOUT_MS`'),
   TALLY_SCHEDULER_MAX_PERIODS_PER_RUN: integer(100, 1, 100_000)
     .describe('periods one scheduler run grants per subscription; a subscription further behind is caught up over several runs, which then follow each other at once'),
   TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS: integer(12, 0, 10_000)
