@@ -93,12 +93,10 @@ export class DeadLetterRefusedError extends TallyError {
 /**
  * A credit product of the customer's balances is stored in the catalog but fails validation (an
  * older version or a hand edit wrote it): the usage cannot be priced until it is fixed, so it
- * goes to the dead letters, to be replayed after the fix.
+ * goes to the dead letters, to be replayed after the fix. The catalog's own error, so the API's
+ * answer for the product and the usage's dead letter name one failure.
  */
-export class StoredProductInvalidError extends TallyError {
-  readonly code = 'stored_product_invalid';
-  readonly retriable = false;
-}
+export { StoredProductInvalidError } from '@tally/catalog';
 
 /**
  * Redis or PostgreSQL did not answer for the dead-letter log or a send-back of dead letters (down,
