@@ -122,3 +122,42 @@ export function draftProblems(draft: Draft): Record<string, string> {
   });
   return problems;
 }
+
+/**
+ * The fields of a product a change may touch, as a save made after someone else's (412) compares
+ * them: each replaced whole, as PATCH replaces it (the id never changes).
+ */
+export const PRODUCT_FIELDS = ['name', 'description', 'lowBalanceThreshold', 'consumption', 'bundles'] as const;
+export type ProductField = (typeof PRODUCT_FIELDS)[number];
+
+/** How a draft and a change made meanwhile stand against the version the draft started from. */
+export interface DraftComparison {
+  /** The fields the operator changed. */
+  readonly mine: ProductField[];
+  /** The fields the other change changed. */
+  readonly theirs: ProductField[];
+  /** Of the fields both changed, those they set differently: a rebase keeps the operator's. */
+  readonly conflicts: ProductField[];
+}
+
+/** Equal as the API would store them: arrays in order, object keys in any order. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && same((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
+}
+
+/** The three-way compare of a draft (`mine`) and the product as it is now (`current`) with the version the draft started from (`base`). */
+export function compareDrafts(base: Draft, mine: Draft, current: Draft): DraftComparison {
+  const changedIn = (draft: Draft) => PRODUCT_FIELDS.filter((field) => !same(base[field], draft[field]));
+  const [changedByMe, changedByThem] = [changedIn(mine), changedIn(current)];
+  return { mine: changedByMe, theirs: changedByThem, conflicts: changedByMe.filter((field) => changedByThem.includes(field) && !same(mine[field], current[field])) };
+}
+
+/** The current version with the fields the operator changed from `base` set as the operator set them: what to review and save on the current revision. */
+export function rebaseDraft(base: Draft, mine: Draft, current: Draft): Draft {
+  const rebased = structuredClone(current);
+  for (const field of compareDrafts(base, mine, current).mine) Object.assign(rebased, { [field]: structuredClone(mine[field]) });
+  return rebased;
+}

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import type { CreditProduct } from '../shared/apiTypes';
-import { bodyOf, draftOf, draftProblems, emptyDraft, emptyFilter, filterField } from './productDraft';
+import { bodyOf, compareDrafts, draftOf, draftProblems, emptyDraft, emptyFilter, filterField, PRODUCT_FIELDS, rebaseDraft, type Draft, type ProductField } from './productDraft';
 
 const product = (where: Record<string, string> | undefined, extra: Partial<CreditProduct> = {}): CreditProduct => ({
   id: 'api-credits',
@@ -76,5 +77,90 @@ describe("the product form's draft", () => {
       [filterField(0, 1)]: expect.stringContaining('name the property'),
       [filterField(0, 2)]: expect.stringContaining('"model" is filtered twice'),
     });
+  });
+});
+
+describe('a draft saved after someone else changed the product (412): the three-way compare and the rebase', () => {
+  const base = draftOf(
+    product(
+      { region: 'eu' },
+      {
+        description: 'Metered calls',
+        lowBalanceThreshold: '10',
+        bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' }, purchaseOption: true }],
+      },
+    ),
+  );
+  const changed = (change: Partial<Draft>): Draft => ({ ...structuredClone(base), ...change });
+
+  it('names the fields each side changed, and as conflicting those both changed to different values', () => {
+    const mine = changed({ name: 'Mine', description: 'Mine too', lowBalanceThreshold: '5' });
+    const current = changed({ description: 'Theirs', lowBalanceThreshold: '5', consumption: [{ event: 'api_call', credits: '3', perUnitOf: '', where: [{ key: 'region', value: 'eu' }] }] });
+    expect(compareDrafts(base, mine, current)).toEqual({
+      mine: ['name', 'description', 'lowBalanceThreshold'],
+      theirs: ['description', 'lowBalanceThreshold', 'consumption'],
+      // The same warning limit set by both is no conflict.
+      conflicts: ['description'],
+    });
+  });
+
+  it("applies the operator's changes to the current version: theirs stay where the operator changed nothing, the operator's win where both changed", () => {
+    const mine = changed({ name: 'Mine', description: 'Mine too' });
+    const theirRules = [{ event: 'api_call', credits: '3', perUnitOf: '', where: [{ key: 'region', value: 'eu, us' }] }];
+    const current = changed({ description: 'Theirs', consumption: theirRules });
+    expect(rebaseDraft(base, mine, current)).toEqual({ ...current, name: 'Mine', description: 'Mine too', consumption: theirRules });
+  });
+
+  it('tells a changed filter, bundle or rule from an unchanged one, whatever the order of the keys', () => {
+    const mine = changed({});
+    mine.consumption[0]!.where[0]!.value = 'eu ';
+    mine.bundles[0] = { purchaseOption: true, currency: 'EUR', amount: '9.90', credits: '100', id: 'starter' };
+    expect(compareDrafts(base, mine, base)).toEqual({ mine: ['consumption'], theirs: [], conflicts: [] });
+  });
+
+  /** Drafts over few values, so that two sides often write the same one. */
+  const text = fc.constantFrom('', 'a', 'b', ' a', 'a,b');
+  const draftArbitrary: fc.Arbitrary<Draft> = fc.record({
+    id: fc.constant('api-credits'),
+    name: text,
+    description: text,
+    lowBalanceThreshold: fc.constantFrom('', '1', '2.5'),
+    consumption: fc.array(fc.record({ event: text, credits: fc.constantFrom('1', '2'), perUnitOf: text, where: fc.array(fc.record({ key: text, value: text }), { maxLength: 2 }) }), { maxLength: 2 }),
+    bundles: fc.array(fc.record({ id: text, credits: fc.constantFrom('1', '2'), amount: fc.constantFrom('1', '9.90'), currency: fc.constantFrom('EUR', 'USD'), purchaseOption: fc.boolean() }), { maxLength: 2 }),
+  });
+  /** `draft` with the fields `from` has in `fields`. */
+  const withFields = (draft: Draft, from: Draft, fields: readonly ProductField[]): Draft => {
+    const result = structuredClone(draft);
+    for (const field of fields) Object.assign(result, { [field]: structuredClone(from[field]) });
+    return result;
+  };
+  const sides = fc.tuple(draftArbitrary, draftArbitrary, draftArbitrary, fc.subarray([...PRODUCT_FIELDS]), fc.subarray([...PRODUCT_FIELDS])).map(([original, mineFrom, theirsFrom, mineFields, theirFields]) => ({
+    base: original,
+    mine: withFields(original, mineFrom, mineFields),
+    current: withFields(original, theirsFrom, theirFields),
+  }));
+
+  it('rebases a draft that changed nothing to the current version, exactly', () => {
+    fc.assert(
+      fc.property(sides, ({ base: original, current }) => {
+        expect(rebaseDraft(original, structuredClone(original), current)).toEqual(current);
+        expect(compareDrafts(original, structuredClone(original), current).mine).toEqual([]);
+      }),
+    );
+  });
+
+  it("keeps every field the operator changed, and every other field as the current version has it", () => {
+    fc.assert(
+      fc.property(sides, ({ base: original, mine, current }) => {
+        const rebased = rebaseDraft(original, mine, current);
+        const { mine: changedByMe, theirs, conflicts } = compareDrafts(original, mine, current);
+        for (const field of PRODUCT_FIELDS) expect(rebased[field]).toEqual(changedByMe.includes(field) ? mine[field] : current[field]);
+        // Changed only by the operator: what the operator typed survives.
+        for (const field of changedByMe.filter((field) => !theirs.includes(field))) expect(rebased[field]).toEqual(mine[field]);
+        for (const field of conflicts) expect(changedByMe.includes(field) && theirs.includes(field) && JSON.stringify(mine[field]) !== JSON.stringify(current[field])).toBe(true);
+        // Rebased again onto the same version, the draft changes nothing more.
+        expect(rebaseDraft(current, rebased, current)).toEqual(rebased);
+      }),
+    );
   });
 });
