@@ -1,4 +1,5 @@
 import { formatCredits, Micros } from './credits';
+import { isoInstantOf } from './isoInstantOf';
 import {
   BalanceAlreadyOpenError,
   BalanceNotOpenError,
@@ -295,8 +296,14 @@ function requireOpenHold(state: OpenBalance, holdId: string): OpenHold {
   return hold;
 }
 
-/** Times are compared as instants: ISO strings with different offsets or precision still order right. */
-function instant(iso: string, field: string): number {
+/**
+ * Times are compared as instants, so ISO strings with different offsets or precision still order
+ * right. A command's times are new input, read strictly by isoInstantOf (a zone, a real day). A
+ * time from the balance's own history (a hold's expiresAt as CreditsHeld stored it) is read as
+ * it was when it was stored, so a hold placed before times were read strictly still captures and
+ * expires at the same instant: refusing it now would leave it open for ever.
+ */
+function storedInstant(iso: string, field: string): number {
   const millis = Date.parse(iso);
   if (Number.isNaN(millis)) throw new ValidationError(`${field} is not an ISO-8601 time`);
   return millis;
@@ -492,7 +499,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
     case 'PlaceHold': {
       const open = requireOpen(state);
       requirePositive(command.credits, 'credits');
-      if (instant(command.expiresAt, 'expiresAt') <= instant(command.at, 'at')) throw new ValidationError('expiresAt must be in the future');
+      if (isoInstantOf(command.expiresAt, 'expiresAt') <= isoInstantOf(command.at, 'at')) throw new ValidationError('expiresAt must be in the future');
       // The hold id derives from the caller's key, and a repeated key is answered from the stored
       // events before the decider sees it: an open hold under this id is another command's.
       if (Object.hasOwn(open.holds, command.holdId)) throw new HoldAlreadyPlacedError(`hold ${command.holdId} is already placed`);
@@ -518,7 +525,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       const open = requireOpen(state);
       const hold = requireOpenHold(open, command.holdId);
       // Past expiresAt the hold no longer authorises spending, even before HoldExpired is written.
-      if (instant(command.at, 'at') >= instant(hold.expiresAt, 'expiresAt')) {
+      if (isoInstantOf(command.at, 'at') >= storedInstant(hold.expiresAt, 'expiresAt')) {
         throw new HoldNotOpenError(`hold ${command.holdId} expired at ${hold.expiresAt}`);
       }
       const credits = command.credits ?? hold.credits;
@@ -571,7 +578,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
     case 'ExpireHold': {
       const open = requireOpen(state);
       const hold = requireOpenHold(open, command.holdId);
-      if (instant(command.at, 'at') < instant(hold.expiresAt, 'expiresAt')) {
+      if (isoInstantOf(command.at, 'at') < storedInstant(hold.expiresAt, 'expiresAt')) {
         throw new HoldNotExpiredError(`hold ${command.holdId} expires at ${hold.expiresAt}`);
       }
       return [

@@ -1,5 +1,5 @@
 import { availableOf, decide, fitsAvailable, foldBalance, OpenBalance } from './balance';
-import { HoldAlreadyPlacedError, HoldNotExpiredError, HoldNotOpenError, InsufficientCreditsError, InvalidAmountError, ValidationError } from './errors';
+import { HoldAlreadyPlacedError, HoldNotExpiredError, HoldNotOpenError, InsufficientCreditsError, InvalidAmountError, InvalidInstantError, ValidationError } from './errors';
 import {
   AT,
   captured,
@@ -86,6 +86,49 @@ describe('decide: placing a hold', () => {
 
   it('refuses a second open hold under the same id', () => {
     given(holding).when(placeHold('h-1', CREDIT)).thenThrows(HoldAlreadyPlacedError);
+  });
+
+  // Date.parse would roll these over (2 March, the next day) or read them in the host's zone
+  // (a different instant per host), so a hold could expire at a time the caller never named.
+  it.each([
+    ['30 February', '2027-02-30T00:00:00Z'],
+    ['hour 24', '2027-02-28T24:00:00Z'],
+    ['no zone', '2027-02-28T12:00:00'],
+  ])('refuses an expiresAt of %s, naming the field', (_what, expiresAt) => {
+    const command = placeHold('h-1', CREDIT, { expiresAt, at: '2027-02-27T00:00:00.000Z' });
+    given(funded).when(command).thenThrows(InvalidInstantError);
+    expect(() => decide(command, foldBalance(funded))).toThrow(/^expiresAt /);
+  });
+});
+
+describe('decide and evolve: holds stored before expiresAt was read strictly', () => {
+  // A CreditsHeld already in the ledger folds, is captured and expires exactly as it did: only
+  // new commands are refused, never the history (replay gives the same answer).
+  const rolledOver = [...funded, held('h-1', 4n * CREDIT, { balanceAfter: 10n * CREDIT, heldAfter: 4n * CREDIT }, '2026-02-30T13:00:00Z')];
+
+  it('folds it with its expiresAt as stored', () => {
+    expect(open(foldBalance(rolledOver)).holds['h-1']).toMatchObject({ expiresAt: '2026-02-30T13:00:00Z' });
+  });
+
+  it('expires it at the instant Date.parse read (2 March), not before', () => {
+    given(rolledOver).when(expireHold('h-1', '2026-03-02T12:59:59.999Z')).thenThrows(HoldNotExpiredError);
+    given(rolledOver)
+      .when(expireHold('h-1', '2026-03-02T13:00:00.000Z'))
+      .then([
+        {
+          ...expired('h-1', 4n * CREDIT, { balanceAfter: 10n * CREDIT, heldAfter: 0n }, '2026-03-02T13:00:00.000Z'),
+          expiresAt: '2026-02-30T13:00:00Z',
+        },
+      ]);
+  });
+
+  it('captures it until then', () => {
+    given(rolledOver)
+      .when(captureHold('h-1', CREDIT, '2026-03-02T12:00:00.000Z'))
+      .then([
+        { ...chargedByHold(CREDIT, { balanceAfter: 9n * CREDIT, heldAfter: 4n * CREDIT }), occurredAt: '2026-03-02T12:00:00.000Z' },
+        { ...captured('h-1', CREDIT, 3n * CREDIT, { balanceAfter: 9n * CREDIT, heldAfter: 0n }), occurredAt: '2026-03-02T12:00:00.000Z' },
+      ]);
   });
 });
 

@@ -28,6 +28,13 @@ export class InvalidUsageEventError extends ValidationError {
   override readonly code = 'invalid_usage_event';
 }
 
+/**
+ * A date-time from outside Tally that names no one instant: without a zone, or not on the
+ * calendar (30 February, 24:00). Keeps the code `validation_failed`, the code the API's schema
+ * gives the same field when it catches the mistake first, so a client sees one code for it.
+ */
+export class InvalidInstantError extends ValidationError {}
+
 /** A command that contradicts the balance's current state (e.g. topping up a balance that is not open). */
 export class BalanceStateError extends TallyError {
   readonly code: string = 'invalid_balance_state';

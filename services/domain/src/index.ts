@@ -10,6 +10,7 @@ export * from './streams';
 export * from './wellFormedText';
 export type { ActingKey } from './actingKey';
 export { isoFromMillis } from './isoFromMillis';
+export { isoInstantOf } from './isoInstantOf';
 export {
   ENTRY_OVERHEAD_BYTES,
   estimatedArrayBytes,

@@ -1,4 +1,5 @@
-import { InvalidUsageEventError } from './errors';
+import { InvalidInstantError, InvalidUsageEventError } from './errors';
+import { isoInstantOf } from './isoInstantOf';
 import { isWellFormedText } from './wellFormedText';
 
 export type PropertyValue = null | boolean | number | string;
@@ -34,36 +35,14 @@ function text(record: Record<string, unknown>, field: string): string {
   return value;
 }
 
-/** Date, time (seconds and their fraction optional) and zone: Z, ±hh:mm or ±hhmm. */
-const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/i;
-
-function isLeapYear(year: number): boolean {
-  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-}
-
-/**
- * The instant an ISO-8601 timestamp names. Date.parse alone would read one without a zone in the
- * host's own zone (one event, a different instant on each host, and on replay) and roll an
- * impossible one over (30 February as 2 March, 24:00 as the next day): both are refused. Digits
- * of the fraction beyond milliseconds are cut, as Date.parse cuts them.
- */
-function isoInstantOf(text: string): number {
-  const match = ISO_INSTANT.exec(text);
-  if (match === null) {
-    throw new InvalidUsageEventError('timestamp must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host\'s local time)');
+/** The strict reading of every time Tally is given, as the consumer's own error: it dead-letters by that type. */
+function isoTimestampOf(text: string): number {
+  try {
+    return isoInstantOf(text, 'timestamp');
+  } catch (error) {
+    if (error instanceof InvalidInstantError) throw new InvalidUsageEventError(error.message, { cause: error });
+    throw error;
   }
-  // Groups that did not take part are undefined: the defaults stand for them.
-  const [, year = '', month = '', day = '', hour = '', minute = '', second = '00', fraction = '', sign, offsetHours = '00', offsetMinutes = '00'] = match;
-  const monthNumber = Number(month);
-  const daysInMonth = monthNumber === 2 ? (isLeapYear(Number(year)) ? 29 : 28) : [4, 6, 9, 11].includes(monthNumber) ? 30 : 31;
-  const real =
-    monthNumber >= 1 && monthNumber <= 12 && Number(day) >= 1 && Number(day) <= daysInMonth && Number(hour) <= 23 && Number(minute) <= 59 && Number(second) <= 59;
-  if (!real || (sign !== undefined && (Number(offsetHours) > 23 || Number(offsetMinutes) > 59))) {
-    throw new InvalidUsageEventError(`timestamp ${JSON.stringify(text.slice(0, 64))} is not a date and time on the calendar`);
-  }
-  // Rewritten in the one form ECMAScript defines Date.parse for, which it then reads exactly.
-  const zone = sign === undefined ? 'Z' : `${sign}${offsetHours}:${offsetMinutes}`;
-  return Date.parse(`${year}-${month}-${day}T${hour}:${minute}:${second}.${fraction.padEnd(3, '0').slice(0, 3)}${zone}`);
 }
 
 function timestampOf(value: unknown): number {
@@ -71,7 +50,7 @@ function timestampOf(value: unknown): number {
   if (typeof value === 'number') millis = value;
   else if (typeof value === 'bigint') millis = Number(value);
   else if (value instanceof Date) millis = value.getTime();
-  else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/i.test(value)) millis = isoInstantOf(value);
+  else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/i.test(value)) millis = isoTimestampOf(value);
   else throw new InvalidUsageEventError('timestamp must be epoch milliseconds or an ISO-8601 string');
   if (!Number.isSafeInteger(millis) || millis < 0 || millis > MAX_TIMESTAMP) {
     throw new InvalidUsageEventError('timestamp is not a valid time between 1970 and 2200');
