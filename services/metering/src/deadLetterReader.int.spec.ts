@@ -29,8 +29,13 @@ describe('createDeadLetterReader', () => {
     await kit.openBalance('acme', 'api', '10');
     const unknownSchema = Buffer.concat([Buffer.from([0, 0x7f, 0xff, 0xff, 0x01]), Buffer.from('body')]);
     await kit.produce([
-      // Avro that decodes but is refused (an empty event name), with a text and a binary header.
-      { key: 'acme', value: kit.avro({ ...usage('a1', 'acme'), event: '' }), headers: { traceparent: 'trace-a1', blob: Buffer.from([0xff, 0x00, 0xfe]) } },
+      // Avro that decodes but is refused (an empty event name), with a text and a binary header,
+      // and one without a value (length -1, as a Java producer sends a null; kafkajs's types leave it out).
+      {
+        key: 'acme',
+        value: kit.avro({ ...usage('a1', 'acme'), event: '' }),
+        headers: { traceparent: 'trace-a1', blob: Buffer.from([0xff, 0x00, 0xfe]), absent: null as unknown as string },
+      },
       { key: 'acme', value: Buffer.from('{"id":"j1","customerId":"acme","timestamp":1}') },
       { key: 'acme', value: Buffer.from([0xde, 0xad, 0xbe, 0xef]) },
       { key: 'acme', value: unknownSchema },
@@ -58,10 +63,12 @@ describe('createDeadLetterReader', () => {
       key: 'acme',
       storedAt: new Date(Number(letters.get(0)!.timestamp)).toISOString(),
     });
-    // The producer's headers as sent, the binary one in base64, then the dead letter's own.
-    expect(letter.headers.slice(0, 2)).toEqual([
+    // The producer's headers as sent, the binary one in base64, the one without a value without
+    // one (not the text "null", which a producer could have sent), then the dead letter's own.
+    expect(letter.headers.slice(0, 3)).toEqual([
       { name: 'traceparent', value: 'trace-a1', encoding: 'utf8' },
       { name: 'blob', value: Buffer.from([0xff, 0x00, 0xfe]).toString('base64'), encoding: 'base64' },
+      { name: 'absent', value: null, encoding: 'utf8' },
     ]);
     expect(letter.headers.map((entry) => entry.name)).toEqual(expect.arrayContaining([DEAD_LETTER_HEADERS.reason, DEAD_LETTER_HEADERS.errorCode, DEAD_LETTER_HEADERS.sourceOffset]));
     expect(letter.headers.find((entry) => entry.name === DEAD_LETTER_HEADERS.reason)?.value).toBe(letter.reason);

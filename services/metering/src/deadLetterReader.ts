@@ -15,7 +15,8 @@ export class DeadLetterNotFoundError extends TallyError {
 /** One header of a letter: as text when it is UTF-8, else base64. Kafka allows a name more than once. */
 export interface DeadLetterHeader {
   readonly name: string;
-  readonly value: string;
+  /** null for a header without a value (Kafka's length -1), which differs from an empty one. */
+  readonly value: string | null;
   readonly encoding: 'utf8' | 'base64';
 }
 
@@ -58,8 +59,14 @@ export interface DeadLetterReaderOptions {
 function headersOf(headers: IHeaders | undefined): DeadLetterHeader[] {
   const list: DeadLetterHeader[] = [];
   for (const [name, raw] of Object.entries(headers ?? {})) {
-    for (const value of Array.isArray(raw) ? raw : [raw]) {
+    // kafkajs reads a header without a value as null, which its types leave out: shown as none,
+    // as the consumer keeps it (deadLetterMessage), never as the text "null" a producer could send.
+    for (const value of (Array.isArray(raw) ? raw : [raw]) as (Buffer | string | null | undefined)[]) {
       if (value === undefined) continue;
+      if (value === null) {
+        list.push({ name, value: null, encoding: 'utf8' });
+        continue;
+      }
       const bytes = Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
       // Text only when it round-trips: a binary header is shown whole, not with U+FFFD in it.
       const text = bytes.toString('utf8');
