@@ -1,15 +1,22 @@
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProductPage, InvalidCreditProduct, Page, ProductRevision } from '../shared/apiTypes';
+import { draftOfStored, type Draft } from './productDraft';
 
 /** A stored product that fails validation, as the API gives it to repair: why and at which revision, and the newest version its history recorded. */
 export interface InvalidProductRead {
   readonly invalid: InvalidCreditProduct;
   /**
    * The API answers no stored product that fails validation (GET is 409), only its history: the
-   * newest version recorded, which a change made outside the API (a hand edit) did not write.
+   * newest version recorded, as a draft, which a change made outside the API (a hand edit) did not write.
    */
-  readonly recorded: ProductRevision | undefined;
+  readonly recorded: { readonly revision: number; readonly draft: Draft } | undefined;
 }
+
+/**
+ * A version as the revisions route answers it: the product, or, where the route marks a version
+ * that fails today's validation, the document as stored.
+ */
+type RecordedVersion = Omit<ProductRevision, 'product'> & { readonly product?: ProductRevision['product']; readonly stored?: unknown };
 
 const PAGE_SIZE = 100;
 
@@ -25,8 +32,8 @@ export async function readInvalidProduct(api: ApiClient, productId: string): Pro
     const page = await api.get<CreditProductPage>('/credit-products', { query: { after, limit: String(PAGE_SIZE) } });
     const invalid = (page.invalid ?? []).find((product) => product.id === productId);
     if (invalid !== undefined) {
-      const history = await api.get<Page<ProductRevision>>(path`/credit-products/${productId}/revisions`, { query: { limit: '1' } });
-      return { invalid, recorded: history.items[0] };
+      const newest = (await api.get<Page<RecordedVersion>>(path`/credit-products/${productId}/revisions`, { query: { limit: '1' } })).items[0];
+      return { invalid, recorded: newest === undefined ? undefined : { revision: newest.revision, draft: draftOfStored(newest.product ?? newest.stored) } };
     }
     const listed = [...page.items.map((product) => product.id), ...(page.invalid ?? []).map((product) => product.id)];
     if (page.next === null || listed.some((id) => id >= productId)) return undefined;

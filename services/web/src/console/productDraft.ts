@@ -76,6 +76,51 @@ export function draftOf(product: CreditProduct): Draft {
   };
 }
 
+/** What a stored document holds at `key`, as the form's text: a number as written, nothing as empty. */
+function textAt(value: unknown, key: string): string {
+  const found = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  if (found === undefined || found === null) return '';
+  return typeof found === 'string' ? found : typeof found === 'object' ? JSON.stringify(found) : String(found as number | boolean);
+}
+
+const objectsAt = (value: unknown, key: string): unknown[] => {
+  const found = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  return Array.isArray(found) ? found.filter((item) => typeof item === 'object' && item !== null && !Array.isArray(item)) : [];
+};
+
+/**
+ * A draft of a stored document that may fail validation (the API answers it as it was stored):
+ * every field as text, whatever its type, so that the operator sees what is wrong and corrects it.
+ * Of a valid product, exactly draftOf's.
+ */
+export function draftOfStored(stored: unknown): Draft {
+  return {
+    id: textAt(stored, 'id'),
+    name: textAt(stored, 'name'),
+    description: textAt(stored, 'description'),
+    lowBalanceThreshold: textAt(stored, 'lowBalanceThreshold'),
+    consumption: objectsAt(stored, 'consumption').map((rule) => {
+      const where = (rule as Record<string, unknown>).where;
+      return {
+        event: textAt(rule, 'event'),
+        credits: textAt(rule, 'credits'),
+        perUnitOf: textAt(rule, 'perUnitOf'),
+        where: typeof where === 'object' && where !== null && !Array.isArray(where) ? Object.keys(where).map((key) => ({ key, value: textAt(where, key) })) : [],
+      };
+    }),
+    bundles: objectsAt(stored, 'bundles').map((bundle) => {
+      const price = (bundle as Record<string, unknown>).price;
+      return {
+        id: textAt(bundle, 'id'),
+        credits: textAt(bundle, 'credits'),
+        amount: textAt(price, 'amount'),
+        currency: textAt(price, 'currency'),
+        purchaseOption: (bundle as Record<string, unknown>).purchaseOption !== false,
+      };
+    }),
+  };
+}
+
 /**
  * The product as the API takes it; the API validates it and says which field is wrong. Nothing is
  * trimmed or split: a filter's property and value go as typed (see draftProblems for what is not sent).
