@@ -1,4 +1,4 @@
-import { TallyError } from '@tally/domain';
+import { TallyError, type ValidationError } from '@tally/domain';
 import { isTransientPgError } from '@tally/postgres';
 import { guardTransient } from '@tally/runtime';
 
@@ -29,6 +29,11 @@ export class ProductChangedError extends TallyError {
 export class StoredProductInvalidError extends TallyError {
   readonly code = 'stored_product_invalid';
   readonly retriable = false;
+}
+
+/** The one wording of it, wherever it is found: the API's answers and the usage's dead letters. */
+export function storedProductInvalid(productId: string, cause: ValidationError): StoredProductInvalidError {
+  return new StoredProductInvalidError(`credit product ${productId} as stored fails validation: ${cause.message}; a change of that field repairs it`, { cause });
 }
 
 /** PostgreSQL unreachable or restarting: the same call can succeed later. */

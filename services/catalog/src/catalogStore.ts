@@ -32,7 +32,7 @@ export interface CatalogStore {
    * recorded with the revision.
    */
   changeProduct(productId: string, change: (stored: StoredProduct) => CreditProduct, changedBy?: ActingKey): Promise<StoredProduct>;
-  /** Validated: throws the ValidationError of a stored product that fails today's rules. */
+  /** Validated: throws StoredProductInvalidError (the cause its ValidationError) for a stored product that fails today's rules. */
   getProduct(productId: string): Promise<CreditProduct | undefined>;
   getStoredProduct(productId: string): Promise<StoredProduct | undefined>;
   /** A product's revisions, newest first: at most `limit`, those before revision `before` when given; empty for an unknown product. */

@@ -1,7 +1,7 @@
-import { creditProductFromDto, ValidationError } from '@tally/domain';
+import { creditProductFromDto } from '@tally/domain';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
-import { ProductChangedError } from './catalogErrors';
+import { ProductChangedError, StoredProductInvalidError } from './catalogErrors';
 import { createPostgresCatalogStore } from './postgresCatalogStore';
 
 jest.setTimeout(60_000);
@@ -29,8 +29,11 @@ describe('the PostgreSQL catalog store', () => {
     // A hand edit: a bundle without its price, and a rule that is not an object.
     await db.pool.query(`UPDATE credit_products SET bundles = '[{"id":"b","credits":"1"}]', consumption = '[null]' WHERE id = 'shape-bad'`);
 
-    // A ValidationError, not a TypeError: the consumer dead-letters its usage instead of stalling.
-    await expect(store.getProduct('shape-bad')).rejects.toBeInstanceOf(ValidationError);
+    // The catalog's StoredProductInvalidError, not a TypeError (the consumer dead-letters its usage
+    // instead of stalling) nor the ValidationError of a client's bad request (the API answers 409).
+    const failure = store.getProduct('shape-bad');
+    await expect(failure).rejects.toBeInstanceOf(StoredProductInvalidError);
+    await expect(failure).rejects.toThrow(/credit product shape-bad as stored fails validation: consumption\[0\] must be an object/);
     // The consumer's whole-catalog read (its cache's refresh) keeps every other product.
     expect((await store.listProducts()).map((listed) => listed.id)).toEqual(['shape-good']);
     // As stored, unvalidated, with its revision: what the API lists it as, for an operator to repair.

@@ -2,7 +2,7 @@ import { creditProductFromDto, ValidationError, CreditProductDto, creditProductT
 import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError } from './catalogErrors';
+import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError, storedProductInvalid } from './catalogErrors';
 import type { CatalogStore, ProductRevision, StoredProduct } from './catalogStore';
 
 // Read under the DTO's field names, so that a row is a CreditProductDto as it stands, and its revision.
@@ -89,7 +89,15 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
     getProduct: (productId) =>
       guarded(async () => {
         const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} WHERE id = $1`, [productId]);
-        return rows[0] === undefined ? undefined : creditProductFromDto(storedOf(rows[0]).product);
+        if (rows[0] === undefined) return undefined;
+        try {
+          return creditProductFromDto(storedOf(rows[0]).product);
+        } catch (error) {
+          // Not the ValidationError of a bad request: whoever asked (opening a balance, buying a
+          // bundle, metering) cannot fix it, an operator's change of the product must.
+          if (error instanceof ValidationError) throw storedProductInvalid(productId, error);
+          throw error;
+        }
       }),
 
     getStoredProduct: (productId) =>

@@ -312,7 +312,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           if (product !== undefined) products.set(id, product);
         } catch (error) {
           if (!(error instanceof TallyError) || error.retriable) throw error;
-          unusable.set(id, new StoredProductInvalidError(`credit product ${id} as stored fails validation: ${error.message}`, { cause: error }));
+          // The catalog names the failure itself; anything else it refuses is wrapped to say which product.
+          unusable.set(id, error instanceof StoredProductInvalidError ? error : new StoredProductInvalidError(`credit product ${id} as stored fails validation: ${error.message}`, { cause: error }));
         }
       }),
     );

@@ -159,4 +159,21 @@ describe('purchases over HTTP', () => {
     for (const [payload, error] of refusals) expect({ payload, error: (await buy(`k-${randomUUID()}`, payload)).json().error }).toEqual({ payload, error });
     expect(await ledgerOf(balanceId)).toEqual(['CreditToppedUp', 'CreditToppedUp', 'CreditToppedUp', 'CreditBalanceOpened']);
   });
+
+  it('answers 409 stored_product_invalid, not 400, to a purchase or an opening of a product stored invalid: the client cannot fix it', async () => {
+    const { productId, customerId, balanceId, portal } = await customerWithBalance();
+    // A hand edit (or an older release) left the bundle without its price.
+    await db.pool.query(`UPDATE credit_products SET bundles = '[{"id":"small","credits":"100"}]' WHERE id = $1`, [productId]);
+
+    const refused = [
+      await call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { 'idempotency-key': 'broken-k1' }, payload: { bundleId: 'small' } }),
+      await app.inject({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { ...portal, 'idempotency-key': 'broken-k2' }, payload: { bundleId: 'small' } }),
+      await call({ method: 'POST', url: `/v1/customers/${customerId}-other/credit-balances`, payload: { productId } }),
+    ];
+    for (const response of refused) {
+      expect({ statusCode: response.statusCode, error: response.json().error }).toEqual({ statusCode: 409, error: 'stored_product_invalid' });
+      expect(response.json().message).toMatch(new RegExp(`${productId}.*bundles\\[0\\]\\.price`));
+    }
+    expect(await ledgerOf(balanceId)).toEqual(['CreditBalanceOpened']);
+  });
 });
