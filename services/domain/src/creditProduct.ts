@@ -96,6 +96,8 @@ function parsePrice(price: Price, field: string): Price {
 
 /** Validates a product in its JSON form and converts its amounts to exact micro-credits. */
 export function creditProductFromDto(dto: CreditProductDto): CreditProduct {
+  // A product's history keeps whatever JSON was stored, even no object at all.
+  requireObject(dto, 'the product');
   if (!isValidIdentifier(dto.id)) {
     throw new ValidationError('id must be 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
   }

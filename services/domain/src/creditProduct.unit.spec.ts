@@ -86,6 +86,10 @@ describe('credit products', () => {
     expect(() => creditProductFromDto(dto(overrides))).toThrow(errorClass);
   });
 
+  it.each([null, [], 'product', 42])('rejects a stored document that is not an object at all (%p) with a ValidationError, never a TypeError', (stored) => {
+    expect(() => creditProductFromDto(stored as unknown as CreditProductDto)).toThrow(new ValidationError('the product must be an object'));
+  });
+
   it('accepts identifiers of letters, digits, "_", ".", ":" and "-" up to 128 characters', () => {
     expect(isValidIdentifier('a')).toBe(true);
     expect(isValidIdentifier('Prod_1.v2:eu-west')).toBe(true);
