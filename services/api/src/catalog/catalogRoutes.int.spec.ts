@@ -110,6 +110,53 @@ describe('credit products over HTTP', () => {
     expectError(await call({ method: 'PATCH', url: '/v1/credit-products/nope', headers: { 'if-match': '"1"' }, payload: { name: 'x' } }), 404, 'product_not_found');
   });
 
+  it('answers every stored revision: an older shape as today reads it, one that fails validation marked with why and as stored', async () => {
+    const id = `history_${randomUUID()}`;
+    await createProduct({ id, bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] });
+    // Versions as older releases or hand edits stored them (the column is any JSON): before bundles
+    // said whether they are purchase options, without a description or warning limit, a price of
+    // usage below zero, a bundle without its price, and not a product at all.
+    const older = [
+      { id, name: 'Before purchase options', description: 'old', consumption: [{ event: 'api_call', credits: '1.50' }], lowBalanceThreshold: '10', bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] },
+      { id, name: 'Sparse', consumption: [{ event: 'api_call', credits: '1', where: {} }], bundles: [] },
+      { id, name: 'Negative', description: '', consumption: [{ event: 'api_call', credits: '-1' }], lowBalanceThreshold: null, bundles: [] },
+      { id, name: 'Unpriced', description: '', consumption: [], lowBalanceThreshold: null, bundles: [{ id: 'starter', credits: 100 }] },
+      null,
+    ];
+    for (const [index, product] of older.entries()) {
+      await db.pool.query('INSERT INTO credit_product_revisions (product_id, revision, product) VALUES ($1, $2, $3)', [id, index + 2, JSON.stringify(product)]);
+    }
+
+    const response = await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?limit=3` });
+    expect(response.statusCode).toBe(200);
+    const rest = await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions?before=${response.json().next}` });
+    expect(rest.statusCode).toBe(200);
+    const items = [...response.json().items, ...rest.json().items];
+    expect(items.map((item: { revision: number; invalid: boolean }) => [item.revision, item.invalid])).toEqual([
+      [6, true],
+      [5, true],
+      [4, true],
+      [3, false],
+      [2, false],
+      [1, false],
+    ]);
+    const [notAProduct, unpriced, negative, sparse, beforePurchaseOptions] = items;
+    // Exactly as today reads them: every bundle of then was a purchase option; no description is
+    // empty, no warning limit is none; amounts in their one written form.
+    expect(beforePurchaseOptions.product).toEqual({
+      ...older[0],
+      consumption: [{ event: 'api_call', credits: '1.5' }],
+      bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' }, purchaseOption: true }],
+      revision: 2,
+    });
+    expect(sparse.product).toEqual({ id, name: 'Sparse', description: '', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null, bundles: [], revision: 3 });
+    // What no reading can make a product of is shown as stored, with why, and no product.
+    expect(negative).toEqual({ revision: 4, changedAt: expect.any(String), changedBy: null, invalid: true, message: expect.stringMatching(/consumption\[0\]\.credits/), stored: older[2] });
+    expect(unpriced).toMatchObject({ invalid: true, message: expect.stringMatching(/bundles\[0\]/), stored: older[3] });
+    expect(unpriced.product).toBeUndefined();
+    expect(notAProduct).toMatchObject({ revision: 6, invalid: true, message: expect.any(String), stored: null });
+  });
+
   it('lists every stored product page by page, naming those that fail validation, which a PATCH repairs', async () => {
     const prefix = `listed_${randomUUID()}`;
     const ids = ['a1', 'a2', 'a3', 'a4', 'a5'].map((suffix) => `${prefix}-${suffix}`);

@@ -165,7 +165,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         operationId: 'listCreditProductRevisions',
         summary: "A credit product's versions, newest first",
         description:
-          'Every version the product has had: revision 1 as created (or, for a product from before this history was kept, as it stood then), then one per change that changed something, with when it took effect. The consumer meters with a version from its catalog refresh on, so usage may be priced with the previous version for up to that interval after `changedAt`. Pass `next` back as `before` for older revisions.',
+          "Every version the product has had: revision 1 as created (or, for a product from before this history was kept, as it stood then), then one per change that changed something, with when it took effect. The consumer meters with a version from its catalog refresh on, so usage may be priced with the previous version for up to that interval after `changedAt`. Each is in today's shape, as the catalog reads it; one that fails today's validation (stored by hand, or under older rules) is `invalid`, with why and as stored. Pass `next` back as `before` for older revisions.",
         params: productParams,
         querystring: beforePageQuery('Revisions'),
         response: {
@@ -175,7 +175,13 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
                 revision: Type.Integer({ minimum: 1 }),
                 changedAt: Type.String({ format: 'date-time' }),
                 changedBy: actingKey('The API key that made the change; null for versions from before this was recorded.'),
-                product: PRODUCT,
+                invalid: Type.Boolean({
+                  description:
+                    "True for a version that fails today's validation: it has no `product`, only `message` and `stored`. Otherwise `product` is the version as today reads it: one stored before a field existed has it as it was meant (a bundle without `purchaseOption` was offered: `true`).",
+                }),
+                product: Type.Optional(PRODUCT),
+                message: Type.Optional(Type.String({ description: "Where `invalid`: why it fails today's validation." })),
+                stored: Type.Optional(Type.Unknown({ description: 'Where `invalid`: the version as stored, whatever its shape.' })),
               }),
             ),
             next: nullableString(),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ProductChangedError, ProductNotFoundError, StoredProductInvalidError, type CatalogStore, type StoredProduct } from '@tally/catalog';
+import { ProductChangedError, ProductNotFoundError, storedProductInvalid, type CatalogStore, type ProductRevision, type StoredProduct } from '@tally/catalog';
 import { creditProductFromDto, creditProductToDto, ValidationError, type ActingKey, type CreditProductDto } from '@tally/domain';
 import { fetchPage, pageOf, type Page, type PageQuery } from '../pagination';
 
@@ -21,14 +21,16 @@ export interface ProductPage extends Page<ProductView> {
   readonly invalid: InvalidProductView[];
 }
 
-/** A version of a product as the API answers it. */
-export interface ProductRevisionView {
+/**
+ * A version of a product as the API answers it: as today reads it (older shapes normalised, as
+ * validation reads them), or, for one that fails today's validation, why and the document as stored.
+ */
+export type ProductRevisionView = {
   readonly revision: number;
   readonly changedAt: string;
   /** The key that made the change, null where none was recorded (see ProductRevision). */
   readonly changedBy: ActingKey | null;
-  readonly product: ProductView;
-}
+} & ({ readonly invalid: false; readonly product: ProductView } | { readonly invalid: true; readonly message: string; readonly stored: unknown });
 
 /** The catalog as the API shows it: credit products as DTOs, validated by the domain on the way in. */
 export interface ProductCatalog {
@@ -47,14 +49,31 @@ export interface ProductCatalog {
   revisions(productId: string, page: { readonly limit: number; readonly before?: number }): Promise<Page<ProductRevisionView>>;
 }
 
-/** The product as answered, or why it cannot be: it fails today's validation. */
-function validated({ revision, product }: StoredProduct): ProductView | InvalidProductView {
+/** A stored document as today reads it (its one written form), or why it cannot be: the ValidationError. */
+function readStored(product: CreditProductDto): { readonly product: CreditProductDto } | { readonly failure: ValidationError } {
   try {
-    return { ...creditProductToDto(creditProductFromDto(product)), revision };
+    return { product: creditProductToDto(creditProductFromDto(product)) };
   } catch (error) {
     if (!(error instanceof ValidationError)) throw error;
-    return { id: product.id, revision, message: error.message };
+    return { failure: error };
   }
+}
+
+/** The product as answered, or why it cannot be: it fails today's validation. */
+function validated({ revision, product }: StoredProduct): ProductView | InvalidProductView {
+  const read = readStored(product);
+  return 'failure' in read ? { id: product.id, revision, message: read.failure.message } : { ...read.product, revision };
+}
+
+/**
+ * Old versions were stored as their release wrote them (bundles without `purchaseOption`, say) or as
+ * a hand edit left them: each is answered as today's validation reads it, which is how the catalog
+ * reads and prices it, or, where no reading makes a product of it, marked invalid with the document.
+ */
+function revisionView({ revision, changedAt, changedBy, product }: ProductRevision): ProductRevisionView {
+  const at = { revision, changedAt: changedAt.toISOString(), changedBy };
+  const read = readStored(product);
+  return 'failure' in read ? { ...at, invalid: true, message: read.failure.message, stored: product } : { ...at, invalid: false, product: { ...read.product, revision } };
 }
 
 const isInvalid = (view: ProductView | InvalidProductView): view is InvalidProductView => 'message' in view;
@@ -78,9 +97,10 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
       return { items: page.items.filter((view): view is ProductView => !isInvalid(view)), invalid: page.items.filter(isInvalid), next: page.next };
     },
     async get(productId) {
-      const view = validated(await stored(productId));
-      if (isInvalid(view)) throw new StoredProductInvalidError(`credit product "${productId}" as stored fails validation: ${view.message}; a change of that field repairs it`);
-      return view;
+      const product = await stored(productId);
+      const read = readStored(product.product);
+      if ('failure' in read) throw storedProductInvalid(productId, read.failure);
+      return { ...read.product, revision: product.revision };
     },
     async update(productId, fields, changedBy, options = {}) {
       const changed = await catalog.changeProduct(
@@ -102,7 +122,7 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
       if (fetched.length === 0 && page.before === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
       // An empty page past the first is either the end of a product's history or no product: asked.
       if (fetched.length === 0) await stored(productId);
-      const views = fetched.map((row) => ({ revision: row.revision, changedAt: row.changedAt.toISOString(), changedBy: row.changedBy, product: { ...row.product, revision: row.revision } }));
+      const views = fetched.map(revisionView);
       return pageOf(views, page.limit, (view) => String(view.revision));
     },
   };

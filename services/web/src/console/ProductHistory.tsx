@@ -29,15 +29,22 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
       {page !== undefined && (
         <ScrollingTable caption="Versions of this product, newest first" columns={['Revision', 'Since', 'By', 'Name', 'Consumption rules', 'Warning limit', 'Bundles']}>
           <tbody>
-            {page.items.map(({ revision, changedAt, changedBy, product }) => (
+            {page.items.map(({ revision, changedAt, changedBy, product, message }) => (
               <tr key={revision}>
                 <td class="number">{revision}</td>
                 <td>{formatTime(changedAt)}</td>
                 <td>{changedBy === null ? '' : keyLabel(changedBy)}</td>
-                <td>{product.name}</td>
-                <td>{rulesSummary(product)}</td>
-                <td class="number">{warningLimitSummary(product)}</td>
-                <td>{product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`}</td>
+                {product === undefined ? (
+                  // A version that fails today's validation has no product to summarise, only why.
+                  <td colSpan={4}>Fails validation: {message}</td>
+                ) : (
+                  <>
+                    <td>{product.name}</td>
+                    <td>{rulesSummary(product)}</td>
+                    <td class="number">{warningLimitSummary(product)}</td>
+                    <td>{product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`}</td>
+                  </>
+                )}
               </tr>
             ))}
           </tbody>

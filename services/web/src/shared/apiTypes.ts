@@ -206,5 +206,10 @@ export interface ProductRevision {
   readonly changedAt: string;
   /** The API key that made the change; null for versions from before this was recorded. */
   readonly changedBy: ActingKey | null;
-  readonly product: CreditProduct;
+  /** True for a version that fails today's validation: no `product`, only why (`message`) and the document as stored. */
+  readonly invalid: boolean;
+  /** The version as today reads it; absent where `invalid`. */
+  readonly product?: CreditProduct;
+  readonly message?: string;
+  readonly stored?: unknown;
 }
