@@ -14,7 +14,7 @@ export interface HoldExpiryIndex {
   /** Applies the net changes of a batch of ledger events; safe to apply again (a replayed batch). */
   apply(changes: readonly HoldIndexChange[]): Promise<void>;
   /** Holds whose expiry is at or before `now`, oldest first. */
-  due(now: Date, limit: number): Promise<{ holdId: string; expiresAt: Date }[]>;
+  due(now: Date, limit: number): Promise<{ holdId: string; balanceId: string; expiresAt: Date }[]>;
 }
 
 export function createPostgresHoldExpiryIndex(pool: Pool): HoldExpiryIndex {
@@ -36,11 +36,11 @@ export function createPostgresHoldExpiryIndex(pool: Pool): HoldExpiryIndex {
       }),
     due: (now, limit) =>
       guarded(async () => {
-        const { rows } = await pool.query<{ hold_id: string; expires_at: Date }>(
-          'SELECT hold_id, expires_at FROM hold_expiries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2',
+        const { rows } = await pool.query<{ hold_id: string; balance_id: string; expires_at: Date }>(
+          'SELECT hold_id, balance_id, expires_at FROM hold_expiries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2',
           [now.toISOString(), limit],
         );
-        return rows.map((row) => ({ holdId: row.hold_id, expiresAt: row.expires_at }));
+        return rows.map((row) => ({ holdId: row.hold_id, balanceId: row.balance_id, expiresAt: row.expires_at }));
       }),
   };
 }

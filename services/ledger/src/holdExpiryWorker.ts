@@ -67,7 +67,7 @@ export function holdIndexChanges(events: readonly RecordedEvent[]): HoldIndexCha
  * expiry is a command on the hold's balance with a command id derived from the hold id, so a
  * second attempt (a deposed leader, a retry after a crash) finds the first stored, and the decider
  * refuses a hold already captured or released. The index may briefly list a hold freed a moment
- * ago; expiring it is then refused and the row goes when the processor reaches the freeing event.
+ * ago; expiring it is then refused and the sweep drops the row (the decider proved the hold freed).
  */
 export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldExpiryWorker {
   const { index, ledger } = options;
@@ -98,27 +98,42 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
       : {}),
   });
 
-  /** Expires a batch of what is due while this process leads; a full batch runs the next at once. A failure waits for the next look. */
+  /**
+   * Expires a batch of what is due while this process leads. A failure waits for the next look.
+   * Rows whose hold is settled (expired now or before, found captured or released, unknown) are
+   * dropped from the index at once rather than when the index processor reaches the freeing event:
+   * an index behind the ledger (a restart, a lease taken over) would otherwise hand the same
+   * refused rows to every look, ahead of holds really due. A full batch runs the next at once only
+   * if it dropped something; one of holds this clock finds not yet expired waits for the interval.
+   */
   async function sweep(stop: AbortSignal): Promise<boolean> {
     if (!processor.isLeading()) return false;
     const due = await index.due(clock(), batchSize);
+    const settled: HoldIndexChange[] = [];
     let expired = 0;
-    for (const { holdId } of due) {
-      if (stop.aborted) return false;
-      try {
-        const result = await ledger.expireHold(holdId);
-        if (!result.replayed) expired += 1;
-      } catch (error) {
-        // Freed meanwhile, or this clock is behind the one that wrote the expiry: nothing to do now.
-        if (error instanceof HoldNotOpenError || error instanceof HoldNotExpiredError || error instanceof HoldNotFoundError) {
-          logger.debug({ holdId, reason: (error as Error).message }, 'hold not expired');
-          continue;
+    try {
+      for (const { holdId, balanceId } of due) {
+        if (stop.aborted) return false;
+        try {
+          const result = await ledger.expireHold(holdId);
+          if (!result.replayed) expired += 1;
+        } catch (error) {
+          if (error instanceof HoldNotExpiredError) {
+            // This clock is behind the one that wrote the expiry: the hold stays due.
+            logger.debug({ holdId, reason: error.message }, 'hold not expired yet');
+            continue;
+          }
+          // Proven not open by the decider: the row is stale, and the processor's delete of it later changes nothing.
+          if (!(error instanceof HoldNotOpenError || error instanceof HoldNotFoundError)) throw error;
+          logger.debug({ holdId, reason: error.message }, 'hold not expired: freed already');
         }
-        throw error;
+        settled.push({ holdId, balanceId, expiresAt: null });
       }
+    } finally {
+      if (settled.length > 0) await index.apply(settled);
     }
     if (expired > 0) logger.info({ expired }, 'expired holds');
-    return due.length === batchSize;
+    return due.length === batchSize && settled.length > 0;
   }
 
   const sweeper = createPeriodicWorker({ name: `${name}-sweep`, logger, intervalMs: pollIntervalMs, runAtStart: false, run: sweep });

@@ -1,6 +1,10 @@
-import { balanceStreamId } from '@tally/domain';
+import { balanceStreamId, HoldNotExpiredError, HoldNotOpenError } from '@tally/domain';
 import type { RecordedEvent } from '@tally/event-store';
-import { holdIndexChanges } from './holdExpiryWorker';
+import type { CheckpointStore } from '@tally/runtime';
+import pino from 'pino';
+import type { HoldExpiryIndex } from './holdExpiryIndex';
+import { createHoldExpiryWorker, holdIndexChanges } from './holdExpiryWorker';
+import type { LedgerService } from './ledgerService';
 
 let position = 0n;
 function recorded(streamId: string, type: string, data: Record<string, unknown>): RecordedEvent {
@@ -50,5 +54,96 @@ describe('holdIndexChanges', () => {
         recorded('subscription-s-1', 'CreditsHeld', { holdId: 'x' }),
       ]),
     ).toEqual([]);
+  });
+});
+
+describe('createHoldExpiryWorker sweep', () => {
+  // Fake timers: the sweep's pacing is the point, and no run may wait on a real clock.
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const logger = pino({ level: 'silent' });
+  // Nothing to index: the sweep alone is under test, the index is the in-memory one below.
+  const eventStore = { headPosition: async () => 0n, readAll: async () => [], subscribeToAll: () => ({ stop: async () => {} }) };
+  const checkpoints: CheckpointStore = { load: async () => 0n, save: async () => {} };
+  const POLL_MS = 60_000;
+  /** Lets a sweep's chain of awaits finish, and a next sweep "at once" run (a 0 ms timer is 1 ms to fake timers). */
+  const settle = async () => {
+    for (let i = 0; i < 20; i += 1) await jest.advanceTimersByTimeAsync(1);
+  };
+
+  /** An index of rows in memory, as the PostgreSQL one answers them (due oldest first). */
+  function memoryIndex(rows: { holdId: string; balanceId: string; expiresAt: Date }[]) {
+    const index: HoldExpiryIndex & { dueCalls: number; rows: typeof rows } = {
+      rows,
+      dueCalls: 0,
+      async apply(changes) {
+        for (const change of changes) {
+          const at = index.rows.findIndex((row) => row.holdId === change.holdId);
+          if (change.expiresAt === null && at >= 0) index.rows.splice(at, 1);
+          else if (change.expiresAt !== null && at < 0) index.rows.push({ holdId: change.holdId, balanceId: change.balanceId, expiresAt: change.expiresAt });
+        }
+      },
+      async due(now, limit) {
+        index.dueCalls += 1;
+        return index.rows.filter((row) => row.expiresAt <= now).sort((a, b) => a.expiresAt.getTime() - b.expiresAt.getTime()).slice(0, limit);
+      },
+    };
+    return index;
+  }
+
+  const row = (holdId: string, ms: number) => ({ holdId, balanceId: holdId.split(':')[0]!, expiresAt: new Date(ms) });
+
+  it('forgets rows of holds found freed already (an index behind the ledger), so the due holds behind a full batch of them expire', async () => {
+    // 100 rows of holds captured meanwhile, the index not yet told, ahead of one really due.
+    const index = memoryIndex([...Array.from({ length: 100 }, (_, i) => row(`freed:${i}`, i)), row('due:1', 1000)]);
+    const expired: string[] = [];
+    const ledger = {
+      expireHold: async (holdId: string) => {
+        if (holdId.startsWith('freed:')) throw new HoldNotOpenError(`hold ${holdId} was captured`);
+        expired.push(holdId);
+        return { replayed: false } as Awaited<ReturnType<LedgerService['expireHold']>>;
+      },
+    };
+    const worker = createHoldExpiryWorker({ eventStore, checkpoints, index, ledger, logger, pollIntervalMs: POLL_MS, batchSize: 100, clock: () => new Date(10_000) });
+    await worker.start();
+    try {
+      await jest.advanceTimersByTimeAsync(POLL_MS);
+      await settle();
+      // The first sweep refused the 100 and forgot them; it made progress, so the next ran at once.
+      expect(expired).toEqual(['due:1']);
+      expect(index.rows).toEqual([]);
+      expect(index.dueCalls).toBe(2);
+      // Nothing left: the worker waits for the interval, not a busy loop.
+      await jest.advanceTimersByTimeAsync(POLL_MS - 100);
+      expect(index.dueCalls).toBe(2);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('waits for the interval after a full batch that made no progress (holds not yet expired by this clock)', async () => {
+    const index = memoryIndex(Array.from({ length: 10 }, (_, i) => row(`early:${i}`, i)));
+    const ledger = {
+      expireHold: async (holdId: string): Promise<Awaited<ReturnType<LedgerService['expireHold']>>> => {
+        throw new HoldNotExpiredError(`hold ${holdId} expires later by the ledger's clock`);
+      },
+    };
+    const worker = createHoldExpiryWorker({ eventStore, checkpoints, index, ledger, logger, pollIntervalMs: POLL_MS, batchSize: 10, clock: () => new Date(10_000) });
+    await worker.start();
+    try {
+      await jest.advanceTimersByTimeAsync(POLL_MS);
+      await settle();
+      expect(index.dueCalls).toBe(1);
+      // Not expired, so kept: the next look retries them, after the interval.
+      expect(index.rows).toHaveLength(10);
+      await jest.advanceTimersByTimeAsync(POLL_MS - 100);
+      expect(index.dueCalls).toBe(1);
+      await jest.advanceTimersByTimeAsync(100);
+      await settle();
+      expect(index.dueCalls).toBe(2);
+    } finally {
+      await worker.stop();
+    }
   });
 });
