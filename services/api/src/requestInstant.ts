@@ -1,13 +1,12 @@
-import { ValidationError } from '@tally/domain';
+import { isoInstantOf } from '@tally/domain';
 
 /**
- * A date-time from a querystring or a body, or undefined when absent. The schema's
- * `format: 'date-time'` admits what `Date` may still refuse (a leap second `23:59:60Z`, an offset
- * without minutes `+05`), which is a 400 here, never an Invalid Date further on.
+ * A date-time from a querystring or a body, or undefined when absent: read by the domain's one
+ * strict reading (isoInstantOf), as usage events and the command line are. The schema's
+ * `format: 'date-time'` already refuses a time without a zone or off the calendar, but admits
+ * spellings Date would misread or refuse (a leap second `23:59:60Z`, an offset without minutes
+ * `+05`, a space for the T): each is a 400 naming the field, never an Invalid Date further on.
  */
 export function requestInstant(text: string | undefined, field: string): Date | undefined {
-  if (text === undefined) return undefined;
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) throw new ValidationError(`${field} must be a date-time, e.g. 2026-03-01T00:00:00Z`);
-  return date;
+  return text === undefined ? undefined : new Date(isoInstantOf(text, field));
 }

@@ -42,6 +42,7 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         getCustomerBalances: async () => [],
         getEntitlement: async () => ({ snapshot: undefined, checkpoint: 0n, freshAsOf: undefined }),
         checkpoint: async () => 0n,
+        servedCheckpoint: async () => undefined,
       },
       eventStore: h.eventStore,
       apiKeys: [{ key: KEY, scopes: ['admin'], name: 'plans-admin' }, { key: OTHER_KEY, scopes: ['admin'] }],
@@ -396,6 +397,15 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         400,
         'validation_failed',
       );
+      // Spellings the schema's date-time format admits but that name no one instant: refused 400, never an Invalid Date.
+      for (const startsAt of ['2026-12-31T23:59:60Z', '2026-03-01T12:00:00+05', '2026-03-01 12:00:00Z']) {
+        const refused = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId: 'c', planId: subscription.planId, startsAt } });
+        expect({ startsAt, statusCode: refused.statusCode, body: refused.json() }).toEqual({
+          startsAt,
+          statusCode: 400,
+          body: { error: 'validation_failed', message: expect.stringMatching(/^startsAt /) },
+        });
+      }
       // Year 26 for 2026 on a monthly plan: 24,000 periods due at once, refused before anything is stored.
       const customerId = `cus_${randomUUID()}`;
       const typo = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: subscription.planId, startsAt: '0026-03-01T00:00:00Z' } });

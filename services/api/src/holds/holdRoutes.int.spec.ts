@@ -100,6 +100,32 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     expect(figures(await balanceOf(balance.id))).toEqual({ balance: '10', held: '10', available: '0' });
   });
 
+  it('refuses 400 an expiresAt without a zone or off the calendar, saying so, and holds nothing', async () => {
+    const balance = await openBalance('10');
+    // Tomorrow at 24:00 (Date.parse: the day after at 00:00, within the week) and 30 February
+    // (Date.parse: 2 March) name no time the caller wrote; a time without a zone names one per host.
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    // The schema's date-time format refuses the first three; the spellings it admits are refused
+    // by the domain's reading of times, as every other time the API takes.
+    const cases: [string, RegExp][] = [
+      [`${tomorrow}T24:00:00Z`, /^body\.expiresAt must be a date-time such as/],
+      ['2027-02-30T00:00:00Z', /^body\.expiresAt must be a date-time such as/],
+      [`${tomorrow}T12:00:00`, /^body\.expiresAt must be a date-time such as/],
+      [`${tomorrow}T23:59:60Z`, /^expiresAt ".*" is not a date and time on the calendar$/],
+      [`${tomorrow}T12:00:00+05`, /^expiresAt must be ISO-8601 with a zone, e\.g\. 2026-03-01T12:00:00Z/],
+      [`${tomorrow} 12:00:00Z`, /^expiresAt must be ISO-8601 with a zone, e\.g\. 2026-03-01T12:00:00Z/],
+    ];
+    for (const [index, [expiresAt, message]] of cases.entries()) {
+      const response = await hold(balance.id, `bad-time-${index}`, { credits: '1', expiresAt });
+      expect({ expiresAt, statusCode: response.statusCode, body: response.json() }).toEqual({
+        expiresAt,
+        statusCode: 400,
+        body: { error: 'validation_failed', message: expect.stringMatching(message) },
+      });
+    }
+    expect(figures(await balanceOf(balance.id))).toEqual({ balance: '10', held: '0', available: '10' });
+  });
+
   it('places a hold (201 { id, credits, expiresAt, available }), answers a retry with it, and refuses the key with another body', async () => {
     const balance = await openBalance('10');
     const expiresAt = new Date(Date.now() + 60_000).toISOString();

@@ -4,6 +4,7 @@ import { MAX_PERIODS_DUE_AT_START, subscriptionView, type SubscriptionService, t
 import { actingKey, customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 import { actingKeyOf, audienceOf } from '../accessGuard';
+import { requestInstant } from '../requestInstant';
 import { periodSchema, tags } from './planRoutes';
 
 const overridesSchema = Type.Array(
@@ -106,8 +107,9 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
     },
     async (request, reply) => {
       const { startsAt, ...input } = request.body;
+      const start = requestInstant(startsAt, 'startsAt');
       const details = await subscriptions.createSubscription(
-        { ...input, ...(startsAt !== undefined ? { startsAt: new Date(startsAt) } : {}) },
+        { ...input, ...(start !== undefined ? { startsAt: start } : {}) },
         actingKeyOf(request),
       );
       return reply.code(201).send(subscriptionView(details));
