@@ -182,6 +182,43 @@ describe('auto-recharge', () => {
     });
   });
 
+  it('buys for a warning stored before the setting was replaced and not yet handled, with the new setting', async () => {
+    const { balanceId } = await openBalance('50');
+    await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    // The processor is behind (not running): the warning waits for it.
+    await deduct(balanceId, '40'); // 10: warned
+    const replaced = await recharges.set(balanceId, { bundleId: 'refill', quantity: 2 });
+    await withProcessor(async () => {
+      await deduct(balanceId, '30'); // -20: still below, no new warning (one is outstanding)
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 1, { description: 'the waiting warning bought for', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(balanceId)).toBe('180');
+    expect((await recharges.get(balanceId)).sincePosition).toBe(replaced.sincePosition);
+    // Turned off and on again: a new setting, from the head on, as the first one.
+    await recharges.remove(balanceId);
+    expect((await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 })).sincePosition).toBe(await eventStore.headPosition());
+  });
+
+  it('buys only a purchase option for a setting made on the portal, refusing a bundle taken off them since as the portal would', async () => {
+    const portal = await openBalance('50');
+    const key = await openBalance('50');
+    await recharges.set(portal.balanceId, { bundleId: 'refill', quantity: 1, purchaseOptionsOnly: true });
+    await recharges.set(key.balanceId, { bundleId: 'refill', quantity: 1 }, { keyId: 'abc123abc123', keyName: 'ops' });
+    // The operator keeps `refill` off the portal's purchase options (still sold to keys).
+    for (const { product } of [portal, key]) {
+      await catalog.updateProduct({ ...product, bundles: product.bundles.map((bundle) => (bundle.id === 'refill' ? { ...bundle, purchaseOption: false } : bundle)) });
+    }
+    await withProcessor(async () => {
+      await deduct(portal.balanceId, '40');
+      await deduct(key.balanceId, '40');
+      await waitFor(async () => (await rechargesOf(key.balanceId)).length === 1, { description: 'the setting made with a key bought', timeoutMs: 60_000 });
+    });
+    expect(await rechargesOf(portal.balanceId)).toEqual([]);
+    expect(await balanceOf(portal.balanceId)).toBe('10');
+    expect((await recharges.get(portal.balanceId)).lastRefusal).toMatchObject({ reason: expect.stringMatching(/offers no bundle "refill" as a purchase option/) });
+    expect(await balanceOf(key.balanceId)).toBe('110');
+  });
+
   it('leaves a warning whose purchase is refused for good, and goes on to the next', async () => {
     const gone = await openBalance('30');
     const next = await openBalance('30');
@@ -249,7 +286,8 @@ describe('auto-recharge', () => {
     await deduct(balanceId, '1');
     const replaced = await recharges.set(balanceId, { bundleId: 'refill', quantity: 3 });
     expect(replaced).toMatchObject({ bundleId: 'refill', quantity: 3, updatedBy: null });
-    expect(replaced.sincePosition).toBeGreaterThan(first.sincePosition);
+    // A replacement keeps acting on the warnings stored since the first setting.
+    expect(replaced.sincePosition).toBe(first.sincePosition);
     expect(await recharges.get(balanceId)).toEqual(replaced);
     expect([...(await recharges.ofBalances([balanceId, silent.balanceId])).keys()]).toEqual([balanceId]);
     await recharges.remove(balanceId);

@@ -54,11 +54,12 @@ interface Warning {
  * Once per warning: the purchase's command id derives from the warning's ledger event id, so a
  * batch handed over again (a crash before the checkpoint was saved, a deposed lease holder) finds
  * the purchase stored, buys nothing more and counts it as bought. Only warnings stored after the
- * auto-recharge was set act (its `sincePosition`), so setting it never buys for the past. A
- * warning whose balance is back at or above the limit by the time it is handled (a top-up since)
- * buys nothing. A purchase refused for good (the bundle gone from the catalog, the amount too
- * large) is logged and left, never stalling the warnings behind it; an unavailable store is
- * retried by the processor.
+ * auto-recharge was first set act (its `sincePosition`, which a replacement keeps), so setting it
+ * never buys for the past. A warning whose balance is back at or above the limit by the time it is
+ * handled (a top-up since) buys nothing. A purchase refused for good (the bundle gone from the
+ * catalog, or off the purchase options for a setting made on the portal, the amount too large) is
+ * logged, kept as the setting's lastRefusal and left, never stalling the warnings behind it; an
+ * unavailable store is retried by the processor.
  *
  * A monthly limit counts the purchases made for the warnings of the warning's own calendar month
  * (UTC, by its stored time, not the clock), each once by its warning's id: a batch handled again
@@ -103,8 +104,8 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
       // A warning handled again whose purchase is stored (a crash before its outcome was kept, a
       // deposed lease holder) goes straight to the purchase, which answers it again and is counted
       // below: never found unneeded (the purchase itself may have lifted the balance), limited
-      // (a later warning's purchase counted meanwhile) or refused (its bundle gone since). A new
-      // setting cannot make one: it moves `since` past every warning before.
+      // (a later warning's purchase counted meanwhile) or refused (its bundle gone since). A
+      // replaced setting keeps its `since`, so it may meet one too; a new one starts past them all.
       const bought = (await options.ledger.storedPurchase(warning.balanceId, { warningEventId: warning.eventId })) !== undefined;
       if (!bought && (await options.ledger.getBalance(warning.balanceId)).balance.balance >= warning.threshold) {
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId }, 'auto-recharge not needed: the balance is back at its warning limit');
@@ -119,7 +120,9 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         continue;
       }
       try {
-        const result = await options.purchases.autoRecharge(warning.balanceId, { bundleId: setting.bundleId, quantity: setting.quantity }, warning.eventId);
+        // A setting made on the portal buys what the portal offers now, as it was checked when set.
+        const request = { bundleId: setting.bundleId, quantity: setting.quantity, purchaseOptionsOnly: setting.purchaseOptionsOnly };
+        const result = await options.purchases.autoRecharge(warning.balanceId, request, warning.eventId);
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
         if (!result.replayed) count('bought');
         // Kept after the purchase, which is the guarantee: a crash between them leaves this note

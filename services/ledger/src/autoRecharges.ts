@@ -13,8 +13,13 @@ export interface AutoRecharge {
   readonly balanceId: string;
   readonly bundleId: string;
   readonly quantity: number;
-  /** Only low-balance warnings after this event store position recharge (the head when it was set). */
+  /**
+   * Only low-balance warnings after this event store position recharge: the head when it was first
+   * set (a replacement keeps it, so a warning stored before and not yet handled still buys).
+   */
   readonly sincePosition: bigint;
+  /** Set on the portal: buys only a bundle the portal offers (a purchase option) when a warning fires, as the setting was checked. */
+  readonly purchaseOptionsOnly: boolean;
   readonly updatedAt: Date;
   /** The API key (or console session) that set it; null when set without one. */
   readonly updatedBy: ActingKey | null;
@@ -56,8 +61,10 @@ export interface AutoRecharges {
   /** Throws BalanceNotFoundError for an unknown balance, AutoRechargeNotSetError when it has none. */
   get(balanceId: string): Promise<AutoRecharge>;
   /**
-   * Sets (or replaces) the balance's auto-recharge, from the event store's head on: a warning of
-   * the past never recharges. Refused as a purchase of it would be (unknown balance or bundle,
+   * Sets (or replaces) the balance's auto-recharge. A new one acts from the event store's head on:
+   * a warning of the past never recharges (a balance below its limit already buys at its next
+   * warning, after it is back at the limit). A replacement keeps acting from where the setting it
+   * replaces did: a warning stored but not yet handled buys with the new setting. Refused as a purchase of it would be (unknown balance or bundle,
    * a quantity out of range) and, with WarningLimitNotSetError, for a balance that has no warning
    * limit, since nothing would ever make it buy.
    */
@@ -80,6 +87,7 @@ interface AutoRechargeRow {
   bundleId: string;
   quantity: number;
   sincePosition: string;
+  purchaseOptionsOnly: boolean;
   updatedAt: Date;
   updatedBy: ActingKey | null;
   lastRechargedAt: Date | null;
@@ -89,7 +97,7 @@ interface AutoRechargeRow {
   rechargesThisMonth: number;
 }
 
-const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, since_position::text AS "sincePosition",
+const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, since_position::text AS "sincePosition", purchase_options_only AS "purchaseOptionsOnly",
   updated_at AS "updatedAt", acting_key(updated_by_key_id, updated_by_key_name) AS "updatedBy",
   last_recharged_at AS "lastRechargedAt", last_refused_at AS "lastRefusedAt", last_refusal AS "lastRefusal", monthly_limit AS "monthlyLimit",
   (SELECT count(*)::int FROM auto_recharge_purchases AS p WHERE p.balance_id = auto_recharges.balance_id
@@ -101,7 +109,7 @@ const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, ...row }: AutoRech
   lastRefusal: lastRefusedAt === null || lastRefusal === null ? null : { at: lastRefusedAt, reason: lastRefusal },
 });
 
-/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migration 030), checked as a purchase is. */
+/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036), checked as a purchase is. */
 export function createAutoRecharges(options: {
   readonly pool: Pool;
   readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'>;
@@ -131,24 +139,28 @@ export function createAutoRecharges(options: {
         throw new ValidationError(`monthlyLimit must be an integer from 1 to ${MAX_MONTHLY_LIMIT}, or null for no limit`);
       }
       // Checked as the purchase it will make: the balance, its product's bundle, the amount.
-      await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity, purchaseOptionsOnly: request.purchaseOptionsOnly === true });
+      const purchaseOptionsOnly = request.purchaseOptionsOnly === true;
+      await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity, purchaseOptionsOnly });
       const { balance } = await options.ledger.getBalance(balanceId);
       if (balance.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);
       }
-      // Read after the checks: every warning stored from here on is one it acts on.
+      // Read after the checks: every warning stored from here on is one a new setting acts on.
       const since = await options.eventStore.headPosition();
       const { rows } = await guarded(() =>
         pool.query<AutoRechargeRow>(
-          `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = excluded.since_position,
-             monthly_limit = excluded.monthly_limit,
+          `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           -- A replacement keeps its since: a warning stored before it but not yet handled would
+           -- otherwise be skipped, and with that warning outstanding no new one fires while the
+           -- balance stays below its limit, so it would never buy again.
+           ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = auto_recharges.since_position,
+             monthly_limit = excluded.monthly_limit, purchase_options_only = excluded.purchase_options_only,
              updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
              -- A new setting starts without the old one's refusal (its bundle may be the fix).
              last_refused_at = NULL, last_refusal = NULL
            RETURNING ${COLUMNS}`,
-          [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit],
+          [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly],
         ),
       );
       return fromRow(rows[0]!);
