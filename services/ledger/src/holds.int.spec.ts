@@ -181,6 +181,37 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     return createLedgerService({ eventStore: racing, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger, clock });
   }
 
+  it('frees each hold once when a capture races its expiry from another process: captured or expired, never both', async () => {
+    // Two processes, their own caches and clocks: the API's a moment before the holds expire, the scheduler's at their expiry.
+    const at = (ms: number) => () => new Date(now.getTime() + ms);
+    const processAt = (processClock: () => Date) =>
+      createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger, clock: processClock, stateStore: createPostgresBalanceStateStore({ pool: db.pool }) });
+    const placer = processAt(at(0));
+    const api = processAt(at(59_999));
+    const scheduler = processAt(at(60_000));
+    const balanceId = await openBalance(placer, credits(1000));
+    const holdIds: string[] = [];
+    for (let i = 0; i < 30; i += 1) {
+      holdIds.push((await placer.placeHold(balanceId, { credits: credits(10), expires: { inSeconds: 60 }, reference: null }, { idempotencyKey: `race-${i}` })).holdId);
+    }
+    const outcomes = await Promise.all(
+      holdIds.map((holdId) => Promise.allSettled([api.captureHold(holdId, { credits: credits(3), reason: null }), scheduler.expireHold(holdId)])),
+    );
+    const captured = outcomes.filter(([capture]) => capture.status === 'fulfilled').length;
+    for (const [capture, expiry] of outcomes) {
+      // Exactly one wins; the other is refused as the hold is no longer open, nothing else.
+      expect([capture.status, expiry.status].sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = capture.status === 'rejected' ? capture.reason : (expiry as PromiseRejectedResult).reason;
+      expect(refused).toBeInstanceOf(HoldNotOpenError);
+    }
+    const types = await streamTypes(balanceId);
+    expect([types.filter((type) => type === 'HoldCaptured').length, types.filter((type) => type === 'HoldExpired').length]).toEqual([captured, holdIds.length - captured]);
+    for (const ledger of [placer, api, scheduler]) {
+      const { balance } = await ledger.getBalance(balanceId);
+      expect(balance).toMatchObject({ held: 0n, balance: credits(1000) - BigInt(captured) * credits(3), holds: {} });
+    }
+  });
+
   it('answers a placement or an expiry stored by a racing twin as a replay, not as a refusal', async () => {
     const ledger = ledgerProcess();
     const balanceId = await openBalance(ledger, credits(10));
