@@ -42,6 +42,11 @@ describe('tally exit codes', () => {
     [['send', '-c', 'acme', '-e', 'api_call', '-p', 'novalue'], 'tally: --property takes key=value, got "novalue"\n'],
     [['redrive', '--all', '--error-code', 'x'], 'tally: --all, --error-code and --letter exclude each other\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '--schema', '/nonexistent/usage-event.avsc'], 'tally: --schema: cannot read the file /nonexistent/usage-event.avsc (ENOENT)\n'],
+    // Times are read as the API and the consumer read theirs: a zone, and a day on the calendar.
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2027-02-30T00:00:00Z'], 'tally: --timestamp "2027-02-30T00:00:00Z" is not a date and time on the calendar\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2026-03-01T12:00:00'], `tally: --timestamp must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
+    [['redrive', '--all', '--since', '2026-03-01T24:00:00Z'], 'tally: --since "2026-03-01T24:00:00Z" is not a date and time on the calendar\n'],
+    [['relay-rewind', '--to-time', '2026-03-01 12:00:00'], `tally: --to-time must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
   ])('refuses the flags of %j before connecting to anything, naming the flag, with 2', async (args, message) => {
     const refused = await runTallyCommand(args, NOWHERE);
     expect([refused.code, refused.stderr]).toEqual([2, message]);

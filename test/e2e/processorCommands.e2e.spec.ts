@@ -94,7 +94,7 @@ describe('tally processors and tally relay-rewind', () => {
     for (const args of [[], ['--to-time', '2026-03-01T00:00:00Z', '--to-position', '3'], ['--to-time', 'yesterday'], ['--to-position', '01'], ['--to-position', '-1']]) {
       const refused = await rewind(...args);
       expect({ args, code: refused.code }).toEqual({ args, code: 2 });
-      expect(refused.stderr).toMatch(/^(tally: relay-rewind takes one of --to-time and --to-position|tally: --to-time takes an ISO-8601 time|tally: --to-position takes a non-negative integer|error: .*)\n/);
+      expect(refused.stderr).toMatch(/^(tally: relay-rewind takes one of --to-time and --to-position|tally: --to-time must be ISO-8601 with a zone, e\.g\. 2026-03-01T12:00:00Z \(without one it would be each host's local time\)|tally: --to-position takes a non-negative integer|error: .*)\n/);
     }
   });
 });

@@ -102,7 +102,7 @@ describe('tally redrive and tally dead-letter', () => {
     const both = await tally('redrive', '--all', '--error-code', 'balance_not_opened');
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('exclude each other');
-    expect(await tally('redrive', '--since', 'last tuesday', '--all')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since takes an ISO-8601 time') });
+    expect(await tally('redrive', '--since', 'last tuesday', '--all')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since must be ISO-8601 with a zone') });
 
     const dry = await tally('redrive', '--dry-run');
     expect(dry.code).toBe(0);

@@ -31,6 +31,7 @@ import { readProcessorStatus } from '@tally/runtime';
 import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
+import { InvalidInstantError, isoInstantOf } from '@tally/domain';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
@@ -53,6 +54,19 @@ const EXIT_NEGATIVE = 3;
 /** A command line that cannot be run as given, found before anything is connected: exits 2. */
 class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/**
+ * A time a flag gives, read as the API and the consumer read theirs (isoInstantOf): a zone and a
+ * day on the calendar, else refused with the reason (2), never read in this host's zone or rolled over.
+ */
+function instantFlag(flag: string, text: string): number {
+  try {
+    return isoInstantOf(text, flag);
+  } catch (error) {
+    if (error instanceof InvalidInstantError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /** The file a `--schema` flag names: one that cannot be read is the flag's value at fault (2), not a failed run. */
@@ -166,7 +180,7 @@ program
   .requiredOption('-e, --event <name>', 'event name consumption rules match, e.g. api_call')
   .option('-p, --property <key=value>', 'a property; repeat for more', (value: string, all: string[]) => [...all, value], [])
   .option('--id <id>', 'idempotency key of the usage event (default: a new UUID)')
-  .option('--timestamp <when>', 'epoch milliseconds or ISO-8601 (default: now)')
+  .option('--timestamp <when>', 'epoch milliseconds or ISO-8601 with a zone (default: now)')
   .option('-n, --count <n>', 'send n events with fresh ids', '1')
   .option('--json', 'send plain JSON instead of Avro')
   .option('--schema <file>', "register and write with this Avro schema (a newer version of Tally's usage-event schema) instead of the one Tally ships")
@@ -192,8 +206,8 @@ program
       }),
     );
     const timestamp =
-      options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? Number(options.timestamp) : Date.parse(options.timestamp);
-    if (!Number.isFinite(timestamp)) throw new UsageError('--timestamp is neither epoch milliseconds nor ISO-8601');
+      options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? Number(options.timestamp) : instantFlag('--timestamp', options.timestamp);
+    if (!Number.isSafeInteger(timestamp)) throw new UsageError('--timestamp takes epoch milliseconds or ISO-8601 with a zone');
     const count = integerFlag('--count', options.count, 1, 1_000_000);
     const compression = options.compression as CompressionName;
     if (!COMPRESSION_NAMES.includes(compression)) throw new UsageError(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
@@ -265,7 +279,7 @@ program
   .option('--error-code <code>', 'only letters with this error code (tally.dlq.error-code); repeat for more', (value: string, all: string[]) => [...all, value], [])
   .option('--all', 'letters of every error code')
   .option('--letter <partition:offset>', `only this letter, by its place on the dead-letter topic, whatever its error code; repeat for more (up to ${MAX_PICKED_DEAD_LETTERS})`, (value: string, all: string[]) => [...all, value], [])
-  .option('--since <when>', 'only letters dead-lettered at or after this time (ISO-8601)')
+  .option('--since <when>', 'only letters dead-lettered at or after this time (ISO-8601 with a zone)')
   .option('--dry-run', 'read and count what would be sent back, send nothing')
   .action(async (options: { errorCode: string[]; all?: boolean; letter: string[]; since?: string; dryRun?: boolean }) => {
     const chosen = [options.all === true, options.errorCode.length > 0, options.letter.length > 0].filter(Boolean).length;
@@ -277,8 +291,7 @@ program
     if (new Set(options.letter).size > MAX_PICKED_DEAD_LETTERS) {
       throw new UsageError(`--letter picks at most ${MAX_PICKED_DEAD_LETTERS} letters a run, as the API does; send the rest in another run, or by --error-code`);
     }
-    const since = options.since === undefined ? undefined : new Date(options.since);
-    if (since !== undefined && Number.isNaN(since.getTime())) throw new UsageError('--since takes an ISO-8601 time');
+    const since = options.since === undefined ? undefined : new Date(instantFlag('--since', options.since));
     // The console's own send-back path: the same lease (one run at a time across the deployment),
     // the run recorded in Redis where the console lists it and can stop it, and the letters it
     // sends marked there as sent back.
@@ -348,14 +361,13 @@ program
 program
   .command('relay-rewind')
   .description('move the ledger relay\'s checkpoint back, so it publishes that stretch of the ledger to the ledger topic again when it next starts; every relay must be stopped')
-  .option('--to-time <when>', 'publish again from the first event recorded at or after this time (ISO-8601)')
+  .option('--to-time <when>', 'publish again from the first event recorded at or after this time (ISO-8601 with a zone)')
   .option('--to-position <n>', 'publish again from the first event after this global position')
   .option('--topic <name>', 'the ledger topic whose relay to rewind', config.topics.ledger)
   .option('--dry-run', 'say what would be published again, change nothing')
   .action(async (options: { toTime?: string; toPosition?: string; topic: string; dryRun?: boolean }) => {
     if ((options.toTime === undefined) === (options.toPosition === undefined)) throw new UsageError('relay-rewind takes one of --to-time and --to-position');
-    const time = options.toTime === undefined ? undefined : new Date(options.toTime);
-    if (time !== undefined && Number.isNaN(time.getTime())) throw new UsageError('--to-time takes an ISO-8601 time');
+    const time = options.toTime === undefined ? undefined : new Date(instantFlag('--to-time', options.toTime));
     if (options.toPosition !== undefined && !/^(0|[1-9][0-9]{0,18})$/.test(options.toPosition)) throw new UsageError('--to-position takes a non-negative integer');
     await withEventStore(async ({ pool, eventStore }) => {
       const checkpointName = ledgerRelayCheckpointName(options.topic);
