@@ -120,3 +120,54 @@ export class StoredWithoutMarkerError extends TallyError {
     super(`${eventIds.length} event(s) of a marked append stored already, without their markers`);
   }
 }
+
+/**
+ * EventStoreDB: the append lost the race for the journal (another writer committed between its
+ * check and its commit) round after round, up to the adapter's bound. Nothing of it was
+ * committed. Retriable: the writers it lost to are done by then, or will be soon.
+ */
+export class EventStoreContendedError extends TallyError {
+  readonly code = 'event_store_contended';
+  readonly retriable = true;
+
+  constructor(rounds: number) {
+    super(`the append lost the race for the event store's journal ${rounds} times in a row; retry shortly`);
+  }
+}
+
+/**
+ * EventStoreDB: the stream was deleted for good (a tombstone): it can be neither read nor
+ * appended to again. An operator's doing, so retrying cannot help.
+ */
+export class EventStoreStreamDeletedError extends TallyError {
+  readonly code = 'event_stream_deleted';
+  readonly retriable = false;
+
+  constructor(
+    readonly streamId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`stream ${streamId} was deleted from the event store; it cannot be read or appended to`, options);
+  }
+}
+
+/**
+ * EventStoreDB stored a journal entry's events at other revisions than the entry recorded: the
+ * stream had been soft-deleted, and the server recreated it numbering on from its old last
+ * revision. The store no longer matches its journal; an operator must repair it, so not retriable.
+ */
+export class StreamRevisionMismatchError extends TallyError {
+  readonly code = 'stream_revision_mismatch';
+  readonly retriable = false;
+
+  constructor(
+    readonly streamId: string,
+    readonly expectedRevision: bigint,
+    readonly actualRevision: bigint,
+  ) {
+    super(
+      `the event store put events of ${streamId} at revision ${actualRevision} where its journal recorded ${expectedRevision} ` +
+        `(a soft-deleted stream recreated?); the entry is not applied further: see README, "EventStoreDB as the event store"`,
+    );
+  }
+}
