@@ -17,14 +17,18 @@ import {
   type ResolvedEvent,
   type StreamingRead,
 } from '@eventstore/db-client';
+import { createBackoff } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
 import {
   DuplicateEventIdError,
+  EventStoreContendedError,
+  EventStoreStreamDeletedError,
   EventStoreUnavailableError,
   InvalidEventStoreRequestError,
   MarkerAlreadyRecordedError,
   StoredWithoutMarkerError,
+  StreamRevisionMismatchError,
   WrongExpectedRevisionError,
   type RevisionConflict,
 } from './errors';
@@ -50,16 +54,23 @@ import { createSubscriptionRegistry } from './subscriptionRegistry';
  *    revisions are checked against the streams as they are after every journal entry so far,
  *    exactly as append_events checks them (same outcomes, same errors).
  * 3. commit: the events are staged in a batch stream of their own (invisible: no reader looks
- *    there until an entry names it), then one small entry naming the batch and each stream's
- *    revision before it is appended to the journal with the journal revision read in 1. That
- *    append is the commit point: it fails if another writer committed since step 1, and the
- *    whole call starts again from 1. Staging first means a committed entry always fits the
- *    server's limits (what did not fit failed before the commit).
+ *    there until an entry names it), once a call (again only if a new round plans other events),
+ *    then one small entry naming the batch, each stream's revision before it and a digest of the
+ *    event ids is appended to the journal with the journal revision read in 1. That append is
+ *    the commit point: it fails if another writer committed since step 1, and the call starts
+ *    again from 1 after a backoff; after MAX_COMMIT_ROUNDS lost rounds it fails, retriably
+ *    (EventStoreContendedError), so a big call cannot lose for ever to a stream of small ones.
+ *    Staging first means a committed entry always fits the server's limits (what did not fit
+ *    failed before the commit).
  * 4. apply: each stream's events are appended with the exact revision the entry recorded, then
  *    the id-index and marker streams (expected revision no_stream), all with deterministic event
  *    ids. EventStoreDB treats a repeat of events at a known revision as idempotent, so applying
  *    an entry twice (a crash between two streams' appends, then a settle by anyone) writes each
- *    event once. Every read settles first, so no reader sees a committed entry half applied.
+ *    event once. A batch that is gone (removed once applied) is rebuilt from the streams, when
+ *    they hold the entry's events (the digest says so). Every read settles first, so a read
+ *    never sees an entry committed before it started half applied; an entry committed while it
+ *    runs may show in part (some of its streams written, not yet others), as it would to a
+ *    subscriber, which delivers the rest on its next read (it never skips a position).
  *
  * Exactly once for the metering consumer: its charges and markers are one journal entry. A crash
  * between two streams' appends leaves a committed entry that the next settle (the next read or
@@ -103,6 +114,11 @@ const TRANSIENT_GRPC_CODES = new Set([1, 4, 8, 10, 14]);
 /** Above this, a position cannot be a log offset: a server without positions on stream reads. */
 const NO_POSITION = 2n ** 63n;
 
+/** Lost journal races one call takes before it fails, retriably. */
+const MAX_COMMIT_ROUNDS = 12;
+/** Between lost rounds: short, as the writer that won is done in a few round trips. */
+const COMMIT_BACKOFF = { initialDelayMs: 20, maxDelayMs: 1000 };
+
 interface JournalEntry {
   readonly batch: string;
   /** Events of the batch stream: the writes in order, each its events in order. */
@@ -110,6 +126,11 @@ interface JournalEntry {
   /** Per stream written: its last revision before the entry (-1: no stream) and its event count. */
   readonly writes: readonly { readonly streamId: string; readonly after: string; readonly count: number }[];
   readonly markers: readonly string[];
+  /**
+   * idsDigest of the batch's event ids: with it, apply completes an entry whose batch is gone
+   * from its streams' events. Absent in entries of earlier versions.
+   */
+  readonly ids?: string;
 }
 
 /** An event as staged in a batch stream, and as applied to its stream. */
@@ -136,6 +157,14 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
   } catch (error) {
     // The client's own words name what is wrong; the string itself may hold a password.
     throw new InvalidEventStoreRequestError(`TALLY_EVENTSTORE_CONNECTION_STRING is not a valid EventStoreDB connection string: ${(error as Error).message}`);
+  }
+  // Without throwing, a lost journal race would resolve like a commit: every other part of the
+  // adapter relies on a failed append throwing (appendRaw checks `success` too, in case).
+  if ((client as { throwOnAppendFailure?: unknown }).throwOnAppendFailure === false) {
+    void client.dispose();
+    throw new InvalidEventStoreRequestError(
+      'TALLY_EVENTSTORE_CONNECTION_STRING sets throwOnAppendFailure=false; Tally needs failed appends to throw: remove the option',
+    );
   }
   const prefix = options.internalPrefix ?? DEFAULT_INTERNAL_PREFIX;
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw new InvalidEventStoreRequestError(`internalPrefix must be 1 to 64 of [A-Za-z0-9_.-]; got ${prefix}`);
@@ -177,25 +206,43 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
 
   const lastEvent = async (streamId: string): Promise<RecordedEvent | undefined> => (await readRaw(streamId, END, BACKWARDS, 1))[0];
 
+  /** Every append: a `{ success: false }` answer (a client not throwing on failure) is the wrong expected version it stands for. */
+  const appendRaw = (streamId: string, events: Parameters<EventStoreDbClient['appendToStream']>[1], expectedRevision: bigint | typeof NO_STREAM) =>
+    call(async () => {
+      const result = await client.appendToStream(streamId, events, { expectedRevision });
+      if (result.success === false) {
+        throw Object.assign(new Error(`WrongExpectedVersion: ${streamId} expected ${String(expectedRevision)}`), { type: ErrorType.WRONG_EXPECTED_VERSION });
+      }
+      return result;
+    });
+
   /** Appends with an exact expected revision; a repeat of what is stored there is idempotent. */
   const appendExact = async (streamId: string, after: bigint, events: readonly StagedEvent[]): Promise<void> => {
+    const last = after + BigInt(events.length);
     try {
-      await call(() =>
-        client.appendToStream(
-          streamId,
-          events.map((event) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: event.metadata })),
-          { expectedRevision: after < 0n ? NO_STREAM : after },
-        ),
+      const result = await appendRaw(
+        streamId,
+        events.map((event) => jsonEvent({ id: event.id, type: event.type, data: event.data, metadata: event.metadata })),
+        after < 0n ? NO_STREAM : after,
       );
+      if (result.nextExpectedRevision === last) return;
     } catch (error) {
       if (errorType(error) !== ErrorType.WRONG_EXPECTED_VERSION) throw error;
-      // Only a concurrent apply of the same entry gets here (the journal admits no other writer
-      // to these revisions): the events must be there, exactly, or the store is corrupt.
-      const stored = await readRaw(streamId, after + 1n, FORWARDS, events.length);
-      if (stored.length !== events.length || stored.some((event, i) => event.id !== events[i]!.id)) {
-        throw new Error(`journal entry cannot be applied to ${streamId} after revision ${after}: the stream holds other events there`, { cause: error });
-      }
     }
+    // A concurrent apply of the same entry (the journal admits no other writer to these
+    // revisions), or a server that numbered them otherwise (a soft-deleted stream recreated
+    // goes on from its old last revision): the events must be there, exactly, or the store no
+    // longer matches its journal, and nothing further of the entry (its index) is written.
+    const stored = await readRaw(streamId, after + 1n, FORWARDS, events.length);
+    if (stored.length !== events.length || stored.some((event, i) => event.id !== events[i]!.id)) {
+      const at = await lastEvent(streamId);
+      if (at !== undefined && at.revision !== last && events.some((event) => event.id === at.id)) {
+        throw new StreamRevisionMismatchError(streamId, last, at.revision);
+      }
+      throw new Error(`journal entry cannot be applied to ${streamId} after revision ${after}: the stream holds other events there`);
+    }
+    const misplaced = stored.findIndex((event, i) => event.revision !== after + 1n + BigInt(i));
+    if (misplaced >= 0) throw new StreamRevisionMismatchError(streamId, after + 1n + BigInt(misplaced), stored[misplaced]!.revision);
   };
 
   /** Runs `work` over the items, CONCURRENCY at a time. */
@@ -224,11 +271,35 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
   let appliedThrough = -1n;
   let settling: { revision: bigint; done: Promise<void> } | undefined;
 
+  /**
+   * The entry's events from its streams, when its batch is gone (removed after it was applied):
+   * only if every stream holds exactly the entry's events at its revisions (the ids' digest).
+   */
+  const fromStreams = async (entry: JournalEntry): Promise<StagedEvent[] | undefined> => {
+    if (entry.ids === undefined) return undefined;
+    const read = await eachLimited(entry.writes, (write) => readRaw(write.streamId, BigInt(write.after) + 1n, FORWARDS, write.count));
+    const events = read.flatMap((stored, i) =>
+      stored.map((event, j): StagedEvent | undefined =>
+        event.revision === BigInt(entry.writes[i]!.after) + 1n + BigInt(j) ? { streamId: event.streamId, id: event.id, type: event.type, data: event.data, metadata: event.metadata } : undefined,
+      ),
+    );
+    const complete = events.filter((event): event is StagedEvent => event !== undefined);
+    return complete.length === entry.batchEvents && idsDigest(complete) === entry.ids ? complete : undefined;
+  };
+
   const apply = async (entry: JournalEntry): Promise<void> => {
     // A markers-only entry staged nothing (and a read of 0 events is not a read the server takes).
-    const staged: StagedEvent[] =
+    let staged: StagedEvent[] =
       entry.batchEvents === 0 ? [] : (await readRaw(batchStream(entry.batch), START, FORWARDS, entry.batchEvents)).map((event) => event.data as unknown as StagedEvent);
-    if (staged.length !== entry.batchEvents) throw new Error(`journal batch ${entry.batch} holds ${staged.length} of its ${entry.batchEvents} events`);
+    if (staged.length !== entry.batchEvents) {
+      const rebuilt = await fromStreams(entry);
+      if (rebuilt === undefined) {
+        throw new Error(
+          `journal batch ${entry.batch} holds ${staged.length} of its ${entry.batchEvents} events, and its streams do not hold them all: the entry cannot be completed (a batch removed before its entry was applied?)`,
+        );
+      }
+      staged = rebuilt;
+    }
     let offset = 0;
     const indexed: { eventId: string; streamId: string; revision: bigint }[] = [];
     // Streams in request order, each in chunks under the server's append limit: positions follow
@@ -273,8 +344,19 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     return tail.revision;
   };
 
+  const commitBackoff = createBackoff(COMMIT_BACKOFF);
+
   /** Steps 2 and 3 of the class comment, again from step 1 whenever another writer commits first. */
   const appendOn = async (requests: readonly AppendRequest[], markers: readonly string[], beforeCheck?: () => Promise<readonly AppendRequest[]>): Promise<AppendResult[]> => {
+    /** The batch staged by an earlier round, and what it holds: a round that plans the same events reuses it. */
+    let staging: { readonly batch: string; readonly digest: string } | undefined;
+    let lost = 0;
+    const loseRound = async (journal: bigint): Promise<void> => {
+      lost += 1;
+      if (lost >= MAX_COMMIT_ROUNDS) throw new EventStoreContendedError(lost);
+      logger.debug({ journal, lost }, 'another writer committed first; checking again after a backoff');
+      await commitBackoff.wait(lost);
+    };
     for (;;) {
       const journal = await settle();
       const current = beforeCheck === undefined ? requests : await beforeCheck();
@@ -293,6 +375,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
         // appendExclusively's work decided on the streams as of `journal`: a conflict with an
         // entry committed since is not its mistake, and it decides again (it must not lose).
         if (beforeCheck === undefined || !(error instanceof WrongExpectedRevisionError) || (await journalRevision()) === journal) throw error;
+        await loseRound(journal);
         continue;
       }
       const writes = payload.flatMap((request, i) => {
@@ -300,30 +383,40 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
         return outcome.kind === 'write' ? [{ request, after: outcome.after }] : [];
       });
       if (writes.length > 0 || hashes.size > 0) {
-        const batch = randomUUID();
         const staged = writes.flatMap(({ request }) =>
           request.events.map((event): StagedEvent => ({ streamId: request.streamId, id: event.id, type: event.type, data: event.data, metadata: event.metadata })),
         );
-        let after = -1n;
-        for (const chunk of chunksBySize(staged)) {
-          await appendExact(batchStream(batch), after, chunk.map((event) => ({ ...event, id: randomUUID(), type: 'StagedEvent', data: event as unknown as JsonObject, metadata: {} })));
-          after += BigInt(chunk.length);
-        }
+        const digest = createHash('sha256').update(JSON.stringify(staged)).digest('hex');
+        const batch = staging?.digest === digest ? staging.batch : randomUUID();
         const entry: JournalEntry = {
           batch,
           batchEvents: staged.length,
           writes: writes.map(({ request, after: before }) => ({ streamId: request.streamId, after: before.toString(), count: request.events.length })),
           markers: [...hashes.keys()],
+          ids: idsDigest(staged),
         };
-        try {
-          await call(() =>
-            client.appendToStream(journalStream, jsonEvent({ id: randomUUID(), type: 'Committed', data: entry as unknown as JsonObject }), {
-              expectedRevision: journal < 0n ? NO_STREAM : journal,
-            }),
+        // The journal append must fit the server's limit as the events' chunks do: refused here,
+        // before anything is staged, rather than by the server after.
+        const entryBytes = Buffer.byteLength(JSON.stringify(entry));
+        if (entryBytes > MAX_APPEND_BYTES) {
+          throw new InvalidEventStoreRequestError(
+            `the call's journal entry (${writes.length} streams, ${hashes.size} markers) takes ${entryBytes} bytes, over the ${MAX_APPEND_BYTES} of one append: ` +
+              'split the call (the metering consumer: a smaller TALLY_CONSUMER_BATCH_SIZE, see README, "EventStoreDB as the event store")',
           );
+        }
+        if (staging?.digest !== digest) {
+          let after = -1n;
+          for (const chunk of chunksBySize(staged)) {
+            await appendExact(batchStream(batch), after, chunk.map((event) => ({ ...event, id: randomUUID(), type: 'StagedEvent', data: event as unknown as JsonObject, metadata: {} })));
+            after += BigInt(chunk.length);
+          }
+          staging = { batch, digest };
+        }
+        try {
+          await appendRaw(journalStream, jsonEvent({ id: randomUUID(), type: 'Committed', data: entry as unknown as JsonObject }), journal < 0n ? NO_STREAM : journal);
         } catch (error) {
           if (errorType(error) !== ErrorType.WRONG_EXPECTED_VERSION) throw error;
-          logger.debug({ journal }, 'another writer committed first; checking again');
+          await loseRound(journal);
           continue;
         }
         // Ours is the last entry now: applying it is settling it.
@@ -393,6 +486,9 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
     );
   };
 
+  /** Records of the server's own ($-typed: tombstones) skipped in $all by this process, each logged once. */
+  const skippedRecords = new Set<bigint>();
+
   /** Tally's events of $all in one direction from a position, up to maxCount of them. */
   const scanAll = (fromPosition: ReadPosition, direction: typeof FORWARDS | typeof BACKWARDS, keep: (event: RecordedEvent) => boolean, maxCount: number) =>
     call(async () => {
@@ -403,6 +499,19 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
         for await (const resolved of read) {
           const recorded = resolved.event;
           if (recorded === undefined || !isTallyStream(recorded.streamId)) continue;
+          // The server's bookkeeping in a Tally stream (a `$streamDeleted` tombstone): not an
+          // event of the stream, and not JSON; failing the page on it would stop every subscriber.
+          if (recorded.type.startsWith('$')) {
+            const at = recorded.position?.commit;
+            if (at !== undefined && !skippedRecords.has(at)) {
+              skippedRecords.add(at);
+              logger.warn(
+                { streamId: recorded.streamId, type: recorded.type, position: at.toString(), skipped: skippedRecords.size },
+                `skipping the server's ${recorded.type} record of ${recorded.streamId} in $all`,
+              );
+            }
+            continue;
+          }
           const event = toRecordedEvent(recorded);
           if (!keep(event)) continue;
           events.push(event);
@@ -577,7 +686,7 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
 function toRecordedEvent(event: NonNullable<ResolvedEvent['event']>): RecordedEvent {
   const position = eventPosition(event.position, event.streamId, event.revision);
   if (!event.isJson || typeof event.data !== 'object' || event.data === null || Array.isArray(event.data)) {
-    throw new Error(`event ${event.id} of ${event.streamId} is not a JSON object; Tally writes nothing else`);
+    throw new Error(`event ${event.id} (${event.type}) of ${event.streamId} at revision ${event.revision} is not a JSON object; Tally writes nothing else there (corrupt data?)`);
   }
   const metadata = event.metadata;
   return {
@@ -619,6 +728,10 @@ export function translateEsdbError(error: unknown): unknown {
   // server restarting, say): CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE.
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   if (typeof code === 'number' && TRANSIENT_GRPC_CODES.has(code)) return new EventStoreUnavailableError(error);
+  if (type === 'stream-deleted') {
+    const streamName = (error as { streamName?: unknown }).streamName;
+    return new EventStoreStreamDeletedError(typeof streamName === 'string' ? streamName : 'unknown', { cause: error });
+  }
   if (type === 'maximum-append-size-exceeded') {
     return new InvalidEventStoreRequestError(`append larger than the server's MaxAppendSize (EVENTSTORE_MAX_APPEND_SIZE): ${(error as Error).message}`, { cause: error });
   }
@@ -647,6 +760,13 @@ function chunksBySize<T extends { readonly data: JsonObject; readonly metadata: 
   }
   if (chunk.length > 0) chunks.push(chunk);
   return chunks;
+}
+
+/** A digest of events' ids in order: what a journal entry records of its batch (64 characters, however many events). */
+function idsDigest(events: readonly { readonly id: string }[]): string {
+  return createHash('sha256')
+    .update(events.map((event) => event.id.toLowerCase()).join('\n'))
+    .digest('hex');
 }
 
 /**
