@@ -124,49 +124,93 @@ describe("the console's product form and catalog", () => {
     }
   });
 
-  it('does not save over a change made elsewhere since the form was opened: it says so, and reloads the product on request', async () => {
-    const created = await api<StoredProduct>('POST', '/credit-products', { name: `Contested ${randomUUID()}`, consumption: [{ event: 'render', credits: '2' }] });
+  /** Presses Enter on the button named `name`, as a keyboard does: the button takes focus first. */
+  async function pressButton(page: Page, name: string): Promise<void> {
+    const button = page.getByRole('button', { name, exact: true });
+    await button.focus();
+    await untilFocused(page, 'BUTTON', name);
+    await page.keyboard.press('Enter');
+  }
+
+  it("keeps the operator's edit when someone else changed the product meanwhile, names the fields both changed, and saves it on the current version", async () => {
+    const created = await api<StoredProduct>('POST', '/credit-products', { name: `Contested ${randomUUID()}`, description: 'Original', consumption: [{ event: 'render', credits: '2' }] });
     const page = await signedIn();
     try {
       await openProduct(page, created);
-      // Behind the form's back, another operator changes the price of a render.
+      // Behind the form's back, another operator changes the price of a render and the description.
       const elsewhere = await api<StoredProduct>('PATCH', `/credit-products/${created.id}`, { consumption: [{ event: 'render', credits: '3' }], description: 'Changed elsewhere' });
-      await page.getByLabel('Name', { exact: true }).fill('Overwriting');
-      await page.getByRole('button', { name: 'Save changes' }).click();
-      await untilText(page.getByRole('main').getByRole('alert'), (text) => text.includes('someone else changed this product'), 'the change made elsewhere');
-      expect(await page.getByText('Saved.', { exact: true }).count()).toBe(0);
+      await page.getByLabel('Name', { exact: true }).fill('Mine');
+      await page.getByLabel('Description').fill('Mine too');
+      await pressButton(page, 'Save changes');
+      const alert = page.getByRole('main').getByRole('alert');
+      await untilText(alert, (text) => text.includes('someone else changed this product') && text.includes(`revision ${elsewhere.revision}`), 'the change made elsewhere');
+      // Nothing saved, nothing typed lost, and the one field both changed named with each side's value.
       expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toEqual(elsewhere);
+      expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('Mine');
+      expect(await page.getByLabel('Description').inputValue()).toBe('Mine too');
+      expect(await page.getByRole('main').getByRole('listitem').allInnerTexts()).toEqual(['Description: theirs "Changed elsewhere"; yours "Mine too"']);
       await expectAccessible(page, 'a save refused for a change made elsewhere');
 
-      // Reloaded, the form shows the other change, and a save is made on top of it.
-      await page.getByRole('button', { name: 'Reload product' }).click();
-      await untilFocused(page, 'H1', `Edit ${created.name}`);
-      expect(await page.getByLabel('Description').inputValue()).toBe('Changed elsewhere');
+      // Applied to the current version: theirs where the operator changed nothing, the operator's elsewhere; said where focus goes.
+      await pressButton(page, 'Apply my changes to the current version');
+      await untilFocused(page, 'P', `Your changes are applied to revision ${elsewhere.revision}, the current version: review them, then save.`);
+      expect(await page.getByRole('status').filter({ hasText: 'Your changes are applied' }).count()).toBe(1);
+      expect(await page.getByRole('main').getByRole('listitem').allInnerTexts()).toEqual(['Description: theirs was "Changed elsewhere"']);
+      expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('Mine');
+      expect(await page.getByLabel('Description').inputValue()).toBe('Mine too');
       expect(await page.getByLabel('Credits', { exact: true }).inputValue()).toBe('3');
-      expect(await page.getByRole('main').getByRole('alert').count()).toBe(0);
-      await page.getByLabel('Name', { exact: true }).fill('Saved after reload');
-      await page.getByRole('button', { name: 'Save changes' }).click();
+      await expectAccessible(page, 'changes applied to the current version');
+      await pressButton(page, 'Save changes');
       await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
-      expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toEqual({ ...elsewhere, name: 'Saved after reload', revision: elsewhere.revision + 1 });
-      // And the next save is made against the version that one answered.
-      await page.getByLabel('Description').fill('Saved twice');
-      await waitFor(async () => (await page.getByText('Saved.', { exact: true }).count()) === 0, { description: 'the form changed since saved', timeoutMs: 10_000 });
-      await page.getByRole('button', { name: 'Save changes' }).click();
-      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
-      expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toMatchObject({ name: 'Saved after reload', description: 'Saved twice', revision: elsewhere.revision + 2 });
+      expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toEqual({ ...elsewhere, name: 'Mine', description: 'Mine too', revision: elsewhere.revision + 1 });
+      expect(await page.getByRole('status').filter({ hasText: 'Your changes are applied' }).count()).toBe(0);
     } finally {
       await page.context().close();
     }
   });
 
-  it('lists the stored products that fail validation as needing repair, and opening one says why', async () => {
+  it('discards the operator\'s changes on request after a change made elsewhere, shows the current version, and saves on top of it', async () => {
+    const created = await api<StoredProduct>('POST', '/credit-products', { name: `Discarded ${randomUUID()}`, consumption: [{ event: 'render', credits: '2' }] });
+    const page = await signedIn();
+    try {
+      await openProduct(page, created);
+      const elsewhere = await api<StoredProduct>('PATCH', `/credit-products/${created.id}`, { consumption: [{ event: 'render', credits: '3' }], description: 'Changed elsewhere' });
+      await page.getByLabel('Name', { exact: true }).fill('Overwriting');
+      await pressButton(page, 'Save changes');
+      await untilText(page.getByRole('main').getByRole('alert'), (text) => text.includes('someone else changed this product'), 'the change made elsewhere');
+      // They changed none of the fields the operator did.
+      await untilText(page.getByRole('main'), (text) => text.includes('They changed Description, Consumption rules; you changed Name: none of the same fields.'), 'the fields each changed');
+      await pressButton(page, 'Discard my changes');
+      await untilFocused(page, 'H1', `Edit ${created.name}`);
+      expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe(created.name);
+      expect(await page.getByLabel('Description').inputValue()).toBe('Changed elsewhere');
+      expect(await page.getByLabel('Credits', { exact: true }).inputValue()).toBe('3');
+      expect(await page.getByRole('main').getByRole('alert').count()).toBe(0);
+      await page.getByLabel('Name', { exact: true }).fill('Saved after discard');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toEqual({ ...elsewhere, name: 'Saved after discard', revision: elsewhere.revision + 1 });
+      // And the next save is made against the version that one answered.
+      await page.getByLabel('Description').fill('Saved twice');
+      await waitFor(async () => (await page.getByText('Saved.', { exact: true }).count()) === 0, { description: 'the form changed since saved', timeoutMs: 10_000 });
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toMatchObject({ name: 'Saved after discard', description: 'Saved twice', revision: elsewhere.revision + 2 });
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('lists the stored products that fail validation as needing repair, opens one with why beside the field, and repairs it when saved', async () => {
     const broken = await api<StoredProduct>('POST', '/credit-products', {
       id: `broken-${randomUUID()}`,
       name: 'Broken credits',
       bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
     });
-    // A currency the API would refuse, written as a hand edit would.
-    await stack.query(`UPDATE credit_products SET bundles = '[{"id":"starter","credits":"100","price":{"amount":"9.90","currency":"eur"}}]' WHERE id = $1`, [broken.id]);
+    // A currency the API would refuse, written as an older release that accepted it would have: the product and its revision.
+    const lowercase = '[{"id":"starter","credits":"100","price":{"amount":"9.90","currency":"eur"},"purchaseOption":true}]';
+    await stack.query(`UPDATE credit_products SET bundles = $2::jsonb WHERE id = $1`, [broken.id, lowercase]);
+    await stack.query(`UPDATE credit_product_revisions SET product = jsonb_set(product, '{bundles}', $2::jsonb) WHERE product_id = $1`, [broken.id, lowercase]);
     const page = await signedIn();
     try {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Catalog' }).click();
@@ -174,17 +218,48 @@ describe("the console's product form and catalog", () => {
       await untilText(repair, (text) => text.includes(broken.id) && text.includes('currency'), 'the broken product listed');
       expect(await page.getByRole('table', { name: 'Credit products' }).innerText()).not.toContain(broken.id);
       await expectAccessible(page, 'the catalog with a product needing repair');
-      await repair.getByRole('link', { name: broken.id }).click();
-      await page.getByRole('heading', { name: `Edit ${broken.id}` }).waitFor();
-      await untilText(page.getByRole('main').getByRole('alert'), (text) => text.includes('fails validation') && text.includes('currency'), 'why it cannot be edited');
-      expect(await page.getByRole('button', { name: 'Save changes' }).count()).toBe(0);
+      await repair.getByRole('link', { name: broken.id }).focus();
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Edit Broken credits' }).waitFor();
+      await untilText(page.getByRole('main').getByRole('alert').first(), (text) => text.includes('fails validation') && text.includes('currency'), 'why it fails');
+      // Seeded as stored, the reason beside the field it concerns.
+      const currency = page.getByLabel('Currency');
+      expect(await currency.inputValue()).toBe('eur');
+      expect(await currency.getAttribute('aria-invalid')).toBe('true');
+      expect(await page.locator('.field.has-error', { has: currency }).innerText()).toContain('ISO 4217');
+      expect(await page.getByLabel('Price').inputValue()).toBe('9.90');
       await expectAccessible(page, 'a product needing repair opened');
 
-      // Repaired through the API, Read again opens it for editing.
-      await api('PATCH', `/credit-products/${broken.id}`, { bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] });
-      await page.getByRole('button', { name: 'Read again' }).click();
-      await page.getByRole('heading', { name: 'Edit Broken credits' }).waitFor();
-      await page.getByRole('button', { name: 'Save changes' }).waitFor();
+      await currency.fill('EUR');
+      await pressButton(page, 'Save changes');
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      expect(await page.getByRole('main').getByRole('alert').count()).toBe(0);
+      expect(await api<StoredProduct>('GET', `/credit-products/${broken.id}`)).toEqual({ ...broken, revision: broken.revision + 1 });
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Catalog' }).click();
+      await untilText(page.getByRole('table', { name: 'Credit products' }), (text) => text.includes(broken.id), 'the repaired product listed');
+      expect(await page.getByRole('region', { name: 'Needs repair' }).count()).toBe(0);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("opens a product broken by a hand edit its history does not hold seeded from its newest recorded version, and says so", async () => {
+    const broken = await api<StoredProduct>('POST', '/credit-products', {
+      id: `hand-edited-${randomUUID()}`,
+      name: 'Hand edited',
+      bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+    });
+    await stack.query(`UPDATE credit_products SET bundles = '[{"id":"starter","credits":"100","price":{"amount":"9.90","currency":"eur"}}]' WHERE id = $1`, [broken.id]);
+    const page = await signedIn();
+    try {
+      // Opened by its address, as a link shared from the catalog would.
+      await page.goto(`${stack.base}/console#/catalog/${encodeURIComponent(broken.id)}`);
+      await page.getByRole('heading', { name: 'Edit Hand edited' }).waitFor();
+      await untilText(page.getByRole('main'), (text) => text.includes('fails validation') && text.includes(`revision ${broken.revision} as the product's history recorded it`), 'where the form was seeded from');
+      expect(await page.getByLabel('Currency').inputValue()).toBe('EUR');
+      await pressButton(page, 'Save changes');
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      expect(await api<StoredProduct>('GET', `/credit-products/${broken.id}`)).toEqual({ ...broken, revision: broken.revision + 1 });
     } finally {
       await page.context().close();
     }

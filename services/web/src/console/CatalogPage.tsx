@@ -7,7 +7,8 @@ import { href } from './router';
 
 /**
  * The credit products, a page at a time; beside them, the page's stored products that fail
- * validation (an older version or a hand edit wrote them), which price no usage until repaired.
+ * validation (an older version or a hand edit wrote them), which price no usage until repaired:
+ * each opens in the product form, which repairs it.
  */
 export function CatalogPage({ api }: { api: ApiClient }) {
   const [page, setPage] = useState<CreditProductPage>();
@@ -41,7 +42,7 @@ export function CatalogPage({ api }: { api: ApiClient }) {
           <h2 id="needs-repair">Needs repair</h2>
           <p>
             {invalid.length === 1 ? 'This stored product fails' : `These ${invalid.length} stored products fail`} validation: the usage each prices is dead-lettered as{' '}
-            <code>stored_product_invalid</code> until the field named is changed through the API.
+            <code>stored_product_invalid</code> until it is saved valid. Open one to repair it: the form says why, beside the field concerned.
           </p>
           <ul>
             {invalid.map((product) => (

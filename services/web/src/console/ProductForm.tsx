@@ -1,15 +1,60 @@
 import type { TargetedEvent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, errorMessage, path, type ApiClient } from '../shared/apiClient';
-import type { CreditProduct } from '../shared/apiTypes';
-import { CREDITS_INPUT_PATTERN } from '../shared/format';
+import { ApiError, errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
+import type { CreditProduct, InvalidCreditProduct } from '../shared/apiTypes';
+import { CREDITS_INPUT_PATTERN, formatPrice } from '../shared/format';
 import { CheckboxField, ErrorMessage, Field, screenHeading, useBusyAction, useFormRefusal, useId } from '../shared/ui';
+import { readInvalidProduct } from './invalidProduct';
 import { ProductHistory } from './ProductHistory';
-import { bodyOf, draftOf, draftProblems, emptyBundle, emptyDraft, emptyFilter, emptyRule, filterField, type BundleDraft, type Draft, type FilterDraft, type RuleDraft } from './productDraft';
+import {
+  bodyOf,
+  compareDrafts,
+  draftOf,
+  draftProblems,
+  emptyBundle,
+  emptyDraft,
+  emptyFilter,
+  emptyRule,
+  filterField,
+  rebaseDraft,
+  type BundleDraft,
+  type Draft,
+  type FilterDraft,
+  type ProductField,
+  type RuleDraft,
+} from './productDraft';
+import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 import { href, navigate, takeNote } from './router';
 
 /** The fields the API may name that the form shows; a rule's filters by the rule (`where`) or by a property of it (`where.region`). */
 const FIELDS = /^(id|name|description|lowBalanceThreshold|consumption\.\d+\.(event|credits|perUnitOf|where(\..+)?)|bundles\.\d+\.(id|credits|price\.amount|price\.currency|purchaseOption))$/;
+
+/** Each product field by the label the form shows it under. */
+const FIELD_LABELS: Readonly<Record<ProductField, string>> = {
+  name: 'Name',
+  description: 'Description',
+  lowBalanceThreshold: 'Warning limit',
+  consumption: 'Consumption rules',
+  bundles: 'Bundles',
+};
+
+const fieldList = (fields: readonly ProductField[]) => fields.map((field) => FIELD_LABELS[field]).join(', ');
+
+/** A field of a draft in words, as the catalog shows a product's: what each side set, side by side. */
+function fieldSummary(draft: Draft, field: ProductField): string {
+  const product: CreditProduct = { ...bodyOf(draft, false), id: draft.id, revision: 0 };
+  switch (field) {
+    case 'name':
+    case 'description':
+      return draft[field] === '' ? 'empty' : JSON.stringify(draft[field]);
+    case 'lowBalanceThreshold':
+      return warningLimitSummary(product);
+    case 'consumption':
+      return rulesSummary(product) || 'none';
+    case 'bundles':
+      return product.bundles.length === 0 ? 'none' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`;
+  }
+}
 
 /** The API's refusals of rule `index`'s filters: of them all, or of one property (named first). */
 function whereErrors(errors: Record<string, string>, index: number): string[] {
@@ -84,26 +129,40 @@ function FilterRows({
 
 /**
  * Create a credit product, or edit one (its id stays). A change is sent against the version the
- * form read (If-Match): one made meanwhile by someone else is never overwritten, the form says so
- * and offers to read the product again.
+ * form read (If-Match): one made meanwhile by someone else is never overwritten. The form then
+ * keeps what was typed, reads the product as it is now, names the fields both changed, and offers
+ * to apply the operator's changes to that version (to review, then save) or to discard them. A
+ * stored product that fails validation opens seeded from what the API gives of it, with why, and
+ * a save (every field) repairs it.
  */
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
   const [draft, setDraft] = useState<Draft>(emptyDraft);
   // The version the draft was read from, once read (editing); the save changes only that one.
   const [revision, setRevision] = useState<number>();
+  // The draft as that version had it: what the operator changed is told from it after a 412.
+  const [base, setBase] = useState<Draft>();
   const [readFailure, setReadFailure] = useState<{ readonly message: string; readonly invalid: boolean }>();
-  // Each Read again, or Reload product after a change made elsewhere, reads the product again.
+  // Each Read again reads the product again.
   const [reads, setReads] = useState(0);
-  const [changedElsewhere, setChangedElsewhere] = useState(false);
+  // A save refused for a change made meanwhile (412): the product as it is now, or why it could not be read.
+  const [changedElsewhere, setChangedElsewhere] = useState<{ readonly current: CreditProduct } | { readonly failure: string }>();
+  // The operator's changes applied to the current version, to review: its revision, and what the other change had set where both changed a field.
+  const [rebased, setRebased] = useState<{ readonly revision: number; readonly replaced: ReadonlyArray<{ readonly field: ProductField; readonly theirs: string }> }>();
+  const rebasedNotice = useRef<HTMLParagraphElement>(null);
+  // A stored product that fails validation, opened to repair: why, and the recorded version the form was seeded from.
+  const [repair, setRepair] = useState<{ readonly invalid: InvalidCreditProduct; readonly seededFrom: number | undefined }>();
+  const [repairErrors, setRepairErrors] = useState<Record<string, string>>({});
   const focusAfterRead = useRef(false);
   const refusal = useFormRefusal((field) => FIELDS.test(field));
+  // Why the stored product fails, by field, until the API answers a save; the API's refusals over it.
+  const errors = { ...repairErrors, ...refusal.errors };
   // What the form refuses to send (draftProblems), by row: shown as a refusal is, until sent again.
   const [problems, setProblems] = useState<Record<string, string>>({});
   // A product just created opens in a new form (the console keys the form by product id): the
   // navigation from the creating form says so, once.
   const [saved, setSaved] = useState(() => productId !== null && takeNote()?.created === productId);
-  // Each save is a new version: the history is read again.
+  // Each save, or a version read after a 412, is a new version: the history is read again.
   const [savedCount, setSavedCount] = useState(0);
   const [busy, busyWhile] = useBusyAction();
   const addRuleButton = useRef<HTMLButtonElement>(null);
@@ -112,20 +171,44 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     if (productId === null) return undefined;
     let current = true;
     setReadFailure(undefined);
+    const opened = () => {
+      setChangedElsewhere(undefined);
+      setRebased(undefined);
+      refusal.clear();
+      setProblems({});
+      if (focusAfterRead.current) screenHeading()?.focus();
+      focusAfterRead.current = false;
+    };
     api.get<CreditProduct>(path`/credit-products/${productId}`).then(
       (product) => {
         if (!current) return;
-        setDraft(draftOf(product));
-        setRevision(product.revision);
-        setChangedElsewhere(false);
-        refusal.clear();
-        setProblems({});
-        if (focusAfterRead.current) screenHeading()?.focus();
-        focusAfterRead.current = false;
+        showVersion(product);
+        opened();
       },
-      (failure: unknown) => {
+      async (failure: unknown) => {
+        const invalid = failure instanceof ApiError && failure.code === 'stored_product_invalid';
+        let reason = failure;
+        if (invalid) {
+          try {
+            const found = await readInvalidProduct(api, productId);
+            if (!current) return;
+            if (found !== undefined) {
+              // Seeded from its newest recorded version (the API answers no stored product that fails), or from nothing.
+              const seeded = found.recorded?.draft ?? { ...emptyDraft(), id: productId };
+              setDraft(seeded);
+              setBase(seeded);
+              setRevision(found.invalid.revision);
+              setRepair({ invalid: found.invalid, seededFrom: found.recorded?.revision });
+              setRepairErrors(fieldErrors(new ApiError(409, 'stored_product_invalid', found.invalid.message), (field) => FIELDS.test(field)).fields);
+              opened();
+              return;
+            }
+          } catch (readFailure) {
+            reason = readFailure;
+          }
+        }
         if (!current) return;
-        setReadFailure({ message: errorMessage(failure), invalid: failure instanceof ApiError && failure.code === 'stored_product_invalid' });
+        setReadFailure({ message: errorMessage(reason), invalid });
         focusAfterRead.current = false;
       },
     );
@@ -144,6 +227,52 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     focusAfterRead.current = true;
     setReads((count) => count + 1);
   };
+  /** The form on `product` as read or saved: the version a save changes, and what changes are told from. */
+  function showVersion(product: CreditProduct) {
+    const read = draftOf(product);
+    setDraft(read);
+    setBase(read);
+    setRevision(product.revision);
+    setRepair(undefined);
+    setRepairErrors({});
+  }
+  /** After a 412: the product as it is now, which the operator's changes are compared with. */
+  const readCurrent = async () => {
+    try {
+      setChangedElsewhere({ current: await api.get<CreditProduct>(path`/credit-products/${productId!}`) });
+    } catch (failure) {
+      setChangedElsewhere({ failure: errorMessage(failure) });
+    }
+  };
+  const applyMyChanges = (current: CreditProduct) => {
+    const now = draftOf(current);
+    const comparison = compareDrafts(base!, draft, now);
+    setDraft(rebaseDraft(base!, draft, now));
+    setBase(now);
+    setRevision(current.revision);
+    setRepair(undefined);
+    setRepairErrors({});
+    setChangedElsewhere(undefined);
+    setRebased({ revision: current.revision, replaced: comparison.conflicts.map((field) => ({ field, theirs: fieldSummary(now, field) })) });
+    setSaved(false);
+    refusal.clear();
+    setProblems({});
+    setSavedCount((count) => count + 1);
+  };
+  const discardMyChanges = (current: CreditProduct) => {
+    showVersion(current);
+    setChangedElsewhere(undefined);
+    setRebased(undefined);
+    setSaved(false);
+    refusal.clear();
+    setProblems({});
+    setSavedCount((count) => count + 1);
+    screenHeading()?.focus();
+  };
+  // What was applied is said where focus goes, so that it is read out and the review starts there.
+  useEffect(() => {
+    if (rebased !== undefined) rebasedNotice.current?.focus();
+  }, [rebased]);
 
   return (
     <section>
@@ -155,8 +284,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         <div class="notice">
           {readFailure.invalid ? (
             <p class="error" role="alert">
-              This product cannot be edited here: {readFailure.message}. Until that field is changed through the API (<code>PATCH /v1/credit-products/{productId}</code>), the
-              usage it prices is dead-lettered as <code>stored_product_invalid</code>.
+              This product fails validation and could not be opened to repair: {readFailure.message}. Until that field is changed (
+              <code>PATCH /v1/credit-products/{productId}</code>), the usage it prices is dead-lettered as <code>stored_product_invalid</code>.
             </p>
           ) : (
             <ErrorMessage message={`The product could not be read: ${readFailure.message}`} />
@@ -169,13 +298,27 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         </div>
       )}
       {!creating && revision === undefined && readFailure === undefined && <p class="loading">Loading the product…</p>}
+      {repair !== undefined && (
+        <div class="notice">
+          <p class="error" role="alert">
+            This stored product fails validation: {repair.invalid.message}. Until it is saved valid, the usage it prices is dead-lettered as <code>stored_product_invalid</code>.
+          </p>
+          <p>
+            {repair.seededFrom !== undefined
+              ? `The API answers no product that fails validation, so the form shows revision ${repair.seededFrom} as the product's history recorded it (a change made outside the API is not in it). `
+              : 'The API answers neither the product nor a recorded version of it: the form starts empty. '}
+            Correct what the message names and save: the save replaces every field with what the form shows, and repairs the product.
+          </p>
+        </div>
+      )}
       {(creating || revision !== undefined) && (
         <form
           noValidate
           onSubmit={busyWhile(async (event) => {
             event.preventDefault();
             refusal.clear();
-            setChangedElsewhere(false);
+            setRepairErrors({});
+            setChangedElsewhere(undefined);
             const found = draftProblems(draft);
             setProblems(found);
             if (Object.keys(found).length > 0) return;
@@ -184,29 +327,30 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
               const product = creating
                 ? await api.post<CreditProduct>('/credit-products', { body })
                 : await api.patch<CreditProduct>(path`/credit-products/${productId!}`, { body, ifMatch: `"${revision!}"` });
-              setDraft(draftOf(product));
-              setRevision(product.revision);
+              showVersion(product);
+              setRebased(undefined);
               setSaved(true);
               setSavedCount((count) => count + 1);
               if (creating) navigate({ screen: 'product', productId: product.id }, { created: product.id });
             } catch (failure) {
-              if (failure instanceof ApiError && failure.code === 'product_changed') setChangedElsewhere(true);
+              // What was typed stays: the product as it is now is read, to compare and rebase on.
+              if (failure instanceof ApiError && failure.code === 'product_changed') await readCurrent();
               else refusal.refused(failure);
             }
           })}
         >
           <div class="grid">
             {creating && (
-              <Field label="Product id" value={draft.id} error={refusal.errors.id} hint="Optional: letters, digits, _ . : -" onInput={(event) => update({ id: event.currentTarget.value })} />
+              <Field label="Product id" value={draft.id} error={errors.id} hint="Optional: letters, digits, _ . : -" onInput={(event) => update({ id: event.currentTarget.value })} />
             )}
-            <Field label="Name" required value={draft.name} error={refusal.errors.name} onInput={(event) => update({ name: event.currentTarget.value })} />
-            <Field label="Description" value={draft.description} error={refusal.errors.description} onInput={(event) => update({ description: event.currentTarget.value })} />
+            <Field label="Name" required value={draft.name} error={errors.name} onInput={(event) => update({ name: event.currentTarget.value })} />
+            <Field label="Description" value={draft.description} error={errors.description} onInput={(event) => update({ description: event.currentTarget.value })} />
             <Field
               label="Warning limit"
               inputMode="decimal"
               pattern={CREDITS_INPUT_PATTERN}
               value={draft.lowBalanceThreshold}
-              error={refusal.errors.lowBalanceThreshold}
+              error={errors.lowBalanceThreshold}
               hint="Low-balance warning below this many credits; empty for none."
               onInput={(event) => update({ lowBalanceThreshold: event.currentTarget.value })}
             />
@@ -217,25 +361,25 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             {draft.consumption.map((rule, index) => (
               <fieldset class="row" key={index}>
                 <legend>Rule {index + 1}</legend>
-                <Field label="Event name" value={rule.event} error={refusal.errors[`consumption.${index}.event`]} onInput={(event) => updateRule(index, { event: event.currentTarget.value })} />
+                <Field label="Event name" value={rule.event} error={errors[`consumption.${index}.event`]} onInput={(event) => updateRule(index, { event: event.currentTarget.value })} />
                 <Field
                   label="Credits"
                   inputMode="decimal"
                   value={rule.credits}
-                  error={refusal.errors[`consumption.${index}.credits`]}
+                  error={errors[`consumption.${index}.credits`]}
                   onInput={(event) => updateRule(index, { credits: event.currentTarget.value })}
                 />
                 <Field
                   label="Per unit of property"
                   value={rule.perUnitOf}
                   hint="Empty: per event."
-                  error={refusal.errors[`consumption.${index}.perUnitOf`]}
+                  error={errors[`consumption.${index}.perUnitOf`]}
                   onInput={(event) => updateRule(index, { perUnitOf: event.currentTarget.value })}
                 />
                 <FilterRows
                   rule={rule}
                   index={index}
-                  errors={whereErrors(refusal.errors, index)}
+                  errors={whereErrors(errors, index)}
                   problems={problems}
                   onChange={(where) => {
                     // A removed row moves the rows after it up: what was said of a row by its place goes.
@@ -266,32 +410,32 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             {draft.bundles.map((bundle, index) => (
               <fieldset class="row" key={index}>
                 <legend>Bundle {index + 1}</legend>
-                <Field label="Bundle id" value={bundle.id} error={refusal.errors[`bundles.${index}.id`]} onInput={(event) => updateBundle(index, { id: event.currentTarget.value })} />
+                <Field label="Bundle id" value={bundle.id} error={errors[`bundles.${index}.id`]} onInput={(event) => updateBundle(index, { id: event.currentTarget.value })} />
                 <Field
                   label="Bundle credits"
                   inputMode="decimal"
                   value={bundle.credits}
-                  error={refusal.errors[`bundles.${index}.credits`]}
+                  error={errors[`bundles.${index}.credits`]}
                   onInput={(event) => updateBundle(index, { credits: event.currentTarget.value })}
                 />
                 <Field
                   label="Price"
                   inputMode="decimal"
                   value={bundle.amount}
-                  error={refusal.errors[`bundles.${index}.price.amount`]}
+                  error={errors[`bundles.${index}.price.amount`]}
                   onInput={(event) => updateBundle(index, { amount: event.currentTarget.value })}
                 />
                 <Field
                   label="Currency"
                   value={bundle.currency}
                   maxLength={3}
-                  error={refusal.errors[`bundles.${index}.price.currency`]}
+                  error={errors[`bundles.${index}.price.currency`]}
                   onInput={(event) => updateBundle(index, { currency: event.currentTarget.value })}
                 />
                 <CheckboxField
                   label="Shown as a purchase option on the portal"
                   checked={bundle.purchaseOption}
-                  error={refusal.errors[`bundles.${index}.purchaseOption`]}
+                  error={errors[`bundles.${index}.purchaseOption`]}
                   onChange={(event) => updateBundle(index, { purchaseOption: event.currentTarget.checked })}
                 />
                 <button
@@ -312,17 +456,34 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
           </fieldset>
 
           <ErrorMessage message={refusal.general} />
-          {changedElsewhere && (
+          {changedElsewhere !== undefined && (
+            <ChangedElsewhere
+              state={changedElsewhere}
+              base={base!}
+              draft={draft}
+              busy={busy}
+              onApply={applyMyChanges}
+              onDiscard={discardMyChanges}
+              onReadAgain={busyWhile(readCurrent)}
+            />
+          )}
+          {rebased !== undefined && (
             <div class="notice">
-              <p class="error" role="alert">
-                Not saved: someone else changed this product after you opened it, and saving would undo their change. Reload the product to see it as it is now
-                (what you changed here is discarded), then make your change again.
+              <p role="status" tabIndex={-1} ref={rebasedNotice}>
+                Your changes are applied to revision {rebased.revision}, the current version: review them, then save.
               </p>
-              <div>
-                <button type="button" class="secondary" onClick={readAgain}>
-                  Reload product
-                </button>
-              </div>
+              {rebased.replaced.length > 0 && (
+                <>
+                  <p>Where the other change had set a field you changed too, yours replaced theirs:</p>
+                  <ul>
+                    {rebased.replaced.map(({ field, theirs }) => (
+                      <li key={field}>
+                        {FIELD_LABELS[field]}: theirs was {theirs}
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              )}
             </div>
           )}
           {saved && (
@@ -337,5 +498,80 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
       )}
       {productId !== null && revision !== undefined && <ProductHistory api={api} productId={productId} version={savedCount + reads} />}
     </section>
+  );
+}
+
+/**
+ * A save refused for a change made meanwhile: what was typed is kept, the fields both sides
+ * changed are named with each side's value, and the operator applies their changes to the
+ * current version (to review before saving) or discards them.
+ */
+function ChangedElsewhere({
+  state,
+  base,
+  draft,
+  busy,
+  onApply,
+  onDiscard,
+  onReadAgain,
+}: {
+  state: { readonly current: CreditProduct } | { readonly failure: string };
+  base: Draft;
+  draft: Draft;
+  busy: boolean;
+  onApply: (current: CreditProduct) => void;
+  onDiscard: (current: CreditProduct) => void;
+  onReadAgain: () => void;
+}) {
+  if ('failure' in state) {
+    return (
+      <div class="notice">
+        <p class="error" role="alert">
+          Not saved: someone else changed this product after you opened it, and the current version could not be read: {state.failure}. What you typed is kept.
+        </p>
+        <div>
+          <button type="button" class="secondary" disabled={busy} onClick={onReadAgain}>
+            Read the current version
+          </button>
+        </div>
+      </div>
+    );
+  }
+  const { current } = state;
+  const now = draftOf(current);
+  const { mine, theirs, conflicts } = compareDrafts(base, draft, now);
+  const both = mine.filter((field) => theirs.includes(field));
+  return (
+    <div class="notice">
+      <p class="error" role="alert">
+        Not saved: someone else changed this product after you opened it (it is now at revision {current.revision}), and saving would have undone their change. What you typed
+        is kept.
+      </p>
+      {both.length > 0 ? (
+        <>
+          <p>They also changed fields you changed:</p>
+          <ul>
+            {both.map((field) => (
+              <li key={field}>
+                {FIELD_LABELS[field]}: {conflicts.includes(field) ? `theirs ${fieldSummary(now, field)}; yours ${fieldSummary(draft, field)}` : `they set it as you did`}
+              </li>
+            ))}
+          </ul>
+        </>
+      ) : (
+        <p>
+          They changed {theirs.length > 0 ? fieldList(theirs) : 'nothing the form shows'}; you changed {mine.length > 0 ? fieldList(mine) : 'nothing'}: none of the same fields.
+        </p>
+      )}
+      <p>Applying takes the current version and sets on it the fields you changed, for you to review and save; where you both changed a field, yours replaces theirs.</p>
+      <div>
+        <button type="button" onClick={() => onApply(current)}>
+          Apply my changes to the current version
+        </button>{' '}
+        <button type="button" class="secondary" onClick={() => onDiscard(current)}>
+          Discard my changes
+        </button>
+      </div>
+    </div>
   );
 }
