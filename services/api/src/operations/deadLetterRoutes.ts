@@ -50,7 +50,7 @@ const WholeDeadLetterSchema = Type.Object({
   headers: Type.Array(
     Type.Object({
       name: Type.String(),
-      value: Type.String(),
+      value: nullableString({ description: 'null for a header without a value (Kafka\'s length -1), unlike an empty one.' }),
       encoding: stringEnum(['utf8', 'base64'] as const, { description: 'base64 when the value is not UTF-8 text.' }),
     }),
     { description: "Every header in order: the dead letter's own (tally.dlq.*, tally.source.*) and the producer's. A name may occur more than once." },

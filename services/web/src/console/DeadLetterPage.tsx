@@ -177,7 +177,7 @@ export function DeadLetterPage({ api, partition, offset }: { api: ApiClient; par
                     <code>{header.name}</code>
                   </td>
                   <td>
-                    <code>{header.value}</code>
+                    {header.value === null ? <em>no value</em> : <code>{header.value}</code>}
                     {header.encoding === 'base64' && ' (base64: not UTF-8 text)'}
                   </td>
                 </tr>
