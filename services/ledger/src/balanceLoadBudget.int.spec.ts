@@ -190,6 +190,32 @@ describe('a write on a long balance within its load budget', () => {
     expect(await toppedUp(balanceId)).toBe(5);
   });
 
+  it("stops a read's wait for the balance's state at the caller's signal, the fold going on for the retry", async () => {
+    const balanceId = await longBalance();
+    const rejections = watchUnhandledRejections();
+    try {
+      // No budget of its own: only the caller's signal (the API's deadline for the read) ends the wait.
+      const api = ledgerProcess(0);
+      const refusal = await api.ledger.getBalance(balanceId, { signal: AbortSignal.timeout(TINY_BUDGET_MS) }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refusal).toBeInstanceOf(BalanceLoadingError);
+      expect((refusal as Error).message).toMatch(/still being folded \(\d+ events read so far\).*retry/);
+      expect(api.historyRead()).toBeLessThan(HISTORY);
+      // A signal aborted before the call is refused as well, joining the fold without waiting for it.
+      await expect(api.ledger.getBalance(balanceId, { signal: AbortSignal.abort(new Error('gone')) })).rejects.toBeInstanceOf(BalanceLoadingError);
+
+      // The retry finds the shared fold (or its result): the history is read once.
+      const read = await api.ledger.getBalance(balanceId);
+      expect(formatCredits(read.balance.balance)).toBe(String(STARTING - HISTORY));
+      expect(api.historyRead()).toBe(HISTORY);
+      expect(rejections.seen).toEqual([]);
+    } finally {
+      rejections.stop();
+    }
+  });
+
   it('abandons a background fold at close, cleanly: its waiters and later writes are told to retry', async () => {
     const balanceId = await longBalance();
     const rejections = watchUnhandledRejections();

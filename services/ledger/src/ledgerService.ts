@@ -13,7 +13,7 @@ import {
   GrantDetails,
 } from '@tally/domain';
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
-import type { EventStore } from '@tally/event-store';
+import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { createBalanceCommandPath } from './balanceCommandPath';
 import type { BalanceStateStore } from './balanceStateStore';
@@ -84,6 +84,20 @@ export interface RequestOptions {
 /** What a command carries besides itself to the command path. */
 type CommandExtras = Pick<RequestOptions, 'requestHash' | 'startedAt' | 'actor'>;
 
+/**
+ * The digest of a request whose amount may be left to its default (all of a charge, all of a
+ * hold): made from the amount it comes to, so naming the whole amount and naming none are one
+ * request (requestHash.ts hashes with defaults filled). A string: already complete.
+ */
+export type AmountRequestHash = string | ((credits: Micros) => string);
+
+/** A command's extras with its digest made from the amount the command comes to. */
+function withAmountHash<T extends { readonly requestHash?: AmountRequestHash }>(options: T | undefined, credits: Micros): Omit<T, 'requestHash'> & { requestHash?: string } {
+  const { requestHash, ...extras } = options ?? ({} as T);
+  const hash = typeof requestHash === 'function' ? requestHash(credits) : requestHash;
+  return { ...extras, ...(hash !== undefined ? { requestHash: hash } : {}) };
+}
+
 export interface LedgerPage {
   readonly items: readonly RecordedBalanceEvent[];
   /**
@@ -139,7 +153,11 @@ export interface LedgerService {
    * is AlreadyRefundedError. LedgerEntryNotFoundError for an id that is not this balance's
    * entry; EntryNotRefundableError for an entry that is not a CreditConsumed.
    */
-  refund(balanceId: string, input: { entryId: string; credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'startedAt' | 'actor'>): Promise<CommandResult>;
+  refund(
+    balanceId: string,
+    input: { entryId: string; credits?: Micros; reason: string | null },
+    options?: Pick<RequestOptions, 'startedAt' | 'actor'> & { readonly requestHash?: AmountRequestHash },
+  ): Promise<CommandResult>;
   /** A subscription's grant for one period; idempotent by subscription, product and period. */
   grant(balanceId: string, grant: GrantDetails & { credits: Micros; productId: string }): Promise<CommandResult>;
   /** Whether that grant is stored on the balance: one read by its id (commandIds.grant), no fold. */
@@ -161,11 +179,16 @@ export interface LedgerService {
    */
   placeHold(balanceId: string, request: PlaceHoldRequest, options: RequestOptions & { idempotencyKey: string }): Promise<HoldCommandResult>;
   /** Charges the hold (all of it, or `credits` of it) and frees the rest; once per hold, so a retry answers the first capture. */
-  captureHold(holdId: string, input: { credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldCommandResult>;
+  captureHold(holdId: string, input: { credits?: Micros; reason: string | null }, options?: Pick<RequestOptions, 'actor'> & { readonly requestHash?: AmountRequestHash }): Promise<HoldCommandResult>;
   releaseHold(holdId: string, input: { reason: string | null }, options?: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldCommandResult>;
   /** For the expiry worker: frees a hold past its expiresAt (HoldNotExpiredError before, HoldNotOpenError once freed). */
   expireHold(holdId: string): Promise<HoldCommandResult>;
-  getBalance(balanceId: string): Promise<{ balance: OpenBalance; revision: bigint }>;
+  /**
+   * The balance at its stream's end, loaded as writes load it (one load shared by every caller).
+   * `signal` ends this caller's wait (a request's deadline, its client gone): BalanceLoadingError
+   * (transient), while the shared load goes on and keeps its result for the retry.
+   */
+  getBalance(balanceId: string, options?: { readonly signal?: AbortSignal }): Promise<{ balance: OpenBalance; revision: bigint }>;
   readLedger(balanceId: string, page: LedgerPageRequest): Promise<LedgerPage>;
   /**
    * What each of the customer's usage events `usageEventIds` did to `balanceIds` (the customer's
@@ -265,12 +288,24 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     try {
       return { ...(await execute(context, commandId(holdId), command, extras)), holdId };
     } catch (error) {
-      if (error instanceof HoldNotOpenError) {
-        const placed = await eventStore.readEventsById([ledgerEventId(commandIds.request(context.balanceId, 'hold', idempotencyKey), 0)]);
-        if (placed.length === 0) throw new HoldNotFoundError(`no hold with id "${holdId}"`);
-      }
+      if (error instanceof HoldNotOpenError && (await placementOf(context.balanceId, idempotencyKey)) === undefined) throw new HoldNotFoundError(`no hold with id "${holdId}"`);
       throw error;
     }
+  }
+
+  /** The event that placed the hold (its id is deterministic), whatever became of the hold since. */
+  async function placementOf(balanceId: string, idempotencyKey: string): Promise<RecordedEvent | undefined> {
+    const [placed] = await eventStore.readEventsById([ledgerEventId(commandIds.request(balanceId, 'hold', idempotencyKey), 0)]);
+    return placed;
+  }
+
+  /** What the hold holds, as placed: what a capture without an amount takes. HoldNotFoundError for a hold never placed. */
+  async function heldCredits(holdId: string): Promise<Micros> {
+    const { context, idempotencyKey } = await holdContext(holdId);
+    const placed = await placementOf(context.balanceId, idempotencyKey);
+    const event = placed === undefined || placed.streamId !== balanceStreamId(context.balanceId) ? undefined : fromRecordedEvent(placed).event;
+    if (event?.type !== 'CreditsHeld') throw new HoldNotFoundError(`no hold with id "${holdId}"`);
+    return event.credits;
   }
 
   /** The id a refund of this entry would have: one refund per charge (commandIds.refund). */
@@ -415,18 +450,12 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const charge = fromRecordedEvent(stored).event;
       if (charge.type !== 'CreditConsumed') throw new EntryNotRefundableError(`entry "${input.entryId}" is a ${charge.type}: only a CreditConsumed can be refunded`);
       const at = clock().toISOString();
-      const command: BalanceCommand = {
-        type: 'RefundConsumption',
-        entryId: input.entryId,
-        consumed: charge.credits,
-        credits: input.credits ?? charge.credits,
-        reason: input.reason,
-        at,
-      };
+      const credits = input.credits ?? charge.credits;
+      const command: BalanceCommand = { type: 'RefundConsumption', entryId: input.entryId, consumed: charge.credits, credits, reason: input.reason, at };
       try {
         // The command id derives from the charge's entry: the event store holds one refund per
         // charge, however many requests race, and a retry finds the first.
-        return await execute(context, commandIds.refund(balanceId, input.entryId), command, requestOptions);
+        return await execute(context, commandIds.refund(balanceId, input.entryId), command, withAmountHash(requestOptions, credits));
       } catch (error) {
         if (error instanceof IdempotencyKeyReusedError) throw new AlreadyRefundedError(`entry "${input.entryId}" was refunded already, by another request`);
         throw error;
@@ -477,7 +506,9 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     async captureHold(holdId, input, requestOptions) {
       const at = clock().toISOString();
       const command: BalanceCommand = { type: 'CaptureHold', holdId, ...(input.credits !== undefined ? { credits: input.credits } : {}), reason: input.reason, at };
-      return onHold(holdId, commandIds.holdCapture, command, requestOptions);
+      // The hold's amount is read only when a digest needs it (the placement, an indexed read by id).
+      const credits = typeof requestOptions?.requestHash === 'function' ? (input.credits ?? (await heldCredits(holdId))) : 0n;
+      return onHold(holdId, commandIds.holdCapture, command, withAmountHash(requestOptions, credits));
     },
 
     async releaseHold(holdId, input, requestOptions) {
@@ -489,8 +520,9 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       return onHold(holdId, commandIds.holdExpiry, { type: 'ExpireHold', holdId, at: clock().toISOString() });
     },
 
-    async getBalance(balanceId) {
-      const { state, revision } = await states.current(balanceId);
+    async getBalance(balanceId, options) {
+      const signal = options?.signal;
+      const { state, revision } = await states.current(balanceId, undefined, undefined, signal !== undefined ? { signal } : undefined);
       if (state.status !== 'open') throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       return { balance: state, revision };
     },
