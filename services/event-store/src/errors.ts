@@ -57,7 +57,9 @@ export class EventStoreUnavailableError extends TallyError {
   readonly retriable = true;
 
   constructor(cause: unknown) {
-    super(`event store unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    // The message reaches API clients (a portal customer too): the cause names the database's
+    // address and driver, so it stays with the error, for the log (pino writes causes).
+    super('the event store is unavailable; retry shortly', { cause });
   }
 }
 

@@ -150,7 +150,8 @@ export function createDeadLetterReader(options: DeadLetterReaderOptions): DeadLe
         };
       } catch (error) {
         if (error instanceof TallyError) throw error;
-        throw new DeadLettersUnavailableError(`the dead-letter topic could not be read: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        // Kafka's words name the brokers' addresses: kept as the cause, for the log, not the client.
+        throw new DeadLettersUnavailableError('the dead-letter topic could not be read; retry shortly', { cause: error });
       }
     },
   };

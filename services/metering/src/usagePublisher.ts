@@ -100,9 +100,8 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
         ]);
       } catch (error) {
         logger.warn({ err: error, events: events.length }, 'usage events not published');
-        throw new UsagePublishError(`usage events were not published to Kafka; retry the request: ${error instanceof Error ? error.message : String(error)}`, {
-          cause: error,
-        });
+        // The client reads the message; the brokers' addresses in the cause are for the log (above).
+        throw new UsagePublishError('usage events were not published to Kafka; retry the request', { cause: error });
       } finally {
         clearTimeout(timer);
       }
