@@ -465,6 +465,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
               onApply={applyMyChanges}
               onDiscard={discardMyChanges}
               onReadAgain={busyWhile(readCurrent)}
+              onReopen={readAgain}
             />
           )}
           {rebased !== undefined && (
@@ -514,6 +515,7 @@ function ChangedElsewhere({
   onApply,
   onDiscard,
   onReadAgain,
+  onReopen,
 }: {
   state: { readonly current: CreditProduct } | { readonly failure: string };
   base: Draft;
@@ -522,6 +524,7 @@ function ChangedElsewhere({
   onApply: (current: CreditProduct) => void;
   onDiscard: (current: CreditProduct) => void;
   onReadAgain: () => void;
+  onReopen: () => void;
 }) {
   if ('failure' in state) {
     return (
@@ -532,6 +535,10 @@ function ChangedElsewhere({
         <div>
           <button type="button" class="secondary" disabled={busy} onClick={onReadAgain}>
             Read the current version
+          </button>{' '}
+          {/* A product that fails validation again is read anew, to repair, only by opening it again. */}
+          <button type="button" class="secondary" onClick={onReopen}>
+            Discard my changes
           </button>
         </div>
       </div>
