@@ -57,6 +57,7 @@ export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
    * has handled before (a crash between the handler and the checkpoint replays the batch).
    * Resolving to `{ restart }` says the batch was not handled and the processor must start again
    * from the checkpoint as load() then finds it (a projection whose store was reset under it).
+   * A failure `isTransient` rejects is not retried: the processor fails (see isTransient).
    */
   handle(events: readonly E[], signal: AbortSignal): Promise<void | { readonly restart: string }>;
   readonly logger: Logger;
@@ -84,6 +85,13 @@ export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
    * batches do not tell it (a head below the checkpoint means another or a reset event store).
    */
   readonly onHead?: (head: bigint, checkpoint: bigint) => void;
+  /**
+   * Whether a failure of the handler may succeed when the batch is tried again; default: every
+   * failure is retried. One that cannot (an event the handler can never take) fails the
+   * processor (Worker.onFailure), logged at error level, with the checkpoint before that batch:
+   * never skipped, and never retried for ever at warn where nobody looks.
+   */
+  readonly isTransient?: (error: unknown) => boolean;
 }
 
 export interface ProcessorLag {
@@ -151,6 +159,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   const retrying = (what: string, signal: AbortSignal) => ({ ...backoff, what, logger, signal, abandonOnAbort: options.abandonOnAbort === true });
   let restarting: Promise<void> | undefined;
   let stopped: AbortSignal | undefined;
+  let failWorker: ((error: unknown) => void) | undefined;
 
   async function process(events: readonly E[], signal: AbortSignal): Promise<void> {
     const last = events[events.length - 1];
@@ -158,7 +167,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     if (last.position > head) head = last.position;
     waitingSince ??= events[0]!.recordedAt;
     try {
-      const outcome = await retry(() => options.handle(events, signal), retrying(options.what, signal));
+      const outcome = await retry(() => options.handle(events, signal), { ...retrying(options.what, signal), isTransient: options.isTransient });
       if (outcome !== undefined) {
         // Not handled: the checkpoint stays, and the processor starts again from what load() finds.
         void restart(outcome.restart);
@@ -174,6 +183,13 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       // next term (here or in another process) resumes there. Returning (not throwing) is safe
       // because the subscription is being stopped and its in-memory position dies with it.
       if (signal.aborted) return;
+      if (options.isTransient !== undefined && !options.isTransient(error)) {
+        logger.error({ err: error }, `${options.what} failed and cannot succeed by retrying; stopping`);
+        // Not awaited: the subscription's stop waits for this very batch to return.
+        void endTerm();
+        failWorker?.(error);
+        return;
+      }
       throw error;
     }
     checkpoint = last.position;
@@ -322,8 +338,9 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   const lagRefresh = createPeriodicWorker({ name: `${name} lag refresh`, logger, intervalMs: lagRefreshMs, runAtStart: false, abandonOnStop: true, run: refreshLag });
 
   const worker = createWorker(name, {
-    async start(stop) {
+    async start(stop, fail) {
       stopped = stop;
+      failWorker = fail;
       await lagRefresh.start();
       try {
         await retry(() => campaign(stop), retrying(`taking the ${role} lease`, stop));
