@@ -2,3 +2,4 @@ export * from './ledgerRelay';
 export * from './ledgerEventRecord';
 export * from './exampleBillingConsumer';
 export * from './rewindLedgerRelay';
+export * from './ledgerRelayErrors';

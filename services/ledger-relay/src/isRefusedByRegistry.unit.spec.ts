@@ -10,6 +10,11 @@ describe('isRefusedByRegistry', () => {
     expect(isRefusedByRegistry(registryError(422, 'Invalid schema'))).toBe(true);
   });
 
+  it('gives up on credentials the registry refuses, which waiting does not change', () => {
+    expect(isRefusedByRegistry(registryError(401, 'Unauthorized'))).toBe(true);
+    expect(isRefusedByRegistry(registryError(403, 'Forbidden'))).toBe(true);
+  });
+
   it("retries the lost race of two first registrations setting the subject's compatibility", () => {
     expect(
       isRefusedByRegistry(registryError(409, "Confluent_Schema_Registry_Error: A rule named 'COMPATIBILITY' already exists."))

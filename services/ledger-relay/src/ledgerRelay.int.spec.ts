@@ -1,8 +1,11 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { leaseHolders } from '@tally/postgres';
 import { ledgerEventAvroSchema, LEDGER_EVENT_TYPES } from '@tally/schemas';
 import { capturedLog, dumpPartitionLog, stackConfig, uniqueName, waitFor } from '@tally/test-support';
 import { CompressionTypes } from 'kafkajs';
 import { createPostgresCheckpointStore } from '@tally/runtime';
+import { LedgerSchemaRefusedError } from './ledgerRelayErrors';
 import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
 import { LedgerRelayPublishingError, rewindLedgerRelay, RewindNotBackwardError } from './rewindLedgerRelay';
 import {
@@ -251,15 +254,45 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     expect(await createPostgresCheckpointStore(harness.db.pool).load(checkpointName)).toBe(0n);
   });
 
-  it('retries registering the schema while the registry is unreachable, until stopped', async () => {
+  it('starts at once while the registry is unreachable, retrying the registration in the background until stopped', async () => {
     const { logger, lines } = capturedLog('warn');
-    const relay = harness.createRelay('no_topic_needed', { registryUrl: 'http://127.0.0.1:1/apis/ccompat/v7', logger });
-    const started = relay.start();
+    await harness.driveRound(await harness.openBalances(), 0);
+    const checkpointName = uniqueName('registry_down');
+    const relay = harness.createRelay('no_topic_needed', { registryUrl: 'http://127.0.0.1:1/apis/ccompat/v7', checkpointName, logger });
+    // What main starts after the relay (the API and its /health) must not wait for the registry.
+    await relay.start();
+    expect(relay.state()).toBe('running');
     await waitFor(() => lines.filter((line) => line.includes('registering the ledger event schema failed; retrying')).length >= 2, {
       description: 'two failed registrations',
     });
+    // The outage shows as the relay's lag, as a broker's does.
+    await waitFor(() => relay.lag().events > 0 && relay.lag().seconds > 0, { description: 'a growing lag while the schema cannot be registered' });
     await relay.stop();
-    await expect(started).resolves.toBeUndefined();
+    expect(relay.state()).toBe('stopped');
+    expect(await createPostgresCheckpointStore(harness.db.pool).load(checkpointName)).toBe(0n);
+  });
+
+  it('fails, naming the cause, when the registry refuses its credentials (401), instead of retrying for ever', async () => {
+    // A registry that answers every request 401, as one with authentication does to wrong credentials.
+    const server = createServer((_request, response) => {
+      response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error_code: 401, message: 'Unauthorized' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const { logger, lines } = capturedLog('error');
+      const relay = harness.createRelay('no_topic_needed', { registryUrl: `http://127.0.0.1:${port}`, checkpointName: uniqueName('registry_401'), logger });
+      let failure: unknown;
+      relay.onFailure((error) => (failure = error));
+      await relay.start();
+      await waitFor(() => failure !== undefined, { description: 'the relay to fail' });
+      expect(failure).toBeInstanceOf(LedgerSchemaRefusedError);
+      expect((failure as Error).message).toMatch(/credentials were refused \(401/);
+      expect(lines.join('\n')).toContain('credentials were refused');
+      await relay.stop();
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('feeds the example billing consumer one invoice-to-be per purchase, though every event is on the topic twice', async () => {

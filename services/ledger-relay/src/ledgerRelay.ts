@@ -12,10 +12,12 @@ import {
   type ProcessorLag,
   type Worker,
 } from '@tally/runtime';
-import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
+import { ConfigResourceTypes, logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
+import { LedgerSchemaRefusedError, UnpublishableLedgerEventError } from './ledgerRelayErrors';
+import { FALLBACK_MAX_MESSAGE_BYTES, isTooLargeForTopic, partEnd, recordBytesOf, sendBudgetOf } from './sendParts';
 
 /** batchSize, lagRefreshMs and retry (registry, broker, PostgreSQL) as the processor takes them. */
 export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<RecordedEvent>, 'batchSize' | 'lagRefreshMs' | 'retry'> {
@@ -47,12 +49,15 @@ export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<Re
 }
 
 /**
- * A worker: start() registers the schema, then either takes the lease, loads the checkpoint and
- * starts publishing, or, when another relay holds the lease, stands by to take over. It resolves
- * once publishing or standing by, retrying the registry and PostgreSQL until they answer; it
- * rejects only when the registry refuses the schema (incompatible), and resolves early if stop()
- * is called meanwhile. stop() stops publishing and gives the lease up; it resolves after the
- * batch in progress was acknowledged or abandoned.
+ * A worker: start() either takes the lease, loads the checkpoint and starts publishing, or, when
+ * another relay holds the lease, stands by to take over. It resolves once publishing or standing
+ * by, retrying PostgreSQL until it answers, and resolves early if stop() is called meanwhile. The
+ * schema is registered before the first send, in the background: a registry that is down holds
+ * back the relay alone (its lag grows), never start(). The relay fails (Worker.onFailure) when
+ * the registry refuses the schema or the relay's credentials (LedgerSchemaRefusedError), or an
+ * event can never be published (UnpublishableLedgerEventError). stop() stops publishing (and a
+ * registration still retrying) and gives the lease up; it resolves after the batch in progress
+ * was acknowledged or abandoned.
  */
 export interface LedgerRelay extends Worker {
   /** Measured against the shared checkpoint, so a standing-by relay reports the publishing one's lag. */
@@ -101,6 +106,8 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   });
 
   let schemaId: number | undefined;
+  // What one send may hold, learned from the topic once (learnSendBudget), halved when refused.
+  let sendBudget: number | undefined;
   // Created once and replaced only after a failed send; `connected` tells whether connect() is due.
   let producer: Producer | undefined;
   let connected = false;
@@ -152,15 +159,76 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     }
   }
 
-  async function toMessages(events: readonly RecordedEvent[], id: number): Promise<Message[]> {
+  /**
+   * The topic's effective max.message.bytes (its own, or the broker's default), less a margin.
+   * Unreadable (an ACL without DescribeConfigs), Kafka's default stands in: a part the topic
+   * refuses is halved anyway (publish).
+   */
+  async function learnSendBudget(): Promise<number> {
+    const admin = kafka.admin({ retry: KAFKAJS_RETRY });
+    try {
+      await admin.connect();
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
+      });
+      const value = Number(resources[0]?.configEntries.find((entry) => entry.configName === 'max.message.bytes')?.configValue);
+      if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`the topic's max.message.bytes reads ${String(value)}`);
+      logger.debug({ maxMessageBytes: value }, "learned the topic's max.message.bytes");
+      return sendBudgetOf(value);
+    } catch (error) {
+      logger.warn({ err: error, maxMessageBytes: FALLBACK_MAX_MESSAGE_BYTES }, "could not read the topic's max.message.bytes; assuming Kafka's default");
+      return sendBudgetOf(FALLBACK_MAX_MESSAGE_BYTES);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Sends the batch's messages in order, in parts the topic takes (kafkajs sends one call as one
+   * record batch per partition, which the broker refuses whole over max.message.bytes). Each part
+   * waits for its acknowledgement, so the checkpoint, moved after the handler, passes only
+   * acknowledged events; a failure part way sends the batch again from its first part
+   * (duplicates, which at-least-once allows). A refused part is halved; a refused single record
+   * can never go.
+   */
+  async function publish(messages: readonly { readonly recorded: RecordedEvent; readonly message: Message }[], signal: AbortSignal): Promise<void> {
+    const sizes = messages.map(({ message }) => recordBytesOf(message));
+    sendBudget ??= await learnSendBudget();
+    let from = 0;
+    while (from < messages.length) {
+      const end = partEnd(sizes, from, sendBudget);
+      try {
+        await send(messages.slice(from, end).map(({ message }) => message), signal);
+      } catch (error) {
+        if (!isTooLargeForTopic(error)) throw error;
+        if (end - from === 1) throw new UnpublishableLedgerEventError(messages[from]!.recorded, 'taken by the topic', error);
+        const bytes = sizes.slice(from, end).reduce((sum, size) => sum + size, 0);
+        sendBudget = Math.max(1, Math.floor(bytes / 2));
+        logger.warn({ messages: end - from, bytes, sendBudget }, 'the topic refused a part as too large; sending smaller parts');
+        continue;
+      }
+      from = end;
+    }
+  }
+
+  /** Encoding a stored event cannot succeed later if it fails now: its failure names the event. */
+  async function toMessages(events: readonly RecordedEvent[], id: number): Promise<Array<{ recorded: RecordedEvent; message: Message }>> {
+    // Fetched (or found in the client's cache) first: a registry that is away is a transient failure.
+    await registry.getSchema(id);
     return Promise.all(
       events.map(async (recorded) => {
-        const value = toLedgerEventRecord(recorded);
-        return {
-          key: value.customerId,
-          value: await registry.encode(id, value),
-          headers: { 'tally.event-type': value.type, 'tally.event-id': value.eventId },
-        };
+        try {
+          const value = toLedgerEventRecord(recorded);
+          const message = {
+            key: value.customerId,
+            value: await registry.encode(id, value),
+            headers: { 'tally.event-type': value.type, 'tally.event-id': value.eventId },
+          };
+          return { recorded, message };
+        } catch (error) {
+          throw new UnpublishableLedgerEventError(recorded, 'encoded', error);
+        }
       }),
     );
   }
@@ -182,33 +250,45 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       lagSeconds: { name: 'tally_relay_lag_seconds', help: 'Age of the oldest ledger event not yet published' },
       leading: { name: 'tally_relay_publishing', help: '1 while this process holds the relay lease and publishes, 0 while it stands by' },
     },
+    // An event that can never be published, or a registry that refuses the schema or the relay's
+    // credentials, fails the relay, naming it; anything else is retried.
+    isTransient: (error) => !(error instanceof UnpublishableLedgerEventError || error instanceof LedgerSchemaRefusedError),
     // Batches without ledger events still move the checkpoint, so a restart does not re-read them.
     handle: async (events, signal) => {
       const ledgerEvents = events.filter(isLedgerEvent);
       if (ledgerEvents.length === 0) return;
-      // Never skipped for want of an id: the processor starts only after the registration.
-      if (schemaId === undefined) throw new Error('the ledger event schema is not registered');
-      await send(await toMessages(ledgerEvents, schemaId), signal);
+      schemaId ??= await registerUntilAnswered(signal);
+      await publish(await toMessages(ledgerEvents, schemaId), signal);
     },
   });
 
+  /**
+   * Registers the schema before the first send, in the processor's handler rather than in
+   * start(): a registry that is down at boot then holds back no other role of the process (the
+   * API, its /health), and the relay's lag shows the outage, as for a broker that is down.
+   */
+  async function registerUntilAnswered(signal: AbortSignal): Promise<number> {
+    try {
+      return await retry(registerSchema, {
+        ...options.retry,
+        what: 'registering the ledger event schema',
+        logger,
+        signal,
+        isTransient: (error) => !isRefusedByRegistry(error),
+      });
+    } catch (error) {
+      if (!signal.aborted && isRefusedByRegistry(error)) throw new LedgerSchemaRefusedError(topicValueSubject(topic), statusOf(error), error);
+      throw error;
+    }
+  }
+
   const worker = createWorker('relay', {
-    async start(signal) {
-      try {
-        schemaId = await retry(registerSchema, {
-          ...options.retry,
-          what: 'registering the ledger event schema',
-          logger,
-          signal,
-          isTransient: (error) => !isRefusedByRegistry(error),
-        });
-      } catch (error) {
-        if (signal.aborted) return;
-        throw error;
-      }
+    async start(_signal, fail) {
+      processor.onFailure(fail);
       await processor.start();
     },
     async stop() {
+      // Ends a registration still retrying too: it runs in the handler, which stop() aborts.
       await processor.stop();
       await producer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'producer disconnect failed'));
       producer = undefined;
@@ -227,9 +307,19 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
  */
 const COMPATIBILITY_RULE_RACE = /rule named 'COMPATIBILITY' already exists/i;
 
-/** The registry answered, and no: an incompatible (409) or invalid (422) schema will not change by waiting. */
-export function isRefusedByRegistry(error: unknown): boolean {
+function statusOf(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * The registry answered, and no: an incompatible (409) or invalid (422) schema, or credentials it
+ * refuses (401, 403), will not change by waiting. An operator must act, so the relay fails
+ * loudly rather than retry at warn.
+ */
+export function isRefusedByRegistry(error: unknown): boolean {
+  const status = statusOf(error);
+  if (status === 401 || status === 403) return true;
   if (status !== 409 && status !== 422) return false;
   return !COMPATIBILITY_RULE_RACE.test(error instanceof Error ? error.message : String(error));
 }
