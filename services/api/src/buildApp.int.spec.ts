@@ -659,6 +659,15 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       const whole = await refund(balanceId, { entryId: chargeId });
       expect(whole.statusCode).toBe(201);
       expect(whole.json<ChangeResponse>().entry).toMatchObject({ credits: '4', balanceAfter: '10', reason: null });
+      // No amount is all of it: the same refund as one naming the whole amount, either way round.
+      for (const payload of [{ entryId: chargeId, credits: '4.0' }, { entryId: chargeId }]) {
+        const same = await refund(balanceId, payload);
+        expect([same.statusCode, same.headers['idempotent-replayed'], same.json<Partial<ChangeResponse>>().entry?.id]).toEqual([201, 'true', whole.json<ChangeResponse>().entry.id]);
+      }
+      const named = await chargedBalance('10', '4');
+      const first = await refund(named.balanceId, { entryId: named.chargeId, credits: '4' });
+      const unnamed = await refund(named.balanceId, { entryId: named.chargeId });
+      expect([unnamed.statusCode, unnamed.headers['idempotent-replayed'], unnamed.json<Partial<ChangeResponse>>().entry?.id]).toEqual([201, 'true', first.json<ChangeResponse>().entry.id]);
     });
 
     it('refunds only a charge of the balance itself', async () => {

@@ -204,8 +204,9 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
       const entryId = request.body.entryId.toLowerCase();
       const amount = request.body.credits === undefined ? undefined : parsePositiveCredits(request.body.credits);
       const reasonText = request.body.reason ?? null;
-      // Hashed in normalised form, as the other writes: a retry that spells the amount differently is the same request.
-      const hash = requestHash({ entryId, credits: amount === undefined ? null : formatCredits(amount), reason: reasonText });
+      // Hashed in normalised form, as the other writes: a retry that spells the amount differently is the same request,
+      // and with the amount it comes to (absent: all the charge took, which the ledger reads), so naming all of it is too.
+      const hash = (refunded: bigint) => requestHash({ entryId, credits: formatCredits(refunded), reason: reasonText });
       const { replayed, ...body } = await balances.refund(
         request.params.balanceId,
         { entryId, ...(amount !== undefined ? { credits: amount } : {}), reason: reasonText },

@@ -148,6 +148,26 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     expect(withoutKey.statusCode).toBe(400);
   });
 
+  it('answers a capture without an amount and one naming the whole hold as the same request, either way round', async () => {
+    const balance = await openBalance('10');
+    const unnamedFirst = (await hold(balance.id, 'unnamed-first', { credits: '4', expiresInSeconds: 600 })).json<HoldView>();
+    const namedFirst = (await hold(balance.id, 'named-first', { credits: '2', expiresInSeconds: 600 })).json<HoldView>();
+    const pairs: [string, Record<string, unknown>, Record<string, unknown>][] = [
+      [unnamedFirst.id, {}, { credits: '4.00' }],
+      [namedFirst.id, { credits: '2', reason: null }, {}],
+    ];
+    for (const [holdId, first, second] of pairs) {
+      const captured = await onHold(holdId, 'capture', first);
+      expect([captured.statusCode, captured.headers['idempotent-replayed']]).toEqual([200, 'false']);
+      const again = await onHold(holdId, 'capture', second);
+      expect([again.statusCode, again.headers['idempotent-replayed']]).toEqual([200, 'true']);
+      expect(again.json()).toEqual(captured.json());
+    }
+    // Another amount is another request: refused, the hold captured already.
+    expect((await onHold(unnamedFirst.id, 'capture', { credits: '3' })).statusCode).toBe(409);
+    expect(figures(await balanceOf(balance.id))).toEqual({ balance: '4', held: '0', available: '4' });
+  });
+
   it('captures in full and in part and releases, exactly, idempotently, visible in all three figures; then 409 on a freed hold', async () => {
     const balance = await openBalance('10');
     const full = (await hold(balance.id, 'full', { credits: '4', expiresInSeconds: 600 })).json<HoldView>();

@@ -94,7 +94,8 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
       const body = request.body ?? {};
       const charged = body.credits === undefined ? undefined : parsePositiveCredits(body.credits);
       const input = { ...(charged !== undefined ? { credits: charged } : {}), reason: body.reason ?? null };
-      const hash = requestHash({ credits: charged === undefined ? null : formatCredits(charged), reason: input.reason });
+      // Hashed with the amount it comes to (absent: the hold's, which the ledger knows), so naming all of it is the same request.
+      const hash = (captured: bigint) => requestHash({ credits: formatCredits(captured), reason: input.reason });
       const { hold, replayed } = await holds.capture(request.params.holdId, input, { requestHash: hash, ...actorOption(request) });
       return reply.header('idempotent-replayed', String(replayed)).send(hold);
     },

@@ -1,5 +1,5 @@
 import type { Micros } from '@tally/domain';
-import { parseHoldId, type HoldCommandResult, type LedgerService, type PlaceHoldRequest, type RequestOptions } from '@tally/ledger';
+import { parseHoldId, type AmountRequestHash, type HoldCommandResult, type LedgerService, type PlaceHoldRequest, type RequestOptions } from '@tally/ledger';
 import type { BalanceService } from '../balances/balanceService';
 import { holdViewOf, type HoldView } from './holdView';
 
@@ -17,7 +17,7 @@ export interface HoldAnswer {
 
 export interface HoldService {
   place(balanceId: string, request: PlaceHoldRequest, options: RequestOptions & { idempotencyKey: string }): Promise<HoldAnswer>;
-  capture(holdId: string, input: { credits?: Micros; reason: string | null }, options: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldAnswer>;
+  capture(holdId: string, input: { credits?: Micros; reason: string | null }, options: Pick<RequestOptions, 'actor'> & { readonly requestHash?: AmountRequestHash }): Promise<HoldAnswer>;
   release(holdId: string, input: { reason: string | null }, options: Pick<RequestOptions, 'requestHash' | 'actor'>): Promise<HoldAnswer>;
 }
 
