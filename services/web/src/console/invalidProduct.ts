@@ -12,12 +12,6 @@ export interface InvalidProductRead {
   readonly recorded: { readonly revision: number; readonly draft: Draft } | undefined;
 }
 
-/**
- * A version as the revisions route answers it: the product, or, where the route marks a version
- * that fails today's validation, the document as stored.
- */
-type RecordedVersion = Omit<ProductRevision, 'product'> & { readonly product?: ProductRevision['product']; readonly stored?: unknown };
-
 const PAGE_SIZE = 100;
 
 /**
@@ -32,7 +26,8 @@ export async function readInvalidProduct(api: ApiClient, productId: string): Pro
     const page = await api.get<CreditProductPage>('/credit-products', { query: { after, limit: String(PAGE_SIZE) } });
     const invalid = (page.invalid ?? []).find((product) => product.id === productId);
     if (invalid !== undefined) {
-      const newest = (await api.get<Page<RecordedVersion>>(path`/credit-products/${productId}/revisions`, { query: { limit: '1' } })).items[0];
+      const newest = (await api.get<Page<ProductRevision>>(path`/credit-products/${productId}/revisions`, { query: { limit: '1' } })).items[0];
+      // A recorded version that fails validation too is answered as stored, without `product`.
       return { invalid, recorded: newest === undefined ? undefined : { revision: newest.revision, draft: draftOfStored(newest.product ?? newest.stored) } };
     }
     const listed = [...page.items.map((product) => product.id), ...(page.invalid ?? []).map((product) => product.id)];
