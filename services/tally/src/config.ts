@@ -179,7 +179,7 @@ export const configSchema = z.object({
   TALLY_WEBHOOKS_RESPONSE_TIMEOUT_MS: integer(15_000, 100, 600_000)
     .describe('how long a webhook receiver may take to answer once connected; slower counts as a failed attempt'),
   TALLY_WEBHOOKS_RETRY_INITIAL_DELAY_MS: integer(5_000, 1, 86_400_000)
-    .describe('pause after a webhook\'s first failed attempt; it doubles, with jitter, after each further one'),
+    .describe('ceiling of the pause after a webhook\'s first failed attempt: the pause is between half of it and it (2.5–5 s by default); the ceiling doubles after each further one'),
   TALLY_WEBHOOKS_RETRY_MAX_DELAY_MS: integer(3_600_000, 1, 86_400_000).describe('longest pause between two attempts of a webhook'),
   TALLY_WEBHOOKS_RETRY_FOR_MS: integer(259_200_000, 1, 2_592_000_000)
     .describe('how long a webhook is retried from its first attempt (3 days); then it is given up and its endpoint disabled with the reason'),

@@ -30,7 +30,7 @@ export interface WebhookDelivererOptions {
   /** The checkpoint's and the lease's name; default `webhooks`. */
   readonly name?: string;
   readonly retry: {
-    /** First pause after a failed attempt; it doubles (with jitter) up to maxDelayMs. */
+    /** Ceiling of the first pause after a failed attempt (the pause is between half of it and it); it doubles up to maxDelayMs. */
     readonly initialDelayMs: number;
     readonly maxDelayMs: number;
     /** How long a delivery is retried before it is given up and its endpoint disabled. */
