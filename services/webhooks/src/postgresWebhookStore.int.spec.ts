@@ -1,5 +1,6 @@
 import { createTestSchema, type TestSchema } from '@tally/test-support';
 import { createPostgresWebhookStore } from './postgresWebhookStore';
+import { outcomeOfFailure } from './webhookDispatcher';
 import type { NewWebhookDelivery, WebhookStore } from './webhookStore';
 
 describe('PostgreSQL webhook store', () => {
@@ -7,6 +8,8 @@ describe('PostgreSQL webhook store', () => {
   let store: WebhookStore;
   const t0 = new Date('2026-11-30T12:00:00Z');
   const later = (ms: number) => new Date(t0.getTime() + ms);
+  // The default: 3 days, a minute between attempts.
+  const retryPolicy = { retryForMs: 259_200_000, delayAfter: () => 60_000 };
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'webhook_store' });
@@ -119,6 +122,29 @@ describe('PostgreSQL webhook store', () => {
     const retried = await store.retryDelivery('ep-gone', 'ep-gone:20', later(11_000));
     expect(retried).toMatchObject({ status: 'pending', firstAttemptAt: null, nextAttemptAt: later(11_000) });
     expect(await store.retryDelivery('ep-order', 'ep-gone:20', later(11_000))).toBeUndefined();
+  });
+
+  it('counts the retry period of a re-enabled endpoint\'s pending deliveries from their next attempt, not from before the pause', async () => {
+    await endpoint('ep-resumed');
+    await store.recordDeliveries([delivery('ep-resumed', 'b1', 40n)], t0);
+    await store.recordAttempt('ep-resumed:40', { attempt: 1, startedAt: later(1_000), durationMs: 3, statusCode: 500, error: null, responseBody: null }, { status: 'pending', nextAttemptAt: later(5_000) });
+    // A change that is no re-enabling keeps the period running.
+    await store.updateEndpoint('ep-resumed', { description: 'paused soon' });
+    await store.updateEndpoint('ep-resumed', { enabled: true });
+    const running = (await store.dueDeliveries(later(6_000), 10)).filter((due) => due.endpointId === 'ep-resumed');
+    expect(running).toMatchObject([{ id: 'ep-resumed:40', firstAttemptAt: later(1_000) }]);
+
+    // Paused for four days (more than the 3-day retry period), then enabled again.
+    await store.updateEndpoint('ep-resumed', { enabled: false });
+    await store.updateEndpoint('ep-resumed', { enabled: true });
+    const fourDays = 4 * 86_400_000;
+    const resumed = (await store.dueDeliveries(later(fourDays), 10)).filter((due) => due.endpointId === 'ep-resumed');
+    expect(resumed).toMatchObject([{ id: 'ep-resumed:40', attempts: 1, firstAttemptAt: null }]);
+    // So the next failure is retried, not given up at once (which would disable the endpoint again).
+    expect(outcomeOfFailure(resumed[0]!, 2, later(fourDays), retryPolicy, 'HTTP 500')).toMatchObject({ status: 'pending' });
+    await store.recordAttempt('ep-resumed:40', { attempt: 2, startedAt: later(fourDays), durationMs: 3, statusCode: 500, error: null, responseBody: null }, { status: 'pending', nextAttemptAt: later(fourDays + 10_000) });
+    const [listed] = await store.listDeliveries('ep-resumed', { limit: 10 });
+    expect(listed).toMatchObject({ status: 'pending', firstAttemptAt: later(fourDays) });
   });
 
   it("does not walk a disabled endpoint's queues when it reads what is due", async () => {

@@ -87,8 +87,17 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
     },
 
     async updateEndpoint(id, changes, updatedBy) {
+      // Re-enabling (a disabled endpoint, enabled: true) starts the retry period of its pending
+      // deliveries again from their next attempt: counted from before the pause, the first
+      // failure after a pause longer than the period would give up at once and disable it again.
+      // One statement: every part sees the endpoint as it was before the update.
       const { rows } = await pool.query<EndpointRow>(
-        `UPDATE webhook_endpoints SET
+        `WITH resumed AS (
+           UPDATE webhook_deliveries SET first_attempt_at = NULL
+           WHERE endpoint_id = $1 AND status = 'pending' AND $6::boolean IS TRUE
+             AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND disabled_at IS NOT NULL)
+         )
+         UPDATE webhook_endpoints SET
            url = COALESCE($2, url),
            description = CASE WHEN $3 THEN $4 ELSE description END,
            events = COALESCE($5, events),
