@@ -57,9 +57,10 @@ import { createSubscriptionRegistry } from './subscriptionRegistry';
  *    there until an entry names it), once a call (again only if a new round plans other events),
  *    then one small entry naming the batch, each stream's revision before it and a digest of the
  *    event ids is appended to the journal with the journal revision read in 1. That append is
- *    the commit point: it fails if another writer committed since step 1, and the call starts
- *    again from 1 after a backoff; after MAX_COMMIT_ROUNDS lost rounds it fails, retriably
- *    (EventStoreContendedError), so a big call cannot lose for ever to a stream of small ones.
+ *    the commit point: it fails if another writer committed since step 1; after a backoff the
+ *    call commits at the new revision if the entries that got in touch none of its streams,
+ *    markers or ids (stillChecked), else starts again from 1; after MAX_COMMIT_ROUNDS lost
+ *    rounds it fails, retriably (EventStoreContendedError), never trying for ever.
  *    Staging first means a committed entry always fits the server's limits (what did not fit
  *    failed before the commit).
  * 4. apply: each stream's events are appended with the exact revision the entry recorded, then
@@ -114,6 +115,8 @@ const TRANSIENT_GRPC_CODES = new Set([1, 4, 8, 10, 14]);
 /** Above this, a position cannot be a log offset: a server without positions on stream reads. */
 const NO_POSITION = 2n ** 63n;
 
+/** Entries committed by others that a lost race reads to see whether the call's check still holds. */
+const MAX_RECHECKED_ENTRIES = 256;
 /** Lost journal races one call takes before it fails, retriably. */
 const MAX_COMMIT_ROUNDS = 12;
 /** Between lost rounds: short, as the writer that won is done in a few round trips. */
@@ -346,6 +349,32 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
 
   const commitBackoff = createBackoff(COMMIT_BACKOFF);
 
+  /**
+   * After a lost race: the journal's new last revision, settled, if the entries committed since
+   * `journal` touch none of the call's streams, markers or event ids, so that its check still
+   * holds as it was; undefined when the call must check again. This is what lets a big call
+   * commit between small writes to other streams: checking it again takes longer than they do.
+   */
+  const stillChecked = async (journal: bigint, streamIds: ReadonlySet<string>, hashes: ReadonlySet<string>, ids: ReadonlySet<string>): Promise<bigint | undefined> => {
+    // Settling and reading what got in at once: this round must be short to be won.
+    const [tail, read] = await Promise.all([
+      settle(),
+      readRaw(journalStream, journal + 1n, FORWARDS, MAX_RECHECKED_ENTRIES).then(async (recorded) => {
+        const entries = recorded.map((event) => event.data as unknown as JournalEntry);
+        const batches = await eachLimited(entries, (entry) => (entry.batchEvents === 0 ? Promise.resolve([]) : readRaw(batchStream(entry.batch), START, FORWARDS, entry.batchEvents)));
+        return { first: recorded[0]?.revision, entries, batches };
+      }),
+    ]);
+    const moved = Number(tail - journal);
+    // Fewer entries read than got in: too many, or the journal was truncated ($maxCount); what got in is unknown.
+    if (moved < 1 || read.first !== journal + 1n || read.entries.length < moved) return undefined;
+    const entries = read.entries.slice(0, moved);
+    const batches = read.batches.slice(0, moved);
+    if (entries.some((entry) => entry.writes.some((write) => streamIds.has(write.streamId)) || entry.markers.some((hash) => hashes.has(hash)))) return undefined;
+    const intact = batches.every((batch, i) => batch.length === entries[i]!.batchEvents);
+    return intact && !batches.some((batch) => batch.some((staged) => ids.has(String(staged.data.id).toLowerCase()))) ? tail : undefined;
+  };
+
   /** Steps 2 and 3 of the class comment, again from step 1 whenever another writer commits first. */
   const appendOn = async (requests: readonly AppendRequest[], markers: readonly string[], beforeCheck?: () => Promise<readonly AppendRequest[]>): Promise<AppendResult[]> => {
     /** The batch staged by an earlier round, and what it holds: a round that plans the same events reuses it. */
@@ -412,13 +441,23 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
           }
           staging = { batch, digest };
         }
-        try {
-          await appendRaw(journalStream, jsonEvent({ id: randomUUID(), type: 'Committed', data: entry as unknown as JsonObject }), journal < 0n ? NO_STREAM : journal);
-        } catch (error) {
-          if (errorType(error) !== ErrorType.WRONG_EXPECTED_VERSION) throw error;
-          await loseRound(journal);
-          continue;
+        // appendExclusively's work read streams this cannot know: it always decides again.
+        const touched =
+          beforeCheck === undefined
+            ? { streamIds: new Set(payload.map((request) => request.streamId)), hashes: new Set(hashes.keys()), ids: new Set(payload.flatMap((request) => request.events.map((event) => event.id.toLowerCase()))) }
+            : undefined;
+        let at: bigint | undefined = journal;
+        while (at !== undefined) {
+          try {
+            await appendRaw(journalStream, jsonEvent({ id: randomUUID(), type: 'Committed', data: entry as unknown as JsonObject }), at < 0n ? NO_STREAM : at);
+            break;
+          } catch (error) {
+            if (errorType(error) !== ErrorType.WRONG_EXPECTED_VERSION) throw error;
+            await loseRound(at);
+            at = touched === undefined ? undefined : await stillChecked(at, touched.streamIds, touched.hashes, touched.ids);
+          }
         }
+        if (at === undefined) continue;
         // Ours is the last entry now: applying it is settling it.
         await settle();
       }

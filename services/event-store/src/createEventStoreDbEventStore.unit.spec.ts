@@ -54,6 +54,57 @@ describe('EventStoreDB adapter: a big append against a steady stream of small on
   });
 });
 
+describe('EventStoreDB adapter: a lost journal race against entries that touch nothing of the call', () => {
+  it('commits a big append against a steady stream of small writes to other streams', async () => {
+    const model = createEventStoreDbModel();
+    const [big, small] = [open(model), open(model)];
+    let stop = false;
+    const smallWriter = (async () => {
+      const streamId = `creditBalance-${randomUUID()}`;
+      await small.appendToStream(streamId, [event('Opened')], { expectedRevision: 'no_stream' });
+      while (!stop) await small.appendToStream(streamId, [event('TopUp', { amount: '1' })], { expectedRevision: 'any' });
+    })();
+    const requests = Array.from({ length: 400 }, () => ({
+      streamId: `creditBalance-${randomUUID()}`,
+      expectedRevision: 'no_stream' as const,
+      events: [event('CreditConsumed', { amount: '1' })],
+    }));
+    const markers = requests.map(() => randomUUID());
+    const outcome = await big.appendMany(requests, { markers }).then(
+      () => 'committed',
+      (error: unknown) => error,
+    );
+    stop = true;
+    await smallWriter;
+    expect(outcome).toBe('committed');
+    expect((await big.readMarkers(markers)).size).toBe(markers.length);
+    await Promise.all([big.close(), small.close()]);
+  });
+
+  it('still finds an id stored in another stream by an entry that got in first', async () => {
+    const model = createEventStoreDbModel();
+    const other = open(model);
+    const duplicate = event('CreditConsumed', { amount: '1' });
+    const [mine, theirs] = [`creditBalance-${randomUUID()}`, `creditBalance-${randomUUID()}`];
+    let raced = false;
+    // Between this store's check and its journal append, another process stores the same id elsewhere.
+    const client = {
+      ...model.client,
+      appendToStream: async (...args: Parameters<typeof model.client.appendToStream>) => {
+        if (!raced && args[0] === 'tally-store.journal') {
+          raced = true;
+          await other.appendToStream(theirs, [duplicate], { expectedRevision: 'no_stream' });
+        }
+        return model.client.appendToStream(...args);
+      },
+    } as typeof model.client;
+    const store = createEventStoreDbEventStore({ connectionString: 'esdb://model:2113?tls=false', client, logger });
+    await expect(store.appendToStream(mine, [duplicate], { expectedRevision: 'no_stream' })).rejects.toMatchObject({ code: 'duplicate_event_id' });
+    expect(raced).toBe(true);
+    await Promise.all([store.close(), other.close()]);
+  });
+});
+
 describe('EventStoreDB adapter: appends that fail without throwing', () => {
   it('refuses a connection string with throwOnAppendFailure=false at construction', () => {
     expect(() => createEventStoreDbEventStore({ connectionString: 'esdb://127.0.0.1:2113?tls=false&throwOnAppendFailure=false', logger })).toThrow(
