@@ -82,8 +82,11 @@ export function createConsumptionProjector(options: ConsumptionProjectorOptions)
 /** The projection's side of the processor: its checkpoint store and its batch handler. */
 interface ConsumptionProjection {
   readonly checkpoints: CheckpointStore;
-  /** Adds a batch's consumption and moves the checkpoint past it, once however often it is handed over. */
-  handle(events: readonly RecordedEvent[]): Promise<void>;
+  /**
+   * Adds a batch's consumption and moves the checkpoint past it, once however often it is handed
+   * over; `{ restart }` when the checkpoint is missing or behind the batch (a reset), so nothing is skipped.
+   */
+  handle(events: readonly RecordedEvent[]): Promise<void | { readonly restart: string }>;
 }
 
 export function createConsumptionProjection(options: {
@@ -94,8 +97,19 @@ export function createConsumptionProjection(options: {
 }): ConsumptionProjection {
   const { pool, logger } = options;
 
-  /** save() has nothing to do: handle() moved the checkpoint in the transaction of the sums. */
-  const checkpoints: CheckpointStore = { load: createPostgresCheckpointStore(pool).load, save: async () => {} };
+  const stored = createPostgresCheckpointStore(pool);
+  /**
+   * load() makes the row (at 0) when there is none, so a row missing later means a reset, which
+   * handle() answers with a restart. save() has nothing to do: handle() moved the checkpoint in the
+   * transaction of the sums.
+   */
+  const checkpoints: CheckpointStore = {
+    load: async (name) => {
+      await pool.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING', [name]);
+      return stored.load(name);
+    },
+    save: async () => {},
+  };
 
   /** A stored event decoded, or undefined (logged) when it cannot be: it must not stall the projection. */
   function decoded(recorded: RecordedEvent, what: string) {
@@ -232,27 +246,43 @@ export function createConsumptionProjection(options: {
     return rows[0]?.moved === 1;
   }
 
-  async function handle(events: readonly RecordedEvent[]): Promise<void> {
+  async function handle(events: readonly RecordedEvent[]): Promise<void | { readonly restart: string }> {
     const last = events[events.length - 1];
     if (last === undefined) return;
     const whole = await sumsOf(events);
     if (await addIfAhead(events, whole)) return;
+    let restart: string | undefined;
     await inTransaction(async (client) => {
-      await client.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING', [CONSUMPTION_PROJECTION]);
+      const created = await client.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING RETURNING 1', [
+        CONSUMPTION_PROJECTION,
+      ]);
+      if ((created.rowCount ?? 0) > 0) {
+        // No row, though load() made one: the projection was reset under this process (migration
+        // 029, a store switch). The events before this batch are not in the sums: start again from 0.
+        restart = 'the consumption projection has no checkpoint (reset): counting from position 0';
+        return;
+      }
       // The row lock orders this transaction after any other writer's (a deposed holder's), and
       // the position it then reads says which of these events are already in the sums.
       const { rows } = await client.query<{ position: string }>('SELECT position FROM subscription_checkpoints WHERE name = $1 FOR UPDATE', [
         CONSUMPTION_PROJECTION,
       ]);
       const saved = BigInt(rows[0]!.position);
+      if (saved < events[0]!.position) {
+        // Below the batch, though the single statement found the row missing or at it: reset in
+        // between (another process made the row again). Counting this batch would skip the events before it.
+        restart = `the consumption projection's checkpoint went back to ${saved} (reset): counting from there`;
+        return;
+      }
       if (last.position <= saved) return;
-      const sums = saved < events[0]!.position ? whole : await sumsOf(events.filter((event) => event.position > saved));
+      const sums = await sumsOf(events.filter((event) => event.position > saved));
       if (sums.length > 0) await client.query(`${ADD_BUCKETS}\n           ${ON_BUCKET}`, bucketColumns(sums));
       await client.query('UPDATE subscription_checkpoints SET position = $2, updated_at = now() WHERE name = $1', [
         CONSUMPTION_PROJECTION,
         last.position.toString(),
       ]);
     });
+    return restart === undefined ? undefined : { restart };
   }
 
   return { checkpoints, handle };

@@ -152,6 +152,8 @@ describe('consumption per bucket and event name (consumption projector)', () => 
     );
     const events = await eventStore.readAll({});
     const projection = createConsumptionProjection({ pool: db.pool, eventStore, logger });
+    // As the processor does first: the checkpoint row at 0.
+    expect(await projection.checkpoints.load('consumption-projection')).toBe(0n);
     // The charges and their refunds in separate batches, one handed over again, and a batch whole.
     await projection.handle(events.slice(0, 3));
     await projection.handle(events.slice(3, 4));
@@ -216,9 +218,15 @@ describe('consumption per bucket and event name (consumption projector)', () => 
       },
     });
     const projection = createConsumptionProjection({ pool: counted, eventStore, logger });
-    // A first batch: no checkpoint row yet, so the transaction makes it.
-    await projection.handle(events.slice(0, 1));
+    // A first batch: no checkpoint row yet, so the transaction makes it at 0 and asks the
+    // processor to start again from there, counting nothing (it cannot know what came before).
+    expect(await projection.handle(events.slice(0, 1))).toEqual({ restart: expect.stringContaining('no checkpoint') });
     expect(transactions).toBe(1);
+    expect(await projection.checkpoints.load('consumption-projection')).toBe(0n);
+    // Handed over again from 0: past the checkpoint, in one statement.
+    statements.length = 0;
+    await projection.handle(events.slice(0, 1));
+    expect(statements).toHaveLength(1);
     statements.length = 0;
 
     await projection.handle(events.slice(1, 2));
@@ -236,6 +244,45 @@ describe('consumption per bucket and event name (consumption projector)', () => 
     });
     expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T00:00:00.000Z', event: 'api_call', credits: 7_000_000n, refunded: 0n, entries: 3 }]);
     expect(position).toBe(events[2]!.position);
+  });
+
+  it('counts the whole ledger again when its buckets and checkpoint row are reset under a running projector (migration 029, a store switch)', async () => {
+    const balanceId = `b-${randomUUID()}`;
+    const stream = `creditBalance-${balanceId}`;
+    await eventStore.appendToStream(
+      stream,
+      [consumed(balanceId, '1', '2026-03-01T10:00:00Z', 'api_call'), consumed(balanceId, '2', '2026-03-01T10:05:00Z', 'api_call')],
+      { expectedRevision: 'no_stream' },
+    );
+    const projector = createConsumptionProjector({ eventStore, pool: db.pool, logger, lease: { standbyPollMs: 100 } });
+    await projector.start();
+    try {
+      await caughtUp(() => projector.checkpoint());
+      // The documented reset, while the projector runs.
+      await db.pool.query("TRUNCATE consumption_buckets; DELETE FROM subscription_checkpoints WHERE name = 'consumption-projection'");
+      await eventStore.appendToStream(stream, [consumed(balanceId, '4', '2026-03-01T10:10:00Z', 'api_call')], { expectedRevision: 'any' });
+      const head = await eventStore.headPosition();
+      // Caught up by the sums' own position, and by what they hold: the whole ledger again.
+      await waitFor(
+        async () => {
+          const { buckets, position } = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, {
+            from: new Date('2026-03-01T00:00:00Z'),
+            to: new Date('2026-03-02T00:00:00Z'),
+            bucket: 'day',
+          });
+          return position >= head && buckets.length === 1 && buckets[0]!.entries === 3;
+        },
+        { description: 'the reset projection counting all three charges' },
+      );
+    } finally {
+      await projector.stop();
+    }
+    const { buckets } = await createPostgresConsumptionStore({ pool: db.pool }).consumption(balanceId, {
+      from: new Date('2026-03-01T00:00:00Z'),
+      to: new Date('2026-03-02T00:00:00Z'),
+      bucket: 'hour',
+    });
+    expect(withIsoStarts(buckets)).toEqual([{ start: '2026-03-01T10:00:00.000Z', event: 'api_call', credits: 7_000_000n, refunded: 0n, entries: 3 }]);
   });
 
   it('skips an event it cannot decode with its reason logged, never stalling; an unreadable time counts when recorded', async () => {
