@@ -627,7 +627,8 @@ export function createEventStoreDbEventStore(options: EventStoreDbEventStoreOpti
      * its append commits only if no other entry got in meanwhile; else `work` runs again on the
      * new state, never failing with a conflict it did not cause. The promise kept is the same
      * (its expected revisions hold when it commits), but `work` may run more than once, and
-     * under a storm of writers it may take many rounds.
+     * under a storm of writers it may take many rounds, up to MAX_COMMIT_ROUNDS lost ones
+     * (then EventStoreContendedError, retriable).
      */
     async appendExclusively(work, exclusiveOptions = {}) {
       let value: unknown;
