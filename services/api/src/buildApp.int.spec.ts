@@ -987,6 +987,21 @@ describe('HTTP API against PostgreSQL and Redis', () => {
     });
   });
 
+  describe('an unreachable PostgreSQL for the processors', () => {
+    it('answers GET /v1/processors 503 with Retry-After, not 500', async () => {
+      const unreachable = createUnreachablePool('api-processors-down');
+      const cut = await buildApp({ ...deps, processors: () => readProcessorStatus(unreachable, eventStore), metrics: createMetricsRegistry() });
+      try {
+        const response = await cut.inject({ method: 'GET', url: '/v1/processors', headers: auth });
+        expectError(response, 503, 'processors_unavailable');
+        expect(response.headers['retry-after']).toBeDefined();
+      } finally {
+        await cut.close();
+        await unreachable.end();
+      }
+    });
+  });
+
   describe('an unreachable read model', () => {
     it('answers balance reads 503, not 500', async () => {
       // A real client of a port nothing listens on, failing at once instead of queueing.

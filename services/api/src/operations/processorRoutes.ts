@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ProcessorStatus } from '@tally/runtime';
+import { TallyError } from '@tally/domain';
+import { guardTransient, type ProcessorStatus } from '@tally/runtime';
 import { errorResponses } from '../apiSchemas';
 
 const ProcessorSchema = Type.Object({
@@ -30,6 +31,21 @@ export type ProcessorsView = Static<typeof ProcessorsSchema>;
 /** What the route reads; main.ts wires it to @tally/runtime's readProcessorStatus. */
 export type ReadProcessors = () => Promise<{ readonly head: bigint; readonly processors: readonly ProcessorStatus[] }>;
 
+/** PostgreSQL (or the event store's head) could not answer; the same read can succeed later. */
+export class ProcessorsUnavailableError extends TallyError {
+  readonly code = 'processors_unavailable';
+  readonly retriable = true;
+}
+
+/**
+ * The read throws pg's own errors (a connection refused, a statement timeout): an unavailable
+ * dependency, answered 503 with Retry-After like the other stores, not a bug answered 500.
+ */
+const guardProcessors = guardTransient(
+  (error) => !(error instanceof TallyError),
+  (cause) => new ProcessorsUnavailableError('the processor status is unavailable: PostgreSQL did not answer', { cause }),
+);
+
 /** The checkpointed processors of the whole deployment, for the console's Status page and scripts. */
 export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadProcessors }> = async (app, { read }) => {
   app.get(
@@ -42,12 +58,12 @@ export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadPro
         operationId: 'listProcessors',
         summary: 'The checkpointed processors, whichever process runs them',
         description:
-          'Every processor that has saved a checkpoint in PostgreSQL (the ledger relay, the consumption projector, webhooks, hold expiry; the balance projector keeps its position in Redis, with the snapshots): its position, how far behind the event store it stands, when it last saved and the session that leads it, read from PostgreSQL, as `tally processors` prints them.',
+          'Every processor that has saved a checkpoint in PostgreSQL (the ledger relay, the consumption projector, webhooks, hold expiry; the balance projector keeps its position in Redis, with the snapshots): its position, how far behind the event store it stands, when it last saved and the session that leads it, read from PostgreSQL, as `tally processors` prints them. 503 processors_unavailable (with Retry-After) when PostgreSQL does not answer.',
         response: { 200: ProcessorsSchema, ...errorResponses },
       },
     },
     async () => {
-      const { head, processors } = await read();
+      const { head, processors } = await guardProcessors(read);
       return {
         head: head.toString(),
         items: processors.map(({ name, position, behind, savedAt, leader }) => ({
