@@ -6,11 +6,12 @@ import type { ActingKey } from '@tally/domain';
 import type { LedgerActor } from '@tally/ledger';
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationRequiredError, CsrfTokenInvalidError, InsufficientScopeError, RateLimitedError } from './apiErrors';
-import { scopesGrant, type RouteScope } from './apiScopes';
+import { API_SCOPES, scopesGrant, type ApiScope, type RouteScope } from './apiScopes';
 import type { BearerAuth, Principal } from './bearerAuth';
 import { createSyncedRateLimitStore } from './syncedRateLimitStore';
 import type { LedgerAudience } from './ledger/ledgerEntryView';
 import { JWT_SHAPE, type SignedTokens } from './web/signedTokens';
+import type { TokenRevocations } from './web/tokenRevocations';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -87,6 +88,10 @@ export const CSRF_HEADER = 'x-csrf-token';
 /** The web interfaces' credentials beside the keys: console session cookies and portal tokens. */
 export interface WebCredentials {
   readonly tokens: SignedTokens;
+  /** Sessions signed out and portal links revoked before they expire. */
+  readonly revocations: TokenRevocations;
+  /** The scope a key needs to open a console session: a session of a key that no longer has it ends. */
+  readonly sessionScope: ApiScope;
   /** The customer a balance belongs to (the balance registry), undefined for an unknown balance. */
   readonly balanceOwner: (balanceId: string) => Promise<string | undefined>;
   readonly now: () => Date;
@@ -104,6 +109,7 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
  * Unknown routes need a valid key too (the 404 comes after it), so a client without one learns
  * nothing about which routes exist. Requests without a valid key are counted per address
  * against a much smaller limit than keyed ones: guessing keys is slow and costs nothing.
+ * Answers the same authentication, for what answers a request before the hook runs.
  */
 export async function registerAccessGuard(
   app: FastifyInstance,
@@ -111,7 +117,7 @@ export async function registerAccessGuard(
   logger: Logger,
   options: RateLimitOptions = {},
   web?: WebCredentials,
-): Promise<void> {
+): Promise<(request: FastifyRequest) => Promise<Principal>> {
   const limits = { ...DEFAULT_RATE_LIMITS, ...limitsGiven(options) };
   app.decorateRequest('principal', undefined);
 
@@ -178,15 +184,24 @@ export async function registerAccessGuard(
     const bearer = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
     if (bearer !== undefined && JWT_SHAPE.test(bearer)) {
       const claims = await web.tokens.verifyPortalToken(bearer, web.now());
-      return claims === undefined ? { kind: 'anonymous', reason: 'the portal token is not valid or has expired' } : { kind: 'customer', customerId: claims.customerId };
+      if (claims === undefined) return { kind: 'anonymous', reason: 'the portal token is not valid or has expired' };
+      const revokedAt = await web.revocations.portalLinksRevokedAt(claims.customerId);
+      if (revokedAt !== undefined && claims.issuedAt.getTime() <= revokedAt.getTime()) return { kind: 'anonymous', reason: 'the portal link has been revoked; ask for a new one' };
+      return { kind: 'customer', customerId: claims.customerId };
     }
-    const cookie = header === undefined ? request.cookies?.[SESSION_COOKIE] : undefined;
+    // Parsed by @fastify/cookie's hook; not yet for a URL Fastify refused before any hook ran.
+    const cookies = request.cookies ?? app.parseCookie(request.headers.cookie ?? '');
+    const cookie = header === undefined ? cookies[SESSION_COOKIE] : undefined;
     if (cookie === undefined || cookie === '') return byKey;
     const session = await web.tokens.verifySession(cookie, web.now());
     const key = session === undefined ? undefined : auth.keyById(session.keyId);
     if (session === undefined || key === undefined) return { kind: 'anonymous', reason: 'the session has expired; sign in again' };
-    // The scopes the session was opened with; the name the key has now (a name is a label, not a grant).
-    return { ...key, scopes: session.scopes, session: { csrfToken: session.csrfToken } };
+    // The key as configured now: one no longer allowed to sign in ends its sessions, and a session
+    // never acts with more than the key grants now (nor than it was opened with).
+    if (!scopesGrant(key.scopes, web.sessionScope)) return { kind: 'anonymous', reason: `the session's key no longer has the ${web.sessionScope} scope; sign in again` };
+    if (await web.revocations.isSessionRevoked(session.sessionId)) return { kind: 'anonymous', reason: 'the session has been signed out; sign in again' };
+    // The name the key has now, too (a name is a label, not a grant).
+    return { ...key, scopes: commonScopes(key.scopes, session.scopes), session: { csrfToken: session.csrfToken, sessionId: session.sessionId, expiresAt: session.expiresAt } };
   }
 
   /** A portal token reaches a route that declares `portal` access, for its own customer only. */
@@ -207,12 +222,15 @@ export async function registerAccessGuard(
     request.principal = principal;
     if (principal.kind === 'key') {
       await count(perKey, request, reply, 'with this key');
+      // A public route acts for nobody's session (signing in takes its key from the body, and
+      // only as JSON, which no cross-site form can send): no CSRF token is asked of it.
+      if (scope === 'public') return;
       // SameSite=Strict keeps the cookie off other sites' requests; the token, which only the
       // console's own pages can read, makes sure a write is the console's, whatever the browser.
       if (principal.session !== undefined && !SAFE_METHODS.has(request.method) && !sameText(request.headers[CSRF_HEADER], principal.session.csrfToken)) {
         throw new CsrfTokenInvalidError(`a write with the session cookie needs the session's CSRF token in ${CSRF_HEADER}`);
       }
-      if (scope === undefined || scope === 'public' || scopesGrant(principal.scopes, scope)) return;
+      if (scope === undefined || scopesGrant(principal.scopes, scope)) return;
       throw new InsufficientScopeError(
         `this key has the scope ${principal.scopes.join('+')}; ${request.method} ${request.routeOptions.url} needs ${scope}`,
       );
@@ -231,6 +249,7 @@ export async function registerAccessGuard(
     await count(failedAuth, request, reply, 'without a valid key from this address');
     throw new AuthenticationRequiredError(principal.reason);
   });
+  return authenticate;
 }
 
 /**
@@ -272,6 +291,12 @@ function sameText(given: string | string[] | undefined, expected: string): boole
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** What both scope lists grant, named by the scopes of either that the other grants. */
+function commonScopes(a: readonly ApiScope[], b: readonly ApiScope[]): ApiScope[] {
+  const common = [...a.filter((scope) => scopesGrant(b, scope)), ...b.filter((scope) => scopesGrant(a, scope))];
+  return API_SCOPES.filter((scope) => common.includes(scope));
 }
 
 /** The numeric limits the caller set, leaving the defaults for the rest. */

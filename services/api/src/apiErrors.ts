@@ -47,3 +47,8 @@ export class RequestBodyTimeoutError extends TallyError {
   readonly code = 'request_timeout';
   readonly retriable = false;
 }
+
+/** A purchase (or auto-recharge) of more bundles at once than a portal token may buy: 400. */
+export class PortalQuantityLimitError extends ValidationError {
+  override readonly code = 'portal_quantity_limit';
+}

@@ -23,12 +23,19 @@ export type Principal =
    * `session` is set when the key was presented once to open a console session and the request
    * carries the session cookie instead: its writes must send the session's CSRF token.
    */
-  | { readonly kind: 'key'; readonly keyId: string; readonly keyName: string | null; readonly scopes: readonly ApiScope[]; readonly session?: { readonly csrfToken: string } }
+  | { readonly kind: 'key'; readonly keyId: string; readonly keyName: string | null; readonly scopes: readonly ApiScope[]; readonly session?: ConsoleSessionOf }
   /** A portal token's holder: one customer, on the routes that declare `portal` access alone. */
   | { readonly kind: 'customer'; readonly customerId: string }
   | { readonly kind: 'anonymous'; readonly reason: string };
 
 export type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
+
+/** The console session a key's request came with: its CSRF token, and its id and expiry, which signing out revokes until. */
+export interface ConsoleSessionOf {
+  readonly csrfToken: string;
+  readonly sessionId: string;
+  readonly expiresAt: Date;
+}
 
 /**
  * Who a request was, for its log line: a key by id and name (never the key), a portal token's

@@ -10,7 +10,8 @@ import type { DeadLetterLog, DeadLetterReader, DeadLetterRedrives, UsagePublishe
 import type { BalanceReadModel } from '@tally/projections';
 import type { SubscriptionService } from '@tally/subscriptions';
 import type { WebhookEndpointService } from '@tally/webhooks';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { registerAccessGuard, type RateLimitOptions } from './accessGuard';
 import { ErrorSchema } from './apiSchemas';
@@ -20,7 +21,7 @@ import { createBalanceService, type BalanceServiceDeps } from './balances/balanc
 import { guardBalanceReader } from './balances/guardBalanceReader';
 import { createKeyedSerializer } from './balances/keyedSerializer';
 import { CreditBalanceSchema } from './balances/balanceView';
-import { createBearerAuth, principalLogFields } from './bearerAuth';
+import { createBearerAuth, principalLogFields, type Principal } from './bearerAuth';
 import { catalogRoutes, CreditProductSchema } from './catalog/catalogRoutes';
 import { createProductCatalog } from './catalog/productCatalog';
 import { mapError } from './errorMapping';
@@ -44,8 +45,9 @@ import { deadLetterRoutes } from './operations/deadLetterRoutes';
 import { processorRoutes, type ReadProcessors } from './operations/processorRoutes';
 import { consumptionRoutes } from './ledger/consumptionRoutes';
 import { webPages } from './web/webPages';
-import { webSessionRoutes } from './web/webSessionRoutes';
+import { CONSOLE_SCOPE, webSessionRoutes } from './web/webSessionRoutes';
 import { createSignedTokens } from './web/signedTokens';
+import { createMemoryTokenRevocations, createRedisTokenRevocations } from './web/tokenRevocations';
 import { rejectUnstorableText } from './rejectUnstorableText';
 import { declareRouteScopes } from './routeScopes';
 import { planRoutes } from './subscriptions/planRoutes';
@@ -113,8 +115,20 @@ export interface WebOptions {
   readonly pagesRoot?: string;
   /** The origin customers reach Tally at (`https://billing.example.com`), for portal links; default the request's. */
   readonly publicUrl?: string;
+  /**
+   * Where sessions signed out and portal links revoked are kept, shared by every API process and
+   * kept across restarts; without it, in this process's memory (one process, tests).
+   */
+  readonly redis?: Redis;
+  /** Prefix of those Redis keys; default `tally:web:`. */
+  readonly redisKeyPrefix?: string;
+  /** Bundles a portal token may buy in one purchase (or have auto-recharge buy each time); default 100. Keys are not limited by it. */
+  readonly portalMaxPurchaseQuantity?: number;
   readonly now?: () => Date;
 }
+
+/** A leaked portal link buys no more than this at once, unless configured otherwise. */
+export const DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY = 100;
 
 export interface ApiOptions {
   /** Largest request body in bytes; default 64 KiB, far above any valid request. */
@@ -194,6 +208,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const apiLogger = deps.logger.child({ module: 'api' });
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   // Node refuses a headers timeout longer than the request timeout; the request's is the bound.
+  // Set once the access guard is registered, below; Fastify takes frameworkErrors before that.
+  const guard: { authenticate?: (request: FastifyRequest) => Promise<Principal> } = {};
   const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? 10_000, requestTimeoutMs > 0 ? requestTimeoutMs : Infinity);
   const app = Fastify({
     // Timeouts on by default: a client that sends slowly, or nothing at all, holds a socket and
@@ -205,7 +221,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // default), which would let a slow client stay that much past them.
     http: { connectionsCheckingInterval: 1_000, headersTimeout: headersTimeoutMs },
     // Errors raised before a route is found, in the same `{ error, message }` contract.
-    frameworkErrors: frameworkErrorHandler(auth),
+    // The access guard's authentication once it is registered (below): a portal token or a
+    // console session is told what a key is told.
+    frameworkErrors: frameworkErrorHandler((request) => (guard.authenticate !== undefined ? guard.authenticate(request) : Promise.resolve(auth.authenticate(request.headers.authorization)))),
     ...(options.trustProxy !== undefined ? { trustProxy: typeof options.trustProxy === 'object' ? [...options.trustProxy] : options.trustProxy } : {}),
     clientErrorHandler,
     // Typed as Fastify's logger interface, which pino implements, so the route modules can take
@@ -246,20 +264,21 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   const web = deps.web;
   const now = web?.now ?? (() => new Date());
-  const tokens =
-    web === undefined
-      ? undefined
-      : createSignedTokens({ secret: web.secret, sessionTtlMs: web.sessionTtlMs ?? 8 * 3_600_000, portalTtlMs: web.portalTtlMs ?? 3_600_000 });
+  const portalTtlMs = web?.portalTtlMs ?? 3_600_000;
+  const tokens = web === undefined ? undefined : createSignedTokens({ secret: web.secret, sessionTtlMs: web.sessionTtlMs ?? 8 * 3_600_000, portalTtlMs });
+  const revocations =
+    web?.redis === undefined ? createMemoryTokenRevocations() : createRedisTokenRevocations({ redis: web.redis, keyPrefix: web.redisKeyPrefix ?? 'tally:web:', portalTtlMs });
+  const portalMaxQuantity = web?.portalMaxPurchaseQuantity ?? DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY;
   // Parses the console's session cookie before the access guard reads it.
   await app.register(cookie);
-  await registerAccessGuard(
+  guard.authenticate = await registerAccessGuard(
     app,
     auth,
     deps.logger,
     options.rateLimit,
     tokens === undefined
       ? undefined
-      : { tokens, now, balanceOwner: async (balanceId) => (await deps.balanceRegistry.getBalance(balanceId))?.customerId },
+      : { tokens, revocations, sessionScope: CONSOLE_SCOPE, now, balanceOwner: async (balanceId) => (await deps.balanceRegistry.getBalance(balanceId))?.customerId },
   );
   // helmet's middleware is built once, here: @fastify/helmet built it anew on every request,
   // parsing the CSP directives each time (about 4% of a lookup's CPU in the bench's profile),
@@ -401,11 +420,11 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
           ...(deps.deadLetters !== undefined ? { deadLetters: deps.deadLetters } : {}),
           ...(deps.statementStarts !== undefined ? { statementStarts: deps.statementStarts } : {}),
         }) });
-      await v1.register(purchaseRoutes, { purchases: deps.purchases, balances });
-      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges });
+      await v1.register(purchaseRoutes, { purchases: deps.purchases, balances, portalMaxQuantity });
+      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges, portalMaxQuantity });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
-      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, now, publicUrl: web?.publicUrl });
+      if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, revocations, now, publicUrl: web?.publicUrl });
       if (deps.deadLetters !== undefined) {
         await v1.register(deadLetterRoutes, {
           deadLetters: deps.deadLetters,

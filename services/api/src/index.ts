@@ -1,4 +1,4 @@
-export { buildApp, type ApiDeps, type ApiOptions } from './buildApp';
+export { buildApp, DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY, type ApiDeps, type ApiOptions } from './buildApp';
 export { API_SCOPES, parseApiKeys, type ApiKey, type ApiScope, type RouteScope } from './apiScopes';
 export { keyIdOf } from './bearerAuth';
 export { DEFAULT_RATE_LIMITS, RATE_LIMIT_REDIS_CLIENT, type RateLimitOptions } from './accessGuard';

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AuthenticationRequiredError, RequestBodyTimeoutError, UnsupportedContentEncodingError } from './apiErrors';
-import type { BearerAuth } from './bearerAuth';
+import type { BearerAuth, Principal } from './bearerAuth';
 import { mapClientError, mapError } from './errorMapping';
 
 export interface RequestLimitOptions {
@@ -59,14 +59,21 @@ export function registerRequestLimits(app: FastifyInstance, auth: BearerAuth, op
 
 /**
  * Fastify's `frameworkErrors`: a URL that does not decode answers through the error contract,
- * and, like every route, only to a valid key; a client without one learns nothing from it.
+ * and, like every route, only to a valid credential (a key, a portal token, a console session:
+ * the access guard's own authentication); a client without one learns nothing from it.
  */
-export function frameworkErrorHandler(auth: BearerAuth) {
+export function frameworkErrorHandler(authenticate: (request: FastifyRequest) => Promise<Principal>) {
   return (error: Error, request: FastifyRequest, reply: FastifyReply): void => {
-    const principal = auth.authenticate(request.headers.authorization);
-    const mapped = mapError(principal.kind === 'key' ? error : new AuthenticationRequiredError(principal.reason));
-    for (const [name, value] of Object.entries(mapped.headers ?? {})) reply.header(name, value);
-    void reply.code(mapped.statusCode).header('cache-control', 'no-store').send(mapped.body);
+    const answer = (refusal: unknown) => {
+      const mapped = mapError(refusal);
+      for (const [name, value] of Object.entries(mapped.headers ?? {})) reply.header(name, value);
+      void reply.code(mapped.statusCode).header('cache-control', 'no-store').send(mapped.body);
+    };
+    authenticate(request).then(
+      (principal) => answer(principal.kind === 'anonymous' ? new AuthenticationRequiredError(principal.reason) : error),
+      // Who it is could not be told (the revocations' store away): that failure, not the URL's.
+      answer,
+    );
   };
 }
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { compile as compileTrustedProxies } from '@fastify/proxy-addr';
-import { parseApiKeys, type ApiKey } from '@tally/api';
+import { DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY, parseApiKeys, type ApiKey } from '@tally/api';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
-import { CONSUMER_KEEP_AFTER_LOAD_EVENTS } from '@tally/ledger';
+import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, MAX_PURCHASE_QUANTITY } from '@tally/ledger';
 import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
 import {
   DEFAULT_BALANCE_CACHE_BYTES,
@@ -107,6 +107,8 @@ export const configSchema = z.object({
     .describe('signs console sessions and portal links (HS256), at least 32 characters, the same for every API process'),
   TALLY_CONSOLE_SESSION_TTL_MS: integer(8 * 3_600_000, 60_000, 7 * 86_400_000).describe('how long a console sign-in lasts'),
   TALLY_PORTAL_LINK_TTL_MS: integer(3_600_000, 60_000, 30 * 86_400_000).describe('how long a customer portal link admits its customer'),
+  TALLY_PORTAL_MAX_PURCHASE_QUANTITY: integer(DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY, 1, MAX_PURCHASE_QUANTITY)
+    .describe('bundles a portal link may buy in one purchase, or set auto-recharge to buy each time (a leaked link buys no more); API keys are not limited by it'),
   TALLY_PUBLIC_URL: z.string()
     .refine(isHttpOrigin, 'an origin such as `https://billing.example.com`: http or https, no path, query or fragment')
     .optional()
@@ -229,7 +231,13 @@ export interface Config {
   readonly catalogRefreshMs: number;
   readonly api: { readonly host: string; readonly port: number; readonly keys: readonly ApiKey[] | undefined };
   /** The console and the portal; without a secret the main job keeps one in `home`. */
-  readonly web: { readonly sessionSecret: string | undefined; readonly sessionTtlMs: number; readonly portalLinkTtlMs: number; readonly publicUrl: string | undefined };
+  readonly web: {
+    readonly sessionSecret: string | undefined;
+    readonly sessionTtlMs: number;
+    readonly portalLinkTtlMs: number;
+    readonly portalMaxPurchaseQuantity: number;
+    readonly publicUrl: string | undefined;
+  };
   /** TLS and authentication to Kafka, the registry and Redis; PostgreSQL's are in its URL (`sslmode`, `sslrootcert`). */
   readonly connections: {
     readonly kafka: {
@@ -424,6 +432,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionSecret: e.TALLY_SESSION_SECRET,
       sessionTtlMs: e.TALLY_CONSOLE_SESSION_TTL_MS,
       portalLinkTtlMs: e.TALLY_PORTAL_LINK_TTL_MS,
+      portalMaxPurchaseQuantity: e.TALLY_PORTAL_MAX_PURCHASE_QUANTITY,
       publicUrl: e.TALLY_PUBLIC_URL === undefined ? undefined : new URL(e.TALLY_PUBLIC_URL).origin,
     },
     schedulerIntervalMs: e.TALLY_SCHEDULER_INTERVAL_MS,

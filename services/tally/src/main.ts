@@ -513,6 +513,10 @@ async function main(): Promise<void> {
         secret: config.web.sessionSecret ?? loadOrCreateLocalSessionSecret(config.home),
         sessionTtlMs: config.web.sessionTtlMs,
         portalTtlMs: config.web.portalLinkTtlMs,
+        portalMaxPurchaseQuantity: config.web.portalMaxPurchaseQuantity,
+        // Sessions signed out and portal links revoked, for every API process and across restarts.
+        redis,
+        redisKeyPrefix: `${config.redis.keyPrefix}:web:`,
         pagesRoot: webPagesRoot(logger),
         ...(config.web.publicUrl !== undefined ? { publicUrl: config.web.publicUrl } : {}),
       },

@@ -1,9 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRecharge, type AutoRecharges } from '@tally/ledger';
-import { keyOf } from '../accessGuard';
+import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRechargeStatus, type AutoRecharges } from '@tally/ledger';
+import { audienceOf, keyOf } from '../accessGuard';
 import { actingKey, balanceParams, errorResponses, identifier, nullableString } from '../apiSchemas';
-import { purchaseOptionsOnly } from './purchaseRoutes';
+import type { LedgerAudience } from '../ledger/ledgerEntryView';
+import { purchaseOptionsOnly, refuseOverPortalQuantity } from './purchaseRoutes';
 
 const tags = ['purchases'];
 
@@ -13,7 +14,7 @@ const AutoRechargeSchema = Type.Object({
   quantity: Type.Integer({ minimum: 1, description: 'Bundles it buys each time.' }),
   since: Type.String({ description: 'The event store position it was set at: only low-balance warnings after it recharge.' }),
   updatedAt: Type.String({ format: 'date-time' }),
-  updatedBy: actingKey('The API key (or console session) that set it; null when the customer set it on the portal.'),
+  updatedBy: actingKey('The API key (or console session) that set it; null when the customer set it on the portal, and always null to a portal token.'),
   lastRechargedAt: nullableString({ format: 'date-time', description: 'When it last bought; null if it has not yet.' }),
   lastRefusal: Type.Union(
     [Type.Object({ at: Type.String({ format: 'date-time' }), reason: Type.String({ description: 'Why the purchase was refused, e.g. the bundle is no longer sold.' }) }), Type.Null()],
@@ -23,29 +24,38 @@ const AutoRechargeSchema = Type.Object({
     description: 'At most this many purchases for the low-balance warnings of one calendar month (UTC); null: no limit.',
   }),
   rechargesThisMonth: Type.Integer({ minimum: 0, description: 'The purchases it made for warnings of the current calendar month (UTC).' }),
+  belowWarningLimit: Type.Boolean({
+    description:
+      'The balance is below its warning limit now: its warning has fired. A new setting buys nothing for a warning before it: it buys at the next one, once the balance is back at its limit and falls below it again, so top it up now if it needs credits.',
+  }),
 });
 
 /** A balance's auto-recharge as GET /v1/credit-balances/{balanceId}/auto-recharge answers it. */
 export type AutoRechargeView = Static<typeof AutoRechargeSchema>;
 
-const view = (recharge: AutoRecharge): AutoRechargeView => ({
+/** The key that set it is the provider's to know: the portal reads null, as it does for ledger entries and subscriptions. */
+const view = (recharge: AutoRechargeStatus, audience: LedgerAudience): AutoRechargeView => ({
   balanceId: recharge.balanceId,
   bundleId: recharge.bundleId,
   quantity: recharge.quantity,
   since: recharge.sincePosition.toString(),
   updatedAt: recharge.updatedAt.toISOString(),
-  updatedBy: recharge.updatedBy,
+  updatedBy: audience === 'customer' ? null : recharge.updatedBy,
   lastRechargedAt: recharge.lastRechargedAt?.toISOString() ?? null,
   lastRefusal: recharge.lastRefusal === null ? null : { at: recharge.lastRefusal.at.toISOString(), reason: recharge.lastRefusal.reason },
   monthlyLimit: recharge.monthlyLimit,
   rechargesThisMonth: recharge.rechargesThisMonth,
+  belowWarningLimit: recharge.belowWarningLimit,
 });
 
 /**
  * A balance's auto-recharge: when its low-balance warning fires, the scheduler role buys its
  * product's bundle (a purchase like any other in the ledger, once per warning).
  */
-export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges }> = async (app, { autoRecharges }) => {
+export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges; readonly portalMaxQuantity: number }> = async (
+  app,
+  { autoRecharges, portalMaxQuantity },
+) => {
   app.get(
     '/credit-balances/:balanceId/auto-recharge',
     {
@@ -59,7 +69,7 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
         response: { 200: AutoRechargeSchema, ...errorResponses },
       },
     },
-    async (request) => view(await autoRecharges.get(request.params.balanceId)),
+    async (request) => view(await autoRecharges.get(request.params.balanceId), audienceOf(request)),
   );
 
   app.put(
@@ -71,7 +81,7 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
         operationId: 'setAutoRecharge',
         summary: 'Buy a bundle whenever the balance falls below its warning limit',
         description:
-          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after this request act, and none whose balance is back at the limit by then (a top-up since). A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, as it buys.",
+          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after the first setting act (a replacement keeps acting on a warning stored before it and not yet handled; turned off and on again, it starts anew), and none whose balance is back at the limit by then (a top-up since): set on a balance already below its limit (`belowWarningLimit`), it buys at the next warning, after the balance is back at the limit. A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, which it keeps to when it buys (a bundle taken off the purchase options later is refused at the warning, kept as `lastRefusal`) and a quantity within the portal's limit (400 `portal_quantity_limit`), as it buys.",
         params: balanceParams,
         body: Type.Object(
           {
@@ -91,7 +101,9 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
     async (request) => {
       const { bundleId, quantity = 1, monthlyLimit = null } = request.body;
       const { balanceId } = request.params;
-      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request) }, keyOf(request)));
+      // Each warning buys this many: the portal's limit on one purchase holds for them too.
+      refuseOverPortalQuantity(request, quantity, portalMaxQuantity);
+      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request) }, keyOf(request)), audienceOf(request));
     },
   );
 

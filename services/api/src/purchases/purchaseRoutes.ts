@@ -5,6 +5,7 @@ import { formatCredits, parseCredits } from '@tally/domain';
 import { canonicalAmount, MAX_PURCHASE_QUANTITY, type BundleTerms, type PurchaseService } from '@tally/ledger';
 import { balanceParams, credits, customerId, errorResponses, identifier, idempotencyKeyHeaders, params, price } from '../apiSchemas';
 import { actorOption, audienceOf } from '../accessGuard';
+import { PortalQuantityLimitError } from '../apiErrors';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
 import type { BalanceService } from '../balances/balanceService';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
@@ -14,6 +15,8 @@ interface PurchaseRoutesOptions {
   readonly purchases: PurchaseService;
   /** Purchases are writes to a balance: queued behind its other writes, answered with the balance after. */
   readonly balances: BalanceService;
+  /** Bundles a portal token may buy in one purchase. */
+  readonly portalMaxQuantity: number;
 }
 
 const tags = ['purchases'];
@@ -34,8 +37,15 @@ const purchaseOptionSchema = Type.Object({
  */
 export const purchaseOptionsOnly = (request: FastifyRequest): boolean => request.principal?.kind === 'customer';
 
+/** A portal link, leaked, must not buy without bound: a customer buys at most `limit` bundles at once; keys are not limited. */
+export function refuseOverPortalQuantity(request: FastifyRequest, quantity: number, limit: number): void {
+  if (request.principal?.kind === 'customer' && quantity > limit) {
+    throw new PortalQuantityLimitError(`the portal buys at most ${limit} bundles at once; ${quantity} asked`);
+  }
+}
+
 /** Bundle purchases: credits bought at the catalog's price, recorded with the price in the ledger. */
-export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = async (app, { purchases, balances }) => {
+export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = async (app, { purchases, balances, portalMaxQuantity }) => {
   app.post(
     '/credit-balances/:balanceId/purchases',
     {
@@ -45,7 +55,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
         operationId: 'purchaseBundle',
         summary: 'Buy a bundle of credits',
         description:
-          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`); to a portal token, so is a bundle not among the purchase options. With `expected`, a bundle whose credits or price are no longer those is 409 `purchase_terms_changed` (the message says the bundle's terms now) and nothing is bought; without it the purchase is priced at the catalog's terms when it arrives. The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed or the bundle was removed since; with another body it is 409.",
+          "Tops the balance up with the bundle's credits × quantity (source `purchase`), recording the bundle, quantity, unit price, exact total price and currency so billing can invoice it from the ledger. A portal token buys at most the configured number of bundles at once (400 `portal_quantity_limit`). A bundle the balance's product does not sell is 404 `bundle_not_found`, as is an unknown balance (`balance_not_found`); to a portal token, so is a bundle not among the purchase options. With `expected`, a bundle whose credits or price are no longer those is 409 `purchase_terms_changed` (the message says the bundle's terms now) and nothing is bought; without it the purchase is priced at the catalog's terms when it arrives. The same Idempotency-Key with the same body returns the first result (header idempotent-replayed: true), even if the price changed or the bundle was removed since; with another body it is 409.",
         params: balanceParams,
         headers: idempotencyKeyHeaders,
         body: Type.Object(
@@ -76,6 +86,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
     async (request, reply) => {
       const { balanceId } = request.params;
       const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
+      refuseOverPortalQuantity(request, quantity, portalMaxQuantity);
       const expected: BundleTerms | undefined =
         request.body.expected === undefined ? undefined : { credits: parseCredits(request.body.expected.credits), price: request.body.expected.price };
       // The request as the client meant it (the default filled in, amounts in one spelling), not

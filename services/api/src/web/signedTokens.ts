@@ -11,9 +11,13 @@ import { isApiScope, type ApiScope } from '../apiScopes';
  * - a portal token: one customer, for the customer portal, carried as a bearer token.
  *
  * Both expire. A session names the key it was opened with by id, so removing that key from the
- * configuration ends its sessions too (the access guard checks the id is still configured).
+ * configuration ends its sessions too (the access guard checks the id is still configured). Both
+ * can also end early (tokenRevocations.ts): a session by its id (`jti`), signed out; a customer's
+ * portal links by when they were issued, to the millisecond (`iat` is whole seconds only).
  */
 export interface ConsoleSessionClaims {
+  /** The session's own id, which signing out revokes. */
+  readonly sessionId: string;
   readonly keyId: string;
   readonly scopes: readonly ApiScope[];
   readonly csrfToken: string;
@@ -22,6 +26,8 @@ export interface ConsoleSessionClaims {
 
 export interface PortalClaims {
   readonly customerId: string;
+  /** To the millisecond: revoking a customer's links voids those issued up to an instant. */
+  readonly issuedAt: Date;
   readonly expiresAt: Date;
 }
 
@@ -44,6 +50,8 @@ const ISSUER = 'tally';
 const SESSION_AUDIENCE = 'tally-console';
 const PORTAL_AUDIENCE = 'tally-portal';
 const MIN_SECRET_LENGTH = 32;
+/** A portal token's issue instant in milliseconds: `iat` counts whole seconds. */
+const ISSUED_AT_MS = 'iat_ms';
 
 /** A JWT is three base64url parts: what the access guard tries as a portal token when no key matches. */
 export const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -82,24 +90,30 @@ export function createSignedTokens(options: SignedTokenOptions): SignedTokens {
   return {
     async openSession({ keyId, scopes }, now) {
       const csrfToken = randomBytes(24).toString('base64url');
-      const { token, expiresAt } = await sign({ scopes, csrf: csrfToken }, keyId, SESSION_AUDIENCE, now, options.sessionTtlMs);
-      return { token, claims: { keyId, scopes, csrfToken, expiresAt } };
+      const sessionId = randomBytes(16).toString('base64url');
+      const { token, expiresAt } = await sign({ scopes, csrf: csrfToken, jti: sessionId }, keyId, SESSION_AUDIENCE, now, options.sessionTtlMs);
+      return { token, claims: { sessionId, keyId, scopes, csrfToken, expiresAt } };
     },
     async verifySession(token, now) {
       const payload = await verify(token, SESSION_AUDIENCE, now);
-      if (payload === undefined || typeof payload.sub !== 'string' || typeof payload.csrf !== 'string' || typeof payload.exp !== 'number') return undefined;
+      // A session without an id (signed before sessions had one) could not be signed out: not a session.
+      if (payload === undefined || typeof payload.sub !== 'string' || typeof payload.csrf !== 'string' || typeof payload.exp !== 'number' || typeof payload.jti !== 'string') return undefined;
       const scopes = Array.isArray(payload.scopes) ? payload.scopes.filter((scope): scope is ApiScope => typeof scope === 'string' && isApiScope(scope)) : [];
       if (scopes.length === 0) return undefined;
-      return { keyId: payload.sub, scopes, csrfToken: payload.csrf, expiresAt: new Date(payload.exp * 1000) };
+      return { sessionId: payload.jti, keyId: payload.sub, scopes, csrfToken: payload.csrf, expiresAt: new Date(payload.exp * 1000) };
     },
     async issuePortalToken(customerId, now) {
-      const { token, expiresAt } = await sign({}, customerId, PORTAL_AUDIENCE, now, options.portalTtlMs);
-      return { token, claims: { customerId, expiresAt } };
+      const { token, expiresAt } = await sign({ [ISSUED_AT_MS]: now.getTime() }, customerId, PORTAL_AUDIENCE, now, options.portalTtlMs);
+      return { token, claims: { customerId, issuedAt: now, expiresAt } };
     },
     async verifyPortalToken(token, now) {
       const payload = await verify(token, PORTAL_AUDIENCE, now);
       if (payload === undefined || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') return undefined;
-      return { customerId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
+      // A link issued before links carried milliseconds counts from the start of its second: a
+      // revocation within that second voids it too.
+      const issuedAtMs = payload[ISSUED_AT_MS];
+      const issuedAt = typeof issuedAtMs === 'number' && Number.isSafeInteger(issuedAtMs) ? issuedAtMs : typeof payload.iat === 'number' ? payload.iat * 1000 : 0;
+      return { customerId: payload.sub, issuedAt: new Date(issuedAt), expiresAt: new Date(payload.exp * 1000) };
     },
   };
 }

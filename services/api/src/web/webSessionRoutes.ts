@@ -4,13 +4,18 @@ import type { FastifyRequest } from 'fastify';
 import { SESSION_COOKIE } from '../accessGuard';
 import { AuthenticationRequiredError, InsufficientScopeError, NoConsoleSessionError } from '../apiErrors';
 import { customerId, errorResponses, nullableString, params } from '../apiSchemas';
-import { scopesGrant } from '../apiScopes';
+import { scopesGrant, type ApiScope } from '../apiScopes';
 import type { BearerAuth } from '../bearerAuth';
 import type { SignedTokens } from './signedTokens';
+import type { TokenRevocations } from './tokenRevocations';
+
+/** What a key needs to open a console session, and keep it: the access guard ends those of a key without it. */
+export const CONSOLE_SCOPE = 'admin' satisfies ApiScope;
 
 interface WebSessionRoutesOptions {
   readonly auth: BearerAuth;
   readonly tokens: SignedTokens;
+  readonly revocations: TokenRevocations;
   readonly now: () => Date;
   /** The origin portal links are built on; undefined: the request's own scheme and host. */
   readonly publicUrl: string | undefined;
@@ -41,7 +46,7 @@ function cookieOptions(request: FastifyRequest, httpsOrigin: boolean) {
  * The web interfaces' credentials: an operator exchanges an admin key for the console's session
  * cookie; an operator or a product backend makes a customer a portal link.
  */
-export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions> = async (app, { auth, tokens, now, publicUrl }) => {
+export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions> = async (app, { auth, tokens, revocations, now, publicUrl }) => {
   const httpsOrigin = publicUrl?.startsWith('https:') === true;
   app.post(
     '/console-sessions',
@@ -53,7 +58,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
         operationId: 'createConsoleSession',
         summary: 'Sign in to the console',
         description:
-          "Exchanges an API key with the admin scope for a session cookie (HttpOnly, SameSite=Strict, expiring). Requests with the cookie (and no Authorization header) act with the key's scopes while the key is configured; writes must also send the returned `csrfToken` as `X-CSRF-Token`.",
+          "Exchanges an API key with the admin scope for a session cookie (HttpOnly, SameSite=Strict, expiring). Requests with the cookie (and no Authorization header) act with the key's scopes as configured now, while the key is configured with the admin scope and until signed out; writes must also send the returned `csrfToken` as `X-CSRF-Token`. Takes no CSRF token itself, and a JSON body only.",
         body: Type.Object({ key: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
         response: { 201: SessionSchema, ...errorResponses },
       },
@@ -64,7 +69,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
         await app.countFailedAuthentication(request, reply);
         throw new AuthenticationRequiredError('the API key is not valid');
       }
-      if (!scopesGrant(principal.scopes, 'admin')) throw new InsufficientScopeError('the console needs a key with the admin scope');
+      if (!scopesGrant(principal.scopes, CONSOLE_SCOPE)) throw new InsufficientScopeError('the console needs a key with the admin scope');
       const { token, claims } = await tokens.openSession(principal, now());
       reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions(request, httpsOrigin), expires: claims.expiresAt });
       return reply.code(201).send({ key: { id: principal.keyId, name: principal.keyName }, scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken });
@@ -86,9 +91,9 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
     async (request) => {
       const principal = request.principal;
       if (principal?.kind !== 'key' || principal.session === undefined) throw new NoConsoleSessionError('this request carries no console session cookie');
-      const claims = await tokens.verifySession(request.cookies[SESSION_COOKIE] ?? '', now());
-      if (claims === undefined) throw new NoConsoleSessionError('the console session has ended');
-      return { key: { id: principal.keyId, name: principal.keyName }, scopes: [...claims.scopes], expiresAt: claims.expiresAt.toISOString(), csrfToken: claims.csrfToken };
+      // The scopes the session acts with now (the access guard's), which a key changed since may have narrowed.
+      const { session } = principal;
+      return { key: { id: principal.keyId, name: principal.keyName }, scopes: [...principal.scopes], expiresAt: session.expiresAt.toISOString(), csrfToken: session.csrfToken };
     },
   );
 
@@ -96,9 +101,17 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
     '/console-sessions/current',
     {
       config: { scope: 'read' },
-      schema: { tags, operationId: 'deleteConsoleSession', summary: 'Sign out of the console', description: 'Clears the session cookie.', response: { 204: Type.Null(), ...errorResponses } },
+      schema: {
+        tags,
+        operationId: 'deleteConsoleSession',
+        summary: 'Sign out of the console',
+        description: 'Ends the session in every API process (its cookie, replayed, is refused until it would have expired) and clears the cookie.',
+        response: { 204: Type.Null(), ...errorResponses },
+      },
     },
     async (request, reply) => {
+      const session = request.principal?.kind === 'key' ? request.principal.session : undefined;
+      if (session !== undefined) await revocations.revokeSession(session.sessionId, session.expiresAt, now());
       reply.clearCookie(SESSION_COOKIE, cookieOptions(request, httpsOrigin));
       return reply.code(204).send(null);
     },
@@ -127,6 +140,26 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       // that address; the configured origin is the one customers reach.
       const url = `${publicUrl ?? `${request.protocol}://${request.host}`}/portal#token=${token}`;
       return reply.code(201).send({ url, token, expiresAt: claims.expiresAt.toISOString() });
+    },
+  );
+
+  app.delete(
+    '/customers/:customerId/portal-sessions',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        operationId: 'revokePortalSessions',
+        summary: "Revoke the customer's portal links",
+        description:
+          'Every portal link of this customer made so far stops admitting it, in every API process (a leaked link, a customer who left); links made afterwards admit as usual. 204 whether or not the customer had any.',
+        params: params({ customerId }),
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await revocations.revokePortalLinks(request.params.customerId, now());
+      return reply.code(204).send(null);
     },
   );
 };
