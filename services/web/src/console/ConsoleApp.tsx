@@ -13,8 +13,13 @@ import { StatusPage } from './StatusPage';
 import { ProductForm } from './ProductForm';
 import { WebhooksPage } from './WebhooksPage';
 import { href, screenTitle, useRoute, type Route } from './router';
+import { sessionCheckFailure } from './sessionCheck';
 
-type SessionState = { readonly status: 'checking' } | { readonly status: 'signed-out'; readonly reason?: string } | { readonly status: 'signed-in'; readonly session: ConsoleSession };
+type SessionState =
+  | { readonly status: 'checking' }
+  | { readonly status: 'unchecked'; readonly message: string }
+  | { readonly status: 'signed-out'; readonly reason?: string }
+  | { readonly status: 'signed-in'; readonly session: ConsoleSession };
 
 /**
  * The operator console. Signing in exchanges an admin key for an HttpOnly session cookie; the
@@ -28,6 +33,7 @@ export function ConsoleApp() {
     () => createApiClient({ kind: 'session', csrfToken: () => csrf.current }, () => setState({ status: 'signed-out', reason: 'Your session has ended; sign in again.' })),
     [],
   );
+  const [checks, setChecks] = useState(0);
   useEffect(() => {
     api
       .get<ConsoleSession>('/console-sessions/current')
@@ -35,10 +41,31 @@ export function ConsoleApp() {
         csrf.current = session.csrfToken;
         setState({ status: 'signed-in', session });
       })
-      .catch(() => setState({ status: 'signed-out' }));
-  }, [api]);
+      .catch((failure: unknown) => {
+        const outcome = sessionCheckFailure(failure);
+        setState(outcome.signedOut ? { status: 'signed-out' } : { status: 'unchecked', message: outcome.message });
+      });
+  }, [api, checks]);
 
   if (state.status === 'checking') return <p class="loading">Loading…</p>;
+  if (state.status === 'unchecked') {
+    // A 429 or an outage says nothing about the session: the sign-in form would ask for a key needlessly.
+    return (
+      <main class="sign-in">
+        <h1>Tally console</h1>
+        <ErrorMessage message={state.message} />
+        <button
+          type="button"
+          onClick={() => {
+            setState({ status: 'checking' });
+            setChecks((count) => count + 1);
+          }}
+        >
+          Try again
+        </button>
+      </main>
+    );
+  }
   if (state.status === 'signed-out') {
     return (
       <SignIn
@@ -56,7 +83,9 @@ export function ConsoleApp() {
       api={api}
       session={state.session}
       onSignOut={async () => {
-        await api.delete('/console-sessions/current').catch(() => undefined);
+        // A sign-out that failed has not ended the session: the operator is told, and stays signed in
+        // (a 401 means it had ended already, and the client's handler shows the sign-in form).
+        await api.delete('/console-sessions/current');
         csrf.current = undefined;
         setState({ status: 'signed-out' });
       }}
@@ -105,6 +134,7 @@ const NAV: ReadonlyArray<{ label: string; route: Route; matches: ReadonlyArray<R
 
 function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const route = useRoute();
+  const [signOutError, setSignOutError] = useState<string | undefined>(undefined);
   const at = href(route);
   // A new screen replaces what had focus (the link clicked is often gone with its screen): focus
   // starts at the new screen's heading, and the window's title names it. Not on the first screen,
@@ -131,9 +161,20 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
           </ul>
         </nav>
         <small class="signed-in-as">Signed in as {keyLabel({ keyId: session.key.id, keyName: session.key.name })}</small>
-        <button type="button" class="secondary" onClick={() => void onSignOut()}>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() => {
+            setSignOutError(undefined);
+            onSignOut().catch((failure: unknown) => {
+              // 401: the session had ended already, and the sign-in form replaces this screen.
+              if (!(failure instanceof ApiError && failure.status === 401)) setSignOutError(`Not signed out: ${failure instanceof Error ? failure.message : String(failure)}`);
+            });
+          }}
+        >
           Sign out
         </button>
+        <ErrorMessage message={signOutError} />
       </header>
       <main>
         {route.screen === 'catalog' && <CatalogPage api={api} />}
