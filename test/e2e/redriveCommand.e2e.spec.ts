@@ -91,6 +91,11 @@ describe('tally redrive and tally dead-letter', () => {
     // As many as the API's `letters` take, and no more (repeats count once).
     const tooMany = await tally('redrive', ...Array.from({ length: 101 }, (_, offset) => ['--letter', `0:${offset}`]).flat());
     expect([tooMany.code, tooMany.stderr.trim()]).toEqual([2, 'tally: --letter picks at most 100 letters a run, as the API does; send the rest in another run, or by --error-code']);
+    // A pick where there is no letter (past the partition's end, a partition the topic has not) is named, exit 3, as above.
+    const absent = await tally('redrive', '--letter', '0:1', '--letter', '0:5', '--letter', '3:0', '--dry-run');
+    expect(absent.code).toBe(3);
+    expect(absent.stdout).toContain('would send back 1');
+    expect(absent.stderr.trim()).toBe(`tally: no dead letter at 0:5, 3:0 of ${dlqTopic} (past the end of the partition, or a partition the topic has not): nothing was sent for them`);
     const twice = await tally('redrive', '--letter', '0:1', '--error-code', 'balance_not_opened');
     expect([twice.code, twice.stderr.trim()]).toEqual([2, 'tally: --all, --error-code and --letter exclude each other']);
   });

@@ -134,18 +134,20 @@ export interface DeadLetterRedrivesOptions {
   readonly cancelCheckMs?: number;
 }
 
-const EMPTY_RESULT: RedriveResult = { read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 } };
+const EMPTY_RESULT: RedriveResult = { read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 }, notFound: [] };
 /** How long a cancellation waits for this process's own run to record that it stopped. */
 const LOCAL_CANCEL_WAIT_MS = 2_000;
 /** The advisory lease of a send-back, taken by the API's runs and by `tally redrive` alike. */
 export const REDRIVE_LEASE_NAME = 'dead-letter-redrive';
 
 /** As stored: the run plus when its runner last said it was alive. */
-interface StoredRun extends Omit<RedriveRun, 'via' | 'letters' | 'cancelRequestedBy' | 'cancelRequestedAt'> {
+interface StoredRun extends Omit<RedriveRun, 'via' | 'letters' | 'cancelRequestedBy' | 'cancelRequestedAt' | 'result'> {
   /** Absent in runs recorded before the shell's were, all of them the API's. */
   readonly via?: RedriveOrigin;
   /** Absent in runs recorded before letters could be picked. */
   readonly letters?: readonly string[] | null;
+  /** notFound is absent in runs recorded before picks not found were named. */
+  readonly result: Omit<RedriveResult, 'notFound'> & { readonly notFound?: readonly string[] };
   readonly aliveAt: number;
 }
 
@@ -188,8 +190,15 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
 
   const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
   const cancelOf = (text: string | null): CancelRequest | undefined => (text === null ? undefined : (JSON.parse(text) as CancelRequest));
-  const present = ({ aliveAt, via, letters, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
-    const shown = { ...run, via: via ?? 'api', letters: letters ?? null, cancelRequestedBy: cancel?.by ?? null, cancelRequestedAt: cancel?.at ?? null };
+  const present = ({ aliveAt, via, letters, result, ...run }: StoredRun, cancel: CancelRequest | undefined): RedriveRun => {
+    const shown = {
+      ...run,
+      via: via ?? 'api',
+      letters: letters ?? null,
+      result: { ...result, notFound: result.notFound ?? [] },
+      cancelRequestedBy: cancel?.by ?? null,
+      cancelRequestedAt: cancel?.at ?? null,
+    };
     // A runner that stopped saying it is alive (its process killed) did not finish.
     return run.status === 'running' && clock().getTime() - aliveAt > 6 * heartbeatMs
       ? { ...shown, status: 'interrupted', error: 'its process stopped before the end' }

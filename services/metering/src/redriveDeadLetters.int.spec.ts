@@ -55,6 +55,7 @@ describe('redriving dead letters', () => {
       republished: 3,
       republishedByErrorCode: { balance_not_opened: 2, undecodable_usage_event: 1 },
       skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 },
+      notFound: [],
     });
     expect(await endOffsets(kit.topic)).toEqual(usageEnds);
 
@@ -64,6 +65,7 @@ describe('redriving dead letters', () => {
       republished: 2,
       republishedByErrorCode: { balance_not_opened: 2 },
       skipped: { not_selected: 1, raw_batch: 0, cut: 0, other_source: 0 },
+      notFound: [],
     });
     await consumed(consumer, 6);
     expect(await kit.balanceOf(dave)).toBe('8');
@@ -108,6 +110,33 @@ describe('redriving dead letters', () => {
     expect(await endOffsets(kit.topic)).toEqual(['0:6']);
   });
 
+  it('names the picked letters it did not find: past the end of their partition, or of a partition the topic has not', async () => {
+    kit = await createMeteringTestKit();
+    await kit.produce([0, 1].map((index) => ({
+      key: `customer-${index}`,
+      value: Buffer.from(`{"id":"u${index}"}`),
+      headers: { [DEAD_LETTER_HEADERS.errorCode]: 'balance_not_opened', [DEAD_LETTER_HEADERS.sourceTopic]: kit.topic },
+    })));
+    const result = await redriveDeadLetters({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive') },
+      dlqTopic: kit.topic,
+      usageTopic: kit.topic,
+      errorCodes: 'all',
+      letters: ['0:1', '0:5', '7:0'],
+      dryRun: true,
+    });
+    expect(result).toMatchObject({ read: 1, republished: 1, notFound: ['0:5', '7:0'] });
+    // Only places of letters not there: none when every pick is found, or nothing is picked.
+    expect(await redriveDeadLetters({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive') },
+      dlqTopic: kit.topic,
+      usageTopic: kit.topic,
+      errorCodes: 'all',
+      letters: ['0:0'],
+      dryRun: true,
+    })).toMatchObject({ read: 1, notFound: [] });
+  });
+
   it('reads nothing and sends nothing from an empty dead-letter topic', async () => {
     kit = await createMeteringTestKit();
     expect(await redriveDeadLetters({
@@ -115,6 +144,6 @@ describe('redriving dead letters', () => {
       dlqTopic: kit.dlqTopic,
       usageTopic: kit.topic,
       errorCodes: 'all',
-    })).toEqual({ read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 } });
+    })).toEqual({ read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 }, notFound: [] });
   });
 });

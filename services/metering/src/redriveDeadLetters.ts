@@ -49,6 +49,11 @@ export interface RedriveResult {
   /** Of those, by error code. */
   readonly republishedByErrorCode: Readonly<Record<string, number>>;
   readonly skipped: Readonly<Record<RedriveSkipReason, number>>;
+  /**
+   * Picked places where the topic has no letter (past its partition's end or retention, or a
+   * partition it does not have), in the order picked; empty when every pick was met or none was made.
+   */
+  readonly notFound: readonly string[];
 }
 
 /** Headers Tally added to a letter (and to an earlier redrive), left off when it is sent back. */
@@ -116,8 +121,12 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
   const counts = { read: 0, republished: 0 };
   const republishedByErrorCode: Record<string, number> = {};
   const skipped: Record<RedriveSkipReason, number> = { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 };
-  // Copies: what a progress listener keeps does not change under it.
-  const resultOf = (): RedriveResult => ({ ...counts, republishedByErrorCode: { ...republishedByErrorCode }, skipped: { ...skipped } });
+  // The picked places not met yet: a pick the topic has no letter at must not pass for sent back.
+  const unmet = new Set(options.letters ?? []);
+  let finished = false;
+  // Copies: what a progress listener keeps does not change under it. Only a read to the end knows
+  // which picks are not there.
+  const resultOf = (): RedriveResult => ({ ...counts, republishedByErrorCode: { ...republishedByErrorCode }, skipped: { ...skipped }, notFound: finished ? [...unmet] : [] });
   try {
     // Up to the ends the topic has now: a letter that fails again is dead-lettered behind them.
     await readTopicToEnds({
@@ -132,6 +141,7 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
         const codes: string[] = [];
         const offsets: string[] = [];
         for (const letter of letters) {
+          unmet.delete(`${partition}:${letter.offset}`);
           const decision = redriveDecision(letter, partition, options);
           if ('skip' in decision) {
             skipped[decision.skip] += 1;
@@ -153,6 +163,7 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
         await options.onProgress?.(resultOf());
       },
     });
+    finished = true;
   } finally {
     if (!options.dryRun) await producer.disconnect();
   }

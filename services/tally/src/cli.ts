@@ -334,6 +334,13 @@ program
         `${codes.length > 0 ? ` (${codes.join(', ')})` : ''}\n` +
         `left: ${skipped.not_selected} not selected, ${skipped.raw_batch} raw batch(es) (skip-batch), ${skipped.cut} cut to fit (the whole original is in the source topic), ${skipped.other_source} from another topic\n`,
     );
+    if (run.status === 'succeeded' && result.notFound.length > 0) {
+      // Named as `tally dead-letter` names a place with no letter: exit 3, not a quiet success.
+      process.stderr.write(
+        `tally: no dead letter at ${result.notFound.join(', ')} of ${config.topics.deadLetter} (past the end of the partition, or a partition the topic has not): nothing was sent for them\n`,
+      );
+      process.exitCode = EXIT_NEGATIVE;
+    }
     if (run.status !== 'succeeded') {
       const why = run.status === 'cancelled' ? `stopped by ${run.cancelRequestedBy?.keyName ?? 'an unnamed key'} from the console or the API` : `${run.status}: ${run.error ?? 'no reason recorded'}`;
       process.stderr.write(`send-back ${run.id} ${why}; what it sent stays sent, and running it again sends the rest\n`);

@@ -262,9 +262,10 @@ describe('/v1/dead-letters/redrives', () => {
       expect((await reading.inject({ method: 'GET', url: '/v1/dead-letters/0/1', headers: { authorization: `Bearer ${WRITER}` } })).statusCode).toBe(403);
 
       // Sent back by its place alone: the other letter, of the same source, stays.
-      const sent = await reading.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers: admin, payload: { letters: ['0:1'] } });
+      // With a pick where there is no letter (past the partition's end), named in the result.
+      const sent = await reading.inject({ method: 'POST', url: '/v1/dead-letters/redrives', headers: admin, payload: { letters: ['0:1', '0:9'] } });
       expect(sent.statusCode).toBe(202);
-      expect(sent.json()).toMatchObject({ status: 'running', errorCodes: 'all', letters: ['0:1'], requestedBy: BY_ADMIN });
+      expect(sent.json()).toMatchObject({ status: 'running', errorCodes: 'all', letters: ['0:1', '0:9'], requestedBy: BY_ADMIN });
       const run = await waitFor(
         async () => {
           const read = (await reading.inject({ method: 'GET', url: sent.headers.location as string, headers: admin })).json();
@@ -273,12 +274,16 @@ describe('/v1/dead-letters/redrives', () => {
         { description: 'the send-back of one letter to finish', timeoutMs: 60_000 },
       );
       // Only the picked letter was read: a pick reads the span of its places, not the topic.
-      expect(run).toMatchObject({ status: 'succeeded', letters: ['0:1'], result: { read: 1, republished: 1, republishedByErrorCode: { balance_not_opened: 1 }, skipped: { not_selected: 0 } } });
+      expect(run).toMatchObject({
+        status: 'succeeded',
+        letters: ['0:1', '0:9'],
+        result: { read: 1, republished: 1, republishedByErrorCode: { balance_not_opened: 1 }, skipped: { not_selected: 0 }, notFound: ['0:9'] },
+      });
       const back: KafkaMessage[] = [];
       await readTopicToEnds({ kafka: createTestKafka('letters-back'), topic: usage, purpose: 'letters-test', eachBatch: async (_partition, messages) => void back.push(...messages) });
       expect(back.map((message) => [message.key?.toString(), message.value?.toString(), message.headers?.[REDRIVEN_FROM_HEADER]?.toString()])).toEqual([['dave', value, '0:1']]);
       // Listed with the letters it picked.
-      expect((await reading.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).json().items.map((item: { letters: unknown }) => item.letters)).toEqual([['0:1']]);
+      expect((await reading.inject({ method: 'GET', url: '/v1/dead-letters/redrives', headers: admin })).json().items.map((item: { letters: unknown }) => item.letters)).toEqual([['0:1', '0:9']]);
     } finally {
       await reading.close();
       await letterProducer.disconnect();

@@ -112,6 +112,12 @@ const RedriveSchema = Type.Object({
         cut: count('Cut to fit the dead-letter topic: the whole original is on its source topic only.'),
         other_source: count('Not from the usage topic.'),
       }),
+      notFound: Type.Unsafe<readonly string[]>({
+        type: 'array',
+        items: { type: 'string' },
+        description:
+          'Picked letters (`letters`) the topic has no letter at: past the end of their partition (or its retention), or on a partition it does not have. Nothing was sent for them; filled in when the run has read to the end, empty before and when nothing was picked.',
+      }),
     },
     { description: 'The counts so far; final once it no longer runs.' },
   ),
