@@ -1,3 +1,4 @@
+import { StoredProductInvalidError } from '@tally/catalog';
 import { formatCredits, InsufficientCreditsError, TallyError, ValidationError } from '@tally/domain';
 import { RateLimitedError } from './apiErrors';
 
@@ -8,6 +9,10 @@ export interface ErrorBody {
   /** insufficient_credits only: the figures the refusal was decided on. */
   readonly available?: string;
   readonly overdraftLimit?: string;
+  /** stored_product_invalid, to an operator's read of the product: its revision, why it fails and the document as stored. */
+  readonly revision?: number;
+  readonly reason?: string;
+  readonly stored?: unknown;
 }
 
 export interface MappedError {
@@ -160,7 +165,9 @@ export function mapError(thrown: unknown): MappedError {
       const figures =
         thrown instanceof InsufficientCreditsError
           ? { available: formatCredits(thrown.available), overdraftLimit: formatCredits(thrown.overdraftLimit) }
-          : {};
+          : thrown instanceof StoredProductInvalidError && thrown.stored !== undefined
+            ? { revision: thrown.stored.product.revision, reason: thrown.stored.reason, stored: thrown.stored.product.product }
+            : {};
       return { statusCode, body: { error: thrown.code, message: thrown.message, ...figures }, unexpected: false, ...headersFor(statusCode, thrown) };
     }
     return { statusCode: 500, body: INTERNAL_ERROR, unexpected: true };

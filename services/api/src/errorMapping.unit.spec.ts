@@ -1,4 +1,4 @@
-import { CatalogUnavailableError, ProductAlreadyExistsError, ProductNotFoundError } from '@tally/catalog';
+import { CatalogUnavailableError, ProductAlreadyExistsError, ProductNotFoundError, storedProductInvalid } from '@tally/catalog';
 import {
   BalanceAlreadyOpenError,
   BalanceNotOpenError,
@@ -33,6 +33,15 @@ describe('mapError', () => {
       available: '-1.5',
       overdraftLimit: '2',
     });
+  });
+
+  it('answers stored_product_invalid with the product as stored only when the error carries it (an operator reading the catalog)', () => {
+    const stored = { id: 'legacy', name: 'Legacy', bundles: [{ id: 'starter', credits: 100 }] };
+    const reason = new ValidationError('bundles[0].credits must be a string');
+    const read = mapError(storedProductInvalid('legacy', reason, { revision: 4, product: stored as never }));
+    expect(read).toMatchObject({ statusCode: 409, body: { error: 'stored_product_invalid', message: expect.stringContaining(reason.message), revision: 4, reason: reason.message, stored } });
+    // Where the asker may not read the catalog (a purchase, opening a balance), the catalog store throws it without.
+    expect(mapError(storedProductInvalid('legacy', reason)).body).toEqual({ error: 'stored_product_invalid', message: expect.stringContaining(reason.message) });
   });
 
   it.each([

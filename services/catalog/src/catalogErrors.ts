@@ -1,6 +1,7 @@
 import { TallyError, type ValidationError } from '@tally/domain';
 import { isTransientPgError } from '@tally/postgres';
 import { guardTransient } from '@tally/runtime';
+import type { StoredProduct } from './catalogStore';
 
 export class ProductNotFoundError extends TallyError {
   readonly code = 'product_not_found';
@@ -29,11 +30,27 @@ export class ProductChangedError extends TallyError {
 export class StoredProductInvalidError extends TallyError {
   readonly code = 'stored_product_invalid';
   readonly retriable = false;
+  /**
+   * The product as stored and why it fails, for an operator to repair it from (the API answers
+   * them with the 409). Only where the asker may read the catalog: a purchase or metering leaves it out.
+   */
+  readonly stored: { readonly product: StoredProduct; readonly reason: string } | undefined;
+
+  constructor(message: string, options: { readonly cause?: unknown; readonly stored?: { readonly product: StoredProduct; readonly reason: string } } = {}) {
+    super(message, options);
+    this.stored = options.stored;
+  }
 }
 
-/** The one wording of it, wherever it is found: the API's answers and the usage's dead letters. */
-export function storedProductInvalid(productId: string, cause: ValidationError): StoredProductInvalidError {
-  return new StoredProductInvalidError(`credit product ${productId} as stored fails validation: ${cause.message}; a change of that field repairs it`, { cause });
+/**
+ * The one wording of it, wherever it is found: the API's answers and the usage's dead letters.
+ * `stored`, given to an operator's read, is carried as the error's `stored` with the validation's own reason.
+ */
+export function storedProductInvalid(productId: string, cause: ValidationError, stored?: StoredProduct): StoredProductInvalidError {
+  return new StoredProductInvalidError(`credit product ${productId} as stored fails validation: ${cause.message}; a change of that field repairs it`, {
+    cause,
+    ...(stored !== undefined ? { stored: { product: stored, reason: cause.message } } : {}),
+  });
 }
 
 /** PostgreSQL unreachable or restarting: the same call can succeed later. */

@@ -199,6 +199,26 @@ describe('auto-recharge', () => {
     expect((await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 })).sincePosition).toBe(await eventStore.headPosition());
   });
 
+  it('says a new setting made below the warning limit waits for the next warning, and buys nothing for the one before it', async () => {
+    const { balanceId } = await openBalance('50');
+    await deduct(balanceId, '40'); // 10: warned before there was a setting
+    const set = await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    expect(set.belowWarningLimit).toBe(true);
+    expect((await recharges.get(balanceId)).belowWarningLimit).toBe(true);
+    await withProcessor(async () => {
+      await deduct(balanceId, '5'); // 5: still below, no new warning
+    });
+    expect(await rechargesOf(balanceId)).toEqual([]);
+    // Back at the limit, then below it again: that warning buys.
+    await ledger.topUp(balanceId, { credits: parseCredits('15'), reason: null }); // 20
+    expect((await recharges.get(balanceId)).belowWarningLimit).toBe(false);
+    await withProcessor(async () => {
+      await deduct(balanceId, '1'); // 19: warned
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 1, { description: 'the next warning bought for', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(balanceId)).toBe('119');
+  });
+
   it('buys only a purchase option for a setting made on the portal, refusing a bundle taken off them since as the portal would', async () => {
     const portal = await openBalance('50');
     const key = await openBalance('50');

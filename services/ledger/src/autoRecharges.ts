@@ -1,4 +1,4 @@
-import { ValidationError, type ActingKey } from '@tally/domain';
+import { ValidationError, type ActingKey, type OpenBalance } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { actingKeyParams, textArrayLiteral } from '@tally/postgres';
 import type { Pool } from 'pg';
@@ -33,6 +33,15 @@ export interface AutoRecharge {
   readonly rechargesThisMonth: number;
 }
 
+/**
+ * A setting as `get` and `set` answer it, with whether the balance is below its warning limit now.
+ * Then its warning has fired already: a new setting buys at the next one, after the balance is
+ * back at the limit (a setting never buys for a warning before it), which the caller should know.
+ */
+export interface AutoRechargeStatus extends AutoRecharge {
+  readonly belowWarningLimit: boolean;
+}
+
 /** What a balance's auto-recharge is set to: the purchase it makes, and how many a month at most. */
 export interface AutoRechargeRequest extends PurchaseRequest {
   /** 1 to MAX_MONTHLY_LIMIT; null or absent: no limit. */
@@ -59,7 +68,7 @@ export type AutoRechargeOutcome =
 
 export interface AutoRecharges {
   /** Throws BalanceNotFoundError for an unknown balance, AutoRechargeNotSetError when it has none. */
-  get(balanceId: string): Promise<AutoRecharge>;
+  get(balanceId: string): Promise<AutoRechargeStatus>;
   /**
    * Sets (or replaces) the balance's auto-recharge. A new one acts from the event store's head on:
    * a warning of the past never recharges (a balance below its limit already buys at its next
@@ -68,7 +77,7 @@ export interface AutoRecharges {
    * a quantity out of range) and, with WarningLimitNotSetError, for a balance that has no warning
    * limit, since nothing would ever make it buy.
    */
-  set(balanceId: string, request: AutoRechargeRequest, by?: ActingKey): Promise<AutoRecharge>;
+  set(balanceId: string, request: AutoRechargeRequest, by?: ActingKey): Promise<AutoRechargeStatus>;
   /** Turns it off. Throws as `get`. */
   remove(balanceId: string): Promise<void>;
   /** The auto-recharges of these balances, those that have one: what the processor reads per batch. */
@@ -103,6 +112,8 @@ const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, s
   (SELECT count(*)::int FROM auto_recharge_purchases AS p WHERE p.balance_id = auto_recharges.balance_id
      AND p.warning_month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS "rechargesThisMonth"`;
 
+const belowWarningLimit = ({ balance, lowBalanceThreshold }: OpenBalance): boolean => lowBalanceThreshold !== null && balance < lowBalanceThreshold;
+
 const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, ...row }: AutoRechargeRow): AutoRecharge => ({
   ...row,
   sincePosition: BigInt(sincePosition),
@@ -130,7 +141,8 @@ export function createAutoRecharges(options: {
   return {
     async get(balanceId) {
       const [row] = await read([balanceId]);
-      return row !== undefined ? fromRow(row) : notSet(balanceId);
+      if (row === undefined) return notSet(balanceId);
+      return { ...fromRow(row), belowWarningLimit: belowWarningLimit((await options.ledger.getBalance(balanceId)).balance) };
     },
 
     async set(balanceId, request, by) {
@@ -163,7 +175,7 @@ export function createAutoRecharges(options: {
           [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly],
         ),
       );
-      return fromRow(rows[0]!);
+      return { ...fromRow(rows[0]!), belowWarningLimit: belowWarningLimit(balance) };
     },
 
     async remove(balanceId) {

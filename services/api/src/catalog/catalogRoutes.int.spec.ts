@@ -40,6 +40,8 @@ describe('credit products over HTTP', () => {
       health: async () => ({}),
       metrics: createMetricsRegistry(),
       purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+      // Portal tokens, to show that the catalog (and what is stored of it) is the operators' alone.
+      web: { secret: 'catalog-routes-session-secret-0123456789' },
     });
   });
 
@@ -170,7 +172,7 @@ describe('credit products over HTTP', () => {
     const idsOf = (items: Array<{ id: string }>) => items.map((item) => item.id);
     const first = await page(`${prefix}-a0`);
     expect([idsOf(first.items), idsOf(first.invalid), first.next]).toEqual([[ids[0]], [ids[1]], ids[1]]);
-    expect(first.invalid[0]).toEqual({ id: ids[1], revision: 1, message: expect.stringMatching(/bundles\[0\]\.price/) });
+    expect(first.invalid[0]).toEqual({ id: ids[1], revision: 1, message: expect.stringMatching(/bundles\[0\]\.price/), stored: expect.objectContaining({ bundles: [{ id: 'starter', credits: '100' }] }) });
     const second = await page(first.next);
     expect([idsOf(second.items), idsOf(second.invalid), second.next]).toEqual([[ids[2]], [ids[3]], ids[3]]);
     expect(second.invalid[0].message).toMatch(/consumption\[0\]\.credits/);
@@ -191,5 +193,39 @@ describe('credit products over HTTP', () => {
     expect((await call({ method: 'GET', url: `/v1/credit-products/${ids[1]}` })).statusCode).toBe(200);
     const again = await page(`${prefix}-a0`);
     expect([idsOf(again.items), again.invalid]).toEqual([[ids[0], ids[1]], []]);
+  });
+
+  it('answers a product a hand edit left failing validation with the document as stored, to operators only', async () => {
+    const id = `hand_edited_${randomUUID()}`;
+    await createProduct({ id, consumption: [{ event: 'api_call', credits: '1' }], bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] });
+    // In credit_products alone, as SQL by hand would: no revision written, so the history does not hold it.
+    const bundles = [{ id: 'starter', credits: 100, price: { amount: '9.90', currency: 'eur' }, note: 'by hand' }];
+    await db.pool.query(`UPDATE credit_products SET name = 'Edited by hand', bundles = $2::jsonb WHERE id = $1`, [id, JSON.stringify(bundles)]);
+
+    const read = await call({ method: 'GET', url: `/v1/credit-products/${id}` });
+    expectError(read, 409, 'stored_product_invalid');
+    expect(read.json()).toEqual({
+      error: 'stored_product_invalid',
+      message: expect.stringMatching(/bundles\[0\]/),
+      revision: 1,
+      reason: expect.stringMatching(/^bundles\[0\]/),
+      stored: { id, name: 'Edited by hand', description: '', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null, bundles },
+    });
+    // The list names it the same way, with the same document.
+    const listed = (await call({ method: 'GET', url: `/v1/credit-products?after=${id.slice(0, -1)}&limit=1` })).json();
+    expect(listed.invalid).toEqual([{ id, revision: 1, message: read.json().reason, stored: read.json().stored }]);
+    // Its history still ends at the version the API wrote: only the GET has the hand edit.
+    expect((await call({ method: 'GET', url: `/v1/credit-products/${id}/revisions` })).json().items.map((item: { revision: number }) => item.revision)).toEqual([1]);
+
+    // A portal token reads neither the product nor what is stored of it: the catalog is the operators'.
+    const customerId = `customer-${randomUUID()}`;
+    const link = await call({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions` });
+    expect(link.statusCode).toBe(201);
+    const portal = { authorization: `Bearer ${link.json().token as string}` };
+    for (const url of [`/v1/credit-products/${id}`, `/v1/credit-products?after=${id.slice(0, -1)}`, `/v1/credit-products/${id}/revisions`]) {
+      const refused = await app.inject({ method: 'GET', url, headers: portal });
+      expectError(refused, 403, 'insufficient_scope');
+      expect(refused.json().stored).toBeUndefined();
+    }
   });
 });

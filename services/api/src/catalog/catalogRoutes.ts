@@ -116,7 +116,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         operationId: 'listCreditProducts',
         summary: 'List credit products',
         description:
-          'In id order, a page at a time. A stored product that fails validation (an older version or a hand edit wrote it) is not among `items` but named in `invalid`, with why, so a page may hold fewer than `limit` items; a PATCH of the failing field repairs it.',
+          'In id order, a page at a time. A stored product that fails validation (an older version or a hand edit wrote it) is not among `items` but named in `invalid`, with why and as stored, so a page may hold fewer than `limit` items; a PATCH of the failing field repairs it.',
         querystring: pageQuery(),
         response: {
           200: Type.Object({
@@ -126,6 +126,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
                 id: Type.String(),
                 revision: Type.Integer({ minimum: 1 }),
                 message: Type.String({ description: 'Why it fails validation; the usage it should price is dead-lettered as `stored_product_invalid` meanwhile.' }),
+                stored: Type.Unknown({ description: 'The product as stored, whatever its shape: what a repair starts from.' }),
               }),
               { description: "The page's stored products that fail validation." },
             ),
@@ -145,7 +146,8 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         tags,
         operationId: 'getCreditProduct',
         summary: 'Get a credit product',
-        description: 'With its revision as the ETag. A stored product that fails validation is 409 `stored_product_invalid`, saying why.',
+        description:
+          'With its revision as the ETag. A stored product that fails validation is 409 `stored_product_invalid`, with its `revision`, why (`reason`, naming the field) and the document as stored (`stored`, whatever its shape: a hand edit that wrote no revision included), to repair it from; a PATCH of the failing field repairs it.',
         params: productParams,
         response: { 200: PRODUCT, ...errorResponses },
       },

@@ -14,6 +14,8 @@ export interface InvalidProductView {
   readonly revision: number;
   /** Why it fails validation. */
   readonly message: string;
+  /** The product as stored, whatever its shape: what a repair starts from. */
+  readonly stored: unknown;
 }
 
 /** A page of the catalog: the products, and those of the same ids' range that fail validation. */
@@ -37,7 +39,10 @@ export interface ProductCatalog {
   /** The id is generated (a UUID) when absent; absent fields take their empty defaults. */
   create(fields: ProductFields & { readonly id?: string; readonly name: string }, changedBy: ActingKey): Promise<ProductView>;
   list(query: PageQuery): Promise<ProductPage>;
-  /** Throws ProductNotFoundError, as update does, and StoredProductInvalidError for a stored product that fails validation. */
+  /**
+   * Throws ProductNotFoundError, as update does, and StoredProductInvalidError for a stored product
+   * that fails validation, carrying it as stored (a hand edit may have written no revision of it).
+   */
   get(productId: string): Promise<ProductView>;
   /**
    * The fields given replace the stored ones, merged into the product as stored (so a change can
@@ -62,7 +67,7 @@ function readStored(product: CreditProductDto): { readonly product: CreditProduc
 /** The product as answered, or why it cannot be: it fails today's validation. */
 function validated({ revision, product }: StoredProduct): ProductView | InvalidProductView {
   const read = readStored(product);
-  return 'failure' in read ? { id: product.id, revision, message: read.failure.message } : { ...read.product, revision };
+  return 'failure' in read ? { id: product.id, revision, message: read.failure.message, stored: product } : { ...read.product, revision };
 }
 
 /**
@@ -99,7 +104,7 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
     async get(productId) {
       const product = await stored(productId);
       const read = readStored(product.product);
-      if ('failure' in read) throw storedProductInvalid(productId, read.failure);
+      if ('failure' in read) throw storedProductInvalid(productId, read.failure, product);
       return { ...read.product, revision: product.revision };
     },
     async update(productId, fields, changedBy, options = {}) {

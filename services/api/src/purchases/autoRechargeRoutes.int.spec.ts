@@ -90,10 +90,12 @@ describe('auto-recharge over HTTP', () => {
       lastRefusal: null,
       monthlyLimit: null,
       rechargesThisMonth: 0,
+      belowWarningLimit: false,
     });
     expect((await call({ method: 'GET', url }, READ)).json()).toEqual(set.json());
     const replaced = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3, monthlyLimit: 4 } });
-    expect(replaced.json()).toMatchObject({ quantity: 3, monthlyLimit: 4, rechargesThisMonth: 0 });
+    // A replacement acts from where the setting it replaces did.
+    expect(replaced.json()).toMatchObject({ quantity: 3, monthlyLimit: 4, rechargesThisMonth: 0, since: set.json().since });
     expect((await call({ method: 'GET', url }, READ)).json()).toMatchObject({ monthlyLimit: 4 });
     // A setting without the field has no limit: a PUT replaces the whole setting.
     expect((await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3 } })).json()).toMatchObject({ monthlyLimit: null });
