@@ -57,6 +57,15 @@ if not generation then return false end
 return redis.call('GET', ARGV[1] .. ':' .. generation .. ':checkpoint')
 `);
 
+// KEYS: active. ARGV: root. The served generation's checkpoint, or nothing while none is served.
+const GET_SERVED_CHECKPOINT = createLuaScript(`${SERVED}
+local generation = redis.call('GET', KEYS[1])
+if not generation then return false end
+local root = ARGV[1] .. ':' .. generation
+if not served(root) then return false end
+return redis.call('GET', root .. ':checkpoint') or '0'
+`);
+
 /** What an entitlement check reads, in one round trip. */
 export interface EntitlementRead {
   /** The customer's balance of the product; undefined when the read model holds none. */
@@ -76,6 +85,12 @@ export interface BalanceReadModel {
   getEntitlement(customerId: string, productId: string): Promise<EntitlementRead>;
   /** Position the served snapshots reflect; 0n while there is no projection (e.g. right after a flush). */
   checkpoint(): Promise<bigint>;
+  /**
+   * The checkpoint of the generation readers are served from; undefined while none is (no
+   * generation, or one rebuilt up to its target): every read answers nothing then, and a reader
+   * that must be current folds from the event store rather than wait for the rebuild.
+   */
+  servedCheckpoint(): Promise<bigint | undefined>;
 }
 
 export function createBalanceReadModel({ redis, keyPrefix }: { redis: Redis; keyPrefix?: string }): BalanceReadModel {
@@ -107,6 +122,11 @@ export function createBalanceReadModel({ redis, keyPrefix }: { redis: Redis; key
     async checkpoint() {
       const checkpoint = (await GET_CHECKPOINT.run(redis, [keys.active], [keys.root])) as string | null;
       return checkpoint === null ? 0n : BigInt(checkpoint);
+    },
+
+    async servedCheckpoint() {
+      const checkpoint = (await GET_SERVED_CHECKPOINT.run(redis, [keys.active], [keys.root])) as string | null;
+      return checkpoint === null ? undefined : BigInt(checkpoint);
     },
   };
 }

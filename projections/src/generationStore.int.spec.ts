@@ -219,6 +219,8 @@ describe('generation store (Redis)', () => {
   it('serves a generation it made only once its checkpoint reaches the target, comparing beyond 2^53 exactly', async () => {
     const readModel = createBalanceReadModel({ redis, keyPrefix: testRedis.keyPrefix });
     const target = 2n ** 53n + 1n;
+    // No generation at all (flushed): nothing served.
+    await expect(readModel.servedCheckpoint()).resolves.toBeUndefined();
     const { generation } = await store.ensureActive(target);
     await store.raiseTarget(generation, target - 1n);
     await expect(redis.get(store.keys.target(generation))).resolves.toBe(target.toString());
@@ -226,6 +228,9 @@ describe('generation store (Redis)', () => {
     await expect(readModel.getBalance('a')).resolves.toBeUndefined();
     await expect(readModel.getCustomerBalances('c-1')).resolves.toEqual([]);
     await expect(readModel.getEntitlement('c-1', 'p-1')).resolves.toEqual({ snapshot: undefined, checkpoint: 0n, freshAsOf: undefined });
+    // Its checkpoint is the rebuild's, not one readers are served at.
+    await expect(readModel.checkpoint()).resolves.toBe(2n ** 53n);
+    await expect(readModel.servedCheckpoint()).resolves.toBeUndefined();
     // Nor will a replay switch in below it: what the lost generation served may reach up to there.
     const aside = await store.createAside();
     await store.writeBatch(aside, 'aside', [], target - 1n);
@@ -236,10 +241,12 @@ describe('generation store (Redis)', () => {
     await expect(readModel.getBalance('a')).resolves.toMatchObject({ balance: '6', position: target.toString() });
     await expect(readModel.getCustomerBalances('c-1')).resolves.toMatchObject([{ balance: '6' }]);
     await expect(readModel.getEntitlement('c-1', 'p-1')).resolves.toMatchObject({ snapshot: { balance: '6' }, checkpoint: target });
+    await expect(readModel.servedCheckpoint()).resolves.toBe(target);
     // Raised past the checkpoint (a head read after the generation was made, or what the projector
     // wrote before a rollback): served again once there.
     await store.raiseTarget(generation, target + 1n);
     await expect(readModel.getBalance('a')).resolves.toBeUndefined();
+    await expect(readModel.servedCheckpoint()).resolves.toBeUndefined();
     // A generation without one (a replay's) is given one; one that vanished is given none.
     const replayed = await store.createAside();
     await store.raiseTarget(replayed, 5n);

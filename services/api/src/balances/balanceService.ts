@@ -15,7 +15,7 @@ import { abandonable } from '@tally/runtime';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from './keyedSerializer';
 import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from '../ledger/ledgerEntryView';
-import { waitForConsistency } from './waitForConsistency';
+import { waitForConsistency, type ConsistentSource } from './waitForConsistency';
 import { balanceViewOfSnapshot, type BalanceView } from './balanceView';
 
 /** A folded balance as the API shows it: through the read model's snapshot, so both are written alike. */
@@ -93,8 +93,14 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
   const logger = deps.logger.child({ module: 'balance-service' });
   const loadBudgetMs = deps.loadBudgetMs ?? DEFAULT_LOAD_BUDGET_MS;
 
-  async function caughtUp(consistent: boolean): Promise<void> {
-    if (consistent) await waitForConsistency({ balances: readModel, eventStore, ...deps.consistency });
+  /**
+   * Where a read is answered from: the read model, caught up first when `consistent`; or, for a
+   * consistent read while the read model serves nothing (being rebuilt), the event store alone:
+   * asking the read model then answers nothing, and a rebuild that lands meanwhile may serve
+   * figures from before writes the read must reflect (its target is the head when it began).
+   */
+  async function sourceOf(consistent: boolean): Promise<ConsistentSource> {
+    return consistent ? waitForConsistency({ balances: readModel, eventStore, ...deps.consistency }) : 'readModel';
   }
 
   /**
@@ -159,8 +165,8 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
   return {
     async get(balanceId, { consistent }) {
       const startedAt = performance.now();
-      await caughtUp(consistent);
-      const snapshot = await readModel.getBalance(balanceId);
+      const source = await sourceOf(consistent);
+      const snapshot = source === 'fold' ? undefined : await readModel.getBalance(balanceId);
       if (snapshot !== undefined) return balanceViewOfSnapshot(snapshot);
       // Opened a moment ago, or the read model is being rebuilt: the event store has the truth.
       const view = await folded(balanceId, startedAt);
@@ -170,15 +176,19 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
 
     async listOfCustomer(customerId, { consistent }) {
       const startedAt = performance.now();
-      await caughtUp(consistent);
+      const source = await sourceOf(consistent);
       const [snapshots, registered] = await Promise.all([
-        readModel.getCustomerBalances(customerId),
+        source === 'fold' ? [] : readModel.getCustomerBalances(customerId),
         // Without PostgreSQL the list is still served, from the read model alone, as it was
         // before the fallback existed: a read should not fail for want of a completeness check.
-        deps.balanceRegistry.listCustomerBalances(customerId).catch((error: unknown): readonly BalanceRef[] => {
-          logger.warn({ err: error, customerId }, 'balance registry unreadable; listing the read model alone');
-          return [];
-        }),
+        // Not a consistent read folded while the read model is rebuilt: the registry is its only
+        // list, and an empty one would not be consistent, so it fails (503) instead.
+        source === 'fold'
+          ? deps.balanceRegistry.listCustomerBalances(customerId)
+          : deps.balanceRegistry.listCustomerBalances(customerId).catch((error: unknown): readonly BalanceRef[] => {
+              logger.warn({ err: error, customerId }, 'balance registry unreadable; listing the read model alone');
+              return [];
+            }),
       ]);
       const views = snapshots.map(balanceViewOfSnapshot);
       // The balance registry knows every balance opened; the event store has the truth of those

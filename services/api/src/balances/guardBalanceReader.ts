@@ -23,5 +23,6 @@ export function guardBalanceReader(reader: BalanceReadModel): BalanceReadModel {
     getCustomerBalances: (customerId) => guarded(() => reader.getCustomerBalances(customerId)),
     getEntitlement: (customerId, productId) => guarded(() => reader.getEntitlement(customerId, productId)),
     checkpoint: () => guarded(() => reader.checkpoint()),
+    servedCheckpoint: () => guarded(() => reader.servedCheckpoint()),
   };
 }

@@ -17,7 +17,7 @@ export interface EntitlementView {
 
 interface EntitlementServiceDeps {
   /** Guarded (guardBalanceReader). */
-  readonly readModel: Pick<BalanceReadModel, 'getEntitlement' | 'checkpoint'>;
+  readonly readModel: Pick<BalanceReadModel, 'getEntitlement' | 'servedCheckpoint'>;
   readonly eventStore: Pick<EventStore, 'headPosition'>;
   /** For a balance the read model does not hold yet: found in the balance registry, folded from the event store. */
   readonly balances: Pick<BalanceService, 'foldedOfProduct'>;
@@ -39,11 +39,12 @@ export function createEntitlementService(deps: EntitlementServiceDeps): Entitlem
   const clock = deps.clock ?? Date.now;
   return {
     async check(customerId, productId, credits, { consistent }) {
-      if (consistent) await waitForConsistency({ balances: deps.readModel, eventStore: deps.eventStore, ...deps.consistency });
-      const read = await deps.readModel.getEntitlement(customerId, productId);
+      const source = consistent ? await waitForConsistency({ balances: deps.readModel, eventStore: deps.eventStore, ...deps.consistency }) : 'readModel';
+      // A consistent check while the read model is rebuilt is folded at once (as balanceService.get).
+      const read = source === 'fold' ? undefined : await deps.readModel.getEntitlement(customerId, productId);
       let figures: { balance: string; held: string; available: string; overdraftLimit: string; position: string };
       let lagMs: number | null;
-      if (read.snapshot !== undefined) {
+      if (read?.snapshot !== undefined) {
         figures = { ...read.snapshot, position: read.checkpoint.toString() };
         lagMs = read.freshAsOf === undefined ? null : Math.max(0, clock() - read.freshAsOf);
       } else {
