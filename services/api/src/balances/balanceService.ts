@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import { balanceStreamId } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import {
-  BalanceLoadingError,
   BalanceNotFoundError,
   type BalanceRef,
   type BalanceRegistry,
@@ -11,7 +10,6 @@ import {
   type OpenBalanceRequest,
 } from '@tally/ledger';
 import { snapshotOf, type BalanceReadModel, type PositionedBalance } from '@tally/projections';
-import { abandonable } from '@tally/runtime';
 import type { Logger } from 'pino';
 import type { KeyedSerializer } from './keyedSerializer';
 import { ledgerEntryView, type LedgerAudience, type LedgerEntryView } from '../ledger/ledgerEntryView';
@@ -127,11 +125,12 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     const signal = loadBudgetMs > 0 ? AbortSignal.timeout(Math.ceil(Math.max(startedAt + loadBudgetMs - performance.now(), loadBudgetMs / 10))) : undefined;
     let loaded: Awaited<ReturnType<LedgerService['getBalance']>>;
     try {
-      loaded = await abandonable(ledger.getBalance(balanceId), signal);
+      // Down to the shared load's waiters: past the signal the ledger answers BalanceLoadingError
+      // (with the events read so far) and counts this reader out, the load going on for the retry.
+      loaded = await ledger.getBalance(balanceId, signal !== undefined ? { signal } : undefined);
     } catch (error) {
       if (error instanceof BalanceNotFoundError) return undefined;
-      if (signal?.aborted !== true || error !== signal.reason) throw error;
-      throw new BalanceLoadingError(`the history of balance ${balanceId} is still being folded; retry the request shortly`);
+      throw error;
     }
     const { position } = await eventAt(balanceId, loaded.revision);
     return viewOf({ state: loaded.balance, revision: loaded.revision, position });
