@@ -1,5 +1,5 @@
 import { createTestKafka, createTestTopic, deleteTopics, stackConfig, uniqueName, waitFor } from '@tally/test-support';
-import type { Admin, Producer } from 'kafkajs';
+import { PartitionAssigners, type Admin, type Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { createDeadLetterLog } from './deadLetterLog';
@@ -194,5 +194,36 @@ describe('the dead-letter recorder', () => {
     expect(kept).toHaveLength(25);
     const entries = await redis.zrange(indexKey, 0, -1);
     expect(entries.map((entry) => entry.slice(entry.indexOf('{'))).sort()).toEqual([...kept].sort());
+  });
+  it('fails as a worker when kafkajs gives up on it (a non-retriable error), rather than stop recording unseen', async () => {
+    const topic = await createTestTopic(admin, { prefix: 'dlq_recorder_crash' });
+    topics.push(topic);
+    const groupId = uniqueName('dlq_recorder_crash');
+    // A member of the group whose assignor the recorder does not speak: the broker refuses the
+    // recorder's join with INCONSISTENT_GROUP_PROTOCOL, which kafkajs does not retry.
+    const other = createTestKafka(uniqueName('dlq-recorder-other')).consumer({
+      groupId,
+      partitionAssigners: [(config) => ({ ...PartitionAssigners.roundRobin(config), name: 'TallyTestOtherAssigner' })],
+    });
+    await other.connect();
+    await other.subscribe({ topics: [topic] });
+    await other.run({ eachMessage: async () => undefined });
+    const recorder = createDeadLetterRecorder({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: 'dlq-recorder-test' },
+      topic,
+      groupId,
+      log: createDeadLetterLog({ redis, keyPrefix }),
+      logger,
+    });
+    const failures: unknown[] = [];
+    recorder.onFailure((error) => failures.push(error));
+    await recorder.start();
+    try {
+      await waitFor(() => recorder.state() === 'failed', { description: 'the recorder to fail as a worker' });
+      expect(String(failures[0])).toContain('protocols are incompatible');
+    } finally {
+      await recorder.stop();
+      await other.disconnect();
+    }
   });
 });
