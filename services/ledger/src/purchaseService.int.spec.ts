@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError, type CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
@@ -139,5 +140,18 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     );
     expect(options).toHaveLength(2);
     expect(await h.purchases.purchaseOptions(`customer-${randomUUID()}`)).toEqual([]);
+  });
+  it("leaves out a product stored invalid, with a warning naming it, and lists the customer's other options", async () => {
+    const { product, customerId, balanceId } = await balanceWithBundles();
+    const broken = await h.createProduct({ bundles: [{ id: 'small', credits: parseCredits('5'), price: { amount: '1', currency: 'EUR' }, purchaseOption: true }] });
+    await h.ledger.openBalance({ customerId, productId: broken.id, startingBalance: 0n });
+    // As an older release or a hand edit may have stored it: a bundle without a price.
+    await db.pool.query(`UPDATE credit_products SET bundles = '[{"id":"small","credits":"5"}]' WHERE id = $1`, [broken.id]);
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void warnings.push(JSON.parse(chunk.toString()) as Record<string, unknown>)) }));
+    const purchases = createPurchaseService({ catalog: h.catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), ledger: h.ledger, logger });
+
+    expect(await purchases.purchaseOptions(customerId)).toEqual([{ balanceId, productId: product.id, productName: product.name, bundles: product.bundles }]);
+    expect(warnings).toEqual([expect.objectContaining({ productId: broken.id, msg: expect.stringContaining('stored invalid') })]);
   });
 });

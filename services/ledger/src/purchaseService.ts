@@ -11,7 +11,8 @@ import {
   type Price,
   type PurchaseDetails,
 } from '@tally/domain';
-import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
+import { ProductNotFoundError, StoredProductInvalidError, type CatalogStore } from '@tally/catalog';
+import type { Logger } from 'pino';
 import type { BalanceRegistry } from './balanceRegistry';
 import { BalanceNotFoundError, BundleNotFoundError, PurchaseTermsChangedError } from './ledgerErrors';
 import type { CommandResult, LedgerService, RequestOptions } from './ledgerService';
@@ -93,6 +94,8 @@ export function createPurchaseService(options: {
   catalog: Pick<CatalogStore, 'getProduct'>;
   balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'>;
   ledger: LedgerService;
+  /** Where a product left out of the purchase options (stored invalid) is reported; none without it. */
+  logger?: Logger;
 }): PurchaseService {
   const { catalog, balanceRegistry, ledger } = options;
 
@@ -151,7 +154,19 @@ export function createPurchaseService(options: {
       const balances = await balanceRegistry.listCustomerBalances(customerId);
       const productIds = [...new Set(balances.map((balance) => balance.productId))];
       const products = new Map(
-        await Promise.all(productIds.map(async (productId) => [productId, await catalog.getProduct(productId)] as const)),
+        await Promise.all(
+          productIds.map(async (productId) => {
+            try {
+              return [productId, await catalog.getProduct(productId)] as const;
+            } catch (error) {
+              // One product stored invalid must not hide every other product's options from the
+              // portal: its balance is left out (the console lists the product as needing repair).
+              if (!(error instanceof StoredProductInvalidError)) throw error;
+              options.logger?.warn({ productId, customerId, err: error }, 'purchase options: leaving out a product stored invalid until it is repaired');
+              return [productId, undefined] as const;
+            }
+          }),
+        ),
       );
       return balances.flatMap((balance) => {
         const product = products.get(balance.productId);
