@@ -111,6 +111,13 @@ const DEFAULT_MAX_PAGE_EVENTS = 10_000;
 const CONCURRENCY = 64;
 /** Below the server's default 1 MiB MaxAppendSize, with room for the envelope of each event. */
 const MAX_APPEND_BYTES = 768 * 1024;
+/**
+ * The largest consumer chunk a deployment on EventStoreDB may configure: a chunk's journal entry
+ * names each stream it writes (about 90 bytes) and each marker (about 35), and must fit
+ * MAX_APPEND_BYTES; some 6,000 usage events on distinct balances do, so 5,000 leaves room for
+ * longer balance ids and the warnings a chunk adds. Checked at start, so a chunk is never refused.
+ */
+export const EVENTSTOREDB_MAX_CONSUMER_BATCH_SIZE = 5000;
 const TRANSIENT_GRPC_CODES = new Set([1, 4, 8, 10, 14]);
 /** Above this, a position cannot be a log offset: a server without positions on stream reads. */
 const NO_POSITION = 2n ** 63n;

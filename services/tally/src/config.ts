@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { compile as compileTrustedProxies } from '@fastify/proxy-addr';
 import { DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY, parseApiKeys, type ApiKey } from '@tally/api';
+import { EVENTSTOREDB_MAX_CONSUMER_BATCH_SIZE } from '@tally/event-store';
 import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
 import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, MAX_PURCHASE_QUANTITY } from '@tally/ledger';
 import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
@@ -376,6 +377,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.TALLY_EVENT_STORE === 'eventstoredb' && !/^esdb(\+discover)?:\/\/[^/?]/.test(e.TALLY_EVENTSTORE_CONNECTION_STRING)) {
     // Not the value itself in the message: it may hold a password.
     throw new ConfigError('TALLY_EVENTSTORE_CONNECTION_STRING: not an EventStoreDB connection string; it starts with esdb:// or esdb+discover:// and names a host');
+  }
+  if (e.TALLY_EVENT_STORE === 'eventstoredb' && e.TALLY_CONSUMER_BATCH_SIZE > EVENTSTOREDB_MAX_CONSUMER_BATCH_SIZE) {
+    // A chunk's journal entry must fit one EventStoreDB append; a larger chunk would be refused whole.
+    throw new ConfigError(
+      `TALLY_CONSUMER_BATCH_SIZE: at most ${EVENTSTOREDB_MAX_CONSUMER_BATCH_SIZE} on EventStoreDB, whose journal entry for a chunk must fit one append`,
+    );
   }
   if (e.TALLY_API_REQUEST_TIMEOUT_MS > 0 && e.TALLY_BALANCE_LOAD_BUDGET_MS >= e.TALLY_API_REQUEST_TIMEOUT_MS) {
     // A budget past the request timeout would let the server cut the client off before it answers.

@@ -36,6 +36,13 @@ describe('loadConfig', () => {
     expect(wrong).not.toThrow(/hunter2/);
   });
 
+  it('refuses, on EventStoreDB only, a consumer chunk whose journal entry would not fit one append', () => {
+    const onEsdb = (size: string) => loadConfig({ TALLY_EVENT_STORE: 'eventstoredb', TALLY_CONSUMER_BATCH_SIZE: size });
+    expect(onEsdb('5000').consumer.batchSize).toBe(5000);
+    expect(() => onEsdb('5001')).toThrow(/^TALLY_CONSUMER_BATCH_SIZE: at most 5000 on EventStoreDB/);
+    expect(loadConfig({ TALLY_CONSUMER_BATCH_SIZE: '50000' }).consumer.batchSize).toBe(50000);
+  });
+
   it('reads the bounds of every wait', () => {
     const config = loadConfig({
       TALLY_SHUTDOWN_TIMEOUT_MS: '3000',
