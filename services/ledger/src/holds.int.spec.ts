@@ -10,6 +10,7 @@ import {
   type OpenBalance,
 } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { isTransientError, retry } from '@tally/runtime';
 import { createTestSchema, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { HoldNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
@@ -194,8 +195,15 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     for (let i = 0; i < 30; i += 1) {
       holdIds.push((await placer.placeHold(balanceId, { credits: credits(10), expires: { inSeconds: 60 }, reference: null }, { idempotencyKey: `race-${i}` })).holdId);
     }
+    // Each retried while the store is unavailable (a pool this busy may time out), as its caller would: only refusals count.
+    const asCaller = <T>(what: string, command: () => Promise<T>) => retry(command, { what, isTransient: isTransientError, maxDelayMs: 200, deadlineMs: 60_000 });
     const outcomes = await Promise.all(
-      holdIds.map((holdId) => Promise.allSettled([api.captureHold(holdId, { credits: credits(3), reason: null }), scheduler.expireHold(holdId)])),
+      holdIds.map((holdId) =>
+        Promise.allSettled([
+          asCaller('capture', () => api.captureHold(holdId, { credits: credits(3), reason: null })),
+          asCaller('expiry', () => scheduler.expireHold(holdId)),
+        ]),
+      ),
     );
     const captured = outcomes.filter(([capture]) => capture.status === 'fulfilled').length;
     for (const [capture, expiry] of outcomes) {
