@@ -1,4 +1,4 @@
-import { runTallyCommand } from '@tally/test-support';
+import { createTestKafka, createTestTopic, deleteTopics, runTallyCommand, uniqueName } from '@tally/test-support';
 
 jest.setTimeout(60_000);
 
@@ -46,6 +46,9 @@ describe('tally exit codes', () => {
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2027-02-30T00:00:00Z'], 'tally: --timestamp "2027-02-30T00:00:00Z" is not a date and time on the calendar\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2026-03-01T12:00:00'], `tally: --timestamp must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
     [['redrive', '--all', '--since', '2026-03-01T24:00:00Z'], 'tally: --since "2026-03-01T24:00:00Z" is not a date and time on the calendar\n'],
+    // skip-batch's places are read as dead-letter places are: a partition Kafka can have, an offset without leading zeros.
+    [['skip-batch', '--partition', '99999999999999999999', '--offset', '2'], 'tally: --partition and --offset take non-negative integers\n'],
+    [['skip-batch', '--partition', '0', '--offset', '012'], 'tally: --partition and --offset take non-negative integers\n'],
     [['relay-rewind', '--to-time', '2026-03-01 12:00:00'], `tally: --to-time must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
   ])('refuses the flags of %j before connecting to anything, naming the flag, with 2', async (args, message) => {
     const refused = await runTallyCommand(args, NOWHERE);
@@ -56,5 +59,17 @@ describe('tally exit codes', () => {
     const failed = await runTallyCommand(['keep-balance-states'], { ...NOWHERE, TALLY_DATABASE_CONNECT_TIMEOUT_MS: '1000' });
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^tally: /);
+  });
+  it('refuses skip-batch of a partition the topic does not have, naming how many it has, at once (exit 1)', async () => {
+    const admin = createTestKafka(uniqueName('cli-exit-codes')).admin();
+    await admin.connect();
+    const topic = await createTestTopic(admin, { prefix: 'skip_partition', partitions: 2 });
+    try {
+      const refused = await runTallyCommand(['skip-batch', '--topic', topic, '--group', uniqueName('skip_group'), '--partition', '2', '--offset', '0'], {});
+      expect([refused.code, refused.stderr]).toEqual([1, `tally: ${topic} has 2 partitions (0..1): there is no partition 2\n`]);
+    } finally {
+      await deleteTopics(admin, [topic]).catch(() => undefined);
+      await admin.disconnect();
+    }
   });
 });

@@ -48,6 +48,12 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
   const admin = kafka.admin();
   await admin.connect();
   try {
+    // First: a partition the topic does not have would otherwise wait the whole read timeout for a batch.
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partitions = topics[0]?.partitions.length ?? 0;
+    if (partition >= partitions) {
+      throw new SkipBatchRefusedError(`${topic} has ${partitions} partition${partitions === 1 ? '' : 's'} (0..${partitions - 1}): there is no partition ${partition}`);
+    }
     const {
       groups: [group],
     } = await admin.describeGroups([groupId]);

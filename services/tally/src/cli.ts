@@ -257,7 +257,8 @@ program
   .option('--group <groupId>', 'consumer group', config.consumer.groupId)
   .option('--topic <topic>', 'usage topic', config.topics.usage)
   .action(async (options: { partition: string; offset: string; group: string; topic: string }) => {
-    if (!/^\d+$/.test(options.partition) || !/^\d+$/.test(options.offset)) throw new UsageError('--partition and --offset take non-negative integers');
+    // The one check of a place on a topic (as `tally dead-letter` reads it): digits Kafka can hold.
+    if (!isDeadLetterPartition(options.partition) || !isDeadLetterOffset(options.offset)) throw new UsageError('--partition and --offset take non-negative integers');
     const skipped = await skipUndecodableBatch({
       kafka: { brokers: config.kafka.brokers, clientId: 'tally-cli', ...connections.kafka },
       groupId: options.group,
