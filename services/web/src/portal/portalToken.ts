@@ -22,7 +22,10 @@ export function takePortalToken(): string | undefined {
  */
 export function tokenCustomer(token: string): { customerId: string; expiresAt: Date } | undefined {
   try {
-    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown; exp?: unknown };
+    // atob gives one character per byte: the JSON is UTF-8, so a customer id beyond ASCII
+    // (müller) is decoded from the bytes, or the page would ask for another customer (403).
+    const bytes = Uint8Array.from(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (char) => char.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as { sub?: unknown; exp?: unknown };
     if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number') return undefined;
     return { customerId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
   } catch {
