@@ -10,8 +10,20 @@ export type Route =
   | { readonly screen: 'dead-letter'; readonly partition: number; readonly offset: string }
   | { readonly screen: 'status' };
 
+/**
+ * A part that is not percent-encoding (a hand-typed `100%`) reads as absent, so the section's list
+ * opens: decodeURIComponent's URIError would otherwise leave a blank page, or the previous screen.
+ */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return '';
+  }
+}
+
 export function parseRoute(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, '').split('/').map((part) => decodeURIComponent(part));
+  const parts = hash.replace(/^#\/?/, '').split('/').map(decodePart);
   switch (parts[0]) {
     case 'catalog':
       if (parts[1] === 'new') return { screen: 'product', productId: null };

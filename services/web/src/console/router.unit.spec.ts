@@ -24,6 +24,16 @@ describe("the console's routes", () => {
     }
   });
 
+  it('opens the list of the section for a part that is not percent-encoding, never throwing (a blank page)', () => {
+    expect(parseRoute('#/customers/100%')).toEqual({ screen: 'customers' });
+    expect(parseRoute('#/customers/%E0%A4%A')).toEqual({ screen: 'customers' });
+    expect(parseRoute('#/catalog/%ZZ')).toEqual({ screen: 'catalog' });
+    expect(parseRoute('#/dead-letters/%/1')).toEqual({ screen: 'dead-letters' });
+    expect(parseRoute('#/%')).toEqual({ screen: 'customers' });
+    // Encoded as href encodes it, the same characters open the customer.
+    expect(parseRoute('#/customers/100%25')).toEqual({ screen: 'customer', customerId: '100%' });
+  });
+
   it('names each screen for the window title, by what it shows', () => {
     expect(screenTitle(parseRoute('#/customers/cus%204711'))).toBe('Customer cus 4711');
     expect(screenTitle(parseRoute('#/catalog/new'))).toBe('New credit product');
