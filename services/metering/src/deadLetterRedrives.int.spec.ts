@@ -178,6 +178,17 @@ describe('dead-letter send-backs', () => {
     expect(await redrives.get(abandoned.id)).toMatchObject({ status: 'interrupted', error: 'its process stopped before the end' });
   });
 
+  it('honours a stop asked while the run is still beginning (a Ctrl-C at once): recorded interrupted, nothing read', async () => {
+    await kitWithOneDeadLetter('ivy');
+    const redrives = redrivesOn(kit.db.pool);
+    const ending = redrives.runToEnd({ errorCodes: 'all', dryRun: true, requestedBy: null, via: 'cli' });
+    // Before the lease and the run's record are written: nothing runs yet to stop.
+    await redrives.stop();
+    expect(await ending).toMatchObject({ status: 'interrupted', error: 'the process is stopping', result: { read: 0 } });
+    // A stop is for what runs or begins then: the next run goes to its end.
+    expect(await redrives.runToEnd({ errorCodes: 'all', dryRun: true, requestedBy: null, via: 'cli' })).toMatchObject({ status: 'succeeded', result: { read: 1 } });
+  });
+
   /** A run whose fetches `proxy` swallows, once it has ended, as `redrives` reads it. */
   const endedBehind = (proxy: KafkaProxy, redrives: DeadLetterRedrives, id: string) =>
     waitCuttingConnections(

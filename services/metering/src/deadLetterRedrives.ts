@@ -298,7 +298,23 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     return text === null || text === undefined ? undefined : present(JSON.parse(text) as StoredRun, cancelOf(cancel ?? null));
   }
 
-  async function begin(request: RedriveRequest): Promise<{ readonly started: RedriveRun; readonly done: Promise<StoredRun> }> {
+  /** A begin() in flight (the lease, the run's record): a stop() then must wait for it and stop its run. */
+  let beginning: Promise<unknown> | undefined;
+  let stopWhileBeginning = false;
+
+  function begin(request: RedriveRequest): Promise<{ readonly started: RedriveRun; readonly done: Promise<StoredRun> }> {
+    const begun = beginRun(request);
+    beginning = begun;
+    const settled = () => {
+      if (beginning !== begun) return;
+      beginning = undefined;
+      stopWhileBeginning = false;
+    };
+    begun.then(settled, settled);
+    return begun;
+  }
+
+  async function beginRun(request: RedriveRequest): Promise<{ readonly started: RedriveRun; readonly done: Promise<StoredRun> }> {
     if (current !== undefined) throw new RedriveRunningError(current.id);
     if (request.since !== undefined && Number.isNaN(request.since.getTime())) throw new ValidationError('since must be a valid time');
     // The run is written out before the lease is taken: nothing may throw between taking the
@@ -341,6 +357,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       current = undefined;
     });
     current = { id: stored.id, abort, done };
+    // A Ctrl-C during the lease and the record's writes, which had no run to stop yet.
+    if (stopWhileBeginning) abort.abort(new Error('the process is stopping'));
     logger.info({ redrive: stored.id, via: stored.via, errorCodes: request.errorCodes, letters: stored.letters, since: stored.since, dryRun: stored.dryRun }, 'dead-letter send-back started');
     return { started: present(stored, undefined), done };
   }
@@ -391,6 +409,10 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
     cancel: (id, requestedBy) => guardDeadLetters(() => cancel(id, requestedBy)),
     counters: () => ({ sentBackByErrorCode: { ...sentBackByErrorCode }, endedByStatus: { ...endedByStatus }, running: current === undefined ? 0 : 1 }),
     async stop() {
+      if (beginning !== undefined) {
+        stopWhileBeginning = true;
+        await beginning.catch(() => undefined);
+      }
       const running = current;
       if (running === undefined) return;
       running.abort.abort(new Error('the process is stopping'));
