@@ -243,23 +243,39 @@ describe("the console's product form and catalog", () => {
     }
   });
 
-  it("opens a product broken by a hand edit its history does not hold seeded from its newest recorded version, and says so", async () => {
+  it('opens a product broken by a hand edit its history does not hold with the hand-edited values, as stored, and repairs it', async () => {
     const broken = await api<StoredProduct>('POST', '/credit-products', {
       id: `hand-edited-${randomUUID()}`,
       name: 'Hand edited',
       bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
     });
-    await stack.query(`UPDATE credit_products SET bundles = '[{"id":"starter","credits":"100","price":{"amount":"9.90","currency":"eur"}}]' WHERE id = $1`, [broken.id]);
+    // In credit_products alone, as SQL by hand would: no revision written, so the history still holds the product as created.
+    await stack.query(
+      `UPDATE credit_products SET name = 'Edited by hand', bundles = '[{"id":"starter","credits":"250","price":{"amount":"19.90","currency":"eur"}}]' WHERE id = $1`,
+      [broken.id],
+    );
     const page = await signedIn();
     try {
       // Opened by its address, as a link shared from the catalog would.
       await page.goto(`${stack.base}/console#/catalog/${encodeURIComponent(broken.id)}`);
-      await page.getByRole('heading', { name: 'Edit Hand edited' }).waitFor();
-      await untilText(page.getByRole('main'), (text) => text.includes('fails validation') && text.includes(`revision ${broken.revision} as the product's history recorded it`), 'where the form was seeded from');
-      expect(await page.getByLabel('Currency').inputValue()).toBe('EUR');
+      await page.getByRole('heading', { name: 'Edit Edited by hand' }).waitFor();
+      await untilText(page.getByRole('main').getByRole('alert').first(), (text) => text.includes('fails validation') && text.includes('currency'), 'why it fails');
+      // The hand edit's values, not the newest recorded version's; the reason beside its field.
+      const currency = page.getByLabel('Currency');
+      expect([await page.getByLabel('Name').inputValue(), await currency.inputValue(), await page.getByLabel('Price').inputValue()]).toEqual(['Edited by hand', 'eur', '19.90']);
+      expect(await currency.getAttribute('aria-invalid')).toBe('true');
+      expect(await page.locator('.field.has-error', { has: currency }).innerText()).toContain('ISO 4217');
+      expect(await page.getByRole('main').innerText()).not.toContain('recorded');
+
+      await currency.fill('EUR');
       await pressButton(page, 'Save changes');
       await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
-      expect(await api<StoredProduct>('GET', `/credit-products/${broken.id}`)).toEqual({ ...broken, revision: broken.revision + 1 });
+      expect(await api<StoredProduct>('GET', `/credit-products/${broken.id}`)).toEqual({
+        ...broken,
+        name: 'Edited by hand',
+        bundles: [{ id: 'starter', credits: '250', price: { amount: '19.90', currency: 'EUR' }, purchaseOption: true }],
+        revision: broken.revision + 1,
+      });
     } finally {
       await page.context().close();
     }

@@ -1,10 +1,10 @@
 import type { TargetedEvent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
-import type { CreditProduct, InvalidCreditProduct } from '../shared/apiTypes';
+import type { CreditProduct } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, formatPrice } from '../shared/format';
 import { CheckboxField, ErrorMessage, Field, screenHeading, useBusyAction, useFormRefusal, useId } from '../shared/ui';
-import { readInvalidProduct } from './invalidProduct';
+import { invalidProductOf } from './invalidProduct';
 import { ProductHistory } from './ProductHistory';
 import {
   bodyOf,
@@ -132,8 +132,8 @@ function FilterRows({
  * form read (If-Match): one made meanwhile by someone else is never overwritten. The form then
  * keeps what was typed, reads the product as it is now, names the fields both changed, and offers
  * to apply the operator's changes to that version (to review, then save) or to discard them. A
- * stored product that fails validation opens seeded from what the API gives of it, with why, and
- * a save (every field) repairs it.
+ * stored product that fails validation opens seeded as stored (the API's 409 carries it), with why
+ * beside its field, and a save (every field) repairs it.
  */
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
@@ -150,8 +150,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   // The operator's changes applied to the current version, to review: its revision, and what the other change had set where both changed a field.
   const [rebased, setRebased] = useState<{ readonly revision: number; readonly replaced: ReadonlyArray<{ readonly field: ProductField; readonly theirs: string }> }>();
   const rebasedNotice = useRef<HTMLParagraphElement>(null);
-  // A stored product that fails validation, opened to repair: why, and the recorded version the form was seeded from.
-  const [repair, setRepair] = useState<{ readonly invalid: InvalidCreditProduct; readonly seededFrom: number | undefined }>();
+  // A stored product that fails validation, opened to repair (seeded as stored): why it fails.
+  const [repair, setRepair] = useState<{ readonly reason: string }>();
   const [repairErrors, setRepairErrors] = useState<Record<string, string>>({});
   const focusAfterRead = useRef(false);
   const refusal = useFormRefusal((field) => FIELDS.test(field));
@@ -185,30 +185,21 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         showVersion(product);
         opened();
       },
-      async (failure: unknown) => {
-        const invalid = failure instanceof ApiError && failure.code === 'stored_product_invalid';
-        let reason = failure;
-        if (invalid) {
-          try {
-            const found = await readInvalidProduct(api, productId);
-            if (!current) return;
-            if (found !== undefined) {
-              // Seeded from its newest recorded version (the API answers no stored product that fails), or from nothing.
-              const seeded = found.recorded?.draft ?? { ...emptyDraft(), id: productId };
-              setDraft(seeded);
-              setBase(seeded);
-              setRevision(found.invalid.revision);
-              setRepair({ invalid: found.invalid, seededFrom: found.recorded?.revision });
-              setRepairErrors(fieldErrors(new ApiError(409, 'stored_product_invalid', found.invalid.message), (field) => FIELDS.test(field)).fields);
-              opened();
-              return;
-            }
-          } catch (readFailure) {
-            reason = readFailure;
-          }
-        }
+      (failure: unknown) => {
         if (!current) return;
-        setReadFailure({ message: errorMessage(reason), invalid });
+        // The 409 of a stored product that fails validation carries it as stored: the form is seeded
+        // with exactly what credit_products holds, and why it fails goes beside its field.
+        const found = invalidProductOf(failure);
+        if (found !== undefined) {
+          setDraft(found.draft);
+          setBase(found.draft);
+          setRevision(found.revision);
+          setRepair({ reason: found.reason });
+          setRepairErrors(fieldErrors(new ApiError(409, 'stored_product_invalid', found.reason), (field) => FIELDS.test(field)).fields);
+          opened();
+          return;
+        }
+        setReadFailure({ message: errorMessage(failure), invalid: failure instanceof ApiError && failure.code === 'stored_product_invalid' });
         focusAfterRead.current = false;
       },
     );
@@ -301,13 +292,10 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
       {repair !== undefined && (
         <div class="notice">
           <p class="error" role="alert">
-            This stored product fails validation: {repair.invalid.message}. Until it is saved valid, the usage it prices is dead-lettered as <code>stored_product_invalid</code>.
+            This stored product fails validation: {repair.reason}. Until it is saved valid, the usage it prices is dead-lettered as <code>stored_product_invalid</code>.
           </p>
           <p>
-            {repair.seededFrom !== undefined
-              ? `The API answers no product that fails validation, so the form shows revision ${repair.seededFrom} as the product's history recorded it (a change made outside the API is not in it). `
-              : 'The API answers neither the product nor a recorded version of it: the form starts empty. '}
-            Correct what the message names and save: the save replaces every field with what the form shows, and repairs the product.
+            The form shows it as stored. Correct what the message names and save: the save replaces every field with what the form shows, and repairs the product.
           </p>
         </div>
       )}

@@ -1,37 +1,24 @@
-import { path, type ApiClient } from '../shared/apiClient';
-import type { CreditProductPage, InvalidCreditProduct, Page, ProductRevision } from '../shared/apiTypes';
+import { ApiError } from '../shared/apiClient';
 import { draftOfStored, type Draft } from './productDraft';
 
-/** A stored product that fails validation, as the API gives it to repair: why and at which revision, and the newest version its history recorded. */
+/** A stored product that fails validation, as the API answers an operator's GET of it (409), to repair it. */
 export interface InvalidProductRead {
-  readonly invalid: InvalidCreditProduct;
-  /**
-   * The API answers no stored product that fails validation (GET is 409), only its history: the
-   * newest version recorded, as a draft, which a change made outside the API (a hand edit) did not write.
-   */
-  readonly recorded: { readonly revision: number; readonly draft: Draft } | undefined;
+  /** The revision stored: the one a save changes (If-Match). */
+  readonly revision: number;
+  /** Why it fails, naming the field, as the catalog's list says it. */
+  readonly reason: string;
+  /** The document as stored (what credit_products holds, a hand edit that wrote no revision included), every field as text. */
+  readonly draft: Draft;
 }
 
-const PAGE_SIZE = 100;
-
 /**
- * The catalog's entry for `productId` among those that fail validation, or undefined when it is
- * not one (valid, or no such product). The catalog is listed in id order by code unit, `after`
- * exclusive, and names no product by id: the walk starts at the id less its last character, which
- * comes before it, and stops at the first id past it.
+ * What the 409 `stored_product_invalid` of GET /credit-products/{id} carries to repair the product
+ * from; undefined for any other failure, and for a 409 without the stored document (an API from
+ * before it carried one), which then cannot be opened to repair.
  */
-export async function readInvalidProduct(api: ApiClient, productId: string): Promise<InvalidProductRead | undefined> {
-  let after: string | undefined = productId.length > 1 ? productId.slice(0, -1) : undefined;
-  for (;;) {
-    const page = await api.get<CreditProductPage>('/credit-products', { query: { after, limit: String(PAGE_SIZE) } });
-    const invalid = (page.invalid ?? []).find((product) => product.id === productId);
-    if (invalid !== undefined) {
-      const newest = (await api.get<Page<ProductRevision>>(path`/credit-products/${productId}/revisions`, { query: { limit: '1' } })).items[0];
-      // A recorded version that fails validation too is answered as stored, without `product`.
-      return { invalid, recorded: newest === undefined ? undefined : { revision: newest.revision, draft: draftOfStored(newest.product ?? newest.stored) } };
-    }
-    const listed = [...page.items.map((product) => product.id), ...(page.invalid ?? []).map((product) => product.id)];
-    if (page.next === null || listed.some((id) => id >= productId)) return undefined;
-    after = page.next;
-  }
+export function invalidProductOf(failure: unknown): InvalidProductRead | undefined {
+  if (!(failure instanceof ApiError) || failure.code !== 'stored_product_invalid') return undefined;
+  const { revision, reason, stored } = failure.body;
+  if (revision === undefined || reason === undefined || !('stored' in failure.body)) return undefined;
+  return { revision, reason, draft: draftOfStored(stored) };
 }

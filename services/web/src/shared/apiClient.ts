@@ -1,11 +1,12 @@
 import type { ApiErrorBody, Health } from './apiTypes';
 
-/** A refusal of the API: its status and `{ error, message }`, as every 4xx and 5xx answers. */
+/** A refusal of the API: its status and `{ error, message }`, as every 4xx and 5xx answers, and the whole body for what some carry beside them. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly body: Partial<ApiErrorBody> = {},
   ) {
     super(message);
   }
@@ -66,7 +67,7 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
       const text = await response.text();
       const error = (text === '' ? undefined : JSON.parse(text)) as Partial<ApiErrorBody> | undefined;
       if (response.status === 401) onUnauthorized?.();
-      throw new ApiError(response.status, error?.error ?? 'error', error?.message ?? `the API answered ${response.status}`);
+      throw new ApiError(response.status, error?.error ?? 'error', error?.message ?? `the API answered ${response.status}`, error ?? {});
     }
     return response;
   }

@@ -25,6 +25,10 @@ export type { WebhookEventType } from '@tally/api';
 export interface ApiErrorBody {
   readonly error: string;
   readonly message: string;
+  /** stored_product_invalid, to an operator's GET of the product: its revision, why it fails (naming the field) and the document as stored. */
+  readonly revision?: number;
+  readonly reason?: string;
+  readonly stored?: unknown;
 }
 
 export interface Page<T> {
@@ -68,6 +72,8 @@ export interface InvalidCreditProduct {
   readonly revision: number;
   /** Why it fails validation. */
   readonly message: string;
+  /** The product as stored, whatever its shape. */
+  readonly stored?: unknown;
 }
 
 /** A page of the catalog: the products, and beside them those of the same range that fail validation. */
