@@ -4,3 +4,4 @@ export { undecodableBatchOf, type UndecodableBatch } from './undecodableBatch';
 export { kafkaConnectionConfig, type KafkaConnection } from './kafkaConnection';
 export { readTopicToEnds, type ReadTopicToEndsOptions } from './readTopicToEnds';
 export { readBatchAt, type ReadBatchAtOptions } from './readBatchAt';
+export { sendInParts, topicSendBudget, type SendBudget, type SendInPartsOptions } from './sendParts';

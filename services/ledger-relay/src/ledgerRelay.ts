@@ -2,7 +2,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
-import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, sendInParts, topicSendBudget, type KafkaConnection } from '@tally/kafka';
 import {
   createCheckpointedProcessor,
   createPostgresCheckpointStore,
@@ -12,12 +12,11 @@ import {
   type ProcessorLag,
   type Worker,
 } from '@tally/runtime';
-import { ConfigResourceTypes, logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
+import { logLevel, Partitioners, type CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
 import { LedgerSchemaRefusedError, UnpublishableLedgerEventError } from './ledgerRelayErrors';
-import { FALLBACK_MAX_MESSAGE_BYTES, isTooLargeForTopic, partEnd, recordBytesOf, sendBudgetOf } from './sendParts';
 
 /** batchSize, lagRefreshMs and retry (registry, broker, PostgreSQL) as the processor takes them. */
 export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<RecordedEvent>, 'batchSize' | 'lagRefreshMs' | 'retry'> {
@@ -106,8 +105,8 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   });
 
   let schemaId: number | undefined;
-  // What one send may hold, learned from the topic once (learnSendBudget), halved when refused.
-  let sendBudget: number | undefined;
+  // What one send may hold, learned from the topic once, halved when refused.
+  const sendBudget = topicSendBudget({ kafka, topic, logger, retry: KAFKAJS_RETRY });
   // Created once and replaced only after a failed send; `connected` tells whether connect() is due.
   let producer: Producer | undefined;
   let connected = false;
@@ -160,56 +159,21 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   }
 
   /**
-   * The topic's effective max.message.bytes (its own, or the broker's default), less a margin.
-   * Unreadable (an ACL without DescribeConfigs), Kafka's default stands in: a part the topic
-   * refuses is halved anyway (publish).
-   */
-  async function learnSendBudget(): Promise<number> {
-    const admin = kafka.admin({ retry: KAFKAJS_RETRY });
-    try {
-      await admin.connect();
-      const { resources } = await admin.describeConfigs({
-        includeSynonyms: false,
-        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
-      });
-      const value = Number(resources[0]?.configEntries.find((entry) => entry.configName === 'max.message.bytes')?.configValue);
-      if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`the topic's max.message.bytes reads ${String(value)}`);
-      logger.debug({ maxMessageBytes: value }, "learned the topic's max.message.bytes");
-      return sendBudgetOf(value);
-    } catch (error) {
-      logger.warn({ err: error, maxMessageBytes: FALLBACK_MAX_MESSAGE_BYTES }, "could not read the topic's max.message.bytes; assuming Kafka's default");
-      return sendBudgetOf(FALLBACK_MAX_MESSAGE_BYTES);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  }
-
-  /**
-   * Sends the batch's messages in order, in parts the topic takes (kafkajs sends one call as one
-   * record batch per partition, which the broker refuses whole over max.message.bytes). Each part
-   * waits for its acknowledgement, so the checkpoint, moved after the handler, passes only
-   * acknowledged events; a failure part way sends the batch again from its first part
-   * (duplicates, which at-least-once allows). A refused part is halved; a refused single record
-   * can never go.
+   * Sends the batch's messages in order, in parts the topic takes (sendInParts). Each part waits
+   * for its acknowledgement, so the checkpoint, moved after the handler, passes only acknowledged
+   * events; a failure part way sends the batch again from its first part (duplicates, which
+   * at-least-once allows). A record the topic refuses alone can never go.
    */
   async function publish(messages: readonly { readonly recorded: RecordedEvent; readonly message: Message }[], signal: AbortSignal): Promise<void> {
-    const sizes = messages.map(({ message }) => recordBytesOf(message));
-    sendBudget ??= await learnSendBudget();
-    let from = 0;
-    while (from < messages.length) {
-      const end = partEnd(sizes, from, sendBudget);
-      try {
-        await send(messages.slice(from, end).map(({ message }) => message), signal);
-      } catch (error) {
-        if (!isTooLargeForTopic(error)) throw error;
-        if (end - from === 1) throw new UnpublishableLedgerEventError(messages[from]!.recorded, 'taken by the topic', error);
-        const bytes = sizes.slice(from, end).reduce((sum, size) => sum + size, 0);
-        sendBudget = Math.max(1, Math.floor(bytes / 2));
-        logger.warn({ messages: end - from, bytes, sendBudget }, 'the topic refused a part as too large; sending smaller parts');
-        continue;
-      }
-      from = end;
-    }
+    await sendInParts({
+      messages: messages.map(({ message }) => message),
+      budget: sendBudget,
+      send: (part) => send(part, signal),
+      refusedAlone: (index, error) => {
+        throw new UnpublishableLedgerEventError(messages[index]!.recorded, 'taken by the topic', error);
+      },
+      logger,
+    });
   }
 
   /** Encoding a stored event cannot succeed later if it fails now: its failure names the event. */

@@ -32,7 +32,7 @@ export {
   type SkippedBatch,
 } from './skipUndecodableBatch';
 export { usageEventFromJson, cloudEventUsageId } from './cloudEventUsage';
-export { createUsagePublisher, UsagePublishError, type UsagePublisher, type UsagePublisherOptions, type UsageToPublish } from './usagePublisher';
+export { createUsagePublisher, UsagePublishError, UsageEventTooLargeError, type UsagePublished, type UsagePublisher, type UsagePublisherOptions, type UsageToPublish } from './usagePublisher';
 export * from './deadLetterRecord';
 export * from './deadLetterLog';
 export * from './deadLetterReader';

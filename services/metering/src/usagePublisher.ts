@@ -1,5 +1,5 @@
-import { TallyError, type UsageEvent } from '@tally/domain';
-import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { TallyError, ValidationError, type UsageEvent } from '@tally/domain';
+import { createKafka, kafkaConnectionConfig, sendInParts, topicSendBudget, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 
@@ -10,9 +10,18 @@ export interface UsageToPublish {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/** The events the topic refused, by their index in the events published; every other one is on the topic. */
+export interface UsagePublished {
+  readonly refused: readonly { readonly index: number; readonly error: UsageEventTooLargeError }[];
+}
+
 export interface UsagePublisher {
-  /** Resolves once every in-sync replica has the events; rejects with UsagePublishError. */
-  publish(events: readonly UsageToPublish[]): Promise<void>;
+  /**
+   * Resolves once every in-sync replica has the events, less those the topic refused as larger
+   * than it takes; rejects with UsagePublishError, when the events before the failure may be on
+   * the topic.
+   */
+  publish(events: readonly UsageToPublish[]): Promise<UsagePublished>;
   stop(): Promise<void>;
 }
 
@@ -34,11 +43,18 @@ export class UsagePublishError extends TallyError {
   readonly retriable = true;
 }
 
+/** One event larger than the usage topic's max.message.bytes: no retry gets it there. */
+export class UsageEventTooLargeError extends ValidationError {
+  override readonly code = 'usage_event_too_large';
+}
+
 /**
  * Publishes usage events to the usage topic for producers that do not run a Kafka client (the
  * HTTP route): the consumer stays the one metering path. Keyed by customer with Java's murmur2
  * partitioner, so a customer's events share a partition with those of every other producer and
- * stay in order; acks from all in-sync replicas and the idempotent producer, so an acknowledged
+ * stay in order; in parts the topic takes (sendInParts, each acknowledged before the next, so a
+customer's events stay in order across them: a request may be five times the default
+max.message.bytes); acks from all in-sync replicas and the idempotent producer, so an acknowledged
  * event is durable and kafkajs's own retries add no duplicate. A caller that retries after a
  * failure may publish an event twice: the consumer charges a usage id once.
  */
@@ -51,6 +67,7 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
     logger,
     retry: KAFKAJS_RETRY,
   });
+  const sendBudget = topicSendBudget({ kafka, topic: options.topic, logger, retry: KAFKAJS_RETRY });
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
   let stopped = false;
@@ -81,27 +98,45 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
 
   return {
     async publish(events) {
-      if (events.length === 0) return;
+      if (events.length === 0) return { refused: [] };
       if (stopped) throw new UsagePublishError('the usage publisher is stopped');
       let timer: NodeJS.Timeout | undefined;
+      let timedOut = false;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(new Error(`Kafka did not acknowledge within ${timeoutMs} ms`));
+        }, timeoutMs);
       });
+      const refused: { index: number; error: UsageEventTooLargeError }[] = [];
+      let acknowledged = 0;
       try {
         const current = await Promise.race([connected(), timeout]);
         await Promise.race([
-          current.send({
-            topic: options.topic,
-            acks: -1,
-            compression: options.compression,
+          sendInParts({
             messages: events.map(({ usage, value, headers }) => ({ key: usage.customerId, value, headers: { ...headers } })),
+            budget: sendBudget,
+            send: async (part) => {
+              // Past the deadline the request has failed: no later part goes out behind its answer.
+              if (timedOut) throw new Error(`Kafka did not acknowledge within ${timeoutMs} ms`);
+              await current.send({ topic: options.topic, acks: -1, compression: options.compression, messages: part });
+              acknowledged += part.length;
+            },
+            refusedAlone: (index, error) => {
+              logger.warn({ err: error, usageId: events[index]!.usage.id, bytes: events[index]!.value.length }, 'usage event larger than the topic takes; refused');
+              refused.push({ index, error: new UsageEventTooLargeError(`the event (${events[index]!.value.length} bytes) is larger than the usage topic takes (its max.message.bytes)`, { cause: error }) });
+            },
+            logger,
           }),
           timeout,
         ]);
+        return { refused };
       } catch (error) {
-        logger.warn({ err: error, events: events.length }, 'usage events not published');
+        logger.warn({ err: error, events: events.length, acknowledged }, 'usage events not published');
         // The client reads the message; the brokers' addresses in the cause are for the log (above).
-        throw new UsagePublishError('usage events were not published to Kafka; retry the request', { cause: error });
+        // Parts before the failure are on the topic: said, and harmless to send again (usage ids).
+        const partly = acknowledged > 0 ? ` (${acknowledged} of ${events.length} events were published before the failure; their ids make sending them again safe)` : '';
+        throw new UsagePublishError(`usage events were not published to Kafka${partly}; retry the request`, { cause: error });
       } finally {
         clearTimeout(timer);
       }

@@ -163,6 +163,22 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect(await balanceOf(globex.balanceId)).toBe('99');
   });
 
+  it('publishes a request larger than a Kafka message may be (2 MB, 1,000 events), and refuses alone an event larger than the topic takes', async () => {
+    const { customerId } = await openCustomer('big');
+    const before = consumer.counters().consumed;
+    // About 2 KB each: twice the topic's default max.message.bytes in all, as the route allows 5 MiB.
+    const events: Array<Record<string, unknown>> = Array.from({ length: 1000 }, (_, i) => ({ id: `big-${i}`, customerId, event: 'api_call', timestamp: T0, properties: { note: 'x'.repeat(2_000) } }));
+    // One event alone over the topic's 1 MiB: no retry can publish it.
+    events[500] = { ...events[500], properties: { note: 'x'.repeat(1_100_000) } };
+    const response = await post({ events });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toEqual({
+      accepted: 999,
+      refused: [{ index: 500, id: 'big-500', error: 'usage_event_too_large', message: expect.stringMatching(/larger than the usage topic takes/) }],
+    });
+    await waitFor(() => consumer.counters().consumed >= before + 999, { description: '999 events consumed', timeoutMs: 60_000 });
+  });
+
   it('takes a NUL in a property, as the consumer meters it: properties are never stored', async () => {
     const { customerId, balanceId } = await openCustomer('nul');
     const before = consumer.counters().consumed;

@@ -59,7 +59,9 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
           `Up to ${MAX_EVENTS_PER_REQUEST} usage events: \`application/json\` with \`{ "events": [...] }\` (Tally's JSON usage events or ` +
           `structured CloudEvents 1.0), \`${CLOUDEVENTS_BATCH}\` with an array of CloudEvents, or \`${CLOUDEVENT}\` with one. Each is validated as the metering ` +
           'consumer validates it; the valid ones are published to the usage topic and the answer (202) comes once Kafka has them. ' +
-          'Balances change when the consumer has metered them (usually within a second). Retrying a request is safe: an event id ' +
+          'An event larger than the usage topic takes (its `max.message.bytes`) is refused alone, as `usage_event_too_large`. ' +
+          'Balances change when the consumer has metered them (usually within a second). A 503 means some accepted events may not be on the topic ' +
+          '(those before the failure may be): retry the request. Retrying a request is safe: an event id ' +
           "(a CloudEvent's source and id) is charged once.",
         body: {
           content: {
@@ -95,6 +97,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       const cloudEventsOnly = mediaType === CLOUDEVENTS_BATCH || mediaType === CLOUDEVENT;
       const records = mediaType === CLOUDEVENTS_BATCH ? (body as unknown[]) : mediaType === CLOUDEVENT ? [body] : (body as { events: unknown[] }).events;
       const accepted: UsageToPublish[] = [];
+      // Each accepted event's index in the request, for the publisher's refusals.
+      const acceptedAt: number[] = [];
       const refused: Static<typeof refusalSchema>[] = [];
       records.forEach((record, index) => {
         const id = idOf(record);
@@ -107,6 +111,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
             value: Buffer.from(JSON.stringify(record)),
             ...(cloudEvent ? { headers: { 'content-type': CLOUDEVENT } } : {}),
           });
+          acceptedAt.push(index);
         } catch (error) {
           if (!(error instanceof ValidationError)) throw error;
           refused.push({ index, ...(id === undefined ? {} : { id }), error: error.code, message: error.message });
@@ -115,8 +120,19 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       if (accepted.length === 0) {
         return reply.code(400).send({ error: 'invalid_usage_events', message: `all ${refused.length} event(s) were refused`, refused });
       }
-      await deps.publisher.publish(accepted);
-      return reply.code(202).send({ accepted: accepted.length, refused });
+      const published = await deps.publisher.publish(accepted);
+      // An event larger than the usage topic takes is refused alone, like an invalid one.
+      for (const { index, error } of published.refused) {
+        const at = acceptedAt[index]!;
+        const id = idOf(records[at]);
+        refused.push({ index: at, ...(id === undefined ? {} : { id }), error: error.code, message: error.message });
+      }
+      refused.sort((a, b) => a.index - b.index);
+      const publishedCount = accepted.length - published.refused.length;
+      if (publishedCount === 0) {
+        return reply.code(400).send({ error: 'invalid_usage_events', message: `all ${refused.length} event(s) were refused`, refused });
+      }
+      return reply.code(202).send({ accepted: publishedCount, refused });
     },
   );
 };
