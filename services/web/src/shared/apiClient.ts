@@ -10,6 +10,43 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+
+  /** Whether the same call may succeed later unchanged: the service or a proxy in front of it was busy or down. */
+  get transient(): boolean {
+    return TRANSIENT_STATUSES.includes(this.status);
+  }
+}
+
+const TRANSIENT_STATUSES: readonly number[] = [429, 502, 503, 504];
+
+/** No answer at all (fetch's TypeError: offline, DNS, a refused connection): the same call may succeed later. */
+export class ServiceUnreachableError extends Error {
+  readonly transient = true;
+  constructor(readonly reason: unknown) {
+    super('Could not reach the service. Check the connection.');
+  }
+}
+
+/**
+ * What a refusal without the API's JSON body says (a proxy's HTML page, an empty answer): its
+ * status in words, not a JSON parse error of the page.
+ */
+function statusSentence(status: number): string {
+  if (status === 502 || status === 503 || status === 504) return `The service is unavailable (${status}). Try again in a moment.`;
+  if (status === 429) return `Too many requests (${status}). Try again in a moment.`;
+  if (status >= 500) return `The service failed (${status}).`;
+  return `The service refused the request (${status}).`;
+}
+
+/** The API's `{ error, message }` when the body is JSON and says so; undefined for anything else. */
+async function refusalBody(response: Response): Promise<Partial<ApiErrorBody> | undefined> {
+  if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(response.headers.get('content-type') ?? '')) return undefined;
+  try {
+    const body: unknown = JSON.parse(await response.text());
+    return typeof body === 'object' && body !== null && typeof (body as ApiErrorBody).message === 'string' ? (body as Partial<ApiErrorBody>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** How the page proves who it is: the console's session cookie (with its CSRF token on writes), or a portal token. */
@@ -56,18 +93,23 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     }
     const query = Object.entries(options.query ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '');
     const target = `${pathname}${query.length > 0 ? `?${new URLSearchParams(query).toString()}` : ''}`;
-    const response = await fetch(target, {
-      method,
-      headers,
-      credentials: 'same-origin',
-      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-    });
+    let response: Response;
+    try {
+      response = await fetch(target, {
+        method,
+        headers,
+        credentials: 'same-origin',
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      });
+    } catch (failure) {
+      // fetch rejects with a TypeError ("Failed to fetch") when nothing answered at all.
+      throw failure instanceof TypeError ? new ServiceUnreachableError(failure) : failure;
+    }
     if (!response.ok && !okStatuses.includes(response.status)) {
-      // Every refusal is JSON, whatever was asked for.
-      const text = await response.text();
-      const error = (text === '' ? undefined : JSON.parse(text)) as Partial<ApiErrorBody> | undefined;
+      // The API's refusals are JSON; what a proxy in front of it answers (502, an HTML page) may not be.
+      const error = await refusalBody(response);
       if (response.status === 401) onUnauthorized?.();
-      throw new ApiError(response.status, error?.error ?? 'error', error?.message ?? `the API answered ${response.status}`, error ?? {});
+      throw new ApiError(response.status, error?.error ?? 'error', error?.message ?? statusSentence(response.status), error ?? {});
     }
     return response;
   }

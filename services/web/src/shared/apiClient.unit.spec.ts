@@ -1,0 +1,77 @@
+import { ApiError, createApiClient, errorMessage, ServiceUnreachableError } from './apiClient';
+
+/**
+ * What a page is told when a call fails, with fetch answering as a proxy or a dead network
+ * would: the client alone, no server (the browser tests hold the pages that show it).
+ */
+describe("the API client's failures", () => {
+  const realFetch = globalThis.fetch;
+  afterEach(() => {
+    globalThis.fetch = realFetch;
+  });
+  const answering = (response: () => Response | Promise<Response>) => {
+    globalThis.fetch = (async () => response()) as typeof fetch;
+  };
+  const client = () => createApiClient({ kind: 'bearer', token: 't' });
+  const failure = async (call: Promise<unknown>) => call.then(
+    () => {
+      throw new Error('the call succeeded');
+    },
+    (error: unknown) => error,
+  );
+
+  it("says the API's own refusal, its code and status", async () => {
+    answering(() => new Response(JSON.stringify({ error: 'insufficient_credits', message: 'the balance is 3 credits' }), { status: 402, headers: { 'content-type': 'application/json; charset=utf-8' } }));
+    const error = await failure(client().get('/x'));
+    expect(error).toBeInstanceOf(ApiError);
+    expect({ status: (error as ApiError).status, code: (error as ApiError).code, message: errorMessage(error), transient: (error as ApiError).transient }).toEqual({
+      status: 402,
+      code: 'insufficient_credits',
+      message: 'the balance is 3 credits',
+      transient: false,
+    });
+  });
+
+  it("says a proxy's HTML error page in words of its status, never as a JSON parse error", async () => {
+    for (const [status, said, transient] of [
+      [502, 'The service is unavailable (502). Try again in a moment.', true],
+      [503, 'The service is unavailable (503). Try again in a moment.', true],
+      [504, 'The service is unavailable (504). Try again in a moment.', true],
+      [500, 'The service failed (500).', false],
+      [429, 'Too many requests (429). Try again in a moment.', true],
+      [413, 'The service refused the request (413).', false],
+    ] as const) {
+      answering(() => new Response('<html><body><h1>Bad Gateway</h1></body></html>', { status, headers: { 'content-type': 'text/html' } }));
+      const error = await failure(client().post('/x', { body: {} }));
+      expect({ status, error: error instanceof ApiError, message: errorMessage(error), transient: (error as ApiError).transient }).toEqual({ status, error: true, message: said, transient });
+    }
+  });
+
+  it('says the status where a body claims JSON and is not, or is empty', async () => {
+    answering(() => new Response('<html>oops</html>', { status: 502, headers: { 'content-type': 'application/json' } }));
+    expect(errorMessage(await failure(client().get('/x')))).toBe('The service is unavailable (502). Try again in a moment.');
+    answering(() => new Response(null, { status: 503 }));
+    expect(errorMessage(await failure(client().get('/x')))).toBe('The service is unavailable (503). Try again in a moment.');
+  });
+
+  it('says the service could not be reached when nothing answers, and that it is transient', async () => {
+    globalThis.fetch = (async () => {
+      throw new TypeError('Failed to fetch');
+    }) as typeof fetch;
+    for (const call of [() => client().get('/x'), () => client().download('/x'), () => client().health()]) {
+      const error = await failure(call());
+      expect({ unreachable: error instanceof ServiceUnreachableError, message: errorMessage(error), transient: (error as ServiceUnreachableError).transient }).toEqual({
+        unreachable: true,
+        message: 'Could not reach the service. Check the connection.',
+        transient: true,
+      });
+    }
+  });
+
+  it('still tells the page of a 401, whatever its body', async () => {
+    let told = 0;
+    globalThis.fetch = (async () => new Response('<html>401</html>', { status: 401, headers: { 'content-type': 'text/html' } })) as typeof fetch;
+    const error = await failure(createApiClient({ kind: 'bearer', token: 't' }, () => (told += 1)).get('/x'));
+    expect({ told, status: (error as ApiError).status }).toEqual({ told: 1, status: 401 });
+  });
+});
