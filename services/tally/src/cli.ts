@@ -397,7 +397,13 @@ program
   .action(async (customerId: string) => {
     const redis = cliRedis();
     try {
-      const balances = await createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix }).getCustomerBalances(customerId);
+      const readModel = createBalanceReadModel({ redis, keyPrefix: config.redis.keyPrefix });
+      const balances = await readModel.getCustomerBalances(customerId);
+      // While no generation is served (a replay rebuilding it) the read model answers nothing for
+      // everyone: that is not "no balances". The API folds from the event store then; here, say so.
+      if (balances.length === 0 && (await readModel.servedCheckpoint()) === undefined) {
+        throw new Error('the balance read model is not served (being rebuilt, or never built: tally replay); its balances cannot be read now');
+      }
       // balance (settled), held and available side by side; the open holds as data, not a JSON string.
       const items = balances.map((snapshot) => ({ ...snapshot, holds: JSON.parse(snapshot.holds) as unknown }));
       process.stdout.write(`${JSON.stringify({ customerId, items }, null, 2)}\n`);
