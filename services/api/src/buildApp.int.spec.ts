@@ -1139,6 +1139,35 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       await stalled.close();
     });
 
+    it('answers /health/ready by what serving the API needs alone: up while Kafka, the registry or a usage partition is down, down without PostgreSQL or Redis', async () => {
+      const stall = { topic: 'usage-events', partition: 4, offset: '1200', lastOffset: '1299', codec: 'zstd', reason: 'zstd batch could not be decompressed', since: '2026-03-01T12:00:00.000Z' };
+      const kafkaDown = await buildApp({
+        ...deps,
+        health: async () => ({ postgres: 'up' as const, redis: 'up' as const, kafka: 'down' as const, schemaRegistry: 'down' as const }),
+        stalledPartitions: () => [stall],
+        metrics: createMetricsRegistry(),
+      });
+      try {
+        // The whole process is not well...
+        expect((await kafkaDown.inject({ method: 'GET', url: '/health' })).statusCode).toBe(503);
+        // ...but it serves balances, holds, entitlements and top-ups.
+        const ready = await kafkaDown.inject({ method: 'GET', url: '/health/ready', headers: auth });
+        expect({ status: ready.statusCode, body: ready.json() }).toEqual({ status: 200, body: { status: 'up', checks: { postgres: 'up', redis: 'up' }, checkedAt: expect.any(String) } });
+        expect((await kafkaDown.inject({ method: 'GET', url: '/health/ready' })).json()).toEqual({ status: 'up' });
+      } finally {
+        await kafkaDown.close();
+      }
+      for (const health of [async () => ({ postgres: 'up' as const, redis: 'down' as const, kafka: 'up' as const }), async () => ({ postgres: 'down' as const, redis: 'up' as const })]) {
+        const degraded = await buildApp({ ...deps, health, metrics: createMetricsRegistry() });
+        try {
+          const response = await degraded.inject({ method: 'GET', url: '/health/ready' });
+          expect({ status: response.statusCode, body: response.json() }).toEqual({ status: 503, body: { status: 'down' } });
+        } finally {
+          await degraded.close();
+        }
+      }
+    });
+
     it('exposes HTTP latency by route pattern and status, and other parts’ metrics, on /metrics', async () => {
       deps.metrics.counter({ name: 'tally_test_things_total', help: 'Things.' }).inc();
       await call({ method: 'GET', url: '/v1/credit-balances/nope' });
