@@ -196,7 +196,7 @@ async function main(): Promise<void> {
   // Stopped after the roles that write through it and before the event store: a balance fold
   // still running in the background (a write answered 503 balance_loading) ends at its next page.
   parts.add('ledger', () => ledger.close());
-  const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
+  const purchases = createPurchaseService({ catalog, balanceRegistry, ledger, logger });
   const autoRecharges = createAutoRecharges({ pool, balanceRegistry, purchases, ledger, eventStore });
 
   const needsRedis = roles.has('projector') || roles.has('api');
