@@ -91,6 +91,34 @@ describe('redriving dead letters', () => {
     expect(await kit.balanceOf(dave)).toBe('8');
   });
 
+  it('charges nothing twice for a letter whose usage its producer has meanwhile sent again', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    await kit.registryStore.registerBalance({ id: 'fay-api', customerId: 'fay', productId: 'api' });
+    // Dead-lettered: the balance is registered but not opened yet.
+    await kit.produce([{ key: 'fay', value: kit.avro(usage('f1', 'fay')) }]);
+    const consumer = await kit.startConsumer({ balanceOpenWaitMs: 1000, maxBackoffMs: 200 });
+    await consumed(consumer, 1);
+    expect(consumer.counters()).toMatchObject({ deadLettered: 1 });
+    const fay = await kit.openBalance('fay', 'api', '10');
+    // The producer, seeing no charge, sends the same usage again (same id): charged once now.
+    await kit.produce([{ key: 'fay', value: kit.avro(usage('f1', 'fay')) }]);
+    await consumed(consumer, 2);
+    expect(await kit.balanceOf(fay)).toBe('9');
+    // Then the operator sends the letter back: taken, and charged nothing more.
+    expect(
+      await redriveDeadLetters({
+        kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive') },
+        dlqTopic: kit.dlqTopic,
+        usageTopic: kit.topic,
+        errorCodes: ['balance_not_opened'],
+      }),
+    ).toMatchObject({ read: 1, republished: 1 });
+    await consumed(consumer, 3);
+    expect(await kit.balanceOf(fay)).toBe('9');
+    expect(consumer.counters()).toMatchObject({ deadLettered: 1 });
+  });
+
   it('reads the letters there were when it started, not what it sends meanwhile', async () => {
     kit = await createMeteringTestKit();
     // Letters whose source is the very topic they are in: each one sent back lands behind them.
