@@ -3,3 +3,4 @@ export * from './ledgerEventRecord';
 export * from './exampleBillingConsumer';
 export * from './rewindLedgerRelay';
 export * from './ledgerRelayErrors';
+export * from './registerSchema';

@@ -295,6 +295,70 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     }
   });
 
+  describe("under a subject rule stricter than the registry client's BACKWARD", () => {
+    const registryRequest = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+      const response = await fetch(`${stackConfig.schemaRegistryUrl}${path}`, {
+        method,
+        headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: response.status, json: await response.json().catch(() => undefined) };
+    };
+    const subjectOf = (topic: string) => `${topic}-value`;
+    const setRule = (subject: string, compatibility: string) => registryRequest('PUT', `/config/${subject}`, { compatibility });
+    const ruleOf = async (subject: string) => (await registryRequest('GET', `/config/${subject}`)).json as { compatibilityLevel?: string };
+
+    it('registers a compatible schema under FULL_TRANSITIVE, publishes, and leaves the rule as the operator set it', async () => {
+      const topic = await harness.createTopic(1);
+      const reader = await harness.consume(topic);
+      // The billing team keeps the ledger contract FULL_TRANSITIVE, set before the first relay ran.
+      expect((await setRule(subjectOf(topic), 'FULL_TRANSITIVE')).status).toBe(200);
+      await harness.driveRound(await harness.openBalances(), 0);
+      const stored = await harness.storedLedgerEvents();
+      const relay = harness.createRelay(topic, { checkpointName: uniqueName('full_transitive') });
+      let failure: unknown;
+      relay.onFailure((error) => (failure = error));
+      await relay.start();
+      await waitFor(() => failure !== undefined || reader.messages.length >= stored.length, { description: `${stored.length} events on ${topic}`, timeoutMs: 30_000 });
+      expect(failure).toBeUndefined();
+      expect(await ruleOf(subjectOf(topic))).toEqual({ compatibilityLevel: 'FULL_TRANSITIVE' });
+      await relay.stop();
+    });
+
+    it('does not set a rule of its own on a subject it registers first', async () => {
+      const topic = await harness.createTopic(1);
+      const reader = await harness.consume(topic);
+      await harness.driveRound(await harness.openBalances(), 0);
+      const relay = harness.createRelay(topic, { checkpointName: uniqueName('no_rule_written') });
+      await relay.start();
+      await waitFor(() => reader.messages.length > 0, { description: `events on ${topic}`, timeoutMs: 30_000 });
+      await relay.stop();
+      // No subject-level rule: it reads as that of a subject registered by a plain POST, which
+      // leaves the registry's global rule (or a stricter one an operator sets) to apply.
+      const control = uniqueName('no_rule_control-value');
+      await registryRequest('POST', `/subjects/${control}/versions`, { schema: JSON.stringify(ledgerEventAvroSchema) });
+      expect(await ruleOf(subjectOf(topic))).toEqual(await ruleOf(control));
+      expect(await ruleOf(subjectOf(topic))).not.toEqual({ compatibilityLevel: 'BACKWARD' });
+    });
+
+    it('fails with LedgerSchemaRefusedError, instead of retrying for ever, when the subject refuses the schema', async () => {
+      const topic = await harness.createTopic(1);
+      await setRule(subjectOf(topic), 'FULL_TRANSITIVE');
+      // A version already on the subject that the relay's schema is incompatible with.
+      const other = { type: 'record', name: 'LedgerEvent', namespace: 'io.tally.ledger', fields: [{ name: 'eventId', type: 'long' }] };
+      expect((await registryRequest('POST', `/subjects/${subjectOf(topic)}/versions`, { schema: JSON.stringify(other) })).status).toBe(200);
+      await harness.driveRound(await harness.openBalances(), 0);
+      const relay = harness.createRelay(topic, { checkpointName: uniqueName('refused_schema') });
+      let failure: unknown;
+      relay.onFailure((error) => (failure = error));
+      await relay.start();
+      await waitFor(() => failure !== undefined, { description: 'the relay to fail', timeoutMs: 30_000 });
+      expect(failure).toBeInstanceOf(LedgerSchemaRefusedError);
+      expect(await ruleOf(subjectOf(topic))).toEqual({ compatibilityLevel: 'FULL_TRANSITIVE' });
+      await relay.stop();
+    });
+  });
+
   it('feeds the example billing consumer one invoice-to-be per purchase, though every event is on the topic twice', async () => {
     const topic = await harness.createTopic(3);
     const balances = await harness.openBalances();

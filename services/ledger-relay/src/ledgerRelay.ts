@@ -1,4 +1,4 @@
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
@@ -17,6 +17,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
 import { LedgerSchemaRefusedError, UnpublishableLedgerEventError } from './ledgerRelayErrors';
+import { registerSchema } from './registerSchema';
 
 /** batchSize, lagRefreshMs and retry (registry, broker, PostgreSQL) as the processor takes them. */
 export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<RecordedEvent>, 'batchSize' | 'lagRefreshMs' | 'retry'> {
@@ -111,14 +112,11 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   let producer: Producer | undefined;
   let connected = false;
 
-  async function registerSchema(): Promise<number> {
+  async function registerLedgerSchema(): Promise<number> {
     // Topic-name strategy: the subject is `<topic>-value`, which is where Confluent-compatible
     // consumers and tools look for it. Registering an identical schema again returns its id.
-    const { id } = await registry.register(
-      { type: SchemaType.AVRO, schema: JSON.stringify(ledgerEventAvroSchema) },
-      { subject: topicValueSubject(topic) },
-    );
-    return id;
+    // Under the subject's rule as the operator set it (registerSchema).
+    return registerSchema(registry, topicValueSubject(topic), JSON.stringify(ledgerEventAvroSchema));
   }
 
   function createProducer(): Producer {
@@ -233,7 +231,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
    */
   async function registerUntilAnswered(signal: AbortSignal): Promise<number> {
     try {
-      return await retry(registerSchema, {
+      return await retry(registerLedgerSchema, {
         ...options.retry,
         what: 'registering the ledger event schema',
         logger,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
-import { createTestRegistry, waitFor } from '@tally/test-support';
+import { createTestRegistry, stackConfig, waitFor } from '@tally/test-support';
 import { createMeteringTestKit, type MeteringTestKit } from './meteringTestKit.spec';
 
 jest.setTimeout(120_000);
@@ -58,6 +58,21 @@ describe('the usage-event schema evolving under the registry', () => {
     // Both versions are registered under the topic's subject; the latest is the producer's.
     const latest = await createTestRegistry().getLatestSchemaId(topicValueSubject(kit.topic));
     expect(latest).not.toBe(kit.usageSchemaId);
+  });
+
+  it("registers a compatible version under the subject's own stricter rule (FULL_TRANSITIVE), and leaves that rule alone", async () => {
+    kit = await createMeteringTestKit();
+    const subject = topicValueSubject(kit.topic);
+    const config = (init?: RequestInit) =>
+      fetch(`${stackConfig.schemaRegistryUrl}/config/${subject}`, { headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' }, ...init });
+    expect((await config({ method: 'PUT', body: JSON.stringify({ compatibility: 'FULL_TRANSITIVE' }) })).status).toBe(200);
+    const v2 = path.join(dir, 'usage-event-v2.avsc');
+    writeFileSync(v2, JSON.stringify(withField({ name: 'region', type: 'string', default: 'global' })));
+
+    const { stdout } = await send(['--schema', v2, '-c', 'acme', '-e', 'api_call']);
+
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(await (await config()).json()).toEqual({ compatibilityLevel: 'FULL_TRANSITIVE' });
   });
 
   it('stops a producer whose schema the registry refuses, with the reason, and sends nothing', async () => {

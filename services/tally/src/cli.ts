@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { EventStore } from '@tally/event-store';
 import { createBalanceReadModel, createRedisClient, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
@@ -28,7 +28,7 @@ import { createLedgerService, createPostgresBalancePages, createPostgresBalanceR
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { migrate } from '@tally/postgres';
 import { readProcessorStatus } from '@tally/runtime';
-import { ledgerRelayCheckpointName, rewindLedgerRelay } from '@tally/ledger-relay';
+import { ledgerRelayCheckpointName, registerSchema, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
 import { InvalidInstantError, isoInstantOf } from '@tally/domain';
@@ -222,7 +222,8 @@ program
       let schemaId: number | undefined;
       if (!options.json) {
         try {
-          schemaId = (await registry.register({ type: SchemaType.AVRO, schema }, { subject })).id;
+          // Under the subject's rule as the operator set it, never rewriting it (registerSchema).
+          schemaId = await registerSchema(registry, subject, schema);
         } catch (error) {
           // Never a silent loss: a schema the registry refuses (incompatible under the subject's
           // rule) stops the send, with the registry's own words.
