@@ -107,13 +107,25 @@ registry_up_finish() {
     say "schema-registry: waiting for $(url_redacted "$TALLY_SCHEMA_REGISTRY_URL")"
     wait_until schema-registry "$REGISTRY_LOG" "$REGISTRY_LAUNCHED_PID" registry_ready
   fi
-  registry_healthy && return 0
-  # The storage is in memory, so a fresh registry needs its global rule set on every start.
-  say "schema-registry: setting global compatibility to BACKWARD"
+  if ! registry_healthy; then
+    # The storage is in memory, so a fresh registry needs its global rule set on every start.
+    say "schema-registry: setting global compatibility to BACKWARD"
+    curl -fsS --max-time 10 -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+      --data '{"compatibility":"BACKWARD"}' "$TALLY_SCHEMA_REGISTRY_URL/config" >/dev/null ||
+      fail "schema-registry: could not set the global compatibility rule; see $REGISTRY_LOG"
+    registry_healthy || fail "schema-registry: global compatibility is not BACKWARD after setting it; see $REGISTRY_LOG"
+  fi
+  registry_usage_rule || fail "schema-registry: could not set the rule of the usage subject $TALLY_USAGE_TOPIC-value; see $REGISTRY_LOG"
+}
+
+# The usage subject is FULL_TRANSITIVE, stricter than the global BACKWARD: producers write new
+# versions and the consumer reads each record with its writer's schema, requiring id, customerId,
+# event and timestamp. BACKWARD would take a version that drops or renames one of them (every
+# event of it dead-lettered); the FORWARD half keeps them in every version, the BACKWARD half
+# keeps a reader on the latest version able to read the old. Idempotent, set on every start.
+registry_usage_rule() {
   curl -fsS --max-time 10 -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
-    --data '{"compatibility":"BACKWARD"}' "$TALLY_SCHEMA_REGISTRY_URL/config" >/dev/null ||
-    fail "schema-registry: could not set the global compatibility rule; see $REGISTRY_LOG"
-  registry_healthy || fail "schema-registry: global compatibility is not BACKWARD after setting it; see $REGISTRY_LOG"
+    --data '{"compatibility":"FULL_TRANSITIVE"}' "$TALLY_SCHEMA_REGISTRY_URL/config/$TALLY_USAGE_TOPIC-value" >/dev/null
 }
 
 registry_down() {
