@@ -17,8 +17,13 @@ export interface UsageEvent {
 }
 
 const MAX_TEXT = 256;
-/** Timestamps outside 1970..2200 are mistakes (seconds for milliseconds, garbage). */
+/** Timestamps outside 1970..2200 are mistakes (garbage). */
 const MAX_TIMESTAMP = Date.UTC(2200, 0, 1);
+/**
+ * Below this an epoch number can only be seconds sent for milliseconds (1973-03-03 in ms; as
+ * seconds, the year 5138): charged as 1970 it would land in a long closed month, so it is refused.
+ */
+const MIN_EPOCH_MILLIS = 100_000_000_000;
 /** The branch names an Avro union of primitives is wrapped in ({ long: 5 }); any other object is nested data. */
 const AVRO_BRANCHES = new Set(['boolean', 'int', 'long', 'float', 'double', 'string']);
 
@@ -54,6 +59,9 @@ function timestampOf(value: unknown): number {
   else throw new InvalidUsageEventError('timestamp must be epoch milliseconds or an ISO-8601 string');
   if (!Number.isSafeInteger(millis) || millis < 0 || millis > MAX_TIMESTAMP) {
     throw new InvalidUsageEventError('timestamp is not a valid time between 1970 and 2200');
+  }
+  if (typeof value !== 'string' && millis < MIN_EPOCH_MILLIS) {
+    throw new InvalidUsageEventError(`timestamp ${millis} looks like epoch seconds: send epoch milliseconds (or ISO-8601)`);
   }
   return millis;
 }

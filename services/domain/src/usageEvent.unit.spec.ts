@@ -42,7 +42,17 @@ describe('parseUsageEvent: valid records', () => {
     expect(parseUsageEvent(json({ timestamp: MARCH_1 })).timestamp).toBe(MARCH_1);
     expect(parseUsageEvent(json({ timestamp: new Date(MARCH_1) })).timestamp).toBe(MARCH_1);
     expect(parseUsageEvent(json({ timestamp: BigInt(MARCH_1) })).timestamp).toBe(MARCH_1);
-    expect(parseUsageEvent(json({ timestamp: 0 })).timestamp).toBe(0);
+  });
+
+  it('refuses an epoch in seconds sent for milliseconds (a number before 1973-03-03), naming the mistake', () => {
+    // 2026-03-03 in seconds: read as milliseconds it would be 1970-01-21.
+    for (const timestamp of [1_772_546_530, BigInt(1_772_546_530), new Date(1_772_546_530), 0]) {
+      expect(() => parseUsageEvent(json({ timestamp }))).toThrow(InvalidUsageEventError);
+      expect(() => parseUsageEvent(json({ timestamp }))).toThrow(/epoch seconds.*milliseconds/);
+    }
+    // The first millisecond that cannot be seconds (seconds would be in the year 5138), and an ISO string of any year.
+    expect(parseUsageEvent(json({ timestamp: 100_000_000_000 })).timestamp).toBe(100_000_000_000);
+    expect(parseUsageEvent(json({ timestamp: '1971-01-01T00:00:00Z' })).timestamp).toBe(Date.UTC(1971, 0, 1));
   });
 
   it('unwraps Avro union branches in properties', () => {
@@ -194,7 +204,7 @@ describe('parseUsageEvent: properties no rule can read', () => {
   });
 
   it('keeps a property named __proto__ as data, not as the prototype', () => {
-    const record = JSON.parse('{"id":"e","customerId":"c","event":"x","timestamp":1,"properties":{"__proto__":"5","constructor":null}}') as unknown;
+    const record = JSON.parse('{"id":"e","customerId":"c","event":"x","timestamp":1772546530000,"properties":{"__proto__":"5","constructor":null}}') as unknown;
     const event = parseUsageEvent(record);
     expect(Object.hasOwn(event.properties, '__proto__')).toBe(true);
     expect(event.properties['__proto__']).toBe('5');

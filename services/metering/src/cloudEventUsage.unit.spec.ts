@@ -30,17 +30,17 @@ describe('CloudEvents as usage events', () => {
   });
 
   it("leaves Tally's own JSON to the usual rules", () => {
-    expect(usageEventFromJson({ id: 'u1', customerId: 'acme', event: 'api_call', timestamp: 5 }).id).toBe('u1');
+    expect(usageEventFromJson({ id: 'u1', customerId: 'acme', event: 'api_call', timestamp: 1_772_546_530_000 }).id).toBe('u1');
   });
 
   it("refuses Tally's own JSON with an id a CloudEvent's could be, and leaves that id to the CloudEvent", () => {
     // Same id, same markers and ledger ids: whichever came second would never be charged.
-    expect(() => usageEventFromJson({ id: 'ce:1:a:b', customerId: 'acme', event: 'api_call', timestamp: 5 })).toThrow(InvalidUsageEventError);
-    expect(() => usageEventFromJson({ id: 'ce:1:a:b', customerId: 'acme', event: 'api_call', timestamp: 5 })).toThrow(/id must not start with "ce:"/);
+    expect(() => usageEventFromJson({ id: 'ce:1:a:b', customerId: 'acme', event: 'api_call', timestamp: 1_772_546_530_000 })).toThrow(InvalidUsageEventError);
+    expect(() => usageEventFromJson({ id: 'ce:1:a:b', customerId: 'acme', event: 'api_call', timestamp: 1_772_546_530_000 })).toThrow(/id must not start with "ce:"/);
     expect(usageEventFromJson({ ...structured, source: 'a', id: 'b' }).id).toBe('ce:1:a:b');
     // Only the prefix is kept: elsewhere in an id, or differently spelled, it is an id like any other.
-    expect(usageEventFromJson({ id: 'x-ce:1', customerId: 'acme', event: 'api_call', timestamp: 5 }).id).toBe('x-ce:1');
-    expect(usageEventFromJson({ id: 'CE:1:a:b', customerId: 'acme', event: 'api_call', timestamp: 5 }).id).toBe('CE:1:a:b');
+    expect(usageEventFromJson({ id: 'x-ce:1', customerId: 'acme', event: 'api_call', timestamp: 1_772_546_530_000 }).id).toBe('x-ce:1');
+    expect(usageEventFromJson({ id: 'CE:1:a:b', customerId: 'acme', event: 'api_call', timestamp: 1_772_546_530_000 }).id).toBe('CE:1:a:b');
   });
 
   it('maps a binary-mode event from ce_ headers and a JSON value', () => {
