@@ -36,7 +36,7 @@ describe('the credit-ledger schema under the registry', () => {
   const register = (schema: object, subject: string) => registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject });
 
   it('has every version of its history embedded, the last being the schema as it stands', () => {
-    expect(history.map(({ version }) => version)).toEqual(['1-9e621a1', '2-fab0a37', '3-2caaf52', '4-987438f', '5-b223344']);
+    expect(history.map(({ version }) => version)).toEqual(['1-9e621a1', '2-fab0a37', '3-2caaf52', '4-987438f', '5-b223344', '6-usage-timestamp-doc']);
     expect(history[history.length - 1]!.schema).toEqual(ledgerEventAvroSchema);
   });
 
@@ -49,8 +49,9 @@ describe('the credit-ledger schema under the registry', () => {
     expect(reads(at('fab0a37'), at('2caaf52'))).toBe(true);
     // Upgrading to refunds: `refund` with a default, "BACKWARD and FORWARD compatible".
     expect(reads(at('2caaf52'), at('987438f'))).toBe(true);
-    // A doc change only.
+    // Doc changes only.
     expect(reads(at('987438f'), at('b223344'))).toBe(true);
+    expect(reads(at('b223344'), at('usage-timestamp-doc'))).toBe(true);
   });
 
   it('would notice a version that cannot read an older one (a field added without its default)', () => {
@@ -65,10 +66,11 @@ describe('the credit-ledger schema under the registry', () => {
     for (const { schema } of history) ids.push((await register(schema, subject)).id);
     const current = await register(ledgerEventAvroSchema, subject);
     expect(current.id).toBe(ids[ids.length - 1]);
-    // Each change is a version of its own but the doc-only one, which the registry (canonical-hash
-    // mode) takes for the schema before it.
-    expect(new Set(ids).size).toBe(history.length - 1);
+    // Each change is a version of its own but the doc-only ones, which the registry (canonical-hash
+    // mode) takes for the schema before them.
+    expect(new Set(ids).size).toBe(history.length - 2);
     expect(ids[4]).toBe(ids[3]);
+    expect(ids[5]).toBe(ids[4]);
   });
 
   it('takes the version with actor over the one before it, as a new version', async () => {
