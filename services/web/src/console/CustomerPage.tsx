@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, Page, PortalLink } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ErrorMessage, usePolling } from '../shared/ui';
+import { ErrorMessage, useBusyAction, usePolling } from '../shared/ui';
 import { AddBalanceDialog } from './BalanceDialogs';
 import { BalanceSection } from './BalanceSection';
 import { SubscriptionsTab } from './SubscriptionsTab';
@@ -18,6 +18,7 @@ export function CustomerPage({ api, customerId }: { api: ApiClient; customerId: 
   const [tab, setTab] = useState<Tab>('credits');
   const [link, setLink] = useState<PortalLink>();
   const [error, setError] = useState<string>();
+  const [creatingLink, busyWhileCreatingLink] = useBusyAction();
   return (
     <section>
       <p>
@@ -28,13 +29,17 @@ export function CustomerPage({ api, customerId }: { api: ApiClient; customerId: 
         <button
           type="button"
           class="secondary"
-          onClick={async () => {
+          disabled={creatingLink}
+          onClick={busyWhileCreatingLink(async () => {
+            // The link or why it was not made, never one beside the other: each try starts from neither.
+            setLink(undefined);
+            setError(undefined);
             try {
               setLink(await api.post<PortalLink>(path`/customers/${customerId}/portal-sessions`));
             } catch (failure) {
               setError(errorMessage(failure));
             }
-          }}
+          })}
         >
           Create portal link
         </button>
@@ -101,6 +106,11 @@ function CreditsTab({ api, customerId }: { api: ApiClient; customerId: string })
         </button>
       </div>
       <ErrorMessage message={error} />
+      {balances === undefined && error === undefined && (
+        <p class="loading" role="status">
+          Loading…
+        </p>
+      )}
       {balances?.length === 0 && <p>No credit balances yet.</p>}
       {balances?.map((balance) => <BalanceSection key={balance.id} api={api} balance={balance} readAt={readAt} onChanged={() => setVersion(version + 1)} />)}
       <UsageEventLookup api={api} customerId={customerId} balances={balances ?? []} />
