@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
-import { formatTime, keyLabel, periodText } from '../shared/format';
+import { formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
 import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 
 interface ItemDraft {
@@ -60,7 +60,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
               <td>
                 {plan.name} <small>{plan.id}</small>
               </td>
-              <td>{plan.items.map((item) => `${item.creditsPerPeriod} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
+              <td>{plan.items.map((item) => `${formatCredits(item.creditsPerPeriod)} ${item.productId} ${periodText(item.period)}`).join('; ')}</td>
               <td>{formatTime(plan.createdAt)}</td>
               <td>{plan.createdBy === null ? '' : keyLabel(plan.createdBy)}</td>
               <td>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
-import { CREDITS_INPUT_PATTERN, periodText } from '../shared/format';
+import { CREDITS_INPUT_PATTERN, formatCredits, periodText } from '../shared/format';
 import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal } from '../shared/ui';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
@@ -40,7 +40,7 @@ export function OverrideFields({
       {plan?.items.map((item) => (
         <fieldset class="row" key={item.productId}>
           <legend>
-            {item.productId}: {item.creditsPerPeriod} {periodText(item.period)}
+            {item.productId}: {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
           </legend>
           <Field
             label="Credits per period for this subscription"

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { Page, Plan, Subscription } from '../shared/apiTypes';
-import { formatTime, keyLabel, periodText } from '../shared/format';
+import { formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
 import { ErrorMessage, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
@@ -70,7 +70,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
                 <tr key={item.productId}>
                   <td>{item.productId}</td>
                   <td class="number">
-                    {item.creditsPerPeriod} {periodText(item.period)}
+                    {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
                   </td>
                   <td>{item.currentPeriod === null ? 'not started' : `${item.currentPeriod.index + 1} (from ${formatTime(item.currentPeriod.start)})`}</td>
                   <td>{item.grantedThrough === null ? 'none yet' : item.grantedThrough + 1}</td>
@@ -95,8 +95,8 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
                   <tr key={`${version.productId} ${version.effectiveFromPeriod}`}>
                     <td>{version.productId}</td>
                     <td>{version.effectiveFromPeriod + 1}</td>
-                    <td class="number">{version.creditsPerPeriod ?? "the plan's"}</td>
-                    <td class="number">{version.lowBalanceThreshold ?? "the plan's"}</td>
+                    <td class="number">{version.creditsPerPeriod === null ? "the plan's" : formatCredits(version.creditsPerPeriod)}</td>
+                    <td class="number">{version.lowBalanceThreshold === null ? "the plan's" : formatCredits(version.lowBalanceThreshold)}</td>
                     <td>{version.changedBy === null ? '' : keyLabel(version.changedBy)}</td>
                   </tr>
                 ))}

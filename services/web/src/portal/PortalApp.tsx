@@ -2,7 +2,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, Bundle, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
-import { formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
+import { bundleTerms, formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
 import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
@@ -61,6 +61,11 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
       </header>
       <main>
         <ErrorMessage message={error} />
+        {balances === undefined && error === undefined && (
+          <p class="loading" role="status">
+            Loading…
+          </p>
+        )}
         {balances?.length === 0 && <p>You have no credit balances yet.</p>}
         {balances?.map((balance) => (
           <PortalBalance
@@ -116,7 +121,6 @@ function PortalSubscriptions({ subscriptions, balances }: { subscriptions: reado
 type BundleTerms = Pick<Bundle, 'credits' | 'price'>;
 
 const termsOf = ({ credits, price }: BundleTerms): BundleTerms => ({ credits, price });
-const termsText = (terms: BundleTerms) => `${formatCredits(terms.credits)} credits for ${formatPrice(terms.price)}`;
 
 /** What the bought message says: the credits and price the ledger recorded, not the bundle as shown. */
 function boughtText({ entry, balance }: BalanceChange): string {
@@ -149,9 +153,9 @@ function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiCl
   const notices = (option?.bundles ?? []).flatMap((bundle) => {
     const change = changed[bundle.id];
     if (change === undefined) return [];
-    const refused = `The ${termsText(change.was)} bundle changed before your purchase, so nothing was bought`;
+    const refused = `The ${bundleTerms(change.was)} bundle changed before your purchase, so nothing was bought`;
     // Until the options are read again (readAt, the last read's end) the bundle shows the terms it had.
-    return [readAt > change.at ? `${refused}: it is now ${termsText(bundle)}. Buy it again to accept.` : `${refused}. Reading its new terms…`];
+    return [readAt > change.at ? `${refused}: it is now ${bundleTerms(bundle)}. Buy it again to accept.` : `${refused}. Reading its new terms…`];
   });
   const buy = async (bundle: Bundle) => {
     const sent = pending[bundle.id];
@@ -192,7 +196,7 @@ function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiCl
               <span>
                 <strong>{formatCredits(bundle.credits)} credits</strong> for {formatPrice(bundle.price)}
               </span>
-              <button type="button" aria-label={`Buy ${termsText(bundle)}`} onClick={() => buy(bundle)}>
+              <button type="button" aria-label={`Buy ${bundleTerms(bundle)}`} onClick={() => buy(bundle)}>
                 Buy
               </button>
             </li>

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, fieldErrors, path, type ApiClient } from './apiClient';
 import type { AutoRecharge, CreditBalance } from './apiTypes';
-import { formatCredits, formatTime } from './format';
+import { bundleTerms, formatCredits, formatTime } from './format';
 import { ErrorMessage, Field, SelectField, useBusyAction } from './ui';
 
 /** A bundle it may buy: the product's (console), or the portal's purchase options. */
@@ -128,7 +128,7 @@ export function AutoRechargeSettings({
           {bundles?.length === 0 && <option value="">No bundles to buy</option>}
           {bundles?.map((bundle) => (
             <option key={bundle.id} value={bundle.id}>
-              {`${bundle.id}: ${formatCredits(bundle.credits)} credits for ${bundle.price.amount} ${bundle.price.currency}`}
+              {`${bundle.id}: ${bundleTerms(bundle)}`}
             </option>
           ))}
         </SelectField>

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { path, type ApiClient } from './apiClient';
 import type { BalanceStatement as Statement } from './apiTypes';
-import { formatCredits, formatTime, monthName, monthOf, monthPeriod } from './format';
+import { formatCredits, formatTime, monthName, monthOf, monthPeriod, signedCredits } from './format';
 import { ErrorMessage, Field, ScrollingTable, usePolling } from './ui';
 
 /** What each source is called on a statement; rows with nothing in the month are left out. */
@@ -42,7 +42,7 @@ export function BalanceStatement({ api, balanceId }: { api: ApiClient; balanceId
   );
   const shown = statement?.month === month ? statement.figures : undefined;
   const soFar = statement !== undefined && period !== undefined && Date.parse(period.to) > statement.readAt ? ` so far (read ${formatTime(new Date(statement.readAt).toISOString())})` : '';
-  const rows = (labels: typeof ADDED | typeof TAKEN, amounts: Readonly<Record<string, string>>, sign: string) =>
+  const rows = (labels: typeof ADDED | typeof TAKEN, amounts: Readonly<Record<string, string>>, sign: '+' | '−') =>
     labels
       .filter(([source]) => amounts[source] !== '0')
       .map(([source, label]) => (
@@ -50,7 +50,7 @@ export function BalanceStatement({ api, balanceId }: { api: ApiClient; balanceId
           <th scope="row" class="indent">
             {label}
           </th>
-          <td class="number">{`${sign}${formatCredits(amounts[source] ?? '0')}`}</td>
+          <td class="number">{signedCredits(amounts[source] ?? '0', sign)}</td>
         </tr>
       ));
   return (
@@ -67,12 +67,12 @@ export function BalanceStatement({ api, balanceId }: { api: ApiClient; balanceId
             </tr>
             <tr>
               <th scope="row">Added</th>
-              <td class="number">{`+${formatCredits(shown.toppedUp)}`}</td>
+              <td class="number">{signedCredits(shown.toppedUp, '+')}</td>
             </tr>
             {rows(ADDED, shown.toppedUpBySource, '+')}
             <tr>
               <th scope="row">Used</th>
-              <td class="number">{`−${formatCredits(shown.consumed)}`}</td>
+              <td class="number">{signedCredits(shown.consumed, '−')}</td>
             </tr>
             {rows(TAKEN, shown.consumedBySource, '−')}
             <tr class="total">

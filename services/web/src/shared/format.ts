@@ -12,6 +12,16 @@ export function formatPrice(price: { amount: string; currency: string }): string
   return `${formatCredits(price.amount)} ${price.currency}`;
 }
 
+/** Credits that moved, with the sign of the way they moved; nothing moved has no way, so no sign ("0", not "−0"). */
+export function signedCredits(value: string, sign: '+' | '−' | ''): string {
+  return `${/^0*(\.0*)?$/.test(value) ? '' : sign}${formatCredits(value)}`;
+}
+
+/** A bundle as every offer of it says it: "1,000 credits for 9.90 EUR". */
+export function bundleTerms(bundle: { credits: string; price: { amount: string; currency: string } }): string {
+  return `${formatCredits(bundle.credits)} credits for ${formatPrice(bundle.price)}`;
+}
+
 /** A plan item's period in words: "per month", "every 14 days". */
 export function periodText(period: Period): string {
   return typeof period === 'string' ? `per ${period}` : `every ${period.days} days`;
@@ -97,8 +107,7 @@ export function entryLabel(entry: { type: string; source: string | null; usageEv
  */
 export function entryCredits(entry: { type: string; credits: string | null }): string {
   if (entry.credits === null) return '';
-  const sign = entry.type === 'CreditToppedUp' ? '+' : entry.type === 'CreditConsumed' ? '−' : '';
-  return `${sign}${formatCredits(entry.credits)}`;
+  return signedCredits(entry.credits, entry.type === 'CreditToppedUp' ? '+' : entry.type === 'CreditConsumed' ? '−' : '');
 }
 
 /** A credits amount as the API's pattern has it (up to 16 integer and 6 fractional digits). */

@@ -1,5 +1,5 @@
 import { ApiError, fieldErrors } from './apiClient';
-import { actorLabel, addDecimal, entryCredits, entryLabel, formatCredits, formatTime, monthName, monthOf, monthPeriod } from './format';
+import { actorLabel, addDecimal, bundleTerms, entryCredits, entryLabel, formatCredits, formatTime, monthName, monthOf, monthPeriod, signedCredits } from './format';
 
 describe('what the pages show', () => {
   it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
@@ -7,6 +7,18 @@ describe('what the pages show', () => {
     expect(formatCredits('-1000')).toBe('-1,000');
     expect(formatCredits('999')).toBe('999');
     expect(formatCredits('9999999999999999.999999')).toBe('9,999,999,999,999,999.999999');
+  });
+
+  it('signs credits that moved, and leaves nothing moved unsigned (a statement\'s "Used 0", not "−0")', () => {
+    expect(signedCredits('1500.5', '−')).toBe('−1,500.5');
+    expect(signedCredits('2', '+')).toBe('+2');
+    for (const zero of ['0', '0.0', '0.000000']) expect(signedCredits(zero, '−')).toBe(formatCredits(zero));
+    expect(entryCredits({ type: 'CreditConsumed', credits: '0' })).toBe('0');
+  });
+
+  it("says a bundle's credits and price with their digits grouped alike, wherever a bundle is offered", () => {
+    expect(bundleTerms({ credits: '999999999999999.999999', price: { amount: '999999999999.99', currency: 'EUR' } })).toBe('999,999,999,999,999.999999 credits for 999,999,999,999.99 EUR');
+    expect(bundleTerms({ credits: '1000', price: { amount: '9.90', currency: 'EUR' } })).toBe('1,000 credits for 9.90 EUR');
   });
 
   it('turns a month input into the statement\'s period in UTC, the year\'s end included, and refuses what is not a month', () => {
