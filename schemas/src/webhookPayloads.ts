@@ -2,8 +2,8 @@
  * Webhook payloads, version 1: the JSON body Tally POSTs to a webhook endpoint, signed as the
  * Standard Webhooks specification says. The envelope `{ type, timestamp, data }` is the
  * specification's; `data` carries the ledger event that caused the webhook (its id, type,
- * global position and its own payload, ledgerEventPayloads version 1) and the balance's three
- * figures just after it. Primitives only: amounts are decimal strings, times ISO-8601.
+ * global position and its payload as stored: ledgerEventPayloads, of the version the event was
+ * stored with, not the ledger topic's Avro shape) and the balance's three figures just after it. Primitives only: amounts are decimal strings, times ISO-8601.
  */
 export const WEBHOOK_PAYLOAD_VERSION = 1;
 
@@ -46,7 +46,12 @@ export interface WebhookPayloadV1 {
     /** Its position in the global log, a decimal string: orders a balance's webhooks. */
     position: string;
     balance: WebhookBalanceV1;
-    /** The ledger event's payload (ledgerEventPayloads, version 1). */
+    /**
+     * The ledger event's payload as stored in the event store (ledgerEventPayloads, of the version
+     * it was stored with, 1 or 2): flat, not the ledger topic's Avro union branch, with its own
+     * `occurredAt` and, on events that change the balance, `balanceAfter` (and `heldAfter` when not
+     * zero). Fields added in a later version are absent on events stored before it.
+     */
     event: Record<string, unknown>;
   };
 }

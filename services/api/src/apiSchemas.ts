@@ -11,6 +11,12 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 /** A non-negative amount as the domain parses it: up to 16 integer and 6 fractional digits. */
 export const CREDITS_PATTERN = '^[0-9]{1,16}(\\.[0-9]{1,6})?$';
 /** As isValidIdentifier in @tally/domain. */
+/**
+ * An amount Tally answers: CREDITS_PATTERN's decimals, signed (a balance may be below zero) and
+ * with no bound on the integer digits (a balance is a sum of bounded amounts). For the document
+ * and clients: answers are serialized without checking it.
+ */
+export const SIGNED_CREDITS_PATTERN = `^-?[0-9]+${CREDITS_PATTERN.slice(CREDITS_PATTERN.indexOf('(\\.'))}`;
 export const IDENTIFIER_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
 /** A UUID as the event store takes one: 36 characters, no `urn:uuid:` prefix (which ajv's `uuid` format admits). */
 export const UUID_PATTERN = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$';
@@ -51,6 +57,9 @@ export const readonlyArray = <T extends TSchema>(items: T, options: object = {})
 
 export const credits = Type.String({ pattern: CREDITS_PATTERN, examples: ['100', '12.5'] });
 export const nullableCredits = nullableString({ pattern: CREDITS_PATTERN, examples: ['10', null] });
+/** A money amount in an answer (SIGNED_CREDITS_PATTERN), nullable or not. */
+export const answeredCredits = (description?: string) => Type.String({ pattern: SIGNED_CREDITS_PATTERN, ...(description === undefined ? {} : { description }) });
+export const nullableAnsweredCredits = (description?: string) => nullableString({ pattern: SIGNED_CREDITS_PATTERN, ...(description === undefined ? {} : { description }) });
 export const identifier = Type.String({ pattern: IDENTIFIER_PATTERN });
 /** A price as a bundle has it and a purchase may name it: the catalog's and the purchase's one shape. */
 export const price = Type.Object({ amount: Type.String({ pattern: PRICE_AMOUNT_PATTERN }), currency: Type.String({ pattern: CURRENCY_PATTERN }) }, { additionalProperties: false });

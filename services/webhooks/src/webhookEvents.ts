@@ -61,6 +61,7 @@ export function webhookPayload(type: WebhookEventType, event: LedgerEventForWebh
         available: formatCredits(availableOf(balance)),
         lowBalanceThreshold: formatNullableCredits(balance.lowBalanceThreshold),
       },
+      // The payload as stored (its version's shape), not the ledger topic's Avro union branch.
       event: event.data,
     },
   };

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { BalanceSnapshot } from '@tally/projections';
-import { nullableString } from '../apiSchemas';
+import { answeredCredits, nullableString } from '../apiSchemas';
 
 /** A credit balance as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
 export const CreditBalanceSchema = Type.Object(
@@ -9,10 +9,10 @@ export const CreditBalanceSchema = Type.Object(
     customerId: Type.String(),
     productId: Type.String(),
     name: Type.String(),
-    balance: Type.String({ description: 'Settled credits, a decimal string; may be negative after usage.' }),
-    held: Type.String({ description: 'Credits set aside by open holds.' }),
-    available: Type.String({ description: 'balance − held: what holds and entitlement checks may spend, down to −overdraftLimit.' }),
-    overdraftLimit: Type.String({ description: 'How far below zero holds and entitlement checks may take available (usage is charged in full regardless).' }),
+    balance: answeredCredits('Settled credits, a decimal string; may be negative after usage.'),
+    held: answeredCredits('Credits set aside by open holds.'),
+    available: answeredCredits('balance − held: what holds and entitlement checks may spend, down to −overdraftLimit.'),
+    overdraftLimit: answeredCredits('How far below zero holds and entitlement checks may take available (usage is charged in full regardless).'),
     lowBalanceThreshold: nullableString(),
     belowThreshold: Type.Boolean(),
     updatedAt: Type.String({ format: 'date-time' }),

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { formatCredits, type BalanceEvent } from '@tally/domain';
 import type { RecordedBalanceEvent } from '@tally/ledger';
-import { nullableString, stringEnum } from '../apiSchemas';
+import { answeredCredits, nullableAnsweredCredits, nullableString, stringEnum } from '../apiSchemas';
 import type { BalanceView } from '../balances/balanceView';
 
 const STATUSES = ['open', 'captured', 'released', 'expired'] as const;
@@ -12,15 +12,15 @@ export const HoldSchema = Type.Object(
     id: Type.String({ description: 'The hold id: the balance id and the Idempotency-Key it was placed with, joined by ":" (each part percent-escapes ":" and "%").' }),
     balanceId: Type.String(),
     status: stringEnum(STATUSES),
-    credits: Type.String({ description: 'Credits the hold set aside.' }),
-    captured: nullableString({ description: 'Credits charged by the capture; null unless captured.' }),
-    released: nullableString({ description: 'Credits freed without a charge (all on a release or expiry, the rest on a partial capture); null while open.' }),
+    credits: answeredCredits('Credits the hold set aside.'),
+    captured: nullableAnsweredCredits('Credits charged by the capture; null unless captured.'),
+    released: nullableAnsweredCredits('Credits freed without a charge (all on a release or expiry, the rest on a partial capture); null while open.'),
     expiresAt: nullableString({ description: 'When the hold is freed if not captured or released; stated on placement.' }),
     reference: nullableString(),
-    balance: Type.String({ description: 'The settled balance after the command.' }),
-    held: Type.String({ description: 'Credits held by all open holds after the command.' }),
-    available: Type.String({ description: 'balance − held after the command.' }),
-    overdraftLimit: Type.String(),
+    balance: answeredCredits('The settled balance after the command.'),
+    held: answeredCredits('Credits held by all open holds after the command.'),
+    available: answeredCredits('balance − held after the command.'),
+    overdraftLimit: answeredCredits(),
     position: Type.String({ description: 'Global event store position this view reflects.' }),
   },
   { $id: 'Hold' },

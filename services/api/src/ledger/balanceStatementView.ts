@@ -1,10 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { formatCredits, isoFromMillis, type Micros } from '@tally/domain';
-import { nullableString } from '../apiSchemas';
+import { nullableString, SIGNED_CREDITS_PATTERN } from '../apiSchemas';
 import { STATEMENT_CONSUMPTION_SOURCES, STATEMENT_TOP_UP_SOURCES } from '@tally/ledger';
 import type { BalanceStatement, StatementFigures } from './balanceStatement';
 
-const amount = (description: string) => Type.String({ description, examples: ['12.5'] });
+const amount = (description: string) => Type.String({ description, pattern: SIGNED_CREDITS_PATTERN, examples: ['12.5'] });
 const figures = (when: string) =>
   Type.Object({
     balance: amount(`The balance ${when}; negative after an overdraft or a deduction past zero.`),

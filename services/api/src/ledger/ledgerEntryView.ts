@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { formatCredits, type GrantDetails, type PurchaseDetails, type RefundDetails } from '@tally/domain';
 import { LEDGER_EVENT_TYPES } from '@tally/schemas';
 import type { LedgerActor, RecordedBalanceEvent } from '@tally/ledger';
-import { nullableString, stringEnum } from '../apiSchemas';
+import { nullableAnsweredCredits, nullableString, stringEnum } from '../apiSchemas';
 
 const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'refund', 'usage', 'hold', null] as const;
 
@@ -21,11 +21,11 @@ export const LedgerEntrySchema = Type.Object(
   {
     id: Type.String({ description: 'Event id.' }),
     type: stringEnum(LEDGER_EVENT_TYPES),
-    credits: nullableString({
-      description: 'Credits added (top-ups), taken (consumption), held (CreditsHeld), charged (HoldCaptured) or freed (HoldReleased, HoldExpired); null for other events.',
-    }),
-    balanceAfter: nullableString({ description: 'The balance after the event; null where the event does not change or state it.' }),
-    heldAfter: nullableString({ description: 'Credits held by open holds after the event; null where the event does not state it.' }),
+    credits: nullableAnsweredCredits(
+      'Credits added (top-ups), taken (consumption), held (CreditsHeld), charged (HoldCaptured) or freed (HoldReleased, HoldExpired); null for other events.',
+    ),
+    balanceAfter: nullableAnsweredCredits('The balance after the event; null where the event does not change or state it.'),
+    heldAfter: nullableAnsweredCredits('Credits held by open holds after the event; null where the event does not state it.'),
     holdId: nullableString({ description: 'The hold a hold event is about.' }),
     source: Type.Unsafe<(typeof SOURCES)[number]>({ type: ['string', 'null'], enum: SOURCES }),
     reason: nullableString(),

@@ -20,6 +20,46 @@ const CLOUDEVENT = 'application/cloudevents+json';
 // is refused alone (with its reason) instead of failing the request.
 const eventsArray = Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_EVENTS_PER_REQUEST });
 
+// What an event is, for the OpenAPI document only (swaggerTransform below): validating it would
+// refuse the whole request for one bad event.
+const usageEventDocument = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 256, description: 'Unique per usage event: an event sent again is charged once. May not start with `ce:`.' }),
+    customerId: Type.String({ minLength: 1, maxLength: 256 }),
+    event: Type.String({ minLength: 1, maxLength: 256, description: 'The name consumption rules match, e.g. api_call.' }),
+    timestamp: Type.Union([
+      Type.String({ format: 'date-time', description: 'ISO-8601 with a zone (Z or ±hh:mm).' }),
+      Type.Integer({ minimum: 100_000_000_000, description: 'Epoch milliseconds; a number below 10^11 is refused as epoch seconds.' }),
+    ]),
+    properties: Type.Optional(
+      Type.Record(Type.String(), Type.Union([Type.Null(), Type.Boolean(), Type.Number(), Type.String()]), {
+        description: 'What consumption rules filter on and count; other values are left out.',
+      }),
+    ),
+  },
+  { title: 'UsageEvent', description: "Tally's JSON usage event." },
+);
+const cloudEventDocument = Type.Object(
+  {
+    specversion: Type.Literal('1.0'),
+    id: Type.String({ minLength: 1, description: 'With source, the usage id: a redelivered CloudEvent is charged once.' }),
+    source: Type.String({ minLength: 1 }),
+    type: Type.String({ minLength: 1, description: 'The event name.' }),
+    subject: Type.String({ minLength: 1, description: 'The customer.' }),
+    time: Type.String({ format: 'date-time', description: 'When it happened, with a zone.' }),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The properties.' })),
+  },
+  { title: 'CloudEvent', description: 'A structured CloudEvent 1.0.' },
+);
+const documentedEvents = Type.Array(Type.Union([usageEventDocument, cloudEventDocument]), { minItems: 1, maxItems: MAX_EVENTS_PER_REQUEST });
+const documentedBody = {
+  content: {
+    'application/json': { schema: Type.Object({ events: documentedEvents }, { additionalProperties: false }) },
+    [CLOUDEVENTS_BATCH]: { schema: Type.Array(cloudEventDocument, { minItems: 1, maxItems: MAX_EVENTS_PER_REQUEST }) },
+    [CLOUDEVENT]: { schema: cloudEventDocument },
+  },
+};
+
 const refusalSchema = Type.Object({
   index: Type.Integer({ description: 'Position of the event in the request' }),
   id: Type.Optional(Type.String({ description: "The event's id (or a CloudEvent's), when it had one" })),
@@ -49,7 +89,12 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       // Each event's text is judged by the consumer's rules (usageEventFromJson: NUL in ids and
       // names, lone surrogates in those and in properties), so one bad string refuses its event,
       // not the other 999 (rejectUnstorableText).
-      config: { scope: 'ingest', bodyTextCheckedByHandler: true },
+      config: {
+        scope: 'ingest',
+        bodyTextCheckedByHandler: true,
+        // The document shows what an event is; Fastify validates the body as the schema below.
+        swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: documentedBody }, url }),
+      },
       bodyLimit: deps.bodyLimit ?? 5 * 1024 * 1024,
       schema: {
         tags,

@@ -1,13 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhookPayloadV1 } from '@tally/schemas';
-import { nullableString, stringEnum } from '../apiSchemas';
+import { answeredCredits, nullableAnsweredCredits, stringEnum } from '../apiSchemas';
 
 /** The body of every webhook (schemas' WebhookPayloadV1), as JSON Schema for the OpenAPI document. */
 const WebhookPayloadSchema = Type.Object({
   type: stringEnum(WEBHOOK_EVENT_TYPES),
   timestamp: Type.String({ format: 'date-time', description: 'When the ledger event occurred.' }),
   data: Type.Object({
-    version: Type.Integer({ description: 'Payload version: 1.' }),
+    version: Type.Integer({ description: "The webhook payload's version (this envelope): 1. Not the version of `event`, which is the ledger event's as stored." }),
     eventId: Type.String({ description: 'The ledger event id. The webhook-id header is derived from it and the endpoint, and stays the same on every attempt.' }),
     eventType: Type.String({ description: 'The ledger event type, e.g. LowBalanceWarned.' }),
     position: Type.String({ description: "The event's position in the global log; orders a balance's webhooks." }),
@@ -16,12 +16,18 @@ const WebhookPayloadSchema = Type.Object({
       customerId: Type.String(),
       productId: Type.String(),
       name: Type.String(),
-      balance: Type.String({ description: 'Credits, a decimal string; may be negative.' }),
-      held: Type.String({ description: 'Credits reserved by open holds.' }),
-      available: Type.String({ description: 'balance − held.' }),
-      lowBalanceThreshold: nullableString(),
+      balance: answeredCredits('Credits, a decimal string; may be negative.'),
+      held: answeredCredits('Credits reserved by open holds.'),
+      available: answeredCredits('balance − held.'),
+      lowBalanceThreshold: nullableAnsweredCredits(),
     }, { description: 'The balance just after the event.' }),
-    event: Type.Record(Type.String(), Type.Unknown(), { description: "The ledger event's own payload, as on the ledger topic (docs/ledger.md)." }),
+    event: Type.Record(Type.String(), Type.Unknown(), {
+      description:
+        "The ledger event's payload as Tally stores it (schemas/src/ledgerEventPayloads.ts, of the version the event was stored with; version 2 now): " +
+        'a flat object of decimal strings and ISO-8601 times with its own `occurredAt`, and on events that change the balance `balanceAfter` ' +
+        '(and `heldAfter` unless zero); fields added in a later version are absent on events stored before it. ' +
+        "Not the ledger topic's Avro payload (docs/ledger.md), which wraps it in its union branch (`io.tally.ledger.<type>`) and keeps times and figures in the envelope.",
+    }),
   }),
 });
 
