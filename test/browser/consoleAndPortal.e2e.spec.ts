@@ -673,10 +673,10 @@ describe('the console and the portal in Chromium', () => {
       expect(rows).toMatchObject({ 'Opening balance': '0', 'Starting balance': '+10', Refunds: '+0.5', Usage: '−2' });
       expect([rows.Added, rows.Used, rows['Closing balance']]).toEqual([`+${stated.toppedUp}`, `−${stated.consumed}`, stated.closing.balance]);
       await photograph(page, 'console-statement.png', { element: statementDetails });
-      // The month before it: nothing yet.
+      // The month before it: nothing yet, so nothing signed (0, not −0).
       await statementDetails.getByLabel('Month', { exact: true }).fill(monthAfter(month, -1));
       await untilText(statement, (text) => /: 0 entries/.test(text), 'the statement of the month before');
-      expect(await statementRows(statement)).toMatchObject({ 'Opening balance': '0', Added: '+0', Used: '−0', 'Closing balance': '0' });
+      expect(await statementRows(statement)).toMatchObject({ 'Opening balance': '0', Added: '0', Used: '0', 'Closing balance': '0' });
 
       // The render's usage event found by its id, by keyboard: metered, its charge (refunded) on this balance.
       const lookup = page.getByRole('search', { name: 'Usage event' });
