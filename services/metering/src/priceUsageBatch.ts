@@ -1,5 +1,6 @@
 import { computeCost, TallyError, type CreditProduct, type Micros, type UsageEvent } from '@tally/domain';
-import { commandIds, ledgerEventId, type BalanceContext, type BalanceRef } from '@tally/ledger';
+import { commandIds, ledgerEventId, parseHoldId, type BalanceContext, type BalanceRef } from '@tally/ledger';
+import { HOLD_ID_PROPERTY } from './usageCommands';
 
 /** Why a usage event (or one of its balances) caused no ledger event. None of these is an error. */
 export type SkipReason =
@@ -27,11 +28,15 @@ export interface UsageSkip {
 export interface UsageCharge {
   readonly index: number;
   readonly balance: BalanceContext;
+  /**
+   * 0 only for usage that names a hold of this balance (holdId) but costs it nothing: the charge
+   * is there to free the hold (HoldReleased); the skip that says why nothing was charged is kept.
+   */
   readonly credits: Micros;
-  /** The quantity of the first matching rule, as an exact decimal string. */
+  /** The quantity of the first matching rule, as an exact decimal string ('0' when none matched). */
   readonly quantity: string;
   readonly commandId: string;
-  /** Id of the CreditConsumed the charge causes: once stored, the charge is applied. */
+  /** Id of the first event the charge causes (its CreditConsumed, or the HoldReleased of a 0-credit charge): once stored, the charge is applied. */
   readonly firstEventId: string;
 }
 
@@ -72,26 +77,27 @@ export function priceUsageBatch(
     }
     const eventCharges: UsageCharge[] = [];
     const eventSkips: UsageSkip[] = [];
+    // The one balance a hold id can name: its own prefix (holdIdOf), so no other balance is charged for it.
+    const holdId = usage.properties[HOLD_ID_PROPERTY];
+    const holdBalanceId = typeof holdId === 'string' ? parseHoldId(holdId)?.balanceId : undefined;
     try {
       for (const balance of balances) {
         const unusable = unusableProducts.get(balance.productId);
         if (unusable !== undefined) throw unusable;
         const product = products.get(balance.productId);
-        if (product === undefined) {
-          eventSkips.push({ index, reason: 'product_not_found', balanceId: balance.id });
-          continue;
-        }
-        const cost = computeCost(product, usage);
-        if (!cost.matched || cost.credits === 0n) {
-          eventSkips.push({ index, reason: cost.matched ? 'zero_cost' : 'no_matching_rule', balanceId: balance.id });
-          continue;
+        const cost = product === undefined ? undefined : computeCost(product, usage);
+        if (cost === undefined || !cost.matched || cost.credits === 0n) {
+          eventSkips.push({ index, reason: cost === undefined ? 'product_not_found' : cost.matched ? 'zero_cost' : 'no_matching_rule', balanceId: balance.id });
+          // Usage is metered once, now, whatever it cost: a hold it names on this balance is
+          // freed now (a 0-credit charge, the decider's HoldReleased) or never by it.
+          if (holdBalanceId !== balance.id) continue;
         }
         const commandId = commandIds.usage(usage.id, balance.id);
         eventCharges.push({
           index,
           balance: { balanceId: balance.id, customerId: balance.customerId, productId: balance.productId },
-          credits: cost.credits,
-          quantity: cost.quantity,
+          credits: cost?.matched ? cost.credits : 0n,
+          quantity: cost?.matched ? cost.quantity : '0',
           commandId,
           firstEventId: ledgerEventId(commandId, 0),
         });

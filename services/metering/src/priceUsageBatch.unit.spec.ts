@@ -85,6 +85,63 @@ describe('priceUsageBatch', () => {
     ]);
   });
 
+  describe('usage naming a hold (holdId) that costs its balance nothing', () => {
+    const zeroCharge = (index: number, usageId: string, balanceId: string, customerId: string, productId: string) => {
+      const commandId = commandIds.usage(usageId, balanceId);
+      return { index, balance: { balanceId, customerId, productId }, credits: 0n, quantity: '0', commandId, firstEventId: ledgerEventId(commandId, 0) };
+    };
+
+    it('charges the balance holding it 0 credits, so the decider frees the hold, and still reports why nothing was charged', () => {
+      const priced = priceUsageBatch(
+        [
+          // The storage product's api_call rule costs 0: zero_cost on a-sto, 0.333333 on a-api.
+          usage('u1', 'alice', 'api_call', { holdId: 'a-sto:job' }),
+          // No rule of the storage product matches 'tokens'.
+          usage('u2', 'alice', 'tokens', { count: 5, holdId: 'a-sto:job' }),
+          // A per-unit quantity of 0.
+          usage('u3', 'alice', 'stored', { gb: 0, holdId: 'a-sto:job' }),
+        ],
+        byCustomer,
+        products,
+      );
+      expect(priced.invalid).toEqual([]);
+      expect(priced.charges.filter((c) => c.balance.balanceId === 'a-sto')).toEqual([
+        { ...zeroCharge(0, 'u1', 'a-sto', 'alice', 'storage'), quantity: '1' },
+        zeroCharge(1, 'u2', 'a-sto', 'alice', 'storage'),
+        zeroCharge(2, 'u3', 'a-sto', 'alice', 'storage'),
+      ]);
+      // A usage event's charges stay adjacent, in balance order (usageCommands relies on it).
+      expect(priced.charges.map((c) => [c.index, c.balance.balanceId])).toEqual([
+        [0, 'a-api'],
+        [0, 'a-sto'],
+        [1, 'a-api'],
+        [1, 'a-sto'],
+        [2, 'a-sto'],
+      ]);
+      expect(priced.skips).toEqual([
+        { index: 0, reason: 'zero_cost', balanceId: 'a-sto' },
+        { index: 1, reason: 'no_matching_rule', balanceId: 'a-sto' },
+        { index: 2, reason: 'no_matching_rule', balanceId: 'a-api' },
+        { index: 2, reason: 'zero_cost', balanceId: 'a-sto' },
+      ]);
+    });
+
+    it('frees a hold of a balance whose product is no longer in the catalog (the usage is metered now, and never charged later)', () => {
+      const priced = priceUsageBatch([usage('u1', 'carol', 'api_call', { holdId: 'c-old:job' })], byCustomer, products);
+      expect(priced.charges).toEqual([zeroCharge(0, 'u1', 'c-old', 'carol', 'retired')]);
+      expect(priced.skips).toEqual([{ index: 0, reason: 'product_not_found', balanceId: 'c-old' }]);
+    });
+
+    it('charges nothing to a balance the hold id does not name, nor for a hold id no hold could have', () => {
+      // b-api is bob's: alice's usage cannot free it.
+      for (const holdId of ['b-api:job', 'a-sto', 'a-sto:', ':job', 'a-sto:job:x', 7]) {
+        const priced = priceUsageBatch([usage('u1', 'alice', 'stored', { gb: 0, holdId })], byCustomer, products);
+        expect(priced.charges).toEqual([]);
+        expect(priced.skips.map((s) => s.reason)).toEqual(['no_matching_rule', 'zero_cost']);
+      }
+    });
+  });
+
   it('sends an event that one product finds invalid to the dead letters whole, charging no balance', () => {
     const priced = priceUsageBatch(
       [usage('u1', 'alice', 'stored', { gb: -2 }), usage('u2', 'alice', 'stored'), usage('u3', 'alice', 'api_call')],

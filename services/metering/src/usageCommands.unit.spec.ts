@@ -1,8 +1,8 @@
-import { balanceStreamId, BalanceNotOpenError, type BalanceState, type Micros, type UsageEvent, type FoldedBalance } from '@tally/domain';
+import { balanceStreamId, BalanceNotOpenError, creditProductFromDto, type BalanceState, type Micros, type UsageEvent, type FoldedBalance } from '@tally/domain';
 import type { AppendManyOptions, AppendRequest, EventStore } from '@tally/event-store';
 import { commandIds, createBalanceCommandPath, ledgerEventId, type BalanceStates } from '@tally/ledger';
 import pino from 'pino';
-import type { UsageCharge } from './priceUsageBatch';
+import { priceUsageBatch, type UsageCharge } from './priceUsageBatch';
 import { usageCommands } from './usageCommands';
 
 const CREDIT = 1_000_000n;
@@ -107,6 +107,36 @@ describe('usage charges on the one command path', () => {
     expect(a!.events[1]!.data).toMatchObject({ usageEventId: 'u1', heldAfter: '0' });
     const last = outcomes[1]!;
     expect(last.ok && last.state).toMatchObject({ balance: 6n * CREDIT, held: 0n, holds: {} });
+  });
+
+  it('frees the named hold for usage that costs its balance nothing (zero cost, no matching rule), priced as the consumer prices it', async () => {
+    const product = creditProductFromDto({
+      id: 'api',
+      name: 'API credits',
+      description: '',
+      consumption: [{ event: 'api_call', credits: '1', perUnitOf: 'calls' }],
+      lowBalanceThreshold: null,
+      bundles: [],
+    });
+    const base = open('a', 10n * CREDIT, 2n);
+    const holding: FoldedBalance = {
+      state: {
+        ...(base.state as Extract<BalanceState, { status: 'open' }>),
+        held: 6n * CREDIT,
+        holds: { 'a:job': { credits: 4n * CREDIT, expiresAt: AT, reference: null }, 'a:other': { credits: 2n * CREDIT, expiresAt: AT, reference: null } },
+      },
+      revision: 2n,
+    };
+    const usages = [usage('u1', 'alice', { calls: 0, holdId: 'a:job' }), { ...usage('u2', 'alice', { holdId: 'a:other' }), event: 'unpriced' }];
+    const priced = priceUsageBatch(usages, new Map([['alice', [{ id: 'a', customerId: 'alice', productId: 'api' }]]]), new Map([['api', product]]));
+    const { requests, outcomes } = await decideUsage({ usages, charges: priced.charges, states: new Map([['a', holding]]) });
+    expect(requests[0]!.events.map((event) => [event.type, event.data.holdId, event.data.credits])).toEqual([
+      ['HoldReleased', 'a:job', '4'],
+      ['HoldReleased', 'a:other', '2'],
+    ]);
+    // Deterministic ids, as a charge's: a redelivery finds them stored (or the usage marked) and adds nothing.
+    expect(requests[0]!.events[0]!.id).toBe(ledgerEventId(commandIds.usage('u1', 'a'), 0));
+    expect(outcomes[1]!.ok && outcomes[1]!.state).toMatchObject({ balance: 10n * CREDIT, held: 0n, holds: {} });
   });
 
   it('appends every charge of a balance in one request, in batch order, with the expected revision, and the markers with them', async () => {

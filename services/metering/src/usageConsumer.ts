@@ -486,7 +486,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           // refuses stored events instead: StoredWithoutMarkerError, below).
           if (result.replayed) return;
           appended += result.appended;
-          matched.push(charges[index]!);
+          // A 0-credit charge only frees a hold (priceUsageBatch): no CreditConsumed, not matched.
+          if (charges[index]!.credits > 0n) matched.push(charges[index]!);
         });
         return { ...outcome, matched, appended };
       } catch (error) {
