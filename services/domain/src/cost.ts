@@ -1,6 +1,6 @@
 import { CREDIT_SCALE, MAX_CREDITS, Micros } from './credits';
 import { ConsumptionRule, CreditProduct } from './creditProduct';
-import { divideRoundHalfUp, ExactDecimal, formatExactDecimal, toExactDecimal } from './decimal';
+import { divideRoundHalfUp, ExactDecimal, formatExactDecimal, readExactDecimal } from './decimal';
 import { InvalidUsageEventError } from './errors';
 import { PropertyValue, UsageEvent } from './usageEvent';
 
@@ -47,12 +47,15 @@ function ruleMatches(rule: ConsumptionRule, usage: UsageEvent): boolean {
 function quantityOf(rule: ConsumptionRule, usage: UsageEvent): ExactDecimal {
   if (rule.perUnitOf === undefined) return ONE;
   const raw = propertyOf(usage, rule.perUnitOf);
-  const quantity = typeof raw === 'number' || typeof raw === 'string' ? toExactDecimal(raw) : undefined;
-  if (quantity === undefined) {
+  const quantity = typeof raw === 'number' || typeof raw === 'string' ? readExactDecimal(raw) : 'not_a_number';
+  if (quantity === 'not_a_number') {
     throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is missing or not a finite number`);
   }
-  if (quantity.digits < 0n) throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is negative`);
-  if (quantity.digits > MAX_QUANTITY * 10n ** BigInt(quantity.scale)) {
+  if (quantity === 'more_than_40_fractional_digits') {
+    throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) has more than 40 fractional digits`);
+  }
+  if (quantity !== 'too_large' && quantity.digits < 0n) throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is negative`);
+  if (quantity === 'too_large' || quantity.digits > MAX_QUANTITY * 10n ** BigInt(quantity.scale)) {
     throw new InvalidUsageEventError(`property ${rule.perUnitOf} (the quantity) is larger than 10^15`);
   }
   return quantity;

@@ -175,6 +175,18 @@ describe('computeCost', () => {
       expect(() => computeCost(perUnit, usage('transfer', properties))).toThrow(/gb/);
     });
 
+    it.each<PropertyValue>(['0e50', '0e-50', '0.0e-41', `0.${'0'.repeat(50)}`, -0])('reads %p as a quantity of 0, not as a missing one', (gb) => {
+      expect(computeCost(perUnit, usage('transfer', { gb }))).toEqual({ matched: true, credits: 0n, quantity: '0', rulesMatched: 1 });
+    });
+
+    it.each<PropertyValue>(['1e-41', 5e-324, 1e-45, `0.${'0'.repeat(40)}1`])('rejects %p for having more than 40 fractional digits, as such', (gb) => {
+      expect(() => computeCost(perUnit, usage('transfer', { gb }))).toThrow(new InvalidUsageEventError('property gb (the quantity) has more than 40 fractional digits'));
+    });
+
+    it.each<PropertyValue>(['1e41', 1e300])('rejects %p as larger than 10^15', (gb) => {
+      expect(() => computeCost(perUnit, usage('transfer', { gb }))).toThrow(new InvalidUsageEventError('property gb (the quantity) is larger than 10^15'));
+    });
+
     it('accepts 10^15 units and numeric strings', () => {
       expect(computeCost(product({ event: 'transfer', credits: 1n, perUnitOf: 'gb' }), usage('transfer', { gb: 1e15 }))).toMatchObject({
         credits: 10n ** 15n,

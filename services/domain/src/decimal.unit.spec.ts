@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { divideRoundHalfUp, formatExactDecimal, toExactDecimal } from './decimal';
+import { divideRoundHalfUp, formatExactDecimal, readExactDecimal, toExactDecimal } from './decimal';
 
 describe('toExactDecimal', () => {
   it.each<[number | string, bigint, number]>([
@@ -50,6 +50,33 @@ describe('toExactDecimal', () => {
     '1e-41',
   ])('rejects %p', (value) => {
     expect(toExactDecimal(value)).toBeUndefined();
+  });
+
+  it.each<[number | string, bigint, number]>([
+    // Zero is zero whatever its exponent: it has no digit beyond any scale.
+    ['0e50', 0n, 0],
+    ['0e-50', 0n, 0],
+    ['-0e-99', 0n, 0],
+    [`0.${'0'.repeat(45)}`, 0n, 0],
+    ['0.000000e-45', 0n, 0],
+    // Trailing zeros beyond the supported scale are not digits of the value either.
+    [`1.${'0'.repeat(45)}`, 10n ** 40n, 40],
+    ['100e-42', 1n, 40],
+  ])('reads %p, written beyond the supported scale, as %p × 10^-%p', (value, digits, scale) => {
+    expect(toExactDecimal(value)).toEqual({ digits, scale });
+  });
+
+  it.each<[number | string, string]>([
+    ['abc', 'not_a_number'],
+    [NaN, 'not_a_number'],
+    ['1'.repeat(65), 'not_a_number'],
+    ['1e-41', 'more_than_40_fractional_digits'],
+    [5e-324, 'more_than_40_fractional_digits'],
+    [1e-45, 'more_than_40_fractional_digits'],
+    ['1e41', 'too_large'],
+    [1.5e300, 'too_large'],
+  ])('says why %p is not read: %p', (value, problem) => {
+    expect(readExactDecimal(value)).toBe(problem);
   });
 
   it('equals the shortest round-trip text of any finite double, exactly', () => {
