@@ -163,3 +163,67 @@ function addDecimal(x: string, y: string): string {
   const text = digits.toString().padStart(places + 1, '0');
   return places === 0 ? text : `${text.slice(0, text.length - places)}.${text.slice(text.length - places)}`;
 }
+
+describe('where on a numeric property', () => {
+  /** Exact value of a decimal numeral with an optional sign and exponent, as n / d; independent of decimal.ts. */
+  function rational(text: string): { n: bigint; d: bigint } | undefined {
+    const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+    if (!match) return undefined;
+    const [, sign, whole, decimals = '', exponent = '0'] = match;
+    let n = BigInt(`${whole}${decimals}`) * (sign === '-' ? -1n : 1n);
+    let d = 10n ** BigInt(decimals.length);
+    const e = Number(exponent);
+    if (e >= 0) n *= 10n ** BigInt(e);
+    else d *= 10n ** BigInt(-e);
+    // In lowest terms over a power of ten: how many fractional digits the value has.
+    if (n === 0n) return { n, d: 1n };
+    while (d > 1n && n % 10n === 0n) {
+      n /= 10n;
+      d /= 10n;
+    }
+    return { n, d };
+  }
+
+  /** The number as a producer or an operator may write it: trailing zeros, an exponent, a fixed point, scaled digits. */
+  const spelling = (x: number) => {
+    const text = String(x);
+    const exact = rational(text)!;
+    return fc.oneof(
+      fc.constant(text),
+      fc.integer({ min: 1, max: 6 }).map((zeros) => (text.includes('e') ? text : `${text}${text.includes('.') ? '' : '.'}${'0'.repeat(zeros)}`)),
+      fc.integer({ min: 0, max: 20 }).map((digits) => x.toExponential(digits)),
+      fc.integer({ min: 0, max: 20 }).map((digits) => x.toFixed(digits)),
+      fc.integer({ min: 0, max: 20 }).map((shift) => `${(exact.n * 10n ** BigInt(shift)).toString()}e-${shift + exact.d.toString().length - 1}`),
+    );
+  };
+
+  const value = fc.oneof(
+    fc.double({ min: -1e15, max: 1e15, noNaN: true }),
+    fc.integer(),
+    fc.integer({ min: -1000, max: 1000 }).map((n) => n / 8),
+  );
+
+  const costOf = (where: string, p: PropertyValue) =>
+    computeCost(
+      { id: 'p', name: 'p', description: '', consumption: [{ event: 'e', credits: CREDIT, where: { p: where } }], lowBalanceThreshold: null, bundles: [] },
+      { id: 'u', customerId: 'c', event: 'e', timestamp: 0, properties: { p } },
+    );
+
+  it('a number equals a where value iff their exact decimals are equal; a string only as typed', () => {
+    fc.assert(
+      fc.property(
+        value.chain((x) => fc.tuple(fc.constant(x), fc.oneof(spelling(x), spelling(x + 1), fc.double({ noNaN: true }).map(String), fc.string({ maxLength: 4 })))),
+        ([x, where]) => {
+          const a = rational(String(x));
+          const b = where.length <= 64 ? rational(where) : undefined;
+          // Within the supported 40 fractional digits (and 64 characters) a numeral compares by value; else as written.
+          const comparable = a !== undefined && b !== undefined && a.d <= 10n ** 40n && b.d <= 10n ** 40n;
+          const equal = comparable ? a.n * b.d === b.n * a.d : String(x) === where;
+          expect(costOf(where, x).matched).toBe(equal);
+          expect(costOf(where, String(x)).matched).toBe(String(x) === where);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});

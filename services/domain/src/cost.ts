@@ -1,6 +1,6 @@
 import { CREDIT_SCALE, MAX_CREDITS, Micros } from './credits';
 import { ConsumptionRule, CreditProduct } from './creditProduct';
-import { divideRoundHalfUp, ExactDecimal, formatExactDecimal, readExactDecimal } from './decimal';
+import { divideRoundHalfUp, ExactDecimal, formatExactDecimal, readExactDecimal, toExactDecimal } from './decimal';
 import { InvalidUsageEventError } from './errors';
 import { PropertyValue, UsageEvent } from './usageEvent';
 
@@ -20,9 +20,28 @@ const NOT_MATCHED: UsageCost = { matched: false };
 /** 10^15 units: larger quantities are overflow attempts or unit mistakes. */
 const MAX_QUANTITY = 10n ** 15n;
 
-function stringOf(value: PropertyValue | undefined): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  return String(value);
+/** a = b, exactly: a.digits / 10^a.scale = b.digits / 10^b.scale. */
+function sameDecimal(a: ExactDecimal, b: ExactDecimal): boolean {
+  return a.scale === b.scale ? a.digits === b.digits : a.digits * 10n ** BigInt(b.scale) === b.digits * 10n ** BigInt(a.scale);
+}
+
+/**
+ * Whether a property has a where filter's value. A string (a long beyond 2^53 too, read as its
+ * digits) compares as typed. A number compares by value with a filter written as a decimal
+ * numeral: JSON's 2.50 and Avro's double 1.0 arrive as 2.5 and 1, which "2.50" and "1.0" mean.
+ */
+function hasWhereValue(value: PropertyValue | undefined, expected: string): boolean {
+  if (value === undefined || value === null) return false;
+  const text = String(value);
+  // The common case costs no parsing.
+  if (text === expected) return true;
+  if (typeof value !== 'number') return false;
+  // A numeral exactly as typed: " 2.5" or "+2.5" is a string, never equal to a number.
+  if (expected.length === 0 || expected.trim().length !== expected.length) return false;
+  const wanted = toExactDecimal(expected);
+  const actual = wanted === undefined ? undefined : toExactDecimal(value);
+  // Beyond the supported digits (5e-324), only the same text matches, as before.
+  return actual !== undefined && sameDecimal(actual, wanted!);
 }
 
 /**
@@ -39,7 +58,7 @@ function ruleMatches(rule: ConsumptionRule, usage: UsageEvent): boolean {
   if (where === undefined) return true;
   // for...in over a plain object's own keys: no entries array per rule and event (the hot path).
   for (const key in where) {
-    if (Object.hasOwn(where, key) && stringOf(propertyOf(usage, key)) !== where[key]) return false;
+    if (Object.hasOwn(where, key) && !hasWhereValue(propertyOf(usage, key), where[key]!)) return false;
   }
   return true;
 }

@@ -124,7 +124,7 @@ describe('computeCost', () => {
     });
   });
 
-  describe('where filters, compared as strings', () => {
+  describe('where filters: strings compared as typed, numbers by value', () => {
     const filtered = (where: Record<string, string>) => product({ event: 'call', credits: CREDIT, where });
 
     it.each<[Record<string, string>, Record<string, PropertyValue>, boolean]>([
@@ -132,8 +132,29 @@ describe('computeCost', () => {
       [{ tier: 'pro' }, { tier: 'Pro' }, false],
       [{ region: '1' }, { region: 1 }, true], // number 1 matches "1"
       [{ region: '1' }, { region: '1' }, true],
-      [{ region: '1.0' }, { region: 1 }, false], // String(1) is "1"
+      [{ region: '1.0' }, { region: 1 }, true], // a number is compared by value: 1 = 1.0
+      [{ region: '1.0' }, { region: '1' }, false], // a string as typed
       [{ region: '1.5' }, { region: 1.5 }, true],
+      [{ size: '2.50' }, { size: 2.5 }, true], // JSON 2.50 arrives as the number 2.5
+      [{ size: '2.50' }, { size: '2.5' }, false],
+      [{ size: '2.50' }, { size: '2.50' }, true],
+      [{ size: '2.50' }, { size: 2.51 }, false],
+      [{ size: '25e-1' }, { size: 2.5 }, true],
+      [{ size: '0.1' }, { size: 0.1 }, true], // the decimal the producer meant, not the double's expansion
+      [{ size: '0.30000000000000004' }, { size: 0.1 + 0.2 }, true],
+      [{ size: '0.3' }, { size: 0.1 + 0.2 }, false],
+      [{ big: '1e21' }, { big: 1e21 }, true],
+      [{ big: '1000000000000000000000' }, { big: 1e21 }, true], // String(1e21) is "1e+21"
+      [{ zero: '0.000' }, { zero: 0 }, true],
+      [{ zero: '-0' }, { zero: 0 }, true],
+      [{ n: '-2.50' }, { n: -2.5 }, true],
+      [{ n: ' 2.5' }, { n: 2.5 }, false], // not a numeral as typed: compared as a string
+      [{ n: '2.5 ' }, { n: 2.5 }, false],
+      [{ n: '+2.5' }, { n: 2.5 }, false],
+      [{ n: '2,5' }, { n: 2.5 }, false],
+      [{ n: 'true' }, { n: 1 }, false],
+      [{ cached: '1' }, { cached: true }, false], // booleans as ever, "true" or "false"
+      [{ tiny: '5e-324' }, { tiny: 5e-324 }, true], // beyond 40 digits: compared as written
       [{ cached: 'true' }, { cached: true }, true],
       [{ cached: 'false' }, { cached: false }, true],
       [{ cached: 'true' }, { cached: false }, false],
@@ -146,6 +167,13 @@ describe('computeCost', () => {
       [{ tier: 'pro', region: 'eu' }, { tier: 'pro' }, false],
     ])('where %p on %p → matched %p', (where, properties, matched) => {
       expect(computeCost(filtered(where), usage('call', properties)).matched).toBe(matched);
+    });
+
+    it('matches an Avro double or long as the JSON number, and a long beyond 2^53 (read as its decimal string) as typed', () => {
+      // The decoder unwraps {"double": 1.0} to the number 1; a long beyond 2^53 arrives as its digits.
+      expect(computeCost(filtered({ gpu: '1.0' }), usage('call', { gpu: 1 })).matched).toBe(true);
+      expect(computeCost(filtered({ trace: '9007199254740993' }), usage('call', { trace: '9007199254740993' })).matched).toBe(true);
+      expect(computeCost(filtered({ trace: '9007199254740993.0' }), usage('call', { trace: '9007199254740993' })).matched).toBe(false);
     });
 
     it('still requires the event name to match', () => {
