@@ -51,7 +51,7 @@ const command: fc.Arbitrary<BalanceCommand> = fc.oneof(
   fc.tuple(amount, amount).map(([a, b]) => refundConsumption('charge-1', a > b ? a : b, a < b ? a : b)),
   fc
     .record(
-      { name: fc.constantFrom('API credits', 'Tokens', 'Renamed'), lowBalanceThreshold: threshold },
+      { name: fc.constantFrom('API credits', 'Tokens', 'Renamed'), lowBalanceThreshold: threshold, overdraftLimit: fc.oneof(fc.constant(0n), wholeCredits(20n)) },
       { requiredKeys: [] },
     )
     .map((settings) => changeSettings(settings)),
@@ -205,13 +205,15 @@ describe('balance decider properties', () => {
         // And that state agrees with the commands on everything but the balance (checked in (1)).
         let name = 'API credits';
         let limit = input.lowBalanceThreshold;
+        let overdraftLimit = 0n;
         for (const c of input.commands) {
           if (c.type === 'ChangeSettings') {
             name = c.name ?? name;
             if (c.lowBalanceThreshold !== undefined) limit = c.lowBalanceThreshold;
+            overdraftLimit = c.overdraftLimit ?? overdraftLimit;
           }
         }
-        expect(state).toMatchObject({ status: 'open', name, lowBalanceThreshold: limit });
+        expect(state).toMatchObject({ status: 'open', name, lowBalanceThreshold: limit, overdraftLimit });
         expect(state.warned).toBe(limit !== null && state.balance < limit);
       }),
     );
@@ -227,7 +229,8 @@ describe('balance decider properties', () => {
           if (c.type === 'ChangeSettings') {
             const unchanged =
               (c.name ?? before.name) === before.name &&
-              (c.lowBalanceThreshold === undefined ? before.lowBalanceThreshold : c.lowBalanceThreshold) === before.lowBalanceThreshold;
+              (c.lowBalanceThreshold === undefined ? before.lowBalanceThreshold : c.lowBalanceThreshold) === before.lowBalanceThreshold &&
+              (c.overdraftLimit ?? before.overdraftLimit) === before.overdraftLimit;
             expect(count(events, 'CreditBalanceSettingsChanged')).toBe(unchanged ? 0 : 1);
             if (unchanged) expect(events).toEqual([]);
           }
@@ -376,6 +379,60 @@ describe('balance decider properties: holds', () => {
           }
         }
       }),
+    );
+  });
+
+  it('(H7) one LowBalanceWarned per crossing and one CreditBalanceDepleted per fall, with captures, hold-settling usage and overdraft changes mixed in', () => {
+    const mixed = fc.record({
+      startingBalance: fc.oneof(fc.constant(0n), wholeCredits(60n), fc.bigInt({ min: 0n, max: 60n * CREDIT })),
+      lowBalanceThreshold: threshold,
+      overdraftLimit: fc.oneof(fc.constant(0n), wholeCredits(20n)),
+      commands: fc.array(
+        fc.oneof(
+          { weight: 3, arbitrary: holdCommand },
+          { weight: 2, arbitrary: command },
+          // Usage settling a hold for nothing (the consumer's 0-credit charge) frees it alone.
+          { weight: 1, arbitrary: holdId.map((id) => consumeUsage(0n, USAGE, id)) },
+        ),
+        { maxLength: 80 },
+      ),
+    });
+    fc.assert(
+      fc.property(mixed, ({ startingBalance, lowBalanceThreshold, overdraftLimit, commands }) => {
+        const open = openBalance({ startingBalance, lowBalanceThreshold, overdraftLimit });
+        const opening = decide(open, initialBalanceState);
+        let state = asOpen(opening.reduce(evolve, initialBalanceState));
+        // The model: the balance moved by the charges' and top-ups' credits, the threshold the commands set.
+        let balance = startingBalance;
+        let limit = lowBalanceThreshold;
+        let outstanding = limit !== null && balance < limit;
+        expect(count(opening, 'LowBalanceWarned')).toBe(outstanding ? 1 : 0);
+        for (const c of commands) {
+          let events: BalanceEvent[];
+          try {
+            events = decide(c, state);
+          } catch {
+            continue; // refused (does not fit, hold not open): nothing changes
+          }
+          const before = balance;
+          for (const e of events) {
+            if (e.type === 'CreditToppedUp') balance += e.credits;
+            if (e.type === 'CreditConsumed') balance -= e.credits;
+          }
+          if (c.type === 'ChangeSettings' && c.lowBalanceThreshold !== undefined) limit = c.lowBalanceThreshold;
+          const below = limit !== null && balance < limit;
+          expect(events.filter((e) => e.type === 'LowBalanceWarned')).toEqual(
+            below && !outstanding ? [{ type: 'LowBalanceWarned', threshold: limit, balance, occurredAt: AT }] : [],
+          );
+          outstanding = below;
+          expect(events.filter((e) => e.type === 'CreditBalanceDepleted')).toEqual(
+            before > 0n && balance <= 0n ? [{ type: 'CreditBalanceDepleted', balance, occurredAt: AT }] : [],
+          );
+          state = asOpen(events.reduce(evolve, state as BalanceState));
+          expect(state.balance).toBe(balance);
+        }
+      }),
+      { numRuns: 3000 },
     );
   });
 
