@@ -44,6 +44,8 @@ describe('tally exit codes', () => {
     [['send', '-c', 'acme', '-e', 'api_call', '--schema', '/nonexistent/usage-event.avsc'], 'tally: --schema: cannot read the file /nonexistent/usage-event.avsc (ENOENT)\n'],
     // Times are read as the API and the consumer read theirs: a zone, and a day on the calendar.
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2027-02-30T00:00:00Z'], 'tally: --timestamp "2027-02-30T00:00:00Z" is not a date and time on the calendar\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '1772546530'], 'tally: --timestamp: timestamp 1772546530 looks like epoch seconds: send epoch milliseconds (or ISO-8601)\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '99999999999999999'], 'tally: --timestamp: timestamp is not a valid time between 1970 and 2200\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2026-03-01T12:00:00'], `tally: --timestamp must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
     [['redrive', '--all', '--since', '2026-03-01T24:00:00Z'], 'tally: --since "2026-03-01T24:00:00Z" is not a date and time on the calendar\n'],
     // skip-batch's places are read as dead-letter places are: a partition Kafka can have, an offset without leading zeros.

@@ -50,7 +50,8 @@ function isoTimestampOf(text: string): number {
   }
 }
 
-function timestampOf(value: unknown): number {
+/** A usage event's timestamp as epoch milliseconds, as the consumer reads it (the CLI reads its --timestamp so too). */
+export function usageTimestampOf(value: unknown): number {
   let millis: number;
   if (typeof value === 'number') millis = value;
   else if (typeof value === 'bigint') millis = Number(value);
@@ -114,7 +115,7 @@ export function parseUsageEvent(record: unknown): UsageEvent {
     id: text(fields, 'id'),
     customerId: text(fields, 'customerId'),
     event: text(fields, 'event'),
-    timestamp: timestampOf(fields.timestamp),
+    timestamp: usageTimestampOf(fields.timestamp),
     properties: propertiesOf(fields.properties),
   };
 }

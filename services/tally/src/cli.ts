@@ -31,7 +31,7 @@ import { readProcessorStatus } from '@tally/runtime';
 import { ledgerRelayCheckpointName, registerSchema, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
-import { InvalidInstantError, isoInstantOf } from '@tally/domain';
+import { InvalidInstantError, InvalidUsageEventError, isoInstantOf, usageTimestampOf } from '@tally/domain';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
@@ -65,6 +65,16 @@ function instantFlag(flag: string, text: string): number {
     return isoInstantOf(text, flag);
   } catch (error) {
     if (error instanceof InvalidInstantError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** Epoch milliseconds, refused (2) where the consumer would dead-letter them (seconds sent for milliseconds). */
+function epochFlag(flag: string, digits: string): number {
+  try {
+    return usageTimestampOf(Number(digits));
+  } catch (error) {
+    if (error instanceof InvalidUsageEventError) throw new UsageError(`${flag}: ${error.message}`);
     throw error;
   }
 }
@@ -206,7 +216,7 @@ program
       }),
     );
     const timestamp =
-      options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? Number(options.timestamp) : instantFlag('--timestamp', options.timestamp);
+      options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? epochFlag('--timestamp', options.timestamp) : instantFlag('--timestamp', options.timestamp);
     if (!Number.isSafeInteger(timestamp)) throw new UsageError('--timestamp takes epoch milliseconds or ISO-8601 with a zone');
     const count = integerFlag('--count', options.count, 1, 1_000_000);
     const compression = options.compression as CompressionName;
