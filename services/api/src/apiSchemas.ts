@@ -104,7 +104,8 @@ export const ErrorSchema = Type.Object(
 export const errorResponses = { '4xx': refTo(ErrorSchema), '5xx': refTo(ErrorSchema) };
 
 export const consistent = stringEnum(['true', 'false'], {
-  description: "true: wait (bounded) until the read model reflects every write made before this request; 503 not_consistent when it does not in time.",
+  description:
+    'true: wait (bounded) until the read model reflects every write made before this request; 503 not_consistent when it does not in time. While the read model is being rebuilt the answer is folded from the event store instead, without waiting.',
 });
 
 /** `{ <name>: schema }` as a closed object of required fields: path parameters. */
