@@ -29,9 +29,10 @@ export function readExactDecimal(value: number | string): ExactDecimal | ExactDe
   if (!match) return 'not_a_number';
   const [, sign, whole, fraction = '', exponentText = '0'] = match;
   let digits = BigInt(`${whole}${fraction}`);
-  // Zero has no digit at any scale: "0e50" and "0.0e-45" are 0, not out of range.
-  if (digits === 0n) return { digits: 0n, scale: 0 };
   let scale = fraction.length - Number(exponentText);
+  // Zero has no digit at any scale: "0e50" and "0.0e-45" are 0, not out of range; a zero written
+  // at a scale in range keeps it, as any other amount does ("0.00" is a price in cents).
+  if (digits === 0n) return { digits: 0n, scale: scale >= 0 && scale <= MAX_SCALE ? scale : 0 };
   if (scale < 0) {
     if (-scale > MAX_SCALE) return 'too_large';
     digits *= 10n ** BigInt(-scale);

@@ -59,6 +59,9 @@ describe('toExactDecimal', () => {
     ['-0e-99', 0n, 0],
     [`0.${'0'.repeat(45)}`, 0n, 0],
     ['0.000000e-45', 0n, 0],
+    // A zero written at a scale in range keeps it, as any amount does: a price of 0.00.
+    ['0.00', 0n, 2],
+    ['0', 0n, 0],
     // Trailing zeros beyond the supported scale are not digits of the value either.
     [`1.${'0'.repeat(45)}`, 10n ** 40n, 40],
     ['100e-42', 1n, 40],

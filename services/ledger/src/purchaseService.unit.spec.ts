@@ -20,6 +20,11 @@ describe('totalPrice', () => {
     expect(() => totalPrice('1.00', 1.5)).toThrow(ValidationError);
   });
 
+  it("keeps the price's scale for a free bundle, as for any other", () => {
+    expect(totalPrice('0.00', 3)).toBe('0.00');
+    expect(totalPrice('0', 3)).toBe('0');
+  });
+
   it('equals repeated exact addition of the unit price', () => {
     // Cents as integers: the reference sum never goes through a float.
     fc.assert(
