@@ -49,9 +49,17 @@ describe('a portal purchase whose bundle changed', () => {
         (address) => address.pathname.endsWith('/purchase-options'),
         async (route) => {
           if (keep && kept !== undefined) return route.fulfill({ status: 200, contentType: 'application/json', body: kept });
-          const response = await route.fetch();
-          kept = await response.text();
-          return route.fulfill({ response, body: kept });
+          try {
+            const response = await route.fetch();
+            const body = await response.text();
+            kept = body;
+            return await route.fulfill({ response, body });
+          } catch (error) {
+            // A read the page gave up on meanwhile (its next poll, a re-render) has no response to
+            // keep: Playwright disposes it. The page reads again; only an answer it saw is kept.
+            if (!/disposed|closed|aborted/i.test(String(error))) throw error;
+            return route.abort().catch(() => undefined);
+          }
         },
       );
       await page.route(
