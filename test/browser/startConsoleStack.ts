@@ -168,15 +168,46 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
   };
 }
 
-/** Waits, with a deadline, until the locator's text satisfies the check; no fixed sleeps. */
+/**
+ * Waits, with a deadline, until the locator's text satisfies the check; no fixed sleeps. When the
+ * deadline passes, the error says what the locator last read and what the page said meanwhile
+ * (its alerts and statuses, which is where a failed read shows), and a screenshot of the page is
+ * kept under .tally/failures: a wait that fails once in CI can then be read, not guessed at.
+ */
 export async function untilText(locator: Locator, check: (text: string) => boolean, description: string): Promise<string> {
-  return waitFor(
-    async () => {
-      const text = await locator.innerText({ timeout: 1000 });
-      return check(text) ? text : undefined;
-    },
-    { description, timeoutMs: 30_000, intervalMs: 200 },
-  );
+  let last = 'nothing read yet';
+  try {
+    return await waitFor(
+      async () => {
+        try {
+          const text = await locator.innerText({ timeout: 1000 });
+          last = JSON.stringify(text.slice(0, 300));
+          return check(text) ? text : undefined;
+        } catch (error) {
+          last = `no text (${String(error).split('\n')[0]})`;
+          return undefined;
+        }
+      },
+      { description, timeoutMs: 30_000, intervalMs: 200 },
+    );
+  } catch (error) {
+    throw new Error(`${String(error)}; the locator last read ${last}; ${await whatThePageSays(locator.page(), description)}`);
+  }
+}
+
+const FAILURES = path.join(process.env.TALLY_HOME ?? path.join(ROOT, '.tally'), 'failures');
+
+/** The page's alerts and statuses and a screenshot's path, for a wait's timeout message. */
+async function whatThePageSays(page: Page, description: string): Promise<string> {
+  try {
+    const texts = async (role: 'alert' | 'status') => (await page.getByRole(role).allInnerTexts()).map((text) => text.slice(0, 300));
+    mkdirSync(FAILURES, { recursive: true });
+    const screenshot = path.join(FAILURES, `${description.replace(/[^a-z0-9]+/gi, '-')}-${Date.now()}.png`);
+    await page.screenshot({ path: screenshot, fullPage: true });
+    return `page ${page.url()} alerts ${JSON.stringify(await texts('alert'))} statuses ${JSON.stringify(await texts('status'))}; screenshot ${screenshot}`;
+  } catch (error) {
+    return `the page could not be read (${String(error).split('\n')[0]})`;
+  }
 }
 
 /** Opens a customer's page from the console's navigation, as an operator does: Customers, the id, Open customer. */
