@@ -185,6 +185,31 @@ describe('the console and the portal at their edges', () => {
     }
   });
 
+  it("has focus on a new screen's heading as soon as the heading shows, never after", async () => {
+    const operator = await page(DESKTOP);
+    try {
+      await stack.signIn(operator);
+      await operator.getByRole('heading', { level: 1, name: 'Customers' }).waitFor();
+      // What has focus when the new heading first appears in the page (a mutation observer runs
+      // before the browser paints): focus moved later could land after the operator, or a test,
+      // has already chosen a field, and pull it away from what they type.
+      const focusWhenShown = await operator.evaluate<string>(`new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+          const heading = document.querySelector('main h1');
+          if (heading === null || heading.textContent !== 'Catalog') return;
+          observer.disconnect();
+          const focused = document.activeElement;
+          resolve(focused === heading ? 'the heading' : (focused?.tagName ?? 'nothing'));
+        });
+        observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+        window.location.hash = '#/catalog';
+      })`);
+      expect(focusWhenShown).toBe('the heading');
+    } finally {
+      await operator.context().close();
+    }
+  });
+
   it("keeps a customer's page a phone's width whatever the length of its ids and names", async () => {
     const customerId = `customer-${'x'.repeat(150)}-${randomUUID()}`;
     const productId = `long-product-${'p'.repeat(60)}`;

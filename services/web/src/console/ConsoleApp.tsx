@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, createApiClient, type ApiClient } from '../shared/apiClient';
 import type { ConsoleSession } from '../shared/apiTypes';
 import { keyLabel } from '../shared/format';
@@ -138,9 +138,10 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
   const at = href(route);
   // A new screen replaces what had focus (the link clicked is often gone with its screen): focus
   // starts at the new screen's heading, and the window's title names it. Not on the first screen,
-  // which the browser starts at the top of anyway.
+  // which the browser starts at the top of anyway. A layout effect, so focus is there before the
+  // screen is painted: after paint, it would pull focus from a field the operator already chose.
   const first = useRef(true);
-  useEffect(() => {
+  useLayoutEffect(() => {
     document.title = `${screenTitle(route)} – Tally console`;
     if (first.current) first.current = false;
     else screenHeading()?.focus();
