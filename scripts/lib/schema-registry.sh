@@ -81,8 +81,8 @@ registry_compatibility() {
   curl -fsS --max-time 3 "$TALLY_SCHEMA_REGISTRY_URL/config" 2>/dev/null
 }
 
-# The Confluent API answering with BACKWARD is the health check: it proves the ccompat API is up
-# and that @kafkajs/confluent-schema-registry will accept to register there.
+# The Confluent API answering with the global BACKWARD rule is the health check: it proves the
+# ccompat API is up and that this registry (in memory) has been set up since it started.
 registry_healthy() { registry_compatibility | grep -q '"BACKWARD"'; }
 registry_answers() { registry_compatibility >/dev/null; }
 registry_ready() { curl -fsS --max-time 3 "$REGISTRY_HEALTH_URL" >/dev/null 2>&1; }

@@ -61,7 +61,7 @@ const topicEnvironment = {
 };
 
 describe('docker-compose.yml', () => {
-  it.each(['kafka', 'kafka-init', 'schema-registry', 'postgres', 'redis', 'eventstoredb', 'tally', 'tally-eventstoredb'])('has the %s service', (name) => {
+  it.each(['kafka', 'kafka-init', 'schema-registry', 'schema-registry-init', 'postgres', 'redis', 'eventstoredb', 'tally', 'tally-eventstoredb'])('has the %s service', (name) => {
     expect(Object.keys(compose.services)).toContain(name);
   });
 
@@ -96,6 +96,19 @@ describe('docker-compose.yml', () => {
       APICURIO_RULES_GLOBAL_COMPATIBILITY: 'BACKWARD',
       APICURIO_CCOMPAT_USE_CANONICAL_HASH: 'true',
     });
+  });
+
+  it("sets the usage subject's rule as the local stack does, before Tally starts", () => {
+    // The rule scripts/lib/schema-registry.sh PUTs on the usage subject: compose must set the same.
+    const script = readFileSync(join(ROOT, 'scripts', 'lib', 'schema-registry.sh'), 'utf8');
+    const localRule = /--data '(\{"compatibility":"[A-Z_]+"\})' "\$TALLY_SCHEMA_REGISTRY_URL\/config\/\$TALLY_USAGE_TOPIC-value"/.exec(script)?.[1];
+    expect(localRule).toBe('{"compatibility":"FULL_TRANSITIVE"}');
+    const init = service('schema-registry-init');
+    expect(init.command?.join('\n')).toContain(`--data '${localRule}' "$$TALLY_SCHEMA_REGISTRY_URL/config/$$TALLY_USAGE_TOPIC-value"`);
+    expect(init.environment).toMatchObject({ TALLY_USAGE_TOPIC: defaults.usageTopic, TALLY_SCHEMA_REGISTRY_URL: service('tally').environment?.TALLY_SCHEMA_REGISTRY_URL });
+    for (const name of ['tally', 'tally-eventstoredb']) {
+      expect([name, service(name).depends_on?.['schema-registry-init']]).toEqual([name, { condition: 'service_completed_successfully' }]);
+    }
   });
 
   it('runs Tally with every role, as `npm start` does (TALLY_ROLES unset or all of them)', () => {
