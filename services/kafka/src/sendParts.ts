@@ -69,7 +69,7 @@ export function isTooLargeForTopic(error: unknown): boolean {
 /** What one send to a topic may hold: learned from the topic once, lowered when it refuses a part. */
 export interface SendBudget {
   current(): Promise<number>;
-  /** The topic refused a part of `bytes` as too large: later parts hold at most half of it. */
+  /** The topic refused a part of `bytes` as too large: later parts hold at most half of it (never more than before). */
   refused(bytes: number): number;
 }
 
@@ -108,11 +108,14 @@ export function topicSendBudget(options: { readonly kafka: Kafka; readonly topic
       if (budget !== undefined) return budget;
       learning ??= learn();
       const learned = await learning;
-      budget ??= learned;
+      // A refusal while learning already lowered it: the lower of the two stands.
+      budget = Math.min(budget ?? learned, learned);
       return budget;
     },
     refused(bytes) {
-      budget = Math.max(1, Math.floor(bytes / 2));
+      // Only ever lowered: concurrent sends share the budget, and a part built under an older,
+      // larger one may be refused after a smaller part was; half of it would raise the budget back.
+      budget = Math.max(1, Math.min(budget ?? Number.MAX_SAFE_INTEGER, Math.floor(bytes / 2)));
       return budget;
     },
   };

@@ -1,5 +1,6 @@
+import type { Kafka } from 'kafkajs';
 import pino from 'pino';
-import { isTooLargeForTopic, partEnd, recordBytesOf, sendBudgetOf, sendInParts } from './sendParts';
+import { isTooLargeForTopic, partEnd, recordBytesOf, sendBudgetOf, sendInParts, topicSendBudget } from './sendParts';
 
 describe('parts of a batch the topic takes', () => {
   it('sends the whole batch at once when it fits, else as many messages in order as fit, at least one', () => {
@@ -75,5 +76,43 @@ describe('sendInParts', () => {
     });
     await expect(sending).rejects.toBe(down);
     expect(sent).toEqual([1]);
+  });
+});
+
+describe('topicSendBudget', () => {
+  const logger = pino({ level: 'silent' });
+  /** A Kafka whose admin answers the topic's max.message.bytes, and nothing else. */
+  const kafkaWithMaxMessageBytes = (bytes: number) =>
+    ({
+      admin: () => ({
+        connect: async () => undefined,
+        disconnect: async () => undefined,
+        describeConfigs: async () => ({ resources: [{ configEntries: [{ configName: 'max.message.bytes', configValue: String(bytes) }] }] }),
+      }),
+    }) as unknown as Kafka;
+
+  it('only ever lowers the budget: a larger part built under an older budget and refused later does not raise it', async () => {
+    const budget = topicSendBudget({ kafka: kafkaWithMaxMessageBytes(1_048_588), topic: 'usage', logger });
+    expect(await budget.current()).toBe(sendBudgetOf(1_048_588));
+    // Two requests share the budget: one's part of 40,000 bytes is refused first...
+    expect(budget.refused(40_000)).toBe(20_000);
+    // ...then the other's part of 900,000, built before that, is refused: still 20,000, not 450,000.
+    expect(budget.refused(900_000)).toBe(20_000);
+    expect(await budget.current()).toBe(20_000);
+    // A smaller refusal lowers it further, never below one byte.
+    expect(budget.refused(10_000)).toBe(5_000);
+    expect(budget.refused(1)).toBe(1);
+  });
+
+  it('keeps the lower of a refusal made while the topic is read and what the topic says', async () => {
+    const large = topicSendBudget({ kafka: kafkaWithMaxMessageBytes(1_048_588), topic: 'usage', logger });
+    const learningLarge = large.current();
+    expect(large.refused(40_000)).toBe(20_000);
+    expect(await learningLarge).toBe(20_000);
+    const small = topicSendBudget({ kafka: kafkaWithMaxMessageBytes(10_000), topic: 'usage', logger });
+    const learningSmall = small.current();
+    expect(small.refused(40_000)).toBe(20_000);
+    expect(await learningSmall).toBe(sendBudgetOf(10_000));
+    expect(await small.current()).toBe(sendBudgetOf(10_000));
   });
 });
