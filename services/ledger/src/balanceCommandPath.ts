@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceState, type FoldedBalance } from '@tally/domain';
+import { balanceStreamId, decide, evolve, type BalanceCommand, type BalanceEvent, type BalanceState, type FoldedBalance } from '@tally/domain';
 import { WrongExpectedRevisionError, type AppendRequest, type AppendResult, type EventStore } from '@tally/event-store';
 import { createBackoff } from '@tally/runtime';
 import type { Logger } from 'pino';
@@ -15,13 +15,21 @@ export interface BalanceCommandRequest {
   /** Ledger event ids derive from it (deterministicId): a command whose first id is stored is done. */
   readonly commandId: string;
   readonly command: BalanceCommand;
-  /** Stored with the events; a stored run of the same command id with another digest is IdempotencyKeyReusedError. */
-  readonly requestHash?: string;
+  /**
+   * Stored with the events; a stored run of the same command id with another digest is
+   * IdempotencyKeyReusedError. A function makes it of the command's events (those decided now, or
+   * an earlier run's as stored): for a request whose default only the state knows (a capture of
+   * all of a hold), resolved from the state this path loads anyway instead of a read of its own.
+   */
+  readonly requestHash?: string | RequestHashOfEvents;
   /** Who asked for it over the API, stored with its events; absent for usage, grants and expiries. */
   readonly actor?: LedgerActor;
   /** ledgerEventId(commandId, 0) when the caller derived it already (the consumer, for its legacy check): one hash less. */
   readonly firstEventId?: string;
 }
+
+/** A request's digest made of the events its command comes to (see BalanceCommandRequest.requestHash). */
+export type RequestHashOfEvents = (events: readonly BalanceEvent[]) => string;
 
 export type BalanceCommandOutcome =
   | {
@@ -232,7 +240,8 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           };
           return;
         }
-        if (request.requestHash !== undefined && events[0]!.metadata.requestHash !== request.requestHash) {
+        const requestHash = typeof request.requestHash === 'function' ? request.requestHash(events.map(({ event }) => event)) : request.requestHash;
+        if (requestHash !== undefined && events[0]!.metadata.requestHash !== requestHash) {
           outcomes[index] = { ok: false, error: new IdempotencyKeyReusedError('this Idempotency-Key was already used with a different request') };
           return;
         }
@@ -304,8 +313,16 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         (stream.settled ??= new Map()).set(index, { ok: true, state: after.state, revision: after.revision, events: [], appended: 0, replayed: false });
         continue;
       }
-      // The request carries requestHash and firstEventId itself: no options object per command.
-      const toAppend = toEventsToAppend(events, context, commandId, requests[index]!);
+      // The request carries requestHash and firstEventId itself: no options object per command
+      // (but for a digest made of the events, rare: a capture without an amount).
+      const request = requests[index]!;
+      const { requestHash } = request;
+      const toAppend = toEventsToAppend(
+        events,
+        context,
+        commandId,
+        typeof requestHash === 'function' ? { ...request, requestHash: requestHash(events) } : (request as Omit<BalanceCommandRequest, 'requestHash'> & { readonly requestHash?: string }),
+      );
       for (const event of toAppend) stream.append.events.push(event);
       stream.decided.push({ index, eventIds: toAppend.map((event) => event.id), after });
       stream.end = after;

@@ -140,6 +140,62 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     await expect(ledger.releaseHold(full.holdId, { reason: null })).rejects.toThrow(HoldNotOpenError);
   });
 
+  it('captures without an amount in one registry lookup and no read of the placement, hashed as naming the whole hold', async () => {
+    const calls = new Map<string, number>();
+    /** Counts each method call: one a round trip to PostgreSQL for these two. */
+    const counting = <T extends object>(target: T, prefix: string): T =>
+      new Proxy(target, {
+        get(object, key) {
+          const value: unknown = Reflect.get(object, key);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.set(`${prefix}.${String(key)}`, (calls.get(`${prefix}.${String(key)}`) ?? 0) + 1);
+            return (value as (...a: unknown[]) => unknown).apply(object, args);
+          };
+        },
+      });
+    const ledger = createLedgerService({
+      eventStore: counting(eventStore, 'eventStore'),
+      catalog,
+      balanceRegistry: counting(createPostgresBalanceRegistry({ pool: db.pool }), 'registry'),
+      logger,
+      clock,
+    });
+    const balanceId = await openBalance(ledger, credits(10));
+    const held = await ledger.placeHold(balanceId, { credits: credits(4), expires: inAnHour, reference: null }, { idempotencyKey: 'counted' });
+    const hashOf = (amount: bigint) => `captured ${amount}`;
+    calls.clear();
+    const captured = await ledger.captureHold(held.holdId, { reason: null }, { requestHash: hashOf });
+    // The hold's balance once, the earlier runs, the stream's tail, the append and its read back:
+    // the amount comes from the HoldCaptured the decider made of the state it loaded anyway.
+    expect(Object.fromEntries(calls)).toEqual({
+      'registry.getBalance': 1,
+      'eventStore.readEventsById': 2,
+      'eventStore.readStream': 1,
+      'eventStore.appendMany': 1,
+    });
+    expect(captured.events.map((e) => [e.event.type, e.metadata.requestHash])).toEqual([
+      ['CreditConsumed', hashOf(credits(4))],
+      ['HoldCaptured', hashOf(credits(4))],
+    ]);
+    // The same request named in full, and again without an amount, from a process that never saw the hold: replays.
+    const cold = ledgerProcess();
+    expect(await cold.captureHold(held.holdId, { credits: credits(4), reason: null }, { requestHash: hashOf })).toMatchObject({ replayed: true });
+    expect(await cold.captureHold(held.holdId, { reason: null }, { requestHash: hashOf })).toMatchObject({ replayed: true });
+    await expect(cold.captureHold(held.holdId, { credits: credits(3), reason: null }, { requestHash: hashOf })).rejects.toThrow(IdempotencyKeyReusedError);
+  });
+
+  it('answers a capture without an amount after one of part of the hold as another request', async () => {
+    const ledger = ledgerProcess();
+    const balanceId = await openBalance(ledger, credits(10));
+    const held = await ledger.placeHold(balanceId, { credits: credits(4), expires: inAnHour, reference: null }, { idempotencyKey: 'part-first' });
+    const hashOf = (amount: bigint) => `captured ${amount}`;
+    await ledger.captureHold(held.holdId, { credits: credits(1), reason: null }, { requestHash: hashOf });
+    // Without an amount it is all 4 credits held: not the capture of 1 stored under the hold.
+    await expect(ledgerProcess().captureHold(held.holdId, { reason: null }, { requestHash: hashOf })).rejects.toThrow(IdempotencyKeyReusedError);
+    expect(await ledger.captureHold(held.holdId, { credits: credits(1), reason: null }, { requestHash: hashOf })).toMatchObject({ replayed: true });
+  });
+
   it('says "not found" for a hold never placed or an id Tally never made', async () => {
     const ledger = ledgerProcess();
     const balanceId = await openBalance(ledger, credits(1));

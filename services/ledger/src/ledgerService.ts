@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   BalanceAlreadyOpenError,
   BalanceCommand,
+  type BalanceEvent,
   BalanceNotOpenError,
   HoldNotOpenError,
   balanceStreamId,
@@ -15,7 +16,7 @@ import {
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
-import { createBalanceCommandPath } from './balanceCommandPath';
+import { createBalanceCommandPath, type RequestHashOfEvents } from './balanceCommandPath';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
 import { commandIds, holdIdOf, ledgerEventId, MAX_EVENTS_PER_COMMAND, meteredUsageMarker, parseHoldId } from './deterministicId';
@@ -81,8 +82,8 @@ export interface RequestOptions {
   readonly actor?: LedgerActor;
 }
 
-/** What a command carries besides itself to the command path. */
-type CommandExtras = Pick<RequestOptions, 'requestHash' | 'startedAt' | 'actor'>;
+/** What a command carries besides itself to the command path; a digest may be made of its events (RequestHashOfEvents). */
+type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> & { readonly requestHash?: string | RequestHashOfEvents };
 
 /**
  * The digest of a request whose amount may be left to its default (all of a charge, all of a
@@ -299,13 +300,16 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     return placed;
   }
 
-  /** What the hold holds, as placed: what a capture without an amount takes. HoldNotFoundError for a hold never placed. */
-  async function heldCredits(holdId: string): Promise<Micros> {
-    const { context, idempotencyKey } = await holdContext(holdId);
-    const placed = await placementOf(context.balanceId, idempotencyKey);
-    const event = placed === undefined || placed.streamId !== balanceStreamId(context.balanceId) ? undefined : fromRecordedEvent(placed).event;
-    if (event?.type !== 'CreditsHeld') throw new HoldNotFoundError(`no hold with id "${holdId}"`);
-    return event.credits;
+  /**
+   * What the hold held, from a capture's events: what a capture without an amount takes. Its
+   * HoldCaptured says what it charged and what it freed, as decided now on the state the command
+   * path loads (the fold keeps each open hold's amount) or as an earlier run stored it: no read of
+   * the placement, and no registry lookup of its own.
+   */
+  function heldBy(holdId: string, events: readonly BalanceEvent[]): Micros {
+    const captured = events.find((event) => event.type === 'HoldCaptured');
+    if (captured?.type !== 'HoldCaptured') throw new Error(`the capture of hold ${holdId} recorded no HoldCaptured`);
+    return captured.credits + captured.released;
   }
 
   /** The id a refund of this entry would have: one refund per charge (commandIds.refund). */
@@ -506,9 +510,11 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     async captureHold(holdId, input, requestOptions) {
       const at = clock().toISOString();
       const command: BalanceCommand = { type: 'CaptureHold', holdId, ...(input.credits !== undefined ? { credits: input.credits } : {}), reason: input.reason, at };
-      // The hold's amount is read only when a digest needs it (the placement, an indexed read by id).
-      const credits = typeof requestOptions?.requestHash === 'function' ? (input.credits ?? (await heldCredits(holdId))) : 0n;
-      return onHold(holdId, commandIds.holdCapture, command, withAmountHash(requestOptions, credits));
+      const hashOf = requestOptions?.requestHash;
+      if (input.credits !== undefined || typeof hashOf !== 'function') return onHold(holdId, commandIds.holdCapture, command, withAmountHash(requestOptions, input.credits ?? 0n));
+      // Without an amount it is all of the hold, which the command's events say (heldBy): hashed
+      // as the request naming all of it, with no read of the hold's amount before the command.
+      return onHold(holdId, commandIds.holdCapture, command, { ...requestOptions, requestHash: (events) => hashOf(heldBy(holdId, events)) });
     },
 
     async releaseHold(holdId, input, requestOptions) {
