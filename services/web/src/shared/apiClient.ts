@@ -28,25 +28,38 @@ export class ServiceUnreachableError extends Error {
 }
 
 /**
- * What a refusal without the API's JSON body says (a proxy's HTML page, an empty answer): its
- * status in words, not a JSON parse error of the page.
+ * What an answer without the API's JSON body says (a proxy's HTML page, an empty refusal): its
+ * status in words, not a JSON parse error of the page. A 2xx is one too: a proxy's or a captive
+ * portal's page answered in the API's place.
  */
 function statusSentence(status: number): string {
-  if (status === 502 || status === 503 || status === 504) return `The service is unavailable (${status}). Try again in a moment.`;
-  if (status === 429) return `Too many requests (${status}). Try again in a moment.`;
+  if (TRANSIENT_STATUSES.includes(status)) return `${status === 429 ? 'Too many requests' : 'The service is unavailable'} (${status}). Try again in a moment.`;
   if (status >= 500) return `The service failed (${status}).`;
+  if (status < 300) return `The service answered with something other than the API (${status}).`;
   return `The service refused the request (${status}).`;
+}
+
+/** A body that says it is JSON (the API's answers all do) and parses; undefined for anything else, a body that claims JSON and is not included. */
+function jsonOf(response: Response, text: string): { readonly json: unknown } | undefined {
+  if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(response.headers.get('content-type') ?? '')) return undefined;
+  try {
+    return { json: JSON.parse(text) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The API's `{ error, message }` when the body is JSON and says so; undefined for anything else. */
 async function refusalBody(response: Response): Promise<Partial<ApiErrorBody> | undefined> {
-  if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(response.headers.get('content-type') ?? '')) return undefined;
-  try {
-    const body: unknown = JSON.parse(await response.text());
-    return typeof body === 'object' && body !== null && typeof (body as ApiErrorBody).message === 'string' ? (body as Partial<ApiErrorBody>) : undefined;
-  } catch {
-    return undefined;
-  }
+  const body = jsonOf(response, await response.text())?.json;
+  return typeof body === 'object' && body !== null && typeof (body as ApiErrorBody).message === 'string' ? (body as Partial<ApiErrorBody>) : undefined;
+}
+
+/** An answer's JSON (a 2xx, or a status the call takes as an answer: /health's 503); anything else throws in words of its status, as a refusal does. */
+function answerOf(response: Response, text: string): unknown {
+  const read = jsonOf(response, text);
+  if (read === undefined) throw new ApiError(response.status, 'error', statusSentence(response.status));
+  return read.json;
 }
 
 /** How the page proves who it is: the console's session cookie (with its CSRF token on writes), or a portal token. */
@@ -117,7 +130,7 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     const response = await send(method, `/v1${url}`, options, 'application/json');
     if (response.status === 204) return undefined as T;
     const text = await response.text();
-    return (text === '' ? undefined : JSON.parse(text)) as T;
+    return (text === '' ? undefined : answerOf(response, text)) as T;
   }
   return {
     get: (url, options) => request('GET', url, options),
@@ -126,7 +139,11 @@ export function createApiClient(credential: Credential, onUnauthorized?: () => v
     put: (url, options) => request('PUT', url, options),
     delete: (url) => request('DELETE', url),
     download: async (url, options = {}) => (await send('GET', `/v1${url}`, options, '*/*')).blob(),
-    health: async () => (await (await send('GET', '/health', {}, 'application/json', [503])).json()) as Health,
+    health: async () => {
+      const response = await send('GET', '/health', {}, 'application/json', [503]);
+      // Only the API's own 503 is news of what is down: a load balancer's HTML 503 is a failure.
+      return answerOf(response, await response.text()) as Health;
+    },
   };
 }
 

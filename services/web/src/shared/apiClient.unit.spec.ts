@@ -54,6 +54,31 @@ describe("the API client's failures", () => {
     expect(errorMessage(await failure(client().get('/x')))).toBe('The service is unavailable (503). Try again in a moment.');
   });
 
+  it("says a proxy's HTML 503 on /health in words of its status, never as a JSON parse error", async () => {
+    answering(() => new Response('<html><body><h1>503 Service Unavailable</h1></body></html>', { status: 503, headers: { 'content-type': 'text/html' } }));
+    const error = await failure(client().health());
+    expect({ error: error instanceof ApiError, status: (error as ApiError).status, message: errorMessage(error) }).toEqual({
+      error: true,
+      status: 503,
+      message: 'The service is unavailable (503). Try again in a moment.',
+    });
+  });
+
+  it("still reads /health's own 503, the API's JSON saying what is down", async () => {
+    answering(() => new Response(JSON.stringify({ status: 'down', checks: { redis: 'down' } }), { status: 503, headers: { 'content-type': 'application/json' } }));
+    expect(await client().health()).toEqual({ status: 'down', checks: { redis: 'down' } });
+  });
+
+  it("says a proxy's HTML page answered with 200 in words of its status, never as a JSON parse error", async () => {
+    answering(() => new Response('<html><body>Please sign in to the network</body></html>', { status: 200, headers: { 'content-type': 'text/html' } }));
+    const error = await failure(client().get('/x'));
+    expect({ error: error instanceof ApiError, status: (error as ApiError).status, message: errorMessage(error) }).toEqual({
+      error: true,
+      status: 200,
+      message: 'The service answered with something other than the API (200).',
+    });
+  });
+
   it('says the service could not be reached when nothing answers, and that it is transient', async () => {
     globalThis.fetch = (async () => {
       throw new TypeError('Failed to fetch');
