@@ -1,5 +1,5 @@
 import { ApiError } from '../shared/apiClient';
-import { draftOfStored, type Draft } from './productDraft';
+import { draftOf, type Draft } from './productDraft';
 
 /** A stored product that fails validation, as the API answers an operator's GET of it (409), to repair it. */
 export interface InvalidProductRead {
@@ -20,5 +20,5 @@ export function invalidProductOf(failure: unknown): InvalidProductRead | undefin
   if (!(failure instanceof ApiError) || failure.code !== 'stored_product_invalid') return undefined;
   const { revision, reason, stored } = failure.body;
   if (revision === undefined || reason === undefined || !('stored' in failure.body)) return undefined;
-  return { revision, reason, draft: draftOfStored(stored) };
+  return { revision, reason, draft: draftOf(stored) };
 }

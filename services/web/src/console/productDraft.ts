@@ -1,5 +1,3 @@
-import type { CreditProduct } from '../shared/apiTypes';
-
 /**
  * The product form's model: a credit product as the form edits it (every field a string as
  * typed), and the product the API takes back. What the API answered and the form sends back
@@ -54,28 +52,6 @@ export const emptyRule = (): RuleDraft => ({ event: '', credits: '', perUnitOf: 
 export const emptyFilter = (): FilterDraft => ({ key: '', value: '' });
 export const emptyBundle = (): BundleDraft => ({ id: '', credits: '', amount: '', currency: 'EUR', purchaseOption: true });
 
-export function draftOf(product: CreditProduct): Draft {
-  return {
-    id: product.id,
-    name: product.name,
-    description: product.description,
-    lowBalanceThreshold: product.lowBalanceThreshold ?? '',
-    consumption: product.consumption.map((rule) => ({
-      event: rule.event,
-      credits: rule.credits,
-      perUnitOf: rule.perUnitOf ?? '',
-      where: Object.entries(rule.where ?? {}).map(([key, value]) => ({ key, value })),
-    })),
-    bundles: product.bundles.map((bundle) => ({
-      id: bundle.id,
-      credits: bundle.credits,
-      amount: bundle.price.amount,
-      currency: bundle.price.currency,
-      purchaseOption: bundle.purchaseOption !== false,
-    })),
-  };
-}
-
 /** What a stored document holds at `key`, as the form's text: a number as written, nothing as empty. */
 function textAt(value: unknown, key: string): string {
   const found = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
@@ -89,11 +65,12 @@ const objectsAt = (value: unknown, key: string): unknown[] => {
 };
 
 /**
- * A draft of a stored document that may fail validation (the API answers it as it was stored):
- * every field as text, whatever its type, so that the operator sees what is wrong and corrects it.
- * Of a valid product, exactly draftOf's.
+ * The draft of a product as the API answered it: a valid one (GET, a save's answer), or a stored
+ * document that fails validation (the 409 carries it as stored). One reading for both, so that a
+ * valid product opens exactly as it would to repair: every field as text, whatever its type, so
+ * that the operator sees what is wrong and corrects it; a filter's property and value as answered.
  */
-export function draftOfStored(stored: unknown): Draft {
+export function draftOf(stored: unknown): Draft {
   return {
     id: textAt(stored, 'id'),
     name: textAt(stored, 'name'),
