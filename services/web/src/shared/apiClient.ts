@@ -10,20 +10,16 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-
-  /** Whether the same call may succeed later unchanged: the service or a proxy in front of it was busy or down. */
-  get transient(): boolean {
-    return TRANSIENT_STATUSES.includes(this.status);
-  }
 }
 
+/** The statuses after which the same call may succeed later unchanged: the service, or a proxy in front of it, was busy or down. */
 const TRANSIENT_STATUSES: readonly number[] = [429, 502, 503, 504];
 
 /** No answer at all (fetch's TypeError: offline, DNS, a refused connection): the same call may succeed later. */
 export class ServiceUnreachableError extends Error {
-  readonly transient = true;
-  constructor(readonly reason: unknown) {
-    super('Could not reach the service. Check the connection.');
+  constructor(failure: TypeError) {
+    // The browser's own words stay as the cause, for a debugger; the page shows this sentence.
+    super('Could not reach the service. Check the connection.', { cause: failure });
   }
 }
 

@@ -24,26 +24,25 @@ describe("the API client's failures", () => {
     answering(() => new Response(JSON.stringify({ error: 'insufficient_credits', message: 'the balance is 3 credits' }), { status: 402, headers: { 'content-type': 'application/json; charset=utf-8' } }));
     const error = await failure(client().get('/x'));
     expect(error).toBeInstanceOf(ApiError);
-    expect({ status: (error as ApiError).status, code: (error as ApiError).code, message: errorMessage(error), transient: (error as ApiError).transient }).toEqual({
+    expect({ status: (error as ApiError).status, code: (error as ApiError).code, message: errorMessage(error) }).toEqual({
       status: 402,
       code: 'insufficient_credits',
       message: 'the balance is 3 credits',
-      transient: false,
     });
   });
 
   it("says a proxy's HTML error page in words of its status, never as a JSON parse error", async () => {
-    for (const [status, said, transient] of [
-      [502, 'The service is unavailable (502). Try again in a moment.', true],
-      [503, 'The service is unavailable (503). Try again in a moment.', true],
-      [504, 'The service is unavailable (504). Try again in a moment.', true],
-      [500, 'The service failed (500).', false],
-      [429, 'Too many requests (429). Try again in a moment.', true],
-      [413, 'The service refused the request (413).', false],
+    for (const [status, said] of [
+      [502, 'The service is unavailable (502). Try again in a moment.'],
+      [503, 'The service is unavailable (503). Try again in a moment.'],
+      [504, 'The service is unavailable (504). Try again in a moment.'],
+      [500, 'The service failed (500).'],
+      [429, 'Too many requests (429). Try again in a moment.'],
+      [413, 'The service refused the request (413).'],
     ] as const) {
       answering(() => new Response('<html><body><h1>Bad Gateway</h1></body></html>', { status, headers: { 'content-type': 'text/html' } }));
       const error = await failure(client().post('/x', { body: {} }));
-      expect({ status, error: error instanceof ApiError, message: errorMessage(error), transient: (error as ApiError).transient }).toEqual({ status, error: true, message: said, transient });
+      expect({ status, error: error instanceof ApiError, message: errorMessage(error) }).toEqual({ status, error: true, message: said });
     }
   });
 
@@ -79,16 +78,15 @@ describe("the API client's failures", () => {
     });
   });
 
-  it('says the service could not be reached when nothing answers, and that it is transient', async () => {
+  it('says the service could not be reached when nothing answers', async () => {
     globalThis.fetch = (async () => {
       throw new TypeError('Failed to fetch');
     }) as typeof fetch;
     for (const call of [() => client().get('/x'), () => client().download('/x'), () => client().health()]) {
       const error = await failure(call());
-      expect({ unreachable: error instanceof ServiceUnreachableError, message: errorMessage(error), transient: (error as ServiceUnreachableError).transient }).toEqual({
+      expect({ unreachable: error instanceof ServiceUnreachableError, message: errorMessage(error) }).toEqual({
         unreachable: true,
         message: 'Could not reach the service. Check the connection.',
-        transient: true,
       });
     }
   });
