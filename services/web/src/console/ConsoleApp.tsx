@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { ApiError, createApiClient, type ApiClient } from '../shared/apiClient';
+import { ApiError, createApiClient, errorMessage, type ApiClient } from '../shared/apiClient';
 import type { ConsoleSession } from '../shared/apiTypes';
 import { keyLabel } from '../shared/format';
 import { ErrorMessage, Field, screenHeading, useBusyAction } from '../shared/ui';
@@ -169,7 +169,7 @@ function Shell({ api, session, onSignOut }: { api: ApiClient; session: ConsoleSe
             setSignOutError(undefined);
             onSignOut().catch((failure: unknown) => {
               // 401: the session had ended already, and the sign-in form replaces this screen.
-              if (!(failure instanceof ApiError && failure.status === 401)) setSignOutError(`Not signed out: ${failure instanceof Error ? failure.message : String(failure)}`);
+              if (!(failure instanceof ApiError && failure.status === 401)) setSignOutError(`Not signed out: ${errorMessage(failure)}`);
             });
           }}
         >

@@ -1,4 +1,4 @@
-import { ApiError } from '../shared/apiClient';
+import { ApiError, errorMessage } from '../shared/apiClient';
 
 /**
  * What a failed GET /v1/console-sessions/current means. Only 401 (no valid session: expired,
@@ -8,5 +8,5 @@ import { ApiError } from '../shared/apiClient';
  */
 export function sessionCheckFailure(failure: unknown): { readonly signedOut: true } | { readonly signedOut: false; readonly message: string } {
   if (failure instanceof ApiError && (failure.status === 401 || failure.status === 404)) return { signedOut: true };
-  return { signedOut: false, message: `The session could not be checked: ${failure instanceof Error ? failure.message : String(failure)}` };
+  return { signedOut: false, message: `The session could not be checked: ${errorMessage(failure)}` };
 }
