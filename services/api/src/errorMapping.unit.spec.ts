@@ -13,6 +13,7 @@ import {
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
 import { BalanceLoadingError, BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { ProcessorStatusUnavailableError } from '@tally/runtime';
 import {
   AuthenticationRequiredError,
   InsufficientScopeError,
@@ -63,6 +64,7 @@ describe('mapError', () => {
     [new NotConsistentError('behind'), 503, 'not_consistent'],
     [new WriteQueueFullError('full'), 503, 'too_many_pending_writes'],
     [new ReadModelUnavailableError('redis down'), 503, 'read_model_unavailable'],
+    [new ProcessorStatusUnavailableError('postgres down'), 503, 'processors_unavailable'],
     [new AuthenticationRequiredError('no key'), 401, 'unauthorized'],
     [new InsufficientScopeError('read only'), 403, 'insufficient_scope'],
     [new RequestBodyTimeoutError('slow'), 408, 'request_timeout'],

@@ -1,7 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { TallyError } from '@tally/domain';
-import { guardTransient, type ProcessorStatus } from '@tally/runtime';
+import type { ProcessorStatus } from '@tally/runtime';
 import { errorResponses } from '../apiSchemas';
 
 const ProcessorSchema = Type.Object({
@@ -28,23 +27,11 @@ const ProcessorsSchema = Type.Object({
 
 export type ProcessorsView = Static<typeof ProcessorsSchema>;
 
-/** What the route reads; main.ts wires it to @tally/runtime's readProcessorStatus. */
-export type ReadProcessors = () => Promise<{ readonly head: bigint; readonly processors: readonly ProcessorStatus[] }>;
-
-/** PostgreSQL (or the event store's head) could not answer; the same read can succeed later. */
-export class ProcessorsUnavailableError extends TallyError {
-  readonly code = 'processors_unavailable';
-  readonly retriable = true;
-}
-
 /**
- * The read throws pg's own errors (a connection refused, a statement timeout): an unavailable
- * dependency, answered 503 with Retry-After like the other stores, not a bug answered 500.
+ * What the route reads; main.ts wires it to @tally/runtime's readProcessorStatus, which throws
+ * ProcessorStatusUnavailableError (503 with Retry-After) only when PostgreSQL does not answer.
  */
-const guardProcessors = guardTransient(
-  (error) => !(error instanceof TallyError),
-  (cause) => new ProcessorsUnavailableError('the processor status is unavailable: PostgreSQL did not answer', { cause }),
-);
+export type ReadProcessors = () => Promise<{ readonly head: bigint; readonly processors: readonly ProcessorStatus[] }>;
 
 /** The checkpointed processors of the whole deployment, for the console's Status page and scripts. */
 export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadProcessors }> = async (app, { read }) => {
@@ -63,7 +50,7 @@ export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadPro
       },
     },
     async () => {
-      const { head, processors } = await guardProcessors(read);
+      const { head, processors } = await read();
       return {
         head: head.toString(),
         items: processors.map(({ name, position, behind, savedAt, leader }) => ({
