@@ -2,7 +2,7 @@ import type { TargetedEvent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, fieldErrors, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct } from '../shared/apiTypes';
-import { CREDITS_INPUT_PATTERN, formatPrice } from '../shared/format';
+import { CREDITS_INPUT_PATTERN } from '../shared/format';
 import { CheckboxField, ErrorMessage, Field, screenHeading, useBusyAction, useFormRefusal, useId } from '../shared/ui';
 import { invalidProductOf } from './invalidProduct';
 import { ProductHistory } from './ProductHistory';
@@ -23,7 +23,7 @@ import {
   type ProductField,
   type RuleDraft,
 } from './productDraft';
-import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
+import { bundlesWithPricesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 import { href, navigate, takeNote } from './router';
 
 /** The fields the API may name that the form shows; a rule's filters by the rule (`where`) or by a property of it (`where.region`). */
@@ -52,7 +52,7 @@ function fieldSummary(draft: Draft, field: ProductField): string {
     case 'consumption':
       return rulesSummary(product) || 'none';
     case 'bundles':
-      return product.bundles.length === 0 ? 'none' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`;
+      return bundlesWithPricesSummary(product) || 'none';
   }
 }
 

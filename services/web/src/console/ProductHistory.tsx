@@ -1,9 +1,9 @@
 import { useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { Page, ProductRevision } from '../shared/apiTypes';
-import { formatPrice, formatTime, keyLabel } from '../shared/format';
+import { formatTime, keyLabel } from '../shared/format';
 import { ErrorMessage, Pager, ScrollingTable, usePager, usePolling } from '../shared/ui';
-import { bundlesSummary, rulesSummary, warningLimitSummary } from './productSummary';
+import { bundlesWithPricesSummary, rulesSummary, warningLimitSummary } from './productSummary';
 
 /**
  * A product's versions, newest first, read when opened and again after each save (`version`):
@@ -42,7 +42,7 @@ export function ProductHistory({ api, productId, version }: { api: ApiClient; pr
                     <td>{product.name}</td>
                     <td>{rulesSummary(product)}</td>
                     <td class="number">{warningLimitSummary(product)}</td>
-                    <td>{product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`}</td>
+                    <td>{bundlesWithPricesSummary(product)}</td>
                   </>
                 )}
               </tr>

@@ -1,5 +1,5 @@
 import type { CreditProduct } from '../shared/apiTypes';
-import { formatCredits } from '../shared/format';
+import { formatCredits, formatPrice } from '../shared/format';
 
 /** A product's consumption rules in one line, as the catalog and a product's history show them. */
 export function rulesSummary(product: CreditProduct): string {
@@ -19,4 +19,9 @@ export function warningLimitSummary(product: CreditProduct): string {
 
 export function bundlesSummary(product: CreditProduct): string {
   return product.bundles.map((bundle) => `${bundle.id}${bundle.purchaseOption === false ? ' (not offered)' : ''}`).join(', ');
+}
+
+/** The bundles and then their prices, in the same order, as a product's history and a 412's review show them; empty when there are none. */
+export function bundlesWithPricesSummary(product: CreditProduct): string {
+  return product.bundles.length === 0 ? '' : `${bundlesSummary(product)}: ${product.bundles.map((bundle) => formatPrice(bundle.price)).join(', ')}`;
 }
