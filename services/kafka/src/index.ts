@@ -4,4 +4,5 @@ export { undecodableBatchOf, type UndecodableBatch } from './undecodableBatch';
 export { kafkaConnectionConfig, type KafkaConnection } from './kafkaConnection';
 export { readTopicToEnds, type ReadTopicToEndsOptions } from './readTopicToEnds';
 export { readBatchAt, type ReadBatchAtOptions } from './readBatchAt';
+export { failWorkerOnCrash } from './failWorkerOnCrash';
 export { sendInParts, topicSendBudget, type SendBudget, type SendInPartsOptions } from './sendParts';

@@ -1,4 +1,4 @@
-import { createKafka, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { createKafka, failWorkerOnCrash, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
 import { createWorker, retry, type Worker } from '@tally/runtime';
 import { logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -33,13 +33,9 @@ export function createDeadLetterRecorder(options: DeadLetterRecorderOptions): Wo
   let running: Promise<void> | undefined;
   /** The worker's own failure report (createWorker): set once it starts. */
   let failWorker: ((error: unknown) => void) | undefined;
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    logger.error({ err: payload.error, restart: payload.restart }, 'dead-letter recorder consumer crashed');
-    // kafkajs gave up (an authorization error, say): nothing is recorded any more. The worker
-    // fails, so its process stops and exits non-zero, as the usage consumer does, instead of the
-    // console's list going quiet while /health says up.
-    if (!payload.restart) failWorker?.(payload.error);
-  });
+  // kafkajs gave up (an authorization error, say): the worker fails, as the usage consumer does,
+  // instead of the console's list going quiet while /health says up.
+  failWorkerOnCrash(consumer, logger, (error) => failWorker?.(error), 'dead-letter recorder consumer crashed');
   return createWorker('dead-letter-recorder', {
     // Resolves at once: the API this runs beside must not wait for Kafka to start, or fail with it.
     // Joining the group is retried in the background until it succeeds or the worker stops.

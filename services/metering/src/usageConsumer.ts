@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { balanceStreamId, LruCache, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
 import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError, type RecordedEvent } from '@tally/event-store';
-import { createKafka, kafkaConnectionConfig } from '@tally/kafka';
+import { createKafka, failWorkerOnCrash, kafkaConnectionConfig } from '@tally/kafka';
 import { createBackoff, createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
@@ -253,12 +253,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   });
   /** The worker's own failure report (createWorker): set once it starts. */
   let failWorker: ((error: unknown) => void) | undefined;
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
-    // kafkajs gave up: no partition is consumed any more. The worker fails, so its process stops
-    // and exits non-zero (a supervisor restarts it) instead of running on as if metering.
-    if (!payload.restart) failWorker?.(payload.error);
-  });
+  // kafkajs gave up: no partition is consumed any more, so the worker fails rather than run on as if metering.
+  failWorkerOnCrash(consumer, logger, (error) => failWorker?.(error));
 
   /**
    * A missing DLQ topic would hold the first bad message forever: refuse to start instead.
