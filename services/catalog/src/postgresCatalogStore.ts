@@ -123,8 +123,8 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} ORDER BY id`);
         // One stored product that fails today's validation (an older version or a hand edit wrote
         // it) must not fail the whole catalog: the consumer's cache could neither start nor see
-        // changes to the others. It is left out here and reported; reading it by id still raises
-        // its ValidationError, the consumer dead-letters the usage it cannot price, and the API
+        // changes to the others. It is left out here and reported; reading it by id raises
+        // StoredProductInvalidError, the consumer dead-letters the usage it cannot price, and the API
         // lists it as invalid (listStoredProducts) for an operator to repair.
         return rows.flatMap((row) => {
           try {

@@ -307,9 +307,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           const product = await catalogCache.getProduct(id);
           if (product !== undefined) products.set(id, product);
         } catch (error) {
-          if (!(error instanceof TallyError) || error.retriable) throw error;
-          // The catalog names the failure itself; anything else it refuses is wrapped to say which product.
-          unusable.set(id, error instanceof StoredProductInvalidError ? error : new StoredProductInvalidError(`credit product ${id} as stored fails validation: ${error.message}`, { cause: error }));
+          // The one refusal of a product the catalog has (CatalogStore.getProduct), in its own words
+          // (storedProductInvalid). Anything else (the catalog away) fails the chunk, as it did.
+          if (!(error instanceof StoredProductInvalidError)) throw error;
+          unusable.set(id, error);
         }
       }),
     );
