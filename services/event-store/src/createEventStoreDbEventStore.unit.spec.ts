@@ -54,6 +54,67 @@ describe('EventStoreDB adapter: a big append against a steady stream of small on
   });
 });
 
+describe('EventStoreDB adapter: the staged batch\'s digest', () => {
+  /** The adapter on the model, counting the digests of staged batches it computes. */
+  const counting = (model: EventStoreDbModel, client = model.client) => {
+    const digests: number[] = [];
+    const store = createEventStoreDbEventStore({
+      connectionString: 'esdb://model:2113?tls=false',
+      client,
+      logger,
+      batchDigest: (events) => {
+        digests.push(events.length);
+        return JSON.stringify(events);
+      },
+    });
+    return { store, digests };
+  };
+
+  it('computes none in an uncontended round: only a lost round has a staged batch to compare', async () => {
+    const model = createEventStoreDbModel();
+    const { store, digests } = counting(model);
+    const requests = Array.from({ length: 50 }, () => ({
+      streamId: `creditBalance-${randomUUID()}`,
+      expectedRevision: 'no_stream' as const,
+      events: [event('CreditConsumed', { amount: '1' })],
+    }));
+    await store.appendMany(requests, { markers: requests.map(() => randomUUID()) });
+    await store.appendToStream(requests[0]!.streamId, [event('CreditConsumed', { amount: '2' })], { expectedRevision: 0n });
+    expect(digests).toEqual([]);
+    expect(await store.readStream(requests[0]!.streamId)).toHaveLength(2);
+    await store.close();
+  });
+
+  it('compares after a round lost to an entry touching its stream, and reuses the batch it staged', async () => {
+    const model = createEventStoreDbModel();
+    const other = open(model);
+    const streamId = `creditBalance-${randomUUID()}`;
+    await other.appendToStream(streamId, [event('Opened')], { expectedRevision: 'no_stream' });
+    let raced = false;
+    // Between this store's check and its journal append, another process appends to the same stream.
+    const client = {
+      ...model.client,
+      appendToStream: async (...args: Parameters<typeof model.client.appendToStream>) => {
+        if (!raced && args[0] === 'tally-store.journal') {
+          raced = true;
+          await other.appendToStream(streamId, [event('TopUp', { amount: '1' })], { expectedRevision: 'any' });
+        }
+        return model.client.appendToStream(...args);
+      },
+    } as typeof model.client;
+    const { store, digests } = counting(model, client);
+    const mine = [event('CreditConsumed', { amount: '1' }), event('CreditConsumed', { amount: '2' })];
+    await expect(store.appendToStream(streamId, mine, { expectedRevision: 'any' })).resolves.toMatchObject({ nextExpectedRevision: 3n });
+    expect(raced).toBe(true);
+    // The round that planned again compared what it planned with what was staged: the same events.
+    expect(digests.length).toBeGreaterThan(0);
+    const staged = model.log.filter((stored) => isBatch(stored.streamId) && mine.some((e) => (JSON.parse(stored.data) as { id: string }).id === e.id));
+    expect(staged).toHaveLength(mine.length);
+    expect((await store.readStream(streamId)).map((stored) => stored.id).slice(2)).toEqual(mine.map((e) => e.id));
+    await Promise.all([store.close(), other.close()]);
+  });
+});
+
 describe('EventStoreDB adapter: a lost journal race against entries that touch nothing of the call', () => {
   it('commits a big append against a steady stream of small writes to other streams', async () => {
     const model = createEventStoreDbModel();
