@@ -8,7 +8,7 @@ export interface ConsumptionRule {
   readonly credits: Micros;
   /** Property whose numeric value is the quantity; without it the quantity is 1. */
   readonly perUnitOf?: string;
-  /** Every entry must equal the event's property, compared as strings. */
+  /** Every entry must equal the event's property: a string as typed, a number by value with a numeral (computeCost). */
   readonly where?: Readonly<Record<string, string>>;
 }
 
@@ -112,7 +112,8 @@ export function creditProductFromDto(dto: CreditProductDto): CreditProduct {
       event: requireText(rule.event, `${field}.event`),
       credits: parseNonNegativeCredits(rule.credits, `${field}.credits`),
       ...(rule.perUnitOf !== undefined ? { perUnitOf: requireText(rule.perUnitOf, `${field}.perUnitOf`) } : {}),
-      ...(Object.keys(where).length > 0 ? { where: { ...where } } : {}),
+      // A copy of its own, frozen: computeCost reads a where's values once, at its first event.
+      ...(Object.keys(where).length > 0 ? { where: Object.freeze({ ...where }) } : {}),
     };
   });
   const bundleIds = new Set<string>();

@@ -47,6 +47,13 @@ describe('credit products', () => {
     expect(creditProductToDto(creditProductFromDto(stored)).bundles[0]).toEqual({ ...stored.bundles[0], purchaseOption: true });
   });
 
+  it('keeps a where of its own that cannot change: computeCost reads each where once', () => {
+    const source = dto();
+    const where = creditProductFromDto(source).consumption[0]!.where!;
+    expect(Object.isFrozen(where)).toBe(true);
+    expect(where).not.toBe(source.consumption[0]!.where);
+  });
+
   it('drops an empty where', () => {
     const product = creditProductFromDto(dto({ consumption: [{ event: 'ping', credits: '1', where: {} }] }));
     expect(product.consumption[0]).not.toHaveProperty('where');
