@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { computeCost } from './cost';
 import { ConsumptionRule, CreditProduct } from './creditProduct';
 import { MAX_CREDITS } from './credits';
+import { toExactDecimal } from './decimal';
 import { PropertyValue } from './usageEvent';
 
 /**
@@ -221,6 +222,91 @@ describe('where on a numeric property', () => {
           const equal = comparable ? a.n * b.d === b.n * a.d : String(x) === where;
           expect(costOf(where, x).matched).toBe(equal);
           expect(costOf(where, String(x)).matched).toBe(String(x) === where);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('where values read once per rule', () => {
+  /**
+   * The definition the per-rule reading must keep (cost.ts before it read where values once):
+   * the same text; else, for a number and a filter written as a numeral as typed, the same exact decimal.
+   */
+  function matchesAsDefined(value: PropertyValue | undefined, expected: string): boolean {
+    if (value === undefined || value === null) return false;
+    if (String(value) === expected) return true;
+    if (typeof value !== 'number' || expected.length === 0 || expected.trim() !== expected) return false;
+    const wanted = toExactDecimal(expected);
+    const actual = wanted === undefined ? undefined : toExactDecimal(value);
+    if (actual === undefined || wanted === undefined) return false;
+    return actual.digits * 10n ** BigInt(wanted.scale) === wanted.digits * 10n ** BigInt(actual.scale);
+  }
+
+  const beyondSafe = fc.bigInt({ min: 2n ** 53n - 3n, max: 2n ** 53n + 3n }).chain((n) => fc.constantFrom(Number(n), -Number(n)));
+  const number = fc.oneof(
+    fc.double(), // NaN, ±Infinity, -0, 5e-324, 1e308 among them
+    fc.integer({ min: -1000, max: 1000 }),
+    fc.integer({ min: -1000, max: 1000 }).map((n) => n / 8),
+    fc.maxSafeInteger(),
+    beyondSafe,
+    fc.constantFrom(0, -0, 1e21, 2 ** 60, 1e40, 1e41, 1e-40, 1e-41, 5e-324, NaN, Infinity, -Infinity),
+  );
+  const value: fc.Arbitrary<PropertyValue> = fc.oneof(
+    { weight: 6, arbitrary: number },
+    { weight: 1, arbitrary: fc.boolean() },
+    { weight: 1, arbitrary: fc.string({ maxLength: 4 }) },
+    { weight: 1, arbitrary: number.map(String) },
+  );
+
+  /** A numeral with any sign, leading or trailing zeros, point and exponent. */
+  const numeral = fc
+    .tuple(
+      fc.constantFrom('', '-', '+'),
+      fc.oneof(fc.nat({ max: 1000 }).map(String), fc.bigInt({ min: 0n, max: 10n ** 25n }).map(String), fc.constantFrom('0', '00', '007', '9007199254740993')),
+      fc.option(fc.stringMatching(/^\d{0,45}$/), { nil: undefined }),
+      fc.option(fc.tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '+', '-'), fc.nat({ max: 400 })), { nil: undefined }),
+    )
+    .map(([sign, whole, fraction, exponent]) => `${sign}${whole}${fraction === undefined ? '' : `.${fraction}`}${exponent === undefined ? '' : exponent.join('')}`);
+  /** Texts that look numeric to Number() but are not numerals as typed, or not numbers at all. */
+  const notANumeral = fc.oneof(
+    fc.constantFrom('', ' ', ' 2', '2 ', '\t1', '0x10', '0b1', '1_000', '2,5', '.5', '5.', 'NaN', 'Infinity', '-Infinity', '+Infinity', 'true', 'false', 'null', '1'.repeat(65)),
+    fc.string({ maxLength: 6 }),
+  );
+  /** The value as a producer or an operator may write it: its own text, padded, as an exponent, fixed. */
+  const spellingOf = (x: PropertyValue) =>
+    typeof x !== 'number' || !Number.isFinite(x)
+      ? fc.constant(String(x))
+      : fc.oneof(
+          fc.constant(String(x)),
+          fc.nat({ max: 6 }).map((zeros) => (String(x).includes('e') ? String(x) : `${x}${Number.isInteger(x) ? '.' : ''}${'0'.repeat(zeros)}`)),
+          fc.integer({ min: 0, max: 25 }).map((digits) => x.toExponential(digits)),
+          fc.integer({ min: 0, max: 25 }).map((digits) => x.toFixed(digits)),
+        );
+
+  const costOf = (rules: readonly Record<string, string>[], properties: Record<string, PropertyValue>) =>
+    computeCost(
+      { id: 'p', name: 'p', description: '', consumption: rules.map((where) => ({ event: 'e', credits: 1n, where })), lowBalanceThreshold: null, bundles: [] },
+      { id: 'u', customerId: 'c', event: 'e', timestamp: 0, properties },
+    );
+
+  it('match a property exactly when the where value, compared as defined, does', () => {
+    fc.assert(
+      fc.property(
+        value.chain((x) => fc.tuple(fc.constant(x), fc.oneof(spellingOf(x), numeral, notANumeral, value.map(String)))),
+        value,
+        ([x, where], other) => {
+          const matched = matchesAsDefined(x, where);
+          // Two rules, as a product's tiers are: one event, then another, then the first again, so
+          // a where value read at the first event answers the later ones as at the first.
+          const rules = [{ p: where }, { p: `${where}0` }];
+          const expected = (v: PropertyValue) => Number(matchesAsDefined(v, where)) + Number(matchesAsDefined(v, `${where}0`));
+          for (const v of [x, other, x]) {
+            const cost = costOf(rules, { p: v });
+            expect(cost.matched ? cost.rulesMatched : 0).toBe(expected(v));
+          }
+          expect(costOf([{ p: where }], { p: x }).matched).toBe(matched);
         },
       ),
       { numRuns: 3000 },

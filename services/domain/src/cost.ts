@@ -26,22 +26,78 @@ function sameDecimal(a: ExactDecimal, b: ExactDecimal): boolean {
 }
 
 /**
+ * One entry of a where filter with its numeric reading, made once per where object (whereTestsOf):
+ * the filter is a product constant, and computeCost runs for every rule of every event.
+ */
+interface WhereTest {
+  readonly key: string;
+  readonly text: string;
+  /**
+   * The filter's exact decimal when it is written as a numeral exactly as typed; undefined when
+   * not (" 2.5" or "+2.5" is a string, never equal to a number) or beyond the supported digits
+   * (5e-324), when only the same text matches, as before.
+   */
+  readonly exact: ExactDecimal | undefined;
+  /**
+   * exact's value as a double when it is a whole number ("3", "3.0", "3e0", "-0"); else NaN, equal
+   * to no number. Beyond 2^53 it is rounded, but then to no safe integer, so none equals it.
+   */
+  readonly integer: number;
+  /**
+   * Number(text). A number whose text or exact decimal is the filter's is this double: its text
+   * round-trips, and an equal decimal parses to the same double. Any other number is unequal.
+   */
+  readonly double: number;
+}
+
+function whereTestOf(key: string, text: string): WhereTest {
+  const exact = text.length === 0 || text.trim().length !== text.length ? undefined : toExactDecimal(text);
+  let integer = NaN;
+  if (exact !== undefined) {
+    const unit = 10n ** BigInt(exact.scale);
+    const whole = exact.digits / unit;
+    if (whole * unit === exact.digits) integer = Number(whole);
+  }
+  return { key, text, exact, integer, double: Number(text) };
+}
+
+/**
+ * A rule's where entries, read once per where object: a product and its rules are immutable
+ * (readonly; creditProductFromDto freezes where), so the reading made at the first event holds
+ * for every later one. A WeakMap keeps the product plain data, its DTO and wire shape unchanged,
+ * and lets the reading go with the product.
+ */
+const whereTests = new WeakMap<Readonly<Record<string, string>>, readonly WhereTest[]>();
+
+function whereTestsOf(where: Readonly<Record<string, string>>): readonly WhereTest[] {
+  let tests = whereTests.get(where);
+  if (tests === undefined) {
+    // Own enumerable keys, as a for...in filtered by hasOwn read them.
+    tests = Object.keys(where).map((key) => whereTestOf(key, where[key]!));
+    whereTests.set(where, tests);
+  }
+  return tests;
+}
+
+/**
  * Whether a property has a where filter's value. A string (a long beyond 2^53 too, read as its
  * digits) compares as typed. A number compares by value with a filter written as a decimal
  * numeral: JSON's 2.50 and Avro's double 1.0 arrive as 2.5 and 1, which "2.50" and "1.0" mean.
+ * The usual numbers cost no parsing, matched or not: the filter was read once (whereTestOf).
  */
-function hasWhereValue(value: PropertyValue | undefined, expected: string): boolean {
+function hasWhereValue(value: PropertyValue | undefined, test: WhereTest): boolean {
   if (value === undefined || value === null) return false;
-  const text = String(value);
-  // The common case costs no parsing.
-  if (text === expected) return true;
-  if (typeof value !== 'number') return false;
-  // A numeral exactly as typed: " 2.5" or "+2.5" is a string, never equal to a number.
-  if (expected.length === 0 || expected.trim().length !== expected.length) return false;
-  const wanted = toExactDecimal(expected);
-  const actual = wanted === undefined ? undefined : toExactDecimal(value);
-  // Beyond the supported digits (5e-324), only the same text matches, as before.
-  return actual !== undefined && sameDecimal(actual, wanted!);
+  // Booleans as ever: "true" or "false".
+  if (typeof value !== 'number') return String(value) === test.text;
+  // A safe integer's text and exact decimal are itself: it equals the filter iff the filter's value is it.
+  if (Number.isSafeInteger(value)) return value === test.integer;
+  // String(NaN) is "NaN", as before; NaN is no double's equal.
+  if (Number.isNaN(value)) return test.text === 'NaN';
+  if (value !== test.double) return false;
+  // The filter's double (rare unless they are equal): the same text, or the same exact decimal.
+  if (String(value) === test.text) return true;
+  const actual = test.exact === undefined ? undefined : toExactDecimal(value);
+  return actual !== undefined && sameDecimal(actual, test.exact!);
 }
 
 /**
@@ -56,9 +112,8 @@ function ruleMatches(rule: ConsumptionRule, usage: UsageEvent): boolean {
   if (rule.event !== usage.event) return false;
   const where = rule.where;
   if (where === undefined) return true;
-  // for...in over a plain object's own keys: no entries array per rule and event (the hot path).
-  for (const key in where) {
-    if (Object.hasOwn(where, key) && !hasWhereValue(propertyOf(usage, key), where[key]!)) return false;
+  for (const test of whereTestsOf(where)) {
+    if (!hasWhereValue(propertyOf(usage, test.key), test)) return false;
   }
   return true;
 }
