@@ -16,8 +16,8 @@ export interface ReadBatchAtOptions {
 /**
  * The messages of the first batch kafkajs hands over from `offset` on, in one partition, read by a
  * consumer group of its own that commits nothing and is deleted afterwards: nobody's offsets move.
- * The caller checks that the offset exists (an offset past the partition's end waits for a write
- * until the timeout) and picks what it wants from the batch: kafkajs drops the messages before
+ * The caller checks that the offset exists (offsetPlace: an offset past the partition's end waits
+ * for a write until the timeout) and picks what it wants from the batch: kafkajs drops the messages before
  * `offset` of a fetched batch, but an undecodable batch is handed over whole as one stand-in.
  */
 export async function readBatchAt(options: ReadBatchAtOptions): Promise<readonly KafkaMessage[]> {

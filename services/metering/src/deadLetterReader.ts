@@ -1,5 +1,5 @@
 import { TallyError } from '@tally/domain';
-import { createKafka, kafkaConnectionConfig, readBatchAt, type KafkaConnection } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, offsetPlace, readBatchAt, type KafkaConnection } from '@tally/kafka';
 import { logLevel, type IHeaders } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterHeader } from './deadLetterMessage';
 import { deadLetterRecordOf, type DeadLetterRecord } from './deadLetterRecord';
@@ -117,12 +117,11 @@ export function createDeadLetterReader(options: DeadLetterReaderOptions): DeadLe
   const topic = options.dlqTopic;
   const notFound = (partition: number, offset: string, why: string) => new DeadLetterNotFoundError(`no dead letter at partition ${partition}, offset ${offset} of ${topic}: ${why}`);
 
-  async function watermarksOf(partition: number): Promise<{ low: bigint; high: bigint } | undefined> {
+  async function watermarks() {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const found = (await admin.fetchTopicOffsets(topic)).find((entry) => entry.partition === partition);
-      return found === undefined ? undefined : { low: BigInt(found.low), high: BigInt(found.high) };
+      return await admin.fetchTopicOffsets(topic);
     } finally {
       await admin.disconnect();
     }
@@ -131,12 +130,10 @@ export function createDeadLetterReader(options: DeadLetterReaderOptions): DeadLe
   return {
     async read(partition, offset) {
       try {
-        const marks = await watermarksOf(partition);
-        if (marks === undefined) throw notFound(partition, offset, 'the topic has no such partition');
-        const at = BigInt(offset);
-        // Checked first: a read past the end would wait for a letter that may never come.
-        if (at >= marks.high) throw notFound(partition, offset, `the partition ends before it (next offset ${marks.high})`);
-        if (at < marks.low) throw notFound(partition, offset, `the partition's retention has deleted it (earliest offset ${marks.low})`);
+        // Checked first (offsetPlace): a read past the end would wait for a letter that may never come.
+        const place = offsetPlace(await watermarks(), partition, offset);
+        if (place.kind === 'no_partition') throw notFound(partition, offset, 'the topic has no such partition');
+        if (place.kind === 'outside') throw notFound(partition, offset, place.why);
         const batch = await readBatchAt({ kafka, topic, partition, offset, purpose: 'tally-dead-letter-read', timeoutMs });
         // kafkajs hands over the batch from the offset on; another first offset means nothing is
         // stored there (a transaction's marker, or a record compacted away).

@@ -1,4 +1,4 @@
-import { createKafka, kafkaConnectionConfig, readBatchAt, undecodableBatchOf, type KafkaConnection } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, offsetPlace, readBatchAt, undecodableBatchOf, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterMessage } from './deadLetterMessage';
 import { UndecodableBatchError } from './meteringErrors';
@@ -40,7 +40,8 @@ export class SkipBatchRefusedError extends Error {
  * it can be examined and, once readable, replayed. The group must have no running member: Kafka
  * accepts an offset from outside the group only then, and a running member would go on from its
  * own position anyway. It also refuses a batch that decodes (the cure then is to restart the
- * consumers, not to skip usage) and an offset that is not where the group waits.
+ * consumers, not to skip usage), an offset that is not where the group waits, and a place the
+ * topic does not have.
  */
 export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions): Promise<SkippedBatch> {
   const { groupId, topic, partition } = options;
@@ -48,12 +49,14 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
   const admin = kafka.admin();
   await admin.connect();
   try {
-    // First: a partition the topic does not have would otherwise wait the whole read timeout for a batch.
-    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-    const partitions = topics[0]?.partitions.length ?? 0;
-    if (partition >= partitions) {
+    // First, with one read of the watermarks: a partition the topic does not have, or an offset
+    // past its end, would otherwise wait the read's whole timeout for a batch (offsetPlace).
+    const place = offsetPlace(await admin.fetchTopicOffsets(topic), partition, options.offset);
+    if (place.kind === 'no_partition') {
+      const { partitions } = place;
       throw new SkipBatchRefusedError(`${topic} has ${partitions} partition${partitions === 1 ? '' : 's'} (0..${partitions - 1}): there is no partition ${partition}`);
     }
+    if (place.kind === 'outside') throw new SkipBatchRefusedError(`there is no offset ${options.offset} in ${topic}/${partition}: ${place.why}`);
     const {
       groups: [group],
     } = await admin.describeGroups([groupId]);
@@ -63,12 +66,9 @@ export async function skipUndecodableBatch(options: SkipUndecodableBatchOptions)
       );
     }
     const [committedOffsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    let committed = committedOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
-    if (committed === '-1') {
-      // Nothing committed yet: the group starts at the partition's earliest offset (fromBeginning).
-      const watermarks = await admin.fetchTopicOffsets(topic);
-      committed = watermarks.find((entry) => entry.partition === partition)?.low ?? '0';
-    }
+    // Nothing committed yet (-1): the group starts at the partition's earliest offset (fromBeginning).
+    const stored = committedOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+    const committed = stored === '-1' ? place.low.toString() : stored;
     // The batch at the offset, handed over whole as one stand-in message when it cannot be decoded.
     const [first] = await readBatchAt({ kafka, topic, partition, offset: options.offset, purpose: 'tally-skip-batch', timeoutMs: options.timeoutMs ?? 30_000 });
     const batch = first === undefined ? undefined : undecodableBatchOf(first);
