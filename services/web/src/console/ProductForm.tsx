@@ -172,17 +172,14 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     let current = true;
     setReadFailure(undefined);
     const opened = () => {
-      setChangedElsewhere(undefined);
-      setRebased(undefined);
-      refusal.clear();
-      setProblems({});
+      clearNotices();
       if (focusAfterRead.current) screenHeading()?.focus();
       focusAfterRead.current = false;
     };
     api.get<CreditProduct>(path`/credit-products/${productId}`).then(
       (product) => {
         if (!current) return;
-        showVersion(product);
+        openVersion(draftOf(product), product.revision);
         opened();
       },
       (failure: unknown) => {
@@ -191,11 +188,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         // with exactly what credit_products holds, and why it fails goes beside its field.
         const found = invalidProductOf(failure);
         if (found !== undefined) {
-          setDraft(found.draft);
-          setBase(found.draft);
-          setRevision(found.revision);
-          setRepair({ reason: found.reason });
-          setRepairErrors(fieldErrors(new ApiError(409, 'stored_product_invalid', found.reason), (field) => FIELDS.test(field)).fields);
+          openVersion(found.draft, found.revision, { reason: found.reason });
           opened();
           return;
         }
@@ -218,14 +211,25 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     focusAfterRead.current = true;
     setReads((count) => count + 1);
   };
-  /** The form on `product` as read or saved: the version a save changes, and what changes are told from. */
-  function showVersion(product: CreditProduct) {
-    const read = draftOf(product);
-    setDraft(read);
-    setBase(read);
-    setRevision(product.revision);
-    setRepair(undefined);
-    setRepairErrors({});
+  /**
+   * The form on a version as read, saved, or stored failing validation (`repairOf`: why it fails):
+   * the version a save changes (If-Match), and what changes are told from. Every path that opens a
+   * version comes here, so that none keeps another version's repair state.
+   */
+  function openVersion(opened: Draft, openedRevision: number, repairOf?: { readonly reason: string }) {
+    setDraft(opened);
+    setBase(opened);
+    setRevision(openedRevision);
+    setRepair(repairOf);
+    // Why the stored product fails goes beside its field, as the API's refusal of a save would.
+    setRepairErrors(repairOf === undefined ? {} : fieldErrors(new ApiError(409, 'stored_product_invalid', repairOf.reason), (field) => FIELDS.test(field)).fields);
+  }
+  /** Clears what was said of the version on screen before: a version just opened starts with no notice, no refusal. */
+  function clearNotices() {
+    setChangedElsewhere(undefined);
+    setRebased(undefined);
+    refusal.clear();
+    setProblems({});
   }
   /** After a 412: the product as it is now, which the operator's changes are compared with. */
   const readCurrent = async () => {
@@ -238,25 +242,19 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   const applyMyChanges = (current: CreditProduct) => {
     const now = draftOf(current);
     const comparison = compareDrafts(base!, draft, now);
-    setDraft(rebaseDraft(base!, draft, now));
-    setBase(now);
-    setRevision(current.revision);
-    setRepair(undefined);
-    setRepairErrors({});
-    setChangedElsewhere(undefined);
+    const mine = rebaseDraft(base!, draft, now);
+    openVersion(now, current.revision);
+    clearNotices();
+    // Set after opening the version (the last set wins): the draft is the operator's changes on it, and says so.
+    setDraft(mine);
     setRebased({ revision: current.revision, replaced: comparison.conflicts.map((field) => ({ field, theirs: fieldSummary(now, field) })) });
     setSaved(false);
-    refusal.clear();
-    setProblems({});
     setSavedCount((count) => count + 1);
   };
   const discardMyChanges = (current: CreditProduct) => {
-    showVersion(current);
-    setChangedElsewhere(undefined);
-    setRebased(undefined);
+    openVersion(draftOf(current), current.revision);
+    clearNotices();
     setSaved(false);
-    refusal.clear();
-    setProblems({});
     setSavedCount((count) => count + 1);
     screenHeading()?.focus();
   };
@@ -315,8 +313,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
               const product = creating
                 ? await api.post<CreditProduct>('/credit-products', { body })
                 : await api.patch<CreditProduct>(path`/credit-products/${productId!}`, { body, ifMatch: `"${revision!}"` });
-              showVersion(product);
-              setRebased(undefined);
+              openVersion(draftOf(product), product.revision);
+              clearNotices();
               setSaved(true);
               setSavedCount((count) => count + 1);
               if (creating) navigate({ screen: 'product', productId: product.id }, { created: product.id });
