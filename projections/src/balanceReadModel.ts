@@ -50,13 +50,6 @@ end
 return { checkpoint, fresh }
 `);
 
-// KEYS: active. ARGV: root.
-const GET_CHECKPOINT = createLuaScript(`
-local generation = redis.call('GET', KEYS[1])
-if not generation then return false end
-return redis.call('GET', ARGV[1] .. ':' .. generation .. ':checkpoint')
-`);
-
 // KEYS: active. ARGV: root. The served generation's checkpoint, or nothing while none is served.
 const GET_SERVED_CHECKPOINT = createLuaScript(`${SERVED}
 local generation = redis.call('GET', KEYS[1])
@@ -83,8 +76,6 @@ export interface BalanceReadModel {
   getCustomerBalances(customerId: string): Promise<BalanceSnapshot[]>;
   /** The customer's balance of a product with the read model's position and freshness, in one round trip (entitlement checks). */
   getEntitlement(customerId: string, productId: string): Promise<EntitlementRead>;
-  /** Position the served snapshots reflect; 0n while there is no projection (e.g. right after a flush). */
-  checkpoint(): Promise<bigint>;
   /**
    * The checkpoint of the generation readers are served from; undefined while none is (no
    * generation, or one rebuilt up to its target): every read answers nothing then, and a reader
@@ -117,11 +108,6 @@ export function createBalanceReadModel({ redis, keyPrefix }: { redis: Redis; key
         checkpoint: checkpoint === undefined ? 0n : BigInt(checkpoint),
         freshAsOf: fresh === undefined || fresh === '' ? undefined : Number(fresh),
       };
-    },
-
-    async checkpoint() {
-      const checkpoint = (await GET_CHECKPOINT.run(redis, [keys.active], [keys.root])) as string | null;
-      return checkpoint === null ? 0n : BigInt(checkpoint);
     },
 
     async servedCheckpoint() {

@@ -228,8 +228,7 @@ describe('generation store (Redis)', () => {
     await expect(readModel.getBalance('a')).resolves.toBeUndefined();
     await expect(readModel.getCustomerBalances('c-1')).resolves.toEqual([]);
     await expect(readModel.getEntitlement('c-1', 'p-1')).resolves.toEqual({ snapshot: undefined, checkpoint: 0n, freshAsOf: undefined });
-    // Its checkpoint is the rebuild's, not one readers are served at.
-    await expect(readModel.checkpoint()).resolves.toBe(2n ** 53n);
+    // Its checkpoint (2^53) is the rebuild's, not one readers are served at.
     await expect(readModel.servedCheckpoint()).resolves.toBeUndefined();
     // Nor will a replay switch in below it: what the lost generation served may reach up to there.
     const aside = await store.createAside();

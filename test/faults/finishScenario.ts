@@ -31,7 +31,7 @@ export async function finishScenario(world: FaultWorld, outcome: ScenarioOutcome
     return { done: count >= expected, mark: String(count), detail: `${count} stored` };
   }).catch((error: unknown) => waits.push(String(error)));
   const head = await world.eventStore.headPosition();
-  await waitFor(async () => (await world.readModel.checkpoint()) >= head, {
+  await waitFor(async () => ((await world.readModel.servedCheckpoint()) ?? -1n) >= head, {
     description: `the projection at position ${head}`,
     timeoutMs: 120_000,
     intervalMs: 250,

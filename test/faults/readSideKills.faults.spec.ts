@@ -74,7 +74,7 @@ describe('fault: projector and API SIGKILL', () => {
           let headAtRestart: bigint | undefined;
           await killAndRestart(projector, async () => {
             headAtRestart ??= await world!.eventStore.headPosition();
-            return (await world!.readModel.checkpoint()) >= headAtRestart;
+            return ((await world!.readModel.servedCheckpoint()) ?? -1n) >= headAtRestart;
           });
         } else {
           injected.apiSigkill += 1;

@@ -6,7 +6,7 @@ import { expectedSnapshots } from './ledgerWriter';
 /** Test-only: waits until the served projection reflects the store's head as it is now. */
 export async function caughtUp(readModel: BalanceReadModel, eventStore: EventStore): Promise<void> {
   const head = await eventStore.headPosition();
-  await waitFor(async () => (await readModel.checkpoint()) >= head, { description: `the read model to reach position ${head}` });
+  await waitFor(async () => ((await readModel.servedCheckpoint()) ?? -1n) >= head, { description: `the read model to reach position ${head}` });
 }
 
 /** Test-only: every balance in the store is served exactly as the domain folds it, by id and by customer. */

@@ -41,7 +41,6 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         getBalance: async () => undefined,
         getCustomerBalances: async () => [],
         getEntitlement: async () => ({ snapshot: undefined, checkpoint: 0n, freshAsOf: undefined }),
-        checkpoint: async () => 0n,
         servedCheckpoint: async () => undefined,
       },
       eventStore: h.eventStore,

@@ -8,7 +8,7 @@ import { progress } from './progress';
  * replay makes it.
  */
 export async function ensureProjected(run: BenchRun): Promise<void> {
-  const checkpoint = await createBalanceReadModel({ redis: run.redis, keyPrefix: run.keyPrefix }).checkpoint();
+  const checkpoint = (await createBalanceReadModel({ redis: run.redis, keyPrefix: run.keyPrefix }).servedCheckpoint()) ?? 0n;
   const head = await run.eventStore.headPosition();
   if (checkpoint >= head) return;
   progress(`projecting the ledger into Redis first (untimed): checkpoint ${checkpoint}, head ${head}`);

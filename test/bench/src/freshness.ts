@@ -87,7 +87,7 @@ async function waitUntilSettled(run: BenchRun, readModel: BalanceReadModel, topi
     failed: () => (exitedWith === undefined ? undefined : `exited with ${exitedWith}`),
   });
   const head = await run.eventStore.headPosition();
-  await waitFor(async () => (await readModel.checkpoint()) >= head, { description: 'the projector to reach the head of the ledger', timeoutMs: 10 * 60_000, intervalMs: 100 });
+  await waitFor(async () => ((await readModel.servedCheckpoint()) ?? -1n) >= head, { description: 'the projector to reach the head of the ledger', timeoutMs: 10 * 60_000, intervalMs: 100 });
   let reported = 0;
   await waitFor(
     async () => {

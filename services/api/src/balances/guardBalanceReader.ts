@@ -22,7 +22,6 @@ export function guardBalanceReader(reader: BalanceReadModel): BalanceReadModel {
     getBalance: (balanceId) => guarded(() => reader.getBalance(balanceId)),
     getCustomerBalances: (customerId) => guarded(() => reader.getCustomerBalances(customerId)),
     getEntitlement: (customerId, productId) => guarded(() => reader.getEntitlement(customerId, productId)),
-    checkpoint: () => guarded(() => reader.checkpoint()),
     servedCheckpoint: () => guarded(() => reader.servedCheckpoint()),
   };
 }
