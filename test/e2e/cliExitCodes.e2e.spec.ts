@@ -44,8 +44,20 @@ describe('tally exit codes', () => {
     [['send', '-c', 'acme', '-e', 'api_call', '--schema', '/nonexistent/usage-event.avsc'], 'tally: --schema: cannot read the file /nonexistent/usage-event.avsc (ENOENT)\n'],
     // Times are read as the API and the consumer read theirs: a zone, and a day on the calendar.
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2027-02-30T00:00:00Z'], 'tally: --timestamp "2027-02-30T00:00:00Z" is not a date and time on the calendar\n'],
-    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '1772546530'], 'tally: --timestamp: timestamp 1772546530 looks like epoch seconds: send epoch milliseconds (or ISO-8601)\n'],
-    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '99999999999999999'], 'tally: --timestamp: timestamp is not a valid time between 1970 and 2200\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '1772546530'], 'tally: --timestamp 1772546530 looks like epoch seconds: send epoch milliseconds (or ISO-8601)\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '99999999999999999'], 'tally: --timestamp is not a valid time between 1970 and 2200\n'],
+    // In ISO too, what the consumer would dead-letter: outside 1970..2200, or (sent as a number)
+    // so small that the consumer takes it for epoch seconds.
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '1969-12-31T00:00:00Z'], 'tally: --timestamp is not a valid time between 1970 and 2200\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2300-01-01T00:00:00Z'], 'tally: --timestamp is not a valid time between 1970 and 2200\n'],
+    [
+      ['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '1972-01-01T00:00:00Z'],
+      'tally: --timestamp "1972-01-01T00:00:00Z" goes out as epoch milliseconds, 63072000000, which the consumer would dead-letter: timestamp 63072000000 looks like epoch seconds: send epoch milliseconds (or ISO-8601)\n',
+    ],
+    [
+      ['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '1973-03-03T09:46:39.999Z'],
+      'tally: --timestamp "1973-03-03T09:46:39.999Z" goes out as epoch milliseconds, 99999999999, which the consumer would dead-letter: timestamp 99999999999 looks like epoch seconds: send epoch milliseconds (or ISO-8601)\n',
+    ],
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2026-03-01T12:00:00'], `tally: --timestamp must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
     [['redrive', '--all', '--since', '2026-03-01T24:00:00Z'], 'tally: --since "2026-03-01T24:00:00Z" is not a date and time on the calendar\n'],
     // skip-batch's places are read as dead-letter places are: a partition Kafka can have, an offset without leading zeros.

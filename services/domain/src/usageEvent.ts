@@ -41,28 +41,32 @@ function text(record: Record<string, unknown>, field: string): string {
 }
 
 /** The strict reading of every time Tally is given, as the consumer's own error: it dead-letters by that type. */
-function isoTimestampOf(text: string): number {
+function isoTimestampOf(text: string, field: string): number {
   try {
-    return isoInstantOf(text, 'timestamp');
+    return isoInstantOf(text, field);
   } catch (error) {
     if (error instanceof InvalidInstantError) throw new InvalidUsageEventError(error.message, { cause: error });
     throw error;
   }
 }
 
-/** A usage event's timestamp as epoch milliseconds, as the consumer reads it (the CLI reads its --timestamp so too). */
-export function usageTimestampOf(value: unknown): number {
+/**
+ * A usage event's timestamp as epoch milliseconds, as the consumer reads it; the messages begin
+ * with `field`. A number is read more strictly than ISO text (MIN_EPOCH_MILLIS), so `tally send`,
+ * which always sends a number, reads its --timestamp here and then the number it will send.
+ */
+export function usageTimestampOf(value: unknown, field = 'timestamp'): number {
   let millis: number;
   if (typeof value === 'number') millis = value;
   else if (typeof value === 'bigint') millis = Number(value);
   else if (value instanceof Date) millis = value.getTime();
-  else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/i.test(value)) millis = isoTimestampOf(value);
-  else throw new InvalidUsageEventError('timestamp must be epoch milliseconds or an ISO-8601 string');
+  else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/i.test(value)) millis = isoTimestampOf(value, field);
+  else throw new InvalidUsageEventError(`${field} must be epoch milliseconds or an ISO-8601 string`);
   if (!Number.isSafeInteger(millis) || millis < 0 || millis > MAX_TIMESTAMP) {
-    throw new InvalidUsageEventError('timestamp is not a valid time between 1970 and 2200');
+    throw new InvalidUsageEventError(`${field} is not a valid time between 1970 and 2200`);
   }
   if (typeof value !== 'string' && millis < MIN_EPOCH_MILLIS) {
-    throw new InvalidUsageEventError(`timestamp ${millis} looks like epoch seconds: send epoch milliseconds (or ISO-8601)`);
+    throw new InvalidUsageEventError(`${field} ${millis} looks like epoch seconds: send epoch milliseconds (or ISO-8601)`);
   }
   return millis;
 }

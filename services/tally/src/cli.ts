@@ -69,12 +69,26 @@ function instantFlag(flag: string, text: string): number {
   }
 }
 
-/** Epoch milliseconds, refused (2) where the consumer would dead-letter them (seconds sent for milliseconds). */
-function epochFlag(flag: string, digits: string): number {
+/**
+ * `tally send --timestamp`: epoch milliseconds or ISO text, read by the consumer's own rule
+ * (usageTimestampOf), and refused (2) wherever the consumer would dead-letter the event. The event
+ * carries it as a number, which the consumer reads more strictly than text (a number below 10^11
+ * is taken for seconds), so the number is read again: 1972 given in ISO cannot go out.
+ */
+function timestampFlag(text: string): number {
+  let millis: number;
   try {
-    return usageTimestampOf(Number(digits));
+    millis = usageTimestampOf(/^\d+$/.test(text) ? Number(text) : text, '--timestamp');
   } catch (error) {
-    if (error instanceof InvalidUsageEventError) throw new UsageError(`${flag}: ${error.message}`);
+    if (error instanceof InvalidUsageEventError) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    return usageTimestampOf(millis);
+  } catch (error) {
+    if (error instanceof InvalidUsageEventError) {
+      throw new UsageError(`--timestamp ${JSON.stringify(text)} goes out as epoch milliseconds, ${millis}, which the consumer would dead-letter: ${error.message}`);
+    }
     throw error;
   }
 }
@@ -215,9 +229,7 @@ program
         }
       }),
     );
-    const timestamp =
-      options.timestamp === undefined ? Date.now() : /^\d+$/.test(options.timestamp) ? epochFlag('--timestamp', options.timestamp) : instantFlag('--timestamp', options.timestamp);
-    if (!Number.isSafeInteger(timestamp)) throw new UsageError('--timestamp takes epoch milliseconds or ISO-8601 with a zone');
+    const timestamp = options.timestamp === undefined ? Date.now() : timestampFlag(options.timestamp);
     const count = integerFlag('--count', options.count, 1, 1_000_000);
     const compression = options.compression as CompressionName;
     if (!COMPRESSION_NAMES.includes(compression)) throw new UsageError(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
