@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { COMPRESSION_NAMES, compressionType, createKafka, type CompressionName } from '@tally/kafka';
+import { COMPRESSION_NAMES, compressionType, createKafka, sendInParts, topicSendBudget, type CompressionName } from '@tally/kafka';
 import {
   createDeadLetterLog,
   createDeadLetterReader,
@@ -252,7 +252,7 @@ program
           throw new Error(`the schema registry refused the schema for ${subject}; nothing was sent: ${error instanceof Error ? error.message : String(error)}`);
         }
       }
-      const messages = [];
+      const messages: { key: string; value: Buffer }[] = [];
       for (let index = 0; index < count; index += 1) {
         const event = {
           id: count === 1 && options.id !== undefined ? options.id : `${options.id ?? randomUUID()}${count === 1 ? '' : `-${index}`}`,
@@ -266,7 +266,28 @@ program
         messages.push({ key: options.customer, value });
         process.stdout.write(`${JSON.stringify(event)}\n`);
       }
-      await producer.send({ topic: config.topics.usage, acks: -1, compression: compressionType(compression), messages });
+      // One key, so one partition: a large --count in one send is one record batch, which the
+      // broker refuses whole over the topic's max.message.bytes. Parts the topic takes go in
+      // order, each acknowledged before the next (sendInParts).
+      let acknowledged = 0;
+      try {
+        await sendInParts({
+          messages,
+          budget: topicSendBudget({ kafka, topic: config.topics.usage, logger }),
+          send: async (part) => {
+            await producer.send({ topic: config.topics.usage, acks: -1, compression: compressionType(compression), messages: part });
+            acknowledged += part.length;
+          },
+          refusedAlone: (index, error) => {
+            throw new Error(`an event of ${messages[index]!.value.length} bytes is larger than ${config.topics.usage} takes (its max.message.bytes)`, { cause: error });
+          },
+          logger,
+        });
+      } catch (error) {
+        // Fresh ids unless --id was given: sending all again would count the sent ones twice.
+        if (acknowledged === 0) throw error;
+        throw new Error(`only the first ${acknowledged} of the ${count} events printed were sent: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
     } finally {
       await producer.disconnect();
     }

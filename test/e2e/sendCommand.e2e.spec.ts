@@ -1,0 +1,64 @@
+import { readTopicToEnds } from '@tally/kafka';
+import { createTestKafka, deleteTopics, runTallyCommand, uniqueName } from '@tally/test-support';
+import type { Admin, Kafka } from 'kafkajs';
+
+jest.setTimeout(120_000);
+
+/** Small enough that a few thousand events pass it in one batch, as ~10k pass Kafka's default 1 MiB. */
+const MAX_MESSAGE_BYTES = 100_000;
+
+/** `tally send` as an engineer runs it: what it prints is what arrives on the usage topic. */
+describe('tally send', () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  const topics: string[] = [];
+
+  beforeAll(async () => {
+    kafka = createTestKafka(uniqueName('send-command'));
+    admin = kafka.admin();
+    await admin.connect();
+  });
+
+  afterAll(async () => {
+    await deleteTopics(admin, topics).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  async function usageTopic(): Promise<string> {
+    const topic = uniqueName('send_command');
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) }] }],
+      waitForLeaders: true,
+    });
+    topics.push(topic);
+    return topic;
+  }
+
+  async function onTopic(topic: string): Promise<Array<Record<string, unknown>>> {
+    const values: Array<Record<string, unknown>> = [];
+    await readTopicToEnds({ kafka, topic, purpose: 'send-command-test', eachBatch: async (_partition, messages) => void values.push(...messages.map((m) => JSON.parse(m.value!.toString()) as Record<string, unknown>)) });
+    return values;
+  }
+
+  const send = (topic: string, ...args: string[]) => runTallyCommand(['send', '--json', ...args], { TALLY_USAGE_TOPIC: topic, TALLY_LOG_LEVEL: 'silent' });
+
+  it('sends a --count batch larger than the topic takes in one send, every event arriving in order', async () => {
+    const topic = await usageTopic();
+    const count = 3000;
+    const sent = await send(topic, '-c', uniqueName('acme'), '-e', 'api_call', '-n', String(count), '-p', 'region=eu-west-1', '--timestamp', '2026-03-01T12:00:00+01:00');
+    expect([sent.code, sent.stderr]).toEqual([0, '']);
+    const printed = sent.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(printed).toHaveLength(count);
+    // The control: the events together are well over what one send may hold.
+    expect(printed.reduce((bytes, event) => bytes + JSON.stringify(event).length, 0)).toBeGreaterThan(2 * MAX_MESSAGE_BYTES);
+    expect(new Set(printed.map((event) => event.timestamp))).toEqual(new Set([Date.UTC(2026, 2, 1, 11)]));
+    expect(await onTopic(topic)).toEqual(printed);
+  });
+
+  it('sends an ISO --timestamp the consumer takes as a number, down to the earliest (1973-03-03T09:46:40Z)', async () => {
+    const topic = await usageTopic();
+    const sent = await send(topic, '-c', 'acme', '-e', 'api_call', '--id', 'earliest', '--timestamp', '1973-03-03T09:46:40Z');
+    expect([sent.code, sent.stderr]).toEqual([0, '']);
+    expect(await onTopic(topic)).toEqual([expect.objectContaining({ id: 'earliest', timestamp: 100_000_000_000 })]);
+  });
+});
