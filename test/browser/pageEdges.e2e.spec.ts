@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { waitFor, type Locator, type Page } from '@tally/test-support';
-import { expectAccessible, PHONE_VIEWPORT, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+import { expectAccessible, openCustomer, PHONE_VIEWPORT, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal at their edges, in Chromium against the real main job: ids beyond
@@ -121,7 +121,7 @@ describe('the console and the portal at their edges', () => {
 
   it('says it is loading until the first read is answered', async () => {
     const customerId = `slow-${randomUUID()}`;
-    const { url } = await customerWithBalance(customerId, { name: 'Slow credits' });
+    const { url, productId } = await customerWithBalance(customerId, { name: 'Slow credits' });
     const portal = await page(PHONE_VIEWPORT);
     let release: () => void = () => undefined;
     const released = new Promise<void>((resolve) => (release = resolve));
@@ -138,6 +138,53 @@ describe('the console and the portal at their edges', () => {
     } finally {
       release();
       await portal.context().close();
+    }
+    // The console's Subscriptions tab likewise: loading until its first read, never "No
+    // subscriptions." before it nor beside a failed one (the customer has none, so both would show it).
+    const operator = await page(DESKTOP);
+    let releaseSubscriptions: () => void = () => undefined;
+    const subscriptionsReleased = new Promise<void>((resolve) => (releaseSubscriptions = resolve));
+    const subscriptionsRead = (address: URL) => address.pathname.endsWith('/subscriptions');
+    try {
+      const planName = `Slow plan ${randomUUID()}`;
+      await api('POST', '/plans', { name: planName, items: [{ productId, creditsPerPeriod: '10', period: 'month' }] });
+      await stack.signIn(operator);
+      await openCustomer(operator, customerId);
+      const panel = operator.getByRole('tabpanel');
+      const none = panel.getByText('No subscriptions.');
+      const loading = panel.getByRole('status').filter({ hasText: 'Loading' });
+      await operator.route(subscriptionsRead, async (route) => {
+        await subscriptionsReleased;
+        await route.continue();
+      });
+      await operator.getByRole('tab', { name: 'Subscriptions' }).click();
+      await untilText(loading, (text) => text === 'Loading…', 'the Subscriptions tab loading');
+      expect(await none.count()).toBe(0);
+      releaseSubscriptions();
+      await untilText(none, (text) => text === 'No subscriptions.', 'no subscriptions, once read');
+      expect(await loading.count()).toBe(0);
+
+      // Read again after a Subscribe (answered as made already, so the page reads again), and the
+      // read fails: the failure alone, not "No subscriptions." beside it.
+      await operator.unroute(subscriptionsRead);
+      await operator.route(subscriptionsRead, (route) =>
+        route.request().method() === 'POST'
+          ? route.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ error: 'subscription_already_exists', message: 'made already' }) })
+          : route.fulfill({ status: 502, contentType: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1></body></html>' }),
+      );
+      await untilText(panel.getByLabel('Plan', { exact: true }), (text) => text.includes(planName), 'the plan to subscribe to');
+      await panel.getByRole('button', { name: 'Subscribe' }).click();
+      await untilText(panel.getByRole('alert'), (text) => text === 'The service is unavailable (502). Try again in a moment.', 'the failed read again in words');
+      expect({ none: await none.count(), loading: await loading.count() }).toEqual({ none: 0, loading: 0 });
+
+      // Opened again (a fresh tab) with its first read failing: the failure alone.
+      await operator.getByRole('tab', { name: 'Credits' }).click();
+      await operator.getByRole('tab', { name: 'Subscriptions' }).click();
+      await untilText(panel.getByRole('alert'), (text) => text === 'The service is unavailable (502). Try again in a moment.', 'the failed read in words');
+      expect({ none: await none.count(), loading: await loading.count() }).toEqual({ none: 0, loading: 0 });
+    } finally {
+      releaseSubscriptions();
+      await operator.context().close();
     }
   });
 

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditBalance, Page, PortalLink } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
-import { ErrorMessage, useBusyAction, usePolling } from '../shared/ui';
+import { ErrorMessage, Loading, useBusyAction, usePolling } from '../shared/ui';
 import { AddBalanceDialog } from './BalanceDialogs';
 import { BalanceSection } from './BalanceSection';
 import { SubscriptionsTab } from './SubscriptionsTab';
@@ -106,11 +106,7 @@ function CreditsTab({ api, customerId }: { api: ApiClient; customerId: string })
         </button>
       </div>
       <ErrorMessage message={error} />
-      {balances === undefined && error === undefined && (
-        <p class="loading" role="status">
-          Loading…
-        </p>
-      )}
+      <Loading read={balances} failure={error} />
       {balances?.length === 0 && <p>No credit balances yet.</p>}
       {balances?.map((balance) => <BalanceSection key={balance.id} api={api} balance={balance} readAt={readAt} onChanged={() => setVersion(version + 1)} />)}
       <UsageEventLookup api={api} customerId={customerId} balances={balances ?? []} />

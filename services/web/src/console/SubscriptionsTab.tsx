@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { ApiError, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { Page, Plan, Subscription } from '../shared/apiTypes';
 import { formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
-import { ErrorMessage, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
+import { ErrorMessage, Loading, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
 /**
@@ -10,7 +10,8 @@ import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesO
  * subscription's terms or canceling it; subscribing to a plan with per-subscription overrides.
  */
 export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customerId: string }) {
-  const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
+  // Undefined until first read: nothing is said of them ("No subscriptions.") before they are known.
+  const [subscriptions, setSubscriptions] = useState<Subscription[]>();
   const [plans, setPlans] = useState<Plan[]>([]);
   const [planId, setPlanId] = useState('');
   const [overrides, setOverrides] = useState<OverrideDrafts>({});
@@ -43,8 +44,10 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
     <>
       <h2>Subscriptions</h2>
       <ErrorMessage message={readFailure} />
-      {subscriptions.length === 0 && <p>No subscriptions.</p>}
-      {subscriptions.map((subscription) => (
+      <Loading read={subscriptions} failure={readFailure} />
+      {/* None is said beside a failed read: the failure may be why none are known. */}
+      {subscriptions?.length === 0 && readFailure === undefined && <p>No subscriptions.</p>}
+      {subscriptions?.map((subscription) => (
         <section class="card" key={subscription.id} aria-label={`Subscription ${subscription.id}`}>
           <h3>
             {planOf(subscription)?.name ?? subscription.planId} <small>{subscription.status}</small>

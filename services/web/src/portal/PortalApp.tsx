@@ -7,7 +7,7 @@ import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { RecentConsumption } from '../shared/RecentConsumption';
-import { ErrorMessage, ScrollingTable, usePolling } from '../shared/ui';
+import { ErrorMessage, Loading, ScrollingTable, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
 import { takePortalToken, tokenCustomer } from './portalToken';
 
@@ -61,11 +61,7 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
       </header>
       <main>
         <ErrorMessage message={error} />
-        {balances === undefined && error === undefined && (
-          <p class="loading" role="status">
-            Loading…
-          </p>
-        )}
+        <Loading read={balances} failure={error} />
         {balances?.length === 0 && <p>You have no credit balances yet.</p>}
         {balances?.map((balance) => (
           <PortalBalance

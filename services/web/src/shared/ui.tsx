@@ -308,6 +308,20 @@ export function ScrollingTable({
   );
 }
 
+/**
+ * Says the screen is loading until its first read is answered: `read` is what the read keeps
+ * (undefined until one succeeded), `failure` what useRead or usePolling returned. A failed read
+ * says itself (ErrorMessage) instead, and once anything was read the screen shows it. A status
+ * region, so a screen reader hears it.
+ */
+export function Loading({ read, failure }: { read: unknown; failure: string | undefined }) {
+  return read === undefined && failure === undefined ? (
+    <p class="loading" role="status">
+      Loading…
+    </p>
+  ) : null;
+}
+
 export function ErrorMessage({ message }: { message: string | undefined }) {
   return message === undefined ? null : (
     <p class="error" role="alert">
