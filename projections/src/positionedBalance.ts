@@ -1,4 +1,4 @@
-import { availableOf, formatCredits, formatNullableCredits, OpenBalance, OpenHold, parseStoredCredits, type FoldedBalance } from '@tally/domain';
+import { availableOf, formatCredits, isBelowThreshold, formatNullableCredits, OpenBalance, OpenHold, parseStoredCredits, type FoldedBalance } from '@tally/domain';
 import type { BalanceSnapshot } from './balanceSnapshot';
 
 /**
@@ -75,7 +75,7 @@ export function snapshotOf({ state, revision, position }: PositionedBalance): Ba
     overdraftLimit: formatCredits(state.overdraftLimit),
     holds: holdsToJson(state.holds),
     lowBalanceThreshold: formatNullableCredits(state.lowBalanceThreshold),
-    belowThreshold: state.lowBalanceThreshold !== null && state.balance < state.lowBalanceThreshold,
+    belowThreshold: isBelowThreshold(state),
     revision: revision.toString(),
     position: position.toString(),
     updatedAt: state.updatedAt,

@@ -421,7 +421,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
           ...(deps.statementStarts !== undefined ? { statementStarts: deps.statementStarts } : {}),
         }) });
       await v1.register(purchaseRoutes, { purchases: deps.purchases, balances, portalMaxQuantity });
-      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges, portalMaxQuantity });
+      if (deps.autoRecharges !== undefined) await v1.register(autoRechargeRoutes, { autoRecharges: deps.autoRecharges, balances, portalMaxQuantity });
       if (deps.customers !== undefined) await v1.register(customerRoutes, { customers: deps.customers });
       if (deps.consumption !== undefined) await v1.register(consumptionRoutes, { consumption: deps.consumption, balanceRegistry: deps.balanceRegistry, now });
       if (tokens !== undefined) await v1.register(webSessionRoutes, { auth, tokens, revocations, now, publicUrl: web?.publicUrl });

@@ -280,6 +280,15 @@ function requireOverdraftLimit(limit: Micros): void {
   if (limit < 0n) throw new InvalidAmountError('overdraftLimit must not be negative');
 }
 
+/**
+ * The balance is below its warning limit: its low-balance warning has fired (or fires with the
+ * write that took it there). The one comparison the read model serves as `belowThreshold` and an
+ * auto-recharge setting answers as `belowWarningLimit`, so the two never disagree on a balance.
+ */
+export function isBelowThreshold(state: Pick<OpenBalance, 'balance' | 'lowBalanceThreshold'>): boolean {
+  return state.lowBalanceThreshold !== null && state.balance < state.lowBalanceThreshold;
+}
+
 /** balance − held: what holds and entitlement checks may spend, down to −overdraftLimit. */
 export function availableOf(state: Pick<OpenBalance, 'balance' | 'held'>): Micros {
   return state.balance - state.held;

@@ -1,4 +1,4 @@
-import { ValidationError, type ActingKey, type OpenBalance } from '@tally/domain';
+import { isBelowThreshold, ValidationError, type ActingKey } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { actingKeyParams, textArrayLiteral } from '@tally/postgres';
 import type { Pool } from 'pg';
@@ -34,7 +34,8 @@ export interface AutoRecharge {
 }
 
 /**
- * A setting as `get` and `set` answer it, with whether the balance is below its warning limit now.
+ * A setting as `set` answers it (and the API's GET, from its balance read), with whether the
+ * balance is below its warning limit now (isBelowThreshold).
  * Then its warning has fired already: a new setting buys at the next one, after the balance is
  * back at the limit (a setting never buys for a warning before it), which the caller should know.
  */
@@ -67,8 +68,12 @@ export type AutoRechargeOutcome =
   | { readonly kind: 'refused'; readonly at: Date; readonly reason: string };
 
 export interface AutoRecharges {
-  /** Throws BalanceNotFoundError for an unknown balance, AutoRechargeNotSetError when it has none. */
-  get(balanceId: string): Promise<AutoRechargeStatus>;
+  /**
+   * The setting alone: one PostgreSQL read, nothing of the balance (the API answers whether it is
+   * below its warning limit from its balance read: the read model, with its fallback and budget).
+   * Throws BalanceNotFoundError for an unknown balance, AutoRechargeNotSetError when it has none.
+   */
+  get(balanceId: string): Promise<AutoRecharge>;
   /**
    * Sets (or replaces) the balance's auto-recharge. A new one acts from the event store's head on:
    * a warning of the past never recharges (a balance below its limit already buys at its next
@@ -112,8 +117,6 @@ const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, s
   (SELECT count(*)::int FROM auto_recharge_purchases AS p WHERE p.balance_id = auto_recharges.balance_id
      AND p.warning_month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS "rechargesThisMonth"`;
 
-const belowWarningLimit = ({ balance, lowBalanceThreshold }: OpenBalance): boolean => lowBalanceThreshold !== null && balance < lowBalanceThreshold;
-
 const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, ...row }: AutoRechargeRow): AutoRecharge => ({
   ...row,
   sincePosition: BigInt(sincePosition),
@@ -142,7 +145,7 @@ export function createAutoRecharges(options: {
     async get(balanceId) {
       const [row] = await read([balanceId]);
       if (row === undefined) return notSet(balanceId);
-      return { ...fromRow(row), belowWarningLimit: belowWarningLimit((await options.ledger.getBalance(balanceId)).balance) };
+      return fromRow(row);
     },
 
     async set(balanceId, request, by) {
@@ -175,7 +178,8 @@ export function createAutoRecharges(options: {
           [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly],
         ),
       );
-      return { ...fromRow(rows[0]!), belowWarningLimit: belowWarningLimit(balance) };
+      // The balance loaded for the check above, at the stream's end: no read of its own.
+      return { ...fromRow(rows[0]!), belowWarningLimit: isBelowThreshold(balance) };
     },
 
     async remove(balanceId) {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createAutoRecharges, createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
+import { createAutoRecharges, createLedgerService, createPostgresBalanceRegistry, createPurchaseService, type LedgerService } from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createBalanceReadModel } from '@tally/projections';
-import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
+import { createBalanceProjector, createBalanceReadModel, type BalanceReadModel } from '@tally/projections';
+import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -23,20 +23,32 @@ describe('auto-recharge over HTTP', () => {
   let eventStore: EventStore;
   let redis: Redis;
   let app: FastifyInstance;
+  let readModel: BalanceReadModel;
+  const keyPrefix = uniqueName('auto_recharge_api');
+  /** The arguments of each ledger.getBalance: a load of the balance from the event store. */
+  const balanceLoads: unknown[][] = [];
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'auto_recharge_api' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
-    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    const loading = createLedgerService({ eventStore, catalog, balanceRegistry, logger });
+    const ledger: LedgerService = {
+      ...loading,
+      getBalance: (...args) => {
+        balanceLoads.push(args);
+        return loading.getBalance(...args);
+      },
+    };
     const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
     redis = new Redis(stackConfig.redisUrl);
+    readModel = createBalanceReadModel({ redis, keyPrefix });
     app = await buildApp({
       catalog,
       balanceRegistry,
       ledger,
-      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('auto_recharge_api') }),
+      balances: readModel,
       eventStore,
       apiKeys: [
         { key: WRITE, scopes: ['read', 'write'], name: 'billing' },
@@ -103,6 +115,46 @@ describe('auto-recharge over HTTP', () => {
     expect((await call({ method: 'DELETE', url })).statusCode).toBe(204);
     expect((await call({ method: 'GET', url })).statusCode).toBe(404);
     expect((await call({ method: 'DELETE', url })).json()).toMatchObject({ error: 'auto_recharge_not_set' });
+  });
+
+  it('answers belowWarningLimit below and above the limit from the balance read, loading the balance only when the read model lacks it, within the budget', async () => {
+    const projector = createBalanceProjector({ eventStore, redis, keyPrefix, logger, pollIntervalMs: 100 });
+    await projector.start();
+    const balanceId = await openBalance('20'); // 50
+    const url = `/v1/credit-balances/${balanceId}/auto-recharge`;
+    try {
+      expect((await call({ method: 'PUT', url, payload: { bundleId: 'refill' } })).json()).toMatchObject({ belowWarningLimit: false });
+      const served = (balance: string) =>
+        waitFor(async () => (await readModel.getBalance(balanceId))?.balance === balance, { description: `the read model to serve balance ${balance}` });
+      const answers: Array<[string, string, boolean]> = [
+        ['deductions', '40', true], // 10: below 20
+        ['deductions', '0.01', true], // 9.99: still below
+        ['top-ups', '10.01', false], // 20: at the limit is not below it
+        ['top-ups', '5', false], // 25
+      ];
+      await served('50');
+      balanceLoads.length = 0;
+      expect((await call({ method: 'GET', url }, READ)).json()).toMatchObject({ belowWarningLimit: false });
+      for (const [change, credits, below] of answers) {
+        const changed = await call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/${change}`, payload: { credits } });
+        expect(changed.statusCode).toBe(201);
+        await served(changed.json().balance.balance);
+        const answer = await call({ method: 'GET', url }, READ);
+        expect([changed.json().balance.balance, answer.json().belowWarningLimit]).toEqual([changed.json().balance.balance, below]);
+        expect(answer.json().belowWarningLimit).toBe((await call({ method: 'GET', url: `/v1/credit-balances/${balanceId}` }, READ)).json().belowThreshold);
+      }
+      // Served by the read model: not one load of the balance from the event store.
+      expect(balanceLoads).toEqual([]);
+    } finally {
+      await projector.stop();
+    }
+    // A balance the read model lacks is folded, as its balance read is: once, with the load budget's signal.
+    const unprojected = await openBalance('60'); // 50: below
+    const unprojectedUrl = `/v1/credit-balances/${unprojected}/auto-recharge`;
+    expect((await call({ method: 'PUT', url: unprojectedUrl, payload: { bundleId: 'refill' } })).json()).toMatchObject({ belowWarningLimit: true });
+    balanceLoads.length = 0;
+    expect((await call({ method: 'GET', url: unprojectedUrl }, READ)).json()).toMatchObject({ belowWarningLimit: true });
+    expect(balanceLoads).toEqual([[unprojected, { signal: expect.any(AbortSignal) }]]);
   });
 
   it('refuses what it could never buy, and a key that may only read', async () => {

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRechargeStatus, type AutoRecharges } from '@tally/ledger';
+import type { BalanceService } from '../balances/balanceService';
 import { audienceOf, keyOf } from '../accessGuard';
 import { actingKey, balanceParams, errorResponses, identifier, nullableString } from '../apiSchemas';
 import type { LedgerAudience } from '../ledger/ledgerEntryView';
@@ -52,10 +53,12 @@ const view = (recharge: AutoRechargeStatus, audience: LedgerAudience): AutoRecha
  * A balance's auto-recharge: when its low-balance warning fires, the scheduler role buys its
  * product's bundle (a purchase like any other in the ledger, once per warning).
  */
-export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRecharges: AutoRecharges; readonly portalMaxQuantity: number }> = async (
-  app,
-  { autoRecharges, portalMaxQuantity },
-) => {
+export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
+  readonly autoRecharges: AutoRecharges;
+  /** The GET's belowWarningLimit is the balance's belowThreshold as GET /credit-balances/{id} serves it. */
+  readonly balances: Pick<BalanceService, 'get'>;
+  readonly portalMaxQuantity: number;
+}> = async (app, { autoRecharges, balances, portalMaxQuantity }) => {
   app.get(
     '/credit-balances/:balanceId/auto-recharge',
     {
@@ -69,7 +72,16 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{ readonly autoRechar
         response: { 200: AutoRechargeSchema, ...errorResponses },
       },
     },
-    async (request) => view(await autoRecharges.get(request.params.balanceId), audienceOf(request)),
+    async (request) => {
+      const { balanceId } = request.params;
+      // The setting first: a balance without one is 404 auto_recharge_not_set, whatever its balance.
+      const recharge = await autoRecharges.get(balanceId);
+      // Through the balance read (the read model, or a fold within the load budget for a balance
+      // it lacks), not a load of the balance from the event store per request; the same
+      // belowThreshold (isBelowThreshold) a read of the balance answers, as of the same moment.
+      const { belowThreshold } = await balances.get(balanceId, { consistent: false });
+      return view({ ...recharge, belowWarningLimit: belowThreshold }, audienceOf(request));
+    },
   );
 
   app.put(
