@@ -89,8 +89,8 @@ export const ErrorSchema = Type.Object(
     error: Type.String(),
     message: Type.String(),
     // insufficient_credits (402) says what there was to spend.
-    available: Type.Optional(Type.String({ description: 'insufficient_credits only: what the balance had available (balance − held).' })),
-    overdraftLimit: Type.Optional(Type.String({ description: 'insufficient_credits only: how far below zero available may go.' })),
+    available: Type.Optional(answeredCredits('insufficient_credits only: what the balance had available (balance − held); may be negative.')),
+    overdraftLimit: Type.Optional(answeredCredits('insufficient_credits only: how far below zero available may go.')),
     // stored_product_invalid (409) to an operator's GET of the product says what is stored, to repair it from.
     revision: Type.Optional(Type.Integer({ minimum: 1, description: "stored_product_invalid from GET /credit-products/{productId} only: the stored product's revision." })),
     reason: Type.Optional(Type.String({ description: "stored_product_invalid from GET /credit-products/{productId} only: why it fails today's validation, naming the field." })),

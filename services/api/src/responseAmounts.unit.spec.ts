@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { formatCredits } from '@tally/domain';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -10,7 +12,18 @@ import { LedgerEntrySchema } from './ledger/ledgerEntryView';
 import { usageRoutes } from './usage/usageRoutes';
 import { webhookDocument } from './webhooks/webhookDocument';
 
-type Schema = { pattern?: string; properties?: Record<string, Schema>; items?: Schema; anyOf?: Schema[]; required?: string[] };
+type Schema = {
+  $ref?: string;
+  type?: string | string[];
+  pattern?: string;
+  properties?: Record<string, Schema>;
+  additionalProperties?: Schema | boolean;
+  items?: Schema;
+  anyOf?: Schema[];
+  oneOf?: Schema[];
+  allOf?: Schema[];
+  required?: string[];
+};
 const patternOf = (schema: object, ...path: string[]): string | undefined => path.reduce<Schema | undefined>((at, name) => at?.properties?.[name], schema as Schema)?.pattern;
 
 /**
@@ -37,7 +50,108 @@ describe('money amounts in answers', () => {
     ];
     const webhook = (webhookDocument()['credit_balance.low'] as { post: { requestBody: { content: { 'application/json': { schema: Schema } } } } }).post.requestBody.content['application/json'].schema;
     for (const name of ['balance', 'held', 'available', 'lowBalanceThreshold']) amounts.push([`webhook data.balance.${name}`, patternOf(webhook, 'data', 'balance', name)]);
+    amounts.push(['CreditBalance.lowBalanceThreshold', patternOf(CreditBalanceSchema, 'lowBalanceThreshold')]);
+    for (const name of ['available', 'overdraftLimit']) amounts.push([`Error.${name}`, patternOf(ErrorSchema, name)]);
     expect(amounts.filter(([, pattern]) => pattern !== SIGNED_CREDITS_PATTERN).map(([name]) => name)).toEqual([]);
+  });
+});
+
+/**
+ * Credit amounts by property name, as every answer and webhook names them; and each key of a
+ * statement's `…BySource` sums. Names, not descriptions: a description may mention credits
+ * without being an amount (a usage event "null for credits retained by hand"). `quantity` (usage
+ * or bundles), `perUnitOf` and prices (a currency's amounts, PRICE_AMOUNT_PATTERN) are not credits.
+ */
+const CREDIT_AMOUNT_NAMES = new Set([
+  'available',
+  'balance',
+  'balanceAfter',
+  'captured',
+  'closing',
+  'consumed',
+  'credits',
+  'creditsPerPeriod',
+  'held',
+  'heldAfter',
+  'lowBalanceThreshold',
+  'opening',
+  'overdraftLimit',
+  'refunded',
+  'released',
+  'toppedUp',
+]);
+
+interface FoundAmount {
+  readonly where: string;
+  readonly pattern: string | undefined;
+}
+
+/** Every string property of `schema` named as a credit amount, following $refs into components (each once per path). */
+function creditAmounts(document: { components: { schemas: Record<string, Schema> } }, schema: Schema | undefined, where: string, parent = '', seen: ReadonlySet<string> = new Set()): FoundAmount[] {
+  if (schema === undefined) return [];
+  if (schema.$ref !== undefined) {
+    const name = schema.$ref.replace('#/components/schemas/', '');
+    const target = document.components.schemas[name];
+    // A reference to nothing would hide its amounts: the walk says so instead of passing.
+    if (target === undefined) throw new Error(`${where}: unresolved ${schema.$ref}`);
+    return seen.has(name) ? [] : creditAmounts(document, target, `${where}(${name})`, parent, new Set([...seen, name]));
+  }
+  const found: FoundAmount[] = [];
+  for (const branch of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])]) found.push(...creditAmounts(document, branch, where, parent, seen));
+  if (schema.items !== undefined) found.push(...creditAmounts(document, schema.items, `${where}[]`, parent, seen));
+  if (typeof schema.additionalProperties === 'object') found.push(...creditAmounts(document, schema.additionalProperties, `${where}{}`, parent, seen));
+  for (const [name, property] of Object.entries(schema.properties ?? {})) {
+    const at = `${where}.${name}`;
+    const types = [property.type ?? []].flat();
+    if (types.includes('string') && (CREDIT_AMOUNT_NAMES.has(name) || /BySource$/.test(parent))) found.push({ where: at, pattern: property.pattern });
+    found.push(...creditAmounts(document, property, at, name, seen));
+  }
+  return found;
+}
+
+describe('credit amounts across the whole OpenAPI document', () => {
+  // The committed document: test/e2e/openApiDocument.e2e.spec.ts fails unless it is the one the
+  // main job serves, so a schema that loses its pattern fails one of the two.
+  const document = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'openapi.json'), 'utf8')) as {
+    components: { schemas: Record<string, Schema> };
+    paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> }>>;
+    webhooks: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Schema }> } }>>;
+  };
+  const found = [
+    ...Object.entries(document.paths).flatMap(([route, item]) =>
+      Object.entries(item).flatMap(([method, operation]) =>
+        Object.entries(operation.responses ?? {}).flatMap(([status, response]) =>
+          Object.values(response.content ?? {}).flatMap((content) => creditAmounts(document, content.schema, `${method.toUpperCase()} ${route} ${status}`)),
+        ),
+      ),
+    ),
+    // What Tally POSTs to webhook endpoints is an answer too, to a different asker.
+    ...Object.entries(document.webhooks).flatMap(([event, item]) =>
+      Object.values(item).flatMap((operation) => Object.values(operation.requestBody?.content ?? {}).flatMap((content) => creditAmounts(document, content.schema, `webhook ${event}`))),
+    ),
+  ];
+
+  it('finds the amounts it is meant to check (the walk cannot pass by finding none)', () => {
+    const places = found.map(({ where }) => where);
+    for (const expected of [
+      'GET /v1/credit-balances/{balanceId} 200(CreditBalance).lowBalanceThreshold',
+      'GET /v1/customers/{customerId}/entitlements/{productId} 200.available',
+      'GET /v1/credit-balances/{balanceId}/consumption 200.items[].credits',
+      'GET /v1/customers/{customerId}/purchase-options 200.items[].bundles[].credits',
+      'GET /v1/plans/{planId} 200.items[].creditsPerPeriod',
+      'GET /v1/subscriptions/{subscriptionId} 200.overrides[].lowBalanceThreshold',
+      'GET /v1/credit-balances/{balanceId}/statement 200.toppedUpBySource.purchase',
+      'GET /v1/credit-balances/{balanceId} 4XX(Error).available',
+      'webhook credit_balance.low.data.balance.available',
+    ]) {
+      expect(places).toContain(expected);
+    }
+  });
+
+  it('states every one with SIGNED_CREDITS_PATTERN', () => {
+    // Named once per schema: a shared component's amount (Error's, CreditBalance's) by the component, not by each route.
+    const unstated = found.filter(({ pattern }) => pattern !== SIGNED_CREDITS_PATTERN).map(({ where }) => (where.includes('(') ? where.slice(where.lastIndexOf('(')) : where));
+    expect([...new Set(unstated)]).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { BalanceSnapshot } from '@tally/projections';
-import { answeredCredits, nullableString } from '../apiSchemas';
+import { answeredCredits, nullableAnsweredCredits } from '../apiSchemas';
 
 /** A credit balance as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
 export const CreditBalanceSchema = Type.Object(
@@ -13,7 +13,7 @@ export const CreditBalanceSchema = Type.Object(
     held: answeredCredits('Credits set aside by open holds.'),
     available: answeredCredits('balance − held: what holds and entitlement checks may spend, down to −overdraftLimit.'),
     overdraftLimit: answeredCredits('How far below zero holds and entitlement checks may take available (usage is charged in full regardless).'),
-    lowBalanceThreshold: nullableString(),
+    lowBalanceThreshold: nullableAnsweredCredits(),
     belowThreshold: Type.Boolean(),
     updatedAt: Type.String({ format: 'date-time' }),
     position: Type.String({ description: 'Global event store position this view reflects.' }),

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { actingKey, credits, errorResponses, identifier, nullableCredits, nullableString, params, price, readonlyArray, refTo, text } from '../apiSchemas';
+import { actingKey, answeredCredits, credits, errorResponses, identifier, nullableAnsweredCredits, nullableCredits, nullableString, params, price, readonlyArray, refTo, text } from '../apiSchemas';
 import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
 import { actingKeyOf } from '../accessGuard';
 import type { ProductCatalog } from './productCatalog';
@@ -14,16 +14,16 @@ export const CreditProductSchema = Type.Object(
     consumption: readonlyArray(
       Type.Object({
         event: Type.String(),
-        credits: Type.String(),
+        credits: answeredCredits(),
         perUnitOf: Type.Optional(Type.String()),
         where: Type.Optional(Type.Unsafe<Readonly<Record<string, string>>>({ type: 'object', additionalProperties: { type: 'string' } })),
       }),
     ),
-    lowBalanceThreshold: nullableString(),
+    lowBalanceThreshold: nullableAnsweredCredits(),
     bundles: readonlyArray(
       Type.Object({
         id: Type.String(),
-        credits: Type.String(),
+        credits: answeredCredits(),
         price: Type.Object({ amount: Type.String(), currency: Type.String() }),
         purchaseOption: Type.Optional(Type.Boolean({ description: "Shown among the customer's purchase options on the portal (always present in answers)." })),
       }),

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { parseNonNegativeCredits } from '@tally/domain';
-import { consistent, credits, customerId, errorResponses, identifier, params } from '../apiSchemas';
+import { answeredCredits, consistent, credits, customerId, errorResponses, identifier, params } from '../apiSchemas';
 import type { EntitlementService } from './entitlementService';
 
 interface EntitlementRoutesOptions {
@@ -10,10 +10,10 @@ interface EntitlementRoutesOptions {
 
 const EntitlementSchema = Type.Object({
   allowed: Type.Boolean({ description: 'Whether available − credits stays at or above −overdraftLimit: what a hold of `credits` would be granted on.' }),
-  available: Type.String({ description: 'balance − held.' }),
-  balance: Type.String({ description: 'Settled credits.' }),
-  held: Type.String(),
-  overdraftLimit: Type.String(),
+  available: answeredCredits('balance − held; may be negative (usage is charged in full, whatever the overdraft limit).'),
+  balance: answeredCredits('Settled credits.'),
+  held: answeredCredits(),
+  overdraftLimit: answeredCredits(),
   position: Type.String({ description: 'The read model reflects every event up to this global position.' }),
   // A type array, not anyOf: fast-json-stringify serialises it directly instead of validating each reply to pick a branch.
   lagMs: Type.Unsafe<number | null>({

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, ValidationError } from '@tally/domain';
 import { BalanceNotFoundError, type BalanceRegistry, type ConsumptionBucketSize, type ConsumptionStore } from '@tally/ledger';
-import { balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
+import { answeredCredits, balanceParams, errorResponses, nullableString, stringEnum } from '../apiSchemas';
 import { requestInstant } from '../requestInstant';
 
 interface ConsumptionRoutesOptions {
@@ -50,11 +50,10 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<ConsumptionRoutesOptio
               Type.Object({
                 start: Type.String({ format: 'date-time' }),
                 event: nullableString({ description: 'The usage event name; null for credits retained by hand.' }),
-                credits: Type.String({ description: 'Credits charged, decimal string. A refunded charge stays counted, as the ledger keeps it.' }),
-                refunded: Type.String({
-                  description:
-                    'Of `credits`, what refunds gave back (POST /v1/credit-balances/{balanceId}/refunds), counted in the bucket of the charge each refunds whenever it was made; `credits` − `refunded` is what the usage cost in the end. Decimal string.',
-                }),
+                credits: answeredCredits('Credits charged, decimal string. A refunded charge stays counted, as the ledger keeps it.'),
+                refunded: answeredCredits(
+                  'Of `credits`, what refunds gave back (POST /v1/credit-balances/{balanceId}/refunds), counted in the bucket of the charge each refunds whenever it was made; `credits` − `refunded` is what the usage cost in the end. Decimal string.',
+                ),
                 entries: Type.Integer({ description: 'How many charges (ledger entries) the bucket sums.' }),
               }),
             ),

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { formatCredits, parseCredits } from '@tally/domain';
 import { canonicalAmount, MAX_PURCHASE_QUANTITY, type BundleTerms, type PurchaseService } from '@tally/ledger';
-import { balanceParams, credits, customerId, errorResponses, identifier, idempotencyKeyHeaders, params, price } from '../apiSchemas';
+import { answeredCredits, balanceParams, credits, customerId, errorResponses, identifier, idempotencyKeyHeaders, params, price } from '../apiSchemas';
 import { actorOption, audienceOf } from '../accessGuard';
 import { PortalQuantityLimitError } from '../apiErrors';
 import { balanceChangeResponse } from '../balances/balanceRoutes';
@@ -27,7 +27,7 @@ const purchaseOptionSchema = Type.Object({
   productId: Type.String(),
   productName: Type.String(),
   bundles: Type.Array(
-    Type.Object({ id: Type.String(), credits: Type.String(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) }),
+    Type.Object({ id: Type.String(), credits: answeredCredits(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) }),
   ),
 });
 

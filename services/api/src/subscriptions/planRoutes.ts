@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_PERIOD_DAYS, MAX_PLAN_ITEMS, planView, type PlanDto, type SubscriptionService } from '@tally/subscriptions';
-import { actingKey, credits, errorResponses, identifier, nullableCredits, nullableString, params, stringEnum, text } from '../apiSchemas';
+import { actingKey, answeredCredits, credits, errorResponses, identifier, nullableAnsweredCredits, nullableCredits, nullableString, params, stringEnum, text } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 import { actingKeyOf } from '../accessGuard';
 
@@ -21,7 +21,7 @@ const planSchema = Type.Object({
   name: Type.String(),
   // Typed as the DTO planToDto writes, whose items are also the input's shape (threshold optional there).
   items: Type.Unsafe<PlanDto['items']>(
-    Type.Array(Type.Object({ productId: Type.String(), creditsPerPeriod: Type.String(), period: periodSchema, lowBalanceThreshold: nullableString() })),
+    Type.Array(Type.Object({ productId: Type.String(), creditsPerPeriod: answeredCredits(), period: periodSchema, lowBalanceThreshold: nullableAnsweredCredits() })),
   ),
   createdAt: Type.String({ format: 'date-time' }),
   createdBy: actingKey('The API key that created the plan; null for one from before this was recorded.'),

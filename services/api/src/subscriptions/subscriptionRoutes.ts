@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_PERIODS_DUE_AT_START, subscriptionView, type SubscriptionService, type SubscriptionView } from '@tally/subscriptions';
-import { actingKey, customerId, errorResponses, identifier, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
+import { actingKey, answeredCredits, customerId, errorResponses, identifier, nullableAnsweredCredits, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 import { actingKeyOf, audienceOf } from '../accessGuard';
 import { requestInstant } from '../requestInstant';
@@ -45,11 +45,10 @@ const subscriptionSchema = Type.Object({
         description: 'The period in progress (0-based index, start inclusive, end exclusive); null before the start.',
         properties: { index: Type.Integer(), start: Type.String(), end: Type.String() },
       }),
-      creditsPerPeriod: Type.String({ description: 'In force for the current period (period 0 before the start).' }),
-      lowBalanceThreshold: nullableString({
-        description:
+      creditsPerPeriod: answeredCredits('In force for the current period (period 0 before the start).'),
+      lowBalanceThreshold: nullableAnsweredCredits(
           "The warning limit in force for the current period (period 0 before the start); null: none. The subscription sets it on the customer's balance of the product when it grants period 0 (a balance it opens starts with it) and each period whose limit differs from the period before's, just before that period's grant; never again for a period granted already. So a limit set on the balance after that (PATCH /v1/credit-balances/{id}) stands until this one changes. Subscriptions sharing a balance (one customer, one product) each set it when theirs changes: the last one set stands.",
-      }),
+      ),
       grantedThrough: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'The last period known to be granted.' }),
       finalPeriod: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'When canceled: the last period that grants (-1: none).' }),
     }),
@@ -59,8 +58,8 @@ const subscriptionSchema = Type.Object({
     Type.Object({
       productId: Type.String(),
       effectiveFromPeriod: Type.Integer(),
-      creditsPerPeriod: nullableString(),
-      lowBalanceThreshold: nullableString(),
+      creditsPerPeriod: nullableAnsweredCredits(),
+      lowBalanceThreshold: nullableAnsweredCredits(),
       changedBy: actingKey('The API key that set this version (the initial ones: the creator); null for one from before this was recorded, and to a portal token.'),
     }),
     { description: 'Every override version; each applies from `effectiveFromPeriod` until a later version of the same product.' },
