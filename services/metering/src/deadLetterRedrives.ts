@@ -271,6 +271,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
         ...(options.compression !== undefined ? { compression: options.compression } : {}),
         ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
         signal: abort.signal,
+        logger,
         onProgress: (soFar) => record({ ...latest, result: soFar, aliveAt: clock().getTime() }),
         // As the progress, for people: the letters are sent whether or not the mark is written.
         onSent: (partition, offsets) =>

@@ -1,5 +1,6 @@
-import { createKafka, kafkaConnectionConfig, readTopicToEnds, type KafkaConnection } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, readTopicToEnds, sendInParts, topicSendBudget, type KafkaConnection } from '@tally/kafka';
 import { logLevel, Partitioners, type CompressionTypes, type IHeaders, type KafkaMessage, type Message } from 'kafkajs';
+import pino, { type Logger } from 'pino';
 import { DEAD_LETTER_HEADERS, deadLetterHeader as header } from './deadLetterMessage';
 import { isDeadLetterPlace } from './deadLetterPlace';
 
@@ -37,8 +38,15 @@ export interface RedriveDeadLettersOptions {
   readonly signal?: AbortSignal;
   /** Told the counts so far after each batch is handled (sent, in a run that sends). */
   readonly onProgress?: (soFar: RedriveResult) => Promise<void> | void;
-  /** Told the dead-letter offsets of each batch's letters once the usage topic has them (not in a dry run). */
+  /** Told the dead-letter offsets of letters once the usage topic has them (each part of a batch; not in a dry run). */
   readonly onSent?: (partition: number, offsets: readonly string[]) => Promise<void> | void;
+  /** Where a part the usage topic refused as too large is said; default: nowhere. */
+  readonly logger?: Logger;
+}
+
+/** A letter larger than the usage topic takes (its max.message.bytes): no run sends it back as it is. */
+export class RedriveLetterTooLargeError extends Error {
+  override readonly name = 'RedriveLetterTooLargeError';
 }
 
 export interface RedriveResult {
@@ -117,6 +125,9 @@ export function pickedSpans(letters: readonly string[]): Map<number, { from: big
 export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Promise<RedriveResult> {
   const kafka = createKafka({ ...kafkaConnectionConfig(options.kafka), logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const logger = options.logger ?? pino({ level: 'silent' });
+  // A fetched batch can be more than the usage topic takes in one message: sent in parts it takes.
+  const sendBudget = topicSendBudget({ kafka, topic: options.usageTopic, logger });
   if (!options.dryRun) await producer.connect();
   const counts = { read: 0, republished: 0 };
   const republishedByErrorCode: Record<string, number> = {};
@@ -152,10 +163,27 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
           offsets.push(letter.offset);
         }
         // Counted once the broker has them: a failed send fails the run, and running it again
-        // sends nothing the ledger would charge twice.
+        // sends nothing the ledger would charge twice. In parts, in order, each acknowledged
+        // before the next (sendInParts), so a part's letters are marked once the topic has them.
         if (toSend.length > 0 && !options.dryRun) {
-          await producer.send({ topic: options.usageTopic, acks: -1, compression: options.compression, messages: toSend });
-          await options.onSent?.(partition, offsets);
+          let sent = 0;
+          await sendInParts({
+            messages: toSend,
+            budget: sendBudget,
+            send: async (part) => {
+              await producer.send({ topic: options.usageTopic, acks: -1, compression: options.compression, messages: part });
+              await options.onSent?.(partition, offsets.slice(sent, sent + part.length));
+              sent += part.length;
+            },
+            // Alone too large: the run ends there, not skipping a letter the operator asked back.
+            refusedAlone: (index, error) => {
+              throw new RedriveLetterTooLargeError(
+                `the dead letter at ${partition}:${offsets[index]} is larger than ${options.usageTopic} takes (its max.message.bytes); raise that, or pick the letters to send back without it`,
+                { cause: error },
+              );
+            },
+            logger,
+          });
         }
         counts.read += letters.length;
         counts.republished += toSend.length;
