@@ -1,4 +1,5 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { TallyError } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
@@ -53,11 +54,12 @@ export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<Re
  * another relay holds the lease, stands by to take over. It resolves once publishing or standing
  * by, retrying PostgreSQL until it answers, and resolves early if stop() is called meanwhile. The
  * schema is registered before the first send, in the background: a registry that is down holds
- * back the relay alone (its lag grows), never start(). The relay fails (Worker.onFailure) when
- * the registry refuses the schema or the relay's credentials (LedgerSchemaRefusedError), or an
- * event can never be published (UnpublishableLedgerEventError). stop() stops publishing (and a
- * registration still retrying) and gives the lease up; it resolves after the batch in progress
- * was acknowledged or abandoned.
+ * back the relay alone (its lag grows), never start(). The relay fails (Worker.onFailure) on any
+ * TallyError that is not retriable: the registry refuses the schema or the relay's credentials
+ * (LedgerSchemaRefusedError), an event can never be published (UnpublishableLedgerEventError),
+ * the store cannot be read (EventStoreStreamDeletedError, StreamRevisionMismatchError). stop()
+ * stops publishing (and a registration still retrying) and gives the lease up; it resolves after
+ * the batch in progress was acknowledged or abandoned.
  */
 export interface LedgerRelay extends Worker {
   /** Measured against the shared checkpoint, so a standing-by relay reports the publishing one's lag. */
@@ -212,9 +214,14 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       lagSeconds: { name: 'tally_relay_lag_seconds', help: 'Age of the oldest ledger event not yet published' },
       leading: { name: 'tally_relay_publishing', help: '1 while this process holds the relay lease and publishes, 0 while it stands by' },
     },
-    // An event that can never be published, or a registry that refuses the schema or the relay's
-    // credentials, fails the relay, naming it; anything else is retried.
-    isTransient: (error) => !(error instanceof UnpublishableLedgerEventError || error instanceof LedgerSchemaRefusedError),
+    // Whatever Tally names as not retriable fails the relay, naming it: an event that can never be
+    // published, a registry that refuses the schema or the relay's credentials, a store that
+    // cannot be read (a deleted stream, a journal that no longer matches its streams), and any
+    // such error added later, with no list here to forget it in. Anything else is retried, errors
+    // Tally does not name too (a broker's, a driver's, a bug's): a relay that stops on the first
+    // unforeseen failure would stop billing's feed for what is most often an outage, and one that
+    // retries shows it in its lag and its warnings, losing nothing.
+    isTransient: (error) => !(error instanceof TallyError && !error.retriable),
     // Batches without ledger events still move the checkpoint, so a restart does not re-read them.
     handle: async (events, signal) => {
       const ledgerEvents = events.filter(isLedgerEvent);

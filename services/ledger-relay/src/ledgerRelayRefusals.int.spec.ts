@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { balanceStreamId } from '@tally/domain';
+import { EventStoreStreamDeletedError, EventStoreUnavailableError, StreamRevisionMismatchError, type EventStore, type SubscribeToAllOptions } from '@tally/event-store';
 import { createPostgresCheckpointStore } from '@tally/runtime';
 import { capturedLog, uniqueName, waitFor } from '@tally/test-support';
 import { ConfigResourceTypes } from 'kafkajs';
@@ -131,5 +132,71 @@ describe('ledger relay, a stored event it cannot encode', () => {
     expect(await createPostgresCheckpointStore(harness.db.pool).load(`relay-${topic}`)).toBeLessThan(position);
     await relay.stop();
     expect(reader.messages.map((m) => m.value.eventId)).not.toContain(poisonId);
+  });
+});
+
+/**
+ * A store whose every read of $all fails with `error`: its subscription reports each failed read
+ * (onError) and tries again, as the stores' subscriptions do (startSubscription), and delivers
+ * nothing. What the relay sees of an EventStoreDB store whose journal entry cannot be applied
+ * (StreamRevisionMismatchError on every settle) or a stream deleted under it.
+ */
+function unreadable(store: EventStore, error: Error): { store: EventStore; reports: () => number } {
+  let reports = 0;
+  const subscribeToAll = (options: SubscribeToAllOptions) => {
+    const report = () => {
+      reports += 1;
+      options.onError?.(error);
+    };
+    const timer = setInterval(report, 20);
+    return { stop: async () => clearInterval(timer) };
+  };
+  return { store: { ...store, subscribeToAll }, reports: () => reports };
+}
+
+describe('ledger relay, an event store it cannot read', () => {
+  let harness: LedgerRelayHarness;
+
+  beforeAll(async () => {
+    harness = await createLedgerRelayHarness('ledger_relay_unreadable');
+  });
+
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it.each([
+    ['StreamRevisionMismatchError', new StreamRevisionMismatchError('creditBalance-b1', 3n, 5n)],
+    ['EventStoreStreamDeletedError', new EventStoreStreamDeletedError('creditBalance-b2')],
+  ])('fails at error level with a %s (not retriable) the store reports of its reads, instead of retrying for ever', async (_name, error) => {
+    const topic = await harness.createTopic(1);
+    const { store } = unreadable(harness.store, error);
+    const { logger, lines } = capturedLog('error');
+    const relay = harness.createRelay(topic, { eventStore: store, checkpointName: uniqueName('unreadable'), logger });
+    const failure = failureOf(relay);
+    await relay.start();
+
+    await waitFor(() => failure() !== undefined, { description: 'the relay to fail', timeoutMs: 30_000 });
+    expect(failure()).toBe(error);
+    expect(relay.state()).toBe('failed');
+    // One line at error level, naming the error's code.
+    expect(lines.filter((line) => line.includes(`"code":"${error.code}"`))).toHaveLength(1);
+    await relay.stop();
+  });
+
+  it.each([
+    ['a retriable store error', new EventStoreUnavailableError(new Error('connection refused'))],
+    ['an error Tally does not name', new Error('something unforeseen')],
+  ])('retries %s the store reports of its reads, and keeps running', async (_name, error) => {
+    const topic = await harness.createTopic(1);
+    const { store, reports } = unreadable(harness.store, error);
+    const relay = harness.createRelay(topic, { eventStore: store, checkpointName: uniqueName('unreadable') });
+    const failure = failureOf(relay);
+    await relay.start();
+
+    await waitFor(() => reports() >= 10 || failure() !== undefined, { description: 'ten failed reads reported', timeoutMs: 30_000 });
+    expect(failure()).toBeUndefined();
+    expect(relay.state()).not.toBe('failed');
+    await relay.stop();
   });
 });

@@ -86,10 +86,11 @@ export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
    */
   readonly onHead?: (head: bigint, checkpoint: bigint) => void;
   /**
-   * Whether a failure of the handler may succeed when the batch is tried again; default: every
-   * failure is retried. One that cannot (an event the handler can never take) fails the
-   * processor (Worker.onFailure), logged at error level, with the checkpoint before that batch:
-   * never skipped, and never retried for ever at warn where nobody looks.
+   * Whether a failure of the handler, or of the subscription's reads (reported through its
+   * onError), may succeed when tried again; default: every failure is retried. One that cannot
+   * (an event the handler can never take, a store that cannot be read) fails the processor
+   * (Worker.onFailure), logged at error level, with the checkpoint before that batch: never
+   * skipped, and never retried for ever at warn where nobody looks.
    */
   readonly isTransient?: (error: unknown) => boolean;
 }
@@ -161,6 +162,16 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   let stopped: AbortSignal | undefined;
   let failWorker: ((error: unknown) => void) | undefined;
 
+  const isPermanent = (error: unknown): boolean => options.isTransient !== undefined && !options.isTransient(error);
+
+  /** Ends the term and fails the worker, with the checkpoint where the handled work is. */
+  function fail(error: unknown, message: string): void {
+    logger.error({ err: error }, message);
+    // Not awaited: the subscription's stop waits for the batch or read in progress to return.
+    void endTerm();
+    failWorker?.(error);
+  }
+
   async function process(events: readonly E[], signal: AbortSignal): Promise<void> {
     const last = events[events.length - 1];
     if (last === undefined || signal.aborted) return;
@@ -183,11 +194,8 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       // next term (here or in another process) resumes there. Returning (not throwing) is safe
       // because the subscription is being stopped and its in-memory position dies with it.
       if (signal.aborted) return;
-      if (options.isTransient !== undefined && !options.isTransient(error)) {
-        logger.error({ err: error }, `${options.what} failed and cannot succeed by retrying; stopping`);
-        // Not awaited: the subscription's stop waits for this very batch to return.
-        void endTerm();
-        failWorker?.(error);
+      if (isPermanent(error)) {
+        fail(error, `${options.what} failed and cannot succeed by retrying; stopping`);
         return;
       }
       throw error;
@@ -272,8 +280,15 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
         after,
         batchSize,
         onEvents: (events) => process(events, signal),
-        // The store reports read failures here and retries them itself; process never throws but for a bug.
-        onError: (error) => logger.debug({ err: error }, 'event store subscription reported an error'),
+        // The store reports read failures here and retries them itself; process never throws but
+        // for a bug. A read failure isTransient rejects (a store that can no longer be read as it
+        // is: a deleted stream, a journal that no longer matches its streams) fails the processor
+        // as a handler's would: the store would retry it for ever, logged at warn where nobody looks.
+        onError: (error) => {
+          if (signal.aborted) return;
+          if (isPermanent(error)) fail(error, 'reading the event store failed and cannot succeed by retrying; stopping');
+          else logger.debug({ err: error }, 'event store subscription reported an error');
+        },
         onCaughtUp: (position) => {
           if (position > head) head = position;
         },
