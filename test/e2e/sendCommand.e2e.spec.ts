@@ -55,6 +55,18 @@ describe('tally send', () => {
     expect(await onTopic(topic)).toEqual(printed);
   });
 
+  it('prints the events alone on stdout, its log lines (however verbose) on stderr', async () => {
+    const topic = await usageTopic();
+    const sent = await runTallyCommand(['send', '--json', '-c', 'acme', '-e', 'api_call', '-n', '3'], { TALLY_USAGE_TOPIC: topic, TALLY_LOG_LEVEL: 'debug' });
+    expect(sent.code).toBe(0);
+    // What a script pipes on: every line an event, none a log line.
+    const printed = sent.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(printed.map((event) => [event.customerId, event.event])).toEqual(Array.from({ length: 3 }, () => ['acme', 'api_call']));
+    // The control: at debug the Kafka client does log, there.
+    expect(sent.stderr.split('\n').filter((line) => line.startsWith('{"level":')).length).toBeGreaterThan(0);
+    expect(await onTopic(topic)).toEqual(printed);
+  });
+
   it('sends an ISO --timestamp the consumer takes as a number, down to the earliest (1973-03-03T09:46:40Z)', async () => {
     const topic = await usageTopic();
     const sent = await send(topic, '-c', 'acme', '-e', 'api_call', '--id', 'earliest', '--timestamp', '1973-03-03T09:46:40Z');

@@ -33,6 +33,7 @@ import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
 import { InvalidInstantError, InvalidUsageEventError, isoInstantOf, usageTimestampOf } from '@tally/domain';
 import { ConfigError, loadConfig } from './config';
+import pino from 'pino';
 import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
 import { openEventStore, openPool } from './openEventStore';
@@ -116,7 +117,9 @@ const { config, connections } = (() => {
   }
 })();
 // The CLI is quieter than the main job unless told otherwise (blank counts as unset, as in loadConfig).
-const logger = createLogger({ level: process.env.TALLY_LOG_LEVEL?.trim() ? config.logLevel : 'warn' });
+// Its log goes to stderr: stdout carries the answers scripts pipe on (events sent, balances, a
+// letter), which a warning among them would break. Synchronous, so nothing is lost at exit.
+const logger = createLogger({ level: process.env.TALLY_LOG_LEVEL?.trim() ? config.logLevel : 'warn' }, pino.destination({ dest: 2, sync: true }));
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
 function progressBar(label: string) {
