@@ -46,7 +46,7 @@ export const configSchema = z.object({
   TALLY_HOME: text(path.join(REPO_ROOT, '.tally')).describe('logs, data, downloaded artifacts and pid files of the local stack'),
   TALLY_ROLES: text(ROLES.join(',')).describe('roles the main job runs in this process'),
   TALLY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
-    .describe('pino level of the main job and the CLI (`warn` for the CLI when unset)'),
+    .describe('pino level of the main job and the CLI (`warn` for the CLI when unset; the CLI logs to stderr, its answers alone on stdout)'),
   TALLY_KAFKA_BROKERS: z.string().trim().min(1)
     .refine((list) => list.split(',').every((broker) => broker.trim() !== ''), 'an empty entry in the list (a stray comma?); give host:port entries separated by commas')
     .default('127.0.0.1:9092').describe('Kafka bootstrap servers, comma-separated; the local broker listens on the first'),
