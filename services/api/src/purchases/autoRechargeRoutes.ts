@@ -27,7 +27,7 @@ const AutoRechargeSchema = Type.Object({
   rechargesThisMonth: Type.Integer({ minimum: 0, description: 'The purchases it made for warnings of the current calendar month (UTC).' }),
   belowWarningLimit: Type.Boolean({
     description:
-      'The balance is below its warning limit now: its warning has fired. A new setting buys nothing for a warning before it: it buys at the next one, once the balance is back at its limit and falls below it again, so top it up now if it needs credits.',
+      "The balance is below its warning limit: its warning has fired. On PUT as its ledger is as it answers; on GET as GET /v1/credit-balances/{id} serves it (its belowThreshold, which may trail the ledger by the projection's lag). A new setting buys nothing for a warning before it: it buys at the next one, once the balance is back at its limit and falls below it again, so top it up now if it needs credits.",
   }),
 });
 
