@@ -185,8 +185,7 @@ export async function registerAccessGuard(
     if (bearer !== undefined && JWT_SHAPE.test(bearer)) {
       const claims = await web.tokens.verifyPortalToken(bearer, web.now());
       if (claims === undefined) return { kind: 'anonymous', reason: 'the portal token is not valid or has expired' };
-      const revokedAt = await web.revocations.portalLinksRevokedAt(claims.customerId);
-      if (revokedAt !== undefined && claims.issuedAt.getTime() <= revokedAt.getTime()) return { kind: 'anonymous', reason: 'the portal link has been revoked; ask for a new one' };
+      if (await web.revocations.isPortalLinkRevoked(claims)) return { kind: 'anonymous', reason: 'the portal link has been revoked; ask for a new one' };
       return { kind: 'customer', customerId: claims.customerId };
     }
     // Parsed by @fastify/cookie's hook; not yet for a URL Fastify refused before any hook ran.

@@ -31,7 +31,7 @@ const KEYS: Record<ApiScope, string> = {
 };
 const bearer = (scope: ApiScope) => ({ authorization: `Bearer ${KEYS[scope]}` });
 const SECRET = 'hardening-session-secret-0123456789abcdef';
-/** Portal tokens as POST /v1/customers/{id}/portal-sessions makes them (the same secret as the app's). */
+/** Portal tokens as POST /v1/customers/{id}/portal-sessions makes them (the same secret as the app's), at revocation epoch 0: no link here is ever revoked. */
 const portalTokens = createSignedTokens({ secret: SECRET, sessionTtlMs: 60_000, portalTtlMs: 60_000 });
 
 /** Writes raw bytes on a fresh connection and collects what comes back until it closes or `untilMs` passes. */
@@ -198,7 +198,7 @@ describe('the API under hostile clients', () => {
       own.balanceId = await open(own.customerId);
       const other = { customerId: uniqueName('portal-other'), balanceId: '' };
       other.balanceId = await open(other.customerId);
-      const { token } = await portalTokens.issuePortalToken(own.customerId, new Date());
+      const { token } = await portalTokens.issuePortalToken(own.customerId, 0, new Date());
       const holder = { authorization: `Bearer ${token}` };
       const urlFor = (path: string, ids: { customerId: string; balanceId: string }) =>
         path.replace(/\{customerId\}/g, encodeURIComponent(ids.customerId)).replace(/\{balanceId\}/g, ids.balanceId).replace(/\{[^}]+\}/g, 'scope-probe');
@@ -216,8 +216,8 @@ describe('the API under hostile clients', () => {
         }
       }
       // A token that is not one (another secret, expired) is no credential at all.
-      const foreign = await createSignedTokens({ secret: 'another-secret-0123456789abcdef-xyz', sessionTtlMs: 60_000, portalTtlMs: 60_000 }).issuePortalToken(own.customerId, new Date());
-      const expired = await portalTokens.issuePortalToken(own.customerId, new Date(Date.now() - 120_000));
+      const foreign = await createSignedTokens({ secret: 'another-secret-0123456789abcdef-xyz', sessionTtlMs: 60_000, portalTtlMs: 60_000 }).issuePortalToken(own.customerId, 0, new Date());
+      const expired = await portalTokens.issuePortalToken(own.customerId, 0, new Date(Date.now() - 120_000));
       for (const stale of [foreign.token, expired.token]) {
         expectError(await app.inject({ method: 'GET', url: `/v1/customers/${encodeURIComponent(own.customerId)}/credit-balances`, headers: { authorization: `Bearer ${stale}` } }), 401, 'unauthorized');
       }
@@ -260,7 +260,7 @@ describe('the API under hostile clients', () => {
         },
       );
       const customerId = uniqueName('logged-customer');
-      const { token } = await portalTokens.issuePortalToken(customerId, new Date());
+      const { token } = await portalTokens.issuePortalToken(customerId, 0, new Date());
       await logged.inject({ method: 'POST', url: '/v1/credit-products', headers: bearer('admin'), payload: { name: 'x', bad: true } });
       await logged.inject({ method: 'POST', url: '/v1/credit-balances/nope/top-ups', headers: bearer('write'), payload: { credits: '1' } });
       await logged.inject({ method: 'POST', url: '/v1/credit-products', headers: { authorization: `Bearer ${token}` }, payload: {} });

@@ -267,7 +267,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const portalTtlMs = web?.portalTtlMs ?? 3_600_000;
   const tokens = web === undefined ? undefined : createSignedTokens({ secret: web.secret, sessionTtlMs: web.sessionTtlMs ?? 8 * 3_600_000, portalTtlMs });
   const revocations =
-    web?.redis === undefined ? createMemoryTokenRevocations() : createRedisTokenRevocations({ redis: web.redis, keyPrefix: web.redisKeyPrefix ?? 'tally:web:', portalTtlMs });
+    web?.redis === undefined ? createMemoryTokenRevocations() : createRedisTokenRevocations({ redis: web.redis, keyPrefix: web.redisKeyPrefix ?? 'tally:web:' });
   const portalMaxQuantity = web?.portalMaxPurchaseQuantity ?? DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY;
   // Parses the console's session cookie before the access guard reads it.
   await app.register(cookie);

@@ -13,7 +13,8 @@ import { isApiScope, type ApiScope } from '../apiScopes';
  * Both expire. A session names the key it was opened with by id, so removing that key from the
  * configuration ends its sessions too (the access guard checks the id is still configured). Both
  * can also end early (tokenRevocations.ts): a session by its id (`jti`), signed out; a customer's
- * portal links by when they were issued, to the millisecond (`iat` is whole seconds only).
+ * portal links by the customer's revocation epoch they were issued at (`rev`), which revoking
+ * raises: by the order of issuing and revoking in Redis, not by any process's clock.
  */
 export interface ConsoleSessionClaims {
   /** The session's own id, which signing out revokes. */
@@ -26,7 +27,12 @@ export interface ConsoleSessionClaims {
 
 export interface PortalClaims {
   readonly customerId: string;
-  /** To the millisecond: revoking a customer's links voids those issued up to an instant. */
+  /**
+   * The customer's revocation epoch when the link was issued: a revocation since has raised the
+   * customer's past it. undefined for a link issued before links carried one (see tokenRevocations.ts).
+   */
+  readonly revocationEpoch: number | undefined;
+  /** To the millisecond, by the issuing process's clock: what decides only for a link without an epoch. */
   readonly issuedAt: Date;
   readonly expiresAt: Date;
 }
@@ -35,7 +41,7 @@ export interface SignedTokens {
   openSession(key: { keyId: string; scopes: readonly ApiScope[] }, now: Date): Promise<{ token: string; claims: ConsoleSessionClaims }>;
   /** undefined for anything but an unexpired session token signed with this secret. */
   verifySession(token: string, now: Date): Promise<ConsoleSessionClaims | undefined>;
-  issuePortalToken(customerId: string, now: Date): Promise<{ token: string; claims: PortalClaims }>;
+  issuePortalToken(customerId: string, revocationEpoch: number, now: Date): Promise<{ token: string; claims: PortalClaims }>;
   verifyPortalToken(token: string, now: Date): Promise<PortalClaims | undefined>;
 }
 
@@ -50,8 +56,14 @@ const ISSUER = 'tally';
 const SESSION_AUDIENCE = 'tally-console';
 const PORTAL_AUDIENCE = 'tally-portal';
 const MIN_SECRET_LENGTH = 32;
-/** A portal token's issue instant in milliseconds: `iat` counts whole seconds. */
+/**
+ * A portal token's issue instant in milliseconds (`iat` counts whole seconds): still signed, so that
+ * an API process of the version before revocation epochs, while a deployment replaces it, revokes
+ * by it as it did; read here only for a token without an epoch.
+ */
 const ISSUED_AT_MS = 'iat_ms';
+/** A portal token's revocation epoch, see PortalClaims. */
+const REVOCATION_EPOCH = 'rev';
 
 /** A JWT is three base64url parts: what the access guard tries as a portal token when no key matches. */
 export const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -102,9 +114,9 @@ export function createSignedTokens(options: SignedTokenOptions): SignedTokens {
       if (scopes.length === 0) return undefined;
       return { sessionId: payload.jti, keyId: payload.sub, scopes, csrfToken: payload.csrf, expiresAt: new Date(payload.exp * 1000) };
     },
-    async issuePortalToken(customerId, now) {
-      const { token, expiresAt } = await sign({ [ISSUED_AT_MS]: now.getTime() }, customerId, PORTAL_AUDIENCE, now, options.portalTtlMs);
-      return { token, claims: { customerId, issuedAt: now, expiresAt } };
+    async issuePortalToken(customerId, revocationEpoch, now) {
+      const { token, expiresAt } = await sign({ [ISSUED_AT_MS]: now.getTime(), [REVOCATION_EPOCH]: revocationEpoch }, customerId, PORTAL_AUDIENCE, now, options.portalTtlMs);
+      return { token, claims: { customerId, revocationEpoch, issuedAt: now, expiresAt } };
     },
     async verifyPortalToken(token, now) {
       const payload = await verify(token, PORTAL_AUDIENCE, now);
@@ -113,7 +125,10 @@ export function createSignedTokens(options: SignedTokenOptions): SignedTokens {
       // revocation within that second voids it too.
       const issuedAtMs = payload[ISSUED_AT_MS];
       const issuedAt = typeof issuedAtMs === 'number' && Number.isSafeInteger(issuedAtMs) ? issuedAtMs : typeof payload.iat === 'number' ? payload.iat * 1000 : 0;
-      return { customerId: payload.sub, issuedAt: new Date(issuedAt), expiresAt: new Date(payload.exp * 1000) };
+      // Signed by us, so anything but a count is a bug: such a token is no credential.
+      const epoch = payload[REVOCATION_EPOCH];
+      if (epoch !== undefined && !(typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch >= 0)) return undefined;
+      return { customerId: payload.sub, revocationEpoch: epoch, issuedAt: new Date(issuedAt), expiresAt: new Date(payload.exp * 1000) };
     },
   };
 }

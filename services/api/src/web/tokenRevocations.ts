@@ -1,22 +1,35 @@
 import { TallyError } from '@tally/domain';
 import type { Redis } from 'ioredis';
+import type { PortalClaims } from './signedTokens';
 
 /**
  * The web credentials that ended before they expire: console sessions signed out (by id) and the
- * portal links of a customer revoked (all those issued up to an instant). The tokens are
- * stateless JWTs, so this is the one state that can refuse a valid signature. Kept in Redis,
- * shared by every API process and surviving their restarts, each entry only as long as a token it
- * concerns can still be valid; in this process's memory when no Redis is given (tests, one process).
+ * portal links of a customer revoked (all those issued so far). The tokens are stateless JWTs, so
+ * this is the one state that can refuse a valid signature. Kept in Redis, shared by every API
+ * process and surviving their restarts; in this process's memory when no Redis is given (tests,
+ * one process).
+ *
+ * A customer's links are revoked by a counter, the customer's revocation epoch, not by an instant:
+ * a link carries the epoch read when it was issued, and revoking raises it. Which came first,
+ * issuing or revoking, is then the order Redis ran the GET and the INCR in, whatever the clocks of
+ * the API processes that asked say (an instant from the revoking process's clock, compared with
+ * one from the issuing process's, voided links issued after it or spared links issued before it
+ * by as much as the clocks disagree). A link issued while the revocation runs is on one side of it.
  */
 export interface TokenRevocations {
   /** Refuses the session from now until `expiresAt`, after which its token is refused anyway. */
   revokeSession(sessionId: string, expiresAt: Date, now: Date): Promise<void>;
   isSessionRevoked(sessionId: string): Promise<boolean>;
-  /** Voids the customer's portal links issued at or before `at`; links issued later admit. */
-  revokePortalLinks(customerId: string, at: Date): Promise<void>;
-  /** The instant up to which the customer's links are void; undefined when none were revoked (or all those have expired). */
-  portalLinksRevokedAt(customerId: string): Promise<Date | undefined>;
+  /** The customer's revocation epoch, for a link issued now to carry: 0 until its links are first revoked. */
+  portalLinkEpoch(customerId: string): Promise<number>;
+  /** Voids every link of the customer issued so far; links issued afterwards admit. */
+  revokePortalLinks(customerId: string): Promise<void>;
+  /** Whether a revocation voided the link: one issued before the customer's latest. */
+  isPortalLinkRevoked(link: PortalLink): Promise<boolean>;
 }
+
+/** What tells a portal link's revocation: its claims (signedTokens.ts). */
+export type PortalLink = Pick<PortalClaims, 'customerId' | 'revocationEpoch' | 'issuedAt'>;
 
 /**
  * Whether a token was revoked could not be told: the request is refused (a revoked credential
@@ -31,19 +44,18 @@ interface RedisTokenRevocationsOptions {
   readonly redis: Redis;
   /** Prefix of the Redis keys, e.g. `tally:web:`. */
   readonly keyPrefix: string;
-  /** How long a portal link lasts: a revocation is kept that long, then every link it voids has expired. */
-  readonly portalTtlMs: number;
 }
 
-// Keeps the later of two revocations that race (two API processes, two clicks).
-const REVOKE_UP_TO = `
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-return 1`;
-
-export function createRedisTokenRevocations({ redis, keyPrefix, portalTtlMs }: RedisTokenRevocationsOptions): TokenRevocations {
+export function createRedisTokenRevocations({ redis, keyPrefix }: RedisTokenRevocationsOptions): TokenRevocations {
   const sessionKey = (sessionId: string) => `${keyPrefix}session-revoked:${sessionId}`;
-  const portalKey = (customerId: string) => `${keyPrefix}portal-revoked:${customerId}`;
+  // Kept without expiry: one small key per customer whose links were ever revoked. A counter that
+  // expired would start again at 0, and a link signed with the higher epoch before would outlive
+  // the revocations after it; and when to expire it would be a clock again.
+  const epochKey = (customerId: string) => `${keyPrefix}portal-epoch:${customerId}`;
+  // UPGRADE: where revocations were kept before epochs, as the revoking process's instant (ms),
+  // each for the portal link TTL. Read for links without an epoch only, which all expire within
+  // that TTL of the upgrade, as these keys do: this key, and its check, can go in the release after.
+  const legacyRevokedAtKey = (customerId: string) => `${keyPrefix}portal-revoked:${customerId}`;
   const unavailable = (what: string) => (error: unknown) => {
     throw new TokenRevocationsUnavailableError(`${what} could not be checked; retry shortly`, { cause: error });
   };
@@ -55,20 +67,38 @@ export function createRedisTokenRevocations({ redis, keyPrefix, portalTtlMs }: R
     async isSessionRevoked(sessionId) {
       return (await redis.exists(sessionKey(sessionId)).catch(unavailable('the console session'))) === 1;
     },
-    async revokePortalLinks(customerId, at) {
-      await redis.eval(REVOKE_UP_TO, 1, portalKey(customerId), String(at.getTime()), String(portalTtlMs)).catch(unavailable("revoking the customer's portal links"));
+    async portalLinkEpoch(customerId) {
+      // Failing rather than guessing 0: a link with a guessed epoch could outlive a revocation.
+      return epochOf(await redis.get(epochKey(customerId)).catch(unavailable("the customer's portal link revocations")));
     },
-    async portalLinksRevokedAt(customerId) {
-      const value = await redis.get(portalKey(customerId)).catch(unavailable('the portal link'));
-      return value === null ? undefined : new Date(Number(value));
+    async revokePortalLinks(customerId) {
+      await redis.incr(epochKey(customerId)).catch(unavailable("revoking the customer's portal links"));
+    },
+    async isPortalLinkRevoked({ customerId, revocationEpoch, issuedAt }) {
+      if (revocationEpoch !== undefined) return isBehind(revocationEpoch, epochOf(await redis.get(epochKey(customerId)).catch(unavailable('the portal link'))));
+      const [epoch, revokedAt] = await redis.mget(epochKey(customerId), legacyRevokedAtKey(customerId)).catch(unavailable('the portal link'));
+      // UPGRADE: a link issued before epochs counts as issued at epoch 0, before any revocation
+      // since (one an API process of the old version issued during the deployment too: refused
+      // rather than told by clocks, the customer asks for a new link); and a revocation from
+      // before voids it as it did, by the instants.
+      return isBehind(0, epochOf(epoch ?? null)) || (typeof revokedAt === 'string' && issuedAt.getTime() <= Number(revokedAt));
     },
   };
 }
 
+const epochOf = (stored: string | null): number => (stored === null ? 0 : Number(stored));
+
+/**
+ * A link is void unless it carries the customer's epoch now. Its epoch is never above the current
+ * one (read, then only raised), unless Redis lost the counter: such a link is refused too, since
+ * whether it was revoked can no longer be told.
+ */
+const isBehind = (linkEpoch: number, currentEpoch: number): boolean => linkEpoch !== currentEpoch;
+
 /** The same in this process's memory, for a single API process without Redis (tests). */
 export function createMemoryTokenRevocations(): TokenRevocations {
   const sessions = new Map<string, number>();
-  const portals = new Map<string, number>();
+  const epochs = new Map<string, number>();
   return {
     async revokeSession(sessionId, expiresAt, now) {
       // Those past their expiry are refused anyway: kept no longer, as Redis keeps them.
@@ -78,12 +108,15 @@ export function createMemoryTokenRevocations(): TokenRevocations {
     async isSessionRevoked(sessionId) {
       return sessions.has(sessionId);
     },
-    async revokePortalLinks(customerId, at) {
-      portals.set(customerId, Math.max(portals.get(customerId) ?? 0, at.getTime()));
+    async portalLinkEpoch(customerId) {
+      return epochs.get(customerId) ?? 0;
     },
-    async portalLinksRevokedAt(customerId) {
-      const at = portals.get(customerId);
-      return at === undefined ? undefined : new Date(at);
+    async revokePortalLinks(customerId) {
+      epochs.set(customerId, (epochs.get(customerId) ?? 0) + 1);
+    },
+    // No revocation here predates epochs (this memory does not outlive the process): a link without one counts as issued at 0.
+    async isPortalLinkRevoked({ customerId, revocationEpoch }) {
+      return isBehind(revocationEpoch ?? 0, epochs.get(customerId) ?? 0);
     },
   };
 }

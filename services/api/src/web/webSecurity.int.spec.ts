@@ -4,9 +4,10 @@ import { createAutoRecharges, createLedgerService, createPostgresBalanceRegistry
 import { createMetricsRegistry } from '@tally/metrics';
 import { createPool } from '@tally/postgres';
 import { createBalanceReadModel } from '@tally/projections';
-import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { createTestSchema, stackConfig, uniqueName, type TestSchema } from '@tally/test-support';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
 import pino from 'pino';
 import { buildApp, type ApiDeps } from '../buildApp';
 
@@ -101,8 +102,8 @@ describe('the web credentials under audit', () => {
     expect(opened.statusCode).toBe(201);
     return { customerId, balanceId: opened.json().id as string };
   };
-  const portalLink = async (customerId: string) => {
-    const link = await app.inject({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions`, headers: admin });
+  const portalLink = async (customerId: string, on: FastifyInstance = app) => {
+    const link = await on.inject({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions`, headers: admin });
     expect(link.statusCode).toBe(201);
     return { authorization: `Bearer ${link.json().token as string}` };
   };
@@ -168,11 +169,77 @@ describe('the web credentials under audit', () => {
         expect({ statusCode: refused.statusCode, error: refused.json().error }).toEqual({ statusCode: 401, error: 'unauthorized' });
         expect((await on.inject({ method: 'GET', url: `/v1/credit-balances/${theirs.balanceId}`, headers: others })).statusCode).toBe(200);
       }
-      // The revocation voids links issued up to its instant: a new link, a millisecond on, admits.
-      const revokedAt = Date.now();
-      await waitFor(() => Date.now() > revokedAt, { description: 'the clock past the revocation', timeoutMs: 1000, intervalMs: 1 });
+      // A link made after the revocation admits at once, within the same millisecond too: no clock decides.
       const fresh = await portalLink(mine.customerId);
       expect((await other.inject({ method: 'GET', url: `/v1/credit-balances/${mine.balanceId}`, headers: fresh })).statusCode).toBe(200);
+    });
+
+    it("revokes by the order of issuing and revoking, not by the API processes' clocks", async () => {
+      const { customerId, balanceId } = await customerWithBalance();
+      const read = (on: FastifyInstance, headers: Record<string, string>) => on.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}`, headers });
+      const revoke = async (on: FastifyInstance) => expect((await on.inject({ method: 'DELETE', url: `/v1/customers/${customerId}/portal-sessions`, headers: admin })).statusCode).toBe(204);
+      // Another API process whose clock runs a minute ahead of this one's (a bad NTP).
+      const ahead = await build({ web: { ...deps.web!, now: () => new Date(Date.now() + 60_000) } });
+
+      // Issued before the revocation by the process ahead: it must not outlive it.
+      const early = await portalLink(customerId, ahead);
+      expect((await read(app, early)).statusCode).toBe(200);
+      await revoke(app);
+      for (const on of [app, ahead]) expect((await read(on, early)).statusCode).toBe(401);
+
+      // Revoked by the process ahead, then issued by this one: a link made after the revocation admits.
+      await revoke(ahead);
+      const late = await portalLink(customerId, app);
+      for (const on of [app, ahead]) expect((await read(on, late)).statusCode).toBe(200);
+    });
+
+    it('refuses a link issued before the upgrade (no epoch) that a revocation then or since voided, and admits it otherwise', async () => {
+      // Signed as the API signed links before they carried a revocation epoch: the time alone.
+      const legacyLink = async (customerId: string, issuedAtMs: number) => {
+        const token = await new SignJWT({ iat_ms: issuedAtMs })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setIssuer('tally')
+          .setAudience('tally-portal')
+          .setSubject(customerId)
+          .setIssuedAt(Math.floor(issuedAtMs / 1000))
+          .setExpirationTime(Math.floor(issuedAtMs / 1000) + 3600)
+          .sign(new TextEncoder().encode(SECRET));
+        return { authorization: `Bearer ${token}` };
+      };
+      const read = (balanceId: string, headers: Record<string, string>) => app.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}`, headers });
+      const issuedAtMs = Date.now() - 1000;
+
+      const untouched = await customerWithBalance();
+      expect((await read(untouched.balanceId, await legacyLink(untouched.customerId, issuedAtMs))).statusCode).toBe(200);
+
+      // Revoked before the upgrade: the old key holds the instant, and still voids the link.
+      const revokedBefore = await customerWithBalance();
+      await redis.set(`${keyPrefix}:web:portal-revoked:${revokedBefore.customerId}`, String(issuedAtMs + 1), 'PX', 60_000);
+      expect((await read(revokedBefore.balanceId, await legacyLink(revokedBefore.customerId, issuedAtMs))).statusCode).toBe(401);
+      // A link that old key does not reach (issued after that revocation) admits.
+      expect((await read(revokedBefore.balanceId, await legacyLink(revokedBefore.customerId, issuedAtMs + 2))).statusCode).toBe(200);
+
+      // Revoked since the upgrade: every link of the customer issued before it is void.
+      const revokedSince = await customerWithBalance();
+      const legacy = await legacyLink(revokedSince.customerId, issuedAtMs);
+      expect((await read(revokedSince.balanceId, legacy)).statusCode).toBe(200);
+      expect((await app.inject({ method: 'DELETE', url: `/v1/customers/${revokedSince.customerId}/portal-sessions`, headers: admin })).statusCode).toBe(204);
+      expect((await read(revokedSince.balanceId, legacy)).statusCode).toBe(401);
+    });
+
+    it('issues no link while Redis does not answer (503), rather than one that a revocation might miss', async () => {
+      // Never connected, and refusing commands at once rather than queueing them.
+      const down = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      try {
+        const cut = await build({ web: { ...deps.web!, redis: down } });
+        const { customerId, balanceId } = await customerWithBalance();
+        const issued = await cut.inject({ method: 'POST', url: `/v1/customers/${customerId}/portal-sessions`, headers: admin });
+        expect({ statusCode: issued.statusCode, error: issued.json().error }).toEqual({ statusCode: 503, error: 'sign_in_state_unavailable' });
+        const checked = await cut.inject({ method: 'GET', url: `/v1/credit-balances/${balanceId}`, headers: await portalLink(customerId) });
+        expect({ statusCode: checked.statusCode, error: checked.json().error }).toEqual({ statusCode: 503, error: 'sign_in_state_unavailable' });
+      } finally {
+        down.disconnect();
+      }
     });
 
     it('buys at most the configured quantity per purchase with a portal token; keys are not limited by it', async () => {

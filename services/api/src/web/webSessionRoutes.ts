@@ -135,7 +135,9 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       },
     },
     async (request, reply) => {
-      const { token, claims } = await tokens.issuePortalToken(request.params.customerId, now());
+      // The epoch now, read before signing: a revocation that Redis runs after this read voids the link.
+      const epoch = await revocations.portalLinkEpoch(request.params.customerId);
+      const { token, claims } = await tokens.issuePortalToken(request.params.customerId, epoch, now());
       // A backend that asks over an internal address would otherwise hand its customer a link to
       // that address; the configured origin is the one customers reach.
       const url = `${publicUrl ?? `${request.protocol}://${request.host}`}/portal#token=${token}`;
@@ -158,7 +160,7 @@ export const webSessionRoutes: FastifyPluginAsyncTypebox<WebSessionRoutesOptions
       },
     },
     async (request, reply) => {
-      await revocations.revokePortalLinks(request.params.customerId, now());
+      await revocations.revokePortalLinks(request.params.customerId);
       return reply.code(204).send(null);
     },
   );
