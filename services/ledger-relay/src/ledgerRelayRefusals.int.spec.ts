@@ -184,6 +184,20 @@ describe('ledger relay, an event store it cannot read', () => {
     await relay.stop();
   });
 
+  it('fails when the store cannot tell the head of its log as the relay starts working', async () => {
+    const topic = await harness.createTopic(1);
+    const error = new StreamRevisionMismatchError('creditBalance-b3', 3n, 5n);
+    const store: EventStore = { ...harness.store, headPosition: () => Promise.reject(error) };
+    const relay = harness.createRelay(topic, { eventStore: store, checkpointName: uniqueName('unreadable') });
+    const failure = failureOf(relay);
+    await relay.start();
+
+    await waitFor(() => failure() !== undefined, { description: 'the relay to fail', timeoutMs: 30_000 });
+    expect(failure()).toBe(error);
+    expect(relay.state()).toBe('failed');
+    await relay.stop();
+  });
+
   it.each([
     ['a retriable store error', new EventStoreUnavailableError(new Error('connection refused'))],
     ['an error Tally does not name', new Error('something unforeseen')],

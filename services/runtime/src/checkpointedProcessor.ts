@@ -270,7 +270,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     try {
       const after = await retry(() => checkpoints.load(name), retrying('loading the checkpoint', signal));
       // Known from the start, so lag() does not report "caught up" before the first batch.
-      const storeHead = await retry(() => eventStore.headPosition(), retrying('reading the head of the event store', signal));
+      const storeHead = await retry(() => eventStore.headPosition(), { ...retrying('reading the head of the event store', signal), isTransient: options.isTransient });
       // Stopped, or the lease lost, while these were read: this term must not start.
       signal.throwIfAborted();
       checkpoint = after;
@@ -296,6 +296,14 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       logger.info({ after: after.toString() }, `${role} working`);
     } catch (error) {
       if (!signal.aborted) await taken?.release();
+      // A store that cannot answer as it is fails the processor, as its subscription's reads do,
+      // whichever path started this term (start, a standby's takeover, a restart): each of them
+      // would retry it for ever.
+      if (!signal.aborted && isPermanent(error)) {
+        lease = undefined;
+        fail(error, 'reading the event store failed and cannot succeed by retrying; stopping');
+        return;
+      }
       throw error;
     }
   }
