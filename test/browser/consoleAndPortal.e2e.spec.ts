@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { freePort, waitFor, type Browser, type Locator, type Page } from '@tally/test-support';
-import { expectAccessible, openCustomer, PHONE_VIEWPORT, photograph, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
+import { DESKTOP_VIEWPORT, expectAccessible, openCustomer, PHONE_VIEWPORT, photograph, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console and the portal in a real browser (Debian's Chromium through playwright-core)
@@ -16,7 +16,6 @@ import { expectAccessible, openCustomer, PHONE_VIEWPORT, photograph, startConsol
 jest.setTimeout(240_000);
 
 const ADMIN_KEY = `browser-admin-${randomUUID()}`;
-const DESKTOP = { width: 1280, height: 900 };
 const PHONE = PHONE_VIEWPORT;
 
 /** The file a click hands to the browser as a download: its suggested name and its CSV rows. */
@@ -87,7 +86,7 @@ describe('the console and the portal in Chromium', () => {
     });
 
   it('takes an operator from sign-in to a portal link, and a customer from that link to a bought bundle', async () => {
-    const consoleContext = await browser.newContext({ viewport: DESKTOP });
+    const consoleContext = await browser.newContext({ viewport: DESKTOP_VIEWPORT });
     const page: Page = await consoleContext.newPage();
     // Whatever the browser complains of: a script or style the Content-Security-Policy blocked, an
     // error thrown by a page. Expected failures (a refused request) are answered, not thrown.
@@ -511,7 +510,7 @@ describe('the console and the portal in Chromium', () => {
     const receiverPort = await freePort();
     await new Promise<void>((resolve) => receiver.listen(receiverPort, '127.0.0.1', resolve));
     const hookUrl = `http://127.0.0.1:${receiverPort}/tally-hook`;
-    const context = await browser.newContext({ viewport: DESKTOP });
+    const context = await browser.newContext({ viewport: DESKTOP_VIEWPORT });
     try {
       const page = await context.newPage();
       const complaints: string[] = [];
@@ -592,7 +591,7 @@ describe('the console and the portal in Chromium', () => {
     const customerId = `fraction-${randomUUID()}`;
     const product = (await (await api('POST', '/credit-products', { name: 'Fraction credits', consumption: [{ event: 'sample', credits: '1.2345' }] })).json()) as { id: string };
     expect((await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).status).toBe(201);
-    const context = await browser.newContext({ viewport: DESKTOP });
+    const context = await browser.newContext({ viewport: DESKTOP_VIEWPORT });
     try {
       const page = await context.newPage();
       await stack.signIn(page);
@@ -617,7 +616,7 @@ describe('the console and the portal in Chromium', () => {
     const opened = await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
     expect(opened.status).toBe(201);
     const balanceId = ((await opened.json()) as { id: string }).id;
-    const context = await browser.newContext({ viewport: DESKTOP });
+    const context = await browser.newContext({ viewport: DESKTOP_VIEWPORT });
     try {
       const page = await context.newPage();
       await stack.signIn(page);
@@ -710,7 +709,7 @@ describe('the console and the portal in Chromium', () => {
   });
 
   it("renders the API's documentation at /docs under its Content-Security-Policy, and can call a route from it", async () => {
-    const context = await browser.newContext({ viewport: DESKTOP });
+    const context = await browser.newContext({ viewport: DESKTOP_VIEWPORT });
     const page = await context.newPage();
     const complaints: string[] = [];
     page.on('console', (message) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request } from 'playwright-core';
 import { waitFor, type Locator, type Page } from '@tally/test-support';
-import { expectAccessible, openCustomer, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
+import { DESKTOP_VIEWPORT, expectAccessible, openCustomer, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * What the console and the portal do when an operator or a customer acts twice, when an answer
@@ -12,7 +12,6 @@ import { expectAccessible, openCustomer, startConsoleStack, untilFocused, untilT
 jest.setTimeout(240_000);
 
 const ADMIN_KEY = `browser-admin-${randomUUID()}`;
-const DESKTOP = { width: 1280, height: 900 };
 
 /** The writes a page sends that `matches` picks, counted as they start and as they end however they end. */
 function watchRequests(page: Page, matches: (request: Request) => boolean) {
@@ -53,18 +52,10 @@ describe('the console and the portal when acted on twice, or when a read fails',
   });
 
   /** The API as the test's own client calls it, with the admin key: the answer's body. */
-  async function api<T>(method: string, url: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${stack.base}/v1${url}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
-    return (response.status === 204 ? undefined : await response.json()) as T;
-  }
+  const api = <T>(method: string, url: string, body?: unknown) => stack.api<T>(method, url, body);
 
   async function signedIn(): Promise<Page> {
-    const context = await stack.browser.newContext({ viewport: DESKTOP });
+    const context = await stack.browser.newContext({ viewport: DESKTOP_VIEWPORT });
     const page = await context.newPage();
     await stack.signIn(page);
     return page;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { waitFor, type Page } from '@tally/test-support';
-import { expectAccessible, openCustomer, PHONE_VIEWPORT, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
+import { DESKTOP_VIEWPORT, expectAccessible, openCustomer, PHONE_VIEWPORT, startConsoleStack, untilFocused, untilText, type ConsoleStack } from './startConsoleStack';
 
 /**
  * The console's product form keeps what it did not change, and never undoes a change it did not
@@ -11,7 +11,6 @@ import { expectAccessible, openCustomer, PHONE_VIEWPORT, startConsoleStack, unti
 jest.setTimeout(240_000);
 
 const ADMIN_KEY = `browser-admin-${randomUUID()}`;
-const DESKTOP = { width: 1280, height: 900 };
 
 interface StoredProduct {
   readonly id: string;
@@ -35,18 +34,10 @@ describe("the console's product form and catalog", () => {
   });
 
   /** The API as the test's own client calls it, with the admin key: the answer's body. */
-  async function api<T>(method: string, url: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${stack.base}/v1${url}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
-    return (response.status === 204 ? undefined : await response.json()) as T;
-  }
+  const api = <T>(method: string, url: string, body?: unknown) => stack.api<T>(method, url, body);
 
   async function signedIn(): Promise<Page> {
-    const context = await stack.browser.newContext({ viewport: DESKTOP });
+    const context = await stack.browser.newContext({ viewport: DESKTOP_VIEWPORT });
     const page = await context.newPage();
     await stack.signIn(page);
     return page;

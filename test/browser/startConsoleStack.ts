@@ -30,6 +30,8 @@ export const SCREENSHOTS =
 
 /** A phone-sized window, where the portal is photographed and every console screen is audited too. */
 export const PHONE_VIEWPORT = { width: 390, height: 844 };
+/** A desktop window, the console's usual. */
+export const DESKTOP_VIEWPORT = { width: 1280, height: 900 };
 
 /**
  * axe-core's audit of what the page shows now (WCAG 2.1 A and AA, best practices): nothing may be
@@ -92,6 +94,11 @@ export interface ConsoleStack {
    * older version or a hand edit may have. Answers the rows.
    */
   query(text: string, values?: readonly unknown[]): Promise<Array<Record<string, unknown>>>;
+  /**
+   * A call to the API with the admin key, for a test's setup: its JSON answer (undefined for a
+   * 204); anything but a 2xx throws with the status and the body.
+   */
+  api<T>(method: string, url: string, body?: unknown): Promise<T>;
   /** Opens the console on the page and signs in with the admin key. */
   signIn(page: Page): Promise<void>;
   close(): Promise<void>;
@@ -152,6 +159,15 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     env,
     browser,
     query: async (text, values = []) => (await db.pool.query<Record<string, unknown>>(text, [...values])).rows,
+    async api<T>(method: string, url: string, body?: unknown): Promise<T> {
+      const response = await fetch(`${base}/v1${url}`, {
+        method,
+        headers: { authorization: `Bearer ${options.adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
+      return (response.status === 204 ? undefined : await response.json()) as T;
+    },
     async signIn(page) {
       await page.goto(`${base}/console`);
       await page.getByRole('button', { name: 'Sign in' }).waitFor();
