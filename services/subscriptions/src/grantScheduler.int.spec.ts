@@ -114,7 +114,7 @@ describe('grant scheduler with a test clock', () => {
     const now = new Date(startsAt.getTime() + 400 * 86_400_000 + 60_000);
     h.clock.set(now);
     const { subscription } = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id, startsAt });
-    const grantedThrough = async () => (await h.subscriptions.getSubscription(subscription.id))!.grantedThrough[product.id];
+    const grantedThrough = async () => (await h.subscriptions.getSubscription(subscription.id))!.grantedThrough.get(product.id);
     expect(await grantedThrough()).toBe(11);
     // An hour between runs: only running again at once while behind brings it up to date in time.
     const scheduler = h.newScheduler(3_600_000, 50);
@@ -132,7 +132,7 @@ describe('grant scheduler with a test clock', () => {
     h.clock.set(new Date(startsAt.getTime() + 800 * 86_400_000 + 60_000));
     const customerId = `customer-${randomUUID()}`;
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
-    const grantedThrough = async () => (await h.subscriptions.getSubscription(subscription.id))!.grantedThrough[product.id]!;
+    const grantedThrough = async () => (await h.subscriptions.getSubscription(subscription.id))!.grantedThrough.get(product.id)!;
     const inline = await grantedThrough();
 
     // One run would grant all 801 periods: its bound is above them.
@@ -170,7 +170,7 @@ describe('grant scheduler with a test clock', () => {
     const ref = await h.balanceRegistry.findBalance(customerId, product.id);
     const grants = async () => grantsIn(await h.ledgerOf(ref!.id));
     expect((await grants()).map((g) => g.period)).toEqual([...Array(12).keys()]);
-    expect(subscription.grantedThrough).toEqual({ [product.id]: 11 });
+    expect(subscription.grantedThrough).toEqual(new Map([[product.id, 11]]));
 
     // Each run grants at most its bound and keeps its progress in the watermark.
     const bound = 500;
@@ -190,6 +190,6 @@ describe('grant scheduler with a test clock', () => {
     // Every period from 0 to the current one, exactly once, and nothing more on another run.
     expect((await scheduler.runOnce()).granted).toBe(0);
     expect((await grants()).map((g) => g.period)).toEqual([...Array(current + 1).keys()]);
-    expect((await h.subscriptions.getSubscription(subscription.id))!.grantedThrough).toEqual({ [product.id]: current });
+    expect((await h.subscriptions.getSubscription(subscription.id))!.grantedThrough).toEqual(new Map([[product.id, current]]));
   }, 300_000);
 });

@@ -16,11 +16,13 @@ interface OverrideJson {
   changedBy: ActingKey | null;
 }
 
-type SubscriptionRow = Omit<Subscription, 'overrides'> & { overrides: OverrideJson[] };
+type SubscriptionRow = Omit<Subscription, 'overrides' | 'grantedThrough'> & { overrides: OverrideJson[]; grantedThrough: Array<[string, number]> };
 type SchedulableRow = SubscriptionRow & { planName: string; planItems: PlanItemDto[] };
 
 // A subscription with its override versions and watermarks in one round trip, under the
-// Subscription's field names so that only the overrides' amounts need parsing.
+// Subscription's field names so that only the overrides' amounts and the watermarks need reading.
+// Watermarks come as [productId, period] pairs, not a JSON object: a product id is any identifier
+// ("constructor", "toString"), and looked up in a plain object it would find the inherited member.
 const SUBSCRIPTION_SELECT = `
   SELECT s.id, s.customer_id AS "customerId", s.plan_id AS "planId", s.starts_at AS "startsAt", s.canceled_at AS "canceledAt",
          s.created_at AS "createdAt", acting_key(s.created_by_key_id, s.created_by_key_name) AS "createdBy",
@@ -31,14 +33,15 @@ const SUBSCRIPTION_SELECT = `
                              'changedBy', acting_key(o.changed_by_key_id, o.changed_by_key_name))
                            ORDER BY o.product_id, o.effective_from_period)
                      FROM subscription_overrides AS o WHERE o.subscription_id = s.id), '[]') AS overrides,
-         COALESCE((SELECT jsonb_object_agg(w.product_id, w.granted_through)
-                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '{}') AS "grantedThrough"`;
+         COALESCE((SELECT jsonb_agg(jsonb_build_array(w.product_id, w.granted_through))
+                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '[]') AS "grantedThrough"`;
 
 const nullableCredits = (text: string | null) => (text === null ? null : parseCredits(text));
 
 function subscriptionFromRow(row: SubscriptionRow): Subscription {
   return {
     ...row,
+    grantedThrough: new Map(row.grantedThrough),
     overrides: row.overrides.map(
       (o): StoredOverrideVersion => ({
         productId: o.productId,

@@ -38,9 +38,10 @@ export interface Subscription {
   /**
    * Per product, the last period known to be granted (absent: none). Only saves the scheduler
    * from asking the ledger again; a stale or lost value makes it re-send grants the ledger
-   * already holds, which change nothing.
+   * already holds, which change nothing. A Map, not an object: a product may be called
+   * "constructor", and a missing one must read as undefined, not as an inherited member.
    */
-  readonly grantedThrough: Readonly<Record<string, number>>;
+  readonly grantedThrough: ReadonlyMap<string, number>;
 }
 
 export interface CreditOverrideDto {
@@ -126,7 +127,7 @@ export function nextOverrideVersions(
     productId: item.productId,
     creditsPerPeriod: byProduct.get(item.productId)?.creditsPerPeriod ?? null,
     lowBalanceThreshold: byProduct.get(item.productId)?.lowBalanceThreshold ?? null,
-    effectiveFromPeriod: Math.max(periodIndexAt(subscription.startsAt, item.period, now), subscription.grantedThrough[item.productId] ?? -1) + 1,
+    effectiveFromPeriod: Math.max(periodIndexAt(subscription.startsAt, item.period, now), subscription.grantedThrough.get(item.productId) ?? -1) + 1,
   }));
 }
 

@@ -82,7 +82,7 @@ describe('overrides', () => {
   it("a change applies from each item's own next period, and covers every item of the plan", () => {
     const startsAt = new Date('2024-01-31T00:00:00.000Z');
     const now = new Date('2024-03-10T00:00:00.000Z'); // month period 1 (from Feb 29); week period 5
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: { api: 1 } }, plan, overridesFromDto([{ productId: 'api', creditsPerPeriod: '7' }], plan), now);
+    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map([['api', 1]]) }, plan, overridesFromDto([{ productId: 'api', creditsPerPeriod: '7' }], plan), now);
     expect(versions).toEqual([
       { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('7'), lowBalanceThreshold: null },
       { productId: 'storage', effectiveFromPeriod: 6, creditsPerPeriod: null, lowBalanceThreshold: null },
@@ -92,7 +92,7 @@ describe('overrides', () => {
   it('a change never applies from a period already granted (a scheduler whose clock is ahead granted it)', () => {
     const startsAt = new Date('2024-01-31T00:00:00.000Z');
     // Month period 1 by this clock; the scheduler granted api's period 2 already.
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: { api: 2, storage: 3 } }, plan, [], new Date('2024-03-10T00:00:00.000Z'));
+    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map([['api', 2], ['storage', 3]]) }, plan, [], new Date('2024-03-10T00:00:00.000Z'));
     expect(versions.map((v) => [v.productId, v.effectiveFromPeriod])).toEqual([
       ['api', 3],
       ['storage', 6],
@@ -101,8 +101,15 @@ describe('overrides', () => {
 
   it('a change before the start replaces the terms of period 0', () => {
     const startsAt = new Date('2024-05-01T00:00:00.000Z');
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: {} }, plan, [], new Date('2024-04-01T00:00:00.000Z'));
+    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map() }, plan, [], new Date('2024-04-01T00:00:00.000Z'));
     expect(versions.map((v) => v.effectiveFromPeriod)).toEqual([0, 0]);
+  });
+
+  it('a product named like an Object.prototype member with no watermark takes the next period, not NaN', () => {
+    const builtIn = planFromDto({ id: 'built-in', name: 'Built-in', items: [{ productId: 'constructor', creditsPerPeriod: '1', period: 'month' }] });
+    const startsAt = new Date('2024-01-31T00:00:00.000Z');
+    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map() }, builtIn, [], new Date('2024-03-10T00:00:00.000Z'));
+    expect(versions.map((v) => [v.productId, v.effectiveFromPeriod])).toEqual([['constructor', 2]]);
   });
 });
 

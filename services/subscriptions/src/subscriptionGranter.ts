@@ -164,7 +164,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
       let caughtUp = true;
       let budget = bound.maxPeriods ?? Number.POSITIVE_INFINITY;
       for (const item of plan.items) {
-        let through = subscription.grantedThrough[item.productId] ?? -1;
+        let through = subscription.grantedThrough.get(item.productId) ?? -1;
         const dueInput = {
           startsAt: subscription.startsAt,
           period: item.period,

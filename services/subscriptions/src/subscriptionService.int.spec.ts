@@ -52,7 +52,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
       overrides: [{ productId: product.id, creditsPerPeriod: '250' }],
     });
 
-    expect(created.subscription.grantedThrough).toEqual({ [product.id]: 0 });
+    expect(created.subscription.grantedThrough).toEqual(new Map([[product.id, 0]]));
     const balanceId = await balanceOf(customerId, product.id);
     const grants = grantsIn(await h.ledgerOf(balanceId));
     expect(grants).toEqual([{ period: 0, credits: parseCredits('250'), subscriptionId: created.subscription.id }]);
@@ -71,8 +71,8 @@ describe('subscription service on PostgreSQL and the event store', () => {
     const [planP, planXp] = [await planOf(p.id), await planOf(xp.id)];
     const first = await h.service.createSubscription({ id: `s${tag}:x`, customerId: `alice-${tag}`, planId: planP.id, startsAt });
     const second = await h.service.createSubscription({ id: `s${tag}`, customerId: `bob-${tag}`, planId: planXp.id, startsAt });
-    expect(first.subscription.grantedThrough).toEqual({ [p.id]: 0 });
-    expect(second.subscription.grantedThrough).toEqual({ [xp.id]: 0 });
+    expect(first.subscription.grantedThrough).toEqual(new Map([[p.id, 0]]));
+    expect(second.subscription.grantedThrough).toEqual(new Map([[xp.id, 0]]));
     for (const [customerId, productId] of [[`alice-${tag}`, p.id], [`bob-${tag}`, xp.id]] as const) {
       expect(formatCredits((await h.ledger.getBalance(await balanceOf(customerId, productId))).balance.balance)).toBe('100');
     }
@@ -192,7 +192,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
     const customerId = `customer-${randomUUID()}`;
     const later = new Date('2024-03-15T00:00:00.000Z');
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt: later });
-    expect(subscription.grantedThrough).toEqual({});
+    expect(subscription.grantedThrough).toEqual(new Map());
     expect(await h.balanceRegistry.findBalance(customerId, product.id)).toBeUndefined();
 
     h.clock.set(later);
@@ -211,7 +211,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
 
     const { subscription } = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id });
 
-    expect(subscription.grantedThrough).toEqual(Object.fromEntries(products.map((product) => [product.id, 0])));
+    expect(subscription.grantedThrough).toEqual(new Map(products.map((product) => [product.id, 0])));
   });
 
   it('refuses a start that leaves more periods due than a subscription may catch up on, opening nothing', async () => {

@@ -69,7 +69,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
         currentPeriod: bounds === null ? null : { index, start: bounds.start.toISOString(), end: bounds.end.toISOString() },
         creditsPerPeriod: formatCredits(terms.creditsPerPeriod),
         lowBalanceThreshold: formatNullableCredits(terms.lowBalanceThreshold),
-        grantedThrough: subscription.grantedThrough[item.productId] ?? null,
+        grantedThrough: subscription.grantedThrough.get(item.productId) ?? null,
         finalPeriod: finalPeriod(startsAt, item.period, canceledAt),
       };
     }),

@@ -21,7 +21,7 @@ const subscription: Subscription = {
   overrides: [
     { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null, changedBy: { keyId: 'ba9876543210', keyName: null } },
   ],
-  grantedThrough: { api: 1 },
+  grantedThrough: new Map([['api', 1]]),
 };
 
 describe('subscriptionView', () => {
@@ -46,8 +46,14 @@ describe('subscriptionView', () => {
   });
 
   it('has no current period before the start, and a final period once canceled', () => {
-    const canceled = { ...subscription, canceledAt: new Date('2024-02-01T00:00:00.000Z'), grantedThrough: {} };
+    const canceled = { ...subscription, canceledAt: new Date('2024-02-01T00:00:00.000Z'), grantedThrough: new Map() };
     const [item] = subscriptionView({ subscription: canceled, plan, asOf: new Date('2024-01-01T00:00:00.000Z') }).items;
     expect(item).toMatchObject({ currentPeriod: null, creditsPerPeriod: '100', grantedThrough: null, finalPeriod: 0 });
+  });
+
+  it('shows no watermark, not an inherited member, for a product called "constructor"', () => {
+    const builtIn = planFromDto({ id: 'built-in', name: 'Built-in', items: [{ productId: 'constructor', creditsPerPeriod: '1', period: 'month' }] });
+    const [item] = subscriptionView({ subscription: { ...subscription, grantedThrough: new Map() }, plan: builtIn, asOf: new Date('2024-03-31T00:00:00.000Z') }).items;
+    expect(item).toMatchObject({ productId: 'constructor', grantedThrough: null });
   });
 });

@@ -381,6 +381,42 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       expect((await app.inject({ method: 'GET', url: `/v1/subscriptions/${subscription.id}`, headers: portal })).statusCode).toBe(403);
     });
 
+    it('grants, shows and changes a product whose id is an Object.prototype member like any other', async () => {
+      // Ids are identifiers ("__proto__" is not one), so these are the built-in names a product can
+      // take. Each product's watermark is read by id: an inherited member must read as "none".
+      const productIds = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', `plain-${randomUUID()}`];
+      for (const id of productIds) {
+        expect((await call({ method: 'POST', url: '/v1/credit-products', payload: { id, name: `Product ${id}` } })).statusCode).toBe(201);
+      }
+      const items = productIds.map((productId) => ({ productId, creditsPerPeriod: '10', period: 'month' }));
+      const plan = await call({ method: 'POST', url: '/v1/plans', payload: { name: 'Built-in names', items } });
+      expect(plan.statusCode).toBe(201);
+      // Starting tomorrow: nothing is granted, so every item is read with no watermark.
+      const startsAt = new Date(new Date(START).getTime() + 86_400_000);
+      const customerId = `cus_${randomUUID()}`;
+      const created = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: plan.json<{ id: string }>().id, startsAt: startsAt.toISOString() } });
+      expect(created.statusCode).toBe(201);
+      const subscription = created.json<SubscriptionView>();
+      expect(subscription.items.map((item) => [item.productId, item.grantedThrough])).toEqual(productIds.map((id) => [id, null]));
+
+      const patched = await call({ method: 'PATCH', url: `/v1/subscriptions/${subscription.id}`, payload: { overrides: [{ productId: 'constructor', creditsPerPeriod: '5' }] } });
+      expect(patched.statusCode).toBe(200);
+      expect(patched.json<SubscriptionView>().overrides.filter((o) => o.productId === 'constructor').map((o) => [o.effectiveFromPeriod, o.creditsPerPeriod])).toEqual([[0, '5']]);
+
+      h.clock.set(new Date(periodStart(startsAt, 'month', 1).getTime() + 1000));
+      await h.newScheduler().runOnce();
+      for (const productId of productIds) {
+        const grants = (await ledgerOf(await balanceIdOf(customerId, productId))).filter((entry) => entry.source === 'grant');
+        expect({ productId, grants: grants.map((entry) => [entry.grant?.period, entry.credits]) }).toEqual({
+          productId,
+          grants: productId === 'constructor' ? [[0, '5'], [1, '5']] : [[0, '10'], [1, '10']],
+        });
+      }
+      const read = await call({ method: 'GET', url: `/v1/subscriptions/${subscription.id}` });
+      expect(read.statusCode).toBe(200);
+      expect(read.json<SubscriptionView>().items.map((item) => [item.productId, item.grantedThrough])).toEqual(productIds.map((id) => [id, 1]));
+    });
+
     it('answers 404 for unknown plans and subscriptions and 400 for invalid requests', async () => {
       const { subscription } = await subscribe('100');
       expectError(await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId: 'c', planId: 'nope' } }), 404, 'plan_not_found');
