@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { createCheckpointedProcessor, retry, type CheckpointStore, type Worker } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { prepareLedgerBatch, writePreparedBatch } from './applyLedgerBatch';
-import { createGenerationStore, type WriteOutcome } from './generationStore';
+import { createGenerationStore, projectedFromAnotherStore, type WriteOutcome } from './generationStore';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache, type SnapshotCache } from './snapshotCache';
 
@@ -116,7 +116,7 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
       // between the two (it was flushed after the first read).
       let active = await store.ensureActive(await eventStore.headPosition());
       const head = await eventStore.headPosition();
-      if (head < active.checkpoint) {
+      if (projectedFromAnotherStore(head, active.checkpoint)) {
         // Positions never go back: this projection was made from another (or a since reset) store.
         logger.warn({ checkpoint: active.checkpoint.toString(), head: head.toString() }, 'the event store is behind the projection');
         active = await store.ensureActive(head, { startOver: true });

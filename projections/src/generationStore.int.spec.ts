@@ -216,6 +216,23 @@ describe('generation store (Redis)', () => {
     await expect(redis.get(store.keys.active)).resolves.toBe(aside);
   });
 
+  it('replaces, with its freshAsOf, only the live generation named as projected from another store, never a newer release\'s', async () => {
+    const { generation } = await store.ensureActive(50n);
+    await store.writeBatch(generation, 'live', [], 40n);
+    const aside = await store.createAside();
+    await store.writeBatch(aside, 'aside', [], 3n);
+    // Named a generation that no longer serves (another process replaced it meanwhile): compared as usual.
+    await expect(store.switchActive(aside, { over: 'gother' })).resolves.toEqual({ kind: 'behind' });
+    await redis.set(store.keys.version(generation), String(BALANCE_FOLD_VERSION + 1));
+    await expect(store.switchActive(aside, { over: generation })).resolves.toEqual({ kind: 'newer' });
+    await redis.set(store.keys.version(generation), String(BALANCE_FOLD_VERSION));
+    await expect(redis.get(store.keys.freshAsOf(aside))).resolves.toBeNull();
+    // Above its checkpoint and short of its target, replaced all the same once named.
+    await expect(store.switchActive(aside, { over: generation, freshAsOf: 1234.5 })).resolves.toEqual({ kind: 'switched', previous: generation });
+    await expect(redis.get(store.keys.active)).resolves.toBe(aside);
+    await expect(redis.get(store.keys.freshAsOf(aside))).resolves.toBe('1234');
+  });
+
   it('serves a generation it made only once its checkpoint reaches the target, comparing beyond 2^53 exactly', async () => {
     const readModel = createBalanceReadModel({ redis, keyPrefix: testRedis.keyPrefix });
     const target = 2n ** 53n + 1n;

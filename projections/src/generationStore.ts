@@ -153,8 +153,9 @@ if ARGV[2] ~= '' and greater(ARGV[2], checkpoint) then return 'rewound' end
 return 'ok'
 `);
 
-// KEYS: active, the new generation's checkpoint. ARGV: new generation, root, its fold version.
-// Returns { 'switched', previous or '' }, { 'behind' }, { 'newer' } or { 'reset' }.
+// KEYS: active, the new generation's checkpoint, its freshAsOf. ARGV: new generation, root, its
+// fold version, freshAsOf (epoch ms) or '', the live generation to replace however far it got
+// or ''. Returns { 'switched', previous or '' }, { 'behind' }, { 'newer' } or { 'reset' }.
 const SWITCH_ACTIVE = createLuaScript(`${POSITION_GREATER}
 local checkpoint = redis.call('GET', KEYS[2])
 if not checkpoint then return { 'reset' } end
@@ -162,13 +163,18 @@ local previous = redis.call('GET', KEYS[1])
 if previous then
   local version = redis.call('GET', ARGV[2] .. ':' .. previous .. ':version')
   if (tonumber(version) or 0) > tonumber(ARGV[3]) then return { 'newer' } end
-  local live = redis.call('GET', ARGV[2] .. ':' .. previous .. ':checkpoint')
-  if live and greater(live, checkpoint) then return { 'behind' } end
-  -- A live generation still short of its target serves nothing yet, but what was served before it
-  -- was made may reach up to that target.
-  local target = redis.call('GET', ARGV[2] .. ':' .. previous .. ':target')
-  if live and target and greater(target, checkpoint) then return { 'behind' } end
+  -- Only the generation the caller judged: one another process made meanwhile is compared as usual.
+  if previous ~= ARGV[5] then
+    local live = redis.call('GET', ARGV[2] .. ':' .. previous .. ':checkpoint')
+    if live and greater(live, checkpoint) then return { 'behind' } end
+    -- A live generation still short of its target serves nothing yet, but what was served before it
+    -- was made may reach up to that target.
+    local target = redis.call('GET', ARGV[2] .. ':' .. previous .. ':target')
+    if live and target and greater(target, checkpoint) then return { 'behind' } end
+  end
 end
+-- With the pointer, so that readers never meet this generation without a lagMs to measure.
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
 redis.call('SET', KEYS[1], ARGV[1])
 return { 'switched', previous or '' }
 `);
@@ -199,6 +205,15 @@ const SCAN_COUNT = '1000';
 /** Unique, and sortable by creation time when listing keys by hand. */
 function newGenerationName(): string {
   return `g${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Positions never go back: a projection whose checkpoint is above the event store's head was made
+ * from another store (or from this one before it was reset or restored from a backup). It cannot
+ * catch up, only start over; the projector and a replay both ask here.
+ */
+export function projectedFromAnotherStore(head: bigint, checkpoint: bigint): boolean {
+  return head < checkpoint;
 }
 
 export type SwitchOutcome = { kind: 'switched'; previous: string | undefined } | { kind: 'behind' } | { kind: 'newer' } | { kind: 'reset' };
@@ -252,8 +267,11 @@ export interface GenerationStore {
   /**
    * Points readers at the generation, unless it vanished ('reset') or the live generation has
    * moved past its checkpoint meanwhile ('behind'): readers never see positions go backwards.
+   * `freshAsOf` (epoch ms): the generation held every event recorded up to then, written with the
+   * switch (see markFresh). `over`: the live generation, when it was found projectedFromAnotherStore,
+   * is replaced however far it got; it alone, and never a newer release's.
    */
-  switchActive(generation: string): Promise<SwitchOutcome>;
+  switchActive(generation: string, options?: { freshAsOf?: number; over?: string }): Promise<SwitchOutcome>;
   /** Deletes every key of a generation in chunks (SCAN + UNLINK); returns how many. */
   deleteGeneration(generation: string): Promise<number>;
   /** Balance ids of a generation, in chunks as SCAN returns them (a id may repeat across chunks). */
@@ -357,8 +375,9 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
       return (await WRITE_BATCH.run(redis, [keys.active, keys.checkpoint(generation)], args)) as WriteOutcome;
     },
 
-    async switchActive(generation) {
-      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation)], [generation, keys.root, String(BALANCE_FOLD_VERSION)]);
+    async switchActive(generation, { freshAsOf, over } = {}) {
+      const args = [generation, keys.root, String(BALANCE_FOLD_VERSION), freshAsOf === undefined ? '' : String(Math.floor(freshAsOf)), over ?? ''];
+      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation), keys.freshAsOf(generation)], args);
       const [kind, previous] = reply as ['switched', string] | ['behind' | 'newer' | 'reset'];
       if (kind !== 'switched') return { kind };
       return { kind, previous: previous === '' ? undefined : previous };

@@ -102,9 +102,13 @@ describe('rebuildGeneration (PostgreSQL event store, Redis)', () => {
     const warnings: string[] = [];
     const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
 
+    const started = Date.now();
     const { result, calls, readModel } = await rebuild(3, { cacheSize: 10, logger: watched });
 
-    expect(result).toEqual({ outcome: 'ok', position: head });
+    // Fresh as of the read that came back empty: begun during the rebuild, after every other read.
+    expect(result).toEqual({ outcome: 'ok', position: head, atHeadAsOf: expect.any(Number) });
+    expect(result.atHeadAsOf).toBeGreaterThanOrEqual(started);
+    expect(result.atHeadAsOf).toBeLessThanOrEqual(Date.now());
     // Capacity 10 over 14 balances, pages of 3: writes of 8 balances or more, in scripts of 3 (the
     // cache evicts while one is in flight), each written before its balance could leave the cache.
     expect(calls.some((call) => call.balanceIds.length === 3 && call.checkpoint !== head)).toBe(true);

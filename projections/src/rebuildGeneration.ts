@@ -30,6 +30,12 @@ interface RebuildResult {
   readonly outcome: WriteOutcome;
   /** The position written up to. */
   readonly position: bigint;
+  /**
+   * Epoch ms when the read that found the rebuild at the head (it came back empty) began: the
+   * generation holds every event recorded before then. Undefined when it stopped at `until` or
+   * on another outcome than 'ok'.
+   */
+  readonly atHeadAsOf?: number;
 }
 
 /** A replay is run by hand: give up after about half a minute rather than hang. */
@@ -64,8 +70,12 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
   const target = { eventStore, store, logger, generation, mode: 'aside' as const, cache };
   const retrying = { logger, maxAttempts: MAX_ATTEMPTS };
   // Payloads only: the fold looks at nothing else, and a rebuild reads every event of the log.
-  const read = (after: bigint): Promise<readonly StoredPayload[]> =>
-    inFlight(retry(() => eventStore.readAllPayloads({ after, maxCount: batchSize }), { ...retrying, what: 'reading the event store' }));
+  // Each read's start is kept with it: the one that comes back empty dates the generation's freshness.
+  type Page = { payloads: readonly StoredPayload[]; startedAt: number };
+  const read = (after: bigint): Promise<Page> => {
+    const startedAt = Date.now();
+    return inFlight(retry(() => eventStore.readAllPayloads({ after, maxCount: batchSize }), { ...retrying, what: 'reading the event store' }).then((payloads) => ({ payloads, startedAt })));
+  };
 
   /** One write in scripts of batchSize snapshots (a script blocks Redis while it runs); only the last one moves the checkpoint. */
   const write = async (balances: readonly PositionedBalance[], from: bigint, checkpoint: bigint): Promise<WriteOutcome> => {
@@ -107,7 +117,8 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
   };
 
   if (until !== undefined && position >= until) return { outcome: 'ok', position };
-  let next: Promise<readonly StoredPayload[]> | undefined = read(position);
+  let next: Promise<Page> | undefined = read(position);
+  let atHeadAsOf: number | undefined;
   while (next !== undefined) {
     if (options.signal?.aborted === true) {
       // Landed before the caller deletes the generation, so that no script writes into it after.
@@ -115,10 +126,14 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
       await landed();
       options.signal.throwIfAborted();
     }
-    const page: readonly StoredPayload[] = await next;
+    const fetched: Page = await next;
+    const page: readonly StoredPayload[] = fetched.payloads;
     const events = until === undefined ? page : page.filter((event) => event.position <= until);
     const last = events[events.length - 1];
-    if (last === undefined) break;
+    if (last === undefined) {
+      if (page.length === 0) atHeadAsOf = fetched.startedAt;
+      break;
+    }
     next = until !== undefined && last.position >= until ? undefined : read(last.position);
     // A balance the cache dropped is read back from Redis, which must then hold its latest fold:
     // so what is folded but not yet written (pending, and a write of several scripts still in
@@ -144,5 +159,6 @@ export async function rebuildGeneration(options: RebuildOptions): Promise<Rebuil
     const outcome = await startWrite();
     if (outcome !== 'ok') return { outcome, position };
   }
-  return { outcome: await landed(), position };
+  const outcome = await landed();
+  return { outcome, position, ...(outcome === 'ok' && atHeadAsOf !== undefined ? { atHeadAsOf } : {}) };
 }

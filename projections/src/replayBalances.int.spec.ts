@@ -202,6 +202,61 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     expect((await testRedis.keys()).sort()).toEqual(before);
   });
 
+  it('marks the generation it switches to fresh as of its final read, so entitlement checks have a lagMs at once', async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    const before = Date.now();
+    await replay();
+    const after = Date.now();
+    // No projector runs: only the replay's switch can have said how fresh the generation is.
+    const served = (await readModel.getBalance(ids[0]!))!;
+    const { freshAsOf } = await readModel.getEntitlement(served.customerId, served.productId);
+    expect(freshAsOf).toBeGreaterThanOrEqual(before);
+    expect(freshAsOf).toBeLessThanOrEqual(after);
+  });
+
+  it('switches, saying why, over a live generation whose checkpoint is above the head of the event store (another store, or a restored one)', async () => {
+    // The live generation, projected from the store used until now.
+    const ids = await writer.open(40, { customers: 8 });
+    await writer.activity(ids, 10);
+    projector = createBalanceProjector({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, pollIntervalMs: 50 });
+    await projector.start();
+    await caughtUp(readModel, eventStore);
+    await projector.stop();
+    projector = undefined;
+    const redis = testRedis.connect();
+    const live = await redis.get(`${testRedis.keyPrefix}:active`);
+
+    // The store switched to: fewer events, so its head is below the live checkpoint.
+    const otherDb = await createTestSchema({ prefix: 'replay_other' });
+    const otherStore = createPostgresEventStore({ pool: otherDb.pool, logger, pollIntervalMs: 100 });
+    try {
+      const otherWriter = createLedgerWriter(otherStore, 5);
+      await otherWriter.activity(await otherWriter.open(3, { customers: 1 }), 2);
+      expect(await otherStore.headPosition()).toBeLessThan(BigInt((await redis.get(`${testRedis.keyPrefix}:${live}:checkpoint`))!));
+      const warnings: { msg: string }[] = [];
+      const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+      // Without the head's say, the switch answered 'behind' for ever and the replay spun.
+      const result = await replayBalances({
+        eventStore: otherStore,
+        redis,
+        keyPrefix: testRedis.keyPrefix,
+        logger: watched,
+        batchSize: 100,
+        signal: AbortSignal.timeout(15_000),
+      });
+      expect(result.previous).toBe(live);
+      await expect(redis.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(result.generation);
+      expect(warnings).toContainEqual(expect.objectContaining({ msg: expect.stringContaining('the event store is behind the live generation') }));
+      await expectServedExactly(readModel, otherStore);
+      const keys = await testRedis.keys();
+      expect(keys.filter((key) => !key.startsWith(`${testRedis.keyPrefix}:${result.generation}:`))).toEqual([`${testRedis.keyPrefix}:active`]);
+    } finally {
+      await otherStore.close();
+      await otherDb.drop();
+    }
+  });
+
   it('rejects a batch size that is not a positive integer before touching anything', async () => {
     await expect(
       replayBalances({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, batchSize: Number('x') }),

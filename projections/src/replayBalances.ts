@@ -1,7 +1,8 @@
 import type { EventStore } from '@tally/event-store';
+import { createBackoff } from '@tally/runtime';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createGenerationStore, NewerProjectionError } from './generationStore';
+import { createGenerationStore, NewerProjectionError, projectedFromAnotherStore } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';
 import { resolveBatchSize } from './resolveBatchSize';
@@ -37,19 +38,24 @@ export interface ReplayResult {
 /** Keys flushed under a replay again and again means something keeps wiping Redis: stop. */
 const MAX_REBUILDS = 3;
 
+/** Between reads after the live projector got past the rebuild: it moves on meanwhile, so do not race it read for read. */
+const BEHIND_BACKOFF = { initialDelayMs: 100, maxDelayMs: 2000 };
+
 /**
  * Rebuilds every snapshot from position 0 into a fresh generation while the live one keeps
  * serving, then points readers at it in one script. If the live projector got past the
  * rebuild meanwhile, the rebuild reads on and tries again, so the switch never takes readers
- * back in time. Events appended after the switch are the live projector's: it notices the
- * switch and continues from the new generation's checkpoint. The replaced generation is
- * deleted afterwards.
+ * back in time, unless the live generation is above the event store's head: it was projected
+ * from another store (or this one before a restore), as the projector judges it too, and is
+ * replaced. Events appended after the switch are the live projector's: it notices the switch and
+ * continues from the new generation's checkpoint. The replaced generation is deleted afterwards.
  */
 export async function replayBalances(options: ReplayOptions): Promise<ReplayResult> {
   const { eventStore } = options;
   const logger = options.logger.child({ module: 'replayBalances' });
   const store = createGenerationStore({ redis: options.redis, keyPrefix: options.keyPrefix });
   const batchSize = resolveBatchSize(options.batchSize, 1000);
+  const backoff = createBackoff(BEHIND_BACKOFF);
   for (let rebuild = 1; rebuild <= MAX_REBUILDS; rebuild += 1) {
     const generation = await store.createAside();
     let switched: Awaited<ReturnType<typeof store.switchActive>> | undefined;
@@ -58,6 +64,7 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
       const progress = createProgressTracker(await eventStore.headPosition(), options.onProgress);
       logger.info({ generation }, 'replaying every balance into a fresh generation');
       let position = 0n;
+      let behind = 0;
       for (;;) {
         const rebuilt = await rebuildGeneration({
           eventStore,
@@ -71,8 +78,28 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
           ...(options.signal !== undefined ? { signal: options.signal } : {}),
         });
         position = rebuilt.position;
-        switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation) : { kind: 'reset' as const };
-        if (switched.kind === 'behind') continue;
+        // Fresh as of the read that found the rebuild at the head: it held every event recorded before it.
+        const fresh = rebuilt.atHeadAsOf !== undefined ? { freshAsOf: rebuilt.atHeadAsOf } : {};
+        switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation, fresh) : { kind: 'reset' as const };
+        if (switched.kind === 'behind') {
+          // Read after the live checkpoint was found above the rebuild's: a head below it is no lag
+          // the rebuild can close by reading on (it would spin, reading nothing, for ever).
+          const head = await eventStore.headPosition();
+          const live = await store.readActive();
+          if (live !== undefined && projectedFromAnotherStore(head, live.checkpoint)) {
+            logger.warn(
+              { generation, live: live.generation, checkpoint: live.checkpoint.toString(), head: head.toString() },
+              'the event store is behind the live generation (projected from another store, or from this one before a restore): replacing it',
+            );
+            switched = await store.switchActive(generation, { ...fresh, over: live.generation });
+          }
+        }
+        if (switched.kind === 'behind') {
+          behind += 1;
+          logger.debug({ generation, position: position.toString(), behind }, 'the live generation got past the rebuild; reading on');
+          await backoff.wait(behind, options.signal);
+          continue;
+        }
         if (switched.kind === 'reset') break;
         if (switched.kind === 'newer') {
           // Deleted below, as any generation that never served.
