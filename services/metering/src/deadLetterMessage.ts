@@ -104,7 +104,9 @@ function keptHeaders(original: IHeaders | undefined): IHeaders {
   }
   const total = entries.reduce((sum, [name, value]) => sum + Buffer.byteLength(name, 'utf8') + (value?.length ?? 0), 0);
   if (total <= MAX_DEAD_LETTER_HEADER_BYTES) return original;
-  const kept: Record<string, (Buffer | null)[]> = {};
+  // A Map: header names are the producer's, and a plain object would find "constructor" or
+  // "__proto__" already there (inherited) and fail to dead-letter the message.
+  const kept = new Map<string, (Buffer | null)[]>();
   let used = 0;
   let dropped = 0;
   for (const [name, value] of entries) {
@@ -114,12 +116,15 @@ function keptHeaders(original: IHeaders | undefined): IHeaders {
       continue;
     }
     used += size;
-    (kept[name] ??= []).push(value);
+    const values = kept.get(name);
+    if (values === undefined) kept.set(name, [value]);
+    else values.push(value);
   }
   const digest = sha256(Buffer.concat(entries.flatMap(([name, value]) => [...lengthPrefixed(Buffer.from(name, 'utf8')), ...lengthPrefixed(value)])));
   return {
     // kafkajs writes a null header value as no value (length -1), as it read it.
-    ...(Object.fromEntries(Object.entries(kept).map(([name, values]) => [name, values.length === 1 ? values[0] : values])) as IHeaders),
+    // fromEntries defines own properties, so a header named "__proto__" stays a header.
+    ...(Object.fromEntries([...kept].map(([name, values]) => [name, values.length === 1 ? values[0] : values])) as IHeaders),
     [DEAD_LETTER_HEADERS.headersTruncatedFrom]: String(total),
     [DEAD_LETTER_HEADERS.headersDropped]: String(dropped),
     [DEAD_LETTER_HEADERS.headersSha256]: digest,

@@ -120,6 +120,26 @@ describe('deadLetterMessage', () => {
     expect(dead.headers).not.toHaveProperty('bulk');
   });
 
+  it('keeps headers named "constructor" and "__proto__" when it cuts headers, as the data they are', () => {
+    const ctor = Buffer.from('c');
+    const proto = Buffer.from('p');
+    const message = {
+      key: Buffer.from('k'),
+      value: Buffer.from('{}'),
+      // A computed key: an own header named __proto__, as kafkajs may read one, not the prototype.
+      headers: { constructor: ctor, ['__proto__']: proto, bulk: Buffer.alloc(900_000, 'h') },
+      offset: '10',
+      timestamp: '0',
+      attributes: 0,
+    } as KafkaMessage;
+    const dead = deadLetterMessage({ topic: 'usage-events', partition: 0, message }, new InvalidUsageEventError('x'), new Date(0));
+    const headers = dead.headers!;
+    expect(Object.getPrototypeOf(headers)).toBe(Object.prototype);
+    expect(Object.hasOwn(headers, 'constructor') && headers.constructor).toEqual(ctor);
+    expect(Object.hasOwn(headers, '__proto__') && headers['__proto__']).toEqual(proto);
+    expect(headers[DEAD_LETTER_HEADERS.headersDropped]).toBe('1');
+  });
+
   it('keeps a header without a value as one without a value when it cuts headers, not as the text "null"', () => {
     const message = {
       key: Buffer.from('k'),

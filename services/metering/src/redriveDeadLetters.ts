@@ -89,8 +89,9 @@ export function redriveDecision(
   }
   if (header(headers, DEAD_LETTER_HEADERS.sourceLastOffset) !== null) return { skip: 'raw_batch' };
   if (CUT_HEADERS.some((name) => header(headers, name) !== null)) return { skip: 'cut' };
-  const original: IHeaders = {};
-  for (const [name, value] of Object.entries(headers ?? {})) if (!ADDED_HEADERS.has(name) && value !== undefined) original[name] = value;
+  // fromEntries defines own properties: a header named "__proto__" (the producer's name) is sent
+  // back as a header, where assigning it would set the object's prototype and lose it.
+  const original: IHeaders = Object.fromEntries(Object.entries(headers ?? {}).filter(([name, value]) => !ADDED_HEADERS.has(name) && value !== undefined));
   original[REDRIVEN_FROM_HEADER] = `${partition}:${letter.offset}`;
   return { send: { key: letter.key, value: letter.value, headers: original }, errorCode };
 }

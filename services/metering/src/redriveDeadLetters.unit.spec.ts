@@ -40,6 +40,17 @@ describe('redriveDecision', () => {
     });
   });
 
+  it('sends back headers named "constructor" and "__proto__" as headers, not as members of the object', () => {
+    // A computed key: an own header named __proto__, as kafkajs may read one, not the prototype.
+    const headers = { constructor: Buffer.from('c'), ['__proto__']: Buffer.from('p') };
+    const decision = redriveDecision(letterOf(original({ headers })), 1, options);
+    const sent = 'send' in decision ? decision.send.headers! : {};
+    expect(Object.getPrototypeOf(sent)).toBe(Object.prototype);
+    expect(Object.hasOwn(sent, 'constructor') && sent.constructor).toEqual(Buffer.from('c'));
+    expect(Object.hasOwn(sent, '__proto__') && sent['__proto__']).toEqual(Buffer.from('p'));
+    expect(sent[REDRIVEN_FROM_HEADER]).toBe('1:7');
+  });
+
   it('leaves letters of other error codes, and takes every code when asked', () => {
     const invalid = letterOf(original(), new InvalidUsageEventError('id is missing'));
     expect(redriveDecision(invalid, 0, options)).toEqual({ skip: 'not_selected' });
