@@ -211,11 +211,14 @@ describe('tally redrive and tally dead-letter', () => {
     }
   });
 
-  it('on Ctrl-C records its run as interrupted, how far it came, and frees the lease', async () => {
+  it.each([
+    ['Ctrl-C', 'SIGINT'],
+    ['a dropped SSH session', 'SIGHUP'],
+  ] as const)('on %s (%s) records its run as interrupted, how far it came, and frees the lease', async (_, signal) => {
     const listing = consoleSide();
     const command = await stalledRedrive(listing);
     try {
-      command.child.kill('SIGINT');
+      command.child.kill(signal);
       expect((await command.exited()).exitCode).toBe(1);
       expect(command.stderr()).toContain(`send-back ${command.running.id} interrupted: the process is stopping`);
       expect(await listing.get(command.running.id)).toMatchObject({ status: 'interrupted', via: 'cli', error: 'the process is stopping' });

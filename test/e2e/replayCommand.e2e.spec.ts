@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 
 jest.setTimeout(120_000);
 
-/** `tally replay` as an operator runs it, interrupted with Ctrl-C. */
+/** `tally replay` as an operator runs it, interrupted with Ctrl-C, or by a dropped SSH session (SIGHUP). */
 describe('tally replay', () => {
   let db: TestSchema;
   let redis: Redis;
@@ -19,8 +19,11 @@ describe('tally replay', () => {
     await db?.drop();
   });
 
-  it('stopped by Ctrl-C, exits 1 saying so and leaves no generation it was building in Redis', async () => {
-    const keyPrefix = uniqueName('replay_ctrl_c');
+  it.each([
+    ['Ctrl-C', 'SIGINT'],
+    ['a dropped SSH session', 'SIGHUP'],
+  ] as const)('stopped by %s (%s), exits 1 saying so and leaves no generation it was building in Redis', async (_, signal) => {
+    const keyPrefix = uniqueName(`replay_${signal.toLowerCase()}`);
     // The replay's first read of the event store waits on this lock: the command is past
     // installing its Ctrl-C handler, and the signal lands while a rebuild is under way.
     const locker = await db.pool.connect();
@@ -45,7 +48,7 @@ describe('tally replay', () => {
         { description: 'the replay waiting for its first read' },
       );
       expect(await redis.keys(`${keyPrefix}*`)).not.toEqual([]);
-      child.kill('SIGINT');
+      child.kill(signal);
       await locker.query('ROLLBACK');
       expect(await exited).toBe(1);
       expect(stderr).toContain('interrupted; the generation being built was deleted');

@@ -144,6 +144,20 @@ function progressBar(label: string) {
   };
 }
 
+/**
+ * Runs `interrupt` once on Ctrl-C, SIGTERM or SIGHUP (the SSH session or terminal went away):
+ * a command that cleans up when stopped must do so for each, as the default of all three is to
+ * die on the spot, leaving what it was building. Returns the uninstaller; after the first
+ * signal a second one of the same kind takes its default course (quits at once).
+ */
+function onInterrupt(interrupt: () => void): () => void {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.once(signal, interrupt);
+  return () => {
+    for (const signal of signals) process.off(signal, interrupt);
+  };
+}
+
 /** A command fails after a few reconnections rather than waiting for a Redis that is away. */
 function cliRedis(options: { lazyConnect?: boolean } = {}): Redis {
   return createRedisClient({
@@ -357,8 +371,7 @@ program
       logger,
     });
     // Ctrl-C ends the run after the batch at hand and records how far it came.
-    const interrupt = () => void redrives.stop();
-    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    const uninstall = onInterrupt(() => void redrives.stop());
     let run: RedriveRun;
     try {
       run = await redrives.runToEnd({
@@ -370,7 +383,7 @@ program
         via: 'cli',
       });
     } finally {
-      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+      uninstall();
       await pool.end();
       redis.disconnect();
     }
@@ -468,11 +481,11 @@ program
     // Refused here, before connecting, rather than by the replay after it.
     const batchSize = integerFlag('--batch-size', options.batchSize, 1, 100_000);
     const bar = progressBar(options.verify ? 'verify' : 'replay');
-    // Ctrl-C stops the rebuild after the page at hand and deletes the generation it was building
-    // (a whole copy of the snapshots otherwise left in Redis); the live one serves on.
+    // Ctrl-C (or a dropped session) stops the rebuild after the page at hand and deletes the
+    // generation it was building (a whole copy of the snapshots otherwise left in Redis); the
+    // live one serves on.
     const stop = new AbortController();
-    const interrupt = () => stop.abort(new Error('interrupted; the generation being built was deleted, the live one serves on'));
-    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    const uninstall = onInterrupt(() => stop.abort(new Error('interrupted; the generation being built was deleted, the live one serves on')));
     const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize, onProgress: bar.update, signal: stop.signal };
     try {
       await withStores(async ({ eventStore, redis }) => {
@@ -495,7 +508,7 @@ program
       });
     } finally {
       bar.stop();
-      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+      uninstall();
     }
   });
 
