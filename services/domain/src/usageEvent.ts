@@ -24,6 +24,40 @@ const MAX_TIMESTAMP = Date.UTC(2200, 0, 1);
  * seconds, the year 5138): charged as 1970 it would land in a long closed month, so it is refused.
  */
 const MIN_EPOCH_MILLIS = 100_000_000_000;
+/**
+ * How deep a usage event may nest objects and arrays, the event itself the first level (its
+ * properties the second). Nested data is never read (propertiesOf leaves it out), but whatever
+ * handles the event whole recurses: JSON.stringify (the API's copy for the topic) overflows the
+ * stack at a few thousand levels, a 10 KB body, while JSON.parse reads any depth. Refused as
+ * invalid, so the API refuses that event alone and the consumer dead-letters it.
+ */
+export const MAX_USAGE_EVENT_DEPTH = 64;
+
+/**
+ * Refuses a record that nests deeper than MAX_USAGE_EVENT_DEPTH. Iterative, with a stack of its
+ * own, so a record a million levels deep is refused rather than overflowing this check. Decoded
+ * JSON and Avro are trees: each object is visited once, and the walk stops at the limit.
+ */
+export function assertUsageEventDepth(record: unknown): void {
+  if (record === null || typeof record !== 'object') return;
+  const pending: object[] = [record];
+  const depths: number[] = [1];
+  while (pending.length > 0) {
+    const value = pending.pop()!;
+    const depth = depths.pop()!;
+    if (depth > MAX_USAGE_EVENT_DEPTH) {
+      throw new InvalidUsageEventError(`the usage event nests objects and arrays deeper than ${MAX_USAGE_EVENT_DEPTH} levels (the event itself the first)`);
+    }
+    // Bytes (an Avro `bytes` field) are a value, not nesting.
+    if (ArrayBuffer.isView(value)) continue;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (child === null || typeof child !== 'object') continue;
+      pending.push(child as object);
+      depths.push(depth + 1);
+    }
+  }
+}
+
 /** The branch names an Avro union of primitives is wrapped in ({ long: 5 }); any other object is nested data. */
 const AVRO_BRANCHES = new Set(['boolean', 'int', 'long', 'float', 'double', 'string']);
 
@@ -114,6 +148,8 @@ export function parseUsageEvent(record: unknown): UsageEvent {
   if (record === null || typeof record !== 'object' || Array.isArray(record)) {
     throw new InvalidUsageEventError('a usage event must be an object');
   }
+  // Before anything else reads it: every format's usage event passes here (Avro, JSON, CloudEvents' data).
+  assertUsageEventDepth(record);
   const fields = record as Record<string, unknown>;
   return {
     id: text(fields, 'id'),

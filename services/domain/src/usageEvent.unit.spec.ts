@@ -211,3 +211,43 @@ describe('parseUsageEvent: properties no rule can read', () => {
     expect(Object.getPrototypeOf(event.properties)).toBe(Object.prototype);
   });
 });
+
+describe('parseUsageEvent: nesting', () => {
+  /** `levels` arrays, one inside the other, built without recursion: what JSON.parse makes of `[[…]]`. */
+  const nested = (levels: number): unknown => {
+    let value: unknown = [];
+    for (let level = 1; level < levels; level++) value = [value];
+    return value;
+  };
+  /** An object chain instead: { a: { a: … } }, `levels` objects. */
+  const chain = (levels: number): unknown => {
+    let value: unknown = {};
+    for (let level = 1; level < levels; level++) value = { a: value };
+    return value;
+  };
+  const tooDeep = /nests objects and arrays deeper than 64 levels/;
+
+  it('takes an event nested 64 levels deep (the event itself the first), its nested property left out', () => {
+    // event (1) > properties (2) > blob: 62 more levels = 64.
+    expect(parseUsageEvent(json({ properties: { blob: nested(62), tokens: 5 } })).properties).toEqual({ tokens: 5 });
+    expect(parseUsageEvent(json({ extra: chain(63) })).id).toBe('evt-1');
+  });
+
+  it('refuses an event nested one level deeper, in a property or in a field it does not know', () => {
+    invalid(json({ properties: { blob: nested(63) } }), tooDeep);
+    invalid(json({ extra: chain(64) }), tooDeep);
+    invalid(json({ extra: [1, 'x', { a: [null, nested(62)] }] }), tooDeep);
+  });
+
+  it('refuses an event nested a million levels deep as invalid, never overflowing the stack', () => {
+    const deep = JSON.parse(`{"id":"e","customerId":"c","event":"x","timestamp":1772546530000,"properties":{"blob":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}}`) as unknown;
+    expect(() => JSON.stringify(deep)).toThrow(RangeError); // what the API did with it before: a 500
+    invalid(deep, tooDeep);
+    invalid(json({ extra: chain(1_000_000) }), tooDeep);
+  });
+
+  it('takes an event wide rather than deep', () => {
+    const wide = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`p${i}`, [[i]]]));
+    expect(parseUsageEvent(json({ properties: { ...wide, tokens: 5 } })).properties).toEqual({ tokens: 5 });
+  });
+});
