@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { InvalidUsageEventError, parseUsageEvent, type TallyError, type UsageEvent } from '@tally/domain';
+import { assertUsageEventDepth, InvalidUsageEventError, parseUsageEvent, type TallyError, type UsageEvent } from '@tally/domain';
 import { CloudEvent, ValidationError } from 'cloudevents';
 import type { IHeaders } from 'kafkajs';
 import { UndecodableUsageEventError } from './meteringErrors';
@@ -82,9 +82,15 @@ export function isStructuredCloudEvent(record: unknown): record is Record<string
   return record !== null && typeof record === 'object' && !Array.isArray(record) && 'specversion' in record;
 }
 
-/** A usage event from a JSON object: a structured-mode CloudEvent, or Tally's own JSON. */
+/**
+ * A usage event from a JSON object: a structured-mode CloudEvent, or Tally's own JSON. What the
+ * API and the consumer both read an event with, so both refuse the same events.
+ */
 export function usageEventFromJson(record: unknown): UsageEvent {
-  return isStructuredCloudEvent(record) ? toUsage(validated(record)) : parseNativeUsageEvent(record);
+  if (!isStructuredCloudEvent(record)) return parseNativeUsageEvent(record);
+  // The whole CloudEvent, extension attributes too: parseUsageEvent sees only its data.
+  assertUsageEventDepth(record);
+  return toUsage(validated(record));
 }
 
 /** Whether a message is a binary-mode CloudEvent: it has a `ce_specversion` header. */

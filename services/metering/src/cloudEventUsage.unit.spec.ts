@@ -110,6 +110,20 @@ describe('CloudEvents as usage events', () => {
     expect(usage.properties).toEqual({ tokens: 5 });
   });
 
+  it('refuses an event nested deeper than 64 levels, in its data or an extension attribute, as the API and the consumer must', () => {
+    // JSON.parse reads any depth (iteratively); the API's JSON.stringify of the event did not.
+    const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+    const attributes = '"specversion":"1.0","id":"e","source":"/s","type":"api_call","subject":"acme","time":"2026-03-01T12:00:00Z"';
+    for (const json of [`{${attributes},"data":{"blob":${deep(10_000)}}}`, `{${attributes},"ext":${deep(10_000)}}`, `{${attributes},"ext":${deep(64)}}`]) {
+      expect(() => usageEventFromJson(JSON.parse(json))).toThrow(InvalidUsageEventError);
+      expect(() => usageEventFromJson(JSON.parse(json))).toThrow(/nests objects and arrays deeper than 64 levels/);
+    }
+    // 64 levels, the event itself the first: taken, its nested data left out.
+    expect(usageEventFromJson(JSON.parse(`{${attributes},"ext":${deep(63)},"data":{"blob":${deep(62)}}}`)).properties).toEqual({});
+    const headers = asHeaders({ specversion: '1.0', id: 'e', source: '/s', type: 'api_call', subject: 'acme', time: '2026-03-01T12:00:00Z' });
+    expect(() => usageEventFromBinaryCloudEvent(headers, Buffer.from(`{"blob":${deep(10_000)}}`))).toThrow(/nests objects and arrays deeper than 64 levels/);
+  });
+
   it('refuses a binary-mode event with a repeated attribute header as ambiguous, and names it without that attribute', () => {
     // Taking the first of two ce_id values would charge the event under an id its producer may not mean.
     const headers = asHeaders({ specversion: '1.0', source: '/s', type: 't', subject: 'acme', time: '2026-03-01T12:00:00Z' });
