@@ -216,6 +216,27 @@ describe('POST /v1/usage-events, through Kafka and the metering consumer', () =>
     expect([query.statusCode, query.json().error]).toEqual([400, 'validation_failed']);
   });
 
+  it('refuses alone an event nested deeper than 64 levels (a 20 KB body of brackets), and publishes the others, in every media type', async () => {
+    const { customerId, balanceId } = await openCustomer('deep');
+    const before = consumer.counters().consumed;
+    // JSON.parse reads any depth; JSON.stringify of such an event overflowed the stack: a 500 for the whole request.
+    const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const native = (id: string, extra = '') => `{"id":"${id}","customerId":"${customerId}","event":"api_call","timestamp":"${T0}"${extra}}`;
+    const cloudEvent = (id: string, extra = '') => `{"specversion":"1.0","id":"${id}","source":"/deep","type":"api_call","subject":"${customerId}","time":"${T0}"${extra}}`;
+    const send = (payload: string, contentType: string) => app.inject({ method: 'POST', url: '/v1/usage-events', headers: { ...auth, 'content-type': contentType }, payload });
+    const tooDeep = (index: number, id: string) => ({ index, id, error: 'invalid_usage_event', message: expect.stringMatching(/nests objects and arrays deeper than 64 levels/) });
+
+    const mixed = await send(`{"events":[${native('d1')},${native('d2', `,"properties":{"blob":${deep}}`)},${native('d3', `,"extra":${deep}`)},${cloudEvent('d4', `,"data":{"blob":${deep}}`)}]}`, 'application/json');
+    expect([mixed.statusCode, mixed.json()]).toEqual([202, { accepted: 1, refused: [tooDeep(1, 'd2'), tooDeep(2, 'd3'), tooDeep(3, 'd4')] }]);
+    const batch = await send(`[${cloudEvent('d5')},${cloudEvent('d6', `,"ext":${deep}`)}]`, 'application/cloudevents-batch+json');
+    expect([batch.statusCode, batch.json()]).toEqual([202, { accepted: 1, refused: [tooDeep(1, 'd6')] }]);
+    const single = await send(cloudEvent('d7', `,"data":{"blob":${deep}}`), 'application/cloudevents+json');
+    expect([single.statusCode, single.json()]).toEqual([400, { error: 'invalid_usage_events', message: 'all 1 event(s) were refused', refused: [tooDeep(0, 'd7')] }]);
+
+    await waitFor(() => consumer.counters().consumed >= before + 2, { description: 'the 2 valid events metered', timeoutMs: 60_000 });
+    expect(await balanceOf(balanceId)).toBe('98');
+  });
+
   it('refuses a body that is not valid UTF-8, as the consumer dead-letters such bytes, rather than reading it with U+FFFD', async () => {
     const { customerId } = await openCustomer('utf8');
     // evt-<FF> and evt-<FE>, read with replacement characters, would be one event evt-\ufffd, charged once.

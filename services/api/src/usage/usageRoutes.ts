@@ -150,8 +150,11 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         const cloudEvent = record !== null && typeof record === 'object' && 'specversion' in record;
         try {
           if (cloudEventsOnly && !cloudEvent) throw new ValidationError(`${mediaType} takes CloudEvents only (specversion missing)`);
+          // First: it refuses an event nested deeper than MAX_USAGE_EVENT_DEPTH (64 levels), which
+          // JSON.stringify below would overflow the stack on (a 500 for the whole request).
+          const usage = usageEventFromJson(record);
           accepted.push({
-            usage: usageEventFromJson(record),
+            usage,
             // The event as sent: the consumer decodes these very bytes, with the same validation.
             value: Buffer.from(JSON.stringify(record)),
             ...(cloudEvent ? { headers: { 'content-type': CLOUDEVENT } } : {}),
