@@ -83,6 +83,24 @@ describe('the console and the portal at their edges', () => {
     }
   });
 
+  it("sells a bundle whose id is a JavaScript object member's name, constructor", async () => {
+    const customerId = `member-${randomUUID()}`;
+    const bundle = { id: 'constructor', credits: '10', price: { amount: '1.00', currency: 'EUR' } };
+    const { url } = await customerWithBalance(customerId, { name: 'Member credits', bundles: [bundle] });
+    const portal = await page(DESKTOP_VIEWPORT);
+    const errors: string[] = [];
+    portal.on('pageerror', (error) => errors.push(String(error)));
+    try {
+      await portal.goto(url);
+      const card = portal.getByRole('region', { name: 'Member credits' });
+      await card.getByRole('button', { name: 'Buy 10 credits for 1.00 EUR' }).click();
+      await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 10 credits for 1.00 EUR. Your balance is now 15.', 'the purchase');
+      expect({ errors, alerts: await card.getByRole('alert').allInnerTexts() }).toEqual({ errors: [], alerts: [] });
+    } finally {
+      await portal.context().close();
+    }
+  });
+
   it("keeps a large bundle's text in its card, its Buy button clickable, and the page a phone's width", async () => {
     const customerId = `bundles-${randomUUID()}`;
     const { url } = await customerWithBalance(customerId, { name: 'Bundle credits', bundles: [HUGE_BUNDLE, TINY_BUNDLE] });

@@ -135,43 +135,51 @@ interface PendingPurchase {
   readonly expected?: BundleTerms;
 }
 
+/** The map without `key`, a new one (state is never changed in place). */
+function without<V>(map: ReadonlyMap<string, V>, key: string): ReadonlyMap<string, V> {
+  const next = new Map(map);
+  next.delete(key);
+  return next;
+}
+
 function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; option: PurchaseOption | undefined; onChanged: () => void }) {
   const [shown, setShown] = useState(balance);
   const [message, setMessage] = useState<string>();
   const [error, setError] = useState<string>();
-  // One key per bundle until its purchase succeeds: a double click or a retry buys once.
-  const [pending, setPending] = useState<Record<string, PendingPurchase>>({});
+  // One key per bundle until its purchase succeeds: a double click or a retry buys once. Maps, not
+  // objects: a bundle's id is the operator's (`constructor` is one), never an inherited member.
+  const [pending, setPending] = useState<ReadonlyMap<string, PendingPurchase>>(new Map());
   // The terms each bundle was expected at when the API said they changed, and when: said until it is bought.
-  const [changed, setChanged] = useState<Record<string, { readonly was: BundleTerms; readonly at: number }>>({});
+  const [changed, setChanged] = useState<ReadonlyMap<string, { readonly was: BundleTerms; readonly at: number }>>(new Map());
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
   const { recent, consumption, readAt: now, error: unread } = useRecentConsumption(api, balance.id, { bucket: 'day', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
   const headingId = `balance-${balance.id}`;
   const notices = (option?.bundles ?? []).flatMap((bundle) => {
-    const change = changed[bundle.id];
+    const change = changed.get(bundle.id);
     if (change === undefined) return [];
     const refused = `The ${bundleTerms(change.was)} bundle changed before your purchase, so nothing was bought`;
     // Until the options are read again (readAt, the last read's end) the bundle shows the terms it had.
     return [readAt > change.at ? `${refused}: it is now ${bundleTerms(bundle)}. Buy it again to accept.` : `${refused}. Reading its new terms…`];
   });
   const buy = async (bundle: Bundle) => {
-    const sent = pending[bundle.id];
+    const sent = pending.get(bundle.id);
     const key = sent?.key ?? newIdempotencyKey();
     const expected = sent?.expected ?? termsOf(bundle);
-    setPending({ ...pending, [bundle.id]: { key, expected } });
+    setPending(new Map(pending).set(bundle.id, { key, expected }));
     setError(undefined);
     setMessage(undefined);
     try {
       const change = await api.post<BalanceChange>(path`/credit-balances/${balance.id}/purchases`, { body: { bundleId: bundle.id, expected }, idempotencyKey: key });
       if (BigInt(change.balance.position) > BigInt(shown.position)) setShown(change.balance);
-      setPending((current) => Object.fromEntries(Object.entries(current).filter(([id]) => id !== bundle.id)));
-      setChanged((current) => Object.fromEntries(Object.entries(current).filter(([id]) => id !== bundle.id)));
+      setPending((current) => without(current, bundle.id));
+      setChanged((current) => without(current, bundle.id));
       setMessage(boughtText(change));
       onChanged();
     } catch (failure) {
       if (failure instanceof ApiError && failure.code === 'purchase_terms_changed') {
         // The key stays: no purchase is stored under it (one would have been answered instead).
-        setPending((current) => ({ ...current, [bundle.id]: { key } }));
-        setChanged((current) => ({ ...current, [bundle.id]: { was: expected, at: Date.now() } }));
+        setPending((current) => new Map(current).set(bundle.id, { key }));
+        setChanged((current) => new Map(current).set(bundle.id, { was: expected, at: Date.now() }));
         onChanged();
         return;
       }
