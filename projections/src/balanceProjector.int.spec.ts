@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { BALANCE_FOLD_VERSION } from '@tally/domain';
-import { createPostgresEventStore, EventStore } from '@tally/event-store';
+import { BALANCE_FOLD_VERSION, balanceStreamId } from '@tally/domain';
+import { createPostgresEventStore, EventStore, StreamRevisionMismatchError, type SubscribeToAllOptions } from '@tally/event-store';
 import pino from 'pino';
 import { createTestSchema, startTcpProxy, waitFor, type TestSchema } from '@tally/test-support';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
@@ -385,5 +385,78 @@ describe('balance projector (PostgreSQL event store, Redis)', () => {
       await redis.quit();
       await proxy.close();
     }
+  });
+});
+
+/**
+ * What the projector fails on and what it waits out. Each test has a schema of its own: a poisoned
+ * event would stall every projector over the store.
+ */
+describe('balance projector, what it cannot fold or read', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let testRedis: TestRedis;
+  const running: BalanceProjector[] = [];
+
+  beforeEach(async () => {
+    db = await createTestSchema({ prefix: 'projector_refusals' });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger, pollIntervalMs: 100 });
+    testRedis = createTestRedis('projector-refusals');
+  });
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((projector) => projector.stop()));
+    await testRedis.close();
+    await eventStore.close();
+    await db.drop();
+  });
+
+  function startProjector(store: EventStore, projectorLogger: pino.Logger = logger) {
+    const projector = createBalanceProjector({ eventStore: store, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger: projectorLogger, pollIntervalMs: 50 });
+    running.push(projector);
+    let failure: unknown;
+    projector.onFailure((error) => (failure = error));
+    return { projector, started: projector.start(), failure: () => failure };
+  }
+
+  it("keeps retrying an event it cannot fold (a newer release's) rather than fail: a release that folds it takes over", async () => {
+    const [balanceId] = await createLedgerWriter(eventStore).open(1);
+    const stream = balanceStreamId(balanceId!);
+    const opened = await eventStore.readStream(stream);
+    // Credits as a number: no release of this one decodes it.
+    await eventStore.appendToStream(
+      stream,
+      [{ id: randomUUID(), type: 'CreditToppedUp', data: { credits: 5, source: 'manual', reason: null, balanceAfter: '5', occurredAt: new Date().toISOString() } }],
+      { expectedRevision: opened[opened.length - 1]!.revision },
+    );
+    const retried: string[] = [];
+    const watched = pino({ level: 'warn' }, {
+      write: (line: string) => {
+        const { msg, err } = JSON.parse(line) as { msg?: string; err?: { code?: string } };
+        if (msg === 'applying a batch failed; retrying' && err?.code === 'unfoldable_ledger_event') retried.push(line);
+      },
+    });
+    const { projector, started, failure } = startProjector(eventStore, watched);
+    await started;
+
+    await waitFor(() => retried.length >= 3 || failure() !== undefined, { description: 'the batch retried three times' });
+    expect(failure()).toBeUndefined();
+    expect(projector.state()).not.toBe('failed');
+  });
+
+  it('fails, naming the error, when its store reports a read it can never make (not retriable), instead of retrying for ever', async () => {
+    const error = new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n);
+    // Every read of the subscription fails, reported and tried again, as an EventStoreDB store
+    // whose journal entry cannot be applied does.
+    const subscribeToAll = (options: SubscribeToAllOptions) => {
+      const timer = setInterval(() => options.onError?.(error), 20);
+      return { stop: async () => clearInterval(timer) };
+    };
+    const { projector, started, failure } = startProjector({ ...eventStore, subscribeToAll });
+    await started;
+
+    await waitFor(() => failure() !== undefined, { description: 'the projector to fail', timeoutMs: 20_000 });
+    expect(failure()).toBe(error);
+    expect(projector.state()).toBe('failed');
   });
 });

@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { createPostgresEventStore, type EventStore, type RecordedEvent } from '@tally/event-store';
+import {
+  createPostgresEventStore,
+  EventStoreStreamDeletedError,
+  EventStoreUnavailableError,
+  StreamRevisionMismatchError,
+  type EventStore,
+  type RecordedEvent,
+  type SubscribeToAllOptions,
+} from '@tally/event-store';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { capturedLog, createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { createCheckpointedProcessor, type CheckpointedProcessor, type CheckpointedProcessorOptions } from './checkpointedProcessor';
 import { createPostgresCheckpointStore, type CheckpointStore } from './checkpointStore';
@@ -146,6 +154,109 @@ describe('checkpointed processor on PostgreSQL', () => {
     await waitFor(() => lagging.checkpoint() === positions[5], { description: 'caught up' });
     expect(await registry.render()).toContain('test_processor_lag_events 0');
     expect(await registry.render()).toContain('test_processor_lag_seconds 0');
+  });
+
+  /** The processor's failure as its worker reports it (Worker.onFailure), once. */
+  function failureOf(worker: CheckpointedProcessor): () => unknown {
+    let failure: unknown;
+    worker.onFailure((error) => (failure = error));
+    return () => failure;
+  }
+
+  /**
+   * The store, but every read of its subscription fails with `error`, reported through onError
+   * and tried again, as the stores' subscriptions do: an EventStoreDB store with a deleted stream
+   * or a journal entry it cannot apply.
+   */
+  function unreadable(error: Error): { store: EventStore; reports: () => number } {
+    let reports = 0;
+    const subscribeToAll = (options: SubscribeToAllOptions) => {
+      const timer = setInterval(() => {
+        reports += 1;
+        options.onError?.(error);
+      }, 20);
+      return { stop: async () => clearInterval(timer) };
+    };
+    return { store: { ...store, subscribeToAll }, reports: () => reports };
+  }
+
+  // No isTransient passed: the default rule is what every processor but the projector relies on.
+  describe('without an isTransient of its own', () => {
+    it.each([
+      ['EventStoreStreamDeletedError', new EventStoreStreamDeletedError('creditBalance-deleted')],
+      ['StreamRevisionMismatchError', new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n)],
+    ])('fails, once at error level, on a %s (not retriable) its store reports of every read, instead of retrying for ever', async (_name, error) => {
+      const { logger: captured, lines } = capturedLog('error');
+      const failing = processor({ name: uniqueName('unreadable'), eventStore: unreadable(error).store, logger: captured, handle: async () => undefined });
+      const failure = failureOf(failing);
+      await failing.start();
+
+      await waitFor(() => failure() !== undefined, { description: 'the processor to fail', timeoutMs: 20_000 });
+      expect(failure()).toBe(error);
+      expect(failing.state()).toBe('failed');
+      expect(lines.filter((line) => line.includes(`"code":"${error.code}"`))).toHaveLength(1);
+    });
+
+    it('fails when its store cannot tell the head of its log as it starts', async () => {
+      const error = new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n);
+      const failing = processor({ name: uniqueName('no_head'), eventStore: { ...store, headPosition: () => Promise.reject(error) }, handle: async () => undefined });
+      const failure = failureOf(failing);
+      await failing.start();
+
+      await waitFor(() => failure() !== undefined, { description: 'the processor to fail', timeoutMs: 20_000 });
+      expect(failure()).toBe(error);
+    });
+
+    it('fails on a not retriable error of its handler, the checkpoint before the batch', async () => {
+      const name = uniqueName('handler_refuses');
+      const positions = await append(2);
+      await checkpoints.save(name, positions[0]! - 1n);
+      const error = new EventStoreStreamDeletedError('creditBalance-deleted');
+      let attempts = 0;
+      const failing = processor({
+        name,
+        handle: async () => {
+          attempts += 1;
+          throw error;
+        },
+      });
+      const failure = failureOf(failing);
+      await failing.start();
+
+      await waitFor(() => failure() !== undefined, { description: 'the processor to fail', timeoutMs: 20_000 });
+      expect(failure()).toBe(error);
+      expect(attempts).toBe(1);
+      expect(await checkpoints.load(name)).toBe(positions[0]! - 1n);
+    });
+
+    it.each([
+      ['a retriable store error', new EventStoreUnavailableError(new Error('connection refused'))],
+      ['an error Tally does not name', new Error('something unforeseen')],
+    ])('retries %s, of its reads and of its handler, and keeps running', async (_name, error) => {
+      const { store: failingReads, reports } = unreadable(error);
+      const reading = processor({ name: uniqueName('read_retried'), eventStore: failingReads, handle: async () => undefined });
+      const readFailure = failureOf(reading);
+      await reading.start();
+      await waitFor(() => reports() >= 10 || readFailure() !== undefined, { description: 'ten failed reads reported' });
+      expect(readFailure()).toBeUndefined();
+
+      const name = uniqueName('handler_retried');
+      const positions = await append(2);
+      await checkpoints.save(name, positions[0]! - 1n);
+      let attempts = 0;
+      const handling = processor({
+        name,
+        handle: async () => {
+          attempts += 1;
+          if (attempts < 3) throw error;
+        },
+      });
+      const handlerFailure = failureOf(handling);
+      await handling.start();
+      await waitFor(() => handling.checkpoint() === positions[1] || handlerFailure() !== undefined, { description: 'the batch handled after two failures' });
+      expect(handlerFailure()).toBeUndefined();
+      expect(attempts).toBe(3);
+    });
   });
 
   it('with a lease, one of two processors works and the other takes over from its checkpoint', async () => {

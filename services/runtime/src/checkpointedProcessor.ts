@@ -1,3 +1,4 @@
+import { TallyError } from '@tally/domain';
 import type { GaugeOptions, MetricsRegistry } from '@tally/metrics';
 import { tryAcquireAdvisoryLease, type AdvisoryLease, type AdvisoryLeaseOptions } from '@tally/postgres';
 import type { Logger } from 'pino';
@@ -87,10 +88,10 @@ export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
   readonly onHead?: (head: bigint, checkpoint: bigint) => void;
   /**
    * Whether a failure of the handler, or of the subscription's reads (reported through its
-   * onError), may succeed when tried again; default: every failure is retried. One that cannot
-   * (an event the handler can never take, a store that cannot be read) fails the processor
-   * (Worker.onFailure), logged at error level, with the checkpoint before that batch: never
-   * skipped, and never retried for ever at warn where nobody looks.
+   * onError), may succeed when tried again; default: all but a permanent one (isPermanentFailure).
+   * One that cannot (an event the handler can never take, a store that cannot be read) fails the
+   * processor (Worker.onFailure), logged at error level, with the checkpoint before that batch:
+   * never skipped, and never retried for ever at warn where nobody looks.
    */
   readonly isTransient?: (error: unknown) => boolean;
 }
@@ -119,6 +120,19 @@ export interface CheckpointedProcessor extends Worker {
   restart(reason: string): Promise<void>;
 }
 
+/**
+ * What fails a processor unless its isTransient says otherwise: a TallyError that says it is not
+ * retriable, since Tally names that way what trying again cannot change (a deleted stream, a
+ * journal that no longer matches its streams, an event that can never be published), with no list
+ * of them here to forget a new one in. Anything else is retried, errors Tally does not name too (a
+ * broker's, a driver's, a bug's): a processor that stops on the first unforeseen failure stops its
+ * feed for what is most often an outage, and one that retries shows it in its lag and its
+ * warnings, losing nothing.
+ */
+export function isPermanentFailure(error: unknown): boolean {
+  return error instanceof TallyError && !error.retriable;
+}
+
 const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_LAG_REFRESH_MS = 5_000;
 const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 5_000 };
@@ -128,7 +142,8 @@ const DEFAULT_STANDBY_POLL_MS = 2_000;
  * The one processor over the event store's subscription (issue 12 §1): loads its checkpoint,
  * hands every batch to `handle` in global position order, and saves the checkpoint after the
  * handler succeeded. Delivery to the handler is at least once: nothing is ever skipped (a failing
- * handler is retried for as long as it fails), and a crash or a lost lease between the handler
+ * handler is retried for as long as it fails transiently, and fails the processor where it stands
+ * when it fails for good), and a crash or a lost lease between the handler
  * and the save hands the batch over again. With a lease, processors sharing a name take turns
  * through a PostgreSQL advisory lock: one works, the others stand by and take over within
  * standbyPollMs of its stop or crash, from the checkpoint it left. PostgreSQL frees the lock when
@@ -162,7 +177,10 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
   let stopped: AbortSignal | undefined;
   let failWorker: ((error: unknown) => void) | undefined;
 
-  const isPermanent = (error: unknown): boolean => options.isTransient !== undefined && !options.isTransient(error);
+  // One rule for every processor: one that passes none gets the default, so none of them retries a
+  // store it cannot read for ever while another fails on it.
+  const isTransient = options.isTransient ?? ((error: unknown): boolean => !isPermanentFailure(error));
+  const isPermanent = (error: unknown): boolean => !isTransient(error);
 
   /** Ends the term and fails the worker, with the checkpoint where the handled work is. */
   function fail(error: unknown, message: string): void {
@@ -178,7 +196,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     if (last.position > head) head = last.position;
     waitingSince ??= events[0]!.recordedAt;
     try {
-      const outcome = await retry(() => options.handle(events, signal), { ...retrying(options.what, signal), isTransient: options.isTransient });
+      const outcome = await retry(() => options.handle(events, signal), { ...retrying(options.what, signal), isTransient });
       if (outcome !== undefined) {
         // Not handled: the checkpoint stays, and the processor starts again from what load() finds.
         void restart(outcome.restart);
@@ -270,7 +288,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     try {
       const after = await retry(() => checkpoints.load(name), retrying('loading the checkpoint', signal));
       // Known from the start, so lag() does not report "caught up" before the first batch.
-      const storeHead = await retry(() => eventStore.headPosition(), { ...retrying('reading the head of the event store', signal), isTransient: options.isTransient });
+      const storeHead = await retry(() => eventStore.headPosition(), { ...retrying('reading the head of the event store', signal), isTransient });
       // Stopped, or the lease lost, while these were read: this term must not start.
       signal.throwIfAborted();
       checkpoint = after;

@@ -7,6 +7,7 @@ export { createPostgresCheckpointStore, readCheckpoints, rewindCheckpoint, type 
 export { ProcessorStatusUnavailableError, readProcessorStatus, type ProcessorStatus } from './processorStatus';
 export {
   createCheckpointedProcessor,
+  isPermanentFailure,
   type CheckpointedProcessor,
   type CheckpointedProcessorOptions,
   type PositionedEvent,
