@@ -1,5 +1,4 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { TallyError } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
@@ -214,14 +213,9 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
       lagSeconds: { name: 'tally_relay_lag_seconds', help: 'Age of the oldest ledger event not yet published' },
       leading: { name: 'tally_relay_publishing', help: '1 while this process holds the relay lease and publishes, 0 while it stands by' },
     },
-    // Whatever Tally names as not retriable fails the relay, naming it: an event that can never be
-    // published, a registry that refuses the schema or the relay's credentials, a store that
-    // cannot be read (a deleted stream, a journal that no longer matches its streams), and any
-    // such error added later, with no list here to forget it in. Anything else is retried, errors
-    // Tally does not name too (a broker's, a driver's, a bug's): a relay that stops on the first
-    // unforeseen failure would stop billing's feed for what is most often an outage, and one that
-    // retries shows it in its lag and its warnings, losing nothing.
-    isTransient: (error) => !(error instanceof TallyError && !error.retriable),
+    // No isTransient: the processor's default fails the relay on whatever Tally names as not
+    // retriable (an event that can never be published, a registry that refuses the schema or the
+    // relay's credentials, a store that cannot be read) and retries anything else.
     // Batches without ledger events still move the checkpoint, so a restart does not re-read them.
     handle: async (events, signal) => {
       const ledgerEvents = events.filter(isLedgerEvent);
