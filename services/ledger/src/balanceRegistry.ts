@@ -23,4 +23,10 @@ export interface BalanceRegistry {
   listCustomerBalances(customerId: string): Promise<BalanceRef[]>;
   /** Balances of many customers in one query: the metering consumer asks once per batch. */
   balancesOfCustomers(customerIds: readonly string[]): Promise<Map<string, BalanceRef[]>>;
+  /**
+   * How long ago each of these balances was registered (ms; those not registered are left out),
+   * measured by the database's clock, so that every process agrees whatever its own clock says.
+   * The metering consumer waits for a balance's opening until balanceOpenWaitMs after it.
+   */
+  registrationAges(balanceIds: readonly string[]): Promise<Map<string, number>>;
 }

@@ -356,8 +356,8 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         at,
       });
       // Whatever the decider refuses is refused before the balance is registered: a registered
-      // balance whose opening never comes holds its customer's usage at the consumer for
-      // balanceOpenWaitMs per chunk, then dead-letters it (balance_not_opened).
+      // balance whose opening never comes holds its customer's usage at the consumer until
+      // balanceOpenWaitMs after the registration, then dead-letters it (balance_not_opened).
       decide(open(balanceId), initialBalanceState);
       try {
         await balanceRegistry.registerBalance({ id: balanceId, customerId: request.customerId, productId: request.productId });

@@ -69,6 +69,19 @@ export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceR
         }
         return byCustomer;
       }),
+
+    registrationAges: (balanceIds) =>
+      guarded(async () => {
+        const ages = new Map<string, number>();
+        if (balanceIds.length === 0) return ages;
+        // now() and created_at (its DEFAULT now()) by the same clock: an age no host's skew changes.
+        const { rows } = await pool.query<{ id: string; ageMs: number }>(
+          `SELECT id, (extract(epoch FROM now() - created_at) * 1000)::float8 AS "ageMs" FROM credit_balances WHERE id = ANY($1::text[])`,
+          [textArrayLiteral(balanceIds)],
+        );
+        for (const row of rows) ages.set(row.id, Math.max(0, row.ageMs));
+        return ages;
+      }),
   };
 }
 

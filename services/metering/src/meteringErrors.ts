@@ -33,22 +33,13 @@ export class UndecodableBatchError extends TallyError {
 
 /**
  * A usage event whose customer has a balance registered but not yet opened (its opening event is
- * not appended), still so `balanceOpenWaitMs` after the consumer first found it unopened. It is not metered as
+ * not appended), still so `balanceOpenWaitMs` after the balance's registration. It is not metered as
  * "nothing to charge" (that would be final): it goes to the dead letters unmarked, and replaying
  * it once the balance is open meters it.
  */
 export class BalanceNotOpenedError extends TallyError {
   readonly code = 'balance_not_opened';
   readonly retriable = false;
-}
-
-/**
- * The balance a usage event charges is registered but its opening is not appended yet: the
- * consumer waits for it (retried with backoff), for at most `balanceOpenWaitMs`.
- */
-export class BalanceOpeningPendingError extends TallyError {
-  readonly code = 'balance_opening_pending';
-  readonly retriable = true;
 }
 
 /**

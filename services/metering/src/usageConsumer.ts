@@ -8,7 +8,6 @@ import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from
 import { deadLetterMessage } from './deadLetterMessage';
 import {
   BalanceNotOpenedError,
-  BalanceOpeningPendingError,
   DeadLetterRefusedError,
   StoredProductInvalidError,
   UndecodableUsageEventError,
@@ -60,7 +59,27 @@ interface ChunkOutcome {
   readonly appended: number;
   readonly matched: number;
   readonly skipped: number;
+  /** Set when metering stopped at a usage event waiting for a balance's opening: everything before it is durable, nothing from it on was touched. */
+  readonly heldAt?: OpeningHold | undefined;
 }
+
+/** Where a partition waits for a balance's opening (see awaitOpenings), and until when at most. */
+interface OpeningHold {
+  /** Offset of the first message waiting: the partition resumes from it. */
+  readonly offset: string;
+  /** When the wait of its balance ends (ms, Date.now()): the next look is no later. */
+  readonly until: number;
+  readonly balanceIds: readonly string[];
+}
+
+/** A usage event waiting for a balance's opening, found by awaitOpenings (its index in the chunk). */
+interface Awaited {
+  readonly index: number;
+  readonly until: number;
+  readonly balanceIds: readonly string[];
+}
+
+const NOTHING_METERED: ChunkOutcome = { deadLettered: 0, appended: 0, matched: 0, skipped: 0 };
 
 /**
  * A chunk's stateless work, done without looking at any balance's state: decoded, its balances
@@ -91,7 +110,7 @@ interface EarlierRuns {
 
 const NONE_READ: EarlierRuns = { metered: new Set(), storedCharges: [] };
 
-/** Unopened balances whose first sighting is kept (unopenedSince): some 200 bytes each, and rare. */
+/** Unopened balances whose registration time is kept (registeredAt): some 200 bytes each, and rare. */
 const UNOPENED_BALANCES_KEPT = 10_000;
 
 /** A settled outcome: a failure of work done ahead is kept for when its chunk is processed. */
@@ -110,6 +129,8 @@ interface Applied {
   readonly appended: number;
   /** Usage waiting for a balance's opening past balanceOpenWaitMs: dead-lettered, unmarked. */
   readonly pending: ReadonlySet<number>;
+  /** Set when usage still waits for an opening: nothing was appended (see awaitOpenings). */
+  readonly awaited?: Awaited | undefined;
   /** Usage metered before (marked, or charged before markers existed), or earlier in the batch. */
   readonly already: readonly number[];
   /** Usage metered by this call (unless pending). */
@@ -230,25 +251,25 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    */
   const partitionsWithoutEarlierRuns = new Set<number>();
   /**
-   * When each charged balance was first found registered but not opened (ms, Date.now()): a
-   * balance whose opening never comes (a crash between the registration and the opening) costs
-   * its partition one balanceOpenWaitMs, not one per chunk of its customer's usage. A cache: a
-   * balance it no longer holds is waited for in full again, as if met for the first time.
+   * When each balance found registered but not opened was registered (ms, Date.now()), from the
+   * registry (registeredAt). A registration's time never changes, so a cache: one it no longer
+   * holds is read again, to the same answer.
    */
-  const unopenedSince = new LruCache<string, number>(UNOPENED_BALANCES_KEPT);
+  const registrations = new LruCache<string, number>(UNOPENED_BALANCES_KEPT);
   /**
-   * Partitions held at a dead letter the topic refused (holdAtRefusedLetter): how many refusals in
-   * a row, for the backoff before the next try, and the timers that resume them.
+   * Partitions held out of the fetch (holdPartition), at a dead letter the topic refused or at
+   * usage waiting for a balance's opening: how many holds in a row, for the backoff before the
+   * next look, and the timers that resume them.
    */
-  const refusedInARow = new Map<number, number>();
+  const heldInARow = new Map<number, number>();
   const resumeTimers = new Set<NodeJS.Timeout>();
-  const refusalBackoff = createBackoff({ initialDelayMs: Math.min(1000, options.maxBackoffMs), maxDelayMs: options.maxBackoffMs, jitter: 'equal' });
+  const holdBackoff = createBackoff({ initialDelayMs: Math.min(1000, options.maxBackoffMs), maxDelayMs: options.maxBackoffMs, jitter: 'equal' });
   // Offsets handed over under the old assignment are not this member's to commit any more; a
   // partition that comes back may have been metered by another member meanwhile.
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     committer.forget();
     partitionsWithoutEarlierRuns.clear();
-    refusedInARow.clear();
+    heldInARow.clear();
     options.metrics?.partitionsAssigned({ topic, partitions: [...(payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b) });
   });
   /** The worker's own failure report (createWorker): set once it starts. */
@@ -318,39 +339,66 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /**
-   * Waits (retried with backoff, up to balanceOpenWaitMs after the chunk began, or after the
-   * balance was first found unopened if that is sooner) for a charged balance that is registered
-   * but whose opening event is not appended yet: usage must not be metered as "nothing to
-   * charge" against an opening in progress, since metering is final. Usage still waiting at the deadline is returned as pending, to be dead-lettered unmarked, so
-   * that the partition moves on and a replay meters it later. The states come from memory, the
-   * rest loaded in one batch (BalanceStates.loadMany), and handed to the command path with the
-   * usage still to meter (`states`): a full cache need not have kept them.
+   * When each of these balances was registered (ms, Date.now()): the registry's created_at, read as
+   * an age by the database's own clock (registrationAges), so that no host's clock skew moves it.
+   */
+  async function registeredAt(balanceIds: readonly string[], step: Step): Promise<Map<string, number>> {
+    const known = new Map<string, number>();
+    const unknown: string[] = [];
+    for (const balanceId of balanceIds) {
+      const at = registrations.get(balanceId);
+      if (at === undefined) unknown.push(balanceId);
+      else known.set(balanceId, at);
+    }
+    if (unknown.length === 0) return known;
+    const ages = await step('read registrations', () => balanceRegistry.registrationAges(unknown));
+    const now = Date.now();
+    for (const balanceId of unknown) {
+      const age = ages.get(balanceId);
+      // Found by balancesOfCustomers, so registered; should it be gone, it counts from now.
+      const at = age === undefined ? now : now - age;
+      if (age !== undefined) registrations.set(balanceId, at);
+      known.set(balanceId, at);
+    }
+    return known;
+  }
+
+  /**
+   * Finds the charged balances that are registered but whose opening event is not appended yet:
+   * usage must not be metered as "nothing to charge" against an opening in progress, since
+   * metering is final. Such a balance is waited for until balanceOpenWaitMs after its
+   * registration (registeredAt): a durable time every member and every restart agrees on, so a
+   * balance whose opening never comes costs its partition one wait, not one per chunk, restart or
+   * member. While one is in its wait, the first usage charging it is returned as `awaited`: its
+   * partition waits there, out of the fetch (holdPartition), and looks again. Past the wait, its
+   * usage is returned as pending, to be dead-lettered unmarked, so that the partition moves on and
+   * a replay meters it later. The states come from memory, the rest loaded in one batch
+   * (BalanceStates.loadMany), and handed to the command path with the usage still to meter
+   * (`states`): a full cache need not have kept them.
    */
   async function awaitOpenings(
     charges: readonly UsageCharge[],
     step: Step,
-    openDeadline: number,
-  ): Promise<{ readonly pending: Set<number>; readonly states: ReadonlyMap<string, FoldedBalance> }> {
+  ): Promise<{ readonly pending: Set<number>; readonly states: ReadonlyMap<string, FoldedBalance>; readonly awaited?: Awaited }> {
     if (charges.length === 0) return { pending: new Set(), states: new Map() };
-    return step('wait for balance openings', async () => {
-      const states = await step('load balances', () => balanceStates.loadMany(charges.map((charge) => charge.balance.balanceId)));
-      const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
-      if (waiting.length === 0) return { pending: new Set<number>(), states };
-      const balanceIds = [...new Set(waiting.map((charge) => charge.balance.balanceId))];
-      // Each balance is waited for from when it was first found unopened, not anew per chunk:
-      // the chunk's own deadline bounds the wait, the balances' may end it sooner.
-      const now = Date.now();
-      let deadline = 0;
-      for (const balanceId of balanceIds) {
-        let since = unopenedSince.peek(balanceId);
-        if (since === undefined) unopenedSince.set(balanceId, (since = now));
-        deadline = Math.max(deadline, since + options.balanceOpenWaitMs);
-      }
-      if (now < Math.min(openDeadline, deadline)) {
-        throw new BalanceOpeningPendingError(`waiting for credit balance(s) ${balanceIds.join(', ')} to be opened`);
-      }
-      return { pending: new Set(waiting.map((charge) => charge.index)), states };
-    });
+    const states = await step('load balances', () => balanceStates.loadMany(charges.map((charge) => charge.balance.balanceId)));
+    const waiting = charges.filter((charge) => states.get(charge.balance.balanceId)?.state.status !== 'open');
+    if (waiting.length === 0) return { pending: new Set<number>(), states };
+    const since = await registeredAt([...new Set(waiting.map((charge) => charge.balance.balanceId))], step);
+    const now = Date.now();
+    const waitEnds = (charge: UsageCharge) => since.get(charge.balance.balanceId)! + options.balanceOpenWaitMs;
+    const inTheWait = waiting.filter((charge) => now < waitEnds(charge));
+    if (inTheWait.length > 0) {
+      // The first usage waiting, in offset order: what comes before it is metered, it and what follows wait.
+      const index = Math.min(...inTheWait.map((charge) => charge.index));
+      const its = inTheWait.filter((charge) => charge.index === index);
+      return {
+        pending: new Set(),
+        states,
+        awaited: { index, until: Math.min(...its.map(waitEnds)), balanceIds: [...new Set(its.map((charge) => charge.balance.balanceId))] },
+      };
+    }
+    return { pending: new Set(waiting.map((charge) => charge.index)), states };
   }
 
   /** What earlier runs metered of a batch's usage (see EarlierRuns). */
@@ -384,7 +432,6 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     priced: PricedUsageBatch,
     excluded: ReadonlySet<number>,
     step: Step,
-    openDeadline: number,
     readAhead: EarlierRuns | undefined,
   ): Promise<Applied> {
     const markers = usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id));
@@ -437,7 +484,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
           already.push(index);
         }
       }
-      const { pending, states: loaded } = await awaitOpenings(charges, step, openDeadline);
+      const { pending, states: loaded, awaited } = await awaitOpenings(charges, step);
+      // Nothing of this chunk is appended: meter splits it at the usage waiting (see meter).
+      if (awaited !== undefined) return { pending, already, fresh, metEarlierRuns, awaited, matched: [], appended: 0 };
       charges = charges.filter((charge) => !pending.has(charge.index));
       // Every usage event metered now is marked, whatever it charged; one still waiting for a
       // balance's opening is not (it is dead-lettered, and a replay meters it).
@@ -551,24 +600,29 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /**
-   * The dead-letter topic refused the letter of `refused.offset`: the partition waits there, out of
-   * the fetch (kafkajs fetches a broker's partitions again only once every batch of the last fetch
-   * is done, so waiting inside this batch would stop every other partition too), and is resumed
-   * after a backoff to try again, which redelivers it from that message. Everything before it is
-   * durable (the chunk's appends, its letters before that one, sent in offset order): committed.
+   * Holds a partition at offset `next`, out of the fetch: at a dead letter the topic refused, or at
+   * usage waiting for a balance's opening. kafkajs fetches a broker's partitions again only once
+   * every batch of the last fetch is done, so waiting inside this batch would stop every other
+   * partition too; paused, the partition is resumed after a backoff (no later than `until`) to
+   * try again, which redelivers it from that message. Everything before it is durable (the
+   * chunks' appends, their letters, sent in offset order): committed. Only while the batch is
+   * live: a stopping consumer or a sought partition is not held, its rest is redelivered.
    */
-  async function holdAtRefusedLetter(payload: EachBatchPayload, refused: DeadLetterRefusedError): Promise<void> {
+  async function holdPartition(payload: EachBatchPayload, next: bigint, until = Number.POSITIVE_INFINITY): Promise<void> {
     const { partition } = payload.batch;
-    const resume = payload.pause();
-    const next = BigInt(refused.offset);
+    const resume = payload.isRunning() && !payload.isStale() ? payload.pause() : undefined;
     payload.resolveOffset((next - 1n).toString());
     await committer.done(partition, next, payload.commitOffsetsIfNecessary);
-    const refusals = (refusedInARow.get(partition) ?? 0) + 1;
-    refusedInARow.set(partition, refusals);
-    const timer = setTimeout(() => {
-      resumeTimers.delete(timer);
-      resume();
-    }, refusalBackoff.delayMs(refusals));
+    if (resume === undefined) return;
+    const holds = (heldInARow.get(partition) ?? 0) + 1;
+    heldInARow.set(partition, holds);
+    const timer = setTimeout(
+      () => {
+        resumeTimers.delete(timer);
+        resume();
+      },
+      Math.max(0, Math.min(holdBackoff.delayMs(holds), until - Date.now())),
+    );
     resumeTimers.add(timer);
   }
 
@@ -612,22 +666,31 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * `ahead` is their stateless stage when it was done ahead (eachBatch); its failure is thrown
    * here, as if it had happened now, so it is isolated like any other failure of these messages.
    */
-  async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, openDeadline: number, ahead?: Settled<Prepared>): Promise<ChunkOutcome> {
+  async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, ahead?: Settled<Prepared>): Promise<ChunkOutcome> {
     if (ahead !== undefined && !ahead.ok) throw ahead.error;
     // A chunk split to isolate a failure reads its earlier runs first.
     const { decoded, rejected, usages, priced, invalid, earlier } = ahead?.value ?? (await prepare(messages, step, true));
 
     // The write stage: decided on the balances' states as the previous chunk's append left them.
-    const { matched, appended, pending, already, fresh, metEarlierRuns } = await apply(usages, priced, invalid, step, openDeadline, earlier);
+    const { matched, appended, pending, already, fresh, metEarlierRuns, awaited } = await apply(usages, priced, invalid, step, earlier);
     if (metEarlierRuns) partitionsWithoutEarlierRuns.delete(partition);
     else partitionsWithoutEarlierRuns.add(partition);
+    if (awaited !== undefined) {
+      // Usage waits for a balance's opening: the messages before it are metered on their own (none
+      // of their balances waits; states never go back to unopened), and the partition is held at
+      // it (processChunk), so that it and whatever follows it keep their order.
+      const offset = decoded[awaited.index]!.message.offset;
+      const before = messages.filter((message) => BigInt(message.offset) < BigInt(offset));
+      const done = before.length > 0 ? await meterIsolating(partition, before, step) : NOTHING_METERED;
+      return { ...done, heldAt: done.heldAt ?? { offset, until: awaited.until, balanceIds: awaited.balanceIds } };
+    }
 
     // Bad input never disappears: its dead letters are acknowledged by every in-sync replica
     // before this chunk's offsets can be committed. They are sent after the append, so that a
     // chunk split to isolate a failure does not send its dead letters once per try. (A crash in
     // between may dead-letter a message twice; it never loses one.)
     // In offset order: when the topic refuses one, every message before it is durable, and its
-    // partition is held at it (holdAtRefusedLetter).
+    // partition is held at it (holdPartition).
     const deadLetters: Rejected[] = [
       ...rejected,
       ...priced.invalid.map(({ index, error }): Rejected => ({ ...decoded[index]!, error })),
@@ -661,11 +724,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     partition: number,
     messages: readonly KafkaMessage[],
     step: Step,
-    openDeadline: number,
     ahead?: Settled<Prepared>,
   ): Promise<ChunkOutcome> {
     try {
-      return await meter(partition, messages, step, openDeadline, ahead);
+      return await meter(partition, messages, step, ahead);
     } catch (error) {
       // A refused dead letter is retriable too: the topic's fault, not these messages'.
       if (error instanceof BatchAbandonedError || error instanceof HeartbeatError || isTransientError(error)) throw error;
@@ -679,13 +741,16 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         'metering failed in a way retrying cannot fix; splitting the chunk to isolate the message(s) that cause it',
       );
       const middle = Math.ceil(messages.length / 2);
-      const first = await meterIsolating(partition, messages.slice(0, middle), step, openDeadline);
-      const second = await meterIsolating(partition, messages.slice(middle), step, openDeadline);
+      const first = await meterIsolating(partition, messages.slice(0, middle), step);
+      // Held inside the first half: the second is not touched (it comes after the usage waiting).
+      if (first.heldAt !== undefined) return first;
+      const second = await meterIsolating(partition, messages.slice(middle), step);
       return {
         deadLettered: first.deadLettered + second.deadLettered,
         appended: first.appended + second.appended,
         matched: first.matched + second.matched,
         skipped: first.skipped + second.skipped,
+        heldAt: second.heldAt,
       };
     }
   }
@@ -728,22 +793,35 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     return { messages, step, prepared };
   }
 
-  async function processChunk(payload: EachBatchPayload, chunk: Chunk, ahead: Settled<Prepared>, started: number): Promise<void> {
+  /** Meters a chunk and hands its offsets over; returns whether its partition is now held (at usage waiting for an opening). */
+  async function processChunk(payload: EachBatchPayload, chunk: Chunk, ahead: Settled<Prepared>, started: number): Promise<boolean> {
     const { batch } = payload;
     const { partition } = batch;
-    const { messages, step } = chunk;
+    const { step } = chunk;
 
-    const { deadLettered, appended, matched, skipped } = await meterIsolating(partition, messages, step, Date.now() + options.balanceOpenWaitMs, ahead);
+    const { deadLettered, appended, matched, skipped, heldAt } = await meterIsolating(partition, chunk.messages, step, ahead);
     const meteredMs = performance.now() - started;
 
-    const last = messages[messages.length - 1]!.offset;
-    payload.resolveOffset(last);
     // Offsets are handed to the committer only here, after the appends (one PostgreSQL transaction
     // each) and the dead letters are durable: a crash or rebalance before the commit redelivers the
     // chunk, and its usage events are then found marked as metered and skipped, so nothing is lost
     // and nothing is charged twice. The commit itself follows off the fetch cycle, in order.
-    await committer.done(partition, BigInt(last) + 1n, payload.commitOffsetsIfNecessary);
-    refusedInARow.delete(partition);
+    // Held at usage waiting for an opening: up to that message, and the partition waits there.
+    const messages = heldAt === undefined ? chunk.messages : chunk.messages.filter((message) => BigInt(message.offset) < BigInt(heldAt.offset));
+    if (heldAt === undefined) {
+      const last = messages[messages.length - 1]!.offset;
+      payload.resolveOffset(last);
+      await committer.done(partition, BigInt(last) + 1n, payload.commitOffsetsIfNecessary);
+      heldInARow.delete(partition);
+    } else {
+      logger.warn(
+        { partition, offset: heldAt.offset, balanceIds: heldAt.balanceIds, waitEndsInMs: Math.max(0, heldAt.until - Date.now()) },
+        `waiting for credit balance(s) ${heldAt.balanceIds.join(', ')} to be opened; this partition waits at its message, the others go on`,
+      );
+      await holdPartition(payload, BigInt(heldAt.offset), heldAt.until);
+      if (messages.length === 0) return true;
+    }
+    const last = messages[messages.length - 1]!.offset;
 
     const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
     const values = counters.values;
@@ -772,6 +850,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       },
       'usage batch metered',
     );
+    return heldAt !== undefined;
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -803,13 +882,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         // after this chunk's (offsets in order, each after its own chunk's writes).
         const after = start + batchSize;
         if (after < messages.length && live()) next = beginChunk(payload, messages.slice(after, after + batchSize));
-        await processChunk(payload, chunk, ahead, started);
+        if (await processChunk(payload, chunk, ahead, started)) return;
       }
     } catch (error) {
       // A rebalance seen by a heartbeat: this member must not commit the batch, and kafkajs must
       // see its own error to rejoin the group.
       if (error instanceof HeartbeatError) throw error.cause;
-      if (error instanceof DeadLetterRefusedError && live()) return await holdAtRefusedLetter(payload, error);
+      if (error instanceof DeadLetterRefusedError && live()) return await holdPartition(payload, BigInt(error.offset));
       if (!(error instanceof BatchAbandonedError || error instanceof DeadLetterRefusedError)) throw error;
       logger.info({ partition: payload.batch.partition, reason: error.message }, 'batch left uncommitted; it will be redelivered');
     } finally {

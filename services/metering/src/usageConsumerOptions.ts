@@ -46,8 +46,11 @@ export interface UsageConsumerOptions {
   /** HTTP basic authentication to the registry, when it wants it. */
   readonly registryAuth?: { readonly username: string; readonly password: string };
   readonly eventStore: EventStore;
-  /** Which balances each customer has (a BalanceRegistryCache in the main job: one query a batch at most). */
-  readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers'>;
+  /**
+   * Which balances each customer has (a BalanceRegistryCache in the main job: one query a batch at
+   * most), and when an unopened one was registered (its wait for the opening runs from then).
+   */
+  readonly balanceRegistry: Pick<BalanceRegistry, 'balancesOfCustomers' | 'registrationAges'>;
   /** Products are priced from this cache. Its owner starts and stops it; the consumer only reads it. */
   readonly catalogCache: CatalogCache;
   readonly logger: Logger;
@@ -82,8 +85,9 @@ export interface UsageConsumerOptions {
   /** Codec of the dead letters this consumer writes (kafkajs's CompressionTypes); default none. */
   readonly compression?: CompressionTypes;
   /**
-   * How long a chunk waits for a balance that is registered but not yet opened (an opening in
-   * progress) before its usage goes to the dead letters, unmetered, so the partition moves on.
+   * How long after its registration a balance that is registered but not yet opened (an opening
+   * in progress) is waited for (its partition held, the others going on) before its usage goes to
+   * the dead letters, unmetered, so the partition moves on. Default 30 000.
    */
   readonly balanceOpenWaitMs?: number;
   /**
@@ -248,7 +252,7 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
     throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
   }
   requirePort(options.eventStore, 'eventStore', ['appendMany', 'readAppendTraces', 'readEventsById', 'readStreamsPaged']);
-  requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers']);
+  requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers', 'registrationAges']);
   requirePort(options.catalogCache, 'catalogCache', ['getProduct']);
   requirePort(options.logger, 'logger', ['child']);
   if (options.metrics !== undefined) requirePort(options.metrics, 'metrics', ['batchProcessed', 'partitionsAssigned', 'groupLagRead']);

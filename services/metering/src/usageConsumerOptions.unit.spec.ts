@@ -11,7 +11,7 @@ const valid: UsageConsumerOptions = {
   dlqTopic: 'usage-events.dlq',
   registryUrl: 'http://127.0.0.1:8081/apis/ccompat/v7',
   eventStore: { appendMany: jest.fn(), readAppendTraces: jest.fn(), readEventsById: jest.fn(), readStreamsPaged: jest.fn() } as unknown as EventStore,
-  balanceRegistry: { balancesOfCustomers: jest.fn() } as unknown as BalanceRegistry,
+  balanceRegistry: { balancesOfCustomers: jest.fn(), registrationAges: jest.fn() } as unknown as BalanceRegistry,
   balanceWrites: { commands: { execute: jest.fn() }, states: { loadMany: jest.fn() } } as unknown as UsageBalanceWrites,
   catalogCache: { getProduct: jest.fn() } as unknown as CatalogCache,
   logger: pino({ level: 'silent' }),
