@@ -444,6 +444,16 @@ describe('balance projector, what it cannot fold or read', () => {
     expect(projector.state()).not.toBe('failed');
   });
 
+  it('fails when its store cannot tell the head of its log as it loads its checkpoint, instead of retrying for ever', async () => {
+    const error = new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n);
+    const { projector, started, failure } = startProjector({ ...eventStore, headPosition: () => Promise.reject(error) });
+    started.catch(() => undefined);
+
+    await waitFor(() => failure() !== undefined, { description: 'the projector to fail', timeoutMs: 20_000 });
+    expect(failure()).toBe(error);
+    expect(projector.state()).toBe('failed');
+  });
+
   it('fails, naming the error, when its store reports a read it can never make (not retriable), instead of retrying for ever', async () => {
     const error = new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n);
     // Every read of the subscription fails, reported and tried again, as an EventStoreDB store

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { createCheckpointedProcessor, isPermanentFailure, retry, type CheckpointStore, type Worker } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { prepareLedgerBatch, writePreparedBatch } from './applyLedgerBatch';
-import { createGenerationStore, projectedFromAnotherStore, type WriteOutcome } from './generationStore';
+import { createGenerationStore, NewerProjectionError, projectedFromAnotherStore, type WriteOutcome } from './generationStore';
 import { UnfoldableLedgerEventError } from './ledgerRecord';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache, type SnapshotCache } from './snapshotCache';
@@ -235,10 +235,11 @@ export function createBalanceProjector(options: BalanceProjectorOptions): Balanc
     // flight when the connection dropped until Redis is back, and stopping must not wait for that.
     retry: RETRY,
     abandonOnAbort: true,
-    // An event this release cannot fold is waited out, not failed on, though it is not retriable:
-    // in a rolling upgrade it is a newer release's, and a release that folds it takes over (see
-    // UnfoldableLedgerEventError). What else Tally names as not retriable fails the projector.
-    isTransient: (error) => error instanceof UnfoldableLedgerEventError || !isPermanentFailure(error),
+    // An event this release cannot fold, and a generation a newer release folded (met by the
+    // checkpoint's load), are waited out, not failed on, though not retriable: in a rolling upgrade
+    // a release that folds them takes over (see UnfoldableLedgerEventError, NewerProjectionError).
+    // What else Tally names as not retriable fails the projector.
+    isTransient: (error) => error instanceof UnfoldableLedgerEventError || error instanceof NewerProjectionError || !isPermanentFailure(error),
     onHead: checkHead,
     handle: apply,
     metrics: options.metrics && {

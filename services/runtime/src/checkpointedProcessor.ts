@@ -87,8 +87,8 @@ export interface CheckpointedProcessorOptions<E extends PositionedEvent> {
    */
   readonly onHead?: (head: bigint, checkpoint: bigint) => void;
   /**
-   * Whether a failure of the handler, or of the subscription's reads (reported through its
-   * onError), may succeed when tried again; default: all but a permanent one (isPermanentFailure).
+   * Whether a failure of the handler, of the subscription's reads (reported through its onError)
+   * or of the reads that start a term (the checkpoint's load, the head), may succeed when tried again; default: all but a permanent one (isPermanentFailure).
    * One that cannot (an event the handler can never take, a store that cannot be read) fails the
    * processor (Worker.onFailure), logged at error level, with the checkpoint before that batch:
    * never skipped, and never retried for ever at warn where nobody looks.
@@ -286,7 +286,8 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     term = current;
     if (taken !== undefined) void taken.lost.then((error) => abdicate(current, error, stop));
     try {
-      const after = await retry(() => checkpoints.load(name), retrying('loading the checkpoint', signal));
+      // With isTransient: a load may read the event store too (the projector's asks its head).
+      const after = await retry(() => checkpoints.load(name), { ...retrying('loading the checkpoint', signal), isTransient });
       // Known from the start, so lag() does not report "caught up" before the first batch.
       const storeHead = await retry(() => eventStore.headPosition(), { ...retrying('reading the head of the event store', signal), isTransient });
       // Stopped, or the lease lost, while these were read: this term must not start.
