@@ -87,6 +87,12 @@ function plain(record: unknown): unknown {
   return JSON.parse(JSON.stringify(record, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value))) as unknown;
 }
 
+/**
+ * Why a record that decoded is not shown: JSON.stringify recurses, and a letter dead-lettered for
+ * nesting too deep (a usage event may nest 64 levels) can hold thousands, which overflow it.
+ */
+const TOO_DEEP = 'the record nests too deeply to show as JSON (a usage event nests at most 64 levels); its bytes are here whole, in base64';
+
 /** Why a raw batch is not read as a record: its first bytes, the batch's base offset, would pass for Avro's framing. */
 const RAW_BATCH = 'a raw record batch that tally skip-batch set aside: the batch header and its records as the broker stored them, which no consumer could decompress';
 
@@ -95,7 +101,12 @@ async function valueOf(value: Buffer, headers: IHeaders | undefined, decoder: De
   if (deadLetterHeader(headers, DEAD_LETTER_HEADERS.sourceLastOffset) !== null) return { ...whole, format: null, schemaId: null, record: null, unreadable: RAW_BATCH };
   try {
     const { format, schemaId, record } = await decoder.readRecord(value);
-    return { ...whole, format, schemaId, record: plain(record), unreadable: null };
+    try {
+      return { ...whole, format, schemaId, record: plain(record), unreadable: null };
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      return { ...whole, format, schemaId, record: null, unreadable: TOO_DEEP };
+    }
   } catch (error) {
     // A registry that does not answer still leaves the letter worth showing: its message says so.
     return { ...whole, format: null, schemaId: null, record: null, unreadable: error instanceof Error ? error.message : String(error) };

@@ -1,6 +1,8 @@
-import { waitFor } from '@tally/test-support';
+import { stackConfig, uniqueName, waitFor } from '@tally/test-support';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
+import { createDeadLetterReader } from './deadLetterReader';
 import { consumedAtLeast, createMeteringTestKit, usageRecord as usage, type MeteringTestKit } from './meteringTestKit.spec';
+import { createUsageEventDecoder } from './usageEventDecoder';
 
 jest.setTimeout(120_000);
 
@@ -42,5 +44,11 @@ describe('a usage event nested too deep on the usage topic', () => {
     expect(letters.map((letter) => [letter.headers![DEAD_LETTER_HEADERS.errorCode]!.toString(), letter.headers![DEAD_LETTER_HEADERS.reason]!.toString()])).toEqual(
       Array.from({ length: 3 }, () => ['invalid_usage_event', expect.stringMatching(/nests objects and arrays deeper than 64 levels/)]),
     );
+    // Read whole, as the console and `tally dead-letter` show it: too deep to show as JSON, said
+    // so (not a stack overflow's message), its format known and its bytes whole.
+    const reader = createDeadLetterReader({ kafka: { brokers: stackConfig.kafkaBrokers, clientId: uniqueName('deep-letter-reader') }, dlqTopic: kit.dlqTopic, decoder: createUsageEventDecoder({ registryUrl: stackConfig.schemaRegistryUrl }) });
+    const whole = await reader.read(0, letters[0]!.offset);
+    expect(whole.value).toMatchObject({ format: 'json', record: null, unreadable: expect.stringMatching(/^the record nests too deeply to show as JSON/) });
+    expect(Buffer.from(whole.value!.base64, 'base64').toString()).toContain('"id":"n1"');
   });
 });
