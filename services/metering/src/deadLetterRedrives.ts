@@ -185,7 +185,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
   const runKey = (id: string) => `${options.keyPrefix}:redrive:${id}`;
   const cancelKey = (id: string) => `${options.keyPrefix}:redrive:${id}:cancel`;
   let current: { readonly id: string; readonly abort: AbortController; readonly done: Promise<StoredRun> } | undefined;
-  const sentBackByErrorCode: Record<string, number> = {};
+  // No prototype: keyed by letters' error codes, which may be anything (redriveDeadLetters.ts).
+  const sentBackByErrorCode: Record<string, number> = Object.create(null) as Record<string, number>;
   const endedByStatus = { succeeded: 0, failed: 0, interrupted: 0, cancelled: 0 };
 
   const save = (run: StoredRun) => options.redis.set(runKey(run.id), JSON.stringify(run));
@@ -214,7 +215,8 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       // Counted as the run goes (a long one shows in the rate while it runs), from its counts' growth.
       if (!next.dryRun) {
         for (const [code, count] of Object.entries(next.result.republishedByErrorCode)) {
-          const more = count - (latest.result.republishedByErrorCode[code] ?? 0);
+          const before = latest.result.republishedByErrorCode;
+          const more = count - (Object.hasOwn(before, code) ? before[code]! : 0);
           if (more > 0) sentBackByErrorCode[code] = (sentBackByErrorCode[code] ?? 0) + more;
         }
       }

@@ -165,6 +165,26 @@ describe('redriving dead letters', () => {
     })).toMatchObject({ read: 1, notFound: [] });
   });
 
+  it('counts letters by any error code, one named like an object member (constructor, __proto__) too', async () => {
+    kit = await createMeteringTestKit();
+    // Tally writes the codes it dead-letters with; a letter written by hand may carry any.
+    const codes = ['constructor', '__proto__', 'toString', 'constructor'];
+    await kit.produce(codes.map((code, index) => ({
+      key: `customer-${index}`,
+      value: Buffer.from(`{"id":"u${index}"}`),
+      headers: { [DEAD_LETTER_HEADERS.errorCode]: code, [DEAD_LETTER_HEADERS.sourceTopic]: kit.topic },
+    })));
+    const result = await redriveDeadLetters({
+      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive') },
+      dlqTopic: kit.topic,
+      usageTopic: kit.topic,
+      errorCodes: 'all',
+      dryRun: true,
+    });
+    expect(result).toMatchObject({ read: 4, republished: 4 });
+    expect(Object.entries(result.republishedByErrorCode).sort()).toEqual([['__proto__', 1], ['constructor', 2], ['toString', 1]]);
+  });
+
   it('reads nothing and sends nothing from an empty dead-letter topic', async () => {
     kit = await createMeteringTestKit();
     expect(await redriveDeadLetters({

@@ -131,7 +131,9 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
   const sendBudget = topicSendBudget({ kafka, topic: options.usageTopic, logger });
   if (!options.dryRun) await producer.connect();
   const counts = { read: 0, republished: 0 };
-  const republishedByErrorCode: Record<string, number> = {};
+  // Keyed by the letters' error codes, which a letter written by hand may make anything: no
+  // prototype, so `constructor` counts from 0 and `__proto__` is a code like any other.
+  const republishedByErrorCode: Record<string, number> = Object.create(null) as Record<string, number>;
   const skipped: Record<RedriveSkipReason, number> = { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 };
   // The picked places not met yet: a pick the topic has no letter at must not pass for sent back.
   const unmet = new Set(options.letters ?? []);
