@@ -83,9 +83,13 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
         switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation, fresh) : { kind: 'reset' as const };
         if (switched.kind === 'behind') {
           // Read after the live checkpoint was found above the rebuild's: a head below it is no lag
-          // the rebuild can close by reading on (it would spin, reading nothing, for ever).
-          const head = await eventStore.headPosition();
+          // the rebuild can close by reading on (it would spin, reading nothing, for ever). The live
+          // generation first, the head after, as the projector reads them: a live projector of this
+          // store that projects an event appended between the two reads then stays at or below the
+          // head read, whereas read the other way round it would look projected from another store,
+          // and the forced switch would take readers back in time.
           const live = await store.readActive();
+          const head = await eventStore.headPosition();
           if (live !== undefined && projectedFromAnotherStore(head, live.checkpoint)) {
             logger.warn(
               { generation, live: live.generation, checkpoint: live.checkpoint.toString(), head: head.toString() },
