@@ -53,8 +53,9 @@ export function createRedisTokenRevocations({ redis, keyPrefix }: RedisTokenRevo
   // the revocations after it; and when to expire it would be a clock again.
   const epochKey = (customerId: string) => `${keyPrefix}portal-epoch:${customerId}`;
   // UPGRADE: where revocations were kept before epochs, as the revoking process's instant (ms),
-  // each for the portal link TTL. Read for links without an epoch only, which all expire within
-  // that TTL of the upgrade, as these keys do: this key, and its check, can go in the release after.
+  // each for the portal link TTL; a process of the previous release still writes it during the
+  // deployment. Read for every link (in the same MGET, no round trip more) until then: this key,
+  // and its check, can go in the release after, once no such process runs.
   const legacyRevokedAtKey = (customerId: string) => `${keyPrefix}portal-revoked:${customerId}`;
   const unavailable = (what: string) => (error: unknown) => {
     throw new TokenRevocationsUnavailableError(`${what} could not be checked; retry shortly`, { cause: error });
@@ -75,13 +76,13 @@ export function createRedisTokenRevocations({ redis, keyPrefix }: RedisTokenRevo
       await redis.incr(epochKey(customerId)).catch(unavailable("revoking the customer's portal links"));
     },
     async isPortalLinkRevoked({ customerId, revocationEpoch, issuedAt }) {
-      if (revocationEpoch !== undefined) return isBehind(revocationEpoch, epochOf(await redis.get(epochKey(customerId)).catch(unavailable('the portal link'))));
       const [epoch, revokedAt] = await redis.mget(epochKey(customerId), legacyRevokedAtKey(customerId)).catch(unavailable('the portal link'));
       // UPGRADE: a link issued before epochs counts as issued at epoch 0, before any revocation
       // since (one an API process of the old version issued during the deployment too: refused
-      // rather than told by clocks, the customer asks for a new link); and a revocation from
-      // before voids it as it did, by the instants.
-      return isBehind(0, epochOf(epoch ?? null)) || (typeof revokedAt === 'string' && issuedAt.getTime() <= Number(revokedAt));
+      // rather than told by clocks, the customer asks for a new link); and a revocation by the
+      // previous release (before the upgrade, or by one of its processes during it) voids any link
+      // issued before it, as it did, by the instants.
+      return isBehind(revocationEpoch ?? 0, epochOf(epoch ?? null)) || (typeof revokedAt === 'string' && issuedAt.getTime() <= Number(revokedAt));
     },
   };
 }

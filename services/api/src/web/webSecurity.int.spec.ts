@@ -225,6 +225,15 @@ describe('the web credentials under audit', () => {
       expect((await read(revokedSince.balanceId, legacy)).statusCode).toBe(200);
       expect((await app.inject({ method: 'DELETE', url: `/v1/customers/${revokedSince.customerId}/portal-sessions`, headers: admin })).statusCode).toBe(204);
       expect((await read(revokedSince.balanceId, legacy)).statusCode).toBe(401);
+
+      // Revoked during the deployment by an API process of the previous release, which writes the
+      // old key alone: a link this release issued (with an epoch) before that instant is void too.
+      const revokedByOld = await customerWithBalance();
+      const issued = await app.inject({ method: 'POST', url: `/v1/customers/${revokedByOld.customerId}/portal-sessions`, headers: admin });
+      const current = { authorization: `Bearer ${new URL(issued.json<{ url: string }>().url).hash.replace('#token=', '')}` };
+      expect((await read(revokedByOld.balanceId, current)).statusCode).toBe(200);
+      await redis.set(`${keyPrefix}:web:portal-revoked:${revokedByOld.customerId}`, String(Date.now() + 1), 'PX', 60_000);
+      expect((await read(revokedByOld.balanceId, current)).statusCode).toBe(401);
     });
 
     it('issues no link while Redis does not answer (503), rather than one that a revocation might miss', async () => {
