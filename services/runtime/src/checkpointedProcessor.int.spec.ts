@@ -197,14 +197,33 @@ describe('checkpointed processor on PostgreSQL', () => {
       expect(lines.filter((line) => line.includes(`"code":"${error.code}"`))).toHaveLength(1);
     });
 
-    it('fails when its store cannot tell the head of its log as it starts', async () => {
+    it('fails when its store cannot tell the head of its log as it starts, saying so', async () => {
       const error = new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n);
-      const failing = processor({ name: uniqueName('no_head'), eventStore: { ...store, headPosition: () => Promise.reject(error) }, handle: async () => undefined });
+      const { logger: captured, lines } = capturedLog('error');
+      const failing = processor({ name: uniqueName('no_head'), eventStore: { ...store, headPosition: () => Promise.reject(error) }, logger: captured, handle: async () => undefined });
       const failure = failureOf(failing);
       await failing.start();
 
       await waitFor(() => failure() !== undefined, { description: 'the processor to fail', timeoutMs: 20_000 });
       expect(failure()).toBe(error);
+      expect(lines.filter((line) => line.includes('reading the head of the event store failed and cannot succeed by retrying'))).toHaveLength(1);
+    });
+
+    it('fails when its checkpoint cannot be loaded as it starts, naming the checkpoint, not the event store', async () => {
+      const error = new StreamRevisionMismatchError('creditBalance-recreated', 3n, 5n);
+      const { logger: captured, lines } = capturedLog('error');
+      const failing = processor({
+        name: uniqueName('no_checkpoint'),
+        checkpoints: { ...checkpoints, load: () => Promise.reject(error) },
+        logger: captured,
+        handle: async () => undefined,
+      });
+      const failure = failureOf(failing);
+      await failing.start();
+
+      await waitFor(() => failure() !== undefined, { description: 'the processor to fail', timeoutMs: 20_000 });
+      expect(failure()).toBe(error);
+      expect(lines.filter((line) => line.includes('loading the checkpoint failed and cannot succeed by retrying'))).toHaveLength(1);
     });
 
     it('fails on a not retriable error of its handler, the checkpoint before the batch', async () => {

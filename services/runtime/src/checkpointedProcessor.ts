@@ -285,16 +285,20 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
     lease = taken;
     term = current;
     if (taken !== undefined) void taken.lost.then((error) => abdicate(current, error, stop));
+    // What the term was doing, for the log line of a failure retrying cannot fix.
+    let starting = 'loading the checkpoint';
     try {
       // With isTransient: a load may read the event store too (the projector's asks its head).
-      const after = await retry(() => checkpoints.load(name), { ...retrying('loading the checkpoint', signal), isTransient });
+      const after = await retry(() => checkpoints.load(name), { ...retrying(starting, signal), isTransient });
+      starting = 'reading the head of the event store';
       // Known from the start, so lag() does not report "caught up" before the first batch.
-      const storeHead = await retry(() => eventStore.headPosition(), { ...retrying('reading the head of the event store', signal), isTransient });
+      const storeHead = await retry(() => eventStore.headPosition(), { ...retrying(starting, signal), isTransient });
       // Stopped, or the lease lost, while these were read: this term must not start.
       signal.throwIfAborted();
       checkpoint = after;
       head = storeHead > after ? storeHead : after;
       waitingSince = undefined;
+      starting = 'subscribing to the event store';
       subscription = eventStore.subscribeToAll({
         after,
         batchSize,
@@ -320,7 +324,7 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       // would retry it for ever.
       if (!signal.aborted && isPermanent(error)) {
         lease = undefined;
-        fail(error, 'reading the event store failed and cannot succeed by retrying; stopping');
+        fail(error, `${starting} failed and cannot succeed by retrying; stopping`);
         return;
       }
       throw error;
