@@ -38,6 +38,7 @@ import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
+import { onStopSignal } from './stopSignals';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
 
 /**
@@ -141,20 +142,6 @@ function progressBar(label: string) {
       if (started) bar.stop();
       started = false;
     },
-  };
-}
-
-/**
- * Runs `interrupt` once on Ctrl-C, SIGTERM or SIGHUP (the SSH session or terminal went away):
- * a command that cleans up when stopped must do so for each, as the default of all three is to
- * die on the spot, leaving what it was building. Returns the uninstaller; after the first
- * signal a second one of the same kind takes its default course (quits at once).
- */
-function onInterrupt(interrupt: () => void): () => void {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const signal of signals) process.once(signal, interrupt);
-  return () => {
-    for (const signal of signals) process.off(signal, interrupt);
   };
 }
 
@@ -371,7 +358,7 @@ program
       logger,
     });
     // Ctrl-C ends the run after the batch at hand and records how far it came.
-    const uninstall = onInterrupt(() => void redrives.stop());
+    const uninstall = onStopSignal(() => void redrives.stop());
     let run: RedriveRun;
     try {
       run = await redrives.runToEnd({
@@ -485,7 +472,7 @@ program
     // generation it was building (a whole copy of the snapshots otherwise left in Redis); the
     // live one serves on.
     const stop = new AbortController();
-    const uninstall = onInterrupt(() => stop.abort(new Error('interrupted; the generation being built was deleted, the live one serves on')));
+    const uninstall = onStopSignal(() => stop.abort(new Error('interrupted; the generation being built was deleted, the live one serves on')));
     const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize, onProgress: bar.update, signal: stop.signal };
     try {
       await withStores(async ({ eventStore, redis }) => {

@@ -51,6 +51,7 @@ import { probeKafka, probeRegistry } from './dependencyProbes';
 import { instrumentedEventStore } from './instrumentedEventStore';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
+import { onStopSignal } from './stopSignals';
 import { createUsageConsumerMetrics } from './usageConsumerMetrics';
 import { listenForOperations } from './operationsListener';
 import { loadOrCreateLocalApiKey, loadOrCreateLocalSessionSecret, localApiKeyEntry } from './localApiKey';
@@ -58,7 +59,7 @@ import { webPagesRoot } from './webPagesRoot';
 
 /**
  * The main job: every role named in TALLY_ROLES (consumer, projector, api, relay, scheduler, webhooks)
- * in one process, wired here and nowhere else. SIGTERM or SIGINT stops the roles in the
+ * in one process, wired here and nowhere else. SIGTERM, SIGINT or SIGHUP stops the roles in the
  * reverse order of their start: the API stops taking requests first, the consumer finishes
  * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
  * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer) or a part
@@ -86,8 +87,10 @@ async function upOrDown(check: () => Promise<unknown>): Promise<'up' | 'down'> {
 
 const USAGE = `usage: node services/tally/dist/main.js [--help]
 
-Runs Tally's main job until SIGTERM or SIGINT: the roles TALLY_ROLES names (consumer, projector,
-api, relay, scheduler, webhooks; all of them by default) in this one process. It takes no
+Runs Tally's main job until SIGTERM, SIGINT (Ctrl-C) or SIGHUP (its terminal closed; a stop,
+not a reload: the configuration is read once): it then stops gracefully, finishing the work in
+hand. The roles TALLY_ROLES names (consumer, projector, api, relay, scheduler, webhooks; all of
+them by default) run in this one process. It takes no
 arguments: it is configured by TALLY_* environment variables alone (README.md, "Configuration";
 "Running Tally" for the roles). The \`tally\` command (cli.js) is the operators' command line.
 `;
@@ -155,9 +158,9 @@ async function main(): Promise<void> {
     logger.info('stopped; bye');
     process.exit(0);
   }
-  // Registered first, so a signal during start-up still stops what has started so far.
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  // Registered first, so a signal during start-up still stops what has started so far. SIGHUP
+  // too (a closed terminal, `kill -HUP`): a stop, not a reload, as the CLI's (stopSignals.ts).
+  onStopSignal((signal) => void shutdown(signal));
 
   // TLS and authentication to Kafka, the registry and Redis, for every client created below.
   const connections = serviceConnections(config);
