@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
@@ -38,6 +39,7 @@ import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
 import { openEventStore, openPool } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
+import { eventsInParts } from './sendParts';
 import { onStopSignal } from './stopSignals';
 import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './usageEventAvro';
 
@@ -190,6 +192,17 @@ function printTable(rows: readonly (readonly string[])[]): void {
   for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
 }
 
+/**
+ * Bytes of values `tally send` makes and holds before sending them: several sends' worth at
+ * Kafka's default max.message.bytes, so the parts cost no round trips, and small whatever --count.
+ */
+const SEND_PART_BYTES = 4 * 2 ** 20;
+
+/** Writes to stdout, waiting while a slow reader's pipe is full rather than buffering all of it. */
+async function writeOut(text: string): Promise<void> {
+  if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+}
+
 /** A whole number of decimal digits within bounds, or a UsageError naming the flag. */
 function integerFlag(flag: string, text: string, min: number, max: number): number {
   const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
@@ -256,41 +269,48 @@ program
           throw new Error(`the schema registry refused the schema for ${subject}; nothing was sent: ${error instanceof Error ? error.message : String(error)}`);
         }
       }
-      const messages: { key: string; value: Buffer }[] = [];
-      for (let index = 0; index < count; index += 1) {
-        const event = {
-          id: count === 1 && options.id !== undefined ? options.id : `${options.id ?? randomUUID()}${count === 1 ? '' : `-${index}`}`,
-          customerId: options.customer,
-          event: options.event,
-          timestamp,
-          properties,
-        };
-        const value =
-          schemaId === undefined ? Buffer.from(JSON.stringify(event)) : await registry.encode(schemaId, toAvroUsageEvent(event));
-        messages.push({ key: options.customer, value });
-        process.stdout.write(`${JSON.stringify(event)}\n`);
-      }
+      const eventAt = (index: number) => ({
+        id: count === 1 && options.id !== undefined ? options.id : `${options.id ?? randomUUID()}${count === 1 ? '' : `-${index}`}`,
+        customerId: options.customer,
+        event: options.event,
+        timestamp,
+        properties,
+      });
+      const encode = async (event: ReturnType<typeof eventAt>) =>
+        schemaId === undefined ? Buffer.from(JSON.stringify(event)) : await registry.encode(schemaId, toAvroUsageEvent(event));
       // One key, so one partition: a large --count in one send is one record batch, which the
       // broker refuses whole over the topic's max.message.bytes. Parts the topic takes go in
-      // order, each acknowledged before the next (sendInParts).
+      // order, each acknowledged before the next (sendInParts), and the events are made a part
+      // at a time (eventsInParts): a --count of a million is not held in memory at once.
+      const budget = topicSendBudget({ kafka, topic: config.topics.usage, logger });
+      let printed = 0;
       let acknowledged = 0;
       try {
-        await sendInParts({
-          messages,
-          budget: topicSendBudget({ kafka, topic: config.topics.usage, logger }),
-          send: async (part) => {
-            await producer.send({ topic: config.topics.usage, acks: -1, compression: compressionType(compression), messages: part });
-            acknowledged += part.length;
-          },
-          refusedAlone: (index, error) => {
-            throw new Error(`an event of ${messages[index]!.value.length} bytes is larger than ${config.topics.usage} takes (its max.message.bytes)`, { cause: error });
-          },
-          logger,
-        });
+        for await (const part of eventsInParts({ count, partBytes: SEND_PART_BYTES, eventAt, encode })) {
+          // Printed before they are sent, as they were all printed before: what may be on the topic.
+          await writeOut(part.map(({ event }) => `${JSON.stringify(event)}\n`).join(''));
+          printed += part.length;
+          const messages = part.map(({ value }) => ({ key: options.customer, value }));
+          await sendInParts({
+            messages,
+            budget,
+            send: async (sending) => {
+              await producer.send({ topic: config.topics.usage, acks: -1, compression: compressionType(compression), messages: sending });
+              acknowledged += sending.length;
+            },
+            refusedAlone: (index, error) => {
+              throw new Error(`an event of ${messages[index]!.value.length} bytes is larger than ${config.topics.usage} takes (its max.message.bytes)`, { cause: error });
+            },
+            logger,
+          });
+        }
       } catch (error) {
         // Fresh ids unless --id was given: sending all again would count the sent ones twice.
         if (acknowledged === 0) throw error;
-        throw new Error(`only the first ${acknowledged} of the ${count} events printed were sent: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        throw new Error(
+          `only the first ${acknowledged} of the ${printed} events printed were sent${printed < count ? ` (the other ${count - printed} of --count ${count} were not made)` : ''}: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
       }
     } finally {
       await producer.disconnect();
