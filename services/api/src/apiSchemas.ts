@@ -26,8 +26,13 @@ export const LIMIT_PATTERN = '^(500|[1-4][0-9]{2}|[1-9][0-9]?)$';
 /** A stream revision, as the ledger's `next` cursor gives it; 18 digits stay within PostgreSQL's bigint. */
 export const CURSOR_PATTERN = '^[0-9]{1,18}$';
 export const IDEMPOTENCY_KEY_PATTERN = '^[!-~]{1,255}$';
-/** A bundle's price amount, as the domain's creditProduct parses it: up to 12 integer and 6 fractional digits. */
+/** A bundle's price amount, as the domain's creditProduct parses it: up to 12 integer and 6 fractional digits; never negative. */
 export const PRICE_AMOUNT_PATTERN = '^[0-9]{1,12}(\\.[0-9]{1,6})?$';
+/**
+ * A purchase's total price as Tally answers it: unit price × quantity, so PRICE_AMOUNT_PATTERN's
+ * decimals (the unit price's scale) with no bound on the integer digits.
+ */
+export const TOTAL_PRICE_PATTERN = `^[0-9]+${PRICE_AMOUNT_PATTERN.slice(PRICE_AMOUNT_PATTERN.indexOf('(\\.'))}`;
 /** An ISO 4217 currency code. */
 export const CURRENCY_PATTERN = '^[A-Z]{3}$';
 
@@ -61,8 +66,13 @@ export const nullableCredits = nullableString({ pattern: CREDITS_PATTERN, exampl
 export const answeredCredits = (description?: string) => Type.String({ pattern: SIGNED_CREDITS_PATTERN, ...(description === undefined ? {} : { description }) });
 export const nullableAnsweredCredits = (description?: string) => nullableString({ pattern: SIGNED_CREDITS_PATTERN, ...(description === undefined ? {} : { description }) });
 export const identifier = Type.String({ pattern: IDENTIFIER_PATTERN });
-/** A price as a bundle has it and a purchase may name it: the catalog's and the purchase's one shape. */
-export const price = Type.Object({ amount: Type.String({ pattern: PRICE_AMOUNT_PATTERN }), currency: Type.String({ pattern: CURRENCY_PATTERN }) }, { additionalProperties: false });
+export const priceAmount = Type.String({ pattern: PRICE_AMOUNT_PATTERN });
+export const currency = Type.String({ pattern: CURRENCY_PATTERN });
+/**
+ * A price as a bundle has it and a purchase may name it: the catalog's and the purchase's one shape,
+ * in requests and answers alike (the catalog answers only prices it accepted), so a client sends back what it read.
+ */
+export const price = Type.Object({ amount: priceAmount, currency }, { additionalProperties: false });
 export const reason = nullableString({ maxLength: 500 });
 /** Customer ids come from the producers' usage events (1-256 characters), so any such text is accepted. */
 export const customerId = Type.String({ minLength: 1, maxLength: 256 });

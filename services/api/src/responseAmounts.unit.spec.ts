@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { formatCredits } from '@tally/domain';
+import { creditProductFromDto, creditProductToDto, formatCredits } from '@tally/domain';
+import { MAX_PURCHASE_QUANTITY, totalPrice } from '@tally/ledger';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
-import { ErrorSchema, SIGNED_CREDITS_PATTERN } from './apiSchemas';
+import { CURRENCY_PATTERN, ErrorSchema, PRICE_AMOUNT_PATTERN, SIGNED_CREDITS_PATTERN, TOTAL_PRICE_PATTERN } from './apiSchemas';
 import { CreditBalanceSchema } from './balances/balanceView';
 import { HoldSchema } from './holds/holdView';
 import { BalanceStatementSchema } from './ledger/balanceStatementView';
@@ -86,50 +87,75 @@ interface FoundAmount {
   readonly pattern: string | undefined;
 }
 
-/** Every string property of `schema` named as a credit amount, following $refs into components (each once per path). */
-function creditAmounts(document: { components: { schemas: Record<string, Schema> } }, schema: Schema | undefined, where: string, parent = '', seen: ReadonlySet<string> = new Set()): FoundAmount[] {
+/** Whether a string property `name` (of an object that is property `parent`) is an amount of the kind looked for. */
+type AmountNamed = (name: string, parent: string) => boolean;
+
+const isCreditAmount: AmountNamed = (name, parent) => CREDIT_AMOUNT_NAMES.has(name) || /BySource$/.test(parent);
+
+/** Every string property of `schema` named as an amount (`named`), following $refs into components (each once per path). */
+function amountsIn(
+  document: { components: { schemas: Record<string, Schema> } },
+  named: AmountNamed,
+  schema: Schema | undefined,
+  where: string,
+  parent = '',
+  seen: ReadonlySet<string> = new Set(),
+): FoundAmount[] {
+  const creditAmounts = (next: Schema | undefined, at: string, parentName: string, seenNow: ReadonlySet<string>) => amountsIn(document, named, next, at, parentName, seenNow);
   if (schema === undefined) return [];
   if (schema.$ref !== undefined) {
     const name = schema.$ref.replace('#/components/schemas/', '');
     const target = document.components.schemas[name];
     // A reference to nothing would hide its amounts: the walk says so instead of passing.
     if (target === undefined) throw new Error(`${where}: unresolved ${schema.$ref}`);
-    return seen.has(name) ? [] : creditAmounts(document, target, `${where}(${name})`, parent, new Set([...seen, name]));
+    return seen.has(name) ? [] : creditAmounts(target, `${where}(${name})`, parent, new Set([...seen, name]));
   }
   const found: FoundAmount[] = [];
-  for (const branch of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])]) found.push(...creditAmounts(document, branch, where, parent, seen));
-  if (schema.items !== undefined) found.push(...creditAmounts(document, schema.items, `${where}[]`, parent, seen));
-  if (typeof schema.additionalProperties === 'object') found.push(...creditAmounts(document, schema.additionalProperties, `${where}{}`, parent, seen));
+  for (const branch of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])]) found.push(...creditAmounts(branch, where, parent, seen));
+  if (schema.items !== undefined) found.push(...creditAmounts(schema.items, `${where}[]`, parent, seen));
+  if (typeof schema.additionalProperties === 'object') found.push(...creditAmounts(schema.additionalProperties, `${where}{}`, parent, seen));
   for (const [name, property] of Object.entries(schema.properties ?? {})) {
     const at = `${where}.${name}`;
     const types = [property.type ?? []].flat();
-    if (types.includes('string') && (CREDIT_AMOUNT_NAMES.has(name) || /BySource$/.test(parent))) found.push({ where: at, pattern: property.pattern });
-    found.push(...creditAmounts(document, property, at, name, seen));
+    if (types.includes('string') && named(name, parent)) found.push({ where: at, pattern: property.pattern });
+    found.push(...creditAmounts(property, at, name, seen));
   }
   return found;
 }
 
-describe('credit amounts across the whole OpenAPI document', () => {
-  // The committed document: test/e2e/openApiDocument.e2e.spec.ts fails unless it is the one the
-  // main job serves, so a schema that loses its pattern fails one of the two.
-  const document = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'openapi.json'), 'utf8')) as {
-    components: { schemas: Record<string, Schema> };
-    paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> }>>;
-    webhooks: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Schema }> } }>>;
-  };
-  const found = [
+// The committed document: test/e2e/openApiDocument.e2e.spec.ts fails unless it is the one the
+// main job serves, so a schema that loses its pattern fails one of the two.
+const document = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'openapi.json'), 'utf8')) as {
+  components: { schemas: Record<string, Schema> };
+  paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Schema }> }; responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> }>>;
+  webhooks: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Schema }> } }>>;
+};
+
+/** The amounts `named` in every answer of the document (and, with `requests`, every request body). */
+function amountsInDocument(named: AmountNamed, options: { readonly requests?: boolean } = {}): FoundAmount[] {
+  return [
     ...Object.entries(document.paths).flatMap(([route, item]) =>
-      Object.entries(item).flatMap(([method, operation]) =>
-        Object.entries(operation.responses ?? {}).flatMap(([status, response]) =>
-          Object.values(response.content ?? {}).flatMap((content) => creditAmounts(document, content.schema, `${method.toUpperCase()} ${route} ${status}`)),
+      Object.entries(item).flatMap(([method, operation]) => [
+        ...Object.entries(operation.responses ?? {}).flatMap(([status, response]) =>
+          Object.values(response.content ?? {}).flatMap((content) => amountsIn(document, named, content.schema, `${method.toUpperCase()} ${route} ${status}`)),
         ),
-      ),
+        ...(options.requests === true
+          ? Object.values(operation.requestBody?.content ?? {}).flatMap((content) => amountsIn(document, named, content.schema, `${method.toUpperCase()} ${route} request`))
+          : []),
+      ]),
     ),
     // What Tally POSTs to webhook endpoints is an answer too, to a different asker.
     ...Object.entries(document.webhooks).flatMap(([event, item]) =>
-      Object.values(item).flatMap((operation) => Object.values(operation.requestBody?.content ?? {}).flatMap((content) => creditAmounts(document, content.schema, `webhook ${event}`))),
+      Object.values(item).flatMap((operation) => Object.values(operation.requestBody?.content ?? {}).flatMap((content) => amountsIn(document, named, content.schema, `webhook ${event}`))),
     ),
   ];
+}
+
+/** Named once per schema: a shared component's amount (Error's, CreditBalance's) by the component, not by each route. */
+const byComponent = (found: readonly FoundAmount[]) => [...new Set(found.map(({ where }) => (where.includes('(') ? where.slice(where.lastIndexOf('(')) : where)))];
+
+describe('credit amounts across the whole OpenAPI document', () => {
+  const found = amountsInDocument(isCreditAmount);
 
   it('finds the amounts it is meant to check (the walk cannot pass by finding none)', () => {
     const places = found.map(({ where }) => where);
@@ -149,9 +175,59 @@ describe('credit amounts across the whole OpenAPI document', () => {
   });
 
   it('states every one with SIGNED_CREDITS_PATTERN', () => {
-    // Named once per schema: a shared component's amount (Error's, CreditBalance's) by the component, not by each route.
-    const unstated = found.filter(({ pattern }) => pattern !== SIGNED_CREDITS_PATTERN).map(({ where }) => (where.includes('(') ? where.slice(where.lastIndexOf('(')) : where));
-    expect([...new Set(unstated)]).toEqual([]);
+    expect(byComponent(found.filter(({ pattern }) => pattern !== SIGNED_CREDITS_PATTERN))).toEqual([]);
+  });
+});
+
+/**
+ * Prices are a currency's amounts, not credits: a bundle's price (and a purchase's unit price) as
+ * the catalog takes and stores it, PRICE_AMOUNT_PATTERN; a purchase's total, unit price ×
+ * quantity, TOTAL_PRICE_PATTERN. Requests and answers alike, so a client can send back what it read.
+ */
+describe('prices across the whole OpenAPI document', () => {
+  const PRICE_NAMES: Readonly<Record<string, string>> = { amount: PRICE_AMOUNT_PATTERN, unitPrice: PRICE_AMOUNT_PATTERN, totalPrice: TOTAL_PRICE_PATTERN, currency: CURRENCY_PATTERN };
+  const isPrice: AmountNamed = (name, parent) =>
+    (parent === 'price' && ['amount', 'currency'].includes(name)) || (parent === 'purchase' && ['unitPrice', 'totalPrice', 'currency'].includes(name));
+  const found = amountsInDocument(isPrice, { requests: true });
+
+  it('finds the prices it is meant to check', () => {
+    const places = found.map(({ where }) => where);
+    for (const expected of [
+      'POST /v1/credit-products request.bundles[].price.amount',
+      'POST /v1/credit-balances/{balanceId}/purchases request.expected.price.amount',
+      'GET /v1/credit-products/{productId} 200(CreditProduct).bundles[].price.amount',
+      'GET /v1/customers/{customerId}/purchase-options 200.items[].bundles[].price.amount',
+      'GET /v1/customers/{customerId}/purchase-options 200.items[].bundles[].price.currency',
+      'POST /v1/credit-balances/{balanceId}/purchases 201.entry(LedgerEntry).purchase.unitPrice',
+      'POST /v1/credit-balances/{balanceId}/purchases 201.entry(LedgerEntry).purchase.totalPrice',
+    ]) {
+      expect(places).toContain(expected);
+    }
+  });
+
+  it('states each with its pattern', () => {
+    const wrong = found.filter(({ where, pattern }) => pattern !== PRICE_NAMES[where.slice(where.lastIndexOf('.') + 1)]);
+    expect(byComponent(wrong)).toEqual([]);
+  });
+
+  it("take every price the catalog stores and every total a purchase records, and no negative or malformed one", () => {
+    const amount = new RegExp(PRICE_AMOUNT_PATTERN);
+    const total = new RegExp(TOTAL_PRICE_PATTERN);
+    // As the catalog stores them: the amount as given, once the domain accepted it.
+    const stored = (value: string) => creditProductToDto(creditProductFromDto({ id: 'p', name: 'p', description: '', consumption: [], lowBalanceThreshold: null, bundles: [{ id: 'b', credits: '1', price: { amount: value, currency: 'EUR' } }] })).bundles[0]!.price.amount;
+    for (const given of ['0', '0.00', '9.9', '9.90', '009.90', '999999999999.999999']) {
+      expect(stored(given)).toMatch(amount);
+      expect(totalPrice(stored(given), 1)).toMatch(total);
+      expect(totalPrice(stored(given), MAX_PURCHASE_QUANTITY)).toMatch(total);
+    }
+    for (const refused of ['-1', '1e3', '.5', '9.', '9.1234567', '+1', ' 1', '9,90', '']) {
+      expect(() => stored(refused)).toThrow(/amount/);
+      expect(refused).not.toMatch(amount);
+      expect(refused).not.toMatch(total);
+    }
+    // 13 integer digits: refused as a price, while a total (a price × the quantity) may have them.
+    expect(() => stored('1234567890123')).toThrow(/amount/);
+    expect('1234567890123').not.toMatch(amount);
   });
 });
 

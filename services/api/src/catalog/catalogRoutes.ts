@@ -24,7 +24,7 @@ export const CreditProductSchema = Type.Object(
       Type.Object({
         id: Type.String(),
         credits: answeredCredits(),
-        price: Type.Object({ amount: Type.String(), currency: Type.String() }),
+        price,
         purchaseOption: Type.Optional(Type.Boolean({ description: "Shown among the customer's purchase options on the portal (always present in answers)." })),
       }),
     ),

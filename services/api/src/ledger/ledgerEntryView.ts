@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { formatCredits, type GrantDetails, type PurchaseDetails, type RefundDetails } from '@tally/domain';
 import { LEDGER_EVENT_TYPES } from '@tally/schemas';
 import type { LedgerActor, RecordedBalanceEvent } from '@tally/ledger';
-import { nullableAnsweredCredits, nullableString, stringEnum } from '../apiSchemas';
+import { currency, nullableAnsweredCredits, nullableString, priceAmount, stringEnum, TOTAL_PRICE_PATTERN } from '../apiSchemas';
 
 const SOURCES = ['starting', 'manual', 'purchase', 'grant', 'refund', 'usage', 'hold', null] as const;
 
@@ -41,9 +41,9 @@ export const LedgerEntrySchema = Type.Object(
       properties: {
         bundleId: Type.String(),
         quantity: Type.Integer(),
-        unitPrice: Type.String(),
-        totalPrice: Type.String(),
-        currency: Type.String(),
+        unitPrice: priceAmount,
+        totalPrice: Type.String({ pattern: TOTAL_PRICE_PATTERN }),
+        currency,
       },
     }),
     actor: Type.Unsafe<LedgerActorView | null>({

@@ -27,7 +27,7 @@ const purchaseOptionSchema = Type.Object({
   productId: Type.String(),
   productName: Type.String(),
   bundles: Type.Array(
-    Type.Object({ id: Type.String(), credits: answeredCredits(), price: Type.Object({ amount: Type.String(), currency: Type.String() }) }),
+    Type.Object({ id: Type.String(), credits: answeredCredits(), price }),
   ),
 });
 
