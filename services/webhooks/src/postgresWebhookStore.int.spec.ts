@@ -44,6 +44,16 @@ describe('PostgreSQL webhook store', () => {
     expect(listed?.attemptLog).toEqual([{ attempt: 1, startedAt: t0, durationMs: 5, statusCode: 200, error: null, responseBody: 'ok' }]);
   });
 
+  it("stores a receiver's answer and an error that PostgreSQL text cannot hold (a NUL, a lone surrogate) with U+FFFD in their place", async () => {
+    await endpoint('ep-nul');
+    await store.recordDeliveries([delivery('ep-nul', 'b1', 2n)], t0);
+    const attempt = { attempt: 1, startedAt: t0, durationMs: 5, statusCode: 200, error: 'lone \ud800 and \u0000', responseBody: 'ok\u0000\udc00' };
+    await store.recordAttempt('ep-nul:2', attempt, { status: 'succeeded' });
+    const [listed] = await store.listDeliveries('ep-nul', { limit: 10 });
+    expect(listed).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(listed?.attemptLog).toEqual([{ ...attempt, error: 'lone \ufffd and \ufffd', responseBody: 'ok\ufffd\ufffd' }]);
+  });
+
   it("holds a balance's later deliveries behind one waiting for its retry, and no other balance's", async () => {
     await endpoint('ep-order');
     await store.recordDeliveries([delivery('ep-order', 'b1', 10n), delivery('ep-order', 'b1', 11n), delivery('ep-order', 'b2', 12n)], t0);

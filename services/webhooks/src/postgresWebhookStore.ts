@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { toWellFormedText } from '@tally/domain';
 import { actingKeyParams } from '@tally/postgres';
 import type {
   DueWebhookDelivery,
@@ -60,6 +61,16 @@ const HEADS = `WITH RECURSIVE heads AS (
       WHERE status = 'pending' AND endpoint_id = h.endpoint_id AND balance_id > h.balance_id
       ORDER BY balance_id, position LIMIT 1) n
   )`;
+
+/**
+ * A receiver's answer and an error as PostgreSQL text can hold them: it refuses U+0000, and a
+ * lone surrogate has no UTF-8 form, so both become U+FFFD, as invalid UTF-8 in an answer already
+ * does. Refused, the attempt would not be recorded, and the delivery would be sent
+ * again every round, without backoff, for as long as the receiver answers that way.
+ */
+function storableText(text: string | null): string | null {
+  return text === null ? null : toWellFormedText(text).replaceAll('\u0000', '\ufffd');
+}
 
 /** Webhook endpoints and deliveries in PostgreSQL (migration 015). */
 export function createPostgresWebhookStore(pool: Pool): WebhookStore {
@@ -197,7 +208,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
           `INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
            SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR KEY SHARE)
            ON CONFLICT DO NOTHING`,
-          [deliveryId, attempt.attempt, attempt.startedAt, attempt.durationMs, attempt.statusCode, attempt.error, attempt.responseBody],
+          [deliveryId, attempt.attempt, attempt.startedAt, attempt.durationMs, attempt.statusCode, storableText(attempt.error), storableText(attempt.responseBody)],
         );
         const { rows } = await client.query<{ endpoint_id: string }>(
           `UPDATE webhook_deliveries SET
@@ -223,7 +234,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
             `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now(),
                     updated_by_key_id = NULL, updated_by_key_name = NULL
              WHERE id = $1 AND disabled_at IS NULL`,
-            [rows[0].endpoint_id, outcome.disableReason],
+            [rows[0].endpoint_id, storableText(outcome.disableReason)],
           );
         }
         await client.query('COMMIT');

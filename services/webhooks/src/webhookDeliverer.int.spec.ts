@@ -173,6 +173,24 @@ describe('webhook deliverer', () => {
     expect(hung.receiver.requests).toHaveLength(sendsPerEndpoint(4));
   });
 
+  it('records a 200 whose answer holds a NUL (which PostgreSQL text cannot store) as delivered, and sends it once', async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId } = await receiverWithEndpoint();
+    receiver.mode = { kind: 'ok', body: 'ok\u0000' };
+    await harness.createDeliverer().start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'to a receiver answering a NUL' });
+    const [delivered] = await waitFor(
+      async () => {
+        const listed = await harness.endpoints.deliveries(endpointId, { limit: 10 });
+        return listed[0]?.status === 'succeeded' && listed;
+      },
+      { description: 'the delivery recorded as succeeded' },
+    );
+    expect(delivered!.attemptLog).toEqual([expect.objectContaining({ attempt: 1, statusCode: 200, responseBody: 'ok\ufffd' })]);
+    // Recorded: not sent again by the rounds since.
+    expect(receiver.requests).toHaveLength(1);
+  });
+
   it('deletes what it delivered once the retention has passed, and keeps what is still to be sent', async () => {
     const balanceId = await harness.openBalance();
     const { receiver, endpointId } = await receiverWithEndpoint();

@@ -1,8 +1,8 @@
-import { sleep } from '@tally/runtime';
+import { isTransientError, retry as retrying, sleep } from '@tally/runtime';
 import type { Logger } from 'pino';
 import { signWebhook } from './webhookSigner';
 import type { WebhookSender } from './webhookSender';
-import type { DueWebhookDelivery, WebhookAttemptOutcome, WebhookStore } from './webhookStore';
+import type { DueWebhookDelivery, WebhookAttempt, WebhookAttemptOutcome, WebhookStore } from './webhookStore';
 
 export interface WebhookRetryPolicy {
   /** How long a delivery is retried, from its first attempt, before it is given up and its endpoint disabled. */
@@ -35,6 +35,12 @@ interface WebhookDispatcherOptions {
 export function sendsPerEndpoint(concurrency: number): number {
   return Math.max(1, Math.ceil(concurrency / 2));
 }
+
+/**
+ * Tries of one attempt's record while PostgreSQL fails transiently (a second or two of backoff):
+ * past them the round ends, as when reading fails, and the next round starts from the table.
+ */
+const RECORD_TRIES = 5;
 
 /** What a status means: 2xx is delivered; anything else (3xx too: redirects are not followed) is a failure. */
 export function isDelivered(statusCode: number | null): boolean {
@@ -77,19 +83,43 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
   const logger = options.logger.child({ module: 'webhook-dispatcher' });
   const perEndpoint = sendsPerEndpoint(concurrency);
 
-  async function attempt(delivery: DueWebhookDelivery, signal: AbortSignal): Promise<void> {
+  const write = (deliveryId: string, made: WebhookAttempt, outcome: WebhookAttemptOutcome) =>
+    retrying(() => store.recordAttempt(deliveryId, made, outcome), { what: 'recording a webhook attempt', logger, isTransient: isTransientError, maxAttempts: RECORD_TRIES });
+
+  /**
+   * Records an attempt; false when it could not be, for a reason that trying again will not
+   * change. What the receiver answered is the likeliest such reason (text PostgreSQL refuses), so
+   * the attempt is then recorded without it: unrecorded, the delivery would be sent again at once,
+   * with no backoff and no giving up, for as long as the receiver answers that way.
+   */
+  async function record(delivery: DueWebhookDelivery, made: WebhookAttempt, outcome: WebhookAttemptOutcome): Promise<boolean> {
+    const withoutText = { ...made, responseBody: null, error: made.error === null ? null : 'the error could not be recorded' };
+    for (const kept of [made, withoutText]) {
+      try {
+        await write(delivery.id, kept, outcome);
+        return true;
+      } catch (error) {
+        if (isTransientError(error)) throw error;
+        logger.error({ err: error, endpointId: delivery.endpointId, deliveryId: delivery.id, attempt: made.attempt }, 'could not record a webhook attempt');
+      }
+    }
+    return false;
+  }
+
+  /** Resolves to whether the attempt was made and recorded. */
+  async function attempt(delivery: DueWebhookDelivery, signal: AbortSignal): Promise<boolean> {
     const number = delivery.attempts + 1;
     const startedAt = clock();
     const headers = signWebhook({ id: delivery.id, timestamp: startedAt, body: delivery.body, secrets: delivery.secrets });
     const response = await send({ url: delivery.url, headers: { ...headers }, body: delivery.body, signal });
     // Cut short by a stop: not the receiver's failure, so not an attempt; the delivery stays due.
-    if (response.aborted === true) return;
+    if (response.aborted === true) return false;
     const failure = isDelivered(response.statusCode) ? undefined : (response.error ?? `HTTP ${response.statusCode}`);
     const outcome: WebhookAttemptOutcome = failure === undefined ? { status: 'succeeded' } : outcomeOfFailure(delivery, number, startedAt, retry, failure);
     if (outcome.status === 'failed') logger.warn({ endpointId: delivery.endpointId, deliveryId: delivery.id, reason: outcome.disableReason }, 'giving up a webhook delivery; disabling its endpoint');
     else if (failure !== undefined) logger.debug({ endpointId: delivery.endpointId, deliveryId: delivery.id, attempt: number, failure }, 'webhook attempt failed');
-    await store.recordAttempt(
-      delivery.id,
+    return record(
+      delivery,
       {
         attempt: number,
         startedAt,
@@ -111,6 +141,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
     let readAt = 0;
     let made = 0;
     let failed: { readonly error: unknown } | undefined;
+    /**
+     * Deliveries whose attempt could not be recorded: still pending in the table, and not sent
+     * again in this round, so that one delivery's failure holds back neither itself nor the others.
+     */
+    const unrecorded = new Set<string>();
     /** Aborted when an attempt ends: a wait for a free lane or a free endpoint ends with it. */
     let attemptEnded = new AbortController();
     /**
@@ -123,7 +158,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
       endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);
       const run = attempt(delivery, signal)
         .then(
-          () => void (made += 1),
+          (recorded) => void (recorded ? (made += 1) : unrecorded.add(delivery.id)),
           (error: unknown) => void (failed ??= { error }),
         )
         .finally(() => {
@@ -147,7 +182,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
           endedDuringRead = ended;
           try {
             const due = await store.dueDeliveries(clock(), concurrency * 4 + running.size);
-            ready = due.filter((delivery) => !running.has(delivery.id) && !ended.has(delivery.id));
+            ready = due.filter((delivery) => !running.has(delivery.id) && !ended.has(delivery.id) && !unrecorded.has(delivery.id));
           } finally {
             endedDuringRead = undefined;
           }

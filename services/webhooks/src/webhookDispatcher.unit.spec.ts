@@ -95,3 +95,78 @@ describe('a round of sending', () => {
     expect(sent.sort()).toEqual(['d1', 'd2', 'd3']);
   });
 });
+
+describe('a round of sending, when an attempt cannot be recorded', () => {
+  const due = (id: string, endpointId: string): DueWebhookDelivery => ({
+    id,
+    endpointId,
+    url: `http://127.0.0.1/${endpointId}`,
+    secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+    body: '{}',
+    attempts: 0,
+    firstAttemptAt: null,
+  });
+  /** PostgreSQL refusing the text of one attempt: not transient, the same statement fails again. */
+  const unstorable = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
+
+  function dispatcherOver(recordAttempt: (deliveryId: string, responseBody: string | null) => Promise<void>) {
+    const pending = new Map([['d1', due('d1', 'e1')], ['d2', due('d2', 'e2')]]);
+    const sent: string[] = [];
+    const dispatch = createWebhookDispatcher({
+      store: {
+        dueDeliveries: async () => [...pending.values()],
+        async recordAttempt(deliveryId, attempt) {
+          await recordAttempt(deliveryId, attempt.responseBody);
+          pending.delete(deliveryId);
+        },
+      },
+      send: async (request) => {
+        sent.push(request.url);
+        return { statusCode: 200, error: null, body: 'from the receiver', durationMs: 1 };
+      },
+      retry: policy(60_000, 1_000),
+      concurrency: 1,
+      idleMs: 60_000,
+      isLeading: () => true,
+      clock: () => t0,
+      logger: pino({ level: 'silent' }),
+    });
+    return { dispatch, sent, pending };
+  }
+
+  it("records it without the receiver's text when PostgreSQL refuses that text, so it is not sent again", async () => {
+    const recorded: Array<[string, string | null]> = [];
+    const { dispatch, sent } = dispatcherOver(async (deliveryId, responseBody) => {
+      if (deliveryId === 'd1' && responseBody !== null) throw unstorable;
+      recorded.push([deliveryId, responseBody]);
+    });
+    expect(await dispatch(new AbortController().signal)).toBe(2);
+    expect(sent).toEqual(['http://127.0.0.1/e1', 'http://127.0.0.1/e2']);
+    expect(recorded).toEqual([
+      ['d1', null],
+      ['d2', 'from the receiver'],
+    ]);
+  });
+
+  it('goes on with the other deliveries when one cannot be recorded at all, and does not send that one again in the round', async () => {
+    const { dispatch, sent, pending } = dispatcherOver(async (deliveryId) => {
+      if (deliveryId === 'd1') throw unstorable;
+    });
+    expect(await dispatch(new AbortController().signal)).toBe(1);
+    expect(sent).toEqual(['http://127.0.0.1/e1', 'http://127.0.0.1/e2']);
+    expect([...pending.keys()]).toEqual(['d1']);
+  });
+
+  it('retries recording after a transient failure rather than sending again', async () => {
+    let failures = 0;
+    const { dispatch, sent, pending } = dispatcherOver(async (deliveryId) => {
+      if (deliveryId === 'd1' && failures < 2) {
+        failures += 1;
+        throw Object.assign(new Error('Connection terminated unexpectedly'), {});
+      }
+    });
+    expect(await dispatch(new AbortController().signal)).toBe(2);
+    expect(sent).toEqual(['http://127.0.0.1/e1', 'http://127.0.0.1/e2']);
+    expect(pending.size).toBe(0);
+  });
+});

@@ -4,8 +4,11 @@ import type { AddressInfo } from 'node:net';
 import type { WebhookPayloadV1 } from '@tally/schemas';
 import { Webhook } from 'standardwebhooks';
 
-/** How the receiver answers the next request: 200, a status of choice, or never (a hung receiver). */
-export type ReceiverMode = { readonly kind: 'ok' } | { readonly kind: 'status'; readonly status: number } | { readonly kind: 'hang' };
+/** How the receiver answers the next request: 200 (with `body`, default "ok"), a status of choice, or never (a hung receiver). */
+export type ReceiverMode =
+  | { readonly kind: 'ok'; readonly body?: string }
+  | { readonly kind: 'status'; readonly status: number }
+  | { readonly kind: 'hang' };
 
 export interface ReceivedWebhook {
   readonly id: string;
@@ -69,7 +72,7 @@ export async function startWebhookReceiver(options: { secrets?: string[]; path?:
           receiver.delivered.push({ id, payload: JSON.parse(body) as WebhookPayloadV1 });
         }
       }
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(status >= 300 ? `failing on purpose (${status})` : 'ok');
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status >= 300 ? `failing on purpose (${status})` : mode.kind === 'ok' ? (mode.body ?? 'ok') : 'ok');
     });
   });
   server.listen(0, '127.0.0.1');
