@@ -157,6 +157,42 @@ describe('auto-recharge over HTTP', () => {
     expect(balanceLoads).toEqual([[unprojected, { signal: expect.any(AbortSignal) }]]);
   });
 
+  it('answers a malformed setting 4xx with a message saying what is wrong, changing nothing', async () => {
+    const balanceId = await openBalance('20');
+    const url = `/v1/credit-balances/${balanceId}/auto-recharge`;
+    // [what, body (a string is sent as it is), status, error, message]
+    const cases: Array<[string, unknown, number, string, RegExp]> = [
+      ['a bundle id as a number', { bundleId: 7 }, 400, 'validation_failed', /body\.bundleId must be string/],
+      ['an empty bundle id', { bundleId: '' }, 400, 'validation_failed', /body\.bundleId must be 1-128 letters/],
+      ['a bundle id of 129 characters', { bundleId: 'r'.repeat(129) }, 400, 'validation_failed', /body\.bundleId must be 1-128 letters/],
+      ['a quantity as text', { bundleId: 'refill', quantity: '2' }, 400, 'validation_failed', /body\.quantity must be integer/],
+      ['a fractional quantity', { bundleId: 'refill', quantity: 2.5 }, 400, 'validation_failed', /body\.quantity must be integer/],
+      ['a negative quantity', { bundleId: 'refill', quantity: -1 }, 400, 'validation_failed', /body\.quantity must be >= 1/],
+      ['a huge quantity', { bundleId: 'refill', quantity: 1e300 }, 400, 'validation_failed', /body\.quantity must be <= 1000000/],
+      ['a quantity past what JSON numbers hold exactly', '{"bundleId":"refill","quantity":123456789012345678901234567890}', 400, 'validation_failed', /body\.quantity must be <= 1000000/],
+      ['a quantity beyond a double', '{"bundleId":"refill","quantity":1e400}', 400, 'validation_failed', /body\.quantity/],
+      ['a __proto__ field', '{"bundleId":"refill","__proto__":{"quantity":2}}', 400, 'invalid_json', /not valid JSON/],
+      ['a monthly limit as text', { bundleId: 'refill', monthlyLimit: '5' }, 400, 'validation_failed', /body\.monthlyLimit/],
+      ['a huge monthly limit', { bundleId: 'refill', monthlyLimit: 1e300 }, 400, 'validation_failed', /body\.monthlyLimit/],
+      ['a fractional monthly limit', { bundleId: 'refill', monthlyLimit: 1.5 }, 400, 'validation_failed', /body\.monthlyLimit/],
+      ['an unknown field', { bundleId: 'refill', price: { amount: '9.90', currency: 'EUR' } }, 400, 'validation_failed', /unknown property "price"/],
+      ['no body fields', {}, 400, 'validation_failed', /bundleId/],
+      ['an array', [], 400, 'validation_failed', /body must be object/],
+      ['null', 'null', 400, 'validation_failed', /body must be object/],
+      ['malformed JSON', '{"bundleId":', 400, 'invalid_json', /JSON/],
+    ];
+    const answers = [];
+    for (const [what, body] of cases) {
+      const response = await call({ method: 'PUT', url, headers: { 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+      const answer = response.json<{ error?: string; message?: string }>();
+      answers.push({ what, status: response.statusCode, error: answer.error, message: answer.message });
+    }
+    expect(answers).toEqual(cases.map(([what, , status, error, message]) => ({ what, status, error, message: expect.stringMatching(message) })));
+    const longId = await call({ method: 'PUT', url: `/v1/credit-balances/${'b'.repeat(300)}/auto-recharge`, payload: { bundleId: 'refill' } });
+    expect([longId.statusCode, longId.json().message]).toEqual([400, expect.stringMatching(/params\.balanceId must be 1-128 letters/)]);
+    expect((await call({ method: 'GET', url })).json()).toMatchObject({ error: 'auto_recharge_not_set' });
+  });
+
   it('refuses what it could never buy, and a key that may only read', async () => {
     const balanceId = await openBalance('20');
     const url = `/v1/credit-balances/${balanceId}/auto-recharge`;

@@ -160,6 +160,60 @@ describe('purchases over HTTP', () => {
     expect(await ledgerOf(balanceId)).toEqual(['CreditToppedUp', 'CreditToppedUp', 'CreditToppedUp', 'CreditBalanceOpened']);
   });
 
+  it('answers a malformed purchase 4xx with a message saying what is wrong, recording nothing', async () => {
+    const { balanceId, customerId } = await customerWithBalance();
+    const shown = { credits: '100', price: { amount: '9.90', currency: 'EUR' } };
+    const withPrice = (price: unknown) => ({ bundleId: 'small', expected: { credits: '100', price } });
+    const PRICE_FORMAT = /body\.expected\.price\.amount must be a decimal string with at most 12 integer and 6 fractional digits/;
+    // [what, body (a string is sent as it is), status, error, message]
+    const cases: Array<[string, unknown, number, string, RegExp]> = [
+      ['a negative price', withPrice({ amount: '-9.90', currency: 'EUR' }), 400, 'validation_failed', PRICE_FORMAT],
+      ['a price in exponent notation', withPrice({ amount: '1e3', currency: 'EUR' }), 400, 'validation_failed', PRICE_FORMAT],
+      ['a price with 13 integer digits', withPrice({ amount: '1234567890123', currency: 'EUR' }), 400, 'validation_failed', PRICE_FORMAT],
+      ['a price with 7 decimals', withPrice({ amount: '9.9000001', currency: 'EUR' }), 400, 'validation_failed', PRICE_FORMAT],
+      ['an empty price', withPrice({ amount: '', currency: 'EUR' }), 400, 'validation_failed', PRICE_FORMAT],
+      ['a price as a number', withPrice({ amount: 9.9, currency: 'EUR' }), 400, 'validation_failed', /body\.expected\.price\.amount must be string/],
+      ['a price as text', withPrice('9.90 EUR'), 400, 'validation_failed', /body\.expected\.price must be object/],
+      ['a price without its currency', withPrice({ amount: '9.90' }), 400, 'validation_failed', /currency/],
+      ['a lower-case currency', withPrice({ amount: '9.90', currency: 'eur' }), 400, 'validation_failed', /body\.expected\.price\.currency must be three capital letters/],
+      ['a price with a tax', withPrice({ amount: '9.90', currency: 'EUR', tax: '0' }), 400, 'validation_failed', /unknown property "tax"/],
+      ['expected credits as a number', { bundleId: 'small', expected: { ...shown, credits: 100 } }, 400, 'validation_failed', /body\.expected\.credits must be string/],
+      ['expected credits past the largest amount', { bundleId: 'small', expected: { ...shown, credits: '9999999999999999' } }, 400, 'invalid_amount', /credits/],
+      ['empty expected credits', { bundleId: 'small', expected: { ...shown, credits: '' } }, 400, 'validation_failed', /body\.expected\.credits must be a decimal string/],
+      ['a bundle id as a number', { bundleId: 7 }, 400, 'validation_failed', /body\.bundleId must be string/],
+      ['an empty bundle id', { bundleId: '' }, 400, 'validation_failed', /body\.bundleId must be 1-128 letters/],
+      ['a quantity as text', { bundleId: 'small', quantity: '2' }, 400, 'validation_failed', /body\.quantity must be integer/],
+      ['a fractional quantity', { bundleId: 'small', quantity: 1.5 }, 400, 'validation_failed', /body\.quantity must be integer/],
+      ['a quantity of 0', { bundleId: 'small', quantity: 0 }, 400, 'validation_failed', /body\.quantity must be >= 1/],
+      ['a huge quantity', { bundleId: 'small', quantity: 1e300 }, 400, 'validation_failed', /body\.quantity must be <= 1000000/],
+      ['a quantity past what JSON numbers hold exactly', '{"bundleId":"small","quantity":123456789012345678901234567890}', 400, 'validation_failed', /body\.quantity must be <= 1000000/],
+      ['an unknown field', { bundleId: 'small', price: '9.90' }, 400, 'validation_failed', /unknown property "price"/],
+      ['no body fields', {}, 400, 'validation_failed', /bundleId/],
+      ['an array', [], 400, 'validation_failed', /body must be object/],
+      ['null', 'null', 400, 'validation_failed', /body must be object/],
+      ['a quantity beyond a double', '{"bundleId":"small","quantity":1e400}', 400, 'validation_failed', /body\.quantity must be integer/],
+      ['malformed JSON', '{"bundleId":', 400, 'invalid_json', /not valid JSON/],
+      ['a __proto__ field', '{"bundleId":"small","__proto__":{"quantity":2}}', 400, 'invalid_json', /not valid JSON/],
+    ];
+    const answers = [];
+    for (const [what, body] of cases) {
+      const response = await call({
+        method: 'POST',
+        url: `/v1/credit-balances/${balanceId}/purchases`,
+        headers: { 'idempotency-key': `bad-${randomUUID()}`, 'content-type': 'application/json' },
+        payload: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const answer = response.json<{ error?: string; message?: string }>();
+      answers.push({ what, status: response.statusCode, error: answer.error, message: answer.message });
+    }
+    expect(answers).toEqual(cases.map(([what, , status, error, message]) => ({ what, status, error, message: expect.stringMatching(message) })));
+    const badKey = await call({ method: 'POST', url: `/v1/credit-balances/${balanceId}/purchases`, headers: { 'idempotency-key': 'with spaces' }, payload: { bundleId: 'small' } });
+    expect([badKey.statusCode, badKey.json().message]).toEqual([400, expect.stringMatching(/headers\.idempotency-key must be 1-255 printable ASCII characters/)]);
+    // The purchase options read back unchanged, and nothing was bought.
+    expect((await call({ method: 'GET', url: `/v1/customers/${customerId}/purchase-options` })).json().items[0].bundles[0]).toEqual({ id: 'small', ...shown });
+    expect(await ledgerOf(balanceId)).toEqual(['CreditBalanceOpened']);
+  });
+
   it('answers 409 stored_product_invalid, not 400, to a purchase or an opening of a product stored invalid: the client cannot fix it', async () => {
     const { productId, customerId, balanceId, portal } = await customerWithBalance();
     // A hand edit (or an older release) left the bundle without its price.
