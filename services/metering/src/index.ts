@@ -17,6 +17,7 @@ export {
   type UsageConsumerOptions,
   type UsageConsumerMetrics,
   type UsageBatchMetrics,
+  type PartitionHoldReason,
 } from './usageConsumerOptions';
 export type { UsageConsumerCounters } from './usageConsumerCounters';
 export type { PartitionGroupLag } from './consumerGroupLag';

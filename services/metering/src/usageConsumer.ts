@@ -24,6 +24,7 @@ import {
   resolveUsageConsumerOptions,
   STATE_FLUSH_BATCH,
   UsageConsumerOptionsError,
+  type PartitionHoldReason,
   type UsageConsumerOptions,
 } from './usageConsumerOptions';
 import { usageCommands } from './usageCommands';
@@ -259,10 +260,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   /**
    * Partitions held out of the fetch (holdPartition), at a dead letter the topic refused or at
    * usage waiting for a balance's opening: how many holds in a row, for the backoff before the
-   * next look, and the timers that resume them.
+   * next look, and the timers that resume them (with their partitions).
    */
   const heldInARow = new Map<number, number>();
-  const resumeTimers = new Set<NodeJS.Timeout>();
+  const resumeTimers = new Map<NodeJS.Timeout, number>();
   const holdBackoff = createBackoff({ initialDelayMs: Math.min(1000, options.maxBackoffMs), maxDelayMs: options.maxBackoffMs, jitter: 'equal' });
   // Offsets handed over under the old assignment are not this member's to commit any more; a
   // partition that comes back may have been metered by another member meanwhile.
@@ -608,7 +609,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
    * chunks' appends, their letters, sent in offset order): committed. Only while the batch is
    * live: a stopping consumer or a sought partition is not held, its rest is redelivered.
    */
-  async function holdPartition(payload: EachBatchPayload, next: bigint, until = Number.POSITIVE_INFINITY): Promise<void> {
+  async function holdPartition(payload: EachBatchPayload, next: bigint, reason: PartitionHoldReason, until = Number.POSITIVE_INFINITY): Promise<void> {
     const { partition } = payload.batch;
     const resume = payload.isRunning() && !payload.isStale() ? payload.pause() : undefined;
     payload.resolveOffset((next - 1n).toString());
@@ -616,14 +617,16 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     if (resume === undefined) return;
     const holds = (heldInARow.get(partition) ?? 0) + 1;
     heldInARow.set(partition, holds);
+    options.metrics?.partitionHeld?.({ topic, partition, reason });
     const timer = setTimeout(
       () => {
         resumeTimers.delete(timer);
         resume();
+        options.metrics?.partitionResumed?.({ topic, partition });
       },
       Math.max(0, Math.min(holdBackoff.delayMs(holds), until - Date.now())),
     );
-    resumeTimers.add(timer);
+    resumeTimers.set(timer, partition);
   }
 
   function logDetails(partition: number, decoded: readonly Decoded[], skips: readonly UsageSkip[], matched: readonly UsageCharge[]): void {
@@ -818,7 +821,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         { partition, offset: heldAt.offset, balanceIds: heldAt.balanceIds, waitEndsInMs: Math.max(0, heldAt.until - Date.now()) },
         `waiting for credit balance(s) ${heldAt.balanceIds.join(', ')} to be opened; this partition waits at its message, the others go on`,
       );
-      await holdPartition(payload, BigInt(heldAt.offset), heldAt.until);
+      await holdPartition(payload, BigInt(heldAt.offset), 'balance_not_opened', heldAt.until);
       if (messages.length === 0) return true;
     }
     const last = messages[messages.length - 1]!.offset;
@@ -888,7 +891,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // A rebalance seen by a heartbeat: this member must not commit the batch, and kafkajs must
       // see its own error to rejoin the group.
       if (error instanceof HeartbeatError) throw error.cause;
-      if (error instanceof DeadLetterRefusedError && live()) return await holdPartition(payload, BigInt(error.offset));
+      if (error instanceof DeadLetterRefusedError && live()) return await holdPartition(payload, BigInt(error.offset), 'dead_letter_refused');
       if (!(error instanceof BatchAbandonedError || error instanceof DeadLetterRefusedError)) throw error;
       logger.info({ partition: payload.batch.partition, reason: error.message }, 'batch left uncommitted; it will be redelivered');
     } finally {
@@ -956,8 +959,11 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         await consumer.disconnect();
       } finally {
         await producer.disconnect();
-        // No batch in hand any more: no partition is held again.
-        for (const timer of resumeTimers) clearTimeout(timer);
+        // No batch in hand any more: no partition is held again, and none of this member's is held now.
+        for (const [timer, partition] of resumeTimers) {
+          clearTimeout(timer);
+          options.metrics?.partitionResumed?.({ topic, partition });
+        }
         resumeTimers.clear();
       }
       // After disconnect: no batch is in hand, so every state behind is a committed one and none moves on.

@@ -1,7 +1,8 @@
-import { uniqueName, waitFor } from '@tally/test-support';
+import { createTestTopic, deleteTopics, uniqueName, waitFor } from '@tally/test-support';
+import { ConfigResourceTypes } from 'kafkajs';
 import { readConsumerGroupLag, type PartitionGroupLag } from './consumerGroupLag';
 import { consumedAtLeast, createMeteringTestKit, usageRecord, type MeteringTestKit } from './meteringTestKit.spec';
-import type { UsageConsumerMetrics } from './usageConsumerOptions';
+import type { PartitionHoldReason, UsageConsumerMetrics } from './usageConsumerOptions';
 
 jest.setTimeout(120_000);
 
@@ -10,6 +11,8 @@ function recordingMetrics() {
   const assignments: (readonly number[])[] = [];
   const groupLags: (readonly PartitionGroupLag[])[] = [];
   const topics = new Set<string>();
+  /** Holds and resumes in the order reported. */
+  const holds: { readonly partition: number; readonly reason: PartitionHoldReason | 'resumed' }[] = [];
   const metrics: UsageConsumerMetrics = {
     batchProcessed: () => undefined,
     partitionsAssigned({ topic, partitions }) {
@@ -20,8 +23,18 @@ function recordingMetrics() {
       topics.add(topic);
       groupLags.push(partitions);
     },
+    partitionHeld({ topic, partition, reason }) {
+      topics.add(topic);
+      holds.push({ partition, reason });
+    },
+    partitionResumed({ topic, partition }) {
+      topics.add(topic);
+      holds.push({ partition, reason: 'resumed' });
+    },
   };
-  return { metrics, assignments, groupLags, topics };
+  /** Partitions held now, by the reports: each hold not yet followed by its partition's resume. */
+  const held = () => holds.reduce((now, { reason }) => (reason === 'resumed' ? now - 1 : now + 1), 0);
+  return { metrics, assignments, groupLags, topics, holds, held };
 }
 
 /**
@@ -93,5 +106,53 @@ describe('the usage consumer’s metrics', () => {
     await waitFor(() => recorded.groupLags.at(-1)?.every(({ lag }) => lag === 0), { description: 'a reading of lag 0 everywhere', timeoutMs: 30_000 });
     expect(recorded.groupLags.at(-1)?.map(({ partition }) => partition)).toEqual([0, 1]);
     expect([...recorded.topics]).toEqual([kit.topic]);
+  });
+
+  it('reports each hold of a partition at usage waiting for a balance’s opening, and each resume, none held once it is metered', async () => {
+    kit = await createMeteringTestKit({ partitions: 2 });
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    await kit.registryStore.registerBalance({ id: 'dave-api', customerId: 'dave', productId: 'api' });
+    const recorded = recordingMetrics();
+    await kit.startConsumer({ metrics: recorded.metrics, balanceOpenWaitMs: 60_000, maxBackoffMs: 200 });
+    await kit.produce([{ key: 'dave', partition: 1, value: kit.json(usageRecord('d1', 'dave')) }]);
+    // Held, resumed after the backoff, found still waiting and held again.
+    await waitFor(() => recorded.holds.filter(({ reason }) => reason === 'balance_not_opened').length >= 2, { description: 'partition 1 held twice', timeoutMs: 60_000 });
+    expect(recorded.holds.slice(0, 3)).toEqual([
+      { partition: 1, reason: 'balance_not_opened' },
+      { partition: 1, reason: 'resumed' },
+      { partition: 1, reason: 'balance_not_opened' },
+    ]);
+
+    const dave = await kit.openBalance('dave', 'api', '10');
+    await waitFor(async () => (await kit!.balanceOf(dave)) === '9', { description: 'd1 metered once the balance opened', timeoutMs: 60_000 });
+    expect(recorded.held()).toBe(0);
+    expect(new Set(recorded.holds.map(({ partition }) => partition))).toEqual(new Set([1]));
+    expect([...recorded.topics]).toEqual([kit.topic]);
+  });
+
+  it('reports a hold at a dead letter the topic refused, and the partition no longer held once the consumer stops', async () => {
+    kit = await createMeteringTestKit();
+    const smallDlq = await createTestTopic(kit.admin, { prefix: 'usage_dlq_small' });
+    try {
+      // Far below the 10 KB letter below.
+      await kit.admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: smallDlq, configEntries: [{ name: 'max.message.bytes', value: '4096' }] }],
+      });
+      const recorded = recordingMetrics();
+      const consumer = await kit.startConsumer({ dlqTopic: smallDlq, metrics: recorded.metrics, maxBackoffMs: 60_000 });
+      await kit.produce([{ key: 'x', value: Buffer.alloc(10_000, 0x78) }]);
+      // Each try held again, for longer each time (some 2 to 4 s by the third): held at the stop.
+      await waitFor(() => recorded.holds.filter(({ reason }) => reason === 'dead_letter_refused').length >= 3 && recorded.held() === 1, {
+        description: 'partition 0 held a third time at the refused letter',
+        timeoutMs: 60_000,
+      });
+      expect(new Set(recorded.holds.map(({ partition, reason }) => `${partition} ${reason}`))).toEqual(new Set(['0 dead_letter_refused', '0 resumed']));
+      await consumer.stop();
+      expect(recorded.holds.at(-1)).toEqual({ partition: 0, reason: 'resumed' });
+      expect(recorded.held()).toBe(0);
+    } finally {
+      await deleteTopics(kit.admin, [smallDlq]).catch(() => undefined);
+    }
   });
 });

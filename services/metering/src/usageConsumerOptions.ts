@@ -30,7 +30,18 @@ export interface UsageConsumerMetrics {
    * it (consumerGroupLag.ts): the same figures from every member. Must not throw or block.
    */
   groupLagRead(reading: { readonly topic: string; readonly partitions: readonly PartitionGroupLag[] }): void;
+  /**
+   * Called each time a partition is held out of the fetch (paused until a backoff ends, then tried
+   * again): at usage waiting for a balance's opening, or at a dead letter the topic refused. Each
+   * hold is followed by one partitionResumed, when its backoff ends or the consumer stops.
+   * Optional; must not throw or block.
+   */
+  partitionHeld?(hold: { readonly topic: string; readonly partition: number; readonly reason: PartitionHoldReason }): void;
+  partitionResumed?(resumed: { readonly topic: string; readonly partition: number }): void;
 }
+
+/** Why a partition is held out of the fetch (see partitionHeld). */
+export type PartitionHoldReason = 'balance_not_opened' | 'dead_letter_refused';
 
 export interface UsageConsumerOptions {
   /** `ssl` and `sasl` as kafkajs takes them, when the brokers want TLS or SASL (optional). */

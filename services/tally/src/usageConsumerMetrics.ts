@@ -6,7 +6,8 @@ import type { UsageConsumerMetrics } from '@tally/metering';
  * group's lag is the broker's, the same from every member. The batch lag is what this process saw
  * at a partition's last batch; when the group hands a partition to another member, its series is
  * removed rather than left at that figure, which a sum over the group's processes would count
- * twice and never see fall.
+ * twice and never see fall. Holds (a partition paused at usage waiting for a balance's opening, or
+ * at a dead letter the topic refused) are counted by reason, each try, beside the partitions held now.
  */
 export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsumerMetrics {
   const batchSeconds = metrics.histogram({
@@ -23,6 +24,18 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
     help: 'Usage events the consumer group has not committed, per partition, as the broker holds them (read every 15 s; the same from every member)',
     labelNames: ['topic', 'partition'] as const,
   });
+  const holds = metrics.counter({
+    name: 'tally_consumer_partition_holds_total',
+    help: "Partitions held out of the fetch for a backoff, each try counted: at usage waiting for a balance's opening, or at a dead letter the dead-letter topic refused",
+    labelNames: ['reason'] as const,
+  });
+  const heldPartitions = metrics.gauge({
+    name: 'tally_consumer_held_partitions',
+    help: 'Partitions this process holds out of the fetch now, waiting for a balance to be opened or for the dead-letter topic to take a letter',
+  });
+  heldPartitions.set(0);
+  /** Holds not yet resumed, per `topic/partition`: a partition counts as held while it has one. */
+  const unresumed = new Map<string, number>();
   /** The partitions this process has a lag series for, per topic. */
   const reported = new Map<string, Set<number>>();
 
@@ -44,6 +57,19 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
     },
     groupLagRead({ topic, partitions }) {
       for (const { partition, lag } of partitions) groupLag.set({ topic, partition: String(partition) }, lag);
+    },
+    partitionHeld({ topic, partition, reason }) {
+      holds.inc({ reason });
+      const key = `${topic}/${partition}`;
+      unresumed.set(key, (unresumed.get(key) ?? 0) + 1);
+      heldPartitions.set(unresumed.size);
+    },
+    partitionResumed({ topic, partition }) {
+      const key = `${topic}/${partition}`;
+      const left = (unresumed.get(key) ?? 0) - 1;
+      if (left > 0) unresumed.set(key, left);
+      else unresumed.delete(key);
+      heldPartitions.set(unresumed.size);
     },
   };
 }

@@ -56,4 +56,26 @@ describe('the usage consumer’s metrics', () => {
       ['1', '30'],
     ]);
   });
+
+  it('counts holds by reason, and the partitions held now until each is resumed', async () => {
+    const registry = createMetricsRegistry();
+    const metrics = createUsageConsumerMetrics(registry);
+    const figures = async () => {
+      const text = await registry.render();
+      return {
+        holds: Object.fromEntries([...text.matchAll(/^tally_consumer_partition_holds_total\{reason="(\w+)"\} (\d+)$/gm)].map(([, reason, value]) => [reason!, Number(value)])),
+        held: Number(/^tally_consumer_held_partitions (\d+)$/m.exec(text)?.[1]),
+      };
+    };
+    expect(await figures()).toEqual({ holds: {}, held: 0 });
+    metrics.partitionHeld!({ topic: 'usage', partition: 0, reason: 'balance_not_opened' });
+    metrics.partitionHeld!({ topic: 'usage', partition: 3, reason: 'dead_letter_refused' });
+    expect(await figures()).toEqual({ holds: { balance_not_opened: 1, dead_letter_refused: 1 }, held: 2 });
+    metrics.partitionResumed!({ topic: 'usage', partition: 0 });
+    metrics.partitionHeld!({ topic: 'usage', partition: 0, reason: 'balance_not_opened' });
+    metrics.partitionResumed!({ topic: 'usage', partition: 3 });
+    expect(await figures()).toEqual({ holds: { balance_not_opened: 2, dead_letter_refused: 1 }, held: 1 });
+    metrics.partitionResumed!({ topic: 'usage', partition: 0 });
+    expect(await figures()).toEqual({ holds: { balance_not_opened: 2, dead_letter_refused: 1 }, held: 0 });
+  });
 });
