@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { balanceStreamId, ValidationError } from '@tally/domain';
 import { waitFor } from '@tally/test-support';
+import pino from 'pino';
 import { createWebhookEndpointService } from './webhookEndpointService';
 import { createWebhookHarness, type WebhookHarness } from './testing/webhookHarness';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhookReceiver';
@@ -189,6 +192,45 @@ describe('webhook deliverer', () => {
     expect(delivered!.attemptLog).toEqual([expect.objectContaining({ attempt: 1, statusCode: 200, responseBody: 'ok\ufffd' })]);
     // Recorded: not sent again by the rounds since.
     expect(receiver.requests).toHaveLength(1);
+  });
+
+  it('fails, for its process to stop and a standby to take over, on a failure that trying again cannot change', async () => {
+    const balanceId = await harness.openBalance();
+    await receiverWithEndpoint();
+    const refused = new ValidationError('deliveries the store refuses');
+    const deliverer = harness.createDeliverer({ store: { ...harness.store, recordDeliveries: () => Promise.reject(refused) } });
+    const failures: unknown[] = [];
+    deliverer.onFailure((error) => failures.push(error));
+    await deliverer.start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'one webhook' });
+    await waitFor(() => failures.length > 0, { description: "the deliverer's failure" });
+    expect(failures).toEqual([refused]);
+    expect(deliverer.state()).toBe('failed');
+  });
+
+  it("waits out a ledger event it cannot fold (a newer release's), naming it, without failing or skipping it", async () => {
+    const [balanceId, laterId] = [await harness.openBalance(), await harness.openBalance()];
+    const { receiver } = await receiverWithEndpoint();
+    const lines: string[] = [];
+    const deliverer = harness.createDeliverer({ logger: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }) });
+    const failures: unknown[] = [];
+    deliverer.onFailure((error) => failures.push(error));
+    await deliverer.start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'delivered' });
+    await waitFor(() => receiver.delivered.length === 1, { description: 'the webhook before the unfoldable event' });
+    const [template] = (await harness.eventStore.readStream(balanceStreamId(balanceId))).filter((event) => event.type === 'CreditToppedUp').slice(-1);
+    const unfoldable = randomUUID();
+    await harness.eventStore.appendToStream(
+      template!.streamId,
+      [{ id: unfoldable, type: template!.type, data: { ...template!.data, credits: '1.0000001' } }],
+      { expectedRevision: template!.revision },
+    );
+    await harness.ledger.topUp(laterId, { credits: 1_000_000n, reason: 'after the unfoldable event' });
+    await waitFor(() => lines.filter((line) => line.includes(unfoldable) && line.includes('retrying')).length >= 2, { description: 'the unfoldable event retried, named' });
+    expect(failures).toEqual([]);
+    expect(deliverer.state()).toBe('running');
+    // Not skipped: the later event waits behind it.
+    expect(receiver.delivered).toHaveLength(1);
   });
 
   it('deletes what it delivered once the retention has passed, and keeps what is still to be sent', async () => {

@@ -5,6 +5,7 @@ import {
   createCheckpointedProcessor,
   createPeriodicWorker,
   createWorker,
+  isPermanentFailure,
   type CheckpointStore,
   type ProcessorLag,
   type ProcessorMetrics,
@@ -13,6 +14,7 @@ import {
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createWebhookDispatcher } from './webhookDispatcher';
+import { UnfoldableWebhookEventError } from './webhookErrors';
 import { createWebhookRecorder } from './webhookRecorder';
 import type { WebhookSender } from './webhookSender';
 import type { WebhookStore } from './webhookStore';
@@ -102,6 +104,10 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     lease: { pool: options.pool, ...options.lease },
     ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    // An event this release cannot fold is waited out, as the balance projector does: in a rolling
+    // upgrade a release that folds it takes over. What else Tally names as not retriable fails
+    // the deliverer (Worker.onFailure), so that its process stops and a standby takes over.
+    isTransient: (error) => error instanceof UnfoldableWebhookEventError || !isPermanentFailure(error),
     async handle(events) {
       await record(events);
     },
@@ -142,7 +148,9 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
   });
 
   const worker = createWorker(name, {
-    async start() {
+    async start(_signal, fail) {
+      // Without it a failed processor would leave the process running, holding the lease, delivering nothing.
+      processor.onFailure(fail);
       await processor.start();
       await sender.start();
       await retention.start();

@@ -24,3 +24,19 @@ export class WebhookDeliveryNotFoundError extends TallyError {
 export class WebhookEventTypeError extends ValidationError {
   override readonly code = 'unknown_webhook_event_type';
 }
+
+/**
+ * A ledger event the recorder cannot fold into its balance (an amount this release refuses, as a
+ * newer release may write): not retriable, yet waited out rather than failed on, as the balance
+ * projector waits out an UnfoldableLedgerEventError: in a rolling upgrade a release that folds it
+ * takes over. Never skipped: its webhooks, and every later one, are recorded once it folds.
+ */
+export class UnfoldableWebhookEventError extends TallyError {
+  readonly code = 'unfoldable_webhook_event';
+  readonly retriable = false;
+
+  constructor(event: { readonly id: string; readonly type: string; readonly streamId: string; readonly revision: bigint; readonly position: bigint }, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`ledger event ${event.id} (${event.type}, ${event.streamId}@${event.revision}, position ${event.position}) cannot be folded for its webhooks: ${reason}`, { cause });
+  }
+}

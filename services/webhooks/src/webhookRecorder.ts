@@ -1,6 +1,7 @@
-import { balanceIdOfStream, type FoldedBalance } from '@tally/domain';
+import { balanceIdOfStream, ValidationError, type FoldedBalance } from '@tally/domain';
 import type { RecordedEvent } from '@tally/event-store';
 import { foldRecorded, type BalanceStates } from '@tally/ledger';
+import { UnfoldableWebhookEventError } from './webhookErrors';
 import { webhookEventTypeOf, webhookPayload } from './webhookEvents';
 import { webhookMessageId } from './webhookMessageId';
 import type { NewWebhookDelivery, WebhookStore } from './webhookStore';
@@ -27,23 +28,21 @@ export function createWebhookRecorder(options: WebhookRecorderOptions): (events:
     if (endpoints.length === 0) return 0;
     const states = new Map<string, FoldedBalance>();
     const deliveries: NewWebhookDelivery[] = [];
-    for (const event of events) {
-      const balanceId = balanceIdOfStream(event.streamId);
-      if (balanceId === undefined) continue;
+    const recordOne = async (event: RecordedEvent, balanceId: string): Promise<void> => {
       const known = states.get(balanceId);
       // Keep the batch's fold of this balance current: it may be needed by a later event.
       if (known !== undefined && known.revision + 1n === event.revision) states.set(balanceId, foldRecorded([event], known));
       else if (known !== undefined) states.delete(balanceId);
       const type = webhookEventTypeOf(event);
-      if (type === undefined) continue;
+      if (type === undefined) return;
       const receivers = endpoints.filter((endpoint) => endpoint.afterPosition < event.position && endpoint.events.includes(type));
-      if (receivers.length === 0) continue;
+      if (receivers.length === 0) return;
       let loaded = states.get(balanceId);
       if (loaded === undefined || loaded.revision !== event.revision) {
         loaded = await balanceStates.at(balanceId, event.revision);
         states.set(balanceId, loaded);
       }
-      if (loaded.state.status !== 'open') continue;
+      if (loaded.state.status !== 'open') return;
       const body = JSON.stringify(webhookPayload(type, event, loaded.state));
       for (const endpoint of receivers) {
         deliveries.push({
@@ -55,6 +54,17 @@ export function createWebhookRecorder(options: WebhookRecorderOptions): (events:
           eventType: type,
           body,
         });
+      }
+    };
+    for (const event of events) {
+      const balanceId = balanceIdOfStream(event.streamId);
+      if (balanceId === undefined) continue;
+      try {
+        await recordOne(event, balanceId);
+      } catch (error) {
+        // The fold refuses the event's payload: named, for the processor to wait it out.
+        if (error instanceof ValidationError) throw new UnfoldableWebhookEventError(event, error);
+        throw error;
       }
     }
     await store.recordDeliveries(deliveries, clock());
