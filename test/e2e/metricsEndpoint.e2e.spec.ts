@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { dashboardMetrics, documentedMetrics, metricNamesIn, readDashboard, startWholeMainJob, type WholeMainJob } from '@tally/test-support';
+import { dashboardMetrics, dashboardQueries, documentedMetrics, metricNamesIn, readDashboard, startWholeMainJob, type WholeMainJob } from '@tally/test-support';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -19,8 +19,9 @@ describe('GET /metrics of the main job', () => {
 
   beforeAll(async () => {
     job = await startWholeMainJob({ prefix: 'metrics_e2e', apiKey: 'metrics-endpoint-test-key' });
-    // A probe first, so the request histogram has the series the alerting rules leave out by route.
+    // Probes first, so the request histogram has the series the alerting rules leave out by route.
     expect([200, 503]).toContain((await fetch(`${job.base}/health`)).status);
+    expect([200, 503]).toContain((await fetch(`${job.base}/health/ready`)).status);
     const response = await fetch(`${job.base}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
@@ -74,12 +75,23 @@ describe('GET /metrics of the main job', () => {
     expect([...read].filter((name) => !exported.has(name))).toEqual([]);
   });
 
-  it('labels requests with the route and status values the alerting rules match', () => {
+  it('labels requests with the route and status values the alerting rules and the dashboard match', () => {
     const rules = readFileSync(path.join(ROOT, 'infra', 'prometheus', 'tally-alerts.yml'), 'utf8');
-    // The rules leave /health out by its route label and count 5xx by a three-digit status.
-    expect(rules).toContain('route!~"/health|/metrics"');
+    // The rules count 5xx by a three-digit status, and leave the probes and scrapes out by their
+    // route label, with one matcher the dashboard's request panels share.
     expect(rules).toContain('status=~"5.."');
-    expect(body).toMatch(/^tally_http_request_duration_seconds_count\{method="GET",route="\/health",status="(200|503)"\} 1$/m);
+    const matchers = new Set([...rules.matchAll(/route!~"([^"]*)"/g)].map((match) => match[1]!));
+    expect(matchers.size).toBe(1);
+    const [leftOut] = [...matchers];
+    const panels = dashboardQueries(readDashboard()).filter((query) => query.expr.includes('tally_http_request_duration_seconds'));
+    expect(panels.length).toBeGreaterThan(2);
+    expect(panels.filter((query) => !query.expr.includes(`route!~"${leftOut}"`)).map((query) => query.panel)).toEqual([]);
+    // PromQL anchors a regex matcher at both ends: each probe route must match it whole.
+    const anchored = new RegExp(`^(?:${leftOut})$`);
+    const probed = [...body.matchAll(/^tally_http_request_duration_seconds_count\{method="GET",route="(\/health[^"]*)",status="(?:200|503)"\} 1$/gm)].map((match) => match[1]!);
+    expect(probed.sort()).toEqual(['/health', '/health/ready']);
+    expect(probed.filter((route) => !anchored.test(route))).toEqual([]);
+    expect(anchored.test('/v1/balances/:id')).toBe(false);
   });
 
   it("counts the registry cache's customers: a usage lookup of a new customer misses and keeps them, the next one hits", async () => {
