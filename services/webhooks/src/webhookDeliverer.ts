@@ -76,7 +76,8 @@ const DELETE_BATCH = 1_000;
  * 2. Sending: the runtime's periodic worker sends, every pollMs, the deliveries that are due, the oldest pending one per endpoint and
  *    balance at a time, so each balance's webhooks reach an endpoint in ledger order and a
  *    receiver failing for one balance holds back nothing else; one endpoint holds at most half
- *    the sends in flight, so one that hangs leaves the rest to the others (the dispatcher). A failed attempt is retried after
+ *    the sends in flight, and one with sends in flight never the last free lane, so receivers that
+ *    hang leave the rest to the others (the dispatcher). A failed attempt is retried after
  *    a backoff with jitter (the runtime's schedule) until retry.retryForMs have passed since the
  *    first attempt; then the delivery is given up and its endpoint disabled with the reason.
  *

@@ -31,6 +31,8 @@ interface WebhookDispatcherOptions {
 /**
  * The most attempts one endpoint has in flight: half the lanes, so that a receiver that hangs
  * (every attempt waiting out the response timeout) leaves the other half to every other endpoint.
+ * An endpoint with attempts in flight never takes the last free lane either (see the round), so
+ * two hung receivers cannot hold every lane between them.
  */
 export function sendsPerEndpoint(concurrency: number): number {
   return Math.max(1, Math.ceil(concurrency / 2));
@@ -153,7 +155,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
      * pending (PostgreSQL answers as of the query's start), and must not send them again.
      */
     let endedDuringRead: Set<string> | undefined;
-    const mayGo = (delivery: DueWebhookDelivery) => (endpointLoad.get(delivery.endpointId) ?? 0) < perEndpoint;
+    // The last free lane is kept for an endpoint with nothing in flight: receivers that hang hold
+    // every lane only when there are as many of them as lanes, each holding one.
+    const mayGo = (delivery: DueWebhookDelivery) => {
+      const load = endpointLoad.get(delivery.endpointId) ?? 0;
+      return load === 0 || (load < perEndpoint && running.size + 1 < concurrency);
+    };
     const start = (delivery: DueWebhookDelivery) => {
       endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);
       const run = attempt(delivery, signal)
