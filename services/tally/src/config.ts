@@ -53,7 +53,14 @@ export const configSchema = z.object({
   TALLY_KAFKA_CLIENT_ID: text('tally').describe('kafkajs client id (the relay appends `-relay`, the HTTP ingestion\'s producer `-ingest`)'),
   TALLY_KAFKA_COMPRESSION: z.enum(COMPRESSION_NAMES).default('none')
     .describe('codec of what Tally produces: dead letters, the ledger topic, HTTP-ingested usage, `tally send`; `none`, `gzip`, `snappy`, `lz4` or `zstd` (consumers read every codec whatever this is)'),
-  TALLY_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7')
+  // fetch throws on a URL with user:password@, so such a URL would pass here and leave the
+  // registry unreachable for ever (health, consumer, relay); its credentials have variables.
+  TALLY_SCHEMA_REGISTRY_URL: z.string().url()
+    .superRefine((text, context) => {
+      const problem = registryUrlProblem(text);
+      if (problem !== undefined) context.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    })
+    .default('http://127.0.0.1:8081/apis/ccompat/v7')
     .describe('Confluent-compatible schema registry API; the local registry listens on its host and port'),
   TALLY_DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tally')
     .describe('Tally\'s database; `stack:up` creates and migrates it'),
@@ -302,6 +309,17 @@ function deepFreeze<T extends object>(value: T): T {
     if (inner !== null && typeof inner === 'object' && !(inner instanceof Set)) deepFreeze(inner as object);
   }
   return Object.freeze(value);
+}
+
+/** Why the registry URL cannot be fetched, if it cannot; never its text, which may hold a password. */
+function registryUrlProblem(text: string): string | undefined {
+  if (!URL.canParse(text)) return undefined; // z.string().url() says so
+  const url = new URL(text);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'an http or https URL';
+  if (url.username !== '' || url.password !== '') {
+    return 'no user:password@ in the URL; give them in TALLY_SCHEMA_REGISTRY_USERNAME and TALLY_SCHEMA_REGISTRY_PASSWORD';
+  }
+  return undefined;
 }
 
 /** An http(s) URL naming no more than scheme, host and port (a trailing slash allowed). */

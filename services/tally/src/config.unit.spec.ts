@@ -174,6 +174,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  it('refuses credentials in TALLY_SCHEMA_REGISTRY_URL, which fetch refuses for ever, pointing to the variables that carry them, without printing them', () => {
+    const refusal = () => loadConfig({ TALLY_SCHEMA_REGISTRY_URL: 'https://reg:s3cret@registry.internal/apis/ccompat/v7' });
+    expect(refusal).toThrow(/TALLY_SCHEMA_REGISTRY_URL: .*TALLY_SCHEMA_REGISTRY_USERNAME and TALLY_SCHEMA_REGISTRY_PASSWORD/);
+    expect(refusal).not.toThrow(/s3cret/);
+    expect(() => loadConfig({ TALLY_SCHEMA_REGISTRY_URL: 'https://reg@registry.internal' })).toThrow(/TALLY_SCHEMA_REGISTRY_URL/);
+    expect(() => loadConfig({ TALLY_SCHEMA_REGISTRY_URL: 'ftp://registry.internal' })).toThrow(/TALLY_SCHEMA_REGISTRY_URL: an http or https URL/);
+    expect(() => loadConfig({ TALLY_SCHEMA_REGISTRY_URL: 'not a url' })).toThrow(/invalid configuration: TALLY_SCHEMA_REGISTRY_URL/);
+    expect(loadConfig({ TALLY_SCHEMA_REGISTRY_URL: 'https://registry.internal:8443/apis/ccompat/v7' }).registryUrl).toBe('https://registry.internal:8443/apis/ccompat/v7');
+  });
+
   it.each([
     ['true', true],
     ['10.0.0.1, 10.1.0.0/16', ['10.0.0.1', '10.1.0.0/16']],
