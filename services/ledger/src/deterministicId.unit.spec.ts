@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { commandIds, deterministicId, holdIdOf, idPart, joinIdParts, ledgerEventId, meteredUsageMarker, parseHoldId, splitIdParts } from './deterministicId';
+import { commandIds, deterministicId, holdIdOf, idPart, joinIdParts, ledgerEventId, meteredUsageMarker, parseHoldId, purchaseKeyMarker, splitIdParts } from './deterministicId';
 
 /** RFC 9562 UUID v5 computed the long way, to check the one-shot path against. */
 function referenceV5(namespaceHex: string, name: string): string {
@@ -77,6 +77,16 @@ describe('multi-part ids', () => {
         expect(commandIds.usage(s1, p1)).not.toBe(commandIds.usage(s2, p2));
         expect(commandIds.request(s1, 'top-up', p1)).not.toBe(commandIds.request(s2, 'top-up', p2));
         expect(meteredUsageMarker(s1, p1)).not.toBe(meteredUsageMarker(s2, p2));
+      }),
+    );
+  });
+
+  it("fences a purchase request by its balance, key and body's digest, never meeting a metered usage's marker", () => {
+    fc.assert(
+      fc.property(part, part, fc.option(part, { nil: undefined }), part, part, (balance, key, digest, customer, usage) => {
+        expect(purchaseKeyMarker(balance, key, digest)).not.toBe(meteredUsageMarker(customer, usage));
+        expect(purchaseKeyMarker(balance, key, digest)).toBe(purchaseKeyMarker(balance, key, digest));
+        expect(purchaseKeyMarker(balance, key, digest)).not.toBe(purchaseKeyMarker(balance, key, `${digest ?? ''}x`));
       }),
     );
   });

@@ -6,6 +6,13 @@ export class IdempotencyKeyReusedError extends TallyError {
   readonly retriable = false;
 }
 
+/**
+ * This very request (key and body) was refused before, for its bundle or its terms, and told
+ * nothing was bought: so nothing is, ever, under its key and body (LedgerService.refusePurchase).
+ * Another body with the key, or a new key, may buy.
+ */
+export class PurchaseKeyRefusedError extends IdempotencyKeyReusedError {}
+
 /** Other writers kept winning the race for the stream; the request may be sent again. */
 export class ConcurrencyExhaustedError extends TallyError {
   readonly code = 'concurrency_conflict';

@@ -14,12 +14,12 @@ import {
   GrantDetails,
 } from '@tally/domain';
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
-import type { EventStore, RecordedEvent } from '@tally/event-store';
+import { MarkerAlreadyRecordedError, StoredWithoutMarkerError, type EventStore, type RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
 import { createBalanceCommandPath, type RequestHashOfEvents } from './balanceCommandPath';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
-import { commandIds, holdIdOf, ledgerEventId, MAX_EVENTS_PER_COMMAND, meteredUsageMarker, parseHoldId } from './deterministicId';
+import { commandIds, holdIdOf, ledgerEventId, MAX_EVENTS_PER_COMMAND, meteredUsageMarker, parseHoldId, purchaseKeyMarker } from './deterministicId';
 import type { BalanceRegistry } from './balanceRegistry';
 import {
   AlreadyRefundedError,
@@ -29,6 +29,7 @@ import {
   HoldNotFoundError,
   IdempotencyKeyReusedError,
   LedgerEntryNotFoundError,
+  PurchaseKeyRefusedError,
 } from './ledgerErrors';
 import { fromRecordedEvent, RecordedBalanceEvent, BalanceContext, type LedgerActor } from './ledgerEvents';
 
@@ -83,7 +84,7 @@ export interface RequestOptions {
 }
 
 /** What a command carries besides itself to the command path; a digest may be made of its events (RequestHashOfEvents). */
-type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> & { readonly requestHash?: string | RequestHashOfEvents };
+type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> & { readonly requestHash?: string | RequestHashOfEvents; readonly markers?: readonly string[] };
 
 /**
  * The digest of a request whose amount may be left to its default (all of a charge, all of a
@@ -135,6 +136,11 @@ export interface LedgerService {
   openBalance(request: OpenBalanceRequest): Promise<CommandResult>;
   topUp(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
   deduct(balanceId: string, input: { credits: Micros; reason: string | null }, options?: RequestOptions): Promise<CommandResult>;
+  /**
+   * A keyed purchase appends its key's fence (purchaseKeyMarker) with its event. Found recorded:
+   * a purchase of the key is answered as the replay it is (its digest checked), or, none stored,
+   * this request was refused before (refusePurchase) and PurchaseKeyRefusedError, nothing bought.
+   */
   purchase(balanceId: string, purchase: PurchaseDetails & { credits: Micros }, options?: RequestOptions): Promise<CommandResult>;
   /**
    * The purchase the balance's auto-recharge makes for the low-balance warning `warningEventId`:
@@ -148,6 +154,14 @@ export interface LedgerService {
    * whatever the catalog sells now, and still refuses another request with the key.
    */
   storedPurchase(balanceId: string, command: { readonly idempotencyKey: string } | { readonly warningEventId: string }): Promise<(PurchaseDetails & { credits: Micros }) | undefined>;
+  /**
+   * Settles a keyed purchase request refused for its bundle or terms against its twins in flight
+   * on any process (priced before the catalog changed, not yet written): records the key's fence
+   * alone, so that none of them can land after it, and answers undefined (the refusal stands:
+   * nothing was bought, nor will be). When a purchase of the key recorded the fence first, its
+   * terms, to answer as the replay (as storedPurchase).
+   */
+  refusePurchase(balanceId: string, request: { readonly idempotencyKey: string; readonly requestHash?: string }): Promise<(PurchaseDetails & { credits: Micros }) | undefined>;
   /**
    * Gives back the credits a charge took (`credits` of them, by default all): once per charge,
    * so a retry of the same request answers the first refund (replayed) and a different one
@@ -260,10 +274,10 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   }
 
   async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, extras: CommandExtras = {}): Promise<CommandResult> {
-    const { requestHash, startedAt, actor } = extras;
+    const { requestHash, startedAt, actor, markers } = extras;
     const [outcome] = await commands.execute(
       [{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}), ...(actor !== undefined ? { actor } : {}) }],
-      startedAt !== undefined ? { startedAt } : {},
+      { ...(startedAt !== undefined ? { startedAt } : {}), ...(markers !== undefined ? { markers } : {}) },
     );
     if (!outcome!.ok) throw outcome!.error;
     const { state, revision, events, replayed } = outcome!;
@@ -330,6 +344,16 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     const found = await eventStore.readEventsById([...refundIds.keys()]);
     return new Map(found.map((refund) => [refundIds.get(refund.id)!, refund.id]));
   }
+
+  const storedPurchase: LedgerService['storedPurchase'] = async (balanceId, command) => {
+    const commandId =
+      'idempotencyKey' in command ? commandIds.request(balanceId, 'purchase', command.idempotencyKey) : commandIds.autoRecharge(balanceId, command.warningEventId);
+    const [stored] = await eventStore.readEventsById([ledgerEventId(commandId, 0)]);
+    // Another balance's event under the id is a collision, no purchase of this one: the command path refuses it.
+    if (stored === undefined || stored.streamId !== balanceStreamId(balanceId)) return undefined;
+    const { event } = fromRecordedEvent(stored);
+    return event.type === 'CreditToppedUp' && event.purchase !== null ? { ...event.purchase, credits: event.credits } : undefined;
+  };
 
   function requestCommandId(balanceId: string, operation: string, options: RequestOptions | undefined): string {
     // Without an Idempotency-Key every request is a new command: a random id.
@@ -414,12 +438,24 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const context = await contextOf(balanceId);
       const at = clock().toISOString();
       const { credits, ...details } = purchase;
-      return execute(
-        context,
-        requestCommandId(balanceId, 'purchase', requestOptions),
-        { type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at },
-        requestOptions,
-      );
+      const commandId = requestCommandId(balanceId, 'purchase', requestOptions);
+      const command: BalanceCommand = { type: 'TopUp', credits, source: 'purchase', reason: null, purchase: details, at };
+      const key = requestOptions?.idempotencyKey;
+      if (key === undefined) return execute(context, commandId, command, requestOptions);
+      try {
+        // The fence goes in the purchase's own append: stored together or not at all (see refusePurchase).
+        return await execute(context, commandId, command, { ...requestOptions, markers: [purchaseKeyMarker(balanceId, key, requestOptions?.requestHash)] });
+      } catch (error) {
+        if (!(error instanceof MarkerAlreadyRecordedError || error instanceof StoredWithoutMarkerError)) throw error;
+        // Recorded by a twin's purchase (or stored by one from before fences): without the fence
+        // the command path answers it as the replay it is, or refuses it (digest, collision).
+        // None stored: a refusal of this very request recorded it, and its "nothing was bought" stands.
+        const [first] = await eventStore.readEventsById([ledgerEventId(commandId, 0)]);
+        if (first === undefined) {
+          throw new PurchaseKeyRefusedError('a request with this Idempotency-Key and body was refused before, for its bundle or its terms: nothing was bought; send the purchase again with a new key');
+        }
+        return execute(context, commandId, command, requestOptions);
+      }
     },
 
     async autoRecharge(balanceId, warningEventId, purchase) {
@@ -435,14 +471,22 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       });
     },
 
-    async storedPurchase(balanceId, command) {
-      const commandId =
-        'idempotencyKey' in command ? commandIds.request(balanceId, 'purchase', command.idempotencyKey) : commandIds.autoRecharge(balanceId, command.warningEventId);
-      const [stored] = await eventStore.readEventsById([ledgerEventId(commandId, 0)]);
-      // Another balance's event under the id is a collision, no purchase of this one: the command path refuses it.
-      if (stored === undefined || stored.streamId !== balanceStreamId(balanceId)) return undefined;
-      const { event } = fromRecordedEvent(stored);
-      return event.type === 'CreditToppedUp' && event.purchase !== null ? { ...event.purchase, credits: event.credits } : undefined;
+    storedPurchase,
+
+    async refusePurchase(balanceId, { idempotencyKey, requestHash }) {
+      // Where "nothing was bought" is made true: the store records a marker once, atomically with
+      // the events of the append that carries it, on every process (AppendManyOptions.markers).
+      // A purchase of this key and body carries the same marker in its own append, so exactly one
+      // of the two records it: this refusal (the purchase's append then fails, writing nothing) or
+      // the purchase (stored with it, and read here as the answer).
+      try {
+        await eventStore.appendMany([], { markers: [purchaseKeyMarker(balanceId, idempotencyKey, requestHash)] });
+        return undefined;
+      } catch (error) {
+        if (!(error instanceof MarkerAlreadyRecordedError)) throw error;
+        // An earlier refusal of the request recorded it when no purchase is stored: it stands as well.
+        return storedPurchase(balanceId, { idempotencyKey });
+      }
     },
 
     async refund(balanceId, input, requestOptions) {

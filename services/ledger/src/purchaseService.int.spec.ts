@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError, type CreditProduct } from '@tally/domain';
-import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createPostgresEventStore, type AppendRequest, type EventStore } from '@tally/event-store';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
-import { BalanceNotFoundError, BundleNotFoundError, IdempotencyKeyReusedError } from './ledgerErrors';
+import { BalanceNotFoundError, BundleNotFoundError, IdempotencyKeyReusedError, PurchaseKeyRefusedError, PurchaseTermsChangedError } from './ledgerErrors';
 import type { RecordedBalanceEvent } from './ledgerEvents';
 import { createLedgerService, type LedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
@@ -16,6 +16,7 @@ jest.setTimeout(120_000);
 describe('bundle purchases on PostgreSQL and the event store', () => {
   let db: TestSchema;
   let eventStore: EventStore;
+  let logger: pino.Logger;
   let h: {
     ledger: LedgerService;
     purchases: PurchaseService;
@@ -26,7 +27,7 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
 
   beforeAll(async () => {
     db = await createTestSchema({ prefix: 'purchases' });
-    const logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
+    logger = pino({ level: process.env.TALLY_TEST_LOG_LEVEL ?? 'silent' });
     eventStore = createPostgresEventStore({ pool: db.pool, logger, notifyChannel: `${db.schema}_events` });
     const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
@@ -115,6 +116,154 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     // And a new key buys only what the product sells now.
     await expect(h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, { idempotencyKey: `key-${randomUUID()}` })).rejects.toBeInstanceOf(BundleNotFoundError);
     expect(await h.ledgerOf(balanceId)).toHaveLength(2);
+  });
+
+  /**
+   * Another API process (its own ledger service and caches) on the same store, whose next append
+   * matching `holds` waits until released: a request held between its decision and its write.
+   */
+  function anotherProcess(holds: (requests: readonly AppendRequest[]) => boolean) {
+    let gate: { reached: boolean; released: Promise<void> } | undefined;
+    const store: EventStore = {
+      ...eventStore,
+      async appendMany(requests, appendOptions) {
+        if (gate !== undefined && !gate.reached && holds(requests)) {
+          gate.reached = true;
+          await gate.released;
+        }
+        return eventStore.appendMany(requests, appendOptions);
+      },
+    };
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore: store, catalog, balanceRegistry, logger });
+    return {
+      purchases: createPurchaseService({ catalog, balanceRegistry, ledger }),
+      /** Holds the next append matching `holds` until `release`; `reached` says one is held. */
+      arm(): { release: () => void; reached: () => boolean } {
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        const armed = { reached: false, released };
+        gate = armed;
+        return { release, reached: () => armed.reached };
+      },
+    };
+  }
+
+  const writesPurchase = (requests: readonly AppendRequest[]) => requests.some((request) => request.events.some((event) => event.type === 'CreditToppedUp'));
+  const settle = <T,>(promise: Promise<T>) => promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+  describe('a same-key retry while the first request is priced but not yet written', () => {
+    const expected = { credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' } };
+    const request = { bundleId: 'small', quantity: 1, expected };
+
+    async function firstHeldAtItsWrite(balanceId: string, options: { idempotencyKey: string; requestHash: string }) {
+      const a = anotherProcess(writesPurchase);
+      const gate = a.arm();
+      const first = settle(a.purchases.purchase(balanceId, request, options));
+      let done = false;
+      void first.then(() => (done = true));
+      await waitFor(() => gate.reached() || done, { description: "request A's purchase append", intervalMs: 5 });
+      expect(done).toBe(false);
+      return { first, release: gate.release };
+    }
+
+    it('a retry refused for the new price says nothing was bought, and then nothing is: the first request does not land', async () => {
+      const { product, balanceId } = await balanceWithBundles();
+      const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1 at 9.90' };
+      const { first, release } = await firstHeldAtItsWrite(balanceId, options);
+
+      await h.catalog.updateProduct({ ...product, bundles: product.bundles.map((bundle) => (bundle.id === 'small' ? { ...bundle, price: { amount: '19.90', currency: 'EUR' } } : bundle)) });
+      const retry = await settle(h.purchases.purchase(balanceId, request, options));
+      release();
+      const a = await first;
+
+      // B told the customer nothing was bought: so nothing is, ever, under this key and body.
+      expect(retry.ok ? retry.value : retry.error).toBeInstanceOf(PurchaseTermsChangedError);
+      expect(String(retry.ok ? '' : retry.error)).toContain('nothing was bought');
+      expect((await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp')).toEqual([]);
+      expect(a.ok ? a.value : a.error).toBeInstanceOf(PurchaseTermsChangedError);
+      expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('0');
+      // The portal keeps the key and asks again at the new terms: bought, once.
+      const accepted = { ...request, expected: { ...expected, price: { amount: '19.90', currency: 'EUR' } } };
+      const bought = await h.purchases.purchase(balanceId, accepted, { ...options, requestHash: 'small x1 at 19.90' });
+      expect(bought.replayed).toBe(false);
+      expect(bought.events[0]?.event).toMatchObject({ purchase: { unitPrice: '19.90' } });
+      expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
+    });
+
+    it('a retry refused for a removed bundle says so, and the first request does not land', async () => {
+      const { product, balanceId } = await balanceWithBundles();
+      const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1 at 9.90' };
+      const { first, release } = await firstHeldAtItsWrite(balanceId, options);
+
+      await h.catalog.updateProduct({ ...product, bundles: product.bundles.filter((bundle) => bundle.id !== 'small') });
+      const retry = await settle(h.purchases.purchase(balanceId, request, options));
+      release();
+      const a = await first;
+
+      expect(retry.ok ? retry.value : retry.error).toBeInstanceOf(BundleNotFoundError);
+      expect((await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp')).toEqual([]);
+      expect(a.ok ? a.value : a.error).toBeInstanceOf(BundleNotFoundError);
+    });
+
+    it('a request refused for its terms stays refused under its key and body when the terms come back; a new key buys', async () => {
+      const { product, balanceId } = await balanceWithBundles();
+      const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1 at 9.90' };
+      const reprice = (amount: string) =>
+        h.catalog.updateProduct({ ...product, bundles: product.bundles.map((bundle) => (bundle.id === 'small' ? { ...bundle, price: { amount, currency: 'EUR' } } : bundle)) });
+      await reprice('19.90');
+      await expect(h.purchases.purchase(balanceId, request, options)).rejects.toBeInstanceOf(PurchaseTermsChangedError);
+      await reprice('9.90');
+
+      // Its answer was "nothing was bought", and a twin still in flight would be this very request:
+      // the fence cannot tell a new click from it, so the key and body buy nothing any more.
+      await expect(h.purchases.purchase(balanceId, request, options)).rejects.toBeInstanceOf(PurchaseKeyRefusedError);
+      expect((await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp')).toEqual([]);
+      expect((await h.purchases.purchase(balanceId, request, { ...options, idempotencyKey: `key-${randomUUID()}` })).replayed).toBe(false);
+    });
+
+    it('a retry refused for the new price while the first request lands first answers that purchase (replayed)', async () => {
+      const { product, balanceId } = await balanceWithBundles();
+      const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1 at 9.90' };
+      const { first, release } = await firstHeldAtItsWrite(balanceId, options);
+      await h.catalog.updateProduct({ ...product, bundles: product.bundles.map((bundle) => (bundle.id === 'small' ? { ...bundle, price: { amount: '19.90', currency: 'EUR' } } : bundle)) });
+
+      // B is refused by the catalog, then held before whatever it writes to settle that refusal; A lands meanwhile.
+      const b = anotherProcess((requests) => !writesPurchase(requests));
+      const bGate = b.arm();
+      const retry = settle(b.purchases.purchase(balanceId, request, options));
+      let bDone = false;
+      void retry.then(() => (bDone = true));
+      await waitFor(() => bGate.reached() || bDone, { description: "request B's write after its refusal", intervalMs: 5 });
+      release();
+      const a = await first;
+      bGate.release();
+      const answer = await retry;
+
+      expect(a.ok && a.value.replayed).toBe(false);
+      const landed = a.ok ? a.value.events[0]?.eventId : undefined;
+      expect(answer.ok ? { replayed: answer.value.replayed, eventId: answer.value.events[0]?.eventId } : answer.error).toEqual({ replayed: true, eventId: landed });
+      expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
+    });
+  });
+
+  it('credits once for 20 concurrent purchases with one Idempotency-Key on two processes', async () => {
+    const { balanceId } = await balanceWithBundles();
+    const other = anotherProcess(() => false);
+    const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1' };
+
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? h.purchases : other.purchases).purchase(balanceId, { bundleId: 'small', quantity: 1 }, options)),
+    );
+
+    expect(results.filter((result) => !result.replayed)).toHaveLength(1);
+    expect(new Set(results.map((result) => result.events[0]?.eventId)).size).toBe(1);
+    expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
+    expect((await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp')).toHaveLength(1);
   });
 
   it('refuses an unknown bundle or balance and a bad quantity, recording nothing', async () => {

@@ -14,7 +14,7 @@ import {
 import { ProductNotFoundError, StoredProductInvalidError, type CatalogStore } from '@tally/catalog';
 import type { Logger } from 'pino';
 import type { BalanceRegistry } from './balanceRegistry';
-import { BalanceNotFoundError, BundleNotFoundError, PurchaseTermsChangedError } from './ledgerErrors';
+import { BalanceNotFoundError, BundleNotFoundError, PurchaseKeyRefusedError, PurchaseTermsChangedError } from './ledgerErrors';
 import type { CommandResult, LedgerService, RequestOptions } from './ledgerService';
 
 export interface PurchaseRequest {
@@ -55,7 +55,9 @@ export interface PurchaseService {
    * such bundle): both are "the thing the request names does not exist", 404; and
    * PurchaseTermsChangedError when the bundle is no longer what `expected` says. A retry of a stored
    * purchase (its Idempotency-Key) answers its first result before any of that is checked: what
-   * was bought stays bought, whatever the catalog sells or offers now.
+   * was bought stays bought, whatever the catalog sells or offers now. A keyed request refused for
+   * its bundle or terms while a twin priced earlier is still being written answers that twin's
+   * purchase, or the twin never lands (LedgerService.refusePurchase): "nothing was bought" holds.
    */
   purchase(balanceId: string, request: PurchaseRequest, options?: RequestOptions): Promise<CommandResult>;
   /** What a purchase of it would record today (bundle, quantity, prices, credits), checked as `purchase` checks it; buys nothing. */
@@ -67,6 +69,10 @@ export interface PurchaseService {
 }
 
 export const MAX_PURCHASE_QUANTITY = 1_000_000;
+
+/** A refusal made on the catalog as it is now (the bundle, its terms, its credits), which a twin priced earlier may not have met. */
+const refusedByCatalog = (error: unknown): boolean =>
+  error instanceof BundleNotFoundError || error instanceof PurchaseTermsChangedError || error instanceof InvalidAmountError || error instanceof ProductNotFoundError;
 
 function priceAmount(amount: string): ExactDecimal {
   const exact = toExactDecimal(amount);
@@ -140,9 +146,30 @@ export function createPurchaseService(options: {
     // A stored purchase is looked for first and passed back as it was stored: the command path
     // replays it (and compares the request's digest), where the catalog might refuse it now.
     async purchase(balanceId, request, requestOptions) {
-      const { idempotencyKey } = requestOptions ?? {};
-      const stored = idempotencyKey === undefined ? undefined : await ledger.storedPurchase(balanceId, { idempotencyKey });
-      return ledger.purchase(balanceId, stored ?? (await quote(balanceId, request)), requestOptions);
+      const { idempotencyKey, requestHash } = requestOptions ?? {};
+      if (idempotencyKey === undefined) return ledger.purchase(balanceId, await quote(balanceId, request), requestOptions);
+      const stored = await ledger.storedPurchase(balanceId, { idempotencyKey });
+      if (stored !== undefined) return ledger.purchase(balanceId, stored, requestOptions);
+      let priced: PurchaseDetails & { credits: Micros };
+      try {
+        priced = await quote(balanceId, request);
+      } catch (error) {
+        if (!refusedByCatalog(error)) throw error;
+        // A twin of this request (another process, priced before the catalog changed) may still be
+        // about to write its purchase: the refusal stands only once none can (refusePurchase).
+        const landed = await ledger.refusePurchase(balanceId, { idempotencyKey, ...(requestHash !== undefined ? { requestHash } : {}) });
+        if (landed === undefined) throw error;
+        return ledger.purchase(balanceId, landed, requestOptions);
+      }
+      try {
+        return await ledger.purchase(balanceId, priced, requestOptions);
+      } catch (error) {
+        if (!(error instanceof PurchaseKeyRefusedError)) throw error;
+        // A twin was refused while this one was being written: answer as it was answered, with the
+        // catalog's terms of now; only if they are back to what this one was priced at, the fence's own error.
+        await quote(balanceId, request);
+        throw error;
+      }
     },
 
     async autoRecharge(balanceId, request, warningEventId) {
