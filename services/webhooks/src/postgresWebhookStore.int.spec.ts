@@ -157,6 +157,20 @@ describe('PostgreSQL webhook store', () => {
     expect(listed).toMatchObject({ status: 'pending', firstAttemptAt: later(fourDays) });
   });
 
+  it('counts the attempts of the retry period a manual retry starts anew, keeping the total', async () => {
+    await endpoint('ep-manual');
+    await store.recordDeliveries([delivery('ep-manual', 'b1', 50n)], t0);
+    const failed = (attempt: number, ms: number) => ({ attempt, startedAt: later(ms), durationMs: 3, statusCode: 500, error: null, responseBody: null });
+    await store.recordAttempt('ep-manual:50', failed(1, 1_000), { status: 'pending', nextAttemptAt: later(2_000) });
+    await store.recordAttempt('ep-manual:50', failed(2, 2_000), { status: 'failed', disableReason: 'gave up' });
+    await store.updateEndpoint('ep-manual', { enabled: true });
+    await store.retryDelivery('ep-manual', 'ep-manual:50', later(10_000));
+    const due = () => store.dueDeliveries(later(20_000), 100).then((all) => all.filter((d) => d.endpointId === 'ep-manual'));
+    expect(await due()).toMatchObject([{ id: 'ep-manual:50', attempts: 2, firstAttemptAt: null, attemptsThisPeriod: 0 }]);
+    await store.recordAttempt('ep-manual:50', failed(3, 10_000), { status: 'pending', nextAttemptAt: later(11_000) });
+    expect(await due()).toMatchObject([{ id: 'ep-manual:50', attempts: 3, firstAttemptAt: later(10_000), attemptsThisPeriod: 1 }]);
+  });
+
   it("does not walk a disabled endpoint's queues when it reads what is due", async () => {
     await endpoint('ep-paused');
     await endpoint('ep-live');

@@ -189,7 +189,11 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
          SELECT due.id, due.endpoint_id AS "endpointId", e.url,
                 CASE WHEN e.previous_secret_until > $1 AND e.previous_secret IS NOT NULL THEN ARRAY[e.secret, e.previous_secret]
                      ELSE ARRAY[e.secret] END AS secrets,
-                d.body, due.attempts, due.first_attempt_at AS "firstAttemptAt"
+                d.body, due.attempts, due.first_attempt_at AS "firstAttemptAt",
+                -- The attempts of this period: a manual retry or re-enabling resets first_attempt_at,
+                -- not the total, which the attempt log numbers by. Counted for the batch's few rows only.
+                (SELECT count(*)::int FROM webhook_delivery_attempts a
+                 WHERE a.delivery_id = due.id AND a.started_at >= due.first_attempt_at) AS "attemptsThisPeriod"
          FROM due
          JOIN webhook_endpoints e ON e.id = due.endpoint_id AND e.disabled_at IS NULL
          JOIN webhook_deliveries d ON d.id = due.id

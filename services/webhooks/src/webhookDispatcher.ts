@@ -117,7 +117,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
     // Cut short by a stop: not the receiver's failure, so not an attempt; the delivery stays due.
     if (response.aborted === true) return false;
     const failure = isDelivered(response.statusCode) ? undefined : (response.error ?? `HTTP ${response.statusCode}`);
-    const outcome: WebhookAttemptOutcome = failure === undefined ? { status: 'succeeded' } : outcomeOfFailure(delivery, number, startedAt, retry, failure);
+    // The backoff counts from the retry period's start: a manual retry or re-enabling starts a new one.
+    const inPeriod = delivery.firstAttemptAt === null ? 1 : delivery.attemptsThisPeriod + 1;
+    const outcome: WebhookAttemptOutcome = failure === undefined ? { status: 'succeeded' } : outcomeOfFailure(delivery, inPeriod, startedAt, retry, failure);
     if (outcome.status === 'failed') logger.warn({ endpointId: delivery.endpointId, deliveryId: delivery.id, reason: outcome.disableReason }, 'giving up a webhook delivery; disabling its endpoint');
     else if (failure !== undefined) logger.debug({ endpointId: delivery.endpointId, deliveryId: delivery.id, attempt: number, failure }, 'webhook attempt failed');
     return record(

@@ -56,7 +56,7 @@ describe('a round of sending', () => {
     const pending = (): DueWebhookDelivery[] =>
       [...deliveries.values()]
         .filter((delivery) => delivery.status === 'pending')
-        .map(({ id, endpointId, attempts }) => ({ id, endpointId, url: `http://127.0.0.1/${endpointId}`, secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'], body: '{}', attempts, firstAttemptAt: null }));
+        .map(({ id, endpointId, attempts }) => ({ id, endpointId, url: `http://127.0.0.1/${endpointId}`, secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'], body: '{}', attempts, firstAttemptAt: null, attemptsThisPeriod: 0 }));
     const dispatch = createWebhookDispatcher({
       store: {
         async dueDeliveries() {
@@ -105,6 +105,7 @@ describe('a round of sending, when an attempt cannot be recorded', () => {
     body: '{}',
     attempts: 0,
     firstAttemptAt: null,
+    attemptsThisPeriod: 0,
   });
   /** PostgreSQL refusing the text of one attempt: not transient, the same statement fails again. */
   const unstorable = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
@@ -168,5 +169,40 @@ describe('a round of sending, when an attempt cannot be recorded', () => {
     expect(await dispatch(new AbortController().signal)).toBe(2);
     expect(sent).toEqual(['http://127.0.0.1/e1', 'http://127.0.0.1/e2']);
     expect(pending.size).toBe(0);
+  });
+});
+
+describe('the pause after a failed attempt', () => {
+  it('counts the attempts of the retry period, not all of them: a manual retry waits the first pause, not the last', async () => {
+    const asked: number[] = [];
+    const recorded: unknown[] = [];
+    const delivery: DueWebhookDelivery = {
+      id: 'd1',
+      endpointId: 'e1',
+      url: 'http://127.0.0.1/e1',
+      secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+      body: '{}',
+      attempts: 40,
+      firstAttemptAt: null,
+      attemptsThisPeriod: 0,
+    };
+    let read = false;
+    const dispatch = createWebhookDispatcher({
+      store: {
+        dueDeliveries: async () => (read ? [] : ((read = true), [delivery])),
+        recordAttempt: async (_id, attempt, outcome) => void recorded.push([attempt.attempt, outcome]),
+      },
+      send: async () => ({ statusCode: 503, error: null, body: null, durationMs: 1 }),
+      retry: { retryForMs: 60_000, delayAfter: (attempt) => (asked.push(attempt), 1_000) },
+      concurrency: 1,
+      idleMs: 60_000,
+      isLeading: () => true,
+      clock: () => t0,
+      logger: pino({ level: 'silent' }),
+    });
+    await dispatch(new AbortController().signal);
+    expect(asked).toEqual([1]);
+    // The attempt keeps its number in the history.
+    expect(recorded).toEqual([[41, { status: 'pending', nextAttemptAt: at(1_000) }]]);
   });
 });

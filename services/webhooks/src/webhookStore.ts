@@ -87,6 +87,12 @@ export interface DueWebhookDelivery {
   readonly body: string;
   readonly attempts: number;
   readonly firstAttemptAt: Date | null;
+  /**
+   * The attempts since the retry period began (firstAttemptAt): fewer than `attempts` after a
+   * manual retry or re-enabling started a new one. The backoff counts these, so the first retry
+   * of a new period waits seconds, not the hour its total would.
+   */
+  readonly attemptsThisPeriod: number;
 }
 
 /** What became of an attempt: delivered, to be tried again, or given up on (which disables the endpoint). */
