@@ -80,9 +80,10 @@ export interface AutoRecharges {
    * warning, after it is back at the limit). A replacement keeps acting from where the setting it
    * replaces did: a warning stored but not yet handled buys with the new setting. Refused as a purchase of it would be (unknown balance or bundle,
    * a quantity out of range) and, with WarningLimitNotSetError, for a balance that has no warning
-   * limit, since nothing would ever make it buy.
+   * limit, since nothing would ever make it buy. `signal` ends the wait for the balance's state, as
+   * ledger.getBalance's does (a request's load budget): BalanceLoadingError, nothing set.
    */
-  set(balanceId: string, request: AutoRechargeRequest, by?: ActingKey): Promise<AutoRechargeStatus>;
+  set(balanceId: string, request: AutoRechargeRequest, by?: ActingKey, options?: { readonly signal?: AbortSignal | undefined }): Promise<AutoRechargeStatus>;
   /** Turns it off. Throws as `get`. */
   remove(balanceId: string): Promise<void>;
   /** The auto-recharges of these balances, those that have one: what the processor reads per batch. */
@@ -148,7 +149,7 @@ export function createAutoRecharges(options: {
       return fromRow(row);
     },
 
-    async set(balanceId, request, by) {
+    async set(balanceId, request, by, { signal } = {}) {
       const monthlyLimit = request.monthlyLimit ?? null;
       if (monthlyLimit !== null && (!Number.isInteger(monthlyLimit) || monthlyLimit < 1 || monthlyLimit > MAX_MONTHLY_LIMIT)) {
         throw new ValidationError(`monthlyLimit must be an integer from 1 to ${MAX_MONTHLY_LIMIT}, or null for no limit`);
@@ -156,7 +157,7 @@ export function createAutoRecharges(options: {
       // Checked as the purchase it will make: the balance, its product's bundle, the amount.
       const purchaseOptionsOnly = request.purchaseOptionsOnly === true;
       await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity, purchaseOptionsOnly });
-      const { balance } = await options.ledger.getBalance(balanceId);
+      const { balance } = await options.ledger.getBalance(balanceId, signal !== undefined ? { signal } : undefined);
       if (balance.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);
       }

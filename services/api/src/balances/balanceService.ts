@@ -84,6 +84,12 @@ export interface BalanceService {
   change(balanceId: string, command: () => Promise<CommandResult>, audience?: LedgerAudience): Promise<BalanceChange>;
   /** As change, for a command whose answer is built from its events (holds): the ledger's result and the balance after it. */
   run<R extends CommandResult>(balanceId: string, command: () => Promise<R>): Promise<{ result: R; balance: BalanceView }>;
+  /**
+   * The signal for ledger.getBalance of a request that began at `startedAt` (performance.now()):
+   * what is left of the load budget, at least a tenth of it; undefined without a budget. Reads of a
+   * balance the read model lacks use it, and so must any other request that loads a balance's state.
+   */
+  loadSignal(startedAt: number): AbortSignal | undefined;
 }
 
 export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
@@ -112,6 +118,10 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     return event;
   }
 
+  // As the command path gives a queued write: what is left of the budget, at least a tenth of it.
+  const loadSignal = (startedAt: number): AbortSignal | undefined =>
+    loadBudgetMs > 0 ? AbortSignal.timeout(Math.ceil(Math.max(startedAt + loadBudgetMs - performance.now(), loadBudgetMs / 10))) : undefined;
+
   /**
    * A balance the read model lacks, through the ledger's state path: its cached or stored state
    * plus the stream's tail, in one load shared by every reader and writer of the balance in this
@@ -121,8 +131,7 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
    * undefined when no balance has the id.
    */
   async function folded(balanceId: string, startedAt: number): Promise<BalanceView | undefined> {
-    // As the command path gives a queued write: what is left of the budget, at least a tenth of it.
-    const signal = loadBudgetMs > 0 ? AbortSignal.timeout(Math.ceil(Math.max(startedAt + loadBudgetMs - performance.now(), loadBudgetMs / 10))) : undefined;
+    const signal = loadSignal(startedAt);
     let loaded: Awaited<ReturnType<LedgerService['getBalance']>>;
     try {
       // Down to the shared load's waiters: past the signal the ledger answers BalanceLoadingError
@@ -231,5 +240,6 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     },
     change,
     run,
+    loadSignal,
   };
 }

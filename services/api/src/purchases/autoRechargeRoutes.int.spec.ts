@@ -1,11 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createAutoRecharges, createLedgerService, createPostgresBalanceRegistry, createPurchaseService, type LedgerService } from '@tally/ledger';
+import { balanceStreamId, MICROS_PER_CREDIT, type BalanceEvent } from '@tally/domain';
+import {
+  createAutoRecharges,
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  createPostgresBalanceStateStore,
+  createPurchaseService,
+  toEventsToAppend,
+  type LedgerService,
+} from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceProjector, createBalanceReadModel, type BalanceReadModel } from '@tally/projections';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
-import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { buildApp } from '../buildApp';
@@ -214,5 +223,114 @@ describe('auto-recharge over HTTP', () => {
     }
     expect((await call({ method: 'PUT', url, payload: { bundleId: 'refill' } }, READ)).statusCode).toBe(403);
     expect((await call({ method: 'DELETE', url }, READ)).statusCode).toBe(403);
+  });
+});
+
+/** Long enough that folding it (40 pages, each a query) outlasts the tiny budget by far. */
+const HISTORY = 40_000;
+const STARTING = 1_000_000;
+const TINY_BUDGET_MS = 20;
+
+/**
+ * PUT auto-recharge loads the balance (its warning limit, whether it is below it) as a read of a
+ * balance the read model lacks does: within the API's load budget, answering 503 balance_loading
+ * past it while the fold goes on for the retry, not holding the request for the whole history.
+ */
+describe('auto-recharge set on a balance whose history is still being folded', () => {
+  let db: TestSchema;
+  let eventStore: EventStore;
+  let redis: Redis;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    db = await createTestSchema({ prefix: 'auto_recharge_budget', max: 12 });
+    eventStore = createPostgresEventStore({ pool: db.pool, logger });
+    const catalog = createPostgresCatalogStore({ pool: db.pool, logger });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, stateStore: createPostgresBalanceStateStore({ pool: db.pool }) });
+    const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
+    redis = new Redis(stackConfig.redisUrl);
+    app = await buildApp({
+      catalog,
+      balanceRegistry,
+      ledger,
+      balances: createBalanceReadModel({ redis, keyPrefix: uniqueName('auto_recharge_budget') }),
+      eventStore,
+      apiKeys: [{ key: ADMIN, scopes: ['read', 'write', 'admin'], name: 'operator' }],
+      logger,
+      health: async () => ({}),
+      metrics: createMetricsRegistry(),
+      purchases,
+      autoRecharges: createAutoRecharges({ pool: db.pool, balanceRegistry, purchases, ledger, eventStore }),
+      options: { balanceLoadBudgetMs: TINY_BUDGET_MS },
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    redis?.disconnect();
+    await eventStore?.close();
+    await db?.drop();
+  });
+
+  const call = (options: InjectOptions) => app.inject({ ...options, headers: { authorization: `Bearer ${ADMIN}`, ...options.headers } });
+
+  /** A balance with a warning limit, opened through the API, then HISTORY charges of 1 credit appended in big batches. */
+  async function longBalance(): Promise<string> {
+    const product = await call({
+      method: 'POST',
+      url: '/v1/credit-products',
+      payload: { name: 'Renders', lowBalanceThreshold: '20', bundles: [{ id: 'refill', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] },
+    });
+    expect(product.statusCode).toBe(201);
+    const productId = product.json<{ id: string }>().id;
+    const customerId = `cus_${randomUUID()}`;
+    const opened = await call({ method: 'POST', url: `/v1/customers/${customerId}/credit-balances`, payload: { productId, startingBalance: String(STARTING) } });
+    expect(opened.statusCode).toBe(201);
+    const balanceId = opened.json<{ id: string }>().id;
+    const streamId = balanceStreamId(balanceId);
+    let end = (await eventStore.readStream(streamId, { direction: 'backwards', maxCount: 1 }))[0]!.revision;
+    const context = { balanceId, customerId, productId };
+    const occurredAt = new Date().toISOString();
+    for (let done = 0; done < HISTORY; done += 5_000) {
+      const events: BalanceEvent[] = Array.from({ length: 5_000 }, (_, i) => ({
+        type: 'CreditConsumed',
+        credits: MICROS_PER_CREDIT,
+        source: 'manual',
+        reason: 'history',
+        usage: null,
+        balanceAfter: BigInt(STARTING - done - i - 1) * MICROS_PER_CREDIT,
+        heldAfter: 0n,
+        occurredAt,
+      }));
+      const [appended] = await eventStore.appendMany([{ streamId, expectedRevision: end, events: toEventsToAppend(events, context, `history:${randomUUID()}`) }]);
+      end = appended!.nextExpectedRevision;
+    }
+    return balanceId;
+  }
+
+  const isSet = async (balanceId: string) => (await db.pool.query('SELECT 1 FROM auto_recharges WHERE balance_id = $1', [balanceId])).rowCount === 1;
+
+  it('answers 503 balance_loading within the budget, setting nothing, and the retry sets it from the fold that went on', async () => {
+    const balanceId = await longBalance();
+    const set = () => call({ method: 'PUT', url: `/v1/credit-balances/${balanceId}/auto-recharge`, payload: { bundleId: 'refill' } });
+
+    const first = await set();
+    expect([first.statusCode, first.headers['retry-after'], first.json()]).toEqual([
+      503,
+      '1',
+      { error: 'balance_loading', message: expect.stringMatching(/still being folded.*retry/) },
+    ]);
+    expect(await isSet(balanceId)).toBe(false);
+
+    const applied = await waitFor(
+      async (): Promise<LightMyRequestResponse | false> => {
+        const response = await set();
+        return response.statusCode === 503 && response.json<{ error: string }>().error === 'balance_loading' ? false : response;
+      },
+      { description: 'the retried setting to be answered other than balance_loading', timeoutMs: 120_000, intervalMs: 20 },
+    );
+    expect([applied.statusCode, applied.json()]).toEqual([200, expect.objectContaining({ balanceId, bundleId: 'refill', belowWarningLimit: false })]);
+    expect(await isSet(balanceId)).toBe(true);
   });
 });

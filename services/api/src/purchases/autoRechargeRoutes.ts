@@ -56,7 +56,7 @@ const view = (recharge: AutoRechargeStatus, audience: LedgerAudience): AutoRecha
 export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
   readonly autoRecharges: AutoRecharges;
   /** The GET's belowWarningLimit is the balance's belowThreshold as GET /credit-balances/{id} serves it. */
-  readonly balances: Pick<BalanceService, 'get'>;
+  readonly balances: Pick<BalanceService, 'get' | 'loadSignal'>;
   readonly portalMaxQuantity: number;
 }> = async (app, { autoRecharges, balances, portalMaxQuantity }) => {
   app.get(
@@ -93,7 +93,7 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
         operationId: 'setAutoRecharge',
         summary: 'Buy a bundle whenever the balance falls below its warning limit',
         description:
-          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after the first setting act (a replacement keeps acting on a warning stored before it and not yet handled; turned off and on again, it starts anew), and none whose balance is back at the limit by then (a top-up since): set on a balance already below its limit (`belowWarningLimit`), it buys at the next warning, after the balance is back at the limit. A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, which it keeps to when it buys (a bundle taken off the purchase options later is refused at the warning, kept as `lastRefusal`) and a quantity within the portal's limit (400 `portal_quantity_limit`), as it buys.",
+          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after the first setting act (a replacement keeps acting on a warning stored before it and not yet handled; turned off and on again, it starts anew), and none whose balance is back at the limit by then (a top-up since): set on a balance already below its limit (`belowWarningLimit`), it buys at the next warning, after the balance is back at the limit. A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. 503 `balance_loading` (with Retry-After) when the balance's long history is still being loaded: nothing was set; retry, the load goes on. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, which it keeps to when it buys (a bundle taken off the purchase options later is refused at the warning, kept as `lastRefusal`) and a quantity within the portal's limit (400 `portal_quantity_limit`), as it buys.",
         params: balanceParams,
         body: Type.Object(
           {
@@ -111,11 +111,15 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
+      const startedAt = performance.now();
       const { bundleId, quantity = 1, monthlyLimit = null } = request.body;
       const { balanceId } = request.params;
       // Each warning buys this many: the portal's limit on one purchase holds for them too.
       refuseOverPortalQuantity(request, quantity, portalMaxQuantity);
-      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request) }, keyOf(request)), audienceOf(request));
+      // Its balance is loaded within the load budget, as a read's: a long history answers 503
+      // balance_loading, the fold going on for the retry, rather than holding the request.
+      const options = { signal: balances.loadSignal(startedAt) };
+      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request) }, keyOf(request), options), audienceOf(request));
     },
   );
 
