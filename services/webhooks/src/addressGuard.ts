@@ -3,16 +3,23 @@ import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { WebhookUrlRefusedError } from './webhookErrors';
 
+const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
+
 /**
  * Whether an address is one a webhook may be sent to: only ordinary global unicast. Loopback,
  * private (RFC 1918, IPv6 unique local), link-local (and with it 169.254.169.254, the cloud
  * metadata service), carrier-grade NAT, multicast, reserved and the IPv6 ranges that embed an
- * IPv4 address (6to4, Teredo, NAT64) are refused: a customer-supplied URL must not reach
- * Tally's own network. ipaddr.js's range tables classify; IPv4-mapped IPv6 is unwrapped first.
+ * IPv4 address (6to4, Teredo, NAT64, IPv4-compatible) are refused: a customer-supplied URL must
+ * not reach Tally's own network. ipaddr.js's range tables classify; IPv4-mapped IPv6 is
+ * unwrapped first.
  */
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
-  return ipaddr.process(address).range() === 'unicast';
+  const parsed = ipaddr.process(address);
+  // IPv4-compatible IPv6 (::/96, deprecated by RFC 4291) is "unicast" to ipaddr.js, yet embeds an
+  // IPv4 address: the URL parser writes [::127.0.0.1] as [::7f00:1]. None is a public receiver.
+  if (parsed.kind() === 'ipv6' && parsed.match(IPV4_COMPATIBLE)) return false;
+  return parsed.range() === 'unicast';
 }
 
 export interface AddressPolicy {

@@ -22,6 +22,10 @@ describe('isPublicAddress', () => {
     ['224.0.0.1', 'multicast'],
     ['2002:7f00:1::', '6to4 of 127.0.0.1'],
     ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'],
+    ['::7f00:1', 'IPv4-compatible 127.0.0.1 (the URL parser writes [::127.0.0.1] so)'],
+    ['::a00:1', 'IPv4-compatible 10.0.0.1'],
+    ['::808:808', 'IPv4-compatible 8.8.8.8 (the deprecated ::/96: none is routed as public)'],
+    ['::2', 'in ::/96'],
     ['not-an-address', 'not an address'],
   ])('refuses %s (%s)', (address) => {
     expect(isPublicAddress(address)).toBe(false);
@@ -37,6 +41,8 @@ describe('assertDeliverableUrl', () => {
     ['http://127.0.0.1:8080/hook', /non-public/],
     ['http://[::1]/hook', /non-public/],
     ['http://169.254.169.254/latest/meta-data', /non-public/],
+    ['http://[::127.0.0.1]/x', /non-public/],
+    ['http://[::a9fe:a9fe]/latest/meta-data', /non-public/],
     ['http://localhost:9000/hook', /non-public/],
     ['ftp://example.com/hook', /http or https/],
     ['https://user:pass@example.com/hook', /credentials/],
