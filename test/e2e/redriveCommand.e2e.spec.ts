@@ -17,7 +17,7 @@ import {
   type TestSchema,
 } from '@tally/test-support';
 import { Redis } from 'ioredis';
-import type { Admin, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import { ConfigResourceTypes, type Admin, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import pino from 'pino';
 
 jest.setTimeout(120_000);
@@ -227,6 +227,47 @@ describe('tally redrive and tally dead-letter', () => {
       await lease!.release();
     } finally {
       await command.close();
+    }
+  });
+
+  it('sends back the letters the usage topic takes, names one larger than it takes (left in the dead-letter topic, exit 3), and sends it alone once the topic is raised', async () => {
+    // Topics of its own: a usage topic taking at most 2,000 bytes a message.
+    const smallUsage = await createTestTopic(admin, { prefix: 'redrive_small_usage', partitions: 1 });
+    const ownDlq = await createTestTopic(admin, { prefix: 'redrive_small_dlq', partitions: 1 });
+    const setMaxMessageBytes = (bytes: number) =>
+      admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: smallUsage, configEntries: [{ name: 'max.message.bytes', value: String(bytes) }] }] });
+    try {
+      await setMaxMessageBytes(2_000);
+      const letter = (id: string, bytes: number) => ({
+        key: 'frank',
+        value: JSON.stringify({ id, note: 'x'.repeat(bytes) }),
+        headers: { [DEAD_LETTER_HEADERS.errorCode]: 'balance_not_opened', [DEAD_LETTER_HEADERS.sourceTopic]: smallUsage },
+      });
+      await producer.send({ topic: ownDlq, acks: -1, messages: [letter('small-0', 10), letter('large', 5_000), letter('small-2', 10)] });
+      const env = { ...cliEnv(), TALLY_USAGE_TOPIC: smallUsage, TALLY_DLQ_TOPIC: ownDlq };
+      const ids = async () => {
+        const found: string[] = [];
+        await readTopicToEnds({ kafka, topic: smallUsage, purpose: 'redrive-test', eachBatch: async (_partition, messages) => void found.push(...messages.map((message) => (JSON.parse(message.value!.toString()) as { id: string }).id)) });
+        return found;
+      };
+
+      const sent = await runTallyCommand(['redrive', '--all'], env);
+      expect(sent.code).toBe(3);
+      expect(sent.stdout).toContain(`sent back 2 to ${smallUsage} (balance_not_opened: 2)`);
+      expect(sent.stdout).toContain(`1 too large for ${smallUsage}`);
+      // Last, after the log's warning of it.
+      expect(sent.stderr.trim().split('\n').at(-1)).toBe(
+        `tally: 1 dead letter(s) larger than ${smallUsage} takes (its max.message.bytes) left in ${ownDlq}, not sent back: 0:1; raise max.message.bytes, then send them back with --letter <partition>:<offset>`,
+      );
+      expect(await ids()).toEqual(['small-0', 'small-2']);
+
+      await setMaxMessageBytes(20_000);
+      const alone = await runTallyCommand(['redrive', '--letter', '0:1'], env);
+      expect([alone.code, alone.stderr]).toEqual([0, '']);
+      expect(alone.stdout).toContain(`sent back 1 to ${smallUsage}`);
+      expect(await ids()).toEqual(['small-0', 'small-2', 'large']);
+    } finally {
+      await deleteTopics(admin, [smallUsage, ownDlq]).catch(() => undefined);
     }
   });
 });

@@ -134,7 +134,7 @@ export interface DeadLetterRedrivesOptions {
   readonly cancelCheckMs?: number;
 }
 
-const EMPTY_RESULT: RedriveResult = { read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 }, notFound: [] };
+const EMPTY_RESULT: RedriveResult = { read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0, too_large: 0 }, notFound: [], tooLarge: [] };
 /** How long a cancellation waits for this process's own run to record that it stopped. */
 const LOCAL_CANCEL_WAIT_MS = 2_000;
 /** The advisory lease of a send-back, taken by the API's runs and by `tally redrive` alike. */
@@ -146,8 +146,12 @@ interface StoredRun extends Omit<RedriveRun, 'via' | 'letters' | 'cancelRequeste
   readonly via?: RedriveOrigin;
   /** Absent in runs recorded before letters could be picked. */
   readonly letters?: readonly string[] | null;
-  /** notFound is absent in runs recorded before picks not found were named. */
-  readonly result: Omit<RedriveResult, 'notFound'> & { readonly notFound?: readonly string[] };
+  /** notFound is absent in runs recorded before picks not found were named; too_large and tooLarge before letters too large were skipped. */
+  readonly result: Omit<RedriveResult, 'notFound' | 'tooLarge' | 'skipped'> & {
+    readonly notFound?: readonly string[];
+    readonly tooLarge?: readonly string[];
+    readonly skipped: Omit<RedriveResult['skipped'], 'too_large'> & { readonly too_large?: number };
+  };
   readonly aliveAt: number;
 }
 
@@ -196,7 +200,7 @@ export function createDeadLetterRedrives(options: DeadLetterRedrivesOptions): De
       ...run,
       via: via ?? 'api',
       letters: letters ?? null,
-      result: { ...result, notFound: result.notFound ?? [] },
+      result: { ...result, skipped: { ...result.skipped, too_large: result.skipped.too_large ?? 0 }, notFound: result.notFound ?? [], tooLarge: result.tooLarge ?? [] },
       cancelRequestedBy: cancel?.by ?? null,
       cancelRequestedAt: cancel?.at ?? null,
     };

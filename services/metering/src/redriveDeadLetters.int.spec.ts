@@ -54,8 +54,9 @@ describe('redriving dead letters', () => {
       read: 3,
       republished: 3,
       republishedByErrorCode: { balance_not_opened: 2, undecodable_usage_event: 1 },
-      skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 },
+      skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0, too_large: 0 },
       notFound: [],
+      tooLarge: [],
     });
     expect(await endOffsets(kit.topic)).toEqual(usageEnds);
 
@@ -64,8 +65,9 @@ describe('redriving dead letters', () => {
       read: 3,
       republished: 2,
       republishedByErrorCode: { balance_not_opened: 2 },
-      skipped: { not_selected: 1, raw_batch: 0, cut: 0, other_source: 0 },
+      skipped: { not_selected: 1, raw_batch: 0, cut: 0, other_source: 0, too_large: 0 },
       notFound: [],
+      tooLarge: [],
     });
     await consumed(consumer, 6);
     expect(await kit.balanceOf(dave)).toBe('8');
@@ -192,6 +194,6 @@ describe('redriving dead letters', () => {
       dlqTopic: kit.dlqTopic,
       usageTopic: kit.topic,
       errorCodes: 'all',
-    })).toEqual({ read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 }, notFound: [] });
+    })).toEqual({ read: 0, republished: 0, republishedByErrorCode: {}, skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0, too_large: 0 }, notFound: [], tooLarge: [] });
   });
 });

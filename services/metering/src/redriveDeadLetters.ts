@@ -2,7 +2,7 @@ import { createKafka, kafkaConnectionConfig, readTopicToEnds, sendInParts, topic
 import { logLevel, Partitioners, type CompressionTypes, type IHeaders, type KafkaMessage, type Message } from 'kafkajs';
 import pino, { type Logger } from 'pino';
 import { DEAD_LETTER_HEADERS, deadLetterHeader as header } from './deadLetterMessage';
-import { isDeadLetterPlace } from './deadLetterPlace';
+import { isDeadLetterPlace, MAX_PICKED_DEAD_LETTERS } from './deadLetterPlace';
 
 /** On a republished message: where in the dead-letter topic it came from, `<partition>:<offset>`. */
 export const REDRIVEN_FROM_HEADER = 'tally.redrive.from';
@@ -16,7 +16,12 @@ export type RedriveSkipReason =
   /** Its value, key or headers were cut to fit the topic: the whole original is in the source topic only. */
   | 'cut'
   /** It carries no source topic, or another than the usage topic: not a letter of this consumer. */
-  | 'other_source';
+  | 'other_source'
+  /**
+   * The usage topic refused it alone as larger than it takes (its max.message.bytes): kept, and
+   * named in `tooLarge`, to send back by its place once that is raised. Never in a dry run, which sends nothing.
+   */
+  | 'too_large';
 
 export interface RedriveDeadLettersOptions {
   readonly kafka: KafkaConnection;
@@ -40,13 +45,8 @@ export interface RedriveDeadLettersOptions {
   readonly onProgress?: (soFar: RedriveResult) => Promise<void> | void;
   /** Told the dead-letter offsets of letters once the usage topic has them (each part of a batch; not in a dry run). */
   readonly onSent?: (partition: number, offsets: readonly string[]) => Promise<void> | void;
-  /** Where a part the usage topic refused as too large is said; default: nowhere. */
+  /** Where a part the usage topic refused as too large, and a letter left as too large, is said; default: nowhere. */
   readonly logger?: Logger;
-}
-
-/** A letter larger than the usage topic takes (its max.message.bytes): no run sends it back as it is. */
-export class RedriveLetterTooLargeError extends Error {
-  override readonly name = 'RedriveLetterTooLargeError';
 }
 
 export interface RedriveResult {
@@ -62,6 +62,11 @@ export interface RedriveResult {
    * partition it does not have), in the order picked; empty when every pick was met or none was made.
    */
   readonly notFound: readonly string[];
+  /**
+   * The letters `skipped.too_large` counts, each `<partition>:<offset>`, in the order met: the
+   * first MAX_PICKED_DEAD_LETTERS of them, as many as one run may pick to send back.
+   */
+  readonly tooLarge: readonly string[];
 }
 
 /** Headers Tally added to a letter (and to an earlier redrive), left off when it is sent back. */
@@ -134,13 +139,14 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
   // Keyed by the letters' error codes, which a letter written by hand may make anything: no
   // prototype, so `constructor` counts from 0 and `__proto__` is a code like any other.
   const republishedByErrorCode: Record<string, number> = Object.create(null) as Record<string, number>;
-  const skipped: Record<RedriveSkipReason, number> = { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0 };
+  const skipped: Record<RedriveSkipReason, number> = { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0, too_large: 0 };
+  const tooLarge: string[] = [];
   // The picked places not met yet: a pick the topic has no letter at must not pass for sent back.
   const unmet = new Set(options.letters ?? []);
   let finished = false;
   // Copies: what a progress listener keeps does not change under it. Only a read to the end knows
   // which picks are not there.
-  const resultOf = (): RedriveResult => ({ ...counts, republishedByErrorCode: { ...republishedByErrorCode }, skipped: { ...skipped }, notFound: finished ? [...unmet] : [] });
+  const resultOf = (): RedriveResult => ({ ...counts, republishedByErrorCode: { ...republishedByErrorCode }, skipped: { ...skipped }, notFound: finished ? [...unmet] : [], tooLarge: [...tooLarge] });
   try {
     // Up to the ends the topic has now: a letter that fails again is dead-lettered behind them.
     await readTopicToEnds({
@@ -168,29 +174,38 @@ export async function redriveDeadLetters(options: RedriveDeadLettersOptions): Pr
         // Counted once the broker has them: a failed send fails the run, and running it again
         // sends nothing the ledger would charge twice. In parts, in order, each acknowledged
         // before the next (sendInParts), so a part's letters are marked once the topic has them.
+        const refused = new Set<number>();
         if (toSend.length > 0 && !options.dryRun) {
-          let sent = 0;
+          // The index in toSend of the next part's first letter: parts go in order, and a letter
+          // refused alone is a part of its own.
+          let next = 0;
           await sendInParts({
             messages: toSend,
             budget: sendBudget,
             send: async (part) => {
               await producer.send({ topic: options.usageTopic, acks: -1, compression: options.compression, messages: part });
-              await options.onSent?.(partition, offsets.slice(sent, sent + part.length));
-              sent += part.length;
+              await options.onSent?.(partition, offsets.slice(next, next + part.length));
+              next += part.length;
             },
-            // Alone too large: the run ends there, not skipping a letter the operator asked back.
+            // Alone too large, which no retry changes: left in the dead-letter topic (a run moves
+            // nothing there) and named, while the rest go back. Not marked sent back, so picked by
+            // its place once max.message.bytes is raised it goes back alone.
             refusedAlone: (index, error) => {
-              throw new RedriveLetterTooLargeError(
-                `the dead letter at ${partition}:${offsets[index]} is larger than ${options.usageTopic} takes (its max.message.bytes); raise that, or pick the letters to send back without it`,
-                { cause: error },
-              );
+              refused.add(index);
+              next = index + 1;
+              const place = `${partition}:${offsets[index]}`;
+              if (tooLarge.length < MAX_PICKED_DEAD_LETTERS) tooLarge.push(place);
+              logger.warn({ err: error, letter: place, bytes: toSend[index]!.value?.length ?? 0 }, 'dead letter larger than the usage topic takes; left where it is');
             },
             logger,
           });
         }
         counts.read += letters.length;
-        counts.republished += toSend.length;
-        for (const code of codes) republishedByErrorCode[code] = (republishedByErrorCode[code] ?? 0) + 1;
+        counts.republished += toSend.length - refused.size;
+        skipped.too_large += refused.size;
+        codes.forEach((code, index) => {
+          if (!refused.has(index)) republishedByErrorCode[code] = (republishedByErrorCode[code] ?? 0) + 1;
+        });
         await options.onProgress?.(resultOf());
       },
     });

@@ -2,7 +2,8 @@ import { readTopicToEnds } from '@tally/kafka';
 import { createTestKafka, createTestTopic, deleteTopics, stackConfig, uniqueName } from '@tally/test-support';
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
-import { REDRIVEN_FROM_HEADER, redriveDeadLetters, RedriveLetterTooLargeError } from './redriveDeadLetters';
+import { MAX_PICKED_DEAD_LETTERS } from './deadLetterPlace';
+import { REDRIVEN_FROM_HEADER, redriveDeadLetters } from './redriveDeadLetters';
 
 jest.setTimeout(120_000);
 
@@ -87,23 +88,63 @@ describe('redriving dead letters to a usage topic with a small max.message.bytes
     expect(sentBack).toEqual(letters.map((_, i) => ({ id: `u${i}`, from: `0:${i}` })));
   });
 
-  it('ends the run at a letter larger than the usage topic takes, naming it, after the letters before it', async () => {
+  it('leaves a letter larger than the usage topic takes where it is, naming it, and sends back the others; raised, the topic takes it by itself', async () => {
     const { usageTopic, dlqTopic } = await smallUsageTopic();
     await dead(dlqTopic, [letterOf(usageTopic, 'small-0', 100), letterOf(usageTopic, 'small-1', 100), letterOf(usageTopic, 'large', 30_000), letterOf(usageTopic, 'small-3', 100)]);
     const sentOffsets: string[] = [];
-    const run = redriveDeadLetters({
-      kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-parts') },
-      dlqTopic,
-      usageTopic,
-      errorCodes: 'all',
-      onSent: (_partition, offsets) => {
-        sentOffsets.push(...offsets);
-      },
+    const redrive = (letters?: string[]) =>
+      redriveDeadLetters({
+        kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-parts') },
+        dlqTopic,
+        usageTopic,
+        errorCodes: 'all',
+        ...(letters !== undefined ? { letters } : {}),
+        onSent: (_partition, offsets) => {
+          sentOffsets.push(...offsets);
+        },
+      });
+    const sentBackIds = async () => {
+      const ids: string[] = [];
+      await readTopicToEnds({
+        kafka: createTestKafka(uniqueName('redrive-parts-reader')),
+        topic: usageTopic,
+        purpose: 'redrive-parts-test',
+        eachBatch: async (_partition, messages) => {
+          for (const message of messages) ids.push((JSON.parse(message.value!.toString()) as { id: string }).id);
+        },
+      });
+      return ids;
+    };
+
+    expect(await redrive()).toEqual({
+      read: 4,
+      republished: 3,
+      republishedByErrorCode: { balance_not_opened: 3 },
+      skipped: { not_selected: 0, raw_batch: 0, cut: 0, other_source: 0, too_large: 1 },
+      tooLarge: ['0:2'],
+      notFound: [],
     });
-    await expect(run).rejects.toThrow(RedriveLetterTooLargeError);
-    await expect(run).rejects.toThrow(`the dead letter at 0:2 is larger than ${usageTopic} takes (its max.message.bytes)`);
-    // The part before it is on the usage topic, and marked so; nothing after it went.
-    expect(sentOffsets).toEqual(['0', '1']);
-    expect((await admin.fetchTopicOffsets(usageTopic))[0]!.high).toBe('2');
+    // Only what the usage topic has is marked sent back: the large letter stays one to send.
+    expect(sentOffsets).toEqual(['0', '1', '3']);
+    expect(await sentBackIds()).toEqual(['small-0', 'small-1', 'small-3']);
+
+    // The operator raises the topic's limit and sends back the letter named, and only it.
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: usageTopic, configEntries: [{ name: 'max.message.bytes', value: String(4 * MAX_MESSAGE_BYTES) }] }],
+    });
+    expect(await redrive(['0:2'])).toMatchObject({ republished: 1, skipped: { too_large: 0 }, tooLarge: [] });
+    expect(sentOffsets).toEqual(['0', '1', '3', '2']);
+    expect(await sentBackIds()).toEqual(['small-0', 'small-1', 'small-3', 'large']);
+  });
+
+  it('names at most MAX_PICKED_DEAD_LETTERS letters too large, as many as one run may pick, and counts them all', async () => {
+    const { usageTopic, dlqTopic } = await smallUsageTopic();
+    const count = MAX_PICKED_DEAD_LETTERS + 2;
+    // Each in a send of its own: one batch of them would be more than the dead-letter topic takes.
+    for (let i = 0; i < count; i += 1) await dead(dlqTopic, [letterOf(usageTopic, `large-${i}`, 30_000)]);
+    const result = await redriveDeadLetters({ kafka: { brokers: [...stackConfig.kafkaBrokers], clientId: uniqueName('redrive-parts') }, dlqTopic, usageTopic, errorCodes: 'all' });
+    expect(result).toMatchObject({ read: count, republished: 0, skipped: { too_large: count } });
+    expect(result.tooLarge).toEqual(Array.from({ length: MAX_PICKED_DEAD_LETTERS }, (_, i) => `0:${i}`));
   });
 });

@@ -400,8 +400,18 @@ program
     process.stdout.write(
       `read ${result.read} dead letter(s) of ${config.topics.deadLetter}; ${options.dryRun ? 'would send back' : 'sent back'} ${result.republished} to ${config.topics.usage}` +
         `${codes.length > 0 ? ` (${codes.join(', ')})` : ''}\n` +
-        `left: ${skipped.not_selected} not selected, ${skipped.raw_batch} raw batch(es) (skip-batch), ${skipped.cut} cut to fit (the whole original is in the source topic), ${skipped.other_source} from another topic\n`,
+        `left: ${skipped.not_selected} not selected, ${skipped.raw_batch} raw batch(es) (skip-batch), ${skipped.cut} cut to fit (the whole original is in the source topic), ${skipped.other_source} from another topic, ` +
+        `${skipped.too_large} too large for ${config.topics.usage}\n`,
     );
+    if (skipped.too_large > 0) {
+      // Left in the dead-letter topic and not marked sent back: picked by place, they go back alone.
+      const more = skipped.too_large - result.tooLarge.length;
+      process.stderr.write(
+        `tally: ${skipped.too_large} dead letter(s) larger than ${config.topics.usage} takes (its max.message.bytes) left in ${config.topics.deadLetter}, not sent back: ` +
+          `${result.tooLarge.join(', ')}${more > 0 ? ` and ${more} more (a run with the same choice names them again)` : ''}; raise max.message.bytes, then send them back with --letter <partition>:<offset>\n`,
+      );
+      process.exitCode = EXIT_NEGATIVE;
+    }
     if (run.status === 'succeeded' && result.notFound.length > 0) {
       // Named as `tally dead-letter` names a place with no letter: exit 3, not a quiet success.
       process.stderr.write(

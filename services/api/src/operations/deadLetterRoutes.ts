@@ -111,12 +111,19 @@ const RedriveSchema = Type.Object({
         raw_batch: count('Raw record batches (`tally skip-batch`): not single messages.'),
         cut: count('Cut to fit the dead-letter topic: the whole original is on its source topic only.'),
         other_source: count('Not from the usage topic.'),
+        too_large: count('Larger than the usage topic takes (its `max.message.bytes`): left in the dead-letter topic, named in `tooLarge`.'),
       }),
       notFound: Type.Unsafe<readonly string[]>({
         type: 'array',
         items: { type: 'string' },
         description:
           'Picked letters (`letters`) the topic has no letter at: past the end of their partition (or its retention), or on a partition it does not have. Nothing was sent for them; filled in when the run has read to the end, empty before and when nothing was picked.',
+      }),
+      tooLarge: Type.Unsafe<readonly string[]>({
+        type: 'array',
+        items: { type: 'string' },
+        description:
+          'The letters `skipped.too_large` counts, each "<partition>:<offset>", in the order read (the first 100, as many as `letters` picks): the usage topic refused each as larger than its `max.message.bytes`. Not sent back and not marked so; once that is raised, pick them by `letters` to send them back alone.',
       }),
     },
     { description: 'The counts so far; final once it no longer runs.' },

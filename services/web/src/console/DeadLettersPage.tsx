@@ -36,12 +36,15 @@ function lettersText(run: Redrive): string {
 }
 
 /** What a run left where it was, in words: only the reasons that apply. */
-export function leftText({ skipped }: Redrive['result']): string {
+export function leftText({ skipped, tooLarge }: Redrive['result']): string {
+  const more = skipped.too_large - tooLarge.length;
   const parts = [
     [skipped.not_selected, 'not selected'],
     [skipped.raw_batch, 'raw batches'],
     [skipped.cut, 'cut to fit'],
     [skipped.other_source, 'from another topic'],
+    // Named: each goes back alone, picked by its place, once the usage topic's max.message.bytes is raised.
+    [skipped.too_large, `too large for the usage topic (${tooLarge.map(placeText).join(', ')}${more > 0 ? ` and ${more} more` : ''})`],
   ] as const;
   return parts.filter(([count]) => count > 0).map(([count, what]) => `${count} ${what}`).join(', ') || '0';
 }
