@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { balanceStreamId, LruCache, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
-import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError, type RecordedEvent } from '@tally/event-store';
+import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError } from '@tally/event-store';
 import { createKafka, failWorkerOnCrash, kafkaConnectionConfig } from '@tally/kafka';
 import { createBackoff, createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
@@ -14,6 +14,7 @@ import {
   UnknownSchemaIdError,
   UnmeterableUsageError,
 } from './meteringErrors';
+import { preparedBefore, type Decoded, type EarlierRuns, type Prepared, type Rejected } from './preparedChunk';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
@@ -50,11 +51,6 @@ export interface UsageConsumer extends Worker {
   stalledPartitions(): readonly StalledPartition[];
 }
 
-interface Decoded {
-  readonly message: KafkaMessage;
-  readonly usage: UsageEvent;
-}
-
 interface ChunkOutcome {
   readonly deadLettered: number;
   readonly appended: number;
@@ -81,33 +77,6 @@ interface Awaited {
 }
 
 const NOTHING_METERED: ChunkOutcome = { deadLettered: 0, appended: 0, matched: 0, skipped: 0 };
-
-/**
- * A chunk's stateless work, done without looking at any balance's state: decoded, its balances
- * found (registry), its products read (catalog), priced, and its earlier runs read (unless its
- * partition's chunks find none: see apply). It may be done while the chunk before is still being
- * appended (see eachBatch); the decisions are not.
- */
-interface Prepared {
-  readonly decoded: readonly Decoded[];
-  readonly rejected: readonly Rejected[];
-  readonly usages: readonly UsageEvent[];
-  readonly priced: PricedUsageBatch;
-  readonly invalid: ReadonlySet<number>;
-  /** Undefined: not read; the append checks them (see apply). */
-  readonly earlier: EarlierRuns | undefined;
-}
-
-/**
- * What earlier runs metered of a chunk's usage, as of the read: its markers, and its charges
- * stored by id (charged before markers existed). Read ahead, it may predate the previous chunk's
- * append: it can only miss what was metered since (markers are never removed), and apply's
- * append, which records the markers in the same transaction, catches exactly that.
- */
-interface EarlierRuns {
-  readonly metered: ReadonlySet<string>;
-  readonly storedCharges: readonly RecordedEvent[];
-}
 
 const NONE_READ: EarlierRuns = { metered: new Set(), storedCharges: [] };
 
@@ -166,13 +135,6 @@ type Step = <T>(what: string, operation: () => Promise<T>, isTransient?: (error:
  */
 class BatchAbandonedError extends Error {
   override readonly name = 'BatchAbandonedError';
-}
-
-interface Rejected {
-  readonly message: KafkaMessage;
-  readonly error: TallyError;
-  /** Known when the bytes decoded but the event could not be priced. */
-  readonly usage?: UsageEvent;
 }
 
 export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer {
@@ -666,13 +628,15 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
 
   /**
    * Meters some messages of a partition, in order. Throws the first failure retrying cannot fix.
-   * `ahead` is their stateless stage when it was done ahead (eachBatch); its failure is thrown
-   * here, as if it had happened now, so it is isolated like any other failure of these messages.
+   * `ahead` is their stateless stage when it was done already: ahead (eachBatch), or as part of
+   * their chunk's (the usage before one waiting, below). Its failure is thrown here, as if it had
+   * happened now, so it is isolated like any other failure of these messages.
    */
   async function meter(partition: number, messages: readonly KafkaMessage[], step: Step, ahead?: Settled<Prepared>): Promise<ChunkOutcome> {
     if (ahead !== undefined && !ahead.ok) throw ahead.error;
     // A chunk split to isolate a failure reads its earlier runs first.
-    const { decoded, rejected, usages, priced, invalid, earlier } = ahead?.value ?? (await prepare(messages, step, true));
+    const prepared = ahead?.value ?? (await prepare(messages, step, true));
+    const { decoded, rejected, usages, priced, invalid, earlier } = prepared;
 
     // The write stage: decided on the balances' states as the previous chunk's append left them.
     const { matched, appended, pending, already, fresh, metEarlierRuns, awaited } = await apply(usages, priced, invalid, step, earlier);
@@ -681,10 +645,13 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     if (awaited !== undefined) {
       // Usage waits for a balance's opening: the messages before it are metered on their own (none
       // of their balances waits; states never go back to unopened), and the partition is held at
-      // it (processChunk), so that it and whatever follows it keep their order.
+      // it (processChunk), so that it and whatever follows it keep their order. Their stateless
+      // stage is this chunk's, cut to them (preparedBefore): nothing is read twice. Its earlier
+      // runs are the ones apply just decided on (usage is found waiting only in its first pass),
+      // and the append checks them anyway.
       const offset = decoded[awaited.index]!.message.offset;
       const before = messages.filter((message) => BigInt(message.offset) < BigInt(offset));
-      const done = before.length > 0 ? await meterIsolating(partition, before, step) : NOTHING_METERED;
+      const done = before.length > 0 ? await meterIsolating(partition, before, step, { ok: true, value: preparedBefore(prepared, awaited.index) }) : NOTHING_METERED;
       return { ...done, heldAt: done.heldAt ?? { offset, until: awaited.until, balanceIds: awaited.balanceIds } };
     }
 

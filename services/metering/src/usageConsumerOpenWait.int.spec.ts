@@ -1,5 +1,6 @@
 import { capturedLog, waitFor } from '@tally/test-support';
 import { meteredUsageMarker } from '@tally/ledger';
+import type { UsageConsumerOptions } from './usageConsumerOptions';
 import { DEAD_LETTER_HEADERS } from './deadLetterMessage';
 import { createMeteringTestKit, usageRecord, type MeteringTestKit } from './meteringTestKit.spec';
 
@@ -71,5 +72,50 @@ describe('usage waiting for a balance to be opened', () => {
     expect(dead!.headers![DEAD_LETTER_HEADERS.errorCode]!.toString()).toBe('balance_not_opened');
     expect(await kit.eventStore.readMarkers([meteredUsageMarker('gina', 'g1')])).toEqual(new Set());
     await waitFor(() => consumer.counters().consumed === 1, { description: 'g1 consumed', timeoutMs: 20_000 });
+  });
+
+  it('meters the usage before the one waiting from the stage its chunk already prepared: no second read of the registry, catalog or earlier runs', async () => {
+    kit = await createMeteringTestKit();
+    await kit.createProduct({ id: 'api', name: 'API', consumption: [{ event: 'api_call', credits: '1' }], lowBalanceThreshold: null });
+    const erin = await kit.openBalance('erin', 'api', '10');
+    await kit.registryStore.registerBalance({ id: 'dave-api', customerId: 'dave', productId: 'api' });
+    // Produced before the consumer starts: one batch, one chunk, dave's usage last.
+    await kit.produce([
+      { key: 'erin', value: kit.json(usageRecord('e1', 'erin')) },
+      { key: 'erin', value: kit.json(usageRecord('e2', 'erin')) },
+      { key: 'dave', value: kit.json(usageRecord('d1', 'dave')) },
+    ]);
+    // Every read the stateless stage makes, counted (the decoder reads nothing for JSON).
+    const calls = { balancesOfCustomers: 0, registrationAges: 0, getProduct: 0, readAppendTraces: 0 };
+    const counting = <T extends object>(target: T, names: readonly (keyof typeof calls)[]): T =>
+      new Proxy(target, {
+        get(object, property, receiver) {
+          const value = Reflect.get(object, property, receiver) as unknown;
+          if (typeof value !== 'function' || !names.includes(property as keyof typeof calls)) return value;
+          return (...args: unknown[]) => {
+            calls[property as keyof typeof calls] += 1;
+            return (value as (...args: unknown[]) => unknown).apply(object, args);
+          };
+        },
+      });
+    // The reads done by the time the partition is first held: the chunk's, and its usage before d1's.
+    let atTheHold: typeof calls | undefined;
+    const metrics: UsageConsumerOptions['metrics'] = {
+      batchProcessed: () => undefined,
+      partitionsAssigned: () => undefined,
+      groupLagRead: () => undefined,
+      partitionHeld: () => void (atTheHold ??= { ...calls }),
+    };
+    await kit.startConsumer({
+      balanceRegistry: counting(kit.balanceRegistry, ['balancesOfCustomers', 'registrationAges']),
+      catalogCache: counting(kit.catalogCache, ['getProduct']),
+      eventStore: counting(kit.eventStore, ['readAppendTraces']),
+      metrics,
+      balanceOpenWaitMs: 60_000,
+    });
+    const reads = await waitFor(() => atTheHold, { description: "the partition held at dave's usage", timeoutMs: 60_000 });
+    expect(await kit.balanceOf(erin)).toBe('8');
+    // One of each for the whole chunk: e1 and e2 are appended from the stage it prepared.
+    expect(reads).toEqual({ balancesOfCustomers: 1, registrationAges: 1, getProduct: 1, readAppendTraces: 1 });
   });
 });
