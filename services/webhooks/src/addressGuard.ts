@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { WebhookUrlRefusedError } from './webhookErrors';
+import { WebhookUrlRefusedError, WebhookUrlUnresolvedError } from './webhookErrors';
 
 const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
 
@@ -58,7 +58,8 @@ export function guardedLookup(policy: AddressPolicy): LookupFunction {
 /**
  * Checks a URL before it is stored or sent to: http or https, no credentials in it, and a host
  * that resolves only to addresses the policy allows (all of them: refusing at registration
- * what the connect-time check would refuse at every delivery). Throws WebhookUrlRefusedError.
+ * what the connect-time check would refuse at every delivery). Throws WebhookUrlRefusedError, or
+ * WebhookUrlUnresolvedError (retriable) when DNS failed for the moment.
  */
 export async function assertDeliverableUrl(text: string, policy: AddressPolicy): Promise<URL> {
   let url: URL;
@@ -77,10 +78,18 @@ export async function assertDeliverableUrl(text: string, policy: AddressPolicy):
   return url;
 }
 
+/**
+ * What getaddrinfo and the resolver report when a DNS server did not answer or failed, rather
+ * than said the name does not exist: the registration may succeed in a moment.
+ */
+const TRANSIENT_DNS_CODES = new Set(['EAI_AGAIN', 'ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED']);
+
 async function resolveAll(host: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     dnsLookup(host, { all: true }, (error, addresses) => {
-      if (error) reject(new WebhookUrlRefusedError(`${host} does not resolve (${error.code ?? error.message})`));
+      const why = error?.code ?? error?.message;
+      if (error && TRANSIENT_DNS_CODES.has(error.code ?? '')) reject(new WebhookUrlUnresolvedError(`${host} could not be resolved just now (${why}); try again`));
+      else if (error) reject(new WebhookUrlRefusedError(`${host} does not resolve (${why})`));
       else resolve(addresses.map((entry) => entry.address));
     });
   });

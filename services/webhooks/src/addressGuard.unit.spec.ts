@@ -1,5 +1,6 @@
+import dns from 'node:dns';
 import { assertDeliverableUrl, isPublicAddress } from './addressGuard';
-import { WebhookUrlRefusedError } from './webhookErrors';
+import { WebhookUrlRefusedError, WebhookUrlUnresolvedError } from './webhookErrors';
 
 const strict = { allowPrivateNetworks: false };
 
@@ -60,5 +61,28 @@ describe('assertDeliverableUrl', () => {
   it('accepts a public literal, and any address when private networks are allowed', async () => {
     await expect(assertDeliverableUrl('https://8.8.8.8/hook', strict)).resolves.toBeInstanceOf(URL);
     await expect(assertDeliverableUrl('http://127.0.0.1:8080/hook', { allowPrivateNetworks: true })).resolves.toBeInstanceOf(URL);
+  });
+});
+
+describe('assertDeliverableUrl when DNS fails', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  /** dns.lookup failing with `code`, as getaddrinfo reports it. */
+  function lookupFailing(code: string): void {
+    jest.spyOn(dns, 'lookup').mockImplementation(((_host: string, _options: unknown, callback: (error: NodeJS.ErrnoException) => void) => {
+      callback(Object.assign(new Error(`getaddrinfo ${code} hooks.example.com`), { code }));
+    }) as unknown as typeof dns.lookup);
+  }
+
+  it('answers a temporary failure (EAI_AGAIN) as retriable, not as a refused URL', async () => {
+    lookupFailing('EAI_AGAIN');
+    const unresolved = assertDeliverableUrl('https://hooks.example.com/x', strict);
+    await expect(unresolved).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
+    await expect(unresolved).rejects.toMatchObject({ retriable: true, message: expect.stringMatching(/EAI_AGAIN/) });
+  });
+
+  it('refuses a name that does not exist (ENOTFOUND)', async () => {
+    lookupFailing('ENOTFOUND');
+    await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlRefusedError);
   });
 });

@@ -10,6 +10,15 @@ export class WebhookUrlRefusedError extends TallyError {
   readonly retriable = false;
 }
 
+/**
+ * The endpoint's host could not be resolved just now (a DNS server that timed out or failed):
+ * nothing is refused, the same request may succeed in a moment; services/api answers it 503.
+ */
+export class WebhookUrlUnresolvedError extends TallyError {
+  readonly code = 'webhook_url_unresolved';
+  readonly retriable = true;
+}
+
 export class WebhookEndpointNotFoundError extends TallyError {
   readonly code = 'webhook_endpoint_not_found';
   readonly retriable = false;
