@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { leaseHolders } from '@tally/postgres';
 import { ledgerEventAvroSchema, LEDGER_EVENT_TYPES } from '@tally/schemas';
 import { capturedLog, dumpPartitionLog, stackConfig, uniqueName, waitFor } from '@tally/test-support';
-import { CompressionTypes } from 'kafkajs';
+import { CompressionTypes, ConfigResourceTypes, Kafka, type Producer } from 'kafkajs';
 import { createPostgresCheckpointStore } from '@tally/runtime';
 import { LedgerSchemaRefusedError } from './ledgerRelayErrors';
 import { startExampleBillingConsumer, type InvoiceToBe } from './exampleBillingConsumer';
@@ -202,6 +202,55 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
     // A clean handover from the checkpoint: nothing was published twice.
     expect(reader.messages).toHaveLength(stored.length);
     await standingBy.stop();
+  });
+
+  it('stopped between the parts of a batch, finishes the batch before the standby takes over: nothing published twice', async () => {
+    const topic = await harness.createTopic(1);
+    // Each event fits; the batch of about a hundred goes in several parts.
+    await harness.admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: '6000' }] }],
+    });
+    const reader = await harness.consume(topic);
+    const balances = await harness.openBalances();
+    await harness.driveRound(balances, 0);
+    const first = harness.createRelay(topic, { batchSize: 500, standbyPollMs: 100 });
+    // The hook: once the broker acknowledged the first part, the process is told to stop, before
+    // the next part goes (an orderly stop, such as a deployment's SIGTERM, arriving mid-batch).
+    let acknowledged = 0;
+    let stopping: Promise<void> | undefined;
+    const producer = Kafka.prototype.producer;
+    const hook = jest.spyOn(Kafka.prototype, 'producer').mockImplementation(function (this: Kafka, config): Producer {
+      const created = producer.call(this, config);
+      const send = created.send.bind(created);
+      created.send = async (record) => {
+        const result = await send(record);
+        acknowledged += 1;
+        if (acknowledged === 1) stopping = first.stop();
+        return result;
+      };
+      return created;
+    });
+    try {
+      await first.start();
+      await waitFor(() => stopping !== undefined, { description: 'the first part acknowledged and the relay told to stop', timeoutMs: 60_000 });
+      await stopping;
+
+      const standby = harness.createRelay(topic, { batchSize: 500, standbyPollMs: 100 });
+      await standby.start();
+      await waitFor(() => standby.isPublishing(), { description: 'the standby taking over', timeoutMs: 10_000 });
+      await harness.driveRound(balances, 1);
+      const stored = await harness.storedLedgerEvents();
+      // One partition: once the last event is there, whatever was published before it is too.
+      await waitFor(() => firstDeliveries(reader.messages).length >= stored.length, { description: `${stored.length} events on ${topic}`, timeoutMs: 60_000 });
+      expectEveryEventInStreamOrder(reader.messages, stored);
+      expect(reader.messages.length - stored.length).toBe(0);
+      // The batch did go in parts (or there was nothing between them to stop in).
+      expect(acknowledged).toBeGreaterThan(2);
+      await standby.stop();
+    } finally {
+      hook.mockRestore();
+    }
   });
 
   it('stops publishing when its lease connection is terminated, and the standby takes over without a gap', async () => {

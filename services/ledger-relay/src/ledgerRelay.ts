@@ -58,7 +58,8 @@ export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<Re
  * (LedgerSchemaRefusedError), an event can never be published (UnpublishableLedgerEventError),
  * the store cannot be read (EventStoreStreamDeletedError, StreamRevisionMismatchError). stop()
  * stops publishing (and a registration still retrying) and gives the lease up; it resolves after
- * the batch in progress was acknowledged or abandoned.
+ * the batch being sent was acknowledged, every part of it, and its checkpoint saved (or a part
+ * failed, and the checkpoint stays before the batch).
  */
 export interface LedgerRelay extends Worker {
   /** Measured against the shared checkpoint, so a standing-by relay reports the publishing one's lag. */
@@ -138,8 +139,7 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
     });
   }
 
-  async function send(messages: Message[], signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
+  async function send(messages: Message[]): Promise<void> {
     const current = (producer ??= createProducer());
     try {
       if (!connected) {
@@ -162,12 +162,18 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
    * for its acknowledgement, so the checkpoint, moved after the handler, passes only acknowledged
    * events; a failure part way sends the batch again from its first part (duplicates, which
    * at-least-once allows). A record the topic refuses alone can never go.
+   *
+   * A stop is heeded before the first part only: a batch abandoned between parts would leave its
+   * acknowledged parts past the checkpoint, for the standby to publish again. A started batch
+   * finishes (acknowledged parts take milliseconds each), its checkpoint is saved, and then the
+   * lease is given up; a part that fails meanwhile ends it, as the stop retries nothing.
    */
   async function publish(messages: readonly { readonly recorded: RecordedEvent; readonly message: Message }[], signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
     await sendInParts({
       messages: messages.map(({ message }) => message),
       budget: sendBudget,
-      send: (part) => send(part, signal),
+      send,
       refusedAlone: (index, error) => {
         throw new UnpublishableLedgerEventError(messages[index]!.recorded, 'taken by the topic', error);
       },
