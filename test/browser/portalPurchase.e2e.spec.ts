@@ -31,7 +31,14 @@ describe('a portal purchase whose bundle changed', () => {
     return (await response.json()) as T;
   };
 
-  it('buys nothing at a price the customer was not shown, shows the new one, and buys at it when asked again', async () => {
+  type Entry = { type: string; purchase: { unitPrice: string } | null };
+  type Refused = { card: import('playwright-core').Locator; entries: () => Promise<Entry[]>; repriceTo: (amount: string) => Promise<void> };
+
+  /**
+   * Opens the portal on a new balance, reprices its bundle from 9.90 to 19.90 EUR while the page
+   * still shows 9.90, and buys at 9.90: the purchase is refused and the new terms are shown.
+   */
+  async function afterARefusedPurchase(then: (refused: Refused) => Promise<void>): Promise<void> {
     const customerId = `portal-buyer-${randomUUID()}`;
     const bundle = (amount: string) => ({ id: 'pack', credits: '100', price: { amount, currency: 'EUR' } });
     const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Portal credits', bundles: [bundle('9.90')] });
@@ -73,7 +80,8 @@ describe('a portal purchase whose bundle changed', () => {
       const card = page.getByRole('region', { name: 'Portal credits' });
       await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).waitFor({ timeout: 30_000 });
       keep = true;
-      await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle('19.90')] });
+      const repriceTo = async (amount: string) => void (await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle(amount)] }));
+      await repriceTo('19.90');
 
       await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).click();
       await untilText(
@@ -81,10 +89,17 @@ describe('a portal purchase whose bundle changed', () => {
         (text) => text === 'The 100 credits for 9.90 EUR bundle changed before your purchase, so nothing was bought: it is now 100 credits for 19.90 EUR. Buy it again to accept.',
         'the new terms shown',
       );
-      const entries = async () => (await api<{ items: Array<{ type: string; purchase: { unitPrice: string } | null }> }>('GET', `/credit-balances/${balanceId}/ledger`)).items;
+      const entries = async () => (await api<{ items: Entry[] }>('GET', `/credit-balances/${balanceId}/ledger`)).items;
       expect((await entries()).map(({ type }) => type)).toEqual(['CreditBalanceOpened']);
       await expectAccessible(page, 'the portal with a changed bundle');
+      await then({ card, entries, repriceTo });
+    } finally {
+      await context.close();
+    }
+  }
 
+  it('buys nothing at a price the customer was not shown, shows the new one, and buys at it when asked again', async () => {
+    await afterARefusedPurchase(async ({ card, entries }) => {
       await card.getByRole('button', { name: 'Buy 100 credits for 19.90 EUR' }).click();
       // Said from what the ledger recorded.
       await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 19.90 EUR. Your balance is now 100.', 'the purchase');
@@ -93,8 +108,25 @@ describe('a portal purchase whose bundle changed', () => {
         ['CreditToppedUp', '19.90'],
         ['CreditBalanceOpened', null],
       ]);
-    } finally {
-      await context.close();
-    }
+    });
+  });
+
+  it('buys at the first terms when the operator puts them back after the refusal', async () => {
+    await afterARefusedPurchase(async ({ card, entries, repriceTo }) => {
+      // The refused request's key and body stay refused for good (the API fences them), so the
+      // page must buy under a new key, with the same body as the one refused.
+      await repriceTo('9.90');
+      await untilText(
+        card.getByRole('alert').filter({ hasText: 'changed' }),
+        (text) => text === 'The 100 credits for 9.90 EUR bundle changed before your purchase, so nothing was bought. Its terms are back as they were: buy it again if you still want it.',
+        'the terms back',
+      );
+      await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).click();
+      await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 9.90 EUR. Your balance is now 100.', 'the purchase');
+      expect((await entries()).map(({ type, purchase }) => [type, purchase?.unitPrice ?? null])).toEqual([
+        ['CreditToppedUp', '9.90'],
+        ['CreditBalanceOpened', null],
+      ]);
+    });
   });
 });

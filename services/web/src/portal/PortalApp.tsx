@@ -125,14 +125,14 @@ function boughtText({ entry, balance }: BalanceChange): string {
 }
 
 /**
- * A purchase sent and not yet answered with a success: a retry sends it again as it was (its key
- * and the terms it expected), so one the first try made is answered, never made twice or refused
- * as changed. `expected` is dropped once the API said the terms changed (nothing was bought): the
- * next click expects the terms shown then.
+ * A purchase sent and not yet answered for good: a retry sends it again as it was (its key and
+ * the terms it expected), so one the first try made is answered, never made twice or refused as
+ * changed. Dropped once refused (the terms changed: nothing was bought): the next click is a new
+ * purchase at the terms shown then.
  */
 interface PendingPurchase {
   readonly key: string;
-  readonly expected?: BundleTerms;
+  readonly expected: BundleTerms;
 }
 
 /** The map without `key`, a new one (state is never changed in place). */
@@ -159,12 +159,13 @@ function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiCl
     if (change === undefined) return [];
     const refused = `The ${bundleTerms(change.was)} bundle changed before your purchase, so nothing was bought`;
     // Until the options are read again (readAt, the last read's end) the bundle shows the terms it had.
-    return [readAt > change.at ? `${refused}: it is now ${bundleTerms(bundle)}. Buy it again to accept.` : `${refused}. Reading its new terms…`];
+    if (readAt <= change.at) return [`${refused}. Reading its new terms…`];
+    // The operator may have put the terms back meanwhile: nothing new to accept then.
+    const now = bundleTerms(bundle);
+    return [now === bundleTerms(change.was) ? `${refused}. Its terms are back as they were: buy it again if you still want it.` : `${refused}: it is now ${now}. Buy it again to accept.`];
   });
   const buy = async (bundle: Bundle) => {
-    const sent = pending.get(bundle.id);
-    const key = sent?.key ?? newIdempotencyKey();
-    const expected = sent?.expected ?? termsOf(bundle);
+    const { key, expected } = pending.get(bundle.id) ?? { key: newIdempotencyKey(), expected: termsOf(bundle) };
     setPending(new Map(pending).set(bundle.id, { key, expected }));
     setError(undefined);
     setMessage(undefined);
@@ -176,9 +177,14 @@ function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiCl
       setMessage(boughtText(change));
       onChanged();
     } catch (failure) {
+      // Refused (4xx but 429): the API keeps that key and body refused for good, so that a twin
+      // of the request still in flight can never land after it; the next click is a new purchase,
+      // with a new key, even at the same terms (an operator may have put them back). Anything
+      // else (a network failure, 5xx, 429) may have bought: the key stays, a retry buys once.
+      if (failure instanceof ApiError && failure.status >= 400 && failure.status < 500 && failure.status !== 429) {
+        setPending((current) => without(current, bundle.id));
+      }
       if (failure instanceof ApiError && failure.code === 'purchase_terms_changed') {
-        // The key stays: no purchase is stored under it (one would have been answered instead).
-        setPending((current) => new Map(current).set(bundle.id, { key }));
         setChanged((current) => new Map(current).set(bundle.id, { was: expected, at: Date.now() }));
         onChanged();
         return;
