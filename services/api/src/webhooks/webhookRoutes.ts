@@ -129,7 +129,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'createWebhookEndpoint',
         summary: 'Register a webhook endpoint',
         description:
-          'The endpoint receives the chosen events that happen from now on, each signed with the returned secret (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`; verify with any Standard Webhooks library). A URL that is not http(s), carries credentials, or resolves to a loopback, private, link-local or metadata address is 422 `webhook_url_refused` (unless the server allows private networks).',
+          'The endpoint receives the chosen events that happen from now on, each signed with the returned secret (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`; verify with any Standard Webhooks library). A URL that is not http(s), carries credentials, or resolves to a loopback, private, link-local or metadata address is 422 `webhook_url_refused` (unless the server allows private networks). A host name that cannot be resolved for now (the resolver failed, not a name that does not exist) is 503 `webhook_url_unresolved`: try again.',
         body: Type.Object({ url, events, description: Type.Optional(description) }, { additionalProperties: false }),
         response: { 201: WithSecretSchema, ...errorResponses },
       },
