@@ -168,7 +168,7 @@ export const configSchema = z.object({
     .describe('a CA (PEM) for Redis\'s certificate instead of the system\'s; needs `rediss://`'),
   // Bounds on every wait (issue 10 §5); README.md's table says what each one bounds.
   TALLY_SHUTDOWN_TIMEOUT_MS: integer(15_000, 100, 600_000)
-    .describe('from `SIGTERM`/`SIGINT` to exit: what has not stopped by then is abandoned (exit 1) and its uncommitted work redelivered'),
+    .describe('from `SIGTERM`, `SIGINT` or `SIGHUP` to exit: what has not stopped by then is abandoned (exit 1) and its uncommitted work redelivered'),
   TALLY_DATABASE_STATEMENT_TIMEOUT_MS: integer(30_000, 100, 3_600_000)
     .describe('PostgreSQL `statement_timeout` of every connection; the client abandons a query 2 s after it'),
   TALLY_DATABASE_CONNECT_TIMEOUT_MS: integer(10_000, 100, 600_000).describe('how long opening a PostgreSQL connection may take'),
