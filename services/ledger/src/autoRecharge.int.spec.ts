@@ -6,7 +6,7 @@ import { createMetricsRegistry } from '@tally/metrics';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { AUTO_RECHARGE_PROCESSOR, createAutoRechargeProcessor } from './autoRechargeProcessor';
-import { createAutoRecharges, type AutoRecharges } from './autoRecharges';
+import { createAutoRecharges, SETTINGS_LOCK_CLASS, type AutoRecharges, type AutoRechargeStatus } from './autoRecharges';
 import { AutoRechargeNotSetError, BalanceNotFoundError, BundleNotFoundError, WarningLimitNotSetError } from './ledgerErrors';
 import { AUTO_RECHARGE_REASON, createLedgerService, type LedgerService } from './ledgerService';
 import { createPostgresBalanceRegistry } from './postgresBalanceRegistry';
@@ -216,6 +216,73 @@ describe('auto-recharge', () => {
       await waitFor(async () => (await rechargesOf(balanceId)).length === 1, { description: 'the next warning bought for', timeoutMs: 60_000 });
     });
     expect(await balanceOf(balanceId)).toBe('119');
+  });
+
+  /** Settings whose event store head and balance reads run `hooks` as they return, as another writer would act between set's steps. */
+  function hookedRecharges(hooks: { afterBalanceRead?: () => Promise<void>; afterHeadRead?: () => Promise<void> }): AutoRecharges {
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const once = (hook: (() => Promise<void>) | undefined) => {
+      let pending = hook;
+      return async () => {
+        const run = pending;
+        pending = undefined;
+        await run?.();
+      };
+    };
+    const afterBalanceRead = once(hooks.afterBalanceRead);
+    const afterHeadRead = once(hooks.afterHeadRead);
+    return createAutoRecharges({
+      pool: db.pool,
+      balanceRegistry,
+      purchases,
+      ledger: { getBalance: async (...args) => { const read = await ledger.getBalance(...args); await afterBalanceRead(); return read; } },
+      eventStore: { headPosition: async () => { const head = await eventStore.headPosition(); await afterHeadRead(); return head; } },
+    });
+  }
+
+  it('says the balance is below its limit for a warning stored between the balance read and the head read', async () => {
+    const { balanceId } = await openBalance('30');
+    let warnedAt = -1n;
+    const hooked = hookedRecharges({
+      afterBalanceRead: async () => {
+        const deducted = await deduct(balanceId, '20'); // 10: warned
+        warnedAt = deducted.events.find(({ event }) => event.type === 'LowBalanceWarned')!.position;
+      },
+    });
+    const set = await hooked.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    await withProcessor(async () => {});
+    // Every warning is acted on, or before `since` and then belowWarningLimit says so.
+    expect(warnedAt).toBeGreaterThan(0n);
+    expect(warnedAt <= set.sincePosition).toBe(true);
+    expect(await rechargesOf(balanceId)).toEqual([]);
+    expect(set.belowWarningLimit).toBe(true);
+  });
+
+  it('buys for a warning stored after the head read that the processor reaches before the setting is stored', async () => {
+    const { balanceId } = await openBalance('30');
+    const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, metrics, lease: { standbyPollMs: 100 } });
+    let set: AutoRechargeStatus | undefined;
+    await processor.start();
+    try {
+      await waitFor(async () => processor.checkpoint() >= (await eventStore.headPosition()), { description: 'the processor at the head', timeoutMs: 60_000 });
+      const hooked = hookedRecharges({
+        afterHeadRead: async () => {
+          const deducted = await deduct(balanceId, '20'); // 10: warned, after `since`
+          const warnedAt = deducted.events.find(({ event }) => event.type === 'LowBalanceWarned')!.position;
+          // The processor handles it before the setting is stored, or waits for it to be.
+          const waiting = async () =>
+            (await db.pool.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = 'auto_recharges'::regclass::oid", [SETTINGS_LOCK_CLASS])).rowCount! > 0;
+          await waitFor(async () => processor.checkpoint() >= warnedAt || (await waiting()), { description: 'the processor at the warning', timeoutMs: 60_000 });
+        },
+      });
+      set = await hooked.set(balanceId, { bundleId: 'refill', quantity: 1 });
+      await waitFor(async () => processor.checkpoint() >= (await eventStore.headPosition()), { description: 'the processor at the head', timeoutMs: 60_000 });
+    } finally {
+      await processor.stop();
+    }
+    expect(await rechargesOf(balanceId)).toHaveLength(1);
+    expect(await balanceOf(balanceId)).toBe('110');
+    expect(set?.belowWarningLimit).toBe(true);
   });
 
   it('buys only a purchase option for a setting made on the portal, refusing a bundle taken off them since as the portal would', async () => {

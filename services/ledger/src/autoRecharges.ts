@@ -1,7 +1,7 @@
 import { isBelowThreshold, ValidationError, type ActingKey } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { actingKeyParams, textArrayLiteral } from '@tally/postgres';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { AutoRechargeNotSetError, BalanceNotFoundError, WarningLimitNotSetError } from './ledgerErrors';
 import type { BalanceRegistry } from './balanceRegistry';
 import type { LedgerService } from './ledgerService';
@@ -35,9 +35,10 @@ export interface AutoRecharge {
 
 /**
  * A setting as `set` answers it (and the API's GET, from its balance read), with whether the
- * balance is below its warning limit now (isBelowThreshold).
+ * balance is below its warning limit now (isBelowThreshold; on `set`, read after its `since`).
  * Then its warning has fired already: a new setting buys at the next one, after the balance is
  * back at the limit (a setting never buys for a warning before it), which the caller should know.
+ * Every warning `set` races with is either bought for, or before `since` and counted here.
  */
 export interface AutoRechargeStatus extends AutoRecharge {
   readonly belowWarningLimit: boolean;
@@ -50,6 +51,9 @@ export interface AutoRechargeRequest extends PurchaseRequest {
 }
 
 export const MAX_MONTHLY_LIMIT = 1000;
+
+/** The advisory lock class (with the table's oid) between set's head read and insert and the processor's settings read. */
+export const SETTINGS_LOCK_CLASS = 1952541799;
 
 /** The first day of a time's calendar month in UTC (`2026-12-01`), as the purchases are counted by. */
 export function monthOf(at: Date): string {
@@ -133,6 +137,21 @@ export function createAutoRecharges(options: {
   readonly eventStore: Pick<EventStore, 'headPosition'>;
 }): AutoRecharges {
   const { pool } = options;
+
+  async function inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      client.release();
+      return result;
+    } catch (error) {
+      // Destroyed, not returned: the connection may be mid-transaction or broken.
+      client.release(true);
+      throw error;
+    }
+  }
   const read = (balanceIds: readonly string[]) =>
     guarded(async () => (await pool.query<AutoRechargeRow>(`SELECT ${COLUMNS} FROM auto_recharges WHERE balance_id = ANY($1::text[])`, [textArrayLiteral(balanceIds)])).rows);
 
@@ -157,30 +176,40 @@ export function createAutoRecharges(options: {
       // Checked as the purchase it will make: the balance, its product's bundle, the amount.
       const purchaseOptionsOnly = request.purchaseOptionsOnly === true;
       await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity, purchaseOptionsOnly });
-      const { balance } = await options.ledger.getBalance(balanceId, signal !== undefined ? { signal } : undefined);
-      if (balance.lowBalanceThreshold === null) {
+      const load = signal !== undefined ? { signal } : undefined;
+      // Checked (and loaded, so the read below is quick) before the lock is taken.
+      const { balance: checked } = await options.ledger.getBalance(balanceId, load);
+      if (checked.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);
       }
-      // Read after the checks: every warning stored from here on is one a new setting acts on.
-      const since = await options.eventStore.headPosition();
-      const { rows } = await guarded(() =>
-        pool.query<AutoRechargeRow>(
-          `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           -- A replacement keeps its since: a warning stored before it but not yet handled would
-           -- otherwise be skipped, and with that warning outstanding no new one fires while the
-           -- balance stays below its limit, so it would never buy again.
-           ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = auto_recharges.since_position,
-             monthly_limit = excluded.monthly_limit, purchase_options_only = excluded.purchase_options_only,
-             updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
-             -- A new setting starts without the old one's refusal (its bundle may be the fix).
-             last_refused_at = NULL, last_refusal = NULL
-           RETURNING ${COLUMNS}`,
-          [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly],
-        ),
+      // Every warning is acted on by this setting, or is at or before `since` and then
+      // belowWarningLimit (the balance read after `since`) says the balance is below: the head is
+      // read and the setting stored under this lock, shared here, that the processor takes
+      // exclusively to read the settings of a batch it has already read (ofBalances). Either the
+      // processor reads after this commits (it sees the setting), or this head read follows that
+      // batch's read, so the batch's warnings are at or before `since`.
+      return guarded(() =>
+        inTransaction(async (client) => {
+          await client.query(`SELECT pg_advisory_xact_lock_shared(${SETTINGS_LOCK_CLASS}, 'auto_recharges'::regclass::oid::integer)`);
+          const since = await options.eventStore.headPosition();
+          const { balance } = await options.ledger.getBalance(balanceId, load);
+          const { rows } = await client.query<AutoRechargeRow>(
+            `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             -- A replacement keeps its since: a warning stored before it but not yet handled would
+             -- otherwise be skipped, and with that warning outstanding no new one fires while the
+             -- balance stays below its limit, so it would never buy again.
+             ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = auto_recharges.since_position,
+               monthly_limit = excluded.monthly_limit, purchase_options_only = excluded.purchase_options_only,
+               updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
+               -- A new setting starts without the old one's refusal (its bundle may be the fix).
+               last_refused_at = NULL, last_refusal = NULL
+             RETURNING ${COLUMNS}`,
+            [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly],
+          );
+          return { ...fromRow(rows[0]!), belowWarningLimit: isBelowThreshold(balance) };
+        }),
       );
-      // The balance loaded for the check above, at the stream's end: no read of its own.
-      return { ...fromRow(rows[0]!), belowWarningLimit: isBelowThreshold(balance) };
     },
 
     async remove(balanceId) {
@@ -190,7 +219,14 @@ export function createAutoRecharges(options: {
 
     async ofBalances(balanceIds) {
       if (balanceIds.length === 0) return new Map();
-      return new Map((await read(balanceIds)).map((row) => [row.balanceId, fromRow(row)]));
+      // Exclusive against set's head read and insert: see set.
+      const rows = await guarded(() =>
+        inTransaction(async (client) => {
+          await client.query(`SELECT pg_advisory_xact_lock(${SETTINGS_LOCK_CLASS}, 'auto_recharges'::regclass::oid::integer)`);
+          return (await client.query<AutoRechargeRow>(`SELECT ${COLUMNS} FROM auto_recharges WHERE balance_id = ANY($1::text[])`, [textArrayLiteral(balanceIds)])).rows;
+        }),
+      );
+      return new Map(rows.map((row) => [row.balanceId, fromRow(row)]));
     },
 
     async recordOutcome(balanceId, outcome) {
