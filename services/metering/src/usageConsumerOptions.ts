@@ -253,14 +253,20 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   requireText(options.topic, 'topic');
   requireText(options.dlqTopic, 'dlqTopic');
   if (options.dlqTopic === options.topic) throw new UsageConsumerOptionsError('dlqTopic must differ from topic');
+  // Never echoed: a registry URL may carry a password.
   let registry: URL;
   try {
     registry = new URL(options.registryUrl);
   } catch {
-    throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
+    throw new UsageConsumerOptionsError('registryUrl must be an http(s) URL');
   }
   if (registry.protocol !== 'http:' && registry.protocol !== 'https:') {
-    throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, got ${JSON.stringify(options.registryUrl)}`);
+    throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, not ${registry.protocol}`);
+  }
+  // fetch() refuses every request to a URL with credentials: the consumer would dead-letter
+  // nothing and meter nothing, each Avro message failing its schema lookup.
+  if (registry.username !== '' || registry.password !== '') {
+    throw new UsageConsumerOptionsError('registryUrl must not carry credentials; give them as registryAuth');
   }
   requirePort(options.eventStore, 'eventStore', ['appendMany', 'readAppendTraces', 'readEventsById', 'readStreamsPaged']);
   requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers', 'registrationAges']);
