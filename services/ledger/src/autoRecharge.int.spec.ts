@@ -356,6 +356,40 @@ describe('auto-recharge', () => {
     expect(['bought', 'refused', 'not_needed', 'limited'].map((outcome) => (after[outcome] ?? 0) - (before[outcome] ?? 0))).toEqual([0, 0, 0, 0]);
   });
 
+  it('counts each outcome once when its batch is handled again after a transient failure on a later warning', async () => {
+    const above = await openBalance('30');
+    const gone = await openBalance('30');
+    const flaky = await openBalance('30');
+    for (const { balanceId } of [above, gone, flaky]) await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    await catalog.updateProduct({ ...gone.product, bundles: gone.product.bundles.filter((bundle) => bundle.id !== 'refill') });
+    // One batch, in this order: back above its limit (not needed), refused, then bought on the second try.
+    await deduct(above.balanceId, '20');
+    await ledger.topUp(above.balanceId, { credits: parseCredits('50'), reason: null });
+    await deduct(gone.balanceId, '20');
+    await deduct(flaky.balanceId, '20');
+    let failures = 0;
+    const failingOnce: Pick<PurchaseService, 'autoRecharge'> = {
+      autoRecharge: async (balanceId, request, warningEventId) => {
+        if (balanceId === flaky.balanceId && failures++ === 0) throw Object.assign(new Error('connection reset'), { retriable: true });
+        return purchases.autoRecharge(balanceId, request, warningEventId);
+      },
+    };
+    const before = await outcomes();
+    const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases: failingOnce, ledger, logger, metrics, lease: { standbyPollMs: 100 } });
+    await processor.start();
+    try {
+      const head = await eventStore.headPosition();
+      await waitFor(() => processor.checkpoint() >= head, { description: 'the batch handled', timeoutMs: 60_000 });
+    } finally {
+      await processor.stop();
+    }
+    expect(failures).toBe(2);
+    expect(await rechargesOf(flaky.balanceId)).toHaveLength(1);
+    const after = await outcomes();
+    const counted = Object.fromEntries(['bought', 'refused', 'not_needed', 'limited'].map((outcome) => [outcome, (after[outcome] ?? 0) - (before[outcome] ?? 0)]));
+    expect(counted).toEqual({ bought: 1, refused: 1, not_needed: 1, limited: 0 });
+  });
+
   it('checks a setting as the purchase it makes, replaces it, and turns it off', async () => {
     const { balanceId } = await openBalance('30');
     await expect(recharges.get(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);

@@ -97,6 +97,9 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
     const warnings = warningsOf(events);
     if (warnings.length === 0) return;
     const settings = await options.recharges.ofBalances([...new Set(warnings.map((warning) => warning.balanceId))]);
+    // Counted once the whole batch is handled: one retried after a transient failure on a later
+    // warning decides the earlier ones again, and would count them again.
+    const handled: Outcome[] = [];
     // In ledger order: a balance warned twice in one batch recharges for each, in turn.
     for (const warning of warnings) {
       const setting = settings.get(warning.balanceId);
@@ -109,13 +112,13 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
       const bought = (await options.ledger.storedPurchase(warning.balanceId, { warningEventId: warning.eventId })) !== undefined;
       if (!bought && (await options.ledger.getBalance(warning.balanceId)).balance.balance >= warning.threshold) {
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId }, 'auto-recharge not needed: the balance is back at its warning limit');
-        count('not_needed');
+        handled.push('not_needed');
         continue;
       }
       if (!bought && setting.monthlyLimit !== null && (await options.recharges.purchasesInMonth(warning.balanceId, warning.month, warning.eventId)) >= setting.monthlyLimit) {
         const reason = `the monthly limit is reached: ${setting.monthlyLimit} auto-recharge${setting.monthlyLimit === 1 ? '' : 's'} for the warnings of ${warning.month.slice(0, 7)}`;
         logger.warn({ balanceId: warning.balanceId, warningEventId: warning.eventId, monthlyLimit: setting.monthlyLimit }, 'auto-recharge not bought: its monthly limit is reached');
-        count('limited');
+        handled.push('limited');
         await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason });
         continue;
       }
@@ -124,7 +127,7 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         const request = { bundleId: setting.bundleId, quantity: setting.quantity, purchaseOptionsOnly: setting.purchaseOptionsOnly };
         const result = await options.purchases.autoRecharge(warning.balanceId, request, warning.eventId);
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
-        if (!result.replayed) count('bought');
+        if (!result.replayed) handled.push('bought');
         // Kept after the purchase, which is the guarantee: a crash between them leaves this note
         // unwritten until the warning is handled again, which finds the purchase and its time.
         await options.recharges.recordOutcome(warning.balanceId, {
@@ -136,10 +139,11 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
       } catch (error) {
         if (!(error instanceof TallyError) || isTransientError(error)) throw error;
         logger.warn({ err: error, balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId }, 'auto-recharge refused; the warning is left');
-        count('refused');
+        handled.push('refused');
         await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason: error.message });
       }
     }
+    for (const outcome of handled) count(outcome);
   }
 
   return createCheckpointedProcessor({
