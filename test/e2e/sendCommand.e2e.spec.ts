@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readTopicToEnds } from '@tally/kafka';
-import { createTestKafka, deleteTopics, runTallyCommand, uniqueName } from '@tally/test-support';
+import { createTestKafka, deleteTopics, runTallyCommand, TALLY_CLI, uniqueName, waitFor } from '@tally/test-support';
 import type { Admin, Kafka } from 'kafkajs';
 
 jest.setTimeout(120_000);
@@ -73,4 +75,33 @@ describe('tally send', () => {
     expect([sent.code, sent.stderr]).toEqual([0, '']);
     expect(await onTopic(topic)).toEqual([expect.objectContaining({ id: 'earliest', timestamp: 100_000_000_000 })]);
   });
+
+  it.each([['SIGINT'], ['SIGTERM'], ['SIGHUP']] as const)(
+    'on %s stops after the part in hand, having printed exactly the events on the topic, and says how many (exit 1)',
+    async (signal) => {
+      const topic = await usageTopic();
+      const count = 1_000_000;
+      const child = spawn(process.execPath, [TALLY_CLI, 'send', '--json', '-c', uniqueName('acme'), '-e', 'api_call', '-n', String(count)], {
+        env: { ...process.env, TALLY_USAGE_TOPIC: topic, TALLY_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => void (stdout += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString('utf8')));
+      const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+      // Part way: some events out, most of the million not yet.
+      await waitFor(() => stdout.includes('\n') || child.exitCode !== null, { description: 'the first events printed', timeoutMs: 60_000, intervalMs: 20 });
+      child.kill(signal);
+      const [code, killedBy] = await exited;
+      expect({ code, killedBy }).toEqual({ code: 1, killedBy: null });
+      // Whole lines: it was not cut off mid-write.
+      const printed = stdout.trimEnd().split('\n').map((line) => (JSON.parse(line) as { id: string }).id);
+      expect(stderr).toBe(`tally: stopped by ${signal}: sent ${printed.length} of the ${count} events (those printed); the rest were not made or not sent\n`);
+      // The control: it stopped part way.
+      expect(printed.length).toBeLessThan(count);
+      const onTheTopic = (await onTopic(topic)).map((event) => event.id);
+      expect(onTheTopic).toEqual(printed);
+    },
+  );
 });

@@ -253,8 +253,15 @@ program
     const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readSchemaFile(options.schema);
     const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, ...connections.kafka });
     const producer = kafka.producer({ idempotent: true });
-    await producer.connect();
+    // Ctrl-C (or SIGTERM, a dropped session) stops after the part in hand, and the events sent are
+    // counted: their ids are fresh, so a run killed outright leaves no telling what to send again
+    // without charging twice. A second signal quits at once.
+    let stoppedBy: NodeJS.Signals | undefined;
+    const uninstall = onStopSignal((signal) => {
+      stoppedBy ??= signal;
+    });
     try {
+      await producer.connect();
       const { registryAuth } = connections;
       const registry = new SchemaRegistry({ host: config.registryUrl, ...(registryAuth !== undefined ? { auth: { ...registryAuth } } : {}) });
       const subject = topicValueSubject(config.topics.usage);
@@ -283,36 +290,41 @@ program
       // order, each acknowledged before the next (sendInParts), and the events are made a part
       // at a time (eventsInParts): a --count of a million is not held in memory at once.
       const budget = topicSendBudget({ kafka, topic: config.topics.usage, logger });
-      let printed = 0;
-      let acknowledged = 0;
+      let sent = 0;
       try {
         for await (const part of eventsInParts({ count, partBytes: SEND_PART_BYTES, eventAt, encode })) {
-          // Printed before they are sent, as they were all printed before: what may be on the topic.
-          await writeOut(part.map(({ event }) => `${JSON.stringify(event)}\n`).join(''));
-          printed += part.length;
+          // Stopped while connecting: nothing goes.
+          if (stoppedBy !== undefined) break;
           const messages = part.map(({ value }) => ({ key: options.customer, value }));
+          let sentOfPart = 0;
           await sendInParts({
             messages,
             budget,
             send: async (sending) => {
               await producer.send({ topic: config.topics.usage, acks: -1, compression: compressionType(compression), messages: sending });
-              acknowledged += sending.length;
+              // Printed once acknowledged (parts go in order): stdout lists exactly what is on the topic.
+              const acknowledged = part.slice(sentOfPart, sentOfPart + sending.length);
+              sentOfPart += sending.length;
+              sent += sending.length;
+              await writeOut(acknowledged.map(({ event }) => `${JSON.stringify(event)}\n`).join(''));
             },
             refusedAlone: (index, error) => {
               throw new Error(`an event of ${messages[index]!.value.length} bytes is larger than ${config.topics.usage} takes (its max.message.bytes)`, { cause: error });
             },
             logger,
           });
+          if (stoppedBy !== undefined) break;
         }
       } catch (error) {
         // Fresh ids unless --id was given: sending all again would count the sent ones twice.
-        if (acknowledged === 0) throw error;
-        throw new Error(
-          `only the first ${acknowledged} of the ${printed} events printed were sent${printed < count ? ` (the other ${count - printed} of --count ${count} were not made)` : ''}: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error },
-        );
+        if (sent === 0) throw error;
+        throw new Error(`sent ${sent} of the ${count} events (those printed), then failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+      if (stoppedBy !== undefined && sent < count) {
+        throw new Error(`stopped by ${stoppedBy}: sent ${sent} of the ${count} events (those printed); the rest were not made or not sent`);
       }
     } finally {
+      uninstall();
       await producer.disconnect();
     }
   });
