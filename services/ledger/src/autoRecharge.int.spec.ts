@@ -305,6 +305,43 @@ describe('auto-recharge', () => {
     expect(await balanceOf(key.balanceId)).toBe('110');
   });
 
+  it('buys at the terms shown when it was set, refusing a bundle whose credits or price changed since until it is set again', async () => {
+    const { product, balanceId } = await openBalance('50');
+    const set = await recharges.set(balanceId, { bundleId: 'refill', quantity: 2, purchaseOptionsOnly: true });
+    expect(set.terms).toEqual({ credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' } });
+    expect((await recharges.get(balanceId)).terms).toEqual(set.terms);
+    const repriced = { ...product, bundles: product.bundles.map((bundle) => (bundle.id === 'refill' ? { ...bundle, credits: parseCredits('1'), price: { amount: '990.00', currency: 'USD' } } : bundle)) };
+    await catalog.updateProduct(repriced);
+    await withProcessor(async () => {
+      await deduct(balanceId, '40'); // 10: warned, the terms changed: refused
+    });
+    expect(await rechargesOf(balanceId)).toEqual([]);
+    expect((await recharges.get(balanceId)).lastRefusal?.reason).toMatch(/bundle "refill" is now 1 credits for 990.00 USD, not 100 credits for 9.90 EUR.*setting the auto-recharge again accepts the new terms/);
+
+    // Set again: the new terms are accepted, and the next warning buys at them.
+    expect((await recharges.set(balanceId, { bundleId: 'refill', quantity: 2, purchaseOptionsOnly: true })).terms).toEqual({ credits: parseCredits('1'), price: { amount: '990.00', currency: 'USD' } });
+    // The same terms spelled otherwise are the same terms.
+    await catalog.updateProduct({ ...repriced, bundles: repriced.bundles.map((bundle) => (bundle.id === 'refill' ? { ...bundle, price: { amount: '990', currency: 'USD' } } : bundle)) });
+    await ledger.topUp(balanceId, { credits: parseCredits('15'), reason: null }); // 25
+    await withProcessor(async () => {
+      await deduct(balanceId, '10'); // 15: warned, bought at the new terms
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 1, { description: 'the purchase at the accepted terms', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(balanceId)).toBe('17');
+
+    // A setting stored before terms were kept (none) buys at the catalog's terms of the moment.
+    await db.pool.query('UPDATE auto_recharges SET terms_credits = NULL, terms_price_amount = NULL, terms_currency = NULL WHERE balance_id = $1', [balanceId]);
+    await catalog.updateProduct(product);
+    expect((await recharges.get(balanceId)).terms).toBeNull();
+    await withProcessor(async () => {
+      await deduct(balanceId, '10'); // 7: still below, no warning; top up and cross again
+      await ledger.topUp(balanceId, { credits: parseCredits('20'), reason: null }); // 27
+      await deduct(balanceId, '10'); // 17: warned, bought at the catalog's terms
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 2, { description: 'the purchase of a setting without terms', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(balanceId)).toBe('217');
+  });
+
   it('leaves a warning whose purchase is refused for good, and goes on to the next', async () => {
     const gone = await openBalance('30');
     const next = await openBalance('30');

@@ -11,6 +11,7 @@ import {
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { monthOf, type AutoRecharges } from './autoRecharges';
+import { PurchaseTermsChangedError } from './ledgerErrors';
 import type { LedgerService } from './ledgerService';
 import type { PurchaseService } from './purchaseService';
 
@@ -57,7 +58,8 @@ interface Warning {
  * auto-recharge was first set act (its `sincePosition`, which a replacement keeps), so setting it
  * never buys for the past. A warning whose balance is back at or above the limit by the time it is
  * handled (a top-up since) buys nothing. A purchase refused for good (the bundle gone from the
- * catalog, or off the purchase options for a setting made on the portal, the amount too large) is
+ * catalog, or off the purchase options for a setting made on the portal, its credits or price not
+ * the terms it was set at, the amount too large) is
  * logged, kept as the setting's lastRefusal and left, never stalling the warnings behind it; an
  * unavailable store is retried by the processor.
  *
@@ -123,8 +125,14 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         continue;
       }
       try {
-        // A setting made on the portal buys what the portal offers now, as it was checked when set.
-        const request = { bundleId: setting.bundleId, quantity: setting.quantity, purchaseOptionsOnly: setting.purchaseOptionsOnly };
+        // A setting made on the portal buys what the portal offers now, as it was checked when set,
+        // and every setting with terms (all but those stored before migration 037) only at them.
+        const request = {
+          bundleId: setting.bundleId,
+          quantity: setting.quantity,
+          purchaseOptionsOnly: setting.purchaseOptionsOnly,
+          ...(setting.terms !== null ? { expected: setting.terms } : {}),
+        };
         const result = await options.purchases.autoRecharge(warning.balanceId, request, warning.eventId);
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
         if (!result.replayed) handled.push('bought');
@@ -140,7 +148,8 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         if (!(error instanceof TallyError) || isTransientError(error)) throw error;
         logger.warn({ err: error, balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId }, 'auto-recharge refused; the warning is left');
         handled.push('refused');
-        await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason: error.message });
+        const reason = error instanceof PurchaseTermsChangedError ? `${error.message}; setting the auto-recharge again accepts the new terms` : error.message;
+        await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason });
       }
     }
     for (const outcome of handled) count(outcome);

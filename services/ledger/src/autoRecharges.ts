@@ -1,4 +1,4 @@
-import { isBelowThreshold, ValidationError, type ActingKey } from '@tally/domain';
+import { isBelowThreshold, ValidationError, type ActingKey, type Micros } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import { actingKeyParams, textArrayLiteral } from '@tally/postgres';
 import type { Pool, PoolClient } from 'pg';
@@ -6,7 +6,7 @@ import { AutoRechargeNotSetError, BalanceNotFoundError, WarningLimitNotSetError 
 import type { BalanceRegistry } from './balanceRegistry';
 import type { LedgerService } from './ledgerService';
 import { guarded } from './postgresBalanceStateStore';
-import type { PurchaseRequest, PurchaseService } from './purchaseService';
+import type { BundleTerms, PurchaseRequest, PurchaseService } from './purchaseService';
 
 /** A balance's auto-recharge: below its warning limit, it buys `quantity` of its product's bundle `bundleId`. */
 export interface AutoRecharge {
@@ -31,6 +31,12 @@ export interface AutoRecharge {
   readonly monthlyLimit: number | null;
   /** The purchases it made for warnings of the current calendar month (UTC), by PostgreSQL's clock. */
   readonly rechargesThisMonth: number;
+  /**
+   * The bundle's terms when it was set (quoted then, as a purchase's `expected`): it buys only at
+   * these, refusing a bundle changed since until set again. Null for a setting stored before
+   * terms were kept (migration 037): it buys at the catalog's terms of the moment.
+   */
+  readonly terms: BundleTerms | null;
 }
 
 /**
@@ -114,21 +120,26 @@ interface AutoRechargeRow {
   lastRefusal: string | null;
   monthlyLimit: number | null;
   rechargesThisMonth: number;
+  termsCredits: string | null;
+  termsPriceAmount: string | null;
+  termsCurrency: string | null;
 }
 
 const COLUMNS = `balance_id AS "balanceId", bundle_id AS "bundleId", quantity, since_position::text AS "sincePosition", purchase_options_only AS "purchaseOptionsOnly",
   updated_at AS "updatedAt", acting_key(updated_by_key_id, updated_by_key_name) AS "updatedBy",
   last_recharged_at AS "lastRechargedAt", last_refused_at AS "lastRefusedAt", last_refusal AS "lastRefusal", monthly_limit AS "monthlyLimit",
   (SELECT count(*)::int FROM auto_recharge_purchases AS p WHERE p.balance_id = auto_recharges.balance_id
-     AND p.warning_month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS "rechargesThisMonth"`;
+     AND p.warning_month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS "rechargesThisMonth",
+  terms_credits::text AS "termsCredits", terms_price_amount AS "termsPriceAmount", terms_currency AS "termsCurrency"`;
 
-const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, ...row }: AutoRechargeRow): AutoRecharge => ({
+const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, termsCredits, termsPriceAmount, termsCurrency, ...row }: AutoRechargeRow): AutoRecharge => ({
   ...row,
   sincePosition: BigInt(sincePosition),
+  terms: termsCredits === null || termsPriceAmount === null || termsCurrency === null ? null : { credits: BigInt(termsCredits) as Micros, price: { amount: termsPriceAmount, currency: termsCurrency } },
   lastRefusal: lastRefusedAt === null || lastRefusal === null ? null : { at: lastRefusedAt, reason: lastRefusal },
 });
 
-/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036), checked as a purchase is. */
+/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036, 037), checked as a purchase is. */
 export function createAutoRecharges(options: {
   readonly pool: Pool;
   readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'>;
@@ -175,7 +186,15 @@ export function createAutoRecharges(options: {
       }
       // Checked as the purchase it will make: the balance, its product's bundle, the amount.
       const purchaseOptionsOnly = request.purchaseOptionsOnly === true;
-      await options.purchases.quote(balanceId, { bundleId: request.bundleId, quantity: request.quantity, purchaseOptionsOnly });
+      // Its terms as quoted now (or 409 purchase_terms_changed against those the caller was shown):
+      // the ones it buys at.
+      const quoted = await options.purchases.quote(balanceId, {
+        bundleId: request.bundleId,
+        quantity: request.quantity,
+        purchaseOptionsOnly,
+        ...(request.expected !== undefined ? { expected: request.expected } : {}),
+      });
+      const unitCredits = quoted.credits / BigInt(quoted.quantity);
       const load = signal !== undefined ? { signal } : undefined;
       // Checked (and loaded, so the read below is quick) before the lock is taken.
       const { balance: checked } = await options.ledger.getBalance(balanceId, load);
@@ -194,18 +213,20 @@ export function createAutoRecharges(options: {
           const since = await options.eventStore.headPosition();
           const { balance } = await options.ledger.getBalance(balanceId, load);
           const { rows } = await client.query<AutoRechargeRow>(
-            `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only,
+               terms_credits, terms_price_amount, terms_currency)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              -- A replacement keeps its since: a warning stored before it but not yet handled would
              -- otherwise be skipped, and with that warning outstanding no new one fires while the
              -- balance stays below its limit, so it would never buy again.
              ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = auto_recharges.since_position,
                monthly_limit = excluded.monthly_limit, purchase_options_only = excluded.purchase_options_only,
+               terms_credits = excluded.terms_credits, terms_price_amount = excluded.terms_price_amount, terms_currency = excluded.terms_currency,
                updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
                -- A new setting starts without the old one's refusal (its bundle may be the fix).
                last_refused_at = NULL, last_refusal = NULL
              RETURNING ${COLUMNS}`,
-            [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly],
+            [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly, unitCredits.toString(), quoted.unitPrice, quoted.currency],
           );
           return { ...fromRow(rows[0]!), belowWarningLimit: isBelowThreshold(balance) };
         }),

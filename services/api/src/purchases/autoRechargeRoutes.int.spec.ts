@@ -27,6 +27,9 @@ const READ = 'auto-recharge-read-key-0123456789a';
 const ADMIN = 'auto-recharge-admin-key-012345678';
 
 /** GET, PUT and DELETE /v1/credit-balances/{balanceId}/auto-recharge against PostgreSQL. */
+/** The `refill` bundle's terms as the purchase options list them: what a setting of it buys at. */
+const REFILL_TERMS = { credits: '100', price: { amount: '9.90', currency: 'EUR' } };
+
 describe('auto-recharge over HTTP', () => {
   let db: TestSchema;
   let eventStore: EventStore;
@@ -112,6 +115,7 @@ describe('auto-recharge over HTTP', () => {
       monthlyLimit: null,
       rechargesThisMonth: 0,
       belowWarningLimit: false,
+      terms: REFILL_TERMS,
     });
     expect((await call({ method: 'GET', url }, READ)).json()).toEqual(set.json());
     const replaced = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 3, monthlyLimit: 4 } });

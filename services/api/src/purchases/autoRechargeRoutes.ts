@@ -1,9 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { formatCredits } from '@tally/domain';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_MONTHLY_LIMIT, MAX_PURCHASE_QUANTITY, type AutoRechargeStatus, type AutoRecharges } from '@tally/ledger';
 import type { BalanceService } from '../balances/balanceService';
 import { audienceOf, keyOf } from '../accessGuard';
-import { actingKey, balanceParams, errorResponses, identifier, nullableString } from '../apiSchemas';
+import { actingKey, answeredCredits, balanceParams, errorResponses, identifier, nullableString, price } from '../apiSchemas';
 import type { LedgerAudience } from '../ledger/ledgerEntryView';
 import { purchaseOptionsOnly, refuseOverPortalQuantity } from './purchaseRoutes';
 
@@ -25,6 +26,10 @@ const AutoRechargeSchema = Type.Object({
     description: 'At most this many purchases for the low-balance warnings of one calendar month (UTC); null: no limit.',
   }),
   rechargesThisMonth: Type.Integer({ minimum: 0, description: 'The purchases it made for warnings of the current calendar month (UTC).' }),
+  terms: Type.Union([Type.Object({ credits: answeredCredits(), price }), Type.Null()], {
+    description:
+      "The bundle's credits and price when it was set, as the purchase options list them: it buys only while the bundle's are these (amounts compared by value); a warning met with other terms buys nothing and is kept as `lastRefusal`, and setting it again (PUT) accepts the new ones. Null for a setting made before terms were kept: it buys at the catalog's terms of the moment.",
+  }),
   belowWarningLimit: Type.Boolean({
     description:
       "The balance is below its warning limit: its warning has fired. On PUT as its ledger is as it answers; on GET as GET /v1/credit-balances/{id} serves it (its belowThreshold, which may trail the ledger by the projection's lag). A new setting buys nothing for a warning before it: it buys at the next one, once the balance is back at its limit and falls below it again, so top it up now if it needs credits.",
@@ -47,6 +52,7 @@ const view = (recharge: AutoRechargeStatus, audience: LedgerAudience): AutoRecha
   monthlyLimit: recharge.monthlyLimit,
   rechargesThisMonth: recharge.rechargesThisMonth,
   belowWarningLimit: recharge.belowWarningLimit,
+  terms: recharge.terms === null ? null : { credits: formatCredits(recharge.terms.credits), price: recharge.terms.price },
 });
 
 /**
@@ -93,7 +99,7 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
         operationId: 'setAutoRecharge',
         summary: 'Buy a bundle whenever the balance falls below its warning limit',
         description:
-          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the catalog's price then, recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after the first setting act (a replacement keeps acting on a warning stored before it and not yet handled; turned off and on again, it starts anew), and none whose balance is back at the limit by then (a top-up since): set on a balance already below its limit (`belowWarningLimit`), it buys at the next warning, after the balance is back at the limit. A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. 503 `balance_loading` (with Retry-After) when the balance's long history is still being loaded: nothing was set; retry, the load goes on. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, which it keeps to when it buys (a bundle taken off the purchase options later is refused at the warning, kept as `lastRefusal`) and a quantity within the portal's limit (400 `portal_quantity_limit`), as it buys.",
+          "Sets (or replaces) the balance's auto-recharge: each time its low-balance warning fires (once per crossing of the warning limit), the scheduler role buys `quantity` of the bundle `bundleId` at the terms (credits and price) it was set at (`terms`), refusing a bundle whose terms changed since (kept as `lastRefusal`; set it again to accept the new ones), recorded as a purchase (reason `auto-recharge: below the warning limit`) that billing invoices as any other; once per warning, however often it is handled. Only warnings after the first setting act (a replacement keeps acting on a warning stored before it and not yet handled; turned off and on again, it starts anew), and none whose balance is back at the limit by then (a top-up since): set on a balance already below its limit (`belowWarningLimit`), it buys at the next warning, after the balance is back at the limit. A bundle the balance's product does not sell is 404 `bundle_not_found`; a balance without a warning limit is 409 `warning_limit_not_set`, since nothing would make it buy. 503 `balance_loading` (with Retry-After) when the balance's long history is still being loaded: nothing was set; retry, the load goes on. A bundle removed from the catalog later is refused at the warning, logged, and buys nothing. `monthlyLimit` caps the purchases for the warnings of one calendar month (UTC, by when each warning was stored): a warning past it buys nothing and is kept as `lastRefusal`; purchases of the month made before a new setting still count. A portal token of the balance's customer sets it too, to a bundle the portal offers (a purchase option) alone, which it keeps to when it buys (a bundle taken off the purchase options later is refused at the warning, kept as `lastRefusal`) and a quantity within the portal's limit (400 `portal_quantity_limit`), as it buys.",
         params: balanceParams,
         body: Type.Object(
           {
