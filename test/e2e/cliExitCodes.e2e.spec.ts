@@ -59,6 +59,13 @@ describe('tally exit codes', () => {
       'tally: --timestamp "1973-03-03T09:46:39.999Z" goes out as epoch milliseconds, 99999999999, which the consumer would dead-letter: timestamp 99999999999 looks like epoch seconds: send epoch milliseconds (or ISO-8601)\n',
     ],
     [['send', '-c', 'acme', '-e', 'api_call', '--timestamp', '2026-03-01T12:00:00'], `tally: --timestamp must be ISO-8601 with a zone, e.g. 2026-03-01T12:00:00Z (without one it would be each host's local time)\n`],
+    // What the consumer would dead-letter as invalid_usage_event (and the HTTP ingest refuses), by its own parser.
+    [['send', '-c', '', '-e', 'api_call'], 'tally: not sent, the consumer would dead-letter the event: customerId must be 1-256 characters\n'],
+    [['send', '-c', 'acme', '-e', 'api_call', '--id', ''], 'tally: not sent, the consumer would dead-letter the event: id must be 1-256 characters\n'],
+    [['send', '-c', 'c'.repeat(300), '-e', 'api_call'], 'tally: not sent, the consumer would dead-letter the event: customerId must be 1-256 characters\n'],
+    [['send', '-c', 'acme', '-e', 'e'.repeat(257)], 'tally: not sent, the consumer would dead-letter the event: event must be 1-256 characters\n'],
+    // The longest id of a --count run is the last one: 254 characters and -0 fit, and -10 does not.
+    [['send', '-c', 'acme', '-e', 'api_call', '--id', 'i'.repeat(254), '-n', '11'], 'tally: not sent, the consumer would dead-letter the event: id must be 1-256 characters\n'],
     [['redrive', '--all', '--since', '2026-03-01T24:00:00Z'], 'tally: --since "2026-03-01T24:00:00Z" is not a date and time on the calendar\n'],
     // skip-batch's places are read as dead-letter places are: a partition Kafka can have, an offset without leading zeros.
     [['skip-batch', '--partition', '99999999999999999999', '--offset', '2'], 'tally: --partition and --offset take non-negative integers\n'],

@@ -32,7 +32,7 @@ import { readProcessorStatus } from '@tally/runtime';
 import { ledgerRelayCheckpointName, registerSchema, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
-import { InvalidInstantError, InvalidUsageEventError, isoInstantOf, usageTimestampOf } from '@tally/domain';
+import { InvalidInstantError, InvalidUsageEventError, isoInstantOf, parseUsageEvent, usageTimestampOf } from '@tally/domain';
 import { ConfigError, loadConfig } from './config';
 import pino from 'pino';
 import { createLogger } from './logger';
@@ -251,6 +251,24 @@ program
     const compression = options.compression as CompressionName;
     if (!COMPRESSION_NAMES.includes(compression)) throw new UsageError(`--compression takes one of ${COMPRESSION_NAMES.join(', ')}`);
     const schema = options.schema === undefined ? JSON.stringify(usageEventAvroSchema) : readSchemaFile(options.schema);
+    const eventAt = (index: number) => ({
+      id: count === 1 && options.id !== undefined ? options.id : `${options.id ?? randomUUID()}${count === 1 ? '' : `-${index}`}`,
+      customerId: options.customer,
+      event: options.event,
+      timestamp,
+      properties,
+    });
+    // Refused here (2) rather than dead-lettered as invalid_usage_event after a 0: the consumer's
+    // and the HTTP ingest's own parser. The events differ only in their ids' index suffixes, so the
+    // first and the last (the longest id) stand for all of them.
+    for (const index of new Set([0, count - 1])) {
+      try {
+        parseUsageEvent(eventAt(index));
+      } catch (error) {
+        if (error instanceof InvalidUsageEventError) throw new UsageError(`not sent, the consumer would dead-letter the event: ${error.message}`);
+        throw error;
+      }
+    }
     const kafka = createKafka({ clientId: 'tally-cli', brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING, ...connections.kafka });
     const producer = kafka.producer({ idempotent: true });
     // Ctrl-C (or SIGTERM, a dropped session) stops after the part in hand, and the events sent are
@@ -276,13 +294,6 @@ program
           throw new Error(`the schema registry refused the schema for ${subject}; nothing was sent: ${error instanceof Error ? error.message : String(error)}`);
         }
       }
-      const eventAt = (index: number) => ({
-        id: count === 1 && options.id !== undefined ? options.id : `${options.id ?? randomUUID()}${count === 1 ? '' : `-${index}`}`,
-        customerId: options.customer,
-        event: options.event,
-        timestamp,
-        properties,
-      });
       const encode = async (event: ReturnType<typeof eventAt>) =>
         schemaId === undefined ? Buffer.from(JSON.stringify(event)) : await registry.encode(schemaId, toAvroUsageEvent(event));
       // One key, so one partition: a large --count in one send is one record batch, which the
