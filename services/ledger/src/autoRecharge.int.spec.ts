@@ -363,6 +363,25 @@ describe('auto-recharge', () => {
     expect((await recharges.set(gone.balanceId, { bundleId: 'tiny', quantity: 1 })).lastRefusal).toBeNull();
   });
 
+  it('refuses for good while its product is stored invalid, saying what to do once it is repaired', async () => {
+    const { product, balanceId } = await openBalance('30');
+    await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    // A hand edit the catalog's validation refuses: the purchase cannot be priced.
+    await db.pool.query(`UPDATE credit_products SET consumption = '[null]' WHERE id = $1`, [product.id]);
+    await withProcessor(async () => {
+      await deduct(balanceId, '20'); // 10: warned, refused
+    });
+    expect(await rechargesOf(balanceId)).toEqual([]);
+    expect((await recharges.get(balanceId)).lastRefusal?.reason).toMatch(
+      /as stored fails validation.*once the product is repaired, set the auto-recharge again; if it answers belowWarningLimit true, top the balance up by hand/,
+    );
+    // Repaired: the refused warning is not handled again; setting it again says the balance is still below.
+    await db.pool.query(`UPDATE credit_products SET consumption = '[]' WHERE id = $1`, [product.id]);
+    await withProcessor(async () => {});
+    expect(await rechargesOf(balanceId)).toEqual([]);
+    expect(await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 })).toMatchObject({ belowWarningLimit: true, lastRefusal: null });
+  });
+
   it('counts a purchase found stored when its warning is handled again, even with its bundle gone or the balance back above its limit', async () => {
     // Each warning's first run bought and died before keeping the outcome (a crash, a lease taken
     // over): the purchase is stored, the setting knows nothing of it.

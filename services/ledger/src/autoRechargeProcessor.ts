@@ -1,3 +1,4 @@
+import { StoredProductInvalidError } from '@tally/catalog';
 import { balanceIdOfStream, fromStoredLedgerEvent, TallyError, type Micros } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import {
@@ -11,7 +12,7 @@ import {
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { monthOf, type AutoRecharges } from './autoRecharges';
-import { PurchaseTermsChangedError } from './ledgerErrors';
+import { BundleNotFoundError, PurchaseTermsChangedError } from './ledgerErrors';
 import type { LedgerService } from './ledgerService';
 import type { PurchaseService } from './purchaseService';
 
@@ -37,6 +38,23 @@ interface AutoRechargeProcessorOptions {
 /** What handling a warning came to, as `tally_auto_recharges_total` counts it. */
 type Outcome = 'bought' | 'refused' | 'not_needed' | 'limited';
 
+/**
+ * A refusal as lastRefusal keeps it: why, and what to do. A refused warning is never handled again
+ * (even once its cause is fixed), so the balance buys at its next warning only: the setting set
+ * again answers belowWarningLimit, and true means top it up by hand.
+ */
+function refusalReason(error: TallyError): string {
+  const fix =
+    error instanceof PurchaseTermsChangedError
+      ? 'setting the auto-recharge again accepts the new terms'
+      : error instanceof StoredProductInvalidError
+        ? 'once the product is repaired, set the auto-recharge again'
+        : error instanceof BundleNotFoundError
+          ? 'set the auto-recharge to a bundle the balance can buy'
+          : 'once that is fixed, set the auto-recharge again';
+  return `${error.message}; ${fix}; if it answers belowWarningLimit true, top the balance up by hand (this warning is not handled again)`;
+}
+
 /** A low-balance warning as the processor acts on it. */
 interface Warning {
   readonly balanceId: string;
@@ -61,7 +79,9 @@ interface Warning {
  * catalog, or off the purchase options for a setting made on the portal, its credits or price not
  * the terms it was set at, the amount too large) is
  * logged, kept as the setting's lastRefusal and left, never stalling the warnings behind it; an
- * unavailable store is retried by the processor.
+ * unavailable store is retried by the processor. A product stored invalid (a hand edit the
+ * catalog's validation refuses) is refused for good too: retried, it would hold every other
+ * balance's warning behind it until an operator repairs it, as warnings are handled in order.
  *
  * A monthly limit counts the purchases made for the warnings of the warning's own calendar month
  * (UTC, by its stored time, not the clock), each once by its warning's id: a batch handled again
@@ -148,8 +168,7 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         if (!(error instanceof TallyError) || isTransientError(error)) throw error;
         logger.warn({ err: error, balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId }, 'auto-recharge refused; the warning is left');
         handled.push('refused');
-        const reason = error instanceof PurchaseTermsChangedError ? `${error.message}; setting the auto-recharge again accepts the new terms` : error.message;
-        await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason });
+        await options.recharges.recordOutcome(warning.balanceId, { kind: 'refused', at: clock(), reason: refusalReason(error) });
       }
     }
     for (const outcome of handled) count(outcome);
