@@ -71,6 +71,13 @@ export interface ExecuteOptions {
    */
   readonly markers?: readonly string[];
   /**
+   * The markers go only with an append that writes the commands' events: a call whose commands
+   * are all refused, no-ops or replays records none. For a marker that stands for the commands'
+   * own effect (a purchase's key fence, LedgerService.purchase), not for an input consumed (the
+   * consumer's, recorded for usage that charges nothing on purpose). Default false.
+   */
+  readonly markersOnlyWithEvents?: boolean;
+  /**
    * The caller vouches for earlier runs itself (the consumer, by its markers, which the append
    * checks): no read by event id for earlier runs. Default false. A command whose events turn
    * out to be stored all the same is still looked up and answered as the replay it is: an
@@ -135,6 +142,13 @@ interface Decided {
   readonly index: number;
   readonly eventIds: readonly string[];
   readonly after: FoldedBalance;
+}
+
+/** An exclusive attempt that decided nothing to write, with markers that must not go alone: rolled back. */
+class NothingWritten extends Error {
+  constructor(readonly planned: { readonly plans: StreamPlan[]; readonly writing: StreamPlan[] }) {
+    super('nothing to write');
+  }
 }
 
 /** What one execute() holds across its rounds. */
@@ -332,7 +346,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
 
   return {
     async execute(requests, executeOptions = {}) {
-      const { earlierRunsChecked = false, withEvents = true } = executeOptions;
+      const { earlierRunsChecked = false, withEvents = true, markersOnlyWithEvents = false } = executeOptions;
       const outcomes: (BalanceCommandOutcome | undefined)[] = new Array(requests.length).fill(undefined);
       // Once an append has started it finishes (or fails) as ever: the budget only ends waits
       // for states, so a write that runs out of it has appended nothing.
@@ -349,6 +363,8 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       const lookUp = new Set<number>();
       // The markers go with the first append that succeeds, and only with it.
       let markers = executeOptions.markers !== undefined && executeOptions.markers.length > 0 ? executeOptions.markers : undefined;
+      // Markers still to record even if no command writes anything.
+      const markersAlone = (): boolean => markers !== undefined && !markersOnlyWithEvents;
       const unsettled = (): number[] => {
         const indexes: number[] = [];
         for (let index = 0; index < requests.length; index += 1) if (outcomes[index] === undefined) indexes.push(index);
@@ -356,13 +372,14 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       };
       for (let attempt = 1; ; attempt += 1) {
         const open = unsettled();
-        if (open.length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
+        if (open.length === 0 && !markersAlone()) return outcomes as BalanceCommandOutcome[];
         const lookFor = earlierRunsChecked ? open.filter((index) => lookUp.has(index)) : open;
         if (lookFor.length > 0) await settleEarlierRuns(requests, lookFor, outcomes);
         const pending = lookFor.length > 0 ? unsettled() : open;
-        if (pending.length === 0 && markers === undefined) return outcomes as BalanceCommandOutcome[];
+        if (pending.length === 0 && !markersAlone()) return outcomes as BalanceCommandOutcome[];
         const balanceIds = [...new Set(pending.map((index) => requests[index]!.context.balanceId))];
         const appendOptions = markers === undefined ? undefined : { markers };
+        const optionsFor = (writing: readonly StreamPlan[]) => (writing.length === 0 && !markersAlone() ? undefined : appendOptions);
         const planned = (): { plans: StreamPlan[]; writing: StreamPlan[] } => {
           const plans = [...plan(requests, pending, known).values()];
           return { plans, writing: plans.filter((stream) => stream.append.events.length > 0) };
@@ -374,8 +391,8 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           if (attempt <= exclusiveAfter) {
             await refresh(balanceIds, call);
             ({ plans, writing } = planned());
-            results =
-              writing.length === 0 && appendOptions === undefined ? [] : await eventStore.appendMany(writing.map((stream) => stream.append), appendOptions);
+            const options = optionsFor(writing);
+            results = writing.length === 0 && options === undefined ? [] : await eventStore.appendMany(writing.map((stream) => stream.append), options);
           } else {
             // Starvation ends here: a stream that another writer appends to back to back (the
             // consumer at full rate) can make every optimistic attempt lose. This one reads the
@@ -388,13 +405,21 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
             } else {
               for (const balanceId of missing) known.set(balanceId, await states.current(balanceId, undefined, undefined, call.wait));
             }
-            const exclusive = await eventStore.appendExclusively(async (reader) => {
-              await refresh(balanceIds, call, reader);
-              const value = planned();
-              return { requests: value.writing.map((stream) => stream.append), value };
-            }, appendOptions);
-            ({ plans, writing } = exclusive.value);
-            results = exclusive.results;
+            try {
+              const exclusive = await eventStore.appendExclusively(async (reader) => {
+                await refresh(balanceIds, call, reader);
+                const value = planned();
+                // The markers were handed over before the decision: undone by a rollback if they must not go alone.
+                if (appendOptions !== undefined && optionsFor(value.writing) === undefined) throw new NothingWritten(value);
+                return { requests: value.writing.map((stream) => stream.append), value };
+              }, appendOptions);
+              ({ plans, writing } = exclusive.value);
+              results = exclusive.results;
+            } catch (error) {
+              if (!(error instanceof NothingWritten)) throw error;
+              ({ plans, writing } = error.planned);
+              results = [];
+            }
           }
         } catch (error) {
           if (!(error instanceof WrongExpectedRevisionError)) throw error;
@@ -418,7 +443,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
           await backoff.wait(attempt);
           continue;
         }
-        markers = undefined;
+        if (writing.length > 0 || markersAlone()) markers = undefined;
         const recorded = withEvents
           ? new Map(
               (await eventStore.readEventsById(writing.flatMap((stream) => stream.append.events.map((event) => event.id)))).map((event) => [

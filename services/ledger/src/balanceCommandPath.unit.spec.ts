@@ -122,6 +122,28 @@ describe('the command path for a batch writer (the metering consumer\'s options)
     expect(appends).toEqual([{ requests: [], options: { markers: ['m1', 'm2'] } }]);
   });
 
+  it('records markers with a refused command (the consumer\'s), but not with markersOnlyWithEvents, where they go only with events', async () => {
+    const notOpen: FoldedBalance = { state: initialBalanceState, revision: -1n };
+    const topUp = (balanceId: string): BalanceCommandRequest => ({
+      context: { balanceId, customerId: 'c', productId: 'p' },
+      commandId: `purchase:${balanceId}`,
+      command: { type: 'TopUp', credits: CREDIT, source: 'purchase', reason: null, at: AT },
+    });
+
+    const consumer = given({ n: notOpen });
+    const [refused] = await consumer.path.execute([topUp('n')], { markers: ['m1'] });
+    expect(refused!.ok).toBe(false);
+    expect(consumer.appends).toEqual([{ requests: [], options: { markers: ['m1'] } }]);
+
+    const fenced = given({ n: notOpen, a: balance('a', 0n) });
+    const [refusedAlone] = await fenced.path.execute([topUp('n')], { markers: ['m1'], markersOnlyWithEvents: true });
+    expect(refusedAlone!.ok).toBe(false);
+    expect(fenced.appends).toEqual([]);
+    const [bought] = await fenced.path.execute([topUp('a')], { markers: ['m1'], markersOnlyWithEvents: true });
+    expect(bought!.ok && bought!.appended).toBe(1);
+    expect(fenced.appends.map(({ requests, options }) => [requests.map((request) => request.streamId), options])).toEqual([[[balanceStreamId('a')], { markers: ['m1'] }]]);
+  });
+
   it('after a conflict reads only the moved stream\'s tail, from the state it held, and sends the markers again', async () => {
     const a = balance('a', 10n * CREDIT);
     const aMoved = balance('a', 10n * CREDIT, { type: 'TopUp', credits: CREDIT, source: 'manual', reason: null, at: AT });

@@ -83,7 +83,11 @@ export interface RequestOptions {
   readonly actor?: LedgerActor;
 }
 
-/** What a command carries besides itself to the command path; a digest may be made of its events (RequestHashOfEvents). */
+/**
+ * What a command carries besides itself to the command path; a digest may be made of its events
+ * (RequestHashOfEvents). `markers` go only with the command's events (ExecuteOptions.markersOnlyWithEvents):
+ * a command the balance refuses records none.
+ */
 type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> & { readonly requestHash?: string | RequestHashOfEvents; readonly markers?: readonly string[] };
 
 /**
@@ -277,7 +281,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     const { requestHash, startedAt, actor, markers } = extras;
     const [outcome] = await commands.execute(
       [{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}), ...(actor !== undefined ? { actor } : {}) }],
-      { ...(startedAt !== undefined ? { startedAt } : {}), ...(markers !== undefined ? { markers } : {}) },
+      { ...(startedAt !== undefined ? { startedAt } : {}), ...(markers !== undefined ? { markers, markersOnlyWithEvents: true } : {}) },
     );
     if (!outcome!.ok) throw outcome!.error;
     const { state, revision, events, replayed } = outcome!;
@@ -443,7 +447,8 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const key = requestOptions?.idempotencyKey;
       if (key === undefined) return execute(context, commandId, command, requestOptions);
       try {
-        // The fence goes in the purchase's own append: stored together or not at all (see refusePurchase).
+        // The fence goes in the purchase's own append, stored together or not at all (see
+        // refusePurchase), and only there: a refusal by the balance (not open yet) fences nothing.
         return await execute(context, commandId, command, { ...requestOptions, markers: [purchaseKeyMarker(balanceId, key, requestOptions?.requestHash)] });
       } catch (error) {
         if (!(error instanceof MarkerAlreadyRecordedError || error instanceof StoredWithoutMarkerError)) throw error;

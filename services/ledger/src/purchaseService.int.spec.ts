@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createPostgresCatalogStore } from '@tally/catalog';
-import { formatCredits, parseCredits, ValidationError, type CreditProduct } from '@tally/domain';
+import { BalanceNotOpenError, formatCredits, parseCredits, ValidationError, type CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type AppendRequest, type EventStore } from '@tally/event-store';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
@@ -264,6 +264,23 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     expect(new Set(results.map((result) => result.events[0]?.eventId)).size).toBe(1);
     expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
     expect((await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp')).toHaveLength(1);
+  });
+
+  it('a keyed purchase refused by the balance itself (not open yet) buys under its key and body once the balance opens', async () => {
+    // openBalance writes the registry row before the stream: a crash in between leaves this.
+    const product = await h.createProduct({ bundles: [{ id: 'small', credits: parseCredits('100'), price: { amount: '9.90', currency: 'EUR' }, purchaseOption: true }] });
+    const customerId = `customer-${randomUUID()}`;
+    const balanceId = randomUUID();
+    await createPostgresBalanceRegistry({ pool: db.pool }).registerBalance({ id: balanceId, customerId, productId: product.id });
+    const options = { idempotencyKey: `key-${randomUUID()}`, requestHash: 'small x1' };
+    await expect(h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, options)).rejects.toBeInstanceOf(BalanceNotOpenError);
+
+    // The next request for the pair completes the opening; the key was never fenced by that refusal.
+    expect((await h.ledger.openBalance({ customerId, productId: product.id, startingBalance: 0n })).balance.balanceId).toBe(balanceId);
+    const bought = await h.purchases.purchase(balanceId, { bundleId: 'small', quantity: 1 }, options);
+
+    expect(bought.replayed).toBe(false);
+    expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
   });
 
   it('refuses an unknown bundle or balance and a bad quantity, recording nothing', async () => {
