@@ -235,6 +235,9 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
       await first.start();
       await waitFor(() => stopping !== undefined, { description: 'the first part acknowledged and the relay told to stop', timeoutMs: 60_000 });
       await stopping;
+      // The first relay's sends only: the standby's must not count towards the batch's parts.
+      hook.mockRestore();
+      const firstRelaySends = acknowledged;
 
       const standby = harness.createRelay(topic, { batchSize: 500, standbyPollMs: 100 });
       await standby.start();
@@ -245,8 +248,8 @@ describe('ledger relay on Kafka, the registry and PostgreSQL', () => {
       await waitFor(() => firstDeliveries(reader.messages).length >= stored.length, { description: `${stored.length} events on ${topic}`, timeoutMs: 60_000 });
       expectEveryEventInStreamOrder(reader.messages, stored);
       expect(reader.messages.length - stored.length).toBe(0);
-      // The batch did go in parts (or there was nothing between them to stop in).
-      expect(acknowledged).toBeGreaterThan(2);
+      // The first relay's batch did go in parts (else there was nothing between them to stop in).
+      expect(firstRelaySends).toBeGreaterThanOrEqual(2);
       await standby.stop();
     } finally {
       hook.mockRestore();
