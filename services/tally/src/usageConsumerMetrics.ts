@@ -1,5 +1,8 @@
 import type { MetricsRegistry } from '@tally/metrics';
-import type { UsageConsumerMetrics } from '@tally/metering';
+import type { PartitionHoldReason, UsageConsumerMetrics } from '@tally/metering';
+
+/** Every reason, so each series exists from the start (a record: the compiler names a new one missing). */
+const HOLD_REASONS = Object.keys({ balance_not_opened: true, dead_letter_refused: true } satisfies Record<PartitionHoldReason, true>) as PartitionHoldReason[];
 
 /**
  * The metering consumer's batch timings and its two lags per partition (docs/metrics.md). The
@@ -7,7 +10,8 @@ import type { UsageConsumerMetrics } from '@tally/metering';
  * at a partition's last batch; when the group hands a partition to another member, its series is
  * removed rather than left at that figure, which a sum over the group's processes would count
  * twice and never see fall. Holds (a partition paused at usage waiting for a balance's opening, or
- * at a dead letter the topic refused) are counted by reason, each try, beside the partitions held now.
+ * at a dead letter the topic refused) are counted by reason, each try, beside the partitions held
+ * now, which likewise leave a revoked partition out.
  */
 export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsumerMetrics {
   const batchSeconds = metrics.histogram({
@@ -33,9 +37,17 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
     name: 'tally_consumer_held_partitions',
     help: 'Partitions this process holds out of the fetch now, waiting for a balance to be opened or for the dead-letter topic to take a letter',
   });
+  // At 0 from the start: rate() sees no increase in a series whose first sample is already 1.
+  for (const reason of HOLD_REASONS) holds.inc({ reason }, 0);
   heldPartitions.set(0);
   /** Holds not yet resumed, per `topic/partition`: a partition counts as held while it has one. */
   const unresumed = new Map<string, number>();
+  /**
+   * Holds of partitions revoked while held, per `topic/partition`: no longer counted (the
+   * partition is another member's), their resumes still to come. A resume ends one of these
+   * first, so it does not end a hold made after the partition came back.
+   */
+  const revoked = new Map<string, number>();
   /** The partitions this process has a lag series for, per topic. */
   const reported = new Map<string, Set<number>>();
 
@@ -54,6 +66,13 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
         partitionLag.remove({ topic, partition: String(partition) });
         known?.delete(partition);
       }
+      // Held until their timers fire, else: a group-wide sum would count a partition twice.
+      for (const [key, count] of unresumed) {
+        if (!key.startsWith(`${topic}/`) || held.has(Number(key.slice(topic.length + 1)))) continue;
+        revoked.set(key, (revoked.get(key) ?? 0) + count);
+        unresumed.delete(key);
+      }
+      heldPartitions.set(unresumed.size);
     },
     groupLagRead({ topic, partitions }) {
       for (const { partition, lag } of partitions) groupLag.set({ topic, partition: String(partition) }, lag);
@@ -66,6 +85,12 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
     },
     partitionResumed({ topic, partition }) {
       const key = `${topic}/${partition}`;
+      const stale = revoked.get(key) ?? 0;
+      if (stale > 0) {
+        if (stale > 1) revoked.set(key, stale - 1);
+        else revoked.delete(key);
+        return;
+      }
       const left = (unresumed.get(key) ?? 0) - 1;
       if (left > 0) unresumed.set(key, left);
       else unresumed.delete(key);
