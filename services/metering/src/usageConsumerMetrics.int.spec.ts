@@ -148,6 +148,8 @@ describe('the usage consumer’s metrics', () => {
         timeoutMs: 60_000,
       });
       expect(new Set(recorded.holds.map(({ partition, reason }) => `${partition} ${reason}`))).toEqual(new Set(['0 dead_letter_refused', '0 resumed']));
+      // As docs/metrics.md says: while the consumer runs and owns the partition, each refusal is one hold.
+      expect(consumer.counters().deadLetterRefusals).toBe(recorded.holds.filter(({ reason }) => reason === 'dead_letter_refused').length);
       await consumer.stop();
       expect(recorded.holds.at(-1)).toEqual({ partition: 0, reason: 'resumed' });
       expect(recorded.held()).toBe(0);

@@ -30,7 +30,7 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
   });
   const holds = metrics.counter({
     name: 'tally_consumer_partition_holds_total',
-    help: "Partitions held out of the fetch for a backoff, each try counted: at usage waiting for a balance's opening, or at a dead letter the dead-letter topic refused",
+    help: "Partitions held out of the fetch for a backoff, each hold counted: at usage waiting for a balance's opening, or at a dead letter the dead-letter topic refused (the refusals of tally_consumer_dead_letter_refusals_total met while the consumer runs and owns the partition)",
     labelNames: ['reason'] as const,
   });
   const heldPartitions = metrics.gauge({
