@@ -64,7 +64,7 @@ import { webPagesRoot } from './webPagesRoot';
  * and commits the batch in hand and leaves its group, and the process exits 0; or, when that
  * takes longer than TALLY_SHUTDOWN_TIMEOUT_MS (a dependency that does not answer) or a part
  * throws while stopping, exits 1. A role that fails while running (Worker.onFailure) stops them
- * all the same, and the process exits 1.
+ * all the same, and the process exits 1; so does a start that fails part way, for what had started.
  */
 /** How long /health's whole check may take before it counts as down. */
 const HEALTH_TIMEOUT_MS = 3000;
@@ -97,6 +97,31 @@ arguments: it is configured by TALLY_* environment variables alone (README.md, "
 
 /** Exit code of a command line main cannot run (as the CLI's): before anything is connected. */
 const EXIT_USAGE = 2;
+
+/**
+ * A port the process cannot have is the operator's to fix, as a configuration mistake is
+ * (ConfigError: one line naming the settings, no stack trace); any other error is left as it is.
+ */
+function listenError(error: unknown, host: string, port: number): unknown {
+  const where = `TALLY_API_PORT ${port} on TALLY_API_HOST ${host}`;
+  switch ((error as NodeJS.ErrnoException | undefined)?.code) {
+    case 'EADDRINUSE':
+      return new ConfigError(`${where} is in use (EADDRINUSE): stop what listens there, or set another port`, { cause: error });
+    case 'EACCES':
+      return new ConfigError(`${where} is not this process's to listen on (EACCES): a port below 1024 needs privileges; set another`, { cause: error });
+    case 'EADDRNOTAVAIL':
+      return new ConfigError(`TALLY_API_HOST ${host} is not an address of this host (EADDRNOTAVAIL)`, { cause: error });
+    default:
+      return error;
+  }
+}
+
+/**
+ * Set once main has parts to stop: a start that fails part way stops what it started, as a stop
+ * signal would (bounded by TALLY_SHUTDOWN_TIMEOUT_MS), then exits 1. Without it a consumer that
+ * joined its group would hold its partitions until the session timeout, unconsumed.
+ */
+let stopAfterFailedStart: (() => Promise<void>) | undefined;
 
 /** --help answered and anything else refused here, before any connection or role starts. */
 function readArguments(args: readonly string[]): void {
@@ -134,11 +159,14 @@ async function main(): Promise<void> {
   // make it apply once.
   // A role that fails while running (the consumer's client gave up) stops them all, and the
   // process exits 1: a supervisor restarts it, rather than it idling with a /health that looks well.
-  const parts = createWorkerGroup({ logger, stopTimeoutMs: config.timeouts.shutdownMs, onFailure: (component) => void shutdown(`${component} failed`, true) });
-  let stopping = false;
-  async function shutdown(signal: string, roleFailed = false): Promise<void> {
-    if (stopping) return;
-    stopping = true;
+  const parts = createWorkerGroup({ logger, stopTimeoutMs: config.timeouts.shutdownMs, onFailure: (component) => void shutdown(`${component} failed`, 'role') });
+  // One stop, whatever asks for it first; later callers wait on the same (it ends the process).
+  let stopping: Promise<void> | undefined;
+  function shutdown(signal: string, failed?: 'role' | 'start'): Promise<void> {
+    stopping ??= stop(signal, failed);
+    return stopping;
+  }
+  async function stop(signal: string, failed?: 'role' | 'start'): Promise<void> {
     const timeoutMs = config.timeouts.shutdownMs;
     logger.info({ signal, timeoutMs }, 'stopping');
     const outcome = await parts.stop();
@@ -151,8 +179,8 @@ async function main(): Promise<void> {
       logger.error({ components: outcome.failed }, 'stopped, but some parts failed to stop cleanly; exiting 1');
       process.exit(1);
     }
-    if (roleFailed) {
-      logger.error({ reason: signal }, 'stopped after a role failed; exiting 1');
+    if (failed !== undefined) {
+      logger.error({ reason: signal }, failed === 'role' ? 'stopped after a role failed; exiting 1' : 'stopped what had started after the start failed; exiting 1');
       process.exit(1);
     }
     logger.info('stopped; bye');
@@ -161,6 +189,7 @@ async function main(): Promise<void> {
   // Registered first, so a signal during start-up still stops what has started so far. SIGHUP
   // too (a closed terminal, `kill -HUP`): a stop, not a reload, as the CLI's (stopSignals.ts).
   onStopSignal((signal) => void shutdown(signal));
+  stopAfterFailedStart = () => shutdown('start failed', 'start');
 
   // TLS and authentication to Kafka, the registry and Redis, for every client created below.
   const connections = serviceConnections(config);
@@ -536,7 +565,9 @@ async function main(): Promise<void> {
       usagePublisher,
       health,
     });
-    await app.listen({ host: config.api.host, port: config.api.port });
+    await app.listen({ host: config.api.host, port: config.api.port }).catch((error: unknown) => {
+      throw listenError(error, config.api.host, config.api.port);
+    });
     parts.add('api', () => app.close());
     listening = app.server.address();
   } else {
@@ -554,6 +585,8 @@ async function main(): Promise<void> {
       connectionTimeoutMs: config.apiProtection.connectionTimeoutMs,
       keepAliveTimeoutMs: config.apiProtection.keepAliveTimeoutMs,
       requestTimeoutMs: config.apiProtection.requestTimeoutMs,
+    }).catch((error: unknown) => {
+      throw listenError(error, config.api.host, config.api.port);
     });
     parts.add('operations-listener', () => operations.close());
     listening = operations.server.address();
@@ -563,10 +596,13 @@ async function main(): Promise<void> {
   logger.info({ roles: [...roles], listening }, 'Tally is running');
 }
 
-main().catch((error: unknown) => {
-  // A configuration mistake is the operator's to fix, and the message names the variable: a stack
-  // trace would only bury it. Anything else is ours, and its stack is what a bug report needs.
+main().catch(async (error: unknown) => {
+  // A configuration mistake (a port in use too) is the operator's to fix, and the message names
+  // the variable: a stack trace would only bury it. Anything else is ours, and its stack is what a
+  // bug report needs.
   const detail = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`tally: failed to start: ${detail}\n`);
+  // Exits 1 once what had started has stopped.
+  await stopAfterFailedStart?.();
   process.exit(1);
 });
