@@ -37,6 +37,11 @@ export interface CatalogStore {
   getStoredProduct(productId: string): Promise<StoredProduct | undefined>;
   /** A product's revisions, newest first: at most `limit`, those before revision `before` when given; empty for an unknown product. */
   listProductRevisions(productId: string, page: { readonly before?: number; readonly limit: number }): Promise<ProductRevision[]>;
+  /**
+   * Whether any revision the catalog keeps of the product (the current one among them) has a bundle
+   * with this id, purchase option or not: whether a purchase of it could ever have been priced.
+   */
+  soldBundle(productId: string, bundleId: string): Promise<boolean>;
   /** The whole catalog by id, validated; a stored product that fails validation is left out (and logged). */
   listProducts(): Promise<CreditProduct[]>;
   /** As stored, unvalidated, by id: at most `limit` products with ids after `after` (the API's pages). */

@@ -118,6 +118,18 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
         return rows;
       }),
 
+    soldBundle: (productId, bundleId) =>
+      guarded(async () => {
+        // Each revision is the whole product as stored then (a CreditProductDto): containment on its bundles.
+        const { rows } = await pool.query<{ sold: boolean }>(
+          `SELECT EXISTS (
+             SELECT 1 FROM credit_product_revisions
+              WHERE product_id = $1 AND product->'bundles' @> jsonb_build_array(jsonb_build_object('id', $2::text))) AS sold`,
+          [productId, bundleId],
+        );
+        return rows[0]!.sold;
+      }),
+
     listProducts: () =>
       guarded(async () => {
         const { rows } = await pool.query<ProductRow>(`${PRODUCT_SELECT} ORDER BY id`);

@@ -283,6 +283,23 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
     expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('100');
   });
 
+  it('a keyed purchase of a bundle its product never sold is refused without a lasting write (no fence: no twin could be priced)', async () => {
+    const { product, balanceId } = await balanceWithBundles();
+    // A revision of the product since, so that more than the current one is looked at.
+    await h.catalog.updateProduct({ ...product, bundles: product.bundles.filter((bundle) => bundle.id !== 'large') });
+    const markers = async () => Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM append_markers')).rows[0]!.n);
+    const before = await markers();
+
+    for (const bundleId of ['never-sold-1', 'never-sold-2']) {
+      await expect(h.purchases.purchase(balanceId, { bundleId, quantity: 1 }, { idempotencyKey: `key-${randomUUID()}`, requestHash: bundleId })).rejects.toBeInstanceOf(BundleNotFoundError);
+    }
+
+    expect(await markers()).toBe(before);
+    // A bundle sold in an earlier revision is fenced: a twin priced then may still be in flight.
+    await expect(h.purchases.purchase(balanceId, { bundleId: 'large', quantity: 1 }, { idempotencyKey: `key-${randomUUID()}`, requestHash: 'large' })).rejects.toBeInstanceOf(BundleNotFoundError);
+    expect(await markers()).toBe(before + 1);
+  });
+
   it('refuses an unknown bundle or balance and a bad quantity, recording nothing', async () => {
     const { balanceId } = await balanceWithBundles();
     await expect(h.purchases.purchase(balanceId, { bundleId: 'huge', quantity: 1 })).rejects.toBeInstanceOf(BundleNotFoundError);

@@ -97,7 +97,7 @@ export function totalPrice(unitPrice: string, quantity: number): string {
 }
 
 export function createPurchaseService(options: {
-  catalog: Pick<CatalogStore, 'getProduct'>;
+  catalog: Pick<CatalogStore, 'getProduct' | 'soldBundle'>;
   balanceRegistry: Pick<BalanceRegistry, 'getBalance' | 'listCustomerBalances'>;
   ledger: LedgerService;
   /** Where a product left out of the purchase options (stored invalid) is reported; none without it. */
@@ -140,6 +140,12 @@ export function createPurchaseService(options: {
     };
   }
 
+  /** Whether the balance's product ever had the bundle (see CatalogStore.soldBundle); unknown counts as sold, to fence. */
+  async function everSold(balanceId: string, bundleId: string): Promise<boolean> {
+    const ref = await balanceRegistry.getBalance(balanceId);
+    return ref === undefined || (await catalog.soldBundle(ref.productId, bundleId));
+  }
+
   return {
     quote,
 
@@ -157,6 +163,10 @@ export function createPurchaseService(options: {
         if (!refusedByCatalog(error)) throw error;
         // A twin of this request (another process, priced before the catalog changed) may still be
         // about to write its purchase: the refusal stands only once none can (refusePurchase).
+        // The fence is a write kept for ever, so it is made only where such a twin could exist: a
+        // bundle no revision of the product ever had was never priced (any client can name one);
+        // changed terms, credits or product always had a bundle behind them.
+        if (error instanceof BundleNotFoundError && !(await everSold(balanceId, request.bundleId))) throw error;
         const landed = await ledger.refusePurchase(balanceId, { idempotencyKey, ...(requestHash !== undefined ? { requestHash } : {}) });
         if (landed === undefined) throw error;
         return ledger.purchase(balanceId, landed, requestOptions);
