@@ -79,17 +79,18 @@ export async function assertDeliverableUrl(text: string, policy: AddressPolicy):
 }
 
 /**
- * What getaddrinfo and the resolver report when a DNS server did not answer or failed, rather
- * than said the name does not exist: the registration may succeed in a moment.
+ * What dns.lookup (getaddrinfo) reports for a name that does not exist: only that says the URL is
+ * bad. Any other failure (a server that timed out or failed, EAI_FAIL, EAI_SYSTEM...) may pass,
+ * so the registration is answered 503 to retry rather than refused.
  */
-const TRANSIENT_DNS_CODES = new Set(['EAI_AGAIN', 'ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED']);
+const NOT_FOUND_DNS_CODES = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA']);
 
 async function resolveAll(host: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     dnsLookup(host, { all: true }, (error, addresses) => {
       const why = error?.code ?? error?.message;
-      if (error && TRANSIENT_DNS_CODES.has(error.code ?? '')) reject(new WebhookUrlUnresolvedError(`${host} could not be resolved just now (${why}); try again`));
-      else if (error) reject(new WebhookUrlRefusedError(`${host} does not resolve (${why})`));
+      if (error && NOT_FOUND_DNS_CODES.has(error.code ?? '')) reject(new WebhookUrlRefusedError(`${host} does not resolve (${why})`));
+      else if (error) reject(new WebhookUrlUnresolvedError(`${host} could not be resolved just now (${why}); try again`));
       else resolve(addresses.map((entry) => entry.address));
     });
   });

@@ -81,8 +81,15 @@ describe('assertDeliverableUrl when DNS fails', () => {
     await expect(unresolved).rejects.toMatchObject({ retriable: true, message: expect.stringMatching(/EAI_AGAIN/) });
   });
 
-  it('refuses a name that does not exist (ENOTFOUND)', async () => {
-    lookupFailing('ENOTFOUND');
+  it.each(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA'])('refuses a name that does not exist (%s)', async (code) => {
+    lookupFailing(code);
     await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlRefusedError);
+  });
+
+  // Only "no such name" says the URL is bad: a resolver that failed (EAI_FAIL), a system error
+  // (EAI_SYSTEM) or anything else may pass, and the client is told to try again.
+  it.each(['EAI_FAIL', 'EAI_SYSTEM', 'EAI_MEMORY', 'ESERVFAIL', 'EWHATEVER'])('answers any other lookup error (%s) as retriable', async (code) => {
+    lookupFailing(code);
+    await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
   });
 });
