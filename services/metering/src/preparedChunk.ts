@@ -52,35 +52,49 @@ export interface Prepared {
  * and event ids, so theirs are those of the messages kept. Pure.
  */
 export function preparedBefore(prepared: Prepared, count: number): Prepared {
-  const { decoded, rejected, priced, earlier } = prepared;
+  const { decoded, rejected, earlier } = prepared;
   const bound = decoded[count]?.message.offset;
   const kept = (item: { readonly index: number }) => item.index < count;
-  const charges = priced.charges.filter(kept);
-  const invalid = priced.invalid.filter(kept);
+  const invalid = prepared.priced.invalid.filter(kept);
   const usages = prepared.usages.slice(0, count);
+  const priced = { charges: prepared.priced.charges.filter(kept), skips: prepared.priced.skips.filter(kept), invalid };
   const invalidIndexes = new Set(invalid.map(({ index }) => index));
   return {
     decoded: decoded.slice(0, count),
     rejected: bound === undefined ? rejected : rejected.filter(({ message }) => BigInt(message.offset) < BigInt(bound)),
     usages,
-    priced: { charges, skips: priced.skips.filter(kept), invalid },
+    priced,
     invalid: invalidIndexes,
-    earlier: earlier === undefined ? undefined : earlierRunsOf(earlier, usages, invalidIndexes, charges),
+    earlier: earlier === undefined ? undefined : earlierRunsOf(earlier, earlierRunCandidates(usages, priced, invalidIndexes)),
   };
 }
 
-/** The part of earlier runs read for a chunk that concerns some of its usage (readEarlierRuns's candidates). */
-function earlierRunsOf(
-  earlier: EarlierRuns,
+/**
+ * What the read of earlier runs asks about a chunk's usage, each once: the markers of the usage
+ * not invalid (dead-lettered, never metered), and the first event ids of its charges (stored
+ * without a marker by a consumer from before markers). The one rule, for the consumer's read
+ * and for preparedBefore's cut of what it found. Pure.
+ */
+export function earlierRunCandidates(
   usages: readonly UsageEvent[],
+  priced: PricedUsageBatch,
   invalid: ReadonlySet<number>,
-  charges: PricedUsageBatch['charges'],
-): EarlierRuns {
-  const metered = new Set<string>();
+): { readonly markers: readonly string[]; readonly eventIds: readonly string[] } {
+  const markers = new Set<string>();
   usages.forEach((usage, index) => {
-    const marker = meteredUsageMarker(usage.customerId, usage.id);
-    if (!invalid.has(index) && earlier.metered.has(marker)) metered.add(marker);
+    if (!invalid.has(index)) markers.add(meteredUsageMarker(usage.customerId, usage.id));
   });
-  const chargeIds = new Set(charges.map((charge) => charge.firstEventId));
-  return { metered, storedCharges: earlier.storedCharges.filter((event) => chargeIds.has(event.id)) };
+  const eventIds = new Set<string>();
+  for (const charge of priced.charges) if (!invalid.has(charge.index)) eventIds.add(charge.firstEventId);
+  return { markers: [...markers], eventIds: [...eventIds] };
+}
+
+/** The part of earlier runs read for a chunk that its `candidates` (some of its usage) asked about. */
+function earlierRunsOf(earlier: EarlierRuns, candidates: ReturnType<typeof earlierRunCandidates>): EarlierRuns {
+  const markers = new Set(candidates.markers);
+  const eventIds = new Set(candidates.eventIds);
+  return {
+    metered: new Set([...earlier.metered].filter((marker) => markers.has(marker))),
+    storedCharges: earlier.storedCharges.filter((event) => eventIds.has(event.id)),
+  };
 }

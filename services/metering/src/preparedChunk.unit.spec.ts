@@ -3,7 +3,7 @@ import type { RecordedEvent } from '@tally/event-store';
 import { commandIds, ledgerEventId, meteredUsageMarker } from '@tally/ledger';
 import type { KafkaMessage } from 'kafkajs';
 import { UndecodableUsageEventError } from './meteringErrors';
-import { preparedBefore, type Prepared } from './preparedChunk';
+import { earlierRunCandidates, preparedBefore, type Prepared } from './preparedChunk';
 import { priceUsageBatch } from './priceUsageBatch';
 
 const api: CreditProduct = creditProductFromDto({
@@ -46,11 +46,11 @@ function stage(inputs: readonly Input[], readEarlier: boolean): Prepared {
   const usages = decoded.map((item) => item.usage);
   const priced = priceUsageBatch(usages, byCustomer, new Map([['api', api]]));
   const invalid = new Set(priced.invalid.map(({ index }) => index));
-  // As readEarlierRuns asks: the markers of the usage not invalid, and the charges' first event ids.
-  const markers = usages.filter((_, index) => !invalid.has(index)).map((item) => meteredUsageMarker(item.customerId, item.id));
-  const ids = new Set(priced.charges.map((charge) => charge.firstEventId));
+  // What the consumer's read asks for (earlierRunCandidates, the one rule), answered by the fake store.
+  const candidates = earlierRunCandidates(usages, priced, invalid);
+  const ids = new Set(candidates.eventIds);
   const earlier = readEarlier
-    ? { metered: new Set(markers.filter((marker) => store.markers.has(marker))), storedCharges: store.events.filter((event) => ids.has(event.id)) }
+    ? { metered: new Set(candidates.markers.filter((marker) => store.markers.has(marker))), storedCharges: store.events.filter((event) => ids.has(event.id)) }
     : undefined;
   return { decoded, rejected, usages, priced, invalid, earlier };
 }
@@ -101,5 +101,20 @@ describe('preparedBefore', () => {
     expect(whole.earlier!.metered).toEqual(new Set([meteredUsageMarker('alice', 'u1'), meteredUsageMarker('bob', 'u6')]));
     expect(whole.earlier!.storedCharges).toEqual([charged('u2', 'a-api'), charged('u7', 'b-api')]);
     expect(whole.priced.charges.map(({ index }) => index)).toEqual([0, 1, 5, 6, 7]);
+  });
+});
+
+describe('earlierRunCandidates', () => {
+  it('asks, each once, for the markers of the usage not invalid and the first event ids of its charges', () => {
+    const usages = [usage(1, 'u1', 'alice'), usage(2, 'u4', 'bob', 'tokens'), usage(3, 'u1', 'alice'), usage(4, 'u3', 'carol'), usage(5, 'u7', 'bob', 'tokens', { count: 1 })].map(
+      (input) => ('usage' in input ? input.usage : undefined)!,
+    );
+    const priced = priceUsageBatch(usages, byCustomer, new Map([['api', api]]));
+    const invalid = new Set(priced.invalid.map(({ index }) => index));
+    expect(invalid).toEqual(new Set([1]));
+    expect(earlierRunCandidates(usages, priced, invalid)).toEqual({
+      markers: [meteredUsageMarker('alice', 'u1'), meteredUsageMarker('carol', 'u3'), meteredUsageMarker('bob', 'u7')],
+      eventIds: [commandIds.usage('u1', 'a-api'), commandIds.usage('u7', 'b-api')].map((id) => ledgerEventId(id, 0)),
+    });
   });
 });

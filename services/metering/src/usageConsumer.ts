@@ -14,7 +14,7 @@ import {
   UnknownSchemaIdError,
   UnmeterableUsageError,
 } from './meteringErrors';
-import { preparedBefore, type Decoded, type EarlierRuns, type Prepared, type Rejected } from './preparedChunk';
+import { earlierRunCandidates, preparedBefore, type Decoded, type EarlierRuns, type Prepared, type Rejected } from './preparedChunk';
 import { priceUsageBatch, type PricedUsageBatch, type UsageCharge, type UsageSkip } from './priceUsageBatch';
 import { createCounterRegistry, type UsageConsumerCounters } from './usageConsumerCounters';
 import { createStalledPartitions, type StalledPartition } from './stalledPartitions';
@@ -365,16 +365,10 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   }
 
   /** What earlier runs metered of a batch's usage (see EarlierRuns). */
-  async function readEarlierRuns(markers: readonly string[], priced: PricedUsageBatch, excluded: ReadonlySet<number>, step: Step): Promise<EarlierRuns> {
-    const candidates = [...new Set(markers.filter((_, index) => !excluded.has(index)))];
+  async function readEarlierRuns(usages: readonly UsageEvent[], priced: PricedUsageBatch, excluded: ReadonlySet<number>, step: Step): Promise<EarlierRuns> {
+    const { markers, eventIds } = earlierRunCandidates(usages, priced, excluded);
     // The markers, and the charges stored by id (see apply), in one read: one round trip.
-    const candidateCharges = priced.charges.filter((charge) => !excluded.has(charge.index));
-    const traces = await step('metered check', () =>
-      eventStore.readAppendTraces(
-        candidates,
-        candidateCharges.map((charge) => charge.firstEventId),
-      ),
-    );
+    const traces = await step('metered check', () => eventStore.readAppendTraces(markers, eventIds));
     return { metered: traces.markers, storedCharges: traces.events };
   }
 
@@ -410,7 +404,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // (StoredWithoutMarkerError: a charge stored by a consumer from before markers;
       // DuplicateEventIdError: an id stored on another balance) itself, and writes nothing when
       // one is found; the next pass reads them, after: charged once, at its first delivery.
-      const { metered, storedCharges } = earlier ?? (await readEarlierRuns(markers, priced, excluded, step));
+      const { metered, storedCharges } = earlier ?? (await readEarlierRuns(usages, priced, excluded, step));
       earlier = undefined;
       if (metered.size > 0 || storedCharges.length > 0) metEarlierRuns = true;
       // Usage to meter now: not metered before, the first of its id in the batch, not dead-lettered.
@@ -622,7 +616,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     const { products, unusable } = await step('read products', () => productsOf([...byCustomer.values()].flat()));
     const priced = priceUsageBatch(usages, byCustomer, products, unusable);
     const invalid = new Set(priced.invalid.map(({ index }) => index));
-    const earlier = readEarlier ? await readEarlierRuns(usages.map((usage) => meteredUsageMarker(usage.customerId, usage.id)), priced, invalid, step) : undefined;
+    const earlier = readEarlier ? await readEarlierRuns(usages, priced, invalid, step) : undefined;
     return { decoded, rejected, usages, priced, invalid, earlier };
   }
 
