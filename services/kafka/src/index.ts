@@ -7,3 +7,4 @@ export { readBatchAt, type ReadBatchAtOptions } from './readBatchAt';
 export { offsetPlace, type OffsetPlace, type PartitionWatermarks } from './offsetPlace';
 export { failWorkerOnCrash } from './failWorkerOnCrash';
 export { sendInParts, topicSendBudget, type SendBudget, type SendInPartsOptions } from './sendParts';
+export { registryUrlProblem } from './registryUrl';

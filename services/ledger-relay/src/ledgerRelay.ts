@@ -2,7 +2,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
 import type { MetricsRegistry } from '@tally/metrics';
 import { ledgerEventAvroSchema, topicValueSubject } from '@tally/schemas';
-import { createKafka, kafkaConnectionConfig, sendInParts, topicSendBudget, type KafkaConnection } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, registryUrlProblem, sendInParts, topicSendBudget, type KafkaConnection } from '@tally/kafka';
 import {
   createCheckpointedProcessor,
   createPostgresCheckpointStore,
@@ -16,7 +16,7 @@ import { logLevel, Partitioners, type CompressionTypes, type Message, type Produ
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { isLedgerEvent, toLedgerEventRecord } from './ledgerEventRecord';
-import { LedgerSchemaRefusedError, UnpublishableLedgerEventError } from './ledgerRelayErrors';
+import { LedgerRelayOptionsError, LedgerSchemaRefusedError, UnpublishableLedgerEventError } from './ledgerRelayErrors';
 import { registerSchema } from './registerSchema';
 
 /** batchSize, lagRefreshMs and retry (registry, broker, PostgreSQL) as the processor takes them. */
@@ -33,7 +33,10 @@ export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<Re
   readonly kafka: KafkaConnection;
   /** Must exist: topics are provisioned (scripts/stack.sh), the broker does not auto-create them. */
   readonly topic: string;
-  /** Confluent-compatible registry API, e.g. http://127.0.0.1:8081/apis/ccompat/v7. */
+  /**
+   * Confluent-compatible registry API, e.g. http://127.0.0.1:8081/apis/ccompat/v7: http(s), its
+   * credentials in registryAuth, not in the URL (else LedgerRelayOptionsError).
+   */
   readonly registryUrl: string;
   /** HTTP basic authentication to the registry, when it wants it. */
   readonly registryAuth?: { readonly username: string; readonly password: string };
@@ -92,6 +95,9 @@ const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 }
  */
 export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
   const { eventStore, checkpointName, topic } = options;
+  // Refused now: taken, the registry would be unreachable for ever, the relay's lag growing at warn.
+  const registryProblem = registryUrlProblem(options.registryUrl, 'registryAuth');
+  if (registryProblem !== undefined) throw new LedgerRelayOptionsError(`registryUrl: ${registryProblem}`);
   const logger = options.logger.child({ module: 'ledger-relay', topic, checkpointName });
   const registry = new SchemaRegistry({
     host: options.registryUrl,

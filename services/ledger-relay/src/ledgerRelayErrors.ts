@@ -50,3 +50,8 @@ export class LedgerSchemaRefusedError extends TallyError {
     super(`the schema registry did not register the ledger event schema under ${subject}: ${why} (${status ?? 'no status'}: ${reason})`, { cause });
   }
 }
+
+/** An option createLedgerRelay cannot work with; thrown before anything connects. */
+export class LedgerRelayOptionsError extends Error {
+  override readonly name = 'LedgerRelayOptionsError';
+}

@@ -1,4 +1,4 @@
-import type { KafkaConnection } from '@tally/kafka';
+import { registryUrlProblem, type KafkaConnection } from '@tally/kafka';
 import type { CatalogCache } from '@tally/catalog';
 import type { EventStore } from '@tally/event-store';
 import type { BalanceRegistry, UsageBalanceWrites } from '@tally/ledger';
@@ -253,21 +253,10 @@ export function resolveUsageConsumerOptions(options: UsageConsumerOptions): Reso
   requireText(options.topic, 'topic');
   requireText(options.dlqTopic, 'dlqTopic');
   if (options.dlqTopic === options.topic) throw new UsageConsumerOptionsError('dlqTopic must differ from topic');
-  // Never echoed: a registry URL may carry a password.
-  let registry: URL;
-  try {
-    registry = new URL(options.registryUrl);
-  } catch {
-    throw new UsageConsumerOptionsError('registryUrl must be an http(s) URL');
-  }
-  if (registry.protocol !== 'http:' && registry.protocol !== 'https:') {
-    throw new UsageConsumerOptionsError(`registryUrl must be an http(s) URL, not ${registry.protocol}`);
-  }
-  // fetch() refuses every request to a URL with credentials: the consumer would dead-letter
-  // nothing and meter nothing, each Avro message failing its schema lookup.
-  if (registry.username !== '' || registry.password !== '') {
-    throw new UsageConsumerOptionsError('registryUrl must not carry credentials; give them as registryAuth');
-  }
+  // With credentials in it, the consumer would dead-letter nothing and meter nothing, each Avro
+  // message failing its schema lookup.
+  const registryProblem = registryUrlProblem(String(options.registryUrl), 'registryAuth');
+  if (registryProblem !== undefined) throw new UsageConsumerOptionsError(`registryUrl: ${registryProblem}`);
   requirePort(options.eventStore, 'eventStore', ['appendMany', 'readAppendTraces', 'readEventsById', 'readStreamsPaged']);
   requirePort(options.balanceRegistry, 'balanceRegistry', ['balancesOfCustomers', 'registrationAges']);
   requirePort(options.catalogCache, 'catalogCache', ['getProduct']);

@@ -45,10 +45,11 @@ describe('resolveUsageConsumerOptions', () => {
     ['an empty client id', { kafka: { brokers: ['127.0.0.1:9092'], clientId: ' ' } }, /kafka.clientId/],
     ['no group', { groupId: '' }, /groupId/],
     ['the usage topic as DLQ', { dlqTopic: 'usage-events' }, /dlqTopic must differ/],
-    ['a registry URL that is not one', { registryUrl: 'localhost:8081' }, /registryUrl/],
+    // The rule of @tally/kafka's registryUrlProblem, as config.ts applies it.
+    ['a registry URL that is not one', { registryUrl: 'localhost:8081' }, /^registryUrl: an http or https URL$/],
     // fetch() refuses a URL with credentials on every request: refused here, without echoing them.
-    ['a registry URL with credentials', { registryUrl: 'http://tally:s3cret@127.0.0.1:8081/' }, /^registryUrl must not carry credentials; give them as registryAuth$/],
-    ['an unparsable registry URL, not echoed', { registryUrl: 'http://tally:s3cret@[::1' }, /^registryUrl must be an http\(s\) URL$/],
+    ['a registry URL with credentials', { registryUrl: 'http://tally:s3cret@127.0.0.1:8081/' }, /^registryUrl: no user:password@ in the URL; give them in registryAuth$/],
+    ['an unparsable registry URL, not echoed', { registryUrl: 'http://tally:s3cret@[::1' }, /^registryUrl: an http or https URL$/],
     ['no event store', { eventStore: undefined as unknown as EventStore }, /eventStore is required/],
     ['a balance registry without the batch query', { balanceRegistry: {} as BalanceRegistry }, /balancesOfCustomers/],
     ['a zero batch size', { batchSize: 0 }, /batchSize must be an integer from 1/],

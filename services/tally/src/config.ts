@@ -2,7 +2,7 @@ import path from 'node:path';
 import { compile as compileTrustedProxies } from '@fastify/proxy-addr';
 import { DEFAULT_PORTAL_MAX_PURCHASE_QUANTITY, parseApiKeys, type ApiKey } from '@tally/api';
 import { EVENTSTOREDB_MAX_CONSUMER_BATCH_SIZE } from '@tally/event-store';
-import { COMPRESSION_NAMES, type CompressionName } from '@tally/kafka';
+import { COMPRESSION_NAMES, registryUrlProblem, type CompressionName } from '@tally/kafka';
 import { CONSUMER_KEEP_AFTER_LOAD_EVENTS, MAX_PURCHASE_QUANTITY } from '@tally/ledger';
 import { DEFAULT_PROJECTOR_SNAPSHOT_CACHE_SIZE } from '@tally/projections';
 import {
@@ -53,11 +53,10 @@ export const configSchema = z.object({
   TALLY_KAFKA_CLIENT_ID: text('tally').describe('kafkajs client id (the relay appends `-relay`, the HTTP ingestion\'s producer `-ingest`)'),
   TALLY_KAFKA_COMPRESSION: z.enum(COMPRESSION_NAMES).default('none')
     .describe('codec of what Tally produces: dead letters, the ledger topic, HTTP-ingested usage, `tally send`; `none`, `gzip`, `snappy`, `lz4` or `zstd` (consumers read every codec whatever this is)'),
-  // fetch throws on a URL with user:password@, so such a URL would pass here and leave the
-  // registry unreachable for ever (health, consumer, relay); its credentials have variables.
-  TALLY_SCHEMA_REGISTRY_URL: z.string().url()
+  // The registry's one rule (@tally/kafka): an http(s) URL, its credentials in their variables.
+  TALLY_SCHEMA_REGISTRY_URL: z.string()
     .superRefine((text, context) => {
-      const problem = registryUrlProblem(text);
+      const problem = registryUrlProblem(text, 'TALLY_SCHEMA_REGISTRY_USERNAME and TALLY_SCHEMA_REGISTRY_PASSWORD');
       if (problem !== undefined) context.addIssue({ code: z.ZodIssueCode.custom, message: problem });
     })
     .default('http://127.0.0.1:8081/apis/ccompat/v7')
@@ -309,17 +308,6 @@ function deepFreeze<T extends object>(value: T): T {
     if (inner !== null && typeof inner === 'object' && !(inner instanceof Set)) deepFreeze(inner as object);
   }
   return Object.freeze(value);
-}
-
-/** Why the registry URL cannot be fetched, if it cannot; never its text, which may hold a password. */
-function registryUrlProblem(text: string): string | undefined {
-  if (!URL.canParse(text)) return undefined; // z.string().url() says so
-  const url = new URL(text);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'an http or https URL';
-  if (url.username !== '' || url.password !== '') {
-    return 'no user:password@ in the URL; give them in TALLY_SCHEMA_REGISTRY_USERNAME and TALLY_SCHEMA_REGISTRY_PASSWORD';
-  }
-  return undefined;
 }
 
 /** An http(s) URL naming no more than scheme, host and port (a trailing slash allowed). */
