@@ -1,9 +1,7 @@
 /** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
 
 const nativeIsWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
-const nativeToWellFormed = (String.prototype as { toWellFormed?: (this: string) => string }).toWellFormed;
 
 /**
  * Whether a string is well-formed UTF-16 (no lone surrogate), i.e. whether it has a UTF-8 form.
@@ -14,12 +12,4 @@ const nativeToWellFormed = (String.prototype as { toWellFormed?: (this: string) 
  */
 export function isWellFormedText(text: string): boolean {
   return nativeIsWellFormed !== undefined ? nativeIsWellFormed.call(text) : !LONE_SURROGATE.test(text);
-}
-
-/**
- * The string with every lone surrogate replaced by U+FFFD: for text Tally keeps rather than
- * refuses (what a webhook receiver answered), as invalid UTF-8 decodes.
- */
-export function toWellFormedText(text: string): string {
-  return nativeToWellFormed !== undefined ? nativeToWellFormed.call(text) : text.replace(LONE_SURROGATES, '\uFFFD');
 }

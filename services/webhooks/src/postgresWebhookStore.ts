@@ -1,5 +1,4 @@
 import type { Pool } from 'pg';
-import { toWellFormedText } from '@tally/domain';
 import { actingKeyParams } from '@tally/postgres';
 import type {
   DueWebhookDelivery,
@@ -63,13 +62,13 @@ const HEADS = `WITH RECURSIVE heads AS (
   )`;
 
 /**
- * A receiver's answer and an error as PostgreSQL text can hold them: it refuses U+0000, and a
- * lone surrogate has no UTF-8 form, so both become U+FFFD, as invalid UTF-8 in an answer already
- * does. Refused, the attempt would not be recorded, and the delivery would be sent
- * again every round, without backoff, for as long as the receiver answers that way.
+ * A receiver's answer and an error as PostgreSQL text can hold them: it refuses U+0000 (22021),
+ * which becomes U+FFFD. Refused, the attempt would not be recorded and the delivery would be sent
+ * again without backoff. (A lone surrogate needs nothing here: pg encodes parameters as UTF-8
+ * with Buffer, which already writes it as U+FFFD.)
  */
 function storableText(text: string | null): string | null {
-  return text === null ? null : toWellFormedText(text).replaceAll('\u0000', '\ufffd');
+  return text === null ? null : text.replaceAll('\u0000', '\ufffd');
 }
 
 /** Webhook endpoints and deliveries in PostgreSQL (migration 015). */
