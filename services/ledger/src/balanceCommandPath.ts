@@ -144,6 +144,20 @@ interface Decided {
   readonly after: FoldedBalance;
 }
 
+/**
+ * What bounds a request's waits for balance states to load (the command path's, and reads of a
+ * balance the read model lacks): the budget from `startedAt` (performance.now(), default now), but
+ * never less than a tenth of it from now, so a request that spent its budget queued behind another
+ * one still gets a look at the state that one may just have loaded (a tail read, if the load is
+ * done). Undefined without a budget.
+ */
+export function loadBudgetSignal(loadBudgetMs: number, startedAt?: number): AbortSignal | undefined {
+  if (loadBudgetMs <= 0) return undefined;
+  const now = performance.now();
+  // Whole milliseconds: AbortSignal.timeout refuses a fraction (performance.now() has them).
+  return AbortSignal.timeout(Math.ceil(Math.max((startedAt ?? now) + loadBudgetMs - now, loadBudgetMs / 10)));
+}
+
 /** An exclusive attempt that decided nothing to write, with markers that must not go alone: rolled back. */
 class NothingWritten extends Error {
   constructor(readonly planned: { readonly plans: StreamPlan[]; readonly writing: StreamPlan[] }) {
@@ -208,18 +222,6 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
   // found stored by another writer, and the later ones run exclusively.
   const backoff = createBackoff({ initialDelayMs: 2, maxDelayMs: maxBackoffMs });
   const loadBudgetMs = options.loadBudgetMs ?? 0;
-
-  /**
-   * What bounds this call's waits for state loads: the budget from `startedAt`, but never less
-   * than a tenth of it from now, so a write that spent its budget queued behind another one still
-   * gets a look at the state that one may just have loaded (a tail read, if the load is done).
-   */
-  function loadDeadline(startedAt: number | undefined): AbortSignal | undefined {
-    if (loadBudgetMs <= 0) return undefined;
-    const now = performance.now();
-    // Whole milliseconds: AbortSignal.timeout refuses a fraction (performance.now() has them).
-    return AbortSignal.timeout(Math.ceil(Math.max((startedAt ?? now) + loadBudgetMs - now, loadBudgetMs / 10)));
-  }
 
   /** Settles the commands found already done; returns how many were. */
   async function settleEarlierRuns(
@@ -350,7 +352,7 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       const outcomes: (BalanceCommandOutcome | undefined)[] = new Array(requests.length).fill(undefined);
       // Once an append has started it finishes (or fails) as ever: the budget only ends waits
       // for states, so a write that runs out of it has appended nothing.
-      const loadSignal = loadDeadline(executeOptions.startedAt);
+      const loadSignal = loadBudgetSignal(loadBudgetMs, executeOptions.startedAt);
       const call: CallState = {
         optimistic: executeOptions.optimistic ?? false,
         known: new Map(executeOptions.optimistic === true ? (executeOptions.known ?? []) : []),

@@ -1,7 +1,9 @@
 import { balanceStreamId, decide, evolve, initialBalanceState, type BalanceCommand, type FoldedBalance } from '@tally/domain';
 import { MarkerAlreadyRecordedError, WrongExpectedRevisionError, type AppendManyOptions, type AppendRequest, type EventStore } from '@tally/event-store';
 import pino from 'pino';
-import { createBalanceCommandPath, type BalanceCommandRequest, type ExecuteOptions } from './balanceCommandPath';
+import { performance } from 'node:perf_hooks';
+import { waitFor } from '@tally/test-support';
+import { createBalanceCommandPath, loadBudgetSignal, type BalanceCommandRequest, type ExecuteOptions } from './balanceCommandPath';
 import type { BalanceStates } from './balanceStates';
 
 const CREDIT = 1_000_000n;
@@ -202,5 +204,20 @@ describe('the command path for a batch writer (the metering consumer\'s options)
     expect(!outcome!.ok && outcome!.error).toMatchObject({ code: 'insufficient_credits' });
     expect(tailReads).toHaveLength(1);
     expect(appends).toEqual([]);
+  });
+});
+
+describe('loadBudgetSignal: how long a request may wait for a balance state to load', () => {
+  it('is undefined without a budget', () => {
+    expect(loadBudgetSignal(0, performance.now())).toBeUndefined();
+  });
+
+  it('gives what is left of the budget counted from the start, but at least a tenth of it', async () => {
+    // Spent long ago: a tenth of 200 ms from now. Just begun: the whole minute.
+    const spent = loadBudgetSignal(200, performance.now() - 10_000)!;
+    const fresh = loadBudgetSignal(60_000, performance.now())!;
+    expect(spent.aborted).toBe(false);
+    await waitFor(() => spent.aborted, { description: 'the spent budget\'s tenth to run out', timeoutMs: 5_000, intervalMs: 5 });
+    expect(fresh.aborted).toBe(false);
   });
 });

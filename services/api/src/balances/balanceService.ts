@@ -6,6 +6,7 @@ import {
   type BalanceRef,
   type BalanceRegistry,
   type CommandResult,
+  loadBudgetSignal,
   type LedgerService,
   type OpenBalanceRequest,
 } from '@tally/ledger';
@@ -118,9 +119,8 @@ export function createBalanceService(deps: BalanceServiceDeps): BalanceService {
     return event;
   }
 
-  // As the command path gives a queued write: what is left of the budget, at least a tenth of it.
-  const loadSignal = (startedAt: number): AbortSignal | undefined =>
-    loadBudgetMs > 0 ? AbortSignal.timeout(Math.ceil(Math.max(startedAt + loadBudgetMs - performance.now(), loadBudgetMs / 10))) : undefined;
+  // As the command path bounds a write's wait.
+  const loadSignal = (startedAt: number): AbortSignal | undefined => loadBudgetSignal(loadBudgetMs, startedAt);
 
   /**
    * A balance the read model lacks, through the ledger's state path: its cached or stored state
