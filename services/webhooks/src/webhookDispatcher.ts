@@ -90,22 +90,18 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
 
   /**
    * Records an attempt; false when it could not be, for a reason that trying again will not
-   * change. What the receiver answered is the likeliest such reason (text PostgreSQL refuses), so
-   * the attempt is then recorded without it: unrecorded, the delivery would be sent again at once,
-   * with no backoff and no giving up, for as long as the receiver answers that way.
+   * change (the store already makes what a receiver answers storable: this is a bug or a schema
+   * this release does not know). Transient failures are retried, then end the round.
    */
   async function record(delivery: DueWebhookDelivery, made: WebhookAttempt, outcome: WebhookAttemptOutcome): Promise<boolean> {
-    const withoutText = { ...made, responseBody: null, error: made.error === null ? null : 'the error could not be recorded' };
-    for (const kept of [made, withoutText]) {
-      try {
-        await write(delivery.id, kept, outcome);
-        return true;
-      } catch (error) {
-        if (isTransientError(error)) throw error;
-        logger.error({ err: error, endpointId: delivery.endpointId, deliveryId: delivery.id, attempt: made.attempt }, 'could not record a webhook attempt');
-      }
+    try {
+      await write(delivery.id, made, outcome);
+      return true;
+    } catch (error) {
+      if (isTransientError(error)) throw error;
+      logger.error({ err: error, endpointId: delivery.endpointId, deliveryId: delivery.id, attempt: made.attempt }, 'could not record a webhook attempt');
+      return false;
     }
-    return false;
   }
 
   /** Resolves to whether the attempt was made and recorded. */

@@ -135,16 +135,17 @@ describe('a round of sending, when an attempt cannot be recorded', () => {
     return { dispatch, sent, pending };
   }
 
-  it("records it without the receiver's text when PostgreSQL refuses that text, so it is not sent again", async () => {
-    const recorded: Array<[string, string | null]> = [];
-    const { dispatch, sent } = dispatcherOver(async (deliveryId, responseBody) => {
-      if (deliveryId === 'd1' && responseBody !== null) throw unstorable;
-      recorded.push([deliveryId, responseBody]);
+  // What the receiver answered is made storable by the store (a NUL); a permanent failure left is
+  // a bug or a schema this release does not know, which writing less would only hide.
+  it('writes an attempt once when recording it fails for good, never again without what the receiver answered', async () => {
+    const written: Array<[string, string | null]> = [];
+    const { dispatch } = dispatcherOver(async (deliveryId, responseBody) => {
+      written.push([deliveryId, responseBody]);
+      if (deliveryId === 'd1') throw unstorable;
     });
-    expect(await dispatch(new AbortController().signal)).toBe(2);
-    expect(sent).toEqual(['http://127.0.0.1/e1', 'http://127.0.0.1/e2']);
-    expect(recorded).toEqual([
-      ['d1', null],
+    expect(await dispatch(new AbortController().signal)).toBe(1);
+    expect(written).toEqual([
+      ['d1', 'from the receiver'],
       ['d2', 'from the receiver'],
     ]);
   });
