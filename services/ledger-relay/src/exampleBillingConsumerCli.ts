@@ -23,8 +23,9 @@ async function main(): Promise<void> {
   const stop = (): void => {
     void consumer.stop().then(() => process.exit(0));
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // As Tally's own processes stop (services/tally/src/stopSignals.ts; this example stands alone
+  // to be copied): a closed terminal (SIGHUP) leaves the group too, rather than dying in it.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
 }
 
 main().catch((error: unknown) => {
