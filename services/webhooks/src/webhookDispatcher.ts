@@ -44,6 +44,12 @@ export function sendsPerEndpoint(concurrency: number): number {
  */
 const RECORD_TRIES = 5;
 
+/**
+ * Deliveries held back because their attempt could not be recorded, at most: past it the oldest
+ * is forgotten (sent again at the next round, then held back anew), so memory stays bounded.
+ */
+const MAX_HELD_BACK = 1_000;
+
 /** What a status means: 2xx is delivered; anything else (3xx too: redirects are not followed) is a failure. */
 export function isDelivered(statusCode: number | null): boolean {
   return statusCode !== null && statusCode >= 200 && statusCode < 300;
@@ -84,6 +90,20 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
   const { store, send, retry, clock, concurrency } = options;
   const logger = options.logger.child({ module: 'webhook-dispatcher' });
   const perEndpoint = sendsPerEndpoint(concurrency);
+  /**
+   * Deliveries whose attempt could not be recorded: still pending in the table, so every round
+   * would send them again, without backoff (a round that recorded anything else is followed at
+   * once). Each waits the retry policy's pause for its count of such failures, across rounds;
+   * forgotten once an attempt of it is recorded.
+   */
+  const heldBack = new Map<string, { readonly failures: number; readonly notBefore: number }>();
+  const holdBack = (deliveryId: string) => {
+    const failures = (heldBack.get(deliveryId)?.failures ?? 0) + 1;
+    heldBack.delete(deliveryId);
+    if (heldBack.size >= MAX_HELD_BACK) heldBack.delete(heldBack.keys().next().value!);
+    heldBack.set(deliveryId, { failures, notBefore: clock().getTime() + retry.delayAfter(failures) });
+  };
+  const isHeldBack = (deliveryId: string) => (heldBack.get(deliveryId)?.notBefore ?? -Infinity) > clock().getTime();
 
   const write = (deliveryId: string, made: WebhookAttempt, outcome: WebhookAttemptOutcome) =>
     retrying(() => store.recordAttempt(deliveryId, made, outcome), { what: 'recording a webhook attempt', logger, isTransient: isTransientError, maxAttempts: RECORD_TRIES });
@@ -104,14 +124,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
     }
   }
 
-  /** Resolves to whether the attempt was made and recorded. */
-  async function attempt(delivery: DueWebhookDelivery, signal: AbortSignal): Promise<boolean> {
+  /** Resolves to whether the attempt was made and recorded, or undefined when a stop cut it short. */
+  async function attempt(delivery: DueWebhookDelivery, signal: AbortSignal): Promise<boolean | undefined> {
     const number = delivery.attempts + 1;
     const startedAt = clock();
     const headers = signWebhook({ id: delivery.id, timestamp: startedAt, body: delivery.body, secrets: delivery.secrets });
     const response = await send({ url: delivery.url, headers: { ...headers }, body: delivery.body, signal });
     // Cut short by a stop: not the receiver's failure, so not an attempt; the delivery stays due.
-    if (response.aborted === true) return false;
+    if (response.aborted === true) return undefined;
     const failure = isDelivered(response.statusCode) ? undefined : (response.error ?? `HTTP ${response.statusCode}`);
     // The backoff counts from the retry period's start: a manual retry or re-enabling starts a new one.
     const inPeriod = delivery.firstAttemptAt === null ? 1 : delivery.attemptsThisPeriod + 1;
@@ -141,11 +161,6 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
     let readAt = 0;
     let made = 0;
     let failed: { readonly error: unknown } | undefined;
-    /**
-     * Deliveries whose attempt could not be recorded: still pending in the table, and not sent
-     * again in this round, so that one delivery's failure holds back neither itself nor the others.
-     */
-    const unrecorded = new Set<string>();
     /** Aborted when an attempt ends: a wait for a free lane or a free endpoint ends with it. */
     let attemptEnded = new AbortController();
     /**
@@ -163,7 +178,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
       endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);
       const run = attempt(delivery, signal)
         .then(
-          (recorded) => void (recorded ? (made += 1) : unrecorded.add(delivery.id)),
+          (recorded) => {
+            if (recorded === false) holdBack(delivery.id);
+            if (recorded !== true) return;
+            made += 1;
+            heldBack.delete(delivery.id);
+          },
           (error: unknown) => void (failed ??= { error }),
         )
         .finally(() => {
@@ -187,7 +207,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
           endedDuringRead = ended;
           try {
             const due = await store.dueDeliveries(clock(), concurrency * 4 + running.size);
-            ready = due.filter((delivery) => !running.has(delivery.id) && !ended.has(delivery.id) && !unrecorded.has(delivery.id));
+            ready = due.filter((delivery) => !running.has(delivery.id) && !ended.has(delivery.id) && !isHeldBack(delivery.id));
           } finally {
             endedDuringRead = undefined;
           }

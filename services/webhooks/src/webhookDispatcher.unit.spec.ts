@@ -173,6 +173,59 @@ describe('a round of sending, when an attempt cannot be recorded', () => {
   });
 });
 
+describe('rounds of sending, when an attempt cannot be recorded', () => {
+  it('holds that delivery back across rounds for a growing pause, while the others go on at once', async () => {
+    const unstorable = Object.assign(new Error('a schema this release does not know'), { code: '42703' });
+    const due = (id: string): DueWebhookDelivery => ({
+      id,
+      endpointId: `e-${id}`,
+      url: `http://127.0.0.1/${id}`,
+      secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+      body: '{}',
+      attempts: 0,
+      firstAttemptAt: null,
+      attemptsThisPeriod: 0,
+    });
+    const pending = new Map([['stuck', due('stuck')]]);
+    let now = 0;
+    let sent: string[] = [];
+    const dispatch = createWebhookDispatcher({
+      store: {
+        dueDeliveries: async () => [...pending.values()],
+        async recordAttempt(deliveryId) {
+          if (deliveryId === 'stuck') throw unstorable;
+          pending.delete(deliveryId);
+        },
+      },
+      send: async (request) => {
+        sent.push(request.url.slice('http://127.0.0.1/'.length));
+        return { statusCode: 200, error: null, body: null, durationMs: 1 };
+      },
+      retry: { retryForMs: 60_000, delayAfter: (failures) => 1_000 * 2 ** (failures - 1) },
+      concurrency: 2,
+      idleMs: 60_000,
+      isLeading: () => true,
+      clock: () => at(now),
+      logger: pino({ level: 'silent' }),
+    });
+    /** One round at `ms`, with one more delivery that records: the round made an attempt, so the worker starts the next at once. */
+    const roundAt = async (ms: number, other: string) => {
+      now = ms;
+      pending.set(other, due(other));
+      sent = [];
+      expect(await dispatch(new AbortController().signal)).toBe(1);
+      return sent.sort();
+    };
+    expect(await roundAt(0, 'a')).toEqual(['a', 'stuck']);
+    expect(await roundAt(0, 'b')).toEqual(['b']);
+    expect(await roundAt(999, 'c')).toEqual(['c']);
+    expect(await roundAt(1_000, 'd')).toEqual(['d', 'stuck']);
+    // The second failure to record pauses twice as long.
+    expect(await roundAt(2_999, 'e')).toEqual(['e']);
+    expect(await roundAt(3_000, 'f')).toEqual(['f', 'stuck']);
+  });
+});
+
 describe('the pause after a failed attempt', () => {
   it('counts the attempts of the retry period, not all of them: a manual retry waits the first pause, not the last', async () => {
     const asked: number[] = [];
