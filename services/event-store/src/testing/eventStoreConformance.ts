@@ -350,6 +350,30 @@ export function describeEventStoreConformance(name: string, target: ConformanceT
         const lost = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
         expect(lost?.reason).toBeInstanceOf(MarkerAlreadyRecordedError);
       });
+
+      it('lets an append of markers alone and an append of events with the same marker race: exactly one records it, the loser writes nothing', async () => {
+        // A purchase's key fence against the refusal of its twin (LedgerService.refusePurchase):
+        // many rounds at once, so that each side wins some.
+        const rounds = await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            const [a, streamId] = [marker(), newStream()];
+            const [alone, withEvents] = await Promise.allSettled([
+              store.appendMany([], { markers: [a] }),
+              store.appendMany([{ streamId, expectedRevision: 'no_stream', events: [event()] }], { markers: [a] }),
+            ]);
+            return { a, streamId, alone, withEvents };
+          }),
+        );
+        for (const { a, streamId, alone, withEvents } of rounds) {
+          expect([alone.status, withEvents.status].filter((status) => status === 'fulfilled')).toHaveLength(1);
+          const lost = alone.status === 'rejected' ? alone : (withEvents as PromiseRejectedResult);
+          expect(lost.reason).toBeInstanceOf(MarkerAlreadyRecordedError);
+          expect(lost.reason).toMatchObject({ markers: [a] });
+          expect(await store.readMarkers([a])).toEqual(new Set([a]));
+          // The events are stored exactly when their append won.
+          expect(await store.readStream(streamId)).toHaveLength(withEvents.status === 'fulfilled' ? 1 : 0);
+        }
+      });
     });
 
     describe('appendExclusively', () => {
