@@ -43,7 +43,10 @@ export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<Re
   readonly logger: Logger;
   /** Codec of the batches published (kafkajs's CompressionTypes); default none. */
   readonly compression?: CompressionTypes;
-  /** The lease's standbyPollMs, heartbeatMs and timeoutMs (ProcessorLease): a partitioned relay stops within heartbeat + timeout. */
+  /**
+   * The lease's standbyPollMs, heartbeatMs and timeoutMs (ProcessorLease): a partitioned relay
+   * notices within heartbeat + timeout, and stops publishing once the batch it is sending is done.
+   */
   readonly standbyPollMs?: number;
   readonly leaseHeartbeatMs?: number;
   readonly leaseTimeoutMs?: number;
@@ -61,8 +64,10 @@ export interface LedgerRelayOptions extends Pick<CheckpointedProcessorOptions<Re
  * (LedgerSchemaRefusedError), an event can never be published (UnpublishableLedgerEventError),
  * the store cannot be read (EventStoreStreamDeletedError, StreamRevisionMismatchError). stop()
  * stops publishing (and a registration still retrying) and gives the lease up; it resolves after
- * the batch being sent was acknowledged, every part of it, and its checkpoint saved (or a part
- * failed, and the checkpoint stays before the batch).
+ * the batch being sent was acknowledged, every part of it, and its checkpoint saved, a failed save
+ * retried for up to 2 s (the processor's SAVE_AFTER_STOP_MS). A part that fails meanwhile, or a
+ * save failing throughout, leaves the checkpoint before the batch, for the standby to publish
+ * again.
  */
 export interface LedgerRelay extends Worker {
   /** Measured against the shared checkpoint, so a standing-by relay reports the publishing one's lag. */
@@ -90,7 +95,8 @@ const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 300, maxRetryTime: 2_000 }
  * process) take turns through the processor's PostgreSQL advisory lease: one publishes, the
  * others stand by and take over within `standbyPollMs` of its stop or crash, from the checkpoint
  * it left. Without the lease each would publish the whole ledger. Until a holder whose lease
- * connection failed notices (within `leaseHeartbeatMs` plus `leaseTimeoutMs`), two relays may
+ * connection failed notices (within `leaseHeartbeatMs` plus `leaseTimeoutMs`) and has finished
+ * the batch it is sending (its remaining parts, then its checkpoint's save), two relays may
  * publish the same events: duplicates, which at-least-once delivery allows, never a gap.
  */
 export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
@@ -171,8 +177,10 @@ export function createLedgerRelay(options: LedgerRelayOptions): LedgerRelay {
    *
    * A stop is heeded before the first part only: a batch abandoned between parts would leave its
    * acknowledged parts past the checkpoint, for the standby to publish again. A started batch
-   * finishes (acknowledged parts take milliseconds each), its checkpoint is saved, and then the
-   * lease is given up; a part that fails meanwhile ends it, as the stop retries nothing.
+   * finishes (acknowledged parts take milliseconds each), its checkpoint is saved (retried for a
+   * moment after the stop: the processor), and then the lease is given up; a part that fails
+   * meanwhile ends it, as the stop retries no send. A lost lease aborts the same signal: the
+   * deposed holder finishes its batch too.
    */
   async function publish(messages: readonly { readonly recorded: RecordedEvent; readonly message: Message }[], signal: AbortSignal): Promise<void> {
     signal.throwIfAborted();

@@ -128,6 +128,68 @@ describe('checkpointed processor on PostgreSQL', () => {
     expect(handled).toEqual([positions, positions]);
   });
 
+  describe('stopped while a batch is handled', () => {
+    /** A store whose saves fail, once the stop is asked for, `failures` times (a PostgreSQL blip). */
+    function blipping(failures: number): { store: CheckpointStore; stopping(): void; attempts: () => number } {
+      let stopping = false;
+      let attempts = 0;
+      return {
+        store: {
+          load: (loaded) => checkpoints.load(loaded),
+          save: async (saved, position) => {
+            if (stopping) attempts += 1;
+            if (stopping && attempts <= failures) throw Object.assign(new Error('Connection terminated unexpectedly'), { retriable: true });
+            return checkpoints.save(saved, position);
+          },
+        },
+        stopping: () => void (stopping = true),
+        attempts: () => attempts,
+      };
+    }
+
+    /** A processor whose handler, at its first batch, finishes only once the stop has aborted it. */
+    async function stoppedMidBatch(failures: number) {
+      const name = uniqueName('stop_save');
+      const positions = await append(3);
+      await checkpoints.save(name, positions[0]! - 1n);
+      const saves = blipping(failures);
+      let handled: bigint | undefined;
+      let started = false;
+      const stopped = processor({
+        name,
+        checkpoints: saves.store,
+        handle: async (events, signal) => {
+          started = true;
+          // The handler's work is done when the stop comes (a relay's batch acknowledged): it returns, not throws.
+          await new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve, { once: true })));
+          handled ??= events[events.length - 1]!.position;
+        },
+      });
+      await stopped.start();
+      await waitFor(() => started, { description: 'the first batch being handled' });
+      saves.stopping();
+      const since = Date.now();
+      await stopped.stop();
+      return { name, handled: () => handled, attempts: saves.attempts, stopMs: Date.now() - since, checkpointBefore: positions[0]! - 1n };
+    }
+
+    it('saves the checkpoint of the batch it finished, though the first save fails', async () => {
+      const { name, handled, attempts } = await stoppedMidBatch(1);
+      expect(handled()).toBeDefined();
+      expect(attempts()).toBe(2);
+      // Saved: the next holder starts after the batch and hands nothing over again.
+      expect(await checkpoints.load(name)).toBe(handled());
+    });
+
+    it('gives the save a bounded window, and stops with the checkpoint before the batch when it fails throughout', async () => {
+      const { name, attempts, stopMs, checkpointBefore } = await stoppedMidBatch(Number.POSITIVE_INFINITY);
+      expect(attempts()).toBeGreaterThan(1);
+      // The window (2 s) and the attempt and backoff in flight, well within TALLY_SHUTDOWN_TIMEOUT_MS's default of 15 s.
+      expect(stopMs).toBeLessThan(5_000);
+      expect(await checkpoints.load(name)).toBe(checkpointBefore);
+    });
+  });
+
   it('reports its lag through the metrics registry', async () => {
     const name = uniqueName('lag');
     const positions = await append(6);

@@ -137,6 +137,34 @@ const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_LAG_REFRESH_MS = 5_000;
 const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 5_000 };
 const DEFAULT_STANDBY_POLL_MS = 2_000;
+/**
+ * How long the checkpoint of a handled batch may still be saved, retried, once the processor
+ * stops or loses its lease: a blip's worth, well within TALLY_SHUTDOWN_TIMEOUT_MS (15 s by
+ * default).
+ */
+const SAVE_AFTER_STOP_MS = 2_000;
+
+/**
+ * A signal aborted `delayMs` after `signal` is (bounding both the attempt in flight, for
+ * abandonOnAbort, and the backoffs, as retry's deadlineMs, which counts from the start, cannot).
+ * dispose() when done with it.
+ */
+function abortedLater(signal: AbortSignal, delayMs: number): { readonly signal: AbortSignal; dispose(): void } {
+  const later = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const start = (): void => {
+    timer = setTimeout(() => later.abort(signal.reason), delayMs);
+  };
+  if (signal.aborted) start();
+  else signal.addEventListener('abort', start, { once: true });
+  return {
+    signal: later.signal,
+    dispose: () => {
+      signal.removeEventListener('abort', start);
+      clearTimeout(timer);
+    },
+  };
+}
 
 /**
  * The one processor over the event store's subscription (issue 12 §1): loads its checkpoint,
@@ -147,8 +175,10 @@ const DEFAULT_STANDBY_POLL_MS = 2_000;
  * and the save hands the batch over again. With a lease, processors sharing a name take turns
  * through a PostgreSQL advisory lock: one works, the others stand by and take over within
  * standbyPollMs of its stop or crash, from the checkpoint it left. PostgreSQL frees the lock when
- * its holder's session dies; a holder whose lease connection fails stops as soon as it notices,
- * and until then two processors may handle the same events: duplicates, never a gap.
+ * its holder's session dies; a holder whose lease connection fails stops as soon as it notices
+ * and its batch in hand returns, and until then two processors may handle the same events:
+ * duplicates, never a gap. A batch handled as the processor stops or loses its lease still gets
+ * its checkpoint saved, retried for up to SAVE_AFTER_STOP_MS.
  */
 export function createCheckpointedProcessor<E extends PositionedEvent>(options: CheckpointedProcessorOptions<E>): CheckpointedProcessor {
   const { eventStore, checkpoints, name } = options;
@@ -206,7 +236,15 @@ export function createCheckpointedProcessor<E extends PositionedEvent>(options: 
       // earlier, a crash or a failed handler would lose them for good. A crash after the handler
       // but before this write hands the batch over again on restart, which at-least-once allows.
       // The store moves it forward only, so a late save of a deposed holder never rewinds it.
-      await retry(() => checkpoints.save(name, last.position), retrying('saving the checkpoint', signal));
+      // A stop or a lost lease arriving now gives the save SAVE_AFTER_STOP_MS more, not one
+      // attempt: one failed save would hand the whole batch over again (a relay's standby would
+      // publish it twice).
+      const saving = abortedLater(signal, SAVE_AFTER_STOP_MS);
+      try {
+        await retry(() => checkpoints.save(name, last.position), retrying('saving the checkpoint', saving.signal));
+      } finally {
+        saving.dispose();
+      }
     } catch (error) {
       // Stopping, or the lease is lost: the checkpoint stays where the handled work is, and the
       // next term (here or in another process) resumes there. Returning (not throwing) is safe
