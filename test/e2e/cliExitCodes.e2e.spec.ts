@@ -81,6 +81,26 @@ describe('tally exit codes', () => {
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^tally: /);
   });
+  it.each([[['balance', 'acme']], [['usage-event', 'acme', 'some-event']], [['replay']], [['redrive', '--all']]])(
+    'says Redis cannot be reached, and where, without its credentials or a stack trace, for %j (exit 1)',
+    async (args) => {
+      const failed = await runTallyCommand(args, { TALLY_REDIS_URL: 'redis://tally:top-secret@127.0.0.1:1/0' });
+      expect({ code: failed.code, lines: failed.stderr.trimEnd().split('\n') }).toEqual({
+        code: 1,
+        lines: [expect.stringMatching(/^tally: Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1\/0 cannot be reached \(connect ECONNREFUSED 127\.0\.0\.1:1\)/)],
+      });
+    },
+  );
+
+  it('logs a routine warning (a topic that does not exist) without a stack trace', async () => {
+    const failed = await runTallyCommand(['send', '--json', '-c', 'acme', '-e', 'api_call'], { TALLY_USAGE_TOPIC: uniqueName('no_such_topic') });
+    expect(failed.code).toBe(1);
+    const warnings = failed.stderr.split('\n').filter((line) => line.startsWith('{'));
+    // The control: there is a warning, with its error.
+    expect(warnings.map((line) => (JSON.parse(line) as { err?: { message?: string } }).err?.message)).toContain('This server does not host this topic-partition');
+    expect(failed.stderr).not.toContain('    at ');
+  });
+
   it('refuses skip-batch of a partition the topic does not have, naming how many it has, at once (exit 1)', async () => {
     const admin = createTestKafka(uniqueName('cli-exit-codes')).admin();
     await admin.connect();

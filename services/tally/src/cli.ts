@@ -37,7 +37,7 @@ import { ConfigError, loadConfig } from './config';
 import pino from 'pino';
 import { createLogger } from './logger';
 import { localApiKeyEntry, readLocalApiKey } from './localApiKey';
-import { openEventStore, openPool } from './openEventStore';
+import { openEventStore, openPool, redactedConnectionString } from './openEventStore';
 import { serviceConnections } from './serviceConnections';
 import { eventsInParts } from './sendParts';
 import { onStopSignal } from './stopSignals';
@@ -122,7 +122,10 @@ const { config, connections } = (() => {
 // The CLI is quieter than the main job unless told otherwise (blank counts as unset, as in loadConfig).
 // Its log goes to stderr: stdout carries the answers scripts pipe on (events sent, balances, a
 // letter), which a warning among them would break. Synchronous, so nothing is lost at exit.
-const logger = createLogger({ level: process.env.TALLY_LOG_LEVEL?.trim() ? config.logLevel : 'warn' }, pino.destination({ dest: 2, sync: true }));
+// At that default its warnings are routine for a terminal (a missing topic, a Ctrl-C): their
+// errors without stacks, kept when a level is asked for (debugging).
+const logLevelGiven = process.env.TALLY_LOG_LEVEL?.trim() ? true : false;
+const logger = createLogger({ level: logLevelGiven ? config.logLevel : 'warn', stacks: logLevelGiven }, pino.destination({ dest: 2, sync: true }));
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
 function progressBar(label: string) {
@@ -147,15 +150,39 @@ function progressBar(label: string) {
   };
 }
 
+/**
+ * Why the CLI's Redis cannot be reached now (its last connection error, cleared once it is
+ * ready): a command that fails then says so, where ioredis would say only "Connection is closed.".
+ */
+let redisUnreachable: Error | undefined;
+
 /** A command fails after a few reconnections rather than waiting for a Redis that is away. */
 function cliRedis(options: { lazyConnect?: boolean } = {}): Redis {
-  return createRedisClient({
+  const redis = createRedisClient({
     url: config.redis.url,
     commandTimeoutMs: config.timeouts.redisCommandMs,
     maxRetriesPerRequest: 3,
     ...connections.redis,
     ...options,
   });
+  // Without a listener ioredis prints every failed reconnection with a stack trace.
+  redis.on('error', (error: Error) => {
+    redisUnreachable = error;
+    logger.debug({ err: error }, 'redis connection problem');
+  });
+  redis.on('ready', () => {
+    redisUnreachable = undefined;
+  });
+  return redis;
+}
+
+/** A command's failure with Redis away: Redis named, where (without credentials) and why; ioredis's own words dropped. */
+function failureMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (redisUnreachable === undefined) return message;
+  const unreachable = `Redis at ${redactedConnectionString(config.redis.url)} cannot be reached (${redisUnreachable.message})`;
+  const ioredisWords = error instanceof Error && (error.name === 'MaxRetriesPerRequestError' || message === 'Connection is closed.');
+  return ioredisWords ? unreachable : `${unreachable}; ${message}`;
 }
 
 /** The event store and its pool for one command, closed afterwards whatever happens. */
@@ -671,6 +698,6 @@ program
 program.parseAsync(process.argv).catch((error: unknown) => {
   // Commander has printed its own words (or the help, exit 0) already.
   if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
-  process.stderr.write(`tally: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`tally: ${failureMessage(error)}\n`);
   process.exit(error instanceof UsageError ? EXIT_USAGE : error instanceof DeadLetterNotFoundError ? EXIT_NEGATIVE : EXIT_FAILURE);
 });

@@ -35,4 +35,16 @@ describe('createLogger', () => {
     expect(line).not.toMatch(/top-secret/);
     expect(JSON.parse(line!)).toMatchObject({ msg: 'connecting', partition: 3, authorization: '[redacted]', headers: { authorization: '[redacted]' }, registryAuth: { username: 'reg', password: '[redacted]' } });
   });
+
+  it('leaves out errors\' stacks when told (the CLI at its default level), keeping their type, message and cause', () => {
+    const { stream, lines } = capturing();
+    const error = new Error('This server does not host this topic-partition', { cause: new Error('the broker said so') });
+    createLogger({ level: 'warn', stacks: false }, stream).warn({ err: error, topic: 'usage' }, 'could not read the topic');
+    createLogger({ level: 'warn' }, stream).warn({ err: error }, 'with its stack');
+    const [without, withStack] = lines().map((line) => JSON.parse(line) as { err: Record<string, unknown>; topic?: string });
+    expect(without).toMatchObject({ topic: 'usage', err: { type: 'Error', message: 'This server does not host this topic-partition: the broker said so' } });
+    expect(JSON.stringify(without)).not.toContain('    at ');
+    // The control: by default (the main job) the stack is there.
+    expect(withStack!.err.stack).toEqual(expect.stringContaining('    at '));
+  });
 });
