@@ -76,7 +76,7 @@ describe('auto-recharge from the console', () => {
       await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
       await untilText(
         card.locator('summary').filter({ hasText: 'Auto-recharge' }),
-        (text) => text === 'Auto-recharge: 2 × refill (50 credits each) below the warning limit, at most 5 a month',
+        (text) => text === 'Auto-recharge: 2 × refill (50 credits for 4.90 EUR each) below the warning limit, at most 5 a month',
         'the summary',
       );
 
@@ -99,6 +99,48 @@ describe('auto-recharge from the console', () => {
       await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge: off', 'turned off');
       const balances = (await (await api('GET', `/customers/${customerId}/credit-balances`)).json()) as { items: Array<{ id: string }> };
       expect((await api('GET', `/credit-balances/${balances.items[0]!.id}/auto-recharge`)).status).toBe(404);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('says when the bundle is no longer at the terms it was set at, until it is saved again', async () => {
+    const customerId = `repriced-${randomUUID()}`;
+    const refill = (amount: string) => ({ id: 'refill', credits: '50', price: { amount, currency: 'EUR' } });
+    const product = (await (await api('POST', '/credit-products', { name: 'Repriced credits', lowBalanceThreshold: '5', bundles: [refill('4.90')] })).json()) as { id: string };
+    const { id: balanceId } = (await (await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).json()) as { id: string };
+    expect((await api('PUT', `/credit-balances/${balanceId}/auto-recharge`, { bundleId: 'refill', quantity: 1 })).status).toBe(200);
+    // The same price in another spelling is no change: the API compares by value, and so does the page.
+    expect((await api('PATCH', `/credit-products/${product.id}`, { bundles: [refill('4.9')] })).status).toBe(200);
+
+    const context = await stack.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await stack.signIn(page);
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: /Repriced credits/ });
+      const summary = card.locator('summary').filter({ hasText: 'Auto-recharge' });
+      await untilText(summary, (text) => text === 'Auto-recharge: 1 × refill (50 credits for 4.90 EUR each) below the warning limit', 'the summary at the terms set');
+      await summary.click();
+      const changed = card.getByText(/^The bundle is now/);
+      expect(await changed.count()).toBe(0);
+
+      expect((await api('PATCH', `/credit-products/${product.id}`, { bundles: [refill('5.90')] })).status).toBe(200);
+      await page.reload();
+      await openCustomer(page, customerId);
+      await card.locator('summary').filter({ hasText: 'Auto-recharge' }).click();
+      await untilText(
+        card.getByText(/^The bundle is now/),
+        (text) => text === 'The bundle is now 50 credits for 5.90 EUR, not 50 credits for 4.90 EUR as when this was set: it buys nothing until it is saved again.',
+        'the changed terms said',
+      );
+
+      // Saved again: it accepts the new terms, and the notice goes.
+      const form = card.getByRole('form', { name: 'Auto-recharge' });
+      await form.getByLabel('Quantity').press('Enter');
+      await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
+      await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text.includes('(50 credits for 5.90 EUR each)'), 'the summary at the new terms');
+      expect(await card.getByText(/^The bundle is now/).count()).toBe(0);
     } finally {
       await context.close();
     }

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, fieldErrors, path, type ApiClient } from './apiClient';
 import type { AutoRecharge, CreditBalance } from './apiTypes';
-import { bundleTerms, formatCredits, formatTime } from './format';
+import { bundleTerms, formatCredits, formatTime, sameBundleTerms } from './format';
 import { ErrorMessage, Field, SelectField, useBusyAction } from './ui';
 
 /** A bundle it may buy: the product's (console), or the portal's purchase options. */
@@ -15,9 +15,18 @@ interface RechargeBundle {
 function describe(recharge: AutoRecharge | null, bundles: readonly RechargeBundle[] | undefined): string {
   if (recharge === null) return 'Auto-recharge: off';
   const bundle = bundles?.find((candidate) => candidate.id === recharge.bundleId);
-  const each = bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
+  // The terms it buys at, kept when it was set; a setting from before they were kept buys at the bundle's of the moment.
+  const each = recharge.terms !== null ? ` (${bundleTerms(recharge.terms)} each)` : bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
   const most = recharge.monthlyLimit === null ? '' : `, at most ${recharge.monthlyLimit} a month`;
   return `Auto-recharge: ${recharge.quantity} × ${recharge.bundleId}${each} below the warning limit${most}`;
+}
+
+/** Said when the bundle's terms are no longer those it was set at: it would buy nothing at its next warning. */
+function changedTerms(recharge: AutoRecharge | null | undefined, bundles: readonly RechargeBundle[] | undefined) {
+  const terms = recharge?.terms ?? null;
+  const bundle = bundles?.find((candidate) => candidate.id === recharge?.bundleId);
+  if (terms === null || bundle === undefined || sameBundleTerms(terms, bundle)) return null;
+  return <p class="error">{`The bundle is now ${bundleTerms(bundle)}, not ${bundleTerms(terms)} as when this was set: it buys nothing until it is saved again.`}</p>;
 }
 
 /**
@@ -87,6 +96,7 @@ export function AutoRechargeSettings({
       {recharge !== null && recharge !== undefined && (
         <p>{`Bought ${recharge.rechargesThisMonth} time${recharge.rechargesThisMonth === 1 ? '' : 's'} this month${recharge.monthlyLimit === null ? '' : ` of at most ${recharge.monthlyLimit}`}.`}</p>
       )}
+      {changedTerms(recharge, bundles)}
       {recharge?.lastRefusal !== null && recharge?.lastRefusal !== undefined && (
         <p class="error">{`The last auto-recharge was refused ${formatTime(recharge.lastRefusal.at)}: ${recharge.lastRefusal.reason}`}</p>
       )}

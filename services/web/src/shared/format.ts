@@ -8,6 +8,22 @@ export function formatCredits(value: string): string {
   return `${negative ? '-' : ''}${grouped}${fraction !== undefined && fraction !== '' ? `.${fraction}` : ''}`;
 }
 
+/** Two decimal strings of the same value ("9.9" and "9.90", "050" and "50"): compared as text once each is in its shortest spelling. */
+export function sameDecimal(a: string, b: string): boolean {
+  const shortest = (value: string) => {
+    const negative = value.startsWith('-');
+    const [whole = '', fraction = ''] = (negative ? value.slice(1) : value).split('.');
+    const digits = `${whole.replace(/^0+(?=\d)/, '') || '0'}${fraction.replace(/0+$/, '') === '' ? '' : `.${fraction.replace(/0+$/, '')}`}`;
+    return negative && digits !== '0' ? `-${digits}` : digits;
+  };
+  return shortest(a) === shortest(b);
+}
+
+/** Whether a bundle still has the terms it had (credits and price, by value; the currency as written). */
+export function sameBundleTerms(a: { credits: string; price: { amount: string; currency: string } }, b: { credits: string; price: { amount: string; currency: string } }): boolean {
+  return sameDecimal(a.credits, b.credits) && sameDecimal(a.price.amount, b.price.amount) && a.price.currency === b.price.currency;
+}
+
 export function formatPrice(price: { amount: string; currency: string }): string {
   return `${formatCredits(price.amount)} ${price.currency}`;
 }

@@ -1,5 +1,5 @@
 import { ApiError, fieldErrors } from './apiClient';
-import { actorLabel, addDecimal, bundleTerms, entryCredits, entryLabel, formatCredits, formatTime, monthName, monthOf, monthPeriod, signedCredits } from './format';
+import { actorLabel, addDecimal, bundleTerms, entryCredits, entryLabel, formatCredits, formatTime, monthName, monthOf, monthPeriod, sameBundleTerms, sameDecimal, signedCredits } from './format';
 
 describe('what the pages show', () => {
   it('groups the digits of a decimal string without arithmetic, signs and fractions kept', () => {
@@ -19,6 +19,19 @@ describe('what the pages show', () => {
   it("says a bundle's credits and price with their digits grouped alike, wherever a bundle is offered", () => {
     expect(bundleTerms({ credits: '999999999999999.999999', price: { amount: '999999999999.99', currency: 'EUR' } })).toBe('999,999,999,999,999.999999 credits for 999,999,999,999.99 EUR');
     expect(bundleTerms({ credits: '1000', price: { amount: '9.90', currency: 'EUR' } })).toBe('1,000 credits for 9.90 EUR');
+  });
+
+  it('compares amounts by value, as the API compares terms: "9.9" is "9.90", "050" is "50"', () => {
+    expect(sameDecimal('9.9', '9.90')).toBe(true);
+    expect(sameDecimal('050', '50.000')).toBe(true);
+    expect(sameDecimal('0.0', '-0')).toBe(true);
+    expect(sameDecimal('9.9', '9.09')).toBe(false);
+    expect(sameDecimal('-1', '1')).toBe(false);
+    expect(sameDecimal('100', '10')).toBe(false);
+    const refill = { credits: '100', price: { amount: '9.90', currency: 'EUR' } };
+    expect(sameBundleTerms(refill, { credits: '100.0', price: { amount: '9.9', currency: 'EUR' } })).toBe(true);
+    expect(sameBundleTerms(refill, { credits: '100', price: { amount: '9.90', currency: 'USD' } })).toBe(false);
+    expect(sameBundleTerms(refill, { credits: '1', price: { amount: '9.90', currency: 'EUR' } })).toBe(false);
   });
 
   it('turns a month input into the statement\'s period in UTC, the year\'s end included, and refuses what is not a month', () => {
