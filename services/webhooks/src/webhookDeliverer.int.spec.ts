@@ -233,22 +233,29 @@ describe('webhook deliverer', () => {
     expect(receiver.delivered).toHaveLength(1);
   });
 
-  it('keeps a lane for an endpoint with nothing in flight: two hung receivers do not hold every lane between them', async () => {
-    const hung = [await receiverWithEndpoint(), await receiverWithEndpoint()];
-    for (const { receiver } of hung) receiver.mode = { kind: 'hang' };
-    const balances = await Promise.all(Array.from({ length: 6 }, () => harness.openBalance()));
-    // Six deliveries due to each hung receiver: more than the lanes.
-    for (const balanceId of balances) await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'to the hung receivers' });
-    const deliverer = harness.createDeliverer({ concurrency: 4, send: createWebhookSender({ allowPrivateNetworks: true, connectTimeoutMs: 1_000, responseTimeoutMs: 600_000 }) });
-    await deliverer.start();
-    const hungRequests = () => hung.reduce((sum, { receiver }) => sum + receiver.requests.length, 0);
-    await waitFor(() => hungRequests() >= 3 && hung.every(({ receiver }) => receiver.requests.length > 0), { description: 'both hung receivers holding lanes' });
+  it('leaves a lane to an endpoint with nothing in flight when two receivers hang, the first due alone (concurrency 3)', async () => {
+    const hangingSender = createWebhookSender({ allowPrivateNetworks: true, connectTimeoutMs: 1_000, responseTimeoutMs: 600_000 });
+    const balances = await Promise.all(Array.from({ length: 4 }, () => harness.openBalance()));
+    const topUpAll = async (reason: string) => {
+      for (const balanceId of balances) await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason });
+    };
+    const first = await receiverWithEndpoint();
+    first.receiver.mode = { kind: 'hang' };
+    await topUpAll('to the first hung receiver');
+    await harness.createDeliverer({ concurrency: 3, send: hangingSender }).start();
+    // Alone, the first takes every lane it may.
+    await waitFor(() => first.receiver.requests.length === sendsPerEndpoint(3), { description: 'the first hung receiver holding its lanes' });
 
-    // An endpoint registered now, with its webhook due after every lane the hung ones could take was taken.
+    const second = await receiverWithEndpoint();
+    second.receiver.mode = { kind: 'hang' };
+    await topUpAll('to both hung receivers');
+    await waitFor(() => second.receiver.requests.length > 0, { description: 'the second hung receiver holding a lane' });
+
     const healthy = await receiverWithEndpoint();
     await harness.ledger.topUp(balances[0]!, { credits: 1_000_000n, reason: 'to all three' });
     await waitFor(() => healthy.receiver.delivered.length === 1, { description: "the third endpoint's webhook while two receivers hang" });
-    expect(hungRequests()).toBe(3);
+    // max(k, ⌊C/2⌋ + k − 1) with C = 3, k = 2.
+    expect(first.receiver.requests.length + second.receiver.requests.length).toBe(2);
   });
 
   it('deletes what it delivered once the retention has passed, and keeps what is still to be sent', async () => {

@@ -29,13 +29,21 @@ interface WebhookDispatcherOptions {
 }
 
 /**
- * The most attempts one endpoint has in flight: half the lanes, so that a receiver that hangs
- * (every attempt waiting out the response timeout) leaves the other half to every other endpoint.
- * An endpoint with attempts in flight never takes the last free lane either (see the round), so
- * two hung receivers cannot hold every lane between them.
+ * Whether a delivery to an endpoint with `load` attempts in flight may start while `busy` of the
+ * `concurrency` lanes are: an endpoint with nothing in flight takes any free lane, one with
+ * attempts in flight another only while fewer than half the lanes (⌊C/2⌋) are busy. So k
+ * receivers that hang (each attempt waiting out the response timeout) hold at most
+ * max(k, ⌊C/2⌋ + k − 1) lanes (the first due alone takes ⌊C/2⌋, each other one lane), and with
+ * C ≥ 2 and k ≤ ⌈C/2⌉ at least one lane is left to every other endpoint.
  */
+export function mayTakeLane(concurrency: number, busy: number, load: number): boolean {
+  if (busy >= concurrency) return false;
+  return load === 0 || busy < Math.floor(concurrency / 2);
+}
+
+/** The most attempts one endpoint has in flight, which mayTakeLane implies: half the lanes, rounded down, or the one. */
 export function sendsPerEndpoint(concurrency: number): number {
-  return Math.max(1, Math.ceil(concurrency / 2));
+  return Math.max(1, Math.floor(concurrency / 2));
 }
 
 /**
@@ -77,8 +85,8 @@ export function outcomeOfFailure(
 /**
  * One round of sending: the deliveries due (the oldest pending one per endpoint and balance, so a
  * balance's webhooks reach an endpoint in ledger order), each signed at the moment of its attempt
- * and sent, `concurrency` at a time and at most `sendsPerEndpoint` to one endpoint; each attempt
- * is recorded with its outcome. A lane that frees takes the next delivery at once, while other
+ * and sent, `concurrency` at a time as mayTakeLane lets them (at most `sendsPerEndpoint` to one
+ * endpoint); each attempt is recorded with its outcome. A lane that frees takes the next delivery at once, while other
  * attempts still run: the round goes on until nothing is due and nothing is in flight, so a
  * receiver that hangs holds back its own deliveries, never another endpoint's. Resolves to the
  * number of attempts made.
@@ -89,7 +97,6 @@ export function outcomeOfFailure(
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): (signal: AbortSignal) => Promise<number> {
   const { store, send, retry, clock, concurrency } = options;
   const logger = options.logger.child({ module: 'webhook-dispatcher' });
-  const perEndpoint = sendsPerEndpoint(concurrency);
   /**
    * Deliveries whose attempt could not be recorded: still pending in the table, so every round
    * would send them again, without backoff (a round that recorded anything else is followed at
@@ -168,12 +175,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
      * pending (PostgreSQL answers as of the query's start), and must not send them again.
      */
     let endedDuringRead: Set<string> | undefined;
-    // The last free lane is kept for an endpoint with nothing in flight: receivers that hang hold
-    // every lane only when there are as many of them as lanes, each holding one.
-    const mayGo = (delivery: DueWebhookDelivery) => {
-      const load = endpointLoad.get(delivery.endpointId) ?? 0;
-      return load === 0 || (load < perEndpoint && running.size + 1 < concurrency);
-    };
+    // See mayTakeLane: k receivers that hang hold at most max(k, ⌊C/2⌋ + k − 1) lanes.
+    const mayGo = (delivery: DueWebhookDelivery) => mayTakeLane(concurrency, running.size, endpointLoad.get(delivery.endpointId) ?? 0);
     const start = (delivery: DueWebhookDelivery) => {
       endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);
       const run = attempt(delivery, signal)

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import pino from 'pino';
-import { createWebhookDispatcher, isDelivered, outcomeOfFailure, type WebhookRetryPolicy } from './webhookDispatcher';
+import { createWebhookDispatcher, isDelivered, mayTakeLane, outcomeOfFailure, sendsPerEndpoint, type WebhookRetryPolicy } from './webhookDispatcher';
 import type { DueWebhookDelivery } from './webhookStore';
 
 const policy = (retryForMs: number, delayMs: number): WebhookRetryPolicy => ({ retryForMs, delayAfter: () => delayMs });
@@ -35,6 +35,73 @@ describe('outcomeOfFailure', () => {
         return outcome.status === 'failed' && elapsed + delay > retryFor;
       }),
     );
+  });
+});
+
+describe('the lanes', () => {
+  /**
+   * The README's promise: k receivers that hang (their attempts never end) hold at most
+   * max(k, ⌊C/2⌋ + k − 1) of the C lanes, so with C ≥ 2 and k ≤ ⌈C/2⌉ at least one lane is never
+   * theirs: an endpoint with nothing in flight finds it once the healthy sends in it end.
+   */
+  const hungBound = (lanes: number, hung: number) => Math.min(lanes, Math.max(hung, Math.floor(lanes / 2) + hung - 1));
+  const HEALTHY = 3;
+
+  /** Endpoints asking for lanes in any order, healthy sends ending at any time: the lanes held at each step. */
+  function simulate(lanes: number, hung: number, runs: ReadonlyArray<{ readonly who: number; readonly end: boolean; readonly times?: number }>) {
+    const load = new Array<number>(hung + HEALTHY).fill(0);
+    const held: Array<{ hungHeld: number; busy: number; refusedAnIdleEndpoint: boolean }> = [];
+    // A run: one endpoint asking (or healthy sends ending) several times in a row, as when its deliveries fall due first.
+    const steps = runs.flatMap((run) => Array.from({ length: run.times ?? 1 }, () => run));
+    for (const { who, end } of steps) {
+      const busy = load.reduce((sum, n) => sum + n, 0);
+      const endpoint = who % load.length;
+      let refusedAnIdleEndpoint = false;
+      if (end) {
+        const healthy = load.findIndex((n, index) => index >= hung && n > 0);
+        if (healthy >= 0) load[healthy]! -= 1;
+      } else if (mayTakeLane(lanes, busy, load[endpoint]!)) load[endpoint]! += 1;
+      else refusedAnIdleEndpoint = load[endpoint] === 0 && busy < lanes;
+      held.push({ hungHeld: load.slice(0, hung).reduce((sum, n) => sum + n, 0), busy: load.reduce((sum, n) => sum + n, 0), refusedAnIdleEndpoint });
+    }
+    return { held, load };
+  }
+
+  const scenario = fc
+    .integer({ min: 1, max: 24 })
+    .chain((lanes) => fc.tuple(fc.constant(lanes), fc.integer({ min: 1, max: lanes }), fc.array(fc.record({ who: fc.nat({ max: 30 }), end: fc.boolean(), times: fc.integer({ min: 1, max: 12 }) }), { maxLength: 60 })));
+
+  it('k hung receivers hold at most max(k, ⌊C/2⌋ + k − 1) lanes, whatever the order they fall due in', () => {
+    fc.assert(
+      fc.property(scenario, ([lanes, hung, steps]) => {
+        const { held, load } = simulate(lanes, hung, steps);
+        expect(held.every((step) => step.hungHeld <= hungBound(lanes, hung))).toBe(true);
+        expect(Math.max(...load)).toBeLessThanOrEqual(sendsPerEndpoint(lanes));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('leaves a lane no hung receiver holds while k ≤ ⌈C/2⌉ (C ≥ 2), and never refuses an endpoint with nothing in flight a free lane', () => {
+    fc.assert(
+      fc.property(scenario, ([lanes, hung, steps]) => {
+        const { held } = simulate(lanes, hung, steps);
+        if (lanes >= 2 && hung <= Math.ceil(lanes / 2)) expect(held.every((step) => step.hungHeld < lanes)).toBe(true);
+        expect(held.some((step) => step.refusedAnIdleEndpoint)).toBe(false);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it.each([
+    [10, 3, 7],
+    [3, 2, 2],
+    [4, 2, 3],
+  ])('reaches the bound: at concurrency %i, %i hung receivers, the first due alone, hold %i lanes', (lanes, hung, bound) => {
+    expect(hungBound(lanes, hung)).toBe(bound);
+    // The first hung receiver asks until refused, then each other one once.
+    const steps = [...Array.from({ length: lanes }, () => ({ who: 0, end: false })), ...Array.from({ length: hung - 1 }, (_, index) => ({ who: index + 1, end: false }))];
+    expect(simulate(lanes, hung, steps).held.at(-1)!.hungHeld).toBe(bound);
   });
 });
 
