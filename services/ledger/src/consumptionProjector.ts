@@ -1,5 +1,6 @@
 import { balanceIdOfStream, fromStoredLedgerEvent } from '@tally/domain';
 import type { EventStore, RecordedEvent } from '@tally/event-store';
+import { inTransaction } from '@tally/postgres';
 import {
   createCheckpointedProcessor,
   createPostgresCheckpointStore,
@@ -8,7 +9,7 @@ import {
   type ProcessorLease,
   type ProcessorMetrics,
 } from '@tally/runtime';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 
 /** The processor's (and its lease's and checkpoint row's) name; migration 019 resets it. */
@@ -180,20 +181,6 @@ export function createConsumptionProjection(options: {
     return [...sums.values()];
   }
 
-  async function inTransaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await work(client);
-      await client.query('COMMIT');
-      client.release();
-    } catch (error) {
-      // Destroyed, not returned: the connection may be mid-transaction or broken.
-      client.release(true);
-      throw error;
-    }
-  }
-
   /** The batch's sums as the statements' array parameters, in unnest's column order. */
   function bucketColumns(sums: readonly BucketSum[]): unknown[] {
     return [
@@ -252,7 +239,7 @@ export function createConsumptionProjection(options: {
     const whole = await sumsOf(events);
     if (await addIfAhead(events, whole)) return;
     let restart: string | undefined;
-    await inTransaction(async (client) => {
+    await inTransaction(pool, async (client) => {
       const created = await client.query('INSERT INTO subscription_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING RETURNING 1', [
         CONSUMPTION_PROJECTION,
       ]);

@@ -8,3 +8,4 @@ export { queryWithTimeout } from './queryWithTimeout';
 export { NotificationListener } from './notificationListener';
 export { integerArrayLiteral, textArrayLiteral } from './arrayLiteral';
 export { actingKeyParams } from './actingKeyParams';
+export { inTransaction } from './inTransaction';
