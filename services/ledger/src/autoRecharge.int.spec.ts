@@ -3,6 +3,7 @@ import { createPostgresCatalogStore } from '@tally/catalog';
 import { formatCredits, parseCredits, type CreditProduct } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
 import { createMetricsRegistry } from '@tally/metrics';
+import { createPool } from '@tally/postgres';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
 import { AUTO_RECHARGE_PROCESSOR, createAutoRechargeProcessor } from './autoRechargeProcessor';
@@ -218,8 +219,12 @@ describe('auto-recharge', () => {
     expect(await balanceOf(balanceId)).toBe('119');
   });
 
-  /** Settings whose event store head and balance reads run `hooks` as they return, as another writer would act between set's steps. */
-  function hookedRecharges(hooks: { afterBalanceRead?: () => Promise<void>; afterHeadRead?: () => Promise<void> }): AutoRecharges {
+  /**
+   * Settings whose event store head and balance reads run `hooks` as they return, and whose
+   * transaction runs `whileLocked` once it holds the settings lock, as another writer would act
+   * between set's steps.
+   */
+  function hookedRecharges(hooks: { afterBalanceRead?: () => Promise<void>; afterHeadRead?: () => Promise<void>; whileLocked?: () => Promise<void> }): AutoRecharges {
     const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
     const once = (hook: (() => Promise<void>) | undefined) => {
       let pending = hook;
@@ -231,8 +236,28 @@ describe('auto-recharge', () => {
     };
     const afterBalanceRead = once(hooks.afterBalanceRead);
     const afterHeadRead = once(hooks.afterHeadRead);
+    const whileLocked = once(hooks.whileLocked);
+    // The pool as set uses it, its clients' queries followed by the hook once one took the lock.
+    const pool = new Proxy(db.pool, {
+      get(target, property) {
+        if (property !== 'connect') return Reflect.get(target, property, target) as unknown;
+        return async () => {
+          const client = await target.connect();
+          return new Proxy(client, {
+            get(clientTarget, clientProperty) {
+              if (clientProperty !== 'query') return Reflect.get(clientTarget, clientProperty, clientTarget) as unknown;
+              return async (...args: Parameters<typeof client.query>) => {
+                const result = await (clientTarget.query as (...a: unknown[]) => Promise<unknown>)(...args);
+                if (typeof args[0] === 'string' && args[0].includes('pg_advisory_xact_lock_shared')) await whileLocked();
+                return result;
+              };
+            },
+          });
+        };
+      },
+    });
     return createAutoRecharges({
-      pool: db.pool,
+      pool,
       balanceRegistry,
       purchases,
       ledger: { getBalance: async (...args) => { const read = await ledger.getBalance(...args); await afterBalanceRead(); return read; } },
@@ -258,31 +283,81 @@ describe('auto-recharge', () => {
     expect(set.belowWarningLimit).toBe(true);
   });
 
-  it('buys for a warning stored after the head read that the processor reaches before the setting is stored', async () => {
-    const { balanceId } = await openBalance('30');
+  /** The processor, started and at the head, for `work`; then run until it has handled everything stored by then. */
+  async function withProcessorAtHead(work: (processor: ReturnType<typeof createAutoRechargeProcessor>) => Promise<void>): Promise<void> {
     const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, metrics, lease: { standbyPollMs: 100 } });
-    let set: AutoRechargeStatus | undefined;
     await processor.start();
     try {
       await waitFor(async () => processor.checkpoint() >= (await eventStore.headPosition()), { description: 'the processor at the head', timeoutMs: 60_000 });
-      const hooked = hookedRecharges({
-        afterHeadRead: async () => {
-          const deducted = await deduct(balanceId, '20'); // 10: warned, after `since`
-          const warnedAt = deducted.events.find(({ event }) => event.type === 'LowBalanceWarned')!.position;
-          // The processor handles it before the setting is stored, or waits for it to be.
-          const waiting = async () =>
-            (await db.pool.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = 'auto_recharges'::regclass::oid", [SETTINGS_LOCK_CLASS])).rowCount! > 0;
-          await waitFor(async () => processor.checkpoint() >= warnedAt || (await waiting()), { description: 'the processor at the warning', timeoutMs: 60_000 });
-        },
-      });
-      set = await hooked.set(balanceId, { bundleId: 'refill', quantity: 1 });
+      await work(processor);
       await waitFor(async () => processor.checkpoint() >= (await eventStore.headPosition()), { description: 'the processor at the head', timeoutMs: 60_000 });
     } finally {
       await processor.stop();
     }
+  }
+
+  it('says the balance is below its limit for a warning stored after the head read that the processor passes before the setting is stored', async () => {
+    const { balanceId } = await openBalance('30');
+    let warnedAt = -1n;
+    let set: AutoRechargeStatus | undefined;
+    await withProcessorAtHead(async (processor) => {
+      const hooked = hookedRecharges({
+        afterHeadRead: async () => {
+          const deducted = await deduct(balanceId, '20'); // 10: warned, after the head read
+          warnedAt = deducted.events.find(({ event }) => event.type === 'LowBalanceWarned')!.position;
+          // Nothing is locked yet: the processor reads its batch's settings (none) and passes it.
+          await waitFor(() => processor.checkpoint() >= warnedAt, { description: 'the processor past the warning', timeoutMs: 60_000 });
+        },
+      });
+      set = await hooked.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    });
+    // The processor's settings read moved `since` past the warning: not bought, and said so.
+    expect(warnedAt).toBeGreaterThan(0n);
+    expect(warnedAt <= set!.sincePosition).toBe(true);
+    expect(await rechargesOf(balanceId)).toEqual([]);
+    expect(set!.belowWarningLimit).toBe(true);
+  });
+
+  it('buys for a warning the processor reaches while the setting is being stored: its settings read waits for it', async () => {
+    const { balanceId } = await openBalance('30');
+    let set: AutoRechargeStatus | undefined;
+    await withProcessorAtHead(async () => {
+      const hooked = hookedRecharges({
+        whileLocked: async () => {
+          await deduct(balanceId, '20'); // 10: warned, after the head read
+          const waiting = async () =>
+            (await db.pool.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = 'auto_recharges'::regclass::oid", [SETTINGS_LOCK_CLASS])).rowCount! > 0;
+          await waitFor(waiting, { description: "the processor's settings read waiting for the setting", timeoutMs: 60_000 });
+        },
+      });
+      set = await hooked.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    });
     expect(await rechargesOf(balanceId)).toHaveLength(1);
     expect(await balanceOf(balanceId)).toBe('110');
     expect(set?.belowWarningLimit).toBe(true);
+  });
+
+  it('sets with a pool of one connection, as TALLY_DATABASE_POOL_SIZE=1 wires it: nothing holds a connection while it needs another', async () => {
+    const { balanceId } = await openBalance('30');
+    // main.ts's wiring: one pool under the event store, the ledger and the settings. A short
+    // connect timeout, so a call waiting for a second connection fails fast rather than the test.
+    const one = createPool({ connectionString: db.connectionString, schema: db.schema, max: 1, connectionTimeoutMillis: 1_000, applicationName: 'test-auto-recharge-one', logger });
+    const store = createPostgresEventStore({ pool: one, logger, notifyChannel: `${db.schema}_events` });
+    const oneCatalog = createPostgresCatalogStore({ pool: one, logger });
+    const oneRegistry = createPostgresBalanceRegistry({ pool: one });
+    const oneLedger = createLedgerService({ eventStore: store, catalog: oneCatalog, balanceRegistry: oneRegistry, logger });
+    const onePurchases = createPurchaseService({ catalog: oneCatalog, balanceRegistry: oneRegistry, ledger: oneLedger });
+    const oneRecharges = createAutoRecharges({ pool: one, balanceRegistry: oneRegistry, purchases: onePurchases, ledger: oneLedger, eventStore: store });
+    try {
+      const set = await oneRecharges.set(balanceId, { bundleId: 'refill', quantity: 1 });
+      expect(set).toMatchObject({ balanceId, bundleId: 'refill', quantity: 1, belowWarningLimit: false });
+      expect(set.sincePosition).toBe(await eventStore.headPosition());
+      expect([...(await oneRecharges.ofBalances([balanceId], set.sincePosition)).keys()]).toEqual([balanceId]);
+    } finally {
+      await oneLedger.close();
+      await store.close();
+      await one.end();
+    }
   });
 
   it('buys only a purchase option for a setting made on the portal, refusing a bundle taken off them since as the portal would', async () => {
@@ -467,7 +542,7 @@ describe('auto-recharge', () => {
     // get is the setting alone: whether the balance is below its limit is the API's balance read's to say.
     const { belowWarningLimit: _below, ...setting } = replaced;
     expect(await recharges.get(balanceId)).toEqual(setting);
-    expect([...(await recharges.ofBalances([balanceId, silent.balanceId])).keys()]).toEqual([balanceId]);
+    expect([...(await recharges.ofBalances([balanceId, silent.balanceId], 0n)).keys()]).toEqual([balanceId]);
     await recharges.remove(balanceId);
     await expect(recharges.get(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);
     await expect(recharges.remove(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);

@@ -118,7 +118,8 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
   async function handle(events: readonly RecordedEvent[]): Promise<void> {
     const warnings = warningsOf(events);
     if (warnings.length === 0) return;
-    const settings = await options.recharges.ofBalances([...new Set(warnings.map((warning) => warning.balanceId))]);
+    // With the batch's last position: a setting stored after this read acts only after it (see AutoRecharges.set).
+    const settings = await options.recharges.ofBalances([...new Set(warnings.map((warning) => warning.balanceId))], events.at(-1)!.position);
     // Counted once the whole batch is handled: one retried after a transient failure on a later
     // warning decides the earlier ones again, and would count them again.
     const handled: Outcome[] = [];

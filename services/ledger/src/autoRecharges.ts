@@ -1,7 +1,7 @@
 import { isBelowThreshold, ValidationError, type ActingKey, type Micros } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
-import { actingKeyParams, textArrayLiteral } from '@tally/postgres';
-import type { Pool, PoolClient } from 'pg';
+import { actingKeyParams, inTransaction, textArrayLiteral } from '@tally/postgres';
+import type { Pool } from 'pg';
 import { AutoRechargeNotSetError, BalanceNotFoundError, WarningLimitNotSetError } from './ledgerErrors';
 import type { BalanceRegistry } from './balanceRegistry';
 import type { LedgerService } from './ledgerService';
@@ -58,7 +58,7 @@ export interface AutoRechargeRequest extends PurchaseRequest {
 
 export const MAX_MONTHLY_LIMIT = 1000;
 
-/** The advisory lock class (with the table's oid) between set's head read and insert and the processor's settings read. */
+/** The advisory lock class (with the table's oid) between set's insert and the processor's settings read. */
 export const SETTINGS_LOCK_CLASS = 1952541799;
 
 /** The first day of a time's calendar month in UTC (`2026-12-01`), as the purchases are counted by. */
@@ -96,8 +96,11 @@ export interface AutoRecharges {
   set(balanceId: string, request: AutoRechargeRequest, by?: ActingKey, options?: { readonly signal?: AbortSignal | undefined }): Promise<AutoRechargeStatus>;
   /** Turns it off. Throws as `get`. */
   remove(balanceId: string): Promise<void>;
-  /** The auto-recharges of these balances, those that have one: what the processor reads per batch. */
-  ofBalances(balanceIds: readonly string[]): Promise<ReadonlyMap<string, AutoRecharge>>;
+  /**
+   * The auto-recharges of these balances, those that have one: what the processor reads per batch,
+   * with `readThrough`, the last position of the batch it read them for (see set).
+   */
+  ofBalances(balanceIds: readonly string[], readThrough: bigint): Promise<ReadonlyMap<string, AutoRecharge>>;
   /**
    * Keeps what handling a warning came to with the setting (none if it was turned off meanwhile);
    * a purchase is also counted for its warning's month, once however often it is recorded.
@@ -139,7 +142,7 @@ const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, termsCredits, term
   lastRefusal: lastRefusedAt === null || lastRefusal === null ? null : { at: lastRefusedAt, reason: lastRefusal },
 });
 
-/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036, 037), checked as a purchase is. */
+/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036-038), checked as a purchase is. */
 export function createAutoRecharges(options: {
   readonly pool: Pool;
   readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'>;
@@ -148,21 +151,6 @@ export function createAutoRecharges(options: {
   readonly eventStore: Pick<EventStore, 'headPosition'>;
 }): AutoRecharges {
   const { pool } = options;
-
-  async function inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      client.release();
-      return result;
-    } catch (error) {
-      // Destroyed, not returned: the connection may be mid-transaction or broken.
-      client.release(true);
-      throw error;
-    }
-  }
   const read = (balanceIds: readonly string[]) =>
     guarded(async () => (await pool.query<AutoRechargeRow>(`SELECT ${COLUMNS} FROM auto_recharges WHERE balance_id = ANY($1::text[])`, [textArrayLiteral(balanceIds)])).rows);
 
@@ -196,26 +184,29 @@ export function createAutoRecharges(options: {
       });
       const unitCredits = quoted.credits / BigInt(quoted.quantity);
       const load = signal !== undefined ? { signal } : undefined;
-      // Checked (and loaded, so the read below is quick) before the lock is taken.
       const { balance: checked } = await options.ledger.getBalance(balanceId, load);
       if (checked.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);
       }
       // Every warning is acted on by this setting, or is at or before `since` and then
-      // belowWarningLimit (the balance read after `since`) says the balance is below: the head is
-      // read and the setting stored under this lock, shared here, that the processor takes
-      // exclusively to read the settings of a batch it has already read (ofBalances). Either the
-      // processor reads after this commits (it sees the setting), or this head read follows that
-      // batch's read, so the batch's warnings are at or before `since`.
-      return guarded(() =>
-        inTransaction(async (client) => {
+      // belowWarningLimit (the balance read after `since`) says the balance is below. The processor
+      // reads a batch's settings (ofBalances) after it read the batch, in one transaction that
+      // holds this lock exclusively and raises R (auto_recharge_settings_read) to the batch's last
+      // position; this transaction holds it shared, reads R and stores since = max(head, R). The
+      // lock orders the two: if the processor's read commits first, R covers its batch, whose
+      // warnings are then at or before `since`; if it starts after this commits, its read sees the
+      // setting. A warning at or before `since` was stored before the head read or read by the
+      // processor, so before the balance read below. No connection is held across the head or
+      // balance read, which take their own from the same pool: held, a pool of one (or ten such
+      // PUTs at once, the processor's read waiting behind them) would have none left to give.
+      const since0 = await options.eventStore.headPosition();
+      const row = await guarded(() =>
+        inTransaction(pool, async (client) => {
           await client.query(`SELECT pg_advisory_xact_lock_shared(${SETTINGS_LOCK_CLASS}, 'auto_recharges'::regclass::oid::integer)`);
-          const since = await options.eventStore.headPosition();
-          const { balance } = await options.ledger.getBalance(balanceId, load);
           const { rows } = await client.query<AutoRechargeRow>(
             `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only,
                terms_credits, terms_price_amount, terms_currency)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             VALUES ($1, $2, $3, GREATEST($4::bigint, (SELECT read_through FROM auto_recharge_settings_read)), $5, $6, $7, $8, $9, $10, $11)
              -- A replacement keeps its since: a warning stored before it but not yet handled would
              -- otherwise be skipped, and with that warning outstanding no new one fires while the
              -- balance stays below its limit, so it would never buy again.
@@ -226,11 +217,14 @@ export function createAutoRecharges(options: {
                -- A new setting starts without the old one's refusal (its bundle may be the fix).
                last_refused_at = NULL, last_refusal = NULL
              RETURNING ${COLUMNS}`,
-            [balanceId, request.bundleId, request.quantity, since.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly, unitCredits.toString(), quoted.unitPrice, quoted.currency],
+            [balanceId, request.bundleId, request.quantity, since0.toString(), ...actingKeyParams(by), monthlyLimit, purchaseOptionsOnly, unitCredits.toString(), quoted.unitPrice, quoted.currency],
           );
-          return { ...fromRow(rows[0]!), belowWarningLimit: isBelowThreshold(balance) };
+          return rows[0]!;
         }),
       );
+      // Read after the commit, so after `since`: it counts every warning at or before it.
+      const { balance } = await options.ledger.getBalance(balanceId, load);
+      return { ...fromRow(row), belowWarningLimit: isBelowThreshold(balance) };
     },
 
     async remove(balanceId) {
@@ -238,13 +232,20 @@ export function createAutoRecharges(options: {
       if (rowCount === 0) await notSet(balanceId);
     },
 
-    async ofBalances(balanceIds) {
+    async ofBalances(balanceIds, readThrough) {
       if (balanceIds.length === 0) return new Map();
-      // Exclusive against set's head read and insert: see set.
+      // Exclusive against set's insert, and R moved with the read: see set.
       const rows = await guarded(() =>
-        inTransaction(async (client) => {
+        inTransaction(pool, async (client) => {
           await client.query(`SELECT pg_advisory_xact_lock(${SETTINGS_LOCK_CLASS}, 'auto_recharges'::regclass::oid::integer)`);
-          return (await client.query<AutoRechargeRow>(`SELECT ${COLUMNS} FROM auto_recharges WHERE balance_id = ANY($1::text[])`, [textArrayLiteral(balanceIds)])).rows;
+          const read = (await client.query<AutoRechargeRow>(`SELECT ${COLUMNS} FROM auto_recharges WHERE balance_id = ANY($1::text[])`, [textArrayLiteral(balanceIds)])).rows;
+          // An upsert: a missing row (deleted by hand) must not leave R behind unnoticed.
+          await client.query(
+            `INSERT INTO auto_recharge_settings_read (read_through) VALUES ($1::bigint)
+             ON CONFLICT (only_row) DO UPDATE SET read_through = GREATEST(auto_recharge_settings_read.read_through, excluded.read_through)`,
+            [readThrough.toString()],
+          );
+          return read;
         }),
       );
       return new Map(rows.map((row) => [row.balanceId, fromRow(row)]));
