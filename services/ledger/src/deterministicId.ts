@@ -132,8 +132,8 @@ export function meteredUsageMarker(customerId: string, usageEventId: string): st
  * The fence of one keyed purchase request (its balance, Idempotency-Key and body's digest): a
  * purchase of the key appends it with its event, a refusal of the request records it alone, and
  * the store records it once (see LedgerService.refusePurchase). Prefixed, as a new kind of marker
- * must be, so it never meets a meteredUsageMarker; the digest is a part so that a request with
- * new terms under the same key (the portal's, after a refusal) is not fenced by the refusal.
+ * must be, so it never meets a meteredUsageMarker; the digest is a part so that another body under
+ * the same key (a client that keeps its key and accepts the new terms) is not fenced by the refusal.
  */
 export function purchaseKeyMarker(balanceId: string, idempotencyKey: string, requestHash: string | undefined): string {
   return joinIdParts(['purchase-key', balanceId, idempotencyKey, requestHash ?? '']);

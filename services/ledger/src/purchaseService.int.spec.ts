@@ -187,7 +187,7 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
       expect((await h.ledgerOf(balanceId)).filter(({ event }) => event.type === 'CreditToppedUp')).toEqual([]);
       expect(a.ok ? a.value : a.error).toBeInstanceOf(PurchaseTermsChangedError);
       expect(formatCredits((await h.ledger.getBalance(balanceId)).balance.balance)).toBe('0');
-      // The portal keeps the key and asks again at the new terms: bought, once.
+      // A client that keeps the key and asks again at the new terms (another body): bought, once.
       const accepted = { ...request, expected: { ...expected, price: { amount: '19.90', currency: 'EUR' } } };
       const bought = await h.purchases.purchase(balanceId, accepted, { ...options, requestHash: 'small x1 at 19.90' });
       expect(bought.replayed).toBe(false);
@@ -216,6 +216,8 @@ describe('bundle purchases on PostgreSQL and the event store', () => {
       const reprice = (amount: string) =>
         h.catalog.updateProduct({ ...product, bundles: product.bundles.map((bundle) => (bundle.id === 'small' ? { ...bundle, price: { amount, currency: 'EUR' } } : bundle)) });
       await reprice('19.90');
+      await expect(h.purchases.purchase(balanceId, request, options)).rejects.toBeInstanceOf(PurchaseTermsChangedError);
+      // Sent again while the terms are still changed: the catalog's refusal again, not the fence's.
       await expect(h.purchases.purchase(balanceId, request, options)).rejects.toBeInstanceOf(PurchaseTermsChangedError);
       await reprice('9.90');
 
