@@ -92,6 +92,11 @@ describe('tally exit codes', () => {
     },
   );
 
+  it('says the schema registry cannot be reached, not that it refused the schema (exit 1)', async () => {
+    const failed = await runTallyCommand(['send', '-c', 'acme', '-e', 'api_call'], { TALLY_SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1' });
+    expect([failed.code, failed.stderr]).toEqual([1, 'tally: the schema registry at http://127.0.0.1:1 cannot be reached (connect ECONNREFUSED 127.0.0.1:1); nothing was sent\n']);
+  });
+
   it('logs a routine warning (a topic that does not exist) without a stack trace', async () => {
     const failed = await runTallyCommand(['send', '--json', '-c', 'acme', '-e', 'api_call'], { TALLY_USAGE_TOPIC: uniqueName('no_such_topic') });
     expect(failed.code).toBe(1);

@@ -29,7 +29,7 @@ import { createLedgerService, createPostgresBalancePages, createPostgresBalanceR
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { migrate } from '@tally/postgres';
 import { readProcessorStatus } from '@tally/runtime';
-import { ledgerRelayCheckpointName, registerSchema, rewindLedgerRelay } from '@tally/ledger-relay';
+import { isRefusedByRegistry, ledgerRelayCheckpointName, registerSchema, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
 import { InvalidInstantError, InvalidUsageEventError, isoInstantOf, parseUsageEvent, usageTimestampOf } from '@tally/domain';
@@ -95,6 +95,28 @@ function timestampFlag(text: string): number {
     }
     throw error;
   }
+}
+
+/**
+ * The socket errors of a registry that cannot be reached. mappersmith (the registry client's HTTP
+ * layer) reports them as answers with status 400, so the words tell them from the registry's own.
+ */
+const UNREACHABLE = /\b(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|socket hang up)\b/;
+
+/**
+ * Why `tally send` could not register its schema: refused (the registry's no, which waiting will
+ * not change: incompatible under the subject's rule, invalid, credentials), or the registry cannot
+ * be reached, or another failure of its. Never a silent loss: each stops the send.
+ */
+function registrationFailure(error: unknown, subject: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (isRefusedByRegistry(error)) return `the schema registry refused the schema for ${subject}; nothing was sent: ${message}`;
+  const unreachable = UNREACHABLE.exec(message);
+  if (unreachable !== null) {
+    // The client's prefix ("Confluent_Schema_Registry - Error, status 400: ") says nothing true here.
+    return `the schema registry at ${config.registryUrl} cannot be reached (${message.replace(/^.*?status \d+: /, '')}); nothing was sent`;
+  }
+  return `the schema registry at ${config.registryUrl} did not register the schema for ${subject}; nothing was sent: ${message}`;
 }
 
 /** The file a `--schema` flag names: one that cannot be read is the flag's value at fault (2), not a failed run. */
@@ -316,9 +338,7 @@ program
           // Under the subject's rule as the operator set it, never rewriting it (registerSchema).
           schemaId = await registerSchema(registry, subject, schema);
         } catch (error) {
-          // Never a silent loss: a schema the registry refuses (incompatible under the subject's
-          // rule) stops the send, with the registry's own words.
-          throw new Error(`the schema registry refused the schema for ${subject}; nothing was sent: ${error instanceof Error ? error.message : String(error)}`);
+          throw new Error(registrationFailure(error, subject), { cause: error });
         }
       }
       const encode = async (event: ReturnType<typeof eventAt>) =>
