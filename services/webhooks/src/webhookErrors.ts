@@ -35,17 +35,24 @@ export class WebhookEventTypeError extends ValidationError {
 }
 
 /**
- * A ledger event the recorder cannot fold into its balance (an amount this release refuses, as a
- * newer release may write): not retriable, yet waited out rather than failed on, as the balance
- * projector waits out an UnfoldableLedgerEventError: in a rolling upgrade a release that folds it
- * takes over. Never skipped: its webhooks, and every later one, are recorded once it folds.
+ * A ledger event the recorder cannot decode or fold into its balance (an unknown type, an amount
+ * this release refuses: as a newer release may write): not retriable, yet waited out rather than
+ * failed on, as the balance projector waits out its UnfoldableLedgerEventError: in a rolling
+ * upgrade a release that folds it takes over. Never skipped: its webhooks, and every later one,
+ * are recorded once it folds. Only the event's own decoding and folding are wrapped in it.
+ * (Not that error itself: it lives in @tally/projections, the Redis read model, which this
+ * package does not depend on and does not export it.)
  */
 export class UnfoldableWebhookEventError extends TallyError {
   readonly code = 'unfoldable_webhook_event';
   readonly retriable = false;
 
-  constructor(event: { readonly id: string; readonly type: string; readonly streamId: string; readonly revision: bigint; readonly position: bigint }, cause: unknown) {
+  constructor(
+    event: { readonly id: string; readonly type: string; readonly streamId: string; readonly revision: bigint; readonly position: bigint },
+    what: 'decoded' | 'folded',
+    cause: unknown,
+  ) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super(`ledger event ${event.id} (${event.type}, ${event.streamId}@${event.revision}, position ${event.position}) cannot be folded for its webhooks: ${reason}`, { cause });
+    super(`ledger event ${event.id} (${event.type}, ${event.streamId}@${event.revision}, position ${event.position}) cannot be ${what} for its webhooks: ${reason}`, { cause });
   }
 }
