@@ -40,6 +40,10 @@ describe('tally exit codes', () => {
     [['keep-balance-states', '--page-size', '1e3'], 'tally: --page-size takes an integer from 1 to 100000\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '-n', '0x10'], 'tally: --count takes an integer from 1 to 1000000\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '-p', 'novalue'], 'tally: --property takes key=value, got "novalue"\n'],
+    [
+      ['send', '-c', 'acme', '-e', 'tokens_used', '-p', 'tokens=12345678901234567890'],
+      `tally: --property tokens=12345678901234567890: the number cannot be sent exactly (a usage event's numbers are doubles, exact to 15 significant digits); to send it as a string, quote it: tokens="12345678901234567890"\n`,
+    ],
     [['redrive', '--all', '--error-code', 'x'], 'tally: --all, --error-code and --letter exclude each other\n'],
     [['send', '-c', 'acme', '-e', 'api_call', '--schema', '/nonexistent/usage-event.avsc'], 'tally: --schema: cannot read the file /nonexistent/usage-event.avsc (ENOENT)\n'],
     // Times are read as the API and the consumer read theirs: a zone, and a day on the calendar.
