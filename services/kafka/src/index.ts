@@ -6,5 +6,5 @@ export { readTopicToEnds, type ReadTopicToEndsOptions } from './readTopicToEnds'
 export { readBatchAt, type ReadBatchAtOptions } from './readBatchAt';
 export { offsetPlace, type OffsetPlace, type PartitionWatermarks } from './offsetPlace';
 export { failWorkerOnCrash } from './failWorkerOnCrash';
-export { sendInParts, topicSendBudget, type SendBudget, type SendInPartsOptions } from './sendParts';
+export { recordBytesOf, sendInParts, topicSendBudget, type SendBudget, type SendInPartsOptions } from './sendParts';
 export { registryUrlProblem } from './registryUrl';

@@ -11,7 +11,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { COMPRESSION_NAMES, compressionType, createKafka, sendInParts, topicSendBudget, type CompressionName } from '@tally/kafka';
+import { COMPRESSION_NAMES, compressionType, createKafka, recordBytesOf, sendInParts, topicSendBudget, type CompressionName } from '@tally/kafka';
 import {
   createDeadLetterLog,
   createDeadLetterReader,
@@ -241,12 +241,6 @@ function printTable(rows: readonly (readonly string[])[]): void {
   for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
 }
 
-/**
- * Bytes of values `tally send` makes and holds before sending them: several sends' worth at
- * Kafka's default max.message.bytes, so the parts cost no round trips, and small whatever --count.
- */
-const SEND_PART_BYTES = 4 * 2 ** 20;
-
 /** Writes to stdout, waiting while a slow reader's pipe is full rather than buffering all of it. */
 async function writeOut(text: string): Promise<void> {
   if (!process.stdout.write(text)) await once(process.stdout, 'drain');
@@ -350,7 +344,10 @@ program
       const budget = topicSendBudget({ kafka, topic: config.topics.usage, logger });
       let sent = 0;
       try {
-        for await (const part of eventsInParts({ count, partBytes: SEND_PART_BYTES, eventAt, encode })) {
+        // Parts of one send each: as large as the topic takes (its budget), measured as sendInParts measures them.
+        const partBytes = await budget.current();
+        const sizeOf = (value: Buffer) => recordBytesOf({ key: options.customer, value });
+        for await (const part of eventsInParts({ count, partBytes, sizeOf, eventAt, encode })) {
           // Stopped while connecting: nothing goes.
           if (stoppedBy !== undefined) break;
           const messages = part.map(({ value }) => ({ key: options.customer, value }));
