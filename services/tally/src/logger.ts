@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { isatty } from 'node:tty';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /** Where a secret may sit in a log line's object: headers, keys, passwords and connection URLs, at the top or one level down. */
@@ -30,23 +31,39 @@ const noop = () => undefined;
  * Output that went away ends logging, not the process: the terminal that ran it closed (EIO, as
  * a SIGHUP arrives) or its reader did (EPIPE). pino quiets only EPIPE; on EIO the write error was
  * thrown, and pino's flush at exit then retried the write every 100 ms for ever: the stop a
- * SIGHUP began never ended, and the process kept its leases. Any other write error still throws.
+ * SIGHUP began never ended, and the process kept its leases. EIO is quieted only on a terminal:
+ * on a file (`npm start >> tally.log`) it is a failing disk, and every later line would be lost
+ * unseen. Any other write error is thrown (`rethrow`), as before.
  */
-function quietWhenOutputLost(stream: DestinationStream): DestinationStream {
+export function quietWhenOutputLost(
+  stream: DestinationStream,
+  options: { readonly terminal: boolean; readonly rethrow?: (error: Error) => void },
+): DestinationStream {
   if (!(stream instanceof EventEmitter)) return stream;
-  const writable = stream as DestinationStream & EventEmitter & { end?: unknown; flushSync?: unknown; destroy?: unknown };
+  const writable = stream as DestinationStream & EventEmitter;
+  const rethrow =
+    options.rethrow ??
+    ((error: Error) =>
+      process.nextTick(() => {
+        throw error;
+      }));
   const lost = (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EIO' || error.code === 'EPIPE') {
+    if (error.code === 'EPIPE' || (error.code === 'EIO' && options.terminal)) {
       Object.assign(writable, { write: noop, end: noop, flushSync: noop, destroy: noop });
       return;
     }
+    // pino's own listener emits a write error again: thrown once.
     writable.removeListener('error', lost);
-    process.nextTick(() => {
-      throw error;
-    });
+    rethrow(error);
   };
   writable.on('error', lost);
   return stream;
+}
+
+/** The file descriptor a destination writes to, where it says (pino's SonicBoom does). */
+function descriptorOf(stream: DestinationStream): number | undefined {
+  const fd = (stream as { fd?: unknown }).fd;
+  return typeof fd === 'number' ? fd : undefined;
 }
 
 function withoutStack(error: Error): Record<string, unknown> {
@@ -71,5 +88,7 @@ export function createLogger(
     // and message, not a stack for what is routine there (a missing topic, a Ctrl-C).
     ...(options.stacks === false ? { serializers: { err: withoutStack } } : {}),
   };
-  return pino(settings, quietWhenOutputLost(destination ?? pino.destination({ dest: 1, sync: false })));
+  const output = destination ?? pino.destination({ dest: 1, sync: false });
+  const fd = destination === undefined ? 1 : descriptorOf(destination);
+  return pino(settings, quietWhenOutputLost(output, { terminal: fd !== undefined && isatty(fd) }));
 }

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger } from './logger';
+import { createLogger, quietWhenOutputLost } from './logger';
 
 function capturing(): { stream: Writable; lines: () => string[] } {
   const chunks: string[] = [];
@@ -46,5 +46,36 @@ describe('createLogger', () => {
     expect(JSON.stringify(without)).not.toContain('    at ');
     // The control: by default (the main job) the stack is there.
     expect(withStack!.err.stack).toEqual(expect.stringContaining('    at '));
+  });
+
+  describe('when its output goes away', () => {
+    const failing = (code: string) => Object.assign(new Error(`write ${code}`), { code });
+    const lines = (terminal: boolean) => {
+      const { stream, lines: written } = capturing();
+      const thrown: Error[] = [];
+      quietWhenOutputLost(stream, { terminal, rethrow: (error) => thrown.push(error) });
+      return { stream, written, thrown };
+    };
+
+    it('stops writing, quietly, on EIO from a terminal that closed, and on EPIPE anywhere', () => {
+      for (const [terminal, code] of [[true, 'EIO'], [true, 'EPIPE'], [false, 'EPIPE']] as const) {
+        const { stream, written, thrown } = lines(terminal);
+        stream.write('before\n');
+        stream.emit('error', failing(code));
+        stream.write('after\n');
+        expect({ terminal, code, written: written(), thrown }).toEqual({ terminal, code, written: ['before'], thrown: [] });
+      }
+    });
+
+    it('throws EIO from a file (a failing disk) and any other write error, once, and keeps writing what it can', () => {
+      for (const [terminal, code] of [[false, 'EIO'], [true, 'ENOSPC'], [false, 'ENOSPC']] as const) {
+        const { stream, written, thrown } = lines(terminal);
+        stream.write('before\n');
+        const error = failing(code);
+        stream.emit('error', error);
+        stream.write('after\n');
+        expect({ code, written: written(), thrown }).toEqual({ code, written: ['before', 'after'], thrown: [error] });
+      }
+    });
   });
 });
