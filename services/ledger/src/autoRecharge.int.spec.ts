@@ -521,6 +521,35 @@ describe('auto-recharge', () => {
     expect(counted).toEqual({ bought: 1, refused: 1, not_needed: 1, limited: 0 });
   });
 
+  it('counts a purchase once when it was made before a later warning of its batch failed transiently, and the retry finds it stored', async () => {
+    const first = await openBalance('30');
+    const flaky = await openBalance('30');
+    for (const { balanceId } of [first, flaky]) await recharges.set(balanceId, { bundleId: 'refill', quantity: 1 });
+    // One batch: the first warning buys, the second fails once; the retry replays the first purchase.
+    await deduct(first.balanceId, '20');
+    await deduct(flaky.balanceId, '20');
+    let failures = 0;
+    const failingOnce: Pick<PurchaseService, 'autoRecharge'> = {
+      autoRecharge: async (balanceId, request, warningEventId) => {
+        if (balanceId === flaky.balanceId && failures++ === 0) throw Object.assign(new Error('connection reset'), { retriable: true });
+        return purchases.autoRecharge(balanceId, request, warningEventId);
+      },
+    };
+    const before = await outcomes();
+    const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases: failingOnce, ledger, logger, metrics, lease: { standbyPollMs: 100 } });
+    await processor.start();
+    try {
+      const head = await eventStore.headPosition();
+      await waitFor(() => processor.checkpoint() >= head, { description: 'the batch handled', timeoutMs: 60_000 });
+    } finally {
+      await processor.stop();
+    }
+    expect(failures).toBe(2);
+    expect([(await rechargesOf(first.balanceId)).length, (await rechargesOf(flaky.balanceId)).length]).toEqual([1, 1]);
+    const after = await outcomes();
+    expect((after.bought ?? 0) - (before.bought ?? 0)).toBe(2);
+  });
+
   it('checks a setting as the purchase it makes, replaces it, and turns it off', async () => {
     const { balanceId } = await openBalance('30');
     await expect(recharges.get(balanceId)).rejects.toBeInstanceOf(AutoRechargeNotSetError);

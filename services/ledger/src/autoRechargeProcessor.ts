@@ -120,8 +120,9 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
     if (warnings.length === 0) return;
     // With the batch's last position: a setting stored after this read acts only after it (see AutoRecharges.set).
     const settings = await options.recharges.ofBalances([...new Set(warnings.map((warning) => warning.balanceId))], events.at(-1)!.position);
-    // Counted once the whole batch is handled: one retried after a transient failure on a later
-    // warning decides the earlier ones again, and would count them again.
+    // The outcomes decided again when the batch is retried after a transient failure on a later
+    // warning, counted once it is all handled. A purchase is counted when it is made instead: the
+    // retry finds it stored (replayed) and counts nothing, so deferred it would never be counted.
     const handled: Outcome[] = [];
     // In ledger order: a balance warned twice in one batch recharges for each, in turn.
     for (const warning of warnings) {
@@ -156,7 +157,7 @@ export function createAutoRechargeProcessor(options: AutoRechargeProcessorOption
         };
         const result = await options.purchases.autoRecharge(warning.balanceId, request, warning.eventId);
         logger.info({ balanceId: warning.balanceId, warningEventId: warning.eventId, bundleId: setting.bundleId, quantity: setting.quantity, replayed: result.replayed }, 'auto-recharged');
-        if (!result.replayed) handled.push('bought');
+        if (!result.replayed) count('bought');
         // Kept after the purchase, which is the guarantee: a crash between them leaves this note
         // unwritten until the warning is handled again, which finds the purchase and its time.
         await options.recharges.recordOutcome(warning.balanceId, {
