@@ -283,6 +283,16 @@ describe('auto-recharge', () => {
     expect(set.belowWarningLimit).toBe(true);
   });
 
+  it('answers the setting it stored even when the load budget runs out after the balance was loaded', async () => {
+    const { balanceId } = await openBalance('30');
+    const budget = new AbortController();
+    // The budget used up once the balance is loaded and before the setting is stored.
+    const hooked = hookedRecharges({ afterHeadRead: async () => budget.abort(new Error('the load budget is used up')) });
+    const set = await hooked.set(balanceId, { bundleId: 'refill', quantity: 1 }, undefined, { signal: budget.signal });
+    expect(set).toMatchObject({ balanceId, bundleId: 'refill', belowWarningLimit: false });
+    expect(await recharges.get(balanceId)).toMatchObject({ bundleId: 'refill', sincePosition: set.sincePosition });
+  });
+
   /** The processor, started and at the head, for `work`; then run until it has handled everything stored by then. */
   async function withProcessorAtHead(work: (processor: ReturnType<typeof createAutoRechargeProcessor>) => Promise<void>): Promise<void> {
     const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, metrics, lease: { standbyPollMs: 100 } });

@@ -222,8 +222,10 @@ export function createAutoRecharges(options: {
           return rows[0]!;
         }),
       );
-      // Read after the commit, so after `since`: it counts every warning at or before it.
-      const { balance } = await options.ledger.getBalance(balanceId, load);
+      // Read after the commit, so after `since`: it counts every warning at or before it. Not
+      // within the load budget: the setting is stored, so BalanceLoadingError ("nothing was set")
+      // would be false, and the balance was loaded just above.
+      const { balance } = await options.ledger.getBalance(balanceId);
       return { ...fromRow(row), belowWarningLimit: isBelowThreshold(balance) };
     },
 
