@@ -293,6 +293,70 @@ describe('auto-recharge', () => {
     expect(await recharges.get(balanceId)).toMatchObject({ bundleId: 'refill', sincePosition: set.sincePosition });
   });
 
+  it('says the balance is below its limit for a warning stored while an older load of the balance is still running', async () => {
+    const { balanceId } = await openBalance('30');
+    // A ledger whose reads of the balance's stream, once `held`, read and then wait for `release`:
+    // another request's load that read the tail before the warning, still running after the commit.
+    let held = false;
+    let entered!: () => void;
+    const enteredHold = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const gated = new Proxy(eventStore, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (property !== 'readStream') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        return async (...args: Parameters<EventStore['readStream']>) => {
+          const page = await target.readStream(...args);
+          if (held) {
+            entered();
+            await released;
+          }
+          return page;
+        };
+      },
+    });
+    const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
+    const gatedLedger = createLedgerService({ eventStore: gated, catalog, balanceRegistry, logger });
+    let reads = 0;
+    let other: Promise<unknown> | undefined;
+    let warnedAt = -1n;
+    const racing = createAutoRecharges({
+      pool: db.pool,
+      balanceRegistry,
+      purchases,
+      eventStore,
+      ledger: {
+        getBalance: async (...args) => {
+          reads += 1;
+          if (reads > 1) {
+            // The read after the commit starts (and joins whatever load runs) synchronously; then the older load ends.
+            const read = gatedLedger.getBalance(...args);
+            release();
+            return read;
+          }
+          const first = await gatedLedger.getBalance(...args);
+          held = true;
+          other = gatedLedger.getBalance(balanceId); // another request's load: it reads the tail, then is held
+          await enteredHold;
+          const deducted = await deduct(balanceId, '20'); // 10: warned, before the head read
+          warnedAt = deducted.events.find(({ event }) => event.type === 'LowBalanceWarned')!.position;
+          return first;
+        },
+      },
+    });
+    try {
+      const set = await racing.set(balanceId, { bundleId: 'refill', quantity: 1 });
+      await other;
+      expect(warnedAt).toBeGreaterThan(0n);
+      expect(warnedAt <= set.sincePosition).toBe(true);
+      expect(set.belowWarningLimit).toBe(true);
+    } finally {
+      release();
+      await gatedLedger.close();
+    }
+  });
+
   /** The processor, started and at the head, for `work`; then run until it has handled everything stored by then. */
   async function withProcessorAtHead(work: (processor: ReturnType<typeof createAutoRechargeProcessor>) => Promise<void>): Promise<void> {
     const processor = createAutoRechargeProcessor({ eventStore, pool: db.pool, recharges, purchases, ledger, logger, metrics, lease: { standbyPollMs: 100 } });

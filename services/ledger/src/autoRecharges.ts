@@ -184,8 +184,8 @@ export function createAutoRecharges(options: {
       });
       const unitCredits = quoted.credits / BigInt(quoted.quantity);
       const load = signal !== undefined ? { signal } : undefined;
-      const { balance: checked } = await options.ledger.getBalance(balanceId, load);
-      if (checked.lowBalanceThreshold === null) {
+      const checked = await options.ledger.getBalance(balanceId, load);
+      if (checked.balance.lowBalanceThreshold === null) {
         throw new WarningLimitNotSetError(`credit balance "${balanceId}" has no warning limit: auto-recharge buys when the low-balance warning fires, so set one first`);
       }
       // Every warning is acted on by this setting, or is at or before `since` and then
@@ -222,10 +222,12 @@ export function createAutoRecharges(options: {
           return rows[0]!;
         }),
       );
-      // Read after the commit, so after `since`: it counts every warning at or before it. Not
-      // within the load budget: the setting is stored, so BalanceLoadingError ("nothing was set")
-      // would be false, and the balance was loaded just above.
-      const { balance } = await options.ledger.getBalance(balanceId);
+      // Read after the commit, so after `since`: it counts every warning at or before it. Its own
+      // read of the stream's tail after the state loaded above (`from`): a load another request
+      // started before a warning, still running, may have read the tail before it. Not within the
+      // load budget: the setting is stored, so BalanceLoadingError ("nothing was set") would be
+      // false, and the tail is what was stored during this call.
+      const { balance } = await options.ledger.getBalance(balanceId, { from: checked });
       return { ...fromRow(row), belowWarningLimit: isBelowThreshold(balance) };
     },
 

@@ -205,9 +205,15 @@ export interface LedgerService {
   /**
    * The balance at its stream's end, loaded as writes load it (one load shared by every caller).
    * `signal` ends this caller's wait (a request's deadline, its client gone): BalanceLoadingError
-   * (transient), while the shared load goes on and keeps its result for the retry.
+   * (transient), while the shared load goes on and keeps its result for the retry. `from`, an
+   * earlier answer of this one: only the stream's tail after it is read, by this call alone, so
+   * it sees every event stored before it (a shared load it would join may have read the tail
+   * before some of them) and has no load to wait for (`signal` is not used).
    */
-  getBalance(balanceId: string, options?: { readonly signal?: AbortSignal }): Promise<{ balance: OpenBalance; revision: bigint }>;
+  getBalance(
+    balanceId: string,
+    options?: { readonly signal?: AbortSignal; readonly from?: { readonly balance: OpenBalance; readonly revision: bigint } },
+  ): Promise<{ balance: OpenBalance; revision: bigint }>;
   readLedger(balanceId: string, page: LedgerPageRequest): Promise<LedgerPage>;
   /**
    * What each of the customer's usage events `usageEventIds` did to `balanceIds` (the customer's
@@ -577,7 +583,8 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
 
     async getBalance(balanceId, options) {
       const signal = options?.signal;
-      const { state, revision } = await states.current(balanceId, undefined, undefined, signal !== undefined ? { signal } : undefined);
+      const known = options?.from !== undefined ? { state: options.from.balance, revision: options.from.revision } : undefined;
+      const { state, revision } = await states.current(balanceId, known, undefined, signal !== undefined ? { signal } : undefined);
       if (state.status !== 'open') throw new BalanceNotFoundError(`no credit balance with id "${balanceId}"`);
       return { balance: state, revision };
     },
