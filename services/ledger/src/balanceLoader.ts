@@ -1,10 +1,19 @@
-import { balanceStreamId, evolve, fromStoredLedgerEvent, initialBalanceState, type FoldedBalance } from '@tally/domain';
+import { balanceStreamId, evolve, fromStoredLedgerEvent, initialBalanceState, type BalanceEvent, type BalanceState, type FoldedBalance } from '@tally/domain';
 import { streamRuns, type EventStore, type ExpectedRevision, type StoredPayload } from '@tally/event-store';
 
 export const NO_STREAM = -1n;
 
 export function expectedRevisionOf(revision: bigint): ExpectedRevision {
   return revision === NO_STREAM ? 'no_stream' : revision;
+}
+
+/**
+ * One stored event folded onto a balance's state: the ledger's one fold step, for foldRecorded and
+ * the webhook recorder. `decoded` is the event already decoded by a caller that tells a refused
+ * decoding from a refused fold (the recorder names which); otherwise it is decoded here.
+ */
+export function foldStoredEvent(state: BalanceState, stored: StoredPayload, decoded: BalanceEvent = fromStoredLedgerEvent(stored)): BalanceState {
+  return evolve(state, decoded);
 }
 
 /**
@@ -15,7 +24,7 @@ export function expectedRevisionOf(revision: bigint): ExpectedRevision {
 export function foldRecorded(events: readonly StoredPayload[], from: FoldedBalance = { state: initialBalanceState, revision: NO_STREAM }): FoldedBalance {
   let { state, revision } = from;
   for (const recorded of events) {
-    state = evolve(state, fromStoredLedgerEvent(recorded));
+    state = foldStoredEvent(state, recorded);
     revision = recorded.revision;
   }
   return { state, revision };

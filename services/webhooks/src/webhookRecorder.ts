@@ -1,6 +1,6 @@
-import { balanceIdOfStream, evolve, fromStoredLedgerEvent, initialBalanceState, type BalanceEvent, type BalanceState, type FoldedBalance } from '@tally/domain';
+import { balanceIdOfStream, fromStoredLedgerEvent, initialBalanceState, type BalanceEvent, type BalanceState, type FoldedBalance } from '@tally/domain';
 import type { RecordedEvent } from '@tally/event-store';
-import type { BalanceStates } from '@tally/ledger';
+import { foldStoredEvent, type BalanceStates } from '@tally/ledger';
 import { isTransientError } from '@tally/runtime';
 import { LEDGER_EVENT_TYPES } from '@tally/schemas';
 import { UnfoldableWebhookEventError } from './webhookErrors';
@@ -17,7 +17,7 @@ interface WebhookRecorderOptions {
 
 const ledgerEventTypes: ReadonlySet<string> = new Set(LEDGER_EVENT_TYPES);
 
-/** The balance just after `event`, folded here onto the state before it, each step's refusal named. */
+/** The balance just after `event`, folded onto the state before it by the ledger's fold step, each step's refusal named. */
 function foldOnto(before: BalanceState, event: RecordedEvent): FoldedBalance {
   let decoded: BalanceEvent;
   try {
@@ -26,7 +26,7 @@ function foldOnto(before: BalanceState, event: RecordedEvent): FoldedBalance {
     throw new UnfoldableWebhookEventError(event, 'decoded', error);
   }
   try {
-    return { state: evolve(before, decoded), revision: event.revision };
+    return { state: foldStoredEvent(before, event, decoded), revision: event.revision };
   } catch (error) {
     throw new UnfoldableWebhookEventError(event, 'folded', error);
   }
