@@ -233,7 +233,10 @@ describe('webhook deliverer', () => {
     expect(receiver.delivered).toHaveLength(1);
   });
 
-  it('leaves a lane to an endpoint with nothing in flight when two receivers hang, the first due alone (concurrency 3)', async () => {
+  it('leaves a lane to an endpoint with nothing in flight when two endpoints\' receivers hang, the first due alone (concurrency 5)', async () => {
+    // At concurrency 5, ⌊C/2⌋ = 2: the first hung receiver, alone, takes a second lane (an
+    // endpoint with a send in flight, while fewer than half the lanes are busy), which a
+    // concurrency of 3 (⌊C/2⌋ = 1) never lets happen.
     const hangingSender = createWebhookSender({ allowPrivateNetworks: true, connectTimeoutMs: 1_000, responseTimeoutMs: 600_000 });
     const balances = await Promise.all(Array.from({ length: 4 }, () => harness.openBalance()));
     const topUpAll = async (reason: string) => {
@@ -242,9 +245,10 @@ describe('webhook deliverer', () => {
     const first = await receiverWithEndpoint();
     first.receiver.mode = { kind: 'hang' };
     await topUpAll('to the first hung receiver');
-    await harness.createDeliverer({ concurrency: 3, send: hangingSender }).start();
-    // Alone, the first takes every lane it may.
-    await waitFor(() => first.receiver.requests.length === sendsPerEndpoint(3), { description: 'the first hung receiver holding its lanes' });
+    await harness.createDeliverer({ concurrency: 5, send: hangingSender }).start();
+    // Alone, the first takes every lane it may: two.
+    await waitFor(() => first.receiver.requests.length === sendsPerEndpoint(5), { description: 'the first hung receiver holding its lanes' });
+    expect(sendsPerEndpoint(5)).toBe(2);
 
     const second = await receiverWithEndpoint();
     second.receiver.mode = { kind: 'hang' };
@@ -254,8 +258,8 @@ describe('webhook deliverer', () => {
     const healthy = await receiverWithEndpoint();
     await harness.ledger.topUp(balances[0]!, { credits: 1_000_000n, reason: 'to all three' });
     await waitFor(() => healthy.receiver.delivered.length === 1, { description: "the third endpoint's webhook while two receivers hang" });
-    // max(k, ⌊C/2⌋ + k − 1) with C = 3, k = 2.
-    expect(first.receiver.requests.length + second.receiver.requests.length).toBe(2);
+    // max(k, ⌊C/2⌋ + k − 1) with C = 5, k = 2: the first two lanes, the second one.
+    expect([first.receiver.requests.length, second.receiver.requests.length]).toEqual([2, 1]);
   });
 
   it('deletes what it delivered once the retention has passed, and keeps what is still to be sent', async () => {
