@@ -135,11 +135,20 @@ describe('auto-recharge from the console', () => {
         'the changed terms said',
       );
 
-      // Saved again: it accepts the new terms, and the notice goes.
+      // Repriced again while the page shows 5.90: Save sends the terms shown, and is refused.
+      expect((await api('PATCH', `/credit-products/${product.id}`, { bundles: [refill('6.90')] })).status).toBe(200);
       const form = card.getByRole('form', { name: 'Auto-recharge' });
       await form.getByLabel('Quantity').press('Enter');
+      await untilText(card.getByRole('alert'), (text) => text.includes('bundle "refill" is now 50 credits for 6.90 EUR, not 50 credits for 5.90 EUR'), 'the save refused at the terms shown');
+      expect(((await (await api('GET', `/credit-balances/${balanceId}/auto-recharge`)).json()) as { terms: unknown }).terms).toEqual({ credits: '50', price: { amount: '4.90', currency: 'EUR' } });
+
+      // Shown the new terms and saved again: it accepts them, and the notice goes.
+      await page.reload();
+      await openCustomer(page, customerId);
+      await card.locator('summary').filter({ hasText: 'Auto-recharge' }).click();
+      await form.getByLabel('Quantity').press('Enter');
       await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
-      await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text.includes('(50 credits for 5.90 EUR each)'), 'the summary at the new terms');
+      await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text.includes('(50 credits for 6.90 EUR each)'), 'the summary at the new terms');
       expect(await card.getByText(/^The bundle is now/).count()).toBe(0);
     } finally {
       await context.close();

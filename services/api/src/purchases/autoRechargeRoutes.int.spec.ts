@@ -170,6 +170,27 @@ describe('auto-recharge over HTTP', () => {
     expect(balanceLoads).toEqual([[unprojected, { signal: expect.any(AbortSignal) }]]);
   });
 
+  it('sets at the terms the caller was shown, refusing a bundle whose terms are no longer those', async () => {
+    const balanceId = await openBalance('20');
+    const url = `/v1/credit-balances/${balanceId}/auto-recharge`;
+    // The same terms spelled otherwise are the same terms, as a purchase compares them.
+    const set = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 2, expected: { credits: '100.000', price: { amount: '9.9', currency: 'EUR' } } } });
+    expect([set.statusCode, set.json().terms]).toEqual([200, REFILL_TERMS]);
+    const refusals = [
+      { credits: '100', price: { amount: '8.90', currency: 'EUR' } },
+      { credits: '90', price: { amount: '9.90', currency: 'EUR' } },
+      { credits: '100', price: { amount: '9.90', currency: 'USD' } },
+    ];
+    for (const expected of refusals) {
+      const refused = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 5, expected } });
+      expect([refused.statusCode, refused.json().error, refused.json().message]).toEqual([409, 'purchase_terms_changed', expect.stringMatching(/bundle "refill" is now 100 credits for 9.90 EUR/)]);
+    }
+    const malformed = await call({ method: 'PUT', url, payload: { bundleId: 'refill', expected: { credits: 'lots', price: { amount: '9.90', currency: 'EUR' } } } });
+    expect([malformed.statusCode, malformed.json().error]).toEqual([400, 'validation_failed']);
+    // Nothing of the refused ones was stored.
+    expect((await call({ method: 'GET', url }, READ)).json()).toMatchObject({ quantity: 2, terms: REFILL_TERMS, updatedAt: set.json().updatedAt });
+  });
+
   it('answers a malformed setting 4xx with a message saying what is wrong, changing nothing', async () => {
     const balanceId = await openBalance('20');
     const url = `/v1/credit-balances/${balanceId}/auto-recharge`;

@@ -6,7 +6,7 @@ import type { BalanceService } from '../balances/balanceService';
 import { audienceOf, keyOf } from '../accessGuard';
 import { actingKey, answeredCredits, balanceParams, errorResponses, identifier, nullableString, price } from '../apiSchemas';
 import type { LedgerAudience } from '../ledger/ledgerEntryView';
-import { purchaseOptionsOnly, refuseOverPortalQuantity } from './purchaseRoutes';
+import { expectedTerms, expectedTermsOf, purchaseOptionsOnly, refuseOverPortalQuantity } from './purchaseRoutes';
 
 const tags = ['purchases'];
 
@@ -110,6 +110,9 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
                 description: `At most this many purchases a calendar month (UTC), 1 to ${MAX_MONTHLY_LIMIT}; null or absent: no limit.`,
               }),
             ),
+            expected: Type.Optional(expectedTerms(
+                'set only while the bundle\'s are the same (amounts compared by value, "9.9" is "9.90"; otherwise 409 `purchase_terms_changed` and nothing is set), and kept as its `terms`. Without it, the terms kept are the catalog\'s when the request arrives.',
+              ),),
           },
           { additionalProperties: false },
         ),
@@ -119,13 +122,15 @@ export const autoRechargeRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const startedAt = performance.now();
       const { bundleId, quantity = 1, monthlyLimit = null } = request.body;
+      const expected = expectedTermsOf(request.body.expected);
       const { balanceId } = request.params;
       // Each warning buys this many: the portal's limit on one purchase holds for them too.
       refuseOverPortalQuantity(request, quantity, portalMaxQuantity);
       // Its balance is loaded within the load budget, as a read's: a long history answers 503
       // balance_loading, the fold going on for the retry, rather than holding the request.
       const options = { signal: balances.loadSignal(startedAt) };
-      return view(await autoRecharges.set(balanceId, { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request) }, keyOf(request), options), audienceOf(request));
+      const setting = { bundleId, quantity, monthlyLimit, purchaseOptionsOnly: purchaseOptionsOnly(request), ...(expected !== undefined ? { expected } : {}) };
+      return view(await autoRecharges.set(balanceId, setting, keyOf(request), options), audienceOf(request));
     },
   );
 

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { formatCredits, parseCredits } from '@tally/domain';
@@ -37,6 +37,20 @@ const purchaseOptionSchema = Type.Object({
  */
 export const purchaseOptionsOnly = (request: FastifyRequest): boolean => request.principal?.kind === 'customer';
 
+/** A body's `expected`: one bundle's terms as the caller was shown them, compared by value with the bundle's (PurchaseRequest.expected); `then` says what it does. */
+export const expectedTerms = (then: string) =>
+  Type.Object(
+    { credits, price },
+    {
+      additionalProperties: false,
+      description: `One bundle's \`credits\` and \`price\` as the buyer was shown them, as the purchase options list them: ${then}`,
+    },
+  );
+
+export function expectedTermsOf(expected: Static<ReturnType<typeof expectedTerms>> | undefined): BundleTerms | undefined {
+  return expected === undefined ? undefined : { credits: parseCredits(expected.credits), price: expected.price };
+}
+
 /** A portal link, leaked, must not buy without bound: a customer buys at most `limit` bundles at once; keys are not limited. */
 export function refuseOverPortalQuantity(request: FastifyRequest, quantity: number, limit: number): void {
   if (request.principal?.kind === 'customer' && quantity > limit) {
@@ -64,19 +78,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
             quantity: Type.Optional(
               Type.Integer({ minimum: 1, maximum: MAX_PURCHASE_QUANTITY, default: DEFAULT_QUANTITY, description: 'Bundles bought; default 1.' }),
             ),
-            expected: Type.Optional(
-              Type.Object(
-                {
-                  credits,
-                  price,
-                },
-                {
-                  additionalProperties: false,
-                  description:
-                    "One bundle's `credits` and `price` as the buyer was shown them, as the purchase options list them: bought only while the bundle's are the same (amounts compared by value, \"9.9\" is \"9.90\").",
-                },
-              ),
-            ),
+            expected: Type.Optional(expectedTerms('bought only while the bundle\'s are the same (amounts compared by value, "9.9" is "9.90").')),
           },
           { additionalProperties: false },
         ),
@@ -87,8 +89,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRoutesOptions> = 
       const { balanceId } = request.params;
       const { bundleId, quantity = DEFAULT_QUANTITY } = request.body;
       refuseOverPortalQuantity(request, quantity, portalMaxQuantity);
-      const expected: BundleTerms | undefined =
-        request.body.expected === undefined ? undefined : { credits: parseCredits(request.body.expected.credits), price: request.body.expected.price };
+      const expected = expectedTermsOf(request.body.expected);
       // The request as the client meant it (the default filled in, amounts in one spelling), not
       // the catalog's price: a retry after a price change is still the same purchase and answers
       // what the first one did. Without an expectation it hashes as before expectations existed,

@@ -111,19 +111,26 @@ export function AutoRechargeSettings({
           setSaved(undefined);
           // Empty is no limit, so text that is not a number must not reach the API as one (NaN is null in JSON).
           const most = monthlyLimit.trim();
-          const bundles = quantity.trim();
+          const count = quantity.trim();
           // Number() would read "1e3" as 1000 and "0x10" as 16: only plain digits are a quantity.
           const refused = {
-            ...(/^[1-9][0-9]*$/.test(bundles) ? {} : { quantity: 'must be a whole number of bundles, 1 or more' }),
+            ...(/^[1-9][0-9]*$/.test(count) ? {} : { quantity: 'must be a whole number of bundles, 1 or more' }),
             ...(most === '' || /^[0-9]+$/.test(most) ? {} : { monthlyLimit: 'must be a whole number of purchases, or empty for no limit' }),
           };
           if (Object.keys(refused).length > 0) {
             setErrors(refused);
             return;
           }
+          // The terms the select shows: set at those, or refused (409 purchase_terms_changed) if the bundle changed since.
+          const shown = bundles?.find((bundle) => bundle.id === bundleId);
           try {
             const set = await api.put<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`, {
-              body: { bundleId, quantity: Number(bundles), monthlyLimit: most === '' ? null : Number(most) },
+              body: {
+                bundleId,
+                quantity: Number(count),
+                monthlyLimit: most === '' ? null : Number(most),
+                ...(shown !== undefined ? { expected: { credits: shown.credits, price: { amount: shown.price.amount, currency: shown.price.currency } } } : {}),
+              },
             });
             setRecharge(set);
             setSaved('Auto-recharge saved.');
