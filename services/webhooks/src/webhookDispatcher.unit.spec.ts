@@ -40,26 +40,29 @@ describe('outcomeOfFailure', () => {
 
 describe('the lanes', () => {
   /**
-   * The README's promise: k receivers that hang (their attempts never end) hold at most
+   * The README's promise: k endpoints whose receivers hang (each attempt ends only at the
+   * response timeout, and the delivery is taken again) hold at most
    * max(k, ⌊C/2⌋ + k − 1) of the C lanes, so with C ≥ 2 and k ≤ ⌈C/2⌉ at least one lane is never
    * theirs: an endpoint with nothing in flight finds it once the healthy sends in it end.
    */
   const hungBound = (lanes: number, hung: number) => Math.min(lanes, Math.max(hung, Math.floor(lanes / 2) + hung - 1));
   const HEALTHY = 3;
 
-  /** Endpoints asking for lanes in any order, healthy sends ending at any time: the lanes held at each step. */
+  /** Endpoints asking for lanes in any order, sends ending at any time (hung ones at their timeout): the lanes held at each step. */
   function simulate(lanes: number, hung: number, runs: ReadonlyArray<{ readonly who: number; readonly end: boolean; readonly times?: number }>) {
     const load = new Array<number>(hung + HEALTHY).fill(0);
     const held: Array<{ hungHeld: number; busy: number; refusedAnIdleEndpoint: boolean }> = [];
-    // A run: one endpoint asking (or healthy sends ending) several times in a row, as when its deliveries fall due first.
+    // A run: one endpoint asking (or its sends ending) several times in a row, as when its deliveries fall due first.
     const steps = runs.flatMap((run) => Array.from({ length: run.times ?? 1 }, () => run));
     for (const { who, end } of steps) {
       const busy = load.reduce((sum, n) => sum + n, 0);
       const endpoint = who % load.length;
       let refusedAnIdleEndpoint = false;
       if (end) {
-        const healthy = load.findIndex((n, index) => index >= hung && n > 0);
-        if (healthy >= 0) load[healthy]! -= 1;
+        // Its endpoint's attempt ends (a hung receiver's too, at the response timeout, and is taken
+        // again later), or else the first in flight.
+        const ending = load[endpoint]! > 0 ? endpoint : load.findIndex((n) => n > 0);
+        if (ending >= 0) load[ending]! -= 1;
       } else if (mayTakeLane(lanes, busy, load[endpoint]!)) load[endpoint]! += 1;
       else refusedAnIdleEndpoint = load[endpoint] === 0 && busy < lanes;
       held.push({ hungHeld: load.slice(0, hung).reduce((sum, n) => sum + n, 0), busy: load.reduce((sum, n) => sum + n, 0), refusedAnIdleEndpoint });
@@ -102,6 +105,16 @@ describe('the lanes', () => {
     // The first hung receiver asks until refused, then each other one once.
     const steps = [...Array.from({ length: lanes }, () => ({ who: 0, end: false })), ...Array.from({ length: hung - 1 }, (_, index) => ({ who: index + 1, end: false }))];
     expect(simulate(lanes, hung, steps).held.at(-1)!.hungHeld).toBe(bound);
+  });
+
+  it("ends a hung receiver's attempt at the response timeout, and lets it take the lane again", () => {
+    const steps = [
+      { who: 0, end: false },
+      { who: 0, end: false },
+      { who: 0, end: true },
+      { who: 0, end: false },
+    ];
+    expect(simulate(4, 1, steps).held.map((step) => step.hungHeld)).toEqual([1, 2, 1, 2]);
   });
 });
 
