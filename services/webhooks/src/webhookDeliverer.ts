@@ -76,9 +76,9 @@ const DELETE_BATCH = 1_000;
  * 2. Sending: the runtime's periodic worker sends, every pollMs, the deliveries that are due, the oldest pending one per endpoint and
  *    balance at a time, so each balance's webhooks reach an endpoint in ledger order and a
  *    receiver failing for one balance holds back nothing else; an endpoint with sends in flight
- *    takes another lane only while fewer than half are busy, so k receivers that hang hold at most
- *    max(k, ⌊C/2⌋ + k − 1) of the C lanes, and leave one to the others while k ≤ ⌈C/2⌉ (the
- *    dispatcher's mayTakeLane). A failed attempt is retried after
+ *    takes another lane only while fewer than half are busy, so k endpoints whose receivers hang
+ *    hold at most max(k, ⌊C/2⌋ + k − 1) of the C lanes, and leave one to the others while
+ *    k ≤ ⌈C/2⌉ (the dispatcher's mayTakeLane; a hanging URL counts once per endpoint it is). A failed attempt is retried after
  *    a backoff with jitter (the runtime's schedule) until retry.retryForMs have passed since the
  *    first attempt; then the delivery is given up and its endpoint disabled with the reason.
  *

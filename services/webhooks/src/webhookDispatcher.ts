@@ -32,9 +32,10 @@ interface WebhookDispatcherOptions {
  * Whether a delivery to an endpoint with `load` attempts in flight may start while `busy` of the
  * `concurrency` lanes are: an endpoint with nothing in flight takes any free lane, one with
  * attempts in flight another only while fewer than half the lanes (⌊C/2⌋) are busy. So k
- * receivers that hang (each attempt waiting out the response timeout) hold at most
+ * endpoints whose receivers hang (each attempt waiting out the response timeout) hold at most
  * max(k, ⌊C/2⌋ + k − 1) lanes (the first due alone takes ⌊C/2⌋, each other one lane), and with
- * C ≥ 2 and k ≤ ⌈C/2⌉ at least one lane is left to every other endpoint.
+ * C ≥ 2 and k ≤ ⌈C/2⌉ at least one lane is left to every other endpoint. Lanes are counted by
+ * endpoint: one hanging URL registered as several endpoints is k of them.
  */
 export function mayTakeLane(concurrency: number, busy: number, load: number): boolean {
   if (busy >= concurrency) return false;
@@ -175,7 +176,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
      * pending (PostgreSQL answers as of the query's start), and must not send them again.
      */
     let endedDuringRead: Set<string> | undefined;
-    // See mayTakeLane: k receivers that hang hold at most max(k, ⌊C/2⌋ + k − 1) lanes.
+    // See mayTakeLane: k endpoints whose receivers hang hold at most max(k, ⌊C/2⌋ + k − 1) lanes.
     const mayGo = (delivery: DueWebhookDelivery) => mayTakeLane(concurrency, running.size, endpointLoad.get(delivery.endpointId) ?? 0);
     const start = (delivery: DueWebhookDelivery) => {
       endpointLoad.set(delivery.endpointId, (endpointLoad.get(delivery.endpointId) ?? 0) + 1);

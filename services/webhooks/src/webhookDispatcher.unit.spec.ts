@@ -74,7 +74,7 @@ describe('the lanes', () => {
     .integer({ min: 1, max: 24 })
     .chain((lanes) => fc.tuple(fc.constant(lanes), fc.integer({ min: 1, max: lanes }), fc.array(fc.record({ who: fc.nat({ max: 30 }), end: fc.boolean(), times: fc.integer({ min: 1, max: 12 }) }), { maxLength: 60 })));
 
-  it('k hung receivers hold at most max(k, ⌊C/2⌋ + k − 1) lanes, whatever the order they fall due in', () => {
+  it('k endpoints whose receivers hang hold at most max(k, ⌊C/2⌋ + k − 1) lanes, whatever the order they fall due in', () => {
     fc.assert(
       fc.property(scenario, ([lanes, hung, steps]) => {
         const { held, load } = simulate(lanes, hung, steps);
@@ -100,7 +100,7 @@ describe('the lanes', () => {
     [10, 3, 7],
     [3, 2, 2],
     [4, 2, 3],
-  ])('reaches the bound: at concurrency %i, %i hung receivers, the first due alone, hold %i lanes', (lanes, hung, bound) => {
+  ])('reaches the bound: at concurrency %i, %i endpoints whose receivers hang, the first due alone, hold %i lanes', (lanes, hung, bound) => {
     expect(hungBound(lanes, hung)).toBe(bound);
     // The first hung receiver asks until refused, then each other one once.
     const steps = [...Array.from({ length: lanes }, () => ({ who: 0, end: false })), ...Array.from({ length: hung - 1 }, (_, index) => ({ who: index + 1, end: false }))];
