@@ -42,8 +42,12 @@ export function createPostgresCheckpointStore(pool: Pool): CheckpointStore {
  * Moves a checkpoint back to `position`, for an operator who wants a processor to hand a stretch
  * of the log over again (the ledger relay's `tally relay-rewind`); answers the position it had.
  * Apart from CheckpointStore on purpose: a processor only ever moves its checkpoint forward. The
- * caller holds the processor's lease, so no processor saves meanwhile (a save would keep the
- * greater position). A position at or above the saved one changes nothing.
+ * caller holds the processor's lease, so no leader saves meanwhile; but a deposed holder still
+ * running (one whose lease lapsed, which goes on saving a handled batch's checkpoint for up to 2 s
+ * of retries after it stops, SAVE_AFTER_STOP_MS) can save after the rewind, and its greater
+ * position undoes it. Rewind only with every process of that role stopped, not merely without
+ * the lease, or read the checkpoint again afterwards (`tally processors`) and rewind again if it
+ * moved forward. A position at or above the saved one changes nothing.
  */
 export async function rewindCheckpoint(pool: Pool, name: string, position: bigint): Promise<bigint> {
   const { rows } = await pool.query<{ previous: string }>(
