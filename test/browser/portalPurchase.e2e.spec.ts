@@ -111,6 +111,17 @@ describe('a portal purchase whose bundle changed', () => {
     });
   });
 
+  it('says the terms are back when the operator puts them back spelled otherwise ("9.9" is "9.90")', async () => {
+    await afterARefusedPurchase(async ({ card, repriceTo }) => {
+      await repriceTo('9.9');
+      await untilText(
+        card.getByRole('alert').filter({ hasText: 'changed' }),
+        (text) => text === 'The 100 credits for 9.90 EUR bundle changed before your purchase, so nothing was bought. Its terms are back as they were: buy it again if you still want it.',
+        'the terms back, by value',
+      );
+    });
+  });
+
   it('buys at the first terms when the operator puts them back after the refusal', async () => {
     await afterARefusedPurchase(async ({ card, entries, repriceTo }) => {
       // The refused request's key and body stay refused for good (the API fences them), so the

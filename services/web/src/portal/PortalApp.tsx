@@ -2,7 +2,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, Bundle, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
-import { bundleTerms, formatCredits, formatPrice, formatTime, periodText } from '../shared/format';
+import { bundleTerms, formatCredits, formatPrice, formatTime, periodText, sameBundleTerms } from '../shared/format';
 import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
@@ -160,9 +160,8 @@ function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiCl
     const refused = `The ${bundleTerms(change.was)} bundle changed before your purchase, so nothing was bought`;
     // Until the options are read again (readAt, the last read's end) the bundle shows the terms it had.
     if (readAt <= change.at) return [`${refused}. Reading its new terms…`];
-    // The operator may have put the terms back meanwhile: nothing new to accept then.
-    const now = bundleTerms(bundle);
-    return [now === bundleTerms(change.was) ? `${refused}. Its terms are back as they were: buy it again if you still want it.` : `${refused}: it is now ${now}. Buy it again to accept.`];
+    // The operator may have put the terms back meanwhile (compared by value, as the API does): nothing new to accept then.
+    return [sameBundleTerms(bundle, change.was) ? `${refused}. Its terms are back as they were: buy it again if you still want it.` : `${refused}: it is now ${bundleTerms(bundle)}. Buy it again to accept.`];
   });
   const buy = async (bundle: Bundle) => {
     const { key, expected } = pending.get(bundle.id) ?? { key: newIdempotencyKey(), expected: termsOf(bundle) };
