@@ -491,6 +491,33 @@ describe('auto-recharge', () => {
     expect(await balanceOf(balanceId)).toBe('217');
   });
 
+  it('buys at the catalog\'s terms for a setting replaced by an API of the release before terms (migration 039), and keeps a setting\'s terms through its outcomes', async () => {
+    const { balanceId } = await openBalance('50');
+    expect((await recharges.set(balanceId, { bundleId: 'tiny', quantity: 1 })).terms).toEqual({ credits: parseCredits('5'), price: { amount: '1', currency: 'EUR' } });
+    // The previous release's replacement, as it runs: it knows no terms, so it never touches them.
+    await db.pool.query(
+      `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only)
+       VALUES ($1, 'refill', 1, 0, NULL, NULL, NULL, false)
+       ON CONFLICT (balance_id) DO UPDATE SET bundle_id = excluded.bundle_id, quantity = excluded.quantity, since_position = auto_recharges.since_position,
+         monthly_limit = excluded.monthly_limit, purchase_options_only = excluded.purchase_options_only,
+         updated_at = now(), updated_by_key_id = excluded.updated_by_key_id, updated_by_key_name = excluded.updated_by_key_name,
+         last_refused_at = NULL, last_refusal = NULL`,
+      [balanceId],
+    );
+    // Not tiny's terms for refill (refused at every warning): none, as a setting made before terms.
+    expect(await recharges.get(balanceId)).toMatchObject({ bundleId: 'refill', terms: null });
+    await withProcessor(async () => {
+      await deduct(balanceId, '40'); // 10: warned, bought at the catalog's terms
+      await waitFor(async () => (await rechargesOf(balanceId)).length === 1, { description: 'the purchase of the replaced setting', timeoutMs: 60_000 });
+    });
+    expect(await balanceOf(balanceId)).toBe('110');
+    // This release's setting keeps its terms, and its outcomes (bought, refused) leave them.
+    const set = await recharges.set(balanceId, { bundleId: 'tiny', quantity: 1 });
+    await recharges.recordOutcome(balanceId, { kind: 'refused', at: new Date(), reason: 'a test' });
+    expect((await recharges.get(balanceId)).terms).toEqual(set.terms);
+    expect(set.terms).not.toBeNull();
+  });
+
   it('leaves a warning whose purchase is refused for good, and goes on to the next', async () => {
     const gone = await openBalance('30');
     const next = await openBalance('30');

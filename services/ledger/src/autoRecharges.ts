@@ -142,7 +142,7 @@ const fromRow = ({ lastRefusedAt, lastRefusal, sincePosition, termsCredits, term
   lastRefusal: lastRefusedAt === null || lastRefusal === null ? null : { at: lastRefusedAt, reason: lastRefusal },
 });
 
-/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036-038), checked as a purchase is. */
+/** Auto-recharge settings in PostgreSQL (`auto_recharges`, migrations 030-032, 036-039), checked as a purchase is. */
 export function createAutoRecharges(options: {
   readonly pool: Pool;
   readonly balanceRegistry: Pick<BalanceRegistry, 'getBalance'>;
@@ -202,7 +202,10 @@ export function createAutoRecharges(options: {
       const since0 = await options.eventStore.headPosition();
       const row = await guarded(() =>
         inTransaction(pool, async (client) => {
-          await client.query(`SELECT pg_advisory_xact_lock_shared(${SETTINGS_LOCK_CLASS}, 'auto_recharges'::regclass::oid::integer)`);
+          // The marker: this upsert gives the terms (migration 039 drops them from an upsert without it, an API of the release before terms).
+          await client.query(
+            `SELECT pg_advisory_xact_lock_shared(${SETTINGS_LOCK_CLASS}, 'auto_recharges'::regclass::oid::integer), set_config('tally.auto_recharge_terms', 'given', true)`,
+          );
           const { rows } = await client.query<AutoRechargeRow>(
             `INSERT INTO auto_recharges (balance_id, bundle_id, quantity, since_position, updated_by_key_id, updated_by_key_name, monthly_limit, purchase_options_only,
                terms_credits, terms_price_amount, terms_currency)
