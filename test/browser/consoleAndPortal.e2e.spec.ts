@@ -289,7 +289,7 @@ describe('the console and the portal in Chromium', () => {
     const rechargeForm = portalCard.getByRole('form', { name: 'Auto-recharge' });
     expect(await rechargeForm.getByLabel('Bundle').locator('option').count()).toBe(1);
     await rechargeForm.getByRole('button', { name: 'Save auto-recharge' }).click();
-    await untilText(rechargeSummary, (text) => /^Auto-recharge: 1 × \S+ \(1,000 credits each\) below the warning limit$/.test(text), 'auto-recharge set on the portal');
+    await untilText(rechargeSummary, (text) => /^Auto-recharge: 1 × \S+ \(1,000 credits for 9\.90 EUR each\) below the warning limit$/.test(text), 'auto-recharge set on the portal');
     const portalBalanceId = (await (await fetch(`${base}/v1/customers/${customerId}/credit-balances`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { items: Array<{ id: string }> };
     const rechargeSet = (await (await fetch(`${base}/v1/credit-balances/${portalBalanceId.items[0]!.id}/auto-recharge`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { quantity: number; updatedBy: unknown };
     expect(rechargeSet).toMatchObject({ quantity: 1, updatedBy: null });
