@@ -88,7 +88,10 @@ export function createLogger(
     // and message, not a stack for what is routine there (a missing topic, a Ctrl-C).
     ...(options.stacks === false ? { serializers: { err: withoutStack } } : {}),
   };
-  const output = destination ?? pino.destination({ dest: 1, sync: false });
+  // Synchronous: a line is out when the call returns. pino's asynchronous default lost the last
+  // lines before process.exit (`stopped; bye`) when a write was in flight, as under load, while
+  // Tally logs a few lines a second at info (the consumer's per-chunk lines are debug).
+  const output = destination ?? pino.destination({ dest: 1, sync: true });
   const fd = destination === undefined ? 1 : descriptorOf(destination);
   return pino(settings, quietWhenOutputLost(output, { terminal: fd !== undefined && isatty(fd) }));
 }
