@@ -5,6 +5,6 @@ export { kafkaConnectionConfig, type KafkaConnection } from './kafkaConnection';
 export { readTopicToEnds, type ReadTopicToEndsOptions } from './readTopicToEnds';
 export { readBatchAt, type ReadBatchAtOptions } from './readBatchAt';
 export { offsetPlace, type OffsetPlace, type PartitionWatermarks } from './offsetPlace';
-export { failWorkerOnCrash } from './failWorkerOnCrash';
+export { DEFAULT_RERUN_FOR_MS, superviseConsumer, type SupervisedConsumer, type SuperviseConsumerOptions } from './superviseConsumer';
 export { recordBytesOf, sendInParts, topicSendBudget, type SendBudget, type SendInPartsOptions } from './sendParts';
 export { registryUrlProblem } from './registryUrl';

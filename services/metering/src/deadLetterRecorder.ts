@@ -1,4 +1,4 @@
-import { createKafka, failWorkerOnCrash, kafkaConnectionConfig, type KafkaConnection } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, superviseConsumer, type KafkaConnection } from '@tally/kafka';
 import { createWorker, retry, type Worker } from '@tally/runtime';
 import { logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -34,8 +34,8 @@ export function createDeadLetterRecorder(options: DeadLetterRecorderOptions): Wo
   /** The worker's own failure report (createWorker): set once it starts. */
   let failWorker: ((error: unknown) => void) | undefined;
   // kafkajs gave up (an authorization error, say): the worker fails, as the usage consumer does,
-  // instead of the console's list going quiet while /health says up.
-  failWorkerOnCrash(consumer, logger, (error) => failWorker?.(error), 'dead-letter recorder consumer crashed');
+  // instead of the console's list going quiet while /health says up; a lost coordinator runs again.
+  const supervised = superviseConsumer(consumer, { logger, fail: (error) => failWorker?.(error), message: 'dead-letter recorder consumer crashed' });
   return createWorker('dead-letter-recorder', {
     // Resolves at once: the API this runs beside must not wait for Kafka to start, or fail with it.
     // Joining the group is retried in the background until it succeeds or the worker stops.
@@ -45,7 +45,7 @@ export function createDeadLetterRecorder(options: DeadLetterRecorderOptions): Wo
         async () => {
           await consumer.connect();
           await consumer.subscribe({ topics: [options.topic], fromBeginning: true });
-          await consumer.run({
+          await supervised.run({
             eachBatch: async ({ batch, heartbeat }) => {
               const records = batch.messages.map((message) => deadLetterRecordOf(batch.partition, message));
               await retry(() => options.log.record(records), {
@@ -57,7 +57,7 @@ export function createDeadLetterRecorder(options: DeadLetterRecorderOptions): Wo
                 heartbeat: { everyMs: 3000, beat: heartbeat },
               });
             },
-          });
+          }, signal);
           logger.info('recording dead letters');
         },
         { what: 'joining the dead-letter topic', logger, maxDelayMs: 10_000, signal },

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { balanceStreamId, LruCache, TallyError, type CreditProduct, type FoldedBalance, type UsageEvent } from '@tally/domain';
 import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerError } from '@tally/event-store';
-import { createKafka, failWorkerOnCrash, kafkaConnectionConfig } from '@tally/kafka';
+import { createKafka, kafkaConnectionConfig, superviseConsumer } from '@tally/kafka';
 import { createBackoff, createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
 import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
@@ -43,7 +43,8 @@ import { createUsageEventDecoder } from './usageEventDecoder';
  *   that is down is left uncommitted instead of holding up the shutdown: it is redelivered and,
  *   thanks to the deterministic event ids, applied once. Calling stop() again returns the same promise.
  * - kafkajs giving up on the consumer (a crash it does not restart from) fails the worker
- *   (Worker.onFailure): nothing would be consumed any more.
+ *   (Worker.onFailure): nothing would be consumed any more. A lost group coordinator, which
+ *   kafkajs does not restart from either, runs the consumer again instead (superviseConsumer.ts).
  */
 export interface UsageConsumer extends Worker {
   counters(): UsageConsumerCounters;
@@ -237,8 +238,9 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
   });
   /** The worker's own failure report (createWorker): set once it starts. */
   let failWorker: ((error: unknown) => void) | undefined;
-  // kafkajs gave up: no partition is consumed any more, so the worker fails rather than run on as if metering.
-  failWorkerOnCrash(consumer, logger, (error) => failWorker?.(error));
+  // kafkajs gave up: no partition is consumed any more, so the worker fails rather than run on as
+  // if metering; a lost coordinator runs again (superviseConsumer.ts).
+  const supervised = superviseConsumer(consumer, { logger, fail: (error) => failWorker?.(error) });
 
   /**
    * A missing DLQ topic would hold the first bad message forever: refuse to start instead.
@@ -883,7 +885,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
         });
 
   const worker = createWorker('consumer', {
-    async start(_signal, fail) {
+    async start(signal, fail) {
       failWorker = fail;
       const partitions = await requireTopics();
       // Two partitions at once by default (DEFAULT_PARTITIONS_CONCURRENTLY says why), fewer when
@@ -897,13 +899,16 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       await producer.connect();
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: options.fromBeginning });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: concurrently,
-        // A batch that cannot be decoded stops its partition there, visibly (stalledPartitions.ts).
-        eachBatch: stalls.guard(eachBatch),
-      });
+      await supervised.run(
+        {
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: concurrently,
+          // A batch that cannot be decoded stops its partition there, visibly (stalledPartitions.ts).
+          eachBatch: stalls.guard(eachBatch),
+        },
+        signal,
+      );
       await stateFlush.start();
       await groupLag?.start();
       logger.info({ topic, groupId: options.groupId, dlqTopic, partitionsConsumedConcurrently: concurrently }, 'usage consumer started');
