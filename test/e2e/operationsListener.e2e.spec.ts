@@ -85,4 +85,10 @@ describe('GET /metrics and /health of a consumer-only process', () => {
     expect(health).toEqual({ status: 200, body: { status: 'up' } });
     expect((await fetch(`${base}/v1/credit-products`)).status).toBe(404);
   });
+
+  it('starts without a deprecation warning on its output', () => {
+    // A warning an operator reads at every start is soon one nobody reads; Fastify's FSTDEP023
+    // (the top-level disableRequestLogging option) was one.
+    expect(tally!.lines.filter((line) => /Deprecation|\bDEP\d|FSTDEP/.test(line))).toEqual([]);
+  });
 });

@@ -1,7 +1,7 @@
 import { healthRoutes, metricsRoutes, type HealthCheck } from '@tally/api';
 import type { MetricsRegistry } from '@tally/metrics';
 import type { StalledPartition } from '@tally/metering';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 interface OperationsListenerOptions {
@@ -28,7 +28,7 @@ export async function listenForOperations(options: OperationsListenerOptions): P
   const logger = options.logger.child({ module: 'operations-listener' });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     connectionTimeout: options.connectionTimeoutMs,
     keepAliveTimeout: options.keepAliveTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
