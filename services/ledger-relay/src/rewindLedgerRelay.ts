@@ -79,7 +79,9 @@ export async function lastPositionBefore(time: Date, head: bigint, firstAfter: F
  * again when it next starts (a billing consumer that lost what it had read, a topic whose
  * retention dropped it). It takes the relay's lease for the moment of the write, so no relay can
  * save over it, and is refused while a relay holds it: stop every process with the relay role
- * first (a standby would take the lease the moment the publisher stopped). What is published
+ * first (a standby would take the lease the moment the publisher stopped), and let them exit: a
+ * relay deposed without exiting may still save its last batch's checkpoint (checkpointedProcessor
+ * retries a save for a moment after a stop), which moves it forward over this. What is published
  * again reaches consumers twice, and they drop it by event id, as any redelivery (docs/ledger.md).
  */
 export async function rewindLedgerRelay(options: RewindLedgerRelayOptions): Promise<LedgerRelayRewind> {
