@@ -92,6 +92,21 @@ describe('PostgreSQL webhook store', () => {
     expect(due.map((delivery) => delivery.id)).toEqual(['ep-busy:100', 'ep-quiet:200']);
   });
 
+  it("leaves out the deliveries it is told to, so they take none of the limit, and keeps their balance's later ones behind them", async () => {
+    // Three days before the other tests' deliveries: only these are due at the instant asked.
+    const before = (ms: number) => new Date(t0.getTime() - 3 * 86_400_000 + ms);
+    await Promise.all([endpoint('ep-held'), endpoint('ep-free')]);
+    await store.recordDeliveries([delivery('ep-held', 'b1', 300n), delivery('ep-held', 'b1', 301n)], before(0));
+    await store.recordDeliveries([delivery('ep-held', 'b2', 302n)], before(1));
+    await store.recordDeliveries([delivery('ep-free', 'b1', 310n)], before(2));
+    const ids = (due: readonly { id: string }[]) => due.map((delivery) => delivery.id);
+    expect(ids(await store.dueDeliveries(before(1_000), 1))).toEqual(['ep-held:300']);
+    expect(ids(await store.dueDeliveries(before(1_000), 10, []))).toEqual(['ep-held:300', 'ep-free:310', 'ep-held:302']);
+    // ep-held:301 stays behind ep-held:300, which is still pending: left out is not gone.
+    expect(ids(await store.dueDeliveries(before(1_000), 1, ['ep-held:300']))).toEqual(['ep-held:302']);
+    expect(ids(await store.dueDeliveries(before(1_000), 10, ['ep-held:300', 'ep-held:302']))).toEqual(['ep-free:310']);
+  });
+
   it('keeps the outcome of a later attempt over a late one of the same number (a deposed sender finishing)', async () => {
     await endpoint('ep-late');
     await store.recordDeliveries([delivery('ep-late', 'b1', 30n)], t0);

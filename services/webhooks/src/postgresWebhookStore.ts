@@ -173,17 +173,19 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       );
     },
 
-    async dueDeliveries(now, limit) {
+    async dueDeliveries(now, limit, excluding = []) {
       // Head of each endpoint's and balance's queue first, then whether it is due: a later
       // delivery of the same balance is never sent while an earlier one waits for its retry.
       // The previous secret signs too until its grace period ends.
       // Endpoints take turns: each one's longest-due delivery, then each one's second, … so that
       // an endpoint with hundreds of retries due cannot fill the batch ahead of another's first.
+      // The excluded heads are left out after the recursion (so they still hold back their
+      // balance) and before the turns and the limit (so they take no place in the batch).
       const { rows } = await pool.query<DueWebhookDelivery>(
         `${HEADS}, due AS (
            SELECT h.id, h.endpoint_id, h.attempts, h.first_attempt_at, h.next_attempt_at,
                   row_number() OVER (PARTITION BY h.endpoint_id ORDER BY h.next_attempt_at, h.id) AS turn
-           FROM heads h WHERE h.next_attempt_at <= $1
+           FROM heads h WHERE h.next_attempt_at <= $1 AND h.id <> ALL($3::text[])
          )
          SELECT due.id, due.endpoint_id AS "endpointId", e.url,
                 CASE WHEN e.previous_secret_until > $1 AND e.previous_secret IS NOT NULL THEN ARRAY[e.secret, e.previous_secret]
@@ -197,7 +199,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
          JOIN webhook_endpoints e ON e.id = due.endpoint_id AND e.disabled_at IS NULL
          JOIN webhook_deliveries d ON d.id = due.id
          ORDER BY due.turn, due.next_attempt_at LIMIT $2`,
-        [now, limit],
+        [now, limit, excluding],
       );
       return rows;
     },

@@ -112,6 +112,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
     heldBack.set(deliveryId, { failures, notBefore: clock().getTime() + retry.delayAfter(failures) });
   };
   const isHeldBack = (deliveryId: string) => (heldBack.get(deliveryId)?.notBefore ?? -Infinity) > clock().getTime();
+  /**
+   * The ids still in their pause, for the read to leave out: filtered after it, they would take
+   * its limit, and `concurrency * 4` of them due first would starve every other endpoint.
+   */
+  const stillHeldBack = () => [...heldBack.keys()].filter(isHeldBack);
 
   const write = (deliveryId: string, made: WebhookAttempt, outcome: WebhookAttemptOutcome) =>
     retrying(() => store.recordAttempt(deliveryId, made, outcome), { what: 'recording a webhook attempt', logger, isTransient: isTransientError, maxAttempts: RECORD_TRIES });
@@ -210,7 +215,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): (sig
           const ended = new Set<string>();
           endedDuringRead = ended;
           try {
-            const due = await store.dueDeliveries(clock(), concurrency * 4 + running.size);
+            const due = await store.dueDeliveries(clock(), concurrency * 4 + running.size, stillHeldBack());
+            // Held-back ones are left out here as well: the pause does not rest on the store alone.
             ready = due.filter((delivery) => !running.has(delivery.id) && !ended.has(delivery.id) && !isHeldBack(delivery.id));
           } finally {
             endedDuringRead = undefined;

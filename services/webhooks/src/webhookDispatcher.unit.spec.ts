@@ -254,18 +254,19 @@ describe('a round of sending, when an attempt cannot be recorded', () => {
 });
 
 describe('rounds of sending, when an attempt cannot be recorded', () => {
+  const unstorable = Object.assign(new Error('a schema this release does not know'), { code: '42703' });
+  const due = (id: string): DueWebhookDelivery => ({
+    id,
+    endpointId: `e-${id}`,
+    url: `http://127.0.0.1/${id}`,
+    secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+    body: '{}',
+    attempts: 0,
+    firstAttemptAt: null,
+    attemptsThisPeriod: 0,
+  });
+
   it('holds that delivery back across rounds for a growing pause, while the others go on at once', async () => {
-    const unstorable = Object.assign(new Error('a schema this release does not know'), { code: '42703' });
-    const due = (id: string): DueWebhookDelivery => ({
-      id,
-      endpointId: `e-${id}`,
-      url: `http://127.0.0.1/${id}`,
-      secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
-      body: '{}',
-      attempts: 0,
-      firstAttemptAt: null,
-      attemptsThisPeriod: 0,
-    });
     const pending = new Map([['stuck', due('stuck')]]);
     let now = 0;
     let sent: string[] = [];
@@ -303,6 +304,49 @@ describe('rounds of sending, when an attempt cannot be recorded', () => {
     // The second failure to record pauses twice as long.
     expect(await roundAt(2_999, 'e')).toEqual(['e']);
     expect(await roundAt(3_000, 'f')).toEqual(['f', 'stuck']);
+  });
+
+  it('does not let deliveries held back fill the read of what is due, ahead of one that can go', async () => {
+    const concurrency = 2;
+    // More poisoned deliveries than one read takes (concurrency * 4), all due before the healthy one.
+    const poisoned = Array.from({ length: concurrency * 4 + 1 }, (_, index) => `poisoned-${index}`);
+    const pending = new Map([...poisoned, 'healthy'].map((id) => [id, due(id)]));
+    let now = 0;
+    let sent: string[] = [];
+    const dispatch = createWebhookDispatcher({
+      store: {
+        // As the table: in due order, without the ids left out, `limit` at most.
+        dueDeliveries: async (_now: Date, limit: number, excluding: readonly string[] = []) =>
+          [...pending.values()].filter((delivery) => !excluding.includes(delivery.id)).slice(0, limit),
+        async recordAttempt(deliveryId) {
+          if (deliveryId.startsWith('poisoned-')) throw unstorable;
+          pending.delete(deliveryId);
+        },
+      },
+      send: async (request) => {
+        sent.push(request.url.slice('http://127.0.0.1/'.length));
+        return { statusCode: 200, error: null, body: null, durationMs: 1 };
+      },
+      retry: policy(60_000, 1_000),
+      concurrency,
+      idleMs: 60_000,
+      isLeading: () => true,
+      clock: () => at(now),
+      logger: pino({ level: 'silent' }),
+    });
+    const roundAt = async (ms: number) => {
+      now = ms;
+      sent = [];
+      const made = await dispatch(new AbortController().signal);
+      return { made, sent: [...sent] };
+    };
+    const first = await roundAt(0);
+    expect(first.sent).toContain('healthy');
+    expect(first.made).toBe(1);
+    // Each poisoned delivery went once, and waits its pause: none is sent again before it lapses.
+    expect(first.sent.filter((id) => id.startsWith('poisoned-')).sort()).toEqual([...poisoned].sort());
+    expect(await roundAt(999)).toEqual({ made: 0, sent: [] });
+    expect((await roundAt(1_000)).sent.sort()).toEqual([...poisoned].sort());
   });
 });
 

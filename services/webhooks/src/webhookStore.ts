@@ -122,9 +122,11 @@ export interface WebhookStore {
   /**
    * Deliveries to send now, `limit` at most: for each endpoint (not disabled) and balance only
    * the oldest pending one, and only when it is due. A delivery waiting for its retry holds back
-   * the later ones of its balance to that endpoint, and nothing else.
+   * the later ones of its balance to that endpoint, and nothing else. The `excluding` ids (ones
+   * the caller will not send now) are left out before the limit and the endpoints' turns, still
+   * holding back their balance's later ones.
    */
-  dueDeliveries(now: Date, limit: number): Promise<DueWebhookDelivery[]>;
+  dueDeliveries(now: Date, limit: number, excluding?: readonly string[]): Promise<DueWebhookDelivery[]>;
   /** Keeps an attempt and its outcome together (one transaction). */
   recordAttempt(deliveryId: string, attempt: WebhookAttempt, outcome: WebhookAttemptOutcome): Promise<void>;
   /** An endpoint's deliveries, newest first, `limit` at most, before the position `before`. */
