@@ -139,17 +139,62 @@ describe('auto-recharge from the console', () => {
       expect((await api('PATCH', `/credit-products/${product.id}`, { bundles: [refill('6.90')] })).status).toBe(200);
       const form = card.getByRole('form', { name: 'Auto-recharge' });
       await form.getByLabel('Quantity').press('Enter');
-      await untilText(card.getByRole('alert'), (text) => text.includes('bundle "refill" is now 50 credits for 6.90 EUR, not 50 credits for 5.90 EUR'), 'the save refused at the terms shown');
+      await untilText(
+        card.getByRole('alert'),
+        (text) => text === 'Not saved: the refill bundle changed to 50 credits for 6.90 EUR (it was 50 credits for 5.90 EUR). Saving again agrees to 50 credits for 6.90 EUR.',
+        'the save refused at the terms shown',
+      );
       expect(((await (await api('GET', `/credit-balances/${balanceId}/auto-recharge`)).json()) as { terms: unknown }).terms).toEqual({ credits: '50', price: { amount: '4.90', currency: 'EUR' } });
 
-      // Shown the new terms and saved again: it accepts them, and the notice goes.
-      await page.reload();
-      await openCustomer(page, customerId);
-      await card.locator('summary').filter({ hasText: 'Auto-recharge' }).click();
+      // Shown the new terms (read again, no reload) and saved again: it accepts them, and the notice goes.
       await form.getByLabel('Quantity').press('Enter');
       await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
       await untilText(card.locator('summary').filter({ hasText: 'Auto-recharge' }), (text) => text.includes('(50 credits for 6.90 EUR each)'), 'the summary at the new terms');
       expect(await card.getByText(/^The bundle is now/).count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('after a refusal for changed terms, shows the bundle as it is now and saves at those terms when saved again', async () => {
+    const customerId = `refused-${randomUUID()}`;
+    const refill = (amount: string) => ({ id: 'refill', credits: '50', price: { amount, currency: 'EUR' } });
+    const product = (await (await api('POST', '/credit-products', { name: 'Changed credits', lowBalanceThreshold: '5', bundles: [refill('4.90')] })).json()) as { id: string };
+    const { id: balanceId } = (await (await api('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' })).json()) as { id: string };
+
+    const context = await stack.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await stack.signIn(page);
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: /Changed credits/ });
+      const summary = card.locator('summary').filter({ hasText: 'Auto-recharge' });
+      await untilText(summary, (text) => text === 'Auto-recharge: off', 'the setting read');
+      await summary.click();
+      const form = card.getByRole('form', { name: 'Auto-recharge' });
+      const chosen = form.getByLabel('Bundle').locator('option:checked');
+      await untilText(chosen, (text) => text === 'refill: 50 credits for 4.90 EUR', 'the bundle at its first terms');
+
+      // Repriced by the operator while the form shows 4.90: Save is refused (nothing set) ...
+      expect((await api('PATCH', `/credit-products/${product.id}`, { bundles: [refill('5.90')] })).status).toBe(200);
+      await form.getByLabel('Quantity').press('Enter');
+      await untilText(card.getByRole('alert'), (text) => text.includes('5.90 EUR'), 'the save refused at the terms shown');
+      expect((await api('GET', `/credit-balances/${balanceId}/auto-recharge`)).status).toBe(404);
+      // ... and the form shows the bundle's terms read again, and says that saving agrees to them.
+      await untilText(chosen, (text) => text === 'refill: 50 credits for 5.90 EUR', 'the bundle at its new terms');
+      await untilText(
+        card.getByRole('alert'),
+        (text) => text === 'Not saved: the refill bundle changed to 50 credits for 5.90 EUR (it was 50 credits for 4.90 EUR). Saving again agrees to 50 credits for 5.90 EUR.',
+        'the changed terms said',
+      );
+
+      // Saved again, by keyboard: at the terms now shown, and the notice goes.
+      await form.getByLabel('Quantity').press('Enter');
+      await untilText(card.getByRole('status').filter({ hasText: 'Auto-recharge' }), (text) => text === 'Auto-recharge saved.', 'the setting saved');
+      await untilText(summary, (text) => text === 'Auto-recharge: 1 × refill (50 credits for 5.90 EUR each) below the warning limit', 'the summary at the new terms');
+      expect(await card.getByRole('alert').count()).toBe(0);
+      const set = (await (await api('GET', `/credit-balances/${balanceId}/auto-recharge`)).json()) as { terms: unknown };
+      expect(set.terms).toEqual({ credits: '50', price: { amount: '5.90', currency: 'EUR' } });
     } finally {
       await context.close();
     }

@@ -31,6 +31,43 @@ describe('a portal purchase whose bundle changed', () => {
     return (await response.json()) as T;
   };
 
+  /**
+   * The page keeps the purchase options it read last, once `keep` is called, until a request to a
+   * path ending in `sentTo` goes out, as a page read a moment before the operator's change does
+   * whatever its refresh interval.
+   */
+  async function keepPurchaseOptions(page: import('playwright-core').Page, sentTo: string): Promise<() => void> {
+    let kept: string | undefined;
+    let keeping = false;
+    await page.route(
+      (address) => address.pathname.endsWith('/purchase-options'),
+      async (route) => {
+        if (keeping && kept !== undefined) return route.fulfill({ status: 200, contentType: 'application/json', body: kept });
+        try {
+          const response = await route.fetch();
+          const body = await response.text();
+          kept = body;
+          return await route.fulfill({ response, body });
+        } catch (error) {
+          // A read the page gave up on meanwhile (its next poll, a re-render) has no response to
+          // keep: Playwright disposes it. The page reads again; only an answer it saw is kept.
+          if (!/disposed|closed|aborted/i.test(String(error))) throw error;
+          return route.abort().catch(() => undefined);
+        }
+      },
+    );
+    await page.route(
+      (address) => address.pathname.endsWith(sentTo),
+      async (route) => {
+        keeping = false;
+        await route.continue();
+      },
+    );
+    return () => {
+      keeping = true;
+    };
+  }
+
   type Entry = { type: string; purchase: { unitPrice: string } | null };
   type Refused = { card: import('playwright-core').Locator; entries: () => Promise<Entry[]>; repriceTo: (amount: string) => Promise<void> };
 
@@ -48,38 +85,11 @@ describe('a portal purchase whose bundle changed', () => {
     const context = await stack.browser.newContext({ viewport: PHONE_VIEWPORT });
     try {
       const page = await context.newPage();
-      // The page keeps the purchase options it read first until the purchase is sent, as a page
-      // read a moment before the operator's change does whatever its refresh interval.
-      let kept: string | undefined;
-      let keep = false;
-      await page.route(
-        (address) => address.pathname.endsWith('/purchase-options'),
-        async (route) => {
-          if (keep && kept !== undefined) return route.fulfill({ status: 200, contentType: 'application/json', body: kept });
-          try {
-            const response = await route.fetch();
-            const body = await response.text();
-            kept = body;
-            return await route.fulfill({ response, body });
-          } catch (error) {
-            // A read the page gave up on meanwhile (its next poll, a re-render) has no response to
-            // keep: Playwright disposes it. The page reads again; only an answer it saw is kept.
-            if (!/disposed|closed|aborted/i.test(String(error))) throw error;
-            return route.abort().catch(() => undefined);
-          }
-        },
-      );
-      await page.route(
-        (address) => address.pathname.endsWith('/purchases'),
-        async (route) => {
-          keep = false;
-          await route.continue();
-        },
-      );
+      const keep = await keepPurchaseOptions(page, '/purchases');
       await page.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
       const card = page.getByRole('region', { name: 'Portal credits' });
       await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).waitFor({ timeout: 30_000 });
-      keep = true;
+      keep();
       const repriceTo = async (amount: string) => void (await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle(amount)] }));
       await repriceTo('19.90');
 
@@ -109,6 +119,45 @@ describe('a portal purchase whose bundle changed', () => {
         ['CreditBalanceOpened', null],
       ]);
     });
+  });
+
+  it('shows the new terms in the auto-recharge form after a refusal for changed terms, and saves at them when saved again', async () => {
+    const customerId = `portal-recharger-${randomUUID()}`;
+    const bundle = (amount: string) => ({ id: 'pack', credits: '100', price: { amount, currency: 'EUR' } });
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Recharged credits', lowBalanceThreshold: '5', bundles: [bundle('9.90')] });
+    const { id: balanceId } = await api<{ id: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '10' });
+    const { url } = await api<{ url: string }>('POST', `/customers/${customerId}/portal-sessions`);
+
+    const context = await stack.browser.newContext({ viewport: PHONE_VIEWPORT });
+    try {
+      const page = await context.newPage();
+      const keep = await keepPurchaseOptions(page, '/auto-recharge');
+      await page.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
+      const card = page.getByRole('region', { name: 'Recharged credits' });
+      const summary = card.locator('summary').filter({ hasText: 'Auto-recharge' });
+      await untilText(summary, (text) => text === 'Auto-recharge: off', 'auto-recharge off');
+      keep();
+      await summary.click();
+      const form = card.getByRole('form', { name: 'Auto-recharge' });
+      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === 'pack: 100 credits for 9.90 EUR', 'the bundle at its first terms');
+      await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle('19.90')] });
+
+      const save = form.getByRole('button', { name: 'Save auto-recharge' });
+      await save.click();
+      await untilText(
+        card.getByRole('alert').filter({ hasText: 'Not saved' }),
+        (text) => text === 'Not saved: the pack bundle changed to 100 credits for 19.90 EUR (it was 100 credits for 9.90 EUR). Saving again agrees to 100 credits for 19.90 EUR.',
+        'the changed terms said',
+      );
+      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === 'pack: 100 credits for 19.90 EUR', 'the bundle at its new terms');
+      await expectAccessible(page, 'the portal auto-recharge refused for changed terms');
+
+      await save.click();
+      await untilText(summary, (text) => text === 'Auto-recharge: 1 × pack (100 credits for 19.90 EUR each) below the warning limit', 'saved at the new terms');
+      expect((await api<{ terms: unknown }>('GET', `/credit-balances/${balanceId}/auto-recharge`)).terms).toEqual({ credits: '100', price: { amount: '19.90', currency: 'EUR' } });
+    } finally {
+      await context.close();
+    }
   });
 
   it('says the terms are back when the operator puts them back spelled otherwise ("9.9" is "9.90")', async () => {

@@ -52,7 +52,7 @@ export function BalanceSection({ api, balance, readAt, onChanged }: { api: ApiCl
       <RecentConsumption recent={recent} consumption={consumption} error={error} chartTitle="Consumption in the last 24 hours" caption="Newest ledger entries" audience="console" />
       <FullLedger api={api} balanceId={balance.id} position={shown.position} onRefund={(charge) => setChange({ refund: charge })} />
       <BalanceStatement api={api} balanceId={balance.id} />
-      <AutoRechargeSettings api={api} balance={shown} bundles={bundles} audience="console" />
+      <AutoRechargeSettings api={api} balance={shown} bundles={bundles} readBundles={() => readProductBundles(api, balance.productId)} audience="console" />
       <EditBalanceDialog
         api={api}
         balance={shown}
@@ -107,12 +107,17 @@ function FullLedger({ api, balanceId, position, onRefund }: { api: ApiClient; ba
   );
 }
 
-/** The bundles of a balance's product, read once: what its auto-recharge may buy. */
+/** The bundles of a balance's product: what its auto-recharge may buy. */
+async function readProductBundles(api: ApiClient, productId: string): Promise<CreditProduct['bundles']> {
+  return (await api.get<CreditProduct>(path`/credit-products/${productId}`)).bundles;
+}
+
+/** The bundles of a balance's product, read once (the auto-recharge form reads them again after a refusal for changed terms). */
 function useProductBundles(api: ApiClient, productId: string): CreditProduct['bundles'] | undefined {
   const [bundles, setBundles] = useState<CreditProduct['bundles']>();
   useEffect(() => {
-    api.get<CreditProduct>(path`/credit-products/${productId}`).then(
-      (product) => setBundles(product.bundles),
+    readProductBundles(api, productId).then(
+      (read) => setBundles(read),
       // The setting's own read says what is wrong; a product that cannot be read offers nothing.
       () => setBundles([]),
     );

@@ -36,11 +36,12 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
   const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
   const [readAt, setReadAt] = useState(Date.now());
   const [version, setVersion] = useState(0);
+  const readOptions = () => api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } });
   const error = usePolling(
     async () => {
       const [page, offered, subscribed] = await Promise.all([
         api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } }),
-        api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } }),
+        readOptions(),
         api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }),
       ]);
       setBalances(page.items);
@@ -70,6 +71,7 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
             balance={balance}
             readAt={readAt}
             option={options.find((option) => option.balanceId === balance.id)}
+            readBundles={async () => (await readOptions()).items.find((option) => option.balanceId === balance.id)?.bundles ?? []}
             onChanged={() => setVersion(version + 1)}
           />
         ))}
@@ -142,7 +144,22 @@ function without<V>(map: ReadonlyMap<string, V>, key: string): ReadonlyMap<strin
   return next;
 }
 
-function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiClient; balance: CreditBalance; readAt: number; option: PurchaseOption | undefined; onChanged: () => void }) {
+function PortalBalance({
+  api,
+  balance,
+  readAt,
+  option,
+  readBundles,
+  onChanged,
+}: {
+  api: ApiClient;
+  balance: CreditBalance;
+  readAt: number;
+  option: PurchaseOption | undefined;
+  /** The balance's purchase options read again now: the auto-recharge form's, after a refusal for changed terms. */
+  readBundles: () => Promise<readonly Bundle[]>;
+  onChanged: () => void;
+}) {
   const [shown, setShown] = useState(balance);
   const [message, setMessage] = useState<string>();
   const [error, setError] = useState<string>();
@@ -225,7 +242,7 @@ function PortalBalance({ api, balance, readAt, option, onChanged }: { api: ApiCl
       <ErrorMessage message={error} />
       <RecentConsumption recent={recent} consumption={consumption} error={unread} chartTitle="Consumption in the last 30 days" caption="Recent activity" audience="portal" />
       <BalanceStatement api={api} balanceId={balance.id} />
-      {option !== undefined && option.bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={option.bundles} audience="portal" />}
+      {option !== undefined && option.bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={option.bundles} readBundles={readBundles} audience="portal" />}
       <div class="actions">
         <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />
       </div>

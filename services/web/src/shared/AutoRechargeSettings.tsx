@@ -11,6 +11,37 @@ interface RechargeBundle {
   readonly price: { readonly amount: string; readonly currency: string };
 }
 
+type BundleTerms = Pick<RechargeBundle, 'credits' | 'price'>;
+
+/** Two lists of bundles with the same ids at the same terms (compared by value, as the API does). */
+function sameBundles(a: readonly RechargeBundle[] | undefined, b: readonly RechargeBundle[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((bundle, index) => bundle.id === b[index]!.id && sameBundleTerms(bundle, b[index]!));
+}
+
+/**
+ * A save refused because the bundle's terms were no longer those shown (409 purchase_terms_changed):
+ * the terms it was sent with, and how reading the bundle's terms again went.
+ */
+interface TermsRefusal {
+  readonly bundleId: string;
+  readonly was: BundleTerms;
+  /** undefined while its terms are read again; else the read's failure, or null. */
+  readonly unread: string | null | undefined;
+}
+
+/** What a refusal for changed terms says, against the bundle as the form now shows it: what saving again agrees to. */
+function refusalText({ bundleId, was, unread }: TermsRefusal, offered: readonly RechargeBundle[] | undefined): string {
+  const named = `Not saved: the ${bundleId} bundle`;
+  if (unread === undefined) return `${named} changed. Reading its new terms…`;
+  if (unread !== null) return `${named} changed, and its new terms could not be read (${unread}). Saving again reads them again.`;
+  const bundle = offered?.find((candidate) => candidate.id === bundleId);
+  if (bundle === undefined) return `${named} is no longer offered. Choose another.`;
+  // Put back meanwhile (by value, as the API compares): the terms shown are those it was refused at.
+  if (sameBundleTerms(bundle, was)) return `${named} changed, and is back at ${bundleTerms(bundle)}. Saving again agrees to ${bundleTerms(bundle)}.`;
+  return `${named} changed to ${bundleTerms(bundle)} (it was ${bundleTerms(was)}). Saving again agrees to ${bundleTerms(bundle)}.`;
+}
+
 /** What the summary says: off, or what it buys. */
 function describe(recharge: AutoRecharge | null, bundles: readonly RechargeBundle[] | undefined): string {
   if (recharge === null) return 'Auto-recharge: off';
@@ -39,12 +70,15 @@ export function AutoRechargeSettings({
   api,
   balance,
   bundles,
+  readBundles,
   audience,
 }: {
   api: ApiClient;
   balance: CreditBalance;
   /** undefined while they load. */
   bundles: readonly RechargeBundle[] | undefined;
+  /** Reads them again, from where `bundles` came: after a refusal for changed terms, the form shows them as they are now. */
+  readBundles: () => Promise<readonly RechargeBundle[]>;
   audience: 'console' | 'portal';
 }) {
   // undefined while loading; null when it has none.
@@ -57,6 +91,14 @@ export function AutoRechargeSettings({
   const [error, setError] = useState<string>();
   const [saved, setSaved] = useState<string>();
   const [busy, busyWhile] = useBusyAction();
+  const [refusal, setRefusal] = useState<TermsRefusal>();
+  // The bundles read again after a refusal, shown over those given while these stay as they were
+  // (by value: a read the caller began before the refusal brings nothing newer); the caller's own
+  // read of a change takes over. What is shown is what a Save sends as expected.
+  const [reread, setReread] = useState<{ readonly over: readonly RechargeBundle[] | undefined; readonly bundles: readonly RechargeBundle[] }>();
+  const offered = reread !== undefined && sameBundles(reread.over, bundles) ? reread.bundles : bundles;
+  // Saved only at terms shown: a bundle not among them (gone, or not read yet) is not sent without any.
+  const selected = offered?.find((bundle) => bundle.id === bundleId);
 
   useEffect(() => {
     setBundleId((chosen) => (chosen === '' ? (bundles?.[0]?.id ?? '') : chosen));
@@ -82,7 +124,7 @@ export function AutoRechargeSettings({
   const limit = formatCredits(balance.lowBalanceThreshold ?? '0');
   return (
     <details>
-      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, bundles)}</summary>
+      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, offered)}</summary>
       <p>
         {noLimit
           ? audience === 'console'
@@ -96,7 +138,7 @@ export function AutoRechargeSettings({
       {recharge !== null && recharge !== undefined && (
         <p>{`Bought ${recharge.rechargesThisMonth} time${recharge.rechargesThisMonth === 1 ? '' : 's'} this month${recharge.monthlyLimit === null ? '' : ` of at most ${recharge.monthlyLimit}`}.`}</p>
       )}
-      {changedTerms(recharge, bundles)}
+      {changedTerms(recharge, offered)}
       {recharge?.lastRefusal !== null && recharge?.lastRefusal !== undefined && (
         <p class="error">{`The last auto-recharge was refused ${formatTime(recharge.lastRefusal.at)}: ${recharge.lastRefusal.reason}`}</p>
       )}
@@ -109,6 +151,7 @@ export function AutoRechargeSettings({
           setErrors({});
           setError(undefined);
           setSaved(undefined);
+          setRefusal(undefined);
           // Empty is no limit, so text that is not a number must not reach the API as one (NaN is null in JSON).
           const most = monthlyLimit.trim();
           const count = quantity.trim();
@@ -122,19 +165,33 @@ export function AutoRechargeSettings({
             return;
           }
           // The terms the select shows: set at those, or refused (409 purchase_terms_changed) if the bundle changed since.
-          const shown = bundles?.find((bundle) => bundle.id === bundleId);
+          if (selected === undefined) return;
           try {
             const set = await api.put<AutoRecharge>(path`/credit-balances/${balance.id}/auto-recharge`, {
               body: {
                 bundleId,
                 quantity: Number(count),
                 monthlyLimit: most === '' ? null : Number(most),
-                ...(shown !== undefined ? { expected: { credits: shown.credits, price: { amount: shown.price.amount, currency: shown.price.currency } } } : {}),
+                expected: { credits: selected.credits, price: { amount: selected.price.amount, currency: selected.price.currency } },
               },
             });
             setRecharge(set);
             setSaved('Auto-recharge saved.');
           } catch (failure) {
+            if (failure instanceof ApiError && failure.code === 'purchase_terms_changed') {
+              // Read again, not taken from the message: the form then shows the terms a Save agrees to.
+              // Still busy meanwhile, so no second Save goes out at the terms refused.
+              const refused = { bundleId, was: selected };
+              setRefusal({ ...refused, unread: undefined });
+              try {
+                const now = await readBundles();
+                setReread({ over: bundles, bundles: now });
+                setRefusal({ ...refused, unread: null });
+              } catch (unread) {
+                setRefusal({ ...refused, unread: errorMessage(unread) });
+              }
+              return;
+            }
             const found = fieldErrors(failure, (field) => field === 'bundleId' || field === 'quantity' || field === 'monthlyLimit');
             setErrors(found.fields);
             setError(found.general);
@@ -142,8 +199,8 @@ export function AutoRechargeSettings({
         })}
       >
         <SelectField label="Bundle" value={bundleId} error={errors.bundleId} onChange={(event) => setBundleId(event.currentTarget.value)}>
-          {bundles?.length === 0 && <option value="">No bundles to buy</option>}
-          {bundles?.map((bundle) => (
+          {offered?.length === 0 && <option value="">No bundles to buy</option>}
+          {offered?.map((bundle) => (
             <option key={bundle.id} value={bundle.id}>
               {`${bundle.id}: ${bundleTerms(bundle)}`}
             </option>
@@ -159,7 +216,7 @@ export function AutoRechargeSettings({
           error={errors.monthlyLimit}
           onInput={(event) => setMonthlyLimit(event.currentTarget.value)}
         />
-        <button type="submit" disabled={busy || noLimit || bundleId === ''}>
+        <button type="submit" disabled={busy || noLimit || selected === undefined}>
           Save auto-recharge
         </button>
         {recharge !== null && recharge !== undefined && (
@@ -170,6 +227,7 @@ export function AutoRechargeSettings({
             onClick={busyWhile(async () => {
               setError(undefined);
               setSaved(undefined);
+              setRefusal(undefined);
               try {
                 await api.delete(path`/credit-balances/${balance.id}/auto-recharge`);
                 setRecharge(null);
@@ -183,7 +241,7 @@ export function AutoRechargeSettings({
           </button>
         )}
       </form>
-      <ErrorMessage message={error} />
+      <ErrorMessage message={refusal?.bundleId === bundleId ? refusalText(refusal, offered) : error} />
       {saved !== undefined && (
         <p class="ok" role="status">
           {saved}
