@@ -176,12 +176,16 @@ export function createAutoRecharges(options: {
       const purchaseOptionsOnly = request.purchaseOptionsOnly === true;
       // Its terms as quoted now (or 409 purchase_terms_changed against those the caller was shown):
       // the ones it buys at.
-      const quoted = await options.purchases.quote(balanceId, {
-        bundleId: request.bundleId,
-        quantity: request.quantity,
-        purchaseOptionsOnly,
-        ...(request.expected !== undefined ? { expected: request.expected } : {}),
-      });
+      const quoted = await options.purchases.quote(
+        balanceId,
+        {
+          bundleId: request.bundleId,
+          quantity: request.quantity,
+          purchaseOptionsOnly,
+          ...(request.expected !== undefined ? { expected: request.expected } : {}),
+        },
+        'auto-recharge was not changed',
+      );
       const unitCredits = quoted.credits / BigInt(quoted.quantity);
       const load = signal !== undefined ? { signal } : undefined;
       const checked = await options.ledger.getBalance(balanceId, load);

@@ -60,8 +60,12 @@ export interface PurchaseService {
    * purchase, or the twin never lands (LedgerService.refusePurchase): "nothing was bought" holds.
    */
   purchase(balanceId: string, request: PurchaseRequest, options?: RequestOptions): Promise<CommandResult>;
-  /** What a purchase of it would record today (bundle, quantity, prices, credits), checked as `purchase` checks it; buys nothing. */
-  quote(balanceId: string, request: PurchaseRequest): Promise<PurchaseDetails & { credits: Micros }>;
+  /**
+   * What a purchase of it would record today (bundle, quantity, prices, credits), checked as
+   * `purchase` checks it; buys nothing. `refused` ends a changed terms' refusal: what did not
+   * happen ("nothing was bought" by default; a setting's caller says what was not set).
+   */
+  quote(balanceId: string, request: PurchaseRequest, refused?: string): Promise<PurchaseDetails & { credits: Micros }>;
   /** The purchase an auto-recharge makes for one low-balance warning, at today's price; once per warning (found stored: answered again, as `purchase`). Throws as `purchase`. */
   autoRecharge(balanceId: string, request: PurchaseRequest, warningEventId: string): Promise<CommandResult>;
   /** For each of the customer's balances, the bundles its product offers as purchase options, with prices (none: an empty list). */
@@ -105,7 +109,7 @@ export function createPurchaseService(options: {
 }): PurchaseService {
   const { catalog, balanceRegistry, ledger } = options;
 
-  async function quote(balanceId: string, request: PurchaseRequest): Promise<PurchaseDetails & { credits: Micros }> {
+  async function quote(balanceId: string, request: PurchaseRequest, refused = 'nothing was bought'): Promise<PurchaseDetails & { credits: Micros }> {
     if (!Number.isInteger(request.quantity) || request.quantity < 1 || request.quantity > MAX_PURCHASE_QUANTITY) {
       throw new ValidationError(`quantity must be an integer from 1 to ${MAX_PURCHASE_QUANTITY}`);
     }
@@ -126,7 +130,7 @@ export function createPurchaseService(options: {
       (bundle.credits !== expected.credits || bundle.price.currency !== expected.price.currency || canonicalAmount(bundle.price.amount) !== canonicalAmount(expected.price.amount))
     ) {
       const terms = ({ credits, price }: BundleTerms) => `${formatCredits(credits)} credits for ${price.amount} ${price.currency}`;
-      throw new PurchaseTermsChangedError(`bundle "${bundle.id}" is now ${terms(bundle)}, not ${terms(expected)} as expected: nothing was bought`);
+      throw new PurchaseTermsChangedError(`bundle "${bundle.id}" is now ${terms(bundle)}, not ${terms(expected)} as expected: ${refused}`);
     }
     const credits = bundle.credits * BigInt(request.quantity);
     if (credits > MAX_CREDITS) throw new InvalidAmountError('the purchase exceeds the largest accepted amount (10^15 credits)');

@@ -183,7 +183,7 @@ describe('auto-recharge over HTTP', () => {
     ];
     for (const expected of refusals) {
       const refused = await call({ method: 'PUT', url, payload: { bundleId: 'refill', quantity: 5, expected } });
-      expect([refused.statusCode, refused.json().error, refused.json().message]).toEqual([409, 'purchase_terms_changed', expect.stringMatching(/bundle "refill" is now 100 credits for 9.90 EUR/)]);
+      expect([refused.statusCode, refused.json().error, refused.json().message]).toEqual([409, 'purchase_terms_changed', expect.stringMatching(/^bundle "refill" is now 100 credits for 9.90 EUR, not .* as expected: auto-recharge was not changed$/)]);
     }
     const malformed = await call({ method: 'PUT', url, payload: { bundleId: 'refill', expected: { credits: 'lots', price: { amount: '9.90', currency: 'EUR' } } } });
     expect([malformed.statusCode, malformed.json().error]).toEqual([400, 'validation_failed']);
