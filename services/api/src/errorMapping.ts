@@ -40,11 +40,13 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   balance_already_exists: 409,
   idempotency_key_reused: 409,
   // Holds (issue 15): a hold or entitlement that does not fit is 402 with what is available; a
-  // capture or release of a hold already captured, released or expired is 409.
+  // capture or release of a hold already captured, released or expired is 409, and so is a hold
+  // on a balance with as many open holds as it may have.
   insufficient_credits: 402,
   hold_not_found: 404,
   hold_not_open: 409,
   hold_already_placed: 409,
+  too_many_open_holds: 409,
   hold_not_expired: 409,
   // Refunds: one per charge, of a charge of the balance's own ledger.
   ledger_entry_not_found: 404,

@@ -9,6 +9,7 @@ import {
   InvalidAmountError,
   InvalidUsageEventError,
   TallyError,
+  TooManyOpenHoldsError,
   ValidationError,
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
@@ -74,6 +75,7 @@ describe('mapError', () => {
     [new HoldNotFoundError('no hold'), 404, 'hold_not_found'],
     [new HoldNotOpenError('captured'), 409, 'hold_not_open'],
     [new HoldAlreadyPlacedError('taken'), 409, 'hold_already_placed'],
+    [new TooManyOpenHoldsError('capture or release some'), 409, 'too_many_open_holds'],
   ])('maps %p to %i', (error, statusCode, code) => {
     expect(mapError(error)).toMatchObject({ statusCode, body: { error: code, message: error.message }, unexpected: false });
   });

@@ -1,9 +1,9 @@
 import { LedgerEventPayloadV1 } from '@tally/schemas';
 import fc from 'fast-check';
-import { BalanceCommand, BalanceEvent, BalanceState, decide, evolve, foldBalance, initialBalanceState, OpenBalance } from './balance';
+import { BalanceCommand, BalanceEvent, BalanceState, decide, evolve, foldBalance, initialBalanceState, MAX_OPEN_HOLDS, OpenBalance } from './balance';
 import { MAX_CREDITS, Micros } from './credits';
 import { fromLedgerPayload, toLedgerPayload } from './ledgerEventCodec';
-import { InsufficientCreditsError } from './errors';
+import { InsufficientCreditsError, TooManyOpenHoldsError } from './errors';
 import {
   AT,
   captureHold,
@@ -11,6 +11,7 @@ import {
   consumeUsage,
   CREDIT,
   deductManually,
+  held,
   refundConsumption,
   expireHold,
   openBalance,
@@ -433,6 +434,60 @@ describe('balance decider properties: holds', () => {
         }
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('(H8) near the limit of open holds, a hold is refused as too many exactly when the balance has MAX_OPEN_HOLDS open; none is ever added past it', () => {
+    // Balances with MAX_OPEN_HOLDS − 3 to + 2 open holds of a micro-credit (more than the limit:
+    // a stream written before it), folded once each: a fold of a thousand holds is not free.
+    const OLD = 'h-old-';
+    const folded = new Map<number, OpenBalance>();
+    const start = (count: number): OpenBalance => {
+      let state = folded.get(count);
+      if (state === undefined) {
+        const events: BalanceEvent[] = [...decide(openBalance({ startingBalance: 100n * CREDIT }), initialBalanceState)];
+        for (let index = 0; index < count; index += 1) {
+          events.push(held(`${OLD}${index}`, 1n, { balanceAfter: 100n * CREDIT, heldAfter: BigInt(index + 1) }));
+        }
+        state = asOpen(foldBalance(events));
+        folded.set(count, state);
+      }
+      return state;
+    };
+    const oldHold = fc.nat({ max: MAX_OPEN_HOLDS + 1 }).map((index) => `${OLD}${index}`);
+    const nearLimit = fc.record({
+      count: fc.integer({ min: MAX_OPEN_HOLDS - 3, max: MAX_OPEN_HOLDS + 2 }),
+      commands: fc.array(
+        fc.oneof(
+          { weight: 3, arbitrary: holdCommand },
+          { weight: 2, arbitrary: oldHold.map((id) => releaseHold(id)) },
+          { weight: 1, arbitrary: oldHold.map((id) => captureHold(id)) },
+        ),
+        // Short: every step copies a thousand holds.
+        { maxLength: 20 },
+      ),
+    });
+    fc.assert(
+      fc.property(nearLimit, ({ count, commands }) => {
+        let state = start(count);
+        for (const next of commands) {
+          const before = Object.keys(state.holds).length;
+          let decided: BalanceEvent[] | Error;
+          try {
+            decided = decide(next, state);
+          } catch (error) {
+            decided = error as Error;
+          }
+          if (next.type === 'PlaceHold' && !Object.hasOwn(state.holds, next.holdId)) {
+            expect(decided instanceof TooManyOpenHoldsError).toBe(before >= MAX_OPEN_HOLDS);
+          }
+          if (decided instanceof Error) continue;
+          state = asOpen(decided.reduce(evolve, state as BalanceState));
+          const after = Object.keys(state.holds).length;
+          expect(after <= Math.max(before, MAX_OPEN_HOLDS)).toBe(true);
+          expect(state.held).toBe(Object.values(state.holds).reduce((sum, hold) => sum + hold.credits, 0n));
+        }
+      }),
     );
   });
 

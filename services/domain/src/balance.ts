@@ -8,6 +8,7 @@ import {
   HoldNotOpenError,
   InsufficientCreditsError,
   InvalidAmountError,
+  TooManyOpenHoldsError,
   ValidationError,
 } from './errors';
 
@@ -263,6 +264,15 @@ export interface FoldedBalance<S extends BalanceState = BalanceState> {
  */
 export const BALANCE_FOLD_VERSION = 2;
 
+/**
+ * Most holds a balance may have open at once. The state carries every open hold, and so does
+ * every snapshot of it the ledger keeps (one per API write) and the Redis projection an
+ * entitlement check reads: unbounded, their size grew with the square of the holds (1,500 holds
+ * left 245 MB of snapshots). A thousand is far beyond what concurrent jobs of one customer need.
+ * Only new holds are refused: `evolve` folds a stream with more, as it was written.
+ */
+export const MAX_OPEN_HOLDS = 1_000;
+
 function assertNever(value: never): never {
   throw new Error(`Unhandled variant: ${JSON.stringify(value)}`);
 }
@@ -512,6 +522,14 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       // The hold id derives from the caller's key, and a repeated key is answered from the stored
       // events before the decider sees it: an open hold under this id is another command's.
       if (Object.hasOwn(open.holds, command.holdId)) throw new HoldAlreadyPlacedError(`hold ${command.holdId} is already placed`);
+      // Counted on every placement (at most MAX_OPEN_HOLDS keys): no count kept in the state, so
+      // stored snapshots and their fold version stay as they are.
+      const openHolds = Object.keys(open.holds).length;
+      if (openHolds >= MAX_OPEN_HOLDS) {
+        throw new TooManyOpenHoldsError(
+          `the balance has ${openHolds} open holds and may have at most ${MAX_OPEN_HOLDS}: capture or release some before placing another`,
+        );
+      }
       // The guarantee of holds: decided on the state at the stream's revision and appended with
       // it as the expected revision, so two concurrent holds cannot both take the last credits.
       if (!fitsAvailable(open, command.credits)) {

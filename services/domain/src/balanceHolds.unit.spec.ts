@@ -1,5 +1,14 @@
-import { availableOf, decide, fitsAvailable, foldBalance, OpenBalance } from './balance';
-import { HoldAlreadyPlacedError, HoldNotExpiredError, HoldNotOpenError, InsufficientCreditsError, InvalidAmountError, InvalidInstantError, ValidationError } from './errors';
+import { availableOf, decide, fitsAvailable, foldBalance, MAX_OPEN_HOLDS, OpenBalance } from './balance';
+import {
+  HoldAlreadyPlacedError,
+  HoldNotExpiredError,
+  HoldNotOpenError,
+  InsufficientCreditsError,
+  InvalidAmountError,
+  InvalidInstantError,
+  TooManyOpenHoldsError,
+  ValidationError,
+} from './errors';
 import {
   AT,
   captured,
@@ -98,6 +107,48 @@ describe('decide: placing a hold', () => {
     const command = placeHold('h-1', CREDIT, { expiresAt, at: '2027-02-27T00:00:00.000Z' });
     given(funded).when(command).thenThrows(InvalidInstantError);
     expect(() => decide(command, foldBalance(funded))).toThrow(/^expiresAt /);
+  });
+});
+
+describe('decide and evolve: the number of open holds', () => {
+  /** The funded balance with `count` open holds of one micro-credit each (h-open-0, h-open-1, ...). */
+  const withOpenHolds = (count: number) => [
+    ...funded,
+    ...Array.from({ length: count }, (_, index) => held(`h-open-${index}`, 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(index + 1) })),
+  ];
+  const atLimit = withOpenHolds(MAX_OPEN_HOLDS);
+
+  it('grants the hold that reaches the limit', () => {
+    given(withOpenHolds(MAX_OPEN_HOLDS - 1))
+      .when(placeHold('h-last', 1n))
+      .then([held('h-last', 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(MAX_OPEN_HOLDS) })]);
+  });
+
+  it('refuses one more, however little it asks, saying the limit and what frees room: not retriable', () => {
+    given(atLimit).when(placeHold('h-more', 1n)).thenThrows(TooManyOpenHoldsError);
+    expect(() => decide(placeHold('h-more', 1n), foldBalance(atLimit))).toThrow(
+      expect.objectContaining({
+        code: 'too_many_open_holds',
+        retriable: false,
+        message: `the balance has ${MAX_OPEN_HOLDS} open holds and may have at most ${MAX_OPEN_HOLDS}: capture or release some before placing another`,
+      }),
+    );
+  });
+
+  it('grants a hold again once one is released (or captured)', () => {
+    const oneReleased = [...atLimit, released('h-open-0', 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(MAX_OPEN_HOLDS - 1) })];
+    given(oneReleased)
+      .when(placeHold('h-more', 1n))
+      .then([held('h-more', 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(MAX_OPEN_HOLDS) })]);
+  });
+
+  it('still folds a stream written before the limit with more open holds, and frees them; only new holds are refused', () => {
+    const over = withOpenHolds(MAX_OPEN_HOLDS + 2);
+    expect(Object.keys(open(foldBalance(over)).holds)).toHaveLength(MAX_OPEN_HOLDS + 2);
+    given(over).when(placeHold('h-more', 1n)).thenThrows(TooManyOpenHoldsError);
+    given(over)
+      .when(releaseHold('h-open-0'))
+      .then([released('h-open-0', 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(MAX_OPEN_HOLDS + 1) })]);
   });
 });
 

@@ -59,6 +59,14 @@ export class HoldNotOpenError extends BalanceStateError {
   override readonly code = 'hold_not_open';
 }
 
+/**
+ * The balance has as many open holds as a balance may: another is refused until some are
+ * captured or released (or expire). Retrying the same request succeeds only after that.
+ */
+export class TooManyOpenHoldsError extends BalanceStateError {
+  override readonly code = 'too_many_open_holds';
+}
+
 /** The expiry worker came early (its clock, or a hold re-read): the hold stays until its expiresAt. */
 export class HoldNotExpiredError extends BalanceStateError {
   override readonly code = 'hold_not_expired';

@@ -1,7 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
-import { createPostgresEventStore, type EventStore } from '@tally/event-store';
-import { createLedgerService, createPostgresBalanceRegistry, createPurchaseService } from '@tally/ledger';
+import { createPostgresEventStore, type EventStore, type EventToAppend } from '@tally/event-store';
+import { balanceStreamId, decide, evolve, foldBalance, MAX_OPEN_HOLDS, type BalanceEvent, type BalanceState } from '@tally/domain';
+import {
+  commandIds,
+  createLedgerService,
+  createPostgresBalanceRegistry,
+  createPurchaseService,
+  fromRecordedEvent,
+  holdIdOf,
+  toEventsToAppend,
+} from '@tally/ledger';
 import { createMetricsRegistry } from '@tally/metrics';
 import { createBalanceProjector, createBalanceReadModel, replayBalances, type BalanceProjector } from '@tally/projections';
 import { createTestSchema, stackConfig, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
@@ -217,6 +226,45 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     await replayBalances({ eventStore, redis, keyPrefix, logger });
     await waitFor(async () => (await balanceOf(balance.id)).position === before.position, { description: 'the replayed read model to serve the balance' });
     expect(await balanceOf(balance.id)).toEqual(before);
+  });
+
+  it('grants holds up to MAX_OPEN_HOLDS on a balance and refuses the next 409 too_many_open_holds, until one is freed', async () => {
+    const balance = await openBalance('1');
+    const streamId = balanceStreamId(balance.id);
+    const context = { balanceId: balance.id, customerId: balance.customerId, productId };
+    // All but the last hold decided by the domain and appended in one call, as the ledger writes
+    // a placement (one command id per hold): a thousand requests would take most of a minute.
+    const stored = await eventStore.readStream(streamId);
+    let state: BalanceState = foldBalance(stored.map((recorded) => fromRecordedEvent(recorded).event));
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + 600_000).toISOString();
+    const appended: EventToAppend[] = [];
+    for (let index = 0; index < MAX_OPEN_HOLDS - 1; index += 1) {
+      const key = `bulk-${index}`;
+      const events: BalanceEvent[] = decide(
+        { type: 'PlaceHold', holdId: holdIdOf(balance.id, key), credits: 1n, expiresAt, reference: null, at: now.toISOString() },
+        state,
+      );
+      state = events.reduce(evolve, state);
+      appended.push(...toEventsToAppend(events, context, commandIds.request(balance.id, 'hold', key)));
+    }
+    await eventStore.appendMany([{ streamId, expectedRevision: stored.at(-1)!.revision, events: appended }]);
+
+    const last = await hold(balance.id, 'last', { credits: '0.000001', expiresInSeconds: 600 });
+    expect(last.statusCode).toBe(201);
+    expect(last.json<HoldView>()).toMatchObject({ held: '0.001', available: '0.999' });
+    const refused = await hold(balance.id, 'one-more', { credits: '0.000001', expiresInSeconds: 600 });
+    expect({ statusCode: refused.statusCode, body: refused.json() }).toEqual({
+      statusCode: 409,
+      body: {
+        error: 'too_many_open_holds',
+        message: `the balance has ${MAX_OPEN_HOLDS} open holds and may have at most ${MAX_OPEN_HOLDS}: capture or release some before placing another`,
+      },
+    });
+    expect(figures(await balanceOf(balance.id))).toEqual({ balance: '1', held: '0.001', available: '0.999' });
+    // Freeing one makes room: the refused request, sent again, is granted.
+    expect((await onHold(holdIdOf(balance.id, 'bulk-0'), 'release')).statusCode).toBe(200);
+    expect((await hold(balance.id, 'one-more', { credits: '0.000001', expiresInSeconds: 600 })).statusCode).toBe(201);
   });
 
   it('answers entitlement checks from the read model, with overdraft, position and lag', async () => {

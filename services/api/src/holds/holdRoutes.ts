@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { formatCredits, parsePositiveCredits, ValidationError } from '@tally/domain';
+import { formatCredits, MAX_OPEN_HOLDS, parsePositiveCredits, ValidationError } from '@tally/domain';
 import { balanceParams, credits, errorResponses, IDEMPOTENCY_KEY_PATTERN, params, reason, refTo } from '../apiSchemas';
 import { actorOption } from '../accessGuard';
 import { requestHash } from '../requestHash';
@@ -33,7 +33,9 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
         operationId: 'placeHold',
         summary: 'Set credits aside for a job about to run',
         description:
-          'Granted when available (balance − held) minus `credits` stays at or above −overdraftLimit; otherwise 402 `insufficient_credits` with `available`. Concurrent holds are decided one after another on the balance, so two can never both take the last credits. The Idempotency-Key is required and makes the hold id: the same key with the same body answers the hold it made (header idempotent-replayed: true); with another body it is 409. Give exactly one of `expiresInSeconds` and `expiresAt` (at most a week ahead); a hold neither captured nor released by then is freed (HoldExpired).',
+          'Granted when available (balance − held) minus `credits` stays at or above −overdraftLimit; otherwise 402 `insufficient_credits` with `available`. ' +
+          `A balance has at most ${MAX_OPEN_HOLDS} open holds: another is 409 \`too_many_open_holds\` until some are captured, released or expire. ` +
+          'Concurrent holds are decided one after another on the balance, so two can never both take the last credits. The Idempotency-Key is required and makes the hold id: the same key with the same body answers the hold it made (header idempotent-replayed: true); with another body it is 409. Give exactly one of `expiresInSeconds` and `expiresAt` (at most a week ahead); a hold neither captured nor released by then is freed (HoldExpired).',
         params: balanceParams,
         headers: Type.Object({
           'idempotency-key': Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN, description: 'Required: it makes the hold id, so a retry finds the hold it placed.' }),
