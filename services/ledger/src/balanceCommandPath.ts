@@ -22,6 +22,12 @@ export interface BalanceCommandRequest {
    * all of a hold), resolved from the state this path loads anyway instead of a read of its own.
    */
   readonly requestHash?: string | RequestHashOfEvents;
+  /**
+   * The refusal for a stored run with another digest, made of that run's events, when the command
+   * id is not a client's key: a hold's one capture or release derives its id from the hold, so
+   * another one finds the hold freed, not a key reused. Default IdempotencyKeyReusedError.
+   */
+  readonly otherRequestError?: (stored: readonly BalanceEvent[]) => Error;
   /** Who asked for it over the API, stored with its events; absent for usage, grants and expiries. */
   readonly actor?: LedgerActor;
   /** ledgerEventId(commandId, 0) when the caller derived it already (the consumer, for its legacy check): one hash less. */
@@ -258,7 +264,8 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
         }
         const requestHash = typeof request.requestHash === 'function' ? request.requestHash(events.map(({ event }) => event)) : request.requestHash;
         if (requestHash !== undefined && events[0]!.metadata.requestHash !== requestHash) {
-          outcomes[index] = { ok: false, error: new IdempotencyKeyReusedError('this Idempotency-Key was already used with a different request') };
+          const error = request.otherRequestError?.(events.map(({ event }) => event)) ?? new IdempotencyKeyReusedError('this Idempotency-Key was already used with a different request');
+          outcomes[index] = { ok: false, error };
           return;
         }
         const last = events[events.length - 1]!;

@@ -134,6 +134,11 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     expect(await ledgerProcess().captureHold(full.holdId, { reason: null })).toMatchObject({ replayed: true, balance: captured.balance });
     expect(await ledger.releaseHold(free.holdId, { reason: 'cancelled' })).toMatchObject({ replayed: true });
     expect((await ledger.getBalance(balanceId)).revision).toBe(revision);
+    // The same release with another reason is refused as the hold freed, not as a key reused.
+    await expect(ledger.releaseHold(free.holdId, { reason: 'changed my mind' }, { requestHash: 'another' })).rejects.toMatchObject({
+      code: 'hold_not_open',
+      message: `hold ${free.holdId} is not open: it was released already; a release asking for another reason is refused`,
+    });
 
     // Other operations on a freed hold are refused.
     await expect(ledger.captureHold(free.holdId, { reason: null })).rejects.toThrow(HoldNotOpenError);
@@ -182,7 +187,11 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     const cold = ledgerProcess();
     expect(await cold.captureHold(held.holdId, { credits: credits(4), reason: null }, { requestHash: hashOf })).toMatchObject({ replayed: true });
     expect(await cold.captureHold(held.holdId, { reason: null }, { requestHash: hashOf })).toMatchObject({ replayed: true });
-    await expect(cold.captureHold(held.holdId, { credits: credits(3), reason: null }, { requestHash: hashOf })).rejects.toThrow(IdempotencyKeyReusedError);
+    // Another amount: the hold is captured, which is what the refusal says (a capture has no key to have reused).
+    await expect(cold.captureHold(held.holdId, { credits: credits(3), reason: null }, { requestHash: hashOf })).rejects.toMatchObject({
+      code: 'hold_not_open',
+      message: `hold ${held.holdId} is not open: it was captured already (4 credits charged); a capture asking for another amount or reason is refused`,
+    });
   });
 
   it('answers a capture without an amount after one of part of the hold as another request', async () => {
@@ -192,7 +201,7 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     const hashOf = (amount: bigint) => `captured ${amount}`;
     await ledger.captureHold(held.holdId, { credits: credits(1), reason: null }, { requestHash: hashOf });
     // Without an amount it is all 4 credits held: not the capture of 1 stored under the hold.
-    await expect(ledgerProcess().captureHold(held.holdId, { reason: null }, { requestHash: hashOf })).rejects.toThrow(IdempotencyKeyReusedError);
+    await expect(ledgerProcess().captureHold(held.holdId, { reason: null }, { requestHash: hashOf })).rejects.toThrow(HoldNotOpenError);
     expect(await ledger.captureHold(held.holdId, { credits: credits(1), reason: null }, { requestHash: hashOf })).toMatchObject({ replayed: true });
   });
 
@@ -204,7 +213,7 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     await expect(ledger.releaseHold('no-such-balance:k', { reason: null })).rejects.toThrow(HoldNotFoundError);
   });
 
-  it('expires a hold once, only at or after its expiresAt, and capture is refused from then on', async () => {
+  it('expires a hold once, only at or after its expiresAt, and capture and release are refused from then on', async () => {
     const ledger = ledgerProcess();
     const balanceId = await openBalance(ledger, credits(10));
     const hold = await ledger.placeHold(balanceId, { credits: credits(6), expires: { inSeconds: 60 }, reference: null }, { idempotencyKey: 'exp' });
@@ -212,6 +221,8 @@ describe('holds through the ledger service (PostgreSQL)', () => {
     now = new Date(now.getTime() + 60_000);
     try {
       await expect(ledger.captureHold(hold.holdId, { reason: null })).rejects.toThrow(HoldNotOpenError);
+      // Expired for a release too, so the ledger records its HoldExpired below, not a client's release.
+      await expect(ledger.releaseHold(hold.holdId, { reason: null })).rejects.toThrow(`hold ${hold.holdId} expired at `);
       const [a, b] = await Promise.all([ledger.expireHold(hold.holdId), ledgerProcess().expireHold(hold.holdId)]);
       expect([a.replayed, b.replayed].sort()).toEqual([false, true]);
       expect(a.balance).toMatchObject({ balance: credits(10), held: 0n });

@@ -4,6 +4,7 @@ import {
   BalanceCommand,
   type BalanceEvent,
   BalanceNotOpenError,
+  formatCredits,
   HoldNotOpenError,
   balanceStreamId,
   decide,
@@ -16,7 +17,7 @@ import {
 import { ProductNotFoundError, type CatalogStore } from '@tally/catalog';
 import { MarkerAlreadyRecordedError, StoredWithoutMarkerError, type EventStore, type RecordedEvent } from '@tally/event-store';
 import type { Logger } from 'pino';
-import { createBalanceCommandPath, type RequestHashOfEvents } from './balanceCommandPath';
+import { createBalanceCommandPath, type BalanceCommandRequest, type RequestHashOfEvents } from './balanceCommandPath';
 import type { BalanceStateStore } from './balanceStateStore';
 import { createBalanceStates } from './balanceStates';
 import { commandIds, holdIdOf, ledgerEventId, MAX_EVENTS_PER_COMMAND, meteredUsageMarker, parseHoldId, purchaseKeyMarker } from './deterministicId';
@@ -88,7 +89,8 @@ export interface RequestOptions {
  * (RequestHashOfEvents). `markers` go only with the command's events (ExecuteOptions.markersOnlyWithEvents):
  * a command the balance refuses records none.
  */
-type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> & { readonly requestHash?: string | RequestHashOfEvents; readonly markers?: readonly string[] };
+type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> &
+  Pick<BalanceCommandRequest, 'otherRequestError'> & { readonly requestHash?: string | RequestHashOfEvents; readonly markers?: readonly string[] };
 
 /**
  * The digest of a request whose amount may be left to its default (all of a charge, all of a
@@ -284,9 +286,18 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   }
 
   async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, extras: CommandExtras = {}): Promise<CommandResult> {
-    const { requestHash, startedAt, actor, markers } = extras;
+    const { requestHash, startedAt, actor, markers, otherRequestError } = extras;
     const [outcome] = await commands.execute(
-      [{ context, commandId, command, ...(requestHash !== undefined ? { requestHash } : {}), ...(actor !== undefined ? { actor } : {}) }],
+      [
+        {
+          context,
+          commandId,
+          command,
+          ...(requestHash !== undefined ? { requestHash } : {}),
+          ...(actor !== undefined ? { actor } : {}),
+          ...(otherRequestError !== undefined ? { otherRequestError } : {}),
+        },
+      ],
       { ...(startedAt !== undefined ? { startedAt } : {}), ...(markers !== undefined ? { markers, markersOnlyWithEvents: true } : {}) },
     );
     if (!outcome!.ok) throw outcome!.error;
@@ -311,11 +322,26 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   async function onHold(holdId: string, commandId: (holdId: string) => string, command: BalanceCommand, extras: CommandExtras = {}): Promise<HoldCommandResult> {
     const { context, idempotencyKey } = await holdContext(holdId);
     try {
-      return { ...(await execute(context, commandId(holdId), command, extras)), holdId };
+      return { ...(await execute(context, commandId(holdId), command, { ...extras, otherRequestError: (stored) => holdFreedBy(holdId, stored) })), holdId };
     } catch (error) {
       if (error instanceof HoldNotOpenError && (await placementOf(context.balanceId, idempotencyKey)) === undefined) throw new HoldNotFoundError(`no hold with id "${holdId}"`);
       throw error;
     }
+  }
+
+  /**
+   * A capture or release of a hold that one before it freed, asking for something else: the hold's
+   * command id is its one capture (or release), so the stored run is what became of the hold.
+   */
+  function holdFreedBy(holdId: string, stored: readonly BalanceEvent[]): HoldNotOpenError {
+    const freed = stored.find((event) => event.type === 'HoldCaptured' || event.type === 'HoldReleased' || event.type === 'HoldExpired');
+    const what =
+      freed?.type === 'HoldCaptured'
+        ? `captured already (${formatCredits(freed.credits)} credits charged); a capture asking for another amount or reason is refused`
+        : freed?.type === 'HoldReleased'
+          ? 'released already; a release asking for another reason is refused'
+          : 'freed already';
+    return new HoldNotOpenError(`hold ${holdId} is not open: it was ${what}`);
   }
 
   /** The event that placed the hold (its id is deterministic), whatever became of the hold since. */

@@ -172,8 +172,10 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
       expect([again.statusCode, again.headers['idempotent-replayed']]).toEqual([200, 'true']);
       expect(again.json()).toEqual(captured.json());
     }
-    // Another amount is another request: refused, the hold captured already.
-    expect((await onHold(unnamedFirst.id, 'capture', { credits: '3' })).statusCode).toBe(409);
+    // Another amount is another request: refused, the hold captured already (capture takes no Idempotency-Key).
+    const another = await onHold(unnamedFirst.id, 'capture', { credits: '3' });
+    expect({ status: another.statusCode, error: another.json().error }).toEqual({ status: 409, error: 'hold_not_open' });
+    expect(another.json().message).toMatch(/^hold .+ is not open: it was captured already \(4 credits charged\)/);
     expect(figures(await balanceOf(balance.id))).toEqual({ balance: '4', held: '0', available: '4' });
   });
 
@@ -197,7 +199,16 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json()).toEqual(partial.json());
     expect((await onHold(free.id, 'release', { reason: 'cancelled' })).headers['idempotent-replayed']).toBe('true');
-    expect((await onHold(part.id, 'capture', { credits: '1' })).statusCode).toBe(409);
+    // A second capture or release that differs from the first is refused for the hold, not for a key the client never sent.
+    for (const [holdId, action, payload, was] of [
+      [part.id, 'capture', { credits: '1' }, /it was captured already \(1\.25 credits charged\)/],
+      [free.id, 'release', { reason: 'another reason' }, /it was released already/],
+    ] as const) {
+      const refused = await onHold(holdId, action, payload);
+      expect({ status: refused.statusCode, error: refused.json().error }).toEqual({ status: 409, error: 'hold_not_open' });
+      expect(refused.json().message).toMatch(was);
+      expect(refused.json().message).not.toMatch(/idempotency/i);
+    }
     const capturedReleased = await onHold(free.id, 'capture');
     expect({ status: capturedReleased.statusCode, error: capturedReleased.json().error }).toEqual({ status: 409, error: 'hold_not_open' });
     expect((await onHold(full.id, 'release')).statusCode).toBe(409);

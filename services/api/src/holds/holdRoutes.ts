@@ -20,7 +20,7 @@ const MAX_HOLD_SECONDS = 7 * 86_400;
 const holdParams = params({ holdId: Type.String({ minLength: 3, maxLength: 1024 }) });
 
 const changeDescription =
-  'Idempotent: a hold is captured or released once, and the same request again answers the first result (header idempotent-replayed: true); with another body it is 409 `idempotency_key_reused`. Capturing or releasing a hold already captured, released or expired is 409 `hold_not_open`; an unknown hold is 404 `hold_not_found`.';
+  'Idempotent: a hold is captured or released once, and the same request again answers the first result (header idempotent-replayed: true); with another body (another amount or reason) it is 409 `hold_not_open`, saying what the first did: there is no Idempotency-Key here, the hold itself is the key. Capturing or releasing a hold already captured, released or expired is 409 `hold_not_open` too; an unknown hold is 404 `hold_not_found`.';
 
 /** Holds: credits set aside before an expensive job, captured (charged) or released when it ends, freed automatically when they expire. */
 export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (app, { holds }) => {
