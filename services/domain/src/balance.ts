@@ -316,6 +316,17 @@ function requireOpenHold(state: OpenBalance, holdId: string): OpenHold {
 }
 
 /**
+ * A hold open and not yet at its expiresAt, for a capture or a release at `at`. From expiresAt on
+ * it is expired for every command, even before HoldExpired is written: it no longer authorises
+ * spending, and the ledger records its expiry, not a client's release.
+ */
+function requireUnexpiredHold(state: OpenBalance, holdId: string, at: string): OpenHold {
+  const hold = requireOpenHold(state, holdId);
+  if (isoInstantOf(at, 'at') >= storedInstant(hold.expiresAt, 'expiresAt')) throw new HoldNotOpenError(`hold ${holdId} expired at ${hold.expiresAt}`);
+  return hold;
+}
+
+/**
  * Times are compared as instants, so ISO strings with different offsets or precision still order
  * right. A command's times are new input, read strictly by isoInstantOf (a zone, a real day). A
  * time from the balance's own history (a hold's expiresAt as CreditsHeld stored it) is read as
@@ -550,11 +561,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
     }
     case 'CaptureHold': {
       const open = requireOpen(state);
-      const hold = requireOpenHold(open, command.holdId);
-      // Past expiresAt the hold no longer authorises spending, even before HoldExpired is written.
-      if (isoInstantOf(command.at, 'at') >= storedInstant(hold.expiresAt, 'expiresAt')) {
-        throw new HoldNotOpenError(`hold ${command.holdId} expired at ${hold.expiresAt}`);
-      }
+      const hold = requireUnexpiredHold(open, command.holdId, command.at);
       const credits = command.credits ?? hold.credits;
       requirePositive(credits, 'credits');
       if (credits > hold.credits) throw new InvalidAmountError(`credits must not exceed the ${hold.credits} micro-credits held`);
@@ -588,7 +595,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
     }
     case 'ReleaseHold': {
       const open = requireOpen(state);
-      const hold = requireOpenHold(open, command.holdId);
+      const hold = requireUnexpiredHold(open, command.holdId, command.at);
       return [
         {
           type: 'HoldReleased',

@@ -173,6 +173,13 @@ describe('decide and evolve: holds stored before expiresAt was read strictly', (
       ]);
   });
 
+  it('releases it until then, and not from then on', () => {
+    given(rolledOver).when(releaseHold('h-1', null, '2026-03-02T13:00:00.000Z')).thenThrows(HoldNotOpenError);
+    given(rolledOver)
+      .when(releaseHold('h-1', null, '2026-03-02T12:00:00.000Z'))
+      .then([{ ...released('h-1', 4n * CREDIT, { balanceAfter: 10n * CREDIT, heldAfter: 0n }), occurredAt: '2026-03-02T12:00:00.000Z' }]);
+  });
+
   it('captures it until then', () => {
     given(rolledOver)
       .when(captureHold('h-1', CREDIT, '2026-03-02T12:00:00.000Z'))
@@ -248,6 +255,16 @@ describe('decide: releasing and expiring a hold', () => {
 
   it('release is refused on a hold that is no longer open', () => {
     given([...holding, expired('h-1', 4n * CREDIT, freed)]).when(releaseHold('h-1')).thenThrows(HoldNotOpenError);
+  });
+
+  // As a capture is: past its expiresAt a hold is expired for every command, so the ledger
+  // records its HoldExpired, not a client's release, whether or not the expiry worker came yet.
+  it('release is refused at and after expiresAt, even before the HoldExpired is written, naming the expiry', () => {
+    given(holding).when(releaseHold('h-1', null, EXPIRES)).thenThrows(HoldNotOpenError);
+    expect(() => decide(releaseHold('h-1', null, '2026-03-01T14:00:00.000Z'), foldBalance(holding))).toThrow(`hold h-1 expired at ${EXPIRES}`);
+    given(holding)
+      .when(releaseHold('h-1', null, '2026-03-01T12:59:59.999Z'))
+      .then([{ ...released('h-1', 4n * CREDIT, freed), occurredAt: '2026-03-01T12:59:59.999Z' }]);
   });
 
   it('expiry frees a hold at or after its expiresAt', () => {

@@ -111,7 +111,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
         tags,
         operationId: 'releaseHold',
         summary: 'Free a hold without charging it',
-        description: changeDescription,
+        description: `Frees all the held credits. Refused (409 \`hold_not_open\`) from the hold's expiresAt on, as a capture is: the hold is expired then, even before it is freed. ${changeDescription}`,
         params: holdParams,
         body: Type.Optional(Type.Object({ reason: Type.Optional(reason) }, { additionalProperties: false })),
         response: { 200: HOLD, ...errorResponses },

@@ -163,7 +163,7 @@ export const captureHold = (holdId: string, credits?: Micros, at: string = AT): 
   at,
 });
 
-export const releaseHold = (holdId: string, reason: string | null = null): Command<'ReleaseHold'> => ({ type: 'ReleaseHold', holdId, reason, at: AT });
+export const releaseHold = (holdId: string, reason: string | null = null, at: string = AT): Command<'ReleaseHold'> => ({ type: 'ReleaseHold', holdId, reason, at });
 
 export const expireHold = (holdId: string, at: string = EXPIRES): Command<'ExpireHold'> => ({ type: 'ExpireHold', holdId, at });
 
