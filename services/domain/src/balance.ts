@@ -544,7 +544,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       // The guarantee of holds: decided on the state at the stream's revision and appended with
       // it as the expected revision, so two concurrent holds cannot both take the last credits.
       if (!fitsAvailable(open, command.credits)) {
-        throw new InsufficientCreditsError(`the hold of ${command.credits} micro-credits does not fit`, availableOf(open), open.overdraftLimit);
+        throw new InsufficientCreditsError(`the hold of ${formatCredits(command.credits)} credits does not fit`, availableOf(open), open.overdraftLimit);
       }
       return [
         {
@@ -564,7 +564,7 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       const hold = requireUnexpiredHold(open, command.holdId, command.at);
       const credits = command.credits ?? hold.credits;
       requirePositive(credits, 'credits');
-      if (credits > hold.credits) throw new InvalidAmountError(`credits must not exceed the ${hold.credits} micro-credits held`);
+      if (credits > hold.credits) throw new InvalidAmountError(`credits must not exceed the ${formatCredits(hold.credits)} credits held`);
       const balanceAfter = open.balance - credits;
       // Charged first, freed second: between the two, a reader sees less available, never more.
       return withWarnings(

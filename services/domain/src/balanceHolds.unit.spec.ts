@@ -69,6 +69,8 @@ describe('decide: placing a hold', () => {
     }
     expect(refusal).toBeInstanceOf(InsufficientCreditsError);
     expect(refusal).toMatchObject({ code: 'insufficient_credits', available: 6n * CREDIT, overdraftLimit: 0n, retriable: false });
+    // In credits, as the API speaks: not micro-credits.
+    expect(() => decide(placeHold('h-2', 6_500_000n), foldBalance(holding))).toThrow('the hold of 6.5 credits does not fit');
   });
 
   it('lets holds take available down to −overdraftLimit and no further', () => {
@@ -213,6 +215,7 @@ describe('decide: capturing a hold', () => {
 
   it('never charges more than was held, nor nothing', () => {
     given(holding).when(captureHold('h-1', 4n * CREDIT + 1n)).thenThrows(InvalidAmountError);
+    expect(() => decide(captureHold('h-1', 4n * CREDIT + 1n), foldBalance(holding))).toThrow('credits must not exceed the 4 credits held');
     given(holding).when(captureHold('h-1', 0n)).thenThrows(InvalidAmountError);
   });
 

@@ -103,7 +103,9 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     const granted = responses.filter((response) => response.statusCode === 201);
     const refused = responses.filter((response) => response.statusCode === 402);
     expect({ granted: granted.length, refused: refused.length }).toEqual({ granted: 10, refused: 40 });
-    for (const response of refused) expect(response.json()).toMatchObject({ error: 'insufficient_credits', available: expect.any(String), overdraftLimit: '0' });
+    for (const response of refused) {
+      expect(response.json()).toMatchObject({ error: 'insufficient_credits', message: 'the hold of 1 credits does not fit', available: expect.any(String), overdraftLimit: '0' });
+    }
     // Never below −overdraftLimit through holds, at any grant.
     for (const response of granted) expect(Number(response.json<HoldView>().available)).toBeGreaterThanOrEqual(0);
     expect(figures(await balanceOf(balance.id))).toEqual({ balance: '10', held: '10', available: '0' });
@@ -189,7 +191,11 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     const captured = await onHold(full.id, 'capture');
     expect(captured.statusCode).toBe(200);
     expect(captured.json()).toMatchObject({ status: 'captured', credits: '4', captured: '4', released: '0', balance: '6', held: '5', available: '1' });
-    expect((await onHold(part.id, 'capture', { credits: '3.000001' })).statusCode).toBe(400);
+    const tooMuch = await onHold(part.id, 'capture', { credits: '3.000001' });
+    expect({ statusCode: tooMuch.statusCode, body: tooMuch.json() }).toEqual({
+      statusCode: 400,
+      body: { error: 'invalid_amount', message: 'credits must not exceed the 3 credits held' },
+    });
     const partial = await onHold(part.id, 'capture', { credits: '1.25', reason: 'finished early' });
     expect(partial.json()).toMatchObject({ status: 'captured', credits: '3', captured: '1.25', released: '1.75', balance: '4.75', held: '2', available: '2.75' });
     const released = await onHold(free.id, 'release', { reason: 'cancelled' });
