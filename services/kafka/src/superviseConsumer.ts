@@ -32,9 +32,15 @@ export interface SupervisedConsumer {
   /**
    * consumer.run with this configuration. After a crash kafkajs leaves although it is transient
    * (a lost coordinator), the same configuration runs again, until `signal` aborts (the worker
-   * stops) or DEFAULT_RERUN_FOR_MS pass without a join.
+   * stops) or `rerunForMs` pass without a join.
    */
   run(config: ConsumerRunConfig, signal: AbortSignal): Promise<void>;
+  /**
+   * Resolves once no run again is under way (its pause ends at once when `signal` aborts). A
+   * worker's stop awaits it before consumer.disconnect(): kafkajs's stop does not stop a run
+   * still joining its group, which would then fetch on after the stop.
+   */
+  settled(): Promise<void>;
 }
 
 function lostCoordinator(error: unknown): boolean {
@@ -60,6 +66,8 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseConsumer
   let current: { readonly config: ConsumerRunConfig; readonly signal: AbortSignal } | undefined;
   let crashesInARow = 0;
   let firstCrashAt = 0;
+  /** The run again under way, if any; it never rejects (a failure goes to `fail`). */
+  let rerunning: Promise<void> = Promise.resolve();
 
   async function runAgain(run: NonNullable<typeof current>, failures: number): Promise<void> {
     await backoff.wait(failures, run.signal);
@@ -86,7 +94,7 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseConsumer
       if (crashesInARow === 0) firstCrashAt = now();
       crashesInARow += 1;
       if (now() - firstCrashAt < rerunForMs) {
-        void runAgain(run, crashesInARow);
+        rerunning = runAgain(run, crashesInARow);
         return;
       }
     }
@@ -98,5 +106,6 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseConsumer
       current = { config, signal };
       await consumer.run(config);
     },
+    settled: () => rerunning,
   };
 }

@@ -82,6 +82,28 @@ describe('superviseConsumer', () => {
     expect(asked).toEqual([1, 2, 1]);
   });
 
+  it('is settled only once a run again has returned, for a stop to await before disconnecting', async () => {
+    const { consumer, crash, runs } = fakeConsumer();
+    let joined!: () => void;
+    const joining = new Promise<void>((resolve) => (joined = resolve));
+    const supervised = superviseConsumer(consumer, { logger: pino({ level: 'silent' }), fail: () => undefined, backoff: recordingBackoff([]) });
+    await supervised.run({}, new AbortController().signal);
+    await supervised.settled();
+    // The run again joins until `joined`: kafkajs's stop would not stop it meanwhile.
+    (consumer as unknown as { run: () => Promise<void> }).run = async () => {
+      runs.push({});
+      await joining;
+    };
+    crash(lostCoordinator(), false);
+    let settled = false;
+    void supervised.settled().then(() => (settled = true));
+    await settle();
+    expect([runs.length, settled]).toEqual([2, false]);
+    joined();
+    await settle();
+    expect(settled).toBe(true);
+  });
+
   it('fails the worker once crashes in a row on a lost coordinator outlast the time it runs them again', async () => {
     const { consumer, crash, runs } = fakeConsumer();
     let now = 1_000;

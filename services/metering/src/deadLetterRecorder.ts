@@ -67,6 +67,8 @@ export function createDeadLetterRecorder(options: DeadLetterRecorderOptions): Wo
     },
     async stop() {
       await running;
+      // A run again still joining would fetch on after disconnect(): it ends first.
+      await supervised.settled();
       await consumer.disconnect();
     },
   });

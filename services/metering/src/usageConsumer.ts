@@ -920,6 +920,8 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
       // Every offset handed over is committed while this member still owns its partitions; from
       // here on the chunks in hand commit inline, before kafkajs leaves the group.
       await groupLag?.stop();
+      // A run again still joining would fetch on after disconnect(): it ends first.
+      await supervised.settled();
       await committer.close();
       try {
         await consumer.disconnect();
