@@ -537,8 +537,14 @@ export function decide(command: BalanceCommand, state: BalanceState): BalanceEve
       // stored snapshots and their fold version stay as they are.
       const openHolds = Object.keys(open.holds).length;
       if (openHolds >= MAX_OPEN_HOLDS) {
+        // Holds past their expiresAt count until their HoldExpired is written (the limit bounds the
+        // state's size, which they are still part of), yet cannot be captured or released: the
+        // caller is told how many only the hold expiry scheduler can free.
+        const at = isoInstantOf(command.at, 'at');
+        const expired = Object.values(open.holds).filter((hold) => storedInstant(hold.expiresAt, 'expiresAt') <= at).length;
+        const pastExpiry = expired === 0 ? '' : ` (${expired} of them past their expiry, freed once the hold expiry scheduler records it)`;
         throw new TooManyOpenHoldsError(
-          `the balance has ${openHolds} open holds and may have at most ${MAX_OPEN_HOLDS}: capture or release some before placing another`,
+          `the balance has ${openHolds} open holds${pastExpiry} and may have at most ${MAX_OPEN_HOLDS}: capture or release some before placing another`,
         );
       }
       // The guarantee of holds: decided on the state at the stream's revision and appended with

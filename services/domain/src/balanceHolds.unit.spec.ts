@@ -137,6 +137,22 @@ describe('decide and evolve: the number of open holds', () => {
     );
   });
 
+  it('counts holds past their expiry until their HoldExpired, and says how many of them only the scheduler frees', () => {
+    const later = '2026-03-01T12:30:00.000Z';
+    const partlyExpired = [
+      ...funded,
+      ...Array.from({ length: MAX_OPEN_HOLDS }, (_, index) =>
+        held(`h-open-${index}`, 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(index + 1) }, index < 3 ? later : EXPIRES),
+      ),
+    ];
+    expect(() => decide(placeHold('h-more', 1n, { at: '2026-03-01T12:45:00.000Z' }), foldBalance(partlyExpired))).toThrow(
+      expect.objectContaining({
+        code: 'too_many_open_holds',
+        message: `the balance has ${MAX_OPEN_HOLDS} open holds (3 of them past their expiry, freed once the hold expiry scheduler records it) and may have at most ${MAX_OPEN_HOLDS}: capture or release some before placing another`,
+      }),
+    );
+  });
+
   it('grants a hold again once one is released (or captured)', () => {
     const oneReleased = [...atLimit, released('h-open-0', 1n, { balanceAfter: 10n * CREDIT, heldAfter: BigInt(MAX_OPEN_HOLDS - 1) })];
     given(oneReleased)
