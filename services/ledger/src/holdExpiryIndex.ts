@@ -15,6 +15,8 @@ export interface HoldExpiryIndex {
   apply(changes: readonly HoldIndexChange[]): Promise<void>;
   /** Holds whose expiry is at or before `now`, oldest first. */
   due(now: Date, limit: number): Promise<{ holdId: string; balanceId: string; expiresAt: Date }[]>;
+  /** The earliest expiry at or before `now` (the hold waiting longest to be expired), or null. */
+  oldestDue(now: Date): Promise<Date | null>;
 }
 
 export function createPostgresHoldExpiryIndex(pool: Pool): HoldExpiryIndex {
@@ -41,6 +43,15 @@ export function createPostgresHoldExpiryIndex(pool: Pool): HoldExpiryIndex {
           [now.toISOString(), limit],
         );
         return rows.map((row) => ({ holdId: row.hold_id, balanceId: row.balance_id, expiresAt: row.expires_at }));
+      }),
+    oldestDue: (now) =>
+      guarded(async () => {
+        // Read at every scrape, so it must stay cheap however many holds are open: min() over
+        // hold_expiries_by_time is one index probe (PostgreSQL plans it as LIMIT 1 on the index).
+        const { rows } = await pool.query<{ oldest: Date | null }>('SELECT min(expires_at) AS oldest FROM hold_expiries WHERE expires_at <= $1', [
+          now.toISOString(),
+        ]);
+        return rows[0]?.oldest ?? null;
       }),
   };
 }

@@ -1,6 +1,7 @@
 import { createPostgresCatalogStore, type CatalogStore } from '@tally/catalog';
 import { balanceStreamId, MICROS_PER_CREDIT } from '@tally/domain';
 import { createPostgresEventStore, type EventStore } from '@tally/event-store';
+import { createMetricsRegistry, type MetricsRegistry } from '@tally/metrics';
 import { createPostgresCheckpointStore } from '@tally/runtime';
 import { createTestSchema, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import pino from 'pino';
@@ -38,18 +39,22 @@ describe('hold expiry worker (PostgreSQL)', () => {
     await db?.drop();
   });
 
-  function worker(name: string, batchSize?: number): HoldExpiryWorker {
+  function worker(
+    name: string,
+    options: { batchSize?: number; ledger?: Pick<LedgerService, 'expireHold'>; metrics?: MetricsRegistry } = {},
+  ): HoldExpiryWorker {
     const created = createHoldExpiryWorker({
       eventStore,
       checkpoints: createPostgresCheckpointStore(db.pool),
       index: createPostgresHoldExpiryIndex(db.pool),
       // Each process its own ledger service (its own cache), as separate deployments would have.
-      ledger: createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger }),
+      ledger: options.ledger ?? createLedgerService({ eventStore, catalog, balanceRegistry: createPostgresBalanceRegistry({ pool: db.pool }), logger }),
       logger,
       name,
       lease: { pool: db.pool, standbyPollMs: 100, heartbeatMs: 200 },
       pollIntervalMs: 50,
-      ...(batchSize !== undefined ? { batchSize } : {}),
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
     });
     running.push(created);
     return created;
@@ -120,7 +125,7 @@ describe('hold expiry worker (PostgreSQL)', () => {
     const balanceId = await openBalance();
     const place = (key: string, inSeconds: number) =>
       ledger.placeHold(balanceId, { credits: credits(1), expires: { inSeconds }, reference: null }, { idempotencyKey: key });
-    await worker(name, 2).start();
+    await worker(name, { batchSize: 2 }).start();
     const freed = await Promise.all(['s1', 's2', 's3', 's4'].map((key) => place(key, 3600)));
     for (const { holdId } of freed) await ledger.captureHold(holdId, { reason: null });
     const head = await eventStore.headPosition();
@@ -138,5 +143,48 @@ describe('hold expiry worker (PostgreSQL)', () => {
     await waitFor(async () => (await db.pool.query('SELECT 1 FROM hold_expiries WHERE balance_id = $1', [balanceId])).rows.length === 0, {
       description: 'the stale rows dropped',
     });
+  });
+
+  it('reports how long the oldest hold past its expiry has waited while the sweep fails to expire it, and 0 once it is expired', async () => {
+    const name = uniqueName('overdue');
+    const balanceId = await openBalance();
+    // The sweep's expiries fail (a bug, a refusal loop) until told otherwise; the index stays current.
+    let failing = true;
+    const tried = new Set<string>();
+    const failingLedger: Pick<LedgerService, 'expireHold'> = {
+      expireHold: async (holdId) => {
+        tried.add(holdId);
+        if (failing) throw new Error('expiry fails');
+        return ledger.expireHold(holdId);
+      },
+    };
+    const metrics = createMetricsRegistry();
+    const expiry = worker(name, { ledger: failingLedger, metrics });
+    await expiry.start();
+    await waitFor(() => expiry.isLeading(), { description: 'the worker to lead' });
+    const overdue = async () => {
+      const found = /^tally_hold_expiry_overdue_seconds (\S+)$/m.exec(await metrics.render());
+      if (found === null) throw new Error('tally_hold_expiry_overdue_seconds is not exported');
+      return Number(found[1]);
+    };
+
+    const hold = await ledger.placeHold(balanceId, { credits: credits(1), expires: { inSeconds: 0.2 }, reference: null }, { idempotencyKey: 'overdue' });
+    await waitFor(() => tried.has(hold.holdId), { description: 'the sweep to try the hold past its expiry' });
+    const { rows } = await db.pool.query<{ expires_at: Date }>('SELECT expires_at FROM hold_expiries WHERE hold_id = $1', [hold.holdId]);
+    const expiresAt = rows[0]!.expires_at.getTime();
+
+    // The gauge reads the index when scraped: the hold's age past expiry between the clock before and after.
+    const before = Date.now();
+    const first = await overdue();
+    const after = Date.now();
+    expect(first).toBeGreaterThanOrEqual((before - expiresAt) / 1000);
+    expect(first).toBeLessThanOrEqual((after - expiresAt) / 1000);
+    // It keeps rising while the sweep keeps failing.
+    await waitFor(async () => (await overdue()) > first, { description: 'the overdue age to rise' });
+    expect(count(await typesOf(balanceId), 'HoldExpired')).toBe(0);
+
+    failing = false;
+    await waitFor(async () => count(await typesOf(balanceId), 'HoldExpired') === 1, { description: 'the hold to expire once the sweep works' });
+    await waitFor(async () => (await overdue()) === 0, { description: 'the gauge back to 0' });
   });
 });

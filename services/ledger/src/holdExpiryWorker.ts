@@ -30,7 +30,7 @@ interface HoldExpiryWorkerOptions {
   /** Holds expired per look at most; default 100 (the next look takes the rest). */
   readonly batchSize?: number;
   readonly clock?: () => Date;
-  /** The process's registry: the index's lag and whether this process leads, as gauges. */
+  /** The process's registry: the index's lag, whether this process leads, and how long the oldest hold past its expiry has waited, as gauges. */
   readonly metrics?: ProcessorMetrics['registry'];
 }
 
@@ -134,6 +134,27 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
     }
     if (expired > 0) logger.info({ expired }, 'expired holds');
     return due.length === batchSize && settled.length > 0;
+  }
+
+  if (options.metrics !== undefined) {
+    // Read from the index when scraped, not kept by the sweep: a sweep that keeps failing (a read
+    // error, a refusal loop, a bug) or falls behind must not freeze it. Every scheduler process
+    // reports it, standbys too, since they share the index.
+    let oldestDue: Date | null = null;
+    options.metrics.gauge({
+      name: 'tally_hold_expiry_overdue_seconds',
+      help: 'How long the oldest hold past its expiry has waited to be expired (0 when none)',
+      collect: async (gauge) => {
+        const now = clock();
+        try {
+          oldestDue = await index.oldestDue(now);
+        } finally {
+          // A failed read (the sweep's database failing too) keeps ageing the last hold seen due
+          // rather than freezing; the error still reaches the registry's log.
+          gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
+        }
+      },
+    });
   }
 
   const sweeper = createPeriodicWorker({ name: `${name}-sweep`, logger, intervalMs: pollIntervalMs, runAtStart: false, run: sweep });

@@ -1,6 +1,7 @@
 import { balanceStreamId, HoldNotExpiredError, HoldNotOpenError } from '@tally/domain';
 import type { RecordedEvent } from '@tally/event-store';
 import type { CheckpointStore } from '@tally/runtime';
+import { createMetricsRegistry } from '@tally/metrics';
 import pino from 'pino';
 import type { HoldExpiryIndex } from './holdExpiryIndex';
 import { createHoldExpiryWorker, holdIndexChanges } from './holdExpiryWorker';
@@ -88,6 +89,10 @@ describe('createHoldExpiryWorker sweep', () => {
         index.dueCalls += 1;
         return index.rows.filter((row) => row.expiresAt <= now).sort((a, b) => a.expiresAt.getTime() - b.expiresAt.getTime()).slice(0, limit);
       },
+      async oldestDue(now) {
+        const due = index.rows.filter((row) => row.expiresAt <= now).map((row) => row.expiresAt.getTime());
+        return due.length > 0 ? new Date(Math.min(...due)) : null;
+      },
     };
     return index;
   }
@@ -145,5 +150,31 @@ describe('createHoldExpiryWorker sweep', () => {
     } finally {
       await worker.stop();
     }
+  });
+});
+
+describe('createHoldExpiryWorker overdue gauge', () => {
+  it('keeps ageing the oldest hold seen due while the index cannot be read, and reports the failure', async () => {
+    let now = 100_000;
+    let readable = true;
+    const index: HoldExpiryIndex = {
+      apply: async () => {},
+      due: async () => [],
+      oldestDue: async () => {
+        if (!readable) throw new Error('connection refused');
+        return new Date(40_000);
+      },
+    };
+    const failures: string[] = [];
+    const metrics = createMetricsRegistry({ onCollectError: (_error, metric) => failures.push(metric) });
+    const ledger = { expireHold: async () => ({ replayed: false }) as Awaited<ReturnType<LedgerService['expireHold']>> };
+    createHoldExpiryWorker({ eventStore: {} as never, checkpoints: {} as never, index, ledger, logger: pino({ level: 'silent' }), metrics, clock: () => new Date(now) });
+    const overdue = async () => Number(/^tally_hold_expiry_overdue_seconds (\S+)$/m.exec(await metrics.render())?.[1]);
+
+    expect(await overdue()).toBe(60);
+    readable = false;
+    now += 30_000;
+    expect(await overdue()).toBe(90);
+    expect(failures).toEqual(['tally_hold_expiry_overdue_seconds']);
   });
 });
