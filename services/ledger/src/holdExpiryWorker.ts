@@ -15,6 +15,9 @@ import type { HoldExpiryIndex, HoldIndexChange } from './holdExpiryIndex';
 import { HoldNotFoundError } from './ledgerErrors';
 import type { LedgerService } from './ledgerService';
 
+/** The longest a scrape waits for the oldest due expiry (tally_hold_expiry_overdue_seconds), by default. */
+const OVERDUE_READ_TIMEOUT_MS = 1000;
+
 interface HoldExpiryWorkerOptions {
   readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
   readonly checkpoints: CheckpointStore;
@@ -30,6 +33,8 @@ interface HoldExpiryWorkerOptions {
   /** Holds expired per look at most; default 100 (the next look takes the rest). */
   readonly batchSize?: number;
   readonly clock?: () => Date;
+  /** The longest a scrape waits for the index's oldest due expiry; OVERDUE_READ_TIMEOUT_MS by default. For tests. */
+  readonly overdueReadTimeoutMs?: number;
   /** The process's registry: the index's lag, whether this process leads, and how long the oldest hold past its expiry has waited, as gauges. */
   readonly metrics?: ProcessorMetrics['registry'];
 }
@@ -146,9 +151,17 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
       help: 'How long the oldest hold past its expiry has waited to be expired (0 when none)',
       collect: async (gauge) => {
         const now = clock();
+        const timeoutMs = options.overdueReadTimeoutMs ?? OVERDUE_READ_TIMEOUT_MS;
+        // A scrape waits OVERDUE_READ_TIMEOUT_MS at most: with PostgreSQL slow or its pool taken,
+        // /metrics still answers every other metric in time, and this one ages the last read.
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the hold expiry index took over ${timeoutMs} ms to read`)), timeoutMs);
+        });
         try {
-          oldestDue = await index.oldestDue(now);
+          oldestDue = await Promise.race([index.oldestDue(now), late]);
         } finally {
+          clearTimeout(timer);
           // A failed read (the sweep's database failing too) keeps ageing the last hold seen due
           // rather than freezing; the error still reaches the registry's log.
           gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));

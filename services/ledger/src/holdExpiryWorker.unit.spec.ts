@@ -177,4 +177,26 @@ describe('createHoldExpiryWorker overdue gauge', () => {
     expect(await overdue()).toBe(90);
     expect(failures).toEqual(['tally_hold_expiry_overdue_seconds']);
   });
+
+  it('answers the scrape without waiting for an index read that hangs, ageing the last hold seen due', async () => {
+    let now = 100_000;
+    let hangs = false;
+    const index: HoldExpiryIndex = {
+      apply: async () => {},
+      due: async () => [],
+      oldestDue: () => (hangs ? new Promise<Date | null>(() => undefined) : Promise.resolve(new Date(40_000))),
+    };
+    const failures: string[] = [];
+    const metrics = createMetricsRegistry({ onCollectError: (_error, metric) => failures.push(metric) });
+    const ledger = { expireHold: async () => ({ replayed: false }) as Awaited<ReturnType<LedgerService['expireHold']>> };
+    const options = { eventStore: {} as never, checkpoints: {} as never, index, ledger, logger: pino({ level: 'silent' }), metrics, clock: () => new Date(now) };
+    createHoldExpiryWorker({ ...options, overdueReadTimeoutMs: 50 });
+    const overdue = async () => Number(/^tally_hold_expiry_overdue_seconds (\S+)$/m.exec(await metrics.render())?.[1]);
+
+    expect(await overdue()).toBe(60);
+    hangs = true;
+    now += 30_000;
+    expect(await overdue()).toBe(90);
+    expect(failures).toEqual(['tally_hold_expiry_overdue_seconds']);
+  });
 });
