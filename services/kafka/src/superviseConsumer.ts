@@ -1,4 +1,4 @@
-import { createBackoff, type Backoff } from '@tally/runtime';
+import { createBackoff, sleep, type Backoff } from '@tally/runtime';
 import type { Consumer, ConsumerRunConfig } from 'kafkajs';
 import type { Logger } from 'pino';
 
@@ -13,6 +13,12 @@ const COORDINATOR_NOT_FOUND = 'KafkaJSGroupCoordinatorNotFound';
 
 /** How long crashes in a row on a lost coordinator are run again before the worker fails. */
 export const DEFAULT_RERUN_FOR_MS = 120_000;
+
+/**
+ * How long settled() waits for a run again that is joining at a stop: a join after a lost
+ * coordinator may retry for long, and the stop has its own bound (TALLY_SHUTDOWN_TIMEOUT_MS).
+ */
+const SETTLE_WITHIN_MS = 5000;
 
 export interface SuperviseConsumerOptions {
   readonly logger: Logger;
@@ -36,9 +42,10 @@ export interface SupervisedConsumer {
    */
   run(config: ConsumerRunConfig, signal: AbortSignal): Promise<void>;
   /**
-   * Resolves once no run again is under way (its pause ends at once when `signal` aborts). A
-   * worker's stop awaits it before consumer.disconnect(): kafkajs's stop does not stop a run
-   * still joining its group, which would then fetch on after the stop.
+   * Resolves once no run again is under way (its pause ends at once when `signal` aborts), or
+   * after SETTLE_WITHIN_MS. A worker's stop awaits it before consumer.disconnect(): kafkajs's stop
+   * does not stop a run still joining its group, which would then fetch on after the stop. A
+   * join that ends later, after the stop, is disconnected by the run again itself.
    */
   settled(): Promise<void>;
 }
@@ -79,7 +86,10 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseConsumer
       await consumer.run(run.config);
     } catch (error) {
       fail(error);
+      return;
     }
+    // The worker stopped while this joined: its disconnect() came too early to stop this run.
+    if (run.signal.aborted) await consumer.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'disconnecting the consumer run again after the stop failed'));
   }
 
   consumer.on(consumer.events.GROUP_JOIN, () => {
@@ -106,6 +116,14 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseConsumer
       current = { config, signal };
       await consumer.run(config);
     },
-    settled: () => rerunning,
+    async settled() {
+      // The bound's timer is cleared once the run again ends, so no stop waits on it to exit.
+      const ended = new AbortController();
+      try {
+        await Promise.race([rerunning, sleep(SETTLE_WITHIN_MS, ended.signal)]);
+      } finally {
+        ended.abort();
+      }
+    },
   };
 }

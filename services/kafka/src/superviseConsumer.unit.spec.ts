@@ -104,6 +104,28 @@ describe('superviseConsumer', () => {
     expect(settled).toBe(true);
   });
 
+  it('disconnects a run again whose join ends after the worker stopped', async () => {
+    const { consumer, crash, runs } = fakeConsumer();
+    let joined!: () => void;
+    const joining = new Promise<void>((resolve) => (joined = resolve));
+    let disconnects = 0;
+    Object.assign(consumer, { disconnect: async () => void (disconnects += 1) });
+    const stop = new AbortController();
+    const supervised = superviseConsumer(consumer, { logger: pino({ level: 'silent' }), fail: () => undefined, backoff: recordingBackoff([]) });
+    await supervised.run({}, stop.signal);
+    (consumer as unknown as { run: () => Promise<void> }).run = async () => {
+      runs.push({});
+      await joining;
+    };
+    crash(lostCoordinator(), false);
+    await settle();
+    stop.abort();
+    expect(disconnects).toBe(0);
+    joined();
+    await supervised.settled();
+    expect([runs.length, disconnects]).toEqual([2, 1]);
+  });
+
   it('fails the worker once crashes in a row on a lost coordinator outlast the time it runs them again', async () => {
     const { consumer, crash, runs } = fakeConsumer();
     let now = 1_000;
