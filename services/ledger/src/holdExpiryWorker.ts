@@ -142,29 +142,31 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
   }
 
   if (options.metrics !== undefined) {
-    // Read from the index when scraped, not kept by the sweep: a sweep that keeps failing (a read
-    // error, a refusal loop, a bug) or falls behind must not freeze it. Every scheduler process
-    // reports it, standbys too, since they share the index.
-    let oldestDue: Date | null = null;
+    // Read from the index when scraped, not kept by the sweep: a sweep that keeps failing (a
+    // refusal loop, a bug) or falls behind must not freeze it. Every scheduler process reports
+    // it, standbys too, since they share the index.
+    /** The read under way: a scrape while one runs waits for it rather than start another. */
+    let reading: Promise<Date | null> | undefined;
     options.metrics.gauge({
       name: 'tally_hold_expiry_overdue_seconds',
       help: 'How long the oldest hold past its expiry has waited to be expired (0 when none)',
       collect: async (gauge) => {
         const now = clock();
         const timeoutMs = options.overdueReadTimeoutMs ?? OVERDUE_READ_TIMEOUT_MS;
+        reading ??= index.oldestDue(now).finally(() => (reading = undefined));
         // A scrape waits OVERDUE_READ_TIMEOUT_MS at most: with PostgreSQL slow or its pool taken,
-        // /metrics still answers every other metric in time, and this one ages the last read.
+        // /metrics still answers every other metric in time. A read that fails or is late leaves
+        // the gauge at its last value (the registry keeps it, and logs the error): ageing an old
+        // read would fire the alert on a hold the sweep freed a second later.
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`the hold expiry index took over ${timeoutMs} ms to read`)), timeoutMs);
         });
         try {
-          oldestDue = await Promise.race([index.oldestDue(now), late]);
+          const oldestDue = await Promise.race([reading, late]);
+          gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
         } finally {
           clearTimeout(timer);
-          // A failed read (the sweep's database failing too) keeps ageing the last hold seen due
-          // rather than freezing; the error still reaches the registry's log.
-          gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
         }
       },
     });
