@@ -4,6 +4,7 @@ import {
   createCheckpointedProcessor,
   createPeriodicWorker,
   createWorker,
+  sleep,
   type CheckpointStore,
   type ProcessorLag,
   type ProcessorLease,
@@ -158,15 +159,15 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
         // /metrics still answers every other metric in time. A read that fails or is late leaves
         // the gauge at its last value (the registry keeps it, and logs the error): ageing an old
         // read would fire the alert on a hold the sweep freed a second later.
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the hold expiry index took over ${timeoutMs} ms to read`)), timeoutMs);
+        const answered = new AbortController();
+        const late = sleep(timeoutMs, answered.signal).then(() => {
+          if (!answered.signal.aborted) throw new Error(`the hold expiry index took over ${timeoutMs} ms to read`);
         });
         try {
           const oldestDue = await Promise.race([reading, late]);
-          gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
+          if (oldestDue !== undefined) gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
         } finally {
-          clearTimeout(timer);
+          answered.abort();
         }
       },
     });
