@@ -344,6 +344,13 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
     return new HoldNotOpenError(`hold ${holdId} is not open: it was ${what}`);
   }
 
+  /** A refund of a charge another request refunded: the charge's command id is its one refund, so the stored run is that refund. */
+  function refundedBy(entryId: string, stored: readonly BalanceEvent[]): AlreadyRefundedError {
+    const refund = stored.find((event) => event.type === 'CreditToppedUp');
+    const given = refund?.type === 'CreditToppedUp' ? `: ${formatCredits(refund.credits)} credits were given back` : '';
+    return new AlreadyRefundedError(`entry "${entryId}" was refunded already, by another request${given}`);
+  }
+
   /** The event that placed the hold (its id is deterministic), whatever became of the hold since. */
   async function placementOf(balanceId: string, idempotencyKey: string): Promise<RecordedEvent | undefined> {
     const [placed] = await eventStore.readEventsById([ledgerEventId(commandIds.request(balanceId, 'hold', idempotencyKey), 0)]);
@@ -537,14 +544,13 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
       const at = clock().toISOString();
       const credits = input.credits ?? charge.credits;
       const command: BalanceCommand = { type: 'RefundConsumption', entryId: input.entryId, consumed: charge.credits, credits, reason: input.reason, at };
-      try {
-        // The command id derives from the charge's entry: the event store holds one refund per
-        // charge, however many requests race, and a retry finds the first.
-        return await execute(context, commandIds.refund(balanceId, input.entryId), command, withAmountHash(requestOptions, credits));
-      } catch (error) {
-        if (error instanceof IdempotencyKeyReusedError) throw new AlreadyRefundedError(`entry "${input.entryId}" was refunded already, by another request`);
-        throw error;
-      }
+      // The command id derives from the charge's entry: the event store holds one refund per
+      // charge, however many requests race, and a retry finds the first. Another request finds
+      // what that first refund gave back.
+      return execute(context, commandIds.refund(balanceId, input.entryId), command, {
+        ...withAmountHash(requestOptions, credits),
+        otherRequestError: (stored) => refundedBy(input.entryId, stored),
+      });
     },
 
     async grant(balanceId, grant) {
