@@ -798,7 +798,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     values.batches += 1;
     counters.lag(topic, partition, lag);
     const durationMs = performance.now() - started;
-    options.metrics?.batchProcessed({ topic, partition, messages: messages.length, durationMs, lag });
+    options.metrics?.batchProcessed({ topic, partition, messages: messages.length, durationMs, lag, lastTimestampMs: Number(messages[messages.length - 1]!.timestamp) });
     logger.debug(
       {
         partition,

@@ -2,7 +2,7 @@ import { createTestTopic, deleteTopics, uniqueName, waitFor } from '@tally/test-
 import { ConfigResourceTypes } from 'kafkajs';
 import { readConsumerGroupLag, type PartitionGroupLag } from './consumerGroupLag';
 import { consumedAtLeast, createMeteringTestKit, usageRecord, type MeteringTestKit } from './meteringTestKit.spec';
-import type { PartitionHoldReason, UsageConsumerMetrics } from './usageConsumerOptions';
+import type { PartitionHoldReason, UsageBatchMetrics, UsageConsumerMetrics } from './usageConsumerOptions';
 
 jest.setTimeout(120_000);
 
@@ -13,8 +13,9 @@ function recordingMetrics() {
   const topics = new Set<string>();
   /** Holds and resumes in the order reported. */
   const holds: { readonly partition: number; readonly reason: PartitionHoldReason | 'resumed' }[] = [];
+  const batches: UsageBatchMetrics[] = [];
   const metrics: UsageConsumerMetrics = {
-    batchProcessed: () => undefined,
+    batchProcessed: (batch) => void batches.push(batch),
     partitionsAssigned({ topic, partitions }) {
       topics.add(topic);
       assignments.push(partitions);
@@ -34,7 +35,7 @@ function recordingMetrics() {
   };
   /** Partitions held now, by the reports: each hold not yet followed by its partition's resume. */
   const held = () => holds.reduce((now, { reason }) => (reason === 'resumed' ? now - 1 : now + 1), 0);
-  return { metrics, assignments, groupLags, topics, holds, held };
+  return { metrics, assignments, groupLags, topics, holds, held, batches };
 }
 
 /**
@@ -106,6 +107,20 @@ describe('the usage consumer’s metrics', () => {
     await waitFor(() => recorded.groupLags.at(-1)?.every(({ lag }) => lag === 0), { description: 'a reading of lag 0 everywhere', timeoutMs: 30_000 });
     expect(recorded.groupLags.at(-1)?.map(({ partition }) => partition)).toEqual([0, 1]);
     expect([...recorded.topics]).toEqual([kit.topic]);
+  });
+
+  it('reports with each batch the Kafka timestamp of its last metered message, which the lag in seconds is measured from', async () => {
+    kit = await createMeteringTestKit({ partitions: 1 });
+    // Timestamps set by the producer, an hour apart from each other and from now.
+    const hour = 3_600_000;
+    const base = Date.now() - 3 * hour;
+    await kit.produce(Array.from({ length: 3 }, (_, i) => ({ key: 'c', value: kit!.json(usageRecord(`ts-${i}`, 'c')), partition: 0, timestamp: String(base + i * hour) })));
+    const recorded = recordingMetrics();
+    const consumer = await kit.startConsumer({ metrics: recorded.metrics });
+    await consumedAtLeast(consumer, 3);
+    const last = recorded.batches.at(-1);
+    expect(last).toMatchObject({ topic: kit.topic, partition: 0, lag: 0, lastTimestampMs: base + 2 * hour });
+    expect(recorded.batches.reduce((sum, { messages }) => sum + messages, 0)).toBe(3);
   });
 
   it('reports each hold of a partition at usage waiting for a balance’s opening, and each resume, none held once it is metered', async () => {

@@ -14,6 +14,8 @@ export interface UsageBatchMetrics {
   readonly durationMs: number;
   /** Messages behind this batch in the partition (high watermark − next offset) when it was fetched. */
   readonly lag: number;
+  /** The Kafka timestamp (epoch ms) of the batch's last metered message: the partition's balances reflect its usage up to that instant. */
+  readonly lastTimestampMs: number;
 }
 
 export interface UsageConsumerMetrics {

@@ -13,7 +13,8 @@ const HOLD_REASONS = Object.keys({ balance_not_opened: true, dead_letter_refused
  * at a dead letter the topic refused) are counted by reason, each try, beside the partitions held
  * now, which likewise leave a revoked partition out.
  */
-export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsumerMetrics {
+export function createUsageConsumerMetrics(metrics: MetricsRegistry, options: { readonly now?: () => number } = {}): UsageConsumerMetrics {
+  const now = options.now ?? Date.now;
   const batchSeconds = metrics.histogram({
     name: 'tally_consumer_batch_seconds',
     help: 'Time to meter one batch of usage events, from its start to its offsets handed to the committer (the commit follows off the fetch cycle)',
@@ -22,6 +23,27 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
     name: 'tally_consumer_lag_messages',
     help: 'Usage events behind the last committed batch, per partition',
     labelNames: ['topic', 'partition'] as const,
+  });
+  /**
+   * Per `topic/partition`, the Kafka timestamp of the last metered usage event while events wait
+   * behind it, or null once a batch reached the end. Read at scrape time, so a partition nothing
+   * is metered from ages with the clock. The partition's balances reflect its usage up to that
+   * event, none after it (Kafka's timestamps rise within a partition, save a producer's skewed
+   * clock): this is how far behind usage they are in time.
+   */
+  const behindSince = new Map<string, number | null>();
+  metrics.gauge({
+    name: 'tally_consumer_lag_seconds',
+    help: 'Age of the last usage event metered in each partition this process holds while more wait behind it (0 once the partition is caught up): how far behind usage its balances are in time',
+    labelNames: ['topic', 'partition'] as const,
+    collect(gauge) {
+      gauge.reset();
+      const at = now();
+      for (const [key, since] of behindSince) {
+        const slash = key.lastIndexOf('/');
+        gauge.set({ topic: key.slice(0, slash), partition: key.slice(slash + 1) }, since === null ? 0 : Math.max(0, at - since) / 1000);
+      }
+    },
   });
   const groupLag = metrics.gauge({
     name: 'tally_consumer_group_lag_messages',
@@ -55,6 +77,7 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
     batchProcessed(batch) {
       batchSeconds.observe(batch.durationMs / 1000);
       partitionLag.set({ topic: batch.topic, partition: String(batch.partition) }, batch.lag);
+      behindSince.set(`${batch.topic}/${batch.partition}`, batch.lag > 0 ? batch.lastTimestampMs : null);
       const partitions = reported.get(batch.topic) ?? new Set<number>();
       reported.set(batch.topic, partitions.add(batch.partition));
     },
@@ -64,6 +87,7 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry): UsageConsu
       for (const partition of known ?? []) {
         if (held.has(partition)) continue;
         partitionLag.remove({ topic, partition: String(partition) });
+        behindSince.delete(`${topic}/${partition}`);
         known?.delete(partition);
       }
       // Held until their timers fire, else: a group-wide sum would count a partition twice.

@@ -11,7 +11,7 @@ async function lagSeries(render: () => Promise<string>): Promise<Record<string, 
 
 describe('the usage consumer’s metrics', () => {
   function batch(partition: number, lag: number) {
-    return { topic: 'usage', partition, messages: 10, durationMs: 20, lag };
+    return { topic: 'usage', partition, messages: 10, durationMs: 20, lag, lastTimestampMs: 0 };
   }
 
   it('reports each partition’s lag as of its last batch, and each batch’s duration', async () => {
@@ -43,6 +43,34 @@ describe('the usage consumer’s metrics', () => {
     metrics.partitionsAssigned({ topic: 'usage', partitions: [1] });
     metrics.batchProcessed(batch(1, 15));
     expect(await lagSeries(() => registry.render())).toEqual({ '1': 15 });
+  });
+
+  it('reports how old the last metered usage event of each partition is while events wait behind it, read at scrape time', async () => {
+    let now = 1_000_000;
+    const registry = createMetricsRegistry();
+    const metrics = createUsageConsumerMetrics(registry, { now: () => now });
+    const seconds = async () =>
+      Object.fromEntries(
+        [...(await registry.render()).matchAll(/^tally_consumer_lag_seconds\{topic="usage",partition="(\d+)"\} ([\d.]+)$/gm)].map(([, partition, value]) => [partition!, Number(value)]),
+      );
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 1, 2] });
+    metrics.batchProcessed({ ...batch(0, 500), lastTimestampMs: now - 4_000 });
+    metrics.batchProcessed({ ...batch(1, 0), lastTimestampMs: now - 9_000 });
+    expect(await seconds()).toEqual({ '0': 4, '1': 0 });
+
+    // Nothing metered for a minute: the behind partition ages with the clock, the caught-up one stays at 0.
+    now += 60_000;
+    expect(await seconds()).toEqual({ '0': 64, '1': 0 });
+
+    // A batch that reaches the end, and a revoked partition that loses its series.
+    metrics.batchProcessed({ ...batch(0, 0), lastTimestampMs: now - 50 });
+    metrics.batchProcessed({ ...batch(2, 3), lastTimestampMs: now - 2_500 });
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 2] });
+    expect(await seconds()).toEqual({ '0': 0, '2': 2.5 });
+
+    // A producer's timestamp from the future counts as no age, not a negative one.
+    metrics.batchProcessed({ ...batch(2, 8), lastTimestampMs: now + 30_000 });
+    expect(await seconds()).toEqual({ '0': 0, '2': 0 });
   });
 
   it('reports the group’s lag on each partition as the broker’s last reading gave it', async () => {
