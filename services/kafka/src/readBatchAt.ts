@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
+import { withDeadline } from '@tally/runtime';
 
 export interface ReadBatchAtOptions {
   readonly kafka: Kafka;
@@ -40,15 +41,7 @@ export async function readBatchAt(options: ReadBatchAtOptions): Promise<readonly
         },
       });
       reader.seek({ topic, partition, offset });
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no batch of ${topic}/${partition} at offset ${offset} within ${timeoutMs} ms`)), timeoutMs);
-      });
-      try {
-        return await Promise.race([found, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return await withDeadline(found, timeoutMs, () => new Error(`no batch of ${topic}/${partition} at offset ${offset} within ${timeoutMs} ms`));
     } finally {
       await reader.disconnect();
     }

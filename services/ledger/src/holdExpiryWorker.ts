@@ -4,7 +4,7 @@ import {
   createCheckpointedProcessor,
   createPeriodicWorker,
   createWorker,
-  sleep,
+  withDeadline,
   type CheckpointStore,
   type ProcessorLag,
   type ProcessorLease,
@@ -159,16 +159,8 @@ export function createHoldExpiryWorker(options: HoldExpiryWorkerOptions): HoldEx
         // /metrics still answers every other metric in time. A read that fails or is late leaves
         // the gauge at its last value (the registry keeps it, and logs the error): ageing an old
         // read would fire the alert on a hold the sweep freed a second later.
-        const answered = new AbortController();
-        const late = sleep(timeoutMs, answered.signal).then(() => {
-          if (!answered.signal.aborted) throw new Error(`the hold expiry index took over ${timeoutMs} ms to read`);
-        });
-        try {
-          const oldestDue = await Promise.race([reading, late]);
-          if (oldestDue !== undefined) gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
-        } finally {
-          answered.abort();
-        }
+        const oldestDue = await withDeadline(reading, timeoutMs, () => new Error(`the hold expiry index took over ${timeoutMs} ms to read`));
+        gauge.set(oldestDue === null ? 0 : Math.max(0, (now.getTime() - oldestDue.getTime()) / 1000));
       },
     });
   }

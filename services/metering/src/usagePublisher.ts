@@ -1,5 +1,6 @@
 import { TallyError, ValidationError, type UsageEvent } from '@tally/domain';
 import { createKafka, kafkaConnectionConfig, sendInParts, topicSendBudget, type KafkaConnection } from '@tally/kafka';
+import { withDeadline } from '@tally/runtime';
 import { logLevel, Partitioners, type CompressionTypes, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 
@@ -100,36 +101,33 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
     async publish(events) {
       if (events.length === 0) return { refused: [] };
       if (stopped) throw new UsagePublishError('the usage publisher is stopped');
-      let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          timedOut = true;
-          reject(new Error(`Kafka did not acknowledge within ${timeoutMs} ms`));
-        }, timeoutMs);
-      });
+      const late = (): Error => {
+        timedOut = true;
+        return new Error(`Kafka did not acknowledge within ${timeoutMs} ms`);
+      };
       const refused: { index: number; error: UsageEventTooLargeError }[] = [];
       let acknowledged = 0;
+      const sending = async (): Promise<void> => {
+        const current = await connected();
+        await sendInParts({
+          messages: events.map(({ usage, value, headers }) => ({ key: usage.customerId, value, headers: { ...headers } })),
+          budget: sendBudget,
+          send: async (part) => {
+            // Past the deadline the request has failed: no later part goes out behind its answer.
+            if (timedOut) throw new Error(`Kafka did not acknowledge within ${timeoutMs} ms`);
+            await current.send({ topic: options.topic, acks: -1, compression: options.compression, messages: part });
+            acknowledged += part.length;
+          },
+          refusedAlone: (index, error) => {
+            logger.warn({ err: error, usageId: events[index]!.usage.id, bytes: events[index]!.value.length }, 'usage event larger than the topic takes; refused');
+            refused.push({ index, error: new UsageEventTooLargeError(`the event (${events[index]!.value.length} bytes) is larger than the usage topic takes (its max.message.bytes)`, { cause: error }) });
+          },
+          logger,
+        });
+      };
       try {
-        const current = await Promise.race([connected(), timeout]);
-        await Promise.race([
-          sendInParts({
-            messages: events.map(({ usage, value, headers }) => ({ key: usage.customerId, value, headers: { ...headers } })),
-            budget: sendBudget,
-            send: async (part) => {
-              // Past the deadline the request has failed: no later part goes out behind its answer.
-              if (timedOut) throw new Error(`Kafka did not acknowledge within ${timeoutMs} ms`);
-              await current.send({ topic: options.topic, acks: -1, compression: options.compression, messages: part });
-              acknowledged += part.length;
-            },
-            refusedAlone: (index, error) => {
-              logger.warn({ err: error, usageId: events[index]!.usage.id, bytes: events[index]!.value.length }, 'usage event larger than the topic takes; refused');
-              refused.push({ index, error: new UsageEventTooLargeError(`the event (${events[index]!.value.length} bytes) is larger than the usage topic takes (its max.message.bytes)`, { cause: error }) });
-            },
-            logger,
-          }),
-          timeout,
-        ]);
+        await withDeadline(sending(), timeoutMs, late);
         return { refused };
       } catch (error) {
         logger.warn({ err: error, events: events.length, acknowledged }, 'usage events not published');
@@ -137,8 +135,6 @@ export function createUsagePublisher(options: UsagePublisherOptions): UsagePubli
         // Parts before the failure are on the topic: said, and harmless to send again (usage ids).
         const partly = acknowledged > 0 ? ` (${acknowledged} of ${events.length} events were published before the failure; their ids make sending them again safe)` : '';
         throw new UsagePublishError(`usage events were not published to Kafka${partly}; retry the request`, { cause: error });
-      } finally {
-        clearTimeout(timer);
       }
     },
     async stop() {

@@ -1,4 +1,4 @@
-export { abandonable, createBackoff, HeartbeatError, isTransientError, retry, sleep, type Backoff, type BackoffOptions } from './retry';
+export { abandonable, createBackoff, HeartbeatError, isTransientError, retry, sleep, withDeadline, type Backoff, type BackoffOptions } from './retry';
 export { guardTransient } from './guardTransient';
 export { createOutageLog, type OutageLog } from './outageLog';
 export { createPeriodicWorker } from './periodicWorker';

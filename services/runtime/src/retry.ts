@@ -207,3 +207,18 @@ export function abandonable<T>(operation: Promise<T>, signal: AbortSignal | unde
     operation.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
+
+/**
+ * `operation`, or a rejection with `timedOut()` once `ms` pass before it settles: the caller stops
+ * waiting, the operation goes on (as with abandonable). The one deadline of the code base, on the
+ * global timers (which fake clocks drive), its timer cleared whichever comes first.
+ */
+export async function withDeadline<T>(operation: Promise<T>, ms: number, timedOut: () => unknown): Promise<T> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(timedOut()), ms);
+  try {
+    return await abandonable(operation, deadline.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { abandonable, createBackoff, HeartbeatError, isTransientError, retry } from './retry';
+import { abandonable, createBackoff, HeartbeatError, isTransientError, retry, withDeadline } from './retry';
 
 const transient = (message = 'connection refused') => Object.assign(new Error(message), { retriable: true });
 const isTransient = (error: unknown) => (error as { retriable?: unknown }).retriable === true;
@@ -161,6 +161,30 @@ describe('retry', () => {
     finish('done');
     await expect(work).resolves.toBe('done');
     await expect(abandonable(work, new AbortController().signal)).resolves.toBe('done');
+  });
+
+  it('gives up waiting at a deadline with the error it is told, leaving the work to go on, and leaves no timer behind', async () => {
+    jest.useFakeTimers();
+    try {
+      let finish: (value: string) => void = () => undefined;
+      const work = new Promise<string>((resolve) => (finish = resolve));
+      let made = 0;
+      const waiting = withDeadline(work, 1_000, () => new Error(`late ${(made += 1)}`));
+      jest.advanceTimersByTime(999);
+      expect(made).toBe(0);
+      jest.advanceTimersByTime(1);
+      await expect(waiting).rejects.toThrow('late 1');
+      finish('done');
+      await expect(work).resolves.toBe('done');
+
+      // Work done in time: its answer, or its own failure, and the timer cleared.
+      await expect(withDeadline(Promise.resolve('quick'), 1_000, () => new Error('late'))).resolves.toBe('quick');
+      await expect(withDeadline(Promise.reject(new Error('refused')), 1_000, () => new Error('late'))).rejects.toThrow('refused');
+      expect(jest.getTimerCount()).toBe(0);
+      expect(made).toBe(1);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('heartbeats while an attempt and a backoff run, and after each failure', async () => {

@@ -1,7 +1,7 @@
 import { createBalanceReadModel, createBalanceProjector, createRedisClient } from '@tally/projections';
 import { buildApp, RATE_LIMIT_REDIS_CLIENT, type ApiKey } from '@tally/api';
 import { createMetricsRegistry } from '@tally/metrics';
-import { createPostgresCheckpointStore, createWorkerGroup, readProcessorStatus } from '@tally/runtime';
+import { createPostgresCheckpointStore, createWorkerGroup, readProcessorStatus, withDeadline } from '@tally/runtime';
 import { createCatalogCache, createPostgresCatalogStore } from '@tally/catalog';
 import {
   createBalanceRegistryCache,
@@ -73,15 +73,11 @@ const PROBE_TIMEOUT_MS = 2000;
 
 /** A dependency's answer as up or down; down as well when it takes longer than PROBE_TIMEOUT_MS. */
 async function upOrDown(check: () => Promise<unknown>): Promise<'up' | 'down'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('probe timed out')), PROBE_TIMEOUT_MS)));
   try {
-    await Promise.race([check(), late]);
+    await withDeadline(check(), PROBE_TIMEOUT_MS, () => new Error('probe timed out'));
     return 'up';
   } catch {
     return 'down';
-  } finally {
-    clearTimeout(timer);
   }
 }
 

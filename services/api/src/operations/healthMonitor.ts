@@ -1,4 +1,4 @@
-import { createPeriodicWorker } from '@tally/runtime';
+import { createPeriodicWorker, withDeadline } from '@tally/runtime';
 import type { Logger } from 'pino';
 
 export type HealthCheck = () => Promise<Record<string, 'up' | 'down'>>;
@@ -28,17 +28,12 @@ export function createHealthMonitor(options: { check: HealthCheck; timeoutMs: nu
 
   async function runOnce(stop: AbortSignal): Promise<void> {
     const running = Promise.resolve().then(check);
-    let timeout: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timeout = setTimeout(() => reject(new Error(`health check took longer than ${timeoutMs} ms`)), timeoutMs);
-    });
-    const state = Promise.race([running, expired])
+    const state = withDeadline(running, timeoutMs, () => new Error(`health check took longer than ${timeoutMs} ms`))
       .catch((error: unknown): Record<string, 'up' | 'down'> => {
         logger.warn({ err: error }, 'health check failed');
         return { health: 'down' };
       })
-      .then((checks) => ({ checks, checkedAt: new Date() }))
-      .finally(() => clearTimeout(timeout));
+      .then((checks) => ({ checks, checkedAt: new Date() }));
     firstState(state);
     // The previous state keeps being served until the new one is known.
     void state.then(() => (latest = state));
