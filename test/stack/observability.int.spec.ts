@@ -96,9 +96,12 @@ describe('Prometheus and Grafana for operators', () => {
   it("shows every follower's lag and every lease docs/metrics.md lists", () => {
     const documented = [...documentedMetrics()];
     const read = (title: string) => (dashboard.panels.find((panel) => panel.title === title)?.targets ?? []).flatMap((target) => metricNamesIn(target.expr));
-    const lags = documented.filter((name) => /^tally_\w+_lag_seconds$/.test(name)).sort();
+    // The consumer follows the usage topic, not the event store: its own panel.
+    const lags = documented.filter((name) => /^tally_\w+_lag_seconds$/.test(name) && name !== 'tally_consumer_lag_seconds').sort();
     expect(lags).toContain('tally_auto_recharge_lag_seconds');
     expect(read('Behind the event store').sort()).toEqual(lags);
+    expect(documented).toContain('tally_consumer_lag_seconds');
+    expect(read('Behind usage (time)')).toEqual(['tally_consumer_lag_seconds']);
     const doc = readFileSync(path.join(ROOT, 'docs', 'metrics.md'), 'utf8');
     const leases = [...doc.matchAll(/^\| `(tally_\w+)` \| gauge \|[^\n]*\b1 while this process holds the [^\n]* lease/gm)].map((match) => match[1]!).sort();
     expect(leases).toContain('tally_auto_recharge_processing');
