@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { expectedRevisionOf } from './balanceLoader';
 import type { BalanceStates } from './balanceStates';
 import { ledgerEventId, MAX_EVENTS_PER_COMMAND } from './deterministicId';
-import { CommandIdCollisionError, ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
+import { BalanceChangedError, CommandIdCollisionError, ConcurrencyExhaustedError, IdempotencyKeyReusedError } from './ledgerErrors';
 import { fromRecordedEvent, toEventsToAppend, type BalanceContext, type LedgerActor, type RecordedBalanceEvent } from './ledgerEvents';
 
 /** One command on one balance. */
@@ -32,6 +32,13 @@ export interface BalanceCommandRequest {
   readonly actor?: LedgerActor;
   /** ledgerEventId(commandId, 0) when the caller derived it already (the consumer, for its legacy check): one hash less. */
   readonly firstEventId?: string;
+  /**
+   * The balance's revision the caller read (an HTTP If-Match): the command is decided only on a
+   * state at that revision, else refused with BalanceChangedError, nothing appended. Checked on
+   * the state the append's expected revision is made of, so a write landing in between makes the
+   * append conflict, and the command decided again on the tail is refused: no read-then-write race.
+   */
+  readonly ifRevision?: bigint;
 }
 
 /** A request's digest made of the events its command comes to (see BalanceCommandRequest.requestHash). */
@@ -326,6 +333,12 @@ export function createBalanceCommandPath(options: BalanceCommandPathOptions): Ba
       }
       let events;
       try {
+        const { ifRevision } = requests[index]!;
+        if (ifRevision !== undefined && ifRevision !== stream.end.revision) {
+          throw new BalanceChangedError(
+            `credit balance "${context.balanceId}" changed since revision ${ifRevision} was read (it is at revision ${stream.end.revision}): nothing was changed; read it again and decide anew`,
+          );
+        }
         events = decide(command, stream.end.state);
       } catch (error) {
         (stream.settled ??= new Map()).set(index, { ok: false, error });

@@ -221,3 +221,48 @@ describe('loadBudgetSignal: how long a request may wait for a balance state to l
     expect(fresh.aborted).toBe(false);
   });
 });
+
+describe('a command made against a revision read (If-Match)', () => {
+  const rename = (ifRevision: bigint): BalanceCommandRequest => ({
+    context: { balanceId: 'a', customerId: 'c', productId: 'p' },
+    commandId: 'settings:a:1',
+    command: { type: 'ChangeSettings', name: 'Renamed', at: AT },
+    ifRevision,
+  });
+
+  it('is decided and appended on the state at that revision, with it as the expected revision', async () => {
+    const read = balance('a', CREDIT);
+    const { path, appends } = given({ a: read });
+    const [outcome] = await path.execute([rename(read.revision)]);
+    expect(outcome!.ok).toBe(true);
+    expect(appends.map((append) => append.requests.map((request) => request.expectedRevision))).toEqual([[read.revision]]);
+  });
+
+  it('is refused (balance_changed), appending nothing, on a stream past it', async () => {
+    const read = balance('a', CREDIT);
+    const moved = balance('a', CREDIT, { type: 'TopUp', credits: CREDIT, source: 'manual', reason: null, at: AT });
+    const { path, appends } = given({ a: moved });
+    const [outcome] = await path.execute([rename(read.revision)]);
+    expect(!outcome!.ok && outcome!.error).toMatchObject({ code: 'balance_changed' });
+    expect(appends).toEqual([]);
+  });
+
+  it('is refused when another write lands between its read of the state and its append: the append conflicts, and the tail read decides', async () => {
+    const read = balance('a', CREDIT);
+    const moved = balance('a', CREDIT, { type: 'TopUp', credits: CREDIT, source: 'manual', reason: null, at: AT });
+    // The stream's end as read first, then as another writer left it before the append.
+    let reads = 0;
+    const ends = {
+      get a() {
+        reads += 1;
+        return reads === 1 ? read : moved;
+      },
+    };
+    const conflict = new WrongExpectedRevisionError([{ streamId: balanceStreamId('a'), expected: read.revision, actual: moved.revision }]);
+    const { path, appends } = given({ a: read }, ends, { failFirstAppendWith: conflict });
+    const [outcome] = await path.execute([rename(read.revision)]);
+    expect(!outcome!.ok && outcome!.error).toMatchObject({ code: 'balance_changed' });
+    // The one append tried was made against the revision read, and lost: nothing was written.
+    expect(appends.map((append) => append.requests.map((request) => request.expectedRevision))).toEqual([[read.revision]]);
+  });
+});

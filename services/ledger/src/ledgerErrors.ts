@@ -58,6 +58,23 @@ export class DuplicateBalanceError extends TallyError {
   ) {
     super(message);
   }
+
+  /**
+   * The refusal of a second opening, naming the balance that exists: a client whose first answer
+   * was lost (a retried open) learns what it made without listing the customer's balances.
+   */
+  static of(customerId: string, productId: string, existingBalanceId: string): DuplicateBalanceError {
+    return new DuplicateBalanceError(`customer "${customerId}" already has a balance of product "${productId}": balance "${existingBalanceId}"`, existingBalanceId);
+  }
+}
+
+/**
+ * A change made against a version of the balance (If-Match: its revision) that another change
+ * has replaced: nothing was appended. Read the balance again and decide anew.
+ */
+export class BalanceChangedError extends TallyError {
+  readonly code = 'balance_changed';
+  readonly retriable = false;
 }
 
 /** The balance's product sells no bundle with this id. */

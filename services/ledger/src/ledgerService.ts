@@ -90,7 +90,7 @@ export interface RequestOptions {
  * a command the balance refuses records none.
  */
 type CommandExtras = Pick<RequestOptions, 'startedAt' | 'actor'> &
-  Pick<BalanceCommandRequest, 'otherRequestError'> & { readonly requestHash?: string | RequestHashOfEvents; readonly markers?: readonly string[] };
+  Pick<BalanceCommandRequest, 'otherRequestError' | 'ifRevision'> & { readonly requestHash?: string | RequestHashOfEvents; readonly markers?: readonly string[] };
 
 /**
  * The digest of a request whose amount may be left to its default (all of a charge, all of a
@@ -187,11 +187,13 @@ export interface LedgerService {
    * `changeId` names a change a caller may ask for again (a subscription's limit, applied by
    * whichever scheduler gets there): the same id is made once, and asked again answers the first
    * (replayed) whatever the settings are by then. Without one, each call is a change of its own.
+   * `ifRevision` (an If-Match): made only on the balance at that revision, else BalanceChangedError
+   * and nothing appended, checked atomically with the append (the command path's expected revision).
    */
   changeSettings(
     balanceId: string,
     input: { name?: string; lowBalanceThreshold?: Micros | null; overdraftLimit?: Micros },
-    options?: Pick<RequestOptions, 'actor'> & { readonly changeId?: string },
+    options?: Pick<RequestOptions, 'actor'> & { readonly changeId?: string; readonly ifRevision?: bigint },
   ): Promise<CommandResult>;
   /**
    * Sets credits aside. The key is required: it makes the hold id (holdIdOf), so a retried
@@ -286,7 +288,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
   }
 
   async function execute(context: BalanceContext, commandId: string, command: BalanceCommand, extras: CommandExtras = {}): Promise<CommandResult> {
-    const { requestHash, startedAt, actor, markers, otherRequestError } = extras;
+    const { requestHash, startedAt, actor, markers, otherRequestError, ifRevision } = extras;
     const [outcome] = await commands.execute(
       [
         {
@@ -296,6 +298,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
           ...(requestHash !== undefined ? { requestHash } : {}),
           ...(actor !== undefined ? { actor } : {}),
           ...(otherRequestError !== undefined ? { otherRequestError } : {}),
+          ...(ifRevision !== undefined ? { ifRevision } : {}),
         },
       ],
       { ...(startedAt !== undefined ? { startedAt } : {}), ...(markers !== undefined ? { markers, markersOnlyWithEvents: true } : {}) },
@@ -449,7 +452,7 @@ export function createLedgerService(options: LedgerServiceOptions): LedgerServic
         });
       } catch (error) {
         if (error instanceof IdempotencyKeyReusedError || error instanceof BalanceAlreadyOpenError) {
-          throw new DuplicateBalanceError(`customer "${request.customerId}" already has a balance of product "${request.productId}"`, balanceId);
+          throw DuplicateBalanceError.of(request.customerId, request.productId, balanceId);
         }
         throw error;
       }

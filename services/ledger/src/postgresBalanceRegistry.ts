@@ -24,10 +24,7 @@ export function createPostgresBalanceRegistry(options: { pool: Pool }): BalanceR
           `SELECT ${balanceColumns} FROM credit_balances WHERE customer_id = $1 AND product_id = $2`,
           [balance.customerId, balance.productId],
         );
-        throw new DuplicateBalanceError(
-          `customer "${balance.customerId}" already has a balance of product "${balance.productId}"`,
-          rows[0]?.id ?? '',
-        );
+        throw DuplicateBalanceError.of(balance.customerId, balance.productId, rows[0]?.id ?? '');
       }),
 
     getBalance: (balanceId) =>
