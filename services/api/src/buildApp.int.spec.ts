@@ -183,14 +183,15 @@ describe('HTTP API against PostgreSQL and Redis', () => {
       expectError(response, 400, 'invalid_json');
     });
 
-    it('answers a prototype-poisoning body with 400', async () => {
+    it('answers a prototype-poisoning body with 400, naming the property rather than calling the JSON invalid', async () => {
       const response = await call({
         method: 'POST',
         url: '/v1/credit-products',
         headers: { 'content-type': 'application/json' },
         payload: '{"name":"x","__proto__":{"admin":true}}',
       });
-      expectError(response, 400, 'invalid_json');
+      expectError(response, 400, 'validation_failed');
+      expect(response.json().message).toBe('body has a property named "__proto__", which the API does not accept: rename it');
     });
 
     it('answers a NUL character (which PostgreSQL cannot store) with 400, in a body, a path or a query', async () => {
@@ -401,6 +402,7 @@ describe('HTTP API against PostgreSQL and Redis', () => {
         belowThreshold: false,
         updatedAt: expect.any(String),
         position: expect.stringMatching(/^[1-9][0-9]*$/),
+        revision: expect.stringMatching(/^[0-9]+$/),
       });
 
       const read = await call({ method: 'GET', url: `/v1/credit-balances/${opened.id}?consistent=true` });

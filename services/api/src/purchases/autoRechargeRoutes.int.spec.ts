@@ -205,7 +205,7 @@ describe('auto-recharge over HTTP', () => {
       ['a huge quantity', { bundleId: 'refill', quantity: 1e300 }, 400, 'validation_failed', /body\.quantity must be <= 1000000/],
       ['a quantity past what JSON numbers hold exactly', '{"bundleId":"refill","quantity":123456789012345678901234567890}', 400, 'validation_failed', /body\.quantity must be <= 1000000/],
       ['a quantity beyond a double', '{"bundleId":"refill","quantity":1e400}', 400, 'validation_failed', /body\.quantity/],
-      ['a __proto__ field', '{"bundleId":"refill","__proto__":{"quantity":2}}', 400, 'invalid_json', /not valid JSON/],
+      ['a __proto__ field', '{"bundleId":"refill","__proto__":{"quantity":2}}', 400, 'validation_failed', /body has a property named "__proto__"/],
       ['a monthly limit as text', { bundleId: 'refill', monthlyLimit: '5' }, 400, 'validation_failed', /body\.monthlyLimit/],
       ['a huge monthly limit', { bundleId: 'refill', monthlyLimit: 1e300 }, 400, 'validation_failed', /body\.monthlyLimit/],
       ['a fractional monthly limit', { bundleId: 'refill', monthlyLimit: 1.5 }, 400, 'validation_failed', /body\.monthlyLimit/],
