@@ -55,6 +55,12 @@ export interface CreditProductDto {
 const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const PRICE_AMOUNT = /^\d{1,12}(?:\.\d{1,6})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
+/**
+ * ISO 4217's codes as this Node's ICU has them (the circulating currencies; not XXX, XTS or the
+ * metals), read once. A code ICU drops in a later Node only refuses new writes of it: what is stored
+ * still loads (creditProductFromDto checks the shape alone).
+ */
+const ISO_4217 = new Set(Intl.supportedValuesOf('currency'));
 
 export function isValidIdentifier(value: unknown): value is string {
   return typeof value === 'string' && IDENTIFIER.test(value);
@@ -163,4 +169,51 @@ export function creditProductToDto(product: CreditProduct): CreditProductDto {
       purchaseOption: bundle.purchaseOption,
     })),
   };
+}
+
+/** A rule as compared for sameness: its filters as a set of key/values (in any order), its credits by value. */
+function ruleIdentity(rule: ConsumptionRule): string {
+  const where = Object.entries(rule.where ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([rule.event, rule.perUnitOf ?? null, rule.credits.toString(), where]);
+}
+
+function checkRules(rules: readonly ConsumptionRule[]): void {
+  const seen = new Map<string, number>();
+  rules.forEach((rule, index) => {
+    if (rule.where !== undefined && Object.hasOwn(rule.where, '')) {
+      throw new ValidationError(`consumption[${index}].where has a property with no name: a filter on no property matches no usage event; name the property or remove the filter`);
+    }
+    const identity = ruleIdentity(rule);
+    const first = seen.get(identity);
+    if (first !== undefined) {
+      // Overlapping rules are meant (each matching one adds its credits); one repeated whole only charges twice.
+      throw new ValidationError(
+        `consumption[${index}] is the same rule as consumption[${first}] (same event, per unit, filters and credits): every matching rule applies, so each event would be charged twice; remove one`,
+      );
+    }
+    seen.set(identity, index);
+  });
+}
+
+function checkCurrencies(bundles: readonly Bundle[]): void {
+  bundles.forEach((bundle, index) => {
+    if (!ISO_4217.has(bundle.price.currency)) {
+      throw new ValidationError(`bundles[${index}].price.currency "${bundle.price.currency}" is not an ISO 4217 currency code, such as "EUR"`);
+    }
+  });
+}
+
+/**
+ * A product as a request writes it (POST, or PATCH merged into the product as stored): read as
+ * creditProductFromDto reads it, and held besides to what only a write is: no filter on a property
+ * with no name, no rule repeated whole, a currency ISO 4217 has. Products stored before these
+ * refusals keep loading and metering as they did (reading is creditProductFromDto alone), so the
+ * refusals apply to the fields the request gives (`given`; all of a new product): a rename of a
+ * product stored with a repeated rule is taken, a change of its rules must mend them.
+ */
+export function creditProductFromRequest(dto: CreditProductDto, given: Partial<CreditProductDto> = dto): CreditProduct {
+  const product = creditProductFromDto(dto);
+  if (given.consumption !== undefined) checkRules(product.consumption);
+  if (given.bundles !== undefined) checkCurrencies(product.bundles);
+  return product;
 }

@@ -1,4 +1,4 @@
-import { creditProductFromDto, CreditProductDto, creditProductToDto, isValidIdentifier } from './creditProduct';
+import { creditProductFromDto, creditProductFromRequest, CreditProductDto, creditProductToDto, isValidIdentifier } from './creditProduct';
 import { InvalidAmountError, ValidationError } from './errors';
 
 const dto = (overrides: Partial<CreditProductDto> = {}): CreditProductDto => ({
@@ -95,6 +95,59 @@ describe('credit products', () => {
 
   it.each([null, [], 'product', 42])('rejects a stored document that is not an object at all (%p) with a ValidationError, never a TypeError', (stored) => {
     expect(() => creditProductFromDto(stored as unknown as CreditProductDto)).toThrow(new ValidationError('the product must be an object'));
+  });
+
+  describe('as a request writes it (created, or the fields a change gives)', () => {
+    const rule = { event: 'completion', credits: '1', perUnitOf: 'tokens', where: { model: 'large', region: 'eu' } };
+
+    it('refuses a filter on a property with no name, naming the rule\'s where', () => {
+      expect(() => creditProductFromRequest(dto({ consumption: [{ event: 'x', credits: '1', where: { '': 'x' } }] }))).toThrow(
+        new ValidationError('consumption[0].where has a property with no name: a filter on no property matches no usage event; name the property or remove the filter'),
+      );
+    });
+
+    it('refuses a rule identical to another (event, per unit, filters in any order, credits by value), naming both', () => {
+      const twin = { ...rule, credits: '1.000', where: { region: 'eu', model: 'large' } };
+      expect(() => creditProductFromRequest(dto({ consumption: [{ event: 'other', credits: '1' }, rule, twin] }))).toThrow(
+        new ValidationError(
+          'consumption[2] is the same rule as consumption[1] (same event, per unit, filters and credits): every matching rule applies, so each event would be charged twice; remove one',
+        ),
+      );
+      expect(() => creditProductFromRequest(dto({ consumption: [{ event: 'e', credits: '1' }, { event: 'e', credits: '1' }] }))).toThrow(/consumption\[1\] is the same rule as consumption\[0\]/);
+    });
+
+    it.each([
+      ['another event', { event: 'other' }],
+      ['other credits', { credits: '2' }],
+      ['no per unit', { perUnitOf: undefined }],
+      ['another per unit', { perUnitOf: 'count' }],
+      ['one filter fewer', { where: { model: 'large' } }],
+      ['another filter value', { where: { model: 'large', region: 'us' } }],
+    ])('accepts rules that overlap but differ: %s', (_what, change) => {
+      const other = JSON.parse(JSON.stringify({ ...rule, ...change })) as CreditProductDto['consumption'][number];
+      expect(creditProductFromRequest(dto({ consumption: [rule, other] })).consumption).toHaveLength(2);
+    });
+
+    it('refuses a currency ISO 4217 does not have, and takes those it has', () => {
+      const priced = (currency: string) => dto({ bundles: [{ id: 'b', credits: '1', price: { amount: '1', currency } }] });
+      expect(() => creditProductFromRequest(priced('ZZZ'))).toThrow(new ValidationError('bundles[0].price.currency "ZZZ" is not an ISO 4217 currency code, such as "EUR"'));
+      for (const currency of ['EUR', 'USD', 'JPY', 'CHF']) expect(creditProductFromRequest(priced(currency)).bundles[0]!.price.currency).toBe(currency);
+    });
+
+    it('holds a change to these only in the fields it gives: a rename of a product stored with them is taken', () => {
+      const stored = dto({ consumption: [{ event: 'e', credits: '1', where: { '': 'x' } }, { event: 'e', credits: '1' }, { event: 'e', credits: '1' }], bundles: [{ id: 'b', credits: '1', price: { amount: '1', currency: 'ZZZ' } }] });
+      expect(creditProductFromRequest({ ...stored, name: 'Renamed' }, { name: 'Renamed' }).name).toBe('Renamed');
+      expect(() => creditProductFromRequest(stored, { consumption: stored.consumption })).toThrow(/consumption\[0\]\.where/);
+      expect(() => creditProductFromRequest(stored, { bundles: stored.bundles })).toThrow(/"ZZZ"/);
+    });
+
+    it('leaves products stored with them loading and pricing as before: read, they are what was stored', () => {
+      const stored = dto({
+        consumption: [{ event: 'e', credits: '1' }, { event: 'e', credits: '1' }, { event: 'e', credits: '1', where: { '': 'x' } }],
+        bundles: [{ id: 'b', credits: '1', price: { amount: '1', currency: 'ZZZ' }, purchaseOption: true }],
+      });
+      expect(creditProductToDto(creditProductFromDto(stored))).toEqual(stored);
+    });
   });
 
   it('accepts identifiers of letters, digits, "_", ".", ":" and "-" up to 128 characters', () => {

@@ -195,6 +195,68 @@ describe('credit products over HTTP', () => {
     expect([idsOf(again.items), again.invalid]).toEqual([[ids[0], ids[1]], []]);
   });
 
+  describe('refuses what a product must not be written with, naming it', () => {
+    const post = (payload: string | Record<string, unknown>) =>
+      call({ method: 'POST', url: '/v1/credit-products', headers: { 'content-type': 'application/json' }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+
+    it('a filter on a property with no name, as the console does', async () => {
+      const response = await post({ name: 'Nameless filter', consumption: [{ event: 'api_call', credits: '1', where: { '': 'x' } }] });
+      expectError(response, 400, 'validation_failed');
+      // Named by the route's schema (body.consumption.0.where) or, as for every write, by the domain (consumption[0].where).
+      expect(response.json().message).toMatch(/^(body\.consumption\.0|consumption\[0\])\.where has a property with no name/);
+      const changed = await createProduct({ id: `nameless_${randomUUID()}` });
+      const patched = await call({ method: 'PATCH', url: `/v1/credit-products/${changed.id as string}`, payload: { consumption: [{ event: 'e', credits: '1' }, { event: 'e', credits: '1', where: { '': 'x' } }] } });
+      expectError(patched, 400, 'validation_failed');
+      expect(patched.json().message).toMatch(/^(body\.consumption\.1|consumption\[1\])\.where has a property with no name/);
+    });
+
+    it('a rule identical to another (filters in any order), which would charge each event twice; overlapping ones are taken', async () => {
+      const rule = { event: 'api_call', credits: '1', where: { model: 'large', region: 'eu' } };
+      const response = await post({ name: 'Twice', consumption: [rule, { event: 'api_call', credits: '1.0', where: { region: 'eu', model: 'large' } }] });
+      expectError(response, 400, 'validation_failed');
+      expect(response.json().message).toMatch(/^consumption\[1\] is the same rule as consumption\[0\]/);
+      const overlapping = await post({ name: 'Overlapping', consumption: [rule, { event: 'api_call', credits: '1', where: { model: 'large' } }] });
+      expect(overlapping.statusCode).toBe(201);
+      const patched = await call({ method: 'PATCH', url: `/v1/credit-products/${overlapping.json().id as string}`, payload: { consumption: [rule, rule] } });
+      expectError(patched, 400, 'validation_failed');
+      expect(patched.json().message).toMatch(/^consumption\[1\] is the same rule as consumption\[0\]/);
+    });
+
+    it('a currency ISO 4217 does not have', async () => {
+      const response = await post({ name: 'Zed', bundles: [{ id: 'starter', credits: '100', price: { amount: '1', currency: 'ZZZ' } }] });
+      expectError(response, 400, 'validation_failed');
+      expect(response.json().message).toBe('bundles[0].price.currency "ZZZ" is not an ISO 4217 currency code, such as "EUR"');
+    });
+
+    it('a property named __proto__ or a constructor.prototype, which the body parser refuses: said so, not "not valid JSON"', async () => {
+      const proto = await post('{"name":"Proto","consumption":[{"event":"api_call","credits":"1","where":{"__proto__":"x"}}]}');
+      expectError(proto, 400, 'validation_failed');
+      expect(proto.json().message).toBe('body.consumption.0.where has a property named "__proto__", which the API does not accept: rename it');
+      const constructor = await post('{"name":"Ctor","description":"","constructor":{"prototype":{"admin":true}}}');
+      expectError(constructor, 400, 'validation_failed');
+      expect(constructor.json().message).toBe('body has a property "constructor" holding a "prototype", which the API does not accept: rename it');
+      // What is not JSON is still said to be so.
+      expectError(await post('{"name":"Broken","where":{"__proto__":'), 400, 'invalid_json');
+    });
+
+    it('but a product stored with them (before these refusals) still loads, prices with every rule, and takes a change of other fields', async () => {
+      const id = `stored_twice_${randomUUID()}`;
+      await createProduct({ id, consumption: [{ event: 'api_call', credits: '1' }], bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] });
+      const consumption = [{ event: 'api_call', credits: '1' }, { event: 'api_call', credits: '1' }, { event: 'api_call', credits: '1', where: { '': 'x' } }];
+      const bundles = [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'ZZZ' }, purchaseOption: true }];
+      await db.pool.query('UPDATE credit_products SET consumption = $2::jsonb, bundles = $3::jsonb WHERE id = $1', [id, JSON.stringify(consumption), JSON.stringify(bundles)]);
+
+      const read = await call({ method: 'GET', url: `/v1/credit-products/${id}` });
+      expect([read.statusCode, read.json().consumption, read.json().bundles]).toEqual([200, consumption, bundles]);
+      // As the consumer reads it to price usage: both identical rules, each charged, as before.
+      const loaded = await createPostgresCatalogStore({ pool: db.pool, logger }).getProduct(id);
+      expect(loaded?.consumption.map((rule) => rule.credits)).toEqual([1_000_000n, 1_000_000n, 1_000_000n]);
+      expect((await call({ method: 'GET', url: `/v1/credit-products?after=${id.slice(0, -1)}&limit=1` })).json()).toMatchObject({ items: [{ id }], invalid: [] });
+      const renamed = await call({ method: 'PATCH', url: `/v1/credit-products/${id}`, payload: { name: 'Renamed' } });
+      expect([renamed.statusCode, renamed.json().name, renamed.json().consumption]).toEqual([200, 'Renamed', consumption]);
+    });
+  });
+
   it('answers a product a hand edit left failing validation with the document as stored, to operators only', async () => {
     const id = `hand_edited_${randomUUID()}`;
     await createProduct({ id, consumption: [{ event: 'api_call', credits: '1' }], bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ProductChangedError, ProductNotFoundError, storedProductInvalid, type CatalogStore, type ProductRevision, type StoredProduct } from '@tally/catalog';
-import { creditProductFromDto, creditProductToDto, ValidationError, type ActingKey, type CreditProductDto } from '@tally/domain';
+import { creditProductFromDto, creditProductFromRequest, creditProductToDto, ValidationError, type ActingKey, type CreditProductDto } from '@tally/domain';
 import { fetchPage, pageOf, type Page, type PageQuery } from '../pagination';
 
 export type ProductFields = Partial<Omit<CreditProductDto, 'id'>>;
@@ -91,7 +91,7 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
   }
   return {
     async create(fields, changedBy) {
-      const product = creditProductFromDto({ description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields, id: fields.id ?? randomUUID() });
+      const product = creditProductFromRequest({ description: '', consumption: [], lowBalanceThreshold: null, bundles: [], ...fields, id: fields.id ?? randomUUID() });
       await catalog.createProduct(product, changedBy);
       return { ...creditProductToDto(product), revision: 1 };
     },
@@ -114,8 +114,10 @@ export function createProductCatalog(catalog: CatalogStore): ProductCatalog {
           if (options.ifRevision !== undefined && current.revision !== options.ifRevision) {
             throw new ProductChangedError(`credit product "${productId}" is at revision ${current.revision}, not ${options.ifRevision}: read it again and apply the change to that`);
           }
-          // Merged into the product as stored, unvalidated, and only the result is validated.
-          return creditProductFromDto({ ...current.product, ...fields, id: productId });
+          // Merged into the product as stored, unvalidated, and only the result is validated; what
+          // only a write is held to (no rule repeated whole, ...) in the fields given, so that a
+          // product stored before those refusals takes a change of its other fields.
+          return creditProductFromRequest({ ...current.product, ...fields, id: productId }, fields);
         },
         changedBy,
       );
