@@ -101,6 +101,18 @@ describe("the console's product form and catalog", () => {
         consumption[2],
       ]);
 
+      // A rule the same as another is not sent: every matching rule applies, so each event would cost twice.
+      await page.getByRole('button', { name: 'Add consumption rule' }).click();
+      await rule(4).getByLabel('Event name', { exact: true }).fill('api_call');
+      await rule(4).getByLabel('Credits', { exact: true }).fill('2.0');
+      await filters(4).getByRole('button', { name: 'Add filter' }).click();
+      await filters(4).getByLabel('Property', { exact: true }).fill('plan');
+      await filters(4).getByLabel('Value', { exact: true }).fill('Pro, annual');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await untilText(rule(4).getByRole('alert').first(), (text) => text.includes('rule 4 is the same as rule 2'), 'the repeated rule refused');
+      expect((await api<StoredProduct>('GET', `/credit-products/${created.id}`)).consumption).toHaveLength(3);
+      await rule(4).getByRole('button', { name: 'Remove rule 4' }).click();
+
       // A removed row's button hands focus to its group's Add button, not to the page.
       await filters(1).getByRole('button', { name: 'Remove filter 2' }).click();
       await untilFocused(page, 'BUTTON', 'Add filter');

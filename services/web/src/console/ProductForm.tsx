@@ -17,6 +17,7 @@ import {
   emptyRule,
   filterField,
   rebaseDraft,
+  ruleField,
   type BundleDraft,
   type Draft,
   type FilterDraft,
@@ -347,6 +348,11 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             {draft.consumption.map((rule, index) => (
               <fieldset class="row" key={index}>
                 <legend>Rule {index + 1}</legend>
+                {problems[ruleField(index)] !== undefined && (
+                  <small class="error" role="alert">
+                    {problems[ruleField(index)]}
+                  </small>
+                )}
                 <Field label="Event name" value={rule.event} error={errors[`consumption.${index}.event`]} onInput={(event) => updateRule(index, { event: event.currentTarget.value })} />
                 <Field
                   label="Credits"

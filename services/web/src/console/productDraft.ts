@@ -127,13 +127,35 @@ export function bodyOf(draft: Draft, creating: boolean): ProductBody {
 /** The field of a rule's filter row, as the form names it for its own checks (the API names a filter by its property). */
 export const filterField = (rule: number, filter: number) => `consumption.${rule}.filters.${filter}`;
 
+/** A rule as a whole, as the form names it for its own checks. */
+export const ruleField = (rule: number) => `consumption.${rule}`;
+
+
+/** Credits typed as a decimal, in one form ("1.50" and "01.5" are "1.5"), so that rules are compared by value; anything else as typed (the API refuses it). */
+function creditsValue(credits: string): string {
+  const decimal = /^(\d+)(?:\.(\d*))?$/.exec(credits);
+  if (decimal === null) return credits;
+  const whole = decimal[1]!.replace(/^0+(?=\d)/, '');
+  const fraction = (decimal[2] ?? '').replace(/0+$/, '');
+  return fraction === '' ? whole : `${whole}.${fraction}`;
+}
+
+/** A rule as the API compares rules for sameness: event, per unit, filters as a set of property and value, credits by value. */
+function ruleIdentity(rule: RuleDraft): string {
+  const where = rule.where.map((filter): [string, string] => [filter.key, filter.value]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([rule.event, rule.perUnitOf, creditsValue(rule.credits), where]);
+}
+
 /**
- * What the form refuses to send, by filterField: a filter with no property (it would match no
+ * What the form refuses to send: by filterField, a filter with no property (it would match no
  * usage event, so the rule would price nothing) and a property filtered twice in one rule (one
- * object keeps one value: the other row would be dropped unseen). The API accepts both.
+ * object keeps one value: the other row would be dropped unseen); by ruleField, a rule the same
+ * as one before it (every matching rule applies: each event would be charged twice). The API
+ * refuses a filter on no property and a repeated rule too, saying so; the form says it first, by the row.
  */
 export function draftProblems(draft: Draft): Record<string, string> {
   const problems: Record<string, string> = {};
+  const rules = new Map<string, number>();
   draft.consumption.forEach((rule, ruleIndex) => {
     const seen = new Set<string>();
     rule.where.forEach((filter, filterIndex) => {
@@ -141,6 +163,12 @@ export function draftProblems(draft: Draft): Record<string, string> {
       else if (seen.has(filter.key)) problems[filterField(ruleIndex, filterIndex)] = `property "${filter.key}" is filtered twice in this rule: keep one`;
       seen.add(filter.key);
     });
+    const identity = ruleIdentity(rule);
+    const first = rules.get(identity);
+    if (first !== undefined) {
+      problems[ruleField(ruleIndex)] =
+        `rule ${ruleIndex + 1} is the same as rule ${first + 1} (same event, per unit, filters and credits): every matching rule applies, so each event would be charged twice; remove one`;
+    } else rules.set(identity, ruleIndex);
   });
   return problems;
 }

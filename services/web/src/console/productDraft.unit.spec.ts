@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { CreditProduct } from '../shared/apiTypes';
-import { bodyOf, compareDrafts, draftOf, draftProblems, emptyDraft, emptyFilter, filterField, PRODUCT_FIELDS, rebaseDraft, type Draft, type ProductField } from './productDraft';
+import { bodyOf, compareDrafts, draftOf, draftProblems, emptyDraft, emptyFilter, filterField, PRODUCT_FIELDS, rebaseDraft, ruleField, type Draft, type ProductField } from './productDraft';
 
 const product = (where: Record<string, string> | undefined, extra: Partial<CreditProduct> = {}): CreditProduct => ({
   id: 'api-credits',
@@ -77,6 +77,30 @@ describe("the product form's draft", () => {
       [filterField(0, 1)]: expect.stringContaining('name the property'),
       [filterField(0, 2)]: expect.stringContaining('"model" is filtered twice'),
     });
+  });
+});
+
+describe('a rule repeated whole', () => {
+  const rule = (credits: string, where: Array<[string, string]>, perUnitOf = '') => ({ event: 'api_call', credits, perUnitOf, where: where.map(([key, value]) => ({ key, value })) });
+
+  it('is refused before sending, naming both rules, as the API would: same event, per unit, filters in any order and credits by value', () => {
+    const draft = emptyDraft();
+    draft.consumption = [rule('1', [['model', 'large'], ['region', 'eu']]), rule('2', []), rule('1.00', [['region', 'eu'], ['model', 'large']])];
+    expect(draftProblems(draft)).toEqual({
+      [ruleField(2)]: 'rule 3 is the same as rule 1 (same event, per unit, filters and credits): every matching rule applies, so each event would be charged twice; remove one',
+    });
+  });
+
+  it.each([
+    ['other credits', rule('2', [['model', 'large']])],
+    ['one filter fewer', rule('1', [])],
+    ['another filter value', rule('1', [['model', 'small']])],
+    ['a per unit', rule('1', [['model', 'large']], 'tokens')],
+    ['another event', { ...rule('1', [['model', 'large']]), event: 'other' }],
+  ])('is not what overlapping rules are: %s', (_what, other) => {
+    const draft = emptyDraft();
+    draft.consumption = [rule('1', [['model', 'large']]), other];
+    expect(draftProblems(draft)).toEqual({});
   });
 });
 
