@@ -2,13 +2,30 @@ import { useRef, useState } from 'preact/hooks';
 import { path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
-import { ConfirmDialog, ErrorMessage, Field, ScrollingTable, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
+import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, useFormRefusal, usePager, useRead } from '../shared/ui';
 
 interface ItemDraft {
   productId: string;
   creditsPerPeriod: string;
   period: 'month' | 'year' | 'days';
   days: string;
+}
+
+/** The most days a `{ days }` period takes: the API's bound (`period` in POST /v1/plans), checked here to say it beside Days. */
+const MAX_PERIOD_DAYS = 3660;
+
+/**
+ * What the form refuses to send, by field (`items.0.days`), as the API would refuse it but said
+ * beside the field: the API can only say that the period matches none of its forms.
+ */
+function itemProblems(items: readonly ItemDraft[]): Record<string, string> {
+  const problems: Record<string, string> = {};
+  items.forEach((item, index) => {
+    if (item.period !== 'days') return;
+    const days = item.days.trim();
+    if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > MAX_PERIOD_DAYS) problems[`items.${index}.days`] = `must be a whole number of days from 1 to ${MAX_PERIOD_DAYS}`;
+  });
+  return problems;
 }
 
 /** What a plan's status cell says: offered, or since when and by whom it is retired. */
@@ -22,12 +39,19 @@ function planStatus(plan: Plan): string {
  * and retired when the offer ends (its subscriptions go on, new ones are refused).
  */
 export function PlansPage({ api }: { api: ApiClient }) {
-  const [plans, setPlans] = useState<Plan[]>([]);
+  // A page of the plans at a time, in id order, as the API lists them.
+  const [page, setPage] = useState<Page<Plan>>();
+  const pager = usePager();
+  const after = pager.cursor;
   const [retiring, setRetiring] = useState<Plan>();
   const [products, setProducts] = useState<CreditProduct[]>([]);
   const [name, setName] = useState('');
   const [items, setItems] = useState<ItemDraft[]>([]);
-  const refusal = useFormRefusal((field) => /^(name|items\.\d+\.(productId|creditsPerPeriod|period))$/.test(field));
+  // What the form refuses to send, by field, until it is sent again.
+  const [problems, setProblems] = useState<Record<string, string>>({});
+  // The plan just made: said here, since it is listed on whichever page its id sorts to.
+  const [created, setCreated] = useState<Plan>();
+  const refusal = useFormRefusal((field) => /^(name|items\.\d+\.(productId|creditsPerPeriod|period|period\.days))$/.test(field));
   const [version, setVersion] = useState(0);
   // A plan has no id of the client's making: a second click while the first is sent would make it twice.
   const [busy, busyWhile] = useBusyAction();
@@ -35,24 +59,25 @@ export function PlansPage({ api }: { api: ApiClient }) {
   const readFailure = useRead(
     () =>
       Promise.all([
-        api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => setPlans(page.items)),
+        api.get<Page<Plan>>('/plans', { query: { after, limit: '25' } }).then(setPage),
         api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items)),
       ]),
-    [api, version],
+    [api, version, after],
   );
   // Where focus goes when a product's row is removed with the button that had it.
   const addItemButton = useRef<HTMLButtonElement>(null);
   const newItem = (): ItemDraft => ({ productId: products[0]?.id ?? '', creditsPerPeriod: '', period: 'month', days: '30' });
   const updateItem = (index: number, change: Partial<ItemDraft>) => setItems(items.map((item, at) => (at === index ? { ...item, ...change } : item)));
+  const plans = page?.items ?? [];
   return (
     <section>
       <h1>Plans</h1>
       <ErrorMessage message={readFailure} />
       <ScrollingTable caption="Plans" columns={['Plan', 'Grants', 'Created', 'By', 'Status']}>
         <tbody>
-          {plans.length === 0 && (
+          {page?.items.length === 0 && (
             <tr>
-              <td colSpan={5}>No plans yet.</td>
+              <td colSpan={5}>{pager.number === 1 ? 'No plans yet.' : 'No plans on this page.'}</td>
             </tr>
           )}
           {plans.map((plan) => (
@@ -78,6 +103,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
           ))}
         </tbody>
       </ScrollingTable>
+      <Pager pager={pager} next={page?.next} />
       <ConfirmDialog
         title={`Retire plan: ${retiring?.name ?? ''}`}
         open={retiring !== undefined}
@@ -98,17 +124,22 @@ export function PlansPage({ api }: { api: ApiClient }) {
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           refusal.clear();
+          setCreated(undefined);
+          const found = itemProblems(items);
+          setProblems(found);
+          if (Object.keys(found).length > 0) return;
           try {
-            await api.post<Plan>('/plans', {
+            const plan = await api.post<Plan>('/plans', {
               body: {
                 name,
                 items: items.map((item) => ({
                   productId: item.productId,
                   creditsPerPeriod: item.creditsPerPeriod,
-                  period: item.period === 'days' ? { days: Number(item.days) } : item.period,
+                  period: item.period === 'days' ? { days: Number(item.days.trim()) } : item.period,
                 })),
               },
             });
+            setCreated(plan);
             setName('');
             setItems([]);
             setVersion(version + 1);
@@ -140,12 +171,23 @@ export function PlansPage({ api }: { api: ApiClient }) {
               <option value="year">Year</option>
               <option value="days">A number of days</option>
             </SelectField>
-            {item.period === 'days' && <Field label="Days" inputMode="numeric" value={item.days} onInput={(event) => updateItem(index, { days: event.currentTarget.value })} />}
+            {item.period === 'days' && (
+              <Field
+                label="Days"
+                inputMode="numeric"
+                value={item.days}
+                hint={`1 to ${MAX_PERIOD_DAYS}`}
+                error={problems[`items.${index}.days`] ?? refusal.errors[`items.${index}.period.days`]}
+                onInput={(event) => updateItem(index, { days: event.currentTarget.value })}
+              />
+            )}
             <button
               type="button"
               class="secondary"
               onClick={() => {
                 setItems(items.filter((_, at) => at !== index));
+                // Problems are said by row: a removed row moves the rows after it up.
+                setProblems({});
                 addItemButton.current?.focus();
               }}
             >
@@ -157,6 +199,11 @@ export function PlansPage({ api }: { api: ApiClient }) {
           Add credit product to plan
         </button>
         <ErrorMessage message={refusal.general} />
+        {created !== undefined && (
+          <p class="ok" role="status">
+            Created plan {created.name} ({created.id}).
+          </p>
+        )}
         <button type="submit" disabled={busy}>
           Create plan
         </button>

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { path, type ApiClient } from '../shared/apiClient';
+import { errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, formatCredits, periodText } from '../shared/format';
-import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal } from '../shared/ui';
+import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal, useId } from '../shared/ui';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
 export type OverrideDrafts = Readonly<Record<string, { readonly credits: string; readonly limit: string }>>;
@@ -74,28 +74,56 @@ function latestDrafts(subscription: Subscription): OverrideDrafts {
   return drafts;
 }
 
+/** The plan of the subscription being changed: undefined while read, then the plan or why it could not be read. */
+type PlanRead = { readonly plan: Plan } | { readonly failure: string } | undefined;
+
 /**
  * Change terms: the complete overrides from each product's next period on (a product left empty
- * goes back to the plan's); the period in progress keeps the terms it started with.
+ * goes back to the plan's); the period in progress keeps the terms it started with. The
+ * subscription's plan is read by id when the dialog opens (any plan, however many there are):
+ * the fields are its products, and until it is read nothing can be saved, since overrides sent
+ * without them would be none, and put every product back on the plan's terms.
  */
-export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; plan: Plan | undefined; onClose: () => void; onChanged: () => void }) {
+export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; onClose: () => void; onChanged: () => void }) {
   const [drafts, setDrafts] = useState<OverrideDrafts>({});
+  const [planRead, setPlanRead] = useState<PlanRead>();
+  // Each Read the plan again reads it again.
+  const [reads, setReads] = useState(0);
   // The overrides' fields are per product, the API's per position in what is sent: its refusal
   // is shown whole, for the form.
   const refusal = useFormRefusal(() => false);
   const [busy, busyWhile] = useBusyAction();
+  const reasonId = useId('change-terms-reason');
   useEffect(() => {
     if (subscription === undefined) return;
     setDrafts(latestDrafts(subscription));
     refusal.clear();
   }, [subscription]);
+  const planId = subscription?.planId;
+  useEffect(() => {
+    setPlanRead(undefined);
+    if (planId === undefined) return undefined;
+    let current = true;
+    api.get<Plan>(path`/plans/${planId}`).then(
+      (plan) => {
+        if (current) setPlanRead({ plan });
+      },
+      (failure: unknown) => {
+        if (current) setPlanRead({ failure: errorMessage(failure) });
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, [api, planId, reads]);
+  const plan = planRead !== undefined && 'plan' in planRead ? planRead.plan : undefined;
   return (
-    <Dialog title={`Change terms: ${plan?.name ?? subscription?.planId ?? ''}`} open={subscription !== undefined} onClose={onClose}>
+    <Dialog title={`Change terms: ${subscription?.planName ?? ''}`} open={subscription !== undefined} onClose={onClose}>
       <form
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          if (subscription === undefined) return;
+          if (subscription === undefined || plan === undefined) return;
           refusal.clear();
           try {
             await api.patch<Subscription>(path`/subscriptions/${subscription.id}`, { body: { overrides: overridesOf(plan, drafts) } });
@@ -107,6 +135,21 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
         })}
       >
         <p>From each product's next period on; the period in progress keeps the terms it started with.</p>
+        {planRead === undefined && (
+          <p id={reasonId} class="loading" role="status">
+            Reading the plan's products: Save waits for them.
+          </p>
+        )}
+        {planRead !== undefined && 'failure' in planRead && (
+          <div class="notice">
+            <p id={reasonId} class="error" role="alert">
+              The plan {planId} could not be read: {planRead.failure} Nothing can be saved until it is: without its products, saving would put every product back on the plan's terms.
+            </p>
+            <button type="button" class="secondary" onClick={() => setReads(reads + 1)}>
+              Read the plan again
+            </button>
+          </div>
+        )}
         <OverrideFields
           plan={plan}
           drafts={drafts}
@@ -116,7 +159,7 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
         />
         <ErrorMessage message={refusal.general} />
         <div class="actions">
-          <button type="submit" disabled={busy}>
+          <button type="submit" disabled={busy || plan === undefined} aria-describedby={plan === undefined ? reasonId : undefined}>
             Save terms
           </button>
           <button type="button" class="secondary" onClick={onClose}>
@@ -129,10 +172,10 @@ export function ChangeTermsDialog({ api, subscription, plan, onClose, onChanged 
 }
 
 /** Cancel a subscription: the period in progress keeps its grant, no later period grants. */
-export function CancelSubscriptionDialog({ api, subscription, plan, onClose, onCanceled }: { api: ApiClient; subscription: Subscription | undefined; plan: Plan | undefined; onClose: () => void; onCanceled: () => void }) {
+export function CancelSubscriptionDialog({ api, subscription, onClose, onCanceled }: { api: ApiClient; subscription: Subscription | undefined; onClose: () => void; onCanceled: () => void }) {
   return (
     <ConfirmDialog
-      title={`Cancel subscription: ${plan?.name ?? subscription?.planId ?? ''}`}
+      title={`Cancel subscription: ${subscription?.planName ?? ''}`}
       open={subscription !== undefined}
       confirmLabel="Cancel subscription"
       keepLabel="Keep subscription"

@@ -5,6 +5,18 @@ import { formatCredits, formatTime, keyLabel, periodText } from '../shared/forma
 import { ErrorMessage, Loading, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
 
+/** Every plan, a page (of 500, the most a list answers) after another: the 501st is offered too. */
+async function allPlans(api: ApiClient): Promise<Plan[]> {
+  const plans: Plan[] = [];
+  let after: string | undefined;
+  do {
+    const page = await api.get<Page<Plan>>('/plans', { query: { limit: '500', after } });
+    plans.push(...page.items);
+    after = page.next ?? undefined;
+  } while (after !== undefined);
+  return plans;
+}
+
 /**
  * A customer's subscriptions, their grants so far and their terms by period; changing a
  * subscription's terms or canceling it; subscribing to a plan with per-subscription overrides.
@@ -28,9 +40,9 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
     () =>
       Promise.all([
         api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }).then((page) => setSubscriptions(page.items)),
-        api.get<Page<Plan>>('/plans', { query: { limit: '500' } }).then((page) => {
-          setPlans(page.items);
-          const first = page.items.find((candidate) => candidate.retiredAt === null);
+        allPlans(api).then((all) => {
+          setPlans(all);
+          const first = all.find((candidate) => candidate.retiredAt === null);
           if (planId === '' && first !== undefined) setPlanId(first.id);
         }),
       ]),
@@ -39,7 +51,6 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
   const plan = plans.find((candidate) => candidate.id === planId);
   // Retired plans take no new subscriptions: only the others are offered to subscribe to.
   const offered = plans.filter((candidate) => candidate.retiredAt === null);
-  const planOf = (subscription: Subscription | undefined) => plans.find((candidate) => candidate.id === subscription?.planId);
   return (
     <>
       <h2>Subscriptions</h2>
@@ -50,7 +61,7 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
       {subscriptions?.map((subscription) => (
         <section class="card" key={subscription.id} aria-label={`Subscription ${subscription.id}`}>
           <h3>
-            {planOf(subscription)?.name ?? subscription.planId} <small>{subscription.status}</small>
+            {subscription.planName} <small>{subscription.status}</small>
           </h3>
           <p>
             Since {formatTime(subscription.startsAt)}
@@ -118,8 +129,8 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
           )}
         </section>
       ))}
-      <ChangeTermsDialog api={api} subscription={changing} plan={planOf(changing)} onClose={() => setChanging(undefined)} onChanged={() => setVersion(version + 1)} />
-      <CancelSubscriptionDialog api={api} subscription={canceling} plan={planOf(canceling)} onClose={() => setCanceling(undefined)} onCanceled={() => setVersion(version + 1)} />
+      <ChangeTermsDialog api={api} subscription={changing} onClose={() => setChanging(undefined)} onChanged={() => setVersion(version + 1)} />
+      <CancelSubscriptionDialog api={api} subscription={canceling} onClose={() => setCanceling(undefined)} onCanceled={() => setVersion(version + 1)} />
       <h2>Subscribe to a plan</h2>
       <form
         noValidate

@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { waitFor, type Page } from '@tally/test-support';
+import { DESKTOP_VIEWPORT, expectAccessible, openCustomer, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
+
+/**
+ * Plans and subscriptions in the console beyond the first page of plans (more than the 500 a
+ * list answers at most), the plan form's own checks, and changed terms: in Chromium against the
+ * real main job on the local stack.
+ */
+jest.setTimeout(300_000);
+
+const ADMIN_KEY = `browser-admin-${randomUUID()}`;
+const PLANS = 501;
+
+/** Plan #n (from 1) in id order, which is the order lists answer in. */
+const planId = (n: number) => `plan-${String(n - 1).padStart(4, '0')}`;
+
+interface SubscriptionView {
+  readonly id: string;
+  readonly overrides: ReadonlyArray<{ productId: string; effectiveFromPeriod: number; creditsPerPeriod: string | null; lowBalanceThreshold: string | null }>;
+}
+
+describe('plans and subscriptions in the console past the first 500 plans', () => {
+  let stack: ConsoleStack;
+  let productId: string;
+
+  beforeAll(async () => {
+    stack = await startConsoleStack({ prefix: 'browser_plans', roles: 'consumer,projector,api', adminKey: ADMIN_KEY });
+    productId = (await stack.api<{ id: string }>('POST', '/credit-products', { name: 'Seat credits' })).id;
+    // 501 plans, in batches: plan #501 is on no first page of 500.
+    for (let first = 1; first <= PLANS; first += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, PLANS - first + 1) }, (_, at) =>
+          stack.api('POST', '/plans', { id: planId(first + at), name: `Plan ${first + at}`, items: [{ productId, creditsPerPeriod: '100', period: 'month' }] }),
+        ),
+      );
+    }
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  async function signedIn(): Promise<Page> {
+    const context = await stack.browser.newContext({ viewport: DESKTOP_VIEWPORT });
+    const page = await context.newPage();
+    await stack.signIn(page);
+    return page;
+  }
+
+  const subscriptionOf = (id: string) => stack.api<SubscriptionView>('GET', `/subscriptions/${encodeURIComponent(id)}`);
+
+  it("shows the terms of a subscription to plan #501 in Change terms, keeps them on Save, and offers no Save while its plan cannot be read", async () => {
+    const customerId = `late-plan-${randomUUID()}`;
+    const subscription = await stack.api<SubscriptionView>('POST', '/subscriptions', {
+      id: randomUUID(),
+      customerId,
+      planId: planId(PLANS),
+      overrides: [{ productId, creditsPerPeriod: '750' }],
+    });
+    const page = await signedIn();
+    try {
+      await openCustomer(page, customerId);
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      const card = page.getByRole('region', { name: `Subscription ${subscription.id}` });
+      await untilText(card, (text) => text.includes(`Plan ${PLANS}`), 'the subscription under its plan name');
+
+      // The plan read fails: no fields, and Save is refused with the reason, not sent empty.
+      await page.route(`**/v1/plans/${planId(PLANS)}`, (route) => route.abort('connectionrefused'));
+      await card.getByRole('button', { name: 'Change terms' }).click();
+      const dialog = page.getByRole('dialog', { name: `Change terms: Plan ${PLANS}` });
+      await untilText(dialog.getByRole('alert'), (text) => text.includes('could not be read'), 'the failed plan read');
+      const save = dialog.getByRole('button', { name: 'Save terms' });
+      expect(await save.isDisabled()).toBe(true);
+      expect(await dialog.getByLabel('Credits per period for this subscription').count()).toBe(0);
+      // The reason is the button's description, for a screen reader too.
+      expect(await save.getAttribute('aria-describedby')).toBeTruthy();
+      expect(await page.locator(`#${await save.getAttribute('aria-describedby')}`).innerText()).toMatch(/plan .* could not be read/i);
+      await expectAccessible(page, 'Change terms with its plan unread');
+
+      // Read again once the plan answers: the subscription's own terms, kept on Save.
+      await page.unroute(`**/v1/plans/${planId(PLANS)}`);
+      await dialog.getByRole('button', { name: 'Read the plan again' }).click();
+      const credits = dialog.getByLabel('Credits per period for this subscription');
+      await credits.waitFor({ timeout: 30_000 });
+      expect(await credits.inputValue()).toBe('750');
+      expect(await save.isDisabled()).toBe(false);
+      await save.click();
+      await dialog.waitFor({ state: 'hidden', timeout: 30_000 });
+      const after = await subscriptionOf(subscription.id);
+      expect(after.overrides.at(-1)).toMatchObject({ productId, creditsPerPeriod: '750' });
+      expect(after.overrides.every((version) => version.creditsPerPeriod === '750')).toBe(true);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('pages through the plans to plan #501 and retires it', async () => {
+    const page = await signedIn();
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Plans' }).click();
+      const table = page.getByRole('table', { name: 'Plans' });
+      await untilText(table, (text) => text.includes('Plan 1 '), 'the first page of plans');
+      const last = `Plan ${PLANS}`;
+      await waitFor(
+        async () => {
+          if ((await page.getByRole('button', { name: `Retire ${last}` }).count()) > 0) return true;
+          const next = page.getByRole('button', { name: 'Next page' });
+          if (await next.isEnabled()) {
+            const before = await table.innerText();
+            await next.click();
+            await waitFor(async () => (await table.innerText()) !== before, { description: 'the next page of plans', timeoutMs: 30_000 });
+          }
+          return false;
+        },
+        { description: `${last} in the plans`, timeoutMs: 120_000 },
+      );
+      await page.getByRole('button', { name: `Retire ${last}` }).click();
+      await page.getByRole('dialog', { name: `Retire plan: ${last}` }).getByRole('button', { name: 'Retire plan' }).click();
+      await untilText(table.locator('tbody tr', { hasText: planId(PLANS) }), (text) => text.includes('Retired'), 'plan #501 retired, on the page it is on');
+      expect((await stack.api<{ retiredAt: string | null }>('GET', `/plans/${planId(PLANS)}`)).retiredAt).not.toBeNull();
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('says under Days, before sending, that a plan period takes 1 to 3660 days', async () => {
+    const page = await signedIn();
+    let posts = 0;
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && request.url().endsWith('/v1/plans')) posts += 1;
+    });
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Plans' }).click();
+      const form = page.locator('form', { has: page.getByRole('button', { name: 'Create plan' }) });
+      await form.getByLabel('Plan name').fill(`Days ${randomUUID()}`);
+      await form.getByRole('button', { name: 'Add credit product to plan' }).click();
+      await form.getByLabel('Credits per period', { exact: true }).fill('5');
+      await form.getByLabel('Period', { exact: true }).selectOption('days');
+      const days = form.getByLabel('Days', { exact: true });
+      for (const typed of ['0', '3661', '1.5', 'ten']) {
+        await days.fill(typed);
+        await form.getByRole('button', { name: 'Create plan' }).click();
+        const describedBy = await untilDescribed(page, days);
+        expect(describedBy).toMatch(/whole number of days from 1 to 3660/);
+        expect(await form.getByText('anyOf').count()).toBe(0);
+        expect(await days.getAttribute('aria-invalid')).toBe('true');
+      }
+      await expectAccessible(page, 'the plan form with a Days error');
+      expect(posts).toBe(0);
+      // A valid number clears it and the plan is made.
+      await days.fill('3660');
+      await form.getByRole('button', { name: 'Create plan' }).click();
+      await waitFor(() => posts === 1, { description: 'the plan sent', timeoutMs: 30_000 });
+      await waitFor(async () => (await days.count()) === 0, { description: 'the form emptied once the plan is made', timeoutMs: 30_000 });
+    } finally {
+      await page.context().close();
+    }
+  });
+});
+
+/** The text of what describes `field` (its aria-describedby), once it says anything. */
+async function untilDescribed(page: Page, field: ReturnType<Page['getByLabel']>): Promise<string> {
+  return waitFor(
+    async () => {
+      const ids = (await field.getAttribute('aria-describedby'))?.split(' ') ?? [];
+      const texts = await Promise.all(ids.map((id) => page.locator(`#${id}`).innerText()));
+      return texts.join(' ') || undefined;
+    },
+    { description: 'the field described', timeoutMs: 10_000 },
+  );
+}
