@@ -363,6 +363,63 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
+  it('never undoes a settings change made meanwhile from an Edit balance dialog opened before it: it says so and shows the balance as it is now', async () => {
+    const customerId = `stale-edit-${randomUUID()}`;
+    const productName = `Stale credits ${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name: productName });
+    // At 80 with a warning limit of 100: warned once already.
+    const balance = await api<{ id: string; revision: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '80', lowBalanceThreshold: '100' });
+    const stored = () => api<{ name: string; lowBalanceThreshold: string | null; revision: string }>('GET', `/credit-balances/${balance.id}?consistent=true`);
+    const page = await signedIn();
+    try {
+      await openCustomer(page, customerId);
+      const card = page.getByRole('region', { name: new RegExp(product.id) });
+      await untilText(card.getByTestId('balance-amount'), (text) => text === '80', 'the opened balance');
+      // Operator A opens the dialog; operator B then lowers the limit.
+      await card.getByRole('button', { name: 'Edit balance' }).click();
+      const dialog = page.getByRole('dialog', { name: `Edit balance: ${productName}` });
+      expect(await dialog.getByLabel('Warning limit').inputValue()).toBe('100');
+      const read = await stored();
+      await api('PATCH', `/credit-balances/${balance.id}`, { lowBalanceThreshold: '50' });
+
+      // A renames, the limit untouched in the dialog: sent against the version read, the name alone.
+      const patches: Array<{ ifMatch: string | undefined; body: unknown }> = [];
+      page.on('request', (request) => {
+        if (request.method() === 'PATCH' && request.url().includes(`/v1/credit-balances/${balance.id}`)) patches.push({ ifMatch: request.headers()['if-match'], body: request.postDataJSON() });
+      });
+      await dialog.getByLabel('Name').fill('Renamed by A');
+      await dialog.getByRole('button', { name: 'Save balance' }).click();
+      await untilText(dialog.getByRole('alert'), (text) => /changed meanwhile/i.test(text), 'the dialog saying the balance changed meanwhile');
+      expect(patches[0]).toEqual({ ifMatch: `"${read.revision}"`, body: { name: 'Renamed by A' } });
+      // Read again: the dialog shows the balance as it is now, B's limit kept.
+      await waitFor(async () => (await dialog.getByLabel('Warning limit').inputValue()) === '50', { description: "B's limit in the dialog", timeoutMs: 10_000 });
+      expect(await dialog.getByLabel('Name').inputValue()).toBe(productName);
+      expect(await stored()).toMatchObject({ name: productName, lowBalanceThreshold: '50' });
+
+      // Saved again, against the version read now, the rename lands and the limit stays.
+      await dialog.getByLabel('Name').fill('Renamed by A');
+      await dialog.getByRole('button', { name: 'Save balance' }).click();
+      await card.getByRole('heading', { name: /^Renamed by A/ }).waitFor();
+      expect(patches).toHaveLength(2);
+      expect(patches[1]!.body).toEqual({ name: 'Renamed by A' });
+      expect(await stored()).toMatchObject({ name: 'Renamed by A', lowBalanceThreshold: '50' });
+
+      // A balance that only moved meanwhile (a top-up) keeps its settings: the save goes through on the new version, unasked.
+      await card.getByRole('button', { name: 'Edit balance' }).click();
+      const third = page.getByRole('dialog', { name: 'Edit balance: Renamed by A' });
+      expect(await third.getByLabel('Warning limit').inputValue()).toBe('50');
+      await api('POST', `/credit-balances/${balance.id}/top-ups`, { credits: '1' });
+      await third.getByLabel('Warning limit').fill('40');
+      await third.getByRole('button', { name: 'Save balance' }).click();
+      await untilText(card, (text) => /Warning limit\s+40\b/.test(text), 'the new warning limit on the card');
+      expect(await third.isVisible()).toBe(false);
+      expect(patches.slice(2).map((sent) => sent.body)).toEqual([{ lowBalanceThreshold: '40' }, { lowBalanceThreshold: '40' }]);
+      expect(await stored()).toMatchObject({ name: 'Renamed by A', lowBalanceThreshold: '40' });
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("shows the API's refusal of a plan, a subscription, its terms and an endpoint beside the field it names, else for the form, until it is sent again", async () => {
     const customerId = `refused-${randomUUID()}`;
     const product = await api<{ id: string }>('POST', '/credit-products', { name: `Refused credits ${randomUUID()}` });

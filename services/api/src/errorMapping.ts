@@ -1,5 +1,6 @@
 import { StoredProductInvalidError } from '@tally/catalog';
 import { formatCredits, InsufficientCreditsError, TallyError, ValidationError } from '@tally/domain';
+import { DuplicateBalanceError } from '@tally/ledger';
 import { RateLimitedError } from './apiErrors';
 
 /** The body of every error the API answers. */
@@ -20,7 +21,7 @@ export interface MappedError {
   readonly body: ErrorBody;
   /** Only failures the caller cannot have caused are logged as errors. */
   readonly unexpected: boolean;
-  /** Headers the status calls for (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). */
+  /** Headers the status calls for (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503, `Location` of the balance a second opening found). */
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -38,6 +39,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // A stored product that fails today's validation: the request is fine, the product is not.
   stored_product_invalid: 409,
   balance_already_exists: 409,
+  // A settings change made against a version of the balance (If-Match) another change has replaced.
+  balance_changed: 412,
   idempotency_key_reused: 409,
   // Holds (issue 15): a hold or entitlement that does not fit is 402 with what is available; a
   // capture or release of a hold already captured, released or expired is 409, and so is a hold
@@ -71,6 +74,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   plan_retired: 409,
   subscription_already_exists: 409,
   subscription_canceled: 409,
+  // A change made against a version of the subscription (If-Match) another change has replaced.
+  subscription_changed: 412,
   // Webhook endpoints (@tally/webhooks).
   webhook_endpoint_not_found: 404,
   webhook_delivery_not_found: 404,
@@ -146,6 +151,10 @@ function messageOf(error: FastifyLikeError, fallback: string): string {
 function headersFor(statusCode: number, error: TallyError): Pick<MappedError, 'headers'> {
   if (statusCode === 401) return { headers: { 'www-authenticate': 'Bearer' } };
   if (error instanceof RateLimitedError) return { headers: { 'retry-after': String(error.retryAfterSeconds) } };
+  // A second opening: where the balance that exists is, for a client whose first answer was lost.
+  if (error instanceof DuplicateBalanceError && error.existingBalanceId !== '') {
+    return { headers: { location: `/v1/credit-balances/${encodeURIComponent(error.existingBalanceId)}` } };
+  }
   // A retriable failure: a second later is as good a guess as any, and keeps clients from spinning.
   if (statusCode === 503) return { headers: { 'retry-after': '1' } };
   return {};

@@ -13,7 +13,7 @@ import {
   ValidationError,
 } from '@tally/domain';
 import { DuplicateEventIdError, EventStoreUnavailableError, InvalidEventStoreRequestError } from '@tally/event-store';
-import { BalanceLoadingError, BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
+import { BalanceChangedError, BalanceLoadingError, BalanceNotFoundError, ConcurrencyExhaustedError, DuplicateBalanceError, HoldNotFoundError, IdempotencyKeyReusedError } from '@tally/ledger';
 import { ProcessorStatusUnavailableError } from '@tally/runtime';
 import {
   AuthenticationRequiredError,
@@ -55,6 +55,7 @@ describe('mapError', () => {
     [new BalanceNotOpenError('not open'), 404, 'balance_not_found'],
     [new ProductAlreadyExistsError('taken'), 409, 'product_already_exists'],
     [new DuplicateBalanceError('taken', 'b1'), 409, 'balance_already_exists'],
+    [new BalanceChangedError('changed since read'), 412, 'balance_changed'],
     [new BalanceAlreadyOpenError('open'), 409, 'balance_already_exists'],
     [new BalanceStateError('refused'), 409, 'invalid_balance_state'],
     [new IdempotencyKeyReusedError('reused'), 409, 'idempotency_key_reused'],
@@ -84,6 +85,7 @@ describe('mapError', () => {
     expect(mapError(new AuthenticationRequiredError('no key')).headers).toEqual({ 'www-authenticate': 'Bearer' });
     expect(mapError(new RateLimitedError('too many', 7)).headers).toEqual({ 'retry-after': '7' });
     expect(mapError(new CatalogUnavailableError('down')).headers).toEqual({ 'retry-after': '1' });
+    expect(mapError(new DuplicateBalanceError('taken', 'b 1')).headers).toEqual({ location: '/v1/credit-balances/b%201' });
     // A write whose balance was still loading: told to come back (the fold goes on meanwhile), not cut off.
     expect(mapError(new BalanceLoadingError('still folding'))).toEqual({
       statusCode: 503,

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, parseNonNegativeCredits, parsePositiveCredits } from '@tally/domain';
 import { actorOption } from '../accessGuard';
 import {
+  BALANCE_IF_MATCH_PATTERN,
   balanceParams,
   consistent,
   credits,
@@ -17,6 +18,7 @@ import {
   text,
   UUID_PATTERN,
 } from '../apiSchemas';
+import { etagOf, versionOfIfMatch } from '../etag';
 import { LedgerEntrySchema } from '../ledger/ledgerEntryView';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
 import { idempotencyOf, requestHash } from '../requestHash';
@@ -51,7 +53,8 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         tags,
         operationId: 'openCreditBalance',
         summary: "Open a customer's balance of a credit product",
-        description: 'One balance per customer and product: a second is 409. The starting balance shows in the ledger as a top-up with source `starting`.',
+        description:
+          "One balance per customer and product: a second is 409 `balance_already_exists`, whose message names the balance that exists (and whose Location header is its URL), so a client whose answer was lost learns what it opened. The starting balance shows in the ledger as a top-up with source `starting`. Answered with the balance's ETag and its URL as Location.",
         params: customerParams,
         body: Type.Object(
           {
@@ -82,7 +85,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         ...(overdraftLimit !== undefined ? { overdraftLimit: parseNonNegativeCredits(overdraftLimit, 'overdraftLimit') } : {}),
         ...actorOption(request),
       });
-      return reply.code(201).send(opened);
+      return reply.code(201).header('etag', etagOf(opened.revision)).header('location', `/v1/credit-balances/${encodeURIComponent(opened.id)}`).send(opened);
     },
   );
 
@@ -117,13 +120,16 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         operationId: 'getCreditBalance',
         summary: 'Get a balance',
         description:
-          'Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up with every write made before the request. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store; 503 `balance_loading` (with Retry-After) when its long history is still being loaded: retry, the load goes on.',
+          "With its revision as the ETag (send it back as `If-Match` to change its settings). Served from the read model, which may lag the writes by a moment; `consistent=true` waits until it has caught up with every write made before the request. A balance the read model does not hold yet (opened a moment ago, or while the read model is rebuilt) is folded from the event store; 503 `balance_loading` (with Retry-After) when its long history is still being loaded: retry, the load goes on.",
         params: balanceParams,
         querystring: Type.Object({ consistent: Type.Optional(consistent) }, { additionalProperties: false }),
         response: { 200: BALANCE, ...errorResponses },
       },
     },
-    async (request) => balances.get(request.params.balanceId, { consistent: request.query.consistent === 'true' }),
+    async (request, reply) => {
+      const balance = await balances.get(request.params.balanceId, { consistent: request.query.consistent === 'true' });
+      return reply.header('etag', etagOf(balance.revision)).send(balance);
+    },
   );
 
   app.patch(
@@ -134,8 +140,14 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         tags,
         operationId: 'updateCreditBalance',
         summary: 'Rename a balance, change its low-balance threshold or its overdraft limit',
-        description: 'A lowered overdraft limit never cancels holds already granted; it bounds the next ones.',
+        description:
+          "Fields given replace the stored ones; fields left out stay as they are. With `If-Match` (the balance's ETag, its revision quoted), only that version is changed: 412 `balance_changed`, nothing changed, when anything changed the balance since (a settings change, a top-up, usage), checked atomically with the write. Without `If-Match` the change is made on the balance as it is, as concurrent changes are made one after the other: send only the fields you mean to change. Answered with the balance after it and its ETag. A lowered overdraft limit never cancels holds already granted; it bounds the next ones.",
         params: balanceParams,
+        headers: Type.Object({
+          'if-match': Type.Optional(
+            Type.String({ pattern: BALANCE_IF_MATCH_PATTERN, description: 'The ETag of the balance read (its revision, quoted: `"3"`), or `*`.' }),
+          ),
+        }),
         body: Type.Object(
           {
             name: Type.Optional(text(256)),
@@ -147,15 +159,21 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         response: { 200: BALANCE, ...errorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { name, lowBalanceThreshold, overdraftLimit } = request.body;
-      return balances.changeSettings(request.params.balanceId, {
-        ...(name !== undefined ? { name } : {}),
-        ...(overdraftLimit !== undefined ? { overdraftLimit: parseNonNegativeCredits(overdraftLimit, 'overdraftLimit') } : {}),
-        ...(lowBalanceThreshold !== undefined
-          ? { lowBalanceThreshold: lowBalanceThreshold === null ? null : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold') }
-          : {}),
-      }, actorOption(request));
+      const ifRevision = versionOfIfMatch(request.headers['if-match']);
+      const balance = await balances.changeSettings(
+        request.params.balanceId,
+        {
+          ...(name !== undefined ? { name } : {}),
+          ...(overdraftLimit !== undefined ? { overdraftLimit: parseNonNegativeCredits(overdraftLimit, 'overdraftLimit') } : {}),
+          ...(lowBalanceThreshold !== undefined
+            ? { lowBalanceThreshold: lowBalanceThreshold === null ? null : parseNonNegativeCredits(lowBalanceThreshold, 'lowBalanceThreshold') }
+            : {}),
+        },
+        { ...actorOption(request), ...(ifRevision !== undefined ? { ifRevision: BigInt(ifRevision) } : {}) },
+      );
+      return reply.header('etag', etagOf(balance.revision)).send(balance);
     },
   );
 

@@ -17,6 +17,10 @@ export const CreditBalanceSchema = Type.Object(
     belowThreshold: Type.Boolean(),
     updatedAt: Type.String({ format: 'date-time' }),
     position: Type.String({ description: 'Global event store position this view reflects.' }),
+    revision: Type.String({
+      description:
+        "The balance's version: the revision of the last entry of its ledger (decimal string), one more per entry, a top-up as much as a settings change. Also its ETag, quoted; send it back as `If-Match` to change the settings of only this version.",
+    }),
   },
   { $id: 'CreditBalance' },
 );
@@ -25,6 +29,6 @@ export type BalanceView = Static<typeof CreditBalanceSchema>;
 
 /** A balance as the API answers it, from the read model's snapshot (a folded one goes through snapshotOf first). */
 export function balanceViewOfSnapshot(snapshot: BalanceSnapshot): BalanceView {
-  const { balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position } = snapshot;
-  return { id: balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position };
+  const { balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position, revision } = snapshot;
+  return { id: balanceId, customerId, productId, name, balance, held, available, overdraftLimit, lowBalanceThreshold, belowThreshold, updatedAt, position, revision };
 }

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import { ApiError, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
 import { Dialog, ErrorMessage, Field, SelectField, useBusyAction, useFormRefusal } from '../shared/ui';
@@ -96,21 +96,93 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
   );
 }
 
+/** The settings the Edit balance dialog changes, as its fields hold them: an empty limit is none. */
+interface EditableSettings {
+  readonly name: string;
+  readonly limit: string;
+}
+
+const settingsOf = (balance: CreditBalance): EditableSettings => ({ name: balance.name, limit: balance.lowBalanceThreshold ?? '' });
+
+/** What the operator changed from `read`, as the PATCH body: only those fields, so nothing else read is written back. */
+function changesFrom(read: EditableSettings, typed: EditableSettings): Record<string, string | null> {
+  return {
+    ...(typed.name !== read.name ? { name: typed.name } : {}),
+    ...(typed.limit !== read.limit ? { lowBalanceThreshold: typed.limit === '' ? null : typed.limit } : {}),
+  };
+}
+
+/** How many times a save is sent again on a balance that only moved (usage, a top-up) while the dialog was open. */
+const SAVE_ATTEMPTS = 3;
+
 /**
  * Edit balance: its name and warning limit (PATCH /v1/credit-balances/{id}); an empty limit
- * removes it. Filled with the balance's values at each opening.
+ * removes it. Filled with the balance's values at each opening. A save sends only the fields the
+ * operator changed, against the version read (If-Match, its revision): a change made meanwhile
+ * by someone else is never overwritten. On 412 the balance is read again: when only its figures
+ * moved (usage, a top-up) the save is sent again on the new version; when its name or warning
+ * limit changed, the dialog says so and shows the balance as it is now, to change again.
  */
-export function EditBalanceDialog({ api, balance, open, onClose, onSaved }: { api: ApiClient; balance: CreditBalance; open: boolean; onClose: () => void; onSaved: (balance: CreditBalance) => void }) {
+export function EditBalanceDialog({
+  api,
+  balance,
+  open,
+  onClose,
+  onSaved,
+}: {
+  api: ApiClient;
+  balance: CreditBalance;
+  open: boolean;
+  onClose: () => void;
+  /** The balance as a save left it, or as read again after another change: shown at once. */
+  onSaved: (balance: CreditBalance) => void;
+}) {
   const [name, setName] = useState('');
   const [limit, setLimit] = useState('');
+  // The version the dialog shows: what changes are told from, and what a save is made against.
+  const [read, setRead] = useState<CreditBalance>(balance);
   const refusal = useFormRefusal((field) => field === 'name' || field === 'lowBalanceThreshold');
   const [busy, busyWhile] = useBusyAction();
+  function show(version: CreditBalance) {
+    setRead(version);
+    setName(version.name);
+    setLimit(version.lowBalanceThreshold ?? '');
+  }
   useEffect(() => {
     if (!open) return;
-    setName(balance.name);
-    setLimit(balance.lowBalanceThreshold ?? '');
+    show(balance);
     refusal.clear();
   }, [open]);
+  /** Saves `changes` against `version`; on 412, against the balance as it is now unless its settings changed too. */
+  async function save(version: CreditBalance, changes: Record<string, string | null>): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        onSaved(await api.patch<CreditBalance>(path`/credit-balances/${balance.id}`, { body: changes, ifMatch: `"${version.revision}"` }));
+        onClose();
+        return;
+      } catch (failure) {
+        if (!(failure instanceof ApiError && failure.code === 'balance_changed')) throw failure;
+      }
+      // Consistent: the read model may not have the change the 412 was for yet.
+      const current = await api.get<CreditBalance>(path`/credit-balances/${balance.id}`, { query: { consistent: 'true' } });
+      onSaved(current);
+      const before = settingsOf(version);
+      const now = settingsOf(current);
+      if (attempt < SAVE_ATTEMPTS && now.name === before.name && now.limit === before.limit) {
+        version = current;
+        continue;
+      }
+      show(current);
+      const changed = [
+        ...(now.name !== before.name ? [`its name is now "${now.name}"`] : []),
+        ...(now.limit !== before.limit ? [`its warning limit is now ${now.limit === '' ? 'none' : now.limit}`] : []),
+      ];
+      refusal.setGeneral(
+        `This balance was changed meanwhile${changed.length > 0 ? `: ${changed.join(', ')}` : ''}. Nothing was saved; the form shows the balance as it is now: make your change again and save.`,
+      );
+      return;
+    }
+  }
   return (
     <Dialog title={`Edit balance: ${balance.name}`} open={open} onClose={onClose}>
       <form
@@ -118,9 +190,14 @@ export function EditBalanceDialog({ api, balance, open, onClose, onSaved }: { ap
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           refusal.clear();
-          try {
-            onSaved(await api.patch<CreditBalance>(path`/credit-balances/${balance.id}`, { body: { name, lowBalanceThreshold: limit === '' ? null : limit } }));
+          const changes = changesFrom(settingsOf(read), { name, limit });
+          // Nothing changed: nothing to send.
+          if (Object.keys(changes).length === 0) {
             onClose();
+            return;
+          }
+          try {
+            await save(read, changes);
           } catch (failure) {
             refusal.refused(failure);
           }
