@@ -52,14 +52,18 @@ const productFields = {
             Type.Unsafe<Record<string, string>>({
               type: 'object',
               maxProperties: 32,
-              propertyNames: { maxLength: 256 },
+              propertyNames: { minLength: 1, maxLength: 256 },
               additionalProperties: { type: 'string', maxLength: 256 },
             }),
           ),
         },
         { additionalProperties: false },
       ),
-      { maxItems: 100, description: 'Rules pricing usage events; all matching rules apply, each costing credits per event or per unit of a property.' },
+      {
+        maxItems: 100,
+        description:
+          'Rules pricing usage events; all matching rules apply, each costing credits per event or per unit of a property. A rule identical to another (same event, `perUnitOf`, `where` and credits) would charge each event twice and is refused; a filter on a property with no name is refused.',
+      },
     ),
   ),
   lowBalanceThreshold: Type.Optional(nullableCredits),
