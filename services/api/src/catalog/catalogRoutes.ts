@@ -4,6 +4,7 @@ import { actingKey, answeredCredits, credits, errorResponses, identifier, nullab
 import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
 import { actingKeyOf } from '../accessGuard';
 import type { ProductCatalog } from './productCatalog';
+import { etagOf, versionOfIfMatch } from '../etag';
 
 /** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
 export const CreditProductSchema = Type.Object(
@@ -87,9 +88,6 @@ const productFields = {
 
 const productParams = params({ productId: identifier });
 const tags = ['credit products'];
-
-/** A product's ETag: its revision, quoted as HTTP has entity tags. */
-const etagOf = (revision: number) => `"${revision}"`;
 
 /** The catalog: what credits are, what usage costs, and what bundles sell them. */
 export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: ProductCatalog }> = async (app, { products }) => {
@@ -225,7 +223,8 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
     },
     async (request, reply) => {
       const ifMatch = request.headers['if-match'];
-      const ifRevision = ifMatch === undefined || ifMatch === '*' ? undefined : Number(ifMatch.slice(1, -1));
+      const version = versionOfIfMatch(ifMatch);
+      const ifRevision = version === undefined ? undefined : Number(version);
       const product = await products.update(request.params.productId, request.body, actingKeyOf(request), ifRevision === undefined ? {} : { ifRevision });
       return reply.header('etag', etagOf(product.revision)).send(product);
     },
