@@ -13,3 +13,14 @@ const nativeIsWellFormed = (String.prototype as { isWellFormed?: (this: string) 
 export function isWellFormedText(text: string): boolean {
   return nativeIsWellFormed !== undefined ? nativeIsWellFormed.call(text) : !LONE_SURROGATE.test(text);
 }
+
+/**
+ * A string's length in characters (Unicode code points), as JSON Schema's `minLength` and
+ * `maxLength` count it: an emoji is one, not the two UTF-16 units `.length` counts. Every bound on
+ * text the API's schema also states counts with this, so the two never disagree.
+ */
+export function textLength(text: string): number {
+  let length = 0;
+  for (const _ of text) length += 1;
+  return length;
+}
