@@ -42,7 +42,7 @@ describe('who made plans, subscriptions and webhook endpoints (migration 027)', 
     expect(await subscriptions.getSubscription('old-active')).toMatchObject({ createdBy: null, canceledBy: null, overrides: [{ effectiveFromPeriod: 0, changedBy: null }] });
     expect(await webhooks.getEndpoint('old-hook')).toMatchObject({ createdBy: null, updatedBy: null });
 
-    await subscriptions.saveOverrideVersions('old-active', [{ productId: 'api', effectiveFromPeriod: 1, creditsPerPeriod: 30_000_000n, lowBalanceThreshold: null }], OPS);
+    await subscriptions.changeOverrides('old-active', () => [{ productId: 'api', effectiveFromPeriod: 1, creditsPerPeriod: 30_000_000n, lowBalanceThreshold: null }], OPS);
     const canceled = await subscriptions.cancelSubscription('old-active', new Date(), OPS);
     expect(canceled).toMatchObject({ createdBy: null, canceledBy: OPS });
     expect(canceled?.overrides.map((version) => [version.effectiveFromPeriod, version.changedBy])).toEqual([

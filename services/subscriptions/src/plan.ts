@@ -6,6 +6,7 @@ import {
   Micros,
   parseNonNegativeCredits,
   parsePositiveCredits,
+  textLength,
   ValidationError,
 } from '@tally/domain';
 import { BillingPeriod, isBillingPeriod, MAX_PERIOD_DAYS } from './billingPeriod';
@@ -78,7 +79,7 @@ export function planFromDto(dto: PlanDto): Plan {
   if (!isValidIdentifier(dto.id)) {
     throw new ValidationError('id must be 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
   }
-  if (typeof dto.name !== 'string' || dto.name.trim().length === 0 || dto.name.length > 256) {
+  if (typeof dto.name !== 'string' || dto.name.trim().length === 0 || textLength(dto.name) > 256) {
     throw new ValidationError('name must be a non-empty string of at most 256 characters');
   }
   if (!Array.isArray(dto.items) || dto.items.length === 0 || dto.items.length > MAX_PLAN_ITEMS) {

@@ -1,10 +1,10 @@
 import { type ActingKey, formatNullableCredits, parseCredits } from '@tally/domain';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
+import { actingKeyParams, inTransaction, isUniqueViolation } from '@tally/postgres';
 import { guardedQuery } from './guardedQuery';
 import { planFromDto, type PlanItemDto } from './plan';
-import type { CreditOverride, StoredOverrideVersion, Subscription } from './subscription';
+import type { CreditOverride, OverrideVersion, StoredOverrideVersion, Subscription } from './subscription';
 import { PlanNotFoundError, PlanRetiredError, SubscriptionAlreadyExistsError } from './subscriptionErrors';
 import type { SchedulableSubscription, SubscriptionStore } from './subscriptionStore';
 
@@ -25,7 +25,7 @@ type SchedulableRow = SubscriptionRow & { planName: string; planItems: PlanItemD
 // ("constructor", "toString"), and looked up in a plain object it would find the inherited member.
 const SUBSCRIPTION_SELECT = `
   SELECT s.id, s.customer_id AS "customerId", s.plan_id AS "planId", s.starts_at AS "startsAt", s.canceled_at AS "canceledAt",
-         s.created_at AS "createdAt", acting_key(s.created_by_key_id, s.created_by_key_name) AS "createdBy",
+         s.created_at AS "createdAt", s.version, acting_key(s.created_by_key_id, s.created_by_key_name) AS "createdBy",
          acting_key(s.canceled_by_key_id, s.canceled_by_key_name) AS "canceledBy",
          COALESCE((SELECT jsonb_agg(jsonb_build_object(
                              'productId', o.product_id, 'effectiveFromPeriod', o.effective_from_period,
@@ -80,9 +80,26 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
   const { pool } = options;
   const logger = options.logger.child({ module: 'subscription-store' });
 
-  async function get(subscriptionId: string): Promise<Subscription | undefined> {
-    const { rows } = await pool.query<SubscriptionRow>(`${SUBSCRIPTION_SELECT} FROM subscriptions AS s WHERE s.id = $1`, [subscriptionId]);
+  async function get(subscriptionId: string, client: Pool | PoolClient = pool): Promise<Subscription | undefined> {
+    const { rows } = await client.query<SubscriptionRow>(`${SUBSCRIPTION_SELECT} FROM subscriptions AS s WHERE s.id = $1`, [subscriptionId]);
     return rows[0] === undefined ? undefined : subscriptionFromRow(rows[0]);
+  }
+
+  /**
+   * The subscription under its row lock, held until `client`'s transaction ends: every change of a
+   * subscription takes it first, so changes are made one after the other, each on the state the
+   * one before left. Grants (watermarks) do not take it.
+   */
+  async function locked(client: PoolClient, subscriptionId: string): Promise<Subscription | undefined> {
+    const { rowCount } = await client.query('SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
+    return rowCount === 0 ? undefined : get(subscriptionId, client);
+  }
+
+  /** The subscription as the transaction leaves it: what the change answers, never another change's state. */
+  async function changed(client: PoolClient, subscriptionId: string): Promise<Subscription> {
+    const subscription = await get(subscriptionId, client);
+    if (subscription === undefined) throw new Error(`subscription ${subscriptionId} vanished under its lock`);
+    return subscription;
   }
 
   return {
@@ -135,36 +152,49 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
 
     getSubscription: (subscriptionId) => guardedQuery(() => get(subscriptionId)),
 
-    saveOverrideVersions: (subscriptionId, versions, changedBy) =>
+    changeOverrides: (subscriptionId, decide, changedBy) =>
       guardedQuery(async () => {
-        await pool.query(
-          `INSERT INTO subscription_overrides
-             (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold, changed_by_key_id, changed_by_key_name)
-           SELECT $1, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold, $3, $4 FROM ${overrideRecordset(2)}
-           ON CONFLICT (subscription_id, product_id, effective_from_period)
-           DO UPDATE SET credits_per_period = excluded.credits_per_period,
-                         low_balance_threshold = excluded.low_balance_threshold,
-                         changed_by_key_id = excluded.changed_by_key_id,
-                         changed_by_key_name = excluded.changed_by_key_name,
-                         created_at = now()`,
-          [subscriptionId, overridesJson(versions), ...actingKeyParams(changedBy)],
-        );
-        logger.info({ subscriptionId, versions: versions.length, changedBy }, 'subscription overrides changed');
+        const subscription = await inTransaction(pool, async (client) => {
+          const current = await locked(client, subscriptionId);
+          if (current === undefined) return undefined;
+          const versions: readonly OverrideVersion[] = decide(current);
+          await client.query(
+            `INSERT INTO subscription_overrides
+               (subscription_id, product_id, effective_from_period, credits_per_period, low_balance_threshold, changed_by_key_id, changed_by_key_name)
+             SELECT $1, x.product_id, x.effective_from_period, x.credits_per_period, x.low_balance_threshold, $3, $4 FROM ${overrideRecordset(2)}
+             ON CONFLICT (subscription_id, product_id, effective_from_period)
+             DO UPDATE SET credits_per_period = excluded.credits_per_period,
+                           low_balance_threshold = excluded.low_balance_threshold,
+                           changed_by_key_id = excluded.changed_by_key_id,
+                           changed_by_key_name = excluded.changed_by_key_name,
+                           created_at = now()`,
+            [subscriptionId, overridesJson(versions), ...actingKeyParams(changedBy)],
+          );
+          await client.query('UPDATE subscriptions SET version = version + 1 WHERE id = $1', [subscriptionId]);
+          return changed(client, subscriptionId);
+        });
+        if (subscription !== undefined) {
+          logger.info({ subscriptionId, version: subscription.version, changedBy }, 'subscription overrides changed');
+        }
+        return subscription;
       }),
 
-    cancelSubscription: (subscriptionId, at, canceledBy) =>
+    cancelSubscription: (subscriptionId, at, canceledBy, check) =>
       guardedQuery(async () => {
-        // The key is written with the time, and only by the cancellation that sets it.
-        const { rowCount } = await pool.query(
-          `UPDATE subscriptions SET canceled_at = COALESCE(canceled_at, $2),
-                  canceled_by_key_id = CASE WHEN canceled_at IS NULL THEN $3 ELSE canceled_by_key_id END,
-                  canceled_by_key_name = CASE WHEN canceled_at IS NULL THEN $4 ELSE canceled_by_key_name END
-            WHERE id = $1`,
-          [subscriptionId, at, ...actingKeyParams(canceledBy)],
-        );
-        if (rowCount === 0) return undefined;
-        logger.info({ subscriptionId, canceledBy }, 'subscription canceled');
-        return get(subscriptionId);
+        const subscription = await inTransaction(pool, async (client) => {
+          const current = await locked(client, subscriptionId);
+          if (current === undefined) return undefined;
+          check?.(current);
+          // The first cancellation stands: its time and key are written once, and only it raises the version.
+          if (current.canceledAt !== null) return current;
+          await client.query(
+            'UPDATE subscriptions SET canceled_at = $2, canceled_by_key_id = $3, canceled_by_key_name = $4, version = version + 1 WHERE id = $1',
+            [subscriptionId, at, ...actingKeyParams(canceledBy)],
+          );
+          return changed(client, subscriptionId);
+        });
+        if (subscription !== undefined) logger.info({ subscriptionId, canceledBy }, 'subscription canceled');
+        return subscription;
       }),
 
     listCustomerSubscriptions: (customerId, { after, limit }) =>

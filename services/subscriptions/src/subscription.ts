@@ -42,6 +42,12 @@ export interface Subscription {
    * "constructor", and a missing one must read as undefined, not as an inherited member.
    */
   readonly grantedThrough: ReadonlyMap<string, number>;
+  /**
+   * 1 as created, one more per change of its terms or status (a change of overrides, the
+   * cancellation that stands); grants leave it alone. The API's ETag, so a change can be made
+   * against the version read (If-Match) and a change is never made over one it did not see.
+   */
+  readonly version: number;
 }
 
 export interface CreditOverrideDto {
@@ -132,22 +138,33 @@ export function nextOverrideVersions(
 }
 
 /**
- * Most periods of one item a new subscription may have due already. Each is a grant on the
- * customer's balance: a start in year 26 (a typo for 2026) on a monthly plan would be 24,000 of
- * them, on a daily one 730,000 on one stream. Ten thousand is 27 years of daily periods, so a
- * subscription backdated five years (1,827) is well inside it.
+ * How far back a new subscription may start, in calendar years. Every period since the start is
+ * granted on the customer's balance: a start in year 26 (a typo for 2026) would be 2,000 yearly
+ * grants, 24,000 monthly ones. Ten years keeps migrating customers with their history (a daily
+ * plan backdated five years is 1,827 periods) and bounds any plan: a daily one at 3,653 periods.
  */
-export const MAX_PERIODS_DUE_AT_START = 10_000;
+export const MAX_BACKDATE_YEARS = 10;
 
-/** Refuses a start so far back that more than MAX_PERIODS_DUE_AT_START periods of an item are due at `now`. */
-export function assertStartWithinBound(startsAt: Date, plan: Plan, now: Date): void {
-  for (const item of plan.items) {
-    const due = periodIndexAt(startsAt, item.period, now) + 1;
-    if (due > MAX_PERIODS_DUE_AT_START) {
-      throw new ValidationError(
-        `startsAt ${startsAt.toISOString()} leaves ${due} periods of product "${item.productId}" due already; a subscription may start with at most ${MAX_PERIODS_DUE_AT_START} due`,
-      );
-    }
+/** How far ahead a new subscription may start, in calendar years: a start in year 9999 is a typo, not a plan. */
+export const MAX_START_AHEAD_YEARS = 1;
+
+function yearsFrom(at: Date, years: number): Date {
+  const moved = new Date(at.getTime());
+  moved.setUTCFullYear(at.getUTCFullYear() + years);
+  return moved;
+}
+
+/** Refuses a start more than MAX_BACKDATE_YEARS before `now` or more than MAX_START_AHEAD_YEARS after it. */
+export function assertStartWithinBounds(startsAt: Date, now: Date): void {
+  if (startsAt.getTime() < yearsFrom(now, -MAX_BACKDATE_YEARS).getTime()) {
+    throw new ValidationError(
+      `startsAt ${startsAt.toISOString()} is more than ${MAX_BACKDATE_YEARS} years before now (${now.toISOString()}): a subscription may start at most ${MAX_BACKDATE_YEARS} years back`,
+    );
+  }
+  if (startsAt.getTime() > yearsFrom(now, MAX_START_AHEAD_YEARS).getTime()) {
+    throw new ValidationError(
+      `startsAt ${startsAt.toISOString()} is more than ${MAX_START_AHEAD_YEARS} year after now (${now.toISOString()}): a subscription may start at most ${MAX_START_AHEAD_YEARS} year ahead`,
+    );
   }
 }
 

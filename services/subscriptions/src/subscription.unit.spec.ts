@@ -1,6 +1,6 @@
 import { parseCredits, ValidationError } from '@tally/domain';
 import { Plan, planFromDto, planToDto } from './plan';
-import { assertStartWithinBound, MAX_PERIODS_DUE_AT_START, nextOverrideVersions, overridesFromDto, termsAt, thresholdSetAt } from './subscription';
+import { assertStartWithinBounds, MAX_BACKDATE_YEARS, MAX_START_AHEAD_YEARS, nextOverrideVersions, overridesFromDto, termsAt, thresholdSetAt } from './subscription';
 
 const plan: Plan = planFromDto({
   id: 'pro',
@@ -32,6 +32,12 @@ describe('planFromDto', () => {
   ])('refuses %s', (_, change) => {
     const dto = { ...planToDto(plan), ...change } as Parameters<typeof planFromDto>[0];
     expect(() => planFromDto(dto)).toThrow(ValidationError);
+  });
+
+  it('counts a name in characters (code points), as the API schema does, not UTF-16 units', () => {
+    const emoji = '\u{1F600}';
+    expect(planFromDto({ ...planToDto(plan), name: emoji.repeat(256) }).name).toBe(emoji.repeat(256));
+    expect(() => planFromDto({ ...planToDto(plan), name: emoji.repeat(257) })).toThrow('name must be a non-empty string of at most 256 characters');
   });
 });
 
@@ -113,23 +119,30 @@ describe('overrides', () => {
   });
 });
 
-describe('assertStartWithinBound', () => {
+describe('assertStartWithinBounds', () => {
   const now = new Date('2026-03-01T12:00:00Z');
-  const daily = planFromDto({ id: 'daily', name: 'Daily', items: [{ productId: 'api', creditsPerPeriod: '1', period: { days: 1 } }] });
   const daysBefore = (days: number) => new Date(now.getTime() - days * 86_400_000);
 
-  it('takes a start with the bound of periods due, and a future one', () => {
-    expect(() => assertStartWithinBound(daysBefore(MAX_PERIODS_DUE_AT_START - 1), daily, now)).not.toThrow();
-    expect(() => assertStartWithinBound(daysBefore(5 * 365 + 1), daily, now)).not.toThrow();
-    expect(() => assertStartWithinBound(new Date('2999-01-01T00:00:00Z'), plan, now)).not.toThrow();
+  it('takes a start up to 10 years back (a daily plan backdated five years too) and up to 1 year ahead', () => {
+    expect(MAX_BACKDATE_YEARS).toBe(10);
+    expect(MAX_START_AHEAD_YEARS).toBe(1);
+    expect(() => assertStartWithinBounds(new Date('2016-03-01T12:00:00Z'), now)).not.toThrow();
+    expect(() => assertStartWithinBounds(daysBefore(5 * 366), now)).not.toThrow();
+    expect(() => assertStartWithinBounds(now, now)).not.toThrow();
+    expect(() => assertStartWithinBounds(new Date('2027-03-01T12:00:00Z'), now)).not.toThrow();
   });
 
-  it('refuses one more, naming the bound and the product; any item of the plan counts', () => {
-    expect(() => assertStartWithinBound(daysBefore(MAX_PERIODS_DUE_AT_START), daily, now)).toThrow(ValidationError);
-    expect(() => assertStartWithinBound(daysBefore(MAX_PERIODS_DUE_AT_START), daily, now)).toThrow(
-      `leaves ${MAX_PERIODS_DUE_AT_START + 1} periods of product "api" due already; a subscription may start with at most ${MAX_PERIODS_DUE_AT_START} due`,
+  it('refuses a start further back in time, whatever the period: year 26 for 2026 on a yearly plan is 2,000 grants', () => {
+    expect(() => assertStartWithinBounds(new Date('2016-03-01T11:59:59.999Z'), now)).toThrow(ValidationError);
+    expect(() => assertStartWithinBounds(new Date('0026-03-01T00:00:00Z'), now)).toThrow(
+      'startsAt 0026-03-01T00:00:00.000Z is more than 10 years before now (2026-03-01T12:00:00.000Z): a subscription may start at most 10 years back',
     );
-    // Year 26 on the plan whose weekly item has 105,000 periods due, its monthly one 24,000.
-    expect(() => assertStartWithinBound(new Date('0026-03-01T00:00:00Z'), plan, now)).toThrow('of product "api"');
+  });
+
+  it('refuses a start more than a year ahead', () => {
+    expect(() => assertStartWithinBounds(new Date('2027-03-01T12:00:00.001Z'), now)).toThrow(ValidationError);
+    expect(() => assertStartWithinBounds(new Date('9999-12-31T23:59:59Z'), now)).toThrow(
+      'startsAt 9999-12-31T23:59:59.000Z is more than 1 year after now (2026-03-01T12:00:00.000Z): a subscription may start at most 1 year ahead',
+    );
   });
 });

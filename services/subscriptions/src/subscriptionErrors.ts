@@ -37,3 +37,12 @@ export class SubscriptionsUnavailableError extends TallyError {
   readonly code = 'subscriptions_unavailable';
   readonly retriable = true;
 }
+
+/**
+ * A change made against a version of the subscription (HTTP `If-Match`) that is no longer its
+ * newest: another change came first. Not retriable as it is: read it again and apply the change to that.
+ */
+export class SubscriptionChangedError extends TallyError {
+  readonly code = 'subscription_changed';
+  readonly retriable = false;
+}

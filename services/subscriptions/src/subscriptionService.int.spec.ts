@@ -2,8 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { ProductNotFoundError } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
 import { periodStart } from './billingPeriod';
-import { MAX_PERIODS_DUE_AT_START } from './subscription';
-import { PlanAlreadyExistsError, PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
+import {
+  PlanAlreadyExistsError,
+  PlanNotFoundError,
+  PlanRetiredError,
+  SubscriptionCanceledError,
+  SubscriptionChangedError,
+  SubscriptionNotFoundError,
+} from './subscriptionErrors';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
 jest.setTimeout(120_000);
@@ -214,16 +220,58 @@ describe('subscription service on PostgreSQL and the event store', () => {
     expect(subscription.grantedThrough).toEqual(new Map(products.map((product) => [product.id, 0])));
   });
 
-  it('refuses a start that leaves more periods due than a subscription may catch up on, opening nothing', async () => {
-    const { product, plan } = await monthlyPlan('100');
+  it('refuses a start more than 10 years back, even on a yearly plan, or more than a year ahead, opening nothing', async () => {
+    const product = await h.createProduct();
+    const plan = await h.service.createPlan({ name: 'Yearly', items: [{ productId: product.id, creditsPerPeriod: '100', period: 'year' }] });
     const customerId = `customer-${randomUUID()}`;
 
-    // Year 26, a typo for 2026: 24,000 monthly periods would be due at once.
+    // Year 26, a typo for 2026: 2,000 yearly periods would be due at once.
     const refused = h.service.createSubscription({ customerId, planId: plan.id, startsAt: new Date('0026-03-01T00:00:00Z') });
     await expect(refused).rejects.toBeInstanceOf(ValidationError);
-    await expect(refused).rejects.toThrow(`at most ${MAX_PERIODS_DUE_AT_START}`);
+    await expect(refused).rejects.toThrow('at most 10 years back');
+    const ahead = h.service.createSubscription({ customerId, planId: plan.id, startsAt: new Date('9999-12-31T23:59:59Z') });
+    await expect(ahead).rejects.toThrow('at most 1 year ahead');
     expect(await h.balanceRegistry.findBalance(customerId, product.id)).toBeUndefined();
     expect(await h.service.listCustomerSubscriptions(customerId, { after: null, limit: 10 })).toEqual([]);
+  });
+
+  it('makes two concurrent changes of terms one after the other: each answer shows its own change and version, none the other\'s', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    for (let round = 0; round < 5; round += 1) {
+      const { subscription } = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id, startsAt });
+      expect(subscription.version).toBe(1);
+      const [a, b] = await Promise.all([
+        h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '300' }]),
+        h.service.changeOverrides(subscription.id, [{ productId: product.id, lowBalanceThreshold: '5' }]),
+      ]);
+      const nextTerms = (details: typeof a) =>
+        details.subscription.overrides.filter((o) => o.effectiveFromPeriod === 1).map((o) => [o.creditsPerPeriod, o.lowBalanceThreshold]);
+      expect({ round, a: nextTerms(a), b: nextTerms(b) }).toEqual({ round, a: [[parseCredits('300'), null]], b: [[null, parseCredits('5')]] });
+      expect([a.subscription.version, b.subscription.version].sort()).toEqual([2, 3]);
+      expect((await h.service.getSubscription(subscription.id)).subscription.version).toBe(3);
+    }
+  });
+
+  it('with the version read (If-Match), only one of two concurrent changes is made; the other is SubscriptionChangedError', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const { subscription } = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id, startsAt });
+    const outcomes = await Promise.allSettled([
+      h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '300' }], undefined, { ifVersion: 1 }),
+      h.service.changeOverrides(subscription.id, [{ productId: product.id, lowBalanceThreshold: '5' }], undefined, { ifVersion: 1 }),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const rejected = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    expect(rejected?.reason).toBeInstanceOf(SubscriptionChangedError);
+    expect(String(rejected?.reason.message)).toMatch(/is at version 2, not 1/);
+    const stored = (await h.service.getSubscription(subscription.id)).subscription;
+    expect(stored.version).toBe(2);
+    expect(stored.overrides.filter((o) => o.effectiveFromPeriod === 1)).toHaveLength(1);
+
+    // A cancellation takes it too; the one that stands bumps the version, canceling again does not.
+    await expect(h.service.cancelSubscription(subscription.id, undefined, { ifVersion: 1 })).rejects.toBeInstanceOf(SubscriptionChangedError);
+    expect((await h.service.getSubscription(subscription.id)).subscription.canceledAt).toBeNull();
+    expect((await h.service.cancelSubscription(subscription.id, undefined, { ifVersion: 2 })).subscription.version).toBe(3);
+    expect((await h.service.cancelSubscription(subscription.id)).subscription.version).toBe(3);
   });
 
   it('refuses what cannot be right', async () => {

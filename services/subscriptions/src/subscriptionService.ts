@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type ActingKey, ValidationError } from '@tally/domain';
+import { type ActingKey, textLength, ValidationError } from '@tally/domain';
 import { CatalogStore, ProductNotFoundError } from '@tally/catalog';
 import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
 import { Plan, planFromDto, PlanItemDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
-import { assertStartWithinBound, assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
-import { PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionNotFoundError } from './subscriptionErrors';
+import { assertStartWithinBounds, assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
+import { PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionChangedError, SubscriptionNotFoundError } from './subscriptionErrors';
 import { createSubscriptionGranter } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
 
@@ -22,8 +22,8 @@ export interface SubscriptionInput {
   readonly planId: string;
   /**
    * Defaults to now. A past start makes every period since then due: the request grants the
-   * first `inlineGrantPeriods` of them, the scheduler the rest, in bounded runs. A start leaving
-   * more than MAX_PERIODS_DUE_AT_START periods of an item due is refused (ValidationError).
+   * first `inlineGrantPeriods` of them, the scheduler the rest, in bounded runs. A start more than
+   * MAX_BACKDATE_YEARS back or MAX_START_AHEAD_YEARS ahead is refused (ValidationError).
    */
   readonly startsAt?: Date;
   readonly overrides?: readonly CreditOverrideDto[];
@@ -60,10 +60,31 @@ export interface SubscriptionService {
   getSubscription(subscriptionId: string): Promise<SubscriptionDetails>;
   /** A page of a customer's subscriptions by id, after the given id; canceled ones too. */
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SubscriptionDetails[]>;
-  /** Replaces the overrides from each item's next period on; the current period keeps its terms. */
-  changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[], changedBy?: ActingKey): Promise<SubscriptionDetails>;
-  /** No grants after the current period. Canceling again changes nothing, not even who canceled. */
-  cancelSubscription(subscriptionId: string, canceledBy?: ActingKey): Promise<SubscriptionDetails>;
+  /**
+   * Replaces the overrides from each item's next period on; the current period keeps its terms.
+   * Concurrent changes are made one after the other, each answering the subscription as it left
+   * it. With `ifVersion`, only a subscription still at that version is changed, else
+   * SubscriptionChangedError.
+   */
+  changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[], changedBy?: ActingKey, options?: ChangeOptions): Promise<SubscriptionDetails>;
+  /**
+   * No grants after the current period. Canceling again changes nothing, not even who canceled.
+   * With `ifVersion`, only a subscription still at that version is canceled, else SubscriptionChangedError.
+   */
+  cancelSubscription(subscriptionId: string, canceledBy?: ActingKey, options?: ChangeOptions): Promise<SubscriptionDetails>;
+}
+
+/** A change made against the version of the subscription read (HTTP If-Match). */
+export interface ChangeOptions {
+  readonly ifVersion?: number;
+}
+
+function assertVersion(subscription: Subscription, ifVersion: number | undefined): void {
+  if (ifVersion !== undefined && subscription.version !== ifVersion) {
+    throw new SubscriptionChangedError(
+      `subscription "${subscription.id}" is at version ${subscription.version}, not ${ifVersion}: another change came first; read it again and apply the change to that`,
+    );
+  }
 }
 
 interface SubscriptionServiceOptions {
@@ -148,7 +169,7 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
 
     async createSubscription(input, createdBy) {
       const id = assertSubscriptionId(input.id ?? randomUUID());
-      if (typeof input.customerId !== 'string' || input.customerId.length === 0 || input.customerId.length > MAX_CUSTOMER_ID_LENGTH) {
+      if (typeof input.customerId !== 'string' || input.customerId.length === 0 || textLength(input.customerId) > MAX_CUSTOMER_ID_LENGTH) {
         throw new ValidationError(`customerId must be 1-${MAX_CUSTOMER_ID_LENGTH} characters`);
       }
       const now = clock();
@@ -157,7 +178,7 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       const plan = await planOf(input.planId);
       // Refused here with the plan at hand; the store refuses it again atomically with the insert.
       if (plan.retiredAt !== null) throw new PlanRetiredError(`plan "${plan.id}" is retired: it takes no new subscriptions`);
-      assertStartWithinBound(startsAt, plan, now);
+      assertStartWithinBounds(startsAt, now);
       const overrides = overridesFromDto(input.overrides ?? [], plan);
       const created = await subscriptions.createSubscription({
         id,
@@ -180,21 +201,29 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       return (await subscriptions.listCustomerSubscriptions(customerId, page)).map(({ subscription, plan }) => ({ subscription, plan, asOf }));
     },
 
-    async changeOverrides(subscriptionId, overrideDtos, changedBy) {
-      const subscription = await subscriptionOf(subscriptionId);
-      if (subscription.canceledAt !== null) {
-        throw new SubscriptionCanceledError(`subscription "${subscriptionId}" is canceled; it grants nothing after its current period`);
-      }
-      const plan = await planOf(subscription.planId);
+    async changeOverrides(subscriptionId, overrideDtos, changedBy, options = {}) {
+      const plan = await planOf((await subscriptionOf(subscriptionId)).planId);
+      const overrides = overridesFromDto(overrideDtos, plan);
       const now = clock();
-      const versions = nextOverrideVersions(subscription, plan, overridesFromDto(overrideDtos, plan), now);
-      await subscriptions.saveOverrideVersions(subscriptionId, versions, changedBy);
-      return { subscription: await subscriptionOf(subscriptionId), plan, asOf: now };
+      // Decided on the subscription as it stands under its lock: a change made meanwhile is seen.
+      const changed = await subscriptions.changeOverrides(
+        subscriptionId,
+        (current) => {
+          assertVersion(current, options.ifVersion);
+          if (current.canceledAt !== null) {
+            throw new SubscriptionCanceledError(`subscription "${subscriptionId}" is canceled; it grants nothing after its current period`);
+          }
+          return nextOverrideVersions(current, plan, overrides, now);
+        },
+        changedBy,
+      );
+      if (changed === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
+      return { subscription: changed, plan, asOf: now };
     },
 
-    async cancelSubscription(subscriptionId, canceledBy) {
+    async cancelSubscription(subscriptionId, canceledBy, options = {}) {
       const now = clock();
-      const canceled = await subscriptions.cancelSubscription(subscriptionId, now, canceledBy);
+      const canceled = await subscriptions.cancelSubscription(subscriptionId, now, canceledBy, (current) => assertVersion(current, options.ifVersion));
       if (canceled === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
       const plan = await planOf(canceled.planId);
       // The current period is still granted: if no tick has granted it yet, this does.

@@ -23,13 +23,24 @@ export interface SubscriptionStore {
   /** Stores the subscription and its initial overrides together. Throws SubscriptionAlreadyExistsError when the id is taken. */
   createSubscription(subscription: NewSubscription): Promise<Subscription>;
   getSubscription(subscriptionId: string): Promise<Subscription | undefined>;
-  /** Adds override versions, each recording `changedBy`; a version for a product and period that exists replaces it. */
-  saveOverrideVersions(subscriptionId: string, versions: readonly OverrideVersion[], changedBy?: ActingKey): Promise<void>;
+  /**
+   * Changes a subscription's overrides under its row lock, in one transaction: `decide` gets it as
+   * it stands (no other change can come between) and answers the versions to add, each recording
+   * `changedBy` (one for a product and period that exists replaces it), or throws to change
+   * nothing. The version goes up by one. Answers the subscription as this change left it (another
+   * change waits for the lock until then); undefined when there is no such subscription.
+   */
+  changeOverrides(
+    subscriptionId: string,
+    decide: (current: Subscription) => readonly OverrideVersion[],
+    changedBy?: ActingKey,
+  ): Promise<Subscription | undefined>;
   /**
    * Sets canceledAt and canceledBy unless the subscription is canceled already (the first
-   * cancellation stands, with its key); undefined when there is no such subscription.
+   * cancellation stands, with its key, and only it raises the version); undefined when there is no
+   * such subscription. `check`, given the subscription under its row lock, may throw to change nothing.
    */
-  cancelSubscription(subscriptionId: string, at: Date, canceledBy?: ActingKey): Promise<Subscription | undefined>;
+  cancelSubscription(subscriptionId: string, at: Date, canceledBy?: ActingKey, check?: (current: Subscription) => void): Promise<Subscription | undefined>;
   /** A page of a customer's subscriptions (canceled ones too) with their plans, by id, after the given id. */
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /** A page of the subscriptions that may still grant, ordered by id, after the given id. */

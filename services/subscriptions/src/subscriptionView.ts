@@ -1,5 +1,5 @@
 import { type ActingKey, formatCredits, formatNullableCredits } from '@tally/domain';
-import { BillingPeriod, finalPeriod, periodBounds, periodIndexAt } from './billingPeriod';
+import { BillingPeriod, finalPeriod, periodBounds, periodIndexAt, periodStart } from './billingPeriod';
 import { termsAt } from './subscription';
 import type { SubscriptionDetails } from './subscriptionService';
 
@@ -21,6 +21,19 @@ export interface SubscriptionItemView {
   readonly grantedThrough: number | null;
   /** A canceled subscription's last granted period (-1: none); null while active. */
   readonly finalPeriod: number | null;
+  /**
+   * The next period to begin (period 0 before the start) and its terms, overrides applied: what
+   * its grant will be, a change of terms from the next period included. Null when there is none:
+   * a canceled subscription grants nothing after its final period.
+   */
+  readonly next: NextPeriodView | null;
+}
+
+interface NextPeriodView {
+  readonly index: number;
+  readonly start: string;
+  readonly creditsPerPeriod: string;
+  readonly lowBalanceThreshold: string | null;
 }
 
 export interface SubscriptionView {
@@ -29,6 +42,8 @@ export interface SubscriptionView {
   readonly planId: string;
   readonly planName: string;
   readonly startsAt: string;
+  /** Also the ETag (quoted): 1 as created, one more per change of terms or status. */
+  readonly version: number;
   readonly status: 'active' | 'canceled';
   readonly canceledAt: string | null;
   readonly createdAt: string;
@@ -54,6 +69,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
     planId: subscription.planId,
     planName: plan.name,
     startsAt: startsAt.toISOString(),
+    version: subscription.version,
     status: canceledAt === null ? 'active' : 'canceled',
     canceledAt: canceledAt === null ? null : canceledAt.toISOString(),
     createdAt: subscription.createdAt.toISOString(),
@@ -63,6 +79,9 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
       const index = periodIndexAt(startsAt, item.period, asOf);
       const bounds = index < 0 ? null : periodBounds(startsAt, item.period, index);
       const terms = termsAt(subscription, item, Math.max(0, index));
+      const final = finalPeriod(startsAt, item.period, canceledAt);
+      const nextIndex = index + 1;
+      const nextTerms = termsAt(subscription, item, nextIndex);
       return {
         productId: item.productId,
         period: item.period,
@@ -70,7 +89,16 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
         creditsPerPeriod: formatCredits(terms.creditsPerPeriod),
         lowBalanceThreshold: formatNullableCredits(terms.lowBalanceThreshold),
         grantedThrough: subscription.grantedThrough.get(item.productId) ?? null,
-        finalPeriod: finalPeriod(startsAt, item.period, canceledAt),
+        finalPeriod: final,
+        next:
+          final !== null && nextIndex > final
+            ? null
+            : {
+                index: nextIndex,
+                start: periodStart(startsAt, item.period, nextIndex).toISOString(),
+                creditsPerPeriod: formatCredits(nextTerms.creditsPerPeriod),
+                lowBalanceThreshold: formatNullableCredits(nextTerms.lowBalanceThreshold),
+              },
       };
     }),
     overrides: [...subscription.overrides]

@@ -22,6 +22,7 @@ const subscription: Subscription = {
     { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null, changedBy: { keyId: 'ba9876543210', keyName: null } },
   ],
   grantedThrough: new Map([['api', 1]]),
+  version: 1,
 };
 
 describe('subscriptionView', () => {
@@ -37,12 +38,30 @@ describe('subscriptionView', () => {
         lowBalanceThreshold: null,
         grantedThrough: 1,
         finalPeriod: null,
+        next: { index: 3, start: '2024-04-30T00:00:00.000Z', creditsPerPeriod: '400', lowBalanceThreshold: null },
       },
     ]);
     expect(view.overrides).toEqual([
       { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: '400', lowBalanceThreshold: null, changedBy: { keyId: 'ba9876543210', keyName: null } },
     ]);
     expect(view).toMatchObject({ createdBy: { keyId: '0123456789ab', keyName: 'billing-ops' }, canceledBy: null });
+  });
+
+  it("shows the next period's terms: a change from the next period shows there, not in the current one", () => {
+    const [item] = subscriptionView({ subscription, plan, asOf: new Date('2024-02-29T12:00:00.000Z') }).items;
+    expect(item).toMatchObject({
+      currentPeriod: { index: 1 },
+      creditsPerPeriod: '100',
+      next: { index: 2, start: '2024-03-31T00:00:00.000Z', creditsPerPeriod: '400', lowBalanceThreshold: null },
+    });
+  });
+
+  it('before the start the next period is period 0; once canceled there is none after the final one', () => {
+    const [before] = subscriptionView({ subscription, plan, asOf: new Date('2024-01-01T00:00:00.000Z') }).items;
+    expect(before?.next).toEqual({ index: 0, start: '2024-01-31T00:00:00.000Z', creditsPerPeriod: '100', lowBalanceThreshold: null });
+    const canceled = { ...subscription, canceledAt: new Date('2024-02-01T00:00:00.000Z') };
+    const [after] = subscriptionView({ subscription: canceled, plan, asOf: new Date('2024-02-02T00:00:00.000Z') }).items;
+    expect(after?.next).toBeNull();
   });
 
   it('has no current period before the start, and a final period once canceled', () => {

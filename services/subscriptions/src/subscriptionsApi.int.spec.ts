@@ -138,6 +138,18 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       expect(read.json()).toEqual(plan);
     });
 
+    it('takes a plan name and a customer id of 256 characters counted as the schema counts them (an emoji is one)', async () => {
+      const productId = await createProduct();
+      const name = '\u{1F600}'.repeat(200);
+      const plan = await call({ method: 'POST', url: '/v1/plans', payload: { name, items: [{ productId, creditsPerPeriod: '1', period: 'month' }] } });
+      expect({ statusCode: plan.statusCode, name: plan.json<{ name: string }>().name }).toEqual({ statusCode: 201, name });
+      const customerId = '\u{1F600}'.repeat(200);
+      const subscribed = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: plan.json<{ id: string }>().id } });
+      expect({ statusCode: subscribed.statusCode, customerId: subscribed.json<{ customerId: string }>().customerId }).toEqual({ statusCode: 201, customerId });
+      const tooLong = await call({ method: 'POST', url: '/v1/plans', payload: { name: '\u{1F600}'.repeat(257), items: [{ productId, creditsPerPeriod: '1', period: 'month' }] } });
+      expectError(tooLong, 400, 'validation_failed');
+    });
+
     it('records the key that created each plan, named or not', async () => {
       const productId = await createProduct();
       const prefix = `plan-${randomUUID()}`;
@@ -189,6 +201,9 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         const response = await call({ method: 'POST', url: '/v1/plans', payload });
         expect({ payload, statusCode: response.statusCode }).toEqual({ payload, statusCode: 400 });
       }
+      // One sentence naming the field at fault, not one per form the period could have taken.
+      const zeroDays = await call({ method: 'POST', url: '/v1/plans', payload: { name: 'x', items: [{ ...item, period: { days: 0 } }] } });
+      expect(zeroDays.json()).toEqual({ error: 'validation_failed', message: 'body.items.0.period.days must be >= 1' });
       expectError(
         await call({ method: 'POST', url: '/v1/plans', payload: { name: 'x', items: [{ ...item, productId: 'nope' }] } }),
         404,
@@ -211,7 +226,7 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         url: '/v1/subscriptions',
         payload: { customerId, planId: plan.json<{ id: string }>().id, startsAt: START, overrides: overrides.map((o) => ({ productId, ...(o as object) })) },
       });
-      expect(response.statusCode).toBe(201);
+      expect({ statusCode: response.statusCode, etag: response.headers.etag }).toEqual({ statusCode: 201, etag: '"1"' });
       return { productId, customerId, subscription: response.json<SubscriptionView>() };
     }
 
@@ -308,6 +323,12 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         { productId, effectiveFromPeriod: 1, creditsPerPeriod: '300', lowBalanceThreshold: null, changedBy: BY_KEY },
       ]);
       expect(patched.json<SubscriptionView>().items[0]?.creditsPerPeriod).toBe('100');
+      // The next period's grant shows the change: what the portal shows beside "Next credits".
+      const read = await call({ method: 'GET', url: `/v1/subscriptions/${subscription.id}` });
+      expect(read.json<SubscriptionView>().items[0]).toMatchObject({
+        creditsPerPeriod: '100',
+        next: { index: 1, start: '2024-02-29T09:00:00.000Z', creditsPerPeriod: '300', lowBalanceThreshold: null },
+      });
 
       h.clock.set(inPeriod(1));
       await scheduler.runOnce();
@@ -336,6 +357,52 @@ describe('plans, subscriptions and purchases over HTTP', () => {
         409,
         'subscription_canceled',
       );
+    });
+
+    it("answers its version as the ETag and takes it back as If-Match: a change over another's is 412 subscription_changed", async () => {
+      const { productId, subscription } = await subscribe('100');
+      expect(subscription.version).toBe(1);
+      const url = `/v1/subscriptions/${subscription.id}`;
+      const read = await call({ method: 'GET', url });
+      expect({ etag: read.headers.etag, version: read.json<SubscriptionView>().version }).toEqual({ etag: '"1"', version: 1 });
+
+      const patched = await call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: { overrides: [{ productId, creditsPerPeriod: '300' }] } });
+      expect({ statusCode: patched.statusCode, etag: patched.headers.etag, version: patched.json<SubscriptionView>().version }).toEqual({ statusCode: 200, etag: '"2"', version: 2 });
+      const stale = await call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: { overrides: [{ productId, lowBalanceThreshold: '5' }] } });
+      expectError(stale, 412, 'subscription_changed');
+      expect(stale.json<{ message: string }>().message).toMatch(/is at version 2, not 1/);
+      expectError(await call({ method: 'PATCH', url, headers: { 'if-match': 'W/"2"' }, payload: { overrides: [] } }), 400, 'validation_failed');
+      // Nothing of the refused change was made.
+      expect((await call({ method: 'GET', url })).json<SubscriptionView>().overrides.map((o) => [o.effectiveFromPeriod, o.creditsPerPeriod, o.lowBalanceThreshold])).toEqual([
+        [1, '300', null],
+      ]);
+
+      expectError(await call({ method: 'POST', url: `${url}/cancel`, headers: { 'if-match': '"1"' } }), 412, 'subscription_changed');
+      const canceled = await call({ method: 'POST', url: `${url}/cancel`, headers: { 'if-match': '"2"' } });
+      expect({ statusCode: canceled.statusCode, etag: canceled.headers.etag, status: canceled.json<SubscriptionView>().status }).toEqual({
+        statusCode: 200,
+        etag: '"3"',
+        status: 'canceled',
+      });
+      const again = await call({ method: 'POST', url: `${url}/cancel`, headers: { 'if-match': '*' } });
+      expect({ statusCode: again.statusCode, etag: again.headers.etag }).toEqual({ statusCode: 200, etag: '"3"' });
+    });
+
+    it('of two concurrent PATCHes against one version, one is made and the other is 412; without If-Match both are, one after the other', async () => {
+      const { productId, subscription } = await subscribe('100');
+      const url = `/v1/subscriptions/${subscription.id}`;
+      const credits = { overrides: [{ productId, creditsPerPeriod: '300' }] };
+      const threshold = { overrides: [{ productId, lowBalanceThreshold: '5' }] };
+      const guarded = await Promise.all([
+        call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: credits }),
+        call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: threshold }),
+      ]);
+      expect(guarded.map((response) => response.statusCode).sort()).toEqual([200, 412]);
+
+      const [a, b] = await Promise.all([call({ method: 'PATCH', url, payload: credits }), call({ method: 'PATCH', url, payload: threshold })]);
+      const nextTerms = (response: LightMyRequestResponse) => response.json<SubscriptionView>().items[0]?.next;
+      expect({ a: nextTerms(a), b: nextTerms(b) }).toMatchObject({ a: { creditsPerPeriod: '300', lowBalanceThreshold: null }, b: { creditsPerPeriod: '100', lowBalanceThreshold: '5' } });
+      expect([a.headers.etag, b.headers.etag].sort()).toEqual(['"3"', '"4"']);
     });
 
     it('records who created it, who changed each override version, and names the creator on the balance it opened', async () => {
@@ -441,11 +508,20 @@ describe('plans, subscriptions and purchases over HTTP', () => {
           body: { error: 'validation_failed', message: expect.stringMatching(/^startsAt /) },
         });
       }
-      // Year 26 for 2026 on a monthly plan: 24,000 periods due at once, refused before anything is stored.
+      // Year 26 for 2026 on a yearly plan: 2,000 periods due at once, refused before anything is stored;
+      // and a start in year 9999.
+      const yearly = await call({
+        method: 'POST',
+        url: '/v1/plans',
+        payload: { name: 'Yearly', items: [{ productId: subscription.items[0]!.productId, creditsPerPeriod: '1', period: 'year' }] },
+      });
       const customerId = `cus_${randomUUID()}`;
-      const typo = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: subscription.planId, startsAt: '0026-03-01T00:00:00Z' } });
+      const typo = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: yearly.json<{ id: string }>().id, startsAt: '0026-03-01T00:00:00Z' } });
       expectError(typo, 400, 'validation_failed');
-      expect(typo.json<{ message: string }>().message).toMatch(/at most 10000 due/);
+      expect(typo.json<{ message: string }>().message).toMatch(/^startsAt 0026-03-01T00:00:00.000Z is more than 10 years before now .*: a subscription may start at most 10 years back$/);
+      const ahead = await call({ method: 'POST', url: '/v1/subscriptions', payload: { customerId, planId: yearly.json<{ id: string }>().id, startsAt: '9999-12-31T23:59:59Z' } });
+      expectError(ahead, 400, 'validation_failed');
+      expect(ahead.json<{ message: string }>().message).toMatch(/a subscription may start at most 1 year ahead$/);
       expect(await h.balanceRegistry.listCustomerBalances(customerId)).toEqual([]);
       expect((await call({ method: 'GET', url: `/v1/customers/${customerId}/subscriptions` })).json()).toEqual({ items: [], next: null });
       expectError(

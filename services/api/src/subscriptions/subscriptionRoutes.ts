@@ -1,9 +1,17 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_PERIODS_DUE_AT_START, subscriptionView, type SubscriptionService, type SubscriptionView } from '@tally/subscriptions';
+import {
+  MAX_BACKDATE_YEARS,
+  MAX_START_AHEAD_YEARS,
+  subscriptionView,
+  type SubscriptionDetails,
+  type SubscriptionService,
+  type SubscriptionView,
+} from '@tally/subscriptions';
 import { actingKey, answeredCredits, customerId, errorResponses, identifier, nullableAnsweredCredits, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 import { actingKeyOf, audienceOf } from '../accessGuard';
+import { etagOf, versionOfIfMatch } from '../etag';
 import { requestInstant } from '../requestInstant';
 import { periodSchema, tags } from './planRoutes';
 
@@ -29,6 +37,11 @@ const subscriptionSchema = Type.Object({
   planId: Type.String(),
   planName: Type.String(),
   startsAt: Type.String({ format: 'date-time' }),
+  version: Type.Integer({
+    minimum: 1,
+    description:
+      "1 as created, one more per change of its terms (PATCH) or status (the cancellation that stands); grants leave it alone. Also its ETag; send it back as `If-Match` to change only this version.",
+  }),
   status: stringEnum(['active', 'canceled'] as const),
   canceledAt: nullableString({ format: 'date-time' }),
   createdAt: Type.String({ format: 'date-time' }),
@@ -51,6 +64,18 @@ const subscriptionSchema = Type.Object({
       ),
       grantedThrough: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'The last period known to be granted.' }),
       finalPeriod: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'When canceled: the last period that grants (-1: none).' }),
+      next: Type.Unsafe<{ index: number; start: string; creditsPerPeriod: string; lowBalanceThreshold: string | null } | null>({
+        type: ['object', 'null'],
+        description:
+          "The next period to begin (period 0 before the start) and its terms, overrides applied: what its grant will be, so a PATCH's change from the next period shows here while `creditsPerPeriod` still shows the current period's. Null when a canceled subscription grants no more.",
+        properties: {
+          index: Type.Integer(),
+          start: Type.String({ format: 'date-time', description: 'When it begins and is granted.' }),
+          creditsPerPeriod: answeredCredits('Its grant.'),
+          lowBalanceThreshold: nullableAnsweredCredits('The warning limit in force in it; null: none.'),
+        },
+        required: ['index', 'start', 'creditsPerPeriod', 'lowBalanceThreshold'],
+      }),
     }),
     { description: "Each plan item's standing now." },
   ),
@@ -68,6 +93,21 @@ const subscriptionSchema = Type.Object({
 
 const subscriptionParams = params({ subscriptionId: identifier });
 
+/** `If-Match` on a change: the subscription's ETag as read, or `*` (the same form as a product's). */
+const ifMatchHeaders = Type.Object({
+  'if-match': Type.Optional(
+    Type.String({ pattern: '^(\\*|"[1-9][0-9]{0,9}")$', description: 'The ETag of the subscription read (its version, quoted: `"3"`), or `*`.' }),
+  ),
+});
+
+const ifVersionOf = (ifMatch: string | undefined) => {
+  const version = versionOfIfMatch(ifMatch);
+  return version === undefined ? {} : { ifVersion: Number(version) };
+};
+
+/** The subscription as answered, with its version as the ETag. */
+const withEtag = (details: SubscriptionDetails) => ({ etag: etagOf(details.subscription.version), view: subscriptionView(details) });
+
 /** A subscription as a portal token reads it: the keys that made it are the provider's, not named. */
 function withoutKeys(view: SubscriptionView): SubscriptionView {
   return { ...view, createdBy: null, canceledBy: null, overrides: view.overrides.map((version) => ({ ...version, changedBy: null })) };
@@ -84,7 +124,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'createSubscription',
         summary: 'Subscribe a customer to a plan',
         description:
-          "Opens the customer's balance of each plan product where there is none (else uses it, and sets its warning limit to the terms' when they have one) and grants the periods that have started, so a subscription starting now has every product's first period's credits when this returns, however many products the plan has (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). Of a backdated one it grants a bounded backlog (`TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS`, 12) before answering and the scheduler the rest; a start that leaves more than " + String(MAX_PERIODS_DUE_AT_START) + " periods of a product due already is 400 `validation_failed`, and nothing is stored. An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
+          "Opens the customer's balance of each plan product where there is none (else uses it, and sets its warning limit to the terms' when they have one) and grants the periods that have started, so a subscription starting now has every product's first period's credits when this returns, however many products the plan has (`grantedThrough` shows it; if the ledger is unavailable the scheduler grants shortly). Of a backdated one it grants a bounded backlog (`TALLY_SUBSCRIPTION_INLINE_GRANT_PERIODS`, 12) before answering and the scheduler the rest; a start more than " + String(MAX_BACKDATE_YEARS) + ' years back (a start in year 26 meant for 2026 would grant every period since) or more than ' + String(MAX_START_AHEAD_YEARS) + " year ahead is 400 `validation_failed`, and nothing is stored. Answers its version as the ETag. An unknown plan is 404 `plan_not_found`, a retired one 409 `plan_retired`.",
         body: Type.Object(
           {
             id: Type.Optional(
@@ -107,11 +147,10 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
     async (request, reply) => {
       const { startsAt, ...input } = request.body;
       const start = requestInstant(startsAt, 'startsAt');
-      const details = await subscriptions.createSubscription(
-        { ...input, ...(start !== undefined ? { startsAt: start } : {}) },
-        actingKeyOf(request),
+      const { etag, view } = withEtag(
+        await subscriptions.createSubscription({ ...input, ...(start !== undefined ? { startsAt: start } : {}) }, actingKeyOf(request)),
       );
-      return reply.code(201).send(subscriptionView(details));
+      return reply.code(201).header('etag', etag).send(view);
     },
   );
 
@@ -119,9 +158,19 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
     '/subscriptions/:subscriptionId',
     {
       config: { scope: 'read' },
-      schema: { tags, operationId: 'getSubscription', summary: 'Get a subscription', params: subscriptionParams, response: { 200: subscriptionSchema, ...errorResponses } },
+      schema: {
+        tags,
+        operationId: 'getSubscription',
+        summary: 'Get a subscription',
+        description: 'With its version as the ETag.',
+        params: subscriptionParams,
+        response: { 200: subscriptionSchema, ...errorResponses },
+      },
     },
-    async (request) => subscriptionView(await subscriptions.getSubscription(request.params.subscriptionId)),
+    async (request, reply) => {
+      const { etag, view } = withEtag(await subscriptions.getSubscription(request.params.subscriptionId));
+      return reply.header('etag', etag).send(view);
+    },
   );
 
   app.get(
@@ -156,13 +205,19 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'updateSubscription',
         summary: "Change a subscription's overrides from the next period",
         description:
-          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A changed warning limit is set on the balance when the next period is granted, not now; one sent again unchanged sets nothing. A canceled subscription is 409 `subscription_canceled`.",
+          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A changed warning limit is set on the balance when the next period is granted, not now; one sent again unchanged sets nothing. A canceled subscription is 409 `subscription_canceled`. Concurrent changes are made one after the other, none lost, each answering the subscription as it left it (`next` shows the terms it set). With `If-Match` (the subscription's ETag, its version quoted), only that version is changed: 412 `subscription_changed` when another change came first.",
         params: subscriptionParams,
+        headers: ifMatchHeaders,
         body: Type.Object({ overrides: overridesSchema }, { additionalProperties: false }),
         response: { 200: subscriptionSchema, ...errorResponses },
       },
     },
-    async (request) => subscriptionView(await subscriptions.changeOverrides(request.params.subscriptionId, request.body.overrides, actingKeyOf(request))),
+    async (request, reply) => {
+      const { etag, view } = withEtag(
+        await subscriptions.changeOverrides(request.params.subscriptionId, request.body.overrides, actingKeyOf(request), ifVersionOf(request.headers['if-match'])),
+      );
+      return reply.header('etag', etag).send(view);
+    },
   );
 
   app.post(
@@ -174,11 +229,15 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'cancelSubscription',
         summary: 'Cancel a subscription',
         description:
-          'The period in progress keeps its grant (granted now if it was not yet); no period after it grants. Canceling again changes nothing and answers the subscription.',
+          'The period in progress keeps its grant (granted now if it was not yet); no period after it grants. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.',
         params: subscriptionParams,
+        headers: ifMatchHeaders,
         response: { 200: subscriptionSchema, ...errorResponses },
       },
     },
-    async (request) => subscriptionView(await subscriptions.cancelSubscription(request.params.subscriptionId, actingKeyOf(request))),
+    async (request, reply) => {
+      const { etag, view } = withEtag(await subscriptions.cancelSubscription(request.params.subscriptionId, actingKeyOf(request), ifVersionOf(request.headers['if-match'])));
+      return reply.header('etag', etag).send(view);
+    },
   );
 };
