@@ -1,5 +1,6 @@
 import { formatCredits, formatNullableCredits, Micros, parseNonNegativeCredits, parsePositiveCredits } from './credits';
 import { ValidationError } from './errors';
+import { textLength } from './wellFormedText';
 
 export interface ConsumptionRule {
   /** The usage event name this rule matches, e.g. `api_call`. */
@@ -67,7 +68,7 @@ export function isValidIdentifier(value: unknown): value is string {
 }
 
 function requireText(value: unknown, field: string, max = 256): string {
-  if (typeof value !== 'string' || value.trim().length === 0 || value.length > max) {
+  if (typeof value !== 'string' || value.trim().length === 0 || textLength(value) > max) {
     throw new ValidationError(`${field} must be a non-empty string of at most ${max} characters`);
   }
   return value;

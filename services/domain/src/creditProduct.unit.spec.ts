@@ -35,6 +35,11 @@ describe('credit products', () => {
     });
   });
 
+  it('counts a name in characters as the API schema does: 256 emoji fit, 257 do not', () => {
+    expect(creditProductFromDto(dto({ name: '😀'.repeat(256) })).name).toHaveLength(512);
+    expect(() => creditProductFromDto(dto({ name: '😀'.repeat(257) }))).toThrow('name must be a non-empty string of at most 256 characters');
+  });
+
   it('round-trips through its JSON form', () => {
     expect(creditProductToDto(creditProductFromDto(dto()))).toEqual(dto());
     const bare = dto({ lowBalanceThreshold: null, bundles: [], consumption: [{ event: 'ping', credits: '0' }] });
