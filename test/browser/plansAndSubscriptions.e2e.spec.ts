@@ -95,6 +95,66 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
     }
   });
 
+  it("says the next period's grant on the portal, a change of terms from then on included", async () => {
+    const customerId = `next-grant-${randomUUID()}`;
+    const subscription = await stack.api<SubscriptionView>('POST', '/subscriptions', { id: randomUUID(), customerId, planId: planId(1), overrides: [{ productId, creditsPerPeriod: '750' }] });
+    // From the next period on: the period in progress keeps its 750.
+    await stack.api('PATCH', `/subscriptions/${subscription.id}`, { overrides: [{ productId, creditsPerPeriod: '900' }] });
+    const { url } = await stack.api<{ url: string }>('POST', `/customers/${encodeURIComponent(customerId)}/portal-sessions`);
+    const context = await stack.browser.newContext({ viewport: DESKTOP_VIEWPORT });
+    const portal = await context.newPage();
+    try {
+      await portal.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
+      const table = portal.getByRole('table', { name: 'Subscriptions' });
+      await untilText(table, (text) => text.includes('Plan 1'), 'the subscription on the portal');
+      const rows = await table.locator('tbody tr').evaluateAll((found) => found.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+      expect(rows).toEqual([['Plan 1', expect.anything(), '750 per month', expect.stringMatching(/^Next credits .+: 900$/)]]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('sends Change terms against the subscription it read, and after a change made meanwhile says so and shows the terms as they are now', async () => {
+    const customerId = `stale-terms-${randomUUID()}`;
+    const subscription = await stack.api<SubscriptionView>('POST', '/subscriptions', { id: randomUUID(), customerId, planId: planId(2), overrides: [{ productId, creditsPerPeriod: '750' }] });
+    const page = await signedIn();
+    const patches: Array<string | undefined> = [];
+    page.on('request', (request) => {
+      if (request.method() === 'PATCH' && request.url().includes('/v1/subscriptions/')) patches.push(request.headers()['if-match']);
+    });
+    try {
+      await openCustomer(page, customerId);
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      const card = page.getByRole('region', { name: `Subscription ${subscription.id}` });
+      await card.getByRole('button', { name: 'Change terms' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Change terms: Plan 2' });
+      const credits = dialog.getByLabel('Credits per period for this subscription');
+      await credits.waitFor({ timeout: 30_000 });
+      expect(await credits.inputValue()).toBe('750');
+      // Someone else changes the terms after the dialog was opened.
+      await stack.api('PATCH', `/subscriptions/${subscription.id}`, { overrides: [{ productId, creditsPerPeriod: '800' }] });
+
+      await credits.fill('900');
+      await dialog.getByRole('button', { name: 'Save terms' }).click();
+      await untilText(dialog.getByRole('alert'), (text) => text.includes("changed this subscription's terms after you opened it"), 'the refusal for a change made meanwhile');
+      expect(patches).toEqual(['"1"']);
+      // Read again: the terms as they are now, in the dialog and on the card; nothing of 900 saved.
+      await waitFor(async () => (await credits.inputValue()) === '800', { description: "the dialog showing the other change's terms", timeoutMs: 30_000 });
+      await untilText(card.getByRole('table', { name: 'Terms by period' }), (text) => text.includes('800'), 'the card read again');
+      expect((await subscriptionOf(subscription.id)).overrides.some((version) => version.creditsPerPeriod === '900')).toBe(false);
+      await expectAccessible(page, 'Change terms refused for a change made meanwhile');
+
+      // Saved again, against the version read now.
+      await credits.fill('900');
+      await dialog.getByRole('button', { name: 'Save terms' }).click();
+      await dialog.waitFor({ state: 'hidden', timeout: 30_000 });
+      expect(patches).toEqual(['"1"', '"2"']);
+      expect((await subscriptionOf(subscription.id)).overrides.at(-1)).toMatchObject({ productId, creditsPerPeriod: '900' });
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it('pages through the plans to plan #501 and retires it', async () => {
     const page = await signedIn();
     try {

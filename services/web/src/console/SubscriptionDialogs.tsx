@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { errorMessage, path, type ApiClient } from '../shared/apiClient';
+import { ApiError, errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, formatCredits, periodText } from '../shared/format';
 import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal, useId } from '../shared/ui';
@@ -82,10 +82,16 @@ type PlanRead = { readonly plan: Plan } | { readonly failure: string } | undefin
  * goes back to the plan's); the period in progress keeps the terms it started with. The
  * subscription's plan is read by id when the dialog opens (any plan, however many there are):
  * the fields are its products, and until it is read nothing can be saved, since overrides sent
- * without them would be none, and put every product back on the plan's terms.
+ * without them would be none, and put every product back on the plan's terms. A save changes only
+ * the version of the subscription read (If-Match): after a change made meanwhile (412) the dialog
+ * says so and shows the subscription as it is now, to change again from there; nothing is undone.
  */
 export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; onClose: () => void; onChanged: () => void }) {
   const [drafts, setDrafts] = useState<OverrideDrafts>({});
+  // The subscription as last read: as opened, or as read again after a 412. Saves are sent against its version.
+  const [read, setRead] = useState(subscription);
+  // Set after a 412: someone else changed the terms after the version the form showed was read.
+  const [changedMeanwhile, setChangedMeanwhile] = useState(false);
   const [planRead, setPlanRead] = useState<PlanRead>();
   // Each Read the plan again reads it again.
   const [reads, setReads] = useState(0);
@@ -95,6 +101,8 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
   const [busy, busyWhile] = useBusyAction();
   const reasonId = useId('change-terms-reason');
   useEffect(() => {
+    setRead(subscription);
+    setChangedMeanwhile(false);
     if (subscription === undefined) return;
     setDrafts(latestDrafts(subscription));
     refusal.clear();
@@ -123,18 +131,38 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          if (subscription === undefined || plan === undefined) return;
+          if (read === undefined || plan === undefined) return;
           refusal.clear();
+          setChangedMeanwhile(false);
           try {
-            await api.patch<Subscription>(path`/subscriptions/${subscription.id}`, { body: { overrides: overridesOf(plan, drafts) } });
+            await api.patch<Subscription>(path`/subscriptions/${read.id}`, { body: { overrides: overridesOf(plan, drafts) }, ifMatch: `"${read.version}"` });
             onChanged();
             onClose();
           } catch (failure) {
-            refusal.refused(failure);
+            if (!(failure instanceof ApiError && failure.code === 'subscription_changed')) {
+              refusal.refused(failure);
+              return;
+            }
+            // Read again, as the product editor does: the form shows the terms as they are now, and the tab reads its list again.
+            setChangedMeanwhile(true);
+            onChanged();
+            try {
+              const current = await api.get<Subscription>(path`/subscriptions/${read.id}`);
+              setRead(current);
+              setDrafts(latestDrafts(current));
+            } catch (unread) {
+              refusal.setGeneral(`The subscription as it is now could not be read: ${errorMessage(unread)} Close and open Change terms again.`);
+            }
           }
         })}
       >
         <p>From each product's next period on; the period in progress keeps the terms it started with.</p>
+        {changedMeanwhile && (
+          <p class="error" role="alert">
+            Not saved: someone else changed this subscription's terms after you opened it, and saving would have undone their change. The form now shows its terms as they are; make
+            your change on them and save again.
+          </p>
+        )}
         {planRead === undefined && (
           <p id={reasonId} class="loading" role="status">
             Reading the plan's products: Save waits for them.

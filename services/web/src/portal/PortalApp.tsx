@@ -81,10 +81,17 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
   );
 }
 
-/** When an item's next credits come, or when its last period ends once the subscription is canceled. */
+/**
+ * When an item's next credits come and how many (the next period's terms: a change from then on
+ * shows here, while the Grants column keeps the period in progress's), or when its last period
+ * ends once the subscription is canceled.
+ */
 function nextGrantText(subscription: Subscription, item: Subscription['items'][number]): string {
   const current = item.currentPeriod;
-  if (item.finalPeriod === null) return current === null ? `Starts ${formatTime(subscription.startsAt)}` : `Next credits ${formatTime(current.end)}`;
+  if (item.finalPeriod === null) {
+    if (current === null) return `Starts ${formatTime(subscription.startsAt)}`;
+    return item.next === null ? `Next credits ${formatTime(current.end)}` : `Next credits ${formatTime(item.next.start)}: ${formatCredits(item.next.creditsPerPeriod)}`;
+  }
   if (current !== null && current.index <= item.finalPeriod) return `Canceled: ends ${formatTime(current.end)}`;
   return 'Ended';
 }

@@ -178,6 +178,8 @@ export interface Subscription {
   readonly planId: string;
   readonly planName: string;
   readonly startsAt: string;
+  /** 1 as created, one more per change of its terms or status: also its ETag, quoted, to send as If-Match. */
+  readonly version: number;
   readonly status: string;
   readonly canceledAt: string | null;
   readonly createdBy: ActingKey | null;
@@ -190,6 +192,8 @@ export interface Subscription {
     grantedThrough: number | null;
     /** Once canceled, the last period that grants (-1: none); null while active. */
     finalPeriod: number | null;
+    /** The next period to begin and its grant, a change of terms from it included; null when none grants any more. */
+    next: { index: number; start: string; creditsPerPeriod: string; lowBalanceThreshold: string | null } | null;
   }>;
   readonly overrides: Array<{
     productId: string;
