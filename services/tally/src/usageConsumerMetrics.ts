@@ -25,13 +25,18 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry, options: { 
     labelNames: ['topic', 'partition'] as const,
   });
   /**
-   * Per `topic/partition`, the Kafka timestamp of the last metered usage event while events wait
-   * behind it, or null once a batch reached the end. Read at scrape time, so a partition nothing
-   * is metered from ages with the clock. The partition's balances reflect its usage up to that
-   * event, none after it (Kafka's timestamps rise within a partition, save a producer's skewed
-   * clock): this is how far behind usage they are in time.
+   * Per `topic/partition` this process holds, since when its balances have missed usage (epoch
+   * ms), or null when nothing waits. A batch that left events behind gives its last metered
+   * event's Kafka timestamp: the balances reflect the partition's usage up to it, none after it
+   * (Kafka's timestamps rise within a partition, save a producer's skewed clock). Past a batch
+   * that reached the end (or before any batch), the broker's group-lag reading that first finds
+   * events waiting gives its own time: they came after the last batch, and by then they wait, so
+   * a partition nothing is metered from ages with the clock however its last batch ended (within
+   * a reading's interval). Read at scrape time.
    */
   const behindSince = new Map<string, number | null>();
+  /** The partitions this process holds, per topic, as the last join gave them. */
+  const assigned = new Map<string, ReadonlySet<number>>();
   metrics.gauge({
     name: 'tally_consumer_lag_seconds',
     help: 'Age of the last usage event metered in each partition this process holds while more wait behind it (0 once the partition is caught up): how far behind usage its balances are in time',
@@ -83,11 +88,12 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry, options: { 
     },
     partitionsAssigned({ topic, partitions }) {
       const held = new Set(partitions);
+      assigned.set(topic, held);
+      for (const key of behindSince.keys()) if (key.startsWith(`${topic}/`) && !held.has(Number(key.slice(topic.length + 1)))) behindSince.delete(key);
       const known = reported.get(topic);
       for (const partition of known ?? []) {
         if (held.has(partition)) continue;
         partitionLag.remove({ topic, partition: String(partition) });
-        behindSince.delete(`${topic}/${partition}`);
         known?.delete(partition);
       }
       // Held until their timers fire, else: a group-wide sum would count a partition twice.
@@ -99,7 +105,15 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry, options: { 
       heldPartitions.set(unresumed.size);
     },
     groupLagRead({ topic, partitions }) {
-      for (const { partition, lag } of partitions) groupLag.set({ topic, partition: String(partition) }, lag);
+      const held = assigned.get(topic);
+      for (const { partition, lag } of partitions) {
+        groupLag.set({ topic, partition: String(partition) }, lag);
+        if (held?.has(partition) !== true) continue;
+        const key = `${topic}/${partition}`;
+        // Nothing past the group's commit: caught up. Events waiting where no batch left any: since now.
+        if (lag === 0) behindSince.set(key, null);
+        else if ((behindSince.get(key) ?? null) === null) behindSince.set(key, now());
+      }
     },
     partitionHeld({ topic, partition, reason }) {
       holds.inc({ reason });

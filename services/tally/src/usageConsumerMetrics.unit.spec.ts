@@ -73,6 +73,39 @@ describe('the usage consumer’s metrics', () => {
     expect(await seconds()).toEqual({ '0': 0, '2': 0 });
   });
 
+  it('ages a partition nothing is metered from once the broker’s reading shows events waiting past its last batch, from that reading on', async () => {
+    let now = 5_000_000;
+    const registry = createMetricsRegistry();
+    const metrics = createUsageConsumerMetrics(registry, { now: () => now });
+    const seconds = async () =>
+      Object.fromEntries(
+        [...(await registry.render()).matchAll(/^tally_consumer_lag_seconds\{topic="usage",partition="(\d+)"\} ([\d.]+)$/gm)].map(([, partition, value]) => [partition!, Number(value)]),
+      );
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 1] });
+    // Partition 0 caught up an hour ago; partition 1 never had a batch (held at its first message).
+    metrics.batchProcessed({ ...batch(0, 0), lastTimestampMs: now - 3_600_000 });
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 0 }, { partition: 1, lag: 0 } ] });
+    expect(await seconds()).toEqual({ '0': 0, '1': 0 });
+
+    // Events arrive and nothing meters them: aged from the reading that first saw them waiting.
+    now += 15_000;
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 3 }, { partition: 1, lag: 2 } ] });
+    now += 15_000;
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 5 }, { partition: 1, lag: 2 } ] });
+    now += 30_000;
+    expect(await seconds()).toEqual({ '0': 45, '1': 45 });
+
+    // A batch that reaches the end, and a reading of nothing waiting: 0 again.
+    metrics.batchProcessed({ ...batch(0, 0), lastTimestampMs: now - 10 });
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 0 }, { partition: 1, lag: 0 } ] });
+    expect(await seconds()).toEqual({ '0': 0, '1': 0 });
+
+    // A partition of another member is not this process's to report.
+    metrics.partitionsAssigned({ topic: 'usage', partitions: [0] });
+    metrics.groupLagRead({ topic: 'usage', partitions: [ { partition: 0, lag: 0 }, { partition: 1, lag: 9 } ] });
+    expect(await seconds()).toEqual({ '0': 0 });
+  });
+
   it('reports the group’s lag on each partition as the broker’s last reading gave it', async () => {
     const registry = createMetricsRegistry();
     const metrics = createUsageConsumerMetrics(registry);
