@@ -202,12 +202,12 @@ describe('credit products over HTTP', () => {
     it('a filter on a property with no name, as the console does', async () => {
       const response = await post({ name: 'Nameless filter', consumption: [{ event: 'api_call', credits: '1', where: { '': 'x' } }] });
       expectError(response, 400, 'validation_failed');
-      // Named by the route's schema (body.consumption.0.where) or, as for every write, by the domain (consumption[0].where).
-      expect(response.json().message).toMatch(/^(body\.consumption\.0|consumption\[0\])\.where has a property with no name/);
+      // Refused by the route's schema, before the domain's own check (consumption[0].where) is reached.
+      expect(response.json().message).toMatch(/^body\.consumption\.0\.where has a property with no name/);
       const changed = await createProduct({ id: `nameless_${randomUUID()}` });
       const patched = await call({ method: 'PATCH', url: `/v1/credit-products/${changed.id as string}`, payload: { consumption: [{ event: 'e', credits: '1' }, { event: 'e', credits: '1', where: { '': 'x' } }] } });
       expectError(patched, 400, 'validation_failed');
-      expect(patched.json().message).toMatch(/^(body\.consumption\.1|consumption\[1\])\.where has a property with no name/);
+      expect(patched.json().message).toMatch(/^body\.consumption\.1\.where has a property with no name/);
     });
 
     it('a rule identical to another (filters in any order), which would charge each event twice; overlapping ones are taken', async () => {
