@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { withDeadline } from './retry';
 
 export type WorkerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -119,10 +120,6 @@ export function createWorkerGroup(options: WorkerGroupOptions): WorkerGroup {
 
   async function stopAll(): Promise<StopOutcome> {
     let current: string | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<StopOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ completed: false, waitingFor: current ?? 'start-up' }), stopTimeoutMs);
-    });
     const inOrder = (async (): Promise<StopOutcome> => {
       const failed: string[] = [];
       for (const { name, stop } of [...parts].reverse()) {
@@ -137,11 +134,8 @@ export function createWorkerGroup(options: WorkerGroupOptions): WorkerGroup {
       }
       return { completed: true, failed };
     })();
-    try {
-      return await Promise.race([inOrder, timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    // inOrder never rejects: only the deadline can, naming the part still stopping then.
+    return withDeadline(inOrder, stopTimeoutMs, () => new Error('stop timed out')).catch(() => ({ completed: false, waitingFor: current ?? 'start-up' }));
   }
 
   return {
