@@ -363,7 +363,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
-  it('never undoes a settings change made meanwhile from an Edit balance dialog opened before it: it says so and shows the balance as it is now', async () => {
+  it("never undoes a settings change made meanwhile from an Edit balance dialog opened before it, nor loses what the operator typed: a change of another field is saved on it, one of the same field is said and saved on a second Save", async () => {
     const customerId = `stale-edit-${randomUUID()}`;
     const productName = `Stale credits ${randomUUID()}`;
     const product = await api<{ id: string }>('POST', '/credit-products', { name: productName });
@@ -375,46 +375,59 @@ describe('the console and the portal when acted on twice, or when a read fails',
       await openCustomer(page, customerId);
       const card = page.getByRole('region', { name: new RegExp(product.id) });
       await untilText(card.getByTestId('balance-amount'), (text) => text === '80', 'the opened balance');
-      // Operator A opens the dialog; operator B then lowers the limit.
-      await card.getByRole('button', { name: 'Edit balance' }).click();
-      const dialog = page.getByRole('dialog', { name: `Edit balance: ${productName}` });
-      expect(await dialog.getByLabel('Warning limit').inputValue()).toBe('100');
-      const read = await stored();
-      await api('PATCH', `/credit-balances/${balance.id}`, { lowBalanceThreshold: '50' });
-
-      // A renames, the limit untouched in the dialog: sent against the version read, the name alone.
+      // Its title follows the balance's name, which changes here.
+      const dialog = page.getByRole('dialog', { name: /^Edit balance: / });
       const patches: Array<{ ifMatch: string | undefined; body: unknown }> = [];
       page.on('request', (request) => {
         if (request.method() === 'PATCH' && request.url().includes(`/v1/credit-balances/${balance.id}`)) patches.push({ ifMatch: request.headers()['if-match'], body: request.postDataJSON() });
       });
-      await dialog.getByLabel('Name').fill('Renamed by A');
-      await dialog.getByRole('button', { name: 'Save balance' }).click();
-      await untilText(dialog.getByRole('alert'), (text) => /changed meanwhile/i.test(text), 'the dialog saying the balance changed meanwhile');
-      expect(patches[0]).toEqual({ ifMatch: `"${read.revision}"`, body: { name: 'Renamed by A' } });
-      // Read again: the dialog shows the balance as it is now, B's limit kept.
-      await waitFor(async () => (await dialog.getByLabel('Warning limit').inputValue()) === '50', { description: "B's limit in the dialog", timeoutMs: 10_000 });
-      expect(await dialog.getByLabel('Name').inputValue()).toBe(productName);
-      expect(await stored()).toMatchObject({ name: productName, lowBalanceThreshold: '50' });
 
-      // Saved again, against the version read now, the rename lands and the limit stays.
+      // Operator A opens the dialog; operator B then lowers the limit.
+      await card.getByRole('button', { name: 'Edit balance' }).click();
+      expect(await dialog.getByLabel('Warning limit').inputValue()).toBe('100');
+      const read = await stored();
+      const lowered = await api<{ revision: string }>('PATCH', `/credit-balances/${balance.id}`, { lowBalanceThreshold: '50' });
+      // A renames, the limit untouched in the dialog: sent against the version read, the name alone;
+      // refused (412), then sent again on B's version, unasked: B's limit is no field A changed.
       await dialog.getByLabel('Name').fill('Renamed by A');
       await dialog.getByRole('button', { name: 'Save balance' }).click();
       await card.getByRole('heading', { name: /^Renamed by A/ }).waitFor();
-      expect(patches).toHaveLength(2);
-      expect(patches[1]!.body).toEqual({ name: 'Renamed by A' });
+      await waitFor(async () => !(await dialog.isVisible()), { description: 'the dialog closed once saved', timeoutMs: 10_000 });
+      expect(patches).toEqual([
+        { ifMatch: `"${read.revision}"`, body: { name: 'Renamed by A' } },
+        { ifMatch: `"${lowered.revision}"`, body: { name: 'Renamed by A' } },
+      ]);
       expect(await stored()).toMatchObject({ name: 'Renamed by A', lowBalanceThreshold: '50' });
+      await untilText(card, (text) => /Warning limit\s+50\b/.test(text), "B's warning limit on the card");
+
+      // Both rename: B first. A's save is not sent again; the dialog names B's name and keeps A's typing.
+      await card.getByRole('button', { name: 'Edit balance' }).click();
+      expect(await dialog.getByLabel('Name').inputValue()).toBe('Renamed by A');
+      const renamed = await api<{ revision: string }>('PATCH', `/credit-balances/${balance.id}`, { name: 'Renamed by B' });
+      await dialog.getByLabel('Name').fill('Renamed by A again');
+      await dialog.getByRole('button', { name: 'Save balance' }).click();
+      await untilText(dialog.getByRole('alert'), (text) => /changed meanwhile/i.test(text) && text.includes('"Renamed by B"'), "the dialog naming B's name");
+      expect(patches).toHaveLength(3);
+      expect(await dialog.getByLabel('Name').inputValue()).toBe('Renamed by A again');
+      expect(await dialog.getByLabel('Warning limit').inputValue()).toBe('50');
+      expect(await stored()).toMatchObject({ name: 'Renamed by B', lowBalanceThreshold: '50' });
+      // Saved again: A's name, on B's version.
+      await dialog.getByRole('button', { name: 'Save balance' }).click();
+      await card.getByRole('heading', { name: /^Renamed by A again/ }).waitFor();
+      await waitFor(async () => !(await dialog.isVisible()), { description: 'the dialog closed once saved', timeoutMs: 10_000 });
+      expect(patches.slice(3)).toEqual([{ ifMatch: `"${renamed.revision}"`, body: { name: 'Renamed by A again' } }]);
+      expect(await stored()).toMatchObject({ name: 'Renamed by A again', lowBalanceThreshold: '50' });
 
       // A balance that only moved meanwhile (a top-up) keeps its settings: the save goes through on the new version, unasked.
       await card.getByRole('button', { name: 'Edit balance' }).click();
-      const third = page.getByRole('dialog', { name: 'Edit balance: Renamed by A' });
-      expect(await third.getByLabel('Warning limit').inputValue()).toBe('50');
+      expect(await dialog.getByLabel('Warning limit').inputValue()).toBe('50');
       await api('POST', `/credit-balances/${balance.id}/top-ups`, { credits: '1' });
-      await third.getByLabel('Warning limit').fill('40');
-      await third.getByRole('button', { name: 'Save balance' }).click();
+      await dialog.getByLabel('Warning limit').fill('40');
+      await dialog.getByRole('button', { name: 'Save balance' }).click();
       await untilText(card, (text) => /Warning limit\s+40\b/.test(text), 'the new warning limit on the card');
-      expect(await third.isVisible()).toBe(false);
-      expect(patches.slice(2).map((sent) => sent.body)).toEqual([{ lowBalanceThreshold: '40' }, { lowBalanceThreshold: '40' }]);
-      expect(await stored()).toMatchObject({ name: 'Renamed by A', lowBalanceThreshold: '40' });
+      expect(await dialog.isVisible()).toBe(false);
+      expect(patches.slice(4).map((sent) => sent.body)).toEqual([{ lowBalanceThreshold: '40' }, { lowBalanceThreshold: '40' }]);
+      expect(await stored()).toMatchObject({ name: 'Renamed by A again', lowBalanceThreshold: '40' });
     } finally {
       await page.context().close();
     }

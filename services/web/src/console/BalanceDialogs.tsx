@@ -112,16 +112,39 @@ function changesFrom(read: EditableSettings, typed: EditableSettings): Record<st
   };
 }
 
-/** How many times a save is sent again on a balance that only moved (usage, a top-up) while the dialog was open. */
+/** How many times a save is sent again on a balance changed (usage, a top-up, another field) while the dialog was open. */
 const SAVE_ATTEMPTS = 3;
+
+/** The fields of the Edit balance dialog, as its message names them. */
+const SETTINGS = [
+  { field: 'name', words: (value: string) => `its name is now "${value}"` },
+  { field: 'limit', words: (value: string) => `its warning limit is now ${value === '' ? 'none' : value}` },
+] as const;
+
+/**
+ * What the operator typed, on the version as it is now (`current`) instead of the version it
+ * started from (`base`): a field the operator left as it was takes the current value (the other
+ * change stays); one the operator changed keeps the typing. `conflicts`: the fields the operator
+ * changed that the other change set to something else, which are not sent unasked.
+ */
+function rebaseSettings(base: EditableSettings, typed: EditableSettings, current: EditableSettings): { readonly typed: EditableSettings; readonly conflicts: ReadonlyArray<keyof EditableSettings> } {
+  const mine = (field: keyof EditableSettings) => typed[field] !== base[field];
+  return {
+    typed: { name: mine('name') ? typed.name : current.name, limit: mine('limit') ? typed.limit : current.limit },
+    conflicts: SETTINGS.map(({ field }) => field).filter((field) => mine(field) && current[field] !== base[field] && current[field] !== typed[field]),
+  };
+}
 
 /**
  * Edit balance: its name and warning limit (PATCH /v1/credit-balances/{id}); an empty limit
  * removes it. Filled with the balance's values at each opening. A save sends only the fields the
  * operator changed, against the version read (If-Match, its revision): a change made meanwhile
- * by someone else is never overwritten. On 412 the balance is read again: when only its figures
- * moved (usage, a top-up) the save is sent again on the new version; when its name or warning
- * limit changed, the dialog says so and shows the balance as it is now, to change again.
+ * by someone else is never overwritten, and what the operator typed is never lost. On 412 the
+ * balance is read again and becomes the version the dialog changes: a field the operator left
+ * keeps the other's change, a field the operator changed keeps the typing. When the other change
+ * touched none of the fields the operator changed (only the figures moved, or the other field),
+ * the save is sent again on the new version; when it set a field the operator changed too, the
+ * dialog names that field's value now and keeps the typing: a second Save applies it.
  */
 export function EditBalanceDialog({
   api,
@@ -139,23 +162,29 @@ export function EditBalanceDialog({
 }) {
   const [name, setName] = useState('');
   const [limit, setLimit] = useState('');
-  // The version the dialog shows: what changes are told from, and what a save is made against.
+  // The version the dialog changes: what the operator's changes are told from, and what a save is made against.
   const [read, setRead] = useState<CreditBalance>(balance);
   const refusal = useFormRefusal((field) => field === 'name' || field === 'lowBalanceThreshold');
   const [busy, busyWhile] = useBusyAction();
-  function show(version: CreditBalance) {
-    setRead(version);
-    setName(version.name);
-    setLimit(version.lowBalanceThreshold ?? '');
+  function show(settings: EditableSettings) {
+    setName(settings.name);
+    setLimit(settings.limit);
   }
   useEffect(() => {
     if (!open) return;
-    show(balance);
+    setRead(balance);
+    show(settingsOf(balance));
     refusal.clear();
   }, [open]);
-  /** Saves `changes` against `version`; on 412, against the balance as it is now unless its settings changed too. */
-  async function save(version: CreditBalance, changes: Record<string, string | null>): Promise<void> {
+  /** Saves what was typed against `version`; on 412, on the balance as it is now unless the other change set a field the operator changed. */
+  async function save(version: CreditBalance, typed: EditableSettings): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {
+      const changes = changesFrom(settingsOf(version), typed);
+      // Nothing left to change (the other change set what was typed): nothing to send.
+      if (Object.keys(changes).length === 0) {
+        onClose();
+        return;
+      }
       try {
         onSaved(await api.patch<CreditBalance>(path`/credit-balances/${balance.id}`, { body: changes, ifMatch: `"${version.revision}"` }));
         onClose();
@@ -166,21 +195,22 @@ export function EditBalanceDialog({
       // Consistent: the read model may not have the change the 412 was for yet.
       const current = await api.get<CreditBalance>(path`/credit-balances/${balance.id}`, { query: { consistent: 'true' } });
       onSaved(current);
-      const before = settingsOf(version);
       const now = settingsOf(current);
-      if (attempt < SAVE_ATTEMPTS && now.name === before.name && now.limit === before.limit) {
-        version = current;
-        continue;
+      const rebased = rebaseSettings(settingsOf(version), typed, now);
+      // From here on the dialog changes the version as it is now, with the operator's typing on it.
+      setRead(current);
+      show(rebased.typed);
+      version = current;
+      typed = rebased.typed;
+      if (rebased.conflicts.length > 0) {
+        const changed = SETTINGS.filter(({ field }) => rebased.conflicts.includes(field)).map(({ field, words }) => words(now[field]));
+        refusal.setGeneral(`This balance was changed meanwhile: ${changed.join(', ')}. Nothing was saved; the form keeps what you typed: Save applies it to the balance as it is now.`);
+        return;
       }
-      show(current);
-      const changed = [
-        ...(now.name !== before.name ? [`its name is now "${now.name}"`] : []),
-        ...(now.limit !== before.limit ? [`its warning limit is now ${now.limit === '' ? 'none' : now.limit}`] : []),
-      ];
-      refusal.setGeneral(
-        `This balance was changed meanwhile${changed.length > 0 ? `: ${changed.join(', ')}` : ''}. Nothing was saved; the form shows the balance as it is now: make your change again and save.`,
-      );
-      return;
+      if (attempt >= SAVE_ATTEMPTS) {
+        refusal.setGeneral('This balance kept changing while your change was sent. Nothing was saved; the form keeps what you typed: Save sends it again.');
+        return;
+      }
     }
   }
   return (
@@ -190,14 +220,8 @@ export function EditBalanceDialog({
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           refusal.clear();
-          const changes = changesFrom(settingsOf(read), { name, limit });
-          // Nothing changed: nothing to send.
-          if (Object.keys(changes).length === 0) {
-            onClose();
-            return;
-          }
           try {
-            await save(read, changes);
+            await save(read, { name, limit });
           } catch (failure) {
             refusal.refused(failure);
           }
