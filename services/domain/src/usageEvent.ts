@@ -1,6 +1,6 @@
 import { InvalidInstantError, InvalidUsageEventError } from './errors';
 import { isoInstantOf } from './isoInstantOf';
-import { isWellFormedText } from './wellFormedText';
+import { isWellFormedText, textLength } from './wellFormedText';
 
 export type PropertyValue = null | boolean | number | string;
 
@@ -64,7 +64,8 @@ const AVRO_BRANCHES = new Set(['boolean', 'int', 'long', 'float', 'double', 'str
 function text(record: Record<string, unknown>, field: string): string {
   const value = record[field];
   if (typeof value !== 'string') throw new InvalidUsageEventError(`${field} is missing or not a string`);
-  if (value.length === 0 || value.length > MAX_TEXT) {
+  // Characters (code points), as the API's schema and every other text bound count them.
+  if (value.length === 0 || textLength(value) > MAX_TEXT) {
     throw new InvalidUsageEventError(`${field} must be 1-${MAX_TEXT} characters`);
   }
   // PostgreSQL text and jsonb cannot hold U+0000: an id with one can never be looked up or

@@ -106,6 +106,12 @@ describe('parseUsageEvent: valid records', () => {
     expect(event.id).toBe(long);
     expect(Object.keys(event.properties)).toHaveLength(256);
   });
+
+  it('counts texts in characters, as the API schema and the subscriptions do: 256 emoji are an id, 257 are not', () => {
+    const emoji = '😀'.repeat(256);
+    expect(parseUsageEvent(json({ id: emoji, customerId: emoji, event: emoji }))).toMatchObject({ id: emoji, customerId: emoji, event: emoji });
+    expect(() => parseUsageEvent(json({ customerId: '😀'.repeat(257) }))).toThrow('customerId must be 1-256 characters');
+  });
 });
 
 describe('parseUsageEvent: invalid records', () => {
