@@ -39,7 +39,7 @@ export function createUsageConsumerMetrics(metrics: MetricsRegistry, options: { 
   const assigned = new Map<string, ReadonlySet<number>>();
   metrics.gauge({
     name: 'tally_consumer_lag_seconds',
-    help: 'Age of the last usage event metered in each partition this process holds while more wait behind it (0 once the partition is caught up): how far behind usage its balances are in time',
+    help: 'How far behind usage each partition this process holds is in time: the age of its last metered usage event while more wait behind it, or, past a batch that reached the end, the time since a group-lag reading first found events waiting; 0 when nothing waits',
     labelNames: ['topic', 'partition'] as const,
     collect(gauge) {
       gauge.reset();
