@@ -76,7 +76,7 @@ describe("the console's product form and catalog", () => {
       expect(properties).toHaveLength(2);
       await expectAccessible(page, 'the product form with filters');
 
-      // A rename sends every rule back as it was.
+      // A rename keeps every rule as it was.
       const renamed = `Renamed ${randomUUID()}`;
       await page.getByLabel('Name', { exact: true }).fill(renamed);
       await page.getByRole('button', { name: 'Save changes' }).click();
@@ -279,6 +279,61 @@ describe("the console's product form and catalog", () => {
         bundles: [{ id: 'starter', credits: '250', price: { amount: '19.90', currency: 'EUR' }, purchaseOption: true }],
         revision: broken.revision + 1,
       });
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('renames a product stored with a repeated rule, a filter on no property and an unknown currency, and says which rule or bundle is refused once its rules or bundles are changed', async () => {
+    const created = await api<StoredProduct>('POST', '/credit-products', {
+      id: `stored-twice-${randomUUID()}`,
+      name: `Stored twice ${randomUUID()}`,
+      consumption: [{ event: 'api_call', credits: '1' }],
+      bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+    });
+    // As a release from before these refusals wrote it: the product and its revision.
+    const consumption = [{ event: 'api_call', credits: '1' }, { event: 'api_call', credits: '1' }, { event: 'api_call', credits: '2', where: { '': 'x' } }];
+    const bundles = [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'ZZZ' }, purchaseOption: true }];
+    await stack.query('UPDATE credit_products SET consumption = $2::jsonb, bundles = $3::jsonb WHERE id = $1', [created.id, JSON.stringify(consumption), JSON.stringify(bundles)]);
+    await stack.query(`UPDATE credit_product_revisions SET product = jsonb_set(jsonb_set(product, '{consumption}', $2::jsonb), '{bundles}', $3::jsonb) WHERE product_id = $1`, [
+      created.id,
+      JSON.stringify(consumption),
+      JSON.stringify(bundles),
+    ]);
+    const page = await signedIn();
+    const patches: unknown[] = [];
+    page.on('request', (request) => {
+      if (request.method() === 'PATCH' && request.url().includes(`/v1/credit-products/${created.id}`)) patches.push(request.postDataJSON());
+    });
+    try {
+      await openProduct(page, created);
+      // A rename sends neither the rules nor the bundles: the API keeps them as stored, and takes it.
+      await page.getByLabel('Name', { exact: true }).fill('Renamed twice');
+      await pressButton(page, 'Save changes');
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      expect(patches).toEqual([{ name: 'Renamed twice', description: '', lowBalanceThreshold: null }]);
+      expect(await api<StoredProduct>('GET', `/credit-products/${created.id}`)).toEqual({ ...created, name: 'Renamed twice', consumption, bundles, revision: created.revision + 1 });
+
+      // A bundle changed sends the bundles, whose currency the API refuses: said beside that bundle's currency.
+      const bundle = page.getByRole('group', { name: 'Bundle 1', exact: true });
+      await bundle.getByLabel('Price').fill('19.90');
+      await pressButton(page, 'Save changes');
+      const currency = bundle.getByLabel('Currency');
+      await untilText(bundle.locator('.field.has-error', { has: page.getByLabel('Currency') }), (text) => text.includes('"ZZZ" is not an ISO 4217 currency code'), "the bundle's currency refused");
+      expect(patches).toHaveLength(2);
+      await currency.fill('EUR');
+      await pressButton(page, 'Save changes');
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      expect(patches[2]).toEqual({ name: 'Renamed twice', description: '', lowBalanceThreshold: null, bundles: [{ id: 'starter', credits: '100', price: { amount: '19.90', currency: 'EUR' }, purchaseOption: true }] });
+
+      // A rule changed sends the rules: the repeated one and the filter on no property are refused before sending, by the row.
+      const rule = (number: number) => page.getByRole('group', { name: `Rule ${number}`, exact: true });
+      await rule(3).getByLabel('Credits', { exact: true }).fill('3');
+      await pressButton(page, 'Save changes');
+      await untilText(rule(2).getByRole('alert').first(), (text) => text.includes('rule 2 is the same as rule 1'), 'the repeated rule refused');
+      await untilText(rule(3).locator('.field.has-error'), (text) => text.includes('name the property'), 'the filter on no property refused');
+      expect(patches).toHaveLength(3);
+      expect((await api<StoredProduct>('GET', `/credit-products/${created.id}`)).consumption).toEqual(consumption);
     } finally {
       await page.context().close();
     }

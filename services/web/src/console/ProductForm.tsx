@@ -8,6 +8,7 @@ import { invalidProductOf } from './invalidProduct';
 import { ProductHistory } from './ProductHistory';
 import {
   bodyOf,
+  changeOf,
   compareDrafts,
   draftOf,
   draftProblems,
@@ -133,8 +134,10 @@ function FilterRows({
  * form read (If-Match): one made meanwhile by someone else is never overwritten. The form then
  * keeps what was typed, reads the product as it is now, names the fields both changed, and offers
  * to apply the operator's changes to that version (to review, then save) or to discard them. A
+ * save sends the rules and the bundles only when they differ from the version read (changeOf), so
+ * a product stored before a refusal of its rules or bundles takes a change of its other fields. A
  * stored product that fails validation opens seeded as stored (the API's 409 carries it), with why
- * beside its field, and a save (every field) repairs it.
+ * beside its field, and a save (every field the form shows differently from the document) repairs it.
  */
 export function ProductForm({ api, productId }: { api: ApiClient; productId: string | null }) {
   const creating = productId === null;
@@ -143,6 +146,8 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
   const [revision, setRevision] = useState<number>();
   // The draft as that version had it: what the operator changed is told from it after a 412.
   const [base, setBase] = useState<Draft>();
+  // That version as the API answered it (as stored, when it fails validation): what a save's rules and bundles are compared with.
+  const [stored, setStored] = useState<unknown>();
   const [readFailure, setReadFailure] = useState<{ readonly message: string; readonly invalid: boolean }>();
   // Each Read again reads the product again.
   const [reads, setReads] = useState(0);
@@ -180,7 +185,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     api.get<CreditProduct>(path`/credit-products/${productId}`).then(
       (product) => {
         if (!current) return;
-        openVersion(draftOf(product), product.revision);
+        openVersion(product, product.revision);
         opened();
       },
       (failure: unknown) => {
@@ -189,7 +194,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
         // with exactly what credit_products holds, and why it fails goes beside its field.
         const found = invalidProductOf(failure);
         if (found !== undefined) {
-          openVersion(found.draft, found.revision, { reason: found.reason });
+          openVersion(found.stored, found.revision, { reason: found.reason });
           opened();
           return;
         }
@@ -217,7 +222,9 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
    * the version a save changes (If-Match), and what changes are told from. Every path that opens a
    * version comes here, so that none keeps another version's repair state.
    */
-  function openVersion(opened: Draft, openedRevision: number, repairOf?: { readonly reason: string }) {
+  function openVersion(document: unknown, openedRevision: number, repairOf?: { readonly reason: string }) {
+    const opened = draftOf(document);
+    setStored(document);
     setDraft(opened);
     setBase(opened);
     setRevision(openedRevision);
@@ -244,7 +251,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     const now = draftOf(current);
     const comparison = compareDrafts(base!, draft, now);
     const mine = rebaseDraft(base!, draft, now);
-    openVersion(now, current.revision);
+    openVersion(current, current.revision);
     clearNotices();
     // Set after opening the version (the last set wins): the draft is the operator's changes on it, and says so.
     setDraft(mine);
@@ -253,7 +260,7 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
     setSavedCount((count) => count + 1);
   };
   const discardMyChanges = (current: CreditProduct) => {
-    openVersion(draftOf(current), current.revision);
+    openVersion(current, current.revision);
     clearNotices();
     setSaved(false);
     setSavedCount((count) => count + 1);
@@ -306,15 +313,16 @@ export function ProductForm({ api, productId }: { api: ApiClient; productId: str
             refusal.clear();
             setRepairErrors({});
             setChangedElsewhere(undefined);
-            const found = draftProblems(draft);
+            // Editing, the rules and the bundles go only when changed: only what is sent is checked.
+            const body = creating ? bodyOf(draft, true) : changeOf(draft, stored);
+            const found = draftProblems(draft, body);
             setProblems(found);
             if (Object.keys(found).length > 0) return;
             try {
-              const body = bodyOf(draft, creating);
               const product = creating
                 ? await api.post<CreditProduct>('/credit-products', { body })
                 : await api.patch<CreditProduct>(path`/credit-products/${productId!}`, { body, ifMatch: `"${revision!}"` });
-              openVersion(draftOf(product), product.revision);
+              openVersion(product, product.revision);
               clearNotices();
               setSaved(true);
               setSavedCount((count) => count + 1);

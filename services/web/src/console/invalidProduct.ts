@@ -9,6 +9,8 @@ export interface InvalidProductRead {
   readonly reason: string;
   /** The document as stored (what credit_products holds, a hand edit that wrote no revision included), every field as text. */
   readonly draft: Draft;
+  /** The document itself, as stored: what a save's rules and bundles are compared with (changeOf). */
+  readonly stored: unknown;
 }
 
 /**
@@ -20,5 +22,5 @@ export function invalidProductOf(failure: unknown): InvalidProductRead | undefin
   if (!(failure instanceof ApiError) || failure.code !== 'stored_product_invalid') return undefined;
   const { revision, reason, stored } = failure.body;
   if (revision === undefined || reason === undefined || !('stored' in failure.body)) return undefined;
-  return { revision, reason, draft: draftOf(stored) };
+  return { revision, reason, draft: draftOf(stored), stored };
 }

@@ -124,6 +124,28 @@ export function bodyOf(draft: Draft, creating: boolean): ProductBody {
   };
 }
 
+/** The body of PATCH /v1/credit-products/{id}: the product's texts and limit, and its rules and bundles when they are sent. */
+export type ProductChange = Omit<ProductBody, 'id' | 'consumption' | 'bundles'> & Partial<Pick<ProductBody, 'consumption' | 'bundles'>>;
+
+/**
+ * The change a save of `draft` sends for the product `stored` as the form read it (the API's answer,
+ * or the document as stored when it fails validation): its rules and its bundles only when they
+ * differ from what was read, each list whole. A list left as read is not sent, so the API keeps it
+ * as stored and holds none of it to what only a write is (no rule repeated whole, no filter on a
+ * property with no name, a currency ISO 4217 has): a product stored before those refusals takes a
+ * rename. A list that differs from the document as stored is sent, so a save repairs what the form
+ * shows rewritten (a number as text).
+ */
+export function changeOf(draft: Draft, stored: unknown): ProductChange {
+  const { consumption, bundles, ...fields } = bodyOf(draft, false);
+  const asRead = (key: 'consumption' | 'bundles') => (typeof stored === 'object' && stored !== null ? (stored as Record<string, unknown>)[key] : undefined);
+  return {
+    ...fields,
+    ...(same(consumption, asRead('consumption')) ? {} : { consumption }),
+    ...(same(bundles, asRead('bundles')) ? {} : { bundles }),
+  };
+}
+
 /** The field of a rule's filter row, as the form names it for its own checks (the API names a filter by its property). */
 export const filterField = (rule: number, filter: number) => `consumption.${rule}.filters.${filter}`;
 
@@ -152,9 +174,12 @@ function ruleIdentity(rule: RuleDraft): string {
  * object keeps one value: the other row would be dropped unseen); by ruleField, a rule the same
  * as one before it (every matching rule applies: each event would be charged twice). The API
  * refuses a filter on no property and a repeated rule too, saying so; the form says it first, by the row.
+ * Only of rules that are sent (`sent`, the body; every rule of a new product): rules left as stored
+ * are not, and the API keeps a product stored with them before these refusals as it is.
  */
-export function draftProblems(draft: Draft): Record<string, string> {
+export function draftProblems(draft: Draft, sent: { readonly consumption?: unknown } = bodyOf(draft, true)): Record<string, string> {
   const problems: Record<string, string> = {};
+  if (sent.consumption === undefined) return problems;
   const rules = new Map<string, number>();
   draft.consumption.forEach((rule, ruleIndex) => {
     const seen = new Set<string>();

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { CreditProduct } from '../shared/apiTypes';
-import { bodyOf, compareDrafts, draftOf, draftProblems, emptyDraft, emptyFilter, filterField, PRODUCT_FIELDS, rebaseDraft, ruleField, type Draft, type ProductField } from './productDraft';
+import { bodyOf, changeOf, compareDrafts, draftOf, draftProblems, emptyDraft, emptyFilter, filterField, PRODUCT_FIELDS, rebaseDraft, ruleField, type Draft, type ProductField } from './productDraft';
 
 const product = (where: Record<string, string> | undefined, extra: Partial<CreditProduct> = {}): CreditProduct => ({
   id: 'api-credits',
@@ -101,6 +101,64 @@ describe('a rule repeated whole', () => {
     const draft = emptyDraft();
     draft.consumption = [rule('1', [['model', 'large']]), other];
     expect(draftProblems(draft)).toEqual({});
+  });
+});
+
+describe('a change of a product stored before the refusals of a repeated rule, a filter on no property and an unknown currency', () => {
+  // As the API answers one stored before ba3083f: it still loads, and takes a change of its other fields.
+  const stored = product(undefined, {
+    consumption: [
+      { event: 'api_call', credits: '1' },
+      { event: 'api_call', credits: '1' },
+      { event: 'api_call', credits: '2', where: { '': 'x' } },
+    ],
+    bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'ZZZ' }, purchaseOption: true }],
+  });
+
+  it('sends neither its rules nor its bundles when they are as read, and refuses nothing of them: a rename is taken', () => {
+    const renamed = { ...draftOf(stored), name: 'Renamed' };
+    const sent = changeOf(renamed, stored);
+    expect(sent).toEqual({ name: 'Renamed', description: '', lowBalanceThreshold: null });
+    expect(draftProblems(renamed, sent)).toEqual({});
+  });
+
+  it('sends the rules whole once one changes, and then refuses the repeated rule and the filter on no property, naming the rule', () => {
+    const draft = draftOf(stored);
+    draft.consumption[2]!.credits = '3';
+    const sent = changeOf(draft, stored);
+    expect(sent).toEqual({ name: 'API credits', description: '', lowBalanceThreshold: null, consumption: bodyOf(draft, false).consumption });
+    expect(draftProblems(draft, sent)).toEqual({
+      [ruleField(1)]: expect.stringContaining('rule 2 is the same as rule 1'),
+      [filterField(2, 0)]: expect.stringContaining('name the property'),
+    });
+    // Mended: the rule repeated removed, the filter named.
+    draft.consumption.splice(1, 1);
+    draft.consumption[1]!.where[0]!.key = 'region';
+    expect(draftProblems(draft, changeOf(draft, stored))).toEqual({});
+  });
+
+  it('sends the bundles whole once one changes (the API then says which currency it refuses), and the rules not', () => {
+    const draft = draftOf(stored);
+    draft.bundles[0]!.amount = '19.90';
+    const sent = changeOf(draft, stored);
+    expect(sent).toEqual({ name: 'API credits', description: '', lowBalanceThreshold: null, bundles: [{ id: 'starter', credits: '100', price: { amount: '19.90', currency: 'ZZZ' }, purchaseOption: true }] });
+    expect(draftProblems(draft, sent)).toEqual({});
+  });
+
+  it('sends what differs from the document as stored, so that a stored product failing validation is repaired by a save of the form as it shows it', () => {
+    const broken: unknown = { ...stored, consumption: [{ event: 'render', credits: 2 }], bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' } }] };
+    expect(changeOf(draftOf(broken), broken)).toEqual({
+      name: 'API credits',
+      description: '',
+      lowBalanceThreshold: null,
+      consumption: [{ event: 'render', credits: '2' }],
+      bundles: [{ id: 'starter', credits: '100', price: { amount: '9.90', currency: 'EUR' }, purchaseOption: true }],
+    });
+  });
+
+  it('checks every rule of a product being created', () => {
+    const draft = { ...draftOf(stored), id: '' };
+    expect(draftProblems(draft)).toEqual({ [ruleField(1)]: expect.stringContaining('rule 2 is the same as rule 1'), [filterField(2, 0)]: expect.stringContaining('name the property') });
   });
 });
 
