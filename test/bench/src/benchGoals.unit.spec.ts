@@ -5,7 +5,7 @@ import type { FreshnessResult } from './freshness';
 import type { GrowthResult } from './meteringGrowth';
 import type { MeteringResult } from './meteringThroughput';
 import type { ReplayResult } from './replayThroughput';
-import { storageOf } from './tableStorage';
+import { ledgerStorageOf, storageOf } from './tableStorage';
 
 const rate = (perSecond: number) => ({ events: perSecond, seconds: 1, perSecond });
 const consumed = (perSecond: number) => ({ messages: 1000, seconds: 1000 / perSecond, perSecond, failedPolls: 0 });
@@ -18,10 +18,11 @@ const tally = (perSecond: number, peakRssBytes = 1) => ({
   counters: undefined,
 });
 
-const metering = (tallyPerSecond: number, ledgerBytesPerRow: number): MeteringResult => ({
+// The ledger's 1,000 events, and the append markers' rows (one per usage event) beside them.
+const metering = (tallyPerSecond: number, ledgerBytesPerRow: number, markerBytesPerEvent = 0): MeteringResult => ({
   events: 1000,
   balancesPerCustomer: 2,
-  ledgerStorage: storageOf(1000, ledgerBytesPerRow * 1000, 0),
+  ledgerStorage: ledgerStorageOf(storageOf(1000, ledgerBytesPerRow * 1000, 0), storageOf(500, markerBytesPerEvent * 1000, 0)),
   tally: tally(tallyPerSecond),
   kafkajsDecode: consumed(100_000),
   kafkajsDurable: consumed(10_000),
@@ -54,10 +55,13 @@ describe('goalChecks', () => {
     });
   });
 
-  it("takes bytes per ledger event from the append phase's ledger when it ran", () => {
-    const checks = goalChecks({ metering: metering(1_000, 400), append: append(60_000, 250) });
-    expect(checks.filter((check) => check.goal.includes('bytes'))).toEqual([{ goal: '≤ 300 bytes per ledger event', figure: '250 bytes', met: true }]);
+  it("takes bytes per ledger event from the metering run's ledger with its append markers, never the append phase's", () => {
+    // 279 bytes of event_log and 52 of append_markers per ledger event: 331, over the goal.
+    const checks = goalChecks({ metering: metering(1_000, 279, 52), append: append(60_000, 250) });
+    expect(checks.filter((check) => check.goal.includes('bytes'))).toEqual([{ goal: '≤ 300 bytes per ledger event', figure: '331 bytes', met: false }]);
     expect(checks.find((check) => check.goal.startsWith('append'))).toEqual({ goal: 'append ≥ 0.5 × one COPY into a bare table', figure: '0.600', met: true });
+    // The append phase's synthetic ledger (mostly openings, no markers) is no figure for the goal.
+    expect(goalChecks({ append: append(60_000, 250) }).filter((check) => check.goal.includes('bytes'))).toEqual([]);
   });
 
   it('says freshness in ms added over the Kafka floor, lookups by rate and by p99, replay, growth and RSS', () => {
@@ -86,12 +90,11 @@ describe('goalChecks', () => {
   it('leaves out the goals of phases that did not run, and counts what was reached', () => {
     expect(goalChecks({})).toEqual([]);
     expect(formatGoalTable(goalChecks({ append: append(10_000, 288) })).split('\n')).toEqual([
-      'goals of issue 11 reached in this run: 1 of 2',
+      'goals of issue 11 reached in this run: 0 of 1',
       '',
       '| goal | this run | reached |',
       '| --- | ---: | --- |',
       '| append ≥ 0.5 × one COPY into a bare table | 0.100 | no |',
-      '| ≤ 300 bytes per ledger event | 288 bytes | yes |',
     ]);
   });
 });

@@ -79,7 +79,13 @@ export function resultRows(results: BenchResults): ResultRow[] {
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, `one COPY per ${append.batchSize} rows`, append.copyPerBatch.perSecond));
     rows.push(higher(`2. ledger append, ${append.batchSize}/call`, 'events/s', append.appendMany.perSecond, 'one COPY into an indexed copy of events', append.copyIndexed.perSecond));
     rows.push(
-      lower('8. storage per ledger event (heap + indexes)', 'bytes', append.storage.bytesPerRow, 'same rows, bare table, no index', append.bareStorage.bytesPerRow),
+      lower(
+        '11. storage per appended event, append phase (event_log heap + indexes, no markers)',
+        'bytes',
+        append.storage.bytesPerRow,
+        'same rows, bare table, no index',
+        append.bareStorage.bytesPerRow,
+      ),
     );
   }
   if (freshness !== undefined) {
@@ -173,10 +179,14 @@ export function derivedFigures(results: BenchResults): string[] {
   }
   if (results.metering !== undefined) {
     const { tally, kafkajsDurable, kafkajsDecode, ledgerStorage: storage, balancesPerCustomer } = results.metering;
+    const perEvent = (bytes: number) => Math.round(bytes / storage.events.rows);
     lines.push(
       `metering: ${balancesPerCustomer} balance(s) per customer, ${Math.round(tally.ledgerEventsPerSecond)} ledger events/s ` +
         `(${tally.creditConsumedEvents} CreditConsumed, ${tally.lowBalanceWarnedEvents} LowBalanceWarned); ` +
-        `${Math.round(storage.bytesPerRow)} bytes per ledger event over the ${storage.rows} in the ledger (heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)})`,
+        `${Math.round(storage.bytesPerEvent)} bytes per ledger event over the ${storage.events.rows} in the ledger, heap + TOAST + indexes ` +
+        `(event_log: heap ${perEvent(storage.events.heapBytes)}, indexes ${perEvent(storage.events.indexBytes)}; ` +
+        `append_markers, ${storage.markers.rows} rows: heap ${perEvent(storage.markers.heapBytes)}, indexes ${perEvent(storage.markers.indexBytes)}, ` +
+        `${Math.round(storage.markerBytesPerEvent)} in all)`,
       `metering: CPU ms per 1,000 usage events (the consumer + PostgreSQL): Tally ${cpuPair(tally)}, ` +
         `kafkajs durable ${cpuPair(kafkajsDurable)}, kafkajs decode-only ${cpuPair(kafkajsDecode)}`,
     );
@@ -199,7 +209,7 @@ export function derivedFigures(results: BenchResults): string[] {
   if (results.append !== undefined) {
     const { storage } = results.append;
     lines.push(
-      `storage: ${Math.round(storage.bytesPerRow)} bytes per ledger event over ${storage.rows} events ` +
+      `storage: ${Math.round(storage.bytesPerRow)} bytes per event of the append phase's ledger over ${storage.rows} events, no markers ` +
         `(heap ${Math.round(storage.heapBytes / storage.rows)}, indexes ${Math.round(storage.indexBytes / storage.rows)} per event)`,
     );
   }

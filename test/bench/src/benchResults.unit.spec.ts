@@ -3,7 +3,7 @@ import type { EntitlementsResult, LookupsResult, UsageLookupsResult } from './ba
 import type { StatementsResult } from './balanceStatements';
 import { derivedFigures, disturbances, freshnessAddedMs, resultRows } from './benchResults';
 import type { FreshnessResult } from './freshness';
-import { storageOf } from './tableStorage';
+import { ledgerStorageOf, storageOf } from './tableStorage';
 
 const rate = (perSecond: number) => ({ events: perSecond, seconds: 1, perSecond });
 const load = (perSecond: number, p99Ms: number) => ({ perSecond, p50Ms: 1, p99Ms, maxMs: p99Ms, ok: perSecond, non2xx: 0, errors: 0 });
@@ -44,7 +44,8 @@ describe('derivedFigures for the metering run', () => {
     const metering = {
       events: 1000,
       balancesPerCustomer: 2,
-      ledgerStorage: storageOf(2000, 400_000, 200_000),
+      // 2,000 ledger events; 1,000 append markers, one per usage event.
+      ledgerStorage: ledgerStorageOf(storageOf(2000, 400_000, 200_000), storageOf(1000, 60_000, 44_000)),
       tally: { ...consumed(5000, 70.4, 55.5), peakRssBytes: 1, creditConsumedEvents: 2000, lowBalanceWarnedEvents: 0, ledgerEventsPerSecond: 10_000, counters: undefined },
       kafkajsDecode: consumed(100_000, 9.6),
       kafkajsDurable: consumed(50_000, 12, 8.2),
@@ -53,6 +54,9 @@ describe('derivedFigures for the metering run', () => {
     expect(derivedFigures({ metering }).filter((line) => line.includes('CPU'))).toEqual([
       'metering: CPU ms per 1,000 usage events (the consumer + PostgreSQL): Tally 70 + 56, kafkajs durable 12 + 8, kafkajs decode-only 10 + unknown',
     ]);
+    expect(derivedFigures({ metering }).find((line) => line.includes('bytes per ledger event'))).toContain(
+      '352 bytes per ledger event over the 2000 in the ledger, heap + TOAST + indexes (event_log: heap 200, indexes 100; append_markers, 1000 rows: heap 30, indexes 22, 52 in all)',
+    );
   });
 });
 
