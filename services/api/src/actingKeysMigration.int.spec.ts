@@ -43,14 +43,14 @@ describe('who made plans, subscriptions and webhook endpoints (migration 027)', 
     expect(await webhooks.getEndpoint('old-hook')).toMatchObject({ createdBy: null, updatedBy: null });
 
     await subscriptions.changeOverrides('old-active', () => [{ productId: 'api', effectiveFromPeriod: 1, creditsPerPeriod: 30_000_000n, lowBalanceThreshold: null }], OPS);
-    const canceled = await subscriptions.cancelSubscription('old-active', new Date(), OPS);
+    const canceled = await subscriptions.cancelSubscription('old-active', () => new Date(), OPS);
     expect(canceled).toMatchObject({ createdBy: null, canceledBy: OPS });
     expect(canceled?.overrides.map((version) => [version.effectiveFromPeriod, version.changedBy])).toEqual([
       [0, null],
       [1, OPS],
     ]);
     // Canceled before the key was recorded: that cancellation stands, and no key is made its author.
-    expect(await subscriptions.cancelSubscription('old-canceled', new Date(), OPS)).toMatchObject({ canceledBy: null });
+    expect(await subscriptions.cancelSubscription('old-canceled', () => new Date(), OPS)).toMatchObject({ canceledBy: null });
     expect(await webhooks.rotateSecret('old-hook', 'whsec_b', new Date(), OPS)).toMatchObject({ createdBy: null, updatedBy: OPS });
   });
 });

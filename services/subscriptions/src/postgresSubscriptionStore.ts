@@ -179,12 +179,12 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
         return subscription;
       }),
 
-    cancelSubscription: (subscriptionId, at, canceledBy, check) =>
+    cancelSubscription: (subscriptionId, decide, canceledBy) =>
       guardedQuery(async () => {
         const subscription = await inTransaction(pool, async (client) => {
           const current = await locked(client, subscriptionId);
           if (current === undefined) return undefined;
-          check?.(current);
+          const at = decide(current);
           // The first cancellation stands: its time and key are written once, and only it raises the version.
           if (current.canceledAt !== null) return current;
           await client.query(

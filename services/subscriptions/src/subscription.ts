@@ -1,5 +1,5 @@
 import { type ActingKey, isValidIdentifier, Micros, parseNonNegativeCredits, parsePositiveCredits, ValidationError } from '@tally/domain';
-import { periodIndexAt } from './billingPeriod';
+import { periodIndexAt, periodStart } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
 
 /** What one subscription changes about one plan item; null fields take the plan item's value. */
@@ -135,6 +135,24 @@ export function nextOverrideVersions(
     lowBalanceThreshold: byProduct.get(item.productId)?.lowBalanceThreshold ?? null,
     effectiveFromPeriod: Math.max(periodIndexAt(subscription.startsAt, item.period, now), subscription.grantedThrough.get(item.productId) ?? -1) + 1,
   }));
+}
+
+/**
+ * The instant a cancellation asked at `now` stands at: `now`, or the start of a period already
+ * granted if that is later. A canceled subscription grants through the period containing its
+ * cancellation, so every period granted is in it, none after the final one: a scheduler whose
+ * clock runs ahead of this one's may have granted a period that, by `now`, has not begun. Its
+ * clock had reached that start, so a period of another item beginning by then is due too.
+ */
+export function cancellationInstant(subscription: Pick<Subscription, 'startsAt' | 'grantedThrough'>, plan: Plan, now: Date): Date {
+  let at = now.getTime();
+  for (const item of plan.items) {
+    const granted = subscription.grantedThrough.get(item.productId);
+    if (granted !== undefined && granted > periodIndexAt(subscription.startsAt, item.period, now)) {
+      at = Math.max(at, periodStart(subscription.startsAt, item.period, granted).getTime());
+    }
+  }
+  return new Date(at);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { parseCredits, ValidationError } from '@tally/domain';
+import { finalPeriod } from './billingPeriod';
 import { Plan, planFromDto, planToDto } from './plan';
-import { assertStartWithinBounds, MAX_BACKDATE_YEARS, MAX_START_AHEAD_YEARS, nextOverrideVersions, overridesFromDto, termsAt, thresholdSetAt } from './subscription';
+import { assertStartWithinBounds, cancellationInstant, MAX_BACKDATE_YEARS, MAX_START_AHEAD_YEARS, nextOverrideVersions, overridesFromDto, termsAt, thresholdSetAt } from './subscription';
 
 const plan: Plan = planFromDto({
   id: 'pro',
@@ -144,5 +145,25 @@ describe('assertStartWithinBounds', () => {
     expect(() => assertStartWithinBounds(new Date('9999-12-31T23:59:59Z'), now)).toThrow(
       'startsAt 9999-12-31T23:59:59.000Z is more than 1 year after now (2026-03-01T12:00:00.000Z): a subscription may start at most 1 year ahead',
     );
+  });
+});
+
+describe('cancellationInstant', () => {
+  const startsAt = new Date('2024-01-01T00:00:00.000Z');
+  const now = new Date('2024-01-20T00:00:00.000Z'); // api period 0, storage period 2 (days 14-20)
+
+  it('is now while no period after the one in progress is granted', () => {
+    const at = cancellationInstant({ startsAt, grantedThrough: new Map([['api', 0], ['storage', 2]]) }, plan, now);
+    expect(at).toEqual(now);
+  });
+
+  it("is the start of a later period already granted, so every item's final period takes in what it granted", () => {
+    // A scheduler whose clock ran ahead granted storage's period 3 (from Jan 22).
+    const grantedThrough = new Map([['api', 0], ['storage', 3]]);
+    const at = cancellationInstant({ startsAt, grantedThrough }, plan, now);
+    expect(at).toEqual(new Date('2024-01-22T00:00:00.000Z'));
+    for (const item of plan.items) {
+      expect({ product: item.productId, final: finalPeriod(startsAt, item.period, at) }).toEqual({ product: item.productId, final: grantedThrough.get(item.productId) });
+    }
   });
 });

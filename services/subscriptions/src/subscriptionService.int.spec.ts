@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { ProductNotFoundError } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
+import { waitFor } from '@tally/test-support';
+import type { PoolClient } from 'pg';
 import { periodStart } from './billingPeriod';
+import { createGrantScheduler } from './grantScheduler';
 import {
   PlanAlreadyExistsError,
   PlanNotFoundError,
@@ -10,6 +13,7 @@ import {
   SubscriptionChangedError,
   SubscriptionNotFoundError,
 } from './subscriptionErrors';
+import { subscriptionView } from './subscriptionView';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
 jest.setTimeout(120_000);
@@ -18,6 +22,8 @@ const START = '2024-01-31T09:00:00.000Z';
 const startsAt = new Date(START);
 /** A moment inside monthly period n of a subscription starting at START. */
 const inPeriod = (n: number) => new Date(periodStart(startsAt, 'month', n).getTime() + 60_000);
+/** The last millisecond before monthly period n begins. */
+const justBefore = (n: number) => new Date(periodStart(startsAt, 'month', n).getTime() - 1);
 
 describe('subscription service on PostgreSQL and the event store', () => {
   let h: SubscriptionsHarness;
@@ -272,6 +278,125 @@ describe('subscription service on PostgreSQL and the event store', () => {
     expect((await h.service.getSubscription(subscription.id)).subscription.canceledAt).toBeNull();
     expect((await h.service.cancelSubscription(subscription.id, undefined, { ifVersion: 2 })).subscription.version).toBe(3);
     expect((await h.service.cancelSubscription(subscription.id)).subscription.version).toBe(3);
+  });
+
+  /**
+   * Holds the subscription's row lock in a connection of its own, as another change would, until
+   * release(); waitForWaiter() answers once a query of another connection waits for it.
+   */
+  async function holdRowLock(subscriptionId: string) {
+    const holder: PoolClient = await h.db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
+    const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const pid = rows[0]?.pid;
+    return {
+      waitForWaiter: () =>
+        waitFor(
+          async () => {
+            const waiting = await h.db.pool.query<{ n: number }>('SELECT count(*)::integer AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid]);
+            return (waiting.rows[0]?.n ?? 0) > 0;
+          },
+          { description: 'a change waiting for the row lock', timeoutMs: 30_000, intervalMs: 20 },
+        ),
+      async release() {
+        try {
+          await holder.query('COMMIT');
+        } finally {
+          holder.release();
+        }
+      },
+    };
+  }
+
+  it('a cancel that waits for the row lock is made at the time it gets it: a period that began and was granted meanwhile is its final one', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const scheduler = h.newScheduler();
+
+    h.clock.set(justBefore(1));
+    const lock = await holdRowLock(subscription.id);
+    let cancel: ReturnType<typeof h.service.cancelSubscription> | undefined;
+    try {
+      cancel = h.service.cancelSubscription(subscription.id);
+      cancel.catch(() => undefined);
+      await lock.waitForWaiter();
+      // Period 1 begins while the cancel waits, and the scheduler (which takes no lock) grants it.
+      h.clock.set(inPeriod(1));
+      await scheduler.runOnce();
+      expect((await h.subscriptions.getSubscription(subscription.id))?.grantedThrough.get(product.id)).toBe(1);
+    } finally {
+      await lock.release();
+    }
+    const canceled = await cancel;
+
+    expect(canceled.subscription.canceledAt).toEqual(inPeriod(1));
+    const [item] = subscriptionView(canceled).items;
+    expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 1, grantedThrough: 1 });
+    for (let n = 2; n <= 3; n += 1) {
+      h.clock.set(inPeriod(n));
+      await scheduler.runOnce();
+    }
+    expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
+  });
+
+  it("a cancel's final period takes in a period already granted, even by a scheduler whose clock runs ahead of the service's", async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const ahead = createGrantScheduler({
+      subscriptions: h.subscriptions,
+      ledger: h.ledger,
+      balanceRegistry: h.balanceRegistry,
+      clock: () => inPeriod(1),
+      intervalMs: 60_000,
+      logger: h.logger,
+    });
+    await ahead.runOnce();
+    expect((await h.subscriptions.getSubscription(subscription.id))?.grantedThrough.get(product.id)).toBe(1);
+
+    h.clock.set(justBefore(1));
+    const canceled = await h.service.cancelSubscription(subscription.id);
+
+    const [item] = subscriptionView(canceled).items;
+    expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 1, grantedThrough: 1 });
+    expect(canceled.subscription.canceledAt).toEqual(periodStart(startsAt, 'month', 1));
+    h.clock.set(inPeriod(4));
+    await h.newScheduler().runOnce();
+    expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
+  });
+
+  it('a change of terms that waits for the row lock applies from the period after the one in progress when it gets it', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+
+    h.clock.set(justBefore(1));
+    const lock = await holdRowLock(subscription.id);
+    let change: ReturnType<typeof h.service.changeOverrides> | undefined;
+    try {
+      change = h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]);
+      change.catch(() => undefined);
+      await lock.waitForWaiter();
+      // Period 1 begins while the change waits: it keeps the terms it started with.
+      h.clock.set(inPeriod(1));
+    } finally {
+      await lock.release();
+    }
+    const changed = await change;
+
+    expect(changed.subscription.overrides.filter((o) => o.creditsPerPeriod !== null).map((o) => o.effectiveFromPeriod)).toEqual([2]);
+    const scheduler = h.newScheduler();
+    await scheduler.runOnce();
+    h.clock.set(inPeriod(2));
+    await scheduler.runOnce();
+    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
+    expect(grants.map((g) => [g.period, formatCredits(g.credits)])).toEqual([
+      [0, '100'],
+      [1, '100'],
+      [2, '400'],
+    ]);
   });
 
   it('refuses what cannot be right', async () => {

@@ -5,7 +5,7 @@ import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import type { Logger } from 'pino';
 import { Plan, planFromDto, PlanItemDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
-import { assertStartWithinBounds, assertSubscriptionId, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
+import { assertStartWithinBounds, assertSubscriptionId, cancellationInstant, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
 import { PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionChangedError, SubscriptionNotFoundError } from './subscriptionErrors';
 import { createSubscriptionGranter } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
@@ -62,13 +62,16 @@ export interface SubscriptionService {
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SubscriptionDetails[]>;
   /**
    * Replaces the overrides from each item's next period on; the current period keeps its terms.
+   * Current as of when the change holds the subscription's lock, after any wait for it.
    * Concurrent changes are made one after the other, each answering the subscription as it left
    * it. With `ifVersion`, only a subscription still at that version is changed, else
    * SubscriptionChangedError.
    */
   changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[], changedBy?: ActingKey, options?: ChangeOptions): Promise<SubscriptionDetails>;
   /**
-   * No grants after the current period. Canceling again changes nothing, not even who canceled.
+   * No grants after the current period: the one in progress when the cancel holds the
+   * subscription's lock (after any wait for it), or a later one if it was granted already (see
+   * cancellationInstant). Canceling again changes nothing, not even who canceled.
    * With `ifVersion`, only a subscription still at that version is canceled, else SubscriptionChangedError.
    */
   cancelSubscription(subscriptionId: string, canceledBy?: ActingKey, options?: ChangeOptions): Promise<SubscriptionDetails>;
@@ -204,8 +207,9 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
     async changeOverrides(subscriptionId, overrideDtos, changedBy, options = {}) {
       const plan = await planOf((await subscriptionOf(subscriptionId)).planId);
       const overrides = overridesFromDto(overrideDtos, plan);
-      const now = clock();
-      // Decided on the subscription as it stands under its lock: a change made meanwhile is seen.
+      // Decided on the subscription as it stands under its lock, and at the time it was taken: a
+      // change made meanwhile is seen, and a period that began while this one waited keeps its terms.
+      const decided: { at?: Date } = {};
       const changed = await subscriptions.changeOverrides(
         subscriptionId,
         (current) => {
@@ -213,19 +217,31 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
           if (current.canceledAt !== null) {
             throw new SubscriptionCanceledError(`subscription "${subscriptionId}" is canceled; it grants nothing after its current period`);
           }
-          return nextOverrideVersions(current, plan, overrides, now);
+          decided.at = clock();
+          return nextOverrideVersions(current, plan, overrides, decided.at);
         },
         changedBy,
       );
       if (changed === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
-      return { subscription: changed, plan, asOf: now };
+      return { subscription: changed, plan, asOf: decided.at ?? clock() };
     },
 
     async cancelSubscription(subscriptionId, canceledBy, options = {}) {
-      const now = clock();
-      const canceled = await subscriptions.cancelSubscription(subscriptionId, now, canceledBy, (current) => assertVersion(current, options.ifVersion));
+      const plan = await planOf((await subscriptionOf(subscriptionId)).planId);
+      // The time is read under the lock: a period that began while this cancel waited for it (and
+      // that the scheduler, which takes no lock, may have granted) is the final one.
+      const decided: { at?: Date } = {};
+      const canceled = await subscriptions.cancelSubscription(
+        subscriptionId,
+        (current) => {
+          assertVersion(current, options.ifVersion);
+          decided.at = clock();
+          return cancellationInstant(current, plan, decided.at);
+        },
+        canceledBy,
+      );
       if (canceled === undefined) throw new SubscriptionNotFoundError(`no subscription with id "${subscriptionId}"`);
-      const plan = await planOf(canceled.planId);
+      const now = decided.at ?? clock();
       // The current period is still granted: if no tick has granted it yet, this does.
       return { subscription: await grantNow(canceled, plan, now), plan, asOf: now };
     },

@@ -36,11 +36,13 @@ export interface SubscriptionStore {
     changedBy?: ActingKey,
   ): Promise<Subscription | undefined>;
   /**
-   * Sets canceledAt and canceledBy unless the subscription is canceled already (the first
+   * Cancels the subscription under its row lock unless it is canceled already (the first
    * cancellation stands, with its key, and only it raises the version); undefined when there is no
-   * such subscription. `check`, given the subscription under its row lock, may throw to change nothing.
+   * such subscription. `decide` gets it as it stands under the lock and answers the instant the
+   * cancellation stands at (canceledAt), or throws to change nothing; it is asked of a canceled
+   * one too, so a check it makes holds either way, and its instant is then not used.
    */
-  cancelSubscription(subscriptionId: string, at: Date, canceledBy?: ActingKey, check?: (current: Subscription) => void): Promise<Subscription | undefined>;
+  cancelSubscription(subscriptionId: string, decide: (current: Subscription) => Date, canceledBy?: ActingKey): Promise<Subscription | undefined>;
   /** A page of a customer's subscriptions (canceled ones too) with their plans, by id, after the given id. */
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /** A page of the subscriptions that may still grant, ordered by id, after the given id. */
