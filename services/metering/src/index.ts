@@ -13,6 +13,8 @@ export {
   DEFAULT_BALANCE_CACHE_SIZE,
   DEFAULT_REGISTRY_CACHE_BYTES,
   MAX_PARTITIONS_CONCURRENTLY,
+  DEFAULT_PARTITIONS_CONCURRENTLY,
+  partitionsAtOnce,
   UsageConsumerOptionsError,
   type UsageConsumerOptions,
   type UsageConsumerMetrics,

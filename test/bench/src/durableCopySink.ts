@@ -1,5 +1,4 @@
-import type { Pool } from 'pg';
-import { copyInto, copyText } from './copyRows';
+import { copyText } from './copyRows';
 
 /** A decoded message, where it came from. */
 export interface DecodedMessage {
@@ -39,16 +38,21 @@ export function usageCopyRows(messages: readonly DecodedMessage[], firstPosition
 }
 
 /**
- * The durable ceiling's write: each batch's decoded messages in one COPY (one transaction, one
- * commit) into `table`, shaped and indexed like the events table. Positions are taken before
- * the COPY starts, so batches of partitions consumed at once never share one.
+ * The durable ceiling's write: each batch's decoded messages in COPYs of at most `chunkSize`
+ * rows (`write`: one COPY, one transaction, one commit, into a table shaped and indexed like the
+ * events table), as the metering consumer appends a batch in chunks of its batch size
+ * (DEFAULT_CONSUMER_BATCH_SIZE): one COPY per fetched batch, some 5,000 rows each, made a
+ * ceiling with a fifth of Tally's commits (before 2026-12-08). Positions are taken before each
+ * COPY starts, so batches of partitions consumed at once never share one.
  */
-export function durableCopySink(pool: Pool, table: string): (messages: readonly DecodedMessage[]) => Promise<void> {
+export function durableCopySink(write: (rows: Buffer) => Promise<void>, chunkSize: number): (messages: readonly DecodedMessage[]) => Promise<void> {
   let nextPosition = 1;
   return async (messages) => {
-    if (messages.length === 0) return;
-    const first = nextPosition;
-    nextPosition += messages.length;
-    await copyInto(pool, table, [usageCopyRows(messages, first, new Date().toISOString())]);
+    for (let from = 0; from < messages.length; from += chunkSize) {
+      const chunk = messages.slice(from, from + chunkSize);
+      const first = nextPosition;
+      nextPosition += chunk.length;
+      await write(usageCopyRows(chunk, first, new Date().toISOString()));
+    }
   };
 }

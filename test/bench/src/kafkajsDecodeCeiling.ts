@@ -1,7 +1,15 @@
+import {
+  DEFAULT_CONSUMER_BATCH_SIZE,
+  DEFAULT_MAX_FETCH_BYTES,
+  DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+  DEFAULT_SESSION_TIMEOUT_MS,
+  partitionsAtOnce,
+} from '@tally/metering';
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
-import type { Admin } from 'kafkajs';
+import type { Admin, ConsumerConfig } from 'kafkajs';
 import type { DecodedMessage } from './durableCopySink';
 import { startCpuWindow } from './processCpuSeconds';
+import { USAGE_PARTITIONS } from './usageTopic';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
 
 export interface ConsumeRate {
@@ -17,8 +25,35 @@ export interface ConsumeRate {
 }
 
 /**
+ * What the ceilings take from the metering consumer's defaults (@tally/metering, as
+ * createUsageConsumer builds its kafkajs consumer): the same session and heartbeat, the same fetch
+ * bounds (1 MiB a fetch, 256 KiB a partition), the same partitions at once (two, or the topic's
+ * if fewer), and the chunk the durable ceiling COPYs and commits at a time (the consumer's batch
+ * size). Before 2026-12-08 the ceilings ran three partitions at once with kafkajs's default fetch
+ * sizes (10 MiB, 1 MiB a partition) and one COPY per fetched batch: a ceiling Tally could not use.
+ */
+export function ceilingConsumerSettings(topicPartitions: number): {
+  readonly consumer: Omit<ConsumerConfig, 'groupId'>;
+  readonly partitionsConsumedConcurrently: number;
+  readonly chunkSize: number;
+} {
+  return {
+    consumer: {
+      sessionTimeout: DEFAULT_SESSION_TIMEOUT_MS,
+      heartbeatInterval: Math.min(3000, Math.floor(DEFAULT_SESSION_TIMEOUT_MS / 3)),
+      maxBytes: DEFAULT_MAX_FETCH_BYTES,
+      maxBytesPerPartition: DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+      allowAutoTopicCreation: false,
+    },
+    partitionsConsumedConcurrently: partitionsAtOnce(undefined, topicPartitions),
+    chunkSize: DEFAULT_CONSUMER_BATCH_SIZE,
+  };
+}
+
+/**
  * Ceilings (a) and (c) of the metering throughput: a kafkajs consumer with the metering consumer's
- * own settings (session timeout, heartbeat, manual commits, three partitions at a time) that
+ * own settings (ceilingConsumerSettings: session timeout, heartbeat, fetch sizes, manual commits,
+ * the partitions it takes at once) that
  * decodes every message through the registry client and, for (a), throws it away, or, for (c),
  * hands each batch's decoded messages to `sink` (a COPY into an indexed events-shaped table) and
  * only then commits the batch's offsets, as a durable consumer must. Timed like Tally: from the
@@ -33,12 +68,8 @@ export async function measureKafkajsDecodeCeiling(
   sink?: (decoded: readonly DecodedMessage[]) => Promise<void>,
 ): Promise<ConsumeRate> {
   const registry = createTestRegistry();
-  const consumer = createTestKafka(`${groupId}-client`).consumer({
-    groupId,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3000,
-    allowAutoTopicCreation: false,
-  });
+  const settings = ceilingConsumerSettings(USAGE_PARTITIONS);
+  const consumer = createTestKafka(`${groupId}-client`).consumer({ groupId, ...settings.consumer });
   let decoded = 0;
   let failure: string | undefined;
   consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -51,7 +82,7 @@ export async function measureKafkajsDecodeCeiling(
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 3,
+      partitionsConsumedConcurrently: settings.partitionsConsumedConcurrently,
       async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary }) {
         const values: DecodedMessage[] = [];
         for (const message of batch.messages) {

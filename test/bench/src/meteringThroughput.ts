@@ -6,15 +6,15 @@ import type { BenchRun } from './benchRun';
 import { runConsumerPerformance, type ConsumerPerformanceResult } from './consumerPerformance';
 import { cpuProfiling, type CollectedProfile } from './cpuProfiles';
 import { promotedAllocations, type CollectedHeapProfile } from './promotedAllocations';
-import { createEventsShapedTable } from './copyRows';
+import { copyInto, createEventsShapedTable } from './copyRows';
 import { durableCopySink } from './durableCopySink';
 import { waitForGroupAtEnd } from './waitForGroupAtEnd';
-import { measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
+import { ceilingConsumerSettings, measureKafkajsDecodeCeiling, type ConsumeRate } from './kafkajsDecodeCeiling';
 import { openStatementWindow, type StatementFigures } from './pgStatements';
 import { formatCount, progress } from './progress';
 import { commandCpuSeconds, cpuSecondsSpent, msPerThousand, processCpuSeconds } from './processCpuSeconds';
 import { findLogLine, logTime } from './findLogLine';
-import { createTopic, preloadUsageEvents, registerUsageSchema } from './usageTopic';
+import { createTopic, preloadUsageEvents, registerUsageSchema, USAGE_PARTITIONS } from './usageTopic';
 import { creditProductFromDto } from '@tally/domain';
 import { analyzeSchema } from './analyzeSchema';
 import { BENCH_WARNED_PRODUCT, openBalances, registerBalanceRows, warnedBalances, warnedOpening } from './benchBalances';
@@ -81,10 +81,12 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
   const kafkajsDecode = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('kafkajs'), events);
   progress(`kafkajs decode-only: ${formatCount(kafkajsDecode.perSecond)} msg/s`);
 
-  progress('metering ceiling (c): kafkajs consumer, decode, one COPY per batch into an indexed events-shaped table, then commit');
+  progress("metering ceiling (c): kafkajs consumer, decode, one COPY per chunk of the consumer's batch size into an indexed events-shaped table, then commit");
   // LIKE ... INCLUDING INDEXES: the key, the unique event id and (stream, revision) indexes and the checks.
   await createEventsShapedTable(run.pool, 'durable_ceiling', { indexed: true });
-  const durable = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('durable'), events, durableCopySink(run.pool, 'durable_ceiling'));
+  // One COPY and commit per chunk of the consumer's batch size, as Tally appends and commits.
+  const sink = durableCopySink((rows) => copyInto(run.pool, 'durable_ceiling', [rows]), ceilingConsumerSettings(USAGE_PARTITIONS).chunkSize);
+  const durable = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('durable'), events, sink);
   progress(`kafkajs durable: ${formatCount(durable.perSecond)} msg/s`);
 
   const profiling = run.options.profile ? cpuProfiling(BENCH_RESULTS_DIR, run.id, 'consumer') : undefined;
