@@ -240,9 +240,15 @@ export function disturbances(results: BenchResults): string[] {
       notes.push(`${name}: ${rate.failedPolls} offset polls failed (broker unreachable?); its time includes that outage`);
     }
   }
+  // One CreditConsumed per usage event and balance, as the metering check below: each size meters
+  // the same balances per customer (before 2026-12-08 this compared with the usage events alone,
+  // so a right two-balance run printed a note and one that lost half printed none).
+  const growthBalances = results.growth?.balancesPerCustomer ?? 1;
   for (const { customers, tally } of results.growth === undefined ? [] : [results.growth.small, results.growth.large]) {
-    if (tally.creditConsumedEvents !== tally.messages) {
-      notes.push(`growth at ${customers} customers: ${tally.creditConsumedEvents} CreditConsumed in the ledger for ${tally.messages} usage events`);
+    if (tally.creditConsumedEvents !== tally.messages * growthBalances) {
+      notes.push(
+        `growth at ${customers} customers: ${tally.creditConsumedEvents} CreditConsumed in the ledger for ${tally.messages} usage events on ${growthBalances} balance(s) per customer`,
+      );
     }
   }
   if (metering !== undefined && metering.tally.creditConsumedEvents !== metering.events * metering.balancesPerCustomer) {

@@ -24,9 +24,22 @@ describe('derivedFigures for the growth run', () => {
   });
 
   it('says what CPU the consumer and PostgreSQL spent per 1,000 usage events at each size, or that it is unknown', () => {
-    const growth = { events: 1000, history: 0, small: { customers: 1000, tally: meter(10_000, 80.4, 61.6) }, large: { customers: 100_000, tally: meter(4000) } };
+    const growth = { events: 1000, history: 0, balancesPerCustomer: 2, small: { customers: 1000, tally: meter(10_000, 80.4, 61.6) }, large: { customers: 100_000, tally: meter(4000) } };
     expect(derivedFigures({ growth }).filter((line) => line.startsWith('growth:'))).toEqual([
       'growth: CPU ms per 1,000 usage events (the consumer + PostgreSQL): unknown + unknown at 100,000 customers, 80 + 62 at 1,000',
+    ]);
+  });
+
+  it('checks for lost or doubled charges against one CreditConsumed per usage event and balance', () => {
+    const sized = (consumed: number) => ({ ...meter(10_000), creditConsumedEvents: consumed });
+    // Two balances per customer, 1,000 usage events: 2,000 is right, 1,000 lost half.
+    const twoBalances = { events: 1000, history: 0, balancesPerCustomer: 2, small: { customers: 1000, tally: sized(2000) }, large: { customers: 100_000, tally: sized(1000) } };
+    expect(disturbances({ growth: twoBalances })).toEqual([
+      'growth at 100000 customers: 1000 CreditConsumed in the ledger for 1000 usage events on 2 balance(s) per customer',
+    ]);
+    const oneBalance = { ...twoBalances, balancesPerCustomer: 1, small: { customers: 1000, tally: sized(1000) }, large: { customers: 100_000, tally: sized(1001) } };
+    expect(disturbances({ growth: oneBalance })).toEqual([
+      'growth at 100000 customers: 1001 CreditConsumed in the ledger for 1000 usage events on 1 balance(s) per customer',
     ]);
   });
 });

@@ -16,6 +16,8 @@ export interface GrowthResult {
   readonly events: number;
   /** Usage events of history copied over the large set of balances before either was metered. */
   readonly history: number;
+  /** Balances each customer holds at both sizes, each charged by every usage event: 2, or 1 with --one-balance. */
+  readonly balancesPerCustomer: number;
   readonly small: GrowthSize;
   readonly large: GrowthSize;
 }
@@ -98,5 +100,5 @@ export async function measureGrowth(
   };
   const small = await meterOver(sizes.small);
   const large = await meterOver(sizes.large);
-  return { events, history: sizes.history, small, large };
+  return { events, history: sizes.history, balancesPerCustomer: oneBalance ? 1 : 2, small, large };
 }
