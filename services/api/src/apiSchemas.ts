@@ -26,8 +26,11 @@ export const LIMIT_PATTERN = '^(500|[1-4][0-9]{2}|[1-9][0-9]?)$';
 /** A stream revision, as the ledger's `next` cursor gives it; 18 digits stay within PostgreSQL's bigint. */
 export const CURSOR_PATTERN = '^[0-9]{1,18}$';
 export const IDEMPOTENCY_KEY_PATTERN = '^[!-~]{1,255}$';
-/** A balance's ETag (its revision, quoted) as `If-Match` sends it back, or `*`; 18 digits stay within PostgreSQL's bigint. */
-export const BALANCE_IF_MATCH_PATTERN = '^(\\*|"(0|[1-9][0-9]{0,17})")$';
+/**
+ * An ETag as `If-Match` sends it back (a balance's, a product's or a subscription's version, quoted),
+ * or `*`; 18 digits stay within PostgreSQL's bigint. The header's schema is etag.ts's ifMatchHeader.
+ */
+export const IF_MATCH_PATTERN = '^(\\*|"(0|[1-9][0-9]{0,17})")$';
 /** A bundle's price amount, as the domain's creditProduct parses it: up to 12 integer and 6 fractional digits; never negative. */
 export const PRICE_AMOUNT_PATTERN = '^[0-9]{1,12}(\\.[0-9]{1,6})?$';
 /**
@@ -45,7 +48,7 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [LIMIT_PATTERN]: 'must be an integer from 1 to 500',
   [CURSOR_PATTERN]: 'must be a cursor as returned in `next`',
   [IDEMPOTENCY_KEY_PATTERN]: 'must be 1-255 printable ASCII characters without spaces',
-  [BALANCE_IF_MATCH_PATTERN]: 'must be the ETag of the balance as read (its revision, quoted: "3"), or *',
+  [IF_MATCH_PATTERN]: 'must be an ETag as read (the version, quoted: "3"), or *',
   [PRICE_AMOUNT_PATTERN]: 'must be a decimal string with at most 12 integer and 6 fractional digits, e.g. "9.90"',
   [CURRENCY_PATTERN]: 'must be three capital letters (ISO 4217), e.g. "EUR"',
 };

@@ -371,7 +371,10 @@ describe('plans, subscriptions and purchases over HTTP', () => {
       const stale = await call({ method: 'PATCH', url, headers: { 'if-match': '"1"' }, payload: { overrides: [{ productId, lowBalanceThreshold: '5' }] } });
       expectError(stale, 412, 'subscription_changed');
       expect(stale.json<{ message: string }>().message).toMatch(/is at version 2, not 1/);
-      expectError(await call({ method: 'PATCH', url, headers: { 'if-match': 'W/"2"' }, payload: { overrides: [] } }), 400, 'validation_failed');
+      const weak = await call({ method: 'PATCH', url, headers: { 'if-match': 'W/"2"' }, payload: { overrides: [] } });
+      expectError(weak, 400, 'validation_failed');
+      // Said in words, as for a balance's or a product's If-Match.
+      expect(weak.json<{ message: string }>().message).toBe('headers.if-match must be an ETag as read (the version, quoted: "3"), or *');
       // Nothing of the refused change was made.
       expect((await call({ method: 'GET', url })).json<SubscriptionView>().overrides.map((o) => [o.effectiveFromPeriod, o.creditsPerPeriod, o.lowBalanceThreshold])).toEqual([
         [1, '300', null],

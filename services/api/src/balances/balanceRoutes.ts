@@ -3,7 +3,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { formatCredits, parseNonNegativeCredits, parsePositiveCredits } from '@tally/domain';
 import { actorOption } from '../accessGuard';
 import {
-  BALANCE_IF_MATCH_PATTERN,
   balanceParams,
   consistent,
   credits,
@@ -18,7 +17,7 @@ import {
   text,
   UUID_PATTERN,
 } from '../apiSchemas';
-import { etagOf, versionOfIfMatch } from '../etag';
+import { etagOf, ifMatchHeader, versionOfIfMatch } from '../etag';
 import { LedgerEntrySchema } from '../ledger/ledgerEntryView';
 import { pageOfList, pageQuery, pageSchema } from '../pagination';
 import { idempotencyOf, requestHash } from '../requestHash';
@@ -143,11 +142,7 @@ export const balanceRoutes: FastifyPluginAsyncTypebox<{ readonly balances: Balan
         description:
           "Fields given replace the stored ones; fields left out stay as they are. With `If-Match` (the balance's ETag, its revision quoted), only that version is changed: 412 `balance_changed`, nothing changed, when anything changed the balance since (a settings change, a top-up, usage), checked atomically with the write. Without `If-Match` the change is made on the balance as it is, as concurrent changes are made one after the other: send only the fields you mean to change. Answered with the balance after it and its ETag. A lowered overdraft limit never cancels holds already granted; it bounds the next ones.",
         params: balanceParams,
-        headers: Type.Object({
-          'if-match': Type.Optional(
-            Type.String({ pattern: BALANCE_IF_MATCH_PATTERN, description: 'The ETag of the balance read (its revision, quoted: `"3"`), or `*`.' }),
-          ),
-        }),
+        headers: ifMatchHeader('The ETag of the balance read (its revision, quoted: `"3"`), or `*`.'),
         body: Type.Object(
           {
             name: Type.Optional(text(256)),

@@ -4,7 +4,7 @@ import { actingKey, answeredCredits, credits, errorResponses, identifier, nullab
 import { beforePageQuery, pageQuery, pageSchema, pageSize } from '../pagination';
 import { actingKeyOf } from '../accessGuard';
 import type { ProductCatalog } from './productCatalog';
-import { etagOf, versionOfIfMatch } from '../etag';
+import { etagOf, ifMatchHeader, versionOfIfMatch } from '../etag';
 
 /** A credit product as the API answers it; registered by its `$id`, so the OpenAPI document names it. */
 export const CreditProductSchema = Type.Object(
@@ -212,11 +212,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<{ readonly products: Produ
         description:
           "Fields given replace the stored ones; concurrent changes are made one after the other, none lost. With `If-Match` (the product's ETag, its revision quoted), only that revision is changed: 412 `product_changed` when another change came first. The metering consumer prices usage with the change within its catalog refresh interval. `lowBalanceThreshold` is the default warning limit of balances opened afterwards: a balance keeps the one it was opened with (change it with PATCH /credit-balances/{balanceId}).",
         params: productParams,
-        headers: Type.Object({
-          'if-match': Type.Optional(
-            Type.String({ pattern: '^(\\*|"[1-9][0-9]{0,9}")$', description: 'The ETag of the product read (its revision, quoted: `"3"`), or `*`.' }),
-          ),
-        }),
+        headers: ifMatchHeader('The ETag of the product read (its revision, quoted: `"3"`), or `*`.'),
         body: Type.Partial(Type.Object(productFields), { additionalProperties: false, minProperties: 1 }),
         response: { 200: PRODUCT, ...errorResponses },
       },

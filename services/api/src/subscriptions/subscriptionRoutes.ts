@@ -11,7 +11,7 @@ import {
 import { actingKey, answeredCredits, customerId, errorResponses, identifier, nullableAnsweredCredits, nullableCredits, nullableString, params, readonlyArray, stringEnum } from '../apiSchemas';
 import { fetchPage, pageQuery, pageSchema } from '../pagination';
 import { actingKeyOf, audienceOf } from '../accessGuard';
-import { etagOf, versionOfIfMatch } from '../etag';
+import { etagOf, ifMatchHeader, versionOfIfMatch } from '../etag';
 import { requestInstant } from '../requestInstant';
 import { periodSchema, tags } from './planRoutes';
 
@@ -93,12 +93,8 @@ const subscriptionSchema = Type.Object({
 
 const subscriptionParams = params({ subscriptionId: identifier });
 
-/** `If-Match` on a change: the subscription's ETag as read, or `*` (the same form as a product's). */
-const ifMatchHeaders = Type.Object({
-  'if-match': Type.Optional(
-    Type.String({ pattern: '^(\\*|"[1-9][0-9]{0,9}")$', description: 'The ETag of the subscription read (its version, quoted: `"3"`), or `*`.' }),
-  ),
-});
+/** `If-Match` on a change: the subscription's ETag as read, or `*`. */
+const ifMatchHeaders = ifMatchHeader('The ETag of the subscription read (its version, quoted: `"3"`), or `*`.');
 
 const ifVersionOf = (ifMatch: string | undefined) => {
   const version = versionOfIfMatch(ifMatch);
@@ -205,7 +201,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'updateSubscription',
         summary: "Change a subscription's overrides from the next period",
         description:
-          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A changed warning limit is set on the balance when the next period is granted, not now; one sent again unchanged sets nothing. A canceled subscription is 409 `subscription_canceled`. Concurrent changes are made one after the other, none lost, each answering the subscription as it left it (`next` shows the terms it set). With `If-Match` (the subscription's ETag, its version quoted), only that version is changed: 412 `subscription_changed` when another change came first.",
+          "`overrides` is the complete list from each item's next period on (a product left out goes back to the plan's terms); the period in progress keeps the terms it started with. A changed warning limit is set on the balance when the next period is granted, not now; one sent again unchanged sets nothing. A canceled subscription is 409 `subscription_canceled`. The next period is the one after the period in progress when the change holds the subscription's lock. Without `If-Match`, concurrent changes are made one after the other, none half-applied, each answering the subscription as it left it (`next` shows the terms it set); as `overrides` is the complete list, the last change's list stands and an earlier one's is replaced. Send `If-Match` (the subscription's ETag, its version quoted) not to overwrite a change you did not see: only that version is changed, else 412 `subscription_changed` and nothing is: read it again and apply your change to that.",
         params: subscriptionParams,
         headers: ifMatchHeaders,
         body: Type.Object({ overrides: overridesSchema }, { additionalProperties: false }),
@@ -229,7 +225,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'cancelSubscription',
         summary: 'Cancel a subscription',
         description:
-          'The period in progress keeps its grant (granted now if it was not yet); no period after it grants. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.',
+          "The period in progress when the cancel holds the subscription's lock keeps its grant (granted now if it was not yet), as does a later one already granted; no period after it grants. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.",
         params: subscriptionParams,
         headers: ifMatchHeaders,
         response: { 200: subscriptionSchema, ...errorResponses },
