@@ -231,6 +231,9 @@ export function disturbances(results: BenchResults): string[] {
         `API process peak RSS ${Math.round(writes.apiPeakRssBytes / MIB)} MiB`,
     );
   }
+  if (metering?.consumerPerformance.failure !== undefined) {
+    notes.push(`Kafka ConsumerPerformance: ${metering.consumerPerformance.failure}; no ceiling from it`);
+  }
   for (const [name, rate] of [
     ['Tally consumer', metering?.tally],
     ['kafkajs decode-only consumer', metering?.kafkajsDecode],
@@ -291,7 +294,7 @@ export function formatResultTable(rows: readonly ResultRow[]): string {
   const lines = [
     '| measurement | unit | Tally | ceiling (same run) | ceiling | ratio |',
     '| --- | --- | ---: | --- | ---: | ---: |',
-    ...rows.map((row) => `| ${row.measurement} | ${row.unit} | ${figure(row.tally)} | ${row.ceilingName} | ${figure(row.ceiling)} | ${row.ratio.toFixed(3)} |`),
+    ...rows.map((row) => `| ${row.measurement} | ${row.unit} | ${figure(row.tally)} | ${row.ceilingName} | ${figure(row.ceiling)} | ${Number.isFinite(row.ratio) ? row.ratio.toFixed(3) : 'n/a'} |`),
   ];
   return lines.join('\n');
 }

@@ -75,7 +75,11 @@ export async function measureMeteringThroughput(run: BenchRun): Promise<Metering
 
   progress('metering ceiling (b): Kafka ConsumerPerformance');
   const consumerPerformance = await runConsumerPerformance(topic, run.group('java'), events);
-  progress(`ConsumerPerformance: ${formatCount(consumerPerformance.fetchPerSecond)} msg/s`);
+  progress(
+    consumerPerformance.failure === undefined
+      ? `ConsumerPerformance: ${formatCount(consumerPerformance.fetchPerSecond)} msg/s`
+      : `ConsumerPerformance: ${consumerPerformance.failure}; no ceiling from it`,
+  );
 
   progress('metering ceiling (a): kafkajs consumer, registry decode only');
   const kafkajsDecode = await measureKafkajsDecodeCeiling(run.admin, topic, run.group('kafkajs'), events);
