@@ -106,7 +106,8 @@ async function waitUntilSettled(run: BenchRun, readModel: BalanceReadModel, topi
 interface Expectation {
   /** The snapshot reflects the event once its stream revision reaches this. */
   readonly revision: bigint;
-  readonly publishedAt: number;
+  /** Set right before its batch's send: the instant the floor's message timestamp says too. */
+  publishedAt: number;
   /** Where the send put it: the partition by the producer's own partitioner, the offset from the send's reply. */
   partition?: number;
   offset?: bigint;
@@ -238,27 +239,38 @@ export async function measureFreshness(run: BenchRun): Promise<FreshnessResult> 
       if (elapsed >= durationSeconds * 1000) break;
       const due = Math.floor((rate * elapsed) / 1000) - published;
       if (due > 0) {
-        // The usage timestamp is the publish time, and the latency runs from it.
-        const publishedAt = Date.now();
+        // The usage timestamp is when the batch is made; the latency runs from publishedAt, below.
+        const usageAt = Date.now();
         const messages: Message[] = [];
-        const sent: { expectation: Expectation; partition: number; index: number }[] = [];
+        const sent: { expectation: Expectation; pending: Expectation[]; partition: number; index: number }[] = [];
         const perPartition = new Map<number, number>();
         for (let sequence = published; sequence < published + due; sequence += 1) {
           const customer = sequence % TRACKED_SHARE === 0 ? tracked[(sequence / TRACKED_SHARE) % tracked.length]! : (sequence * 7919) % customers;
-          const message = await usageMessage(run.registry, schemaId, benchUsageRecord(`${run.id}-fresh-${sequence}`, customer, sequence, publishedAt));
+          const message = await usageMessage(run.registry, schemaId, benchUsageRecord(`${run.id}-fresh-${sequence}`, customer, sequence, usageAt));
           // kafkajs sends each partition's messages in the order given, from the offset its reply names.
           const partition = partitionOf({ topic, partitionMetadata, message });
           const index = perPartition.get(partition) ?? 0;
           perPartition.set(partition, index + 1);
           const queue = queues.get(customer);
           if (queue !== undefined) {
-            const expectation: Expectation = { revision: queue.next, publishedAt };
-            queue.pending.push(expectation);
+            // Awaited by the poller once its publishedAt is known, right before the send.
+            const expectation: Expectation = { revision: queue.next, publishedAt: Number.NaN };
             queue.all.push(expectation);
-            sent.push({ expectation, partition, index });
+            sent.push({ expectation, pending: queue.pending, partition, index });
             queue.next += 1n;
           }
           messages.push(message);
+        }
+        // Both clocks start here, after the bench's own encoding (before 2026-12-07 (night) Tally's started
+        // before it and the floor's at kafkajs's stamp inside send, so the encoding counted as
+        // Tally's latency): publishedAt is taken right before the send, and it is also each
+        // message's Kafka timestamp, from which the floor consumer measures delivery, instead of
+        // the one kafkajs would stamp while building the request. The same instant for both.
+        const publishedAt = Date.now();
+        for (const message of messages) message.timestamp = String(publishedAt);
+        for (const { expectation, pending } of sent) {
+          expectation.publishedAt = publishedAt;
+          pending.push(expectation);
         }
         const replies = await producer.send({ topic, acks: -1, messages });
         const baseOffsets = new Map(replies.map((reply) => [reply.partition, BigInt(reply.baseOffset ?? '-1')]));
