@@ -244,7 +244,7 @@ export function disturbances(results: BenchResults): string[] {
     }
   }
   // One CreditConsumed per usage event and balance, as the metering check below: each size meters
-  // the same balances per customer (before 2026-12-08 this compared with the usage events alone,
+  // the same balances per customer (before the night of 2026-12-07 this compared with the usage events alone,
   // so a right two-balance run printed a note and one that lost half printed none).
   const growthBalances = results.growth?.balancesPerCustomer ?? 1;
   for (const { customers, tally } of results.growth === undefined ? [] : [results.growth.small, results.growth.large]) {

@@ -42,7 +42,7 @@ export function usageCopyRows(messages: readonly DecodedMessage[], firstPosition
  * rows (`write`: one COPY, one transaction, one commit, into a table shaped and indexed like the
  * events table), as the metering consumer appends a batch in chunks of its batch size
  * (DEFAULT_CONSUMER_BATCH_SIZE): one COPY per fetched batch, some 5,000 rows each, made a
- * ceiling with a fifth of Tally's commits (before 2026-12-08). Positions are taken before each
+ * ceiling with a fifth of Tally's commits (before the night of 2026-12-07). Positions are taken before each
  * COPY starts, so batches of partitions consumed at once never share one.
  */
 export function durableCopySink(write: (rows: Buffer) => Promise<void>, chunkSize: number): (messages: readonly DecodedMessage[]) => Promise<void> {

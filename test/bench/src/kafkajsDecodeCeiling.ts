@@ -29,7 +29,7 @@ export interface ConsumeRate {
  * createUsageConsumer builds its kafkajs consumer): the same session and heartbeat, the same fetch
  * bounds (1 MiB a fetch, 256 KiB a partition), the same partitions at once (two, or the topic's
  * if fewer), and the chunk the durable ceiling COPYs and commits at a time (the consumer's batch
- * size). Before 2026-12-08 the ceilings ran three partitions at once with kafkajs's default fetch
+ * size). Before the night of 2026-12-07 the ceilings ran three partitions at once with kafkajs's default fetch
  * sizes (10 MiB, 1 MiB a partition) and one COPY per fetched batch: a ceiling Tally could not use.
  */
 export function ceilingConsumerSettings(topicPartitions: number): {

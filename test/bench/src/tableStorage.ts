@@ -30,7 +30,7 @@ export function storageOf(rows: number, heapBytes: number, indexBytes: number, t
 /**
  * What the ledger costs on disk per ledger event: event_log, and append_markers, the row every
  * metered usage event writes in the same transaction as its charges and that is kept for ever
- * (migration 005). Left out before 2026-12-08, the markers were some 52 bytes per ledger event
+ * (migration 005). Left out before the night of 2026-12-07, the markers were some 52 bytes per ledger event
  * with two balances per customer that no figure showed.
  */
 export interface LedgerStorage {
