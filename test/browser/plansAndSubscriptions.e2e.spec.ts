@@ -78,11 +78,29 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
       expect(await page.locator(`#${await save.getAttribute('aria-describedby')}`).innerText()).toMatch(/plan .* could not be read/i);
       await expectAccessible(page, 'Change terms with its plan unread');
 
-      // Read again once the plan answers: the subscription's own terms, kept on Save.
+      // Read again once the plan answers, held until the focus is seen: the button goes, and the
+      // focus moves to what says the plan is being read, not to the page's body.
       await page.unroute(`**/v1/plans/${planId(PLANS)}`);
+      let answer: () => void = () => undefined;
+      const answered = new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+      await page.route(`**/v1/plans/${planId(PLANS)}`, async (route) => {
+        await answered;
+        await route.continue();
+      });
       await dialog.getByRole('button', { name: 'Read the plan again' }).click();
+      const focused = () => page.evaluate(() => ({ role: document.activeElement?.getAttribute('role') ?? document.activeElement?.tagName, text: document.activeElement?.textContent }));
+      await waitFor(async () => (await focused()).role === 'status' || undefined, { description: 'the focus on the message that the plan is being read', timeoutMs: 10_000 }).catch(async (error: unknown) => {
+        throw new Error(`${String(error)}; the focus is on ${JSON.stringify((await focused()).role)}`);
+      });
+      expect((await focused()).text).toMatch(/Reading the plan's products/);
+      answer();
       const credits = dialog.getByLabel('Credits per period for this subscription');
       await credits.waitFor({ timeout: 30_000 });
+      // Once it is read, on its first field.
+      await waitFor(async () => (await credits.evaluate((input) => input === document.activeElement)) || undefined, { description: 'the focus on the first field', timeoutMs: 10_000 });
+      await page.unroute(`**/v1/plans/${planId(PLANS)}`);
       expect(await credits.inputValue()).toBe('750');
       expect(await save.isDisabled()).toBe(false);
       await save.click();
@@ -114,13 +132,13 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
     }
   });
 
-  it('sends Change terms against the subscription it read, and after a change made meanwhile says so and shows the terms as they are now', async () => {
+  it('sends Change terms against the subscription it read; after a change made meanwhile it keeps what the operator typed, names what changed, and a second Save sends it on the new version', async () => {
     const customerId = `stale-terms-${randomUUID()}`;
     const subscription = await stack.api<SubscriptionView>('POST', '/subscriptions', { id: randomUUID(), customerId, planId: planId(2), overrides: [{ productId, creditsPerPeriod: '750' }] });
     const page = await signedIn();
-    const patches: Array<string | undefined> = [];
+    const patches: Array<{ ifMatch: string | undefined; body: unknown }> = [];
     page.on('request', (request) => {
-      if (request.method() === 'PATCH' && request.url().includes('/v1/subscriptions/')) patches.push(request.headers()['if-match']);
+      if (request.method() === 'PATCH' && request.url().includes('/v1/subscriptions/')) patches.push({ ifMatch: request.headers()['if-match'], body: request.postDataJSON() });
     });
     try {
       await openCustomer(page, customerId);
@@ -129,27 +147,36 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
       await card.getByRole('button', { name: 'Change terms' }).click();
       const dialog = page.getByRole('dialog', { name: 'Change terms: Plan 2' });
       const credits = dialog.getByLabel('Credits per period for this subscription');
+      const limit = dialog.getByLabel('Warning limit for this subscription');
       await credits.waitFor({ timeout: 30_000 });
       expect(await credits.inputValue()).toBe('750');
-      // Someone else changes the terms after the dialog was opened.
-      await stack.api('PATCH', `/subscriptions/${subscription.id}`, { overrides: [{ productId, creditsPerPeriod: '800' }] });
+      // Someone else changes the terms after the dialog was opened: the credits, and a warning limit.
+      await stack.api('PATCH', `/subscriptions/${subscription.id}`, { overrides: [{ productId, creditsPerPeriod: '800', lowBalanceThreshold: '5' }] });
 
       await credits.fill('900');
       await dialog.getByRole('button', { name: 'Save terms' }).click();
-      await untilText(dialog.getByRole('alert'), (text) => text.includes("changed this subscription's terms after you opened it"), 'the refusal for a change made meanwhile');
-      expect(patches).toEqual(['"1"']);
-      // Read again: the terms as they are now, in the dialog and on the card; nothing of 900 saved.
-      await waitFor(async () => (await credits.inputValue()) === '800', { description: "the dialog showing the other change's terms", timeoutMs: 30_000 });
-      await untilText(card.getByRole('table', { name: 'Terms by period' }), (text) => text.includes('800'), 'the card read again');
+      const alert = dialog.getByRole('alert');
+      await untilText(alert, (text) => text.includes("changed this subscription's terms after you opened it"), 'the refusal for a change made meanwhile');
+      expect(patches.map((patch) => patch.ifMatch)).toEqual(['"1"']);
+      // What changed, with its value now; nothing of 900 saved.
+      const told = await alert.innerText();
+      expect(told).toContain(`${productId}: credits per period is now 800`);
+      expect(told).toContain(`${productId}: warning limit is now 5`);
       expect((await subscriptionOf(subscription.id)).overrides.some((version) => version.creditsPerPeriod === '900')).toBe(false);
+      // The operator's typing is kept; the field the operator left takes the other change's value.
+      expect(await credits.inputValue()).toBe('900');
+      expect(await limit.inputValue()).toBe('5');
+      await untilText(card.getByRole('table', { name: 'Terms by period' }), (text) => text.includes('800'), 'the card read again');
       await expectAccessible(page, 'Change terms refused for a change made meanwhile');
 
-      // Saved again, against the version read now.
-      await credits.fill('900');
+      // Saved again as it stands, against the version read now.
       await dialog.getByRole('button', { name: 'Save terms' }).click();
       await dialog.waitFor({ state: 'hidden', timeout: 30_000 });
-      expect(patches).toEqual(['"1"', '"2"']);
-      expect((await subscriptionOf(subscription.id)).overrides.at(-1)).toMatchObject({ productId, creditsPerPeriod: '900' });
+      expect(patches).toEqual([
+        { ifMatch: '"1"', body: { overrides: [{ productId, creditsPerPeriod: '900' }] } },
+        { ifMatch: '"2"', body: { overrides: [{ productId, creditsPerPeriod: '900', lowBalanceThreshold: '5' }] } },
+      ]);
+      expect((await subscriptionOf(subscription.id)).overrides.at(-1)).toMatchObject({ productId, creditsPerPeriod: '900', lowBalanceThreshold: '5' });
     } finally {
       await page.context().close();
     }

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, formatCredits, periodText } from '../shared/format';
@@ -74,6 +74,34 @@ function latestDrafts(subscription: Subscription): OverrideDrafts {
   return drafts;
 }
 
+/** The fields of a product's terms, as the dialog's messages name them. */
+const TERMS_FIELDS = [
+  { field: 'credits', words: 'credits per period' },
+  { field: 'limit', words: 'warning limit' },
+] as const;
+
+/**
+ * What the operator typed (`typed`, from the terms read first, `base`) on the terms as they are
+ * now (`current`): a field the operator changed keeps the typing, a field left as read takes its
+ * value now, so a second save undoes no change the operator did not make. `changed`: every field
+ * whose stored value is no longer the one the operator started from, with its value now.
+ */
+export function rebaseDrafts(plan: Plan, base: OverrideDrafts, typed: OverrideDrafts, current: OverrideDrafts): { readonly drafts: OverrideDrafts; readonly changed: readonly string[] } {
+  const rebased: Record<string, { credits: string; limit: string }> = {};
+  const changed: string[] = [];
+  for (const { productId } of plan.items) {
+    const valueIn = (drafts: OverrideDrafts, field: 'credits' | 'limit') => drafts[productId]?.[field] ?? '';
+    const kept = { credits: '', limit: '' };
+    for (const { field, words } of TERMS_FIELDS) {
+      const now = valueIn(current, field);
+      kept[field] = valueIn(typed, field) !== valueIn(base, field) ? valueIn(typed, field) : now;
+      if (now !== valueIn(base, field)) changed.push(`${productId}: ${words} is now ${now === '' ? "the plan's" : now}`);
+    }
+    rebased[productId] = kept;
+  }
+  return { drafts: rebased, changed };
+}
+
 /** The plan of the subscription being changed: undefined while read, then the plan or why it could not be read. */
 type PlanRead = { readonly plan: Plan } | { readonly failure: string } | undefined;
 
@@ -83,15 +111,17 @@ type PlanRead = { readonly plan: Plan } | { readonly failure: string } | undefin
  * subscription's plan is read by id when the dialog opens (any plan, however many there are):
  * the fields are its products, and until it is read nothing can be saved, since overrides sent
  * without them would be none, and put every product back on the plan's terms. A save changes only
- * the version of the subscription read (If-Match): after a change made meanwhile (412) the dialog
- * says so and shows the subscription as it is now, to change again from there; nothing is undone.
+ * the version of the subscription read (If-Match): after a change made meanwhile (412) the
+ * subscription as it is now becomes the version changed, the dialog keeps what the operator typed
+ * (a field left as read takes its value now) and names each field changed with its value now; a
+ * second Save sends the form against the new version. Nothing is undone unseen, nothing typed lost.
  */
 export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; onClose: () => void; onChanged: () => void }) {
   const [drafts, setDrafts] = useState<OverrideDrafts>({});
   // The subscription as last read: as opened, or as read again after a 412. Saves are sent against its version.
   const [read, setRead] = useState(subscription);
-  // Set after a 412: someone else changed the terms after the version the form showed was read.
-  const [changedMeanwhile, setChangedMeanwhile] = useState(false);
+  // Set after a 412: someone else changed the terms after the version the form showed was read; what they changed.
+  const [changedMeanwhile, setChangedMeanwhile] = useState<readonly string[]>();
   const [planRead, setPlanRead] = useState<PlanRead>();
   // Each Read the plan again reads it again.
   const [reads, setReads] = useState(0);
@@ -100,9 +130,15 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
   const refusal = useFormRefusal(() => false);
   const [busy, busyWhile] = useBusyAction();
   const reasonId = useId('change-terms-reason');
+  // After Read the plan again, which goes as it is clicked: the focus follows the read (its
+  // message, then the first field), not dropped on the page's body where Tab never reaches Save's reason.
+  const [rereading, setRereading] = useState(false);
+  const statusRef = useRef<HTMLParagraphElement>(null);
+  const formRef = useRef<HTMLFormElement>(null);
   useEffect(() => {
     setRead(subscription);
-    setChangedMeanwhile(false);
+    setChangedMeanwhile(undefined);
+    setRereading(false);
     if (subscription === undefined) return;
     setDrafts(latestDrafts(subscription));
     refusal.clear();
@@ -125,15 +161,25 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
     };
   }, [api, planId, reads]);
   const plan = planRead !== undefined && 'plan' in planRead ? planRead.plan : undefined;
+  useEffect(() => {
+    if (!rereading) return;
+    if (plan === undefined) {
+      statusRef.current?.focus();
+      return;
+    }
+    formRef.current?.querySelector<HTMLInputElement>('input')?.focus();
+    setRereading(false);
+  }, [rereading, planRead]);
   return (
     <Dialog title={`Change terms: ${subscription?.planName ?? ''}`} open={subscription !== undefined} onClose={onClose}>
       <form
+        ref={formRef}
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
           if (read === undefined || plan === undefined) return;
           refusal.clear();
-          setChangedMeanwhile(false);
+          setChangedMeanwhile(undefined);
           try {
             await api.patch<Subscription>(path`/subscriptions/${read.id}`, { body: { overrides: overridesOf(plan, drafts) }, ifMatch: `"${read.version}"` });
             onChanged();
@@ -143,13 +189,14 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
               refusal.refused(failure);
               return;
             }
-            // Read again, as the product editor does: the form shows the terms as they are now, and the tab reads its list again.
-            setChangedMeanwhile(true);
+            // Read again: the version the form changes from now on, with the operator's typing on it; the tab reads its list again.
             onChanged();
             try {
               const current = await api.get<Subscription>(path`/subscriptions/${read.id}`);
+              const rebased = rebaseDrafts(plan, latestDrafts(read), drafts, latestDrafts(current));
               setRead(current);
-              setDrafts(latestDrafts(current));
+              setDrafts(rebased.drafts);
+              setChangedMeanwhile(rebased.changed);
             } catch (unread) {
               refusal.setGeneral(`The subscription as it is now could not be read: ${errorMessage(unread)} Close and open Change terms again.`);
             }
@@ -157,23 +204,31 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
         })}
       >
         <p>From each product's next period on; the period in progress keeps the terms it started with.</p>
-        {changedMeanwhile && (
+        {changedMeanwhile !== undefined && (
           <p class="error" role="alert">
-            Not saved: someone else changed this subscription's terms after you opened it, and saving would have undone their change. The form now shows its terms as they are; make
-            your change on them and save again.
+            Not saved: someone else changed this subscription's terms after you opened it, and saving would have undone their change
+            {changedMeanwhile.length > 0 ? `: ${changedMeanwhile.join('; ')}` : ''}. The form keeps what you typed; the fields you left show the terms as they are now. Save
+            applies the form to the subscription as it is now.
           </p>
         )}
         {planRead === undefined && (
-          <p id={reasonId} class="loading" role="status">
+          <p id={reasonId} ref={statusRef} tabIndex={-1} class="loading" role="status">
             Reading the plan's products: Save waits for them.
           </p>
         )}
         {planRead !== undefined && 'failure' in planRead && (
           <div class="notice">
-            <p id={reasonId} class="error" role="alert">
+            <p id={reasonId} ref={statusRef} tabIndex={-1} class="error" role="alert">
               The plan {planId} could not be read: {planRead.failure} Nothing can be saved until it is: without its products, saving would put every product back on the plan's terms.
             </p>
-            <button type="button" class="secondary" onClick={() => setReads(reads + 1)}>
+            <button
+              type="button"
+              class="secondary"
+              onClick={() => {
+                setRereading(true);
+                setReads(reads + 1);
+              }}
+            >
               Read the plan again
             </button>
           </div>
