@@ -90,7 +90,9 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
         await route.continue();
       });
       await dialog.getByRole('button', { name: 'Read the plan again' }).click();
-      const focused = () => page.evaluate(() => ({ role: document.activeElement?.getAttribute('role') ?? document.activeElement?.tagName, text: document.activeElement?.textContent }));
+      // A string: the tests' TypeScript has no DOM types (the page runs it, not node).
+      const focused = () =>
+        page.evaluate<{ role?: string; text?: string }>(`(() => ({ role: document.activeElement?.getAttribute('role') ?? document.activeElement?.tagName, text: document.activeElement?.textContent }))()`);
       await waitFor(async () => (await focused()).role === 'status' || undefined, { description: 'the focus on the message that the plan is being read', timeoutMs: 10_000 }).catch(async (error: unknown) => {
         throw new Error(`${String(error)}; the focus is on ${JSON.stringify((await focused()).role)}`);
       });
@@ -99,7 +101,7 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
       const credits = dialog.getByLabel('Credits per period for this subscription');
       await credits.waitFor({ timeout: 30_000 });
       // Once it is read, on its first field.
-      await waitFor(async () => (await credits.evaluate((input) => input === document.activeElement)) || undefined, { description: 'the focus on the first field', timeoutMs: 10_000 });
+      await waitFor(async () => (await credits.evaluate((input) => input === input.ownerDocument.activeElement)) || undefined, { description: 'the focus on the first field', timeoutMs: 10_000 });
       await page.unroute(`**/v1/plans/${planId(PLANS)}`);
       expect(await credits.inputValue()).toBe('750');
       expect(await save.isDisabled()).toBe(false);
