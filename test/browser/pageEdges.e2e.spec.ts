@@ -19,7 +19,7 @@ describe('the console and the portal at their edges', () => {
   let stack: ConsoleStack;
 
   beforeAll(async () => {
-    stack = await startConsoleStack({ prefix: 'browser_edges', roles: 'projector,api', adminKey: ADMIN_KEY, env: { TALLY_CATALOG_REFRESH_MS: '200' } });
+    stack = await startConsoleStack({ prefix: 'browser_edges', roles: 'projector,api', adminKey: ADMIN_KEY, env: { TALLY_CATALOG_REFRESH_MS: '200', TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: 'true' } });
   });
 
   afterAll(async () => {
@@ -328,6 +328,28 @@ describe('the console and the portal at their edges', () => {
       await create.click();
       await refusal.waitFor();
       expect(await link.count()).toBe(0);
+    } finally {
+      await operator.context().close();
+    }
+  });
+
+  it('lists every webhook endpoint, the 501st too: a list shown whole is read a page of 500 after another', async () => {
+    const marker = `edges-${randomUUID()}`;
+    // One more than a list answers at once; nothing delivers (no webhooks role), so the port is never called.
+    for (let from = 0; from < 501; from += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, 501 - from) }, (_, i) => api('POST', '/webhook-endpoints', { url: `http://127.0.0.1:9/${marker}/${from + i}`, events: ['credit_balance.low'] })),
+      );
+    }
+    const operator = await page(DESKTOP_VIEWPORT);
+    try {
+      await stack.signIn(operator);
+      await operator.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+      const endpoints = operator.getByRole('region', { name: new RegExp(`^Endpoint http://127\\.0\\.0\\.1:9/${marker}/`) });
+      await waitFor(async () => (await endpoints.count()) >= 500, { description: 'the endpoints listed', timeoutMs: 60_000 });
+      // The page has settled on what it read: 501, not the first page's 500.
+      await waitFor(async () => (await endpoints.count()) === 501, { description: 'all 501 endpoints listed', timeoutMs: 15_000 });
+      expect(await endpoints.count()).toBe(501);
     } finally {
       await operator.context().close();
     }

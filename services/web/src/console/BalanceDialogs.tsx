@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
-import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry, Page } from '../shared/apiTypes';
+import { ApiError, everyItem, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
 import { Dialog, ErrorMessage, Field, SelectField, useBusyAction, useFormRefusal } from '../shared/ui';
 
@@ -24,11 +24,11 @@ export function AddBalanceDialog({ api, customerId, open, onClose, onAdded }: { 
     choose('', []);
     setStartingBalance('0');
     refusal.clear();
-    api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then(
-      (page) => {
-        setProducts(page.items);
-        const first = page.items[0];
-        if (first !== undefined) choose(first.id, page.items);
+    everyItem<CreditProduct>(api, '/credit-products').then(
+      (items) => {
+        setProducts(items);
+        const first = items[0];
+        if (first !== undefined) choose(first.id, items);
       },
       (failure: Error) => refusal.setGeneral(failure.message),
     );

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
-import { errorMessage, path, type ApiClient } from '../shared/apiClient';
-import type { CreditBalance, Page, PortalLink } from '../shared/apiTypes';
+import { errorMessage, everyItem, path, type ApiClient } from '../shared/apiClient';
+import type { CreditBalance, PortalLink } from '../shared/apiTypes';
 import { formatTime } from '../shared/format';
 import { ErrorMessage, Loading, useBusyAction, usePolling } from '../shared/ui';
 import { AddBalanceDialog } from './BalanceDialogs';
@@ -90,8 +90,7 @@ function CreditsTab({ api, customerId }: { api: ApiClient; customerId: string })
   const [version, setVersion] = useState(0);
   const error = usePolling(
     async () => {
-      const page = await api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } });
-      setBalances(page.items);
+      setBalances(await everyItem<CreditBalance>(api, path`/customers/${customerId}/credit-balances`));
       setReadAt(Date.now());
     },
     REFRESH_MS,

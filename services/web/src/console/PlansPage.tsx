@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import { path, type ApiClient } from '../shared/apiClient';
+import { everyItem, path, type ApiClient } from '../shared/apiClient';
 import type { CreditProduct, Page, Plan } from '../shared/apiTypes';
 import { formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
 import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, useFormRefusal, usePager, useRead } from '../shared/ui';
@@ -60,7 +60,7 @@ export function PlansPage({ api }: { api: ApiClient }) {
     () =>
       Promise.all([
         api.get<Page<Plan>>('/plans', { query: { after, limit: '25' } }).then(setPage),
-        api.get<Page<CreditProduct>>('/credit-products', { query: { limit: '500' } }).then((page) => setProducts(page.items)),
+        everyItem<CreditProduct>(api, '/credit-products').then(setProducts),
       ]),
     [api, version, after],
   );

@@ -1,21 +1,9 @@
 import { useState } from 'preact/hooks';
-import { ApiError, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
-import type { Page, Plan, Subscription } from '../shared/apiTypes';
+import { ApiError, everyItem, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import type { Plan, Subscription } from '../shared/apiTypes';
 import { formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
 import { ErrorMessage, Loading, SelectField, useBusyAction, useFormRefusal, useRead } from '../shared/ui';
 import { CancelSubscriptionDialog, ChangeTermsDialog, OverrideFields, overridesOf, type OverrideDrafts } from './SubscriptionDialogs';
-
-/** Every plan, a page (of 500, the most a list answers) after another: the 501st is offered too. */
-async function allPlans(api: ApiClient): Promise<Plan[]> {
-  const plans: Plan[] = [];
-  let after: string | undefined;
-  do {
-    const page = await api.get<Page<Plan>>('/plans', { query: { limit: '500', after } });
-    plans.push(...page.items);
-    after = page.next ?? undefined;
-  } while (after !== undefined);
-  return plans;
-}
 
 /**
  * A customer's subscriptions, their grants so far and their terms by period; changing a
@@ -39,8 +27,8 @@ export function SubscriptionsTab({ api, customerId }: { api: ApiClient; customer
   const readFailure = useRead(
     () =>
       Promise.all([
-        api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }).then((page) => setSubscriptions(page.items)),
-        allPlans(api).then((all) => {
+        everyItem<Subscription>(api, path`/customers/${customerId}/subscriptions`).then(setSubscriptions),
+        everyItem<Plan>(api, '/plans').then((all) => {
           setPlans(all);
           const first = all.find((candidate) => candidate.retiredAt === null);
           if (planId === '' && first !== undefined) setPlanId(first.id);

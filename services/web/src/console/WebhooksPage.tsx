@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { errorMessage, path, type ApiClient } from '../shared/apiClient';
+import { errorMessage, everyItem, path, type ApiClient } from '../shared/apiClient';
 import type { Page, WebhookDelivery, WebhookEndpoint, WebhookEventType, WebhookTestResult } from '../shared/apiTypes';
 import { formatTime, keyLabel } from '../shared/format';
 import { ConfirmDialog, ErrorMessage, Field, Pager, ScrollingTable, SelectField, useBusyAction, useFormRefusal, usePager, useRead } from '../shared/ui';
@@ -195,7 +195,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
   // secret an earlier answer brought; on Register endpoint it would register it twice.
   const [acting, actWhile] = useBusyAction();
   const [registering, registerWhile] = useBusyAction();
-  const readFailure = useRead(() => api.get<Page<WebhookEndpoint>>('/webhook-endpoints', { query: { limit: '500' } }).then((page) => setEndpoints(page.items)), [api, version]);
+  const readFailure = useRead(() => everyItem<WebhookEndpoint>(api, '/webhook-endpoints').then(setEndpoints), [api, version]);
 
   const act = actWhile(async (change: () => Promise<unknown>) => {
     refusal.setGeneral(undefined);

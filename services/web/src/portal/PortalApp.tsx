@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
-import { ApiError, createApiClient, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
-import type { BalanceChange, Bundle, CreditBalance, Page, PurchaseOption, Subscription } from '../shared/apiTypes';
+import { ApiError, createApiClient, everyItem, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
+import type { BalanceChange, Bundle, CreditBalance, PurchaseOption, Subscription } from '../shared/apiTypes';
 import { BalanceFigure } from '../shared/BalanceFigure';
 import { bundleTerms, formatCredits, formatPrice, formatTime, periodText, sameBundleTerms } from '../shared/format';
 import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
@@ -36,17 +36,17 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
   const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
   const [readAt, setReadAt] = useState(Date.now());
   const [version, setVersion] = useState(0);
-  const readOptions = () => api.get<Page<PurchaseOption>>(path`/customers/${customerId}/purchase-options`, { query: { limit: '500' } });
+  const readOptions = () => everyItem<PurchaseOption>(api, path`/customers/${customerId}/purchase-options`);
   const error = usePolling(
     async () => {
       const [page, offered, subscribed] = await Promise.all([
-        api.get<Page<CreditBalance>>(path`/customers/${customerId}/credit-balances`, { query: { limit: '500' } }),
+        everyItem<CreditBalance>(api, path`/customers/${customerId}/credit-balances`),
         readOptions(),
-        api.get<Page<Subscription>>(path`/customers/${customerId}/subscriptions`, { query: { limit: '500' } }),
+        everyItem<Subscription>(api, path`/customers/${customerId}/subscriptions`),
       ]);
-      setBalances(page.items);
-      setOptions(offered.items);
-      setSubscriptions(subscribed.items);
+      setBalances(page);
+      setOptions(offered);
+      setSubscriptions(subscribed);
       setReadAt(Date.now());
     },
     REFRESH_MS,
@@ -71,7 +71,7 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
             balance={balance}
             readAt={readAt}
             option={options.find((option) => option.balanceId === balance.id)}
-            readBundles={async () => (await readOptions()).items.find((option) => option.balanceId === balance.id)?.bundles ?? []}
+            readBundles={async () => (await readOptions()).find((option) => option.balanceId === balance.id)?.bundles ?? []}
             onChanged={() => setVersion(version + 1)}
           />
         ))}

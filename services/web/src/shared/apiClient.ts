@@ -1,4 +1,4 @@
-import type { ApiErrorBody, Health } from './apiTypes';
+import type { ApiErrorBody, Health, Page } from './apiTypes';
 
 /** A refusal of the API: its status and `{ error, message }`, as every 4xx and 5xx answers, and the whole body for what some carry beside them. */
 export class ApiError extends Error {
@@ -80,6 +80,22 @@ export interface ApiClient {
   download(path: string, options?: RequestOptions): Promise<Blob>;
   /** GET /health, outside /v1: its answer whether up (200) or down (503), which is news, not a failure. */
   health(): Promise<Health>;
+}
+
+/**
+ * Every item of a list, a page of 500 (the most a list answers) after another, each `next` passed
+ * back as `after`: for a choice or a list the page shows whole (a form's products, a customer's
+ * subscriptions), so the 501st is there too. Lists paged on screen use the console's pager instead.
+ */
+export async function everyItem<T>(api: Pick<ApiClient, 'get'>, listPath: string, query: Readonly<Record<string, string>> = {}): Promise<T[]> {
+  const items: T[] = [];
+  let after: string | undefined;
+  do {
+    const page = await api.get<Page<T>>(listPath, { query: { ...query, limit: '500', after } });
+    items.push(...page.items);
+    after = page.next ?? undefined;
+  } while (after !== undefined);
+  return items;
 }
 
 /** Path segments are encoded here, so ids with any characters reach the route they name. */

@@ -1,4 +1,4 @@
-import { ApiError, createApiClient, errorMessage, ServiceUnreachableError } from './apiClient';
+import { ApiError, createApiClient, errorMessage, everyItem, ServiceUnreachableError } from './apiClient';
 
 /**
  * What a page is told when a call fails, with fetch answering as a proxy or a dead network
@@ -96,5 +96,26 @@ describe("the API client's failures", () => {
     globalThis.fetch = (async () => new Response('<html>401</html>', { status: 401, headers: { 'content-type': 'text/html' } })) as typeof fetch;
     const error = await failure(createApiClient({ kind: 'bearer', token: 't' }, () => (told += 1)).get('/x'));
     expect({ told, status: (error as ApiError).status }).toEqual({ told: 1, status: 401 });
+  });
+});
+
+describe('every item of a list', () => {
+  it('reads page after page (500 each, the most a list answers) until the last, passing each `next` as `after`', async () => {
+    const asked: URLSearchParams[] = [];
+    const pages: Record<string, { items: number[]; next: string | null }> = {
+      '': { items: [1, 2], next: 'b' },
+      b: { items: [3], next: 'c' },
+      c: { items: [4], next: null },
+    };
+    const api = {
+      get: async <T,>(path: string, options?: { query?: Readonly<Record<string, string | undefined>> }): Promise<T> => {
+        expect(path).toBe('/plans');
+        const query = new URLSearchParams(Object.entries(options?.query ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined));
+        asked.push(query);
+        return pages[query.get('after') ?? ''] as T;
+      },
+    };
+    expect(await everyItem<number>(api, '/plans', { status: 'active' })).toEqual([1, 2, 3, 4]);
+    expect(asked.map((query) => query.toString())).toEqual(['status=active&limit=500', 'status=active&limit=500&after=b', 'status=active&limit=500&after=c']);
   });
 });
