@@ -16,7 +16,18 @@ export interface UsageEvent {
   readonly properties: Readonly<Record<string, PropertyValue>>;
 }
 
-const MAX_TEXT = 256;
+/** The most characters (code points) a usage event's id, customer id or event name has. */
+export const MAX_USAGE_TEXT = 256;
+const MAX_TEXT = MAX_USAGE_TEXT;
+
+/**
+ * Whether a text fits a usage event's id, customer id or event name by length: 1 to MAX_USAGE_TEXT
+ * characters, counted as the API's schema counts them (code points, textLength). The one length
+ * rule of every reader of usage (the parser, a CloudEvent's joined id, a dead letter's identity).
+ */
+export function isUsageTextLength(value: string): boolean {
+  return value.length > 0 && textLength(value) <= MAX_USAGE_TEXT;
+}
 /** Timestamps outside 1970..2200 are mistakes (garbage). */
 const MAX_TIMESTAMP = Date.UTC(2200, 0, 1);
 /**
@@ -64,8 +75,7 @@ const AVRO_BRANCHES = new Set(['boolean', 'int', 'long', 'float', 'double', 'str
 function text(record: Record<string, unknown>, field: string): string {
   const value = record[field];
   if (typeof value !== 'string') throw new InvalidUsageEventError(`${field} is missing or not a string`);
-  // Characters (code points), as the API's schema and every other text bound count them.
-  if (value.length === 0 || textLength(value) > MAX_TEXT) {
+  if (!isUsageTextLength(value)) {
     throw new InvalidUsageEventError(`${field} must be 1-${MAX_TEXT} characters`);
   }
   // PostgreSQL text and jsonb cannot hold U+0000: an id with one can never be looked up or

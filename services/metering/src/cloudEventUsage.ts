@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { assertUsageEventDepth, InvalidUsageEventError, parseUsageEvent, type TallyError, type UsageEvent } from '@tally/domain';
+import { assertUsageEventDepth, InvalidUsageEventError, isUsageTextLength, MAX_USAGE_TEXT, parseUsageEvent, type TallyError, type UsageEvent } from '@tally/domain';
 import { CloudEvent, ValidationError } from 'cloudevents';
 import type { IHeaders } from 'kafkajs';
 import { UndecodableUsageEventError } from './meteringErrors';
@@ -73,7 +73,7 @@ function toUsage(event: CloudEvent<unknown>): UsageEvent {
     throw new InvalidUsageEventError('CloudEvent data (the properties) must be a JSON object');
   }
   const id = cloudEventUsageId(event.source, event.id);
-  if (id.length > 256) throw new InvalidUsageEventError('CloudEvent source and id are too long together for a usage id (256 characters)');
+  if (!isUsageTextLength(id)) throw new InvalidUsageEventError(`CloudEvent source and id are too long together for a usage id (${MAX_USAGE_TEXT} characters)`);
   return parseUsageEvent({ id, customerId: event.subject, event: event.type, timestamp: event.time, properties: data ?? {} });
 }
 

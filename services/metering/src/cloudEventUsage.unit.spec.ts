@@ -29,6 +29,13 @@ describe('CloudEvents as usage events', () => {
     });
   });
 
+  it('counts the usage id made of source and id in characters, as every usage text is counted', () => {
+    // 208 characters, 408 UTF-16 units.
+    const emoji = '😀'.repeat(200);
+    expect(usageEventFromJson({ ...structured, source: '/s', id: emoji, subject: '😀'.repeat(256) })).toMatchObject({ id: cloudEventUsageId('/s', emoji), customerId: '😀'.repeat(256) });
+    expect(() => usageEventFromJson({ ...structured, source: '/s', id: '😀'.repeat(250) })).toThrow('CloudEvent source and id are too long together for a usage id (256 characters)');
+  });
+
   it("leaves Tally's own JSON to the usual rules", () => {
     expect(usageEventFromJson({ id: 'u1', customerId: 'acme', event: 'api_call', timestamp: 1_772_546_530_000 }).id).toBe('u1');
   });

@@ -1,4 +1,5 @@
 import type { KafkaMessage } from 'kafkajs';
+import { isUsageTextLength } from '@tally/domain';
 import { DEAD_LETTER_HEADERS, deadLetterHeader } from './deadLetterMessage';
 
 /**
@@ -43,7 +44,7 @@ function integerOrNull(text: string | null): number | null {
 }
 
 function idOrNull(text: string | null): string | null {
-  return text !== null && text.length > 0 && text.length <= MAX_KEY_CHARS ? text : null;
+  return text !== null && isUsageTextLength(text) ? text : null;
 }
 
 /** Reads a dead letter's headers (deadLetterMessage.ts) into a record; never throws, whatever the message holds. */

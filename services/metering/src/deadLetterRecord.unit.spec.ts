@@ -58,4 +58,10 @@ describe('a dead letter as an operator reads it', () => {
     });
     expect(record).toMatchObject({ customerId: null, usageEventId: null });
   });
+
+  it('names the usage event by ids counted in characters, as metering counts them', () => {
+    const emoji = '😀'.repeat(256);
+    const record = deadLetterRecordOf(0, { offset: '0', timestamp: '0', key: null, value: null, headers: { [DEAD_LETTER_HEADERS.customerId]: emoji, [DEAD_LETTER_HEADERS.usageEventId]: emoji } });
+    expect(record).toMatchObject({ customerId: emoji, usageEventId: emoji });
+  });
 });

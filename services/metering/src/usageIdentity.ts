@@ -1,10 +1,9 @@
+import { isUsageTextLength } from '@tally/domain';
 import type { DeadLetterUsage } from './deadLetterMessage';
 import { cloudEventUsageId, isStructuredCloudEvent } from './cloudEventUsage';
 
-/** The longest customer id and usage event id there are (the domain's and the API's limit). */
-const MAX_ID_LENGTH = 256;
-
-const id = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
+/** A customer id or usage event id as metering takes one (the domain's and the API's limit). */
+const id = (value: unknown): value is string => typeof value === 'string' && isUsageTextLength(value);
 
 /**
  * The customer and usage event id a record names, read as metering would read them (Tally's own

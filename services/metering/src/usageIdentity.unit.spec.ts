@@ -30,4 +30,9 @@ describe('usageIdentityOf: the usage event a record names, valid or not', () => 
     }
     expect(usageIdentityOf({ id: 'e'.repeat(256), customerId: 'c' })).toEqual({ customerId: 'c', usageEventId: 'e'.repeat(256) });
   });
+
+  it('counts ids in characters, as metering does: 256 emoji name a customer, 257 do not', () => {
+    expect(usageIdentityOf({ id: 'e', customerId: '😀'.repeat(256) })).toEqual({ customerId: '😀'.repeat(256), usageEventId: 'e' });
+    expect(usageIdentityOf({ id: 'e', customerId: '😀'.repeat(257) })).toBeNull();
+  });
 });
