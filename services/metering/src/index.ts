@@ -1,4 +1,4 @@
-export { createUsageConsumer, type UsageConsumer } from './usageConsumer';
+export { createUsageConsumer, usageConsumerKafkaSettings, type UsageConsumer } from './usageConsumer';
 export {
   DEFAULT_SESSION_TIMEOUT_MS,
   DEFAULT_STATE_FLUSH_MS,

@@ -4,7 +4,7 @@ import { DuplicateEventIdError, MarkerAlreadyRecordedError, StoredWithoutMarkerE
 import { createKafka, kafkaConnectionConfig, superviseConsumer } from '@tally/kafka';
 import { createBackoff, createPeriodicWorker, createWorker, HeartbeatError, isTransientError, retry, type Worker } from '@tally/runtime';
 import { CommandIdCollisionError, meteredUsageMarker, type BalanceRef } from '@tally/ledger';
-import { logLevel, Partitioners, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
+import { logLevel, Partitioners, type ConsumerConfig, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { deadLetterMessage } from './deadLetterMessage';
 import {
   BalanceNotOpenedError,
@@ -179,16 +179,7 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     logLevel: logLevel.INFO,
     logger,
   });
-  const consumer = kafka.consumer({
-    groupId: options.groupId,
-    sessionTimeout: options.sessionTimeoutMs,
-    heartbeatInterval: Math.min(3000, Math.floor(options.sessionTimeoutMs / 3)),
-    allowAutoTopicCreation: false,
-    // Bounded memory: what one fetch may bring, from a broker and from one partition. Fetched
-    // messages are the consumer's largest transient allocation (issue 11 §6).
-    maxBytes: options.maxFetchBytes,
-    maxBytesPerPartition: options.maxFetchBytesPerPartition,
-  });
+  const consumer = kafka.consumer({ groupId: options.groupId, ...usageConsumerKafkaSettings(options) });
   // Dead letters must not be lost or doubled by the producer's own retries: acks from all in-sync
   // replicas (acks=-1 on send) and the idempotent producer. kafkajs retries sends itself (an
   // idempotent producer needs unbounded retries to keep its guarantee), with the wait between tries
@@ -945,4 +936,24 @@ export function createUsageConsumer(input: UsageConsumerOptions): UsageConsumer 
     counters: () => counters.snapshot(),
     stalledPartitions: () => stalls.list(),
   });
+}
+
+/**
+ * The kafkajs consumer settings of a usage consumer with these options (the bench's ceilings take
+ * them too, so they consume as Tally does): heartbeats three to a session, at most every 3 s.
+ */
+export function usageConsumerKafkaSettings(options: {
+  readonly sessionTimeoutMs: number;
+  readonly maxFetchBytes: number;
+  readonly maxFetchBytesPerPartition: number;
+}): Omit<ConsumerConfig, 'groupId'> {
+  return {
+    sessionTimeout: options.sessionTimeoutMs,
+    heartbeatInterval: Math.min(3000, Math.floor(options.sessionTimeoutMs / 3)),
+    allowAutoTopicCreation: false,
+    // Bounded memory: what one fetch may bring, from a broker and from one partition. Fetched
+    // messages are the consumer's largest transient allocation (issue 11 §6).
+    maxBytes: options.maxFetchBytes,
+    maxBytesPerPartition: options.maxFetchBytesPerPartition,
+  };
 }

@@ -4,6 +4,7 @@ import {
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
   DEFAULT_SESSION_TIMEOUT_MS,
   partitionsAtOnce,
+  usageConsumerKafkaSettings,
 } from '@tally/metering';
 import { createTestKafka, createTestRegistry } from '@tally/test-support';
 import type { Admin, ConsumerConfig } from 'kafkajs';
@@ -38,13 +39,11 @@ export function ceilingConsumerSettings(topicPartitions: number): {
   readonly chunkSize: number;
 } {
   return {
-    consumer: {
-      sessionTimeout: DEFAULT_SESSION_TIMEOUT_MS,
-      heartbeatInterval: Math.min(3000, Math.floor(DEFAULT_SESSION_TIMEOUT_MS / 3)),
-      maxBytes: DEFAULT_MAX_FETCH_BYTES,
-      maxBytesPerPartition: DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
-      allowAutoTopicCreation: false,
-    },
+    consumer: usageConsumerKafkaSettings({
+      sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS,
+      maxFetchBytes: DEFAULT_MAX_FETCH_BYTES,
+      maxFetchBytesPerPartition: DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
+    }),
     partitionsConsumedConcurrently: partitionsAtOnce(undefined, topicPartitions),
     chunkSize: DEFAULT_CONSUMER_BATCH_SIZE,
   };

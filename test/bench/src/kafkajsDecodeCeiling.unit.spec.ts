@@ -4,6 +4,7 @@ import {
   DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
   DEFAULT_PARTITIONS_CONCURRENTLY,
   DEFAULT_SESSION_TIMEOUT_MS,
+  usageConsumerKafkaSettings,
 } from '@tally/metering';
 import { ceilingConsumerSettings } from './kafkajsDecodeCeiling';
 import { USAGE_PARTITIONS } from './usageTopic';
@@ -11,13 +12,11 @@ import { USAGE_PARTITIONS } from './usageTopic';
 describe('ceilingConsumerSettings', () => {
   it("are the metering consumer's defaults: fetch sizes, session, partitions at once, chunk size", () => {
     const settings = ceilingConsumerSettings(USAGE_PARTITIONS);
-    expect(settings.consumer).toEqual({
-      sessionTimeout: DEFAULT_SESSION_TIMEOUT_MS,
-      heartbeatInterval: Math.min(3000, Math.floor(DEFAULT_SESSION_TIMEOUT_MS / 3)),
-      maxBytes: DEFAULT_MAX_FETCH_BYTES,
-      maxBytesPerPartition: DEFAULT_MAX_FETCH_BYTES_PER_PARTITION,
-      allowAutoTopicCreation: false,
-    });
+    // What createUsageConsumer hands kafkajs with its default options.
+    expect(settings.consumer).toEqual(
+      usageConsumerKafkaSettings({ sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS, maxFetchBytes: DEFAULT_MAX_FETCH_BYTES, maxFetchBytesPerPartition: DEFAULT_MAX_FETCH_BYTES_PER_PARTITION }),
+    );
+    expect(settings.consumer).toMatchObject({ sessionTimeout: DEFAULT_SESSION_TIMEOUT_MS, maxBytes: DEFAULT_MAX_FETCH_BYTES, maxBytesPerPartition: DEFAULT_MAX_FETCH_BYTES_PER_PARTITION });
     expect(settings.partitionsConsumedConcurrently).toBe(DEFAULT_PARTITIONS_CONCURRENTLY);
     expect(settings.chunkSize).toBe(DEFAULT_CONSUMER_BATCH_SIZE);
     // The bench's own values as of this writing, so that a change of either side is seen here.
