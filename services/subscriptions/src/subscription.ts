@@ -140,9 +140,10 @@ export function nextOverrideVersions(
 /**
  * The instant a cancellation asked at `now` stands at: `now`, or the start of a period already
  * granted if that is later. A canceled subscription grants through the period containing its
- * cancellation, so every period granted is in it, none after the final one: a scheduler whose
- * clock runs ahead of this one's may have granted a period that, by `now`, has not begun. Its
- * clock had reached that start, so a period of another item beginning by then is due too.
+ * cancellation, so every period recorded as granted is in it: a scheduler whose clock runs ahead
+ * of this one's may have granted a period that, by `now`, has not begun. Its clock had reached
+ * that start, so a period of another item beginning by then is due too. A grant decided but not
+ * yet recorded is not seen (the scheduler takes no lock): it can still land after the final one.
  */
 export function cancellationInstant(subscription: Pick<Subscription, 'startsAt' | 'grantedThrough'>, plan: Plan, now: Date): Date {
   let at = now.getTime();
