@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, everyItem, newIdempotencyKey, path, type ApiClient } from '../shared/apiClient';
 import type { BalanceChange, CreditBalance, CreditProduct, LedgerEntry } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, entryLabel, formatCredits, formatTime } from '../shared/format';
+import { rebaseEdits } from '../shared/rebaseEdits';
 import { Dialog, ErrorMessage, Field, SelectField, useBusyAction, useFormRefusal } from '../shared/ui';
 
 /** A balance's warning limit, in credits; empty for none. */
@@ -120,20 +121,7 @@ const SETTINGS = [
   { field: 'name', words: (value: string) => `its name is now "${value}"` },
   { field: 'limit', words: (value: string) => `its warning limit is now ${value === '' ? 'none' : value}` },
 ] as const;
-
-/**
- * What the operator typed, on the version as it is now (`current`) instead of the version it
- * started from (`base`): a field the operator left as it was takes the current value (the other
- * change stays); one the operator changed keeps the typing. `conflicts`: the fields the operator
- * changed that the other change set to something else, which are not sent unasked.
- */
-function rebaseSettings(base: EditableSettings, typed: EditableSettings, current: EditableSettings): { readonly typed: EditableSettings; readonly conflicts: ReadonlyArray<keyof EditableSettings> } {
-  const mine = (field: keyof EditableSettings) => typed[field] !== base[field];
-  return {
-    typed: { name: mine('name') ? typed.name : current.name, limit: mine('limit') ? typed.limit : current.limit },
-    conflicts: SETTINGS.map(({ field }) => field).filter((field) => mine(field) && current[field] !== base[field] && current[field] !== typed[field]),
-  };
-}
+const SETTING_FIELDS = SETTINGS.map(({ field }) => field);
 
 /**
  * Edit balance: its name and warning limit (PATCH /v1/credit-balances/{id}); an empty limit
@@ -196,12 +184,13 @@ export function EditBalanceDialog({
       const current = await api.get<CreditBalance>(path`/credit-balances/${balance.id}`, { query: { consistent: 'true' } });
       onSaved(current);
       const now = settingsOf(current);
-      const rebased = rebaseSettings(settingsOf(version), typed, now);
+      // A field the operator left takes the other change; one the operator changed keeps the typing, and is not sent unasked where the other change set it to something else.
+      const rebased = rebaseEdits(SETTING_FIELDS, settingsOf(version), typed, now);
       // From here on the dialog changes the version as it is now, with the operator's typing on it.
       setRead(current);
-      show(rebased.typed);
+      show(rebased.values);
       version = current;
-      typed = rebased.typed;
+      typed = rebased.values;
       if (rebased.conflicts.length > 0) {
         const changed = SETTINGS.filter(({ field }) => rebased.conflicts.includes(field)).map(({ field, words }) => words(now[field]));
         refusal.setGeneral(`This balance was changed meanwhile: ${changed.join(', ')}. Nothing was saved; the form keeps what you typed: Save applies it to the balance as it is now.`);

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
 import { CREDITS_INPUT_PATTERN, formatCredits, periodText } from '../shared/format';
+import { rebaseEdits } from '../shared/rebaseEdits';
 import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal, useId } from '../shared/ui';
 
 /** Per plan product, the override being typed: empty strings take the plan's. */
@@ -89,15 +90,13 @@ const TERMS_FIELDS = [
 export function rebaseDrafts(plan: Plan, base: OverrideDrafts, typed: OverrideDrafts, current: OverrideDrafts): { readonly drafts: OverrideDrafts; readonly changed: readonly string[] } {
   const rebased: Record<string, { credits: string; limit: string }> = {};
   const changed: string[] = [];
+  const fields = TERMS_FIELDS.map(({ field }) => field);
   for (const { productId } of plan.items) {
-    const valueIn = (drafts: OverrideDrafts, field: 'credits' | 'limit') => drafts[productId]?.[field] ?? '';
-    const kept = { credits: '', limit: '' };
-    for (const { field, words } of TERMS_FIELDS) {
-      const now = valueIn(current, field);
-      kept[field] = valueIn(typed, field) !== valueIn(base, field) ? valueIn(typed, field) : now;
-      if (now !== valueIn(base, field)) changed.push(`${productId}: ${words} is now ${now === '' ? "the plan's" : now}`);
-    }
-    rebased[productId] = kept;
+    const termsIn = (drafts: OverrideDrafts) => ({ credits: drafts[productId]?.credits ?? '', limit: drafts[productId]?.limit ?? '' });
+    const now = termsIn(current);
+    const { values, theirs } = rebaseEdits(fields, termsIn(base), termsIn(typed), now);
+    rebased[productId] = values;
+    for (const { field, words } of TERMS_FIELDS.filter(({ field }) => theirs.includes(field))) changed.push(`${productId}: ${words} is now ${now[field] === '' ? "the plan's" : now[field]}`);
   }
   return { drafts: rebased, changed };
 }

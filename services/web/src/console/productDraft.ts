@@ -6,6 +6,8 @@
  * usage it priced, which is then not metered at all.
  */
 
+import { rebaseEdits } from '../shared/rebaseEdits';
+
 /** One property filter of a rule: the usage event's property `key` must equal `value`, character for character. */
 export interface FilterDraft {
   key: string;
@@ -225,14 +227,12 @@ function same(a: unknown, b: unknown): boolean {
 
 /** The three-way compare of a draft (`mine`) and the product as it is now (`current`) with the version the draft started from (`base`). */
 export function compareDrafts(base: Draft, mine: Draft, current: Draft): DraftComparison {
-  const changedIn = (draft: Draft) => PRODUCT_FIELDS.filter((field) => !same(base[field], draft[field]));
-  const [changedByMe, changedByThem] = [changedIn(mine), changedIn(current)];
-  return { mine: changedByMe, theirs: changedByThem, conflicts: changedByMe.filter((field) => changedByThem.includes(field) && !same(mine[field], current[field])) };
+  const { mine: changedByMe, theirs, conflicts } = rebaseEdits(PRODUCT_FIELDS, base, mine, current, same);
+  return { mine: changedByMe, theirs, conflicts };
 }
 
 /** The current version with the fields the operator changed from `base` set as the operator set them: what to review and save on the current revision. */
 export function rebaseDraft(base: Draft, mine: Draft, current: Draft): Draft {
-  const rebased = structuredClone(current);
-  for (const field of compareDrafts(base, mine, current).mine) Object.assign(rebased, { [field]: structuredClone(mine[field]) });
-  return rebased;
+  // A copy: the draft shares no list with either version it was made from.
+  return structuredClone(rebaseEdits(PRODUCT_FIELDS, base, mine, current, same).values);
 }
