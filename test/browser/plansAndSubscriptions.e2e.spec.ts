@@ -184,6 +184,47 @@ describe('plans and subscriptions in the console past the first 500 plans', () =
     }
   });
 
+  it('says a Change terms save refused after a cancel (412) that the subscription was canceled meanwhile, and offers no Save', async () => {
+    const customerId = `canceled-terms-${randomUUID()}`;
+    const subscription = await stack.api<SubscriptionView>('POST', '/subscriptions', { id: randomUUID(), customerId, planId: planId(3), overrides: [{ productId, creditsPerPeriod: '750' }] });
+    const page = await signedIn();
+    let patches = 0;
+    page.on('request', (request) => {
+      if (request.method() === 'PATCH' && request.url().includes('/v1/subscriptions/')) patches += 1;
+    });
+    try {
+      await openCustomer(page, customerId);
+      await page.getByRole('tab', { name: 'Subscriptions' }).click();
+      const card = page.getByRole('region', { name: `Subscription ${subscription.id}` });
+      await card.getByRole('button', { name: 'Change terms' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Change terms: Plan 3' });
+      const credits = dialog.getByLabel('Credits per period for this subscription');
+      await credits.waitFor({ timeout: 30_000 });
+      // Someone else cancels the subscription after the dialog was opened: its version goes up.
+      await stack.api('POST', `/subscriptions/${subscription.id}/cancel`, {});
+
+      await credits.fill('900');
+      const save = dialog.getByRole('button', { name: 'Save terms' });
+      await save.click();
+      const alert = dialog.getByRole('alert');
+      await untilText(alert, (text) => text.includes('was canceled'), 'the refusal for a cancel made meanwhile');
+      const told = await alert.innerText();
+      // Not the message of changed terms, whose Save would only be refused again (409 subscription_canceled).
+      expect(told).not.toContain('Save applies');
+      expect(told).toMatch(/canceled .*by /);
+      expect(await save.isDisabled()).toBe(true);
+      expect(await untilDescribed(page, save)).toContain('was canceled');
+      const focused = () => page.evaluate<string>("document.activeElement?.textContent ?? ''");
+      await waitFor(async () => (await focused()).includes('was canceled') || undefined, { description: 'the focus on the message that it was canceled', timeoutMs: 10_000 }).catch(async (error: unknown) => {
+        throw new Error(`${String(error)}; the focus is on ${JSON.stringify(await focused())}`);
+      });
+      expect(patches).toBe(1);
+      await expectAccessible(page, 'Change terms refused for a cancel made meanwhile');
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it('pages through the plans to plan #501 and retires it', async () => {
     const page = await signedIn();
     try {

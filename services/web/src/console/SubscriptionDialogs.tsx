@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorMessage, path, type ApiClient } from '../shared/apiClient';
 import type { CreditOverride, Plan, Subscription } from '../shared/apiTypes';
-import { CREDITS_INPUT_PATTERN, formatCredits, periodText } from '../shared/format';
+import { CREDITS_INPUT_PATTERN, formatCredits, formatTime, keyLabel, periodText } from '../shared/format';
 import { rebaseEdits } from '../shared/rebaseEdits';
 import { ConfirmDialog, Dialog, ErrorMessage, Field, useBusyAction, useFormRefusal, useId } from '../shared/ui';
 
@@ -114,6 +114,8 @@ type PlanRead = { readonly plan: Plan } | { readonly failure: string } | undefin
  * subscription as it is now becomes the version changed, the dialog keeps what the operator typed
  * (a field left as read takes its value now) and names each field changed with its value now; a
  * second Save sends the form against the new version. Nothing is undone unseen, nothing typed lost.
+ * A cancel made meanwhile raises the version too: then the dialog says the subscription was
+ * canceled (when, by whom) and offers no Save, since a canceled subscription's terms never change.
  */
 export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { api: ApiClient; subscription: Subscription | undefined; onClose: () => void; onChanged: () => void }) {
   const [drafts, setDrafts] = useState<OverrideDrafts>({});
@@ -121,6 +123,10 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
   const [read, setRead] = useState(subscription);
   // Set after a 412: someone else changed the terms after the version the form showed was read; what they changed.
   const [changedMeanwhile, setChangedMeanwhile] = useState<readonly string[]>();
+  // Set after a 412 when the subscription as read again is canceled: the change meanwhile was a cancel, and nothing can be saved.
+  const [canceledMeanwhile, setCanceledMeanwhile] = useState<Subscription>();
+  const canceledId = useId('change-terms-canceled');
+  const canceledRef = useRef<HTMLParagraphElement>(null);
   const [planRead, setPlanRead] = useState<PlanRead>();
   // Each Read the plan again reads it again.
   const [reads, setReads] = useState(0);
@@ -137,6 +143,7 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
   useEffect(() => {
     setRead(subscription);
     setChangedMeanwhile(undefined);
+    setCanceledMeanwhile(undefined);
     setRereading(false);
     if (subscription === undefined) return;
     setDrafts(latestDrafts(subscription));
@@ -169,6 +176,10 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
     formRef.current?.querySelector<HTMLInputElement>('input')?.focus();
     setRereading(false);
   }, [rereading, planRead]);
+  // Said where the focus goes: Save, which it disables, is where the operator was.
+  useEffect(() => {
+    if (canceledMeanwhile !== undefined) canceledRef.current?.focus();
+  }, [canceledMeanwhile]);
   return (
     <Dialog title={`Change terms: ${subscription?.planName ?? ''}`} open={subscription !== undefined} onClose={onClose}>
       <form
@@ -176,7 +187,7 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
-          if (read === undefined || plan === undefined) return;
+          if (read === undefined || plan === undefined || canceledMeanwhile !== undefined) return;
           refusal.clear();
           setChangedMeanwhile(undefined);
           try {
@@ -192,6 +203,12 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
             onChanged();
             try {
               const current = await api.get<Subscription>(path`/subscriptions/${read.id}`);
+              if (current.status === 'canceled') {
+                // Its terms no longer change: the form is left as typed, with nothing to save it to.
+                setRead(current);
+                setCanceledMeanwhile(current);
+                return;
+              }
               const rebased = rebaseDrafts(plan, latestDrafts(read), drafts, latestDrafts(current));
               setRead(current);
               setDrafts(rebased.drafts);
@@ -208,6 +225,14 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
             Not saved: someone else changed this subscription's terms after you opened it, and saving would have undone their change
             {changedMeanwhile.length > 0 ? `: ${changedMeanwhile.join('; ')}` : ''}. The form keeps what you typed; the fields you left show the terms as they are now. Save
             applies the form to the subscription as it is now.
+          </p>
+        )}
+        {canceledMeanwhile !== undefined && (
+          <p id={canceledId} ref={canceledRef} tabIndex={-1} class="error" role="alert">
+            Not saved: this subscription was canceled
+            {canceledMeanwhile.canceledAt !== null && ` ${formatTime(canceledMeanwhile.canceledAt)}`}
+            {canceledMeanwhile.canceledBy !== null && ` by ${keyLabel(canceledMeanwhile.canceledBy)}`} after you opened it. A canceled subscription's terms cannot be
+            changed: no period after the one in progress grants. Close to see it as it is now.
           </p>
         )}
         {planRead === undefined && (
@@ -241,7 +266,11 @@ export function ChangeTermsDialog({ api, subscription, onClose, onChanged }: { a
         />
         <ErrorMessage message={refusal.general} />
         <div class="actions">
-          <button type="submit" disabled={busy || plan === undefined} aria-describedby={plan === undefined ? reasonId : undefined}>
+          <button
+            type="submit"
+            disabled={busy || plan === undefined || canceledMeanwhile !== undefined}
+            aria-describedby={canceledMeanwhile !== undefined ? canceledId : plan === undefined ? reasonId : undefined}
+          >
             Save terms
           </button>
           <button type="button" class="secondary" onClick={onClose}>
