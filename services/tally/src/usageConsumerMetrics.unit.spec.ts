@@ -1,13 +1,16 @@
 import { createMetricsRegistry } from '@tally/metrics';
 import { createUsageConsumerMetrics } from './usageConsumerMetrics';
 
-/** The lag series as Prometheus would scrape them: `partition` → value. */
-async function lagSeries(render: () => Promise<string>): Promise<Record<string, number>> {
+/** A per-partition series of the usage topic as Prometheus would scrape it: `partition` → value. */
+async function partitionSeries(render: () => Promise<string>, name: string): Promise<Record<string, number>> {
   const text = await render();
   return Object.fromEntries(
-    [...text.matchAll(/^tally_consumer_lag_messages\{topic="usage",partition="(\d+)"\} (\d+)$/gm)].map(([, partition, value]) => [partition!, Number(value)]),
+    [...text.matchAll(new RegExp(`^${name}\\{topic="usage",partition="(\\d+)"\\} ([\\d.]+)$`, 'gm'))].map(([, partition, value]) => [partition!, Number(value)]),
   );
 }
+
+/** The lag series in messages. */
+const lagSeries = (render: () => Promise<string>) => partitionSeries(render, 'tally_consumer_lag_messages');
 
 describe('the usage consumer’s metrics', () => {
   function batch(partition: number, lag: number) {
@@ -49,10 +52,7 @@ describe('the usage consumer’s metrics', () => {
     let now = 1_000_000;
     const registry = createMetricsRegistry();
     const metrics = createUsageConsumerMetrics(registry, { now: () => now });
-    const seconds = async () =>
-      Object.fromEntries(
-        [...(await registry.render()).matchAll(/^tally_consumer_lag_seconds\{topic="usage",partition="(\d+)"\} ([\d.]+)$/gm)].map(([, partition, value]) => [partition!, Number(value)]),
-      );
+    const seconds = () => partitionSeries(() => registry.render(), 'tally_consumer_lag_seconds');
     metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 1, 2] });
     metrics.batchProcessed({ ...batch(0, 500), lastTimestampMs: now - 4_000 });
     metrics.batchProcessed({ ...batch(1, 0), lastTimestampMs: now - 9_000 });
@@ -77,10 +77,7 @@ describe('the usage consumer’s metrics', () => {
     let now = 5_000_000;
     const registry = createMetricsRegistry();
     const metrics = createUsageConsumerMetrics(registry, { now: () => now });
-    const seconds = async () =>
-      Object.fromEntries(
-        [...(await registry.render()).matchAll(/^tally_consumer_lag_seconds\{topic="usage",partition="(\d+)"\} ([\d.]+)$/gm)].map(([, partition, value]) => [partition!, Number(value)]),
-      );
+    const seconds = () => partitionSeries(() => registry.render(), 'tally_consumer_lag_seconds');
     metrics.partitionsAssigned({ topic: 'usage', partitions: [0, 1] });
     // Partition 0 caught up an hour ago; partition 1 never had a batch (held at its first message).
     metrics.batchProcessed({ ...batch(0, 0), lastTimestampMs: now - 3_600_000 });
