@@ -76,8 +76,24 @@ function withPlan({ planName, planItems, ...row }: SchedulableRow): SchedulableS
   };
 }
 
-export function createPostgresSubscriptionStore(options: { pool: Pool; logger: Logger }): SubscriptionStore {
-  const { pool } = options;
+interface PostgresSubscriptionStoreOptions {
+  readonly pool: Pool;
+  /**
+   * Where every statement that takes or waits for a subscription's row lock gets its connection
+   * (cancel, change of terms, a grant, markGrantsCompleted): a pool of its own, never `pool`, with
+   * which the ledger writes. A grant holds a connection of this pool and the lock while the ledger
+   * takes connections of its own, and nothing holding a ledger connection ever waits for this pool
+   * or for a subscription's lock (a cancel or a change of terms decides synchronously under it,
+   * calling nothing), so the ledger's always come free: on one pool, as many grants
+   * (or changes waiting for their lock) as it has connections would each wait for one more that
+   * none gives back, and fail at the connect timeout.
+   */
+  readonly lockPool: Pool;
+  readonly logger: Logger;
+}
+
+export function createPostgresSubscriptionStore(options: PostgresSubscriptionStoreOptions): SubscriptionStore {
+  const { pool, lockPool } = options;
   const logger = options.logger.child({ module: 'subscription-store' });
 
   async function get(subscriptionId: string, client: Pool | PoolClient = pool): Promise<Subscription | undefined> {
@@ -88,7 +104,8 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
   /**
    * The subscription under its row lock, held until `client`'s transaction ends: every change of a
    * subscription takes it first, so changes are made one after the other, each on the state the
-   * one before left. Grants (watermarks) do not take it.
+   * one before left. A grant takes it too (grantUnderLock), with its watermark. Only on a client
+   * of lockPool.
    */
   async function locked(client: PoolClient, subscriptionId: string): Promise<Subscription | undefined> {
     const { rowCount } = await client.query('SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
@@ -154,7 +171,7 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
 
     changeOverrides: (subscriptionId, decide, changedBy) =>
       guardedQuery(async () => {
-        const subscription = await inTransaction(pool, async (client) => {
+        const subscription = await inTransaction(lockPool, async (client) => {
           const current = await locked(client, subscriptionId);
           if (current === undefined) return undefined;
           const versions: readonly OverrideVersion[] = decide(current);
@@ -181,7 +198,7 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
 
     cancelSubscription: (subscriptionId, decide, canceledBy) =>
       guardedQuery(async () => {
-        const subscription = await inTransaction(pool, async (client) => {
+        const subscription = await inTransaction(lockPool, async (client) => {
           const current = await locked(client, subscriptionId);
           if (current === undefined) return undefined;
           const at = decide(current);
@@ -224,19 +241,32 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
         return rows.map(withPlan);
       }),
 
-    recordGranted: (subscriptionId, productId, period) =>
-      guardedQuery(async () => {
-        await pool.query(
-          `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, granted_through) VALUES ($1, $2, $3)
-           ON CONFLICT (subscription_id, product_id)
-           DO UPDATE SET granted_through = GREATEST(w.granted_through, excluded.granted_through), updated_at = now()`,
-          [subscriptionId, productId, period],
-        );
-      }),
+    grantUnderLock: (subscriptionId, productId, grant) =>
+      guardedQuery(() =>
+        inTransaction(lockPool, async (client) => {
+          const current = await locked(client, subscriptionId);
+          if (current === undefined) return undefined;
+          // A throw (the ledger's, this watermark's) rolls back: the watermark stays where it was,
+          // and the grant the ledger may have appended is found again by its id, derived from
+          // (subscription, product, period), when the next call grants the period: a replay.
+          const { granted, outcome } = await grant(current);
+          if (granted !== undefined) {
+            // Never lowered: a caller working from an older view may record an earlier period.
+            await client.query(
+              `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, granted_through) VALUES ($1, $2, $3)
+               ON CONFLICT (subscription_id, product_id)
+               DO UPDATE SET granted_through = GREATEST(w.granted_through, excluded.granted_through), updated_at = now()`,
+              [subscriptionId, productId, granted],
+            );
+          }
+          return outcome;
+        }),
+      ),
 
     markGrantsCompleted: (subscriptionId) =>
       guardedQuery(async () => {
-        await pool.query(
+        // An update of the row: it waits for the lock like a change, so on lockPool.
+        await lockPool.query(
           'UPDATE subscriptions SET grants_completed_at = now() WHERE id = $1 AND canceled_at IS NOT NULL AND grants_completed_at IS NULL',
           [subscriptionId],
         );

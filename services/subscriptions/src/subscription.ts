@@ -142,8 +142,9 @@ export function nextOverrideVersions(
  * granted if that is later. A canceled subscription grants through the period containing its
  * cancellation, so every period recorded as granted is in it: a scheduler whose clock runs ahead
  * of this one's may have granted a period that, by `now`, has not begun. Its clock had reached
- * that start, so a period of another item beginning by then is due too. A grant decided but not
- * yet recorded is not seen (the scheduler takes no lock): it can still land after the final one.
+ * that start, so a period of another item beginning by then is due too. Asked under the
+ * subscription's lock, it sees every grant: each is made and recorded under that lock, and one
+ * made after it sees the cancellation (SubscriptionStore.grantUnderLock).
  */
 export function cancellationInstant(subscription: Pick<Subscription, 'startsAt' | 'grantedThrough'>, plan: Plan, now: Date): Date {
   let at = now.getTime();

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { duePeriods, finalPeriod, lastDuePeriod, periodBounds } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
 import { ItemTerms, Subscription, termsAt, thresholdSetAt } from './subscription';
-import type { SubscriptionStore } from './subscriptionStore';
+import type { LockedGrant, SubscriptionStore } from './subscriptionStore';
 
 interface GrantOutcome {
   /** Grants this call appended. */
@@ -48,7 +48,13 @@ interface SubscriptionGranterOptions {
  * event id once (events_event_id_key), and the ledger returns the stored grant instead of
  * deciding again when the id is present, so two schedulers racing on one period, a scheduler
  * restarted between the append and the watermark, or a stale watermark all end with one grant.
- * Nothing here needs a lock or the watermark to be right.
+ *
+ * Ordered with cancellations and changes of terms: each period is granted under the
+ * subscription's row lock, the one they take (SubscriptionStore.grantUnderLock), and decided there
+ * on the subscription as it stands, its watermark recorded before the lock is let go. A grant
+ * never lands after the final period of a cancellation made while it was being decided, nor on
+ * terms a change made meanwhile has replaced; a cancellation waiting for a grant sees its period
+ * recorded (cancellationInstant takes it in).
  */
 export function createSubscriptionGranter(options: SubscriptionGranterOptions): SubscriptionGranter {
   const { subscriptions, ledger, balanceRegistry } = options;
@@ -156,20 +162,30 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
     });
   }
 
+  /** What granting one period under the subscription's lock came to. */
+  type PeriodOutcome =
+    | { readonly kind: 'granted' | 'replayed'; readonly balanceId: string; readonly credits: Micros }
+    /** Recorded as granted already when the lock was had (a grant that held it first). */
+    | { readonly kind: 'recorded' }
+    /** After the final period of a cancellation made since the caller's view. */
+    | { readonly kind: 'pastFinal'; readonly canceledAt: Date | null };
+
   return {
     async grantDue(subscription, plan, now, bound = {}) {
       let granted = 0;
       let alreadyGranted = 0;
-      let complete = subscription.canceledAt !== null;
       let caughtUp = true;
       let budget = bound.maxPeriods ?? Number.POSITIVE_INFINITY;
+      // The cancellation as last seen: the one given, or one found under the lock since.
+      let canceledAt = subscription.canceledAt;
+      const grantedThrough: number[] = [];
       for (const item of plan.items) {
         let through = subscription.grantedThrough.get(item.productId) ?? -1;
         const dueInput = {
           startsAt: subscription.startsAt,
           period: item.period,
           now,
-          canceledAt: subscription.canceledAt,
+          canceledAt,
           grantedThrough: through,
         };
         const backlog = Math.max(0, lastDuePeriod(dueInput) - through - 1);
@@ -186,30 +202,45 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         let balanceId: string | undefined;
         for (const period of due) {
           if (bound.signal?.aborted) return { granted, alreadyGranted, complete: false, caughtUp: false };
-          const terms = termsAt(subscription, item, period);
-          balanceId ??= await balanceFor(subscription, item, terms);
-          const result = await grantPeriod(subscription, plan, item, period, terms, balanceId);
-          if (result.replayed) {
-            alreadyGranted += 1;
-          } else {
+          // The ledger takes connections of its own while this holds the lock's: see the store's
+          // lockPool. A scheduler grants one subscription at a time, so it holds one of them at most.
+          const outcome = await subscriptions.grantUnderLock(subscription.id, item.productId, async (current): Promise<LockedGrant<PeriodOutcome>> => {
+            const final = finalPeriod(current.startsAt, item.period, current.canceledAt);
+            if (final !== null && period > final) return { outcome: { kind: 'pastFinal', canceledAt: current.canceledAt } };
+            if ((current.grantedThrough.get(item.productId) ?? -1) >= period) return { outcome: { kind: 'recorded' } };
+            const terms = termsAt(current, item, period);
+            balanceId ??= await balanceFor(current, item, terms);
+            const result = await grantPeriod(current, plan, item, period, terms, balanceId);
+            return { granted: period, outcome: { kind: result.replayed ? 'replayed' : 'granted', balanceId, credits: terms.creditsPerPeriod } };
+          });
+          if (outcome === undefined) throw new Error(`subscription ${subscription.id} vanished while granting`);
+          if (outcome.kind === 'pastFinal') {
+            // Canceled meanwhile: no period after the final one is due, for this item or the next.
+            canceledAt = outcome.canceledAt;
+            break;
+          }
+          if (outcome.kind === 'granted') {
             granted += 1;
             logger.info(
               {
                 subscriptionId: subscription.id,
                 productId: item.productId,
-                balanceId,
+                balanceId: outcome.balanceId,
                 period,
-                credits: formatCredits(terms.creditsPerPeriod),
+                credits: formatCredits(outcome.credits),
               },
               'granted subscription credits',
             );
+          } else {
+            alreadyGranted += 1;
           }
-          await subscriptions.recordGranted(subscription.id, item.productId, period);
           through = period;
         }
-        const final = finalPeriod(subscription.startsAt, item.period, subscription.canceledAt);
-        if (final === null || through < final) complete = false;
+        grantedThrough.push(through);
       }
+      const complete =
+        canceledAt !== null &&
+        plan.items.every((item, index) => (grantedThrough[index] ?? -1) >= (finalPeriod(subscription.startsAt, item.period, canceledAt) ?? Number.POSITIVE_INFINITY));
       return { granted, alreadyGranted, complete, caughtUp };
     },
   };

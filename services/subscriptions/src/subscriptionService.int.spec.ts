@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { ProductNotFoundError } from '@tally/catalog';
 import { formatCredits, parseCredits, ValidationError } from '@tally/domain';
+import type { LedgerService } from '@tally/ledger';
 import { waitFor } from '@tally/test-support';
 import type { PoolClient } from 'pg';
 import { periodStart } from './billingPeriod';
-import { createGrantScheduler } from './grantScheduler';
+import { createGrantScheduler, type GrantRunSummary } from './grantScheduler';
 import {
   PlanAlreadyExistsError,
   PlanNotFoundError,
@@ -13,6 +14,7 @@ import {
   SubscriptionChangedError,
   SubscriptionNotFoundError,
 } from './subscriptionErrors';
+import { createSubscriptionGranter } from './subscriptionGranter';
 import { subscriptionView } from './subscriptionView';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
@@ -309,7 +311,20 @@ describe('subscription service on PostgreSQL and the event store', () => {
     };
   }
 
-  it('a cancel that waits for the row lock is made at the time it gets it: a period that began and was granted meanwhile is its final one', async () => {
+  /**
+   * Connections of this schema waiting for a subscription's row lock: blocked, and holding the
+   * RowShareLock on its subscriptions table that a SELECT ... FOR UPDATE takes before it waits.
+   */
+  async function rowLockWaiters(): Promise<number> {
+    const { rows } = await h.db.pool.query<{ n: number }>(
+      `SELECT count(*)::integer AS n FROM pg_stat_activity AS a
+        WHERE cardinality(pg_blocking_pids(a.pid)) > 0
+          AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = a.pid AND l.relation = 'subscriptions'::regclass AND l.mode = 'RowShareLock')`,
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  it('a cancel that waits for the row lock is made at the time it gets it: a period that began meanwhile is its final one, granted once', async () => {
     const { product, plan } = await monthlyPlan('100');
     const customerId = `customer-${randomUUID()}`;
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
@@ -318,18 +333,21 @@ describe('subscription service on PostgreSQL and the event store', () => {
     h.clock.set(justBefore(1));
     const lock = await holdRowLock(subscription.id);
     let cancel: ReturnType<typeof h.service.cancelSubscription> | undefined;
+    let run: ReturnType<typeof scheduler.runOnce> | undefined;
     try {
       cancel = h.service.cancelSubscription(subscription.id);
       cancel.catch(() => undefined);
       await lock.waitForWaiter();
-      // Period 1 begins while the cancel waits, and the scheduler (which takes no lock) grants it.
+      // Period 1 begins while the cancel waits; the scheduler's grant of it waits behind the cancel.
       h.clock.set(inPeriod(1));
-      await scheduler.runOnce();
-      expect((await h.subscriptions.getSubscription(subscription.id))?.grantedThrough.get(product.id)).toBe(1);
+      run = scheduler.runOnce();
+      run.catch(() => undefined);
+      await waitFor(async () => (await rowLockWaiters()) >= 2, { description: 'the grant waiting behind the cancel', timeoutMs: 30_000, intervalMs: 20 });
     } finally {
       await lock.release();
     }
     const canceled = await cancel;
+    await run;
 
     expect(canceled.subscription.canceledAt).toEqual(inPeriod(1));
     const [item] = subscriptionView(canceled).items;
@@ -338,6 +356,151 @@ describe('subscription service on PostgreSQL and the event store', () => {
       h.clock.set(inPeriod(n));
       await scheduler.runOnce();
     }
+    expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
+  });
+
+  /**
+   * The ledger, but a grant of `period` of the subscription waits at a gate until open(), as a
+   * grant decided and not yet recorded; entered() tells whether one has reached it.
+   */
+  function gatedLedger(subscriptionId: string, period: number) {
+    let entered = false;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const ledger: LedgerService = {
+      ...h.ledger,
+      async grant(balanceId, grant) {
+        if (grant.subscriptionId === subscriptionId && grant.period === period) {
+          entered = true;
+          await gate;
+        }
+        return h.ledger.grant(balanceId, grant);
+      },
+    };
+    return { ledger, entered: () => entered, open: () => open() };
+  }
+
+  /** A scheduler whose clock stands at `now`, ahead of the service's. */
+  const schedulerAt = (now: Date, ledger: LedgerService = h.ledger) =>
+    createGrantScheduler({ subscriptions: h.subscriptions, ledger, balanceRegistry: h.balanceRegistry, clock: () => now, intervalMs: 60_000, logger: h.logger });
+
+  /**
+   * Holds the row lock while `change` (a cancel, a change of terms) waits for it first in line and a
+   * grant of period 1 by a scheduler ahead of the service's clock comes after it: the grant waits
+   * for the lock, or, without one, has decided and waits at the ledger's gate. Then the lock goes to
+   * the change, and the gate opens once the change has answered.
+   */
+  async function grantRacing<T>(subscriptionId: string, change: () => Promise<T>) {
+    const gated = gatedLedger(subscriptionId, 1);
+    const lock = await holdRowLock(subscriptionId);
+    let changing: Promise<T> | undefined;
+    let run: Promise<GrantRunSummary> | undefined;
+    try {
+      changing = change();
+      changing.catch(() => undefined);
+      await lock.waitForWaiter();
+      run = schedulerAt(inPeriod(1), gated.ledger).runOnce();
+      run.catch(() => undefined);
+      await waitFor(async () => gated.entered() || (await rowLockWaiters()) >= 2, {
+        description: 'the grant waiting behind the change',
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      });
+    } finally {
+      await lock.release();
+    }
+    const changed = await changing;
+    gated.open();
+    return { changed, run: await run };
+  }
+
+  it('a grant of the next period tried while a cancel holds the lock waits, sees the cancellation and grants nothing after the final period', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+
+    h.clock.set(justBefore(1));
+    const { changed: canceled } = await grantRacing(subscription.id, () => h.service.cancelSubscription(subscription.id));
+
+    const [item] = subscriptionView(canceled).items;
+    expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 0, grantedThrough: 0 });
+    expect((await h.subscriptions.getSubscription(subscription.id))?.grantedThrough.get(product.id)).toBe(0);
+    expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0]);
+  });
+
+  it("a cancel while a grant holds the lock waits for it, and its final period takes in the period granted", async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const gated = gatedLedger(subscription.id, 1);
+
+    h.clock.set(justBefore(1));
+    const run = schedulerAt(inPeriod(1), gated.ledger).runOnce();
+    run.catch(() => undefined);
+    await waitFor(() => gated.entered(), { description: 'the grant of period 1 at the ledger', timeoutMs: 30_000, intervalMs: 20 });
+    const cancel = h.service.cancelSubscription(subscription.id);
+    let answered = false;
+    cancel.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
+    // It waits for the grant's lock; without one, it would answer at once with period 0 its final one.
+    await waitFor(async () => answered || (await rowLockWaiters()) >= 1, { description: 'the cancel waiting for the lock', timeoutMs: 30_000, intervalMs: 20 });
+    gated.open();
+    expect((await run).failed).toBe(0);
+    const canceled = await cancel;
+
+    expect(canceled.subscription.canceledAt).toEqual(periodStart(startsAt, 'month', 1));
+    const [item] = subscriptionView(canceled).items;
+    expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 1, grantedThrough: 1 });
+    h.clock.set(inPeriod(3));
+    await h.newScheduler().runOnce();
+    expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
+  });
+
+  it('a grant racing a change of terms grants on the terms in force for its period under the lock', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+
+    h.clock.set(justBefore(1));
+    const { changed, run } = await grantRacing(subscription.id, () => h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]));
+
+    // Made in period 0 before the grant of period 1 was recorded: it applies from period 1.
+    expect(changed.subscription.overrides.filter((o) => o.creditsPerPeriod !== null).map((o) => o.effectiveFromPeriod)).toEqual([1]);
+    expect(run).toMatchObject({ failed: 0 });
+    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
+    expect(grants.map((g) => [g.period, formatCredits(g.credits)])).toEqual([
+      [0, '100'],
+      [1, '400'],
+    ]);
+  });
+
+  it('a grant that fails under the lock leaves the watermark as it was; the next run replays it, without a second grant', async () => {
+    const { product, plan } = await monthlyPlan('100');
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    // The grant is appended, then the call fails (its answer lost), before the watermark is written.
+    const failing: LedgerService = {
+      ...h.ledger,
+      async grant(balanceId, grant) {
+        await h.ledger.grant(balanceId, grant);
+        throw new Error('the answer to the grant was lost');
+      },
+    };
+    const stored = async () => {
+      const current = await h.subscriptions.getSubscription(subscription.id);
+      if (current === undefined) throw new Error('no subscription');
+      return current;
+    };
+    const granterWith = (ledger: LedgerService) => createSubscriptionGranter({ subscriptions: h.subscriptions, ledger, balanceRegistry: h.balanceRegistry, logger: h.logger });
+
+    await expect(granterWith(failing).grantDue(await stored(), plan, inPeriod(1))).rejects.toThrow('the answer to the grant was lost');
+    expect((await stored()).grantedThrough.get(product.id)).toBe(0);
+    expect(await granterWith(h.ledger).grantDue(await stored(), plan, inPeriod(1))).toEqual({ granted: 0, alreadyGranted: 1, complete: false, caughtUp: true });
+    expect((await stored()).grantedThrough.get(product.id)).toBe(1);
     expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
   });
 

@@ -229,7 +229,7 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
     async cancelSubscription(subscriptionId, canceledBy, options = {}) {
       const plan = await planOf((await subscriptionOf(subscriptionId)).planId);
       // The time is read under the lock: a period that began while this cancel waited for it (and
-      // that the scheduler, which takes no lock, may have granted) is the final one.
+      // that a grant holding the lock meanwhile may have granted) is the final one.
       const decided: { at?: Date } = {};
       const canceled = await subscriptions.cancelSubscription(
         subscriptionId,

@@ -19,6 +19,13 @@ export interface SchedulableSubscription {
   readonly plan: Plan;
 }
 
+/** What a grant under the subscription's lock did (see SubscriptionStore.grantUnderLock). */
+export interface LockedGrant<T> {
+  /** The period granted, or found granted: the product's watermark is raised to it. Absent: none. */
+  readonly granted?: number;
+  readonly outcome: T;
+}
+
 export interface SubscriptionStore {
   /** Stores the subscription and its initial overrides together. Throws SubscriptionAlreadyExistsError when the id is taken. */
   createSubscription(subscription: NewSubscription): Promise<Subscription>;
@@ -47,8 +54,17 @@ export interface SubscriptionStore {
   listCustomerSubscriptions(customerId: string, page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /** A page of the subscriptions that may still grant, ordered by id, after the given id. */
   listSchedulable(page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
-  /** Raises the watermark (never lowers it: two schedulers may report out of order). */
-  recordGranted(subscriptionId: string, productId: string, period: number): Promise<void>;
+  /**
+   * One grant under the subscription's row lock, the one a cancellation and a change of terms
+   * take, in one transaction: `grant` gets the subscription as it stands under the lock (no
+   * cancellation or change of terms comes between what it sees and its watermark) and makes the
+   * grant; when it answers the period it granted (or found granted), the product's watermark is
+   * raised to it (never lowered) before the lock is let go. A cancellation waiting for the lock
+   * then sees the period recorded. If `grant` throws, nothing is recorded and the watermark stays
+   * where it was (the ledger's grant id makes granting the period again a replay). Answers
+   * `grant`'s outcome; undefined when there is no such subscription.
+   */
+  grantUnderLock<T>(subscriptionId: string, productId: string, grant: (current: Subscription) => Promise<LockedGrant<T>>): Promise<T | undefined>;
   /** A canceled subscription has granted its last period: the scheduler can skip it from now on. */
   markGrantsCompleted(subscriptionId: string): Promise<void>;
 }
