@@ -1,4 +1,4 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { promises as dnsPromises, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { WebhookUrlRefusedError, WebhookUrlUnresolvedError } from './webhookErrors';
@@ -25,6 +25,58 @@ export function isPublicAddress(address: string): boolean {
 export interface AddressPolicy {
   /** TALLY_WEBHOOKS_ALLOW_PRIVATE_NETWORKS: every address is allowed (tests, a receiver on the same host). */
   readonly allowPrivateNetworks: boolean;
+  /** How names are resolved; by default the system's DNS servers (resolv.conf). */
+  readonly dns?: DnsOptions;
+}
+
+export interface DnsOptions {
+  /** DNS servers to ask instead of the system's (`host` or `host:port`): tests point it at their own. */
+  readonly servers?: readonly string[];
+  /** How long one query waits for an answer before it is sent again; default 1000 ms. */
+  readonly timeoutMs?: number;
+  /** Queries per server before the name is unresolved (ETIMEOUT); default 2. */
+  readonly tries?: number;
+}
+
+const DEFAULT_DNS_TIMEOUT_MS = 1_000;
+const DEFAULT_DNS_TRIES = 2;
+
+/**
+ * `localhost` and the names under it are loopback by definition (RFC 6761 §6.3). The resolver
+ * below asks DNS servers only and never reads /etc/hosts, so they are answered here, as
+ * getaddrinfo would from /etc/hosts, and then refused or allowed like any loopback address. Other
+ * names only /etc/hosts knows do not resolve: a receiver must have a DNS name (a container's name
+ * on a compose or Kubernetes network is one) or an IP literal.
+ */
+const LOOPBACK = ['127.0.0.1', '::1'];
+
+/** What c-ares reports for a name that does not exist, or has no address: only that says the URL is bad. */
+const NOT_FOUND_DNS_CODES = new Set(['ENOTFOUND', 'ENODATA']);
+
+/** A host's addresses, or the DNS error (ErrnoException, `code` as c-ares says it) when it has none. */
+type ResolveHost = (host: string) => Promise<string[]>;
+
+/**
+ * Resolves through c-ares (dns.promises.Resolver), not dns.lookup: getaddrinfo blocks one of
+ * libuv's 4 shared worker threads for as long as a name's DNS server takes, with no timeout of
+ * its own, so a few receivers whose DNS hangs would hold every thread, and every other
+ * endpoint's lookup (and the process's file I/O) would queue behind them. c-ares queries on the
+ * event loop, each bounded by `timeoutMs` × `tries`. An IP literal is its own address.
+ */
+function createHostResolver(options: DnsOptions = {}): ResolveHost {
+  const resolver = new dnsPromises.Resolver({ timeout: options.timeoutMs ?? DEFAULT_DNS_TIMEOUT_MS, tries: options.tries ?? DEFAULT_DNS_TRIES });
+  if (options.servers !== undefined) resolver.setServers([...options.servers]);
+  return async (host) => {
+    if (isIP(host) !== 0) return [host];
+    const name = host.toLowerCase().replace(/\.$/, '');
+    if (name === 'localhost' || name.endsWith('.localhost')) return LOOPBACK;
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
+    const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+    if (addresses.length > 0) return addresses;
+    // Neither family has an address: "not found" only when both say so, else what failed.
+    const failures = [v4, v6].map((result) => (result.status === 'rejected' ? (result.reason as NodeJS.ErrnoException) : undefined));
+    throw failures.find((error) => error !== undefined && !NOT_FOUND_DNS_CODES.has(error.code ?? '')) ?? failures[0] ?? failures[1];
+  };
 }
 
 function refusal(host: string, address: string): WebhookUrlRefusedError {
@@ -36,22 +88,29 @@ function refusal(host: string, address: string): WebhookUrlRefusedError {
 
 /**
  * A DNS lookup for http.request's `lookup` option that refuses non-public addresses. The check
- * runs on the address the socket then connects to, at connect time, so a name that resolved
+ * runs on the addresses the socket then connects to, at connect time, so a name that resolved
  * to a public address when the endpoint was registered and to 127.0.0.1 now (DNS rebinding)
  * is still refused.
  */
 export function guardedLookup(policy: AddressPolicy): LookupFunction {
+  const resolve = createHostResolver(policy.dns);
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
-      if (error) return callback(error, '', 0);
-      const allowed = policy.allowPrivateNetworks ? addresses : addresses.filter((entry) => isPublicAddress(entry.address));
-      const first = allowed[0];
-      if (first === undefined) {
-        return callback(refusal(hostname, addresses[0]?.address ?? 'no address') as NodeJS.ErrnoException, '', 0);
-      }
-      if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, allowed);
-      return callback(null, first.address, first.family);
-    });
+    resolve(hostname).then(
+      (resolved) => {
+        const family = options.family === 4 || options.family === 'IPv4' ? 4 : options.family === 6 || options.family === 'IPv6' ? 6 : 0;
+        const addresses: LookupAddress[] = resolved
+          .map((address) => ({ address, family: isIP(address) }))
+          .filter((entry) => family === 0 || entry.family === family);
+        const allowed = policy.allowPrivateNetworks ? addresses : addresses.filter((entry) => isPublicAddress(entry.address));
+        const first = allowed[0];
+        if (first === undefined) {
+          return callback(refusal(hostname, addresses[0]?.address ?? 'no address') as NodeJS.ErrnoException, '', 0);
+        }
+        if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, allowed);
+        return callback(null, first.address, first.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, '', 0),
+    );
   };
 }
 
@@ -72,26 +131,23 @@ export async function assertDeliverableUrl(text: string, policy: AddressPolicy):
   if (url.username !== '' || url.password !== '') throw new WebhookUrlRefusedError('url must not carry credentials');
   if (policy.allowPrivateNetworks) return url;
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const addresses = isIP(host) !== 0 ? [host] : await resolveAll(host);
+  const addresses = await resolveAll(host, createHostResolver(policy.dns));
   const refused = addresses.find((address) => !isPublicAddress(address));
   if (refused !== undefined) throw refusal(host, refused);
   return url;
 }
 
 /**
- * What dns.lookup (getaddrinfo) reports for a name that does not exist: only that says the URL is
- * bad. Any other failure (a server that timed out or failed, EAI_FAIL, EAI_SYSTEM...) may pass,
- * so the registration is answered 503 to retry rather than refused.
+ * A name that does not exist, or has no address, is refused; any other failure (a server that
+ * timed out, failed or refused) may pass, so the registration is answered 503 to retry.
  */
-const NOT_FOUND_DNS_CODES = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA']);
-
-async function resolveAll(host: string): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    dnsLookup(host, { all: true }, (error, addresses) => {
-      const why = error?.code ?? error?.message;
-      if (error && NOT_FOUND_DNS_CODES.has(error.code ?? '')) reject(new WebhookUrlRefusedError(`${host} does not resolve (${why})`));
-      else if (error) reject(new WebhookUrlUnresolvedError(`${host} could not be resolved just now (${why}); try again`));
-      else resolve(addresses.map((entry) => entry.address));
-    });
-  });
+async function resolveAll(host: string, resolve: ResolveHost): Promise<string[]> {
+  try {
+    return await resolve(host);
+  } catch (failure) {
+    const error = failure as NodeJS.ErrnoException;
+    const why = error.code ?? error.message;
+    if (NOT_FOUND_DNS_CODES.has(error.code ?? '')) throw new WebhookUrlRefusedError(`${host} does not resolve (${why})`);
+    throw new WebhookUrlUnresolvedError(`${host} could not be resolved just now (${why}); try again`);
+  }
 }

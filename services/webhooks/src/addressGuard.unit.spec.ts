@@ -67,29 +67,51 @@ describe('assertDeliverableUrl', () => {
 describe('assertDeliverableUrl when DNS fails', () => {
   afterEach(() => jest.restoreAllMocks());
 
-  /** dns.lookup failing with `code`, as getaddrinfo reports it. */
-  function lookupFailing(code: string): void {
-    jest.spyOn(dns, 'lookup').mockImplementation(((_host: string, _options: unknown, callback: (error: NodeJS.ErrnoException) => void) => {
-      callback(Object.assign(new Error(`getaddrinfo ${code} hooks.example.com`), { code }));
-    }) as unknown as typeof dns.lookup);
+  /** The resolver's A and AAAA queries failing with these codes, as c-ares reports them. */
+  function resolvingFails(v4: string, v6 = v4): void {
+    const failing = (code: string) => () => Promise.reject(Object.assign(new Error(`query ${code} hooks.example.com`), { code }));
+    jest.spyOn(dns.promises.Resolver.prototype, 'resolve4').mockImplementation(failing(v4));
+    jest.spyOn(dns.promises.Resolver.prototype, 'resolve6').mockImplementation(failing(v6));
   }
 
-  it('answers a temporary failure (EAI_AGAIN) as retriable, not as a refused URL', async () => {
-    lookupFailing('EAI_AGAIN');
+  it('answers a timeout (ETIMEOUT) as retriable, not as a refused URL', async () => {
+    resolvingFails('ETIMEOUT');
     const unresolved = assertDeliverableUrl('https://hooks.example.com/x', strict);
     await expect(unresolved).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
-    await expect(unresolved).rejects.toMatchObject({ retriable: true, message: expect.stringMatching(/EAI_AGAIN/) });
+    await expect(unresolved).rejects.toMatchObject({ retriable: true, message: expect.stringMatching(/ETIMEOUT/) });
   });
 
-  it.each(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA'])('refuses a name that does not exist (%s)', async (code) => {
-    lookupFailing(code);
+  it.each([
+    ['ENOTFOUND', 'ENOTFOUND'],
+    ['ENODATA', 'ENODATA'],
+    ['ENOTFOUND', 'ENODATA'],
+  ])('refuses a name that does not exist or has no address (A %s, AAAA %s)', async (v4, v6) => {
+    resolvingFails(v4, v6);
     await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlRefusedError);
   });
 
-  // Only "no such name" says the URL is bad: a resolver that failed (EAI_FAIL), a system error
-  // (EAI_SYSTEM) or anything else may pass, and the client is told to try again.
-  it.each(['EAI_FAIL', 'EAI_SYSTEM', 'EAI_MEMORY', 'ESERVFAIL', 'EWHATEVER'])('answers any other lookup error (%s) as retriable', async (code) => {
-    lookupFailing(code);
+  // Only "no such name" says the URL is bad: a server that failed (ESERVFAIL), refused or
+  // anything else may pass, and the client is told to try again; so may a name with no IPv4
+  // address whose IPv6 query failed.
+  it.each([
+    ['ESERVFAIL', 'ESERVFAIL'],
+    ['EREFUSED', 'EREFUSED'],
+    ['ECONNREFUSED', 'ECONNREFUSED'],
+    ['EWHATEVER', 'EWHATEVER'],
+    ['ENODATA', 'ETIMEOUT'],
+  ])('answers any other failure (A %s, AAAA %s) as retriable', async (v4, v6) => {
+    resolvingFails(v4, v6);
     await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
+  });
+
+  it('checks every address of either family: one private address refuses the URL', async () => {
+    jest.spyOn(dns.promises.Resolver.prototype, 'resolve4').mockResolvedValue(['8.8.8.8']);
+    jest.spyOn(dns.promises.Resolver.prototype, 'resolve6').mockResolvedValue(['fd00::1']);
+    await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toThrow(/fd00::1/);
+  });
+
+  it('answers localhost without DNS (the resolver does not read /etc/hosts): loopback, refused', async () => {
+    resolvingFails('ETIMEOUT');
+    await expect(assertDeliverableUrl('http://api.localhost./hook', strict)).rejects.toThrow(/127\.0\.0\.1.*non-public/);
   });
 });

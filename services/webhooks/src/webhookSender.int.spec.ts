@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { waitFor } from '@tally/test-support';
+import { startDnsServer } from './testing/dnsServer';
 import { createWebhookSender, RESPONSE_BODY_LIMIT } from './webhookSender';
 
 /** A server on 127.0.0.1 whose handler each test sets. */
@@ -103,6 +109,90 @@ describe('webhook sender', () => {
       expect(requests).toBe(0);
     } finally {
       await server.close();
+    }
+  });
+});
+
+/**
+ * Holds every worker thread of libuv's pool, as getaddrinfo calls waiting on a hung DNS server
+ * would: each opens a FIFO for reading, which blocks its thread until a writer opens it. Returns
+ * the release.
+ */
+async function holdThreadPool(): Promise<() => Promise<void>> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tally-pool-'));
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const held = Array.from({ length: threads }, () => fs.promises.open(fifo, 'r'));
+  return async () => {
+    // A writer opening (non-blocking: readers are waiting) lets every held open return.
+    const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    for (const handle of await Promise.all(held)) await handle.close();
+    fs.closeSync(writer);
+    await fs.promises.rm(dir, { recursive: true });
+  };
+}
+
+describe('webhook sender resolving names', () => {
+  let requests = 0;
+  let server: Awaited<ReturnType<typeof localServer>>;
+  beforeEach(async () => {
+    requests = 0;
+    server = await localServer((_req, res) => {
+      requests += 1;
+      res.writeHead(204).end();
+    });
+  });
+  afterEach(() => server.close());
+
+  it('needs no worker thread: sends by name go out while every thread of the pool is held', async () => {
+    const dns = await startDnsServer({ 'hooks.test': '127.0.0.1' });
+    const release = await holdThreadPool();
+    try {
+      // dns.lookup would queue for a thread here until the connect timeout failed a healthy receiver.
+      const send = createWebhookSender({ ...open, connectTimeoutMs: 3_000, dns: { servers: [dns.address] } });
+      const byName = await send({ url: server.url.replace('127.0.0.1', 'hooks.test'), headers: {}, body: '{}' });
+      const byLocalhost = await send({ url: server.url.replace('127.0.0.1', 'localhost'), headers: {}, body: '{}' });
+      expect(byName).toMatchObject({ statusCode: 204, error: null });
+      expect(byLocalhost).toMatchObject({ statusCode: 204, error: null });
+    } finally {
+      await release();
+      await dns.close();
+    }
+  });
+
+  it("holds back no other send while names' DNS servers never answer", async () => {
+    const dns = await startDnsServer({ 'hooks.test': '127.0.0.1' });
+    const stopping = new AbortController();
+    try {
+      const send = createWebhookSender({ ...open, dns: { servers: [dns.address], timeoutMs: 60_000, tries: 1 } });
+      const hanging = Array.from({ length: 8 }, (_, n) =>
+        send({ url: server.url.replace('127.0.0.1', `hang-${n}.test`), headers: {}, body: '{}', signal: stopping.signal }),
+      );
+      let settled = 0;
+      for (const sending of hanging) void sending.then(() => (settled += 1));
+      await waitFor(() => dns.unanswered.filter((name) => name.startsWith('hang-')).length >= 16, { description: 'the A and AAAA queries of 8 names, unanswered' });
+      const healthy = await send({ url: server.url.replace('127.0.0.1', 'hooks.test'), headers: {}, body: '{}' });
+      expect(healthy).toMatchObject({ statusCode: 204, error: null });
+      expect(settled).toBe(0);
+      stopping.abort();
+      expect(await Promise.all(hanging)).toEqual(Array.from({ length: 8 }, () => expect.objectContaining({ aborted: true })));
+      expect(requests).toBe(1);
+    } finally {
+      stopping.abort();
+      await dns.close();
+    }
+  });
+
+  it('ends a lookup its DNS server never answers with the resolver timeout, not the connect timeout', async () => {
+    const dns = await startDnsServer({});
+    try {
+      const send = createWebhookSender({ ...open, dns: { servers: [dns.address], timeoutMs: 100, tries: 2 } });
+      const response = await send({ url: server.url.replace('127.0.0.1', 'hang.test'), headers: {}, body: '{}' });
+      expect(response).toMatchObject({ statusCode: null, error: expect.stringMatching(/ETIMEOUT/) });
+      expect(requests).toBe(0);
+    } finally {
+      await dns.close();
     }
   });
 });

@@ -87,6 +87,8 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
         finish({ statusCode: null, error: message, body: null });
         req.destroy();
       };
+      // Counts the lookup too: it is this receiver's own DNS, on the event loop (addressGuard), with
+      // no shared queue of other names' lookups to wait in.
       const connectTimer = setTimeout(() => fail(`connect timeout after ${options.connectTimeoutMs} ms`), options.connectTimeoutMs);
       // Stopping does not wait for a slow receiver: the attempt is dropped, and made again (same
       // webhook-id) by whichever process delivers next.
