@@ -71,7 +71,7 @@ export const configSchema = z.object({
   TALLY_EVENTSTORE_CONNECTION_STRING: text('esdb://127.0.0.1:2113?tls=false')
     .describe('EventStoreDB or KurrentDB (22.6 or later) when `TALLY_EVENT_STORE=eventstoredb`: `esdb://` or `esdb+discover://`; docker-compose.yml\'s server by default'),
   TALLY_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for balance snapshots; run it with `maxmemory-policy noeviction`: an evicted checkpoint reads as a lost projection and every snapshot is rebuilt'),
-  TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tally')
+  TALLY_REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1 to 64 of the characters A-Z a-z 0-9 _ . : - (no cluster hash tag: Tally\'s Redis client is not a cluster client)').default('tally')
     .describe('root of every Redis key of the balance snapshots'),
   TALLY_USAGE_TOPIC: text('usage-events').describe('topic of usage events'),
   TALLY_DLQ_TOPIC: text('usage-events.dlq').describe('dead-letter topic of usage events'),

@@ -22,6 +22,12 @@ describe('loadConfig', () => {
     expect(config.grants).toEqual({ maxPeriodsPerRun: 100, inlinePeriods: 12 });
   });
 
+  it('refuses a Redis key prefix outside its pattern, naming the pattern rather than only "Invalid"', () => {
+    // A cluster hash tag, as the projections README once advised: Tally's client is no cluster client.
+    expect(() => loadConfig({ TALLY_REDIS_KEY_PREFIX: '{tally}' })).toThrow(/TALLY_REDIS_KEY_PREFIX: 1 to 64 of the characters A-Z a-z 0-9 _ \. : -/);
+    expect(loadConfig({ TALLY_REDIS_KEY_PREFIX: 'tally.eu-1:v2' }).redis.keyPrefix).toBe('tally.eu-1:v2');
+  });
+
   it('keeps the events in PostgreSQL unless TALLY_EVENT_STORE says eventstoredb', () => {
     expect(loadConfig({}).eventStore).toEqual({ kind: 'postgres' });
     expect(loadConfig({ TALLY_EVENT_STORE: 'eventstoredb' }).eventStore).toEqual({ kind: 'eventstoredb', connectionString: 'esdb://127.0.0.1:2113?tls=false' });
