@@ -153,7 +153,7 @@ if ARGV[2] ~= '' and greater(ARGV[2], checkpoint) then return 'rewound' end
 return 'ok'
 `);
 
-// KEYS: active, the new generation's checkpoint, its freshAsOf. ARGV: new generation, root, its
+// KEYS: active, the new generation's checkpoint, its freshAsOf, building. ARGV: new generation, root, its
 // fold version, freshAsOf (epoch ms) or '', the live generation to replace however far it got
 // or ''. Returns { 'switched', previous or '' }, { 'behind' }, { 'newer' } or { 'reset' }.
 const SWITCH_ACTIVE = createLuaScript(`${POSITION_GREATER}
@@ -176,6 +176,8 @@ end
 -- With the pointer, so that readers never meet this generation without a lagMs to measure.
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
 redis.call('SET', KEYS[1], ARGV[1])
+-- Serving now, so no longer built: with the switch, or a sweep could take it for abandoned.
+redis.call('ZREM', KEYS[4], ARGV[1])
 return { 'switched', previous or '' }
 `);
 
@@ -200,6 +202,21 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 'ok'
 `);
 
+// KEYS: active, building, the generation's checkpoint. ARGV: generation, the beat below which it is
+// abandoned (epoch ms). 'serving': it serves (dropped from building, kept); 'alive': it beat since;
+// 'claimed': its checkpoint is deleted, so its builder's next write or switch answers 'reset' and
+// it can never serve; the caller deletes the rest and then drops it from building.
+const CLAIM_ABANDONED = createLuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 'serving'
+end
+local beat = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if beat and tonumber(beat) >= tonumber(ARGV[2]) then return 'alive' end
+redis.call('DEL', KEYS[3])
+return 'claimed'
+`);
+
 const SCAN_COUNT = '1000';
 
 /** Unique, and sortable by creation time when listing keys by hand. */
@@ -214,6 +231,16 @@ function newGenerationName(): string {
  */
 export function projectedFromAnotherStore(head: bigint, checkpoint: bigint): boolean {
   return head < checkpoint;
+}
+
+/**
+ * A replay's event store is behind the live generation (projectedFromAnotherStore): the operator's
+ * shell may point at another database or schema than the services, and replacing the served
+ * balances with that store's would be silent damage. Replaced only when the caller says so.
+ */
+export class StoreBehindProjectionError extends TallyError {
+  readonly code = 'store_behind_projection';
+  readonly retriable = false;
 }
 
 export type SwitchOutcome = { kind: 'switched'; previous: string | undefined } | { kind: 'behind' } | { kind: 'newer' } | { kind: 'reset' };
@@ -249,8 +276,19 @@ export interface GenerationStore {
   readActive(): Promise<{ generation: string; checkpoint: bigint } | undefined>;
   /** `written`: the position the caller last wrote to this generation, to detect a rollback ('rewound'). */
   checkGeneration(generation: string, mode: WriteMode, written?: bigint): Promise<WriteOutcome>;
-  /** A new, empty generation at checkpoint 0, invisible to readers until switched to. */
+  /**
+   * A new, empty generation at checkpoint 0, invisible to readers until switched to. Recorded as
+   * being built, beaten now: keep it beating (beatAside) until it is switched to or deleted, or a
+   * later sweep takes it for abandoned.
+   */
   createAside(): Promise<string>;
+  /** Its builder is alive. Not for one dropped from building meanwhile (swept, switched to, deleted). */
+  beatAside(generation: string): Promise<void>;
+  /**
+   * Deletes the aside generations whose builder last beat before `beatBefore` (epoch ms): left by
+   * a process killed mid-build, whose own cleanup never ran. Never the active one. Returns them.
+   */
+  deleteAbandonedAsides(beatBefore: number): Promise<string[]>;
   readSnapshots(generation: string, balanceIds: readonly string[]): Promise<Map<string, BalanceSnapshot | undefined>>;
   /**
    * Writes the snapshots whose position is above the stored one and moves the checkpoint,
@@ -272,7 +310,7 @@ export interface GenerationStore {
    * is replaced however far it got; it alone, and never a newer release's.
    */
   switchActive(generation: string, options?: { freshAsOf?: number; over?: string }): Promise<SwitchOutcome>;
-  /** Deletes every key of a generation in chunks (SCAN + UNLINK); returns how many. */
+  /** Deletes every key of a generation in chunks (SCAN + UNLINK), then its building record; returns how many keys. */
   deleteGeneration(generation: string): Promise<number>;
   /** Balance ids of a generation, in chunks as SCAN returns them (a id may repeat across chunks). */
   scanBalanceIds(generation: string): AsyncGenerator<string[]>;
@@ -296,6 +334,14 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
       cursor = next;
       if (found.length > 0) yield found;
     } while (cursor !== '0');
+  }
+
+  async function deleteGeneration(generation: string): Promise<number> {
+    let deleted = 0;
+    for await (const found of scan(keys.generationPattern(generation))) deleted += await redis.unlink(...found);
+    // After the keys: a deletion cut short stays recorded, and a later sweep finishes it.
+    await redis.zrem(keys.building, generation);
+    return deleted;
   }
 
   return {
@@ -343,8 +389,26 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
 
     async createAside() {
       const generation = newGenerationName();
+      // Recorded first: a process killed between the two leaves a record a sweep clears, not keys nothing records.
+      await redis.zadd(keys.building, Date.now(), generation);
       await redis.mset(keys.checkpoint(generation), '0', keys.version(generation), String(BALANCE_FOLD_VERSION));
       return generation;
+    },
+
+    async beatAside(generation) {
+      await redis.zadd(keys.building, 'XX', Date.now(), generation);
+    },
+
+    async deleteAbandonedAsides(beatBefore) {
+      const stale = await redis.zrangebyscore(keys.building, '-inf', `(${beatBefore}`);
+      const deleted: string[] = [];
+      for (const generation of stale) {
+        const claim = await CLAIM_ABANDONED.run(redis, [keys.active, keys.building, keys.checkpoint(generation)], [generation, String(beatBefore)]);
+        if (claim !== 'claimed') continue;
+        await deleteGeneration(generation);
+        deleted.push(generation);
+      }
+      return deleted;
     },
 
     async readSnapshots(generation, balanceIds) {
@@ -377,17 +441,13 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
 
     async switchActive(generation, { freshAsOf, over } = {}) {
       const args = [generation, keys.root, String(BALANCE_FOLD_VERSION), freshAsOf === undefined ? '' : String(Math.floor(freshAsOf)), over ?? ''];
-      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation), keys.freshAsOf(generation)], args);
+      const reply = await SWITCH_ACTIVE.run(redis, [keys.active, keys.checkpoint(generation), keys.freshAsOf(generation), keys.building], args);
       const [kind, previous] = reply as ['switched', string] | ['behind' | 'newer' | 'reset'];
       if (kind !== 'switched') return { kind };
       return { kind, previous: previous === '' ? undefined : previous };
     },
 
-    async deleteGeneration(generation) {
-      let deleted = 0;
-      for await (const found of scan(keys.generationPattern(generation))) deleted += await redis.unlink(...found);
-      return deleted;
-    },
+    deleteGeneration,
 
     async *scanBalanceIds(generation) {
       const prefix = keys.balancePrefix(generation);

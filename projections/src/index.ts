@@ -9,4 +9,6 @@ export type { RebuildProgress } from './rebuildProgress';
 export { replayBalances } from './replayBalances';
 export type { ReplayOptions, ReplayResult } from './replayBalances';
 export { verifyBalances } from './verifyBalances';
+export { StoreBehindProjectionError } from './generationStore';
+export { AsideGenerationLeftError } from './startAsideBuild';
 export { createRedisClient } from './createRedisClient';

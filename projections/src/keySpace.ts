@@ -9,6 +9,8 @@ export interface KeySpace {
   readonly root: string;
   /** Holds the name of the generation readers and the live projector use. */
   readonly active: string;
+  /** Sorted set of the aside generations being built (replay, verify), scored by their builder's last heartbeat (epoch ms). */
+  readonly building: string;
   /** `<root>:<generation>`: the scripts append `:balance:<id>` and `:customer:<id>` themselves. */
   generationRoot(generation: string): string;
   checkpoint(generation: string): string;
@@ -41,6 +43,7 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
   return {
     root,
     active: `${root}:active`,
+    building: `${root}:building`,
     generationRoot,
     checkpoint: (generation) => `${generationRoot(generation)}:checkpoint`,
     freshAsOf: (generation) => `${generationRoot(generation)}:freshAsOf`,

@@ -4,9 +4,10 @@ import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support'
 import pino from 'pino';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
-import { NewerProjectionError } from './generationStore';
+import { createGenerationStore, NewerProjectionError, StoreBehindProjectionError } from './generationStore';
 import type { RebuildProgress } from './rebuildProgress';
 import { replayBalances } from './replayBalances';
+import { AsideGenerationLeftError } from './startAsideBuild';
 import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
 import { caughtUp, expectServedExactly } from './testing/projectionChecks';
 import { createTestRedis, TestRedis } from './testing/testRedis';
@@ -158,6 +159,27 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     await expectServedExactly(readModel, eventStore);
   });
 
+  it('stopped, with the generation it was building not deletable, says so rather than claim the deletion, and the next replay deletes it', async () => {
+    const ids = await writer.open(20, { customers: 4 });
+    await writer.activity(ids, 4);
+    const redis = testRedis.connect();
+    const stop = new AbortController();
+    const interrupted = new Error('interrupted');
+    const unlink = jest.spyOn(redis, 'unlink').mockRejectedValue(new Error('connection lost while deleting'));
+    const stopped = replayBalances({ eventStore, redis, keyPrefix: testRedis.keyPrefix, logger, batchSize: 10, snapshotCacheSize: 5, signal: stop.signal, onProgress: () => stop.abort(interrupted) });
+    const error = await stopped.then(() => undefined, (thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(AsideGenerationLeftError);
+    expect((error as AsideGenerationLeftError).cause).toBe(interrupted);
+    const left = (error as AsideGenerationLeftError).generation;
+    expect((error as Error).message).toContain(`the generation being built, ${left}, could not be deleted (connection lost while deleting)`);
+    unlink.mockRestore();
+    expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${left}:`))).toBe(true);
+    // Its heartbeat stopped with it: once that is past the bound, the next replay deletes it.
+    await redis.zadd(`${testRedis.keyPrefix}:building`, Date.now() - 60 * 60_000, left);
+    await replay();
+    expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${left}:`))).toBe(false);
+  });
+
   it('keeps the generation it switched to when the answer of the switch is lost', async () => {
     const ids = await writer.open(10, { customers: 2 });
     await writer.activity(ids, 3);
@@ -215,8 +237,8 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     expect(freshAsOf).toBeLessThanOrEqual(after);
   });
 
-  it('switches, saying why, over a live generation whose checkpoint is above the head of the event store (another store, or a restored one)', async () => {
-    // The live generation, projected from the store used until now.
+  /** A live generation projected from this test's store, and another store whose head is below its checkpoint. */
+  async function withStoreBehindLive(work: (otherStore: EventStore, live: string, checkpoint: bigint) => Promise<void>): Promise<void> {
     const ids = await writer.open(40, { customers: 8 });
     await writer.activity(ids, 10);
     projector = createBalanceProjector({ eventStore, redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix, logger, pollIntervalMs: 50 });
@@ -225,15 +247,39 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     await projector.stop();
     projector = undefined;
     const redis = testRedis.connect();
-    const live = await redis.get(`${testRedis.keyPrefix}:active`);
-
+    const live = (await redis.get(`${testRedis.keyPrefix}:active`))!;
+    const checkpoint = BigInt((await redis.get(`${testRedis.keyPrefix}:${live}:checkpoint`))!);
     // The store switched to: fewer events, so its head is below the live checkpoint.
     const otherDb = await createTestSchema({ prefix: 'replay_other' });
     const otherStore = createPostgresEventStore({ pool: otherDb.pool, logger, pollIntervalMs: 100 });
     try {
       const otherWriter = createLedgerWriter(otherStore, 5);
       await otherWriter.activity(await otherWriter.open(3, { customers: 1 }), 2);
-      expect(await otherStore.headPosition()).toBeLessThan(BigInt((await redis.get(`${testRedis.keyPrefix}:${live}:checkpoint`))!));
+      expect(await otherStore.headPosition()).toBeLessThan(checkpoint);
+      await work(otherStore, live, checkpoint);
+    } finally {
+      await otherStore.close();
+      await otherDb.drop();
+    }
+  }
+
+  it('refuses, naming the head and the checkpoint, to replace a live generation whose checkpoint is above the head of the event store, and deletes what it built', async () => {
+    await withStoreBehindLive(async (otherStore, live, checkpoint) => {
+      const redis = testRedis.connect();
+      const before = (await testRedis.keys()).sort();
+      const head = await otherStore.headPosition();
+      // An operator shell pointed at the wrong database must not replace what is served.
+      const refused = replayBalances({ eventStore: otherStore, redis, keyPrefix: testRedis.keyPrefix, logger, batchSize: 100, signal: AbortSignal.timeout(15_000) });
+      await expect(refused).rejects.toThrow(StoreBehindProjectionError);
+      await expect(refused).rejects.toThrow(`head is at position ${head}, below the live generation's checkpoint, ${checkpoint}`);
+      await expect(redis.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(live);
+      expect((await testRedis.keys()).sort()).toEqual(before);
+    });
+  });
+
+  it('when told to, switches, saying why, over a live generation whose checkpoint is above the head of the event store (another store, or a restored one)', async () => {
+    await withStoreBehindLive(async (otherStore, live) => {
+      const redis = testRedis.connect();
       const warnings: { msg: string }[] = [];
       const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
       // Without the head's say, the switch answered 'behind' for ever and the replay spun.
@@ -243,6 +289,7 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
         keyPrefix: testRedis.keyPrefix,
         logger: watched,
         batchSize: 100,
+        replaceAheadProjection: true,
         signal: AbortSignal.timeout(15_000),
       });
       expect(result.previous).toBe(live);
@@ -251,10 +298,32 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
       await expectServedExactly(readModel, otherStore);
       const keys = await testRedis.keys();
       expect(keys.filter((key) => !key.startsWith(`${testRedis.keyPrefix}:${result.generation}:`))).toEqual([`${testRedis.keyPrefix}:active`]);
-    } finally {
-      await otherStore.close();
-      await otherDb.drop();
-    }
+    });
+  });
+
+  it('deletes a generation a killed replay left (its heartbeat stale), and only that one', async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    await replay();
+    const redis = testRedis.connect();
+    const store = createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix });
+    // What a replay killed mid-way (SIGKILL, OOM) leaves: an aside with snapshots, no finally run.
+    const killed = await store.createAside();
+    await store.writeBatch(killed, 'aside', [...(await store.readSnapshots((await store.readActive())!.generation, ids)).values()].filter((s) => s !== undefined), 5n);
+    // One still being built by a live replay elsewhere: its beat is fresh.
+    const building = await store.createAside();
+    const building_keys = (await testRedis.keys()).filter((key) => key.startsWith(`${testRedis.keyPrefix}:${building}:`)).sort();
+    // The killed one's last beat, long past the bound.
+    await redis.zadd(`${testRedis.keyPrefix}:building`, Date.now() - 60 * 60_000, killed);
+    expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${killed}:balance:`))).toBe(true);
+
+    const result = await replay();
+    const keys = await testRedis.keys();
+    expect(keys.filter((key) => key.startsWith(`${testRedis.keyPrefix}:${killed}:`))).toEqual([]);
+    expect(keys.filter((key) => key.startsWith(`${testRedis.keyPrefix}:${building}:`)).sort()).toEqual(building_keys);
+    expect(await redis.zrange(`${testRedis.keyPrefix}:building`, 0, -1)).toEqual([building]);
+    await expect(redis.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(result.generation);
+    await expectServedExactly(readModel, eventStore);
   });
 
   it('rejects a batch size that is not a positive integer before touching anything', async () => {

@@ -2,11 +2,12 @@ import type { EventStore } from '@tally/event-store';
 import { createBackoff } from '@tally/runtime';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createGenerationStore, NewerProjectionError, projectedFromAnotherStore } from './generationStore';
+import { createGenerationStore, NewerProjectionError, projectedFromAnotherStore, StoreBehindProjectionError, type SwitchOutcome } from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache } from './snapshotCache';
+import { startAsideBuild } from './startAsideBuild';
 
 export interface ReplayOptions {
   readonly eventStore: EventStore;
@@ -20,6 +21,12 @@ export interface ReplayOptions {
   readonly snapshotCacheSize?: number;
   /** Stops the replay between pages (Ctrl-C); the generation it was building is deleted, the live one serves on. */
   readonly signal?: AbortSignal;
+  /**
+   * Replace a live generation whose checkpoint is above the event store's head (projected from
+   * another store, or from this one before a restore). Without it the replay refuses with a
+   * StoreBehindProjectionError: the store may be the wrong one.
+   */
+  readonly replaceAheadProjection?: boolean;
 }
 
 export interface ReplayResult {
@@ -47,7 +54,7 @@ const BEHIND_BACKOFF = { initialDelayMs: 100, maxDelayMs: 2000 };
  * rebuild meanwhile, the rebuild reads on and tries again, so the switch never takes readers
  * back in time, unless the live generation is above the event store's head: it was projected
  * from another store (or this one before a restore), as the projector judges it too, and is
- * replaced. Events appended after the switch are the live projector's: it notices the switch and
+ * replaced if the caller said so (replaceAheadProjection), else refused. Events appended after the switch are the live projector's: it notices the switch and
  * continues from the new generation's checkpoint. The replaced generation is deleted afterwards.
  */
 export async function replayBalances(options: ReplayOptions): Promise<ReplayResult> {
@@ -57,8 +64,8 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
   const batchSize = resolveBatchSize(options.batchSize, 1000);
   const backoff = createBackoff(BEHIND_BACKOFF);
   for (let rebuild = 1; rebuild <= MAX_REBUILDS; rebuild += 1) {
-    const generation = await store.createAside();
-    let switched: Awaited<ReturnType<typeof store.switchActive>> | undefined;
+    const build = await startAsideBuild(store, logger);
+    const { generation } = build;
     try {
       const cache = createSnapshotCache(options.snapshotCacheSize);
       const progress = createProgressTracker(await eventStore.headPosition(), options.onProgress);
@@ -80,7 +87,7 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
         position = rebuilt.position;
         // Fresh as of the read that found the rebuild at the head: it held every event recorded before it.
         const fresh = rebuilt.atHeadAsOf !== undefined ? { freshAsOf: rebuilt.atHeadAsOf } : {};
-        switched = rebuilt.outcome === 'ok' ? await store.switchActive(generation, fresh) : { kind: 'reset' as const };
+        let switched: SwitchOutcome = rebuilt.outcome === 'ok' ? await store.switchActive(generation, fresh) : { kind: 'reset' as const };
         if (switched.kind === 'behind') {
           // Read after the live checkpoint was found above the rebuild's: a head below it is no lag
           // the rebuild can close by reading on (it would spin, reading nothing, for ever). The live
@@ -91,6 +98,12 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
           const live = await store.readActive();
           const head = await eventStore.headPosition();
           if (live !== undefined && projectedFromAnotherStore(head, live.checkpoint)) {
+            if (options.replaceAheadProjection !== true) {
+              // Deleted below, as any generation that never served.
+              throw new StoreBehindProjectionError(
+                `the event store's head is at position ${head}, below the live generation's checkpoint, ${live.checkpoint}: it was projected from another store (is this shell's database or schema the services'?), or from this one before a restore; replacing it must be asked for`,
+              );
+            }
             logger.warn(
               { generation, live: live.generation, checkpoint: live.checkpoint.toString(), head: head.toString() },
               'the event store is behind the live generation (projected from another store, or from this one before a restore): replacing it',
@@ -109,6 +122,7 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
           // Deleted below, as any generation that never served.
           throw new NewerProjectionError(`the live generation holds the fold of a newer release: run that release's replay, not this one's`);
         }
+        await build.served();
         const { events, elapsedSeconds: seconds } = progress;
         logger.info({ generation, previous: switched.previous, events, seconds }, 'switched to the rebuilt generation');
         const { previous } = switched;
@@ -130,23 +144,11 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
         return { generation, previous, events, seconds, deletedKeys, undeleted };
       }
     } catch (error) {
-      // Stopped or failed before the switch: a whole copy of the snapshots would stay in Redis
-      // for good, as nothing else deletes a generation that never served. After it, the
-      // generation serves and must stay; so must it when the switch's answer was lost after the
-      // script ran (or Redis cannot say which generation serves): asked, never assumed.
-      if (switched?.kind !== 'switched') {
-        const serving = await store.readActive().then(
-          (active) => active?.generation,
-          () => generation,
-        );
-        if (serving !== generation) {
-          await store.deleteGeneration(generation).catch((cleanup: unknown) => logger.warn({ err: cleanup, generation }, 'could not delete the generation the replay was building'));
-        }
-      }
-      throw error;
+      // Stopped or failed before the switch: a whole copy of the snapshots would stay in Redis.
+      throw await build.abandon(error);
     }
     logger.warn({ generation }, 'the rebuilt generation vanished (Redis flushed or restarted?); starting over');
-    await store.deleteGeneration(generation);
+    await build.discard();
   }
   throw new Error(`Redis lost the rebuilt generation ${MAX_REBUILDS} times in a row; is something flushing it?`);
 }

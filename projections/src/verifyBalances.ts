@@ -9,6 +9,7 @@ import { createProgressTracker } from './rebuildProgress';
 import type { ReplayOptions } from './replayBalances';
 import { resolveBatchSize } from './resolveBatchSize';
 import { createSnapshotCache } from './snapshotCache';
+import { startAsideBuild } from './startAsideBuild';
 
 type VerifyOptions = Omit<ReplayOptions, 'snapshotCacheSize'>;
 
@@ -53,7 +54,9 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
   const store = createGenerationStore({ redis, keyPrefix: options.keyPrefix });
   const live = await store.readActive();
   if (live === undefined) throw new Error('there is no live projection to verify (Redis empty or flushed?)');
-  const aside = await store.createAside();
+  const build = await startAsideBuild(store, logger);
+  const aside = build.generation;
+  let result: VerifyResult;
   try {
     logger.info({ live: live.generation, aside, checkpoint: live.checkpoint.toString() }, 'rebuilding aside to verify');
     const progress = createProgressTracker(live.checkpoint, options.onProgress);
@@ -85,10 +88,13 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
     if ((await store.readActive())?.generation !== live.generation) {
       throw new Error('the live generation changed while verifying (a replay switched, or Redis was flushed); run it again');
     }
-    return { checkpoint: live.checkpoint, balances: comparison.compared, differences: comparison.differences() };
-  } finally {
-    await store.deleteGeneration(aside);
+    result = { checkpoint: live.checkpoint, balances: comparison.compared, differences: comparison.differences() };
+  } catch (error) {
+    // Stopped (Ctrl-C) or failed: the copy it built must not stay in Redis.
+    throw await build.abandon(error);
   }
+  await build.discard();
+  return result;
 }
 
 function createComparison(redis: Redis, store: GenerationStore, liveGeneration: string, aside: string, checkpoint: bigint) {

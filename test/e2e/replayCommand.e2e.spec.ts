@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createTestSchema, stackConfig, TALLY_CLI, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
+import { BALANCE_FOLD_VERSION } from '@tally/domain';
+import { createTestSchema, runTallyCommand, stackConfig, TALLY_CLI, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import { Redis } from 'ioredis';
 
 jest.setTimeout(120_000);
@@ -56,6 +57,66 @@ describe('tally replay', () => {
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       locker.release();
+    }
+  });
+
+  /** `tally replay`'s environment: this test's schema, and a key prefix of its own. */
+  const env = (keyPrefix: string) => ({ TALLY_DATABASE_URL: db.connectionString, TALLY_DATABASE_SCHEMA: db.schema, TALLY_REDIS_KEY_PREFIX: keyPrefix });
+
+  /** Redis keys whose name starts with the prefix, sorted. */
+  const keysOf = async (prefix: string) => (await redis.keys(`${prefix}*`)).sort();
+
+  it('exits 2, naming the head and the checkpoint, rather than replace balances projected further than its event store; replaces them when told to', async () => {
+    const keyPrefix = uniqueName('replay_behind');
+    // Balances projected from another store up to position 1000000; this schema's store is empty.
+    await redis.mset(`${keyPrefix}:active`, 'gfromanotherstore', `${keyPrefix}:gfromanotherstore:checkpoint`, '1000000', `${keyPrefix}:gfromanotherstore:version`, String(BALANCE_FOLD_VERSION));
+    try {
+      const before = await keysOf(keyPrefix);
+      const refused = await runTallyCommand(['replay'], env(keyPrefix));
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("the event store's head is at position 0, below the live generation's checkpoint, 1000000");
+      expect(refused.stderr).toContain('--replace-ahead-projection');
+      expect(refused.stdout).not.toContain('replayed');
+      expect(await keysOf(keyPrefix)).toEqual(before);
+
+      const replaced = await runTallyCommand(['replay', '--replace-ahead-projection'], env(keyPrefix));
+      expect(replaced).toMatchObject({ code: 0, stdout: expect.stringContaining('(replaced gfromanotherstore)') });
+      expect(await redis.get(`${keyPrefix}:active`)).not.toBe('gfromanotherstore');
+      expect(await keysOf(`${keyPrefix}:gfromanotherstore:`)).toEqual([]);
+    } finally {
+      const left = await redis.keys(`${keyPrefix}*`);
+      if (left.length > 0) await redis.unlink(...left);
+    }
+  });
+
+  it('killed (SIGKILL) mid-build, leaves its generation recorded as being built, and a replay after its heartbeat went stale deletes it', async () => {
+    const keyPrefix = uniqueName('replay_sigkill');
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE event_log IN ACCESS EXCLUSIVE MODE');
+      const child = spawn(process.execPath, [TALLY_CLI, 'replay', '--batch-size', '10'], { env: { ...process.env, ...env(keyPrefix) }, stdio: 'ignore' });
+      const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+      // Recorded as being built before it reads: killed then, its cleanup never runs.
+      await waitFor(async () => (await redis.zcard(`${keyPrefix}:building`)) === 1, { description: 'the replay recording the generation it builds' });
+      const [killed] = await redis.zrange(`${keyPrefix}:building`, 0, -1);
+      await waitFor(async () => (await keysOf(`${keyPrefix}:${killed}:`)).length > 0, { description: 'the replay creating its generation' });
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      await locker.query('ROLLBACK');
+      expect(await keysOf(`${keyPrefix}:${killed}:`)).not.toEqual([]);
+
+      // A minute on, its heartbeat long stopped.
+      await redis.zadd(`${keyPrefix}:building`, Date.now() - 10 * 60_000, killed!);
+      const next = await runTallyCommand(['replay'], env(keyPrefix));
+      expect(next.code).toBe(0);
+      expect(await keysOf(`${keyPrefix}:${killed}:`)).toEqual([]);
+      expect(await redis.exists(`${keyPrefix}:building`)).toBe(0);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+      const left = await redis.keys(`${keyPrefix}*`);
+      if (left.length > 0) await redis.unlink(...left);
     }
   });
 });

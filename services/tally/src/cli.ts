@@ -5,7 +5,15 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { EventStore } from '@tally/event-store';
-import { createBalanceReadModel, createRedisClient, replayBalances, verifyBalances, type RebuildProgress } from '@tally/projections';
+import {
+  AsideGenerationLeftError,
+  createBalanceReadModel,
+  createRedisClient,
+  replayBalances,
+  StoreBehindProjectionError,
+  verifyBalances,
+  type RebuildProgress,
+} from '@tally/projections';
 import { topicValueSubject, usageEventAvroSchema } from '@tally/schemas';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
@@ -48,8 +56,8 @@ import { parsePropertyArgument, PlainPropertyValue, toAvroUsageEvent } from './u
  * configuration itself; every command is a thin wrapper over a package's exported API.
  *
  * Exit codes (README, "The `tally` command"): 0 done; 1 failed (a service, the run itself);
- * 2 not run as given (commander's own refusals, a flag's value, flags that exclude each other, the
- * configuration); 3 a documented negative answer (not metered, differences found, no such letter).
+ * 2 not run as given (commander's own refusals, a flag's value, flags that exclude each other, a replay
+ * whose event store is behind the live balances, the configuration); 3 a documented negative answer (not metered, differences found, no such letter).
  */
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -561,15 +569,21 @@ program
   .description('rebuild every balance snapshot from the event store, then switch readers over atomically')
   .option('--verify', 'rebuild aside and report every balance that differs from the live snapshot, without switching; exits 3 when any differs')
   .option('--batch-size <n>', 'events per read and per Redis write', '1000')
-  .action(async (options: { verify?: boolean; batchSize: string }) => {
+  .option(
+    '--replace-ahead-projection',
+    "replace the live balances even though they were projected further than this event store's head (from another store, or from this one before a restore); without it such a replay exits 2",
+  )
+  .action(async (options: { verify?: boolean; batchSize: string; replaceAheadProjection?: boolean }) => {
     // Refused here, before connecting, rather than by the replay after it.
     const batchSize = integerFlag('--batch-size', options.batchSize, 1, 100_000);
+    if (options.verify && options.replaceAheadProjection) throw new UsageError('--replace-ahead-projection is for a replay; --verify never switches');
     const bar = progressBar(options.verify ? 'verify' : 'replay');
     // Ctrl-C (or a dropped session) stops the rebuild after the page at hand and deletes the
     // generation it was building (a whole copy of the snapshots otherwise left in Redis); the
     // live one serves on.
     const stop = new AbortController();
-    const uninstall = onStopSignal(() => stop.abort(new Error('interrupted; the generation being built was deleted, the live one serves on')));
+    const interrupted = new Error('interrupted');
+    const uninstall = onStopSignal(() => stop.abort(interrupted));
     const common = { logger, keyPrefix: config.redis.keyPrefix, batchSize, onProgress: bar.update, signal: stop.signal };
     try {
       await withStores(async ({ eventStore, redis }) => {
@@ -582,7 +596,7 @@ program
           for (const difference of result.differences) process.stdout.write(`${JSON.stringify(difference)}\n`);
           process.exitCode = result.differences.length === 0 ? 0 : EXIT_NEGATIVE;
         } else {
-          const result = await replayBalances({ ...common, eventStore, redis });
+          const result = await replayBalances({ ...common, eventStore, redis, replaceAheadProjection: options.replaceAheadProjection === true });
           bar.stop();
           process.stdout.write(
             `replayed ${result.events} events in ${result.seconds.toFixed(1)} s into generation ${result.generation}` +
@@ -590,6 +604,15 @@ program
           );
         }
       });
+    } catch (error) {
+      // Said from what the cleanup did: the rebuild throws the stop's reason itself only once the
+      // generation it was building is deleted, else says what is left (AsideGenerationLeftError).
+      if (error === interrupted) throw new Error('interrupted; the generation being built was deleted, the live one serves on');
+      if (error instanceof AsideGenerationLeftError && error.cause === interrupted) throw new Error(`${error.message}; the live one serves on`);
+      if (error instanceof StoreBehindProjectionError) {
+        throw new StoreBehindProjectionError(`${error.message}: check TALLY_DATABASE_URL and TALLY_DATABASE_SCHEMA, or replace it with --replace-ahead-projection`);
+      }
+      throw error;
     } finally {
       bar.stop();
       uninstall();
@@ -716,5 +739,7 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   // Commander has printed its own words (or the help, exit 0) already.
   if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
   process.stderr.write(`tally: ${failureMessage(error)}\n`);
-  process.exit(error instanceof UsageError ? EXIT_USAGE : error instanceof DeadLetterNotFoundError ? EXIT_NEGATIVE : EXIT_FAILURE);
+  // A replay refused over balances projected further than its store: not run as given (2), as the store may be the wrong one.
+  const usage = error instanceof UsageError || error instanceof StoreBehindProjectionError;
+  process.exit(usage ? EXIT_USAGE : error instanceof DeadLetterNotFoundError ? EXIT_NEGATIVE : EXIT_FAILURE);
 });
