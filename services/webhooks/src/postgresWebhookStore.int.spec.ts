@@ -1,4 +1,4 @@
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import { createPostgresWebhookStore } from './postgresWebhookStore';
 import { outcomeOfFailure } from './webhookDispatcher';
 import type { NewWebhookDelivery, WebhookStore } from './webhookStore';
@@ -142,6 +142,37 @@ describe('PostgreSQL webhook store', () => {
     expect(rows[0].attempts).toBe(0);
   });
 
+  it('keeps a delivered webhook that a retry by hand makes pending while the deletion waits for its row', async () => {
+    await endpoint('ep-kept');
+    await store.recordDeliveries([delivery('ep-kept', 'b1', 60n)], t0);
+    // Delivered ten days before the others: only it is past the cut-off asked here.
+    const tenDaysBefore = new Date(t0.getTime() - 10 * 86_400_000);
+    await store.recordAttempt('ep-kept:60', { attempt: 1, startedAt: tenDaysBefore, durationMs: 0, statusCode: 200, error: null, responseBody: null }, { status: 'succeeded' });
+
+    // The retry's update, held uncommitted, so that the deletion (which read the row as
+    // delivered) waits for its lock and sees the row only once it is pending.
+    const retrying = await db.pool.connect();
+    let deleting: Promise<number> | undefined;
+    try {
+      await retrying.query('BEGIN');
+      await retrying.query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2, first_attempt_at = NULL WHERE id = $1", ['ep-kept:60', t0]);
+      const { rows } = await retrying.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      deleting = store.deleteDelivered(new Date(tenDaysBefore.getTime() + 86_400_000), 10);
+      await waitFor(
+        async () => {
+          const waiting = await db.pool.query<{ n: number }>('SELECT count(*)::integer AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [rows[0]!.pid]);
+          return (waiting.rows[0]?.n ?? 0) > 0;
+        },
+        { description: 'the deletion waiting for the retried row', intervalMs: 20 },
+      );
+      await retrying.query('COMMIT');
+    } finally {
+      retrying.release();
+    }
+    expect(await deleting).toBe(0);
+    expect(await store.listDeliveries('ep-kept', { limit: 10 })).toMatchObject([{ id: 'ep-kept:60', status: 'pending' }]);
+  });
+
   it('disables the endpoint with the reason when a delivery is given up, and sends it nothing more until re-enabled', async () => {
     await endpoint('ep-gone');
     // A key's change first, so that the deliverer's disabling has a key to clear: Tally's own change names none.
@@ -154,7 +185,11 @@ describe('PostgreSQL webhook store', () => {
     expect((await store.allEndpoints()).map((e) => e.id)).toContain('ep-gone');
     expect((await store.dueDeliveries(later(10_000), 10)).filter((due) => due.endpointId === 'ep-gone')).toEqual([]);
     await store.updateEndpoint('ep-gone', { enabled: true });
-    expect((await store.dueDeliveries(later(10_000), 10)).filter((due) => due.endpointId === 'ep-gone').map((due) => due.id)).toEqual(['ep-gone:21']);
+    // The given-up one is pending again, due at once, its retry period to start anew.
+    expect((await store.dueDeliveries(later(10_000), 10)).filter((due) => due.endpointId === 'ep-gone')).toMatchObject([
+      { id: 'ep-gone:20', attempts: 9, firstAttemptAt: null },
+      { id: 'ep-gone:21' },
+    ]);
     const retried = await store.retryDelivery('ep-gone', 'ep-gone:20', later(11_000));
     expect(retried).toMatchObject({ status: 'pending', firstAttemptAt: null, nextAttemptAt: later(11_000) });
     expect(await store.retryDelivery('ep-order', 'ep-gone:20', later(11_000))).toBeUndefined();

@@ -100,11 +100,14 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       // Re-enabling (a disabled endpoint, enabled: true) starts the retry period of its pending
       // deliveries again from their next attempt: counted from before the pause, the first
       // failure after a pause longer than the period would give up at once and disable it again.
+      // Its given-up (failed) deliveries become pending too, due at once (their next_attempt_at
+      // is past): left failed, the later deliveries of their balances would go out ahead of them,
+      // out of ledger order. Only the oldest pending one per balance is sent, so they go first.
       // One statement: every part sees the endpoint as it was before the update.
       const { rows } = await pool.query<EndpointRow>(
         `WITH resumed AS (
-           UPDATE webhook_deliveries SET first_attempt_at = NULL
-           WHERE endpoint_id = $1 AND status = 'pending' AND $6::boolean IS TRUE
+           UPDATE webhook_deliveries SET status = 'pending', first_attempt_at = NULL
+           WHERE endpoint_id = $1 AND status IN ('pending', 'failed') AND $6::boolean IS TRUE
              AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND disabled_at IS NOT NULL)
          )
          UPDATE webhook_endpoints SET
@@ -274,10 +277,13 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
 
     async deleteDelivered(before, limit) {
       // A bounded batch by webhook_deliveries_delivered_idx (migration 035): one round never
-      // holds locks on more rows than that, however far behind the deletion is.
+      // holds locks on more rows than that, however far behind the deletion is. The conditions
+      // are repeated outside: a row updated meanwhile (a retry by hand made it pending) is
+      // re-checked against the outer ones only, once its lock is released, and must be kept.
       const { rowCount } = await pool.query(
         `DELETE FROM webhook_deliveries WHERE id IN (
-           SELECT id FROM webhook_deliveries WHERE status = 'succeeded' AND delivered_at < $1 ORDER BY delivered_at LIMIT $2)`,
+           SELECT id FROM webhook_deliveries WHERE status = 'succeeded' AND delivered_at < $1 ORDER BY delivered_at LIMIT $2)
+         AND status = 'succeeded' AND delivered_at < $1`,
         [before, limit],
       );
       return rowCount ?? 0;

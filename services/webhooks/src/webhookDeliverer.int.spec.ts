@@ -119,6 +119,28 @@ describe('webhook deliverer', () => {
     expect(receiver.delivered[0]).toMatchObject({ id: given!.id, payload: { data: { eventId: expected!.eventId } } });
   });
 
+  it("sends a given-up delivery again once its endpoint is enabled, ahead of its balance's later ones", async () => {
+    const balanceId = await harness.openBalance();
+    const { receiver, endpointId, afterPosition } = await receiverWithEndpoint();
+    receiver.mode = { kind: 'status', status: 503 };
+    await harness.createDeliverer({ retry: { initialDelayMs: 20, maxDelayMs: 100, retryForMs: 600 } }).start();
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'given up' });
+    await waitFor(async () => (await harness.endpoints.get(endpointId)).disabled, { description: 'the endpoint disabled' });
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'recorded while disabled' });
+    await waitFor(async () => (await harness.endpoints.deliveries(endpointId, { limit: 10 })).map((delivery) => delivery.status).join() === 'pending,failed', {
+      description: 'the later delivery recorded behind the given-up one',
+    });
+
+    receiver.mode = { kind: 'ok' };
+    await harness.endpoints.update(endpointId, { enabled: true });
+    const expected = await harness.expectedWebhooks(afterPosition);
+    expect(expected).toHaveLength(2);
+    await waitFor(async () => (await harness.endpoints.deliveries(endpointId, { limit: 10 })).every((delivery) => delivery.status === 'succeeded'), {
+      description: 'both deliveries sent',
+    });
+    expect(receiver.delivered.map((webhook) => webhook.payload.data.eventId)).toEqual(expected.map((webhook) => webhook.eventId));
+  });
+
   it('keeps the events of a disabled endpoint and sends them, in order, once it is enabled again', async () => {
     const balanceId = await harness.openBalance();
     const { receiver, endpointId, afterPosition } = await receiverWithEndpoint();

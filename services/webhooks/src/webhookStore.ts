@@ -34,7 +34,10 @@ export interface WebhookEndpointChanges {
   readonly url?: string;
   readonly description?: string | null;
   readonly events?: readonly WebhookEventType[];
-  /** true re-enables a disabled endpoint (its pending deliveries resume); false disables it by hand. */
+  /**
+   * true re-enables a disabled endpoint: its pending and given-up (failed) deliveries resume, each
+   * balance's in ledger order, with a fresh retry period; false disables it by hand.
+   */
   readonly enabled?: boolean;
 }
 
