@@ -225,6 +225,11 @@ describe('/v1/webhook-endpoints', () => {
       expect(received).toHaveLength(2);
       // A test is no delivery: nothing recorded, nothing retried.
       expect((await open.inject({ method: 'GET', url: `/v1/webhook-endpoints/${id}/deliveries`, headers: admin })).json().items).toEqual([]);
+      // No body at all (so no content-type either), as the body is optional: the default type.
+      failing = false;
+      const bare = await open.inject({ method: 'POST', url: `/v1/webhook-endpoints/${id}/test`, headers: admin });
+      expect([bare.statusCode, bare.json()]).toEqual([200, expect.objectContaining({ eventType: 'credit_balance.topped_up', delivered: true })]);
+      expect(JSON.parse(received[2]!.body).type).toBe('credit_balance.topped_up');
 
       const unknownType = await test(open, { eventType: 'credit_balance.exploded' });
       expect(unknownType.statusCode).toBe(400);

@@ -173,7 +173,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'updateWebhookEndpoint',
         summary: 'Change a webhook endpoint',
         description:
-          '`enabled: true` turns a disabled endpoint back on: its pending deliveries resume. Retry a given-up delivery (the retry route) before enabling, so that it goes out before the later deliveries of its balance. `enabled: false` stops deliveries; they wait.',
+          '`enabled: true` turns a disabled endpoint back on: its waiting deliveries resume, given-up ones included, each balance\'s in ledger order (a given-up delivery before the later ones of its balance), with a fresh retry period. `enabled: false` stops deliveries; they wait.',
         params: endpointParams,
         body: Type.Object(
           { url: Type.Optional(url), events: Type.Optional(events), description: Type.Optional(description), enabled: Type.Optional(Type.Boolean()) },
@@ -274,12 +274,17 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'testWebhookEndpoint',
         summary: 'Send the endpoint an example message now',
         description:
-          'An example of `eventType` (default: the endpoint\'s first event type) on a made-up balance (`example-balance` of `example-customer`), shaped and signed as a delivery is, sent at once (disabled endpoints too) and answered with what the receiver said. Not a delivery: it is neither recorded nor retried, and its webhook-id starts with `test_`.',
+          'An example of `eventType` (default: the endpoint\'s first event type) on a made-up balance (`example-balance` of `example-customer`), shaped and signed as a delivery is, sent at once (disabled endpoints too) and answered with what the receiver said. Not a delivery: it is neither recorded nor retried, and its webhook-id starts with `test_`. The body may be left out altogether (no content-type either): the default type.',
         params: endpointParams,
-        body: Type.Object({ eventType: Type.Optional(stringEnum(WEBHOOK_EVENT_TYPES)) }, { additionalProperties: false }),
+        body: Type.Optional(Type.Object({ eventType: Type.Optional(stringEnum(WEBHOOK_EVENT_TYPES)) }, { additionalProperties: false })),
         response: { 200: TestResultSchema, ...errorResponses },
       },
+      // The body is optional, yet Fastify validates an absent one (a POST with no body and no
+      // content-type) against the object schema ("body must be object"): none reads as {}.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
-    async (request) => webhooks.sendTest(request.params.endpointId, request.body.eventType),
+    async (request) => webhooks.sendTest(request.params.endpointId, request.body?.eventType),
   );
 };
