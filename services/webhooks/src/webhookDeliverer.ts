@@ -159,7 +159,8 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
     },
     async stop() {
       await retention.stop();
-      // The sender next: the attempts in flight end within the send timeouts and are recorded.
+      // The sender next: its stop aborts the attempts in flight (the sender answers them
+      // `aborted`) and records none of them; the next deliverer makes them again, same webhook-id.
       await sender.stop();
       await processor.stop();
     },
