@@ -154,6 +154,51 @@ describe('the console and the portal when acted on twice, or when a read fails',
     }
   });
 
+  it("names each endpoint's controls by its URL, and asks before a second rotation stops the previous secret at once", async () => {
+    const urls = [`http://127.0.0.1:9/named-a-${randomUUID()}`, `http://127.0.0.1:9/named-b-${randomUUID()}`];
+    for (const url of urls) await api('POST', '/webhook-endpoints', { url, events: ['credit_balance.low'] });
+    const page = await signedIn();
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+      await page.getByRole('region', { name: `Endpoint ${urls[1]}` }).waitFor();
+      // Every control of a card is told apart from the other cards' by name alone, its visible words first.
+      for (const url of urls) {
+        for (const words of ['Disable', 'Rotate secret', 'Show deliveries', 'Delete', 'Send test']) {
+          expect([words, url, await page.getByRole('button', { name: `${words} ${url}`, exact: true }).count()]).toEqual([words, url, 1]);
+        }
+        expect(await page.getByRole('combobox', { name: `Test event for ${url}`, exact: true }).count()).toBe(1);
+      }
+
+      const card = page.getByRole('region', { name: `Endpoint ${urls[0]}` });
+      const rotations = watchRequests(page, (request) => request.method() === 'POST' && request.url().endsWith('/rotate-secret'));
+      const rotate = card.getByRole('button', { name: `Rotate secret ${urls[0]}`, exact: true });
+      // The first rotation needs no confirmation: the secret it replaces keeps signing for the grace period.
+      await rotate.click();
+      await untilText(card, (text) => text.includes('the previous secret signs too until'), 'the previous secret in its grace period');
+      expect(rotations.counts.started).toBe(1);
+      const first = await page.getByLabel(`Signing secret for ${urls[0]}`).inputValue();
+
+      // A second one would stop that previous secret at once: asked first, and kept is nothing sent.
+      await rotate.click();
+      const confirm = page.getByRole('dialog', { name: `Rotate the secret again: ${urls[0]}` });
+      await untilText(confirm, (text) => text.includes('stops signing at once'), 'the confirmation');
+      await expectAccessible(page, 'the confirmation of a second rotation');
+      await confirm.getByRole('button', { name: 'Keep both secrets' }).click();
+      await waitFor(async () => !(await confirm.isVisible()), { description: 'the confirmation closed', timeoutMs: 10_000 });
+      expect(rotations.counts.started).toBe(1);
+      await rotate.click();
+      await confirm.getByRole('button', { name: 'Rotate secret' }).click();
+      await untilText(page.getByRole('status').filter({ hasText: 'Signing secret' }), (text) => text.includes(urls[0]!), 'the new secret');
+      await rotations.settled();
+      expect(rotations.counts.started).toBe(2);
+      await waitFor(async () => (await page.getByLabel(`Signing secret for ${urls[0]}`).inputValue()) !== first, { description: 'the new secret shown', timeoutMs: 10_000 });
+    } finally {
+      await page.context().close();
+      const listed = await api<{ items: Array<{ id: string; url: string }> }>('GET', '/webhook-endpoints?limit=500');
+      for (const endpoint of listed.items.filter((item) => urls.includes(item.url))) await api('DELETE', `/webhook-endpoints/${endpoint.id}`);
+    }
+  });
+
   it("says where a balance's recent consumption and ledger cannot be read, and keeps the last figures", async () => {
     const customerId = `unread-${randomUUID()}`;
     const product = await api<{ id: string }>('POST', '/credit-products', { name: 'Unread credits' });
@@ -184,7 +229,7 @@ describe('the console and the portal when acted on twice, or when a read fails',
       const link = await api<{ url: string }>('POST', `/customers/${customerId}/portal-sessions`);
       const portal = await page.context().newPage();
       await portal.goto(link.url.replace(/^http:\/\/[^/]+/, stack.base));
-      const portalCard = portal.getByRole('region', { name: 'Unread credits' });
+      const portalCard = portal.getByRole('region', { name: 'Unread credits', exact: true });
       await untilText(portalCard.getByRole('table', { name: 'Recent activity' }), (text) => text.includes('kept in view'), 'the recent activity on the portal');
       await page.context().setOffline(true);
       await portalCard.getByRole('alert').first().waitFor({ timeout: 30_000 });

@@ -67,14 +67,14 @@ function testOutcome(result: WebhookTestResult): string {
  * Sends the endpoint an example message of one of its event types, signed as a delivery is, and
  * says what the receiver answered. Nothing is recorded.
  */
-function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint }) {
+function SendTest({ api, endpoint, urlId }: { api: ApiClient; endpoint: WebhookEndpoint; urlId: string }) {
   const [type, setType] = useState(endpoint.events[0] ?? '');
   const [outcome, setOutcome] = useState<{ text: string; ok: boolean }>();
   const [busy, busyWhile] = useBusyAction();
   return (
     <>
       <div class="inline-form">
-        <SelectField label="Test event" value={type} onChange={(event) => setType(event.currentTarget.value)}>
+        <SelectField label={`Test event for ${endpoint.url}`} value={type} onChange={(event) => setType(event.currentTarget.value)}>
           {endpoint.events.map((event) => (
             <option key={event} value={event}>
               {EVENT_TYPES[event as WebhookEventType] ?? event} ({event})
@@ -84,6 +84,8 @@ function SendTest({ api, endpoint }: { api: ApiClient; endpoint: WebhookEndpoint
         <button
           type="button"
           class="secondary"
+          id={`${urlId}-test`}
+          aria-labelledby={`${urlId}-test ${urlId}`}
           disabled={busy}
           onClick={busyWhile(async () => {
             setOutcome(undefined);
@@ -185,6 +187,8 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
   const [secret, setSecret] = useState<{ secret: string; url: string; rotated: boolean }>();
   const [open, setOpen] = useState<string>();
   const [deleting, setDeleting] = useState<WebhookEndpoint>();
+  // An endpoint whose previous secret still signs: rotating again stops that one at once.
+  const [rerotating, setRerotating] = useState<WebhookEndpoint>();
   const [url, setUrl] = useState('');
   const [description, setDescription] = useState('');
   const [events, setEvents] = useState<readonly WebhookEventType[]>(['credit_balance.low']);
@@ -207,65 +211,98 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
     }
   });
 
+  const rotateSecret = async (endpoint: WebhookEndpoint) => {
+    const rotated = await api.post<WebhookEndpoint & { secret: string }>(path`/webhook-endpoints/${endpoint.id}/rotate-secret`);
+    setSecret({ secret: rotated.secret, url: rotated.url, rotated: true });
+  };
+
   return (
     <section>
       <h1>Webhooks</h1>
       <p>
         Tally POSTs the chosen balance events to each endpoint, signed, in ledger order per balance, retrying with backoff until it answers 2xx. An endpoint
-        that fails for the whole retry period is disabled, its deliveries waiting until it is enabled again.
+        that fails for the whole retry period is disabled, its deliveries waiting until it is enabled again; Enable sends them all, the given-up one
+        first, each balance's in order.
       </p>
       {secret !== undefined && <SecretNotice {...secret} />}
       <ErrorMessage message={readFailure} />
       <ErrorMessage message={refusal.general} />
       {endpoints.length === 0 && <p>No webhook endpoints yet.</p>}
-      {endpoints.map((endpoint) => (
-        <section class="card" key={endpoint.id} aria-label={`Endpoint ${endpoint.url}`}>
-          <h2>
-            {endpoint.url} <small>{endpoint.enabled ? 'enabled' : 'disabled'}</small>
-          </h2>
-          {endpoint.description !== null && <p>{endpoint.description}</p>}
-          <p>Sends: {endpoint.events.map((event) => EVENT_TYPES[event as WebhookEventType] ?? event).join(', ')}.</p>
-          {endpoint.disabledAt !== null && (
-            <p class="error">
-              Disabled {formatTime(endpoint.disabledAt)}: {endpoint.disabledReason}
+      {endpoints.map((endpoint) => {
+        // N cards have N of each control: each is named by its visible words and the card's URL
+        // (aria-labelledby: the control itself, then the URL in the heading).
+        const urlId = `webhook-${endpoint.id}-url`;
+        const named = (control: string) => ({ id: `${urlId}-${control}`, 'aria-labelledby': `${urlId}-${control} ${urlId}` });
+        const previousLive = endpoint.previousSecretExpiresAt !== null && Date.parse(endpoint.previousSecretExpiresAt) > Date.now();
+        return (
+          <section class="card" key={endpoint.id} aria-label={`Endpoint ${endpoint.url}`}>
+            <h2>
+              <span id={urlId}>{endpoint.url}</span> <small>{endpoint.enabled ? 'enabled' : 'disabled'}</small>
+            </h2>
+            {endpoint.description !== null && <p>{endpoint.description}</p>}
+            <p>Sends: {endpoint.events.map((event) => EVENT_TYPES[event as WebhookEventType] ?? event).join(', ')}.</p>
+            {endpoint.disabledAt !== null && (
+              <p class="error">
+                Disabled {formatTime(endpoint.disabledAt)}: {endpoint.disabledReason}
+              </p>
+            )}
+            <p>
+              <small>
+                Registered {formatTime(endpoint.createdAt)}
+                {endpoint.createdBy !== null && ` by ${keyLabel(endpoint.createdBy)}`}
+                {endpoint.updatedAt !== endpoint.createdAt && `; changed ${formatTime(endpoint.updatedAt)}${endpoint.updatedBy === null ? '' : ` by ${keyLabel(endpoint.updatedBy)}`}`}
+                {endpoint.previousSecretExpiresAt !== null && `; the previous secret signs too until ${formatTime(endpoint.previousSecretExpiresAt)}`}
+              </small>
             </p>
-          )}
-          <p>
-            <small>
-              Registered {formatTime(endpoint.createdAt)}
-              {endpoint.createdBy !== null && ` by ${keyLabel(endpoint.createdBy)}`}
-              {endpoint.updatedAt !== endpoint.createdAt && `; changed ${formatTime(endpoint.updatedAt)}${endpoint.updatedBy === null ? '' : ` by ${keyLabel(endpoint.updatedBy)}`}`}
-              {endpoint.previousSecretExpiresAt !== null && `; the previous secret signs too until ${formatTime(endpoint.previousSecretExpiresAt)}`}
-            </small>
-          </p>
-          <div class="actions">
-            <button type="button" class="secondary" disabled={acting} onClick={() => void act(() => api.patch(path`/webhook-endpoints/${endpoint.id}`, { body: { enabled: !endpoint.enabled } }))}>
-              {endpoint.enabled ? 'Disable' : 'Enable'}
-            </button>
-            <button
-              type="button"
-              class="secondary"
-              disabled={acting}
-              onClick={() =>
-                void act(async () => {
-                  const rotated = await api.post<WebhookEndpoint & { secret: string }>(path`/webhook-endpoints/${endpoint.id}/rotate-secret`);
-                  setSecret({ secret: rotated.secret, url: rotated.url, rotated: true });
-                })
-              }
-            >
-              Rotate secret
-            </button>
-            <button type="button" class="secondary" aria-expanded={open === endpoint.id} onClick={() => setOpen(open === endpoint.id ? undefined : endpoint.id)}>
-              {open === endpoint.id ? 'Hide deliveries' : 'Show deliveries'}
-            </button>
-            <button type="button" class="secondary" onClick={() => setDeleting(endpoint)}>
-              Delete
-            </button>
-          </div>
-          <SendTest api={api} endpoint={endpoint} />
-          {open === endpoint.id && <Deliveries api={api} endpoint={endpoint} />}
-        </section>
-      ))}
+            <div class="actions">
+              <button
+                type="button"
+                class="secondary"
+                {...named('enable')}
+                disabled={acting}
+                onClick={() => void act(() => api.patch(path`/webhook-endpoints/${endpoint.id}`, { body: { enabled: !endpoint.enabled } }))}
+              >
+                {endpoint.enabled ? 'Disable' : 'Enable'}
+              </button>
+              <button type="button" class="secondary" {...named('rotate')} disabled={acting} onClick={() => (previousLive ? setRerotating(endpoint) : void act(() => rotateSecret(endpoint)))}>
+                Rotate secret
+              </button>
+              <button
+                type="button"
+                class="secondary"
+                {...named('deliveries')}
+                aria-expanded={open === endpoint.id}
+                onClick={() => setOpen(open === endpoint.id ? undefined : endpoint.id)}
+              >
+                {open === endpoint.id ? 'Hide deliveries' : 'Show deliveries'}
+              </button>
+              <button type="button" class="secondary" {...named('delete')} onClick={() => setDeleting(endpoint)}>
+                Delete
+              </button>
+            </div>
+            <SendTest api={api} endpoint={endpoint} urlId={urlId} />
+            {open === endpoint.id && <Deliveries api={api} endpoint={endpoint} />}
+          </section>
+        );
+      })}
+      <ConfirmDialog
+        title={`Rotate the secret again: ${rerotating?.url ?? ''}`}
+        open={rerotating !== undefined}
+        confirmLabel="Rotate secret"
+        keepLabel="Keep both secrets"
+        onClose={() => setRerotating(undefined)}
+        onConfirm={async () => {
+          if (rerotating === undefined) return;
+          await rotateSecret(rerotating);
+          setVersion((current) => current + 1);
+        }}
+      >
+        <p>
+          The previous secret still signs until {formatTime(rerotating?.previousSecretExpiresAt ?? new Date().toISOString())}. Rotating
+          again keeps only the current one beside the new one: the previous secret stops signing at once, and a receiver still verifying with it refuses
+          every message from now on. Right when that secret leaked; otherwise wait until it expires.
+        </p>
+      </ConfirmDialog>
       <ConfirmDialog
         title={`Delete endpoint: ${deleting?.url ?? ''}`}
         open={deleting !== undefined}
