@@ -75,7 +75,7 @@ describe('the console and the portal at their edges', () => {
     const portal = await page(PHONE_VIEWPORT);
     try {
       await portal.goto(url);
-      await untilText(portal.getByRole('region', { name: 'Umlaut credits' }).getByTestId('balance-amount'), (text) => text === '5', 'the balance on the portal');
+      await untilText(portal.getByRole('region', { name: 'Umlaut credits', exact: true }).getByTestId('balance-amount'), (text) => text === '5', 'the balance on the portal');
       await untilText(portal.locator('header'), (text) => text.includes(customerId), 'the customer named');
       expect(await portal.getByRole('alert').allInnerTexts()).toEqual([]);
     } finally {
@@ -92,8 +92,9 @@ describe('the console and the portal at their edges', () => {
     portal.on('pageerror', (error) => errors.push(String(error)));
     try {
       await portal.goto(url);
-      const card = portal.getByRole('region', { name: 'Member credits' });
-      await card.getByRole('button', { name: 'Buy 10 credits for 1.00 EUR' }).click();
+      const card = portal.getByRole('region', { name: 'Member credits', exact: true });
+      await card.getByRole('button', { name: 'Buy 10 credits for 1.00 EUR of Member credits' }).click();
+      await portal.getByRole('dialog', { name: 'Buy 10 credits for 1.00 EUR' }).getByRole('button', { name: 'Buy', exact: true }).click();
       await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 10 credits for 1.00 EUR. Your balance is now 15.', 'the purchase');
       expect({ errors, alerts: await card.getByRole('alert').allInnerTexts() }).toEqual({ errors: [], alerts: [] });
     } finally {
@@ -107,7 +108,7 @@ describe('the console and the portal at their edges', () => {
     const portal = await page(DESKTOP_VIEWPORT);
     try {
       await portal.goto(url);
-      const card = portal.getByRole('region', { name: 'Bundle credits' });
+      const card = portal.getByRole('region', { name: 'Bundle credits', exact: true });
       const buttons = [card.getByRole('button', { name: 'Buy 999,999,999,999,999.999999 credits for 999,999,999,999.99 EUR' }), card.getByRole('button', { name: 'Buy 0.000001 credits for 0.01 EUR' })];
       await buttons[0]!.waitFor({ timeout: 30_000 });
       for (const viewport of [DESKTOP_VIEWPORT, PHONE_VIEWPORT]) {
@@ -118,7 +119,7 @@ describe('the console and the portal at their edges', () => {
       }
       // Auto-recharge offers the same bundles in the same words.
       await card.locator('summary').filter({ hasText: 'Auto-recharge' }).click();
-      await waitFor(async () => (await card.getByLabel('Bundle').locator('option').allInnerTexts()).includes('huge: 999,999,999,999,999.999999 credits for 999,999,999,999.99 EUR'), {
+      await waitFor(async () => (await card.getByLabel('Bundle').locator('option').allInnerTexts()).includes('999,999,999,999,999.999999 credits for 999,999,999,999.99 EUR'), {
         description: 'the price grouped in the bundle choice',
         timeoutMs: 30_000,
       });
@@ -142,7 +143,7 @@ describe('the console and the portal at their edges', () => {
       await portal.goto(url);
       await untilText(portal.getByRole('status').filter({ hasText: 'Loading' }), (text) => text === 'Loading…', 'the loading state');
       release();
-      await untilText(portal.getByRole('region', { name: 'Slow credits' }).getByTestId('balance-amount'), (text) => text === '5', 'the balance once read');
+      await untilText(portal.getByRole('region', { name: 'Slow credits', exact: true }).getByTestId('balance-amount'), (text) => text === '5', 'the balance once read');
       expect(await portal.getByRole('status').filter({ hasText: 'Loading…' }).count()).toBe(0);
     } finally {
       release();
@@ -204,7 +205,7 @@ describe('the console and the portal at their edges', () => {
     const balances = (address: URL) => address.pathname.endsWith('/credit-balances');
     try {
       await portal.goto(url);
-      const amount = portal.getByRole('region', { name: 'Proxied credits' }).getByTestId('balance-amount');
+      const amount = portal.getByRole('region', { name: 'Proxied credits', exact: true }).getByTestId('balance-amount');
       await untilText(amount, (text) => text === '5', 'the balance');
       const alerts = portal.locator('main > [role=alert]');
       await portal.route(balances, (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1></body></html>' }));

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { waitFor } from '@tally/test-support';
 import { expectAccessible, PHONE_VIEWPORT, startConsoleStack, untilText, type ConsoleStack } from './startConsoleStack';
 
 jest.setTimeout(180_000);
@@ -68,6 +69,12 @@ describe('a portal purchase whose bundle changed', () => {
     };
   }
 
+  /** Buys a bundle as the customer does: its Buy, then the Buy of the dialog it opens. */
+  async function buyOnPortal(card: import('playwright-core').Locator, terms: string): Promise<void> {
+    await card.getByRole('button', { name: new RegExp(`^Buy ${terms.replace(/[.]/g, '\\.')} of `) }).click();
+    await card.page().getByRole('dialog', { name: `Buy ${terms}` }).getByRole('button', { name: 'Buy', exact: true }).click();
+  }
+
   type Entry = { type: string; purchase: { unitPrice: string } | null };
   type Refused = { card: import('playwright-core').Locator; entries: () => Promise<Entry[]>; repriceTo: (amount: string) => Promise<void> };
 
@@ -87,13 +94,13 @@ describe('a portal purchase whose bundle changed', () => {
       const page = await context.newPage();
       const keep = await keepPurchaseOptions(page, '/purchases');
       await page.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
-      const card = page.getByRole('region', { name: 'Portal credits' });
+      const card = page.getByRole('region', { name: 'Portal credits', exact: true });
       await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).waitFor({ timeout: 30_000 });
       keep();
       const repriceTo = async (amount: string) => void (await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle(amount)] }));
       await repriceTo('19.90');
 
-      await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).click();
+      await buyOnPortal(card, '100 credits for 9.90 EUR');
       await untilText(
         card.getByRole('alert').filter({ hasText: 'changed' }),
         (text) => text === 'The 100 credits for 9.90 EUR bundle changed before your purchase, so nothing was bought: it is now 100 credits for 19.90 EUR. Buy it again to accept.',
@@ -110,7 +117,7 @@ describe('a portal purchase whose bundle changed', () => {
 
   it('buys nothing at a price the customer was not shown, shows the new one, and buys at it when asked again', async () => {
     await afterARefusedPurchase(async ({ card, entries }) => {
-      await card.getByRole('button', { name: 'Buy 100 credits for 19.90 EUR' }).click();
+      await buyOnPortal(card, '100 credits for 19.90 EUR');
       // Said from what the ledger recorded.
       await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 19.90 EUR. Your balance is now 100.', 'the purchase');
       expect(await card.getByRole('alert').filter({ hasText: 'changed' }).count()).toBe(0);
@@ -133,27 +140,27 @@ describe('a portal purchase whose bundle changed', () => {
       const page = await context.newPage();
       const keep = await keepPurchaseOptions(page, '/auto-recharge');
       await page.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
-      const card = page.getByRole('region', { name: 'Recharged credits' });
+      const card = page.getByRole('region', { name: 'Recharged credits', exact: true });
       const summary = card.locator('summary').filter({ hasText: 'Auto-recharge' });
       await untilText(summary, (text) => text === 'Auto-recharge: off', 'auto-recharge off');
       keep();
       await summary.click();
       const form = card.getByRole('form', { name: 'Auto-recharge' });
-      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === 'pack: 100 credits for 9.90 EUR', 'the bundle at its first terms');
+      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === '100 credits for 9.90 EUR', 'the bundle at its first terms');
       await api('PATCH', `/credit-products/${product.id}`, { bundles: [bundle('19.90')] });
 
       const save = form.getByRole('button', { name: 'Save auto-recharge' });
       await save.click();
       await untilText(
         card.getByRole('alert').filter({ hasText: 'Not saved' }),
-        (text) => text === 'Not saved: the pack bundle changed to 100 credits for 19.90 EUR (it was 100 credits for 9.90 EUR). Saving again agrees to 100 credits for 19.90 EUR.',
+        (text) => text === 'Not saved: the 100 credits for 9.90 EUR bundle changed to 100 credits for 19.90 EUR. Saving again agrees to 100 credits for 19.90 EUR.',
         'the changed terms said',
       );
-      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === 'pack: 100 credits for 19.90 EUR', 'the bundle at its new terms');
+      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === '100 credits for 19.90 EUR', 'the bundle at its new terms');
       await expectAccessible(page, 'the portal auto-recharge refused for changed terms');
 
       await save.click();
-      await untilText(summary, (text) => text === 'Auto-recharge: 1 × pack (100 credits for 19.90 EUR each) below the warning limit', 'saved at the new terms');
+      await untilText(summary, (text) => text === 'Auto-recharge: 1 × 100 credits for 19.90 EUR below the warning limit', 'saved at the new terms');
       expect((await api<{ terms: unknown }>('GET', `/credit-balances/${balanceId}/auto-recharge`)).terms).toEqual({ credits: '100', price: { amount: '19.90', currency: 'EUR' } });
     } finally {
       await context.close();
@@ -181,12 +188,131 @@ describe('a portal purchase whose bundle changed', () => {
         (text) => text === 'The 100 credits for 9.90 EUR bundle changed before your purchase, so nothing was bought. Its terms are back as they were: buy it again if you still want it.',
         'the terms back',
       );
-      await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR' }).click();
+      await buyOnPortal(card, '100 credits for 9.90 EUR');
       await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 9.90 EUR. Your balance is now 100.', 'the purchase');
       expect((await entries()).map(({ type, purchase }) => [type, purchase?.unitPrice ?? null])).toEqual([
         ['CreditToppedUp', '9.90'],
         ['CreditBalanceOpened', null],
       ]);
+    });
+  });
+
+  /** A new customer with one balance of a product selling `bundles`, and a portal link for it, opened on a phone. */
+  async function openPortal(
+    name: string,
+    bundles: ReadonlyArray<{ id: string; credits: string; price: { amount: string; currency: string } }>,
+    then: (portal: { page: import('playwright-core').Page; card: import('playwright-core').Locator; balanceId: string; customerId: string }) => Promise<void>,
+    before?: (page: import('playwright-core').Page) => Promise<unknown>,
+    lowBalanceThreshold: string | null = '5',
+  ): Promise<void> {
+    const customerId = `portal-${randomUUID()}`;
+    const product = await api<{ id: string }>('POST', '/credit-products', { name, lowBalanceThreshold, bundles });
+    const { id: balanceId } = await api<{ id: string }>('POST', `/customers/${customerId}/credit-balances`, { productId: product.id, startingBalance: '0' });
+    const { url } = await api<{ url: string }>('POST', `/customers/${customerId}/portal-sessions`);
+    const context = await stack.browser.newContext({ viewport: PHONE_VIEWPORT });
+    try {
+      const page = await context.newPage();
+      await before?.(page);
+      await page.goto(url.replace(/^http:\/\/[^/]+/, stack.base));
+      await then({ page, card: page.getByRole('region', { name, exact: true }), balanceId, customerId });
+    } finally {
+      await context.close();
+    }
+  }
+
+  /**
+   * Counts, in the page, the purchases it sends and those answered: fetch is called in the click's
+   * own handler, so once the click is dispatched and a frame has passed, `sent` counts what it sent.
+   */
+  const countPurchases = (page: import('playwright-core').Page) =>
+    page.addInitScript(`(() => {
+      const send = window.fetch;
+      window.purchases = { sent: 0, answered: 0 };
+      window.fetch = function (target, init) {
+        const purchase = init?.method === 'POST' && String(target).endsWith('/purchases');
+        if (purchase) window.purchases.sent += 1;
+        const answer = send.apply(this, arguments);
+        if (purchase) answer.finally(() => { window.purchases.answered += 1; }).catch(() => undefined);
+        return answer;
+      };
+    })()`);
+
+  it('buys once when Buy is clicked twice, the second click landing after the first answer', async () => {
+    await openPortal(
+      'Clicked credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card, balanceId }) => {
+        // Buy asks first, naming the balance and the terms; the purchase is made by the dialog's Buy.
+        await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR of Clicked credits' }).click();
+        const confirm = page.getByRole('dialog', { name: 'Buy 100 credits for 9.90 EUR' }).getByRole('button', { name: 'Buy', exact: true });
+        await confirm.waitFor();
+        const box = (await confirm.boundingBox())!;
+        const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+        // A double click whose second click comes once the first's answer is shown: both at the same spot.
+        await page.mouse.click(x, y);
+        await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 9.90 EUR. Your balance is now 100.', 'the first answer');
+        await page.mouse.click(x, y);
+        await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+        const purchases = await waitFor(
+          async () => {
+            const counted = await page.evaluate<{ sent: number; answered: number }>('window.purchases');
+            return counted.sent === counted.answered ? counted : undefined;
+          },
+          { description: 'every purchase sent answered', timeoutMs: 30_000 },
+        );
+        const { items } = await api<{ items: Array<{ source: string | null }> }>('GET', `/credit-balances/${balanceId}/ledger`);
+        expect({ sent: purchases.sent, bought: items.filter(({ source }) => source === 'purchase').length }).toEqual({ sent: 1, bought: 1 });
+        expect(await card.getByTestId('balance-amount').innerText()).toBe('100');
+      },
+      countPurchases,
+      // No warning limit: nothing on the card moves when the answer comes, so the second click lands where the first did.
+      null,
+    );
+  });
+
+  it('shows the balances when the subscriptions cannot be read, and says so where the subscriptions go', async () => {
+    await openPortal(
+      'Unsubscribed credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card }) => {
+        await untilText(card.getByTestId('balance-amount'), (text) => text === '0', 'the balance shown');
+        await card.getByRole('button', { name: /^Buy 100 credits for 9\.90 EUR/ }).waitFor();
+        await untilText(page.getByRole('region', { name: 'Your subscriptions' }).getByRole('alert'), (text) => text === 'Subscriptions are unavailable.', 'the subscriptions\' failure said');
+        await expectAccessible(page, 'the portal with its subscriptions unread');
+      },
+      (page) =>
+        page.route(
+          (address) => address.pathname.endsWith('/subscriptions'),
+          (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'subscriptions_unavailable', message: 'Subscriptions are unavailable.' }) }),
+        ),
+    );
+  });
+
+  it('describes a bundle by its terms and its price formatted, never by the operator\'s id', async () => {
+    const bundles = [{ id: 'pack', credits: '100', price: { amount: '1234.50', currency: 'EUR' } }];
+    await openPortal('Priced credits', bundles, async ({ page, card, balanceId }) => {
+      await card.getByRole('button', { name: /^Buy 100 credits for 1,234\.50 EUR/ }).waitFor();
+      // Bought by the provider's key: the portal shows it as the provider's, in the customer's words.
+      const bought = await fetch(`${stack.base}/v1/credit-balances/${balanceId}/purchases`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+        body: JSON.stringify({ bundleId: 'pack', quantity: 2 }),
+      });
+      expect(bought.status).toBe(201);
+      const activity = card.getByRole('table', { name: /^Recent activity/ });
+      await untilText(activity, (text) => text.includes('+200'), 'the purchase in the recent activity');
+      const reasons = await activity.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.children[4]?.textContent ?? ''));
+      expect(reasons[0]).toBe('2 bundles: 200 credits for 2,469.00 EUR');
+
+      const summary = card.locator('summary').filter({ hasText: 'Auto-recharge' });
+      await untilText(summary, (text) => text === 'Auto-recharge: off', 'auto-recharge off');
+      await summary.click();
+      const form = card.getByRole('form', { name: 'Auto-recharge' });
+      await untilText(form.getByLabel('Bundle').locator('option:checked'), (text) => text === '100 credits for 1,234.50 EUR', 'the bundle by its terms');
+      await form.getByRole('button', { name: 'Save auto-recharge' }).click();
+      await untilText(summary, (text) => text === 'Auto-recharge: 1 × 100 credits for 1,234.50 EUR below the warning limit', 'the setting by its terms');
+      expect(await card.innerText()).not.toMatch(/\bpack\b/);
+      await expectAccessible(page, 'the portal with a purchase and auto-recharge set');
     });
   });
 });

@@ -7,7 +7,7 @@ import { AutoRechargeSettings } from '../shared/AutoRechargeSettings';
 import { BalanceStatement } from '../shared/BalanceStatement';
 import { DownloadLedgerButton } from '../shared/DownloadLedgerButton';
 import { RecentConsumption } from '../shared/RecentConsumption';
-import { ErrorMessage, Loading, ScrollingTable, usePolling } from '../shared/ui';
+import { Dialog, ErrorMessage, Loading, ScrollingTable, useBusyAction, usePolling } from '../shared/ui';
 import { useRecentConsumption } from '../shared/useRecentConsumption';
 import { takePortalToken, tokenCustomer } from './portalToken';
 
@@ -35,23 +35,28 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
   const [options, setOptions] = useState<PurchaseOption[]>([]);
   const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
   const [readAt, setReadAt] = useState(Date.now());
+  const [optionsReadAt, setOptionsReadAt] = useState(Date.now());
   const [version, setVersion] = useState(0);
   const readOptions = () => everyItem<PurchaseOption>(api, path`/customers/${customerId}/purchase-options`);
+  const deps = [api, customerId, version];
+  // Each section read on its own: one that fails says so where it goes, the others still show.
   const error = usePolling(
     async () => {
-      const [page, offered, subscribed] = await Promise.all([
-        everyItem<CreditBalance>(api, path`/customers/${customerId}/credit-balances`),
-        readOptions(),
-        everyItem<Subscription>(api, path`/customers/${customerId}/subscriptions`),
-      ]);
-      setBalances(page);
-      setOptions(offered);
-      setSubscriptions(subscribed);
+      setBalances(await everyItem<CreditBalance>(api, path`/customers/${customerId}/credit-balances`));
       setReadAt(Date.now());
     },
     REFRESH_MS,
-    [api, customerId, version],
+    deps,
   );
+  const unoffered = usePolling(
+    async () => {
+      setOptions(await readOptions());
+      setOptionsReadAt(Date.now());
+    },
+    REFRESH_MS,
+    deps,
+  );
+  const unsubscribed = usePolling(async () => setSubscriptions(await everyItem<Subscription>(api, path`/customers/${customerId}/subscriptions`)), REFRESH_MS, deps);
   return (
     <>
       <header class="top">
@@ -70,12 +75,14 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
             api={api}
             balance={balance}
             readAt={readAt}
+            optionsReadAt={optionsReadAt}
+            optionsError={unoffered}
             option={options.find((option) => option.balanceId === balance.id)}
             readBundles={async () => (await readOptions()).find((option) => option.balanceId === balance.id)?.bundles ?? []}
             onChanged={() => setVersion(version + 1)}
           />
         ))}
-        {subscriptions.length > 0 && <PortalSubscriptions subscriptions={subscriptions} balances={balances ?? []} />}
+        {(subscriptions.length > 0 || unsubscribed !== undefined) && <PortalSubscriptions subscriptions={subscriptions} balances={balances ?? []} error={unsubscribed} />}
       </main>
     </>
   );
@@ -97,27 +104,30 @@ function nextGrantText(subscription: Subscription, item: Subscription['items'][n
 }
 
 /** The customer's subscriptions: each plan, what it grants per period and when the next grant comes. */
-function PortalSubscriptions({ subscriptions, balances }: { subscriptions: readonly Subscription[]; balances: readonly CreditBalance[] }) {
+function PortalSubscriptions({ subscriptions, balances, error }: { subscriptions: readonly Subscription[]; balances: readonly CreditBalance[]; error: string | undefined }) {
   const productName = (productId: string) => balances.find((balance) => balance.productId === productId)?.name ?? productId;
   return (
     <section class="card" aria-labelledby="portal-subscriptions">
       <h2 id="portal-subscriptions">Your subscriptions</h2>
-      <ScrollingTable caption="Subscriptions" columns={['Plan', 'Credits', 'Grants', 'Next']}>
-        <tbody>
-          {subscriptions.flatMap((subscription) =>
-            subscription.items.map((item) => (
-              <tr key={`${subscription.id} ${item.productId}`}>
-                <td>{subscription.planName}</td>
-                <td>{productName(item.productId)}</td>
-                <td class="number">
-                  {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
-                </td>
-                <td>{nextGrantText(subscription, item)}</td>
-              </tr>
-            )),
-          )}
-        </tbody>
-      </ScrollingTable>
+      <ErrorMessage message={error} />
+      {subscriptions.length > 0 && (
+        <ScrollingTable caption="Subscriptions" columns={['Plan', 'Product', 'Grants', 'Next']}>
+          <tbody>
+            {subscriptions.flatMap((subscription) =>
+              subscription.items.map((item) => (
+                <tr key={`${subscription.id} ${item.productId}`}>
+                  <td>{subscription.planName}</td>
+                  <td>{productName(item.productId)}</td>
+                  <td class="number">
+                    {formatCredits(item.creditsPerPeriod)} {periodText(item.period)}
+                  </td>
+                  <td>{nextGrantText(subscription, item)}</td>
+                </tr>
+              )),
+            )}
+          </tbody>
+        </ScrollingTable>
+      )}
     </section>
   );
 }
@@ -155,6 +165,8 @@ function PortalBalance({
   api,
   balance,
   readAt,
+  optionsReadAt,
+  optionsError,
   option,
   readBundles,
   onChanged,
@@ -162,6 +174,9 @@ function PortalBalance({
   api: ApiClient;
   balance: CreditBalance;
   readAt: number;
+  /** When the purchase options were last read, and why the last read failed, if it did. */
+  optionsReadAt: number;
+  optionsError: string | undefined;
   option: PurchaseOption | undefined;
   /** The balance's purchase options read again now: the auto-recharge form's, after a refusal for changed terms. */
   readBundles: () => Promise<readonly Bundle[]>;
@@ -170,7 +185,11 @@ function PortalBalance({
   const [shown, setShown] = useState(balance);
   const [message, setMessage] = useState<string>();
   const [error, setError] = useState<string>();
-  // One key per bundle until its purchase succeeds: a double click or a retry buys once. Maps, not
+  // The bundle whose purchase is being confirmed: Buy opens the dialog, its own Buy buys. Once
+  // bought the dialog is gone, so a double click's second click buys nothing more.
+  const [confirming, setConfirming] = useState<Bundle>();
+  const [busy, busyWhile] = useBusyAction();
+  // One key per bundle until its purchase is answered for good: a retry buys once. Maps, not
   // objects: a bundle's id is the operator's (`constructor` is one), never an inherited member.
   const [pending, setPending] = useState<ReadonlyMap<string, PendingPurchase>>(new Map());
   // The terms each bundle was expected at when the API said they changed, and when: said until it is bought.
@@ -182,12 +201,13 @@ function PortalBalance({
     const change = changed.get(bundle.id);
     if (change === undefined) return [];
     const refused = `The ${bundleTerms(change.was)} bundle changed before your purchase, so nothing was bought`;
-    // Until the options are read again (readAt, the last read's end) the bundle shows the terms it had.
-    if (readAt <= change.at) return [`${refused}. Reading its new terms…`];
+    // Until the options are read again (optionsReadAt, the last read's end) the bundle shows the terms it had.
+    if (optionsReadAt <= change.at) return [`${refused}. Reading its new terms…`];
     // The operator may have put the terms back meanwhile (compared by value, as the API does): nothing new to accept then.
     return [sameBundleTerms(bundle, change.was) ? `${refused}. Its terms are back as they were: buy it again if you still want it.` : `${refused}: it is now ${bundleTerms(bundle)}. Buy it again to accept.`];
   });
-  const buy = async (bundle: Bundle) => {
+  /** Buys the bundle; whether the dialog is done with (bought, or refused for its terms, which the card then says). */
+  const buy = async (bundle: Bundle): Promise<boolean> => {
     const { key, expected } = pending.get(bundle.id) ?? { key: newIdempotencyKey(), expected: termsOf(bundle) };
     setPending(new Map(pending).set(bundle.id, { key, expected }));
     setError(undefined);
@@ -199,6 +219,7 @@ function PortalBalance({
       setChanged((current) => without(current, bundle.id));
       setMessage(boughtText(change));
       onChanged();
+      return true;
     } catch (failure) {
       // Refused (4xx but 429): the API keeps that key and body refused for good, so that a twin
       // of the request still in flight can never land after it; the next click is a new purchase,
@@ -210,9 +231,10 @@ function PortalBalance({
       if (failure instanceof ApiError && failure.code === 'purchase_terms_changed') {
         setChanged((current) => new Map(current).set(bundle.id, { was: expected, at: Date.now() }));
         onChanged();
-        return;
+        return true;
       }
       setError(failure instanceof ApiError ? failure.message : String(failure));
+      return false;
     }
   };
   return (
@@ -220,7 +242,8 @@ function PortalBalance({
       <h2 id={headingId}>{shown.name}</h2>
       <BalanceFigure balance={shown} readAt={readAt} now={now} />
       <h3>Purchase options</h3>
-      {option === undefined || option.bundles.length === 0 ? (
+      <ErrorMessage message={optionsError} />
+      {optionsError !== undefined && option === undefined ? null : option === undefined || option.bundles.length === 0 ? (
         <p>Nothing to buy for this balance.</p>
       ) : (
         <ul class="bundles">
@@ -229,7 +252,14 @@ function PortalBalance({
               <span>
                 <strong>{formatCredits(bundle.credits)} credits</strong> for {formatPrice(bundle.price)}
               </span>
-              <button type="button" aria-label={`Buy ${bundleTerms(bundle)}`} onClick={() => buy(bundle)}>
+              <button
+                type="button"
+                aria-label={`Buy ${bundleTerms(bundle)} of ${shown.name}`}
+                onClick={() => {
+                  setError(undefined);
+                  setConfirming(bundle);
+                }}
+              >
                 Buy
               </button>
             </li>
@@ -246,8 +276,29 @@ function PortalBalance({
           {message}
         </p>
       )}
-      <ErrorMessage message={error} />
-      <RecentConsumption recent={recent} consumption={consumption} error={unread} chartTitle="Consumption in the last 30 days" caption="Recent activity" audience="portal" />
+      <Dialog title={confirming === undefined ? '' : `Buy ${bundleTerms(confirming)}`} open={confirming !== undefined} onClose={() => setConfirming(undefined)}>
+        {confirming !== undefined && (
+          <>
+            <p>{`${formatCredits(confirming.credits)} credits are added to ${shown.name} at once, billed as one purchase of ${formatPrice(confirming.price)}.`}</p>
+            <ErrorMessage message={error} />
+            <div class="actions">
+              <button
+                type="button"
+                disabled={busy}
+                onClick={busyWhile(async () => {
+                  if (await buy(confirming)) setConfirming(undefined);
+                })}
+              >
+                Buy
+              </button>
+              <button type="button" class="secondary" onClick={() => setConfirming(undefined)}>
+                Cancel
+              </button>
+            </div>
+          </>
+        )}
+      </Dialog>
+      <RecentConsumption recent={recent} consumption={consumption} error={unread} chartTitle="Consumption in the last 30 days" caption={`Recent activity: ${shown.name}`} audience="portal" />
       <BalanceStatement api={api} balanceId={balance.id} />
       {option !== undefined && option.bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={option.bundles} readBundles={readBundles} audience="portal" />}
       <div class="actions">

@@ -30,25 +30,40 @@ interface TermsRefusal {
   readonly unread: string | null | undefined;
 }
 
+/**
+ * A bundle as its reader knows it: the operator by its id and terms, the customer (who never sees
+ * the operator's ids) by its terms alone.
+ */
+function bundleText(bundle: RechargeBundle, audience: Audience): string {
+  return audience === 'console' ? `${bundle.id}: ${bundleTerms(bundle)}` : bundleTerms(bundle);
+}
+
+type Audience = 'console' | 'portal';
+
 /** What a refusal for changed terms says, against the bundle as the form now shows it: what saving again agrees to. */
-function refusalText({ bundleId, was, unread }: TermsRefusal, offered: readonly RechargeBundle[] | undefined): string {
-  const named = `Not saved: the ${bundleId} bundle`;
+function refusalText({ bundleId, was, unread }: TermsRefusal, offered: readonly RechargeBundle[] | undefined, audience: Audience): string {
+  const named = `Not saved: the ${audience === 'console' ? bundleId : bundleTerms(was)} bundle`;
   if (unread === undefined) return `${named} changed. Reading its new terms…`;
   if (unread !== null) return `${named} changed, and its new terms could not be read (${unread}). Saving again reads them again.`;
   const bundle = offered?.find((candidate) => candidate.id === bundleId);
   if (bundle === undefined) return `${named} is no longer offered. Choose another.`;
   // Put back meanwhile (by value, as the API compares): the terms shown are those it was refused at.
   if (sameBundleTerms(bundle, was)) return `${named} changed, and is back at ${bundleTerms(bundle)}. Saving again agrees to ${bundleTerms(bundle)}.`;
-  return `${named} changed to ${bundleTerms(bundle)} (it was ${bundleTerms(was)}). Saving again agrees to ${bundleTerms(bundle)}.`;
+  // The customer's name of it is already the terms it had.
+  return `${named} changed to ${bundleTerms(bundle)}${audience === 'console' ? ` (it was ${bundleTerms(was)})` : ''}. Saving again agrees to ${bundleTerms(bundle)}.`;
 }
 
-/** What the summary says: off, or what it buys. */
-function describe(recharge: AutoRecharge | null, bundles: readonly RechargeBundle[] | undefined): string {
+/** What the summary says: off, or what it buys (to the customer by its terms alone, as bundleText). */
+function describe(recharge: AutoRecharge | null, bundles: readonly RechargeBundle[] | undefined, audience: Audience): string {
   if (recharge === null) return 'Auto-recharge: off';
   const bundle = bundles?.find((candidate) => candidate.id === recharge.bundleId);
-  // The terms it buys at, kept when it was set; a setting from before they were kept buys at the bundle's of the moment.
-  const each = recharge.terms !== null ? ` (${bundleTerms(recharge.terms)} each)` : bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
   const most = recharge.monthlyLimit === null ? '' : `, at most ${recharge.monthlyLimit} a month`;
+  // The terms it buys at, kept when it was set; a setting from before they were kept buys at the bundle's of the moment.
+  if (audience === 'portal') {
+    const terms = recharge.terms ?? bundle;
+    return `Auto-recharge: ${recharge.quantity} × ${terms === undefined ? 'a bundle no longer offered' : bundleTerms(terms)} below the warning limit${most}`;
+  }
+  const each = recharge.terms !== null ? ` (${bundleTerms(recharge.terms)} each)` : bundle === undefined ? '' : ` (${formatCredits(bundle.credits)} credits each)`;
   return `Auto-recharge: ${recharge.quantity} × ${recharge.bundleId}${each} below the warning limit${most}`;
 }
 
@@ -79,7 +94,7 @@ export function AutoRechargeSettings({
   bundles: readonly RechargeBundle[] | undefined;
   /** Reads them again, from where `bundles` came: after a refusal for changed terms, the form shows them as they are now. */
   readBundles: () => Promise<readonly RechargeBundle[]>;
-  audience: 'console' | 'portal';
+  audience: Audience;
 }) {
   // undefined while loading; null when it has none.
   const [recharge, setRecharge] = useState<AutoRecharge | null>();
@@ -124,7 +139,7 @@ export function AutoRechargeSettings({
   const limit = formatCredits(balance.lowBalanceThreshold ?? '0');
   return (
     <details>
-      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, offered)}</summary>
+      <summary>{recharge === undefined ? 'Auto-recharge' : describe(recharge, offered, audience)}</summary>
       <p>
         {noLimit
           ? audience === 'console'
@@ -144,7 +159,7 @@ export function AutoRechargeSettings({
       )}
       <form
         class="inline-form"
-        aria-label="Auto-recharge"
+        aria-label={`Auto-recharge: ${balance.name}`}
         noValidate
         onSubmit={busyWhile(async (event) => {
           event.preventDefault();
@@ -202,7 +217,7 @@ export function AutoRechargeSettings({
           {offered?.length === 0 && <option value="">No bundles to buy</option>}
           {offered?.map((bundle) => (
             <option key={bundle.id} value={bundle.id}>
-              {`${bundle.id}: ${bundleTerms(bundle)}`}
+              {bundleText(bundle, audience)}
             </option>
           ))}
         </SelectField>
@@ -241,7 +256,7 @@ export function AutoRechargeSettings({
           </button>
         )}
       </form>
-      <ErrorMessage message={refusal?.bundleId === bundleId ? refusalText(refusal, offered) : error} />
+      <ErrorMessage message={refusal?.bundleId === bundleId ? refusalText(refusal, offered, audience) : error} />
       {saved !== undefined && (
         <p class="ok" role="status">
           {saved}

@@ -1,11 +1,20 @@
 import type { LedgerEntry } from './apiTypes';
-import { actorLabel, entryCredits, entryLabel, formatCredits, formatTime } from './format';
+import { actorLabel, bundleTerms, entryCredits, entryLabel, formatCredits, formatPrice, formatTime } from './format';
 import { ScrollingTable } from './ui';
 
-/** A purchase as the Reason column says it: the bundle, how many unless one, the price, and why when the ledger says (an auto-recharge). */
-function purchaseText(purchase: NonNullable<LedgerEntry['purchase']>, reason: string | null): string {
-  const bundles = purchase.quantity === 1 ? purchase.bundleId : `${purchase.bundleId} × ${purchase.quantity}`;
-  return `bundle ${bundles}, ${purchase.totalPrice} ${purchase.currency}${reason === null ? '' : `; ${reason}`}`;
+/**
+ * A purchase as the Reason column says it, and why when the ledger says (an auto-recharge): to the
+ * console the bundle by its id (the operator's), how many unless one, and the price; to the
+ * customer, who never sees bundle ids, what was bought for what.
+ */
+function purchaseText(entry: LedgerEntry & { purchase: NonNullable<LedgerEntry['purchase']> }, audience: 'console' | 'portal'): string {
+  const { purchase, reason } = entry;
+  const total = { amount: purchase.totalPrice, currency: purchase.currency };
+  const bought =
+    audience === 'console'
+      ? `bundle ${purchase.quantity === 1 ? purchase.bundleId : `${purchase.bundleId} × ${purchase.quantity}`}, ${formatPrice(total)}`
+      : `${purchase.quantity === 1 ? '' : `${purchase.quantity} bundles: `}${bundleTerms({ credits: entry.credits ?? '0', price: total })}`;
+  return `${bought}${reason === null ? '' : `; ${reason}`}`;
 }
 
 /**
@@ -42,7 +51,7 @@ export function LedgerTable({
             </td>
             <td class="number">{entryCredits(entry)}</td>
             <td class="number">{entry.balanceAfter === null ? '' : formatCredits(entry.balanceAfter)}</td>
-            <td>{entry.purchase !== null ? purchaseText(entry.purchase, entry.reason) : (entry.reason ?? '')}</td>
+            <td>{entry.purchase !== null ? purchaseText({ ...entry, purchase: entry.purchase }, audience) : (entry.reason ?? '')}</td>
             <td>{actorLabel(entry.actor, audience)}</td>
             {onRefund !== undefined && (
               <td>
