@@ -195,6 +195,22 @@ describe('PostgreSQL webhook store', () => {
     expect(await store.retryDelivery('ep-order', 'ep-gone:20', later(11_000))).toBeUndefined();
   });
 
+  it('leaves failed a given-up delivery whose balance has a later one delivered since, when it enables the endpoint', async () => {
+    await endpoint('ep-stale');
+    await store.recordDeliveries([delivery('ep-stale', 'b1', 70n), delivery('ep-stale', 'b1', 71n), delivery('ep-stale', 'b1', 72n), delivery('ep-stale', 'b2', 73n)], t0);
+    const gaveUp = { attempt: 1, startedAt: later(1_000), durationMs: 3, statusCode: 500, error: null, responseBody: null };
+    const delivered = { ...gaveUp, statusCode: 200 };
+    // 70 given up, then 71 delivered after it (sent again by hand): 70 is stale. 72 given up with
+    // nothing of b1 delivered after it, and 73 of another balance: both still owed.
+    await store.recordAttempt('ep-stale:70', gaveUp, { status: 'failed', disableReason: 'gave up' });
+    await store.recordAttempt('ep-stale:71', delivered, { status: 'succeeded' });
+    await store.recordAttempt('ep-stale:72', gaveUp, { status: 'failed', disableReason: 'gave up' });
+    await store.recordAttempt('ep-stale:73', gaveUp, { status: 'failed', disableReason: 'gave up' });
+    await store.updateEndpoint('ep-stale', { enabled: true });
+    const statuses = Object.fromEntries((await store.listDeliveries('ep-stale', { limit: 10 })).map((d) => [d.id, d.status]));
+    expect(statuses).toEqual({ 'ep-stale:70': 'failed', 'ep-stale:71': 'succeeded', 'ep-stale:72': 'pending', 'ep-stale:73': 'pending' });
+  });
+
   it('counts the retry period of a re-enabled endpoint\'s pending deliveries from their next attempt, not from before the pause', async () => {
     await endpoint('ep-resumed');
     await store.recordDeliveries([delivery('ep-resumed', 'b1', 40n)], t0);

@@ -103,12 +103,17 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
       // Its given-up (failed) deliveries become pending too, due at once (their next_attempt_at
       // is past): left failed, the later deliveries of their balances would go out ahead of them,
       // out of ledger order. Only the oldest pending one per balance is sent, so they go first.
+      // Not one whose balance had a later delivery succeed since (sent again by hand): the
+      // receiver already has newer news of that balance, and resent it would come after it.
       // One statement: every part sees the endpoint as it was before the update.
       const { rows } = await pool.query<EndpointRow>(
         `WITH resumed AS (
-           UPDATE webhook_deliveries SET status = 'pending', first_attempt_at = NULL
-           WHERE endpoint_id = $1 AND status IN ('pending', 'failed') AND $6::boolean IS TRUE
+           UPDATE webhook_deliveries d SET status = 'pending', first_attempt_at = NULL
+           WHERE d.endpoint_id = $1 AND d.status IN ('pending', 'failed') AND $6::boolean IS TRUE
              AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND disabled_at IS NOT NULL)
+             AND (d.status = 'pending' OR NOT EXISTS (
+               SELECT 1 FROM webhook_deliveries s
+               WHERE s.endpoint_id = d.endpoint_id AND s.balance_id = d.balance_id AND s.position > d.position AND s.status = 'succeeded'))
          )
          UPDATE webhook_endpoints SET
            url = COALESCE($2, url),

@@ -36,7 +36,8 @@ export interface WebhookEndpointChanges {
   readonly events?: readonly WebhookEventType[];
   /**
    * true re-enables a disabled endpoint: its pending and given-up (failed) deliveries resume, each
-   * balance's in ledger order, with a fresh retry period; false disables it by hand.
+   * balance's in ledger order, with a fresh retry period (not a given-up one whose balance had a
+   * later delivery succeed since: it stays failed); false disables it by hand.
    */
   readonly enabled?: boolean;
 }
