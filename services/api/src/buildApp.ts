@@ -50,6 +50,7 @@ import { createSignedTokens } from './web/signedTokens';
 import { createMemoryTokenRevocations, createRedisTokenRevocations } from './web/tokenRevocations';
 import { rejectUnstorableText } from './rejectUnstorableText';
 import { declareRouteScopes } from './routeScopes';
+import { declareOptionalBodies, documentOptionalBodies } from './optionalBodies';
 import { planRoutes } from './subscriptions/planRoutes';
 import { subscriptionRoutes } from './subscriptions/subscriptionRoutes';
 import { usageRoutes } from './usage/usageRoutes';
@@ -258,6 +259,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   addUtf8JsonParser(app, ['application/json']);
   // Before any route is added: every route must declare its scope, which the document shows.
   declareRouteScopes(app);
+  declareOptionalBodies(app);
   registerRequestLimits(app, auth, {
     bodyTimeoutMs: options.bodyTimeoutMs ?? 10_000,
     maxConnections: options.maxConnections ?? 1024,
@@ -337,6 +339,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`),
     },
+    transformObject: (document) => ('openapiObject' in document ? documentOptionalBodies(document.openapiObject) : document.swaggerObject),
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',

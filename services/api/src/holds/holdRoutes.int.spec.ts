@@ -181,6 +181,19 @@ describe('holds and entitlements over HTTP (PostgreSQL, Redis)', () => {
     expect(figures(await balanceOf(balance.id))).toEqual({ balance: '4', held: '0', available: '4' });
   });
 
+  it('captures and releases with no body at all (so no content-type either), as the body is optional', async () => {
+    const balance = await openBalance('10');
+    const captured = (await hold(balance.id, 'bare-capture', { credits: '4', expiresInSeconds: 600 })).json<HoldView>();
+    const freed = (await hold(balance.id, 'bare-release', { credits: '2', expiresInSeconds: 600 })).json<HoldView>();
+    const bare = (holdId: string, action: 'capture' | 'release') => call({ method: 'POST', url: `/v1/holds/${encodeURIComponent(holdId)}/${action}` });
+    const capture = await bare(captured.id, 'capture');
+    expect([capture.statusCode, capture.json()]).toEqual([200, expect.objectContaining({ status: 'captured', captured: '4' })]);
+    const release = await bare(freed.id, 'release');
+    expect([release.statusCode, release.json()]).toEqual([200, expect.objectContaining({ status: 'released', released: '2' })]);
+    // The same request as one with an empty body: answered again, not refused.
+    expect((await onHold(captured.id, 'capture')).headers['idempotent-replayed']).toBe('true');
+  });
+
   it('captures in full and in part and releases, exactly, idempotently, visible in all three figures; then 409 on a freed hold', async () => {
     const balance = await openBalance('10');
     const full = (await hold(balance.id, 'full', { credits: '4', expiresInSeconds: 600 })).json<HoldView>();

@@ -73,7 +73,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
   app.post(
     '/holds/:holdId/capture',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', optionalBody: true },
       schema: {
         tags,
         operationId: 'captureHold',
@@ -106,7 +106,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<HoldRoutesOptions> = async (a
   app.post(
     '/holds/:holdId/release',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', optionalBody: true },
       schema: {
         tags,
         operationId: 'releaseHold',

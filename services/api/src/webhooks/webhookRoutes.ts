@@ -173,7 +173,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         operationId: 'updateWebhookEndpoint',
         summary: 'Change a webhook endpoint',
         description:
-          '`enabled: true` turns a disabled endpoint back on: its waiting deliveries resume, given-up ones included, each balance\'s in ledger order (a given-up delivery before the later ones of its balance), with a fresh retry period. `enabled: false` stops deliveries; they wait.',
+          '`enabled: true` turns a disabled endpoint back on: its waiting deliveries resume, given-up ones included, each balance\'s in ledger order (a given-up delivery before the later ones of its balance; not one whose balance had a later delivery succeed since, which stays given up), with a fresh retry period. `enabled: false` stops deliveries; they wait.',
         params: endpointParams,
         body: Type.Object(
           { url: Type.Optional(url), events: Type.Optional(events), description: Type.Optional(description), enabled: Type.Optional(Type.Boolean()) },
@@ -268,7 +268,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
   app.post(
     '/webhook-endpoints/:endpointId/test',
     {
-      config: { scope: 'admin' },
+      config: { scope: 'admin', optionalBody: true },
       schema: {
         tags,
         operationId: 'testWebhookEndpoint',
@@ -278,11 +278,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         params: endpointParams,
         body: Type.Optional(Type.Object({ eventType: Type.Optional(stringEnum(WEBHOOK_EVENT_TYPES)) }, { additionalProperties: false })),
         response: { 200: TestResultSchema, ...errorResponses },
-      },
-      // The body is optional, yet Fastify validates an absent one (a POST with no body and no
-      // content-type) against the object schema ("body must be object"): none reads as {}.
-      preValidation: async (request) => {
-        request.body ??= {};
       },
     },
     async (request) => webhooks.sendTest(request.params.endpointId, request.body?.eventType),
