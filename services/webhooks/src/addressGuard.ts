@@ -32,40 +32,58 @@ export interface AddressPolicy {
 export interface DnsOptions {
   /** DNS servers to ask instead of the system's (`host` or `host:port`): tests point it at their own. */
   readonly servers?: readonly string[];
-  /** How long one query waits for an answer before it is sent again; default 1000 ms. */
+  /**
+   * How long a query's first try waits for an answer; c-ares doubles it on each later try, and
+   * tries each server in turn. Default 1000 ms.
+   */
   readonly timeoutMs?: number;
-  /** Queries per server before the name is unresolved (ETIMEOUT); default 2. */
+  /** Tries per server before the name is unresolved (ETIMEOUT); default 2. */
   readonly tries?: number;
+  /**
+   * The system resolver, asked only once DNS said the name does not exist as given; by default
+   * dns.lookup (getaddrinfo: /etc/hosts, the search list, ndots). Tests inject their own.
+   */
+  readonly lookup?: (host: string) => Promise<LookupAddress[]>;
 }
 
 const DEFAULT_DNS_TIMEOUT_MS = 1_000;
 const DEFAULT_DNS_TRIES = 2;
 
 /**
- * `localhost` and the names under it are loopback by definition (RFC 6761 §6.3). The resolver
- * below asks DNS servers only and never reads /etc/hosts, so they are answered here, as
- * getaddrinfo would from /etc/hosts, and then refused or allowed like any loopback address. Other
- * names only /etc/hosts knows do not resolve: a receiver must have a DNS name (a container's name
- * on a compose or Kubernetes network is one) or an IP literal.
+ * `localhost` and the names under it are loopback by definition (RFC 6761 §6.3), so they are
+ * answered here, with no query and no worker thread, and then refused or allowed like any
+ * loopback address.
  */
 const LOOPBACK = ['127.0.0.1', '::1'];
 
-/** What c-ares reports for a name that does not exist, or has no address: only that says the URL is bad. */
+/**
+ * What c-ares reports for a name that does not exist, or has no address (and dns.lookup, for
+ * either: its EAI_NONAME and EAI_NODATA): only that says the URL is bad.
+ */
 const NOT_FOUND_DNS_CODES = new Set(['ENOTFOUND', 'ENODATA']);
 
 /** A host's addresses, or the DNS error (ErrnoException, `code` as c-ares says it) when it has none. */
 type ResolveHost = (host: string) => Promise<string[]>;
 
 /**
- * Resolves through c-ares (dns.promises.Resolver), not dns.lookup: getaddrinfo blocks one of
- * libuv's 4 shared worker threads for as long as a name's DNS server takes, with no timeout of
+ * Resolves through c-ares (dns.promises.Resolver) first, not dns.lookup: getaddrinfo blocks one
+ * of libuv's 4 shared worker threads for as long as a name's DNS server takes, with no timeout of
  * its own, so a few receivers whose DNS hangs would hold every thread, and every other
  * endpoint's lookup (and the process's file I/O) would queue behind them. c-ares queries on the
- * event loop, each bounded by `timeoutMs` × `tries`. An IP literal is its own address.
+ * event loop: a try waits `timeoutMs`, each later one twice the one before, at each server in
+ * turn (with the defaults up to 3 s with one server, 6 s with two). An IP literal is its own
+ * address.
+ *
+ * c-ares sends the name as given: no search list, no ndots, no /etc/hosts. So once DNS has
+ * answered that the name does not exist as given (both families), the system resolver is asked
+ * (getaddrinfo): a Kubernetes short name (`receiver.ns`), an `extra_hosts` entry or
+ * `host.docker.internal` resolve as everywhere else. Only then: a name whose DNS times out or
+ * fails never reaches a worker thread.
  */
 function createHostResolver(options: DnsOptions = {}): ResolveHost {
   const resolver = new dnsPromises.Resolver({ timeout: options.timeoutMs ?? DEFAULT_DNS_TIMEOUT_MS, tries: options.tries ?? DEFAULT_DNS_TRIES });
   if (options.servers !== undefined) resolver.setServers([...options.servers]);
+  const systemLookup = options.lookup ?? ((host: string) => dnsPromises.lookup(host, { all: true }));
   return async (host) => {
     if (isIP(host) !== 0) return [host];
     const name = host.toLowerCase().replace(/\.$/, '');
@@ -75,7 +93,9 @@ function createHostResolver(options: DnsOptions = {}): ResolveHost {
     if (addresses.length > 0) return addresses;
     // Neither family has an address: "not found" only when both say so, else what failed.
     const failures = [v4, v6].map((result) => (result.status === 'rejected' ? (result.reason as NodeJS.ErrnoException) : undefined));
-    throw failures.find((error) => error !== undefined && !NOT_FOUND_DNS_CODES.has(error.code ?? '')) ?? failures[0] ?? failures[1];
+    const failure = failures.find((error) => error !== undefined && !NOT_FOUND_DNS_CODES.has(error.code ?? '')) ?? failures[0] ?? failures[1];
+    if (failure !== undefined && !NOT_FOUND_DNS_CODES.has(failure.code ?? '')) throw failure;
+    return (await systemLookup(host)).map((entry) => entry.address);
   };
 }
 

@@ -1,5 +1,5 @@
-import dns from 'node:dns';
-import { assertDeliverableUrl, isPublicAddress } from './addressGuard';
+import dns, { type LookupAddress } from 'node:dns';
+import { assertDeliverableUrl, isPublicAddress, type AddressPolicy } from './addressGuard';
 import { WebhookUrlRefusedError, WebhookUrlUnresolvedError } from './webhookErrors';
 
 const strict = { allowPrivateNetworks: false };
@@ -67,6 +67,18 @@ describe('assertDeliverableUrl', () => {
 describe('assertDeliverableUrl when DNS fails', () => {
   afterEach(() => jest.restoreAllMocks());
 
+  /** The system resolver (getaddrinfo) as the test has it answer, and the names it was asked. */
+  function systemResolver(answer: (host: string) => LookupAddress[] | string): { policy: AddressPolicy; asked: string[] } {
+    const asked: string[] = [];
+    const lookup = async (host: string) => {
+      asked.push(host);
+      const found = answer(host);
+      if (typeof found === 'string') throw Object.assign(new Error(`getaddrinfo ${found} ${host}`), { code: found });
+      return found;
+    };
+    return { policy: { ...strict, dns: { lookup } }, asked };
+  }
+
   /** The resolver's A and AAAA queries failing with these codes, as c-ares reports them. */
   function resolvingFails(v4: string, v6 = v4): void {
     const failing = (code: string) => () => Promise.reject(Object.assign(new Error(`query ${code} hooks.example.com`), { code }));
@@ -74,20 +86,38 @@ describe('assertDeliverableUrl when DNS fails', () => {
     jest.spyOn(dns.promises.Resolver.prototype, 'resolve6').mockImplementation(failing(v6));
   }
 
-  it('answers a timeout (ETIMEOUT) as retriable, not as a refused URL', async () => {
+  it('answers a timeout (ETIMEOUT) as retriable, not as a refused URL, without asking the system resolver', async () => {
     resolvingFails('ETIMEOUT');
-    const unresolved = assertDeliverableUrl('https://hooks.example.com/x', strict);
+    const { policy, asked } = systemResolver(() => [{ address: '8.8.8.8', family: 4 }]);
+    const unresolved = assertDeliverableUrl('https://hooks.example.com/x', policy);
     await expect(unresolved).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
     await expect(unresolved).rejects.toMatchObject({ retriable: true, message: expect.stringMatching(/ETIMEOUT/) });
+    expect(asked).toEqual([]);
   });
 
   it.each([
     ['ENOTFOUND', 'ENOTFOUND'],
     ['ENODATA', 'ENODATA'],
     ['ENOTFOUND', 'ENODATA'],
-  ])('refuses a name that does not exist or has no address (A %s, AAAA %s)', async (v4, v6) => {
+  ])('refuses a name that neither DNS (A %s, AAAA %s) nor the system resolver knows', async (v4, v6) => {
     resolvingFails(v4, v6);
-    await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlRefusedError);
+    const { policy, asked } = systemResolver(() => 'ENOTFOUND');
+    await expect(assertDeliverableUrl('https://hooks.example.com/x', policy)).rejects.toBeInstanceOf(WebhookUrlRefusedError);
+    expect(asked).toEqual(['hooks.example.com']);
+  });
+
+  // c-ares sends the name as given: a search-list name or one in /etc/hosts is the system resolver's.
+  it('takes the addresses of a name DNS says does not exist from the system resolver, and checks them the same', async () => {
+    resolvingFails('ENOTFOUND', 'ENODATA');
+    const known = systemResolver((host) => (host === 'receiver.ns' ? [{ address: '8.8.8.8', family: 4 }] : [{ address: 'fd00::1', family: 6 }]));
+    await expect(assertDeliverableUrl('https://receiver.ns/x', known.policy)).resolves.toBeInstanceOf(URL);
+    await expect(assertDeliverableUrl('https://inward.ns/x', known.policy)).rejects.toThrow(/fd00::1.*non-public/);
+  });
+
+  it('answers a system resolver that failed for the moment (EAI_AGAIN) as retriable', async () => {
+    resolvingFails('ENOTFOUND');
+    const { policy } = systemResolver(() => 'EAI_AGAIN');
+    await expect(assertDeliverableUrl('https://hooks.example.com/x', policy)).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
   });
 
   // Only "no such name" says the URL is bad: a server that failed (ESERVFAIL), refused or
@@ -99,9 +129,11 @@ describe('assertDeliverableUrl when DNS fails', () => {
     ['ECONNREFUSED', 'ECONNREFUSED'],
     ['EWHATEVER', 'EWHATEVER'],
     ['ENODATA', 'ETIMEOUT'],
-  ])('answers any other failure (A %s, AAAA %s) as retriable', async (v4, v6) => {
+  ])('answers any other failure (A %s, AAAA %s) as retriable, without asking the system resolver', async (v4, v6) => {
     resolvingFails(v4, v6);
-    await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
+    const { policy, asked } = systemResolver(() => [{ address: '8.8.8.8', family: 4 }]);
+    await expect(assertDeliverableUrl('https://hooks.example.com/x', policy)).rejects.toBeInstanceOf(WebhookUrlUnresolvedError);
+    expect(asked).toEqual([]);
   });
 
   it('checks every address of either family: one private address refuses the URL', async () => {
@@ -110,7 +142,7 @@ describe('assertDeliverableUrl when DNS fails', () => {
     await expect(assertDeliverableUrl('https://hooks.example.com/x', strict)).rejects.toThrow(/fd00::1/);
   });
 
-  it('answers localhost without DNS (the resolver does not read /etc/hosts): loopback, refused', async () => {
+  it('answers localhost without DNS or the system resolver: loopback, refused', async () => {
     resolvingFails('ETIMEOUT');
     await expect(assertDeliverableUrl('http://api.localhost./hook', strict)).rejects.toThrow(/127\.0\.0\.1.*non-public/);
   });

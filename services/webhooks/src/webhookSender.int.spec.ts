@@ -184,6 +184,41 @@ describe('webhook sender resolving names', () => {
     }
   });
 
+  it('asks the system resolver for a name DNS says does not exist as given (a short name, /etc/hosts), and checks what it gives', async () => {
+    const dns = await startDnsServer({}, ['receiver.ns', 'inward.ns']);
+    const asked: string[] = [];
+    // What getaddrinfo would find with the search list (receiver.ns.svc.cluster.local) or /etc/hosts.
+    const known: Record<string, string> = { 'receiver.ns': '127.0.0.1', 'inward.ns': '10.0.0.7' };
+    const lookup = async (host: string) => (asked.push(host), [{ address: known[host]!, family: 4 }]);
+    try {
+      const send = createWebhookSender({ ...open, dns: { servers: [dns.address], lookup } });
+      const sent = await send({ url: server.url.replace('127.0.0.1', 'receiver.ns'), headers: {}, body: '{}' });
+      expect(sent).toMatchObject({ statusCode: 204, error: null });
+      // The same address checks as DNS's answers get.
+      const strict = createWebhookSender({ ...open, allowPrivateNetworks: false, dns: { servers: [dns.address], lookup } });
+      const refused = await strict({ url: 'http://inward.ns:9/hook', headers: {}, body: '{}' });
+      expect(refused).toMatchObject({ statusCode: null, error: expect.stringMatching(/10\.0\.0\.7.*non-public/) });
+      expect(asked).toEqual(['receiver.ns', 'inward.ns']);
+      expect(requests).toBe(1);
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('does not ask the system resolver for a name whose DNS times out: no worker thread, the resolver timeout', async () => {
+    const dns = await startDnsServer({});
+    const release = await holdThreadPool();
+    try {
+      // The default lookup (getaddrinfo): were it asked, it would wait for a thread until the connect timeout.
+      const send = createWebhookSender({ ...open, connectTimeoutMs: 5_000, dns: { servers: [dns.address], timeoutMs: 100, tries: 1 } });
+      const response = await send({ url: server.url.replace('127.0.0.1', 'hang.test'), headers: {}, body: '{}' });
+      expect(response).toMatchObject({ statusCode: null, error: expect.stringMatching(/ETIMEOUT/) });
+    } finally {
+      await release();
+      await dns.close();
+    }
+  });
+
   it('ends a lookup its DNS server never answers with the resolver timeout, not the connect timeout', async () => {
     const dns = await startDnsServer({});
     try {

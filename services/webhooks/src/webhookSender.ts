@@ -88,7 +88,9 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
         req.destroy();
       };
       // Counts the lookup too: it is this receiver's own DNS, on the event loop (addressGuard), with
-      // no shared queue of other names' lookups to wait in.
+      // no shared queue of other names' lookups to wait in (only a name DNS said does not exist as
+      // given goes on to getaddrinfo's worker threads). With two DNS servers that do not answer,
+      // c-ares gives up after 6 s: this timer ends the attempt first.
       const connectTimer = setTimeout(() => fail(`connect timeout after ${options.connectTimeoutMs} ms`), options.connectTimeoutMs);
       // Stopping does not wait for a slow receiver: the attempt is dropped, and made again (same
       // webhook-id) by whichever process delivers next.

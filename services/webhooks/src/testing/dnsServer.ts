@@ -25,10 +25,11 @@ function question(query: Buffer): { name: string; end: number } {
 
 /**
  * A DNS server on 127.0.0.1 (UDP) that answers the A query of each name in `records` with its
- * IPv4 address (and its AAAA query with no address), and never answers any other query: a name
- * whose DNS server hangs, as a receiver's can.
+ * IPv4 address (and its AAAA query with no address), the queries of each name in `missing` with
+ * NXDOMAIN (no such name), and never answers any other query: a name whose DNS server hangs, as
+ * a receiver's can.
  */
-export async function startDnsServer(records: Readonly<Record<string, string>>): Promise<DnsServer> {
+export async function startDnsServer(records: Readonly<Record<string, string>>, missing: readonly string[] = []): Promise<DnsServer> {
   const socket = dgram.createSocket('udp4');
   const unanswered: string[] = [];
   const held: Array<{ query: Buffer; from: AddressInfo }> = [];
@@ -36,6 +37,13 @@ export async function startDnsServer(records: Readonly<Record<string, string>>):
     new Promise<void>((resolve, reject) => socket.send(message, to.port, to.address, (error) => (error ? reject(error) : resolve())));
   socket.on('message', (query, from) => {
     const { name, end } = question(query);
+    if (missing.includes(name)) {
+      const noSuchName = Buffer.from(query.subarray(0, end));
+      noSuchName.writeUInt16BE(0x8183, 2); // a response, recursion desired and available: NXDOMAIN
+      noSuchName.fill(0, 6, 12); // the question alone: no answer, authority or additional records (EDNS)
+      void reply(noSuchName, from);
+      return;
+    }
     const ipv4 = records[name];
     if (ipv4 === undefined) {
       unanswered.push(name);
