@@ -63,11 +63,14 @@ function testOutcome(result: WebhookTestResult): string {
   return `Test ${result.eventType} ${result.delivered ? 'delivered' : 'not delivered'} (${answer}${body}) in ${result.durationMs} ms.`;
 }
 
+/** A card's control's id and accessible name: its visible words, then the card's URL. */
+type NameControl = (control: string) => { id: string; 'aria-labelledby': string };
+
 /**
  * Sends the endpoint an example message of one of its event types, signed as a delivery is, and
  * says what the receiver answered. Nothing is recorded.
  */
-function SendTest({ api, endpoint, urlId }: { api: ApiClient; endpoint: WebhookEndpoint; urlId: string }) {
+function SendTest({ api, endpoint, named }: { api: ApiClient; endpoint: WebhookEndpoint; named: NameControl }) {
   const [type, setType] = useState(endpoint.events[0] ?? '');
   const [outcome, setOutcome] = useState<{ text: string; ok: boolean }>();
   const [busy, busyWhile] = useBusyAction();
@@ -84,8 +87,7 @@ function SendTest({ api, endpoint, urlId }: { api: ApiClient; endpoint: WebhookE
         <button
           type="button"
           class="secondary"
-          id={`${urlId}-test`}
-          aria-labelledby={`${urlId}-test ${urlId}`}
+          {...named('test')}
           disabled={busy}
           onClick={busyWhile(async () => {
             setOutcome(undefined);
@@ -222,7 +224,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
       <p>
         Tally POSTs the chosen balance events to each endpoint, signed, in ledger order per balance, retrying with backoff until it answers 2xx. An endpoint
         that fails for the whole retry period is disabled, its deliveries waiting until it is enabled again; Enable sends them all, the given-up one
-        first, each balance's in order.
+        first (unless a later one of its balance was delivered since), each balance's in order.
       </p>
       {secret !== undefined && <SecretNotice {...secret} />}
       <ErrorMessage message={readFailure} />
@@ -232,7 +234,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
         // N cards have N of each control: each is named by its visible words and the card's URL
         // (aria-labelledby: the control itself, then the URL in the heading).
         const urlId = `webhook-${endpoint.id}-url`;
-        const named = (control: string) => ({ id: `${urlId}-${control}`, 'aria-labelledby': `${urlId}-${control} ${urlId}` });
+        const named: NameControl = (control) => ({ id: `${urlId}-${control}`, 'aria-labelledby': `${urlId}-${control} ${urlId}` });
         const previousLive = endpoint.previousSecretExpiresAt !== null && Date.parse(endpoint.previousSecretExpiresAt) > Date.now();
         return (
           <section class="card" key={endpoint.id} aria-label={`Endpoint ${endpoint.url}`}>
@@ -280,7 +282,7 @@ export function WebhooksPage({ api }: { api: ApiClient }) {
                 Delete
               </button>
             </div>
-            <SendTest api={api} endpoint={endpoint} urlId={urlId} />
+            <SendTest api={api} endpoint={endpoint} named={named} />
             {open === endpoint.id && <Deliveries api={api} endpoint={endpoint} />}
           </section>
         );
