@@ -278,4 +278,62 @@ describe('generation store (Redis)', () => {
     await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'reset' });
     await expect(redis.get(store.keys.active)).resolves.toBeNull();
   });
+
+  describe('aside generations being built, and the sweep of those whose builder went silent', () => {
+    const silentFor = 60_000;
+    const keysOf = async (generation: string) => (await testRedis.keys()).filter((key) => key.startsWith(`${store.keys.generationRoot(generation)}:`)).sort();
+
+    it('keeps one whose builder beat after an old beat: the beat, not the creation, is what counts', async () => {
+      const aside = await store.createAside();
+      await store.writeBatch(aside, 'aside', [snapshot('a', 1n, '1')], 1n);
+      const before = await keysOf(aside);
+      await redis.zadd(store.keys.building, 0, aside);
+      await store.beatAside(aside);
+      await expect(store.deleteAbandonedAsides(silentFor)).resolves.toEqual([]);
+      expect(await keysOf(aside)).toEqual(before);
+      await expect(store.isBuilding(aside)).resolves.toBe(true);
+    });
+
+    it('claims one silent past the bound before deleting it: its builder, only paused, switching meanwhile is answered reset', async () => {
+      const aside = await store.createAside();
+      await store.writeBatch(aside, 'aside', [snapshot('a', 1n, '1')], 1n);
+      await redis.zadd(store.keys.building, 0, aside);
+      // The sweeper's client: its builder switches right when the sweep starts deleting the keys.
+      const sweeping = testRedis.connect();
+      const scan = sweeping.scan.bind(sweeping) as (...args: unknown[]) => Promise<[string, string[]]>;
+      const switched: unknown[] = [];
+      (sweeping as unknown as { scan: (...args: unknown[]) => Promise<[string, string[]]> }).scan = async (...args) => {
+        if (switched.length === 0) switched.push(await store.switchActive(aside));
+        return scan(...args);
+      };
+      const sweeper = createGenerationStore({ redis: sweeping, keyPrefix: testRedis.keyPrefix });
+      await expect(sweeper.deleteAbandonedAsides(silentFor)).resolves.toEqual([aside]);
+      expect(switched).toEqual([{ kind: 'reset' }]);
+      await expect(redis.get(store.keys.active)).resolves.toBeNull();
+      expect(await keysOf(aside)).toEqual([]);
+      await expect(store.isBuilding(aside)).resolves.toBe(false);
+      // Its builder was only paused: it finds its generation gone rather than serve half of it.
+      await expect(store.writeBatch(aside, 'aside', [snapshot('b', 2n, '1')], 2n)).resolves.toBe('reset');
+      await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'reset' });
+      await expect(redis.get(store.keys.active)).resolves.toBeNull();
+      // Nor does its heartbeat record it again.
+      await store.beatAside(aside);
+      await expect(store.isBuilding(aside)).resolves.toBe(false);
+      expect(await testRedis.keys()).toEqual([]);
+    });
+
+    it('never deletes the active generation, however stale its record, and drops that record', async () => {
+      const aside = await store.createAside();
+      await store.writeBatch(aside, 'aside', [snapshot('a', 1n, '1')], 1n);
+      await expect(store.switchActive(aside)).resolves.toEqual({ kind: 'switched', previous: undefined });
+      await expect(store.isBuilding(aside)).resolves.toBe(false);
+      const before = await keysOf(aside);
+      // However it came to be recorded stale (by hand, say): the sweep asks the pointer first.
+      await redis.zadd(store.keys.building, 0, aside);
+      await expect(store.deleteAbandonedAsides(silentFor)).resolves.toEqual([]);
+      expect(await keysOf(aside)).toEqual(before);
+      await expect(redis.get(store.keys.active)).resolves.toBe(aside);
+      await expect(store.isBuilding(aside)).resolves.toBe(false);
+    });
+  });
 });

@@ -202,17 +202,44 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 'ok'
 `);
 
-// KEYS: active, building, the generation's checkpoint. ARGV: generation, the beat below which it is
-// abandoned (epoch ms). 'serving': it serves (dropped from building, kept); 'alive': it beat since;
-// 'claimed': its checkpoint is deleted, so its builder's next write or switch answers 'reset' and
-// it can never serve; the caller deletes the rest and then drops it from building.
-const CLAIM_ABANDONED = createLuaScript(`
+// Beats are scored, and the cutoff computed, by Redis's clock: a builder's and a sweeper's hosts
+// may disagree by more than the bound, and a sweeper ahead would delete a live build.
+const REDIS_NOW_MS = `
+local function nowMs()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+`;
+
+// KEYS: building, the generation's checkpoint, its version. ARGV: generation, fold version.
+// Recorded with its keys, in one script: nothing is left that no record names.
+const CREATE_ASIDE = createLuaScript(`${REDIS_NOW_MS}
+redis.call('ZADD', KEYS[1], nowMs(), ARGV[1])
+redis.call('SET', KEYS[2], '0')
+redis.call('SET', KEYS[3], ARGV[2])
+`);
+
+// KEYS: building. ARGV: generation. XX: a generation dropped meanwhile (swept, switched to, deleted) is not recorded again.
+const BEAT_ASIDE = createLuaScript(`${REDIS_NOW_MS}
+redis.call('ZADD', KEYS[1], 'XX', nowMs(), ARGV[1])
+`);
+
+// KEYS: building. ARGV: the silence (ms) after which a builder is gone. The generations silent that long.
+const SILENT_ASIDES = createLuaScript(`${REDIS_NOW_MS}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', nowMs() - tonumber(ARGV[1])))
+`);
+
+// KEYS: active, building, the generation's checkpoint. ARGV: generation, the silence (ms) after
+// which its builder is gone. 'serving': it serves (dropped from building, kept); 'alive': it beat
+// since; 'claimed': its checkpoint is deleted, so its builder's next write or switch answers
+// 'reset' and it can never serve; the caller deletes the rest and then drops it from building.
+const CLAIM_ABANDONED = createLuaScript(`${REDIS_NOW_MS}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 'serving'
 end
 local beat = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if beat and tonumber(beat) >= tonumber(ARGV[2]) then return 'alive' end
+if beat and tonumber(beat) >= nowMs() - tonumber(ARGV[2]) then return 'alive' end
 redis.call('DEL', KEYS[3])
 return 'claimed'
 `);
@@ -282,13 +309,16 @@ export interface GenerationStore {
    * later sweep takes it for abandoned.
    */
   createAside(): Promise<string>;
-  /** Its builder is alive. Not for one dropped from building meanwhile (swept, switched to, deleted). */
+  /** Its builder is alive (scored by Redis's clock). Not for one dropped from building meanwhile (swept, switched to, deleted). */
   beatAside(generation: string): Promise<void>;
+  /** Whether the generation is still recorded as being built: a sweep drops it only once it deleted its keys. */
+  isBuilding(generation: string): Promise<boolean>;
   /**
-   * Deletes the aside generations whose builder last beat before `beatBefore` (epoch ms): left by
-   * a process killed mid-build, whose own cleanup never ran. Never the active one. Returns them.
+   * Deletes the aside generations whose builder has not beaten for `silentForMs`, by Redis's
+   * clock: left by a process killed mid-build, whose own cleanup never ran. Never the active one.
+   * Returns them.
    */
-  deleteAbandonedAsides(beatBefore: number): Promise<string[]>;
+  deleteAbandonedAsides(silentForMs: number): Promise<string[]>;
   readSnapshots(generation: string, balanceIds: readonly string[]): Promise<Map<string, BalanceSnapshot | undefined>>;
   /**
    * Writes the snapshots whose position is above the stored one and moves the checkpoint,
@@ -389,21 +419,25 @@ export function createGenerationStore({ redis, keyPrefix }: { redis: Redis; keyP
 
     async createAside() {
       const generation = newGenerationName();
-      // Recorded first: a process killed between the two leaves a record a sweep clears, not keys nothing records.
-      await redis.zadd(keys.building, Date.now(), generation);
-      await redis.mset(keys.checkpoint(generation), '0', keys.version(generation), String(BALANCE_FOLD_VERSION));
+      await CREATE_ASIDE.run(redis, [keys.building, keys.checkpoint(generation), keys.version(generation)], [generation, String(BALANCE_FOLD_VERSION)]);
       return generation;
     },
 
     async beatAside(generation) {
-      await redis.zadd(keys.building, 'XX', Date.now(), generation);
+      await BEAT_ASIDE.run(redis, [keys.building], [generation]);
     },
 
-    async deleteAbandonedAsides(beatBefore) {
-      const stale = await redis.zrangebyscore(keys.building, '-inf', `(${beatBefore}`);
+    async isBuilding(generation) {
+      return (await redis.zscore(keys.building, generation)) !== null;
+    },
+
+    async deleteAbandonedAsides(silentForMs) {
+      const silence = String(Math.floor(silentForMs));
+      const stale = (await SILENT_ASIDES.run(redis, [keys.building], [silence])) as string[];
       const deleted: string[] = [];
       for (const generation of stale) {
-        const claim = await CLAIM_ABANDONED.run(redis, [keys.active, keys.building, keys.checkpoint(generation)], [generation, String(beatBefore)]);
+        // Asked again, one at a time: it may have beaten, or been switched to, since.
+        const claim = await CLAIM_ABANDONED.run(redis, [keys.active, keys.building, keys.checkpoint(generation)], [generation, silence]);
         if (claim !== 'claimed') continue;
         await deleteGeneration(generation);
         deleted.push(generation);

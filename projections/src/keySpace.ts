@@ -30,6 +30,8 @@ export interface KeySpace {
   /** SCAN pattern of a generation's customer index sets; the customer id is what follows `customerPrefix`. */
   customerPattern(generation: string): string;
   customerPrefix(generation: string): string;
+  /** The shell command that deletes a generation by hand, for messages about one left behind. */
+  deleteByHand(generation: string): string;
 }
 
 /** SCAN MATCH is a glob: a prefix holding `*?[]\` must not match other prefixes' keys. */
@@ -40,6 +42,7 @@ function escapeGlob(text: string): string {
 export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
   if (root.length === 0) throw new Error('keyPrefix must not be empty');
   const generationRoot = (generation: string) => `${root}:${generation}`;
+  const generationPattern = (generation: string) => `${escapeGlob(generationRoot(generation))}:*`;
   return {
     root,
     active: `${root}:active`,
@@ -51,10 +54,11 @@ export function createKeySpace(root: string = DEFAULT_KEY_PREFIX): KeySpace {
     version: (generation) => `${generationRoot(generation)}:version`,
     balance: (generation, balanceId) => `${generationRoot(generation)}:balance:${balanceId}`,
     customer: (generation, customerId) => `${generationRoot(generation)}:customer:${customerId}`,
-    generationPattern: (generation) => `${escapeGlob(generationRoot(generation))}:*`,
+    generationPattern,
     balancePattern: (generation) => `${escapeGlob(generationRoot(generation))}:balance:*`,
     balancePrefix: (generation) => `${generationRoot(generation)}:balance:`,
     customerPattern: (generation) => `${escapeGlob(generationRoot(generation))}:customer:*`,
     customerPrefix: (generation) => `${generationRoot(generation)}:customer:`,
+    deleteByHand: (generation) => `redis-cli --scan --pattern '${generationPattern(generation)}' | xargs redis-cli unlink`,
   };
 }

@@ -175,7 +175,7 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     unlink.mockRestore();
     expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${left}:`))).toBe(true);
     // Its heartbeat stopped with it: once that is past the bound, the next replay deletes it.
-    await redis.zadd(`${testRedis.keyPrefix}:building`, Date.now() - 60 * 60_000, left);
+    await redis.zadd(createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix }).keys.building, 0, left);
     await replay();
     expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${left}:`))).toBe(false);
   });
@@ -263,18 +263,93 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     }
   }
 
-  it('refuses, naming the head and the checkpoint, to replace a live generation whose checkpoint is above the head of the event store, and deletes what it built', async () => {
+  it('refuses up front, naming the head and the checkpoint, to replace a live generation whose checkpoint is above the head of the event store', async () => {
     await withStoreBehindLive(async (otherStore, live, checkpoint) => {
       const redis = testRedis.connect();
       const before = (await testRedis.keys()).sort();
       const head = await otherStore.headPosition();
-      // An operator shell pointed at the wrong database must not replace what is served.
-      const refused = replayBalances({ eventStore: otherStore, redis, keyPrefix: testRedis.keyPrefix, logger, batchSize: 100, signal: AbortSignal.timeout(15_000) });
+      let batches = 0;
+      // An operator shell pointed at the wrong database must not replace what is served, and is
+      // told so before a whole rebuild rather than after it.
+      const refused = replayBalances({
+        eventStore: otherStore,
+        redis,
+        keyPrefix: testRedis.keyPrefix,
+        logger,
+        batchSize: 1,
+        onProgress: () => {
+          batches += 1;
+        },
+        signal: AbortSignal.timeout(15_000),
+      });
       await expect(refused).rejects.toThrow(StoreBehindProjectionError);
       await expect(refused).rejects.toThrow(`head is at position ${head}, below the live generation's checkpoint, ${checkpoint}`);
+      expect(batches).toBe(0);
       await expect(redis.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(live);
       expect((await testRedis.keys()).sort()).toEqual(before);
     });
+  });
+
+  it('refuses at the switch too when the live generation got above the head while it rebuilt, and deletes what it built', async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    const first = await replay();
+    const redis = testRedis.connect();
+    const store = createGenerationStore({ redis, keyPrefix: testRedis.keyPrefix });
+    const before = (await testRedis.keys()).sort();
+    const ahead = (await eventStore.headPosition()) + 1_000_000n;
+    let moved = false;
+    // Past the check up front: the live generation is then moved above the head (projected meanwhile from another store).
+    const refused = replayBalances({
+      eventStore,
+      redis,
+      keyPrefix: testRedis.keyPrefix,
+      logger,
+      batchSize: 10,
+      onProgress: () => {
+        if (moved) return;
+        moved = true;
+        void redis.set(store.keys.checkpoint(first.generation), ahead.toString());
+      },
+      signal: AbortSignal.timeout(15_000),
+    });
+    await expect(refused).rejects.toThrow(StoreBehindProjectionError);
+    await expect(refused).rejects.toThrow(`below the live generation's checkpoint, ${ahead}`);
+    expect(moved).toBe(true);
+    await expect(redis.get(store.keys.active)).resolves.toBe(first.generation);
+    expect((await testRedis.keys()).sort()).toEqual(before);
+  });
+
+  it('says another replay or verify swept its generation as stale when one did, and starts over', async () => {
+    const ids = await writer.open(10, { customers: 2 });
+    await writer.activity(ids, 3);
+    await replay();
+    const redis = testRedis.connect();
+    const sweeper = createGenerationStore({ redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix });
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    let reads = 0;
+    let swept: string[] = [];
+    // Before its second read: its heartbeat late past the bound (a paused process), another
+    // replay sweeps its generation.
+    const pausing: EventStore = {
+      ...eventStore,
+      readAllPayloads: async (options) => {
+        reads += 1;
+        if (reads === 2) {
+          const [building] = await redis.zrange(sweeper.keys.building, 0, -1);
+          await redis.zadd(sweeper.keys.building, 0, building!);
+          swept = await sweeper.deleteAbandonedAsides(60_000);
+        }
+        return eventStore.readAllPayloads(options);
+      },
+    };
+    const result = await replayBalances({ eventStore: pausing, redis, keyPrefix: testRedis.keyPrefix, logger: watched, batchSize: 10 });
+    expect(swept).toHaveLength(1);
+    expect(result.generation).not.toBe(swept[0]);
+    expect(warnings).toContainEqual(expect.stringContaining('another replay or verify swept it as stale'));
+    expect(warnings.join('\n')).not.toContain('Redis flushed');
+    await expectServedExactly(readModel, eventStore);
   });
 
   it('when told to, switches, saying why, over a live generation whose checkpoint is above the head of the event store (another store, or a restored one)', async () => {
@@ -314,14 +389,14 @@ describe('replayBalances (PostgreSQL event store, Redis)', () => {
     const building = await store.createAside();
     const building_keys = (await testRedis.keys()).filter((key) => key.startsWith(`${testRedis.keyPrefix}:${building}:`)).sort();
     // The killed one's last beat, long past the bound.
-    await redis.zadd(`${testRedis.keyPrefix}:building`, Date.now() - 60 * 60_000, killed);
+    await redis.zadd(store.keys.building, 0, killed);
     expect((await testRedis.keys()).some((key) => key.startsWith(`${testRedis.keyPrefix}:${killed}:balance:`))).toBe(true);
 
     const result = await replay();
     const keys = await testRedis.keys();
     expect(keys.filter((key) => key.startsWith(`${testRedis.keyPrefix}:${killed}:`))).toEqual([]);
     expect(keys.filter((key) => key.startsWith(`${testRedis.keyPrefix}:${building}:`)).sort()).toEqual(building_keys);
-    expect(await redis.zrange(`${testRedis.keyPrefix}:building`, 0, -1)).toEqual([building]);
+    expect(await redis.zrange(store.keys.building, 0, -1)).toEqual([building]);
     await expect(redis.get(`${testRedis.keyPrefix}:active`)).resolves.toBe(result.generation);
     await expectServedExactly(readModel, eventStore);
   });

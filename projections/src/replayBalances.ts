@@ -2,7 +2,14 @@ import type { EventStore } from '@tally/event-store';
 import { createBackoff } from '@tally/runtime';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createGenerationStore, NewerProjectionError, projectedFromAnotherStore, StoreBehindProjectionError, type SwitchOutcome } from './generationStore';
+import {
+  createGenerationStore,
+  GenerationStore,
+  NewerProjectionError,
+  projectedFromAnotherStore,
+  StoreBehindProjectionError,
+  type SwitchOutcome,
+} from './generationStore';
 import { rebuildGeneration } from './rebuildGeneration';
 import { createProgressTracker, RebuildProgress } from './rebuildProgress';
 import { resolveBatchSize } from './resolveBatchSize';
@@ -49,13 +56,35 @@ const MAX_REBUILDS = 3;
 const BEHIND_BACKOFF = { initialDelayMs: 100, maxDelayMs: 2000 };
 
 /**
+ * The live generation, and with it the event store's head, read in that order as the projector
+ * reads them: a live projector of this store that projects an event appended between the two
+ * reads then stays at or below the head read, whereas read the other way round it would look
+ * projected from another store, and a forced switch would take readers back in time. `ahead`: the
+ * live generation and the head when it is above that head (projectedFromAnotherStore).
+ */
+async function readLiveAndHead(store: GenerationStore, eventStore: EventStore) {
+  const live = await store.readActive();
+  // No live generation: no store can be behind it, and no head to wait for.
+  if (live === undefined) return { live, ahead: undefined };
+  const head = await eventStore.headPosition();
+  return { live, ahead: projectedFromAnotherStore(head, live.checkpoint) ? { ...live, head } : undefined };
+}
+
+function storeBehind({ head, checkpoint }: { head: bigint; checkpoint: bigint }): StoreBehindProjectionError {
+  return new StoreBehindProjectionError(
+    `the event store's head is at position ${head}, below the live generation's checkpoint, ${checkpoint}: it was projected from another store (is this shell's database or schema the services'?), or from this one before a restore; replacing it must be asked for`,
+  );
+}
+
+/**
  * Rebuilds every snapshot from position 0 into a fresh generation while the live one keeps
  * serving, then points readers at it in one script. If the live projector got past the
  * rebuild meanwhile, the rebuild reads on and tries again, so the switch never takes readers
  * back in time, unless the live generation is above the event store's head: it was projected
  * from another store (or this one before a restore), as the projector judges it too, and is
- * replaced if the caller said so (replaceAheadProjection), else refused. Events appended after the switch are the live projector's: it notices the switch and
- * continues from the new generation's checkpoint. The replaced generation is deleted afterwards.
+ * replaced if the caller said so (replaceAheadProjection), else refused, before the rebuild and
+ * again at the switch. Events appended after the switch are the live projector's: it notices the
+ * switch and continues from the new generation's checkpoint. The replaced generation is deleted afterwards.
  */
 export async function replayBalances(options: ReplayOptions): Promise<ReplayResult> {
   const { eventStore } = options;
@@ -63,6 +92,10 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
   const store = createGenerationStore({ redis: options.redis, keyPrefix: options.keyPrefix });
   const batchSize = resolveBatchSize(options.batchSize, 1000);
   const backoff = createBackoff(BEHIND_BACKOFF);
+  // Up front, rather than after a rebuild that may take an hour; asked again at the switch, as
+  // the live generation (or the store) may move meanwhile.
+  const atStart = await readLiveAndHead(store, eventStore);
+  if (atStart.ahead !== undefined && options.replaceAheadProjection !== true) throw storeBehind(atStart.ahead);
   for (let rebuild = 1; rebuild <= MAX_REBUILDS; rebuild += 1) {
     const build = await startAsideBuild(store, logger);
     const { generation } = build;
@@ -90,22 +123,13 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
         let switched: SwitchOutcome = rebuilt.outcome === 'ok' ? await store.switchActive(generation, fresh) : { kind: 'reset' as const };
         if (switched.kind === 'behind') {
           // Read after the live checkpoint was found above the rebuild's: a head below it is no lag
-          // the rebuild can close by reading on (it would spin, reading nothing, for ever). The live
-          // generation first, the head after, as the projector reads them: a live projector of this
-          // store that projects an event appended between the two reads then stays at or below the
-          // head read, whereas read the other way round it would look projected from another store,
-          // and the forced switch would take readers back in time.
-          const live = await store.readActive();
-          const head = await eventStore.headPosition();
-          if (live !== undefined && projectedFromAnotherStore(head, live.checkpoint)) {
-            if (options.replaceAheadProjection !== true) {
-              // Deleted below, as any generation that never served.
-              throw new StoreBehindProjectionError(
-                `the event store's head is at position ${head}, below the live generation's checkpoint, ${live.checkpoint}: it was projected from another store (is this shell's database or schema the services'?), or from this one before a restore; replacing it must be asked for`,
-              );
-            }
+          // the rebuild can close by reading on (it would spin, reading nothing, for ever).
+          const { ahead: live } = await readLiveAndHead(store, eventStore);
+          if (live !== undefined) {
+            // Deleted below, as any generation that never served.
+            if (options.replaceAheadProjection !== true) throw storeBehind(live);
             logger.warn(
-              { generation, live: live.generation, checkpoint: live.checkpoint.toString(), head: head.toString() },
+              { generation, live: live.generation, checkpoint: live.checkpoint.toString(), head: live.head.toString() },
               'the event store is behind the live generation (projected from another store, or from this one before a restore): replacing it',
             );
             switched = await store.switchActive(generation, { ...fresh, over: live.generation });
@@ -137,7 +161,7 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
             undeleted = previous;
             logger.warn(
               { err: error, generation: previous },
-              `switched to the rebuilt generation, but could not delete the one it replaced, which serves no one: delete its keys with redis-cli --scan --pattern '${store.keys.generationPattern(previous)}' | xargs redis-cli unlink`,
+              `switched to the rebuilt generation, but could not delete the one it replaced, which serves no one: delete its keys with ${store.keys.deleteByHand(previous)}`,
             );
           }
         }
@@ -147,7 +171,16 @@ export async function replayBalances(options: ReplayOptions): Promise<ReplayResu
       // Stopped or failed before the switch: a whole copy of the snapshots would stay in Redis.
       throw await build.abandon(error);
     }
-    logger.warn({ generation }, 'the rebuilt generation vanished (Redis flushed or restarted?); starting over');
+    // Asked before the discard drops its record. A sweep deletes the checkpoint first and the
+    // record last, so one still recorded is being swept; one no longer recorded was swept only if
+    // the live generation is still the one found at the start (a flush takes that too).
+    const swept =
+      (await store.isBuilding(generation)) || (atStart.live !== undefined && (await store.readActive())?.generation === atStart.live.generation);
+    if (swept) {
+      logger.warn({ generation }, 'the generation being rebuilt is gone: another replay or verify swept it as stale (no heartbeat from this one for a minute: was this process or its Redis connection paused?); starting over');
+    } else {
+      logger.warn({ generation }, 'the rebuilt generation vanished (Redis flushed or restarted, or another replay or verify swept it as stale); starting over');
+    }
     await build.discard();
   }
   throw new Error(`Redis lost the rebuilt generation ${MAX_REBUILDS} times in a row; is something flushing it?`);

@@ -32,7 +32,7 @@ export interface AsideBuild {
   readonly generation: string;
   /** The generation serves now (the switch dropped its building record): stops the heartbeat. */
   served(): Promise<void>;
-  /** Done with the generation without error (a verify's, or one that vanished): deletes it; throws when that fails. */
+  /** Done with the generation without error (a verify's, or one that vanished): deletes it; an AsideGenerationLeftError when that fails. */
   discard(): Promise<void>;
   /**
    * The build stopped with `error` before it could be known to serve: deletes the generation
@@ -49,7 +49,7 @@ export interface AsideBuild {
  * for it until it serves or is deleted.
  */
 export async function startAsideBuild(store: GenerationStore, logger: Logger): Promise<AsideBuild> {
-  const abandoned = await store.deleteAbandonedAsides(Date.now() - ASIDE_ABANDONED_AFTER_MS);
+  const abandoned = await store.deleteAbandonedAsides(ASIDE_ABANDONED_AFTER_MS);
   if (abandoned.length > 0) {
     logger.warn({ generations: abandoned }, 'deleted generations a replay or verify was building when it was killed (no heartbeat for a minute)');
   }
@@ -63,12 +63,13 @@ export async function startAsideBuild(store: GenerationStore, logger: Logger): P
     run: () => store.beatAside(generation),
   });
   await heartbeat.start();
-  const leftBehind = (why: string, error: unknown) => {
-    const stopped = error instanceof Error ? error.message : String(error);
+  /** `error`: why the build stopped, if it did (its message leads, and it is the cause). */
+  const leftBehind = (why: string, error?: unknown) => {
+    const stopped = error === undefined ? '' : `${error instanceof Error ? error.message : String(error)}; `;
     return new AsideGenerationLeftError(
       generation,
-      `${stopped}; the generation being built, ${generation}, ${why}: the next replay or verify deletes it (by hand: redis-cli --scan --pattern '${store.keys.generationPattern(generation)}' | xargs redis-cli unlink)`,
-      { cause: error },
+      `${stopped}the generation being built, ${generation}, ${why}: the next replay or verify deletes it (by hand: ${store.keys.deleteByHand(generation)})`,
+      error === undefined ? undefined : { cause: error },
     );
   };
   return {
@@ -76,7 +77,11 @@ export async function startAsideBuild(store: GenerationStore, logger: Logger): P
     served: () => heartbeat.stop(),
     async discard() {
       await heartbeat.stop();
-      await store.deleteGeneration(generation);
+      try {
+        await store.deleteGeneration(generation);
+      } catch (cleanup) {
+        throw leftBehind(`could not be deleted (${(cleanup as Error).message})`);
+      }
     },
     async abandon(error) {
       await heartbeat.stop();

@@ -5,9 +5,10 @@ import pino from 'pino';
 import { createBalanceProjector, BalanceProjector } from './balanceProjector';
 import { createBalanceReadModel, BalanceReadModel } from './balanceReadModel';
 import { createLedgerWriter, LedgerWriter } from './testing/ledgerWriter';
+import { createGenerationStore } from './generationStore';
 import { caughtUp } from './testing/projectionChecks';
 import { createTestRedis, TestRedis } from './testing/testRedis';
-import { verifyBalances } from './verifyBalances';
+import { VerificationDisturbedError, verifyBalances } from './verifyBalances';
 
 jest.setTimeout(60_000);
 
@@ -131,5 +132,26 @@ describe('verifyBalances (PostgreSQL event store, Redis)', () => {
     expect(moved).toBe(true);
     expect(result).toMatchObject({ balances: ids.length, differences: [] });
     for (const id of moving) expect(BigInt((await readModel.getBalance(id))!.position)).toBeGreaterThan(result.checkpoint);
+  });
+
+  it('answers no differences but run it again when another replay or verify swept its aside while it compared', async () => {
+    const verifying = testRedis.connect();
+    const sweeper = createGenerationStore({ redis: testRedis.connect(), keyPrefix: testRedis.keyPrefix });
+    const scan = verifying.scan.bind(verifying) as (...args: unknown[]) => Promise<[string, string[]]>;
+    let swept: string[] = [];
+    // Its first SCAN is the comparison's: the aside is built by then. A sweeper takes it for
+    // abandoned right then (its builder paused past the bound).
+    (verifying as unknown as { scan: (...args: unknown[]) => Promise<[string, string[]]> }).scan = async (...args) => {
+      if (swept.length === 0) {
+        const [aside] = await redis.zrange(sweeper.keys.building, 0, -1);
+        await redis.zadd(sweeper.keys.building, 0, aside!);
+        swept = await sweeper.deleteAbandonedAsides(60_000);
+      }
+      return scan(...args);
+    };
+    const verified = verifyBalances({ eventStore, redis: verifying, keyPrefix: testRedis.keyPrefix, logger, batchSize: 64 });
+    await expect(verified).rejects.toThrow(VerificationDisturbedError);
+    await expect(verified).rejects.toThrow('run it again');
+    expect(swept).toHaveLength(1);
   });
 });

@@ -1,3 +1,4 @@
+import { TallyError } from '@tally/domain';
 import type { EventStore } from '@tally/event-store';
 import type { Redis } from 'ioredis';
 import { SNAPSHOT_FIELDS, SnapshotField, snapshotToHash } from './balanceSnapshot';
@@ -38,6 +39,15 @@ interface VerifyResult {
 
 type Hash = Record<string, string>;
 
+/**
+ * What the verification compared changed under it (its aside swept or lost, the live generation
+ * replaced): the differences it found mean nothing, neither do none. Running it again answers.
+ */
+export class VerificationDisturbedError extends TallyError {
+  readonly code = 'verification_disturbed';
+  readonly retriable = true;
+}
+
 const DIGITS = /^\d+$/;
 const CHUNK = 500;
 
@@ -72,7 +82,7 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
       onBatch: progress.onBatch,
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
     });
-    if (outcome !== 'ok') throw new Error('Redis lost the keys of the verification (flushed or restarted?); run it again');
+    if (outcome !== 'ok') throw new VerificationDisturbedError('Redis lost the keys of the verification (flushed or restarted?); run it again');
     const comparison = createComparison(redis, store, live.generation, aside, live.checkpoint);
     for (const generation of [aside, live.generation]) {
       for await (const balanceIds of store.scanBalanceIds(generation)) {
@@ -86,7 +96,15 @@ export async function verifyBalances(options: VerifyOptions): Promise<VerifyResu
       await comparison.compareCustomers(customerIds, eventStore);
     }
     if ((await store.readActive())?.generation !== live.generation) {
-      throw new Error('the live generation changed while verifying (a replay switched, or Redis was flushed); run it again');
+      throw new VerificationDisturbedError('the live generation changed while verifying (a replay switched, or Redis was flushed); run it again');
+    }
+    // Before answering: compared with an aside deleted meanwhile (another replay or verify took it
+    // for abandoned, its heartbeat late), every live balance would look missing from the rebuild.
+    // A sweep deletes the checkpoint first, so one still there means every key compared was there.
+    if ((await store.checkGeneration(aside, 'aside')) !== 'ok') {
+      throw new VerificationDisturbedError(
+        `the generation the verification built, ${aside}, was deleted while it compared (swept as stale by another replay or verify, or Redis flushed); run it again`,
+      );
     }
     result = { checkpoint: live.checkpoint, balances: comparison.compared, differences: comparison.differences() };
   } catch (error) {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { BALANCE_FOLD_VERSION } from '@tally/domain';
+import { createKeySpace } from '@tally/projections';
 import { createTestSchema, runTallyCommand, stackConfig, TALLY_CLI, uniqueName, waitFor, type TestSchema } from '@tally/test-support';
 import { Redis } from 'ioredis';
 
@@ -98,20 +99,21 @@ describe('tally replay', () => {
       const child = spawn(process.execPath, [TALLY_CLI, 'replay', '--batch-size', '10'], { env: { ...process.env, ...env(keyPrefix) }, stdio: 'ignore' });
       const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
       // Recorded as being built before it reads: killed then, its cleanup never runs.
-      await waitFor(async () => (await redis.zcard(`${keyPrefix}:building`)) === 1, { description: 'the replay recording the generation it builds' });
-      const [killed] = await redis.zrange(`${keyPrefix}:building`, 0, -1);
+      const { building } = createKeySpace(keyPrefix);
+      await waitFor(async () => (await redis.zcard(building)) === 1, { description: 'the replay recording the generation it builds' });
+      const [killed] = await redis.zrange(building, 0, -1);
       await waitFor(async () => (await keysOf(`${keyPrefix}:${killed}:`)).length > 0, { description: 'the replay creating its generation' });
       child.kill('SIGKILL');
       expect(await exited).toBe('SIGKILL');
       await locker.query('ROLLBACK');
       expect(await keysOf(`${keyPrefix}:${killed}:`)).not.toEqual([]);
 
-      // A minute on, its heartbeat long stopped.
-      await redis.zadd(`${keyPrefix}:building`, Date.now() - 10 * 60_000, killed!);
+      // A minute on, its heartbeat long stopped (scored by Redis's clock: 0 is before any).
+      await redis.zadd(building, 0, killed!);
       const next = await runTallyCommand(['replay'], env(keyPrefix));
       expect(next.code).toBe(0);
       expect(await keysOf(`${keyPrefix}:${killed}:`)).toEqual([]);
-      expect(await redis.exists(`${keyPrefix}:building`)).toBe(0);
+      expect(await redis.exists(building)).toBe(0);
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       locker.release();
