@@ -1,4 +1,4 @@
-import { createTestSchema, type TestSchema } from '@tally/test-support';
+import { createTestSchema, type TestSchema, waitFor } from '@tally/test-support';
 import { inTransaction } from './inTransaction';
 
 describe('inTransaction', () => {
@@ -31,5 +31,22 @@ describe('inTransaction', () => {
     // A pool of one: this query gets a connection, and not one left inside the failed transaction.
     expect(await kept()).toEqual([1]);
     expect((await db.pool.query<{ open: boolean }>("SELECT now() = statement_timestamp() AS open")).rows[0]!.open).toBe(true);
+  });
+
+  it('rejects, and raises no uncaught error, when the server ends the session while the work is between statements', async () => {
+    const other = db.anotherPool(1);
+    await expect(
+      inTransaction(db.pool, async (client) => {
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        // 'end' comes after the client has reported the failure ('error'), as it does between statements.
+        let ended = false;
+        client.once('end', () => (ended = true));
+        await other.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        await waitFor(() => ended, { description: 'the client to see its session end', timeoutMs: 5_000, intervalMs: 10 });
+        await client.query('INSERT INTO kept VALUES (3)');
+      }),
+    ).rejects.toThrow();
+    // The pool (of one) opens a new connection for the next query.
+    expect(await kept()).toEqual([1]);
   });
 });
