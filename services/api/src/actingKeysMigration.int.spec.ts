@@ -36,7 +36,7 @@ describe('who made plans, subscriptions and webhook endpoints (migration 027)', 
     expect(await db.upgrade()).toEqual(expect.arrayContaining(['027_acting_keys']));
 
     const plans = createPostgresPlanStore({ pool: db.pool, logger });
-    const subscriptions = createPostgresSubscriptionStore({ pool: db.pool, lockPool: db.anotherPool(2), logger });
+    const subscriptions = createPostgresSubscriptionStore({ pool: db.pool, logger });
     const webhooks = createPostgresWebhookStore(db.pool);
     expect(await plans.getPlan('old-plan')).toMatchObject({ id: 'old-plan', createdBy: null, retiredAt: null, retiredBy: null });
     expect(await subscriptions.getSubscription('old-active')).toMatchObject({ createdBy: null, canceledBy: null, overrides: [{ effectiveFromPeriod: 0, changedBy: null }] });

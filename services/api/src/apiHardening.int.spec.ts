@@ -113,7 +113,7 @@ describe('the API under hostile clients', () => {
       }),
       subscriptions: createSubscriptionService({
         plans: createPostgresPlanStore({ pool: db.pool, logger }),
-        subscriptions: createPostgresSubscriptionStore({ pool: db.pool, lockPool: db.anotherPool(2), logger }),
+        subscriptions: createPostgresSubscriptionStore({ pool: db.pool, logger }),
         ledger,
         catalog,
         balanceRegistry,

@@ -16,7 +16,11 @@ interface OverrideJson {
   changedBy: ActingKey | null;
 }
 
-type SubscriptionRow = Omit<Subscription, 'overrides' | 'grantedThrough'> & { overrides: OverrideJson[]; grantedThrough: Array<[string, number]> };
+type SubscriptionRow = Omit<Subscription, 'overrides' | 'grantedThrough' | 'reservedThrough'> & {
+  overrides: OverrideJson[];
+  grantedThrough: Array<[string, number]>;
+  reservedThrough: Array<[string, number]>;
+};
 type SchedulableRow = SubscriptionRow & { planName: string; planItems: PlanItemDto[] };
 
 // A subscription with its override versions and watermarks in one round trip, under the
@@ -34,7 +38,9 @@ const SUBSCRIPTION_SELECT = `
                            ORDER BY o.product_id, o.effective_from_period)
                      FROM subscription_overrides AS o WHERE o.subscription_id = s.id), '[]') AS overrides,
          COALESCE((SELECT jsonb_agg(jsonb_build_array(w.product_id, w.granted_through))
-                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '[]') AS "grantedThrough"`;
+                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id AND w.granted_through IS NOT NULL), '[]') AS "grantedThrough",
+         COALESCE((SELECT jsonb_agg(jsonb_build_array(w.product_id, GREATEST(w.reserved_through, w.granted_through)))
+                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '[]') AS "reservedThrough"`;
 
 const nullableCredits = (text: string | null) => (text === null ? null : parseCredits(text));
 
@@ -42,6 +48,7 @@ function subscriptionFromRow(row: SubscriptionRow): Subscription {
   return {
     ...row,
     grantedThrough: new Map(row.grantedThrough),
+    reservedThrough: new Map(row.reservedThrough),
     overrides: row.overrides.map(
       (o): StoredOverrideVersion => ({
         productId: o.productId,
@@ -76,24 +83,8 @@ function withPlan({ planName, planItems, ...row }: SchedulableRow): SchedulableS
   };
 }
 
-interface PostgresSubscriptionStoreOptions {
-  readonly pool: Pool;
-  /**
-   * Where every statement that takes or waits for a subscription's row lock gets its connection
-   * (cancel, change of terms, a grant, markGrantsCompleted): a pool of its own, never `pool`, with
-   * which the ledger writes. A grant holds a connection of this pool and the lock while the ledger
-   * takes connections of its own, and nothing holding a ledger connection ever waits for this pool
-   * or for a subscription's lock (a cancel or a change of terms decides synchronously under it,
-   * calling nothing), so the ledger's always come free: on one pool, as many grants
-   * (or changes waiting for their lock) as it has connections would each wait for one more that
-   * none gives back, and fail at the connect timeout.
-   */
-  readonly lockPool: Pool;
-  readonly logger: Logger;
-}
-
-export function createPostgresSubscriptionStore(options: PostgresSubscriptionStoreOptions): SubscriptionStore {
-  const { pool, lockPool } = options;
+export function createPostgresSubscriptionStore(options: { pool: Pool; logger: Logger }): SubscriptionStore {
+  const { pool } = options;
   const logger = options.logger.child({ module: 'subscription-store' });
 
   async function get(subscriptionId: string, client: Pool | PoolClient = pool): Promise<Subscription | undefined> {
@@ -104,8 +95,8 @@ export function createPostgresSubscriptionStore(options: PostgresSubscriptionSto
   /**
    * The subscription under its row lock, held until `client`'s transaction ends: every change of a
    * subscription takes it first, so changes are made one after the other, each on the state the
-   * one before left. A grant takes it too (grantUnderLock), with its watermark. Only on a client
-   * of lockPool.
+   * one before left. A grant takes it to reserve its period (reserveGrant), never while it
+   * appends: whoever holds it calls nothing, so it is held for a few statements.
    */
   async function locked(client: PoolClient, subscriptionId: string): Promise<Subscription | undefined> {
     const { rowCount } = await client.query('SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
@@ -171,7 +162,7 @@ export function createPostgresSubscriptionStore(options: PostgresSubscriptionSto
 
     changeOverrides: (subscriptionId, decide, changedBy) =>
       guardedQuery(async () => {
-        const subscription = await inTransaction(lockPool, async (client) => {
+        const subscription = await inTransaction(pool, async (client) => {
           const current = await locked(client, subscriptionId);
           if (current === undefined) return undefined;
           const versions: readonly OverrideVersion[] = decide(current);
@@ -198,7 +189,7 @@ export function createPostgresSubscriptionStore(options: PostgresSubscriptionSto
 
     cancelSubscription: (subscriptionId, decide, canceledBy) =>
       guardedQuery(async () => {
-        const subscription = await inTransaction(lockPool, async (client) => {
+        const subscription = await inTransaction(pool, async (client) => {
           const current = await locked(client, subscriptionId);
           if (current === undefined) return undefined;
           const at = decide(current);
@@ -241,32 +232,39 @@ export function createPostgresSubscriptionStore(options: PostgresSubscriptionSto
         return rows.map(withPlan);
       }),
 
-    grantUnderLock: (subscriptionId, productId, grant) =>
+    reserveGrant: (subscriptionId, productId, decide) =>
       guardedQuery(() =>
-        inTransaction(lockPool, async (client) => {
+        inTransaction(pool, async (client) => {
           const current = await locked(client, subscriptionId);
           if (current === undefined) return undefined;
-          // A throw (the ledger's, this watermark's) rolls back: the watermark stays where it was,
-          // and the grant the ledger may have appended is found again by its id, derived from
-          // (subscription, product, period), when the next call grants the period: a replay.
-          const { granted, outcome } = await grant(current);
-          if (granted !== undefined) {
-            // Never lowered: a caller working from an older view may record an earlier period.
+          const { reserve, outcome } = decide(current);
+          if (reserve !== undefined) {
+            // Never lowered: a grant working from an older view may reserve an earlier period.
             await client.query(
-              `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, granted_through) VALUES ($1, $2, $3)
+              `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, reserved_through) VALUES ($1, $2, $3)
                ON CONFLICT (subscription_id, product_id)
-               DO UPDATE SET granted_through = GREATEST(w.granted_through, excluded.granted_through), updated_at = now()`,
-              [subscriptionId, productId, granted],
+               DO UPDATE SET reserved_through = GREATEST(w.reserved_through, w.granted_through, excluded.reserved_through), updated_at = now()`,
+              [subscriptionId, productId, reserve],
             );
           }
           return outcome;
         }),
       ),
 
+    recordGranted: (subscriptionId, productId, period) =>
+      guardedQuery(async () => {
+        // Never lowered (GREATEST ignores a NULL: none granted yet): two grants may report out of order.
+        await pool.query(
+          `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, granted_through, reserved_through) VALUES ($1, $2, $3, $3)
+           ON CONFLICT (subscription_id, product_id)
+           DO UPDATE SET granted_through = GREATEST(w.granted_through, excluded.granted_through), updated_at = now()`,
+          [subscriptionId, productId, period],
+        );
+      }),
+
     markGrantsCompleted: (subscriptionId) =>
       guardedQuery(async () => {
-        // An update of the row: it waits for the lock like a change, so on lockPool.
-        await lockPool.query(
+        await pool.query(
           'UPDATE subscriptions SET grants_completed_at = now() WHERE id = $1 AND canceled_at IS NOT NULL AND grants_completed_at IS NULL',
           [subscriptionId],
         );

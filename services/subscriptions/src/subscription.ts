@@ -43,6 +43,12 @@ export interface Subscription {
    */
   readonly grantedThrough: ReadonlyMap<string, number>;
   /**
+   * Per product, the last period a grant has reserved under the subscription's lock (at least
+   * grantedThrough; absent: none): granted, or being granted, or whose append failed and is made
+   * on the next run. Cancellations and changes of terms count it as granted.
+   */
+  readonly reservedThrough: ReadonlyMap<string, number>;
+  /**
    * 1 as created, one more per change of its terms or status (a change of overrides, the
    * cancellation that stands); grants leave it alone. The API's ETag, so a change can be made
    * against the version read (If-Match) and a change is never made over one it did not see.
@@ -119,11 +125,12 @@ export function overridesFromDto(dtos: readonly CreditOverrideDto[], plan: Plan)
  * The versions that replace a subscription's overrides from each item's next period on: one
  * per plan item, so a product left out of `overrides` goes back to the plan's terms. Before
  * the start the next period is period 0, and the versions replace the initial ones. Never from a
- * period known granted: a scheduler whose clock runs ahead of this one's may have granted the
- * next period already, on the terms it had, and a grant is never made again.
+ * period reserved: a scheduler whose clock runs ahead of this one's may have granted the next
+ * period already, or be granting it, on the terms it read when it reserved it, and a grant is
+ * never made again (its retry after a failure is a replay).
  */
 export function nextOverrideVersions(
-  subscription: Pick<Subscription, 'startsAt' | 'grantedThrough'>,
+  subscription: Pick<Subscription, 'startsAt' | 'reservedThrough'>,
   plan: Plan,
   overrides: readonly CreditOverride[],
   now: Date,
@@ -133,25 +140,27 @@ export function nextOverrideVersions(
     productId: item.productId,
     creditsPerPeriod: byProduct.get(item.productId)?.creditsPerPeriod ?? null,
     lowBalanceThreshold: byProduct.get(item.productId)?.lowBalanceThreshold ?? null,
-    effectiveFromPeriod: Math.max(periodIndexAt(subscription.startsAt, item.period, now), subscription.grantedThrough.get(item.productId) ?? -1) + 1,
+    effectiveFromPeriod: Math.max(periodIndexAt(subscription.startsAt, item.period, now), subscription.reservedThrough.get(item.productId) ?? -1) + 1,
   }));
 }
 
 /**
  * The instant a cancellation asked at `now` stands at: `now`, or the start of a period already
- * granted if that is later. A canceled subscription grants through the period containing its
- * cancellation, so every period recorded as granted is in it: a scheduler whose clock runs ahead
- * of this one's may have granted a period that, by `now`, has not begun. Its clock had reached
- * that start, so a period of another item beginning by then is due too. Asked under the
- * subscription's lock, it sees every grant: each is made and recorded under that lock, and one
- * made after it sees the cancellation (SubscriptionStore.grantUnderLock).
+ * reserved if that is later. A canceled subscription grants through the period containing its
+ * cancellation, so every period reserved is in it: a scheduler whose clock runs ahead of this
+ * one's may have reserved (and granted, or be granting) a period that, by `now`, has not begun.
+ * Its clock had reached that start, so a period of another item beginning by then is due too.
+ * Asked under the subscription's lock, it sees every grant decided before: each reserves its
+ * period under that lock before it is made (SubscriptionStore.reserveGrant), and one decided after
+ * sees the cancellation. A reserved period whose append failed is granted on a later run, and is
+ * never after the final one.
  */
-export function cancellationInstant(subscription: Pick<Subscription, 'startsAt' | 'grantedThrough'>, plan: Plan, now: Date): Date {
+export function cancellationInstant(subscription: Pick<Subscription, 'startsAt' | 'reservedThrough'>, plan: Plan, now: Date): Date {
   let at = now.getTime();
   for (const item of plan.items) {
-    const granted = subscription.grantedThrough.get(item.productId);
-    if (granted !== undefined && granted > periodIndexAt(subscription.startsAt, item.period, now)) {
-      at = Math.max(at, periodStart(subscription.startsAt, item.period, granted).getTime());
+    const reserved = subscription.reservedThrough.get(item.productId);
+    if (reserved !== undefined && reserved > periodIndexAt(subscription.startsAt, item.period, now)) {
+      at = Math.max(at, periodStart(subscription.startsAt, item.period, reserved).getTime());
     }
   }
   return new Date(at);

@@ -89,17 +89,17 @@ describe('overrides', () => {
   it("a change applies from each item's own next period, and covers every item of the plan", () => {
     const startsAt = new Date('2024-01-31T00:00:00.000Z');
     const now = new Date('2024-03-10T00:00:00.000Z'); // month period 1 (from Feb 29); week period 5
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map([['api', 1]]) }, plan, overridesFromDto([{ productId: 'api', creditsPerPeriod: '7' }], plan), now);
+    const versions = nextOverrideVersions({ startsAt, reservedThrough: new Map([['api', 1]]) }, plan, overridesFromDto([{ productId: 'api', creditsPerPeriod: '7' }], plan), now);
     expect(versions).toEqual([
       { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('7'), lowBalanceThreshold: null },
       { productId: 'storage', effectiveFromPeriod: 6, creditsPerPeriod: null, lowBalanceThreshold: null },
     ]);
   });
 
-  it('a change never applies from a period already granted (a scheduler whose clock is ahead granted it)', () => {
+  it('a change never applies from a period already reserved (a scheduler whose clock is ahead granted it, or is granting it)', () => {
     const startsAt = new Date('2024-01-31T00:00:00.000Z');
-    // Month period 1 by this clock; the scheduler granted api's period 2 already.
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map([['api', 2], ['storage', 3]]) }, plan, [], new Date('2024-03-10T00:00:00.000Z'));
+    // Month period 1 by this clock; the scheduler reserved api's period 2 already.
+    const versions = nextOverrideVersions({ startsAt, reservedThrough: new Map([['api', 2], ['storage', 3]]) }, plan, [], new Date('2024-03-10T00:00:00.000Z'));
     expect(versions.map((v) => [v.productId, v.effectiveFromPeriod])).toEqual([
       ['api', 3],
       ['storage', 6],
@@ -108,14 +108,14 @@ describe('overrides', () => {
 
   it('a change before the start replaces the terms of period 0', () => {
     const startsAt = new Date('2024-05-01T00:00:00.000Z');
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map() }, plan, [], new Date('2024-04-01T00:00:00.000Z'));
+    const versions = nextOverrideVersions({ startsAt, reservedThrough: new Map() }, plan, [], new Date('2024-04-01T00:00:00.000Z'));
     expect(versions.map((v) => v.effectiveFromPeriod)).toEqual([0, 0]);
   });
 
   it('a product named like an Object.prototype member with no watermark takes the next period, not NaN', () => {
     const builtIn = planFromDto({ id: 'built-in', name: 'Built-in', items: [{ productId: 'constructor', creditsPerPeriod: '1', period: 'month' }] });
     const startsAt = new Date('2024-01-31T00:00:00.000Z');
-    const versions = nextOverrideVersions({ startsAt, grantedThrough: new Map() }, builtIn, [], new Date('2024-03-10T00:00:00.000Z'));
+    const versions = nextOverrideVersions({ startsAt, reservedThrough: new Map() }, builtIn, [], new Date('2024-03-10T00:00:00.000Z'));
     expect(versions.map((v) => [v.productId, v.effectiveFromPeriod])).toEqual([['constructor', 2]]);
   });
 });
@@ -152,18 +152,18 @@ describe('cancellationInstant', () => {
   const startsAt = new Date('2024-01-01T00:00:00.000Z');
   const now = new Date('2024-01-20T00:00:00.000Z'); // api period 0, storage period 2 (days 14-20)
 
-  it('is now while no period after the one in progress is granted', () => {
-    const at = cancellationInstant({ startsAt, grantedThrough: new Map([['api', 0], ['storage', 2]]) }, plan, now);
+  it('is now while no period after the one in progress is reserved', () => {
+    const at = cancellationInstant({ startsAt, reservedThrough: new Map([['api', 0], ['storage', 2]]) }, plan, now);
     expect(at).toEqual(now);
   });
 
-  it("is the start of a later period already granted, so every item's final period takes in what it granted", () => {
-    // A scheduler whose clock ran ahead granted storage's period 3 (from Jan 22).
-    const grantedThrough = new Map([['api', 0], ['storage', 3]]);
-    const at = cancellationInstant({ startsAt, grantedThrough }, plan, now);
+  it("is the start of a later period already reserved, so every item's final period takes in what it reserved", () => {
+    // A scheduler whose clock ran ahead reserved storage's period 3 (from Jan 22): granted, or being granted.
+    const reservedThrough = new Map([['api', 0], ['storage', 3]]);
+    const at = cancellationInstant({ startsAt, reservedThrough }, plan, now);
     expect(at).toEqual(new Date('2024-01-22T00:00:00.000Z'));
     for (const item of plan.items) {
-      expect({ product: item.productId, final: finalPeriod(startsAt, item.period, at) }).toEqual({ product: item.productId, final: grantedThrough.get(item.productId) });
+      expect({ product: item.productId, final: finalPeriod(startsAt, item.period, at) }).toEqual({ product: item.productId, final: reservedThrough.get(item.productId) });
     }
   });
 });

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { duePeriods, finalPeriod, lastDuePeriod, periodBounds } from './billingPeriod';
 import type { Plan, PlanItem } from './plan';
 import { ItemTerms, Subscription, termsAt, thresholdSetAt } from './subscription';
-import type { LockedGrant, SubscriptionStore } from './subscriptionStore';
+import type { GrantReservation, SubscriptionStore } from './subscriptionStore';
 
 interface GrantOutcome {
   /** Grants this call appended. */
@@ -49,12 +49,14 @@ interface SubscriptionGranterOptions {
  * deciding again when the id is present, so two schedulers racing on one period, a scheduler
  * restarted between the append and the watermark, or a stale watermark all end with one grant.
  *
- * Ordered with cancellations and changes of terms: each period is granted under the
- * subscription's row lock, the one they take (SubscriptionStore.grantUnderLock), and decided there
- * on the subscription as it stands, its watermark recorded before the lock is let go. A grant
- * never lands after the final period of a cancellation made while it was being decided, nor on
- * terms a change made meanwhile has replaced; a cancellation waiting for a grant sees its period
- * recorded (cancellationInstant takes it in).
+ * Ordered with cancellations and changes of terms in two steps: each period is decided under the
+ * subscription's row lock, the one they take, on the subscription as it stands, and reserved
+ * before the lock is let go (SubscriptionStore.reserveGrant); the ledger's grant is appended after,
+ * without the lock, and the watermark raised. A cancellation's final period takes in every period
+ * reserved (cancellationInstant) and a change of terms never applies from one
+ * (nextOverrideVersions), so a grant never lands after the final period, nor on terms other than
+ * those read when it was reserved, and a reserved period whose append failed is granted again
+ * (a replay if it landed) by the next run, which starts after the watermark.
  */
 export function createSubscriptionGranter(options: SubscriptionGranterOptions): SubscriptionGranter {
   const { subscriptions, ledger, balanceRegistry } = options;
@@ -162,13 +164,26 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
     });
   }
 
-  /** What granting one period under the subscription's lock came to. */
-  type PeriodOutcome =
-    | { readonly kind: 'granted' | 'replayed'; readonly balanceId: string; readonly credits: Micros }
-    /** Recorded as granted already when the lock was had (a grant that held it first). */
+  /** What the subscription under its lock says of granting one period. */
+  type PeriodDecision =
+    /** Reserved: to grant, on the subscription as it stood then. */
+    | { readonly kind: 'reserved'; readonly current: Subscription }
+    /** Recorded as granted already when the lock was had (another grant came first). */
     | { readonly kind: 'recorded' }
     /** After the final period of a cancellation made since the caller's view. */
     | { readonly kind: 'pastFinal'; readonly canceledAt: Date | null };
+
+  /** Decides `period` of `item` under the subscription's lock, reserving it when it is still due. */
+  async function reserve(subscriptionId: string, item: PlanItem, period: number): Promise<PeriodDecision> {
+    const decision = await subscriptions.reserveGrant(subscriptionId, item.productId, (current): GrantReservation<PeriodDecision> => {
+      const final = finalPeriod(current.startsAt, item.period, current.canceledAt);
+      if (final !== null && period > final) return { outcome: { kind: 'pastFinal', canceledAt: current.canceledAt } };
+      if ((current.grantedThrough.get(item.productId) ?? -1) >= period) return { outcome: { kind: 'recorded' } };
+      return { reserve: period, outcome: { kind: 'reserved', current } };
+    });
+    if (decision === undefined) throw new Error(`subscription ${subscriptionId} vanished while granting`);
+    return decision;
+  }
 
   return {
     async grantDue(subscription, plan, now, bound = {}) {
@@ -202,37 +217,32 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         let balanceId: string | undefined;
         for (const period of due) {
           if (bound.signal?.aborted) return { granted, alreadyGranted, complete: false, caughtUp: false };
-          // The ledger takes connections of its own while this holds the lock's: see the store's
-          // lockPool. A scheduler grants one subscription at a time, so it holds one of them at most.
-          const outcome = await subscriptions.grantUnderLock(subscription.id, item.productId, async (current): Promise<LockedGrant<PeriodOutcome>> => {
-            const final = finalPeriod(current.startsAt, item.period, current.canceledAt);
-            if (final !== null && period > final) return { outcome: { kind: 'pastFinal', canceledAt: current.canceledAt } };
-            if ((current.grantedThrough.get(item.productId) ?? -1) >= period) return { outcome: { kind: 'recorded' } };
+          const decision = await reserve(subscription.id, item, period);
+          if (decision.kind === 'pastFinal') {
+            // Canceled meanwhile: no period after the final one is due, for this item or the next.
+            canceledAt = decision.canceledAt;
+            break;
+          }
+          if (decision.kind === 'recorded') {
+            alreadyGranted += 1;
+          } else {
+            // Without the lock: the period is reserved, so no cancellation ends before it and no
+            // change of terms applies from it. A throw leaves it reserved, not recorded: the next
+            // run grants it again, a replay if this append landed.
+            const { current } = decision;
             const terms = termsAt(current, item, period);
             balanceId ??= await balanceFor(current, item, terms);
             const result = await grantPeriod(current, plan, item, period, terms, balanceId);
-            return { granted: period, outcome: { kind: result.replayed ? 'replayed' : 'granted', balanceId, credits: terms.creditsPerPeriod } };
-          });
-          if (outcome === undefined) throw new Error(`subscription ${subscription.id} vanished while granting`);
-          if (outcome.kind === 'pastFinal') {
-            // Canceled meanwhile: no period after the final one is due, for this item or the next.
-            canceledAt = outcome.canceledAt;
-            break;
-          }
-          if (outcome.kind === 'granted') {
-            granted += 1;
-            logger.info(
-              {
-                subscriptionId: subscription.id,
-                productId: item.productId,
-                balanceId: outcome.balanceId,
-                period,
-                credits: formatCredits(outcome.credits),
-              },
-              'granted subscription credits',
-            );
-          } else {
-            alreadyGranted += 1;
+            if (result.replayed) {
+              alreadyGranted += 1;
+            } else {
+              granted += 1;
+              logger.info(
+                { subscriptionId: subscription.id, productId: item.productId, balanceId, period, credits: formatCredits(terms.creditsPerPeriod) },
+                'granted subscription credits',
+              );
+            }
+            await subscriptions.recordGranted(subscription.id, item.productId, period);
           }
           through = period;
         }

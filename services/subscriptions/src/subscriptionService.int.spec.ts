@@ -14,7 +14,6 @@ import {
   SubscriptionChangedError,
   SubscriptionNotFoundError,
 } from './subscriptionErrors';
-import { createSubscriptionGranter } from './subscriptionGranter';
 import { subscriptionView } from './subscriptionView';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
@@ -282,25 +281,12 @@ describe('subscription service on PostgreSQL and the event store', () => {
     expect((await h.service.cancelSubscription(subscription.id)).subscription.version).toBe(3);
   });
 
-  /**
-   * Holds the subscription's row lock in a connection of its own, as another change would, until
-   * release(); waitForWaiter() answers once a query of another connection waits for it.
-   */
+  /** Holds the subscription's row lock in a connection of its own, as another change would, until release(). */
   async function holdRowLock(subscriptionId: string) {
     const holder: PoolClient = await h.db.pool.connect();
     await holder.query('BEGIN');
     await holder.query('SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
-    const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    const pid = rows[0]?.pid;
     return {
-      waitForWaiter: () =>
-        waitFor(
-          async () => {
-            const waiting = await h.db.pool.query<{ n: number }>('SELECT count(*)::integer AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid]);
-            return (waiting.rows[0]?.n ?? 0) > 0;
-          },
-          { description: 'a change waiting for the row lock', timeoutMs: 30_000, intervalMs: 20 },
-        ),
       async release() {
         try {
           await holder.query('COMMIT');
@@ -312,16 +298,22 @@ describe('subscription service on PostgreSQL and the event store', () => {
   }
 
   /**
-   * Connections of this schema waiting for a subscription's row lock: blocked, and holding the
-   * RowShareLock on its subscriptions table that a SELECT ... FOR UPDATE takes before it waits.
+   * Waits until `count` connections of this schema wait for a subscription's row lock: blocked,
+   * and holding the RowShareLock on its subscriptions table that a SELECT ... FOR UPDATE takes
+   * before it waits.
    */
-  async function rowLockWaiters(): Promise<number> {
-    const { rows } = await h.db.pool.query<{ n: number }>(
-      `SELECT count(*)::integer AS n FROM pg_stat_activity AS a
-        WHERE cardinality(pg_blocking_pids(a.pid)) > 0
-          AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = a.pid AND l.relation = 'subscriptions'::regclass AND l.mode = 'RowShareLock')`,
+  async function waitForRowLockWaiters(count: number, description: string): Promise<void> {
+    await waitFor(
+      async () => {
+        const { rows } = await h.db.pool.query<{ n: number }>(
+          `SELECT count(*)::integer AS n FROM pg_stat_activity AS a
+            WHERE cardinality(pg_blocking_pids(a.pid)) > 0
+              AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = a.pid AND l.relation = 'subscriptions'::regclass AND l.mode = 'RowShareLock')`,
+        );
+        return (rows[0]?.n ?? 0) >= count;
+      },
+      { description, timeoutMs: 30_000, intervalMs: 20 },
     );
-    return rows[0]?.n ?? 0;
   }
 
   it('a cancel that waits for the row lock is made at the time it gets it: a period that began meanwhile is its final one, granted once', async () => {
@@ -337,12 +329,12 @@ describe('subscription service on PostgreSQL and the event store', () => {
     try {
       cancel = h.service.cancelSubscription(subscription.id);
       cancel.catch(() => undefined);
-      await lock.waitForWaiter();
-      // Period 1 begins while the cancel waits; the scheduler's grant of it waits behind the cancel.
+      await waitForRowLockWaiters(1, 'the cancel waiting for the lock');
+      // Period 1 begins while the cancel waits; the scheduler's reservation of it waits behind the cancel.
       h.clock.set(inPeriod(1));
       run = scheduler.runOnce();
       run.catch(() => undefined);
-      await waitFor(async () => (await rowLockWaiters()) >= 2, { description: 'the grant waiting behind the cancel', timeoutMs: 30_000, intervalMs: 20 });
+      await waitForRowLockWaiters(2, 'the grant waiting behind the cancel');
     } finally {
       await lock.release();
     }
@@ -361,7 +353,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
 
   /**
    * The ledger, but a grant of `period` of the subscription waits at a gate until open(), as a
-   * grant decided and not yet recorded; entered() tells whether one has reached it.
+   * grant reserved and not yet appended; entered() tells whether one has reached it.
    */
   function gatedLedger(subscriptionId: string, period: number) {
     let entered = false;
@@ -386,34 +378,63 @@ describe('subscription service on PostgreSQL and the event store', () => {
   const schedulerAt = (now: Date, ledger: LedgerService = h.ledger) =>
     createGrantScheduler({ subscriptions: h.subscriptions, ledger, balanceRegistry: h.balanceRegistry, clock: () => now, intervalMs: 60_000, logger: h.logger });
 
+  const storedSubscription = async (subscriptionId: string) => {
+    const stored = await h.subscriptions.getSubscription(subscriptionId);
+    if (stored === undefined) throw new Error(`no subscription ${subscriptionId}`);
+    return stored;
+  };
+
   /**
-   * Holds the row lock while `change` (a cancel, a change of terms) waits for it first in line and a
-   * grant of period 1 by a scheduler ahead of the service's clock comes after it: the grant waits
-   * for the lock, or, without one, has decided and waits at the ledger's gate. Then the lock goes to
-   * the change, and the gate opens once the change has answered.
+   * Holds the row lock while `change` (a cancel, a change of terms) waits for it first in line and
+   * a run of a scheduler ahead of the service's clock, due to grant period 1, waits behind it to
+   * reserve the period; then lets the lock go.
    */
-  async function grantRacing<T>(subscriptionId: string, change: () => Promise<T>) {
-    const gated = gatedLedger(subscriptionId, 1);
+  async function grantBehind<T>(subscriptionId: string, change: () => Promise<T>) {
     const lock = await holdRowLock(subscriptionId);
     let changing: Promise<T> | undefined;
     let run: Promise<GrantRunSummary> | undefined;
     try {
       changing = change();
       changing.catch(() => undefined);
-      await lock.waitForWaiter();
-      run = schedulerAt(inPeriod(1), gated.ledger).runOnce();
+      await waitForRowLockWaiters(1, 'the change waiting for the lock');
+      run = schedulerAt(inPeriod(1)).runOnce();
       run.catch(() => undefined);
-      await waitFor(async () => gated.entered() || (await rowLockWaiters()) >= 2, {
-        description: 'the grant waiting behind the change',
-        timeoutMs: 30_000,
-        intervalMs: 20,
-      });
+      await waitForRowLockWaiters(2, 'the grant waiting behind the change');
     } finally {
       await lock.release();
     }
+    return { changed: await changing, run: await run };
+  }
+
+  /**
+   * Holds the row lock while a run of a scheduler ahead of the service's clock, due to grant
+   * period 1 (its append held at a gate), waits for it first in line and `change` waits behind it;
+   * then lets the lock go. Answers once the change has answered, the gate still shut.
+   */
+  async function changeBehindReservation<T>(subscriptionId: string, change: () => Promise<T>) {
+    const gated = gatedLedger(subscriptionId, 1);
+    const lock = await holdRowLock(subscriptionId);
+    let changing: Promise<T> | undefined;
+    let run: Promise<GrantRunSummary> | undefined;
+    try {
+      run = schedulerAt(inPeriod(1), gated.ledger).runOnce();
+      run.catch(() => undefined);
+      await waitForRowLockWaiters(1, "the grant's reservation waiting for the lock");
+      changing = change();
+      changing.catch(() => undefined);
+      await waitForRowLockWaiters(2, 'the change waiting behind the reservation');
+    } finally {
+      await lock.release();
+    }
+    let answered = false;
+    changing.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
+    // The reservation lets the lock go before it appends: the change answers while the append waits.
+    await waitFor(() => answered, { description: 'the change answering while the reserved grant waits to append', timeoutMs: 30_000, intervalMs: 20 });
     const changed = await changing;
-    gated.open();
-    return { changed, run: await run };
+    return { changed, gated, run };
   }
 
   it('a grant of the next period tried while a cancel holds the lock waits, sees the cancellation and grants nothing after the final period', async () => {
@@ -422,85 +443,100 @@ describe('subscription service on PostgreSQL and the event store', () => {
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
 
     h.clock.set(justBefore(1));
-    const { changed: canceled } = await grantRacing(subscription.id, () => h.service.cancelSubscription(subscription.id));
+    const { changed: canceled, run } = await grantBehind(subscription.id, () => h.service.cancelSubscription(subscription.id));
 
+    expect(run).toMatchObject({ failed: 0 });
     const [item] = subscriptionView(canceled).items;
     expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 0, grantedThrough: 0 });
-    expect((await h.subscriptions.getSubscription(subscription.id))?.grantedThrough.get(product.id)).toBe(0);
+    const stored = await storedSubscription(subscription.id);
+    expect({ granted: stored.grantedThrough.get(product.id), reserved: stored.reservedThrough.get(product.id) }).toEqual({ granted: 0, reserved: 0 });
     expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0]);
   });
 
-  it("a cancel while a grant holds the lock waits for it, and its final period takes in the period granted", async () => {
+  it('a cancel waiting behind a reservation takes the reserved period in, without waiting for its append, which lands in it', async () => {
     const { product, plan } = await monthlyPlan('100');
     const customerId = `customer-${randomUUID()}`;
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
-    const gated = gatedLedger(subscription.id, 1);
 
     h.clock.set(justBefore(1));
-    const run = schedulerAt(inPeriod(1), gated.ledger).runOnce();
-    run.catch(() => undefined);
-    await waitFor(() => gated.entered(), { description: 'the grant of period 1 at the ledger', timeoutMs: 30_000, intervalMs: 20 });
-    const cancel = h.service.cancelSubscription(subscription.id);
-    let answered = false;
-    cancel.then(
-      () => (answered = true),
-      () => (answered = true),
-    );
-    // It waits for the grant's lock; without one, it would answer at once with period 0 its final one.
-    await waitFor(async () => answered || (await rowLockWaiters()) >= 1, { description: 'the cancel waiting for the lock', timeoutMs: 30_000, intervalMs: 20 });
-    gated.open();
-    expect((await run).failed).toBe(0);
-    const canceled = await cancel;
+    const { changed: canceled, gated, run } = await changeBehindReservation(subscription.id, () => h.service.cancelSubscription(subscription.id));
 
     expect(canceled.subscription.canceledAt).toEqual(periodStart(startsAt, 'month', 1));
     const [item] = subscriptionView(canceled).items;
-    expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 1, grantedThrough: 1 });
+    // Reserved, not yet granted: the answer shows what is granted.
+    expect({ finalPeriod: item?.finalPeriod, grantedThrough: item?.grantedThrough }).toEqual({ finalPeriod: 1, grantedThrough: 0 });
+    gated.open();
+    expect((await run).failed).toBe(0);
+    expect((await storedSubscription(subscription.id)).grantedThrough.get(product.id)).toBe(1);
     h.clock.set(inPeriod(3));
     await h.newScheduler().runOnce();
     expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
   });
 
-  it('a grant racing a change of terms grants on the terms in force for its period under the lock', async () => {
+  it('a grant racing a change of terms grants on the terms in force for its period when it reserves it', async () => {
     const { product, plan } = await monthlyPlan('100');
     const customerId = `customer-${randomUUID()}`;
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    const raise = () => h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]);
 
     h.clock.set(justBefore(1));
-    const { changed, run } = await grantRacing(subscription.id, () => h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]));
-
-    // Made in period 0 before the grant of period 1 was recorded: it applies from period 1.
+    // The change first: made in period 0 before period 1 was reserved, it applies from period 1.
+    const { changed, run } = await grantBehind(subscription.id, raise);
     expect(changed.subscription.overrides.filter((o) => o.creditsPerPeriod !== null).map((o) => o.effectiveFromPeriod)).toEqual([1]);
     expect(run).toMatchObject({ failed: 0 });
-    const grants = grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id)));
-    expect(grants.map((g) => [g.period, formatCredits(g.credits)])).toEqual([
+
+    // The reservation of period 1 first: a change behind it applies from period 2, though it is
+    // made before the grant of period 1 is appended.
+    const other = await h.service.createSubscription({ customerId: `customer-${randomUUID()}`, planId: plan.id, startsAt });
+    const later = await changeBehindReservation(other.subscription.id, () =>
+      h.service.changeOverrides(other.subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]),
+    );
+    later.gated.open();
+    expect(await later.run).toMatchObject({ failed: 0 });
+    expect(later.changed.subscription.overrides.filter((o) => o.creditsPerPeriod !== null).map((o) => o.effectiveFromPeriod)).toEqual([2]);
+
+    h.clock.set(inPeriod(2));
+    await h.newScheduler().runOnce();
+    const credits = async (customer: string) =>
+      grantsIn(await h.ledgerOf(await balanceOf(customer, product.id))).map((g) => [g.period, formatCredits(g.credits)]);
+    expect(await credits(customerId)).toEqual([
       [0, '100'],
       [1, '400'],
+      [2, '400'],
+    ]);
+    expect(await credits(other.subscription.customerId)).toEqual([
+      [0, '100'],
+      [1, '100'],
+      [2, '400'],
     ]);
   });
 
-  it('a grant that fails under the lock leaves the watermark as it was; the next run replays it, without a second grant', async () => {
+  it('a grant whose append landed but whose answer was lost stays reserved: a cancel then takes its period in, and the next run records it', async () => {
     const { product, plan } = await monthlyPlan('100');
     const customerId = `customer-${randomUUID()}`;
     const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
-    // The grant is appended, then the call fails (its answer lost), before the watermark is written.
+    // Its grant is appended, then the call fails (its answer lost), before the watermark is raised.
     const failing: LedgerService = {
       ...h.ledger,
       async grant(balanceId, grant) {
-        await h.ledger.grant(balanceId, grant);
-        throw new Error('the answer to the grant was lost');
+        const result = await h.ledger.grant(balanceId, grant);
+        if (grant.subscriptionId === subscription.id) throw new Error('the answer to the grant was lost');
+        return result;
       },
     };
-    const stored = async () => {
-      const current = await h.subscriptions.getSubscription(subscription.id);
-      if (current === undefined) throw new Error('no subscription');
-      return current;
-    };
-    const granterWith = (ledger: LedgerService) => createSubscriptionGranter({ subscriptions: h.subscriptions, ledger, balanceRegistry: h.balanceRegistry, logger: h.logger });
 
-    await expect(granterWith(failing).grantDue(await stored(), plan, inPeriod(1))).rejects.toThrow('the answer to the grant was lost');
-    expect((await stored()).grantedThrough.get(product.id)).toBe(0);
-    expect(await granterWith(h.ledger).grantDue(await stored(), plan, inPeriod(1))).toEqual({ granted: 0, alreadyGranted: 1, complete: false, caughtUp: true });
-    expect((await stored()).grantedThrough.get(product.id)).toBe(1);
+    expect(await schedulerAt(inPeriod(1), failing).runOnce()).toMatchObject({ failed: 1 });
+    expect((await storedSubscription(subscription.id)).grantedThrough.get(product.id)).toBe(0);
+
+    // Canceled by the service's clock, still in period 0: period 1 is in the ledger, so it is the final one.
+    h.clock.set(justBefore(1));
+    const canceled = await h.service.cancelSubscription(subscription.id);
+    expect(subscriptionView(canceled).items[0]?.finalPeriod).toBe(1);
+
+    expect(await schedulerAt(inPeriod(1)).runOnce()).toMatchObject({ failed: 0 });
+    expect((await storedSubscription(subscription.id)).grantedThrough.get(product.id)).toBe(1);
+    h.clock.set(inPeriod(3));
+    await h.newScheduler().runOnce();
     expect(grantsIn(await h.ledgerOf(await balanceOf(customerId, product.id))).map((g) => g.period)).toEqual([0, 1]);
   });
 
@@ -541,7 +577,7 @@ describe('subscription service on PostgreSQL and the event store', () => {
     try {
       change = h.service.changeOverrides(subscription.id, [{ productId: product.id, creditsPerPeriod: '400' }]);
       change.catch(() => undefined);
-      await lock.waitForWaiter();
+      await waitForRowLockWaiters(1, 'the change waiting for the lock');
       // Period 1 begins while the change waits: it keeps the terms it started with.
       h.clock.set(inPeriod(1));
     } finally {

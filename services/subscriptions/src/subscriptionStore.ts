@@ -19,10 +19,10 @@ export interface SchedulableSubscription {
   readonly plan: Plan;
 }
 
-/** What a grant under the subscription's lock did (see SubscriptionStore.grantUnderLock). */
-export interface LockedGrant<T> {
-  /** The period granted, or found granted: the product's watermark is raised to it. Absent: none. */
-  readonly granted?: number;
+/** What a grant decided under the subscription's lock (see SubscriptionStore.reserveGrant). */
+export interface GrantReservation<T> {
+  /** The period to grant: the product's reservation is raised to it. Absent: none. */
+  readonly reserve?: number;
   readonly outcome: T;
 }
 
@@ -55,16 +55,19 @@ export interface SubscriptionStore {
   /** A page of the subscriptions that may still grant, ordered by id, after the given id. */
   listSchedulable(page: { after: string | null; limit: number }): Promise<SchedulableSubscription[]>;
   /**
-   * One grant under the subscription's row lock, the one a cancellation and a change of terms
-   * take, in one transaction: `grant` gets the subscription as it stands under the lock (no
-   * cancellation or change of terms comes between what it sees and its watermark) and makes the
-   * grant; when it answers the period it granted (or found granted), the product's watermark is
-   * raised to it (never lowered) before the lock is let go. A cancellation waiting for the lock
-   * then sees the period recorded. If `grant` throws, nothing is recorded and the watermark stays
-   * where it was (the ledger's grant id makes granting the period again a replay). Answers
-   * `grant`'s outcome; undefined when there is no such subscription.
+   * Decides a grant under the subscription's row lock, the one a cancellation and a change of
+   * terms take, in one short transaction: `decide` gets the subscription as it stands under the
+   * lock and, calling nothing, answers whether the period is still due; when it answers one to
+   * `reserve`, the product's reservation (reservedThrough) is raised to it (never lowered) before
+   * the lock is let go. A cancellation or change of terms made after counts the period as granted
+   * (cancellationInstant, nextOverrideVersions), so it may be granted, and granted again after a
+   * failure, on the terms `decide` saw. The grant itself is made after, without the lock, and
+   * recorded with recordGranted. Answers `decide`'s outcome; undefined when there is no such
+   * subscription.
    */
-  grantUnderLock<T>(subscriptionId: string, productId: string, grant: (current: Subscription) => Promise<LockedGrant<T>>): Promise<T | undefined>;
+  reserveGrant<T>(subscriptionId: string, productId: string, decide: (current: Subscription) => GrantReservation<T>): Promise<T | undefined>;
+  /** Raises the watermark (never lowers it: two grants may report out of order). */
+  recordGranted(subscriptionId: string, productId: string, period: number): Promise<void>;
   /** A canceled subscription has granted its last period: the scheduler can skip it from now on. */
   markGrantsCompleted(subscriptionId: string): Promise<void>;
 }

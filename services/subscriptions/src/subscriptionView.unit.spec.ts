@@ -22,6 +22,7 @@ const subscription: Subscription = {
     { productId: 'api', effectiveFromPeriod: 2, creditsPerPeriod: parseCredits('400'), lowBalanceThreshold: null, changedBy: { keyId: 'ba9876543210', keyName: null } },
   ],
   grantedThrough: new Map([['api', 1]]),
+  reservedThrough: new Map([['api', 1]]),
   version: 1,
 };
 

@@ -65,7 +65,7 @@ export const configSchema = z.object({
     .describe('Tally\'s database; `stack:up` creates and migrates it'),
   TALLY_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public')
     .describe('PostgreSQL schema the migrations and Tally use'),
-  TALLY_DATABASE_POOL_SIZE: integer(10, 1, 200).describe('PostgreSQL connections per process for its work; each lease it holds or tries for (one per leading role) and its notification listener open one more of their own, and the subscriptions\' row locks (a grant, a cancel, a change of terms) up to as many again, as used'),
+  TALLY_DATABASE_POOL_SIZE: integer(10, 1, 200).describe('PostgreSQL connections per process for its work; each lease it holds or tries for (one per leading role) and its notification listener open one more of their own'),
   TALLY_EVENT_STORE: z.enum(EVENT_STORES).default('postgres')
     .describe('where the ledger\'s events are kept: `postgres` (Tally\'s database) or `eventstoredb` (the server at `TALLY_EVENTSTORE_CONNECTION_STRING`)'),
   TALLY_EVENTSTORE_CONNECTION_STRING: text('esdb://127.0.0.1:2113?tls=false')

@@ -375,16 +375,7 @@ async function main(): Promise<void> {
   }
 
   const plans = createPostgresPlanStore({ pool, logger });
-  // A pool of its own for the subscriptions' row locks: a grant holds one of its connections and
-  // the lock while the ledger writes with `pool` (see createPostgresSubscriptionStore's lockPool).
-  // Connections are opened as used: a process that neither grants nor changes subscriptions opens none.
-  const subscriptionLockPool = openPool(config, {
-    applicationName: `tally-${[...roles].join('-')}-subscription-locks`,
-    max: config.database.poolSize,
-    logger,
-  });
-  parts.add('postgres-subscription-locks', () => subscriptionLockPool.end());
-  const subscriptionStore = createPostgresSubscriptionStore({ pool, lockPool: subscriptionLockPool, logger });
+  const subscriptionStore = createPostgresSubscriptionStore({ pool, logger });
   if (roles.has('scheduler')) {
     const scheduler = createGrantScheduler({
       subscriptions: subscriptionStore,

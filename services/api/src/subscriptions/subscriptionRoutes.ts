@@ -225,7 +225,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'cancelSubscription',
         summary: 'Cancel a subscription',
         description:
-          "The period in progress when the cancel holds the subscription's lock keeps its grant (granted now if it was not yet), as does a later one already granted (a scheduler whose clock runs ahead may have granted it: grants take the same lock); no period after it grants. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.",
+          "The period in progress when the cancel holds the subscription's lock keeps its grant (granted now if it was not yet), as does a later one a grant has already taken up (a scheduler whose clock runs ahead may be granting it: each grant reserves its period under the same lock before it is made, and one whose append failed is made again on the next run); no period after it grants. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.",
         params: subscriptionParams,
         headers: ifMatchHeaders,
         response: { 200: subscriptionSchema, ...errorResponses },

@@ -64,7 +64,7 @@ export async function createSubscriptionsHarness(prefix: string, start = '2024-0
   const balanceRegistry = createPostgresBalanceRegistry({ pool: db.pool });
   const ledger = createLedgerService({ eventStore, catalog, balanceRegistry, logger, clock });
   const plans = createPostgresPlanStore({ pool: db.pool, logger });
-  const subscriptions = createPostgresSubscriptionStore({ pool: db.pool, lockPool: db.anotherPool(), logger });
+  const subscriptions = createPostgresSubscriptionStore({ pool: db.pool, logger });
   const service = createSubscriptionService({ plans, subscriptions, ledger, catalog, balanceRegistry, clock, logger });
   const purchases = createPurchaseService({ catalog, balanceRegistry, ledger });
 
