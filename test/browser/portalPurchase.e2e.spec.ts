@@ -270,6 +270,214 @@ describe('a portal purchase whose bundle changed', () => {
     );
   });
 
+  /** Waits two frames in the page: whatever an event or an answer already in the page set off is rendered by then. */
+  const afterTwoFrames = (page: import('playwright-core').Page) => page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+
+  /** Once every purchase the page sent is answered: how many it sent, and how many the ledger has. */
+  async function purchasesMade(page: import('playwright-core').Page, balanceId: string): Promise<{ sent: number; bought: number }> {
+    await afterTwoFrames(page);
+    const purchases = await waitFor(
+      async () => {
+        const counted = await page.evaluate<{ sent: number; answered: number }>('window.purchases');
+        return counted.sent === counted.answered ? counted : undefined;
+      },
+      { description: 'every purchase sent answered', timeoutMs: 30_000 },
+    );
+    const { items } = await api<{ items: Array<{ source: string | null }> }>('GET', `/credit-balances/${balanceId}/ledger`);
+    return { sent: purchases.sent, bought: items.filter(({ source }) => source === 'purchase').length };
+  }
+
+  it('buys once when the card\'s Buy and then the dialog\'s Buy are double-clicked', async () => {
+    await openPortal(
+      'Double-clicked credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card, balanceId }) => {
+        await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR of Double-clicked credits' }).dblclick();
+        const dialog = page.getByRole('dialog', { name: 'Buy 100 credits for 9.90 EUR' });
+        await dialog.getByRole('button', { name: 'Buy', exact: true }).dblclick();
+        await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 9.90 EUR. Your balance is now 100.', 'the purchase');
+        expect(await purchasesMade(page, balanceId)).toEqual({ sent: 1, bought: 1 });
+      },
+      countPurchases,
+    );
+  });
+
+  it('buys nothing when Enter is held on the card\'s Buy: the dialog opens on Cancel', async () => {
+    await openPortal(
+      'Held credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card, balanceId }) => {
+        const buy = card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR of Held credits' });
+        await buy.focus();
+        // A held key: the first keydown, then repeats (one a frame, as a keyboard's come), then its keyup.
+        for (let repeat = 0; repeat < 40; repeat += 1) {
+          await page.keyboard.down('Enter');
+          await afterTwoFrames(page);
+        }
+        await page.keyboard.up('Enter');
+        expect(await purchasesMade(page, balanceId)).toEqual({ sent: 0, bought: 0 });
+        // Opened by keyboard, the dialog's focus is on its Cancel.
+        await page.keyboard.press('Escape');
+        await buy.focus();
+        await page.keyboard.press('Enter');
+        const dialog = page.getByRole('dialog', { name: 'Buy 100 credits for 9.90 EUR' });
+        await dialog.waitFor();
+        await waitFor(async () => ((await page.evaluate<string | null>('document.activeElement?.textContent ?? null')) === 'Cancel' ? true : undefined), {
+          description: 'focus on the dialog\'s Cancel',
+          timeoutMs: 10_000,
+        });
+      },
+      countPurchases,
+    );
+  });
+
+  it('keeps the dialog open, saying so, while its purchase is in flight: Cancel and Escape wait for the answer', async () => {
+    let release = () => {};
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    await openPortal(
+      'Awaited credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card }) => {
+        await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR of Awaited credits' }).click();
+        const dialog = page.getByRole('dialog', { name: 'Buy 100 credits for 9.90 EUR' });
+        await dialog.getByRole('button', { name: 'Buy', exact: true }).click();
+        await untilText(dialog.getByRole('status'), (text) => text === 'Buying…', 'the purchase in flight said');
+        expect(await dialog.getByRole('button', { name: 'Cancel' }).isDisabled()).toBe(true);
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Escape');
+        await afterTwoFrames(page);
+        expect(await dialog.isVisible()).toBe(true);
+        release();
+        await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 9.90 EUR. Your balance is now 100.', 'the purchase');
+        await dialog.waitFor({ state: 'hidden' });
+      },
+      (page) =>
+        page.route(
+          (address) => address.pathname.endsWith('/purchases'),
+          async (route) => {
+            await answered;
+            await route.continue();
+          },
+        ),
+    );
+  });
+
+  it('shows, while a failed purchase waits to be sent again, the terms it is sent again at', async () => {
+    let failed = false;
+    await openPortal(
+      'Retried credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card, balanceId }) => {
+        await buyOnPortal(card, '100 credits for 9.90 EUR');
+        const first = page.getByRole('dialog', { name: 'Buy 100 credits for 9.90 EUR' });
+        await untilText(first.getByRole('alert'), (text) => text === 'The service is busy.', 'the failure said in the dialog');
+        await first.getByRole('button', { name: 'Cancel' }).click();
+        const product = (await api<{ productId: string }>('GET', `/credit-balances/${balanceId}`)).productId;
+        await api('PATCH', `/credit-products/${product}`, { bundles: [{ id: 'pack', credits: '100', price: { amount: '19.90', currency: 'EUR' } }] });
+        const repriced = card.getByRole('button', { name: 'Buy 100 credits for 19.90 EUR of Retried credits' });
+        await repriced.waitFor({ timeout: 30_000 });
+        // The retry goes under the first try's key with the terms it expected: the dialog says those.
+        await repriced.click();
+        const retry = page.getByRole('dialog', { name: 'Buy 100 credits for 9.90 EUR' });
+        await untilText(retry, (text) => text.includes('Your purchase of 100 credits for 9.90 EUR was not answered.'), 'the retry at the first terms');
+        await retry.getByRole('button', { name: 'Buy', exact: true }).click();
+        await untilText(card.getByRole('alert').filter({ hasText: 'changed' }), (text) => text.startsWith('The 100 credits for 9.90 EUR bundle changed before your purchase'), 'refused at the first terms');
+        expect((await api<{ items: Array<{ source: string | null }> }>('GET', `/credit-balances/${balanceId}/ledger`)).items.filter(({ source }) => source === 'purchase')).toEqual([]);
+      },
+      (page) =>
+        page.route(
+          (address) => address.pathname.endsWith('/purchases'),
+          async (route) => {
+            if (failed) return route.continue();
+            failed = true;
+            return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'busy', message: 'The service is busy.' }) });
+          },
+        ),
+    );
+  });
+
+  it('keeps the purchase options a newer read brought when an older read is answered after it', async () => {
+    let holding = false;
+    let held: { request: import('playwright-core').Request; release: () => void } | undefined;
+    const bundles = (amount: string) => [
+      { id: 'pack', credits: '100', price: { amount, currency: 'EUR' } },
+      { id: 'small', credits: '10', price: { amount: '1.00', currency: 'EUR' } },
+    ];
+    await openPortal(
+      'Reread credits',
+      bundles('9.90'),
+      async ({ page, card, balanceId }) => {
+        await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR of Reread credits' }).waitFor({ timeout: 30_000 });
+        // The next poll's read is answered with what it read, but only once released.
+        holding = true;
+        const stale = await waitFor(async () => held, { description: 'a purchase options read held', timeoutMs: 30_000 });
+        const product = (await api<{ productId: string }>('GET', `/credit-balances/${balanceId}`)).productId;
+        await api('PATCH', `/credit-products/${product}`, { bundles: bundles('19.90') });
+        // A purchase reads the options again, past the held read.
+        await buyOnPortal(card, '10 credits for 1.00 EUR');
+        const repriced = card.getByRole('button', { name: 'Buy 100 credits for 19.90 EUR of Reread credits' });
+        await repriced.waitFor({ timeout: 30_000 });
+        const finished = page.waitForEvent('requestfinished', { predicate: (request) => request === stale.request, timeout: 30_000 });
+        stale.release();
+        await finished;
+        await afterTwoFrames(page);
+        expect(await card.getByRole('button', { name: /^Buy 100 credits for / }).getAttribute('aria-label')).toBe('Buy 100 credits for 19.90 EUR of Reread credits');
+      },
+      (page) =>
+        page.route(
+          (address) => address.pathname.endsWith('/purchase-options'),
+          async (route) => {
+            if (!holding || held !== undefined) return route.continue();
+            const response = await route.fetch();
+            const body = await response.text();
+            await new Promise<void>((resolve) => (held = { request: route.request(), release: resolve }));
+            return route.fulfill({ response, body });
+          },
+        ),
+    );
+  });
+
+  it('shows no purchase options until they are read, and a failed read once, not in every balance', async () => {
+    let release = () => {};
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    let failing = false;
+    await openPortal(
+      'Unoffered credits',
+      [{ id: 'pack', credits: '100', price: { amount: '9.90', currency: 'EUR' } }],
+      async ({ page, card, customerId }) => {
+        await untilText(card.getByTestId('balance-amount'), (text) => text === '0', 'the balance shown');
+        // A second balance: its card shows up at the balances' next read, the options still unread.
+        const other = await api<{ id: string }>('POST', '/credit-products', { name: 'Other unoffered credits', bundles: [{ id: 'pack', credits: '1', price: { amount: '1.00', currency: 'EUR' } }] });
+        await api('POST', `/customers/${customerId}/credit-balances`, { productId: other.id, startingBalance: '0' });
+        const otherCard = page.getByRole('region', { name: 'Other unoffered credits', exact: true });
+        await untilText(otherCard.getByTestId('balance-amount'), (text) => text === '0', 'the second balance shown');
+        // Not read yet: nothing said of them, least of all that there is nothing to buy.
+        expect(await page.locator('main').innerText()).not.toContain('Nothing to buy');
+        expect(await page.getByRole('button', { name: /^Buy / }).count()).toBe(0);
+        release();
+        await card.getByRole('button', { name: 'Buy 100 credits for 9.90 EUR of Unoffered credits' }).waitFor({ timeout: 30_000 });
+        await otherCard.getByRole('button', { name: 'Buy 1 credits for 1.00 EUR of Other unoffered credits' }).waitFor({ timeout: 30_000 });
+
+        // The options' reads failing from now on: said once, the bundles read before still shown.
+        failing = true;
+        const failure = page.getByRole('alert').filter({ hasText: 'Purchase options' });
+        await untilText(failure, (text) => text === 'Purchase options could not be read: Purchase options are unavailable.', 'the failed read said');
+        expect(await page.getByRole('alert').allInnerTexts()).toEqual(['Purchase options could not be read: Purchase options are unavailable.']);
+        expect(await page.getByRole('button', { name: /^Buy / }).count()).toBe(2);
+        await expectAccessible(page, 'the portal with its purchase options unread');
+      },
+      (page) =>
+        page.route(
+          (address) => address.pathname.endsWith('/purchase-options'),
+          async (route) => {
+            await answered;
+            if (failing) return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'unavailable', message: 'Purchase options are unavailable.' }) });
+            return route.continue();
+          },
+        ),
+    );
+  });
+
   it('shows the balances when the subscriptions cannot be read, and says so where the subscriptions go', async () => {
     await openPortal(
       'Unsubscribed credits',

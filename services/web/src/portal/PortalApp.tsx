@@ -32,31 +32,47 @@ export function PortalApp() {
 
 function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: string; expiresAt: Date }) {
   const [balances, setBalances] = useState<CreditBalance[]>();
-  const [options, setOptions] = useState<PurchaseOption[]>([]);
+  // undefined until first read: until then a balance shows no purchase options rather than none.
+  const [options, setOptions] = useState<PurchaseOption[]>();
   const [subscriptions, setSubscriptions] = useState<Subscription[]>([]);
   const [readAt, setReadAt] = useState(Date.now());
   const [optionsReadAt, setOptionsReadAt] = useState(Date.now());
   const [version, setVersion] = useState(0);
   const readOptions = () => everyItem<PurchaseOption>(api, path`/customers/${customerId}/purchase-options`);
   const deps = [api, customerId, version];
-  // Each section read on its own: one that fails says so where it goes, the others still show.
+  // Each section read on its own: one that fails says so where it goes, the others still show. A
+  // read answered after a newer one began (a purchase made meanwhile) keeps nothing: it could
+  // put back what the newer one replaced.
   const error = usePolling(
-    async () => {
-      setBalances(await everyItem<CreditBalance>(api, path`/customers/${customerId}/credit-balances`));
+    async (current) => {
+      const read = await everyItem<CreditBalance>(api, path`/customers/${customerId}/credit-balances`);
+      if (!current()) return;
+      setBalances(read);
       setReadAt(Date.now());
     },
     REFRESH_MS,
     deps,
   );
   const unoffered = usePolling(
-    async () => {
-      setOptions(await readOptions());
-      setOptionsReadAt(Date.now());
+    async (current) => {
+      // Stamped with the read's start: a read sent before a refusal for changed terms may not have their new ones.
+      const startedAt = Date.now();
+      const offered = await readOptions();
+      if (!current()) return;
+      setOptions(offered);
+      setOptionsReadAt(startedAt);
     },
     REFRESH_MS,
     deps,
   );
-  const unsubscribed = usePolling(async () => setSubscriptions(await everyItem<Subscription>(api, path`/customers/${customerId}/subscriptions`)), REFRESH_MS, deps);
+  const unsubscribed = usePolling(
+    async (current) => {
+      const subscribed = await everyItem<Subscription>(api, path`/customers/${customerId}/subscriptions`);
+      if (current()) setSubscriptions(subscribed);
+    },
+    REFRESH_MS,
+    deps,
+  );
   return (
     <>
       <header class="top">
@@ -67,6 +83,8 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
       </header>
       <main>
         <ErrorMessage message={error} />
+        {/* Said once, not in every balance: the same read serves them all. */}
+        <ErrorMessage message={unoffered === undefined ? undefined : `Purchase options could not be read: ${unoffered}`} />
         <Loading read={balances} failure={error} />
         {balances?.length === 0 && <p>You have no credit balances yet.</p>}
         {balances?.map((balance) => (
@@ -76,8 +94,7 @@ function Portal({ api, customerId, expiresAt }: { api: ApiClient; customerId: st
             balance={balance}
             readAt={readAt}
             optionsReadAt={optionsReadAt}
-            optionsError={unoffered}
-            option={options.find((option) => option.balanceId === balance.id)}
+            bundles={options === undefined ? undefined : (options.find((option) => option.balanceId === balance.id)?.bundles ?? [])}
             readBundles={async () => (await readOptions()).find((option) => option.balanceId === balance.id)?.bundles ?? []}
             onChanged={() => setVersion(version + 1)}
           />
@@ -166,18 +183,17 @@ function PortalBalance({
   balance,
   readAt,
   optionsReadAt,
-  optionsError,
-  option,
+  bundles,
   readBundles,
   onChanged,
 }: {
   api: ApiClient;
   balance: CreditBalance;
   readAt: number;
-  /** When the purchase options were last read, and why the last read failed, if it did. */
+  /** When the purchase options last read began. */
   optionsReadAt: number;
-  optionsError: string | undefined;
-  option: PurchaseOption | undefined;
+  /** The balance's bundles to buy: undefined until the purchase options are first read. */
+  bundles: readonly Bundle[] | undefined;
   /** The balance's purchase options read again now: the auto-recharge form's, after a refusal for changed terms. */
   readBundles: () => Promise<readonly Bundle[]>;
   onChanged: () => void;
@@ -186,7 +202,9 @@ function PortalBalance({
   const [message, setMessage] = useState<string>();
   const [error, setError] = useState<string>();
   // The bundle whose purchase is being confirmed: Buy opens the dialog, its own Buy buys. Once
-  // bought the dialog is gone, so a double click's second click buys nothing more.
+  // bought the dialog is gone, so a double click's second click buys nothing more; it opens on
+  // Cancel, so a held Enter opens and cancels it and buys nothing; it stays open while its
+  // purchase is in flight, so the answer lands in the dialog that sent it.
   const [confirming, setConfirming] = useState<Bundle>();
   const [busy, busyWhile] = useBusyAction();
   // One key per bundle until its purchase is answered for good: a retry buys once. Maps, not
@@ -197,11 +215,11 @@ function PortalBalance({
   if (BigInt(balance.position) > BigInt(shown.position)) setShown(balance);
   const { recent, consumption, readAt: now, error: unread } = useRecentConsumption(api, balance.id, { bucket: 'day', entries: 10, intervalMs: REFRESH_MS, position: shown.position });
   const headingId = `balance-${balance.id}`;
-  const notices = (option?.bundles ?? []).flatMap((bundle) => {
+  const notices = (bundles ?? []).flatMap((bundle) => {
     const change = changed.get(bundle.id);
     if (change === undefined) return [];
     const refused = `The ${bundleTerms(change.was)} bundle changed before your purchase, so nothing was bought`;
-    // Until the options are read again (optionsReadAt, the last read's end) the bundle shows the terms it had.
+    // Until the options are read again (optionsReadAt, the last read's start) the bundle shows the terms it had.
     if (optionsReadAt <= change.at) return [`${refused}. Reading its new terms…`];
     // The operator may have put the terms back meanwhile (compared by value, as the API does): nothing new to accept then.
     return [sameBundleTerms(bundle, change.was) ? `${refused}. Its terms are back as they were: buy it again if you still want it.` : `${refused}: it is now ${bundleTerms(bundle)}. Buy it again to accept.`];
@@ -237,17 +255,19 @@ function PortalBalance({
       return false;
     }
   };
+  // A retry sends what the first try sent, under its key: the dialog shows those terms, whatever the bundle's are now.
+  const retried = confirming === undefined ? undefined : pending.get(confirming.id);
+  const terms = retried?.expected ?? confirming;
   return (
     <section class="card" aria-labelledby={headingId}>
       <h2 id={headingId}>{shown.name}</h2>
       <BalanceFigure balance={shown} readAt={readAt} now={now} />
       <h3>Purchase options</h3>
-      <ErrorMessage message={optionsError} />
-      {optionsError !== undefined && option === undefined ? null : option === undefined || option.bundles.length === 0 ? (
+      {bundles === undefined ? null : bundles.length === 0 ? (
         <p>Nothing to buy for this balance.</p>
       ) : (
         <ul class="bundles">
-          {option.bundles.map((bundle) => (
+          {bundles.map((bundle) => (
             <li key={bundle.id} class="bundle">
               <span>
                 <strong>{formatCredits(bundle.credits)} credits</strong> for {formatPrice(bundle.price)}
@@ -276,10 +296,11 @@ function PortalBalance({
           {message}
         </p>
       )}
-      <Dialog title={confirming === undefined ? '' : `Buy ${bundleTerms(confirming)}`} open={confirming !== undefined} onClose={() => setConfirming(undefined)}>
-        {confirming !== undefined && (
+      <Dialog title={terms === undefined ? '' : `Buy ${bundleTerms(terms)}`} open={confirming !== undefined} onClose={() => setConfirming(undefined)} busy={busy ? 'Buying…' : undefined}>
+        {confirming !== undefined && terms !== undefined && (
           <>
-            <p>{`${formatCredits(confirming.credits)} credits are added to ${shown.name} at once, billed as one purchase of ${formatPrice(confirming.price)}.`}</p>
+            <p>{`${formatCredits(terms.credits)} credits are added to ${shown.name} at once, billed as one purchase of ${formatPrice(terms.price)}.`}</p>
+            {retried !== undefined && !busy && <p>{`Your purchase of ${bundleTerms(terms)} was not answered. Buy sends it again as it was, at those terms: it is bought at most once.`}</p>}
             <ErrorMessage message={error} />
             <div class="actions">
               <button
@@ -291,7 +312,7 @@ function PortalBalance({
               >
                 Buy
               </button>
-              <button type="button" class="secondary" onClick={() => setConfirming(undefined)}>
+              <button type="button" class="secondary" autofocus disabled={busy} onClick={() => setConfirming(undefined)}>
                 Cancel
               </button>
             </div>
@@ -300,7 +321,7 @@ function PortalBalance({
       </Dialog>
       <RecentConsumption recent={recent} consumption={consumption} error={unread} chartTitle="Consumption in the last 30 days" caption={`Recent activity: ${shown.name}`} audience="portal" />
       <BalanceStatement api={api} balanceId={balance.id} />
-      {option !== undefined && option.bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={option.bundles} readBundles={readBundles} audience="portal" />}
+      {bundles !== undefined && bundles.length > 0 && <AutoRechargeSettings api={api} balance={shown} bundles={bundles} readBundles={readBundles} audience="portal" />}
       <div class="actions">
         <DownloadLedgerButton api={api} balanceId={balance.id} label="Download all activity (CSV)" />
       </div>

@@ -154,21 +154,26 @@ export function screenHeading(): HTMLElement | null {
 }
 
 /**
- * A modal dialog on the browser's own <dialog>: focus moves into it and stays there, Escape
- * closes it, and focus returns to what opened it, or, when closed by `open` turning false, to
- * what `focusAfterClose` answers (when what opened it is about to go: a refunded charge's button).
+ * A modal dialog on the browser's own <dialog>: focus moves into it and stays there (to the
+ * control marked `autofocus`, else the first), Escape closes it, and focus returns to what opened
+ * it, or, when closed by `open` turning false, to what `focusAfterClose` answers (when what opened
+ * it is about to go: a refunded charge's button). While `busy` says what is under way (a change
+ * sent and not yet answered) it is said in the dialog and Escape does not close it: an answer
+ * that came after the dialog was gone would land in whatever the screen shows by then.
  */
 export function Dialog({
   title,
   open,
   onClose,
   focusAfterClose,
+  busy,
   children,
 }: {
   title: string;
   open: boolean;
   onClose: () => void;
   focusAfterClose?: () => HTMLElement | null | undefined;
+  busy?: string | undefined;
   children: ComponentChildren;
 }) {
   const dialog = useRef<HTMLDialogElement>(null);
@@ -182,10 +187,36 @@ export function Dialog({
       focusAfterClose?.()?.focus();
     }
   }, [open]);
+  const busyNow = busy !== undefined;
+  useEffect(() => {
+    if (!busyNow) return undefined;
+    // The keydown, not only the cancel: Chrome closes on a second Escape in a row even when the
+    // cancel is prevented. On the document: the control clicked is disabled meanwhile, so focus
+    // may have left the dialog.
+    const keep = (event: KeyboardEvent) => {
+      if (event.key === 'Escape') event.preventDefault();
+    };
+    document.addEventListener('keydown', keep, true);
+    return () => document.removeEventListener('keydown', keep, true);
+  }, [busyNow]);
   return (
-    <dialog ref={dialog} aria-labelledby={titleId} onClose={onClose} class="dialog">
+    <dialog
+      ref={dialog}
+      aria-labelledby={titleId}
+      aria-busy={busyNow}
+      onClose={onClose}
+      onCancel={(event) => {
+        if (busyNow) event.preventDefault();
+      }}
+      class="dialog"
+    >
       <h2 id={titleId}>{title}</h2>
       {open && children}
+      {open && busy !== undefined && (
+        <p class="loading" role="status">
+          {busy}
+        </p>
+      )}
     </dialog>
   );
 }
@@ -193,8 +224,10 @@ export function Dialog({
 /**
  * A confirmation before a change that cannot be taken back: the dialog says what it does, its
  * first button makes the change (and closes the dialog once it is made), the second keeps things
- * as they are. A refusal shows in the dialog, which stays open. Once the change is made, focus
- * goes to the screen's heading: what opened the dialog (a Retire, a Delete) usually goes with it.
+ * as they are, and has focus when it opens: an Enter held or pressed once too often keeps. A
+ * refusal shows in the dialog, which stays open; while the change is under way the dialog stays
+ * open too. Once the change is made, focus goes to the screen's heading: what opened the dialog
+ * (a Retire, a Delete) usually goes with it.
  */
 export function ConfirmDialog({
   title,
@@ -226,6 +259,7 @@ export function ConfirmDialog({
       open={open}
       onClose={onClose}
       focusAfterClose={() => (made.current ? screenHeading() : undefined)}
+      busy={busy ? 'Working…' : undefined}
     >
       {children}
       <ErrorMessage message={error} />
@@ -247,7 +281,7 @@ export function ConfirmDialog({
         >
           {confirmLabel}
         </button>
-        <button type="button" class="secondary" onClick={onClose}>
+        <button type="button" class="secondary" autofocus disabled={busy} onClick={onClose}>
           {keepLabel}
         </button>
       </div>
@@ -359,9 +393,11 @@ export function useRead(load: () => Promise<unknown>, deps: readonly unknown[]):
  * Polls `load` every `intervalMs` while the page is open (and visible), from the first render.
  * Returns the last failure's message, cleared by the next success: the page keeps showing the
  * last figures it had and says why they are not fresh. While `enabled` is false (a closed
- * disclosure, a run that has ended) nothing is loaded and no timer runs.
+ * disclosure, a run that has ended) nothing is loaded and no timer runs. `current` says whether
+ * the poll is still the one running: a read answered after `deps` changed (a newer read under
+ * way, maybe already answered) keeps nothing of what it read.
  */
-export function usePolling(load: () => Promise<void> | void, intervalMs: number, deps: readonly unknown[], enabled = true): string | undefined {
+export function usePolling(load: (current: () => boolean) => Promise<void> | void, intervalMs: number, deps: readonly unknown[], enabled = true): string | undefined {
   const [error, setError] = useState<string>();
   useEffect(() => {
     if (!enabled) return undefined;
@@ -371,7 +407,7 @@ export function usePolling(load: () => Promise<void> | void, intervalMs: number,
       if (stopped) return;
       if (document.visibilityState !== 'hidden') {
         try {
-          await load();
+          await load(() => !stopped);
           if (!stopped) setError(undefined);
         } catch (failure) {
           if (!stopped) setError(errorMessage(failure));
