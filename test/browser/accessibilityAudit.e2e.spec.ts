@@ -86,8 +86,8 @@ describe('a portal with two balances', () => {
         await card.getByRole('button', { name: 'Save auto-recharge' }).waitFor();
       }
       await expectAccessible(page, 'the portal with two balances');
-      // The same bundle on both: each Buy says which balance it buys for.
-      expect(await page.getByRole('button', { name: /^Buy / }).evaluateAll((buttons) => buttons.map((button) => button.getAttribute('aria-label')))).toEqual([
+      // The same bundle on both: each Buy says which balance it buys for (sorted: the cards come in the order of their random ids).
+      expect((await page.getByRole('button', { name: /^Buy / }).evaluateAll((buttons) => buttons.map((button) => button.getAttribute('aria-label') ?? ''))).sort()).toEqual([
         'Buy 100 credits for 9.90 EUR of Render credits',
         'Buy 100 credits for 9.90 EUR of Storage credits',
       ]);
