@@ -252,16 +252,7 @@ describe('a portal purchase whose bundle changed', () => {
         await page.mouse.click(x, y);
         await untilText(card.getByRole('status').filter({ hasText: 'Bought' }), (text) => text === 'Bought 100 credits for 9.90 EUR. Your balance is now 100.', 'the first answer');
         await page.mouse.click(x, y);
-        await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
-        const purchases = await waitFor(
-          async () => {
-            const counted = await page.evaluate<{ sent: number; answered: number }>('window.purchases');
-            return counted.sent === counted.answered ? counted : undefined;
-          },
-          { description: 'every purchase sent answered', timeoutMs: 30_000 },
-        );
-        const { items } = await api<{ items: Array<{ source: string | null }> }>('GET', `/credit-balances/${balanceId}/ledger`);
-        expect({ sent: purchases.sent, bought: items.filter(({ source }) => source === 'purchase').length }).toEqual({ sent: 1, bought: 1 });
+        expect(await purchasesMade(page, balanceId)).toEqual({ sent: 1, bought: 1 });
         expect(await card.getByTestId('balance-amount').innerText()).toBe('100');
       },
       countPurchases,
