@@ -56,7 +56,7 @@ export function createPool(options: CreatePoolOptions): pg.Pool {
   });
   // An idle connection that the server drops (restart, admin shutdown) emits 'error' on the
   // pool; unhandled, that event would crash the process. The pool discards the connection and
-  // the next query opens a new one, so logging is all that is left to do. inTransaction forwards
+  // the next query opens a new one, so logging is all that is left to do. withClient forwards
   // here the failure of a connection it holds between statements (its next statement rejects).
   pool.on('error', (error) => {
     logger.warn({ err: error }, 'PostgreSQL connection failed; it is discarded');

@@ -35,6 +35,9 @@ describe('inTransaction', () => {
 
   it('rejects, and raises no uncaught error, when the server ends the session while the work is between statements', async () => {
     const other = db.anotherPool(1);
+    const heard: unknown[] = [];
+    const hear = (error: Error) => heard.push(error);
+    db.pool.on('error', hear);
     await expect(
       inTransaction(db.pool, async (client) => {
         const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
@@ -46,6 +49,9 @@ describe('inTransaction', () => {
         await client.query('INSERT INTO kept VALUES (3)');
       }),
     ).rejects.toThrow();
+    db.pool.off('error', hear);
+    // Heard, not swallowed: the pool's 'error' event (createPool logs it) had the session's end.
+    expect(heard).toContainEqual(expect.objectContaining({ code: '57P01' })); // admin_shutdown
     // The pool (of one) opens a new connection for the next query.
     expect(await kept()).toEqual([1]);
   });

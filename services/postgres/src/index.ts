@@ -9,3 +9,4 @@ export { NotificationListener } from './notificationListener';
 export { integerArrayLiteral, textArrayLiteral } from './arrayLiteral';
 export { actingKeyParams } from './actingKeyParams';
 export { inTransaction } from './inTransaction';
+export { withClient, rolledBack, type WithClientOptions } from './withClient';

@@ -4,6 +4,7 @@ import { QUERY_TIMEOUT_MARGIN_MS } from './createPool';
 import { listMigrations, type Migration } from './listMigrations';
 import { queryWithTimeout } from './queryWithTimeout';
 import { assertSqlIdentifier, quoteIdentifier } from './sqlIdentifier';
+import { withClient } from './withClient';
 
 interface MigrateOptions {
   readonly pool: Pool;
@@ -38,24 +39,20 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const logger = options.logger.child({ module: 'migrate', schema });
   const migrations = await listMigrations(options.migrationsDir);
   const timeoutMs = options.statementTimeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
-  const client = await options.pool.connect();
-  // Each query's client-side bound (pg's query_timeout) matches the server-side one set below.
-  const bounded: BoundedQuery = (text, values) => queryWithTimeout(client, text, values, timeoutMs + QUERY_TIMEOUT_MARGIN_MS);
-  try {
+  // On failure withClient destroys the connection: it may be mid-transaction and still hold the
+  // lock, and destroying it instead of returning it to the pool ends the session, which rolls back
+  // and releases the lock.
+  return withClient(options.pool, async (client) => {
+    // Each query's client-side bound (pg's query_timeout) matches the server-side one set below.
+    const bounded: BoundedQuery = (text, values) => queryWithTimeout(client, text, values, timeoutMs + QUERY_TIMEOUT_MARGIN_MS);
     // Session-wide until RESET below, which returns the pooled connection to the pool's timeout.
     await bounded(`SET statement_timeout = ${Math.trunc(timeoutMs)}`);
     await bounded('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
     const applied = await applyPending(bounded, schema, migrations, logger);
     await bounded('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
     await bounded('RESET statement_timeout');
-    client.release();
     return { applied };
-  } catch (error) {
-    // The connection may be mid-transaction and still hold the lock: destroying it instead of
-    // returning it to the pool ends the session, which rolls back and releases the lock.
-    client.release(true);
-    throw error;
-  }
+  });
 }
 
 /** First key of the two-key advisory lock space, so the lock cannot collide with other users'. */
