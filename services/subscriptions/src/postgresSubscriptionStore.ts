@@ -18,15 +18,23 @@ interface OverrideJson {
 
 type SubscriptionRow = Omit<Subscription, 'overrides' | 'grantedThrough' | 'reservedThrough'> & {
   overrides: OverrideJson[];
-  grantedThrough: Array<[string, number]>;
-  reservedThrough: Array<[string, number]>;
+  /** Per product: [productId, granted_through (null: none granted yet), reserved through]. */
+  watermarks: Array<[string, number | null, number]>;
 };
 type SchedulableRow = SubscriptionRow & { planName: string; planItems: PlanItemDto[] };
 
+/**
+ * The last period reserved of a watermark row `w`: a row a process of the previous release
+ * inserted has a NULL reserved_through (it reserves nothing), read as granted_through (GREATEST
+ * ignores a NULL), and a reservation is never below what is granted. Migration 041.
+ */
+const reservedThroughOf = (w: string) => `GREATEST(${w}.reserved_through, ${w}.granted_through)`;
+
 // A subscription with its override versions and watermarks in one round trip, under the
 // Subscription's field names so that only the overrides' amounts and the watermarks need reading.
-// Watermarks come as [productId, period] pairs, not a JSON object: a product id is any identifier
-// ("constructor", "toString"), and looked up in a plain object it would find the inherited member.
+// Watermarks come as [productId, granted, reserved] arrays, not a JSON object: a product id is any
+// identifier ("constructor", "toString"), and looked up in a plain object it would find the
+// inherited member.
 const SUBSCRIPTION_SELECT = `
   SELECT s.id, s.customer_id AS "customerId", s.plan_id AS "planId", s.starts_at AS "startsAt", s.canceled_at AS "canceledAt",
          s.created_at AS "createdAt", s.version, acting_key(s.created_by_key_id, s.created_by_key_name) AS "createdBy",
@@ -37,18 +45,16 @@ const SUBSCRIPTION_SELECT = `
                              'changedBy', acting_key(o.changed_by_key_id, o.changed_by_key_name))
                            ORDER BY o.product_id, o.effective_from_period)
                      FROM subscription_overrides AS o WHERE o.subscription_id = s.id), '[]') AS overrides,
-         COALESCE((SELECT jsonb_agg(jsonb_build_array(w.product_id, w.granted_through))
-                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id AND w.granted_through IS NOT NULL), '[]') AS "grantedThrough",
-         COALESCE((SELECT jsonb_agg(jsonb_build_array(w.product_id, GREATEST(w.reserved_through, w.granted_through)))
-                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '[]') AS "reservedThrough"`;
+         COALESCE((SELECT jsonb_agg(jsonb_build_array(w.product_id, w.granted_through, ${reservedThroughOf('w')}))
+                     FROM subscription_grant_watermarks AS w WHERE w.subscription_id = s.id), '[]') AS watermarks`;
 
 const nullableCredits = (text: string | null) => (text === null ? null : parseCredits(text));
 
-function subscriptionFromRow(row: SubscriptionRow): Subscription {
+function subscriptionFromRow({ watermarks, ...row }: SubscriptionRow): Subscription {
   return {
     ...row,
-    grantedThrough: new Map(row.grantedThrough),
-    reservedThrough: new Map(row.reservedThrough),
+    grantedThrough: new Map(watermarks.flatMap(([productId, granted]) => (granted === null ? [] : [[productId, granted] as const]))),
+    reservedThrough: new Map(watermarks.map(([productId, , reserved]) => [productId, reserved])),
     overrides: row.overrides.map(
       (o): StoredOverrideVersion => ({
         productId: o.productId,
@@ -243,7 +249,7 @@ export function createPostgresSubscriptionStore(options: { pool: Pool; logger: L
             await client.query(
               `INSERT INTO subscription_grant_watermarks AS w (subscription_id, product_id, reserved_through) VALUES ($1, $2, $3)
                ON CONFLICT (subscription_id, product_id)
-               DO UPDATE SET reserved_through = GREATEST(w.reserved_through, w.granted_through, excluded.reserved_through), updated_at = now()`,
+               DO UPDATE SET reserved_through = GREATEST(${reservedThroughOf('w')}, excluded.reserved_through), updated_at = now()`,
               [subscriptionId, productId, reserve],
             );
           }
