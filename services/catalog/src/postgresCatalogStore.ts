@@ -1,5 +1,5 @@
 import { creditProductFromDto, ValidationError, CreditProductDto, creditProductToDto } from '@tally/domain';
-import { actingKeyParams, isUniqueViolation } from '@tally/postgres';
+import { actingKeyParams, isUniqueViolation, rolledBack, withClient } from '@tally/postgres';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { guardCatalogQuery as guarded, ProductAlreadyExistsError, ProductNotFoundError, storedProductInvalid } from './catalogErrors';
@@ -50,40 +50,36 @@ export function createPostgresCatalogStore(options: { pool: Pool; logger: Logger
 
     changeProduct: (productId, change, changedBy) =>
       guarded(async () => {
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
-          // Locked until the change is written: a concurrent change waits, then starts from this one.
-          const { rows } = await client.query<ProductRow>(`${PRODUCT_SELECT} WHERE id = $1 FOR UPDATE`, [productId]);
-          if (rows[0] === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
-          const stored = storedOf(rows[0]);
-          const dto = creditProductToDto(change(stored));
-          // The change and its revision in one statement; one that changes nothing writes no revision.
-          const { rows: written } = await client.query<{ revision: number }>(
-            `WITH product AS (
-               UPDATE credit_products
-                  SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6,
-                      revision = revision + 1, updated_at = now()
-                WHERE id = $1
-                  AND (name, description, consumption, low_balance_threshold, bundles) IS DISTINCT FROM ($2, $3, $4::jsonb, $5, $6::jsonb)
-                RETURNING id, revision)
-             INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
-             SELECT id, revision, $7, $8, $9 FROM product RETURNING revision`,
-            [...productColumns({ ...dto, id: productId }), ...actingKeyParams(changedBy)],
-          );
-          await client.query('COMMIT');
-          client.release();
-          if (written[0] === undefined) return { revision: stored.revision, product: dto };
-          logger.info({ productId, revision: written[0].revision, changedBy }, 'credit product updated');
-          return { revision: written[0].revision, product: dto };
-        } catch (error) {
-          // A connection that cannot roll back is broken: destroyed, not returned to the pool.
-          await client.query('ROLLBACK').then(
-            () => client.release(),
-            (rollbackError: Error) => client.release(rollbackError),
-          );
-          throw error;
-        }
+        // A connection that cannot roll back is broken: destroyed, not returned to the pool.
+        return withClient(
+          pool,
+          async (client) => {
+            await client.query('BEGIN');
+            // Locked until the change is written: a concurrent change waits, then starts from this one.
+            const { rows } = await client.query<ProductRow>(`${PRODUCT_SELECT} WHERE id = $1 FOR UPDATE`, [productId]);
+            if (rows[0] === undefined) throw new ProductNotFoundError(`no credit product with id "${productId}"`);
+            const stored = storedOf(rows[0]);
+            const dto = creditProductToDto(change(stored));
+            // The change and its revision in one statement; one that changes nothing writes no revision.
+            const { rows: written } = await client.query<{ revision: number }>(
+              `WITH product AS (
+                 UPDATE credit_products
+                    SET name = $2, description = $3, consumption = $4, low_balance_threshold = $5, bundles = $6,
+                        revision = revision + 1, updated_at = now()
+                  WHERE id = $1
+                    AND (name, description, consumption, low_balance_threshold, bundles) IS DISTINCT FROM ($2, $3, $4::jsonb, $5, $6::jsonb)
+                  RETURNING id, revision)
+               INSERT INTO credit_product_revisions (product_id, revision, product, changed_by_key_id, changed_by_key_name)
+               SELECT id, revision, $7, $8, $9 FROM product RETURNING revision`,
+              [...productColumns({ ...dto, id: productId }), ...actingKeyParams(changedBy)],
+            );
+            await client.query('COMMIT');
+            if (written[0] === undefined) return { revision: stored.revision, product: dto };
+            logger.info({ productId, revision: written[0].revision, changedBy }, 'credit product updated');
+            return { revision: written[0].revision, product: dto };
+          },
+          { reusableAfterFailure: rolledBack },
+        );
       }),
 
     getProduct: (productId) =>

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
 import pino from 'pino';
 import { createTestSchema, waitFor, type TestSchema } from '@tally/test-support';
 import { createPostgresEventStore } from './createPostgresEventStore';
-import { WrongExpectedRevisionError } from './errors';
+import { EventStoreUnavailableError, WrongExpectedRevisionError } from './errors';
 import type { EventStore, EventToAppend } from './eventStore';
 
 jest.setTimeout(120_000);
@@ -79,5 +80,37 @@ describe('appendExclusively', () => {
     await store.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
     expect(await store.readStream(streamId)).toHaveLength(1);
     expect(await waitingAppends()).toBe(0);
+  });
+
+  it('rejects, and raises no uncaught error, when the server ends its session between its statements', async () => {
+    // A pool of one of its own: the connection it hands out is the one the append holds.
+    const pool = db.anotherPool(1);
+    const own = createPostgresEventStore({ pool, logger });
+    let held: PoolClient | undefined;
+    pool.on('acquire', (client) => (held = client));
+    const heard: unknown[] = [];
+    pool.on('error', (error) => heard.push(error));
+    const streamId = `s-${randomUUID()}`;
+    await own.appendToStream(streamId, [event()], { expectedRevision: 'no_stream' });
+    await expect(
+      own.appendExclusively(async (reader) => {
+        const [last] = await reader.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+        // The session holding this schema's append lock is the append's own.
+        const { rows } = await db.pool.query<{ pid: number }>(
+          "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 'events'::regclass::oid",
+        );
+        expect(rows).toHaveLength(1);
+        // 'end' comes after the client has reported the failure ('error'), as it does between statements.
+        let ended = false;
+        held!.once('end', () => (ended = true));
+        await db.pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        await waitFor(() => ended, { description: "the append's client to see its session end", timeoutMs: 10_000, intervalMs: 10 });
+        return { requests: [{ streamId, expectedRevision: last!.revision, events: [event('Exclusive')] }], value: undefined };
+      }),
+    ).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    expect(heard).toContainEqual(expect.objectContaining({ code: '57P01' })); // admin_shutdown
+    // The pool (of one) opens a new connection; nothing was appended.
+    expect(await own.readStream(streamId)).toHaveLength(1);
+    await own.close();
   });
 });

@@ -1,7 +1,7 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { LruCache } from '@tally/domain';
-import { integerArrayLiteral, NotificationListener, textArrayLiteral } from '@tally/postgres';
+import { integerArrayLiteral, NotificationListener, rolledBack, textArrayLiteral, withClient } from '@tally/postgres';
 import { checkEventId, checkMaxCount, markerHashes, validateAppendRequests, type AppendPayload } from './appendValidation';
 import { InvalidEventStoreRequestError, MarkerAlreadyRecordedError, StoredWithoutMarkerError } from './errors';
 import type {
@@ -368,39 +368,36 @@ export function createPostgresEventStore(options: PostgresEventStoreOptions): Ev
     readStream: (streamId, options) => readStreamOn(pool, streamId, options),
 
     async appendExclusively(work, exclusiveOptions = {}) {
-      let client: PoolClient;
+      let checkedOut = false;
       try {
-        client = await pool.connect();
+        return await withClient(
+          pool,
+          async (client) => {
+            checkedOut = true;
+            const plain = async (text: string) => {
+              try {
+                await client.query(text);
+              } catch (error) {
+                throw translateError(error);
+              }
+            };
+            await plain('BEGIN');
+            // The very lock append_events takes (001_event_store.sql), held from before the reads
+            // until the commit: no append to this store's schema commits in between, so what `work`
+            // reads is what the append below finds. Taken first, as append_events takes it first,
+            // so lock order is the same everywhere: no deadlock.
+            await plain("SELECT pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer)");
+            const { requests, value } = await work({ readStream: (streamId, options) => readStreamOn(client, streamId, options) });
+            const results = await appendOn(client, requests, exclusiveOptions.markers);
+            await plain('COMMIT');
+            return { results, value };
+          },
+          // A connection that could not even roll back is not given back to the pool.
+          { reusableAfterFailure: rolledBack },
+        );
       } catch (error) {
-        throw translateError(error);
-      }
-      let broken = false;
-      try {
-        const plain = async (text: string) => {
-          try {
-            await client.query(text);
-          } catch (error) {
-            throw translateError(error);
-          }
-        };
-        await plain('BEGIN');
-        // The very lock append_events takes (001_event_store.sql), held from before the reads
-        // until the commit: no append to this store's schema commits in between, so what `work`
-        // reads is what the append below finds. Taken first, as append_events takes it first,
-        // so lock order is the same everywhere: no deadlock.
-        await plain("SELECT pg_advisory_xact_lock(1952541797, 'events'::regclass::oid::integer)");
-        const { requests, value } = await work({ readStream: (streamId, options) => readStreamOn(client, streamId, options) });
-        const results = await appendOn(client, requests, exclusiveOptions.markers);
-        await plain('COMMIT');
-        return { results, value };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw error;
-      } finally {
-        // A connection that could not even roll back is not given back to the pool.
-        client.release(broken);
+        // Only the checkout's failure is pg's own here: the rest is translated already, or the caller's.
+        throw checkedOut ? error : translateError(error);
       }
     },
 

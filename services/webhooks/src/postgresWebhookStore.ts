@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { actingKeyParams } from '@tally/postgres';
+import { actingKeyParams, rolledBack, withClient } from '@tally/postgres';
 import type {
   DueWebhookDelivery,
   WebhookAttempt,
@@ -213,50 +213,54 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
     },
 
     async recordAttempt(deliveryId, attempt, outcome) {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query(
-          // A delivery deleted with its endpoint while the attempt ran has nothing to record.
-          `INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
-           SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR KEY SHARE)
-           ON CONFLICT DO NOTHING`,
-          [deliveryId, attempt.attempt, attempt.startedAt, attempt.durationMs, attempt.statusCode, storableText(attempt.error), storableText(attempt.responseBody)],
-        );
-        const { rows } = await client.query<{ endpoint_id: string }>(
-          `UPDATE webhook_deliveries SET
-             status = $2,
-             attempts = GREATEST(attempts, $3),
-             first_attempt_at = COALESCE(first_attempt_at, $4),
-             last_attempt_at = $4,
-             next_attempt_at = COALESCE($5, next_attempt_at),
-             delivered_at = CASE WHEN $2 = 'succeeded' THEN $6 ELSE delivered_at END
-           WHERE id = $1 AND attempts < $3 RETURNING endpoint_id`,
-          [
-            deliveryId,
-            outcome.status,
-            attempt.attempt,
-            attempt.startedAt,
-            outcome.status === 'pending' ? outcome.nextAttemptAt : null,
-            new Date(attempt.startedAt.getTime() + attempt.durationMs),
-          ],
-        );
-        if (outcome.status === 'failed' && rows[0] !== undefined) {
+      await withClient(
+        pool,
+        async (client) => {
+          await client.query('BEGIN');
           await client.query(
-            // Tally's own change: no key made it, so updatedBy says none did.
-            `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now(),
-                    updated_by_key_id = NULL, updated_by_key_name = NULL
-             WHERE id = $1 AND disabled_at IS NULL`,
-            [rows[0].endpoint_id, storableText(outcome.disableReason)],
+            // A delivery deleted with its endpoint while the attempt ran has nothing to record.
+            `INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR KEY SHARE)
+             ON CONFLICT DO NOTHING`,
+            [deliveryId, attempt.attempt, attempt.startedAt, attempt.durationMs, attempt.statusCode, storableText(attempt.error), storableText(attempt.responseBody)],
           );
-        }
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+          const { rows } = await client.query<{ endpoint_id: string }>(
+            `UPDATE webhook_deliveries SET
+               status = $2,
+               attempts = GREATEST(attempts, $3),
+               first_attempt_at = COALESCE(first_attempt_at, $4),
+               last_attempt_at = $4,
+               next_attempt_at = COALESCE($5, next_attempt_at),
+               delivered_at = CASE WHEN $2 = 'succeeded' THEN $6 ELSE delivered_at END
+             WHERE id = $1 AND attempts < $3 RETURNING endpoint_id`,
+            [
+              deliveryId,
+              outcome.status,
+              attempt.attempt,
+              attempt.startedAt,
+              outcome.status === 'pending' ? outcome.nextAttemptAt : null,
+              new Date(attempt.startedAt.getTime() + attempt.durationMs),
+            ],
+          );
+          if (outcome.status === 'failed' && rows[0] !== undefined) {
+            await client.query(
+              // Tally's own change: no key made it, so updatedBy says none did.
+              `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now(),
+                      updated_by_key_id = NULL, updated_by_key_name = NULL
+               WHERE id = $1 AND disabled_at IS NULL`,
+              [rows[0].endpoint_id, storableText(outcome.disableReason)],
+            );
+          }
+          await client.query('COMMIT');
+        },
+        // Returned to the pool whatever the rollback did: pg-pool itself drops a connection that failed.
+        {
+          reusableAfterFailure: async (client) => {
+            await rolledBack(client);
+            return true;
+          },
+        },
+      );
     },
 
     async listDeliveries(endpointId, { limit, before }) {
