@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { formatCredits, parseCredits } from '@tally/domain';
+import type { LedgerService } from '@tally/ledger';
 import { waitFor } from '@tally/test-support';
+import pino from 'pino';
 import { periodIndexAt, periodStart } from './billingPeriod';
-import type { GrantScheduler } from './grantScheduler';
+import { createGrantScheduler, type GrantScheduler } from './grantScheduler';
 import { createSubscriptionsHarness, grantsIn, SubscriptionsHarness } from './testing/subscriptionsHarness';
 
 jest.setTimeout(120_000);
@@ -87,6 +90,48 @@ describe('grant scheduler with a test clock', () => {
     // Period 0 was granted by the subscription's creation; 1-11 once each across 8 passes.
     expect(granted).toBe(11);
     expect((await grants()).map((g) => g.period)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  });
+
+  it("names the period a grant that always fails cannot grant, every run, records nothing granted, and lets the subscription's other items go on", async () => {
+    const refused = await h.createProduct();
+    const other = await h.createProduct();
+    const plan = await h.service.createPlan({
+      name: 'Two products',
+      items: [
+        { productId: refused.id, creditsPerPeriod: '10', period: 'month' },
+        { productId: other.id, creditsPerPeriod: '20', period: 'month' },
+      ],
+    });
+    const customerId = `customer-${randomUUID()}`;
+    const { subscription } = await h.service.createSubscription({ customerId, planId: plan.id, startsAt });
+    // A ledger that refuses every grant of one product (the first item, so before the other).
+    const refusal = new Error('the ledger refuses this grant');
+    const refusing: LedgerService = {
+      ...h.ledger,
+      grant: async (balanceId, grant) => {
+        if (grant.productId === refused.id) throw refusal;
+        return h.ledger.grant(balanceId, grant);
+      },
+    };
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void warnings.push(JSON.parse(chunk.toString()) as Record<string, unknown>)) }));
+    const scheduler = createGrantScheduler({ subscriptions: h.subscriptions, ledger: refusing, balanceRegistry: h.balanceRegistry, clock: h.clock, intervalMs: 60_000, logger });
+
+    h.clock.set(inPeriod(1));
+    for (const run of [1, 2]) {
+      warnings.length = 0;
+      expect({ run, summary: await scheduler.runOnce() }).toMatchObject({ run, summary: { failed: 1, granted: run === 1 ? 1 : 0 } });
+      expect(warnings).toEqual([
+        expect.objectContaining({ subscriptionId: subscription.id, productId: refused.id, period: 1, reserved: true, err: expect.objectContaining({ message: refusal.message }) }),
+      ]);
+    }
+
+    const stored = (await h.subscriptions.getSubscription(subscription.id))!;
+    expect(stored.grantedThrough).toEqual(new Map([[refused.id, 0], [other.id, 1]]));
+    expect(stored.reservedThrough).toEqual(new Map([[refused.id, 1], [other.id, 1]]));
+    const grantsOf = async (productId: string) => grantsIn(await h.ledgerOf((await h.balanceRegistry.findBalance(customerId, productId))!.id)).map((g) => g.period);
+    expect(await grantsOf(refused.id)).toEqual([0]);
+    expect(await grantsOf(other.id)).toEqual([0, 1]);
   });
 
   it('catches up on every period missed while down, in order, with the terms each period had', async () => {

@@ -1,7 +1,7 @@
 import type { BalanceRegistry, LedgerService } from '@tally/ledger';
 import { createPeriodicWorker, type Worker } from '@tally/runtime';
 import type { Logger } from 'pino';
-import { createSubscriptionGranter } from './subscriptionGranter';
+import { createSubscriptionGranter, grantFailureFields } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
 
 interface GrantSchedulerOptions {
@@ -83,6 +83,11 @@ export function createGrantScheduler(options: GrantSchedulerOptions): GrantSched
           granted += outcome.granted;
           alreadyGranted += outcome.alreadyGranted;
           if (!outcome.caughtUp) behind += 1;
+          for (const failure of outcome.failures) {
+            // Tried again every tick until it succeeds: a period that always fails says which one it is each time.
+            logger.warn(grantFailureFields(subscription.id, failure), "granting a subscription's period failed; the next tick tries it again");
+          }
+          if (outcome.failures.length > 0) failed += 1;
           if (outcome.complete) await subscriptions.markGrantsCompleted(subscription.id);
         } catch (error) {
           // One subscription's failure (a ledger outage, a conflict storm) must not hold up the others.

@@ -6,6 +6,30 @@ import type { Plan, PlanItem } from './plan';
 import { ItemTerms, Subscription, termsAt, thresholdSetAt } from './subscription';
 import type { GrantReservation, SubscriptionStore } from './subscriptionStore';
 
+/**
+ * A period whose grant failed. Its item's later periods wait for it (an item's periods are
+ * granted in order); the subscription's other items go on. A later call grants it again.
+ */
+export interface GrantFailure {
+  readonly productId: string;
+  readonly period: number;
+  /**
+   * It was reserved before it failed: a cancellation's final period and a change of terms count
+   * it already, and it is granted on those terms by the next call whose `now` has reached it.
+   */
+  readonly reserved: boolean;
+  readonly error: unknown;
+}
+
+/** A failure's log fields, named alike wherever it is logged. */
+export const grantFailureFields = (subscriptionId: string, { productId, period, reserved, error }: GrantFailure) => ({
+  err: error,
+  subscriptionId,
+  productId,
+  period,
+  reserved,
+});
+
 interface GrantOutcome {
   /** Grants this call appended. */
   readonly granted: number;
@@ -13,8 +37,13 @@ interface GrantOutcome {
   readonly alreadyGranted: number;
   /** The subscription is canceled and every item has granted its last period. */
   readonly complete: boolean;
-  /** Every period due at `now` is granted; false when `maxPeriods` or `signal` left some for the next call. */
+  /**
+   * Every period due at `now` is granted but for `failures`; false when `maxPeriods` or `signal`
+   * left some for the next call (a failure does not: its retry waits for the next call).
+   */
   readonly caughtUp: boolean;
+  /** At most one per item: the first period of it that failed. */
+  readonly failures: readonly GrantFailure[];
 }
 
 interface SubscriptionGranter {
@@ -27,6 +56,8 @@ interface SubscriptionGranter {
    * with a bound of 12 too) has its first period when the call returns. The watermark moves with
    * every grant, so the next call continues where this one stopped. Once
    * `signal` is aborted it grants no further period (one in progress is finished and recorded).
+   * A period that fails ends its item's grants for this call and is answered in `failures`; the
+   * other items go on.
    */
   grantDue(subscription: Subscription, plan: Plan, now: Date, bound?: { maxPeriods?: number; signal?: AbortSignal }): Promise<GrantOutcome>;
 }
@@ -56,7 +87,8 @@ interface SubscriptionGranterOptions {
  * reserved (cancellationInstant) and a change of terms never applies from one
  * (nextOverrideVersions), so a grant never lands after the final period, nor on terms other than
  * those read when it was reserved, and a reserved period whose append failed is granted again
- * (a replay if it landed) by the next run, which starts after the watermark.
+ * (a replay if it landed) by the next run whose `now` has reached it: due periods start after the
+ * watermark, not the reservation.
  */
 export function createSubscriptionGranter(options: SubscriptionGranterOptions): SubscriptionGranter {
   const { subscriptions, ledger, balanceRegistry } = options;
@@ -194,6 +226,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
       // The cancellation as last seen: the one given, or one found under the lock since.
       let canceledAt = subscription.canceledAt;
       const grantedThrough: number[] = [];
+      const failures: GrantFailure[] = [];
       for (const item of plan.items) {
         let through = subscription.grantedThrough.get(item.productId) ?? -1;
         const dueInput = {
@@ -216,33 +249,42 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
         }
         let balanceId: string | undefined;
         for (const period of due) {
-          if (bound.signal?.aborted) return { granted, alreadyGranted, complete: false, caughtUp: false };
-          const decision = await reserve(subscription.id, item, period);
-          if (decision.kind === 'pastFinal') {
-            // Canceled meanwhile: no period after the final one is due, for this item or the next.
-            canceledAt = decision.canceledAt;
-            break;
-          }
-          if (decision.kind === 'recorded') {
-            alreadyGranted += 1;
-          } else {
-            // Without the lock: the period is reserved, so no cancellation ends before it and no
-            // change of terms applies from it. A throw leaves it reserved, not recorded: the next
-            // run grants it again, a replay if this append landed.
-            const { current } = decision;
-            const terms = termsAt(current, item, period);
-            balanceId ??= await balanceFor(current, item, terms);
-            const result = await grantPeriod(current, plan, item, period, terms, balanceId);
-            if (result.replayed) {
+          if (bound.signal?.aborted) return { granted, alreadyGranted, complete: false, caughtUp: false, failures };
+          let reserved = false;
+          try {
+            const decision = await reserve(subscription.id, item, period);
+            if (decision.kind === 'pastFinal') {
+              // Canceled meanwhile: no period after the final one is due, for this item or the next.
+              canceledAt = decision.canceledAt;
+              break;
+            }
+            if (decision.kind === 'recorded') {
               alreadyGranted += 1;
             } else {
-              granted += 1;
-              logger.info(
-                { subscriptionId: subscription.id, productId: item.productId, balanceId, period, credits: formatCredits(terms.creditsPerPeriod) },
-                'granted subscription credits',
-              );
+              reserved = true;
+              // Without the lock: the period is reserved, so no cancellation ends before it and no
+              // change of terms applies from it. A throw leaves it reserved, not recorded: the next
+              // call grants it again, a replay if this append landed.
+              const { current } = decision;
+              const terms = termsAt(current, item, period);
+              balanceId ??= await balanceFor(current, item, terms);
+              const result = await grantPeriod(current, plan, item, period, terms, balanceId);
+              if (result.replayed) {
+                alreadyGranted += 1;
+              } else {
+                granted += 1;
+                logger.info(
+                  { subscriptionId: subscription.id, productId: item.productId, balanceId, period, credits: formatCredits(terms.creditsPerPeriod) },
+                  'granted subscription credits',
+                );
+              }
+              await subscriptions.recordGranted(subscription.id, item.productId, period);
             }
-            await subscriptions.recordGranted(subscription.id, item.productId, period);
+          } catch (error) {
+            // This item's later periods wait for it; the other items, on watermarks of their own,
+            // go on: one that always fails (a balance the ledger refuses) holds back only itself.
+            failures.push({ productId: item.productId, period, reserved, error });
+            break;
           }
           through = period;
         }
@@ -251,7 +293,7 @@ export function createSubscriptionGranter(options: SubscriptionGranterOptions): 
       const complete =
         canceledAt !== null &&
         plan.items.every((item, index) => (grantedThrough[index] ?? -1) >= (finalPeriod(subscription.startsAt, item.period, canceledAt) ?? Number.POSITIVE_INFINITY));
-      return { granted, alreadyGranted, complete, caughtUp };
+      return { granted, alreadyGranted, complete, caughtUp, failures };
     },
   };
 }

@@ -7,7 +7,7 @@ import { Plan, planFromDto, PlanItemDto, type StoredPlan } from './plan';
 import type { PlanStore } from './planStore';
 import { assertStartWithinBounds, assertSubscriptionId, cancellationInstant, CreditOverrideDto, nextOverrideVersions, overridesFromDto, Subscription } from './subscription';
 import { PlanNotFoundError, PlanRetiredError, SubscriptionCanceledError, SubscriptionChangedError, SubscriptionNotFoundError } from './subscriptionErrors';
-import { createSubscriptionGranter } from './subscriptionGranter';
+import { createSubscriptionGranter, grantFailureFields } from './subscriptionGranter';
 import type { SubscriptionStore } from './subscriptionStore';
 
 export interface PlanInput {
@@ -70,7 +70,7 @@ export interface SubscriptionService {
   changeOverrides(subscriptionId: string, overrides: readonly CreditOverrideDto[], changedBy?: ActingKey, options?: ChangeOptions): Promise<SubscriptionDetails>;
   /**
    * No grants after the current period: the one in progress when the cancel holds the
-   * subscription's lock (after any wait for it), or a later one if it was granted already (see
+   * subscription's lock (after any wait for it), or a later one if a grant has reserved it (see
    * cancellationInstant). Canceling again changes nothing, not even who canceled.
    * With `ifVersion`, only a subscription still at that version is canceled, else SubscriptionChangedError.
    */
@@ -141,6 +141,9 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
       const outcome = await granter.grantDue(subscription, plan, now, { maxPeriods: inlineGrantPeriods });
       if (!outcome.caughtUp) {
         logger.info({ subscriptionId: subscription.id, granted: outcome.granted }, 'more periods due than a request grants; the scheduler grants the rest');
+      }
+      for (const failure of outcome.failures) {
+        logger.warn(grantFailureFields(subscription.id, failure), 'immediate grant failed; the scheduler will grant');
       }
       if (outcome.complete) await subscriptions.markGrantsCompleted(subscription.id);
     } catch (error) {
@@ -229,7 +232,8 @@ export function createSubscriptionService(options: SubscriptionServiceOptions): 
     async cancelSubscription(subscriptionId, canceledBy, options = {}) {
       const plan = await planOf((await subscriptionOf(subscriptionId)).planId);
       // The time is read under the lock: a period that began while this cancel waited for it (and
-      // that a grant holding the lock meanwhile may have granted) is the final one.
+      // that a grant holding the lock meanwhile may have reserved) is the final one, as is a later
+      // one a grant has reserved (cancellationInstant).
       const decided: { at?: Date } = {};
       const canceled = await subscriptions.cancelSubscription(
         subscriptionId,
