@@ -19,12 +19,24 @@ export interface SubscriptionItemView {
   readonly lowBalanceThreshold: string | null;
   /** The last period known to be granted; null when none is. */
   readonly grantedThrough: number | null;
+  /**
+   * The last period a grant has reserved (at least grantedThrough; null: none): granted, being
+   * granted, or whose grant failed and is made again. Its terms are fixed (a change of terms
+   * applies from the period after) and a cancellation's final period is at least it.
+   */
+  readonly reservedThrough: number | null;
   /** A canceled subscription's last granted period (-1: none); null while active. */
   readonly finalPeriod: number | null;
   /**
+   * When the final period ends (null while active, or when none grants): where a subscription
+   * replacing this one starts to grant none of its periods twice. Not the current period's end
+   * when a grant has reserved a later one (a scheduler whose clock runs ahead).
+   */
+  readonly finalPeriodEnd: string | null;
+  /**
    * The next period to begin (period 0 before the start) and its terms, overrides applied: what
-   * its grant will be, a change of terms from the next period included. Null when there is none:
-   * a canceled subscription grants nothing after its final period.
+   * its grant will be. Null when there is none: a canceled subscription grants nothing after its
+   * final period.
    */
   readonly next: NextPeriodView | null;
 }
@@ -34,6 +46,12 @@ interface NextPeriodView {
   readonly start: string;
   readonly creditsPerPeriod: string;
   readonly lowBalanceThreshold: string | null;
+  /**
+   * A grant has reserved it already (reservedThrough): its terms are the ones shown whatever a
+   * change of terms says, which applies from the period after. False: a change from the next
+   * period shows here.
+   */
+  readonly reserved: boolean;
 }
 
 export interface SubscriptionView {
@@ -82,6 +100,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
       const final = finalPeriod(startsAt, item.period, canceledAt);
       const nextIndex = index + 1;
       const nextTerms = termsAt(subscription, item, nextIndex);
+      const reserved = subscription.reservedThrough.get(item.productId) ?? null;
       return {
         productId: item.productId,
         period: item.period,
@@ -89,7 +108,9 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
         creditsPerPeriod: formatCredits(terms.creditsPerPeriod),
         lowBalanceThreshold: formatNullableCredits(terms.lowBalanceThreshold),
         grantedThrough: subscription.grantedThrough.get(item.productId) ?? null,
+        reservedThrough: reserved,
         finalPeriod: final,
+        finalPeriodEnd: final === null || final < 0 ? null : periodBounds(startsAt, item.period, final).end.toISOString(),
         next:
           final !== null && nextIndex > final
             ? null
@@ -98,6 +119,7 @@ export function subscriptionView({ subscription, plan, asOf }: SubscriptionDetai
                 start: periodStart(startsAt, item.period, nextIndex).toISOString(),
                 creditsPerPeriod: formatCredits(nextTerms.creditsPerPeriod),
                 lowBalanceThreshold: formatNullableCredits(nextTerms.lowBalanceThreshold),
+                reserved: reserved !== null && nextIndex <= reserved,
               },
       };
     }),

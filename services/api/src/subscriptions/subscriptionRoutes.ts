@@ -63,18 +63,32 @@ const subscriptionSchema = Type.Object({
           "The warning limit in force for the current period (period 0 before the start); null: none. The subscription sets it on the customer's balance of the product when it grants period 0 (a balance it opens starts with it) and each period whose limit differs from the period before's, just before that period's grant; never again for a period granted already. So a limit set on the balance after that (PATCH /v1/credit-balances/{id}) stands until this one changes. Subscriptions sharing a balance (one customer, one product) each set it when theirs changes: the last one set stands.",
       ),
       grantedThrough: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'The last period known to be granted.' }),
+      reservedThrough: Type.Unsafe<number | null>({
+        type: ['integer', 'null'],
+        description:
+          "The last period a grant has reserved (null: none): at least `grantedThrough`, and ahead of it while that period's grant is being made, or failed and is made again by the scheduler's next run whose clock has reached it (a scheduler whose clock runs ahead may reserve a period that by this clock has not begun). A reserved period keeps the terms it was reserved with: a change of terms applies from the period after it at the earliest, and a cancel's `finalPeriod` is at least it.",
+      }),
       finalPeriod: Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'When canceled: the last period that grants (-1: none).' }),
-      next: Type.Unsafe<{ index: number; start: string; creditsPerPeriod: string; lowBalanceThreshold: string | null } | null>({
+      finalPeriodEnd: nullableString({
+        format: 'date-time',
+        description:
+          "When canceled: the end of `finalPeriod` (null while active, and when none grants). A subscription replacing this one starts at the latest of its items' `finalPeriodEnd` to grant no period twice; it is later than `currentPeriod.end` when the final period is a later one a grant had reserved.",
+      }),
+      next: Type.Unsafe<{ index: number; start: string; creditsPerPeriod: string; lowBalanceThreshold: string | null; reserved: boolean } | null>({
         type: ['object', 'null'],
         description:
-          "The next period to begin (period 0 before the start) and its terms, overrides applied: what its grant will be, so a PATCH's change from the next period shows here while `creditsPerPeriod` still shows the current period's. Null when a canceled subscription grants no more.",
+          "The next period to begin (period 0 before the start) and its terms, overrides applied: what its grant will be, so a PATCH's change from the next period shows here while `creditsPerPeriod` still shows the current period's, unless `reserved`. Null when a canceled subscription grants no more.",
         properties: {
           index: Type.Integer(),
           start: Type.String({ format: 'date-time', description: 'When it begins and is granted.' }),
           creditsPerPeriod: answeredCredits('Its grant.'),
           lowBalanceThreshold: nullableAnsweredCredits('The warning limit in force in it; null: none.'),
+          reserved: Type.Boolean({
+            description:
+              'A grant has reserved it already (it is at most `reservedThrough`): it grants the terms shown here, and a change of terms applies from the period after it. False: a change from the next period applies to this one.',
+          }),
         },
-        required: ['index', 'start', 'creditsPerPeriod', 'lowBalanceThreshold'],
+        required: ['index', 'start', 'creditsPerPeriod', 'lowBalanceThreshold', 'reserved'],
       }),
     }),
     { description: "Each plan item's standing now." },
@@ -225,7 +239,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ readonly subscripti
         operationId: 'cancelSubscription',
         summary: 'Cancel a subscription',
         description:
-          "The period in progress when the cancel holds the subscription's lock keeps its grant (granted now if it was not yet), as does a later one a grant has already taken up (a scheduler whose clock runs ahead may be granting it: each grant reserves its period under the same lock before it is made, and one whose append failed is made again on the next run); no period after it grants. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.",
+          "The period in progress when the cancel holds the subscription's lock keeps its grant (granted now if it was not yet), as does a later one a grant has already reserved (an item's `reservedThrough`: a scheduler whose clock runs ahead may be granting it, as each grant reserves its period under the same lock before it is made, and one whose grant failed is made again by the scheduler's next run whose clock has reached it); no period after it grants. Each item's `finalPeriodEnd` says when its final period ends. Canceling again changes nothing and answers the subscription. With `If-Match` (its ETag), only that version is canceled: 412 `subscription_changed` when another change came first.",
         params: subscriptionParams,
         headers: ifMatchHeaders,
         response: { 200: subscriptionSchema, ...errorResponses },
