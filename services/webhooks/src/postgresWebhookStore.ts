@@ -253,13 +253,9 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
           }
           await client.query('COMMIT');
         },
-        // Returned to the pool whatever the rollback did: pg-pool itself drops a connection that failed.
-        {
-          reusableAfterFailure: async (client) => {
-            await rolledBack(client);
-            return true;
-          },
-        },
+        // Returned to the pool once rolled back; destroyed when the rollback failed (a connection
+        // left mid-transaction, or one whose rollback timed out, must not serve another caller).
+        { reusableAfterFailure: rolledBack },
       );
     },
 
