@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AppendRequest } from '@tally/event-store';
 import type { Pool } from 'pg';
+import { withClient } from '@tally/postgres';
 import { from as copyFrom } from 'pg-copy-streams';
 
 /** The columns of an events table as it was before the compact ledger (017), in COPY's order. */
@@ -78,10 +79,5 @@ export function copyRowsOf(requests: readonly AppendRequest[], firstPosition: nu
 
 /** One COPY FROM STDIN (one transaction) of the chunks into `table`. */
 export async function copyInto(pool: Pool, table: string, chunks: readonly Buffer[], columns = EVENT_COLUMNS): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await pipeline(Readable.from(chunks), client.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`)));
-  } finally {
-    client.release();
-  }
+  await withClient(pool, (client) => pipeline(Readable.from(chunks), client.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`))));
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { withClient } from '@tally/postgres';
 import { replayBalances } from '@tally/projections';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Rate } from './appendCeiling';
@@ -60,11 +61,10 @@ async function profiled<T>(run: BenchRun, work: () => Promise<T>): Promise<{ val
 
 /** Streams `COPY (...) TO STDOUT` and throws the bytes away, counting rows (one line each). */
 async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: number }> {
-  const client = await run.pool.connect();
   let rows = 0;
   let bytes = 0;
-  try {
-    await pipeline(
+  await withClient(run.pool, (client) =>
+    pipeline(
       client.query(copyTo(`COPY (SELECT ${EVENT_LOG_COLUMNS} FROM event_log) TO STDOUT`)),
       new Writable({
         write(chunk: Buffer, _encoding, done) {
@@ -73,10 +73,8 @@ async function readEventsTable(run: BenchRun): Promise<{ rows: number; bytes: nu
           done();
         },
       }),
-    );
-  } finally {
-    client.release();
-  }
+    ),
+  );
   return { rows, bytes };
 }
 
