@@ -272,6 +272,60 @@ describe('PostgreSQL webhook store', () => {
     expect((await store.dueDeliveries(later(1_000), 100)).map((due) => due.endpointId)).not.toContain('ep-paused');
   });
 
+  it('counts disabled endpoints by who disabled them, and how long the oldest delivery pending on an enabled one has waited', async () => {
+    // A schema of its own: the other tests' endpoints and deliveries would count here too.
+    const own = await createTestSchema({ prefix: 'webhook_health' });
+    try {
+      const health = createPostgresWebhookStore(own.pool);
+      const create = (id: string) => health.createEndpoint({ id, url: `http://127.0.0.1/${id}`, description: null, events: ['credit_balance.low'], secret: 'whsec_a', afterPosition: 0n });
+      expect(await health.deliveryHealth()).toEqual({ disabledByTally: 0, paused: 0, oldestPendingAt: null });
+      for (const id of ['ep-up', 'ep-failing', 'ep-paused', 'ep-failing-paused']) await create(id);
+      const now = new Date();
+      const ago = (minutes: number) => new Date(now.getTime() - minutes * 60_000);
+      // Deliveries of different ages: recorded, then their recording time set back.
+      const recorded: Array<[NewWebhookDelivery, Date]> = [
+        [delivery('ep-up', 'b1', 1n), ago(120)],
+        [delivery('ep-up', 'b1', 2n), ago(90)],
+        [delivery('ep-up', 'b2', 3n), ago(30)],
+        [delivery('ep-failing', 'b1', 4n), ago(4_320)],
+        [delivery('ep-failing', 'b1', 5n), ago(1_440)],
+        [delivery('ep-paused', 'b1', 6n), ago(2_880)],
+        [delivery('ep-failing-paused', 'b1', 7n), ago(600)],
+      ];
+      await health.recordDeliveries(recorded.map(([d]) => d), now);
+      for (const [d, at] of recorded) await own.pool.query('UPDATE webhook_deliveries SET created_at = $2 WHERE id = $1', [d.id, at]);
+      const attempt = { attempt: 1, startedAt: now, durationMs: 3, statusCode: 503, error: null, responseBody: null };
+      await health.recordAttempt('ep-up:1', { ...attempt, statusCode: 200 }, { status: 'succeeded' });
+      await health.recordAttempt('ep-failing:4', attempt, { status: 'failed', disableReason: 'a delivery failed for 259200 s' });
+      await health.recordAttempt('ep-failing-paused:7', attempt, { status: 'failed', disableReason: 'a delivery failed for 259200 s' });
+      await health.updateEndpoint('ep-paused', { enabled: false });
+      // Paused after Tally disabled it: still Tally's, and still failing.
+      await health.updateEndpoint('ep-failing-paused', { enabled: false });
+
+      // ep-up:1 was delivered; the disabled endpoints' older deliveries wait and do not count.
+      expect(await health.deliveryHealth()).toEqual({ disabledByTally: 2, paused: 1, oldestPendingAt: ago(90) });
+      await health.updateEndpoint('ep-paused', { enabled: true });
+      expect(await health.deliveryHealth()).toEqual({ disabledByTally: 2, paused: 0, oldestPendingAt: ago(2_880) });
+      for (const id of ['ep-paused:6', 'ep-up:2', 'ep-up:3']) await health.recordAttempt(id, { ...attempt, attempt: 2, statusCode: 200 }, { status: 'succeeded' });
+      expect(await health.deliveryHealth()).toEqual({ disabledByTally: 2, paused: 0, oldestPendingAt: null });
+
+      // Indexed: a queue of 300 pending deliveries costs the read one probe, not 300 rows.
+      await health.recordDeliveries(Array.from({ length: 300 }, (_, i) => delivery('ep-up', 'b3', 1_000n + BigInt(i))), now);
+      const client = await own.pool.connect();
+      try {
+        const explaining = { query: (text: string, params: unknown[]) => client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params) };
+        const { 'QUERY PLAN': [plan] } = (await createPostgresWebhookStore(explaining as unknown as typeof own.pool).deliveryHealth()) as unknown as {
+          'QUERY PLAN': [{ Plan: PlanNode }];
+        };
+        expect(planNodes(plan.Plan).find((node) => node['Node Type'] === 'Recursive Union')?.['Actual Rows']).toBe(1);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await own.drop();
+    }
+  });
+
   it('signs with the previous secret only until its grace period ends', async () => {
     await endpoint('ep-rotate');
     await store.rotateSecret('ep-rotate', 'whsec_b', later(60_000));

@@ -4,6 +4,7 @@ import type {
   DueWebhookDelivery,
   WebhookAttempt,
   WebhookDelivery,
+  WebhookDeliveryHealth,
   WebhookEndpoint,
   WebhookStore,
 } from './webhookStore';
@@ -26,6 +27,12 @@ const ENDPOINT_COLUMNS = `id, url, description, events, secret, previous_secret 
 const DELIVERY_COLUMNS = `id, endpoint_id AS "endpointId", ledger_event_id AS "ledgerEventId", balance_id AS "balanceId", position,
   event_type AS "eventType", status, attempts, next_attempt_at AS "nextAttemptAt", first_attempt_at AS "firstAttemptAt",
   delivered_at AS "deliveredAt", created_at AS "createdAt"`;
+
+/**
+ * The reason of an endpoint paused by a key (`enabled: false`). Tally's own, after giving a
+ * delivery up, says what failed; a pause keeps that one, so the endpoint still counts as Tally's.
+ */
+const PAUSED_REASON = 'disabled by request';
 
 function endpointOf({ previousSecret, previousSecretUntil, afterPosition, disabledAt, disabledReason, ...row }: EndpointRow): WebhookEndpoint {
   return {
@@ -51,12 +58,12 @@ function deliveryOf(row: DeliveryRow): WebhookDelivery {
  */
 const HEADS = `WITH RECURSIVE heads AS (
     SELECT n.* FROM webhook_endpoints e CROSS JOIN LATERAL (
-      SELECT endpoint_id, balance_id, id, attempts, first_attempt_at, next_attempt_at FROM webhook_deliveries
+      SELECT endpoint_id, balance_id, id, attempts, first_attempt_at, next_attempt_at, created_at FROM webhook_deliveries
       WHERE status = 'pending' AND endpoint_id = e.id ORDER BY balance_id, position LIMIT 1) n
     WHERE e.disabled_at IS NULL
     UNION ALL
     SELECT n.* FROM heads h CROSS JOIN LATERAL (
-      SELECT endpoint_id, balance_id, id, attempts, first_attempt_at, next_attempt_at FROM webhook_deliveries
+      SELECT endpoint_id, balance_id, id, attempts, first_attempt_at, next_attempt_at, created_at FROM webhook_deliveries
       WHERE status = 'pending' AND endpoint_id = h.endpoint_id AND balance_id > h.balance_id
       ORDER BY balance_id, position LIMIT 1) n
   )`;
@@ -121,7 +128,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
            events = COALESCE($5, events),
            disabled_at = CASE WHEN $6::boolean IS NULL THEN disabled_at WHEN $6 THEN NULL ELSE COALESCE(disabled_at, now()) END,
            disabled_reason = CASE WHEN $6::boolean IS NULL THEN disabled_reason WHEN $6 THEN NULL
-                                  ELSE COALESCE(disabled_reason, 'disabled by request') END,
+                                  ELSE COALESCE(disabled_reason, $9) END,
            updated_at = now(), updated_by_key_id = $7, updated_by_key_name = $8
          WHERE id = $1 RETURNING ${ENDPOINT_COLUMNS}`,
         [
@@ -132,6 +139,7 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
           changes.events ?? null,
           changes.enabled ?? null,
           ...actingKeyParams(updatedBy),
+          PAUSED_REASON,
         ],
       );
       return rows[0] === undefined ? undefined : endpointOf(rows[0]);
@@ -292,6 +300,22 @@ export function createPostgresWebhookStore(pool: Pool): WebhookStore {
         [before, limit],
       );
       return rowCount ?? 0;
+    },
+
+    async deliveryHealth() {
+      // The oldest pending delivery of a queue is its head (recorded in position order; one made
+      // pending again, by hand or by re-enabling, is older still), so the heads' oldest is the
+      // oldest of all: the sender's loose index scan, not a read of every pending row, which a
+      // receiver down for days makes many. Endpoints are few and read whole, as each round does.
+      const { rows } = await pool.query<WebhookDeliveryHealth>(
+        `${HEADS}
+         SELECT (SELECT min(created_at) FROM heads) AS "oldestPendingAt",
+                count(*) FILTER (WHERE disabled_reason IS DISTINCT FROM $1)::int AS "disabledByTally",
+                count(*) FILTER (WHERE disabled_reason = $1)::int AS paused
+         FROM webhook_endpoints WHERE disabled_at IS NOT NULL`,
+        [PAUSED_REASON],
+      );
+      return rows[0]!;
     },
 
     async retryDelivery(endpointId, deliveryId, now) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { balanceStreamId, ValidationError } from '@tally/domain';
+import { createMetricsRegistry, type MetricsRegistry } from '@tally/metrics';
 import { waitFor } from '@tally/test-support';
 import pino from 'pino';
 import { createWebhookEndpointService } from './webhookEndpointService';
@@ -282,6 +283,57 @@ describe('webhook deliverer', () => {
     await waitFor(() => healthy.receiver.delivered.length === 1, { description: "the third endpoint's webhook while two receivers hang" });
     // max(k, ⌊C/2⌋ + k − 1) with C = 5, k = 2: the first two lanes, the second one.
     expect([first.receiver.requests.length, second.receiver.requests.length]).toEqual([2, 1]);
+  });
+
+  it('reports, from the delivering process, the endpoints disabled by who disabled them and how long the oldest pending delivery has waited', async () => {
+    const balanceId = await harness.openBalance();
+    const failing = await receiverWithEndpoint();
+    failing.receiver.mode = { kind: 'status', status: 503 };
+    const paused = await receiverWithEndpoint();
+    await harness.endpoints.update(paused.endpointId, { enabled: false });
+    const metricsOf = (registry: MetricsRegistry) => ({
+      registry,
+      lagEvents: { name: 'tally_webhooks_lag_events', help: 'lag' },
+      lagSeconds: { name: 'tally_webhooks_lag_seconds', help: 'lag' },
+      leading: { name: 'tally_webhooks_delivering', help: 'leading' },
+    });
+    const [leading, standingBy] = [createMetricsRegistry(), createMetricsRegistry()];
+    const deliverer = harness.createDeliverer({ metrics: metricsOf(leading) });
+    await deliverer.start();
+    await waitFor(() => deliverer.isLeading(), { description: 'the first deliverer leading' });
+    const standby = harness.createDeliverer({ metrics: metricsOf(standingBy) });
+    await standby.start();
+    /** The two gauges as /metrics renders them. */
+    const scraped = async (registry: MetricsRegistry) => {
+      const text = await registry.render();
+      return {
+        disabled: Object.fromEntries([...text.matchAll(/^tally_webhooks_endpoints_disabled\{reason="(\w+)"\} (\S+)$/gm)].map((found) => [found[1], Number(found[2])])),
+        oldestPending: Number(/^tally_webhooks_oldest_pending_seconds (\S+)$/m.exec(text)?.[1]),
+      };
+    };
+    expect(await scraped(leading)).toEqual({ disabled: { gave_up: 0, paused: 1 }, oldestPending: 0 });
+
+    await harness.ledger.topUp(balanceId, { credits: 1_000_000n, reason: 'one webhook' });
+    const [pending] = await waitFor(
+      async () => {
+        const listed = await harness.endpoints.deliveries(failing.endpointId, { limit: 10 });
+        return listed[0] !== undefined && listed[0].attempts > 0 && listed;
+      },
+      { description: 'a delivery failing at its receiver' },
+    );
+    // Recorded two hours ago, as far as the gauge can tell.
+    await harness.db.pool.query(`UPDATE webhook_deliveries SET created_at = now() - interval '2 hours' WHERE id = $1`, [pending!.id]);
+    const waited = await scraped(leading);
+    expect(waited.disabled).toEqual({ gave_up: 0, paused: 1 });
+    expect(waited.oldestPending).toBeGreaterThanOrEqual(7_200);
+    expect(waited.oldestPending).toBeLessThan(7_300);
+
+    // Given up as the sender gives it up (past the retry period, which this test does not wait for).
+    const attempt = { attempt: 1_000, startedAt: new Date(), durationMs: 1, statusCode: 503, error: null, responseBody: null };
+    await harness.store.recordAttempt(pending!.id, attempt, { status: 'failed', disableReason: 'a delivery failed for 259200 s' });
+    expect(await scraped(leading)).toEqual({ disabled: { gave_up: 1, paused: 1 }, oldestPending: 0 });
+    // The standby reads nothing: no disabled endpoints, and 0.
+    expect(await scraped(standingBy)).toEqual({ disabled: {}, oldestPending: 0 });
   });
 
   it('deletes what it delivered once the retention has passed, and keeps what is still to be sent', async () => {

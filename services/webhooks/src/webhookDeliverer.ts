@@ -6,6 +6,7 @@ import {
   createPeriodicWorker,
   createWorker,
   isPermanentFailure,
+  withDeadline,
   type CheckpointStore,
   type ProcessorLag,
   type ProcessorMetrics,
@@ -17,7 +18,7 @@ import { createWebhookDispatcher } from './webhookDispatcher';
 import { UnfoldableWebhookEventError } from './webhookErrors';
 import { createWebhookRecorder } from './webhookRecorder';
 import type { WebhookSender } from './webhookSender';
-import type { WebhookStore } from './webhookStore';
+import type { WebhookDeliveryHealth, WebhookStore } from './webhookStore';
 
 export interface WebhookDelivererOptions {
   readonly eventStore: Pick<EventStore, 'subscribeToAll' | 'headPosition' | 'readAll'>;
@@ -49,6 +50,10 @@ export interface WebhookDelivererOptions {
   readonly retention?: { readonly deliveredMs?: number; readonly intervalMs?: number };
   readonly clock: () => Date;
   readonly logger: Logger;
+  /**
+   * The processor's lag and lease gauges, under the names given; with them, and read from the
+   * store by the delivering process, tally_webhooks_endpoints_disabled and tally_webhooks_oldest_pending_seconds.
+   */
   readonly metrics?: ProcessorMetrics;
 }
 
@@ -63,6 +68,8 @@ const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_POLL_MS = 1_000;
 export const DEFAULT_RETAIN_DELIVERED_MS = 30 * 24 * 3_600_000;
 const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
+/** The longest a scrape waits for the disabled endpoints and the oldest pending delivery, by default. */
+const HEALTH_READ_TIMEOUT_MS = 1_000;
 /** Deliveries one deletion removes: a bounded statement, repeated at once while it finds as many. */
 const DELETE_BATCH = 1_000;
 
@@ -148,6 +155,49 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions): Webhoo
       return deleted === DELETE_BATCH;
     },
   });
+
+  if (options.metrics !== undefined) {
+    // Read from the table when scraped, by the delivering process only (the standbys would read
+    // the same rows): kept by the sender, they would freeze while its rounds fail. A standby
+    // reports no disabled endpoints and 0, so that a deposed sender's last figures do not linger;
+    // alerts take the max over processes.
+    const registry = options.metrics.registry;
+    /** The read under way: both gauges of a scrape, and a scrape while one runs, share it. */
+    let reading: Promise<WebhookDeliveryHealth> | undefined;
+    // A read that fails or is late leaves both gauges at their last values (the registry keeps
+    // them, and logs the error), and /metrics answers the rest in time.
+    const health = () => {
+      reading ??= options.store.deliveryHealth().finally(() => (reading = undefined));
+      return withDeadline(reading, HEALTH_READ_TIMEOUT_MS, () => new Error(`webhook endpoints and deliveries took over ${HEALTH_READ_TIMEOUT_MS} ms to read`));
+    };
+    registry.gauge({
+      name: 'tally_webhooks_endpoints_disabled',
+      help: 'Webhook endpoints disabled: by Tally after giving a delivery up (gave_up), or paused by a key (paused)',
+      labelNames: ['reason'] as const,
+      collect: async (gauge) => {
+        if (!processor.isLeading()) {
+          gauge.reset();
+          return;
+        }
+        const { disabledByTally, paused } = await health();
+        gauge.set({ reason: 'gave_up' }, disabledByTally);
+        gauge.set({ reason: 'paused' }, paused);
+      },
+    });
+    registry.gauge({
+      name: 'tally_webhooks_oldest_pending_seconds',
+      help: 'How long the oldest delivery pending on an enabled webhook endpoint has waited since it was recorded (0 when none)',
+      collect: async (gauge) => {
+        if (!processor.isLeading()) {
+          gauge.set(0);
+          return;
+        }
+        const now = options.clock();
+        const { oldestPendingAt } = await health();
+        gauge.set(oldestPendingAt === null ? 0 : Math.max(0, (now.getTime() - oldestPendingAt.getTime()) / 1000));
+      },
+    });
+  }
 
   const worker = createWorker(name, {
     async start(_signal, fail) {

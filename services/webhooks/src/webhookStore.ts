@@ -99,6 +99,16 @@ export interface DueWebhookDelivery {
   readonly attemptsThisPeriod: number;
 }
 
+/** What operators watch of the deliveries (tally_webhooks_endpoints_disabled, tally_webhooks_oldest_pending_seconds). */
+export interface WebhookDeliveryHealth {
+  /** Endpoints Tally disabled after giving a delivery up. */
+  readonly disabledByTally: number;
+  /** Endpoints paused by a key (`enabled: false`) that Tally had not disabled. */
+  readonly paused: number;
+  /** When the oldest pending delivery of an enabled endpoint was recorded; null when there is none. */
+  readonly oldestPendingAt: Date | null;
+}
+
 /** What became of an attempt: delivered, to be tried again, or given up on (which disables the endpoint). */
 export type WebhookAttemptOutcome =
   | { readonly status: 'succeeded' }
@@ -148,4 +158,6 @@ export interface WebhookStore {
    * attempts; returns how many. Pending and given-up ones are kept: they are still to be sent.
    */
   deleteDelivered(before: Date, limit: number): Promise<number>;
+  /** The disabled endpoints, by who disabled them, and the oldest delivery still to send to an enabled one. */
+  deliveryHealth(): Promise<WebhookDeliveryHealth>;
 }
