@@ -48,6 +48,20 @@ describe('tally processors and tally relay-rewind', () => {
       expect(row.slice(0, 3)).toEqual([led, first!.position.toString(), (third!.position - first!.position).toString()]);
       expect(Date.parse(row[3]!)).toBeGreaterThan(Date.now() - 60_000);
       expect(row[4]).toMatch(/^pid \d+ \(test-relay_rewind\)$/);
+
+      // For scripts: GET /v1/processors's answer, on one line.
+      const json = await tally('processors', '--json');
+      expect(json).toMatchObject({ code: 0, stderr: '' });
+      const answer = JSON.parse(json.stdout) as { head: string; items: Array<{ name: string; position: string; behind: string; savedAt: string; leader: { pid: number; applicationName: string } | null }> };
+      expect(json.stdout.trimEnd().split('\n')).toHaveLength(1);
+      expect(BigInt(answer.head)).toBeGreaterThanOrEqual(third!.position);
+      expect(answer.items.find(({ name }) => name === led)).toEqual({
+        name: led,
+        position: first!.position.toString(),
+        behind: (BigInt(answer.head) - first!.position).toString(),
+        savedAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+        leader: { pid: expect.any(Number), applicationName: 'test-relay_rewind' },
+      });
     } finally {
       await lease!.release();
     }

@@ -4,7 +4,7 @@ export { createOutageLog, type OutageLog } from './outageLog';
 export { createPeriodicWorker } from './periodicWorker';
 export { createWorker, createWorkerGroup, type Worker, type WorkerBody, type WorkerState } from './worker';
 export { createPostgresCheckpointStore, readCheckpoints, rewindCheckpoint, type CheckpointStore, type SavedCheckpoint } from './checkpointStore';
-export { ProcessorStatusUnavailableError, readProcessorStatus, type ProcessorStatus } from './processorStatus';
+export { ProcessorStatusUnavailableError, processorStatusView, readProcessorStatus, type ProcessorStatus, type ProcessorStatusView } from './processorStatus';
 export {
   createCheckpointedProcessor,
   isPermanentFailure,

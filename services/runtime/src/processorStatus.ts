@@ -55,3 +55,31 @@ export function readProcessorStatus(pool: Pool, eventStore: { headPosition(): Pr
     };
   });
 }
+
+/**
+ * The processor status on the wire, decimal strings for positions: what GET /v1/processors
+ * answers and `tally processors --json` prints, written once for both.
+ */
+export interface ProcessorStatusView {
+  readonly head: string;
+  readonly items: Array<{
+    readonly name: string;
+    readonly position: string;
+    readonly behind: string;
+    readonly savedAt: string;
+    readonly leader: { readonly pid: number; readonly applicationName: string } | null;
+  }>;
+}
+
+export function processorStatusView({ head, processors }: { readonly head: bigint; readonly processors: readonly ProcessorStatus[] }): ProcessorStatusView {
+  return {
+    head: head.toString(),
+    items: processors.map(({ name, position, behind, savedAt, leader }) => ({
+      name,
+      position: position.toString(),
+      behind: behind.toString(),
+      savedAt: savedAt.toISOString(),
+      leader: leader === null ? null : { pid: leader.pid, applicationName: leader.applicationName },
+    })),
+  };
+}

@@ -36,7 +36,7 @@ import {
 import { createLedgerService, createPostgresBalancePages, createPostgresBalanceRegistry, createPostgresBalanceStateStore, keepBalanceStates } from '@tally/ledger';
 import { createPostgresCatalogStore } from '@tally/catalog';
 import { migrate } from '@tally/postgres';
-import { readProcessorStatus } from '@tally/runtime';
+import { processorStatusView, readProcessorStatus } from '@tally/runtime';
 import { isRefusedByRegistry, ledgerRelayCheckpointName, registerSchema, rewindLedgerRelay } from '@tally/ledger-relay';
 import { logLevel } from 'kafkajs';
 import { createLedgerHistory, keyIdOf } from '@tally/api';
@@ -669,8 +669,14 @@ program
 program
   .command('processors')
   .description('list the checkpointed processors (ledger relay, consumption projector, webhooks, hold expiry, …): each checkpoint, how far behind the event store it is, and the process that leads it')
-  .action(async () => {
-    const { processors } = await withEventStore(({ pool, eventStore }) => readProcessorStatus(pool, eventStore));
+  .option('--json', 'print GET /v1/processors\'s JSON answer, on one line')
+  .action(async (options: { json?: boolean }) => {
+    const status = await withEventStore(({ pool, eventStore }) => readProcessorStatus(pool, eventStore));
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify(processorStatusView(status))}\n`);
+      return;
+    }
+    const { processors } = status;
     if (processors.length === 0) {
       process.stdout.write('no processor has saved a checkpoint yet\n');
       return;

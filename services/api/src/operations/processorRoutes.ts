@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ProcessorStatus } from '@tally/runtime';
+import { processorStatusView, type ProcessorStatus } from '@tally/runtime';
 import { errorResponses } from '../apiSchemas';
 
 const ProcessorSchema = Type.Object({
@@ -49,18 +49,6 @@ export const processorRoutes: FastifyPluginAsyncTypebox<{ readonly read: ReadPro
         response: { 200: ProcessorsSchema, ...errorResponses },
       },
     },
-    async () => {
-      const { head, processors } = await read();
-      return {
-        head: head.toString(),
-        items: processors.map(({ name, position, behind, savedAt, leader }) => ({
-          name,
-          position: position.toString(),
-          behind: behind.toString(),
-          savedAt: savedAt.toISOString(),
-          leader: leader === null ? null : { pid: leader.pid, applicationName: leader.applicationName },
-        })),
-      };
-    },
+    async () => processorStatusView(await read()),
   );
 };
